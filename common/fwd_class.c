@@ -1,0 +1,182 @@
+/*
+ * fwd_class.c - compile a fwd_table into the flat arrays of fwd_class.h.
+ */
+#include "fwd_class.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t fnv64(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
+	return h;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* log2(x) in Q32 for 1 <= x < 2^63, by repeated squaring of the mantissa:
+ * integer-only, so every box computes the same bits. */
+static uint64_t log2_q32(uint64_t x)
+{
+	int k = 63 - __builtin_clzll(x);
+	uint64_t m = x << (63 - k); /* mantissa in [2^63, 2^64) ~ [1, 2) */
+	uint64_t r = (uint64_t)k << 32;
+
+	for (int i = 31; i >= 0; i--) {
+		unsigned __int128 sq = (unsigned __int128)m * m;
+
+		m = (uint64_t)(sq >> 63);
+		if (sq >> 127) { /* square >= 2: one more bit, renormalise */
+			r |= 1ull << i;
+			m = (uint64_t)(sq >> 64);
+		}
+	}
+	return r;
+}
+
+/* u = x / 2^52 with x in [1, 2^52]; cost = -log2(u) + 1 in Q32, always > 0.
+ * Weighted rendezvous picks the member with the largest weight / cost
+ * (the "-ln(u)" form of weighted HRW; the base of the log cancels out). */
+uint64_t fwd_class_hrw_cost(const char *link_name, uint32_t slot)
+{
+	uint64_t h = splitmix64(fnv64(link_name) ^ splitmix64(slot));
+	uint64_t x = (h >> 12) + 1;
+
+	return (53ull << 32) - log2_q32(x);
+}
+
+static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
+		       uint16_t slots[FWD_GROUP_SLOTS])
+{
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
+		uint16_t best = FWD_LINK_NONE;
+		uint64_t best_w = 0, best_cost = 1;
+
+		for (uint16_t i = 0; i < g->nmembers; i++) {
+			const struct fwd_group_member *m = &g->members[i];
+			const struct fwd_link *l = &t->links[m->link];
+			uint64_t cost;
+
+			if (!l->up || m->weight == 0)
+				continue;
+			cost = fwd_class_hrw_cost(l->name, s);
+			/* w/cost > best_w/best_cost, cross-multiplied: weight < 2^20 and
+			 * cost < 2^38, so the products fit in 64 bits. */
+			if (best == FWD_LINK_NONE || (uint64_t)m->weight * best_cost > best_w * cost ||
+			    ((uint64_t)m->weight * best_cost == best_w * cost &&
+			     strcmp(l->name, t->links[best].name) < 0)) {
+				best = m->link;
+				best_w = m->weight;
+				best_cost = cost;
+			}
+		}
+		slots[s] = best;
+	}
+}
+
+static void compile_policy(const struct fwd_table *t, const struct fwd_policy *p,
+			   struct fwd_class_policy *cp)
+{
+	cp->action = p->action;
+	cp->drop = FWD_DROP_POLICY;
+	cp->link = FWD_LINK_NONE;
+	cp->group = 0;
+	cp->mirror = p->mirror != FWD_LINK_NONE && t->links[p->mirror].up ? p->mirror : FWD_LINK_NONE;
+	if (p->action == FWD_ACT_LINK) {
+		if (t->links[p->target].up) {
+			cp->link = p->target;
+		} else {
+			cp->action = FWD_ACT_DROP;
+			cp->drop = FWD_DROP_NO_LINK;
+		}
+	} else if (p->action == FWD_ACT_GROUP) {
+		cp->group = p->target;
+	}
+}
+
+struct fwd_class *fwd_class_build(const struct fwd_table *t)
+{
+	struct fwd_class *c = calloc(1, sizeof(*c));
+	uint32_t cells;
+
+	if (c == NULL)
+		goto nomem;
+	c->nregions = t->nregions;
+	c->nservices = t->nservices;
+	c->nlinks = t->nlinks;
+	c->ngroups = t->ngroups;
+	c->npolicies = t->npolicies;
+	cells = (uint32_t)t->nregions * t->nservices;
+	c->port_svc = calloc(3u << 16, sizeof(*c->port_svc));
+	c->matrix = calloc(cells, sizeof(*c->matrix));
+	c->policies = calloc(t->npolicies, sizeof(*c->policies));
+	c->slots = calloc(t->ngroups ? t->ngroups : 1, sizeof(*c->slots));
+	if (!c->port_svc || !c->matrix || !c->policies || !c->slots)
+		goto nomem;
+
+	/* Ranges do not overlap (validated), so plain filling is exact. */
+	for (uint32_t i = 0; i < t->nranges; i++) {
+		const struct fwd_svc_range *r = &t->ranges[i];
+		int pi = fwd_class_port_index(r->proto);
+
+		if (pi < 0) {
+			c->proto_svc[r->proto] = r->service;
+			continue;
+		}
+		for (uint32_t port = r->lo; port <= r->hi; port++)
+			c->port_svc[(uint32_t)pi << 16 | port] = r->service;
+	}
+
+	for (uint32_t i = 0; i < t->npolicies; i++)
+		compile_policy(t, &t->policies[i], &c->policies[i]);
+
+	/* Precedence by painting, least specific first: (any, s), then (r, any),
+	 * then (r, s). Cells nothing paints keep the default, policy 0. */
+	for (int pass = 0; pass < 3; pass++) {
+		for (uint32_t i = 1; i < t->npolicies; i++) {
+			const struct fwd_policy *p = &t->policies[i];
+			int kind = p->region == FWD_ANY ? 0 : p->service == FWD_ANY ? 1 : 2;
+
+			if (kind != pass)
+				continue;
+			if (kind == 0) {
+				for (uint32_t r = 0; r < t->nregions; r++)
+					c->matrix[r * t->nservices + p->service] = (uint16_t)i;
+			} else if (kind == 1) {
+				for (uint32_t s = 0; s < t->nservices; s++)
+					c->matrix[(uint32_t)p->region * t->nservices + s] = (uint16_t)i;
+			} else {
+				c->matrix[(uint32_t)p->region * t->nservices + p->service] = (uint16_t)i;
+			}
+		}
+	}
+
+	for (uint16_t g = 0; g < t->ngroups; g++)
+		fill_group(t, &t->groups[g], c->slots[g]);
+	return c;
+nomem:
+	fwd_class_free(c);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void fwd_class_free(struct fwd_class *c)
+{
+	if (c == NULL)
+		return;
+	free(c->slots);
+	free(c->policies);
+	free(c->matrix);
+	free(c->port_svc);
+	free(c);
+}

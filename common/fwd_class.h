@@ -1,0 +1,109 @@
+/*
+ * fwd_class.h - the compiled classifier: everything after the source-prefix
+ * lookup, as flat arrays the fast path reads with one access each.
+ *
+ *   (proto, dport)            -> service   port_svc[proto index][port] or proto_svc[proto]
+ *   (region, service)         -> policy    matrix[region * nservices + service]
+ *   policy                    -> action    policies[policy] (link state folded in)
+ *   (group, 5-tuple hash)     -> link      slots[group][hash >> 20]
+ *
+ * Policy precedence (region, service) > (region, any) > (any, service) >
+ * default is resolved when the matrix is built, so the fast path never
+ * searches. Group slots are filled by weighted rendezvous hashing of
+ * (link name, slot) in integer arithmetic: the same table gives the same
+ * slots on every box, and a weight change, a link going down or a member
+ * removed moves only the slots that must move.
+ *
+ * DPDK-free: the unit tests, the fast path and the control plane's explain
+ * all use this module. Built once per generation; immutable afterwards.
+ */
+#ifndef FWD_CLASS_H
+#define FWD_CLASS_H
+
+#include <stdint.h>
+
+#include "fwd_defs.h"
+#include "fwd_table.h"
+
+struct fwd_class_policy {
+	uint8_t action; /* FWD_ACT_*, with a down link already turned into DROP */
+	uint8_t drop; /* when action is DROP: enum fwd_drop (POLICY or NO_LINK) */
+	uint16_t link; /* FWD_ACT_LINK */
+	uint16_t group; /* FWD_ACT_GROUP */
+	uint16_t mirror; /* link, or FWD_LINK_NONE (also when the mirror link is down) */
+};
+
+struct fwd_class {
+	uint16_t nregions, nservices, nlinks, ngroups;
+	uint32_t npolicies;
+	uint16_t *port_svc; /* 3 x 65536: TCP, UDP, SCTP */
+	uint16_t proto_svc[256]; /* port-less protocols */
+	uint16_t *matrix; /* nregions x nservices -> policy id */
+	struct fwd_class_policy *policies;
+	uint16_t (*slots)[FWD_GROUP_SLOTS]; /* per group: link id or FWD_LINK_NONE */
+};
+
+/* What the classifier decided for one packet. */
+struct fwd_decision {
+	uint16_t region, service, policy;
+	uint16_t link; /* FWD_LINK_NONE when dropped */
+	uint16_t mirror; /* FWD_LINK_NONE when no mirror */
+	uint8_t drop; /* 0, or 1 + enum fwd_drop */
+};
+
+/**
+ * Compile a validated table.
+ * @return the classifier, or NULL with errno = ENOMEM
+ */
+struct fwd_class *fwd_class_build(const struct fwd_table *t);
+void fwd_class_free(struct fwd_class *c);
+
+/** Index of TCP/UDP/SCTP in port_svc, or -1. */
+static inline int fwd_class_port_index(uint8_t proto)
+{
+	return proto == FWD_PROTO_TCP ? 0 : proto == FWD_PROTO_UDP ? 1 : proto == FWD_PROTO_SCTP ? 2 : -1;
+}
+
+static inline uint16_t fwd_class_service(const struct fwd_class *c, uint8_t proto, uint16_t dport)
+{
+	int i = fwd_class_port_index(proto);
+
+	return i >= 0 ? c->port_svc[(uint32_t)i << 16 | dport] : c->proto_svc[proto];
+}
+
+/**
+ * Decide a packet whose source region is known.
+ * @param hash  fwd_flow_hash() of the packet (only used for groups)
+ */
+static inline void fwd_class_decide(const struct fwd_class *c, uint16_t region, uint8_t proto,
+				    uint16_t dport, uint32_t hash, struct fwd_decision *d)
+{
+	const struct fwd_class_policy *p;
+	uint16_t service = fwd_class_service(c, proto, dport);
+	uint16_t pid = c->matrix[(uint32_t)region * c->nservices + service];
+
+	p = &c->policies[pid];
+	d->region = region;
+	d->service = service;
+	d->policy = pid;
+	d->mirror = p->mirror;
+	d->drop = 0;
+	if (p->action == FWD_ACT_LINK) {
+		d->link = p->link;
+	} else if (p->action == FWD_ACT_GROUP) {
+		d->link = c->slots[p->group][hash >> (32 - FWD_GROUP_SLOTS_LOG2)];
+		if (d->link == FWD_LINK_NONE)
+			d->drop = 1 + FWD_DROP_NO_LINK;
+	} else {
+		d->link = FWD_LINK_NONE;
+		d->drop = (uint8_t)(1 + p->drop);
+	}
+}
+
+/**
+ * Rendezvous score input for (link name, slot), exposed for tests: the
+ * fixed-point -log2(u) of the slot's uniform draw. Larger weight / cost wins.
+ */
+uint64_t fwd_class_hrw_cost(const char *link_name, uint32_t slot);
+
+#endif /* FWD_CLASS_H */

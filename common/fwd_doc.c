@@ -1,0 +1,495 @@
+/*
+ * fwd_doc.c - YAML (libyaml event API) and JSON (jansson) into fwd_node trees.
+ * Nodes and strings live in a bump arena freed in one go.
+ */
+#include "fwd_doc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define ARENA_CHUNK (1u << 20)
+
+struct arena_chunk {
+	struct arena_chunk *prev;
+	size_t used, size;
+	char data[];
+};
+
+struct fwd_doc {
+	char name[128];
+	struct fwd_node *root;
+	struct arena_chunk *chunks;
+	uint32_t nodes;
+};
+
+static void *arena_alloc(struct fwd_doc *doc, size_t n)
+{
+	struct arena_chunk *c = doc->chunks;
+
+	n = (n + 7) & ~(size_t)7;
+	if (c == NULL || c->used + n > c->size) {
+		size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+
+		c = malloc(sizeof(*c) + size);
+		if (c == NULL)
+			return NULL;
+		c->prev = doc->chunks;
+		c->used = 0;
+		c->size = size;
+		doc->chunks = c;
+	}
+	c->used += n;
+	return c->data + c->used - n;
+}
+
+static char *arena_strdup(struct fwd_doc *doc, const char *s, size_t len)
+{
+	char *d = arena_alloc(doc, len + 1);
+
+	if (d) {
+		memcpy(d, s, len);
+		d[len] = '\0';
+	}
+	return d;
+}
+
+static struct fwd_node *node_new(struct fwd_doc *doc, int type, uint32_t line, struct fwd_err *err)
+{
+	struct fwd_node *n;
+
+	if (++doc->nodes > FWD_DOC_MAX_NODES) {
+		fwd_err_set(err, doc->name, line, NULL, "document has more than %u nodes",
+			    FWD_DOC_MAX_NODES);
+		return NULL;
+	}
+	n = arena_alloc(doc, sizeof(*n));
+	if (n == NULL) {
+		fwd_err_set(err, doc->name, line, NULL, "out of memory");
+		return NULL;
+	}
+	memset(n, 0, sizeof(*n));
+	n->type = (uint8_t)type;
+	n->line = line;
+	n->str = "";
+	return n;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Duplicate keys are refused: a document where `links.sg1` appears twice has
+ * no single meaning, and libyaml does not check it. Sorting keeps it
+ * O(n log n) for large maps. */
+static int check_dup_keys(struct fwd_doc *doc, const struct fwd_node *map, struct fwd_err *err)
+{
+	const char **keys;
+	const struct fwd_node *c;
+	uint32_t i = 0;
+	int rc = 0;
+
+	if (map->count < 2)
+		return 0;
+	keys = malloc(sizeof(*keys) * map->count);
+	if (keys == NULL)
+		return fwd_err_set(err, doc->name, map->line, NULL, "out of memory");
+	for (c = map->child; c; c = c->next)
+		keys[i++] = c->key;
+	qsort(keys, i, sizeof(*keys), key_cmp);
+	for (uint32_t j = 1; j < i; j++) {
+		if (strcmp(keys[j - 1], keys[j]) == 0) {
+			const struct fwd_node *dup = NULL;
+			int seen = 0;
+
+			for (c = map->child; c; c = c->next)
+				if (strcmp(c->key, keys[j]) == 0 && seen++ == 1)
+					dup = c;
+			rc = fwd_err_set(err, doc->name, dup ? dup->line : map->line, keys[j],
+					 "duplicate key '%s'", keys[j]);
+			break;
+		}
+	}
+	free(keys);
+	return rc;
+}
+
+/* ---- YAML ---------------------------------------------------------------- */
+
+struct yframe {
+	struct fwd_node *node, *last;
+	const char *pending_key; /* MAP: key read, value not yet */
+};
+
+static void yattach(struct yframe *f, struct fwd_node *n)
+{
+	if (f->node->type == FWD_NODE_MAP) {
+		n->key = f->pending_key;
+		f->pending_key = NULL;
+	}
+	if (f->last)
+		f->last->next = n;
+	else
+		f->node->child = n;
+	f->last = n;
+	f->node->count++;
+}
+
+static int scalar_is_null(const yaml_event_t *ev)
+{
+	const char *v = (const char *)ev->data.scalar.value;
+
+	if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return 0;
+	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+	       strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct fwd_err *err)
+{
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	struct yframe stack[FWD_DOC_MAX_DEPTH + 1];
+	int depth = -1, docs = 0, rc = 0, done = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return fwd_err_set(err, doc->name, 0, NULL, "cannot initialise the YAML parser");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+
+	while (!done && rc == 0) {
+		uint32_t line;
+		struct fwd_node *n = NULL;
+
+		if (!yaml_parser_parse(&parser, &ev)) {
+			rc = fwd_err_set(err, doc->name, (uint32_t)parser.problem_mark.line + 1, NULL,
+					 "YAML syntax: %s%s%s", parser.problem ? parser.problem : "error",
+					 parser.context ? " " : "", parser.context ? parser.context : "");
+			break;
+		}
+		line = (uint32_t)ev.start_mark.line + 1;
+		switch (ev.type) {
+		case YAML_STREAM_END_EVENT:
+			done = 1;
+			break;
+		case YAML_DOCUMENT_START_EVENT:
+			if (++docs > 1)
+				rc = fwd_err_set(err, doc->name, line, NULL,
+						 "more than one YAML document in the stream");
+			break;
+		case YAML_ALIAS_EVENT:
+			rc = fwd_err_set(err, doc->name, line, NULL,
+					 "YAML aliases are not accepted; write the value out");
+			break;
+		case YAML_SCALAR_EVENT:
+			if (ev.data.scalar.anchor) {
+				rc = fwd_err_set(err, doc->name, line, NULL,
+						 "YAML anchors are not accepted");
+				break;
+			}
+			if (depth >= 0 && stack[depth].node->type == FWD_NODE_MAP &&
+			    stack[depth].pending_key == NULL) {
+				stack[depth].pending_key =
+					arena_strdup(doc, (const char *)ev.data.scalar.value,
+						     ev.data.scalar.length);
+				if (stack[depth].pending_key == NULL)
+					rc = fwd_err_set(err, doc->name, line, NULL, "out of memory");
+				break;
+			}
+			n = node_new(doc, scalar_is_null(&ev) ? FWD_NODE_NULL : FWD_NODE_SCALAR, line,
+				     err);
+			if (n == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (n->type == FWD_NODE_SCALAR) {
+				n->str = arena_strdup(doc, (const char *)ev.data.scalar.value,
+						      ev.data.scalar.length);
+				if (n->str == NULL) {
+					rc = fwd_err_set(err, doc->name, line, NULL, "out of memory");
+					break;
+				}
+				if (strlen(n->str) != ev.data.scalar.length) {
+					rc = fwd_err_set(err, doc->name, line, NULL,
+							 "NUL byte inside a scalar");
+					break;
+				}
+				n->quoted = ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+			}
+			if (depth < 0)
+				doc->root = n;
+			else
+				yattach(&stack[depth], n);
+			break;
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT: {
+			int is_map = ev.type == YAML_MAPPING_START_EVENT;
+			const void *anchor =
+				is_map ? (const void *)ev.data.mapping_start.anchor
+				       : (const void *)ev.data.sequence_start.anchor;
+
+			if (anchor) {
+				rc = fwd_err_set(err, doc->name, line, NULL,
+						 "YAML anchors are not accepted");
+				break;
+			}
+			if (depth >= 0 && stack[depth].node->type == FWD_NODE_MAP &&
+			    stack[depth].pending_key == NULL) {
+				rc = fwd_err_set(err, doc->name, line, NULL,
+						 "a map key must be a plain scalar");
+				break;
+			}
+			if (depth + 1 >= FWD_DOC_MAX_DEPTH) {
+				rc = fwd_err_set(err, doc->name, line, NULL,
+						 "nesting deeper than %d levels", FWD_DOC_MAX_DEPTH);
+				break;
+			}
+			n = node_new(doc, is_map ? FWD_NODE_MAP : FWD_NODE_SEQ, line, err);
+			if (n == NULL) {
+				rc = -ENOMEM;
+				break;
+			}
+			if (depth < 0)
+				doc->root = n;
+			else
+				yattach(&stack[depth], n);
+			depth++;
+			stack[depth].node = n;
+			stack[depth].last = NULL;
+			stack[depth].pending_key = NULL;
+			break;
+		}
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			if (stack[depth].node->type == FWD_NODE_MAP)
+				rc = check_dup_keys(doc, stack[depth].node, err);
+			depth--;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	if (rc == 0 && doc->root == NULL)
+		rc = fwd_err_set(err, doc->name, 1, NULL, "empty document");
+	return rc;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, struct fwd_err *err)
+{
+	struct fwd_node *n, *last = NULL;
+	char num[64];
+
+	if (depth > FWD_DOC_MAX_DEPTH) {
+		fwd_err_set(err, doc->name, 0, NULL, "nesting deeper than %d levels",
+			    FWD_DOC_MAX_DEPTH);
+		return NULL;
+	}
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+
+		n = node_new(doc, FWD_NODE_MAP, 0, err);
+		if (n == NULL)
+			return NULL;
+		json_object_foreach(j, k, v) {
+			struct fwd_node *c = json_convert(doc, v, depth + 1, err);
+
+			if (c == NULL)
+				return NULL;
+			c->key = arena_strdup(doc, k, strlen(k));
+			if (c->key == NULL)
+				return NULL;
+			if (last)
+				last->next = c;
+			else
+				n->child = c;
+			last = c;
+			n->count++;
+		}
+		return n;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *v;
+
+		n = node_new(doc, FWD_NODE_SEQ, 0, err);
+		if (n == NULL)
+			return NULL;
+		json_array_foreach(j, i, v) {
+			struct fwd_node *c = json_convert(doc, v, depth + 1, err);
+
+			if (c == NULL)
+				return NULL;
+			if (last)
+				last->next = c;
+			else
+				n->child = c;
+			last = c;
+			n->count++;
+		}
+		return n;
+	}
+	case JSON_NULL:
+		return node_new(doc, FWD_NODE_NULL, 0, err);
+	default:
+		n = node_new(doc, FWD_NODE_SCALAR, 0, err);
+		if (n == NULL)
+			return NULL;
+		if (json_is_string(j)) {
+			n->str = arena_strdup(doc, json_string_value(j), json_string_length(j));
+			n->quoted = 1;
+			if (n->str && strlen(n->str) != json_string_length(j)) {
+				fwd_err_set(err, doc->name, 0, NULL, "NUL byte inside a string");
+				return NULL;
+			}
+		} else {
+			if (json_is_integer(j))
+				snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+			else if (json_is_real(j))
+				snprintf(num, sizeof(num), "%.17g", json_real_value(j));
+			else
+				snprintf(num, sizeof(num), "%s", json_is_true(j) ? "true" : "false");
+			n->str = arena_strdup(doc, num, strlen(num));
+		}
+		return n->str ? n : NULL;
+	}
+}
+
+static int parse_json(struct fwd_doc *doc, const char *buf, size_t len, struct fwd_err *err)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+
+	if (j == NULL)
+		return fwd_err_set(err, doc->name, jerr.line > 0 ? (uint32_t)jerr.line : 0, NULL,
+				   "JSON syntax: %s (column %d)", jerr.text, jerr.column);
+	doc->root = json_convert(doc, j, 0, err);
+	json_decref(j);
+	return doc->root ? 0 : -EINVAL;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int json,
+			      struct fwd_err *err)
+{
+	struct fwd_doc *doc;
+	int rc;
+
+	if (len > FWD_DOC_MAX_BYTES) {
+		fwd_err_set(err, name, 0, NULL, "document larger than %u bytes", FWD_DOC_MAX_BYTES);
+		return NULL;
+	}
+	doc = calloc(1, sizeof(*doc));
+	if (doc == NULL) {
+		fwd_err_set(err, name, 0, NULL, "out of memory");
+		return NULL;
+	}
+	snprintf(doc->name, sizeof(doc->name), "%s", name ? name : "");
+	if (json < 0) {
+		size_t i = 0;
+
+		while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+			i++;
+		json = i < len && (buf[i] == '{' || buf[i] == '[');
+	}
+	rc = json ? parse_json(doc, buf, len, err) : parse_yaml(doc, buf, len, err);
+	if (rc) {
+		fwd_doc_free(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err)
+{
+	struct fwd_doc *doc = NULL;
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0, plen = strlen(path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fwd_err_set(err, path, 0, NULL, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fwd_err_set(err, path, 0, NULL, "not a regular file");
+		goto close_fd;
+	}
+	if ((uint64_t)st.st_size > FWD_DOC_MAX_BYTES) {
+		fwd_err_set(err, path, 0, NULL, "file larger than %u bytes", FWD_DOC_MAX_BYTES);
+		goto close_fd;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		fwd_err_set(err, path, 0, NULL, "out of memory");
+		goto close_fd;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			fwd_err_set(err, path, 0, NULL, "read failed: %s",
+				    r < 0 ? strerror(errno) : "file shrank");
+			goto free_buf;
+		}
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	doc = fwd_doc_parse(buf, got, path,
+			    plen > 5 && strcmp(path + plen - 5, ".json") == 0 ? 1 : -1, err);
+free_buf:
+	free(buf);
+close_fd:
+	close(fd);
+	return doc;
+}
+
+const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc)
+{
+	return doc->root;
+}
+
+const char *fwd_doc_name(const struct fwd_doc *doc)
+{
+	return doc->name;
+}
+
+void fwd_doc_free(struct fwd_doc *doc)
+{
+	struct arena_chunk *c, *prev;
+
+	if (doc == NULL)
+		return;
+	for (c = doc->chunks; c; c = prev) {
+		prev = c->prev;
+		free(c);
+	}
+	free(doc);
+}
+
+const struct fwd_node *fwd_node_get(const struct fwd_node *map, const char *key)
+{
+	const struct fwd_node *c;
+
+	if (map == NULL || map->type != FWD_NODE_MAP)
+		return NULL;
+	for (c = map->child; c; c = c->next)
+		if (strcmp(c->key, key) == 0)
+			return c;
+	return NULL;
+}

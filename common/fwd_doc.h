@@ -1,0 +1,66 @@
+/*
+ * fwd_doc.h - read a YAML or JSON document into one tree of nodes that
+ * remembers each node's line, so validators name the line and the field.
+ *
+ * YAML is read with libyaml, JSON with jansson; both are refused when they
+ * carry what a configuration never needs and an attacker loves: aliases and
+ * anchors (YAML bombs), several documents in one stream, duplicate keys,
+ * nesting deeper than FWD_DOC_MAX_DEPTH, or more than FWD_DOC_MAX_NODES.
+ * Scalars are kept as text; the validator decides what type a field is, so
+ * YAML 1.1 surprises (`no` as false, `010` as octal) never happen.
+ *
+ * The tree is immutable and owned by the fwd_doc; fwd_doc_free() frees all.
+ */
+#ifndef FWD_DOC_H
+#define FWD_DOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwd_err.h"
+
+#define FWD_DOC_MAX_DEPTH 32
+#define FWD_DOC_MAX_NODES 50000000u
+#define FWD_DOC_MAX_BYTES (1024u * 1024u * 1024u)
+
+enum fwd_node_type {
+	FWD_NODE_NULL, /* YAML ~, null or empty; JSON null */
+	FWD_NODE_SCALAR, /* string, number or boolean, as text */
+	FWD_NODE_SEQ,
+	FWD_NODE_MAP,
+};
+
+struct fwd_node {
+	const char *key; /* key when this node is a map value, else NULL */
+	const char *str; /* scalar text; "" for other types */
+	struct fwd_node *child; /* first item / first value of a SEQ or MAP */
+	struct fwd_node *next; /* next sibling */
+	uint32_t line; /* 1-based, 0 for JSON */
+	uint32_t count; /* items (SEQ) or keys (MAP) */
+	uint8_t type; /* enum fwd_node_type */
+	uint8_t quoted; /* scalar was a quoted string */
+};
+
+struct fwd_doc;
+
+/**
+ * Parse a document held in memory.
+ * @param name  name used in errors (a file name, "request", ...)
+ * @param json  1: JSON, 0: YAML, -1: JSON when the first non-blank byte is
+ *              '{' or '[', YAML otherwise
+ * @return the document, or NULL with @err filled
+ */
+struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int json,
+			      struct fwd_err *err);
+
+/** Read and parse a file; JSON when it ends in .json or starts with '{'. */
+struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err);
+
+const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc);
+const char *fwd_doc_name(const struct fwd_doc *doc);
+void fwd_doc_free(struct fwd_doc *doc);
+
+/** Value of @key in a MAP node, or NULL. */
+const struct fwd_node *fwd_node_get(const struct fwd_node *map, const char *key);
+
+#endif /* FWD_DOC_H */

@@ -1,0 +1,40 @@
+#include "fwd_err.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int fwd_err_set(struct fwd_err *err, const char *file, uint32_t line, const char *path,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -EINVAL;
+	snprintf(err->file, sizeof(err->file), "%s", file ? file : "");
+	err->line = line;
+	snprintf(err->path, sizeof(err->path), "%s", path ? path : "");
+	va_start(ap, fmt);
+	vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+const char *fwd_err_str(const struct fwd_err *err, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (err->file[0])
+		n += (size_t)snprintf(buf + n, len - n, "%s:", err->file);
+	if (err->line && n < len)
+		n += (size_t)snprintf(buf + n, len - n, "%u:", err->line);
+	if (n && n < len)
+		n += (size_t)snprintf(buf + n, len - n, " ");
+	if (err->path[0] && n < len)
+		n += (size_t)snprintf(buf + n, len - n, "%s: ", err->path);
+	if (n < len)
+		snprintf(buf + n, len - n, "%s", err->reason);
+	return buf;
+}

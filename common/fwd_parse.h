@@ -1,0 +1,259 @@
+/*
+ * fwd_parse.h - the one packet parser: Ethernet, 802.1Q/QinQ, IPv4 with
+ * options, IPv6 with a bounded extension-header chain, TCP/UDP/SCTP ports,
+ * ICMP/ICMPv6, and fragment state.
+ *
+ * Header-only and dependency-free (no DPDK, no libc), so the very same code
+ * runs in the DPDK workers, in the unit tests on byte arrays and, later, in
+ * the XDP programs. It reads bytes through a cursor that is checked against
+ * `end` before every access, and every loop has a constant bound.
+ *
+ * Contract: fwd_parse() returns FWD_OK and fills *pkt, or returns
+ * FWD_ERR(reason) naming exactly one drop reason from fwd_counters.def. It
+ * never reads outside [data, end). Fields are host byte order except the
+ * addresses, which stay in network order (as rte_fib6 wants them).
+ */
+#ifndef FWD_PARSE_H
+#define FWD_PARSE_H
+
+#include <stdint.h>
+
+#include "fwd_defs.h"
+
+#ifndef FWD_INLINE
+#define FWD_INLINE static inline __attribute__((always_inline))
+#endif
+
+#define FWD_ETH_P_IPV4 0x0800
+#define FWD_ETH_P_IPV6 0x86dd
+#define FWD_ETH_P_8021Q 0x8100
+#define FWD_ETH_P_8021AD 0x88a8
+#define FWD_ETH_P_QINQ_OLD 0x9100 /* pre-802.1ad QinQ, still seen in the wild */
+
+struct fwd_pkt {
+	uint16_t l2_len; /* offset of the IP header: Ethernet + VLAN tags */
+	uint16_t l3_len; /* IP header incl. options / extension headers */
+	uint8_t family; /* 4 or 6 */
+	uint8_t proto; /* upper-layer protocol after extension headers */
+	uint8_t frag; /* enum fwd_frag */
+	uint8_t vlans; /* VLAN tags seen (and stripped on rewrite) */
+	uint16_t sport; /* host order; 0 unless TCP/UDP/SCTP and not a later fragment */
+	uint16_t dport;
+	uint32_t frag_id; /* IPv4 identification or IPv6 fragment identification */
+	uint8_t src[16]; /* network order; IPv4 uses the first 4 bytes */
+	uint8_t dst[16];
+};
+
+FWD_INLINE uint16_t fwd_rd16(const uint8_t *p)
+{
+	return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+FWD_INLINE uint32_t fwd_rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+FWD_INLINE void fwd_copy(uint8_t *dst, const uint8_t *src, int n)
+{
+	for (int i = 0; i < n; i++)
+		dst[i] = src[i];
+}
+
+/* Ports of TCP, UDP and SCTP sit in the first 4 bytes of their headers.
+ * An unfragmented packet must carry the protocol's whole fixed header; a
+ * first fragment is at least 8 bytes long (checked by the caller), which
+ * always covers the ports. */
+FWD_INLINE int fwd_parse_l4(const uint8_t *l4, const uint8_t *l4end, struct fwd_pkt *pkt)
+{
+	int need;
+
+	switch (pkt->proto) {
+	case FWD_PROTO_TCP:
+		need = 20;
+		break;
+	case FWD_PROTO_UDP:
+		need = 8;
+		break;
+	case FWD_PROTO_SCTP:
+		need = 12;
+		break;
+	default:
+		return FWD_OK; /* ICMP, ESP, GRE, ...: classified by protocol alone */
+	}
+	if (pkt->frag == FWD_FRAG_FIRST)
+		need = 4;
+	if (l4 + need > l4end)
+		return FWD_ERR(L4_TRUNCATED);
+	pkt->sport = fwd_rd16(l4);
+	pkt->dport = fwd_rd16(l4 + 2);
+	return FWD_OK;
+}
+
+/* A fragment other than the last must carry a multiple of 8 bytes, no
+ * fragment may be empty, and offset + length must fit the 64 KiB datagram. */
+FWD_INLINE int fwd_frag_sane(uint32_t offset8, int more, uint32_t len)
+{
+	if (len == 0)
+		return 0;
+	if (more && (len & 7))
+		return 0;
+	return offset8 * 8 + len <= 65535;
+}
+
+FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_pkt *pkt)
+{
+	uint32_t ihl, tot, fragw, off8, sum = 0;
+	int more;
+
+	if (p + 20 > end)
+		return FWD_ERR(IPV4_TRUNCATED);
+	ihl = (uint32_t)(p[0] & 0x0f) * 4;
+	tot = fwd_rd16(p + 2);
+	if ((p[0] >> 4) != 4 || ihl < 20 || tot < ihl)
+		return FWD_ERR(IPV4_BAD_HEADER);
+	if (p + tot > end) /* tot >= ihl, so this covers the options too */
+		return FWD_ERR(IPV4_TRUNCATED);
+	for (int i = 0; i < 30; i++) { /* 60-byte maximum header, 16-bit words */
+		if ((uint32_t)i * 2 >= ihl)
+			break;
+		sum += fwd_rd16(p + i * 2);
+	}
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	if (sum != 0xffff)
+		return FWD_ERR(IPV4_BAD_CSUM);
+
+	pkt->family = 4;
+	pkt->proto = p[9];
+	pkt->l3_len = (uint16_t)ihl;
+	pkt->frag_id = fwd_rd16(p + 4);
+	fwd_copy(pkt->src, p + 12, 4);
+	fwd_copy(pkt->dst, p + 16, 4);
+
+	fragw = fwd_rd16(p + 6);
+	more = (fragw & 0x2000) != 0;
+	off8 = fragw & 0x1fff;
+	if (off8 == 0 && !more) {
+		pkt->frag = FWD_FRAG_NONE;
+	} else {
+		if (!fwd_frag_sane(off8, more, tot - ihl))
+			return FWD_ERR(FRAG_INVALID);
+		pkt->frag = off8 ? FWD_FRAG_LATER : FWD_FRAG_FIRST;
+		if (off8)
+			return FWD_OK; /* no L4 header here */
+	}
+	return fwd_parse_l4(p + ihl, p + tot, pkt);
+}
+
+FWD_INLINE int fwd_ipv6_is_ext(uint8_t nh)
+{
+	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60 || nh == 135 ||
+	       nh == 139 || nh == 140;
+}
+
+FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_pkt *pkt)
+{
+	const uint8_t *q, *l4end;
+	uint8_t nh;
+	int seen_frag = 0;
+
+	if (p + 40 > end)
+		return FWD_ERR(IPV6_TRUNCATED);
+	if ((p[0] >> 4) != 6)
+		return FWD_ERR(IPV6_BAD_HEADER);
+	l4end = p + 40 + fwd_rd16(p + 4);
+	if (l4end > end)
+		return FWD_ERR(IPV6_TRUNCATED);
+
+	pkt->family = 6;
+	pkt->frag = FWD_FRAG_NONE;
+	pkt->frag_id = 0;
+	fwd_copy(pkt->src, p + 8, 16);
+	fwd_copy(pkt->dst, p + 24, 16);
+	nh = p[6];
+	q = p + 40;
+
+	for (int i = 0; i <= FWD_MAX_IPV6_EXT; i++) {
+		uint32_t len;
+
+		if (!fwd_ipv6_is_ext(nh))
+			break;
+		if (i == FWD_MAX_IPV6_EXT || (nh == 0 && i != 0))
+			return FWD_ERR(IPV6_EXT_CHAIN); /* too long, or hop-by-hop not first */
+		if (q + 8 > l4end)
+			return FWD_ERR(IPV6_EXT_CHAIN);
+		if (nh == 44) { /* fragment header: fixed 8 bytes */
+			uint16_t offm = fwd_rd16(q + 2);
+			uint32_t off8 = offm >> 3;
+			int more = offm & 1;
+
+			if (seen_frag)
+				return FWD_ERR(FRAG_INVALID);
+			seen_frag = 1;
+			nh = q[0];
+			q += 8;
+			if (off8 == 0 && !more)
+				continue; /* atomic fragment (RFC 6946): a whole datagram */
+			if (!fwd_frag_sane(off8, more, (uint32_t)(l4end - q)))
+				return FWD_ERR(FRAG_INVALID);
+			pkt->frag_id = fwd_rd32(q - 4);
+			pkt->frag = off8 ? FWD_FRAG_LATER : FWD_FRAG_FIRST;
+			if (off8) {
+				pkt->proto = nh;
+				pkt->l3_len = (uint16_t)(q - p);
+				return FWD_OK; /* the rest is payload, not headers */
+			}
+			continue;
+		}
+		len = nh == 51 ? ((uint32_t)q[1] + 2) * 4 : ((uint32_t)q[1] + 1) * 8;
+		nh = q[0];
+		if (q + len > l4end) /* RFC 7112: the chain must be in the first fragment */
+			return FWD_ERR(IPV6_EXT_CHAIN);
+		q += len;
+	}
+	pkt->proto = nh;
+	pkt->l3_len = (uint16_t)(q - p);
+	return fwd_parse_l4(q, l4end, pkt);
+}
+
+/**
+ * Parse one frame.
+ * @param data  first byte of the Ethernet header
+ * @param end   one past the last byte available
+ * @param pkt   filled on success; partially written on failure
+ * @return FWD_OK, or FWD_ERR(reason) with exactly one drop reason
+ */
+FWD_INLINE int fwd_parse(const uint8_t *data, const uint8_t *end, struct fwd_pkt *pkt)
+{
+	const uint8_t *p = data;
+	uint16_t etype;
+
+	pkt->sport = 0;
+	pkt->dport = 0;
+	pkt->vlans = 0;
+	if (p + 14 > end)
+		return FWD_ERR(RUNT);
+	etype = fwd_rd16(p + 12);
+	p += 14;
+	for (int i = 0; i <= FWD_MAX_VLAN; i++) {
+		if (etype != FWD_ETH_P_8021Q && etype != FWD_ETH_P_8021AD &&
+		    etype != FWD_ETH_P_QINQ_OLD)
+			break;
+		if (i == FWD_MAX_VLAN)
+			return FWD_ERR(VLAN_TOO_DEEP);
+		if (p + 4 > end)
+			return FWD_ERR(L2_TRUNCATED);
+		etype = fwd_rd16(p + 2);
+		p += 4;
+		pkt->vlans++;
+	}
+	pkt->l2_len = (uint16_t)(p - data);
+	if (etype == FWD_ETH_P_IPV4)
+		return fwd_parse_ipv4(p, end, pkt);
+	if (etype == FWD_ETH_P_IPV6)
+		return fwd_parse_ipv6(p, end, pkt);
+	return FWD_ERR(NON_IP);
+}
+
+#endif /* FWD_PARSE_H */

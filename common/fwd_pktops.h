@@ -1,0 +1,92 @@
+/*
+ * fwd_pktops.h - per-packet arithmetic shared by the fast path and the tests:
+ * the flow hash that picks a link in a group, and the TTL / hop-limit
+ * decrement with an incremental IPv4 checksum update (RFC 1624, eqn. 3).
+ *
+ * The flow hash is MurmurHash3's 32-bit mixing over the 5-tuple read as
+ * big-endian words, so every box with the same table picks the same link
+ * for a flow whatever its byte order: ECMP across boxes stays consistent.
+ */
+#ifndef FWD_PKTOPS_H
+#define FWD_PKTOPS_H
+
+#include <stdint.h>
+
+#include "fwd_parse.h"
+
+FWD_INLINE uint32_t fwd_rotl32(uint32_t x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+FWD_INLINE uint32_t fwd_hash_mix(uint32_t h, uint32_t k)
+{
+	k *= 0xcc9e2d51u;
+	k = fwd_rotl32(k, 15);
+	k *= 0x1b873593u;
+	h ^= k;
+	h = fwd_rotl32(h, 13);
+	return h * 5 + 0xe6546b64u;
+}
+
+FWD_INLINE uint32_t fwd_hash_final(uint32_t h, uint32_t len)
+{
+	h ^= len;
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/** 5-tuple hash (addresses, protocol, ports) of a parsed packet. */
+FWD_INLINE uint32_t fwd_flow_hash(const struct fwd_pkt *pkt)
+{
+	uint32_t h = 0x5eed0001u;
+	int words = pkt->family == 4 ? 1 : 4;
+
+	for (int i = 0; i < 4; i++) {
+		if (i >= words)
+			break;
+		h = fwd_hash_mix(h, fwd_rd32(pkt->src + 4 * i));
+		h = fwd_hash_mix(h, fwd_rd32(pkt->dst + 4 * i));
+	}
+	h = fwd_hash_mix(h, (uint32_t)pkt->sport << 16 | pkt->dport);
+	h = fwd_hash_mix(h, pkt->proto);
+	return fwd_hash_final(h, (uint32_t)words * 8 + 8);
+}
+
+/* One's-complement 16-bit fold. */
+FWD_INLINE uint16_t fwd_csum_fold(uint32_t s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)s;
+}
+
+/**
+ * Decrement the IPv4 TTL and patch the header checksum incrementally.
+ * HC' = ~(~HC + ~m + m') where m is the 16-bit word holding TTL and protocol.
+ * @param ip  the IPv4 header (TTL must be > 1; the caller checks)
+ */
+FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
+{
+	uint16_t old_word = fwd_rd16(ip + 8);
+	uint16_t new_word, hc;
+
+	ip[8]--;
+	new_word = fwd_rd16(ip + 8);
+	hc = fwd_rd16(ip + 10);
+	hc = (uint16_t)~fwd_csum_fold((uint32_t)(uint16_t)~hc + (uint16_t)~old_word + new_word);
+	ip[10] = (uint8_t)(hc >> 8);
+	ip[11] = (uint8_t)hc;
+}
+
+/** The TTL (IPv4) or hop limit (IPv6) byte of the IP header at @ip. */
+FWD_INLINE uint8_t *fwd_ttl_ptr(uint8_t *ip, uint8_t family)
+{
+	return family == 4 ? ip + 8 : ip + 7;
+}
+
+#endif /* FWD_PKTOPS_H */

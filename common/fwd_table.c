@@ -1,0 +1,1214 @@
+/*
+ * fwd_table.c - document -> struct fwd_table, with complete validation.
+ * Every refusal names the line (YAML) and the field path.
+ */
+#include "fwd_table.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct vctx {
+	const char *file;
+	struct fwd_err *err;
+	struct fwd_table *t;
+};
+
+/* Name -> id index (open addressing) used while validating, so resolving
+ * 65,000 policies against 4,000 regions stays linear. */
+struct nidx {
+	uint32_t mask;
+	uint32_t *slot; /* id + 1, 0 = empty */
+	const char (*names)[FWD_NAME_MAX];
+};
+
+static uint32_t name_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h;
+}
+
+static int nidx_build(struct nidx *x, const char (*names)[FWD_NAME_MAX], uint32_t n)
+{
+	uint32_t cap = 16;
+
+	while (cap < n * 2)
+		cap <<= 1;
+	x->slot = calloc(cap, sizeof(*x->slot));
+	if (x->slot == NULL)
+		return -ENOMEM;
+	x->mask = cap - 1;
+	x->names = names;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t h = name_hash(names[i]) & x->mask;
+
+		while (x->slot[h])
+			h = (h + 1) & x->mask;
+		x->slot[h] = i + 1;
+	}
+	return 0;
+}
+
+static int nidx_find(const struct nidx *x, const char *name)
+{
+	uint32_t h = name_hash(name) & x->mask;
+
+	while (x->slot[h]) {
+		if (strcmp(x->names[x->slot[h] - 1], name) == 0)
+			return (int)x->slot[h] - 1;
+		h = (h + 1) & x->mask;
+	}
+	return -ENOENT;
+}
+
+static void nidx_free(struct nidx *x)
+{
+	free(x->slot);
+	x->slot = NULL;
+}
+
+static int fail(struct vctx *c, const struct fwd_node *n, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(struct vctx *c, const struct fwd_node *n, const char *path, const char *fmt, ...)
+{
+	char reason[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	return fwd_err_set(c->err, c->file, n ? n->line : 0, path, "%s", reason);
+}
+
+static const char *type_name(const struct fwd_node *n)
+{
+	static const char *const names[] = {"null", "scalar", "list", "map"};
+
+	return names[n->type];
+}
+
+static int want(struct vctx *c, const struct fwd_node *n, const char *path, int type)
+{
+	static const char *const what[] = {"null", "a value", "a list", "a map"};
+
+	if (n->type == type)
+		return 0;
+	return fail(c, n, path, "expected %s, got %s", what[type], type_name(n));
+}
+
+/* Refuse unknown fields: a typo ('nexthop_mac') must not silently become a
+ * default. */
+static int check_keys(struct vctx *c, const struct fwd_node *map, const char *path,
+		      const char *const *allowed)
+{
+	for (const struct fwd_node *k = map->child; k; k = k->next) {
+		int ok = 0;
+		char list[256] = "";
+		size_t n = 0;
+
+		for (int i = 0; allowed[i]; i++) {
+			if (strcmp(k->key, allowed[i]) == 0)
+				ok = 1;
+			if (n < sizeof(list))
+				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s",
+						      i ? ", " : "", allowed[i]);
+		}
+		if (!ok) {
+			char p[320];
+
+			snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", k->key);
+			return fail(c, k, p, "unknown field '%s' (expected one of: %s)", k->key, list);
+		}
+	}
+	return 0;
+}
+
+static int get_scalar(struct vctx *c, const struct fwd_node *n, const char *path, const char **out)
+{
+	*out = "";
+	if (n->type != FWD_NODE_SCALAR)
+		return fail(c, n, path, "expected a value, got %s", type_name(n));
+	*out = n->str;
+	return 0;
+}
+
+static int get_uint(struct vctx *c, const struct fwd_node *n, const char *path, uint64_t min,
+		    uint64_t max, uint64_t *out)
+{
+	const char *s;
+	char *end;
+	unsigned long long v;
+	int rc = get_scalar(c, n, path, &s);
+
+	if (rc)
+		return rc;
+	if (!isdigit((unsigned char)s[0]))
+		return fail(c, n, path, "'%s' is not a whole number", s);
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end || errno)
+		return fail(c, n, path, "'%s' is not a whole number", s);
+	if (v < min || v > max)
+		return fail(c, n, path, "%llu is out of range %llu..%llu", v,
+			    (unsigned long long)min, (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+static int get_name(struct vctx *c, const struct fwd_node *n, const char *path, const char *what,
+		    char out[FWD_NAME_MAX])
+{
+	const char *s;
+	size_t len;
+	int rc = get_scalar(c, n, path, &s);
+
+	if (rc)
+		return rc;
+	len = strlen(s);
+	if (len == 0 || len >= FWD_NAME_MAX)
+		return fail(c, n, path, "%s name must be 1..%d characters", what, FWD_NAME_MAX - 1);
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
+			return fail(c, n, path, "%s name '%s' may only use letters, digits, '_', '-', '.'",
+				    what, s);
+	memcpy(out, s, len + 1);
+	return 0;
+}
+
+/* ---- regions --------------------------------------------------------------- */
+
+static int parse_prefix(struct vctx *c, const struct fwd_node *n, const char *path, uint16_t region)
+{
+	struct fwd_table *t = c->t;
+	const char *s;
+	char addr[64];
+	const char *slash;
+	uint64_t len;
+	char *end;
+	int rc = get_scalar(c, n, path, &s);
+
+	if (rc)
+		return rc;
+	slash = strchr(s, '/');
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(addr) || !isdigit((unsigned char)slash[1]))
+		return fail(c, n, path, "'%s' is not a prefix (ADDRESS/LENGTH)", s);
+	memcpy(addr, s, (size_t)(slash - s));
+	addr[slash - s] = '\0';
+	errno = 0;
+	len = strtoull(slash + 1, &end, 10);
+	if (*end || errno)
+		return fail(c, n, path, "'%s' has a bad prefix length", s);
+
+	if (strchr(addr, ':') == NULL) {
+		struct in_addr a;
+		uint32_t host, mask;
+
+		if (inet_pton(AF_INET, addr, &a) != 1)
+			return fail(c, n, path, "'%s' is not a valid IPv4 address", addr);
+		if (len > 32)
+			return fail(c, n, path, "IPv4 prefix length %llu is out of range 0..32",
+				    (unsigned long long)len);
+		if (t->nprefix4 >= FWD_MAX_PREFIX4)
+			return fail(c, n, path, "more than %d IPv4 prefixes", FWD_MAX_PREFIX4);
+		host = ntohl(a.s_addr);
+		mask = len ? ~0u << (32 - len) : 0;
+		if (host & ~mask) {
+			struct in_addr net = {.s_addr = htonl(host & mask)};
+			char buf[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, &net, buf, sizeof(buf));
+			return fail(c, n, path, "host bits set in '%s' (did you mean %s/%llu?)", s, buf,
+				    (unsigned long long)len);
+		}
+		t->prefix4[t->nprefix4++] = (struct fwd_prefix4){
+			.addr = host, .len = (uint8_t)len, .region = region, .line = n->line};
+	} else {
+		struct fwd_prefix6 *p;
+		uint8_t a[16];
+		int bad = 0;
+
+		if (inet_pton(AF_INET6, addr, a) != 1)
+			return fail(c, n, path, "'%s' is not a valid IPv6 address", addr);
+		if (len > 128)
+			return fail(c, n, path, "IPv6 prefix length %llu is out of range 0..128",
+				    (unsigned long long)len);
+		if (t->nprefix6 >= FWD_MAX_PREFIX6)
+			return fail(c, n, path, "more than %d IPv6 prefixes", FWD_MAX_PREFIX6);
+		for (unsigned i = 0; i < 16; i++) {
+			unsigned keep = len >= (i + 1) * 8 ? 8 : (len > i * 8 ? (unsigned)len - i * 8 : 0);
+			uint8_t m = keep ? (uint8_t)(0xff << (8 - keep)) : 0;
+
+			if (a[i] & ~m)
+				bad = 1;
+			a[i] &= m;
+		}
+		if (bad) {
+			char buf[INET6_ADDRSTRLEN];
+
+			inet_ntop(AF_INET6, a, buf, sizeof(buf));
+			return fail(c, n, path, "host bits set in '%s' (did you mean %s/%llu?)", s, buf,
+				    (unsigned long long)len);
+		}
+		p = &t->prefix6[t->nprefix6++];
+		memcpy(p->addr, a, 16);
+		p->len = (uint8_t)len;
+		p->region = region;
+		p->line = n->line;
+	}
+	return 0;
+}
+
+static int cmp_p4(const void *a, const void *b)
+{
+	const struct fwd_prefix4 *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static int cmp_p6(const void *a, const void *b)
+{
+	const struct fwd_prefix6 *x = a, *y = b;
+	int r = memcmp(x->addr, y->addr, 16);
+
+	if (r)
+		return r;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static int dup_prefix(struct vctx *c, const char *pfx, uint32_t line, uint16_t r1, uint16_t r2)
+{
+	const struct fwd_table *t = c->t;
+	char path[64];
+
+	snprintf(path, sizeof(path), "regions.%s.prefixes", t->region_names[r2]);
+	if (r1 == r2)
+		return fwd_err_set(c->err, c->file, line, path, "prefix %s is listed twice", pfx);
+	return fwd_err_set(c->err, c->file, line, path, "prefix %s is also in region '%s'", pfx,
+			   t->region_names[r1]);
+}
+
+static int check_dup_prefixes(struct vctx *c)
+{
+	struct fwd_table *t = c->t;
+	char buf[INET6_ADDRSTRLEN + 8], a[INET6_ADDRSTRLEN];
+
+	qsort(t->prefix4, t->nprefix4, sizeof(*t->prefix4), cmp_p4);
+	for (uint32_t i = 1; i < t->nprefix4; i++) {
+		const struct fwd_prefix4 *x = &t->prefix4[i - 1], *y = &t->prefix4[i];
+
+		if (x->addr == y->addr && x->len == y->len) {
+			struct in_addr ia = {.s_addr = htonl(y->addr)};
+
+			inet_ntop(AF_INET, &ia, a, sizeof(a));
+			snprintf(buf, sizeof(buf), "%s/%u", a, y->len);
+			return dup_prefix(c, buf, y->line, x->region, y->region);
+		}
+	}
+	qsort(t->prefix6, t->nprefix6, sizeof(*t->prefix6), cmp_p6);
+	for (uint32_t i = 1; i < t->nprefix6; i++) {
+		const struct fwd_prefix6 *x = &t->prefix6[i - 1], *y = &t->prefix6[i];
+
+		if (memcmp(x->addr, y->addr, 16) == 0 && x->len == y->len) {
+			inet_ntop(AF_INET6, y->addr, a, sizeof(a));
+			snprintf(buf, sizeof(buf), "%s/%u", a, y->len);
+			return dup_prefix(c, buf, y->line, x->region, y->region);
+		}
+	}
+	return 0;
+}
+
+static int parse_regions(struct vctx *c, const struct fwd_node *regions)
+{
+	static const char *const keys[] = {"prefixes", "description", NULL};
+	struct fwd_table *t = c->t;
+	uint64_t n4 = 0, n6 = 0;
+	char path[320];
+	int rc;
+
+	if (regions && (rc = want(c, regions, "regions", FWD_NODE_MAP)))
+		return rc;
+	if (regions && regions->count > FWD_MAX_REGIONS)
+		return fail(c, regions, "regions", "more than %d regions", FWD_MAX_REGIONS);
+	t->nregions = (uint16_t)(1 + (regions ? regions->count : 0));
+	t->region_names = calloc(t->nregions, FWD_NAME_MAX);
+	if (t->region_names == NULL)
+		return -ENOMEM;
+	strcpy(t->region_names[0], "unknown");
+
+	/* Count first so the prefix arrays are allocated once. */
+	for (const struct fwd_node *r = regions ? regions->child : NULL; r; r = r->next) {
+		const struct fwd_node *p = fwd_node_get(r, "prefixes");
+
+		for (const struct fwd_node *e = p && p->type == FWD_NODE_SEQ ? p->child : NULL; e;
+		     e = e->next) {
+			if (strchr(e->str, ':'))
+				n6++;
+			else
+				n4++;
+		}
+	}
+	if (n4 > FWD_MAX_PREFIX4 || n6 > FWD_MAX_PREFIX6)
+		return fail(c, regions, "regions", "more than %d IPv4 or %d IPv6 prefixes",
+			    FWD_MAX_PREFIX4, FWD_MAX_PREFIX6);
+	t->prefix4 = malloc(sizeof(*t->prefix4) * (n4 ? n4 : 1));
+	t->prefix6 = malloc(sizeof(*t->prefix6) * (n6 ? n6 : 1));
+	if (t->prefix4 == NULL || t->prefix6 == NULL)
+		return -ENOMEM;
+
+	uint16_t id = 1;
+	for (const struct fwd_node *r = regions ? regions->child : NULL; r; r = r->next, id++) {
+		const struct fwd_node *p;
+
+		snprintf(path, sizeof(path), "regions.%s", r->key);
+		struct fwd_node keynode = *r;
+		keynode.type = FWD_NODE_SCALAR;
+		keynode.str = r->key;
+		if ((rc = get_name(c, &keynode, path, "region", t->region_names[id])))
+			return rc;
+		if (strcmp(r->key, "any") == 0 || strcmp(r->key, "unknown") == 0)
+			return fail(c, r, path, "'%s' is a reserved region name", r->key);
+		if (r->type == FWD_NODE_NULL)
+			continue;
+		if ((rc = want(c, r, path, FWD_NODE_MAP)) || (rc = check_keys(c, r, path, keys)))
+			return rc;
+		p = fwd_node_get(r, "prefixes");
+		if (p == NULL || p->type == FWD_NODE_NULL)
+			continue;
+		snprintf(path, sizeof(path), "regions.%s.prefixes", r->key);
+		if ((rc = want(c, p, path, FWD_NODE_SEQ)))
+			return rc;
+		uint32_t i = 0;
+		for (const struct fwd_node *e = p->child; e; e = e->next, i++) {
+			snprintf(path, sizeof(path), "regions.%s.prefixes[%u]", r->key, i);
+			if ((rc = parse_prefix(c, e, path, id)))
+				return rc;
+		}
+	}
+	return check_dup_prefixes(c);
+}
+
+/* ---- services -------------------------------------------------------------- */
+
+static int proto_from_name(const char *s, size_t len, int *proto)
+{
+	static const struct {
+		const char *name;
+		int proto;
+	} names[] = {{"tcp", FWD_PROTO_TCP},   {"udp", FWD_PROTO_UDP},
+		     {"sctp", FWD_PROTO_SCTP}, {"icmp", FWD_PROTO_ICMP},
+		     {"icmpv6", FWD_PROTO_ICMPV6}, {"any", -1}};
+	char tmp[16];
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -EINVAL;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(tmp, names[i].name) == 0) {
+			*proto = names[i].proto;
+			return 0;
+		}
+	for (size_t i = 0; i < len; i++)
+		if (!isdigit((unsigned char)tmp[i]))
+			return -EINVAL;
+	if (atoi(tmp) > 255)
+		return -EINVAL;
+	*proto = atoi(tmp);
+	return 0;
+}
+
+static int has_ports(int proto)
+{
+	return proto == FWD_PROTO_TCP || proto == FWD_PROTO_UDP || proto == FWD_PROTO_SCTP;
+}
+
+static int parse_port(const char *s, const char *e, uint16_t *out)
+{
+	unsigned long v = 0;
+
+	if (s == e || e - s > 5)
+		return -EINVAL;
+	for (const char *p = s; p < e; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v > 65535)
+		return -EINVAL;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+static int add_range(struct vctx *c, const struct fwd_node *n, const char *path, uint8_t proto,
+		     uint16_t lo, uint16_t hi, uint16_t service)
+{
+	struct fwd_table *t = c->t;
+
+	if (t->nranges >= (uint32_t)FWD_MAX_SERVICES * 16)
+		return fail(c, n, path, "too many service entries");
+	t->ranges[t->nranges++] = (struct fwd_svc_range){
+		.proto = proto, .lo = lo, .hi = hi, .service = service, .line = n->line};
+	return 0;
+}
+
+static int parse_svc_entry(struct vctx *c, const struct fwd_node *n, const char *path, uint16_t service)
+{
+	const char *s, *slash, *dash;
+	uint16_t lo = 0, hi = 65535;
+	int proto, rc = get_scalar(c, n, path, &s);
+
+	if (rc)
+		return rc;
+	slash = strchr(s, '/');
+	if (proto_from_name(s, slash ? (size_t)(slash - s) : strlen(s), &proto))
+		return fail(c, n, path,
+			    "'%s': protocol must be tcp, udp, sctp, any, icmp, icmpv6 or 0..255", s);
+	if (slash) {
+		if (proto >= 0 && !has_ports(proto))
+			return fail(c, n, path, "'%s': only tcp, udp, sctp and any have ports", s);
+		dash = strchr(slash + 1, '-');
+		if (parse_port(slash + 1, dash ? dash : slash + 1 + strlen(slash + 1), &lo) ||
+		    (dash && parse_port(dash + 1, dash + 1 + strlen(dash + 1), &hi)))
+			return fail(c, n, path, "'%s': ports must be PORT or LO-HI within 0..65535", s);
+		if (!dash)
+			hi = lo;
+		if (lo > hi)
+			return fail(c, n, path, "'%s': range start %u is above its end %u", s, lo, hi);
+	} else if (proto < 0) {
+		return fail(c, n, path, "'%s': 'any' needs a port or range (any/53)", s);
+	}
+	if (proto >= 0)
+		return add_range(c, n, path, (uint8_t)proto, lo, hi, service);
+	if ((rc = add_range(c, n, path, FWD_PROTO_TCP, lo, hi, service)) ||
+	    (rc = add_range(c, n, path, FWD_PROTO_UDP, lo, hi, service)))
+		return rc;
+	return add_range(c, n, path, FWD_PROTO_SCTP, lo, hi, service);
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	const struct fwd_svc_range *x = a, *y = b;
+
+	if (x->proto != y->proto)
+		return x->proto < y->proto ? -1 : 1;
+	if (x->lo != y->lo)
+		return x->lo < y->lo ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static void range_str(const struct fwd_svc_range *r, char *buf, size_t len)
+{
+	char p[8];
+
+	fwd_proto_name(r->proto, p, sizeof(p));
+	if (!has_ports(r->proto))
+		snprintf(buf, len, "%s", p);
+	else if (r->lo == r->hi)
+		snprintf(buf, len, "%s/%u", p, r->lo);
+	else
+		snprintf(buf, len, "%s/%u-%u", p, r->lo, r->hi);
+}
+
+static int parse_services(struct vctx *c, const struct fwd_node *services)
+{
+	struct fwd_table *t = c->t;
+	uint32_t total = 0;
+	char path[320];
+	int rc;
+
+	if (services && (rc = want(c, services, "services", FWD_NODE_MAP)))
+		return rc;
+	if (services && services->count > FWD_MAX_SERVICES)
+		return fail(c, services, "services", "more than %d services", FWD_MAX_SERVICES);
+	t->nservices = (uint16_t)(1 + (services ? services->count : 0));
+	t->service_names = calloc(t->nservices, FWD_NAME_MAX);
+	for (const struct fwd_node *s = services ? services->child : NULL; s; s = s->next)
+		total += s->type == FWD_NODE_SEQ ? s->count * 3 : 0;
+	t->ranges = malloc(sizeof(*t->ranges) * (total ? total : 1));
+	if (t->service_names == NULL || t->ranges == NULL)
+		return -ENOMEM;
+	strcpy(t->service_names[0], "other");
+
+	uint16_t id = 1;
+	for (const struct fwd_node *s = services ? services->child : NULL; s; s = s->next, id++) {
+		struct fwd_node keynode = *s;
+
+		snprintf(path, sizeof(path), "services.%s", s->key);
+		keynode.type = FWD_NODE_SCALAR;
+		keynode.str = s->key;
+		if ((rc = get_name(c, &keynode, path, "service", t->service_names[id])))
+			return rc;
+		if (strcmp(s->key, "any") == 0 || strcmp(s->key, "other") == 0)
+			return fail(c, s, path, "'%s' is a reserved service name", s->key);
+		if ((rc = want(c, s, path, FWD_NODE_SEQ)))
+			return rc;
+		if (s->count == 0)
+			return fail(c, s, path, "a service needs at least one protocol/port entry");
+		uint32_t i = 0;
+		for (const struct fwd_node *e = s->child; e; e = e->next, i++) {
+			snprintf(path, sizeof(path), "services.%s[%u]", s->key, i);
+			if ((rc = parse_svc_entry(c, e, path, id)))
+				return rc;
+		}
+	}
+	qsort(t->ranges, t->nranges, sizeof(*t->ranges), cmp_range);
+	for (uint32_t i = 1; i < t->nranges; i++) {
+		const struct fwd_svc_range *x = &t->ranges[i - 1], *y = &t->ranges[i];
+
+		if (x->proto == y->proto && y->lo <= x->hi) {
+			char a[32], b[32];
+			const struct fwd_svc_range *later = x->line > y->line ? x : y;
+			const struct fwd_svc_range *first = later == x ? y : x;
+
+			range_str(later, a, sizeof(a));
+			range_str(first, b, sizeof(b));
+			snprintf(path, sizeof(path), "services.%s", t->service_names[later->service]);
+			return fwd_err_set(c->err, c->file, later->line, path,
+					   "%s overlaps %s of service '%s'", a, b,
+					   t->service_names[first->service]);
+		}
+	}
+	return 0;
+}
+
+/* ---- links and groups ------------------------------------------------------ */
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]))
+			return -EINVAL;
+		char hex[3] = {s[0], s[1], 0};
+
+		mac[i] = (uint8_t)strtoul(hex, NULL, 16);
+		s += 2;
+		if (i < 5) {
+			if (*s != ':' && *s != '-')
+				return -EINVAL;
+			s++;
+		}
+	}
+	return *s ? -EINVAL : 0;
+}
+
+static int parse_tags(struct vctx *c, const struct fwd_node *n, const char *path,
+		      char tags[FWD_MAX_TAGS][FWD_NAME_MAX], uint8_t *ntags)
+{
+	char p[340];
+	int rc;
+
+	if ((rc = want(c, n, path, FWD_NODE_SEQ)))
+		return rc;
+	if (n->count > FWD_MAX_TAGS)
+		return fail(c, n, path, "more than %d tags", FWD_MAX_TAGS);
+	*ntags = 0;
+	for (const struct fwd_node *e = n->child; e; e = e->next) {
+		snprintf(p, sizeof(p), "%s[%u]", path, *ntags);
+		if ((rc = get_name(c, e, p, "tag", tags[*ntags])))
+			return rc;
+		(*ntags)++;
+	}
+	return 0;
+}
+
+static int parse_links(struct vctx *c, const struct fwd_node *links)
+{
+	static const char *const keys[] = {"port", "next_hop_mac", "vlan", "tags", "state",
+					   "description", NULL};
+	struct fwd_table *t = c->t;
+	char path[320];
+	int rc;
+
+	if (links == NULL || links->type == FWD_NODE_NULL)
+		return 0;
+	if ((rc = want(c, links, "links", FWD_NODE_MAP)))
+		return rc;
+	if (links->count > FWD_MAX_LINKS)
+		return fail(c, links, "links", "more than %d links", FWD_MAX_LINKS);
+	t->links = calloc(links->count ? links->count : 1, sizeof(*t->links));
+	if (t->links == NULL)
+		return -ENOMEM;
+	for (const struct fwd_node *l = links->child; l; l = l->next) {
+		struct fwd_link *lk = &t->links[t->nlinks];
+		struct fwd_node keynode = *l;
+		const struct fwd_node *f;
+		const char *s;
+		uint64_t v;
+
+		snprintf(path, sizeof(path), "links.%s", l->key);
+		keynode.type = FWD_NODE_SCALAR;
+		keynode.str = l->key;
+		if ((rc = get_name(c, &keynode, path, "link", lk->name)) ||
+		    (rc = want(c, l, path, FWD_NODE_MAP)) || (rc = check_keys(c, l, path, keys)))
+			return rc;
+		snprintf(path, sizeof(path), "links.%s.port", l->key);
+		if ((f = fwd_node_get(l, "port")) == NULL)
+			return fail(c, l, path, "missing field 'port'");
+		if ((rc = get_name(c, f, path, "port", lk->port)))
+			return rc;
+		snprintf(path, sizeof(path), "links.%s.next_hop_mac", l->key);
+		if ((f = fwd_node_get(l, "next_hop_mac")) == NULL)
+			return fail(c, l, path, "missing field 'next_hop_mac'");
+		if ((rc = get_scalar(c, f, path, &s)))
+			return rc;
+		if (parse_mac(s, lk->next_hop_mac))
+			return fail(c, f, path, "'%s' is not a MAC address (aa:bb:cc:dd:ee:ff)", s);
+		if (lk->next_hop_mac[0] & 1)
+			return fail(c, f, path, "'%s' is a multicast/broadcast address; a next hop is unicast",
+				    s);
+		if (!(lk->next_hop_mac[0] | lk->next_hop_mac[1] | lk->next_hop_mac[2] |
+		      lk->next_hop_mac[3] | lk->next_hop_mac[4] | lk->next_hop_mac[5]))
+			return fail(c, f, path, "the all-zero MAC is not a next hop");
+		if ((f = fwd_node_get(l, "vlan")) != NULL) {
+			snprintf(path, sizeof(path), "links.%s.vlan", l->key);
+			if ((rc = get_uint(c, f, path, 1, 4094, &v)))
+				return rc;
+			lk->vlan = (uint16_t)v;
+		}
+		if ((f = fwd_node_get(l, "tags")) != NULL) {
+			snprintf(path, sizeof(path), "links.%s.tags", l->key);
+			if ((rc = parse_tags(c, f, path, lk->tags, &lk->ntags)))
+				return rc;
+		}
+		lk->up = 1;
+		if ((f = fwd_node_get(l, "state")) != NULL) {
+			snprintf(path, sizeof(path), "links.%s.state", l->key);
+			if ((rc = get_scalar(c, f, path, &s)))
+				return rc;
+			if (strcmp(s, "up") && strcmp(s, "down"))
+				return fail(c, f, path, "state must be 'up' or 'down', not '%s'", s);
+			lk->up = strcmp(s, "up") == 0;
+		}
+		t->nlinks++;
+	}
+	return 0;
+}
+
+static int parse_groups(struct vctx *c, const struct fwd_node *groups, const struct nidx *links)
+{
+	static const char *const keys[] = {"members", "description", NULL};
+	struct fwd_table *t = c->t;
+	char path[320];
+	int rc;
+
+	if (groups == NULL || groups->type == FWD_NODE_NULL)
+		return 0;
+	if ((rc = want(c, groups, "link_groups", FWD_NODE_MAP)))
+		return rc;
+	if (groups->count > FWD_MAX_GROUPS)
+		return fail(c, groups, "link_groups", "more than %d link groups", FWD_MAX_GROUPS);
+	t->groups = calloc(groups->count ? groups->count : 1, sizeof(*t->groups));
+	if (t->groups == NULL)
+		return -ENOMEM;
+	for (const struct fwd_node *g = groups->child; g; g = g->next) {
+		struct fwd_group *gr = &t->groups[t->ngroups];
+		struct fwd_node keynode = *g;
+		const struct fwd_node *m;
+		uint64_t wsum = 0;
+
+		snprintf(path, sizeof(path), "link_groups.%s", g->key);
+		keynode.type = FWD_NODE_SCALAR;
+		keynode.str = g->key;
+		if ((rc = get_name(c, &keynode, path, "link group", gr->name)) ||
+		    (rc = want(c, g, path, FWD_NODE_MAP)) || (rc = check_keys(c, g, path, keys)))
+			return rc;
+		if (nidx_find(links, g->key) >= 0)
+			return fail(c, g, path, "'%s' is already a link name; links and groups share names",
+				    g->key);
+		snprintf(path, sizeof(path), "link_groups.%s.members", g->key);
+		if ((m = fwd_node_get(g, "members")) == NULL)
+			return fail(c, g, path, "missing field 'members'");
+		if ((rc = want(c, m, path, FWD_NODE_MAP)))
+			return rc;
+		if (m->count == 0 || m->count > FWD_MAX_GROUP_MEMBERS)
+			return fail(c, m, path, "a group needs 1..%d members", FWD_MAX_GROUP_MEMBERS);
+		for (const struct fwd_node *e = m->child; e; e = e->next) {
+			int id = nidx_find(links, e->key);
+			uint64_t w;
+
+			snprintf(path, sizeof(path), "link_groups.%s.members.%s", g->key, e->key);
+			if (id < 0)
+				return fail(c, e, path, "unknown link '%s'", e->key);
+			if ((rc = get_uint(c, e, path, 0, 1000000, &w)))
+				return rc;
+			gr->members[gr->nmembers++] = (struct fwd_group_member){
+				.link = (uint16_t)id, .weight = (uint32_t)w};
+			wsum += w;
+		}
+		if (wsum == 0) {
+			snprintf(path, sizeof(path), "link_groups.%s.members", g->key);
+			return fail(c, m, path, "every member has weight 0; the group could carry nothing");
+		}
+		t->ngroups++;
+	}
+	return 0;
+}
+
+/* ---- policies ------------------------------------------------------------------ */
+
+struct names {
+	struct nidx regions, services, links, groups;
+};
+
+static int resolve_target(struct vctx *c, const struct names *nm, const struct fwd_node *n,
+			  const char *path, struct fwd_policy *p)
+{
+	const char *s;
+	int rc = get_scalar(c, n, path, &s), id;
+
+	if (rc)
+		return rc;
+	if ((id = nidx_find(&nm->links, s)) >= 0) {
+		p->action = FWD_ACT_LINK;
+		p->target = (uint16_t)id;
+		return 0;
+	}
+	if ((id = nidx_find(&nm->groups, s)) >= 0) {
+		p->action = FWD_ACT_GROUP;
+		p->target = (uint16_t)id;
+		return 0;
+	}
+	return fail(c, n, path, "unknown link or link group '%s'", s);
+}
+
+static int parse_action(struct vctx *c, const struct names *nm, const struct fwd_node *m,
+			const char *base, struct fwd_policy *p)
+{
+	const struct fwd_node *a = fwd_node_get(m, "action"), *to = fwd_node_get(m, "to"),
+			      *mir = fwd_node_get(m, "mirror");
+	char path[340];
+	const char *s;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s.action", base);
+	if (a == NULL)
+		return fail(c, m, path, "missing field 'action'");
+	if ((rc = get_scalar(c, a, path, &s)))
+		return rc;
+	p->mirror = FWD_LINK_NONE;
+	p->line = m->line;
+	if (strcmp(s, "drop") == 0) {
+		p->action = FWD_ACT_DROP;
+		p->target = 0;
+		if (to) {
+			snprintf(path, sizeof(path), "%s.to", base);
+			return fail(c, to, path, "action 'drop' takes no 'to'");
+		}
+	} else if (strcmp(s, "steer") == 0) {
+		snprintf(path, sizeof(path), "%s.to", base);
+		if (to == NULL)
+			return fail(c, m, path, "action 'steer' needs 'to' (a link or link group)");
+		if ((rc = resolve_target(c, nm, to, path, p)))
+			return rc;
+	} else {
+		return fail(c, a, path, "action must be 'steer' or 'drop', not '%s'", s);
+	}
+	if (mir) {
+		int id;
+
+		snprintf(path, sizeof(path), "%s.mirror", base);
+		if ((rc = get_scalar(c, mir, path, &s)))
+			return rc;
+		if ((id = nidx_find(&nm->links, s)) < 0)
+			return fail(c, mir, path, "unknown link '%s' (mirror takes a link)", s);
+		p->mirror = (uint16_t)id;
+	}
+	return 0;
+}
+
+static int resolve_scope(struct vctx *c, const struct nidx *x, const struct fwd_node *m,
+			 const char *base, const char *field, const char *builtin, uint16_t *out)
+{
+	const struct fwd_node *n = fwd_node_get(m, field);
+	char path[340];
+	const char *s;
+	int rc, id;
+
+	snprintf(path, sizeof(path), "%s.%s", base, field);
+	if (n == NULL)
+		return fail(c, m, path, "missing field '%s' (a name or 'any')", field);
+	if ((rc = get_scalar(c, n, path, &s)))
+		return rc;
+	if (strcmp(s, "any") == 0) {
+		*out = FWD_ANY;
+		return 0;
+	}
+	if (strcmp(s, builtin) == 0) {
+		*out = 0;
+		return 0;
+	}
+	if ((id = nidx_find(x, s)) < 0)
+		return fail(c, n, path, "unknown %s '%s'", field, s);
+	*out = (uint16_t)id;
+	return 0;
+}
+
+static int parse_policies(struct vctx *c, const struct names *nm, const struct fwd_node *pol,
+			  const struct fwd_node *def)
+{
+	static const char *const keys[] = {"region", "service", "action", "to", "mirror",
+					   "description", NULL};
+	static const char *const def_keys[] = {"action", "to", "mirror", "description", NULL};
+	struct fwd_table *t = c->t;
+	uint32_t n = pol && pol->type == FWD_NODE_SEQ ? pol->count : 0;
+	char path[320];
+	int rc;
+
+	if (pol && pol->type != FWD_NODE_NULL && (rc = want(c, pol, "policies", FWD_NODE_SEQ)))
+		return rc;
+	if (n + 1 > FWD_MAX_POLICIES)
+		return fail(c, pol, "policies", "more than %d policies", FWD_MAX_POLICIES - 1);
+	t->policies = calloc(n + 1, sizeof(*t->policies));
+	if (t->policies == NULL)
+		return -ENOMEM;
+
+	/* Policy 0: the default, drop when the document has none (fail closed). */
+	t->policies[0] = (struct fwd_policy){.region = FWD_ANY, .service = FWD_ANY,
+					     .action = FWD_ACT_DROP, .mirror = FWD_LINK_NONE};
+	if (def && def->type != FWD_NODE_NULL) {
+		if ((rc = want(c, def, "default", FWD_NODE_MAP)) ||
+		    (rc = check_keys(c, def, "default", def_keys)) ||
+		    (rc = parse_action(c, nm, def, "default", &t->policies[0])))
+			return rc;
+		t->policies[0].region = FWD_ANY;
+		t->policies[0].service = FWD_ANY;
+	}
+	t->npolicies = 1;
+
+	/* Uniqueness of (region, service): a dense bitmap would be 16M bits at
+	 * the limits; a hash of the pair into a small open table is enough. */
+	uint32_t cap = 64;
+	while (cap < n * 2)
+		cap <<= 1;
+	uint32_t *seen = calloc(cap, sizeof(*seen)); /* policy index + 1 */
+	if (seen == NULL)
+		return -ENOMEM;
+	uint32_t i = 0;
+	for (const struct fwd_node *m = n ? pol->child : NULL; m; m = m->next, i++) {
+		struct fwd_policy *p = &t->policies[t->npolicies];
+		uint32_t key, h;
+
+		snprintf(path, sizeof(path), "policies[%u]", i);
+		if ((rc = want(c, m, path, FWD_NODE_MAP)) || (rc = check_keys(c, m, path, keys)) ||
+		    (rc = resolve_scope(c, &nm->regions, m, path, "region", "unknown", &p->region)) ||
+		    (rc = resolve_scope(c, &nm->services, m, path, "service", "other", &p->service)) ||
+		    (rc = parse_action(c, nm, m, path, p)))
+			goto out;
+		if (p->region == FWD_ANY && p->service == FWD_ANY) {
+			rc = fail(c, m, path, "region 'any' with service 'any' is the 'default' section");
+			goto out;
+		}
+		key = (uint32_t)p->region << 16 | p->service;
+		for (h = (key * 2654435761u) & (cap - 1); seen[h]; h = (h + 1) & (cap - 1)) {
+			const struct fwd_policy *q = &t->policies[seen[h]];
+
+			if (((uint32_t)q->region << 16 | q->service) == key) {
+				rc = fail(c, m, path,
+					  "a policy for region '%s', service '%s' already exists (line %u)",
+					  p->region == FWD_ANY ? "any" : t->region_names[p->region],
+					  p->service == FWD_ANY ? "any" : t->service_names[p->service],
+					  q->line);
+				goto out;
+			}
+		}
+		seen[h] = t->npolicies;
+		t->npolicies++;
+	}
+	rc = 0;
+out:
+	free(seen);
+	return rc;
+}
+
+static int parse_residency(struct vctx *c, const struct names *nm, const struct fwd_node *res)
+{
+	static const char *const keys[] = {"name", "region", "services", "allowed_tags",
+					   "description", NULL};
+	struct fwd_table *t = c->t;
+	char path[320];
+	int rc;
+
+	if (res == NULL || res->type == FWD_NODE_NULL)
+		return 0;
+	if ((rc = want(c, res, "residency", FWD_NODE_SEQ)))
+		return rc;
+	if (res->count > FWD_MAX_RESIDENCY)
+		return fail(c, res, "residency", "more than %d residency rules", FWD_MAX_RESIDENCY);
+	t->residency = calloc(res->count ? res->count : 1, sizeof(*t->residency));
+	if (t->residency == NULL)
+		return -ENOMEM;
+	uint32_t i = 0;
+	for (const struct fwd_node *m = res->child; m; m = m->next, i++) {
+		struct fwd_residency *r = &t->residency[t->nresidency];
+		const struct fwd_node *f;
+
+		snprintf(path, sizeof(path), "residency[%u]", i);
+		if ((rc = want(c, m, path, FWD_NODE_MAP)) || (rc = check_keys(c, m, path, keys)))
+			return rc;
+		snprintf(path, sizeof(path), "residency[%u].name", i);
+		if ((f = fwd_node_get(m, "name")) == NULL)
+			return fail(c, m, path, "missing field 'name'");
+		if ((rc = get_name(c, f, path, "rule", r->name)))
+			return rc;
+		for (uint16_t j = 0; j < t->nresidency; j++)
+			if (strcmp(t->residency[j].name, r->name) == 0)
+				return fail(c, f, path, "residency rule '%s' is defined twice", r->name);
+		snprintf(path, sizeof(path), "residency[%u]", i);
+		if ((rc = resolve_scope(c, &nm->regions, m, path, "region", "unknown", &r->region)))
+			return rc;
+		if (r->region == FWD_ANY) {
+			snprintf(path, sizeof(path), "residency[%u].region", i);
+			return fail(c, fwd_node_get(m, "region"), path,
+				    "a residency rule protects one region, not 'any'");
+		}
+		snprintf(path, sizeof(path), "residency[%u].services", i);
+		if ((f = fwd_node_get(m, "services")) == NULL)
+			return fail(c, m, path, "missing field 'services' (a list, or [any])");
+		if ((rc = want(c, f, path, FWD_NODE_SEQ)))
+			return rc;
+		if (f->count == 0 || f->count > FWD_MAX_SERVICES)
+			return fail(c, f, path, "list 1..%d services", FWD_MAX_SERVICES);
+		r->services = calloc(f->count, sizeof(*r->services));
+		if (r->services == NULL)
+			return -ENOMEM;
+		t->nresidency++; /* from here r->services is owned by the table */
+		uint32_t j = 0;
+		for (const struct fwd_node *e = f->child; e; e = e->next, j++) {
+			const char *s;
+			int id;
+
+			snprintf(path, sizeof(path), "residency[%u].services[%u]", i, j);
+			if ((rc = get_scalar(c, e, path, &s)))
+				return rc;
+			if (strcmp(s, "any") == 0) {
+				if (f->count != 1)
+					return fail(c, e, path, "'any' must stand alone");
+				id = FWD_ANY;
+			} else if (strcmp(s, "other") == 0) {
+				id = FWD_SERVICE_OTHER;
+			} else if ((id = nidx_find(&nm->services, s)) < 0) {
+				return fail(c, e, path, "unknown service '%s'", s);
+			}
+			r->services[r->nservices++] = (uint16_t)id;
+		}
+		snprintf(path, sizeof(path), "residency[%u].allowed_tags", i);
+		if ((f = fwd_node_get(m, "allowed_tags")) == NULL)
+			return fail(c, m, path, "missing field 'allowed_tags'");
+		if ((rc = parse_tags(c, f, path, r->tags, &r->ntags)))
+			return rc;
+		if (r->ntags == 0)
+			return fail(c, f, path, "list at least one tag");
+	}
+	return 0;
+}
+
+/* ---- top level ------------------------------------------------------------------ */
+
+struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *err)
+{
+	static const char *const keys[] = {"version", "description", "regions", "services", "links",
+					   "link_groups", "policies", "default", "residency", NULL};
+	const struct fwd_node *root = fwd_doc_root(doc), *f;
+	struct fwd_table *t = calloc(1, sizeof(*t));
+	struct vctx c = {.file = fwd_doc_name(doc), .err = err, .t = t};
+	struct names nm = {0};
+	int rc;
+
+	if (t == NULL) {
+		fwd_err_set(err, c.file, 0, NULL, "out of memory");
+		return NULL;
+	}
+	snprintf(t->source, sizeof(t->source), "%s", c.file);
+	if ((rc = want(&c, root, "", FWD_NODE_MAP)) || (rc = check_keys(&c, root, "", keys)))
+		goto fail;
+	if ((f = fwd_node_get(root, "version")) != NULL) {
+		uint64_t v;
+
+		if ((rc = get_uint(&c, f, "version", 1, 1, &v)))
+			goto fail;
+	}
+	if ((f = fwd_node_get(root, "description")) != NULL) {
+		const char *s;
+
+		if ((rc = get_scalar(&c, f, "description", &s)))
+			goto fail;
+		snprintf(t->description, sizeof(t->description), "%s", s);
+	}
+	if ((rc = parse_regions(&c, fwd_node_get(root, "regions"))) ||
+	    (rc = parse_services(&c, fwd_node_get(root, "services"))) ||
+	    (rc = parse_links(&c, fwd_node_get(root, "links"))))
+		goto fail;
+	if (nidx_build(&nm.regions, (const char(*)[FWD_NAME_MAX])t->region_names, t->nregions) ||
+	    nidx_build(&nm.services, (const char(*)[FWD_NAME_MAX])t->service_names, t->nservices)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	/* Links are not a plain name array; index them through a copy. */
+	{
+		char(*ln)[FWD_NAME_MAX] = calloc(t->nlinks ? t->nlinks : 1, FWD_NAME_MAX);
+
+		if (ln == NULL) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		for (uint16_t i = 0; i < t->nlinks; i++)
+			memcpy(ln[i], t->links[i].name, FWD_NAME_MAX);
+		rc = nidx_build(&nm.links, (const char(*)[FWD_NAME_MAX])ln, t->nlinks);
+		if (rc == 0)
+			rc = parse_groups(&c, fwd_node_get(root, "link_groups"), &nm.links);
+		if (rc == 0) {
+			char(*gn)[FWD_NAME_MAX] = calloc(t->ngroups ? t->ngroups : 1, FWD_NAME_MAX);
+
+			if (gn == NULL)
+				rc = -ENOMEM;
+			for (uint16_t i = 0; gn && i < t->ngroups; i++)
+				memcpy(gn[i], t->groups[i].name, FWD_NAME_MAX);
+			if (rc == 0)
+				rc = nidx_build(&nm.groups, (const char(*)[FWD_NAME_MAX])gn, t->ngroups);
+			if (rc == 0)
+				rc = parse_policies(&c, &nm, fwd_node_get(root, "policies"),
+						    fwd_node_get(root, "default"));
+			if (rc == 0)
+				rc = parse_residency(&c, &nm, fwd_node_get(root, "residency"));
+			free(gn);
+		}
+		free(ln);
+	}
+	if (rc)
+		goto fail;
+	nidx_free(&nm.regions);
+	nidx_free(&nm.services);
+	nidx_free(&nm.links);
+	nidx_free(&nm.groups);
+	return t;
+fail:
+	if (rc == -ENOMEM && err && err->reason[0] == '\0')
+		fwd_err_set(err, c.file, 0, NULL, "out of memory");
+	nidx_free(&nm.regions);
+	nidx_free(&nm.services);
+	nidx_free(&nm.links);
+	nidx_free(&nm.groups);
+	fwd_table_free(t);
+	return NULL;
+}
+
+struct fwd_table *fwd_table_load(const char *path, struct fwd_err *err)
+{
+	struct fwd_doc *doc = fwd_doc_load(path, err);
+	struct fwd_table *t;
+
+	if (doc == NULL)
+		return NULL;
+	t = fwd_table_from_doc(doc, err);
+	fwd_doc_free(doc);
+	return t;
+}
+
+struct fwd_table *fwd_table_parse(const char *buf, size_t len, const char *name, int json,
+				  struct fwd_err *err)
+{
+	struct fwd_doc *doc = fwd_doc_parse(buf, len, name, json, err);
+	struct fwd_table *t;
+
+	if (doc == NULL)
+		return NULL;
+	t = fwd_table_from_doc(doc, err);
+	fwd_doc_free(doc);
+	return t;
+}
+
+void fwd_table_free(struct fwd_table *t)
+{
+	if (t == NULL)
+		return;
+	for (uint16_t i = 0; i < t->nresidency; i++)
+		free(t->residency[i].services);
+	free(t->residency);
+	free(t->policies);
+	free(t->groups);
+	free(t->links);
+	free(t->prefix6);
+	free(t->prefix4);
+	free(t->ranges);
+	free(t->service_names);
+	free(t->region_names);
+	free(t);
+}
+
+static int find_name(const char (*names)[FWD_NAME_MAX], size_t stride, uint32_t n, const char *s)
+{
+	const char *base = (const char *)names;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(base + i * stride, s) == 0)
+			return (int)i;
+	return -ENOENT;
+}
+
+int fwd_table_region_id(const struct fwd_table *t, const char *name)
+{
+	return find_name(t->region_names, FWD_NAME_MAX, t->nregions, name);
+}
+
+int fwd_table_service_id(const struct fwd_table *t, const char *name)
+{
+	return find_name(t->service_names, FWD_NAME_MAX, t->nservices, name);
+}
+
+int fwd_table_link_id(const struct fwd_table *t, const char *name)
+{
+	return t->nlinks ? find_name((const char(*)[FWD_NAME_MAX])t->links[0].name,
+				     sizeof(struct fwd_link), t->nlinks, name)
+			 : -ENOENT;
+}
+
+int fwd_table_group_id(const struct fwd_table *t, const char *name)
+{
+	return t->ngroups ? find_name((const char(*)[FWD_NAME_MAX])t->groups[0].name,
+				      sizeof(struct fwd_group), t->ngroups, name)
+			  : -ENOENT;
+}
+
+const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_policy *p)
+{
+	switch (p->action) {
+	case FWD_ACT_LINK:
+		return t->links[p->target].name;
+	case FWD_ACT_GROUP:
+		return t->groups[p->target].name;
+	default:
+		return "drop";
+	}
+}
+
+const char *fwd_proto_name(uint8_t proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case FWD_PROTO_TCP:
+		return snprintf(buf, len, "tcp"), buf;
+	case FWD_PROTO_UDP:
+		return snprintf(buf, len, "udp"), buf;
+	case FWD_PROTO_SCTP:
+		return snprintf(buf, len, "sctp"), buf;
+	case FWD_PROTO_ICMP:
+		return snprintf(buf, len, "icmp"), buf;
+	case FWD_PROTO_ICMPV6:
+		return snprintf(buf, len, "icmpv6"), buf;
+	default:
+		return snprintf(buf, len, "%u", proto), buf;
+	}
+}

@@ -1,0 +1,136 @@
+/*
+ * fwd_table.h - the table document as a validated, self-contained model.
+ *
+ * A table document (docs/table-format.md) names regions with their IPv4 and
+ * IPv6 prefixes, services with their protocol/port ranges, links, weighted
+ * link groups, policies, a default action and residency rules. This module
+ * turns a YAML/JSON document into struct fwd_table, refusing it whole with a
+ * fwd_err naming file, line and field if anything is wrong. A table that
+ * comes out of here is complete and consistent: every name it references
+ * exists, no prefix appears twice, no port range of a protocol overlaps,
+ * policies are unique per (region, service), and everything fits the limits
+ * of fwd_defs.h. Consumers (the fast path's generation builder, the control
+ * plane) never re-check; they only map port names to devices.
+ *
+ * Ids: region 0 is 'unknown', service 0 is 'other', policy 0 is the default.
+ * The table is immutable after load; free it with fwd_table_free().
+ */
+#ifndef FWD_TABLE_H
+#define FWD_TABLE_H
+
+#include <stdint.h>
+
+#include "fwd_defs.h"
+#include "fwd_doc.h"
+#include "fwd_err.h"
+
+struct fwd_prefix4 {
+	uint32_t addr; /* host order, host bits zero */
+	uint8_t len;
+	uint16_t region;
+	uint32_t line;
+};
+
+struct fwd_prefix6 {
+	uint8_t addr[16]; /* network order, host bits zero */
+	uint8_t len;
+	uint16_t region;
+	uint32_t line;
+};
+
+/* A service entry: a port range of TCP, UDP or SCTP, or a whole protocol
+ * (lo = 0, hi = 65535) for protocols without ports. */
+struct fwd_svc_range {
+	uint8_t proto;
+	uint16_t lo, hi;
+	uint16_t service;
+	uint32_t line;
+};
+
+struct fwd_link {
+	char name[FWD_NAME_MAX];
+	char port[FWD_NAME_MAX]; /* port name from the node config */
+	uint8_t next_hop_mac[6];
+	uint16_t vlan; /* 0: untagged */
+	uint8_t up; /* admin state */
+	uint8_t ntags;
+	char tags[FWD_MAX_TAGS][FWD_NAME_MAX];
+};
+
+struct fwd_group_member {
+	uint16_t link;
+	uint32_t weight; /* 0: drained, takes no flows */
+};
+
+struct fwd_group {
+	char name[FWD_NAME_MAX];
+	uint16_t nmembers;
+	struct fwd_group_member members[FWD_MAX_GROUP_MEMBERS];
+};
+
+struct fwd_policy {
+	uint16_t region; /* region id or FWD_ANY */
+	uint16_t service; /* service id or FWD_ANY */
+	uint8_t action; /* enum fwd_action */
+	uint16_t target; /* link id (LINK) or group id (GROUP) */
+	uint16_t mirror; /* link id or FWD_LINK_NONE */
+	uint32_t line;
+};
+
+struct fwd_residency {
+	char name[FWD_NAME_MAX];
+	uint16_t region;
+	uint16_t nservices;
+	uint16_t *services; /* service ids; FWD_ANY alone means every service */
+	uint8_t ntags;
+	char tags[FWD_MAX_TAGS][FWD_NAME_MAX];
+};
+
+struct fwd_table {
+	char source[128]; /* file name or "request" */
+	char description[256];
+	uint16_t nregions; /* including 'unknown' at 0 */
+	uint16_t nservices; /* including 'other' at 0 */
+	uint16_t nlinks, ngroups;
+	uint32_t npolicies; /* including the default at 0 */
+	uint32_t nranges, nprefix4, nprefix6;
+	uint16_t nresidency;
+	char (*region_names)[FWD_NAME_MAX];
+	char (*service_names)[FWD_NAME_MAX];
+	struct fwd_svc_range *ranges;
+	struct fwd_prefix4 *prefix4;
+	struct fwd_prefix6 *prefix6;
+	struct fwd_link *links;
+	struct fwd_group *groups;
+	struct fwd_policy *policies;
+	struct fwd_residency *residency;
+};
+
+/**
+ * Validate a parsed document into a table.
+ * @return the table, or NULL with @err naming the first problem
+ */
+struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *err);
+
+/** Read, parse and validate a file (YAML, or JSON by extension/content). */
+struct fwd_table *fwd_table_load(const char *path, struct fwd_err *err);
+
+/** Parse and validate a document in memory (json: 1, 0, -1 = detect). */
+struct fwd_table *fwd_table_parse(const char *buf, size_t len, const char *name, int json,
+				  struct fwd_err *err);
+
+void fwd_table_free(struct fwd_table *t);
+
+/** Lookups by name; return the id or -ENOENT. 'unknown'/'other' included. */
+int fwd_table_region_id(const struct fwd_table *t, const char *name);
+int fwd_table_service_id(const struct fwd_table *t, const char *name);
+int fwd_table_link_id(const struct fwd_table *t, const char *name);
+int fwd_table_group_id(const struct fwd_table *t, const char *name);
+
+/** Name of a policy's target ("drop", a link or a group). */
+const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_policy *p);
+
+/** Protocol name for a service entry ("tcp", "icmp", "47"...), into @buf. */
+const char *fwd_proto_name(uint8_t proto, char *buf, size_t len);
+
+#endif /* FWD_TABLE_H */

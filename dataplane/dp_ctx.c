@@ -1,0 +1,295 @@
+#include "dp_ctx.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include <rte_telemetry.h>
+
+#include "fwd_names.h"
+
+static void policy_key(const struct fwd_table *t, const struct fwd_policy *p, uint32_t id,
+		       char *buf, size_t len)
+{
+	if (id == FWD_POLICY_DEFAULT)
+		snprintf(buf, len, "default");
+	else
+		snprintf(buf, len, "%s/%s", p->region == FWD_ANY ? "any" : t->region_names[p->region],
+			 p->service == FWD_ANY ? "any" : t->service_names[p->service]);
+}
+
+static void obj_add(json_t *obj, const char *key, uint64_t v)
+{
+	json_t *o = json_object_get(obj, key);
+
+	json_object_set_new(obj, key, json_integer((json_int_t)((uint64_t)json_integer_value(o) + v)));
+}
+
+static json_t *obj_child(json_t *obj, const char *key)
+{
+	json_t *o = json_object_get(obj, key);
+
+	if (o == NULL) {
+		o = json_object();
+		json_object_set_new(obj, key, o);
+	}
+	return o;
+}
+
+/* Add a generation's per-worker hit counters into @acc by name. */
+static void fold_gen(json_t *acc, const struct dp_gen *g)
+{
+	const struct fwd_table *t = g->table;
+	json_t *regions = obj_child(acc, "regions"), *services = obj_child(acc, "services");
+	json_t *policies = obj_child(acc, "policies"), *links = obj_child(acc, "links");
+	char key[80];
+
+	for (uint16_t w = 0; w < g->nworkers; w++) {
+		const struct dp_gen_cnt *c = &g->cnt[w];
+
+		for (uint16_t i = 0; i < t->nregions; i++)
+			obj_add(regions, t->region_names[i],
+				__atomic_load_n(&c->region[i], __ATOMIC_RELAXED));
+		for (uint16_t i = 0; i < t->nservices; i++)
+			obj_add(services, t->service_names[i],
+				__atomic_load_n(&c->service[i], __ATOMIC_RELAXED));
+		for (uint32_t i = 0; i < t->npolicies; i++) {
+			policy_key(t, &t->policies[i], i, key, sizeof(key));
+			obj_add(obj_child(policies, key), "packets",
+				__atomic_load_n(&c->policy[i], __ATOMIC_RELAXED));
+		}
+		for (uint16_t i = 0; i < t->nlinks; i++) {
+			json_t *l = obj_child(links, t->links[i].name);
+
+			obj_add(l, "packets", __atomic_load_n(&c->link_pkts[i], __ATOMIC_RELAXED));
+			obj_add(l, "bytes", __atomic_load_n(&c->link_bytes[i], __ATOMIC_RELAXED));
+		}
+	}
+}
+
+void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
+{
+	struct dp_gen *old;
+
+	pthread_mutex_lock(&ctx->lock);
+	old = ctx->gen;
+	ctx->retiring = old;
+	/* Release: the generation was built completely above this store; a
+	 * worker's acquire load of ctx->gen sees all of it. */
+	__atomic_store_n(&ctx->gen, g, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&ctx->lock);
+	if (old == NULL)
+		return;
+	/* Every worker reports quiescence after each loop, once it has dropped
+	 * its pointer; after this returns, no worker can still see @old. */
+	rte_rcu_qsbr_synchronize(ctx->qsv, RTE_QSBR_THRID_INVALID);
+	pthread_mutex_lock(&ctx->lock);
+	fold_gen(ctx->totals, old);
+	ctx->retiring = NULL;
+	pthread_mutex_unlock(&ctx->lock);
+	dp_gen_free(old);
+}
+
+json_t *dp_ctx_report(struct dp_ctx *ctx)
+{
+	struct dp_counters sum, one;
+	json_t *r = json_object(), *acc, *pk, *drops, *evts, *gen, *links, *pol;
+	const struct dp_gen *g;
+	const struct fwd_table *t;
+	uint64_t dropped = 0;
+	char key[80];
+
+	if (r == NULL)
+		return NULL;
+	memset(&sum, 0, sizeof(sum));
+	for (uint16_t w = 0; w < ctx->nworkers; w++) {
+		dp_counters_read(&ctx->workers[w]->cnt, &one);
+		sum.rx += one.rx;
+		sum.rx_bytes += one.rx_bytes;
+		sum.tx += one.tx;
+		sum.tx_bytes += one.tx_bytes;
+		for (int i = 0; i < FWD_DROP_MAX; i++)
+			sum.drop[i] += one.drop[i];
+		for (int i = 0; i < FWD_EVT_MAX; i++)
+			sum.evt[i] += one.evt[i];
+	}
+	drops = json_object();
+	for (int i = 0; i < FWD_DROP_MAX; i++) {
+		json_object_set_new(drops, fwd_drop_names[i], json_integer((json_int_t)sum.drop[i]));
+		dropped += sum.drop[i];
+	}
+	evts = json_object();
+	for (int i = 0; i < FWD_EVT_MAX; i++)
+		json_object_set_new(evts, fwd_evt_names[i], json_integer((json_int_t)sum.evt[i]));
+	pk = json_pack("{s:I, s:I, s:I, s:I, s:I}", "rx", (json_int_t)sum.rx, "rx_bytes",
+		       (json_int_t)sum.rx_bytes, "tx", (json_int_t)sum.tx, "tx_bytes",
+		       (json_int_t)sum.tx_bytes, "dropped", (json_int_t)dropped);
+
+	pthread_mutex_lock(&ctx->lock);
+	g = ctx->gen;
+	t = g->table;
+	acc = json_deep_copy(ctx->totals);
+	if (ctx->retiring)
+		fold_gen(acc, ctx->retiring);
+	fold_gen(acc, g);
+	gen = json_pack("{s:I, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "id", (json_int_t)g->id,
+			"source", t->source, "created_unix_ns", (json_int_t)g->created_unix_ns,
+			"regions", t->nregions - 1, "services", t->nservices - 1, "links", t->nlinks,
+			"policies", (int)t->npolicies - 1, "prefixes_v4", (json_int_t)t->nprefix4,
+			"prefixes_v6", (json_int_t)t->nprefix6);
+	links = json_object_get(acc, "links");
+	for (uint16_t i = 0; i < t->nlinks; i++) {
+		json_t *l = json_object_get(links, t->links[i].name);
+
+		json_object_set_new(l, "port", json_string(t->links[i].port));
+		json_object_set_new(l, "state", json_string(t->links[i].up ? "up" : "down"));
+	}
+	pol = json_object_get(acc, "policies");
+	for (uint32_t i = 0; i < t->npolicies; i++) {
+		const struct fwd_policy *p = &t->policies[i];
+		json_t *o;
+
+		policy_key(t, p, i, key, sizeof(key));
+		o = json_object_get(pol, key);
+		json_object_set_new(o, "action", json_string(p->action == FWD_ACT_DROP ? "drop" : "steer"));
+		json_object_set_new(o, "target", json_string(fwd_table_policy_target(t, p)));
+	}
+	pthread_mutex_unlock(&ctx->lock);
+
+	json_object_set_new(r, "generation", gen);
+	json_object_set_new(r, "workers", json_integer(ctx->nworkers));
+	json_object_set_new(r, "packets", pk);
+	json_object_set_new(r, "drops", drops);
+	json_object_set_new(r, "events", evts);
+	json_object_update(r, acc);
+	json_decref(acc);
+	return r;
+}
+
+static uint64_t ju(const json_t *o, const char *key)
+{
+	return (uint64_t)json_integer_value(json_object_get(o, key));
+}
+
+static void print_counts(FILE *out, const char *title, const json_t *obj)
+{
+	const char *k;
+	json_t *v;
+
+	fprintf(out, "\n%-24s %14s\n", title, "packets");
+	json_object_foreach((json_t *)obj, k, v)
+		fprintf(out, "  %-22s %14" PRIu64 "\n", k, (uint64_t)json_integer_value(v));
+}
+
+void dp_report_print(const json_t *r, FILE *out)
+{
+	const json_t *pk = json_object_get(r, "packets"), *gen = json_object_get(r, "generation");
+	const char *k;
+	json_t *v;
+	uint64_t rx = ju(pk, "rx"), tx = ju(pk, "tx"), dropped = ju(pk, "dropped");
+
+	fprintf(out, "regionfwd: generation %" PRIu64 " from %s, %" PRIu64 " workers\n",
+		ju(gen, "id"), json_string_value(json_object_get(gen, "source")), ju(r, "workers"));
+	fprintf(out, "  rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64 "  (rx = tx + dropped: %s)\n",
+		rx, tx, dropped, rx == tx + dropped ? "holds" : "BROKEN");
+
+	fprintf(out, "\n%-24s %-12s %-6s %14s %16s\n", "link", "port", "state", "packets", "bytes");
+	json_object_foreach(json_object_get(r, "links"), k, v) {
+		const char *port = json_string_value(json_object_get(v, "port"));
+		const char *state = json_string_value(json_object_get(v, "state"));
+
+		fprintf(out, "  %-22s %-12s %-6s %14" PRIu64 " %16" PRIu64 "\n", k, port ? port : "-",
+			state ? state : "gone", ju(v, "packets"), ju(v, "bytes"));
+	}
+	print_counts(out, "region", json_object_get(r, "regions"));
+	print_counts(out, "service", json_object_get(r, "services"));
+
+	fprintf(out, "\n%-24s %-8s %-20s %14s\n", "policy (region/service)", "action", "target",
+		"packets");
+	json_object_foreach(json_object_get(r, "policies"), k, v) {
+		const char *a = json_string_value(json_object_get(v, "action"));
+		const char *tg = json_string_value(json_object_get(v, "target"));
+
+		fprintf(out, "  %-22s %-8s %-20s %14" PRIu64 "\n", k, a ? a : "-", tg ? tg : "(gone)",
+			ju(v, "packets"));
+	}
+	fprintf(out, "\n%-24s %14s\n", "drop reason", "packets");
+	json_object_foreach(json_object_get(r, "drops"), k, v)
+		if (json_integer_value(v))
+			fprintf(out, "  %-22s %14" PRIu64 "\n", k, (uint64_t)json_integer_value(v));
+	fprintf(out, "\n%-24s %14s\n", "event", "count");
+	json_object_foreach(json_object_get(r, "events"), k, v)
+		if (json_integer_value(v))
+			fprintf(out, "  %-22s %14" PRIu64 "\n", k, (uint64_t)json_integer_value(v));
+	fflush(out);
+}
+
+/* ---- telemetry ------------------------------------------------------------ */
+
+static struct dp_ctx *tel_ctx; /* the telemetry API has no user argument */
+
+/* Flat dict of one report section: integers as u64, objects by their
+ * "packets" field (telemetry dicts nest one level at most). */
+static int tel_section(const char *section, struct rte_tel_data *d)
+{
+	json_t *r = dp_ctx_report(tel_ctx), *sec;
+	const char *k;
+	json_t *v;
+
+	if (r == NULL)
+		return -ENOMEM;
+	sec = json_object_get(r, section);
+	rte_tel_data_start_dict(d);
+	json_object_foreach(sec, k, v) {
+		if (json_is_integer(v))
+			rte_tel_data_add_dict_u64(d, k, (uint64_t)json_integer_value(v));
+		else if (json_is_object(v) && json_object_get(v, "packets"))
+			rte_tel_data_add_dict_u64(d, k, ju(v, "packets"));
+		else if (json_is_string(v))
+			rte_tel_data_add_dict_string(d, k, json_string_value(v));
+	}
+	json_decref(r);
+	return 0;
+}
+
+#define TEL_CMD(fn, section)                                                          \
+	static int fn(const char *cmd __rte_unused, const char *params __rte_unused, \
+		      struct rte_tel_data *d)                                         \
+	{                                                                             \
+		return tel_section(section, d);                                       \
+	}
+TEL_CMD(tel_packets, "packets")
+TEL_CMD(tel_drops, "drops")
+TEL_CMD(tel_events, "events")
+TEL_CMD(tel_links, "links")
+TEL_CMD(tel_regions, "regions")
+TEL_CMD(tel_services, "services")
+TEL_CMD(tel_policies, "policies")
+TEL_CMD(tel_generation, "generation")
+#undef TEL_CMD
+
+int dp_telemetry_register(struct dp_ctx *ctx)
+{
+	static const struct {
+		const char *cmd;
+		telemetry_cb fn;
+		const char *help;
+	} cmds[] = {
+		{"/regionfwd/packets", tel_packets, "rx, tx and dropped packets and bytes"},
+		{"/regionfwd/drops", tel_drops, "packets dropped, per reason"},
+		{"/regionfwd/events", tel_events, "fragment, mirror and generation events"},
+		{"/regionfwd/links", tel_links, "packets transmitted per link"},
+		{"/regionfwd/regions", tel_regions, "packets per source region"},
+		{"/regionfwd/services", tel_services, "packets per service"},
+		{"/regionfwd/policies", tel_policies, "packets per policy (region/service)"},
+		{"/regionfwd/generation", tel_generation, "the running table generation"},
+	};
+	int rc;
+
+	tel_ctx = ctx;
+	for (size_t i = 0; i < RTE_DIM(cmds); i++) {
+		rc = rte_telemetry_register_cmd(cmds[i].cmd, cmds[i].fn, cmds[i].help);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

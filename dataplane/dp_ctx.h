@@ -1,0 +1,61 @@
+/*
+ * dp_ctx.h - the process: node config, ports, pool, workers, the published
+ * generation, and the control-thread side of generations and counters.
+ *
+ * Ownership: the control thread (main lcore) owns every field except what
+ * workers write in their own struct dp_lcore. Workers read ctx->gen (acquire)
+ * and ctx->quit; nothing else. The telemetry thread reads counters under
+ * ctx->lock, which the control thread also takes while it retires a
+ * generation; workers never take it.
+ */
+#ifndef DP_CTX_H
+#define DP_CTX_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <rte_mempool.h>
+#include <rte_rcu_qsbr.h>
+
+#include "dp_gen.h"
+#include "dp_node.h"
+#include "dp_port.h"
+#include "dp_worker.h"
+
+struct dp_ctx {
+	struct dp_node node;
+	struct dp_ports ports;
+	struct rte_mempool *pool;
+	struct rte_rcu_qsbr *qsv;
+	struct dp_gen *gen; /* published generation; workers load it with acquire */
+	struct dp_gen *retiring; /* unpublished, in its grace period; readers still count it */
+	pthread_mutex_t lock; /* control thread vs telemetry readers */
+	json_t *totals; /* counters of freed generations, keyed by name */
+	uint16_t nworkers;
+	struct dp_lcore *workers[DP_MAX_WORKERS];
+	int quit; /* set once; workers poll it relaxed */
+	uint64_t next_gen_id;
+};
+
+/**
+ * Publish @g and retire the previous generation: one release store, then an
+ * RCU grace period, then the old generation's counters are folded into the
+ * totals and it is freed. Called by the control thread only.
+ */
+void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
+
+/**
+ * The counters and the running generation as one JSON object (the model
+ * regiond's API serves). Sums every worker; consistent per worker.
+ * @return a new reference, or NULL on allocation failure
+ */
+json_t *dp_ctx_report(struct dp_ctx *ctx);
+
+/** Print the report as aligned tables. */
+void dp_report_print(const json_t *report, FILE *out);
+
+/** Register the /regionfwd/... telemetry commands (one ctx per process). */
+int dp_telemetry_register(struct dp_ctx *ctx);
+
+#endif /* DP_CTX_H */

@@ -1,0 +1,87 @@
+/*
+ * dp_frag.h - per-lcore table that lets every fragment of a datagram take
+ * the decision of its first fragment.
+ *
+ * A first fragment carries the ports, so it is classified normally and its
+ * decision is remembered under (family, proto, id, src, dst). Later
+ * fragments find it here. Fragments that arrive before their first fragment
+ * (or after it aged out) are dropped and counted as frag_no_first: without
+ * the ports nobody can know the service, and guessing could send protected
+ * data out of region. Receive-side scaling hashes on addresses only
+ * (dp_port.c), so all fragments of a datagram reach the same worker.
+ *
+ * Fixed memory, no allocation after init: DP_FRAG_WAYS-way buckets; a
+ * bucket that is full evicts its entry closest to expiry (counted). Entries
+ * expire after a timeout. Time is passed in by the caller (TSC ticks), so
+ * the module is pure C and tested without DPDK. One table per worker: no
+ * sharing, no locks.
+ */
+#ifndef DP_FRAG_H
+#define DP_FRAG_H
+
+#include <stdint.h>
+
+#include "fwd_class.h"
+#include "fwd_parse.h"
+
+#define DP_FRAG_WAYS 4
+
+struct dp_frag_key {
+	uint8_t family, proto;
+	uint16_t pad;
+	uint32_t id;
+	uint8_t src[16], dst[16];
+};
+
+struct dp_frag_entry {
+	struct dp_frag_key key; /* 40 bytes */
+	uint64_t expires; /* 0: empty */
+	uint64_t gen; /* generation the decision belongs to */
+	struct fwd_decision d;
+} __attribute__((aligned(64)));
+
+struct dp_frag_table {
+	struct dp_frag_entry *e; /* nbuckets * DP_FRAG_WAYS entries */
+	uint32_t bucket_mask;
+	uint64_t timeout;
+};
+
+/** Bytes needed for @entries entries (rounded up to a power-of-two buckets). */
+uint64_t dp_frag_mem_size(uint32_t entries);
+
+/**
+ * Initialise over caller-provided zeroed memory of dp_frag_mem_size() bytes.
+ * @param timeout  lifetime of an entry in the caller's time unit
+ */
+void dp_frag_init(struct dp_frag_table *ft, void *mem, uint32_t entries, uint64_t timeout);
+
+static inline void dp_frag_key_of(const struct fwd_pkt *p, struct dp_frag_key *k)
+{
+	k->family = p->family;
+	k->proto = p->family == 4 ? p->proto : 0; /* IPv6 ids are per (src, dst) */
+	k->pad = 0;
+	k->id = p->frag_id;
+	for (int i = 0; i < 16; i++) {
+		k->src[i] = p->src[i];
+		k->dst[i] = p->dst[i];
+	}
+	if (p->family == 4)
+		for (int i = 4; i < 16; i++)
+			k->src[i] = k->dst[i] = 0;
+}
+
+/**
+ * Find the decision of a datagram's first fragment.
+ * @return the entry, or NULL when unknown or expired
+ */
+const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
+					   const struct dp_frag_key *k, uint64_t now);
+
+/**
+ * Remember a first fragment's decision (a duplicate first fragment refreshes it).
+ * @return 1 when a live entry was evicted to make room, else 0
+ */
+int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
+		   const struct fwd_decision *d, uint64_t now);
+
+#endif /* DP_FRAG_H */

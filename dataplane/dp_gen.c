@@ -1,0 +1,233 @@
+#include "dp_gen.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_errno.h>
+#include <rte_malloc.h>
+
+#include "dp_log.h"
+
+/* tbl8 groups DIR-24-8 needs: one per distinct /24 that holds a longer
+ * prefix. prefix4 is sorted by address (fwd_table validation), so distinct
+ * values are runs. */
+static uint32_t tbl8_needed4(const struct fwd_table *t)
+{
+	uint32_t n = 0, last = 0;
+	int have = 0;
+
+	for (uint32_t i = 0; i < t->nprefix4; i++) {
+		const struct fwd_prefix4 *p = &t->prefix4[i];
+
+		if (p->len <= 24)
+			continue;
+		if (!have || (p->addr >> 8) != last) {
+			n++;
+			last = p->addr >> 8;
+			have = 1;
+		}
+	}
+	return n;
+}
+
+/* The rte_fib6 trie has a 24-bit first stride, then 8-bit strides: a prefix
+ * longer than k bits (k = 24, 32, ..., 120) needs the tbl8 group of its
+ * k-bit ancestor. Count distinct ancestors per level; sorted input makes the
+ * truncations non-decreasing, so counting runs is exact. */
+static uint32_t tbl8_needed6(const struct fwd_table *t)
+{
+	uint32_t total = 0;
+
+	for (unsigned k = 24; k < 128; k += 8) {
+		const uint8_t *last = NULL;
+		unsigned bytes = k / 8;
+
+		for (uint32_t i = 0; i < t->nprefix6; i++) {
+			const struct fwd_prefix6 *p = &t->prefix6[i];
+
+			if (p->len <= k)
+				continue;
+			if (last == NULL || memcmp(last, p->addr, bytes) != 0) {
+				total++;
+				last = p->addr;
+			}
+		}
+	}
+	return total;
+}
+
+static int build_fibs(struct dp_gen *g, struct fwd_err *err)
+{
+	const struct fwd_table *t = g->table;
+	struct rte_fib_conf c4 = {0};
+	struct rte_fib6_conf c6 = {0};
+	char name[32];
+	uint32_t need4 = tbl8_needed4(t), need6 = tbl8_needed6(t);
+	int rc;
+
+	c4.type = RTE_FIB_DIR24_8;
+	c4.default_nh = FWD_REGION_UNKNOWN;
+	c4.max_routes = (int)(t->nprefix4 * 2 + 1024); /* RIB keeps inner nodes too */
+	c4.dir24_8.nh_sz = RTE_FIB_DIR24_8_2B;
+	c4.dir24_8.num_tbl8 = need4 + need4 / 8 + 64;
+	snprintf(name, sizeof(name), "fib4_%llu", (unsigned long long)g->id);
+	g->fib4 = rte_fib_create(name, SOCKET_ID_ANY, &c4);
+	if (g->fib4 == NULL)
+		return fwd_err_set(err, t->source, 0, "regions",
+				   "cannot create the IPv4 FIB (%u prefixes, %u tbl8): %s", t->nprefix4,
+				   c4.dir24_8.num_tbl8, rte_strerror(rte_errno));
+	for (uint32_t i = 0; i < t->nprefix4; i++) {
+		rc = rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len, t->prefix4[i].region);
+		if (rc)
+			return fwd_err_set(err, t->source, t->prefix4[i].line, "regions",
+					   "IPv4 FIB refused a prefix: %s", strerror(-rc));
+	}
+
+	c6.type = RTE_FIB6_TRIE;
+	c6.default_nh = FWD_REGION_UNKNOWN;
+	c6.max_routes = (int)(t->nprefix6 * 2 + 1024);
+	c6.trie.nh_sz = RTE_FIB6_TRIE_2B;
+	c6.trie.num_tbl8 = need6 + need6 / 8 + 64;
+	snprintf(name, sizeof(name), "fib6_%llu", (unsigned long long)g->id);
+	g->fib6 = rte_fib6_create(name, SOCKET_ID_ANY, &c6);
+	if (g->fib6 == NULL)
+		return fwd_err_set(err, t->source, 0, "regions",
+				   "cannot create the IPv6 FIB (%u prefixes, %u tbl8): %s", t->nprefix6,
+				   c6.trie.num_tbl8, rte_strerror(rte_errno));
+	for (uint32_t i = 0; i < t->nprefix6; i++) {
+		rc = rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len, t->prefix6[i].region);
+		if (rc)
+			return fwd_err_set(err, t->source, t->prefix6[i].line, "regions",
+					   "IPv6 FIB refused a prefix: %s", strerror(-rc));
+	}
+	return 0;
+}
+
+static int build_links(struct dp_gen *g, const struct dp_node *node, const struct dp_ports *ports,
+		       struct fwd_err *err)
+{
+	const struct fwd_table *t = g->table;
+
+	g->links = rte_zmalloc("dp_links", sizeof(*g->links) * (t->nlinks ? t->nlinks : 1),
+			       RTE_CACHE_LINE_SIZE);
+	if (g->links == NULL)
+		return fwd_err_set(err, t->source, 0, "links", "out of memory");
+	for (uint16_t i = 0; i < t->nlinks; i++) {
+		const struct fwd_link *l = &t->links[i];
+		struct dp_link_out *o = &g->links[i];
+		int pi = dp_node_port_index(node, l->port);
+		char path[64];
+
+		if (pi < 0) {
+			char list[256] = "";
+			size_t n = 0;
+
+			for (uint16_t j = 0; j < node->nports && n < sizeof(list); j++)
+				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", j ? ", " : "",
+						      node->ports[j].name);
+			snprintf(path, sizeof(path), "links.%s.port", l->name);
+			return fwd_err_set(err, t->source, 0, path,
+					   "no port '%s' in node config %s (ports: %s)", l->port,
+					   node->source, list);
+		}
+		o->node_port = (uint8_t)pi;
+		o->port_id = ports->port_id[pi];
+		memcpy(o->hdr, l->next_hop_mac, 6);
+		memcpy(o->hdr + 6, ports->mac[pi].addr_bytes, 6);
+		if (l->vlan) {
+			o->vlan = 1;
+			o->hdr[12] = 0x81;
+			o->hdr[13] = 0x00;
+			o->hdr[14] = (uint8_t)(l->vlan >> 8);
+			o->hdr[15] = (uint8_t)l->vlan;
+		}
+	}
+	return 0;
+}
+
+static int build_counters(struct dp_gen *g, struct fwd_err *err)
+{
+	const struct fwd_table *t = g->table;
+	size_t per = (size_t)t->nregions + t->nservices + t->npolicies + 2u * t->nlinks;
+	size_t stride = RTE_ALIGN_CEIL(per * sizeof(uint64_t), RTE_CACHE_LINE_SIZE);
+	uint8_t *mem;
+
+	g->cnt_mem = rte_zmalloc("dp_gen_cnt", stride * g->nworkers + RTE_CACHE_LINE_SIZE,
+				 RTE_CACHE_LINE_SIZE);
+	if (g->cnt_mem == NULL)
+		return fwd_err_set(err, t->source, 0, "", "out of memory for counters");
+	mem = g->cnt_mem;
+	for (uint16_t w = 0; w < g->nworkers; w++) {
+		uint64_t *p = (uint64_t *)(mem + stride * w);
+		struct dp_gen_cnt *c = &g->cnt[w];
+
+		c->region = p;
+		c->service = c->region + t->nregions;
+		c->policy = c->service + t->nservices;
+		c->link_pkts = c->policy + t->npolicies;
+		c->link_bytes = c->link_pkts + t->nlinks;
+	}
+	return 0;
+}
+
+struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, const struct dp_node *node,
+			    const struct dp_ports *ports, uint16_t nworkers, struct fwd_err *err)
+{
+	struct dp_gen *g = rte_zmalloc("dp_gen", sizeof(*g), RTE_CACHE_LINE_SIZE);
+	struct timespec ts;
+
+	if (g == NULL) {
+		fwd_table_free(t);
+		fwd_err_set(err, t ? t->source : "", 0, "", "out of memory");
+		return NULL;
+	}
+	g->id = id;
+	g->table = t;
+	g->nworkers = nworkers;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	g->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	g->cls = fwd_class_build(t);
+	if (g->cls == NULL) {
+		fwd_err_set(err, t->source, 0, "", "out of memory compiling the classifier");
+		goto free_gen;
+	}
+	if (build_links(g, node, ports, err) || build_fibs(g, err) || build_counters(g, err))
+		goto free_gen;
+	return g;
+free_gen:
+	dp_gen_free(g);
+	return NULL;
+}
+
+void dp_gen_free(struct dp_gen *g)
+{
+	if (g == NULL)
+		return;
+	rte_free(g->cnt_mem);
+	rte_fib6_free(g->fib6);
+	rte_fib_free(g->fib4);
+	rte_free(g->links);
+	fwd_class_free(g->cls);
+	fwd_table_free(g->table);
+	rte_free(g);
+}
+
+uint16_t dp_gen_region_of(const struct dp_gen *g, int family, const uint8_t *addr)
+{
+	uint64_t nh = FWD_REGION_UNKNOWN;
+
+	if (family == 4) {
+		uint32_t ip = (uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 |
+			      (uint32_t)addr[2] << 8 | addr[3];
+
+		rte_fib_lookup_bulk(g->fib4, &ip, &nh, 1);
+	} else {
+		uint8_t ip[1][RTE_FIB6_IPV6_ADDR_SIZE];
+
+		memcpy(ip[0], addr, 16);
+		rte_fib6_lookup_bulk(g->fib6, ip, &nh, 1);
+	}
+	return (uint16_t)nh;
+}

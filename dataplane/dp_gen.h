@@ -1,0 +1,69 @@
+/*
+ * dp_gen.h - a table generation: everything a worker reads to forward, built
+ * completely off the fast path and immutable once published.
+ *
+ * A generation owns the validated table, its compiled classifier, the IPv4
+ * and IPv6 FIBs (rte_fib DIR-24-8 and rte_fib6 trie, next hop = region id),
+ * the L2 rewrite template of every link, and per-worker hit counters
+ * (regions, services, policies, links) that only that worker writes.
+ *
+ * Lifecycle (dp_ctx.c): build -> publish with one release store -> workers
+ * load it once per loop with acquire and report quiescence after the loop
+ * -> the previous generation is freed after an rte_rcu_qsbr grace period,
+ * its counters folded by name into the process totals first. Every packet is
+ * handled by exactly one generation.
+ */
+#ifndef DP_GEN_H
+#define DP_GEN_H
+
+#include <stdint.h>
+
+#include <rte_fib.h>
+#include <rte_fib6.h>
+
+#include "dp_node.h"
+#include "dp_port.h"
+#include "fwd_class.h"
+#include "fwd_err.h"
+#include "fwd_table.h"
+
+struct dp_link_out {
+	uint16_t port_id; /* ethdev port */
+	uint8_t node_port; /* index in the node config */
+	uint8_t vlan; /* 1: hdr carries an 802.1Q tag */
+	uint8_t hdr[16]; /* dst MAC, src MAC, [0x8100, TCI] */
+};
+
+/* Per-worker hit counters of one generation, indexed by the table's ids. */
+struct dp_gen_cnt {
+	uint64_t *region, *service, *policy, *link_pkts, *link_bytes;
+};
+
+struct dp_gen {
+	uint64_t id;
+	uint64_t created_unix_ns;
+	struct fwd_table *table;
+	struct fwd_class *cls;
+	struct rte_fib *fib4;
+	struct rte_fib6 *fib6;
+	struct dp_link_out *links;
+	uint16_t nworkers;
+	void *cnt_mem;
+	struct dp_gen_cnt cnt[DP_MAX_WORKERS];
+};
+
+/**
+ * Build a generation from a validated table; takes ownership of @t (freed
+ * on failure too). Links whose port is not in the node config are refused.
+ * @return the generation, or NULL with @err filled
+ */
+struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, const struct dp_node *node,
+			    const struct dp_ports *ports, uint16_t nworkers, struct fwd_err *err);
+
+/** Free a generation no worker can see any more. NULL-safe. */
+void dp_gen_free(struct dp_gen *g);
+
+/** Region of an address through the generation's own FIB (for explain and tests). */
+uint16_t dp_gen_region_of(const struct dp_gen *g, int family, const uint8_t *addr);
+
+#endif /* DP_GEN_H */

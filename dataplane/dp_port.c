@@ -1,0 +1,156 @@
+#include "dp_port.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <rte_dev.h>
+#include <rte_ethdev.h>
+
+#include "dp_log.h"
+
+static int resolve_device(const struct dp_node_port *np, uint16_t *port_id)
+{
+	char name[RTE_ETH_NAME_MAX_LEN];
+	const char *comma = strchr(np->device, ',');
+	size_t len = comma ? (size_t)(comma - np->device) : strlen(np->device);
+	int rc;
+
+	if (len >= sizeof(name))
+		return -ENAMETOOLONG;
+	memcpy(name, np->device, len);
+	name[len] = '\0';
+	if (rte_eth_dev_get_port_by_name(name, port_id) == 0)
+		return 0;
+	/* Not probed by EAL (-a / --vdev): probe it from its devargs. */
+	rc = rte_dev_probe(np->device);
+	if (rc < 0) {
+		DP_LOG(ERR, "port %s: cannot probe device '%s': %s", np->name, np->device,
+		       strerror(-rc));
+		return rc;
+	}
+	if (rte_eth_dev_get_port_by_name(name, port_id) != 0) {
+		DP_LOG(ERR, "port %s: device '%s' probed but no ethdev named '%s'", np->name,
+		       np->device, name);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int port_setup(const struct dp_node *node, const struct dp_node_port *np, uint16_t pid,
+		      uint16_t nworkers, struct rte_mempool *pool)
+{
+	struct rte_eth_conf conf;
+	struct rte_eth_dev_info info;
+	uint16_t nrx = np->ingress ? nworkers : 0, ntx = nworkers;
+	uint16_t rxd = node->rx_desc, txd = node->tx_desc;
+	int rc, socket = rte_eth_dev_socket_id(pid);
+
+	memset(&conf, 0, sizeof(conf));
+	rc = rte_eth_dev_info_get(pid, &info);
+	if (rc) {
+		DP_LOG(ERR, "port %s: cannot read device info: %s", np->name, strerror(-rc));
+		return rc;
+	}
+	if (nrx > info.max_rx_queues || ntx > info.max_tx_queues) {
+		DP_LOG(ERR,
+		       "port %s (%s): %u workers need %u RX and %u TX queues, the device has %u and %u",
+		       np->name, np->device, nworkers, nrx, ntx, info.max_rx_queues, info.max_tx_queues);
+		return -EINVAL;
+	}
+	if (nrx > 1) {
+		uint64_t hf = info.flow_type_rss_offloads & RTE_ETH_RSS_IP;
+
+		if (hf) {
+			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+			conf.rx_adv_conf.rss_conf.rss_hf = hf;
+		} else {
+			DP_LOG(WARNING, "port %s: no RSS on IP addresses; queues get what the device gives",
+			       np->name);
+		}
+	}
+	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
+		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
+	if (socket < 0)
+		socket = (int)rte_socket_id();
+
+	rc = rte_eth_dev_configure(pid, nrx, ntx, &conf);
+	if (rc) {
+		DP_LOG(ERR, "port %s: configure failed: %s", np->name, strerror(-rc));
+		return rc;
+	}
+	rc = rte_eth_dev_adjust_nb_rx_tx_desc(pid, &rxd, &txd);
+	if (rc) {
+		DP_LOG(ERR, "port %s: descriptor counts refused: %s", np->name, strerror(-rc));
+		return rc;
+	}
+	for (uint16_t q = 0; q < nrx; q++) {
+		rc = rte_eth_rx_queue_setup(pid, q, rxd, (unsigned)socket, NULL, pool);
+		if (rc) {
+			DP_LOG(ERR, "port %s: RX queue %u setup failed: %s", np->name, q, strerror(-rc));
+			return rc;
+		}
+	}
+	for (uint16_t q = 0; q < ntx; q++) {
+		struct rte_eth_txconf txc = info.default_txconf;
+
+		txc.offloads = conf.txmode.offloads;
+		rc = rte_eth_tx_queue_setup(pid, q, txd, (unsigned)socket, &txc);
+		if (rc) {
+			DP_LOG(ERR, "port %s: TX queue %u setup failed: %s", np->name, q, strerror(-rc));
+			return rc;
+		}
+	}
+	rc = rte_eth_dev_start(pid);
+	if (rc) {
+		DP_LOG(ERR, "port %s: start failed: %s", np->name, strerror(-rc));
+		return rc;
+	}
+	if (np->ingress)
+		rte_eth_promiscuous_enable(pid); /* best effort: vdevs may not support it */
+	return 0;
+}
+
+int dp_ports_init(const struct dp_node *node, uint16_t nworkers, struct rte_mempool *pool,
+		  struct dp_ports *out)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	for (uint16_t i = 0; i < node->nports; i++) {
+		const struct dp_node_port *np = &node->ports[i];
+
+		rc = resolve_device(np, &out->port_id[i]);
+		if (rc)
+			goto close_ports;
+		for (uint16_t j = 0; j < i; j++)
+			if (out->port_id[j] == out->port_id[i]) {
+				DP_LOG(ERR, "ports %s and %s name the same device", node->ports[j].name,
+				       np->name);
+				rc = -EINVAL;
+				goto close_ports;
+			}
+		out->nports = (uint16_t)(i + 1);
+		rc = port_setup(node, np, out->port_id[i], nworkers, pool);
+		if (rc)
+			goto close_ports;
+		out->started[i] = 1;
+		rte_eth_macaddr_get(out->port_id[i], &out->mac[i]);
+	}
+	return 0;
+close_ports:
+	dp_ports_close(out);
+	return rc;
+}
+
+void dp_ports_close(struct dp_ports *p)
+{
+	if (p == NULL)
+		return;
+	for (uint16_t i = 0; i < p->nports; i++) {
+		if (p->started[i])
+			rte_eth_dev_stop(p->port_id[i]);
+		rte_eth_dev_close(p->port_id[i]);
+		p->started[i] = 0;
+	}
+	p->nports = 0;
+}

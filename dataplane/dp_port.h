@@ -1,0 +1,31 @@
+/*
+ * dp_port.h - bring up the node config's ports: resolve or probe each device,
+ * configure nworkers RX queues on ingress ports (RSS on IP addresses only,
+ * so all fragments of a datagram reach one worker) and nworkers TX queues on
+ * every port (one per worker: no TX locks), start them.
+ */
+#ifndef DP_PORT_H
+#define DP_PORT_H
+
+#include <rte_ether.h>
+#include <rte_mempool.h>
+
+#include "dp_node.h"
+
+struct dp_ports {
+	uint16_t nports;
+	uint16_t port_id[DP_MAX_PORTS]; /* ethdev id by node port index */
+	struct rte_ether_addr mac[DP_MAX_PORTS];
+	uint8_t started[DP_MAX_PORTS];
+};
+
+/**
+ * @return 0, or -errno after logging which port failed and why
+ */
+int dp_ports_init(const struct dp_node *node, uint16_t nworkers, struct rte_mempool *pool,
+		  struct dp_ports *out);
+
+/** Stop and close every started port (flushes pcap writers). NULL-safe. */
+void dp_ports_close(struct dp_ports *p);
+
+#endif /* DP_PORT_H */

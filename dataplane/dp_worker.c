@@ -1,0 +1,302 @@
+#include "dp_worker.h"
+
+#include <string.h>
+
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+
+#include "dp_ctx.h"
+#include "fwd_pktops.h"
+
+#define PREFETCH_AHEAD 4
+
+/* Sequence count around a burst's accounting. The worker is the only writer.
+ * Release on the odd store keeps the counter writes after it; release on the
+ * even store publishes them. A reader copies between two acquire loads of
+ * an equal even value (dp_counters_read). On x86 these are plain stores;
+ * the orders only stop the compiler from moving counter writes across. */
+static inline void cnt_open(struct dp_counters *c)
+{
+	__atomic_store_n(&c->seq, c->seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void cnt_close(struct dp_counters *c)
+{
+	__atomic_store_n(&c->seq, c->seq + 1, __ATOMIC_RELEASE);
+}
+
+void dp_counters_read(const struct dp_counters *c, struct dp_counters *out)
+{
+	uint64_t s1, s2;
+
+	do {
+		while ((s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE)) & 1)
+			rte_pause();
+		memcpy(out, c, sizeof(*out));
+		/* The copy above must complete before seq is read again. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+	} while (s1 != s2);
+}
+
+static inline void drop_pkt(struct dp_lcore *lc, struct rte_mbuf *m, enum fwd_drop reason)
+{
+	lc->cnt.drop[reason]++;
+	rte_pktmbuf_free(m);
+}
+
+/* Replace whatever L2 header the packet came with (Ethernet and up to two
+ * VLAN tags) by the link's: next-hop MAC, port MAC, optional 802.1Q tag. */
+static inline int rewrite_l2(struct rte_mbuf *m, uint16_t old_l2, uint8_t family,
+			     const struct dp_link_out *o)
+{
+	uint16_t new_l2 = o->vlan ? 18 : 14;
+	uint8_t *eth;
+
+	if (old_l2 > new_l2)
+		eth = (uint8_t *)rte_pktmbuf_adj(m, (uint16_t)(old_l2 - new_l2));
+	else if (old_l2 < new_l2)
+		eth = (uint8_t *)rte_pktmbuf_prepend(m, (uint16_t)(new_l2 - old_l2));
+	else
+		eth = rte_pktmbuf_mtod(m, uint8_t *);
+	if (unlikely(eth == NULL))
+		return -1;
+	memcpy(eth, o->hdr, 12);
+	if (o->vlan)
+		memcpy(eth + 12, o->hdr + 12, 4);
+	eth[new_l2 - 2] = family == 4 ? 0x08 : 0x86;
+	eth[new_l2 - 1] = family == 4 ? 0x00 : 0xdd;
+	return 0;
+}
+
+static inline void stage_tx(struct dp_lcore *lc, struct rte_mbuf *m, const struct dp_link_out *o,
+			    uint16_t link, uint8_t mirror)
+{
+	struct dp_txq_stage *s = &lc->tx[o->port_id];
+
+	if (s->n == 0)
+		lc->dirty[lc->ndirty++] = o->port_id;
+	s->m[s->n] = m;
+	s->link[s->n] = link;
+	s->mirror[s->n] = mirror;
+	s->bytes[s->n] = rte_pktmbuf_pkt_len(m);
+	s->n++;
+}
+
+static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
+{
+	for (uint16_t d = 0; d < lc->ndirty; d++) {
+		uint16_t port = lc->dirty[d];
+		struct dp_txq_stage *s = &lc->tx[port];
+		uint16_t sent = rte_eth_tx_burst(port, lc->idx, s->m, s->n);
+
+		for (uint16_t k = 0; k < s->n; k++) {
+			if (s->mirror[k]) {
+				if (k < sent) {
+					lc->cnt.evt[FWD_EVT_MIRROR_TX]++;
+				} else {
+					lc->cnt.evt[FWD_EVT_MIRROR_FAIL]++;
+					rte_pktmbuf_free(s->m[k]);
+				}
+				continue;
+			}
+			if (k < sent) {
+				lc->cnt.tx++;
+				lc->cnt.tx_bytes += s->bytes[k];
+				gc->link_pkts[s->link[k]]++;
+				gc->link_bytes[s->link[k]] += s->bytes[k];
+			} else {
+				drop_pkt(lc, s->m[k], FWD_DROP_TX_FULL);
+			}
+		}
+		s->n = 0;
+	}
+	lc->ndirty = 0;
+}
+
+static inline void mirror_pkt(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf *m,
+			      const struct fwd_pkt *p, uint16_t link)
+{
+	struct rte_mbuf *c = rte_pktmbuf_copy(m, lc->pool, 0, UINT32_MAX);
+
+	if (unlikely(c == NULL)) {
+		lc->cnt.evt[FWD_EVT_MIRROR_FAIL]++;
+		return;
+	}
+	if (unlikely(rewrite_l2(c, p->l2_len, p->family, &g->links[link]))) {
+		lc->cnt.evt[FWD_EVT_MIRROR_FAIL]++;
+		rte_pktmbuf_free(c);
+		return;
+	}
+	stage_tx(lc, c, &g->links[link], link, 1);
+}
+
+void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,
+		     uint16_t n)
+{
+	struct fwd_pkt meta[FWD_BURST];
+	struct fwd_decision dec[FWD_BURST];
+	uint32_t ip4[FWD_BURST];
+	uint8_t ip6[FWD_BURST][RTE_FIB6_IPV6_ADDR_SIZE];
+	uint64_t nh4[FWD_BURST], nh6[FWD_BURST];
+	uint8_t idx4[FWD_BURST], idx6[FWD_BURST], live[FWD_BURST], later[FWD_BURST];
+	uint16_t n4 = 0, n6 = 0, nlive = 0;
+	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
+	const struct fwd_class *cls = g->cls;
+	uint64_t now = 0;
+
+	cnt_open(&lc->cnt);
+	lc->cnt.rx += n;
+
+	/* Stage 1: parse, with the packet PREFETCH_AHEAD ahead on its way in. */
+	for (uint16_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
+		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
+		int rc;
+
+		if (i + PREFETCH_AHEAD < n)
+			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
+		lc->cnt.rx_bytes += rte_pktmbuf_pkt_len(m);
+		rc = fwd_parse(d, d + rte_pktmbuf_data_len(m), &meta[i]);
+		if (unlikely(rc != FWD_OK)) {
+			/* Headers that continue in a second segment look truncated. */
+			drop_pkt(lc, m, m->nb_segs > 1 ? FWD_DROP_MULTISEG : FWD_ERR_TO_DROP(rc));
+			continue;
+		}
+		later[i] = meta[i].frag == FWD_FRAG_LATER;
+		if (unlikely(later[i])) {
+			struct dp_frag_key k;
+			const struct dp_frag_entry *e;
+
+			if (now == 0)
+				now = rte_rdtsc();
+			dp_frag_key_of(&meta[i], &k);
+			e = dp_frag_lookup(&lc->frag, &k, now);
+			if (e == NULL || e->gen != g->id) {
+				drop_pkt(lc, m, FWD_DROP_FRAG_NO_FIRST);
+				continue;
+			}
+			dec[i] = e->d;
+			lc->cnt.evt[FWD_EVT_FRAG_FOLLOWED]++;
+		} else if (meta[i].family == 4) {
+			idx4[n4] = (uint8_t)i;
+			ip4[n4++] = fwd_rd32(meta[i].src);
+		} else {
+			idx6[n6] = (uint8_t)i;
+			memcpy(ip6[n6++], meta[i].src, 16);
+		}
+		live[nlive++] = (uint8_t)i;
+	}
+
+	/* Stage 2: one bulk longest-prefix lookup per family. */
+	if (n4) {
+		rte_fib_lookup_bulk(g->fib4, ip4, nh4, n4);
+		for (uint16_t j = 0; j < n4; j++)
+			dec[idx4[j]].region = (uint16_t)nh4[j];
+	}
+	if (n6) {
+		rte_fib6_lookup_bulk(g->fib6, ip6, nh6, n6);
+		for (uint16_t j = 0; j < n6; j++)
+			dec[idx6[j]].region = (uint16_t)nh6[j];
+	}
+
+	/* Stage 3: service, policy, link; first fragments are remembered. */
+	for (uint16_t j = 0; j < nlive; j++) {
+		uint8_t i = live[j];
+		const struct fwd_pkt *p = &meta[i];
+
+		if (later[i])
+			continue;
+		fwd_class_decide(cls, dec[i].region, p->proto, p->dport, fwd_flow_hash(p), &dec[i]);
+		if (unlikely(p->frag == FWD_FRAG_FIRST)) {
+			struct dp_frag_key k;
+
+			if (now == 0)
+				now = rte_rdtsc();
+			dp_frag_key_of(p, &k);
+			lc->cnt.evt[FWD_EVT_FRAG_FIRST]++;
+			if (dp_frag_insert(&lc->frag, &k, g->id, &dec[i], now))
+				lc->cnt.evt[FWD_EVT_FRAG_EVICTED]++;
+		}
+	}
+
+	/* Stage 4: account, TTL, rewrite, stage for TX. */
+	for (uint16_t j = 0; j < nlive; j++) {
+		uint8_t i = live[j];
+		struct rte_mbuf *m = pkts[i];
+		const struct fwd_decision *d = &dec[i];
+		uint8_t *ip, *ttl;
+
+		gc->region[d->region]++;
+		gc->service[d->service]++;
+		gc->policy[d->policy]++;
+		if (d->drop) {
+			if (d->mirror != FWD_LINK_NONE)
+				mirror_pkt(lc, g, m, &meta[i], d->mirror);
+			drop_pkt(lc, m, (enum fwd_drop)(d->drop - 1));
+			continue;
+		}
+		ip = rte_pktmbuf_mtod_offset(m, uint8_t *, meta[i].l2_len);
+		ttl = fwd_ttl_ptr(ip, meta[i].family);
+		if (unlikely(*ttl <= 1)) {
+			drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
+			continue;
+		}
+		if (meta[i].family == 4)
+			fwd_ipv4_ttl_dec(ip);
+		else
+			(*ttl)--;
+		if (d->mirror != FWD_LINK_NONE)
+			mirror_pkt(lc, g, m, &meta[i], d->mirror);
+		if (unlikely(rewrite_l2(m, meta[i].l2_len, meta[i].family, &g->links[d->link]))) {
+			drop_pkt(lc, m, FWD_DROP_NO_HEADROOM);
+			continue;
+		}
+		stage_tx(lc, m, &g->links[d->link], d->link, 0);
+	}
+
+	/* Stage 5: one TX burst per egress port. */
+	flush_tx(lc, gc);
+	cnt_close(&lc->cnt);
+}
+
+int dp_worker_main(void *arg)
+{
+	struct dp_lcore *lc = arg;
+	struct dp_ctx *ctx = lc->ctx;
+	struct rte_mbuf *pkts[FWD_BURST];
+
+	rte_rcu_qsbr_thread_register(ctx->qsv, lc->idx);
+	rte_rcu_qsbr_thread_online(ctx->qsv, lc->idx);
+	while (!__atomic_load_n(&ctx->quit, __ATOMIC_RELAXED)) {
+		/* Acquire pairs with the release store in dp_ctx_publish(): all the
+		 * generation's contents written before publishing are visible. The
+		 * pointer is held only until the quiescent report below. */
+		const struct dp_gen *g = __atomic_load_n(&ctx->gen, __ATOMIC_ACQUIRE);
+
+		if (unlikely(g->id != lc->gen_seen)) {
+			lc->gen_seen = g->id;
+			lc->cnt.evt[FWD_EVT_GEN_SWAPS]++;
+		}
+		for (uint16_t q = 0; q < lc->nrx; q++) {
+			uint16_t n = rte_eth_rx_burst(lc->rx[q].port, lc->rx[q].queue, pkts, FWD_BURST);
+
+			if (n == 0)
+				continue;
+			dp_worker_burst(lc, g, pkts, n);
+			/* Relaxed: a hint for --idle-exit, no ordering needed. */
+			__atomic_store_n(&lc->last_rx_tsc, rte_rdtsc(), __ATOMIC_RELAXED);
+		}
+		/* This worker holds no generation pointer past this point. */
+		rte_rcu_qsbr_quiescent(ctx->qsv, lc->idx);
+	}
+	rte_rcu_qsbr_thread_offline(ctx->qsv, lc->idx);
+	rte_rcu_qsbr_thread_unregister(ctx->qsv, lc->idx);
+	return 0;
+}

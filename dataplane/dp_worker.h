@@ -1,0 +1,76 @@
+/*
+ * dp_worker.h - the worker lcore: receive -> parse -> bulk LPM -> classify ->
+ * rewrite -> transmit, run to completion on bursts of FWD_BURST.
+ *
+ * Everything a worker writes lives in its own cache-aligned struct dp_lcore
+ * (counters, fragment table, TX staging); it shares nothing writable with
+ * other workers, takes no lock, makes no syscall and allocates nothing per
+ * packet (a mirror copy takes an mbuf from the pool, as RX does).
+ *
+ * Counters are published per burst under a sequence count, so a reader
+ * (control thread, telemetry) always sees a burst boundary where
+ * rx = tx + sum(drops) holds exactly.
+ */
+#ifndef DP_WORKER_H
+#define DP_WORKER_H
+
+#include <stdint.h>
+
+#include <rte_common.h>
+#include <rte_mbuf.h>
+
+#include "dp_frag.h"
+#include "dp_gen.h"
+#include "fwd_defs.h"
+
+struct dp_ctx;
+
+struct dp_counters {
+	uint64_t seq; /* odd while a burst is being accounted */
+	uint64_t rx, rx_bytes, tx, tx_bytes;
+	uint64_t drop[FWD_DROP_MAX];
+	uint64_t evt[FWD_EVT_MAX];
+};
+
+struct dp_txq_stage {
+	uint16_t n;
+	struct rte_mbuf *m[2 * FWD_BURST]; /* a burst plus its mirror copies */
+	uint16_t link[2 * FWD_BURST];
+	uint8_t mirror[2 * FWD_BURST];
+	uint32_t bytes[2 * FWD_BURST];
+};
+
+struct dp_lcore {
+	struct dp_counters cnt;
+	struct dp_ctx *ctx;
+	struct rte_mempool *pool; /* for mirror copies */
+	unsigned lcore_id;
+	uint16_t idx; /* worker index: RX queue on ingress ports, TX queue everywhere */
+	uint16_t nrx;
+	struct {
+		uint16_t port, queue;
+	} rx[DP_MAX_PORTS];
+	uint64_t gen_seen;
+	uint64_t last_rx_tsc; /* read by the control thread for --idle-exit */
+	struct dp_frag_table frag;
+	void *frag_mem;
+	uint16_t ndirty;
+	uint16_t dirty[DP_MAX_PORTS]; /* ethdev ports staged this burst */
+	struct dp_txq_stage tx[RTE_MAX_ETHPORTS];
+} __rte_cache_aligned;
+
+/** lcore entry point (rte_eal_remote_launch); @arg is the struct dp_lcore. */
+int dp_worker_main(void *arg);
+
+/**
+ * Process one received burst against generation @g: every mbuf is either
+ * transmitted or freed and counted under exactly one drop reason.
+ * Exposed for the in-memory benchmark harness.
+ */
+void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,
+		     uint16_t n);
+
+/** Consistent copy of a worker's counters (retries while a burst is open). */
+void dp_counters_read(const struct dp_counters *c, struct dp_counters *out);
+
+#endif /* DP_WORKER_H */

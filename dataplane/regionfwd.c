@@ -1,0 +1,360 @@
+/*
+ * regionfwd - the DPDK fast path.
+ *
+ *   regionfwd [EAL options] -- --node NODE.yaml --table TABLE.yaml
+ *             [--idle-exit MS] [--stats-json FILE]
+ *   regionfwd --check-table TABLE.yaml     (validate only, no DPDK)
+ *
+ * The main lcore is the control thread: it builds generations, reloads the
+ * table on SIGHUP (hitless), prints counters on SIGUSR1 and at exit, and
+ * serves telemetry. Worker lcores forward (dp_worker.c). Only main() exits.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+
+#include "dp_ctx.h"
+#include "dp_log.h"
+#include "fwd_table.h"
+
+RTE_LOG_REGISTER_DEFAULT(dp_logtype, INFO);
+
+static volatile sig_atomic_t sig_quit, sig_usr1, sig_hup;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		sig_usr1 = 1;
+	else if (sig == SIGHUP)
+		sig_hup = 1;
+	else
+		sig_quit = 1;
+}
+
+struct app_opts {
+	const char *node_path, *table_path, *stats_json;
+	uint64_t idle_exit_ms;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: regionfwd [EAL options] -- --node FILE --table FILE [options]\n"
+		"       regionfwd --check-table FILE\n"
+		"\n"
+		"  --node FILE        node config: ports, workers, pool sizes (docs/operations.md)\n"
+		"  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
+		"  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
+		"  --stats-json FILE  write the final counters as JSON to FILE\n"
+		"  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
+		"\n"
+		"Signals: SIGHUP reloads --table hitlessly, SIGUSR1 prints counters,\n"
+		"SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
+}
+
+static int check_table(const char *path)
+{
+	struct fwd_err err = {0};
+	struct fwd_table *t = fwd_table_load(path, &err);
+	char buf[1024];
+
+	if (t == NULL) {
+		fprintf(stderr, "%s\n", fwd_err_str(&err, buf, sizeof(buf)));
+		return 1;
+	}
+	printf("%s: valid: %u regions, %u services, %u links, %u link groups, %u policies, "
+	       "%u IPv4 and %u IPv6 prefixes, %u residency rules\n",
+	       path, t->nregions - 1, t->nservices - 1, t->nlinks, t->ngroups, t->npolicies - 1,
+	       t->nprefix4, t->nprefix6, t->nresidency);
+	fwd_table_free(t);
+	return 0;
+}
+
+static int parse_app_args(int argc, char **argv, struct app_opts *o)
+{
+	static const struct option longopts[] = {
+		{"node", required_argument, NULL, 'n'},
+		{"table", required_argument, NULL, 't'},
+		{"idle-exit", required_argument, NULL, 'i'},
+		{"stats-json", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		char *end;
+
+		switch (c) {
+		case 'n':
+			o->node_path = optarg;
+			break;
+		case 't':
+			o->table_path = optarg;
+			break;
+		case 's':
+			o->stats_json = optarg;
+			break;
+		case 'i':
+			errno = 0;
+			o->idle_exit_ms = strtoull(optarg, &end, 10);
+			if (*end || errno || o->idle_exit_ms == 0 || optarg[0] == '-') {
+				fprintf(stderr, "regionfwd: --idle-exit takes milliseconds > 0, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "regionfwd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->node_path == NULL || o->table_path == NULL) {
+		fprintf(stderr, "regionfwd: --node and --table are required\n");
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int pick_workers(struct dp_ctx *ctx)
+{
+	unsigned lc;
+
+	if (ctx->node.nworkers == 0) {
+		RTE_LCORE_FOREACH_WORKER(lc) {
+			if (ctx->node.nworkers == DP_MAX_WORKERS)
+				break;
+			ctx->node.workers[ctx->node.nworkers++] = (uint16_t)lc;
+		}
+	}
+	if (ctx->node.nworkers == 0) {
+		fprintf(stderr, "regionfwd: no worker lcore: give EAL at least two lcores (-l 0,1)\n");
+		return -EINVAL;
+	}
+	for (uint16_t i = 0; i < ctx->node.nworkers; i++) {
+		lc = ctx->node.workers[i];
+		if (lc >= RTE_MAX_LCORE || !rte_lcore_is_enabled(lc) || lc == rte_get_main_lcore()) {
+			fprintf(stderr,
+				"regionfwd: %s: workers: lcore %u is not an enabled worker lcore "
+				"(main lcore is %u; see EAL -l)\n",
+				ctx->node.source, lc, rte_get_main_lcore());
+			return -EINVAL;
+		}
+	}
+	ctx->nworkers = ctx->node.nworkers;
+	return 0;
+}
+
+static int setup_workers(struct dp_ctx *ctx)
+{
+	uint64_t frag_bytes = dp_frag_mem_size(ctx->node.frag_entries);
+	uint64_t timeout = rte_get_tsc_hz() / 1000 * ctx->node.frag_timeout_ms;
+
+	for (uint16_t w = 0; w < ctx->nworkers; w++) {
+		unsigned lc = ctx->node.workers[w];
+		int socket = (int)rte_lcore_to_socket_id(lc);
+		struct dp_lcore *l = rte_zmalloc_socket("dp_lcore", sizeof(*l), RTE_CACHE_LINE_SIZE, socket);
+
+		if (l == NULL)
+			return -ENOMEM;
+		ctx->workers[w] = l;
+		l->ctx = ctx;
+		l->pool = ctx->pool;
+		l->lcore_id = lc;
+		l->idx = w;
+		l->gen_seen = UINT64_MAX;
+		l->last_rx_tsc = rte_rdtsc();
+		l->frag_mem = rte_zmalloc_socket("dp_frag", frag_bytes, RTE_CACHE_LINE_SIZE, socket);
+		if (l->frag_mem == NULL)
+			return -ENOMEM;
+		dp_frag_init(&l->frag, l->frag_mem, ctx->node.frag_entries, timeout);
+		for (uint16_t p = 0; p < ctx->node.nports; p++) {
+			if (!ctx->node.ports[p].ingress)
+				continue;
+			l->rx[l->nrx].port = ctx->ports.port_id[p];
+			l->rx[l->nrx].queue = w;
+			l->nrx++;
+		}
+	}
+	return 0;
+}
+
+static int load_generation(struct dp_ctx *ctx, const char *path, struct dp_gen **out)
+{
+	struct fwd_err err = {0};
+	struct fwd_table *t = fwd_table_load(path, &err);
+	char buf[1024];
+	uint64_t t0 = rte_get_tsc_cycles();
+
+	if (t != NULL)
+		*out = dp_gen_build(t, ctx->next_gen_id, &ctx->node, &ctx->ports, ctx->nworkers, &err);
+	if (t == NULL || *out == NULL) {
+		DP_LOG(ERR, "table refused: %s", fwd_err_str(&err, buf, sizeof(buf)));
+		return -EINVAL;
+	}
+	ctx->next_gen_id++;
+	DP_LOG(INFO, "generation %llu built from %s: %u IPv4 + %u IPv6 prefixes in %.1f ms",
+	       (unsigned long long)(*out)->id, path, (*out)->table->nprefix4,
+	       (*out)->table->nprefix6,
+	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
+	return 0;
+}
+
+static int workers_idle(const struct dp_ctx *ctx, uint64_t idle_ms)
+{
+	uint64_t now = rte_rdtsc(), limit = rte_get_tsc_hz() / 1000 * idle_ms;
+
+	for (uint16_t w = 0; w < ctx->nworkers; w++)
+		if (now - __atomic_load_n(&ctx->workers[w]->last_rx_tsc, __ATOMIC_RELAXED) < limit)
+			return 0;
+	return 1;
+}
+
+static void print_report(struct dp_ctx *ctx, FILE *out)
+{
+	json_t *r = dp_ctx_report(ctx);
+
+	if (r) {
+		dp_report_print(r, out);
+		json_decref(r);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct app_opts opts = {0};
+	struct dp_ctx ctx;
+	struct dp_gen *gen = NULL;
+	struct fwd_err err = {0};
+	char buf[1024];
+	int n, rc = 0;
+
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--check-table") == 0)
+			return check_table(argv[i + 1]);
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+
+	memset(&ctx, 0, sizeof(ctx));
+	pthread_mutex_init(&ctx.lock, NULL);
+	ctx.next_gen_id = 1;
+	ctx.totals = json_object();
+
+	n = rte_eal_init(argc, argv);
+	if (n < 0)
+		rte_exit(EXIT_FAILURE, "EAL init failed: %s\n", rte_strerror(rte_errno));
+	argc -= n;
+	argv += n;
+	argv[0] = (char *)"regionfwd";
+	if (parse_app_args(argc, argv, &opts))
+		rte_exit(EXIT_FAILURE, "bad arguments\n");
+	if (dp_node_load(opts.node_path, &ctx.node, &err))
+		rte_exit(EXIT_FAILURE, "node config refused: %s\n", fwd_err_str(&err, buf, sizeof(buf)));
+	if (pick_workers(&ctx))
+		rte_exit(EXIT_FAILURE, "cannot start\n");
+
+	ctx.pool = rte_pktmbuf_pool_create("regionfwd_mbufs", ctx.node.mbufs, ctx.node.mbuf_cache, 0,
+					   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (ctx.pool == NULL)
+		rte_exit(EXIT_FAILURE, "cannot create a pool of %u mbufs: %s\n", ctx.node.mbufs,
+			 rte_strerror(rte_errno));
+	if (dp_ports_init(&ctx.node, ctx.nworkers, ctx.pool, &ctx.ports))
+		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
+
+	ctx.qsv = rte_zmalloc("dp_qsv", rte_rcu_qsbr_get_memsize(ctx.nworkers), RTE_CACHE_LINE_SIZE);
+	if (ctx.qsv == NULL || rte_rcu_qsbr_init(ctx.qsv, ctx.nworkers))
+		rte_exit(EXIT_FAILURE, "cannot set up RCU\n");
+	if (load_generation(&ctx, opts.table_path, &gen))
+		rte_exit(EXIT_FAILURE, "not starting without a valid table\n");
+	dp_ctx_publish(&ctx, gen);
+	if (setup_workers(&ctx))
+		rte_exit(EXIT_FAILURE, "cannot allocate worker state\n");
+	if (dp_telemetry_register(&ctx))
+		DP_LOG(WARNING, "telemetry commands not registered");
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGUSR1, on_signal);
+	signal(SIGHUP, on_signal);
+
+	for (uint16_t w = 0; w < ctx.nworkers; w++) {
+		rc = rte_eal_remote_launch(dp_worker_main, ctx.workers[w], ctx.workers[w]->lcore_id);
+		if (rc)
+			rte_exit(EXIT_FAILURE, "cannot launch worker on lcore %u\n",
+				 ctx.workers[w]->lcore_id);
+	}
+	DP_LOG(INFO, "forwarding with %u workers on %u ports", ctx.nworkers, ctx.node.nports);
+
+	while (!sig_quit) {
+		usleep(10000);
+		if (sig_usr1) {
+			sig_usr1 = 0;
+			print_report(&ctx, stdout);
+		}
+		if (sig_hup) {
+			sig_hup = 0;
+			gen = NULL;
+			if (load_generation(&ctx, opts.table_path, &gen) == 0) {
+				dp_ctx_publish(&ctx, gen);
+				DP_LOG(INFO, "now forwarding on generation %llu",
+				       (unsigned long long)gen->id);
+			} else {
+				DP_LOG(ERR, "reload refused; still forwarding on generation %llu",
+				       (unsigned long long)ctx.gen->id);
+			}
+		}
+		if (opts.idle_exit_ms && workers_idle(&ctx, opts.idle_exit_ms))
+			break;
+	}
+
+	/* Relaxed: workers only need to see it eventually; the lcore wait below
+	 * is the synchronisation point. */
+	__atomic_store_n(&ctx.quit, 1, __ATOMIC_RELAXED);
+	rte_eal_mp_wait_lcore();
+
+	print_report(&ctx, stdout);
+	if (opts.stats_json) {
+		json_t *r = dp_ctx_report(&ctx);
+
+		if (r == NULL || json_dump_file(r, opts.stats_json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
+			DP_LOG(ERR, "cannot write %s", opts.stats_json);
+			rc = 1;
+		}
+		json_decref(r);
+	}
+	dp_ports_close(&ctx.ports);
+	for (uint16_t w = 0; w < ctx.nworkers; w++) {
+		if (ctx.workers[w])
+			rte_free(ctx.workers[w]->frag_mem);
+		rte_free(ctx.workers[w]);
+	}
+	dp_gen_free(ctx.gen);
+	rte_free(ctx.qsv);
+	rte_mempool_free(ctx.pool);
+	json_decref(ctx.totals);
+	rte_eal_cleanup();
+	return rc;
+}
