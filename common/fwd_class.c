@@ -44,15 +44,19 @@ static uint64_t log2_q32(uint64_t x)
 	return r;
 }
 
-/* u = x / 2^52 with x in [1, 2^52]; cost = -log2(u) + 1 in Q32, always > 0.
- * Weighted rendezvous picks the member with the largest weight / cost
- * (the "-ln(u)" form of weighted HRW; the base of the log cancels out). */
+/* u = x / 2^52 with x in [1, 2^52]; cost = -log2(u) in Q32. -log2(u) of a
+ * uniform u is exponentially distributed, and weighted rendezvous picks the
+ * member with the largest weight / cost (the "-ln(u)" form of weighted HRW;
+ * the log's base cancels), which gives each member a share of slots
+ * proportional to its weight. A cost of 0 (u = 1, or within Q32 rounding of
+ * it, odds about 2^-32) is clamped to 1 so it never divides by zero. */
 uint64_t fwd_class_hrw_cost(const char *link_name, uint32_t slot)
 {
 	uint64_t h = splitmix64(fnv64(link_name) ^ splitmix64(slot));
 	uint64_t x = (h >> 12) + 1;
+	uint64_t cost = (52ull << 32) - log2_q32(x);
 
-	return (53ull << 32) - log2_q32(x);
+	return cost ? cost : 1;
 }
 
 static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
@@ -70,8 +74,8 @@ static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
 			if (!l->up || m->weight == 0)
 				continue;
 			cost = fwd_class_hrw_cost(l->name, s);
-			/* w/cost > best_w/best_cost, cross-multiplied: weight < 2^20 and
-			 * cost < 2^38, so the products fit in 64 bits. */
+			/* w/cost > best_w/best_cost, cross-multiplied: weight <= 10^6 < 2^20
+			 * and cost <= 52 * 2^32 < 2^38, so the products fit in 64 bits. */
 			if (best == FWD_LINK_NONE || (uint64_t)m->weight * best_cost > best_w * cost ||
 			    ((uint64_t)m->weight * best_cost == best_w * cost &&
 			     strcmp(l->name, t->links[best].name) < 0)) {

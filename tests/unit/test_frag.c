@@ -1,0 +1,111 @@
+/*
+ * Fragment table tests (dataplane/dp_frag.c): later fragments find their
+ * first fragment's decision; entries expire; a full bucket evicts (and says
+ * so); duplicates refresh; IPv4 and IPv6 keys do not collide.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "dp_frag.h"
+
+static struct dp_frag_table ft;
+static void *mem;
+
+static int setup(void **state)
+{
+	(void)state;
+	mem = calloc(1, dp_frag_mem_size(64));
+	dp_frag_init(&ft, mem, 64, 100);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(mem);
+	return 0;
+}
+
+static void key(struct dp_frag_key *k, uint8_t family, uint32_t id, uint8_t s)
+{
+	struct fwd_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	p.family = family;
+	p.proto = FWD_PROTO_UDP;
+	p.frag_id = id;
+	p.src[0] = s;
+	p.dst[0] = 9;
+	if (family == 4)
+		p.src[5] = 0x77; /* garbage beyond an IPv4 address must not matter */
+	dp_frag_key_of(&p, k);
+}
+
+static void test_insert_lookup_expire(void **state)
+{
+	struct dp_frag_key k;
+	struct fwd_decision d = {.region = 3, .link = 7};
+	const struct dp_frag_entry *e;
+
+	(void)state;
+	key(&k, 4, 1, 1);
+	assert_null(dp_frag_lookup(&ft, &k, 10));
+	assert_int_equal(dp_frag_insert(&ft, &k, 5, &d, 10), 0);
+	e = dp_frag_lookup(&ft, &k, 50);
+	assert_non_null(e);
+	assert_int_equal(e->d.link, 7);
+	assert_int_equal(e->gen, 5);
+	assert_null(dp_frag_lookup(&ft, &k, 110)); /* expired at 10 + 100 */
+}
+
+static void test_families_distinct(void **state)
+{
+	struct dp_frag_key k4, k6;
+	struct fwd_decision d = {.link = 1};
+
+	(void)state;
+	key(&k4, 4, 2, 1);
+	key(&k6, 6, 2, 1);
+	dp_frag_insert(&ft, &k4, 1, &d, 1000);
+	assert_null(dp_frag_lookup(&ft, &k6, 1001));
+	assert_non_null(dp_frag_lookup(&ft, &k4, 1001));
+}
+
+static void test_eviction_counted(void **state)
+{
+	struct fwd_decision d = {.link = 2};
+	int evicted = 0;
+
+	(void)state;
+	/* 64 entries: 1000 live datagrams must evict, and say so. */
+	for (uint32_t i = 0; i < 1000; i++) {
+		struct dp_frag_key k;
+
+		key(&k, 4, i, 2);
+		evicted += dp_frag_insert(&ft, &k, 1, &d, 2000);
+	}
+	assert_int_equal(evicted, 1000 - 64);
+	/* Duplicate first fragments refresh instead of evicting. */
+	{
+		struct dp_frag_key k;
+
+		key(&k, 4, 999, 2);
+		assert_int_equal(dp_frag_insert(&ft, &k, 1, &d, 2001), 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_insert_lookup_expire, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_families_distinct, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_eviction_counted, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("frag", tests, NULL, NULL);
+}

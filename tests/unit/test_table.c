@@ -1,0 +1,226 @@
+/*
+ * Table document tests: the valid shapes (YAML and JSON, one model), and one
+ * case per class of invalid input asserting the exact error a user sees:
+ * file, line (YAML), field path and reason.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fwd_table.h"
+
+#define BASE_REGIONS                                    \
+	"regions:\n"                                    \
+	"  in:\n"                                       \
+	"    prefixes: [10.0.0.0/8, 2001:db8::/32]\n"   \
+	"  sg:\n"                                       \
+	"    prefixes: [11.0.0.0/8]\n"
+#define BASE_SERVICES                                   \
+	"services:\n"                                   \
+	"  https: [tcp/443, udp/443]\n"                 \
+	"  dns: [any/53]\n"
+#define BASE_LINKS                                                          \
+	"links:\n"                                                          \
+	"  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [in]}\n" \
+	"  l2: {port: p1, next_hop_mac: \"02:00:00:00:00:02\"}\n"
+
+static struct fwd_table *load(const char *doc, struct fwd_err *err)
+{
+	memset(err, 0, sizeof(*err));
+	return fwd_table_parse(doc, strlen(doc), "t.yaml", -1, err);
+}
+
+static void test_valid_yaml(void **state)
+{
+	struct fwd_err err;
+	struct fwd_table *t;
+
+	(void)state;
+	t = load("version: 1\n" BASE_REGIONS BASE_SERVICES BASE_LINKS
+		 "link_groups:\n  g: {members: {l1: 1, l2: 2}}\n"
+		 "policies:\n"
+		 "  - {region: in, service: https, action: steer, to: l1, mirror: l2}\n"
+		 "  - {region: any, service: dns, action: steer, to: g}\n"
+		 "  - {region: unknown, service: other, action: drop}\n"
+		 "default: {action: steer, to: l2}\n"
+		 "residency:\n"
+		 "  - {name: keep-in, region: in, services: [https], allowed_tags: [in]}\n",
+		 &err);
+	assert_non_null(t);
+	assert_int_equal(t->nregions, 3);
+	assert_string_equal(t->region_names[0], "unknown");
+	assert_string_equal(t->region_names[2], "sg");
+	assert_int_equal(t->nservices, 3);
+	assert_string_equal(t->service_names[0], "other");
+	assert_int_equal(t->nranges, 5); /* any/53 is three */
+	assert_int_equal(t->nprefix4, 2);
+	assert_int_equal(t->nprefix6, 1);
+	assert_int_equal(t->nlinks, 2);
+	assert_int_equal(t->ngroups, 1);
+	assert_int_equal(t->groups[0].members[1].weight, 2);
+	assert_int_equal(t->npolicies, 4);
+	assert_int_equal(t->policies[0].action, FWD_ACT_LINK);
+	assert_int_equal(t->policies[1].mirror, 1);
+	assert_int_equal(t->policies[2].action, FWD_ACT_GROUP);
+	assert_int_equal(t->policies[2].region, FWD_ANY);
+	assert_int_equal(t->policies[3].region, FWD_REGION_UNKNOWN);
+	assert_int_equal(t->policies[3].service, FWD_SERVICE_OTHER);
+	assert_int_equal(t->nresidency, 1);
+	fwd_table_free(t);
+}
+
+static void test_valid_json_same_model(void **state)
+{
+	static const char json[] =
+		"{\"regions\": {\"in\": {\"prefixes\": [\"10.0.0.0/8\"]}},"
+		" \"services\": {\"https\": [\"tcp/443\"]},"
+		" \"links\": {\"l1\": {\"port\": \"p0\", \"next_hop_mac\": \"02:00:00:00:00:01\","
+		" \"vlan\": 100}},"
+		" \"policies\": [{\"region\": \"in\", \"service\": \"https\", \"action\": \"steer\","
+		" \"to\": \"l1\"}]}";
+	struct fwd_err err;
+	struct fwd_table *t;
+
+	(void)state;
+	t = load(json, &err);
+	assert_non_null(t);
+	assert_int_equal(t->links[0].vlan, 100);
+	assert_int_equal(t->policies[0].action, FWD_ACT_DROP); /* no default: drop */
+	assert_int_equal(t->npolicies, 2);
+	fwd_table_free(t);
+}
+
+static void test_empty_sections(void **state)
+{
+	struct fwd_err err;
+	struct fwd_table *t;
+
+	(void)state;
+	t = load("regions: {}\n", &err);
+	assert_non_null(t);
+	assert_int_equal(t->nregions, 1);
+	assert_int_equal(t->npolicies, 1);
+	fwd_table_free(t);
+}
+
+struct bad_case {
+	const char *name;
+	const char *doc;
+	const char *error;
+};
+
+static const struct bad_case bad_cases[] = {
+	{"yaml syntax", "regions: [\n", "t.yaml:2: YAML syntax: did not find expected node content while parsing a flow node"},
+	{"json syntax", "{\"regions\": }", "t.yaml:1: JSON syntax: unexpected token near '}' (column 13)"},
+	{"not a map", "- a\n- b\n", "t.yaml:1: expected a map, got list"},
+	{"alias", "regions: &r {}\nservices: *r\n", "t.yaml:1: YAML anchors are not accepted"},
+	{"two documents", "regions: {}\n---\nregions: {}\n", "t.yaml:2: more than one YAML document in the stream"},
+	{"duplicate key", "regions: {}\nregions: {}\n", "t.yaml:2: regions: duplicate key 'regions'"},
+	{"unknown top field", "region: {}\n", "t.yaml:1: region: unknown field 'region' (expected one of: version, description, regions, services, links, link_groups, policies, default, residency)"},
+	{"bad version", "version: 2\n", "t.yaml:1: version: 2 is out of range 1..1"},
+	{"bad prefix", "regions:\n  in: {prefixes: [10.0.0.256/24]}\n", "t.yaml:2: regions.in.prefixes[0]: '10.0.0.256' is not a valid IPv4 address"},
+	{"prefix without length", "regions:\n  in: {prefixes: [10.0.0.0]}\n", "t.yaml:2: regions.in.prefixes[0]: '10.0.0.0' is not a prefix (ADDRESS/LENGTH)"},
+	{"prefix length", "regions:\n  in: {prefixes: [10.0.0.0/33]}\n", "t.yaml:2: regions.in.prefixes[0]: IPv4 prefix length 33 is out of range 0..32"},
+	{"host bits v4", "regions:\n  in: {prefixes: [10.1.2.3/8]}\n", "t.yaml:2: regions.in.prefixes[0]: host bits set in '10.1.2.3/8' (did you mean 10.0.0.0/8?)"},
+	{"host bits v6", "regions:\n  in: {prefixes: ['2001:db8::1/32']}\n", "t.yaml:2: regions.in.prefixes[0]: host bits set in '2001:db8::1/32' (did you mean 2001:db8::/32?)"},
+	{"same prefix two regions", "regions:\n  in: {prefixes: [10.0.0.0/8]}\n  sg:\n    prefixes: [10.0.0.0/8]\n", "t.yaml:4: regions.sg.prefixes: prefix 10.0.0.0/8 is also in region 'in'"},
+	{"same prefix twice", "regions:\n  in:\n    prefixes:\n      - 2001:db8::/32\n      - 2001:db8::/32\n", "t.yaml:5: regions.in.prefixes: prefix 2001:db8::/32 is listed twice"},
+	{"reserved region", "regions:\n  unknown: {prefixes: []}\n", "t.yaml:2: regions.unknown: 'unknown' is a reserved region name"},
+	{"bad region name", "regions:\n  \"in dia\": {}\n", "t.yaml:2: regions.in dia: region name 'in dia' may only use letters, digits, '_', '-', '.'"},
+	{"unknown region field", "regions:\n  in: {prefix: []}\n", "t.yaml:2: regions.in.prefix: unknown field 'prefix' (expected one of: prefixes, description)"},
+	{"bad protocol", "services:\n  web: [tpc/80]\n", "t.yaml:2: services.web[0]: 'tpc/80': protocol must be tcp, udp, sctp, any, icmp, icmpv6 or 0..255"},
+	{"bad port", "services:\n  web: [tcp/70000]\n", "t.yaml:2: services.web[0]: 'tcp/70000': ports must be PORT or LO-HI within 0..65535"},
+	{"inverted range", "services:\n  web: [tcp/90-80]\n", "t.yaml:2: services.web[0]: 'tcp/90-80': range start 90 is above its end 80"},
+	{"port on icmp", "services:\n  ping: [icmp/8]\n", "t.yaml:2: services.ping[0]: 'icmp/8': only tcp, udp, sctp and any have ports"},
+	{"any without port", "services:\n  all: [any]\n", "t.yaml:2: services.all[0]: 'any': 'any' needs a port or range (any/53)"},
+	{"overlapping ranges", "services:\n  web: [tcp/80-90]\n  alt: [tcp/88]\n", "t.yaml:3: services.alt: tcp/88 overlaps tcp/80-90 of service 'web'"},
+	{"overlap via any", "services:\n  dns: [udp/53]\n  dns2: [any/50-60]\n", "t.yaml:3: services.dns2: udp/50-60 overlaps udp/53 of service 'dns'"},
+	{"empty service", "services:\n  web: []\n", "t.yaml:2: services.web: a service needs at least one protocol/port entry"},
+	{"link missing port", "links:\n  l1: {next_hop_mac: '02:00:00:00:00:01'}\n", "t.yaml:2: links.l1.port: missing field 'port'"},
+	{"bad mac", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:01'}\n", "t.yaml:2: links.l1.next_hop_mac: '02:00:00:00:01' is not a MAC address (aa:bb:cc:dd:ee:ff)"},
+	{"multicast mac", "links:\n  l1: {port: p0, next_hop_mac: 'ff:ff:ff:ff:ff:ff'}\n", "t.yaml:2: links.l1.next_hop_mac: 'ff:ff:ff:ff:ff:ff' is a multicast/broadcast address; a next hop is unicast"},
+	{"vlan range", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: 4095}\n", "t.yaml:2: links.l1.vlan: 4095 is out of range 1..4094"},
+	{"vlan not a number", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: ten}\n", "t.yaml:2: links.l1.vlan: 'ten' is not a whole number"},
+	{"bad state", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', state: off}\n", "t.yaml:2: links.l1.state: state must be 'up' or 'down', not 'off'"},
+	{"link typo field", "links:\n  l1: {port: p0, nexthop_mac: '02:00:00:00:00:01'}\n", "t.yaml:2: links.l1.nexthop_mac: unknown field 'nexthop_mac' (expected one of: port, next_hop_mac, vlan, tags, state, description)"},
+	{"group unknown link", BASE_LINKS "link_groups:\n  g: {members: {l3: 1}}\n", "t.yaml:5: link_groups.g.members.l3: unknown link 'l3'"},
+	{"group zero weights", BASE_LINKS "link_groups:\n  g: {members: {l1: 0, l2: 0}}\n", "t.yaml:5: link_groups.g.members: every member has weight 0; the group could carry nothing"},
+	{"group named like link", BASE_LINKS "link_groups:\n  l1: {members: {l2: 1}}\n", "t.yaml:5: link_groups.l1: 'l1' is already a link name; links and groups share names"},
+	{"policy unknown region", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: br, service: https, action: drop}\n", "t.yaml:13: policies[0].region: unknown region 'br'"},
+	{"policy unknown service", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: ssh, action: drop}\n", "t.yaml:13: policies[0].service: unknown service 'ssh'"},
+	{"policy unknown link", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: steer, to: l9}\n", "t.yaml:13: policies[0].to: unknown link or link group 'l9'"},
+	{"steer without to", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: steer}\n", "t.yaml:13: policies[0].to: action 'steer' needs 'to' (a link or link group)"},
+	{"drop with to", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: drop, to: l1}\n", "t.yaml:13: policies[0].to: action 'drop' takes no 'to'"},
+	{"bad action", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: forward, to: l1}\n", "t.yaml:13: policies[0].action: action must be 'steer' or 'drop', not 'forward'"},
+	{"duplicate policy", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: drop}\n  - {region: in, service: https, action: steer, to: l1}\n", "t.yaml:14: policies[1]: a policy for region 'in', service 'https' already exists (line 13)"},
+	{"any any policy", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: any, service: any, action: drop}\n", "t.yaml:13: policies[0]: region 'any' with service 'any' is the 'default' section"},
+	{"mirror to group", BASE_REGIONS BASE_SERVICES BASE_LINKS "link_groups:\n  g: {members: {l1: 1}}\npolicies:\n  - {region: in, service: https, action: drop, mirror: g}\n", "t.yaml:15: policies[0].mirror: unknown link 'g' (mirror takes a link)"},
+	{"policy missing region", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {service: https, action: drop}\n", "t.yaml:13: policies[0].region: missing field 'region' (a name or 'any')"},
+	{"default with region", BASE_LINKS "default: {region: in, action: drop}\n", "t.yaml:4: default.region: unknown field 'region' (expected one of: action, to, mirror, description)"},
+	{"residency unknown service", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [sync], allowed_tags: [in]}\n", "t.yaml:10: residency[0].services[0]: unknown service 'sync'"},
+	{"residency any region", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: any, services: [https], allowed_tags: [in]}\n", "t.yaml:10: residency[0].region: a residency rule protects one region, not 'any'"},
+	{"residency no tags", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https]}\n", "t.yaml:10: residency[0].allowed_tags: missing field 'allowed_tags'"},
+	{"residency dup name", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https], allowed_tags: [in]}\n  - {name: r, region: sg, services: [any], allowed_tags: [sg]}\n", "t.yaml:11: residency[1].name: residency rule 'r' is defined twice"},
+	{"wrong type", "regions: [in, sg]\n", "t.yaml:1: regions: expected a map, got list"},
+	{"nul byte in key", "{\"regions\": {\"a\\u0000b\": {}}}", "t.yaml:1: JSON syntax: NUL byte in object key not supported near '\"a\\u0000b\"' (column 23)"},
+	{"nul byte in value", "{\"description\": \"a\\u0000b\"}", "t.yaml:1: JSON syntax: \\u0000 is not allowed without JSON_ALLOW_NUL near '\"a\\u0000b\"' (column 26)"},
+};
+
+static void test_bad_documents(void **state)
+{
+	int failed = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		struct fwd_err err;
+		struct fwd_table *t = load(bad_cases[i].doc, &err);
+		char buf[1024];
+
+		if (t != NULL) {
+			printf("case '%s': accepted, expected: %s\n", bad_cases[i].name, bad_cases[i].error);
+			fwd_table_free(t);
+			failed++;
+			continue;
+		}
+		fwd_err_str(&err, buf, sizeof(buf));
+		if (strcmp(buf, bad_cases[i].error) != 0) {
+			printf("case '%s':\n  got:      %s\n  expected: %s\n", bad_cases[i].name, buf,
+			       bad_cases[i].error);
+			failed++;
+		}
+	}
+	assert_int_equal(failed, 0);
+}
+
+static void test_deep_nesting_refused(void **state)
+{
+	char doc[256];
+	struct fwd_err err;
+	size_t n = 0;
+
+	(void)state;
+	for (int i = 0; i < 40; i++)
+		doc[n++] = '[';
+	for (int i = 0; i < 40; i++)
+		doc[n++] = ']';
+	doc[n] = '\0';
+	assert_null(load(doc, &err));
+	assert_string_equal(err.reason, "nesting deeper than 32 levels");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid_yaml),
+		cmocka_unit_test(test_valid_json_same_model),
+		cmocka_unit_test(test_empty_sections),
+		cmocka_unit_test(test_bad_documents),
+		cmocka_unit_test(test_deep_nesting_refused),
+	};
+
+	return cmocka_run_group_tests_name("table", tests, NULL, NULL);
+}
