@@ -1,5 +1,6 @@
 #include "dp_ctx.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -227,19 +228,35 @@ void dp_report_print(const json_t *r, FILE *out)
 
 static struct dp_ctx *tel_ctx; /* the telemetry API has no user argument */
 
+/* DPDK 22.11 telemetry refuses dict keys outside [A-Za-z0-9_/] (silently,
+ * for the caller of the command); table names may also hold '-' and '.',
+ * which become '_' here. The JSON model (--stats-json, the API) keeps the
+ * exact names. */
+static const char *tel_key(const char *name, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < len; i++)
+		buf[i] = isalnum((unsigned char)name[i]) || name[i] == '/' ? name[i] : '_';
+	buf[i] = '\0';
+	return buf;
+}
+
 /* Flat dict of one report section: integers as u64, objects by their
  * "packets" field (telemetry dicts nest one level at most). */
 static int tel_section(const char *section, struct rte_tel_data *d)
 {
 	json_t *r = dp_ctx_report(tel_ctx), *sec;
-	const char *k;
+	const char *name;
+	char k[RTE_TEL_MAX_STRING_LEN];
 	json_t *v;
 
 	if (r == NULL)
 		return -ENOMEM;
 	sec = json_object_get(r, section);
 	rte_tel_data_start_dict(d);
-	json_object_foreach(sec, k, v) {
+	json_object_foreach(sec, name, v) {
+		tel_key(name, k, sizeof(k));
 		if (json_is_integer(v))
 			rte_tel_data_add_dict_u64(d, k, (uint64_t)json_integer_value(v));
 		else if (json_is_object(v) && json_object_get(v, "packets"))

@@ -144,7 +144,7 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 	uint8_t ip6[FWD_BURST][RTE_FIB6_IPV6_ADDR_SIZE];
 	uint64_t nh4[FWD_BURST], nh6[FWD_BURST];
 	uint8_t idx4[FWD_BURST], idx6[FWD_BURST], live[FWD_BURST], later[FWD_BURST];
-	uint16_t n4 = 0, n6 = 0, nlive = 0;
+	uint16_t n4 = 0, n6 = 0, nlive = 0, nlater = 0;
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	const struct fwd_class *cls = g->cls;
 	uint64_t now = 0;
@@ -171,19 +171,7 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		}
 		later[i] = meta[i].frag == FWD_FRAG_LATER;
 		if (unlikely(later[i])) {
-			struct dp_frag_key k;
-			const struct dp_frag_entry *e;
-
-			if (now == 0)
-				now = rte_rdtsc();
-			dp_frag_key_of(&meta[i], &k);
-			e = dp_frag_lookup(&lc->frag, &k, now);
-			if (e == NULL || e->gen != g->id) {
-				drop_pkt(lc, m, FWD_DROP_FRAG_NO_FIRST);
-				continue;
-			}
-			dec[i] = e->d;
-			lc->cnt.evt[FWD_EVT_FRAG_FOLLOWED]++;
+			nlater++; /* looked up after stage 3, see there */
 		} else if (meta[i].family == 4) {
 			idx4[n4] = (uint8_t)i;
 			ip4[n4++] = fwd_rd32(meta[i].src);
@@ -226,6 +214,28 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		}
 	}
 
+	/* Stage 3b: later fragments take the decision of their first fragment,
+	 * which may have arrived earlier in this very burst (hence after stage 3). */
+	for (uint16_t j = 0; nlater && j < nlive; j++) {
+		uint8_t i = live[j];
+		struct dp_frag_key k;
+		const struct dp_frag_entry *e;
+
+		if (!later[i])
+			continue;
+		if (now == 0)
+			now = rte_rdtsc();
+		dp_frag_key_of(&meta[i], &k);
+		e = dp_frag_lookup(&lc->frag, &k, now);
+		if (e == NULL || e->gen != g->id) {
+			drop_pkt(lc, pkts[i], FWD_DROP_FRAG_NO_FIRST);
+			pkts[i] = NULL;
+			continue;
+		}
+		dec[i] = e->d;
+		lc->cnt.evt[FWD_EVT_FRAG_FOLLOWED]++;
+	}
+
 	/* Stage 4: account, TTL, rewrite, stage for TX. */
 	for (uint16_t j = 0; j < nlive; j++) {
 		uint8_t i = live[j];
@@ -233,6 +243,8 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		const struct fwd_decision *d = &dec[i];
 		uint8_t *ip, *ttl;
 
+		if (m == NULL)
+			continue;
 		gc->region[d->region]++;
 		gc->service[d->service]++;
 		gc->policy[d->policy]++;

@@ -1,0 +1,332 @@
+"""Dataplane tests: regionfwd --no-huge on net_pcap vdevs.
+
+Every output frame is checked against an independent reference classifier
+(tests/lib/refclass.py): right link (next-hop MAC), right port, port source
+MAC, VLAN as the link says, TTL/hop limit decremented, IPv4 checksum valid,
+payload untouched. Every input is accounted: rx = tx + sum(drops), with the
+drop reasons the reference expects.
+"""
+import collections
+import ipaddress
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from dprun import Daemon, regionfwd_bin, run_pcap  # noqa: E402
+from refclass import RefTable  # noqa: E402
+
+from scapy.all import (ARP, IP, TCP, UDP, Dot1Q, Ether, IPv6,  # noqa: E402
+                       IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, Raw, fragment, fragment6, raw)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TABLE = os.path.join(HERE, "..", "data", "dp-table.yaml")
+REF = RefTable(TABLE)
+OUT_PORTS = ["out0", "out1"]
+# net_pcap gives its port N the MAC 02:70:63:61:70:N ("pcap"); in0 is port 0.
+PORT_MAC = {"out0": "02:70:63:61:70:01", "out1": "02:70:63:61:70:02"}
+MAC_TO_LINK = {l["next_hop_mac"]: n for n, l in REF.links.items()}
+IN_SRC_MAC = "02:99:00:00:00:01"
+
+
+def tag(i):
+    return b"RFWD%08d" % i
+
+
+def tag_of(pkt):
+    data = raw(pkt)
+    at = data.find(b"RFWD")
+    return int(data[at + 4:at + 12]) if at >= 0 else None
+
+
+def v4(src, proto, dport, i, ttl=64, dst="198.51.100.7", vlans=()):
+    l4 = TCP(sport=40000 + i % 1000, dport=dport) if proto == 6 else UDP(sport=40000 + i % 1000, dport=dport)
+    return l2(vlans, 0x0800) / IP(src=src, dst=dst, ttl=ttl) / l4 / Raw(tag(i))
+
+
+def v6(src, proto, dport, i, hlim=64, dst="2001:db8:ff::7", vlans=()):
+    l4 = TCP(sport=40000 + i % 1000, dport=dport) if proto == 6 else UDP(sport=40000 + i % 1000, dport=dport)
+    return l2(vlans, 0x86dd) / IPv6(src=src, dst=dst, hlim=hlim) / l4 / Raw(tag(i))
+
+
+def l2(vlans, etype):
+    p = Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02")
+    for v in vlans:
+        p = p / Dot1Q(vlan=v)
+    return p
+
+
+def probe_addresses():
+    """First and last address of every prefix and the neighbours outside it."""
+    out = set()
+    for net, _ in REF.prefixes:
+        first, last = int(net.network_address), int(net.broadcast_address)
+        top = (1 << net.max_prefixlen) - 1
+        for a in (first, last, first - 1, last + 1, (first + last) // 2):
+            if 0 <= a <= top:
+                out.add(str(ipaddress.ip_address(a) if net.version == 4
+                            else ipaddress.IPv6Address(a)))
+    return sorted(out, key=lambda s: (":" in s, s))
+
+
+def build_probe_traffic():
+    pkts, expect = [], []
+    services = [(6, 443), (17, 53), (17, 61000), (6, 22)]
+    i = 0
+    for addr in probe_addresses():
+        for proto, dport in services:
+            vlans = [(), (30,), (7, 30)][i % 3]
+            p = (v6 if ":" in addr else v4)(addr, proto, dport, i, vlans=vlans)
+            pkts.append(p)
+            expect.append(REF.decide(addr, proto, dport))
+            i += 1
+    return pkts, expect
+
+
+def check_frame(out_pkt, in_pkt, port):
+    """Everything about one forwarded frame except which link it took."""
+    assert out_pkt[Ether].src == PORT_MAC[port]
+    link = MAC_TO_LINK[out_pkt[Ether].dst]
+    assert REF.links[link]["port"] == port
+    vlan = REF.links[link].get("vlan")
+    if vlan:
+        assert out_pkt.haslayer(Dot1Q) and out_pkt[Dot1Q].vlan == vlan
+        assert not out_pkt[Dot1Q].payload.haslayer(Dot1Q)
+    else:
+        assert not out_pkt.haslayer(Dot1Q)
+    if in_pkt.haslayer(IP):
+        o, i = out_pkt[IP], in_pkt[IP]
+        assert o.ttl == i.ttl - 1
+        recomputed = IP(raw(o))
+        del recomputed.chksum
+        assert IP(raw(recomputed)).chksum == o.chksum, "IPv4 checksum not valid"
+        assert raw(o.payload) == raw(i.payload)
+    else:
+        o, i = out_pkt[IPv6], in_pkt[IPv6]
+        assert o.hlim == i.hlim - 1
+        assert raw(o.payload) == raw(i.payload)
+        assert (o.src, o.dst) == (i.src, i.dst)
+    return link
+
+
+def test_lpm_edges_policies_and_rewrite(tmp_path):
+    pkts, expect = build_probe_traffic()
+    run = run_pcap(str(tmp_path), TABLE, pkts, OUT_PORTS, "dp-lpm")
+    assert run.rc == 0, run.stderr
+    by_tag = {}
+    for port, frames in run.outputs.items():
+        for f in frames:
+            t = tag_of(f)
+            assert t not in by_tag, "a packet left twice"
+            by_tag[t] = (port, f)
+    links = collections.Counter()
+    regions = collections.Counter()
+    drops = collections.Counter()
+    for i, (p, e) in enumerate(zip(pkts, expect)):
+        regions[e.region] += 1
+        if e.drop:
+            assert i not in by_tag, f"packet {i} {e} should have been dropped"
+            drops[e.drop] += 1
+            continue
+        assert i in by_tag, f"packet {i} {e} missing"
+        port, f = by_tag[i]
+        link = check_frame(f, p, port)
+        assert link in e.links, f"packet {i}: left on {link}, expected {e}"
+        links[link] += 1
+    s = run.stats
+    assert s["packets"]["rx"] == len(pkts)
+    assert s["packets"]["tx"] == len(by_tag)
+    assert s["packets"]["rx"] == s["packets"]["tx"] + s["packets"]["dropped"]
+    assert run.drops() == dict(drops)
+    for name in REF.links:
+        assert s["links"][name]["packets"] == links[name], name
+    for name, n in regions.items():
+        assert s["regions"][name] == n, name
+    assert "rx = tx + dropped: holds" in run.stdout
+
+
+def test_malformed_and_ttl_counted(tmp_path):
+    good = v4("10.9.9.9", 6, 443, 1)
+    cases = [
+        (Raw(raw(good)[:10]), "runt"),
+        (Ether(src=IN_SRC_MAC) / ARP(), "non_ip"),
+        (Ether() / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / IP(src="10.9.9.9") / UDP(dport=53), "vlan_too_deep"),
+        (Raw(raw(good)[:14 + 12]), "ipv4_truncated"),
+        (Ether() / IP(src="10.9.9.9", chksum=0x1234) / UDP(dport=53), "ipv4_bad_checksum"),
+        (Ether() / IP(src="10.9.9.9", ihl=4) / UDP(dport=53), "ipv4_bad_header"),
+        (Raw(raw(Ether() / IP(src="10.9.9.9") / TCP(dport=443))[:14 + 20 + 10]), "ipv4_truncated"),
+        (Ether() / IP(src="10.9.9.9", proto=6) / Raw(b"\x00" * 8), "l4_truncated"),
+        (Ether() / IPv6(src="2001:db8::1", version=5) / UDP(dport=53), "ipv6_bad_header"),
+        (Ether() / IPv6(src="2001:db8::1") / (IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt()) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP(dport=53), "ipv6_ext_chain"),
+        (Ether() / IP(src="10.9.9.9", flags="MF", frag=0) / UDP(dport=53) / Raw(b"x" * 5), "frag_invalid"),
+        (Ether() / IP(src="10.9.9.9", frag=100, id=77) / Raw(b"x" * 16), "frag_no_first"),
+        (v4("10.9.9.9", 6, 443, 2, ttl=1), "ttl_expired"),
+        (v6("2001:db8::5", 17, 53, 3, hlim=1), "ttl_expired"),
+        (v4("10.9.9.9", 17, 53, 4), "policy_drop"),  # r8/dns: drop
+        (v4("203.0.113.9", 6, 443, 5), None),  # world: forwarded
+        (v4("10.1.2.200", 6, 443, 6, ttl=2), None),  # forwarded with TTL 1
+    ]
+    run = run_pcap(str(tmp_path), TABLE, [c[0] for c in cases], OUT_PORTS, "dp-bad")
+    assert run.rc == 0, run.stderr
+    want = collections.Counter(r for _, r in cases if r)
+    assert run.drops() == dict(want)
+    s = run.stats["packets"]
+    assert s["rx"] == len(cases) and s["tx"] == 2 and s["rx"] == s["tx"] + s["dropped"]
+    out = [f for frames in run.outputs.values() for f in frames]
+    assert sorted(f[IP].ttl for f in out) == [1, 63]
+
+
+def test_fragments_follow_first(tmp_path):
+    pkts = []
+    # A group-steered datagram: all fragments must leave on one link.
+    big = Ether(src=IN_SRC_MAC) / IP(src="192.0.2.10", dst="198.51.100.1", id=4242) / UDP(sport=5, dport=61000) / Raw(b"A" * 3000)
+    frags4 = fragment(big[IP], fragsize=800)
+    pkts += [Ether(src=IN_SRC_MAC) / f for f in frags4]
+    big6 = IPv6(src="2001:db8:9::10", dst="2001:db8:ff::1") / IPv6ExtHdrFragment(id=0xabcdef) / UDP(sport=6, dport=61000) / Raw(b"B" * 3000)
+    frags6 = fragment6(big6, 1280)
+    pkts += [Ether(src=IN_SRC_MAC) / f for f in frags6]
+    # A datagram whose policy drops: every fragment dropped as policy_drop.
+    drop = IP(src="10.9.9.9", dst="198.51.100.1", id=99) / UDP(dport=53) / Raw(b"C" * 2000)
+    drop_frags = fragment(drop, fragsize=800)
+    pkts += [Ether() / f for f in drop_frags]
+    # Later fragments whose first never came.
+    orphan = fragment(IP(src="192.0.2.11", id=7) / UDP(dport=61000) / Raw(b"D" * 2000), fragsize=800)[1:]
+    pkts += [Ether() / f for f in orphan]
+    run = run_pcap(str(tmp_path), TABLE, pkts, OUT_PORTS, "dp-frag")
+    assert run.rc == 0, run.stderr
+    out = [f for frames in run.outputs.values() for f in frames]
+    v4_out = [f for f in out if f.haslayer(IP)]
+    v6_out = [f for f in out if f.haslayer(IPv6)]
+    assert len(v4_out) == len(frags4) and len(v6_out) == len(frags6)
+    assert len({f[Ether].dst for f in v4_out}) == 1
+    assert len({f[Ether].dst for f in v6_out}) == 1
+    assert MAC_TO_LINK[v4_out[0][Ether].dst] in ("ga", "gb")
+    assert run.drops() == {"policy_drop": len(drop_frags), "frag_no_first": len(orphan)}
+    ev = run.stats["events"]
+    assert ev["frag_first"] == 3
+    assert ev["frag_followed"] == len(frags4) - 1 + len(frags6) - 1 + len(drop_frags) - 1
+
+
+def group_run(tmp_path, prefix):
+    tmp_path.mkdir()
+    pkts = [v4(f"192.0.2.{1 + i % 250}", 17, 61000 + i % 4000, i) for i in range(2000)]
+    pkts += [v6(f"2001:db8:9::{i:x}", 6, 443, 2000 + i) for i in range(500)]
+    run = run_pcap(str(tmp_path), TABLE, pkts, OUT_PORTS, prefix)
+    assert run.rc == 0, run.stderr
+    return {tag_of(f): MAC_TO_LINK[f[Ether].dst] for fr in run.outputs.values() for f in fr}
+
+
+def test_group_consistent_and_weighted(tmp_path):
+    a = group_run(tmp_path / "a", "dp-grp-a")
+    b = group_run(tmp_path / "b", "dp-grp-b")
+    assert len(a) == 2500
+    assert a == b, "the same flows must pick the same links on every run"
+    share = collections.Counter(a.values())
+    assert set(share) == {"ga", "gb"}, "a down member must never be picked"
+    assert 0.18 < share["ga"] / 2500 < 0.32  # weights 1:3
+
+
+def test_bad_table_refused_at_start(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(open(TABLE).read().replace("10.1.2.128/25", "10.1.2.129/25"))
+    run = run_pcap(str(tmp_path), str(bad), [v4("10.0.0.1", 6, 443, 1)], OUT_PORTS, "dp-badtab")
+    assert run.rc != 0
+    assert "table refused: " in run.stderr
+    assert "regions.r25.prefixes[0]: host bits set in '10.1.2.129/25' (did you mean 10.1.2.128/25?)" in run.stderr
+    assert run.outputs["out0"] == [] and run.outputs["out1"] == []
+
+
+def test_link_on_unknown_port_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(open(TABLE).read().replace("l-r8:    {port: out0", "l-r8:    {port: out7"))
+    run = run_pcap(str(tmp_path), str(bad), [v4("10.0.0.1", 6, 443, 1)], OUT_PORTS, "dp-badport")
+    assert run.rc != 0
+    assert "links.l-r8.port: no port 'out7' in node config" in run.stderr
+    assert "(ports: in0, out0, out1)" in run.stderr
+
+
+def test_bad_node_config_refused(tmp_path):
+    node = tmp_path / "node.yaml"
+    node.write_text("ports:\n  in0: {device: net_null0, ingres: true}\n")
+    p = subprocess.run([regionfwd_bin(), "-l", "0,1", "--no-huge", "-m", "512", "--no-pci",
+                        "--file-prefix", "dp-badnode", "--", "--node", str(node), "--table", TABLE],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "node config refused: " in p.stderr
+    assert "unknown field 'ingres'" in p.stderr
+
+
+def test_check_table_mode():
+    p = subprocess.run([regionfwd_bin(), "--check-table", TABLE], capture_output=True, text=True)
+    assert p.returncode == 0 and "valid: 13 regions, 3 services, 16 links" in p.stdout
+    p = subprocess.run([regionfwd_bin(), "--check-table", "/nonexistent.yaml"], capture_output=True, text=True)
+    assert p.returncode == 1 and "/nonexistent.yaml: cannot open: No such file or directory" in p.stderr
+
+
+def wait_for(fn, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_telemetry_signals_and_hitless_reload(tmp_path):
+    from scapy.all import wrpcap
+    in_pcap = str(tmp_path / "loop.pcap")
+    pkts, _ = build_probe_traffic()
+    wrpcap(in_pcap, pkts[:256])
+    table = tmp_path / "table.yaml"
+    shutil.copy(TABLE, table)
+    d = Daemon(str(tmp_path), str(table), in_pcap, OUT_PORTS, "dp-tel")
+    try:
+        # The telemetry socket opens with EAL, before regionfwd registers
+        # its commands: those answer null until then.
+        wait_for(lambda: (d.telemetry("/regionfwd/packets") or {}).get("rx", 0) > 10000)
+        # Under load, every read is a consistent burst boundary.
+        for _ in range(20):
+            p = d.telemetry("/regionfwd/packets")
+            assert p["rx"] == p["tx"] + p["dropped"]
+        assert d.telemetry("/regionfwd/generation")["id"] == 1
+        assert d.telemetry("/regionfwd/links")["l_r8"] > 0  # '-' is '_' in telemetry keys
+        assert "policy_drop" in d.telemetry("/regionfwd/drops")
+
+        # dpdk-telemetry.py, the tool operators already have, reads them too.
+        tool = subprocess.run(["dpdk-telemetry.py", "-f", "dp-tel"], input="/regionfwd/packets\n",
+                              capture_output=True, text=True, timeout=20)
+        assert tool.returncode == 0 and '"/regionfwd/packets": {"rx": ' in tool.stdout, tool.stdout
+
+        # SIGHUP with a changed table: generation 2, l-r8 down, nothing lost.
+        table.write_text(open(TABLE).read().replace(
+            'l-r8:    {port: out0, next_hop_mac: "02:00:00:00:00:02"}',
+            'l-r8:    {port: out0, next_hop_mac: "02:00:00:00:00:02", state: down}'))
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: d.telemetry("/regionfwd/generation")["id"] == 2)
+        before = d.telemetry("/regionfwd/drops")["no_link_up"]
+        wait_for(lambda: d.telemetry("/regionfwd/drops")["no_link_up"] > before)
+        p = d.telemetry("/regionfwd/packets")
+        assert p["rx"] == p["tx"] + p["dropped"]
+
+        # A broken table on SIGHUP is refused; forwarding goes on unchanged.
+        table.write_text("regions: [\n")
+        d.signal(signal.SIGHUP)
+        time.sleep(1.0)
+        assert d.telemetry("/regionfwd/generation")["id"] == 2
+        rx = d.telemetry("/regionfwd/packets")["rx"]
+        wait_for(lambda: d.telemetry("/regionfwd/packets")["rx"] > rx)
+        d.signal(signal.SIGUSR1)
+        time.sleep(0.5)
+    finally:
+        log = d.stop()
+    assert d.proc.returncode == 0, log
+    assert "reload refused; still forwarding on generation 2" in log
+    assert "YAML syntax" in log
+    assert log.count("rx = tx + dropped: holds") == 2  # SIGUSR1 and exit
+    assert "BROKEN" not in log

@@ -1,0 +1,118 @@
+"""Run regionfwd on net_pcap vdevs for a test and collect what came out."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from scapy.all import rdpcap, wrpcap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def regionfwd_bin():
+    path = os.environ.get("REGIONFWD")
+    if not path:
+        path = os.path.join(ROOT, "build", "dataplane", "regionfwd")
+    return path
+
+
+def eal_args(prefix, lcores="0,1", mem=1024):
+    return ["-l", lcores, "--no-huge", "-m", str(mem), "--no-pci", "--file-prefix", prefix,
+            "--log-level", "pmd.net.pcap:warning", "--log-level", "lib.eal:warning"]
+
+
+def write_node(path, in_pcap, out_dir, out_ports, extra=""):
+    """Node config: one pcap ingress, one pcap writer per output port."""
+    lines = ["ports:",
+             f'  in0: {{device: "net_pcap_in0,rx_pcap={in_pcap}", ingress: true}}']
+    for i, name in enumerate(out_ports):
+        lines.append(f'  {name}: {{device: "net_pcap_out{i},tx_pcap={out_dir}/{name}.pcap"}}')
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n" + extra)
+
+
+class Run:
+    def __init__(self, rc, stdout, stderr, stats, outputs):
+        self.rc, self.stdout, self.stderr = rc, stdout, stderr
+        self.stats = stats          # the --stats-json document
+        self.outputs = outputs      # port name -> list of scapy packets
+
+    def drops(self):
+        return {k: v for k, v in self.stats["drops"].items() if v}
+
+
+def run_pcap(tmp_path, table, packets, out_ports, prefix, extra_node="", idle_ms=400,
+             timeout=60):
+    """Forward `packets` once through regionfwd and return a Run."""
+    in_pcap = os.path.join(tmp_path, "in.pcap")
+    wrpcap(in_pcap, packets, linktype=1)  # DLT_EN10MB even if the first is raw bytes
+    node = os.path.join(tmp_path, "node.yaml")
+    write_node(node, in_pcap, tmp_path, out_ports, extra_node)
+    stats_path = os.path.join(tmp_path, "stats.json")
+    cmd = [regionfwd_bin()] + eal_args(prefix) + [
+        "--", "--node", node, "--table", table, "--idle-exit", str(idle_ms),
+        "--stats-json", stats_path]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    stats = None
+    if p.returncode == 0:
+        with open(stats_path) as f:
+            stats = json.load(f)
+    outputs = {}
+    for name in out_ports:
+        path = os.path.join(tmp_path, f"{name}.pcap")
+        outputs[name] = list(rdpcap(path)) if os.path.exists(path) and os.path.getsize(path) > 24 else []
+    return Run(p.returncode, p.stdout, p.stderr, stats, outputs)
+
+
+class Daemon:
+    """regionfwd running in the background (telemetry, signals)."""
+
+    def __init__(self, tmp_path, table, in_pcap, out_ports, prefix, infinite=True):
+        self.prefix = prefix
+        node = os.path.join(tmp_path, "node.yaml")
+        rx = f"rx_pcap={in_pcap}" + (",infinite_rx=1" if infinite else "")
+        lines = ["ports:", f'  in0: {{device: "net_pcap_in0,{rx}", ingress: true}}']
+        for i, name in enumerate(out_ports):
+            # No tx_pcap: transmitted packets are freed by the PMD (a sink).
+            lines.append(f'  {name}: {{device: "net_null_out{i}"}}')
+        with open(node, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.table = table
+        self.out = open(os.path.join(tmp_path, "daemon.out"), "w+")
+        cmd = [regionfwd_bin()] + eal_args(prefix) + ["--", "--node", node, "--table", table]
+        self.proc = subprocess.Popen(cmd, stdout=self.out, stderr=subprocess.STDOUT, text=True)
+        self.sock = None
+
+    def telemetry(self, command, wait=15.0):
+        path = f"/var/run/dpdk/{self.prefix}/dpdk_telemetry.v2"
+        deadline = time.time() + wait
+        while self.sock is None:
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                s.connect(path)
+                json.loads(s.recv(16384).decode())  # greeting
+                self.sock = s
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        self.sock.send(command.encode())
+        return json.loads(self.sock.recv(1 << 20).decode())[command.split(",")[0]]
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.sock:
+            self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.seek(0)
+        return self.out.read()
