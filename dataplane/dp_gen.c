@@ -10,6 +10,8 @@
 
 #include "dp_log.h"
 
+#define DP_FIB_2B_MAX 32767 /* tbl8 groups addressable with 2-byte next hops */
+
 /* tbl8 groups DIR-24-8 needs: one per distinct /24 that holds a longer
  * prefix. prefix4 is sorted by address (fwd_table validation), so distinct
  * values are runs. */
@@ -67,11 +69,14 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	uint32_t need4 = tbl8_needed4(t), need6 = tbl8_needed6(t);
 	int rc;
 
+	/* A tbl8 group's index is stored in the next-hop field, so 2-byte next
+	 * hops address at most 32,767 groups. Stay at 2 bytes (half the tbl24,
+	 * 32 MiB) while the table allows it, else 4 bytes. */
 	c4.type = RTE_FIB_DIR24_8;
 	c4.default_nh = FWD_REGION_UNKNOWN;
 	c4.max_routes = (int)(t->nprefix4 * 2 + 1024); /* RIB keeps inner nodes too */
-	c4.dir24_8.nh_sz = RTE_FIB_DIR24_8_2B;
 	c4.dir24_8.num_tbl8 = need4 + need4 / 8 + 64;
+	c4.dir24_8.nh_sz = c4.dir24_8.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB_DIR24_8_2B : RTE_FIB_DIR24_8_4B;
 	snprintf(name, sizeof(name), "fib4_%llu", (unsigned long long)g->id);
 	g->fib4 = rte_fib_create(name, SOCKET_ID_ANY, &c4);
 	if (g->fib4 == NULL)
@@ -88,8 +93,8 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	c6.type = RTE_FIB6_TRIE;
 	c6.default_nh = FWD_REGION_UNKNOWN;
 	c6.max_routes = (int)(t->nprefix6 * 2 + 1024);
-	c6.trie.nh_sz = RTE_FIB6_TRIE_2B;
 	c6.trie.num_tbl8 = need6 + need6 / 8 + 64;
+	c6.trie.nh_sz = c6.trie.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB6_TRIE_2B : RTE_FIB6_TRIE_4B;
 	snprintf(name, sizeof(name), "fib6_%llu", (unsigned long long)g->id);
 	g->fib6 = rte_fib6_create(name, SOCKET_ID_ANY, &c6);
 	if (g->fib6 == NULL)
@@ -102,6 +107,10 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 			return fwd_err_set(err, t->source, t->prefix6[i].line, "regions",
 					   "IPv6 FIB refused a prefix: %s", strerror(-rc));
 	}
+	g->fib_bytes = (1ull << 24) * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
+		       (uint64_t)c4.dir24_8.num_tbl8 * 256 * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
+		       (1ull << 24) * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4) +
+		       (uint64_t)c6.trie.num_tbl8 * 256 * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4);
 	return 0;
 }
 

@@ -47,6 +47,7 @@ struct dp_gen {
 	struct rte_fib *fib4;
 	struct rte_fib6 *fib6;
 	struct dp_link_out *links;
+	uint64_t fib_bytes; /* tbl24 + tbl8 of both FIBs (RIBs not included) */
 	uint16_t nworkers;
 	void *cnt_mem;
 	struct dp_gen_cnt cnt[DP_MAX_WORKERS];

@@ -213,9 +213,9 @@ static int load_generation(struct dp_ctx *ctx, const char *path, struct dp_gen *
 		return -EINVAL;
 	}
 	ctx->next_gen_id++;
-	DP_LOG(INFO, "generation %llu built from %s: %u IPv4 + %u IPv6 prefixes in %.1f ms",
+	DP_LOG(INFO, "generation %llu built from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, in %.1f ms",
 	       (unsigned long long)(*out)->id, path, (*out)->table->nprefix4,
-	       (*out)->table->nprefix6,
+	       (*out)->table->nprefix6, (double)(*out)->fib_bytes / 1048576.0,
 	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
 	return 0;
 }

@@ -116,3 +116,31 @@ class Daemon:
                 self.proc.wait()
         self.out.seek(0)
         return self.out.read()
+
+
+def run_node(tmp_path, table, node_text, prefix, lcores="0,1", lcores_map=None, mem=1024,
+             idle_ms=400, timeout=120):
+    """Run regionfwd with a node config given as text; return (proc, stats)."""
+    node = os.path.join(tmp_path, "node.yaml")
+    with open(node, "w") as f:
+        f.write(node_text)
+    stats_path = os.path.join(tmp_path, "stats.json")
+    eal = eal_args(prefix, lcores, mem)
+    if lcores_map:
+        eal[0:2] = ["--lcores", lcores_map]
+    cmd = [regionfwd_bin()] + eal + ["--", "--node", node, "--table", table,
+                                     "--idle-exit", str(idle_ms), "--stats-json", stats_path]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    stats = None
+    if p.returncode == 0:
+        with open(stats_path) as f:
+            stats = json.load(f)
+    return p, stats
+
+
+def read_pcaps(*paths):
+    out = []
+    for path in paths:
+        if os.path.exists(path) and os.path.getsize(path) > 24:
+            out += list(rdpcap(path))
+    return out

@@ -1,0 +1,261 @@
+"""More dataplane tests: nested prefixes of every length, two workers,
+mirroring, other vdev types, and a table of 1,000,000 IPv4 and 200,000 IPv6
+prefixes."""
+import ipaddress
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from dprun import ROOT, read_pcaps, run_node  # noqa: E402
+
+from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, raw, wrpcap  # noqa: E402
+
+def E():
+    # Explicit MACs: without a dst, scapy tries to resolve IPv6 neighbours.
+    return Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02")
+
+
+V4_CHAIN = int(ipaddress.IPv4Address("172.22.85.170"))
+V6_CHAIN = int(ipaddress.IPv6Address("2a05:d018:5555:aaaa:5555:aaaa:5555:aaaa"))
+
+
+def link_mac(family, length):
+    return f"02:00:00:00:{family:02x}:{length:02x}"
+
+
+def chain_table(path):
+    """Region LF_L holds the length-L prefix of one address, L = 0..32 / 0..128."""
+    lines = ["regions:"]
+    links = ["links:"]
+    pols = ["policies:"]
+    for fam, top, addr, cls in ((4, 32, V4_CHAIN, ipaddress.IPv4Network),
+                                (6, 128, V6_CHAIN, ipaddress.IPv6Network)):
+        for L in range(top + 1):
+            net = cls((addr >> (top - L) << (top - L) if L else 0, L))
+            name = f"l{fam}_{L}"
+            lines.append(f'  {name}: {{prefixes: ["{net}"]}}')
+            links.append(f'  k{name}: {{port: out0, next_hop_mac: "{link_mac(fam, L)}"}}')
+            pols.append(f"  - {{region: {name}, service: any, action: steer, to: k{name}}}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines + links + pols) + "\n")
+
+
+def pcap_node(tmp_path, rx, outs):
+    lines = ["ports:", f'  in0: {{device: "net_pcap_in0,{rx}", ingress: true}}']
+    for i, (name, tx) in enumerate(outs):
+        lines.append(f'  {name}: {{device: "net_pcap_o{i},{tx}"}}')
+    return "\n".join(lines) + "\n"
+
+
+def test_every_prefix_length(tmp_path):
+    table = str(tmp_path / "chain.yaml")
+    chain_table(table)
+    pkts, want = [], []
+    for fam, top, addr in ((4, 32, V4_CHAIN), (6, 128, V6_CHAIN)):
+        for L in range(top + 1):
+            # Matches the chain on exactly L leading bits: flip bit L.
+            a = addr if L == top else addr ^ (1 << (top - 1 - L))
+            if fam == 4:
+                p = E() / IP(src=str(ipaddress.IPv4Address(a)), dst="192.0.2.1") / UDP(dport=9)
+            else:
+                p = E() / IPv6(src=str(ipaddress.IPv6Address(a)), dst="2001:db8::1") / UDP(dport=9)
+            pkts.append(p / Raw(b"%03d%03d" % (fam, L)))
+            want.append(link_mac(fam, L))
+    wrpcap(str(tmp_path / "in.pcap"), pkts)
+    node = pcap_node(tmp_path, f"rx_pcap={tmp_path}/in.pcap", [("out0", f"tx_pcap={tmp_path}/o.pcap")])
+    p, stats = run_node(str(tmp_path), table, node, "dp-chain")
+    assert p.returncode == 0, p.stderr
+    out = {raw(f)[-6:]: f[Ether].dst for f in read_pcaps(f"{tmp_path}/o.pcap")}
+    assert len(out) == 33 + 129
+    for pkt, mac in zip(pkts, want):
+        assert out[raw(pkt)[-6:]] == mac, f"{raw(pkt)[-6:]} left with {out[raw(pkt)[-6:]]}, want {mac}"
+    assert stats["packets"]["tx"] == 162 and stats["packets"]["dropped"] == 0
+
+
+def test_two_workers_rss_queues(tmp_path):
+    """Two worker lcores (sharing the second CPU here), each with its own RX
+    and TX queue; counters summed; every packet accounted once."""
+    table = os.path.join(os.path.dirname(__file__), "..", "data", "dp-table.yaml")
+    a = [E() / IP(src=f"10.1.{i % 256}.9", dst="192.0.2.1") / UDP(dport=80 + i % 3) / Raw(b"a%05d" % i) for i in range(3000)]
+    b = [E() / IPv6(src=f"2001:db8:1:2::{i + 2:x}", dst="2001:db8::1") / TCP(dport=443) / Raw(b"b%05d" % i) for i in range(3000)]
+    wrpcap(str(tmp_path / "a.pcap"), a)
+    wrpcap(str(tmp_path / "b.pcap"), b)
+    node = pcap_node(tmp_path, f"rx_pcap={tmp_path}/a.pcap,rx_pcap={tmp_path}/b.pcap",
+                     [("out0", f"tx_pcap={tmp_path}/o0a.pcap,tx_pcap={tmp_path}/o0b.pcap"),
+                      ("out1", f"tx_pcap={tmp_path}/o1a.pcap,tx_pcap={tmp_path}/o1b.pcap")])
+    node += "workers: [1, 2]\n"
+    p, stats = run_node(str(tmp_path), table, node, "dp-2w", lcores_map="0@0,1@1,2@1", idle_ms=800)
+    assert p.returncode == 0, p.stderr
+    assert stats["workers"] == 2
+    out = read_pcaps(*[f"{tmp_path}/o{x}.pcap" for x in ("0a", "0b", "1a", "1b")])
+    assert len(out) == 6000
+    assert sorted(raw(f)[-6:] for f in out) == sorted([raw(x)[-6:] for x in a + b])
+    assert stats["packets"] == {**stats["packets"], "rx": 6000, "tx": 6000, "dropped": 0}
+    # Queue a went to worker 0 (IPv4, port out0), queue b to worker 1 (out1).
+    assert len(read_pcaps(f"{tmp_path}/o0a.pcap")) == 3000
+    assert len(read_pcaps(f"{tmp_path}/o1b.pcap")) == 3000
+
+
+def test_mirror_copies(tmp_path):
+    table = tmp_path / "mirror.yaml"
+    table.write_text(
+        "regions: {r: {prefixes: [10.0.0.0/8]}}\n"
+        "services: {web: [tcp/80]}\n"
+        "links:\n"
+        "  main: {port: out0, next_hop_mac: '02:00:00:00:00:01'}\n"
+        "  tap:  {port: out1, next_hop_mac: '02:00:00:00:00:02', vlan: 99}\n"
+        "policies:\n"
+        "  - {region: r, service: web, action: steer, to: main, mirror: tap}\n"
+        "  - {region: r, service: any, action: drop, mirror: tap}\n")
+    pkts = [E() / IP(src="10.0.0.1", dst="192.0.2.1", ttl=9) / TCP(dport=80) / Raw(b"m%03d" % i) for i in range(10)]
+    pkts += [E() / IP(src="10.0.0.2", dst="192.0.2.1", ttl=9) / TCP(dport=22) / Raw(b"d%03d" % i) for i in range(5)]
+    wrpcap(str(tmp_path / "in.pcap"), pkts)
+    node = pcap_node(tmp_path, f"rx_pcap={tmp_path}/in.pcap",
+                     [("out0", f"tx_pcap={tmp_path}/o0.pcap"), ("out1", f"tx_pcap={tmp_path}/o1.pcap")])
+    p, stats = run_node(str(tmp_path), str(table), node, "dp-mirror")
+    assert p.returncode == 0, p.stderr
+    main, tap = read_pcaps(f"{tmp_path}/o0.pcap"), read_pcaps(f"{tmp_path}/o1.pcap")
+    assert len(main) == 10 and len(tap) == 15
+    assert all(f[Dot1Q].vlan == 99 and f[Ether].dst == "02:00:00:00:00:02" for f in tap)
+    assert {f[IP].ttl for f in tap if raw(f)[-4:-3] == b"m"} == {8}  # copy of the forwarded packet
+    assert stats["packets"]["tx"] == 10 and stats["drops"]["policy_drop"] == 5
+    assert stats["events"]["mirror_tx"] == 15 and stats["events"]["mirror_fail"] == 0
+
+
+def test_net_null_ingress_drop_path(tmp_path):
+    """net_null delivers zero-filled frames: EtherType 0 is not IP. Every one
+    must be counted as non_ip, none forwarded."""
+    table = os.path.join(os.path.dirname(__file__), "..", "data", "dp-table.yaml")
+    node = ("ports:\n  in0: {device: net_null_in0, ingress: true}\n"
+            "  out0: {device: net_null_o0}\n  out1: {device: net_null_o1}\n")
+    # net_null never goes idle: stop on SIGTERM after a moment.
+    node_path = tmp_path / "node.yaml"
+    node_path.write_text(node)
+    from dprun import eal_args, regionfwd_bin
+    proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-null") + [
+        "--", "--node", str(node_path), "--table", table, "--stats-json", str(tmp_path / "s.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        import time
+        time.sleep(2.5)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    s = json.load(open(tmp_path / "s.json"))
+    assert s["packets"]["rx"] > 1000
+    assert s["packets"]["rx"] == s["drops"]["non_ip"] and s["packets"]["tx"] == 0
+
+
+def have(cmd):
+    return shutil.which(cmd) is not None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not have("ip"), reason="needs root and iproute2")
+def test_af_packet_on_veth(tmp_path):
+    """Real kernel interfaces: scapy sends into a veth pair inside a network
+    namespace of our own; regionfwd reads the other end with net_af_packet
+    and writes to a second veth pair, where the frames are captured."""
+    ns = "rfwd-test-afp"
+    sh = lambda c: subprocess.run(c, shell=True, check=True, capture_output=True, text=True)  # noqa: E731
+    subprocess.run(f"ip netns del {ns}", shell=True, capture_output=True)
+    try:
+        sh(f"ip netns add {ns}")
+        for a, b in (("rfa0", "rfa1"), ("rfb0", "rfb1")):
+            sh(f"ip link add {a} type veth peer name {b} netns {ns}")
+            sh(f"ip link set {a} up && ip -n {ns} link set {b} up")
+            sh(f"ip link set {a} promisc on")
+            sh(f"sysctl -qw net.ipv6.conf.{a}.disable_ipv6=1")
+            sh(f"ip netns exec {ns} sysctl -qw net.ipv6.conf.{b}.disable_ipv6=1")
+        table = tmp_path / "t.yaml"
+        table.write_text("regions: {r: {prefixes: [10.0.0.0/8]}}\n"
+                         "links: {out: {port: out0, next_hop_mac: '02:00:00:00:00:77'}}\n"
+                         "policies: [{region: r, service: any, action: steer, to: out}]\n")
+        node = tmp_path / "node.yaml"
+        node.write_text("ports:\n"
+                        "  in0: {device: 'net_af_packet0,iface=rfa0', ingress: true}\n"
+                        "  out0: {device: 'net_af_packet1,iface=rfb0'}\n")
+        cap = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "-n", "-i", "rfb1", "-w",
+                                str(tmp_path / "cap.pcap"), "ether dst 02:00:00:00:00:77"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        from dprun import eal_args, regionfwd_bin
+        proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-afp") + [
+            "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        import time
+        time.sleep(2.0)
+        send = ("from scapy.all import *; "
+                "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/UDP(dport=53)/Raw(b'afp') "
+                "for i in range(1, 51)], iface='rfa1', verbose=False)")
+        sh(f"ip netns exec {ns} /usr/bin/python3 -c \"{send}\"")
+        time.sleep(1.0)
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+        cap.terminate()
+        cap.wait(timeout=10)
+        assert proc.returncode == 0, err
+        s = json.load(open(tmp_path / "s.json"))
+        assert s["links"]["out"]["packets"] == 50
+        got = read_pcaps(str(tmp_path / "cap.pcap"))
+        assert len([f for f in got if raw(f).endswith(b"afp")]) == 50
+        assert all(f[IP].ttl == 63 for f in got)
+    finally:
+        subprocess.run(f"ip netns del {ns}", shell=True, capture_output=True)
+        for a in ("rfa0", "rfb0"):
+            subprocess.run(f"ip link del {a}", shell=True, capture_output=True)
+
+
+def test_million_prefix_table(tmp_path):
+    """1,000,000 IPv4 and 200,000 IPv6 prefixes shaped like a real table
+    (scripts/gen-table) load, and lookups agree with a reference built from
+    the same document."""
+    table = tmp_path / "big.json"
+    subprocess.run([os.path.join(ROOT, "scripts", "gen-table"), "--v4", "1000000", "--v6", "200000",
+                    "--regions", "50", "--out", str(table)], check=True, capture_output=True)
+    doc = json.load(open(table))
+    v4, v6 = {}, {}
+    for name, r in doc["regions"].items():
+        rid = int(name[1:])
+        for p in r["prefixes"]:
+            net = ipaddress.ip_network(p)
+            (v4 if net.version == 4 else v6)[(int(net.network_address), net.prefixlen)] = rid
+    assert len(v4) == 1_000_000 and len(v6) == 200_000
+
+    def ref(addr, fam):
+        top, d = (32, v4) if fam == 4 else (128, v6)
+        for L in range(top, -1, -1):
+            r = d.get((addr >> (top - L) << (top - L) if L else 0, L))
+            if r:
+                return r
+        return 0
+
+    rng = random.Random(5)
+    pkts, want = [], []
+    for (a, L) in rng.sample(sorted(v4), 1500):
+        x = a | (rng.getrandbits(32 - L) if L < 32 else 0)
+        pkts.append(E() / IP(src=str(ipaddress.IPv4Address(x)), dst="192.0.2.1") / UDP(dport=9) / Raw(b"%06d" % len(pkts)))
+        want.append(ref(x, 4))
+    for (a, L) in rng.sample(sorted(v6), 500):
+        x = a | (rng.getrandbits(128 - L) if L < 128 else 0)
+        pkts.append(E() / IPv6(src=str(ipaddress.IPv6Address(x)), dst="2001:db8::1") / UDP(dport=9) / Raw(b"%06d" % len(pkts)))
+        want.append(ref(x, 6))
+    for i in range(200):  # random sources, some in no prefix
+        x = rng.getrandbits(32)
+        pkts.append(E() / IP(src=str(ipaddress.IPv4Address(x)), dst="192.0.2.1") / UDP(dport=9) / Raw(b"%06d" % len(pkts)))
+        want.append(ref(x, 4))
+    wrpcap(str(tmp_path / "in.pcap"), pkts)
+    node = pcap_node(tmp_path, f"rx_pcap={tmp_path}/in.pcap", [("out0", f"tx_pcap={tmp_path}/o.pcap")])
+    p, stats = run_node(str(tmp_path), str(table), node, "dp-big", mem=2048, idle_ms=1500, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert stats["generation"]["prefixes_v4"] == 1_000_000
+    assert stats["generation"]["prefixes_v6"] == 200_000
+    got = {int(raw(f)[-6:]): int(f[Ether].dst.split(":")[-1], 16) for f in read_pcaps(f"{tmp_path}/o.pcap")}
+    assert len(got) == len(pkts)
+    bad = [(i, got[i], w) for i, w in enumerate(want) if got[i] != w]
+    assert not bad, bad[:10]
