@@ -41,7 +41,7 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 {
 	struct rte_eth_conf conf;
 	struct rte_eth_dev_info info;
-	uint16_t nrx = np->ingress ? nworkers : 0, ntx = nworkers;
+	uint16_t nrx, ntx = nworkers;
 	uint16_t rxd = node->rx_desc, txd = node->tx_desc;
 	int rc, socket = rte_eth_dev_socket_id(pid);
 
@@ -51,6 +51,10 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 		DP_LOG(ERR, "port %s: cannot read device info: %s", np->name, strerror(-rc));
 		return rc;
 	}
+	/* Egress-only ports are never polled, but some PMDs (net_tap) want as
+	 * many RX as TX queues: give them what they allow, up to the TX count
+	 * (0 on a TX-only pcap). */
+	nrx = np->ingress ? nworkers : RTE_MIN(ntx, info.max_rx_queues);
 	if (nrx > info.max_rx_queues || ntx > info.max_tx_queues) {
 		DP_LOG(ERR,
 		       "port %s (%s): %u workers need %u RX and %u TX queues, the device has %u and %u",
@@ -113,6 +117,7 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 int dp_ports_init(const struct dp_node *node, uint16_t nworkers, struct rte_mempool *pool,
 		  struct dp_ports *out)
 {
+	uint64_t ring_mbufs = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -135,7 +140,23 @@ int dp_ports_init(const struct dp_node *node, uint16_t nworkers, struct rte_memp
 			goto close_ports;
 		out->started[i] = 1;
 		rte_eth_macaddr_get(out->port_id[i], &out->mac[i]);
+		{
+			struct rte_eth_dev_info info;
+
+			if (rte_eth_dev_info_get(out->port_id[i], &info) == 0)
+				ring_mbufs += (uint64_t)RTE_MIN(nworkers, info.nb_rx_queues) *
+						      node->rx_desc +
+					      (uint64_t)nworkers * node->tx_desc;
+		}
 	}
+	/* Descriptors hold mbufs (RX rings are filled at start; TX rings until
+	 * completion); the workers need the rest for bursts and mirror copies. */
+	ring_mbufs += (uint64_t)nworkers * (node->mbuf_cache + 4 * FWD_BURST);
+	if (ring_mbufs > node->mbufs)
+		DP_LOG(WARNING,
+		       "pool of %u mbufs is smaller than the %llu that rings and caches can hold; "
+		       "raise 'mbufs' in %s or expect rx drops (imissed)",
+		       node->mbufs, (unsigned long long)ring_mbufs, node->source);
 	return 0;
 close_ports:
 	dp_ports_close(out);

@@ -269,6 +269,12 @@ int main(int argc, char **argv)
 	argc -= n;
 	argv += n;
 	argv[0] = (char *)"regionfwd";
+	/* Early, so a stop during a long start (a 1M-prefix table) still ends
+	 * through the normal exit path: ports closed, pcaps flushed. */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGUSR1, on_signal);
+	signal(SIGHUP, on_signal);
 	if (parse_app_args(argc, argv, &opts))
 		rte_exit(EXIT_FAILURE, "bad arguments\n");
 	if (dp_node_load(opts.node_path, &ctx.node, &err))
@@ -294,11 +300,6 @@ int main(int argc, char **argv)
 		rte_exit(EXIT_FAILURE, "cannot allocate worker state\n");
 	if (dp_telemetry_register(&ctx))
 		DP_LOG(WARNING, "telemetry commands not registered");
-
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGUSR1, on_signal);
-	signal(SIGHUP, on_signal);
 
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {
 		rc = rte_eal_remote_launch(dp_worker_main, ctx.workers[w], ctx.workers[w]->lcore_id);

@@ -259,3 +259,31 @@ def test_million_prefix_table(tmp_path):
     assert len(got) == len(pkts)
     bad = [(i, got[i], w) for i, w in enumerate(want) if got[i] != w]
     assert not bad, bad[:10]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="needs root and /dev/net/tun")
+def test_ring_and_tap_ports(tmp_path):
+    """net_ring ingress (EAL --vdev) and a net_tap egress port (probed from the
+    node config) come up, the tap interface exists while forwarding, and
+    everything closes cleanly. No traffic: a tap lives in the root namespace."""
+    table = os.path.join(os.path.dirname(__file__), "..", "data", "dp-table.yaml")
+    node = tmp_path / "node.yaml"
+    node.write_text("ports:\n  in0: {device: net_ring0, ingress: true}\n"
+                    "  out0: {device: 'net_tap_rf0,iface=rfwdtest0'}\n  out1: {device: net_null_o1}\n")
+    from dprun import eal_args, regionfwd_bin
+    proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-ring") + ["--vdev", "net_ring0",
+                            "--", "--node", str(node), "--table", table, "--stats-json", str(tmp_path / "s.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+    try:
+        deadline = time.time() + 20
+        while subprocess.run(["ip", "link", "show", "rfwdtest0"], capture_output=True).returncode:
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() is not None else "no tap"
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    s = json.load(open(tmp_path / "s.json"))
+    assert s["packets"]["rx"] == 0 and "rx = tx + dropped: holds" in out
+    assert subprocess.run(["ip", "link", "show", "rfwdtest0"], capture_output=True).returncode != 0
