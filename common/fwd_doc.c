@@ -284,6 +284,16 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 
 /* ---- JSON ---------------------------------------------------------------- */
 
+static void node_append(struct fwd_node *parent, struct fwd_node **last, struct fwd_node *c)
+{
+	if (*last)
+		(*last)->next = c;
+	else
+		parent->child = c;
+	*last = c;
+	parent->count++;
+}
+
 static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, struct fwd_err *err)
 {
 	struct fwd_node *n, *last = NULL;
@@ -310,12 +320,7 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 			c->key = arena_strdup(doc, k, strlen(k));
 			if (c->key == NULL)
 				return NULL;
-			if (last)
-				last->next = c;
-			else
-				n->child = c;
-			last = c;
-			n->count++;
+			node_append(n, &last, c);
 		}
 		return n;
 	}
@@ -331,12 +336,7 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 
 			if (c == NULL)
 				return NULL;
-			if (last)
-				last->next = c;
-			else
-				n->child = c;
-			last = c;
-			n->count++;
+			node_append(n, &last, c);
 		}
 		return n;
 	}

@@ -183,6 +183,41 @@ static int get_name(struct vctx *c, const struct fwd_node *n, const char *path, 
 	return 0;
 }
 
+/* A section that maps names to entries (regions, services, links, groups):
+ * absent or null is empty (returns 1), otherwise a map of at most @max keys. */
+static int section_map(struct vctx *c, const struct fwd_node *n, const char *name, uint32_t max,
+		       const char *what)
+{
+	int rc;
+
+	if (n == NULL || n->type == FWD_NODE_NULL)
+		return 1;
+	if ((rc = want(c, n, name, FWD_NODE_MAP)))
+		return rc;
+	if (n->count > max)
+		return fail(c, n, name, "more than %u %s", max, what);
+	return 0;
+}
+
+/* One entry of such a section: its key is a valid name (copied to @out),
+ * and, when @keys is given, its value is a map with only those fields. */
+static int section_entry(struct vctx *c, const struct fwd_node *e, const char *section,
+			 const char *what, const char *const *keys, char out[FWD_NAME_MAX],
+			 char *path, size_t pathlen)
+{
+	struct fwd_node keynode = *e;
+	int rc;
+
+	snprintf(path, pathlen, "%s.%s", section, e->key);
+	keynode.type = FWD_NODE_SCALAR;
+	keynode.str = e->key;
+	if ((rc = get_name(c, &keynode, path, what, out)))
+		return rc;
+	if (keys && ((rc = want(c, e, path, FWD_NODE_MAP)) || (rc = check_keys(c, e, path, keys))))
+		return rc;
+	return 0;
+}
+
 /* ---- regions --------------------------------------------------------------- */
 
 static int parse_prefix(struct vctx *c, const struct fwd_node *n, const char *path, uint16_t region)
@@ -339,10 +374,10 @@ static int parse_regions(struct vctx *c, const struct fwd_node *regions)
 	char path[320];
 	int rc;
 
-	if (regions && (rc = want(c, regions, "regions", FWD_NODE_MAP)))
+	if ((rc = section_map(c, regions, "regions", FWD_MAX_REGIONS, "regions")) < 0)
 		return rc;
-	if (regions && regions->count > FWD_MAX_REGIONS)
-		return fail(c, regions, "regions", "more than %d regions", FWD_MAX_REGIONS);
+	if (rc)
+		regions = NULL;
 	t->nregions = (uint16_t)(1 + (regions ? regions->count : 0));
 	t->region_names = calloc(t->nregions, FWD_NAME_MAX);
 	if (t->region_names == NULL)
@@ -373,11 +408,8 @@ static int parse_regions(struct vctx *c, const struct fwd_node *regions)
 	for (const struct fwd_node *r = regions ? regions->child : NULL; r; r = r->next, id++) {
 		const struct fwd_node *p;
 
-		snprintf(path, sizeof(path), "regions.%s", r->key);
-		struct fwd_node keynode = *r;
-		keynode.type = FWD_NODE_SCALAR;
-		keynode.str = r->key;
-		if ((rc = get_name(c, &keynode, path, "region", t->region_names[id])))
+		if ((rc = section_entry(c, r, "regions", "region", NULL, t->region_names[id], path,
+					sizeof(path))))
 			return rc;
 		if (strcmp(r->key, "any") == 0 || strcmp(r->key, "unknown") == 0)
 			return fail(c, r, path, "'%s' is a reserved region name", r->key);
@@ -530,10 +562,10 @@ static int parse_services(struct vctx *c, const struct fwd_node *services)
 	char path[320];
 	int rc;
 
-	if (services && (rc = want(c, services, "services", FWD_NODE_MAP)))
+	if ((rc = section_map(c, services, "services", FWD_MAX_SERVICES, "services")) < 0)
 		return rc;
-	if (services && services->count > FWD_MAX_SERVICES)
-		return fail(c, services, "services", "more than %d services", FWD_MAX_SERVICES);
+	if (rc)
+		services = NULL;
 	t->nservices = (uint16_t)(1 + (services ? services->count : 0));
 	t->service_names = calloc(t->nservices, FWD_NAME_MAX);
 	for (const struct fwd_node *s = services ? services->child : NULL; s; s = s->next)
@@ -545,12 +577,8 @@ static int parse_services(struct vctx *c, const struct fwd_node *services)
 
 	uint16_t id = 1;
 	for (const struct fwd_node *s = services ? services->child : NULL; s; s = s->next, id++) {
-		struct fwd_node keynode = *s;
-
-		snprintf(path, sizeof(path), "services.%s", s->key);
-		keynode.type = FWD_NODE_SCALAR;
-		keynode.str = s->key;
-		if ((rc = get_name(c, &keynode, path, "service", t->service_names[id])))
+		if ((rc = section_entry(c, s, "services", "service", NULL, t->service_names[id], path,
+					sizeof(path))))
 			return rc;
 		if (strcmp(s->key, "any") == 0 || strcmp(s->key, "other") == 0)
 			return fail(c, s, path, "'%s' is a reserved service name", s->key);
@@ -633,27 +661,18 @@ static int parse_links(struct vctx *c, const struct fwd_node *links)
 	char path[320];
 	int rc;
 
-	if (links == NULL || links->type == FWD_NODE_NULL)
-		return 0;
-	if ((rc = want(c, links, "links", FWD_NODE_MAP)))
-		return rc;
-	if (links->count > FWD_MAX_LINKS)
-		return fail(c, links, "links", "more than %d links", FWD_MAX_LINKS);
+	if ((rc = section_map(c, links, "links", FWD_MAX_LINKS, "links")))
+		return rc < 0 ? rc : 0;
 	t->links = calloc(links->count ? links->count : 1, sizeof(*t->links));
 	if (t->links == NULL)
 		return -ENOMEM;
 	for (const struct fwd_node *l = links->child; l; l = l->next) {
 		struct fwd_link *lk = &t->links[t->nlinks];
-		struct fwd_node keynode = *l;
 		const struct fwd_node *f;
 		const char *s;
 		uint64_t v;
 
-		snprintf(path, sizeof(path), "links.%s", l->key);
-		keynode.type = FWD_NODE_SCALAR;
-		keynode.str = l->key;
-		if ((rc = get_name(c, &keynode, path, "link", lk->name)) ||
-		    (rc = want(c, l, path, FWD_NODE_MAP)) || (rc = check_keys(c, l, path, keys)))
+		if ((rc = section_entry(c, l, "links", "link", keys, lk->name, path, sizeof(path))))
 			return rc;
 		snprintf(path, sizeof(path), "links.%s.port", l->key);
 		if ((f = fwd_node_get(l, "port")) == NULL)
@@ -705,26 +724,18 @@ static int parse_groups(struct vctx *c, const struct fwd_node *groups, const str
 	char path[320];
 	int rc;
 
-	if (groups == NULL || groups->type == FWD_NODE_NULL)
-		return 0;
-	if ((rc = want(c, groups, "link_groups", FWD_NODE_MAP)))
-		return rc;
-	if (groups->count > FWD_MAX_GROUPS)
-		return fail(c, groups, "link_groups", "more than %d link groups", FWD_MAX_GROUPS);
+	if ((rc = section_map(c, groups, "link_groups", FWD_MAX_GROUPS, "link groups")))
+		return rc < 0 ? rc : 0;
 	t->groups = calloc(groups->count ? groups->count : 1, sizeof(*t->groups));
 	if (t->groups == NULL)
 		return -ENOMEM;
 	for (const struct fwd_node *g = groups->child; g; g = g->next) {
 		struct fwd_group *gr = &t->groups[t->ngroups];
-		struct fwd_node keynode = *g;
 		const struct fwd_node *m;
 		uint64_t wsum = 0;
 
-		snprintf(path, sizeof(path), "link_groups.%s", g->key);
-		keynode.type = FWD_NODE_SCALAR;
-		keynode.str = g->key;
-		if ((rc = get_name(c, &keynode, path, "link group", gr->name)) ||
-		    (rc = want(c, g, path, FWD_NODE_MAP)) || (rc = check_keys(c, g, path, keys)))
+		if ((rc = section_entry(c, g, "link_groups", "link group", keys, gr->name, path,
+					sizeof(path))))
 			return rc;
 		if (nidx_find(links, g->key) >= 0)
 			return fail(c, g, path, "'%s' is already a link name; links and groups share names",
