@@ -9,6 +9,7 @@
 #include <rte_malloc.h>
 
 #include "dp_log.h"
+#include "fwd_residency.h"
 
 #define DP_FIB_2B_MAX 32767 /* tbl8 groups addressable with 2-byte next hops */
 
@@ -202,6 +203,10 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, const struct dp_no
 		fwd_err_set(err, t->source, 0, "", "out of memory compiling the classifier");
 		goto free_gen;
 	}
+	/* Checked here too, not only by whoever sent the table: the fast path
+	 * never runs a table that breaks residency. */
+	if (fwd_residency_check(t, g->cls, err))
+		goto free_gen;
 	if (build_links(g, node, ports, err) || build_fibs(g, err) || build_counters(g, err))
 		goto free_gen;
 	return g;

@@ -26,6 +26,7 @@
 
 #include "dp_ctx.h"
 #include "dp_log.h"
+#include "fwd_residency.h"
 #include "fwd_table.h"
 
 RTE_LOG_REGISTER_DEFAULT(dp_logtype, INFO);
@@ -67,12 +68,18 @@ static int check_table(const char *path)
 {
 	struct fwd_err err = {0};
 	struct fwd_table *t = fwd_table_load(path, &err);
+	struct fwd_class *c = t ? fwd_class_build(t) : NULL;
 	char buf[1024];
 
-	if (t == NULL) {
+	if (t == NULL || c == NULL || fwd_residency_check(t, c, &err)) {
+		if (t && c == NULL)
+			fwd_err_set(&err, path, 0, "", "out of memory");
 		fprintf(stderr, "%s\n", fwd_err_str(&err, buf, sizeof(buf)));
+		fwd_class_free(c);
+		fwd_table_free(t);
 		return 1;
 	}
+	fwd_class_free(c);
 	printf("%s: valid: %u regions, %u services, %u links, %u link groups, %u policies, "
 	       "%u IPv4 and %u IPv6 prefixes, %u residency rules\n",
 	       path, t->nregions - 1, t->nservices - 1, t->nlinks, t->ngroups, t->npolicies - 1,

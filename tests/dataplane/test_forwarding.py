@@ -241,6 +241,19 @@ def test_bad_table_refused_at_start(tmp_path):
     assert run.outputs["out0"] == [] and run.outputs["out1"] == []
 
 
+def test_residency_violation_refused(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(open(TABLE).read() + (
+        "residency:\n"
+        "  - {name: r8-stays, region: r8, services: [web], allowed_tags: [r8-only]}\n"))
+    p = subprocess.run([regionfwd_bin(), "--check-table", str(bad)], capture_output=True, text=True)
+    want = ("policies[1]: breaks residency rule 'r8-stays': region 'r8' service 'web' "
+            "steers to link 'l-r8' (tags: none; allowed: r8-only)")
+    assert p.returncode == 1 and want in p.stderr
+    run = run_pcap(str(tmp_path), str(bad), [v4("10.0.0.1", 6, 443, 1)], OUT_PORTS, "dp-resid")
+    assert run.rc != 0 and want in run.stderr
+
+
 def test_link_on_unknown_port_refused(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(open(TABLE).read().replace("l-r8:    {port: out0", "l-r8:    {port: out7"))
