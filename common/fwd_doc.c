@@ -412,28 +412,29 @@ struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int
 	return doc;
 }
 
-struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err)
+int fwd_read_file(const char *path, char **bufp, size_t *lenp, struct fwd_err *err)
 {
-	struct fwd_doc *doc = NULL;
 	struct stat st;
 	char *buf = NULL;
-	size_t got = 0, plen = strlen(path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t got = 0;
+	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
+		rc = -errno;
 		fwd_err_set(err, path, 0, NULL, "cannot open: %s", strerror(errno));
-		return NULL;
+		return rc;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		fwd_err_set(err, path, 0, NULL, "not a regular file");
+		rc = fwd_err_set(err, path, 0, NULL, "not a regular file");
 		goto close_fd;
 	}
 	if ((uint64_t)st.st_size > FWD_DOC_MAX_BYTES) {
-		fwd_err_set(err, path, 0, NULL, "file larger than %u bytes", FWD_DOC_MAX_BYTES);
+		rc = fwd_err_set(err, path, 0, NULL, "file larger than %u bytes", FWD_DOC_MAX_BYTES);
 		goto close_fd;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (buf == NULL) {
+		rc = -ENOMEM;
 		fwd_err_set(err, path, 0, NULL, "out of memory");
 		goto close_fd;
 	}
@@ -443,19 +444,32 @@ struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			fwd_err_set(err, path, 0, NULL, "read failed: %s",
-				    r < 0 ? strerror(errno) : "file shrank");
-			goto free_buf;
+			rc = fwd_err_set(err, path, 0, NULL, "read failed: %s",
+					 r < 0 ? strerror(errno) : "file shrank");
+			free(buf);
+			goto close_fd;
 		}
 		got += (size_t)r;
 	}
 	buf[got] = '\0';
-	doc = fwd_doc_parse(buf, got, path,
-			    plen > 5 && strcmp(path + plen - 5, ".json") == 0 ? 1 : -1, err);
-free_buf:
-	free(buf);
+	*bufp = buf;
+	*lenp = got;
 close_fd:
 	close(fd);
+	return rc;
+}
+
+struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err)
+{
+	struct fwd_doc *doc;
+	size_t len, plen = strlen(path);
+	char *buf;
+
+	if (fwd_read_file(path, &buf, &len, err))
+		return NULL;
+	doc = fwd_doc_parse(buf, len, path,
+			    plen > 5 && strcmp(path + plen - 5, ".json") == 0 ? 1 : -1, err);
+	free(buf);
 	return doc;
 }
 

@@ -56,6 +56,23 @@ struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int
 /** Read and parse a file; JSON when it ends in .json or starts with '{'. */
 struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err);
 
+/**
+ * Read a whole regular file (at most FWD_DOC_MAX_BYTES) into a NUL-terminated
+ * malloc'd buffer. @return 0, or -errno with @err filled
+ */
+int fwd_read_file(const char *path, char **buf, size_t *len, struct fwd_err *err);
+
+/** 64-bit FNV-1a: the content hash of a table document (identity, not security). */
+static inline uint64_t fwd_hash64(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
 const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc);
 const char *fwd_doc_name(const struct fwd_doc *doc);
 void fwd_doc_free(struct fwd_doc *doc);

@@ -2,10 +2,13 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_telemetry.h>
 
+#include "dp_log.h"
 #include "fwd_names.h"
 
 static void policy_key(const struct fwd_table *t, const struct fwd_policy *p, uint32_t id,
@@ -90,6 +93,47 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	dp_gen_free(old);
 }
 
+int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
+		 struct fwd_err *err)
+{
+	uint64_t hash = fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
+	struct fwd_table *t;
+	struct dp_gen *g;
+
+	if (ctx->gen && ctx->gen->hash == hash)
+		return 1;
+	t = fwd_table_parse(buf, len, name, -1, err);
+	if (t == NULL)
+		return -EINVAL;
+	if (id == 0)
+		id = ctx->next_gen_id;
+	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, err);
+	if (g == NULL)
+		return -EINVAL;
+	if (id >= ctx->next_gen_id)
+		ctx->next_gen_id = id + 1;
+	dp_ctx_publish(ctx, g);
+	DP_LOG(INFO, "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "
+		     "built and published in %.1f ms",
+	       (unsigned long long)g->id, (unsigned long long)hash, name, g->table->nprefix4,
+	       g->table->nprefix6, (double)g->fib_bytes / 1048576.0,
+	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
+	return 0;
+}
+
+int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
+{
+	char *buf;
+	size_t len;
+	int rc = fwd_read_file(path, &buf, &len, err);
+
+	if (rc)
+		return rc;
+	rc = dp_ctx_apply(ctx, buf, len, path, 0, err);
+	free(buf);
+	return rc;
+}
+
 json_t *dp_ctx_report(struct dp_ctx *ctx)
 {
 	struct dp_counters sum, one;
@@ -132,8 +176,9 @@ json_t *dp_ctx_report(struct dp_ctx *ctx)
 	if (ctx->retiring)
 		fold_gen(acc, ctx->retiring);
 	fold_gen(acc, g);
-	gen = json_pack("{s:I, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "id", (json_int_t)g->id,
-			"source", t->source, "created_unix_ns", (json_int_t)g->created_unix_ns,
+	snprintf(key, sizeof(key), "%016llx", (unsigned long long)g->hash);
+	gen = json_pack("{s:I, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "id", (json_int_t)g->id,
+			"hash", key, "source", t->source, "created_unix_ns", (json_int_t)g->created_unix_ns,
 			"regions", t->nregions - 1, "services", t->nservices - 1, "links", t->nlinks,
 			"policies", (int)t->npolicies - 1, "prefixes_v4", (json_int_t)t->nprefix4,
 			"prefixes_v6", (json_int_t)t->nprefix6);

@@ -46,6 +46,19 @@ struct dp_ctx {
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
 
 /**
+ * Validate a table document held in memory, build a generation and publish
+ * it (control thread only). A document whose content hash is the running
+ * generation's is a no-op.
+ * @param id   generation id to give it; 0 takes the next local id
+ * @return 0 published, 1 no-op, or -errno with @err filled (nothing changed)
+ */
+int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
+		 struct fwd_err *err);
+
+/** dp_ctx_apply() on a file. */
+int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);
+
+/**
  * The counters and the running generation as one JSON object (the model
  * regiond's API serves). Sums every worker; consistent per worker.
  * @return a new reference, or NULL on allocation failure

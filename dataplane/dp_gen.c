@@ -5,10 +5,16 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+
 #include <rte_errno.h>
+#include <rte_rib.h>
+#include <rte_rib6.h>
 #include <rte_malloc.h>
 
 #include "dp_log.h"
+#include "fwd_names.h"
+#include "fwd_pktops.h"
 #include "fwd_residency.h"
 
 #define DP_FIB_2B_MAX 32767 /* tbl8 groups addressable with 2-byte next hops */
@@ -78,7 +84,12 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	c4.max_routes = (int)(t->nprefix4 * 2 + 1024); /* RIB keeps inner nodes too */
 	c4.dir24_8.num_tbl8 = need4 + need4 / 8 + 64;
 	c4.dir24_8.nh_sz = c4.dir24_8.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB_DIR24_8_2B : RTE_FIB_DIR24_8_4B;
-	snprintf(name, sizeof(name), "fib4_%llu", (unsigned long long)g->id);
+	/* Names must be unique while two generations coexist, whatever ids the
+	 * control plane chooses: a private build sequence (control thread only). */
+	static uint64_t build_seq;
+
+	build_seq++;
+	snprintf(name, sizeof(name), "fib4_%llu", (unsigned long long)build_seq);
 	g->fib4 = rte_fib_create(name, SOCKET_ID_ANY, &c4);
 	if (g->fib4 == NULL)
 		return fwd_err_set(err, t->source, 0, "regions",
@@ -96,7 +107,7 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	c6.max_routes = (int)(t->nprefix6 * 2 + 1024);
 	c6.trie.num_tbl8 = need6 + need6 / 8 + 64;
 	c6.trie.nh_sz = c6.trie.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB6_TRIE_2B : RTE_FIB6_TRIE_4B;
-	snprintf(name, sizeof(name), "fib6_%llu", (unsigned long long)g->id);
+	snprintf(name, sizeof(name), "fib6_%llu", (unsigned long long)build_seq);
 	g->fib6 = rte_fib6_create(name, SOCKET_ID_ANY, &c6);
 	if (g->fib6 == NULL)
 		return fwd_err_set(err, t->source, 0, "regions",
@@ -182,8 +193,9 @@ static int build_counters(struct dp_gen *g, struct fwd_err *err)
 	return 0;
 }
 
-struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, const struct dp_node *node,
-			    const struct dp_ports *ports, uint16_t nworkers, struct fwd_err *err)
+struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
+			    const struct dp_node *node, const struct dp_ports *ports, uint16_t nworkers,
+			    struct fwd_err *err)
 {
 	struct dp_gen *g = rte_zmalloc("dp_gen", sizeof(*g), RTE_CACHE_LINE_SIZE);
 	struct timespec ts;
@@ -194,6 +206,7 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, const struct dp_no
 		return NULL;
 	}
 	g->id = id;
+	g->hash = hash;
 	g->table = t;
 	g->nworkers = nworkers;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -244,4 +257,131 @@ uint16_t dp_gen_region_of(const struct dp_gen *g, int family, const uint8_t *add
 		rte_fib6_lookup_bulk(g->fib6, ip, &nh, 1);
 	}
 	return (uint16_t)nh;
+}
+
+/* Ethernet + IP + the protocol's fixed header, checksum valid, TTL 64. */
+static size_t probe_frame(const struct dp_probe *p, uint8_t *f)
+{
+	size_t l3 = 14, l4, l4len;
+
+	memset(f, 0, 128);
+	f[0] = 0x02;
+	f[6] = 0x02;
+	if (p->family == 4) {
+		f[12] = 0x08;
+		l4 = l3 + 20;
+		f[l3] = 0x45;
+		f[l3 + 8] = 64;
+		f[l3 + 9] = p->proto;
+		memcpy(f + l3 + 12, p->src, 4);
+		memcpy(f + l3 + 16, p->dst, 4);
+	} else {
+		f[12] = 0x86;
+		f[13] = 0xdd;
+		l4 = l3 + 40;
+		f[l3] = 0x60;
+		f[l3 + 6] = p->proto;
+		f[l3 + 7] = 64;
+		memcpy(f + l3 + 8, p->src, 16);
+		memcpy(f + l3 + 24, p->dst, 16);
+	}
+	l4len = p->proto == FWD_PROTO_TCP ? 20 : p->proto == FWD_PROTO_SCTP ? 12 : 8;
+	if (p->proto == FWD_PROTO_TCP || p->proto == FWD_PROTO_UDP || p->proto == FWD_PROTO_SCTP) {
+		f[l4] = (uint8_t)(p->sport >> 8);
+		f[l4 + 1] = (uint8_t)p->sport;
+		f[l4 + 2] = (uint8_t)(p->dport >> 8);
+		f[l4 + 3] = (uint8_t)p->dport;
+	}
+	if (p->family == 4) {
+		uint32_t sum = 0;
+
+		f[l3 + 2] = (uint8_t)((20 + l4len) >> 8);
+		f[l3 + 3] = (uint8_t)(20 + l4len);
+		for (int i = 0; i < 20; i += 2)
+			sum += (uint32_t)f[l3 + i] << 8 | f[l3 + i + 1];
+		sum = ~fwd_csum_fold(sum) & 0xffff;
+		f[l3 + 10] = (uint8_t)(sum >> 8);
+		f[l3 + 11] = (uint8_t)sum;
+	} else {
+		f[l3 + 5] = (uint8_t)l4len;
+	}
+	return l4 + l4len;
+}
+
+static json_t *matched_prefix(const struct dp_gen *g, const struct fwd_pkt *k)
+{
+	char addr[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN + 8];
+	uint8_t depth = 0;
+
+	if (k->family == 4) {
+		struct rte_rib_node *n = rte_rib_lookup(rte_fib_get_rib(g->fib4), fwd_rd32(k->src));
+		uint32_t ip;
+
+		if (n == NULL)
+			return json_null();
+		rte_rib_get_ip(n, &ip);
+		rte_rib_get_depth(n, &depth);
+		ip = htonl(ip);
+		inet_ntop(AF_INET, &ip, addr, sizeof(addr));
+	} else {
+		struct rte_rib6_node *n = rte_rib6_lookup(rte_fib6_get_rib(g->fib6), k->src);
+		uint8_t ip[16];
+
+		if (n == NULL)
+			return json_null();
+		rte_rib6_get_ip(n, ip);
+		rte_rib6_get_depth(n, &depth);
+		inet_ntop(AF_INET6, ip, addr, sizeof(addr));
+	}
+	snprintf(out, sizeof(out), "%s/%u", addr, depth);
+	return json_string(out);
+}
+
+json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, struct fwd_err *err)
+{
+	const struct fwd_table *t = g->table;
+	uint8_t frame[128];
+	struct fwd_pkt k;
+	struct fwd_decision d;
+	const struct fwd_policy *p;
+	size_t len = probe_frame(probe, frame);
+	int rc = fwd_parse(frame, frame + len, &k);
+	char pol[80], hash[20];
+	json_t *r;
+
+	if (rc != FWD_OK) {
+		fwd_err_set(err, "", 0, "", "the probe does not parse: %s",
+			    fwd_drop_names[FWD_ERR_TO_DROP(rc)]);
+		return NULL;
+	}
+	fwd_class_decide(g->cls, dp_gen_region_of(g, k.family, k.src), k.proto, k.dport,
+			 fwd_flow_hash(&k), &d);
+	p = &t->policies[d.policy];
+	if (d.policy == FWD_POLICY_DEFAULT)
+		snprintf(pol, sizeof(pol), "default");
+	else
+		snprintf(pol, sizeof(pol), "%s/%s", p->region == FWD_ANY ? "any" : t->region_names[p->region],
+			 p->service == FWD_ANY ? "any" : t->service_names[p->service]);
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)g->hash);
+	r = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "generation", (json_int_t)g->id,
+		      "hash", hash, "region", t->region_names[d.region], "prefix",
+		      matched_prefix(g, &k), "service", t->service_names[d.service], "policy", pol,
+		      "action", p->action == FWD_ACT_DROP ? "drop" : "steer", "target",
+		      fwd_table_policy_target(t, p));
+	if (r == NULL) {
+		fwd_err_set(err, "", 0, "", "out of memory");
+		return NULL;
+	}
+	json_object_set_new(r, "group", p->action == FWD_ACT_GROUP ?
+					  json_string(t->groups[p->target].name) : json_null());
+	json_object_set_new(r, "link", d.link != FWD_LINK_NONE ? json_string(t->links[d.link].name)
+							      : json_null());
+	json_object_set_new(r, "port", d.link != FWD_LINK_NONE ? json_string(t->links[d.link].port)
+							      : json_null());
+	json_object_set_new(r, "mirror", d.mirror != FWD_LINK_NONE ?
+					   json_string(t->links[d.mirror].name) : json_null());
+	json_object_set_new(r, "drop_reason", d.drop ? json_string(fwd_drop_names[d.drop - 1])
+						     : json_null());
+	json_object_set_new(r, "flow_hash", json_integer(fwd_flow_hash(&k)));
+	return r;
 }

@@ -20,6 +20,7 @@
 
 #include <rte_fib.h>
 #include <rte_fib6.h>
+#include <jansson.h>
 
 #include "dp_node.h"
 #include "dp_port.h"
@@ -41,6 +42,7 @@ struct dp_gen_cnt {
 
 struct dp_gen {
 	uint64_t id;
+	uint64_t hash; /* fwd_hash64 of the document text */
 	uint64_t created_unix_ns;
 	struct fwd_table *table;
 	struct fwd_class *cls;
@@ -58,13 +60,29 @@ struct dp_gen {
  * on failure too). Links whose port is not in the node config are refused.
  * @return the generation, or NULL with @err filled
  */
-struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, const struct dp_node *node,
-			    const struct dp_ports *ports, uint16_t nworkers, struct fwd_err *err);
+struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
+			    const struct dp_node *node, const struct dp_ports *ports, uint16_t nworkers,
+			    struct fwd_err *err);
 
 /** Free a generation no worker can see any more. NULL-safe. */
 void dp_gen_free(struct dp_gen *g);
 
 /** Region of an address through the generation's own FIB (for explain and tests). */
 uint16_t dp_gen_region_of(const struct dp_gen *g, int family, const uint8_t *addr);
+
+/* A synthetic packet for explain. */
+struct dp_probe {
+	uint8_t family; /* 4 or 6 */
+	uint8_t proto;
+	uint16_t sport, dport;
+	uint8_t src[16], dst[16];
+};
+
+/**
+ * "Where would this packet go?": build the frame, run the fast path's own
+ * parser, FIB and classifier on it against @g, touching no counter.
+ * @return a JSON object (new reference), or NULL with @err filled
+ */
+json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, struct fwd_err *err);
 
 #endif /* DP_GEN_H */

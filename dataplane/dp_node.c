@@ -95,7 +95,7 @@ int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 {
 	static const char *const keys[] = {"ports", "workers", "mbufs", "mbuf_cache", "rx_desc",
 					   "tx_desc", "frag_entries", "frag_timeout_ms",
-					   "description", NULL};
+					   "control_socket", "control_group", "description", NULL};
 	struct fwd_doc *doc = fwd_doc_load(path, err);
 	const struct fwd_node *root, *f;
 	uint64_t v;
@@ -153,6 +153,19 @@ int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 	NODE_UINT(frag_entries, 64, 16777216)
 	NODE_UINT(frag_timeout_ms, 1, 120000)
 #undef NODE_UINT
+#define NODE_STR(field)                                                                    \
+	if ((f = fwd_node_get(root, #field)) != NULL) {                                     \
+		if (f->type != FWD_NODE_SCALAR || strlen(f->str) >= sizeof(n->field)) {    \
+			rc = fwd_err_set(err, path, f->line, #field,                        \
+					 "expected a string shorter than %zu bytes",        \
+					 sizeof(n->field));                                 \
+			goto out;                                                          \
+		}                                                                          \
+		strcpy(n->field, f->str);                                                  \
+	}
+	NODE_STR(control_socket)
+	NODE_STR(control_group)
+#undef NODE_STR
 	rc = 0;
 out:
 	fwd_doc_free(doc);

@@ -33,6 +33,8 @@ struct dp_node {
 	uint16_t rx_desc, tx_desc;
 	uint32_t frag_entries;
 	uint32_t frag_timeout_ms;
+	char control_socket[108]; /* "" = <EAL runtime dir>/regionfwd.sock */
+	char control_group[64]; /* "" = the process's group */
 };
 
 /** Defaults for every field (no ports). */

@@ -24,6 +24,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "dp_ctl.h"
 #include "dp_ctx.h"
 #include "dp_log.h"
 #include "fwd_residency.h"
@@ -206,27 +207,6 @@ static int setup_workers(struct dp_ctx *ctx)
 	return 0;
 }
 
-static int load_generation(struct dp_ctx *ctx, const char *path, struct dp_gen **out)
-{
-	struct fwd_err err = {0};
-	struct fwd_table *t = fwd_table_load(path, &err);
-	char buf[1024];
-	uint64_t t0 = rte_get_tsc_cycles();
-
-	if (t != NULL)
-		*out = dp_gen_build(t, ctx->next_gen_id, &ctx->node, &ctx->ports, ctx->nworkers, &err);
-	if (t == NULL || *out == NULL) {
-		DP_LOG(ERR, "table refused: %s", fwd_err_str(&err, buf, sizeof(buf)));
-		return -EINVAL;
-	}
-	ctx->next_gen_id++;
-	DP_LOG(INFO, "generation %llu built from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, in %.1f ms",
-	       (unsigned long long)(*out)->id, path, (*out)->table->nprefix4,
-	       (*out)->table->nprefix6, (double)(*out)->fib_bytes / 1048576.0,
-	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
-	return 0;
-}
-
 static int workers_idle(const struct dp_ctx *ctx, uint64_t idle_ms)
 {
 	uint64_t now = rte_rdtsc(), limit = rte_get_tsc_hz() / 1000 * idle_ms;
@@ -251,8 +231,8 @@ int main(int argc, char **argv)
 {
 	struct app_opts opts = {0};
 	struct dp_ctx ctx;
-	struct dp_gen *gen = NULL;
 	struct fwd_err err = {0};
+	struct dp_ctl *ctl = NULL;
 	char buf[1024];
 	int n, rc = 0;
 
@@ -300,13 +280,20 @@ int main(int argc, char **argv)
 	ctx.qsv = rte_zmalloc("dp_qsv", rte_rcu_qsbr_get_memsize(ctx.nworkers), RTE_CACHE_LINE_SIZE);
 	if (ctx.qsv == NULL || rte_rcu_qsbr_init(ctx.qsv, ctx.nworkers))
 		rte_exit(EXIT_FAILURE, "cannot set up RCU\n");
-	if (load_generation(&ctx, opts.table_path, &gen))
-		rte_exit(EXIT_FAILURE, "not starting without a valid table\n");
-	dp_ctx_publish(&ctx, gen);
+	if (dp_ctx_apply_file(&ctx, opts.table_path, &err) < 0)
+		rte_exit(EXIT_FAILURE, "table refused: %s\nnot starting without a valid table\n",
+			 fwd_err_str(&err, buf, sizeof(buf)));
 	if (setup_workers(&ctx))
 		rte_exit(EXIT_FAILURE, "cannot allocate worker state\n");
 	if (dp_telemetry_register(&ctx))
 		DP_LOG(WARNING, "telemetry commands not registered");
+	if (ctx.node.control_socket[0] == '\0')
+		snprintf(ctx.node.control_socket, sizeof(ctx.node.control_socket), "%s/regionfwd.sock",
+			 rte_eal_get_runtime_dir());
+	ctl = dp_ctl_create(&ctx, ctx.node.control_socket, ctx.node.control_group);
+	if (ctl == NULL)
+		rte_exit(EXIT_FAILURE, "cannot open the control socket %s\n", ctx.node.control_socket);
+	DP_LOG(INFO, "control socket %s", ctx.node.control_socket);
 
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {
 		rc = rte_eal_remote_launch(dp_worker_main, ctx.workers[w], ctx.workers[w]->lcore_id);
@@ -317,22 +304,22 @@ int main(int argc, char **argv)
 	DP_LOG(INFO, "forwarding with %u workers on %u ports", ctx.nworkers, ctx.node.nports);
 
 	while (!sig_quit) {
-		usleep(10000);
+		dp_ctl_poll(ctl, 10);
 		if (sig_usr1) {
 			sig_usr1 = 0;
 			print_report(&ctx, stdout);
 		}
 		if (sig_hup) {
 			sig_hup = 0;
-			gen = NULL;
-			if (load_generation(&ctx, opts.table_path, &gen) == 0) {
-				dp_ctx_publish(&ctx, gen);
-				DP_LOG(INFO, "now forwarding on generation %llu",
-				       (unsigned long long)gen->id);
-			} else {
-				DP_LOG(ERR, "reload refused; still forwarding on generation %llu",
+			rc = dp_ctx_apply_file(&ctx, opts.table_path, &err);
+			if (rc < 0)
+				DP_LOG(ERR, "reload refused: %s; still forwarding on generation %llu",
+				       fwd_err_str(&err, buf, sizeof(buf)),
 				       (unsigned long long)ctx.gen->id);
-			}
+			else if (rc == 1)
+				DP_LOG(INFO, "reload: %s is unchanged, still generation %llu",
+				       opts.table_path, (unsigned long long)ctx.gen->id);
+			rc = 0;
 		}
 		if (opts.idle_exit_ms && workers_idle(&ctx, opts.idle_exit_ms))
 			break;
@@ -353,6 +340,7 @@ int main(int argc, char **argv)
 		}
 		json_decref(r);
 	}
+	dp_ctl_free(ctl);
 	dp_ports_close(&ctx.ports);
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {
 		if (ctx.workers[w])
