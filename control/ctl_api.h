@@ -1,0 +1,36 @@
+/*
+ * ctl_api.h - regiond's HTTP+JSON API (docs/api.md), served by libmicrohttpd
+ * on a unix socket, and on a TCP address only when configured, where every
+ * write needs "Authorization: Bearer TOKEN".
+ *
+ * Every handler is a thin adapter: it parses the request, takes the state
+ * lock and calls the ctl_state / ctl_model / dataplane functions that
+ * regionctl reaches through the same API. Errors are
+ * {"error": {"code", "path", "reason", "file", "line"}} with a 4xx/5xx status;
+ * a refused request changes nothing.
+ */
+#ifndef CTL_API_H
+#define CTL_API_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "ctl_state.h"
+
+struct ctl_api_conf {
+	const char *unix_path; /* required */
+	const char *tcp_listen; /* "HOST:PORT" or NULL */
+	const char *token; /* required with tcp_listen */
+	size_t max_body;
+};
+
+struct ctl_api;
+
+struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
+			      pthread_mutex_t *lock, int64_t started);
+void ctl_api_stop(struct ctl_api *api);
+
+/** The commit-confirm timer: revert if the deadline passed (lock held). */
+void ctl_api_confirm_tick(struct ctl_state *st);
+
+#endif /* CTL_API_H */

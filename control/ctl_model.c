@@ -1,0 +1,288 @@
+#include "ctl_model.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fwd_class.h"
+
+static json_t *str_list(const char (*v)[FWD_NAME_MAX], uint8_t n)
+{
+	json_t *a = json_array();
+
+	for (uint8_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+static const char *scope_name(const struct fwd_table *t, uint16_t id, int region)
+{
+	if (id == FWD_ANY)
+		return "any";
+	return region ? t->region_names[id] : t->service_names[id];
+}
+
+static json_t *action_json(const struct fwd_table *t, const struct fwd_policy *p)
+{
+	json_t *a = json_pack("{s:s}", "action", p->action == FWD_ACT_DROP ? "drop" : "steer");
+
+	if (p->action != FWD_ACT_DROP)
+		json_object_set_new(a, "to", json_string(fwd_table_policy_target(t, p)));
+	if (p->mirror != FWD_LINK_NONE)
+		json_object_set_new(a, "mirror", json_string(t->links[p->mirror].name));
+	return a;
+}
+
+json_t *ctl_model(const struct fwd_table *t)
+{
+	json_t *m = json_object(), *regions = json_object(), *services = json_object();
+	json_t *links = json_object(), *groups = json_object(), *pols = json_array();
+	json_t *res = json_array();
+	char buf[INET6_ADDRSTRLEN + 8], a[INET6_ADDRSTRLEN];
+
+	json_object_set_new(m, "version", json_integer(1));
+	if (t->description[0])
+		json_object_set_new(m, "description", json_string(t->description));
+	for (uint16_t r = 1; r < t->nregions; r++)
+		json_object_set_new(regions, t->region_names[r], json_pack("{s:[]}", "prefixes"));
+	for (uint32_t i = 0; i < t->nprefix4; i++) {
+		const struct fwd_prefix4 *p = &t->prefix4[i];
+		struct in_addr ia = {.s_addr = htonl(p->addr)};
+
+		inet_ntop(AF_INET, &ia, a, sizeof(a));
+		snprintf(buf, sizeof(buf), "%s/%u", a, p->len);
+		json_array_append_new(json_object_get(json_object_get(regions, t->region_names[p->region]),
+						      "prefixes"), json_string(buf));
+	}
+	for (uint32_t i = 0; i < t->nprefix6; i++) {
+		const struct fwd_prefix6 *p = &t->prefix6[i];
+
+		inet_ntop(AF_INET6, p->addr, a, sizeof(a));
+		snprintf(buf, sizeof(buf), "%s/%u", a, p->len);
+		json_array_append_new(json_object_get(json_object_get(regions, t->region_names[p->region]),
+						      "prefixes"), json_string(buf));
+	}
+	for (uint16_t s = 1; s < t->nservices; s++)
+		json_object_set_new(services, t->service_names[s], json_array());
+	for (uint32_t i = 0; i < t->nranges; i++) {
+		const struct fwd_svc_range *r = &t->ranges[i];
+		char p[8];
+
+		fwd_proto_name(r->proto, p, sizeof(p));
+		if (r->proto != FWD_PROTO_TCP && r->proto != FWD_PROTO_UDP && r->proto != FWD_PROTO_SCTP)
+			snprintf(buf, sizeof(buf), "%s", p);
+		else if (r->lo == r->hi)
+			snprintf(buf, sizeof(buf), "%s/%u", p, r->lo);
+		else
+			snprintf(buf, sizeof(buf), "%s/%u-%u", p, r->lo, r->hi);
+		json_array_append_new(json_object_get(services, t->service_names[r->service]),
+				      json_string(buf));
+	}
+	for (uint16_t i = 0; i < t->nlinks; i++) {
+		const struct fwd_link *l = &t->links[i];
+		const uint8_t *mac = l->next_hop_mac;
+		json_t *o;
+
+		snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+			 mac[4], mac[5]);
+		o = json_pack("{s:s, s:s, s:o, s:s}", "port", l->port, "next_hop_mac", buf, "tags",
+			      str_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags), "state",
+			      l->up ? "up" : "down");
+		if (l->vlan)
+			json_object_set_new(o, "vlan", json_integer(l->vlan));
+		json_object_set_new(links, l->name, o);
+	}
+	for (uint16_t i = 0; i < t->ngroups; i++) {
+		const struct fwd_group *g = &t->groups[i];
+		json_t *mem = json_object();
+
+		for (uint16_t k = 0; k < g->nmembers; k++)
+			json_object_set_new(mem, t->links[g->members[k].link].name,
+					    json_integer(g->members[k].weight));
+		json_object_set_new(groups, g->name, json_pack("{s:o}", "members", mem));
+	}
+	for (uint32_t i = 1; i < t->npolicies; i++) {
+		const struct fwd_policy *p = &t->policies[i];
+		json_t *o = action_json(t, p);
+
+		json_object_set_new(o, "region", json_string(scope_name(t, p->region, 1)));
+		json_object_set_new(o, "service", json_string(scope_name(t, p->service, 0)));
+		json_array_append_new(pols, o);
+	}
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		const struct fwd_residency *r = &t->residency[i];
+		json_t *svc = json_array();
+
+		for (uint16_t k = 0; k < r->nservices; k++)
+			json_array_append_new(svc, json_string(scope_name(t, r->services[k], 0)));
+		json_array_append_new(res, json_pack("{s:s, s:s, s:o, s:o}", "name", r->name, "region",
+						     t->region_names[r->region], "services", svc,
+						     "allowed_tags",
+						     str_list((const char(*)[FWD_NAME_MAX])r->tags,
+							      r->ntags)));
+	}
+	json_object_set_new(m, "regions", regions);
+	json_object_set_new(m, "services", services);
+	json_object_set_new(m, "links", links);
+	json_object_set_new(m, "link_groups", groups);
+	json_object_set_new(m, "policies", pols);
+	json_object_set_new(m, "default", action_json(t, &t->policies[0]));
+	json_object_set_new(m, "residency", res);
+	return m;
+}
+
+/* Names in a and not in b. */
+static json_t *names_minus(json_t *a, json_t *b)
+{
+	json_t *out = json_array(), *v;
+	const char *k;
+
+	json_object_foreach(a, k, v)
+		if (json_object_get(b, k) == NULL)
+			json_array_append_new(out, json_string(k));
+	return out;
+}
+
+static json_t *list_minus(json_t *a, json_t *b)
+{
+	json_t *set = json_object(), *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(b, i, v)
+		json_object_set(set, json_string_value(v), json_true());
+	json_array_foreach(a, i, v)
+		if (json_object_get(set, json_string_value(v)) == NULL)
+			json_array_append(out, v);
+	json_decref(set);
+	return out;
+}
+
+static json_t *section_diff(json_t *mo, json_t *mn, const char *sec, int prefixes)
+{
+	json_t *o = json_object_get(mo, sec), *n = json_object_get(mn, sec), *v, *changed = json_array();
+	const char *k;
+
+	json_object_foreach(o, k, v) {
+		json_t *nv = json_object_get(n, k);
+
+		if (nv == NULL || json_equal(v, nv))
+			continue;
+		if (prefixes) {
+			json_t *po = json_object_get(v, "prefixes"), *pn = json_object_get(nv, "prefixes");
+
+			json_array_append_new(changed, json_pack("{s:s, s:o, s:o}", "name", k, "prefixes_added",
+								 list_minus(pn, po), "prefixes_removed",
+								 list_minus(po, pn)));
+		} else {
+			json_array_append_new(changed, json_pack("{s:s, s:O, s:O}", "name", k, "before", v,
+								 "after", nv));
+		}
+	}
+	return json_pack("{s:o, s:o, s:o}", "added", names_minus(n, o), "removed", names_minus(o, n),
+			 "changed", changed);
+}
+
+static json_t *policies_by_key(json_t *m)
+{
+	json_t *out = json_object(), *v;
+	size_t i;
+	char key[80];
+
+	json_array_foreach(json_object_get(m, "policies"), i, v) {
+		snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(v, "region")),
+			 json_string_value(json_object_get(v, "service")));
+		json_object_set(out, key, v);
+	}
+	return out;
+}
+
+json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new)
+{
+	json_t *mo = ctl_model(old), *mn = ctl_model(new), *d = json_object();
+	json_t *po = policies_by_key(mo), *pn = policies_by_key(mn);
+	json_t *tmp_o = json_pack("{s:O}", "policies", po), *tmp_n = json_pack("{s:O}", "policies", pn);
+
+	json_object_set_new(d, "regions", section_diff(mo, mn, "regions", 1));
+	json_object_set_new(d, "services", section_diff(mo, mn, "services", 0));
+	json_object_set_new(d, "links", section_diff(mo, mn, "links", 0));
+	json_object_set_new(d, "link_groups", section_diff(mo, mn, "link_groups", 0));
+	json_object_set_new(d, "policies", section_diff(tmp_o, tmp_n, "policies", 0));
+	json_object_set_new(d, "residency_changed",
+			    json_boolean(!json_equal(json_object_get(mo, "residency"),
+						     json_object_get(mn, "residency"))));
+	json_object_set_new(d, "default_changed",
+			    json_boolean(!json_equal(json_object_get(mo, "default"),
+						     json_object_get(mn, "default"))));
+	json_decref(tmp_o);
+	json_decref(tmp_n);
+	json_decref(po);
+	json_decref(pn);
+	json_decref(mo);
+	json_decref(mn);
+	return d;
+}
+
+/* Outcome of (region, service) by names: "link X", "group G", "drop",
+ * "drop (link X down)", or "absent" when either name does not exist. */
+static void outcome(const struct fwd_table *t, const struct fwd_class *c, const char *region,
+		    const char *service, char *buf, size_t len)
+{
+	int r = fwd_table_region_id(t, region), s = fwd_table_service_id(t, service);
+	const struct fwd_policy *p;
+
+	if (r < 0 || s < 0) {
+		snprintf(buf, len, "absent");
+		return;
+	}
+	p = &t->policies[c->matrix[(uint32_t)r * t->nservices + (uint32_t)s]];
+	if (p->action == FWD_ACT_DROP)
+		snprintf(buf, len, "drop");
+	else if (p->action == FWD_ACT_GROUP)
+		snprintf(buf, len, "group %s", t->groups[p->target].name);
+	else
+		snprintf(buf, len, "link %s%s", t->links[p->target].name,
+			 t->links[p->target].up ? "" : " (down)");
+}
+
+json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, size_t limit)
+{
+	struct fwd_class *co = fwd_class_build(old), *cn = fwd_class_build(new);
+	json_t *out = json_array(), *regions = json_object(), *services = json_object();
+	json_t *r = json_object(), *rv, *sv;
+	const char *rk, *sk;
+	int truncated = 0;
+
+	for (uint16_t i = 0; i < old->nregions; i++)
+		json_object_set_new(regions, old->region_names[i], json_true());
+	for (uint16_t i = 0; i < new->nregions; i++)
+		json_object_set_new(regions, new->region_names[i], json_true());
+	for (uint16_t i = 0; i < old->nservices; i++)
+		json_object_set_new(services, old->service_names[i], json_true());
+	for (uint16_t i = 0; i < new->nservices; i++)
+		json_object_set_new(services, new->service_names[i], json_true());
+	json_object_foreach(regions, rk, rv) {
+		json_object_foreach(services, sk, sv) {
+			char before[80], after[80];
+
+			if (co == NULL || cn == NULL)
+				break;
+			outcome(old, co, rk, sk, before, sizeof(before));
+			outcome(new, cn, rk, sk, after, sizeof(after));
+			if (strcmp(before, after) == 0)
+				continue;
+			if (json_array_size(out) >= limit) {
+				truncated = 1;
+				break;
+			}
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "region", rk, "service",
+							     sk, "before", before, "after", after));
+		}
+	}
+	json_object_set_new(r, "changes", out);
+	json_object_set_new(r, "truncated", json_boolean(truncated));
+	json_decref(regions);
+	json_decref(services);
+	fwd_class_free(co);
+	fwd_class_free(cn);
+	return r;
+}

@@ -1,0 +1,32 @@
+/*
+ * ctl_model.h - a validated table as JSON, and what changes between two.
+ *
+ * The model is itself a valid table document (normalized: prefixes sorted,
+ * "any/53" written as tcp/udp/sctp, defaults spelled out), so regiond can
+ * edit it (PATCH) and validate the result like any document.
+ */
+#ifndef CTL_MODEL_H
+#define CTL_MODEL_H
+
+#include <jansson.h>
+
+#include "fwd_table.h"
+
+/** @return the model (new reference), or NULL on allocation failure */
+json_t *ctl_model(const struct fwd_table *t);
+
+/**
+ * What differs between two tables: for regions, services, links, link_groups
+ * and policies, the names added, removed and changed (regions with the
+ * prefixes added and removed), and the default if it changed.
+ */
+json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new);
+
+/**
+ * The (region, service) pairs whose outcome changes: steer target (link or
+ * group), drop, or absent, before and after. At most @limit entries
+ * ("truncated": true beyond).
+ */
+json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, size_t limit);
+
+#endif /* CTL_MODEL_H */

@@ -1,0 +1,393 @@
+#include "ctl_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fwd_class.h"
+#include "fwd_doc.h"
+#include "fwd_residency.h"
+
+static uint64_t next_id; /* never reused, persisted in history.json */
+
+void ctl_error_set(struct ctl_error *e, int status, const char *code, const char *path,
+		   const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return;
+	memset(e, 0, sizeof(*e));
+	e->status = status;
+	snprintf(e->code, sizeof(e->code), "%s", code);
+	snprintf(e->err.path, sizeof(e->err.path), "%s", path ? path : "");
+	va_start(ap, fmt);
+	vsnprintf(e->err.reason, sizeof(e->err.reason), fmt, ap);
+	va_end(ap);
+}
+
+static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
+{
+	char tmp[512], dst[512];
+	size_t off = 0;
+	int fd, dfd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			rc = -errno;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, dst) < 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	/* The rename is durable only once the directory is. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static void gen_file(char *buf, size_t len, uint64_t id)
+{
+	snprintf(buf, len, "gen-%" PRIu64 ".doc", id);
+}
+
+static void hexhash(uint64_t h, char out[17])
+{
+	snprintf(out, 17, "%016" PRIx64, h);
+}
+
+int ctl_state_save(struct ctl_state *st, struct ctl_error *e)
+{
+	json_t *root = json_object(), *gens = json_array();
+	char *text;
+	int rc;
+
+	for (unsigned i = 0; i < st->nhist; i++) {
+		const struct ctl_gen *g = &st->hist[i];
+		char h[17], f[64];
+
+		hexhash(g->hash, h);
+		gen_file(f, sizeof(f), g->id);
+		json_array_append_new(gens, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "id",
+						      (json_int_t)g->id, "time", (json_int_t)g->time,
+						      "hash", h, "author", g->author, "comment",
+						      g->comment, "file", f));
+	}
+	json_object_set_new(root, "next_id", json_integer((json_int_t)next_id));
+	json_object_set_new(root, "generations", gens);
+	json_object_set_new(root, "confirm",
+			    st->confirm_gen ? json_pack("{s:I, s:I, s:I}", "generation",
+							(json_int_t)st->confirm_gen, "revert_to",
+							(json_int_t)st->revert_to, "deadline",
+							(json_int_t)st->confirm_deadline)
+					    : json_null());
+	text = json_dumps(root, JSON_INDENT(1));
+	json_decref(root);
+	if (text == NULL) {
+		ctl_error_set(e, 500, "internal", "", "out of memory");
+		return -ENOMEM;
+	}
+	rc = write_atomic(st->dir, "history.json", text, strlen(text));
+	free(text);
+	if (rc)
+		ctl_error_set(e, 500, "persist_failed", "", "cannot write %s/history.json: %s", st->dir,
+			      strerror(-rc));
+	return rc;
+}
+
+int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
+		   struct ctl_error *e)
+{
+	char path[512];
+	json_t *root, *gens, *v, *cf;
+	json_error_t je;
+	size_t i;
+
+	memset(st, 0, sizeof(*st));
+	snprintf(st->dir, sizeof(st->dir), "%s", dir);
+	st->keep = keep ? keep : 1;
+	st->dp = dp;
+	st->dp_timeout_ms = 120000;
+	next_id = 1;
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		ctl_error_set(e, 500, "state_dir", "", "cannot create %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/history.json", dir);
+	if (access(path, F_OK) != 0)
+		return 0; /* a fresh state directory */
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	gens = json_object_get(root, "generations");
+	if (root == NULL || !json_is_array(gens)) {
+		ctl_error_set(e, 500, "state_corrupt", "", "%s: %s", path,
+			      root ? "no 'generations' list" : je.text);
+		json_decref(root);
+		return -EINVAL;
+	}
+	next_id = (uint64_t)json_integer_value(json_object_get(root, "next_id"));
+	st->hist = calloc(json_array_size(gens) + 1, sizeof(*st->hist));
+	json_array_foreach(gens, i, v) {
+		struct ctl_gen *g = &st->hist[st->nhist];
+		struct fwd_err fe = {0};
+		char f[64];
+
+		g->id = (uint64_t)json_integer_value(json_object_get(v, "id"));
+		g->time = json_integer_value(json_object_get(v, "time"));
+		g->hash = strtoull(json_string_value(json_object_get(v, "hash")) ?: "0", NULL, 16);
+		snprintf(g->author, sizeof(g->author), "%s", json_string_value(json_object_get(v, "author")) ?: "");
+		snprintf(g->comment, sizeof(g->comment), "%s", json_string_value(json_object_get(v, "comment")) ?: "");
+		gen_file(f, sizeof(f), g->id);
+		snprintf(path, sizeof(path), "%s/%s", dir, f);
+		if (fwd_read_file(path, &g->doc, &g->len, &fe) || fwd_hash64(g->doc, g->len) != g->hash) {
+			ctl_error_set(e, 500, "state_corrupt", "", "%s: missing or does not match its hash",
+				      path);
+			json_decref(root);
+			return -EINVAL;
+		}
+		st->nhist++;
+		if (g->id >= next_id)
+			next_id = g->id + 1;
+	}
+	cf = json_object_get(root, "confirm");
+	if (json_is_object(cf)) {
+		st->confirm_gen = (uint64_t)json_integer_value(json_object_get(cf, "generation"));
+		st->revert_to = (uint64_t)json_integer_value(json_object_get(cf, "revert_to"));
+		st->confirm_deadline = json_integer_value(json_object_get(cf, "deadline"));
+	}
+	json_decref(root);
+	if (st->nhist) {
+		const struct ctl_gen *cur = &st->hist[st->nhist - 1];
+
+		st->table = ctl_state_validate(cur->doc, cur->len, "current", e);
+		if (st->table == NULL)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+void ctl_state_close(struct ctl_state *st)
+{
+	for (unsigned i = 0; i < st->nhist; i++)
+		free(st->hist[i].doc);
+	free(st->hist);
+	fwd_table_free(st->table);
+	memset(st, 0, sizeof(*st));
+}
+
+const struct ctl_gen *ctl_state_current(const struct ctl_state *st)
+{
+	return st->nhist ? &st->hist[st->nhist - 1] : NULL;
+}
+
+const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id)
+{
+	for (unsigned i = 0; i < st->nhist; i++)
+		if (st->hist[i].id == id)
+			return &st->hist[i];
+	return NULL;
+}
+
+struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *name,
+				     struct ctl_error *e)
+{
+	struct fwd_err fe = {0};
+	struct fwd_table *t = fwd_table_parse(doc, len, name, -1, &fe);
+	struct fwd_class *c;
+
+	if (t == NULL) {
+		e->status = 422;
+		snprintf(e->code, sizeof(e->code), "invalid_table");
+		e->err = fe;
+		return NULL;
+	}
+	c = fwd_class_build(t);
+	if (c == NULL) {
+		ctl_error_set(e, 500, "internal", "", "out of memory");
+		fwd_table_free(t);
+		return NULL;
+	}
+	if (fwd_residency_check(t, c, &fe)) {
+		e->status = 422;
+		snprintf(e->code, sizeof(e->code), "residency_violation");
+		e->err = fe;
+		fwd_class_free(c);
+		fwd_table_free(t);
+		return NULL;
+	}
+	fwd_class_free(c);
+	return t;
+}
+
+/* Ask regionfwd to run @doc as generation @id. */
+static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len, struct ctl_error *e)
+{
+	json_t *args = json_pack("{s:s%, s:I, s:s}", "document", doc, len, "generation",
+				 (json_int_t)id, "name", "regiond");
+	json_t *r = ctl_dp_call(st->dp, "push", args, st->dp_timeout_ms), *err;
+
+	json_decref(args);
+	if (r == NULL) {
+		ctl_error_set(e, 503, "dataplane_unavailable", "",
+			      "regionfwd did not answer (%s); nothing changed", strerror(errno));
+		return -EAGAIN;
+	}
+	if (json_is_true(json_object_get(r, "ok"))) {
+		json_decref(r);
+		return 0;
+	}
+	err = json_object_get(r, "error");
+	ctl_error_set(e, 422, "dataplane_refused", json_string_value(json_object_get(err, "path")),
+		      "regionfwd refused the table: %s",
+		      json_string_value(json_object_get(err, "reason")) ?: "no reason given");
+	json_decref(r);
+	return -EINVAL;
+}
+
+int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
+			const char *comment, int64_t expected, int push_it, struct ctl_error *e)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	uint64_t hash = fwd_hash64(doc, len), id;
+	struct fwd_table *t;
+	struct ctl_gen g = {0};
+	char f[64];
+	int rc;
+
+	if (expected >= 0 && (uint64_t)expected != (cur ? cur->id : 0)) {
+		ctl_error_set(e, 409, "stale_generation", "expected_generation",
+			      "the table is at generation %" PRIu64 ", not %" PRId64
+			      "; read it again and redo the change",
+			      cur ? cur->id : 0, expected);
+		return -1;
+	}
+	if (cur && cur->hash == hash)
+		return 0;
+	t = ctl_state_validate(doc, len, "document", e);
+	if (t == NULL)
+		return -1;
+	id = next_id;
+	/* The document first: if it cannot be stored, nothing is pushed. */
+	gen_file(f, sizeof(f), id);
+	rc = write_atomic(st->dir, f, doc, len);
+	if (rc) {
+		ctl_error_set(e, 500, "persist_failed", "", "cannot write %s/%s: %s", st->dir, f,
+			      strerror(-rc));
+		fwd_table_free(t);
+		return -1;
+	}
+	if (push_it && push(st, id, doc, len, e)) {
+		char p[512];
+
+		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
+		unlink(p);
+		fwd_table_free(t);
+		return -1;
+	}
+	g.id = id;
+	g.time = (int64_t)time(NULL);
+	g.hash = hash;
+	snprintf(g.author, sizeof(g.author), "%s", author ? author : "");
+	snprintf(g.comment, sizeof(g.comment), "%s", comment ? comment : "");
+	g.doc = malloc(len + 1);
+	if (g.doc == NULL) {
+		ctl_error_set(e, 500, "internal", "", "out of memory");
+		fwd_table_free(t);
+		return -1;
+	}
+	memcpy(g.doc, doc, len);
+	g.doc[len] = '\0';
+	g.len = len;
+	next_id = id + 1;
+	if (st->nhist == st->keep) { /* prune the oldest */
+		char p[512];
+
+		gen_file(f, sizeof(f), st->hist[0].id);
+		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
+		unlink(p);
+		free(st->hist[0].doc);
+		memmove(st->hist, st->hist + 1, sizeof(*st->hist) * (st->nhist - 1));
+		st->nhist--;
+	}
+	st->hist = realloc(st->hist, sizeof(*st->hist) * (st->nhist + 1));
+	st->hist[st->nhist++] = g;
+	fwd_table_free(st->table);
+	st->table = t;
+	if (ctl_state_save(st, e))
+		return -1; /* running, but not durable: said so */
+	return (int64_t)id;
+}
+
+int ctl_state_sync(struct ctl_state *st, json_t **dp_status)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	json_t *r = ctl_dp_call(st->dp, "status", NULL, 5000);
+	struct ctl_error e;
+	char h[17];
+	int in_sync;
+
+	if (dp_status)
+		*dp_status = NULL;
+	if (r == NULL || !json_is_true(json_object_get(r, "ok"))) {
+		json_decref(r);
+		return 0;
+	}
+	if (cur == NULL) {
+		if (dp_status)
+			*dp_status = r;
+		else
+			json_decref(r);
+		return 1;
+	}
+	hexhash(cur->hash, h);
+	in_sync = strcmp(json_string_value(json_object_get(json_object_get(r, "generation"), "hash")) ?: "", h) == 0;
+	json_decref(r);
+	if (!in_sync && push(st, cur->id, cur->doc, cur->len, &e) == 0)
+		in_sync = 1;
+	if (dp_status)
+		*dp_status = ctl_dp_call(st->dp, "status", NULL, 5000);
+	return in_sync;
+}
+
+json_t *ctl_state_history(const struct ctl_state *st)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = st->nhist; i-- > 0;) {
+		const struct ctl_gen *g = &st->hist[i];
+		char h[17];
+
+		hexhash(g->hash, h);
+		json_array_append_new(a, json_pack("{s:I, s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)g->id,
+						   "time", (json_int_t)g->time, "author", g->author,
+						   "comment", g->comment, "hash", h, "bytes",
+						   (json_int_t)g->len));
+	}
+	return a;
+}
