@@ -1,5 +1,6 @@
 #include "ctl_state.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -122,6 +123,27 @@ int ctl_state_save(struct ctl_state *st, struct ctl_error *e)
 	return rc;
 }
 
+/* A document written for an apply that never completed (regiond killed
+ * between writing it and recording it) is not part of the state: remove it. */
+static void remove_orphans(struct ctl_state *st)
+{
+	DIR *d = opendir(st->dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)) != NULL) {
+		uint64_t id;
+		char tail[8], p[512];
+
+		if (sscanf(de->d_name, "gen-%" SCNu64 ".%4s", &id, tail) != 2 || strcmp(tail, "doc") ||
+		    ctl_state_find(st, id))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+}
+
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
 		   struct ctl_error *e)
 {
@@ -141,8 +163,10 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "%s/history.json", dir);
-	if (access(path, F_OK) != 0)
-		return 0; /* a fresh state directory */
+	if (access(path, F_OK) != 0) {
+		remove_orphans(st); /* a fresh state directory, or one killed before its first record */
+		return 0;
+	}
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	gens = json_object_get(root, "generations");
 	if (root == NULL || !json_is_array(gens)) {
@@ -182,6 +206,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 		st->confirm_deadline = json_integer_value(json_object_get(cf, "deadline"));
 	}
 	json_decref(root);
+	remove_orphans(st);
 	if (st->nhist) {
 		const struct ctl_gen *cur = &st->hist[st->nhist - 1];
 

@@ -363,7 +363,8 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 static int client_write(struct ctl_client *c)
 {
 	while (c->out_sent < c->out_len) {
-		ssize_t w = write(c->fd, c->out + c->out_sent, c->out_len - c->out_sent);
+		/* MSG_NOSIGNAL: a client that went away must not SIGPIPE the fast path. */
+		ssize_t w = send(c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
 
 		if (w < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -1;

@@ -262,6 +262,7 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGUSR1, on_signal);
 	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN); /* a vanished control client is an error, not our death */
 	if (parse_app_args(argc, argv, &opts))
 		rte_exit(EXIT_FAILURE, "bad arguments\n");
 	if (dp_node_load(opts.node_path, &ctx.node, &err))

@@ -1,0 +1,429 @@
+"""End to end: regionfwd on vdevs + regiond + regionctl as the client.
+
+One test per class of bad input (each asserting that nothing changed), the
+routing team's flows (apply, patch, validate/diff, rollback, history,
+confirm-timeout), and failures: regiond SIGKILLed during traffic and during
+an apply, regionfwd restarted.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from dprun import ROOT, eal_args, regionfwd_bin  # noqa: E402
+
+from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
+
+DEMO = os.path.join(ROOT, "docs", "examples", "demo-table.yaml")
+BUILD = os.path.dirname(os.path.dirname(regionfwd_bin()))
+REGIOND = os.environ.get("REGIOND", os.path.join(BUILD, "control", "regiond"))
+REGIONCTL = os.environ.get("REGIONCTL", os.path.join(BUILD, "control", "regionctl"))
+PORTS = ["local0", "sg0", "usw0", "usw1", "br0"]
+
+
+def wait_for(fn, timeout=30.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not met in {timeout} s")
+
+
+class Box:
+    """regionfwd + regiond in a temporary directory."""
+
+    def __init__(self, tmp, name, regiond_args=()):
+        self.tmp = tmp
+        self.name = name
+        self.fwd_sock = str(tmp / "fwd.sock")
+        self.api = str(tmp / "api.sock")
+        self.state = str(tmp / "state")
+        pcap = str(tmp / "in.pcap")
+        srcs = ["103.21.9.9", "8.130.0.1", "35.161.0.1", "18.229.0.1", "2.2.2.2"]
+        wrpcap(pcap, [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+                      IP(src=srcs[i % 5], dst="198.51.100.1") / UDP(sport=1000 + i, dport=(53, 443, 7001)[i % 3]) /
+                      Raw(b"p" * 10) for i in range(512)])
+        node = tmp / "node.yaml"
+        node.write_text("ports:\n"
+                        f'  in0: {{device: "net_pcap_in0,rx_pcap={pcap},infinite_rx=1", ingress: true}}\n' +
+                        "".join(f"  {p}: {{device: net_null_{p}}}\n" for p in PORTS) +
+                        f"control_socket: {self.fwd_sock}\n")
+        self.node = str(node)
+        self.fwd = None
+        self.rd = None
+        self.start_fwd()
+        self.start_regiond(regiond_args)
+
+    def start_fwd(self, table=DEMO):
+        self.fwd_log = open(self.tmp / "fwd.log", "a+")
+        self.fwd = subprocess.Popen([regionfwd_bin()] + eal_args(f"e2e-{self.name}") + [
+            "--", "--node", self.node, "--table", table], stdout=self.fwd_log, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.fwd_sock) and self.fwd.poll() is None, what="regionfwd up")
+
+    def start_regiond(self, extra=()):
+        self.rd_log = open(self.tmp / "regiond.log", "a+")
+        self.rd = subprocess.Popen([REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
+                                    "--state-dir", self.state, "--table", DEMO, *extra],
+                                   stdout=self.rd_log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.ctl("status")[0] == 0, what="regiond up")
+
+    def ctl(self, *args, json_out=False):
+        p = subprocess.run([REGIONCTL, "-s", self.api] + (["-j"] if json_out else []) + list(args),
+                           capture_output=True, text=True, timeout=120)
+        out = json.loads(p.stdout) if json_out and p.returncode == 0 else p.stdout
+        return p.returncode, out, p.stderr
+
+    def status(self):
+        rc, s, err = self.ctl("status", json_out=True)
+        assert rc == 0, err
+        return s
+
+    def gen(self):
+        return self.status()["generation"]["id"]
+
+    def http(self, method, path, body=None, raw=None, headers=()):
+        """A raw HTTP request on the API socket: (status, parsed JSON or text)."""
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(self.api)
+        hdr = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {len(data)}\r\n"
+        for h in headers:
+            hdr += h + "\r\n"
+        s.sendall(hdr.encode() + b"\r\n" + data)
+        resp = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            resp += chunk
+        s.close()
+        head, _, body_b = resp.partition(b"\r\n\r\n")
+        code = int(head.split()[1])
+        try:
+            return code, json.loads(body_b)
+        except ValueError:
+            return code, body_b.decode()
+
+    def fwd_counters(self):
+        return self.http("GET", "/v1/counters")[1]
+
+    def stop(self):
+        for p in (self.rd, self.fwd):
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+@pytest.fixture
+def box(tmp_path, request):
+    b = Box(tmp_path, request.node.name[:20].replace("[", "_"))
+    yield b
+    b.stop()
+
+
+def demo_variant(tmp_path, name, old, new):
+    text = open(DEMO).read()
+    assert old in text
+    p = tmp_path / name
+    p.write_text(text.replace(old, new))
+    return str(p)
+
+
+SG_LOCAL = ("{region: singapore, service: any, action: steer, to: to-sg}",
+            "{region: singapore, service: any, action: steer, to: local}")
+
+
+def test_status_show_explain(box):
+    s = box.status()
+    assert s["generation"]["id"] == 1 and s["dataplane"]["in_sync"]
+    assert s["dataplane"]["status"]["generation"]["hash"] == s["generation"]["hash"]
+    rc, out, _ = box.ctl("status")
+    assert rc == 0 and "generation   1" in out and "runs it" in out
+    rc, out, _ = box.ctl("show", "links")
+    assert rc == 0 and "to-sg" in out and "sg0" in out and "group us-west" in out
+    rc, out, _ = box.ctl("show", "regions", json_out=True)
+    assert rc == 0 and "2401:4900::/32" in out["india"]["prefixes"]
+    rc, out, _ = box.ctl("show", "policies")
+    assert rc == 0 and "(default)" in out
+    rc, out, _ = box.ctl("explain", "103.21.130.1", "198.51.100.1", "tcp", "7005")
+    assert rc == 0 and "region      india (matched 103.21.128.0/17)" in out
+    assert "policy      india/sync: steer local" in out and "leaves on   link local, port local0" in out
+    rc, out, _ = box.ctl("explain", "35.161.0.1", "198.51.100.1", "udp", "1234", "443", json_out=True)
+    assert rc == 0 and out["group"] == "us-west" and out["link"] in ("to-us-west-a", "to-us-west-b")
+    rc, out, err = box.ctl("explain", "nonsense", "1.1.1.1", "tcp", "80")
+    assert rc == 1 and "'src' must be an IPv4 or IPv6 address" in err
+    rc, out, _ = box.ctl("show", "nothing")
+    assert rc == 2
+
+
+def test_apply_diff_patch_rollback_history(box, tmp_path):
+    new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+    rc, out, _ = box.ctl("diff", new)
+    assert rc == 0 and "~ policies singapore/any" in out
+    assert "singapore            https            link to-sg" in out and "-> link local" in out
+    rc, out, _ = box.ctl("validate", new)
+    assert rc == 0 and "valid" in out
+    rc, out, err = box.ctl("apply", new, "--comment", "move sg home", "--author", "alice")
+    assert rc == 0 and "generation 2" in out, err
+    rc, out, _ = box.ctl("apply", new)
+    assert rc == 0 and "no change" in out
+    e = box.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 443})[1]
+    assert e["generation"] == 2 and e["link"] == "local"
+
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 2, "comment": "brazil grows", "changes": [
+        {"op": "add_prefixes", "region": "brazil", "prefixes": ["177.0.0.0/8", "2800:3f0::/32"]},
+        {"op": "set_weight", "group": "us-west", "link": "to-us-west-b", "weight": 0},
+        {"op": "set_link_state", "link": "to-br", "state": "down"}]})
+    assert code == 200 and r["generation"]["id"] == 3, r
+    e = box.http("POST", "/v1/explain", {"src": "177.1.1.1", "dst": "1.1.1.1", "proto": "tcp", "dport": 80})[1]
+    assert (e["region"], e["drop_reason"]) == ("brazil", "no_link_up")
+    e = box.http("POST", "/v1/explain", {"src": "35.161.0.9", "dst": "1.1.1.1", "proto": "tcp", "dport": 80})[1]
+    assert e["link"] == "to-us-west-a"  # b drained to weight 0
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 3, "changes": [
+        {"op": "remove_prefixes", "region": "brazil", "prefixes": ["177.0.0.0/8"]},
+        {"op": "remove_policy", "region": "any", "service": "ntp"},
+        {"op": "add_policy", "policy": {"region": "oregon", "service": "dns", "action": "drop"}}]})
+    assert code == 200 and r["generation"]["id"] == 4, r
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 4, "changes": [
+        {"op": "remove_prefixes", "region": "brazil", "prefixes": ["177.0.0.0/8"]}]})
+    assert code == 422 and r["error"]["reason"] == "prefix 177.0.0.0/8 is not in region 'brazil'"
+
+    rc, out, _ = box.ctl("rollback")
+    assert rc == 0 and "generation 5" in out
+    rc, out, _ = box.ctl("rollback", "1")
+    assert rc == 0 and "generation 6" in out
+    st = box.status()
+    assert st["generation"]["hash"] == st["dataplane"]["status"]["generation"]["hash"]
+    rc, h, _ = box.ctl("history", json_out=True)
+    assert [g["id"] for g in h["history"]] == [6, 5, 4, 3, 2, 1]
+    assert h["history"][0]["comment"] == "rollback to generation 1"
+    assert h["history"][4]["author"] == "alice" and h["history"][4]["comment"] == "move sg home"
+    assert h["history"][0]["hash"] == h["history"][5]["hash"]
+    rc, out, _ = box.ctl("rollback", "99")
+    assert rc == 1
+    rc, out, _ = box.ctl("history")
+    assert rc == 0 and "rollback to generation 1" in out
+
+
+def assert_unchanged(box, gen=1):
+    s = box.status()
+    assert s["generation"]["id"] == gen
+    assert s["dataplane"]["status"]["generation"]["hash"] == s["generation"]["hash"]
+    rc, h, _ = box.ctl("history", json_out=True)
+    assert len(h["history"]) == gen
+
+
+BAD_DOCS = [
+    ("malformed yaml", ("regions:\n", "regions: [\n"), 422, "invalid_table", "YAML syntax"),
+    ("unknown field", ("links:\n", "linkz: {}\nlinks:\n"), 422, "invalid_table", "unknown field 'linkz'"),
+    ("bad prefix", ("103.21.0.0/16", "103.21.0.1/16"), 422, "invalid_table", "host bits set in '103.21.0.1/16'"),
+    ("overlapping ranges", ("ntp: [udp/123]", "ntp: [udp/100-200, any/53]"), 422, "invalid_table", "overlaps"),
+    ("unknown link", ("to: to-br}", "to: to-mars}"), 422, "invalid_table", "unknown link or link group 'to-mars'"),
+    ("residency violation", ("{region: india, service: sync, action: steer, to: local}",
+                             "{region: india, service: sync, action: steer, to: to-sg}"),
+     422, "residency_violation", "breaks residency rule 'india-personal-data'"),
+]
+
+
+@pytest.mark.parametrize("name,change,status,code,reason", BAD_DOCS, ids=[b[0] for b in BAD_DOCS])
+def test_bad_documents_change_nothing(box, tmp_path, name, change, status, code, reason):
+    doc = open(DEMO).read().replace(*change)
+    got, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1})
+    assert got == status and r["error"]["code"] == code and reason in r["error"]["reason"], r
+    path = tmp_path / "bad.yaml"
+    path.write_text(doc)
+    rc, _, err = box.ctl("apply", str(path))
+    assert rc == 1 and reason in err
+    rc, _, err = box.ctl("validate", str(path))
+    assert rc == 1 and reason in err
+    assert_unchanged(box)
+
+
+def test_bad_requests_change_nothing(box):
+    doc = open(DEMO).read().replace(*SG_LOCAL)
+    cases = [
+        (("PUT", "/v1/table"), dict(raw=b"{not json"), 400, "bad_request"),
+        (("PUT", "/v1/table"), dict(body={"document": doc}), 400, "bad_request"),  # no expected_generation
+        (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 1, "colour": 1}), 400, "bad_request"),
+        (("PUT", "/v1/table"), dict(body={"document": 7, "expected_generation": 1}), 400, "bad_request"),
+        (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 0}), 409, "stale_generation"),
+        (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [{"op": "explode"}]}), 400, "bad_request"),
+        (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [{"op": "add_prefixes", "region": "mars", "prefixes": []}]}), 422, "invalid_change"),
+        (("POST", "/v1/rollback"), dict(body={"generation": 42}), 404, "unknown_generation"),
+        (("POST", "/v1/confirm"), dict(body={}), 409, "nothing_to_confirm"),
+        (("DELETE", "/v1/table"), dict(), 404, "not_found"),
+        (("GET", "/v2/anything"), dict(), 404, "not_found"),
+    ]
+    for (method, path), kw, status, code in cases:
+        got, r = box.http(method, path, **kw)
+        assert got == status and r["error"]["code"] == code, (method, path, kw, got, r)
+    assert_unchanged(box)
+
+
+def test_two_concurrent_writers(box, tmp_path):
+    """Both read generation 1; the second to write is refused and must re-read."""
+    a = open(DEMO).read().replace(*SG_LOCAL)
+    b = open(DEMO).read().replace("{region: any, service: ntp, action: steer, to: local}",
+                                  "{region: any, service: ntp, action: drop}")
+    procs = [subprocess.Popen([sys.executable, "-c", f"""
+import json, socket
+body = json.dumps({{"document": {json.dumps(doc)}, "expected_generation": 1}}).encode()
+s = socket.socket(socket.AF_UNIX); s.connect({box.api!r})
+s.sendall(b"PUT /v1/table HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
+r = b""
+while True:
+    c = s.recv(65536)
+    if not c: break
+    r += c
+print(r.split()[1].decode())
+"""], stdout=subprocess.PIPE, text=True) for doc in (a, b)]
+    codes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert codes == ["200", "409"]
+    s = box.status()
+    assert s["generation"]["id"] == 2 and s["dataplane"]["in_sync"]
+
+
+def test_oversized_body_and_tcp_token(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("s3cret-token-0123456789\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    b = Box(tmp_path, "tcp", regiond_args=("--max-body", "4096", "--listen", f"127.0.0.1:{port}",
+                                           "--token-file", str(token)))
+    try:
+        doc = open(DEMO).read()
+        code, r = b.http("PUT", "/v1/table", {"document": doc + "#" * 5000, "expected_generation": 1})
+        assert code == 413 and r["error"]["code"] == "body_too_large"
+        url = f"http://127.0.0.1:{port}"
+        p = subprocess.run([REGIONCTL, "--url", url, "status"], capture_output=True, text=True)
+        assert p.returncode == 0 and "generation   1" in p.stdout  # reads need no token
+        new = demo_variant(tmp_path, "n.yaml", *SG_LOCAL)
+        p = subprocess.run([REGIONCTL, "--url", url, "apply", new], capture_output=True, text=True)
+        assert p.returncode == 1 and "unauthorized" in p.stderr
+        bad = tmp_path / "bad-token"
+        bad.write_text("s3cret-token-0123456788\n")
+        p = subprocess.run([REGIONCTL, "--url", url, "--token-file", str(bad), "apply", new], capture_output=True, text=True)
+        assert p.returncode == 1 and "unauthorized" in p.stderr
+        assert_unchanged(b)
+        p = subprocess.run([REGIONCTL, "--url", url, "--token-file", str(token), "apply", new], capture_output=True, text=True)
+        assert p.returncode == 0 and "generation 2" in p.stdout, p.stderr
+    finally:
+        b.stop()
+
+
+def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
+    new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+    rc, out, err = box.ctl("apply", new, "--confirm-timeout", "2")
+    assert rc == 0 and "confirm within" in out, err
+    code, r = box.http("PUT", "/v1/table", {"document": open(DEMO).read(), "expected_generation": 2})
+    assert code == 409 and r["error"]["code"] == "confirm_pending"
+    wait_for(lambda: box.gen() == 3, timeout=15, what="automatic revert")
+    s = box.status()
+    assert s["confirm"] is None and s["dataplane"]["in_sync"]
+    rc, h, _ = box.ctl("history", json_out=True)
+    assert h["history"][0]["comment"] == "automatic revert: generation 2 was not confirmed in time"
+    assert h["history"][0]["hash"] == h["history"][2]["hash"]  # back on generation 1's table
+    # Confirmed in time: it stays.
+    rc, out, _ = box.ctl("apply", new, "--confirm-timeout", "3")
+    assert rc == 0
+    rc, out, _ = box.ctl("confirm")
+    assert rc == 0 and "confirmed generation 4" in out
+    time.sleep(4)
+    assert box.gen() == 4
+
+
+def test_metrics(box):
+    wait_for(lambda: box.fwd_counters()["packets"]["rx"] > 0)
+    code, text = box.http("GET", "/metrics")
+    assert code == 200
+    for line in ("regiond_generation 1", "regiond_dataplane_up 1", "regionfwd_generation 1",
+                 '# TYPE regionfwd_packets_total counter', 'regionfwd_drops_total{reason="policy_drop"}',
+                 'regionfwd_link_packets_total{link="local"}', 'regionfwd_region_packets_total{region="india"}',
+                 'regionfwd_service_packets_total{service="https"}',
+                 'regionfwd_policy_packets_total{policy="india/sync"}', "regionfwd_generation_age_seconds "):
+        assert line in text, line
+    age = float(text.split("\nregionfwd_generation_age_seconds ")[1].split()[0])
+    assert age >= 0
+
+
+def test_regiond_sigkill_during_traffic_and_restart(box):
+    c1 = box.fwd_counters()
+    box.rd.send_signal(signal.SIGKILL)
+    box.rd.wait()
+    # regionfwd keeps forwarding on its table with nobody in charge.
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(box.fwd_sock)
+    time.sleep(1)
+    out = subprocess.run([sys.executable, "-c", f"""
+import sys; sys.path.insert(0, {os.path.join(ROOT, 'tests', 'lib')!r})
+from ctlclient import Ctl
+c = Ctl({box.fwd_sock!r}); print(c.call("counters")["packets"]["tx"])"""], capture_output=True, text=True)
+    assert int(out.stdout) > c1["packets"]["tx"]
+    box.start_regiond()
+    s = box.status()
+    assert s["generation"]["id"] == 1 and s["dataplane"]["in_sync"]
+    assert "initial table" in box.ctl("history")[1]
+
+
+def test_regiond_sigkill_during_apply(box, tmp_path):
+    """Kill regiond while a large table is being validated and pushed: after a
+    restart regiond's state is whole (old or new, never half), and regionfwd
+    runs exactly regiond's current generation."""
+    big = tmp_path / "big.json"
+    subprocess.run([os.path.join(ROOT, "scripts", "gen-table"), "--v4", "300000", "--v6", "30000",
+                    "--out", str(big)], check=True, capture_output=True)
+    doc = json.load(open(big))
+    doc["links"] = {"k0": {"port": "local0", "next_hop_mac": "02:00:00:00:00:01"}}
+    for n in range(1, 51):
+        doc["links"][f"k{n}"] = {"port": PORTS[n % 5], "next_hop_mac": f"02:00:00:00:01:{n:02x}"}
+    big.write_text(json.dumps(doc))
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, "apply", str(big)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    box.rd.send_signal(signal.SIGKILL)
+    box.rd.wait()
+    p.communicate(timeout=60)
+    box.start_regiond()
+    s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(box.status()),
+                 timeout=60, what="in sync after restart")
+    rc, h, _ = box.ctl("history", json_out=True)
+    assert [g["id"] for g in h["history"]] in ([1], [2, 1])
+    assert s["generation"]["id"] == h["history"][0]["id"]
+    assert s["dataplane"]["status"]["generation"]["hash"] == s["generation"]["hash"]
+    files = sorted(f for f in os.listdir(box.state) if not f.startswith("."))
+    assert files == sorted(["history.json"] + [f"gen-{g['id']}.doc" for g in h["history"]])
+    assert box.fwd.poll() is None, "regionfwd must survive its client vanishing mid-request"
+
+
+def test_regionfwd_restart_gets_current_generation(box, tmp_path):
+    new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+    assert box.ctl("apply", new)[0] == 0
+    box.fwd.terminate()
+    box.fwd.wait(30)
+    wait_for(lambda: not box.status()["dataplane"]["in_sync"], what="regiond notices")
+    box.start_fwd(table=DEMO)  # starts on the old table from its own file ...
+    s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(box.status()),
+                 what="regiond re-pushes")  # ... and regiond brings it up to date
+    assert s["dataplane"]["status"]["generation"]["id"] == 2
+    e = box.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 443})[1]
+    assert e["link"] == "local"
