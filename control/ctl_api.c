@@ -654,9 +654,13 @@ static void h_metrics(struct ctl_api *api, struct reply *r)
 		prom_family(f, "regionfwd_link_bytes_total", "Bytes sent per link.", "counter",
 			    json_object_get(c, "links"), "link", "bytes");
 		prom_family(f, "regionfwd_region_packets_total", "Packets per source region.", "counter",
-			    json_object_get(c, "regions"), "region", NULL);
+			    json_object_get(c, "regions"), "region", "packets");
+		prom_family(f, "regionfwd_region_bytes_total", "Bytes per source region.", "counter",
+			    json_object_get(c, "regions"), "region", "bytes");
 		prom_family(f, "regionfwd_service_packets_total", "Packets per service.", "counter",
-			    json_object_get(c, "services"), "service", NULL);
+			    json_object_get(c, "services"), "service", "packets");
+		prom_family(f, "regionfwd_service_bytes_total", "Bytes per service.", "counter",
+			    json_object_get(c, "services"), "service", "bytes");
 		prom_family(f, "regionfwd_policy_packets_total", "Packets per policy (region/service).",
 			    "counter", json_object_get(c, "policies"), "policy", "packets");
 		prom_family(f, "regionfwd_events_total", "Fragment, mirror and generation events.",

@@ -50,12 +50,18 @@ static void fold_gen(json_t *acc, const struct dp_gen *g)
 	for (uint16_t w = 0; w < g->nworkers; w++) {
 		const struct dp_gen_cnt *c = &g->cnt[w];
 
-		for (uint16_t i = 0; i < t->nregions; i++)
-			obj_add(regions, t->region_names[i],
-				__atomic_load_n(&c->region[i], __ATOMIC_RELAXED));
-		for (uint16_t i = 0; i < t->nservices; i++)
-			obj_add(services, t->service_names[i],
-				__atomic_load_n(&c->service[i], __ATOMIC_RELAXED));
+		for (uint16_t i = 0; i < t->nregions; i++) {
+			json_t *o = obj_child(regions, t->region_names[i]);
+
+			obj_add(o, "packets", __atomic_load_n(&c->region[i], __ATOMIC_RELAXED));
+			obj_add(o, "bytes", __atomic_load_n(&c->region_bytes[i], __ATOMIC_RELAXED));
+		}
+		for (uint16_t i = 0; i < t->nservices; i++) {
+			json_t *o = obj_child(services, t->service_names[i]);
+
+			obj_add(o, "packets", __atomic_load_n(&c->service[i], __ATOMIC_RELAXED));
+			obj_add(o, "bytes", __atomic_load_n(&c->service_bytes[i], __ATOMIC_RELAXED));
+		}
 		for (uint32_t i = 0; i < t->npolicies; i++) {
 			policy_key(t, &t->policies[i], i, key, sizeof(key));
 			obj_add(obj_child(policies, key), "packets",
@@ -221,9 +227,9 @@ static void print_counts(FILE *out, const char *title, const json_t *obj)
 	const char *k;
 	json_t *v;
 
-	fprintf(out, "\n%-24s %14s\n", title, "packets");
+	fprintf(out, "\n%-24s %14s %16s\n", title, "packets", "bytes");
 	json_object_foreach((json_t *)obj, k, v)
-		fprintf(out, "  %-22s %14" PRIu64 "\n", k, (uint64_t)json_integer_value(v));
+		fprintf(out, "  %-22s %14" PRIu64 " %16" PRIu64 "\n", k, ju(v, "packets"), ju(v, "bytes"));
 }
 
 void dp_report_print(const json_t *r, FILE *out)

@@ -50,7 +50,7 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
 }
 
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
-		   const struct fwd_decision *d, uint64_t now)
+		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key, uint64_t now)
 {
 	struct dp_frag_entry *b = &ft->e[(key_hash(k) & ft->bucket_mask) * DP_FRAG_WAYS];
 	struct dp_frag_entry *victim = NULL;
@@ -72,6 +72,8 @@ int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64
 		evicted = 1;
 	victim->key = *k;
 	victim->gen = gen;
+	victim->link_key = link_key;
+	victim->mirror_key = mirror_key;
 	victim->d = *d;
 	victim->expires = now + ft->timeout;
 	return evicted;

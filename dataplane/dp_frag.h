@@ -37,6 +37,7 @@ struct dp_frag_entry {
 	struct dp_frag_key key; /* 40 bytes */
 	uint64_t expires; /* 0: empty */
 	uint64_t gen; /* generation the decision belongs to */
+	uint64_t link_key, mirror_key; /* name keys of d.link and d.mirror (dp_gen.h) */
 	struct fwd_decision d;
 } __attribute__((aligned(64)));
 
@@ -82,6 +83,6 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
  * @return 1 when a live entry was evicted to make room, else 0
  */
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
-		   const struct fwd_decision *d, uint64_t now);
+		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key, uint64_t now);
 
 #endif /* DP_FRAG_H */

@@ -13,6 +13,7 @@
 #include <rte_malloc.h>
 
 #include "dp_log.h"
+#include "fwd_doc.h"
 #include "fwd_names.h"
 #include "fwd_pktops.h"
 #include "fwd_residency.h"
@@ -131,10 +132,19 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 {
 	const struct fwd_table *t = g->table;
 
+	uint32_t cap = 16;
+
+	while (cap < 2u * t->nlinks)
+		cap <<= 1;
 	g->links = rte_zmalloc("dp_links", sizeof(*g->links) * (t->nlinks ? t->nlinks : 1),
 			       RTE_CACHE_LINE_SIZE);
-	if (g->links == NULL)
+	g->link_keys = rte_zmalloc("dp_link_keys", sizeof(*g->link_keys) * (t->nlinks ? t->nlinks : 1), 0);
+	g->key_index = rte_malloc("dp_key_index", sizeof(*g->key_index) * cap, RTE_CACHE_LINE_SIZE);
+	if (g->links == NULL || g->link_keys == NULL || g->key_index == NULL)
 		return fwd_err_set(err, t->source, 0, "links", "out of memory");
+	g->key_mask = cap - 1;
+	for (uint32_t i = 0; i < cap; i++)
+		g->key_index[i].link = FWD_LINK_NONE;
 	for (uint16_t i = 0; i < t->nlinks; i++) {
 		const struct fwd_link *l = &t->links[i];
 		struct dp_link_out *o = &g->links[i];
@@ -152,6 +162,20 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 			return fwd_err_set(err, t->source, 0, path,
 					   "no port '%s' in node config %s (ports: %s)", l->port,
 					   node->source, list);
+		}
+		/* Name keys let a later fragment find its first fragment's link in
+		 * a newer generation (dp_worker.c). A 64-bit collision between two
+		 * names of one table would be refused rather than guessed at. */
+		g->link_keys[i] = fwd_hash64(l->name, strlen(l->name));
+		for (uint32_t h = (uint32_t)g->link_keys[i] & g->key_mask;; h = (h + 1) & g->key_mask) {
+			if (g->key_index[h].link == FWD_LINK_NONE) {
+				g->key_index[h].key = g->link_keys[i];
+				g->key_index[h].link = i;
+				break;
+			}
+			if (g->key_index[h].key == g->link_keys[i])
+				return fwd_err_set(err, t->source, 0, "links", "link names '%s' and '%s' collide",
+						   l->name, t->links[g->key_index[h].link].name);
 		}
 		o->node_port = (uint8_t)pi;
 		o->port_id = ports->port_id[pi];
@@ -171,7 +195,7 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 static int build_counters(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
-	size_t per = (size_t)t->nregions + t->nservices + t->npolicies + 2u * t->nlinks;
+	size_t per = 2u * t->nregions + 2u * t->nservices + t->npolicies + 2u * t->nlinks;
 	size_t stride = RTE_ALIGN_CEIL(per * sizeof(uint64_t), RTE_CACHE_LINE_SIZE);
 	uint8_t *mem;
 
@@ -185,8 +209,10 @@ static int build_counters(struct dp_gen *g, struct fwd_err *err)
 		struct dp_gen_cnt *c = &g->cnt[w];
 
 		c->region = p;
-		c->service = c->region + t->nregions;
-		c->policy = c->service + t->nservices;
+		c->region_bytes = c->region + t->nregions;
+		c->service = c->region_bytes + t->nregions;
+		c->service_bytes = c->service + t->nservices;
+		c->policy = c->service_bytes + t->nservices;
 		c->link_pkts = c->policy + t->npolicies;
 		c->link_bytes = c->link_pkts + t->nlinks;
 	}
@@ -235,6 +261,8 @@ void dp_gen_free(struct dp_gen *g)
 	rte_free(g->cnt_mem);
 	rte_fib6_free(g->fib6);
 	rte_fib_free(g->fib4);
+	rte_free(g->key_index);
+	rte_free(g->link_keys);
 	rte_free(g->links);
 	fwd_class_free(g->cls);
 	fwd_table_free(g->table);

@@ -37,7 +37,7 @@ struct dp_link_out {
 
 /* Per-worker hit counters of one generation, indexed by the table's ids. */
 struct dp_gen_cnt {
-	uint64_t *region, *service, *policy, *link_pkts, *link_bytes;
+	uint64_t *region, *region_bytes, *service, *service_bytes, *policy, *link_pkts, *link_bytes;
 };
 
 struct dp_gen {
@@ -49,6 +49,12 @@ struct dp_gen {
 	struct rte_fib *fib4;
 	struct rte_fib6 *fib6;
 	struct dp_link_out *links;
+	uint64_t *link_keys; /* per link: fwd_hash64 of its name, stable across generations */
+	uint32_t key_mask; /* key_index: open addressing, key -> link id */
+	struct {
+		uint64_t key;
+		uint16_t link;
+	} *key_index;
 	uint64_t fib_bytes; /* tbl24 + tbl8 of both FIBs (RIBs not included) */
 	uint16_t nworkers;
 	void *cnt_mem;
@@ -63,6 +69,15 @@ struct dp_gen {
 struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 			    const struct dp_node *node, const struct dp_ports *ports, uint16_t nworkers,
 			    struct fwd_err *err);
+
+/** This generation's id for the link with name key @key, or FWD_LINK_NONE. */
+static inline uint16_t dp_gen_link_by_key(const struct dp_gen *g, uint64_t key)
+{
+	for (uint32_t h = (uint32_t)key & g->key_mask;; h = (h + 1) & g->key_mask) {
+		if (g->key_index[h].link == FWD_LINK_NONE || g->key_index[h].key == key)
+			return g->key_index[h].link;
+	}
+}
 
 /** Free a generation no worker can see any more. NULL-safe. */
 void dp_gen_free(struct dp_gen *g);

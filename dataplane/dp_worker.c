@@ -144,6 +144,7 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 	uint8_t ip6[FWD_BURST][RTE_FIB6_IPV6_ADDR_SIZE];
 	uint64_t nh4[FWD_BURST], nh6[FWD_BURST];
 	uint8_t idx4[FWD_BURST], idx6[FWD_BURST], live[FWD_BURST], later[FWD_BURST];
+	uint8_t nostat[FWD_BURST] = {0};
 	uint16_t n4 = 0, n6 = 0, nlive = 0, nlater = 0;
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	const struct fwd_class *cls = g->cls;
@@ -209,7 +210,10 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 				now = rte_rdtsc();
 			dp_frag_key_of(p, &k);
 			lc->cnt.evt[FWD_EVT_FRAG_FIRST]++;
-			if (dp_frag_insert(&lc->frag, &k, g->id, &dec[i], now))
+			if (dp_frag_insert(&lc->frag, &k, g->id, &dec[i],
+					   dec[i].link != FWD_LINK_NONE ? g->link_keys[dec[i].link] : 0,
+					   dec[i].mirror != FWD_LINK_NONE ? g->link_keys[dec[i].mirror] : 0,
+					   now))
 				lc->cnt.evt[FWD_EVT_FRAG_EVICTED]++;
 		}
 	}
@@ -227,13 +231,28 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 			now = rte_rdtsc();
 		dp_frag_key_of(&meta[i], &k);
 		e = dp_frag_lookup(&lc->frag, &k, now);
-		if (e == NULL || e->gen != g->id) {
+		if (e == NULL) {
 			drop_pkt(lc, pkts[i], FWD_DROP_FRAG_NO_FIRST);
 			pkts[i] = NULL;
 			continue;
 		}
 		dec[i] = e->d;
 		lc->cnt.evt[FWD_EVT_FRAG_FOLLOWED]++;
+		if (unlikely(e->gen != g->id)) {
+			/* Decided by an earlier generation: follow the same link by
+			 * name, if this generation still has it up. Its region,
+			 * service and policy ids mean nothing here: not counted. */
+			uint16_t l = dec[i].drop ? FWD_LINK_NONE : dp_gen_link_by_key(g, e->link_key);
+
+			nostat[i] = 1;
+			lc->cnt.evt[FWD_EVT_FRAG_ACROSS_GEN]++;
+			dec[i].mirror = e->mirror_key ? dp_gen_link_by_key(g, e->mirror_key) : FWD_LINK_NONE;
+			if (!dec[i].drop && (l == FWD_LINK_NONE || !g->table->links[l].up)) {
+				dec[i].drop = 1 + FWD_DROP_NO_LINK;
+				l = FWD_LINK_NONE;
+			}
+			dec[i].link = l;
+		}
 	}
 
 	/* Stage 4: account, TTL, rewrite, stage for TX. */
@@ -245,9 +264,13 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 
 		if (m == NULL)
 			continue;
-		gc->region[d->region]++;
-		gc->service[d->service]++;
-		gc->policy[d->policy]++;
+		if (likely(!nostat[i])) {
+			gc->region[d->region]++;
+			gc->region_bytes[d->region] += rte_pktmbuf_pkt_len(m);
+			gc->service[d->service]++;
+			gc->service_bytes[d->service] += rte_pktmbuf_pkt_len(m);
+			gc->policy[d->policy]++;
+		}
 		if (d->drop) {
 			if (d->mirror != FWD_LINK_NONE)
 				mirror_pkt(lc, g, m, &meta[i], d->mirror);

@@ -359,7 +359,7 @@ def test_metrics(box):
     for line in ("regiond_generation 1", "regiond_dataplane_up 1", "regionfwd_generation 1",
                  '# TYPE regionfwd_packets_total counter', 'regionfwd_drops_total{reason="policy_drop"}',
                  'regionfwd_link_packets_total{link="local"}', 'regionfwd_region_packets_total{region="india"}',
-                 'regionfwd_service_packets_total{service="https"}',
+                 'regionfwd_service_packets_total{service="https"}', 'regionfwd_region_bytes_total{region="india"}',
                  'regionfwd_policy_packets_total{policy="india/sync"}', "regionfwd_generation_age_seconds "):
         assert line in text, line
     age = float(text.split("\nregionfwd_generation_age_seconds ")[1].split()[0])
