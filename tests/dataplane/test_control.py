@@ -1,6 +1,7 @@
 """regionfwd's control socket: push, status, counters, explain; hostile
 requests; and hundreds of generation swaps under traffic with no packet lost
 or misrouted."""
+import json
 import os
 import re
 import socket
@@ -9,9 +10,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import netns  # noqa: E402
 from ctlclient import Ctl  # noqa: E402
-from dprun import eal_args, regionfwd_bin  # noqa: E402
+from dprun import eal_args, read_pcaps, regionfwd_bin  # noqa: E402
 
 from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
@@ -179,6 +183,7 @@ def test_hundreds_of_swaps_under_traffic(tmp_path):
     assert re.search(r"^  generation_swaps\s+(\d+)$", log, re.M).group(1) == str(swaps + 1)
 
 
+@pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
 def test_fragments_follow_across_a_swap(tmp_path):
     """A datagram's first fragment is decided by generation 1 (link a1); the
     table then moves its region to b1; the later fragments must still follow
@@ -186,13 +191,6 @@ def test_fragments_follow_across_a_swap(tmp_path):
     in a network namespace of our own. IPv6 fragments: DPDK 22.11's
     net_af_packet asks the kernel to reassemble IPv4 (PACKET_FANOUT_FLAG_DEFRAG),
     so only IPv6 fragments reach the fast path as fragments here."""
-    import shutil as _sh
-    if os.geteuid() != 0 or not _sh.which("ip"):
-        import pytest
-        pytest.skip("needs root and iproute2")
-    ns = "rfwd-test-frag"
-    sh = lambda c: subprocess.run(c, shell=True, check=True, capture_output=True, text=True)  # noqa: E731
-    subprocess.run(f"ip netns del {ns}", shell=True, capture_output=True)
     doc = ("regions: {{r1: {{prefixes: [10.1.0.0/16, '2001:db8:1::/48']}}}}\n"
            "links:\n"
            "  a1: {{port: out0, next_hop_mac: '02:00:00:00:00:a1'}}\n"
@@ -201,63 +199,47 @@ def test_fragments_follow_across_a_swap(tmp_path):
     table = tmp_path / "t.yaml"
     table.write_text(doc.format(to="a1"))
     sock = str(tmp_path / "ctl.sock")
-    proc = cap = None
-    try:
-        sh(f"ip netns add {ns}")
-        for a, b in (("rff0", "rff1"), ("rfg0", "rfg1")):
-            sh(f"ip link add {a} type veth peer name {b} netns {ns}")
-            sh(f"ip link set {a} up && ip -n {ns} link set {b} up && ip link set {a} promisc on")
-            sh(f"sysctl -qw net.ipv6.conf.{a}.disable_ipv6=1")
-            sh(f"ip netns exec {ns} sysctl -qw net.ipv6.conf.{b}.disable_ipv6=1")
+    frags = ("fr = fragment6(IPv6(src='2001:db8:1::5', dst='2001:db8:ff::1')/IPv6ExtHdrFragment(id=777)/"
+             "UDP(sport=5, dport=9)/Raw(b'Z'*2000), 1000)\n")
+    send = "sendp([Ether(dst='02:00:00:00:00:99')/p for p in pk], iface=IFACE, verbose=False)"
+    with netns.VethLab("rfwd-test-frag", [("rff0", "rff1"), ("rfg0", "rfg1")]) as lab:
         node = tmp_path / "node.yaml"
         node.write_text("ports:\n"
                         "  in0: {device: 'net_af_packet_f0,iface=rff0', ingress: true}\n"
                         "  out0: {device: 'net_af_packet_f1,iface=rfg0'}\n"
                         f"control_socket: {sock}\n")
-        cap = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "-n", "-i", "rfg1", "-w",
-                                str(tmp_path / "cap.pcap"), "ip6 and not icmp6"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+        cap = lab.popen_in_ns(["tcpdump", "-U", "-n", "-i", "rfg1", "-w", str(tmp_path / "cap.pcap"),
+                               "ip6 and not icmp6"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         proc = subprocess.Popen([regionfwd_bin()] + eal_args("ctl-fragswap") + [
             "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.time() + 20
-        while not os.path.exists(sock):
-            assert time.time() < deadline and proc.poll() is None
-            time.sleep(0.1)
-        time.sleep(1.0)
-        send = ("import sys; from scapy.all import *; "
-                "fr = fragment6(IPv6(src='2001:db8:1::5', dst='2001:db8:ff::1')/IPv6ExtHdrFragment(id=777)/UDP(sport=5, dport=9)/Raw(b'Z'*2000), 1000); "
-                "part = sys.argv[1]; "
-                "pk = fr[:1] if part == 'first' else (fr[1:] if part == 'rest' else [IPv6(src='2001:db8:1::6', dst='2001:db8:ff::1')/UDP(dport=9)/Raw(b'new')]); "
-                "sendp([Ether(dst='02:00:00:00:00:99')/p for p in pk], iface='rfg9'.replace('rfg9', 'rff1'), verbose=False)")
-        sh(f"ip netns exec {ns} /usr/bin/python3 -c \"{send}\" first")
-        time.sleep(0.5)
-        c = Ctl(sock)
-        r = c.call("push", document=doc.format(to="b1"), generation=2)
-        assert r["ok"] and r["generation"] == 2, r
-        c.close()
-        time.sleep(0.3)
-        sh(f"ip netns exec {ns} /usr/bin/python3 -c \"{send}\" rest")
-        sh(f"ip netns exec {ns} /usr/bin/python3 -c \"{send}\" new")
-        time.sleep(1.0)
-    finally:
-        if proc:
+        try:
+            deadline = time.time() + 20
+            while not os.path.exists(sock):
+                assert time.time() < deadline and proc.poll() is None
+                time.sleep(0.1)
+            time.sleep(1.0)
+            lab.send("rff1", frags + "pk = fr[:1]\n" + send)
+            time.sleep(0.5)
+            c = Ctl(sock)
+            r = c.call("push", document=doc.format(to="b1"), generation=2)
+            assert r["ok"] and r["generation"] == 2, r
+            c.close()
+            time.sleep(0.3)
+            lab.send("rff1", frags + "pk = fr[1:]\n" + send)
+            lab.send("rff1", "pk = [IPv6(src='2001:db8:1::6', dst='2001:db8:ff::1')/UDP(dport=9)/Raw(b'new')]\n" + send)
+            time.sleep(1.0)
+        finally:
             proc.terminate()
             out = proc.communicate(timeout=30)[0]
-        if cap:
             cap.terminate()
             cap.wait(timeout=10)
-        subprocess.run(f"ip netns del {ns}", shell=True, capture_output=True)
-        for a in ("rff0", "rfg0"):
-            subprocess.run(f"ip link del {a}", shell=True, capture_output=True)
     assert proc.returncode == 0, out
-    from dprun import read_pcaps
-    got = read_pcaps(str(tmp_path / "cap.pcap"))
     from scapy.all import IPv6, IPv6ExtHdrFragment
-    frags = [f for f in got if f.haslayer(IPv6ExtHdrFragment) and f[IPv6ExtHdrFragment].id == 777]
-    assert len(frags) >= 3 and {f[Ether].dst for f in frags} == {"02:00:00:00:00:a1"}
+    got = read_pcaps(str(tmp_path / "cap.pcap"))
+    frags_out = [f for f in got if f.haslayer(IPv6ExtHdrFragment) and f[IPv6ExtHdrFragment].id == 777]
+    assert len(frags_out) >= 3 and {f[Ether].dst for f in frags_out} == {"02:00:00:00:00:a1"}
     new = [f for f in got if f.haslayer(IPv6) and f[IPv6].src == "2001:db8:1::6"]
     assert len(new) == 1 and new[0][Ether].dst == "02:00:00:00:00:b1"
-    import json as _json
-    s = _json.load(open(tmp_path / "s.json"))
-    assert s["events"]["frag_across_gen"] == len(frags) - 1 and s["drops"]["frag_no_first"] == 0
+    s = json.load(open(tmp_path / "s.json"))
+    assert s["events"]["frag_across_gen"] == len(frags_out) - 1 and s["drops"]["frag_no_first"] == 0

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import netns  # noqa: E402
 from dprun import ROOT, read_pcaps, run_node  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, raw, wrpcap  # noqa: E402
@@ -153,26 +154,14 @@ def test_net_null_ingress_drop_path(tmp_path):
     assert s["packets"]["rx"] == s["drops"]["non_ip"] and s["packets"]["tx"] == 0
 
 
-def have(cmd):
-    return shutil.which(cmd) is not None
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or not have("ip"), reason="needs root and iproute2")
+@pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
 def test_af_packet_on_veth(tmp_path):
     """Real kernel interfaces: scapy sends into a veth pair inside a network
     namespace of our own; regionfwd reads the other end with net_af_packet
     and writes to a second veth pair, where the frames are captured."""
-    ns = "rfwd-test-afp"
-    sh = lambda c: subprocess.run(c, shell=True, check=True, capture_output=True, text=True)  # noqa: E731
-    subprocess.run(f"ip netns del {ns}", shell=True, capture_output=True)
-    try:
-        sh(f"ip netns add {ns}")
-        for a, b in (("rfa0", "rfa1"), ("rfb0", "rfb1")):
-            sh(f"ip link add {a} type veth peer name {b} netns {ns}")
-            sh(f"ip link set {a} up && ip -n {ns} link set {b} up")
-            sh(f"ip link set {a} promisc on")
-            sh(f"sysctl -qw net.ipv6.conf.{a}.disable_ipv6=1")
-            sh(f"ip netns exec {ns} sysctl -qw net.ipv6.conf.{b}.disable_ipv6=1")
+    from dprun import eal_args, regionfwd_bin
+    import time
+    with netns.VethLab("rfwd-test-afp", [("rfa0", "rfa1"), ("rfb0", "rfb1")]) as lab:
         table = tmp_path / "t.yaml"
         table.write_text("regions: {r: {prefixes: [10.0.0.0/8]}}\n"
                          "links: {out: {port: out0, next_hop_mac: '02:00:00:00:00:77'}}\n"
@@ -181,34 +170,26 @@ def test_af_packet_on_veth(tmp_path):
         node.write_text("ports:\n"
                         "  in0: {device: 'net_af_packet0,iface=rfa0', ingress: true}\n"
                         "  out0: {device: 'net_af_packet1,iface=rfb0'}\n")
-        cap = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-U", "-n", "-i", "rfb1", "-w",
-                                str(tmp_path / "cap.pcap"), "ether dst 02:00:00:00:00:77"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        from dprun import eal_args, regionfwd_bin
+        cap = lab.popen_in_ns(["tcpdump", "-U", "-n", "-i", "rfb1", "-w", str(tmp_path / "cap.pcap"),
+                               "ether dst 02:00:00:00:00:77"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
         proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-afp") + [
             "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        import time
         time.sleep(2.0)
-        send = ("from scapy.all import *; "
-                "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/UDP(dport=53)/Raw(b'afp') "
-                "for i in range(1, 51)], iface='rfa1', verbose=False)")
-        sh(f"ip netns exec {ns} /usr/bin/python3 -c \"{send}\"")
+        lab.send("rfa1", "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/"
+                         "UDP(dport=53)/Raw(b'afp') for i in range(1, 51)], iface=IFACE, verbose=False)")
         time.sleep(1.0)
         proc.terminate()
         out, err = proc.communicate(timeout=30)
         cap.terminate()
         cap.wait(timeout=10)
-        assert proc.returncode == 0, err
-        s = json.load(open(tmp_path / "s.json"))
-        assert s["links"]["out"]["packets"] == 50
-        got = read_pcaps(str(tmp_path / "cap.pcap"))
-        assert len([f for f in got if raw(f).endswith(b"afp")]) == 50
-        assert all(f[IP].ttl == 63 for f in got)
-    finally:
-        subprocess.run(f"ip netns del {ns}", shell=True, capture_output=True)
-        for a in ("rfa0", "rfb0"):
-            subprocess.run(f"ip link del {a}", shell=True, capture_output=True)
+    assert proc.returncode == 0, err
+    s = json.load(open(tmp_path / "s.json"))
+    assert s["links"]["out"]["packets"] == 50
+    got = read_pcaps(str(tmp_path / "cap.pcap"))
+    assert len([f for f in got if raw(f).endswith(b"afp")]) == 50
+    assert all(f[IP].ttl == 63 for f in got)
 
 
 def test_million_prefix_table(tmp_path):

@@ -1,0 +1,58 @@
+"""Network namespaces and veth pairs for tests that need kernel interfaces.
+
+Traffic stays inside what the test made: one end of each veth pair sits in
+the root namespace (for DPDK's net_af_packet / net_af_xdp or an XDP
+program), the other in a namespace of the test's own, where scapy sends and
+tcpdump captures. No addresses, no routes: frames go nowhere else.
+"""
+import os
+import shutil
+import subprocess
+
+
+def available():
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True)
+
+
+class VethLab:
+    """with VethLab("name", [("a0", "a1"), ...]) as lab: ... lab.run_in_ns("cmd")"""
+
+    def __init__(self, ns, pairs):
+        self.ns, self.pairs = ns, pairs
+
+    def __enter__(self):
+        self._cleanup()
+        sh(f"ip netns add {self.ns}")
+        for outer, inner in self.pairs:
+            sh(f"ip link add {outer} type veth peer name {inner} netns {self.ns}")
+            sh(f"ip link set {outer} up && ip -n {self.ns} link set {inner} up")
+            sh(f"ip link set {outer} promisc on")
+            # No IPv6 autoconfiguration chatter in the captures.
+            sh(f"sysctl -qw net.ipv6.conf.{outer}.disable_ipv6=1")
+            sh(f"ip netns exec {self.ns} sysctl -qw net.ipv6.conf.{inner}.disable_ipv6=1")
+        return self
+
+    def run_in_ns(self, cmd):
+        return sh(f"ip netns exec {self.ns} {cmd}")
+
+    def popen_in_ns(self, argv, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", self.ns] + argv, **kw)
+
+    def send(self, iface, script):
+        """Run scapy code in the namespace; `iface` is available as IFACE."""
+        code = f"IFACE = {iface!r}\nfrom scapy.all import *\n{script}\n"
+        return subprocess.run(["ip", "netns", "exec", self.ns, "/usr/bin/python3", "-c", code],
+                              check=True, capture_output=True, text=True)
+
+    def _cleanup(self):
+        subprocess.run(f"ip netns del {self.ns}", shell=True, capture_output=True)
+        for outer, _ in self.pairs:
+            subprocess.run(f"ip link del {outer}", shell=True, capture_output=True)
+
+    def __exit__(self, *exc):
+        self._cleanup()
+        return False
