@@ -8,6 +8,11 @@
  * the XDP programs. It reads bytes through a cursor that is checked against
  * `end` before every access, and every loop has a constant bound.
  *
+ * The BPF verifier only trusts comparisons against the packet's own end, not
+ * against lengths read from the packet: where a read is already proven in
+ * range by such a length, an extra `> end` check makes the proof visible to
+ * it. In C those checks are never taken.
+ *
  * Contract: fwd_parse() returns FWD_OK and fills *pkt, or returns
  * FWD_ERR(reason) naming exactly one drop reason from fwd_counters.def. It
  * never reads outside [data, end). Fields are host byte order except the
@@ -64,7 +69,8 @@ FWD_INLINE void fwd_copy(uint8_t *dst, const uint8_t *src, int n)
  * An unfragmented packet must carry the protocol's whole fixed header; a
  * first fragment is at least 8 bytes long (checked by the caller), which
  * always covers the ports. */
-FWD_INLINE int fwd_parse_l4(const uint8_t *l4, const uint8_t *l4end, struct fwd_pkt *pkt)
+FWD_INLINE int fwd_parse_l4(const uint8_t *l4, const uint8_t *l4end, const uint8_t *end,
+			     struct fwd_pkt *pkt)
 {
 	int need;
 
@@ -83,7 +89,7 @@ FWD_INLINE int fwd_parse_l4(const uint8_t *l4, const uint8_t *l4end, struct fwd_
 	}
 	if (pkt->frag == FWD_FRAG_FIRST)
 		need = 4;
-	if (l4 + need > l4end)
+	if (l4 + need > l4end || l4 + 4 > end)
 		return FWD_ERR(L4_TRUNCATED);
 	pkt->sport = fwd_rd16(l4);
 	pkt->dport = fwd_rd16(l4 + 2);
@@ -117,6 +123,8 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 	for (int i = 0; i < 30; i++) { /* 60-byte maximum header, 16-bit words */
 		if ((uint32_t)i * 2 >= ihl)
 			break;
+		if (p + i * 2 + 2 > end) /* verifier: already implied by tot <= end */
+			return FWD_ERR(IPV4_TRUNCATED);
 		sum += fwd_rd16(p + i * 2);
 	}
 	sum = (sum & 0xffff) + (sum >> 16);
@@ -143,7 +151,7 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 		if (off8)
 			return FWD_OK; /* no L4 header here */
 	}
-	return fwd_parse_l4(p + ihl, p + tot, pkt);
+	return fwd_parse_l4(p + ihl, p + tot, end, pkt);
 }
 
 FWD_INLINE int fwd_ipv6_is_ext(uint8_t nh)
@@ -181,7 +189,7 @@ FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_p
 			break;
 		if (i == FWD_MAX_IPV6_EXT || (nh == 0 && i != 0))
 			return FWD_ERR(IPV6_EXT_CHAIN); /* too long, or hop-by-hop not first */
-		if (q + 8 > l4end)
+		if (q + 8 > l4end || q + 8 > end)
 			return FWD_ERR(IPV6_EXT_CHAIN);
 		if (nh == 44) { /* fragment header: fixed 8 bytes */
 			uint16_t offm = fwd_rd16(q + 2);
@@ -214,7 +222,7 @@ FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_p
 	}
 	pkt->proto = nh;
 	pkt->l3_len = (uint16_t)(q - p);
-	return fwd_parse_l4(q, l4end, pkt);
+	return fwd_parse_l4(q, l4end, end, pkt);
 }
 
 /**
