@@ -1,0 +1,230 @@
+/*
+ * xdp_filter - regionfwd's XDP filter: drop or pass by source prefix (exact
+ * longest prefix match, IPv4 in at most three array reads) and by protocol
+ * and destination port, with per-rule and per-verdict counters per CPU.
+ *
+ * It parses with the fast path's own parser (common/fwd_parse.h). Anything it
+ * does not fully understand follows a configured policy, pass by default, so
+ * the box stays reachable. Maps and their layout: fwd_filter_kern_user.h.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#define FWD_INLINE static __always_inline
+#include "fwd_filter_kern_user.h"
+#include "fwd_parse.h"
+
+/* Sizes are set by the loader before load (bpf_map__set_max_entries). */
+
+/* Which half is live, and the policies for what matches nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, uint32_t);
+	__type(value, struct fwd_flt_cfg);
+} flt_cfg SEC(".maps");
+
+/* IPv4 first stage: 2 halves x 65536 entries, indexed by the top 16 bits. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 65536);
+	__type(key, uint32_t);
+	__type(value, uint32_t);
+} flt_v4_tbl16 SEC(".maps");
+
+/* IPv4 second and third stages: 2 halves x groups x 256 entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 256);
+	__type(key, uint32_t);
+	__type(value, uint32_t);
+} flt_v4_tbl8 SEC(".maps");
+
+/* IPv6 (half, length, masked address) -> prefix index + 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct fwd_flt_v6_key);
+	__type(value, uint32_t);
+} flt_v6 SEC(".maps");
+
+/* IPv6 lengths present, longest first: 2 halves x FWD_FLT_MAX_V6_LENGTHS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * FWD_FLT_MAX_V6_LENGTHS);
+	__type(key, uint32_t);
+	__type(value, uint8_t);
+} flt_v6_lengths SEC(".maps");
+
+/* Prefix index -> rule id, per half. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, uint32_t);
+	__type(value, uint16_t);
+} flt_prefix_rule SEC(".maps");
+
+/* (TCP|UDP|SCTP, dport) -> rule id + 1, per half: 2 x 3 x 65536. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * 3 * 65536);
+	__type(key, uint32_t);
+	__type(value, uint16_t);
+} flt_ports SEC(".maps");
+
+/* Rule id -> action, per half. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * FWD_FLT_MAX_RULES);
+	__type(key, uint32_t);
+	__type(value, struct fwd_flt_rule);
+} flt_rules SEC(".maps");
+
+/* Hits per rule id (per CPU; not per half: ids are the loader's, stable). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FWD_FLT_MAX_RULES);
+	__type(key, uint32_t);
+	__type(value, struct fwd_flt_rule_stats);
+} flt_rule_stats SEC(".maps");
+
+/* Verdict counters (per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FWD_FLT_CNT_MAX);
+	__type(key, uint32_t);
+	__type(value, uint64_t);
+} flt_counters SEC(".maps");
+
+static __always_inline void count(uint32_t id)
+{
+	uint64_t *c = bpf_map_lookup_elem(&flt_counters, &id);
+
+	if (c)
+		(*c)++;
+}
+
+static __always_inline uint32_t lookup_v4(uint32_t half, const uint8_t *src)
+{
+	uint32_t k = half * 65536 + ((uint32_t)src[0] << 8 | src[1]);
+	uint32_t *e = bpf_map_lookup_elem(&flt_v4_tbl16, &k);
+
+	for (int level = 2; level <= 3; level++) {
+		if (e == NULL || !(*e & FWD_FLT_GROUP))
+			break;
+		/* Groups of both halves share the array; the loader hands out
+		 * group numbers per half, so the index is half-local already. */
+		k = (*e & ~FWD_FLT_GROUP) * 256 + src[level];
+		e = bpf_map_lookup_elem(&flt_v4_tbl8, &k);
+	}
+	return e && !(*e & FWD_FLT_GROUP) ? *e : 0;
+}
+
+struct v6_walk {
+	struct fwd_flt_v6_key key;
+	uint8_t src[16];
+	uint32_t half;
+	uint32_t found;
+};
+
+/* One prefix length, longest first; stops the walk on a hit. A bpf_loop
+ * callback is verified once, whatever the number of lengths. */
+static long v6_step(uint32_t i, void *arg)
+{
+	struct v6_walk *w = arg;
+	uint32_t li = w->half * FWD_FLT_MAX_V6_LENGTHS + (i & (FWD_FLT_MAX_V6_LENGTHS - 1));
+	uint8_t *len = bpf_map_lookup_elem(&flt_v6_lengths, &li);
+	uint32_t *v;
+
+	if (len == NULL)
+		return 1;
+	w->key.len = *len;
+	for (int b = 0; b < 16; b++) {
+		int keep = (int)*len - b * 8;
+
+		w->key.addr[b] = keep >= 8 ? w->src[b] : keep <= 0 ? 0 : w->src[b] & (uint8_t)(0xff << (8 - keep));
+	}
+	v = bpf_map_lookup_elem(&flt_v6, &w->key);
+	if (v == NULL)
+		return 0;
+	w->found = *v;
+	return 1;
+}
+
+static __always_inline uint32_t lookup_v6(uint32_t half, uint32_t nlen, const uint8_t *src)
+{
+	struct v6_walk w = {.key = {.half = (uint8_t)half}, .half = half};
+
+	__builtin_memcpy(w.src, src, 16);
+	if (nlen > FWD_FLT_MAX_V6_LENGTHS)
+		nlen = FWD_FLT_MAX_V6_LENGTHS;
+	bpf_loop(nlen, v6_step, &w, 0);
+	return w.found;
+}
+
+SEC("xdp")
+int xdp_filter(struct xdp_md *ctx)
+{
+	const uint8_t *data = (const uint8_t *)(long)ctx->data;
+	const uint8_t *end = (const uint8_t *)(long)ctx->data_end;
+	uint32_t zero = 0, rule = 0, half, hit;
+	struct fwd_flt_cfg *cfg = bpf_map_lookup_elem(&flt_cfg, &zero);
+	struct fwd_flt_rule *r;
+	struct fwd_pkt p;
+	int rc, action;
+
+	if (cfg == NULL)
+		return XDP_PASS; /* not configured: fail open */
+	half = cfg->active & 1;
+	rc = fwd_parse(data, end, &p);
+	if (rc != FWD_OK) {
+		int non_ip = rc == FWD_ERR(NON_IP);
+
+		count(non_ip ? FWD_FLT_CNT_NON_IP : FWD_FLT_CNT_MALFORMED);
+		action = non_ip ? cfg->non_ip_action : cfg->malformed_action;
+		count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
+		return action == FWD_FLT_DROP ? XDP_DROP : XDP_PASS;
+	}
+	hit = p.family == 4 ? lookup_v4(half, p.src) : lookup_v6(half, cfg->n_v6_lengths[half & 1], p.src);
+	if (hit) {
+		uint32_t k = hit - 1; /* the loader offsets indexes by half already */
+		uint16_t *rid = bpf_map_lookup_elem(&flt_prefix_rule, &k);
+
+		if (rid) {
+			rule = (uint32_t)*rid + 1;
+			count(FWD_FLT_CNT_PREFIX_HIT);
+		}
+	}
+	if (rule == 0 && p.frag != FWD_FRAG_LATER) {
+		int pi = p.proto == FWD_PROTO_TCP ? 0 : p.proto == FWD_PROTO_UDP ? 1 : p.proto == FWD_PROTO_SCTP ? 2 : -1;
+
+		if (pi >= 0) {
+			uint32_t k = half * 3 * 65536 + (uint32_t)pi * 65536 + p.dport;
+			uint16_t *rid = bpf_map_lookup_elem(&flt_ports, &k);
+
+			if (rid && *rid) {
+				rule = *rid;
+				count(FWD_FLT_CNT_SERVICE_HIT);
+			}
+		}
+	}
+	if (rule == 0) {
+		count(FWD_FLT_CNT_DEFAULT);
+		action = cfg->default_action;
+	} else {
+		uint32_t k = half * FWD_FLT_MAX_RULES + rule - 1;
+		uint32_t sk = rule - 1;
+		struct fwd_flt_rule_stats *st = bpf_map_lookup_elem(&flt_rule_stats, &sk);
+
+		r = bpf_map_lookup_elem(&flt_rules, &k);
+		action = r ? r->action : cfg->default_action;
+		if (st) {
+			st->packets++;
+			st->bytes += (uint64_t)(end - data);
+		}
+	}
+	count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
+	return action == FWD_FLT_DROP ? XDP_DROP : XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,189 @@
+#include "fwd_filter.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_len(const void *a, const void *b)
+{
+	const struct fwd_flt_prefix *x = *(const struct fwd_flt_prefix *const *)a;
+	const struct fwd_flt_prefix *y = *(const struct fwd_flt_prefix *const *)b;
+
+	return (int)x->len - (int)y->len;
+}
+
+/* Make *entry point to a group, creating one that inherits the entry's
+ * current value (the longest prefix so far covering that range). */
+static int ensure_group(struct fwd_flt_image *img, uint32_t *entry, uint32_t max_groups, uint32_t *g)
+{
+	uint32_t v = *entry;
+
+	if (v & FWD_FLT_GROUP) {
+		*g = v & ~FWD_FLT_GROUP;
+		return 0;
+	}
+	if (img->ngroups == max_groups)
+		return -ENOSPC;
+	*g = img->ngroups++;
+	for (int i = 0; i < 256; i++)
+		img->tbl8[*g * 256 + i] = v;
+	*entry = FWD_FLT_GROUP | *g;
+	return 0;
+}
+
+static uint32_t count_groups(const struct fwd_flt_prefix *p, uint32_t n)
+{
+	/* An upper bound: one group per prefix longer than /16 and one more per
+	 * prefix longer than /24; exact counting is not worth it here. */
+	uint32_t g = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (p[i].family == 4)
+			g += (p[i].len > 16) + (p[i].len > 24);
+	return g;
+}
+
+struct fwd_flt_image *fwd_flt_compile(const struct fwd_flt_prefix *prefixes, uint32_t nprefixes,
+				      const struct fwd_flt_ports *ports, uint32_t nports,
+				      const uint8_t *actions, uint16_t nrules, struct fwd_err *err)
+{
+	struct fwd_flt_image *img = calloc(1, sizeof(*img));
+	const struct fwd_flt_prefix **order = NULL;
+	uint32_t max_groups = count_groups(prefixes, nprefixes);
+
+	if (img == NULL)
+		goto nomem;
+	if (nrules > FWD_FLT_MAX_RULES) {
+		fwd_err_set(err, "", 0, "filters", "more than %d filter rules", FWD_FLT_MAX_RULES);
+		goto fail;
+	}
+	img->nrules = nrules;
+	for (uint16_t r = 0; r < nrules; r++)
+		img->rules[r].action = actions[r];
+	img->tbl8 = calloc((size_t)(max_groups ? max_groups : 1) * 256, sizeof(*img->tbl8));
+	img->prefix_rule = calloc(nprefixes ? nprefixes : 1, sizeof(*img->prefix_rule));
+	img->v6 = calloc(nprefixes ? nprefixes : 1, sizeof(*img->v6));
+	order = malloc(sizeof(*order) * (nprefixes ? nprefixes : 1));
+	if (!img->tbl8 || !img->prefix_rule || !img->v6 || !order)
+		goto nomem;
+	for (uint32_t i = 0; i < nprefixes; i++) {
+		if (prefixes[i].rule >= nrules) {
+			fwd_err_set(err, "", 0, "filters", "prefix refers to rule %u of %u", prefixes[i].rule, nrules);
+			goto fail;
+		}
+		order[i] = &prefixes[i];
+	}
+	/* Shortest first: a longer prefix then overwrites exactly its range. */
+	qsort(order, nprefixes, sizeof(*order), cmp_len);
+	for (uint32_t i = 0; i < nprefixes; i++) {
+		const struct fwd_flt_prefix *p = order[i];
+		uint32_t idx = img->nprefix++, val = idx + 1;
+
+		img->prefix_rule[idx] = p->rule;
+		if (p->family == 6) {
+			int seen = 0;
+
+			img->v6[img->nv6].len = p->len;
+			memcpy(img->v6[img->nv6].addr, p->addr, 16);
+			img->v6[img->nv6++].prefix = idx;
+			for (uint32_t k = 0; k < img->n_v6_lengths; k++)
+				seen |= img->v6_lengths[k] == p->len;
+			if (!seen) {
+				if (img->n_v6_lengths == FWD_FLT_MAX_V6_LENGTHS) {
+					fwd_err_set(err, "", 0, "filters",
+						    "IPv6 filter prefixes use more than %d distinct lengths",
+						    FWD_FLT_MAX_V6_LENGTHS);
+					goto fail;
+				}
+				img->v6_lengths[img->n_v6_lengths++] = p->len;
+			}
+			continue;
+		}
+		uint32_t a = (uint32_t)p->addr[0] << 24 | (uint32_t)p->addr[1] << 16 |
+			     (uint32_t)p->addr[2] << 8 | p->addr[3];
+		uint32_t g2, g3;
+
+		if (p->len <= 16) {
+			for (uint32_t k = 0; k < (1u << (16 - p->len)); k++)
+				img->tbl16[(a >> 16) + k] = val;
+			continue;
+		}
+		if (ensure_group(img, &img->tbl16[a >> 16], max_groups, &g2))
+			goto nospc;
+		if (p->len <= 24) {
+			for (uint32_t k = 0; k < (1u << (24 - p->len)); k++)
+				img->tbl8[g2 * 256 + ((a >> 8) & 0xff) + k] = val;
+			continue;
+		}
+		if (ensure_group(img, &img->tbl8[g2 * 256 + ((a >> 8) & 0xff)], max_groups, &g3))
+			goto nospc;
+		for (uint32_t k = 0; k < (1u << (32 - p->len)); k++)
+			img->tbl8[g3 * 256 + (a & 0xff) + k] = val;
+	}
+	/* Longest IPv6 length first: the first hit is the longest match. */
+	for (uint32_t x = 1; x < img->n_v6_lengths; x++)
+		for (uint32_t y = x; y > 0 && img->v6_lengths[y - 1] < img->v6_lengths[y]; y--) {
+			uint8_t t = img->v6_lengths[y];
+
+			img->v6_lengths[y] = img->v6_lengths[y - 1];
+			img->v6_lengths[y - 1] = t;
+		}
+	for (uint32_t i = 0; i < nports; i++) {
+		const struct fwd_flt_ports *pr = &ports[i];
+		int pi = pr->proto == 6 ? 0 : pr->proto == 17 ? 1 : pr->proto == 132 ? 2 : -1;
+
+		if (pi < 0 || pr->rule >= nrules || pr->lo > pr->hi) {
+			fwd_err_set(err, "", 0, "filters", "bad port rule (protocol %u, %u-%u, rule %u)",
+				    pr->proto, pr->lo, pr->hi, pr->rule);
+			goto fail;
+		}
+		for (uint32_t port = pr->lo; port <= pr->hi; port++)
+			img->ports[(uint32_t)pi * 65536 + port] = (uint16_t)(pr->rule + 1);
+	}
+	free(order);
+	return img;
+nospc:
+	fwd_err_set(err, "", 0, "filters", "internal: IPv4 group budget exceeded");
+	goto fail;
+nomem:
+	fwd_err_set(err, "", 0, "filters", "out of memory");
+fail:
+	free(order);
+	fwd_flt_image_free(img);
+	return NULL;
+}
+
+void fwd_flt_image_free(struct fwd_flt_image *img)
+{
+	if (img == NULL)
+		return;
+	free(img->tbl8);
+	free(img->prefix_rule);
+	free(img->v6);
+	free(img);
+}
+
+uint32_t fwd_flt_image_lookup(const struct fwd_flt_image *img, int family, const uint8_t *a)
+{
+	if (family == 4) {
+		uint32_t e = img->tbl16[(uint32_t)a[0] << 8 | a[1]];
+
+		for (int level = 2; level <= 3 && (e & FWD_FLT_GROUP); level++)
+			e = img->tbl8[(e & ~FWD_FLT_GROUP) * 256 + a[level]];
+		return e ? (uint32_t)img->prefix_rule[e - 1] + 1 : 0;
+	}
+	for (uint32_t l = 0; l < img->n_v6_lengths; l++) {
+		uint8_t len = img->v6_lengths[l];
+
+		for (uint32_t i = 0; i < img->nv6; i++) {
+			const struct fwd_flt_v6_entry *v = &img->v6[i];
+			int ok = v->len == len;
+
+			for (int b = 0; ok && b < len; b++)
+				ok = ((a[b / 8] ^ v->addr[b / 8]) & (0x80 >> (b % 8))) == 0;
+			if (ok)
+				return (uint32_t)img->prefix_rule[v->prefix] + 1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * fwd_filter.h - compile filter rules into the contents of one half of the
+ * XDP filter's maps (layout: fwd_filter_kern_user.h). Pure C: the loader
+ * (control/ctl_bpf.c) writes the image into the kernel, the tests compare it
+ * with a naive longest-prefix match.
+ *
+ * Indexes in the image are local to it (group 0.., prefix 0..); the loader
+ * offsets them into the half it writes.
+ */
+#ifndef FWD_FILTER_H
+#define FWD_FILTER_H
+
+#include <stdint.h>
+
+#include "fwd_err.h"
+#include "fwd_filter_kern_user.h"
+
+struct fwd_flt_prefix {
+	uint8_t family; /* 4 or 6 */
+	uint8_t len;
+	uint16_t rule; /* rule id */
+	uint8_t addr[16]; /* network order, host bits zero */
+};
+
+struct fwd_flt_ports {
+	uint8_t proto; /* TCP, UDP or SCTP */
+	uint16_t lo, hi;
+	uint16_t rule;
+};
+
+struct fwd_flt_v6_entry {
+	uint8_t len;
+	uint8_t addr[16];
+	uint32_t prefix; /* index into prefix_rule */
+};
+
+struct fwd_flt_image {
+	uint32_t tbl16[65536]; /* entries as in the map, group/prefix indexes image-local */
+	uint32_t ngroups;
+	uint32_t *tbl8; /* ngroups * 256 */
+	uint32_t nprefix;
+	uint16_t *prefix_rule; /* prefix index -> rule id */
+	uint32_t nv6;
+	struct fwd_flt_v6_entry *v6;
+	uint32_t n_v6_lengths;
+	uint8_t v6_lengths[FWD_FLT_MAX_V6_LENGTHS]; /* longest first */
+	uint16_t ports[3 * 65536]; /* rule id + 1, 0 = none */
+	uint16_t nrules;
+	struct fwd_flt_rule rules[FWD_FLT_MAX_RULES];
+};
+
+/**
+ * @param prefixes  valid, distinct prefixes (the table validator's job)
+ * @param ports     non-overlapping port ranges
+ * @param actions   action per rule id (enum fwd_flt_action)
+ * @return the image, or NULL with @err (too many IPv6 lengths, bad rule id, ENOMEM)
+ */
+struct fwd_flt_image *fwd_flt_compile(const struct fwd_flt_prefix *prefixes, uint32_t nprefixes,
+				      const struct fwd_flt_ports *ports, uint32_t nports,
+				      const uint8_t *actions, uint16_t nrules, struct fwd_err *err);
+void fwd_flt_image_free(struct fwd_flt_image *img);
+
+/** The image's answer for one address: rule id + 1, or 0 (for tests). */
+uint32_t fwd_flt_image_lookup(const struct fwd_flt_image *img, int family, const uint8_t *addr);
+
+#endif /* FWD_FILTER_H */

@@ -1,0 +1,219 @@
+#include "ctl_bpf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "xdp_filter.skel.h"
+
+struct ctl_bpf {
+	struct xdp_filter_bpf *skel;
+	struct ctl_bpf_conf conf;
+	int ncpus;
+	/* IPv6 keys written into each half, to delete them before reuse. */
+	struct fwd_flt_v6_key *v6keys[2];
+	uint32_t nv6keys[2];
+};
+
+struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *err)
+{
+	struct ctl_bpf *b = calloc(1, sizeof(*b));
+	uint32_t pfx = conf->max_prefixes ? conf->max_prefixes : 1;
+	uint32_t grp = conf->max_groups ? conf->max_groups : 1;
+	int rc;
+
+	if (b == NULL) {
+		fwd_err_set(err, "", 0, "filters", "out of memory");
+		return NULL;
+	}
+	b->conf = (struct ctl_bpf_conf){.max_prefixes = pfx, .max_groups = grp};
+	b->ncpus = libbpf_num_possible_cpus();
+	b->skel = xdp_filter_bpf__open();
+	if (b->skel == NULL) {
+		fwd_err_set(err, "", 0, "filters", "cannot open the XDP filter object: %s", strerror(errno));
+		goto fail;
+	}
+	if ((rc = bpf_map__set_max_entries(b->skel->maps.flt_v4_tbl8, 2 * grp * 256)) ||
+	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_v6, 2 * pfx)) ||
+	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_prefix_rule, 2 * pfx))) {
+		fwd_err_set(err, "", 0, "filters", "cannot size the filter maps: %s", strerror(-rc));
+		goto fail;
+	}
+	rc = xdp_filter_bpf__load(b->skel);
+	if (rc) {
+		fwd_err_set(err, "", 0, "filters", "the kernel refused the XDP filter: %s", strerror(-rc));
+		goto fail;
+	}
+	return b;
+fail:
+	ctl_bpf_free(b);
+	return NULL;
+}
+
+int ctl_bpf_prog_fd(const struct ctl_bpf *b)
+{
+	return bpf_program__fd(b->skel->progs.xdp_filter);
+}
+
+/* Array maps: write [first, first + n) from @vals in batches. */
+static int array_write(int fd, uint32_t first, const void *vals, size_t vsize, uint32_t n)
+{
+	enum { CHUNK = 65536 };
+	uint32_t *keys = malloc(sizeof(*keys) * CHUNK);
+	int rc = 0;
+
+	if (keys == NULL)
+		return -ENOMEM;
+	for (uint32_t off = 0; off < n && rc == 0; off += CHUNK) {
+		uint32_t cnt = n - off < CHUNK ? n - off : CHUNK;
+
+		for (uint32_t i = 0; i < cnt; i++)
+			keys[i] = first + off + i;
+		rc = bpf_map_update_batch(fd, keys, (const char *)vals + (size_t)off * vsize, &cnt, NULL);
+	}
+	free(keys);
+	return rc;
+}
+
+int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t default_action,
+		  uint8_t non_ip_action, uint8_t malformed_action, uint32_t gen, struct fwd_err *err)
+{
+	struct xdp_filter_bpf *s = b->skel;
+	uint32_t zero = 0, half, gbase, pbase, *v = NULL;
+	struct fwd_flt_cfg cfg;
+	uint16_t *pr = NULL;
+	struct fwd_flt_rule *rules = NULL;
+	uint8_t lens[FWD_FLT_MAX_V6_LENGTHS] = {0};
+	int rc;
+
+	if (img->ngroups > b->conf.max_groups || img->nprefix > b->conf.max_prefixes)
+		return fwd_err_set(err, "", 0, "filters",
+				   "the filter needs %u prefixes and %u IPv4 groups; it was loaded for %u and %u",
+				   img->nprefix, img->ngroups, b->conf.max_prefixes, b->conf.max_groups);
+	if ((rc = bpf_map_lookup_elem(bpf_map__fd(s->maps.flt_cfg), &zero, &cfg)))
+		return fwd_err_set(err, "", 0, "filters", "cannot read the filter config: %s", strerror(errno));
+	half = (cfg.active & 1) ^ 1; /* the one the program is not reading */
+	gbase = half * b->conf.max_groups;
+	pbase = half * b->conf.max_prefixes;
+
+	/* Translate image-local indexes into this half's. */
+	v = malloc(sizeof(*v) * ((size_t)img->ngroups * 256 > 65536 ? (size_t)img->ngroups * 256 : 65536));
+	pr = malloc(sizeof(*pr) * (img->nprefix ? img->nprefix : 1));
+	rules = calloc(FWD_FLT_MAX_RULES, sizeof(*rules));
+	if (v == NULL || pr == NULL || rules == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+#define XLATE(e) ((e) & FWD_FLT_GROUP ? FWD_FLT_GROUP | (gbase + ((e) & ~FWD_FLT_GROUP)) : (e) ? pbase + (e) : 0)
+	for (uint32_t i = 0; i < 65536; i++)
+		v[i] = XLATE(img->tbl16[i]);
+	if ((rc = array_write(bpf_map__fd(s->maps.flt_v4_tbl16), half * 65536, v, sizeof(*v), 65536)))
+		goto out;
+	for (uint32_t i = 0; i < img->ngroups * 256; i++)
+		v[i] = XLATE(img->tbl8[i]);
+#undef XLATE
+	if (img->ngroups &&
+	    (rc = array_write(bpf_map__fd(s->maps.flt_v4_tbl8), gbase * 256, v, sizeof(*v), img->ngroups * 256)))
+		goto out;
+	memcpy(pr, img->prefix_rule, sizeof(*pr) * img->nprefix);
+	if (img->nprefix && (rc = array_write(bpf_map__fd(s->maps.flt_prefix_rule), pbase, pr, sizeof(*pr), img->nprefix)))
+		goto out;
+	if ((rc = array_write(bpf_map__fd(s->maps.flt_ports), half * 3 * 65536, img->ports,
+			      sizeof(img->ports[0]), 3 * 65536)))
+		goto out;
+	memcpy(rules, img->rules, sizeof(*rules) * img->nrules);
+	if ((rc = array_write(bpf_map__fd(s->maps.flt_rules), half * FWD_FLT_MAX_RULES, rules,
+			      sizeof(*rules), FWD_FLT_MAX_RULES)))
+		goto out;
+	memcpy(lens, img->v6_lengths, img->n_v6_lengths);
+	if ((rc = array_write(bpf_map__fd(s->maps.flt_v6_lengths), half * FWD_FLT_MAX_V6_LENGTHS, lens,
+			      1, FWD_FLT_MAX_V6_LENGTHS)))
+		goto out;
+	/* IPv6 entries: drop what this half held, write the new ones. */
+	for (uint32_t i = 0; i < b->nv6keys[half]; i++)
+		bpf_map_delete_elem(bpf_map__fd(s->maps.flt_v6), &b->v6keys[half][i]);
+	free(b->v6keys[half]);
+	b->nv6keys[half] = 0;
+	b->v6keys[half] = calloc(img->nv6 ? img->nv6 : 1, sizeof(struct fwd_flt_v6_key));
+	if (b->v6keys[half] == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < img->nv6; i++) {
+		struct fwd_flt_v6_key *k = &b->v6keys[half][i];
+		uint32_t val = pbase + img->v6[i].prefix + 1;
+
+		k->half = (uint8_t)half;
+		k->len = img->v6[i].len;
+		memcpy(k->addr, img->v6[i].addr, 16);
+		if ((rc = bpf_map_update_elem(bpf_map__fd(s->maps.flt_v6), k, &val, BPF_ANY)))
+			goto out;
+		b->nv6keys[half]++;
+	}
+	/* The flip: one update of a single array element, which the program
+	 * reads once per packet. Packets already past that read finish on the
+	 * old half, which is left untouched until the next apply. */
+	cfg.active = half;
+	cfg.generation = gen;
+	cfg.default_action = default_action;
+	cfg.non_ip_action = non_ip_action;
+	cfg.malformed_action = malformed_action;
+	cfg.n_v6_lengths[half] = img->n_v6_lengths;
+	rc = bpf_map_update_elem(bpf_map__fd(s->maps.flt_cfg), &zero, &cfg, BPF_ANY);
+out:
+	if (rc)
+		fwd_err_set(err, "", 0, "filters", "writing the filter maps failed: %s",
+			    strerror(rc < 0 ? -rc : errno));
+	free(v);
+	free(pr);
+	free(rules);
+	return rc ? -EIO : 0;
+}
+
+int ctl_bpf_counters(const struct ctl_bpf *b, uint64_t out[FWD_FLT_CNT_MAX])
+{
+	uint64_t *vals = calloc((size_t)b->ncpus, sizeof(*vals));
+
+	if (vals == NULL)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < FWD_FLT_CNT_MAX; k++) {
+		out[k] = 0;
+		if (bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.flt_counters), &k, vals) == 0)
+			for (int c = 0; c < b->ncpus; c++)
+				out[k] += vals[c];
+	}
+	free(vals);
+	return 0;
+}
+
+int ctl_bpf_rule_stats(const struct ctl_bpf *b, uint16_t rule, struct fwd_flt_rule_stats *out)
+{
+	struct fwd_flt_rule_stats *vals = calloc((size_t)b->ncpus, sizeof(*vals));
+	uint32_t k = rule;
+	int rc;
+
+	if (vals == NULL)
+		return -ENOMEM;
+	memset(out, 0, sizeof(*out));
+	rc = bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.flt_rule_stats), &k, vals);
+	for (int c = 0; rc == 0 && c < b->ncpus; c++) {
+		out->packets += vals[c].packets;
+		out->bytes += vals[c].bytes;
+	}
+	free(vals);
+	return rc ? -errno : 0;
+}
+
+void ctl_bpf_free(struct ctl_bpf *b)
+{
+	if (b == NULL)
+		return;
+	xdp_filter_bpf__destroy(b->skel);
+	free(b->v6keys[0]);
+	free(b->v6keys[1]);
+	free(b);
+}

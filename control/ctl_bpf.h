@@ -1,0 +1,45 @@
+/*
+ * ctl_bpf.h - the XDP filter's lifecycle in user space: open the skeleton,
+ * size its maps, load, and swap rule sets atomically.
+ *
+ * ctl_bpf_apply() writes a compiled image (common/fwd_filter.h) into the half
+ * the program is not reading (batch map updates), then flips cfg.active with
+ * one update: the program sees the old rule set or the new one, never a mix.
+ * The single user of the generated skeleton.
+ */
+#ifndef CTL_BPF_H
+#define CTL_BPF_H
+
+#include <stdint.h>
+
+#include "fwd_err.h"
+#include "fwd_filter.h"
+
+struct ctl_bpf_conf {
+	uint32_t max_prefixes; /* per half */
+	uint32_t max_groups; /* IPv4 256-entry groups per half */
+};
+
+struct ctl_bpf;
+
+/** @return the loaded (not attached) program, or NULL with @err */
+struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *err);
+
+int ctl_bpf_prog_fd(const struct ctl_bpf *b);
+
+/**
+ * Install @img with the given policies as generation @gen.
+ * @return 0, or -errno with @err (nothing changed for the running half)
+ */
+int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t default_action,
+		  uint8_t non_ip_action, uint8_t malformed_action, uint32_t gen, struct fwd_err *err);
+
+/** Verdict counters summed over CPUs. */
+int ctl_bpf_counters(const struct ctl_bpf *b, uint64_t out[FWD_FLT_CNT_MAX]);
+
+/** One rule's hits summed over CPUs. */
+int ctl_bpf_rule_stats(const struct ctl_bpf *b, uint16_t rule, struct fwd_flt_rule_stats *out);
+
+void ctl_bpf_free(struct ctl_bpf *b);
+
+#endif /* CTL_BPF_H */

@@ -1,0 +1,269 @@
+/*
+ * XDP filter tests through BPF_PROG_TEST_RUN (needs root): a fixture table
+ * of packets -> verdicts and counters; the in-kernel prefix match compared
+ * with a naive longest-prefix match on random tables; rule-set swaps.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+
+#include "ctl_bpf.h"
+#include "fwd_defs.h"
+#include "pktbuild.h"
+
+static struct ctl_bpf *filter;
+
+static int setup(void **state)
+{
+	struct ctl_bpf_conf conf = {.max_prefixes = 120000, .max_groups = 40000};
+	struct fwd_err err = {0};
+
+	(void)state;
+	filter = ctl_bpf_load(&conf, &err);
+	if (filter == NULL) {
+		fprintf(stderr, "cannot load the XDP filter (%s): skipping\n", err.reason);
+		return 0;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ctl_bpf_free(filter);
+	return 0;
+}
+
+static int run(const uint8_t *pkt, size_t len)
+{
+	uint8_t out[2048];
+	LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt, .data_size_in = (uint32_t)len,
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+	int rc = bpf_prog_test_run_opts(ctl_bpf_prog_fd(filter), &o);
+
+	assert_int_equal(rc, 0);
+	return (int)o.retval;
+}
+
+static int run_v4(const char src[4], uint8_t proto, uint16_t dport)
+{
+	struct pb p;
+	const char dst[4] = {192, 0, 2, 1};
+
+	pb_eth(&p, 0x0800);
+	pb_ipv4(&p, src, dst, proto, 0);
+	pb_ports(&p, 1234, dport, proto == FWD_PROTO_TCP ? 20 : 8);
+	pb_finish_v4(&p);
+	return run(p.b, p.len);
+}
+
+static int run_v6(const uint8_t src[16], uint8_t proto, uint16_t dport)
+{
+	struct pb p;
+	const uint8_t dst[16] = {0x20, 0x01, 0x0d, 0xb8, 0xff, [15] = 1};
+
+	pb_eth(&p, 0x86dd);
+	pb_ipv6(&p, src, dst, proto);
+	pb_ports(&p, 1234, dport, proto == FWD_PROTO_TCP ? 20 : 8);
+	pb_finish_v6(&p);
+	return run(p.b, p.len);
+}
+
+static struct fwd_flt_prefix v4p(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint8_t len, uint16_t rule)
+{
+	return (struct fwd_flt_prefix){.family = 4, .len = len, .rule = rule, .addr = {a, b, c, d}};
+}
+
+#define SKIP_WITHOUT_BPF()                       \
+	do {                                     \
+		if (filter == NULL)              \
+			skip();                  \
+	} while (0)
+
+static void test_fixtures(void **state)
+{
+	struct fwd_flt_prefix px[] = {
+		v4p(10, 0, 0, 0, 8, 0),  v4p(10, 1, 0, 0, 16, 1), v4p(10, 1, 2, 3, 32, 2),
+		{.family = 6, .len = 32, .rule = 5, .addr = {0x20, 0x01, 0x0d, 0xb8}},
+		{.family = 6, .len = 48, .rule = 6, .addr = {0x20, 0x01, 0x0d, 0xb8, 0, 1}},
+	};
+	struct fwd_flt_ports pt[] = {{FWD_PROTO_TCP, 22, 22, 3}, {FWD_PROTO_UDP, 53, 53, 4}};
+	uint8_t act[] = {FWD_FLT_DROP, FWD_FLT_PASS, FWD_FLT_DROP, FWD_FLT_DROP, FWD_FLT_PASS,
+			 FWD_FLT_DROP, FWD_FLT_PASS};
+	struct fwd_err err = {0};
+	struct fwd_flt_image *img;
+	uint64_t before[FWD_FLT_CNT_MAX], after[FWD_FLT_CNT_MAX];
+	struct fwd_flt_rule_stats rs;
+	struct pb p;
+	const uint8_t s6a[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 5, [15] = 1};
+	const uint8_t s6b[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 1, [15] = 5};
+	const uint8_t s6c[16] = {0x20, 0x01, 0x0d, 0xb9, [15] = 5};
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	img = fwd_flt_compile(px, 5, pt, 2, act, 7, &err);
+	assert_non_null(img);
+	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 1, &err), 0);
+	ctl_bpf_counters(filter, before);
+
+	assert_int_equal(run_v4((char[]){10, 9, 9, 9}, FWD_PROTO_TCP, 80), XDP_DROP);  /* /8 drop */
+	assert_int_equal(run_v4((char[]){10, 1, 9, 9}, FWD_PROTO_TCP, 22), XDP_PASS);  /* /16 pass beats the port rule */
+	assert_int_equal(run_v4((char[]){10, 1, 2, 3}, FWD_PROTO_UDP, 53), XDP_DROP);  /* /32 drop */
+	assert_int_equal(run_v4((char[]){10, 1, 2, 4}, FWD_PROTO_UDP, 53), XDP_PASS);  /* back to /16 */
+	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_TCP, 22), XDP_DROP);  /* port rule */
+	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_UDP, 53), XDP_PASS);  /* port rule pass */
+	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_TCP, 80), XDP_PASS);  /* default */
+	assert_int_equal(run_v6(s6a, FWD_PROTO_TCP, 80), XDP_DROP);
+	assert_int_equal(run_v6(s6b, FWD_PROTO_TCP, 80), XDP_PASS);
+	assert_int_equal(run_v6(s6c, FWD_PROTO_TCP, 22), XDP_DROP); /* no prefix: port rule */
+	pb_eth(&p, 0x0806);
+	pb_payload(&p, 28);
+	assert_int_equal(run(p.b, p.len), XDP_PASS); /* non-IP: pass */
+	pb_eth(&p, 0x0800);
+	pb_ipv4(&p, (char[]){10, 9, 9, 9}, (char[]){1, 1, 1, 1}, FWD_PROTO_UDP, 0);
+	pb_ports(&p, 1, 53, 8);
+	pb_finish_v4(&p);
+	p.b[24] ^= 0xff; /* bad checksum: malformed -> drop */
+	assert_int_equal(run(p.b, p.len), XDP_DROP);
+	assert_int_equal(run(p.b, 14 + 10), XDP_DROP); /* truncated IPv4 (test runs need >= 14 bytes) */
+
+	ctl_bpf_counters(filter, after);
+	assert_int_equal(after[FWD_FLT_CNT_DROP] - before[FWD_FLT_CNT_DROP], 7);
+	assert_int_equal(after[FWD_FLT_CNT_PASS] - before[FWD_FLT_CNT_PASS], 6);
+	assert_int_equal(after[FWD_FLT_CNT_NON_IP] - before[FWD_FLT_CNT_NON_IP], 1);
+	assert_int_equal(after[FWD_FLT_CNT_MALFORMED] - before[FWD_FLT_CNT_MALFORMED], 2);
+	assert_int_equal(after[FWD_FLT_CNT_PREFIX_HIT] - before[FWD_FLT_CNT_PREFIX_HIT], 6);
+	assert_int_equal(after[FWD_FLT_CNT_SERVICE_HIT] - before[FWD_FLT_CNT_SERVICE_HIT], 3);
+	assert_int_equal(after[FWD_FLT_CNT_DEFAULT] - before[FWD_FLT_CNT_DEFAULT], 1);
+	assert_int_equal(ctl_bpf_rule_stats(filter, 1, &rs), 0);
+	assert_int_equal(rs.packets, 2);
+	fwd_flt_image_free(img);
+}
+
+/* Naive longest prefix match over the list: the reference. */
+static int naive(const struct fwd_flt_prefix *px, uint32_t n, int family, const uint8_t *a)
+{
+	int best = -1, rule = -1;
+
+	for (uint32_t i = 0; i < n; i++) {
+		int ok = px[i].family == family && px[i].len > best;
+
+		for (int b = 0; ok && b < px[i].len; b++)
+			ok = ((a[b / 8] ^ px[i].addr[b / 8]) & (0x80 >> (b % 8))) == 0;
+		if (ok) {
+			best = px[i].len;
+			rule = px[i].rule;
+		}
+	}
+	return rule;
+}
+
+static void random_table(struct fwd_flt_prefix *px, uint32_t n4, uint32_t n6, uint16_t nrules)
+{
+	static const uint8_t v6len[] = {16, 32, 40, 48, 56, 64, 96, 128};
+	uint32_t i = 0;
+
+	while (i < n4 + n6) {
+		struct fwd_flt_prefix *p = &px[i];
+		int dup = 0;
+
+		memset(p, 0, sizeof(*p));
+		p->family = i < n4 ? 4 : 6;
+		p->len = p->family == 4 ? (uint8_t)(8 + rand() % 25) : v6len[rand() % 8];
+		/* Cluster addresses so prefixes nest and overlap. */
+		p->addr[0] = p->family == 4 ? (uint8_t)(10 + rand() % 4) : 0x20;
+		for (int b = 1; b < (p->family == 4 ? 4 : 16); b++)
+			p->addr[b] = (uint8_t)(b < 3 ? rand() % 8 : rand());
+		for (int b = p->len; b < (p->family == 4 ? 32 : 128); b++)
+			p->addr[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+		p->rule = (uint16_t)(rand() % nrules);
+		for (uint32_t j = 0; j < i && !dup; j++) /* distinct (the validator's job) */
+			dup = px[j].family == p->family && px[j].len == p->len && !memcmp(px[j].addr, p->addr, 16);
+		i += !dup;
+	}
+}
+
+static void test_matches_naive_lpm(void **state)
+{
+	enum { N4 = 3000, N6 = 600, NR = 50, PROBES = 3000 };
+	struct fwd_flt_prefix *px = calloc(N4 + N6, sizeof(*px));
+	uint8_t act[NR];
+	struct fwd_err err = {0};
+	struct fwd_flt_image *img;
+	int mismatches = 0;
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	srand(11);
+	for (int r = 0; r < NR; r++)
+		act[r] = (uint8_t)(rand() & 1);
+	random_table(px, N4, N6, NR);
+	img = fwd_flt_compile(px, N4 + N6, NULL, 0, act, NR, &err);
+	assert_non_null(img);
+	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 2, &err), 0);
+	for (int i = 0; i < PROBES; i++) {
+		const struct fwd_flt_prefix *base = &px[rand() % (N4 + N6)];
+		uint8_t a[16];
+		int fam = base->family, rule, want, got;
+
+		memcpy(a, base->addr, 16);
+		for (int b = 0; b < 16; b++) /* random bits under (and sometimes above) the prefix */
+			if (b * 8 >= base->len - (rand() % 4 == 0 ? 8 : 0))
+				a[b] = (uint8_t)rand();
+		rule = naive(px, N4 + N6, fam, a);
+		assert_int_equal(fwd_flt_image_lookup(img, fam, a), (uint32_t)(rule + 1));
+		want = rule >= 0 && act[rule] == FWD_FLT_DROP ? XDP_DROP : XDP_PASS;
+		got = fam == 4 ? run_v4((const char *)a, FWD_PROTO_UDP, 9) : run_v6(a, FWD_PROTO_UDP, 9);
+		mismatches += got != want;
+	}
+	assert_int_equal(mismatches, 0);
+	fwd_flt_image_free(img);
+	free(px);
+}
+
+static void test_swaps_are_whole(void **state)
+{
+	struct fwd_flt_prefix px[] = {v4p(10, 0, 0, 0, 8, 0)};
+	struct fwd_err err = {0};
+	uint8_t drop = FWD_FLT_DROP, pass = FWD_FLT_PASS;
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	for (int gen = 10; gen < 16; gen++) {
+		struct fwd_flt_image *img = fwd_flt_compile(px, 1, NULL, 0, gen & 1 ? &drop : &pass, 1, &err);
+
+		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, (uint32_t)gen, &err), 0);
+		assert_int_equal(run_v4((char[]){10, 2, 3, 4}, FWD_PROTO_TCP, 1), gen & 1 ? XDP_DROP : XDP_PASS);
+		fwd_flt_image_free(img);
+	}
+	/* Allowlist mode: default drop, one pass prefix. */
+	{
+		struct fwd_flt_image *img = fwd_flt_compile(px, 1, NULL, 0, &pass, 1, &err);
+
+		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_DROP, FWD_FLT_PASS, FWD_FLT_DROP, 20, &err), 0);
+		assert_int_equal(run_v4((char[]){10, 2, 3, 4}, FWD_PROTO_TCP, 1), XDP_PASS);
+		assert_int_equal(run_v4((char[]){11, 2, 3, 4}, FWD_PROTO_TCP, 1), XDP_DROP);
+		fwd_flt_image_free(img);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fixtures),
+		cmocka_unit_test(test_matches_naive_lpm),
+		cmocka_unit_test(test_swaps_are_whole),
+	};
+
+	return cmocka_run_group_tests_name("xdp_filter", tests, setup, teardown);
+}
