@@ -1,5 +1,7 @@
 #include "fwd_filter.h"
 
+#include "fwd_table.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,4 +188,40 @@ uint32_t fwd_flt_image_lookup(const struct fwd_flt_image *img, int family, const
 		}
 	}
 	return 0;
+}
+
+struct fwd_flt_image *fwd_flt_compile_table(const struct fwd_filters *f, struct fwd_err *err)
+{
+	uint32_t np = f->nprefix4 + f->nprefix6;
+	struct fwd_flt_prefix *px = calloc(np ? np : 1, sizeof(*px));
+	struct fwd_flt_ports *pt = calloc(f->nranges ? f->nranges : 1, sizeof(*pt));
+	uint8_t *act = calloc(f->nrules ? f->nrules : 1, 1);
+	struct fwd_flt_image *img = NULL;
+	uint32_t k = 0;
+
+	if (px == NULL || pt == NULL || act == NULL) {
+		fwd_err_set(err, "", 0, "filters", "out of memory");
+		goto out;
+	}
+	for (uint32_t i = 0; i < f->nprefix4; i++, k++) {
+		uint32_t a = f->prefix4[i].addr;
+
+		px[k] = (struct fwd_flt_prefix){.family = 4, .len = f->prefix4[i].len, .rule = f->prefix4[i].region,
+						.addr = {(uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a}};
+	}
+	for (uint32_t i = 0; i < f->nprefix6; i++, k++) {
+		px[k] = (struct fwd_flt_prefix){.family = 6, .len = f->prefix6[i].len, .rule = f->prefix6[i].region};
+		memcpy(px[k].addr, f->prefix6[i].addr, 16);
+	}
+	for (uint32_t i = 0; i < f->nranges; i++)
+		pt[i] = (struct fwd_flt_ports){.proto = f->ranges[i].proto, .lo = f->ranges[i].lo,
+					       .hi = f->ranges[i].hi, .rule = f->ranges[i].service};
+	for (uint16_t i = 0; i < f->nrules; i++)
+		act[i] = f->rules[i].action;
+	img = fwd_flt_compile(px, np, pt, f->nranges, act, f->nrules, err);
+out:
+	free(px);
+	free(pt);
+	free(act);
+	return img;
 }

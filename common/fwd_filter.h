@@ -60,6 +60,11 @@ struct fwd_flt_image *fwd_flt_compile(const struct fwd_flt_prefix *prefixes, uin
 				      const uint8_t *actions, uint16_t nrules, struct fwd_err *err);
 void fwd_flt_image_free(struct fwd_flt_image *img);
 
+struct fwd_filters;
+
+/** Compile a validated table's filters section (fwd_table.h). */
+struct fwd_flt_image *fwd_flt_compile_table(const struct fwd_filters *f, struct fwd_err *err);
+
 /** The image's answer for one address: rule id + 1, or 0 (for tests). */
 uint32_t fwd_flt_image_lookup(const struct fwd_flt_image *img, int family, const uint8_t *addr);
 

@@ -4,6 +4,8 @@
  */
 #include "fwd_table.h"
 
+#include "fwd_filter_kern_user.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -16,6 +18,7 @@ struct vctx {
 	const char *file;
 	struct fwd_err *err;
 	struct fwd_table *t;
+	int filters; /* parsing the filters section: owners are rules, not regions/services */
 };
 
 /* Name -> id index (open addressing) used while validating, so resolving
@@ -329,11 +332,12 @@ static int dup_prefix(struct vctx *c, const char *pfx, uint32_t line, uint16_t r
 	const struct fwd_table *t = c->t;
 	char path[64];
 
-	snprintf(path, sizeof(path), "regions.%s.prefixes", t->region_names[r2]);
+	snprintf(path, sizeof(path), c->filters ? "filters.rules.%s.prefixes" : "regions.%s.prefixes",
+		 t->region_names[r2]);
 	if (r1 == r2)
 		return fwd_err_set(c->err, c->file, line, path, "prefix %s is listed twice", pfx);
-	return fwd_err_set(c->err, c->file, line, path, "prefix %s is also in region '%s'", pfx,
-			   t->region_names[r1]);
+	return fwd_err_set(c->err, c->file, line, path, "prefix %s is also in %s '%s'", pfx,
+			   c->filters ? "rule" : "region", t->region_names[r1]);
 }
 
 static int check_dup_prefixes(struct vctx *c)
@@ -555,6 +559,31 @@ static void range_str(const struct fwd_svc_range *r, char *buf, size_t len)
 		snprintf(buf, len, "%s/%u-%u", p, r->lo, r->hi);
 }
 
+static int check_overlaps(struct vctx *c)
+{
+	struct fwd_table *t = c->t;
+	char path[320];
+
+	qsort(t->ranges, t->nranges, sizeof(*t->ranges), cmp_range);
+	for (uint32_t i = 1; i < t->nranges; i++) {
+		const struct fwd_svc_range *x = &t->ranges[i - 1], *y = &t->ranges[i];
+
+		if (x->proto == y->proto && y->lo <= x->hi) {
+			char a[32], b[32];
+			const struct fwd_svc_range *later = x->line > y->line ? x : y;
+			const struct fwd_svc_range *first = later == x ? y : x;
+
+			range_str(later, a, sizeof(a));
+			range_str(first, b, sizeof(b));
+			snprintf(path, sizeof(path), c->filters ? "filters.rules.%s.services" : "services.%s",
+				 t->service_names[later->service]);
+			return fwd_err_set(c->err, c->file, later->line, path, "%s overlaps %s of %s '%s'", a,
+					   b, c->filters ? "rule" : "service", t->service_names[first->service]);
+		}
+	}
+	return 0;
+}
+
 static int parse_services(struct vctx *c, const struct fwd_node *services)
 {
 	struct fwd_table *t = c->t;
@@ -593,24 +622,7 @@ static int parse_services(struct vctx *c, const struct fwd_node *services)
 				return rc;
 		}
 	}
-	qsort(t->ranges, t->nranges, sizeof(*t->ranges), cmp_range);
-	for (uint32_t i = 1; i < t->nranges; i++) {
-		const struct fwd_svc_range *x = &t->ranges[i - 1], *y = &t->ranges[i];
-
-		if (x->proto == y->proto && y->lo <= x->hi) {
-			char a[32], b[32];
-			const struct fwd_svc_range *later = x->line > y->line ? x : y;
-			const struct fwd_svc_range *first = later == x ? y : x;
-
-			range_str(later, a, sizeof(a));
-			range_str(first, b, sizeof(b));
-			snprintf(path, sizeof(path), "services.%s", t->service_names[later->service]);
-			return fwd_err_set(c->err, c->file, later->line, path,
-					   "%s overlaps %s of service '%s'", a, b,
-					   t->service_names[first->service]);
-		}
-	}
-	return 0;
+	return check_overlaps(c);
 }
 
 /* ---- links and groups ------------------------------------------------------ */
@@ -1027,12 +1039,168 @@ static int parse_residency(struct vctx *c, const struct names *nm, const struct 
 	return 0;
 }
 
+/* ---- filters (the XDP filter, docs/filters.md) ----------------------------------- */
+
+static int parse_flt_action(struct vctx *c, const struct fwd_node *n, const char *path, uint8_t *out)
+{
+	const char *s;
+	int rc = get_scalar(c, n, path, &s);
+
+	if (rc)
+		return rc;
+	if (strcmp(s, "pass") && strcmp(s, "drop"))
+		return fail(c, n, path, "must be 'pass' or 'drop', not '%s'", s);
+	*out = strcmp(s, "drop") == 0; /* FWD_FLT_DROP = 1, FWD_FLT_PASS = 0 */
+	return 0;
+}
+
+static int parse_filters(struct vctx *c, const struct fwd_node *f)
+{
+	static const char *const keys[] = {"default", "non_ip", "malformed", "rules", "description", NULL};
+	static const char *const rule_keys[] = {"name", "action", "prefixes", "services", "description", NULL};
+	struct fwd_filters *fl = &c->t->filters;
+	struct fwd_table s = {0}; /* the prefix and port parsers write here */
+	struct vctx sc = *c;
+	const struct fwd_node *rules, *n;
+	uint32_t n4 = 0, n6 = 0, nr = 0;
+	char path[320];
+	int rc;
+
+	if (f == NULL || f->type == FWD_NODE_NULL)
+		return 0;
+	if ((rc = want(c, f, "filters", FWD_NODE_MAP)) || (rc = check_keys(c, f, "filters", keys)))
+		return rc;
+	fl->present = 1;
+	if (((n = fwd_node_get(f, "default")) && (rc = parse_flt_action(c, n, "filters.default", &fl->default_action))) ||
+	    ((n = fwd_node_get(f, "non_ip")) && (rc = parse_flt_action(c, n, "filters.non_ip", &fl->non_ip_action))) ||
+	    ((n = fwd_node_get(f, "malformed")) && (rc = parse_flt_action(c, n, "filters.malformed", &fl->malformed_action))))
+		return rc;
+	rules = fwd_node_get(f, "rules");
+	if (rules == NULL || rules->type == FWD_NODE_NULL)
+		return 0;
+	if ((rc = want(c, rules, "filters.rules", FWD_NODE_SEQ)))
+		return rc;
+	if (rules->count > 4096)
+		return fail(c, rules, "filters.rules", "more than 4096 filter rules");
+	for (const struct fwd_node *r = rules->child; r; r = r->next) {
+		const struct fwd_node *p = fwd_node_get(r, "prefixes"), *sv = fwd_node_get(r, "services");
+
+		for (const struct fwd_node *e = p && p->type == FWD_NODE_SEQ ? p->child : NULL; e; e = e->next)
+			*(strchr(e->str, ':') ? &n6 : &n4) += 1;
+		nr += sv && sv->type == FWD_NODE_SEQ ? sv->count * 3 : 0;
+	}
+	fl->rules = calloc(rules->count ? rules->count : 1, sizeof(*fl->rules));
+	s.region_names = calloc(rules->count ? rules->count : 1, FWD_NAME_MAX);
+	s.prefix4 = malloc(sizeof(*s.prefix4) * (n4 ? n4 : 1));
+	s.prefix6 = malloc(sizeof(*s.prefix6) * (n6 ? n6 : 1));
+	s.ranges = malloc(sizeof(*s.ranges) * (nr ? nr : 1));
+	if (!fl->rules || !s.region_names || !s.prefix4 || !s.prefix6 || !s.ranges) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	s.service_names = s.region_names;
+	snprintf(s.source, sizeof(s.source), "%s", c->t->source);
+	sc.t = &s;
+	sc.filters = 1;
+	uint32_t i = 0;
+	for (const struct fwd_node *r = rules->child; r; r = r->next, i++) {
+		struct fwd_filter_rule *fr = &fl->rules[i];
+		const struct fwd_node *p, *sv;
+
+		snprintf(path, sizeof(path), "filters.rules[%u]", i);
+		if ((rc = want(c, r, path, FWD_NODE_MAP)) || (rc = check_keys(c, r, path, rule_keys)))
+			goto out;
+		snprintf(path, sizeof(path), "filters.rules[%u].name", i);
+		if ((n = fwd_node_get(r, "name")) == NULL) {
+			rc = fail(c, r, path, "missing field 'name'");
+			goto out;
+		}
+		if ((rc = get_name(c, n, path, "rule", fr->name)))
+			goto out;
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(fl->rules[j].name, fr->name) == 0) {
+				rc = fail(c, n, path, "filter rule '%s' is defined twice", fr->name);
+				goto out;
+			}
+		memcpy(s.region_names[i], fr->name, FWD_NAME_MAX);
+		fr->line = r->line;
+		snprintf(path, sizeof(path), "filters.rules[%u].action", i);
+		if ((n = fwd_node_get(r, "action")) == NULL) {
+			rc = fail(c, r, path, "missing field 'action' (pass or drop)");
+			goto out;
+		}
+		if ((rc = parse_flt_action(c, n, path, &fr->action)))
+			goto out;
+		p = fwd_node_get(r, "prefixes");
+		sv = fwd_node_get(r, "services");
+		if ((p == NULL) == (sv == NULL)) {
+			snprintf(path, sizeof(path), "filters.rules[%u]", i);
+			rc = fail(c, r, path, "a rule matches either 'prefixes' or 'services', exactly one of them");
+			goto out;
+		}
+		snprintf(path, sizeof(path), "filters.rules[%u].%s", i, p ? "prefixes" : "services");
+		if ((rc = want(c, p ? p : sv, path, FWD_NODE_SEQ)))
+			goto out;
+		if ((p ? p : sv)->count == 0) {
+			rc = fail(c, p ? p : sv, path, "list at least one entry");
+			goto out;
+		}
+		uint32_t k = 0;
+		for (const struct fwd_node *e = (p ? p : sv)->child; e; e = e->next, k++) {
+			uint32_t before = s.nranges;
+
+			snprintf(path, sizeof(path), "filters.rules[%u].%s[%u]", i, p ? "prefixes" : "services", k);
+			if ((rc = p ? parse_prefix(&sc, e, path, (uint16_t)i) : parse_svc_entry(&sc, e, path, (uint16_t)i)))
+				goto out;
+			for (uint32_t x = before; x < s.nranges; x++)
+				if (s.ranges[x].proto != FWD_PROTO_TCP && s.ranges[x].proto != FWD_PROTO_UDP &&
+				    s.ranges[x].proto != FWD_PROTO_SCTP) {
+					rc = fail(c, e, path, "filter services take tcp, udp, sctp or any with ports");
+					goto out;
+				}
+		}
+	}
+	fl->nrules = (uint16_t)i;
+	if ((rc = check_dup_prefixes(&sc)) || (rc = check_overlaps(&sc)))
+		goto out;
+	{
+		uint8_t lens[129] = {0};
+		int distinct = 0;
+
+		for (uint32_t x = 0; x < s.nprefix6; x++)
+			distinct += !lens[s.prefix6[x].len]++;
+		if (distinct > FWD_FLT_MAX_V6_LENGTHS) {
+			rc = fail(c, rules, "filters.rules",
+				  "IPv6 filter prefixes use %d distinct lengths; at most %d", distinct,
+				  FWD_FLT_MAX_V6_LENGTHS);
+			goto out;
+		}
+	}
+	fl->prefix4 = s.prefix4;
+	fl->prefix6 = s.prefix6;
+	fl->ranges = s.ranges;
+	fl->nprefix4 = s.nprefix4;
+	fl->nprefix6 = s.nprefix6;
+	fl->nranges = s.nranges;
+	s.prefix4 = NULL;
+	s.prefix6 = NULL;
+	s.ranges = NULL;
+	rc = 0;
+out:
+	free(s.prefix4);
+	free(s.prefix6);
+	free(s.ranges);
+	free(s.region_names);
+	return rc;
+}
+
 /* ---- top level ------------------------------------------------------------------ */
 
 struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *err)
 {
 	static const char *const keys[] = {"version", "description", "regions", "services", "links",
-					   "link_groups", "policies", "default", "residency", NULL};
+					   "link_groups", "policies", "default", "residency", "filters",
+					   NULL};
 	const struct fwd_node *root = fwd_doc_root(doc), *f;
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	struct vctx c = {.file = fwd_doc_name(doc), .err = err, .t = t};
@@ -1095,6 +1263,8 @@ struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *
 						    fwd_node_get(root, "default"));
 			if (rc == 0)
 				rc = parse_residency(&c, &nm, fwd_node_get(root, "residency"));
+			if (rc == 0)
+				rc = parse_filters(&c, fwd_node_get(root, "filters"));
 			free(gn);
 		}
 		free(ln);
@@ -1149,6 +1319,10 @@ void fwd_table_free(struct fwd_table *t)
 	for (uint16_t i = 0; i < t->nresidency; i++)
 		free(t->residency[i].services);
 	free(t->residency);
+	free(t->filters.rules);
+	free(t->filters.prefix4);
+	free(t->filters.prefix6);
+	free(t->filters.ranges);
 	free(t->policies);
 	free(t->groups);
 	free(t->links);

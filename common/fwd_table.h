@@ -86,6 +86,25 @@ struct fwd_residency {
 	char tags[FWD_MAX_TAGS][FWD_NAME_MAX];
 };
 
+/* The XDP filter section (docs/filters.md). Prefixes carry the rule id in
+ * their 'region' field and port ranges in their 'service' field. */
+struct fwd_filter_rule {
+	char name[FWD_NAME_MAX];
+	uint8_t action; /* enum fwd_flt_action */
+	uint32_t line;
+};
+
+struct fwd_filters {
+	uint8_t present;
+	uint8_t default_action, non_ip_action, malformed_action;
+	uint16_t nrules;
+	struct fwd_filter_rule *rules;
+	uint32_t nprefix4, nprefix6, nranges;
+	struct fwd_prefix4 *prefix4;
+	struct fwd_prefix6 *prefix6;
+	struct fwd_svc_range *ranges;
+};
+
 struct fwd_table {
 	char source[128]; /* file name or "request" */
 	char description[256];
@@ -104,6 +123,7 @@ struct fwd_table {
 	struct fwd_group *groups;
 	struct fwd_policy *policies;
 	struct fwd_residency *residency;
+	struct fwd_filters filters;
 };
 
 /**

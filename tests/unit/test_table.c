@@ -94,6 +94,35 @@ static void test_valid_json_same_model(void **state)
 	fwd_table_free(t);
 }
 
+static void test_filters_section(void **state)
+{
+	struct fwd_err err;
+	struct fwd_table *t;
+
+	(void)state;
+	t = load("filters:\n"
+		 "  default: pass\n"
+		 "  malformed: drop\n"
+		 "  rules:\n"
+		 "    - {name: bogons, action: drop, prefixes: [0.0.0.0/8, 240.0.0.0/4, 'fc00::/7']}\n"
+		 "    - {name: partners, action: pass, prefixes: [240.1.0.0/16]}\n"
+		 "    - {name: no-telnet, action: drop, services: [tcp/23, any/2323]}\n",
+		 &err);
+	assert_non_null(t);
+	assert_int_equal(t->filters.present, 1);
+	assert_int_equal(t->filters.default_action, 0);
+	assert_int_equal(t->filters.malformed_action, 1);
+	assert_int_equal(t->filters.non_ip_action, 0);
+	assert_int_equal(t->filters.nrules, 3);
+	assert_string_equal(t->filters.rules[2].name, "no-telnet");
+	assert_int_equal(t->filters.rules[1].action, 0);
+	assert_int_equal(t->filters.nprefix4, 3);
+	assert_int_equal(t->filters.nprefix6, 1);
+	assert_int_equal(t->filters.nranges, 4);
+	assert_int_equal(t->nprefix4, 0); /* regions untouched */
+	fwd_table_free(t);
+}
+
 static void test_empty_sections(void **state)
 {
 	struct fwd_err err;
@@ -120,7 +149,7 @@ static const struct bad_case bad_cases[] = {
 	{"alias", "regions: &r {}\nservices: *r\n", "t.yaml:1: YAML anchors are not accepted"},
 	{"two documents", "regions: {}\n---\nregions: {}\n", "t.yaml:2: more than one YAML document in the stream"},
 	{"duplicate key", "regions: {}\nregions: {}\n", "t.yaml:2: regions: duplicate key 'regions'"},
-	{"unknown top field", "region: {}\n", "t.yaml:1: region: unknown field 'region' (expected one of: version, description, regions, services, links, link_groups, policies, default, residency)"},
+	{"unknown top field", "region: {}\n", "t.yaml:1: region: unknown field 'region' (expected one of: version, description, regions, services, links, link_groups, policies, default, residency, filters)"},
 	{"bad version", "version: 2\n", "t.yaml:1: version: 2 is out of range 1..1"},
 	{"bad prefix", "regions:\n  in: {prefixes: [10.0.0.256/24]}\n", "t.yaml:2: regions.in.prefixes[0]: '10.0.0.256' is not a valid IPv4 address"},
 	{"prefix without length", "regions:\n  in: {prefixes: [10.0.0.0]}\n", "t.yaml:2: regions.in.prefixes[0]: '10.0.0.0' is not a prefix (ADDRESS/LENGTH)"},
@@ -166,6 +195,13 @@ static const struct bad_case bad_cases[] = {
 	{"residency no tags", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https]}\n", "t.yaml:10: residency[0].allowed_tags: missing field 'allowed_tags'"},
 	{"residency dup name", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https], allowed_tags: [in]}\n  - {name: r, region: sg, services: [any], allowed_tags: [sg]}\n", "t.yaml:11: residency[1].name: residency rule 'r' is defined twice"},
 	{"wrong type", "regions: [in, sg]\n", "t.yaml:1: regions: expected a map, got list"},
+	{"filter bad action", "filters: {default: block}\n", "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'block'"},
+	{"filter both kinds", "filters:\n  rules:\n    - {name: a, action: drop, prefixes: [10.0.0.0/8], services: [tcp/22]}\n", "t.yaml:3: filters.rules[0]: a rule matches either 'prefixes' or 'services', exactly one of them"},
+	{"filter icmp", "filters:\n  rules:\n    - {name: a, action: drop, services: [icmp]}\n", "t.yaml:3: filters.rules[0].services[0]: filter services take tcp, udp, sctp or any with ports"},
+	{"filter dup prefix", "filters:\n  rules:\n    - {name: a, action: drop, prefixes: [10.0.0.0/8]}\n    - {name: b, action: pass, prefixes: [10.0.0.0/8]}\n", "t.yaml:4: filters.rules.b.prefixes: prefix 10.0.0.0/8 is also in rule 'a'"},
+	{"filter overlap", "filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/20-30]}\n    - {name: b, action: pass, services: [any/22]}\n", "t.yaml:4: filters.rules.b.services: tcp/22 overlaps tcp/20-30 of rule 'a'"},
+	{"filter dup name", "filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/1]}\n    - {name: a, action: pass, services: [tcp/2]}\n", "t.yaml:4: filters.rules[1].name: filter rule 'a' is defined twice"},
+	{"filter unknown field", "filters:\n  rules:\n    - {name: a, action: drop, prefix: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].prefix: unknown field 'prefix' (expected one of: name, action, prefixes, services, description)"},
 	{"nul byte in key", "{\"regions\": {\"a\\u0000b\": {}}}", "t.yaml:1: JSON syntax: NUL byte in object key not supported near '\"a\\u0000b\"' (column 23)"},
 	{"nul byte in value", "{\"description\": \"a\\u0000b\"}", "t.yaml:1: JSON syntax: \\u0000 is not allowed without JSON_ALLOW_NUL near '\"a\\u0000b\"' (column 26)"},
 };
@@ -218,6 +254,7 @@ int main(void)
 		cmocka_unit_test(test_valid_yaml),
 		cmocka_unit_test(test_valid_json_same_model),
 		cmocka_unit_test(test_empty_sections),
+		cmocka_unit_test(test_filters_section),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_deep_nesting_refused),
 	};
