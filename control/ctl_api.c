@@ -25,6 +25,7 @@ struct ctl_api {
 	const char *token;
 	size_t max_body;
 	int64_t started;
+	struct ctl_api_filters filters;
 };
 
 struct req {
@@ -698,7 +699,8 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 	int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
 	int put = !strcmp(method, "PUT"), patch = !strcmp(method, "PATCH");
 	int write = put || patch ||
-		    (post && (!strcmp(url, "/v1/rollback") || !strcmp(url, "/v1/confirm")));
+		    (post && (!strcmp(url, "/v1/rollback") || !strcmp(url, "/v1/confirm") ||
+			      !strcmp(url, "/v1/filters/detach")));
 
 	if (q->too_big) {
 		char reason[100];
@@ -734,6 +736,12 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 		h_explain(api, q, r);
 	else if (!strcmp(url, "/metrics") && get)
 		h_metrics(api, r);
+	else if (!strcmp(url, "/v1/filters") && get && api->filters.status)
+		r->status = 200, r->body = api->filters.status(api->filters.arg, api->st->table);
+	else if (!strcmp(url, "/v1/filters/detach") && post && api->filters.detach)
+		r->status = 200, r->body = json_pack("{s:b}", "detached", api->filters.detach(api->filters.arg) == 0);
+	else if (!strncmp(url, "/v1/filters", 11))
+		reply_simple(r, 404, "no_filters", "", "regiond runs without XDP filters (--xdp-iface)");
 	else
 		reply_simple(r, 404, "not_found", "", "no such endpoint or method (see docs/api.md)");
 	pthread_mutex_unlock(api->lock);
@@ -831,6 +839,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	api->token = conf->token;
 	api->max_body = conf->max_body;
 	api->started = started;
+	api->filters = conf->filters;
 	if (strlen(conf->unix_path) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "regiond: API socket path too long\n");
 		goto fail;

@@ -5,13 +5,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <net/if.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "xdp_filter.skel.h"
 
+enum { M_CFG, M_TBL16, M_TBL8, M_V6, M_V6LEN, M_PREFIX_RULE, M_PORTS, M_RULES, M_RULE_STATS,
+       M_COUNTERS, M_NUM };
+static const char *const map_names[M_NUM] = {
+	"flt_cfg", "flt_v4_tbl16", "flt_v4_tbl8", "flt_v6", "flt_v6_lengths", "flt_prefix_rule",
+	"flt_ports", "flt_rules", "flt_rule_stats", "flt_counters",
+};
+
 struct ctl_bpf {
-	struct xdp_filter_bpf *skel;
+	struct xdp_filter_bpf *skel; /* NULL when adopted from pins */
+	int prog_fd;
+	int fd[M_NUM];
 	struct ctl_bpf_conf conf;
 	int ncpus;
 	/* IPv6 keys written into each half, to delete them before reuse. */
@@ -48,6 +62,9 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 		fwd_err_set(err, "", 0, "filters", "the kernel refused the XDP filter: %s", strerror(-rc));
 		goto fail;
 	}
+	b->prog_fd = bpf_program__fd(b->skel->progs.xdp_filter);
+	for (int m = 0; m < M_NUM; m++)
+		b->fd[m] = bpf_map__fd(bpf_object__find_map_by_name(b->skel->obj, map_names[m]));
 	return b;
 fail:
 	ctl_bpf_free(b);
@@ -56,7 +73,7 @@ fail:
 
 int ctl_bpf_prog_fd(const struct ctl_bpf *b)
 {
-	return bpf_program__fd(b->skel->progs.xdp_filter);
+	return b->prog_fd;
 }
 
 /* Array maps: write [first, first + n) from @vals in batches. */
@@ -82,7 +99,6 @@ static int array_write(int fd, uint32_t first, const void *vals, size_t vsize, u
 int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t default_action,
 		  uint8_t non_ip_action, uint8_t malformed_action, uint32_t gen, struct fwd_err *err)
 {
-	struct xdp_filter_bpf *s = b->skel;
 	uint32_t zero = 0, half, gbase, pbase, *v = NULL;
 	struct fwd_flt_cfg cfg;
 	uint16_t *pr = NULL;
@@ -94,7 +110,7 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 		return fwd_err_set(err, "", 0, "filters",
 				   "the filter needs %u prefixes and %u IPv4 groups; it was loaded for %u and %u",
 				   img->nprefix, img->ngroups, b->conf.max_prefixes, b->conf.max_groups);
-	if ((rc = bpf_map_lookup_elem(bpf_map__fd(s->maps.flt_cfg), &zero, &cfg)))
+	if ((rc = bpf_map_lookup_elem(b->fd[M_CFG], &zero, &cfg)))
 		return fwd_err_set(err, "", 0, "filters", "cannot read the filter config: %s", strerror(errno));
 	half = (cfg.active & 1) ^ 1; /* the one the program is not reading */
 	gbase = half * b->conf.max_groups;
@@ -111,31 +127,31 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 #define XLATE(e) ((e) & FWD_FLT_GROUP ? FWD_FLT_GROUP | (gbase + ((e) & ~FWD_FLT_GROUP)) : (e) ? pbase + (e) : 0)
 	for (uint32_t i = 0; i < 65536; i++)
 		v[i] = XLATE(img->tbl16[i]);
-	if ((rc = array_write(bpf_map__fd(s->maps.flt_v4_tbl16), half * 65536, v, sizeof(*v), 65536)))
+	if ((rc = array_write(b->fd[M_TBL16], half * 65536, v, sizeof(*v), 65536)))
 		goto out;
 	for (uint32_t i = 0; i < img->ngroups * 256; i++)
 		v[i] = XLATE(img->tbl8[i]);
 #undef XLATE
 	if (img->ngroups &&
-	    (rc = array_write(bpf_map__fd(s->maps.flt_v4_tbl8), gbase * 256, v, sizeof(*v), img->ngroups * 256)))
+	    (rc = array_write(b->fd[M_TBL8], gbase * 256, v, sizeof(*v), img->ngroups * 256)))
 		goto out;
 	memcpy(pr, img->prefix_rule, sizeof(*pr) * img->nprefix);
-	if (img->nprefix && (rc = array_write(bpf_map__fd(s->maps.flt_prefix_rule), pbase, pr, sizeof(*pr), img->nprefix)))
+	if (img->nprefix && (rc = array_write(b->fd[M_PREFIX_RULE], pbase, pr, sizeof(*pr), img->nprefix)))
 		goto out;
-	if ((rc = array_write(bpf_map__fd(s->maps.flt_ports), half * 3 * 65536, img->ports,
+	if ((rc = array_write(b->fd[M_PORTS], half * 3 * 65536, img->ports,
 			      sizeof(img->ports[0]), 3 * 65536)))
 		goto out;
 	memcpy(rules, img->rules, sizeof(*rules) * img->nrules);
-	if ((rc = array_write(bpf_map__fd(s->maps.flt_rules), half * FWD_FLT_MAX_RULES, rules,
+	if ((rc = array_write(b->fd[M_RULES], half * FWD_FLT_MAX_RULES, rules,
 			      sizeof(*rules), FWD_FLT_MAX_RULES)))
 		goto out;
 	memcpy(lens, img->v6_lengths, img->n_v6_lengths);
-	if ((rc = array_write(bpf_map__fd(s->maps.flt_v6_lengths), half * FWD_FLT_MAX_V6_LENGTHS, lens,
+	if ((rc = array_write(b->fd[M_V6LEN], half * FWD_FLT_MAX_V6_LENGTHS, lens,
 			      1, FWD_FLT_MAX_V6_LENGTHS)))
 		goto out;
 	/* IPv6 entries: drop what this half held, write the new ones. */
 	for (uint32_t i = 0; i < b->nv6keys[half]; i++)
-		bpf_map_delete_elem(bpf_map__fd(s->maps.flt_v6), &b->v6keys[half][i]);
+		bpf_map_delete_elem(b->fd[M_V6], &b->v6keys[half][i]);
 	free(b->v6keys[half]);
 	b->nv6keys[half] = 0;
 	b->v6keys[half] = calloc(img->nv6 ? img->nv6 : 1, sizeof(struct fwd_flt_v6_key));
@@ -150,7 +166,7 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 		k->half = (uint8_t)half;
 		k->len = img->v6[i].len;
 		memcpy(k->addr, img->v6[i].addr, 16);
-		if ((rc = bpf_map_update_elem(bpf_map__fd(s->maps.flt_v6), k, &val, BPF_ANY)))
+		if ((rc = bpf_map_update_elem(b->fd[M_V6], k, &val, BPF_ANY)))
 			goto out;
 		b->nv6keys[half]++;
 	}
@@ -163,7 +179,7 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 	cfg.non_ip_action = non_ip_action;
 	cfg.malformed_action = malformed_action;
 	cfg.n_v6_lengths[half] = img->n_v6_lengths;
-	rc = bpf_map_update_elem(bpf_map__fd(s->maps.flt_cfg), &zero, &cfg, BPF_ANY);
+	rc = bpf_map_update_elem(b->fd[M_CFG], &zero, &cfg, BPF_ANY);
 out:
 	if (rc)
 		fwd_err_set(err, "", 0, "filters", "writing the filter maps failed: %s",
@@ -182,7 +198,7 @@ int ctl_bpf_counters(const struct ctl_bpf *b, uint64_t out[FWD_FLT_CNT_MAX])
 		return -ENOMEM;
 	for (uint32_t k = 0; k < FWD_FLT_CNT_MAX; k++) {
 		out[k] = 0;
-		if (bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.flt_counters), &k, vals) == 0)
+		if (bpf_map_lookup_elem(b->fd[M_COUNTERS], &k, vals) == 0)
 			for (int c = 0; c < b->ncpus; c++)
 				out[k] += vals[c];
 	}
@@ -199,7 +215,7 @@ int ctl_bpf_rule_stats(const struct ctl_bpf *b, uint16_t rule, struct fwd_flt_ru
 	if (vals == NULL)
 		return -ENOMEM;
 	memset(out, 0, sizeof(*out));
-	rc = bpf_map_lookup_elem(bpf_map__fd(b->skel->maps.flt_rule_stats), &k, vals);
+	rc = bpf_map_lookup_elem(b->fd[M_RULE_STATS], &k, vals);
 	for (int c = 0; rc == 0 && c < b->ncpus; c++) {
 		out->packets += vals[c].packets;
 		out->bytes += vals[c].bytes;
@@ -212,8 +228,201 @@ void ctl_bpf_free(struct ctl_bpf *b)
 {
 	if (b == NULL)
 		return;
-	xdp_filter_bpf__destroy(b->skel);
+	if (b->skel) {
+		xdp_filter_bpf__destroy(b->skel);
+	} else {
+		for (int m = 0; m < M_NUM; m++)
+			if (b->fd[m] > 0)
+				close(b->fd[m]);
+		if (b->prog_fd > 0)
+			close(b->prog_fd);
+	}
 	free(b->v6keys[0]);
 	free(b->v6keys[1]);
 	free(b);
+}
+
+static void pin_path(char *buf, size_t len, const char *dir, const char *name)
+{
+	snprintf(buf, len, "%s/%s", dir, name);
+}
+
+void ctl_bpf_unpin(const char *dir)
+{
+	char p[512];
+
+	pin_path(p, sizeof(p), dir, "prog");
+	unlink(p);
+	for (int m = 0; m < M_NUM; m++) {
+		pin_path(p, sizeof(p), dir, map_names[m]);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
+static uint32_t map_max(int fd)
+{
+	struct bpf_map_info info = {0};
+	uint32_t len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
+}
+
+struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char *dir, int *adopted,
+				    struct fwd_err *err)
+{
+	struct ctl_bpf *b;
+	char p[512];
+	int fd, rc;
+
+	*adopted = 0;
+	pin_path(p, sizeof(p), dir, "prog");
+	fd = bpf_obj_get(p);
+	if (fd >= 0) {
+		b = calloc(1, sizeof(*b));
+		if (b == NULL) {
+			close(fd);
+			fwd_err_set(err, "", 0, "filters", "out of memory");
+			return NULL;
+		}
+		b->prog_fd = fd;
+		b->ncpus = libbpf_num_possible_cpus();
+		for (int m = 0; m < M_NUM; m++) {
+			pin_path(p, sizeof(p), dir, map_names[m]);
+			b->fd[m] = bpf_obj_get(p);
+			if (b->fd[m] < 0) {
+				fwd_err_set(err, "", 0, "filters", "pinned filter in %s is incomplete (%s): %s",
+					    dir, map_names[m], strerror(errno));
+				ctl_bpf_free(b);
+				return NULL;
+			}
+		}
+		/* The maps' sizes are what that regiond loaded with. */
+		b->conf.max_groups = map_max(b->fd[M_TBL8]) / 512;
+		b->conf.max_prefixes = map_max(b->fd[M_PREFIX_RULE]) / 2;
+		*adopted = 1;
+		return b;
+	}
+	b = ctl_bpf_load(conf, err);
+	if (b == NULL)
+		return NULL;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		fwd_err_set(err, "", 0, "filters", "cannot create %s: %s (is bpffs mounted?)", dir, strerror(errno));
+		goto fail;
+	}
+	pin_path(p, sizeof(p), dir, "prog");
+	if ((rc = bpf_obj_pin(b->prog_fd, p))) {
+		fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
+		goto fail;
+	}
+	for (int m = 0; m < M_NUM; m++) {
+		pin_path(p, sizeof(p), dir, map_names[m]);
+		if (bpf_obj_pin(b->fd[m], p)) {
+			fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
+			goto fail;
+		}
+	}
+	return b;
+fail:
+	ctl_bpf_unpin(dir);
+	ctl_bpf_free(b);
+	return NULL;
+}
+
+uint32_t ctl_bpf_prog_id(const struct ctl_bpf *b)
+{
+	struct bpf_prog_info info = {0};
+	uint32_t len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(b->prog_fd, &info, &len) ? 0 : info.id;
+}
+
+uint32_t ctl_bpf_generation(const struct ctl_bpf *b)
+{
+	struct fwd_flt_cfg cfg;
+	uint32_t zero = 0;
+
+	return bpf_map_lookup_elem(b->fd[M_CFG], &zero, &cfg) ? 0 : cfg.generation;
+}
+
+uint32_t ctl_bpf_query(const char *ifname, char *mode, size_t len)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	unsigned idx = if_nametoindex(ifname);
+
+	snprintf(mode, len, "none");
+	if (idx == 0 || bpf_xdp_query((int)idx, 0, &q))
+		return 0;
+	if (q.attach_mode == XDP_ATTACHED_DRV)
+		snprintf(mode, len, "native");
+	else if (q.attach_mode == XDP_ATTACHED_SKB)
+		snprintf(mode, len, "generic");
+	else if (q.attach_mode == XDP_ATTACHED_HW)
+		snprintf(mode, len, "offload");
+	else if (q.attach_mode == XDP_ATTACHED_MULTI)
+		snprintf(mode, len, "multi");
+	return q.prog_id;
+}
+
+int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode, char *out,
+		   size_t len, struct fwd_err *err)
+{
+	unsigned idx = if_nametoindex(ifname);
+	uint32_t ours = ctl_bpf_prog_id(b), there;
+	char cur[32];
+	int rc;
+
+	if (idx == 0)
+		return fwd_err_set(err, "", 0, "xdp", "no interface '%s'", ifname);
+	there = ctl_bpf_query(ifname, cur, sizeof(cur));
+	if (there == ours) {
+		snprintf(out, len, "%s", cur); /* adopted: already ours */
+		return 0;
+	}
+	if (there) {
+		/* Another program: maybe an older regiond filter whose pins are
+		 * gone. Only replace what we can identify as ours by name. */
+		int ofd = bpf_prog_get_fd_by_id(there);
+		struct bpf_prog_info info = {0};
+		uint32_t il = sizeof(info);
+
+		if (ofd < 0 || bpf_obj_get_info_by_fd(ofd, &info, &il) || strcmp(info.name, "xdp_filter")) {
+			if (ofd >= 0)
+				close(ofd);
+			return fwd_err_set(err, "", 0, "xdp",
+					   "%s already runs XDP program id %u (not regiond's); detach it first",
+					   ifname, there);
+		}
+		close(ofd);
+	}
+	if (mode != CTL_XDP_GENERIC) {
+		/* XDP_FLAGS_REPLACE is not needed: one netlink update swaps the
+		 * program, so the interface is never unfiltered. */
+		rc = bpf_xdp_attach((int)idx, b->prog_fd, XDP_FLAGS_DRV_MODE, NULL);
+		if (rc == 0) {
+			snprintf(out, len, "native");
+			return 0;
+		}
+		if (mode == CTL_XDP_NATIVE)
+			return fwd_err_set(err, "", 0, "xdp", "native XDP on %s refused: %s", ifname, strerror(-rc));
+		snprintf(cur, sizeof(cur), "%s", strerror(-rc));
+	}
+	rc = bpf_xdp_attach((int)idx, b->prog_fd, XDP_FLAGS_SKB_MODE, NULL);
+	if (rc)
+		return fwd_err_set(err, "", 0, "xdp", "XDP on %s refused: %s", ifname, strerror(-rc));
+	if (mode == CTL_XDP_GENERIC)
+		snprintf(out, len, "generic");
+	else
+		snprintf(out, len, "generic (native refused: %s)", cur);
+	return 0;
+}
+
+int ctl_bpf_detach(struct ctl_bpf *b, const char *ifname)
+{
+	unsigned idx = if_nametoindex(ifname);
+	char mode[32];
+
+	if (idx == 0 || ctl_bpf_query(ifname, mode, sizeof(mode)) != ctl_bpf_prog_id(b))
+		return -ENOENT;
+	return bpf_xdp_detach((int)idx, strcmp(mode, "generic") ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE, NULL);
 }

@@ -25,6 +25,38 @@ struct ctl_bpf;
 /** @return the loaded (not attached) program, or NULL with @err */
 struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *err);
 
+/**
+ * Adopt the program and maps pinned in @pin_dir by an earlier regiond, or
+ * load them and pin them there. The pins are what lets a restarted regiond
+ * take over a filter that never stopped filtering.
+ * @param adopted  set to 1 when adopted
+ */
+struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char *pin_dir,
+				    int *adopted, struct fwd_err *err);
+
+/** Remove the pins (the program stays attached until detached). */
+void ctl_bpf_unpin(const char *pin_dir);
+
+enum ctl_xdp_mode { CTL_XDP_AUTO, CTL_XDP_NATIVE, CTL_XDP_GENERIC };
+
+/**
+ * Attach to @ifname, replacing an earlier instance of this filter but
+ * nothing else. AUTO tries native first and falls back to generic, saying
+ * so in @mode_out ("native", "generic (native refused: ...)").
+ */
+int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode, char *mode_out,
+		   size_t len, struct fwd_err *err);
+
+/** Detach from @ifname if our program is the one attached. */
+int ctl_bpf_detach(struct ctl_bpf *b, const char *ifname);
+
+/** Program id, and the generation the active half holds. */
+uint32_t ctl_bpf_prog_id(const struct ctl_bpf *b);
+uint32_t ctl_bpf_generation(const struct ctl_bpf *b);
+
+/** What is attached to @ifname: 0 none, else the program id; @mode_out "native"/"generic". */
+uint32_t ctl_bpf_query(const char *ifname, char *mode_out, size_t len);
+
 int ctl_bpf_prog_fd(const struct ctl_bpf *b);
 
 /**

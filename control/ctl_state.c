@@ -327,9 +327,14 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 		fwd_table_free(t);
 		return -1;
 	}
-	if (push_it && push(st, id, doc, len, e)) {
+	if ((push_it && push(st, id, doc, len, e)) || (st->hook && st->hook(st->hook_arg, t, id, e))) {
 		char p[512];
+		struct ctl_error ignored;
 
+		/* Pushed but the filter refused: put regionfwd back on the
+		 * current generation, so nothing changed anywhere. */
+		if (push_it && cur && e->status != 503 && strcmp(e->code, "dataplane_refused"))
+			push(st, cur->id, cur->doc, cur->len, &ignored);
 		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
 		unlink(p);
 		fwd_table_free(t);

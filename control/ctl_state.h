@@ -49,6 +49,10 @@ struct ctl_state {
 	struct fwd_table *table; /* current, validated */
 	struct ctl_dp *dp;
 	int dp_timeout_ms;
+	/* Called with each new generation once regionfwd runs it (the XDP
+	 * filter); a failure rolls regionfwd back and refuses the change. */
+	int (*hook)(void *arg, const struct fwd_table *t, uint64_t gen, struct ctl_error *e);
+	void *hook_arg;
 	/* commit-confirm: revert to revert_to unless confirmed by deadline */
 	uint64_t confirm_gen, revert_to;
 	int64_t confirm_deadline;

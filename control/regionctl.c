@@ -588,6 +588,54 @@ static int cmd_history(const struct opts *o)
 	return 0;
 }
 
+static int cmd_filter(const struct opts *o, const char *sub)
+{
+	json_t *r, *v;
+	const char *k;
+	size_t i;
+	int rc;
+
+	if (sub == NULL || (strcmp(sub, "status") && strcmp(sub, "detach"))) {
+		fprintf(stderr, "regionctl: filter status|detach\n");
+		return EXIT_USAGE;
+	}
+	if (!strcmp(sub, "detach")) {
+		json_t *b = json_object();
+
+		rc = call(o, "POST", "/v1/filters/detach", b, &r);
+		json_decref(b);
+		if (rc)
+			return rc;
+		if (o->json)
+			print_json(r);
+		else
+			printf("%s\n", json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
+		json_decref(r);
+		return 0;
+	}
+	if ((rc = call(o, "GET", "/v1/filters", NULL, &r)))
+		return rc;
+	if (o->json) {
+		print_json(r);
+		json_decref(r);
+		return 0;
+	}
+	printf("program %lld, generation %lld%s\n", ji(r, "program_id"), ji(r, "generation"),
+	       json_is_true(json_object_get(r, "adopted")) ? " (adopted after a restart)" : "");
+	printf("%-16s %-10s %10s  %s\n", "INTERFACE", "MODE", "PROGRAM", "ATTACHED AS");
+	json_array_foreach(json_object_get(r, "interfaces"), i, v)
+		printf("%-16s %-10s %10lld  %s%s\n", js(v, "interface"), js(v, "mode"), ji(v, "program_id"),
+		       js(v, "attached_as"), json_is_true(json_object_get(v, "ours")) ? "" : "  (NOT OURS)");
+	printf("\n%-24s %-6s %14s %16s\n", "RULE", "ACTION", "PACKETS", "BYTES");
+	json_object_foreach(json_object_get(r, "rules"), k, v)
+		printf("%-24s %-6s %14lld %16lld\n", k, js(v, "action"), ji(v, "packets"), ji(v, "bytes"));
+	printf("\n%-24s %14s\n", "VERDICT", "PACKETS");
+	json_object_foreach(json_object_get(r, "counters"), k, v)
+		printf("%-24s %14lld\n", k, (long long)json_integer_value(v));
+	json_decref(r);
+	return 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -601,6 +649,7 @@ static void usage(FILE *out)
 		"  confirm                        keep what 'apply --confirm-timeout' applied\n"
 		"  rollback [GEN]                 back to GEN (default: the previous generation)\n"
 		"  history                        generations kept for rollback\n"
+		"  filter status|detach           the XDP filters regiond manages\n"
 		"-j prints the API's JSON. Exit: 0 done, 1 refused, 2 usage, 3 unreachable.\n");
 }
 
@@ -674,6 +723,8 @@ int main(int argc, char **argv)
 		rc = cmd_simple_post(&o, "/v1/rollback", b, "rollback");
 	} else if (!strcmp(cmd, "history"))
 		rc = cmd_history(&o);
+	else if (!strcmp(cmd, "filter"))
+		rc = cmd_filter(&o, i < argc ? argv[i] : NULL);
 	else {
 		fprintf(stderr, "regionctl: unknown command '%s'\n", cmd);
 		usage(stderr);

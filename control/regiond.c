@@ -26,6 +26,19 @@
 #include "ctl_dp.h"
 #include "ctl_state.h"
 #include "fwd_doc.h"
+#ifdef REGIOND_BPF
+#include "ctl_filter.h"
+
+static json_t *filter_status(void *arg, const struct fwd_table *t)
+{
+	return ctl_filter_status(arg, t);
+}
+
+static int filter_detach(void *arg)
+{
+	return ctl_filter_detach(arg);
+}
+#endif
 
 static volatile sig_atomic_t quit;
 
@@ -46,7 +59,11 @@ static void usage(FILE *out)
 		"  --listen HOST:PORT also serve the API on TCP; writes then need --token-file\n"
 		"  --token-file FILE  bearer token for TCP writes (first line of the file)\n"
 		"  --keep N           generations kept for rollback (default 20)\n"
-		"  --max-body BYTES   largest request body (default 268435456)\n");
+		"  --max-body BYTES   largest request body (default 268435456)\n"
+		"  --xdp-iface IF     attach the XDP filter to IF (repeat for more)\n"
+		"  --xdp-mode M       auto (native, else generic: reported), native or generic\n"
+		"  --bpf-pin-dir DIR  where the filter is pinned (default /sys/fs/bpf/regiond)\n"
+		"  --xdp-max-prefixes N, --xdp-max-groups N   filter capacity (default 131072, 32768)\n");
 }
 
 static char *read_token(const char *path)
@@ -77,9 +94,19 @@ int main(int argc, char **argv)
 		{"token-file", required_argument, NULL, 'k'},
 		{"keep", required_argument, NULL, 'n'},
 		{"max-body", required_argument, NULL, 'm'},
+		{"xdp-iface", required_argument, NULL, 'x'},
+		{"xdp-mode", required_argument, NULL, 'X'},
+		{"bpf-pin-dir", required_argument, NULL, 'P'},
+		{"xdp-max-prefixes", required_argument, NULL, 'p'},
+		{"xdp-max-groups", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
+#ifdef REGIOND_BPF
+	struct ctl_filter_conf fconf = {.mode = CTL_XDP_AUTO, .pin_dir = "/sys/fs/bpf/regiond",
+					.sizes = {.max_prefixes = 131072, .max_groups = 32768}};
+	struct ctl_filter *filter = NULL;
+#endif
 	const char *dp_path = NULL, *table = NULL, *state_dir = "/var/lib/regiond", *token_file = NULL;
 	struct ctl_api_conf conf = {.unix_path = "/run/regiond/api.sock", .max_body = 256u << 20};
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -114,6 +141,43 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+#ifdef REGIOND_BPF
+		case 'x':
+			if (fconf.nifaces == CTL_FILTER_MAX_IFACES) {
+				fprintf(stderr, "regiond: at most %d --xdp-iface\n", CTL_FILTER_MAX_IFACES);
+				return 2;
+			}
+			fconf.ifaces[fconf.nifaces++] = optarg;
+			break;
+		case 'X':
+			if (!strcmp(optarg, "auto"))
+				fconf.mode = CTL_XDP_AUTO;
+			else if (!strcmp(optarg, "native"))
+				fconf.mode = CTL_XDP_NATIVE;
+			else if (!strcmp(optarg, "generic"))
+				fconf.mode = CTL_XDP_GENERIC;
+			else {
+				fprintf(stderr, "regiond: --xdp-mode takes auto, native or generic\n");
+				return 2;
+			}
+			break;
+		case 'P': fconf.pin_dir = optarg; break;
+		case 'p':
+		case 'g': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || v < 16 || v > 16u << 20) {
+				fprintf(stderr, "regiond: --xdp-max-* takes 16..16777216\n");
+				return 2;
+			}
+			*(c == 'p' ? &fconf.sizes.max_prefixes : &fconf.sizes.max_groups) = (uint32_t)v;
+			break;
+		}
+#else
+		case 'x': case 'X': case 'P': case 'p': case 'g':
+			fprintf(stderr, "regiond: built without libbpf: no XDP filters\n");
+			return 2;
+#endif
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -162,6 +226,27 @@ int main(int argc, char **argv)
 				fprintf(stderr, "regiond: cannot create %s: %s\n", dir, strerror(errno));
 		}
 	}
+#ifdef REGIOND_BPF
+	if (fconf.nifaces) {
+		struct fwd_err fe = {0};
+		const struct ctl_gen *cur = ctl_state_current(&st);
+
+		filter = ctl_filter_start(&fconf, &fe);
+		if (filter == NULL) {
+			fprintf(stderr, "regiond: XDP filter: %s\n", fe.reason);
+			return 1;
+		}
+		st.hook = ctl_filter_apply;
+		st.hook_arg = filter;
+		if (cur && ctl_filter_generation(filter) != cur->id &&
+		    ctl_filter_apply(filter, st.table, cur->id, &e)) {
+			fprintf(stderr, "regiond: XDP filter refused generation %" PRIu64 ": %s\n", cur->id,
+				e.err.reason);
+			return 1;
+		}
+		conf.filters = (struct ctl_api_filters){filter_status, filter_detach, filter};
+	}
+#endif
 	api = ctl_api_start(&conf, &st, &lock, started);
 	if (api == NULL)
 		return 1;
@@ -186,10 +271,18 @@ int main(int argc, char **argv)
 					s ? "runs the current generation" : "is unreachable or out of sync");
 			in_sync = s;
 			last_sync = now;
+#ifdef REGIOND_BPF
+			if (filter && ctl_state_current(&st) &&
+			    ctl_filter_generation(filter) != ctl_state_current(&st)->id)
+				ctl_filter_apply(filter, st.table, ctl_state_current(&st)->id, &e);
+#endif
 		}
 		pthread_mutex_unlock(&lock);
 	}
 	ctl_api_stop(api);
+#ifdef REGIOND_BPF
+	ctl_filter_free(filter); /* stays attached and pinned: a restart adopts it */
+#endif
 	ctl_state_close(&st);
 	ctl_dp_free(dp);
 	free(token);

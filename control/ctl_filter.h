@@ -1,0 +1,43 @@
+/*
+ * ctl_filter.h - regiond's XDP filters: one program (ctl_bpf) attached to
+ * the interfaces of regiond's config, holding the rules of the current
+ * generation's 'filters' section (none: pass everything).
+ */
+#ifndef CTL_FILTER_H
+#define CTL_FILTER_H
+
+#include <jansson.h>
+
+#include "ctl_bpf.h"
+#include "ctl_state.h"
+
+#define CTL_FILTER_MAX_IFACES 8
+
+struct ctl_filter_conf {
+	const char *ifaces[CTL_FILTER_MAX_IFACES];
+	unsigned nifaces;
+	enum ctl_xdp_mode mode;
+	const char *pin_dir;
+	struct ctl_bpf_conf sizes;
+};
+
+struct ctl_filter;
+
+/** Adopt or load, attach everywhere. NULL with @err on failure. */
+struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err);
+
+/** Install @t's filters as generation @gen (the ctl_state hook). */
+int ctl_filter_apply(void *filter, const struct fwd_table *t, uint64_t gen, struct ctl_error *e);
+
+/** Generation the kernel side holds. */
+uint32_t ctl_filter_generation(const struct ctl_filter *f);
+
+/** Per interface: mode, program id, generation; counters; per-rule hits. */
+json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t);
+
+/** Detach from every interface and remove the pins. */
+int ctl_filter_detach(struct ctl_filter *f);
+
+void ctl_filter_free(struct ctl_filter *f);
+
+#endif /* CTL_FILTER_H */
