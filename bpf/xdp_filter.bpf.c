@@ -80,6 +80,14 @@ struct {
 	__type(value, struct fwd_flt_rule);
 } flt_rules SEC(".maps");
 
+/* Rate state per prefix index (both halves: indexes include the half). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, uint32_t);
+	__type(value, struct fwd_flt_bucket);
+} flt_buckets SEC(".maps");
+
 /* Hits per rule id (per CPU; not per half: ids are the loader's, stable). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -167,7 +175,7 @@ int xdp_filter(struct xdp_md *ctx)
 {
 	const uint8_t *data = (const uint8_t *)(long)ctx->data;
 	const uint8_t *end = (const uint8_t *)(long)ctx->data_end;
-	uint32_t zero = 0, rule = 0, half, hit;
+	uint32_t zero = 0, rule = 0, half, hit = 0;
 	struct fwd_flt_cfg *cfg = bpf_map_lookup_elem(&flt_cfg, &zero);
 	struct fwd_flt_rule *r;
 	struct fwd_pkt p;
@@ -218,6 +226,32 @@ int xdp_filter(struct xdp_md *ctx)
 
 		r = bpf_map_lookup_elem(&flt_rules, &k);
 		action = r ? r->action : cfg->default_action;
+		if (action == FWD_FLT_RATE) {
+			/* GCRA: a packet conforms if the next theoretical arrival
+			 * time is at most (burst - 1) intervals ahead of now, so
+			 * exactly 'burst' packets pass back to back, then one per
+			 * interval. Prefix rules only (validated): hit names the
+			 * source prefix, and each prefix has its own state. */
+			uint32_t bk = hit - 1;
+			struct fwd_flt_bucket *b = bpf_map_lookup_elem(&flt_buckets, &bk);
+			uint64_t now = bpf_ktime_get_ns(), interval, tau;
+
+			action = FWD_FLT_DROP;
+			if (b && r && r->rate_pps) {
+				interval = 1000000000ull / r->rate_pps;
+				tau = interval * (r->burst > 1 ? r->burst - 1 : 0);
+				bpf_spin_lock(&b->lock);
+				if (b->tat_ns < now)
+					b->tat_ns = now;
+				if (b->tat_ns - now <= tau) {
+					b->tat_ns += interval;
+					action = FWD_FLT_PASS;
+				}
+				bpf_spin_unlock(&b->lock);
+			}
+			if (action == FWD_FLT_DROP)
+				count(FWD_FLT_CNT_RATE_LIMITED);
+		}
 		if (st) {
 			st->packets++;
 			st->bytes += (uint64_t)(end - data);

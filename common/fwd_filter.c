@@ -219,6 +219,9 @@ struct fwd_flt_image *fwd_flt_compile_table(const struct fwd_filters *f, struct 
 	for (uint16_t i = 0; i < f->nrules; i++)
 		act[i] = f->rules[i].action;
 	img = fwd_flt_compile(px, np, pt, f->nranges, act, f->nrules, err);
+	for (uint16_t i = 0; img && i < f->nrules; i++)
+		if (f->rules[i].action == FWD_FLT_RATE)
+			fwd_flt_image_rate(img, i, f->rules[i].rate_pps, f->rules[i].burst);
 out:
 	free(px);
 	free(pt);

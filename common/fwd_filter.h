@@ -58,6 +58,15 @@ struct fwd_flt_image {
 struct fwd_flt_image *fwd_flt_compile(const struct fwd_flt_prefix *prefixes, uint32_t nprefixes,
 				      const struct fwd_flt_ports *ports, uint32_t nports,
 				      const uint8_t *actions, uint16_t nrules, struct fwd_err *err);
+
+/** Give rule @rule of @img a rate (FWD_FLT_RATE). */
+static inline void fwd_flt_image_rate(struct fwd_flt_image *img, uint16_t rule, uint32_t pps,
+				      uint32_t burst)
+{
+	img->rules[rule].action = FWD_FLT_RATE;
+	img->rules[rule].rate_pps = pps;
+	img->rules[rule].burst = burst;
+}
 void fwd_flt_image_free(struct fwd_flt_image *img);
 
 struct fwd_filters;

@@ -24,6 +24,10 @@
 
 #include <stdint.h>
 
+#ifndef __bpf__
+#include <linux/bpf.h> /* struct bpf_spin_lock */
+#endif
+
 #define FWD_FLT_GROUP 0x80000000u
 #define FWD_FLT_MAX_V6_LENGTHS 32
 #define FWD_FLT_MAX_RULES 4096
@@ -31,6 +35,7 @@
 enum fwd_flt_action {
 	FWD_FLT_PASS = 0, /* to the kernel stack (or the AF_XDP socket when redirecting) */
 	FWD_FLT_DROP = 1,
+	FWD_FLT_RATE = 2, /* pass up to rate_pps per source prefix (burst), drop beyond */
 };
 
 /* Verdict counters (per CPU), one list for program, loader and docs. */
@@ -39,6 +44,7 @@ enum fwd_flt_action {
 	X(DROP, "drop", "dropped: a drop rule or the default")                       \
 	X(NON_IP, "non_ip", "not IPv4/IPv6: handled by the non_ip policy")           \
 	X(MALFORMED, "malformed", "IP but malformed: handled by the malformed policy") \
+	X(RATE_LIMITED, "rate_limited", "dropped by a rate rule over its rate")       \
 	X(PREFIX_HIT, "prefix_hit", "decided by a source prefix rule")               \
 	X(SERVICE_HIT, "service_hit", "decided by a protocol/port rule")             \
 	X(DEFAULT, "default", "matched no rule")
@@ -70,6 +76,17 @@ struct fwd_flt_v6_key {
 struct fwd_flt_rule {
 	uint8_t action;
 	uint8_t pad[3];
+	uint32_t rate_pps; /* FWD_FLT_RATE: packets per second per source prefix */
+	uint32_t burst; /* FWD_FLT_RATE: packets allowed back to back */
+	uint32_t pad2;
+};
+
+/* Rate state per prefix (GCRA): the theoretical arrival time of the next
+ * conforming packet, shared by all CPUs under the lock. */
+struct fwd_flt_bucket {
+	struct bpf_spin_lock lock;
+	uint32_t pad;
+	uint64_t tat_ns;
 };
 
 struct fwd_flt_rule_stats {

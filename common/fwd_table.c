@@ -1041,23 +1041,29 @@ static int parse_residency(struct vctx *c, const struct names *nm, const struct 
 
 /* ---- filters (the XDP filter, docs/filters.md) ----------------------------------- */
 
-static int parse_flt_action(struct vctx *c, const struct fwd_node *n, const char *path, uint8_t *out)
+static int parse_flt_action(struct vctx *c, const struct fwd_node *n, const char *path, uint8_t *out,
+			    int allow_rate)
 {
 	const char *s;
 	int rc = get_scalar(c, n, path, &s);
 
 	if (rc)
 		return rc;
+	if (allow_rate && strcmp(s, "rate") == 0) {
+		*out = FWD_FLT_RATE;
+		return 0;
+	}
 	if (strcmp(s, "pass") && strcmp(s, "drop"))
-		return fail(c, n, path, "must be 'pass' or 'drop', not '%s'", s);
-	*out = strcmp(s, "drop") == 0; /* FWD_FLT_DROP = 1, FWD_FLT_PASS = 0 */
+		return fail(c, n, path, "must be 'pass'%s or 'drop', not '%s'", allow_rate ? ", 'rate'" : "", s);
+	*out = strcmp(s, "drop") == 0 ? FWD_FLT_DROP : FWD_FLT_PASS;
 	return 0;
 }
 
 static int parse_filters(struct vctx *c, const struct fwd_node *f)
 {
 	static const char *const keys[] = {"default", "non_ip", "malformed", "rules", "description", NULL};
-	static const char *const rule_keys[] = {"name", "action", "prefixes", "services", "description", NULL};
+	static const char *const rule_keys[] = {"name", "action", "prefixes", "services", "rate_pps",
+						"burst", "description", NULL};
 	struct fwd_filters *fl = &c->t->filters;
 	struct fwd_table s = {0}; /* the prefix and port parsers write here */
 	struct vctx sc = *c;
@@ -1071,9 +1077,9 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 	if ((rc = want(c, f, "filters", FWD_NODE_MAP)) || (rc = check_keys(c, f, "filters", keys)))
 		return rc;
 	fl->present = 1;
-	if (((n = fwd_node_get(f, "default")) && (rc = parse_flt_action(c, n, "filters.default", &fl->default_action))) ||
-	    ((n = fwd_node_get(f, "non_ip")) && (rc = parse_flt_action(c, n, "filters.non_ip", &fl->non_ip_action))) ||
-	    ((n = fwd_node_get(f, "malformed")) && (rc = parse_flt_action(c, n, "filters.malformed", &fl->malformed_action))))
+	if (((n = fwd_node_get(f, "default")) && (rc = parse_flt_action(c, n, "filters.default", &fl->default_action, 0))) ||
+	    ((n = fwd_node_get(f, "non_ip")) && (rc = parse_flt_action(c, n, "filters.non_ip", &fl->non_ip_action, 0))) ||
+	    ((n = fwd_node_get(f, "malformed")) && (rc = parse_flt_action(c, n, "filters.malformed", &fl->malformed_action, 0))))
 		return rc;
 	rules = fwd_node_get(f, "rules");
 	if (rules == NULL || rules->type == FWD_NODE_NULL)
@@ -1129,10 +1135,40 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 			rc = fail(c, r, path, "missing field 'action' (pass or drop)");
 			goto out;
 		}
-		if ((rc = parse_flt_action(c, n, path, &fr->action)))
+		if ((rc = parse_flt_action(c, n, path, &fr->action, 1)))
 			goto out;
 		p = fwd_node_get(r, "prefixes");
 		sv = fwd_node_get(r, "services");
+		{
+			const struct fwd_node *rp = fwd_node_get(r, "rate_pps"), *bu = fwd_node_get(r, "burst");
+			uint64_t v;
+
+			snprintf(path, sizeof(path), "filters.rules[%u].rate_pps", i);
+			if (fr->action == FWD_FLT_RATE) {
+				if (rp == NULL) {
+					rc = fail(c, r, path, "action 'rate' needs 'rate_pps'");
+					goto out;
+				}
+				if (p == NULL) {
+					snprintf(path, sizeof(path), "filters.rules[%u]", i);
+					rc = fail(c, r, path, "a rate rule limits source prefixes: give 'prefixes'");
+					goto out;
+				}
+				if ((rc = get_uint(c, rp, path, 1, 100000000, &v)))
+					goto out;
+				fr->rate_pps = (uint32_t)v;
+				fr->burst = fr->rate_pps;
+				if (bu) {
+					snprintf(path, sizeof(path), "filters.rules[%u].burst", i);
+					if ((rc = get_uint(c, bu, path, 1, 100000000, &v)))
+						goto out;
+					fr->burst = (uint32_t)v;
+				}
+			} else if (rp || bu) {
+				rc = fail(c, rp ? rp : bu, path, "'rate_pps' and 'burst' go with action 'rate'");
+				goto out;
+			}
+		}
 		if ((p == NULL) == (sv == NULL)) {
 			snprintf(path, sizeof(path), "filters.rules[%u]", i);
 			rc = fail(c, r, path, "a rule matches either 'prefixes' or 'services', exactly one of them");

@@ -91,6 +91,7 @@ struct fwd_residency {
 struct fwd_filter_rule {
 	char name[FWD_NAME_MAX];
 	uint8_t action; /* enum fwd_flt_action */
+	uint32_t rate_pps, burst; /* action rate */
 	uint32_t line;
 };
 

@@ -16,10 +16,10 @@
 #include "xdp_filter.skel.h"
 
 enum { M_CFG, M_TBL16, M_TBL8, M_V6, M_V6LEN, M_PREFIX_RULE, M_PORTS, M_RULES, M_RULE_STATS,
-       M_COUNTERS, M_NUM };
+       M_COUNTERS, M_BUCKETS, M_NUM };
 static const char *const map_names[M_NUM] = {
 	"flt_cfg", "flt_v4_tbl16", "flt_v4_tbl8", "flt_v6", "flt_v6_lengths", "flt_prefix_rule",
-	"flt_ports", "flt_rules", "flt_rule_stats", "flt_counters",
+	"flt_ports", "flt_rules", "flt_rule_stats", "flt_counters", "flt_buckets",
 };
 
 struct ctl_bpf {
@@ -53,7 +53,8 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 	}
 	if ((rc = bpf_map__set_max_entries(b->skel->maps.flt_v4_tbl8, 2 * grp * 256)) ||
 	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_v6, 2 * pfx)) ||
-	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_prefix_rule, 2 * pfx))) {
+	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_prefix_rule, 2 * pfx)) ||
+	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_buckets, 2 * pfx))) {
 		fwd_err_set(err, "", 0, "filters", "cannot size the filter maps: %s", strerror(-rc));
 		goto fail;
 	}

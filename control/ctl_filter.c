@@ -92,6 +92,7 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 		ctl_bpf_rule_stats(f->bpf, r, &st);
 		json_object_set_new(rules, t->filters.rules[r].name,
 				    json_pack("{s:s, s:I, s:I}", "action",
+					      t->filters.rules[r].action == FWD_FLT_RATE ? "rate" :
 					      t->filters.rules[r].action ? "drop" : "pass", "packets",
 					      (json_int_t)st.packets, "bytes", (json_int_t)st.bytes));
 	}

@@ -257,12 +257,41 @@ static void test_swaps_are_whole(void **state)
 	}
 }
 
+static void test_rate_per_prefix(void **state)
+{
+	struct fwd_flt_prefix px[] = {v4p(10, 5, 0, 0, 16, 0), v4p(10, 6, 0, 0, 16, 0)};
+	uint8_t act = FWD_FLT_RATE;
+	struct fwd_err err = {0};
+	struct fwd_flt_image *img;
+	uint64_t before[FWD_FLT_CNT_MAX], after[FWD_FLT_CNT_MAX];
+	int pass5 = 0, pass6 = 0;
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	img = fwd_flt_compile(px, 2, NULL, 0, &act, 1, &err);
+	assert_non_null(img);
+	fwd_flt_image_rate(img, 0, 1, 5); /* 1 pps, burst 5: the test runs well inside a second */
+	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 30, &err), 0);
+	ctl_bpf_counters(filter, before);
+	for (int i = 0; i < 20; i++) {
+		pass5 += run_v4((char[]){10, 5, 1, (char)i}, FWD_PROTO_UDP, 9) == XDP_PASS;
+		pass6 += run_v4((char[]){10, 6, 1, (char)i}, FWD_PROTO_UDP, 9) == XDP_PASS;
+	}
+	/* Exactly the burst passes, per source prefix, independently. */
+	assert_int_equal(pass5, 5);
+	assert_int_equal(pass6, 5);
+	ctl_bpf_counters(filter, after);
+	assert_int_equal(after[FWD_FLT_CNT_RATE_LIMITED] - before[FWD_FLT_CNT_RATE_LIMITED], 30);
+	fwd_flt_image_free(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixtures),
 		cmocka_unit_test(test_matches_naive_lpm),
 		cmocka_unit_test(test_swaps_are_whole),
+		cmocka_unit_test(test_rate_per_prefix),
 	};
 
 	return cmocka_run_group_tests_name("xdp_filter", tests, setup, teardown);
