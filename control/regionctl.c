@@ -187,6 +187,25 @@ static void print_json(json_t *j)
 	putchar('\n');
 }
 
+/* One API call shown the usual way: the API's JSON with -j, else @human.
+ * Takes @body. */
+static int show(const struct opts *o, const char *method, const char *path, json_t *body,
+		void (*human)(json_t *r, const char *arg), const char *arg)
+{
+	json_t *r;
+	int rc = call(o, method, path, body, &r);
+
+	json_decref(body);
+	if (rc)
+		return rc;
+	if (o->json)
+		print_json(r);
+	else
+		human(r, arg);
+	json_decref(r);
+	return 0;
+}
+
 static const char *js(json_t *o, const char *k)
 {
 	const char *s = json_string_value(json_object_get(o, k));
@@ -412,12 +431,19 @@ static json_t *doc_body(const char *file, int *rc)
 	return b;
 }
 
-static void print_diff(json_t *r)
+static void print_valid(json_t *r, const char *file)
+{
+	(void)r;
+	printf("%s: valid\n", file);
+}
+
+static void print_diff(json_t *r, const char *unused)
 {
 	static const char *const secs[] = {"regions", "services", "links", "link_groups", "policies"};
 	json_t *d = json_object_get(r, "diff"), *imp = json_object_get(r, "impact"), *v;
 	size_t i;
 
+	(void)unused;
 	for (size_t s = 0; s < 5; s++) {
 		json_t *sd = json_object_get(d, secs[s]);
 
@@ -448,7 +474,7 @@ static void print_diff(json_t *r)
 
 static int cmd_validate(const struct opts *o, const char *file, int diff)
 {
-	json_t *b, *r;
+	json_t *b;
 	int rc = 0;
 
 	if (file == NULL) {
@@ -457,18 +483,7 @@ static int cmd_validate(const struct opts *o, const char *file, int diff)
 	}
 	if ((b = doc_body(file, &rc)) == NULL)
 		return rc;
-	rc = call(o, "POST", "/v1/validate", b, &r);
-	json_decref(b);
-	if (rc)
-		return rc;
-	if (o->json)
-		print_json(r);
-	else if (diff)
-		print_diff(r);
-	else
-		printf("%s: valid\n", file);
-	json_decref(r);
-	return 0;
+	return show(o, "POST", "/v1/validate", b, diff ? print_diff : print_valid, file);
 }
 
 static int current_generation(const struct opts *o, long long *id)
@@ -482,7 +497,7 @@ static int current_generation(const struct opts *o, long long *id)
 	return rc;
 }
 
-static void print_gen(const char *what, json_t *r)
+static void print_gen(json_t *r, const char *what)
 {
 	json_t *g = json_object_get(r, "generation");
 
@@ -500,7 +515,7 @@ static int cmd_apply(const struct opts *o, int argc, char **argv)
 	const char *file = NULL, *comment = NULL, *author = getenv("USER");
 	long confirm = 0;
 	long long cur;
-	json_t *b, *r;
+	json_t *b;
 	int rc = 0;
 
 	for (int i = 0; i < argc; i++) {
@@ -534,58 +549,43 @@ static int cmd_apply(const struct opts *o, int argc, char **argv)
 		json_object_set_new(b, "author", json_string(author));
 	if (confirm)
 		json_object_set_new(b, "confirm_timeout_s", json_integer(confirm));
-	rc = call(o, "PUT", "/v1/table", b, &r);
-	json_decref(b);
-	if (rc)
-		return rc;
-	if (o->json)
-		print_json(r);
+	return show(o, "PUT", "/v1/table", b, print_gen, "apply");
+}
+
+static void print_post(json_t *r, const char *what)
+{
+	if (json_object_get(r, "confirmed"))
+		printf("confirmed generation %lld\n", ji(r, "confirmed"));
+	else if (json_object_get(r, "detached"))
+		printf("%s\n", json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
 	else
-		print_gen("apply", r);
-	json_decref(r);
-	return 0;
+		print_gen(r, what);
 }
 
 static int cmd_simple_post(const struct opts *o, const char *path, json_t *b, const char *what)
 {
-	json_t *r;
-	int rc = call(o, "POST", path, b, &r);
+	return show(o, "POST", path, b, print_post, what);
+}
 
-	json_decref(b);
-	if (rc)
-		return rc;
-	if (o->json)
-		print_json(r);
-	else if (json_object_get(r, "confirmed"))
-		printf("confirmed generation %lld\n", ji(r, "confirmed"));
-	else
-		print_gen(what, r);
-	json_decref(r);
-	return 0;
+static void print_history(json_t *r, const char *unused)
+{
+	json_t *v;
+	size_t i;
+
+	(void)unused;
+	printf("%6s  %-20s  %-16s  %-12s  %s\n", "GEN", "TIME", "HASH", "AUTHOR", "COMMENT");
+	json_array_foreach(json_object_get(r, "history"), i, v) {
+		char t[32];
+
+		when(ji(v, "time"), t, sizeof(t));
+		printf("%6lld  %-20s  %-16s  %-12s  %s\n", ji(v, "id"), t, js(v, "hash"), js(v, "author"),
+		       js(v, "comment"));
+	}
 }
 
 static int cmd_history(const struct opts *o)
 {
-	json_t *r, *v;
-	size_t i;
-	int rc = call(o, "GET", "/v1/history", NULL, &r);
-
-	if (rc)
-		return rc;
-	if (o->json) {
-		print_json(r);
-	} else {
-		printf("%6s  %-20s  %-16s  %-12s  %s\n", "GEN", "TIME", "HASH", "AUTHOR", "COMMENT");
-		json_array_foreach(json_object_get(r, "history"), i, v) {
-			char t[32];
-
-			when(ji(v, "time"), t, sizeof(t));
-			printf("%6lld  %-20s  %-16s  %-12s  %s\n", ji(v, "id"), t, js(v, "hash"), js(v, "author"),
-			       js(v, "comment"));
-		}
-	}
-	json_decref(r);
-	return 0;
+	return show(o, "GET", "/v1/history", NULL, print_history, NULL);
 }
 
 static int cmd_filter(const struct opts *o, const char *sub)
@@ -599,20 +599,8 @@ static int cmd_filter(const struct opts *o, const char *sub)
 		fprintf(stderr, "regionctl: filter status|detach\n");
 		return EXIT_USAGE;
 	}
-	if (!strcmp(sub, "detach")) {
-		json_t *b = json_object();
-
-		rc = call(o, "POST", "/v1/filters/detach", b, &r);
-		json_decref(b);
-		if (rc)
-			return rc;
-		if (o->json)
-			print_json(r);
-		else
-			printf("%s\n", json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
-		json_decref(r);
-		return 0;
-	}
+	if (!strcmp(sub, "detach"))
+		return cmd_simple_post(o, "/v1/filters/detach", json_object(), "detach");
 	if ((rc = call(o, "GET", "/v1/filters", NULL, &r)))
 		return rc;
 	if (o->json) {

@@ -127,6 +127,19 @@ def test_filter_lifecycle(tmp_path):
             assert rc == 1 and "distinct lengths" in err
             assert box.gen() == 6
 
+            # Valid, but beyond what the filter was loaded for (4,096 prefixes):
+            # regionfwd had already taken it, so regiond must put it back.
+            big = ", ".join(f"10.{100 + k // 256}.{k % 256}.0/24" for k in range(4200))
+            bigt = tmp_path / "big.yaml"
+            bigt.write_text(open(DEMO).read() + FILTERS.format(extra=", " + big))
+            rc, _, err = box.ctl("apply", str(bigt))
+            assert rc == 1 and "filter_refused" in err and "it was loaded for 4096" in err, err
+            s = box.status()
+            assert s["generation"]["id"] == 6
+            assert s["dataplane"]["status"]["generation"]["hash"] == s["generation"]["hash"]
+            rc, st, _ = box.ctl("filter", "status", json_out=True)
+            assert st["generation"] == 6
+
             rc, out, _ = box.ctl("filter", "detach")
             assert rc == 0 and "detached" in out
             assert "prog/xdp" not in subprocess.run(["ip", "link", "show", "xfa0"], capture_output=True, text=True).stdout
