@@ -92,7 +92,7 @@ int main(int argc, char **argv)
 		t0 = now_s();
 		img = fwd_flt_compile(px, n, NULL, 0, act, 2, &err);
 		t1 = now_s();
-		if (img == NULL || ctl_bpf_apply(b, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, (uint32_t)s + 1, &err)) {
+		if (img == NULL || ctl_bpf_apply(b, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, (uint32_t)s + 1, &err)) {
 			fprintf(stderr, "xdp_filter_bench: %s\n", err.reason);
 			return 1;
 		}

@@ -14,7 +14,9 @@
 #include "fwd_filter_kern_user.h"
 #include "fwd_parse.h"
 
-/* Sizes are set by the loader before load (bpf_map__set_max_entries). */
+/* regiond's loader sizes the maps before load (bpf_map__set_max_entries);
+ * the sizes here are what an object loaded by someone else gets (DPDK's
+ * net_af_xdp with xdp_prog=): 4,096 IPv4 groups and 65,536 prefixes per half. */
 
 /* Which half is live, and the policies for what matches nothing. */
 struct {
@@ -35,7 +37,7 @@ struct {
 /* IPv4 second and third stages: 2 halves x groups x 256 entries. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2 * 256);
+	__uint(max_entries, 2 * 4096 * 256);
 	__type(key, uint32_t);
 	__type(value, uint32_t);
 } flt_v4_tbl8 SEC(".maps");
@@ -43,7 +45,7 @@ struct {
 /* IPv6 (half, length, masked address) -> prefix index + 1. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2 * 65536);
 	__type(key, struct fwd_flt_v6_key);
 	__type(value, uint32_t);
 } flt_v6 SEC(".maps");
@@ -59,7 +61,7 @@ struct {
 /* Prefix index -> rule id, per half. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 2 * 65536);
 	__type(key, uint32_t);
 	__type(value, uint16_t);
 } flt_prefix_rule SEC(".maps");
@@ -83,10 +85,20 @@ struct {
 /* Rate state per prefix index (both halves: indexes include the half). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 2 * 65536);
 	__type(key, uint32_t);
 	__type(value, struct fwd_flt_bucket);
 } flt_buckets SEC(".maps");
+
+/* AF_XDP sockets by RX queue: DPDK's net_af_xdp (xdp_prog=this object)
+ * inserts its sockets here; admitted IP traffic is redirected to them when
+ * cfg.redirect is set. The name is the PMD's contract. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 64);
+	__type(key, uint32_t);
+	__type(value, uint32_t);
+} xsks_map SEC(".maps");
 
 /* Hits per rule id (per CPU; not per half: ids are the loader's, stable). */
 struct {
@@ -258,7 +270,15 @@ int xdp_filter(struct xdp_md *ctx)
 		}
 	}
 	count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
-	return action == FWD_FLT_DROP ? XDP_DROP : XDP_PASS;
+	if (action == FWD_FLT_DROP)
+		return XDP_DROP;
+	if (cfg->redirect) {
+		/* To the fast path's socket on this queue; with no socket there
+		 * the packet goes to the kernel (the XDP_PASS fallback). */
+		count(FWD_FLT_CNT_TO_AFXDP);
+		return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+	}
+	return XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -45,6 +45,7 @@ enum fwd_flt_action {
 	X(NON_IP, "non_ip", "not IPv4/IPv6: handled by the non_ip policy")           \
 	X(MALFORMED, "malformed", "IP but malformed: handled by the malformed policy") \
 	X(RATE_LIMITED, "rate_limited", "dropped by a rate rule over its rate")       \
+	X(TO_AFXDP, "to_afxdp", "admitted IP packets redirected to AF_XDP sockets")   \
 	X(PREFIX_HIT, "prefix_hit", "decided by a source prefix rule")               \
 	X(SERVICE_HIT, "service_hit", "decided by a protocol/port rule")             \
 	X(DEFAULT, "default", "matched no rule")
@@ -62,7 +63,7 @@ struct fwd_flt_cfg {
 	uint8_t default_action; /* enum fwd_flt_action when nothing matches */
 	uint8_t non_ip_action; /* ARP, LLDP, ...: pass keeps the box reachable */
 	uint8_t malformed_action;
-	uint8_t pad;
+	uint8_t redirect; /* 1: admitted IP packets go to the AF_XDP socket of their queue */
 	uint32_t n_v6_lengths[2]; /* per half */
 };
 

@@ -1061,7 +1061,8 @@ static int parse_flt_action(struct vctx *c, const struct fwd_node *n, const char
 
 static int parse_filters(struct vctx *c, const struct fwd_node *f)
 {
-	static const char *const keys[] = {"default", "non_ip", "malformed", "rules", "description", NULL};
+	static const char *const keys[] = {"default", "non_ip", "malformed", "redirect", "rules",
+					   "description", NULL};
 	static const char *const rule_keys[] = {"name", "action", "prefixes", "services", "rate_pps",
 						"burst", "description", NULL};
 	struct fwd_filters *fl = &c->t->filters;
@@ -1081,6 +1082,15 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 	    ((n = fwd_node_get(f, "non_ip")) && (rc = parse_flt_action(c, n, "filters.non_ip", &fl->non_ip_action, 0))) ||
 	    ((n = fwd_node_get(f, "malformed")) && (rc = parse_flt_action(c, n, "filters.malformed", &fl->malformed_action, 0))))
 		return rc;
+	if ((n = fwd_node_get(f, "redirect")) != NULL) {
+		const char *v;
+
+		if ((rc = get_scalar(c, n, "filters.redirect", &v)))
+			return rc;
+		if (strcmp(v, "af_xdp") && strcmp(v, "kernel"))
+			return fail(c, n, "filters.redirect", "must be 'af_xdp' or 'kernel', not '%s'", v);
+		fl->redirect = strcmp(v, "af_xdp") == 0;
+	}
 	rules = fwd_node_get(f, "rules");
 	if (rules == NULL || rules->type == FWD_NODE_NULL)
 		return 0;

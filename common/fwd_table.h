@@ -98,6 +98,7 @@ struct fwd_filter_rule {
 struct fwd_filters {
 	uint8_t present;
 	uint8_t default_action, non_ip_action, malformed_action;
+	uint8_t redirect; /* admitted IP traffic to AF_XDP sockets instead of the kernel */
 	uint16_t nrules;
 	struct fwd_filter_rule *rules;
 	uint32_t nprefix4, nprefix6, nranges;

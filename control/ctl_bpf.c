@@ -98,7 +98,8 @@ static int array_write(int fd, uint32_t first, const void *vals, size_t vsize, u
 }
 
 int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t default_action,
-		  uint8_t non_ip_action, uint8_t malformed_action, uint32_t gen, struct fwd_err *err)
+		  uint8_t non_ip_action, uint8_t malformed_action, uint8_t redirect, uint32_t gen,
+		  struct fwd_err *err)
 {
 	uint32_t zero = 0, half, gbase, pbase, *v = NULL;
 	struct fwd_flt_cfg cfg;
@@ -179,6 +180,7 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 	cfg.default_action = default_action;
 	cfg.non_ip_action = non_ip_action;
 	cfg.malformed_action = malformed_action;
+	cfg.redirect = redirect;
 	cfg.n_v6_lengths[half] = img->n_v6_lengths;
 	rc = bpf_map_update_elem(b->fd[M_CFG], &zero, &cfg, BPF_ANY);
 out:
@@ -426,4 +428,68 @@ int ctl_bpf_detach(struct ctl_bpf *b, const char *ifname)
 	if (idx == 0 || ctl_bpf_query(ifname, mode, sizeof(mode)) != ctl_bpf_prog_id(b))
 		return -ENOENT;
 	return bpf_xdp_detach((int)idx, strcmp(mode, "generic") ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE, NULL);
+}
+
+
+struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
+{
+	char mode[32];
+	uint32_t id = ctl_bpf_query(ifname, mode, sizeof(mode)), map_ids[64];
+	struct bpf_prog_info info = {0};
+	uint32_t len = sizeof(info);
+	struct ctl_bpf *b;
+	int fd;
+
+	if (id == 0) {
+		fwd_err_set(err, "", 0, "xdp", "nothing attached to %s", ifname);
+		return NULL;
+	}
+	fd = bpf_prog_get_fd_by_id(id);
+	info.nr_map_ids = 64;
+	info.map_ids = (uint64_t)(unsigned long)map_ids;
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || strcmp(info.name, "xdp_filter")) {
+		if (fd >= 0)
+			close(fd);
+		fwd_err_set(err, "", 0, "xdp", "%s runs XDP program id %u, which is not regionfwd's filter",
+			    ifname, id);
+		return NULL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		close(fd);
+		fwd_err_set(err, "", 0, "xdp", "out of memory");
+		return NULL;
+	}
+	b->prog_fd = fd;
+	b->ncpus = libbpf_num_possible_cpus();
+	for (uint32_t i = 0; i < info.nr_map_ids && i < 64; i++) {
+		int mfd = bpf_map_get_fd_by_id(map_ids[i]);
+		struct bpf_map_info mi = {0};
+		uint32_t ml = sizeof(mi);
+		int used = 0;
+
+		if (mfd < 0 || bpf_obj_get_info_by_fd(mfd, &mi, &ml)) {
+			if (mfd >= 0)
+				close(mfd);
+			continue;
+		}
+		for (int m = 0; m < M_NUM; m++)
+			if (strncmp(mi.name, map_names[m], sizeof(mi.name) - 1) == 0 && b->fd[m] <= 0) {
+				b->fd[m] = mfd;
+				used = 1;
+				break;
+			}
+		if (!used)
+			close(mfd);
+	}
+	for (int m = 0; m < M_NUM; m++)
+		if (b->fd[m] <= 0) {
+			fwd_err_set(err, "", 0, "xdp", "the filter on %s lacks map %s (another version?)",
+				    ifname, map_names[m]);
+			ctl_bpf_free(b);
+			return NULL;
+		}
+	b->conf.max_groups = map_max(b->fd[M_TBL8]) / 512;
+	b->conf.max_prefixes = map_max(b->fd[M_PREFIX_RULE]) / 2;
+	return b;
 }

@@ -64,7 +64,15 @@ int ctl_bpf_prog_fd(const struct ctl_bpf *b);
  * @return 0, or -errno with @err (nothing changed for the running half)
  */
 int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t default_action,
-		  uint8_t non_ip_action, uint8_t malformed_action, uint32_t gen, struct fwd_err *err);
+		  uint8_t non_ip_action, uint8_t malformed_action, uint8_t redirect, uint32_t gen,
+		  struct fwd_err *err);
+
+/**
+ * Adopt the filter attached to @ifname by someone else (DPDK's net_af_xdp
+ * loads it with xdp_prog=bpf/xdp_filter.bpf.o and owns its XSKMAP): find it
+ * by program name and its maps by name. NULL with @err when there is none.
+ */
+struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err);
 
 /** Verdict counters summed over CPUs. */
 int ctl_bpf_counters(const struct ctl_bpf *b, uint64_t out[FWD_FLT_CNT_MAX]);

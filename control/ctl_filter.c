@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fwd_filter.h"
 
@@ -27,7 +28,20 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	if (f == NULL)
 		return NULL;
 	f->conf = *conf;
-	f->bpf = ctl_bpf_open_pinned(&conf->sizes, conf->pin_dir, &f->adopted, err);
+	{
+		/* The filter DPDK's net_af_xdp attached (xdp_prog=) comes first: it
+		 * owns the XSKMAP, and regiond only manages its rules. Otherwise our
+		 * own pinned filter, or a new one. */
+		char pin[512], mode[32];
+		struct fwd_err ignore = {0};
+
+		snprintf(pin, sizeof(pin), "%s/prog", conf->pin_dir);
+		if (conf->nifaces && access(pin, F_OK) != 0 && ctl_bpf_query(conf->ifaces[0], mode, sizeof(mode)) &&
+		    (f->bpf = ctl_bpf_open_attached(conf->ifaces[0], &ignore)) != NULL)
+			f->adopted = 2;
+	}
+	if (f->bpf == NULL)
+		f->bpf = ctl_bpf_open_pinned(&conf->sizes, conf->pin_dir, &f->adopted, err);
 	if (f->bpf == NULL) {
 		free(f);
 		return NULL;
@@ -38,6 +52,7 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 			return NULL;
 		}
 		fprintf(stderr, "regiond: XDP filter %s %s in %s mode (program id %u)\n",
+			f->adopted == 2 ? "adopted from the fast path's AF_XDP port on" :
 			f->adopted ? "adopted on" : "attached to", conf->ifaces[i], f->mode[i],
 			ctl_bpf_prog_id(f->bpf));
 	}
@@ -58,7 +73,7 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 	}
 	rc = ctl_bpf_apply(f->bpf, img, fl->present ? fl->default_action : FWD_FLT_PASS,
 			   fl->present ? fl->non_ip_action : FWD_FLT_PASS,
-			   fl->present ? fl->malformed_action : FWD_FLT_PASS, (uint32_t)gen, &fe);
+			   fl->present ? fl->malformed_action : FWD_FLT_PASS, fl->redirect, (uint32_t)gen, &fe);
 	fwd_flt_image_free(img);
 	if (rc)
 		ctl_error_set(e, 422, "filter_refused", "filters", "%s", fe.reason);
@@ -96,10 +111,11 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 					      t->filters.rules[r].action ? "drop" : "pass", "packets",
 					      (json_int_t)st.packets, "bytes", (json_int_t)st.bytes));
 	}
-	return json_pack("{s:I, s:I, s:b, s:s, s:o, s:o, s:o}", "program_id",
+	return json_pack("{s:I, s:I, s:b, s:s, s:s, s:o, s:o, s:o}", "program_id",
 			 (json_int_t)ctl_bpf_prog_id(f->bpf), "generation",
-			 (json_int_t)ctl_bpf_generation(f->bpf), "adopted", f->adopted, "pin_dir",
-			 f->conf.pin_dir, "interfaces", ifs, "counters", cnt, "rules", rules);
+			 (json_int_t)ctl_bpf_generation(f->bpf), "adopted", f->adopted != 0, "owner",
+			 f->adopted == 2 ? "net_af_xdp" : "regiond", "pin_dir", f->conf.pin_dir,
+			 "interfaces", ifs, "counters", cnt, "rules", rules);
 }
 
 int ctl_filter_detach(struct ctl_filter *f)
@@ -109,7 +125,8 @@ int ctl_filter_detach(struct ctl_filter *f)
 	for (unsigned i = 0; i < f->conf.nifaces; i++)
 		if (ctl_bpf_detach(f->bpf, f->conf.ifaces[i]) && rc == 0)
 			rc = -ENOENT;
-	ctl_bpf_unpin(f->conf.pin_dir);
+	if (f->adopted != 2)
+		ctl_bpf_unpin(f->conf.pin_dir);
 	return rc;
 }
 

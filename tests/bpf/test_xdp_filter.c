@@ -113,7 +113,7 @@ static void test_fixtures(void **state)
 	SKIP_WITHOUT_BPF();
 	img = fwd_flt_compile(px, 5, pt, 2, act, 7, &err);
 	assert_non_null(img);
-	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 1, &err), 0);
+	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 1, &err), 0);
 	ctl_bpf_counters(filter, before);
 
 	assert_int_equal(run_v4((char[]){10, 9, 9, 9}, FWD_PROTO_TCP, 80), XDP_DROP);  /* /8 drop */
@@ -210,7 +210,7 @@ static void test_matches_naive_lpm(void **state)
 	random_table(px, N4, N6, NR);
 	img = fwd_flt_compile(px, N4 + N6, NULL, 0, act, NR, &err);
 	assert_non_null(img);
-	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 2, &err), 0);
+	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 2, &err), 0);
 	for (int i = 0; i < PROBES; i++) {
 		const struct fwd_flt_prefix *base = &px[rand() % (N4 + N6)];
 		uint8_t a[16];
@@ -242,7 +242,7 @@ static void test_swaps_are_whole(void **state)
 	for (int gen = 10; gen < 16; gen++) {
 		struct fwd_flt_image *img = fwd_flt_compile(px, 1, NULL, 0, gen & 1 ? &drop : &pass, 1, &err);
 
-		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, (uint32_t)gen, &err), 0);
+		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, (uint32_t)gen, &err), 0);
 		assert_int_equal(run_v4((char[]){10, 2, 3, 4}, FWD_PROTO_TCP, 1), gen & 1 ? XDP_DROP : XDP_PASS);
 		fwd_flt_image_free(img);
 	}
@@ -250,7 +250,7 @@ static void test_swaps_are_whole(void **state)
 	{
 		struct fwd_flt_image *img = fwd_flt_compile(px, 1, NULL, 0, &pass, 1, &err);
 
-		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_DROP, FWD_FLT_PASS, FWD_FLT_DROP, 20, &err), 0);
+		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_DROP, FWD_FLT_PASS, FWD_FLT_DROP, 0, 20, &err), 0);
 		assert_int_equal(run_v4((char[]){10, 2, 3, 4}, FWD_PROTO_TCP, 1), XDP_PASS);
 		assert_int_equal(run_v4((char[]){11, 2, 3, 4}, FWD_PROTO_TCP, 1), XDP_DROP);
 		fwd_flt_image_free(img);
@@ -271,7 +271,7 @@ static void test_rate_per_prefix(void **state)
 	img = fwd_flt_compile(px, 2, NULL, 0, &act, 1, &err);
 	assert_non_null(img);
 	fwd_flt_image_rate(img, 0, 1, 5); /* 1 pps, burst 5: the test runs well inside a second */
-	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 30, &err), 0);
+	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 30, &err), 0);
 	ctl_bpf_counters(filter, before);
 	for (int i = 0; i < 20; i++) {
 		pass5 += run_v4((char[]){10, 5, 1, (char)i}, FWD_PROTO_UDP, 9) == XDP_PASS;
