@@ -1,0 +1,43 @@
+/*
+ * fwd_extract.h - pull the name a content rule matches on out of a payload:
+ * the TLS ClientHello server name (SNI), the HTTP/1.x Host header, the DNS
+ * query name. For the fast path's content rules (issue 5) and the tests.
+ *
+ * Contract, for all three: read only [p, p + len); no allocation, no
+ * recursion, every loop bounded by the input; write at most outlen bytes
+ * (NUL-terminated, lowercased: names compare case-insensitively). Return the
+ * name's length (> 0), FWD_X_NONE when the payload is not that protocol or
+ * has no such field, or a negative FWD_X_* saying why it is malformed.
+ *
+ * Limits (documented in docs/content-rules.md):
+ * - TLS: the ClientHello must start the payload (one TLS record, in this
+ *   segment); a record or extension running past the segment is TRUNCATED.
+ * - HTTP: the request line and headers within the payload and within 8 KiB;
+ *   a second Host header is MALFORMED (RFC 9112 says reject); the port is
+ *   dropped.
+ * - DNS: the first question's name; compression pointers cannot appear there
+ *   (nothing precedes it to point at) and are MALFORMED, so no pointer loop
+ *   can ever be followed.
+ * - Names longer than 255 bytes, or holding bytes outside printable ASCII,
+ *   are MALFORMED.
+ */
+#ifndef FWD_EXTRACT_H
+#define FWD_EXTRACT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FWD_X_NAME_MAX 256 /* 255 + NUL */
+
+enum {
+	FWD_X_NONE = 0,
+	FWD_X_TRUNCATED = -1, /* a length points past the end of the payload */
+	FWD_X_MALFORMED = -2, /* impossible lengths, bad characters, duplicate Host, ... */
+	FWD_X_TOO_LONG = -3, /* the name is longer than 255 bytes or than outlen - 1 */
+};
+
+int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen);
+int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen);
+int fwd_extract_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen);
+
+#endif /* FWD_EXTRACT_H */

@@ -1,0 +1,229 @@
+/*
+ * Extractor tests (common/fwd_extract.c): TLS SNI, HTTP Host, DNS query
+ * name on valid input, on each malformed class, and truncated at every
+ * length (no read past the end: the sanitizer build checks; never a name).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fwd_extract.h"
+
+struct buf {
+	uint8_t b[70000];
+	size_t n;
+};
+
+static void put(struct buf *x, const void *p, size_t n)
+{
+	memcpy(x->b + x->n, p, n);
+	x->n += n;
+}
+
+static void put8(struct buf *x, uint32_t v)
+{
+	x->b[x->n++] = (uint8_t)v;
+}
+
+static void put16(struct buf *x, uint32_t v)
+{
+	put8(x, v >> 8);
+	put8(x, v);
+}
+
+/* A ClientHello with a supported_groups extension before server_name. */
+static void client_hello(struct buf *x, const char *sni, size_t sni_len, int session_id)
+{
+	struct buf body = {.n = 0}, ext = {.n = 0};
+	static const uint8_t random[32] = {1, 2, 3};
+
+	put16(&ext, 10); /* supported_groups */
+	put16(&ext, 4);
+	put16(&ext, 2);
+	put16(&ext, 29);
+	if (sni) {
+		put16(&ext, 0); /* server_name */
+		put16(&ext, (uint32_t)sni_len + 5);
+		put16(&ext, (uint32_t)sni_len + 3);
+		put8(&ext, 0);
+		put16(&ext, (uint32_t)sni_len);
+		put(&ext, sni, sni_len);
+	}
+	put16(&body, 0x0303);
+	put(&body, random, 32);
+	put8(&body, session_id ? 32 : 0);
+	for (int i = 0; session_id && i < 32; i++)
+		put8(&body, (uint32_t)i);
+	put16(&body, 4);
+	put16(&body, 0x1301);
+	put16(&body, 0x1302);
+	put8(&body, 1);
+	put8(&body, 0);
+	put16(&body, (uint32_t)ext.n);
+	put(&body, ext.b, ext.n);
+	x->n = 0;
+	put8(x, 0x16);
+	put16(x, 0x0301);
+	put16(x, (uint32_t)body.n + 4);
+	put8(x, 1);
+	put8(x, (uint32_t)(body.n >> 16));
+	put16(x, (uint32_t)body.n);
+	put(x, body.b, body.n);
+}
+
+static void test_sni(void **state)
+{
+	struct buf h;
+	char out[FWD_X_NAME_MAX];
+
+	(void)state;
+	client_hello(&h, "Api.Example.COM", 15, 1);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 15);
+	assert_string_equal(out, "api.example.com");
+	client_hello(&h, NULL, 0, 0);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_NONE);
+	assert_int_equal(fwd_extract_sni((const uint8_t *)"GET / HTTP/1.1\r\n", 16, out, sizeof(out)), FWD_X_NONE);
+	client_hello(&h, "a.example", 9, 0);
+	h.b[5] = 2; /* a ServerHello */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_NONE);
+}
+
+static void test_sni_malformed(void **state)
+{
+	struct buf h;
+	char out[FWD_X_NAME_MAX], big[300];
+
+	(void)state;
+	client_hello(&h, "a.example", 9, 1);
+	h.b[9 + 34] = 33; /* session id longer than 32 */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	/* The end of the hello: ext type(2) len(2) list len(2) name type(1) name len(2) name(9). */
+	client_hello(&h, "a.example", 9, 0);
+	h.b[h.n - 14] = 0x7f; /* SNI list length disagrees with its extension */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "a.example", 9, 0);
+	h.b[h.n - 12] = 7; /* an unknown name type is skipped: no host name */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_NONE);
+	client_hello(&h, "a\001example", 9, 0);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	memset(big, 'a', sizeof(big));
+	client_hello(&h, big, sizeof(big), 0);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_TOO_LONG);
+	client_hello(&h, "a.example", 9, 0);
+	h.b[3] = 0; /* record shorter than the hello it carries */
+	h.b[4] = 10;
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "a.example", 9, 0);
+	h.b[h.n - 16] = 0xff; /* an extension length past the hello */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+}
+
+static void test_every_truncation(void **state)
+{
+	struct buf h;
+	char out[FWD_X_NAME_MAX];
+	static const char http[] = "GET /x HTTP/1.1\r\nHost: www.example.com\r\n\r\n";
+	static const uint8_t dns[] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'w', 'w',
+				      7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 1, 0, 1};
+
+	(void)state;
+	client_hello(&h, "www.example.com", 15, 1);
+	for (size_t n = 1; n < h.n; n++) {
+		uint8_t *c = malloc(n);
+
+		memcpy(c, h.b, n);
+		assert_true(fwd_extract_sni(c, n, out, sizeof(out)) <= 0);
+		free(c);
+	}
+	for (size_t n = 0; n < sizeof(http) - 1; n++) {
+		uint8_t *c = malloc(n ? n : 1);
+		int rc;
+
+		memcpy(c, http, n);
+		rc = fwd_extract_http_host(c, n, out, sizeof(out));
+		/* Once "www.example.com\r\n" is in, the name is known. */
+		assert_true(rc <= 0 || (rc == 15 && n >= strlen("GET /x HTTP/1.1\r\nHost: www.example.com\r\n")));
+		free(c);
+	}
+	for (size_t n = 0; n < 29; n++) { /* up to the name's final zero */
+		uint8_t *c = malloc(n ? n : 1);
+
+		memcpy(c, dns, n);
+		assert_true(fwd_extract_dns_qname(c, n, out, sizeof(out)) <= 0);
+		free(c);
+	}
+	assert_int_equal(fwd_extract_dns_qname(dns, sizeof(dns), out, sizeof(out)), 15);
+	assert_string_equal(out, "www.example.com");
+}
+
+static void test_http_host(void **state)
+{
+	char out[FWD_X_NAME_MAX];
+#define H(s) (const uint8_t *)(s), strlen(s), out, sizeof(out)
+
+	(void)state;
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\nHoSt:  Example.COM:8080 \r\n\r\n")), 11);
+	assert_string_equal(out, "example.com");
+	assert_int_equal(fwd_extract_http_host(H("POST /a HTTP/1.0\nHost: [2001:db8::1]:443\n\n")), 13);
+	assert_string_equal(out, "[2001:db8::1]");
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")), FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\n\r\nHost: late\r\n")), FWD_X_NONE);
+	assert_int_equal(fwd_extract_http_host(H("SSH-2.0-OpenSSH_9.2\r\n")), FWD_X_NONE);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/2.0\r\nHost: a\r\n\r\n")), FWD_X_NONE);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: a b\r\n\r\n")), FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost:\r\n\r\n")), FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n")), FWD_X_MALFORMED);
+#undef H
+}
+
+static void test_dns(void **state)
+{
+	char out[FWD_X_NAME_MAX];
+	uint8_t q[600] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+	size_t n;
+
+	(void)state;
+	memcpy(q + 12, "\003WwW\007Example\003COM\000", 17);
+	assert_int_equal(fwd_extract_dns_qname(q, 29 + 4, out, sizeof(out)), 15);
+	assert_string_equal(out, "www.example.com");
+	q[12] = 0; /* the root */
+	assert_int_equal(fwd_extract_dns_qname(q, 17, out, sizeof(out)), 1);
+	assert_string_equal(out, ".");
+	q[12] = 0xc0; /* a compression pointer to itself: refused, never followed */
+	q[13] = 12;
+	assert_int_equal(fwd_extract_dns_qname(q, 20, out, sizeof(out)), FWD_X_MALFORMED);
+	q[12] = 0x40; /* reserved label type */
+	assert_int_equal(fwd_extract_dns_qname(q, 20, out, sizeof(out)), FWD_X_MALFORMED);
+	q[12] = 5; /* label past the end */
+	assert_int_equal(fwd_extract_dns_qname(q, 15, out, sizeof(out)), FWD_X_TRUNCATED);
+	n = 12; /* 5 x 63-byte labels: 320 bytes, over 255 */
+	for (int l = 0; l < 5; l++) {
+		q[n++] = 63;
+		memset(q + n, 'a', 63);
+		n += 63;
+	}
+	q[n++] = 0;
+	assert_int_equal(fwd_extract_dns_qname(q, n, out, sizeof(out)), FWD_X_TOO_LONG);
+	q[5] = 0; /* no question */
+	assert_int_equal(fwd_extract_dns_qname(q, n, out, sizeof(out)), FWD_X_NONE);
+	q[5] = 1;
+	q[2] = 0x28; /* opcode UPDATE */
+	assert_int_equal(fwd_extract_dns_qname(q, n, out, sizeof(out)), FWD_X_NONE);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sni),
+		cmocka_unit_test(test_sni_malformed),
+		cmocka_unit_test(test_http_host),
+		cmocka_unit_test(test_dns),
+		cmocka_unit_test(test_every_truncation),
+	};
+
+	return cmocka_run_group_tests_name("extract", tests, NULL, NULL);
+}
