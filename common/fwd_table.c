@@ -1240,13 +1240,221 @@ out:
 	return rc;
 }
 
+/* ---- content rules -------------------------------------------------------------- */
+
+static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *path, const struct nidx *x,
+			 const char *what, uint16_t **out, uint16_t *count)
+{
+	char p[340];
+	int rc;
+
+	if ((rc = want(c, n, path, FWD_NODE_SEQ)))
+		return rc;
+	if (n->count == 0 || n->count > 4096)
+		return fail(c, n, path, "list 1..4096 %ss", what);
+	*out = calloc(n->count, sizeof(**out));
+	if (*out == NULL)
+		return -ENOMEM;
+	*count = 0;
+	for (const struct fwd_node *e = n->child; e; e = e->next) {
+		const char *s;
+		int id;
+
+		snprintf(p, sizeof(p), "%s[%u]", path, *count);
+		if ((rc = get_scalar(c, e, p, &s)))
+			return rc;
+		if ((id = nidx_find(x, s)) < 0)
+			return fail(c, e, p, "unknown %s '%s'", what, s);
+		(*out)[(*count)++] = (uint16_t)id;
+	}
+	return 0;
+}
+
+static int link_has_tag(const struct fwd_link *l, const struct fwd_residency *r)
+{
+	for (uint8_t i = 0; i < l->ntags; i++)
+		for (uint8_t j = 0; j < r->ntags; j++)
+			if (strcmp(l->tags[i], r->tags[j]) == 0)
+				return 1;
+	return 0;
+}
+
+/* A content rule that mirrors or steers traffic a residency rule protects
+ * may only use links the rule allows (every carrying member of a group). */
+static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, const char *path)
+{
+	const struct fwd_table *t = c->t;
+
+	if (cr->action != FWD_CA_MIRROR && cr->action != FWD_CA_STEER)
+		return 0;
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		const struct fwd_residency *r = &t->residency[i];
+		int region = cr->nregions == 0, svc = 0;
+
+		for (uint16_t k = 0; k < cr->nregions; k++)
+			region |= cr->regions[k] == r->region;
+		for (uint16_t k = 0; k < cr->nservices; k++)
+			for (uint16_t m = 0; m < r->nservices; m++)
+				svc |= r->services[m] == FWD_ANY || r->services[m] == cr->services[k];
+		if (!region || !svc)
+			continue;
+		if (cr->target_kind == FWD_ACT_LINK) {
+			if (!link_has_tag(&t->links[cr->target], r))
+				return fwd_err_set(c->err, c->file, cr->line, path,
+						   "breaks residency rule '%s': %ss region '%s' traffic to link '%s'",
+						   r->name, cr->action == FWD_CA_MIRROR ? "mirror" : "steer",
+						   t->region_names[r->region], t->links[cr->target].name);
+		} else {
+			const struct fwd_group *g = &t->groups[cr->target];
+
+			for (uint16_t m = 0; m < g->nmembers; m++)
+				if (g->members[m].weight && !link_has_tag(&t->links[g->members[m].link], r))
+					return fwd_err_set(c->err, c->file, cr->line, path,
+							   "breaks residency rule '%s': steers region '%s' traffic to group '%s' with link '%s'",
+							   r->name, t->region_names[r->region], g->name,
+							   t->links[g->members[m].link].name);
+		}
+	}
+	return 0;
+}
+
+static int parse_content(struct vctx *c, const struct names *nm, const struct fwd_node *n)
+{
+	static const char *const keys[] = {"name", "field", "pattern", "literal", "caseless", "services",
+					   "regions", "action", "to", "description", NULL};
+	static const char *const fields[] = {"payload", "tls_sni", "http_host", "dns_qname"};
+	static const char *const actions[] = {"count", "drop", "mirror", "steer"};
+	struct fwd_table *t = c->t;
+	char path[320];
+	int rc;
+
+	if (n == NULL || n->type == FWD_NODE_NULL)
+		return 0;
+	if ((rc = want(c, n, "content_rules", FWD_NODE_SEQ)))
+		return rc;
+	if (n->count > FWD_MAX_CONTENT_RULES)
+		return fail(c, n, "content_rules", "more than %d content rules", FWD_MAX_CONTENT_RULES);
+	t->content = calloc(n->count ? n->count : 1, sizeof(*t->content));
+	if (t->content == NULL)
+		return -ENOMEM;
+	uint32_t i = 0;
+	for (const struct fwd_node *m = n->child; m; m = m->next, i++) {
+		struct fwd_content_rule *cr = &t->content[t->ncontent];
+		const struct fwd_node *f;
+		const char *s;
+
+		snprintf(path, sizeof(path), "content_rules[%u]", i);
+		if ((rc = want(c, m, path, FWD_NODE_MAP)) || (rc = check_keys(c, m, path, keys)))
+			return rc;
+		t->ncontent++; /* owned from here: freed with the table */
+		cr->line = m->line;
+#define REQ(key)                                                                           \
+	snprintf(path, sizeof(path), "content_rules[%u].%s", i, key);                       \
+	if ((f = fwd_node_get(m, key)) == NULL)                                            \
+		return fail(c, m, path, "missing field '%s'", key);
+		REQ("name");
+		if ((rc = get_name(c, f, path, "content rule", cr->name)))
+			return rc;
+		for (uint32_t j = 0; j + 1 < t->ncontent; j++)
+			if (strcmp(t->content[j].name, cr->name) == 0)
+				return fail(c, f, path, "content rule '%s' is defined twice", cr->name);
+		REQ("field");
+		if ((rc = get_scalar(c, f, path, &s)))
+			return rc;
+		cr->field = 0xff;
+		for (uint8_t k = 0; k < 4; k++)
+			if (strcmp(s, fields[k]) == 0)
+				cr->field = k;
+		if (cr->field == 0xff)
+			return fail(c, f, path, "field must be payload, tls_sni, http_host or dns_qname, not '%s'", s);
+		REQ("pattern");
+		if ((rc = get_scalar(c, f, path, &s)))
+			return rc;
+		if (s[0] == '\0' || strlen(s) > FWD_MAX_PATTERN)
+			return fail(c, f, path, "a pattern is 1..%d bytes", FWD_MAX_PATTERN);
+		cr->pattern = strdup(s);
+		if (cr->pattern == NULL)
+			return -ENOMEM;
+		for (int k = 0; k < 2; k++) {
+			const char *key = k ? "caseless" : "literal";
+
+			if ((f = fwd_node_get(m, key)) == NULL)
+				continue;
+			snprintf(path, sizeof(path), "content_rules[%u].%s", i, key);
+			if ((rc = get_scalar(c, f, path, &s)))
+				return rc;
+			if (strcmp(s, "true") && strcmp(s, "false"))
+				return fail(c, f, path, "must be true or false");
+			*(k ? &cr->caseless : &cr->literal) = strcmp(s, "true") == 0;
+		}
+		REQ("services");
+		if ((rc = parse_id_list(c, f, path, &nm->services, "service", &cr->services, &cr->nservices)))
+			return rc;
+		if ((f = fwd_node_get(m, "regions")) != NULL) {
+			snprintf(path, sizeof(path), "content_rules[%u].regions", i);
+			if ((rc = parse_id_list(c, f, path, &nm->regions, "region", &cr->regions, &cr->nregions)))
+				return rc;
+		}
+		REQ("action");
+		if ((rc = get_scalar(c, f, path, &s)))
+			return rc;
+		cr->action = 0xff;
+		for (uint8_t k = 0; k < 4; k++)
+			if (strcmp(s, actions[k]) == 0)
+				cr->action = k;
+		if (cr->action == 0xff)
+			return fail(c, f, path, "action must be count, drop, mirror or steer, not '%s'", s);
+#undef REQ
+		f = fwd_node_get(m, "to");
+		snprintf(path, sizeof(path), "content_rules[%u].to", i);
+		if (cr->action == FWD_CA_MIRROR || cr->action == FWD_CA_STEER) {
+			int id;
+
+			if (f == NULL)
+				return fail(c, m, path, "action '%s' needs 'to'", actions[cr->action]);
+			if ((rc = get_scalar(c, f, path, &s)))
+				return rc;
+			if ((id = nidx_find(&nm->links, s)) >= 0) {
+				cr->target_kind = FWD_ACT_LINK;
+			} else if (cr->action == FWD_CA_STEER && (id = nidx_find(&nm->groups, s)) >= 0) {
+				cr->target_kind = FWD_ACT_GROUP;
+			} else {
+				return fail(c, f, path, "unknown %s '%s'",
+					    cr->action == FWD_CA_MIRROR ? "link (mirror takes a link)" : "link or link group", s);
+			}
+			cr->target = (uint16_t)id;
+		} else if (f) {
+			return fail(c, f, path, "action '%s' takes no 'to'", actions[cr->action]);
+		}
+		if (cr->action == FWD_CA_STEER) {
+			/* A steer decides per packet; on a TCP (or SCTP) flow that would
+			 * move a connection between links mid-stream. */
+			for (uint16_t k = 0; k < cr->nservices; k++)
+				for (uint32_t r = 0; r < t->nranges; r++)
+					if (t->ranges[r].service == cr->services[k] && t->ranges[r].proto != FWD_PROTO_UDP) {
+						char proto[8];
+
+						snprintf(path, sizeof(path), "content_rules[%u].action", i);
+						fwd_proto_name(t->ranges[r].proto, proto, sizeof(proto));
+						return fail(c, fwd_node_get(m, "action"), path,
+							    "steer decides per packet, so its scope must be UDP only: service '%s' has %s ports (a %s flow would change link mid-stream)",
+							    t->service_names[cr->services[k]], proto, proto);
+					}
+		}
+		snprintf(path, sizeof(path), "content_rules[%u]", i);
+		if ((rc = content_residency(c, cr, path)))
+			return rc;
+	}
+	return 0;
+}
+
 /* ---- top level ------------------------------------------------------------------ */
 
 struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *err)
 {
 	static const char *const keys[] = {"version", "description", "regions", "services", "links",
 					   "link_groups", "policies", "default", "residency", "filters",
-					   NULL};
+					   "content_rules", NULL};
 	const struct fwd_node *root = fwd_doc_root(doc), *f;
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	struct vctx c = {.file = fwd_doc_name(doc), .err = err, .t = t};
@@ -1311,6 +1519,8 @@ struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *
 				rc = parse_residency(&c, &nm, fwd_node_get(root, "residency"));
 			if (rc == 0)
 				rc = parse_filters(&c, fwd_node_get(root, "filters"));
+			if (rc == 0)
+				rc = parse_content(&c, &nm, fwd_node_get(root, "content_rules"));
 			free(gn);
 		}
 		free(ln);
@@ -1365,6 +1575,12 @@ void fwd_table_free(struct fwd_table *t)
 	for (uint16_t i = 0; i < t->nresidency; i++)
 		free(t->residency[i].services);
 	free(t->residency);
+	for (uint32_t i = 0; i < t->ncontent; i++) {
+		free(t->content[i].pattern);
+		free(t->content[i].services);
+		free(t->content[i].regions);
+	}
+	free(t->content);
 	free(t->filters.rules);
 	free(t->filters.prefix4);
 	free(t->filters.prefix6);

@@ -107,6 +107,25 @@ struct fwd_filters {
 	struct fwd_svc_range *ranges;
 };
 
+/* Content rules (docs/content-rules.md): a Hyperscan pattern on a payload
+ * field, scoped to services and optionally regions. */
+enum fwd_content_field { FWD_CF_PAYLOAD, FWD_CF_TLS_SNI, FWD_CF_HTTP_HOST, FWD_CF_DNS_QNAME };
+enum fwd_content_action { FWD_CA_COUNT, FWD_CA_DROP, FWD_CA_MIRROR, FWD_CA_STEER };
+
+#define FWD_MAX_CONTENT_RULES 20000
+#define FWD_MAX_PATTERN 4096
+
+struct fwd_content_rule {
+	char name[FWD_NAME_MAX];
+	char *pattern; /* NUL-terminated, owned by the table */
+	uint8_t field, action, literal, caseless;
+	uint16_t target_kind; /* FWD_ACT_LINK / FWD_ACT_GROUP for mirror/steer */
+	uint16_t target;
+	uint16_t nservices, nregions; /* nregions 0: every region */
+	uint16_t *services, *regions;
+	uint32_t line;
+};
+
 struct fwd_table {
 	char source[128]; /* file name or "request" */
 	char description[256];
@@ -126,6 +145,8 @@ struct fwd_table {
 	struct fwd_policy *policies;
 	struct fwd_residency *residency;
 	struct fwd_filters filters;
+	uint32_t ncontent;
+	struct fwd_content_rule *content;
 };
 
 /**

@@ -123,6 +123,37 @@ static void test_filters_section(void **state)
 	fwd_table_free(t);
 }
 
+static void test_content_rules_section(void **state)
+{
+	struct fwd_err err;
+	struct fwd_table *t;
+
+	(void)state;
+	t = load(BASE_REGIONS "services:\n  https: [tcp/443]\n  dns: [udp/53]\n" BASE_LINKS
+		 "link_groups: {g: {members: {l1: 1, l2: 1}}}\n"
+		 "content_rules:\n"
+		 "  - {name: telemetry, field: tls_sni, pattern: 'telemetry\\.example\\.com$', caseless: true, services: [https], regions: [in], action: drop}\n"
+		 "  - {name: zone, field: dns_qname, pattern: in.example, literal: true, services: [dns], action: steer, to: g}\n"
+		 "  - {name: sig, field: payload, pattern: '\\x90{16}', services: [https, dns], action: mirror, to: l2}\n",
+		 &err);
+	if (t == NULL) {
+		char b[512];
+
+		fail_msg("%s", fwd_err_str(&err, b, sizeof(b)));
+	}
+	assert_int_equal(t->ncontent, 3);
+	assert_string_equal(t->content[0].pattern, "telemetry\\.example\\.com$");
+	assert_int_equal(t->content[0].field, FWD_CF_TLS_SNI);
+	assert_int_equal(t->content[0].caseless, 1);
+	assert_int_equal(t->content[0].nregions, 1);
+	assert_int_equal(t->content[1].action, FWD_CA_STEER);
+	assert_int_equal(t->content[1].target_kind, FWD_ACT_GROUP);
+	assert_int_equal(t->content[1].literal, 1);
+	assert_int_equal(t->content[2].nservices, 2);
+	assert_int_equal(t->content[2].target_kind, FWD_ACT_LINK);
+	fwd_table_free(t);
+}
+
 static void test_empty_sections(void **state)
 {
 	struct fwd_err err;
@@ -149,7 +180,7 @@ static const struct bad_case bad_cases[] = {
 	{"alias", "regions: &r {}\nservices: *r\n", "t.yaml:1: YAML anchors are not accepted"},
 	{"two documents", "regions: {}\n---\nregions: {}\n", "t.yaml:2: more than one YAML document in the stream"},
 	{"duplicate key", "regions: {}\nregions: {}\n", "t.yaml:2: regions: duplicate key 'regions'"},
-	{"unknown top field", "region: {}\n", "t.yaml:1: region: unknown field 'region' (expected one of: version, description, regions, services, links, link_groups, policies, default, residency, filters)"},
+	{"unknown top field", "region: {}\n", "t.yaml:1: region: unknown field 'region' (expected one of: version, description, regions, services, links, link_groups, policies, default, residency, filters, content_rules)"},
 	{"bad version", "version: 2\n", "t.yaml:1: version: 2 is out of range 1..1"},
 	{"bad prefix", "regions:\n  in: {prefixes: [10.0.0.256/24]}\n", "t.yaml:2: regions.in.prefixes[0]: '10.0.0.256' is not a valid IPv4 address"},
 	{"prefix without length", "regions:\n  in: {prefixes: [10.0.0.0]}\n", "t.yaml:2: regions.in.prefixes[0]: '10.0.0.0' is not a prefix (ADDRESS/LENGTH)"},
@@ -195,6 +226,14 @@ static const struct bad_case bad_cases[] = {
 	{"residency no tags", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https]}\n", "t.yaml:10: residency[0].allowed_tags: missing field 'allowed_tags'"},
 	{"residency dup name", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https], allowed_tags: [in]}\n  - {name: r, region: sg, services: [any], allowed_tags: [sg]}\n", "t.yaml:11: residency[1].name: residency rule 'r' is defined twice"},
 	{"wrong type", "regions: [in, sg]\n", "t.yaml:1: regions: expected a map, got list"},
+	{"content bad field", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: body, pattern: x, services: [https], action: count}\n", "t.yaml:13: content_rules[0].field: field must be payload, tls_sni, http_host or dns_qname, not 'body'"},
+	{"content unknown service", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: tls_sni, pattern: x, services: [ssh], action: count}\n", "t.yaml:13: content_rules[0].services[0]: unknown service 'ssh'"},
+	{"content steer on tcp", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: tls_sni, pattern: x, services: [https], action: steer, to: l1}\n", "t.yaml:13: content_rules[0].action: steer decides per packet, so its scope must be UDP only: service 'https' has tcp ports (a tcp flow would change link mid-stream)"},
+	{"content mirror to group", BASE_REGIONS BASE_SERVICES BASE_LINKS "link_groups: {g: {members: {l1: 1}}}\ncontent_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: mirror, to: g}\n", "t.yaml:14: content_rules[0].to: unknown link (mirror takes a link) 'g'"},
+	{"content count with to", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: count, to: l1}\n", "t.yaml:13: content_rules[0].to: action 'count' takes no 'to'"},
+	{"content empty pattern", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: '', services: [https], action: drop}\n", "t.yaml:13: content_rules[0].pattern: a pattern is 1..4096 bytes"},
+	{"content dup name", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: a, services: [https], action: drop}\n  - {name: c, field: payload, pattern: b, services: [https], action: drop}\n", "t.yaml:14: content_rules[1].name: content rule 'c' is defined twice"},
+	{"content residency", BASE_REGIONS BASE_SERVICES BASE_LINKS "residency: [{name: keep, region: in, services: [dns], allowed_tags: [in]}]\ncontent_rules:\n  - {name: c, field: dns_qname, pattern: x, services: [dns], regions: [in], action: mirror, to: l2}\n", "t.yaml:14: content_rules[0]: breaks residency rule 'keep': mirrors region 'in' traffic to link 'l2'"},
 	{"filter bad action", "filters: {default: block}\n", "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'block'"},
 	{"filter rate default", "filters: {default: rate}\n", "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'rate'"},
 	{"filter rate no pps", "filters:\n  rules:\n    - {name: a, action: rate, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].rate_pps: action 'rate' needs 'rate_pps'"},
@@ -259,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_valid_json_same_model),
 		cmocka_unit_test(test_empty_sections),
 		cmocka_unit_test(test_filters_section),
+		cmocka_unit_test(test_content_rules_section),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_deep_nesting_refused),
 	};
