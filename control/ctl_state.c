@@ -18,6 +18,8 @@
 
 static uint64_t next_id; /* never reused, persisted in history.json */
 
+int (*ctl_state_extra_validate)(const struct fwd_table *t, struct ctl_error *e);
+
 void ctl_error_set(struct ctl_error *e, int status, const char *code, const char *path,
 		   const char *fmt, ...)
 {
@@ -267,6 +269,10 @@ struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *na
 		return NULL;
 	}
 	fwd_class_free(c);
+	if (ctl_state_extra_validate && ctl_state_extra_validate(t, e)) {
+		fwd_table_free(t);
+		return NULL;
+	}
 	return t;
 }
 

@@ -74,6 +74,10 @@ const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id);
 struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *name,
 				     struct ctl_error *e);
 
+/* Checks that need more than the table itself (compiling content rules):
+ * run by ctl_state_validate when set. */
+extern int (*ctl_state_extra_validate)(const struct fwd_table *t, struct ctl_error *e);
+
 /**
  * Make @doc the new generation.
  * @param expected  the generation the writer based its change on, or -1

@@ -26,6 +26,20 @@
 #include "ctl_dp.h"
 #include "ctl_state.h"
 #include "fwd_doc.h"
+#ifdef REGIOND_HS
+#include "ctl_hs.h"
+
+/* Content rules must compile (in a limited child) before a table is taken. */
+static int hs_validate(const struct fwd_table *t, struct ctl_error *e)
+{
+	static const struct ctl_hs_limits lim = {.cpu_seconds = 30, .memory_bytes = 2ull << 30};
+	struct ctl_hs_dbs dbs;
+	int rc = ctl_hs_compile(t, &lim, &dbs, e);
+
+	ctl_hs_free(&dbs);
+	return rc;
+}
+#endif
 #ifdef REGIOND_BPF
 #include "ctl_filter.h"
 
@@ -193,6 +207,9 @@ int main(int argc, char **argv)
 		}
 		conf.token = token;
 	}
+#ifdef REGIOND_HS
+	ctl_state_extra_validate = hs_validate;
+#endif
 	dp = ctl_dp_create(dp_path);
 	if (dp == NULL || ctl_state_open(&st, state_dir, (unsigned)keep, dp, &e)) {
 		fprintf(stderr, "regiond: %s\n", dp ? e.err.reason : strerror(errno));
