@@ -484,13 +484,14 @@ void ctl_api_confirm_tick(struct ctl_state *st)
 	to = ctl_state_find(st, st->revert_to);
 	snprintf(c, sizeof(c), "automatic revert: generation %" PRIu64 " was not confirmed in time",
 		 st->confirm_gen);
+	/* ctl_state_apply() appends to the history (realloc): 'to' points into
+	 * it, so nothing may read through it after the call. */
 	if (to && ctl_state_apply(st, to->doc, to->len, "regiond", c, -1, 1, &e) < 0) {
 		fprintf(stderr, "regiond: revert to generation %" PRIu64 " failed: %s (will retry)\n",
-			to->id, e.err.reason);
+			st->revert_to, e.err.reason);
 		return; /* try again next tick, e.g. when regionfwd is back */
 	}
-	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c,
-		to ? to->id : 0);
+	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c, st->revert_to);
 	st->confirm_gen = 0;
 	ctl_state_save(st, &e);
 }

@@ -63,7 +63,8 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 		   struct ctl_error *e);
 void ctl_state_close(struct ctl_state *st);
 
-/** The current generation, or NULL when there is none yet. */
+/** The current generation, or NULL when there is none yet. The pointers
+ * these return are invalidated by ctl_state_apply() (it grows the history). */
 const struct ctl_gen *ctl_state_current(const struct ctl_state *st);
 const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id);
 
