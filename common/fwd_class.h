@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "fwd_defs.h"
+#include "fwd_pktops.h"
 #include "fwd_table.h"
 
 struct fwd_class_policy {
@@ -98,6 +99,21 @@ static inline void fwd_class_decide(const struct fwd_class *c, uint16_t region, 
 		d->link = FWD_LINK_NONE;
 		d->drop = (uint8_t)(1 + p->drop);
 	}
+}
+
+/**
+ * fwd_class_decide() for a parsed packet: the 5-tuple hash is computed only
+ * when the policy steers to a group, the one case that needs it.
+ */
+static inline void fwd_class_decide_pkt(const struct fwd_class *c, uint16_t region,
+					const struct fwd_pkt *pkt, struct fwd_decision *d)
+{
+	uint16_t service = fwd_class_service(c, pkt->proto, pkt->dport);
+	uint16_t pid = c->matrix[(uint32_t)region * c->nservices + service];
+	const struct fwd_class_policy *p = &c->policies[pid];
+
+	fwd_class_decide(c, region, pkt->proto, pkt->dport,
+			 p->action == FWD_ACT_GROUP ? fwd_flow_hash(pkt) : 0, d);
 }
 
 /**

@@ -202,7 +202,7 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 
 		if (later[i])
 			continue;
-		fwd_class_decide(cls, dec[i].region, p->proto, p->dport, fwd_flow_hash(p), &dec[i]);
+		fwd_class_decide_pkt(cls, dec[i].region, p, &dec[i]);
 		if (unlikely(p->frag == FWD_FRAG_FIRST)) {
 			struct dp_frag_key k;
 
