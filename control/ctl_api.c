@@ -353,8 +353,12 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 		size_t j;
 
 		json_array_foreach(pols, j, p) {
-			if (rg && sv && !strcmp(json_string_value(json_object_get(p, "region")), rg) &&
-			    !strcmp(json_string_value(json_object_get(p, "service")), sv)) {
+			/* Policies added earlier in this request come from the client
+			 * and may lack either field: compare only real strings. */
+			const char *pr = json_string_value(json_object_get(p, "region"));
+			const char *ps = json_string_value(json_object_get(p, "service"));
+
+			if (rg && sv && pr && ps && !strcmp(pr, rg) && !strcmp(ps, sv)) {
 				json_array_remove(pols, j);
 				return 0;
 			}

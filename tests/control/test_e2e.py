@@ -271,6 +271,12 @@ def test_bad_requests_change_nothing(box):
         (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 0}), 409, "stale_generation"),
         (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [{"op": "explode"}]}), 400, "bad_request"),
         (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [{"op": "add_prefixes", "region": "mars", "prefixes": []}]}), 422, "invalid_change"),
+        # A policy added without region, then a removal scanning past it: refused, no crash.
+        (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [
+            {"op": "add_policy", "policy": {"service": "https", "action": "drop"}},
+            {"op": "remove_policy", "region": "mars", "service": "https"}]}), 422, "invalid_change"),
+        (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [
+            {"op": "add_policy", "policy": {"service": "https", "action": "drop"}}]}), 422, "invalid_table"),
         (("POST", "/v1/rollback"), dict(body={"generation": 42}), 404, "unknown_generation"),
         (("POST", "/v1/confirm"), dict(body={}), 409, "nothing_to_confirm"),
         (("DELETE", "/v1/table"), dict(), 404, "not_found"),
