@@ -72,18 +72,13 @@ static inline uint16_t fwd_class_service(const struct fwd_class *c, uint8_t prot
 	return i >= 0 ? c->port_svc[(uint32_t)i << 16 | dport] : c->proto_svc[proto];
 }
 
-/**
- * Decide a packet whose source region is known.
- * @param hash  fwd_flow_hash() of the packet (only used for groups)
- */
-static inline void fwd_class_decide(const struct fwd_class *c, uint16_t region, uint8_t proto,
-				    uint16_t dport, uint32_t hash, struct fwd_decision *d)
+/* The tail of a decision once service and policy are known; @hash is used
+ * only when the policy steers to a group. */
+static inline void fwd_class_finish(const struct fwd_class *c, uint16_t region, uint16_t service,
+				    uint16_t pid, uint32_t hash, struct fwd_decision *d)
 {
-	const struct fwd_class_policy *p;
-	uint16_t service = fwd_class_service(c, proto, dport);
-	uint16_t pid = c->matrix[(uint32_t)region * c->nservices + service];
+	const struct fwd_class_policy *p = &c->policies[pid];
 
-	p = &c->policies[pid];
 	d->region = region;
 	d->service = service;
 	d->policy = pid;
@@ -102,6 +97,19 @@ static inline void fwd_class_decide(const struct fwd_class *c, uint16_t region, 
 }
 
 /**
+ * Decide a packet whose source region is known.
+ * @param hash  fwd_flow_hash() of the packet (only used for groups)
+ */
+static inline void fwd_class_decide(const struct fwd_class *c, uint16_t region, uint8_t proto,
+				    uint16_t dport, uint32_t hash, struct fwd_decision *d)
+{
+	uint16_t service = fwd_class_service(c, proto, dport);
+
+	fwd_class_finish(c, region, service, c->matrix[(uint32_t)region * c->nservices + service],
+			 hash, d);
+}
+
+/**
  * fwd_class_decide() for a parsed packet: the 5-tuple hash is computed only
  * when the policy steers to a group, the one case that needs it.
  */
@@ -110,10 +118,9 @@ static inline void fwd_class_decide_pkt(const struct fwd_class *c, uint16_t regi
 {
 	uint16_t service = fwd_class_service(c, pkt->proto, pkt->dport);
 	uint16_t pid = c->matrix[(uint32_t)region * c->nservices + service];
-	const struct fwd_class_policy *p = &c->policies[pid];
 
-	fwd_class_decide(c, region, pkt->proto, pkt->dport,
-			 p->action == FWD_ACT_GROUP ? fwd_flow_hash(pkt) : 0, d);
+	fwd_class_finish(c, region, service, pid,
+			 c->policies[pid].action == FWD_ACT_GROUP ? fwd_flow_hash(pkt) : 0, d);
 }
 
 /**
