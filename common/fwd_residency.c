@@ -4,15 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static int link_allowed(const struct fwd_link *l, const struct fwd_residency *r)
-{
-	for (uint8_t i = 0; i < l->ntags; i++)
-		for (uint8_t j = 0; j < r->ntags; j++)
-			if (strcmp(l->tags[i], r->tags[j]) == 0)
-				return 1;
-	return 0;
-}
-
 static void tag_list(const char (*tags)[FWD_NAME_MAX], uint8_t n, char *buf, size_t len)
 {
 	size_t off = 0;
@@ -56,7 +47,7 @@ int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, st
 			uint32_t pid = c->matrix[(uint32_t)r->region * t->nservices + s];
 			const struct fwd_policy *p = &t->policies[pid];
 
-			if (p->action == FWD_ACT_LINK && !link_allowed(&t->links[p->target], r))
+			if (p->action == FWD_ACT_LINK && !fwd_link_allowed(&t->links[p->target], r))
 				return violation(t, r, s, pid, &t->links[p->target], "steers to", err);
 			if (p->action == FWD_ACT_GROUP) {
 				const struct fwd_group *g = &t->groups[p->target];
@@ -66,11 +57,11 @@ int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, st
 					char how[64];
 
 					snprintf(how, sizeof(how), "steers to group '%s' with", g->name);
-					if (g->members[m].weight && !link_allowed(l, r))
+					if (g->members[m].weight && !fwd_link_allowed(l, r))
 						return violation(t, r, s, pid, l, how, err);
 				}
 			}
-			if (p->mirror != FWD_LINK_NONE && !link_allowed(&t->links[p->mirror], r))
+			if (p->mirror != FWD_LINK_NONE && !fwd_link_allowed(&t->links[p->mirror], r))
 				return violation(t, r, s, pid, &t->links[p->mirror], "mirrors to", err);
 		}
 	}

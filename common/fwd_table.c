@@ -1270,15 +1270,6 @@ static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *p
 	return 0;
 }
 
-static int link_has_tag(const struct fwd_link *l, const struct fwd_residency *r)
-{
-	for (uint8_t i = 0; i < l->ntags; i++)
-		for (uint8_t j = 0; j < r->ntags; j++)
-			if (strcmp(l->tags[i], r->tags[j]) == 0)
-				return 1;
-	return 0;
-}
-
 /* A content rule that mirrors or steers traffic a residency rule protects
  * may only use links the rule allows (every carrying member of a group). */
 static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, const char *path)
@@ -1299,7 +1290,7 @@ static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, 
 		if (!region || !svc)
 			continue;
 		if (cr->target_kind == FWD_ACT_LINK) {
-			if (!link_has_tag(&t->links[cr->target], r))
+			if (!fwd_link_allowed(&t->links[cr->target], r))
 				return fwd_err_set(c->err, c->file, cr->line, path,
 						   "breaks residency rule '%s': %ss region '%s' traffic to link '%s'",
 						   r->name, cr->action == FWD_CA_MIRROR ? "mirror" : "steer",
@@ -1308,7 +1299,7 @@ static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, 
 			const struct fwd_group *g = &t->groups[cr->target];
 
 			for (uint16_t m = 0; m < g->nmembers; m++)
-				if (g->members[m].weight && !link_has_tag(&t->links[g->members[m].link], r))
+				if (g->members[m].weight && !fwd_link_allowed(&t->links[g->members[m].link], r))
 					return fwd_err_set(c->err, c->file, cr->line, path,
 							   "breaks residency rule '%s': steers region '%s' traffic to group '%s' with link '%s'",
 							   r->name, t->region_names[r->region], g->name,
@@ -1658,4 +1649,25 @@ const char *fwd_proto_name(uint8_t proto, char *buf, size_t len)
 	default:
 		return snprintf(buf, len, "%u", proto), buf;
 	}
+}
+
+int fwd_link_allowed(const struct fwd_link *l, const struct fwd_residency *r)
+{
+	for (uint8_t i = 0; i < l->ntags; i++)
+		for (uint8_t j = 0; j < r->ntags; j++)
+			if (strcmp(l->tags[i], r->tags[j]) == 0)
+				return 1;
+	return 0;
+}
+
+const char *fwd_table_policy_key(const struct fwd_table *t, uint32_t pid, char *buf, size_t len)
+{
+	const struct fwd_policy *p = &t->policies[pid];
+
+	if (pid == FWD_POLICY_DEFAULT)
+		snprintf(buf, len, "default");
+	else
+		snprintf(buf, len, "%s/%s", p->region == FWD_ANY ? "any" : t->region_names[p->region],
+			 p->service == FWD_ANY ? "any" : t->service_names[p->service]);
+	return buf;
 }

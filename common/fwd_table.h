@@ -173,6 +173,12 @@ int fwd_table_group_id(const struct fwd_table *t, const char *name);
 /** Name of a policy's target ("drop", a link or a group). */
 const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_policy *p);
 
+/** "region/service" of policy @pid ("any" for wildcards), or "default". */
+const char *fwd_table_policy_key(const struct fwd_table *t, uint32_t pid, char *buf, size_t len);
+
+/** 1 when link @l carries one of the tags residency rule @r allows. */
+int fwd_link_allowed(const struct fwd_link *l, const struct fwd_residency *r);
+
 /** Protocol name for a service entry ("tcp", "icmp", "47"...), into @buf. */
 const char *fwd_proto_name(uint8_t proto, char *buf, size_t len);
 

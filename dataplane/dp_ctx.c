@@ -11,16 +11,6 @@
 #include "dp_log.h"
 #include "fwd_names.h"
 
-static void policy_key(const struct fwd_table *t, const struct fwd_policy *p, uint32_t id,
-		       char *buf, size_t len)
-{
-	if (id == FWD_POLICY_DEFAULT)
-		snprintf(buf, len, "default");
-	else
-		snprintf(buf, len, "%s/%s", p->region == FWD_ANY ? "any" : t->region_names[p->region],
-			 p->service == FWD_ANY ? "any" : t->service_names[p->service]);
-}
-
 static void obj_add(json_t *obj, const char *key, uint64_t v)
 {
 	json_t *o = json_object_get(obj, key);
@@ -63,7 +53,7 @@ static void fold_gen(json_t *acc, const struct dp_gen *g)
 			obj_add(o, "bytes", __atomic_load_n(&c->service_bytes[i], __ATOMIC_RELAXED));
 		}
 		for (uint32_t i = 0; i < t->npolicies; i++) {
-			policy_key(t, &t->policies[i], i, key, sizeof(key));
+			fwd_table_policy_key(t, i, key, sizeof(key));
 			obj_add(obj_child(policies, key), "packets",
 				__atomic_load_n(&c->policy[i], __ATOMIC_RELAXED));
 		}
@@ -200,7 +190,7 @@ json_t *dp_ctx_report(struct dp_ctx *ctx)
 		const struct fwd_policy *p = &t->policies[i];
 		json_t *o;
 
-		policy_key(t, p, i, key, sizeof(key));
+		fwd_table_policy_key(t, i, key, sizeof(key));
 		o = json_object_get(pol, key);
 		json_object_set_new(o, "action", json_string(p->action == FWD_ACT_DROP ? "drop" : "steer"));
 		json_object_set_new(o, "target", json_string(fwd_table_policy_target(t, p)));

@@ -385,11 +385,7 @@ json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, str
 	fwd_class_decide(g->cls, dp_gen_region_of(g, k.family, k.src), k.proto, k.dport,
 			 fwd_flow_hash(&k), &d);
 	p = &t->policies[d.policy];
-	if (d.policy == FWD_POLICY_DEFAULT)
-		snprintf(pol, sizeof(pol), "default");
-	else
-		snprintf(pol, sizeof(pol), "%s/%s", p->region == FWD_ANY ? "any" : t->region_names[p->region],
-			 p->service == FWD_ANY ? "any" : t->service_names[p->service]);
+	fwd_table_policy_key(t, d.policy, pol, sizeof(pol));
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)g->hash);
 	r = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "generation", (json_int_t)g->id,
 		      "hash", hash, "region", t->region_names[d.region], "prefix",
