@@ -523,8 +523,16 @@ static int cmd_apply(const struct opts *o, int argc, char **argv)
 			comment = argv[++i];
 		else if (!strcmp(argv[i], "--author") && i + 1 < argc)
 			author = argv[++i];
-		else if (!strcmp(argv[i], "--confirm-timeout") && i + 1 < argc)
-			confirm = strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--confirm-timeout") && i + 1 < argc) {
+			char *end;
+
+			/* Strict: a typo must not silently apply without a confirm window. */
+			confirm = strtol(argv[++i], &end, 10);
+			if (*end || end == argv[i] || confirm < 1) {
+				fprintf(stderr, "regionctl: --confirm-timeout takes seconds 1..86400, not '%s'\n", argv[i]);
+				return EXIT_USAGE;
+			}
+		}
 		else if (file == NULL && argv[i][0] != '-')
 			file = argv[i];
 		else {

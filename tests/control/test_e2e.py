@@ -342,6 +342,8 @@ def test_oversized_body_and_tcp_token(tmp_path):
 
 def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+    rc, _, err = box.ctl("apply", new, "--confirm-timeout", "2s")  # a typo changes nothing
+    assert rc == 2 and "--confirm-timeout takes seconds" in err and box.gen() == 1
     rc, out, err = box.ctl("apply", new, "--confirm-timeout", "2")
     assert rc == 0 and "confirm within" in out, err
     code, r = box.http("PUT", "/v1/table", {"document": open(DEMO).read(), "expected_generation": 2})
