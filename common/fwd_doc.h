@@ -63,14 +63,18 @@ struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err);
 int fwd_read_file(const char *path, char **buf, size_t *len, struct fwd_err *err);
 
 /** 64-bit FNV-1a: the content hash of a table document (identity, not security). */
-static inline uint64_t fwd_hash64(const void *data, size_t len)
+static inline uint64_t fwd_hash64_update(uint64_t h, const void *data, size_t len)
 {
 	const uint8_t *p = data;
-	uint64_t h = 1469598103934665603ull;
 
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ p[i]) * 1099511628211ull;
 	return h;
+}
+
+static inline uint64_t fwd_hash64(const void *data, size_t len)
+{
+	return fwd_hash64_update(1469598103934665603ull, data, len);
 }
 
 const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc);

@@ -19,6 +19,7 @@
 static uint64_t next_id; /* never reused, persisted in history.json */
 
 int (*ctl_state_extra_validate)(const struct fwd_table *t, struct ctl_error *e);
+json_t *(*ctl_state_push_extra)(const struct fwd_table *t);
 
 void ctl_error_set(struct ctl_error *e, int status, const char *code, const char *path,
 		   const char *fmt, ...)
@@ -277,12 +278,17 @@ struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *na
 }
 
 /* Ask regionfwd to run @doc as generation @id. */
-static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len, struct ctl_error *e)
+static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
+		const struct fwd_table *t, struct ctl_error *e)
 {
 	json_t *args = json_pack("{s:s%, s:I, s:s}", "document", doc, len, "generation",
 				 (json_int_t)id, "name", "regiond");
-	json_t *r = ctl_dp_call(st->dp, "push", args, st->dp_timeout_ms), *err;
+	json_t *extra = ctl_state_push_extra && t ? ctl_state_push_extra(t) : NULL, *r, *err;
 
+	if (extra)
+		json_object_update(args, extra);
+	json_decref(extra);
+	r = ctl_dp_call(st->dp, "push", args, st->dp_timeout_ms);
 	json_decref(args);
 	if (r == NULL) {
 		ctl_error_set(e, 503, "dataplane_unavailable", "",
@@ -333,14 +339,14 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 		fwd_table_free(t);
 		return -1;
 	}
-	if ((push_it && push(st, id, doc, len, e)) || (st->hook && st->hook(st->hook_arg, t, id, e))) {
+	if ((push_it && push(st, id, doc, len, t, e)) || (st->hook && st->hook(st->hook_arg, t, id, e))) {
 		char p[512];
 		struct ctl_error ignored;
 
 		/* Pushed but the filter refused: put regionfwd back on the
 		 * current generation, so nothing changed anywhere. */
 		if (push_it && cur && e->status != 503 && strcmp(e->code, "dataplane_refused"))
-			push(st, cur->id, cur->doc, cur->len, &ignored);
+			push(st, cur->id, cur->doc, cur->len, st->table, &ignored);
 		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
 		unlink(p);
 		fwd_table_free(t);
@@ -404,7 +410,7 @@ int ctl_state_sync(struct ctl_state *st, json_t **dp_status)
 	hexhash(cur->hash, h);
 	in_sync = strcmp(json_string_value(json_object_get(json_object_get(r, "generation"), "hash")) ?: "", h) == 0;
 	json_decref(r);
-	if (!in_sync && push(st, cur->id, cur->doc, cur->len, &e) == 0)
+	if (!in_sync && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
 		in_sync = 1;
 	if (dp_status)
 		*dp_status = ctl_dp_call(st->dp, "status", NULL, 5000);

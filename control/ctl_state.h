@@ -79,6 +79,10 @@ struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *na
  * run by ctl_state_validate when set. */
 extern int (*ctl_state_extra_validate)(const struct fwd_table *t, struct ctl_error *e);
 
+/* Extra members of the push to regionfwd for table @t (the compiled content
+ * databases), as a new JSON object or NULL: set by regiond. */
+extern json_t *(*ctl_state_push_extra)(const struct fwd_table *t);
+
 /**
  * Make @doc the new generation.
  * @param expected  the generation the writer based its change on, or -1

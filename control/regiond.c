@@ -26,20 +26,7 @@
 #include "ctl_dp.h"
 #include "ctl_state.h"
 #include "fwd_doc.h"
-#ifdef REGIOND_HS
-#include "ctl_hs.h"
-
-/* Content rules must compile (in a limited child) before a table is taken. */
-static int hs_validate(const struct fwd_table *t, struct ctl_error *e)
-{
-	static const struct ctl_hs_limits lim = {.cpu_seconds = 30, .memory_bytes = 2ull << 30};
-	struct ctl_hs_dbs dbs;
-	int rc = ctl_hs_compile(t, &lim, &dbs, e);
-
-	ctl_hs_free(&dbs);
-	return rc;
-}
-#endif
+#include "ctl_content.h"
 #ifdef REGIOND_BPF
 #include "ctl_filter.h"
 
@@ -207,9 +194,10 @@ int main(int argc, char **argv)
 		}
 		conf.token = token;
 	}
-#ifdef REGIOND_HS
-	ctl_state_extra_validate = hs_validate;
-#endif
+	/* Content rules must compile (in a limited child) before a table is
+	 * taken; the databases travel with the push. */
+	ctl_state_extra_validate = ctl_content_validate;
+	ctl_state_push_extra = ctl_content_push_extra;
 	dp = ctl_dp_create(dp_path);
 	if (dp == NULL || ctl_state_open(&st, state_dir, (unsigned)keep, dp, &e)) {
 		fprintf(stderr, "regiond: %s\n", dp ? e.err.reason : strerror(errno));
@@ -301,6 +289,7 @@ int main(int argc, char **argv)
 	ctl_filter_free(filter); /* stays attached and pinned: a restart adopts it */
 #endif
 	ctl_state_close(&st);
+	ctl_content_cleanup();
 	ctl_dp_free(dp);
 	free(token);
 	return 0;

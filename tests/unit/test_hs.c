@@ -1,5 +1,5 @@
 /*
- * Content-rule compilation (control/ctl_hs.c): valid rules give one
+ * Content-rule compilation (common/fwd_hs.c): valid rules give one
  * database per field used; an invalid pattern is refused naming its rule;
  * a compilation over its memory limit is refused, and regiond survives.
  */
@@ -12,7 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ctl_hs.h"
+#include "fwd_b64.h"
+#include "fwd_hs.h"
 
 #define HEAD                                                                \
 	"services: {https: [tcp/443], dns: [udp/53]}\n"                     \
@@ -30,24 +31,25 @@ static struct fwd_table *load(const char *doc)
 	return t;
 }
 
-static const struct ctl_hs_limits roomy = {.cpu_seconds = 30, .memory_bytes = 2ull << 30};
+static const struct fwd_hs_limits roomy = {.cpu_seconds = 30, .memory_bytes = 2ull << 30};
 
 static void test_compiles_per_field(void **state)
 {
 	struct fwd_table *t = load(HEAD
 		"  - {name: a, field: tls_sni, pattern: '(^|\\.)telemetry\\.example\\.com$', caseless: true, services: [https], action: drop}\n"
 		"  - {name: b, field: dns_qname, pattern: 'a(b', literal: true, services: [dns], action: count}\n");
-	struct ctl_hs_dbs dbs;
-	struct ctl_error e = {0};
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+	const char *code = "";
 
 	(void)state;
-	assert_int_equal(ctl_hs_compile(t, &roomy, &dbs, &e), 0);
+	assert_int_equal(fwd_hs_compile(t, &roomy, &dbs, &e, &code), 0);
 	assert_null(dbs.bytes[FWD_CF_PAYLOAD]);
 	assert_non_null(dbs.bytes[FWD_CF_TLS_SNI]);
 	assert_null(dbs.bytes[FWD_CF_HTTP_HOST]);
 	assert_non_null(dbs.bytes[FWD_CF_DNS_QNAME]); /* 'a(b' is fine as a literal */
 	assert_true(dbs.len[FWD_CF_TLS_SNI] > 100);
-	ctl_hs_free(&dbs);
+	fwd_hs_free(&dbs);
 	fwd_table_free(t);
 }
 
@@ -56,15 +58,15 @@ static void test_invalid_pattern_named(void **state)
 	struct fwd_table *t = load(HEAD
 		"  - {name: ok, field: payload, pattern: abc, services: [https], action: count}\n"
 		"  - {name: broken, field: http_host, pattern: 'a(b', services: [https], action: drop}\n");
-	struct ctl_hs_dbs dbs;
-	struct ctl_error e = {0};
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+	const char *code = "";
 	char b[512];
 
 	(void)state;
-	assert_int_equal(ctl_hs_compile(t, &roomy, &dbs, &e), -EINVAL);
-	assert_int_equal(e.status, 422);
-	assert_string_equal(e.code, "invalid_pattern");
-	assert_string_equal(fwd_err_str(&e.err, b, sizeof(b)),
+	assert_int_equal(fwd_hs_compile(t, &roomy, &dbs, &e, &code), -EINVAL);
+	assert_string_equal(code, "invalid_pattern");
+	assert_string_equal(fwd_err_str(&e, b, sizeof(b)),
 			    "c.yaml:5: content_rules[1].pattern: rule 'broken': Missing close parenthesis for group started at index 1.");
 	fwd_table_free(t);
 }
@@ -72,13 +74,14 @@ static void test_invalid_pattern_named(void **state)
 static void test_too_expensive_refused(void **state)
 {
 #ifdef __SANITIZE_ADDRESS__
-	skip(); /* no address-space limit under ASan (see ctl_hs.c) */
+	skip(); /* no address-space limit under ASan (see fwd_hs.c) */
 #endif
 	char doc[200000];
 	size_t n = (size_t)snprintf(doc, sizeof(doc), "%s", HEAD);
-	struct ctl_hs_limits tight = {.cpu_seconds = 30, .memory_bytes = 24u << 20};
-	struct ctl_hs_dbs dbs;
-	struct ctl_error e = {0};
+	struct fwd_hs_limits tight = {.cpu_seconds = 30, .memory_bytes = 24u << 20};
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+	const char *code = "";
 	struct fwd_table *t;
 
 	(void)state;
@@ -87,10 +90,51 @@ static void test_too_expensive_refused(void **state)
 				      "  - {name: r%d, field: payload, pattern: '[a-z]{%d}x[0-9]{2,40}y%dz', services: [https], action: count}\n",
 				      i, 10 + i % 50, i);
 	t = load(doc);
-	assert_int_equal(ctl_hs_compile(t, &tight, &dbs, &e), -E2BIG);
-	assert_string_equal(e.code, "pattern_too_expensive");
-	assert_non_null(strstr(e.err.reason, "exceeded its limits (30 s CPU, 24 MiB;"));
+	assert_int_equal(fwd_hs_compile(t, &tight, &dbs, &e, &code), -E2BIG);
+	assert_string_equal(code, "pattern_too_expensive");
+	assert_non_null(strstr(e.reason, "exceeded its limits (30 s CPU, 24 MiB;"));
 	fwd_table_free(t);
+}
+
+/* Base64 round trips at every length mod 3, and refuses what is not canonical. */
+static void test_b64(void **state)
+{
+	uint8_t in[64], out[64];
+	char enc[100];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(i * 37 + 11);
+	for (size_t n = 0; n <= sizeof(in); n++) {
+		fwd_b64_encode(in, n, enc);
+		assert_int_equal(strlen(enc), fwd_b64_enc_len(n));
+		assert_int_equal(fwd_b64_decode(enc, strlen(enc), out), (long)n);
+		assert_memory_equal(in, out, n);
+	}
+	fwd_b64_encode("hello", 5, enc);
+	assert_string_equal(enc, "aGVsbG8=");
+	assert_int_equal(fwd_b64_decode("aGVsbG8", 7, out), -1); /* not a multiple of 4 */
+	assert_int_equal(fwd_b64_decode("aGV$bG8=", 8, out), -1); /* outside the alphabet */
+	assert_int_equal(fwd_b64_decode("aG=sbG8=", 8, out), -1); /* padding inside */
+	assert_int_equal(fwd_b64_decode("a===", 4, out), -1); /* too much padding */
+}
+
+/* The hash that binds shipped databases to rules changes with anything compiled. */
+static void test_content_hash(void **state)
+{
+	struct fwd_table *a = load(HEAD "  - {name: a, field: payload, pattern: abc, services: [https], action: count}\n");
+	struct fwd_table *b = load(HEAD "  - {name: b, field: payload, pattern: abc, services: [https], action: drop}\n");
+	struct fwd_table *c = load(HEAD "  - {name: a, field: payload, pattern: abc, caseless: true, services: [https], action: count}\n");
+	struct fwd_table *d = load(HEAD "  - {name: a, field: http_host, pattern: abc, services: [https], action: count}\n");
+
+	(void)state;
+	assert_true(fwd_content_hash(a) == fwd_content_hash(b)); /* name and action are not compiled */
+	assert_true(fwd_content_hash(a) != fwd_content_hash(c));
+	assert_true(fwd_content_hash(a) != fwd_content_hash(d));
+	fwd_table_free(a);
+	fwd_table_free(b);
+	fwd_table_free(c);
+	fwd_table_free(d);
 }
 
 int main(void)
@@ -99,6 +143,8 @@ int main(void)
 		cmocka_unit_test(test_compiles_per_field),
 		cmocka_unit_test(test_invalid_pattern_named),
 		cmocka_unit_test(test_too_expensive_refused),
+		cmocka_unit_test(test_b64),
+		cmocka_unit_test(test_content_hash),
 	};
 
 	return cmocka_run_group_tests_name("hs", tests, NULL, NULL);

@@ -1,4 +1,4 @@
-#include "ctl_hs.h"
+#include "fwd_hs.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -12,7 +12,7 @@
 
 #include <hs.h>
 
-static const char *const field_names[4] = {"payload", "tls_sni", "http_host", "dns_qname"};
+#include "fwd_doc.h"
 
 /* A literal as a regex: every byte as \xHH, so nothing in it is special. */
 static char *escape_literal(const char *s)
@@ -113,25 +113,43 @@ static void child(const struct fwd_table *t, int fd)
 	_exit(0);
 }
 
-int ctl_hs_compile(const struct fwd_table *t, const struct ctl_hs_limits *lim, struct ctl_hs_dbs *out,
-		   struct ctl_error *e)
+uint64_t fwd_content_hash(const struct fwd_table *t)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (uint32_t i = 0; i < t->ncontent; i++) {
+		const struct fwd_content_rule *r = &t->content[i];
+		uint8_t head[4] = {r->field, r->literal, r->caseless, 0xff};
+
+		h = fwd_hash64_update(h, head, sizeof(head));
+		h = fwd_hash64_update(h, r->pattern, strlen(r->pattern) + 1);
+	}
+	return h;
+}
+
+int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
+		   struct fwd_err *e, const char **code)
 {
 	int pfd[2], status = 0, rc = 0;
 	struct timespec t0, t1;
-	uint8_t ok;
+	uint8_t ok = 2; /* neither answer: the child died before writing */
 	pid_t pid;
 
 	memset(out, 0, sizeof(*out));
 	if (t->ncontent == 0)
 		return 0;
 	if (pipe(pfd) < 0) {
-		ctl_error_set(e, 500, "internal", "content_rules", "pipe: %s", strerror(errno));
-		return -errno;
+		int rc0 = -errno;
+
+		*code = "internal";
+		fwd_err_set(e, t->source, 0, "content_rules", "pipe: %s", strerror(errno));
+		return rc0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pid = fork();
 	if (pid < 0) {
-		ctl_error_set(e, 500, "internal", "content_rules", "fork: %s", strerror(errno));
+		*code = "internal";
+		fwd_err_set(e, t->source, 0, "content_rules", "fork: %s", strerror(errno));
 		close(pfd[0]);
 		close(pfd[1]);
 		return -EAGAIN;
@@ -165,7 +183,8 @@ int ctl_hs_compile(const struct fwd_table *t, const struct ctl_hs_limits *lim, s
 		}
 		if (strstr(msg, "allocate memory") || strstr(msg, "Resource limit")) {
 			/* Out of the child's memory: the rule set, not one rule, costs too much. */
-			ctl_error_set(e, 422, "pattern_too_expensive", "content_rules",
+			*code = "pattern_too_expensive";
+			fwd_err_set(e, t->source, 0, "content_rules",
 				      "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; %s)",
 				      lim->cpu_seconds, lim->memory_bytes >> 20, msg);
 			rc = -E2BIG;
@@ -173,13 +192,13 @@ int ctl_hs_compile(const struct fwd_table *t, const struct ctl_hs_limits *lim, s
 			char path[64];
 
 			snprintf(path, sizeof(path), "content_rules[%u].pattern", rule);
-			ctl_error_set(e, 422, strstr(msg, "too large") ? "pattern_too_expensive" : "invalid_pattern", path,
-				      "rule '%s': %s", t->content[rule].name, msg);
-			e->err.line = t->content[rule].line;
-			snprintf(e->err.file, sizeof(e->err.file), "%s", t->source);
+			*code = strstr(msg, "too large") ? "pattern_too_expensive" : "invalid_pattern";
+			fwd_err_set(e, t->source, t->content[rule].line, path, "rule '%s': %s",
+				    t->content[rule].name, msg);
 			rc = -EINVAL;
 		} else {
-			ctl_error_set(e, 422, "invalid_pattern", "content_rules", "%s", msg);
+			*code = "invalid_pattern";
+			fwd_err_set(e, t->source, 0, "content_rules", "%s", msg);
 			rc = -EINVAL;
 		}
 	} else if (ok == 1) {
@@ -206,21 +225,21 @@ int ctl_hs_compile(const struct fwd_table *t, const struct ctl_hs_limits *lim, s
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	out->compile_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (rc == -EPROTO || (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))) {
-		ctl_error_set(e, 422, "pattern_too_expensive", "content_rules",
+		*code = "pattern_too_expensive";
+		fwd_err_set(e, t->source, 0, "content_rules",
 			      "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; %s %d)",
 			      lim->cpu_seconds, lim->memory_bytes >> 20,
 			      WIFSIGNALED(status) ? "signal" : "exit status",
 			      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-		ctl_hs_free(out);
+		fwd_hs_free(out);
 		return -E2BIG;
 	}
 	if (rc)
-		ctl_hs_free(out);
-	(void)field_names;
+		fwd_hs_free(out);
 	return rc;
 }
 
-void ctl_hs_free(struct ctl_hs_dbs *dbs)
+void fwd_hs_free(struct fwd_hs_dbs *dbs)
 {
 	for (int f = 0; f < 4; f++) {
 		free(dbs->bytes[f]);

@@ -1,0 +1,33 @@
+/*
+ * ctl_content.h - regiond's side of content rules: compile a table's rules
+ * (fwd_hs, in a limited child) as part of validation, and ship the
+ * serialized databases with the push so regionfwd only deserializes.
+ *
+ * A small cache keyed by fwd_content_hash() holds the databases of the
+ * last few rule sets: validation compiles, the push that follows (and a
+ * re-push after a regionfwd restart, or a rollback to a recent generation)
+ * reuses the same bytes. Single-threaded like the rest of regiond's state.
+ */
+#ifndef CTL_CONTENT_H
+#define CTL_CONTENT_H
+
+#include <jansson.h>
+
+#include "ctl_state.h"
+#include "fwd_table.h"
+
+/** Compile @t's content rules; 0, or -errno with @e (422 invalid_pattern / pattern_too_expensive). */
+int ctl_content_validate(const struct fwd_table *t, struct ctl_error *e);
+
+/**
+ * The push members for @t: {"content_db": {"rules_hash", "payload", "tls_sni",
+ * "http_host", "dns_qname" (base64, present when that field has rules)}}.
+ * @return a new object, or NULL when @t has no content rules (or compiling
+ *         failed: regionfwd then compiles itself and reports any error)
+ */
+json_t *ctl_content_push_extra(const struct fwd_table *t);
+
+/** Drop the cache (at exit). */
+void ctl_content_cleanup(void);
+
+#endif /* CTL_CONTENT_H */
