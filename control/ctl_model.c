@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fwd_class.h"
+#include "fwd_filter_kern_user.h"
 
 static json_t *str_list(const char (*v)[FWD_NAME_MAX], uint8_t n)
 {
@@ -30,6 +31,109 @@ static json_t *action_json(const struct fwd_table *t, const struct fwd_policy *p
 		json_object_set_new(a, "to", json_string(fwd_table_policy_target(t, p)));
 	if (p->mirror != FWD_LINK_NONE)
 		json_object_set_new(a, "mirror", json_string(t->links[p->mirror].name));
+	return a;
+}
+
+static const char *flt_action(uint8_t a)
+{
+	return a == FWD_FLT_DROP ? "drop" : a == FWD_FLT_RATE ? "rate" : "pass";
+}
+
+static void port_range_str(const struct fwd_svc_range *r, char *buf, size_t len)
+{
+	char p[8];
+
+	fwd_proto_name(r->proto, p, sizeof(p));
+	if (r->proto != FWD_PROTO_TCP && r->proto != FWD_PROTO_UDP && r->proto != FWD_PROTO_SCTP)
+		snprintf(buf, len, "%s", p);
+	else if (r->lo == r->hi)
+		snprintf(buf, len, "%s/%u", p, r->lo);
+	else
+		snprintf(buf, len, "%s/%u-%u", p, r->lo, r->hi);
+}
+
+/* The XDP filter section, rebuilt from the table (rule ids sit in the
+ * prefixes' region and the ranges' service fields). */
+static json_t *filters_model(const struct fwd_filters *fl)
+{
+	json_t *rules = json_array(), *f;
+	char buf[INET6_ADDRSTRLEN + 8], a[INET6_ADDRSTRLEN];
+
+	for (uint16_t i = 0; i < fl->nrules; i++) {
+		const struct fwd_filter_rule *r = &fl->rules[i];
+		json_t *o = json_pack("{s:s, s:s}", "name", r->name, "action", flt_action(r->action));
+		json_t *pre = json_array(), *svc = json_array();
+
+		if (r->action == FWD_FLT_RATE) {
+			json_object_set_new(o, "rate_pps", json_integer(r->rate_pps));
+			json_object_set_new(o, "burst", json_integer(r->burst));
+		}
+		for (uint32_t k = 0; k < fl->nprefix4; k++) {
+			struct in_addr ia = {.s_addr = htonl(fl->prefix4[k].addr)};
+
+			if (fl->prefix4[k].region != i)
+				continue;
+			inet_ntop(AF_INET, &ia, a, sizeof(a));
+			snprintf(buf, sizeof(buf), "%s/%u", a, fl->prefix4[k].len);
+			json_array_append_new(pre, json_string(buf));
+		}
+		for (uint32_t k = 0; k < fl->nprefix6; k++) {
+			if (fl->prefix6[k].region != i)
+				continue;
+			inet_ntop(AF_INET6, fl->prefix6[k].addr, a, sizeof(a));
+			snprintf(buf, sizeof(buf), "%s/%u", a, fl->prefix6[k].len);
+			json_array_append_new(pre, json_string(buf));
+		}
+		for (uint32_t k = 0; k < fl->nranges; k++) {
+			if (fl->ranges[k].service != i)
+				continue;
+			port_range_str(&fl->ranges[k], buf, sizeof(buf));
+			json_array_append_new(svc, json_string(buf));
+		}
+		if (json_array_size(pre))
+			json_object_set_new(o, "prefixes", pre);
+		else
+			json_decref(pre);
+		if (json_array_size(svc))
+			json_object_set_new(o, "services", svc);
+		else
+			json_decref(svc);
+		json_array_append_new(rules, o);
+	}
+	f = json_pack("{s:s, s:s, s:s, s:s, s:o}", "default", flt_action(fl->default_action), "non_ip",
+		      flt_action(fl->non_ip_action), "malformed", flt_action(fl->malformed_action),
+		      "redirect", fl->redirect ? "af_xdp" : "kernel", "rules", rules);
+	return f;
+}
+
+static json_t *content_model(const struct fwd_table *t)
+{
+	static const char *const fields[] = {"payload", "tls_sni", "http_host", "dns_qname"};
+	static const char *const actions[] = {"count", "drop", "mirror", "steer"};
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; i < t->ncontent; i++) {
+		const struct fwd_content_rule *r = &t->content[i];
+		json_t *svc = json_array(), *o;
+
+		for (uint16_t k = 0; k < r->nservices; k++)
+			json_array_append_new(svc, json_string(t->service_names[r->services[k]]));
+		o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s}", "name", r->name, "field", fields[r->field],
+			      "pattern", r->pattern, "literal", r->literal, "caseless", r->caseless,
+			      "services", svc, "action", actions[r->action]);
+		if (r->nregions) {
+			json_t *reg = json_array();
+
+			for (uint16_t k = 0; k < r->nregions; k++)
+				json_array_append_new(reg, json_string(t->region_names[r->regions[k]]));
+			json_object_set_new(o, "regions", reg);
+		}
+		if (r->action == FWD_CA_MIRROR || r->action == FWD_CA_STEER)
+			json_object_set_new(o, "to", json_string(r->target_kind == FWD_ACT_GROUP ?
+								 t->groups[r->target].name :
+								 t->links[r->target].name));
+		json_array_append_new(a, o);
+	}
 	return a;
 }
 
@@ -66,15 +170,8 @@ json_t *ctl_model(const struct fwd_table *t)
 		json_object_set_new(services, t->service_names[s], json_array());
 	for (uint32_t i = 0; i < t->nranges; i++) {
 		const struct fwd_svc_range *r = &t->ranges[i];
-		char p[8];
 
-		fwd_proto_name(r->proto, p, sizeof(p));
-		if (r->proto != FWD_PROTO_TCP && r->proto != FWD_PROTO_UDP && r->proto != FWD_PROTO_SCTP)
-			snprintf(buf, sizeof(buf), "%s", p);
-		else if (r->lo == r->hi)
-			snprintf(buf, sizeof(buf), "%s/%u", p, r->lo);
-		else
-			snprintf(buf, sizeof(buf), "%s/%u-%u", p, r->lo, r->hi);
+		port_range_str(r, buf, sizeof(buf));
 		json_array_append_new(json_object_get(services, t->service_names[r->service]),
 				      json_string(buf));
 	}
@@ -128,6 +225,11 @@ json_t *ctl_model(const struct fwd_table *t)
 	json_object_set_new(m, "policies", pols);
 	json_object_set_new(m, "default", action_json(t, &t->policies[0]));
 	json_object_set_new(m, "residency", res);
+	/* Every section, so a PATCH (model -> document) keeps what it does not touch. */
+	if (t->filters.present)
+		json_object_set_new(m, "filters", filters_model(&t->filters));
+	if (t->ncontent)
+		json_object_set_new(m, "content_rules", content_model(t));
 	return m;
 }
 

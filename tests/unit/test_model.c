@@ -1,0 +1,85 @@
+/*
+ * The API model (control/ctl_model.c) is what a PATCH turns back into a
+ * document: every section must survive model -> document -> model, or a
+ * PATCH of one policy would silently drop the XDP filters or the content
+ * rules. Regression test: both sections were once missing from the model.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ctl_model.h"
+
+static const char doc[] =
+	"regions: {india: {prefixes: [103.21.0.0/16, '2401:4900::/32']}, brazil: {prefixes: [18.228.0.0/15]}}\n"
+	"services: {https: [tcp/443, udp/443], dns: [udp/53], sync: [tcp/7000-7010]}\n"
+	"links:\n"
+	"  local: {port: p0, next_hop_mac: '02:00:00:00:01:01', tags: [in]}\n"
+	"  ids: {port: p1, next_hop_mac: '02:00:00:00:01:02', vlan: 7, tags: [in]}\n"
+	"  to-br: {port: p1, next_hop_mac: '02:00:00:00:01:03', state: down}\n"
+	"link_groups: {g: {members: {local: 3, ids: 0}}}\n"
+	"policies:\n"
+	"  - {region: india, service: any, action: steer, to: local, mirror: ids}\n"
+	"  - {region: brazil, service: sync, action: steer, to: g}\n"
+	"default: {action: drop}\n"
+	"residency: [{name: r, region: india, services: [sync], allowed_tags: [in]}]\n"
+	"filters:\n"
+	"  default: drop\n"
+	"  redirect: af_xdp\n"
+	"  non_ip: drop\n"
+	"  malformed: drop\n"
+	"  rules:\n"
+	"    - {name: bogons, action: drop, prefixes: [0.0.0.0/8, 'fc00::/7']}\n"
+	"    - {name: telnet, action: pass, services: [tcp/23, any/2323, udp/100-200]}\n"
+	"    - {name: scan, action: rate, rate_pps: 100, burst: 250, prefixes: [198.18.0.0/15]}\n"
+	"content_rules:\n"
+	"  - {name: a, field: tls_sni, pattern: '(^|\\.)x\\.in$', caseless: true, services: [https], regions: [brazil], action: drop}\n"
+	"  - {name: b, field: dns_qname, pattern: 'a(b', literal: true, services: [dns], action: steer, to: g}\n"
+	"  - {name: c, field: payload, pattern: '\\x90{4}', services: [sync, https], action: mirror, to: ids}\n";
+
+static void test_round_trip_keeps_every_section(void **state)
+{
+	struct fwd_err e = {0};
+	char b[512];
+	struct fwd_table *t = fwd_table_parse(doc, strlen(doc), "m.yaml", 0, &e), *t2;
+	json_t *m, *m2;
+	char *d;
+
+	(void)state;
+	if (t == NULL)
+		fail_msg("%s", fwd_err_str(&e, b, sizeof(b)));
+	m = ctl_model(t);
+	assert_non_null(json_object_get(m, "filters"));
+	assert_int_equal(json_array_size(json_object_get(json_object_get(m, "filters"), "rules")), 3);
+	assert_int_equal(json_array_size(json_object_get(m, "content_rules")), 3);
+	d = json_dumps(m, JSON_COMPACT);
+	t2 = fwd_table_parse(d, strlen(d), "model", 1, &e);
+	if (t2 == NULL)
+		fail_msg("%s", fwd_err_str(&e, b, sizeof(b)));
+	m2 = ctl_model(t2);
+	assert_true(json_equal(m, m2));
+	assert_int_equal(t2->filters.nrules, 3);
+	assert_int_equal(t2->filters.rules[2].burst, 250);
+	assert_int_equal(t2->ncontent, 3);
+	assert_string_equal(t2->content[1].pattern, "a(b");
+	assert_true(t2->content[1].literal && t2->content[0].caseless);
+	free(d);
+	json_decref(m);
+	json_decref(m2);
+	fwd_table_free(t);
+	fwd_table_free(t2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip_keeps_every_section),
+	};
+
+	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
+}
