@@ -136,6 +136,7 @@ int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, s
 	pid_t pid;
 
 	memset(out, 0, sizeof(*out));
+	out->rules_hash = fwd_content_hash(t);
 	if (t->ncontent == 0)
 		return 0;
 	if (pipe(pfd) < 0) {

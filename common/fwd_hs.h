@@ -25,6 +25,7 @@
 struct fwd_hs_dbs {
 	char *bytes[4]; /* serialized database per enum fwd_content_field, or NULL */
 	size_t len[4];
+	uint64_t rules_hash; /* fwd_content_hash() of the table compiled */
 	double compile_s; /* wall time of the compilation */
 };
 

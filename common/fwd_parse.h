@@ -264,4 +264,48 @@ FWD_INLINE int fwd_parse(const uint8_t *data, const uint8_t *end, struct fwd_pkt
 	return FWD_ERR(NON_IP);
 }
 
+/**
+ * The L4 payload of a packet fwd_parse() accepted, for content rules: after
+ * the TCP header (data offset checked) or the UDP header; for other
+ * protocols everything after the IP headers. It ends where the IP datagram
+ * ends (Ethernet padding excluded). Not part of fwd_parse(), so traffic that
+ * no content rule scopes never pays for it.
+ * @param tcp_flags  TCP flags byte, 0 for other protocols
+ * @return 0 with [*pl, *pl + *len), or -1 when the TCP data offset is invalid
+ */
+FWD_INLINE int fwd_l4_payload(const uint8_t *data, const uint8_t *end, const struct fwd_pkt *p,
+			      const uint8_t **pl, uint32_t *len, uint8_t *tcp_flags)
+{
+	const uint8_t *ip = data + p->l2_len, *l4 = ip + p->l3_len, *ipend;
+
+	*tcp_flags = 0;
+	*len = 0;
+	*pl = l4;
+	ipend = p->family == 4 ? ip + fwd_rd16(ip + 2) : ip + 40 + fwd_rd16(ip + 4);
+	if (ipend > end)
+		ipend = end; /* cannot happen after fwd_parse(); kept for callers that skip it */
+	if (l4 > ipend)
+		return -1;
+	if (p->frag == FWD_FRAG_LATER) {
+		/* no L4 header: the bytes continue an earlier fragment */
+	} else if (p->proto == FWD_PROTO_TCP) {
+		uint32_t hl;
+
+		if (l4 + 20 > ipend)
+			return -1;
+		hl = (uint32_t)(l4[12] >> 4) * 4;
+		if (hl < 20 || l4 + hl > ipend)
+			return -1;
+		*tcp_flags = l4[13];
+		l4 += hl;
+	} else if (p->proto == FWD_PROTO_UDP) {
+		if (l4 + 8 > ipend)
+			return -1;
+		l4 += 8;
+	}
+	*pl = l4;
+	*len = (uint32_t)(ipend - l4);
+	return 0;
+}
+
 #endif /* FWD_PARSE_H */

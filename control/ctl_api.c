@@ -571,7 +571,9 @@ static void h_dp(struct ctl_api *api, const char *op, json_t *args, struct reply
 
 static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	static const char *const keys[] = {"src", "dst", "proto", "sport", "dport", NULL};
+	static const char *const keys[] = {"src",	"dst",	   "proto",	"sport",     "dport",
+					   "payload", "payload_hex", "tls_sni", "http_host", "dns_qname",
+					   NULL};
 	json_t *b = body_json(q, r);
 
 	if (b && check_keys(b, keys, r) == 0)
@@ -669,8 +671,14 @@ static void h_metrics(struct ctl_api *api, struct reply *r)
 			    json_object_get(c, "services"), "service", "bytes");
 		prom_family(f, "regionfwd_policy_packets_total", "Packets per policy (region/service).",
 			    "counter", json_object_get(c, "policies"), "policy", "packets");
-		prom_family(f, "regionfwd_events_total", "Fragment, mirror and generation events.",
+		prom_family(f, "regionfwd_events_total", "Fragment, mirror, generation and content events.",
 			    "counter", json_object_get(c, "events"), "event", NULL);
+		prom_family(f, "regionfwd_content_rule_matches_total",
+			    "Packets whose scan matched a content rule.", "counter",
+			    json_object_get(c, "content_rules"), "rule", "matches");
+		prom_family(f, "regionfwd_content_rule_flow_packets_total",
+			    "TCP packets that took a content rule's flow verdict without a scan.", "counter",
+			    json_object_get(c, "content_rules"), "rule", "flow_packets");
 	}
 	json_decref(c);
 	fclose(f);

@@ -335,16 +335,70 @@ static int cmd_show(const struct opts *o, const char *what)
 	return 0;
 }
 
+static void explain_content_print(json_t *c)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (!json_is_object(c))
+		return;
+	printf("content     scans");
+	json_array_foreach(json_object_get(c, "scoped_fields"), i, v)
+		printf(" %s", json_string_value(v));
+	printf("\n");
+	json_object_foreach(json_object_get(c, "extracted"), k, v)
+		printf("  %-9s  %s\n", k, json_is_string(v) ? json_string_value(v) : "(none found)");
+	json_array_foreach(json_object_get(c, "matches"), i, v)
+		printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"), js(v, "action"));
+	if (json_is_string(json_object_get(c, "verdict")))
+		printf("  verdict   %s\n", js(c, "verdict"));
+	else
+		printf("  verdict   none: no content rule matched\n");
+}
+
 static int cmd_explain(const struct opts *o, int argc, char **argv)
 {
-	json_t *b, *r;
-	int rc;
+	static const struct {
+		const char *opt, *key;
+	} content_opts[] = {{"--payload", "payload"}, {"--payload-hex", "payload_hex"},
+			    {"--sni", "tls_sni"},     {"--host", "http_host"},
+			    {"--qname", "dns_qname"}};
+	json_t *b, *r, *extra = json_object();
+	char *pos[5];
+	int npos = 0, rc;
 
+	/* Content options anywhere among the positional arguments. */
+	for (int i = 0; i < argc; i++) {
+		size_t k;
+
+		for (k = 0; k < sizeof(content_opts) / sizeof(content_opts[0]); k++)
+			if (strcmp(argv[i], content_opts[k].opt) == 0)
+				break;
+		if (k < sizeof(content_opts) / sizeof(content_opts[0])) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "regionctl: %s needs a value\n", argv[i]);
+				json_decref(extra);
+				return EXIT_USAGE;
+			}
+			json_object_set_new(extra, content_opts[k].key, json_string(argv[++i]));
+		} else if (npos < 5) {
+			pos[npos++] = argv[i];
+		} else {
+			npos = 6;
+			break;
+		}
+	}
+	argc = npos;
+	argv = pos;
 	if (argc < 4 || argc > 5) {
-		fprintf(stderr, "regionctl: explain SRC DST PROTO [SPORT] DPORT\n");
+		fprintf(stderr, "regionctl: explain SRC DST PROTO [SPORT] DPORT [--payload TEXT | --payload-hex HEX] [--sni NAME] [--host NAME] [--qname NAME]\n");
+		json_decref(extra);
 		return EXIT_USAGE;
 	}
 	b = json_pack("{s:s, s:s, s:s}", "src", argv[0], "dst", argv[1], "proto", argv[2]);
+	json_object_update(b, extra);
+	json_decref(extra);
 	for (int i = 3; i < argc; i++) {
 		char *end;
 		long v = strtol(argv[i], &end, 10);
@@ -376,6 +430,7 @@ static int cmd_explain(const struct opts *o, int argc, char **argv)
 			printf("mirror      %s\n", js(r, "mirror"));
 		if (!json_is_null(json_object_get(r, "drop_reason")))
 			printf("dropped     %s\n", js(r, "drop_reason"));
+		explain_content_print(json_object_get(r, "content"));
 	}
 	json_decref(r);
 	return 0;
@@ -409,6 +464,14 @@ static int cmd_counters(const struct opts *o, int drops_only)
 			if (n || s < 4)
 				printf("  %-26s %16lld\n", k, n);
 		}
+	}
+	if (!drops_only && json_object_size(json_object_get(r, "content_rules"))) {
+		printf("\n%-28s %-10s %-7s %-14s %12s %12s\n", "content rules", "field", "action", "to",
+		       "matches", "flow_pkts");
+		json_object_foreach(json_object_get(r, "content_rules"), k, v)
+			printf("  %-26s %-10s %-7s %-14s %12lld %12lld\n", k, js(v, "field"), js(v, "action"),
+			       json_is_string(json_object_get(v, "to")) ? js(v, "to") : "-", ji(v, "matches"),
+			       ji(v, "flow_packets"));
 	}
 	json_decref(r);
 	return 0;
@@ -639,6 +702,7 @@ static void usage(FILE *out)
 		"  status                         what regiond holds and regionfwd runs\n"
 		"  show regions|services|links|policies|table\n"
 		"  explain SRC DST PROTO [SPORT] DPORT   where would this packet go?\n"
+		"          [--payload TEXT|--payload-hex HEX] [--sni N] [--host N] [--qname N]\n"
 		"  counters | drops               packets per link, region, service, policy; drops\n"
 		"  validate FILE | diff FILE      check a table; what it would change\n"
 		"  apply FILE [--comment C] [--author A] [--confirm-timeout S]\n"

@@ -2,6 +2,7 @@
 #include "dp_ctl.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -17,7 +18,9 @@
 
 #include "dp_ctx.h"
 #include "dp_log.h"
+#include "fwd_b64.h"
 #include "fwd_doc.h"
+#include "fwd_hs.h"
 
 #define DP_CTL_MAX_CLIENTS 16
 #define DP_CTL_PROTO 1
@@ -142,10 +145,51 @@ static json_t *ok_reply(json_t *body)
 	return r;
 }
 
+/* content_db: {"rules_hash": hex, <field>: base64, ...} from regiond. */
+static json_t *parse_content_db(json_t *o, struct fwd_hs_dbs *d)
+{
+	static const char *const keys[4] = {"payload", "tls_sni", "http_host", "dns_qname"};
+	const char *h = json_string_value(json_object_get(o, "rules_hash")), *k;
+	char *end = NULL;
+	json_t *v;
+
+	memset(d, 0, sizeof(*d));
+	if (!json_is_object(o))
+		return simple_error("bad_request", "content_db", "'content_db' must be an object");
+	json_object_foreach(o, k, v) {
+		int f;
+
+		if (strcmp(k, "rules_hash") == 0)
+			continue;
+		for (f = 0; f < 4 && strcmp(k, keys[f]); f++)
+			;
+		if (f == 4 || !json_is_string(v))
+			return simple_error("bad_request", "content_db",
+					    "'content_db' holds rules_hash and base64 strings for payload, tls_sni, http_host, dns_qname");
+		d->bytes[f] = malloc(json_string_length(v) / 4 * 3 + 1);
+		if (d->bytes[f] == NULL)
+			return simple_error("internal", "content_db", "out of memory");
+		long n = fwd_b64_decode(json_string_value(v), json_string_length(v), (uint8_t *)d->bytes[f]);
+
+		if (n <= 0) {
+			char path[40];
+
+			snprintf(path, sizeof(path), "content_db.%s", k);
+			return simple_error("bad_request", path, "not base64");
+		}
+		d->len[f] = (size_t)n;
+	}
+	if (h == NULL || strlen(h) != 16 || (d->rules_hash = strtoull(h, &end, 16), *end != '\0'))
+		return simple_error("bad_request", "content_db.rules_hash", "'rules_hash' must be 16 hex digits");
+	return NULL;
+}
+
 static json_t *op_push(struct dp_ctl *ctl, json_t *req)
 {
 	json_t *doc = json_object_get(req, "document"), *gen = json_object_get(req, "generation");
 	json_t *name = json_object_get(req, "name");
+	struct fwd_hs_dbs db = {0};
+	const struct fwd_hs_dbs *shipped = NULL;
 	struct fwd_err e = {0};
 	char nm[128], hash[20];
 	json_int_t id = 0;
@@ -162,7 +206,18 @@ static json_t *op_push(struct dp_ctl *ctl, json_t *req)
 		     json_string_length(name) > 100))
 		return simple_error("bad_request", "name", "'name' must be a string of 1..100 bytes");
 	snprintf(nm, sizeof(nm), "%s", name ? json_string_value(name) : "push");
-	rc = dp_ctx_apply(ctl->ctx, json_string_value(doc), json_string_length(doc), nm, (uint64_t)id, &e);
+	if (json_object_get(req, "content_db")) {
+		json_t *bad = parse_content_db(json_object_get(req, "content_db"), &db);
+
+		if (bad) {
+			fwd_hs_free(&db);
+			return bad;
+		}
+		shipped = &db;
+	}
+	rc = dp_ctx_apply(ctl->ctx, json_string_value(doc), json_string_length(doc), nm, (uint64_t)id,
+			  shipped, &e);
+	fwd_hs_free(&db);
 	if (rc < 0)
 		return error_reply("invalid_table", &e);
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)ctl->ctx->gen->hash);
@@ -223,6 +278,62 @@ static int parse_port(json_t *req, const char *key, uint16_t *out)
 	return 0;
 }
 
+#define EXPLAIN_MAX_PAYLOAD 9216 /* a jumbo frame's payload */
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Optional content inputs of explain: payload (text) or payload_hex, and the
+ * field values tls_sni, http_host, dns_qname (lowercased, as extracted). */
+static json_t *explain_content_args(json_t *req, struct dp_probe *p, uint8_t *payload,
+				    char given[4][FWD_X_NAME_MAX])
+{
+	static const char *const keys[4] = {NULL, "tls_sni", "http_host", "dns_qname"};
+	json_t *text = json_object_get(req, "payload"), *hex = json_object_get(req, "payload_hex");
+
+	if (text && hex)
+		return simple_error("bad_request", "payload", "give 'payload' or 'payload_hex', not both");
+	if (text) {
+		if (!json_is_string(text) || json_string_length(text) > EXPLAIN_MAX_PAYLOAD)
+			return simple_error("bad_request", "payload", "'payload' must be a string of at most 9216 bytes");
+		memcpy(payload, json_string_value(text), json_string_length(text));
+		p->payload = payload;
+		p->payload_len = (uint32_t)json_string_length(text);
+	} else if (hex) {
+		const char *h = json_string_value(hex);
+		size_t n = json_string_length(hex);
+
+		if (!json_is_string(hex) || n % 2 || n / 2 > EXPLAIN_MAX_PAYLOAD)
+			return simple_error("bad_request", "payload_hex",
+					    "'payload_hex' must be an even number of hex digits, at most 9216 bytes");
+		for (size_t i = 0; i < n; i += 2) {
+			int a = hexval(h[i]), b = hexval(h[i + 1]);
+
+			if (a < 0 || b < 0)
+				return simple_error("bad_request", "payload_hex", "'payload_hex' holds a non-hex digit");
+			payload[i / 2] = (uint8_t)(a << 4 | b);
+		}
+		p->payload = payload;
+		p->payload_len = (uint32_t)(n / 2);
+	}
+	for (int f = 1; f < 4; f++) {
+		json_t *v = json_object_get(req, keys[f]);
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+
+		if (v == NULL)
+			continue;
+		if (s == NULL || n == 0 || n >= FWD_X_NAME_MAX || strlen(s) != n)
+			return simple_error("bad_request", keys[f], "must be a name of 1..255 bytes");
+		for (size_t i = 0; i <= n; i++)
+			given[f][i] = (char)tolower((unsigned char)s[i]);
+		p->given[f] = given[f];
+	}
+	return NULL;
+}
+
 static json_t *op_explain(struct dp_ctl *ctl, json_t *req)
 {
 	static const struct {
@@ -231,6 +342,8 @@ static json_t *op_explain(struct dp_ctl *ctl, json_t *req)
 	} protos[] = {{"tcp", FWD_PROTO_TCP},   {"udp", FWD_PROTO_UDP},   {"sctp", FWD_PROTO_SCTP},
 		      {"icmp", FWD_PROTO_ICMP}, {"icmpv6", FWD_PROTO_ICMPV6}};
 	struct dp_probe p = {0};
+	uint8_t payload[EXPLAIN_MAX_PAYLOAD];
+	char given[4][FWD_X_NAME_MAX];
 	json_t *proto = json_object_get(req, "proto"), *r;
 	struct fwd_err e = {0};
 	uint8_t fam2;
@@ -261,6 +374,8 @@ static json_t *op_explain(struct dp_ctl *ctl, json_t *req)
 		return simple_error("bad_request", "sport", "'sport' must be 0..65535");
 	if (parse_port(req, "dport", &p.dport))
 		return simple_error("bad_request", "dport", "'dport' must be 0..65535");
+	if ((r = explain_content_args(req, &p, payload, given)) != NULL)
+		return r;
 	/* The control thread owns ctx->gen: it alone frees generations. */
 	r = dp_gen_explain(ctl->ctx->gen, &p, &e);
 	if (r == NULL)

@@ -35,6 +35,7 @@ static void fold_gen(json_t *acc, const struct dp_gen *g)
 	const struct fwd_table *t = g->table;
 	json_t *regions = obj_child(acc, "regions"), *services = obj_child(acc, "services");
 	json_t *policies = obj_child(acc, "policies"), *links = obj_child(acc, "links");
+	json_t *content = obj_child(acc, "content_rules");
 	char key[80];
 
 	for (uint16_t w = 0; w < g->nworkers; w++) {
@@ -63,6 +64,12 @@ static void fold_gen(json_t *acc, const struct dp_gen *g)
 			obj_add(l, "packets", __atomic_load_n(&c->link_pkts[i], __ATOMIC_RELAXED));
 			obj_add(l, "bytes", __atomic_load_n(&c->link_bytes[i], __ATOMIC_RELAXED));
 		}
+		for (uint32_t i = 0; i < t->ncontent; i++) {
+			json_t *o = obj_child(content, t->content[i].name);
+
+			obj_add(o, "matches", __atomic_load_n(&c->content_match[i], __ATOMIC_RELAXED));
+			obj_add(o, "flow_packets", __atomic_load_n(&c->content_flow[i], __ATOMIC_RELAXED));
+		}
 	}
 }
 
@@ -90,7 +97,7 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 }
 
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		 struct fwd_err *err)
+		 const struct fwd_hs_dbs *content_db, struct fwd_err *err)
 {
 	uint64_t hash = fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
 	struct fwd_table *t;
@@ -103,7 +110,7 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 		return -EINVAL;
 	if (id == 0)
 		id = ctx->next_gen_id;
-	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, err);
+	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, content_db, err);
 	if (g == NULL)
 		return -EINVAL;
 	if (id >= ctx->next_gen_id)
@@ -114,6 +121,11 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 	       (unsigned long long)g->id, (unsigned long long)hash, name, g->table->nprefix4,
 	       g->table->nprefix6, (double)g->fib_bytes / 1048576.0,
 	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
+	if (g->content)
+		DP_LOG(INFO, "generation %llu: %u content rules, databases %.1f KiB (%s), scratch %.1f KiB",
+		       (unsigned long long)g->id, g->table->ncontent, (double)g->content->db_bytes / 1024.0,
+		       g->content->compiled_here ? "compiled here" : "shipped",
+		       (double)g->content->scratch_bytes / 1024.0);
 	return 0;
 }
 
@@ -125,7 +137,7 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 
 	if (rc)
 		return rc;
-	rc = dp_ctx_apply(ctx, buf, len, path, 0, err);
+	rc = dp_ctx_apply(ctx, buf, len, path, 0, NULL, err);
 	free(buf);
 	return rc;
 }
@@ -195,6 +207,24 @@ json_t *dp_ctx_report(struct dp_ctx *ctx)
 		json_object_set_new(o, "action", json_string(p->action == FWD_ACT_DROP ? "drop" : "steer"));
 		json_object_set_new(o, "target", json_string(fwd_table_policy_target(t, p)));
 	}
+	pol = json_object_get(acc, "content_rules");
+	for (uint32_t i = 0; i < t->ncontent; i++) {
+		static const char *const fields[] = {"payload", "tls_sni", "http_host", "dns_qname"};
+		static const char *const actions[] = {"count", "drop", "mirror", "steer"};
+		const struct fwd_content_rule *cr = &t->content[i];
+		json_t *o = json_object_get(pol, cr->name);
+
+		json_object_set_new(o, "field", json_string(fields[cr->field]));
+		json_object_set_new(o, "action", json_string(actions[cr->action]));
+		json_object_set_new(o, "to", cr->action == FWD_CA_MIRROR || cr->action == FWD_CA_STEER ?
+				    json_string(cr->target_kind == FWD_ACT_GROUP ? t->groups[cr->target].name :
+						t->links[cr->target].name) : json_null());
+	}
+	if (g->content)
+		json_object_set_new(gen, "content", json_pack("{s:i, s:I, s:I, s:b}", "rules", (int)t->ncontent,
+							    "database_bytes", (json_int_t)g->content->db_bytes,
+							    "scratch_bytes", (json_int_t)g->content->scratch_bytes,
+							    "compiled_here", g->content->compiled_here));
 	pthread_mutex_unlock(&ctx->lock);
 
 	json_object_set_new(r, "generation", gen);
@@ -254,6 +284,18 @@ void dp_report_print(const json_t *r, FILE *out)
 		fprintf(out, "  %-22s %-8s %-20s %14" PRIu64 "\n", k, a ? a : "-", tg ? tg : "(gone)",
 			ju(v, "packets"));
 	}
+	if (json_object_size(json_object_get(r, "content_rules"))) {
+		fprintf(out, "\n%-24s %-10s %-7s %-14s %12s %12s\n", "content rule", "field", "action", "to",
+			"matches", "flow_pkts");
+		json_object_foreach(json_object_get(r, "content_rules"), k, v) {
+			const char *f = json_string_value(json_object_get(v, "field"));
+			const char *a = json_string_value(json_object_get(v, "action"));
+			const char *to = json_string_value(json_object_get(v, "to"));
+
+			fprintf(out, "  %-22s %-10s %-7s %-14s %12" PRIu64 " %12" PRIu64 "\n", k, f ? f : "-",
+				a ? a : "(gone)", to ? to : "-", ju(v, "matches"), ju(v, "flow_packets"));
+		}
+	}
 	fprintf(out, "\n%-24s %14s\n", "drop reason", "packets");
 	json_object_foreach(json_object_get(r, "drops"), k, v)
 		if (json_integer_value(v))
@@ -302,6 +344,8 @@ static int tel_section(const char *section, struct rte_tel_data *d)
 			rte_tel_data_add_dict_u64(d, k, (uint64_t)json_integer_value(v));
 		else if (json_is_object(v) && json_object_get(v, "packets"))
 			rte_tel_data_add_dict_u64(d, k, ju(v, "packets"));
+		else if (json_is_object(v) && json_object_get(v, "matches"))
+			rte_tel_data_add_dict_u64(d, k, ju(v, "matches"));
 		else if (json_is_string(v))
 			rte_tel_data_add_dict_string(d, k, json_string_value(v));
 	}
@@ -323,6 +367,7 @@ TEL_CMD(tel_regions, "regions")
 TEL_CMD(tel_services, "services")
 TEL_CMD(tel_policies, "policies")
 TEL_CMD(tel_generation, "generation")
+TEL_CMD(tel_content, "content_rules")
 #undef TEL_CMD
 
 int dp_telemetry_register(struct dp_ctx *ctx)
@@ -340,6 +385,7 @@ int dp_telemetry_register(struct dp_ctx *ctx)
 		{"/regionfwd/services", tel_services, "packets per service"},
 		{"/regionfwd/policies", tel_policies, "packets per policy (region/service)"},
 		{"/regionfwd/generation", tel_generation, "the running table generation"},
+		{"/regionfwd/content_rules", tel_content, "packets matched per content rule"},
 	};
 	int rc;
 

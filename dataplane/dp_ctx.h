@@ -49,11 +49,13 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
  * Validate a table document held in memory, build a generation and publish
  * it (control thread only). A document whose content hash is the running
  * generation's is a no-op.
- * @param id   generation id to give it; 0 takes the next local id
+ * @param id          generation id to give it; 0 takes the next local id
+ * @param content_db  compiled content rules shipped with the document, or
+ *                    NULL to compile them here (tables read from a file)
  * @return 0 published, 1 no-op, or -errno with @err filled (nothing changed)
  */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		 struct fwd_err *err);
+		 const struct fwd_hs_dbs *content_db, struct fwd_err *err);
 
 /** dp_ctx_apply() on a file. */
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);

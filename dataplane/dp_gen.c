@@ -195,7 +195,8 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 static int build_counters(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
-	size_t per = 2u * t->nregions + 2u * t->nservices + t->npolicies + 2u * t->nlinks;
+	size_t per = 2u * t->nregions + 2u * t->nservices + t->npolicies + 2u * t->nlinks +
+		     2u * t->ncontent;
 	size_t stride = RTE_ALIGN_CEIL(per * sizeof(uint64_t), RTE_CACHE_LINE_SIZE);
 	uint8_t *mem;
 
@@ -215,13 +216,15 @@ static int build_counters(struct dp_gen *g, struct fwd_err *err)
 		c->policy = c->service_bytes + t->nservices;
 		c->link_pkts = c->policy + t->npolicies;
 		c->link_bytes = c->link_pkts + t->nlinks;
+		c->content_match = c->link_bytes + t->nlinks;
+		c->content_flow = c->content_match + t->ncontent;
 	}
 	return 0;
 }
 
 struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 			    const struct dp_node *node, const struct dp_ports *ports, uint16_t nworkers,
-			    struct fwd_err *err)
+			    const struct fwd_hs_dbs *content_db, struct fwd_err *err)
 {
 	struct dp_gen *g = rte_zmalloc("dp_gen", sizeof(*g), RTE_CACHE_LINE_SIZE);
 	struct timespec ts;
@@ -248,6 +251,10 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 		goto free_gen;
 	if (build_links(g, node, ports, err) || build_fibs(g, err) || build_counters(g, err))
 		goto free_gen;
+	/* Databases deserialized and every worker's scratch allocated here,
+	 * before the swap: a worker only ever scans. */
+	if (dp_content_build(t, content_db, nworkers, &g->content, err))
+		goto free_gen;
 	return g;
 free_gen:
 	dp_gen_free(g);
@@ -259,6 +266,7 @@ void dp_gen_free(struct dp_gen *g)
 	if (g == NULL)
 		return;
 	rte_free(g->cnt_mem);
+	dp_content_free(g->content);
 	rte_fib6_free(g->fib6);
 	rte_fib_free(g->fib4);
 	rte_free(g->key_index);
@@ -365,6 +373,57 @@ static json_t *matched_prefix(const struct dp_gen *g, const struct fwd_pkt *k)
 	return json_string(out);
 }
 
+/* Content rules for explain, with the control thread's scratch: what is in
+ * scope, what the extractors found, which rules matched and which decides.
+ * Applies the verdict to @d as a worker would. null when nothing is scoped. */
+static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *probe,
+			       const struct fwd_pkt *k, struct fwd_decision *d)
+{
+	static const char *const fields[] = {"payload", "tls_sni", "http_host", "dns_qname"};
+	static const char *const actions[] = {"count", "drop", "mirror", "steer"};
+	const struct dp_content *cs = g->content;
+	char names[4][FWD_X_NAME_MAX] = {{0}};
+	struct dp_content_input in = {.proto = k->proto, .region = d->region, .service = d->service,
+				      .payload = probe->payload, .len = probe->payload_len,
+				      .names = names};
+	struct dp_content_verdict v;
+	json_t *o, *scope, *found, *matches;
+
+	if (cs == NULL || (in.fields = dp_content_scope(cs, d->region, d->service)) == 0)
+		return json_null();
+	for (int f = 0; f < 4; f++)
+		in.given[f] = f == FWD_CF_PAYLOAD ? NULL : probe->given[f];
+	if (in.payload == NULL)
+		in.payload = (const uint8_t *)"";
+	dp_content_scan(cs, cs->scratch[cs->nworkers], &in, &v);
+	scope = json_array();
+	found = json_object();
+	matches = json_array();
+	for (int f = 0; f < 4; f++) {
+		if (!(in.fields & (1u << f)))
+			continue;
+		json_array_append_new(scope, json_string(fields[f]));
+		if (f != FWD_CF_PAYLOAD)
+			json_object_set_new(found, fields[f], probe->given[f] ? json_string(probe->given[f]) :
+							      names[f][0] ? json_string(names[f]) : json_null());
+	}
+	for (uint32_t h = 0; h < v.nhits && h < DP_CONTENT_MAX_HITS; h++) {
+		const struct fwd_content_rule *r = &g->table->content[v.hits[h]];
+
+		json_array_append_new(matches, json_pack("{s:s, s:s, s:s}", "rule", r->name, "field",
+							 fields[r->field], "action", actions[r->action]));
+	}
+	o = json_pack("{s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found, "matches",
+		      matches, "matched", (int)v.nhits, "payload_given", probe->payload != NULL);
+	if (v.rule != DP_CONTENT_NONE) {
+		dp_content_act(cs, g->cls, k, v.rule, d);
+		json_object_set_new(o, "verdict", json_string(g->table->content[v.rule].name));
+	} else {
+		json_object_set_new(o, "verdict", json_null());
+	}
+	return o;
+}
+
 json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
@@ -375,7 +434,7 @@ json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, str
 	size_t len = probe_frame(probe, frame);
 	int rc = fwd_parse(frame, frame + len, &k);
 	char pol[80], hash[20];
-	json_t *r;
+	json_t *r, *content;
 
 	if (rc != FWD_OK) {
 		fwd_err_set(err, "", 0, "", "the probe does not parse: %s",
@@ -384,6 +443,7 @@ json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, str
 	}
 	fwd_class_decide(g->cls, dp_gen_region_of(g, k.family, k.src), k.proto, k.dport,
 			 fwd_flow_hash(&k), &d);
+	content = explain_content(g, probe, &k, &d);
 	p = &t->policies[d.policy];
 	fwd_table_policy_key(t, d.policy, pol, sizeof(pol));
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)g->hash);
@@ -393,6 +453,7 @@ json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, str
 		      "action", p->action == FWD_ACT_DROP ? "drop" : "steer", "target",
 		      fwd_table_policy_target(t, p));
 	if (r == NULL) {
+		json_decref(content);
 		fwd_err_set(err, "", 0, "", "out of memory");
 		return NULL;
 	}
@@ -407,5 +468,6 @@ json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, str
 	json_object_set_new(r, "drop_reason", d.drop ? json_string(fwd_drop_names[d.drop - 1])
 						     : json_null());
 	json_object_set_new(r, "flow_hash", json_integer(fwd_flow_hash(&k)));
+	json_object_set_new(r, "content", content);
 	return r;
 }

@@ -22,6 +22,7 @@
 #include <rte_fib6.h>
 #include <jansson.h>
 
+#include "dp_content.h"
 #include "dp_node.h"
 #include "dp_port.h"
 #include "fwd_class.h"
@@ -38,6 +39,8 @@ struct dp_link_out {
 /* Per-worker hit counters of one generation, indexed by the table's ids. */
 struct dp_gen_cnt {
 	uint64_t *region, *region_bytes, *service, *service_bytes, *policy, *link_pkts, *link_bytes;
+	uint64_t *content_match; /* per content rule: packets whose scan matched it */
+	uint64_t *content_flow; /* per content rule: packets that took its flow verdict */
 };
 
 struct dp_gen {
@@ -48,6 +51,7 @@ struct dp_gen {
 	struct fwd_class *cls;
 	struct rte_fib *fib4;
 	struct rte_fib6 *fib6;
+	struct dp_content *content; /* NULL when the table has no content rules */
 	struct dp_link_out *links;
 	uint64_t *link_keys; /* per link: fwd_hash64 of its name, stable across generations */
 	uint32_t key_mask; /* key_index: open addressing, key -> link id */
@@ -64,11 +68,13 @@ struct dp_gen {
 /**
  * Build a generation from a validated table; takes ownership of @t (freed
  * on failure too). Links whose port is not in the node config are refused.
+ * @content_db: the content databases shipped with the table, or NULL to
+ * compile them here (see dp_content_build).
  * @return the generation, or NULL with @err filled
  */
 struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 			    const struct dp_node *node, const struct dp_ports *ports, uint16_t nworkers,
-			    struct fwd_err *err);
+			    const struct fwd_hs_dbs *content_db, struct fwd_err *err);
 
 /** This generation's id for the link with name key @key, or FWD_LINK_NONE. */
 static inline uint16_t dp_gen_link_by_key(const struct dp_gen *g, uint64_t key)
@@ -91,6 +97,9 @@ struct dp_probe {
 	uint8_t proto;
 	uint16_t sport, dport;
 	uint8_t src[16], dst[16];
+	const uint8_t *payload; /* optional L4 payload for content rules */
+	uint32_t payload_len;
+	const char *given[4]; /* optional field values (tls_sni, http_host, dns_qname) */
 };
 
 /**

@@ -17,6 +17,8 @@ void dp_node_defaults(struct dp_node *n)
 	n->tx_desc = 1024;
 	n->frag_entries = 4096;
 	n->frag_timeout_ms = 2000;
+	n->content_flow_entries = 65536;
+	n->content_flow_timeout_ms = 30000;
 }
 
 static int node_uint(const char *file, const struct fwd_node *v, const char *path, uint64_t min,
@@ -95,6 +97,7 @@ int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 {
 	static const char *const keys[] = {"ports", "workers", "mbufs", "mbuf_cache", "rx_desc",
 					   "tx_desc", "frag_entries", "frag_timeout_ms",
+					   "content_flow_entries", "content_flow_timeout_ms",
 					   "control_socket", "control_group", "description", NULL};
 	struct fwd_doc *doc = fwd_doc_load(path, err);
 	const struct fwd_node *root, *f;
@@ -152,6 +155,8 @@ int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 	NODE_UINT(tx_desc, 64, 16384)
 	NODE_UINT(frag_entries, 64, 16777216)
 	NODE_UINT(frag_timeout_ms, 1, 120000)
+	NODE_UINT(content_flow_entries, 64, 16777216)
+	NODE_UINT(content_flow_timeout_ms, 1, 3600000)
 #undef NODE_UINT
 #define NODE_STR(field)                                                                    \
 	if ((f = fwd_node_get(root, #field)) != NULL) {                                     \

@@ -33,6 +33,8 @@ struct dp_node {
 	uint16_t rx_desc, tx_desc;
 	uint32_t frag_entries;
 	uint32_t frag_timeout_ms;
+	uint32_t content_flow_entries; /* per worker: TCP flows with a content verdict */
+	uint32_t content_flow_timeout_ms; /* idle time after which a flow verdict is forgotten */
 	char control_socket[108]; /* "" = <EAL runtime dir>/regionfwd.sock */
 	char control_group[64]; /* "" = the process's group */
 };

@@ -135,6 +135,59 @@ static inline void mirror_pkt(struct dp_lcore *lc, const struct dp_gen *g, struc
 	stage_tx(lc, c, &g->links[link], link, 1);
 }
 
+/* A packet in some content rule's scope: a TCP flow already decided takes
+ * its verdict; anything else is scanned, and a TCP verdict is remembered.
+ * Out of line: unscoped traffic only pays the scope byte in stage 3. */
+static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_gen *g,
+					 const struct rte_mbuf *m, const struct fwd_pkt *p,
+					 struct fwd_decision *d, uint8_t fields, uint64_t now)
+{
+	const struct dp_content *cs = g->content;
+	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
+	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+	struct dp_content_input in = {.fields = fields, .proto = p->proto, .region = d->region,
+				      .service = d->service, .match_cnt = gc->content_match};
+	struct dp_content_verdict v;
+	struct dp_flow_key k;
+	uint8_t tcp_flags;
+
+	if (p->proto == FWD_PROTO_TCP) {
+		struct dp_flow_entry *e;
+
+		dp_flow_key_of(p, &k);
+		e = dp_flow_lookup(&lc->flow, &k, now);
+		if (e != NULL) {
+			/* Decided under an earlier generation: the same rule by name,
+			 * if this generation still has it; otherwise scan afresh. */
+			uint32_t rule = e->gen == g->id ? e->rule : dp_content_rule_by_key(cs, e->rule_key);
+
+			if (rule != DP_CONTENT_NONE) {
+				lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
+				gc->content_flow[rule]++;
+				dp_content_act(cs, g->cls, p, rule, d);
+				return;
+			}
+		}
+	}
+	if (unlikely(fwd_l4_payload(data, data + rte_pktmbuf_data_len(m), p, &in.payload, &in.len,
+				    &tcp_flags))) {
+		lc->cnt.evt[FWD_EVT_CONTENT_BAD_TCP]++;
+		return;
+	}
+	lc->cnt.evt[FWD_EVT_CONTENT_SCANNED]++;
+	dp_content_scan(cs, cs->scratch[lc->idx], &in, &v);
+	if (unlikely(v.scan_error))
+		lc->cnt.evt[FWD_EVT_CONTENT_SCAN_ERROR]++;
+	if (v.rule == DP_CONTENT_NONE)
+		return;
+	dp_content_act(cs, g->cls, p, v.rule, d);
+	if (p->proto == FWD_PROTO_TCP) {
+		lc->cnt.evt[FWD_EVT_CONTENT_FLOW_NEW]++;
+		if (dp_flow_insert(&lc->flow, &k, g->id, v.rule, cs->rule_keys[v.rule], now))
+			lc->cnt.evt[FWD_EVT_CONTENT_FLOW_EVICTED]++;
+	}
+}
+
 void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,
 		     uint16_t n)
 {
@@ -203,6 +256,17 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		if (later[i])
 			continue;
 		fwd_class_decide_pkt(cls, dec[i].region, p, &dec[i]);
+		/* Content rules before the fragment table: later fragments then
+		 * follow the content verdict of their first fragment too. */
+		if (unlikely(g->content != NULL)) {
+			uint8_t fields = dp_content_scope(g->content, dec[i].region, dec[i].service);
+
+			if (fields) {
+				if (now == 0)
+					now = rte_rdtsc();
+				content_stage(lc, g, pkts[i], p, &dec[i], fields, now);
+			}
+		}
 		if (unlikely(p->frag == FWD_FRAG_FIRST)) {
 			struct dp_frag_key k;
 

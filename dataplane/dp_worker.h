@@ -19,6 +19,7 @@
 #include <rte_common.h>
 #include <rte_mbuf.h>
 
+#include "dp_flow.h"
 #include "dp_frag.h"
 #include "dp_gen.h"
 #include "fwd_defs.h"
@@ -54,6 +55,8 @@ struct dp_lcore {
 	uint64_t last_rx_tsc; /* read by the control thread for --idle-exit */
 	struct dp_frag_table frag;
 	void *frag_mem;
+	struct dp_flow_table flow; /* TCP flows decided by a content rule */
+	void *flow_mem;
 	uint16_t ndirty;
 	uint16_t dirty[DP_MAX_PORTS]; /* ethdev ports staged this burst */
 	struct dp_txq_stage tx[RTE_MAX_ETHPORTS];

@@ -177,6 +177,8 @@ static int setup_workers(struct dp_ctx *ctx)
 {
 	uint64_t frag_bytes = dp_frag_mem_size(ctx->node.frag_entries);
 	uint64_t timeout = rte_get_tsc_hz() / 1000 * ctx->node.frag_timeout_ms;
+	uint64_t flow_bytes = dp_flow_mem_size(ctx->node.content_flow_entries);
+	uint64_t flow_timeout = rte_get_tsc_hz() / 1000 * ctx->node.content_flow_timeout_ms;
 
 	for (uint16_t w = 0; w < ctx->nworkers; w++) {
 		unsigned lc = ctx->node.workers[w];
@@ -196,6 +198,10 @@ static int setup_workers(struct dp_ctx *ctx)
 		if (l->frag_mem == NULL)
 			return -ENOMEM;
 		dp_frag_init(&l->frag, l->frag_mem, ctx->node.frag_entries, timeout);
+		l->flow_mem = rte_zmalloc_socket("dp_flow", flow_bytes, RTE_CACHE_LINE_SIZE, socket);
+		if (l->flow_mem == NULL)
+			return -ENOMEM;
+		dp_flow_init(&l->flow, l->flow_mem, ctx->node.content_flow_entries, flow_timeout);
 		for (uint16_t p = 0; p < ctx->node.nports; p++) {
 			if (!ctx->node.ports[p].ingress)
 				continue;
@@ -344,8 +350,10 @@ int main(int argc, char **argv)
 	dp_ctl_free(ctl);
 	dp_ports_close(&ctx.ports);
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {
-		if (ctx.workers[w])
+		if (ctx.workers[w]) {
 			rte_free(ctx.workers[w]->frag_mem);
+			rte_free(ctx.workers[w]->flow_mem);
+		}
 		rte_free(ctx.workers[w]);
 	}
 	dp_gen_free(ctx.gen);

@@ -238,9 +238,8 @@ BAD_DOCS = [
     ("bad prefix", ("103.21.0.0/16", "103.21.0.1/16"), 422, "invalid_table", "host bits set in '103.21.0.1/16'"),
     ("overlapping ranges", ("ntp: [udp/123]", "ntp: [udp/100-200, any/53]"), 422, "invalid_table", "overlaps"),
     ("unknown link", ("to: to-br}", "to: to-mars}"), 422, "invalid_table", "unknown link or link group 'to-mars'"),
-    ("invalid pattern", ("residency:\n", "content_rules:\n  - {name: broken, field: tls_sni, pattern: 'a(', "
-                                         "services: [https], action: count}\nresidency:\n"),
-     422, "invalid_pattern", "rule 'broken': Missing close parenthesis"),
+    ("invalid pattern", ("pattern: '(^|\\.)example\\.in$'", "pattern: '(^|\\.)example\\.in$('"),
+     422, "invalid_pattern", "rule 'zone-example-in': Missing close parenthesis"),
     ("residency violation", ("{region: india, service: sync, action: steer, to: local}",
                              "{region: india, service: sync, action: steer, to: to-sg}"),
      422, "residency_violation", "breaks residency rule 'india-personal-data'"),

@@ -1,0 +1,296 @@
+#include "dp_content.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_malloc.h>
+
+#include "fwd_doc.h"
+
+static const char *const field_keys[4] = {"payload", "tls_sni", "http_host", "dns_qname"};
+
+void dp_content_free(struct dp_content *c)
+{
+	if (c == NULL)
+		return;
+	for (uint16_t w = 0; w <= c->nworkers; w++)
+		hs_free_scratch(c->scratch[w]);
+	for (int f = 0; f < 4; f++)
+		hs_free_database(c->db[f]);
+	rte_free(c->scope);
+	free(c->rule_keys);
+	free(c->key_index);
+	free(c);
+}
+
+static int build_scope(struct dp_content *c, const struct fwd_table *t)
+{
+	c->nservices = t->nservices;
+	c->scope = rte_zmalloc("dp_content_scope", (size_t)t->nregions * t->nservices, 0);
+	if (c->scope == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->ncontent; i++) {
+		const struct fwd_content_rule *r = &t->content[i];
+		uint16_t nreg = r->nregions ? r->nregions : t->nregions;
+
+		for (uint16_t k = 0; k < nreg; k++) {
+			uint16_t region = r->nregions ? r->regions[k] : k;
+
+			for (uint16_t s = 0; s < r->nservices; s++)
+				c->scope[(uint32_t)region * t->nservices + r->services[s]] |= (uint8_t)(1u << r->field);
+		}
+	}
+	return 0;
+}
+
+static int build_keys(struct dp_content *c, const struct fwd_table *t)
+{
+	uint32_t size = 16;
+
+	while (size < t->ncontent * 2)
+		size <<= 1;
+	c->key_mask = size - 1;
+	c->rule_keys = calloc(t->ncontent, sizeof(*c->rule_keys));
+	c->key_index = calloc(size, sizeof(*c->key_index));
+	if (c->rule_keys == NULL || c->key_index == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->ncontent; i++) {
+		uint64_t k = fwd_hash64(t->content[i].name, strlen(t->content[i].name));
+		uint32_t h = (uint32_t)k & c->key_mask;
+
+		c->rule_keys[i] = k;
+		while (c->key_index[h])
+			h = (h + 1) & c->key_mask;
+		c->key_index[h] = i + 1;
+	}
+	return 0;
+}
+
+uint32_t dp_content_rule_by_key(const struct dp_content *c, uint64_t key)
+{
+	for (uint32_t h = (uint32_t)key & c->key_mask;; h = (h + 1) & c->key_mask) {
+		uint32_t v = c->key_index[h];
+
+		if (v == 0)
+			return DP_CONTENT_NONE;
+		if (c->rule_keys[v - 1] == key)
+			return v - 1;
+	}
+}
+
+int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped, uint16_t nworkers,
+		     struct dp_content **out, struct fwd_err *err)
+{
+	static const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
+	struct fwd_hs_dbs local = {0};
+	const struct fwd_hs_dbs *d = shipped;
+	struct dp_content *c;
+	int rc = 0;
+
+	*out = NULL;
+	if (t->ncontent == 0)
+		return 0;
+	if (d != NULL && d->rules_hash != fwd_content_hash(t))
+		return fwd_err_set(err, t->source, 0, "content_db.rules_hash",
+				   "the databases were compiled from other content rules than this table's");
+	if (d == NULL) {
+		const char *code;
+
+		if ((rc = fwd_hs_compile(t, &lim, &local, err, &code)))
+			return rc;
+		d = &local;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	c->t = t;
+	c->nworkers = nworkers;
+	c->compiled_here = d == &local;
+	for (int f = 0; f < 4; f++) {
+		int has = 0;
+
+		for (uint32_t i = 0; i < t->ncontent && !has; i++)
+			has = t->content[i].field == f;
+		if (has != (d->bytes[f] != NULL)) {
+			rc = fwd_err_set(err, t->source, 0, "content_db", "database for '%s' %s", field_keys[f],
+					 has ? "missing" : "without rules");
+			goto out;
+		}
+		if (!has)
+			continue;
+		if (hs_deserialize_database(d->bytes[f], d->len[f], &c->db[f]) != HS_SUCCESS) {
+			rc = fwd_err_set(err, t->source, 0, "content_db", "database for '%s' does not "
+					 "deserialize (corrupt, or built for another Hyperscan or CPU)",
+					 field_keys[f]);
+			goto out;
+		}
+		size_t sz = 0;
+
+		hs_database_size(c->db[f], &sz);
+		c->db_bytes += sz;
+		/* One scratch serves every database it was allocated for. */
+		for (uint16_t w = 0; w <= nworkers; w++)
+			if (hs_alloc_scratch(c->db[f], &c->scratch[w]) != HS_SUCCESS) {
+				rc = fwd_err_set(err, t->source, 0, "content_rules",
+						 "out of memory for Hyperscan scratch");
+				goto out;
+			}
+	}
+	for (uint16_t w = 0; w <= nworkers; w++) {
+		size_t sz = 0;
+
+		hs_scratch_size(c->scratch[w], &sz);
+		c->scratch_bytes += sz;
+	}
+	if (build_scope(c, t) || build_keys(c, t)) {
+		rc = fwd_err_set(err, t->source, 0, "content_rules", "out of memory");
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+out:
+	dp_content_free(c);
+	fwd_hs_free(&local);
+	return rc;
+}
+
+/* ---- scanning ------------------------------------------------------------------- */
+
+struct match_ctx {
+	const struct dp_content *c;
+	const struct dp_content_input *in;
+	struct dp_content_verdict *v;
+};
+
+static inline int rank(uint8_t action)
+{
+	return action == FWD_CA_DROP ? 3 : action == FWD_CA_STEER ? 2 : action == FWD_CA_MIRROR ? 1 : 0;
+}
+
+static int in_rule_scope(const struct fwd_content_rule *r, uint16_t region, uint16_t service)
+{
+	int ok = r->nregions == 0;
+
+	for (uint16_t k = 0; k < r->nregions && !ok; k++)
+		ok = r->regions[k] == region;
+	if (!ok)
+		return 0;
+	for (uint16_t k = 0; k < r->nservices; k++)
+		if (r->services[k] == service)
+			return 1;
+	return 0;
+}
+
+/* Hyperscan's callback; SINGLEMATCH makes it run at most once per rule and scan. */
+static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
+		    void *arg)
+{
+	struct match_ctx *m = arg;
+	const struct fwd_content_rule *r = &m->c->t->content[id];
+	struct dp_content_verdict *v = m->v;
+
+	(void)from;
+	(void)to;
+	(void)flags;
+	if (!in_rule_scope(r, m->in->region, m->in->service))
+		return 0;
+	if (m->in->match_cnt)
+		m->in->match_cnt[id]++;
+	if (v->nhits < DP_CONTENT_MAX_HITS)
+		v->hits[v->nhits] = id;
+	v->nhits++;
+	if (v->rule == DP_CONTENT_NONE || rank(r->action) > rank(m->c->t->content[v->rule].action) ||
+	    (rank(r->action) == rank(m->c->t->content[v->rule].action) && id < v->rule))
+		v->rule = id;
+	return 0; /* go on: every matching rule is counted */
+}
+
+int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
+		    struct dp_content_verdict *v)
+{
+	struct match_ctx m = {c, in, v};
+	char name[FWD_X_NAME_MAX];
+	int scanned = 0;
+
+	v->rule = DP_CONTENT_NONE;
+	v->nhits = 0;
+	v->scan_error = 0;
+	for (int f = 0; f < 4; f++) {
+		const char *data;
+		int n;
+
+		if (!(in->fields & (1u << f)) || c->db[f] == NULL)
+			continue;
+		if (f == FWD_CF_PAYLOAD) {
+			data = (const char *)in->payload;
+			n = (int)in->len;
+		} else if (in->given[f]) {
+			data = in->given[f];
+			n = (int)strlen(data);
+		} else {
+			const uint8_t *p = in->payload;
+			size_t len = in->len;
+
+			if (f == FWD_CF_DNS_QNAME && in->proto == FWD_PROTO_TCP) {
+				if (len < 2)
+					continue;
+				p += 2; /* DNS over TCP: a two-byte length first (RFC 1035 4.2.2) */
+				len -= 2;
+			} else if (f != FWD_CF_DNS_QNAME && in->proto != FWD_PROTO_TCP) {
+				continue; /* TLS and HTTP/1.x run over TCP */
+			}
+			n = f == FWD_CF_TLS_SNI       ? fwd_extract_sni(p, len, name, sizeof(name))
+			    : f == FWD_CF_HTTP_HOST ? fwd_extract_http_host(p, len, name, sizeof(name))
+						    : fwd_extract_dns_qname(p, len, name, sizeof(name));
+			if (n <= 0)
+				continue;
+			data = name;
+			if (in->names)
+				memcpy(in->names[f], name, (size_t)n + 1);
+		}
+		scanned++;
+		/* An empty payload matches nothing Hyperscan could report here
+		 * (every pattern must consume a byte: it refuses empty matches). */
+		if (n == 0)
+			continue;
+		if (hs_scan(c->db[f], data, (unsigned)n, 0, s, on_match, &m) != HS_SUCCESS)
+			v->scan_error = 1;
+	}
+	return scanned;
+}
+
+void dp_content_act(const struct dp_content *c, const struct fwd_class *cls, const struct fwd_pkt *p,
+		    uint32_t rule, struct fwd_decision *d)
+{
+	const struct fwd_content_rule *r = &c->t->content[rule];
+	uint16_t l;
+
+	switch (r->action) {
+	case FWD_CA_DROP:
+		if (!d->drop) { /* a policy drop keeps its own reason: one per packet */
+			d->drop = 1 + FWD_DROP_CONTENT;
+			d->link = FWD_LINK_NONE;
+		}
+		break;
+	case FWD_CA_MIRROR:
+		if (c->t->links[r->target].up)
+			d->mirror = r->target;
+		break;
+	case FWD_CA_STEER:
+		if (d->drop)
+			break; /* a steer never overrides a drop (residency, policy) */
+		if (r->target_kind == FWD_ACT_LINK)
+			l = c->t->links[r->target].up ? r->target : FWD_LINK_NONE;
+		else
+			l = cls->slots[r->target][fwd_flow_hash(p) >> (32 - FWD_GROUP_SLOTS_LOG2)];
+		d->link = l;
+		if (l == FWD_LINK_NONE)
+			d->drop = 1 + FWD_DROP_NO_LINK;
+		break;
+	default:
+		break;
+	}
+}

@@ -1,0 +1,99 @@
+/*
+ * dp_content.h - a generation's content rules in the fast path: the
+ * Hyperscan databases (one per field), per-worker scratch, and the scope
+ * map that decides which packets are scanned at all.
+ *
+ * Everything Hyperscan-related except scanning happens while the generation
+ * is built on the control thread: deserializing the databases regiond
+ * shipped (or compiling them in a limited child when the table came from a
+ * file), and allocating one scratch per worker plus one for explain. A
+ * worker only calls hs_scan() with its own scratch.
+ *
+ * Scope: scope[region * nservices + service] holds a bit per field some
+ * rule wants for that (region, service); 0 means the packet is not scanned
+ * and pays one byte load. A match is kept only when the packet is in the
+ * matching rule's own scope (one database holds the rules of every scope).
+ *
+ * Verdict when several rules match: drop > steer > mirror > count, and the
+ * first rule in document order among equals. Every matching rule counts a
+ * match.
+ */
+#ifndef DP_CONTENT_H
+#define DP_CONTENT_H
+
+#include <stdint.h>
+
+#include <hs.h>
+
+#include "dp_node.h"
+#include "fwd_class.h"
+#include "fwd_err.h"
+#include "fwd_extract.h"
+#include "fwd_hs.h"
+#include "fwd_table.h"
+
+#define DP_CONTENT_NONE UINT32_MAX
+#define DP_CONTENT_MAX_HITS 16 /* matches listed per packet by explain (all are counted) */
+
+struct dp_content {
+	hs_database_t *db[4]; /* per enum fwd_content_field, NULL when no rule uses it */
+	hs_scratch_t *scratch[DP_MAX_WORKERS + 1]; /* [nworkers]: the control thread's */
+	uint16_t nworkers, nservices;
+	uint8_t *scope; /* nregions x nservices field bits */
+	const struct fwd_table *t; /* the generation's table: rules, links, groups */
+	uint64_t *rule_keys; /* fwd_hash64 of each rule's name */
+	uint32_t key_mask; /* key_index: open addressing, rule key -> index + 1 */
+	uint32_t *key_index;
+	uint64_t db_bytes, scratch_bytes;
+	int compiled_here; /* 1: the table came without databases, compiled locally */
+};
+
+struct dp_content_verdict {
+	uint32_t rule; /* deciding rule, or DP_CONTENT_NONE */
+	uint32_t nhits; /* matching rules */
+	uint32_t hits[DP_CONTENT_MAX_HITS]; /* the first DP_CONTENT_MAX_HITS of them (for explain) */
+	int scan_error; /* hs_scan failed (counted; the packet keeps its policy decision) */
+};
+
+/**
+ * Build @t's content state. @shipped: the databases from the push (their
+ * rules_hash must match @t), or NULL to compile here.
+ * @return 0 with *@out (NULL when @t has no content rules), or -errno with @err
+ */
+int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped, uint16_t nworkers,
+		     struct dp_content **out, struct fwd_err *err);
+
+void dp_content_free(struct dp_content *c);
+
+static inline uint8_t dp_content_scope(const struct dp_content *c, uint16_t region, uint16_t service)
+{
+	return c->scope[(uint32_t)region * c->nservices + service];
+}
+
+/** Index of the rule named by @key in this generation, or DP_CONTENT_NONE. */
+uint32_t dp_content_rule_by_key(const struct dp_content *c, uint64_t key);
+
+/* What is scanned for one packet. */
+struct dp_content_input {
+	uint8_t fields; /* dp_content_scope() bits */
+	uint8_t proto;
+	uint16_t region, service;
+	const uint8_t *payload; /* the L4 payload (fwd_l4_payload) */
+	uint32_t len;
+	const char *given[4]; /* explain: field values given directly, else NULL */
+	char (*names)[FWD_X_NAME_MAX]; /* explain: receives the extracted names, or NULL */
+	uint64_t *match_cnt; /* per rule, incremented for every match; NULL for explain */
+};
+
+/** Apply rule @rule's action to decision @d (drop, mirror, steer; count changes nothing). */
+void dp_content_act(const struct dp_content *c, const struct fwd_class *cls, const struct fwd_pkt *p,
+		    uint32_t rule, struct fwd_decision *d);
+
+/**
+ * Extract the scoped fields and scan them with scratch @s.
+ * @return the number of fields scanned; *@v says what matched
+ */
+int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
+		    struct dp_content_verdict *v);
+
+#endif /* DP_CONTENT_H */

@@ -1,0 +1,329 @@
+"""Content rules in the fast path (docs/content-rules.md): generated TLS,
+HTTP, DNS and raw-payload traffic through regionfwd on net_pcap, every
+packet's fate and every rule's counters compared with an independent
+reference (tests/lib/refcontent.py, Python `re`); TCP flow verdicts; explain
+with an SNI, a Host, a qname or a payload; hostile content_db pushes;
+generation swaps while content traffic flows."""
+import base64
+import ipaddress
+import os
+import random
+import re
+import sys
+import time
+
+import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from dprun import run_pcap  # noqa: E402
+from refcontent import RefContent, client_hello, dns_query, http_request  # noqa: E402
+
+from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw, wrpcap  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_control import Fwd  # noqa: E402
+
+TABLE = """
+version: 1
+regions:
+  india:  {prefixes: [10.1.0.0/16, "2001:db8:1::/48"]}
+  brazil: {prefixes: [10.2.0.0/16]}
+services:
+  https: [tcp/443]
+  web:   [tcp/80]
+  dns:   [udp/53]
+  sync:  [tcp/9000]
+  bulk:  [udp/7000]
+links:
+  local:    {port: out0, next_hop_mac: "02:00:00:00:00:01"}
+  resolver: {port: out0, next_hop_mac: "02:00:00:00:00:03"}
+  ids:      {port: out1, next_hop_mac: "02:00:00:00:00:04"}
+default: {action: steer, to: local}
+content_rules:
+  - {name: sni-drop, field: tls_sni, pattern: '(^|\\.)telemetry\\.example\\.com$', caseless: true, services: [https], action: drop}
+  - {name: sni-mirror, field: tls_sni, pattern: '^api[0-9]+\\.corp\\.example$', services: [https], regions: [india], action: mirror, to: ids}
+  - {name: sni-count, field: tls_sni, pattern: 'example', services: [https], action: count}
+  - {name: host-count, field: http_host, pattern: 'shop\\.example\\.(com|in)$', services: [web], action: count}
+  - {name: host-drop, field: http_host, pattern: evil.example, literal: true, services: [web], action: drop}
+  - {name: dns-steer, field: dns_qname, pattern: '\\.in\\.example\\.com$', services: [dns], action: steer, to: resolver}
+  - {name: dns-count, field: dns_qname, pattern: example, literal: true, services: [dns], action: count}
+  - {name: sig-drop, field: payload, pattern: '\\x90{8}\\xcc', services: [sync], action: drop}
+  - {name: sql-mirror, field: payload, pattern: 'select\\s.*\\sfrom', caseless: true, services: [sync, web], regions: [brazil], action: mirror, to: ids}
+"""
+
+MAC_LINK = {"02:00:00:00:00:01": "local", "02:00:00:00:00:03": "resolver", "02:00:00:00:00:04": "ids"}
+SRC_MAC, DST_MAC = "02:99:00:00:00:01", "02:99:00:00:00:02"
+REGION_SRCS = {"india": ["10.1.{}.{}", "2001:db8:1::{:x}:{:x}"], "brazil": ["10.2.{}.{}"],
+               "unknown": ["192.0.2.{}"]}
+SNIS = ["telemetry.example.com", "x.telemetry.example.com", "TELEMETRY.Example.com",
+        "nottelemetry.example.com", "api12.corp.example", "api.corp.example", "www.example.org",
+        "plain.net"]
+HOSTS = ["shop.example.com", "shop.example.in:8080", "evil.example", "www.evil.example.net",
+         "benign.org", "SHOP.EXAMPLE.COM"]
+QNAMES = ["a.in.example.com", "in.example.com", "example.org", "foo.bar", "deep.sub.in.example.com"]
+SERVICE_PORT = {"https": ("tcp", 443), "web": ("tcp", 80), "dns": ("udp", 53), "sync": ("tcp", 9000),
+                "bulk": ("udp", 7000), "other": ("tcp", 22)}
+
+
+def tag(i):
+    return b"RFWD%08d" % i
+
+
+def src_addr(rng, region):
+    f = rng.choice(REGION_SRCS[region])
+    if ":" in f:
+        return f.format(rng.randrange(1, 65535), rng.randrange(1, 65535))
+    return f.format(*[rng.randrange(1, 255) for _ in range(f.count("{}"))])
+
+
+def gen_traffic(seed, nflows):
+    """Flows of 1-3 packets; returns [(scapy packet, meta)] in send order."""
+    rng = random.Random(seed)
+    out = []
+    for fl in range(nflows):
+        region = rng.choice(["india", "india", "brazil", "unknown"])
+        service = rng.choice(["https", "https", "web", "web", "dns", "sync", "sync", "bulk", "other"])
+        proto, dport = SERVICE_PORT[service]
+        src = src_addr(rng, region)
+        sport = 10000 + fl
+        names = {}
+        if service == "https":
+            sni = rng.choice(SNIS)
+            first = client_hello(sni, pad_ext=rng.random() < 0.5)
+            names["tls_sni"] = sni.lower()
+        elif service == "web":
+            host = rng.choice(HOSTS)
+            first = http_request(host, "/q?" + rng.choice(["x=1", "SELECT id FROM t", "a"]))
+            names["http_host"] = host.split(":")[0].lower()
+        elif service == "dns":
+            qn = rng.choice(QNAMES)
+            first = dns_query(qn, fl & 0xffff)
+            names["dns_qname"] = qn.lower()
+        else:
+            body = bytes(rng.randrange(0, 256) for _ in range(rng.randrange(1, 60)))
+            pick = rng.random()
+            if pick < 0.2:
+                body += b"\x90" * 8 + b"\xcc"
+            elif pick < 0.4:
+                body += b"Select name\nFROM users"
+            first = body
+        npk = 1 if proto == "udp" else rng.choice([1, 2, 3])
+        for k in range(npk):
+            i = len(out)
+            payload = (first if k == 0 else bytes(rng.randrange(0, 256) for _ in range(20))) + tag(i)
+            ip = IPv6(src=src, dst="2001:db8:ff::1") if ":" in src else IP(src=src, dst="198.51.100.1")
+            l4 = TCP(sport=sport, dport=dport, flags="PA", seq=1000 + k * 100) if proto == "tcp" else \
+                UDP(sport=sport, dport=dport)
+            pkt = Ether(src=SRC_MAC, dst=DST_MAC) / ip / l4 / Raw(payload)
+            meta = dict(region=region, service=service, proto=proto, payload=payload,
+                        flow=(src, sport, dport, proto), names=names if k == 0 else {})
+            out.append((pkt, meta))
+    return out
+
+
+def expected(rules, traffic):
+    ref = RefContent(rules)
+    exp = []
+    for _, m in traffic:
+        r = ref.decide(m["region"], m["service"], m["proto"], m["flow"], m["payload"], m["names"])
+        link, mirror, dropped = ("local", None, False)
+        if r is not None:
+            if r.action == "drop":
+                link, dropped = None, True
+            elif r.action == "mirror":
+                mirror = r.to
+            elif r.action == "steer":
+                link = r.to
+        exp.append((link, mirror, dropped))
+    scanned = sum(1 for _, m in traffic if ref.scoped(m["region"], m["service"]))
+    return exp, ref, scanned
+
+
+def tag_of(pkt):
+    m = re.search(rb"RFWD(\d{8})", bytes(pkt))
+    return int(m.group(1)) if m else None
+
+
+def test_content_rules_match_the_reference(tmp_path):
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    rules = yaml.safe_load(TABLE)["content_rules"]
+    traffic = gen_traffic(7, 700)
+    exp, ref, scanned = expected(rules, traffic)
+    run = run_pcap(str(tmp_path), str(table), [p for p, _ in traffic], ["out0", "out1"], "content-ref")
+    assert run.rc == 0, run.stderr
+    fwd = {}
+    for pkt in run.outputs["out0"]:
+        fwd[tag_of(pkt)] = MAC_LINK[pkt[Ether].dst]
+    mirrored = {}
+    for pkt in run.outputs["out1"]:
+        mirrored[tag_of(pkt)] = MAC_LINK[pkt[Ether].dst]
+    problems = []
+    for i, (link, mirror, dropped) in enumerate(exp):
+        got = (fwd.get(i), mirrored.get(i), i not in fwd)
+        if got != (link, mirror, dropped):
+            m = traffic[i][1]
+            problems.append(f"packet {i} {m['region']}/{m['service']} names={m['names']} "
+                            f"payload={m['payload'][:60]!r}: expected {(link, mirror, dropped)}, got {got}")
+    assert not problems, "\n".join(problems[:10])
+    st = run.stats
+    for name in ref.matches:
+        c = st["content_rules"][name]
+        assert (c["matches"], c["flow_packets"]) == (ref.matches[name], ref.flow_packets[name]), name
+    ndrop = sum(1 for e in exp if e[2])
+    assert st["drops"]["content_drop"] == ndrop and ndrop > 20
+    assert st["packets"]["rx"] == len(traffic) == st["packets"]["tx"] + st["packets"]["dropped"]
+    flow_hits = sum(ref.flow_packets.values())
+    assert flow_hits > 20
+    assert st["events"]["content_flow_followed"] == flow_hits
+    assert st["events"]["content_scanned"] == scanned - flow_hits
+    assert st["events"]["mirror_tx"] == len(mirrored) > 10
+    assert st["events"]["content_scan_error"] == 0 and st["events"]["content_bad_tcp"] == 0
+    # every rule did something in this traffic, so none of the checks above is vacuous
+    assert all(ref.matches[n] > 0 for n in ref.matches), ref.matches
+
+
+def test_unscoped_traffic_is_not_scanned(tmp_path):
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    pkts = [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.1.0.9", dst="198.51.100.1") /
+            UDP(sport=1000 + i, dport=7000) / Raw(b"\x90" * 8 + b"\xcc telemetry.example.com") for i in range(300)]
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "content-unscoped")
+    assert run.rc == 0, run.stderr
+    assert run.stats["events"]["content_scanned"] == 0
+    assert len(run.outputs["out0"]) == 300
+    assert all(c["matches"] == 0 for c in run.stats["content_rules"].values())
+
+
+def test_flow_table_size_and_evictions(tmp_path):
+    """64 flow entries: 400 dropped flows evict each other, and a flow whose
+    verdict was evicted is scanned again (its data packet then passes,
+    because only the ClientHello carries the SNI) -- counted, never wrong."""
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    pkts = []
+    for f in range(400):
+        base = Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.2.0.9", dst="198.51.100.1")
+        pkts.append(base / TCP(sport=20000 + f, dport=443, flags="PA") / Raw(client_hello("telemetry.example.com")))
+    for f in range(400):
+        base = Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.2.0.9", dst="198.51.100.1")
+        pkts.append(base / TCP(sport=20000 + f, dport=443, flags="PA") / Raw(b"data" + tag(f)))
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "content-evict",
+                   extra_node="content_flow_entries: 64\n")
+    assert run.rc == 0, run.stderr
+    ev = run.stats["events"]
+    assert ev["content_flow_decided"] == 400
+    assert ev["content_flow_evicted"] >= 400 - 64
+    followed = ev["content_flow_followed"]
+    assert 0 < followed <= 64
+    assert run.stats["drops"]["content_drop"] == 400 + followed
+    assert len(run.outputs["out0"]) == 400 - followed
+
+
+def test_explain_with_content(tmp_path):
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.9.0.1", dst="192.0.2.1") / UDP(dport=9)])
+    f = Fwd(tmp_path, "content-explain", pcap, str(table))
+    try:
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                       tls_sni="Metrics.TELEMETRY.example.com")
+        assert r["ok"], r
+        c = r["content"]
+        assert c["scoped_fields"] == ["tls_sni"] and c["verdict"] == "sni-drop"
+        assert c["extracted"]["tls_sni"] == "metrics.telemetry.example.com"
+        assert {m["rule"] for m in c["matches"]} == {"sni-drop", "sni-count"}
+        assert r["drop_reason"] == "content_drop" and r["link"] is None
+        # A whole ClientHello as the payload: the extractor finds the name.
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                       payload_hex=client_hello("api7.corp.example").hex())
+        c = r["content"]
+        assert c["extracted"]["tls_sni"] == "api7.corp.example" and c["verdict"] == "sni-mirror"
+        assert r["mirror"] == "ids" and r["link"] == "local"
+        # Same SNI from Brazil: sni-mirror is scoped to India.
+        r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                       tls_sni="api7.corp.example")
+        assert r["content"]["verdict"] == "sni-count" and r["mirror"] is None
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="udp", dport=53,
+                       payload_hex=dns_query("x.in.example.com").hex())
+        assert r["content"]["verdict"] == "dns-steer" and r["link"] == "resolver"
+        r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="tcp", dport=9000,
+                       payload="xx SELECT a FROM b")
+        assert r["content"]["verdict"] == "sql-mirror" and r["mirror"] == "ids"
+        r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="udp", dport=7000,
+                       payload="SELECT a FROM b")
+        assert r["content"] is None  # bulk is in no rule's scope
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
+                       payload=http_request("benign.org").decode())
+        assert r["content"]["verdict"] is None and r["content"]["extracted"]["http_host"] == "benign.org"
+        for bad, path in [({"payload_hex": "zz"}, "payload_hex"), ({"payload_hex": "abc"}, "payload_hex"),
+                          ({"payload": "a", "payload_hex": "61"}, "payload"), ({"tls_sni": ""}, "tls_sni"),
+                          ({"tls_sni": "a" * 300}, "tls_sni"), ({"payload": "x" * 10000}, "payload")]:
+            r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443, **bad)
+            assert not r["ok"] and r["error"]["path"] == path, (bad, r)
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert "compiled here" in log
+
+
+def test_hostile_content_db_changes_nothing(tmp_path):
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.9.0.1", dst="192.0.2.1") / UDP(dport=9)])
+    f = Fwd(tmp_path, "content-hostile", pcap, str(table))
+    other = TABLE.replace("version: 1", "version: 1\ndescription: other")
+    try:
+        gen = f.ctl.call("status")["generation"]["id"]
+        garbage = base64.b64encode(os.urandom(3000)).decode()
+        cases = [
+            ({"content_db": "x"}, "content_db"),
+            ({"content_db": {"rules_hash": "0011223344556677", "payload": "!!!"}}, "content_db.payload"),
+            ({"content_db": {"rules_hash": "zz", "tls_sni": "AAAA"}}, "content_db.rules_hash"),
+            ({"content_db": {"rules_hash": "0011223344556677", "bogus": "AAAA"}}, "content_db"),
+            # well-formed, but compiled from other rules (the hash says so)
+            ({"content_db": {"rules_hash": "0011223344556677", "tls_sni": garbage}}, "content_db.rules_hash"),
+        ]
+        for extra, path in cases:
+            r = f.ctl.call("push", document=other, **extra)
+            assert not r["ok"] and r["error"]["path"] == path, (extra, r)
+            assert f.ctl.call("status")["generation"]["id"] == gen
+        # A table whose patterns do not compile is refused by regionfwd itself.
+        bad = TABLE.replace("pattern: example, literal: true", "pattern: 'ex(ample'")
+        r = f.ctl.call("push", document=bad)
+        assert not r["ok"] and "Missing close parenthesis" in r["error"]["reason"], r
+        assert f.ctl.call("status")["generation"]["id"] == gen
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+
+
+def test_swaps_while_content_traffic_flows(tmp_path):
+    """The ruleset flips between 'drop telemetry SNI' and 'count it' while
+    the pcap replays forever: nothing lost (rx = tx + drops), both verdicts
+    seen, every generation adopted."""
+    traffic = [p for p, _ in gen_traffic(11, 200)]
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, traffic)
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    f = Fwd(tmp_path, "content-swap", pcap, str(table))
+    swaps = 20
+    try:
+        for n in range(swaps):
+            doc = TABLE.replace("action: drop}", "action: count}") if n % 2 == 0 else TABLE
+            doc += f"description: 'swap {n}'\n"
+            r = f.ctl.call("push", document=doc)
+            assert r["ok"], r
+            c = f.ctl.call("counters")
+            assert c["packets"]["rx"] == c["packets"]["tx"] + c["packets"]["dropped"]
+        time.sleep(0.3)
+        c = f.ctl.call("counters")
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert "rx = tx + dropped: holds" in log
+    assert c["drops"]["content_drop"] > 0 and c["content_rules"]["sni-drop"]["matches"] > 0
+    assert re.search(r"^  generation_swaps\s+(\d+)$", log, re.M).group(1) == str(swaps + 1)

@@ -1,0 +1,96 @@
+"""Reference for content rules, written apart from the C code: message
+builders (TLS ClientHello, HTTP/1.1 request, DNS query) and rule evaluation
+with Python's `re` over the same payloads and field values.
+
+Semantics mirrored from docs/content-rules.md:
+- a packet is scanned when its (region, service) is in some rule's scope;
+- names (SNI, Host, qname) are matched lowercased; `literal` is a substring;
+  `caseless` ignores ASCII case; patterns are searched (unanchored) with
+  DOTALL, as Hyperscan does with HS_FLAG_DOTALL;
+- verdict: drop > steer > mirror > count, first rule in document order
+  among equals; every matching rule counts a match;
+- a TCP flow that got a verdict keeps it for its later packets (no scan).
+"""
+import re
+import struct
+
+FIELDS = ("payload", "tls_sni", "http_host", "dns_qname")
+RANK = {"drop": 3, "steer": 2, "mirror": 1, "count": 0}
+
+
+def client_hello(sni, pad_ext=True):
+    name = sni.encode()
+    sni_body = struct.pack(">HBH", len(name) + 3, 0, len(name)) + name
+    exts = b""
+    if pad_ext:  # a supported_groups extension before server_name
+        exts += struct.pack(">HH", 0x000A, 4) + b"\x00\x02\x00\x1d"
+    exts += struct.pack(">HH", 0x0000, len(sni_body)) + sni_body
+    body = (b"\x03\x03" + bytes(range(32)) + b"\x00" + struct.pack(">H", 2) + b"\x13\x01" +
+            b"\x01\x00" + struct.pack(">H", len(exts)) + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+
+
+def http_request(host, path="/"):
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: t\r\nAccept: */*\r\n\r\n").encode()
+
+
+def dns_query(qname, qid=0x1234):
+    q = b"".join(bytes([len(l)]) + l.encode() for l in qname.split(".") if l) + b"\x00"
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 1, 1)
+
+
+class Rule:
+    def __init__(self, d, index):
+        self.index = index
+        self.name = d["name"]
+        self.field = d["field"]
+        self.action = d["action"]
+        self.to = d.get("to")
+        self.services = set(d["services"])
+        self.regions = set(d["regions"]) if d.get("regions") else None
+        pat = d["pattern"]
+        flags = re.DOTALL | (re.IGNORECASE if d.get("caseless") else 0)
+        if d.get("literal"):
+            pat = re.escape(pat)
+        self.rx = re.compile(pat.encode("latin-1"), flags)
+
+    def in_scope(self, region, service):
+        return service in self.services and (self.regions is None or region in self.regions)
+
+
+class RefContent:
+    def __init__(self, rules):
+        self.rules = [Rule(d, i) for i, d in enumerate(rules)]
+        self.flows = {}  # TCP 5-tuple -> rule index
+        self.matches = {r.name: 0 for r in self.rules}
+        self.flow_packets = {r.name: 0 for r in self.rules}
+
+    def scoped(self, region, service):
+        return any(r.in_scope(region, service) for r in self.rules)
+
+    def decide(self, region, service, proto, flow, payload, names):
+        """Return the deciding Rule or None. `names`: field -> extracted value
+        (None when the extractor finds nothing); `flow`: 5-tuple for TCP."""
+        if not self.scoped(region, service):
+            return None
+        if proto == "tcp" and flow in self.flows:
+            r = self.rules[self.flows[flow]]
+            self.flow_packets[r.name] += 1
+            return r
+        best = None
+        for r in self.rules:
+            if not r.in_scope(region, service):
+                continue
+            data = payload if r.field == "payload" else names.get(r.field)
+            if data is None or len(data) == 0:
+                continue
+            if isinstance(data, str):
+                data = data.lower().encode()
+            if r.rx.search(data):
+                self.matches[r.name] += 1
+                if best is None or RANK[r.action] > RANK[best.action]:
+                    best = r
+        if best is not None and proto == "tcp":
+            self.flows[flow] = best.index
+        return best
