@@ -6,6 +6,7 @@ confirm-timeout), and failures: regiond SIGKILLed during traffic and during
 an apply, regionfwd restarted.
 """
 import json
+import re
 import os
 import shutil
 import signal
@@ -437,3 +438,42 @@ def test_regionfwd_restart_gets_current_generation(box, tmp_path):
     assert s["dataplane"]["status"]["generation"]["id"] == 2
     e = box.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 443})[1]
     assert e["link"] == "local"
+
+
+def test_content_rules_end_to_end(box, tmp_path):
+    """regiond compiles, ships the databases with the push (regionfwd only
+    deserializes), a PATCH keeps the rules, explain/counters/metrics show
+    them, and a rule set that does not compile changes nothing."""
+    doc = open(DEMO).read().replace("pattern: '\\x90{16}\\xcc'", "pattern: '\\x90{12}\\xcc'")
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1})
+    assert code == 200 and r["generation"]["id"] == 2, r
+    box.fwd_log.flush()
+    log = open(box.tmp / "fwd.log").read()
+    assert re.search(r"generation 2: 3 content rules, databases [\d.]+ KiB \(shipped\)", log), log[-2000:]
+    rc, out, err = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--sni", "Api.Telemetry.Example.IN")
+    assert rc == 0, err
+    assert "verdict   telemetry-india-only" in out and "dropped     content_drop" in out, out
+    rc, e, _ = box.ctl("explain", "103.21.0.1", "198.51.100.1", "tcp", "443", "--sni", "telemetry.example.in",
+                       json_out=True)
+    assert rc == 0 and e["content"] is None and e["link"] == "local"  # India is outside the rule's scope
+    rc, e, _ = box.ctl("explain", "103.21.0.1", "198.51.100.1", "tcp", "7001",
+                       "--payload-hex", "41" + "90" * 12 + "cc", json_out=True)
+    assert e["content"]["verdict"] == "sync-exploit" and e["drop_reason"] == "content_drop"
+    # PATCH one policy: the content rules are still there afterwards.
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 2, "changes": [
+        {"op": "set_link_state", "link": "to-br", "state": "down"}]})
+    assert code == 200 and r["generation"]["id"] == 3, r
+    code, t = box.http("GET", "/v1/table")
+    assert [c["name"] for c in t["model"]["content_rules"]] == ["telemetry-india-only", "zone-example-in", "sync-exploit"]
+    rc, c, _ = box.ctl("counters", json_out=True)
+    assert set(c["content_rules"]) == {"telemetry-india-only", "zone-example-in", "sync-exploit"}
+    assert c["content_rules"]["sync-exploit"]["action"] == "drop"
+    rc, out, _ = box.ctl("counters")
+    assert re.search(r"^  sync-exploit\s+payload\s+drop\s+-\s+\d+\s+\d+$", out, re.M), out
+    code, text = box.http("GET", "/metrics")
+    assert 'regionfwd_content_rule_matches_total{rule="zone-example-in"}' in text
+    assert 'regionfwd_events_total{event="content_scanned"}' in text
+    bad = doc.replace("pattern: '\\x90{12}\\xcc'", "pattern: '\\x90{12}\\xcc('")
+    code, r = box.http("PUT", "/v1/table", {"document": bad, "expected_generation": 3})
+    assert code == 422 and r["error"]["code"] == "invalid_pattern" and "sync-exploit" in r["error"]["reason"]
+    assert box.gen() == 3
