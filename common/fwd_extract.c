@@ -45,6 +45,8 @@ int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
 		return FWD_X_NONE; /* a handshake, but not a ClientHello */
 	rec = rd16(p + 3);
 	hs = rd24(p + 6);
+	if (rec > 16384)
+		return FWD_X_MALFORMED; /* RFC 8446 5.1: a record carries at most 2^14 bytes */
 	if (hs + 4 > rec)
 		return FWD_X_MALFORMED; /* ClientHello larger than its record */
 	end = p + 9 + hs;

@@ -327,3 +327,49 @@ def test_swaps_while_content_traffic_flows(tmp_path):
     assert "rx = tx + dropped: holds" in log
     assert c["drops"]["content_drop"] > 0 and c["content_rules"]["sni-drop"]["matches"] > 0
     assert re.search(r"^  generation_swaps\s+(\d+)$", log, re.M).group(1) == str(swaps + 1)
+
+
+def test_malformed_content_through_the_fast_path(tmp_path):
+    """Hostile ClientHellos, HTTP requests and DNS queries in scope: every
+    truncation of a valid message, oversized inner lengths, DNS compression
+    pointers (a loop among them), duplicate Host headers. No crash, nothing
+    matches, every packet forwarded by its policy and accounted."""
+    table = tmp_path / "t.yaml"
+    # count rules that would match the valid names: a malformed message must not
+    table.write_text(TABLE.replace("action: drop}", "action: count}").replace("action: mirror, to: ids}", "action: count}"))
+    hello = client_hello("telemetry.example.com")
+    req = http_request("evil.example")
+    q = dns_query("a.in.example.com")
+    bodies = []
+    bodies += [("https", hello[:n]) for n in range(len(hello))]
+    bodies += [("web", req[:n]) for n in range(len(req) - 4)]
+    bodies += [("dns", q[:n]) for n in range(len(q) - 5)]  # up to the end of the name
+    for off in (3, 5, 6, 43, 44, 48):  # record length, handshake type and length, session, ciphers, compression
+        bad = bytearray(hello)
+        bad[off] = 0xff
+        bodies.append(("https", bytes(bad)))
+    bodies.append(("web", b"GET / HTTP/1.1\r\nHost: evil.example\r\nHost: evil.example\r\n\r\n"))
+    bodies.append(("web", b"GET / HTTP/1.1\r\nHost: " + b"e" * 300 + b"\r\n\r\n"))
+    loop = bytes.fromhex("123401000001000000000000") + b"\xc0\x0c" + b"\x00\x01\x00\x01"
+    bodies.append(("dns", loop))
+    bodies.append(("dns", bytes.fromhex("123401000001000000000000") + b"\x01a\xc0\x0e\x00\x01\x00\x01"))
+    bodies.append(("dns", bytes.fromhex("123401000001000000000000") + b"\x3fabc"))
+    pkts = []
+    for i, (svc, body) in enumerate(bodies):
+        proto, dport = SERVICE_PORT[svc]
+        l4 = TCP(sport=30000 + i, dport=dport, flags="PA") if proto == "tcp" else UDP(sport=30000 + i, dport=dport)
+        pkts.append(Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.2.3.4", dst="198.51.100.1") / l4 / Raw(body))
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "content-malformed")
+    assert run.rc == 0, run.stderr
+    st = run.stats
+    assert st["packets"]["rx"] == len(pkts) == st["packets"]["tx"]
+    assert st["events"]["content_scanned"] == len(pkts)
+    m = {k: v["matches"] for k, v in st["content_rules"].items()}
+    # No name comes out of a broken ClientHello or DNS query. An HTTP request
+    # cut after its Host line still names its host (headers may continue in
+    # the next segment), never before the name is whole.
+    for name in ("sni-drop", "sni-mirror", "sni-count", "dns-steer", "dns-count"):
+        assert m[name] == 0, (name, m)
+    whole = sum(1 for svc, b in bodies[:len(hello) + len(req)] if svc == "web" and b"Host: evil.example\r\n" in b)
+    upto = sum(1 for svc, b in bodies[:len(hello) + len(req)] if svc == "web" and b"Host: evil.example" in b)
+    assert whole <= m["host-drop"] <= upto, (whole, upto, m)

@@ -120,6 +120,12 @@ static void test_sni_malformed(void **state)
 	client_hello(&h, "a.example", 9, 0);
 	h.b[h.n - 16] = 0xff; /* an extension length past the hello */
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "a.example", 9, 0);
+	h.b[3] = 0xff; /* record length over 2^14 (found by the fast-path corpus test) */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "a.example", 9, 0);
+	h.b[3] = 0x40; /* exactly 2^14 + the low byte: still over */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
 }
 
 static void test_every_truncation(void **state)
