@@ -91,3 +91,150 @@ class RefTable:
             members = self.groups[to]["members"]
             links = {m for m, w in members.items() if w > 0 and self.link_up(m)}
         return Decision(region, service, key, links, None if links else "no_link_up")
+
+
+# ---- exact link choice in groups, and the whole decision -----------------------------
+# The flow hash (MurmurHash3 mixing over the 5-tuple as big-endian words) and the
+# weighted rendezvous slot table are specified in common/fwd_pktops.h and
+# common/fwd_class.c; this is a separate implementation from that description,
+# in Python integers, so a drift in either shows up as a differential failure.
+
+M32 = 0xFFFFFFFF
+M64 = 0xFFFFFFFFFFFFFFFF
+SLOTS_LOG2 = 12
+
+
+def _rotl32(x, r):
+    return ((x << r) | (x >> (32 - r))) & M32
+
+
+def _mix(h, k):
+    k = (k * 0xCC9E2D51) & M32
+    k = _rotl32(k, 15)
+    k = (k * 0x1B873593) & M32
+    h ^= k
+    h = _rotl32(h, 13)
+    return (h * 5 + 0xE6546B64) & M32
+
+
+def _final(h, n):
+    h ^= n
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & M32
+    return h ^ (h >> 16)
+
+
+def flow_hash(src, dst, proto, sport, dport):
+    s, d = ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed
+    words = len(s) // 4
+    h = 0x5EED0001
+    for i in range(words):
+        h = _mix(h, int.from_bytes(s[4 * i:4 * i + 4], "big"))
+        h = _mix(h, int.from_bytes(d[4 * i:4 * i + 4], "big"))
+    h = _mix(h, (sport << 16) | dport)
+    h = _mix(h, proto)
+    return _final(h, words * 8 + 8)
+
+
+def _fnv64(s):
+    h = 1469598103934665603
+    for b in s.encode():
+        h = ((h ^ b) * 1099511628211) & M64
+    return h
+
+
+def _splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def _log2_q32(x):
+    k = x.bit_length() - 1
+    m = (x << (63 - k)) & M64
+    r = k << 32
+    for i in range(31, -1, -1):
+        sq = m * m
+        m = (sq >> 63) & M64
+        if sq >> 127:
+            r |= 1 << i
+            m = (sq >> 64) & M64
+    return r
+
+
+_COST = {}
+
+
+def hrw_cost(link, slot):
+    key = (link, slot)
+    c = _COST.get(key)
+    if c is None:
+        h = _splitmix64(_fnv64(link) ^ _splitmix64(slot))
+        x = (h >> 12) + 1
+        c = (52 << 32) - _log2_q32(x)
+        c = c if c else 1
+        _COST[key] = c
+    return c
+
+
+class ExactTable(RefTable):
+    """RefTable that also picks the exact group member (flow hash + weighted
+    rendezvous slots) and the mirror link: the whole fast-path decision."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self._slots = {}
+
+    def slot_member(self, group, slot):
+        table = self._slots.get(group)
+        if table is None:
+            members = [(m, w) for m, w in self.groups[group]["members"].items() if w > 0 and self.link_up(m)]
+            table = []
+            for s in range(1 << SLOTS_LOG2):
+                best = None
+                for m, w in members:
+                    c = hrw_cost(m, s)
+                    if best is None or w * best[2] > best[1] * c or (w * best[2] == best[1] * c and m < best[0]):
+                        best = (m, w, c)
+                table.append(best[0] if best else None)
+            self._slots[group] = table
+        return table[slot]
+
+    def decide_exact(self, src, dst, proto, sport, dport):
+        """(link or None, mirror link or None, drop reason or None, Decision)."""
+        dcs = self.decide(src, proto, dport)
+        key, pol = self.policy_for(dcs.region, dcs.service)
+        mirror = pol.get("mirror")
+        if mirror is not None and not self.link_up(mirror):
+            mirror = None
+        if pol["action"] == "drop":
+            return None, mirror, "policy_drop", dcs
+        to = pol["to"]
+        if to in self.links:
+            link = to if self.link_up(to) else None
+        else:
+            link = self.slot_member(to, flow_hash(src, dst, proto, sport, dport) >> (32 - SLOTS_LOG2))
+        return link, mirror, None if link else "no_link_up", dcs
+
+    def residency_violation(self):
+        """Name of the first residency rule the table breaks, or None."""
+        svc_names = ["other"] + list((self.doc.get("services") or {}).keys())
+        for r in self.doc.get("residency") or []:
+            services = svc_names if r["services"] == ["any"] else r["services"]
+            allowed = set(r["allowed_tags"])
+            for s in services:
+                _, pol = self.policy_for(r["region"], s)
+                links = []
+                if pol["action"] != "drop":
+                    to = pol["to"]
+                    links += [to] if to in self.links else \
+                        [m for m, w in self.groups[to]["members"].items() if w > 0]
+                if pol.get("mirror"):
+                    links.append(pol["mirror"])
+                for l in links:
+                    if not allowed & set(self.links[l].get("tags") or []):
+                        return r["name"]
+        return None
