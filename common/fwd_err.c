@@ -5,6 +5,24 @@
 #include <stdio.h>
 #include <string.h>
 
+void fwd_utf8_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+		int ok = n >= 0 && !(n == 1 && *p < 0xc2);
+
+		for (int i = 1; ok && i <= n; i++)
+			ok = (p[i] & 0xc0) == 0x80; /* stops at the NUL too */
+		if (!ok) {
+			*p++ = '?';
+			continue;
+		}
+		p += n + 1;
+	}
+}
+
 int fwd_err_set(struct fwd_err *err, const char *file, uint32_t line, const char *path,
 		const char *fmt, ...)
 {
@@ -18,6 +36,11 @@ int fwd_err_set(struct fwd_err *err, const char *file, uint32_t line, const char
 	va_start(ap, fmt);
 	vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
 	va_end(ap);
+	/* Reasons quote hostile input, and truncation can split a character:
+	 * keep them valid UTF-8 so every JSON encoder accepts them. */
+	fwd_utf8_clean(err->file);
+	fwd_utf8_clean(err->path);
+	fwd_utf8_clean(err->reason);
 	return -EINVAL;
 }
 

@@ -21,6 +21,9 @@ struct fwd_err {
 int fwd_err_set(struct fwd_err *err, const char *file, uint32_t line, const char *path,
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/** Replace every byte that is not part of valid UTF-8 by '?', in place. */
+void fwd_utf8_clean(char *s);
+
 /** "file:line: path: reason" with the parts that are known. */
 const char *fwd_err_str(const struct fwd_err *err, char *buf, size_t len);
 

@@ -838,12 +838,10 @@ static void on_done(void *cls, struct MHD_Connection *con, void **con_cls,
 	*con_cls = NULL;
 }
 
-struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
-			      pthread_mutex_t *lock, int64_t started)
+struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *st,
+			    pthread_mutex_t *lock, int64_t started)
 {
 	struct ctl_api *api = calloc(1, sizeof(*api));
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
 	if (api == NULL)
 		return NULL;
@@ -853,6 +851,36 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	api->max_body = conf->max_body;
 	api->started = started;
 	api->filters = conf->filters;
+	api->unix_fd = -1;
+	return api;
+}
+
+int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, const char *body,
+		     size_t len, char **out)
+{
+	struct req q = {.body = (char *)body, .len = len, .cap = len, .too_big = len > api->max_body};
+	struct reply r = {0};
+
+	route(api, NULL, url, method, &q, &r);
+	if (r.body) {
+		*out = json_dumps(r.body, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(r.body);
+		free(r.text);
+	} else {
+		*out = r.text;
+	}
+	return r.status;
+}
+
+struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
+			      pthread_mutex_t *lock, int64_t started)
+{
+	struct ctl_api *api = ctl_api_new(conf, st, lock, started);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+	if (api == NULL)
+		return NULL;
 	if (strlen(conf->unix_path) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "regiond: API socket path too long\n");
 		goto fail;
@@ -918,7 +946,7 @@ void ctl_api_stop(struct ctl_api *api)
 		MHD_stop_daemon(api->tcp_d);
 	if (api->unix_d)
 		MHD_stop_daemon(api->unix_d);
-	if (api->unix_fd > 0)
+	if (api->unix_fd >= 0)
 		close(api->unix_fd);
 	if (api->unix_path[0])
 		unlink(api->unix_path);

@@ -39,6 +39,18 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			      pthread_mutex_t *lock, int64_t started);
 void ctl_api_stop(struct ctl_api *api);
 
+/** An API that serves no socket: requests come through ctl_api_dispatch() (fuzzer, tests). */
+struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *st,
+			    pthread_mutex_t *lock, int64_t started);
+
+/**
+ * Handle one request as the HTTP layer does, over the unix socket (no token).
+ * @param out  the response body (malloc'd, free it)
+ * @return the HTTP status
+ */
+int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, const char *body,
+		     size_t len, char **out);
+
 /** The commit-confirm timer: revert if the deadline passed (lock held). */
 void ctl_api_confirm_tick(struct ctl_state *st);
 

@@ -35,6 +35,8 @@ void ctl_error_set(struct ctl_error *e, int status, const char *code, const char
 	va_start(ap, fmt);
 	vsnprintf(e->err.reason, sizeof(e->err.reason), fmt, ap);
 	va_end(ap);
+	fwd_utf8_clean(e->err.path);
+	fwd_utf8_clean(e->err.reason); /* JSON needs valid UTF-8; reasons quote input */
 }
 
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)

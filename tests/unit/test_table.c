@@ -291,6 +291,22 @@ static void test_deep_nesting_refused(void **state)
 	assert_string_equal(err.reason, "nesting deeper than 32 levels");
 }
 
+/* Error reasons quote hostile bytes and may be truncated mid-character: they
+ * are made valid UTF-8 (the API's JSON encoder refuses anything else; found by
+ * fuzz_api, which got a 400 with no body). */
+static void test_error_text_is_utf8(void **state)
+{
+	char a[] = "ok \xc3\xbc \xe7\x82 end \xc0\xaf \xff";
+	struct fwd_err e;
+
+	(void)state;
+	fwd_utf8_clean(a);
+	assert_string_equal(a, "ok \xc3\xbc ?" "? end ?" "? ?");
+	fwd_err_set(&e, "f", 1, "p\x80", "bad '%s'", "\xe2\x82");
+	assert_string_equal(e.path, "p?");
+	assert_string_equal(e.reason, "bad '?" "?'");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_content_rules_section),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_deep_nesting_refused),
+		cmocka_unit_test(test_error_text_is_utf8),
 	};
 
 	return cmocka_run_group_tests_name("table", tests, NULL, NULL);
