@@ -13,6 +13,7 @@ void dp_node_defaults(struct dp_node *n)
 	memset(n, 0, sizeof(*n));
 	n->mbufs = 32767;
 	n->mbuf_cache = 256;
+	n->mtu = 1500;
 	n->rx_desc = 1024;
 	n->tx_desc = 1024;
 	n->frag_entries = 4096;
@@ -96,7 +97,7 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 {
 	static const char *const keys[] = {"ports", "workers", "mbufs", "mbuf_cache", "rx_desc",
-					   "tx_desc", "frag_entries", "frag_timeout_ms",
+					   "tx_desc", "mtu", "frag_entries", "frag_timeout_ms",
 					   "content_flow_entries", "content_flow_timeout_ms",
 					   "control_socket", "control_group", "description", NULL};
 	struct fwd_doc *doc = fwd_doc_load(path, err);
@@ -151,6 +152,7 @@ int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 	}
 	NODE_UINT(mbufs, 1024, 16777215)
 	NODE_UINT(mbuf_cache, 0, 512)
+	NODE_UINT(mtu, 68, 9600)
 	NODE_UINT(rx_desc, 64, 16384)
 	NODE_UINT(tx_desc, 64, 16384)
 	NODE_UINT(frag_entries, 64, 16777216)

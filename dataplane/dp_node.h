@@ -30,6 +30,7 @@ struct dp_node {
 	uint16_t nworkers; /* 0: every EAL worker lcore */
 	uint16_t workers[DP_MAX_WORKERS];
 	uint32_t mbufs, mbuf_cache;
+	uint16_t mtu; /* IP MTU of every port; sizes the mbufs so a frame fits one segment */
 	uint16_t rx_desc, tx_desc;
 	uint32_t frag_entries;
 	uint32_t frag_timeout_ms;

@@ -72,6 +72,12 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 			       np->name);
 		}
 	}
+	if (node->mtu > info.max_mtu || node->mtu < info.min_mtu) {
+		DP_LOG(ERR, "port %s: mtu %u outside what the device takes (%u..%u)", np->name, node->mtu,
+		       info.min_mtu, info.max_mtu);
+		return -EINVAL;
+	}
+	conf.rxmode.mtu = node->mtu;
 	if (info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE)
 		conf.txmode.offloads |= RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
 	if (socket < 0)

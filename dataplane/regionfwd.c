@@ -276,8 +276,12 @@ int main(int argc, char **argv)
 	if (pick_workers(&ctx))
 		rte_exit(EXIT_FAILURE, "cannot start\n");
 
+	/* A frame of the MTU with two VLAN tags and the FCS fits one mbuf, so
+	 * headers are never split across segments (multiseg_headers). */
 	ctx.pool = rte_pktmbuf_pool_create("regionfwd_mbufs", ctx.node.mbufs, ctx.node.mbuf_cache, 0,
-					   RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+					   RTE_MAX((unsigned)RTE_MBUF_DEFAULT_BUF_SIZE,
+						   RTE_PKTMBUF_HEADROOM + ctx.node.mtu + 26u),
+					   (int)rte_socket_id());
 	if (ctx.pool == NULL)
 		rte_exit(EXIT_FAILURE, "cannot create a pool of %u mbufs: %s\n", ctx.node.mbufs,
 			 rte_strerror(rte_errno));

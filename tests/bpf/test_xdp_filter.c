@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <jansson.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
@@ -285,6 +286,77 @@ static void test_rate_per_prefix(void **state)
 	fwd_flt_image_free(img);
 }
 
+/* The malformed-packet corpus (tests/data/malformed.pcap and .json, shared
+ * with the fast-path test) through the XDP program: each frame lands in the
+ * class the manifest documents (ip / non_ip / malformed), with exactly one
+ * class counter and one verdict counter per frame. Policies: pass, with
+ * non_ip pass and malformed drop, so the verdict shows the class too. */
+static void test_malformed_corpus(void **state)
+{
+	const char *dir = getenv("MALFORMED_DIR");
+	char path[512];
+	FILE *f;
+	json_t *man;
+	json_error_t je;
+	uint8_t hdr[24], rec[16], *buf = malloc(65536);
+	struct fwd_err err = {0};
+	struct fwd_flt_image *img;
+	size_t i = 0, ran = 0;
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	if (dir == NULL)
+		skip();
+	snprintf(path, sizeof(path), "%s/malformed.json", dir);
+	man = json_load_file(path, 0, &je);
+	assert_non_null(man);
+	snprintf(path, sizeof(path), "%s/malformed.pcap", dir);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fread(hdr, 1, 24, f), 24);
+	img = fwd_flt_compile(NULL, 0, NULL, 0, NULL, 0, &err);
+	assert_non_null(img);
+	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 1, &err), 0);
+	while (fread(rec, 1, 16, f) == 16) {
+		uint32_t caplen = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 | (uint32_t)rec[10] << 16 |
+				  (uint32_t)rec[11] << 24; /* little-endian pcap, as scapy writes */
+		const char *cls, *want;
+		uint64_t before[FWD_FLT_CNT_MAX], after[FWD_FLT_CNT_MAX];
+		int verdict, nclass, nverdict;
+
+		assert_true(caplen <= 65536);
+		assert_int_equal(fread(buf, 1, caplen, f), caplen);
+		cls = json_string_value(json_object_get(json_array_get(man, i), "class"));
+		want = json_string_value(json_object_get(json_array_get(man, i), "xdp"));
+		assert_non_null(want);
+		i++;
+		if (strcmp(want, "skip") == 0)
+			continue; /* BPF_PROG_TEST_RUN takes 14 bytes .. a page */
+		ctl_bpf_counters(filter, before);
+		verdict = run(buf, caplen);
+		ctl_bpf_counters(filter, after);
+#define D(c) (int)(after[FWD_FLT_CNT_##c] - before[FWD_FLT_CNT_##c])
+		nclass = D(NON_IP) + D(MALFORMED) + D(PREFIX_HIT) + D(SERVICE_HIT) + D(DEFAULT);
+		nverdict = D(PASS) + D(DROP) + D(RATE_LIMITED);
+		if (nclass != 1 || nverdict != 1)
+			fail_msg("frame %zu (%s): %d class and %d verdict counters", i - 1, cls, nclass, nverdict);
+		if (strcmp(want, "malformed") == 0 && (D(MALFORMED) != 1 || verdict != XDP_DROP))
+			fail_msg("frame %zu (%s): expected malformed", i - 1, cls);
+		if (strcmp(want, "non_ip") == 0 && (D(NON_IP) != 1 || verdict != XDP_PASS))
+			fail_msg("frame %zu (%s): expected non_ip", i - 1, cls);
+		if (strcmp(want, "ip") == 0 && (D(DEFAULT) != 1 || verdict != XDP_PASS))
+			fail_msg("frame %zu (%s): expected ip (default pass)", i - 1, cls);
+#undef D
+		ran++;
+	}
+	assert_int_equal(i, json_array_size(man));
+	assert_true(ran > 150);
+	fclose(f);
+	free(buf);
+	json_decref(man);
+	fwd_flt_image_free(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_matches_naive_lpm),
 		cmocka_unit_test(test_swaps_are_whole),
 		cmocka_unit_test(test_rate_per_prefix),
+		cmocka_unit_test(test_malformed_corpus),
 	};
 
 	return cmocka_run_group_tests_name("xdp_filter", tests, setup, teardown);
