@@ -114,7 +114,8 @@ int main(int argc, char **argv)
 	unsigned long keep = 20;
 	struct ctl_state st;
 	struct ctl_error e;
-	struct ctl_api *api;
+	struct ctl_api *api = NULL;
+	int rc = 1;
 	struct ctl_dp *dp;
 	char *token = NULL, *end;
 	int c, in_sync = -1;
@@ -201,6 +202,8 @@ int main(int argc, char **argv)
 	dp = ctl_dp_create(dp_path);
 	if (dp == NULL || ctl_state_open(&st, state_dir, (unsigned)keep, dp, &e)) {
 		fprintf(stderr, "regiond: %s\n", dp ? e.err.reason : strerror(errno));
+		ctl_dp_free(dp);
+		free(token);
 		return 1;
 	}
 	if (ctl_state_current(&st) == NULL && table) {
@@ -210,14 +213,15 @@ int main(int argc, char **argv)
 
 		if (fwd_read_file(table, &buf, &len, &fe)) {
 			fprintf(stderr, "regiond: %s: %s\n", table, fe.reason);
-			return 1;
+			goto out;
 		}
 		/* Recorded, then pushed by the sync loop as soon as regionfwd answers. */
 		if (ctl_state_apply(&st, buf, len, "regiond", "initial table", -1, 0, &e) < 0) {
 			char b[1024];
 
 			fprintf(stderr, "regiond: %s refused: %s\n", table, fwd_err_str(&e.err, b, sizeof(b)));
-			return 1;
+			free(buf);
+			goto out;
 		}
 		free(buf);
 	}
@@ -239,7 +243,7 @@ int main(int argc, char **argv)
 		filter = ctl_filter_start(&fconf, &fe);
 		if (filter == NULL) {
 			fprintf(stderr, "regiond: XDP filter: %s\n", fe.reason);
-			return 1;
+			goto out;
 		}
 		st.hook = ctl_filter_apply;
 		st.hook_arg = filter;
@@ -247,14 +251,14 @@ int main(int argc, char **argv)
 		    ctl_filter_apply(filter, st.table, cur->id, &e)) {
 			fprintf(stderr, "regiond: XDP filter refused generation %" PRIu64 ": %s\n", cur->id,
 				e.err.reason);
-			return 1;
+			goto out;
 		}
 		conf.filters = (struct ctl_api_filters){filter_status, filter_detach, filter};
 	}
 #endif
 	api = ctl_api_start(&conf, &st, &lock, started);
 	if (api == NULL)
-		return 1;
+		goto out;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
@@ -284,6 +288,8 @@ int main(int argc, char **argv)
 		}
 		pthread_mutex_unlock(&lock);
 	}
+	rc = 0;
+out:
 	ctl_api_stop(api);
 #ifdef REGIOND_BPF
 	ctl_filter_free(filter); /* stays attached and pinned: a restart adopts it */
@@ -292,5 +298,5 @@ int main(int argc, char **argv)
 	ctl_content_cleanup();
 	ctl_dp_free(dp);
 	free(token);
-	return 0;
+	return rc;
 }

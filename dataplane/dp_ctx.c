@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mempool.h>
 #include <rte_telemetry.h>
 
 #include "dp_log.h"
@@ -142,6 +144,26 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 	return rc;
 }
 
+/* What the devices count, next to what the workers count: rx_nombuf (pool
+ * empty), imissed (RX ring full), oerrors. */
+static json_t *port_stats(const struct dp_ctx *ctx)
+{
+	json_t *o = json_object();
+
+	for (uint16_t i = 0; i < ctx->node.nports && i < ctx->ports.nports; i++) {
+		struct rte_eth_stats s;
+
+		if (!ctx->ports.started[i] || rte_eth_stats_get(ctx->ports.port_id[i], &s))
+			continue;
+		json_object_set_new(o, ctx->node.ports[i].name,
+				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "ipackets", (json_int_t)s.ipackets,
+					      "opackets", (json_int_t)s.opackets, "imissed", (json_int_t)s.imissed,
+					      "ierrors", (json_int_t)s.ierrors, "oerrors", (json_int_t)s.oerrors,
+					      "rx_nombuf", (json_int_t)s.rx_nombuf));
+	}
+	return o;
+}
+
 json_t *dp_ctx_report(struct dp_ctx *ctx)
 {
 	struct dp_counters sum, one;
@@ -229,6 +251,10 @@ json_t *dp_ctx_report(struct dp_ctx *ctx)
 
 	json_object_set_new(r, "generation", gen);
 	json_object_set_new(r, "workers", json_integer(ctx->nworkers));
+	json_object_set_new(r, "ports", port_stats(ctx));
+	if (ctx->pool)
+		json_object_set_new(r, "mbufs", json_pack("{s:I, s:I}", "pool", (json_int_t)ctx->pool->size,
+							  "in_use", (json_int_t)rte_mempool_in_use_count(ctx->pool)));
 	json_object_set_new(r, "packets", pk);
 	json_object_set_new(r, "drops", drops);
 	json_object_set_new(r, "events", evts);
@@ -272,6 +298,11 @@ void dp_report_print(const json_t *r, FILE *out)
 		fprintf(out, "  %-22s %-12s %-6s %14" PRIu64 " %16" PRIu64 "\n", k, port ? port : "-",
 			state ? state : "gone", ju(v, "packets"), ju(v, "bytes"));
 	}
+	fprintf(out, "\n%-24s %14s %14s %10s %10s %10s\n", "port", "ipackets", "opackets", "imissed",
+		"rx_nombuf", "oerrors");
+	json_object_foreach(json_object_get(r, "ports"), k, v)
+		fprintf(out, "  %-22s %14" PRIu64 " %14" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", k,
+			ju(v, "ipackets"), ju(v, "opackets"), ju(v, "imissed"), ju(v, "rx_nombuf"), ju(v, "oerrors"));
 	print_counts(out, "region", json_object_get(r, "regions"));
 	print_counts(out, "service", json_object_get(r, "services"));
 
