@@ -127,6 +127,20 @@ uint64_t fwd_content_hash(const struct fwd_table *t)
 	return h;
 }
 
+/* Bytes of address space this process maps now (/proc/self/statm, first field). */
+static size_t address_space_now(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long pages = 0;
+
+	if (f) {
+		if (fscanf(f, "%lu", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
 		   struct fwd_err *e, const char **code)
 {
@@ -157,7 +171,11 @@ int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, s
 	}
 	if (pid == 0) {
 		struct rlimit cpu = {lim->cpu_seconds, lim->cpu_seconds + 1};
-		struct rlimit as = {lim->memory_bytes, lim->memory_bytes};
+		/* The limit is on what compiling adds: a child of regionfwd inherits
+		 * the parent's mappings (DPDK reserves gigabytes of address space),
+		 * which an absolute limit would count against the compiler. */
+		size_t base = address_space_now();
+		struct rlimit as = {base + lim->memory_bytes, base + lim->memory_bytes};
 
 		close(pfd[0]);
 		signal(SIGPIPE, SIG_DFL);

@@ -373,3 +373,23 @@ def test_malformed_content_through_the_fast_path(tmp_path):
     whole = sum(1 for svc, b in bodies[:len(hello) + len(req)] if svc == "web" and b"Host: evil.example\r\n" in b)
     upto = sum(1 for svc, b in bodies[:len(hello) + len(req)] if svc == "web" and b"Host: evil.example" in b)
     assert whole <= m["host-drop"] <= upto, (whole, upto, m)
+
+
+def test_large_rule_set_compiles_inside_regionfwd(tmp_path):
+    """1,000 rules compiled by regionfwd itself (a table from a file). The
+    compile child's memory limit once counted the gigabytes of address space
+    DPDK had reserved in the parent, so any sizeable rule set was refused as
+    'pattern_too_expensive' -- found by bench/run."""
+    rules = "".join(f"  - {{name: r{i}, field: tls_sni, pattern: svc{i}.example.com, literal: true, "
+                    f"services: [https], action: drop}}\n" for i in range(1000))
+    table = tmp_path / "t.yaml"
+    table.write_text("services: {https: [tcp/443]}\n"
+                     "links: {l: {port: out0, next_hop_mac: '02:00:00:00:00:01'}}\n"
+                     "default: {action: steer, to: l}\ncontent_rules:\n" + rules)
+    base = Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.2.0.9", dst="198.51.100.1")
+    pkts = [base / TCP(sport=2000 + i, dport=443, flags="PA") / Raw(client_hello(f"svc{i * 7}.example.com"))
+            for i in range(100)]
+    # -m 3072: the parent maps more than the compile child's 2 GiB allowance
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "content-large", mem=3072)
+    assert run.rc == 0, run.stderr
+    assert run.stats["drops"]["content_drop"] == 100

@@ -44,14 +44,14 @@ class Run:
 
 
 def run_pcap(tmp_path, table, packets, out_ports, prefix, extra_node="", idle_ms=400,
-             timeout=60):
+             timeout=60, mem=1024):
     """Forward `packets` once through regionfwd and return a Run."""
     in_pcap = os.path.join(tmp_path, "in.pcap")
     wrpcap(in_pcap, packets, linktype=1)  # DLT_EN10MB even if the first is raw bytes
     node = os.path.join(tmp_path, "node.yaml")
     write_node(node, in_pcap, tmp_path, out_ports, extra_node)
     stats_path = os.path.join(tmp_path, "stats.json")
-    cmd = [regionfwd_bin()] + eal_args(prefix) + [
+    cmd = [regionfwd_bin()] + eal_args(prefix, mem=mem) + [
         "--", "--node", node, "--table", table, "--idle-exit", str(idle_ms),
         "--stats-json", stats_path]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

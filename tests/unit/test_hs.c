@@ -78,7 +78,7 @@ static void test_too_expensive_refused(void **state)
 #endif
 	char doc[200000];
 	size_t n = (size_t)snprintf(doc, sizeof(doc), "%s", HEAD);
-	struct fwd_hs_limits tight = {.cpu_seconds = 30, .memory_bytes = 24u << 20};
+	struct fwd_hs_limits tight = {.cpu_seconds = 30, .memory_bytes = 4u << 20};
 	struct fwd_hs_dbs dbs;
 	struct fwd_err e = {0};
 	const char *code = "";
@@ -92,7 +92,7 @@ static void test_too_expensive_refused(void **state)
 	t = load(doc);
 	assert_int_equal(fwd_hs_compile(t, &tight, &dbs, &e, &code), -E2BIG);
 	assert_string_equal(code, "pattern_too_expensive");
-	assert_non_null(strstr(e.reason, "exceeded its limits (30 s CPU, 24 MiB;"));
+	assert_non_null(strstr(e.reason, "exceeded its limits (30 s CPU, 4 MiB;"));
 	fwd_table_free(t);
 }
 
