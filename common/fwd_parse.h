@@ -120,6 +120,7 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 		return FWD_ERR(IPV4_BAD_HEADER);
 	if (p + tot > end) /* tot >= ihl, so this covers the options too */
 		return FWD_ERR(IPV4_TRUNCATED);
+#ifdef __bpf__
 	for (int i = 0; i < 30; i++) { /* 60-byte maximum header, 16-bit words */
 		if ((uint32_t)i * 2 >= ihl)
 			break;
@@ -131,13 +132,40 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 	sum = (sum & 0xffff) + (sum >> 16);
 	if (sum != 0xffff)
 		return FWD_ERR(IPV4_BAD_CSUM);
+#else
+	/* The ones' complement sum does not depend on byte order (RFC 1071
+	 * 2(B)): add the header as native 32-bit words, fold once, compare
+	 * with all ones. Five loads for the usual 20-byte header instead of
+	 * ten byte-swapped 16-bit reads; the fast path spent most of its
+	 * parse time here. */
+	{
+		uint64_t acc = 0;
+		uint32_t w;
+
+		(void)sum;
+		for (uint32_t off = 0; off < 20; off += 4) { /* unrolled: constant bound */
+			__builtin_memcpy(&w, p + off, 4);
+			acc += w;
+		}
+		for (uint32_t off = 20; off < ihl; off += 4) { /* options */
+			__builtin_memcpy(&w, p + off, 4);
+			acc += w;
+		}
+		acc = (acc & 0xffffffffu) + (acc >> 32);
+		acc = (acc & 0xffffffffu) + (acc >> 32);
+		acc = (acc & 0xffff) + (acc >> 16);
+		acc = (acc & 0xffff) + (acc >> 16);
+		if (acc != 0xffff)
+			return FWD_ERR(IPV4_BAD_CSUM);
+	}
+#endif
 
 	pkt->family = 4;
 	pkt->proto = p[9];
 	pkt->l3_len = (uint16_t)ihl;
 	pkt->frag_id = fwd_rd16(p + 4);
-	fwd_copy(pkt->src, p + 12, 4);
-	fwd_copy(pkt->dst, p + 16, 4);
+	__builtin_memcpy(pkt->src, p + 12, 4);
+	__builtin_memcpy(pkt->dst, p + 16, 4);
 
 	fragw = fwd_rd16(p + 6);
 	more = (fragw & 0x2000) != 0;
@@ -177,8 +205,8 @@ FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_p
 	pkt->family = 6;
 	pkt->frag = FWD_FRAG_NONE;
 	pkt->frag_id = 0;
-	fwd_copy(pkt->src, p + 8, 16);
-	fwd_copy(pkt->dst, p + 24, 16);
+	__builtin_memcpy(pkt->src, p + 8, 16);
+	__builtin_memcpy(pkt->dst, p + 24, 16);
 	nh = p[6];
 	q = p + 40;
 

@@ -46,14 +46,14 @@ static void fold_gen(json_t *acc, const struct dp_gen *g)
 		for (uint16_t i = 0; i < t->nregions; i++) {
 			json_t *o = obj_child(regions, t->region_names[i]);
 
-			obj_add(o, "packets", __atomic_load_n(&c->region[i], __ATOMIC_RELAXED));
-			obj_add(o, "bytes", __atomic_load_n(&c->region_bytes[i], __ATOMIC_RELAXED));
+			obj_add(o, "packets", __atomic_load_n(&c->region[i].pkts, __ATOMIC_RELAXED));
+			obj_add(o, "bytes", __atomic_load_n(&c->region[i].bytes, __ATOMIC_RELAXED));
 		}
 		for (uint16_t i = 0; i < t->nservices; i++) {
 			json_t *o = obj_child(services, t->service_names[i]);
 
-			obj_add(o, "packets", __atomic_load_n(&c->service[i], __ATOMIC_RELAXED));
-			obj_add(o, "bytes", __atomic_load_n(&c->service_bytes[i], __ATOMIC_RELAXED));
+			obj_add(o, "packets", __atomic_load_n(&c->service[i].pkts, __ATOMIC_RELAXED));
+			obj_add(o, "bytes", __atomic_load_n(&c->service[i].bytes, __ATOMIC_RELAXED));
 		}
 		for (uint32_t i = 0; i < t->npolicies; i++) {
 			fwd_table_policy_key(t, i, key, sizeof(key));
@@ -63,8 +63,8 @@ static void fold_gen(json_t *acc, const struct dp_gen *g)
 		for (uint16_t i = 0; i < t->nlinks; i++) {
 			json_t *l = obj_child(links, t->links[i].name);
 
-			obj_add(l, "packets", __atomic_load_n(&c->link_pkts[i], __ATOMIC_RELAXED));
-			obj_add(l, "bytes", __atomic_load_n(&c->link_bytes[i], __ATOMIC_RELAXED));
+			obj_add(l, "packets", __atomic_load_n(&c->link[i].pkts, __ATOMIC_RELAXED));
+			obj_add(l, "bytes", __atomic_load_n(&c->link[i].bytes, __ATOMIC_RELAXED));
 		}
 		for (uint32_t i = 0; i < t->ncontent; i++) {
 			json_t *o = obj_child(content, t->content[i].name);

@@ -179,14 +179,21 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 		}
 		o->node_port = (uint8_t)pi;
 		o->port_id = ports->port_id[pi];
-		memcpy(o->hdr, l->next_hop_mac, 6);
-		memcpy(o->hdr + 6, ports->mac[pi].addr_bytes, 6);
-		if (l->vlan) {
-			o->vlan = 1;
-			o->hdr[12] = 0x81;
-			o->hdr[13] = 0x00;
-			o->hdr[14] = (uint8_t)(l->vlan >> 8);
-			o->hdr[15] = (uint8_t)l->vlan;
+		o->vlan = l->vlan != 0;
+		o->hdr_len = o->vlan ? 18 : 14;
+		for (int f = 0; f < 2; f++) {
+			uint8_t *h = o->hdr[f];
+
+			memcpy(h, l->next_hop_mac, 6);
+			memcpy(h + 6, ports->mac[pi].addr_bytes, 6);
+			if (o->vlan) {
+				h[12] = 0x81;
+				h[13] = 0x00;
+				h[14] = (uint8_t)(l->vlan >> 8);
+				h[15] = (uint8_t)l->vlan;
+			}
+			h[o->hdr_len - 2] = f == 0 ? 0x08 : 0x86; /* IPv4 0x0800, IPv6 0x86dd */
+			h[o->hdr_len - 1] = f == 0 ? 0x00 : 0xdd;
 		}
 	}
 	return 0;
@@ -196,7 +203,7 @@ static int build_counters(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
 	size_t per = 2u * t->nregions + 2u * t->nservices + t->npolicies + 2u * t->nlinks +
-		     2u * t->ncontent;
+		     2u * t->ncontent; /* uint64_t words */
 	size_t stride = RTE_ALIGN_CEIL(per * sizeof(uint64_t), RTE_CACHE_LINE_SIZE);
 	uint8_t *mem;
 
@@ -209,14 +216,11 @@ static int build_counters(struct dp_gen *g, struct fwd_err *err)
 		uint64_t *p = (uint64_t *)(mem + stride * w);
 		struct dp_gen_cnt *c = &g->cnt[w];
 
-		c->region = p;
-		c->region_bytes = c->region + t->nregions;
-		c->service = c->region_bytes + t->nregions;
-		c->service_bytes = c->service + t->nservices;
-		c->policy = c->service_bytes + t->nservices;
-		c->link_pkts = c->policy + t->npolicies;
-		c->link_bytes = c->link_pkts + t->nlinks;
-		c->content_match = c->link_bytes + t->nlinks;
+		c->region = (struct dp_pb *)p;
+		c->service = (struct dp_pb *)(p + 2u * t->nregions);
+		c->link = (struct dp_pb *)(p + 2u * t->nregions + 2u * t->nservices);
+		c->policy = p + 2u * t->nregions + 2u * t->nservices + 2u * t->nlinks;
+		c->content_match = c->policy + t->npolicies;
 		c->content_flow = c->content_match + t->ncontent;
 	}
 	return 0;

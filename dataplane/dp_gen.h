@@ -33,12 +33,21 @@ struct dp_link_out {
 	uint16_t port_id; /* ethdev port */
 	uint8_t node_port; /* index in the node config */
 	uint8_t vlan; /* 1: hdr carries an 802.1Q tag */
-	uint8_t hdr[16]; /* dst MAC, src MAC, [0x8100, TCI] */
+	uint8_t hdr_len; /* 14, or 18 with the tag */
+	/* The whole L2 header per family, EtherType included: [0] IPv4, [1] IPv6.
+	 * The rewrite is one fixed-size copy. */
+	uint8_t hdr[2][18];
+};
+
+/* A packet and byte count side by side: one cache line per counted thing. */
+struct dp_pb {
+	uint64_t pkts, bytes;
 };
 
 /* Per-worker hit counters of one generation, indexed by the table's ids. */
 struct dp_gen_cnt {
-	uint64_t *region, *region_bytes, *service, *service_bytes, *policy, *link_pkts, *link_bytes;
+	struct dp_pb *region, *service, *link;
+	uint64_t *policy;
 	uint64_t *content_match; /* per content rule: packets whose scan matched it */
 	uint64_t *content_flow; /* per content rule: packets that took its flow verdict */
 };

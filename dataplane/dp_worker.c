@@ -50,26 +50,31 @@ static inline void drop_pkt(struct dp_lcore *lc, struct rte_mbuf *m, enum fwd_dr
 }
 
 /* Replace whatever L2 header the packet came with (Ethernet and up to two
- * VLAN tags) by the link's: next-hop MAC, port MAC, optional 802.1Q tag. */
+ * VLAN tags) by the link's template for the family: next-hop MAC, port MAC,
+ * optional 802.1Q tag, EtherType. The usual case (untagged in, untagged out)
+ * moves no data pointer and copies 14 bytes of constant size. */
 static inline int rewrite_l2(struct rte_mbuf *m, uint16_t old_l2, uint8_t family,
 			     const struct dp_link_out *o)
 {
-	uint16_t new_l2 = o->vlan ? 18 : 14;
+	const uint8_t *h = o->hdr[family == 6];
 	uint8_t *eth;
 
-	if (old_l2 > new_l2)
-		eth = (uint8_t *)rte_pktmbuf_adj(m, (uint16_t)(old_l2 - new_l2));
-	else if (old_l2 < new_l2)
-		eth = (uint8_t *)rte_pktmbuf_prepend(m, (uint16_t)(new_l2 - old_l2));
+	if (likely(old_l2 == 14 && o->hdr_len == 14)) {
+		memcpy(rte_pktmbuf_mtod(m, uint8_t *), h, 14);
+		return 0;
+	}
+	if (old_l2 > o->hdr_len)
+		eth = (uint8_t *)rte_pktmbuf_adj(m, (uint16_t)(old_l2 - o->hdr_len));
+	else if (old_l2 < o->hdr_len)
+		eth = (uint8_t *)rte_pktmbuf_prepend(m, (uint16_t)(o->hdr_len - old_l2));
 	else
 		eth = rte_pktmbuf_mtod(m, uint8_t *);
 	if (unlikely(eth == NULL))
 		return -1;
-	memcpy(eth, o->hdr, 12);
-	if (o->vlan)
-		memcpy(eth + 12, o->hdr + 12, 4);
-	eth[new_l2 - 2] = family == 4 ? 0x08 : 0x86;
-	eth[new_l2 - 1] = family == 4 ? 0x00 : 0xdd;
+	if (o->hdr_len == 18)
+		memcpy(eth, h, 18);
+	else
+		memcpy(eth, h, 14);
 	return 0;
 }
 
@@ -107,8 +112,8 @@ static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
 			if (k < sent) {
 				lc->cnt.tx++;
 				lc->cnt.tx_bytes += s->bytes[k];
-				gc->link_pkts[s->link[k]]++;
-				gc->link_bytes[s->link[k]] += s->bytes[k];
+				gc->link[s->link[k]].pkts++;
+				gc->link[s->link[k]].bytes += s->bytes[k];
 			} else {
 				drop_pkt(lc, s->m[k], FWD_DROP_TX_FULL);
 			}
@@ -329,10 +334,12 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		if (m == NULL)
 			continue;
 		if (likely(!nostat[i])) {
-			gc->region[d->region]++;
-			gc->region_bytes[d->region] += rte_pktmbuf_pkt_len(m);
-			gc->service[d->service]++;
-			gc->service_bytes[d->service] += rte_pktmbuf_pkt_len(m);
+			uint32_t len = rte_pktmbuf_pkt_len(m);
+
+			gc->region[d->region].pkts++;
+			gc->region[d->region].bytes += len;
+			gc->service[d->service].pkts++;
+			gc->service[d->service].bytes += len;
 			gc->policy[d->policy]++;
 		}
 		if (d->drop) {
