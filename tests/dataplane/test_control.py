@@ -209,7 +209,10 @@ def test_fragments_follow_across_a_swap(tmp_path):
                         "  out0: {device: 'net_af_packet_f1,iface=rfg0'}\n"
                         f"control_socket: {sock}\n")
         cap = lab.popen_in_ns(["tcpdump", "-U", "-n", "-i", "rfg1", "-w", str(tmp_path / "cap.pcap"),
-                               "ip6 and not icmp6"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "ip6 and not icmp6"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Send nothing before the capture runs: on a loaded machine tcpdump can
+        # take longer to start than regionfwd (this test once lost frames so).
+        assert b"listening on" in cap.stderr.readline()
         proc = subprocess.Popen([regionfwd_bin()] + eal_args("ctl-fragswap") + [
             "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -238,8 +241,11 @@ def test_fragments_follow_across_a_swap(tmp_path):
     from scapy.all import IPv6, IPv6ExtHdrFragment
     got = read_pcaps(str(tmp_path / "cap.pcap"))
     frags_out = [f for f in got if f.haslayer(IPv6ExtHdrFragment) and f[IPv6ExtHdrFragment].id == 777]
-    assert len(frags_out) >= 3 and {f[Ether].dst for f in frags_out} == {"02:00:00:00:00:a1"}
-    new = [f for f in got if f.haslayer(IPv6) and f[IPv6].src == "2001:db8:1::6"]
-    assert len(new) == 1 and new[0][Ether].dst == "02:00:00:00:00:b1"
+    # regionfwd's own counters are exact; the capture (tcpdump on a veth, which
+    # can miss frames on a loaded machine) shows where what it saw went.
     s = json.load(open(tmp_path / "s.json"))
-    assert s["events"]["frag_across_gen"] == len(frags_out) - 1 and s["drops"]["frag_no_first"] == 0
+    assert s["links"]["a1"]["packets"] == 3 and s["links"]["b1"]["packets"] == 1, s["links"]
+    assert s["events"]["frag_across_gen"] == 2 and s["drops"]["frag_no_first"] == 0
+    assert frags_out and {f[Ether].dst for f in frags_out} == {"02:00:00:00:00:a1"}
+    new = [f for f in got if f.haslayer(IPv6) and f[IPv6].src == "2001:db8:1::6"]
+    assert all(f[Ether].dst == "02:00:00:00:00:b1" for f in new)
