@@ -184,6 +184,19 @@ static int write_pcap(const char *path, struct flow *fl, uint32_t n)
 	return fclose(f) ? -errno : 0;
 }
 
+static void release(struct flow *fl, uint32_t n, struct link_stat *ls, struct rte_fib *fib4,
+		    struct rte_fib6 *fib6, struct fwd_class *cls, struct fwd_table *t)
+{
+	for (uint32_t i = 0; i < n; i++)
+		free(fl[i].frame);
+	free(fl);
+	free(ls);
+	rte_fib_free(fib4);
+	rte_fib6_free(fib6);
+	fwd_class_free(cls);
+	fwd_table_free(t);
+}
+
 static int parse_mac(const char *s, uint8_t m[6])
 {
 	unsigned v[6];
@@ -327,6 +340,8 @@ int main(int argc, char **argv)
 			rte_exit(EXIT_FAILURE, "%s: %s\n", pcap, strerror(-rc));
 		printf("regionfwd-gen: %u frames from %u IPv4 + %u IPv6 prefixes and %u service ranges to %s\n", nflows,
 		       t->nprefix4, t->nprefix6, t->nranges, pcap);
+		release(fl, nflows, ls, fib4, fib6, cls, t);
+		rte_eal_cleanup();
 		return 0;
 	}
 
@@ -476,6 +491,8 @@ int main(int argc, char **argv)
 	if (json)
 		printf("}}\n");
 	dp_ports_close(&ports);
+	rte_mempool_free(pool);
+	release(fl, nflows, ls, fib4, fib6, cls, t);
 	rte_eal_cleanup();
 	return 0;
 }
