@@ -121,20 +121,27 @@ struct fwd_class *fwd_class_build(const struct fwd_table *t)
 	c->ngroups = t->ngroups;
 	c->npolicies = t->npolicies;
 	cells = (uint32_t)t->nregions * t->nservices;
-	c->port_svc = calloc(3u << 16, sizeof(*c->port_svc));
+	c->port_svc = calloc((3u << 16) + 256, sizeof(*c->port_svc));
+	c->svc_key = calloc(256, sizeof(*c->svc_key));
 	c->matrix = calloc(cells, sizeof(*c->matrix));
 	c->policies = calloc(t->npolicies, sizeof(*c->policies));
 	c->slots = calloc(t->ngroups ? t->ngroups : 1, sizeof(*c->slots));
-	if (!c->port_svc || !c->matrix || !c->policies || !c->slots)
+	if (!c->port_svc || !c->svc_key || !c->matrix || !c->policies || !c->slots)
 		goto nomem;
 
+	for (uint32_t proto = 0; proto < 256; proto++) {
+		int pi = fwd_class_port_index((uint8_t)proto);
+
+		c->svc_key[proto] = pi >= 0 ? (uint64_t)0xffff << 32 | (uint32_t)pi << 16
+					    : (3u << 16) + proto;
+	}
 	/* Ranges do not overlap (validated), so plain filling is exact. */
 	for (uint32_t i = 0; i < t->nranges; i++) {
 		const struct fwd_svc_range *r = &t->ranges[i];
 		int pi = fwd_class_port_index(r->proto);
 
 		if (pi < 0) {
-			c->proto_svc[r->proto] = r->service;
+			c->port_svc[(3u << 16) + r->proto] = r->service;
 			continue;
 		}
 		for (uint32_t port = r->lo; port <= r->hi; port++)
@@ -182,5 +189,6 @@ void fwd_class_free(struct fwd_class *c)
 	free(c->policies);
 	free(c->matrix);
 	free(c->port_svc);
+	free(c->svc_key);
 	free(c);
 }

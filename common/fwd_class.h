@@ -2,7 +2,7 @@
  * fwd_class.h - the compiled classifier: everything after the source-prefix
  * lookup, as flat arrays the fast path reads with one access each.
  *
- *   (proto, dport)            -> service   port_svc[proto index][port] or proto_svc[proto]
+ *   (proto, dport)            -> service   port_svc[svc_key[proto] + dport] (one table)
  *   (region, service)         -> policy    matrix[region * nservices + service]
  *   policy                    -> action    policies[policy] (link state folded in)
  *   (group, 5-tuple hash)     -> link      slots[group][hash >> 20]
@@ -37,8 +37,12 @@ struct fwd_class_policy {
 struct fwd_class {
 	uint16_t nregions, nservices, nlinks, ngroups;
 	uint32_t npolicies;
-	uint16_t *port_svc; /* 3 x 65536: TCP, UDP, SCTP */
-	uint16_t proto_svc[256]; /* port-less protocols */
+	/* TCP, UDP and SCTP by port (3 x 65536 entries), then one entry per
+	 * port-less protocol (256). svc_key[proto] holds the base index in its
+	 * low 32 bits and the port mask (0xffff, or 0 for port-less protocols)
+	 * in its high 32 bits: the lookup is one load, an and and an add. */
+	uint16_t *port_svc;
+	uint64_t *svc_key; /* 256 entries */
 	uint16_t *matrix; /* nregions x nservices -> policy id */
 	struct fwd_class_policy *policies;
 	uint16_t (*slots)[FWD_GROUP_SLOTS]; /* per group: link id or FWD_LINK_NONE */
@@ -67,9 +71,9 @@ static inline int fwd_class_port_index(uint8_t proto)
 
 static inline uint16_t fwd_class_service(const struct fwd_class *c, uint8_t proto, uint16_t dport)
 {
-	int i = fwd_class_port_index(proto);
+	uint64_t k = c->svc_key[proto];
 
-	return i >= 0 ? c->port_svc[(uint32_t)i << 16 | dport] : c->proto_svc[proto];
+	return c->port_svc[(uint32_t)k + (dport & (uint32_t)(k >> 32))];
 }
 
 /* The tail of a decision once service and policy are known; @hash is used

@@ -67,18 +67,20 @@ FWD_INLINE uint16_t fwd_csum_fold(uint32_t s)
 
 /**
  * Decrement the IPv4 TTL and patch the header checksum incrementally.
- * HC' = ~(~HC + ~m + m') where m is the 16-bit word holding TTL and protocol.
+ * RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with m the 16-bit word holding
+ * TTL and protocol: m' = m - 0x0100, so HC' = HC + 0x0100 in ones'
+ * complement, i.e. add with end-around carry, where a sum of 0xffff must
+ * wrap to 0x0000 as eqn. 3 gives (the same reduction Linux's
+ * ip_decrease_ttl() uses). tests/unit/test_parse.c checks it against a full
+ * recomputation for every checksum value.
  * @param ip  the IPv4 header (TTL must be > 1; the caller checks)
  */
 FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
 {
-	uint16_t old_word = fwd_rd16(ip + 8);
-	uint16_t new_word, hc;
+	uint32_t hc = (uint32_t)fwd_rd16(ip + 10) + 0x0100;
 
+	hc += hc >= 0xffff;
 	ip[8]--;
-	new_word = fwd_rd16(ip + 8);
-	hc = fwd_rd16(ip + 10);
-	hc = (uint16_t)~fwd_csum_fold((uint32_t)(uint16_t)~hc + (uint16_t)~old_word + new_word);
 	ip[10] = (uint8_t)(hc >> 8);
 	ip[11] = (uint8_t)hc;
 }

@@ -78,18 +78,55 @@ static inline int rewrite_l2(struct rte_mbuf *m, uint16_t old_l2, uint8_t family
 	return 0;
 }
 
+_Static_assert(FWD_MAX_LINKS <= DP_TX_MIRROR, "link ids must leave the mirror bit free");
+
 static inline void stage_tx(struct dp_lcore *lc, struct rte_mbuf *m, const struct dp_link_out *o,
-			    uint16_t link, uint8_t mirror)
+			    uint16_t link)
 {
 	struct dp_txq_stage *s = &lc->tx[o->port_id];
+	uint32_t len = rte_pktmbuf_pkt_len(m);
+	uint16_t k = s->n;
 
-	if (s->n == 0)
+	if (k == 0) {
 		lc->dirty[lc->ndirty++] = o->port_id;
-	s->m[s->n] = m;
-	s->link[s->n] = link;
-	s->mirror[s->n] = mirror;
-	s->bytes[s->n] = rte_pktmbuf_pkt_len(m);
-	s->n++;
+		s->one_link = link;
+		s->bytes = 0;
+	} else if (unlikely(s->one_link != link)) {
+		s->one_link = FWD_LINK_NONE;
+	}
+	s->nmirror += (link & DP_TX_MIRROR) != 0;
+	s->m[k] = m;
+	s->link[k] = link;
+	s->len[k] = len;
+	s->bytes += len;
+	s->n = (uint16_t)(k + 1);
+}
+
+/* A stage with mirror copies, more than one link or a short send: account
+ * packet by packet. Unsent originals are dropped as tx_full, unsent copies
+ * counted as mirror_fail. */
+static __rte_noinline void flush_tx_slow(struct dp_lcore *lc, struct dp_gen_cnt *gc,
+					 struct dp_txq_stage *s, uint16_t sent)
+{
+	for (uint16_t k = 0; k < s->n; k++) {
+		if (s->link[k] & DP_TX_MIRROR) {
+			if (k < sent) {
+				lc->cnt.evt[FWD_EVT_MIRROR_TX]++;
+			} else {
+				lc->cnt.evt[FWD_EVT_MIRROR_FAIL]++;
+				rte_pktmbuf_free(s->m[k]);
+			}
+			continue;
+		}
+		if (k < sent) {
+			lc->cnt.tx++;
+			lc->cnt.tx_bytes += s->len[k];
+			gc->link[s->link[k]].pkts++;
+			gc->link[s->link[k]].bytes += s->len[k];
+		} else {
+			drop_pkt(lc, s->m[k], FWD_DROP_TX_FULL);
+		}
+	}
 }
 
 static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
@@ -99,25 +136,22 @@ static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
 		struct dp_txq_stage *s = &lc->tx[port];
 		uint16_t sent = rte_eth_tx_burst(port, lc->idx, s->m, s->n);
 
-		for (uint16_t k = 0; k < s->n; k++) {
-			if (s->mirror[k]) {
-				if (k < sent) {
-					lc->cnt.evt[FWD_EVT_MIRROR_TX]++;
-				} else {
-					lc->cnt.evt[FWD_EVT_MIRROR_FAIL]++;
-					rte_pktmbuf_free(s->m[k]);
-				}
-				continue;
-			}
-			if (k < sent) {
-				lc->cnt.tx++;
-				lc->cnt.tx_bytes += s->bytes[k];
-				gc->link[s->link[k]].pkts++;
-				gc->link[s->link[k]].bytes += s->bytes[k];
+		if (likely(sent == s->n && s->nmirror == 0)) {
+			lc->cnt.tx += sent;
+			lc->cnt.tx_bytes += s->bytes;
+			if (s->one_link != FWD_LINK_NONE) {
+				gc->link[s->one_link].pkts += sent;
+				gc->link[s->one_link].bytes += s->bytes;
 			} else {
-				drop_pkt(lc, s->m[k], FWD_DROP_TX_FULL);
+				for (uint16_t k = 0; k < sent; k++) {
+					gc->link[s->link[k]].pkts++;
+					gc->link[s->link[k]].bytes += s->len[k];
+				}
 			}
+		} else {
+			flush_tx_slow(lc, gc, s, sent);
 		}
+		s->nmirror = 0;
 		s->n = 0;
 	}
 	lc->ndirty = 0;
@@ -137,7 +171,7 @@ static inline void mirror_pkt(struct dp_lcore *lc, const struct dp_gen *g, struc
 		rte_pktmbuf_free(c);
 		return;
 	}
-	stage_tx(lc, c, &g->links[link], link, 1);
+	stage_tx(lc, c, &g->links[link], (uint16_t)(link | DP_TX_MIRROR));
 }
 
 /* A packet in some content rule's scope: a TCP flow already decided takes
@@ -193,181 +227,202 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 	}
 }
 
+/* The decision for a packet off the common path: a fragment, or any packet
+ * while the generation has content rules. First fragments are remembered;
+ * later fragments take the decision of their first fragment, which precedes
+ * them in arrival order and so is already in the table even when it came in
+ * this very burst.
+ * @return 0 decided (counted as usual), 1 decided but not counted per
+ *         region/service/policy, -1 dropped and freed here */
+static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *g,
+				      struct rte_mbuf *m, const struct fwd_pkt *p, uint16_t region,
+				      struct fwd_decision *d, uint64_t *now)
+{
+	if (*now == 0)
+		*now = rte_rdtsc();
+	if (p->frag == FWD_FRAG_LATER) {
+		struct dp_frag_key k;
+		const struct dp_frag_entry *e;
+		uint16_t l;
+
+		dp_frag_key_of(p, &k);
+		e = dp_frag_lookup(&lc->frag, &k, *now);
+		if (e == NULL) {
+			drop_pkt(lc, m, FWD_DROP_FRAG_NO_FIRST);
+			return -1;
+		}
+		*d = e->d;
+		lc->cnt.evt[FWD_EVT_FRAG_FOLLOWED]++;
+		if (likely(e->gen == g->id))
+			return 0;
+		/* Decided by an earlier generation: follow the same link by name,
+		 * if this generation still has it up. Its region, service and
+		 * policy ids mean nothing here: not counted. */
+		lc->cnt.evt[FWD_EVT_FRAG_ACROSS_GEN]++;
+		l = d->drop ? FWD_LINK_NONE : dp_gen_link_by_key(g, e->link_key);
+		d->mirror = e->mirror_key ? dp_gen_link_by_key(g, e->mirror_key) : FWD_LINK_NONE;
+		if (!d->drop && (l == FWD_LINK_NONE || !g->table->links[l].up)) {
+			d->drop = 1 + FWD_DROP_NO_LINK;
+			l = FWD_LINK_NONE;
+		}
+		d->link = l;
+		return 1;
+	}
+	fwd_class_decide_pkt(g->cls, region, p, d);
+	/* Content rules before the fragment table: later fragments then follow
+	 * the content verdict of their first fragment too. */
+	if (g->content != NULL) {
+		uint8_t fields = dp_content_scope(g->content, d->region, d->service);
+
+		if (fields)
+			content_stage(lc, g, m, p, d, fields, *now);
+	}
+	if (p->frag == FWD_FRAG_FIRST) {
+		struct dp_frag_key k;
+
+		dp_frag_key_of(p, &k);
+		lc->cnt.evt[FWD_EVT_FRAG_FIRST]++;
+		if (dp_frag_insert(&lc->frag, &k, g->id, d,
+				   d->link != FWD_LINK_NONE ? g->link_keys[d->link] : 0,
+				   d->mirror != FWD_LINK_NONE ? g->link_keys[d->mirror] : 0, *now))
+			lc->cnt.evt[FWD_EVT_FRAG_EVICTED]++;
+	}
+	return 0;
+}
+
 void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,
 		     uint16_t n)
 {
 	struct fwd_pkt meta[FWD_BURST];
-	struct fwd_decision dec[FWD_BURST];
 	uint32_t ip4[FWD_BURST];
 	uint8_t ip6[FWD_BURST][RTE_FIB6_IPV6_ADDR_SIZE];
 	uint64_t nh4[FWD_BURST], nh6[FWD_BURST];
-	uint8_t idx4[FWD_BURST], idx6[FWD_BURST], live[FWD_BURST], later[FWD_BURST];
-	uint8_t nostat[FWD_BURST] = {0};
-	uint16_t n4 = 0, n6 = 0, nlive = 0, nlater = 0;
+	uint16_t region[FWD_BURST];
+	uint8_t idx4[FWD_BURST], idx6[FWD_BURST], live[FWD_BURST];
+	uint16_t n4 = 0, n6 = 0, nlive = 0;
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
-	const struct fwd_class *cls = g->cls;
-	uint64_t now = 0;
+	/* Local copies of the classifier's and the counters' pointers: the
+	 * packet writes below go through uint8_t pointers, which may alias
+	 * anything, so fields read through g->cls or gc would be reloaded for
+	 * every packet. Locals whose address never escapes cannot be aliased. */
+	const struct fwd_class cls = *g->cls;
+	struct dp_pb *const cnt_region = gc->region, *const cnt_service = gc->service;
+	uint64_t *const cnt_policy = gc->policy;
+	const struct dp_link_out *const links = g->links;
+	/* Fragments and content rules leave the common path (decide_slow). */
+	const int any_content = g->content != NULL;
+	uint64_t rx_bytes = 0, now = 0;
 
 	cnt_open(&lc->cnt);
 	lc->cnt.rx += n;
 
-	/* Stage 1: parse, with the packet PREFETCH_AHEAD ahead on its way in. */
+	/* Stage 1: parse, with the packet PREFETCH_AHEAD ahead on its way in;
+	 * collect the source addresses per family. */
 	for (uint16_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
+		struct fwd_pkt *p = &meta[i];
 		int rc;
 
 		if (i + PREFETCH_AHEAD < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
-		lc->cnt.rx_bytes += rte_pktmbuf_pkt_len(m);
-		rc = fwd_parse(d, d + rte_pktmbuf_data_len(m), &meta[i]);
+		rx_bytes += rte_pktmbuf_pkt_len(m);
+		rc = fwd_parse(d, d + rte_pktmbuf_data_len(m), p);
 		if (unlikely(rc != FWD_OK)) {
 			/* Headers that continue in a second segment look truncated. */
 			drop_pkt(lc, m, m->nb_segs > 1 ? FWD_DROP_MULTISEG : FWD_ERR_TO_DROP(rc));
 			continue;
 		}
-		later[i] = meta[i].frag == FWD_FRAG_LATER;
-		if (unlikely(later[i])) {
-			nlater++; /* looked up after stage 3, see there */
-		} else if (meta[i].family == 4) {
+		live[nlive++] = (uint8_t)i;
+		if (unlikely(p->frag == FWD_FRAG_LATER))
+			continue; /* no lookup: takes its first fragment's decision */
+		if (p->family == 4) {
 			idx4[n4] = (uint8_t)i;
-			ip4[n4++] = fwd_rd32(meta[i].src);
+			__builtin_memcpy(&ip4[n4], p->src, 4);
+			ip4[n4] = rte_be_to_cpu_32(ip4[n4]);
+			n4++;
 		} else {
 			idx6[n6] = (uint8_t)i;
-			memcpy(ip6[n6++], meta[i].src, 16);
+			__builtin_memcpy(ip6[n6++], p->src, 16);
 		}
-		live[nlive++] = (uint8_t)i;
 	}
+	lc->cnt.rx_bytes += rx_bytes;
 
 	/* Stage 2: one bulk longest-prefix lookup per family. */
 	if (n4) {
 		rte_fib_lookup_bulk(g->fib4, ip4, nh4, n4);
 		for (uint16_t j = 0; j < n4; j++)
-			dec[idx4[j]].region = (uint16_t)nh4[j];
+			region[idx4[j]] = (uint16_t)nh4[j];
 	}
 	if (n6) {
 		rte_fib6_lookup_bulk(g->fib6, ip6, nh6, n6);
 		for (uint16_t j = 0; j < n6; j++)
-			dec[idx6[j]].region = (uint16_t)nh6[j];
+			region[idx6[j]] = (uint16_t)nh6[j];
 	}
 
-	/* Stage 3: service, policy, link; first fragments are remembered. */
-	for (uint16_t j = 0; j < nlive; j++) {
-		uint8_t i = live[j];
-		const struct fwd_pkt *p = &meta[i];
-
-		if (later[i])
-			continue;
-		fwd_class_decide_pkt(cls, dec[i].region, p, &dec[i]);
-		/* Content rules before the fragment table: later fragments then
-		 * follow the content verdict of their first fragment too. */
-		if (unlikely(g->content != NULL)) {
-			uint8_t fields = dp_content_scope(g->content, dec[i].region, dec[i].service);
-
-			if (fields) {
-				if (now == 0)
-					now = rte_rdtsc();
-				content_stage(lc, g, pkts[i], p, &dec[i], fields, now);
-			}
-		}
-		if (unlikely(p->frag == FWD_FRAG_FIRST)) {
-			struct dp_frag_key k;
-
-			if (now == 0)
-				now = rte_rdtsc();
-			dp_frag_key_of(p, &k);
-			lc->cnt.evt[FWD_EVT_FRAG_FIRST]++;
-			if (dp_frag_insert(&lc->frag, &k, g->id, &dec[i],
-					   dec[i].link != FWD_LINK_NONE ? g->link_keys[dec[i].link] : 0,
-					   dec[i].mirror != FWD_LINK_NONE ? g->link_keys[dec[i].mirror] : 0,
-					   now))
-				lc->cnt.evt[FWD_EVT_FRAG_EVICTED]++;
-		}
-	}
-
-	/* Stage 3b: later fragments take the decision of their first fragment,
-	 * which may have arrived earlier in this very burst (hence after stage 3). */
-	for (uint16_t j = 0; nlater && j < nlive; j++) {
-		uint8_t i = live[j];
-		struct dp_frag_key k;
-		const struct dp_frag_entry *e;
-
-		if (!later[i])
-			continue;
-		if (now == 0)
-			now = rte_rdtsc();
-		dp_frag_key_of(&meta[i], &k);
-		e = dp_frag_lookup(&lc->frag, &k, now);
-		if (e == NULL) {
-			drop_pkt(lc, pkts[i], FWD_DROP_FRAG_NO_FIRST);
-			pkts[i] = NULL;
-			continue;
-		}
-		dec[i] = e->d;
-		lc->cnt.evt[FWD_EVT_FRAG_FOLLOWED]++;
-		if (unlikely(e->gen != g->id)) {
-			/* Decided by an earlier generation: follow the same link by
-			 * name, if this generation still has it up. Its region,
-			 * service and policy ids mean nothing here: not counted. */
-			uint16_t l = dec[i].drop ? FWD_LINK_NONE : dp_gen_link_by_key(g, e->link_key);
-
-			nostat[i] = 1;
-			lc->cnt.evt[FWD_EVT_FRAG_ACROSS_GEN]++;
-			dec[i].mirror = e->mirror_key ? dp_gen_link_by_key(g, e->mirror_key) : FWD_LINK_NONE;
-			if (!dec[i].drop && (l == FWD_LINK_NONE || !g->table->links[l].up)) {
-				dec[i].drop = 1 + FWD_DROP_NO_LINK;
-				l = FWD_LINK_NONE;
-			}
-			dec[i].link = l;
-		}
-	}
-
-	/* Stage 4: account, TTL, rewrite, stage for TX. */
+	/* Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival
+	 * order (so a first fragment is decided before its later fragments). */
 	for (uint16_t j = 0; j < nlive; j++) {
 		uint8_t i = live[j];
 		struct rte_mbuf *m = pkts[i];
-		const struct fwd_decision *d = &dec[i];
-		uint8_t *ip, *ttl;
+		const struct fwd_pkt *p = &meta[i];
+		const struct dp_link_out *o;
+		struct fwd_decision d;
+		uint8_t *ip;
 
-		if (m == NULL)
-			continue;
-		if (likely(!nostat[i])) {
+		if (likely(p->frag == FWD_FRAG_NONE && !any_content)) {
+			fwd_class_decide_pkt(&cls, region[i], p, &d);
+		} else {
+			int rc = decide_slow(lc, g, m, p, region[i], &d, &now);
+
+			if (rc < 0)
+				continue;
+			if (rc > 0)
+				goto counted;
+		}
+		{
 			uint32_t len = rte_pktmbuf_pkt_len(m);
 
-			gc->region[d->region].pkts++;
-			gc->region[d->region].bytes += len;
-			gc->service[d->service].pkts++;
-			gc->service[d->service].bytes += len;
-			gc->policy[d->policy]++;
+			cnt_region[d.region].pkts++;
+			cnt_region[d.region].bytes += len;
+			cnt_service[d.service].pkts++;
+			cnt_service[d.service].bytes += len;
+			cnt_policy[d.policy]++;
 		}
-		if (d->drop) {
-			if (d->mirror != FWD_LINK_NONE)
-				mirror_pkt(lc, g, m, &meta[i], d->mirror);
-			drop_pkt(lc, m, (enum fwd_drop)(d->drop - 1));
+counted:
+		if (unlikely(d.drop)) {
+			if (d.mirror != FWD_LINK_NONE)
+				mirror_pkt(lc, g, m, p, d.mirror);
+			drop_pkt(lc, m, (enum fwd_drop)(d.drop - 1));
 			continue;
 		}
-		ip = rte_pktmbuf_mtod_offset(m, uint8_t *, meta[i].l2_len);
-		ttl = fwd_ttl_ptr(ip, meta[i].family);
-		if (unlikely(*ttl <= 1)) {
-			drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
-			continue;
-		}
-		if (meta[i].family == 4)
+		ip = rte_pktmbuf_mtod_offset(m, uint8_t *, p->l2_len);
+		if (p->family == 4) {
+			if (unlikely(ip[8] <= 1)) {
+				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
+				continue;
+			}
 			fwd_ipv4_ttl_dec(ip);
-		else
-			(*ttl)--;
-		if (d->mirror != FWD_LINK_NONE)
-			mirror_pkt(lc, g, m, &meta[i], d->mirror);
-		if (unlikely(rewrite_l2(m, meta[i].l2_len, meta[i].family, &g->links[d->link]))) {
+		} else {
+			if (unlikely(ip[7] <= 1)) {
+				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
+				continue;
+			}
+			ip[7]--;
+		}
+		if (unlikely(d.mirror != FWD_LINK_NONE))
+			mirror_pkt(lc, g, m, p, d.mirror);
+		o = &links[d.link];
+		if (unlikely(rewrite_l2(m, p->l2_len, p->family, o))) {
 			drop_pkt(lc, m, FWD_DROP_NO_HEADROOM);
 			continue;
 		}
-		stage_tx(lc, m, &g->links[d->link], d->link, 0);
+		stage_tx(lc, m, o, d.link);
 	}
 
-	/* Stage 5: one TX burst per egress port. */
+	/* Stage 4: one TX burst per egress port. */
 	flush_tx(lc, gc);
 	cnt_close(&lc->cnt);
 }

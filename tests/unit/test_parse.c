@@ -432,6 +432,157 @@ static void test_ttl_decrement_checksum(void **state)
 	}
 }
 
+/* RFC 1624 eqn. 3 taken literally, the reference for fwd_ipv4_ttl_dec(). */
+static uint16_t ttl_dec_eqn3(uint16_t hc, uint16_t old_word, uint16_t new_word)
+{
+	return (uint16_t)~fwd_csum_fold((uint32_t)(uint16_t)~hc + (uint16_t)~old_word + new_word);
+}
+
+/* Every checksum value, including the 0x0000 / 0xffff corner of ones'
+ * complement, against the equation. */
+static void test_ttl_decrement_every_checksum(void **state)
+{
+	static const uint8_t ttls[] = {2, 3, 64, 128, 255};
+	static const uint8_t protos[] = {0, FWD_PROTO_TCP, FWD_PROTO_UDP, 255};
+	uint8_t ip[20] = {0x45};
+
+	(void)state;
+	for (uint32_t hc = 0; hc <= 0xffff; hc++) {
+		for (size_t t = 0; t < sizeof(ttls); t++) {
+			for (size_t q = 0; q < sizeof(protos); q++) {
+				uint16_t old_word = (uint16_t)(ttls[t] << 8 | protos[q]);
+
+				ip[8] = ttls[t];
+				ip[9] = protos[q];
+				pb_u16(ip + 10, (uint16_t)hc);
+				fwd_ipv4_ttl_dec(ip);
+				assert_int_equal(ip[8], ttls[t] - 1);
+				assert_int_equal(ip[9], protos[q]);
+				assert_int_equal(fwd_rd16(ip + 10),
+						 ttl_dec_eqn3((uint16_t)hc, old_word, (uint16_t)(old_word - 0x100)));
+			}
+		}
+	}
+}
+
+static void fix_v4_csum(struct pb *p)
+{
+	uint8_t *ip = p->b + p->l3;
+	size_t hl = (size_t)(ip[0] & 0xf) * 4;
+
+	if (p->l3 + hl > p->len || hl < 20)
+		return;
+	ip[10] = ip[11] = 0;
+	pb_u16(ip + 10, pb_csum(ip, hl));
+}
+
+/* fwd_parse() tries fwd_parse_fast() first. Whatever the fast path accepts
+ * must be exactly what fwd_parse_full() makes of the frame, and the two
+ * entry points must agree on every verdict. Base frames of every shape,
+ * then random byte changes (with the IPv4 checksum made right again half
+ * the time, so mutated headers get past it) and random truncations. */
+static void test_fast_path_equals_full(void **state)
+{
+	struct pb base[12], p;
+	int nbase = 0, fast_hits = 0, fast_misses = 0;
+
+	(void)state;
+	/* IPv4 UDP / TCP / TCP with DF, IPv6 UDP / TCP: the fast path's shapes. */
+	udp4(&base[nbase++], 53);
+	pb_eth(&base[nbase], 0x0800);
+	pb_ipv4(&base[nbase], S4, D4, FWD_PROTO_TCP, 0);
+	pb_ports(&base[nbase], 40000, 443, 20);
+	pb_finish_v4(&base[nbase++]);
+	base[nbase] = base[nbase - 1];
+	base[nbase].b[14 + 6] = 0x40;
+	pb_finish_v4(&base[nbase++]);
+	pb_eth(&base[nbase], 0x86dd);
+	pb_ipv6(&base[nbase], S6, D6, FWD_PROTO_UDP);
+	pb_ports(&base[nbase], 5353, 53, 8);
+	pb_payload(&base[nbase], 12);
+	pb_finish_v6(&base[nbase++]);
+	pb_eth(&base[nbase], 0x86dd);
+	pb_ipv6(&base[nbase], S6, D6, FWD_PROTO_TCP);
+	pb_ports(&base[nbase], 1234, 80, 20);
+	pb_finish_v6(&base[nbase++]);
+	int nfast = nbase;
+	/* Shapes that must leave the fast path: options, VLAN, fragments,
+	 * extension headers, SCTP, ICMP. */
+	pb_eth(&base[nbase], 0x0800);
+	pb_ipv4(&base[nbase], S4, D4, FWD_PROTO_TCP, 8);
+	pb_ports(&base[nbase], 1, 2, 20);
+	pb_finish_v4(&base[nbase++]);
+	pb_eth(&base[nbase], 0x8100);
+	pb_vlan(&base[nbase], 7, 0x0800);
+	pb_ipv4(&base[nbase], S4, D4, FWD_PROTO_UDP, 0);
+	pb_ports(&base[nbase], 1, 2, 8);
+	pb_payload(&base[nbase], 30);
+	pb_finish_v4(&base[nbase++]);
+	pb_eth(&base[nbase], 0x0800);
+	pb_ipv4(&base[nbase], S4, D4, FWD_PROTO_UDP, 0);
+	pb_ports(&base[nbase], 1, 2, 8);
+	pb_payload(&base[nbase], 32);
+	pb_ipv4_frag(&base[nbase], 9, 1, 0);
+	pb_finish_v4(&base[nbase++]);
+	pb_eth(&base[nbase], 0x86dd);
+	pb_ipv6(&base[nbase], S6, D6, 0);
+	pb_ext6(&base[nbase], FWD_PROTO_TCP);
+	pb_ports(&base[nbase], 1, 2, 20);
+	pb_finish_v6(&base[nbase++]);
+	pb_eth(&base[nbase], 0x0800);
+	pb_ipv4(&base[nbase], S4, D4, FWD_PROTO_SCTP, 0);
+	pb_ports(&base[nbase], 1, 2, 12);
+	pb_payload(&base[nbase], 20);
+	pb_finish_v4(&base[nbase++]);
+	pb_eth(&base[nbase], 0x0800);
+	pb_ipv4(&base[nbase], S4, D4, FWD_PROTO_ICMP, 0);
+	pb_payload(&base[nbase], 30);
+	pb_finish_v4(&base[nbase++]);
+
+	srand(11);
+	for (int b = 0; b < nbase; b++) {
+		for (int it = 0; it < 40000; it++) {
+			struct fwd_pkt f, g;
+			int fast, full;
+
+			p = base[b];
+			if (it > 0) {
+				int flips = 1 + rand() % 3;
+
+				for (int k = 0; k < flips; k++) {
+					size_t at = (size_t)rand() % (p.len < 80 ? p.len : 80);
+
+					p.b[at] = (uint8_t)(rand() % 4 ? (unsigned)rand() : p.b[at] ^ (1u << (rand() % 8)));
+				}
+				if (rand() % 2)
+					fix_v4_csum(&p);
+				if (rand() % 4 == 0)
+					p.len = (size_t)rand() % (p.len + 1);
+			}
+			memset(&f, 0xa5, sizeof(f));
+			memset(&g, 0xa5, sizeof(g));
+			fast = fwd_parse_fast(p.b, p.b + p.len, &f);
+			full = fwd_parse_full(p.b, p.b + p.len, &g);
+			if (it == 0)
+				assert_int_equal(fast, b < nfast); /* the base shapes */
+			if (fast) {
+				fast_hits++;
+				assert_int_equal(full, FWD_OK);
+				assert_memory_equal(&f, &g, sizeof(f));
+			} else {
+				fast_misses++;
+			}
+			memset(&f, 0xa5, sizeof(f));
+			assert_int_equal(fwd_parse(p.b, p.b + p.len, &f), full);
+			if (full == FWD_OK)
+				assert_memory_equal(&f, &g, sizeof(f));
+		}
+	}
+	/* Both sides of the fast path were exercised. */
+	assert_true(fast_hits > 1000);
+	assert_true(fast_misses > 1000);
+}
+
 /* The flow hash decides links across boxes: its value for a fixed tuple is
  * part of the contract and must not change by accident. */
 static void test_flow_hash_stable(void **state)
@@ -465,6 +616,8 @@ int main(void)
 		cmocka_unit_test(test_ipv6_fragments),
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_ttl_decrement_checksum),
+		cmocka_unit_test(test_ttl_decrement_every_checksum),
+		cmocka_unit_test(test_fast_path_equals_full),
 		cmocka_unit_test(test_flow_hash_stable),
 	};
 
