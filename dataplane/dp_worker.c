@@ -94,7 +94,6 @@ static inline void stage_tx(struct dp_lcore *lc, struct rte_mbuf *m, const struc
 	} else if (unlikely(s->one_link != link)) {
 		s->one_link = FWD_LINK_NONE;
 	}
-	s->nmirror += (link & DP_TX_MIRROR) != 0;
 	s->m[k] = m;
 	s->link[k] = link;
 	s->len[k] = len;
@@ -172,6 +171,7 @@ static inline void mirror_pkt(struct dp_lcore *lc, const struct dp_gen *g, struc
 		return;
 	}
 	stage_tx(lc, c, &g->links[link], (uint16_t)(link | DP_TX_MIRROR));
+	lc->tx[g->links[link].port_id].nmirror++;
 }
 
 /* A packet in some content rule's scope: a TCP flow already decided takes
@@ -297,9 +297,10 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 	uint32_t ip4[FWD_BURST];
 	uint8_t ip6[FWD_BURST][RTE_FIB6_IPV6_ADDR_SIZE];
 	uint64_t nh4[FWD_BURST], nh6[FWD_BURST];
-	uint16_t region[FWD_BURST];
-	uint8_t idx4[FWD_BURST], idx6[FWD_BURST], live[FWD_BURST];
-	uint16_t n4 = 0, n6 = 0, nlive = 0;
+	uint64_t region[FWD_BURST]; /* FIB next hop (region id) per packet */
+	const uint64_t *nh = region;
+	uint8_t idx4[FWD_BURST], idx6[FWD_BURST];
+	uint16_t n4 = 0, n6 = 0;
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	/* Local copies of the classifier's and the counters' pointers: the
 	 * packet writes below go through uint8_t pointers, which may alias
@@ -333,11 +334,13 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		if (unlikely(rc != FWD_OK)) {
 			/* Headers that continue in a second segment look truncated. */
 			drop_pkt(lc, m, m->nb_segs > 1 ? FWD_DROP_MULTISEG : FWD_ERR_TO_DROP(rc));
+			pkts[i] = NULL;
 			continue;
 		}
-		live[nlive++] = (uint8_t)i;
-		if (unlikely(p->frag == FWD_FRAG_LATER))
-			continue; /* no lookup: takes its first fragment's decision */
+		if (unlikely(p->frag == FWD_FRAG_LATER)) {
+			region[i] = FWD_REGION_UNKNOWN; /* unused: takes its first fragment's decision */
+			continue;
+		}
 		if (p->family == 4) {
 			idx4[n4] = (uint8_t)i;
 			__builtin_memcpy(&ip4[n4], p->src, 4);
@@ -350,33 +353,44 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 	}
 	lc->cnt.rx_bytes += rx_bytes;
 
-	/* Stage 2: one bulk longest-prefix lookup per family. */
+	/* Stage 2: one bulk longest-prefix lookup per family. When the whole
+	 * burst was IPv4 and passed the parser (the usual case), nh4 is already
+	 * in packet order and is read as it is. */
 	if (n4) {
 		rte_fib_lookup_bulk(g->fib4, ip4, nh4, n4);
-		for (uint16_t j = 0; j < n4; j++)
-			region[idx4[j]] = (uint16_t)nh4[j];
+		if (n4 == n) {
+			nh = nh4;
+		} else {
+			for (uint16_t j = 0; j < n4; j++)
+				region[idx4[j]] = nh4[j];
+		}
 	}
 	if (n6) {
 		rte_fib6_lookup_bulk(g->fib6, ip6, nh6, n6);
 		for (uint16_t j = 0; j < n6; j++)
-			region[idx6[j]] = (uint16_t)nh6[j];
+			region[idx6[j]] = nh6[j];
 	}
 
 	/* Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival
 	 * order (so a first fragment is decided before its later fragments). */
-	for (uint16_t j = 0; j < nlive; j++) {
-		uint8_t i = live[j];
+	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
 		const struct fwd_pkt *p = &meta[i];
 		const struct dp_link_out *o;
 		struct fwd_decision d;
 		uint8_t *ip;
 
+		if (unlikely(m == NULL))
+			continue; /* dropped by the parser */
 		if (likely(p->frag == FWD_FRAG_NONE && !any_content)) {
-			fwd_class_decide_pkt(&cls, region[i], p, &d);
+			fwd_class_decide_pkt(&cls, (uint16_t)nh[i], p, &d);
 		} else {
-			int rc = decide_slow(lc, g, m, p, region[i], &d, &now);
+			/* Its own variable: d's address never escapes, so the
+			 * compiler keeps the common path's decision in registers. */
+			struct fwd_decision ds;
+			int rc = decide_slow(lc, g, m, p, (uint16_t)nh[i], &ds, &now);
 
+			d = ds;
 			if (rc < 0)
 				continue;
 			if (rc > 0)

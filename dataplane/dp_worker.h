@@ -76,7 +76,8 @@ int dp_worker_main(void *arg);
 
 /**
  * Process one received burst against generation @g: every mbuf is either
- * transmitted or freed and counted under exactly one drop reason.
+ * transmitted or freed and counted under exactly one drop reason. The
+ * entries of @pkts are overwritten (scratch).
  * Exposed for the in-memory benchmark harness.
  */
 void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,

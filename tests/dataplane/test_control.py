@@ -207,6 +207,10 @@ def test_fragments_follow_across_a_swap(tmp_path):
         node.write_text("ports:\n"
                         "  in0: {device: 'net_af_packet_f0,iface=rff0', ingress: true}\n"
                         "  out0: {device: 'net_af_packet_f1,iface=rfg0'}\n"
+                        # Each send starts a scapy process (a second or more on a
+                        # loaded machine): the default 2 s could expire the first
+                        # fragment's entry before the later ones arrive.
+                        "frag_timeout_ms: 30000\n"
                         f"control_socket: {sock}\n")
         cap = lab.popen_in_ns(["tcpdump", "-U", "-n", "-i", "rfg1", "-w", str(tmp_path / "cap.pcap"),
                                "ip6 and not icmp6"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -244,7 +248,7 @@ def test_fragments_follow_across_a_swap(tmp_path):
     # regionfwd's own counters are exact; the capture (tcpdump on a veth, which
     # can miss frames on a loaded machine) shows where what it saw went.
     s = json.load(open(tmp_path / "s.json"))
-    assert s["links"]["a1"]["packets"] == 3 and s["links"]["b1"]["packets"] == 1, s["links"]
+    assert s["links"]["a1"]["packets"] == 3 and s["links"]["b1"]["packets"] == 1, (s["links"], s["drops"], s["events"], s.get("rx"))
     assert s["events"]["frag_across_gen"] == 2 and s["drops"]["frag_no_first"] == 0
     assert frags_out and {f[Ether].dst for f in frags_out} == {"02:00:00:00:00:a1"}
     new = [f for f in got if f.haslayer(IPv6) and f[IPv6].src == "2001:db8:1::6"]
