@@ -50,6 +50,7 @@ struct fwd_class {
 
 /* What the classifier decided for one packet. */
 struct fwd_decision {
+	uint32_t cell; /* region * nservices + service: the policy matrix index */
 	uint16_t region, service, policy;
 	uint16_t link; /* FWD_LINK_NONE when dropped */
 	uint16_t mirror; /* FWD_LINK_NONE when no mirror */
@@ -79,10 +80,11 @@ static inline uint16_t fwd_class_service(const struct fwd_class *c, uint8_t prot
 /* The tail of a decision once service and policy are known; @hash is used
  * only when the policy steers to a group. */
 static inline void fwd_class_finish(const struct fwd_class *c, uint16_t region, uint16_t service,
-				    uint16_t pid, uint32_t hash, struct fwd_decision *d)
+				    uint32_t cell, uint16_t pid, uint32_t hash, struct fwd_decision *d)
 {
 	const struct fwd_class_policy *p = &c->policies[pid];
 
+	d->cell = cell;
 	d->region = region;
 	d->service = service;
 	d->policy = pid;
@@ -108,9 +110,9 @@ static inline void fwd_class_decide(const struct fwd_class *c, uint16_t region, 
 				    uint16_t dport, uint32_t hash, struct fwd_decision *d)
 {
 	uint16_t service = fwd_class_service(c, proto, dport);
+	uint32_t cell = (uint32_t)region * c->nservices + service;
 
-	fwd_class_finish(c, region, service, c->matrix[(uint32_t)region * c->nservices + service],
-			 hash, d);
+	fwd_class_finish(c, region, service, cell, c->matrix[cell], hash, d);
 }
 
 /**
@@ -121,9 +123,10 @@ static inline void fwd_class_decide_pkt(const struct fwd_class *c, uint16_t regi
 					const struct fwd_pkt *pkt, struct fwd_decision *d)
 {
 	uint16_t service = fwd_class_service(c, pkt->proto, pkt->dport);
-	uint16_t pid = c->matrix[(uint32_t)region * c->nservices + service];
+	uint32_t cell = (uint32_t)region * c->nservices + service;
+	uint16_t pid = c->matrix[cell];
 
-	fwd_class_finish(c, region, service, pid,
+	fwd_class_finish(c, region, service, cell, pid,
 			 c->policies[pid].action == FWD_ACT_GROUP ? fwd_flow_hash(pkt) : 0, d);
 }
 

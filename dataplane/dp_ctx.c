@@ -40,26 +40,61 @@ static void fold_gen(json_t *acc, const struct dp_gen *g)
 	json_t *content = obj_child(acc, "content_rules");
 	char key[80];
 
+	/* Region, service and policy totals over the workers: direct counters
+	 * plus, for tables counted per cell, the cells summed (see dp_gen.h).
+	 * The sums go to the generation's own scratch (callers hold ctx->lock). */
+	uint64_t *reg = g->fold_sum, *svc = reg + 2u * t->nregions, *pol = svc + 2u * t->nservices;
+
+	memset(reg, 0, g->fold_sum_words * sizeof(*reg));
 	for (uint16_t w = 0; w < g->nworkers; w++) {
 		const struct dp_gen_cnt *c = &g->cnt[w];
 
 		for (uint16_t i = 0; i < t->nregions; i++) {
-			json_t *o = obj_child(regions, t->region_names[i]);
-
-			obj_add(o, "packets", __atomic_load_n(&c->region[i].pkts, __ATOMIC_RELAXED));
-			obj_add(o, "bytes", __atomic_load_n(&c->region[i].bytes, __ATOMIC_RELAXED));
+			reg[2 * i] += __atomic_load_n(&c->region[i].pkts, __ATOMIC_RELAXED);
+			reg[2 * i + 1] += __atomic_load_n(&c->region[i].bytes, __ATOMIC_RELAXED);
 		}
 		for (uint16_t i = 0; i < t->nservices; i++) {
-			json_t *o = obj_child(services, t->service_names[i]);
+			svc[2 * i] += __atomic_load_n(&c->service[i].pkts, __ATOMIC_RELAXED);
+			svc[2 * i + 1] += __atomic_load_n(&c->service[i].bytes, __ATOMIC_RELAXED);
+		}
+		for (uint32_t i = 0; i < t->npolicies; i++)
+			pol[i] += __atomic_load_n(&c->policy[i], __ATOMIC_RELAXED);
+		if (c->cell == NULL)
+			continue;
+		for (uint32_t r = 0; r < t->nregions; r++) {
+			for (uint32_t sv = 0; sv < t->nservices; sv++) {
+				uint32_t cell = r * t->nservices + sv;
+				uint64_t pk = __atomic_load_n(&c->cell[cell].pkts, __ATOMIC_RELAXED);
+				uint64_t by = __atomic_load_n(&c->cell[cell].bytes, __ATOMIC_RELAXED);
 
-			obj_add(o, "packets", __atomic_load_n(&c->service[i].pkts, __ATOMIC_RELAXED));
-			obj_add(o, "bytes", __atomic_load_n(&c->service[i].bytes, __ATOMIC_RELAXED));
+				reg[2 * r] += pk;
+				reg[2 * r + 1] += by;
+				svc[2 * sv] += pk;
+				svc[2 * sv + 1] += by;
+				pol[g->cls->matrix[cell]] += pk;
+			}
 		}
-		for (uint32_t i = 0; i < t->npolicies; i++) {
-			fwd_table_policy_key(t, i, key, sizeof(key));
-			obj_add(obj_child(policies, key), "packets",
-				__atomic_load_n(&c->policy[i], __ATOMIC_RELAXED));
-		}
+	}
+	for (uint16_t i = 0; i < t->nregions; i++) {
+		json_t *o = obj_child(regions, t->region_names[i]);
+
+		obj_add(o, "packets", reg[2 * i]);
+		obj_add(o, "bytes", reg[2 * i + 1]);
+	}
+	for (uint16_t i = 0; i < t->nservices; i++) {
+		json_t *o = obj_child(services, t->service_names[i]);
+
+		obj_add(o, "packets", svc[2 * i]);
+		obj_add(o, "bytes", svc[2 * i + 1]);
+	}
+	for (uint32_t i = 0; i < t->npolicies; i++) {
+		fwd_table_policy_key(t, i, key, sizeof(key));
+		obj_add(obj_child(policies, key), "packets", pol[i]);
+	}
+
+	for (uint16_t w = 0; w < g->nworkers; w++) {
+		const struct dp_gen_cnt *c = &g->cnt[w];
+
 		for (uint16_t i = 0; i < t->nlinks; i++) {
 			json_t *l = obj_child(links, t->links[i].name);
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -202,14 +203,18 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 static int build_counters(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
+	uint64_t cells = (uint64_t)t->nregions * t->nservices;
+	size_t ncell = cells <= DP_CELL_COUNTERS_MAX ? (size_t)cells : 0;
 	size_t per = 2u * t->nregions + 2u * t->nservices + t->npolicies + 2u * t->nlinks +
-		     2u * t->ncontent; /* uint64_t words */
+		     2u * t->ncontent + 2u * ncell; /* uint64_t words */
 	size_t stride = RTE_ALIGN_CEIL(per * sizeof(uint64_t), RTE_CACHE_LINE_SIZE);
 	uint8_t *mem;
 
 	g->cnt_mem = rte_zmalloc("dp_gen_cnt", stride * g->nworkers + RTE_CACHE_LINE_SIZE,
 				 RTE_CACHE_LINE_SIZE);
-	if (g->cnt_mem == NULL)
+	g->fold_sum_words = 2u * t->nregions + 2u * t->nservices + t->npolicies;
+	g->fold_sum = calloc(g->fold_sum_words, sizeof(*g->fold_sum));
+	if (g->cnt_mem == NULL || g->fold_sum == NULL)
 		return fwd_err_set(err, t->source, 0, "", "out of memory for counters");
 	mem = g->cnt_mem;
 	for (uint16_t w = 0; w < g->nworkers; w++) {
@@ -222,6 +227,7 @@ static int build_counters(struct dp_gen *g, struct fwd_err *err)
 		c->policy = p + 2u * t->nregions + 2u * t->nservices + 2u * t->nlinks;
 		c->content_match = c->policy + t->npolicies;
 		c->content_flow = c->content_match + t->ncontent;
+		c->cell = ncell ? (struct dp_pb *)(c->content_flow + t->ncontent) : NULL;
 	}
 	return 0;
 }
@@ -270,6 +276,7 @@ void dp_gen_free(struct dp_gen *g)
 	if (g == NULL)
 		return;
 	rte_free(g->cnt_mem);
+	free(g->fold_sum);
 	dp_content_free(g->content);
 	rte_fib6_free(g->fib6);
 	rte_fib_free(g->fib4);

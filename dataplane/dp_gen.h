@@ -44,8 +44,18 @@ struct dp_pb {
 	uint64_t pkts, bytes;
 };
 
-/* Per-worker hit counters of one generation, indexed by the table's ids. */
+/* Tables with at most this many (region, service) cells count per cell. */
+#define DP_CELL_COUNTERS_MAX 65536u
+
+/* Per-worker hit counters of one generation, indexed by the table's ids.
+ * When the table has at most DP_CELL_COUNTERS_MAX (region, service) cells,
+ * the fast path counts one packet/byte pair per cell instead of three
+ * counters (region, service, policy): readers derive those by summing the
+ * cells, a cell's policy being fixed for the generation (the classifier's
+ * matrix). Larger tables count region, service and policy directly. Readers
+ * add both forms; the unused one stays zero. */
 struct dp_gen_cnt {
+	struct dp_pb *cell; /* nregions x nservices, or NULL */
 	struct dp_pb *region, *service, *link;
 	uint64_t *policy;
 	uint64_t *content_match; /* per content rule: packets whose scan matched it */
@@ -71,6 +81,8 @@ struct dp_gen {
 	uint64_t fib_bytes; /* tbl24 + tbl8 of both FIBs (RIBs not included) */
 	uint16_t nworkers;
 	void *cnt_mem;
+	uint64_t *fold_sum; /* readers' scratch for region/service/policy sums */
+	size_t fold_sum_words;
 	struct dp_gen_cnt cnt[DP_MAX_WORKERS];
 };
 

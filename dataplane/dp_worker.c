@@ -84,20 +84,13 @@ static inline void stage_tx(struct dp_lcore *lc, struct rte_mbuf *m, const struc
 			    uint16_t link)
 {
 	struct dp_txq_stage *s = &lc->tx[o->port_id];
-	uint32_t len = rte_pktmbuf_pkt_len(m);
 	uint16_t k = s->n;
 
-	if (k == 0) {
+	if (k == 0)
 		lc->dirty[lc->ndirty++] = o->port_id;
-		s->one_link = link;
-		s->bytes = 0;
-	} else if (unlikely(s->one_link != link)) {
-		s->one_link = FWD_LINK_NONE;
-	}
 	s->m[k] = m;
 	s->link[k] = link;
-	s->len[k] = len;
-	s->bytes += len;
+	s->len[k] = rte_pktmbuf_pkt_len(m);
 	s->n = (uint16_t)(k + 1);
 }
 
@@ -136,17 +129,16 @@ static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
 		uint16_t sent = rte_eth_tx_burst(port, lc->idx, s->m, s->n);
 
 		if (likely(sent == s->n && s->nmirror == 0)) {
-			lc->cnt.tx += sent;
-			lc->cnt.tx_bytes += s->bytes;
-			if (s->one_link != FWD_LINK_NONE) {
-				gc->link[s->one_link].pkts += sent;
-				gc->link[s->one_link].bytes += s->bytes;
-			} else {
-				for (uint16_t k = 0; k < sent; k++) {
-					gc->link[s->link[k]].pkts++;
-					gc->link[s->link[k]].bytes += s->len[k];
-				}
+			struct dp_pb *cnt_link = gc->link;
+			uint64_t bytes = 0;
+
+			for (uint16_t k = 0; k < sent; k++) {
+				cnt_link[s->link[k]].pkts++;
+				cnt_link[s->link[k]].bytes += s->len[k];
+				bytes += s->len[k];
 			}
+			lc->cnt.tx += sent;
+			lc->cnt.tx_bytes += bytes;
 		} else {
 			flush_tx_slow(lc, gc, s, sent);
 		}
@@ -227,8 +219,8 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 	}
 }
 
-/* The decision for a packet off the common path: a fragment, or any packet
- * while the generation has content rules. First fragments are remembered;
+/* The decision for a fragment (the common path handles everything else).
+ * First fragments are remembered;
  * later fragments take the decision of their first fragment, which precedes
  * them in arrival order and so is already in the table even when it came in
  * this very burst.
@@ -290,6 +282,152 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 	return 0;
 }
 
+/*
+ * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
+ * a first fragment is decided before its later fragments). Always inlined
+ * twice: with @plain4 set when stage 1 found every packet of the burst to be
+ * untagged IPv4 without options, not a fragment, TCP or UDP (the usual
+ * burst), so those tests fold away; and without, for everything else.
+ */
+static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
+					struct rte_mbuf **pkts, const struct fwd_pkt *meta,
+					const uint64_t *nh, uint16_t n, const int plain4)
+{
+	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
+	/* Local copies of the classifier's and the counters' pointers: the
+	 * packet writes below go through uint8_t pointers, which may alias
+	 * anything, so fields read through g->cls or gc would be reloaded for
+	 * every packet. Locals whose address never escapes cannot be aliased. */
+	const struct fwd_class cls = *g->cls;
+	struct dp_pb *const cnt_cell = gc->cell;
+	struct dp_pb *const cnt_region = gc->region, *const cnt_service = gc->service;
+	uint64_t *const cnt_policy = gc->policy;
+	const struct dp_link_out *const links = g->links;
+	/* Fragments leave the common path (decide_slow); content rules are a
+	 * branch on it. */
+	const int any_content = g->content != NULL;
+	uint64_t now = 0;
+	/* The stage of the previous packet's egress port, with its fill count
+	 * in a register: most bursts leave by one port, so most packets are
+	 * staged without stage_tx()'s load and store of the count. The count is
+	 * written back before anything else stages (a port change, mirror
+	 * copies) and at the end. */
+	struct dp_txq_stage *cs = NULL;
+	uint16_t cport = UINT16_MAX, cn = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+		const struct fwd_pkt *p = &meta[i];
+		const uint8_t family = plain4 ? 4 : p->family;
+		const uint16_t l2_len = plain4 ? 14 : p->l2_len;
+		const struct dp_link_out *o;
+		struct fwd_decision d;
+		uint32_t len;
+		uint8_t *ip;
+
+		if (!plain4 && unlikely(m == NULL))
+			continue; /* dropped by the parser */
+		len = rte_pktmbuf_pkt_len(m);
+		if (plain4 || likely(p->frag == FWD_FRAG_NONE)) {
+			fwd_class_decide_pkt(&cls, (uint16_t)nh[i], p, &d);
+			/* Traffic outside every content rule's scope pays this one
+			 * byte load when the table has content rules, else nothing. */
+			if (unlikely(any_content)) {
+				uint8_t fields = dp_content_scope(g->content, d.region, d.service);
+
+				if (fields) {
+					struct fwd_decision dc = d;
+
+					if (now == 0)
+						now = rte_rdtsc();
+					content_stage(lc, g, m, p, &dc, fields, now);
+					d = dc;
+				}
+			}
+		} else {
+			/* Its own variable: d's address never escapes, so the
+			 * compiler keeps the common path's decision in registers. */
+			struct fwd_decision ds;
+			int rc = decide_slow(lc, g, m, p, (uint16_t)nh[i], &ds, &now);
+
+			d = ds;
+			if (rc < 0)
+				continue;
+			if (rc > 0)
+				goto counted;
+		}
+		if (likely(cnt_cell != NULL)) { /* one pair per (region, service), dp_gen.h */
+			struct dp_pb *c = &cnt_cell[d.cell];
+
+			c->pkts++;
+			c->bytes += len;
+		} else {
+			cnt_region[d.region].pkts++;
+			cnt_region[d.region].bytes += len;
+			cnt_service[d.service].pkts++;
+			cnt_service[d.service].bytes += len;
+			cnt_policy[d.policy]++;
+		}
+counted:
+		if (unlikely(d.drop)) {
+			if (d.mirror != FWD_LINK_NONE) {
+				if (cs != NULL)
+					cs->n = cn;
+				mirror_pkt(lc, g, m, p, d.mirror);
+				if (cs != NULL)
+					cn = cs->n;
+			}
+			drop_pkt(lc, m, (enum fwd_drop)(d.drop - 1));
+			continue;
+		}
+		ip = rte_pktmbuf_mtod_offset(m, uint8_t *, l2_len);
+		if (family == 4) {
+			if (unlikely(ip[8] <= 1)) {
+				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
+				continue;
+			}
+			fwd_ipv4_ttl_dec(ip);
+		} else {
+			if (unlikely(ip[7] <= 1)) {
+				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
+				continue;
+			}
+			ip[7]--;
+		}
+		if (unlikely(d.mirror != FWD_LINK_NONE)) {
+			if (cs != NULL)
+				cs->n = cn;
+			mirror_pkt(lc, g, m, p, d.mirror);
+			if (cs != NULL)
+				cn = cs->n;
+		}
+		o = &links[d.link];
+		if (likely(l2_len == 14 && o->hdr_len == 14)) {
+			/* rewrite_l2()'s usual case, with the family's branch above
+			 * already taken: ip - 14 is the frame's start. */
+			memcpy(ip - 14, o->hdr[family == 6], 14);
+		} else if (unlikely(rewrite_l2(m, l2_len, family, o))) {
+			drop_pkt(lc, m, FWD_DROP_NO_HEADROOM);
+			continue;
+		}
+		if (likely(o->port_id == cport)) {
+			cs->m[cn] = m;
+			cs->link[cn] = d.link;
+			cs->len[cn] = len;
+			cn++;
+		} else {
+			if (cs != NULL)
+				cs->n = cn;
+			stage_tx(lc, m, o, d.link);
+			cport = o->port_id;
+			cs = &lc->tx[cport];
+			cn = cs->n;
+		}
+	}
+	if (cs != NULL)
+		cs->n = cn;
+}
+
 void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,
 		     uint16_t n)
 {
@@ -301,18 +439,8 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 	const uint64_t *nh = region;
 	uint8_t idx4[FWD_BURST], idx6[FWD_BURST];
 	uint16_t n4 = 0, n6 = 0;
-	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
-	/* Local copies of the classifier's and the counters' pointers: the
-	 * packet writes below go through uint8_t pointers, which may alias
-	 * anything, so fields read through g->cls or gc would be reloaded for
-	 * every packet. Locals whose address never escapes cannot be aliased. */
-	const struct fwd_class cls = *g->cls;
-	struct dp_pb *const cnt_region = gc->region, *const cnt_service = gc->service;
-	uint64_t *const cnt_policy = gc->policy;
-	const struct dp_link_out *const links = g->links;
-	/* Fragments and content rules leave the common path (decide_slow). */
-	const int any_content = g->content != NULL;
-	uint64_t rx_bytes = 0, now = 0;
+	uint16_t nfast = 0; /* packets fwd_parse_fast() took */
+	uint64_t rx_bytes = 0;
 
 	cnt_open(&lc->cnt);
 	lc->cnt.rx += n;
@@ -330,7 +458,13 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		if (i + PREFETCH_AHEAD < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
 		rx_bytes += rte_pktmbuf_pkt_len(m);
-		rc = fwd_parse(d, d + rte_pktmbuf_data_len(m), p);
+		/* fwd_parse() in two steps, to know which bursts are all plain. */
+		if (likely(fwd_parse_fast(d, d + rte_pktmbuf_data_len(m), p))) {
+			rc = FWD_OK;
+			nfast++;
+		} else {
+			rc = fwd_parse_full(d, d + rte_pktmbuf_data_len(m), p);
+		}
 		if (unlikely(rc != FWD_OK)) {
 			/* Headers that continue in a second segment look truncated. */
 			drop_pkt(lc, m, m->nb_segs > 1 ? FWD_DROP_MULTISEG : FWD_ERR_TO_DROP(rc));
@@ -371,73 +505,13 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 			region[idx6[j]] = nh6[j];
 	}
 
-	/* Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival
-	 * order (so a first fragment is decided before its later fragments). */
-	for (uint16_t i = 0; i < n; i++) {
-		struct rte_mbuf *m = pkts[i];
-		const struct fwd_pkt *p = &meta[i];
-		const struct dp_link_out *o;
-		struct fwd_decision d;
-		uint8_t *ip;
-
-		if (unlikely(m == NULL))
-			continue; /* dropped by the parser */
-		if (likely(p->frag == FWD_FRAG_NONE && !any_content)) {
-			fwd_class_decide_pkt(&cls, (uint16_t)nh[i], p, &d);
-		} else {
-			/* Its own variable: d's address never escapes, so the
-			 * compiler keeps the common path's decision in registers. */
-			struct fwd_decision ds;
-			int rc = decide_slow(lc, g, m, p, (uint16_t)nh[i], &ds, &now);
-
-			d = ds;
-			if (rc < 0)
-				continue;
-			if (rc > 0)
-				goto counted;
-		}
-		{
-			uint32_t len = rte_pktmbuf_pkt_len(m);
-
-			cnt_region[d.region].pkts++;
-			cnt_region[d.region].bytes += len;
-			cnt_service[d.service].pkts++;
-			cnt_service[d.service].bytes += len;
-			cnt_policy[d.policy]++;
-		}
-counted:
-		if (unlikely(d.drop)) {
-			if (d.mirror != FWD_LINK_NONE)
-				mirror_pkt(lc, g, m, p, d.mirror);
-			drop_pkt(lc, m, (enum fwd_drop)(d.drop - 1));
-			continue;
-		}
-		ip = rte_pktmbuf_mtod_offset(m, uint8_t *, p->l2_len);
-		if (p->family == 4) {
-			if (unlikely(ip[8] <= 1)) {
-				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
-				continue;
-			}
-			fwd_ipv4_ttl_dec(ip);
-		} else {
-			if (unlikely(ip[7] <= 1)) {
-				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
-				continue;
-			}
-			ip[7]--;
-		}
-		if (unlikely(d.mirror != FWD_LINK_NONE))
-			mirror_pkt(lc, g, m, p, d.mirror);
-		o = &links[d.link];
-		if (unlikely(rewrite_l2(m, p->l2_len, p->family, o))) {
-			drop_pkt(lc, m, FWD_DROP_NO_HEADROOM);
-			continue;
-		}
-		stage_tx(lc, m, o, d.link);
-	}
+	if (nfast == n && n4 == n) /* nh == nh4 then */
+		stage3(lc, g, pkts, meta, nh, n, 1);
+	else
+		stage3(lc, g, pkts, meta, nh, n, 0);
 
 	/* Stage 4: one TX burst per egress port. */
-	flush_tx(lc, gc);
+	flush_tx(lc, (struct dp_gen_cnt *)&g->cnt[lc->idx]);
 	cnt_close(&lc->cnt);
 }
 

@@ -37,14 +37,11 @@ struct dp_counters {
 #define DP_TX_MIRROR 0x8000u
 
 /* Packets staged for one egress port during a burst. The usual burst sends
- * everything and has no mirror copies: then flush adds the stage's totals
- * (and, when one link took it all, that link's) instead of going packet by
- * packet through mirror and short-send handling. */
+ * everything and has no mirror copies: then flush only adds up links and
+ * bytes, without the mirror and short-send handling. */
 struct dp_txq_stage {
 	uint16_t n;
 	uint16_t nmirror; /* mirror copies among the n */
-	uint16_t one_link; /* the link of every staged packet, or FWD_LINK_NONE if mixed */
-	uint32_t bytes; /* sum of len[] */
 	struct rte_mbuf *m[2 * FWD_BURST]; /* a burst plus its mirror copies */
 	uint16_t link[2 * FWD_BURST]; /* link id, | DP_TX_MIRROR on mirror copies */
 	uint32_t len[2 * FWD_BURST]; /* pkt_len: a sent mbuf may not be read again */
