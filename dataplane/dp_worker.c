@@ -94,9 +94,9 @@ static inline void stage_tx(struct dp_lcore *lc, struct rte_mbuf *m, const struc
 	s->n = (uint16_t)(k + 1);
 }
 
-/* A stage with mirror copies, more than one link or a short send: account
- * packet by packet. Unsent originals are dropped as tx_full, unsent copies
- * counted as mirror_fail. */
+/* A stage with mirror copies or a short send: account packet by packet.
+ * Unsent originals are dropped as tx_full, unsent copies counted as
+ * mirror_fail. */
 static __rte_noinline void flush_tx_slow(struct dp_lcore *lc, struct dp_gen_cnt *gc,
 					 struct dp_txq_stage *s, uint16_t sent)
 {
@@ -220,10 +220,9 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 }
 
 /* The decision for a fragment (the common path handles everything else).
- * First fragments are remembered;
- * later fragments take the decision of their first fragment, which precedes
- * them in arrival order and so is already in the table even when it came in
- * this very burst.
+ * First fragments are remembered; later fragments take the decision of
+ * their first fragment, which precedes them in arrival order and so is
+ * already in the table even when it came in this very burst.
  * @return 0 decided (counted as usual), 1 decided but not counted per
  *         region/service/policy, -1 dropped and freed here */
 static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *g,
