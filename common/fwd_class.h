@@ -116,18 +116,27 @@ static inline void fwd_class_decide(const struct fwd_class *c, uint16_t region, 
 }
 
 /**
- * fwd_class_decide() for a parsed packet: the 5-tuple hash is computed only
- * when the policy steers to a group, the one case that needs it.
+ * fwd_class_finish() for a parsed packet whose service, cell and policy are
+ * known (the fast path looks those up for a whole burst first): the 5-tuple
+ * hash is computed only when the policy steers to a group, the one case
+ * that needs it.
  */
+static inline void fwd_class_finish_pkt(const struct fwd_class *c, uint16_t region,
+					uint16_t service, uint32_t cell, uint16_t pid,
+					const struct fwd_pkt *pkt, struct fwd_decision *d)
+{
+	fwd_class_finish(c, region, service, cell, pid,
+			 c->policies[pid].action == FWD_ACT_GROUP ? fwd_flow_hash(pkt) : 0, d);
+}
+
+/** fwd_class_decide() for a parsed packet. */
 static inline void fwd_class_decide_pkt(const struct fwd_class *c, uint16_t region,
 					const struct fwd_pkt *pkt, struct fwd_decision *d)
 {
 	uint16_t service = fwd_class_service(c, pkt->proto, pkt->dport);
 	uint32_t cell = (uint32_t)region * c->nservices + service;
-	uint16_t pid = c->matrix[cell];
 
-	fwd_class_finish(c, region, service, cell, pid,
-			 c->policies[pid].action == FWD_ACT_GROUP ? fwd_flow_hash(pkt) : 0, d);
+	fwd_class_finish_pkt(c, region, service, cell, c->matrix[cell], pkt, d);
 }
 
 /**

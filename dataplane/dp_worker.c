@@ -129,14 +129,29 @@ static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
 		uint16_t sent = rte_eth_tx_burst(port, lc->idx, s->m, s->n);
 
 		if (likely(sent == s->n && s->nmirror == 0)) {
+			/* Per-link sums over runs of one link, kept in registers:
+			 * incrementing the link's counters in memory per packet
+			 * would chain every packet through a store and its
+			 * reload, and a stage usually holds one link. */
 			struct dp_pb *cnt_link = gc->link;
-			uint64_t bytes = 0;
+			uint16_t link = s->link[0];
+			uint64_t bytes = 0, run_bytes = 0;
+			uint32_t run_start = 0;
 
 			for (uint16_t k = 0; k < sent; k++) {
-				cnt_link[s->link[k]].pkts++;
-				cnt_link[s->link[k]].bytes += s->len[k];
-				bytes += s->len[k];
+				if (unlikely(s->link[k] != link)) {
+					cnt_link[link].pkts += k - run_start;
+					cnt_link[link].bytes += run_bytes;
+					bytes += run_bytes;
+					link = s->link[k];
+					run_start = k;
+					run_bytes = 0;
+				}
+				run_bytes += s->len[k];
 			}
+			cnt_link[link].pkts += sent - run_start;
+			cnt_link[link].bytes += run_bytes;
+			bytes += run_bytes;
 			lc->cnt.tx += sent;
 			lc->cnt.tx_bytes += bytes;
 		} else {
@@ -313,6 +328,28 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 	 * copies) and at the end. */
 	struct dp_txq_stage *cs = NULL;
 	uint16_t cport = UINT16_MAX, cn = 0;
+	uint32_t cell[FWD_BURST];
+	uint16_t svc[FWD_BURST], pid[FWD_BURST];
+
+	/* Bulk classification: service, matrix cell and policy of every packet
+	 * first, in a loop short enough for the CPU to keep the loads of many
+	 * packets in flight (the port, matrix and counter tables of a big table
+	 * do not fit in L1); the counter cells are prefetched for the pass below. */
+	for (uint16_t i = 0; i < n; i++) {
+		const struct fwd_pkt *p = &meta[i];
+		uint16_t s;
+		uint32_t c;
+
+		if (!plain4 && unlikely(pkts[i] == NULL))
+			continue;
+		s = fwd_class_service(&cls, p->proto, p->dport);
+		c = (uint32_t)(uint16_t)nh[i] * cls.nservices + s;
+		svc[i] = s;
+		cell[i] = c;
+		pid[i] = cls.matrix[c];
+		if (likely(cnt_cell != NULL))
+			rte_prefetch0(&cnt_cell[c]);
+	}
 
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *m = pkts[i];
@@ -328,7 +365,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 			continue; /* dropped by the parser */
 		len = rte_pktmbuf_pkt_len(m);
 		if (plain4 || likely(p->frag == FWD_FRAG_NONE)) {
-			fwd_class_decide_pkt(&cls, (uint16_t)nh[i], p, &d);
+			fwd_class_finish_pkt(&cls, (uint16_t)nh[i], svc[i], cell[i], pid[i], p, &d);
 			/* Traffic outside every content rule's scope pays this one
 			 * byte load when the table has content rules, else nothing. */
 			if (unlikely(any_content)) {
