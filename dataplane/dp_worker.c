@@ -440,12 +440,16 @@ counted:
 		o = &links[d.link];
 		if (likely(l2_len == 14 && o->hdr_len == 14)) {
 			/* rewrite_l2()'s usual case, with the family's branch above
-			 * already taken: ip - 14 is the frame's start. */
+			 * already taken: ip - 14 is the frame's start. The length
+			 * stays as received. */
 			memcpy(ip - 14, o->hdr[family == 6], 14);
 		} else if (unlikely(rewrite_l2(m, l2_len, family, o))) {
 			drop_pkt(lc, m, FWD_DROP_NO_HEADROOM);
 			continue;
+		} else {
+			len = rte_pktmbuf_pkt_len(m); /* tags pushed or popped */
 		}
+		/* From here len is the frame as it leaves: link and tx bytes. */
 		if (likely(o->port_id == cport)) {
 			cs->m[cn] = m;
 			cs->link[cn] = d.link;

@@ -127,6 +127,7 @@ def test_lpm_edges_policies_and_rewrite(tmp_path):
             assert t not in by_tag, "a packet left twice"
             by_tag[t] = (port, f)
     links = collections.Counter()
+    link_bytes = collections.Counter()  # frames as they left (after the L2 rewrite)
     regions = collections.Counter()
     drops = collections.Counter()
     for i, (p, e) in enumerate(zip(pkts, expect)):
@@ -140,13 +141,18 @@ def test_lpm_edges_policies_and_rewrite(tmp_path):
         link = check_frame(f, p, port)
         assert link in e.links, f"packet {i}: left on {link}, expected {e}"
         links[link] += 1
+        link_bytes[link] += len(raw(f))
     s = run.stats
     assert s["packets"]["rx"] == len(pkts)
     assert s["packets"]["tx"] == len(by_tag)
+    assert s["packets"]["tx_bytes"] == sum(len(raw(f)) for _, f in by_tag.values())
     assert s["packets"]["rx"] == s["packets"]["tx"] + s["packets"]["dropped"]
     assert run.drops() == dict(drops)
     for name in REF.links:
+        # Many links share a port, so one TX burst mixes links: each must
+        # get exactly its own packets and bytes.
         assert s["links"][name]["packets"] == links[name], name
+        assert s["links"][name]["bytes"] == link_bytes[name], name
     for name, n in regions.items():
         assert s["regions"][name]["packets"] == n, name
     assert "rx = tx + dropped: holds" in run.stdout
