@@ -129,29 +129,29 @@ static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
 		uint16_t sent = rte_eth_tx_burst(port, lc->idx, s->m, s->n);
 
 		if (likely(sent == s->n && s->nmirror == 0)) {
-			/* Per-link sums over runs of one link, kept in registers:
-			 * incrementing the link's counters in memory per packet
-			 * would chain every packet through a store and its
-			 * reload, and a stage usually holds one link. */
+			/* A stage that holds one link (the usual case) is summed in
+			 * registers: incrementing the link's counters in memory per
+			 * packet would chain every packet through a store and its
+			 * reload. A stage of mixed links is counted per packet; its
+			 * increments mostly hit different links. */
 			struct dp_pb *cnt_link = gc->link;
-			uint16_t link = s->link[0];
-			uint64_t bytes = 0, run_bytes = 0;
-			uint32_t run_start = 0;
+			const uint16_t link0 = s->link[0];
+			uint16_t mixed = 0;
+			uint64_t bytes = 0;
 
 			for (uint16_t k = 0; k < sent; k++) {
-				if (unlikely(s->link[k] != link)) {
-					cnt_link[link].pkts += k - run_start;
-					cnt_link[link].bytes += run_bytes;
-					bytes += run_bytes;
-					link = s->link[k];
-					run_start = k;
-					run_bytes = 0;
-				}
-				run_bytes += s->len[k];
+				mixed |= s->link[k] ^ link0;
+				bytes += s->len[k];
 			}
-			cnt_link[link].pkts += sent - run_start;
-			cnt_link[link].bytes += run_bytes;
-			bytes += run_bytes;
+			if (likely(mixed == 0)) {
+				cnt_link[link0].pkts += sent;
+				cnt_link[link0].bytes += bytes;
+			} else {
+				for (uint16_t k = 0; k < sent; k++) {
+					cnt_link[s->link[k]].pkts++;
+					cnt_link[s->link[k]].bytes += s->len[k];
+				}
+			}
 			lc->cnt.tx += sent;
 			lc->cnt.tx_bytes += bytes;
 		} else {

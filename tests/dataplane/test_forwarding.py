@@ -411,3 +411,41 @@ def test_region_service_policy_counters(tmp_path, nregions, nservices):
                     got[(name, field)] = c[field]
         assert got == want[kind], kind
     assert s["packets"]["dropped"] == want["policies"][("r3/s3", "packets")]
+
+
+@pytest.mark.parametrize("run_len", [0, 1, 5])
+def test_link_counters_per_tx_burst(tmp_path, run_len):
+    """Link and tx counters for the two ways a sent TX burst is accounted:
+    one link for the whole burst (summed at once; run_len 0: every packet
+    on link a) and mixed links (run_len 1: alternating a/b, 5: runs of
+    five). Packets and bytes per link must match the frames captured."""
+    doc = {"version": 1,
+           "regions": {"r": {"prefixes": ["10.0.0.0/8"]}},
+           "services": {"s": ["udp/1000"]},
+           "links": {"a": {"port": "out0", "next_hop_mac": "02:00:00:00:00:0a"},
+                     "b": {"port": "out0", "next_hop_mac": "02:00:00:00:00:0b", "vlan": 7}},
+           "policies": [{"region": "r", "service": "s", "action": "steer", "to": "b"}],
+           "default": {"action": "steer", "to": "a"}}
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps(doc))
+    rng = random.Random(run_len)
+    pkts = []
+    for i in range(200):
+        to_b = run_len and (i // run_len) % 2 == 1
+        p = Ether(dst="02:00:00:00:00:99") / IP(src="10.1.2.3", dst="198.51.100.1") / \
+            UDP(sport=4000 + i, dport=1000 if to_b else 2000) / Raw(b"y" * rng.randrange(0, 300))
+        pkts.append(p)
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0"], f"dp-lnk{run_len}")
+    assert run.rc == 0, run.stderr
+    want = collections.Counter()
+    for f in run.outputs["out0"]:
+        link = "b" if f.haslayer(Dot1Q) else "a"
+        want[(link, "packets")] += 1
+        want[(link, "bytes")] += len(raw(f))
+    assert sum(v for (_, k), v in want.items() if k == "packets") == len(pkts)
+    s = run.stats
+    for link in ("a", "b"):
+        assert s["links"][link]["packets"] == want[(link, "packets")], link
+        assert s["links"][link]["bytes"] == want[(link, "bytes")], link
+    assert s["packets"]["tx"] == len(pkts)
+    assert s["packets"]["tx_bytes"] == sum(len(raw(f)) for f in run.outputs["out0"])
