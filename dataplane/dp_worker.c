@@ -579,8 +579,6 @@ int dp_worker_main(void *arg)
 			if (n == 0)
 				continue;
 			dp_worker_burst(lc, g, pkts, n);
-			/* Relaxed: a hint for --idle-exit, no ordering needed. */
-			__atomic_store_n(&lc->last_rx_tsc, rte_rdtsc(), __ATOMIC_RELAXED);
 		}
 		/* This worker holds no generation pointer past this point. */
 		rte_rcu_qsbr_quiescent(ctx->qsv, lc->idx);

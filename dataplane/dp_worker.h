@@ -58,7 +58,6 @@ struct dp_lcore {
 		uint16_t port, queue;
 	} rx[DP_MAX_PORTS];
 	uint64_t gen_seen;
-	uint64_t last_rx_tsc; /* read by the control thread for --idle-exit */
 	struct dp_frag_table frag;
 	void *frag_mem;
 	struct dp_flow_table flow; /* TCP flows decided by a content rule */

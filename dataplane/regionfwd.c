@@ -193,7 +193,6 @@ static int setup_workers(struct dp_ctx *ctx)
 		l->lcore_id = lc;
 		l->idx = w;
 		l->gen_seen = UINT64_MAX;
-		l->last_rx_tsc = rte_rdtsc();
 		l->frag_mem = rte_zmalloc_socket("dp_frag", frag_bytes, RTE_CACHE_LINE_SIZE, socket);
 		if (l->frag_mem == NULL)
 			return -ENOMEM;
@@ -213,14 +212,31 @@ static int setup_workers(struct dp_ctx *ctx)
 	return 0;
 }
 
-static int workers_idle(const struct dp_ctx *ctx, uint64_t idle_ms)
+/* --idle-exit: every worker's rx count unchanged for idle_ms. The control
+ * thread remembers each count and when it last moved, so the workers pay
+ * nothing for the option. */
+struct idle_watch {
+	uint64_t rx; /* the worker's rx count when last seen */
+	uint64_t since; /* TSC when that count was first seen */
+};
+
+static int workers_idle(const struct dp_ctx *ctx, struct idle_watch *iw, uint64_t idle_ms)
 {
 	uint64_t now = rte_rdtsc(), limit = rte_get_tsc_hz() / 1000 * idle_ms;
+	int idle = 1;
 
-	for (uint16_t w = 0; w < ctx->nworkers; w++)
-		if (now - __atomic_load_n(&ctx->workers[w]->last_rx_tsc, __ATOMIC_RELAXED) < limit)
-			return 0;
-	return 1;
+	for (uint16_t w = 0; w < ctx->nworkers; w++) {
+		struct dp_counters c;
+
+		dp_counters_read(&ctx->workers[w]->cnt, &c);
+		if (c.rx != iw[w].rx || iw[w].since == 0) {
+			iw[w].rx = c.rx;
+			iw[w].since = now;
+		}
+		if (now - iw[w].since < limit)
+			idle = 0;
+	}
+	return idle;
 }
 
 static void print_report(struct dp_ctx *ctx, FILE *out)
@@ -240,6 +256,7 @@ int main(int argc, char **argv)
 	struct fwd_err err = {0};
 	struct dp_ctl *ctl = NULL;
 	char buf[1024];
+	static struct idle_watch idle[RTE_MAX_LCORE]; /* --idle-exit, per worker */
 	int n, rc = 0;
 
 	for (int i = 1; i + 1 < argc; i++)
@@ -332,7 +349,7 @@ int main(int argc, char **argv)
 				       opts.table_path, (unsigned long long)ctx.gen->id);
 			rc = 0;
 		}
-		if (opts.idle_exit_ms && workers_idle(&ctx, opts.idle_exit_ms))
+		if (opts.idle_exit_ms && workers_idle(&ctx, idle, opts.idle_exit_ms))
 			break;
 	}
 
