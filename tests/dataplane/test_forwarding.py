@@ -353,12 +353,12 @@ def test_telemetry_signals_and_hitless_reload(tmp_path):
     assert "BROKEN" not in log
 
 
-@pytest.mark.parametrize("nregions,nservices", [(5, 4), (260, 260)])
+@pytest.mark.parametrize("nregions,nservices", [(5, 4), (30, 20), (260, 260)])
 def test_region_service_policy_counters(tmp_path, nregions, nservices):
     """Region, service and policy counters, packets and bytes, in both ways
     the fast path counts them: per (region, service) cell, summed by the
-    reader, for tables of up to 65,536 cells (5 x 4 here), and directly for
-    larger ones (260 x 260 = 67,600 cells). Policies at every precedence
+    reader, for tables of up to 65,536 cells (5 x 4 and 30 x 20 here), and
+    directly for larger ones (260 x 260 = 67,600 cells). Policies at every precedence
     level, a drop, and traffic that matches no region or service."""
     regions = {f"r{i}": {"prefixes": [f"10.{i // 256}.{i % 256}.0/24"]} for i in range(nregions)}
     services = {f"s{j}": [f"udp/{1000 + j}"] for j in range(nservices)}
