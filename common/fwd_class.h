@@ -77,6 +77,12 @@ static inline uint16_t fwd_class_service(const struct fwd_class *c, uint8_t prot
 	return c->port_svc[(uint32_t)k + (dport & (uint32_t)(k >> 32))];
 }
 
+/* The policy matrix (and counter cell) index of (region, service). */
+static inline uint32_t fwd_class_cell(const struct fwd_class *c, uint16_t region, uint16_t service)
+{
+	return (uint32_t)region * c->nservices + service;
+}
+
 /* The tail of a decision once service and policy are known; @hash is used
  * only when the policy steers to a group. */
 static inline void fwd_class_finish(const struct fwd_class *c, uint16_t region, uint16_t service,
@@ -110,7 +116,7 @@ static inline void fwd_class_decide(const struct fwd_class *c, uint16_t region, 
 				    uint16_t dport, uint32_t hash, struct fwd_decision *d)
 {
 	uint16_t service = fwd_class_service(c, proto, dport);
-	uint32_t cell = (uint32_t)region * c->nservices + service;
+	uint32_t cell = fwd_class_cell(c, region, service);
 
 	fwd_class_finish(c, region, service, cell, c->matrix[cell], hash, d);
 }
@@ -134,7 +140,7 @@ static inline void fwd_class_decide_pkt(const struct fwd_class *c, uint16_t regi
 					const struct fwd_pkt *pkt, struct fwd_decision *d)
 {
 	uint16_t service = fwd_class_service(c, pkt->proto, pkt->dport);
-	uint32_t cell = (uint32_t)region * c->nservices + service;
+	uint32_t cell = fwd_class_cell(c, region, service);
 
 	fwd_class_finish_pkt(c, region, service, cell, c->matrix[cell], pkt, d);
 }

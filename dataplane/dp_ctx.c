@@ -63,7 +63,7 @@ static void fold_gen(json_t *acc, const struct dp_gen *g)
 			continue;
 		for (uint32_t r = 0; r < t->nregions; r++) {
 			for (uint32_t sv = 0; sv < t->nservices; sv++) {
-				uint32_t cell = r * t->nservices + sv;
+				uint32_t cell = fwd_class_cell(g->cls, (uint16_t)r, (uint16_t)sv);
 				uint64_t pk = __atomic_load_n(&c->cell[cell].pkts, __ATOMIC_RELAXED);
 				uint64_t by = __atomic_load_n(&c->cell[cell].bytes, __ATOMIC_RELAXED);
 

@@ -343,7 +343,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		if (!plain4 && unlikely(pkts[i] == NULL))
 			continue;
 		s = fwd_class_service(&cls, p->proto, p->dport);
-		c = (uint32_t)(uint16_t)nh[i] * cls.nservices + s;
+		c = fwd_class_cell(&cls, (uint16_t)nh[i], s);
 		svc[i] = s;
 		cell[i] = c;
 		pid[i] = cls.matrix[c];

@@ -256,7 +256,7 @@ int main(int argc, char **argv)
 	struct fwd_err err = {0};
 	struct dp_ctl *ctl = NULL;
 	char buf[1024];
-	static struct idle_watch idle[RTE_MAX_LCORE]; /* --idle-exit, per worker */
+	static struct idle_watch idle[DP_MAX_WORKERS]; /* --idle-exit, per worker */
 	int n, rc = 0;
 
 	for (int i = 1; i + 1 < argc; i++)
