@@ -77,12 +77,20 @@ FWD_INLINE uint16_t fwd_csum_fold(uint32_t s)
  */
 FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
 {
-	uint32_t hc = (uint32_t)fwd_rd16(ip + 10) + 0x0100;
+	/* Ones' complement addition does not depend on byte order (RFC 1071
+	 * 2(B)): adding the word whose bytes are {0x01, 0x00} to the checksum
+	 * read in host order adds 0x0100 in network order, and 0xffff and 0 read
+	 * the same either way. So no byte swaps. */
+	const uint16_t one_in_first_byte = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0x0001 : 0x0100;
+	uint16_t w;
+	uint32_t hc;
 
+	__builtin_memcpy(&w, ip + 10, 2);
+	hc = (uint32_t)w + one_in_first_byte;
 	hc += hc >= 0xffff;
+	w = (uint16_t)hc;
 	ip[8]--;
-	ip[10] = (uint8_t)(hc >> 8);
-	ip[11] = (uint8_t)hc;
+	__builtin_memcpy(ip + 10, &w, 2);
 }
 
 /** The TTL (IPv4) or hop limit (IPv6) byte of the IP header at @ip. */
