@@ -42,9 +42,11 @@ struct fwd_pkt {
 	uint8_t proto; /* upper-layer protocol after extension headers */
 	uint8_t frag; /* enum fwd_frag */
 	uint8_t vlans; /* VLAN tags seen (and stripped on rewrite) */
-	uint16_t sport; /* host order; 0 unless TCP/UDP/SCTP and not a later fragment */
-	uint16_t dport;
-	uint32_t frag_id; /* IPv4 identification or IPv6 fragment identification */
+	/* dport before sport, then frag_id: fwd_parse_fast() fills these 8
+	 * bytes with one byte-swapped load of the L4 header's first word. */
+	uint16_t dport; /* host order; 0 unless TCP/UDP/SCTP and not a later fragment */
+	uint16_t sport;
+	uint32_t frag_id; /* fragments only (0 otherwise): IPv4 identification or IPv6 fragment id */
 	uint8_t src[16]; /* network order; IPv4 uses the first 4 bytes */
 	uint8_t dst[16];
 };
@@ -163,7 +165,7 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 	pkt->family = 4;
 	pkt->proto = p[9];
 	pkt->l3_len = (uint16_t)ihl;
-	pkt->frag_id = fwd_rd16(p + 4);
+	pkt->frag_id = 0;
 	__builtin_memcpy(pkt->src, p + 12, 4);
 	__builtin_memcpy(pkt->dst, p + 16, 4);
 
@@ -175,6 +177,7 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 	} else {
 		if (!fwd_frag_sane(off8, more, tot - ihl))
 			return FWD_ERR(FRAG_INVALID);
+		pkt->frag_id = fwd_rd16(p + 4);
 		pkt->frag = off8 ? FWD_FRAG_LATER : FWD_FRAG_FIRST;
 		if (off8)
 			return FWD_OK; /* no L4 header here */
@@ -298,6 +301,47 @@ FWD_INLINE uint32_t fwd_fast_l4_need(uint8_t proto)
 	return fwd_fast_l4_bytes[proto];
 }
 
+/* The fields fwd_parse_fast() fills for an untagged, unfragmented packet
+ * with ports: two 8-byte stores instead of eleven narrow ones. The layout
+ * they rely on is asserted here; a big-endian host takes the plain stores. */
+_Static_assert(__builtin_offsetof(struct fwd_pkt, l3_len) == 2 &&
+		       __builtin_offsetof(struct fwd_pkt, family) == 4 &&
+		       __builtin_offsetof(struct fwd_pkt, proto) == 5 &&
+		       __builtin_offsetof(struct fwd_pkt, frag) == 6 &&
+		       __builtin_offsetof(struct fwd_pkt, vlans) == 7 &&
+		       __builtin_offsetof(struct fwd_pkt, dport) == 8 &&
+		       __builtin_offsetof(struct fwd_pkt, sport) == 10 &&
+		       __builtin_offsetof(struct fwd_pkt, frag_id) == 12 && FWD_FRAG_NONE == 0,
+	       "fwd_pkt_set_plain() writes these fields as two words");
+
+FWD_INLINE void fwd_pkt_set_plain(struct fwd_pkt *pkt, uint8_t l3_len, uint8_t family,
+				  uint8_t proto, const uint8_t *l4)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	/* l2_len 14, l3_len, family, proto, frag NONE, no VLAN tags */
+	uint64_t head = 14 | (uint64_t)l3_len << 16 | (uint64_t)family << 32 | (uint64_t)proto << 40;
+	uint32_t ports;
+	uint64_t tail;
+
+	/* sport and dport in network order; swapped as one word they read
+	 * dport | sport << 16 in host order, and frag_id is 0. */
+	__builtin_memcpy(&ports, l4, 4);
+	tail = __builtin_bswap32(ports);
+	__builtin_memcpy(pkt, &head, 8);
+	__builtin_memcpy((uint8_t *)pkt + 8, &tail, 8);
+#else
+	pkt->l2_len = 14;
+	pkt->l3_len = l3_len;
+	pkt->family = family;
+	pkt->proto = proto;
+	pkt->frag = FWD_FRAG_NONE;
+	pkt->vlans = 0;
+	pkt->dport = fwd_rd16(l4 + 2);
+	pkt->sport = fwd_rd16(l4);
+	pkt->frag_id = 0;
+#endif
+}
+
 /*
  * The shapes nearly all traffic has, in straight-line code: untagged
  * Ethernet, then IPv4 without options and not fragmented (DF may be set), or
@@ -309,10 +353,11 @@ FWD_INLINE uint32_t fwd_fast_l4_need(uint8_t proto)
  * test frame and on random mutations of them.
  *
  * Not in BPF builds: the XDP program keeps the one verifier-friendly path.
+ * @return the family (4 or 6) when it took the packet, else 0
  */
 FWD_INLINE int fwd_parse_fast(const uint8_t *data, const uint8_t *end, struct fwd_pkt *pkt)
 {
-	const uint8_t *p = data + 14, *l4;
+	const uint8_t *p = data + 14;
 	uint16_t etype;
 	uint32_t need;
 	uint8_t proto;
@@ -342,35 +387,24 @@ FWD_INLINE int fwd_parse_fast(const uint8_t *data, const uint8_t *end, struct fw
 		 * constant compiles to a multiply, shorter than four folds. */
 		if (acc % 0xffff != 0)
 			return 0;
-		l4 = p + 20;
-		pkt->l3_len = 20;
-		pkt->family = 4;
-		pkt->frag_id = fwd_rd16(p + 4);
 		__builtin_memcpy(pkt->src, p + 12, 4);
 		__builtin_memcpy(pkt->dst, p + 16, 4);
-	} else if (etype == FWD_ETH_P_IPV6 && (p[0] >> 4) == 6) {
+		fwd_pkt_set_plain(pkt, 20, 4, proto, p + 20);
+		return 4;
+	}
+	if (etype == FWD_ETH_P_IPV6 && (p[0] >> 4) == 6) {
 		uint32_t plen = fwd_rd16(p + 4);
 
 		proto = p[6];
 		need = fwd_fast_l4_need(proto);
 		if (need == 0 || plen < need || p + 40 + plen > end)
 			return 0;
-		l4 = p + 40;
-		pkt->l3_len = 40;
-		pkt->family = 6;
-		pkt->frag_id = 0;
 		__builtin_memcpy(pkt->src, p + 8, 16);
 		__builtin_memcpy(pkt->dst, p + 24, 16);
-	} else {
-		return 0;
+		fwd_pkt_set_plain(pkt, 40, 6, proto, p + 40);
+		return 6;
 	}
-	pkt->l2_len = 14;
-	pkt->proto = proto;
-	pkt->frag = FWD_FRAG_NONE;
-	pkt->vlans = 0;
-	pkt->sport = fwd_rd16(l4);
-	pkt->dport = fwd_rd16(l4 + 2);
-	return 1;
+	return 0;
 }
 #endif
 

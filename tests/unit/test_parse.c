@@ -564,10 +564,11 @@ static void test_fast_path_equals_full(void **state)
 			fast = fwd_parse_fast(p.b, p.b + p.len, &f);
 			full = fwd_parse_full(p.b, p.b + p.len, &g);
 			if (it == 0)
-				assert_int_equal(fast, b < nfast); /* the base shapes */
+				assert_int_equal(fast != 0, b < nfast); /* the base shapes */
 			if (fast) {
 				fast_hits++;
 				assert_int_equal(full, FWD_OK);
+				assert_int_equal(fast, g.family); /* what it returns */
 				assert_memory_equal(&f, &g, sizeof(f));
 			} else {
 				fast_misses++;
