@@ -232,6 +232,32 @@ static int build_counters(struct dp_gen *g, struct fwd_err *err)
 	return 0;
 }
 
+/* After the links, counters and content rules: it reads all three. */
+static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
+{
+	const struct fwd_class *c = g->cls;
+	uint64_t cells = (uint64_t)c->nregions * c->nservices;
+
+	if (g->cnt[0].cell == NULL || cells == 0)
+		return 0; /* no cell counters: the fast path's general case */
+	g->cell_link = rte_malloc("dp_cell_link", cells * sizeof(*g->cell_link), RTE_CACHE_LINE_SIZE);
+	if (g->cell_link == NULL)
+		return fwd_err_set(err, g->table->source, 0, "", "out of memory for the cell links");
+	for (uint32_t cell = 0; cell < cells; cell++) {
+		const struct fwd_class_policy *p = &c->policies[c->matrix[cell]];
+		uint16_t link = FWD_LINK_NONE;
+
+		if (p->action == FWD_ACT_LINK && p->mirror == FWD_LINK_NONE &&
+		    g->links[p->link].hdr_len == 14 &&
+		    (g->content == NULL ||
+		     dp_content_scope(g->content, (uint16_t)(cell / c->nservices),
+				      (uint16_t)(cell % c->nservices)) == 0))
+			link = p->link;
+		g->cell_link[cell] = link;
+	}
+	return 0;
+}
+
 struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 			    const struct dp_node *node, const struct dp_ports *ports, uint16_t nworkers,
 			    const struct fwd_hs_dbs *content_db, struct fwd_err *err)
@@ -263,7 +289,8 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 		goto free_gen;
 	/* Databases deserialized and every worker's scratch allocated here,
 	 * before the swap: a worker only ever scans. */
-	if (dp_content_build(t, content_db, nworkers, &g->content, err))
+	if (dp_content_build(t, content_db, nworkers, &g->content, err) ||
+	    build_cell_links(g, err))
 		goto free_gen;
 	return g;
 free_gen:
@@ -278,6 +305,7 @@ void dp_gen_free(struct dp_gen *g)
 	rte_free(g->cnt_mem);
 	free(g->fold_sum);
 	dp_content_free(g->content);
+	rte_free(g->cell_link);
 	rte_fib6_free(g->fib6);
 	rte_fib_free(g->fib4);
 	rte_free(g->key_index);

@@ -71,6 +71,12 @@ struct dp_gen {
 	struct rte_fib *fib4;
 	struct rte_fib6 *fib6;
 	struct dp_content *content; /* NULL when the table has no content rules */
+	/* Per (region, service) cell: the egress link when the cell's whole
+	 * decision is "send to this link" (policy action link, no mirror, no
+	 * content rule in scope, untagged egress), else FWD_LINK_NONE. The
+	 * fast path sends those packets without reading the policy. NULL when
+	 * the table counts without cells (more than DP_CELL_COUNTERS_MAX). */
+	uint16_t *cell_link;
 	struct dp_link_out *links;
 	uint64_t *link_keys; /* per link: fwd_hash64 of its name, stable across generations */
 	uint32_t key_mask; /* key_index: open addressing, key -> link id */

@@ -296,12 +296,34 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 	return 0;
 }
 
+/* Stage @m (its frame as sent: @len bytes) for @link, which leaves by o's
+ * port, through the register-cached stage of stage3(). */
+static __rte_always_inline void stage_cached(struct dp_lcore *lc, struct rte_mbuf *m,
+					     const struct dp_link_out *o, uint16_t link, uint32_t len,
+					     struct dp_txq_stage **cs, uint16_t *cport, uint16_t *cn)
+{
+	if (likely(o->port_id == *cport)) {
+		(*cs)->m[*cn] = m;
+		(*cs)->link[*cn] = link;
+		(*cs)->len[*cn] = len;
+		(*cn)++;
+	} else {
+		if (*cs != NULL)
+			(*cs)->n = *cn;
+		stage_tx(lc, m, o, link);
+		*cport = o->port_id;
+		*cs = &lc->tx[*cport];
+		*cn = (*cs)->n;
+	}
+}
+
 /*
  * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
  * a first fragment is decided before its later fragments). Always inlined
  * twice: with @plain4 set when stage 1 found every packet of the burst to be
  * untagged IPv4 without options, not a fragment, TCP or UDP (the usual
- * burst), so those tests fold away; and without, for everything else.
+ * burst) and the generation counts per cell (g->cell_link set), so those
+ * tests fold away; and without, for everything else.
  */
 static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
 					struct rte_mbuf **pkts, const struct fwd_pkt *meta,
@@ -313,7 +335,8 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 	 * anything, so fields read through g->cls or gc would be reloaded for
 	 * every packet. Locals whose address never escapes cannot be aliased. */
 	const struct fwd_class cls = *g->cls;
-	struct dp_pb *const cnt_cell = gc->cell;
+	const uint16_t *const cell_link = g->cell_link; /* set when plain4 */
+	struct dp_pb *const cnt_cell = gc->cell; /* set when plain4 */
 	struct dp_pb *const cnt_region = gc->region, *const cnt_service = gc->service;
 	uint64_t *const cnt_policy = gc->policy;
 	const struct dp_link_out *const links = g->links;
@@ -329,12 +352,13 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 	struct dp_txq_stage *cs = NULL;
 	uint16_t cport = UINT16_MAX, cn = 0;
 	uint32_t cell[FWD_BURST];
-	uint16_t svc[FWD_BURST], pid[FWD_BURST];
+	uint16_t svc[FWD_BURST], pid[FWD_BURST], lk[FWD_BURST];
 
-	/* Bulk classification: service, matrix cell and policy of every packet
-	 * first, in a loop short enough for the CPU to keep the loads of many
-	 * packets in flight (the port, matrix and counter tables of a big table
-	 * do not fit in L1); the counter cells are prefetched for the pass below. */
+	/* Bulk classification: service, matrix cell and policy (or, for a plain
+	 * burst, the cell's link) of every packet first, in a loop short enough
+	 * for the CPU to keep the loads of many packets in flight (the port,
+	 * matrix and counter tables of a big table do not fit in L1); the
+	 * counter cells are prefetched for the pass below. */
 	for (uint16_t i = 0; i < n; i++) {
 		const struct fwd_pkt *p = &meta[i];
 		uint16_t s;
@@ -344,10 +368,14 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 			continue;
 		s = fwd_class_service(&cls, p->proto, p->dport);
 		c = fwd_class_cell(&cls, (uint16_t)nh[i], s);
-		svc[i] = s;
 		cell[i] = c;
-		pid[i] = cls.matrix[c];
-		if (likely(cnt_cell != NULL))
+		if (plain4) {
+			lk[i] = cell_link[c];
+		} else {
+			svc[i] = s;
+			pid[i] = cls.matrix[c];
+		}
+		if (plain4 || likely(cnt_cell != NULL))
 			rte_prefetch0(&cnt_cell[c]);
 	}
 
@@ -364,8 +392,33 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		if (!plain4 && unlikely(m == NULL))
 			continue; /* dropped by the parser */
 		len = rte_pktmbuf_pkt_len(m);
+		if (plain4 && likely(lk[i] != FWD_LINK_NONE)) {
+			/* The cell's decision is its link (dp_gen.h cell_link):
+			 * count, TTL, the link's untagged header, stage. */
+			struct dp_pb *c = &cnt_cell[cell[i]];
+
+			c->pkts++;
+			c->bytes += len;
+			ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
+			if (unlikely(ip[8] <= 1)) {
+				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
+				continue;
+			}
+			fwd_ipv4_ttl_dec(ip);
+			o = &links[lk[i]];
+			memcpy(ip - 14, o->hdr[0], 14);
+			stage_cached(lc, m, o, lk[i], len, &cs, &cport, &cn);
+			continue;
+		}
 		if (plain4 || likely(p->frag == FWD_FRAG_NONE)) {
-			fwd_class_finish_pkt(&cls, (uint16_t)nh[i], svc[i], cell[i], pid[i], p, &d);
+			const uint16_t region = (uint16_t)nh[i];
+			/* A plain burst kept only the cell: service and policy
+			 * follow from it. */
+			const uint16_t s = plain4 ? (uint16_t)(cell[i] - (uint32_t)region * cls.nservices)
+						  : svc[i];
+			const uint16_t pol = plain4 ? cls.matrix[cell[i]] : pid[i];
+
+			fwd_class_finish_pkt(&cls, region, s, cell[i], pol, p, &d);
 			/* Traffic outside every content rule's scope pays this one
 			 * byte load when the table has content rules, else nothing. */
 			if (unlikely(any_content)) {
@@ -392,7 +445,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 			if (rc > 0)
 				goto counted;
 		}
-		if (likely(cnt_cell != NULL)) { /* one pair per (region, service), dp_gen.h */
+		if (plain4 || likely(cnt_cell != NULL)) { /* one pair per (region, service), dp_gen.h */
 			struct dp_pb *c = &cnt_cell[d.cell];
 
 			c->pkts++;
@@ -450,19 +503,7 @@ counted:
 			len = rte_pktmbuf_pkt_len(m); /* tags pushed or popped */
 		}
 		/* From here len is the frame as it leaves: link and tx bytes. */
-		if (likely(o->port_id == cport)) {
-			cs->m[cn] = m;
-			cs->link[cn] = d.link;
-			cs->len[cn] = len;
-			cn++;
-		} else {
-			if (cs != NULL)
-				cs->n = cn;
-			stage_tx(lc, m, o, d.link);
-			cport = o->port_id;
-			cs = &lc->tx[cport];
-			cn = cs->n;
-		}
+		stage_cached(lc, m, o, d.link, len, &cs, &cport, &cn);
 	}
 	if (cs != NULL)
 		cs->n = cn;
@@ -493,13 +534,23 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		struct rte_mbuf *m = pkts[i];
 		const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
 		struct fwd_pkt *p = &meta[i];
-		int rc;
+		int rc, fast;
 
 		if (i + PREFETCH_AHEAD < n)
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
 		rx_bytes += rte_pktmbuf_pkt_len(m);
 		/* fwd_parse() in two steps, to know which bursts are all plain. */
-		if (likely(fwd_parse_fast(d, d + rte_pktmbuf_data_len(m), p))) {
+		fast = fwd_parse_fast(d, d + rte_pktmbuf_data_len(m), p);
+		if (likely(fast == 4)) {
+			/* The common case without reloading p->family. */
+			nfast++;
+			idx4[n4] = (uint8_t)i;
+			__builtin_memcpy(&ip4[n4], p->src, 4);
+			ip4[n4] = rte_be_to_cpu_32(ip4[n4]);
+			n4++;
+			continue;
+		}
+		if (fast) {
 			rc = FWD_OK;
 			nfast++;
 		} else {
@@ -545,7 +596,7 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 			region[idx6[j]] = nh6[j];
 	}
 
-	if (nfast == n && n4 == n) /* nh == nh4 then */
+	if (nfast == n && n4 == n && g->cell_link != NULL) /* nh == nh4 then */
 		stage3(lc, g, pkts, meta, nh, n, 1);
 	else
 		stage3(lc, g, pkts, meta, nh, n, 0);

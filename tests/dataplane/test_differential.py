@@ -34,8 +34,8 @@ SRC_MAC, DST_MAC = "02:99:00:00:00:01", "02:99:00:00:00:02"
 PROTO_NAME = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmpv6"}
 
 
-def frame(i, src, dst, proto, sport, dport):
-    ip = IPv6(src=src, dst=dst, nh=proto) if ":" in src else IP(src=src, dst=dst, proto=proto)
+def frame(i, src, dst, proto, sport, dport, ttl=64):
+    ip = IPv6(src=src, dst=dst, nh=proto) if ":" in src else IP(src=src, dst=dst, proto=proto, ttl=ttl)
     if proto == 6:
         l4 = TCP(sport=sport, dport=dport)
     elif proto == 17:
@@ -104,6 +104,45 @@ def shrink(f, doc, pkt, path):
     return doc
 
 
+def check_pcap(tmp_path, path, doc, seed, pkts, expect, which, ttl1):
+    """Forward pkts[i] for i in @which through regionfwd (those in @ttl1 with
+    TTL 1) and compare every output and drop with the reference."""
+    frames = [frame(i, *pkts[i], ttl=1 if i in ttl1 else 64) for i in which]
+    run = run_pcap(str(tmp_path), path, frames, ["out0", "out1"], f"diff-{seed}-{len(ttl1)}")
+    assert run.rc == 0, (seed, run.stderr)
+    assert run.stats["events"]["mirror_fail"] == 0, (seed, run.stats["events"])
+    mac_link = {l["next_hop_mac"]: n for n, l in doc["links"].items()}
+    got = {}
+    for port in ("out0", "out1"):
+        for pk in run.outputs[port]:
+            link = mac_link[pk[Ether].dst]
+            vlan = doc["links"][link].get("vlan")
+            assert (pk[Dot1Q].vlan if Dot1Q in pk else None) == vlan, (seed, link)
+            assert doc["links"][link]["port"] == port, (seed, link, port)
+            if IP in pk:
+                # Forwarded with TTL - 1 and a checksum that still verifies;
+                # a mirror copy of a dropped packet leaves as it came.
+                sent_ttl = 1 if tag_of(pk) in ttl1 else 64
+                dropped = expect[tag_of(pk)][2] is not None
+                assert pk[IP].ttl == sent_ttl - (not dropped), (seed, link, pk[IP].ttl)
+                assert IP(bytes(pk[IP])).chksum == pk[IP].chksum, (seed, link)
+            got.setdefault(tag_of(pk), []).append(link)
+    drops = {}
+    for i in which:
+        link, mirror, drop, d = expect[i]
+        if i in ttl1 and not drop:
+            # Decided, counted, then dropped before any copy leaves.
+            link, mirror, drop = None, None, "ttl_expired"
+        want = sorted(x for x in (link, mirror) if x)
+        if sorted(got.get(i, [])) != want:
+            pytest.fail(f"pcap run, table seed {seed}, packet {pkts[i]}{' TTL 1' if i in ttl1 else ''}: "
+                        f"regionfwd sent it to {sorted(got.get(i, []))}, the reference says {want} ({d})\n"
+                        f"reproduce: DIFF_SEED={seed} DIFF_TABLES=1, table {path}")
+        if drop:
+            drops[drop] = drops.get(drop, 0) + 1
+    assert run.drops() == drops, (seed, run.drops(), drops)
+
+
 def pad_regions(doc, n=300):
     """n more regions of one /24 each (in 100.64.0.0/10, skipping prefixes the
     table has). The packets are drawn before padding, so they still aim at the
@@ -145,30 +184,13 @@ def test_random_tables_and_packets_match_the_reference(tmp_path):
             expect = [ref.decide_exact(*p) for p in pkts]
             checked["groups"] += sum(1 for p in pkts if ref.policy_for(*(lambda d: (d.region, d.service))(
                 ref.decide(p[0], p[2], p[4])))[1].get("to") in (doc.get("link_groups") or {}))
-            # 1. a real pcap run
-            run = run_pcap(str(tmp_path), path, [frame(i, *p) for i, p in enumerate(pkts)], ["out0", "out1"],
-                           f"diff-{seed}")
-            assert run.rc == 0, (seed, run.stderr)
-            mac_link = {l["next_hop_mac"]: n for n, l in doc["links"].items()}
-            got = {}
-            for port in ("out0", "out1"):
-                for pk in run.outputs[port]:
-                    link = mac_link[pk[Ether].dst]
-                    vlan = doc["links"][link].get("vlan")
-                    assert (pk[Dot1Q].vlan if Dot1Q in pk else None) == vlan, (seed, link)
-                    assert doc["links"][link]["port"] == port, (seed, link, port)
-                    got.setdefault(tag_of(pk), []).append(link)
-            drops = {}
-            for i, (link, mirror, drop, d) in enumerate(expect):
-                want = sorted(x for x in (link, mirror) if x)
-                if sorted(got.get(i, [])) != want:
-                    pytest.fail(f"pcap run, table seed {seed}, packet {pkts[i]}: regionfwd sent it to "
-                                f"{sorted(got.get(i, []))}, the reference says {want} ({d})\n"
-                                f"reproduce: DIFF_SEED={seed} DIFF_TABLES=1, table {path}")
-                if drop:
-                    drops[drop] = drops.get(drop, 0) + 1
-            assert run.drops() == drops, (seed, run.drops(), drops)
-            checked["pcap"] += len(pkts)
+            # 1. real pcap runs: all the packets (bursts of every shape), then
+            # only the plain IPv4 TCP/UDP ones, whose bursts take the fast
+            # path's plain variant (cell links), some with TTL 1.
+            check_pcap(tmp_path, path, doc, seed, pkts, expect, range(len(pkts)), set())
+            plain = [i for i, p in enumerate(pkts) if ":" not in p[0] and p[2] in (6, 17)]
+            check_pcap(tmp_path, path, doc, seed, pkts, expect, plain, set(plain[3::7]))
+            checked["pcap"] += len(pkts) + len(plain)
             # 2. explain on a long-running regionfwd, the same packets
             if f is None:
                 idle = str(tmp_path / "idle.pcap")
