@@ -317,6 +317,132 @@ static __rte_always_inline void stage_cached(struct dp_lcore *lc, struct rte_mbu
 	}
 }
 
+/* The per-generation state stage 3 reads for every packet, copied into
+ * locals: the packet writes go through uint8_t pointers, which may alias
+ * anything, so fields read through g->cls or the counters would be reloaded
+ * for every packet. Locals whose address never escapes cannot be aliased. */
+struct stage3_env {
+	struct fwd_class cls;
+	const uint16_t *cell_link; /* set for plain bursts */
+	struct dp_pb *cnt_cell; /* set for plain bursts */
+	struct dp_pb *cnt_region, *cnt_service;
+	uint64_t *cnt_policy;
+	const struct dp_link_out *links;
+	int any_content;
+	uint64_t now; /* rdtsc, read once per burst when a content rule needs it */
+	/* The stage of the previous packet's egress port, with its fill count
+	 * in a register: most bursts leave by one port, so most packets are
+	 * staged without stage_tx()'s load and store of the count. The count is
+	 * written back before anything else stages (a port change, mirror
+	 * copies) and at the end. */
+	struct dp_txq_stage *cs;
+	uint16_t cport, cn;
+};
+
+/* Everything stage 3 does for one packet that is not a plain cell's: decide
+ * (fragments through decide_slow), content rules, count, drop, TTL, mirror,
+ * L2 rewrite, stage. */
+static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp_gen *g,
+					    struct stage3_env *e, struct rte_mbuf *m,
+					    const struct fwd_pkt *p, uint16_t region, uint16_t service,
+					    uint32_t cell, uint16_t pid, const int plain4)
+{
+	const uint8_t family = plain4 ? 4 : p->family;
+	const uint16_t l2_len = plain4 ? 14 : p->l2_len;
+	const struct dp_link_out *o;
+	struct fwd_decision d;
+	uint32_t len = rte_pktmbuf_pkt_len(m);
+	uint8_t *ip;
+
+	if (plain4 || likely(p->frag == FWD_FRAG_NONE)) {
+		fwd_class_finish_pkt(&e->cls, region, service, cell, pid, p, &d);
+		/* Traffic outside every content rule's scope pays this one byte
+		 * load when the table has content rules, else nothing. */
+		if (unlikely(e->any_content)) {
+			uint8_t fields = dp_content_scope(g->content, d.region, d.service);
+
+			if (fields) {
+				struct fwd_decision dc = d;
+
+				if (e->now == 0)
+					e->now = rte_rdtsc();
+				content_stage(lc, g, m, p, &dc, fields, e->now);
+				d = dc;
+			}
+		}
+	} else {
+		/* Its own variable: d's address never escapes, so the compiler
+		 * keeps the common path's decision in registers. */
+		struct fwd_decision ds;
+		int rc = decide_slow(lc, g, m, p, region, &ds, &e->now);
+
+		d = ds;
+		if (rc < 0)
+			return;
+		if (rc > 0)
+			goto counted;
+	}
+	if (plain4 || likely(e->cnt_cell != NULL)) { /* one pair per (region, service), dp_gen.h */
+		struct dp_pb *c = &e->cnt_cell[d.cell];
+
+		c->pkts++;
+		c->bytes += len;
+	} else {
+		e->cnt_region[d.region].pkts++;
+		e->cnt_region[d.region].bytes += len;
+		e->cnt_service[d.service].pkts++;
+		e->cnt_service[d.service].bytes += len;
+		e->cnt_policy[d.policy]++;
+	}
+counted:
+	if (unlikely(d.drop)) {
+		if (d.mirror != FWD_LINK_NONE) {
+			if (e->cs != NULL)
+				e->cs->n = e->cn;
+			mirror_pkt(lc, g, m, p, d.mirror);
+			if (e->cs != NULL)
+				e->cn = e->cs->n;
+		}
+		drop_pkt(lc, m, (enum fwd_drop)(d.drop - 1));
+		return;
+	}
+	ip = rte_pktmbuf_mtod_offset(m, uint8_t *, l2_len);
+	if (family == 4) {
+		if (unlikely(ip[8] <= 1)) {
+			drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
+			return;
+		}
+		fwd_ipv4_ttl_dec(ip);
+	} else {
+		if (unlikely(ip[7] <= 1)) {
+			drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
+			return;
+		}
+		ip[7]--;
+	}
+	if (unlikely(d.mirror != FWD_LINK_NONE)) {
+		if (e->cs != NULL)
+			e->cs->n = e->cn;
+		mirror_pkt(lc, g, m, p, d.mirror);
+		if (e->cs != NULL)
+			e->cn = e->cs->n;
+	}
+	o = &e->links[d.link];
+	if (likely(l2_len == 14 && o->hdr_len == 14)) {
+		/* rewrite_l2()'s usual case, with the family's branch above
+		 * already taken: ip - 14 is the frame's start. The length stays
+		 * as received. */
+		memcpy(ip - 14, o->hdr[family == 6], 14);
+	} else if (unlikely(rewrite_l2(m, l2_len, family, o))) {
+		drop_pkt(lc, m, FWD_DROP_NO_HEADROOM);
+		return;
+	} else {
+		len = rte_pktmbuf_pkt_len(m); /* tags pushed or popped */
+	}
+	/* From here len is the frame as it leaves: link and tx bytes. */
+	stage_cached(lc, m, o, d.link, len, &e->cs, &e->cport, &e->cn);
+}
+
 /*
  * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
  * a first fragment is decided before its later fragments). Always inlined
@@ -330,27 +456,19 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 					const uint64_t *nh, uint16_t n, const int plain4)
 {
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
-	/* Local copies of the classifier's and the counters' pointers: the
-	 * packet writes below go through uint8_t pointers, which may alias
-	 * anything, so fields read through g->cls or gc would be reloaded for
-	 * every packet. Locals whose address never escapes cannot be aliased. */
-	const struct fwd_class cls = *g->cls;
-	const uint16_t *const cell_link = g->cell_link; /* set when plain4 */
-	struct dp_pb *const cnt_cell = gc->cell; /* set when plain4 */
-	struct dp_pb *const cnt_region = gc->region, *const cnt_service = gc->service;
-	uint64_t *const cnt_policy = gc->policy;
-	const struct dp_link_out *const links = g->links;
-	/* Fragments leave the common path (decide_slow); content rules are a
-	 * branch on it. */
-	const int any_content = g->content != NULL;
-	uint64_t now = 0;
-	/* The stage of the previous packet's egress port, with its fill count
-	 * in a register: most bursts leave by one port, so most packets are
-	 * staged without stage_tx()'s load and store of the count. The count is
-	 * written back before anything else stages (a port change, mirror
-	 * copies) and at the end. */
-	struct dp_txq_stage *cs = NULL;
-	uint16_t cport = UINT16_MAX, cn = 0;
+	struct stage3_env e = {
+		.cls = *g->cls,
+		.cell_link = g->cell_link,
+		.cnt_cell = gc->cell,
+		.cnt_region = gc->region,
+		.cnt_service = gc->service,
+		.cnt_policy = gc->policy,
+		.links = g->links,
+		.any_content = g->content != NULL,
+		.cs = NULL,
+		.cport = UINT16_MAX,
+		.cn = 0,
+	};
 	uint32_t cell[FWD_BURST];
 	uint16_t svc[FWD_BURST], pid[FWD_BURST], lk[FWD_BURST];
 
@@ -366,147 +484,62 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 
 		if (!plain4 && unlikely(pkts[i] == NULL))
 			continue;
-		s = fwd_class_service(&cls, p->proto, p->dport);
-		c = fwd_class_cell(&cls, (uint16_t)nh[i], s);
+		s = fwd_class_service(&e.cls, p->proto, p->dport);
+		c = fwd_class_cell(&e.cls, (uint16_t)nh[i], s);
 		cell[i] = c;
 		if (plain4) {
-			lk[i] = cell_link[c];
+			lk[i] = e.cell_link[c];
 		} else {
 			svc[i] = s;
-			pid[i] = cls.matrix[c];
+			pid[i] = e.cls.matrix[c];
 		}
-		if (plain4 || likely(cnt_cell != NULL))
-			rte_prefetch0(&cnt_cell[c]);
+		if (plain4 || likely(e.cnt_cell != NULL))
+			rte_prefetch0(&e.cnt_cell[c]);
 	}
 
-	for (uint16_t i = 0; i < n; i++) {
-		struct rte_mbuf *m = pkts[i];
-		const struct fwd_pkt *p = &meta[i];
-		const uint8_t family = plain4 ? 4 : p->family;
-		const uint16_t l2_len = plain4 ? 14 : p->l2_len;
-		const struct dp_link_out *o;
-		struct fwd_decision d;
-		uint32_t len;
-		uint8_t *ip;
+	if (!plain4) {
+		for (uint16_t i = 0; i < n; i++) {
+			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */
+				forward_one(lc, g, &e, pkts[i], &meta[i], (uint16_t)nh[i], svc[i],
+					    cell[i], pid[i], 0);
+		}
+	} else {
+		for (uint16_t i = 0; i < n; i++) {
+			/* A run of packets whose cell's decision is its link
+			 * (dp_gen.h cell_link): count, TTL, the link's untagged
+			 * header, stage. No calls in this loop, so its state stays
+			 * in registers; anything else (a TTL about to expire
+			 * included) leaves it for forward_one(). */
+			for (; i < n && likely(lk[i] != FWD_LINK_NONE); i++) {
+				struct rte_mbuf *m = pkts[i];
+				uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
+				const uint32_t len = rte_pktmbuf_pkt_len(m);
+				const struct dp_link_out *o = &e.links[lk[i]];
+				struct dp_pb *c = &e.cnt_cell[cell[i]];
 
-		if (!plain4 && unlikely(m == NULL))
-			continue; /* dropped by the parser */
-		len = rte_pktmbuf_pkt_len(m);
-		if (plain4 && likely(lk[i] != FWD_LINK_NONE)) {
-			/* The cell's decision is its link (dp_gen.h cell_link):
-			 * count, TTL, the link's untagged header, stage. */
-			struct dp_pb *c = &cnt_cell[cell[i]];
-
-			c->pkts++;
-			c->bytes += len;
-			ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
-			if (unlikely(ip[8] <= 1)) {
-				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
-				continue;
+				if (unlikely(ip[8] <= 1))
+					break;
+				c->pkts++;
+				c->bytes += len;
+				fwd_ipv4_ttl_dec(ip);
+				memcpy(ip - 14, o->hdr[0], 14);
+				stage_cached(lc, m, o, lk[i], len, &e.cs, &e.cport, &e.cn);
 			}
-			fwd_ipv4_ttl_dec(ip);
-			o = &links[lk[i]];
-			memcpy(ip - 14, o->hdr[0], 14);
-			stage_cached(lc, m, o, lk[i], len, &cs, &cport, &cn);
-			continue;
-		}
-		if (plain4 || likely(p->frag == FWD_FRAG_NONE)) {
-			const uint16_t region = (uint16_t)nh[i];
-			/* A plain burst kept only the cell: service and policy
-			 * follow from it. */
-			const uint16_t s = plain4 ? (uint16_t)(cell[i] - (uint32_t)region * cls.nservices)
-						  : svc[i];
-			const uint16_t pol = plain4 ? cls.matrix[cell[i]] : pid[i];
+			if (i == n)
+				break;
+			{
+				/* A plain burst kept only the cell: service and
+				 * policy follow from it. */
+				const uint16_t region = (uint16_t)nh[i];
+				const uint16_t s = (uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
 
-			fwd_class_finish_pkt(&cls, region, s, cell[i], pol, p, &d);
-			/* Traffic outside every content rule's scope pays this one
-			 * byte load when the table has content rules, else nothing. */
-			if (unlikely(any_content)) {
-				uint8_t fields = dp_content_scope(g->content, d.region, d.service);
-
-				if (fields) {
-					struct fwd_decision dc = d;
-
-					if (now == 0)
-						now = rte_rdtsc();
-					content_stage(lc, g, m, p, &dc, fields, now);
-					d = dc;
-				}
+				forward_one(lc, g, &e, pkts[i], &meta[i], region, s, cell[i],
+					    e.cls.matrix[cell[i]], 1);
 			}
-		} else {
-			/* Its own variable: d's address never escapes, so the
-			 * compiler keeps the common path's decision in registers. */
-			struct fwd_decision ds;
-			int rc = decide_slow(lc, g, m, p, (uint16_t)nh[i], &ds, &now);
-
-			d = ds;
-			if (rc < 0)
-				continue;
-			if (rc > 0)
-				goto counted;
 		}
-		if (plain4 || likely(cnt_cell != NULL)) { /* one pair per (region, service), dp_gen.h */
-			struct dp_pb *c = &cnt_cell[d.cell];
-
-			c->pkts++;
-			c->bytes += len;
-		} else {
-			cnt_region[d.region].pkts++;
-			cnt_region[d.region].bytes += len;
-			cnt_service[d.service].pkts++;
-			cnt_service[d.service].bytes += len;
-			cnt_policy[d.policy]++;
-		}
-counted:
-		if (unlikely(d.drop)) {
-			if (d.mirror != FWD_LINK_NONE) {
-				if (cs != NULL)
-					cs->n = cn;
-				mirror_pkt(lc, g, m, p, d.mirror);
-				if (cs != NULL)
-					cn = cs->n;
-			}
-			drop_pkt(lc, m, (enum fwd_drop)(d.drop - 1));
-			continue;
-		}
-		ip = rte_pktmbuf_mtod_offset(m, uint8_t *, l2_len);
-		if (family == 4) {
-			if (unlikely(ip[8] <= 1)) {
-				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
-				continue;
-			}
-			fwd_ipv4_ttl_dec(ip);
-		} else {
-			if (unlikely(ip[7] <= 1)) {
-				drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
-				continue;
-			}
-			ip[7]--;
-		}
-		if (unlikely(d.mirror != FWD_LINK_NONE)) {
-			if (cs != NULL)
-				cs->n = cn;
-			mirror_pkt(lc, g, m, p, d.mirror);
-			if (cs != NULL)
-				cn = cs->n;
-		}
-		o = &links[d.link];
-		if (likely(l2_len == 14 && o->hdr_len == 14)) {
-			/* rewrite_l2()'s usual case, with the family's branch above
-			 * already taken: ip - 14 is the frame's start. The length
-			 * stays as received. */
-			memcpy(ip - 14, o->hdr[family == 6], 14);
-		} else if (unlikely(rewrite_l2(m, l2_len, family, o))) {
-			drop_pkt(lc, m, FWD_DROP_NO_HEADROOM);
-			continue;
-		} else {
-			len = rte_pktmbuf_pkt_len(m); /* tags pushed or popped */
-		}
-		/* From here len is the frame as it leaves: link and tx bytes. */
-		stage_cached(lc, m, o, d.link, len, &cs, &cport, &cn);
 	}
-	if (cs != NULL)
-		cs->n = cn;
+	if (e.cs != NULL)
+		e.cs->n = e.cn;
 }
 
 void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,
