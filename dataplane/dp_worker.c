@@ -374,8 +374,10 @@ static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp
 		/* Its own variable: d's address never escapes, so the compiler
 		 * keeps the common path's decision in registers. */
 		struct fwd_decision ds;
-		int rc = decide_slow(lc, g, m, p, region, &ds, &e->now);
+		uint64_t now = e->now; /* its own copy: e's address must not escape */
+		int rc = decide_slow(lc, g, m, p, region, &ds, &now);
 
+		e->now = now;
 		d = ds;
 		if (rc < 0)
 			return;
