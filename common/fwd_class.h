@@ -77,6 +77,14 @@ static inline uint16_t fwd_class_service(const struct fwd_class *c, uint8_t prot
 	return c->port_svc[(uint32_t)k + (dport & (uint32_t)(k >> 32))];
 }
 
+/* fwd_class_service() when the caller knows @proto is TCP, UDP or SCTP (the
+ * fast path's plain bursts): their port mask is all ones, so it is left out. */
+static inline uint16_t fwd_class_service_ports(const struct fwd_class *c, uint8_t proto,
+					       uint16_t dport)
+{
+	return c->port_svc[(uint32_t)c->svc_key[proto] + dport];
+}
+
 /* The policy matrix (and counter cell) index of (region, service). */
 static inline uint32_t fwd_class_cell(const struct fwd_class *c, uint16_t region, uint16_t service)
 {

@@ -486,7 +486,9 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 
 		if (!plain4 && unlikely(pkts[i] == NULL))
 			continue;
-		s = fwd_class_service(&e.cls, p->proto, p->dport);
+		/* plain: TCP or UDP */
+		s = plain4 ? fwd_class_service_ports(&e.cls, p->proto, p->dport)
+			   : fwd_class_service(&e.cls, p->proto, p->dport);
 		c = fwd_class_cell(&e.cls, (uint16_t)nh[i], s);
 		cell[i] = c;
 		if (plain4) {

@@ -84,6 +84,14 @@ static void test_services(void **state)
 	assert_int_equal(fwd_class_service(c, FWD_PROTO_ICMP, 0), fwd_table_service_id(t, "ping"));
 	assert_int_equal(fwd_class_service(c, FWD_PROTO_ICMPV6, 0), fwd_table_service_id(t, "ping"));
 	assert_int_equal(fwd_class_service(c, 47, 0), FWD_SERVICE_OTHER); /* GRE */
+	/* The fast path's variant for port protocols agrees on every port. */
+	for (uint32_t port = 0; port <= 0xffff; port++) {
+		static const uint8_t with_ports[] = {FWD_PROTO_TCP, FWD_PROTO_UDP, FWD_PROTO_SCTP};
+
+		for (size_t k = 0; k < sizeof(with_ports); k++)
+			assert_int_equal(fwd_class_service_ports(c, with_ports[k], (uint16_t)port),
+					 fwd_class_service(c, with_ports[k], (uint16_t)port));
+	}
 	fwd_class_free(c);
 	fwd_table_free(t);
 }
