@@ -339,6 +339,19 @@ struct stage3_env {
 	uint16_t cport, cn;
 };
 
+/* mirror_pkt() beside the register-cached stage: its count is written back
+ * first (the copy may go to the same port) and read again after. */
+static __rte_always_inline void mirror_cached(struct dp_lcore *lc, const struct dp_gen *g,
+					      struct stage3_env *e, struct rte_mbuf *m,
+					      const struct fwd_pkt *p, uint16_t mirror)
+{
+	if (e->cs != NULL)
+		e->cs->n = e->cn;
+	mirror_pkt(lc, g, m, p, mirror);
+	if (e->cs != NULL)
+		e->cn = e->cs->n;
+}
+
 /* Everything stage 3 does for one packet that is not a plain cell's: decide
  * (fragments through decide_slow), content rules, count, drop, TTL, mirror,
  * L2 rewrite, stage. */
@@ -398,13 +411,8 @@ static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp
 	}
 counted:
 	if (unlikely(d.drop)) {
-		if (d.mirror != FWD_LINK_NONE) {
-			if (e->cs != NULL)
-				e->cs->n = e->cn;
-			mirror_pkt(lc, g, m, p, d.mirror);
-			if (e->cs != NULL)
-				e->cn = e->cs->n;
-		}
+		if (d.mirror != FWD_LINK_NONE)
+			mirror_cached(lc, g, e, m, p, d.mirror);
 		drop_pkt(lc, m, (enum fwd_drop)(d.drop - 1));
 		return;
 	}
@@ -422,13 +430,8 @@ counted:
 		}
 		ip[7]--;
 	}
-	if (unlikely(d.mirror != FWD_LINK_NONE)) {
-		if (e->cs != NULL)
-			e->cs->n = e->cn;
-		mirror_pkt(lc, g, m, p, d.mirror);
-		if (e->cs != NULL)
-			e->cn = e->cs->n;
-	}
+	if (unlikely(d.mirror != FWD_LINK_NONE))
+		mirror_cached(lc, g, e, m, p, d.mirror);
 	o = &e->links[d.link];
 	if (likely(l2_len == 14 && o->hdr_len == 14)) {
 		/* rewrite_l2()'s usual case, with the family's branch above
