@@ -14,6 +14,13 @@
 #include "fwd_filter_kern_user.h"
 #include "fwd_parse.h"
 
+/* A BPF object has no C library: a glibc header reaching this build works
+ * only where the 32-bit libc headers happen to be installed. Fail here, on
+ * every machine, rather than on a user's. Types come from fwd_types.h. */
+#ifdef __GLIBC__
+#error "a glibc header was included in the BPF build: use <linux/types.h> (see common/fwd_types.h)"
+#endif
+
 /* regiond's loader sizes the maps before load (bpf_map__set_max_entries);
  * the sizes here are what an object loaded by someone else gets (DPDK's
  * net_af_xdp with xdp_prog=): 4,096 IPv4 groups and 65,536 prefixes per half. */
@@ -22,7 +29,7 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
-	__type(key, uint32_t);
+	__type(key, __u32);
 	__type(value, struct fwd_flt_cfg);
 } flt_cfg SEC(".maps");
 
@@ -30,16 +37,16 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * 65536);
-	__type(key, uint32_t);
-	__type(value, uint32_t);
+	__type(key, __u32);
+	__type(value, __u32);
 } flt_v4_tbl16 SEC(".maps");
 
 /* IPv4 second and third stages: 2 halves x groups x 256 entries. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * 4096 * 256);
-	__type(key, uint32_t);
-	__type(value, uint32_t);
+	__type(key, __u32);
+	__type(value, __u32);
 } flt_v4_tbl8 SEC(".maps");
 
 /* IPv6 (half, length, masked address) -> prefix index + 1. */
@@ -47,38 +54,38 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 2 * 65536);
 	__type(key, struct fwd_flt_v6_key);
-	__type(value, uint32_t);
+	__type(value, __u32);
 } flt_v6 SEC(".maps");
 
 /* IPv6 lengths present, longest first: 2 halves x FWD_FLT_MAX_V6_LENGTHS. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * FWD_FLT_MAX_V6_LENGTHS);
-	__type(key, uint32_t);
-	__type(value, uint8_t);
+	__type(key, __u32);
+	__type(value, __u8);
 } flt_v6_lengths SEC(".maps");
 
 /* Prefix index -> rule id, per half. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * 65536);
-	__type(key, uint32_t);
-	__type(value, uint16_t);
+	__type(key, __u32);
+	__type(value, __u16);
 } flt_prefix_rule SEC(".maps");
 
 /* (TCP|UDP|SCTP, dport) -> rule id + 1, per half: 2 x 3 x 65536. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * 3 * 65536);
-	__type(key, uint32_t);
-	__type(value, uint16_t);
+	__type(key, __u32);
+	__type(value, __u16);
 } flt_ports SEC(".maps");
 
 /* Rule id -> action, per half. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * FWD_FLT_MAX_RULES);
-	__type(key, uint32_t);
+	__type(key, __u32);
 	__type(value, struct fwd_flt_rule);
 } flt_rules SEC(".maps");
 
@@ -86,7 +93,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 2 * 65536);
-	__type(key, uint32_t);
+	__type(key, __u32);
 	__type(value, struct fwd_flt_bucket);
 } flt_buckets SEC(".maps");
 
@@ -96,15 +103,15 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
 	__uint(max_entries, 64);
-	__type(key, uint32_t);
-	__type(value, uint32_t);
+	__type(key, __u32);
+	__type(value, __u32);
 } xsks_map SEC(".maps");
 
 /* Hits per rule id (per CPU; not per half: ids are the loader's, stable). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FWD_FLT_MAX_RULES);
-	__type(key, uint32_t);
+	__type(key, __u32);
 	__type(value, struct fwd_flt_rule_stats);
 } flt_rule_stats SEC(".maps");
 
@@ -112,22 +119,22 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, FWD_FLT_CNT_MAX);
-	__type(key, uint32_t);
-	__type(value, uint64_t);
+	__type(key, __u32);
+	__type(value, __u64);
 } flt_counters SEC(".maps");
 
-static __always_inline void count(uint32_t id)
+static __always_inline void count(__u32 id)
 {
-	uint64_t *c = bpf_map_lookup_elem(&flt_counters, &id);
+	__u64 *c = bpf_map_lookup_elem(&flt_counters, &id);
 
 	if (c)
 		(*c)++;
 }
 
-static __always_inline uint32_t lookup_v4(uint32_t half, const uint8_t *src)
+static __always_inline __u32 lookup_v4(__u32 half, const __u8 *src)
 {
-	uint32_t k = half * 65536 + ((uint32_t)src[0] << 8 | src[1]);
-	uint32_t *e = bpf_map_lookup_elem(&flt_v4_tbl16, &k);
+	__u32 k = half * 65536 + ((__u32)src[0] << 8 | src[1]);
+	__u32 *e = bpf_map_lookup_elem(&flt_v4_tbl16, &k);
 
 	for (int level = 2; level <= 3; level++) {
 		if (e == NULL || !(*e & FWD_FLT_GROUP))
@@ -142,19 +149,19 @@ static __always_inline uint32_t lookup_v4(uint32_t half, const uint8_t *src)
 
 struct v6_walk {
 	struct fwd_flt_v6_key key;
-	uint8_t src[16];
-	uint32_t half;
-	uint32_t found;
+	__u8 src[16];
+	__u32 half;
+	__u32 found;
 };
 
 /* One prefix length, longest first; stops the walk on a hit. A bpf_loop
  * callback is verified once, whatever the number of lengths. */
-static long v6_step(uint32_t i, void *arg)
+static long v6_step(__u32 i, void *arg)
 {
 	struct v6_walk *w = arg;
-	uint32_t li = w->half * FWD_FLT_MAX_V6_LENGTHS + (i & (FWD_FLT_MAX_V6_LENGTHS - 1));
-	uint8_t *len = bpf_map_lookup_elem(&flt_v6_lengths, &li);
-	uint32_t *v;
+	__u32 li = w->half * FWD_FLT_MAX_V6_LENGTHS + (i & (FWD_FLT_MAX_V6_LENGTHS - 1));
+	__u8 *len = bpf_map_lookup_elem(&flt_v6_lengths, &li);
+	__u32 *v;
 
 	if (len == NULL)
 		return 1;
@@ -162,7 +169,7 @@ static long v6_step(uint32_t i, void *arg)
 	for (int b = 0; b < 16; b++) {
 		int keep = (int)*len - b * 8;
 
-		w->key.addr[b] = keep >= 8 ? w->src[b] : keep <= 0 ? 0 : w->src[b] & (uint8_t)(0xff << (8 - keep));
+		w->key.addr[b] = keep >= 8 ? w->src[b] : keep <= 0 ? 0 : w->src[b] & (__u8)(0xff << (8 - keep));
 	}
 	v = bpf_map_lookup_elem(&flt_v6, &w->key);
 	if (v == NULL)
@@ -171,9 +178,9 @@ static long v6_step(uint32_t i, void *arg)
 	return 1;
 }
 
-static __always_inline uint32_t lookup_v6(uint32_t half, uint32_t nlen, const uint8_t *src)
+static __always_inline __u32 lookup_v6(__u32 half, __u32 nlen, const __u8 *src)
 {
-	struct v6_walk w = {.key = {.half = (uint8_t)half}, .half = half};
+	struct v6_walk w = {.key = {.half = (__u8)half}, .half = half};
 
 	__builtin_memcpy(w.src, src, 16);
 	if (nlen > FWD_FLT_MAX_V6_LENGTHS)
@@ -185,9 +192,9 @@ static __always_inline uint32_t lookup_v6(uint32_t half, uint32_t nlen, const ui
 SEC("xdp")
 int xdp_filter(struct xdp_md *ctx)
 {
-	const uint8_t *data = (const uint8_t *)(long)ctx->data;
-	const uint8_t *end = (const uint8_t *)(long)ctx->data_end;
-	uint32_t zero = 0, rule = 0, half, hit = 0;
+	const __u8 *data = (const __u8 *)(long)ctx->data;
+	const __u8 *end = (const __u8 *)(long)ctx->data_end;
+	__u32 zero = 0, rule = 0, half, hit = 0;
 	struct fwd_flt_cfg *cfg = bpf_map_lookup_elem(&flt_cfg, &zero);
 	struct fwd_flt_rule *r;
 	struct fwd_pkt p;
@@ -207,11 +214,11 @@ int xdp_filter(struct xdp_md *ctx)
 	}
 	hit = p.family == 4 ? lookup_v4(half, p.src) : lookup_v6(half, cfg->n_v6_lengths[half & 1], p.src);
 	if (hit) {
-		uint32_t k = hit - 1; /* the loader offsets indexes by half already */
-		uint16_t *rid = bpf_map_lookup_elem(&flt_prefix_rule, &k);
+		__u32 k = hit - 1; /* the loader offsets indexes by half already */
+		__u16 *rid = bpf_map_lookup_elem(&flt_prefix_rule, &k);
 
 		if (rid) {
-			rule = (uint32_t)*rid + 1;
+			rule = (__u32)*rid + 1;
 			count(FWD_FLT_CNT_PREFIX_HIT);
 		}
 	}
@@ -219,8 +226,8 @@ int xdp_filter(struct xdp_md *ctx)
 		int pi = p.proto == FWD_PROTO_TCP ? 0 : p.proto == FWD_PROTO_UDP ? 1 : p.proto == FWD_PROTO_SCTP ? 2 : -1;
 
 		if (pi >= 0) {
-			uint32_t k = half * 3 * 65536 + (uint32_t)pi * 65536 + p.dport;
-			uint16_t *rid = bpf_map_lookup_elem(&flt_ports, &k);
+			__u32 k = half * 3 * 65536 + (__u32)pi * 65536 + p.dport;
+			__u16 *rid = bpf_map_lookup_elem(&flt_ports, &k);
 
 			if (rid && *rid) {
 				rule = *rid;
@@ -232,8 +239,8 @@ int xdp_filter(struct xdp_md *ctx)
 		count(FWD_FLT_CNT_DEFAULT);
 		action = cfg->default_action;
 	} else {
-		uint32_t k = half * FWD_FLT_MAX_RULES + rule - 1;
-		uint32_t sk = rule - 1;
+		__u32 k = half * FWD_FLT_MAX_RULES + rule - 1;
+		__u32 sk = rule - 1;
 		struct fwd_flt_rule_stats *st = bpf_map_lookup_elem(&flt_rule_stats, &sk);
 
 		r = bpf_map_lookup_elem(&flt_rules, &k);
@@ -244,9 +251,9 @@ int xdp_filter(struct xdp_md *ctx)
 			 * exactly 'burst' packets pass back to back, then one per
 			 * interval. Prefix rules only (validated): hit names the
 			 * source prefix, and each prefix has its own state. */
-			uint32_t bk = hit - 1;
+			__u32 bk = hit - 1;
 			struct fwd_flt_bucket *b = bpf_map_lookup_elem(&flt_buckets, &bk);
-			uint64_t now = bpf_ktime_get_ns(), interval, tau;
+			__u64 now = bpf_ktime_get_ns(), interval, tau;
 
 			action = FWD_FLT_DROP;
 			if (b && r && r->rate_pps) {
@@ -266,7 +273,7 @@ int xdp_filter(struct xdp_md *ctx)
 		}
 		if (st) {
 			st->packets++;
-			st->bytes += (uint64_t)(end - data);
+			st->bytes += (__u64)(end - data);
 		}
 	}
 	count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);

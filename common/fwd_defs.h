@@ -10,7 +10,7 @@
 #ifndef FWD_DEFS_H
 #define FWD_DEFS_H
 
-#include <stdint.h>
+#include "fwd_types.h"
 
 #define FWD_BURST 32 /* packets per RX burst and per processing stage */
 

@@ -1,7 +1,9 @@
 /*
  * fwd_filter_kern_user.h - what the XDP filter (bpf/xdp_filter.bpf.c) and
  * its loader (control/ctl_bpf.c) share: map layouts, value encodings and
- * counter ids. Fixed-width types only: included by BPF and user space.
+ * counter ids. Kernel UAPI types only (<linux/types.h>, __u32), as libbpf's
+ * and xdp-tools' shared headers do: included by BPF, which has no libc, and
+ * by user space.
  *
  * Every rule table exists twice (two "halves"); the program reads the half
  * named by cfg.active, the loader writes the other half and then flips
@@ -22,7 +24,7 @@
 #ifndef FWD_FILTER_KERN_USER_H
 #define FWD_FILTER_KERN_USER_H
 
-#include <stdint.h>
+#include <linux/types.h>
 
 #ifndef __bpf__
 #include <linux/bpf.h> /* struct bpf_spin_lock */
@@ -58,40 +60,40 @@ enum fwd_flt_counter {
 };
 
 struct fwd_flt_cfg {
-	uint32_t active; /* 0 or 1: the half the program reads */
-	uint32_t generation; /* table generation the active half holds */
-	uint8_t default_action; /* enum fwd_flt_action when nothing matches */
-	uint8_t non_ip_action; /* ARP, LLDP, ...: pass keeps the box reachable */
-	uint8_t malformed_action;
-	uint8_t redirect; /* 1: admitted IP packets go to the AF_XDP socket of their queue */
-	uint32_t n_v6_lengths[2]; /* per half */
+	__u32 active; /* 0 or 1: the half the program reads */
+	__u32 generation; /* table generation the active half holds */
+	__u8 default_action; /* enum fwd_flt_action when nothing matches */
+	__u8 non_ip_action; /* ARP, LLDP, ...: pass keeps the box reachable */
+	__u8 malformed_action;
+	__u8 redirect; /* 1: admitted IP packets go to the AF_XDP socket of their queue */
+	__u32 n_v6_lengths[2]; /* per half */
 };
 
 struct fwd_flt_v6_key {
-	uint8_t half;
-	uint8_t len;
-	uint8_t pad[2];
-	uint8_t addr[16]; /* masked to len */
+	__u8 half;
+	__u8 len;
+	__u8 pad[2];
+	__u8 addr[16]; /* masked to len */
 };
 
 struct fwd_flt_rule {
-	uint8_t action;
-	uint8_t pad[3];
-	uint32_t rate_pps; /* FWD_FLT_RATE: packets per second per source prefix */
-	uint32_t burst; /* FWD_FLT_RATE: packets allowed back to back */
-	uint32_t pad2;
+	__u8 action;
+	__u8 pad[3];
+	__u32 rate_pps; /* FWD_FLT_RATE: packets per second per source prefix */
+	__u32 burst; /* FWD_FLT_RATE: packets allowed back to back */
+	__u32 pad2;
 };
 
 /* Rate state per prefix (GCRA): the theoretical arrival time of the next
  * conforming packet, shared by all CPUs under the lock. */
 struct fwd_flt_bucket {
 	struct bpf_spin_lock lock;
-	uint32_t pad;
-	uint64_t tat_ns;
+	__u32 pad;
+	__u64 tat_ns;
 };
 
 struct fwd_flt_rule_stats {
-	uint64_t packets, bytes;
+	__u64 packets, bytes;
 };
 
 #endif /* FWD_FILTER_KERN_USER_H */

@@ -21,7 +21,7 @@
 #ifndef FWD_PARSE_H
 #define FWD_PARSE_H
 
-#include <stdint.h>
+#include "fwd_types.h"
 
 #include "fwd_defs.h"
 
