@@ -52,6 +52,39 @@ static void client_close(struct ctl_client *c)
 	c->fd = -1;
 }
 
+/* A control_socket under a directory that does not exist yet (/run/regionfwd
+ * after a boot) gets that one directory, mode 0750 and the control group, so
+ * the group's members (regiond) can reach the socket and nobody else can.
+ * Deeper missing paths are a configuration error, reported as such. */
+static int make_socket_dir(const char *path, const char *group)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (access(dir, F_OK) == 0)
+		return 0;
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		int err = errno;
+
+		DP_LOG(ERR, "control socket %s: cannot create its directory %s: %s", path, dir,
+		       strerror(err));
+		return err;
+	}
+	if (group && group[0]) {
+		struct group *gr = getgrnam(group);
+
+		if (gr != NULL && chown(dir, (uid_t)-1, gr->gr_gid) < 0)
+			DP_LOG(WARNING, "control socket directory %s: chown to group '%s': %s", dir,
+			       group, strerror(errno));
+	}
+	return 0;
+}
+
 struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *group)
 {
 	struct dp_ctl *ctl = calloc(1, sizeof(*ctl));
@@ -81,6 +114,8 @@ struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *g
 	}
 	if (probe >= 0)
 		close(probe);
+	if ((err = make_socket_dir(path, group)) != 0)
+		goto fail;
 	unlink(path);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||

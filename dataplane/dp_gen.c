@@ -149,21 +149,10 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 	for (uint16_t i = 0; i < t->nlinks; i++) {
 		const struct fwd_link *l = &t->links[i];
 		struct dp_link_out *o = &g->links[i];
-		int pi = dp_node_port_index(node, l->port);
-		char path[64];
+		int pi = dp_node_link_port(node, t, i, err);
 
-		if (pi < 0) {
-			char list[256] = "";
-			size_t n = 0;
-
-			for (uint16_t j = 0; j < node->nports && n < sizeof(list); j++)
-				n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", j ? ", " : "",
-						      node->ports[j].name);
-			snprintf(path, sizeof(path), "links.%s.port", l->name);
-			return fwd_err_set(err, t->source, 0, path,
-					   "no port '%s' in node config %s (ports: %s)", l->port,
-					   node->source, list);
-		}
+		if (pi < 0)
+			return pi;
 		/* Name keys let a later fragment find its first fragment's link in
 		 * a newer generation (dp_worker.c). A 64-bit collision between two
 		 * names of one table would be refused rather than guessed at. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fwd_doc.h"
+#include "fwd_table.h"
 
 void dp_node_defaults(struct dp_node *n)
 {
@@ -185,4 +186,22 @@ int dp_node_port_index(const struct dp_node *n, const char *name)
 		if (strcmp(n->ports[i].name, name) == 0)
 			return i;
 	return -ENOENT;
+}
+
+int dp_node_link_port(const struct dp_node *n, const struct fwd_table *t, uint16_t link,
+		      struct fwd_err *err)
+{
+	const struct fwd_link *l = &t->links[link];
+	int pi = dp_node_port_index(n, l->port);
+	char list[256] = "", path[FWD_NAME_MAX + 16];
+	size_t used = 0;
+
+	if (pi >= 0)
+		return pi;
+	for (uint16_t j = 0; j < n->nports && used < sizeof(list); j++)
+		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", j ? ", " : "",
+					 n->ports[j].name);
+	snprintf(path, sizeof(path), "links.%s.port", l->name);
+	return fwd_err_set(err, t->source, 0, path, "no port '%s' in node config %s (ports: %s)",
+			   l->port, n->source, list);
 }

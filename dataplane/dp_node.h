@@ -14,6 +14,8 @@
 #include "fwd_defs.h"
 #include "fwd_err.h"
 
+struct fwd_table;
+
 #define DP_MAX_PORTS 32
 #define DP_MAX_WORKERS 64
 
@@ -48,5 +50,11 @@ int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err);
 
 /** Port index by name, or -ENOENT. */
 int dp_node_port_index(const struct dp_node *n, const char *name);
+
+/** The port index of link @link of @t on this node, or -EINVAL with @err
+ *  naming the link's port field and the ports the node has. The one check
+ *  both generation builds and `regionfwd --check-node` make. */
+int dp_node_link_port(const struct dp_node *n, const struct fwd_table *t, uint16_t link,
+		      struct fwd_err *err);
 
 #endif /* DP_NODE_H */

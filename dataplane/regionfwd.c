@@ -54,12 +54,15 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: regionfwd [EAL options] -- --node FILE --table FILE [options]\n"
 		"       regionfwd --check-table FILE\n"
+		"       regionfwd --check-node FILE [--table FILE]\n"
 		"\n"
 		"  --node FILE        node config: ports, workers, pool sizes (docs/operations.md)\n"
 		"  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
 		"  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
 		"  --stats-json FILE  write the final counters as JSON to FILE\n"
 		"  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
+		"  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
+		"                     --table, also that every link's port is in it\n"
 		"\n"
 		"Signals: SIGHUP reloads --table hitlessly, SIGUSR1 prints counters,\n"
 		"SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
@@ -87,6 +90,48 @@ static int check_table(const char *path)
 	       t->nprefix4, t->nprefix6, t->nresidency);
 	fwd_table_free(t);
 	return 0;
+}
+
+/* regionfwd --check-node NODE [--table TABLE]: the node config checked as
+ * at start, and with a table the link-to-port check every generation build
+ * makes, all without EAL: an example or a new box's config can be checked
+ * before anything is bound or allocated. */
+static unsigned count_ingress(const struct dp_node *n)
+{
+	unsigned c = 0;
+
+	for (uint16_t i = 0; i < n->nports; i++)
+		c += n->ports[i].ingress;
+	return c;
+}
+
+static int check_node(const char *node_path, const char *table_path)
+{
+	static struct dp_node node;
+	struct fwd_err err = {0};
+	struct fwd_table *t = NULL;
+	char buf[1024];
+	int rc = 1;
+
+	if (dp_node_load(node_path, &node, &err))
+		goto out;
+	if (table_path != NULL) {
+		if ((t = fwd_table_load(table_path, &err)) == NULL)
+			goto out;
+		for (uint16_t i = 0; i < t->nlinks; i++)
+			if (dp_node_link_port(&node, t, i, &err) < 0)
+				goto out;
+	}
+	printf("%s: valid: %u ports (%u ingress)", node_path, node.nports, count_ingress(&node));
+	if (t != NULL)
+		printf(", every link of %s has its port", table_path);
+	printf("\n");
+	rc = 0;
+out:
+	if (rc)
+		fprintf(stderr, "%s\n", fwd_err_str(&err, buf, sizeof(buf)));
+	fwd_table_free(t);
+	return rc;
 }
 
 static int parse_app_args(int argc, char **argv, struct app_opts *o)
@@ -259,6 +304,15 @@ int main(int argc, char **argv)
 	static struct idle_watch idle[DP_MAX_WORKERS]; /* --idle-exit, per worker */
 	int n, rc = 0;
 
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--check-node") == 0) {
+			const char *table = NULL;
+
+			for (int j = 1; j + 1 < argc; j++)
+				if (strcmp(argv[j], "--table") == 0)
+					table = argv[j + 1];
+			return check_node(argv[i + 1], table);
+		}
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--check-table") == 0)
 			return check_table(argv[i + 1]);
