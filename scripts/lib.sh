@@ -5,6 +5,9 @@
 # script ever exits non-zero without a word (set -e alone is silent).
 rfw_on_error() {
     local rc=$? line=$1 cmd=$2
+    # A function returning its failure (quietly) has said what failed; its
+    # caller's line follows and names the step.
+    case "$cmd" in return*) return 0 ;; esac
     echo "$(basename "$0"): FAILED (exit $rc) at line $line: $cmd" >&2
 }
 trap 'rfw_on_error "$LINENO" "$BASH_COMMAND"' ERR
