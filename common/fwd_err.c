@@ -23,6 +23,48 @@ void fwd_utf8_clean(char *s)
 	}
 }
 
+static const struct {
+	const char *name;
+	int errnum;
+} reasons[FWD_R_MAX] = {
+#define FWD_REASON(id, name, errnum, help) [FWD_R_##id] = {name, errnum},
+#include "fwd_reasons.def"
+#undef FWD_REASON
+};
+
+const char *fwd_reason_name(enum fwd_reason r)
+{
+	return (unsigned)r < FWD_R_MAX ? reasons[r].name : reasons[FWD_R_INVALID].name;
+}
+
+int fwd_reason_from_name(const char *name)
+{
+	for (int r = 0; name && r < FWD_R_MAX; r++)
+		if (strcmp(reasons[r].name, name) == 0)
+			return r;
+	return -1;
+}
+
+int fwd_reason_errno(enum fwd_reason r)
+{
+	return (unsigned)r < FWD_R_MAX ? reasons[r].errnum : EINVAL;
+}
+
+static void err_vset(struct fwd_err *err, enum fwd_reason r, const char *file, uint32_t line,
+		     const char *path, const char *fmt, va_list ap)
+{
+	err->reason_code = r;
+	snprintf(err->file, sizeof(err->file), "%s", file ? file : "");
+	err->line = line;
+	snprintf(err->path, sizeof(err->path), "%s", path ? path : "");
+	vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+	/* Reasons quote hostile input, and truncation can split a character:
+	 * keep them valid UTF-8 so every JSON encoder accepts them. */
+	fwd_utf8_clean(err->file);
+	fwd_utf8_clean(err->path);
+	fwd_utf8_clean(err->reason);
+}
+
 int fwd_err_set(struct fwd_err *err, const char *file, uint32_t line, const char *path,
 		const char *fmt, ...)
 {
@@ -30,18 +72,23 @@ int fwd_err_set(struct fwd_err *err, const char *file, uint32_t line, const char
 
 	if (err == NULL)
 		return -EINVAL;
-	snprintf(err->file, sizeof(err->file), "%s", file ? file : "");
-	err->line = line;
-	snprintf(err->path, sizeof(err->path), "%s", path ? path : "");
 	va_start(ap, fmt);
-	vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+	err_vset(err, FWD_R_INVALID, file, line, path, fmt, ap);
 	va_end(ap);
-	/* Reasons quote hostile input, and truncation can split a character:
-	 * keep them valid UTF-8 so every JSON encoder accepts them. */
-	fwd_utf8_clean(err->file);
-	fwd_utf8_clean(err->path);
-	fwd_utf8_clean(err->reason);
 	return -EINVAL;
+}
+
+int fwd_err_fail(struct fwd_err *err, enum fwd_reason r, const char *file, uint32_t line,
+		 const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -fwd_reason_errno(r);
+	va_start(ap, fmt);
+	err_vset(err, r, file, line, path, fmt, ap);
+	va_end(ap);
+	return -fwd_reason_errno(r);
 }
 
 const char *fwd_err_str(const struct fwd_err *err, char *buf, size_t len)

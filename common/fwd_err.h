@@ -1,8 +1,13 @@
 /*
- * fwd_err.h - a structured error for everything that refuses outside input
- * (table documents, node configs, API requests): where (file, line, field
- * path) and why. The API returns the same three fields as {code, path,
- * reason}; the CLI and logs print fwd_err_str().
+ * fwd_err.h - the one error model: a negative errno for C callers, plus a
+ * structured error for people and programs: which of the reasons in
+ * fwd_reasons.def, where (file, line, field path) and why (text).
+ *
+ * Everything that refuses outside input (table documents, node configs, API
+ * requests) or fails an operation fills a struct fwd_err. The API returns it
+ * as {code, file, line, path, reason} with the HTTP status its reason maps
+ * to (ctl_api.c); the CLIs print fwd_err_str() and exit with the code its
+ * reason maps to.
  */
 #ifndef FWD_ERR_H
 #define FWD_ERR_H
@@ -10,16 +15,39 @@
 #include <stddef.h>
 #include <stdint.h>
 
+enum fwd_reason {
+#define FWD_REASON(id, name, errnum, help) FWD_R_##id,
+#include "fwd_reasons.def"
+#undef FWD_REASON
+	FWD_R_MAX
+};
+
 struct fwd_err {
+	enum fwd_reason reason_code; /* what kind of failure (fwd_reasons.def) */
 	char file[128]; /* document name ("" when it came from a buffer) */
 	uint32_t line; /* 1-based line, 0 when the format has no lines */
 	char path[256]; /* field path, e.g. regions.india.prefixes[3] */
 	char reason[384];
 };
 
-/** Fill @err (NULL-safe). Returns -EINVAL so callers can `return fwd_err_set(...)`. */
+/** Fill @err (NULL-safe) as refused input (FWD_R_INVALID). Returns -EINVAL
+ *  so callers can `return fwd_err_set(...)`. A caller that knows better (the
+ *  API: invalid_table) changes err->reason_code afterwards. */
 int fwd_err_set(struct fwd_err *err, const char *file, uint32_t line, const char *path,
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/** Fill @err (NULL-safe) with reason @r. Returns -errno of @r (fwd_reasons.def). */
+int fwd_err_fail(struct fwd_err *err, enum fwd_reason r, const char *file, uint32_t line,
+		 const char *path, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+/** The reason's code ("invalid_table"); "invalid" for a value out of range. */
+const char *fwd_reason_name(enum fwd_reason r);
+
+/** The reason named @name, or -1 (a code from a newer peer, or garbage). */
+int fwd_reason_from_name(const char *name);
+
+/** The positive errno that goes with @r. */
+int fwd_reason_errno(enum fwd_reason r);
 
 /** Replace every byte that is not part of valid UTF-8 by '?', in place. */
 void fwd_utf8_clean(char *s);

@@ -61,44 +61,82 @@ static int read_all(int fd, void *p, size_t n)
 	return 0;
 }
 
-/* The child: compile every field's database first, then stream back
- * [u8 ok=1][4 x (u64 len, bytes)] or [u8 ok=0][u32 rule][u32 len][message]. */
+/* Why the child failed, as it tells the parent: from what failed, never
+ * from the wording of Hyperscan's message. */
+enum child_failure {
+	CHILD_PATTERN_INVALID = 0, /* hs_expression_info refused the rule's pattern */
+	CHILD_SET_TOO_EXPENSIVE = 1, /* every pattern parses; building the database failed */
+};
+
+static void child_fail(int fd, uint8_t kind, uint32_t rule, const char *msg)
+{
+	uint8_t ok = 0;
+	uint32_t mlen = (uint32_t)strlen(msg);
+
+	if (write_all(fd, &ok, 1) || write_all(fd, &kind, 1) || write_all(fd, &rule, 4) ||
+	    write_all(fd, &mlen, 4) || write_all(fd, msg, mlen))
+		_exit(4);
+	_exit(0);
+}
+
+/* The child: first parse every pattern on its own (hs_expression_info: the
+ * syntax and what Hyperscan supports, cheap), so a refused pattern is named
+ * as invalid whatever memory is left; then compile every field's database.
+ * A compile that fails after every pattern parsed is the rule set costing
+ * more than the limits or Hyperscan's own bounds (RLIMIT_AS turns into its
+ * "Unable to allocate memory", which it reports against expression 0).
+ * Streams back [u8 ok=1][4 x (u64 len, bytes)] or
+ * [u8 ok=0][u8 enum child_failure][u32 rule][u32 len][message]. */
 static void child(const struct fwd_table *t, int fd)
 {
 	char *ser[4] = {NULL};
 	size_t len[4] = {0};
 	uint8_t ok = 1;
+	const char **expr = calloc(t->ncontent + 1, sizeof(*expr));
+	unsigned *flags = calloc(t->ncontent + 1, sizeof(*flags));
+	unsigned *ids = calloc(t->ncontent + 1, sizeof(*ids));
 
+	if (!expr || !flags || !ids)
+		_exit(3);
+	for (uint32_t i = 0; i < t->ncontent; i++) {
+		const struct fwd_content_rule *r = &t->content[i];
+		const char *e = r->literal ? escape_literal(r->pattern) : r->pattern;
+		unsigned fl = HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL | (r->caseless ? HS_FLAG_CASELESS : 0);
+		hs_expr_info_t *info = NULL;
+		hs_compile_error_t *ce = NULL;
+
+		if (e == NULL)
+			_exit(3);
+		if (hs_expression_info(e, fl, &info, &ce) != HS_SUCCESS)
+			child_fail(fd, CHILD_PATTERN_INVALID, i, ce ? ce->message : "refused");
+		free(info);
+		expr[i] = e;
+		flags[i] = fl;
+	}
 	for (int f = 0; f < 4; f++) {
-		const char **expr = calloc(t->ncontent + 1, sizeof(*expr));
-		unsigned *flags = calloc(t->ncontent + 1, sizeof(*flags)), *ids = calloc(t->ncontent + 1, sizeof(*ids));
+		const char **fexpr = calloc(t->ncontent + 1, sizeof(*fexpr));
+		unsigned *fflags = calloc(t->ncontent + 1, sizeof(*fflags));
 		unsigned n = 0;
 		hs_database_t *db = NULL;
 		hs_compile_error_t *ce = NULL;
 
-		if (!expr || !flags || !ids)
+		if (!fexpr || !fflags)
 			_exit(3);
 		for (uint32_t i = 0; i < t->ncontent; i++) {
-			const struct fwd_content_rule *r = &t->content[i];
-
-			if (r->field != f)
+			if (t->content[i].field != f)
 				continue;
-			expr[n] = r->literal ? escape_literal(r->pattern) : r->pattern;
-			flags[n] = HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL | (r->caseless ? HS_FLAG_CASELESS : 0);
+			fexpr[n] = expr[i];
+			fflags[n] = flags[i];
 			ids[n++] = i;
 		}
 		if (n == 0)
 			continue;
-		if (hs_compile_multi(expr, flags, ids, n, HS_MODE_BLOCK, NULL, &db, &ce) != HS_SUCCESS) {
-			uint32_t rule = ce->expression >= 0 ? ids[ce->expression] : UINT32_MAX;
-			uint32_t mlen = (uint32_t)strlen(ce->message);
-
-			ok = 0;
-			if (write_all(fd, &ok, 1) || write_all(fd, &rule, 4) || write_all(fd, &mlen, 4) ||
-			    write_all(fd, ce->message, mlen))
-				_exit(4);
-			_exit(0);
-		}
+		if (hs_compile_multi(fexpr, fflags, ids, n, HS_MODE_BLOCK, NULL, &db, &ce) != HS_SUCCESS)
+			child_fail(fd, CHILD_SET_TOO_EXPENSIVE,
+				   ce->expression >= 0 && (unsigned)ce->expression < n
+					   ? ids[ce->expression]
+					   : UINT32_MAX,
+				   ce->message);
 		if (hs_serialize_database(db, &ser[f], &len[f]) != HS_SUCCESS)
 			_exit(5);
 	}
@@ -141,8 +179,8 @@ static size_t address_space_now(void)
 	return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
-		   struct fwd_err *e, const char **code)
+int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
+		 struct fwd_err *e)
 {
 	int pfd[2], status = 0, rc = 0;
 	struct timespec t0, t1;
@@ -156,15 +194,15 @@ int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, s
 	if (pipe(pfd) < 0) {
 		int rc0 = -errno;
 
-		*code = "internal";
-		fwd_err_set(e, t->source, 0, "content_rules", "pipe: %s", strerror(errno));
+		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "content_rules", "pipe: %s",
+			     strerror(errno));
 		return rc0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pid = fork();
 	if (pid < 0) {
-		*code = "internal";
-		fwd_err_set(e, t->source, 0, "content_rules", "fork: %s", strerror(errno));
+		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "content_rules", "fork: %s",
+			     strerror(errno));
 		close(pfd[0]);
 		close(pfd[1]);
 		return -EAGAIN;
@@ -193,32 +231,30 @@ int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, s
 	close(pfd[1]);
 	if (read_all(pfd[0], &ok, 1) == 0 && ok == 0) {
 		uint32_t rule = UINT32_MAX, mlen = 0;
+		uint8_t kind = CHILD_SET_TOO_EXPENSIVE;
 		char msg[256] = "";
 
-		if (read_all(pfd[0], &rule, 4) == 0 && read_all(pfd[0], &mlen, 4) == 0) {
+		if (read_all(pfd[0], &kind, 1) == 0 && read_all(pfd[0], &rule, 4) == 0 &&
+		    read_all(pfd[0], &mlen, 4) == 0) {
 			if (mlen >= sizeof(msg))
 				mlen = sizeof(msg) - 1;
 			read_all(pfd[0], msg, mlen);
 		}
-		if (strstr(msg, "allocate memory") || strstr(msg, "Resource limit")) {
-			/* Out of the child's memory: the rule set, not one rule, costs too much. */
-			*code = "pattern_too_expensive";
-			fwd_err_set(e, t->source, 0, "content_rules",
-				      "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; %s)",
-				      lim->cpu_seconds, lim->memory_bytes >> 20, msg);
-			rc = -E2BIG;
-		} else if (rule < t->ncontent) {
+		if (kind == CHILD_PATTERN_INVALID && rule < t->ncontent) {
 			char path[64];
 
 			snprintf(path, sizeof(path), "content_rules[%u].pattern", rule);
-			*code = strstr(msg, "too large") ? "pattern_too_expensive" : "invalid_pattern";
-			fwd_err_set(e, t->source, t->content[rule].line, path, "rule '%s': %s",
-				    t->content[rule].name, msg);
-			rc = -EINVAL;
+			rc = fwd_err_fail(e, FWD_R_INVALID_PATTERN, t->source, t->content[rule].line, path,
+					  "rule '%s': %s", t->content[rule].name, msg);
 		} else {
-			*code = "invalid_pattern";
-			fwd_err_set(e, t->source, 0, "content_rules", "%s", msg);
-			rc = -EINVAL;
+			char at[FWD_NAME_MAX + 16] = "";
+
+			if (rule < t->ncontent)
+				snprintf(at, sizeof(at), "at rule '%s': ", t->content[rule].name);
+			rc = fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0, "content_rules",
+					  "compiling the content rules exceeded its limits "
+					  "(%u s CPU, %zu MiB; %s%s)",
+					  lim->cpu_seconds, lim->memory_bytes >> 20, at, msg);
 		}
 	} else if (ok == 1) {
 		for (int f = 0; f < 4 && rc == 0; f++) {
@@ -244,17 +280,27 @@ int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, s
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	out->compile_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (rc == -EPROTO || (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))) {
-		*code = "pattern_too_expensive";
-		fwd_err_set(e, t->source, 0, "content_rules",
-			      "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; %s %d)",
-			      lim->cpu_seconds, lim->memory_bytes >> 20,
-			      WIFSIGNALED(status) ? "signal" : "exit status",
-			      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0, "content_rules",
+			     "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; %s %d)",
+			     lim->cpu_seconds, lim->memory_bytes >> 20,
+			     WIFSIGNALED(status) ? "signal" : "exit status",
+			     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 		fwd_hs_free(out);
 		return -E2BIG;
 	}
 	if (rc)
 		fwd_hs_free(out);
+	return rc;
+}
+
+int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
+		   struct fwd_err *e, const char **code)
+{
+	struct fwd_err local = {0};
+	int rc = fwd_hs_build(t, lim, out, e ? e : &local);
+
+	if (rc && code)
+		*code = fwd_reason_name((e ? e : &local)->reason_code);
 	return rc;
 }
 

@@ -37,11 +37,18 @@ struct fwd_hs_limits {
 #define FWD_HS_DEFAULT_LIMITS {.cpu_seconds = 30, .memory_bytes = 2ull << 30}
 
 /**
- * @param code  set to "invalid_pattern", "pattern_too_expensive" or
- *              "internal" on failure
+ * Compile the table's content rules in a child process under @lim.
  * @return 0 with @out filled (free with fwd_hs_free; all NULL when the table
- *         has no content rules), or -errno with @err naming the rule
+ *         has no content rules), or -errno with @err naming the rule and its
+ *         reason: FWD_R_INVALID_PATTERN (the pattern does not parse),
+ *         FWD_R_PATTERN_TOO_EXPENSIVE (they parse, the database cannot be built
+ *         within the limits) or FWD_R_INTERNAL (pipe, fork)
  */
+int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
+		 struct fwd_err *err);
+
+/** fwd_hs_build() with the reason's code as a string in @code; for callers
+ *  not yet moved to err->reason_code. */
 int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
 		   struct fwd_err *err, const char **code);
 void fwd_hs_free(struct fwd_hs_dbs *dbs);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_http.h"
 #include "ctl_model.h"
 
 struct ctl_api {
@@ -42,25 +43,25 @@ struct reply {
 	const char *ctype;
 };
 
-static json_t *err_json(const struct ctl_error *e)
+static json_t *err_json(const struct fwd_err *e)
 {
-	return json_pack("{s:{s:s, s:s, s:s, s:s, s:i}}", "error", "code", e->code, "path",
-			 e->err.path, "reason", e->err.reason, "file", e->err.file, "line",
-			 (int)e->err.line);
+	return json_pack("{s:{s:s, s:s, s:s, s:s, s:i}}", "error", "code",
+			 fwd_reason_name(e->reason_code), "path", e->path, "reason", e->reason,
+			 "file", e->file, "line", (int)e->line);
 }
 
-static void reply_err(struct reply *r, const struct ctl_error *e)
+static void reply_err(struct reply *r, const struct fwd_err *e)
 {
-	r->status = e->status;
+	r->status = ctl_http_status(e->reason_code);
 	r->body = err_json(e);
 }
 
-static void reply_simple(struct reply *r, int status, const char *code, const char *path,
-			 const char *reason)
+static void reply_simple(struct reply *r, enum fwd_reason reason, const char *path,
+			 const char *text)
 {
-	struct ctl_error e;
+	struct fwd_err e;
 
-	ctl_error_set(&e, status, code, path, "%s", reason);
+	fwd_err_fail(&e, reason, NULL, 0, path, "%s", text);
 	reply_err(r, &e);
 }
 
@@ -72,7 +73,7 @@ static json_t *body_json(const struct req *q, struct reply *r)
 	char reason[300];
 
 	if (q->len == 0) {
-		reply_simple(r, 400, "bad_request", "", "a JSON object body is required");
+		reply_simple(r, FWD_R_BAD_REQUEST, "", "a JSON object body is required");
 		return NULL;
 	}
 	j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
@@ -80,7 +81,7 @@ static json_t *body_json(const struct req *q, struct reply *r)
 		snprintf(reason, sizeof(reason), "body is not a JSON object%s%s (line %d, column %d)",
 			 j ? "" : ": ", j ? "" : je.text, je.line, je.column);
 		json_decref(j);
-		reply_simple(r, 400, "bad_request", "", reason);
+		reply_simple(r, FWD_R_BAD_REQUEST, "", reason);
 		return NULL;
 	}
 	return j;
@@ -97,7 +98,7 @@ static int opt_str(json_t *b, const char *key, size_t max, const char **out, str
 		return 0;
 	if (!json_is_string(v) || json_string_length(v) > max) {
 		snprintf(reason, sizeof(reason), "'%s' must be a string of at most %zu bytes", key, max);
-		reply_simple(r, 400, "bad_request", key, reason);
+		reply_simple(r, FWD_R_BAD_REQUEST, key, reason);
 		return -1;
 	}
 	*out = json_string_value(v);
@@ -115,7 +116,7 @@ static int opt_int(json_t *b, const char *key, int64_t min, int64_t max, int64_t
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
 		snprintf(reason, sizeof(reason), "'%s' must be an integer in %" PRId64 "..%" PRId64, key,
 			 min, max);
-		reply_simple(r, 400, "bad_request", key, reason);
+		reply_simple(r, FWD_R_BAD_REQUEST, key, reason);
 		return -1;
 	}
 	*out = json_integer_value(v);
@@ -135,7 +136,7 @@ static int check_keys(json_t *b, const char *const *keys, struct reply *r)
 			ok |= strcmp(k, keys[i]) == 0;
 		if (!ok) {
 			snprintf(reason, sizeof(reason), "unknown field '%.100s'", k);
-			reply_simple(r, 400, "bad_request", k, reason);
+			reply_simple(r, FWD_R_BAD_REQUEST, k, reason);
 			return -1;
 		}
 	}
@@ -152,7 +153,7 @@ static int confirm_pending(struct ctl_state *st, struct reply *r)
 		 "generation %" PRIu64 " awaits confirmation (reverts in %" PRId64
 		 " s); confirm it first",
 		 st->confirm_gen, st->confirm_deadline - (int64_t)time(NULL));
-	reply_simple(r, 409, "confirm_pending", "", reason);
+	reply_simple(r, FWD_R_CONFIRM_PENDING, "", reason);
 	return 1;
 }
 
@@ -174,7 +175,7 @@ static void do_apply(struct ctl_api *api, struct reply *r, const char *doc, size
 	struct ctl_state *st = api->st;
 	const struct ctl_gen *before = ctl_state_current(st);
 	uint64_t prev = before ? before->id : 0;
-	struct ctl_error e;
+	struct fwd_err e;
 	int64_t id = ctl_state_apply(st, doc, len, author ? author : "api", comment, expected, 1, &e);
 
 	if (id < 0) {
@@ -210,11 +211,11 @@ static void h_put_table(struct ctl_api *api, const struct req *q, struct reply *
 	    opt_int(b, "confirm_timeout_s", 1, 86400, &confirm, r))
 		goto out;
 	if (!json_is_string(json_object_get(b, "document"))) {
-		reply_simple(r, 400, "bad_request", "document", "'document' (the table, YAML or JSON text) is required");
+		reply_simple(r, FWD_R_BAD_REQUEST, "document", "'document' (the table, YAML or JSON text) is required");
 		goto out;
 	}
 	if (json_object_get(b, "expected_generation") == NULL) {
-		reply_simple(r, 400, "bad_request", "expected_generation",
+		reply_simple(r, FWD_R_BAD_REQUEST, "expected_generation",
 			     "'expected_generation' is required: the generation this table replaces (0 for none)");
 		goto out;
 	}
@@ -253,7 +254,7 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 
 	snprintf(path, sizeof(path), "changes[%zu]", i);
 	if (op == NULL) {
-		reply_simple(r, 400, "bad_request", path, "each change needs an 'op'");
+		reply_simple(r, FWD_R_BAD_REQUEST, path, "each change needs an 'op'");
 		return -1;
 	}
 	if (!strcmp(op, "add_prefixes") || !strcmp(op, "remove_prefixes")) {
@@ -264,11 +265,11 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 
 		if (reg == NULL) {
 			snprintf(reason, sizeof(reason), "no region '%.60s'", region ? region : "(missing)");
-			reply_simple(r, 422, "invalid_change", path, reason);
+			reply_simple(r, FWD_R_INVALID_CHANGE, path, reason);
 			return -1;
 		}
 		if (!json_is_array(list)) {
-			reply_simple(r, 400, "bad_request", path, "'prefixes' must be a list");
+			reply_simple(r, FWD_R_BAD_REQUEST, path, "'prefixes' must be a list");
 			return -1;
 		}
 		have = json_object_get(reg, "prefixes");
@@ -281,7 +282,7 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 
 			if (cp == NULL) {
 				snprintf(reason, sizeof(reason), "prefixes[%zu] is not a prefix", k);
-				reply_simple(r, 422, "invalid_change", path, reason);
+				reply_simple(r, FWD_R_INVALID_CHANGE, path, reason);
 				return -1;
 			}
 			json_array_foreach(have, j, h) {
@@ -295,7 +296,7 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 			}
 			if (op[0] == 'r' && !found) {
 				snprintf(reason, sizeof(reason), "prefix %s is not in region '%s'", cp, region);
-				reply_simple(r, 422, "invalid_change", path, reason);
+				reply_simple(r, FWD_R_INVALID_CHANGE, path, reason);
 				return -1;
 			}
 			if (op[0] == 'a')
@@ -310,11 +311,11 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 		json_t *w = json_object_get(c, "weight");
 
 		if (grp == NULL || l == NULL || !json_object_get(json_object_get(grp, "members"), l)) {
-			reply_simple(r, 422, "invalid_change", path, "no such group, or the link is not a member");
+			reply_simple(r, FWD_R_INVALID_CHANGE, path, "no such group, or the link is not a member");
 			return -1;
 		}
 		if (!json_is_integer(w)) {
-			reply_simple(r, 400, "bad_request", path, "'weight' must be an integer");
+			reply_simple(r, FWD_R_BAD_REQUEST, path, "'weight' must be an integer");
 			return -1;
 		}
 		json_object_set(json_object_get(grp, "members"), l, w);
@@ -326,11 +327,11 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 		json_t *s = json_object_get(c, "state");
 
 		if (lk == NULL) {
-			reply_simple(r, 422, "invalid_change", path, "no such link");
+			reply_simple(r, FWD_R_INVALID_CHANGE, path, "no such link");
 			return -1;
 		}
 		if (!json_is_string(s)) {
-			reply_simple(r, 400, "bad_request", path, "'state' must be 'up' or 'down'");
+			reply_simple(r, FWD_R_BAD_REQUEST, path, "'state' must be 'up' or 'down'");
 			return -1;
 		}
 		json_object_set(lk, "state", s);
@@ -340,7 +341,7 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 		json_t *p = json_object_get(c, "policy");
 
 		if (!json_is_object(p)) {
-			reply_simple(r, 400, "bad_request", path, "'policy' must be an object");
+			reply_simple(r, FWD_R_BAD_REQUEST, path, "'policy' must be an object");
 			return -1;
 		}
 		json_array_append(json_object_get(m, "policies"), p);
@@ -363,13 +364,13 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
 				return 0;
 			}
 		}
-		reply_simple(r, 422, "invalid_change", path, "no policy for that region and service");
+		reply_simple(r, FWD_R_INVALID_CHANGE, path, "no policy for that region and service");
 		return -1;
 	}
 	snprintf(reason, sizeof(reason),
 		 "unknown op '%.40s' (add_prefixes, remove_prefixes, set_weight, set_link_state, "
 		 "add_policy, remove_policy)", op);
-	reply_simple(r, 400, "bad_request", path, reason);
+	reply_simple(r, FWD_R_BAD_REQUEST, path, reason);
 	return -1;
 }
 
@@ -390,11 +391,11 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		goto out;
 	changes = json_object_get(b, "changes");
 	if (!json_is_array(changes) || json_array_size(changes) == 0) {
-		reply_simple(r, 400, "bad_request", "changes", "'changes' must be a non-empty list");
+		reply_simple(r, FWD_R_BAD_REQUEST, "changes", "'changes' must be a non-empty list");
 		goto out;
 	}
 	if (api->st->table == NULL) {
-		reply_simple(r, 409, "no_table", "", "there is no table to change yet; PUT one");
+		reply_simple(r, FWD_R_NO_TABLE, "", "there is no table to change yet; PUT one");
 		goto out;
 	}
 	if (confirm_pending(api->st, r))
@@ -414,20 +415,19 @@ out:
 static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	json_t *b = body_json(q, r), *d;
-	struct ctl_error e;
+	struct fwd_err e;
 	struct fwd_table *t;
 
 	if (b == NULL)
 		return;
 	d = json_object_get(b, "document");
 	if (!json_is_string(d)) {
-		reply_simple(r, 400, "bad_request", "document", "'document' is required");
+		reply_simple(r, FWD_R_BAD_REQUEST, "document", "'document' is required");
 		goto out;
 	}
 	t = ctl_state_validate(json_string_value(d), json_string_length(d), "document", &e);
 	if (t == NULL) {
-		r->status = 422;
-		r->body = err_json(&e);
+		reply_err(r, &e);
 		json_object_set_new(r->body, "valid", json_false());
 		goto out;
 	}
@@ -464,7 +464,7 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 	else if (api->st->nhist >= 2)
 		to = &api->st->hist[api->st->nhist - 2];
 	if (to == NULL) {
-		reply_simple(r, 404, "unknown_generation", "generation",
+		reply_simple(r, FWD_R_UNKNOWN_GENERATION, "generation",
 			     gen ? "that generation is not in the history" : "there is no previous generation");
 		goto out;
 	}
@@ -480,7 +480,7 @@ out:
 void ctl_api_confirm_tick(struct ctl_state *st)
 {
 	const struct ctl_gen *to;
-	struct ctl_error e;
+	struct fwd_err e;
 	char c[200];
 
 	if (!st->confirm_gen || (int64_t)time(NULL) < st->confirm_deadline)
@@ -492,7 +492,7 @@ void ctl_api_confirm_tick(struct ctl_state *st)
 	 * it, so nothing may read through it after the call. */
 	if (to && ctl_state_apply(st, to->doc, to->len, "regiond", c, -1, 1, &e) < 0) {
 		fprintf(stderr, "regiond: revert to generation %" PRIu64 " failed: %s (will retry)\n",
-			st->revert_to, e.err.reason);
+			st->revert_to, e.reason);
 		return; /* try again next tick, e.g. when regionfwd is back */
 	}
 	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c, st->revert_to);
@@ -502,10 +502,10 @@ void ctl_api_confirm_tick(struct ctl_state *st)
 
 static void h_confirm(struct ctl_api *api, struct reply *r)
 {
-	struct ctl_error e;
+	struct fwd_err e;
 
 	if (!api->st->confirm_gen) {
-		reply_simple(r, 409, "nothing_to_confirm", "", "no apply awaits confirmation");
+		reply_simple(r, FWD_R_NOTHING_TO_CONFIRM, "", "no apply awaits confirmation");
 		return;
 	}
 	r->status = 200;
@@ -539,7 +539,7 @@ static void h_table(struct ctl_api *api, struct reply *r)
 	const struct ctl_gen *g = ctl_state_current(api->st);
 
 	if (g == NULL) {
-		reply_simple(r, 404, "no_table", "", "no table yet");
+		reply_simple(r, FWD_R_NO_TABLE, "", "no table yet");
 		return;
 	}
 	r->status = 200;
@@ -552,14 +552,22 @@ static void h_dp(struct ctl_api *api, const char *op, json_t *args, struct reply
 	json_t *resp = ctl_dp_call(api->st->dp, op, args, 10000);
 
 	if (resp == NULL) {
-		reply_simple(r, 503, "dataplane_unavailable", "", "regionfwd did not answer");
+		reply_simple(r, FWD_R_DATAPLANE_UNAVAILABLE, "", "regionfwd did not answer");
 		return;
 	}
 	if (!json_is_true(json_object_get(resp, "ok"))) {
-		json_t *e = json_object_get(resp, "error");
+		json_t *je = json_object_get(resp, "error");
+		int reason = fwd_reason_from_name(json_string_value(json_object_get(je, "code")));
+		struct fwd_err e;
 
-		r->status = 400;
-		r->body = json_pack("{s:O}", "error", e);
+		/* regionfwd's refusal of the request (an explain of a bad address)
+		 * under its own reason; one it does not name is refused input. */
+		fwd_err_fail(&e, reason < 0 ? FWD_R_INVALID : (enum fwd_reason)reason,
+			     json_string_value(json_object_get(je, "file")),
+			     (uint32_t)json_integer_value(json_object_get(je, "line")),
+			     json_string_value(json_object_get(je, "path")), "%s",
+			     json_string_value(json_object_get(je, "reason")) ?: "refused");
+		reply_err(r, &e);
 		json_decref(resp);
 		return;
 	}
@@ -719,11 +727,11 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 		char reason[100];
 
 		snprintf(reason, sizeof(reason), "request body larger than %zu bytes", api->max_body);
-		reply_simple(r, 413, "body_too_large", "", reason);
+		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
 		return;
 	}
 	if (write && !authorized(api, con, q)) {
-		reply_simple(r, 401, "unauthorized", "", "writes over TCP need 'Authorization: Bearer TOKEN'");
+		reply_simple(r, FWD_R_UNAUTHORIZED, "", "writes over TCP need 'Authorization: Bearer TOKEN'");
 		return;
 	}
 	pthread_mutex_lock(api->lock);
@@ -754,9 +762,9 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 	else if (!strcmp(url, "/v1/filters/detach") && post && api->filters.detach)
 		r->status = 200, r->body = json_pack("{s:b}", "detached", api->filters.detach(api->filters.arg) == 0);
 	else if (!strncmp(url, "/v1/filters", 11))
-		reply_simple(r, 404, "no_filters", "", "regiond runs without XDP filters (--xdp-iface)");
+		reply_simple(r, FWD_R_NO_FILTERS, "", "regiond runs without XDP filters (--xdp-iface)");
 	else
-		reply_simple(r, 404, "not_found", "", "no such endpoint or method (see docs/api.md)");
+		reply_simple(r, FWD_R_NOT_FOUND, "", "no such endpoint or method (see docs/api.md)");
 	pthread_mutex_unlock(api->lock);
 }
 

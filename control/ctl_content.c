@@ -52,27 +52,21 @@ static json_t *dbs_json(uint64_t key, const struct fwd_hs_dbs *d)
 }
 
 /* Compile into the cache; returns the cached object (borrowed) or NULL with @e. */
-static json_t *compile(const struct fwd_table *t, struct ctl_error *e)
+static json_t *compile(const struct fwd_table *t, struct fwd_err *e)
 {
 	static const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
 	uint64_t key = fwd_content_hash(t);
 	json_t *db = cache_get(key);
 	struct fwd_hs_dbs d;
-	const char *code = "internal";
-	struct fwd_err fe = {0};
 
 	if (db)
 		return db;
-	if (fwd_hs_compile(t, &lim, &d, &fe, &code)) {
-		e->status = 422;
-		snprintf(e->code, sizeof(e->code), "%s", code);
-		e->err = fe;
+	if (fwd_hs_build(t, &lim, &d, e))
 		return NULL;
-	}
 	db = dbs_json(key, &d);
 	fwd_hs_free(&d);
 	if (db == NULL) {
-		ctl_error_set(e, 500, "internal", "content_rules", "out of memory");
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "content_rules", "out of memory");
 		return NULL;
 	}
 	json_decref(cache[cache_next].db);
@@ -82,7 +76,7 @@ static json_t *compile(const struct fwd_table *t, struct ctl_error *e)
 	return db;
 }
 
-int ctl_content_validate(const struct fwd_table *t, struct ctl_error *e)
+int ctl_content_validate(const struct fwd_table *t, struct fwd_err *e)
 {
 	if (t->ncontent == 0)
 		return 0;
@@ -91,7 +85,7 @@ int ctl_content_validate(const struct fwd_table *t, struct ctl_error *e)
 
 json_t *ctl_content_push_extra(const struct fwd_table *t)
 {
-	struct ctl_error e = {0};
+	struct fwd_err e = {0};
 	json_t *db;
 
 	if (t->ncontent == 0 || (db = compile(t, &e)) == NULL)

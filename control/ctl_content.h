@@ -17,7 +17,7 @@
 #include "fwd_table.h"
 
 /** Compile @t's content rules; 0, or -errno with @e (422 invalid_pattern / pattern_too_expensive). */
-int ctl_content_validate(const struct fwd_table *t, struct ctl_error *e);
+int ctl_content_validate(const struct fwd_table *t, struct fwd_err *e);
 
 /**
  * The push members for @t: {"content_db": {"rules_hash", "payload", "tls_sni",

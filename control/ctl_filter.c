@@ -59,7 +59,7 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	return f;
 }
 
-int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct ctl_error *e)
+int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct fwd_err *e)
 {
 	struct ctl_filter *f = arg;
 	const struct fwd_filters *fl = &t->filters;
@@ -68,7 +68,7 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 	int rc;
 
 	if (img == NULL) {
-		ctl_error_set(e, 422, "invalid_filters", fe.path, "%s", fe.reason);
+		fwd_err_fail(e, FWD_R_INVALID_FILTERS, NULL, 0, fe.path, "%s", fe.reason);
 		return -EINVAL;
 	}
 	rc = ctl_bpf_apply(f->bpf, img, fl->present ? fl->default_action : FWD_FLT_PASS,
@@ -76,7 +76,7 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 			   fl->present ? fl->malformed_action : FWD_FLT_PASS, fl->redirect, (uint32_t)gen, &fe);
 	fwd_flt_image_free(img);
 	if (rc)
-		ctl_error_set(e, 422, "filter_refused", "filters", "%s", fe.reason);
+		fwd_err_fail(e, FWD_R_FILTER_REFUSED, NULL, 0, "filters", "%s", fe.reason);
 	return rc;
 }
 

@@ -27,7 +27,7 @@ struct ctl_filter;
 struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err);
 
 /** Install @t's filters as generation @gen (the ctl_state hook). */
-int ctl_filter_apply(void *filter, const struct fwd_table *t, uint64_t gen, struct ctl_error *e);
+int ctl_filter_apply(void *filter, const struct fwd_table *t, uint64_t gen, struct fwd_err *e);
 
 /** Generation the kernel side holds. */
 uint32_t ctl_filter_generation(const struct ctl_filter *f);

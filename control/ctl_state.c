@@ -18,26 +18,8 @@
 
 static uint64_t next_id; /* never reused, persisted in history.json */
 
-int (*ctl_state_extra_validate)(const struct fwd_table *t, struct ctl_error *e);
+int (*ctl_state_extra_validate)(const struct fwd_table *t, struct fwd_err *e);
 json_t *(*ctl_state_push_extra)(const struct fwd_table *t);
-
-void ctl_error_set(struct ctl_error *e, int status, const char *code, const char *path,
-		   const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e == NULL)
-		return;
-	memset(e, 0, sizeof(*e));
-	e->status = status;
-	snprintf(e->code, sizeof(e->code), "%s", code);
-	snprintf(e->err.path, sizeof(e->err.path), "%s", path ? path : "");
-	va_start(ap, fmt);
-	vsnprintf(e->err.reason, sizeof(e->err.reason), fmt, ap);
-	va_end(ap);
-	fwd_utf8_clean(e->err.path);
-	fwd_utf8_clean(e->err.reason); /* JSON needs valid UTF-8; reasons quote input */
-}
 
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
@@ -89,7 +71,7 @@ static void hexhash(uint64_t h, char out[17])
 	snprintf(out, 17, "%016" PRIx64, h);
 }
 
-int ctl_state_save(struct ctl_state *st, struct ctl_error *e)
+int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 {
 	json_t *root = json_object(), *gens = json_array();
 	char *text;
@@ -117,13 +99,13 @@ int ctl_state_save(struct ctl_state *st, struct ctl_error *e)
 	text = json_dumps(root, JSON_INDENT(1));
 	json_decref(root);
 	if (text == NULL) {
-		ctl_error_set(e, 500, "internal", "", "out of memory");
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		return -ENOMEM;
 	}
 	rc = write_atomic(st->dir, "history.json", text, strlen(text));
 	free(text);
 	if (rc)
-		ctl_error_set(e, 500, "persist_failed", "", "cannot write %s/history.json: %s", st->dir,
+		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/history.json: %s", st->dir,
 			      strerror(-rc));
 	return rc;
 }
@@ -150,7 +132,7 @@ static void remove_orphans(struct ctl_state *st)
 }
 
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
-		   struct ctl_error *e)
+		   struct fwd_err *e)
 {
 	char path[512];
 	json_t *root, *gens, *v, *cf;
@@ -164,7 +146,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	st->dp_timeout_ms = 120000;
 	next_id = 1;
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		ctl_error_set(e, 500, "state_dir", "", "cannot create %s: %s", dir, strerror(errno));
+		fwd_err_fail(e, FWD_R_STATE_DIR, NULL, 0, "", "cannot create %s: %s", dir, strerror(errno));
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "%s/history.json", dir);
@@ -175,7 +157,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	gens = json_object_get(root, "generations");
 	if (root == NULL || !json_is_array(gens)) {
-		ctl_error_set(e, 500, "state_corrupt", "", "%s: %s", path,
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, NULL, 0, "", "%s: %s", path,
 			      root ? "no 'generations' list" : je.text);
 		json_decref(root);
 		return -EINVAL;
@@ -195,7 +177,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 		gen_file(f, sizeof(f), g->id);
 		snprintf(path, sizeof(path), "%s/%s", dir, f);
 		if (fwd_read_file(path, &g->doc, &g->len, &fe) || fwd_hash64(g->doc, g->len) != g->hash) {
-			ctl_error_set(e, 500, "state_corrupt", "", "%s: missing or does not match its hash",
+			fwd_err_fail(e, FWD_R_STATE_CORRUPT, NULL, 0, "", "%s: missing or does not match its hash",
 				      path);
 			json_decref(root);
 			return -EINVAL;
@@ -245,28 +227,26 @@ const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id)
 }
 
 struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *name,
-				     struct ctl_error *e)
+				     struct fwd_err *e)
 {
 	struct fwd_err fe = {0};
 	struct fwd_table *t = fwd_table_parse(doc, len, name, -1, &fe);
 	struct fwd_class *c;
 
 	if (t == NULL) {
-		e->status = 422;
-		snprintf(e->code, sizeof(e->code), "invalid_table");
-		e->err = fe;
+		*e = fe;
+		e->reason_code = FWD_R_INVALID_TABLE;
 		return NULL;
 	}
 	c = fwd_class_build(t);
 	if (c == NULL) {
-		ctl_error_set(e, 500, "internal", "", "out of memory");
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		fwd_table_free(t);
 		return NULL;
 	}
 	if (fwd_residency_check(t, c, &fe)) {
-		e->status = 422;
-		snprintf(e->code, sizeof(e->code), "residency_violation");
-		e->err = fe;
+		*e = fe;
+		e->reason_code = FWD_R_RESIDENCY_VIOLATION;
 		fwd_class_free(c);
 		fwd_table_free(t);
 		return NULL;
@@ -281,7 +261,7 @@ struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *na
 
 /* Ask regionfwd to run @doc as generation @id. */
 static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
-		const struct fwd_table *t, struct ctl_error *e)
+		const struct fwd_table *t, struct fwd_err *e)
 {
 	json_t *args = json_pack("{s:s%, s:I, s:s}", "document", doc, len, "generation",
 				 (json_int_t)id, "name", "regiond");
@@ -293,7 +273,7 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 	r = ctl_dp_call(st->dp, "push", args, st->dp_timeout_ms);
 	json_decref(args);
 	if (r == NULL) {
-		ctl_error_set(e, 503, "dataplane_unavailable", "",
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
 			      "regionfwd did not answer (%s); nothing changed", strerror(errno));
 		return -EAGAIN;
 	}
@@ -302,7 +282,7 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		return 0;
 	}
 	err = json_object_get(r, "error");
-	ctl_error_set(e, 422, "dataplane_refused", json_string_value(json_object_get(err, "path")),
+	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, json_string_value(json_object_get(err, "path")),
 		      "regionfwd refused the table: %s",
 		      json_string_value(json_object_get(err, "reason")) ?: "no reason given");
 	json_decref(r);
@@ -310,7 +290,7 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 }
 
 int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
-			const char *comment, int64_t expected, int push_it, struct ctl_error *e)
+			const char *comment, int64_t expected, int push_it, struct fwd_err *e)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 	uint64_t hash = fwd_hash64(doc, len), id;
@@ -320,7 +300,7 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	int rc;
 
 	if (expected >= 0 && (uint64_t)expected != (cur ? cur->id : 0)) {
-		ctl_error_set(e, 409, "stale_generation", "expected_generation",
+		fwd_err_fail(e, FWD_R_STALE_GENERATION, NULL, 0, "expected_generation",
 			      "the table is at generation %" PRIu64 ", not %" PRId64
 			      "; read it again and redo the change",
 			      cur ? cur->id : 0, expected);
@@ -336,18 +316,19 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	gen_file(f, sizeof(f), id);
 	rc = write_atomic(st->dir, f, doc, len);
 	if (rc) {
-		ctl_error_set(e, 500, "persist_failed", "", "cannot write %s/%s: %s", st->dir, f,
+		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/%s: %s", st->dir, f,
 			      strerror(-rc));
 		fwd_table_free(t);
 		return -1;
 	}
 	if ((push_it && push(st, id, doc, len, t, e)) || (st->hook && st->hook(st->hook_arg, t, id, e))) {
 		char p[512];
-		struct ctl_error ignored;
+		struct fwd_err ignored;
 
 		/* Pushed but the filter refused: put regionfwd back on the
 		 * current generation, so nothing changed anywhere. */
-		if (push_it && cur && e->status != 503 && strcmp(e->code, "dataplane_refused"))
+		if (push_it && cur && e->reason_code != FWD_R_DATAPLANE_UNAVAILABLE &&
+		    e->reason_code != FWD_R_DATAPLANE_REFUSED)
 			push(st, cur->id, cur->doc, cur->len, st->table, &ignored);
 		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
 		unlink(p);
@@ -361,7 +342,7 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	snprintf(g.comment, sizeof(g.comment), "%s", comment ? comment : "");
 	g.doc = malloc(len + 1);
 	if (g.doc == NULL) {
-		ctl_error_set(e, 500, "internal", "", "out of memory");
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		fwd_table_free(t);
 		return -1;
 	}
@@ -392,7 +373,7 @@ int ctl_state_sync(struct ctl_state *st, json_t **dp_status)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 	json_t *r = ctl_dp_call(st->dp, "status", NULL, 5000);
-	struct ctl_error e;
+	struct fwd_err e;
 	char h[17];
 	int in_sync;
 

@@ -34,13 +34,6 @@ struct ctl_gen {
 	size_t len;
 };
 
-/* An API-shaped error: HTTP status plus {code, path, reason} (+ file, line). */
-struct ctl_error {
-	int status;
-	char code[32];
-	struct fwd_err err;
-};
-
 struct ctl_state {
 	char dir[256];
 	unsigned keep;
@@ -51,7 +44,7 @@ struct ctl_state {
 	int dp_timeout_ms;
 	/* Called with each new generation once regionfwd runs it (the XDP
 	 * filter); a failure rolls regionfwd back and refuses the change. */
-	int (*hook)(void *arg, const struct fwd_table *t, uint64_t gen, struct ctl_error *e);
+	int (*hook)(void *arg, const struct fwd_table *t, uint64_t gen, struct fwd_err *e);
 	void *hook_arg;
 	/* commit-confirm: revert to revert_to unless confirmed by deadline */
 	uint64_t confirm_gen, revert_to;
@@ -60,7 +53,7 @@ struct ctl_state {
 
 /** Load the persisted history from @dir (created if missing). */
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
-		   struct ctl_error *e);
+		   struct fwd_err *e);
 void ctl_state_close(struct ctl_state *st);
 
 /** The current generation, or NULL when there is none yet. The pointers
@@ -73,11 +66,11 @@ const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id);
  * @return the table, or NULL with @e (422 invalid_table / residency_violation)
  */
 struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *name,
-				     struct ctl_error *e);
+				     struct fwd_err *e);
 
 /* Checks that need more than the table itself (compiling content rules):
  * run by ctl_state_validate when set. */
-extern int (*ctl_state_extra_validate)(const struct fwd_table *t, struct ctl_error *e);
+extern int (*ctl_state_extra_validate)(const struct fwd_table *t, struct fwd_err *e);
 
 /* Extra members of the push to regionfwd for table @t (the compiled content
  * databases), as a new JSON object or NULL: set by regiond. */
@@ -91,10 +84,10 @@ extern json_t *(*ctl_state_push_extra)(const struct fwd_table *t);
  *         (no-op); or -1 with @e filled and nothing changed
  */
 int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
-			const char *comment, int64_t expected, int push, struct ctl_error *e);
+			const char *comment, int64_t expected, int push, struct fwd_err *e);
 
 /** Persist the pending confirmation (or its absence). */
-int ctl_state_save(struct ctl_state *st, struct ctl_error *e);
+int ctl_state_save(struct ctl_state *st, struct fwd_err *e);
 
 /**
  * Make sure regionfwd runs the current generation (push it if its hash
@@ -104,8 +97,5 @@ int ctl_state_sync(struct ctl_state *st, json_t **dp_status);
 
 /** History as JSON, newest first (no documents). */
 json_t *ctl_state_history(const struct ctl_state *st);
-
-void ctl_error_set(struct ctl_error *e, int status, const char *code, const char *path,
-		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #endif /* CTL_STATE_H */

@@ -3,8 +3,9 @@
  * docs/regionctl.md). It holds no logic the API lacks: every command is one
  * or two API calls, printed as aligned tables, or as the API's JSON with -j.
  *
- * Exit codes: 0 done; 1 refused (invalid table, residency, conflict, not
- * found); 2 usage; 3 regiond unreachable or failing.
+ * Exit codes (ctl_exit.h, the one mapping from reasons): 0 done; 1 refused
+ * (invalid table, residency, conflict, not found); 2 usage; 3 regiond or
+ * regionfwd unreachable; 4 regiond failed to carry it out.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,11 +20,12 @@
 
 #include <jansson.h>
 
+#include "ctl_exit.h"
 #include "fwd_doc.h"
 
-#define EXIT_REFUSED 1
-#define EXIT_USAGE 2
-#define EXIT_UNREACHABLE 3
+#define EXIT_REFUSED CTL_EXIT_REFUSED
+#define EXIT_USAGE CTL_EXIT_USAGE
+#define EXIT_UNREACHABLE CTL_EXIT_UNREACHABLE
 
 struct opts {
 	const char *sock, *url, *token;
@@ -158,7 +160,7 @@ static int show_error(int status, json_t *r)
 	if (path && path[0])
 		fprintf(stderr, "%s: ", path);
 	fprintf(stderr, "%s\n", json_string_value(json_object_get(e, "reason")) ?: "no reason given");
-	return status >= 500 ? EXIT_UNREACHABLE : EXIT_REFUSED;
+	return (int)ctl_exit_code_of(json_string_value(json_object_get(e, "code")), status);
 }
 
 /* Call the API; on failure print why and return the exit code (> 0). */

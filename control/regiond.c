@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	unsigned long keep = 20;
 	struct ctl_state st;
-	struct ctl_error e;
+	struct fwd_err e;
 	struct ctl_api *api = NULL;
 	int rc = 1;
 	struct ctl_dp *dp;
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
 	ctl_state_push_extra = ctl_content_push_extra;
 	dp = ctl_dp_create(dp_path);
 	if (dp == NULL || ctl_state_open(&st, state_dir, (unsigned)keep, dp, &e)) {
-		fprintf(stderr, "regiond: %s\n", dp ? e.err.reason : strerror(errno));
+		fprintf(stderr, "regiond: %s\n", dp ? e.reason : strerror(errno));
 		ctl_dp_free(dp);
 		free(token);
 		return 1;
@@ -219,7 +219,7 @@ int main(int argc, char **argv)
 		if (ctl_state_apply(&st, buf, len, "regiond", "initial table", -1, 0, &e) < 0) {
 			char b[1024];
 
-			fprintf(stderr, "regiond: %s refused: %s\n", table, fwd_err_str(&e.err, b, sizeof(b)));
+			fprintf(stderr, "regiond: %s refused: %s\n", table, fwd_err_str(&e, b, sizeof(b)));
 			free(buf);
 			goto out;
 		}
@@ -250,7 +250,7 @@ int main(int argc, char **argv)
 		if (cur && ctl_filter_generation(filter) != cur->id &&
 		    ctl_filter_apply(filter, st.table, cur->id, &e)) {
 			fprintf(stderr, "regiond: XDP filter refused generation %" PRIu64 ": %s\n", cur->id,
-				e.err.reason);
+				e.reason);
 			goto out;
 		}
 		conf.filters = (struct ctl_api_filters){filter_status, filter_detach, filter};

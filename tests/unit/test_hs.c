@@ -66,6 +66,7 @@ static void test_invalid_pattern_named(void **state)
 	(void)state;
 	assert_int_equal(fwd_hs_compile(t, &roomy, &dbs, &e, &code), -EINVAL);
 	assert_string_equal(code, "invalid_pattern");
+	assert_int_equal(e.reason_code, FWD_R_INVALID_PATTERN);
 	assert_string_equal(fwd_err_str(&e, b, sizeof(b)),
 			    "c.yaml:5: content_rules[1].pattern: rule 'broken': Missing close parenthesis for group started at index 1.");
 	fwd_table_free(t);
@@ -92,7 +93,30 @@ static void test_too_expensive_refused(void **state)
 	t = load(doc);
 	assert_int_equal(fwd_hs_compile(t, &tight, &dbs, &e, &code), -E2BIG);
 	assert_string_equal(code, "pattern_too_expensive");
+	assert_int_equal(e.reason_code, FWD_R_PATTERN_TOO_EXPENSIVE);
 	assert_non_null(strstr(e.reason, "exceeded its limits (30 s CPU, 4 MiB;"));
+	fwd_table_free(t);
+}
+
+/* Classified by the step that failed, never by the wording of Hyperscan's
+ * message: a limit Hyperscan applies while parsing one pattern (a bounded
+ * repeat of 60,000) refuses that pattern, named with its line; the set that
+ * parses but cannot be built in the child's limits is too expensive
+ * (test_too_expensive_refused). */
+static void test_parse_limit_is_the_patterns_fault(void **state)
+{
+	struct fwd_table *t = load(HEAD
+		"  - {name: ok, field: payload, pattern: abc, services: [https], action: count}\n"
+		"  - {name: huge, field: payload, pattern: '[a-z]{1,60000}x', services: [https], action: drop}\n");
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+	char b[512];
+
+	(void)state;
+	assert_int_equal(fwd_hs_build(t, &roomy, &dbs, &e), -EINVAL);
+	assert_int_equal(e.reason_code, FWD_R_INVALID_PATTERN);
+	assert_string_equal(fwd_err_str(&e, b, sizeof(b)),
+			    "c.yaml:5: content_rules[1].pattern: rule 'huge': Bounded repeat is too large.");
 	fwd_table_free(t);
 }
 
@@ -142,6 +166,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_compiles_per_field),
 		cmocka_unit_test(test_invalid_pattern_named),
+		cmocka_unit_test(test_parse_limit_is_the_patterns_fault),
 		cmocka_unit_test(test_too_expensive_refused),
 		cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_content_hash),
