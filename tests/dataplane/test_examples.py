@@ -60,7 +60,7 @@ def test_lab_example_forwards_between_taps(tmp_path):
     subprocess.run(["ip", "netns", "add", ns], check=True)
     proc = None
     try:
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, regionfwd_bin()] + eal_args("rfw-lab-test") +
+        proc = subprocess.Popen(netns.in_ns(ns) + [regionfwd_bin()] + eal_args("rfw-lab-test") +
                                 ["--", "--node", str(node), "--table", os.path.join(EX, "demo-table.yaml"),
                                  "--stats-json", str(tmp_path / "stats.json")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -90,7 +90,7 @@ s.stop()
 for p in s.results:
     print("GOT", p[Dot1Q].vlan, p[Ether].dst, p[IP].ttl)
 """
-        r = subprocess.run(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", code],
+        r = subprocess.run(netns.in_ns(ns) + ["/usr/bin/python3", "-c", code],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         got = [line.split() for line in r.stdout.splitlines() if line.startswith("GOT")]

@@ -4,6 +4,11 @@ Traffic stays inside what the test made: one end of each veth pair sits in
 the root namespace (for DPDK's net_af_packet / net_af_xdp or an XDP
 program), the other in a namespace of the test's own, where scapy sends and
 tcpdump captures. No addresses, no routes: frames go nowhere else.
+
+Commands enter a namespace with nsenter --net (util-linux), not `ip netns
+exec` / `ip -n`: those also make / a slave mount and remount /sys, which
+fails where / is not a mount point (a chroot, some containers), while a
+network namespace is all these tests need.
 """
 import os
 import shutil
@@ -18,6 +23,12 @@ def sh(cmd):
     return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True)
 
 
+def in_ns(ns):
+    """argv prefix that runs a command in network namespace `ns` (made by
+    `ip netns add`)."""
+    return ["nsenter", f"--net=/run/netns/{ns}"]
+
+
 class VethLab:
     """with VethLab("name", [("a0", "a1"), ...]) as lab: ... lab.run_in_ns("cmd")"""
 
@@ -29,23 +40,23 @@ class VethLab:
         sh(f"ip netns add {self.ns}")
         for outer, inner in self.pairs:
             sh(f"ip link add {outer} type veth peer name {inner} netns {self.ns}")
-            sh(f"ip link set {outer} up && ip -n {self.ns} link set {inner} up")
+            sh(f"ip link set {outer} up && nsenter --net=/run/netns/{self.ns} ip link set {inner} up")
             sh(f"ip link set {outer} promisc on")
             # No IPv6 autoconfiguration chatter in the captures.
             sh(f"sysctl -qw net.ipv6.conf.{outer}.disable_ipv6=1")
-            sh(f"ip netns exec {self.ns} sysctl -qw net.ipv6.conf.{inner}.disable_ipv6=1")
+            sh(f"nsenter --net=/run/netns/{self.ns} sysctl -qw net.ipv6.conf.{inner}.disable_ipv6=1")
         return self
 
     def run_in_ns(self, cmd):
-        return sh(f"ip netns exec {self.ns} {cmd}")
+        return sh(f"nsenter --net=/run/netns/{self.ns} {cmd}")
 
     def popen_in_ns(self, argv, **kw):
-        return subprocess.Popen(["ip", "netns", "exec", self.ns] + argv, **kw)
+        return subprocess.Popen(in_ns(self.ns) + argv, **kw)
 
     def send(self, iface, script):
         """Run scapy code in the namespace; `iface` is available as IFACE."""
         code = f"IFACE = {iface!r}\nfrom scapy.all import *\n{script}\n"
-        return subprocess.run(["ip", "netns", "exec", self.ns, "/usr/bin/python3", "-c", code],
+        return subprocess.run(in_ns(self.ns) + ["/usr/bin/python3", "-c", code],
                               check=True, capture_output=True, text=True)
 
     def _cleanup(self):
