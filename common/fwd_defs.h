@@ -61,6 +61,28 @@ enum fwd_evt {
 	FWD_EVT_MAX
 };
 
+/* The names of the table document (fwd_schema.def). enum fwd_schema numbers
+ * every name; a scope's names are contiguous, from FWD_SCHEMA_BEGIN_<SC> to
+ * before FWD_SCHEMA_END_<SC> (markers that take no number of their own). */
+enum fwd_scope {
+#define FWD_SCOPE(sc, what) FWD_SC_##sc,
+#include "fwd_schema.def"
+	FWD_SC_MAX
+};
+
+enum fwd_schema {
+#define FWD_SCOPE(sc, what)                                                                        \
+	FWD_SCHEMA_BEGIN_##sc, FWD_SCHEMA_BEGIN_##sc##_ = FWD_SCHEMA_BEGIN_##sc - 1,
+#define FWD_KEY(sc, id, name) FWD_F_##sc##_##id,
+#define FWD_WORD(sc, id, name) FWD_V_##sc##_##id,
+#define FWD_SCOPE_END(sc) FWD_SCHEMA_END_##sc, FWD_SCHEMA_END_##sc##_ = FWD_SCHEMA_END_##sc - 1,
+#include "fwd_schema.def"
+	FWD_SCHEMA_MAX
+};
+
+/* Index of word ID within its scope: FWD_SCHEMA_POS(CONTENT_FIELD, TLS_SNI) is 1. */
+#define FWD_SCHEMA_POS(sc, id) (FWD_V_##sc##_##id - FWD_SCHEMA_BEGIN_##sc)
+
 /* Parse result: 0 is success, otherwise 1 + enum fwd_drop. Keeping "ok" as 0
  * lets the hot path test one register. */
 #define FWD_OK 0

@@ -5,14 +5,26 @@
 #include "fwd_table.h"
 
 #include "fwd_filter_kern_user.h"
+#include "fwd_names.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The document's names, all from fwd_schema.def: KEY(LINK, PORT) is "port",
+ * WORD(LINK_STATE, UP) is "up". */
+#define KEY(sc, id) FWD_KEY_NAME(sc, id)
+#define WORD(sc, id) FWD_WORD_NAME(sc, id)
+
+_Static_assert(FWD_SCHEMA_POS(FILTER_ACTION, PASS) == FWD_FLT_PASS &&
+		       FWD_SCHEMA_POS(FILTER_ACTION, DROP) == FWD_FLT_DROP &&
+		       FWD_SCHEMA_POS(FILTER_ACTION, RATE) == FWD_FLT_RATE,
+	       "fwd_schema.def: FILTER_ACTION words are indexed like enum fwd_flt_action");
 
 struct vctx {
 	const char *file;
@@ -108,16 +120,19 @@ static int want(struct vctx *c, const struct fwd_node *n, const char *path, int 
 }
 
 /* Refuse unknown fields: a typo ('nexthop_mac') must not silently become a
- * default. */
+ * default. The fields of scope @sc are the FWD_KEY lines of fwd_schema.def. */
 static int check_keys(struct vctx *c, const struct fwd_node *map, const char *path,
-		      const char *const *allowed)
+		      enum fwd_scope sc)
 {
+	unsigned nallowed;
+	const char *const *allowed = fwd_schema_keys(sc, &nallowed);
+
 	for (const struct fwd_node *k = map->child; k; k = k->next) {
 		int ok = 0;
 		char list[256] = "";
 		size_t n = 0;
 
-		for (int i = 0; allowed[i]; i++) {
+		for (unsigned i = 0; i < nallowed; i++) {
 			if (strcmp(k->key, allowed[i]) == 0)
 				ok = 1;
 			if (n < sizeof(list))
@@ -132,6 +147,24 @@ static int check_keys(struct vctx *c, const struct fwd_node *map, const char *pa
 		}
 	}
 	return 0;
+}
+
+/* The words of scope @sc as a list for a message: "'up' or 'down'" (quote
+ * "'", last " or "), "tcp, udp, ..., icmpv6" (quote "", last ", "). */
+static const char *word_list(enum fwd_scope sc, const char *quote, const char *last, char *buf,
+			     size_t len)
+{
+	unsigned n;
+	const char *const *w = fwd_schema_keys(sc, &n);
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < n && off < len; i++) {
+		const char *sep = i == 0 ? "" : i + 1 < n ? ", " : last;
+
+		off += (size_t)snprintf(buf + off, len - off, "%s%s%s%s", sep, quote, w[i], quote);
+	}
+	return buf;
 }
 
 static int get_scalar(struct vctx *c, const struct fwd_node *n, const char *path, const char **out)
@@ -203,10 +236,11 @@ static int section_map(struct vctx *c, const struct fwd_node *n, const char *nam
 }
 
 /* One entry of such a section: its key is a valid name (copied to @out),
- * and, when @keys is given, its value is a map with only those fields. */
+ * and, unless @keys is FWD_SC_MAX, its value is a map with only the fields
+ * of that scope. */
 static int section_entry(struct vctx *c, const struct fwd_node *e, const char *section,
-			 const char *what, const char *const *keys, char out[FWD_NAME_MAX],
-			 char *path, size_t pathlen)
+			 const char *what, enum fwd_scope keys, char out[FWD_NAME_MAX], char *path,
+			 size_t pathlen)
 {
 	struct fwd_node keynode = *e;
 	int rc;
@@ -216,7 +250,8 @@ static int section_entry(struct vctx *c, const struct fwd_node *e, const char *s
 	keynode.str = e->key;
 	if ((rc = get_name(c, &keynode, path, what, out)))
 		return rc;
-	if (keys && ((rc = want(c, e, path, FWD_NODE_MAP)) || (rc = check_keys(c, e, path, keys))))
+	if (keys != FWD_SC_MAX &&
+	    ((rc = want(c, e, path, FWD_NODE_MAP)) || (rc = check_keys(c, e, path, keys))))
 		return rc;
 	return 0;
 }
@@ -332,8 +367,12 @@ static int dup_prefix(struct vctx *c, const char *pfx, uint32_t line, uint16_t r
 	const struct fwd_table *t = c->t;
 	char path[64];
 
-	snprintf(path, sizeof(path), c->filters ? "filters.rules.%s.prefixes" : "regions.%s.prefixes",
-		 t->region_names[r2]);
+	if (c->filters)
+		snprintf(path, sizeof(path), "%s.%s.%s.%s", KEY(DOC, FILTERS), KEY(FILTERS, RULES),
+			 t->region_names[r2], KEY(FILTER_RULE, PREFIXES));
+	else
+		snprintf(path, sizeof(path), "%s.%s.%s", KEY(DOC, REGIONS), t->region_names[r2],
+			 KEY(REGION, PREFIXES));
 	if (r1 == r2)
 		return fwd_err_set(c->err, c->file, line, path, "prefix %s is listed twice", pfx);
 	return fwd_err_set(c->err, c->file, line, path, "prefix %s is also in %s '%s'", pfx,
@@ -372,13 +411,13 @@ static int check_dup_prefixes(struct vctx *c)
 
 static int parse_regions(struct vctx *c, const struct fwd_node *regions)
 {
-	static const char *const keys[] = {"prefixes", "description", NULL};
+	const char *const sec = KEY(DOC, REGIONS), *const prefixes = KEY(REGION, PREFIXES);
 	struct fwd_table *t = c->t;
 	uint64_t n4 = 0, n6 = 0;
 	char path[320];
 	int rc;
 
-	if ((rc = section_map(c, regions, "regions", FWD_MAX_REGIONS, "regions")) < 0)
+	if ((rc = section_map(c, regions, sec, FWD_MAX_REGIONS, "regions")) < 0)
 		return rc;
 	if (rc)
 		regions = NULL;
@@ -386,11 +425,11 @@ static int parse_regions(struct vctx *c, const struct fwd_node *regions)
 	t->region_names = calloc(t->nregions, FWD_NAME_MAX);
 	if (t->region_names == NULL)
 		return -ENOMEM;
-	strcpy(t->region_names[0], "unknown");
+	strcpy(t->region_names[0], WORD(BUILTIN, UNKNOWN));
 
 	/* Count first so the prefix arrays are allocated once. */
 	for (const struct fwd_node *r = regions ? regions->child : NULL; r; r = r->next) {
-		const struct fwd_node *p = fwd_node_get(r, "prefixes");
+		const struct fwd_node *p = fwd_node_get(r, prefixes);
 
 		for (const struct fwd_node *e = p && p->type == FWD_NODE_SEQ ? p->child : NULL; e;
 		     e = e->next) {
@@ -401,7 +440,7 @@ static int parse_regions(struct vctx *c, const struct fwd_node *regions)
 		}
 	}
 	if (n4 > FWD_MAX_PREFIX4 || n6 > FWD_MAX_PREFIX6)
-		return fail(c, regions, "regions", "more than %d IPv4 or %d IPv6 prefixes",
+		return fail(c, regions, sec, "more than %d IPv4 or %d IPv6 prefixes",
 			    FWD_MAX_PREFIX4, FWD_MAX_PREFIX6);
 	t->prefix4 = malloc(sizeof(*t->prefix4) * (n4 ? n4 : 1));
 	t->prefix6 = malloc(sizeof(*t->prefix6) * (n6 ? n6 : 1));
@@ -412,24 +451,26 @@ static int parse_regions(struct vctx *c, const struct fwd_node *regions)
 	for (const struct fwd_node *r = regions ? regions->child : NULL; r; r = r->next, id++) {
 		const struct fwd_node *p;
 
-		if ((rc = section_entry(c, r, "regions", "region", NULL, t->region_names[id], path,
+		if ((rc = section_entry(c, r, sec, "region", FWD_SC_MAX, t->region_names[id], path,
 					sizeof(path))))
 			return rc;
-		if (strcmp(r->key, "any") == 0 || strcmp(r->key, "unknown") == 0)
+		if (strcmp(r->key, WORD(BUILTIN, ANY)) == 0 ||
+		    strcmp(r->key, WORD(BUILTIN, UNKNOWN)) == 0)
 			return fail(c, r, path, "'%s' is a reserved region name", r->key);
 		if (r->type == FWD_NODE_NULL)
 			continue;
-		if ((rc = want(c, r, path, FWD_NODE_MAP)) || (rc = check_keys(c, r, path, keys)))
+		if ((rc = want(c, r, path, FWD_NODE_MAP)) ||
+		    (rc = check_keys(c, r, path, FWD_SC_REGION)))
 			return rc;
-		p = fwd_node_get(r, "prefixes");
+		p = fwd_node_get(r, prefixes);
 		if (p == NULL || p->type == FWD_NODE_NULL)
 			continue;
-		snprintf(path, sizeof(path), "regions.%s.prefixes", r->key);
+		snprintf(path, sizeof(path), "%s.%s.%s", sec, r->key, prefixes);
 		if ((rc = want(c, p, path, FWD_NODE_SEQ)))
 			return rc;
 		uint32_t i = 0;
 		for (const struct fwd_node *e = p->child; e; e = e->next, i++) {
-			snprintf(path, sizeof(path), "regions.%s.prefixes[%u]", r->key, i);
+			snprintf(path, sizeof(path), "%s.%s.%s[%u]", sec, r->key, prefixes, i);
 			if ((rc = parse_prefix(c, e, path, id)))
 				return rc;
 		}
@@ -441,23 +482,29 @@ static int parse_regions(struct vctx *c, const struct fwd_node *regions)
 
 static int proto_from_name(const char *s, size_t len, int *proto)
 {
-	static const struct {
-		const char *name;
-		int proto;
-	} names[] = {{"tcp", FWD_PROTO_TCP},   {"udp", FWD_PROTO_UDP},
-		     {"sctp", FWD_PROTO_SCTP}, {"icmp", FWD_PROTO_ICMP},
-		     {"icmpv6", FWD_PROTO_ICMPV6}, {"any", -1}};
+	/* The PROTO words of fwd_schema.def by their index; 'any' is -1. */
+	static const int numbers[] = {
+		[FWD_SCHEMA_POS(PROTO, TCP)] = FWD_PROTO_TCP,
+		[FWD_SCHEMA_POS(PROTO, UDP)] = FWD_PROTO_UDP,
+		[FWD_SCHEMA_POS(PROTO, SCTP)] = FWD_PROTO_SCTP,
+		[FWD_SCHEMA_POS(PROTO, ANY)] = -1,
+		[FWD_SCHEMA_POS(PROTO, ICMP)] = FWD_PROTO_ICMP,
+		[FWD_SCHEMA_POS(PROTO, ICMPV6)] = FWD_PROTO_ICMPV6,
+	};
+	_Static_assert(sizeof(numbers) / sizeof(numbers[0]) ==
+			       FWD_SCHEMA_END_PROTO - FWD_SCHEMA_BEGIN_PROTO,
+		       "every PROTO word of fwd_schema.def has a number");
 	char tmp[16];
+	int k;
 
 	if (len == 0 || len >= sizeof(tmp))
 		return -EINVAL;
 	memcpy(tmp, s, len);
 	tmp[len] = '\0';
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcmp(tmp, names[i].name) == 0) {
-			*proto = names[i].proto;
-			return 0;
-		}
+	if ((k = fwd_schema_index(FWD_SC_PROTO, tmp)) >= 0) {
+		*proto = numbers[k];
+		return 0;
+	}
 	for (size_t i = 0; i < len; i++)
 		if (!isdigit((unsigned char)tmp[i]))
 			return -EINVAL;
@@ -510,9 +557,12 @@ static int parse_svc_entry(struct vctx *c, const struct fwd_node *n, const char 
 	if (rc)
 		return rc;
 	slash = strchr(s, '/');
-	if (proto_from_name(s, slash ? (size_t)(slash - s) : strlen(s), &proto))
-		return fail(c, n, path,
-			    "'%s': protocol must be tcp, udp, sctp, any, icmp, icmpv6 or 0..255", s);
+	if (proto_from_name(s, slash ? (size_t)(slash - s) : strlen(s), &proto)) {
+		char words[128];
+
+		return fail(c, n, path, "'%s': protocol must be %s or 0..255", s,
+			    word_list(FWD_SC_PROTO, "", ", ", words, sizeof(words)));
+	}
 	if (slash) {
 		if (proto >= 0 && !has_ports(proto))
 			return fail(c, n, path, "'%s': only tcp, udp, sctp and any have ports", s);
@@ -575,8 +625,13 @@ static int check_overlaps(struct vctx *c)
 
 			range_str(later, a, sizeof(a));
 			range_str(first, b, sizeof(b));
-			snprintf(path, sizeof(path), c->filters ? "filters.rules.%s.services" : "services.%s",
-				 t->service_names[later->service]);
+			if (c->filters)
+				snprintf(path, sizeof(path), "%s.%s.%s.%s", KEY(DOC, FILTERS),
+					 KEY(FILTERS, RULES), t->service_names[later->service],
+					 KEY(FILTER_RULE, SERVICES));
+			else
+				snprintf(path, sizeof(path), "%s.%s", KEY(DOC, SERVICES),
+					 t->service_names[later->service]);
 			return fwd_err_set(c->err, c->file, later->line, path, "%s overlaps %s of %s '%s'", a,
 					   b, c->filters ? "rule" : "service", t->service_names[first->service]);
 		}
@@ -591,7 +646,7 @@ static int parse_services(struct vctx *c, const struct fwd_node *services)
 	char path[320];
 	int rc;
 
-	if ((rc = section_map(c, services, "services", FWD_MAX_SERVICES, "services")) < 0)
+	if ((rc = section_map(c, services, KEY(DOC, SERVICES), FWD_MAX_SERVICES, "services")) < 0)
 		return rc;
 	if (rc)
 		services = NULL;
@@ -602,14 +657,15 @@ static int parse_services(struct vctx *c, const struct fwd_node *services)
 	t->ranges = malloc(sizeof(*t->ranges) * (total ? total : 1));
 	if (t->service_names == NULL || t->ranges == NULL)
 		return -ENOMEM;
-	strcpy(t->service_names[0], "other");
+	strcpy(t->service_names[0], WORD(BUILTIN, OTHER));
 
 	uint16_t id = 1;
 	for (const struct fwd_node *s = services ? services->child : NULL; s; s = s->next, id++) {
-		if ((rc = section_entry(c, s, "services", "service", NULL, t->service_names[id], path,
-					sizeof(path))))
+		if ((rc = section_entry(c, s, KEY(DOC, SERVICES), "service", FWD_SC_MAX,
+					t->service_names[id], path, sizeof(path))))
 			return rc;
-		if (strcmp(s->key, "any") == 0 || strcmp(s->key, "other") == 0)
+		if (strcmp(s->key, WORD(BUILTIN, ANY)) == 0 ||
+		    strcmp(s->key, WORD(BUILTIN, OTHER)) == 0)
 			return fail(c, s, path, "'%s' is a reserved service name", s->key);
 		if ((rc = want(c, s, path, FWD_NODE_SEQ)))
 			return rc;
@@ -617,7 +673,7 @@ static int parse_services(struct vctx *c, const struct fwd_node *services)
 			return fail(c, s, path, "a service needs at least one protocol/port entry");
 		uint32_t i = 0;
 		for (const struct fwd_node *e = s->child; e; e = e->next, i++) {
-			snprintf(path, sizeof(path), "services.%s[%u]", s->key, i);
+			snprintf(path, sizeof(path), "%s.%s[%u]", KEY(DOC, SERVICES), s->key, i);
 			if ((rc = parse_svc_entry(c, e, path, id)))
 				return rc;
 		}
@@ -667,13 +723,12 @@ static int parse_tags(struct vctx *c, const struct fwd_node *n, const char *path
 
 static int parse_links(struct vctx *c, const struct fwd_node *links)
 {
-	static const char *const keys[] = {"port", "next_hop_mac", "vlan", "tags", "state",
-					   "description", NULL};
+	const char *const sec = KEY(DOC, LINKS);
 	struct fwd_table *t = c->t;
 	char path[320];
 	int rc;
 
-	if ((rc = section_map(c, links, "links", FWD_MAX_LINKS, "links")))
+	if ((rc = section_map(c, links, sec, FWD_MAX_LINKS, "links")))
 		return rc < 0 ? rc : 0;
 	t->links = calloc(links->count ? links->count : 1, sizeof(*t->links));
 	if (t->links == NULL)
@@ -684,16 +739,17 @@ static int parse_links(struct vctx *c, const struct fwd_node *links)
 		const char *s;
 		uint64_t v;
 
-		if ((rc = section_entry(c, l, "links", "link", keys, lk->name, path, sizeof(path))))
+		if ((rc = section_entry(c, l, sec, "link", FWD_SC_LINK, lk->name, path,
+					sizeof(path))))
 			return rc;
-		snprintf(path, sizeof(path), "links.%s.port", l->key);
-		if ((f = fwd_node_get(l, "port")) == NULL)
-			return fail(c, l, path, "missing field 'port'");
+		snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, PORT));
+		if ((f = fwd_node_get(l, KEY(LINK, PORT))) == NULL)
+			return fail(c, l, path, "missing field '%s'", KEY(LINK, PORT));
 		if ((rc = get_name(c, f, path, "port", lk->port)))
 			return rc;
-		snprintf(path, sizeof(path), "links.%s.next_hop_mac", l->key);
-		if ((f = fwd_node_get(l, "next_hop_mac")) == NULL)
-			return fail(c, l, path, "missing field 'next_hop_mac'");
+		snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, NEXT_HOP_MAC));
+		if ((f = fwd_node_get(l, KEY(LINK, NEXT_HOP_MAC))) == NULL)
+			return fail(c, l, path, "missing field '%s'", KEY(LINK, NEXT_HOP_MAC));
 		if ((rc = get_scalar(c, f, path, &s)))
 			return rc;
 		if (parse_mac(s, lk->next_hop_mac))
@@ -704,25 +760,33 @@ static int parse_links(struct vctx *c, const struct fwd_node *links)
 		if (!(lk->next_hop_mac[0] | lk->next_hop_mac[1] | lk->next_hop_mac[2] |
 		      lk->next_hop_mac[3] | lk->next_hop_mac[4] | lk->next_hop_mac[5]))
 			return fail(c, f, path, "the all-zero MAC is not a next hop");
-		if ((f = fwd_node_get(l, "vlan")) != NULL) {
-			snprintf(path, sizeof(path), "links.%s.vlan", l->key);
+		if ((f = fwd_node_get(l, KEY(LINK, VLAN))) != NULL) {
+			snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, VLAN));
 			if ((rc = get_uint(c, f, path, 1, 4094, &v)))
 				return rc;
 			lk->vlan = (uint16_t)v;
 		}
-		if ((f = fwd_node_get(l, "tags")) != NULL) {
-			snprintf(path, sizeof(path), "links.%s.tags", l->key);
+		if ((f = fwd_node_get(l, KEY(LINK, TAGS))) != NULL) {
+			snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, TAGS));
 			if ((rc = parse_tags(c, f, path, lk->tags, &lk->ntags)))
 				return rc;
 		}
 		lk->up = 1;
-		if ((f = fwd_node_get(l, "state")) != NULL) {
-			snprintf(path, sizeof(path), "links.%s.state", l->key);
+		if ((f = fwd_node_get(l, KEY(LINK, STATE))) != NULL) {
+			int w;
+
+			snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, STATE));
 			if ((rc = get_scalar(c, f, path, &s)))
 				return rc;
-			if (strcmp(s, "up") && strcmp(s, "down"))
-				return fail(c, f, path, "state must be 'up' or 'down', not '%s'", s);
-			lk->up = strcmp(s, "up") == 0;
+			if ((w = fwd_schema_lookup(FWD_SC_LINK_STATE, s)) < 0) {
+				char words[64];
+
+				return fail(
+				    c, f, path, "%s must be %s, not '%s'", KEY(LINK, STATE),
+				    word_list(FWD_SC_LINK_STATE, "'", " or ", words, sizeof(words)),
+				    s);
+			}
+			lk->up = w == FWD_V_LINK_STATE_UP;
 		}
 		t->nlinks++;
 	}
@@ -731,12 +795,12 @@ static int parse_links(struct vctx *c, const struct fwd_node *links)
 
 static int parse_groups(struct vctx *c, const struct fwd_node *groups, const struct nidx *links)
 {
-	static const char *const keys[] = {"members", "description", NULL};
+	const char *const sec = KEY(DOC, LINK_GROUPS), *const members = KEY(GROUP, MEMBERS);
 	struct fwd_table *t = c->t;
 	char path[320];
 	int rc;
 
-	if ((rc = section_map(c, groups, "link_groups", FWD_MAX_GROUPS, "link groups")))
+	if ((rc = section_map(c, groups, sec, FWD_MAX_GROUPS, "link groups")))
 		return rc < 0 ? rc : 0;
 	t->groups = calloc(groups->count ? groups->count : 1, sizeof(*t->groups));
 	if (t->groups == NULL)
@@ -746,15 +810,15 @@ static int parse_groups(struct vctx *c, const struct fwd_node *groups, const str
 		const struct fwd_node *m;
 		uint64_t wsum = 0;
 
-		if ((rc = section_entry(c, g, "link_groups", "link group", keys, gr->name, path,
+		if ((rc = section_entry(c, g, sec, "link group", FWD_SC_GROUP, gr->name, path,
 					sizeof(path))))
 			return rc;
 		if (nidx_find(links, g->key) >= 0)
 			return fail(c, g, path, "'%s' is already a link name; links and groups share names",
 				    g->key);
-		snprintf(path, sizeof(path), "link_groups.%s.members", g->key);
-		if ((m = fwd_node_get(g, "members")) == NULL)
-			return fail(c, g, path, "missing field 'members'");
+		snprintf(path, sizeof(path), "%s.%s.%s", sec, g->key, members);
+		if ((m = fwd_node_get(g, members)) == NULL)
+			return fail(c, g, path, "missing field '%s'", members);
 		if ((rc = want(c, m, path, FWD_NODE_MAP)))
 			return rc;
 		if (m->count == 0 || m->count > FWD_MAX_GROUP_MEMBERS)
@@ -763,7 +827,7 @@ static int parse_groups(struct vctx *c, const struct fwd_node *groups, const str
 			int id = nidx_find(links, e->key);
 			uint64_t w;
 
-			snprintf(path, sizeof(path), "link_groups.%s.members.%s", g->key, e->key);
+			snprintf(path, sizeof(path), "%s.%s.%s.%s", sec, g->key, members, e->key);
 			if (id < 0)
 				return fail(c, e, path, "unknown link '%s'", e->key);
 			if ((rc = get_uint(c, e, path, 0, 1000000, &w)))
@@ -773,7 +837,7 @@ static int parse_groups(struct vctx *c, const struct fwd_node *groups, const str
 			wsum += w;
 		}
 		if (wsum == 0) {
-			snprintf(path, sizeof(path), "link_groups.%s.members", g->key);
+			snprintf(path, sizeof(path), "%s.%s.%s", sec, g->key, members);
 			return fail(c, m, path, "every member has weight 0; the group could carry nothing");
 		}
 		t->ngroups++;
@@ -808,46 +872,55 @@ static int resolve_target(struct vctx *c, const struct names *nm, const struct f
 	return fail(c, n, path, "unknown link or link group '%s'", s);
 }
 
+/* The action of a policy or (@dflt) of the default section. */
 static int parse_action(struct vctx *c, const struct names *nm, const struct fwd_node *m,
-			const char *base, struct fwd_policy *p)
+			const char *base, int dflt, struct fwd_policy *p)
 {
-	const struct fwd_node *a = fwd_node_get(m, "action"), *to = fwd_node_get(m, "to"),
-			      *mir = fwd_node_get(m, "mirror");
+	const char *const action = dflt ? KEY(DEFAULT, ACTION) : KEY(POLICY, ACTION);
+	const char *const to_key = dflt ? KEY(DEFAULT, TO) : KEY(POLICY, TO);
+	const char *const mirror = dflt ? KEY(DEFAULT, MIRROR) : KEY(POLICY, MIRROR);
+	const struct fwd_node *a = fwd_node_get(m, action), *to = fwd_node_get(m, to_key),
+			      *mir = fwd_node_get(m, mirror);
 	char path[340];
 	const char *s;
-	int rc;
+	int rc, w;
 
-	snprintf(path, sizeof(path), "%s.action", base);
+	snprintf(path, sizeof(path), "%s.%s", base, action);
 	if (a == NULL)
-		return fail(c, m, path, "missing field 'action'");
+		return fail(c, m, path, "missing field '%s'", action);
 	if ((rc = get_scalar(c, a, path, &s)))
 		return rc;
 	p->mirror = FWD_LINK_NONE;
 	p->line = m->line;
-	if (strcmp(s, "drop") == 0) {
+	w = fwd_schema_lookup(FWD_SC_POLICY_ACTION, s);
+	if (w == FWD_V_POLICY_ACTION_DROP) {
 		p->action = FWD_ACT_DROP;
 		p->target = 0;
 		if (to) {
-			snprintf(path, sizeof(path), "%s.to", base);
-			return fail(c, to, path, "action 'drop' takes no 'to'");
+			snprintf(path, sizeof(path), "%s.%s", base, to_key);
+			return fail(c, to, path, "%s '%s' takes no '%s'", action, s, to_key);
 		}
-	} else if (strcmp(s, "steer") == 0) {
-		snprintf(path, sizeof(path), "%s.to", base);
+	} else if (w == FWD_V_POLICY_ACTION_STEER) {
+		snprintf(path, sizeof(path), "%s.%s", base, to_key);
 		if (to == NULL)
-			return fail(c, m, path, "action 'steer' needs 'to' (a link or link group)");
+			return fail(c, m, path, "%s '%s' needs '%s' (a link or link group)", action,
+				    s, to_key);
 		if ((rc = resolve_target(c, nm, to, path, p)))
 			return rc;
 	} else {
-		return fail(c, a, path, "action must be 'steer' or 'drop', not '%s'", s);
+		char words[64];
+
+		return fail(c, a, path, "%s must be %s, not '%s'", action,
+			    word_list(FWD_SC_POLICY_ACTION, "'", " or ", words, sizeof(words)), s);
 	}
 	if (mir) {
 		int id;
 
-		snprintf(path, sizeof(path), "%s.mirror", base);
+		snprintf(path, sizeof(path), "%s.%s", base, mirror);
 		if ((rc = get_scalar(c, mir, path, &s)))
 			return rc;
 		if ((id = nidx_find(&nm->links, s)) < 0)
-			return fail(c, mir, path, "unknown link '%s' (mirror takes a link)", s);
+			return fail(c, mir, path, "unknown link '%s' (%s takes a link)", s, mirror);
 		p->mirror = (uint16_t)id;
 	}
 	return 0;
@@ -863,10 +936,11 @@ static int resolve_scope(struct vctx *c, const struct nidx *x, const struct fwd_
 
 	snprintf(path, sizeof(path), "%s.%s", base, field);
 	if (n == NULL)
-		return fail(c, m, path, "missing field '%s' (a name or 'any')", field);
+		return fail(c, m, path, "missing field '%s' (a name or '%s')", field,
+			    WORD(BUILTIN, ANY));
 	if ((rc = get_scalar(c, n, path, &s)))
 		return rc;
-	if (strcmp(s, "any") == 0) {
+	if (strcmp(s, WORD(BUILTIN, ANY)) == 0) {
 		*out = FWD_ANY;
 		return 0;
 	}
@@ -883,18 +957,17 @@ static int resolve_scope(struct vctx *c, const struct nidx *x, const struct fwd_
 static int parse_policies(struct vctx *c, const struct names *nm, const struct fwd_node *pol,
 			  const struct fwd_node *def)
 {
-	static const char *const keys[] = {"region", "service", "action", "to", "mirror",
-					   "description", NULL};
-	static const char *const def_keys[] = {"action", "to", "mirror", "description", NULL};
+	const char *const sec = KEY(DOC, POLICIES), *const dsec = KEY(DOC, DEFAULT);
+	const char *const any = WORD(BUILTIN, ANY);
 	struct fwd_table *t = c->t;
 	uint32_t n = pol && pol->type == FWD_NODE_SEQ ? pol->count : 0;
 	char path[320];
 	int rc;
 
-	if (pol && pol->type != FWD_NODE_NULL && (rc = want(c, pol, "policies", FWD_NODE_SEQ)))
+	if (pol && pol->type != FWD_NODE_NULL && (rc = want(c, pol, sec, FWD_NODE_SEQ)))
 		return rc;
 	if (n + 1 > FWD_MAX_POLICIES)
-		return fail(c, pol, "policies", "more than %d policies", FWD_MAX_POLICIES - 1);
+		return fail(c, pol, sec, "more than %d policies", FWD_MAX_POLICIES - 1);
 	t->policies = calloc(n + 1, sizeof(*t->policies));
 	if (t->policies == NULL)
 		return -ENOMEM;
@@ -903,9 +976,9 @@ static int parse_policies(struct vctx *c, const struct names *nm, const struct f
 	t->policies[0] = (struct fwd_policy){.region = FWD_ANY, .service = FWD_ANY,
 					     .action = FWD_ACT_DROP, .mirror = FWD_LINK_NONE};
 	if (def && def->type != FWD_NODE_NULL) {
-		if ((rc = want(c, def, "default", FWD_NODE_MAP)) ||
-		    (rc = check_keys(c, def, "default", def_keys)) ||
-		    (rc = parse_action(c, nm, def, "default", &t->policies[0])))
+		if ((rc = want(c, def, dsec, FWD_NODE_MAP)) ||
+		    (rc = check_keys(c, def, dsec, FWD_SC_DEFAULT)) ||
+		    (rc = parse_action(c, nm, def, dsec, 1, &t->policies[0])))
 			return rc;
 		t->policies[0].region = FWD_ANY;
 		t->policies[0].service = FWD_ANY;
@@ -925,14 +998,18 @@ static int parse_policies(struct vctx *c, const struct names *nm, const struct f
 		struct fwd_policy *p = &t->policies[t->npolicies];
 		uint32_t key, h;
 
-		snprintf(path, sizeof(path), "policies[%u]", i);
-		if ((rc = want(c, m, path, FWD_NODE_MAP)) || (rc = check_keys(c, m, path, keys)) ||
-		    (rc = resolve_scope(c, &nm->regions, m, path, "region", "unknown", &p->region)) ||
-		    (rc = resolve_scope(c, &nm->services, m, path, "service", "other", &p->service)) ||
-		    (rc = parse_action(c, nm, m, path, p)))
+		snprintf(path, sizeof(path), "%s[%u]", sec, i);
+		if ((rc = want(c, m, path, FWD_NODE_MAP)) ||
+		    (rc = check_keys(c, m, path, FWD_SC_POLICY)) ||
+		    (rc = resolve_scope(c, &nm->regions, m, path, KEY(POLICY, REGION),
+					WORD(BUILTIN, UNKNOWN), &p->region)) ||
+		    (rc = resolve_scope(c, &nm->services, m, path, KEY(POLICY, SERVICE),
+					WORD(BUILTIN, OTHER), &p->service)) ||
+		    (rc = parse_action(c, nm, m, path, 0, p)))
 			goto out;
 		if (p->region == FWD_ANY && p->service == FWD_ANY) {
-			rc = fail(c, m, path, "region 'any' with service 'any' is the 'default' section");
+			rc = fail(c, m, path, "%s '%s' with %s '%s' is the '%s' section",
+				  KEY(POLICY, REGION), any, KEY(POLICY, SERVICE), any, dsec);
 			goto out;
 		}
 		key = (uint32_t)p->region << 16 | p->service;
@@ -940,11 +1017,14 @@ static int parse_policies(struct vctx *c, const struct names *nm, const struct f
 			const struct fwd_policy *q = &t->policies[seen[h]];
 
 			if (((uint32_t)q->region << 16 | q->service) == key) {
-				rc = fail(c, m, path,
-					  "a policy for region '%s', service '%s' already exists (line %u)",
-					  p->region == FWD_ANY ? "any" : t->region_names[p->region],
-					  p->service == FWD_ANY ? "any" : t->service_names[p->service],
-					  q->line);
+				rc =
+				    fail(c, m, path,
+					 "a policy for %s '%s', %s '%s' already exists (line %u)",
+					 KEY(POLICY, REGION),
+					 p->region == FWD_ANY ? any : t->region_names[p->region],
+					 KEY(POLICY, SERVICE),
+					 p->service == FWD_ANY ? any : t->service_names[p->service],
+					 q->line);
 				goto out;
 			}
 		}
@@ -959,18 +1039,18 @@ out:
 
 static int parse_residency(struct vctx *c, const struct names *nm, const struct fwd_node *res)
 {
-	static const char *const keys[] = {"name", "region", "services", "allowed_tags",
-					   "description", NULL};
+	const char *const sec = KEY(DOC, RESIDENCY), *const services = KEY(RESIDENCY, SERVICES);
+	const char *const any = WORD(BUILTIN, ANY);
 	struct fwd_table *t = c->t;
 	char path[320];
 	int rc;
 
 	if (res == NULL || res->type == FWD_NODE_NULL)
 		return 0;
-	if ((rc = want(c, res, "residency", FWD_NODE_SEQ)))
+	if ((rc = want(c, res, sec, FWD_NODE_SEQ)))
 		return rc;
 	if (res->count > FWD_MAX_RESIDENCY)
-		return fail(c, res, "residency", "more than %d residency rules", FWD_MAX_RESIDENCY);
+		return fail(c, res, sec, "more than %d residency rules", FWD_MAX_RESIDENCY);
 	t->residency = calloc(res->count ? res->count : 1, sizeof(*t->residency));
 	if (t->residency == NULL)
 		return -ENOMEM;
@@ -979,28 +1059,31 @@ static int parse_residency(struct vctx *c, const struct names *nm, const struct 
 		struct fwd_residency *r = &t->residency[t->nresidency];
 		const struct fwd_node *f;
 
-		snprintf(path, sizeof(path), "residency[%u]", i);
-		if ((rc = want(c, m, path, FWD_NODE_MAP)) || (rc = check_keys(c, m, path, keys)))
+		snprintf(path, sizeof(path), "%s[%u]", sec, i);
+		if ((rc = want(c, m, path, FWD_NODE_MAP)) ||
+		    (rc = check_keys(c, m, path, FWD_SC_RESIDENCY)))
 			return rc;
-		snprintf(path, sizeof(path), "residency[%u].name", i);
-		if ((f = fwd_node_get(m, "name")) == NULL)
-			return fail(c, m, path, "missing field 'name'");
+		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(RESIDENCY, NAME));
+		if ((f = fwd_node_get(m, KEY(RESIDENCY, NAME))) == NULL)
+			return fail(c, m, path, "missing field '%s'", KEY(RESIDENCY, NAME));
 		if ((rc = get_name(c, f, path, "rule", r->name)))
 			return rc;
 		for (uint16_t j = 0; j < t->nresidency; j++)
 			if (strcmp(t->residency[j].name, r->name) == 0)
 				return fail(c, f, path, "residency rule '%s' is defined twice", r->name);
-		snprintf(path, sizeof(path), "residency[%u]", i);
-		if ((rc = resolve_scope(c, &nm->regions, m, path, "region", "unknown", &r->region)))
+		snprintf(path, sizeof(path), "%s[%u]", sec, i);
+		if ((rc = resolve_scope(c, &nm->regions, m, path, KEY(RESIDENCY, REGION),
+					WORD(BUILTIN, UNKNOWN), &r->region)))
 			return rc;
 		if (r->region == FWD_ANY) {
-			snprintf(path, sizeof(path), "residency[%u].region", i);
-			return fail(c, fwd_node_get(m, "region"), path,
-				    "a residency rule protects one region, not 'any'");
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(RESIDENCY, REGION));
+			return fail(c, fwd_node_get(m, KEY(RESIDENCY, REGION)), path,
+				    "a residency rule protects one region, not '%s'", any);
 		}
-		snprintf(path, sizeof(path), "residency[%u].services", i);
-		if ((f = fwd_node_get(m, "services")) == NULL)
-			return fail(c, m, path, "missing field 'services' (a list, or [any])");
+		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, services);
+		if ((f = fwd_node_get(m, services)) == NULL)
+			return fail(c, m, path, "missing field '%s' (a list, or [%s])", services,
+				    any);
 		if ((rc = want(c, f, path, FWD_NODE_SEQ)))
 			return rc;
 		if (f->count == 0 || f->count > FWD_MAX_SERVICES)
@@ -1014,23 +1097,23 @@ static int parse_residency(struct vctx *c, const struct names *nm, const struct 
 			const char *s;
 			int id;
 
-			snprintf(path, sizeof(path), "residency[%u].services[%u]", i, j);
+			snprintf(path, sizeof(path), "%s[%u].%s[%u]", sec, i, services, j);
 			if ((rc = get_scalar(c, e, path, &s)))
 				return rc;
-			if (strcmp(s, "any") == 0) {
+			if (strcmp(s, any) == 0) {
 				if (f->count != 1)
-					return fail(c, e, path, "'any' must stand alone");
+					return fail(c, e, path, "'%s' must stand alone", any);
 				id = FWD_ANY;
-			} else if (strcmp(s, "other") == 0) {
+			} else if (strcmp(s, WORD(BUILTIN, OTHER)) == 0) {
 				id = FWD_SERVICE_OTHER;
 			} else if ((id = nidx_find(&nm->services, s)) < 0) {
 				return fail(c, e, path, "unknown service '%s'", s);
 			}
 			r->services[r->nservices++] = (uint16_t)id;
 		}
-		snprintf(path, sizeof(path), "residency[%u].allowed_tags", i);
-		if ((f = fwd_node_get(m, "allowed_tags")) == NULL)
-			return fail(c, m, path, "missing field 'allowed_tags'");
+		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(RESIDENCY, ALLOWED_TAGS));
+		if ((f = fwd_node_get(m, KEY(RESIDENCY, ALLOWED_TAGS))) == NULL)
+			return fail(c, m, path, "missing field '%s'", KEY(RESIDENCY, ALLOWED_TAGS));
 		if ((rc = parse_tags(c, f, path, r->tags, &r->ntags)))
 			return rc;
 		if (r->ntags == 0)
@@ -1045,26 +1128,42 @@ static int parse_flt_action(struct vctx *c, const struct fwd_node *n, const char
 			    int allow_rate)
 {
 	const char *s;
-	int rc = get_scalar(c, n, path, &s);
+	int rc = get_scalar(c, n, path, &s), w;
 
 	if (rc)
 		return rc;
-	if (allow_rate && strcmp(s, "rate") == 0) {
-		*out = FWD_FLT_RATE;
+	w = fwd_schema_lookup(FWD_SC_FILTER_ACTION, s);
+	if (w == FWD_V_FILTER_ACTION_PASS || w == FWD_V_FILTER_ACTION_DROP ||
+	    (allow_rate && w == FWD_V_FILTER_ACTION_RATE)) {
+		*out = (uint8_t)(w - FWD_SCHEMA_BEGIN_FILTER_ACTION); /* enum fwd_flt_action */
 		return 0;
 	}
-	if (strcmp(s, "pass") && strcmp(s, "drop"))
-		return fail(c, n, path, "must be 'pass'%s or 'drop', not '%s'", allow_rate ? ", 'rate'" : "", s);
-	*out = strcmp(s, "drop") == 0 ? FWD_FLT_DROP : FWD_FLT_PASS;
-	return 0;
+	char rate[32] = "";
+
+	if (allow_rate)
+		snprintf(rate, sizeof(rate), ", '%s'", WORD(FILTER_ACTION, RATE));
+	return fail(c, n, path, "must be '%s'%s or '%s', not '%s'", WORD(FILTER_ACTION, PASS), rate,
+		    WORD(FILTER_ACTION, DROP), s);
 }
 
 static int parse_filters(struct vctx *c, const struct fwd_node *f)
 {
-	static const char *const keys[] = {"default", "non_ip", "malformed", "redirect", "rules",
-					   "description", NULL};
-	static const char *const rule_keys[] = {"name", "action", "prefixes", "services", "rate_pps",
-						"burst", "description", NULL};
+	/* The three actions of the filters section, each in its field. */
+	static const struct {
+		enum fwd_schema key;
+		size_t off;
+	} actions[] = {
+	    {FWD_F_FILTERS_DEFAULT, offsetof(struct fwd_filters, default_action)},
+	    {FWD_F_FILTERS_NON_IP, offsetof(struct fwd_filters, non_ip_action)},
+	    {FWD_F_FILTERS_MALFORMED, offsetof(struct fwd_filters, malformed_action)},
+	};
+	const char *const sec = KEY(DOC, FILTERS);
+	const char *const name = KEY(FILTER_RULE, NAME), *const action = KEY(FILTER_RULE, ACTION);
+	const char *const prefixes = KEY(FILTER_RULE, PREFIXES);
+	const char *const services = KEY(FILTER_RULE, SERVICES);
+	const char *const rate_pps = KEY(FILTER_RULE, RATE_PPS), *const burst =
+								     KEY(FILTER_RULE, BURST);
+	char rules_path[64];
 	struct fwd_filters *fl = &c->t->filters;
 	struct fwd_table s = {0}; /* the prefix and port parsers write here */
 	struct vctx sc = *c;
@@ -1075,31 +1174,43 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 
 	if (f == NULL || f->type == FWD_NODE_NULL)
 		return 0;
-	if ((rc = want(c, f, "filters", FWD_NODE_MAP)) || (rc = check_keys(c, f, "filters", keys)))
+	if ((rc = want(c, f, sec, FWD_NODE_MAP)) || (rc = check_keys(c, f, sec, FWD_SC_FILTERS)))
 		return rc;
 	fl->present = 1;
-	if (((n = fwd_node_get(f, "default")) && (rc = parse_flt_action(c, n, "filters.default", &fl->default_action, 0))) ||
-	    ((n = fwd_node_get(f, "non_ip")) && (rc = parse_flt_action(c, n, "filters.non_ip", &fl->non_ip_action, 0))) ||
-	    ((n = fwd_node_get(f, "malformed")) && (rc = parse_flt_action(c, n, "filters.malformed", &fl->malformed_action, 0))))
-		return rc;
-	if ((n = fwd_node_get(f, "redirect")) != NULL) {
-		const char *v;
+	for (size_t k = 0; k < sizeof(actions) / sizeof(actions[0]); k++) {
+		const char *key = fwd_schema_name(actions[k].key);
 
-		if ((rc = get_scalar(c, n, "filters.redirect", &v)))
+		if ((n = fwd_node_get(f, key)) == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s.%s", sec, key);
+		if ((rc = parse_flt_action(c, n, path, (uint8_t *)fl + actions[k].off, 0)))
 			return rc;
-		if (strcmp(v, "af_xdp") && strcmp(v, "kernel"))
-			return fail(c, n, "filters.redirect", "must be 'af_xdp' or 'kernel', not '%s'", v);
-		fl->redirect = strcmp(v, "af_xdp") == 0;
 	}
-	rules = fwd_node_get(f, "rules");
+	if ((n = fwd_node_get(f, KEY(FILTERS, REDIRECT))) != NULL) {
+		const char *v;
+		char words[64];
+		int w;
+
+		snprintf(path, sizeof(path), "%s.%s", sec, KEY(FILTERS, REDIRECT));
+		if ((rc = get_scalar(c, n, path, &v)))
+			return rc;
+		if ((w = fwd_schema_lookup(FWD_SC_REDIRECT, v)) < 0)
+			return fail(c, n, path, "must be %s, not '%s'",
+				    word_list(FWD_SC_REDIRECT, "'", " or ", words, sizeof(words)),
+				    v);
+		fl->redirect = w == FWD_V_REDIRECT_AF_XDP;
+	}
+	snprintf(rules_path, sizeof(rules_path), "%s.%s", sec, KEY(FILTERS, RULES));
+	rules = fwd_node_get(f, KEY(FILTERS, RULES));
 	if (rules == NULL || rules->type == FWD_NODE_NULL)
 		return 0;
-	if ((rc = want(c, rules, "filters.rules", FWD_NODE_SEQ)))
+	if ((rc = want(c, rules, rules_path, FWD_NODE_SEQ)))
 		return rc;
 	if (rules->count > 4096)
-		return fail(c, rules, "filters.rules", "more than 4096 filter rules");
+		return fail(c, rules, rules_path, "more than 4096 filter rules");
 	for (const struct fwd_node *r = rules->child; r; r = r->next) {
-		const struct fwd_node *p = fwd_node_get(r, "prefixes"), *sv = fwd_node_get(r, "services");
+		const struct fwd_node *p = fwd_node_get(r, prefixes),
+				      *sv = fwd_node_get(r, services);
 
 		for (const struct fwd_node *e = p && p->type == FWD_NODE_SEQ ? p->child : NULL; e; e = e->next)
 			*(strchr(e->str, ':') ? &n6 : &n4) += 1;
@@ -1123,12 +1234,13 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 		struct fwd_filter_rule *fr = &fl->rules[i];
 		const struct fwd_node *p, *sv;
 
-		snprintf(path, sizeof(path), "filters.rules[%u]", i);
-		if ((rc = want(c, r, path, FWD_NODE_MAP)) || (rc = check_keys(c, r, path, rule_keys)))
+		snprintf(path, sizeof(path), "%s[%u]", rules_path, i);
+		if ((rc = want(c, r, path, FWD_NODE_MAP)) ||
+		    (rc = check_keys(c, r, path, FWD_SC_FILTER_RULE)))
 			goto out;
-		snprintf(path, sizeof(path), "filters.rules[%u].name", i);
-		if ((n = fwd_node_get(r, "name")) == NULL) {
-			rc = fail(c, r, path, "missing field 'name'");
+		snprintf(path, sizeof(path), "%s[%u].%s", rules_path, i, name);
+		if ((n = fwd_node_get(r, name)) == NULL) {
+			rc = fail(c, r, path, "missing field '%s'", name);
 			goto out;
 		}
 		if ((rc = get_name(c, n, path, "rule", fr->name)))
@@ -1140,28 +1252,34 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 			}
 		memcpy(s.region_names[i], fr->name, FWD_NAME_MAX);
 		fr->line = r->line;
-		snprintf(path, sizeof(path), "filters.rules[%u].action", i);
-		if ((n = fwd_node_get(r, "action")) == NULL) {
-			rc = fail(c, r, path, "missing field 'action' (pass or drop)");
+		snprintf(path, sizeof(path), "%s[%u].%s", rules_path, i, action);
+		if ((n = fwd_node_get(r, action)) == NULL) {
+			rc = fail(c, r, path, "missing field '%s' (%s or %s)", action,
+				  WORD(FILTER_ACTION, PASS), WORD(FILTER_ACTION, DROP));
 			goto out;
 		}
 		if ((rc = parse_flt_action(c, n, path, &fr->action, 1)))
 			goto out;
-		p = fwd_node_get(r, "prefixes");
-		sv = fwd_node_get(r, "services");
+		p = fwd_node_get(r, prefixes);
+		sv = fwd_node_get(r, services);
 		{
-			const struct fwd_node *rp = fwd_node_get(r, "rate_pps"), *bu = fwd_node_get(r, "burst");
+			const struct fwd_node *rp = fwd_node_get(r, rate_pps),
+					      *bu = fwd_node_get(r, burst);
+			const char *rate = WORD(FILTER_ACTION, RATE);
 			uint64_t v;
 
-			snprintf(path, sizeof(path), "filters.rules[%u].rate_pps", i);
+			snprintf(path, sizeof(path), "%s[%u].%s", rules_path, i, rate_pps);
 			if (fr->action == FWD_FLT_RATE) {
 				if (rp == NULL) {
-					rc = fail(c, r, path, "action 'rate' needs 'rate_pps'");
+					rc = fail(c, r, path, "%s '%s' needs '%s'", action, rate,
+						  rate_pps);
 					goto out;
 				}
 				if (p == NULL) {
-					snprintf(path, sizeof(path), "filters.rules[%u]", i);
-					rc = fail(c, r, path, "a rate rule limits source prefixes: give 'prefixes'");
+					snprintf(path, sizeof(path), "%s[%u]", rules_path, i);
+					rc = fail(c, r, path,
+						  "a %s rule limits source prefixes: give '%s'",
+						  rate, prefixes);
 					goto out;
 				}
 				if ((rc = get_uint(c, rp, path, 1, 100000000, &v)))
@@ -1169,22 +1287,26 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 				fr->rate_pps = (uint32_t)v;
 				fr->burst = fr->rate_pps;
 				if (bu) {
-					snprintf(path, sizeof(path), "filters.rules[%u].burst", i);
+					snprintf(path, sizeof(path), "%s[%u].%s", rules_path, i,
+						 burst);
 					if ((rc = get_uint(c, bu, path, 1, 100000000, &v)))
 						goto out;
 					fr->burst = (uint32_t)v;
 				}
 			} else if (rp || bu) {
-				rc = fail(c, rp ? rp : bu, path, "'rate_pps' and 'burst' go with action 'rate'");
+				rc = fail(c, rp ? rp : bu, path, "'%s' and '%s' go with %s '%s'",
+					  rate_pps, burst, action, rate);
 				goto out;
 			}
 		}
 		if ((p == NULL) == (sv == NULL)) {
-			snprintf(path, sizeof(path), "filters.rules[%u]", i);
-			rc = fail(c, r, path, "a rule matches either 'prefixes' or 'services', exactly one of them");
+			snprintf(path, sizeof(path), "%s[%u]", rules_path, i);
+			rc = fail(c, r, path,
+				  "a rule matches either '%s' or '%s', exactly one of them",
+				  prefixes, services);
 			goto out;
 		}
-		snprintf(path, sizeof(path), "filters.rules[%u].%s", i, p ? "prefixes" : "services");
+		snprintf(path, sizeof(path), "%s[%u].%s", rules_path, i, p ? prefixes : services);
 		if ((rc = want(c, p ? p : sv, path, FWD_NODE_SEQ)))
 			goto out;
 		if ((p ? p : sv)->count == 0) {
@@ -1195,7 +1317,8 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 		for (const struct fwd_node *e = (p ? p : sv)->child; e; e = e->next, k++) {
 			uint32_t before = s.nranges;
 
-			snprintf(path, sizeof(path), "filters.rules[%u].%s[%u]", i, p ? "prefixes" : "services", k);
+			snprintf(path, sizeof(path), "%s[%u].%s[%u]", rules_path, i,
+				 p ? prefixes : services, k);
 			if ((rc = p ? parse_prefix(&sc, e, path, (uint16_t)i) : parse_svc_entry(&sc, e, path, (uint16_t)i)))
 				goto out;
 			for (uint32_t x = before; x < s.nranges; x++)
@@ -1216,9 +1339,9 @@ static int parse_filters(struct vctx *c, const struct fwd_node *f)
 		for (uint32_t x = 0; x < s.nprefix6; x++)
 			distinct += !lens[s.prefix6[x].len]++;
 		if (distinct > FWD_FLT_MAX_V6_LENGTHS) {
-			rc = fail(c, rules, "filters.rules",
-				  "IPv6 filter prefixes use %d distinct lengths; at most %d", distinct,
-				  FWD_FLT_MAX_V6_LENGTHS);
+			rc = fail(c, rules, rules_path,
+				  "IPv6 filter prefixes use %d distinct lengths; at most %d",
+				  distinct, FWD_FLT_MAX_V6_LENGTHS);
 			goto out;
 		}
 	}
@@ -1292,9 +1415,11 @@ static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, 
 		if (cr->target_kind == FWD_ACT_LINK) {
 			if (!fwd_link_allowed(&t->links[cr->target], r))
 				return fwd_err_set(c->err, c->file, cr->line, path,
-						   "breaks residency rule '%s': %ss region '%s' traffic to link '%s'",
-						   r->name, cr->action == FWD_CA_MIRROR ? "mirror" : "steer",
-						   t->region_names[r->region], t->links[cr->target].name);
+						   "breaks residency rule '%s': %ss region '%s' "
+						   "traffic to link '%s'",
+						   r->name, fwd_content_action_name(cr->action),
+						   t->region_names[r->region],
+						   t->links[cr->target].name);
 		} else {
 			const struct fwd_group *g = &t->groups[cr->target];
 
@@ -1311,20 +1436,17 @@ static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, 
 
 static int parse_content(struct vctx *c, const struct names *nm, const struct fwd_node *n)
 {
-	static const char *const keys[] = {"name", "field", "pattern", "literal", "caseless", "services",
-					   "regions", "action", "to", "description", NULL};
-	static const char *const fields[] = {"payload", "tls_sni", "http_host", "dns_qname"};
-	static const char *const actions[] = {"count", "drop", "mirror", "steer"};
+	const char *const sec = KEY(DOC, CONTENT_RULES), *const to_key = KEY(CONTENT, TO);
 	struct fwd_table *t = c->t;
-	char path[320];
-	int rc;
+	char path[320], words[128];
+	int rc, w;
 
 	if (n == NULL || n->type == FWD_NODE_NULL)
 		return 0;
-	if ((rc = want(c, n, "content_rules", FWD_NODE_SEQ)))
+	if ((rc = want(c, n, sec, FWD_NODE_SEQ)))
 		return rc;
 	if (n->count > FWD_MAX_CONTENT_RULES)
-		return fail(c, n, "content_rules", "more than %d content rules", FWD_MAX_CONTENT_RULES);
+		return fail(c, n, sec, "more than %d content rules", FWD_MAX_CONTENT_RULES);
 	t->content = calloc(n->count ? n->count : 1, sizeof(*t->content));
 	if (t->content == NULL)
 		return -ENOMEM;
@@ -1334,31 +1456,31 @@ static int parse_content(struct vctx *c, const struct names *nm, const struct fw
 		const struct fwd_node *f;
 		const char *s;
 
-		snprintf(path, sizeof(path), "content_rules[%u]", i);
-		if ((rc = want(c, m, path, FWD_NODE_MAP)) || (rc = check_keys(c, m, path, keys)))
+		snprintf(path, sizeof(path), "%s[%u]", sec, i);
+		if ((rc = want(c, m, path, FWD_NODE_MAP)) ||
+		    (rc = check_keys(c, m, path, FWD_SC_CONTENT)))
 			return rc;
 		t->ncontent++; /* owned from here: freed with the table */
 		cr->line = m->line;
-#define REQ(key)                                                                           \
-	snprintf(path, sizeof(path), "content_rules[%u].%s", i, key);                       \
-	if ((f = fwd_node_get(m, key)) == NULL)                                            \
-		return fail(c, m, path, "missing field '%s'", key);
-		REQ("name");
+#define REQ(id)                                                                                    \
+	snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, id));                       \
+	if ((f = fwd_node_get(m, KEY(CONTENT, id))) == NULL)                                       \
+		return fail(c, m, path, "missing field '%s'", KEY(CONTENT, id));
+		REQ(NAME);
 		if ((rc = get_name(c, f, path, "content rule", cr->name)))
 			return rc;
 		for (uint32_t j = 0; j + 1 < t->ncontent; j++)
 			if (strcmp(t->content[j].name, cr->name) == 0)
 				return fail(c, f, path, "content rule '%s' is defined twice", cr->name);
-		REQ("field");
+		REQ(FIELD);
 		if ((rc = get_scalar(c, f, path, &s)))
 			return rc;
-		cr->field = 0xff;
-		for (uint8_t k = 0; k < 4; k++)
-			if (strcmp(s, fields[k]) == 0)
-				cr->field = k;
-		if (cr->field == 0xff)
-			return fail(c, f, path, "field must be payload, tls_sni, http_host or dns_qname, not '%s'", s);
-		REQ("pattern");
+		if ((w = fwd_schema_index(FWD_SC_CONTENT_FIELD, s)) < 0)
+			return fail(
+			    c, f, path, "%s must be %s, not '%s'", KEY(CONTENT, FIELD),
+			    word_list(FWD_SC_CONTENT_FIELD, "", " or ", words, sizeof(words)), s);
+		cr->field = (uint8_t)w; /* enum fwd_content_field */
+		REQ(PATTERN);
 		if ((rc = get_scalar(c, f, path, &s)))
 			return rc;
 		if (s[0] == '\0' || strlen(s) > FWD_MAX_PATTERN)
@@ -1367,42 +1489,46 @@ static int parse_content(struct vctx *c, const struct names *nm, const struct fw
 		if (cr->pattern == NULL)
 			return -ENOMEM;
 		for (int k = 0; k < 2; k++) {
-			const char *key = k ? "caseless" : "literal";
+			const char *key = k ? KEY(CONTENT, CASELESS) : KEY(CONTENT, LITERAL);
 
 			if ((f = fwd_node_get(m, key)) == NULL)
 				continue;
-			snprintf(path, sizeof(path), "content_rules[%u].%s", i, key);
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, key);
 			if ((rc = get_scalar(c, f, path, &s)))
 				return rc;
-			if (strcmp(s, "true") && strcmp(s, "false"))
-				return fail(c, f, path, "must be true or false");
-			*(k ? &cr->caseless : &cr->literal) = strcmp(s, "true") == 0;
+			if ((w = fwd_schema_lookup(FWD_SC_BOOL, s)) < 0)
+				return fail(
+				    c, f, path, "must be %s",
+				    word_list(FWD_SC_BOOL, "", " or ", words, sizeof(words)));
+			*(k ? &cr->caseless : &cr->literal) = w == FWD_V_BOOL_TRUE;
 		}
-		REQ("services");
-		if ((rc = parse_id_list(c, f, path, &nm->services, "service", &cr->services, &cr->nservices)))
+		REQ(SERVICES);
+		if ((rc = parse_id_list(c, f, path, &nm->services, "service", &cr->services,
+					&cr->nservices)))
 			return rc;
-		if ((f = fwd_node_get(m, "regions")) != NULL) {
-			snprintf(path, sizeof(path), "content_rules[%u].regions", i);
-			if ((rc = parse_id_list(c, f, path, &nm->regions, "region", &cr->regions, &cr->nregions)))
+		if ((f = fwd_node_get(m, KEY(CONTENT, REGIONS))) != NULL) {
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, REGIONS));
+			if ((rc = parse_id_list(c, f, path, &nm->regions, "region", &cr->regions,
+						&cr->nregions)))
 				return rc;
 		}
-		REQ("action");
+		REQ(ACTION);
 		if ((rc = get_scalar(c, f, path, &s)))
 			return rc;
-		cr->action = 0xff;
-		for (uint8_t k = 0; k < 4; k++)
-			if (strcmp(s, actions[k]) == 0)
-				cr->action = k;
-		if (cr->action == 0xff)
-			return fail(c, f, path, "action must be count, drop, mirror or steer, not '%s'", s);
+		if ((w = fwd_schema_index(FWD_SC_CONTENT_ACTION, s)) < 0)
+			return fail(
+			    c, f, path, "%s must be %s, not '%s'", KEY(CONTENT, ACTION),
+			    word_list(FWD_SC_CONTENT_ACTION, "", " or ", words, sizeof(words)), s);
+		cr->action = (uint8_t)w; /* enum fwd_content_action */
 #undef REQ
-		f = fwd_node_get(m, "to");
-		snprintf(path, sizeof(path), "content_rules[%u].to", i);
+		f = fwd_node_get(m, to_key);
+		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, to_key);
 		if (cr->action == FWD_CA_MIRROR || cr->action == FWD_CA_STEER) {
 			int id;
 
 			if (f == NULL)
-				return fail(c, m, path, "action '%s' needs 'to'", actions[cr->action]);
+				return fail(c, m, path, "%s '%s' needs '%s'", KEY(CONTENT, ACTION),
+					    fwd_content_action_name(cr->action), to_key);
 			if ((rc = get_scalar(c, f, path, &s)))
 				return rc;
 			if ((id = nidx_find(&nm->links, s)) >= 0) {
@@ -1415,7 +1541,8 @@ static int parse_content(struct vctx *c, const struct names *nm, const struct fw
 			}
 			cr->target = (uint16_t)id;
 		} else if (f) {
-			return fail(c, f, path, "action '%s' takes no 'to'", actions[cr->action]);
+			return fail(c, f, path, "%s '%s' takes no '%s'", KEY(CONTENT, ACTION),
+				    fwd_content_action_name(cr->action), to_key);
 		}
 		if (cr->action == FWD_CA_STEER) {
 			/* A steer decides per packet; on a TCP (or SCTP) flow that would
@@ -1425,14 +1552,19 @@ static int parse_content(struct vctx *c, const struct names *nm, const struct fw
 					if (t->ranges[r].service == cr->services[k] && t->ranges[r].proto != FWD_PROTO_UDP) {
 						char proto[8];
 
-						snprintf(path, sizeof(path), "content_rules[%u].action", i);
+						snprintf(path, sizeof(path), "%s[%u].%s", sec, i,
+							 KEY(CONTENT, ACTION));
 						fwd_proto_name(t->ranges[r].proto, proto, sizeof(proto));
-						return fail(c, fwd_node_get(m, "action"), path,
-							    "steer decides per packet, so its scope must be UDP only: service '%s' has %s ports (a %s flow would change link mid-stream)",
-							    t->service_names[cr->services[k]], proto, proto);
+						return fail(
+						    c, fwd_node_get(m, KEY(CONTENT, ACTION)), path,
+						    "steer decides per packet, so its scope must "
+						    "be UDP only: service '%s' has %s ports (a %s "
+						    "flow would change link mid-stream)",
+						    t->service_names[cr->services[k]], proto,
+						    proto);
 					}
 		}
-		snprintf(path, sizeof(path), "content_rules[%u]", i);
+		snprintf(path, sizeof(path), "%s[%u]", sec, i);
 		if ((rc = content_residency(c, cr, path)))
 			return rc;
 	}
@@ -1443,9 +1575,6 @@ static int parse_content(struct vctx *c, const struct names *nm, const struct fw
 
 struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *err)
 {
-	static const char *const keys[] = {"version", "description", "regions", "services", "links",
-					   "link_groups", "policies", "default", "residency", "filters",
-					   "content_rules", NULL};
 	const struct fwd_node *root = fwd_doc_root(doc), *f;
 	struct fwd_table *t = calloc(1, sizeof(*t));
 	struct vctx c = {.file = fwd_doc_name(doc), .err = err, .t = t};
@@ -1457,24 +1586,24 @@ struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *
 		return NULL;
 	}
 	snprintf(t->source, sizeof(t->source), "%s", c.file);
-	if ((rc = want(&c, root, "", FWD_NODE_MAP)) || (rc = check_keys(&c, root, "", keys)))
+	if ((rc = want(&c, root, "", FWD_NODE_MAP)) || (rc = check_keys(&c, root, "", FWD_SC_DOC)))
 		goto fail;
-	if ((f = fwd_node_get(root, "version")) != NULL) {
+	if ((f = fwd_node_get(root, KEY(DOC, VERSION))) != NULL) {
 		uint64_t v;
 
-		if ((rc = get_uint(&c, f, "version", 1, 1, &v)))
+		if ((rc = get_uint(&c, f, KEY(DOC, VERSION), 1, 1, &v)))
 			goto fail;
 	}
-	if ((f = fwd_node_get(root, "description")) != NULL) {
+	if ((f = fwd_node_get(root, KEY(DOC, DESCRIPTION))) != NULL) {
 		const char *s;
 
-		if ((rc = get_scalar(&c, f, "description", &s)))
+		if ((rc = get_scalar(&c, f, KEY(DOC, DESCRIPTION), &s)))
 			goto fail;
 		snprintf(t->description, sizeof(t->description), "%s", s);
 	}
-	if ((rc = parse_regions(&c, fwd_node_get(root, "regions"))) ||
-	    (rc = parse_services(&c, fwd_node_get(root, "services"))) ||
-	    (rc = parse_links(&c, fwd_node_get(root, "links"))))
+	if ((rc = parse_regions(&c, fwd_node_get(root, KEY(DOC, REGIONS)))) ||
+	    (rc = parse_services(&c, fwd_node_get(root, KEY(DOC, SERVICES)))) ||
+	    (rc = parse_links(&c, fwd_node_get(root, KEY(DOC, LINKS)))))
 		goto fail;
 	if (nidx_build(&nm.regions, (const char(*)[FWD_NAME_MAX])t->region_names, t->nregions) ||
 	    nidx_build(&nm.services, (const char(*)[FWD_NAME_MAX])t->service_names, t->nservices)) {
@@ -1493,7 +1622,7 @@ struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *
 			memcpy(ln[i], t->links[i].name, FWD_NAME_MAX);
 		rc = nidx_build(&nm.links, (const char(*)[FWD_NAME_MAX])ln, t->nlinks);
 		if (rc == 0)
-			rc = parse_groups(&c, fwd_node_get(root, "link_groups"), &nm.links);
+			rc = parse_groups(&c, fwd_node_get(root, KEY(DOC, LINK_GROUPS)), &nm.links);
 		if (rc == 0) {
 			char(*gn)[FWD_NAME_MAX] = calloc(t->ngroups ? t->ngroups : 1, FWD_NAME_MAX);
 
@@ -1504,14 +1633,16 @@ struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *
 			if (rc == 0)
 				rc = nidx_build(&nm.groups, (const char(*)[FWD_NAME_MAX])gn, t->ngroups);
 			if (rc == 0)
-				rc = parse_policies(&c, &nm, fwd_node_get(root, "policies"),
-						    fwd_node_get(root, "default"));
+				rc = parse_policies(&c, &nm, fwd_node_get(root, KEY(DOC, POLICIES)),
+						    fwd_node_get(root, KEY(DOC, DEFAULT)));
 			if (rc == 0)
-				rc = parse_residency(&c, &nm, fwd_node_get(root, "residency"));
+				rc = parse_residency(&c, &nm,
+						     fwd_node_get(root, KEY(DOC, RESIDENCY)));
 			if (rc == 0)
-				rc = parse_filters(&c, fwd_node_get(root, "filters"));
+				rc = parse_filters(&c, fwd_node_get(root, KEY(DOC, FILTERS)));
 			if (rc == 0)
-				rc = parse_content(&c, &nm, fwd_node_get(root, "content_rules"));
+				rc = parse_content(&c, &nm,
+						   fwd_node_get(root, KEY(DOC, CONTENT_RULES)));
 			free(gn);
 		}
 		free(ln);
@@ -1629,7 +1760,7 @@ const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_
 	case FWD_ACT_GROUP:
 		return t->groups[p->target].name;
 	default:
-		return "drop";
+		return WORD(POLICY_ACTION, DROP);
 	}
 }
 
@@ -1637,15 +1768,15 @@ const char *fwd_proto_name(uint8_t proto, char *buf, size_t len)
 {
 	switch (proto) {
 	case FWD_PROTO_TCP:
-		return snprintf(buf, len, "tcp"), buf;
+		return snprintf(buf, len, "%s", WORD(PROTO, TCP)), buf;
 	case FWD_PROTO_UDP:
-		return snprintf(buf, len, "udp"), buf;
+		return snprintf(buf, len, "%s", WORD(PROTO, UDP)), buf;
 	case FWD_PROTO_SCTP:
-		return snprintf(buf, len, "sctp"), buf;
+		return snprintf(buf, len, "%s", WORD(PROTO, SCTP)), buf;
 	case FWD_PROTO_ICMP:
-		return snprintf(buf, len, "icmp"), buf;
+		return snprintf(buf, len, "%s", WORD(PROTO, ICMP)), buf;
 	case FWD_PROTO_ICMPV6:
-		return snprintf(buf, len, "icmpv6"), buf;
+		return snprintf(buf, len, "%s", WORD(PROTO, ICMPV6)), buf;
 	default:
 		return snprintf(buf, len, "%u", proto), buf;
 	}
@@ -1665,9 +1796,10 @@ const char *fwd_table_policy_key(const struct fwd_table *t, uint32_t pid, char *
 	const struct fwd_policy *p = &t->policies[pid];
 
 	if (pid == FWD_POLICY_DEFAULT)
-		snprintf(buf, len, "default");
+		snprintf(buf, len, "%s", KEY(DOC, DEFAULT));
 	else
-		snprintf(buf, len, "%s/%s", p->region == FWD_ANY ? "any" : t->region_names[p->region],
-			 p->service == FWD_ANY ? "any" : t->service_names[p->service]);
+		snprintf(buf, len, "%s/%s",
+			 p->region == FWD_ANY ? WORD(BUILTIN, ANY) : t->region_names[p->region],
+			 p->service == FWD_ANY ? WORD(BUILTIN, ANY) : t->service_names[p->service]);
 	return buf;
 }

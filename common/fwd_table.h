@@ -23,6 +23,7 @@
 #include "fwd_defs.h"
 #include "fwd_doc.h"
 #include "fwd_err.h"
+#include "fwd_names.h"
 
 struct fwd_prefix4 {
 	uint32_t addr; /* host order, host bits zero */
@@ -109,8 +110,25 @@ struct fwd_filters {
 
 /* Content rules (docs/content-rules.md): a Hyperscan pattern on a payload
  * field, scoped to services and optionally regions. */
-enum fwd_content_field { FWD_CF_PAYLOAD, FWD_CF_TLS_SNI, FWD_CF_HTTP_HOST, FWD_CF_DNS_QNAME };
-enum fwd_content_action { FWD_CA_COUNT, FWD_CA_DROP, FWD_CA_MIRROR, FWD_CA_STEER };
+enum fwd_content_field {
+	FWD_CF_PAYLOAD = FWD_SCHEMA_POS(CONTENT_FIELD, PAYLOAD),
+	FWD_CF_TLS_SNI = FWD_SCHEMA_POS(CONTENT_FIELD, TLS_SNI),
+	FWD_CF_HTTP_HOST = FWD_SCHEMA_POS(CONTENT_FIELD, HTTP_HOST),
+	FWD_CF_DNS_QNAME = FWD_SCHEMA_POS(CONTENT_FIELD, DNS_QNAME),
+};
+enum fwd_content_action {
+	FWD_CA_COUNT = FWD_SCHEMA_POS(CONTENT_ACTION, COUNT),
+	FWD_CA_DROP = FWD_SCHEMA_POS(CONTENT_ACTION, DROP),
+	FWD_CA_MIRROR = FWD_SCHEMA_POS(CONTENT_ACTION, MIRROR),
+	FWD_CA_STEER = FWD_SCHEMA_POS(CONTENT_ACTION, STEER),
+};
+/* The four fields and four actions are indexed 0..3 (arrays elsewhere size by this). */
+#define FWD_CONTENT_FIELDS (FWD_SCHEMA_END_CONTENT_FIELD - FWD_SCHEMA_BEGIN_CONTENT_FIELD)
+#define FWD_CONTENT_ACTIONS (FWD_SCHEMA_END_CONTENT_ACTION - FWD_SCHEMA_BEGIN_CONTENT_ACTION)
+
+/** Name of content field @f ("tls_sni") and content action @a ("steer"). */
+#define fwd_content_field_name(f) (fwd_schema_names[FWD_SCHEMA_BEGIN_CONTENT_FIELD + (f)])
+#define fwd_content_action_name(a) (fwd_schema_names[FWD_SCHEMA_BEGIN_CONTENT_ACTION + (a)])
 
 #define FWD_MAX_CONTENT_RULES 20000
 #define FWD_MAX_PATTERN 4096

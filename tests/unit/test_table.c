@@ -11,6 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "fwd_filter_kern_user.h"
+#include "fwd_names.h"
 #include "fwd_table.h"
 
 #define BASE_REGIONS                                    \
@@ -245,6 +247,21 @@ static const struct bad_case bad_cases[] = {
 	{"filter overlap", "filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/20-30]}\n    - {name: b, action: pass, services: [any/22]}\n", "t.yaml:4: filters.rules.b.services: tcp/22 overlaps tcp/20-30 of rule 'a'"},
 	{"filter dup name", "filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/1]}\n    - {name: a, action: pass, services: [tcp/2]}\n", "t.yaml:4: filters.rules[1].name: filter rule 'a' is defined twice"},
 	{"filter unknown field", "filters:\n  rules:\n    - {name: a, action: drop, prefix: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].prefix: unknown field 'prefix' (expected one of: name, action, prefixes, services, rate_pps, burst, description)"},
+	{"link missing mac", "links:\n  l1: {port: p0}\n", "t.yaml:2: links.l1.next_hop_mac: missing field 'next_hop_mac'"},
+	{"group missing members", BASE_LINKS "link_groups:\n  g: {description: x}\n", "t.yaml:5: link_groups.g.members: missing field 'members'"},
+	{"default missing action", "default: {description: x}\n", "t.yaml:1: default.action: missing field 'action'"},
+	{"residency any not alone", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [any, dns], allowed_tags: [in]}\n", "t.yaml:10: residency[0].services[0]: 'any' must stand alone"},
+	{"residency missing services", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, allowed_tags: [in]}\n", "t.yaml:10: residency[0].services: missing field 'services' (a list, or [any])"},
+	{"residency missing name", "residency:\n  - {region: in}\n", "t.yaml:2: residency[0].name: missing field 'name'"},
+	{"content not a bool", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: x, literal: yes, services: [https], action: drop}\n", "t.yaml:13: content_rules[0].literal: must be true or false"},
+	{"content bad action", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: block}\n", "t.yaml:13: content_rules[0].action: action must be count, drop, mirror or steer, not 'block'"},
+	{"content mirror without to", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: mirror}\n", "t.yaml:13: content_rules[0].to: action 'mirror' needs 'to'"},
+	{"content missing pattern", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, services: [https], action: drop}\n", "t.yaml:13: content_rules[0].pattern: missing field 'pattern'"},
+	{"filter bad redirect", "filters: {redirect: xdp}\n", "t.yaml:1: filters.redirect: must be 'af_xdp' or 'kernel', not 'xdp'"},
+	{"filter rule bad action", "filters:\n  rules:\n    - {name: a, action: block, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].action: must be 'pass', 'rate' or 'drop', not 'block'"},
+	{"filter rule no action", "filters:\n  rules:\n    - {name: a, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].action: missing field 'action' (pass or drop)"},
+	{"filter rule no name", "filters:\n  rules:\n    - {action: drop, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].name: missing field 'name'"},
+	{"filter burst range", "filters:\n  rules:\n    - {name: a, action: rate, rate_pps: 5, burst: 0, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].burst: 0 is out of range 1..100000000"},
 	{"nul byte in key", "{\"regions\": {\"a\\u0000b\": {}}}", "t.yaml:1: JSON syntax: NUL byte in object key not supported near '\"a\\u0000b\"' (column 23)"},
 	{"nul byte in value", "{\"description\": \"a\\u0000b\"}", "t.yaml:1: JSON syntax: \\u0000 is not allowed without JSON_ALLOW_NUL near '\"a\\u0000b\"' (column 26)"},
 };
@@ -273,6 +290,123 @@ static void test_bad_documents(void **state)
 		}
 	}
 	assert_int_equal(failed, 0);
+}
+
+/* ---- fwd_schema.def: the names of the document, spelled once ---- */
+
+/* Every name round-trips name -> id -> name within its scope; the scopes
+ * partition the ids; the word indexes are the enums' values. */
+static void test_schema_round_trip(void **state)
+{
+	unsigned next = 0;
+
+	(void)state;
+	for (unsigned sc = 0; sc < FWD_SC_MAX; sc++) {
+		const struct fwd_scope_info *si = &fwd_scopes[sc];
+
+		assert_non_null(si->name);
+		assert_int_equal(si->begin, next); /* contiguous, in .def order */
+		assert_true(si->end > si->begin); /* no empty scope */
+		next = si->end;
+		for (unsigned id = si->begin; id < si->end; id++) {
+			const char *name = fwd_schema_name((enum fwd_schema)id);
+
+			assert_non_null(name);
+			assert_true(name[0] != '\0');
+			assert_int_equal(fwd_schema_scope((enum fwd_schema)id), sc);
+			assert_int_equal(fwd_schema_lookup((enum fwd_scope)sc, name), id);
+			assert_int_equal(fwd_schema_index((enum fwd_scope)sc, name), id - si->begin);
+			assert_string_equal(fwd_schema_name((enum fwd_schema)fwd_schema_lookup(
+						    (enum fwd_scope)sc, name)),
+					    name);
+		}
+	}
+	assert_int_equal(next, FWD_SCHEMA_MAX);
+	assert_null(fwd_schema_name(FWD_SCHEMA_MAX));
+	assert_int_equal(fwd_schema_scope(FWD_SCHEMA_MAX), FWD_SC_MAX);
+	assert_int_equal(fwd_schema_lookup(FWD_SC_LINK, "nexthop_mac"), -1);
+	assert_int_equal(fwd_schema_lookup(FWD_SC_LINK, "members"), -1); /* a GROUP field */
+	assert_int_equal(fwd_schema_lookup(FWD_SC_MAX, "port"), -1);
+
+	/* The expansion names every id after its line (spot checks). */
+	assert_string_equal(fwd_schema_name(FWD_F_LINK_PORT), "port");
+	assert_string_equal(FWD_KEY_NAME(LINK, NEXT_HOP_MAC), "next_hop_mac");
+	assert_string_equal(FWD_KEY_NAME(DOC, CONTENT_RULES), "content_rules");
+	assert_string_equal(FWD_WORD_NAME(LINK_STATE, DOWN), "down");
+	assert_string_equal(FWD_WORD_NAME(BUILTIN, OTHER), "other");
+
+	/* Word indexes are the values the table stores. */
+	assert_int_equal(FWD_CONTENT_FIELDS, 4);
+	assert_int_equal(FWD_CONTENT_ACTIONS, 4);
+	assert_int_equal(FWD_CF_DNS_QNAME, 3);
+	assert_int_equal(FWD_CA_STEER, 3);
+	assert_string_equal(fwd_content_field_name(FWD_CF_TLS_SNI), "tls_sni");
+	assert_string_equal(fwd_content_action_name(FWD_CA_MIRROR), "mirror");
+	assert_int_equal(fwd_schema_index(FWD_SC_CONTENT_FIELD, "http_host"), FWD_CF_HTTP_HOST);
+	assert_int_equal(fwd_schema_index(FWD_SC_FILTER_ACTION, "rate"), FWD_FLT_RATE);
+}
+
+/* Names within one scope are distinct (a duplicate would make lookups take
+ * the first and "expected one of" list it twice). */
+static void test_schema_names_unique(void **state)
+{
+	(void)state;
+	for (unsigned sc = 0; sc < FWD_SC_MAX; sc++)
+		for (unsigned a = fwd_scopes[sc].begin; a < fwd_scopes[sc].end; a++)
+			for (unsigned b = a + 1; b < fwd_scopes[sc].end; b++)
+				if (strcmp(fwd_schema_names[a], fwd_schema_names[b]) == 0)
+					fail_msg("scope %s names '%s' twice", fwd_scopes[sc].name,
+						 fwd_schema_names[a]);
+}
+
+/* Each map of the document refuses an unknown field with the list it gave
+ * before fwd_schema.def (literal below), and that list is the scope's keys. */
+static void test_schema_key_lists(void **state)
+{
+	static const struct {
+		enum fwd_scope sc;
+		const char *doc, *error;
+	} cases[] = {
+		{FWD_SC_DOC, "bogus: 1\n", "t.yaml:1: bogus: unknown field 'bogus' (expected one of: version, description, regions, services, links, link_groups, policies, default, residency, filters, content_rules)"},
+		{FWD_SC_REGION, "regions:\n  in: {bogus: 1}\n", "t.yaml:2: regions.in.bogus: unknown field 'bogus' (expected one of: prefixes, description)"},
+		{FWD_SC_LINK, "links:\n  l1: {bogus: 1}\n", "t.yaml:2: links.l1.bogus: unknown field 'bogus' (expected one of: port, next_hop_mac, vlan, tags, state, description)"},
+		{FWD_SC_GROUP, BASE_LINKS "link_groups:\n  g: {bogus: 1}\n", "t.yaml:5: link_groups.g.bogus: unknown field 'bogus' (expected one of: members, description)"},
+		{FWD_SC_POLICY, "policies:\n  - {bogus: 1}\n", "t.yaml:2: policies[0].bogus: unknown field 'bogus' (expected one of: region, service, action, to, mirror, description)"},
+		{FWD_SC_DEFAULT, "default: {bogus: 1}\n", "t.yaml:1: default.bogus: unknown field 'bogus' (expected one of: action, to, mirror, description)"},
+		{FWD_SC_RESIDENCY, "residency:\n  - {bogus: 1}\n", "t.yaml:2: residency[0].bogus: unknown field 'bogus' (expected one of: name, region, services, allowed_tags, description)"},
+		{FWD_SC_FILTERS, "filters: {bogus: 1}\n", "t.yaml:1: filters.bogus: unknown field 'bogus' (expected one of: default, non_ip, malformed, redirect, rules, description)"},
+		{FWD_SC_FILTER_RULE, "filters:\n  rules:\n    - {bogus: 1}\n", "t.yaml:3: filters.rules[0].bogus: unknown field 'bogus' (expected one of: name, action, prefixes, services, rate_pps, burst, description)"},
+		{FWD_SC_CONTENT, "content_rules:\n  - {bogus: 1}\n", "t.yaml:2: content_rules[0].bogus: unknown field 'bogus' (expected one of: name, field, pattern, literal, caseless, services, regions, action, to, description)"},
+	};
+	int key_scope[FWD_SC_MAX] = {0}, tested[FWD_SC_MAX] = {0};
+
+	(void)state;
+#define FWD_KEY(sc, id, name) key_scope[FWD_SC_##sc] = 1;
+#include "fwd_schema.def"
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fwd_err err;
+		struct fwd_table *t = load(cases[i].doc, &err);
+		char buf[1024], list[512] = "", want[600];
+		unsigned n;
+		const char *const *keys = fwd_schema_keys(cases[i].sc, &n);
+		size_t off = 0;
+
+		assert_null(t);
+		fwd_err_str(&err, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].error);
+		for (unsigned k = 0; k < n; k++)
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", k ? ", " : "",
+						keys[k]);
+		snprintf(want, sizeof(want), "(expected one of: %s)", list);
+		assert_non_null(strstr(cases[i].error, want));
+		tested[cases[i].sc] = 1;
+	}
+	/* Every scope with fields is checked here, and only those. */
+	for (unsigned sc = 0; sc < FWD_SC_MAX; sc++)
+		if (key_scope[sc] != tested[sc])
+			fail_msg("scope %s: %s", fwd_scopes[sc].name,
+				 key_scope[sc] ? "has fields but no unknown-field case"
+					       : "has no fields");
 }
 
 static void test_deep_nesting_refused(void **state)
@@ -316,6 +450,9 @@ int main(void)
 		cmocka_unit_test(test_filters_section),
 		cmocka_unit_test(test_content_rules_section),
 		cmocka_unit_test(test_bad_documents),
+		cmocka_unit_test(test_schema_round_trip),
+		cmocka_unit_test(test_schema_names_unique),
+		cmocka_unit_test(test_schema_key_lists),
 		cmocka_unit_test(test_deep_nesting_refused),
 		cmocka_unit_test(test_error_text_is_utf8),
 	};
