@@ -31,7 +31,8 @@ static inline const char *fwd_schema_name(enum fwd_schema id)
 	return (unsigned)id < FWD_SCHEMA_MAX ? fwd_schema_names[id] : (const char *)0;
 }
 
-/** Shorthands: FWD_KEY_NAME(LINK, PORT) is "port", FWD_WORD_NAME(LINK_STATE, UP) is "up". */
+/** Shorthands: FWD_KEY_NAME(LINK, PORT) is "port", FWD_WORD_NAME(LINK_STATE, UP) is "up".
+ *  Wrappers must paste too, not pass ids on: AF_XDP and TRUE may be macros. */
 #define FWD_KEY_NAME(sc, id) (fwd_schema_names[FWD_F_##sc##_##id])
 #define FWD_WORD_NAME(sc, id) (fwd_schema_names[FWD_V_##sc##_##id])
 

@@ -18,8 +18,8 @@
 
 /* The document's names, all from fwd_schema.def: KEY(LINK, PORT) is "port",
  * WORD(LINK_STATE, UP) is "up". */
-#define KEY(sc, id) FWD_KEY_NAME(sc, id)
-#define WORD(sc, id) FWD_WORD_NAME(sc, id)
+#define KEY(sc, id) (fwd_schema_names[FWD_F_##sc##_##id])
+#define WORD(sc, id) (fwd_schema_names[FWD_V_##sc##_##id])
 
 _Static_assert(FWD_SCHEMA_POS(FILTER_ACTION, PASS) == FWD_FLT_PASS &&
 		       FWD_SCHEMA_POS(FILTER_ACTION, DROP) == FWD_FLT_DROP &&
@@ -1762,6 +1762,16 @@ const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_
 	default:
 		return WORD(POLICY_ACTION, DROP);
 	}
+}
+
+int fwd_proto_by_name(const char *name)
+{
+	int proto;
+
+	if (fwd_schema_lookup(FWD_SC_PROTO, name) < 0 ||
+	    proto_from_name(name, strlen(name), &proto))
+		return -ENOENT;
+	return proto < 0 ? -ENOENT : proto;
 }
 
 const char *fwd_proto_name(uint8_t proto, char *buf, size_t len)

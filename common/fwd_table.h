@@ -197,6 +197,10 @@ const char *fwd_table_policy_key(const struct fwd_table *t, uint32_t pid, char *
 /** 1 when link @l carries one of the tags residency rule @r allows. */
 int fwd_link_allowed(const struct fwd_link *l, const struct fwd_residency *r);
 
+/** Number of protocol word @name of fwd_schema.def ("tcp" -> 6), -ENOENT for any other
+ *  string and for "any" (which stands for tcp, udp and sctp). */
+int fwd_proto_by_name(const char *name);
+
 /** Protocol name for a service entry ("tcp", "icmp", "47"...), into @buf. */
 const char *fwd_proto_name(uint8_t proto, char *buf, size_t len);
 

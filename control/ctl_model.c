@@ -6,6 +6,11 @@
 
 #include "fwd_class.h"
 #include "fwd_filter_kern_user.h"
+#include "fwd_names.h"
+
+/* The model is a table document: every name in it comes from fwd_schema.def. */
+#define KEY(sc, id) (fwd_schema_names[FWD_F_##sc##_##id])
+#define WORD(sc, id) (fwd_schema_names[FWD_V_##sc##_##id])
 
 static json_t *str_list(const char (*v)[FWD_NAME_MAX], uint8_t n)
 {
@@ -19,24 +24,31 @@ static json_t *str_list(const char (*v)[FWD_NAME_MAX], uint8_t n)
 static const char *scope_name(const struct fwd_table *t, uint16_t id, int region)
 {
 	if (id == FWD_ANY)
-		return "any";
+		return WORD(BUILTIN, ANY);
 	return region ? t->region_names[id] : t->service_names[id];
 }
 
-static json_t *action_json(const struct fwd_table *t, const struct fwd_policy *p)
+/* The action of a policy, or (@dflt) of the default section. */
+static json_t *action_json(const struct fwd_table *t, const struct fwd_policy *p, int dflt)
 {
-	json_t *a = json_pack("{s:s}", "action", p->action == FWD_ACT_DROP ? "drop" : "steer");
+	json_t *a = json_pack("{s:s}", dflt ? KEY(DEFAULT, ACTION) : KEY(POLICY, ACTION),
+			      p->action == FWD_ACT_DROP ? WORD(POLICY_ACTION, DROP)
+							: WORD(POLICY_ACTION, STEER));
 
 	if (p->action != FWD_ACT_DROP)
-		json_object_set_new(a, "to", json_string(fwd_table_policy_target(t, p)));
+		json_object_set_new(a, dflt ? KEY(DEFAULT, TO) : KEY(POLICY, TO),
+				    json_string(fwd_table_policy_target(t, p)));
 	if (p->mirror != FWD_LINK_NONE)
-		json_object_set_new(a, "mirror", json_string(t->links[p->mirror].name));
+		json_object_set_new(a, dflt ? KEY(DEFAULT, MIRROR) : KEY(POLICY, MIRROR),
+				    json_string(t->links[p->mirror].name));
 	return a;
 }
 
 static const char *flt_action(uint8_t a)
 {
-	return a == FWD_FLT_DROP ? "drop" : a == FWD_FLT_RATE ? "rate" : "pass";
+	return a == FWD_FLT_DROP   ? WORD(FILTER_ACTION, DROP)
+	       : a == FWD_FLT_RATE ? WORD(FILTER_ACTION, RATE)
+				   : WORD(FILTER_ACTION, PASS);
 }
 
 static void port_range_str(const struct fwd_svc_range *r, char *buf, size_t len)
@@ -61,12 +73,14 @@ static json_t *filters_model(const struct fwd_filters *fl)
 
 	for (uint16_t i = 0; i < fl->nrules; i++) {
 		const struct fwd_filter_rule *r = &fl->rules[i];
-		json_t *o = json_pack("{s:s, s:s}", "name", r->name, "action", flt_action(r->action));
+		json_t *o = json_pack("{s:s, s:s}", KEY(FILTER_RULE, NAME), r->name,
+				      KEY(FILTER_RULE, ACTION), flt_action(r->action));
 		json_t *pre = json_array(), *svc = json_array();
 
 		if (r->action == FWD_FLT_RATE) {
-			json_object_set_new(o, "rate_pps", json_integer(r->rate_pps));
-			json_object_set_new(o, "burst", json_integer(r->burst));
+			json_object_set_new(o, KEY(FILTER_RULE, RATE_PPS),
+					    json_integer(r->rate_pps));
+			json_object_set_new(o, KEY(FILTER_RULE, BURST), json_integer(r->burst));
 		}
 		for (uint32_t k = 0; k < fl->nprefix4; k++) {
 			struct in_addr ia = {.s_addr = htonl(fl->prefix4[k].addr)};
@@ -91,25 +105,26 @@ static json_t *filters_model(const struct fwd_filters *fl)
 			json_array_append_new(svc, json_string(buf));
 		}
 		if (json_array_size(pre))
-			json_object_set_new(o, "prefixes", pre);
+			json_object_set_new(o, KEY(FILTER_RULE, PREFIXES), pre);
 		else
 			json_decref(pre);
 		if (json_array_size(svc))
-			json_object_set_new(o, "services", svc);
+			json_object_set_new(o, KEY(FILTER_RULE, SERVICES), svc);
 		else
 			json_decref(svc);
 		json_array_append_new(rules, o);
 	}
-	f = json_pack("{s:s, s:s, s:s, s:s, s:o}", "default", flt_action(fl->default_action), "non_ip",
-		      flt_action(fl->non_ip_action), "malformed", flt_action(fl->malformed_action),
-		      "redirect", fl->redirect ? "af_xdp" : "kernel", "rules", rules);
+	f = json_pack("{s:s, s:s, s:s, s:s, s:o}", KEY(FILTERS, DEFAULT),
+		      flt_action(fl->default_action), KEY(FILTERS, NON_IP),
+		      flt_action(fl->non_ip_action), KEY(FILTERS, MALFORMED),
+		      flt_action(fl->malformed_action), KEY(FILTERS, REDIRECT),
+		      fl->redirect ? WORD(REDIRECT, AF_XDP) : WORD(REDIRECT, KERNEL),
+		      KEY(FILTERS, RULES), rules);
 	return f;
 }
 
 static json_t *content_model(const struct fwd_table *t)
 {
-	static const char *const fields[] = {"payload", "tls_sni", "http_host", "dns_qname"};
-	static const char *const actions[] = {"count", "drop", "mirror", "steer"};
 	json_t *a = json_array();
 
 	for (uint32_t i = 0; i < t->ncontent; i++) {
@@ -118,20 +133,23 @@ static json_t *content_model(const struct fwd_table *t)
 
 		for (uint16_t k = 0; k < r->nservices; k++)
 			json_array_append_new(svc, json_string(t->service_names[r->services[k]]));
-		o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s}", "name", r->name, "field", fields[r->field],
-			      "pattern", r->pattern, "literal", r->literal, "caseless", r->caseless,
-			      "services", svc, "action", actions[r->action]);
+		o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s}", KEY(CONTENT, NAME), r->name,
+			      KEY(CONTENT, FIELD), fwd_content_field_name(r->field),
+			      KEY(CONTENT, PATTERN), r->pattern, KEY(CONTENT, LITERAL), r->literal,
+			      KEY(CONTENT, CASELESS), r->caseless, KEY(CONTENT, SERVICES), svc,
+			      KEY(CONTENT, ACTION), fwd_content_action_name(r->action));
 		if (r->nregions) {
 			json_t *reg = json_array();
 
 			for (uint16_t k = 0; k < r->nregions; k++)
 				json_array_append_new(reg, json_string(t->region_names[r->regions[k]]));
-			json_object_set_new(o, "regions", reg);
+			json_object_set_new(o, KEY(CONTENT, REGIONS), reg);
 		}
 		if (r->action == FWD_CA_MIRROR || r->action == FWD_CA_STEER)
-			json_object_set_new(o, "to", json_string(r->target_kind == FWD_ACT_GROUP ?
-								 t->groups[r->target].name :
-								 t->links[r->target].name));
+			json_object_set_new(o, KEY(CONTENT, TO),
+					    json_string(r->target_kind == FWD_ACT_GROUP
+							    ? t->groups[r->target].name
+							    : t->links[r->target].name));
 		json_array_append_new(a, o);
 	}
 	return a;
@@ -144,27 +162,32 @@ json_t *ctl_model(const struct fwd_table *t)
 	json_t *res = json_array();
 	char buf[INET6_ADDRSTRLEN + 8], a[INET6_ADDRSTRLEN];
 
-	json_object_set_new(m, "version", json_integer(1));
+	json_object_set_new(m, KEY(DOC, VERSION), json_integer(1));
 	if (t->description[0])
-		json_object_set_new(m, "description", json_string(t->description));
+		json_object_set_new(m, KEY(DOC, DESCRIPTION), json_string(t->description));
 	for (uint16_t r = 1; r < t->nregions; r++)
-		json_object_set_new(regions, t->region_names[r], json_pack("{s:[]}", "prefixes"));
+		json_object_set_new(regions, t->region_names[r],
+				    json_pack("{s:[]}", KEY(REGION, PREFIXES)));
 	for (uint32_t i = 0; i < t->nprefix4; i++) {
 		const struct fwd_prefix4 *p = &t->prefix4[i];
 		struct in_addr ia = {.s_addr = htonl(p->addr)};
 
 		inet_ntop(AF_INET, &ia, a, sizeof(a));
 		snprintf(buf, sizeof(buf), "%s/%u", a, p->len);
-		json_array_append_new(json_object_get(json_object_get(regions, t->region_names[p->region]),
-						      "prefixes"), json_string(buf));
+		json_array_append_new(
+		    json_object_get(json_object_get(regions, t->region_names[p->region]),
+				    KEY(REGION, PREFIXES)),
+		    json_string(buf));
 	}
 	for (uint32_t i = 0; i < t->nprefix6; i++) {
 		const struct fwd_prefix6 *p = &t->prefix6[i];
 
 		inet_ntop(AF_INET6, p->addr, a, sizeof(a));
 		snprintf(buf, sizeof(buf), "%s/%u", a, p->len);
-		json_array_append_new(json_object_get(json_object_get(regions, t->region_names[p->region]),
-						      "prefixes"), json_string(buf));
+		json_array_append_new(
+		    json_object_get(json_object_get(regions, t->region_names[p->region]),
+				    KEY(REGION, PREFIXES)),
+		    json_string(buf));
 	}
 	for (uint16_t s = 1; s < t->nservices; s++)
 		json_object_set_new(services, t->service_names[s], json_array());
@@ -182,11 +205,12 @@ json_t *ctl_model(const struct fwd_table *t)
 
 		snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
 			 mac[4], mac[5]);
-		o = json_pack("{s:s, s:s, s:o, s:s}", "port", l->port, "next_hop_mac", buf, "tags",
-			      str_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags), "state",
-			      l->up ? "up" : "down");
+		o = json_pack(
+		    "{s:s, s:s, s:o, s:s}", KEY(LINK, PORT), l->port, KEY(LINK, NEXT_HOP_MAC), buf,
+		    KEY(LINK, TAGS), str_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags),
+		    KEY(LINK, STATE), l->up ? WORD(LINK_STATE, UP) : WORD(LINK_STATE, DOWN));
 		if (l->vlan)
-			json_object_set_new(o, "vlan", json_integer(l->vlan));
+			json_object_set_new(o, KEY(LINK, VLAN), json_integer(l->vlan));
 		json_object_set_new(links, l->name, o);
 	}
 	for (uint16_t i = 0; i < t->ngroups; i++) {
@@ -196,14 +220,16 @@ json_t *ctl_model(const struct fwd_table *t)
 		for (uint16_t k = 0; k < g->nmembers; k++)
 			json_object_set_new(mem, t->links[g->members[k].link].name,
 					    json_integer(g->members[k].weight));
-		json_object_set_new(groups, g->name, json_pack("{s:o}", "members", mem));
+		json_object_set_new(groups, g->name, json_pack("{s:o}", KEY(GROUP, MEMBERS), mem));
 	}
 	for (uint32_t i = 1; i < t->npolicies; i++) {
 		const struct fwd_policy *p = &t->policies[i];
-		json_t *o = action_json(t, p);
+		json_t *o = action_json(t, p, 0);
 
-		json_object_set_new(o, "region", json_string(scope_name(t, p->region, 1)));
-		json_object_set_new(o, "service", json_string(scope_name(t, p->service, 0)));
+		json_object_set_new(o, KEY(POLICY, REGION),
+				    json_string(scope_name(t, p->region, 1)));
+		json_object_set_new(o, KEY(POLICY, SERVICE),
+				    json_string(scope_name(t, p->service, 0)));
 		json_array_append_new(pols, o);
 	}
 	for (uint16_t i = 0; i < t->nresidency; i++) {
@@ -212,24 +238,24 @@ json_t *ctl_model(const struct fwd_table *t)
 
 		for (uint16_t k = 0; k < r->nservices; k++)
 			json_array_append_new(svc, json_string(scope_name(t, r->services[k], 0)));
-		json_array_append_new(res, json_pack("{s:s, s:s, s:o, s:o}", "name", r->name, "region",
-						     t->region_names[r->region], "services", svc,
-						     "allowed_tags",
-						     str_list((const char(*)[FWD_NAME_MAX])r->tags,
-							      r->ntags)));
+		json_array_append_new(
+		    res, json_pack("{s:s, s:s, s:o, s:o}", KEY(RESIDENCY, NAME), r->name,
+				   KEY(RESIDENCY, REGION), t->region_names[r->region],
+				   KEY(RESIDENCY, SERVICES), svc, KEY(RESIDENCY, ALLOWED_TAGS),
+				   str_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags)));
 	}
-	json_object_set_new(m, "regions", regions);
-	json_object_set_new(m, "services", services);
-	json_object_set_new(m, "links", links);
-	json_object_set_new(m, "link_groups", groups);
-	json_object_set_new(m, "policies", pols);
-	json_object_set_new(m, "default", action_json(t, &t->policies[0]));
-	json_object_set_new(m, "residency", res);
+	json_object_set_new(m, KEY(DOC, REGIONS), regions);
+	json_object_set_new(m, KEY(DOC, SERVICES), services);
+	json_object_set_new(m, KEY(DOC, LINKS), links);
+	json_object_set_new(m, KEY(DOC, LINK_GROUPS), groups);
+	json_object_set_new(m, KEY(DOC, POLICIES), pols);
+	json_object_set_new(m, KEY(DOC, DEFAULT), action_json(t, &t->policies[0], 1));
+	json_object_set_new(m, KEY(DOC, RESIDENCY), res);
 	/* Every section, so a PATCH (model -> document) keeps what it does not touch. */
 	if (t->filters.present)
-		json_object_set_new(m, "filters", filters_model(&t->filters));
+		json_object_set_new(m, KEY(DOC, FILTERS), filters_model(&t->filters));
 	if (t->ncontent)
-		json_object_set_new(m, "content_rules", content_model(t));
+		json_object_set_new(m, KEY(DOC, CONTENT_RULES), content_model(t));
 	return m;
 }
 
@@ -270,7 +296,8 @@ static json_t *section_diff(json_t *mo, json_t *mn, const char *sec, int prefixe
 		if (nv == NULL || json_equal(v, nv))
 			continue;
 		if (prefixes) {
-			json_t *po = json_object_get(v, "prefixes"), *pn = json_object_get(nv, "prefixes");
+			json_t *po = json_object_get(v, KEY(REGION, PREFIXES));
+			json_t *pn = json_object_get(nv, KEY(REGION, PREFIXES));
 
 			json_array_append_new(changed, json_pack("{s:s, s:o, s:o}", "name", k, "prefixes_added",
 								 list_minus(pn, po), "prefixes_removed",
@@ -290,9 +317,10 @@ static json_t *policies_by_key(json_t *m)
 	size_t i;
 	char key[80];
 
-	json_array_foreach(json_object_get(m, "policies"), i, v) {
-		snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(v, "region")),
-			 json_string_value(json_object_get(v, "service")));
+	json_array_foreach(json_object_get(m, KEY(DOC, POLICIES)), i, v) {
+		snprintf(key, sizeof(key), "%s/%s",
+			 json_string_value(json_object_get(v, KEY(POLICY, REGION))),
+			 json_string_value(json_object_get(v, KEY(POLICY, SERVICE))));
 		json_object_set(out, key, v);
 	}
 	return out;
@@ -302,19 +330,23 @@ json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new)
 {
 	json_t *mo = ctl_model(old), *mn = ctl_model(new), *d = json_object();
 	json_t *po = policies_by_key(mo), *pn = policies_by_key(mn);
-	json_t *tmp_o = json_pack("{s:O}", "policies", po), *tmp_n = json_pack("{s:O}", "policies", pn);
+	const char *const pols = KEY(DOC, POLICIES), *const res = KEY(DOC, RESIDENCY);
+	const char *const dflt = KEY(DOC, DEFAULT);
+	json_t *tmp_o = json_pack("{s:O}", pols, po), *tmp_n = json_pack("{s:O}", pols, pn);
 
-	json_object_set_new(d, "regions", section_diff(mo, mn, "regions", 1));
-	json_object_set_new(d, "services", section_diff(mo, mn, "services", 0));
-	json_object_set_new(d, "links", section_diff(mo, mn, "links", 0));
-	json_object_set_new(d, "link_groups", section_diff(mo, mn, "link_groups", 0));
-	json_object_set_new(d, "policies", section_diff(tmp_o, tmp_n, "policies", 0));
-	json_object_set_new(d, "residency_changed",
-			    json_boolean(!json_equal(json_object_get(mo, "residency"),
-						     json_object_get(mn, "residency"))));
-	json_object_set_new(d, "default_changed",
-			    json_boolean(!json_equal(json_object_get(mo, "default"),
-						     json_object_get(mn, "default"))));
+	/* The diff is keyed by section name. */
+	json_object_set_new(d, KEY(DOC, REGIONS), section_diff(mo, mn, KEY(DOC, REGIONS), 1));
+	json_object_set_new(d, KEY(DOC, SERVICES), section_diff(mo, mn, KEY(DOC, SERVICES), 0));
+	json_object_set_new(d, KEY(DOC, LINKS), section_diff(mo, mn, KEY(DOC, LINKS), 0));
+	json_object_set_new(d, KEY(DOC, LINK_GROUPS),
+			    section_diff(mo, mn, KEY(DOC, LINK_GROUPS), 0));
+	json_object_set_new(d, pols, section_diff(tmp_o, tmp_n, pols, 0));
+	json_object_set_new(
+	    d, "residency_changed",
+	    json_boolean(!json_equal(json_object_get(mo, res), json_object_get(mn, res))));
+	json_object_set_new(
+	    d, "default_changed",
+	    json_boolean(!json_equal(json_object_get(mo, dflt), json_object_get(mn, dflt))));
 	json_decref(tmp_o);
 	json_decref(tmp_n);
 	json_decref(po);

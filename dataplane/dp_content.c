@@ -8,8 +8,6 @@
 
 #include "fwd_doc.h"
 
-static const char *const field_keys[4] = {"payload", "tls_sni", "http_host", "dns_qname"};
-
 void dp_content_free(struct dp_content *c)
 {
 	if (c == NULL)
@@ -115,16 +113,19 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 		for (uint32_t i = 0; i < t->ncontent && !has; i++)
 			has = t->content[i].field == f;
 		if (has != (d->bytes[f] != NULL)) {
-			rc = fwd_err_set(err, t->source, 0, "content_db", "database for '%s' %s", field_keys[f],
+			rc = fwd_err_set(err, t->source, 0, "content_db", "database for '%s' %s",
+					 fwd_content_field_name(f),
 					 has ? "missing" : "without rules");
 			goto out;
 		}
 		if (!has)
 			continue;
 		if (hs_deserialize_database(d->bytes[f], d->len[f], &c->db[f]) != HS_SUCCESS) {
-			rc = fwd_err_set(err, t->source, 0, "content_db", "database for '%s' does not "
-					 "deserialize (corrupt, or built for another Hyperscan or CPU)",
-					 field_keys[f]);
+			rc = fwd_err_set(
+			    err, t->source, 0, "content_db",
+			    "database for '%s' does not "
+			    "deserialize (corrupt, or built for another Hyperscan or CPU)",
+			    fwd_content_field_name(f));
 			goto out;
 		}
 		size_t sz = 0;

@@ -183,7 +183,6 @@ static json_t *ok_reply(json_t *body)
 /* content_db: {"rules_hash": hex, <field>: base64, ...} from regiond. */
 static json_t *parse_content_db(json_t *o, struct fwd_hs_dbs *d)
 {
-	static const char *const keys[4] = {"payload", "tls_sni", "http_host", "dns_qname"};
 	const char *h = json_string_value(json_object_get(o, "rules_hash")), *k;
 	char *end = NULL;
 	json_t *v;
@@ -196,9 +195,8 @@ static json_t *parse_content_db(json_t *o, struct fwd_hs_dbs *d)
 
 		if (strcmp(k, "rules_hash") == 0)
 			continue;
-		for (f = 0; f < 4 && strcmp(k, keys[f]); f++)
-			;
-		if (f == 4 || !json_is_string(v))
+		f = fwd_schema_index(FWD_SC_CONTENT_FIELD, k); /* enum fwd_content_field */
+		if (f < 0 || !json_is_string(v))
 			return simple_error("bad_request", "content_db",
 					    "'content_db' holds rules_hash and base64 strings for payload, tls_sni, http_host, dns_qname");
 		d->bytes[f] = malloc(json_string_length(v) / 4 * 3 + 1);
@@ -325,7 +323,6 @@ static int hexval(char c)
 static json_t *explain_content_args(json_t *req, struct dp_probe *p, uint8_t *payload,
 				    char given[4][FWD_X_NAME_MAX])
 {
-	static const char *const keys[4] = {NULL, "tls_sni", "http_host", "dns_qname"};
 	json_t *text = json_object_get(req, "payload"), *hex = json_object_get(req, "payload_hex");
 
 	if (text && hex)
@@ -353,15 +350,16 @@ static json_t *explain_content_args(json_t *req, struct dp_probe *p, uint8_t *pa
 		p->payload = payload;
 		p->payload_len = (uint32_t)(n / 2);
 	}
-	for (int f = 1; f < 4; f++) {
-		json_t *v = json_object_get(req, keys[f]);
+	for (int f = 0; f < FWD_CONTENT_FIELDS; f++) {
+		const char *key = fwd_content_field_name(f);
+		json_t *v = json_object_get(req, key);
 		const char *s = json_string_value(v);
 		size_t n = json_string_length(v);
 
-		if (v == NULL)
+		if (f == FWD_CF_PAYLOAD || v == NULL) /* the payload came above */
 			continue;
 		if (s == NULL || n == 0 || n >= FWD_X_NAME_MAX || strlen(s) != n)
-			return simple_error("bad_request", keys[f], "must be a name of 1..255 bytes");
+			return simple_error("bad_request", key, "must be a name of 1..255 bytes");
 		for (size_t i = 0; i <= n; i++)
 			given[f][i] = (char)tolower((unsigned char)s[i]);
 		p->given[f] = given[f];
@@ -371,11 +369,6 @@ static json_t *explain_content_args(json_t *req, struct dp_probe *p, uint8_t *pa
 
 static json_t *op_explain(struct dp_ctl *ctl, json_t *req)
 {
-	static const struct {
-		const char *name;
-		uint8_t proto;
-	} protos[] = {{"tcp", FWD_PROTO_TCP},   {"udp", FWD_PROTO_UDP},   {"sctp", FWD_PROTO_SCTP},
-		      {"icmp", FWD_PROTO_ICMP}, {"icmpv6", FWD_PROTO_ICMPV6}};
 	struct dp_probe p = {0};
 	uint8_t payload[EXPLAIN_MAX_PAYLOAD];
 	char given[4][FWD_X_NAME_MAX];
@@ -392,15 +385,12 @@ static json_t *op_explain(struct dp_ctl *ctl, json_t *req)
 	if (json_is_integer(proto) && json_integer_value(proto) >= 0 && json_integer_value(proto) <= 255) {
 		p.proto = (uint8_t)json_integer_value(proto);
 	} else if (json_is_string(proto)) {
-		size_t i;
+		int n = fwd_proto_by_name(json_string_value(proto)); /* a PROTO word, not 'any' */
 
-		for (i = 0; i < RTE_DIM(protos); i++)
-			if (strcmp(json_string_value(proto), protos[i].name) == 0)
-				break;
-		if (i == RTE_DIM(protos))
+		if (n < 0)
 			return simple_error("bad_request", "proto",
 					    "'proto' must be tcp, udp, sctp, icmp, icmpv6 or 0..255");
-		p.proto = protos[i].proto;
+		p.proto = (uint8_t)n;
 	} else {
 		return simple_error("bad_request", "proto",
 				    "'proto' must be tcp, udp, sctp, icmp, icmpv6 or 0..255");

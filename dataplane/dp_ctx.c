@@ -252,7 +252,9 @@ json_t *dp_ctx_report(struct dp_ctx *ctx)
 		json_t *l = json_object_get(links, t->links[i].name);
 
 		json_object_set_new(l, "port", json_string(t->links[i].port));
-		json_object_set_new(l, "state", json_string(t->links[i].up ? "up" : "down"));
+		json_object_set_new(l, "state",
+				    json_string(t->links[i].up ? FWD_WORD_NAME(LINK_STATE, UP)
+							       : FWD_WORD_NAME(LINK_STATE, DOWN)));
 	}
 	pol = json_object_get(acc, "policies");
 	for (uint32_t i = 0; i < t->npolicies; i++) {
@@ -261,18 +263,19 @@ json_t *dp_ctx_report(struct dp_ctx *ctx)
 
 		fwd_table_policy_key(t, i, key, sizeof(key));
 		o = json_object_get(pol, key);
-		json_object_set_new(o, "action", json_string(p->action == FWD_ACT_DROP ? "drop" : "steer"));
+		json_object_set_new(o, "action",
+				    json_string(p->action == FWD_ACT_DROP
+						    ? FWD_WORD_NAME(POLICY_ACTION, DROP)
+						    : FWD_WORD_NAME(POLICY_ACTION, STEER)));
 		json_object_set_new(o, "target", json_string(fwd_table_policy_target(t, p)));
 	}
 	pol = json_object_get(acc, "content_rules");
 	for (uint32_t i = 0; i < t->ncontent; i++) {
-		static const char *const fields[] = {"payload", "tls_sni", "http_host", "dns_qname"};
-		static const char *const actions[] = {"count", "drop", "mirror", "steer"};
 		const struct fwd_content_rule *cr = &t->content[i];
 		json_t *o = json_object_get(pol, cr->name);
 
-		json_object_set_new(o, "field", json_string(fields[cr->field]));
-		json_object_set_new(o, "action", json_string(actions[cr->action]));
+		json_object_set_new(o, "field", json_string(fwd_content_field_name(cr->field)));
+		json_object_set_new(o, "action", json_string(fwd_content_action_name(cr->action)));
 		json_object_set_new(o, "to", cr->action == FWD_CA_MIRROR || cr->action == FWD_CA_STEER ?
 				    json_string(cr->target_kind == FWD_ACT_GROUP ? t->groups[cr->target].name :
 						t->links[cr->target].name) : json_null());

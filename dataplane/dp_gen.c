@@ -407,8 +407,6 @@ static json_t *matched_prefix(const struct dp_gen *g, const struct fwd_pkt *k)
 static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *probe,
 			       const struct fwd_pkt *k, struct fwd_decision *d)
 {
-	static const char *const fields[] = {"payload", "tls_sni", "http_host", "dns_qname"};
-	static const char *const actions[] = {"count", "drop", "mirror", "steer"};
 	const struct dp_content *cs = g->content;
 	char names[4][FWD_X_NAME_MAX] = {{0}};
 	struct dp_content_input in = {.proto = k->proto, .region = d->region, .service = d->service,
@@ -430,16 +428,20 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 	for (int f = 0; f < 4; f++) {
 		if (!(in.fields & (1u << f)))
 			continue;
-		json_array_append_new(scope, json_string(fields[f]));
+		json_array_append_new(scope, json_string(fwd_content_field_name(f)));
 		if (f != FWD_CF_PAYLOAD)
-			json_object_set_new(found, fields[f], probe->given[f] ? json_string(probe->given[f]) :
-							      names[f][0] ? json_string(names[f]) : json_null());
+			json_object_set_new(found, fwd_content_field_name(f),
+					    probe->given[f] ? json_string(probe->given[f])
+					    : names[f][0]   ? json_string(names[f])
+							    : json_null());
 	}
 	for (uint32_t h = 0; h < v.nhits && h < DP_CONTENT_MAX_HITS; h++) {
 		const struct fwd_content_rule *r = &g->table->content[v.hits[h]];
 
-		json_array_append_new(matches, json_pack("{s:s, s:s, s:s}", "rule", r->name, "field",
-							 fields[r->field], "action", actions[r->action]));
+		json_array_append_new(matches,
+				      json_pack("{s:s, s:s, s:s}", "rule", r->name, "field",
+						fwd_content_field_name(r->field), "action",
+						fwd_content_action_name(r->action)));
 	}
 	o = json_pack("{s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found, "matches",
 		      matches, "matched", (int)v.nhits, "payload_given", probe->payload != NULL);
@@ -478,8 +480,10 @@ json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, str
 	r = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "generation", (json_int_t)g->id,
 		      "hash", hash, "region", t->region_names[d.region], "prefix",
 		      matched_prefix(g, &k), "service", t->service_names[d.service], "policy", pol,
-		      "action", p->action == FWD_ACT_DROP ? "drop" : "steer", "target",
-		      fwd_table_policy_target(t, p));
+		      "action",
+		      p->action == FWD_ACT_DROP ? FWD_WORD_NAME(POLICY_ACTION, DROP)
+						: FWD_WORD_NAME(POLICY_ACTION, STEER),
+		      "target", fwd_table_policy_target(t, p));
 	if (r == NULL) {
 		json_decref(content);
 		fwd_err_set(err, "", 0, "", "out of memory");

@@ -344,6 +344,22 @@ static void test_schema_round_trip(void **state)
 	assert_string_equal(fwd_content_action_name(FWD_CA_MIRROR), "mirror");
 	assert_int_equal(fwd_schema_index(FWD_SC_CONTENT_FIELD, "http_host"), FWD_CF_HTTP_HOST);
 	assert_int_equal(fwd_schema_index(FWD_SC_FILTER_ACTION, "rate"), FWD_FLT_RATE);
+
+	/* Protocol words and their numbers; 'any' is no single protocol. */
+	assert_int_equal(fwd_proto_by_name("tcp"), FWD_PROTO_TCP);
+	assert_int_equal(fwd_proto_by_name("icmpv6"), FWD_PROTO_ICMPV6);
+	assert_true(fwd_proto_by_name("any") < 0);
+	assert_true(fwd_proto_by_name("6") < 0);
+	assert_true(fwd_proto_by_name("tcpx") < 0);
+	for (unsigned id = fwd_scopes[FWD_SC_PROTO].begin; id < fwd_scopes[FWD_SC_PROTO].end; id++) {
+		char buf[16];
+		int n = fwd_proto_by_name(fwd_schema_names[id]);
+
+		if (id == FWD_V_PROTO_ANY)
+			continue;
+		assert_true(n >= 0);
+		assert_string_equal(fwd_proto_name((uint8_t)n, buf, sizeof(buf)), fwd_schema_names[id]);
+	}
 }
 
 /* Names within one scope are distinct (a duplicate would make lookups take
