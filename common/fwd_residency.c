@@ -22,9 +22,9 @@ static int violation(const struct fwd_table *t, const struct fwd_residency *r, u
 	char path[64], have[256], want[256];
 
 	if (pid == FWD_POLICY_DEFAULT)
-		snprintf(path, sizeof(path), "default");
+		snprintf(path, sizeof(path), "%s", FWD_KEY_NAME(DOC, DEFAULT));
 	else
-		snprintf(path, sizeof(path), "policies[%u]", pid - 1);
+		snprintf(path, sizeof(path), "%s[%u]", FWD_KEY_NAME(DOC, POLICIES), pid - 1);
 	tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, have, sizeof(have));
 	tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want, sizeof(want));
 	fwd_err_set(err, t->source, p->line, path,
