@@ -14,8 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_confirm.h"
 #include "ctl_http.h"
+#include "ctl_metrics.h"
 #include "ctl_model.h"
+#include "ctl_patch.h"
 
 struct ctl_api {
 	struct MHD_Daemon *unix_d, *tcp_d;
@@ -143,17 +146,14 @@ static int check_keys(json_t *b, const char *const *keys, struct reply *r)
 	return 0;
 }
 
+/* Writes are refused while an apply awaits confirmation (ctl_confirm.h). */
 static int confirm_pending(struct ctl_state *st, struct reply *r)
 {
-	char reason[200];
+	struct fwd_err e;
 
-	if (!st->confirm_gen)
+	if (ctl_confirm_none_pending(st, &e) == 0)
 		return 0;
-	snprintf(reason, sizeof(reason),
-		 "generation %" PRIu64 " awaits confirmation (reverts in %" PRId64
-		 " s); confirm it first",
-		 st->confirm_gen, st->confirm_deadline - (int64_t)time(NULL));
-	reply_simple(r, FWD_R_CONFIRM_PENDING, "", reason);
+	reply_err(r, &e);
 	return 1;
 }
 
@@ -182,12 +182,8 @@ static void do_apply(struct ctl_api *api, struct reply *r, const char *doc, size
 		reply_err(r, &e);
 		return;
 	}
-	if (id > 0 && confirm_s > 0) {
-		st->confirm_gen = (uint64_t)id;
-		st->revert_to = prev;
-		st->confirm_deadline = (int64_t)time(NULL) + confirm_s;
-		ctl_state_save(st, &e);
-	}
+	if (id > 0 && confirm_s > 0)
+		ctl_confirm_arm(st, (uint64_t)id, prev, confirm_s, &e);
 	r->status = 200;
 	r->body = json_pack("{s:o, s:b}", "generation", gen_json(ctl_state_current(st)), "changed",
 			    id > 0);
@@ -228,160 +224,14 @@ out:
 	json_decref(b);
 }
 
-static const char *canon_prefix(const char *s, char *buf, size_t len)
-{
-	char a[64];
-	unsigned char bin[16];
-	const char *slash = s ? strchr(s, '/') : NULL;
-	int fam;
-
-	if (slash == NULL || (size_t)(slash - s) >= sizeof(a))
-		return NULL;
-	memcpy(a, s, (size_t)(slash - s));
-	a[slash - s] = '\0';
-	fam = strchr(a, ':') ? AF_INET6 : AF_INET;
-	if (inet_pton(fam, a, bin) != 1 || !inet_ntop(fam, bin, a, sizeof(a)))
-		return NULL;
-	snprintf(buf, len, "%s/%s", a, slash + 1);
-	return buf;
-}
-
-/* Apply one PATCH change to the model; 0, or -1 with the reply set. */
-static int patch_one(json_t *m, json_t *c, size_t i, struct reply *r)
-{
-	const char *op = json_string_value(json_object_get(c, "op"));
-	char path[64], reason[300];
-
-	snprintf(path, sizeof(path), "changes[%zu]", i);
-	if (op == NULL) {
-		reply_simple(r, FWD_R_BAD_REQUEST, path, "each change needs an 'op'");
-		return -1;
-	}
-	if (!strcmp(op, "add_prefixes") || !strcmp(op, "remove_prefixes")) {
-		const char *region = json_string_value(json_object_get(c, "region"));
-		json_t *reg = region ? json_object_get(json_object_get(m, "regions"), region) : NULL;
-		json_t *list = json_object_get(c, "prefixes"), *have, *v;
-		size_t k;
-
-		if (reg == NULL) {
-			snprintf(reason, sizeof(reason), "no region '%.60s'", region ? region : "(missing)");
-			reply_simple(r, FWD_R_INVALID_CHANGE, path, reason);
-			return -1;
-		}
-		if (!json_is_array(list)) {
-			reply_simple(r, FWD_R_BAD_REQUEST, path, "'prefixes' must be a list");
-			return -1;
-		}
-		have = json_object_get(reg, "prefixes");
-		json_array_foreach(list, k, v) {
-			char cb[80], cb2[80];
-			const char *cp = canon_prefix(json_string_value(v), cb, sizeof(cb));
-			size_t j;
-			json_t *h;
-			int found = 0;
-
-			if (cp == NULL) {
-				snprintf(reason, sizeof(reason), "prefixes[%zu] is not a prefix", k);
-				reply_simple(r, FWD_R_INVALID_CHANGE, path, reason);
-				return -1;
-			}
-			json_array_foreach(have, j, h) {
-				if (strcmp(canon_prefix(json_string_value(h), cb2, sizeof(cb2)) ?: "", cp) == 0) {
-					found = 1;
-					if (op[0] == 'r') {
-						json_array_remove(have, j);
-						break;
-					}
-				}
-			}
-			if (op[0] == 'r' && !found) {
-				snprintf(reason, sizeof(reason), "prefix %s is not in region '%s'", cp, region);
-				reply_simple(r, FWD_R_INVALID_CHANGE, path, reason);
-				return -1;
-			}
-			if (op[0] == 'a')
-				json_array_append_new(have, json_string(json_string_value(v)));
-		}
-		return 0;
-	}
-	if (!strcmp(op, "set_weight")) {
-		const char *g = json_string_value(json_object_get(c, "group"));
-		const char *l = json_string_value(json_object_get(c, "link"));
-		json_t *grp = g ? json_object_get(json_object_get(m, "link_groups"), g) : NULL;
-		json_t *w = json_object_get(c, "weight");
-
-		if (grp == NULL || l == NULL || !json_object_get(json_object_get(grp, "members"), l)) {
-			reply_simple(r, FWD_R_INVALID_CHANGE, path, "no such group, or the link is not a member");
-			return -1;
-		}
-		if (!json_is_integer(w)) {
-			reply_simple(r, FWD_R_BAD_REQUEST, path, "'weight' must be an integer");
-			return -1;
-		}
-		json_object_set(json_object_get(grp, "members"), l, w);
-		return 0;
-	}
-	if (!strcmp(op, "set_link_state")) {
-		const char *l = json_string_value(json_object_get(c, "link"));
-		json_t *lk = l ? json_object_get(json_object_get(m, "links"), l) : NULL;
-		json_t *s = json_object_get(c, "state");
-
-		if (lk == NULL) {
-			reply_simple(r, FWD_R_INVALID_CHANGE, path, "no such link");
-			return -1;
-		}
-		if (!json_is_string(s)) {
-			reply_simple(r, FWD_R_BAD_REQUEST, path, "'state' must be 'up' or 'down'");
-			return -1;
-		}
-		json_object_set(lk, "state", s);
-		return 0;
-	}
-	if (!strcmp(op, "add_policy")) {
-		json_t *p = json_object_get(c, "policy");
-
-		if (!json_is_object(p)) {
-			reply_simple(r, FWD_R_BAD_REQUEST, path, "'policy' must be an object");
-			return -1;
-		}
-		json_array_append(json_object_get(m, "policies"), p);
-		return 0;
-	}
-	if (!strcmp(op, "remove_policy")) {
-		const char *rg = json_string_value(json_object_get(c, "region"));
-		const char *sv = json_string_value(json_object_get(c, "service"));
-		json_t *pols = json_object_get(m, "policies"), *p;
-		size_t j;
-
-		json_array_foreach(pols, j, p) {
-			/* Policies added earlier in this request come from the client
-			 * and may lack either field: compare only real strings. */
-			const char *pr = json_string_value(json_object_get(p, "region"));
-			const char *ps = json_string_value(json_object_get(p, "service"));
-
-			if (rg && sv && pr && ps && !strcmp(pr, rg) && !strcmp(ps, sv)) {
-				json_array_remove(pols, j);
-				return 0;
-			}
-		}
-		reply_simple(r, FWD_R_INVALID_CHANGE, path, "no policy for that region and service");
-		return -1;
-	}
-	snprintf(reason, sizeof(reason),
-		 "unknown op '%.40s' (add_prefixes, remove_prefixes, set_weight, set_link_state, "
-		 "add_policy, remove_policy)", op);
-	reply_simple(r, FWD_R_BAD_REQUEST, path, reason);
-	return -1;
-}
-
 static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	static const char *const keys[] = {"changes", "expected_generation", "author", "comment", NULL};
-	json_t *b = body_json(q, r), *m = NULL, *changes, *c;
+	json_t *b = body_json(q, r), *m = NULL, *changes;
 	const char *author, *comment;
 	int64_t expected = -1;
+	struct fwd_err e;
 	char *doc;
-	size_t i;
 
 	if (b == NULL)
 		return;
@@ -401,9 +251,10 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 	if (confirm_pending(api->st, r))
 		goto out;
 	m = ctl_model(api->st->table);
-	json_array_foreach(changes, i, c)
-		if (patch_one(m, c, i, r))
-			goto out;
+	if (ctl_patch_apply(m, changes, &e)) {
+		reply_err(r, &e);
+		goto out;
+	}
 	doc = json_dumps(m, JSON_COMPACT);
 	do_apply(api, r, doc, strlen(doc), author, comment, expected, 0);
 	free(doc);
@@ -477,67 +328,43 @@ out:
 	json_decref(b);
 }
 
-void ctl_api_confirm_tick(struct ctl_state *st)
-{
-	const struct ctl_gen *to;
-	struct fwd_err e;
-	char c[200];
-
-	if (!st->confirm_gen || (int64_t)time(NULL) < st->confirm_deadline)
-		return;
-	to = ctl_state_find(st, st->revert_to);
-	snprintf(c, sizeof(c), "automatic revert: generation %" PRIu64 " was not confirmed in time",
-		 st->confirm_gen);
-	/* ctl_state_apply() appends to the history (realloc): 'to' points into
-	 * it, so nothing may read through it after the call. */
-	if (to && ctl_state_apply(st, to->doc, to->len, "regiond", c, -1, 1, &e) < 0) {
-		fprintf(stderr, "regiond: revert to generation %" PRIu64 " failed: %s (will retry)\n",
-			st->revert_to, e.reason);
-		return; /* try again next tick, e.g. when regionfwd is back */
-	}
-	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c, st->revert_to);
-	st->confirm_gen = 0;
-	ctl_state_save(st, &e);
-}
-
-static void h_confirm(struct ctl_api *api, struct reply *r)
+static void h_confirm(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	struct fwd_err e;
+	uint64_t gen = ctl_confirm_accept(api->st, &e);
 
-	if (!api->st->confirm_gen) {
-		reply_simple(r, FWD_R_NOTHING_TO_CONFIRM, "", "no apply awaits confirmation");
+	(void)q;
+	if (gen == 0) {
+		reply_err(r, &e);
 		return;
 	}
 	r->status = 200;
-	r->body = json_pack("{s:I}", "confirmed", (json_int_t)api->st->confirm_gen);
-	api->st->confirm_gen = 0;
-	ctl_state_save(api->st, &e);
+	r->body = json_pack("{s:I}", "confirmed", (json_int_t)gen);
 }
 
-static void h_status(struct ctl_api *api, struct reply *r)
+/* A read: what regiond holds and what regionfwd reports, compared; it
+ * never pushes (the main loop's ctl_state_sync does). */
+static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	struct ctl_state *st = api->st;
 	json_t *dp = NULL;
-	int in_sync = ctl_state_sync(st, &dp);
+	int in_sync = ctl_state_observe(st, &dp);
 
+	(void)q;
 	r->status = 200;
 	r->body = json_pack("{s:{s:s, s:I}, s:o, s:{s:b, s:b, s:O?}}", "regiond", "version", "0.1.0",
 			    "uptime_s", (json_int_t)(time(NULL) - api->started), "generation",
 			    gen_json(ctl_state_current(st)), "dataplane", "connected",
 			    ctl_dp_connected(st->dp), "in_sync", in_sync, "status", dp);
 	json_decref(dp);
-	json_object_set_new(r->body, "confirm",
-			    st->confirm_gen ? json_pack("{s:I, s:I, s:I}", "generation",
-							(json_int_t)st->confirm_gen, "revert_to",
-							(json_int_t)st->revert_to, "deadline",
-							(json_int_t)st->confirm_deadline)
-					    : json_null());
+	json_object_set_new(r->body, "confirm", ctl_confirm_json(st));
 }
 
-static void h_table(struct ctl_api *api, struct reply *r)
+static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	const struct ctl_gen *g = ctl_state_current(api->st);
 
+	(void)q;
 	if (g == NULL) {
 		reply_simple(r, FWD_R_NO_TABLE, "", "no table yet");
 		return;
@@ -589,109 +416,22 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 	json_decref(b);
 }
 
-/* Prometheus label values: escape \, " and newline. */
-static void prom_label(FILE *f, const char *s)
+static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			fputc('\\', f);
-		if (*s == '\n') {
-			fputs("\\n", f);
-			continue;
-		}
-		fputc(*s, f);
+	json_t *c = ctl_dp_call(api->st->dp, "counters", NULL, 10000);
+
+	(void)q;
+	if (c && !json_is_true(json_object_get(c, "ok"))) {
+		json_decref(c);
+		c = NULL;
 	}
-}
-
-static void prom_family(FILE *f, const char *name, const char *help, const char *type,
-			json_t *obj, const char *label, const char *field)
-{
-	const char *k;
-	json_t *v;
-
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-	json_object_foreach(obj, k, v) {
-		json_t *n = field ? json_object_get(v, field) : v;
-
-		fprintf(f, "%s{%s=\"", name, label);
-		prom_label(f, k);
-		fprintf(f, "\"} %" JSON_INTEGER_FORMAT "\n", json_integer_value(n));
-	}
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void h_metrics(struct ctl_api *api, struct reply *r)
-{
-	json_t *c = ctl_dp_call(api->st->dp, "counters", NULL, 10000), *pk, *g;
-	const struct ctl_gen *cur = ctl_state_current(api->st);
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	fprintf(f, "# HELP regiond_generation Generation id regiond holds as current.\n"
-		   "# TYPE regiond_generation gauge\nregiond_generation %" PRIu64 "\n",
-		cur ? cur->id : 0);
-	fprintf(f, "# HELP regiond_dataplane_up 1 when regionfwd answered.\n"
-		   "# TYPE regiond_dataplane_up gauge\nregiond_dataplane_up %d\n",
-		c != NULL && json_is_true(json_object_get(c, "ok")));
-	if (c && json_is_true(json_object_get(c, "ok"))) {
-		pk = json_object_get(c, "packets");
-		g = json_object_get(c, "generation");
-		fprintf(f, "# HELP regionfwd_generation Generation id regionfwd runs.\n"
-			   "# TYPE regionfwd_generation gauge\nregionfwd_generation %" JSON_INTEGER_FORMAT "\n",
-			json_integer_value(json_object_get(g, "id")));
-		fprintf(f, "# HELP regionfwd_generation_age_seconds Age of the running generation.\n"
-			   "# TYPE regionfwd_generation_age_seconds gauge\n"
-			   "regionfwd_generation_age_seconds %.3f\n",
-			now_s() - (double)json_integer_value(json_object_get(g, "created_unix_ns")) / 1e9);
-		fprintf(f, "# HELP regionfwd_packets_total Packets by outcome.\n"
-			   "# TYPE regionfwd_packets_total counter\n");
-		fprintf(f, "regionfwd_packets_total{dir=\"rx\"} %" JSON_INTEGER_FORMAT "\n",
-			json_integer_value(json_object_get(pk, "rx")));
-		fprintf(f, "regionfwd_packets_total{dir=\"tx\"} %" JSON_INTEGER_FORMAT "\n",
-			json_integer_value(json_object_get(pk, "tx")));
-		fprintf(f, "# HELP regionfwd_bytes_total Bytes received and sent.\n"
-			   "# TYPE regionfwd_bytes_total counter\n");
-		fprintf(f, "regionfwd_bytes_total{dir=\"rx\"} %" JSON_INTEGER_FORMAT "\n",
-			json_integer_value(json_object_get(pk, "rx_bytes")));
-		fprintf(f, "regionfwd_bytes_total{dir=\"tx\"} %" JSON_INTEGER_FORMAT "\n",
-			json_integer_value(json_object_get(pk, "tx_bytes")));
-		prom_family(f, "regionfwd_drops_total", "Packets dropped, by reason.", "counter",
-			    json_object_get(c, "drops"), "reason", NULL);
-		prom_family(f, "regionfwd_link_packets_total", "Packets sent per link.", "counter",
-			    json_object_get(c, "links"), "link", "packets");
-		prom_family(f, "regionfwd_link_bytes_total", "Bytes sent per link.", "counter",
-			    json_object_get(c, "links"), "link", "bytes");
-		prom_family(f, "regionfwd_region_packets_total", "Packets per source region.", "counter",
-			    json_object_get(c, "regions"), "region", "packets");
-		prom_family(f, "regionfwd_region_bytes_total", "Bytes per source region.", "counter",
-			    json_object_get(c, "regions"), "region", "bytes");
-		prom_family(f, "regionfwd_service_packets_total", "Packets per service.", "counter",
-			    json_object_get(c, "services"), "service", "packets");
-		prom_family(f, "regionfwd_service_bytes_total", "Bytes per service.", "counter",
-			    json_object_get(c, "services"), "service", "bytes");
-		prom_family(f, "regionfwd_policy_packets_total", "Packets per policy (region/service).",
-			    "counter", json_object_get(c, "policies"), "policy", "packets");
-		prom_family(f, "regionfwd_events_total", "Fragment, mirror, generation and content events.",
-			    "counter", json_object_get(c, "events"), "event", NULL);
-		prom_family(f, "regionfwd_content_rule_matches_total",
-			    "Packets whose scan matched a content rule.", "counter",
-			    json_object_get(c, "content_rules"), "rule", "matches");
-		prom_family(f, "regionfwd_content_rule_flow_packets_total",
-			    "TCP packets that took a content rule's flow verdict without a scan.", "counter",
-			    json_object_get(c, "content_rules"), "rule", "flow_packets");
-	}
+	r->text = ctl_metrics_render(api->st, c);
 	json_decref(c);
-	fclose(f);
+	if (r->text == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		return;
+	}
 	r->status = 200;
-	r->text = buf;
 	r->ctype = "text/plain; version=0.0.4";
 }
 
@@ -714,14 +454,69 @@ static int authorized(struct ctl_api *api, struct MHD_Connection *con, const str
 	return diff == 0 && n == m;
 }
 
+static void h_history(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	(void)q;
+	r->status = 200;
+	r->body = json_pack("{s:o}", "history", ctl_state_history(api->st));
+}
+
+static void h_counters(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	(void)q;
+	h_dp(api, "counters", NULL, r);
+}
+
+static void h_filters(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	(void)q;
+	r->status = 200;
+	r->body = api->filters.status(api->filters.arg, api->st->table);
+}
+
+static void h_filters_detach(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	(void)q;
+	r->status = 200;
+	r->body = json_pack("{s:b}", "detached", api->filters.detach(api->filters.arg) == 0);
+}
+
+/* Every endpoint once (docs/api.md): method, path, whether it writes
+ * (writes over TCP need the token) and whether it needs the XDP filters. */
+enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2 };
+
+static const struct route {
+	const char *method, *path;
+	unsigned flags;
+	void (*handle)(struct ctl_api *api, const struct req *q, struct reply *r);
+} routes[] = {
+	{"GET", "/v1/status", 0, h_status},
+	{"GET", "/v1/table", 0, h_table},
+	{"PUT", "/v1/table", ROUTE_WRITE, h_put_table},
+	{"PATCH", "/v1/table", ROUTE_WRITE, h_patch_table},
+	{"POST", "/v1/validate", 0, h_validate},
+	{"POST", "/v1/rollback", ROUTE_WRITE, h_rollback},
+	{"POST", "/v1/confirm", ROUTE_WRITE, h_confirm},
+	{"GET", "/v1/history", 0, h_history},
+	{"GET", "/v1/counters", 0, h_counters},
+	{"POST", "/v1/explain", 0, h_explain},
+	{"GET", "/metrics", 0, h_metrics},
+	{"GET", "/v1/filters", ROUTE_FILTERS, h_filters},
+	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
+};
+
+static const struct route *find_route(const char *method, const char *url)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(routes[i].path, url) == 0 && strcmp(routes[i].method, method) == 0)
+			return &routes[i];
+	return NULL;
+}
+
 static void route(struct ctl_api *api, struct MHD_Connection *con, const char *url,
 		  const char *method, const struct req *q, struct reply *r)
 {
-	int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-	int put = !strcmp(method, "PUT"), patch = !strcmp(method, "PATCH");
-	int write = put || patch ||
-		    (post && (!strcmp(url, "/v1/rollback") || !strcmp(url, "/v1/confirm") ||
-			      !strcmp(url, "/v1/filters/detach")));
+	const struct route *rt = find_route(method, url);
 
 	if (q->too_big) {
 		char reason[100];
@@ -730,41 +525,23 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
 		return;
 	}
-	if (write && !authorized(api, con, q)) {
+	if (rt && (rt->flags & ROUTE_WRITE) && !authorized(api, con, q)) {
 		reply_simple(r, FWD_R_UNAUTHORIZED, "", "writes over TCP need 'Authorization: Bearer TOKEN'");
 		return;
 	}
-	pthread_mutex_lock(api->lock);
-	if (!strcmp(url, "/v1/table") && put)
-		h_put_table(api, q, r);
-	else if (!strcmp(url, "/v1/table") && patch)
-		h_patch_table(api, q, r);
-	else if (!strcmp(url, "/v1/table") && get)
-		h_table(api, r);
-	else if (!strcmp(url, "/v1/validate") && post)
-		h_validate(api, q, r);
-	else if (!strcmp(url, "/v1/rollback") && post)
-		h_rollback(api, q, r);
-	else if (!strcmp(url, "/v1/confirm") && post)
-		h_confirm(api, r);
-	else if (!strcmp(url, "/v1/history") && get)
-		r->status = 200, r->body = json_pack("{s:o}", "history", ctl_state_history(api->st));
-	else if (!strcmp(url, "/v1/status") && get)
-		h_status(api, r);
-	else if (!strcmp(url, "/v1/counters") && get)
-		h_dp(api, "counters", NULL, r);
-	else if (!strcmp(url, "/v1/explain") && post)
-		h_explain(api, q, r);
-	else if (!strcmp(url, "/metrics") && get)
-		h_metrics(api, r);
-	else if (!strcmp(url, "/v1/filters") && get && api->filters.status)
-		r->status = 200, r->body = api->filters.status(api->filters.arg, api->st->table);
-	else if (!strcmp(url, "/v1/filters/detach") && post && api->filters.detach)
-		r->status = 200, r->body = json_pack("{s:b}", "detached", api->filters.detach(api->filters.arg) == 0);
-	else if (!strncmp(url, "/v1/filters", 11))
+	if (rt == NULL) {
+		if (strncmp(url, "/v1/filters", 11) == 0 && api->filters.status == NULL)
+			reply_simple(r, FWD_R_NO_FILTERS, "", "regiond runs without XDP filters (--xdp-iface)");
+		else
+			reply_simple(r, FWD_R_NOT_FOUND, "", "no such endpoint or method (see docs/api.md)");
+		return;
+	}
+	if ((rt->flags & ROUTE_FILTERS) && (api->filters.status == NULL || api->filters.detach == NULL)) {
 		reply_simple(r, FWD_R_NO_FILTERS, "", "regiond runs without XDP filters (--xdp-iface)");
-	else
-		reply_simple(r, FWD_R_NOT_FOUND, "", "no such endpoint or method (see docs/api.md)");
+		return;
+	}
+	pthread_mutex_lock(api->lock);
+	rt->handle(api, q, r);
 	pthread_mutex_unlock(api->lock);
 }
 

@@ -51,7 +51,4 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, const char *body,
 		     size_t len, char **out);
 
-/** The commit-confirm timer: revert if the deadline passed (lock held). */
-void ctl_api_confirm_tick(struct ctl_state *st);
-
 #endif /* CTL_API_H */

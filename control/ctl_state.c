@@ -1,5 +1,7 @@
 #include "ctl_state.h"
 
+#include "ctl_confirm.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -90,12 +92,7 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	}
 	json_object_set_new(root, "next_id", json_integer((json_int_t)next_id));
 	json_object_set_new(root, "generations", gens);
-	json_object_set_new(root, "confirm",
-			    st->confirm_gen ? json_pack("{s:I, s:I, s:I}", "generation",
-							(json_int_t)st->confirm_gen, "revert_to",
-							(json_int_t)st->revert_to, "deadline",
-							(json_int_t)st->confirm_deadline)
-					    : json_null());
+	json_object_set_new(root, "confirm", ctl_confirm_json(st));
 	text = json_dumps(root, JSON_INDENT(1));
 	json_decref(root);
 	if (text == NULL) {
@@ -369,34 +366,51 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	return (int64_t)id;
 }
 
-int ctl_state_sync(struct ctl_state *st, json_t **dp_status)
+/* 1 when regionfwd's status report @r says it runs regiond's current
+ * generation. With no current generation regiond has nothing regionfwd
+ * could be in sync with. */
+static int runs_current(const struct ctl_state *st, json_t *r)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
-	json_t *r = ctl_dp_call(st->dp, "status", NULL, 5000);
-	struct fwd_err e;
+	const char *hash = json_string_value(json_object_get(json_object_get(r, "generation"), "hash"));
 	char h[17];
+
+	if (cur == NULL || hash == NULL)
+		return 0;
+	hexhash(cur->hash, h);
+	return strcmp(hash, h) == 0;
+}
+
+int ctl_state_observe(struct ctl_state *st, json_t **dp_status)
+{
+	json_t *r = ctl_dp_call(st->dp, "status", NULL, 5000);
 	int in_sync;
 
-	if (dp_status)
-		*dp_status = NULL;
+	*dp_status = NULL;
 	if (r == NULL || !json_is_true(json_object_get(r, "ok"))) {
 		json_decref(r);
 		return 0;
 	}
-	if (cur == NULL) {
-		if (dp_status)
-			*dp_status = r;
-		else
-			json_decref(r);
-		return 1;
+	in_sync = runs_current(st, r);
+	*dp_status = r;
+	return in_sync;
+}
+
+int ctl_state_sync(struct ctl_state *st)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	json_t *r = ctl_dp_call(st->dp, "status", NULL, 5000);
+	struct fwd_err e;
+	int in_sync;
+
+	if (r == NULL || !json_is_true(json_object_get(r, "ok"))) {
+		json_decref(r);
+		return 0;
 	}
-	hexhash(cur->hash, h);
-	in_sync = strcmp(json_string_value(json_object_get(json_object_get(r, "generation"), "hash")) ?: "", h) == 0;
+	in_sync = runs_current(st, r);
 	json_decref(r);
-	if (!in_sync && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
+	if (!in_sync && cur != NULL && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
 		in_sync = 1;
-	if (dp_status)
-		*dp_status = ctl_dp_call(st->dp, "status", NULL, 5000);
 	return in_sync;
 }
 

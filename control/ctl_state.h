@@ -91,9 +91,17 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e);
 
 /**
  * Make sure regionfwd runs the current generation (push it if its hash
- * differs, e.g. after regionfwd restarted). @return 1 in sync, 0 not.
+ * differs, e.g. after regionfwd restarted). The one place regiond pushes
+ * on its own: its main loop calls it; API reads never do.
+ * @return 1 in sync, 0 not (unreachable, or no current generation).
  */
-int ctl_state_sync(struct ctl_state *st, json_t **dp_status);
+int ctl_state_sync(struct ctl_state *st);
+
+/**
+ * Read only: regionfwd's status report into *@dp_status (new reference, NULL
+ * when it did not answer). @return 1 when it runs the current generation.
+ */
+int ctl_state_observe(struct ctl_state *st, json_t **dp_status);
 
 /** History as JSON, newest first (no documents). */
 json_t *ctl_state_history(const struct ctl_state *st);

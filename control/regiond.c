@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "ctl_api.h"
+#include "ctl_confirm.h"
 #include "ctl_dp.h"
 #include "ctl_state.h"
 #include "fwd_doc.h"
@@ -271,9 +272,9 @@ int main(int argc, char **argv)
 
 		usleep(200000);
 		pthread_mutex_lock(&lock);
-		ctl_api_confirm_tick(&st);
+		ctl_confirm_tick(&st);
 		if (now - last_sync >= 1) {
-			int s = ctl_state_sync(&st, NULL);
+			int s = ctl_state_sync(&st);
 
 			if (s != in_sync)
 				fprintf(stderr, "regiond: regionfwd %s\n",

@@ -46,7 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static const struct ctl_api_conf conf = {.max_body = 1 << 20};
 	char dir[] = "/tmp/regiond-fuzz-XXXXXX";
-	struct ctl_error e;
+	struct fwd_err e;
 	struct ctl_dp *dp = ctl_dp_create("/nonexistent/regionfwd.sock");
 
 	(void)argc;

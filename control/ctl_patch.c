@@ -1,0 +1,206 @@
+#include "ctl_patch.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* "10.1.0.0/16" with the address in its canonical text form, so a change
+ * names a prefix however the document spelled it (2001:DB8:: or 2001:db8::). */
+static const char *canon_prefix(const char *s, char *buf, size_t len)
+{
+	char a[64];
+	unsigned char bin[16];
+	const char *slash = s ? strchr(s, '/') : NULL;
+	int fam;
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(a))
+		return NULL;
+	memcpy(a, s, (size_t)(slash - s));
+	a[slash - s] = '\0';
+	fam = strchr(a, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(fam, a, bin) != 1 || !inet_ntop(fam, bin, a, sizeof(a)))
+		return NULL;
+	snprintf(buf, len, "%s/%s", a, slash + 1);
+	return buf;
+}
+
+static int prefixes(json_t *m, json_t *c, const char *path, int add, struct fwd_err *e)
+{
+	const char *region = json_string_value(json_object_get(c, "region"));
+	json_t *reg = region ? json_object_get(json_object_get(m, "regions"), region) : NULL;
+	json_t *list = json_object_get(c, "prefixes"), *have, *v;
+	size_t k;
+
+	if (reg == NULL)
+		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no region '%.60s'",
+				    region ? region : "(missing)");
+	if (!json_is_array(list))
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'prefixes' must be a list");
+	have = json_object_get(reg, "prefixes");
+	json_array_foreach(list, k, v) {
+		char cb[80], cb2[80];
+		const char *cp = canon_prefix(json_string_value(v), cb, sizeof(cb));
+		size_t j;
+		json_t *h;
+		int found = 0;
+
+		if (cp == NULL)
+			return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+					    "prefixes[%zu] is not a prefix", k);
+		json_array_foreach(have, j, h) {
+			if (strcmp(canon_prefix(json_string_value(h), cb2, sizeof(cb2)) ?: "", cp) == 0) {
+				found = 1;
+				if (!add) {
+					json_array_remove(have, j);
+					break;
+				}
+			}
+		}
+		if (!add && !found)
+			return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+					    "prefix %s is not in region '%s'", cp, region);
+		if (add)
+			json_array_append_new(have, json_string(json_string_value(v)));
+	}
+	return 0;
+}
+
+static int add_prefixes(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+{
+	return prefixes(m, c, path, 1, e);
+}
+
+static int remove_prefixes(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+{
+	return prefixes(m, c, path, 0, e);
+}
+
+static int set_weight(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+{
+	const char *g = json_string_value(json_object_get(c, "group"));
+	const char *l = json_string_value(json_object_get(c, "link"));
+	json_t *grp = g ? json_object_get(json_object_get(m, "link_groups"), g) : NULL;
+	json_t *w = json_object_get(c, "weight");
+
+	if (grp == NULL || l == NULL || !json_object_get(json_object_get(grp, "members"), l))
+		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+				    "no such group, or the link is not a member");
+	if (!json_is_integer(w))
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'weight' must be an integer");
+	json_object_set(json_object_get(grp, "members"), l, w);
+	return 0;
+}
+
+static int set_link_state(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+{
+	const char *l = json_string_value(json_object_get(c, "link"));
+	json_t *lk = l ? json_object_get(json_object_get(m, "links"), l) : NULL;
+	json_t *s = json_object_get(c, "state");
+
+	if (lk == NULL)
+		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no such link");
+	if (!json_is_string(s))
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'state' must be 'up' or 'down'");
+	json_object_set(lk, "state", s);
+	return 0;
+}
+
+static int add_policy(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+{
+	json_t *p = json_object_get(c, "policy");
+
+	if (!json_is_object(p))
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'policy' must be an object");
+	json_array_append(json_object_get(m, "policies"), p);
+	return 0;
+}
+
+static int remove_policy(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+{
+	const char *rg = json_string_value(json_object_get(c, "region"));
+	const char *sv = json_string_value(json_object_get(c, "service"));
+	json_t *pols = json_object_get(m, "policies"), *p;
+	size_t j;
+
+	json_array_foreach(pols, j, p) {
+		/* Policies added earlier in this request come from the client and
+		 * may lack either field: compare only real strings. */
+		const char *pr = json_string_value(json_object_get(p, "region"));
+		const char *ps = json_string_value(json_object_get(p, "service"));
+
+		if (rg && sv && pr && ps && !strcmp(pr, rg) && !strcmp(ps, sv)) {
+			json_array_remove(pols, j);
+			return 0;
+		}
+	}
+	return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+			    "no policy for that region and service");
+}
+
+/* Every op once: its name, the fields a change of it may carry (a field
+ * outside this list is refused, never silently ignored) and what it does. */
+static const struct patch_op {
+	const char *name;
+	const char *const fields[4];
+	int (*apply)(json_t *model, json_t *change, const char *path, struct fwd_err *e);
+} ops[] = {
+	{"add_prefixes", {"region", "prefixes"}, add_prefixes},
+	{"remove_prefixes", {"region", "prefixes"}, remove_prefixes},
+	{"set_weight", {"group", "link", "weight"}, set_weight},
+	{"set_link_state", {"link", "state"}, set_link_state},
+	{"add_policy", {"policy"}, add_policy},
+	{"remove_policy", {"region", "service"}, remove_policy},
+};
+
+#define N_OPS (sizeof(ops) / sizeof(ops[0]))
+
+static int unknown_op(const char *op, const char *path, struct fwd_err *e)
+{
+	char names[200] = "";
+	size_t n = 0;
+
+	for (size_t i = 0; i < N_OPS && n < sizeof(names); i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "", ops[i].name);
+	return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "unknown op '%.40s' (%s)", op, names);
+}
+
+static int patch_one(json_t *m, json_t *c, size_t i, struct fwd_err *e)
+{
+	const char *op = json_string_value(json_object_get(c, "op"));
+	const struct patch_op *d = NULL;
+	char path[64];
+	const char *k;
+	json_t *v;
+
+	snprintf(path, sizeof(path), "changes[%zu]", i);
+	if (!json_is_object(c) || op == NULL)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "each change needs an 'op'");
+	for (size_t j = 0; j < N_OPS && d == NULL; j++)
+		if (strcmp(ops[j].name, op) == 0)
+			d = &ops[j];
+	if (d == NULL)
+		return unknown_op(op, path, e);
+	json_object_foreach(c, k, v) {
+		int known = strcmp(k, "op") == 0;
+
+		for (int f = 0; !known && f < 4 && d->fields[f]; f++)
+			known = strcmp(k, d->fields[f]) == 0;
+		if (!known)
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+					    "unknown field '%.60s' for op '%s'", k, d->name);
+	}
+	return d->apply(m, c, path, e);
+}
+
+int ctl_patch_apply(json_t *model, json_t *changes, struct fwd_err *e)
+{
+	size_t i;
+	json_t *c;
+	int rc;
+
+	json_array_foreach(changes, i, c)
+		if ((rc = patch_one(model, c, i, e)))
+			return rc;
+	return 0;
+}

@@ -1,0 +1,304 @@
+/*
+ * regiond's API without HTTP (ctl_api_dispatch), against a fake regionfwd
+ * on a unix socket that records every op it is sent:
+ *  - reads (status, table, history, metrics, validate) never push a table:
+ *    only the main loop's ctl_state_sync() does;
+ *  - errors carry the status of their reason (ctl_http.c);
+ *  - PATCH refuses an unknown op or an unknown field of a change by name;
+ *  - commit-confirm: armed by PUT, pending blocks writes, confirm once.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "ctl_api.h"
+#include "ctl_dp.h"
+
+static const char table_doc[] =
+	"regions: {india: {prefixes: [103.21.0.0/16]}, sg: {prefixes: [8.128.0.0/13]}}\n"
+	"services: {https: [tcp/443]}\n"
+	"links: {local: {port: p0, next_hop_mac: '02:00:00:00:01:01'},\n"
+	"        to-sg: {port: p1, next_hop_mac: '02:00:00:00:02:01'}}\n"
+	"link_groups: {g: {members: {local: 1, to-sg: 1}}}\n"
+	"policies: [{region: sg, service: any, action: steer, to: g}]\n"
+	"default: {action: steer, to: local}\n";
+
+/* The fake regionfwd: one connection at a time, ops recorded in order. */
+static struct {
+	int lfd;
+	char path[108];
+	pthread_mutex_t mu;
+	char ops[64][16];
+	int nops;
+	char running_hash[17];
+} fake = {.mu = PTHREAD_MUTEX_INITIALIZER, .running_hash = "0000000000000000"};
+
+static int rd(int fd, void *p, size_t n)
+{
+	for (size_t d = 0; d < n;) {
+		ssize_t r = read(fd, (char *)p + d, n - d);
+
+		if (r <= 0)
+			return -1;
+		d += (size_t)r;
+	}
+	return 0;
+}
+
+static void *fake_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(fake.lfd, NULL, NULL);
+		uint8_t h[4];
+
+		if (fd < 0)
+			return NULL;
+		while (rd(fd, h, 4) == 0) {
+			size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
+			char *b = malloc(n);
+			json_t *req, *resp;
+			const char *op;
+			char *out;
+
+			if (b == NULL || rd(fd, b, n)) {
+				free(b);
+				break;
+			}
+			req = json_loadb(b, n, 0, NULL);
+			free(b);
+			op = json_string_value(json_object_get(req, "op"));
+			pthread_mutex_lock(&fake.mu);
+			if (fake.nops < 64)
+				snprintf(fake.ops[fake.nops++], 16, "%s", op ? op : "?");
+			pthread_mutex_unlock(&fake.mu);
+			if (op && strcmp(op, "status") == 0)
+				resp = json_pack("{s:i, s:b, s:{s:s, s:i}}", "v", 1, "ok", 1, "generation",
+						 "hash", fake.running_hash, "id", 99);
+			else if (op && strcmp(op, "counters") == 0)
+				resp = json_pack("{s:i, s:b, s:{s:i, s:i}, s:{}}", "v", 1, "ok", 1,
+						 "packets", "rx", 5, "tx", 4, "drops");
+			else
+				resp = json_pack("{s:i, s:b}", "v", 1, "ok", 1);
+			json_decref(req);
+			out = json_dumps(resp, JSON_COMPACT);
+			json_decref(resp);
+			n = strlen(out);
+			h[0] = (uint8_t)(n >> 24), h[1] = (uint8_t)(n >> 16), h[2] = (uint8_t)(n >> 8),
+			h[3] = (uint8_t)n;
+			if (write(fd, h, 4) != 4 || write(fd, out, n) != (ssize_t)n) {
+				free(out);
+				break;
+			}
+			free(out);
+		}
+		close(fd);
+	}
+}
+
+static int count_op(const char *op)
+{
+	int c = 0;
+
+	pthread_mutex_lock(&fake.mu);
+	for (int i = 0; i < fake.nops; i++)
+		c += strcmp(fake.ops[i], op) == 0;
+	pthread_mutex_unlock(&fake.mu);
+	return c;
+}
+
+static void reset_ops(void)
+{
+	pthread_mutex_lock(&fake.mu);
+	fake.nops = 0;
+	pthread_mutex_unlock(&fake.mu);
+}
+
+static struct ctl_state st;
+static struct ctl_api *api;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int setup(void **state)
+{
+	static const struct ctl_api_conf conf = {.max_body = 1 << 20};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char dir[] = "/tmp/regiond-apitest-XXXXXX";
+	struct fwd_err e;
+	struct ctl_dp *dp;
+	pthread_t th;
+
+	(void)state;
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(fake.path, sizeof(fake.path), "%s/dp.sock", dir);
+	strcpy(sa.sun_path, fake.path);
+	fake.lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (bind(fake.lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fake.lfd, 4) ||
+	    pthread_create(&th, NULL, fake_main, NULL))
+		return -1;
+	pthread_detach(th);
+	dp = ctl_dp_create(fake.path);
+	if (dp == NULL || ctl_state_open(&st, dir, 5, dp, &e) ||
+	    ctl_state_apply(&st, table_doc, sizeof(table_doc) - 1, "test", "seed", -1, 0, &e) != 1)
+		return -1;
+	api = ctl_api_new(&conf, &st, &lock, 0);
+	return api ? 0 : -1;
+}
+
+static int call(const char *method, const char *url, const char *body, json_t **out)
+{
+	char *text = NULL;
+	int status = ctl_api_dispatch(api, method, url, body, body ? strlen(body) : 0, &text);
+
+	*out = text ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	return status;
+}
+
+static const char *code_of(json_t *r)
+{
+	return json_string_value(json_object_get(json_object_get(r, "error"), "code"));
+}
+
+static void test_reads_never_push(void **state)
+{
+	static const char *const reads[][2] = {{"GET", "/v1/status"}, {"GET", "/v1/table"},
+					       {"GET", "/v1/history"}, {"GET", "/metrics"},
+					       {"GET", "/v1/counters"}};
+	json_t *r;
+
+	(void)state;
+	/* regionfwd runs something else (hash 0): regiond's state differs. */
+	reset_ops();
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+		char *text = NULL;
+
+		assert_int_equal(ctl_api_dispatch(api, reads[i][0], reads[i][1], NULL, 0, &text), 200);
+		free(text);
+	}
+	assert_int_equal(call("GET", "/v1/status", NULL, &r), 200);
+	assert_true(json_is_false(json_object_get(json_object_get(r, "dataplane"), "in_sync")));
+	json_decref(r);
+	assert_true(count_op("status") >= 2);
+	assert_int_equal(count_op("push"), 0);
+	/* The one place that pushes: the main loop's sync. */
+	ctl_state_sync(&st);
+	assert_int_equal(count_op("push"), 1);
+}
+
+static void test_errors_carry_their_reasons_status(void **state)
+{
+	json_t *r;
+
+	(void)state;
+	assert_int_equal(call("DELETE", "/v1/table", NULL, &r), 404);
+	assert_string_equal(code_of(r), "not_found");
+	json_decref(r);
+	assert_int_equal(call("GET", "/v1/filters", NULL, &r), 404);
+	assert_string_equal(code_of(r), "no_filters");
+	json_decref(r);
+	assert_int_equal(call("PUT", "/v1/table", "[1]", &r), 400);
+	assert_string_equal(code_of(r), "bad_request");
+	json_decref(r);
+	assert_int_equal(call("PUT", "/v1/table", "{\"document\": \"x: 1\", \"expected_generation\": 1}", &r), 422);
+	assert_string_equal(code_of(r), "invalid_table");
+	json_decref(r);
+	assert_int_equal(call("PUT", "/v1/table", "{\"document\": \"{}\", \"expected_generation\": 77}", &r), 409);
+	assert_string_equal(code_of(r), "stale_generation");
+	json_decref(r);
+	assert_int_equal(call("POST", "/v1/rollback", "{\"generation\": 4242}", &r), 404);
+	assert_string_equal(code_of(r), "unknown_generation");
+	json_decref(r);
+}
+
+static void test_patch_names_what_it_refuses(void **state)
+{
+	json_t *r;
+	const char *reason;
+
+	(void)state;
+	assert_int_equal(call("PATCH", "/v1/table", "{\"changes\": [{\"op\": \"frobnicate\"}]}", &r), 400);
+	reason = json_string_value(json_object_get(json_object_get(r, "error"), "reason"));
+	assert_string_equal(reason, "unknown op 'frobnicate' (add_prefixes, remove_prefixes, set_weight, "
+				    "set_link_state, add_policy, remove_policy)");
+	json_decref(r);
+	/* A field the op does not take is refused, not silently dropped. */
+	assert_int_equal(call("PATCH", "/v1/table",
+			      "{\"changes\": [{\"op\": \"set_link_state\", \"link\": \"local\", "
+			      "\"state\": \"down\", \"weight\": 3}]}",
+			      &r),
+			 400);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "path")),
+			    "changes[0]");
+	reason = json_string_value(json_object_get(json_object_get(r, "error"), "reason"));
+	assert_string_equal(reason, "unknown field 'weight' for op 'set_link_state'");
+	json_decref(r);
+	assert_int_equal(call("PATCH", "/v1/table",
+			      "{\"changes\": [{\"op\": \"remove_prefixes\", \"region\": \"india\", "
+			      "\"prefixes\": [\"10.0.0.0/8\"]}]}",
+			      &r),
+			 422);
+	assert_string_equal(code_of(r), "invalid_change");
+	json_decref(r);
+}
+
+static void test_commit_confirm(void **state)
+{
+	uint64_t cur = ctl_state_current(&st)->id;
+	char doc[sizeof(table_doc)], body[2048], *d, *enc;
+	json_t *r, *j;
+
+	(void)state;
+	/* A different table (the default to-sg) with a confirmation timeout. */
+	memcpy(doc, table_doc, sizeof(doc));
+	d = strstr(doc, "default: {action: steer, to: local}");
+	assert_non_null(d);
+	memcpy(d, "default: {action: steer, to: to-sg}", 35);
+	j = json_string(doc);
+	enc = json_dumps(j, JSON_ENCODE_ANY);
+	json_decref(j);
+	snprintf(body, sizeof(body),
+		 "{\"document\": %s, \"expected_generation\": %llu, \"confirm_timeout_s\": 60}", enc,
+		 (unsigned long long)cur);
+	free(enc);
+	assert_int_equal(call("PUT", "/v1/table", body, &r), 200);
+	assert_true(json_is_integer(json_object_get(r, "confirm_by")));
+	json_decref(r);
+	assert_int_equal(call("GET", "/v1/status", NULL, &r), 200);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "confirm"), "revert_to")),
+			 (json_int_t)cur);
+	json_decref(r);
+	/* Pending: other writes are refused with their reason. */
+	assert_int_equal(call("POST", "/v1/rollback", NULL, &r), 409);
+	assert_string_equal(code_of(r), "confirm_pending");
+	json_decref(r);
+	assert_int_equal(call("POST", "/v1/confirm", NULL, &r), 200);
+	assert_int_equal(json_integer_value(json_object_get(r, "confirmed")), (json_int_t)cur + 1);
+	json_decref(r);
+	assert_int_equal(call("POST", "/v1/confirm", NULL, &r), 409);
+	assert_string_equal(code_of(r), "nothing_to_confirm");
+	json_decref(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reads_never_push),
+		cmocka_unit_test(test_errors_carry_their_reasons_status),
+		cmocka_unit_test(test_patch_names_what_it_refuses),
+		cmocka_unit_test(test_commit_confirm),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
