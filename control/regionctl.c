@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,94 @@ struct opts {
 	const char *sock, *url, *token;
 	int json;
 };
+
+/*
+ * Every command is one descriptor in the table near the end of this file:
+ * the dispatch, the 'regionctl --help' listing, each command's --help and
+ * every usage error are made from it, so a command cannot be added without
+ * its help, and its help cannot say other than what the parser accepts.
+ */
+#define CTL_MAX_OPTS 8
+#define CTL_MAX_ARGS 8
+
+struct ctl_opt {
+	const char *name, *alias;	/* "--json", "-j" */
+	const char *arg;		/* its value's name; NULL for a flag */
+	const char *key;		/* the request body field its value goes to as is, if any */
+	const char *help;
+};
+
+struct ctl_call;
+
+struct ctl_cmd {
+	const char *name;
+	const char *summary;		/* one line, for the listing */
+	const char *args;		/* synopsis of the positional arguments */
+	const char *detail;		/* what --help adds to the summary, if anything */
+	const struct ctl_opt *opts;	/* ends with {0} */
+	int min_args, max_args;
+	int (*run)(const struct opts *o, const struct ctl_call *c);
+	const struct ctl_cmd *subs;	/* ends with {0}; then the command itself has no run */
+};
+
+/* A parsed command line: the words that named the command, then its arguments. */
+struct ctl_call {
+	const struct ctl_cmd *path[3];	/* path[0] is the root, path[depth] the command */
+	int depth;
+	const char *pos[CTL_MAX_ARGS];
+	int npos;
+	const char *val[CTL_MAX_OPTS];	/* by index in the command's opts */
+};
+
+static const struct ctl_cmd *cmd_of(const struct ctl_call *c)
+{
+	return c->path[c->depth];
+}
+
+static void print_path(FILE *f, const struct ctl_call *c)
+{
+	fputs("regionctl", f);
+	for (int i = 1; i <= c->depth; i++)
+		fprintf(f, " %s", c->path[i]->name);
+}
+
+/* A usage error names the command and the offending word, then where its usage is. */
+__attribute__((format(printf, 2, 3)))
+static int usage_error(const struct ctl_call *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	print_path(stderr, c);
+	fputs(": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nSee '", stderr);
+	print_path(stderr, c);
+	fputs(" --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* The value given for option @name of the command, or NULL. */
+static const char *opt_val(const struct ctl_call *c, const char *name)
+{
+	const struct ctl_opt *op = cmd_of(c)->opts;
+
+	for (int i = 0; op && op[i].name; i++)
+		if (!strcmp(op[i].name, name))
+			return c->val[i];
+	return NULL;
+}
+
+/* Options with a body field set it, so a new one of that kind needs only its descriptor. */
+static void opts_into_body(const struct ctl_call *c, json_t *b)
+{
+	const struct ctl_opt *op = cmd_of(c)->opts;
+
+	for (int i = 0; op && op[i].name; i++)
+		if (op[i].key && c->val[i])
+			json_object_set_new(b, op[i].key, json_string(c->val[i]));
+}
 
 static int conn_open(const struct opts *o)
 {
@@ -229,12 +318,13 @@ static void when(long long t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
-static int cmd_status(const struct opts *o)
+static int cmd_status(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *g, *dp, *cf;
 	char t[32];
 	int rc = call(o, "GET", "/v1/status", NULL, &r);
 
+	(void)c;
 	if (rc)
 		return rc;
 	if (o->json) {
@@ -265,18 +355,15 @@ static int cmd_status(const struct opts *o)
 	return 0;
 }
 
-static int cmd_show(const struct opts *o, const char *what)
+/* One handler for every 'show' subcommand: the subcommand's name is the model's section. */
+static int cmd_show(const struct opts *o, const struct ctl_call *c)
 {
+	const char *what = cmd_of(c)->name;
 	json_t *r, *m, *sec, *v;
 	const char *k;
 	size_t i;
 	int rc;
 
-	if (what == NULL || (strcmp(what, "regions") && strcmp(what, "services") && strcmp(what, "links") &&
-			     strcmp(what, "policies") && strcmp(what, "table"))) {
-		fprintf(stderr, "regionctl: show regions|services|links|policies|table\n");
-		return EXIT_USAGE;
-	}
 	if ((rc = call(o, "GET", "/v1/table", NULL, &r)))
 		return rc;
 	m = json_object_get(r, "model");
@@ -359,56 +446,21 @@ static void explain_content_print(json_t *c)
 		printf("  verdict   none: no content rule matched\n");
 }
 
-static int cmd_explain(const struct opts *o, int argc, char **argv)
+static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 {
-	static const struct {
-		const char *opt, *key;
-	} content_opts[] = {{"--payload", "payload"}, {"--payload-hex", "payload_hex"},
-			    {"--sni", "tls_sni"},     {"--host", "http_host"},
-			    {"--qname", "dns_qname"}};
-	json_t *b, *r, *extra = json_object();
-	char *pos[5];
-	int npos = 0, rc;
+	const char *const *argv = c->pos;
+	int argc = c->npos, rc;
+	json_t *b, *r;
 
-	/* Content options anywhere among the positional arguments. */
-	for (int i = 0; i < argc; i++) {
-		size_t k;
-
-		for (k = 0; k < sizeof(content_opts) / sizeof(content_opts[0]); k++)
-			if (strcmp(argv[i], content_opts[k].opt) == 0)
-				break;
-		if (k < sizeof(content_opts) / sizeof(content_opts[0])) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "regionctl: %s needs a value\n", argv[i]);
-				json_decref(extra);
-				return EXIT_USAGE;
-			}
-			json_object_set_new(extra, content_opts[k].key, json_string(argv[++i]));
-		} else if (npos < 5) {
-			pos[npos++] = argv[i];
-		} else {
-			npos = 6;
-			break;
-		}
-	}
-	argc = npos;
-	argv = pos;
-	if (argc < 4 || argc > 5) {
-		fprintf(stderr, "regionctl: explain SRC DST PROTO [SPORT] DPORT [--payload TEXT | --payload-hex HEX] [--sni NAME] [--host NAME] [--qname NAME]\n");
-		json_decref(extra);
-		return EXIT_USAGE;
-	}
 	b = json_pack("{s:s, s:s, s:s}", "src", argv[0], "dst", argv[1], "proto", argv[2]);
-	json_object_update(b, extra);
-	json_decref(extra);
+	opts_into_body(c, b);
 	for (int i = 3; i < argc; i++) {
 		char *end;
 		long v = strtol(argv[i], &end, 10);
 
 		if (*end || v < 0 || v > 65535) {
-			fprintf(stderr, "regionctl: '%s' is not a port\n", argv[i]);
 			json_decref(b);
-			return EXIT_USAGE;
+			return usage_error(c, "'%s' is not a port", argv[i]);
 		}
 		json_object_set_new(b, argc == 5 && i == 3 ? "sport" : "dport", json_integer(v));
 	}
@@ -438,7 +490,7 @@ static int cmd_explain(const struct opts *o, int argc, char **argv)
 	return 0;
 }
 
-static int cmd_counters(const struct opts *o, int drops_only)
+static int counters(const struct opts *o, int drops_only)
 {
 	static const char *const secs[] = {"links", "regions", "services", "policies", "drops", "events"};
 	json_t *r, *v;
@@ -537,18 +589,36 @@ static void print_diff(json_t *r, const char *unused)
 		       js(v, "after"));
 }
 
-static int cmd_validate(const struct opts *o, const char *file, int diff)
+static int cmd_counters(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return counters(o, 0);
+}
+
+static int cmd_drops(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return counters(o, 1);
+}
+
+static int validate(const struct opts *o, const char *file, int diff)
 {
 	json_t *b;
 	int rc = 0;
 
-	if (file == NULL) {
-		fprintf(stderr, "regionctl: %s FILE\n", diff ? "diff" : "validate");
-		return EXIT_USAGE;
-	}
 	if ((b = doc_body(file, &rc)) == NULL)
 		return rc;
 	return show(o, "POST", "/v1/validate", b, diff ? print_diff : print_valid, file);
+}
+
+static int cmd_validate(const struct opts *o, const struct ctl_call *c)
+{
+	return validate(o, c->pos[0], 0);
+}
+
+static int cmd_diff(const struct opts *o, const struct ctl_call *c)
+{
+	return validate(o, c->pos[0], 1);
 }
 
 static int current_generation(const struct opts *o, long long *id)
@@ -575,39 +645,22 @@ static void print_gen(json_t *r, const char *what)
 		       ji(r, "confirm_by") - (long long)time(NULL));
 }
 
-static int cmd_apply(const struct opts *o, int argc, char **argv)
+static int cmd_apply(const struct opts *o, const struct ctl_call *c)
 {
-	const char *file = NULL, *comment = NULL, *author = getenv("USER");
+	const char *file = c->pos[0], *timeout = opt_val(c, "--confirm-timeout");
 	long confirm = 0;
 	long long cur;
 	json_t *b;
 	int rc = 0;
 
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--comment") && i + 1 < argc)
-			comment = argv[++i];
-		else if (!strcmp(argv[i], "--author") && i + 1 < argc)
-			author = argv[++i];
-		else if (!strcmp(argv[i], "--confirm-timeout") && i + 1 < argc) {
-			char *end;
+	if (timeout) {
+		char *end;
 
-			/* Strict: a typo must not silently apply without a confirm window. */
-			confirm = strtol(argv[++i], &end, 10);
-			if (*end || end == argv[i] || confirm < 1) {
-				fprintf(stderr, "regionctl: --confirm-timeout takes seconds 1..86400, not '%s'\n", argv[i]);
-				return EXIT_USAGE;
-			}
-		}
-		else if (file == NULL && argv[i][0] != '-')
-			file = argv[i];
-		else {
-			fprintf(stderr, "regionctl: apply FILE [--comment C] [--author A] [--confirm-timeout S]\n");
-			return EXIT_USAGE;
-		}
-	}
-	if (file == NULL || confirm < 0 || confirm > 86400) {
-		fprintf(stderr, "regionctl: apply FILE [--comment C] [--author A] [--confirm-timeout S]\n");
-		return EXIT_USAGE;
+		/* Strict: a typo must not silently apply without a confirm window. */
+		confirm = strtol(timeout, &end, 10);
+		if (*end || end == timeout || confirm < 1 || confirm > 86400)
+			return usage_error(c, "--confirm-timeout takes seconds 1..86400, not '%s'",
+					   timeout);
 	}
 	if ((b = doc_body(file, &rc)) == NULL)
 		return rc;
@@ -616,10 +669,9 @@ static int cmd_apply(const struct opts *o, int argc, char **argv)
 		return rc;
 	}
 	json_object_set_new(b, "expected_generation", json_integer(cur));
-	if (comment)
-		json_object_set_new(b, "comment", json_string(comment));
-	if (author)
-		json_object_set_new(b, "author", json_string(author));
+	if (getenv("USER"))
+		json_object_set_new(b, "author", json_string(getenv("USER")));
+	opts_into_body(c, b);
 	if (confirm)
 		json_object_set_new(b, "confirm_timeout_s", json_integer(confirm));
 	return show(o, "PUT", "/v1/table", b, print_gen, "apply");
@@ -635,9 +687,32 @@ static void print_post(json_t *r, const char *what)
 		print_gen(r, what);
 }
 
-static int cmd_simple_post(const struct opts *o, const char *path, json_t *b, const char *what)
+static int simple_post(const struct opts *o, const char *path, json_t *b, const char *what)
 {
 	return show(o, "POST", path, b, print_post, what);
+}
+
+static int cmd_confirm(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return simple_post(o, "/v1/confirm", json_object(), "confirm");
+}
+
+static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
+{
+	json_t *b = json_object();
+
+	if (c->npos) {
+		char *end;
+		long long g = strtoll(c->pos[0], &end, 10);
+
+		if (*end || g < 1) {
+			json_decref(b);
+			return usage_error(c, "'%s' is not a generation", c->pos[0]);
+		}
+		json_object_set_new(b, "generation", json_integer(g));
+	}
+	return simple_post(o, "/v1/rollback", b, "rollback");
 }
 
 static void print_history(json_t *r, const char *unused)
@@ -656,24 +731,26 @@ static void print_history(json_t *r, const char *unused)
 	}
 }
 
-static int cmd_history(const struct opts *o)
+static int cmd_history(const struct opts *o, const struct ctl_call *c)
 {
+	(void)c;
 	return show(o, "GET", "/v1/history", NULL, print_history, NULL);
 }
 
-static int cmd_filter(const struct opts *o, const char *sub)
+static int cmd_filter_detach(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return simple_post(o, "/v1/filters/detach", json_object(), "detach");
+}
+
+static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *v;
 	const char *k;
 	size_t i;
 	int rc;
 
-	if (sub == NULL || (strcmp(sub, "status") && strcmp(sub, "detach"))) {
-		fprintf(stderr, "regionctl: filter status|detach\n");
-		return EXIT_USAGE;
-	}
-	if (!strcmp(sub, "detach"))
-		return cmd_simple_post(o, "/v1/filters/detach", json_object(), "detach");
+	(void)c;
 	if ((rc = call(o, "GET", "/v1/filters", NULL, &r)))
 		return rc;
 	if (o->json) {
@@ -697,101 +774,379 @@ static int cmd_filter(const struct opts *o, const char *sub)
 	return 0;
 }
 
-static void usage(FILE *out)
+static int cmd_help(const struct opts *o, const struct ctl_call *c);
+
+static const struct ctl_opt global_opts[] = {
+	{.name = "-s", .arg = "SOCK",
+	 .help = "the API's socket ($REGIOND_SOCKET, else /run/regiond/api.sock)"},
+	{.name = "--url", .arg = "http://HOST:PORT",
+	 .help = "the TCP API instead; writes need the token"},
+	{.name = "--token-file", .arg = "F", .help = "the API token, for --url"},
+	{.name = "--json", .alias = "-j", .help = "print the API's JSON instead of tables"},
+	{.name = "--help", .alias = "-h", .help = "this help, or a command's: nothing is run"},
+	{0},
+};
+
+static const struct ctl_opt explain_opts[] = {
+	{.name = "--payload", .arg = "TEXT", .key = "payload",
+	 .help = "the packet's payload, as text"},
+	{.name = "--payload-hex", .arg = "HEX", .key = "payload_hex",
+	 .help = "the payload, in hex"},
+	{.name = "--sni", .arg = "NAME", .key = "tls_sni",
+	 .help = "a TLS ClientHello with this SNI"},
+	{.name = "--host", .arg = "NAME", .key = "http_host",
+	 .help = "an HTTP request with this Host"},
+	{.name = "--qname", .arg = "NAME", .key = "dns_qname",
+	 .help = "a DNS query for this name"},
+	{0},
+};
+
+static const struct ctl_opt apply_opts[] = {
+	{.name = "--comment", .arg = "C", .key = "comment",
+	 .help = "why, kept in the history"},
+	{.name = "--author", .arg = "A", .key = "author",
+	 .help = "who, kept in the history (default: $USER)"},
+	{.name = "--confirm-timeout", .arg = "S",
+	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
+	{0},
+};
+
+static const struct ctl_cmd show_cmds[] = {
+	{.name = "regions", .run = cmd_show,
+	 .summary = "regions and their source prefixes"},
+	{.name = "services", .run = cmd_show,
+	 .summary = "services and their protocol/port entries"},
+	{.name = "links", .run = cmd_show,
+	 .summary = "links (port, next hop, VLAN, state, tags) and link groups"},
+	{.name = "policies", .run = cmd_show,
+	 .summary = "policies, then the default"},
+	{.name = "table", .run = cmd_show,
+	 .summary = "the table document as it was applied",
+	 .detail = "With -j, the table's model (every section) instead."},
+	{0},
+};
+
+static const struct ctl_cmd filter_cmds[] = {
+	{.name = "status", .run = cmd_filter_status,
+	 .summary = "interfaces, program, generation, per-rule hits, verdicts"},
+	{.name = "detach", .run = cmd_filter_detach,
+	 .summary = "detach the XDP filters everywhere and remove their pins"},
+	{0},
+};
+
+/* A command's option values live in struct ctl_call, by index. */
+#define OPTS_FIT(a) _Static_assert(sizeof(a) / sizeof((a)[0]) <= CTL_MAX_OPTS + 1, #a " too long")
+OPTS_FIT(global_opts);
+OPTS_FIT(explain_opts);
+OPTS_FIT(apply_opts);
+
+/* The order here is the order of the listing. */
+static const struct ctl_cmd commands[] = {
+	{.name = "status", .run = cmd_status,
+	 .summary = "what regiond holds and regionfwd runs"},
+	{.name = "show", .subs = show_cmds,
+	 .summary = "the running table, one section at a time"},
+	{.name = "explain", .run = cmd_explain, .opts = explain_opts,
+	 .args = "SRC DST PROTO [SPORT] DPORT", .min_args = 4, .max_args = 5,
+	 .summary = "where would this packet go?",
+	 .detail = "Runs regionfwd's own classifier on a synthetic packet against the running\n"
+		   "generation; counters are not touched. With a payload or a name, also shows\n"
+		   "which content rule matched."},
+	{.name = "counters", .run = cmd_counters,
+	 .summary = "packets per link, region, service, policy; drops; events"},
+	{.name = "drops", .run = cmd_drops,
+	 .summary = "the non-zero drop reasons (all of them with -j)"},
+	{.name = "validate", .run = cmd_validate, .args = "FILE", .min_args = 1, .max_args = 1,
+	 .summary = "check a table document, change nothing"},
+	{.name = "diff", .run = cmd_diff, .args = "FILE", .min_args = 1, .max_args = 1,
+	 .summary = "what a table document would change, and its impact"},
+	{.name = "apply", .run = cmd_apply, .opts = apply_opts,
+	 .args = "FILE", .min_args = 1, .max_args = 1,
+	 .summary = "make a table document the running table",
+	 .detail = "Sends the current generation as expected_generation: if someone else changed\n"
+		   "the table in between, it is refused (stale_generation); diff and apply again."},
+	{.name = "confirm", .run = cmd_confirm,
+	 .summary = "keep what 'apply --confirm-timeout' applied"},
+	{.name = "rollback", .run = cmd_rollback, .args = "[GEN]", .max_args = 1,
+	 .summary = "back to an earlier generation (default: the previous one)",
+	 .detail = "The old table becomes a new generation; it is validated again, so one that\n"
+		   "breaks today's residency rules is refused."},
+	{.name = "history", .run = cmd_history,
+	 .summary = "generations kept for rollback"},
+	{.name = "filter", .subs = filter_cmds,
+	 .summary = "the XDP filters regiond manages"},
+	{.name = "help", .run = cmd_help, .args = "[COMMAND [SUBCOMMAND]]", .max_args = 2,
+	 .summary = "this listing, or a command's help"},
+	{0},
+};
+
+/* Its synopsis is written out: the socket and the URL exclude each other. */
+static const struct ctl_cmd root = {
+	.name = "regionctl",
+	.args = "[-s SOCK | --url http://HOST:PORT [--token-file F]] [-j] COMMAND ...",
+	.opts = global_opts,
+	.subs = commands,
+};
+
+static int is_help(const char *a)
 {
-	fprintf(out,
-		"usage: regionctl [-s SOCK | --url http://HOST:PORT [--token-file F]] [-j] COMMAND\n"
-		"  status                         what regiond holds and regionfwd runs\n"
-		"  show regions|services|links|policies|table\n"
-		"  explain SRC DST PROTO [SPORT] DPORT   where would this packet go?\n"
-		"          [--payload TEXT|--payload-hex HEX] [--sni N] [--host N] [--qname N]\n"
-		"  counters | drops               packets per link, region, service, policy; drops\n"
-		"  validate FILE | diff FILE      check a table; what it would change\n"
-		"  apply FILE [--comment C] [--author A] [--confirm-timeout S]\n"
-		"  confirm                        keep what 'apply --confirm-timeout' applied\n"
-		"  rollback [GEN]                 back to GEN (default: the previous generation)\n"
-		"  history                        generations kept for rollback\n"
-		"  filter status|detach           the XDP filters regiond manages\n"
-		"-j prints the API's JSON. Exit: 0 done, 1 refused, 2 usage, 3 unreachable.\n");
+	return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+static int find_opt(const struct ctl_opt *op, const char *a)
+{
+	for (int i = 0; op && op[i].name; i++)
+		if (!strcmp(a, op[i].name) || (op[i].alias && !strcmp(a, op[i].alias)))
+			return i;
+	return -1;
+}
+
+static const struct ctl_cmd *find_sub(const struct ctl_cmd *cmd, const char *name)
+{
+	for (const struct ctl_cmd *s = cmd->subs; s && s->name; s++)
+		if (!strcmp(s->name, name))
+			return s;
+	return NULL;
+}
+
+static void opt_synopsis(const struct ctl_opt *op, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s%s%s", op->alias ? op->alias : "", op->alias ? ", " : "",
+		 op->name, op->arg ? " " : "", op->arg ? op->arg : "");
+}
+
+/* Options wrap under the command's name to keep the line within 80 columns. */
+static void print_usage_line(FILE *f, const struct ctl_call *c)
+{
+	const struct ctl_cmd *cmd = cmd_of(c);
+	char sep = ' ', word[64];
+	int indent = (int)strlen("usage: regionctl"), col;
+
+	fputs("usage: ", f);
+	print_path(f, c);
+	if (cmd == &root) {
+		fprintf(f, " %s\n", root.args);
+		return;
+	}
+	for (int i = 1; i <= c->depth; i++)
+		indent += 1 + (int)strlen(c->path[i]->name);
+	col = indent;
+	for (const struct ctl_cmd *s = cmd->subs; s && s->name; s++, sep = '|')
+		col += fprintf(f, "%c%s", sep, s->name);
+	if (cmd->args)
+		col += fprintf(f, " %s", cmd->args);
+	for (const struct ctl_opt *op = cmd->opts; op && op->name; op++) {
+		int n = snprintf(word, sizeof(word), "[%s%s%s]", op->name, op->arg ? " " : "",
+				 op->arg ? op->arg : "");
+
+		if (col + 1 + n > 80)
+			col = fprintf(f, "\n%*s", indent, "") - 1;
+		col += fprintf(f, " %s", word);
+	}
+	fputc('\n', f);
+}
+
+static void print_opts(FILE *f, const char *title, const struct ctl_opt *op)
+{
+	char syn[64];
+
+	if (op == NULL || op->name == NULL)
+		return;
+	fprintf(f, "\n%s:\n", title);
+	for (; op->name; op++) {
+		opt_synopsis(op, syn, sizeof(syn));
+		fprintf(f, "  %-22s  %s\n", syn, op->help);
+	}
+}
+
+static void print_help(FILE *f, const struct ctl_call *c)
+{
+	const struct ctl_cmd *cmd = cmd_of(c);
+	char syn[64];
+
+	print_usage_line(f, c);
+	if (cmd == &root) {
+		fprintf(f, "\ncommands:\n");
+		for (const struct ctl_cmd *k = commands; k->name; k++) {
+			if (k->subs == NULL)
+				fprintf(f, "  %-16s  %s\n", k->name, k->summary);
+			for (const struct ctl_cmd *s = k->subs; s && s->name; s++) {
+				snprintf(syn, sizeof(syn), "%s %s", k->name, s->name);
+				fprintf(f, "  %-16s  %s\n", syn, s->summary);
+			}
+		}
+		print_opts(f, "global options (before or after the command)", root.opts);
+		fprintf(f, "\n'regionctl COMMAND --help' or 'regionctl help COMMAND' describes "
+			   "one command.\n"
+			   "Exit: 0 done, 1 refused, 2 usage, 3 unreachable, 4 failed.\n");
+		return;
+	}
+	fprintf(f, "\n%s\n", cmd->summary);
+	if (cmd->detail)
+		fprintf(f, "\n%s\n", cmd->detail);
+	if (cmd->subs) {
+		fprintf(f, "\nsubcommands:\n");
+		for (const struct ctl_cmd *s = cmd->subs; s->name; s++)
+			fprintf(f, "  %-16s  %s\n", s->name, s->summary);
+	}
+	print_opts(f, "options", cmd->opts);
+	fputs("\nglobal options (", f);
+	for (const struct ctl_opt *op = root.opts; op->name; op++)
+		if (!is_help(op->name))
+			fprintf(f, "%s%s", op == root.opts ? "" : ", ",
+				op->alias ? op->alias : op->name);
+	fputs("): see 'regionctl --help'\n", f);
+}
+
+/* The @n-th required word of @args ("SRC DST PROTO [SPORT] DPORT", 3: DPORT), to name what
+ * is missing. */
+static void required_arg(const char *args, int n, char *buf, size_t len)
+{
+	int depth = 0;
+
+	snprintf(buf, len, "argument");
+	while (args && *args) {
+		size_t w = strcspn(args, " ");
+
+		if (depth == 0 && args[0] != '[' && n-- == 0) {
+			snprintf(buf, len, "%.*s", (int)w, args);
+			return;
+		}
+		for (size_t i = 0; i < w; i++)
+			depth += (args[i] == '[') - (args[i] == ']');
+		args += w + strspn(args + w, " ");
+	}
+}
+
+/*
+ * Parses argv into @c. Returns 0 to run the command, 1 to show its help, or EXIT_USAGE
+ * (having said why). --help (or -h) anywhere means help, whatever else the line says: a
+ * command asked about is never run.
+ */
+static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
+{
+	int help = 0;
+
+	for (int i = 1; i < argc; i++)
+		help |= is_help(argv[i]);
+	memset(c, 0, sizeof(*c));
+	c->path[0] = &root;
+	for (int i = 1; i < argc; i++) {
+		const struct ctl_cmd *cmd = cmd_of(c), *sub;
+		const char *a = argv[i], **vals = c->val;
+		int k = -1;
+
+		if (is_help(a))
+			continue;
+		if (a[0] == '-') {
+			if (cmd != &root)
+				k = find_opt(cmd->opts, a);
+			if (k < 0 && (k = find_opt(root.opts, a)) >= 0)
+				vals = gval;
+			if (k < 0) {
+				if (help)
+					continue;
+				return usage_error(c, "unknown option '%s'", a);
+			}
+			if (vals == c->val ? cmd->opts[k].arg == NULL : root.opts[k].arg == NULL) {
+				vals[k] = a;
+			} else if (i + 1 < argc) {
+				vals[k] = argv[++i];
+			} else {
+				if (help)
+					continue;
+				return usage_error(c, "option '%s' needs a value", a);
+			}
+		} else if (cmd->subs) {
+			if ((sub = find_sub(cmd, a)) == NULL)
+				return usage_error(c, "unknown %s '%s'",
+						   cmd == &root ? "command" : "subcommand", a);
+			c->path[++c->depth] = sub;
+		} else if (c->npos < cmd->max_args && c->npos < CTL_MAX_ARGS) {
+			c->pos[c->npos++] = a;
+		} else if (!help) {
+			return usage_error(c, "unexpected argument '%s'", a);
+		}
+	}
+	if (help)
+		return 1;
+	if (cmd_of(c) == &root) {
+		print_help(stderr, c);
+		return EXIT_USAGE;
+	}
+	if (cmd_of(c)->subs) {
+		char list[128] = "", *p = list;
+
+		for (const struct ctl_cmd *s = cmd_of(c)->subs; s->name; s++)
+			p += snprintf(p, sizeof(list) - (size_t)(p - list), "%s%s",
+				      p == list ? "" : "|", s->name);
+		return usage_error(c, "missing subcommand (%s)", list);
+	}
+	if (c->npos < cmd_of(c)->min_args) {
+		char what[32];
+
+		required_arg(cmd_of(c)->args, c->npos, what, sizeof(what));
+		return usage_error(c, "missing argument %s", what);
+	}
+	return 0;
+}
+
+/* 'help COMMAND [SUBCOMMAND]' resolves its words through the same table as the dispatch. */
+static int cmd_help(const struct opts *o, const struct ctl_call *c)
+{
+	struct ctl_call h = {.path = {&root}};
+
+	(void)o;
+	for (int i = 0; i < c->npos; i++) {
+		const struct ctl_cmd *sub = find_sub(cmd_of(&h), c->pos[i]);
+
+		if (cmd_of(&h)->subs == NULL)
+			return usage_error(c, "'%s' has no subcommands: unexpected '%s'",
+					   cmd_of(&h)->name, c->pos[i]);
+		if (sub == NULL)
+			return usage_error(&h, "unknown %s '%s'",
+					   h.depth ? "subcommand" : "command", c->pos[i]);
+		h.path[++h.depth] = sub;
+	}
+	print_help(stdout, &h);
+	return 0;
+}
+
+static const char *global_val(const char **gval, const char *name)
+{
+	return gval[find_opt(global_opts, name)];
 }
 
 int main(int argc, char **argv)
 {
 	struct opts o = {.sock = getenv("REGIOND_SOCKET") ? getenv("REGIOND_SOCKET") : "/run/regiond/api.sock"};
+	const char *gval[CTL_MAX_OPTS] = {0};
+	struct ctl_call c;
 	char *token = NULL;
-	int i = 1, rc;
-	const char *cmd;
+	int rc = parse(argc, argv, &c, gval);
 
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json"))
-			o.json = 1;
-		else if (!strcmp(argv[i], "-s") && i + 1 < argc)
-			o.sock = argv[++i];
-		else if (!strcmp(argv[i], "--url") && i + 1 < argc)
-			o.url = argv[++i];
-		else if (!strcmp(argv[i], "--token-file") && i + 1 < argc) {
-			struct fwd_err e = {0};
-			size_t len;
+	if (rc == 1) {
+		print_help(stdout, &c);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	o.json = global_val(gval, "--json") != NULL;
+	o.url = global_val(gval, "--url");
+	if (global_val(gval, "-s"))
+		o.sock = global_val(gval, "-s");
+	if (global_val(gval, "--token-file")) {
+		struct fwd_err e = {0};
+		size_t len;
 
-			if (fwd_read_file(argv[++i], &token, &len, &e)) {
-				fprintf(stderr, "regionctl: %s\n", e.reason);
-				return EXIT_USAGE;
-			}
-			token[strcspn(token, "\r\n")] = '\0';
-			o.token = token;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage(stdout);
-			return 0;
-		} else {
-			usage(stderr);
+		if (fwd_read_file(global_val(gval, "--token-file"), &token, &len, &e)) {
+			fprintf(stderr, "regionctl: %s\n", e.reason);
 			return EXIT_USAGE;
 		}
+		token[strcspn(token, "\r\n")] = '\0';
+		o.token = token;
 	}
-	if (i >= argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	cmd = argv[i++];
-	if (!strcmp(cmd, "status"))
-		rc = cmd_status(&o);
-	else if (!strcmp(cmd, "show"))
-		rc = cmd_show(&o, i < argc ? argv[i] : NULL);
-	else if (!strcmp(cmd, "explain"))
-		rc = cmd_explain(&o, argc - i, argv + i);
-	else if (!strcmp(cmd, "counters"))
-		rc = cmd_counters(&o, 0);
-	else if (!strcmp(cmd, "drops"))
-		rc = cmd_counters(&o, 1);
-	else if (!strcmp(cmd, "validate") || !strcmp(cmd, "diff"))
-		rc = cmd_validate(&o, i < argc ? argv[i] : NULL, cmd[0] == 'd');
-	else if (!strcmp(cmd, "apply"))
-		rc = cmd_apply(&o, argc - i, argv + i);
-	else if (!strcmp(cmd, "confirm"))
-		rc = cmd_simple_post(&o, "/v1/confirm", json_object(), "confirm");
-	else if (!strcmp(cmd, "rollback")) {
-		json_t *b = json_object();
-
-		if (i < argc) {
-			char *end;
-			long long g = strtoll(argv[i], &end, 10);
-
-			if (*end || g < 1) {
-				fprintf(stderr, "regionctl: rollback [GEN]: '%s' is not a generation\n", argv[i]);
-				json_decref(b);
-				return EXIT_USAGE;
-			}
-			json_object_set_new(b, "generation", json_integer(g));
-		}
-		rc = cmd_simple_post(&o, "/v1/rollback", b, "rollback");
-	} else if (!strcmp(cmd, "history"))
-		rc = cmd_history(&o);
-	else if (!strcmp(cmd, "filter"))
-		rc = cmd_filter(&o, i < argc ? argv[i] : NULL);
-	else {
-		fprintf(stderr, "regionctl: unknown command '%s'\n", cmd);
-		usage(stderr);
-		rc = EXIT_USAGE;
-	}
+	rc = cmd_of(&c)->run(&o, &c);
 	free(token);
 	return rc;
 }

@@ -1,0 +1,237 @@
+"""regionctl's help and usage errors, without a regiond.
+
+The commands come from 'regionctl --help' itself, so a command added to the
+table is covered here without touching this file; KNOWN only makes sure none
+disappears. Help must never run the command: a unix socket that nobody
+answers records whether regionctl tried to connect.
+"""
+import os
+import re
+import socket
+import subprocess
+
+import pytest
+
+BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "build")
+REGIONCTL = os.environ.get("REGIONCTL", os.path.join(BUILD, "control", "regionctl"))
+
+KNOWN = ["status", "show regions", "show services", "show links", "show policies", "show table",
+         "explain", "counters", "drops", "validate", "diff", "apply", "confirm", "rollback", "history",
+         "filter status", "filter detach", "help"]
+
+
+def ctl(*args, env=None):
+    return subprocess.run([REGIONCTL, *args], capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, **(env or {})))
+
+
+def listed_commands():
+    """The names in the 'commands:' block of the top-level help, e.g. 'show links'."""
+    p = ctl("--help")
+    assert p.returncode == 0 and "\ncommands:\n" in p.stdout, (p.stdout, p.stderr)
+    block = p.stdout.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
+    return [re.split(r"\s{2,}", line.strip())[0] for line in block.splitlines()]
+
+
+COMMANDS = listed_commands()
+PARENTS = sorted({c.split()[0] for c in COMMANDS if " " in c})
+
+
+@pytest.fixture
+def listener(tmp_path):
+    """A unix socket that accepts nothing: any connection regionctl makes waits in its backlog."""
+    path = str(tmp_path / "api.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(path)
+    s.listen(8)
+    s.setblocking(False)
+    yield path, s
+    s.close()
+
+
+def connected(s):
+    try:
+        conn, _ = s.accept()
+    except BlockingIOError:
+        return False
+    conn.close()
+    return True
+
+
+def test_listing_has_every_known_command():
+    assert set(KNOWN) <= set(COMMANDS), set(KNOWN) - set(COMMANDS)
+    assert len(COMMANDS) == len(set(COMMANDS))
+
+
+@pytest.mark.parametrize("spelling", [["--help"], ["-h"], ["help"], [], ["-j", "--help"]])
+def test_top_level_help(spelling):
+    p = ctl(*spelling)
+    if spelling:
+        assert p.returncode == 0 and p.stdout.startswith("usage: regionctl "), p
+    else:  # no command at all: the same listing, as a usage error
+        assert p.returncode == 2 and p.stderr.startswith("usage: regionctl ") and p.stdout == ""
+    out = p.stdout or p.stderr
+    for opt in ("-s SOCK", "--url", "--token-file", "-j, --json"):
+        assert opt in out
+
+
+@pytest.mark.parametrize("cmd", COMMANDS + PARENTS)
+def test_command_help(cmd):
+    words = cmd.split()
+    p = ctl(*words, "--help")
+    assert p.returncode == 0 and p.stderr == "", p
+    assert re.match(rf"usage: regionctl {re.escape(cmd)}(\s|$)", p.stdout), p.stdout
+    assert ctl(*words, "-h").stdout == p.stdout
+    assert ctl("help", *words).stdout == p.stdout
+    assert ctl("--help", *words).stdout == p.stdout
+
+
+@pytest.mark.parametrize("parent", PARENTS)
+def test_parent_help_lists_its_subcommands(parent):
+    out = ctl(parent, "--help").stdout
+    subs = [c.split()[1] for c in COMMANDS if c.split()[0] == parent]
+    assert f"usage: regionctl {parent} {'|'.join(subs)}\n" in out
+    for s in subs:
+        assert re.search(rf"^  {s}\s", out, re.M), out
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_help_never_runs_the_command(cmd, listener, tmp_path):
+    path, s = listener
+    table = tmp_path / "t.yaml"
+    table.write_text("not: a table\n")
+    # Arguments that would be valid (or at least reach regiond) without --help.
+    args = {"explain": ["1.1.1.1", "2.2.2.2", "tcp", "80"], "validate": [str(table)], "diff": [str(table)],
+            "apply": [str(table)], "rollback": ["1"]}.get(cmd, [])
+    for where in ("after", "before", "middle"):
+        line = {"after": [*cmd.split(), *args, "--help"], "before": ["--help", *cmd.split(), *args],
+                "middle": [*cmd.split(), "--help", *args]}[where]
+        p = ctl("-s", path, *line)
+        assert p.returncode == 0 and p.stdout.startswith(f"usage: regionctl {cmd}"), (where, p)
+        assert not connected(s), f"'{' '.join(line)}' contacted regiond"
+
+
+@pytest.mark.parametrize("cmd", ["rollback", "apply", "validate", "diff"])
+def test_help_with_no_regiond(cmd):
+    for line in ([cmd, "--help"], [cmd, "-h"], [cmd, "--help", "--no-such-option", "x", "y", "z"]):
+        p = ctl("-s", "/nonexistent.sock", *line)
+        assert p.returncode == 0 and p.stdout.startswith(f"usage: regionctl {cmd}"), p
+        assert "cannot open" not in p.stderr and "not a generation" not in p.stderr
+
+
+def test_listener_sees_a_real_command(listener):
+    """The check above means something: a command that is run does connect."""
+    path, s = listener
+    p = subprocess.Popen([REGIONCTL, "-s", path, "status"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        s.setblocking(True)
+        s.settimeout(10)
+        conn, _ = s.accept()
+        conn.close()
+        assert p.wait(timeout=10) == 3
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_global_options_after_the_command(listener):
+    path, s = listener
+    p = subprocess.Popen([REGIONCTL, "status", "-j", "-s", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        s.setblocking(True)
+        s.settimeout(10)
+        conn, _ = s.accept()
+        conn.close()
+        p.wait(timeout=10)
+    finally:
+        p.kill()
+        p.wait()
+
+
+def usage_error(args, *words):
+    p = ctl("-s", "/nonexistent.sock", *args)
+    assert p.returncode == 2, p
+    assert p.stdout == "", p
+    first = p.stderr.splitlines()[0]
+    for w in words:
+        assert w in first, (w, p.stderr)
+    return p.stderr
+
+
+@pytest.mark.parametrize("word", ["nosuch", "statu", "--frob"])
+def test_unknown_command_or_global_option(word):
+    err = usage_error([word], f"'{word}'")
+    assert "See 'regionctl --help'." in err
+    assert "unknown command" in err or "unknown option" in err
+
+
+def test_help_of_unknown_command():
+    assert "See 'regionctl --help'." in usage_error(["help", "nosuch"], "'nosuch'", "unknown command")
+    usage_error(["nosuch", "--help"], "'nosuch'", "unknown command")
+    usage_error(["show", "nosuch", "--help"], "regionctl show:", "'nosuch'", "unknown subcommand")
+
+
+@pytest.mark.parametrize("cmd", COMMANDS + PARENTS)
+def test_unknown_option(cmd):
+    err = usage_error([*cmd.split(), "--no-such-option"], f"regionctl {cmd}:", "'--no-such-option'",
+                      "unknown option")
+    assert f"See 'regionctl {cmd} --help'." in err
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_too_many_arguments(cmd):
+    extra = [f"extra{i}" for i in range(8)]
+    if cmd == "help":
+        extra = ["show", "links", "extra0"]
+    err = usage_error([*cmd.split(), *extra], f"regionctl {cmd}", "'extra")
+    assert "unexpected" in err
+
+
+@pytest.mark.parametrize("parent", PARENTS)
+def test_missing_or_unknown_subcommand(parent):
+    err = usage_error([parent], f"regionctl {parent}:", "missing subcommand")
+    assert f"See 'regionctl {parent} --help'." in err
+    usage_error([parent, "nothing"], f"regionctl {parent}:", "'nothing'", "unknown subcommand")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["validate"], ["regionctl validate:", "missing argument FILE"]),
+    (["diff"], ["regionctl diff:", "missing argument FILE"]),
+    (["apply"], ["regionctl apply:", "missing argument FILE"]),
+    (["apply", "--comment", "c"], ["regionctl apply:", "missing argument FILE"]),
+    (["explain", "1.1.1.1", "2.2.2.2", "tcp"], ["regionctl explain:", "missing argument DPORT"]),
+    (["explain", "1.1.1.1"], ["regionctl explain:", "missing argument DST"]),
+    (["explain", "1.1.1.1", "2.2.2.2", "tcp", "1", "2", "3"], ["regionctl explain:", "'3'"]),
+    (["rollback", "1", "2"], ["regionctl rollback:", "'2'"]),
+    (["status", "extra"], ["regionctl status:", "'extra'"]),
+    (["show", "links", "extra"], ["regionctl show links:", "'extra'"]),
+    (["filter", "status", "extra"], ["regionctl filter status:", "'extra'"]),
+])
+def test_wrong_argument_count(args, words):
+    usage_error(args, *words)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["explain", "1.1.1.1", "2.2.2.2", "tcp", "80", "--sni"], ["'--sni' needs a value"]),
+    (["apply", "t.yaml", "--comment"], ["'--comment' needs a value"]),
+    (["-s"], ["'-s' needs a value"]),
+    (["explain", "1.1.1.1", "2.2.2.2", "tcp", "99999"], ["'99999' is not a port"]),
+    (["rollback", "x"], ["'x' is not a generation"]),
+    (["apply", "t.yaml", "--confirm-timeout", "2s"], ["--confirm-timeout takes seconds", "'2s'"]),
+    (["apply", "t.yaml", "--confirm-timeout", "90000"], ["--confirm-timeout takes seconds", "'90000'"]),
+])
+def test_bad_values_are_usage_errors(args, words):
+    usage_error(args, *words)
+
+
+def test_missing_file_is_still_exit_2(tmp_path):
+    missing = str(tmp_path / "missing.yaml")
+    for cmd in ("validate", "diff", "apply"):
+        p = ctl("-s", "/nonexistent.sock", cmd, missing)
+        assert p.returncode == 2 and "missing.yaml" in p.stderr, p
+
+
+def test_unreachable_is_exit_3():
+    for line in (["status"], ["show", "links"], ["-j", "history"], ["rollback"], ["filter", "status"]):
+        p = ctl("-s", "/nonexistent.sock", *line)
+        assert p.returncode == 3 and "cannot reach regiond" in p.stderr, (line, p)
