@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "ctl_confirm.h"
+#include "ctl_dp.h"
+#include "ctl_explain.h"
 #include "ctl_http.h"
 #include "ctl_metrics.h"
 #include "ctl_model.h"
@@ -374,34 +376,39 @@ static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 			    ctl_model(api->st->table), "document", g->doc, g->len);
 }
 
-static void h_dp(struct ctl_api *api, const char *op, json_t *args, struct reply *r)
+/* regionfwd's counter report (the JSON model of GET /v1/counters), or NULL
+ * with @e. */
+static json_t *dp_counters(struct ctl_api *api, struct fwd_err *e)
 {
-	json_t *resp = ctl_dp_call(api->st->dp, op, args, 10000);
+	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
+	Regionfwd__Ctl__CounterReport *rep;
+	json_t *j;
 
-	if (resp == NULL) {
-		reply_simple(r, FWD_R_DATAPLANE_UNAVAILABLE, "", "regionfwd did not answer");
-		return;
+	if (ctl_dp_call(api->st->dp, REGIONFWD__CTL__OP__OP_COUNTERS, &req.base,
+			(ProtobufCMessage **)&rep, 10000, e))
+		return NULL;
+	j = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "", "regionfwd's counter report is broken");
+		return NULL;
 	}
-	if (!json_is_true(json_object_get(resp, "ok"))) {
-		json_t *je = json_object_get(resp, "error");
-		int reason = fwd_reason_from_name(json_string_value(json_object_get(je, "code")));
-		struct fwd_err e;
+	return j;
+}
 
-		/* regionfwd's refusal of the request (an explain of a bad address)
-		 * under its own reason; one it does not name is refused input. */
-		fwd_err_fail(&e, reason < 0 ? FWD_R_INVALID : (enum fwd_reason)reason,
-			     json_string_value(json_object_get(je, "file")),
-			     (uint32_t)json_integer_value(json_object_get(je, "line")),
-			     json_string_value(json_object_get(je, "path")), "%s",
-			     json_string_value(json_object_get(je, "reason")) ?: "refused");
+static void h_counters(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct fwd_err e;
+	json_t *c = dp_counters(api, &e);
+
+	(void)q;
+	if (c == NULL) {
 		reply_err(r, &e);
-		json_decref(resp);
 		return;
 	}
-	json_object_del(resp, "ok");
-	json_object_del(resp, "v");
 	r->status = 200;
-	r->body = resp;
+	r->body = c;
 }
 
 static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
@@ -410,21 +417,40 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 					   "payload", "payload_hex", "tls_sni", "http_host", "dns_qname",
 					   NULL};
 	json_t *b = body_json(q, r);
+	struct ctl_explain *x = NULL;
+	Regionfwd__Ctl__ExplainReply *rep;
+	struct fwd_err e;
 
-	if (b && check_keys(b, keys, r) == 0)
-		h_dp(api, "explain", b, r);
+	if (b == NULL || check_keys(b, keys, r))
+		goto out;
+	x = malloc(sizeof(*x));
+	if (x == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		goto out;
+	}
+	if (ctl_explain_parse(b, x, &e) ||
+	    ctl_dp_call(api->st->dp, REGIONFWD__CTL__OP__OP_EXPLAIN, &x->req.base,
+			(ProtobufCMessage **)&rep, 10000, &e)) {
+		reply_err(r, &e);
+		goto out;
+	}
+	r->body = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	if (r->body == NULL)
+		reply_simple(r, FWD_R_DATAPLANE_UNAVAILABLE, "", "regionfwd's explanation is broken");
+	else
+		r->status = 200;
+out:
+	free(x);
 	json_decref(b);
 }
 
 static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	json_t *c = ctl_dp_call(api->st->dp, "counters", NULL, 10000);
+	struct fwd_err e;
+	json_t *c = dp_counters(api, &e);
 
 	(void)q;
-	if (c && !json_is_true(json_object_get(c, "ok"))) {
-		json_decref(c);
-		c = NULL;
-	}
 	r->text = ctl_metrics_render(api->st, c);
 	json_decref(c);
 	if (r->text == NULL) {
@@ -459,12 +485,6 @@ static void h_history(struct ctl_api *api, const struct req *q, struct reply *r)
 	(void)q;
 	r->status = 200;
 	r->body = json_pack("{s:o}", "history", ctl_state_history(api->st));
-}
-
-static void h_counters(struct ctl_api *api, const struct req *q, struct reply *r)
-{
-	(void)q;
-	h_dp(api, "counters", NULL, r);
 }
 
 static void h_filters(struct ctl_api *api, const struct req *q, struct reply *r)

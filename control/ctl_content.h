@@ -1,7 +1,8 @@
 /*
  * ctl_content.h - regiond's side of content rules: compile a table's rules
  * (fwd_hs, in a limited child) as part of validation, and ship the
- * serialized databases with the push so regionfwd only deserializes.
+ * serialized databases with the push (binary, in the PushRequest) so
+ * regionfwd only deserializes.
  *
  * A small cache keyed by fwd_content_hash() holds the databases of the
  * last few rule sets: validation compiles, the push that follows (and a
@@ -11,21 +12,20 @@
 #ifndef CTL_CONTENT_H
 #define CTL_CONTENT_H
 
-#include <jansson.h>
-
 #include "ctl_state.h"
+#include "fwd_hs.h"
 #include "fwd_table.h"
 
 /** Compile @t's content rules; 0, or -errno with @e (422 invalid_pattern / pattern_too_expensive). */
 int ctl_content_validate(const struct fwd_table *t, struct fwd_err *e);
 
 /**
- * The push members for @t: {"content_db": {"rules_hash", "payload", "tls_sni",
- * "http_host", "dns_qname" (base64, present when that field has rules)}}.
- * @return a new object, or NULL when @t has no content rules (or compiling
- *         failed: regionfwd then compiles itself and reports any error)
+ * The compiled databases of @t's content rules, to ship with the push
+ * (borrowed from the cache: valid until the next compile of a different
+ * rule set). NULL when @t has no content rules, or compiling failed:
+ * regionfwd then compiles itself and reports any error.
  */
-json_t *ctl_content_push_extra(const struct fwd_table *t);
+const struct fwd_hs_dbs *ctl_content_dbs(const struct fwd_table *t);
 
 /** Drop the cache (at exit). */
 void ctl_content_cleanup(void);

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fwd_msg.h"
+
 struct ctl_dp {
 	char path[108];
 	int fd;
@@ -109,57 +111,93 @@ static int dp_connect(struct ctl_dp *dp)
 	return 0;
 }
 
-json_t *ctl_dp_call(struct ctl_dp *dp, const char *op, json_t *args, int timeout_ms)
+int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req, ProtobufCMessage **reply,
+		int timeout_ms, struct fwd_err *e)
 {
 	int64_t deadline = now_ms() + timeout_ms;
-	json_t *req = json_pack("{s:i, s:s}", "v", 1, "op", op), *resp = NULL;
-	char *body = NULL, hdr[4];
+	uint8_t *frame = NULL, hdr[FWD_MSG_HDR_LEN], *body = NULL;
+	struct fwd_msg_hdr h;
+	struct fwd_err fe;
 	size_t n;
 	int rc = 0;
 
-	if (req == NULL)
-		return NULL;
-	if (args)
-		json_object_update(req, args);
+	*reply = NULL;
+	frame = fwd_msg_pack(op, 0, req, &n);
+	if (frame == NULL)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, fwd_msg_op_name(op),
+				    "cannot frame the %s request", fwd_msg_op_name(op));
 	if (dp->fd < 0 && (rc = dp_connect(dp)))
 		goto out;
-	n = json_dumpb(req, NULL, 0, JSON_COMPACT);
-	body = malloc(n + 4);
+	if ((rc = xfer(dp, (char *)frame, n, 1, deadline)) ||
+	    (rc = xfer(dp, (char *)hdr, sizeof(hdr), 0, deadline)))
+		goto out;
+	/* A reply is checked like a request: its header before its body. */
+	if (fwd_msg_hdr_decode(hdr, FWD_MSG_MAX_BODY, &h, &fe) || h.op != op ||
+	    !(h.flags & FWD_MSG_REPLY)) {
+		rc = -EPROTO;
+		goto out;
+	}
+	body = malloc(h.len ? h.len : 1);
 	if (body == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	json_dumpb(req, body + 4, n, JSON_COMPACT);
-	body[0] = (char)(n >> 24);
-	body[1] = (char)(n >> 16);
-	body[2] = (char)(n >> 8);
-	body[3] = (char)n;
-	if ((rc = xfer(dp, body, n + 4, 1, deadline)) || (rc = xfer(dp, hdr, 4, 0, deadline)))
+	if ((rc = xfer(dp, (char *)body, h.len, 0, deadline)))
 		goto out;
-	free(body);
-	n = (size_t)(uint8_t)hdr[0] << 24 | (size_t)(uint8_t)hdr[1] << 16 |
-	    (size_t)(uint8_t)hdr[2] << 8 | (uint8_t)hdr[3];
-	body = malloc(n ? n : 1);
-	if (body == NULL || n == 0 || n > (1u << 30)) {
+	*reply = fwd_msg_unpack(&h, body, &fe);
+	if (*reply == NULL) {
 		rc = -EPROTO;
 		goto out;
 	}
-	if ((rc = xfer(dp, body, n, 0, deadline)))
-		goto out;
-	resp = json_loadb(body, n, 0, NULL);
-	if (resp == NULL || !json_is_object(resp))
-		rc = -EPROTO;
+	if (h.flags & FWD_MSG_ERROR) {
+		/* regionfwd answered and refused: its reason, as it gave it. */
+		fwd_msg_error_to_err((const Regionfwd__Ctl__Error *)*reply, e);
+		protobuf_c_message_free_unpacked(*reply, NULL);
+		*reply = NULL;
+		free(frame);
+		free(body);
+		return -fwd_reason_errno(e->reason_code);
+	}
 out:
+	free(frame);
 	free(body);
-	json_decref(req);
 	if (rc) {
-		json_decref(resp);
-		resp = NULL;
 		if (dp->fd >= 0) {
 			close(dp->fd);
 			dp->fd = -1;
 		}
-		errno = -rc;
+		return fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+				    "regionfwd did not answer the %s request (%s)", fwd_msg_op_name(op),
+				    rc == -EPROTO ? "broken reply" : strerror(-rc));
 	}
-	return resp;
+	return 0;
+}
+
+json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
+{
+	const Regionfwd__Ctl__GenerationInfo *g = s->generation;
+	const Regionfwd__Ctl__Packets *p = s->packets;
+	json_t *ports = json_array();
+	char h[17];
+
+	for (size_t i = 0; i < s->n_ports; i++) {
+		const Regionfwd__Ctl__Port *pt = s->ports[i];
+
+		json_array_append_new(ports, json_pack("{s:s, s:s, s:b, s:i, s:s}", "name", pt->name,
+						       "device", pt->device, "ingress", pt->ingress,
+						       "port_id", (int)pt->port_id, "mac", pt->mac));
+	}
+	snprintf(h, sizeof(h), "%016llx", (unsigned long long)(g ? g->hash : 0));
+	return json_pack("{s:{s:I, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}, s:i, "
+			 "s:{s:I, s:I, s:I, s:I, s:I}, s:o}",
+			 "generation", "id", (json_int_t)(g ? g->id : 0), "hash", h, "source",
+			 g && g->source ? g->source : "", "created_unix_ns",
+			 (json_int_t)(g ? g->created_unix_ns : 0), "regions", (int)(g ? g->regions : 0),
+			 "services", (int)(g ? g->services : 0), "links", (int)(g ? g->links : 0),
+			 "policies", (int)(g ? g->policies : 0), "prefixes_v4",
+			 (json_int_t)(g ? g->prefixes_v4 : 0), "prefixes_v6",
+			 (json_int_t)(g ? g->prefixes_v6 : 0), "workers", (int)s->workers, "packets", "rx",
+			 (json_int_t)(p ? p->rx : 0), "rx_bytes", (json_int_t)(p ? p->rx_bytes : 0), "tx",
+			 (json_int_t)(p ? p->tx : 0), "tx_bytes", (json_int_t)(p ? p->tx_bytes : 0),
+			 "dropped", (json_int_t)(p ? p->dropped : 0), "ports", ports);
 }

@@ -1,12 +1,15 @@
 /*
  * ctl_dp.h - regiond's client of regionfwd's control socket (dp_ctl.h):
- * connect, send one request, wait for its response, with a deadline.
+ * connect, send one typed request (fwd_msg.h), wait for its reply, with a
+ * deadline.
  * A failed call closes the connection; the next call reconnects.
  */
 #ifndef CTL_DP_H
 #define CTL_DP_H
 
 #include <jansson.h>
+
+#include "fwd_msg.h"
 
 struct ctl_dp;
 
@@ -18,10 +21,17 @@ void ctl_dp_free(struct ctl_dp *dp);
 int ctl_dp_connected(const struct ctl_dp *dp);
 
 /**
- * Send {"v": 1, "op": @op, ...@args} and return the response object (new
- * reference), or NULL when regionfwd is unreachable or the reply is broken
- * (errno set). @args is not consumed.
+ * Send request @req of @op (its message per fwd_msg.c's op table) and wait
+ * at most @timeout_ms for the reply. @return 0 with *@reply (free with
+ * protobuf_c_message_free_unpacked(*reply, NULL)); or a negative errno with
+ * @e: FWD_R_DATAPLANE_UNAVAILABLE when regionfwd is unreachable, slow or
+ * answers garbage (the connection is then closed), or regionfwd's own
+ * refusal (its reason, path and text) when it answered with an error.
  */
-json_t *ctl_dp_call(struct ctl_dp *dp, const char *op, json_t *args, int timeout_ms);
+int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req, ProtobufCMessage **reply,
+		int timeout_ms, struct fwd_err *e);
+
+/** regionfwd's status reply in the API's model (GET /v1/status, "dataplane.status"). */
+json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s);
 
 #endif /* CTL_DP_H */

@@ -59,8 +59,8 @@ char *ctl_metrics_render(const struct ctl_state *st, json_t *c)
 		cur ? cur->id : 0);
 	fprintf(f, "# HELP regiond_dataplane_up 1 when regionfwd answered.\n"
 		   "# TYPE regiond_dataplane_up gauge\nregiond_dataplane_up %d\n",
-		c != NULL && json_is_true(json_object_get(c, "ok")));
-	if (c && json_is_true(json_object_get(c, "ok"))) {
+		c != NULL);
+	if (c != NULL) {
 		pk = json_object_get(c, "packets");
 		g = json_object_get(c, "generation");
 		fprintf(f, "# HELP regionfwd_generation Generation id regionfwd runs.\n"

@@ -16,12 +16,13 @@
 
 #include "fwd_class.h"
 #include "fwd_doc.h"
+#include "fwd_hs.h"
 #include "fwd_residency.h"
 
 static uint64_t next_id; /* never reused, persisted in history.json */
 
 int (*ctl_state_extra_validate)(const struct fwd_table *t, struct fwd_err *e);
-json_t *(*ctl_state_push_extra)(const struct fwd_table *t);
+const struct fwd_hs_dbs *(*ctl_state_content_dbs)(const struct fwd_table *t);
 
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
@@ -256,33 +257,41 @@ struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *na
 	return t;
 }
 
-/* Ask regionfwd to run @doc as generation @id. */
+/* Ask regionfwd to run @doc as generation @id, with the content databases
+ * regiond compiled for @t (binary, as compiled) when there are any. */
 static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		const struct fwd_table *t, struct fwd_err *e)
 {
-	json_t *args = json_pack("{s:s%, s:I, s:s}", "document", doc, len, "generation",
-				 (json_int_t)id, "name", "regiond");
-	json_t *extra = ctl_state_push_extra && t ? ctl_state_push_extra(t) : NULL, *r, *err;
+	Regionfwd__Ctl__PushRequest req = REGIONFWD__CTL__PUSH_REQUEST__INIT;
+	const struct fwd_hs_dbs *dbs = ctl_state_content_dbs && t ? ctl_state_content_dbs(t) : NULL;
+	ProtobufCBinaryData db[FWD_CONTENT_FIELDS];
+	ProtobufCMessage *reply;
+	struct fwd_err de;
+	int rc;
 
-	if (extra)
-		json_object_update(args, extra);
-	json_decref(extra);
-	r = ctl_dp_call(st->dp, "push", args, st->dp_timeout_ms);
-	json_decref(args);
-	if (r == NULL) {
-		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
-			      "regionfwd did not answer (%s); nothing changed", strerror(errno));
-		return -EAGAIN;
+	req.generation = id;
+	req.name = (char *)"regiond";
+	req.document.data = (uint8_t *)doc;
+	req.document.len = len;
+	if (dbs) {
+		req.has_content = 1;
+		req.content_rules_hash = dbs->rules_hash;
+		for (int f = 0; f < FWD_CONTENT_FIELDS; f++)
+			db[f] = (ProtobufCBinaryData){.len = dbs->len[f], .data = (uint8_t *)dbs->bytes[f]};
+		req.n_content_db = FWD_CONTENT_FIELDS;
+		req.content_db = db;
 	}
-	if (json_is_true(json_object_get(r, "ok"))) {
-		json_decref(r);
+	rc = ctl_dp_call(st->dp, REGIONFWD__CTL__OP__OP_PUSH, &req.base, &reply, st->dp_timeout_ms, &de);
+	if (rc == 0) {
+		protobuf_c_message_free_unpacked(reply, NULL);
 		return 0;
 	}
-	err = json_object_get(r, "error");
-	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, json_string_value(json_object_get(err, "path")),
-		      "regionfwd refused the table: %s",
-		      json_string_value(json_object_get(err, "reason")) ?: "no reason given");
-	json_decref(r);
+	if (de.reason_code == FWD_R_DATAPLANE_UNAVAILABLE) {
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "", "%s; nothing changed", de.reason);
+		return -EAGAIN;
+	}
+	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, de.path, "regionfwd refused the table: %s",
+		     de.reason);
 	return -EINVAL;
 }
 
@@ -366,49 +375,53 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	return (int64_t)id;
 }
 
-/* 1 when regionfwd's status report @r says it runs regiond's current
- * generation. With no current generation regiond has nothing regionfwd
- * could be in sync with. */
-static int runs_current(const struct ctl_state *st, json_t *r)
+/* 1 when regionfwd's status reply says it runs regiond's current generation.
+ * With no current generation regiond has nothing regionfwd could be in sync
+ * with. */
+static int runs_current(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
-	const char *hash = json_string_value(json_object_get(json_object_get(r, "generation"), "hash"));
-	char h[17];
 
-	if (cur == NULL || hash == NULL)
-		return 0;
-	hexhash(cur->hash, h);
-	return strcmp(hash, h) == 0;
+	return cur != NULL && r->generation != NULL && r->generation->hash == cur->hash;
 }
 
-int ctl_state_observe(struct ctl_state *st, json_t **dp_status)
+/* regionfwd's status, or NULL when it did not answer. */
+static Regionfwd__Ctl__StatusReply *dp_status(struct ctl_state *st)
 {
-	json_t *r = ctl_dp_call(st->dp, "status", NULL, 5000);
+	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
+	ProtobufCMessage *reply;
+	struct fwd_err e;
+
+	if (ctl_dp_call(st->dp, REGIONFWD__CTL__OP__OP_STATUS, &req.base, &reply, 5000, &e))
+		return NULL;
+	return (Regionfwd__Ctl__StatusReply *)reply;
+}
+
+int ctl_state_observe(struct ctl_state *st, json_t **dp_status_json)
+{
+	Regionfwd__Ctl__StatusReply *r = dp_status(st);
 	int in_sync;
 
-	*dp_status = NULL;
-	if (r == NULL || !json_is_true(json_object_get(r, "ok"))) {
-		json_decref(r);
+	*dp_status_json = NULL;
+	if (r == NULL)
 		return 0;
-	}
 	in_sync = runs_current(st, r);
-	*dp_status = r;
+	*dp_status_json = ctl_dp_status_json(r);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
 	return in_sync;
 }
 
 int ctl_state_sync(struct ctl_state *st)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
-	json_t *r = ctl_dp_call(st->dp, "status", NULL, 5000);
+	Regionfwd__Ctl__StatusReply *r = dp_status(st);
 	struct fwd_err e;
 	int in_sync;
 
-	if (r == NULL || !json_is_true(json_object_get(r, "ok"))) {
-		json_decref(r);
+	if (r == NULL)
 		return 0;
-	}
 	in_sync = runs_current(st, r);
-	json_decref(r);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
 	if (!in_sync && cur != NULL && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
 		in_sync = 1;
 	return in_sync;

@@ -72,9 +72,10 @@ struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *na
  * run by ctl_state_validate when set. */
 extern int (*ctl_state_extra_validate)(const struct fwd_table *t, struct fwd_err *e);
 
-/* Extra members of the push to regionfwd for table @t (the compiled content
- * databases), as a new JSON object or NULL: set by regiond. */
-extern json_t *(*ctl_state_push_extra)(const struct fwd_table *t);
+/* The compiled content databases to ship with the push of table @t, or
+ * NULL (none, or regionfwd compiles them): set by regiond. */
+struct fwd_hs_dbs;
+extern const struct fwd_hs_dbs *(*ctl_state_content_dbs)(const struct fwd_table *t);
 
 /**
  * Make @doc the new generation.

@@ -199,7 +199,7 @@ int main(int argc, char **argv)
 	/* Content rules must compile (in a limited child) before a table is
 	 * taken; the databases travel with the push. */
 	ctl_state_extra_validate = ctl_content_validate;
-	ctl_state_push_extra = ctl_content_push_extra;
+	ctl_state_content_dbs = ctl_content_dbs;
 	dp = ctl_dp_create(dp_path);
 	if (dp == NULL || ctl_state_open(&st, state_dir, (unsigned)keep, dp, &e)) {
 		fprintf(stderr, "regiond: %s\n", dp ? e.reason : strerror(errno));

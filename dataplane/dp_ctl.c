@@ -18,21 +18,22 @@
 
 #include "dp_ctx.h"
 #include "dp_log.h"
-#include "fwd_b64.h"
 #include "fwd_doc.h"
 #include "fwd_hs.h"
+#include "fwd_msg.h"
 
 #define DP_CTL_MAX_CLIENTS 16
-#define DP_CTL_PROTO 1
 
 struct ctl_client {
 	int fd;
-	uint8_t hdr[4];
+	uint8_t hdr[FWD_MSG_HDR_LEN];
 	size_t hdr_got;
-	char *body;
-	size_t need, got;
-	char *out; /* response being written */
+	struct fwd_msg_hdr h; /* decoded once hdr_got == FWD_MSG_HDR_LEN */
+	uint8_t *body;
+	size_t got;
+	uint8_t *out; /* reply frame being written */
 	size_t out_len, out_sent;
+	int close_after; /* the peer broke the framing: answer, then close */
 };
 
 struct dp_ctl {
@@ -154,349 +155,267 @@ void dp_ctl_free(struct dp_ctl *ctl)
 	free(ctl);
 }
 
-static json_t *error_reply(const char *code, const struct fwd_err *e)
+/* A reply frame in *out: the message, or @err as an Error. */
+static uint8_t *reply_msg(unsigned op, const ProtobufCMessage *m, size_t *len)
 {
-	return json_pack("{s:i, s:b, s:{s:s, s:s, s:i, s:s, s:s}}", "v", DP_CTL_PROTO, "ok", 0,
-			 "error", "code", code, "file", e->file, "line", (int)e->line, "path", e->path,
-			 "reason", e->reason);
+	return fwd_msg_pack(op, FWD_MSG_REPLY, m, len);
 }
 
-static json_t *simple_error(const char *code, const char *path, const char *reason)
+static uint8_t *reply_error(unsigned op, const struct fwd_err *err, size_t *len)
 {
-	struct fwd_err e = {0};
-
-	fwd_err_set(&e, "", 0, path, "%s", reason);
-	return error_reply(code, &e);
+	return fwd_msg_pack_error(op, err, len);
 }
 
-static json_t *ok_reply(json_t *body)
+static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *req, size_t *len)
 {
-	json_t *r = json_pack("{s:i, s:b}", "v", DP_CTL_PROTO, "ok", 1);
-
-	if (body) {
-		json_object_update(r, body);
-		json_decref(body);
-	}
-	return r;
-}
-
-/* content_db: {"rules_hash": hex, <field>: base64, ...} from regiond. */
-static json_t *parse_content_db(json_t *o, struct fwd_hs_dbs *d)
-{
-	const char *h = json_string_value(json_object_get(o, "rules_hash")), *k;
-	char *end = NULL;
-	json_t *v;
-
-	memset(d, 0, sizeof(*d));
-	if (!json_is_object(o))
-		return simple_error("bad_request", "content_db", "'content_db' must be an object");
-	json_object_foreach(o, k, v) {
-		int f;
-
-		if (strcmp(k, "rules_hash") == 0)
-			continue;
-		f = fwd_schema_index(FWD_SC_CONTENT_FIELD, k); /* enum fwd_content_field */
-		if (f < 0 || !json_is_string(v))
-			return simple_error("bad_request", "content_db",
-					    "'content_db' holds rules_hash and base64 strings for payload, tls_sni, http_host, dns_qname");
-		d->bytes[f] = malloc(json_string_length(v) / 4 * 3 + 1);
-		if (d->bytes[f] == NULL)
-			return simple_error("internal", "content_db", "out of memory");
-		long n = fwd_b64_decode(json_string_value(v), json_string_length(v), (uint8_t *)d->bytes[f]);
-
-		if (n <= 0) {
-			char path[40];
-
-			snprintf(path, sizeof(path), "content_db.%s", k);
-			return simple_error("bad_request", path, "not base64");
-		}
-		d->len[f] = (size_t)n;
-	}
-	if (h == NULL || strlen(h) != 16 || (d->rules_hash = strtoull(h, &end, 16), *end != '\0'))
-		return simple_error("bad_request", "content_db.rules_hash", "'rules_hash' must be 16 hex digits");
-	return NULL;
-}
-
-static json_t *op_push(struct dp_ctl *ctl, json_t *req)
-{
-	json_t *doc = json_object_get(req, "document"), *gen = json_object_get(req, "generation");
-	json_t *name = json_object_get(req, "name");
+	Regionfwd__Ctl__PushReply rep = REGIONFWD__CTL__PUSH_REPLY__INIT;
 	struct fwd_hs_dbs db = {0};
 	const struct fwd_hs_dbs *shipped = NULL;
 	struct fwd_err e = {0};
-	char nm[128], hash[20];
-	json_int_t id = 0;
+	char nm[128];
 	int rc;
 
-	if (!json_is_string(doc))
-		return simple_error("bad_request", "document", "'document' must be the table as a string");
-	if (gen) {
-		if (!json_is_integer(gen) || json_integer_value(gen) < 1)
-			return simple_error("bad_request", "generation", "'generation' must be an integer >= 1");
-		id = json_integer_value(gen);
-	}
-	if (name && (!json_is_string(name) || json_string_length(name) == 0 ||
-		     json_string_length(name) > 100))
-		return simple_error("bad_request", "name", "'name' must be a string of 1..100 bytes");
-	snprintf(nm, sizeof(nm), "%s", name ? json_string_value(name) : "push");
-	if (json_object_get(req, "content_db")) {
-		json_t *bad = parse_content_db(json_object_get(req, "content_db"), &db);
-
-		if (bad) {
-			fwd_hs_free(&db);
-			return bad;
+	if (req->document.len == 0)
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "document", "the push carries no table document");
+	else if (req->name[0] == '\0' || strlen(req->name) > 100)
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", "'name' must be 1..100 bytes");
+	else if (req->has_content && req->n_content_db > FWD_CONTENT_FIELDS)
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "content_db",
+			     "%zu databases: there are %d content fields", req->n_content_db,
+			     FWD_CONTENT_FIELDS);
+	if (e.reason[0])
+		return reply_error(REGIONFWD__CTL__OP__OP_PUSH, &e, len);
+	snprintf(nm, sizeof(nm), "%s", req->name);
+	if (req->has_content) {
+		/* Borrowed, not copied: dp_ctx_apply deserializes them before
+		 * the request is freed. */
+		for (size_t f = 0; f < req->n_content_db; f++) {
+			db.bytes[f] = req->content_db[f].len ? (char *)req->content_db[f].data : NULL;
+			db.len[f] = req->content_db[f].len;
 		}
+		db.rules_hash = req->content_rules_hash;
 		shipped = &db;
 	}
-	rc = dp_ctx_apply(ctl->ctx, json_string_value(doc), json_string_length(doc), nm, (uint64_t)id,
-			  shipped, &e);
-	fwd_hs_free(&db);
-	if (rc < 0)
-		return error_reply("invalid_table", &e);
-	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)ctl->ctx->gen->hash);
-	return ok_reply(json_pack("{s:I, s:s, s:b}", "generation", (json_int_t)ctl->ctx->gen->id,
-				  "hash", hash, "noop", rc == 1));
+	rc = dp_ctx_apply(ctl->ctx, (const char *)req->document.data, req->document.len, nm,
+			  req->generation, shipped, &e);
+	if (rc < 0) {
+		if (e.reason_code == FWD_R_INVALID)
+			e.reason_code = FWD_R_INVALID_TABLE;
+		return reply_error(REGIONFWD__CTL__OP__OP_PUSH, &e, len);
+	}
+	rep.generation = ctl->ctx->gen->id;
+	rep.hash = ctl->ctx->gen->hash;
+	rep.noop = rc == 1;
+	return reply_msg(REGIONFWD__CTL__OP__OP_PUSH, &rep.base, len);
 }
 
-static json_t *op_status(struct dp_ctl *ctl)
+static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 {
 	struct dp_ctx *ctx = ctl->ctx;
-	json_t *r = dp_ctx_report(ctx), *ports = json_array(), *out;
+	Regionfwd__Ctl__StatusReply rep = REGIONFWD__CTL__STATUS_REPLY__INIT;
+	Regionfwd__Ctl__GenerationInfo gi = REGIONFWD__CTL__GENERATION_INFO__INIT;
+	Regionfwd__Ctl__Packets pk = REGIONFWD__CTL__PACKETS__INIT;
+	Regionfwd__Ctl__Port ports[DP_MAX_PORTS], *pp[DP_MAX_PORTS];
+	char macs[DP_MAX_PORTS][RTE_ETHER_ADDR_FMT_SIZE];
+	struct dp_ctx_totals tot;
 
+	dp_ctx_totals(ctx, &tot);
+	gi.id = tot.gen_id;
+	gi.hash = tot.gen_hash;
+	gi.source = tot.source;
+	gi.created_unix_ns = tot.created_unix_ns;
+	gi.regions = tot.regions;
+	gi.services = tot.services;
+	gi.links = tot.links;
+	gi.policies = tot.policies;
+	gi.prefixes_v4 = tot.prefixes_v4;
+	gi.prefixes_v6 = tot.prefixes_v6;
+	pk.rx = tot.rx;
+	pk.rx_bytes = tot.rx_bytes;
+	pk.tx = tot.tx;
+	pk.tx_bytes = tot.tx_bytes;
+	pk.dropped = tot.dropped;
 	for (uint16_t i = 0; i < ctx->node.nports; i++) {
-		char mac[RTE_ETHER_ADDR_FMT_SIZE];
-
-		rte_ether_format_addr(mac, sizeof(mac), &ctx->ports.mac[i]);
-		json_array_append_new(ports, json_pack("{s:s, s:s, s:b, s:i, s:s}", "name",
-						       ctx->node.ports[i].name, "device",
-						       ctx->node.ports[i].device, "ingress",
-						       ctx->node.ports[i].ingress, "port_id",
-						       ctx->ports.port_id[i], "mac", mac));
+		regionfwd__ctl__port__init(&ports[i]);
+		rte_ether_format_addr(macs[i], sizeof(macs[i]), &ctx->ports.mac[i]);
+		ports[i].name = ctx->node.ports[i].name;
+		ports[i].device = ctx->node.ports[i].device;
+		ports[i].ingress = ctx->node.ports[i].ingress;
+		ports[i].port_id = ctx->ports.port_id[i];
+		ports[i].mac = macs[i];
+		pp[i] = &ports[i];
 	}
-	out = json_pack("{s:O, s:O, s:O, s:o}", "generation", json_object_get(r, "generation"),
-			"workers", json_object_get(r, "workers"), "packets", json_object_get(r, "packets"),
-			"ports", ports);
+	rep.generation = &gi;
+	rep.workers = ctx->nworkers;
+	rep.packets = &pk;
+	rep.n_ports = ctx->node.nports;
+	rep.ports = pp;
+	return reply_msg(REGIONFWD__CTL__OP__OP_STATUS, &rep.base, len);
+}
+
+static uint8_t *op_counters(struct dp_ctl *ctl, size_t *len)
+{
+	Regionfwd__Ctl__CounterReport rep = REGIONFWD__CTL__COUNTER_REPORT__INIT;
+	json_t *r = dp_ctx_report(ctl->ctx);
+	char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+	uint8_t *out;
+
 	json_decref(r);
-	return ok_reply(out);
-}
+	if (text == NULL) {
+		struct fwd_err e;
 
-static int parse_addr(json_t *v, uint8_t out[16], uint8_t *family)
-{
-	const char *s = json_string_value(v);
-
-	memset(out, 0, 16);
-	if (s == NULL)
-		return -EINVAL;
-	if (inet_pton(AF_INET, s, out) == 1) {
-		*family = 4;
-		return 0;
+		fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return reply_error(REGIONFWD__CTL__OP__OP_COUNTERS, &e, len);
 	}
-	if (inet_pton(AF_INET6, s, out) == 1) {
-		*family = 6;
-		return 0;
-	}
-	return -EINVAL;
+	rep.json.data = (uint8_t *)text;
+	rep.json.len = strlen(text);
+	out = reply_msg(REGIONFWD__CTL__OP__OP_COUNTERS, &rep.base, len);
+	free(text);
+	return out;
 }
 
-static int parse_port(json_t *req, const char *key, uint16_t *out)
+#define EXPLAIN_MAX_PAYLOAD 9216 /* a jumbo frame's payload, as regiond allows */
+
+static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequest *req, size_t *len)
 {
-	json_t *v = json_object_get(req, key);
-
-	*out = 0;
-	if (v == NULL)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535)
-		return -EINVAL;
-	*out = (uint16_t)json_integer_value(v);
-	return 0;
-}
-
-#define EXPLAIN_MAX_PAYLOAD 9216 /* a jumbo frame's payload */
-
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Optional content inputs of explain: payload (text) or payload_hex, and the
- * field values tls_sni, http_host, dns_qname (lowercased, as extracted). */
-static json_t *explain_content_args(json_t *req, struct dp_probe *p, uint8_t *payload,
-				    char given[4][FWD_X_NAME_MAX])
-{
-	json_t *text = json_object_get(req, "payload"), *hex = json_object_get(req, "payload_hex");
-
-	if (text && hex)
-		return simple_error("bad_request", "payload", "give 'payload' or 'payload_hex', not both");
-	if (text) {
-		if (!json_is_string(text) || json_string_length(text) > EXPLAIN_MAX_PAYLOAD)
-			return simple_error("bad_request", "payload", "'payload' must be a string of at most 9216 bytes");
-		memcpy(payload, json_string_value(text), json_string_length(text));
-		p->payload = payload;
-		p->payload_len = (uint32_t)json_string_length(text);
-	} else if (hex) {
-		const char *h = json_string_value(hex);
-		size_t n = json_string_length(hex);
-
-		if (!json_is_string(hex) || n % 2 || n / 2 > EXPLAIN_MAX_PAYLOAD)
-			return simple_error("bad_request", "payload_hex",
-					    "'payload_hex' must be an even number of hex digits, at most 9216 bytes");
-		for (size_t i = 0; i < n; i += 2) {
-			int a = hexval(h[i]), b = hexval(h[i + 1]);
-
-			if (a < 0 || b < 0)
-				return simple_error("bad_request", "payload_hex", "'payload_hex' holds a non-hex digit");
-			payload[i / 2] = (uint8_t)(a << 4 | b);
-		}
-		p->payload = payload;
-		p->payload_len = (uint32_t)(n / 2);
-	}
-	for (int f = 0; f < FWD_CONTENT_FIELDS; f++) {
-		const char *key = fwd_content_field_name(f);
-		json_t *v = json_object_get(req, key);
-		const char *s = json_string_value(v);
-		size_t n = json_string_length(v);
-
-		if (f == FWD_CF_PAYLOAD || v == NULL) /* the payload came above */
-			continue;
-		if (s == NULL || n == 0 || n >= FWD_X_NAME_MAX || strlen(s) != n)
-			return simple_error("bad_request", key, "must be a name of 1..255 bytes");
-		for (size_t i = 0; i <= n; i++)
-			given[f][i] = (char)tolower((unsigned char)s[i]);
-		p->given[f] = given[f];
-	}
-	return NULL;
-}
-
-static json_t *op_explain(struct dp_ctl *ctl, json_t *req)
-{
+	Regionfwd__Ctl__ExplainReply rep = REGIONFWD__CTL__EXPLAIN_REPLY__INIT;
 	struct dp_probe p = {0};
-	uint8_t payload[EXPLAIN_MAX_PAYLOAD];
-	char given[4][FWD_X_NAME_MAX];
-	json_t *proto = json_object_get(req, "proto"), *r;
 	struct fwd_err e = {0};
-	uint8_t fam2;
+	json_t *r;
+	char *text;
+	uint8_t *out;
 
-	if (parse_addr(json_object_get(req, "src"), p.src, &p.family))
-		return simple_error("bad_request", "src", "'src' must be an IPv4 or IPv6 address");
-	if (parse_addr(json_object_get(req, "dst"), p.dst, &fam2))
-		return simple_error("bad_request", "dst", "'dst' must be an IPv4 or IPv6 address");
-	if (fam2 != p.family)
-		return simple_error("bad_request", "dst", "'src' and 'dst' must be of one family");
-	if (json_is_integer(proto) && json_integer_value(proto) >= 0 && json_integer_value(proto) <= 255) {
-		p.proto = (uint8_t)json_integer_value(proto);
-	} else if (json_is_string(proto)) {
-		int n = fwd_proto_by_name(json_string_value(proto)); /* a PROTO word, not 'any' */
-
-		if (n < 0)
-			return simple_error("bad_request", "proto",
-					    "'proto' must be tcp, udp, sctp, icmp, icmpv6 or 0..255");
-		p.proto = (uint8_t)n;
-	} else {
-		return simple_error("bad_request", "proto",
-				    "'proto' must be tcp, udp, sctp, icmp, icmpv6 or 0..255");
+	/* regiond checked all of this; a frame is still outside input. */
+	if ((req->src.len != 4 && req->src.len != 16) || req->dst.len != req->src.len)
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "src", "addresses of 4 or 16 bytes, one family");
+	else if (req->proto > 255 || req->sport > 65535 || req->dport > 65535)
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "proto", "proto 0..255, ports 0..65535");
+	else if (req->payload.len > EXPLAIN_MAX_PAYLOAD)
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "payload", "at most 9216 bytes");
+	else if (req->n_given > FWD_CONTENT_FIELDS)
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given", "one name per content field");
+	for (size_t f = 0; e.reason[0] == '\0' && f < req->n_given; f++)
+		if (strlen(req->given[f]) >= FWD_X_NAME_MAX)
+			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given", "names of at most 255 bytes");
+	if (e.reason[0])
+		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);
+	p.family = req->src.len == 4 ? 4 : 6;
+	memcpy(p.src, req->src.data, req->src.len);
+	memcpy(p.dst, req->dst.data, req->dst.len);
+	p.proto = (uint8_t)req->proto;
+	p.sport = (uint16_t)req->sport;
+	p.dport = (uint16_t)req->dport;
+	if (req->has_payload) {
+		p.payload = req->payload.data;
+		p.payload_len = (uint32_t)req->payload.len;
 	}
-	if (parse_port(req, "sport", &p.sport))
-		return simple_error("bad_request", "sport", "'sport' must be 0..65535");
-	if (parse_port(req, "dport", &p.dport))
-		return simple_error("bad_request", "dport", "'dport' must be 0..65535");
-	if ((r = explain_content_args(req, &p, payload, given)) != NULL)
-		return r;
+	for (size_t f = 0; f < req->n_given; f++)
+		if (f != FWD_CF_PAYLOAD && req->given[f][0])
+			p.given[f] = req->given[f];
 	/* The control thread owns ctx->gen: it alone frees generations. */
 	r = dp_gen_explain(ctl->ctx->gen, &p, &e);
-	if (r == NULL)
-		return error_reply("bad_request", &e);
-	return ok_reply(r);
-}
-
-static json_t *handle(struct dp_ctl *ctl, const char *body, size_t len)
-{
-	json_error_t je;
-	json_t *req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je), *r;
-	const char *op;
-	char reason[256];
-
-	if (req == NULL || !json_is_object(req)) {
-		snprintf(reason, sizeof(reason), "request is not a JSON object%s%s",
-			 req ? "" : ": ", req ? "" : je.text);
-		json_decref(req);
-		return simple_error("bad_request", "", reason);
+	if (r == NULL) {
+		e.reason_code = FWD_R_BAD_REQUEST;
+		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);
 	}
-	if (json_integer_value(json_object_get(req, "v")) != DP_CTL_PROTO) {
-		json_decref(req);
-		return simple_error("unsupported_version", "v", "protocol version must be 1");
-	}
-	op = json_string_value(json_object_get(req, "op"));
-	if (op && strcmp(op, "push") == 0)
-		r = op_push(ctl, req);
-	else if (op && strcmp(op, "status") == 0)
-		r = op_status(ctl);
-	else if (op && strcmp(op, "counters") == 0)
-		r = ok_reply(dp_ctx_report(ctl->ctx));
-	else if (op && strcmp(op, "explain") == 0)
-		r = op_explain(ctl, req);
-	else
-		r = simple_error("unknown_op", "op", "'op' must be push, status, counters or explain");
-	json_decref(req);
-	return r;
-}
-
-/* Queue @r as the client's response frame. */
-static void respond(struct ctl_client *c, json_t *r)
-{
-	size_t n = r ? json_dumpb(r, NULL, 0, JSON_COMPACT) : 0;
-
-	c->out = malloc(n + 4);
-	if (c->out && n) {
-		json_dumpb(r, c->out + 4, n, JSON_COMPACT);
-		c->out[0] = (char)(n >> 24);
-		c->out[1] = (char)(n >> 16);
-		c->out[2] = (char)(n >> 8);
-		c->out[3] = (char)n;
-		c->out_len = n + 4;
-		c->out_sent = 0;
-	}
+	text = json_dumps(r, JSON_COMPACT);
 	json_decref(r);
+	if (text == NULL) {
+		fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);
+	}
+	rep.json.data = (uint8_t *)text;
+	rep.json.len = strlen(text);
+	out = reply_msg(REGIONFWD__CTL__OP__OP_EXPLAIN, &rep.base, len);
+	free(text);
+	return out;
 }
 
-/* Read what is there; returns -1 when the connection must close. */
+/* One request frame (header checked, body read) to its reply frame. */
+static uint8_t *handle(struct dp_ctl *ctl, const struct fwd_msg_hdr *h, const uint8_t *body,
+		       size_t *len)
+{
+	struct fwd_err e = {0};
+	ProtobufCMessage *m;
+	uint8_t *out;
+
+	if (h->flags != 0) {
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "flags", "a request carries no flags");
+		return reply_error(h->op, &e, len);
+	}
+	m = fwd_msg_unpack(h, body, &e);
+	if (m == NULL)
+		return reply_error(h->op, &e, len);
+	switch (h->op) {
+	case REGIONFWD__CTL__OP__OP_PUSH:
+		out = op_push(ctl, (const Regionfwd__Ctl__PushRequest *)m, len);
+		break;
+	case REGIONFWD__CTL__OP__OP_STATUS:
+		out = op_status(ctl, len);
+		break;
+	case REGIONFWD__CTL__OP__OP_COUNTERS:
+		out = op_counters(ctl, len);
+		break;
+	case REGIONFWD__CTL__OP__OP_EXPLAIN:
+		out = op_explain(ctl, (const Regionfwd__Ctl__ExplainRequest *)m, len);
+		break;
+	default: /* fwd_msg_hdr_decode lets only the op table's ops through */
+		fwd_err_fail(&e, FWD_R_UNKNOWN_OP, NULL, 0, "op", "no handler for op %u", h->op);
+		out = reply_error(h->op, &e, len);
+		break;
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	return out;
+}
+
+/* Read what is there; returns -1 when the connection must close. The
+ * header is checked whole before the body is allocated: a peer announcing a
+ * body over the limit, or speaking another protocol, gets one error reply
+ * and the connection closes (its stream cannot be resynchronized). */
 static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 {
 	for (;;) {
 		ssize_t r;
 
-		if (c->hdr_got < 4) {
-			r = read(c->fd, c->hdr + c->hdr_got, 4 - c->hdr_got);
-		} else {
-			if (c->body == NULL) {
-				c->need = (size_t)c->hdr[0] << 24 | (size_t)c->hdr[1] << 16 |
-					  (size_t)c->hdr[2] << 8 | c->hdr[3];
-				if (c->need == 0 || c->need > FWD_DOC_MAX_BYTES) {
-					DP_LOG(WARNING, "control: frame of %zu bytes refused", c->need);
-					return -1;
-				}
-				c->body = malloc(c->need);
-				if (c->body == NULL)
-					return -1;
-				c->got = 0;
-			}
-			r = read(c->fd, c->body + c->got, c->need - c->got);
-		}
-		if (r == 0)
-			return -1;
-		if (r < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -1;
-		if (c->hdr_got < 4) {
+		if (c->hdr_got < FWD_MSG_HDR_LEN) {
+			struct fwd_err e;
+
+			r = read(c->fd, c->hdr + c->hdr_got, FWD_MSG_HDR_LEN - c->hdr_got);
+			if (r == 0)
+				return -1;
+			if (r < 0)
+				return errno == EAGAIN || errno == EINTR ? 0 : -1;
 			c->hdr_got += (size_t)r;
-			continue;
+			if (c->hdr_got < FWD_MSG_HDR_LEN)
+				continue;
+			if (fwd_msg_hdr_decode(c->hdr, FWD_MSG_MAX_BODY, &c->h, &e)) {
+				DP_LOG(WARNING, "control: frame refused: %s: %s", e.path, e.reason);
+				c->out = reply_error(c->h.op, &e, &c->out_len);
+				c->out_sent = 0;
+				c->close_after = 1;
+				return c->out ? 0 : -1;
+			}
+			c->body = malloc(c->h.len ? c->h.len : 1);
+			if (c->body == NULL)
+				return -1;
+			c->got = 0;
 		}
-		c->got += (size_t)r;
-		if (c->got == c->need) {
-			respond(c, handle(ctl, c->body, c->need));
-			free(c->body);
-			c->body = NULL;
-			c->hdr_got = 0;
-			return c->out ? 0 : -1;
+		if (c->got < c->h.len) {
+			r = read(c->fd, c->body + c->got, c->h.len - c->got);
+			if (r == 0)
+				return -1;
+			if (r < 0)
+				return errno == EAGAIN || errno == EINTR ? 0 : -1;
+			c->got += (size_t)r;
+			if (c->got < c->h.len)
+				continue;
 		}
+		c->out = handle(ctl, &c->h, c->body, &c->out_len);
+		c->out_sent = 0;
+		free(c->body);
+		c->body = NULL;
+		c->hdr_got = 0;
+		return c->out ? 0 : -1;
 	}
 }
 
@@ -512,7 +431,7 @@ static int client_write(struct ctl_client *c)
 	}
 	free(c->out);
 	c->out = NULL;
-	return 0;
+	return c->close_after ? -1 : 0;
 }
 
 int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)

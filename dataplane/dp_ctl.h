@@ -3,21 +3,23 @@
  * control plane (regiond) into regionfwd.
  *
  * A unix stream socket (mode 0660, optional group) owned by the control
- * thread. Framing: a 4-byte big-endian length, then that many bytes of one
- * JSON object; at most FWD_DOC_MAX_BYTES. Every request carries "v": 1 and
- * an "op"; every response is {"v": 1, "ok": true, ...} or
- * {"v": 1, "ok": false, "error": {"code", "file", "line", "path", "reason"}}.
+ * thread. Messages are typed (common/fwd_msg.h: a 16-byte versioned header,
+ * then a protobuf message of common/fwd_ctl.proto); one request at a time per
+ * connection, each answered by its reply or an Error:
  *
- *   push      {"document": TEXT, "generation": N, "name": S}  validate (again,
- *             fully, residency included), build, publish; same content as the
- *             running generation: no-op
- *   status    running generation, workers, ports
+ *   push      PushRequest: the document, the generation id, who pushed it,
+ *             and the compiled content databases as bytes. Validated again
+ *             here, fully (residency included), built, published; the
+ *             content that already runs is a no-op
+ *   status    the running generation, workers, packet totals, ports
  *   counters  the counter report (the --stats-json model)
- *   explain   {"src", "dst", "proto", "sport", "dport"}: where would it go
+ *   explain   ExplainRequest: where would this packet go
  *
- * Sockets are non-blocking and polled with the control loop, so a slow or
- * hostile client delays nothing but itself; a malformed frame closes its
- * connection, a malformed request gets an error and changes nothing.
+ * The header is checked before a body is allocated: a frame of another
+ * protocol or version, an unknown op, flags or a length over the limit gets
+ * one Error and its connection closes. Sockets are non-blocking and polled
+ * with the control loop, so a slow or hostile client delays nothing but
+ * itself; a malformed request gets an Error and changes nothing.
  */
 #ifndef DP_CTL_H
 #define DP_CTL_H

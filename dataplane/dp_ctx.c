@@ -199,9 +199,57 @@ static json_t *port_stats(const struct dp_ctx *ctx)
 	return o;
 }
 
+/* Every worker's counters summed; each worker's copy is consistent (read
+ * between its bursts). */
+static void sum_workers(struct dp_ctx *ctx, struct dp_counters *sum)
+{
+	struct dp_counters one;
+
+	memset(sum, 0, sizeof(*sum));
+	for (uint16_t w = 0; w < ctx->nworkers; w++) {
+		dp_counters_read(&ctx->workers[w]->cnt, &one);
+		sum->rx += one.rx;
+		sum->rx_bytes += one.rx_bytes;
+		sum->tx += one.tx;
+		sum->tx_bytes += one.tx_bytes;
+		for (int i = 0; i < FWD_DROP_MAX; i++)
+			sum->drop[i] += one.drop[i];
+		for (int i = 0; i < FWD_EVT_MAX; i++)
+			sum->evt[i] += one.evt[i];
+	}
+}
+
+void dp_ctx_totals(struct dp_ctx *ctx, struct dp_ctx_totals *t)
+{
+	struct dp_counters sum;
+	const struct dp_gen *g;
+
+	memset(t, 0, sizeof(*t));
+	sum_workers(ctx, &sum);
+	t->rx = sum.rx;
+	t->rx_bytes = sum.rx_bytes;
+	t->tx = sum.tx;
+	t->tx_bytes = sum.tx_bytes;
+	for (int i = 0; i < FWD_DROP_MAX; i++)
+		t->dropped += sum.drop[i];
+	pthread_mutex_lock(&ctx->lock);
+	g = ctx->gen;
+	t->gen_id = g->id;
+	t->gen_hash = g->hash;
+	t->created_unix_ns = (int64_t)g->created_unix_ns;
+	snprintf(t->source, sizeof(t->source), "%s", g->table->source);
+	t->regions = g->table->nregions - 1u;
+	t->services = g->table->nservices - 1u;
+	t->links = g->table->nlinks;
+	t->policies = g->table->npolicies - 1u;
+	t->prefixes_v4 = g->table->nprefix4;
+	t->prefixes_v6 = g->table->nprefix6;
+	pthread_mutex_unlock(&ctx->lock);
+}
+
 json_t *dp_ctx_report(struct dp_ctx *ctx)
 {
-	struct dp_counters sum, one;
+	struct dp_counters sum;
 	json_t *r = json_object(), *acc, *pk, *drops, *evts, *gen, *links, *pol;
 	const struct dp_gen *g;
 	const struct fwd_table *t;
@@ -210,18 +258,7 @@ json_t *dp_ctx_report(struct dp_ctx *ctx)
 
 	if (r == NULL)
 		return NULL;
-	memset(&sum, 0, sizeof(sum));
-	for (uint16_t w = 0; w < ctx->nworkers; w++) {
-		dp_counters_read(&ctx->workers[w]->cnt, &one);
-		sum.rx += one.rx;
-		sum.rx_bytes += one.rx_bytes;
-		sum.tx += one.tx;
-		sum.tx_bytes += one.tx_bytes;
-		for (int i = 0; i < FWD_DROP_MAX; i++)
-			sum.drop[i] += one.drop[i];
-		for (int i = 0; i < FWD_EVT_MAX; i++)
-			sum.evt[i] += one.evt[i];
-	}
+	sum_workers(ctx, &sum);
 	drops = json_object();
 	for (int i = 0; i < FWD_DROP_MAX; i++) {
 		json_object_set_new(drops, fwd_drop_names[i], json_integer((json_int_t)sum.drop[i]));

@@ -60,6 +60,20 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 /** dp_ctx_apply() on a file. */
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);
 
+/* What the status op and the report share: packet totals over every worker
+ * and what the running generation holds. */
+struct dp_ctx_totals {
+	uint64_t rx, rx_bytes, tx, tx_bytes, dropped;
+	uint64_t gen_id, gen_hash;
+	int64_t created_unix_ns;
+	char source[128];
+	uint32_t regions, services, links, policies;
+	uint64_t prefixes_v4, prefixes_v6;
+};
+
+/** Fill @t (sums every worker; consistent per worker). */
+void dp_ctx_totals(struct dp_ctx *ctx, struct dp_ctx_totals *t);
+
 /**
  * The counters and the running generation as one JSON object (the model
  * regiond's API serves). Sums every worker; consistent per worker.

@@ -4,7 +4,6 @@ packet's fate and every rule's counters compared with an independent
 reference (tests/lib/refcontent.py, Python `re`); TCP flow verdicts; explain
 with an SNI, a Host, a qname or a payload; hostile content_db pushes;
 generation swaps while content traffic flows."""
-import base64
 import ipaddress
 import os
 import random
@@ -15,6 +14,7 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from ctlclient import explain_request  # noqa: E402
 from dprun import run_pcap  # noqa: E402
 from refcontent import RefContent, client_hello, dns_query, http_request  # noqa: E402
 
@@ -257,15 +257,33 @@ def test_explain_with_content(tmp_path):
         r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
                        payload=http_request("benign.org").decode())
         assert r["content"]["verdict"] is None and r["content"]["extracted"]["http_host"] == "benign.org"
-        for bad, path in [({"payload_hex": "zz"}, "payload_hex"), ({"payload_hex": "abc"}, "payload_hex"),
-                          ({"payload": "a", "payload_hex": "61"}, "payload"), ({"tls_sni": ""}, "tls_sni"),
-                          ({"tls_sni": "a" * 300}, "tls_sni"), ({"payload": "x" * 10000}, "payload")]:
-            r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443, **bad)
-            assert not r["ok"] and r["error"]["path"] == path, (bad, r)
+        # The API's argument checks (payload_hex, names) are regiond's now:
+        # tests/unit/test_api.c. regionfwd checks the typed request's bounds.
+        for bad in ({"payload": "x" * 9217}, {"tls_sni": "a" * 300}):
+            m = explain_request("10.1.0.5", "198.51.100.1", "tcp", dport=443)
+            if "payload" in bad:
+                m.has_payload, m.payload = True, bad["payload"].encode()
+            else:
+                m.given[1] = bad["tls_sni"]
+            r = f.ctl.send("explain", m)
+            assert not r["ok"] and r["error"]["code"] == "bad_request", (bad, r)
     finally:
         log = f.stop()
     assert f.p.returncode == 0, log
     assert "compiled here" in log
+
+
+def content_hash(rules):
+    """fwd_content_hash() (common/fwd_hs.c): 64-bit FNV-1a over each rule's
+    field, literal and caseless flags and pattern, in order."""
+    fields = ["payload", "tls_sni", "http_host", "dns_qname"]
+    h = 1469598103934665603
+    for r in rules:
+        data = bytes([fields.index(r["field"]), int(r.get("literal", False)), int(r.get("caseless", False)),
+                      0xFF]) + r["pattern"].encode() + b"\0"
+        for byte in data:
+            h = ((h ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
 
 
 def test_hostile_content_db_changes_nothing(tmp_path):
@@ -277,18 +295,22 @@ def test_hostile_content_db_changes_nothing(tmp_path):
     other = TABLE.replace("version: 1", "version: 1\ndescription: other")
     try:
         gen = f.ctl.call("status")["generation"]["id"]
-        garbage = base64.b64encode(os.urandom(3000)).decode()
+        garbage = os.urandom(3000)
+        right = content_hash(yaml.safe_load(other)["content_rules"])
+        every = {fld: garbage for fld in ("payload", "tls_sni", "http_host", "dns_qname")}
         cases = [
-            ({"content_db": "x"}, "content_db"),
-            ({"content_db": {"rules_hash": "0011223344556677", "payload": "!!!"}}, "content_db.payload"),
-            ({"content_db": {"rules_hash": "zz", "tls_sni": "AAAA"}}, "content_db.rules_hash"),
-            ({"content_db": {"rules_hash": "0011223344556677", "bogus": "AAAA"}}, "content_db"),
             # well-formed, but compiled from other rules (the hash says so)
-            ({"content_db": {"rules_hash": "0011223344556677", "tls_sni": garbage}}, "content_db.rules_hash"),
+            ({"rules_hash": 0x0011223344556677, "dbs": every}, "content_db.rules_hash"),
+            # this table's hash, but a field with rules has no database
+            ({"rules_hash": right, "dbs": {"payload": garbage}}, "content_db"),
+            # this table's hash, databases that do not deserialize
+            ({"rules_hash": right, "dbs": every}, "content_db"),
+            # more databases than there are content fields
+            ({"rules_hash": right, "dbs": every, "fields": ["payload"] * 5}, "content_db"),
         ]
-        for extra, path in cases:
-            r = f.ctl.call("push", document=other, **extra)
-            assert not r["ok"] and r["error"]["path"] == path, (extra, r)
+        for db, path in cases:
+            r = f.ctl.call("push", document=other, content_db=db)
+            assert not r["ok"] and r["error"]["path"] == path, (db.get("rules_hash"), r)
             assert f.ctl.call("status")["generation"]["id"] == gen
         # A table whose patterns do not compile is refused by regionfwd itself.
         bad = TABLE.replace("pattern: example, literal: true", "pattern: 'ex(ample'")

@@ -14,7 +14,8 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
-from ctlclient import Ctl  # noqa: E402
+import ctlclient  # noqa: E402
+from ctlclient import Ctl, frame, op_of  # noqa: E402
 from dprun import eal_args, read_pcaps, regionfwd_bin  # noqa: E402
 
 from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
@@ -103,30 +104,46 @@ def test_push_status_explain_and_bad_requests(tmp_path):
         resid = doc2 + "residency:\n  - {name: keep, region: r8, services: [any], allowed_tags: [x]}\n"
         r = f.ctl.call("push", document=resid, generation=8)
         assert not r["ok"] and "breaks residency rule 'keep'" in r["error"]["reason"]
-        for req, code in ((b"{not json", "bad_request"), (b"[1,2]", "bad_request"),
-                          (b'{"op": "status"}', "unsupported_version"),
-                          (b'{"v": 1, "op": "reboot"}', "unknown_op"),
-                          (b'{"v": 1, "op": "push", "document": 5}', "bad_request"),
-                          (b'{"v": 1, "op": "push", "document": "x", "generation": -1}', "bad_request"),
-                          (b'{"v": 1, "op": "explain", "src": "10.0.0.1", "dst": "::1", "proto": "udp"}', "bad_request"),
-                          (b'{"v": 1, "op": "explain", "src": "10.0.0.1", "dst": "10.0.0.2", "proto": "gre"}', "bad_request"),
-                          (b'{"v": 1, "op": "explain", "src": "10.0.0.1", "dst": "10.0.0.2", "proto": "tcp", "dport": 70000}', "bad_request")):
-            r = f.ctl.raw(req)
-            assert not r["ok"] and r["error"]["code"] == code, (req, r)
+        # Malformed frames and requests: each refused with its reason, the
+        # connection closed after a header it cannot trust, nothing changed.
+        pb = ctlclient.pb()
+        v1_json = struct.pack(">I", 40) + b'{"v": 1, "op": "status", "pad": "xxxxxx"}'
+        ok_explain = ctlclient.explain_request("10.0.0.1", "10.0.0.2", "udp", dport=53)
+        cases = [
+            (v1_json, "unsupported_version", "magic"),               # a version-1 (JSON) client
+            (frame(op_of("status"), b"", version=1), "unsupported_version", "version"),
+            (frame(99, b""), "unknown_op", "op"),
+            (frame(op_of("status"), b"", flags=0x4), "bad_request", "flags"),
+            (frame(op_of("status"), b"", flags=ctlclient.REPLY), "bad_request", "flags"),  # a reply as a request
+            (frame(op_of("status"), b"", reserved=7), "bad_request", "flags"),
+            (frame(op_of("status"), b"", length=0x7FFFFFF0), "body_too_large", "length"),
+            (frame(op_of("push"), b"\xff\xff\xff\xff"), "bad_request", "push"),  # not a PushRequest
+            (frame(op_of("push"), pb.PushRequest(name="x").SerializeToString()), "bad_request", "document"),
+            (frame(op_of("push"), pb.PushRequest(document=b"x", name="").SerializeToString()), "bad_request", "name"),
+            (frame(op_of("push"), pb.PushRequest(document=b"x", name="n", has_content=True,
+                                                 content_db=[b""] * 5).SerializeToString()), "bad_request", "content_db"),
+        ]
+        for field, value in (("dst", bytes(16)), ("src", b"\x01\x02\x03"), ("proto", 300), ("dport", 70000),
+                             ("payload", b"x" * 9217), ("given", ["a" * 300, "", "", ""])):
+            m = pb.ExplainRequest()
+            m.CopyFrom(ok_explain)
+            if field == "given":
+                del m.given[:]
+                m.given.extend(value)
+            else:
+                setattr(m, field, value)
+            cases.append((frame(op_of("explain"), m.SerializeToString()), "bad_request", None))
+        for req, code, path in cases:
+            c = Ctl(f.sock)
+            r = c.raw(req, "status")
+            c.close()
+            assert not r["ok"] and r["error"]["code"] == code, (req[:24], r)
+            assert path is None or r["error"]["path"] == path, (req[:24], r)
         assert f.ctl.call("status")["generation"]["id"] == 7
-        # Broken framing: an oversized length or a half frame closes only that connection.
+        # A half frame closes only that connection.
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(f.sock)
-        s.sendall(struct.pack(">I", 0xFFFFFFF0) + b"{}")
-        s.settimeout(5)
-        try:
-            assert s.recv(10) == b""  # closed ...
-        except ConnectionResetError:
-            pass  # ... or reset, since our unread bytes were discarded
-        s.close()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(f.sock)
-        s.sendall(struct.pack(">I", 100) + b'{"v":')
+        s.sendall(frame(op_of("push"), b"", length=100)[:16] + b"\x0a\x05")
         s.close()
         c = f.ctl.call("counters")
         assert c["ok"] and c["packets"]["rx"] > 0 and c["generation"]["id"] == 7

@@ -25,6 +25,7 @@
 
 #include "ctl_api.h"
 #include "ctl_dp.h"
+#include "fwd_msg.h"
 
 static const char table_doc[] =
 	"regions: {india: {prefixes: [103.21.0.0/16]}, sg: {prefixes: [8.128.0.0/13]}}\n"
@@ -62,43 +63,50 @@ static void *fake_main(void *arg)
 	(void)arg;
 	for (;;) {
 		int fd = accept(fake.lfd, NULL, NULL);
-		uint8_t h[4];
+		uint8_t hdr[FWD_MSG_HDR_LEN];
 
 		if (fd < 0)
 			return NULL;
-		while (rd(fd, h, 4) == 0) {
-			size_t n = (size_t)h[0] << 24 | (size_t)h[1] << 16 | (size_t)h[2] << 8 | h[3];
-			char *b = malloc(n);
-			json_t *req, *resp;
-			const char *op;
-			char *out;
+		while (rd(fd, hdr, sizeof(hdr)) == 0) {
+			struct fwd_msg_hdr h;
+			struct fwd_err e;
+			uint8_t *b = NULL, *out = NULL;
+			size_t n = 0;
 
-			if (b == NULL || rd(fd, b, n)) {
+			if (fwd_msg_hdr_decode(hdr, FWD_MSG_MAX_BODY, &h, &e) ||
+			    (b = malloc(h.len + 1)) == NULL || rd(fd, b, h.len)) {
 				free(b);
 				break;
 			}
-			req = json_loadb(b, n, 0, NULL);
 			free(b);
-			op = json_string_value(json_object_get(req, "op"));
 			pthread_mutex_lock(&fake.mu);
 			if (fake.nops < 64)
-				snprintf(fake.ops[fake.nops++], 16, "%s", op ? op : "?");
+				snprintf(fake.ops[fake.nops++], 16, "%s", fwd_msg_op_name(h.op));
 			pthread_mutex_unlock(&fake.mu);
-			if (op && strcmp(op, "status") == 0)
-				resp = json_pack("{s:i, s:b, s:{s:s, s:i}}", "v", 1, "ok", 1, "generation",
-						 "hash", fake.running_hash, "id", 99);
-			else if (op && strcmp(op, "counters") == 0)
-				resp = json_pack("{s:i, s:b, s:{s:i, s:i}, s:{}}", "v", 1, "ok", 1,
-						 "packets", "rx", 5, "tx", 4, "drops");
-			else
-				resp = json_pack("{s:i, s:b}", "v", 1, "ok", 1);
-			json_decref(req);
-			out = json_dumps(resp, JSON_COMPACT);
-			json_decref(resp);
-			n = strlen(out);
-			h[0] = (uint8_t)(n >> 24), h[1] = (uint8_t)(n >> 16), h[2] = (uint8_t)(n >> 8),
-			h[3] = (uint8_t)n;
-			if (write(fd, h, 4) != 4 || write(fd, out, n) != (ssize_t)n) {
+			if (h.op == REGIONFWD__CTL__OP__OP_STATUS) {
+				Regionfwd__Ctl__StatusReply r = REGIONFWD__CTL__STATUS_REPLY__INIT;
+				Regionfwd__Ctl__GenerationInfo g = REGIONFWD__CTL__GENERATION_INFO__INIT;
+
+				g.id = 99;
+				g.hash = 0; /* not what regiond holds */
+				r.generation = &g;
+				out = fwd_msg_pack(h.op, FWD_MSG_REPLY, &r.base, &n);
+			} else if (h.op == REGIONFWD__CTL__OP__OP_COUNTERS) {
+				Regionfwd__Ctl__CounterReport r = REGIONFWD__CTL__COUNTER_REPORT__INIT;
+				static const char j[] = "{\"packets\": {\"rx\": 5, \"tx\": 4}, \"drops\": {}}";
+
+				r.json.data = (uint8_t *)j;
+				r.json.len = sizeof(j) - 1;
+				out = fwd_msg_pack(h.op, FWD_MSG_REPLY, &r.base, &n);
+			} else if (h.op == REGIONFWD__CTL__OP__OP_PUSH) {
+				Regionfwd__Ctl__PushReply r = REGIONFWD__CTL__PUSH_REPLY__INIT;
+
+				out = fwd_msg_pack(h.op, FWD_MSG_REPLY, &r.base, &n);
+			} else {
+				fwd_err_fail(&e, FWD_R_UNKNOWN_OP, NULL, 0, "op", "not faked");
+				out = fwd_msg_pack_error(h.op, &e, &n);
+			}
+			if (out == NULL || write(fd, out, n) != (ssize_t)n) {
 				free(out);
 				break;
 			}
@@ -292,6 +300,47 @@ static void test_commit_confirm(void **state)
 	json_decref(r);
 }
 
+/* POST /v1/explain's fields are checked by regiond (ctl_explain.c) before
+ * anything reaches regionfwd; regionfwd's own refusal passes through with
+ * its reason. */
+static void test_explain_args(void **state)
+{
+	static const struct {
+		const char *body, *path;
+	} bad[] = {
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"::1\", \"proto\": \"udp\"}", "dst"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"gre\"}", "proto"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"tcp\", \"dport\": 70000}", "dport"},
+		{"{\"src\": \"x\", \"dst\": \"10.0.0.1\", \"proto\": 6}", "src"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload_hex\": \"zz\"}", "payload_hex"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload_hex\": \"abc\"}", "payload_hex"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload\": \"a\", \"payload_hex\": \"61\"}", "payload"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"tls_sni\": \"\"}", "tls_sni"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"bogus\": 1}", "bogus"},
+	};
+	json_t *r;
+
+	(void)state;
+	reset_ops();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(call("POST", "/v1/explain", bad[i].body, &r), 400);
+		assert_string_equal(code_of(r), "bad_request");
+		assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "path")),
+				    bad[i].path);
+		json_decref(r);
+	}
+	assert_int_equal(count_op("explain"), 0);
+	/* A good request reaches regionfwd; the fake refuses it as unknown. */
+	assert_int_equal(call("POST", "/v1/explain",
+			      "{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"tcp\", "
+			      "\"dport\": 443, \"tls_sni\": \"API.Example.COM\"}",
+			      &r),
+			 502);
+	assert_string_equal(code_of(r), "unknown_op");
+	json_decref(r);
+	assert_int_equal(count_op("explain"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_errors_carry_their_reasons_status),
 		cmocka_unit_test(test_patch_names_what_it_refuses),
 		cmocka_unit_test(test_commit_confirm),
+		cmocka_unit_test(test_explain_args),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

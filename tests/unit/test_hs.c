@@ -12,7 +12,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "fwd_b64.h"
 #include "fwd_hs.h"
 
 #define HEAD                                                                \
@@ -120,29 +119,6 @@ static void test_parse_limit_is_the_patterns_fault(void **state)
 	fwd_table_free(t);
 }
 
-/* Base64 round trips at every length mod 3, and refuses what is not canonical. */
-static void test_b64(void **state)
-{
-	uint8_t in[64], out[64];
-	char enc[100];
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(in); i++)
-		in[i] = (uint8_t)(i * 37 + 11);
-	for (size_t n = 0; n <= sizeof(in); n++) {
-		fwd_b64_encode(in, n, enc);
-		assert_int_equal(strlen(enc), fwd_b64_enc_len(n));
-		assert_int_equal(fwd_b64_decode(enc, strlen(enc), out), (long)n);
-		assert_memory_equal(in, out, n);
-	}
-	fwd_b64_encode("hello", 5, enc);
-	assert_string_equal(enc, "aGVsbG8=");
-	assert_int_equal(fwd_b64_decode("aGVsbG8", 7, out), -1); /* not a multiple of 4 */
-	assert_int_equal(fwd_b64_decode("aGV$bG8=", 8, out), -1); /* outside the alphabet */
-	assert_int_equal(fwd_b64_decode("aG=sbG8=", 8, out), -1); /* padding inside */
-	assert_int_equal(fwd_b64_decode("a===", 4, out), -1); /* too much padding */
-}
-
 /* The hash that binds shipped databases to rules changes with anything compiled. */
 static void test_content_hash(void **state)
 {
@@ -168,7 +144,6 @@ int main(void)
 		cmocka_unit_test(test_invalid_pattern_named),
 		cmocka_unit_test(test_parse_limit_is_the_patterns_fault),
 		cmocka_unit_test(test_too_expensive_refused),
-		cmocka_unit_test(test_b64),
 		cmocka_unit_test(test_content_hash),
 	};
 

@@ -1,0 +1,135 @@
+#include "ctl_explain.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <string.h>
+
+/* One address into @out; its length (4 or 16), or 0 when it is not one. */
+static size_t parse_addr(json_t *v, uint8_t out[16])
+{
+	const char *s = json_string_value(v);
+
+	memset(out, 0, 16);
+	if (s == NULL)
+		return 0;
+	if (inet_pton(AF_INET, s, out) == 1)
+		return 4;
+	if (inet_pton(AF_INET6, s, out) == 1)
+		return 16;
+	return 0;
+}
+
+static int parse_port(json_t *b, const char *key, uint32_t *out, struct fwd_err *e)
+{
+	json_t *v = json_object_get(b, key);
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key, "'%s' must be 0..65535", key);
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* payload (text) or payload_hex, and the extracted names by content field
+ * (tls_sni, http_host, dns_qname), lowercased as the extractors give them. */
+static int content_args(json_t *b, struct ctl_explain *x, struct fwd_err *e)
+{
+	json_t *text = json_object_get(b, "payload"), *hex = json_object_get(b, "payload_hex");
+
+	if (text && hex)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "payload",
+				    "give 'payload' or 'payload_hex', not both");
+	if (text) {
+		if (!json_is_string(text) || json_string_length(text) > CTL_EXPLAIN_MAX_PAYLOAD)
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "payload",
+					    "'payload' must be a string of at most 9216 bytes");
+		memcpy(x->payload, json_string_value(text), json_string_length(text));
+		x->req.payload.len = json_string_length(text);
+		x->req.has_payload = 1;
+	} else if (hex) {
+		const char *h = json_string_value(hex);
+		size_t n = json_string_length(hex);
+
+		if (!json_is_string(hex) || n % 2 || n / 2 > CTL_EXPLAIN_MAX_PAYLOAD)
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "payload_hex",
+					    "'payload_hex' must be an even number of hex digits, at most "
+					    "9216 bytes");
+		for (size_t i = 0; i < n; i += 2) {
+			int hi = hexval(h[i]), lo = hexval(h[i + 1]);
+
+			if (hi < 0 || lo < 0)
+				return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "payload_hex",
+						    "'payload_hex' holds a non-hex digit");
+			x->payload[i / 2] = (uint8_t)(hi << 4 | lo);
+		}
+		x->req.payload.len = n / 2;
+		x->req.has_payload = 1;
+	}
+	x->req.payload.data = x->payload;
+	for (int f = 0; f < FWD_CONTENT_FIELDS; f++) {
+		const char *key = fwd_content_field_name(f);
+		json_t *v = json_object_get(b, key);
+		const char *s = json_string_value(v);
+		size_t n = json_string_length(v);
+
+		x->given[f][0] = '\0';
+		x->given_ptr[f] = x->given[f];
+		if (f == FWD_CF_PAYLOAD || v == NULL) /* the payload came above */
+			continue;
+		if (s == NULL || n == 0 || n >= sizeof(x->given[f]) || strlen(s) != n)
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key,
+					    "must be a name of 1..255 bytes");
+		for (size_t i = 0; i <= n; i++)
+			x->given[f][i] = (char)tolower((unsigned char)s[i]);
+	}
+	x->req.n_given = FWD_CONTENT_FIELDS;
+	x->req.given = x->given_ptr;
+	return 0;
+}
+
+int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
+{
+	static const char proto_words[] = "'proto' must be tcp, udp, sctp, icmp, icmpv6 or 0..255";
+	json_t *proto = json_object_get(b, "proto");
+	size_t sl, dl;
+	int rc;
+
+	regionfwd__ctl__explain_request__init(&x->req);
+	sl = parse_addr(json_object_get(b, "src"), x->src);
+	if (sl == 0)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "src",
+				    "'src' must be an IPv4 or IPv6 address");
+	dl = parse_addr(json_object_get(b, "dst"), x->dst);
+	if (dl == 0)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "dst",
+				    "'dst' must be an IPv4 or IPv6 address");
+	if (sl != dl)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "dst",
+				    "'src' and 'dst' must be of one family");
+	x->req.src = (ProtobufCBinaryData){.len = sl, .data = x->src};
+	x->req.dst = (ProtobufCBinaryData){.len = dl, .data = x->dst};
+	if (json_is_integer(proto) && json_integer_value(proto) >= 0 && json_integer_value(proto) <= 255) {
+		x->req.proto = (uint32_t)json_integer_value(proto);
+	} else if (json_is_string(proto)) {
+		int n = fwd_proto_by_name(json_string_value(proto)); /* a PROTO word, not 'any' */
+
+		if (n < 0)
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "proto", "%s", proto_words);
+		x->req.proto = (uint32_t)n;
+	} else {
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "proto", "%s", proto_words);
+	}
+	if ((rc = parse_port(b, "sport", &x->req.sport, e)) || (rc = parse_port(b, "dport", &x->req.dport, e)))
+		return rc;
+	return content_args(b, x, e);
+}
