@@ -17,6 +17,7 @@
 #include <rte_ethdev.h>
 
 #include "dp_ctx.h"
+#include "dp_explain.h"
 #include "dp_log.h"
 #include "fwd_doc.h"
 #include "fwd_hs.h"
@@ -313,7 +314,7 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 		if (f != FWD_CF_PAYLOAD && req->given[f][0])
 			p.given[f] = req->given[f];
 	/* The control thread owns ctx->gen: it alone frees generations. */
-	r = dp_gen_explain(ctl->ctx->gen, &p, &e);
+	r = dp_explain(ctl->ctx->gen, &p, &e);
 	if (r == NULL) {
 		e.reason_code = FWD_R_BAD_REQUEST;
 		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);

@@ -20,7 +20,6 @@
 
 #include <rte_fib.h>
 #include <rte_fib6.h>
-#include <jansson.h>
 
 #include "dp_content.h"
 #include "dp_node.h"
@@ -117,23 +116,5 @@ void dp_gen_free(struct dp_gen *g);
 
 /** Region of an address through the generation's own FIB (for explain and tests). */
 uint16_t dp_gen_region_of(const struct dp_gen *g, int family, const uint8_t *addr);
-
-/* A synthetic packet for explain. */
-struct dp_probe {
-	uint8_t family; /* 4 or 6 */
-	uint8_t proto;
-	uint16_t sport, dport;
-	uint8_t src[16], dst[16];
-	const uint8_t *payload; /* optional L4 payload for content rules */
-	uint32_t payload_len;
-	const char *given[4]; /* optional field values (tls_sni, http_host, dns_qname) */
-};
-
-/**
- * "Where would this packet go?": build the frame, run the fast path's own
- * parser, FIB and classifier on it against @g, touching no counter.
- * @return a JSON object (new reference), or NULL with @err filled
- */
-json_t *dp_gen_explain(const struct dp_gen *g, const struct dp_probe *probe, struct fwd_err *err);
 
 #endif /* DP_GEN_H */

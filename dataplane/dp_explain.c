@@ -1,0 +1,193 @@
+#include "dp_explain.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+
+#include <rte_rib.h>
+#include <rte_rib6.h>
+
+#include "fwd_names.h"
+#include "fwd_pktops.h"
+
+/* Ethernet + IP + the protocol's fixed header, checksum valid, TTL 64. */
+static size_t probe_frame(const struct dp_probe *p, uint8_t *f)
+{
+	size_t l3 = 14, l4, l4len;
+
+	memset(f, 0, 128);
+	f[0] = 0x02;
+	f[6] = 0x02;
+	if (p->family == 4) {
+		f[12] = 0x08;
+		l4 = l3 + 20;
+		f[l3] = 0x45;
+		f[l3 + 8] = 64;
+		f[l3 + 9] = p->proto;
+		memcpy(f + l3 + 12, p->src, 4);
+		memcpy(f + l3 + 16, p->dst, 4);
+	} else {
+		f[12] = 0x86;
+		f[13] = 0xdd;
+		l4 = l3 + 40;
+		f[l3] = 0x60;
+		f[l3 + 6] = p->proto;
+		f[l3 + 7] = 64;
+		memcpy(f + l3 + 8, p->src, 16);
+		memcpy(f + l3 + 24, p->dst, 16);
+	}
+	l4len = p->proto == FWD_PROTO_TCP ? 20 : p->proto == FWD_PROTO_SCTP ? 12 : 8;
+	if (p->proto == FWD_PROTO_TCP || p->proto == FWD_PROTO_UDP || p->proto == FWD_PROTO_SCTP) {
+		f[l4] = (uint8_t)(p->sport >> 8);
+		f[l4 + 1] = (uint8_t)p->sport;
+		f[l4 + 2] = (uint8_t)(p->dport >> 8);
+		f[l4 + 3] = (uint8_t)p->dport;
+	}
+	if (p->family == 4) {
+		uint32_t sum = 0;
+
+		f[l3 + 2] = (uint8_t)((20 + l4len) >> 8);
+		f[l3 + 3] = (uint8_t)(20 + l4len);
+		for (int i = 0; i < 20; i += 2)
+			sum += (uint32_t)f[l3 + i] << 8 | f[l3 + i + 1];
+		sum = ~fwd_csum_fold(sum) & 0xffff;
+		f[l3 + 10] = (uint8_t)(sum >> 8);
+		f[l3 + 11] = (uint8_t)sum;
+	} else {
+		f[l3 + 5] = (uint8_t)l4len;
+	}
+	return l4 + l4len;
+}
+
+static json_t *matched_prefix(const struct dp_gen *g, const struct fwd_pkt *k)
+{
+	char addr[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN + 8];
+	uint8_t depth = 0;
+
+	if (k->family == 4) {
+		struct rte_rib_node *n = rte_rib_lookup(rte_fib_get_rib(g->fib4), fwd_rd32(k->src));
+		uint32_t ip;
+
+		if (n == NULL)
+			return json_null();
+		rte_rib_get_ip(n, &ip);
+		rte_rib_get_depth(n, &depth);
+		ip = htonl(ip);
+		inet_ntop(AF_INET, &ip, addr, sizeof(addr));
+	} else {
+		struct rte_rib6_node *n = rte_rib6_lookup(rte_fib6_get_rib(g->fib6), k->src);
+		uint8_t ip[16];
+
+		if (n == NULL)
+			return json_null();
+		rte_rib6_get_ip(n, ip);
+		rte_rib6_get_depth(n, &depth);
+		inet_ntop(AF_INET6, ip, addr, sizeof(addr));
+	}
+	snprintf(out, sizeof(out), "%s/%u", addr, depth);
+	return json_string(out);
+}
+
+/* Content rules for explain, with the control thread's scratch: what is in
+ * scope, what the extractors found, which rules matched and which decides.
+ * Applies the verdict to @d as a worker would. null when nothing is scoped. */
+static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *probe,
+			       const struct fwd_pkt *k, struct fwd_decision *d)
+{
+	const struct dp_content *cs = g->content;
+	char names[4][FWD_X_NAME_MAX] = {{0}};
+	struct dp_content_input in = {.proto = k->proto, .region = d->region, .service = d->service,
+				      .payload = probe->payload, .len = probe->payload_len,
+				      .names = names};
+	struct dp_content_verdict v;
+	json_t *o, *scope, *found, *matches;
+
+	if (cs == NULL || (in.fields = dp_content_scope(cs, d->region, d->service)) == 0)
+		return json_null();
+	for (int f = 0; f < 4; f++)
+		in.given[f] = f == FWD_CF_PAYLOAD ? NULL : probe->given[f];
+	if (in.payload == NULL)
+		in.payload = (const uint8_t *)"";
+	dp_content_scan(cs, cs->scratch[cs->nworkers], &in, &v);
+	scope = json_array();
+	found = json_object();
+	matches = json_array();
+	for (int f = 0; f < 4; f++) {
+		if (!(in.fields & (1u << f)))
+			continue;
+		json_array_append_new(scope, json_string(fwd_content_field_name(f)));
+		if (f != FWD_CF_PAYLOAD)
+			json_object_set_new(found, fwd_content_field_name(f),
+					    probe->given[f] ? json_string(probe->given[f])
+					    : names[f][0]   ? json_string(names[f])
+							    : json_null());
+	}
+	for (uint32_t h = 0; h < v.nhits && h < DP_CONTENT_MAX_HITS; h++) {
+		const struct fwd_content_rule *r = &g->table->content[v.hits[h]];
+
+		json_array_append_new(matches,
+				      json_pack("{s:s, s:s, s:s}", "rule", r->name, "field",
+						fwd_content_field_name(r->field), "action",
+						fwd_content_action_name(r->action)));
+	}
+	o = json_pack("{s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found, "matches",
+		      matches, "matched", (int)v.nhits, "payload_given", probe->payload != NULL);
+	if (v.rule != DP_CONTENT_NONE) {
+		dp_content_act(cs, g->cls, k, v.rule, d);
+		json_object_set_new(o, "verdict", json_string(g->table->content[v.rule].name));
+	} else {
+		json_object_set_new(o, "verdict", json_null());
+	}
+	return o;
+}
+
+json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct fwd_err *err)
+{
+	const struct fwd_table *t = g->table;
+	uint8_t frame[128];
+	struct fwd_pkt k;
+	struct fwd_decision d;
+	const struct fwd_policy *p;
+	size_t len = probe_frame(probe, frame);
+	int rc = fwd_parse(frame, frame + len, &k);
+	char pol[80], hash[20];
+	json_t *r, *content;
+
+	if (rc != FWD_OK) {
+		fwd_err_set(err, "", 0, "", "the probe does not parse: %s",
+			    fwd_drop_names[FWD_ERR_TO_DROP(rc)]);
+		return NULL;
+	}
+	fwd_class_decide(g->cls, dp_gen_region_of(g, k.family, k.src), k.proto, k.dport,
+			 fwd_flow_hash(&k), &d);
+	content = explain_content(g, probe, &k, &d);
+	p = &t->policies[d.policy];
+	fwd_table_policy_key(t, d.policy, pol, sizeof(pol));
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)g->hash);
+	r = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "generation", (json_int_t)g->id,
+		      "hash", hash, "region", t->region_names[d.region], "prefix",
+		      matched_prefix(g, &k), "service", t->service_names[d.service], "policy", pol,
+		      "action",
+		      p->action == FWD_ACT_DROP ? FWD_WORD_NAME(POLICY_ACTION, DROP)
+						: FWD_WORD_NAME(POLICY_ACTION, STEER),
+		      "target", fwd_table_policy_target(t, p));
+	if (r == NULL) {
+		json_decref(content);
+		fwd_err_set(err, "", 0, "", "out of memory");
+		return NULL;
+	}
+	json_object_set_new(r, "group", p->action == FWD_ACT_GROUP ?
+					  json_string(t->groups[p->target].name) : json_null());
+	json_object_set_new(r, "link", d.link != FWD_LINK_NONE ? json_string(t->links[d.link].name)
+							      : json_null());
+	json_object_set_new(r, "port", d.link != FWD_LINK_NONE ? json_string(t->links[d.link].port)
+							      : json_null());
+	json_object_set_new(r, "mirror", d.mirror != FWD_LINK_NONE ?
+					   json_string(t->links[d.mirror].name) : json_null());
+	json_object_set_new(r, "drop_reason", d.drop ? json_string(fwd_drop_names[d.drop - 1])
+						     : json_null());
+	json_object_set_new(r, "flow_hash", json_integer(fwd_flow_hash(&k)));
+	json_object_set_new(r, "content", content);
+	return r;
+}
