@@ -204,8 +204,8 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 			e.reason_code = FWD_R_INVALID_TABLE;
 		return reply_error(REGIONFWD__CTL__OP__OP_PUSH, &e, len);
 	}
-	rep.generation = ctl->ctx->gen->id;
-	rep.hash = ctl->ctx->gen->hash;
+	rep.generation = ctl->ctx->pub.gen->id;
+	rep.hash = ctl->ctx->pub.gen->hash;
 	rep.noop = rc == 1;
 	return reply_msg(REGIONFWD__CTL__OP__OP_PUSH, &rep.base, len);
 }
@@ -313,8 +313,8 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 	for (size_t f = 0; f < req->n_given; f++)
 		if (f != FWD_CF_PAYLOAD && req->given[f][0])
 			p.given[f] = req->given[f];
-	/* The control thread owns ctx->gen: it alone frees generations. */
-	r = dp_explain(ctl->ctx->gen, &p, &e);
+	/* The control thread owns ctx->pub.gen: it alone frees generations. */
+	r = dp_explain(ctl->ctx->pub.gen, &p, &e);
 	if (r == NULL) {
 		e.reason_code = FWD_R_BAD_REQUEST;
 		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);

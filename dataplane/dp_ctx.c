@@ -115,17 +115,17 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	struct dp_gen *old;
 
 	pthread_mutex_lock(&ctx->lock);
-	old = ctx->gen;
+	old = ctx->pub.gen; /* plain: this thread is its only writer */
 	ctx->retiring = old;
 	/* Release: the generation was built completely above this store; a
-	 * worker's acquire load of ctx->gen sees all of it. */
-	__atomic_store_n(&ctx->gen, g, __ATOMIC_RELEASE);
+	 * worker's acquire load of pub.gen (dp_worker_main) sees all of it. */
+	__atomic_store_n(&ctx->pub.gen, g, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&ctx->lock);
 	if (old == NULL)
 		return;
 	/* Every worker reports quiescence after each loop, once it has dropped
 	 * its pointer; after this returns, no worker can still see @old. */
-	rte_rcu_qsbr_synchronize(ctx->qsv, RTE_QSBR_THRID_INVALID);
+	rte_rcu_qsbr_synchronize(ctx->pub.qsv, RTE_QSBR_THRID_INVALID);
 	pthread_mutex_lock(&ctx->lock);
 	fold_gen(ctx->totals, old);
 	ctx->retiring = NULL;
@@ -140,7 +140,7 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 	struct fwd_table *t;
 	struct dp_gen *g;
 
-	if (ctx->gen && ctx->gen->hash == hash)
+	if (ctx->pub.gen && ctx->pub.gen->hash == hash)
 		return 1;
 	t = fwd_table_parse(buf, len, name, -1, err);
 	if (t == NULL)
@@ -233,7 +233,7 @@ void dp_ctx_totals(struct dp_ctx *ctx, struct dp_ctx_totals *t)
 	for (int i = 0; i < FWD_DROP_MAX; i++)
 		t->dropped += sum.drop[i];
 	pthread_mutex_lock(&ctx->lock);
-	g = ctx->gen;
+	g = ctx->pub.gen;
 	t->gen_id = g->id;
 	t->gen_hash = g->hash;
 	t->created_unix_ns = (int64_t)g->created_unix_ns;
@@ -272,7 +272,7 @@ json_t *dp_ctx_report(struct dp_ctx *ctx)
 		       (json_int_t)sum.tx_bytes, "dropped", (json_int_t)dropped);
 
 	pthread_mutex_lock(&ctx->lock);
-	g = ctx->gen;
+	g = ctx->pub.gen;
 	t = g->table;
 	acc = json_deep_copy(ctx->totals);
 	if (ctx->retiring)

@@ -3,8 +3,9 @@
  * generation, and the control-thread side of generations and counters.
  *
  * Ownership: the control thread (main lcore) owns every field except what
- * workers write in their own struct dp_lcore. Workers read ctx->gen (acquire)
- * and ctx->quit; nothing else. The telemetry thread reads counters under
+ * workers write in their own struct dp_lcore. Workers read ctx->pub (the
+ * generation with acquire, the quit flag, the RCU variable) through their
+ * lcore's pointer; nothing else. The telemetry thread reads counters under
  * ctx->lock, which the control thread also takes while it retires a
  * generation; workers never take it.
  */
@@ -27,14 +28,12 @@ struct dp_ctx {
 	struct dp_node node;
 	struct dp_ports ports;
 	struct rte_mempool *pool;
-	struct rte_rcu_qsbr *qsv;
-	struct dp_gen *gen; /* published generation; workers load it with acquire */
+	struct dp_pub pub; /* what workers read: generation, quit, RCU (dp_worker.h) */
 	struct dp_gen *retiring; /* unpublished, in its grace period; readers still count it */
 	pthread_mutex_t lock; /* control thread vs telemetry readers */
 	json_t *totals; /* counters of freed generations, keyed by name */
 	uint16_t nworkers;
 	struct dp_lcore *workers[DP_MAX_WORKERS];
-	int quit; /* set once; workers poll it relaxed */
 	uint64_t next_gen_id;
 };
 

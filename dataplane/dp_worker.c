@@ -8,7 +8,6 @@
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 
-#include "dp_ctx.h"
 #include "fwd_pktops.h"
 
 #define PREFETCH_AHEAD 4
@@ -649,16 +648,17 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 int dp_worker_main(void *arg)
 {
 	struct dp_lcore *lc = arg;
-	struct dp_ctx *ctx = lc->ctx;
+	const struct dp_pub *pub = lc->pub;
 	struct rte_mbuf *pkts[FWD_BURST];
 
-	rte_rcu_qsbr_thread_register(ctx->qsv, lc->idx);
-	rte_rcu_qsbr_thread_online(ctx->qsv, lc->idx);
-	while (!__atomic_load_n(&ctx->quit, __ATOMIC_RELAXED)) {
+	rte_rcu_qsbr_thread_register(pub->qsv, lc->idx);
+	rte_rcu_qsbr_thread_online(pub->qsv, lc->idx);
+	/* Relaxed: the flag carries no data; it only has to be seen eventually. */
+	while (!__atomic_load_n(&pub->quit, __ATOMIC_RELAXED)) {
 		/* Acquire pairs with the release store in dp_ctx_publish(): all the
 		 * generation's contents written before publishing are visible. The
 		 * pointer is held only until the quiescent report below. */
-		const struct dp_gen *g = __atomic_load_n(&ctx->gen, __ATOMIC_ACQUIRE);
+		const struct dp_gen *g = __atomic_load_n(&pub->gen, __ATOMIC_ACQUIRE);
 
 		if (unlikely(g->id != lc->gen_seen)) {
 			lc->gen_seen = g->id;
@@ -672,9 +672,9 @@ int dp_worker_main(void *arg)
 			dp_worker_burst(lc, g, pkts, n);
 		}
 		/* This worker holds no generation pointer past this point. */
-		rte_rcu_qsbr_quiescent(ctx->qsv, lc->idx);
+		rte_rcu_qsbr_quiescent(pub->qsv, lc->idx);
 	}
-	rte_rcu_qsbr_thread_offline(ctx->qsv, lc->idx);
-	rte_rcu_qsbr_thread_unregister(ctx->qsv, lc->idx);
+	rte_rcu_qsbr_thread_offline(pub->qsv, lc->idx);
+	rte_rcu_qsbr_thread_unregister(pub->qsv, lc->idx);
 	return 0;
 }

@@ -18,13 +18,34 @@
 
 #include <rte_common.h>
 #include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
 
 #include "dp_flow.h"
 #include "dp_frag.h"
 #include "dp_gen.h"
 #include "fwd_defs.h"
 
-struct dp_ctx;
+/*
+ * What the control thread publishes to the workers, and all a worker reads
+ * of the process. struct dp_ctx owns it; every struct dp_lcore points to it.
+ * It has a cache line of its own, so the control thread's and the telemetry
+ * readers' writes to the rest of struct dp_ctx (its mutex above all) never
+ * take away the line a worker reads on every loop.
+ */
+struct dp_pub {
+	/* The published generation. The control thread stores it with release
+	 * (dp_ctx_publish(): everything built before the store is visible), a
+	 * worker loads it with acquire once per loop and holds it only until
+	 * its quiescent report. The control thread, which alone stores it,
+	 * reads it plainly. */
+	struct dp_gen *gen;
+	/* Set once, at exit; workers poll it relaxed (they need only see it
+	 * eventually: rte_eal_mp_wait_lcore() is the synchronisation point). */
+	int quit;
+	/* The RCU QSBR variable of the workers (thread id = worker index). Set
+	 * before the workers start, never changed. */
+	struct rte_rcu_qsbr *qsv;
+} __rte_cache_aligned;
 
 struct dp_counters {
 	uint64_t seq; /* odd while a burst is being accounted */
@@ -49,7 +70,7 @@ struct dp_txq_stage {
 
 struct dp_lcore {
 	struct dp_counters cnt;
-	struct dp_ctx *ctx;
+	const struct dp_pub *pub; /* all it reads of the process (struct dp_ctx owns it) */
 	struct rte_mempool *pool; /* for mirror copies */
 	unsigned lcore_id;
 	uint16_t idx; /* worker index: RX queue on ingress ports, TX queue everywhere */

@@ -233,7 +233,7 @@ static int setup_workers(struct dp_ctx *ctx)
 		if (l == NULL)
 			return -ENOMEM;
 		ctx->workers[w] = l;
-		l->ctx = ctx;
+		l->pub = &ctx->pub;
 		l->pool = ctx->pool;
 		l->lcore_id = lc;
 		l->idx = w;
@@ -359,8 +359,9 @@ int main(int argc, char **argv)
 	if (dp_ports_init(&ctx.node, ctx.nworkers, ctx.pool, &ctx.ports))
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 
-	ctx.qsv = rte_zmalloc("dp_qsv", rte_rcu_qsbr_get_memsize(ctx.nworkers), RTE_CACHE_LINE_SIZE);
-	if (ctx.qsv == NULL || rte_rcu_qsbr_init(ctx.qsv, ctx.nworkers))
+	ctx.pub.qsv = rte_zmalloc("dp_qsv", rte_rcu_qsbr_get_memsize(ctx.nworkers),
+				  RTE_CACHE_LINE_SIZE);
+	if (ctx.pub.qsv == NULL || rte_rcu_qsbr_init(ctx.pub.qsv, ctx.nworkers))
 		rte_exit(EXIT_FAILURE, "cannot set up RCU\n");
 	if (dp_ctx_apply_file(&ctx, opts.table_path, &err) < 0)
 		rte_exit(EXIT_FAILURE, "table refused: %s\nnot starting without a valid table\n",
@@ -397,10 +398,10 @@ int main(int argc, char **argv)
 			if (rc < 0)
 				DP_LOG(ERR, "reload refused: %s; still forwarding on generation %llu",
 				       fwd_err_str(&err, buf, sizeof(buf)),
-				       (unsigned long long)ctx.gen->id);
+				       (unsigned long long)ctx.pub.gen->id);
 			else if (rc == 1)
 				DP_LOG(INFO, "reload: %s is unchanged, still generation %llu",
-				       opts.table_path, (unsigned long long)ctx.gen->id);
+				       opts.table_path, (unsigned long long)ctx.pub.gen->id);
 			rc = 0;
 		}
 		if (opts.idle_exit_ms && workers_idle(&ctx, idle, opts.idle_exit_ms))
@@ -409,7 +410,7 @@ int main(int argc, char **argv)
 
 	/* Relaxed: workers only need to see it eventually; the lcore wait below
 	 * is the synchronisation point. */
-	__atomic_store_n(&ctx.quit, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&ctx.pub.quit, 1, __ATOMIC_RELAXED);
 	rte_eal_mp_wait_lcore();
 
 	print_report(&ctx, stdout);
@@ -431,8 +432,8 @@ int main(int argc, char **argv)
 		}
 		rte_free(ctx.workers[w]);
 	}
-	dp_gen_free(ctx.gen);
-	rte_free(ctx.qsv);
+	dp_gen_free(ctx.pub.gen);
+	rte_free(ctx.pub.qsv);
 	rte_mempool_free(ctx.pool);
 	json_decref(ctx.totals);
 	rte_eal_cleanup();
