@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,18 +10,65 @@
 #include "fwd_doc.h"
 #include "fwd_table.h"
 
+static int parse_ports(const char *file, const struct fwd_node *ports, struct dp_node *n,
+		       struct fwd_err *err);
+static int parse_workers(const char *file, const struct fwd_node *f, struct dp_node *n,
+			 struct fwd_err *err);
+
+#define MEMBER(f) .off = offsetof(struct dp_node, f), .size = sizeof(((struct dp_node *)0)->f)
+#define UINT(f, lo, hi, d, h) \
+	{.name = #f, .kind = DP_NODE_UINT, MEMBER(f), .min = lo, .max = hi, .def = d, .help = h}
+#define STR(f, h) {.name = #f, .kind = DP_NODE_STR, MEMBER(f), .help = h}
+#define CUSTOM(f, fn, h) {.name = #f, .kind = DP_NODE_CUSTOM, .parse = fn, .help = h}
+#define NOTE(f, h) {.name = #f, .kind = DP_NODE_NOTE, .help = h}
+
+const struct dp_node_field dp_node_fields[] = {
+	CUSTOM(ports, parse_ports, "NAME: {device, ingress, description}; one or more ingress"),
+	CUSTOM(workers, parse_workers, "worker lcore ids; default: every EAL worker lcore"),
+	UINT(mbufs, 1024, 16777215, 32767, "mbuf pool size"),
+	UINT(mbuf_cache, 0, 512, 256, "per-lcore mbuf cache"),
+	UINT(mtu, 68, 9600, 1500, "IP MTU of every port; sizes the mbufs so a frame fits one"),
+	UINT(rx_desc, 64, 16384, 1024, "RX ring size (adjusted to what the device allows)"),
+	UINT(tx_desc, 64, 16384, 1024, "TX ring size (adjusted to what the device allows)"),
+	UINT(frag_entries, 64, 16777216, 4096, "fragment table entries per worker"),
+	UINT(frag_timeout_ms, 1, 120000, 2000, "how long a first fragment's decision is kept"),
+	UINT(content_flow_entries, 64, 16777216, 65536,
+	     "TCP flows with a content verdict, per worker"),
+	UINT(content_flow_timeout_ms, 1, 3600000, 30000, "idle time before a verdict is forgotten"),
+	STR(control_socket, "control socket path; default: <EAL runtime dir>/regionfwd.sock"),
+	STR(control_group, "group owning the control socket; default: the process's group"),
+	NOTE(description, "free text for the reader"),
+};
+const unsigned dp_node_nfields = sizeof(dp_node_fields) / sizeof(dp_node_fields[0]);
+
+#undef MEMBER
+#undef UINT
+#undef STR
+#undef CUSTOM
+#undef NOTE
+
+static void store_uint(struct dp_node *n, const struct dp_node_field *d, uint64_t v)
+{
+	uint8_t *p = (uint8_t *)n + d->off;
+
+	/* The ranges fit their members (the unit tests check the table). */
+	if (d->size == sizeof(uint16_t)) {
+		uint16_t x = (uint16_t)v;
+
+		memcpy(p, &x, sizeof(x));
+	} else {
+		uint32_t x = (uint32_t)v;
+
+		memcpy(p, &x, sizeof(x));
+	}
+}
+
 void dp_node_defaults(struct dp_node *n)
 {
 	memset(n, 0, sizeof(*n));
-	n->mbufs = 32767;
-	n->mbuf_cache = 256;
-	n->mtu = 1500;
-	n->rx_desc = 1024;
-	n->tx_desc = 1024;
-	n->frag_entries = 4096;
-	n->frag_timeout_ms = 2000;
-	n->content_flow_entries = 65536;
-	n->content_flow_timeout_ms = 30000;
+	for (unsigned i = 0; i < dp_node_nfields; i++)
+		if (dp_node_fields[i].kind == DP_NODE_UINT)
+			store_uint(n, &dp_node_fields[i], dp_node_fields[i].def);
 }
 
 static int node_uint(const char *file, const struct fwd_node *v, const char *path, uint64_t min,
@@ -39,6 +87,10 @@ static int node_uint(const char *file, const struct fwd_node *v, const char *pat
 	*out = x;
 	return 0;
 }
+
+/* The fields of one port, and the list the unknown-field error names. */
+static const char *const port_keys[] = {"device", "ingress", "description"};
+#define NPORT_KEYS (sizeof(port_keys) / sizeof(port_keys[0]))
 
 static int parse_ports(const char *file, const struct fwd_node *ports, struct dp_node *n,
 		       struct fwd_err *err)
@@ -67,12 +119,20 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 		memcpy(np->name, p->key, len + 1);
 		if (p->type != FWD_NODE_MAP)
 			return fwd_err_set(err, file, p->line, path, "expected a map with 'device'");
-		for (const struct fwd_node *k = p->child; k; k = k->next)
-			if (strcmp(k->key, "device") && strcmp(k->key, "ingress") &&
-			    strcmp(k->key, "description"))
-				return fwd_err_set(err, file, k->line, path,
-						   "unknown field '%s' (expected one of: device, ingress, description)",
-						   k->key);
+		for (const struct fwd_node *k = p->child; k; k = k->next) {
+			char list[64];
+			size_t used = 0, i;
+
+			for (i = 0; i < NPORT_KEYS && strcmp(k->key, port_keys[i]); i++)
+				;
+			if (i < NPORT_KEYS)
+				continue;
+			for (i = 0; i < NPORT_KEYS; i++)
+				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
+							 i ? ", " : "", port_keys[i]);
+			return fwd_err_set(err, file, k->line, path,
+					   "unknown field '%s' (expected one of: %s)", k->key, list);
+		}
 		dev = fwd_node_get(p, "device");
 		if (dev == NULL || dev->type != FWD_NODE_SCALAR || dev->str[0] == '\0')
 			return fwd_err_set(err, file, p->line, path,
@@ -95,16 +155,74 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 	return fwd_err_set(err, file, ports->line, "ports", "no port has 'ingress: true'");
 }
 
-int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
+static int parse_workers(const char *file, const struct fwd_node *f, struct dp_node *n,
+			 struct fwd_err *err)
 {
-	static const char *const keys[] = {"ports", "workers", "mbufs", "mbuf_cache", "rx_desc",
-					   "tx_desc", "mtu", "frag_entries", "frag_timeout_ms",
-					   "content_flow_entries", "content_flow_timeout_ms",
-					   "control_socket", "control_group", "description", NULL};
-	struct fwd_doc *doc = fwd_doc_load(path, err);
-	const struct fwd_node *root, *f;
 	uint64_t v;
 	int rc;
+
+	if (f == NULL)
+		return 0; /* every EAL worker lcore */
+	if (f->type != FWD_NODE_SEQ || f->count == 0 || f->count > DP_MAX_WORKERS)
+		return fwd_err_set(err, file, f->line, "workers",
+				   "expected a list of 1..%d lcore ids", DP_MAX_WORKERS);
+	for (const struct fwd_node *e = f->child; e; e = e->next) {
+		if ((rc = node_uint(file, e, "workers", 0, 1023, &v, err)))
+			return rc;
+		for (uint16_t i = 0; i < n->nworkers; i++)
+			if (n->workers[i] == v)
+				return fwd_err_set(err, file, e->line, "workers",
+						   "lcore %llu listed twice",
+						   (unsigned long long)v);
+		n->workers[n->nworkers++] = (uint16_t)v;
+	}
+	return 0;
+}
+
+static const struct dp_node_field *field_by_name(const char *name)
+{
+	for (unsigned i = 0; i < dp_node_nfields; i++)
+		if (strcmp(dp_node_fields[i].name, name) == 0)
+			return &dp_node_fields[i];
+	return NULL;
+}
+
+/* One field's value @v (NULL: absent, the default stays) into @n. */
+static int parse_field(const char *file, const struct dp_node_field *d, const struct fwd_node *v,
+		       struct dp_node *n, struct fwd_err *err)
+{
+	uint64_t x;
+	int rc;
+
+	switch (d->kind) {
+	case DP_NODE_CUSTOM:
+		return d->parse(file, v, n, err);
+	case DP_NODE_UINT:
+		if (v == NULL)
+			return 0;
+		if ((rc = node_uint(file, v, d->name, d->min, d->max, &x, err)))
+			return rc;
+		store_uint(n, d, x);
+		return 0;
+	case DP_NODE_STR:
+		if (v == NULL)
+			return 0;
+		if (v->type != FWD_NODE_SCALAR || strlen(v->str) >= d->size)
+			return fwd_err_set(err, file, v->line, d->name,
+					   "expected a string shorter than %zu bytes", d->size);
+		strcpy((char *)n + d->off, v->str);
+		return 0;
+	case DP_NODE_NOTE:
+		return 0;
+	}
+	return 0;
+}
+
+int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
+{
+	struct fwd_doc *doc = fwd_doc_load(path, err);
+	const struct fwd_node *root;
+	int rc = 0;
 
 	if (doc == NULL)
 		return -EINVAL;
@@ -115,66 +233,19 @@ int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 		rc = fwd_err_set(err, path, root->line, "", "expected a map at the top");
 		goto out;
 	}
+	/* Unknown fields first, so a misspelt key is named before the value
+	 * it was meant to replace is judged. */
 	for (const struct fwd_node *k = root->child; k; k = k->next) {
-		int ok = 0;
-
-		for (int i = 0; keys[i]; i++)
-			ok |= strcmp(k->key, keys[i]) == 0;
-		if (!ok) {
+		if (field_by_name(k->key) == NULL) {
 			rc = fwd_err_set(err, path, k->line, k->key, "unknown field '%s'", k->key);
 			goto out;
 		}
 	}
-	if ((rc = parse_ports(path, fwd_node_get(root, "ports"), n, err)))
-		goto out;
-	if ((f = fwd_node_get(root, "workers")) != NULL) {
-		if (f->type != FWD_NODE_SEQ || f->count == 0 || f->count > DP_MAX_WORKERS) {
-			rc = fwd_err_set(err, path, f->line, "workers",
-					 "expected a list of 1..%d lcore ids", DP_MAX_WORKERS);
-			goto out;
-		}
-		for (const struct fwd_node *e = f->child; e; e = e->next) {
-			if ((rc = node_uint(path, e, "workers", 0, 1023, &v, err)))
-				goto out;
-			for (uint16_t i = 0; i < n->nworkers; i++)
-				if (n->workers[i] == v) {
-					rc = fwd_err_set(err, path, e->line, "workers",
-							 "lcore %llu listed twice", (unsigned long long)v);
-					goto out;
-				}
-			n->workers[n->nworkers++] = (uint16_t)v;
-		}
+	for (unsigned i = 0; i < dp_node_nfields && rc == 0; i++) {
+		const struct dp_node_field *d = &dp_node_fields[i];
+
+		rc = parse_field(path, d, fwd_node_get(root, d->name), n, err);
 	}
-#define NODE_UINT(field, min, max)                                                         \
-	if ((f = fwd_node_get(root, #field)) != NULL) {                                     \
-		if ((rc = node_uint(path, f, #field, min, max, &v, err)))                   \
-			goto out;                                                          \
-		n->field = (__typeof__(n->field))v;                                         \
-	}
-	NODE_UINT(mbufs, 1024, 16777215)
-	NODE_UINT(mbuf_cache, 0, 512)
-	NODE_UINT(mtu, 68, 9600)
-	NODE_UINT(rx_desc, 64, 16384)
-	NODE_UINT(tx_desc, 64, 16384)
-	NODE_UINT(frag_entries, 64, 16777216)
-	NODE_UINT(frag_timeout_ms, 1, 120000)
-	NODE_UINT(content_flow_entries, 64, 16777216)
-	NODE_UINT(content_flow_timeout_ms, 1, 3600000)
-#undef NODE_UINT
-#define NODE_STR(field)                                                                    \
-	if ((f = fwd_node_get(root, #field)) != NULL) {                                     \
-		if (f->type != FWD_NODE_SCALAR || strlen(f->str) >= sizeof(n->field)) {    \
-			rc = fwd_err_set(err, path, f->line, #field,                        \
-					 "expected a string shorter than %zu bytes",        \
-					 sizeof(n->field));                                 \
-			goto out;                                                          \
-		}                                                                          \
-		strcpy(n->field, f->str);                                                  \
-	}
-	NODE_STR(control_socket)
-	NODE_STR(control_group)
-#undef NODE_STR
-	rc = 0;
 out:
 	fwd_doc_free(doc);
 	return rc;

@@ -42,6 +42,37 @@ struct dp_node {
 	char control_group[64]; /* "" = the process's group */
 };
 
+struct fwd_node;
+
+/* How a field of the node config's top level is read. */
+enum dp_node_kind {
+	DP_NODE_UINT, /* a whole number in min..max, stored in a 2- or 4-byte member */
+	DP_NODE_STR, /* a string shorter than its member, default "" */
+	DP_NODE_CUSTOM, /* its own parser: ports, workers */
+	DP_NODE_NOTE, /* accepted and ignored: description */
+};
+
+/* One field of the node config, described once: dp_node.c derives the
+ * known keys, the defaults, the parsing and the range errors from the
+ * table of these, dp_node_fields[]. */
+struct dp_node_field {
+	const char *name;
+	enum dp_node_kind kind;
+	size_t off, size; /* UINT, STR: the member in struct dp_node */
+	uint64_t min, max; /* UINT: the accepted range */
+	uint64_t def; /* UINT: the default */
+	/* CUSTOM: called with the field's value, or NULL when it is absent
+	 * (so a required field says so). @return 0 or -EINVAL with @err. */
+	int (*parse)(const char *file, const struct fwd_node *v, struct dp_node *n,
+		     struct fwd_err *err);
+	const char *help; /* one line */
+};
+
+/* Every top-level field, in the order they are checked: with several
+ * errors in one file, the first in this order is reported. */
+extern const struct dp_node_field dp_node_fields[];
+extern const unsigned dp_node_nfields;
+
 /** Defaults for every field (no ports). */
 void dp_node_defaults(struct dp_node *n);
 
