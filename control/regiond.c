@@ -4,6 +4,7 @@
  *
  *   regiond --dataplane SOCK [--api-socket SOCK] [--state-dir DIR] [--table FILE]
  *           [--listen HOST:PORT --token-file FILE] [--keep N] [--max-body BYTES]
+ *           [--xdp-iface IF ...] (every option: options[] below, or regiond --help)
  *
  * The main thread keeps regionfwd in sync (it pushes the current generation
  * when regionfwd restarted or runs something else) and runs the commit-confirm
@@ -12,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -50,23 +52,231 @@ static void on_signal(int sig)
 	quit = 1;
 }
 
+#ifdef REGIOND_BPF
+#define XDP_MAX_IFACES CTL_FILTER_MAX_IFACES
+#else
+#define XDP_MAX_IFACES 8 /* the options are refused anyway */
+#endif
+
+/* What the command line sets. The values start as the option table's
+ * defaults, parsed like the command line, so --help cannot name a default
+ * that is not the one in force. */
+struct regiond_opts {
+	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file;
+	uint64_t keep, max_body;
+	struct opt_list {
+		const char *v[XDP_MAX_IFACES];
+		unsigned n;
+	} xdp_ifaces;
+	uint64_t xdp_mode; /* index in xdp_modes[] */
+	const char *bpf_pin_dir;
+	uint64_t xdp_max_prefixes, xdp_max_groups;
+};
+
+enum opt_kind {
+	OPT_STR, /* the argument as is */
+	OPT_UINT, /* a whole number in min..max */
+	OPT_LIST, /* appended to a struct opt_list, at most max times */
+	OPT_CHOICE, /* one of choices[], stored as its index */
+	OPT_HELP, /* print --help and exit 0 */
+};
+
+struct regiond_opt {
+	const char *name; /* without the leading "--" */
+	const char *arg; /* the argument's name in --help; NULL: takes none */
+	const char *def; /* the default, as it would be given; NULL: none */
+	const char *help; /* one line; --help adds "(default DEF)" */
+	enum opt_kind kind;
+	size_t off; /* what it sets: a member of struct regiond_opts */
+	uint64_t min, max; /* OPT_UINT: the range; OPT_LIST: how many */
+	const char *const *choices; /* OPT_CHOICE: NULL-terminated */
+	const char *refused; /* OPT_UINT, OPT_CHOICE: the message for a bad value */
+	unsigned required : 1; /* regiond refuses to start without it */
+	unsigned bpf : 1; /* needs libbpf: refused by a build without it */
+};
+
+/* Index = enum ctl_xdp_mode. */
+static const char *const xdp_modes[] = {"auto", "native", "generic", NULL};
+#ifdef REGIOND_BPF
+_Static_assert(CTL_XDP_AUTO == 0 && CTL_XDP_NATIVE == 1 && CTL_XDP_GENERIC == 2,
+	       "xdp_modes[] is indexed by enum ctl_xdp_mode");
+#endif
+
+#define AT(m) offsetof(struct regiond_opts, m)
+
+/* Every option, once: getopt_long's table, --help, the defaults and the
+ * value checks all come from here, in this order. */
+static const struct regiond_opt options[] = {
+	{.name = "dataplane", .arg = "SOCK", .kind = OPT_STR, .off = AT(dataplane), .required = 1,
+	 .help = "regionfwd's control socket (node config control_socket)"},
+	{.name = "api-socket", .arg = "SOCK", .def = "/run/regiond/api.sock", .kind = OPT_STR,
+	 .off = AT(api_socket), .help = "where the API listens"},
+	{.name = "state-dir", .arg = "DIR", .def = "/var/lib/regiond", .kind = OPT_STR,
+	 .off = AT(state_dir), .help = "history and the last good table"},
+	{.name = "table", .arg = "FILE", .kind = OPT_STR, .off = AT(table),
+	 .help = "first table when the state directory is empty"},
+	{.name = "listen", .arg = "HOST:PORT", .kind = OPT_STR, .off = AT(listen),
+	 .help = "also serve the API on TCP; writes then need --token-file"},
+	{.name = "token-file", .arg = "FILE", .kind = OPT_STR, .off = AT(token_file),
+	 .help = "bearer token for TCP writes (first line of the file)"},
+	{.name = "keep", .arg = "N", .def = "20", .kind = OPT_UINT, .off = AT(keep), .min = 2,
+	 .max = 10000, .refused = "--keep takes 2..10000", .help = "generations kept for rollback"},
+	{.name = "max-body", .arg = "BYTES", .def = "268435456", .kind = OPT_UINT,
+	 .off = AT(max_body), .min = 1024, .max = UINT64_MAX,
+	 .refused = "--max-body takes bytes >= 1024", .help = "largest request body"},
+	{.name = "xdp-iface", .arg = "IF", .kind = OPT_LIST, .off = AT(xdp_ifaces),
+	 .max = XDP_MAX_IFACES, .bpf = 1, .help = "attach the XDP filter to IF (repeat for more)"},
+	{.name = "xdp-mode", .arg = "M", .def = "auto", .kind = OPT_CHOICE, .off = AT(xdp_mode),
+	 .choices = xdp_modes, .refused = "--xdp-mode takes auto, native or generic", .bpf = 1,
+	 .help = "auto (native, else generic: reported), native or generic"},
+	{.name = "bpf-pin-dir", .arg = "DIR", .def = "/sys/fs/bpf/regiond", .kind = OPT_STR,
+	 .off = AT(bpf_pin_dir), .bpf = 1, .help = "where the filter is pinned"},
+	{.name = "xdp-max-prefixes", .arg = "N", .def = "131072", .kind = OPT_UINT,
+	 .off = AT(xdp_max_prefixes), .min = 16, .max = 16u << 20,
+	 .refused = "--xdp-max-* takes 16..16777216", .bpf = 1,
+	 .help = "filter capacity: prefixes"},
+	{.name = "xdp-max-groups", .arg = "N", .def = "32768", .kind = OPT_UINT,
+	 .off = AT(xdp_max_groups), .min = 16, .max = 16u << 20,
+	 .refused = "--xdp-max-* takes 16..16777216", .bpf = 1,
+	 .help = "filter capacity: IPv4 256-entry groups"},
+	{.name = "help", .kind = OPT_HELP, .help = "this help"},
+};
+
+#undef AT
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+#define OPT_VAL0 256 /* getopt_long's value for options[i] is OPT_VAL0 + i */
+
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: regiond --dataplane SOCK [options]\n"
-		"  --dataplane SOCK   regionfwd's control socket (node config control_socket)\n"
-		"  --api-socket SOCK  where the API listens (default /run/regiond/api.sock)\n"
-		"  --state-dir DIR    history and the last good table (default /var/lib/regiond)\n"
-		"  --table FILE       first table when the state directory is empty\n"
-		"  --listen HOST:PORT also serve the API on TCP; writes then need --token-file\n"
-		"  --token-file FILE  bearer token for TCP writes (first line of the file)\n"
-		"  --keep N           generations kept for rollback (default 20)\n"
-		"  --max-body BYTES   largest request body (default 268435456)\n"
-		"  --xdp-iface IF     attach the XDP filter to IF (repeat for more)\n"
-		"  --xdp-mode M       auto (native, else generic: reported), native or generic\n"
-		"  --bpf-pin-dir DIR  where the filter is pinned (default /sys/fs/bpf/regiond)\n"
-		"  --xdp-max-prefixes N, --xdp-max-groups N   filter capacity (default 131072, 32768)\n");
+	fprintf(out, "usage: regiond");
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (options[i].required)
+			fprintf(out, " --%s %s", options[i].name, options[i].arg);
+	fprintf(out, " [options]\n");
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct regiond_opt *d = &options[i];
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? " " : "",
+			 d->arg ? d->arg : "");
+		fprintf(out, "  %-18s %s", left, d->help);
+		if (d->def)
+			fprintf(out, " (default %s)", d->def);
+		fputc('\n', out);
+	}
 }
+
+/* Set what option @d sets from @arg. @return 0, or 2 (the exit status)
+ * after saying why. */
+static int set_option(struct regiond_opts *o, const struct regiond_opt *d, const char *arg)
+{
+	void *at = (char *)o + d->off;
+	char *end;
+
+	switch (d->kind) {
+	case OPT_STR:
+		*(const char **)at = arg;
+		return 0;
+	case OPT_UINT: {
+		unsigned long long v = strtoull(arg, &end, 10);
+
+		if (*end || v < d->min || v > d->max) {
+			fprintf(stderr, "regiond: %s\n", d->refused);
+			return 2;
+		}
+		*(uint64_t *)at = v;
+		return 0;
+	}
+	case OPT_LIST: {
+		struct opt_list *l = at;
+
+		if (l->n == d->max) {
+			fprintf(stderr, "regiond: at most %llu --%s\n", (unsigned long long)d->max,
+				d->name);
+			return 2;
+		}
+		l->v[l->n++] = arg;
+		return 0;
+	}
+	case OPT_CHOICE:
+		for (uint64_t i = 0; d->choices[i]; i++)
+			if (strcmp(arg, d->choices[i]) == 0) {
+				*(uint64_t *)at = i;
+				return 0;
+			}
+		fprintf(stderr, "regiond: %s\n", d->refused);
+		return 2;
+	case OPT_HELP:
+		break;
+	}
+	return 0;
+}
+
+/* The command line into @o. @return -1 to go on, else the exit status: 0
+ * after --help, 2 for a usage error (said, with the usage). */
+static int parse_options(int argc, char **argv, struct regiond_opts *o)
+{
+	struct option lopts[NOPTIONS + 1];
+	int c;
+
+	memset(lopts, 0, sizeof(lopts));
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		lopts[i] = (struct option){options[i].name,
+					   options[i].arg ? required_argument : no_argument, NULL,
+					   OPT_VAL0 + (int)i};
+		if (options[i].def && set_option(o, &options[i], options[i].def))
+			return 2; /* a default the table itself refuses */
+	}
+	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		const struct regiond_opt *d;
+
+		if (c < OPT_VAL0 || c >= OPT_VAL0 + (int)NOPTIONS) {
+			usage(stderr);
+			return 2;
+		}
+		d = &options[c - OPT_VAL0];
+		if (d->kind == OPT_HELP) {
+			usage(stdout);
+			return 0;
+		}
+#ifndef REGIOND_BPF
+		if (d->bpf) {
+			fprintf(stderr, "regiond: built without libbpf: no XDP filters\n");
+			return 2;
+		}
+#endif
+		if (set_option(o, d, optarg))
+			return 2;
+	}
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (options[i].required && *(const char **)((char *)o + options[i].off) == NULL) {
+			usage(stderr);
+			return 2;
+		}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
+/* The daemon's parts, set up in order by main() and taken down by
+ * shut_down() from whatever point it reached. */
+struct regiond {
+	struct regiond_opts o;
+	int64_t started;
+	char *token; /* --token-file's token, with --listen */
+	struct ctl_dp *dp;
+	struct ctl_state st;
+	int state_open;
+	pthread_mutex_t lock;
+	struct ctl_api_conf conf;
+	struct ctl_api *api;
+#ifdef REGIOND_BPF
+	struct ctl_filter *filter;
+#endif
+};
 
 static char *read_token(const char *path)
 {
@@ -85,196 +295,145 @@ static char *read_token(const char *path)
 	return buf;
 }
 
-int main(int argc, char **argv)
+/* TCP writes need a bearer token: refuse --listen without a usable one.
+ * @return 0, or the exit status 2 */
+static int load_token(struct regiond *d)
 {
-	static const struct option opts[] = {
-		{"dataplane", required_argument, NULL, 'd'},
-		{"api-socket", required_argument, NULL, 'a'},
-		{"state-dir", required_argument, NULL, 's'},
-		{"table", required_argument, NULL, 't'},
-		{"listen", required_argument, NULL, 'l'},
-		{"token-file", required_argument, NULL, 'k'},
-		{"keep", required_argument, NULL, 'n'},
-		{"max-body", required_argument, NULL, 'm'},
-		{"xdp-iface", required_argument, NULL, 'x'},
-		{"xdp-mode", required_argument, NULL, 'X'},
-		{"bpf-pin-dir", required_argument, NULL, 'P'},
-		{"xdp-max-prefixes", required_argument, NULL, 'p'},
-		{"xdp-max-groups", required_argument, NULL, 'g'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-#ifdef REGIOND_BPF
-	struct ctl_filter_conf fconf = {.mode = CTL_XDP_AUTO, .pin_dir = "/sys/fs/bpf/regiond",
-					.sizes = {.max_prefixes = 131072, .max_groups = 32768}};
-	struct ctl_filter *filter = NULL;
-#endif
-	const char *dp_path = NULL, *table = NULL, *state_dir = "/var/lib/regiond", *token_file = NULL;
-	struct ctl_api_conf conf = {.unix_path = "/run/regiond/api.sock", .max_body = 256u << 20};
-	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	unsigned long keep = 20;
-	struct ctl_state st;
-	struct fwd_err e;
-	struct ctl_api *api = NULL;
-	int rc = 1;
-	struct ctl_dp *dp;
-	char *token = NULL, *end;
-	int c, in_sync = -1;
-	int64_t started = (int64_t)time(NULL), last_sync = 0;
-
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd': dp_path = optarg; break;
-		case 'a': conf.unix_path = optarg; break;
-		case 's': state_dir = optarg; break;
-		case 't': table = optarg; break;
-		case 'l': conf.tcp_listen = optarg; break;
-		case 'k': token_file = optarg; break;
-		case 'n':
-			keep = strtoul(optarg, &end, 10);
-			if (*end || keep < 2 || keep > 10000) {
-				fprintf(stderr, "regiond: --keep takes 2..10000\n");
-				return 2;
-			}
-			break;
-		case 'm':
-			conf.max_body = strtoull(optarg, &end, 10);
-			if (*end || conf.max_body < 1024) {
-				fprintf(stderr, "regiond: --max-body takes bytes >= 1024\n");
-				return 2;
-			}
-			break;
-#ifdef REGIOND_BPF
-		case 'x':
-			if (fconf.nifaces == CTL_FILTER_MAX_IFACES) {
-				fprintf(stderr, "regiond: at most %d --xdp-iface\n", CTL_FILTER_MAX_IFACES);
-				return 2;
-			}
-			fconf.ifaces[fconf.nifaces++] = optarg;
-			break;
-		case 'X':
-			if (!strcmp(optarg, "auto"))
-				fconf.mode = CTL_XDP_AUTO;
-			else if (!strcmp(optarg, "native"))
-				fconf.mode = CTL_XDP_NATIVE;
-			else if (!strcmp(optarg, "generic"))
-				fconf.mode = CTL_XDP_GENERIC;
-			else {
-				fprintf(stderr, "regiond: --xdp-mode takes auto, native or generic\n");
-				return 2;
-			}
-			break;
-		case 'P': fconf.pin_dir = optarg; break;
-		case 'p':
-		case 'g': {
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*end || v < 16 || v > 16u << 20) {
-				fprintf(stderr, "regiond: --xdp-max-* takes 16..16777216\n");
-				return 2;
-			}
-			*(c == 'p' ? &fconf.sizes.max_prefixes : &fconf.sizes.max_groups) = (uint32_t)v;
-			break;
-		}
-#else
-		case 'x': case 'X': case 'P': case 'p': case 'g':
-			fprintf(stderr, "regiond: built without libbpf: no XDP filters\n");
-			return 2;
-#endif
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
-	if (dp_path == NULL || optind < argc) {
-		usage(stderr);
+	if (d->o.listen == NULL)
+		return 0;
+	if (d->o.token_file == NULL || (d->token = read_token(d->o.token_file)) == NULL) {
+		fprintf(stderr, "regiond: --listen needs --token-file with a token of 16+ characters\n");
 		return 2;
 	}
-	if (conf.tcp_listen) {
-		if (token_file == NULL || (token = read_token(token_file)) == NULL) {
-			fprintf(stderr, "regiond: --listen needs --token-file with a token of 16+ characters\n");
-			return 2;
-		}
-		conf.token = token;
+	return 0;
+}
+
+/* An empty state directory starts from --table: recorded now, pushed by
+ * the main loop as soon as regionfwd answers. @return 0 or -1 (said). */
+static int seed_table(struct regiond *d)
+{
+	const char *table = d->o.table;
+	struct fwd_err fe = {0}, e;
+	char *buf;
+	size_t len;
+
+	if (ctl_state_current(&d->st) != NULL || table == NULL)
+		return 0;
+	if (fwd_read_file(table, &buf, &len, &fe)) {
+		fprintf(stderr, "regiond: %s: %s\n", table, fe.reason);
+		return -1;
 	}
+	if (ctl_state_apply(&d->st, buf, len, "regiond", "initial table", -1, 0, &e) < 0) {
+		char b[1024];
+
+		fprintf(stderr, "regiond: %s refused: %s\n", table, fwd_err_str(&e, b, sizeof(b)));
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	return 0;
+}
+
+/* The connection to regionfwd and the state directory (history, current
+ * generation), seeded from --table when empty. @return 0 or -1 (said). */
+static int open_state(struct regiond *d)
+{
+	struct fwd_err e;
+
 	/* Content rules must compile (in a limited child) before a table is
 	 * taken; the databases travel with the push. */
 	ctl_state_extra_validate = ctl_content_validate;
 	ctl_state_content_dbs = ctl_content_dbs;
-	dp = ctl_dp_create(dp_path);
-	if (dp == NULL || ctl_state_open(&st, state_dir, (unsigned)keep, dp, &e)) {
-		fprintf(stderr, "regiond: %s\n", dp ? e.reason : strerror(errno));
-		ctl_dp_free(dp);
-		free(token);
-		return 1;
+	d->dp = ctl_dp_create(d->o.dataplane);
+	if (d->dp == NULL ||
+	    ctl_state_open(&d->st, d->o.state_dir, (unsigned)d->o.keep, d->dp, &e)) {
+		fprintf(stderr, "regiond: %s\n", d->dp ? e.reason : strerror(errno));
+		return -1;
 	}
-	if (ctl_state_current(&st) == NULL && table) {
-		struct fwd_err fe = {0};
-		char *buf;
-		size_t len;
+	d->state_open = 1;
+	return seed_table(d);
+}
 
-		if (fwd_read_file(table, &buf, &len, &fe)) {
-			fprintf(stderr, "regiond: %s: %s\n", table, fe.reason);
-			goto out;
-		}
-		/* Recorded, then pushed by the sync loop as soon as regionfwd answers. */
-		if (ctl_state_apply(&st, buf, len, "regiond", "initial table", -1, 0, &e) < 0) {
-			char b[1024];
-
-			fprintf(stderr, "regiond: %s refused: %s\n", table, fwd_err_str(&e, b, sizeof(b)));
-			free(buf);
-			goto out;
-		}
-		free(buf);
-	}
-	{
-		char dir[256];
-
-		snprintf(dir, sizeof(dir), "%s", conf.unix_path);
-		if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
-			*strrchr(dir, '/') = '\0';
-			if (access(dir, F_OK) != 0 && mkdir(dir, 0750) < 0 && errno != EEXIST)
-				fprintf(stderr, "regiond: cannot create %s: %s\n", dir, strerror(errno));
-		}
-	}
 #ifdef REGIOND_BPF
-	if (fconf.nifaces) {
-		struct fwd_err fe = {0};
-		const struct ctl_gen *cur = ctl_state_current(&st);
+/* Attach (or adopt) the XDP filter on the --xdp-iface interfaces, bring it
+ * to the current generation, and hook it into every later change.
+ * @return 0 or -1 (said) */
+static int start_filters(struct regiond *d)
+{
+	struct ctl_filter_conf fconf = {
+		.mode = (enum ctl_xdp_mode)d->o.xdp_mode,
+		.pin_dir = d->o.bpf_pin_dir,
+		.sizes = {.max_prefixes = (uint32_t)d->o.xdp_max_prefixes,
+			  .max_groups = (uint32_t)d->o.xdp_max_groups},
+	};
+	const struct ctl_gen *cur = ctl_state_current(&d->st);
+	struct fwd_err fe = {0}, e;
 
-		filter = ctl_filter_start(&fconf, &fe);
-		if (filter == NULL) {
-			fprintf(stderr, "regiond: XDP filter: %s\n", fe.reason);
-			goto out;
-		}
-		st.hook = ctl_filter_apply;
-		st.hook_arg = filter;
-		if (cur && ctl_filter_generation(filter) != cur->id &&
-		    ctl_filter_apply(filter, st.table, cur->id, &e)) {
-			fprintf(stderr, "regiond: XDP filter refused generation %" PRIu64 ": %s\n", cur->id,
-				e.reason);
-			goto out;
-		}
-		conf.filters = (struct ctl_api_filters){filter_status, filter_detach, filter};
+	if (d->o.xdp_ifaces.n == 0)
+		return 0;
+	for (unsigned i = 0; i < d->o.xdp_ifaces.n; i++)
+		fconf.ifaces[fconf.nifaces++] = d->o.xdp_ifaces.v[i];
+	d->filter = ctl_filter_start(&fconf, &fe);
+	if (d->filter == NULL) {
+		fprintf(stderr, "regiond: XDP filter: %s\n", fe.reason);
+		return -1;
 	}
+	d->st.hook = ctl_filter_apply;
+	d->st.hook_arg = d->filter;
+	if (cur && ctl_filter_generation(d->filter) != cur->id &&
+	    ctl_filter_apply(d->filter, d->st.table, cur->id, &e)) {
+		fprintf(stderr, "regiond: XDP filter refused generation %" PRIu64 ": %s\n", cur->id,
+			e.reason);
+		return -1;
+	}
+	d->conf.filters = (struct ctl_api_filters){filter_status, filter_detach, d->filter};
+	return 0;
+}
 #endif
-	api = ctl_api_start(&conf, &st, &lock, started);
-	if (api == NULL)
-		goto out;
+
+/* Serve the API on --api-socket (its directory created if missing) and
+ * --listen. @return 0 or -1 */
+static int start_api(struct regiond *d)
+{
+	char dir[256];
+
+	d->conf.unix_path = d->o.api_socket;
+	d->conf.tcp_listen = d->o.listen;
+	d->conf.token = d->token;
+	d->conf.max_body = (size_t)d->o.max_body;
+	snprintf(dir, sizeof(dir), "%s", d->conf.unix_path);
+	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
+		*strrchr(dir, '/') = '\0';
+		if (access(dir, F_OK) != 0 && mkdir(dir, 0750) < 0 && errno != EEXIST)
+			fprintf(stderr, "regiond: cannot create %s: %s\n", dir, strerror(errno));
+	}
+	d->api = ctl_api_start(&d->conf, &d->st, &d->lock, d->started);
+	return d->api ? 0 : -1;
+}
+
+/* Until SIGINT or SIGTERM: every 200 ms the commit-confirm timer, every
+ * second keep regionfwd (and the XDP filter) on the current generation. */
+static void main_loop(struct regiond *d)
+{
+	const struct ctl_gen *cur = ctl_state_current(&d->st);
+	int64_t last_sync = 0;
+	int in_sync = -1;
+
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	fprintf(stderr, "regiond: API on %s%s%s, dataplane %s, state %s, generation %" PRIu64 "\n",
-		conf.unix_path, conf.tcp_listen ? " and " : "", conf.tcp_listen ? conf.tcp_listen : "",
-		dp_path, state_dir, ctl_state_current(&st) ? ctl_state_current(&st)->id : 0);
-
+		d->conf.unix_path, d->conf.tcp_listen ? " and " : "",
+		d->conf.tcp_listen ? d->conf.tcp_listen : "", d->o.dataplane, d->o.state_dir,
+		cur ? cur->id : 0);
 	while (!quit) {
 		int64_t now = (int64_t)time(NULL);
 
 		usleep(200000);
-		pthread_mutex_lock(&lock);
-		ctl_confirm_tick(&st);
+		pthread_mutex_lock(&d->lock);
+		ctl_confirm_tick(&d->st);
 		if (now - last_sync >= 1) {
-			int s = ctl_state_sync(&st);
+			int s = ctl_state_sync(&d->st);
 
 			if (s != in_sync)
 				fprintf(stderr, "regiond: regionfwd %s\n",
@@ -282,22 +441,54 @@ int main(int argc, char **argv)
 			in_sync = s;
 			last_sync = now;
 #ifdef REGIOND_BPF
-			if (filter && ctl_state_current(&st) &&
-			    ctl_filter_generation(filter) != ctl_state_current(&st)->id)
-				ctl_filter_apply(filter, st.table, ctl_state_current(&st)->id, &e);
+			cur = ctl_state_current(&d->st);
+			if (d->filter && cur && ctl_filter_generation(d->filter) != cur->id) {
+				struct fwd_err e;
+
+				ctl_filter_apply(d->filter, d->st.table, cur->id, &e);
+			}
 #endif
 		}
-		pthread_mutex_unlock(&lock);
+		pthread_mutex_unlock(&d->lock);
 	}
+}
+
+/* Take down whatever main() set up, in reverse. */
+static void shut_down(struct regiond *d)
+{
+	ctl_api_stop(d->api);
+#ifdef REGIOND_BPF
+	ctl_filter_free(d->filter); /* stays attached and pinned: a restart adopts it */
+#endif
+	if (d->state_open) {
+		ctl_state_close(&d->st);
+		ctl_content_cleanup();
+	}
+	ctl_dp_free(d->dp);
+	free(d->token);
+}
+
+int main(int argc, char **argv)
+{
+	struct regiond d = {.started = (int64_t)time(NULL), .lock = PTHREAD_MUTEX_INITIALIZER};
+	int rc = parse_options(argc, argv, &d.o);
+
+	if (rc >= 0)
+		return rc;
+	if (load_token(&d))
+		return 2;
+	rc = 1;
+	if (open_state(&d))
+		goto out;
+#ifdef REGIOND_BPF
+	if (start_filters(&d))
+		goto out;
+#endif
+	if (start_api(&d))
+		goto out;
+	main_loop(&d);
 	rc = 0;
 out:
-	ctl_api_stop(api);
-#ifdef REGIOND_BPF
-	ctl_filter_free(filter); /* stays attached and pinned: a restart adopts it */
-#endif
-	ctl_state_close(&st);
-	ctl_content_cleanup();
-	ctl_dp_free(dp);
-	free(token);
+	shut_down(&d);
 	return rc;
 }
