@@ -376,12 +376,14 @@ static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 			    ctl_model(api->st->table), "document", g->doc, g->len);
 }
 
-/* regionfwd's counter report (the JSON model of GET /v1/counters), or NULL
- * with @e. */
-static json_t *dp_counters(struct ctl_api *api, struct fwd_err *e)
+/* regionfwd's counter report, read through the one reader of its model
+ * (fwd_report_from_json), or NULL with @e. */
+static struct fwd_report *dp_counters(struct ctl_api *api, struct fwd_err *e)
 {
 	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
 	Regionfwd__Ctl__CounterReport *rep;
+	struct fwd_report *r = NULL;
+	struct fwd_err je;
 	json_t *j;
 
 	if (ctl_dp_call(api->st->dp, REGIONFWD__CTL__OP__OP_COUNTERS, &req.base,
@@ -389,26 +391,29 @@ static json_t *dp_counters(struct ctl_api *api, struct fwd_err *e)
 		return NULL;
 	j = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "", "regionfwd's counter report is broken");
-		return NULL;
-	}
-	return j;
+	if (j == NULL || (r = fwd_report_from_json(j, &je)) == NULL)
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+			     "regionfwd's counter report is broken%s%s", j ? ": " : "", j ? je.reason : "");
+	json_decref(j);
+	return r;
 }
 
 static void h_counters(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	struct fwd_err e;
-	json_t *c = dp_counters(api, &e);
+	struct fwd_report *c = dp_counters(api, &e);
 
 	(void)q;
 	if (c == NULL) {
 		reply_err(r, &e);
 		return;
 	}
-	r->status = 200;
-	r->body = c;
+	r->body = fwd_report_json(c);
+	fwd_report_free(c);
+	if (r->body == NULL)
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+	else
+		r->status = 200;
 }
 
 static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
@@ -448,11 +453,11 @@ out:
 static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	struct fwd_err e;
-	json_t *c = dp_counters(api, &e);
+	struct fwd_report *c = dp_counters(api, &e);
 
 	(void)q;
 	r->text = ctl_metrics_render(api->st, c);
-	json_decref(c);
+	fwd_report_free(c);
 	if (r->text == NULL) {
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
 		return;

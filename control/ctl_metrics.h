@@ -7,12 +7,11 @@
 #ifndef CTL_METRICS_H
 #define CTL_METRICS_H
 
-#include <jansson.h>
-
 #include "ctl_state.h"
+#include "fwd_report.h"
 
 /** The exposition text (malloc'd), from @st and regionfwd's counter
- *  report @counters (NULL when regionfwd did not answer). NULL on ENOMEM. */
-char *ctl_metrics_render(const struct ctl_state *st, json_t *counters);
+ *  report @r (NULL when regionfwd did not answer). NULL on ENOMEM. */
+char *ctl_metrics_render(const struct ctl_state *st, const struct fwd_report *r);
 
 #endif /* CTL_METRICS_H */

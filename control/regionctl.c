@@ -23,6 +23,8 @@
 
 #include "ctl_exit.h"
 #include "fwd_doc.h"
+#include "fwd_names.h"
+#include "fwd_report.h"
 
 #define EXIT_REFUSED CTL_EXIT_REFUSED
 #define EXIT_USAGE CTL_EXIT_USAGE
@@ -490,11 +492,22 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 	return 0;
 }
 
+static void print_counts(const char *title, const struct fwd_report *r, enum fwd_report_sec sec)
+{
+	printf("\n%-28s %16s\n", title, "packets");
+	for (uint32_t i = 0; i < r->sec[sec].n; i++)
+		printf("  %-26s %16" PRIu64 "\n", r->sec[sec].rows[i].name,
+		       r->sec[sec].rows[i].v[FWD_RV_PACKETS]);
+}
+
+/* The API's counter report, read through the one reader of its model. */
 static int counters(const struct opts *o, int drops_only)
 {
-	static const char *const secs[] = {"links", "regions", "services", "policies", "drops", "events"};
-	json_t *r, *v;
-	const char *k;
+	static const enum fwd_report_sec secs[] = {FWD_RS_LINKS, FWD_RS_REGIONS, FWD_RS_SERVICES,
+						   FWD_RS_POLICIES};
+	struct fwd_report *c;
+	struct fwd_err e;
+	json_t *r;
 	int rc = call(o, "GET", "/v1/counters", NULL, &r);
 
 	if (rc)
@@ -504,30 +517,45 @@ static int counters(const struct opts *o, int drops_only)
 		json_decref(r);
 		return 0;
 	}
+	c = fwd_report_from_json(r, &e);
+	json_decref(r);
+	if (c == NULL) {
+		fprintf(stderr, "regionctl: the counter report is not what the API promises: %s: %s\n",
+			e.path, e.reason);
+		return EXIT_UNREACHABLE;
+	}
 	if (!drops_only) {
-		json_t *pk = json_object_get(r, "packets");
-
-		printf("generation %lld: rx %lld  tx %lld  dropped %lld\n",
-		       ji(json_object_get(r, "generation"), "id"), ji(pk, "rx"), ji(pk, "tx"), ji(pk, "dropped"));
+		printf("generation %" PRIu64 ": rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64 "\n",
+		       c->gen.id, c->packets.rx, c->packets.tx, c->packets.dropped);
+		for (size_t s = 0; s < sizeof(secs) / sizeof(secs[0]); s++)
+			print_counts(fwd_report_sec_key(secs[s]), c, secs[s]);
 	}
-	for (size_t s = drops_only ? 4 : 0; s < (drops_only ? 5 : 6); s++) {
-		printf("\n%-28s %16s\n", secs[s], "packets");
-		json_object_foreach(json_object_get(r, secs[s]), k, v) {
-			long long n = json_is_object(v) ? ji(v, "packets") : (long long)json_integer_value(v);
-
-			if (n || s < 4)
-				printf("  %-26s %16lld\n", k, n);
-		}
+	printf("\n%-28s %16s\n", "drops", "packets");
+	for (int i = 0; i < FWD_DROP_MAX; i++)
+		if (c->drops[i])
+			printf("  %-26s %16" PRIu64 "\n", fwd_drop_names[i], c->drops[i]);
+	if (!drops_only) {
+		printf("\n%-28s %16s\n", "events", "packets");
+		for (int i = 0; i < FWD_EVT_MAX; i++)
+			if (c->events[i])
+				printf("  %-26s %16" PRIu64 "\n", fwd_evt_names[i], c->events[i]);
 	}
-	if (!drops_only && json_object_size(json_object_get(r, "content_rules"))) {
+	if (!drops_only && c->sec[FWD_RS_CONTENT].n) {
+		const struct fwd_report_section *sec = &c->sec[FWD_RS_CONTENT];
+
 		printf("\n%-28s %-10s %-7s %-14s %12s %12s\n", "content rules", "field", "action", "to",
 		       "matches", "flow_pkts");
-		json_object_foreach(json_object_get(r, "content_rules"), k, v)
-			printf("  %-26s %-10s %-7s %-14s %12lld %12lld\n", k, js(v, "field"), js(v, "action"),
-			       json_is_string(json_object_get(v, "to")) ? js(v, "to") : "-", ji(v, "matches"),
-			       ji(v, "flow_packets"));
+		for (uint32_t i = 0; i < sec->n; i++) {
+			const struct fwd_report_row *row = &sec->rows[i];
+
+			printf("  %-26s %-10s %-7s %-14s %12" PRIu64 " %12" PRIu64 "\n", row->name,
+			       row->attr_state[0] == FWD_RA_SET ? row->attr[0] : "-",
+			       row->attr_state[1] == FWD_RA_SET ? row->attr[1] : "-",
+			       row->attr_state[2] == FWD_RA_SET ? row->attr[2] : "-",
+			       row->v[FWD_RV_MATCHES], row->v[FWD_RV_FLOW_PACKETS]);
+		}
 	}
-	json_decref(r);
+	fwd_report_free(c);
 	return 0;
 }
 

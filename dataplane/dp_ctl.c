@@ -257,11 +257,13 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 static uint8_t *op_counters(struct dp_ctl *ctl, size_t *len)
 {
 	Regionfwd__Ctl__CounterReport rep = REGIONFWD__CTL__COUNTER_REPORT__INIT;
-	json_t *r = dp_ctx_report(ctl->ctx);
-	char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
+	struct fwd_report *r = dp_ctx_report(ctl->ctx);
+	json_t *j = r ? fwd_report_json(r) : NULL;
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	uint8_t *out;
 
-	json_decref(r);
+	json_decref(j);
+	fwd_report_free(r);
 	if (text == NULL) {
 		struct fwd_err e;
 

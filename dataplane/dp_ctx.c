@@ -11,104 +11,8 @@
 #include <rte_telemetry.h>
 
 #include "dp_log.h"
+#include "dp_fold.h"
 #include "fwd_names.h"
-
-static void obj_add(json_t *obj, const char *key, uint64_t v)
-{
-	json_t *o = json_object_get(obj, key);
-
-	json_object_set_new(obj, key, json_integer((json_int_t)((uint64_t)json_integer_value(o) + v)));
-}
-
-static json_t *obj_child(json_t *obj, const char *key)
-{
-	json_t *o = json_object_get(obj, key);
-
-	if (o == NULL) {
-		o = json_object();
-		json_object_set_new(obj, key, o);
-	}
-	return o;
-}
-
-/* Add a generation's per-worker hit counters into @acc by name. */
-static void fold_gen(json_t *acc, const struct dp_gen *g)
-{
-	const struct fwd_table *t = g->table;
-	json_t *regions = obj_child(acc, "regions"), *services = obj_child(acc, "services");
-	json_t *policies = obj_child(acc, "policies"), *links = obj_child(acc, "links");
-	json_t *content = obj_child(acc, "content_rules");
-	char key[80];
-
-	/* Region, service and policy totals over the workers: direct counters
-	 * plus, for tables counted per cell, the cells summed (see dp_gen.h).
-	 * The sums go to the generation's own scratch (callers hold ctx->lock). */
-	uint64_t *reg = g->fold_sum, *svc = reg + 2u * t->nregions, *pol = svc + 2u * t->nservices;
-
-	memset(reg, 0, g->fold_sum_words * sizeof(*reg));
-	for (uint16_t w = 0; w < g->nworkers; w++) {
-		const struct dp_gen_cnt *c = &g->cnt[w];
-
-		for (uint16_t i = 0; i < t->nregions; i++) {
-			reg[2 * i] += __atomic_load_n(&c->region[i].pkts, __ATOMIC_RELAXED);
-			reg[2 * i + 1] += __atomic_load_n(&c->region[i].bytes, __ATOMIC_RELAXED);
-		}
-		for (uint16_t i = 0; i < t->nservices; i++) {
-			svc[2 * i] += __atomic_load_n(&c->service[i].pkts, __ATOMIC_RELAXED);
-			svc[2 * i + 1] += __atomic_load_n(&c->service[i].bytes, __ATOMIC_RELAXED);
-		}
-		for (uint32_t i = 0; i < t->npolicies; i++)
-			pol[i] += __atomic_load_n(&c->policy[i], __ATOMIC_RELAXED);
-		if (c->cell == NULL)
-			continue;
-		for (uint32_t r = 0; r < t->nregions; r++) {
-			for (uint32_t sv = 0; sv < t->nservices; sv++) {
-				uint32_t cell = fwd_class_cell(g->cls, (uint16_t)r, (uint16_t)sv);
-				uint64_t pk = __atomic_load_n(&c->cell[cell].pkts, __ATOMIC_RELAXED);
-				uint64_t by = __atomic_load_n(&c->cell[cell].bytes, __ATOMIC_RELAXED);
-
-				reg[2 * r] += pk;
-				reg[2 * r + 1] += by;
-				svc[2 * sv] += pk;
-				svc[2 * sv + 1] += by;
-				pol[g->cls->matrix[cell]] += pk;
-			}
-		}
-	}
-	for (uint16_t i = 0; i < t->nregions; i++) {
-		json_t *o = obj_child(regions, t->region_names[i]);
-
-		obj_add(o, "packets", reg[2 * i]);
-		obj_add(o, "bytes", reg[2 * i + 1]);
-	}
-	for (uint16_t i = 0; i < t->nservices; i++) {
-		json_t *o = obj_child(services, t->service_names[i]);
-
-		obj_add(o, "packets", svc[2 * i]);
-		obj_add(o, "bytes", svc[2 * i + 1]);
-	}
-	for (uint32_t i = 0; i < t->npolicies; i++) {
-		fwd_table_policy_key(t, i, key, sizeof(key));
-		obj_add(obj_child(policies, key), "packets", pol[i]);
-	}
-
-	for (uint16_t w = 0; w < g->nworkers; w++) {
-		const struct dp_gen_cnt *c = &g->cnt[w];
-
-		for (uint16_t i = 0; i < t->nlinks; i++) {
-			json_t *l = obj_child(links, t->links[i].name);
-
-			obj_add(l, "packets", __atomic_load_n(&c->link[i].pkts, __ATOMIC_RELAXED));
-			obj_add(l, "bytes", __atomic_load_n(&c->link[i].bytes, __ATOMIC_RELAXED));
-		}
-		for (uint32_t i = 0; i < t->ncontent; i++) {
-			json_t *o = obj_child(content, t->content[i].name);
-
-			obj_add(o, "matches", __atomic_load_n(&c->content_match[i], __ATOMIC_RELAXED));
-			obj_add(o, "flow_packets", __atomic_load_n(&c->content_flow[i], __ATOMIC_RELAXED));
-		}
-	}
-}
 
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 {
@@ -127,7 +31,12 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	 * its pointer; after this returns, no worker can still see @old. */
 	rte_rcu_qsbr_synchronize(ctx->pub.qsv, RTE_QSBR_THRID_INVALID);
 	pthread_mutex_lock(&ctx->lock);
-	fold_gen(ctx->totals, old);
+	/* Before the free: the retired generation's counters live on in the
+	 * totals. A fold that runs out of memory loses only what it could not
+	 * add (logged); forwarding is not affected. */
+	if (dp_fold_gen(ctx->totals, old))
+		DP_LOG(ERR, "generation %llu: out of memory folding its counters into the totals",
+		       (unsigned long long)old->id);
 	ctx->retiring = NULL;
 	pthread_mutex_unlock(&ctx->lock);
 	dp_gen_free(old);
@@ -181,22 +90,25 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 
 /* What the devices count, next to what the workers count: rx_nombuf (pool
  * empty), imissed (RX ring full), oerrors. */
-static json_t *port_stats(const struct dp_ctx *ctx)
+/* The devices' own counters, as the PMDs count them. */
+static int port_stats(const struct dp_ctx *ctx, struct fwd_report *r)
 {
-	json_t *o = json_object();
-
 	for (uint16_t i = 0; i < ctx->node.nports && i < ctx->ports.nports; i++) {
+		struct fwd_report_row *row;
 		struct rte_eth_stats s;
 
 		if (!ctx->ports.started[i] || rte_eth_stats_get(ctx->ports.port_id[i], &s))
 			continue;
-		json_object_set_new(o, ctx->node.ports[i].name,
-				    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "ipackets", (json_int_t)s.ipackets,
-					      "opackets", (json_int_t)s.opackets, "imissed", (json_int_t)s.imissed,
-					      "ierrors", (json_int_t)s.ierrors, "oerrors", (json_int_t)s.oerrors,
-					      "rx_nombuf", (json_int_t)s.rx_nombuf));
+		if ((row = fwd_report_row(r, FWD_RS_PORTS, ctx->node.ports[i].name)) == NULL)
+			return -ENOMEM;
+		row->v[FWD_RV_IPACKETS] = s.ipackets;
+		row->v[FWD_RV_OPACKETS] = s.opackets;
+		row->v[FWD_RV_IMISSED] = s.imissed;
+		row->v[FWD_RV_IERRORS] = s.ierrors;
+		row->v[FWD_RV_OERRORS] = s.oerrors;
+		row->v[FWD_RV_RX_NOMBUF] = s.rx_nombuf;
 	}
-	return o;
+	return 0;
 }
 
 /* Every worker's counters summed; each worker's copy is consistent (read
@@ -247,169 +159,172 @@ void dp_ctx_totals(struct dp_ctx *ctx, struct dp_ctx_totals *t)
 	pthread_mutex_unlock(&ctx->lock);
 }
 
-json_t *dp_ctx_report(struct dp_ctx *ctx)
+/* The running generation's names for the rows its table holds: a link's
+ * port and state, a policy's action and target, a content rule's field,
+ * action and target. Rows of names no longer in the table keep none. */
+static int describe_rows(struct fwd_report *r, const struct fwd_table *t)
 {
-	struct dp_counters sum;
-	json_t *r = json_object(), *acc, *pk, *drops, *evts, *gen, *links, *pol;
-	const struct dp_gen *g;
-	const struct fwd_table *t;
-	uint64_t dropped = 0;
+	struct fwd_report_row *row;
 	char key[80];
 
-	if (r == NULL)
-		return NULL;
-	sum_workers(ctx, &sum);
-	drops = json_object();
-	for (int i = 0; i < FWD_DROP_MAX; i++) {
-		json_object_set_new(drops, fwd_drop_names[i], json_integer((json_int_t)sum.drop[i]));
-		dropped += sum.drop[i];
-	}
-	evts = json_object();
-	for (int i = 0; i < FWD_EVT_MAX; i++)
-		json_object_set_new(evts, fwd_evt_names[i], json_integer((json_int_t)sum.evt[i]));
-	pk = json_pack("{s:I, s:I, s:I, s:I, s:I}", "rx", (json_int_t)sum.rx, "rx_bytes",
-		       (json_int_t)sum.rx_bytes, "tx", (json_int_t)sum.tx, "tx_bytes",
-		       (json_int_t)sum.tx_bytes, "dropped", (json_int_t)dropped);
-
-	pthread_mutex_lock(&ctx->lock);
-	g = ctx->pub.gen;
-	t = g->table;
-	acc = json_deep_copy(ctx->totals);
-	if (ctx->retiring)
-		fold_gen(acc, ctx->retiring);
-	fold_gen(acc, g);
-	snprintf(key, sizeof(key), "%016llx", (unsigned long long)g->hash);
-	gen = json_pack("{s:I, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "id", (json_int_t)g->id,
-			"hash", key, "source", t->source, "created_unix_ns", (json_int_t)g->created_unix_ns,
-			"regions", t->nregions - 1, "services", t->nservices - 1, "links", t->nlinks,
-			"policies", (int)t->npolicies - 1, "prefixes_v4", (json_int_t)t->nprefix4,
-			"prefixes_v6", (json_int_t)t->nprefix6);
-	links = json_object_get(acc, "links");
 	for (uint16_t i = 0; i < t->nlinks; i++) {
-		json_t *l = json_object_get(links, t->links[i].name);
-
-		json_object_set_new(l, "port", json_string(t->links[i].port));
-		json_object_set_new(l, "state",
-				    json_string(t->links[i].up ? FWD_WORD_NAME(LINK_STATE, UP)
-							       : FWD_WORD_NAME(LINK_STATE, DOWN)));
+		if ((row = fwd_report_row(r, FWD_RS_LINKS, t->links[i].name)) == NULL)
+			return -ENOMEM;
+		fwd_report_set_attr(row, 0, t->links[i].port);
+		fwd_report_set_attr(row, 1, t->links[i].up ? FWD_WORD_NAME(LINK_STATE, UP)
+							    : FWD_WORD_NAME(LINK_STATE, DOWN));
 	}
-	pol = json_object_get(acc, "policies");
 	for (uint32_t i = 0; i < t->npolicies; i++) {
 		const struct fwd_policy *p = &t->policies[i];
-		json_t *o;
 
 		fwd_table_policy_key(t, i, key, sizeof(key));
-		o = json_object_get(pol, key);
-		json_object_set_new(o, "action",
-				    json_string(p->action == FWD_ACT_DROP
-						    ? FWD_WORD_NAME(POLICY_ACTION, DROP)
-						    : FWD_WORD_NAME(POLICY_ACTION, STEER)));
-		json_object_set_new(o, "target", json_string(fwd_table_policy_target(t, p)));
+		if ((row = fwd_report_row(r, FWD_RS_POLICIES, key)) == NULL)
+			return -ENOMEM;
+		fwd_report_set_attr(row, 0, p->action == FWD_ACT_DROP ? FWD_WORD_NAME(POLICY_ACTION, DROP)
+								      : FWD_WORD_NAME(POLICY_ACTION, STEER));
+		fwd_report_set_attr(row, 1, fwd_table_policy_target(t, p));
 	}
-	pol = json_object_get(acc, "content_rules");
 	for (uint32_t i = 0; i < t->ncontent; i++) {
 		const struct fwd_content_rule *cr = &t->content[i];
-		json_t *o = json_object_get(pol, cr->name);
+		int to = cr->action == FWD_CA_MIRROR || cr->action == FWD_CA_STEER;
 
-		json_object_set_new(o, "field", json_string(fwd_content_field_name(cr->field)));
-		json_object_set_new(o, "action", json_string(fwd_content_action_name(cr->action)));
-		json_object_set_new(o, "to", cr->action == FWD_CA_MIRROR || cr->action == FWD_CA_STEER ?
-				    json_string(cr->target_kind == FWD_ACT_GROUP ? t->groups[cr->target].name :
-						t->links[cr->target].name) : json_null());
+		if ((row = fwd_report_row(r, FWD_RS_CONTENT, cr->name)) == NULL)
+			return -ENOMEM;
+		fwd_report_set_attr(row, 0, fwd_content_field_name(cr->field));
+		fwd_report_set_attr(row, 1, fwd_content_action_name(cr->action));
+		fwd_report_set_attr(row, 2, !to ? NULL
+					 : cr->target_kind == FWD_ACT_GROUP ? t->groups[cr->target].name
+									    : t->links[cr->target].name);
 	}
-	if (g->content)
-		json_object_set_new(gen, "content", json_pack("{s:i, s:I, s:I, s:b}", "rules", (int)t->ncontent,
-							    "database_bytes", (json_int_t)g->content->db_bytes,
-							    "scratch_bytes", (json_int_t)g->content->scratch_bytes,
-							    "compiled_here", g->content->compiled_here));
-	pthread_mutex_unlock(&ctx->lock);
+	return 0;
+}
 
-	json_object_set_new(r, "generation", gen);
-	json_object_set_new(r, "workers", json_integer(ctx->nworkers));
-	json_object_set_new(r, "ports", port_stats(ctx));
-	if (ctx->pool)
-		json_object_set_new(r, "mbufs", json_pack("{s:I, s:I}", "pool", (json_int_t)ctx->pool->size,
-							  "in_use", (json_int_t)rte_mempool_in_use_count(ctx->pool)));
-	json_object_set_new(r, "packets", pk);
-	json_object_set_new(r, "drops", drops);
-	json_object_set_new(r, "events", evts);
-	json_object_update(r, acc);
-	json_decref(acc);
+struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
+{
+	struct dp_counters sum;
+	struct fwd_report *r;
+	const struct dp_gen *g;
+	const struct fwd_table *t;
+	int rc;
+
+	sum_workers(ctx, &sum);
+	pthread_mutex_lock(&ctx->lock);
+	/* The totals of retired generations, plus the one in its grace period
+	 * and the running one: folded into a copy, the totals stay as they are. */
+	r = fwd_report_clone(ctx->totals);
+	g = ctx->pub.gen;
+	t = g->table;
+	rc = r == NULL || (ctx->retiring && dp_fold_gen(r, ctx->retiring)) || dp_fold_gen(r, g) ||
+	     describe_rows(r, t);
+	if (!rc) {
+		r->gen.id = g->id;
+		r->gen.hash = g->hash;
+		r->gen.created_unix_ns = (int64_t)g->created_unix_ns;
+		snprintf(r->gen.source, sizeof(r->gen.source), "%s", t->source);
+		r->gen.regions = t->nregions - 1u;
+		r->gen.services = t->nservices - 1u;
+		r->gen.links = t->nlinks;
+		r->gen.policies = t->npolicies - 1u;
+		r->gen.prefixes_v4 = t->nprefix4;
+		r->gen.prefixes_v6 = t->nprefix6;
+		if (g->content) {
+			r->gen.has_content = 1;
+			r->gen.content_rules = t->ncontent;
+			r->gen.database_bytes = g->content->db_bytes;
+			r->gen.scratch_bytes = g->content->scratch_bytes;
+			r->gen.compiled_here = g->content->compiled_here;
+		}
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	if (rc || port_stats(ctx, r)) {
+		fwd_report_free(r);
+		return NULL;
+	}
+	r->workers = ctx->nworkers;
+	r->packets.rx = sum.rx;
+	r->packets.rx_bytes = sum.rx_bytes;
+	r->packets.tx = sum.tx;
+	r->packets.tx_bytes = sum.tx_bytes;
+	memcpy(r->drops, sum.drop, sizeof(r->drops));
+	memcpy(r->events, sum.evt, sizeof(r->events));
+	for (int i = 0; i < FWD_DROP_MAX; i++)
+		r->packets.dropped += sum.drop[i];
+	if (ctx->pool) {
+		r->has_mbufs = 1;
+		r->mbuf_pool = ctx->pool->size;
+		r->mbuf_in_use = rte_mempool_in_use_count(ctx->pool);
+	}
 	return r;
 }
 
-static uint64_t ju(const json_t *o, const char *key)
+static void print_rows(FILE *out, const char *title, const struct fwd_report *r, enum fwd_report_sec s)
 {
-	return (uint64_t)json_integer_value(json_object_get(o, key));
-}
-
-static void print_counts(FILE *out, const char *title, const json_t *obj)
-{
-	const char *k;
-	json_t *v;
-
 	fprintf(out, "\n%-24s %14s %16s\n", title, "packets", "bytes");
-	json_object_foreach((json_t *)obj, k, v)
-		fprintf(out, "  %-22s %14" PRIu64 " %16" PRIu64 "\n", k, ju(v, "packets"), ju(v, "bytes"));
+	for (uint32_t i = 0; i < r->sec[s].n; i++)
+		fprintf(out, "  %-22s %14" PRIu64 " %16" PRIu64 "\n", r->sec[s].rows[i].name,
+			r->sec[s].rows[i].v[FWD_RV_PACKETS], r->sec[s].rows[i].v[FWD_RV_BYTES]);
 }
 
-void dp_report_print(const json_t *r, FILE *out)
+/* An attribute for a table: its value, or @absent when the row has none. */
+static const char *attr(const struct fwd_report_row *row, int a, const char *absent)
 {
-	const json_t *pk = json_object_get(r, "packets"), *gen = json_object_get(r, "generation");
-	const char *k;
-	json_t *v;
-	uint64_t rx = ju(pk, "rx"), tx = ju(pk, "tx"), dropped = ju(pk, "dropped");
+	return row->attr_state[a] == FWD_RA_SET ? row->attr[a] : absent;
+}
 
-	fprintf(out, "regionfwd: generation %" PRIu64 " from %s, %" PRIu64 " workers\n",
-		ju(gen, "id"), json_string_value(json_object_get(gen, "source")), ju(r, "workers"));
+void dp_report_print(const struct fwd_report *r, FILE *out)
+{
+	const struct fwd_report_section *sec;
+
+	fprintf(out, "regionfwd: generation %" PRIu64 " from %s, %u workers\n", r->gen.id, r->gen.source,
+		r->workers);
 	fprintf(out, "  rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64 "  (rx = tx + dropped: %s)\n",
-		rx, tx, dropped, rx == tx + dropped ? "holds" : "BROKEN");
+		r->packets.rx, r->packets.tx, r->packets.dropped,
+		r->packets.rx == r->packets.tx + r->packets.dropped ? "holds" : "BROKEN");
 
 	fprintf(out, "\n%-24s %-12s %-6s %14s %16s\n", "link", "port", "state", "packets", "bytes");
-	json_object_foreach(json_object_get(r, "links"), k, v) {
-		const char *port = json_string_value(json_object_get(v, "port"));
-		const char *state = json_string_value(json_object_get(v, "state"));
-
-		fprintf(out, "  %-22s %-12s %-6s %14" PRIu64 " %16" PRIu64 "\n", k, port ? port : "-",
-			state ? state : "gone", ju(v, "packets"), ju(v, "bytes"));
-	}
+	sec = &r->sec[FWD_RS_LINKS];
+	for (uint32_t i = 0; i < sec->n; i++)
+		fprintf(out, "  %-22s %-12s %-6s %14" PRIu64 " %16" PRIu64 "\n", sec->rows[i].name,
+			attr(&sec->rows[i], 0, "-"), attr(&sec->rows[i], 1, "gone"),
+			sec->rows[i].v[FWD_RV_PACKETS], sec->rows[i].v[FWD_RV_BYTES]);
 	fprintf(out, "\n%-24s %14s %14s %10s %10s %10s\n", "port", "ipackets", "opackets", "imissed",
 		"rx_nombuf", "oerrors");
-	json_object_foreach(json_object_get(r, "ports"), k, v)
-		fprintf(out, "  %-22s %14" PRIu64 " %14" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n", k,
-			ju(v, "ipackets"), ju(v, "opackets"), ju(v, "imissed"), ju(v, "rx_nombuf"), ju(v, "oerrors"));
-	print_counts(out, "region", json_object_get(r, "regions"));
-	print_counts(out, "service", json_object_get(r, "services"));
+	sec = &r->sec[FWD_RS_PORTS];
+	for (uint32_t i = 0; i < sec->n; i++) {
+		const uint64_t *v = sec->rows[i].v;
+
+		fprintf(out, "  %-22s %14" PRIu64 " %14" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
+			sec->rows[i].name, v[FWD_RV_IPACKETS], v[FWD_RV_OPACKETS], v[FWD_RV_IMISSED],
+			v[FWD_RV_RX_NOMBUF], v[FWD_RV_OERRORS]);
+	}
+	print_rows(out, "region", r, FWD_RS_REGIONS);
+	print_rows(out, "service", r, FWD_RS_SERVICES);
 
 	fprintf(out, "\n%-24s %-8s %-20s %14s\n", "policy (region/service)", "action", "target",
 		"packets");
-	json_object_foreach(json_object_get(r, "policies"), k, v) {
-		const char *a = json_string_value(json_object_get(v, "action"));
-		const char *tg = json_string_value(json_object_get(v, "target"));
-
-		fprintf(out, "  %-22s %-8s %-20s %14" PRIu64 "\n", k, a ? a : "-", tg ? tg : "(gone)",
-			ju(v, "packets"));
-	}
-	if (json_object_size(json_object_get(r, "content_rules"))) {
+	sec = &r->sec[FWD_RS_POLICIES];
+	for (uint32_t i = 0; i < sec->n; i++)
+		fprintf(out, "  %-22s %-8s %-20s %14" PRIu64 "\n", sec->rows[i].name,
+			attr(&sec->rows[i], 0, "-"), attr(&sec->rows[i], 1, "(gone)"),
+			sec->rows[i].v[FWD_RV_PACKETS]);
+	sec = &r->sec[FWD_RS_CONTENT];
+	if (sec->n) {
 		fprintf(out, "\n%-24s %-10s %-7s %-14s %12s %12s\n", "content rule", "field", "action", "to",
 			"matches", "flow_pkts");
-		json_object_foreach(json_object_get(r, "content_rules"), k, v) {
-			const char *f = json_string_value(json_object_get(v, "field"));
-			const char *a = json_string_value(json_object_get(v, "action"));
-			const char *to = json_string_value(json_object_get(v, "to"));
-
-			fprintf(out, "  %-22s %-10s %-7s %-14s %12" PRIu64 " %12" PRIu64 "\n", k, f ? f : "-",
-				a ? a : "(gone)", to ? to : "-", ju(v, "matches"), ju(v, "flow_packets"));
-		}
+		for (uint32_t i = 0; i < sec->n; i++)
+			fprintf(out, "  %-22s %-10s %-7s %-14s %12" PRIu64 " %12" PRIu64 "\n",
+				sec->rows[i].name, attr(&sec->rows[i], 0, "-"),
+				attr(&sec->rows[i], 1, "(gone)"), attr(&sec->rows[i], 2, "-"),
+				sec->rows[i].v[FWD_RV_MATCHES], sec->rows[i].v[FWD_RV_FLOW_PACKETS]);
 	}
 	fprintf(out, "\n%-24s %14s\n", "drop reason", "packets");
-	json_object_foreach(json_object_get(r, "drops"), k, v)
-		if (json_integer_value(v))
-			fprintf(out, "  %-22s %14" PRIu64 "\n", k, (uint64_t)json_integer_value(v));
+	for (int i = 0; i < FWD_DROP_MAX; i++)
+		if (r->drops[i])
+			fprintf(out, "  %-22s %14" PRIu64 "\n", fwd_drop_names[i], r->drops[i]);
 	fprintf(out, "\n%-24s %14s\n", "event", "count");
-	json_object_foreach(json_object_get(r, "events"), k, v)
-		if (json_integer_value(v))
-			fprintf(out, "  %-22s %14" PRIu64 "\n", k, (uint64_t)json_integer_value(v));
+	for (int i = 0; i < FWD_EVT_MAX; i++)
+		if (r->events[i])
+			fprintf(out, "  %-22s %14" PRIu64 "\n", fwd_evt_names[i], r->events[i]);
 	fflush(out);
 }
 
@@ -431,31 +346,50 @@ static const char *tel_key(const char *name, char *buf, size_t len)
 	return buf;
 }
 
-/* Flat dict of one report section: integers as u64, objects by their
- * "packets" field (telemetry dicts nest one level at most). */
-static int tel_section(const char *section, struct rte_tel_data *d)
+/* One telemetry dict from the typed report: a named section by its first
+ * counter (packets, or matches), or a fixed group (telemetry dicts nest one
+ * level at most). */
+enum tel_group { TEL_PACKETS = FWD_RS_MAX, TEL_DROPS, TEL_EVENTS, TEL_GENERATION };
+
+static int tel_section(int group, struct rte_tel_data *d)
 {
-	json_t *r = dp_ctx_report(tel_ctx), *sec;
-	const char *name;
-	char k[RTE_TEL_MAX_STRING_LEN];
-	json_t *v;
+	struct fwd_report *r = dp_ctx_report(tel_ctx);
+	char k[RTE_TEL_MAX_STRING_LEN], h[17];
 
 	if (r == NULL)
 		return -ENOMEM;
-	sec = json_object_get(r, section);
 	rte_tel_data_start_dict(d);
-	json_object_foreach(sec, name, v) {
-		tel_key(name, k, sizeof(k));
-		if (json_is_integer(v))
-			rte_tel_data_add_dict_u64(d, k, (uint64_t)json_integer_value(v));
-		else if (json_is_object(v) && json_object_get(v, "packets"))
-			rte_tel_data_add_dict_u64(d, k, ju(v, "packets"));
-		else if (json_is_object(v) && json_object_get(v, "matches"))
-			rte_tel_data_add_dict_u64(d, k, ju(v, "matches"));
-		else if (json_is_string(v))
-			rte_tel_data_add_dict_string(d, k, json_string_value(v));
+	if (group < FWD_RS_MAX) {
+		const struct fwd_report_section *sec = &r->sec[group];
+
+		for (uint32_t i = 0; i < sec->n; i++)
+			rte_tel_data_add_dict_u64(d, tel_key(sec->rows[i].name, k, sizeof(k)), sec->rows[i].v[0]);
+	} else if (group == TEL_PACKETS) {
+		rte_tel_data_add_dict_u64(d, "rx", r->packets.rx);
+		rte_tel_data_add_dict_u64(d, "rx_bytes", r->packets.rx_bytes);
+		rte_tel_data_add_dict_u64(d, "tx", r->packets.tx);
+		rte_tel_data_add_dict_u64(d, "tx_bytes", r->packets.tx_bytes);
+		rte_tel_data_add_dict_u64(d, "dropped", r->packets.dropped);
+	} else if (group == TEL_DROPS) {
+		for (int i = 0; i < FWD_DROP_MAX; i++)
+			rte_tel_data_add_dict_u64(d, fwd_drop_names[i], r->drops[i]);
+	} else if (group == TEL_EVENTS) {
+		for (int i = 0; i < FWD_EVT_MAX; i++)
+			rte_tel_data_add_dict_u64(d, fwd_evt_names[i], r->events[i]);
+	} else {
+		snprintf(h, sizeof(h), "%016llx", (unsigned long long)r->gen.hash);
+		rte_tel_data_add_dict_u64(d, "id", r->gen.id);
+		rte_tel_data_add_dict_string(d, "hash", h);
+		rte_tel_data_add_dict_string(d, "source", r->gen.source);
+		rte_tel_data_add_dict_u64(d, "created_unix_ns", (uint64_t)r->gen.created_unix_ns);
+		rte_tel_data_add_dict_u64(d, "regions", r->gen.regions);
+		rte_tel_data_add_dict_u64(d, "services", r->gen.services);
+		rte_tel_data_add_dict_u64(d, "links", r->gen.links);
+		rte_tel_data_add_dict_u64(d, "policies", r->gen.policies);
+		rte_tel_data_add_dict_u64(d, "prefixes_v4", r->gen.prefixes_v4);
+		rte_tel_data_add_dict_u64(d, "prefixes_v6", r->gen.prefixes_v6);
 	}
-	json_decref(r);
+	fwd_report_free(r);
 	return 0;
 }
 
@@ -465,15 +399,15 @@ static int tel_section(const char *section, struct rte_tel_data *d)
 	{                                                                             \
 		return tel_section(section, d);                                       \
 	}
-TEL_CMD(tel_packets, "packets")
-TEL_CMD(tel_drops, "drops")
-TEL_CMD(tel_events, "events")
-TEL_CMD(tel_links, "links")
-TEL_CMD(tel_regions, "regions")
-TEL_CMD(tel_services, "services")
-TEL_CMD(tel_policies, "policies")
-TEL_CMD(tel_generation, "generation")
-TEL_CMD(tel_content, "content_rules")
+TEL_CMD(tel_packets, TEL_PACKETS)
+TEL_CMD(tel_drops, TEL_DROPS)
+TEL_CMD(tel_events, TEL_EVENTS)
+TEL_CMD(tel_links, FWD_RS_LINKS)
+TEL_CMD(tel_regions, FWD_RS_REGIONS)
+TEL_CMD(tel_services, FWD_RS_SERVICES)
+TEL_CMD(tel_policies, FWD_RS_POLICIES)
+TEL_CMD(tel_generation, TEL_GENERATION)
+TEL_CMD(tel_content, FWD_RS_CONTENT)
 #undef TEL_CMD
 
 int dp_telemetry_register(struct dp_ctx *ctx)

@@ -23,6 +23,7 @@
 #include "dp_node.h"
 #include "dp_port.h"
 #include "dp_worker.h"
+#include "fwd_report.h"
 
 struct dp_ctx {
 	struct dp_node node;
@@ -31,7 +32,7 @@ struct dp_ctx {
 	struct dp_pub pub; /* what workers read: generation, quit, RCU (dp_worker.h) */
 	struct dp_gen *retiring; /* unpublished, in its grace period; readers still count it */
 	pthread_mutex_t lock; /* control thread vs telemetry readers */
-	json_t *totals; /* counters of freed generations, keyed by name */
+	struct fwd_report *totals; /* counters of retired generations, by name (dp_fold.h) */
 	uint16_t nworkers;
 	struct dp_lcore *workers[DP_MAX_WORKERS];
 	uint64_t next_gen_id;
@@ -74,14 +75,15 @@ struct dp_ctx_totals {
 void dp_ctx_totals(struct dp_ctx *ctx, struct dp_ctx_totals *t);
 
 /**
- * The counters and the running generation as one JSON object (the model
- * regiond's API serves). Sums every worker; consistent per worker.
- * @return a new reference, or NULL on allocation failure
+ * The counters and the running generation as one typed report (its JSON is
+ * the model regiond's API serves: fwd_report_json). Sums every worker;
+ * consistent per worker. @return the report (fwd_report_free), or NULL on
+ * allocation failure
  */
-json_t *dp_ctx_report(struct dp_ctx *ctx);
+struct fwd_report *dp_ctx_report(struct dp_ctx *ctx);
 
 /** Print the report as aligned tables. */
-void dp_report_print(const json_t *report, FILE *out);
+void dp_report_print(const struct fwd_report *report, FILE *out);
 
 /** Register the /regionfwd/... telemetry commands (one ctx per process). */
 int dp_telemetry_register(struct dp_ctx *ctx);

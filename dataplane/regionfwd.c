@@ -286,11 +286,11 @@ static int workers_idle(const struct dp_ctx *ctx, struct idle_watch *iw, uint64_
 
 static void print_report(struct dp_ctx *ctx, FILE *out)
 {
-	json_t *r = dp_ctx_report(ctx);
+	struct fwd_report *r = dp_ctx_report(ctx);
 
 	if (r) {
 		dp_report_print(r, out);
-		json_decref(r);
+		fwd_report_free(r);
 	}
 }
 
@@ -325,7 +325,11 @@ int main(int argc, char **argv)
 	memset(&ctx, 0, sizeof(ctx));
 	pthread_mutex_init(&ctx.lock, NULL);
 	ctx.next_gen_id = 1;
-	ctx.totals = json_object();
+	ctx.totals = fwd_report_new();
+	if (ctx.totals == NULL) {
+		fprintf(stderr, "regionfwd: out of memory\n");
+		return 1;
+	}
 
 	n = rte_eal_init(argc, argv);
 	if (n < 0)
@@ -415,13 +419,15 @@ int main(int argc, char **argv)
 
 	print_report(&ctx, stdout);
 	if (opts.stats_json) {
-		json_t *r = dp_ctx_report(&ctx);
+		struct fwd_report *r = dp_ctx_report(&ctx);
+		json_t *j = r ? fwd_report_json(r) : NULL;
 
-		if (r == NULL || json_dump_file(r, opts.stats_json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
+		if (j == NULL || json_dump_file(j, opts.stats_json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
 			DP_LOG(ERR, "cannot write %s", opts.stats_json);
 			rc = 1;
 		}
-		json_decref(r);
+		json_decref(j);
+		fwd_report_free(r);
 	}
 	dp_ctl_free(ctl);
 	dp_ports_close(&ctx.ports);
@@ -435,7 +441,7 @@ int main(int argc, char **argv)
 	dp_gen_free(ctx.pub.gen);
 	rte_free(ctx.pub.qsv);
 	rte_mempool_free(ctx.pool);
-	json_decref(ctx.totals);
+	fwd_report_free(ctx.totals);
 	rte_eal_cleanup();
 	return rc;
 }

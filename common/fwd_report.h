@@ -1,0 +1,125 @@
+/*
+ * fwd_report.h - the counter report as one typed structure: what regionfwd
+ * counts, as its --stats-json, its telemetry, regiond's /v1/counters and
+ * /metrics and regionctl's counters show it.
+ *
+ * regionfwd builds it from its counters (dataplane/dp_fold.c); everything
+ * else reads it through this structure. Its JSON form (the model of
+ * docs/operations.md "Counters" and GET /v1/counters) is written by
+ * fwd_report_json() and read back by fwd_report_from_json(): the one writer
+ * and the one reader of that model, so no consumer looks counters up by
+ * string key. Named sections (links, regions, services, policies, content
+ * rules, ports) are rows described once in a table in fwd_report.c: their
+ * JSON key, attributes and counters.
+ */
+#ifndef FWD_REPORT_H
+#define FWD_REPORT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "fwd_defs.h"
+#include "fwd_err.h"
+
+enum fwd_report_sec {
+	FWD_RS_LINKS, /* attrs port, state; packets, bytes (as sent) */
+	FWD_RS_REGIONS, /* packets, bytes (as received) */
+	FWD_RS_SERVICES, /* packets, bytes */
+	FWD_RS_POLICIES, /* "region/service"; attrs action, target; packets */
+	FWD_RS_CONTENT, /* attrs field, action, to; matches, flow_packets */
+	FWD_RS_PORTS, /* ipackets, opackets, imissed, ierrors, oerrors, rx_nombuf */
+	FWD_RS_MAX
+};
+
+#define FWD_REPORT_ATTRS 3
+#define FWD_REPORT_VALUES 6
+
+/* Counter slots by section, for readers that want names, not indexes. */
+enum {
+	FWD_RV_PACKETS = 0,
+	FWD_RV_BYTES = 1,
+	FWD_RV_MATCHES = 0,
+	FWD_RV_FLOW_PACKETS = 1,
+	FWD_RV_IPACKETS = 0,
+	FWD_RV_OPACKETS = 1,
+	FWD_RV_IMISSED = 2,
+	FWD_RV_IERRORS = 3,
+	FWD_RV_OERRORS = 4,
+	FWD_RV_RX_NOMBUF = 5,
+};
+
+enum fwd_report_attr_state {
+	FWD_RA_ABSENT = 0, /* the row's object lacks it (e.g. a link no longer in the table) */
+	FWD_RA_NULL = 1, /* JSON null (a content rule that steers nowhere) */
+	FWD_RA_SET = 2,
+};
+
+struct fwd_report_row {
+	char name[80];
+	char attr[FWD_REPORT_ATTRS][80];
+	uint8_t attr_state[FWD_REPORT_ATTRS];
+	uint64_t v[FWD_REPORT_VALUES];
+};
+
+struct fwd_report_section {
+	struct fwd_report_row *rows; /* in first-seen order */
+	uint32_t n, cap;
+	uint32_t *index; /* open addressing by name hash: row + 1, 0 empty */
+	uint32_t index_mask;
+};
+
+struct fwd_report {
+	struct {
+		uint64_t id, hash;
+		int64_t created_unix_ns;
+		char source[128];
+		uint32_t regions, services, links, policies;
+		uint64_t prefixes_v4, prefixes_v6;
+		int has_content;
+		uint32_t content_rules;
+		uint64_t database_bytes, scratch_bytes;
+		int compiled_here;
+	} gen;
+	uint32_t workers;
+	struct {
+		uint64_t rx, rx_bytes, tx, tx_bytes, dropped;
+	} packets;
+	uint64_t drops[FWD_DROP_MAX];
+	uint64_t events[FWD_EVT_MAX];
+	struct fwd_report_section sec[FWD_RS_MAX];
+	int has_mbufs;
+	uint64_t mbuf_pool, mbuf_in_use;
+};
+
+/** An empty report (NULL on ENOMEM). */
+struct fwd_report *fwd_report_new(void);
+void fwd_report_free(struct fwd_report *r);
+
+/** A deep copy of @r (NULL on ENOMEM). */
+struct fwd_report *fwd_report_clone(const struct fwd_report *r);
+
+/** The row named @name of section @s, added (zeroed) when missing; NULL on ENOMEM. */
+struct fwd_report_row *fwd_report_row(struct fwd_report *r, enum fwd_report_sec s, const char *name);
+
+/** The row named @name, or NULL. */
+const struct fwd_report_row *fwd_report_find(const struct fwd_report *r, enum fwd_report_sec s,
+					     const char *name);
+
+/** Set attribute @a of @row to @value (NULL: JSON null). */
+void fwd_report_set_attr(struct fwd_report_row *row, int a, const char *value);
+
+/** Section @s's JSON key ("links", ...) and its counters' names (NULL past the last). */
+const char *fwd_report_sec_key(enum fwd_report_sec s);
+const char *fwd_report_value_name(enum fwd_report_sec s, int v);
+const char *fwd_report_attr_name(enum fwd_report_sec s, int a);
+
+/** The JSON model (new reference; NULL on ENOMEM). */
+json_t *fwd_report_json(const struct fwd_report *r);
+
+/** Read the JSON model back. @return the report, or NULL with @e naming the
+ *  field that is not what the model says. Unknown drop reasons, events and
+ *  keys (a newer regionfwd) are ignored. */
+struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e);
+
+#endif /* FWD_REPORT_H */

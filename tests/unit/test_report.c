@@ -1,0 +1,157 @@
+/*
+ * The typed counter report (common/fwd_report.c): rows found by name in
+ * first-seen order across index growth, clones independent of their
+ * source, the JSON model written and read back to the same report, and a
+ * report that is not the model refused with the field named.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fwd_names.h"
+#include "fwd_report.h"
+
+static struct fwd_report *sample(void)
+{
+	struct fwd_report *r = fwd_report_new();
+	struct fwd_report_row *row;
+
+	assert_non_null(r);
+	r->gen.id = 7;
+	r->gen.hash = 0x47ed00825c42844cull;
+	snprintf(r->gen.source, sizeof(r->gen.source), "t.yaml");
+	r->gen.regions = 3;
+	r->gen.has_content = 1;
+	r->gen.content_rules = 2;
+	r->workers = 2;
+	r->packets.rx = 100;
+	r->packets.tx = 90;
+	r->packets.dropped = 10;
+	r->drops[FWD_DROP_POLICY] = 10;
+	r->events[0] = 4;
+	row = fwd_report_row(r, FWD_RS_LINKS, "to-sg");
+	row->v[FWD_RV_PACKETS] = 90;
+	row->v[FWD_RV_BYTES] = 9000;
+	fwd_report_set_attr(row, 0, "sg0");
+	fwd_report_set_attr(row, 1, "up");
+	fwd_report_row(r, FWD_RS_LINKS, "old-link")->v[FWD_RV_PACKETS] = 5; /* gone: no attributes */
+	row = fwd_report_row(r, FWD_RS_CONTENT, "sni-count");
+	fwd_report_set_attr(row, 0, "tls_sni");
+	fwd_report_set_attr(row, 1, "count");
+	fwd_report_set_attr(row, 2, NULL); /* steers nowhere: JSON null */
+	row->v[FWD_RV_MATCHES] = 3;
+	fwd_report_row(r, FWD_RS_PORTS, "in0")->v[FWD_RV_IMISSED] = 2;
+	r->has_mbufs = 1;
+	r->mbuf_pool = 1023;
+	return r;
+}
+
+static void test_rows_by_name(void **state)
+{
+	struct fwd_report *r = fwd_report_new(), *c;
+	char name[32];
+
+	(void)state;
+	for (int i = 0; i < 5000; i++) { /* past several index growths */
+		snprintf(name, sizeof(name), "region-%d", i);
+		fwd_report_row(r, FWD_RS_REGIONS, name)->v[FWD_RV_PACKETS] += (uint64_t)i;
+	}
+	fwd_report_row(r, FWD_RS_REGIONS, "region-17")->v[FWD_RV_PACKETS] += 1000;
+	assert_int_equal(r->sec[FWD_RS_REGIONS].n, 5000);
+	assert_string_equal(r->sec[FWD_RS_REGIONS].rows[4321].name, "region-4321"); /* first-seen order */
+	assert_int_equal(fwd_report_find(r, FWD_RS_REGIONS, "region-17")->v[FWD_RV_PACKETS], 1017);
+	assert_null(fwd_report_find(r, FWD_RS_REGIONS, "region-5000"));
+	assert_null(fwd_report_find(r, FWD_RS_SERVICES, "region-17")); /* sections are apart */
+	c = fwd_report_clone(r);
+	fwd_report_row(c, FWD_RS_REGIONS, "region-17")->v[FWD_RV_PACKETS] = 0;
+	fwd_report_row(c, FWD_RS_REGIONS, "new");
+	assert_int_equal(fwd_report_find(r, FWD_RS_REGIONS, "region-17")->v[FWD_RV_PACKETS], 1017);
+	assert_null(fwd_report_find(r, FWD_RS_REGIONS, "new"));
+	assert_non_null(fwd_report_find(c, FWD_RS_REGIONS, "region-4999"));
+	fwd_report_free(c);
+	fwd_report_free(r);
+}
+
+static void test_json_round_trip(void **state)
+{
+	struct fwd_report *r = sample(), *back;
+	struct fwd_err e;
+	json_t *j = fwd_report_json(r), *j2, *l;
+	char *a, *b;
+
+	(void)state;
+	/* The model's shape, as docs/operations.md and the API give it. */
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "generation"), "hash")),
+			    "47ed00825c42844c");
+	l = json_object_get(json_object_get(j, "links"), "to-sg");
+	assert_string_equal(json_string_value(json_object_get(l, "port")), "sg0");
+	assert_null(json_object_get(json_object_get(json_object_get(j, "links"), "old-link"), "state"));
+	assert_true(json_is_null(
+		json_object_get(json_object_get(json_object_get(j, "content_rules"), "sni-count"), "to")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "drops"), "policy_drop")), 10);
+	back = fwd_report_from_json(j, &e);
+	assert_non_null(back);
+	j2 = fwd_report_json(back);
+	a = json_dumps(j, JSON_SORT_KEYS);
+	b = json_dumps(j2, JSON_SORT_KEYS);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	json_decref(j2);
+	json_decref(j);
+	fwd_report_free(back);
+	fwd_report_free(r);
+}
+
+static void test_refused_with_the_field(void **state)
+{
+	static const struct {
+		const char *json, *path;
+	} bad[] = {
+		{"[]", ""},
+		{"{\"packets\": {\"rx\": 1, \"tx\": 1}}", "generation"},
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": -1, \"tx\": 1}}", "packets.rx"},
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1}}", "packets.tx"},
+		{"{\"generation\": {\"id\": \"7\"}, \"packets\": {\"rx\": 1, \"tx\": 1}}", "generation.id"},
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"links\": []}", "links"},
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"links\": {\"a\": {\"packets\": 1.5}}}",
+		 "links.a.packets"},
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"drops\": {\"policy_drop\": \"x\"}}",
+		 "drops.policy_drop"},
+	};
+	struct fwd_err e;
+	json_t *j;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = json_loads(bad[i].json, 0, NULL);
+		assert_non_null(j);
+		memset(&e, 0, sizeof(e));
+		assert_null(fwd_report_from_json(j, &e));
+		assert_string_equal(e.path, bad[i].path);
+		json_decref(j);
+	}
+	/* Names a newer regionfwd adds are ignored, not refused. */
+	j = json_loads("{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, "
+		       "\"drops\": {\"from_the_future\": 3}, \"new_section\": {}}",
+		       0, NULL);
+	struct fwd_report *r = fwd_report_from_json(j, &e);
+
+	assert_non_null(r);
+	fwd_report_free(r);
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rows_by_name),
+		cmocka_unit_test(test_json_round_trip),
+		cmocka_unit_test(test_refused_with_the_field),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
