@@ -17,10 +17,11 @@
  *
  *   regionfwd-gen [EAL] -- --table T (--tx DEV [--rx DEV ...] | --pcap FILE)
  *                 [--rate PPS] [--duration S] [--size N|imix] [--flows N]
- *                 [--dst-mac MAC] [--json]
+ *                 [--dst-mac MAC] [--json]     (every option: regionfwd-gen -- --help)
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -184,19 +185,6 @@ static int write_pcap(const char *path, struct flow *fl, uint32_t n)
 	return fclose(f) ? -errno : 0;
 }
 
-static void release(struct flow *fl, uint32_t n, struct link_stat *ls, struct rte_fib *fib4,
-		    struct rte_fib6 *fib6, struct fwd_class *cls, struct fwd_table *t)
-{
-	for (uint32_t i = 0; i < n; i++)
-		free(fl[i].frame);
-	free(fl);
-	free(ls);
-	rte_fib_free(fib4);
-	rte_fib6_free(fib6);
-	fwd_class_free(cls);
-	fwd_table_free(t);
-}
-
 static int parse_mac(const char *s, uint8_t m[6])
 {
 	unsigned v[6];
@@ -211,85 +199,272 @@ static int parse_mac(const char *s, uint8_t m[6])
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line sets. The values start as the option table's
+ * defaults, parsed like the command line. */
+struct gen_opts {
+	const char *table, *tx, *pcap, *size;
+	struct opt_list {
+		const char *v[MAX_RX];
+		unsigned n;
+	} rx;
+	double rate, duration;
+	uint32_t flows;
+	uint8_t dst_mac[6];
+	int json;
+};
+
+enum opt_kind {
+	OPT_STR, /* the argument as is */
+	OPT_LIST, /* appended to a struct opt_list, at most MAX_RX times */
+	OPT_REAL, /* a double (atof) */
+	OPT_COUNT, /* a uint32_t (strtoul); its range is checked with the others */
+	OPT_MAC, /* a MAC address */
+	OPT_FLAG, /* takes no argument, sets 1 */
+	OPT_HELP, /* print --help and exit 0 */
+};
+
+struct gen_opt {
+	const char *name; /* without the leading "--" */
+	const char *arg; /* the argument's name in --help; NULL: takes none */
+	const char *def; /* the default, as it would be given; NULL: none */
+	const char *help; /* one line; --help adds "(default DEF)" */
+	enum opt_kind kind;
+	size_t off; /* what it sets: a member of struct gen_opts */
+	unsigned mode : 1; /* part of the mode synopsis (GEN_MODES), not "[--x ARG]" */
+};
+
+/* The options that choose what the generator does; how they combine. */
+#define GEN_MODES "--table T (--tx DEV [--rx DEV]... | --pcap FILE)"
+
+#define AT(m) offsetof(struct gen_opts, m)
+
+/* Every option, once: getopt_long's table, the usage line, --help and the
+ * defaults come from here, in this order. */
+static const struct gen_opt options[] = {
+	{.name = "table", .arg = "T", .kind = OPT_STR, .off = AT(table), .mode = 1,
+	 .help = "the table document the traffic is built from"},
+	{.name = "tx", .arg = "DEV", .kind = OPT_STR, .off = AT(tx), .mode = 1,
+	 .help = "the port to send on: PCI address, ethdev name or vdev devargs"},
+	{.name = "rx", .arg = "DEV", .kind = OPT_LIST, .off = AT(rx), .mode = 1,
+	 .help = "a port to receive on (repeat for several, at most 8)"},
+	{.name = "pcap", .arg = "FILE", .kind = OPT_STR, .off = AT(pcap), .mode = 1,
+	 .help = "write the frames to a pcap and exit (nothing sent)"},
+	{.name = "rate", .arg = "PPS", .def = "0", .kind = OPT_REAL, .off = AT(rate),
+	 .help = "target rate; 0: as fast as the port takes it"},
+	{.name = "duration", .arg = "S", .def = "10", .kind = OPT_REAL, .off = AT(duration),
+	 .help = "seconds of sending, then half a second of collecting"},
+	{.name = "size", .arg = "N|imix", .def = "64", .kind = OPT_STR, .off = AT(size),
+	 .help = "bytes on the wire, 60..1518, or imix (7:4:1 of 64, 570, 1518)"},
+	{.name = "flows", .arg = "N", .def = "4096", .kind = OPT_COUNT, .off = AT(flows),
+	 .help = "distinct frames, sent round robin, 1..1048576"},
+	{.name = "dst-mac", .arg = "MAC", .def = "02:00:00:00:00:ff", .kind = OPT_MAC,
+	 .off = AT(dst_mac), .help = "destination MAC: regionfwd's ingress port"},
+	{.name = "json", .kind = OPT_FLAG, .off = AT(json), .help = "the result as JSON"},
+	{.name = "help", .kind = OPT_HELP, .help = "this help"},
+};
+
+#undef AT
+
+#define NOPTIONS (sizeof(options) / sizeof(options[0]))
+#define OPT_VAL0 256 /* getopt_long's value for options[i] is OPT_VAL0 + i */
+
+_Static_assert(MAX_RX == 8, "the --rx help says 'at most 8'");
+_Static_assert(MAX_FLOWS == 1048576, "the --flows help says '1..1048576'");
+
+/* "usage: ..." with every option, on one line (no newline). */
+static void usage_line(char *buf, size_t len)
 {
-	static const struct option opts[] = {
-		{"table", 1, 0, 't'}, {"tx", 1, 0, 'x'},      {"rx", 1, 0, 'r'},	 {"pcap", 1, 0, 'p'},
-		{"rate", 1, 0, 'R'},  {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'}, {"flows", 1, 0, 'f'},
-		{"dst-mac", 1, 0, 'm'}, {"json", 0, 0, 'j'},   {0, 0, 0, 0}};
-	int eal = rte_eal_init(argc, argv), opt, json = 0, nrx = 0;
-	const char *table = NULL, *txdev = NULL, *rxdev[MAX_RX], *pcap = NULL, *size = "64";
-	double rate = 0, duration = 10;
-	uint32_t nflows = 4096;
-	uint8_t dmac[6] = {0x02, 0, 0, 0, 0, 0xff};
-	struct fwd_err err = {0};
+	size_t used = (size_t)snprintf(buf, len, "usage: regionfwd-gen [EAL] -- " GEN_MODES);
+
+	for (size_t i = 0; i < NOPTIONS && used < len; i++) {
+		const struct gen_opt *d = &options[i];
+
+		if (d->mode || d->kind == OPT_HELP)
+			continue;
+		used += (size_t)snprintf(buf + used, len - used, " [--%s%s%s]", d->name,
+					 d->arg ? " " : "", d->arg ? d->arg : "");
+	}
+}
+
+static void usage(FILE *out)
+{
+	char line[512];
+
+	usage_line(line, sizeof(line));
+	fprintf(out, "%s\n\n", line);
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		const struct gen_opt *d = &options[i];
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? " " : "",
+			 d->arg ? d->arg : "");
+		fprintf(out, "  %-18s %s", left, d->help);
+		if (d->def)
+			fprintf(out, " (default %s)", d->def);
+		fputc('\n', out);
+	}
+	fprintf(out, "\nEAL options (-l, --vdev, --no-huge, ...) go before '--'.\n");
+}
+
+/* EAL's --help prints its own options, then calls this. */
+static void usage_hook(const char *prgname)
+{
+	(void)prgname;
+	usage(stdout);
+}
+
+/* Set what option @d sets from @arg; exits on a refused value. */
+static void set_option(struct gen_opts *o, const struct gen_opt *d, const char *arg)
+{
+	void *at = (char *)o + d->off;
+
+	switch (d->kind) {
+	case OPT_STR:
+		*(const char **)at = arg;
+		break;
+	case OPT_LIST: {
+		struct opt_list *l = at;
+
+		if (l->n == MAX_RX)
+			rte_exit(EXIT_FAILURE, "at most %d --%s ports\n", MAX_RX, d->name);
+		l->v[l->n++] = arg;
+		break;
+	}
+	case OPT_REAL:
+		*(double *)at = atof(arg);
+		break;
+	case OPT_COUNT:
+		*(uint32_t *)at = (uint32_t)strtoul(arg, NULL, 10);
+		break;
+	case OPT_MAC:
+		if (parse_mac(arg, at))
+			rte_exit(EXIT_FAILURE, "--%s: not a MAC address: %s\n", d->name, arg);
+		break;
+	case OPT_FLAG:
+		*(int *)at = 1;
+		break;
+	case OPT_HELP:
+		break;
+	}
+}
+
+/* The arguments after EAL's into @o, checked. @return -1 to go on, or 0
+ * after --help; a usage error exits. */
+static int parse_options(int argc, char **argv, struct gen_opts *o)
+{
+	struct option lopts[NOPTIONS + 1];
+	char line[512];
+	int c;
+
+	memset(lopts, 0, sizeof(lopts));
+	for (size_t i = 0; i < NOPTIONS; i++) {
+		lopts[i] = (struct option){options[i].name,
+					   options[i].arg ? required_argument : no_argument, NULL,
+					   OPT_VAL0 + (int)i};
+		if (options[i].def)
+			set_option(o, &options[i], options[i].def);
+	}
+	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		if (c < OPT_VAL0 || c >= OPT_VAL0 + (int)NOPTIONS) {
+			usage_line(line, sizeof(line));
+			rte_exit(EXIT_FAILURE, "%s\n", line);
+		}
+		if (options[c - OPT_VAL0].kind == OPT_HELP) {
+			usage(stdout);
+			return 0;
+		}
+		set_option(o, &options[c - OPT_VAL0], optarg);
+	}
+	if (o->table == NULL || (o->tx == NULL && o->pcap == NULL))
+		rte_exit(EXIT_FAILURE, "need --table and --tx or --pcap\n");
+	if (o->flows < 1 || o->flows > MAX_FLOWS || o->rate < 0 || o->duration <= 0 ||
+	    (strcmp(o->size, "imix") && (atoi(o->size) < 60 || atoi(o->size) > 1518)))
+		rte_exit(EXIT_FAILURE,
+			 "bad --flows (1..%u), --rate, --duration or --size (60..1518 or imix)\n",
+			 MAX_FLOWS);
+	return -1;
+}
+
+/* A run: the options, the table and what is built from it, the ports and
+ * the results. */
+struct gen {
+	struct gen_opts o;
 	struct fwd_table *t;
 	struct fwd_class *cls;
 	struct rte_fib *fib4;
 	struct rte_fib6 *fib6;
-	struct flow *fl;
-	struct link_stat *ls;
-	uint64_t seed = 0x9e3779b97f4a7c15ull, sent = 0, unexpected = 0, expected_drop = 0;
+	struct flow *fl; /* o.flows of them */
+	struct link_stat *ls; /* per link of the table */
+	struct rte_mempool *pool;
+	struct dp_ports ports;
+	uint64_t hz, t0;
+	uint64_t sent, unexpected, expected_drop;
+};
+
+/* The table and its classifier. */
+static void load_table(struct gen *g)
+{
+	struct fwd_err err = {0};
 	char b[512];
 
-	if (eal < 0)
-		rte_exit(EXIT_FAILURE, "EAL init failed\n");
-	argc -= eal;
-	argv += eal;
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (opt) {
-		case 't': table = optarg; break;
-		case 'x': txdev = optarg; break;
-		case 'r':
-			if (nrx == MAX_RX)
-				rte_exit(EXIT_FAILURE, "at most %d --rx ports\n", MAX_RX);
-			rxdev[nrx++] = optarg;
-			break;
-		case 'p': pcap = optarg; break;
-		case 'R': rate = atof(optarg); break;
-		case 'd': duration = atof(optarg); break;
-		case 's': size = optarg; break;
-		case 'f': nflows = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'm':
-			if (parse_mac(optarg, dmac))
-				rte_exit(EXIT_FAILURE, "--dst-mac: not a MAC address: %s\n", optarg);
-			break;
-		case 'j': json = 1; break;
-		default:
-			rte_exit(EXIT_FAILURE, "usage: regionfwd-gen [EAL] -- --table T (--tx DEV [--rx DEV]... | --pcap FILE) "
-					       "[--rate PPS] [--duration S] [--size N|imix] [--flows N] [--dst-mac MAC] [--json]\n");
-		}
-	}
-	if (table == NULL || (txdev == NULL && pcap == NULL))
-		rte_exit(EXIT_FAILURE, "need --table and --tx or --pcap\n");
-	if (nflows < 1 || nflows > MAX_FLOWS || rate < 0 || duration <= 0 ||
-	    (strcmp(size, "imix") && (atoi(size) < 60 || atoi(size) > 1518)))
-		rte_exit(EXIT_FAILURE, "bad --flows (1..%u), --rate, --duration or --size (60..1518 or imix)\n", MAX_FLOWS);
-	t = fwd_table_load(table, &err);
-	if (t == NULL || (cls = fwd_class_build(t)) == NULL)
+	g->t = fwd_table_load(g->o.table, &err);
+	if (g->t == NULL || (g->cls = fwd_class_build(g->t)) == NULL)
 		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, b, sizeof(b)));
-	if (t->nprefix4 + t->nprefix6 == 0)
+	if (g->t->nprefix4 + g->t->nprefix6 == 0)
 		rte_exit(EXIT_FAILURE, "the table has no prefixes to draw sources from\n");
+}
 
-	/* The expected link of each flow: the table's own longest match and classifier. */
+/* An rte_fib of the table's prefixes: the expected link of each flow
+ * comes from the table's own longest match and classifier. */
+static void build_fibs(struct gen *g)
+{
+	const struct fwd_table *t = g->t;
 	struct rte_fib_conf c4 = {.type = RTE_FIB_DIR24_8, .default_nh = FWD_REGION_UNKNOWN,
 				  .max_routes = t->nprefix4 + 1,
 				  .dir24_8 = {.nh_sz = RTE_FIB_DIR24_8_4B, .num_tbl8 = (1u << 16) - 1}};
 	struct rte_fib6_conf c6 = {.type = RTE_FIB6_TRIE, .default_nh = FWD_REGION_UNKNOWN,
 				   .max_routes = t->nprefix6 + 1,
 				   .trie = {.nh_sz = RTE_FIB6_TRIE_4B, .num_tbl8 = (1u << 16) - 1}};
-	fib4 = rte_fib_create("gen4", SOCKET_ID_ANY, &c4);
-	fib6 = rte_fib6_create("gen6", SOCKET_ID_ANY, &c6);
-	if (fib4 == NULL || fib6 == NULL)
+
+	g->fib4 = rte_fib_create("gen4", SOCKET_ID_ANY, &c4);
+	g->fib6 = rte_fib6_create("gen6", SOCKET_ID_ANY, &c6);
+	if (g->fib4 == NULL || g->fib6 == NULL)
 		rte_exit(EXIT_FAILURE, "cannot create the FIBs\n");
 	for (uint32_t i = 0; i < t->nprefix4; i++)
-		rte_fib_add(fib4, t->prefix4[i].addr, t->prefix4[i].len, t->prefix4[i].region);
+		rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len, t->prefix4[i].region);
 	for (uint32_t i = 0; i < t->nprefix6; i++)
-		rte_fib6_add(fib6, t->prefix6[i].addr, t->prefix6[i].len, t->prefix6[i].region);
+		rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len, t->prefix6[i].region);
+}
 
-	fl = calloc(nflows, sizeof(*fl));
-	ls = calloc(t->nlinks + 1u, sizeof(*ls));
-	for (uint32_t i = 0; i < nflows; i++) {
+/* The link the table sends frame @p (of family @fam) to, or FWD_LINK_NONE. */
+static uint16_t expected_link(const struct gen *g, int fam, const struct fwd_pkt *p)
+{
+	struct fwd_decision d;
+	uint64_t nh;
+
+	if (fam == 4) {
+		uint32_t ip = fwd_rd32(p->src);
+
+		rte_fib_lookup_bulk(g->fib4, &ip, &nh, 1);
+	} else {
+		uint8_t a6[1][RTE_FIB6_IPV6_ADDR_SIZE];
+
+		memcpy(a6[0], p->src, 16);
+		rte_fib6_lookup_bulk(g->fib6, a6, &nh, 1);
+	}
+	fwd_class_decide_pkt(g->cls, (uint16_t)nh, p, &d);
+	return d.drop ? FWD_LINK_NONE : d.link;
+}
+
+/* Every flow's frame and the link it is expected on. */
+static void build_flows(struct gen *g)
+{
+	const struct fwd_table *t = g->t;
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+
+	g->fl = calloc(g->o.flows, sizeof(*g->fl));
+	g->ls = calloc(t->nlinks + 1u, sizeof(*g->ls));
+	for (uint32_t i = 0; i < g->o.flows; i++) {
 		/* Walk the prefixes evenly, each in turn at its edges and inside. */
 		uint32_t np = t->nprefix4 + t->nprefix6, k = (uint32_t)((uint64_t)(i / 3) * 2654435761u % np);
 		int fam = k < t->nprefix4 ? 4 : 6, which = (int)(i % 3);
@@ -298,9 +473,8 @@ int main(int argc, char **argv)
 		const struct fwd_svc_range *r = t->nranges ? &t->ranges[i % t->nranges] : NULL;
 		uint8_t proto = r ? r->proto : FWD_PROTO_UDP;
 		uint16_t dport = r ? (uint16_t)(i & 4 ? r->hi : r->lo) : (uint16_t)(1 + rnd(&seed) % 65535);
+		struct flow *f = &g->fl[i];
 		struct fwd_pkt p;
-		struct fwd_decision d;
-		uint64_t nh;
 
 		if (fam == 4) {
 			uint32_t a = t->prefix4[k].addr;
@@ -315,156 +489,183 @@ int main(int argc, char **argv)
 		pick_addr(addr, plen, fam, which, &seed, src);
 		if (proto != FWD_PROTO_TCP && proto != FWD_PROTO_UDP)
 			proto = FWD_PROTO_UDP, dport = (uint16_t)(1 + rnd(&seed) % 65535); /* port-less services: UDP */
-		fl[i].frame = malloc(1518);
-		fl[i].len = build_frame(fl[i].frame, frame_size(size, i) - 4 /* FCS */, dmac, fam, src, proto, dport,
-					(uint16_t)(1024 + i % 60000));
-		if (fwd_parse(fl[i].frame, fl[i].frame + fl[i].len, &p) != FWD_OK)
+		f->frame = malloc(1518);
+		f->len = build_frame(f->frame, frame_size(g->o.size, i) - 4 /* FCS */, g->o.dst_mac, fam, src,
+				     proto, dport, (uint16_t)(1024 + i % 60000));
+		if (fwd_parse(f->frame, f->frame + f->len, &p) != FWD_OK)
 			rte_exit(EXIT_FAILURE, "internal: flow %u does not parse\n", i);
-		if (fam == 4) {
-			uint32_t ip = fwd_rd32(p.src);
-
-			rte_fib_lookup_bulk(fib4, &ip, &nh, 1);
-		} else {
-			uint8_t a6[1][RTE_FIB6_IPV6_ADDR_SIZE];
-
-			memcpy(a6[0], p.src, 16);
-			rte_fib6_lookup_bulk(fib6, a6, &nh, 1);
-		}
-		fwd_class_decide_pkt(cls, (uint16_t)nh, &p, &d);
-		fl[i].link = d.drop ? FWD_LINK_NONE : d.link;
+		f->link = expected_link(g, fam, &p);
 	}
-	if (pcap) {
-		int rc = write_pcap(pcap, fl, nflows);
+}
 
-		if (rc)
-			rte_exit(EXIT_FAILURE, "%s: %s\n", pcap, strerror(-rc));
-		printf("regionfwd-gen: %u frames from %u IPv4 + %u IPv6 prefixes and %u service ranges to %s\n", nflows,
-		       t->nprefix4, t->nprefix6, t->nranges, pcap);
-		release(fl, nflows, ls, fib4, fib6, cls, t);
-		rte_eal_cleanup();
-		return 0;
-	}
+/* --pcap: the frames to a file, and what they are. */
+static void emit_pcap(const struct gen *g)
+{
+	const struct fwd_table *t = g->t;
+	int rc = write_pcap(g->o.pcap, g->fl, g->o.flows);
 
-	/* Ports: one to send on, the rest to receive on (dp_port does the setup). */
+	if (rc)
+		rte_exit(EXIT_FAILURE, "%s: %s\n", g->o.pcap, strerror(-rc));
+	printf("regionfwd-gen: %u frames from %u IPv4 + %u IPv6 prefixes and %u service ranges to %s\n",
+	       g->o.flows, t->nprefix4, t->nprefix6, t->nranges, g->o.pcap);
+}
+
+/* Ports: one to send on, the rest to receive on (dp_port does the setup). */
+static void open_ports(struct gen *g)
+{
 	struct dp_node node;
-	struct dp_ports ports;
-	struct rte_mempool *pool;
 
 	dp_node_defaults(&node);
-	node.nports = (uint16_t)(1 + nrx);
+	node.nports = (uint16_t)(1 + g->o.rx.n);
 	snprintf(node.ports[0].name, sizeof(node.ports[0].name), "tx");
-	snprintf(node.ports[0].device, sizeof(node.ports[0].device), "%s", txdev);
-	for (int i = 0; i < nrx; i++) {
-		snprintf(node.ports[1 + i].name, sizeof(node.ports[0].name), "rx%d", i);
-		snprintf(node.ports[1 + i].device, sizeof(node.ports[0].device), "%s", rxdev[i]);
+	snprintf(node.ports[0].device, sizeof(node.ports[0].device), "%s", g->o.tx);
+	for (unsigned i = 0; i < g->o.rx.n; i++) {
+		snprintf(node.ports[1 + i].name, sizeof(node.ports[0].name), "rx%u", i);
+		snprintf(node.ports[1 + i].device, sizeof(node.ports[0].device), "%s", g->o.rx.v[i]);
 		node.ports[1 + i].ingress = 1;
 	}
-	pool = rte_pktmbuf_pool_create("gen", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
-	if (pool == NULL)
+	g->pool = rte_pktmbuf_pool_create("gen", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+					  (int)rte_socket_id());
+	if (g->pool == NULL)
 		rte_exit(EXIT_FAILURE, "cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
-	if (dp_ports_init(&node, 1, pool, &ports))
+	if (dp_ports_init(&node, 1, g->pool, &g->ports))
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
+}
 
-	uint64_t hz = rte_get_tsc_hz(), t0 = rte_rdtsc(), end = t0 + (uint64_t)(duration * (double)hz);
-	uint64_t drain_end = 0, next = t0, per_burst = rate > 0 ? (uint64_t)((double)hz * 32 / rate) : 0;
+/* One burst of 32 frames, stamped with sequence and TSC, from flow *@fi
+ * on; counts what the port took against the links they are meant for.
+ * @return 0, or -1 when the pool had no 32 mbufs (nothing sent) */
+static int send_burst(struct gen *g, uint32_t *fi)
+{
+	struct rte_mbuf *m[32];
+	uint32_t nflows = g->o.flows;
+
+	if (rte_pktmbuf_alloc_bulk(g->pool, m, 32) != 0)
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		struct flow *f = &g->fl[*fi];
+		uint8_t *d = rte_pktmbuf_mtod(m[i], uint8_t *);
+		uint64_t magic = MAGIC, seq = g->sent + (uint64_t)i, ts = rte_rdtsc();
+
+		rte_memcpy(d, f->frame, f->len);
+		memcpy(d + stamp_off(d), &magic, 8);
+		memcpy(d + stamp_off(d) + 8, &seq, 8);
+		memcpy(d + stamp_off(d) + 16, &ts, 8);
+		m[i]->data_len = m[i]->pkt_len = f->len;
+		*fi = *fi + 1 == nflows ? 0 : *fi + 1;
+	}
+	uint16_t n = rte_eth_tx_burst(g->ports.port_id[0], 0, m, 32);
+
+	for (uint16_t i = 0; i < n; i++) {
+		uint16_t l = g->fl[(uint32_t)((g->sent + i) % nflows)].link;
+
+		if (l == FWD_LINK_NONE)
+			g->expected_drop++;
+		else
+			g->ls[l].expected++;
+	}
+	g->sent += n;
+	if (n < 32)
+		rte_pktmbuf_free_bulk(m + n, 32u - n);
+	return 0;
+}
+
+/* A frame that came back at TSC @rnow: ours (magic) on the link whose
+ * next-hop MAC it carries, with its latency, or unexpected. */
+static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rnow)
+{
+	const struct fwd_table *t = g->t;
+	const uint8_t *d = rte_pktmbuf_mtod(mb, const uint8_t *);
+	struct fwd_pkt p;
+	const uint8_t *pl;
+	uint32_t plen;
+	uint8_t tf;
+	uint64_t magic, seq, ts;
+	uint16_t l = FWD_LINK_NONE;
+
+	if (fwd_parse(d, d + mb->data_len, &p) == FWD_OK &&
+	    fwd_l4_payload(d, d + mb->data_len, &p, &pl, &plen, &tf) == 0 && plen >= 24) {
+		memcpy(&magic, pl, 8);
+		memcpy(&seq, pl + 8, 8);
+		memcpy(&ts, pl + 16, 8);
+		for (uint16_t k = 0; magic == MAGIC && k < t->nlinks; k++)
+			if (memcmp(t->links[k].next_hop_mac, d, 6) == 0)
+				l = k;
+	}
+	if (l == FWD_LINK_NONE) {
+		g->unexpected++;
+	} else {
+		struct link_stat *s = &g->ls[l];
+		uint64_t ns = (rnow - ts) * 1000000000ull / g->hz;
+		int bkt = 0;
+
+		s->received++;
+		s->bytes += mb->pkt_len;
+		s->lat_sum_ns += ns;
+		s->lat_min_ns = s->received == 1 || ns < s->lat_min_ns ? ns : s->lat_min_ns;
+		s->lat_max_ns = ns > s->lat_max_ns ? ns : s->lat_max_ns;
+		while (bkt + 1 < LAT_BUCKETS && (1ull << (bkt + 1)) <= ns)
+			bkt++;
+		s->hist[bkt]++;
+	}
+}
+
+/* One burst from each receive port. */
+static void receive(struct gen *g)
+{
+	for (unsigned q = 0; q < g->o.rx.n; q++) {
+		struct rte_mbuf *m[32];
+		uint16_t n = rte_eth_rx_burst(g->ports.port_id[1 + q], 0, m, 32);
+		uint64_t rnow = rte_rdtsc();
+
+		for (uint16_t i = 0; i < n; i++)
+			count_received(g, m[i], rnow);
+		rte_pktmbuf_free_bulk(m, n);
+	}
+}
+
+/* Send for --duration at --rate (or as fast as the port takes), receiving
+ * all along, then half a second more to collect what is in flight. Stops
+ * early on SIGINT or SIGTERM. */
+static void run_load(struct gen *g)
+{
+	uint64_t hz = g->hz, t0 = g->t0, end = t0 + (uint64_t)(g->o.duration * (double)hz);
+	uint64_t drain_end = 0, next = t0;
+	uint64_t per_burst = g->o.rate > 0 ? (uint64_t)((double)hz * 32 / g->o.rate) : 0;
 	uint32_t fi = 0;
 
 	while (!stop) {
 		uint64_t now = rte_rdtsc();
 
 		if (now < end && (per_burst == 0 || now >= next)) {
-			struct rte_mbuf *m[32];
-
-			if (rte_pktmbuf_alloc_bulk(pool, m, 32) == 0) {
-				for (int i = 0; i < 32; i++) {
-					struct flow *f = &fl[fi];
-					uint8_t *d = rte_pktmbuf_mtod(m[i], uint8_t *);
-					uint64_t magic = MAGIC, seq = sent + (uint64_t)i, ts = rte_rdtsc();
-
-					rte_memcpy(d, f->frame, f->len);
-					memcpy(d + stamp_off(d), &magic, 8);
-					memcpy(d + stamp_off(d) + 8, &seq, 8);
-					memcpy(d + stamp_off(d) + 16, &ts, 8);
-					m[i]->data_len = m[i]->pkt_len = f->len;
-					fi = fi + 1 == nflows ? 0 : fi + 1;
-				}
-				uint16_t n = rte_eth_tx_burst(ports.port_id[0], 0, m, 32);
-
-				for (uint16_t i = 0; i < n; i++) {
-					uint16_t l = fl[(uint32_t)((sent + i) % nflows)].link;
-
-					if (l == FWD_LINK_NONE)
-						expected_drop++;
-					else
-						ls[l].expected++;
-				}
-				sent += n;
-				if (n < 32)
-					rte_pktmbuf_free_bulk(m + n, 32u - n);
+			if (send_burst(g, &fi) == 0)
 				next += per_burst;
-			}
 		} else if (now >= end && drain_end == 0) {
 			drain_end = now + hz / 2; /* half a second for what is in flight */
 		}
 		if (drain_end && now >= drain_end)
 			break;
-		for (int q = 0; q < nrx; q++) {
-			struct rte_mbuf *m[32];
-			uint16_t n = rte_eth_rx_burst(ports.port_id[1 + q], 0, m, 32);
-			uint64_t rnow = rte_rdtsc();
-
-			for (uint16_t i = 0; i < n; i++) {
-				const uint8_t *d = rte_pktmbuf_mtod(m[i], const uint8_t *);
-				struct fwd_pkt p;
-				const uint8_t *pl;
-				uint32_t plen;
-				uint8_t tf;
-				uint64_t magic, seq, ts;
-				uint16_t l = FWD_LINK_NONE;
-
-				if (fwd_parse(d, d + m[i]->data_len, &p) == FWD_OK &&
-				    fwd_l4_payload(d, d + m[i]->data_len, &p, &pl, &plen, &tf) == 0 && plen >= 24) {
-					memcpy(&magic, pl, 8);
-					memcpy(&seq, pl + 8, 8);
-					memcpy(&ts, pl + 16, 8);
-					for (uint16_t k = 0; magic == MAGIC && k < t->nlinks; k++)
-						if (memcmp(t->links[k].next_hop_mac, d, 6) == 0)
-							l = k;
-				}
-				if (l == FWD_LINK_NONE) {
-					unexpected++;
-				} else {
-					uint64_t ns = (rnow - ts) * 1000000000ull / hz;
-					int bkt = 0;
-
-					ls[l].received++;
-					ls[l].bytes += m[i]->pkt_len;
-					ls[l].lat_sum_ns += ns;
-					ls[l].lat_min_ns = ls[l].received == 1 || ns < ls[l].lat_min_ns ? ns : ls[l].lat_min_ns;
-					ls[l].lat_max_ns = ns > ls[l].lat_max_ns ? ns : ls[l].lat_max_ns;
-					while (bkt + 1 < LAT_BUCKETS && (1ull << (bkt + 1)) <= ns)
-						bkt++;
-					ls[l].hist[bkt]++;
-				}
-			}
-			rte_pktmbuf_free_bulk(m, n);
-		}
+		receive(g);
 	}
-	/* Rates over the sending window; the half-second drain only collects. */
-	double secs = RTE_MIN((double)(rte_rdtsc() - t0) / (double)hz, duration);
+}
 
-	if (json)
+static void report(const struct gen *g)
+{
+	const struct fwd_table *t = g->t;
+	/* Rates over the sending window; the half-second drain only collects. */
+	double secs = RTE_MIN((double)(rte_rdtsc() - g->t0) / (double)g->hz, g->o.duration);
+
+	if (g->o.json)
 		printf("{\"sent\": %" PRIu64 ", \"seconds\": %.3f, \"tx_mpps\": %.4f, \"expected_drops\": %" PRIu64
-		       ", \"unexpected\": %" PRIu64 ", \"links\": {", sent, secs, (double)sent / secs / 1e6, expected_drop, unexpected);
+		       ", \"unexpected\": %" PRIu64 ", \"links\": {", g->sent, secs, (double)g->sent / secs / 1e6,
+		       g->expected_drop, g->unexpected);
 	else
 		printf("regionfwd-gen: sent %" PRIu64 " frames in %.2f s (%.3f Mpps), %" PRIu64
 		       " the table drops, %" PRIu64 " received that were not ours\n\n%-20s %12s %12s %10s %9s %10s %10s %10s\n",
-		       sent, secs, (double)sent / secs / 1e6, expected_drop, unexpected, "link", "expected", "received",
-		       "loss %", "Mpps", "lat avg us", "lat p99 us", "lat max us");
+		       g->sent, secs, (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected, "link", "expected",
+		       "received", "loss %", "Mpps", "lat avg us", "lat p99 us", "lat max us");
 	for (uint16_t k = 0, first = 1; k < t->nlinks; k++) {
-		struct link_stat *s = &ls[k];
+		const struct link_stat *s = &g->ls[k];
 		uint64_t acc = 0, p99 = 0;
 		double loss = s->expected ? 100.0 * ((double)s->expected - (double)s->received) / (double)s->expected : 0;
 
@@ -475,7 +676,7 @@ int main(int argc, char **argv)
 			if (p99 == 0 && acc * 100 >= s->received * 99)
 				p99 = 1ull << (bkt + 1); /* upper bound of the bucket */
 		}
-		if (json)
+		if (g->o.json)
 			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": %" PRIu64 ", \"loss_pct\": %.4f, "
 			       "\"lat_avg_ns\": %.0f, \"lat_p99_ns_max\": %" PRIu64 ", \"lat_min_ns\": %" PRIu64
 			       ", \"lat_max_ns\": %" PRIu64 "}", first ? "" : ", ", t->links[k].name, s->expected, s->received,
@@ -488,11 +689,53 @@ int main(int argc, char **argv)
 			       (double)s->lat_max_ns / 1e3);
 		first = 0;
 	}
-	if (json)
+	if (g->o.json)
 		printf("}}\n");
-	dp_ports_close(&ports);
-	rte_mempool_free(pool);
-	release(fl, nflows, ls, fib4, fib6, cls, t);
+}
+
+/* Everything built from the table. NULL-safe. */
+static void release(struct gen *g)
+{
+	for (uint32_t i = 0; g->fl && i < g->o.flows; i++)
+		free(g->fl[i].frame);
+	free(g->fl);
+	free(g->ls);
+	rte_fib_free(g->fib4);
+	rte_fib6_free(g->fib6);
+	fwd_class_free(g->cls);
+	fwd_table_free(g->t);
+}
+
+int main(int argc, char **argv)
+{
+	static struct gen g;
+	int n;
+
+	rte_set_application_usage_hook(usage_hook);
+	n = rte_eal_init(argc, argv);
+	if (n < 0)
+		rte_exit(EXIT_FAILURE, "EAL init failed\n");
+	if (parse_options(argc - n, argv + n, &g.o) == 0) {
+		rte_eal_cleanup();
+		return 0;
+	}
+	load_table(&g);
+	build_fibs(&g);
+	build_flows(&g);
+	if (g.o.pcap) {
+		emit_pcap(&g);
+	} else {
+		open_ports(&g);
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+		g.hz = rte_get_tsc_hz();
+		g.t0 = rte_rdtsc();
+		run_load(&g);
+		report(&g);
+		dp_ports_close(&g.ports);
+		rte_mempool_free(g.pool);
+	}
+	release(&g);
 	rte_eal_cleanup();
 	return 0;
 }
