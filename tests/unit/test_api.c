@@ -93,7 +93,8 @@ static void *fake_main(void *arg)
 				out = fwd_msg_pack(h.op, FWD_MSG_REPLY, &r.base, &n);
 			} else if (h.op == REGIONFWD__CTL__OP__OP_COUNTERS) {
 				Regionfwd__Ctl__CounterReport r = REGIONFWD__CTL__COUNTER_REPORT__INIT;
-				static const char j[] = "{\"packets\": {\"rx\": 5, \"tx\": 4}, \"drops\": {}}";
+				static const char j[] = "{\"generation\": {\"id\": 99}, \"packets\": "
+							"{\"rx\": 5, \"tx\": 4}, \"drops\": {}}";
 
 				r.json.data = (uint8_t *)j;
 				r.json.len = sizeof(j) - 1;
@@ -201,6 +202,17 @@ static void test_reads_never_push(void **state)
 	json_decref(r);
 	assert_true(count_op("status") >= 2);
 	assert_int_equal(count_op("push"), 0);
+	{
+		/* /metrics renders regionfwd's report, read through fwd_report. */
+		char *text = NULL;
+
+		assert_int_equal(ctl_api_dispatch(api, "GET", "/metrics", NULL, 0, &text), 200);
+		assert_non_null(strstr(text, "regiond_dataplane_up 1\n"));
+		assert_non_null(strstr(text, "regionfwd_generation 99\n"));
+		assert_non_null(strstr(text, "regionfwd_packets_total{dir=\"rx\"} 5\n"));
+		assert_non_null(strstr(text, "regionfwd_drops_total{reason=\"policy_drop\"} 0\n"));
+		free(text);
+	}
 	/* The one place that pushes: the main loop's sync. */
 	ctl_state_sync(&st);
 	assert_int_equal(count_op("push"), 1);
