@@ -31,7 +31,6 @@ struct ctl_api {
 	const char *token;
 	size_t max_body;
 	int64_t started;
-	struct ctl_api_filters filters;
 };
 
 struct req {
@@ -278,7 +277,7 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 		reply_simple(r, FWD_R_BAD_REQUEST, "document", "'document' is required");
 		goto out;
 	}
-	t = ctl_state_validate(json_string_value(d), json_string_length(d), "document", &e);
+	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document", &e);
 	if (t == NULL) {
 		reply_err(r, &e);
 		json_object_set_new(r->body, "valid", json_false());
@@ -494,16 +493,20 @@ static void h_history(struct ctl_api *api, const struct req *q, struct reply *r)
 
 static void h_filters(struct ctl_api *api, const struct req *q, struct reply *r)
 {
+	const struct ctl_ext *x = ctl_state_ext(api->st, "filters");
+
 	(void)q;
 	r->status = 200;
-	r->body = api->filters.status(api->filters.arg, api->st->table);
+	r->body = x->status(x->arg, api->st->table);
 }
 
 static void h_filters_detach(struct ctl_api *api, const struct req *q, struct reply *r)
 {
+	const struct ctl_ext *x = ctl_state_ext(api->st, "filters");
+
 	(void)q;
 	r->status = 200;
-	r->body = json_pack("{s:b}", "detached", api->filters.detach(api->filters.arg) == 0);
+	r->body = json_pack("{s:b}", "detached", x->detach(x->arg) == 0);
 }
 
 /* Every endpoint once (docs/api.md): method, path, whether it writes
@@ -542,6 +545,7 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 		  const char *method, const struct req *q, struct reply *r)
 {
 	const struct route *rt = find_route(method, url);
+	const struct ctl_ext *filters;
 
 	if (q->too_big) {
 		char reason[100];
@@ -554,14 +558,16 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 		reply_simple(r, FWD_R_UNAUTHORIZED, "", "writes over TCP need 'Authorization: Bearer TOKEN'");
 		return;
 	}
+	filters = ctl_state_ext(api->st, "filters");
 	if (rt == NULL) {
-		if (strncmp(url, "/v1/filters", 11) == 0 && api->filters.status == NULL)
+		if (strncmp(url, "/v1/filters", 11) == 0 && (filters == NULL || filters->status == NULL))
 			reply_simple(r, FWD_R_NO_FILTERS, "", "regiond runs without XDP filters (--xdp-iface)");
 		else
 			reply_simple(r, FWD_R_NOT_FOUND, "", "no such endpoint or method (see docs/api.md)");
 		return;
 	}
-	if ((rt->flags & ROUTE_FILTERS) && (api->filters.status == NULL || api->filters.detach == NULL)) {
+	if ((rt->flags & ROUTE_FILTERS) &&
+	    (filters == NULL || filters->status == NULL || filters->detach == NULL)) {
 		reply_simple(r, FWD_R_NO_FILTERS, "", "regiond runs without XDP filters (--xdp-iface)");
 		return;
 	}
@@ -660,7 +666,6 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->token = conf->token;
 	api->max_body = conf->max_body;
 	api->started = started;
-	api->filters = conf->filters;
 	api->unix_fd = -1;
 	return api;
 }

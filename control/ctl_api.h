@@ -17,16 +17,7 @@
 
 #include "ctl_state.h"
 
-/* Optional XDP filter operations (regiond built with libbpf and started
- * with --xdp-iface); NULL otherwise. Called with the state lock held. */
-struct ctl_api_filters {
-	json_t *(*status)(void *arg, const struct fwd_table *t);
-	int (*detach)(void *arg);
-	void *arg;
-};
-
 struct ctl_api_conf {
-	struct ctl_api_filters filters;
 	const char *unix_path; /* required */
 	const char *tcp_listen; /* "HOST:PORT" or NULL */
 	const char *token; /* required with tcp_listen */

@@ -65,3 +65,20 @@ void ctl_content_cleanup(void)
 		cache[i].used = 0;
 	}
 }
+
+static int ext_validate(void *arg, const struct fwd_table *t, struct fwd_err *e)
+{
+	(void)arg;
+	return ctl_content_validate(t, e);
+}
+
+static const struct fwd_hs_dbs *ext_dbs(void *arg, const struct fwd_table *t)
+{
+	(void)arg;
+	return ctl_content_dbs(t);
+}
+
+struct ctl_ext ctl_content_ext(void)
+{
+	return (struct ctl_ext){.name = "content", .validate = ext_validate, .content_dbs = ext_dbs};
+}

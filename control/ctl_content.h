@@ -27,6 +27,10 @@ int ctl_content_validate(const struct fwd_table *t, struct fwd_err *e);
  */
 const struct fwd_hs_dbs *ctl_content_dbs(const struct fwd_table *t);
 
+/** The content compiler as regiond's "content" extension (ctl_ext.h):
+ *  validation compiles, the push ships the databases. */
+struct ctl_ext ctl_content_ext(void);
+
 /** Drop the cache (at exit). */
 void ctl_content_cleanup(void);
 

@@ -137,3 +137,32 @@ void ctl_filter_free(struct ctl_filter *f)
 	ctl_bpf_free(f->bpf);
 	free(f);
 }
+
+static void filter_sync(void *arg, const struct fwd_table *t, uint64_t gen)
+{
+	struct fwd_err e;
+
+	/* Behind the current generation (a refused apply, a restart): retry. */
+	if (ctl_filter_generation(arg) != gen)
+		ctl_filter_apply(arg, t, gen, &e);
+}
+
+static json_t *filter_status(void *arg, const struct fwd_table *t)
+{
+	return ctl_filter_status(arg, t);
+}
+
+static int filter_detach(void *arg)
+{
+	return ctl_filter_detach(arg);
+}
+
+struct ctl_ext ctl_filter_ext(struct ctl_filter *f)
+{
+	return (struct ctl_ext){.name = "filters",
+				.arg = f,
+				.applied = ctl_filter_apply,
+				.sync = filter_sync,
+				.status = filter_status,
+				.detach = filter_detach};
+}

@@ -26,7 +26,7 @@ struct ctl_filter;
 /** Adopt or load, attach everywhere. NULL with @err on failure. */
 struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err);
 
-/** Install @t's filters as generation @gen (the ctl_state hook). */
+/** Install @t's filters as generation @gen. */
 int ctl_filter_apply(void *filter, const struct fwd_table *t, uint64_t gen, struct fwd_err *e);
 
 /** Generation the kernel side holds. */
@@ -39,5 +39,9 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t);
 int ctl_filter_detach(struct ctl_filter *f);
 
 void ctl_filter_free(struct ctl_filter *f);
+
+/** @f as regiond's "filters" extension (ctl_ext.h): applied with every new
+ *  generation, converged on each tick, status and detach for the API. */
+struct ctl_ext ctl_filter_ext(struct ctl_filter *f);
 
 #endif /* CTL_FILTER_H */

@@ -21,8 +21,6 @@
 
 static uint64_t next_id; /* never reused, persisted in history.json */
 
-int (*ctl_state_extra_validate)(const struct fwd_table *t, struct fwd_err *e);
-const struct fwd_hs_dbs *(*ctl_state_content_dbs)(const struct fwd_table *t);
 
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
@@ -129,15 +127,36 @@ static void remove_orphans(struct ctl_state *st)
 		closedir(d);
 }
 
+int ctl_state_add_ext(struct ctl_state *st, const struct ctl_ext *x)
+{
+	if (st->next >= CTL_MAX_EXT)
+		return -ENOSPC;
+	st->ext[st->next++] = *x;
+	return 0;
+}
+
+const struct ctl_ext *ctl_state_ext(const struct ctl_state *st, const char *name)
+{
+	for (unsigned i = 0; i < st->next; i++)
+		if (strcmp(st->ext[i].name, name) == 0)
+			return &st->ext[i];
+	return NULL;
+}
+
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
 		   struct fwd_err *e)
 {
+	struct ctl_ext ext[CTL_MAX_EXT];
+	unsigned next = st->next;
 	char path[512];
 	json_t *root, *gens, *v, *cf;
 	json_error_t je;
 	size_t i;
 
+	memcpy(ext, st->ext, sizeof(ext));
 	memset(st, 0, sizeof(*st));
+	memcpy(st->ext, ext, sizeof(ext));
+	st->next = next;
 	snprintf(st->dir, sizeof(st->dir), "%s", dir);
 	st->keep = keep ? keep : 1;
 	st->dp = dp;
@@ -195,7 +214,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	if (st->nhist) {
 		const struct ctl_gen *cur = &st->hist[st->nhist - 1];
 
-		st->table = ctl_state_validate(cur->doc, cur->len, "current", e);
+		st->table = ctl_state_validate(st, cur->doc, cur->len, "current", e);
 		if (st->table == NULL)
 			return -EINVAL;
 	}
@@ -224,8 +243,8 @@ const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id)
 	return NULL;
 }
 
-struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *name,
-				     struct fwd_err *e)
+struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc, size_t len,
+				     const char *name, struct fwd_err *e)
 {
 	struct fwd_err fe = {0};
 	struct fwd_table *t = fwd_table_parse(doc, len, name, -1, &fe);
@@ -250,10 +269,11 @@ struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *na
 		return NULL;
 	}
 	fwd_class_free(c);
-	if (ctl_state_extra_validate && ctl_state_extra_validate(t, e)) {
-		fwd_table_free(t);
-		return NULL;
-	}
+	for (unsigned i = 0; i < st->next; i++)
+		if (st->ext[i].validate && st->ext[i].validate(st->ext[i].arg, t, e)) {
+			fwd_table_free(t);
+			return NULL;
+		}
 	return t;
 }
 
@@ -263,12 +283,15 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		const struct fwd_table *t, struct fwd_err *e)
 {
 	Regionfwd__Ctl__PushRequest req = REGIONFWD__CTL__PUSH_REQUEST__INIT;
-	const struct fwd_hs_dbs *dbs = ctl_state_content_dbs && t ? ctl_state_content_dbs(t) : NULL;
+	const struct fwd_hs_dbs *dbs = NULL;
 	ProtobufCBinaryData db[FWD_CONTENT_FIELDS];
 	ProtobufCMessage *reply;
 	struct fwd_err de;
 	int rc;
 
+	for (unsigned i = 0; t && dbs == NULL && i < st->next; i++)
+		if (st->ext[i].content_dbs)
+			dbs = st->ext[i].content_dbs(st->ext[i].arg, t);
 	req.generation = id;
 	req.name = (char *)"regiond";
 	req.document.data = (uint8_t *)doc;
@@ -295,6 +318,16 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 	return -EINVAL;
 }
 
+/* Every extension's applied(), in order; the first refusal stops them. */
+static int run_applied(struct ctl_state *st, const struct fwd_table *t, uint64_t id,
+		       struct fwd_err *e)
+{
+	for (unsigned i = 0; i < st->next; i++)
+		if (st->ext[i].applied && st->ext[i].applied(st->ext[i].arg, t, id, e))
+			return -1;
+	return 0;
+}
+
 int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
 			const char *comment, int64_t expected, int push_it, struct fwd_err *e)
 {
@@ -314,7 +347,7 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	}
 	if (cur && cur->hash == hash)
 		return 0;
-	t = ctl_state_validate(doc, len, "document", e);
+	t = ctl_state_validate(st, doc, len, "document", e);
 	if (t == NULL)
 		return -1;
 	id = next_id;
@@ -327,12 +360,12 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 		fwd_table_free(t);
 		return -1;
 	}
-	if ((push_it && push(st, id, doc, len, t, e)) || (st->hook && st->hook(st->hook_arg, t, id, e))) {
+	if ((push_it && push(st, id, doc, len, t, e)) || run_applied(st, t, id, e)) {
 		char p[512];
 		struct fwd_err ignored;
 
-		/* Pushed but the filter refused: put regionfwd back on the
-		 * current generation, so nothing changed anywhere. */
+		/* Pushed but an extension (the filter) refused: put regionfwd
+		 * back on the current generation, so nothing changed anywhere. */
 		if (push_it && cur && e->reason_code != FWD_R_DATAPLANE_UNAVAILABLE &&
 		    e->reason_code != FWD_R_DATAPLANE_REFUSED)
 			push(st, cur->id, cur->doc, cur->len, st->table, &ignored);

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "ctl_dp.h"
+#include "ctl_ext.h"
 #include "fwd_err.h"
 #include "fwd_table.h"
 
@@ -42,14 +43,21 @@ struct ctl_state {
 	struct fwd_table *table; /* current, validated */
 	struct ctl_dp *dp;
 	int dp_timeout_ms;
-	/* Called with each new generation once regionfwd runs it (the XDP
-	 * filter); a failure rolls regionfwd back and refuses the change. */
-	int (*hook)(void *arg, const struct fwd_table *t, uint64_t gen, struct fwd_err *e);
-	void *hook_arg;
+	/* What regiond plugs in (ctl_ext.h), in the order added; kept by
+	 * ctl_state_open. */
+	struct ctl_ext ext[CTL_MAX_EXT];
+	unsigned next;
 	/* commit-confirm: revert to revert_to unless confirmed by deadline */
 	uint64_t confirm_gen, revert_to;
 	int64_t confirm_deadline;
 };
+
+/** Plug @x in (before ctl_state_open when its validation must see the
+ *  stored generations). @return 0, or -ENOSPC past CTL_MAX_EXT. */
+int ctl_state_add_ext(struct ctl_state *st, const struct ctl_ext *x);
+
+/** The extension named @name, or NULL. */
+const struct ctl_ext *ctl_state_ext(const struct ctl_state *st, const char *name);
 
 /** Load the persisted history from @dir (created if missing). */
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
@@ -62,20 +70,12 @@ const struct ctl_gen *ctl_state_current(const struct ctl_state *st);
 const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id);
 
 /**
- * Validate a document into a table, residency included.
+ * Validate a document into a table, residency included, then every
+ * extension's validate (content rules compile).
  * @return the table, or NULL with @e (422 invalid_table / residency_violation)
  */
-struct fwd_table *ctl_state_validate(const char *doc, size_t len, const char *name,
-				     struct fwd_err *e);
-
-/* Checks that need more than the table itself (compiling content rules):
- * run by ctl_state_validate when set. */
-extern int (*ctl_state_extra_validate)(const struct fwd_table *t, struct fwd_err *e);
-
-/* The compiled content databases to ship with the push of table @t, or
- * NULL (none, or regionfwd compiles them): set by regiond. */
-struct fwd_hs_dbs;
-extern const struct fwd_hs_dbs *(*ctl_state_content_dbs)(const struct fwd_table *t);
+struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc, size_t len,
+				     const char *name, struct fwd_err *e);
 
 /**
  * Make @doc the new generation.

@@ -32,16 +32,6 @@
 #include "ctl_content.h"
 #ifdef REGIOND_BPF
 #include "ctl_filter.h"
-
-static json_t *filter_status(void *arg, const struct fwd_table *t)
-{
-	return ctl_filter_status(arg, t);
-}
-
-static int filter_detach(void *arg)
-{
-	return ctl_filter_detach(arg);
-}
 #endif
 
 static volatile sig_atomic_t quit;
@@ -341,9 +331,10 @@ static int open_state(struct regiond *d)
 	struct fwd_err e;
 
 	/* Content rules must compile (in a limited child) before a table is
-	 * taken; the databases travel with the push. */
-	ctl_state_extra_validate = ctl_content_validate;
-	ctl_state_content_dbs = ctl_content_dbs;
+	 * taken, stored ones included; the databases travel with the push. */
+	struct ctl_ext content = ctl_content_ext();
+
+	ctl_state_add_ext(&d->st, &content);
 	d->dp = ctl_dp_create(d->o.dataplane);
 	if (d->dp == NULL ||
 	    ctl_state_open(&d->st, d->o.state_dir, (unsigned)d->o.keep, d->dp, &e)) {
@@ -378,15 +369,15 @@ static int start_filters(struct regiond *d)
 		fprintf(stderr, "regiond: XDP filter: %s\n", fe.reason);
 		return -1;
 	}
-	d->st.hook = ctl_filter_apply;
-	d->st.hook_arg = d->filter;
+	struct ctl_ext filters = ctl_filter_ext(d->filter);
+
+	ctl_state_add_ext(&d->st, &filters);
 	if (cur && ctl_filter_generation(d->filter) != cur->id &&
 	    ctl_filter_apply(d->filter, d->st.table, cur->id, &e)) {
 		fprintf(stderr, "regiond: XDP filter refused generation %" PRIu64 ": %s\n", cur->id,
 			e.reason);
 		return -1;
 	}
-	d->conf.filters = (struct ctl_api_filters){filter_status, filter_detach, d->filter};
 	return 0;
 }
 #endif
@@ -440,14 +431,10 @@ static void main_loop(struct regiond *d)
 					s ? "runs the current generation" : "is unreachable or out of sync");
 			in_sync = s;
 			last_sync = now;
-#ifdef REGIOND_BPF
 			cur = ctl_state_current(&d->st);
-			if (d->filter && cur && ctl_filter_generation(d->filter) != cur->id) {
-				struct fwd_err e;
-
-				ctl_filter_apply(d->filter, d->st.table, cur->id, &e);
-			}
-#endif
+			for (unsigned i = 0; cur && i < d->st.next; i++)
+				if (d->st.ext[i].sync)
+					d->st.ext[i].sync(d->st.ext[i].arg, d->st.table, cur->id);
 		}
 		pthread_mutex_unlock(&d->lock);
 	}

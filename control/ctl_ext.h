@@ -1,0 +1,42 @@
+/*
+ * ctl_ext.h - the one shape of what regiond plugs into its state and API:
+ * today the content-rule compiler (ctl_content.c) and the XDP filters
+ * (ctl_filter.c), tomorrow a routing feed. Each is a struct ctl_ext of
+ * optional operations on its own argument; ctl_state calls them at fixed
+ * points of a change, in the order they were added, and the API serves
+ * GET /v1/NAME and POST /v1/NAME/detach from the one named so. Every
+ * operation runs with the state lock held.
+ */
+#ifndef CTL_EXT_H
+#define CTL_EXT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "fwd_err.h"
+#include "fwd_table.h"
+
+struct fwd_hs_dbs;
+
+struct ctl_ext {
+	const char *name; /* "content", "filters": also the API path */
+	void *arg;
+	/* Before anything changes: refuse @t with a reason, or 0. */
+	int (*validate)(void *arg, const struct fwd_table *t, struct fwd_err *e);
+	/* What to ship with the push of @t (compiled content databases), or NULL. */
+	const struct fwd_hs_dbs *(*content_dbs)(void *arg, const struct fwd_table *t);
+	/* Once regionfwd runs generation @gen of @t; a refusal puts regionfwd
+	 * back on the previous generation and refuses the change. */
+	int (*applied)(void *arg, const struct fwd_table *t, uint64_t gen, struct fwd_err *e);
+	/* The main loop's tick: converge on generation @gen of @t (e.g. after a
+	 * failed apply or a restart). */
+	void (*sync)(void *arg, const struct fwd_table *t, uint64_t gen);
+	/* GET /v1/NAME and POST /v1/NAME/detach. */
+	json_t *(*status)(void *arg, const struct fwd_table *t);
+	int (*detach)(void *arg);
+};
+
+#define CTL_MAX_EXT 4
+
+#endif /* CTL_EXT_H */
