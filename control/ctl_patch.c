@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "fwd_names.h"
+
 /* "10.1.0.0/16" with the address in its canonical text form, so a change
  * names a prefix however the document spelled it (2001:DB8:: or 2001:db8::). */
 static const char *canon_prefix(const char *s, char *buf, size_t len)
@@ -25,11 +27,24 @@ static const char *canon_prefix(const char *s, char *buf, size_t len)
 	return buf;
 }
 
-static int prefixes(json_t *m, json_t *c, const char *path, int add, struct fwd_err *e)
+/* An op: its name, the fields a change of it may carry, what it does. */
+struct patch_op {
+	const char *name;
+	const char *const fields[4];
+	int (*apply)(json_t *model, json_t *change, const struct patch_op *op, const char *path,
+		     struct fwd_err *e);
+};
+
+/* A change's field by its position in the op's row of ops[] below: the one
+ * place each field is spelled. */
+#define FIELD(c, op, i) json_object_get((c), (op)->fields[(i)])
+
+static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const char *path, int add,
+		    struct fwd_err *e)
 {
-	const char *region = json_string_value(json_object_get(c, "region"));
-	json_t *reg = region ? json_object_get(json_object_get(m, "regions"), region) : NULL;
-	json_t *list = json_object_get(c, "prefixes"), *have, *v;
+	const char *region = json_string_value(FIELD(c, op, 0));
+	json_t *reg = region ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, REGIONS)), region) : NULL;
+	json_t *list = FIELD(c, op, 1), *have, *v;
 	size_t k;
 
 	if (reg == NULL)
@@ -37,7 +52,7 @@ static int prefixes(json_t *m, json_t *c, const char *path, int add, struct fwd_
 				    region ? region : "(missing)");
 	if (!json_is_array(list))
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'prefixes' must be a list");
-	have = json_object_get(reg, "prefixes");
+	have = json_object_get(reg, FWD_KEY_NAME(REGION, PREFIXES));
 	json_array_foreach(list, k, v) {
 		char cb[80], cb2[80];
 		const char *cp = canon_prefix(json_string_value(v), cb, sizeof(cb));
@@ -66,68 +81,74 @@ static int prefixes(json_t *m, json_t *c, const char *path, int add, struct fwd_
 	return 0;
 }
 
-static int add_prefixes(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+static int add_prefixes(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+			struct fwd_err *e)
 {
-	return prefixes(m, c, path, 1, e);
+	return prefixes(m, c, op, path, 1, e);
 }
 
-static int remove_prefixes(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+static int remove_prefixes(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+			   struct fwd_err *e)
 {
-	return prefixes(m, c, path, 0, e);
+	return prefixes(m, c, op, path, 0, e);
 }
 
-static int set_weight(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+static int set_weight(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+		      struct fwd_err *e)
 {
-	const char *g = json_string_value(json_object_get(c, "group"));
-	const char *l = json_string_value(json_object_get(c, "link"));
-	json_t *grp = g ? json_object_get(json_object_get(m, "link_groups"), g) : NULL;
-	json_t *w = json_object_get(c, "weight");
+	const char *g = json_string_value(FIELD(c, op, 0));
+	const char *l = json_string_value(FIELD(c, op, 1));
+	json_t *grp = g ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS)), g) : NULL;
+	json_t *w = FIELD(c, op, 2);
 
-	if (grp == NULL || l == NULL || !json_object_get(json_object_get(grp, "members"), l))
+	if (grp == NULL || l == NULL || !json_object_get(json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS)), l))
 		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
 				    "no such group, or the link is not a member");
 	if (!json_is_integer(w))
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'weight' must be an integer");
-	json_object_set(json_object_get(grp, "members"), l, w);
+	json_object_set(json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS)), l, w);
 	return 0;
 }
 
-static int set_link_state(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+static int set_link_state(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+			  struct fwd_err *e)
 {
-	const char *l = json_string_value(json_object_get(c, "link"));
-	json_t *lk = l ? json_object_get(json_object_get(m, "links"), l) : NULL;
-	json_t *s = json_object_get(c, "state");
+	const char *l = json_string_value(FIELD(c, op, 0));
+	json_t *lk = l ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, LINKS)), l) : NULL;
+	json_t *s = FIELD(c, op, 1);
 
 	if (lk == NULL)
 		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no such link");
 	if (!json_is_string(s))
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'state' must be 'up' or 'down'");
-	json_object_set(lk, "state", s);
+	json_object_set(lk, FWD_KEY_NAME(LINK, STATE), s);
 	return 0;
 }
 
-static int add_policy(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+static int add_policy(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+		      struct fwd_err *e)
 {
-	json_t *p = json_object_get(c, "policy");
+	json_t *p = FIELD(c, op, 0);
 
 	if (!json_is_object(p))
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'policy' must be an object");
-	json_array_append(json_object_get(m, "policies"), p);
+	json_array_append(json_object_get(m, FWD_KEY_NAME(DOC, POLICIES)), p);
 	return 0;
 }
 
-static int remove_policy(json_t *m, json_t *c, const char *path, struct fwd_err *e)
+static int remove_policy(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+			 struct fwd_err *e)
 {
-	const char *rg = json_string_value(json_object_get(c, "region"));
-	const char *sv = json_string_value(json_object_get(c, "service"));
-	json_t *pols = json_object_get(m, "policies"), *p;
+	const char *rg = json_string_value(FIELD(c, op, 0));
+	const char *sv = json_string_value(FIELD(c, op, 1));
+	json_t *pols = json_object_get(m, FWD_KEY_NAME(DOC, POLICIES)), *p;
 	size_t j;
 
 	json_array_foreach(pols, j, p) {
 		/* Policies added earlier in this request come from the client and
 		 * may lack either field: compare only real strings. */
-		const char *pr = json_string_value(json_object_get(p, "region"));
-		const char *ps = json_string_value(json_object_get(p, "service"));
+		const char *pr = json_string_value(json_object_get(p, FWD_KEY_NAME(POLICY, REGION)));
+		const char *ps = json_string_value(json_object_get(p, FWD_KEY_NAME(POLICY, SERVICE)));
 
 		if (rg && sv && pr && ps && !strcmp(pr, rg) && !strcmp(ps, sv)) {
 			json_array_remove(pols, j);
@@ -139,12 +160,10 @@ static int remove_policy(json_t *m, json_t *c, const char *path, struct fwd_err 
 }
 
 /* Every op once: its name, the fields a change of it may carry (a field
- * outside this list is refused, never silently ignored) and what it does. */
-static const struct patch_op {
-	const char *name;
-	const char *const fields[4];
-	int (*apply)(json_t *model, json_t *change, const char *path, struct fwd_err *e);
-} ops[] = {
+ * outside this list is refused, never silently ignored) and what it does.
+ * These are the API's words for a change; the model's own names (what a
+ * change edits) come from fwd_schema.def. */
+static const struct patch_op ops[] = {
 	{"add_prefixes", {"region", "prefixes"}, add_prefixes},
 	{"remove_prefixes", {"region", "prefixes"}, remove_prefixes},
 	{"set_weight", {"group", "link", "weight"}, set_weight},
@@ -190,7 +209,7 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct fwd_err *e)
 			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
 					    "unknown field '%.60s' for op '%s'", k, d->name);
 	}
-	return d->apply(m, c, path, e);
+	return d->apply(m, c, d, path, e);
 }
 
 int ctl_patch_apply(json_t *model, json_t *changes, struct fwd_err *e)
