@@ -13,6 +13,7 @@
 #include <hs.h>
 
 #include "fwd_doc.h"
+#include "fwd_names.h"
 
 /* A literal as a regex: every byte as \xHH, so nothing in it is special. */
 static char *escape_literal(const char *s)
@@ -194,14 +195,14 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 	if (pipe(pfd) < 0) {
 		int rc0 = -errno;
 
-		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "content_rules", "pipe: %s",
+		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "pipe: %s",
 			     strerror(errno));
 		return rc0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pid = fork();
 	if (pid < 0) {
-		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "content_rules", "fork: %s",
+		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "fork: %s",
 			     strerror(errno));
 		close(pfd[0]);
 		close(pfd[1]);
@@ -243,7 +244,8 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 		if (kind == CHILD_PATTERN_INVALID && rule < t->ncontent) {
 			char path[64];
 
-			snprintf(path, sizeof(path), "content_rules[%u].pattern", rule);
+			snprintf(path, sizeof(path), "%s[%u].%s", FWD_KEY_NAME(DOC, CONTENT_RULES), rule,
+				 FWD_KEY_NAME(CONTENT, PATTERN));
 			rc = fwd_err_fail(e, FWD_R_INVALID_PATTERN, t->source, t->content[rule].line, path,
 					  "rule '%s': %s", t->content[rule].name, msg);
 		} else {
@@ -251,7 +253,7 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 
 			if (rule < t->ncontent)
 				snprintf(at, sizeof(at), "at rule '%s': ", t->content[rule].name);
-			rc = fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0, "content_rules",
+			rc = fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
 					  "compiling the content rules exceeded its limits "
 					  "(%u s CPU, %zu MiB; %s%s)",
 					  lim->cpu_seconds, lim->memory_bytes >> 20, at, msg);
@@ -280,7 +282,7 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	out->compile_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (rc == -EPROTO || (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))) {
-		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0, "content_rules",
+		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
 			     "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; %s %d)",
 			     lim->cpu_seconds, lim->memory_bytes >> 20,
 			     WIFSIGNALED(status) ? "signal" : "exit status",

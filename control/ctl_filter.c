@@ -1,5 +1,7 @@
 #include "ctl_filter.h"
 
+#include "fwd_names.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +78,7 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 			   fl->present ? fl->malformed_action : FWD_FLT_PASS, fl->redirect, (uint32_t)gen, &fe);
 	fwd_flt_image_free(img);
 	if (rc)
-		fwd_err_fail(e, FWD_R_FILTER_REFUSED, NULL, 0, "filters", "%s", fe.reason);
+		fwd_err_fail(e, FWD_R_FILTER_REFUSED, NULL, 0, FWD_KEY_NAME(DOC, FILTERS), "%s", fe.reason);
 	return rc;
 }
 
@@ -107,9 +109,10 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 		ctl_bpf_rule_stats(f->bpf, r, &st);
 		json_object_set_new(rules, t->filters.rules[r].name,
 				    json_pack("{s:s, s:I, s:I}", "action",
-					      t->filters.rules[r].action == FWD_FLT_RATE ? "rate" :
-					      t->filters.rules[r].action ? "drop" : "pass", "packets",
-					      (json_int_t)st.packets, "bytes", (json_int_t)st.bytes));
+					      /* enum fwd_flt_action indexes the .def's words */
+					      fwd_schema_names[FWD_SCHEMA_BEGIN_FILTER_ACTION +
+							       t->filters.rules[r].action],
+					      "packets", (json_int_t)st.packets, "bytes", (json_int_t)st.bytes));
 	}
 	return json_pack("{s:I, s:I, s:b, s:s, s:s, s:o, s:o, s:o}", "program_id",
 			 (json_int_t)ctl_bpf_prog_id(f->bpf), "generation",
