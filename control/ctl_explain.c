@@ -97,13 +97,32 @@ static int content_args(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 	return 0;
 }
 
+/* The request's own fields; the content fields' names (payload, tls_sni,
+ * ...) come from fwd_schema.def. */
+static const char *const fields[] = {"src", "dst", "proto", "sport", "dport", "payload_hex"};
+
+static int known_field(const char *k)
+{
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (strcmp(k, fields[i]) == 0)
+			return 1;
+	for (int f = 0; f < FWD_CONTENT_FIELDS; f++)
+		if (strcmp(k, fwd_content_field_name(f)) == 0)
+			return 1;
+	return 0;
+}
+
 int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 {
 	static const char proto_words[] = "'proto' must be tcp, udp, sctp, icmp, icmpv6 or 0..255";
-	json_t *proto = json_object_get(b, "proto");
+	json_t *proto = json_object_get(b, "proto"), *v;
+	const char *k;
 	size_t sl, dl;
 	int rc;
 
+	json_object_foreach(b, k, v)
+		if (!known_field(k))
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, k, "unknown field '%.100s'", k);
 	regionfwd__ctl__explain_request__init(&x->req);
 	sl = parse_addr(json_object_get(b, "src"), x->src);
 	if (sl == 0)
