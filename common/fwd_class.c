@@ -7,13 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fwd_hash.h"
+
 static uint64_t fnv64(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-	return h;
+	return fwd_hash64(s, strlen(s));
 }
 
 static uint64_t splitmix64(uint64_t x)

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "fwd_err.h"
+#include "fwd_hash.h"
 
 #define FWD_DOC_MAX_DEPTH 32
 #define FWD_DOC_MAX_NODES 50000000u
@@ -61,21 +62,6 @@ struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err);
  * malloc'd buffer. @return 0, or -errno with @err filled
  */
 int fwd_read_file(const char *path, char **buf, size_t *len, struct fwd_err *err);
-
-/** 64-bit FNV-1a: the content hash of a table document (identity, not security). */
-static inline uint64_t fwd_hash64_update(uint64_t h, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
-
-static inline uint64_t fwd_hash64(const void *data, size_t len)
-{
-	return fwd_hash64_update(1469598103934665603ull, data, len);
-}
 
 const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc);
 const char *fwd_doc_name(const struct fwd_doc *doc);

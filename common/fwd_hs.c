@@ -154,7 +154,7 @@ static void child(const struct fwd_table *t, int fd)
 
 uint64_t fwd_content_hash(const struct fwd_table *t)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FWD_HASH64_SEED;
 
 	for (uint32_t i = 0; i < t->ncontent; i++) {
 		const struct fwd_content_rule *r = &t->content[i];

@@ -4,6 +4,8 @@
  */
 #include "fwd_table.h"
 
+#include "fwd_hash.h"
+
 #include "fwd_filter_kern_user.h"
 #include "fwd_names.h"
 
@@ -43,11 +45,7 @@ struct nidx {
 
 static uint32_t name_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h;
+	return (uint32_t)fwd_hash64(s, strlen(s));
 }
 
 static int nidx_build(struct nidx *x, const char (*names)[FWD_NAME_MAX], uint32_t n)
