@@ -194,7 +194,9 @@ static int http(const struct opts *o, const char *method, const char *path, json
 		fputs(b, f);
 	fclose(f);
 	for (size_t off = 0; off < qlen;) {
-		ssize_t w = write(fd, req + off, qlen - off);
+		/* MSG_NOSIGNAL: a peer that closed the connection is "unreachable"
+		 * (exit 3), not a SIGPIPE that kills regionctl without a word. */
+		ssize_t w = send(fd, req + off, qlen - off, MSG_NOSIGNAL);
 
 		if (w <= 0) {
 			status = -errno;
