@@ -376,17 +376,17 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		print_json(sec);
 	} else if (!strcmp(what, "table")) {
 		fputs(json_string_value(json_object_get(r, "document")), stdout);
-	} else if (!strcmp(what, "regions")) {
+	} else if (!strcmp(what, FWD_KEY_NAME(DOC, REGIONS))) {
 		printf("%-20s %8s  %s\n", "REGION", "PREFIXES", "FIRST PREFIXES");
 		json_object_foreach(sec, k, v) {
-			json_t *p = json_object_get(v, "prefixes");
+			json_t *p = json_object_get(v, FWD_KEY_NAME(REGION, PREFIXES));
 
 			printf("%-20s %8zu ", k, json_array_size(p));
 			for (i = 0; i < json_array_size(p) && i < 4; i++)
 				printf(" %s", json_string_value(json_array_get(p, i)));
 			printf("%s\n", json_array_size(p) > 4 ? " ..." : "");
 		}
-	} else if (!strcmp(what, "services")) {
+	} else if (!strcmp(what, FWD_KEY_NAME(DOC, SERVICES))) {
 		printf("%-20s %s\n", "SERVICE", "ENTRIES");
 		json_object_foreach(sec, k, v) {
 			printf("%-20s", k);
@@ -394,35 +394,36 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 				printf(" %s", json_string_value(m));
 			putchar('\n');
 		}
-	} else if (!strcmp(what, "links")) {
+	} else if (!strcmp(what, FWD_KEY_NAME(DOC, LINKS))) {
 		printf("%-20s %-12s %-18s %5s %-5s %s\n", "LINK", "PORT", "NEXT HOP", "VLAN", "STATE", "TAGS");
 		json_object_foreach(sec, k, v) {
-			json_t *tags = json_object_get(v, "tags"), *t;
+			json_t *tags = json_object_get(v, FWD_KEY_NAME(LINK, TAGS)), *t;
 
-			printf("%-20s %-12s %-18s %5lld %-5s", k, js(v, "port"), js(v, "next_hop_mac"),
-			       ji(v, "vlan"), js(v, "state"));
+			printf("%-20s %-12s %-18s %5lld %-5s", k, js(v, FWD_KEY_NAME(LINK, PORT)), js(v, FWD_KEY_NAME(LINK, NEXT_HOP_MAC)),
+			       ji(v, FWD_KEY_NAME(LINK, VLAN)), js(v, FWD_KEY_NAME(LINK, STATE)));
 			json_array_foreach(tags, i, t)
 				printf(" %s", json_string_value(t));
 			putchar('\n');
 		}
-		sec = json_object_get(m, "link_groups");
+		sec = json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS));
 		json_object_foreach(sec, k, v) {
 			const char *mk;
 			json_t *w;
 
 			printf("group %-14s", k);
-			json_object_foreach(json_object_get(v, "members"), mk, w)
+			json_object_foreach(json_object_get(v, FWD_KEY_NAME(GROUP, MEMBERS)), mk, w)
 				printf(" %s:%lld", mk, (long long)json_integer_value(w));
 			putchar('\n');
 		}
 	} else {
 		printf("%-20s %-16s %-7s %-20s %s\n", "REGION", "SERVICE", "ACTION", "TO", "MIRROR");
 		json_array_foreach(sec, i, v)
-			printf("%-20s %-16s %-7s %-20s %s\n", js(v, "region"), js(v, "service"), js(v, "action"),
-			       js(v, "to"), js(v, "mirror"));
-		v = json_object_get(m, "default");
-		printf("%-20s %-16s %-7s %-20s %s\n", "(default)", "", js(v, "action"), js(v, "to"),
-		       js(v, "mirror"));
+			printf("%-20s %-16s %-7s %-20s %s\n", js(v, FWD_KEY_NAME(POLICY, REGION)),
+			       js(v, FWD_KEY_NAME(POLICY, SERVICE)), js(v, FWD_KEY_NAME(POLICY, ACTION)),
+			       js(v, FWD_KEY_NAME(POLICY, TO)), js(v, FWD_KEY_NAME(POLICY, MIRROR)));
+		v = json_object_get(m, FWD_KEY_NAME(DOC, DEFAULT));
+		printf("%-20s %-16s %-7s %-20s %s\n", "(default)", "", js(v, FWD_KEY_NAME(POLICY, ACTION)),
+		       js(v, FWD_KEY_NAME(POLICY, TO)), js(v, FWD_KEY_NAME(POLICY, MIRROR)));
 	}
 	json_decref(r);
 	return 0;
@@ -586,25 +587,26 @@ static void print_valid(json_t *r, const char *file)
 
 static void print_diff(json_t *r, const char *unused)
 {
-	static const char *const secs[] = {"regions", "services", "links", "link_groups", "policies"};
+	static const enum fwd_schema secs[] = {FWD_F_DOC_REGIONS, FWD_F_DOC_SERVICES, FWD_F_DOC_LINKS,
+					       FWD_F_DOC_LINK_GROUPS, FWD_F_DOC_POLICIES};
 	json_t *d = json_object_get(r, "diff"), *imp = json_object_get(r, "impact"), *v;
 	size_t i;
 
 	(void)unused;
 	for (size_t s = 0; s < 5; s++) {
-		json_t *sd = json_object_get(d, secs[s]);
+		json_t *sd = json_object_get(d, fwd_schema_name(secs[s]));
 
 		json_array_foreach(json_object_get(sd, "added"), i, v)
-			printf("+ %s %s\n", secs[s], json_string_value(v));
+			printf("+ %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
 		json_array_foreach(json_object_get(sd, "removed"), i, v)
-			printf("- %s %s\n", secs[s], json_string_value(v));
+			printf("- %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
 		json_array_foreach(json_object_get(sd, "changed"), i, v) {
 			if (json_object_get(v, "prefixes_added"))
-				printf("~ %s %s: +%zu -%zu prefixes\n", secs[s], js(v, "name"),
+				printf("~ %s %s: +%zu -%zu prefixes\n", fwd_schema_name(secs[s]), js(v, "name"),
 				       json_array_size(json_object_get(v, "prefixes_added")),
 				       json_array_size(json_object_get(v, "prefixes_removed")));
 			else
-				printf("~ %s %s\n", secs[s], js(v, "name"));
+				printf("~ %s %s\n", fwd_schema_name(secs[s]), js(v, "name"));
 		}
 	}
 	if (json_is_true(json_object_get(d, "default_changed")))
