@@ -3,11 +3,12 @@
  * so a verdict found on a flow's ClientHello, Host header or payload
  * (drop, mirror, count) applies to the rest of that flow without scanning.
  *
- * Same shape as the fragment table (dp_frag.h): fixed memory, DP_FLOW_WAYS-way
- * buckets, no allocation after init, one table per worker (receive-side
- * scaling sends a flow to one worker), time passed in by the caller. An
- * entry lives for an idle timeout, refreshed by every packet that finds it;
- * a full bucket evicts the entry closest to expiry and the caller counts it.
+ * A dp_aged table (dp_aged.h), as the fragment table (dp_frag.h): fixed
+ * memory, DP_FLOW_WAYS-way buckets, no allocation after init, one table per
+ * worker (receive-side scaling sends a flow to one worker), time passed in
+ * by the caller. An entry lives for an idle timeout, refreshed by every
+ * packet that finds it; a full bucket evicts the entry closest to expiry
+ * and the caller counts it.
  * An evicted or expired flow is simply scanned again: the table bounds
  * memory, never correctness of a single packet's scan.
  *
@@ -20,9 +21,10 @@
 
 #include <stdint.h>
 
+#include "dp_aged.h"
 #include "fwd_parse.h"
 
-#define DP_FLOW_WAYS 4
+#define DP_FLOW_WAYS DP_AGED_WAYS
 
 struct dp_flow_key {
 	uint8_t family, proto;
@@ -30,7 +32,7 @@ struct dp_flow_key {
 	uint8_t src[16], dst[16];
 };
 
-struct dp_flow_entry {
+struct dp_flow_entry { /* a dp_aged entry: key first, then expires */
 	struct dp_flow_key key; /* 40 bytes */
 	uint64_t expires; /* 0: empty */
 	uint64_t gen; /* generation that decided */
@@ -39,9 +41,7 @@ struct dp_flow_entry {
 } __attribute__((aligned(64)));
 
 struct dp_flow_table {
-	struct dp_flow_entry *e; /* nbuckets * DP_FLOW_WAYS entries */
-	uint32_t bucket_mask;
-	uint64_t timeout;
+	struct dp_aged t; /* of struct dp_flow_entry */
 };
 
 /** Bytes needed for @entries entries (rounded up to power-of-two buckets). */

@@ -10,21 +10,23 @@
  * data out of region. Receive-side scaling hashes on addresses only
  * (dp_port.c), so all fragments of a datagram reach the same worker.
  *
- * Fixed memory, no allocation after init: DP_FRAG_WAYS-way buckets; a
- * bucket that is full evicts its entry closest to expiry (counted). Entries
- * expire after a timeout. Time is passed in by the caller (TSC ticks), so
- * the module is pure C and tested without DPDK. One table per worker: no
- * sharing, no locks.
+ * The table is a dp_aged table (dp_aged.h): fixed memory, no allocation
+ * after init, DP_FRAG_WAYS-way buckets; a bucket that is full evicts its
+ * entry closest to expiry (counted). Entries expire a timeout after their
+ * first fragment (a lookup does not extend it). Time is passed in by the
+ * caller (TSC ticks), so the module is pure C and tested without DPDK. One
+ * table per worker: no sharing, no locks.
  */
 #ifndef DP_FRAG_H
 #define DP_FRAG_H
 
 #include <stdint.h>
 
+#include "dp_aged.h"
 #include "fwd_class.h"
 #include "fwd_parse.h"
 
-#define DP_FRAG_WAYS 4
+#define DP_FRAG_WAYS DP_AGED_WAYS
 
 struct dp_frag_key {
 	uint8_t family, proto;
@@ -33,7 +35,7 @@ struct dp_frag_key {
 	uint8_t src[16], dst[16];
 };
 
-struct dp_frag_entry {
+struct dp_frag_entry { /* a dp_aged entry: key first, then expires */
 	struct dp_frag_key key; /* 40 bytes */
 	uint64_t expires; /* 0: empty */
 	uint64_t gen; /* generation the decision belongs to */
@@ -42,9 +44,7 @@ struct dp_frag_entry {
 } __attribute__((aligned(64)));
 
 struct dp_frag_table {
-	struct dp_frag_entry *e; /* nbuckets * DP_FRAG_WAYS entries */
-	uint32_t bucket_mask;
-	uint64_t timeout;
+	struct dp_aged t; /* of struct dp_frag_entry */
 };
 
 /** Bytes needed for @entries entries (rounded up to a power-of-two buckets). */
