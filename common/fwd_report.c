@@ -190,10 +190,29 @@ static json_t *section_json(const struct fwd_report *r, enum fwd_report_sec s)
 	return o;
 }
 
+json_t *fwd_report_gen_json(const struct fwd_report_gen *g)
+{
+	json_t *gen;
+	char h[17];
+
+	snprintf(h, sizeof(h), "%016llx", (unsigned long long)g->hash);
+	gen = json_pack("{s:I, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "id", (json_int_t)g->id,
+			"hash", h, "source", g->source, "created_unix_ns", (json_int_t)g->created_unix_ns,
+			"regions", (int)g->regions, "services", (int)g->services, "links", (int)g->links,
+			"policies", (int)g->policies, "prefixes_v4", (json_int_t)g->prefixes_v4,
+			"prefixes_v6", (json_int_t)g->prefixes_v6);
+	if (gen && g->has_content)
+		json_object_set_new(gen, "content",
+				    json_pack("{s:i, s:I, s:I, s:b}", "rules", (int)g->content_rules,
+					      "database_bytes", (json_int_t)g->database_bytes,
+					      "scratch_bytes", (json_int_t)g->scratch_bytes,
+					      "compiled_here", g->compiled_here));
+	return gen;
+}
+
 json_t *fwd_report_json(const struct fwd_report *r)
 {
 	json_t *j = json_object(), *gen, *drops = json_object(), *evts = json_object();
-	char h[17];
 
 	if (j == NULL || drops == NULL || evts == NULL) {
 		json_decref(j);
@@ -201,19 +220,7 @@ json_t *fwd_report_json(const struct fwd_report *r)
 		json_decref(evts);
 		return NULL;
 	}
-	snprintf(h, sizeof(h), "%016llx", (unsigned long long)r->gen.hash);
-	gen = json_pack("{s:I, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "id", (json_int_t)r->gen.id,
-			"hash", h, "source", r->gen.source, "created_unix_ns",
-			(json_int_t)r->gen.created_unix_ns, "regions", (int)r->gen.regions, "services",
-			(int)r->gen.services, "links", (int)r->gen.links, "policies", (int)r->gen.policies,
-			"prefixes_v4", (json_int_t)r->gen.prefixes_v4, "prefixes_v6",
-			(json_int_t)r->gen.prefixes_v6);
-	if (gen && r->gen.has_content)
-		json_object_set_new(gen, "content",
-				    json_pack("{s:i, s:I, s:I, s:b}", "rules", (int)r->gen.content_rules,
-					      "database_bytes", (json_int_t)r->gen.database_bytes,
-					      "scratch_bytes", (json_int_t)r->gen.scratch_bytes,
-					      "compiled_here", r->gen.compiled_here));
+	gen = fwd_report_gen_json(&r->gen);
 	for (int i = 0; i < FWD_DROP_MAX; i++)
 		json_object_set_new(drops, fwd_drop_names[i], json_integer((json_int_t)r->drops[i]));
 	for (int i = 0; i < FWD_EVT_MAX; i++)

@@ -69,18 +69,21 @@ struct fwd_report_section {
 	uint32_t index_mask;
 };
 
+/* The running generation: what the status op and the report both show. */
+struct fwd_report_gen {
+	uint64_t id, hash;
+	int64_t created_unix_ns;
+	char source[128];
+	uint32_t regions, services, links, policies;
+	uint64_t prefixes_v4, prefixes_v6;
+	int has_content;
+	uint32_t content_rules;
+	uint64_t database_bytes, scratch_bytes;
+	int compiled_here;
+};
+
 struct fwd_report {
-	struct {
-		uint64_t id, hash;
-		int64_t created_unix_ns;
-		char source[128];
-		uint32_t regions, services, links, policies;
-		uint64_t prefixes_v4, prefixes_v6;
-		int has_content;
-		uint32_t content_rules;
-		uint64_t database_bytes, scratch_bytes;
-		int compiled_here;
-	} gen;
+	struct fwd_report_gen gen;
 	uint32_t workers;
 	struct {
 		uint64_t rx, rx_bytes, tx, tx_bytes, dropped;
@@ -113,6 +116,9 @@ void fwd_report_set_attr(struct fwd_report_row *row, int a, const char *value);
 const char *fwd_report_sec_key(enum fwd_report_sec s);
 const char *fwd_report_value_name(enum fwd_report_sec s, int v);
 const char *fwd_report_attr_name(enum fwd_report_sec s, int a);
+
+/** The generation's part of the model, "generation": {...} (new reference). */
+json_t *fwd_report_gen_json(const struct fwd_report_gen *g);
 
 /** The JSON model (new reference; NULL on ENOMEM). */
 json_t *fwd_report_json(const struct fwd_report *r);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "fwd_msg.h"
+#include "fwd_report.h"
 
 struct ctl_dp {
 	char path[108];
@@ -177,8 +179,8 @@ json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 {
 	const Regionfwd__Ctl__GenerationInfo *g = s->generation;
 	const Regionfwd__Ctl__Packets *p = s->packets;
+	struct fwd_report_gen gen = {0};
 	json_t *ports = json_array();
-	char h[17];
 
 	for (size_t i = 0; i < s->n_ports; i++) {
 		const Regionfwd__Ctl__Port *pt = s->ports[i];
@@ -187,16 +189,21 @@ json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 						       "device", pt->device, "ingress", pt->ingress,
 						       "port_id", (int)pt->port_id, "mac", pt->mac));
 	}
-	snprintf(h, sizeof(h), "%016llx", (unsigned long long)(g ? g->hash : 0));
-	return json_pack("{s:{s:I, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}, s:i, "
-			 "s:{s:I, s:I, s:I, s:I, s:I}, s:o}",
-			 "generation", "id", (json_int_t)(g ? g->id : 0), "hash", h, "source",
-			 g && g->source ? g->source : "", "created_unix_ns",
-			 (json_int_t)(g ? g->created_unix_ns : 0), "regions", (int)(g ? g->regions : 0),
-			 "services", (int)(g ? g->services : 0), "links", (int)(g ? g->links : 0),
-			 "policies", (int)(g ? g->policies : 0), "prefixes_v4",
-			 (json_int_t)(g ? g->prefixes_v4 : 0), "prefixes_v6",
-			 (json_int_t)(g ? g->prefixes_v6 : 0), "workers", (int)s->workers, "packets", "rx",
+	if (g) {
+		/* The same "generation" object as the counter report's. */
+		gen.id = g->id;
+		gen.hash = g->hash;
+		snprintf(gen.source, sizeof(gen.source), "%s", g->source);
+		gen.created_unix_ns = g->created_unix_ns;
+		gen.regions = g->regions;
+		gen.services = g->services;
+		gen.links = g->links;
+		gen.policies = g->policies;
+		gen.prefixes_v4 = g->prefixes_v4;
+		gen.prefixes_v6 = g->prefixes_v6;
+	}
+	return json_pack("{s:o, s:i, s:{s:I, s:I, s:I, s:I, s:I}, s:o}", "generation",
+			 fwd_report_gen_json(&gen), "workers", (int)s->workers, "packets", "rx",
 			 (json_int_t)(p ? p->rx : 0), "rx_bytes", (json_int_t)(p ? p->rx_bytes : 0), "tx",
 			 (json_int_t)(p ? p->tx : 0), "tx_bytes", (json_int_t)(p ? p->tx_bytes : 0),
 			 "dropped", (json_int_t)(p ? p->dropped : 0), "ports", ports);

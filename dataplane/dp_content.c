@@ -6,6 +6,7 @@
 
 #include <rte_malloc.h>
 
+#include "fwd_names.h"
 #include "fwd_doc.h"
 
 void dp_content_free(struct dp_content *c)
@@ -135,7 +136,7 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 		/* One scratch serves every database it was allocated for. */
 		for (uint16_t w = 0; w <= nworkers; w++)
 			if (hs_alloc_scratch(c->db[f], &c->scratch[w]) != HS_SUCCESS) {
-				rc = fwd_err_set(err, t->source, 0, "content_rules",
+				rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
 						 "out of memory for Hyperscan scratch");
 				goto out;
 			}
@@ -147,7 +148,7 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 		c->scratch_bytes += sz;
 	}
 	if (build_scope(c, t) || build_keys(c, t)) {
-		rc = fwd_err_set(err, t->source, 0, "content_rules", "out of memory");
+		rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "out of memory");
 		goto out;
 	}
 	*out = c;

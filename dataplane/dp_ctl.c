@@ -221,16 +221,16 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 	struct dp_ctx_totals tot;
 
 	dp_ctx_totals(ctx, &tot);
-	gi.id = tot.gen_id;
-	gi.hash = tot.gen_hash;
-	gi.source = tot.source;
-	gi.created_unix_ns = tot.created_unix_ns;
-	gi.regions = tot.regions;
-	gi.services = tot.services;
-	gi.links = tot.links;
-	gi.policies = tot.policies;
-	gi.prefixes_v4 = tot.prefixes_v4;
-	gi.prefixes_v6 = tot.prefixes_v6;
+	gi.id = tot.gen.id;
+	gi.hash = tot.gen.hash;
+	gi.source = tot.gen.source;
+	gi.created_unix_ns = tot.gen.created_unix_ns;
+	gi.regions = tot.gen.regions;
+	gi.services = tot.gen.services;
+	gi.links = tot.gen.links;
+	gi.policies = tot.gen.policies;
+	gi.prefixes_v4 = tot.gen.prefixes_v4;
+	gi.prefixes_v6 = tot.gen.prefixes_v6;
 	pk.rx = tot.rx;
 	pk.rx_bytes = tot.rx_bytes;
 	pk.tx = tot.tx;

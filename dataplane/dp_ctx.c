@@ -131,10 +131,35 @@ static void sum_workers(struct dp_ctx *ctx, struct dp_counters *sum)
 	}
 }
 
+/* What generation @g is and holds (the control thread owns the published
+ * generation; other threads call this under ctx->lock). */
+static void gen_info(const struct dp_gen *g, struct fwd_report_gen *out)
+{
+	const struct fwd_table *t = g->table;
+
+	memset(out, 0, sizeof(*out));
+	out->id = g->id;
+	out->hash = g->hash;
+	out->created_unix_ns = (int64_t)g->created_unix_ns;
+	snprintf(out->source, sizeof(out->source), "%s", t->source);
+	out->regions = t->nregions - 1u;
+	out->services = t->nservices - 1u;
+	out->links = t->nlinks;
+	out->policies = t->npolicies - 1u;
+	out->prefixes_v4 = t->nprefix4;
+	out->prefixes_v6 = t->nprefix6;
+	if (g->content) {
+		out->has_content = 1;
+		out->content_rules = t->ncontent;
+		out->database_bytes = g->content->db_bytes;
+		out->scratch_bytes = g->content->scratch_bytes;
+		out->compiled_here = g->content->compiled_here;
+	}
+}
+
 void dp_ctx_totals(struct dp_ctx *ctx, struct dp_ctx_totals *t)
 {
 	struct dp_counters sum;
-	const struct dp_gen *g;
 
 	memset(t, 0, sizeof(*t));
 	sum_workers(ctx, &sum);
@@ -145,17 +170,7 @@ void dp_ctx_totals(struct dp_ctx *ctx, struct dp_ctx_totals *t)
 	for (int i = 0; i < FWD_DROP_MAX; i++)
 		t->dropped += sum.drop[i];
 	pthread_mutex_lock(&ctx->lock);
-	g = ctx->pub.gen;
-	t->gen_id = g->id;
-	t->gen_hash = g->hash;
-	t->created_unix_ns = (int64_t)g->created_unix_ns;
-	snprintf(t->source, sizeof(t->source), "%s", g->table->source);
-	t->regions = g->table->nregions - 1u;
-	t->services = g->table->nservices - 1u;
-	t->links = g->table->nlinks;
-	t->policies = g->table->npolicies - 1u;
-	t->prefixes_v4 = g->table->nprefix4;
-	t->prefixes_v6 = g->table->nprefix6;
+	gen_info(ctx->pub.gen, &t->gen);
 	pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -216,25 +231,8 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 	t = g->table;
 	rc = r == NULL || (ctx->retiring && dp_fold_gen(r, ctx->retiring)) || dp_fold_gen(r, g) ||
 	     describe_rows(r, t);
-	if (!rc) {
-		r->gen.id = g->id;
-		r->gen.hash = g->hash;
-		r->gen.created_unix_ns = (int64_t)g->created_unix_ns;
-		snprintf(r->gen.source, sizeof(r->gen.source), "%s", t->source);
-		r->gen.regions = t->nregions - 1u;
-		r->gen.services = t->nservices - 1u;
-		r->gen.links = t->nlinks;
-		r->gen.policies = t->npolicies - 1u;
-		r->gen.prefixes_v4 = t->nprefix4;
-		r->gen.prefixes_v6 = t->nprefix6;
-		if (g->content) {
-			r->gen.has_content = 1;
-			r->gen.content_rules = t->ncontent;
-			r->gen.database_bytes = g->content->db_bytes;
-			r->gen.scratch_bytes = g->content->scratch_bytes;
-			r->gen.compiled_here = g->content->compiled_here;
-		}
-	}
+	if (!rc)
+		gen_info(g, &r->gen);
 	pthread_mutex_unlock(&ctx->lock);
 	if (rc || port_stats(ctx, r)) {
 		fwd_report_free(r);
@@ -354,7 +352,7 @@ enum tel_group { TEL_PACKETS = FWD_RS_MAX, TEL_DROPS, TEL_EVENTS, TEL_GENERATION
 static int tel_section(int group, struct rte_tel_data *d)
 {
 	struct fwd_report *r = dp_ctx_report(tel_ctx);
-	char k[RTE_TEL_MAX_STRING_LEN], h[17];
+	char k[RTE_TEL_MAX_STRING_LEN];
 
 	if (r == NULL)
 		return -ENOMEM;
@@ -364,12 +362,6 @@ static int tel_section(int group, struct rte_tel_data *d)
 
 		for (uint32_t i = 0; i < sec->n; i++)
 			rte_tel_data_add_dict_u64(d, tel_key(sec->rows[i].name, k, sizeof(k)), sec->rows[i].v[0]);
-	} else if (group == TEL_PACKETS) {
-		rte_tel_data_add_dict_u64(d, "rx", r->packets.rx);
-		rte_tel_data_add_dict_u64(d, "rx_bytes", r->packets.rx_bytes);
-		rte_tel_data_add_dict_u64(d, "tx", r->packets.tx);
-		rte_tel_data_add_dict_u64(d, "tx_bytes", r->packets.tx_bytes);
-		rte_tel_data_add_dict_u64(d, "dropped", r->packets.dropped);
 	} else if (group == TEL_DROPS) {
 		for (int i = 0; i < FWD_DROP_MAX; i++)
 			rte_tel_data_add_dict_u64(d, fwd_drop_names[i], r->drops[i]);
@@ -377,17 +369,19 @@ static int tel_section(int group, struct rte_tel_data *d)
 		for (int i = 0; i < FWD_EVT_MAX; i++)
 			rte_tel_data_add_dict_u64(d, fwd_evt_names[i], r->events[i]);
 	} else {
-		snprintf(h, sizeof(h), "%016llx", (unsigned long long)r->gen.hash);
-		rte_tel_data_add_dict_u64(d, "id", r->gen.id);
-		rte_tel_data_add_dict_string(d, "hash", h);
-		rte_tel_data_add_dict_string(d, "source", r->gen.source);
-		rte_tel_data_add_dict_u64(d, "created_unix_ns", (uint64_t)r->gen.created_unix_ns);
-		rte_tel_data_add_dict_u64(d, "regions", r->gen.regions);
-		rte_tel_data_add_dict_u64(d, "services", r->gen.services);
-		rte_tel_data_add_dict_u64(d, "links", r->gen.links);
-		rte_tel_data_add_dict_u64(d, "policies", r->gen.policies);
-		rte_tel_data_add_dict_u64(d, "prefixes_v4", r->gen.prefixes_v4);
-		rte_tel_data_add_dict_u64(d, "prefixes_v6", r->gen.prefixes_v6);
+		/* packets and generation: the report's own JSON objects, flattened
+		 * (numbers and strings; the nested content summary is left out), so
+		 * their keys are spelled only by the report's writer. */
+		json_t *j = fwd_report_json(r), *v;
+		const char *key;
+
+		json_object_foreach(json_object_get(j, group == TEL_PACKETS ? "packets" : "generation"), key, v) {
+			if (json_is_integer(v))
+				rte_tel_data_add_dict_u64(d, key, (uint64_t)json_integer_value(v));
+			else if (json_is_string(v))
+				rte_tel_data_add_dict_string(d, key, json_string_value(v));
+		}
+		json_decref(j);
 	}
 	fwd_report_free(r);
 	return 0;

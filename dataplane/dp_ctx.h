@@ -64,11 +64,7 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
  * and what the running generation holds. */
 struct dp_ctx_totals {
 	uint64_t rx, rx_bytes, tx, tx_bytes, dropped;
-	uint64_t gen_id, gen_hash;
-	int64_t created_unix_ns;
-	char source[128];
-	uint32_t regions, services, links, policies;
-	uint64_t prefixes_v4, prefixes_v6;
+	struct fwd_report_gen gen;
 };
 
 /** Fill @t (sums every worker; consistent per worker). */

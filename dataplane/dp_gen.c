@@ -9,6 +9,7 @@
 #include <rte_errno.h>
 #include <rte_malloc.h>
 
+#include "fwd_names.h"
 #include "dp_log.h"
 #include "fwd_doc.h"
 #include "fwd_residency.h"
@@ -88,13 +89,13 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	snprintf(name, sizeof(name), "fib4_%llu", (unsigned long long)build_seq);
 	g->fib4 = rte_fib_create(name, SOCKET_ID_ANY, &c4);
 	if (g->fib4 == NULL)
-		return fwd_err_set(err, t->source, 0, "regions",
+		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, REGIONS),
 				   "cannot create the IPv4 FIB (%u prefixes, %u tbl8): %s", t->nprefix4,
 				   c4.dir24_8.num_tbl8, rte_strerror(rte_errno));
 	for (uint32_t i = 0; i < t->nprefix4; i++) {
 		rc = rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len, t->prefix4[i].region);
 		if (rc)
-			return fwd_err_set(err, t->source, t->prefix4[i].line, "regions",
+			return fwd_err_set(err, t->source, t->prefix4[i].line, FWD_KEY_NAME(DOC, REGIONS),
 					   "IPv4 FIB refused a prefix: %s", strerror(-rc));
 	}
 
@@ -106,13 +107,13 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	snprintf(name, sizeof(name), "fib6_%llu", (unsigned long long)build_seq);
 	g->fib6 = rte_fib6_create(name, SOCKET_ID_ANY, &c6);
 	if (g->fib6 == NULL)
-		return fwd_err_set(err, t->source, 0, "regions",
+		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, REGIONS),
 				   "cannot create the IPv6 FIB (%u prefixes, %u tbl8): %s", t->nprefix6,
 				   c6.trie.num_tbl8, rte_strerror(rte_errno));
 	for (uint32_t i = 0; i < t->nprefix6; i++) {
 		rc = rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len, t->prefix6[i].region);
 		if (rc)
-			return fwd_err_set(err, t->source, t->prefix6[i].line, "regions",
+			return fwd_err_set(err, t->source, t->prefix6[i].line, FWD_KEY_NAME(DOC, REGIONS),
 					   "IPv6 FIB refused a prefix: %s", strerror(-rc));
 	}
 	g->fib_bytes = (1ull << 24) * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
@@ -136,7 +137,7 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 	g->link_keys = rte_zmalloc("dp_link_keys", sizeof(*g->link_keys) * (t->nlinks ? t->nlinks : 1), 0);
 	g->key_index = rte_malloc("dp_key_index", sizeof(*g->key_index) * cap, RTE_CACHE_LINE_SIZE);
 	if (g->links == NULL || g->link_keys == NULL || g->key_index == NULL)
-		return fwd_err_set(err, t->source, 0, "links", "out of memory");
+		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, LINKS), "out of memory");
 	g->key_mask = cap - 1;
 	for (uint32_t i = 0; i < cap; i++)
 		g->key_index[i].link = FWD_LINK_NONE;
@@ -158,7 +159,7 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 				break;
 			}
 			if (g->key_index[h].key == g->link_keys[i])
-				return fwd_err_set(err, t->source, 0, "links", "link names '%s' and '%s' collide",
+				return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, LINKS), "link names '%s' and '%s' collide",
 						   l->name, t->links[g->key_index[h].link].name);
 		}
 		o->node_port = (uint8_t)pi;
