@@ -182,6 +182,11 @@ struct fwd_table *fwd_table_parse(const char *buf, size_t len, const char *name,
 
 void fwd_table_free(struct fwd_table *t);
 
+/** The top-level field (FWD_F_DOC_*) of the @i-th section in the order fwd_table_from_doc()
+ *  validates them, FWD_SCHEMA_MAX past the last: lets the tests see that every field of
+ *  the DOC scope of fwd_schema.def is some section's, once. */
+enum fwd_schema fwd_table_section(unsigned i);
+
 /** Lookups by name; return the id or -ENOENT. 'unknown'/'other' included. */
 int fwd_table_region_id(const struct fwd_table *t, const char *name);
 int fwd_table_service_id(const struct fwd_table *t, const char *name);

@@ -425,6 +425,69 @@ static void test_schema_key_lists(void **state)
 					       : "has no fields");
 }
 
+/* ---- the sections fwd_table_from_doc() walks ---- */
+
+/* Every top-level field of fwd_schema.def's DOC scope is one section's, and
+ * only once: a field added to the .def without a section would be accepted
+ * and ignored. */
+static void test_sections_cover_doc(void **state)
+{
+	const struct fwd_scope_info *doc = &fwd_scopes[FWD_SC_DOC];
+	int seen[FWD_SCHEMA_MAX] = {0};
+	enum fwd_schema k;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < FWD_SCHEMA_MAX && (k = fwd_table_section(i)) != FWD_SCHEMA_MAX; i++) {
+		if (fwd_schema_scope(k) != FWD_SC_DOC)
+			fail_msg("section %u is '%s', not a top-level field", i, fwd_schema_name(k));
+		seen[k]++;
+	}
+	for (unsigned id = doc->begin; id < doc->end; id++)
+		if (seen[id] != 1)
+			fail_msg("top-level field '%s' has %d sections", fwd_schema_names[id], seen[id]);
+	assert_int_equal(i, doc->end - doc->begin);
+}
+
+/* A document wrong in every section is refused for the first section in
+ * validation order, whatever the order of its text; fixing that one moves
+ * the refusal to the next. Policies come before default: the policies field
+ * is read first, then the default, then each policy. */
+static void test_section_order(void **state)
+{
+	static const struct {
+		const char *line, *path, *reason;
+	} order[] = {
+		{"version: 2", "version", "2 is out of range 1..1"},
+		{"description: [x]", "description", "expected a value, got list"},
+		{"regions: 1", "regions", "expected a map, got scalar"},
+		{"services: 1", "services", "expected a map, got scalar"},
+		{"links: 1", "links", "expected a map, got scalar"},
+		{"link_groups: 1", "link_groups", "expected a map, got scalar"},
+		{"policies: 1", "policies", "expected a list, got scalar"},
+		{"default: 1", "default", "expected a map, got scalar"},
+		{"residency: 1", "residency", "expected a list, got scalar"},
+		{"filters: 1", "filters", "expected a map, got scalar"},
+		{"content_rules: 1", "content_rules", "expected a list, got scalar"},
+	};
+	const size_t n = sizeof(order) / sizeof(order[0]);
+
+	(void)state;
+	for (size_t first = 0; first < n; first++) {
+		char doc[512] = "";
+		struct fwd_err err;
+		size_t off = 0;
+
+		/* Last section first in the text: the first error is found by the walk. */
+		for (size_t k = n; k-- > first;)
+			off += (size_t)snprintf(doc + off, sizeof(doc) - off, "%s\n", order[k].line);
+		assert_null(load(doc, &err));
+		assert_int_equal(err.line, n - first);
+		assert_string_equal(err.path, order[first].path);
+		assert_string_equal(err.reason, order[first].reason);
+	}
+}
+
 static void test_deep_nesting_refused(void **state)
 {
 	char doc[256];
@@ -469,6 +532,8 @@ int main(void)
 		cmocka_unit_test(test_schema_round_trip),
 		cmocka_unit_test(test_schema_names_unique),
 		cmocka_unit_test(test_schema_key_lists),
+		cmocka_unit_test(test_sections_cover_doc),
+		cmocka_unit_test(test_section_order),
 		cmocka_unit_test(test_deep_nesting_refused),
 		cmocka_unit_test(test_error_text_is_utf8),
 	};

@@ -1,0 +1,225 @@
+/*
+ * fwd_table_content.c - the content_rules section: Hyperscan patterns on
+ * payloads, SNI, Host and DNS names (docs/content-rules.md).
+ */
+#include "fwd_table_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *path, const struct nidx *x,
+			 const char *what, uint16_t **out, uint16_t *count)
+{
+	char p[340];
+	int rc;
+
+	if ((rc = tv_want(c, n, path, FWD_NODE_SEQ)))
+		return rc;
+	if (n->count == 0 || n->count > 4096)
+		return tv_fail(c, n, path, "list 1..4096 %ss", what);
+	*out = calloc(n->count, sizeof(**out));
+	if (*out == NULL)
+		return -ENOMEM;
+	*count = 0;
+	for (const struct fwd_node *e = n->child; e; e = e->next) {
+		const char *s;
+		int id;
+
+		snprintf(p, sizeof(p), "%s[%u]", path, *count);
+		if ((rc = tv_get_scalar(c, e, p, &s)))
+			return rc;
+		if ((id = tv_nidx_find(x, s)) < 0)
+			return tv_fail(c, e, p, "unknown %s '%s'", what, s);
+		(*out)[(*count)++] = (uint16_t)id;
+	}
+	return 0;
+}
+
+/* A content rule that mirrors or steers traffic a residency rule protects
+ * may only use links the rule allows (every carrying member of a group). */
+static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, const char *path)
+{
+	const struct fwd_table *t = c->t;
+
+	if (cr->action != FWD_CA_MIRROR && cr->action != FWD_CA_STEER)
+		return 0;
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		const struct fwd_residency *r = &t->residency[i];
+		int region = cr->nregions == 0, svc = 0;
+
+		for (uint16_t k = 0; k < cr->nregions; k++)
+			region |= cr->regions[k] == r->region;
+		for (uint16_t k = 0; k < cr->nservices; k++)
+			for (uint16_t m = 0; m < r->nservices; m++)
+				svc |= r->services[m] == FWD_ANY || r->services[m] == cr->services[k];
+		if (!region || !svc)
+			continue;
+		if (cr->target_kind == FWD_ACT_LINK) {
+			if (!fwd_link_allowed(&t->links[cr->target], r))
+				return fwd_err_set(c->err, c->file, cr->line, path,
+						   "breaks residency rule '%s': %ss region '%s' "
+						   "traffic to link '%s'",
+						   r->name, fwd_content_action_name(cr->action),
+						   t->region_names[r->region],
+						   t->links[cr->target].name);
+		} else {
+			const struct fwd_group *g = &t->groups[cr->target];
+
+			for (uint16_t m = 0; m < g->nmembers; m++)
+				if (g->members[m].weight && !fwd_link_allowed(&t->links[g->members[m].link], r))
+					return fwd_err_set(c->err, c->file, cr->line, path,
+							   "breaks residency rule '%s': steers region '%s' traffic to group '%s' with link '%s'",
+							   r->name, t->region_names[r->region], g->name,
+							   t->links[g->members[m].link].name);
+		}
+	}
+	return 0;
+}
+
+int tv_parse_content(struct vctx *c, const struct fwd_node *n)
+{
+	const struct names *nm = &c->nm;
+	const char *const sec = KEY(DOC, CONTENT_RULES), *const to_key = KEY(CONTENT, TO);
+	struct fwd_table *t = c->t;
+	char path[320], words[128];
+	int rc, w;
+
+	if (n == NULL || n->type == FWD_NODE_NULL)
+		return 0;
+	if ((rc = tv_want(c, n, sec, FWD_NODE_SEQ)))
+		return rc;
+	if (n->count > FWD_MAX_CONTENT_RULES)
+		return tv_fail(c, n, sec, "more than %d content rules", FWD_MAX_CONTENT_RULES);
+	t->content = calloc(n->count ? n->count : 1, sizeof(*t->content));
+	if (t->content == NULL)
+		return -ENOMEM;
+	uint32_t i = 0;
+	for (const struct fwd_node *m = n->child; m; m = m->next, i++) {
+		struct fwd_content_rule *cr = &t->content[t->ncontent];
+		const struct fwd_node *f;
+		const char *s;
+
+		snprintf(path, sizeof(path), "%s[%u]", sec, i);
+		if ((rc = tv_want(c, m, path, FWD_NODE_MAP)) ||
+		    (rc = tv_check_keys(c, m, path, FWD_SC_CONTENT)))
+			return rc;
+		t->ncontent++; /* owned from here: freed with the table */
+		cr->line = m->line;
+#define REQ(id)                                                                                    \
+	snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, id));                       \
+	if ((f = fwd_node_get(m, KEY(CONTENT, id))) == NULL)                                       \
+		return tv_fail(c, m, path, "missing field '%s'", KEY(CONTENT, id));
+		REQ(NAME);
+		if ((rc = tv_get_name(c, f, path, "content rule", cr->name)))
+			return rc;
+		for (uint32_t j = 0; j + 1 < t->ncontent; j++)
+			if (strcmp(t->content[j].name, cr->name) == 0)
+				return tv_fail(c, f, path, "content rule '%s' is defined twice",
+					       cr->name);
+		REQ(FIELD);
+		if ((rc = tv_get_scalar(c, f, path, &s)))
+			return rc;
+		if ((w = fwd_schema_index(FWD_SC_CONTENT_FIELD, s)) < 0)
+			return tv_fail(
+			    c, f, path, "%s must be %s, not '%s'", KEY(CONTENT, FIELD),
+			    tv_word_list(FWD_SC_CONTENT_FIELD, "", " or ", words, sizeof(words)),
+			    s);
+		cr->field = (uint8_t)w; /* enum fwd_content_field */
+		REQ(PATTERN);
+		if ((rc = tv_get_scalar(c, f, path, &s)))
+			return rc;
+		if (s[0] == '\0' || strlen(s) > FWD_MAX_PATTERN)
+			return tv_fail(c, f, path, "a pattern is 1..%d bytes", FWD_MAX_PATTERN);
+		cr->pattern = strdup(s);
+		if (cr->pattern == NULL)
+			return -ENOMEM;
+		for (int k = 0; k < 2; k++) {
+			const char *key = k ? KEY(CONTENT, CASELESS) : KEY(CONTENT, LITERAL);
+
+			if ((f = fwd_node_get(m, key)) == NULL)
+				continue;
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, key);
+			if ((rc = tv_get_scalar(c, f, path, &s)))
+				return rc;
+			if ((w = fwd_schema_lookup(FWD_SC_BOOL, s)) < 0)
+				return tv_fail(
+				    c, f, path, "must be %s",
+				    tv_word_list(FWD_SC_BOOL, "", " or ", words, sizeof(words)));
+			*(k ? &cr->caseless : &cr->literal) = w == FWD_V_BOOL_TRUE;
+		}
+		REQ(SERVICES);
+		if ((rc = parse_id_list(c, f, path, &nm->services, "service", &cr->services,
+					&cr->nservices)))
+			return rc;
+		if ((f = fwd_node_get(m, KEY(CONTENT, REGIONS))) != NULL) {
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, REGIONS));
+			if ((rc = parse_id_list(c, f, path, &nm->regions, "region", &cr->regions,
+						&cr->nregions)))
+				return rc;
+		}
+		REQ(ACTION);
+		if ((rc = tv_get_scalar(c, f, path, &s)))
+			return rc;
+		if ((w = fwd_schema_index(FWD_SC_CONTENT_ACTION, s)) < 0)
+			return tv_fail(
+			    c, f, path, "%s must be %s, not '%s'", KEY(CONTENT, ACTION),
+			    tv_word_list(FWD_SC_CONTENT_ACTION, "", " or ", words, sizeof(words)),
+			    s);
+		cr->action = (uint8_t)w; /* enum fwd_content_action */
+#undef REQ
+		f = fwd_node_get(m, to_key);
+		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, to_key);
+		if (cr->action == FWD_CA_MIRROR || cr->action == FWD_CA_STEER) {
+			int id;
+
+			if (f == NULL)
+				return tv_fail(c, m, path, "%s '%s' needs '%s'",
+					       KEY(CONTENT, ACTION),
+					       fwd_content_action_name(cr->action), to_key);
+			if ((rc = tv_get_scalar(c, f, path, &s)))
+				return rc;
+			if ((id = tv_nidx_find(&nm->links, s)) >= 0) {
+				cr->target_kind = FWD_ACT_LINK;
+			} else if (cr->action == FWD_CA_STEER &&
+				   (id = tv_nidx_find(&nm->groups, s)) >= 0) {
+				cr->target_kind = FWD_ACT_GROUP;
+			} else {
+				return tv_fail(c, f, path, "unknown %s '%s'",
+					       cr->action == FWD_CA_MIRROR
+						   ? "link (mirror takes a link)"
+						   : "link or link group",
+					       s);
+			}
+			cr->target = (uint16_t)id;
+		} else if (f) {
+			return tv_fail(c, f, path, "%s '%s' takes no '%s'", KEY(CONTENT, ACTION),
+				       fwd_content_action_name(cr->action), to_key);
+		}
+		if (cr->action == FWD_CA_STEER) {
+			/* A steer decides per packet; on a TCP (or SCTP) flow that would
+			 * move a connection between links mid-stream. */
+			for (uint16_t k = 0; k < cr->nservices; k++)
+				for (uint32_t r = 0; r < t->nranges; r++)
+					if (t->ranges[r].service == cr->services[k] && t->ranges[r].proto != FWD_PROTO_UDP) {
+						char proto[8];
+
+						snprintf(path, sizeof(path), "%s[%u].%s", sec, i,
+							 KEY(CONTENT, ACTION));
+						fwd_proto_name(t->ranges[r].proto, proto, sizeof(proto));
+						return tv_fail(
+						    c, fwd_node_get(m, KEY(CONTENT, ACTION)), path,
+						    "steer decides per packet, so its scope must "
+						    "be UDP only: service '%s' has %s ports (a %s "
+						    "flow would change link mid-stream)",
+						    t->service_names[cr->services[k]], proto,
+						    proto);
+					}
+		}
+		snprintf(path, sizeof(path), "%s[%u]", sec, i);
+		if ((rc = content_residency(c, cr, path)))
+			return rc;
+	}
+	return 0;
+}

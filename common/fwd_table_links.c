@@ -1,0 +1,197 @@
+/*
+ * fwd_table_links.c - the links and link_groups sections: links first,
+ * then groups of them, in one namespace.
+ */
+#include "fwd_table_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1]))
+			return -EINVAL;
+		char hex[3] = {s[0], s[1], 0};
+
+		mac[i] = (uint8_t)strtoul(hex, NULL, 16);
+		s += 2;
+		if (i < 5) {
+			if (*s != ':' && *s != '-')
+				return -EINVAL;
+			s++;
+		}
+	}
+	return *s ? -EINVAL : 0;
+}
+
+int tv_parse_tags(struct vctx *c, const struct fwd_node *n, const char *path,
+		  char tags[FWD_MAX_TAGS][FWD_NAME_MAX], uint8_t *ntags)
+{
+	char p[340];
+	int rc;
+
+	if ((rc = tv_want(c, n, path, FWD_NODE_SEQ)))
+		return rc;
+	if (n->count > FWD_MAX_TAGS)
+		return tv_fail(c, n, path, "more than %d tags", FWD_MAX_TAGS);
+	*ntags = 0;
+	for (const struct fwd_node *e = n->child; e; e = e->next) {
+		snprintf(p, sizeof(p), "%s[%u]", path, *ntags);
+		if ((rc = tv_get_name(c, e, p, "tag", tags[*ntags])))
+			return rc;
+		(*ntags)++;
+	}
+	return 0;
+}
+
+int tv_parse_links(struct vctx *c, const struct fwd_node *links)
+{
+	const char *const sec = KEY(DOC, LINKS);
+	struct fwd_table *t = c->t;
+	char path[320];
+	int rc;
+
+	if ((rc = tv_section_map(c, links, sec, FWD_MAX_LINKS, "links")))
+		return rc < 0 ? rc : 0;
+	t->links = calloc(links->count ? links->count : 1, sizeof(*t->links));
+	if (t->links == NULL)
+		return -ENOMEM;
+	for (const struct fwd_node *l = links->child; l; l = l->next) {
+		struct fwd_link *lk = &t->links[t->nlinks];
+		const struct fwd_node *f;
+		const char *s;
+		uint64_t v;
+
+		if ((rc = tv_section_entry(c, l, sec, "link", FWD_SC_LINK, lk->name, path,
+					   sizeof(path))))
+			return rc;
+		snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, PORT));
+		if ((f = fwd_node_get(l, KEY(LINK, PORT))) == NULL)
+			return tv_fail(c, l, path, "missing field '%s'", KEY(LINK, PORT));
+		if ((rc = tv_get_name(c, f, path, "port", lk->port)))
+			return rc;
+		snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, NEXT_HOP_MAC));
+		if ((f = fwd_node_get(l, KEY(LINK, NEXT_HOP_MAC))) == NULL)
+			return tv_fail(c, l, path, "missing field '%s'", KEY(LINK, NEXT_HOP_MAC));
+		if ((rc = tv_get_scalar(c, f, path, &s)))
+			return rc;
+		if (parse_mac(s, lk->next_hop_mac))
+			return tv_fail(c, f, path, "'%s' is not a MAC address (aa:bb:cc:dd:ee:ff)",
+				       s);
+		if (lk->next_hop_mac[0] & 1)
+			return tv_fail(
+			    c, f, path,
+			    "'%s' is a multicast/broadcast address; a next hop is unicast", s);
+		if (!(lk->next_hop_mac[0] | lk->next_hop_mac[1] | lk->next_hop_mac[2] |
+		      lk->next_hop_mac[3] | lk->next_hop_mac[4] | lk->next_hop_mac[5]))
+			return tv_fail(c, f, path, "the all-zero MAC is not a next hop");
+		if ((f = fwd_node_get(l, KEY(LINK, VLAN))) != NULL) {
+			snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, VLAN));
+			if ((rc = tv_get_uint(c, f, path, 1, 4094, &v)))
+				return rc;
+			lk->vlan = (uint16_t)v;
+		}
+		if ((f = fwd_node_get(l, KEY(LINK, TAGS))) != NULL) {
+			snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, TAGS));
+			if ((rc = tv_parse_tags(c, f, path, lk->tags, &lk->ntags)))
+				return rc;
+		}
+		lk->up = 1;
+		if ((f = fwd_node_get(l, KEY(LINK, STATE))) != NULL) {
+			int w;
+
+			snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, STATE));
+			if ((rc = tv_get_scalar(c, f, path, &s)))
+				return rc;
+			if ((w = fwd_schema_lookup(FWD_SC_LINK_STATE, s)) < 0) {
+				char words[64];
+
+				return tv_fail(c, f, path, "%s must be %s, not '%s'",
+					       KEY(LINK, STATE),
+					       tv_word_list(FWD_SC_LINK_STATE, "'", " or ", words,
+							    sizeof(words)),
+					       s);
+			}
+			lk->up = w == FWD_V_LINK_STATE_UP;
+		}
+		t->nlinks++;
+	}
+	return 0;
+}
+
+/* Links are not a plain name array; index them through a copy. */
+int tv_index_links(struct vctx *c)
+{
+	const struct fwd_table *t = c->t;
+
+	return tv_nidx_build_copy(&c->nm.links, t->nlinks ? t->links[0].name : NULL,
+				  sizeof(*t->links), t->nlinks);
+}
+
+int tv_parse_groups(struct vctx *c, const struct fwd_node *groups)
+{
+	const char *const sec = KEY(DOC, LINK_GROUPS), *const members = KEY(GROUP, MEMBERS);
+	const struct nidx *links = &c->nm.links;
+	struct fwd_table *t = c->t;
+	char path[320];
+	int rc;
+
+	if ((rc = tv_section_map(c, groups, sec, FWD_MAX_GROUPS, "link groups")))
+		return rc < 0 ? rc : 0;
+	t->groups = calloc(groups->count ? groups->count : 1, sizeof(*t->groups));
+	if (t->groups == NULL)
+		return -ENOMEM;
+	for (const struct fwd_node *g = groups->child; g; g = g->next) {
+		struct fwd_group *gr = &t->groups[t->ngroups];
+		const struct fwd_node *m;
+		uint64_t wsum = 0;
+
+		if ((rc = tv_section_entry(c, g, sec, "link group", FWD_SC_GROUP, gr->name, path,
+					   sizeof(path))))
+			return rc;
+		if (tv_nidx_find(links, g->key) >= 0)
+			return tv_fail(c, g, path,
+				       "'%s' is already a link name; links and groups share names",
+				       g->key);
+		snprintf(path, sizeof(path), "%s.%s.%s", sec, g->key, members);
+		if ((m = fwd_node_get(g, members)) == NULL)
+			return tv_fail(c, g, path, "missing field '%s'", members);
+		if ((rc = tv_want(c, m, path, FWD_NODE_MAP)))
+			return rc;
+		if (m->count == 0 || m->count > FWD_MAX_GROUP_MEMBERS)
+			return tv_fail(c, m, path, "a group needs 1..%d members",
+				       FWD_MAX_GROUP_MEMBERS);
+		for (const struct fwd_node *e = m->child; e; e = e->next) {
+			int id = tv_nidx_find(links, e->key);
+			uint64_t w;
+
+			snprintf(path, sizeof(path), "%s.%s.%s.%s", sec, g->key, members, e->key);
+			if (id < 0)
+				return tv_fail(c, e, path, "unknown link '%s'", e->key);
+			if ((rc = tv_get_uint(c, e, path, 0, 1000000, &w)))
+				return rc;
+			gr->members[gr->nmembers++] = (struct fwd_group_member){
+				.link = (uint16_t)id, .weight = (uint32_t)w};
+			wsum += w;
+		}
+		if (wsum == 0) {
+			snprintf(path, sizeof(path), "%s.%s.%s", sec, g->key, members);
+			return tv_fail(c, m, path,
+				       "every member has weight 0; the group could carry nothing");
+		}
+		t->ngroups++;
+	}
+	return 0;
+}
+
+int tv_index_groups(struct vctx *c)
+{
+	const struct fwd_table *t = c->t;
+
+	return tv_nidx_build_copy(&c->nm.groups, t->ngroups ? t->groups[0].name : NULL,
+				  sizeof(*t->groups), t->ngroups);
+}

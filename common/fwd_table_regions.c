@@ -1,0 +1,238 @@
+/*
+ * fwd_table_regions.c - the regions section: names, IPv4 and IPv6 prefixes.
+ * The prefix parser and the duplicate check serve the filters section too.
+ */
+#include "fwd_table_int.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tv_parse_prefix(struct vctx *c, const struct fwd_node *n, const char *path, uint16_t region)
+{
+	struct fwd_table *t = c->t;
+	const char *s;
+	char addr[64];
+	const char *slash;
+	uint64_t len;
+	char *end;
+	int rc = tv_get_scalar(c, n, path, &s);
+
+	if (rc)
+		return rc;
+	slash = strchr(s, '/');
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(addr) || !isdigit((unsigned char)slash[1]))
+		return tv_fail(c, n, path, "'%s' is not a prefix (ADDRESS/LENGTH)", s);
+	memcpy(addr, s, (size_t)(slash - s));
+	addr[slash - s] = '\0';
+	errno = 0;
+	len = strtoull(slash + 1, &end, 10);
+	if (*end || errno)
+		return tv_fail(c, n, path, "'%s' has a bad prefix length", s);
+
+	if (strchr(addr, ':') == NULL) {
+		struct in_addr a;
+		uint32_t host, mask;
+
+		if (inet_pton(AF_INET, addr, &a) != 1)
+			return tv_fail(c, n, path, "'%s' is not a valid IPv4 address", addr);
+		if (len > 32)
+			return tv_fail(c, n, path, "IPv4 prefix length %llu is out of range 0..32",
+				       (unsigned long long)len);
+		if (t->nprefix4 >= FWD_MAX_PREFIX4)
+			return tv_fail(c, n, path, "more than %d IPv4 prefixes", FWD_MAX_PREFIX4);
+		host = ntohl(a.s_addr);
+		mask = len ? ~0u << (32 - len) : 0;
+		if (host & ~mask) {
+			struct in_addr net = {.s_addr = htonl(host & mask)};
+			char buf[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, &net, buf, sizeof(buf));
+			return tv_fail(c, n, path, "host bits set in '%s' (did you mean %s/%llu?)",
+				       s, buf, (unsigned long long)len);
+		}
+		t->prefix4[t->nprefix4++] = (struct fwd_prefix4){
+			.addr = host, .len = (uint8_t)len, .region = region, .line = n->line};
+	} else {
+		struct fwd_prefix6 *p;
+		uint8_t a[16];
+		int bad = 0;
+
+		if (inet_pton(AF_INET6, addr, a) != 1)
+			return tv_fail(c, n, path, "'%s' is not a valid IPv6 address", addr);
+		if (len > 128)
+			return tv_fail(c, n, path, "IPv6 prefix length %llu is out of range 0..128",
+				       (unsigned long long)len);
+		if (t->nprefix6 >= FWD_MAX_PREFIX6)
+			return tv_fail(c, n, path, "more than %d IPv6 prefixes", FWD_MAX_PREFIX6);
+		for (unsigned i = 0; i < 16; i++) {
+			unsigned keep = len >= (i + 1) * 8 ? 8 : (len > i * 8 ? (unsigned)len - i * 8 : 0);
+			uint8_t m = keep ? (uint8_t)(0xff << (8 - keep)) : 0;
+
+			if (a[i] & ~m)
+				bad = 1;
+			a[i] &= m;
+		}
+		if (bad) {
+			char buf[INET6_ADDRSTRLEN];
+
+			inet_ntop(AF_INET6, a, buf, sizeof(buf));
+			return tv_fail(c, n, path, "host bits set in '%s' (did you mean %s/%llu?)",
+				       s, buf, (unsigned long long)len);
+		}
+		p = &t->prefix6[t->nprefix6++];
+		memcpy(p->addr, a, 16);
+		p->len = (uint8_t)len;
+		p->region = region;
+		p->line = n->line;
+	}
+	return 0;
+}
+
+static int cmp_p4(const void *a, const void *b)
+{
+	const struct fwd_prefix4 *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static int cmp_p6(const void *a, const void *b)
+{
+	const struct fwd_prefix6 *x = a, *y = b;
+	int r = memcmp(x->addr, y->addr, 16);
+
+	if (r)
+		return r;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static int dup_prefix(struct vctx *c, const char *pfx, uint32_t line, uint16_t r1, uint16_t r2)
+{
+	const struct fwd_table *t = c->t;
+	char path[64];
+
+	if (c->filters)
+		snprintf(path, sizeof(path), "%s.%s.%s.%s", KEY(DOC, FILTERS), KEY(FILTERS, RULES),
+			 t->region_names[r2], KEY(FILTER_RULE, PREFIXES));
+	else
+		snprintf(path, sizeof(path), "%s.%s.%s", KEY(DOC, REGIONS), t->region_names[r2],
+			 KEY(REGION, PREFIXES));
+	if (r1 == r2)
+		return fwd_err_set(c->err, c->file, line, path, "prefix %s is listed twice", pfx);
+	return fwd_err_set(c->err, c->file, line, path, "prefix %s is also in %s '%s'", pfx,
+			   c->filters ? "rule" : "region", t->region_names[r1]);
+}
+
+int tv_check_dup_prefixes(struct vctx *c)
+{
+	struct fwd_table *t = c->t;
+	char buf[INET6_ADDRSTRLEN + 8], a[INET6_ADDRSTRLEN];
+
+	qsort(t->prefix4, t->nprefix4, sizeof(*t->prefix4), cmp_p4);
+	for (uint32_t i = 1; i < t->nprefix4; i++) {
+		const struct fwd_prefix4 *x = &t->prefix4[i - 1], *y = &t->prefix4[i];
+
+		if (x->addr == y->addr && x->len == y->len) {
+			struct in_addr ia = {.s_addr = htonl(y->addr)};
+
+			inet_ntop(AF_INET, &ia, a, sizeof(a));
+			snprintf(buf, sizeof(buf), "%s/%u", a, y->len);
+			return dup_prefix(c, buf, y->line, x->region, y->region);
+		}
+	}
+	qsort(t->prefix6, t->nprefix6, sizeof(*t->prefix6), cmp_p6);
+	for (uint32_t i = 1; i < t->nprefix6; i++) {
+		const struct fwd_prefix6 *x = &t->prefix6[i - 1], *y = &t->prefix6[i];
+
+		if (memcmp(x->addr, y->addr, 16) == 0 && x->len == y->len) {
+			inet_ntop(AF_INET6, y->addr, a, sizeof(a));
+			snprintf(buf, sizeof(buf), "%s/%u", a, y->len);
+			return dup_prefix(c, buf, y->line, x->region, y->region);
+		}
+	}
+	return 0;
+}
+
+int tv_parse_regions(struct vctx *c, const struct fwd_node *regions)
+{
+	const char *const sec = KEY(DOC, REGIONS), *const prefixes = KEY(REGION, PREFIXES);
+	struct fwd_table *t = c->t;
+	uint64_t n4 = 0, n6 = 0;
+	char path[320];
+	int rc;
+
+	if ((rc = tv_section_map(c, regions, sec, FWD_MAX_REGIONS, "regions")) < 0)
+		return rc;
+	if (rc)
+		regions = NULL;
+	t->nregions = (uint16_t)(1 + (regions ? regions->count : 0));
+	t->region_names = calloc(t->nregions, FWD_NAME_MAX);
+	if (t->region_names == NULL)
+		return -ENOMEM;
+	strcpy(t->region_names[0], WORD(BUILTIN, UNKNOWN));
+
+	/* Count first so the prefix arrays are allocated once. */
+	for (const struct fwd_node *r = regions ? regions->child : NULL; r; r = r->next) {
+		const struct fwd_node *p = fwd_node_get(r, prefixes);
+
+		for (const struct fwd_node *e = p && p->type == FWD_NODE_SEQ ? p->child : NULL; e;
+		     e = e->next) {
+			if (strchr(e->str, ':'))
+				n6++;
+			else
+				n4++;
+		}
+	}
+	if (n4 > FWD_MAX_PREFIX4 || n6 > FWD_MAX_PREFIX6)
+		return tv_fail(c, regions, sec, "more than %d IPv4 or %d IPv6 prefixes",
+			       FWD_MAX_PREFIX4, FWD_MAX_PREFIX6);
+	t->prefix4 = malloc(sizeof(*t->prefix4) * (n4 ? n4 : 1));
+	t->prefix6 = malloc(sizeof(*t->prefix6) * (n6 ? n6 : 1));
+	if (t->prefix4 == NULL || t->prefix6 == NULL)
+		return -ENOMEM;
+
+	uint16_t id = 1;
+	for (const struct fwd_node *r = regions ? regions->child : NULL; r; r = r->next, id++) {
+		const struct fwd_node *p;
+
+		if ((rc = tv_section_entry(c, r, sec, "region", FWD_SC_MAX, t->region_names[id],
+					   path, sizeof(path))))
+			return rc;
+		if (strcmp(r->key, WORD(BUILTIN, ANY)) == 0 ||
+		    strcmp(r->key, WORD(BUILTIN, UNKNOWN)) == 0)
+			return tv_fail(c, r, path, "'%s' is a reserved region name", r->key);
+		if (r->type == FWD_NODE_NULL)
+			continue;
+		if ((rc = tv_want(c, r, path, FWD_NODE_MAP)) ||
+		    (rc = tv_check_keys(c, r, path, FWD_SC_REGION)))
+			return rc;
+		p = fwd_node_get(r, prefixes);
+		if (p == NULL || p->type == FWD_NODE_NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s.%s.%s", sec, r->key, prefixes);
+		if ((rc = tv_want(c, p, path, FWD_NODE_SEQ)))
+			return rc;
+		uint32_t i = 0;
+		for (const struct fwd_node *e = p->child; e; e = e->next, i++) {
+			snprintf(path, sizeof(path), "%s.%s.%s[%u]", sec, r->key, prefixes, i);
+			if ((rc = tv_parse_prefix(c, e, path, id)))
+				return rc;
+		}
+	}
+	return tv_check_dup_prefixes(c);
+}
+
+int tv_index_regions(struct vctx *c)
+{
+	return tv_nidx_build(&c->nm.regions, (const char(*)[FWD_NAME_MAX])c->t->region_names,
+			     c->t->nregions);
+}
