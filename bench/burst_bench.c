@@ -44,8 +44,8 @@ static int read_pcap(const char *path)
 	if (f == NULL || fread(hdr, 1, 24, f) != 24)
 		return -1;
 	while (nframes < MAXPKTS && fread(rec, 1, 16, f) == 16) {
-		uint32_t caplen = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 | (uint32_t)rec[10] << 16 |
-				  (uint32_t)rec[11] << 24;
+		uint32_t caplen = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 |
+				  (uint32_t)rec[10] << 16 | (uint32_t)rec[11] << 24;
 
 		if (caplen > 9216 || (frames[nframes] = malloc(caplen)) == NULL ||
 		    fread(frames[nframes], 1, caplen, f) != caplen)
@@ -75,8 +75,11 @@ int main(int argc, char **argv)
 	const char *table = NULL, *pcap = NULL;
 	long bursts = 200000;
 	int json = 0, opt;
-	static const struct option opts[] = {{"table", 1, 0, 't'}, {"pcap", 1, 0, 'p'},
-					     {"bursts", 1, 0, 'b'}, {"json", 0, 0, 'j'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {{"table", 1, 0, 't'},
+					     {"pcap", 1, 0, 'p'},
+					     {"bursts", 1, 0, 'b'},
+					     {"json", 0, 0, 'j'},
+					     {0, 0, 0, 0}};
 	struct dp_node node;
 	struct dp_ports ports;
 	struct rte_mempool *pool;
@@ -104,7 +107,8 @@ int main(int argc, char **argv)
 		else if (opt == 'j')
 			json = 1;
 		else
-			rte_exit(EXIT_FAILURE, "usage: burst_bench [EAL] -- --table T --pcap P [--bursts N] [--json]\n");
+			rte_exit(EXIT_FAILURE, "usage: burst_bench [EAL] -- --table T --pcap P "
+					       "[--bursts N] [--json]\n");
 	}
 	if (table == NULL || pcap == NULL || bursts < 1 || read_pcap(pcap))
 		rte_exit(EXIT_FAILURE, "need --table and a readable --pcap\n");
@@ -112,7 +116,8 @@ int main(int argc, char **argv)
 	node.nports = 1;
 	snprintf(node.ports[0].name, sizeof(node.ports[0].name), "out0");
 	snprintf(node.ports[0].device, sizeof(node.ports[0].device), "net_null_bench0");
-	pool = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	pool = rte_pktmbuf_pool_create("bench", 8191, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+				       (int)rte_socket_id());
 	if (pool == NULL || dp_ports_init(&node, 1, pool, &ports))
 		rte_exit(EXIT_FAILURE, "pool or port setup failed\n");
 	t = fwd_table_load(table, &err);
@@ -125,7 +130,8 @@ int main(int argc, char **argv)
 	lc->pool = pool;
 	lc->frag_mem = rte_zmalloc("f", dp_frag_mem_size(node.frag_entries), RTE_CACHE_LINE_SIZE);
 	dp_frag_init(&lc->frag, lc->frag_mem, node.frag_entries, rte_get_tsc_hz());
-	lc->flow_mem = rte_zmalloc("c", dp_flow_mem_size(node.content_flow_entries), RTE_CACHE_LINE_SIZE);
+	lc->flow_mem =
+		rte_zmalloc("c", dp_flow_mem_size(node.content_flow_entries), RTE_CACHE_LINE_SIZE);
 	dp_flow_init(&lc->flow, lc->flow_mem, node.content_flow_entries, rte_get_tsc_hz() * 30);
 
 	/* Warm caches and the TLB with one pass over the frames. */
@@ -155,15 +161,19 @@ int main(int argc, char **argv)
 
 		dp_counters_read(&lc->cnt, &c);
 		if (json)
-			printf("{\"packets\": %.0f, \"tsc_per_packet\": %.2f, \"ns_per_packet\": %.2f, "
-			       "\"baseline_tsc_per_packet\": %.2f, \"tx\": %lu, \"rx\": %lu, \"frames\": %u, "
+			printf("{\"packets\": %.0f, \"tsc_per_packet\": %.2f, \"ns_per_packet\": "
+			       "%.2f, "
+			       "\"baseline_tsc_per_packet\": %.2f, \"tx\": %lu, \"rx\": %lu, "
+			       "\"frames\": %u, "
 			       "\"tsc_hz\": %.0f}\n",
-			       pk, c_pp, c_pp * 1e9 / hz, (double)base / pk, (unsigned long)c.tx, (unsigned long)c.rx,
-			       nframes, hz);
+			       pk, c_pp, c_pp * 1e9 / hz, (double)base / pk, (unsigned long)c.tx,
+			       (unsigned long)c.rx, nframes, hz);
 		else
-			printf("burst_bench: %.0f packets, %.1f TSC cycles = %.1f ns per packet in dp_worker_burst "
+			printf("burst_bench: %.0f packets, %.1f TSC cycles = %.1f ns per packet in "
+			       "dp_worker_burst "
 			       "(alloc+copy baseline %.1f cycles subtracted); tx %lu of rx %lu\n",
-			       pk, c_pp, c_pp * 1e9 / hz, (double)base / pk, (unsigned long)c.tx, (unsigned long)c.rx);
+			       pk, c_pp, c_pp * 1e9 / hz, (double)base / pk, (unsigned long)c.tx,
+			       (unsigned long)c.rx);
 	}
 	dp_gen_free(g);
 	dp_ports_close(&ports);

@@ -32,8 +32,8 @@ static int read_pcap(const char *path)
 	if (f == NULL || fread(hdr, 1, 24, f) != 24)
 		return -1;
 	while (nframes < MAXPKTS && fread(rec, 1, 16, f) == 16) {
-		uint32_t caplen = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 | (uint32_t)rec[10] << 16 |
-				  (uint32_t)rec[11] << 24;
+		uint32_t caplen = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 |
+				  (uint32_t)rec[10] << 16 | (uint32_t)rec[11] << 24;
 
 		if (caplen > 9216 || (frames[nframes] = malloc(caplen)) == NULL ||
 		    fread(frames[nframes], 1, caplen, f) != caplen)
@@ -49,7 +49,8 @@ int main(int argc, char **argv)
 	int eal = rte_eal_init(argc, argv), opt;
 	const char *table = NULL, *pcap = NULL;
 	long rounds = 200;
-	static const struct option opts[] = {{"table", 1, 0, 't'}, {"pcap", 1, 0, 'p'}, {"rounds", 1, 0, 'r'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {
+		{"table", 1, 0, 't'}, {"pcap", 1, 0, 'p'}, {"rounds", 1, 0, 'r'}, {0, 0, 0, 0}};
 	struct fwd_err err = {0};
 	struct fwd_table *t;
 	struct fwd_class *cls;
@@ -70,7 +71,8 @@ int main(int argc, char **argv)
 		else if (opt == 'r')
 			rounds = atol(optarg);
 		else
-			rte_exit(EXIT_FAILURE, "usage: content_bench [EAL] -- --table T --pcap P [--rounds N]\n");
+			rte_exit(EXIT_FAILURE,
+				 "usage: content_bench [EAL] -- --table T --pcap P [--rounds N]\n");
 	}
 	if (table == NULL || pcap == NULL || read_pcap(pcap))
 		rte_exit(EXIT_FAILURE, "need --table and a readable --pcap\n");
@@ -82,8 +84,9 @@ int main(int argc, char **argv)
 		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, b, sizeof(b)));
 	if (c == NULL)
 		rte_exit(EXIT_FAILURE, "%s has no content rules\n", table);
-	fprintf(stderr, "content_bench: %u rules compiled in %.2f s, databases %.1f KiB\n", t->ncontent,
-		(double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz(), (double)c->db_bytes / 1024);
+	fprintf(stderr, "content_bench: %u rules compiled in %.2f s, databases %.1f KiB\n",
+		t->ncontent, (double)(rte_rdtsc() - t0) / (double)rte_get_tsc_hz(),
+		(double)c->db_bytes / 1024);
 	/* Everything a worker would know before scanning: the payload and the scope. */
 	in = calloc(nframes, sizeof(*in));
 	for (uint32_t i = 0; i < nframes; i++) {
@@ -91,7 +94,8 @@ int main(int argc, char **argv)
 		uint8_t flags;
 
 		if (fwd_parse(frames[i], frames[i] + lens[i], &p) != FWD_OK ||
-		    fwd_l4_payload(frames[i], frames[i] + lens[i], &p, &in[i].payload, &in[i].len, &flags))
+		    fwd_l4_payload(frames[i], frames[i] + lens[i], &p, &in[i].payload, &in[i].len,
+				   &flags))
 			rte_exit(EXIT_FAILURE, "frame %u does not parse\n", i);
 		in[i].proto = p.proto;
 		in[i].region = 0;
@@ -114,10 +118,13 @@ int main(int argc, char **argv)
 		}
 	cyc = rte_rdtsc_precise() - t0;
 	{
-		double pk = (double)rounds * nframes, ns = (double)cyc * 1e9 / (double)rte_get_tsc_hz() / pk;
+		double pk = (double)rounds * nframes,
+		       ns = (double)cyc * 1e9 / (double)rte_get_tsc_hz() / pk;
 
-		printf("{\"rules\": %u, \"packets\": %u, \"matched\": %lu, \"ns_per_packet\": %.1f, "
-		       "\"payload_bytes_avg\": %.1f, \"gbit_per_s\": %.2f, \"database_kib\": %.1f}\n",
+		printf("{\"rules\": %u, \"packets\": %u, \"matched\": %lu, \"ns_per_packet\": "
+		       "%.1f, "
+		       "\"payload_bytes_avg\": %.1f, \"gbit_per_s\": %.2f, \"database_kib\": "
+		       "%.1f}\n",
 		       t->ncontent, nframes, (unsigned long)matched, ns, (double)bytes / nframes,
 		       (double)bytes * 8 / nframes / ns, (double)c->db_bytes / 1024);
 	}

@@ -32,11 +32,13 @@ static double run_ns(int prog_fd, const uint32_t *srcs)
 	double total = 0;
 
 	for (int i = 0; i < PKTS; i++) {
-		char src[4] = {(char)(srcs[i] >> 24), (char)(srcs[i] >> 16), (char)(srcs[i] >> 8), (char)srcs[i]};
+		char src[4] = {(char)(srcs[i] >> 24), (char)(srcs[i] >> 16), (char)(srcs[i] >> 8),
+			       (char)srcs[i]};
 		const char dst[4] = {192, 0, 2, 1};
 		struct pb f;
 		uint8_t out[256];
-		LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = REPEAT, .data_out = out, .data_size_out = sizeof(out));
+		LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = REPEAT, .data_out = out,
+			    .data_size_out = sizeof(out));
 
 		pb_eth(&f, 0x0800);
 		pb_ipv4(&f, src, dst, FWD_PROTO_UDP, 0);
@@ -50,7 +52,8 @@ static double run_ns(int prog_fd, const uint32_t *srcs)
 			exit(1);
 		}
 		if (o.retval != XDP_DROP) {
-			fprintf(stderr, "xdp_compare_bench: a rule's source was not dropped (%u)\n", o.retval);
+			fprintf(stderr, "xdp_compare_bench: a rule's source was not dropped (%u)\n",
+				o.retval);
 			exit(1);
 		}
 		total += o.duration;
@@ -82,13 +85,17 @@ static double ours(const uint32_t *addrs, uint32_t n, int exact, const uint32_t 
 		uint8_t len = exact ? 32 : lens[i % 10];
 		uint32_t a = addrs[i] & (len == 32 ? ~0u : ~0u << (32 - len));
 
-		px[i] = (struct fwd_flt_prefix){.family = 4, .len = len, .rule = 0,
-						.addr = {(uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a}};
+		px[i] = (struct fwd_flt_prefix){.family = 4,
+						.len = len,
+						.rule = 0,
+						.addr = {(uint8_t)(a >> 24), (uint8_t)(a >> 16),
+							 (uint8_t)(a >> 8), (uint8_t)a}};
 	}
 	img = fwd_flt_compile(px, n, NULL, 0, act, 1, &err);
 	struct ctl_bpf_conf conf = {.max_prefixes = n, .max_groups = img ? img->ngroups + 1 : 1};
 	b = img ? ctl_bpf_load(&conf, &err) : NULL;
-	if (b == NULL || ctl_bpf_apply(b, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 1, &err)) {
+	if (b == NULL ||
+	    ctl_bpf_apply(b, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 1, &err)) {
 		fprintf(stderr, "xdp_compare_bench: ours: %s\n", err.reason);
 		exit(1);
 	}
@@ -109,10 +116,12 @@ static double xdpfilt(const uint32_t *addrs, uint32_t n, const uint32_t *srcs)
 	double ns;
 
 	if (obj == NULL || libbpf_get_error(obj)) {
-		fprintf(stderr, "xdp_compare_bench: cannot open %s (install xdp-tools)\n", XDPFILT_OBJ);
+		fprintf(stderr, "xdp_compare_bench: cannot open %s (install xdp-tools)\n",
+			XDPFILT_OBJ);
 		exit(2);
 	}
-	bpf_object__for_each_map(m, obj) {
+	bpf_object__for_each_map(m, obj)
+	{
 		bpf_map__set_pin_path(m, NULL); /* it pins by name at the bpffs root otherwise */
 		if (strcmp(bpf_map__name(m), "filter_ipv4") == 0)
 			ipv4 = m;
@@ -157,15 +166,18 @@ int main(int argc, char **argv)
 		double f, a, p, x;
 
 		for (uint32_t i = 0; i < n; i++)
-			addrs[i] = (uint32_t)(1 + rand() % 223) << 24 | ((uint32_t)rand() & 0xffffff);
+			addrs[i] =
+				(uint32_t)(1 + rand() % 223) << 24 | ((uint32_t)rand() & 0xffffff);
 		for (int i = 0; i < PKTS; i++)
 			srcs[i] = addrs[(uint32_t)rand() % n];
 		f = run_ns(fl, srcs);
 		a = ours(addrs, n, 1, srcs);
 		p = ours(addrs, n, 0, srcs);
 		x = xdpfilt(addrs, n, srcs);
-		printf("{\"rules\": %u, \"floor_ns\": %.1f, \"regionfwd_exact_ns\": %.1f, \"regionfwd_prefixes_ns\": %.1f, "
-		       "\"xdp_filter_ns\": %.1f}\n", n, f, a, p, x);
+		printf("{\"rules\": %u, \"floor_ns\": %.1f, \"regionfwd_exact_ns\": %.1f, "
+		       "\"regionfwd_prefixes_ns\": %.1f, "
+		       "\"xdp_filter_ns\": %.1f}\n",
+		       n, f, a, p, x);
 		fflush(stdout);
 		free(addrs);
 	}

@@ -33,11 +33,13 @@ static double ns_per_packet(struct ctl_bpf *b, struct fwd_flt_prefix *px, uint32
 
 	for (int i = 0; i < PKTS; i++) {
 		const struct fwd_flt_prefix *p = &px[(uint32_t)rand() % n];
-		char src[4] = {(char)p->addr[0], (char)p->addr[1], (char)p->addr[2], (char)(rand() & 0xff)};
+		char src[4] = {(char)p->addr[0], (char)p->addr[1], (char)p->addr[2],
+			       (char)(rand() & 0xff)};
 		const char dst[4] = {192, 0, 2, 1};
 		struct pb f;
 		uint8_t out[256];
-		LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = REPEAT, .data_out = out, .data_size_out = sizeof(out));
+		LIBBPF_OPTS(bpf_test_run_opts, o, .repeat = REPEAT, .data_out = out,
+			    .data_size_out = sizeof(out));
 
 		pb_eth(&f, 0x0800);
 		pb_ipv4(&f, src, dst, FWD_PROTO_UDP, 0);
@@ -63,7 +65,8 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc && i <= 8; i++)
 		sizes[i - 1] = (uint32_t)strtoul(argv[i], NULL, 10);
-	printf("| IPv4 prefixes | IPv4 groups | compile (ms) | load program sized for it (ms) | install, one atomic swap (ms) | ns/packet (BPF_PROG_TEST_RUN) |\n");
+	printf("| IPv4 prefixes | IPv4 groups | compile (ms) | load program sized for it (ms) | "
+	       "install, one atomic swap (ms) | ns/packet (BPF_PROG_TEST_RUN) |\n");
 	printf("|---:|---:|---:|---:|---:|---:|\n");
 	srand(3);
 	for (int s = 0; s < nsizes; s++) {
@@ -78,26 +81,34 @@ int main(int argc, char **argv)
 		for (uint32_t i = 0; i < n; i++) {
 			static const uint8_t lens[] = {24, 24, 24, 24, 24, 22, 23, 20, 16, 28};
 			uint8_t len = lens[rand() % 10];
-			uint32_t a = ((uint32_t)(1 + rand() % 223) << 24 | ((uint32_t)rand() & 0xffffff)) & (~0u << (32 - len));
+			uint32_t a = ((uint32_t)(1 + rand() % 223) << 24 |
+				      ((uint32_t)rand() & 0xffffff)) &
+				     (~0u << (32 - len));
 
-			px[i] = (struct fwd_flt_prefix){.family = 4, .len = len, .rule = (uint16_t)(rand() & 1),
-							.addr = {(uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a}};
+			px[i] = (struct fwd_flt_prefix){.family = 4,
+							.len = len,
+							.rule = (uint16_t)(rand() & 1),
+							.addr = {(uint8_t)(a >> 24),
+								 (uint8_t)(a >> 16),
+								 (uint8_t)(a >> 8), (uint8_t)a}};
 		}
 		t0 = now_s();
 		img = fwd_flt_compile(px, n, NULL, 0, act, 2, &err);
 		t1 = now_s();
 		/* A program sized for this table (its groups, its prefixes). */
-		struct ctl_bpf_conf conf = {.max_prefixes = n, .max_groups = img ? img->ngroups + 1 : 1};
+		struct ctl_bpf_conf conf = {.max_prefixes = n,
+					    .max_groups = img ? img->ngroups + 1 : 1};
 		struct ctl_bpf *b = img ? ctl_bpf_load(&conf, &err) : NULL;
 		double tl = now_s();
 
-		if (b == NULL || ctl_bpf_apply(b, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, (uint32_t)s + 1, &err)) {
+		if (b == NULL || ctl_bpf_apply(b, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0,
+					       (uint32_t)s + 1, &err)) {
 			fprintf(stderr, "xdp_filter_bench: %s\n", err.reason);
 			return 1;
 		}
 		t2 = now_s();
-		printf("| %u | %u | %.1f | %.1f | %.1f | %.1f |\n", n, img->ngroups, (t1 - t0) * 1e3, (tl - t1) * 1e3,
-		       (t2 - tl) * 1e3, ns_per_packet(b, px, n));
+		printf("| %u | %u | %.1f | %.1f | %.1f | %.1f |\n", n, img->ngroups,
+		       (t1 - t0) * 1e3, (tl - t1) * 1e3, (t2 - tl) * 1e3, ns_per_packet(b, px, n));
 		fwd_flt_image_free(img);
 		ctl_bpf_free(b);
 		free(px);

@@ -169,7 +169,9 @@ static long v6_step(__u32 i, void *arg)
 	for (int b = 0; b < 16; b++) {
 		int keep = (int)*len - b * 8;
 
-		w->key.addr[b] = keep >= 8 ? w->src[b] : keep <= 0 ? 0 : w->src[b] & (__u8)(0xff << (8 - keep));
+		w->key.addr[b] = keep >= 8   ? w->src[b]
+				 : keep <= 0 ? 0
+					     : w->src[b] & (__u8)(0xff << (8 - keep));
 	}
 	v = bpf_map_lookup_elem(&flt_v6, &w->key);
 	if (v == NULL)
@@ -212,7 +214,8 @@ int xdp_filter(struct xdp_md *ctx)
 		count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
 		return action == FWD_FLT_DROP ? XDP_DROP : XDP_PASS;
 	}
-	hit = p.family == 4 ? lookup_v4(half, p.src) : lookup_v6(half, cfg->n_v6_lengths[half & 1], p.src);
+	hit = p.family == 4 ? lookup_v4(half, p.src)
+			    : lookup_v6(half, cfg->n_v6_lengths[half & 1], p.src);
 	if (hit) {
 		__u32 k = hit - 1; /* the loader offsets indexes by half already */
 		__u16 *rid = bpf_map_lookup_elem(&flt_prefix_rule, &k);
@@ -223,7 +226,10 @@ int xdp_filter(struct xdp_md *ctx)
 		}
 	}
 	if (rule == 0 && p.frag != FWD_FRAG_LATER) {
-		int pi = p.proto == FWD_PROTO_TCP ? 0 : p.proto == FWD_PROTO_UDP ? 1 : p.proto == FWD_PROTO_SCTP ? 2 : -1;
+		int pi = p.proto == FWD_PROTO_TCP    ? 0
+			 : p.proto == FWD_PROTO_UDP  ? 1
+			 : p.proto == FWD_PROTO_SCTP ? 2
+						     : -1;
 
 		if (pi >= 0) {
 			__u32 k = half * 3 * 65536 + (__u32)pi * 65536 + p.dport;

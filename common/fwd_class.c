@@ -74,7 +74,8 @@ static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
 			cost = fwd_class_hrw_cost(l->name, s);
 			/* w/cost > best_w/best_cost, cross-multiplied: weight <= 10^6 < 2^20
 			 * and cost <= 52 * 2^32 < 2^38, so the products fit in 64 bits. */
-			if (best == FWD_LINK_NONE || (uint64_t)m->weight * best_cost > best_w * cost ||
+			if (best == FWD_LINK_NONE ||
+			    (uint64_t)m->weight * best_cost > best_w * cost ||
 			    ((uint64_t)m->weight * best_cost == best_w * cost &&
 			     strcmp(l->name, t->links[best].name) < 0)) {
 				best = m->link;
@@ -93,7 +94,8 @@ static void compile_policy(const struct fwd_table *t, const struct fwd_policy *p
 	cp->drop = FWD_DROP_POLICY;
 	cp->link = FWD_LINK_NONE;
 	cp->group = 0;
-	cp->mirror = p->mirror != FWD_LINK_NONE && t->links[p->mirror].up ? p->mirror : FWD_LINK_NONE;
+	cp->mirror =
+		p->mirror != FWD_LINK_NONE && t->links[p->mirror].up ? p->mirror : FWD_LINK_NONE;
 	if (p->action == FWD_ACT_LINK) {
 		if (t->links[p->target].up) {
 			cp->link = p->target;
@@ -130,8 +132,8 @@ struct fwd_class *fwd_class_build(const struct fwd_table *t)
 	for (uint32_t proto = 0; proto < 256; proto++) {
 		int pi = fwd_class_port_index((uint8_t)proto);
 
-		c->svc_key[proto] = pi >= 0 ? (uint64_t)0xffff << 32 | (uint32_t)pi << 16
-					    : (3u << 16) + proto;
+		c->svc_key[proto] =
+			pi >= 0 ? (uint64_t)0xffff << 32 | (uint32_t)pi << 16 : (3u << 16) + proto;
 	}
 	/* Ranges do not overlap (validated), so plain filling is exact. */
 	for (uint32_t i = 0; i < t->nranges; i++) {
@@ -163,9 +165,11 @@ struct fwd_class *fwd_class_build(const struct fwd_table *t)
 					c->matrix[r * t->nservices + p->service] = (uint16_t)i;
 			} else if (kind == 1) {
 				for (uint32_t s = 0; s < t->nservices; s++)
-					c->matrix[(uint32_t)p->region * t->nservices + s] = (uint16_t)i;
+					c->matrix[(uint32_t)p->region * t->nservices + s] =
+						(uint16_t)i;
 			} else {
-				c->matrix[(uint32_t)p->region * t->nservices + p->service] = (uint16_t)i;
+				c->matrix[(uint32_t)p->region * t->nservices + p->service] =
+					(uint16_t)i;
 			}
 		}
 	}

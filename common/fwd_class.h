@@ -67,7 +67,10 @@ void fwd_class_free(struct fwd_class *c);
 /** Index of TCP/UDP/SCTP in port_svc, or -1. */
 static inline int fwd_class_port_index(uint8_t proto)
 {
-	return proto == FWD_PROTO_TCP ? 0 : proto == FWD_PROTO_UDP ? 1 : proto == FWD_PROTO_SCTP ? 2 : -1;
+	return proto == FWD_PROTO_TCP	 ? 0
+	       : proto == FWD_PROTO_UDP	 ? 1
+	       : proto == FWD_PROTO_SCTP ? 2
+					 : -1;
 }
 
 static inline uint16_t fwd_class_service(const struct fwd_class *c, uint8_t proto, uint16_t dport)
@@ -94,7 +97,8 @@ static inline uint32_t fwd_class_cell(const struct fwd_class *c, uint16_t region
 /* The tail of a decision once service and policy are known; @hash is used
  * only when the policy steers to a group. */
 static inline void fwd_class_finish(const struct fwd_class *c, uint16_t region, uint16_t service,
-				    uint32_t cell, uint16_t pid, uint32_t hash, struct fwd_decision *d)
+				    uint32_t cell, uint16_t pid, uint32_t hash,
+				    struct fwd_decision *d)
 {
 	const struct fwd_class_policy *p = &c->policies[pid];
 

@@ -87,7 +87,7 @@ enum fwd_schema {
  * lets the hot path test one register. */
 #define FWD_OK 0
 #define FWD_ERR(id) (1 + FWD_DROP_##id)
-#define FWD_ERR_TO_DROP(e) ((enum fwd_drop)((e) - 1))
+#define FWD_ERR_TO_DROP(e) ((enum fwd_drop)((e)-1))
 
 enum fwd_frag {
 	FWD_FRAG_NONE = 0, /* not a fragment (or an IPv6 atomic fragment) */

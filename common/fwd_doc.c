@@ -168,9 +168,10 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 		struct fwd_node *n = NULL;
 
 		if (!yaml_parser_parse(&parser, &ev)) {
-			rc = fwd_err_set(err, doc->name, (uint32_t)parser.problem_mark.line + 1, NULL,
-					 "YAML syntax: %s%s%s", parser.problem ? parser.problem : "error",
-					 parser.context ? " " : "", parser.context ? parser.context : "");
+			rc = fwd_err_set(
+				err, doc->name, (uint32_t)parser.problem_mark.line + 1, NULL,
+				"YAML syntax: %s%s%s", parser.problem ? parser.problem : "error",
+				parser.context ? " " : "", parser.context ? parser.context : "");
 			break;
 		}
 		line = (uint32_t)ev.start_mark.line + 1;
@@ -199,11 +200,12 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 					arena_strdup(doc, (const char *)ev.data.scalar.value,
 						     ev.data.scalar.length);
 				if (stack[depth].pending_key == NULL)
-					rc = fwd_err_set(err, doc->name, line, NULL, "out of memory");
+					rc = fwd_err_set(err, doc->name, line, NULL,
+							 "out of memory");
 				break;
 			}
-			n = node_new(doc, scalar_is_null(&ev) ? FWD_NODE_NULL : FWD_NODE_SCALAR, line,
-				     err);
+			n = node_new(doc, scalar_is_null(&ev) ? FWD_NODE_NULL : FWD_NODE_SCALAR,
+				     line, err);
 			if (n == NULL) {
 				rc = -ENOMEM;
 				break;
@@ -212,7 +214,8 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 				n->str = arena_strdup(doc, (const char *)ev.data.scalar.value,
 						      ev.data.scalar.length);
 				if (n->str == NULL) {
-					rc = fwd_err_set(err, doc->name, line, NULL, "out of memory");
+					rc = fwd_err_set(err, doc->name, line, NULL,
+							 "out of memory");
 					break;
 				}
 				if (strlen(n->str) != ev.data.scalar.length) {
@@ -230,9 +233,8 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT: {
 			int is_map = ev.type == YAML_MAPPING_START_EVENT;
-			const void *anchor =
-				is_map ? (const void *)ev.data.mapping_start.anchor
-				       : (const void *)ev.data.sequence_start.anchor;
+			const void *anchor = is_map ? (const void *)ev.data.mapping_start.anchor
+						    : (const void *)ev.data.sequence_start.anchor;
 
 			if (anchor) {
 				rc = fwd_err_set(err, doc->name, line, NULL,
@@ -247,7 +249,8 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 			}
 			if (depth + 1 >= FWD_DOC_MAX_DEPTH) {
 				rc = fwd_err_set(err, doc->name, line, NULL,
-						 "nesting deeper than %d levels", FWD_DOC_MAX_DEPTH);
+						 "nesting deeper than %d levels",
+						 FWD_DOC_MAX_DEPTH);
 				break;
 			}
 			n = node_new(doc, is_map ? FWD_NODE_MAP : FWD_NODE_SEQ, line, err);
@@ -312,7 +315,8 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 		n = node_new(doc, FWD_NODE_MAP, 0, err);
 		if (n == NULL)
 			return NULL;
-		json_object_foreach(j, k, v) {
+		json_object_foreach(j, k, v)
+		{
 			struct fwd_node *c = json_convert(doc, v, depth + 1, err);
 
 			if (c == NULL)
@@ -331,7 +335,8 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 		n = node_new(doc, FWD_NODE_SEQ, 0, err);
 		if (n == NULL)
 			return NULL;
-		json_array_foreach(j, i, v) {
+		json_array_foreach(j, i, v)
+		{
 			struct fwd_node *c = json_convert(doc, v, depth + 1, err);
 
 			if (c == NULL)
@@ -355,11 +360,13 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 			}
 		} else {
 			if (json_is_integer(j))
-				snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+				snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+					 json_integer_value(j));
 			else if (json_is_real(j))
 				snprintf(num, sizeof(num), "%.17g", json_real_value(j));
 			else
-				snprintf(num, sizeof(num), "%s", json_is_true(j) ? "true" : "false");
+				snprintf(num, sizeof(num), "%s",
+					 json_is_true(j) ? "true" : "false");
 			n->str = arena_strdup(doc, num, strlen(num));
 		}
 		return n->str ? n : NULL;
@@ -400,7 +407,8 @@ struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int
 	if (json < 0) {
 		size_t i = 0;
 
-		while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+		while (i < len &&
+		       (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
 			i++;
 		json = i < len && (buf[i] == '{' || buf[i] == '[');
 	}
@@ -429,7 +437,8 @@ int fwd_read_file(const char *path, char **bufp, size_t *lenp, struct fwd_err *e
 		goto close_fd;
 	}
 	if ((uint64_t)st.st_size > FWD_DOC_MAX_BYTES) {
-		rc = fwd_err_set(err, path, 0, NULL, "file larger than %u bytes", FWD_DOC_MAX_BYTES);
+		rc = fwd_err_set(err, path, 0, NULL, "file larger than %u bytes",
+				 FWD_DOC_MAX_BYTES);
 		goto close_fd;
 	}
 	buf = malloc((size_t)st.st_size + 1);

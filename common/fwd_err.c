@@ -10,7 +10,11 @@ void fwd_utf8_clean(char *s)
 	unsigned char *p = (unsigned char *)s;
 
 	while (*p) {
-		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+		int n = *p < 0x80	      ? 0
+			: (*p & 0xe0) == 0xc0 ? 1
+			: (*p & 0xf0) == 0xe0 ? 2
+			: (*p & 0xf8) == 0xf0 ? 3
+					      : -1;
 		int ok = n >= 0 && !(n == 1 && *p < 0xc2);
 
 		for (int i = 1; ok && i <= n; i++)

@@ -109,8 +109,8 @@ int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
 
 static int is_method(const uint8_t *p, size_t len)
 {
-	static const char *const methods[] = {"GET ", "POST ", "PUT ", "HEAD ", "DELETE ", "OPTIONS ",
-					      "PATCH ", "CONNECT ", "TRACE "};
+	static const char *const methods[] = {"GET ",	  "POST ",  "PUT ",	"HEAD ", "DELETE ",
+					      "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
 
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
 		size_t n = strlen(methods[i]);

@@ -16,7 +16,8 @@ static int cmp_len(const void *a, const void *b)
 
 /* Make *entry point to a group, creating one that inherits the entry's
  * current value (the longest prefix so far covering that range). */
-static int ensure_group(struct fwd_flt_image *img, uint32_t *entry, uint32_t max_groups, uint32_t *g)
+static int ensure_group(struct fwd_flt_image *img, uint32_t *entry, uint32_t max_groups,
+			uint32_t *g)
 {
 	uint32_t v = *entry;
 
@@ -70,7 +71,8 @@ struct fwd_flt_image *fwd_flt_compile(const struct fwd_flt_prefix *prefixes, uin
 		goto nomem;
 	for (uint32_t i = 0; i < nprefixes; i++) {
 		if (prefixes[i].rule >= nrules) {
-			fwd_err_set(err, "", 0, "filters", "prefix refers to rule %u of %u", prefixes[i].rule, nrules);
+			fwd_err_set(err, "", 0, "filters", "prefix refers to rule %u of %u",
+				    prefixes[i].rule, nrules);
 			goto fail;
 		}
 		order[i] = &prefixes[i];
@@ -93,7 +95,8 @@ struct fwd_flt_image *fwd_flt_compile(const struct fwd_flt_prefix *prefixes, uin
 			if (!seen) {
 				if (img->n_v6_lengths == FWD_FLT_MAX_V6_LENGTHS) {
 					fwd_err_set(err, "", 0, "filters",
-						    "IPv6 filter prefixes use more than %d distinct lengths",
+						    "IPv6 filter prefixes use more than %d "
+						    "distinct lengths",
 						    FWD_FLT_MAX_V6_LENGTHS);
 					goto fail;
 				}
@@ -135,8 +138,9 @@ struct fwd_flt_image *fwd_flt_compile(const struct fwd_flt_prefix *prefixes, uin
 		int pi = pr->proto == 6 ? 0 : pr->proto == 17 ? 1 : pr->proto == 132 ? 2 : -1;
 
 		if (pi < 0 || pr->rule >= nrules || pr->lo > pr->hi) {
-			fwd_err_set(err, "", 0, "filters", "bad port rule (protocol %u, %u-%u, rule %u)",
-				    pr->proto, pr->lo, pr->hi, pr->rule);
+			fwd_err_set(err, "", 0, "filters",
+				    "bad port rule (protocol %u, %u-%u, rule %u)", pr->proto,
+				    pr->lo, pr->hi, pr->rule);
 			goto fail;
 		}
 		for (uint32_t port = pr->lo; port <= pr->hi; port++)
@@ -206,16 +210,22 @@ struct fwd_flt_image *fwd_flt_compile_table(const struct fwd_filters *f, struct 
 	for (uint32_t i = 0; i < f->nprefix4; i++, k++) {
 		uint32_t a = f->prefix4[i].addr;
 
-		px[k] = (struct fwd_flt_prefix){.family = 4, .len = f->prefix4[i].len, .rule = f->prefix4[i].region,
-						.addr = {(uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8), (uint8_t)a}};
+		px[k] = (struct fwd_flt_prefix){.family = 4,
+						.len = f->prefix4[i].len,
+						.rule = f->prefix4[i].region,
+						.addr = {(uint8_t)(a >> 24), (uint8_t)(a >> 16),
+							 (uint8_t)(a >> 8), (uint8_t)a}};
 	}
 	for (uint32_t i = 0; i < f->nprefix6; i++, k++) {
-		px[k] = (struct fwd_flt_prefix){.family = 6, .len = f->prefix6[i].len, .rule = f->prefix6[i].region};
+		px[k] = (struct fwd_flt_prefix){
+			.family = 6, .len = f->prefix6[i].len, .rule = f->prefix6[i].region};
 		memcpy(px[k].addr, f->prefix6[i].addr, 16);
 	}
 	for (uint32_t i = 0; i < f->nranges; i++)
-		pt[i] = (struct fwd_flt_ports){.proto = f->ranges[i].proto, .lo = f->ranges[i].lo,
-					       .hi = f->ranges[i].hi, .rule = f->ranges[i].service};
+		pt[i] = (struct fwd_flt_ports){.proto = f->ranges[i].proto,
+					       .lo = f->ranges[i].lo,
+					       .hi = f->ranges[i].hi,
+					       .rule = f->ranges[i].service};
 	for (uint16_t i = 0; i < f->nrules; i++)
 		act[i] = f->rules[i].action;
 	img = fwd_flt_compile(px, np, pt, f->nranges, act, f->nrules, err);

@@ -41,22 +41,22 @@ enum fwd_flt_action {
 };
 
 /* Verdict counters (per CPU), one list for program, loader and docs. */
-#define FWD_FLT_COUNTERS(X)                                                          \
-	X(PASS, "pass", "passed: a pass rule or the default")                        \
-	X(DROP, "drop", "dropped: a drop rule or the default")                       \
-	X(NON_IP, "non_ip", "not IPv4/IPv6: handled by the non_ip policy")           \
-	X(MALFORMED, "malformed", "IP but malformed: handled by the malformed policy") \
-	X(RATE_LIMITED, "rate_limited", "dropped by a rate rule over its rate")       \
-	X(TO_AFXDP, "to_afxdp", "admitted IP packets redirected to AF_XDP sockets")   \
-	X(PREFIX_HIT, "prefix_hit", "decided by a source prefix rule")               \
-	X(SERVICE_HIT, "service_hit", "decided by a protocol/port rule")             \
+#define FWD_FLT_COUNTERS(X)                                                                        \
+	X(PASS, "pass", "passed: a pass rule or the default")                                      \
+	X(DROP, "drop", "dropped: a drop rule or the default")                                     \
+	X(NON_IP, "non_ip", "not IPv4/IPv6: handled by the non_ip policy")                         \
+	X(MALFORMED, "malformed", "IP but malformed: handled by the malformed policy")             \
+	X(RATE_LIMITED, "rate_limited", "dropped by a rate rule over its rate")                    \
+	X(TO_AFXDP, "to_afxdp", "admitted IP packets redirected to AF_XDP sockets")                \
+	X(PREFIX_HIT, "prefix_hit", "decided by a source prefix rule")                             \
+	X(SERVICE_HIT, "service_hit", "decided by a protocol/port rule")                           \
 	X(DEFAULT, "default", "matched no rule")
 
 enum fwd_flt_counter {
 #define X(id, name, help) FWD_FLT_CNT_##id,
 	FWD_FLT_COUNTERS(X)
 #undef X
-	FWD_FLT_CNT_MAX
+		FWD_FLT_CNT_MAX
 };
 
 struct fwd_flt_cfg {

@@ -102,7 +102,8 @@ static void child(const struct fwd_table *t, int fd)
 	for (uint32_t i = 0; i < t->ncontent; i++) {
 		const struct fwd_content_rule *r = &t->content[i];
 		const char *e = r->literal ? escape_literal(r->pattern) : r->pattern;
-		unsigned fl = HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL | (r->caseless ? HS_FLAG_CASELESS : 0);
+		unsigned fl =
+			HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL | (r->caseless ? HS_FLAG_CASELESS : 0);
 		hs_expr_info_t *info = NULL;
 		hs_compile_error_t *ce = NULL;
 
@@ -132,7 +133,8 @@ static void child(const struct fwd_table *t, int fd)
 		}
 		if (n == 0)
 			continue;
-		if (hs_compile_multi(fexpr, fflags, ids, n, HS_MODE_BLOCK, NULL, &db, &ce) != HS_SUCCESS)
+		if (hs_compile_multi(fexpr, fflags, ids, n, HS_MODE_BLOCK, NULL, &db, &ce) !=
+		    HS_SUCCESS)
 			child_fail(fd, CHILD_SET_TOO_EXPENSIVE,
 				   ce->expression >= 0 && (unsigned)ce->expression < n
 					   ? ids[ce->expression]
@@ -195,15 +197,15 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 	if (pipe(pfd) < 0) {
 		int rc0 = -errno;
 
-		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "pipe: %s",
-			     strerror(errno));
+		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
+			     "pipe: %s", strerror(errno));
 		return rc0;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pid = fork();
 	if (pid < 0) {
-		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "fork: %s",
-			     strerror(errno));
+		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
+			     "fork: %s", strerror(errno));
 		close(pfd[0]);
 		close(pfd[1]);
 		return -EAGAIN;
@@ -244,16 +246,18 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 		if (kind == CHILD_PATTERN_INVALID && rule < t->ncontent) {
 			char path[64];
 
-			snprintf(path, sizeof(path), "%s[%u].%s", FWD_KEY_NAME(DOC, CONTENT_RULES), rule,
-				 FWD_KEY_NAME(CONTENT, PATTERN));
-			rc = fwd_err_fail(e, FWD_R_INVALID_PATTERN, t->source, t->content[rule].line, path,
-					  "rule '%s': %s", t->content[rule].name, msg);
+			snprintf(path, sizeof(path), "%s[%u].%s", FWD_KEY_NAME(DOC, CONTENT_RULES),
+				 rule, FWD_KEY_NAME(CONTENT, PATTERN));
+			rc = fwd_err_fail(e, FWD_R_INVALID_PATTERN, t->source,
+					  t->content[rule].line, path, "rule '%s': %s",
+					  t->content[rule].name, msg);
 		} else {
 			char at[FWD_NAME_MAX + 16] = "";
 
 			if (rule < t->ncontent)
 				snprintf(at, sizeof(at), "at rule '%s': ", t->content[rule].name);
-			rc = fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
+			rc = fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0,
+					  FWD_KEY_NAME(DOC, CONTENT_RULES),
 					  "compiling the content rules exceeded its limits "
 					  "(%u s CPU, %zu MiB; %s%s)",
 					  lim->cpu_seconds, lim->memory_bytes >> 20, at, msg);
@@ -282,8 +286,10 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	out->compile_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (rc == -EPROTO || (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))) {
-		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
-			     "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; %s %d)",
+		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0,
+			     FWD_KEY_NAME(DOC, CONTENT_RULES),
+			     "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; "
+			     "%s %d)",
 			     lim->cpu_seconds, lim->memory_bytes >> 20,
 			     WIFSIGNALED(status) ? "signal" : "exit status",
 			     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
@@ -295,8 +301,8 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 	return rc;
 }
 
-int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
-		   struct fwd_err *e, const char **code)
+int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim,
+		   struct fwd_hs_dbs *out, struct fwd_err *e, const char **code)
 {
 	struct fwd_err local = {0};
 	int rc = fwd_hs_build(t, lim, out, e ? e : &local);

@@ -34,7 +34,10 @@ struct fwd_hs_limits {
 	size_t memory_bytes; /* RLIMIT_AS of the compiling child */
 };
 
-#define FWD_HS_DEFAULT_LIMITS {.cpu_seconds = 30, .memory_bytes = 2ull << 30}
+#define FWD_HS_DEFAULT_LIMITS                                                                      \
+	{                                                                                          \
+		.cpu_seconds = 30, .memory_bytes = 2ull << 30                                      \
+	}
 
 /**
  * Compile the table's content rules in a child process under @lim.
@@ -49,8 +52,8 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 
 /** fwd_hs_build() with the reason's code as a string in @code; for callers
  *  not yet moved to err->reason_code. */
-int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
-		   struct fwd_err *err, const char **code);
+int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim,
+		   struct fwd_hs_dbs *out, struct fwd_err *err, const char **code);
 void fwd_hs_free(struct fwd_hs_dbs *dbs);
 
 /** Hash of what the databases depend on: each rule's index, field, flags and pattern. */

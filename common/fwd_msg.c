@@ -11,13 +11,13 @@ static const struct {
 	const ProtobufCMessageDescriptor *request, *reply;
 } ops[] = {
 	[REGIONFWD__CTL__OP__OP_PUSH] = {&regionfwd__ctl__push_request__descriptor,
-					  &regionfwd__ctl__push_reply__descriptor},
+					 &regionfwd__ctl__push_reply__descriptor},
 	[REGIONFWD__CTL__OP__OP_STATUS] = {&regionfwd__ctl__empty__descriptor,
-					    &regionfwd__ctl__status_reply__descriptor},
+					   &regionfwd__ctl__status_reply__descriptor},
 	[REGIONFWD__CTL__OP__OP_COUNTERS] = {&regionfwd__ctl__empty__descriptor,
-					      &regionfwd__ctl__counter_report__descriptor},
+					     &regionfwd__ctl__counter_report__descriptor},
 	[REGIONFWD__CTL__OP__OP_EXPLAIN] = {&regionfwd__ctl__explain_request__descriptor,
-					     &regionfwd__ctl__explain_reply__descriptor},
+					    &regionfwd__ctl__explain_reply__descriptor},
 };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
@@ -109,8 +109,8 @@ int fwd_msg_hdr_decode(const uint8_t in[FWD_MSG_HDR_LEN], size_t max_body, struc
 				    get16(in + 10));
 	if (h->len > max_body)
 		return fwd_err_fail(e, FWD_R_BODY_TOO_LARGE, NULL, 0, "length",
-				    "a %u-byte %s body is larger than the %zu bytes allowed", h->len,
-				    fwd_msg_op_name(h->op), max_body);
+				    "a %u-byte %s body is larger than the %zu bytes allowed",
+				    h->len, fwd_msg_op_name(h->op), max_body);
 	return 0;
 }
 
@@ -169,6 +169,6 @@ void fwd_msg_error_to_err(const Regionfwd__Ctl__Error *m, struct fwd_err *err)
 {
 	int r = fwd_reason_from_name(m->code);
 
-	fwd_err_fail(err, r < 0 ? FWD_R_INVALID : (enum fwd_reason)r, m->file, m->line, m->path, "%s",
-		     m->reason && m->reason[0] ? m->reason : "no reason given");
+	fwd_err_fail(err, r < 0 ? FWD_R_INVALID : (enum fwd_reason)r, m->file, m->line, m->path,
+		     "%s", m->reason && m->reason[0] ? m->reason : "no reason given");
 }

@@ -46,7 +46,8 @@ struct fwd_pkt {
 	 * bytes with one byte-swapped load of the L4 header's first word. */
 	uint16_t dport; /* host order; 0 unless TCP/UDP/SCTP and not a later fragment */
 	uint16_t sport;
-	uint32_t frag_id; /* fragments only (0 otherwise): IPv4 identification or IPv6 fragment id */
+	uint32_t
+		frag_id; /* fragments only (0 otherwise): IPv4 identification or IPv6 fragment id */
 	uint8_t src[16]; /* network order; IPv4 uses the first 4 bytes */
 	uint8_t dst[16];
 };
@@ -72,7 +73,7 @@ FWD_INLINE void fwd_copy(uint8_t *dst, const uint8_t *src, int n)
  * first fragment is at least 8 bytes long (checked by the caller), which
  * always covers the ports. */
 FWD_INLINE int fwd_parse_l4(const uint8_t *l4, const uint8_t *l4end, const uint8_t *end,
-			     struct fwd_pkt *pkt)
+			    struct fwd_pkt *pkt)
 {
 	int need;
 
@@ -187,8 +188,8 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 
 FWD_INLINE int fwd_ipv6_is_ext(uint8_t nh)
 {
-	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60 || nh == 135 ||
-	       nh == 139 || nh == 140;
+	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60 || nh == 135 || nh == 139 ||
+	       nh == 140;
 }
 
 FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_pkt *pkt)
@@ -319,7 +320,8 @@ FWD_INLINE void fwd_pkt_set_plain(struct fwd_pkt *pkt, uint8_t l3_len, uint8_t f
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	/* l2_len 14, l3_len, family, proto, frag NONE, no VLAN tags */
-	uint64_t head = 14 | (uint64_t)l3_len << 16 | (uint64_t)family << 32 | (uint64_t)proto << 40;
+	uint64_t head =
+		14 | (uint64_t)l3_len << 16 | (uint64_t)family << 32 | (uint64_t)proto << 40;
 	uint32_t ports;
 	uint64_t tail;
 

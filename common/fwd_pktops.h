@@ -81,7 +81,8 @@ FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
 	 * 2(B)): adding the word whose bytes are {0x01, 0x00} to the checksum
 	 * read in host order adds 0x0100 in network order, and 0xffff and 0 read
 	 * the same either way. So no byte swaps. */
-	const uint16_t one_in_first_byte = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0x0001 : 0x0100;
+	const uint16_t one_in_first_byte =
+		__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0x0001 : 0x0100;
 	uint16_t w;
 	uint32_t hc;
 

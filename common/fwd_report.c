@@ -19,7 +19,9 @@ static const struct {
 	[FWD_RS_REGIONS] = {"regions", {NULL}, {"packets", "bytes"}},
 	[FWD_RS_SERVICES] = {"services", {NULL}, {"packets", "bytes"}},
 	[FWD_RS_POLICIES] = {"policies", {"action", "target"}, {"packets"}},
-	[FWD_RS_CONTENT] = {"content_rules", {"field", "action", "to"}, {"matches", "flow_packets"}},
+	[FWD_RS_CONTENT] = {"content_rules",
+			    {"field", "action", "to"},
+			    {"matches", "flow_packets"}},
 	[FWD_RS_PORTS] = {"ports",
 			  {NULL},
 			  {"ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf"}},
@@ -68,7 +70,8 @@ struct fwd_report *fwd_report_clone(const struct fwd_report *r)
 		struct fwd_report_section *to = &c->sec[s];
 
 		to->rows = from->cap ? malloc(sizeof(*to->rows) * from->cap) : NULL;
-		to->index = from->index ? malloc(sizeof(*to->index) * (from->index_mask + 1)) : NULL;
+		to->index =
+			from->index ? malloc(sizeof(*to->index) * (from->index_mask + 1)) : NULL;
 		if ((from->cap && to->rows == NULL) || (from->index && to->index == NULL)) {
 			for (int k = 0; k <= s; k++) {
 				free(c->sec[k].rows);
@@ -179,12 +182,14 @@ static json_t *section_json(const struct fwd_report *r, enum fwd_report_sec s)
 		json_t *e = json_object();
 
 		for (int v = 0; v < FWD_REPORT_VALUES && sections[s].values[v]; v++)
-			json_object_set_new(e, sections[s].values[v], json_integer((json_int_t)row->v[v]));
+			json_object_set_new(e, sections[s].values[v],
+					    json_integer((json_int_t)row->v[v]));
 		for (int a = 0; a < FWD_REPORT_ATTRS && sections[s].attrs[a]; a++)
 			if (row->attr_state[a] != FWD_RA_ABSENT)
 				json_object_set_new(e, sections[s].attrs[a],
-						    row->attr_state[a] == FWD_RA_SET ? json_string(row->attr[a])
-										     : json_null());
+						    row->attr_state[a] == FWD_RA_SET
+							    ? json_string(row->attr[a])
+							    : json_null());
 		json_object_set_new(o, row->name, e);
 	}
 	return o;
@@ -196,17 +201,18 @@ json_t *fwd_report_gen_json(const struct fwd_report_gen *g)
 	char h[17];
 
 	snprintf(h, sizeof(h), "%016llx", (unsigned long long)g->hash);
-	gen = json_pack("{s:I, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "id", (json_int_t)g->id,
-			"hash", h, "source", g->source, "created_unix_ns", (json_int_t)g->created_unix_ns,
-			"regions", (int)g->regions, "services", (int)g->services, "links", (int)g->links,
-			"policies", (int)g->policies, "prefixes_v4", (json_int_t)g->prefixes_v4,
-			"prefixes_v6", (json_int_t)g->prefixes_v6);
+	gen = json_pack("{s:I, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "id",
+			(json_int_t)g->id, "hash", h, "source", g->source, "created_unix_ns",
+			(json_int_t)g->created_unix_ns, "regions", (int)g->regions, "services",
+			(int)g->services, "links", (int)g->links, "policies", (int)g->policies,
+			"prefixes_v4", (json_int_t)g->prefixes_v4, "prefixes_v6",
+			(json_int_t)g->prefixes_v6);
 	if (gen && g->has_content)
-		json_object_set_new(gen, "content",
-				    json_pack("{s:i, s:I, s:I, s:b}", "rules", (int)g->content_rules,
-					      "database_bytes", (json_int_t)g->database_bytes,
-					      "scratch_bytes", (json_int_t)g->scratch_bytes,
-					      "compiled_here", g->compiled_here));
+		json_object_set_new(
+			gen, "content",
+			json_pack("{s:i, s:I, s:I, s:b}", "rules", (int)g->content_rules,
+				  "database_bytes", (json_int_t)g->database_bytes, "scratch_bytes",
+				  (json_int_t)g->scratch_bytes, "compiled_here", g->compiled_here));
 	return gen;
 }
 
@@ -222,25 +228,29 @@ json_t *fwd_report_json(const struct fwd_report *r)
 	}
 	gen = fwd_report_gen_json(&r->gen);
 	for (int i = 0; i < FWD_DROP_MAX; i++)
-		json_object_set_new(drops, fwd_drop_names[i], json_integer((json_int_t)r->drops[i]));
+		json_object_set_new(drops, fwd_drop_names[i],
+				    json_integer((json_int_t)r->drops[i]));
 	for (int i = 0; i < FWD_EVT_MAX; i++)
 		json_object_set_new(evts, fwd_evt_names[i], json_integer((json_int_t)r->events[i]));
 	json_object_set_new(j, "generation", gen);
 	json_object_set_new(j, "workers", json_integer(r->workers));
 	json_object_set_new(j, fwd_report_sec_key(FWD_RS_PORTS), section_json(r, FWD_RS_PORTS));
 	if (r->has_mbufs)
-		json_object_set_new(j, "mbufs", json_pack("{s:I, s:I}", "pool", (json_int_t)r->mbuf_pool,
-							  "in_use", (json_int_t)r->mbuf_in_use));
+		json_object_set_new(j, "mbufs",
+				    json_pack("{s:I, s:I}", "pool", (json_int_t)r->mbuf_pool,
+					      "in_use", (json_int_t)r->mbuf_in_use));
 	json_object_set_new(j, "packets",
 			    json_pack("{s:I, s:I, s:I, s:I, s:I}", "rx", (json_int_t)r->packets.rx,
 				      "rx_bytes", (json_int_t)r->packets.rx_bytes, "tx",
-				      (json_int_t)r->packets.tx, "tx_bytes", (json_int_t)r->packets.tx_bytes,
-				      "dropped", (json_int_t)r->packets.dropped));
+				      (json_int_t)r->packets.tx, "tx_bytes",
+				      (json_int_t)r->packets.tx_bytes, "dropped",
+				      (json_int_t)r->packets.dropped));
 	json_object_set_new(j, "drops", drops);
 	json_object_set_new(j, "events", evts);
 	for (int s = 0; s < FWD_RS_MAX; s++)
 		if (s != FWD_RS_PORTS)
-			json_object_set_new(j, sections[s].key, section_json(r, (enum fwd_report_sec)s));
+			json_object_set_new(j, sections[s].key,
+					    section_json(r, (enum fwd_report_sec)s));
 	return j;
 }
 
@@ -256,7 +266,8 @@ static int get_u64(const json_t *o, const char *path, const char *key, uint64_t 
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
 		snprintf(p, sizeof(p), "%s%s%s", path, path[0] ? "." : "", key);
-		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, p, "expected a counter (an integer >= 0)");
+		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, p,
+				    "expected a counter (an integer >= 0)");
 	}
 	*out = (uint64_t)json_integer_value(v);
 	return 0;
@@ -271,8 +282,10 @@ static int section_from_json(struct fwd_report *r, enum fwd_report_sec s, const 
 	if (o == NULL)
 		return 0;
 	if (!json_is_object(o))
-		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, sections[s].key, "expected an object");
-	json_object_foreach((json_t *)o, name, row) {
+		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, sections[s].key,
+				    "expected an object");
+	json_object_foreach((json_t *)o, name, row)
+	{
 		struct fwd_report_row *out;
 		char path[160];
 		int rc;
@@ -293,7 +306,8 @@ static int section_from_json(struct fwd_report *r, enum fwd_report_sec s, const 
 				continue;
 			if (!json_is_string(av) && !json_is_null(av))
 				return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, path,
-						    "'%s' must be a string or null", sections[s].attrs[a]);
+						    "'%s' must be a string or null",
+						    sections[s].attrs[a]);
 			fwd_report_set_attr(out, a, json_string_value(av));
 		}
 	}
@@ -315,7 +329,8 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 		return NULL;
 	}
 	if (!json_is_object(g) || !json_is_object(pk)) {
-		fwd_err_fail(e, FWD_R_INVALID, NULL, 0, json_is_object(g) ? "packets" : "generation",
+		fwd_err_fail(e, FWD_R_INVALID, NULL, 0,
+			     json_is_object(g) ? "packets" : "generation",
 			     "missing or not an object");
 		return NULL;
 	}
@@ -331,8 +346,8 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 		 json_string_value(json_object_get(g, "source")) ?: "");
 	if (!rc && !(rc = get_u64(g, "generation", "created_unix_ns", &u, 0, e)))
 		r->gen.created_unix_ns = (int64_t)u;
-#define U32(field)                                                                  \
-	if (!rc && !(rc = get_u64(g, "generation", #field, &u, 0, e)))              \
+#define U32(field)                                                                                 \
+	if (!rc && !(rc = get_u64(g, "generation", #field, &u, 0, e)))                             \
 		r->gen.field = (uint32_t)u;
 	U32(regions)
 	U32(services)
@@ -348,9 +363,11 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 		if (!(rc = get_u64(c, "generation.content", "rules", &u, 0, e)))
 			r->gen.content_rules = (uint32_t)u;
 		if (!rc)
-			rc = get_u64(c, "generation.content", "database_bytes", &r->gen.database_bytes, 0, e);
+			rc = get_u64(c, "generation.content", "database_bytes",
+				     &r->gen.database_bytes, 0, e);
 		if (!rc)
-			rc = get_u64(c, "generation.content", "scratch_bytes", &r->gen.scratch_bytes, 0, e);
+			rc = get_u64(c, "generation.content", "scratch_bytes",
+				     &r->gen.scratch_bytes, 0, e);
 		r->gen.compiled_here = json_is_true(json_object_get(c, "compiled_here"));
 	}
 	if (!rc && !(rc = get_u64(j, "", "workers", &u, 0, e)))
@@ -365,21 +382,22 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 		rc = get_u64(pk, "packets", "tx_bytes", &r->packets.tx_bytes, 0, e);
 	if (!rc)
 		rc = get_u64(pk, "packets", "dropped", &r->packets.dropped, 0, e);
-	json_object_foreach((json_t *)json_object_get(j, "drops"), k, v)
-		for (int i = 0; !rc && i < FWD_DROP_MAX; i++)
-			if (strcmp(k, fwd_drop_names[i]) == 0)
-				rc = get_u64(json_object_get(j, "drops"), "drops", k, &r->drops[i], 1, e);
-	json_object_foreach((json_t *)json_object_get(j, "events"), k, v)
-		for (int i = 0; !rc && i < FWD_EVT_MAX; i++)
-			if (strcmp(k, fwd_evt_names[i]) == 0)
-				rc = get_u64(json_object_get(j, "events"), "events", k, &r->events[i], 1, e);
+	json_object_foreach((json_t *)json_object_get(j, "drops"), k,
+			    v) for (int i = 0; !rc && i < FWD_DROP_MAX;
+				    i++) if (strcmp(k, fwd_drop_names[i]) == 0) rc =
+		get_u64(json_object_get(j, "drops"), "drops", k, &r->drops[i], 1, e);
+	json_object_foreach((json_t *)json_object_get(j, "events"), k,
+			    v) for (int i = 0; !rc && i < FWD_EVT_MAX;
+				    i++) if (strcmp(k, fwd_evt_names[i]) == 0) rc =
+		get_u64(json_object_get(j, "events"), "events", k, &r->events[i], 1, e);
 	if (!rc && json_is_object(mb = json_object_get(j, "mbufs"))) {
 		r->has_mbufs = 1;
 		if (!(rc = get_u64(mb, "mbufs", "pool", &r->mbuf_pool, 0, e)))
 			rc = get_u64(mb, "mbufs", "in_use", &r->mbuf_in_use, 0, e);
 	}
 	for (int s = 0; !rc && s < FWD_RS_MAX; s++)
-		rc = section_from_json(r, (enum fwd_report_sec)s, json_object_get(j, sections[s].key), e);
+		rc = section_from_json(r, (enum fwd_report_sec)s,
+				       json_object_get(j, sections[s].key), e);
 	if (rc) {
 		fwd_report_free(r);
 		return NULL;

@@ -103,7 +103,8 @@ void fwd_report_free(struct fwd_report *r);
 struct fwd_report *fwd_report_clone(const struct fwd_report *r);
 
 /** The row named @name of section @s, added (zeroed) when missing; NULL on ENOMEM. */
-struct fwd_report_row *fwd_report_row(struct fwd_report *r, enum fwd_report_sec s, const char *name);
+struct fwd_report_row *fwd_report_row(struct fwd_report *r, enum fwd_report_sec s,
+				      const char *name);
 
 /** The row named @name, or NULL. */
 const struct fwd_report_row *fwd_report_find(const struct fwd_report *r, enum fwd_report_sec s,

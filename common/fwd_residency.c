@@ -30,8 +30,8 @@ static int violation(const struct fwd_table *t, const struct fwd_residency *r, u
 	fwd_err_set(err, t->source, p->line, path,
 		    "breaks residency rule '%s': region '%s' service '%s' %s link '%s' "
 		    "(tags: %s; allowed: %s)",
-		    r->name, t->region_names[r->region], t->service_names[service], how, l->name, have,
-		    want);
+		    r->name, t->region_names[r->region], t->service_names[service], how, l->name,
+		    have, want);
 	return -EPERM;
 }
 
@@ -48,7 +48,8 @@ int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, st
 			const struct fwd_policy *p = &t->policies[pid];
 
 			if (p->action == FWD_ACT_LINK && !fwd_link_allowed(&t->links[p->target], r))
-				return violation(t, r, s, pid, &t->links[p->target], "steers to", err);
+				return violation(t, r, s, pid, &t->links[p->target], "steers to",
+						 err);
 			if (p->action == FWD_ACT_GROUP) {
 				const struct fwd_group *g = &t->groups[p->target];
 
@@ -56,13 +57,16 @@ int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, st
 					const struct fwd_link *l = &t->links[g->members[m].link];
 					char how[64];
 
-					snprintf(how, sizeof(how), "steers to group '%s' with", g->name);
+					snprintf(how, sizeof(how), "steers to group '%s' with",
+						 g->name);
 					if (g->members[m].weight && !fwd_link_allowed(l, r))
 						return violation(t, r, s, pid, l, how, err);
 				}
 			}
-			if (p->mirror != FWD_LINK_NONE && !fwd_link_allowed(&t->links[p->mirror], r))
-				return violation(t, r, s, pid, &t->links[p->mirror], "mirrors to", err);
+			if (p->mirror != FWD_LINK_NONE &&
+			    !fwd_link_allowed(&t->links[p->mirror], r))
+				return violation(t, r, s, pid, &t->links[p->mirror], "mirrors to",
+						 err);
 		}
 	}
 	return 0;

@@ -274,17 +274,17 @@ static int parse_description(struct vctx *c, const struct fwd_node *f)
  * exactly one entry (test_table.c checks). */
 static const struct fwd_section sections[] = {
 	/* field                  parse               index              resolves */
-	{FWD_F_DOC_VERSION,       parse_version,      NULL,              0},
-	{FWD_F_DOC_DESCRIPTION,   parse_description,  NULL,              0},
-	{FWD_F_DOC_REGIONS,       tv_parse_regions,   tv_index_regions,  0},
-	{FWD_F_DOC_SERVICES,      tv_parse_services,  tv_index_services, 0},
-	{FWD_F_DOC_LINKS,         tv_parse_links,     tv_index_links,    0},
-	{FWD_F_DOC_LINK_GROUPS,   tv_parse_groups,    tv_index_groups,   1},
-	{FWD_F_DOC_POLICIES,      tv_parse_policies,  NULL,              1},
-	{FWD_F_DOC_DEFAULT,       NULL,               NULL,              0}, /* by policies */
-	{FWD_F_DOC_RESIDENCY,     tv_parse_residency, NULL,              1},
-	{FWD_F_DOC_FILTERS,       tv_parse_filters,   NULL,              0},
-	{FWD_F_DOC_CONTENT_RULES, tv_parse_content,   NULL,              1},
+	{FWD_F_DOC_VERSION, parse_version, NULL, 0},
+	{FWD_F_DOC_DESCRIPTION, parse_description, NULL, 0},
+	{FWD_F_DOC_REGIONS, tv_parse_regions, tv_index_regions, 0},
+	{FWD_F_DOC_SERVICES, tv_parse_services, tv_index_services, 0},
+	{FWD_F_DOC_LINKS, tv_parse_links, tv_index_links, 0},
+	{FWD_F_DOC_LINK_GROUPS, tv_parse_groups, tv_index_groups, 1},
+	{FWD_F_DOC_POLICIES, tv_parse_policies, NULL, 1},
+	{FWD_F_DOC_DEFAULT, NULL, NULL, 0}, /* by policies */
+	{FWD_F_DOC_RESIDENCY, tv_parse_residency, NULL, 1},
+	{FWD_F_DOC_FILTERS, tv_parse_filters, NULL, 0},
+	{FWD_F_DOC_CONTENT_RULES, tv_parse_content, NULL, 1},
 };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
@@ -486,4 +486,3 @@ const char *fwd_table_policy_key(const struct fwd_table *t, uint32_t pid, char *
 			 p->service == FWD_ANY ? WORD(BUILTIN, ANY) : t->service_names[p->service]);
 	return buf;
 }
-

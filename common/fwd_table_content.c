@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *path, const struct nidx *x,
-			 const char *what, uint16_t **out, uint16_t *count)
+static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *path,
+			 const struct nidx *x, const char *what, uint16_t **out, uint16_t *count)
 {
 	char p[340];
 	int rc;
@@ -53,7 +53,8 @@ static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, 
 			region |= cr->regions[k] == r->region;
 		for (uint16_t k = 0; k < cr->nservices; k++)
 			for (uint16_t m = 0; m < r->nservices; m++)
-				svc |= r->services[m] == FWD_ANY || r->services[m] == cr->services[k];
+				svc |= r->services[m] == FWD_ANY ||
+				       r->services[m] == cr->services[k];
 		if (!region || !svc)
 			continue;
 		if (cr->target_kind == FWD_ACT_LINK) {
@@ -68,11 +69,14 @@ static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, 
 			const struct fwd_group *g = &t->groups[cr->target];
 
 			for (uint16_t m = 0; m < g->nmembers; m++)
-				if (g->members[m].weight && !fwd_link_allowed(&t->links[g->members[m].link], r))
-					return fwd_err_set(c->err, c->file, cr->line, path,
-							   "breaks residency rule '%s': steers region '%s' traffic to group '%s' with link '%s'",
-							   r->name, t->region_names[r->region], g->name,
-							   t->links[g->members[m].link].name);
+				if (g->members[m].weight &&
+				    !fwd_link_allowed(&t->links[g->members[m].link], r))
+					return fwd_err_set(
+						c->err, c->file, cr->line, path,
+						"breaks residency rule '%s': steers region '%s' "
+						"traffic to group '%s' with link '%s'",
+						r->name, t->region_names[r->region], g->name,
+						t->links[g->members[m].link].name);
 		}
 	}
 	return 0;
@@ -122,10 +126,10 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 		if ((rc = tv_get_scalar(c, f, path, &s)))
 			return rc;
 		if ((w = fwd_schema_index(FWD_SC_CONTENT_FIELD, s)) < 0)
-			return tv_fail(
-			    c, f, path, "%s must be %s, not '%s'", KEY(CONTENT, FIELD),
-			    tv_word_list(FWD_SC_CONTENT_FIELD, "", " or ", words, sizeof(words)),
-			    s);
+			return tv_fail(c, f, path, "%s must be %s, not '%s'", KEY(CONTENT, FIELD),
+				       tv_word_list(FWD_SC_CONTENT_FIELD, "", " or ", words,
+						    sizeof(words)),
+				       s);
 		cr->field = (uint8_t)w; /* enum fwd_content_field */
 		REQ(PATTERN);
 		if ((rc = tv_get_scalar(c, f, path, &s)))
@@ -144,9 +148,9 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 			if ((rc = tv_get_scalar(c, f, path, &s)))
 				return rc;
 			if ((w = fwd_schema_lookup(FWD_SC_BOOL, s)) < 0)
-				return tv_fail(
-				    c, f, path, "must be %s",
-				    tv_word_list(FWD_SC_BOOL, "", " or ", words, sizeof(words)));
+				return tv_fail(c, f, path, "must be %s",
+					       tv_word_list(FWD_SC_BOOL, "", " or ", words,
+							    sizeof(words)));
 			*(k ? &cr->caseless : &cr->literal) = w == FWD_V_BOOL_TRUE;
 		}
 		REQ(SERVICES);
@@ -163,10 +167,10 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 		if ((rc = tv_get_scalar(c, f, path, &s)))
 			return rc;
 		if ((w = fwd_schema_index(FWD_SC_CONTENT_ACTION, s)) < 0)
-			return tv_fail(
-			    c, f, path, "%s must be %s, not '%s'", KEY(CONTENT, ACTION),
-			    tv_word_list(FWD_SC_CONTENT_ACTION, "", " or ", words, sizeof(words)),
-			    s);
+			return tv_fail(c, f, path, "%s must be %s, not '%s'", KEY(CONTENT, ACTION),
+				       tv_word_list(FWD_SC_CONTENT_ACTION, "", " or ", words,
+						    sizeof(words)),
+				       s);
 		cr->action = (uint8_t)w; /* enum fwd_content_action */
 #undef REQ
 		f = fwd_node_get(m, to_key);
@@ -188,8 +192,8 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 			} else {
 				return tv_fail(c, f, path, "unknown %s '%s'",
 					       cr->action == FWD_CA_MIRROR
-						   ? "link (mirror takes a link)"
-						   : "link or link group",
+						       ? "link (mirror takes a link)"
+						       : "link or link group",
 					       s);
 			}
 			cr->target = (uint16_t)id;
@@ -202,19 +206,24 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 			 * move a connection between links mid-stream. */
 			for (uint16_t k = 0; k < cr->nservices; k++)
 				for (uint32_t r = 0; r < t->nranges; r++)
-					if (t->ranges[r].service == cr->services[k] && t->ranges[r].proto != FWD_PROTO_UDP) {
+					if (t->ranges[r].service == cr->services[k] &&
+					    t->ranges[r].proto != FWD_PROTO_UDP) {
 						char proto[8];
 
 						snprintf(path, sizeof(path), "%s[%u].%s", sec, i,
 							 KEY(CONTENT, ACTION));
-						fwd_proto_name(t->ranges[r].proto, proto, sizeof(proto));
+						fwd_proto_name(t->ranges[r].proto, proto,
+							       sizeof(proto));
 						return tv_fail(
-						    c, fwd_node_get(m, KEY(CONTENT, ACTION)), path,
-						    "steer decides per packet, so its scope must "
-						    "be UDP only: service '%s' has %s ports (a %s "
-						    "flow would change link mid-stream)",
-						    t->service_names[cr->services[k]], proto,
-						    proto);
+							c, fwd_node_get(m, KEY(CONTENT, ACTION)),
+							path,
+							"steer decides per packet, so its scope "
+							"must "
+							"be UDP only: service '%s' has %s ports (a "
+							"%s "
+							"flow would change link mid-stream)",
+							t->service_names[cr->services[k]], proto,
+							proto);
 					}
 		}
 		snprintf(path, sizeof(path), "%s[%u]", sec, i);

@@ -16,8 +16,8 @@ _Static_assert(FWD_SCHEMA_POS(FILTER_ACTION, PASS) == FWD_FLT_PASS &&
 		       FWD_SCHEMA_POS(FILTER_ACTION, RATE) == FWD_FLT_RATE,
 	       "fwd_schema.def: FILTER_ACTION words are indexed like enum fwd_flt_action");
 
-static int parse_flt_action(struct vctx *c, const struct fwd_node *n, const char *path, uint8_t *out,
-			    int allow_rate)
+static int parse_flt_action(struct vctx *c, const struct fwd_node *n, const char *path,
+			    uint8_t *out, int allow_rate)
 {
 	const char *s;
 	int rc = tv_get_scalar(c, n, path, &s), w;
@@ -45,16 +45,16 @@ int tv_parse_filters(struct vctx *c, const struct fwd_node *f)
 		enum fwd_schema key;
 		size_t off;
 	} actions[] = {
-	    {FWD_F_FILTERS_DEFAULT, offsetof(struct fwd_filters, default_action)},
-	    {FWD_F_FILTERS_NON_IP, offsetof(struct fwd_filters, non_ip_action)},
-	    {FWD_F_FILTERS_MALFORMED, offsetof(struct fwd_filters, malformed_action)},
+		{FWD_F_FILTERS_DEFAULT, offsetof(struct fwd_filters, default_action)},
+		{FWD_F_FILTERS_NON_IP, offsetof(struct fwd_filters, non_ip_action)},
+		{FWD_F_FILTERS_MALFORMED, offsetof(struct fwd_filters, malformed_action)},
 	};
 	const char *const sec = KEY(DOC, FILTERS);
 	const char *const name = KEY(FILTER_RULE, NAME), *const action = KEY(FILTER_RULE, ACTION);
 	const char *const prefixes = KEY(FILTER_RULE, PREFIXES);
 	const char *const services = KEY(FILTER_RULE, SERVICES);
 	const char *const rate_pps = KEY(FILTER_RULE, RATE_PPS), *const burst =
-								     KEY(FILTER_RULE, BURST);
+									 KEY(FILTER_RULE, BURST);
 	char rules_path[64];
 	struct fwd_filters *fl = &c->t->filters;
 	struct fwd_table s = {0}; /* the prefix and port parsers write here */
@@ -89,8 +89,9 @@ int tv_parse_filters(struct vctx *c, const struct fwd_node *f)
 			return rc;
 		if ((w = fwd_schema_lookup(FWD_SC_REDIRECT, v)) < 0)
 			return tv_fail(
-			    c, n, path, "must be %s, not '%s'",
-			    tv_word_list(FWD_SC_REDIRECT, "'", " or ", words, sizeof(words)), v);
+				c, n, path, "must be %s, not '%s'",
+				tv_word_list(FWD_SC_REDIRECT, "'", " or ", words, sizeof(words)),
+				v);
 		fl->redirect = w == FWD_V_REDIRECT_AF_XDP;
 	}
 	snprintf(rules_path, sizeof(rules_path), "%s.%s", sec, KEY(FILTERS, RULES));
@@ -105,7 +106,8 @@ int tv_parse_filters(struct vctx *c, const struct fwd_node *f)
 		const struct fwd_node *p = fwd_node_get(r, prefixes),
 				      *sv = fwd_node_get(r, services);
 
-		for (const struct fwd_node *e = p && p->type == FWD_NODE_SEQ ? p->child : NULL; e; e = e->next)
+		for (const struct fwd_node *e = p && p->type == FWD_NODE_SEQ ? p->child : NULL; e;
+		     e = e->next)
 			*(strchr(e->str, ':') ? &n6 : &n4) += 1;
 		nr += sv && sv->type == FWD_NODE_SEQ ? sv->count * 3 : 0;
 	}
@@ -217,10 +219,12 @@ int tv_parse_filters(struct vctx *c, const struct fwd_node *f)
 				    : tv_parse_svc_entry(&sc, e, path, (uint16_t)i)))
 				goto out;
 			for (uint32_t x = before; x < s.nranges; x++)
-				if (s.ranges[x].proto != FWD_PROTO_TCP && s.ranges[x].proto != FWD_PROTO_UDP &&
+				if (s.ranges[x].proto != FWD_PROTO_TCP &&
+				    s.ranges[x].proto != FWD_PROTO_UDP &&
 				    s.ranges[x].proto != FWD_PROTO_SCTP) {
 					rc = tv_fail(c, e, path,
-						     "filter services take tcp, udp, sctp or any with ports");
+						     "filter services take tcp, udp, sctp or any "
+						     "with ports");
 					goto out;
 				}
 		}

@@ -84,8 +84,8 @@ int tv_parse_links(struct vctx *c, const struct fwd_node *links)
 				       s);
 		if (lk->next_hop_mac[0] & 1)
 			return tv_fail(
-			    c, f, path,
-			    "'%s' is a multicast/broadcast address; a next hop is unicast", s);
+				c, f, path,
+				"'%s' is a multicast/broadcast address; a next hop is unicast", s);
 		if (!(lk->next_hop_mac[0] | lk->next_hop_mac[1] | lk->next_hop_mac[2] |
 		      lk->next_hop_mac[3] | lk->next_hop_mac[4] | lk->next_hop_mac[5]))
 			return tv_fail(c, f, path, "the all-zero MAC is not a next hop");

@@ -69,8 +69,8 @@ static int parse_action(struct vctx *c, const struct names *nm, const struct fwd
 		char words[64];
 
 		return tv_fail(
-		    c, a, path, "%s must be %s, not '%s'", action,
-		    tv_word_list(FWD_SC_POLICY_ACTION, "'", " or ", words, sizeof(words)), s);
+			c, a, path, "%s must be %s, not '%s'", action,
+			tv_word_list(FWD_SC_POLICY_ACTION, "'", " or ", words, sizeof(words)), s);
 	}
 	if (mir) {
 		int id;
@@ -136,8 +136,10 @@ int tv_parse_policies(struct vctx *c, const struct fwd_node *pol)
 		return -ENOMEM;
 
 	/* Policy 0: the default, drop when the document has none (fail closed). */
-	t->policies[0] = (struct fwd_policy){.region = FWD_ANY, .service = FWD_ANY,
-					     .action = FWD_ACT_DROP, .mirror = FWD_LINK_NONE};
+	t->policies[0] = (struct fwd_policy){.region = FWD_ANY,
+					     .service = FWD_ANY,
+					     .action = FWD_ACT_DROP,
+					     .mirror = FWD_LINK_NONE};
 	if (def && def->type != FWD_NODE_NULL) {
 		if ((rc = tv_want(c, def, dsec, FWD_NODE_MAP)) ||
 		    (rc = tv_check_keys(c, def, dsec, FWD_SC_DEFAULT)) ||
@@ -181,13 +183,13 @@ int tv_parse_policies(struct vctx *c, const struct fwd_node *pol)
 
 			if (((uint32_t)q->region << 16 | q->service) == key) {
 				rc = tv_fail(
-				    c, m, path,
-				    "a policy for %s '%s', %s '%s' already exists (line %u)",
-				    KEY(POLICY, REGION),
-				    p->region == FWD_ANY ? any : t->region_names[p->region],
-				    KEY(POLICY, SERVICE),
-				    p->service == FWD_ANY ? any : t->service_names[p->service],
-				    q->line);
+					c, m, path,
+					"a policy for %s '%s', %s '%s' already exists (line %u)",
+					KEY(POLICY, REGION),
+					p->region == FWD_ANY ? any : t->region_names[p->region],
+					KEY(POLICY, SERVICE),
+					p->service == FWD_ANY ? any : t->service_names[p->service],
+					q->line);
 				goto out;
 			}
 		}

@@ -24,7 +24,8 @@ int tv_parse_prefix(struct vctx *c, const struct fwd_node *n, const char *path, 
 	if (rc)
 		return rc;
 	slash = strchr(s, '/');
-	if (slash == NULL || (size_t)(slash - s) >= sizeof(addr) || !isdigit((unsigned char)slash[1]))
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(addr) ||
+	    !isdigit((unsigned char)slash[1]))
 		return tv_fail(c, n, path, "'%s' is not a prefix (ADDRESS/LENGTH)", s);
 	memcpy(addr, s, (size_t)(slash - s));
 	addr[slash - s] = '\0';
@@ -69,7 +70,8 @@ int tv_parse_prefix(struct vctx *c, const struct fwd_node *n, const char *path, 
 		if (t->nprefix6 >= FWD_MAX_PREFIX6)
 			return tv_fail(c, n, path, "more than %d IPv6 prefixes", FWD_MAX_PREFIX6);
 		for (unsigned i = 0; i < 16; i++) {
-			unsigned keep = len >= (i + 1) * 8 ? 8 : (len > i * 8 ? (unsigned)len - i * 8 : 0);
+			unsigned keep =
+				len >= (i + 1) * 8 ? 8 : (len > i * 8 ? (unsigned)len - i * 8 : 0);
 			uint8_t m = keep ? (uint8_t)(0xff << (8 - keep)) : 0;
 
 			if (a[i] & ~m)

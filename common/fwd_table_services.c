@@ -166,8 +166,10 @@ int tv_check_overlaps(struct vctx *c)
 			else
 				snprintf(path, sizeof(path), "%s.%s", KEY(DOC, SERVICES),
 					 t->service_names[later->service]);
-			return fwd_err_set(c->err, c->file, later->line, path, "%s overlaps %s of %s '%s'", a,
-					   b, c->filters ? "rule" : "service", t->service_names[first->service]);
+			return fwd_err_set(c->err, c->file, later->line, path,
+					   "%s overlaps %s of %s '%s'", a, b,
+					   c->filters ? "rule" : "service",
+					   t->service_names[first->service]);
 		}
 	}
 	return 0;
@@ -180,8 +182,8 @@ int tv_parse_services(struct vctx *c, const struct fwd_node *services)
 	char path[320];
 	int rc;
 
-	if ((rc = tv_section_map(c, services, KEY(DOC, SERVICES), FWD_MAX_SERVICES,
-				 "services")) < 0)
+	if ((rc = tv_section_map(c, services, KEY(DOC, SERVICES), FWD_MAX_SERVICES, "services")) <
+	    0)
 		return rc;
 	if (rc)
 		services = NULL;

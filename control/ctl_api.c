@@ -82,8 +82,9 @@ static json_t *body_json(const struct req *q, struct reply *r)
 	}
 	j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
 	if (j == NULL || !json_is_object(j)) {
-		snprintf(reason, sizeof(reason), "body is not a JSON object%s%s (line %d, column %d)",
-			 j ? "" : ": ", j ? "" : je.text, je.line, je.column);
+		snprintf(reason, sizeof(reason),
+			 "body is not a JSON object%s%s (line %d, column %d)", j ? "" : ": ",
+			 j ? "" : je.text, je.line, je.column);
 		json_decref(j);
 		reply_simple(r, FWD_R_BAD_REQUEST, "", reason);
 		return NULL;
@@ -101,7 +102,8 @@ static int opt_str(json_t *b, const char *key, size_t max, const char **out, str
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_string(v) || json_string_length(v) > max) {
-		snprintf(reason, sizeof(reason), "'%s' must be a string of at most %zu bytes", key, max);
+		snprintf(reason, sizeof(reason), "'%s' must be a string of at most %zu bytes", key,
+			 max);
 		reply_simple(r, FWD_R_BAD_REQUEST, key, reason);
 		return -1;
 	}
@@ -118,8 +120,8 @@ static int opt_int(json_t *b, const char *key, int64_t min, int64_t max, int64_t
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-		snprintf(reason, sizeof(reason), "'%s' must be an integer in %" PRId64 "..%" PRId64, key,
-			 min, max);
+		snprintf(reason, sizeof(reason), "'%s' must be an integer in %" PRId64 "..%" PRId64,
+			 key, min, max);
 		reply_simple(r, FWD_R_BAD_REQUEST, key, reason);
 		return -1;
 	}
@@ -133,7 +135,8 @@ static int check_keys(json_t *b, const char *const *keys, struct reply *r)
 	json_t *v;
 	char reason[200];
 
-	json_object_foreach(b, k, v) {
+	json_object_foreach(b, k, v)
+	{
 		int ok = 0;
 
 		for (int i = 0; keys[i]; i++)
@@ -177,7 +180,8 @@ static void do_apply(struct ctl_api *api, struct reply *r, const char *doc, size
 	const struct ctl_gen *before = ctl_state_current(st);
 	uint64_t prev = before ? before->id : 0;
 	struct fwd_err e;
-	int64_t id = ctl_state_apply(st, doc, len, author ? author : "api", comment, expected, 1, &e);
+	int64_t id =
+		ctl_state_apply(st, doc, len, author ? author : "api", comment, expected, 1, &e);
 
 	if (id < 0) {
 		reply_err(r, &e);
@@ -194,8 +198,8 @@ static void do_apply(struct ctl_api *api, struct reply *r, const char *doc, size
 
 static void h_put_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	static const char *const keys[] = {"document", "expected_generation", "author", "comment",
-					   "confirm_timeout_s", NULL};
+	static const char *const keys[] = {"document", "expected_generation", "author",
+					   "comment",  "confirm_timeout_s",   NULL};
 	json_t *b = body_json(q, r);
 	const char *doc, *author, *comment;
 	int64_t expected = -1, confirm = 0;
@@ -208,12 +212,14 @@ static void h_put_table(struct ctl_api *api, const struct req *q, struct reply *
 	    opt_int(b, "confirm_timeout_s", 1, 86400, &confirm, r))
 		goto out;
 	if (!json_is_string(json_object_get(b, "document"))) {
-		reply_simple(r, FWD_R_BAD_REQUEST, "document", "'document' (the table, YAML or JSON text) is required");
+		reply_simple(r, FWD_R_BAD_REQUEST, "document",
+			     "'document' (the table, YAML or JSON text) is required");
 		goto out;
 	}
 	if (json_object_get(b, "expected_generation") == NULL) {
 		reply_simple(r, FWD_R_BAD_REQUEST, "expected_generation",
-			     "'expected_generation' is required: the generation this table replaces (0 for none)");
+			     "'expected_generation' is required: the generation this table "
+			     "replaces (0 for none)");
 		goto out;
 	}
 	if (confirm_pending(api->st, r))
@@ -227,7 +233,8 @@ out:
 
 static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	static const char *const keys[] = {"changes", "expected_generation", "author", "comment", NULL};
+	static const char *const keys[] = {"changes", "expected_generation", "author", "comment",
+					   NULL};
 	json_t *b = body_json(q, r), *m = NULL, *changes;
 	const char *author, *comment;
 	int64_t expected = -1;
@@ -277,7 +284,8 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 		reply_simple(r, FWD_R_BAD_REQUEST, "document", "'document' is required");
 		goto out;
 	}
-	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document", &e);
+	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
+			       &e);
 	if (t == NULL) {
 		reply_err(r, &e);
 		json_object_set_new(r->body, "valid", json_false());
@@ -296,7 +304,8 @@ out:
 
 static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	static const char *const keys[] = {"generation", "expected_generation", "author", "comment", NULL};
+	static const char *const keys[] = {"generation", "expected_generation", "author", "comment",
+					   NULL};
 	json_t *b = q->len ? body_json(q, r) : json_object();
 	const struct ctl_gen *cur = ctl_state_current(api->st), *to = NULL;
 	const char *author, *comment;
@@ -306,7 +315,8 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 	if (b == NULL)
 		return;
 	if (check_keys(b, keys, r) || opt_str(b, "author", 63, &author, r) ||
-	    opt_str(b, "comment", 255, &comment, r) || opt_int(b, "generation", 1, INT64_MAX, &gen, r) ||
+	    opt_str(b, "comment", 255, &comment, r) ||
+	    opt_int(b, "generation", 1, INT64_MAX, &gen, r) ||
 	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r))
 		goto out;
 	if (confirm_pending(api->st, r))
@@ -317,11 +327,12 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 		to = &api->st->hist[api->st->nhist - 2];
 	if (to == NULL) {
 		reply_simple(r, FWD_R_UNKNOWN_GENERATION, "generation",
-			     gen ? "that generation is not in the history" : "there is no previous generation");
+			     gen ? "that generation is not in the history"
+				 : "there is no previous generation");
 		goto out;
 	}
-	snprintf(c, sizeof(c), "rollback to generation %" PRIu64 "%s%s", to->id, comment ? ": " : "",
-		 comment ? comment : "");
+	snprintf(c, sizeof(c), "rollback to generation %" PRIu64 "%s%s", to->id,
+		 comment ? ": " : "", comment ? comment : "");
 	/* The target's document gets a new id; residency is checked again. */
 	do_apply(api, r, to->doc, to->len, author, c, expected, 0);
 	(void)cur;
@@ -353,9 +364,9 @@ static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
 
 	(void)q;
 	r->status = 200;
-	r->body = json_pack("{s:{s:s, s:I}, s:o, s:{s:b, s:b, s:O?}}", "regiond", "version", "0.1.0",
-			    "uptime_s", (json_int_t)(time(NULL) - api->started), "generation",
-			    gen_json(ctl_state_current(st)), "dataplane", "connected",
+	r->body = json_pack("{s:{s:s, s:I}, s:o, s:{s:b, s:b, s:O?}}", "regiond", "version",
+			    "0.1.0", "uptime_s", (json_int_t)(time(NULL) - api->started),
+			    "generation", gen_json(ctl_state_current(st)), "dataplane", "connected",
 			    ctl_dp_connected(st->dp), "in_sync", in_sync, "status", dp);
 	json_decref(dp);
 	json_object_set_new(r->body, "confirm", ctl_confirm_json(st));
@@ -392,7 +403,8 @@ static struct fwd_report *dp_counters(struct ctl_api *api, struct fwd_err *e)
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	if (j == NULL || (r = fwd_report_from_json(j, &je)) == NULL)
 		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
-			     "regionfwd's counter report is broken%s%s", j ? ": " : "", j ? je.reason : "");
+			     "regionfwd's counter report is broken%s%s", j ? ": " : "",
+			     j ? je.reason : "");
 	json_decref(j);
 	return r;
 }
@@ -438,7 +450,8 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->body = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	if (r->body == NULL)
-		reply_simple(r, FWD_R_DATAPLANE_UNAVAILABLE, "", "regionfwd's explanation is broken");
+		reply_simple(r, FWD_R_DATAPLANE_UNAVAILABLE, "",
+			     "regionfwd's explanation is broken");
 	else
 		r->status = 200;
 out:
@@ -547,25 +560,31 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 	if (q->too_big) {
 		char reason[100];
 
-		snprintf(reason, sizeof(reason), "request body larger than %zu bytes", api->max_body);
+		snprintf(reason, sizeof(reason), "request body larger than %zu bytes",
+			 api->max_body);
 		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
 		return;
 	}
 	if (rt && (rt->flags & ROUTE_WRITE) && !authorized(api, con, q)) {
-		reply_simple(r, FWD_R_UNAUTHORIZED, "", "writes over TCP need 'Authorization: Bearer TOKEN'");
+		reply_simple(r, FWD_R_UNAUTHORIZED, "",
+			     "writes over TCP need 'Authorization: Bearer TOKEN'");
 		return;
 	}
 	filters = ctl_state_ext(api->st, "filters");
 	if (rt == NULL) {
-		if (strncmp(url, "/v1/filters", 11) == 0 && (filters == NULL || filters->status == NULL))
-			reply_simple(r, FWD_R_NO_FILTERS, "", "regiond runs without XDP filters (--xdp-iface)");
+		if (strncmp(url, "/v1/filters", 11) == 0 &&
+		    (filters == NULL || filters->status == NULL))
+			reply_simple(r, FWD_R_NO_FILTERS, "",
+				     "regiond runs without XDP filters (--xdp-iface)");
 		else
-			reply_simple(r, FWD_R_NOT_FOUND, "", "no such endpoint or method (see docs/api.md)");
+			reply_simple(r, FWD_R_NOT_FOUND, "",
+				     "no such endpoint or method (see docs/api.md)");
 		return;
 	}
 	if ((rt->flags & ROUTE_FILTERS) &&
 	    (filters == NULL || filters->status == NULL || filters->detach == NULL)) {
-		reply_simple(r, FWD_R_NO_FILTERS, "", "regiond runs without XDP filters (--xdp-iface)");
+		reply_simple(r, FWD_R_NO_FILTERS, "",
+			     "regiond runs without XDP filters (--xdp-iface)");
 		return;
 	}
 	pthread_mutex_lock(api->lock);
@@ -607,7 +626,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		if (!q->too_big) {
 			if (q->len + *data_size > q->cap) {
 				size_t cap = (q->len + *data_size) * 2;
-				char *nb = realloc(q->body, cap > api->max_body ? api->max_body : cap);
+				char *nb =
+					realloc(q->body, cap > api->max_body ? api->max_body : cap);
 
 				if (nb == NULL)
 					return MHD_NO;
@@ -670,7 +690,8 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, const char *body,
 		     size_t len, char **out)
 {
-	struct req q = {.body = (char *)body, .len = len, .cap = len, .too_big = len > api->max_body};
+	struct req q = {
+		.body = (char *)body, .len = len, .cap = len, .too_big = len > api->max_body};
 	struct reply r = {0};
 
 	route(api, NULL, url, method, &q, &r);
@@ -706,16 +727,18 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		fprintf(stderr, "regiond: API socket %s: %s\n", conf->unix_path, strerror(errno));
 		goto fail;
 	}
-	api->unix_d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET,
-				       api->unix_fd, MHD_OPTION_NOTIFY_COMPLETED, on_done, api,
-				       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+	api->unix_d =
+		MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET,
+				 api->unix_fd, MHD_OPTION_NOTIFY_COMPLETED, on_done, api,
+				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
 	if (api->unix_d == NULL) {
 		fprintf(stderr, "regiond: cannot start the API on %s\n", conf->unix_path);
 		goto fail;
 	}
 	api->unix_fd = -1; /* MHD owns it now and closes it when stopped */
 	if (conf->tcp_listen) {
-		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
+		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST},
+				*ai;
 		char host[128];
 		const char *colon = strrchr(conf->tcp_listen, ':');
 
@@ -734,10 +757,11 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 				conf->tcp_listen);
 			goto fail;
 		}
-		api->tcp_d = MHD_start_daemon(flags | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0,
-					      NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR,
-					      ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_done, api,
-					      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+		api->tcp_d = MHD_start_daemon(
+			flags | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
+			on_request, api, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+			MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_CONNECTION_TIMEOUT,
+			(unsigned)60, MHD_OPTION_END);
 		freeaddrinfo(ai);
 		if (api->tcp_d == NULL) {
 			fprintf(stderr, "regiond: cannot listen on %s\n", conf->tcp_listen);

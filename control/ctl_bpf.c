@@ -15,11 +15,24 @@
 
 #include "xdp_filter.skel.h"
 
-enum { M_CFG, M_TBL16, M_TBL8, M_V6, M_V6LEN, M_PREFIX_RULE, M_PORTS, M_RULES, M_RULE_STATS,
-       M_COUNTERS, M_BUCKETS, M_NUM };
+enum {
+	M_CFG,
+	M_TBL16,
+	M_TBL8,
+	M_V6,
+	M_V6LEN,
+	M_PREFIX_RULE,
+	M_PORTS,
+	M_RULES,
+	M_RULE_STATS,
+	M_COUNTERS,
+	M_BUCKETS,
+	M_NUM
+};
 static const char *const map_names[M_NUM] = {
-	"flt_cfg", "flt_v4_tbl16", "flt_v4_tbl8", "flt_v6", "flt_v6_lengths", "flt_prefix_rule",
-	"flt_ports", "flt_rules", "flt_rule_stats", "flt_counters", "flt_buckets",
+	"flt_cfg",	  "flt_v4_tbl16",    "flt_v4_tbl8", "flt_v6",
+	"flt_v6_lengths", "flt_prefix_rule", "flt_ports",   "flt_rules",
+	"flt_rule_stats", "flt_counters",    "flt_buckets",
 };
 
 struct ctl_bpf {
@@ -48,19 +61,22 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 	b->ncpus = libbpf_num_possible_cpus();
 	b->skel = xdp_filter_bpf__open();
 	if (b->skel == NULL) {
-		fwd_err_set(err, "", 0, "filters", "cannot open the XDP filter object: %s", strerror(errno));
+		fwd_err_set(err, "", 0, "filters", "cannot open the XDP filter object: %s",
+			    strerror(errno));
 		goto fail;
 	}
 	if ((rc = bpf_map__set_max_entries(b->skel->maps.flt_v4_tbl8, 2 * grp * 256)) ||
 	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_v6, 2 * pfx)) ||
 	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_prefix_rule, 2 * pfx)) ||
 	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_buckets, 2 * pfx))) {
-		fwd_err_set(err, "", 0, "filters", "cannot size the filter maps: %s", strerror(-rc));
+		fwd_err_set(err, "", 0, "filters", "cannot size the filter maps: %s",
+			    strerror(-rc));
 		goto fail;
 	}
 	rc = xdp_filter_bpf__load(b->skel);
 	if (rc) {
-		fwd_err_set(err, "", 0, "filters", "the kernel refused the XDP filter: %s", strerror(-rc));
+		fwd_err_set(err, "", 0, "filters", "the kernel refused the XDP filter: %s",
+			    strerror(-rc));
 		goto fail;
 	}
 	b->prog_fd = bpf_program__fd(b->skel->progs.xdp_filter);
@@ -91,7 +107,8 @@ static int array_write(int fd, uint32_t first, const void *vals, size_t vsize, u
 
 		for (uint32_t i = 0; i < cnt; i++)
 			keys[i] = first + off + i;
-		rc = bpf_map_update_batch(fd, keys, (const char *)vals + (size_t)off * vsize, &cnt, NULL);
+		rc = bpf_map_update_batch(fd, keys, (const char *)vals + (size_t)off * vsize, &cnt,
+					  NULL);
 	}
 	free(keys);
 	return rc;
@@ -110,23 +127,30 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 
 	if (img->ngroups > b->conf.max_groups || img->nprefix > b->conf.max_prefixes)
 		return fwd_err_set(err, "", 0, "filters",
-				   "the filter needs %u prefixes and %u IPv4 groups; it was loaded for %u and %u",
-				   img->nprefix, img->ngroups, b->conf.max_prefixes, b->conf.max_groups);
+				   "the filter needs %u prefixes and %u IPv4 groups; it was loaded "
+				   "for %u and %u",
+				   img->nprefix, img->ngroups, b->conf.max_prefixes,
+				   b->conf.max_groups);
 	if ((rc = bpf_map_lookup_elem(b->fd[M_CFG], &zero, &cfg)))
-		return fwd_err_set(err, "", 0, "filters", "cannot read the filter config: %s", strerror(errno));
+		return fwd_err_set(err, "", 0, "filters", "cannot read the filter config: %s",
+				   strerror(errno));
 	half = (cfg.active & 1) ^ 1; /* the one the program is not reading */
 	gbase = half * b->conf.max_groups;
 	pbase = half * b->conf.max_prefixes;
 
 	/* Translate image-local indexes into this half's. */
-	v = malloc(sizeof(*v) * ((size_t)img->ngroups * 256 > 65536 ? (size_t)img->ngroups * 256 : 65536));
+	v = malloc(sizeof(*v) *
+		   ((size_t)img->ngroups * 256 > 65536 ? (size_t)img->ngroups * 256 : 65536));
 	pr = malloc(sizeof(*pr) * (img->nprefix ? img->nprefix : 1));
 	rules = calloc(FWD_FLT_MAX_RULES, sizeof(*rules));
 	if (v == NULL || pr == NULL || rules == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
-#define XLATE(e) ((e) & FWD_FLT_GROUP ? FWD_FLT_GROUP | (gbase + ((e) & ~FWD_FLT_GROUP)) : (e) ? pbase + (e) : 0)
+#define XLATE(e)                                                                                   \
+	((e)&FWD_FLT_GROUP ? FWD_FLT_GROUP | (gbase + ((e) & ~FWD_FLT_GROUP))                      \
+	 : (e)		   ? pbase + (e)                                                           \
+			   : 0)
 	for (uint32_t i = 0; i < 65536; i++)
 		v[i] = XLATE(img->tbl16[i]);
 	if ((rc = array_write(b->fd[M_TBL16], half * 65536, v, sizeof(*v), 65536)))
@@ -138,18 +162,19 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 	    (rc = array_write(b->fd[M_TBL8], gbase * 256, v, sizeof(*v), img->ngroups * 256)))
 		goto out;
 	memcpy(pr, img->prefix_rule, sizeof(*pr) * img->nprefix);
-	if (img->nprefix && (rc = array_write(b->fd[M_PREFIX_RULE], pbase, pr, sizeof(*pr), img->nprefix)))
+	if (img->nprefix &&
+	    (rc = array_write(b->fd[M_PREFIX_RULE], pbase, pr, sizeof(*pr), img->nprefix)))
 		goto out;
-	if ((rc = array_write(b->fd[M_PORTS], half * 3 * 65536, img->ports,
-			      sizeof(img->ports[0]), 3 * 65536)))
+	if ((rc = array_write(b->fd[M_PORTS], half * 3 * 65536, img->ports, sizeof(img->ports[0]),
+			      3 * 65536)))
 		goto out;
 	memcpy(rules, img->rules, sizeof(*rules) * img->nrules);
-	if ((rc = array_write(b->fd[M_RULES], half * FWD_FLT_MAX_RULES, rules,
-			      sizeof(*rules), FWD_FLT_MAX_RULES)))
+	if ((rc = array_write(b->fd[M_RULES], half * FWD_FLT_MAX_RULES, rules, sizeof(*rules),
+			      FWD_FLT_MAX_RULES)))
 		goto out;
 	memcpy(lens, img->v6_lengths, img->n_v6_lengths);
-	if ((rc = array_write(b->fd[M_V6LEN], half * FWD_FLT_MAX_V6_LENGTHS, lens,
-			      1, FWD_FLT_MAX_V6_LENGTHS)))
+	if ((rc = array_write(b->fd[M_V6LEN], half * FWD_FLT_MAX_V6_LENGTHS, lens, 1,
+			      FWD_FLT_MAX_V6_LENGTHS)))
 		goto out;
 	/* IPv6 entries: drop what this half held, write the new ones. */
 	for (uint32_t i = 0; i < b->nv6keys[half]; i++)
@@ -294,8 +319,9 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 			pin_path(p, sizeof(p), dir, map_names[m]);
 			b->fd[m] = bpf_obj_get(p);
 			if (b->fd[m] < 0) {
-				fwd_err_set(err, "", 0, "filters", "pinned filter in %s is incomplete (%s): %s",
-					    dir, map_names[m], strerror(errno));
+				fwd_err_set(err, "", 0, "filters",
+					    "pinned filter in %s is incomplete (%s): %s", dir,
+					    map_names[m], strerror(errno));
 				ctl_bpf_free(b);
 				return NULL;
 			}
@@ -310,7 +336,8 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 	if (b == NULL)
 		return NULL;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		fwd_err_set(err, "", 0, "filters", "cannot create %s: %s (is bpffs mounted?)", dir, strerror(errno));
+		fwd_err_set(err, "", 0, "filters", "cannot create %s: %s (is bpffs mounted?)", dir,
+			    strerror(errno));
 		goto fail;
 	}
 	pin_path(p, sizeof(p), dir, "prog");
@@ -389,11 +416,13 @@ int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode
 		struct bpf_prog_info info = {0};
 		uint32_t il = sizeof(info);
 
-		if (ofd < 0 || bpf_obj_get_info_by_fd(ofd, &info, &il) || strcmp(info.name, "xdp_filter")) {
+		if (ofd < 0 || bpf_obj_get_info_by_fd(ofd, &info, &il) ||
+		    strcmp(info.name, "xdp_filter")) {
 			if (ofd >= 0)
 				close(ofd);
 			return fwd_err_set(err, "", 0, "xdp",
-					   "%s already runs XDP program id %u (not regiond's); detach it first",
+					   "%s already runs XDP program id %u (not regiond's); "
+					   "detach it first",
 					   ifname, there);
 		}
 		close(ofd);
@@ -407,12 +436,14 @@ int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode
 			return 0;
 		}
 		if (mode == CTL_XDP_NATIVE)
-			return fwd_err_set(err, "", 0, "xdp", "native XDP on %s refused: %s", ifname, strerror(-rc));
+			return fwd_err_set(err, "", 0, "xdp", "native XDP on %s refused: %s",
+					   ifname, strerror(-rc));
 		snprintf(cur, sizeof(cur), "%s", strerror(-rc));
 	}
 	rc = bpf_xdp_attach((int)idx, b->prog_fd, XDP_FLAGS_SKB_MODE, NULL);
 	if (rc)
-		return fwd_err_set(err, "", 0, "xdp", "XDP on %s refused: %s", ifname, strerror(-rc));
+		return fwd_err_set(err, "", 0, "xdp", "XDP on %s refused: %s", ifname,
+				   strerror(-rc));
 	if (mode == CTL_XDP_GENERIC)
 		snprintf(out, len, "generic");
 	else
@@ -427,9 +458,9 @@ int ctl_bpf_detach(struct ctl_bpf *b, const char *ifname)
 
 	if (idx == 0 || ctl_bpf_query(ifname, mode, sizeof(mode)) != ctl_bpf_prog_id(b))
 		return -ENOENT;
-	return bpf_xdp_detach((int)idx, strcmp(mode, "generic") ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE, NULL);
+	return bpf_xdp_detach(
+		(int)idx, strcmp(mode, "generic") ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE, NULL);
 }
-
 
 struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 {
@@ -450,8 +481,9 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || strcmp(info.name, "xdp_filter")) {
 		if (fd >= 0)
 			close(fd);
-		fwd_err_set(err, "", 0, "xdp", "%s runs XDP program id %u, which is not regionfwd's filter",
-			    ifname, id);
+		fwd_err_set(err, "", 0, "xdp",
+			    "%s runs XDP program id %u, which is not regionfwd's filter", ifname,
+			    id);
 		return NULL;
 	}
 	b = calloc(1, sizeof(*b));
@@ -474,7 +506,8 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 			continue;
 		}
 		for (int m = 0; m < M_NUM; m++)
-			if (strncmp(mi.name, map_names[m], sizeof(mi.name) - 1) == 0 && b->fd[m] <= 0) {
+			if (strncmp(mi.name, map_names[m], sizeof(mi.name) - 1) == 0 &&
+			    b->fd[m] <= 0) {
 				b->fd[m] = mfd;
 				used = 1;
 				break;
@@ -484,8 +517,9 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 	}
 	for (int m = 0; m < M_NUM; m++)
 		if (b->fd[m] <= 0) {
-			fwd_err_set(err, "", 0, "xdp", "the filter on %s lacks map %s (another version?)",
-				    ifname, map_names[m]);
+			fwd_err_set(err, "", 0, "xdp",
+				    "the filter on %s lacks map %s (another version?)", ifname,
+				    map_names[m]);
 			ctl_bpf_free(b);
 			return NULL;
 		}

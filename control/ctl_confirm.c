@@ -29,7 +29,8 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
 	struct fwd_err ignored;
 
 	if (!gen) {
-		fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, "", "no apply awaits confirmation");
+		fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, "",
+			     "no apply awaits confirmation");
 		return 0;
 	}
 	st->confirm_gen = 0;
@@ -51,11 +52,13 @@ void ctl_confirm_tick(struct ctl_state *st)
 	/* ctl_state_apply() appends to the history (realloc): 'to' points into
 	 * it, so nothing may read through it after the call. */
 	if (to && ctl_state_apply(st, to->doc, to->len, "regiond", c, -1, 1, &e) < 0) {
-		fprintf(stderr, "regiond: revert to generation %" PRIu64 " failed: %s (will retry)\n",
+		fprintf(stderr,
+			"regiond: revert to generation %" PRIu64 " failed: %s (will retry)\n",
 			st->revert_to, e.reason);
 		return; /* try again next tick, e.g. when regionfwd is back */
 	}
-	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c, st->revert_to);
+	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c,
+		st->revert_to);
 	st->confirm_gen = 0;
 	ctl_state_save(st, &e);
 }

@@ -80,5 +80,6 @@ static const struct fwd_hs_dbs *ext_dbs(void *arg, const struct fwd_table *t)
 
 struct ctl_ext ctl_content_ext(void)
 {
-	return (struct ctl_ext){.name = "content", .validate = ext_validate, .content_dbs = ext_dbs};
+	return (struct ctl_ext){
+		.name = "content", .validate = ext_validate, .content_dbs = ext_dbs};
 }

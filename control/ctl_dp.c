@@ -113,8 +113,8 @@ static int dp_connect(struct ctl_dp *dp)
 	return 0;
 }
 
-int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req, ProtobufCMessage **reply,
-		int timeout_ms, struct fwd_err *e)
+int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req,
+		ProtobufCMessage **reply, int timeout_ms, struct fwd_err *e)
 {
 	int64_t deadline = now_ms() + timeout_ms;
 	uint8_t *frame = NULL, hdr[FWD_MSG_HDR_LEN], *body = NULL;
@@ -169,7 +169,8 @@ out:
 			dp->fd = -1;
 		}
 		return fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
-				    "regionfwd did not answer the %s request (%s)", fwd_msg_op_name(op),
+				    "regionfwd did not answer the %s request (%s)",
+				    fwd_msg_op_name(op),
 				    rc == -EPROTO ? "broken reply" : strerror(-rc));
 	}
 	return 0;
@@ -185,9 +186,10 @@ json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 	for (size_t i = 0; i < s->n_ports; i++) {
 		const Regionfwd__Ctl__Port *pt = s->ports[i];
 
-		json_array_append_new(ports, json_pack("{s:s, s:s, s:b, s:i, s:s}", "name", pt->name,
-						       "device", pt->device, "ingress", pt->ingress,
-						       "port_id", (int)pt->port_id, "mac", pt->mac));
+		json_array_append_new(ports,
+				      json_pack("{s:s, s:s, s:b, s:i, s:s}", "name", pt->name,
+						"device", pt->device, "ingress", pt->ingress,
+						"port_id", (int)pt->port_id, "mac", pt->mac));
 	}
 	if (g) {
 		/* The same "generation" object as the counter report's. */
@@ -204,7 +206,8 @@ json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 	}
 	return json_pack("{s:o, s:i, s:{s:I, s:I, s:I, s:I, s:I}, s:o}", "generation",
 			 fwd_report_gen_json(&gen), "workers", (int)s->workers, "packets", "rx",
-			 (json_int_t)(p ? p->rx : 0), "rx_bytes", (json_int_t)(p ? p->rx_bytes : 0), "tx",
-			 (json_int_t)(p ? p->tx : 0), "tx_bytes", (json_int_t)(p ? p->tx_bytes : 0),
-			 "dropped", (json_int_t)(p ? p->dropped : 0), "ports", ports);
+			 (json_int_t)(p ? p->rx : 0), "rx_bytes", (json_int_t)(p ? p->rx_bytes : 0),
+			 "tx", (json_int_t)(p ? p->tx : 0), "tx_bytes",
+			 (json_int_t)(p ? p->tx_bytes : 0), "dropped",
+			 (json_int_t)(p ? p->dropped : 0), "ports", ports);
 }

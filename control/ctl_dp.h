@@ -28,8 +28,8 @@ int ctl_dp_connected(const struct ctl_dp *dp);
  * answers garbage (the connection is then closed), or regionfwd's own
  * refusal (its reason, path and text) when it answered with an error.
  */
-int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req, ProtobufCMessage **reply,
-		int timeout_ms, struct fwd_err *e);
+int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req,
+		ProtobufCMessage **reply, int timeout_ms, struct fwd_err *e);
 
 /** regionfwd's status reply in the API's model (GET /v1/status, "dataplane.status"). */
 json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s);

@@ -34,7 +34,7 @@ static const unsigned char reason_exit[FWD_R_MAX] = {
 enum ctl_exit ctl_exit_code(enum fwd_reason r)
 {
 	return (unsigned)r < FWD_R_MAX && reason_exit[r] ? (enum ctl_exit)reason_exit[r]
-							   : CTL_EXIT_FAILED;
+							 : CTL_EXIT_FAILED;
 }
 
 enum ctl_exit ctl_exit_code_of(const char *code, int status)

@@ -27,7 +27,8 @@ static int parse_port(json_t *b, const char *key, uint32_t *out, struct fwd_err 
 	if (v == NULL)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535)
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key, "'%s' must be 0..65535", key);
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key, "'%s' must be 0..65535",
+				    key);
 	*out = (uint32_t)json_integer_value(v);
 	return 0;
 }
@@ -61,9 +62,10 @@ static int content_args(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 		size_t n = json_string_length(hex);
 
 		if (!json_is_string(hex) || n % 2 || n / 2 > CTL_EXPLAIN_MAX_PAYLOAD)
-			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "payload_hex",
-					    "'payload_hex' must be an even number of hex digits, at most "
-					    "9216 bytes");
+			return fwd_err_fail(
+				e, FWD_R_BAD_REQUEST, NULL, 0, "payload_hex",
+				"'payload_hex' must be an even number of hex digits, at most "
+				"9216 bytes");
 		for (size_t i = 0; i < n; i += 2) {
 			int hi = hexval(h[i]), lo = hexval(h[i + 1]);
 
@@ -120,9 +122,8 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 	size_t sl, dl;
 	int rc;
 
-	json_object_foreach(b, k, v)
-		if (!known_field(k))
-			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, k, "unknown field '%.100s'", k);
+	json_object_foreach(b, k, v) if (!known_field(k)) return fwd_err_fail(
+		e, FWD_R_BAD_REQUEST, NULL, 0, k, "unknown field '%.100s'", k);
 	regionfwd__ctl__explain_request__init(&x->req);
 	sl = parse_addr(json_object_get(b, "src"), x->src);
 	if (sl == 0)
@@ -137,18 +138,21 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 				    "'src' and 'dst' must be of one family");
 	x->req.src = (ProtobufCBinaryData){.len = sl, .data = x->src};
 	x->req.dst = (ProtobufCBinaryData){.len = dl, .data = x->dst};
-	if (json_is_integer(proto) && json_integer_value(proto) >= 0 && json_integer_value(proto) <= 255) {
+	if (json_is_integer(proto) && json_integer_value(proto) >= 0 &&
+	    json_integer_value(proto) <= 255) {
 		x->req.proto = (uint32_t)json_integer_value(proto);
 	} else if (json_is_string(proto)) {
 		int n = fwd_proto_by_name(json_string_value(proto)); /* a PROTO word, not 'any' */
 
 		if (n < 0)
-			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "proto", "%s", proto_words);
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "proto", "%s",
+					    proto_words);
 		x->req.proto = (uint32_t)n;
 	} else {
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "proto", "%s", proto_words);
 	}
-	if ((rc = parse_port(b, "sport", &x->req.sport, e)) || (rc = parse_port(b, "dport", &x->req.dport, e)))
+	if ((rc = parse_port(b, "sport", &x->req.sport, e)) ||
+	    (rc = parse_port(b, "dport", &x->req.dport, e)))
 		return rc;
 	return content_args(b, x, e);
 }

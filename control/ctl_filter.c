@@ -38,7 +38,8 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		struct fwd_err ignore = {0};
 
 		snprintf(pin, sizeof(pin), "%s/prog", conf->pin_dir);
-		if (conf->nifaces && access(pin, F_OK) != 0 && ctl_bpf_query(conf->ifaces[0], mode, sizeof(mode)) &&
+		if (conf->nifaces && access(pin, F_OK) != 0 &&
+		    ctl_bpf_query(conf->ifaces[0], mode, sizeof(mode)) &&
 		    (f->bpf = ctl_bpf_open_attached(conf->ifaces[0], &ignore)) != NULL)
 			f->adopted = 2;
 	}
@@ -49,14 +50,16 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		return NULL;
 	}
 	for (unsigned i = 0; i < conf->nifaces; i++) {
-		if (ctl_bpf_attach(f->bpf, conf->ifaces[i], conf->mode, f->mode[i], sizeof(f->mode[i]), err)) {
+		if (ctl_bpf_attach(f->bpf, conf->ifaces[i], conf->mode, f->mode[i],
+				   sizeof(f->mode[i]), err)) {
 			ctl_filter_free(f);
 			return NULL;
 		}
 		fprintf(stderr, "regiond: XDP filter %s %s in %s mode (program id %u)\n",
-			f->adopted == 2 ? "adopted from the fast path's AF_XDP port on" :
-			f->adopted ? "adopted on" : "attached to", conf->ifaces[i], f->mode[i],
-			ctl_bpf_prog_id(f->bpf));
+			f->adopted == 2 ? "adopted from the fast path's AF_XDP port on"
+			: f->adopted	? "adopted on"
+					: "attached to",
+			conf->ifaces[i], f->mode[i], ctl_bpf_prog_id(f->bpf));
 	}
 	return f;
 }
@@ -75,10 +78,12 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 	}
 	rc = ctl_bpf_apply(f->bpf, img, fl->present ? fl->default_action : FWD_FLT_PASS,
 			   fl->present ? fl->non_ip_action : FWD_FLT_PASS,
-			   fl->present ? fl->malformed_action : FWD_FLT_PASS, fl->redirect, (uint32_t)gen, &fe);
+			   fl->present ? fl->malformed_action : FWD_FLT_PASS, fl->redirect,
+			   (uint32_t)gen, &fe);
 	fwd_flt_image_free(img);
 	if (rc)
-		fwd_err_fail(e, FWD_R_FILTER_REFUSED, NULL, 0, FWD_KEY_NAME(DOC, FILTERS), "%s", fe.reason);
+		fwd_err_fail(e, FWD_R_FILTER_REFUSED, NULL, 0, FWD_KEY_NAME(DOC, FILTERS), "%s",
+			     fe.reason);
 	return rc;
 }
 
@@ -96,9 +101,10 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 		char mode[32];
 		uint32_t id = ctl_bpf_query(f->conf.ifaces[i], mode, sizeof(mode));
 
-		json_array_append_new(ifs, json_pack("{s:s, s:s, s:s, s:I, s:b}", "interface", f->conf.ifaces[i],
-						     "mode", mode, "attached_as", f->mode[i], "program_id",
-						     (json_int_t)id, "ours", id == ctl_bpf_prog_id(f->bpf)));
+		json_array_append_new(ifs, json_pack("{s:s, s:s, s:s, s:I, s:b}", "interface",
+						     f->conf.ifaces[i], "mode", mode, "attached_as",
+						     f->mode[i], "program_id", (json_int_t)id,
+						     "ours", id == ctl_bpf_prog_id(f->bpf)));
 	}
 	ctl_bpf_counters(f->bpf, c);
 	for (int i = 0; i < FWD_FLT_CNT_MAX; i++)
@@ -112,13 +118,14 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 					      /* enum fwd_flt_action indexes the .def's words */
 					      fwd_schema_names[FWD_SCHEMA_BEGIN_FILTER_ACTION +
 							       t->filters.rules[r].action],
-					      "packets", (json_int_t)st.packets, "bytes", (json_int_t)st.bytes));
+					      "packets", (json_int_t)st.packets, "bytes",
+					      (json_int_t)st.bytes));
 	}
 	return json_pack("{s:I, s:I, s:b, s:s, s:s, s:o, s:o, s:o}", "program_id",
 			 (json_int_t)ctl_bpf_prog_id(f->bpf), "generation",
-			 (json_int_t)ctl_bpf_generation(f->bpf), "adopted", f->adopted != 0, "owner",
-			 f->adopted == 2 ? "net_af_xdp" : "regiond", "pin_dir", f->conf.pin_dir,
-			 "interfaces", ifs, "counters", cnt, "rules", rules);
+			 (json_int_t)ctl_bpf_generation(f->bpf), "adopted", f->adopted != 0,
+			 "owner", f->adopted == 2 ? "net_af_xdp" : "regiond", "pin_dir",
+			 f->conf.pin_dir, "interfaces", ifs, "counters", cnt, "rules", rules);
 }
 
 int ctl_filter_detach(struct ctl_filter *f)

@@ -36,4 +36,3 @@ int ctl_http_status(enum fwd_reason r)
 {
 	return (unsigned)r < FWD_R_MAX && reason_http[r] ? reason_http[r] : 500;
 }
-

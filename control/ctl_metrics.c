@@ -28,7 +28,8 @@ static const struct {
 	enum fwd_report_sec sec;
 	int value;
 } families[] = {
-	{"regionfwd_link_packets_total", "Packets sent per link.", "link", FWD_RS_LINKS, FWD_RV_PACKETS},
+	{"regionfwd_link_packets_total", "Packets sent per link.", "link", FWD_RS_LINKS,
+	 FWD_RV_PACKETS},
 	{"regionfwd_link_bytes_total", "Bytes sent per link.", "link", FWD_RS_LINKS, FWD_RV_BYTES},
 	{"regionfwd_region_packets_total", "Packets per source region.", "region", FWD_RS_REGIONS,
 	 FWD_RV_PACKETS},
@@ -40,11 +41,11 @@ static const struct {
 	 FWD_RV_BYTES},
 	{"regionfwd_policy_packets_total", "Packets per policy (region/service).", "policy",
 	 FWD_RS_POLICIES, FWD_RV_PACKETS},
-	{"regionfwd_content_rule_matches_total", "Packets whose scan matched a content rule.", "rule",
-	 FWD_RS_CONTENT, FWD_RV_MATCHES},
+	{"regionfwd_content_rule_matches_total", "Packets whose scan matched a content rule.",
+	 "rule", FWD_RS_CONTENT, FWD_RV_MATCHES},
 	{"regionfwd_content_rule_flow_packets_total",
-	 "TCP packets that took a content rule's flow verdict without a scan.", "rule", FWD_RS_CONTENT,
-	 FWD_RV_FLOW_PACKETS},
+	 "TCP packets that took a content rule's flow verdict without a scan.", "rule",
+	 FWD_RS_CONTENT, FWD_RV_FLOW_PACKETS},
 };
 
 static void family_head(FILE *f, const char *name, const char *help, const char *type)
@@ -95,7 +96,8 @@ char *ctl_metrics_render(const struct ctl_state *st, const struct fwd_report *r)
 		sample(f, "regionfwd_bytes_total", "dir", "tx", r->packets.tx_bytes);
 		family_head(f, "regionfwd_drops_total", "Packets dropped, by reason.", "counter");
 		for (int i = 0; i < FWD_DROP_MAX; i++)
-			sample(f, "regionfwd_drops_total", "reason", fwd_drop_names[i], r->drops[i]);
+			sample(f, "regionfwd_drops_total", "reason", fwd_drop_names[i],
+			       r->drops[i]);
 		for (size_t k = 0; k < sizeof(families) / sizeof(families[0]); k++) {
 			const struct fwd_report_section *sec = &r->sec[families[k].sec];
 
@@ -107,7 +109,8 @@ char *ctl_metrics_render(const struct ctl_state *st, const struct fwd_report *r)
 		family_head(f, "regionfwd_events_total",
 			    "Fragment, mirror, generation and content events.", "counter");
 		for (int i = 0; i < FWD_EVT_MAX; i++)
-			sample(f, "regionfwd_events_total", "event", fwd_evt_names[i], r->events[i]);
+			sample(f, "regionfwd_events_total", "event", fwd_evt_names[i],
+			       r->events[i]);
 	}
 	if (fclose(f) != 0) {
 		free(buf);

@@ -142,14 +142,15 @@ static json_t *content_model(const struct fwd_table *t)
 			json_t *reg = json_array();
 
 			for (uint16_t k = 0; k < r->nregions; k++)
-				json_array_append_new(reg, json_string(t->region_names[r->regions[k]]));
+				json_array_append_new(reg,
+						      json_string(t->region_names[r->regions[k]]));
 			json_object_set_new(o, KEY(CONTENT, REGIONS), reg);
 		}
 		if (r->action == FWD_CA_MIRROR || r->action == FWD_CA_STEER)
 			json_object_set_new(o, KEY(CONTENT, TO),
 					    json_string(r->target_kind == FWD_ACT_GROUP
-							    ? t->groups[r->target].name
-							    : t->links[r->target].name));
+								? t->groups[r->target].name
+								: t->links[r->target].name));
 		json_array_append_new(a, o);
 	}
 	return a;
@@ -175,9 +176,9 @@ json_t *ctl_model(const struct fwd_table *t)
 		inet_ntop(AF_INET, &ia, a, sizeof(a));
 		snprintf(buf, sizeof(buf), "%s/%u", a, p->len);
 		json_array_append_new(
-		    json_object_get(json_object_get(regions, t->region_names[p->region]),
-				    KEY(REGION, PREFIXES)),
-		    json_string(buf));
+			json_object_get(json_object_get(regions, t->region_names[p->region]),
+					KEY(REGION, PREFIXES)),
+			json_string(buf));
 	}
 	for (uint32_t i = 0; i < t->nprefix6; i++) {
 		const struct fwd_prefix6 *p = &t->prefix6[i];
@@ -185,9 +186,9 @@ json_t *ctl_model(const struct fwd_table *t)
 		inet_ntop(AF_INET6, p->addr, a, sizeof(a));
 		snprintf(buf, sizeof(buf), "%s/%u", a, p->len);
 		json_array_append_new(
-		    json_object_get(json_object_get(regions, t->region_names[p->region]),
-				    KEY(REGION, PREFIXES)),
-		    json_string(buf));
+			json_object_get(json_object_get(regions, t->region_names[p->region]),
+					KEY(REGION, PREFIXES)),
+			json_string(buf));
 	}
 	for (uint16_t s = 1; s < t->nservices; s++)
 		json_object_set_new(services, t->service_names[s], json_array());
@@ -203,12 +204,13 @@ json_t *ctl_model(const struct fwd_table *t)
 		const uint8_t *mac = l->next_hop_mac;
 		json_t *o;
 
-		snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
-			 mac[4], mac[5]);
-		o = json_pack(
-		    "{s:s, s:s, s:o, s:s}", KEY(LINK, PORT), l->port, KEY(LINK, NEXT_HOP_MAC), buf,
-		    KEY(LINK, TAGS), str_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags),
-		    KEY(LINK, STATE), l->up ? WORD(LINK_STATE, UP) : WORD(LINK_STATE, DOWN));
+		snprintf(buf, sizeof(buf), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+			 mac[3], mac[4], mac[5]);
+		o = json_pack("{s:s, s:s, s:o, s:s}", KEY(LINK, PORT), l->port,
+			      KEY(LINK, NEXT_HOP_MAC), buf, KEY(LINK, TAGS),
+			      str_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags),
+			      KEY(LINK, STATE),
+			      l->up ? WORD(LINK_STATE, UP) : WORD(LINK_STATE, DOWN));
 		if (l->vlan)
 			json_object_set_new(o, KEY(LINK, VLAN), json_integer(l->vlan));
 		json_object_set_new(links, l->name, o);
@@ -239,10 +241,10 @@ json_t *ctl_model(const struct fwd_table *t)
 		for (uint16_t k = 0; k < r->nservices; k++)
 			json_array_append_new(svc, json_string(scope_name(t, r->services[k], 0)));
 		json_array_append_new(
-		    res, json_pack("{s:s, s:s, s:o, s:o}", KEY(RESIDENCY, NAME), r->name,
-				   KEY(RESIDENCY, REGION), t->region_names[r->region],
-				   KEY(RESIDENCY, SERVICES), svc, KEY(RESIDENCY, ALLOWED_TAGS),
-				   str_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags)));
+			res, json_pack("{s:s, s:s, s:o, s:o}", KEY(RESIDENCY, NAME), r->name,
+				       KEY(RESIDENCY, REGION), t->region_names[r->region],
+				       KEY(RESIDENCY, SERVICES), svc, KEY(RESIDENCY, ALLOWED_TAGS),
+				       str_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags)));
 	}
 	json_object_set_new(m, KEY(DOC, REGIONS), regions);
 	json_object_set_new(m, KEY(DOC, SERVICES), services);
@@ -265,9 +267,8 @@ static json_t *names_minus(json_t *a, json_t *b)
 	json_t *out = json_array(), *v;
 	const char *k;
 
-	json_object_foreach(a, k, v)
-		if (json_object_get(b, k) == NULL)
-			json_array_append_new(out, json_string(k));
+	json_object_foreach(a, k, v) if (json_object_get(b, k) == NULL)
+		json_array_append_new(out, json_string(k));
 	return out;
 }
 
@@ -276,21 +277,21 @@ static json_t *list_minus(json_t *a, json_t *b)
 	json_t *set = json_object(), *out = json_array(), *v;
 	size_t i;
 
-	json_array_foreach(b, i, v)
-		json_object_set(set, json_string_value(v), json_true());
-	json_array_foreach(a, i, v)
-		if (json_object_get(set, json_string_value(v)) == NULL)
-			json_array_append(out, v);
+	json_array_foreach(b, i, v) json_object_set(set, json_string_value(v), json_true());
+	json_array_foreach(a, i, v) if (json_object_get(set, json_string_value(v)) == NULL)
+		json_array_append(out, v);
 	json_decref(set);
 	return out;
 }
 
 static json_t *section_diff(json_t *mo, json_t *mn, const char *sec, int prefixes)
 {
-	json_t *o = json_object_get(mo, sec), *n = json_object_get(mn, sec), *v, *changed = json_array();
+	json_t *o = json_object_get(mo, sec), *n = json_object_get(mn, sec), *v,
+	       *changed = json_array();
 	const char *k;
 
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		json_t *nv = json_object_get(n, k);
 
 		if (nv == NULL || json_equal(v, nv))
@@ -299,16 +300,17 @@ static json_t *section_diff(json_t *mo, json_t *mn, const char *sec, int prefixe
 			json_t *po = json_object_get(v, KEY(REGION, PREFIXES));
 			json_t *pn = json_object_get(nv, KEY(REGION, PREFIXES));
 
-			json_array_append_new(changed, json_pack("{s:s, s:o, s:o}", "name", k, "prefixes_added",
-								 list_minus(pn, po), "prefixes_removed",
-								 list_minus(po, pn)));
+			json_array_append_new(changed,
+					      json_pack("{s:s, s:o, s:o}", "name", k,
+							"prefixes_added", list_minus(pn, po),
+							"prefixes_removed", list_minus(po, pn)));
 		} else {
-			json_array_append_new(changed, json_pack("{s:s, s:O, s:O}", "name", k, "before", v,
-								 "after", nv));
+			json_array_append_new(changed, json_pack("{s:s, s:O, s:O}", "name", k,
+								 "before", v, "after", nv));
 		}
 	}
-	return json_pack("{s:o, s:o, s:o}", "added", names_minus(n, o), "removed", names_minus(o, n),
-			 "changed", changed);
+	return json_pack("{s:o, s:o, s:o}", "added", names_minus(n, o), "removed",
+			 names_minus(o, n), "changed", changed);
 }
 
 static json_t *policies_by_key(json_t *m)
@@ -317,7 +319,8 @@ static json_t *policies_by_key(json_t *m)
 	size_t i;
 	char key[80];
 
-	json_array_foreach(json_object_get(m, KEY(DOC, POLICIES)), i, v) {
+	json_array_foreach(json_object_get(m, KEY(DOC, POLICIES)), i, v)
+	{
 		snprintf(key, sizeof(key), "%s/%s",
 			 json_string_value(json_object_get(v, KEY(POLICY, REGION))),
 			 json_string_value(json_object_get(v, KEY(POLICY, SERVICE))));
@@ -342,11 +345,11 @@ json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new)
 			    section_diff(mo, mn, KEY(DOC, LINK_GROUPS), 0));
 	json_object_set_new(d, pols, section_diff(tmp_o, tmp_n, pols, 0));
 	json_object_set_new(
-	    d, "residency_changed",
-	    json_boolean(!json_equal(json_object_get(mo, res), json_object_get(mn, res))));
+		d, "residency_changed",
+		json_boolean(!json_equal(json_object_get(mo, res), json_object_get(mn, res))));
 	json_object_set_new(
-	    d, "default_changed",
-	    json_boolean(!json_equal(json_object_get(mo, dflt), json_object_get(mn, dflt))));
+		d, "default_changed",
+		json_boolean(!json_equal(json_object_get(mo, dflt), json_object_get(mn, dflt))));
 	json_decref(tmp_o);
 	json_decref(tmp_n);
 	json_decref(po);
@@ -394,8 +397,10 @@ json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, siz
 		json_object_set_new(services, old->service_names[i], json_true());
 	for (uint16_t i = 0; i < new->nservices; i++)
 		json_object_set_new(services, new->service_names[i], json_true());
-	json_object_foreach(regions, rk, rv) {
-		json_object_foreach(services, sk, sv) {
+	json_object_foreach(regions, rk, rv)
+	{
+		json_object_foreach(services, sk, sv)
+		{
 			char before[80], after[80];
 
 			if (co == NULL || cn == NULL)
@@ -408,8 +413,9 @@ json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, siz
 				truncated = 1;
 				break;
 			}
-			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "region", rk, "service",
-							     sk, "before", before, "after", after));
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "region", rk,
+							     "service", sk, "before", before,
+							     "after", after));
 		}
 	}
 	json_object_set_new(r, "changes", out);

@@ -43,7 +43,9 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const char 
 		    struct fwd_err *e)
 {
 	const char *region = json_string_value(FIELD(c, op, 0));
-	json_t *reg = region ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, REGIONS)), region) : NULL;
+	json_t *reg =
+		region ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, REGIONS)), region)
+		       : NULL;
 	json_t *list = FIELD(c, op, 1), *have, *v;
 	size_t k;
 
@@ -51,9 +53,11 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const char 
 		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no region '%.60s'",
 				    region ? region : "(missing)");
 	if (!json_is_array(list))
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'prefixes' must be a list");
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+				    "'prefixes' must be a list");
 	have = json_object_get(reg, FWD_KEY_NAME(REGION, PREFIXES));
-	json_array_foreach(list, k, v) {
+	json_array_foreach(list, k, v)
+	{
 		char cb[80], cb2[80];
 		const char *cp = canon_prefix(json_string_value(v), cb, sizeof(cb));
 		size_t j;
@@ -63,8 +67,10 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const char 
 		if (cp == NULL)
 			return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
 					    "prefixes[%zu] is not a prefix", k);
-		json_array_foreach(have, j, h) {
-			if (strcmp(canon_prefix(json_string_value(h), cb2, sizeof(cb2)) ?: "", cp) == 0) {
+		json_array_foreach(have, j, h)
+		{
+			if (strcmp(canon_prefix(json_string_value(h), cb2, sizeof(cb2)) ?: "",
+				   cp) == 0) {
 				found = 1;
 				if (!add) {
 					json_array_remove(have, j);
@@ -98,14 +104,17 @@ static int set_weight(json_t *m, json_t *c, const struct patch_op *op, const cha
 {
 	const char *g = json_string_value(FIELD(c, op, 0));
 	const char *l = json_string_value(FIELD(c, op, 1));
-	json_t *grp = g ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS)), g) : NULL;
+	json_t *grp =
+		g ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS)), g) : NULL;
 	json_t *w = FIELD(c, op, 2);
 
-	if (grp == NULL || l == NULL || !json_object_get(json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS)), l))
+	if (grp == NULL || l == NULL ||
+	    !json_object_get(json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS)), l))
 		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
 				    "no such group, or the link is not a member");
 	if (!json_is_integer(w))
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'weight' must be an integer");
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+				    "'weight' must be an integer");
 	json_object_set(json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS)), l, w);
 	return 0;
 }
@@ -120,7 +129,8 @@ static int set_link_state(json_t *m, json_t *c, const struct patch_op *op, const
 	if (lk == NULL)
 		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no such link");
 	if (!json_is_string(s))
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'state' must be 'up' or 'down'");
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+				    "'state' must be 'up' or 'down'");
 	json_object_set(lk, FWD_KEY_NAME(LINK, STATE), s);
 	return 0;
 }
@@ -131,7 +141,8 @@ static int add_policy(json_t *m, json_t *c, const struct patch_op *op, const cha
 	json_t *p = FIELD(c, op, 0);
 
 	if (!json_is_object(p))
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "'policy' must be an object");
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+				    "'policy' must be an object");
 	json_array_append(json_object_get(m, FWD_KEY_NAME(DOC, POLICIES)), p);
 	return 0;
 }
@@ -144,11 +155,14 @@ static int remove_policy(json_t *m, json_t *c, const struct patch_op *op, const 
 	json_t *pols = json_object_get(m, FWD_KEY_NAME(DOC, POLICIES)), *p;
 	size_t j;
 
-	json_array_foreach(pols, j, p) {
+	json_array_foreach(pols, j, p)
+	{
 		/* Policies added earlier in this request come from the client and
 		 * may lack either field: compare only real strings. */
-		const char *pr = json_string_value(json_object_get(p, FWD_KEY_NAME(POLICY, REGION)));
-		const char *ps = json_string_value(json_object_get(p, FWD_KEY_NAME(POLICY, SERVICE)));
+		const char *pr =
+			json_string_value(json_object_get(p, FWD_KEY_NAME(POLICY, REGION)));
+		const char *ps =
+			json_string_value(json_object_get(p, FWD_KEY_NAME(POLICY, SERVICE)));
 
 		if (rg && sv && pr && ps && !strcmp(pr, rg) && !strcmp(ps, sv)) {
 			json_array_remove(pols, j);
@@ -180,8 +194,10 @@ static int unknown_op(const char *op, const char *path, struct fwd_err *e)
 	size_t n = 0;
 
 	for (size_t i = 0; i < N_OPS && n < sizeof(names); i++)
-		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "", ops[i].name);
-	return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "unknown op '%.40s' (%s)", op, names);
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
+				      ops[i].name);
+	return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "unknown op '%.40s' (%s)", op,
+			    names);
 }
 
 static int patch_one(json_t *m, json_t *c, size_t i, struct fwd_err *e)
@@ -194,13 +210,15 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct fwd_err *e)
 
 	snprintf(path, sizeof(path), "changes[%zu]", i);
 	if (!json_is_object(c) || op == NULL)
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "each change needs an 'op'");
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+				    "each change needs an 'op'");
 	for (size_t j = 0; j < N_OPS && d == NULL; j++)
 		if (strcmp(ops[j].name, op) == 0)
 			d = &ops[j];
 	if (d == NULL)
 		return unknown_op(op, path, e);
-	json_object_foreach(c, k, v) {
+	json_object_foreach(c, k, v)
+	{
 		int known = strcmp(k, "op") == 0;
 
 		for (int f = 0; !known && f < 4 && d->fields[f]; f++)
@@ -218,8 +236,6 @@ int ctl_patch_apply(json_t *model, json_t *changes, struct fwd_err *e)
 	json_t *c;
 	int rc;
 
-	json_array_foreach(changes, i, c)
-		if ((rc = patch_one(model, c, i, e)))
-			return rc;
+	json_array_foreach(changes, i, c) if ((rc = patch_one(model, c, i, e))) return rc;
 	return 0;
 }

@@ -21,7 +21,6 @@
 
 static uint64_t next_id; /* never reused, persisted in history.json */
 
-
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
 	char tmp[512], dst[512];
@@ -85,9 +84,9 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 		hexhash(g->hash, h);
 		gen_file(f, sizeof(f), g->id);
 		json_array_append_new(gens, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "id",
-						      (json_int_t)g->id, "time", (json_int_t)g->time,
-						      "hash", h, "author", g->author, "comment",
-						      g->comment, "file", f));
+						      (json_int_t)g->id, "time",
+						      (json_int_t)g->time, "hash", h, "author",
+						      g->author, "comment", g->comment, "file", f));
 	}
 	json_object_set_new(root, "next_id", json_integer((json_int_t)next_id));
 	json_object_set_new(root, "generations", gens);
@@ -101,8 +100,8 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	rc = write_atomic(st->dir, "history.json", text, strlen(text));
 	free(text);
 	if (rc)
-		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/history.json: %s", st->dir,
-			      strerror(-rc));
+		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
+			     "cannot write %s/history.json: %s", st->dir, strerror(-rc));
 	return rc;
 }
 
@@ -117,8 +116,8 @@ static void remove_orphans(struct ctl_state *st)
 		uint64_t id;
 		char tail[8], p[512];
 
-		if (sscanf(de->d_name, "gen-%" SCNu64 ".%4s", &id, tail) != 2 || strcmp(tail, "doc") ||
-		    ctl_state_find(st, id))
+		if (sscanf(de->d_name, "gen-%" SCNu64 ".%4s", &id, tail) != 2 ||
+		    strcmp(tail, "doc") || ctl_state_find(st, id))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
 		unlink(p);
@@ -163,25 +162,28 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	st->dp_timeout_ms = 120000;
 	next_id = 1;
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		fwd_err_fail(e, FWD_R_STATE_DIR, NULL, 0, "", "cannot create %s: %s", dir, strerror(errno));
+		fwd_err_fail(e, FWD_R_STATE_DIR, NULL, 0, "", "cannot create %s: %s", dir,
+			     strerror(errno));
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "%s/history.json", dir);
 	if (access(path, F_OK) != 0) {
-		remove_orphans(st); /* a fresh state directory, or one killed before its first record */
+		remove_orphans(
+			st); /* a fresh state directory, or one killed before its first record */
 		return 0;
 	}
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	gens = json_object_get(root, "generations");
 	if (root == NULL || !json_is_array(gens)) {
 		fwd_err_fail(e, FWD_R_STATE_CORRUPT, NULL, 0, "", "%s: %s", path,
-			      root ? "no 'generations' list" : je.text);
+			     root ? "no 'generations' list" : je.text);
 		json_decref(root);
 		return -EINVAL;
 	}
 	next_id = (uint64_t)json_integer_value(json_object_get(root, "next_id"));
 	st->hist = calloc(json_array_size(gens) + 1, sizeof(*st->hist));
-	json_array_foreach(gens, i, v) {
+	json_array_foreach(gens, i, v)
+	{
 		struct ctl_gen *g = &st->hist[st->nhist];
 		struct fwd_err fe = {0};
 		char f[64];
@@ -189,13 +191,16 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 		g->id = (uint64_t)json_integer_value(json_object_get(v, "id"));
 		g->time = json_integer_value(json_object_get(v, "time"));
 		g->hash = strtoull(json_string_value(json_object_get(v, "hash")) ?: "0", NULL, 16);
-		snprintf(g->author, sizeof(g->author), "%s", json_string_value(json_object_get(v, "author")) ?: "");
-		snprintf(g->comment, sizeof(g->comment), "%s", json_string_value(json_object_get(v, "comment")) ?: "");
+		snprintf(g->author, sizeof(g->author), "%s",
+			 json_string_value(json_object_get(v, "author")) ?: "");
+		snprintf(g->comment, sizeof(g->comment), "%s",
+			 json_string_value(json_object_get(v, "comment")) ?: "");
 		gen_file(f, sizeof(f), g->id);
 		snprintf(path, sizeof(path), "%s/%s", dir, f);
-		if (fwd_read_file(path, &g->doc, &g->len, &fe) || fwd_hash64(g->doc, g->len) != g->hash) {
-			fwd_err_fail(e, FWD_R_STATE_CORRUPT, NULL, 0, "", "%s: missing or does not match its hash",
-				      path);
+		if (fwd_read_file(path, &g->doc, &g->len, &fe) ||
+		    fwd_hash64(g->doc, g->len) != g->hash) {
+			fwd_err_fail(e, FWD_R_STATE_CORRUPT, NULL, 0, "",
+				     "%s: missing or does not match its hash", path);
 			json_decref(root);
 			return -EINVAL;
 		}
@@ -300,21 +305,24 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		req.has_content = 1;
 		req.content_rules_hash = dbs->rules_hash;
 		for (int f = 0; f < FWD_CONTENT_FIELDS; f++)
-			db[f] = (ProtobufCBinaryData){.len = dbs->len[f], .data = (uint8_t *)dbs->bytes[f]};
+			db[f] = (ProtobufCBinaryData){.len = dbs->len[f],
+						      .data = (uint8_t *)dbs->bytes[f]};
 		req.n_content_db = FWD_CONTENT_FIELDS;
 		req.content_db = db;
 	}
-	rc = ctl_dp_call(st->dp, REGIONFWD__CTL__OP__OP_PUSH, &req.base, &reply, st->dp_timeout_ms, &de);
+	rc = ctl_dp_call(st->dp, REGIONFWD__CTL__OP__OP_PUSH, &req.base, &reply, st->dp_timeout_ms,
+			 &de);
 	if (rc == 0) {
 		protobuf_c_message_free_unpacked(reply, NULL);
 		return 0;
 	}
 	if (de.reason_code == FWD_R_DATAPLANE_UNAVAILABLE) {
-		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "", "%s; nothing changed", de.reason);
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "", "%s; nothing changed",
+			     de.reason);
 		return -EAGAIN;
 	}
-	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, de.path, "regionfwd refused the table: %s",
-		     de.reason);
+	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, de.path,
+		     "regionfwd refused the table: %s", de.reason);
 	return -EINVAL;
 }
 
@@ -340,9 +348,9 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 
 	if (expected >= 0 && (uint64_t)expected != (cur ? cur->id : 0)) {
 		fwd_err_fail(e, FWD_R_STALE_GENERATION, NULL, 0, "expected_generation",
-			      "the table is at generation %" PRIu64 ", not %" PRId64
-			      "; read it again and redo the change",
-			      cur ? cur->id : 0, expected);
+			     "the table is at generation %" PRIu64 ", not %" PRId64
+			     "; read it again and redo the change",
+			     cur ? cur->id : 0, expected);
 		return -1;
 	}
 	if (cur && cur->hash == hash)
@@ -355,8 +363,8 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	gen_file(f, sizeof(f), id);
 	rc = write_atomic(st->dir, f, doc, len);
 	if (rc) {
-		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/%s: %s", st->dir, f,
-			      strerror(-rc));
+		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/%s: %s",
+			     st->dir, f, strerror(-rc));
 		fwd_table_free(t);
 		return -1;
 	}
@@ -469,10 +477,10 @@ json_t *ctl_state_history(const struct ctl_state *st)
 		char h[17];
 
 		hexhash(g->hash, h);
-		json_array_append_new(a, json_pack("{s:I, s:I, s:s, s:s, s:s, s:I}", "id", (json_int_t)g->id,
-						   "time", (json_int_t)g->time, "author", g->author,
-						   "comment", g->comment, "hash", h, "bytes",
-						   (json_int_t)g->len));
+		json_array_append_new(a, json_pack("{s:I, s:I, s:s, s:s, s:s, s:I}", "id",
+						   (json_int_t)g->id, "time", (json_int_t)g->time,
+						   "author", g->author, "comment", g->comment,
+						   "hash", h, "bytes", (json_int_t)g->len));
 	}
 	return a;
 }

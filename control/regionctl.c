@@ -45,9 +45,9 @@ struct opts {
 #define CTL_MAX_ARGS 8
 
 struct ctl_opt {
-	const char *name, *alias;	/* "--json", "-j" */
-	const char *arg;		/* its value's name; NULL for a flag */
-	const char *key;		/* the request body field its value goes to as is, if any */
+	const char *name, *alias; /* "--json", "-j" */
+	const char *arg; /* its value's name; NULL for a flag */
+	const char *key; /* the request body field its value goes to as is, if any */
 	const char *help;
 };
 
@@ -55,22 +55,22 @@ struct ctl_call;
 
 struct ctl_cmd {
 	const char *name;
-	const char *summary;		/* one line, for the listing */
-	const char *args;		/* synopsis of the positional arguments */
-	const char *detail;		/* what --help adds to the summary, if anything */
-	const struct ctl_opt *opts;	/* ends with {0} */
+	const char *summary; /* one line, for the listing */
+	const char *args; /* synopsis of the positional arguments */
+	const char *detail; /* what --help adds to the summary, if anything */
+	const struct ctl_opt *opts; /* ends with {0} */
 	int min_args, max_args;
 	int (*run)(const struct opts *o, const struct ctl_call *c);
-	const struct ctl_cmd *subs;	/* ends with {0}; then the command itself has no run */
+	const struct ctl_cmd *subs; /* ends with {0}; then the command itself has no run */
 };
 
 /* A parsed command line: the words that named the command, then its arguments. */
 struct ctl_call {
-	const struct ctl_cmd *path[3];	/* path[0] is the root, path[depth] the command */
+	const struct ctl_cmd *path[3]; /* path[0] is the root, path[depth] the command */
 	int depth;
 	const char *pos[CTL_MAX_ARGS];
 	int npos;
-	const char *val[CTL_MAX_OPTS];	/* by index in the command's opts */
+	const char *val[CTL_MAX_OPTS]; /* by index in the command's opts */
 };
 
 static const struct ctl_cmd *cmd_of(const struct ctl_call *c)
@@ -86,8 +86,8 @@ static void print_path(FILE *f, const struct ctl_call *c)
 }
 
 /* A usage error names the command and the offending word, then where its usage is. */
-__attribute__((format(printf, 2, 3)))
-static int usage_error(const struct ctl_call *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int usage_error(const struct ctl_call *c,
+							     const char *fmt, ...)
 {
 	va_list ap;
 
@@ -189,7 +189,8 @@ static int http(const struct opts *o, const char *method, const char *path, json
 	fprintf(f, "%s %s HTTP/1.1\r\nHost: regiond\r\nConnection: close\r\n", method, path);
 	if (o->token)
 		fprintf(f, "Authorization: Bearer %s\r\n", o->token);
-	fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", b ? strlen(b) : 0);
+	fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		b ? strlen(b) : 0);
 	if (b)
 		fputs(b, f);
 	fclose(f);
@@ -242,7 +243,8 @@ static int show_error(int status, json_t *r)
 	int line = (int)json_integer_value(json_object_get(e, "line"));
 	const char *path = json_string_value(json_object_get(e, "path"));
 
-	fprintf(stderr, "regionctl: %s (%d): ", json_string_value(json_object_get(e, "code")) ?: "error",
+	fprintf(stderr,
+		"regionctl: %s (%d): ", json_string_value(json_object_get(e, "code")) ?: "error",
 		status);
 	if (file && file[0])
 		fprintf(stderr, "%s:", file);
@@ -252,22 +254,25 @@ static int show_error(int status, json_t *r)
 		fputc(' ', stderr);
 	if (path && path[0])
 		fprintf(stderr, "%s: ", path);
-	fprintf(stderr, "%s\n", json_string_value(json_object_get(e, "reason")) ?: "no reason given");
+	fprintf(stderr, "%s\n",
+		json_string_value(json_object_get(e, "reason")) ?: "no reason given");
 	return (int)ctl_exit_code_of(json_string_value(json_object_get(e, "code")), status);
 }
 
 /* Call the API; on failure print why and return the exit code (> 0). */
-static int call(const struct opts *o, const char *method, const char *path, json_t *body, json_t **out)
+static int call(const struct opts *o, const char *method, const char *path, json_t *body,
+		json_t **out)
 {
 	int st = http(o, method, path, body, out, NULL);
 
 	if (st < 0) {
-		fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n", o->url ? o->url : o->sock,
-			strerror(-st));
+		fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
+			o->url ? o->url : o->sock, strerror(-st));
 		return EXIT_UNREACHABLE;
 	}
 	if (st >= 400 || *out == NULL) {
-		int rc = *out ? show_error(st, *out) : (fprintf(stderr, "regionctl: HTTP %d\n", st), EXIT_UNREACHABLE);
+		int rc = *out ? show_error(st, *out)
+			      : (fprintf(stderr, "regionctl: HTTP %d\n", st), EXIT_UNREACHABLE);
 
 		json_decref(*out);
 		*out = NULL;
@@ -339,9 +344,10 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 	g = json_object_get(r, "generation");
 	dp = json_object_get(r, "dataplane");
 	when(ji(g, "time"), t, sizeof(t));
-	printf("generation   %lld  %s  by %s  \"%s\"  (%s)\n", ji(g, "id"), js(g, "hash"), js(g, "author"),
-	       js(g, "comment"), t);
-	printf("dataplane    %s, %s", json_is_true(json_object_get(dp, "connected")) ? "connected" : "UNREACHABLE",
+	printf("generation   %lld  %s  by %s  \"%s\"  (%s)\n", ji(g, "id"), js(g, "hash"),
+	       js(g, "author"), js(g, "comment"), t);
+	printf("dataplane    %s, %s",
+	       json_is_true(json_object_get(dp, "connected")) ? "connected" : "UNREACHABLE",
 	       json_is_true(json_object_get(dp, "in_sync")) ? "runs it" : "OUT OF SYNC");
 	if (json_is_object(json_object_get(dp, "status"))) {
 		json_t *s = json_object_get(dp, "status"), *pk = json_object_get(s, "packets");
@@ -354,7 +360,8 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 	cf = json_object_get(r, "confirm");
 	if (json_is_object(cf))
 		printf("confirm      generation %lld reverts to %lld in %lld s unless confirmed\n",
-		       ji(cf, "generation"), ji(cf, "revert_to"), ji(cf, "deadline") - (long long)time(NULL));
+		       ji(cf, "generation"), ji(cf, "revert_to"),
+		       ji(cf, "deadline") - (long long)time(NULL));
 	json_decref(r);
 	return 0;
 }
@@ -378,7 +385,8 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		fputs(json_string_value(json_object_get(r, "document")), stdout);
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, REGIONS))) {
 		printf("%-20s %8s  %s\n", "REGION", "PREFIXES", "FIRST PREFIXES");
-		json_object_foreach(sec, k, v) {
+		json_object_foreach(sec, k, v)
+		{
 			json_t *p = json_object_get(v, FWD_KEY_NAME(REGION, PREFIXES));
 
 			printf("%-20s %8zu ", k, json_array_size(p));
@@ -388,25 +396,28 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, SERVICES))) {
 		printf("%-20s %s\n", "SERVICE", "ENTRIES");
-		json_object_foreach(sec, k, v) {
+		json_object_foreach(sec, k, v)
+		{
 			printf("%-20s", k);
-			json_array_foreach(v, i, m)
-				printf(" %s", json_string_value(m));
+			json_array_foreach(v, i, m) printf(" %s", json_string_value(m));
 			putchar('\n');
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, LINKS))) {
-		printf("%-20s %-12s %-18s %5s %-5s %s\n", "LINK", "PORT", "NEXT HOP", "VLAN", "STATE", "TAGS");
-		json_object_foreach(sec, k, v) {
+		printf("%-20s %-12s %-18s %5s %-5s %s\n", "LINK", "PORT", "NEXT HOP", "VLAN",
+		       "STATE", "TAGS");
+		json_object_foreach(sec, k, v)
+		{
 			json_t *tags = json_object_get(v, FWD_KEY_NAME(LINK, TAGS)), *t;
 
-			printf("%-20s %-12s %-18s %5lld %-5s", k, js(v, FWD_KEY_NAME(LINK, PORT)), js(v, FWD_KEY_NAME(LINK, NEXT_HOP_MAC)),
+			printf("%-20s %-12s %-18s %5lld %-5s", k, js(v, FWD_KEY_NAME(LINK, PORT)),
+			       js(v, FWD_KEY_NAME(LINK, NEXT_HOP_MAC)),
 			       ji(v, FWD_KEY_NAME(LINK, VLAN)), js(v, FWD_KEY_NAME(LINK, STATE)));
-			json_array_foreach(tags, i, t)
-				printf(" %s", json_string_value(t));
+			json_array_foreach(tags, i, t) printf(" %s", json_string_value(t));
 			putchar('\n');
 		}
 		sec = json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS));
-		json_object_foreach(sec, k, v) {
+		json_object_foreach(sec, k, v)
+		{
 			const char *mk;
 			json_t *w;
 
@@ -416,14 +427,16 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 			putchar('\n');
 		}
 	} else {
-		printf("%-20s %-16s %-7s %-20s %s\n", "REGION", "SERVICE", "ACTION", "TO", "MIRROR");
-		json_array_foreach(sec, i, v)
-			printf("%-20s %-16s %-7s %-20s %s\n", js(v, FWD_KEY_NAME(POLICY, REGION)),
-			       js(v, FWD_KEY_NAME(POLICY, SERVICE)), js(v, FWD_KEY_NAME(POLICY, ACTION)),
-			       js(v, FWD_KEY_NAME(POLICY, TO)), js(v, FWD_KEY_NAME(POLICY, MIRROR)));
+		printf("%-20s %-16s %-7s %-20s %s\n", "REGION", "SERVICE", "ACTION", "TO",
+		       "MIRROR");
+		json_array_foreach(sec, i, v) printf(
+			"%-20s %-16s %-7s %-20s %s\n", js(v, FWD_KEY_NAME(POLICY, REGION)),
+			js(v, FWD_KEY_NAME(POLICY, SERVICE)), js(v, FWD_KEY_NAME(POLICY, ACTION)),
+			js(v, FWD_KEY_NAME(POLICY, TO)), js(v, FWD_KEY_NAME(POLICY, MIRROR)));
 		v = json_object_get(m, FWD_KEY_NAME(DOC, DEFAULT));
-		printf("%-20s %-16s %-7s %-20s %s\n", "(default)", "", js(v, FWD_KEY_NAME(POLICY, ACTION)),
-		       js(v, FWD_KEY_NAME(POLICY, TO)), js(v, FWD_KEY_NAME(POLICY, MIRROR)));
+		printf("%-20s %-16s %-7s %-20s %s\n", "(default)", "",
+		       js(v, FWD_KEY_NAME(POLICY, ACTION)), js(v, FWD_KEY_NAME(POLICY, TO)),
+		       js(v, FWD_KEY_NAME(POLICY, MIRROR)));
 	}
 	json_decref(r);
 	return 0;
@@ -441,8 +454,8 @@ static void explain_content_print(json_t *c)
 	json_array_foreach(json_object_get(c, "scoped_fields"), i, v)
 		printf(" %s", json_string_value(v));
 	printf("\n");
-	json_object_foreach(json_object_get(c, "extracted"), k, v)
-		printf("  %-9s  %s\n", k, json_is_string(v) ? json_string_value(v) : "(none found)");
+	json_object_foreach(json_object_get(c, "extracted"), k, v) printf(
+		"  %-9s  %s\n", k, json_is_string(v) ? json_string_value(v) : "(none found)");
 	json_array_foreach(json_object_get(c, "matches"), i, v)
 		printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"), js(v, "action"));
 	if (json_is_string(json_object_get(c, "verdict")))
@@ -480,9 +493,11 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 		printf("region      %s (matched %s)\n", js(r, "region"),
 		       json_is_null(json_object_get(r, "prefix")) ? "no prefix" : js(r, "prefix"));
 		printf("service     %s\n", js(r, "service"));
-		printf("policy      %s: %s %s\n", js(r, "policy"), js(r, "action"), js(r, "target"));
+		printf("policy      %s: %s %s\n", js(r, "policy"), js(r, "action"),
+		       js(r, "target"));
 		if (!json_is_null(json_object_get(r, "group")))
-			printf("group       %s (flow hash %lld)\n", js(r, "group"), ji(r, "flow_hash"));
+			printf("group       %s (flow hash %lld)\n", js(r, "group"),
+			       ji(r, "flow_hash"));
 		if (!json_is_null(json_object_get(r, "link")))
 			printf("leaves on   link %s, port %s\n", js(r, "link"), js(r, "port"));
 		if (!json_is_null(json_object_get(r, "mirror")))
@@ -523,12 +538,14 @@ static int counters(const struct opts *o, int drops_only)
 	c = fwd_report_from_json(r, &e);
 	json_decref(r);
 	if (c == NULL) {
-		fprintf(stderr, "regionctl: the counter report is not what the API promises: %s: %s\n",
+		fprintf(stderr,
+			"regionctl: the counter report is not what the API promises: %s: %s\n",
 			e.path, e.reason);
 		return EXIT_UNREACHABLE;
 	}
 	if (!drops_only) {
-		printf("generation %" PRIu64 ": rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64 "\n",
+		printf("generation %" PRIu64 ": rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64
+		       "\n",
 		       c->gen.id, c->packets.rx, c->packets.tx, c->packets.dropped);
 		for (size_t s = 0; s < sizeof(secs) / sizeof(secs[0]); s++)
 			print_counts(fwd_report_sec_key(secs[s]), c, secs[s]);
@@ -546,8 +563,8 @@ static int counters(const struct opts *o, int drops_only)
 	if (!drops_only && c->sec[FWD_RS_CONTENT].n) {
 		const struct fwd_report_section *sec = &c->sec[FWD_RS_CONTENT];
 
-		printf("\n%-28s %-10s %-7s %-14s %12s %12s\n", "content rules", "field", "action", "to",
-		       "matches", "flow_pkts");
+		printf("\n%-28s %-10s %-7s %-14s %12s %12s\n", "content rules", "field", "action",
+		       "to", "matches", "flow_pkts");
 		for (uint32_t i = 0; i < sec->n; i++) {
 			const struct fwd_report_row *row = &sec->rows[i];
 
@@ -587,8 +604,9 @@ static void print_valid(json_t *r, const char *file)
 
 static void print_diff(json_t *r, const char *unused)
 {
-	static const enum fwd_schema secs[] = {FWD_F_DOC_REGIONS, FWD_F_DOC_SERVICES, FWD_F_DOC_LINKS,
-					       FWD_F_DOC_LINK_GROUPS, FWD_F_DOC_POLICIES};
+	static const enum fwd_schema secs[] = {FWD_F_DOC_REGIONS, FWD_F_DOC_SERVICES,
+					       FWD_F_DOC_LINKS, FWD_F_DOC_LINK_GROUPS,
+					       FWD_F_DOC_POLICIES};
 	json_t *d = json_object_get(r, "diff"), *imp = json_object_get(r, "impact"), *v;
 	size_t i;
 
@@ -600,9 +618,11 @@ static void print_diff(json_t *r, const char *unused)
 			printf("+ %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
 		json_array_foreach(json_object_get(sd, "removed"), i, v)
 			printf("- %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
-		json_array_foreach(json_object_get(sd, "changed"), i, v) {
+		json_array_foreach(json_object_get(sd, "changed"), i, v)
+		{
 			if (json_object_get(v, "prefixes_added"))
-				printf("~ %s %s: +%zu -%zu prefixes\n", fwd_schema_name(secs[s]), js(v, "name"),
+				printf("~ %s %s: +%zu -%zu prefixes\n", fwd_schema_name(secs[s]),
+				       js(v, "name"),
 				       json_array_size(json_object_get(v, "prefixes_added")),
 				       json_array_size(json_object_get(v, "prefixes_removed")));
 			else
@@ -617,8 +637,8 @@ static void print_diff(json_t *r, const char *unused)
 	       json_array_size(json_object_get(imp, "changes")),
 	       json_is_true(json_object_get(imp, "truncated")) ? " (truncated)" : "");
 	json_array_foreach(json_object_get(imp, "changes"), i, v)
-		printf("  %-20s %-16s %-24s -> %s\n", js(v, "region"), js(v, "service"), js(v, "before"),
-		       js(v, "after"));
+		printf("  %-20s %-16s %-24s -> %s\n", js(v, "region"), js(v, "service"),
+		       js(v, "before"), js(v, "after"));
 }
 
 static int cmd_counters(const struct opts *o, const struct ctl_call *c)
@@ -671,7 +691,8 @@ static void print_gen(json_t *r, const char *what)
 	if (json_is_true(json_object_get(r, "changed")))
 		printf("%s: generation %lld (%s) is running\n", what, ji(g, "id"), js(g, "hash"));
 	else
-		printf("%s: no change, generation %lld already has this table\n", what, ji(g, "id"));
+		printf("%s: no change, generation %lld already has this table\n", what,
+		       ji(g, "id"));
 	if (json_object_get(r, "confirm_by"))
 		printf("confirm within %lld s with 'regionctl confirm', or it reverts by itself\n",
 		       ji(r, "confirm_by") - (long long)time(NULL));
@@ -714,7 +735,8 @@ static void print_post(json_t *r, const char *what)
 	if (json_object_get(r, "confirmed"))
 		printf("confirmed generation %lld\n", ji(r, "confirmed"));
 	else if (json_object_get(r, "detached"))
-		printf("%s\n", json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
+		printf("%s\n",
+		       json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
 	else
 		print_gen(r, what);
 }
@@ -754,12 +776,13 @@ static void print_history(json_t *r, const char *unused)
 
 	(void)unused;
 	printf("%6s  %-20s  %-16s  %-12s  %s\n", "GEN", "TIME", "HASH", "AUTHOR", "COMMENT");
-	json_array_foreach(json_object_get(r, "history"), i, v) {
+	json_array_foreach(json_object_get(r, "history"), i, v)
+	{
 		char t[32];
 
 		when(ji(v, "time"), t, sizeof(t));
-		printf("%6lld  %-20s  %-16s  %-12s  %s\n", ji(v, "id"), t, js(v, "hash"), js(v, "author"),
-		       js(v, "comment"));
+		printf("%6lld  %-20s  %-16s  %-12s  %s\n", ji(v, "id"), t, js(v, "hash"),
+		       js(v, "author"), js(v, "comment"));
 	}
 }
 
@@ -794,11 +817,12 @@ static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 	       json_is_true(json_object_get(r, "adopted")) ? " (adopted after a restart)" : "");
 	printf("%-16s %-10s %10s  %s\n", "INTERFACE", "MODE", "PROGRAM", "ATTACHED AS");
 	json_array_foreach(json_object_get(r, "interfaces"), i, v)
-		printf("%-16s %-10s %10lld  %s%s\n", js(v, "interface"), js(v, "mode"), ji(v, "program_id"),
-		       js(v, "attached_as"), json_is_true(json_object_get(v, "ours")) ? "" : "  (NOT OURS)");
+		printf("%-16s %-10s %10lld  %s%s\n", js(v, "interface"), js(v, "mode"),
+		       ji(v, "program_id"), js(v, "attached_as"),
+		       json_is_true(json_object_get(v, "ours")) ? "" : "  (NOT OURS)");
 	printf("\n%-24s %-6s %14s %16s\n", "RULE", "ACTION", "PACKETS", "BYTES");
-	json_object_foreach(json_object_get(r, "rules"), k, v)
-		printf("%-24s %-6s %14lld %16lld\n", k, js(v, "action"), ji(v, "packets"), ji(v, "bytes"));
+	json_object_foreach(json_object_get(r, "rules"), k, v) printf(
+		"%-24s %-6s %14lld %16lld\n", k, js(v, "action"), ji(v, "packets"), ji(v, "bytes"));
 	printf("\n%-24s %14s\n", "VERDICT", "PACKETS");
 	json_object_foreach(json_object_get(r, "counters"), k, v)
 		printf("%-24s %14lld\n", k, (long long)json_integer_value(v));
@@ -809,9 +833,11 @@ static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 static int cmd_help(const struct opts *o, const struct ctl_call *c);
 
 static const struct ctl_opt global_opts[] = {
-	{.name = "-s", .arg = "SOCK",
+	{.name = "-s",
+	 .arg = "SOCK",
 	 .help = "the API's socket ($REGIOND_SOCKET, else /run/regiond/api.sock)"},
-	{.name = "--url", .arg = "http://HOST:PORT",
+	{.name = "--url",
+	 .arg = "http://HOST:PORT",
 	 .help = "the TCP API instead; writes need the token"},
 	{.name = "--token-file", .arg = "F", .help = "the API token, for --url"},
 	{.name = "--json", .alias = "-j", .help = "print the API's JSON instead of tables"},
@@ -820,48 +846,60 @@ static const struct ctl_opt global_opts[] = {
 };
 
 static const struct ctl_opt explain_opts[] = {
-	{.name = "--payload", .arg = "TEXT", .key = "payload",
+	{.name = "--payload",
+	 .arg = "TEXT",
+	 .key = "payload",
 	 .help = "the packet's payload, as text"},
-	{.name = "--payload-hex", .arg = "HEX", .key = "payload_hex",
+	{.name = "--payload-hex",
+	 .arg = "HEX",
+	 .key = "payload_hex",
 	 .help = "the payload, in hex"},
-	{.name = "--sni", .arg = "NAME", .key = "tls_sni",
+	{.name = "--sni",
+	 .arg = "NAME",
+	 .key = "tls_sni",
 	 .help = "a TLS ClientHello with this SNI"},
-	{.name = "--host", .arg = "NAME", .key = "http_host",
+	{.name = "--host",
+	 .arg = "NAME",
+	 .key = "http_host",
 	 .help = "an HTTP request with this Host"},
-	{.name = "--qname", .arg = "NAME", .key = "dns_qname",
-	 .help = "a DNS query for this name"},
+	{.name = "--qname", .arg = "NAME", .key = "dns_qname", .help = "a DNS query for this name"},
 	{0},
 };
 
 static const struct ctl_opt apply_opts[] = {
-	{.name = "--comment", .arg = "C", .key = "comment",
-	 .help = "why, kept in the history"},
-	{.name = "--author", .arg = "A", .key = "author",
+	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},
+	{.name = "--author",
+	 .arg = "A",
+	 .key = "author",
 	 .help = "who, kept in the history (default: $USER)"},
-	{.name = "--confirm-timeout", .arg = "S",
+	{.name = "--confirm-timeout",
+	 .arg = "S",
 	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
 	{0},
 };
 
 static const struct ctl_cmd show_cmds[] = {
-	{.name = "regions", .run = cmd_show,
-	 .summary = "regions and their source prefixes"},
-	{.name = "services", .run = cmd_show,
+	{.name = "regions", .run = cmd_show, .summary = "regions and their source prefixes"},
+	{.name = "services",
+	 .run = cmd_show,
 	 .summary = "services and their protocol/port entries"},
-	{.name = "links", .run = cmd_show,
+	{.name = "links",
+	 .run = cmd_show,
 	 .summary = "links (port, next hop, VLAN, state, tags) and link groups"},
-	{.name = "policies", .run = cmd_show,
-	 .summary = "policies, then the default"},
-	{.name = "table", .run = cmd_show,
+	{.name = "policies", .run = cmd_show, .summary = "policies, then the default"},
+	{.name = "table",
+	 .run = cmd_show,
 	 .summary = "the table document as it was applied",
 	 .detail = "With -j, the table's model (every section) instead."},
 	{0},
 };
 
 static const struct ctl_cmd filter_cmds[] = {
-	{.name = "status", .run = cmd_filter_status,
+	{.name = "status",
+	 .run = cmd_filter_status,
 	 .summary = "interfaces, program, generation, per-rule hits, verdicts"},
-	{.name = "detach", .run = cmd_filter_detach,
+	{.name = "detach",
+	 .run = cmd_filter_detach,
 	 .summary = "detach the XDP filters everywhere and remove their pins"},
 	{0},
 };
@@ -874,40 +912,61 @@ OPTS_FIT(apply_opts);
 
 /* The order here is the order of the listing. */
 static const struct ctl_cmd commands[] = {
-	{.name = "status", .run = cmd_status,
-	 .summary = "what regiond holds and regionfwd runs"},
-	{.name = "show", .subs = show_cmds,
-	 .summary = "the running table, one section at a time"},
-	{.name = "explain", .run = cmd_explain, .opts = explain_opts,
-	 .args = "SRC DST PROTO [SPORT] DPORT", .min_args = 4, .max_args = 5,
+	{.name = "status", .run = cmd_status, .summary = "what regiond holds and regionfwd runs"},
+	{.name = "show", .subs = show_cmds, .summary = "the running table, one section at a time"},
+	{.name = "explain",
+	 .run = cmd_explain,
+	 .opts = explain_opts,
+	 .args = "SRC DST PROTO [SPORT] DPORT",
+	 .min_args = 4,
+	 .max_args = 5,
 	 .summary = "where would this packet go?",
 	 .detail = "Runs regionfwd's own classifier on a synthetic packet against the running\n"
 		   "generation; counters are not touched. With a payload or a name, also shows\n"
 		   "which content rule matched."},
-	{.name = "counters", .run = cmd_counters,
+	{.name = "counters",
+	 .run = cmd_counters,
 	 .summary = "packets per link, region, service, policy; drops; events"},
-	{.name = "drops", .run = cmd_drops,
+	{.name = "drops",
+	 .run = cmd_drops,
 	 .summary = "the non-zero drop reasons (all of them with -j)"},
-	{.name = "validate", .run = cmd_validate, .args = "FILE", .min_args = 1, .max_args = 1,
+	{.name = "validate",
+	 .run = cmd_validate,
+	 .args = "FILE",
+	 .min_args = 1,
+	 .max_args = 1,
 	 .summary = "check a table document, change nothing"},
-	{.name = "diff", .run = cmd_diff, .args = "FILE", .min_args = 1, .max_args = 1,
+	{.name = "diff",
+	 .run = cmd_diff,
+	 .args = "FILE",
+	 .min_args = 1,
+	 .max_args = 1,
 	 .summary = "what a table document would change, and its impact"},
-	{.name = "apply", .run = cmd_apply, .opts = apply_opts,
-	 .args = "FILE", .min_args = 1, .max_args = 1,
+	{.name = "apply",
+	 .run = cmd_apply,
+	 .opts = apply_opts,
+	 .args = "FILE",
+	 .min_args = 1,
+	 .max_args = 1,
 	 .summary = "make a table document the running table",
 	 .detail = "Sends the current generation as expected_generation: if someone else changed\n"
 		   "the table in between, it is refused (stale_generation); diff and apply again."},
-	{.name = "confirm", .run = cmd_confirm,
+	{.name = "confirm",
+	 .run = cmd_confirm,
 	 .summary = "keep what 'apply --confirm-timeout' applied"},
-	{.name = "rollback", .run = cmd_rollback, .args = "[GEN]", .max_args = 1,
+	{.name = "rollback",
+	 .run = cmd_rollback,
+	 .args = "[GEN]",
+	 .max_args = 1,
 	 .summary = "back to an earlier generation (default: the previous one)",
 	 .detail = "The old table becomes a new generation; it is validated again, so one that\n"
 		   "breaks today's residency rules is refused."},
-	{.name = "history", .run = cmd_history,
-	 .summary = "generations kept for rollback"},
-	{.name = "filter", .subs = filter_cmds,
-	 .summary = "the XDP filters regiond manages"},
-	{.name = "help", .run = cmd_help, .args = "[COMMAND [SUBCOMMAND]]", .max_args = 2,
+	{.name = "history", .run = cmd_history, .summary = "generations kept for rollback"},
+	{.name = "filter", .subs = filter_cmds, .summary = "the XDP filters regiond manages"},
+	{.name = "help",
+	 .run = cmd_help,
+	 .args = "[COMMAND [SUBCOMMAND]]",
+	 .max_args = 2,
 	 .summary = "this listing, or a command's help"},
 	{0},
 };
@@ -1151,7 +1210,8 @@ static const char *global_val(const char **gval, const char *name)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.sock = getenv("REGIOND_SOCKET") ? getenv("REGIOND_SOCKET") : "/run/regiond/api.sock"};
+	struct opts o = {.sock = getenv("REGIOND_SOCKET") ? getenv("REGIOND_SOCKET")
+							  : "/run/regiond/api.sock"};
 	const char *gval[CTL_MAX_OPTS] = {0};
 	struct ctl_call c;
 	char *token = NULL;

@@ -97,9 +97,10 @@ dp_aged_bucket_(const struct dp_aged *t, uint32_t hash, const struct dp_aged_lay
  * The live entry of key @k (hash @hash), or NULL when unknown or expired.
  * @param refresh  restart its timer (expires = now + timeout)
  */
-static inline __attribute__((always_inline)) void *
-dp_aged_lookup(const struct dp_aged *t, const struct dp_aged_layout l, uint32_t hash,
-	       const void *k, uint64_t now, const int refresh)
+static inline __attribute__((always_inline)) void *dp_aged_lookup(const struct dp_aged *t,
+								  const struct dp_aged_layout l,
+								  uint32_t hash, const void *k,
+								  uint64_t now, const int refresh)
 {
 	uint8_t *b = dp_aged_bucket_(t, hash, l);
 
@@ -122,9 +123,10 @@ dp_aged_lookup(const struct dp_aged *t, const struct dp_aged_layout l, uint32_t 
  * expires = now + timeout; the caller writes its value.
  * @param evicted  set to 1 when a live entry of another key was evicted, else 0
  */
-static inline __attribute__((always_inline)) void *
-dp_aged_insert(struct dp_aged *t, const struct dp_aged_layout l, uint32_t hash, const void *k,
-	       uint64_t now, int *evicted)
+static inline __attribute__((always_inline)) void *dp_aged_insert(struct dp_aged *t,
+								  const struct dp_aged_layout l,
+								  uint32_t hash, const void *k,
+								  uint64_t now, int *evicted)
 {
 	uint8_t *b = dp_aged_bucket_(t, hash, l);
 	uint8_t *victim = NULL;

@@ -37,7 +37,8 @@ static int build_scope(struct dp_content *c, const struct fwd_table *t)
 			uint16_t region = r->nregions ? r->regions[k] : k;
 
 			for (uint16_t s = 0; s < r->nservices; s++)
-				c->scope[(uint32_t)region * t->nservices + r->services[s]] |= (uint8_t)(1u << r->field);
+				c->scope[(uint32_t)region * t->nservices + r->services[s]] |=
+					(uint8_t)(1u << r->field);
 		}
 	}
 	return 0;
@@ -91,8 +92,9 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 	if (t->ncontent == 0)
 		return 0;
 	if (d != NULL && d->rules_hash != fwd_content_hash(t))
-		return fwd_err_set(err, t->source, 0, "content_db.rules_hash",
-				   "the databases were compiled from other content rules than this table's");
+		return fwd_err_set(
+			err, t->source, 0, "content_db.rules_hash",
+			"the databases were compiled from other content rules than this table's");
 	if (d == NULL) {
 		const char *code;
 
@@ -123,10 +125,10 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 			continue;
 		if (hs_deserialize_database(d->bytes[f], d->len[f], &c->db[f]) != HS_SUCCESS) {
 			rc = fwd_err_set(
-			    err, t->source, 0, "content_db",
-			    "database for '%s' does not "
-			    "deserialize (corrupt, or built for another Hyperscan or CPU)",
-			    fwd_content_field_name(f));
+				err, t->source, 0, "content_db",
+				"database for '%s' does not "
+				"deserialize (corrupt, or built for another Hyperscan or CPU)",
+				fwd_content_field_name(f));
 			goto out;
 		}
 		size_t sz = 0;
@@ -136,7 +138,8 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 		/* One scratch serves every database it was allocated for. */
 		for (uint16_t w = 0; w <= nworkers; w++)
 			if (hs_alloc_scratch(c->db[f], &c->scratch[w]) != HS_SUCCESS) {
-				rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
+				rc = fwd_err_set(err, t->source, 0,
+						 FWD_KEY_NAME(DOC, CONTENT_RULES),
 						 "out of memory for Hyperscan scratch");
 				goto out;
 			}
@@ -148,7 +151,8 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 		c->scratch_bytes += sz;
 	}
 	if (build_scope(c, t) || build_keys(c, t)) {
-		rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "out of memory");
+		rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
+				 "out of memory");
 		goto out;
 	}
 	*out = c;
@@ -169,7 +173,10 @@ struct match_ctx {
 
 static inline int rank(uint8_t action)
 {
-	return action == FWD_CA_DROP ? 3 : action == FWD_CA_STEER ? 2 : action == FWD_CA_MIRROR ? 1 : 0;
+	return action == FWD_CA_DROP	 ? 3
+	       : action == FWD_CA_STEER	 ? 2
+	       : action == FWD_CA_MIRROR ? 1
+					 : 0;
 }
 
 static int in_rule_scope(const struct fwd_content_rule *r, uint16_t region, uint16_t service)
@@ -204,7 +211,8 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 	if (v->nhits < DP_CONTENT_MAX_HITS)
 		v->hits[v->nhits] = id;
 	v->nhits++;
-	if (v->rule == DP_CONTENT_NONE || rank(r->action) > rank(m->c->t->content[v->rule].action) ||
+	if (v->rule == DP_CONTENT_NONE ||
+	    rank(r->action) > rank(m->c->t->content[v->rule].action) ||
 	    (rank(r->action) == rank(m->c->t->content[v->rule].action) && id < v->rule))
 		v->rule = id;
 	return 0; /* go on: every matching rule is counted */
@@ -244,9 +252,10 @@ int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp
 			} else if (f != FWD_CF_DNS_QNAME && in->proto != FWD_PROTO_TCP) {
 				continue; /* TLS and HTTP/1.x run over TCP */
 			}
-			n = f == FWD_CF_TLS_SNI       ? fwd_extract_sni(p, len, name, sizeof(name))
-			    : f == FWD_CF_HTTP_HOST ? fwd_extract_http_host(p, len, name, sizeof(name))
-						    : fwd_extract_dns_qname(p, len, name, sizeof(name));
+			n = f == FWD_CF_TLS_SNI ? fwd_extract_sni(p, len, name, sizeof(name))
+			    : f == FWD_CF_HTTP_HOST
+				    ? fwd_extract_http_host(p, len, name, sizeof(name))
+				    : fwd_extract_dns_qname(p, len, name, sizeof(name));
 			if (n <= 0)
 				continue;
 			data = name;
@@ -264,8 +273,8 @@ int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp
 	return scanned;
 }
 
-void dp_content_act(const struct dp_content *c, const struct fwd_class *cls, const struct fwd_pkt *p,
-		    uint32_t rule, struct fwd_decision *d)
+void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,
+		    const struct fwd_pkt *p, uint32_t rule, struct fwd_decision *d)
 {
 	const struct fwd_content_rule *r = &c->t->content[rule];
 	uint16_t l;

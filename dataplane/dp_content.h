@@ -51,7 +51,8 @@ struct dp_content {
 struct dp_content_verdict {
 	uint32_t rule; /* deciding rule, or DP_CONTENT_NONE */
 	uint32_t nhits; /* matching rules */
-	uint32_t hits[DP_CONTENT_MAX_HITS]; /* the first DP_CONTENT_MAX_HITS of them (for explain) */
+	uint32_t
+		hits[DP_CONTENT_MAX_HITS]; /* the first DP_CONTENT_MAX_HITS of them (for explain) */
 	int scan_error; /* hs_scan failed (counted; the packet keeps its policy decision) */
 };
 
@@ -65,7 +66,8 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 
 void dp_content_free(struct dp_content *c);
 
-static inline uint8_t dp_content_scope(const struct dp_content *c, uint16_t region, uint16_t service)
+static inline uint8_t dp_content_scope(const struct dp_content *c, uint16_t region,
+				       uint16_t service)
 {
 	return c->scope[(uint32_t)region * c->nservices + service];
 }
@@ -86,8 +88,8 @@ struct dp_content_input {
 };
 
 /** Apply rule @rule's action to decision @d (drop, mirror, steer; count changes nothing). */
-void dp_content_act(const struct dp_content *c, const struct fwd_class *cls, const struct fwd_pkt *p,
-		    uint32_t rule, struct fwd_decision *d);
+void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,
+		    const struct fwd_pkt *p, uint32_t rule, struct fwd_decision *d);
 
 /**
  * Extract the scoped fields and scan them with scratch @s.

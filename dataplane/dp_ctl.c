@@ -131,8 +131,8 @@ struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *g
 
 		if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) < 0) {
 			err = gr ? errno : ENOENT;
-			DP_LOG(ERR, "control socket %s: cannot give it to group '%s': %s", path, group,
-			       gr ? strerror(err) : "no such group");
+			DP_LOG(ERR, "control socket %s: cannot give it to group '%s': %s", path,
+			       group, gr ? strerror(err) : "no such group");
 			goto fail;
 		}
 	}
@@ -177,7 +177,8 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 	int rc;
 
 	if (req->document.len == 0)
-		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "document", "the push carries no table document");
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "document",
+			     "the push carries no table document");
 	else if (req->name[0] == '\0' || strlen(req->name) > 100)
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", "'name' must be 1..100 bytes");
 	else if (req->has_content && req->n_content_db > FWD_CONTENT_FIELDS)
@@ -191,7 +192,8 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 		/* Borrowed, not copied: dp_ctx_apply deserializes them before
 		 * the request is freed. */
 		for (size_t f = 0; f < req->n_content_db; f++) {
-			db.bytes[f] = req->content_db[f].len ? (char *)req->content_db[f].data : NULL;
+			db.bytes[f] =
+				req->content_db[f].len ? (char *)req->content_db[f].data : NULL;
 			db.len[f] = req->content_db[f].len;
 		}
 		db.rules_hash = req->content_rules_hash;
@@ -279,7 +281,8 @@ static uint8_t *op_counters(struct dp_ctl *ctl, size_t *len)
 
 #define EXPLAIN_MAX_PAYLOAD 9216 /* a jumbo frame's payload, as regiond allows */
 
-static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequest *req, size_t *len)
+static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequest *req,
+			   size_t *len)
 {
 	Regionfwd__Ctl__ExplainReply rep = REGIONFWD__CTL__EXPLAIN_REPLY__INIT;
 	struct dp_probe p = {0};
@@ -290,16 +293,19 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 
 	/* regiond checked all of this; a frame is still outside input. */
 	if ((req->src.len != 4 && req->src.len != 16) || req->dst.len != req->src.len)
-		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "src", "addresses of 4 or 16 bytes, one family");
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "src",
+			     "addresses of 4 or 16 bytes, one family");
 	else if (req->proto > 255 || req->sport > 65535 || req->dport > 65535)
-		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "proto", "proto 0..255, ports 0..65535");
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "proto",
+			     "proto 0..255, ports 0..65535");
 	else if (req->payload.len > EXPLAIN_MAX_PAYLOAD)
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "payload", "at most 9216 bytes");
 	else if (req->n_given > FWD_CONTENT_FIELDS)
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given", "one name per content field");
 	for (size_t f = 0; e.reason[0] == '\0' && f < req->n_given; f++)
 		if (strlen(req->given[f]) >= FWD_X_NAME_MAX)
-			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given", "names of at most 255 bytes");
+			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given",
+				     "names of at most 255 bytes");
 	if (e.reason[0])
 		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);
 	p.family = req->src.len == 4 ? 4 : 6;
@@ -426,7 +432,8 @@ static int client_write(struct ctl_client *c)
 {
 	while (c->out_sent < c->out_len) {
 		/* MSG_NOSIGNAL: a client that went away must not SIGPIPE the fast path. */
-		ssize_t w = send(c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
+		ssize_t w =
+			send(c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL);
 
 		if (w < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -1;
@@ -448,7 +455,8 @@ int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 		if (ctl->c[i].fd < 0)
 			continue;
 		/* One request at a time per connection: read again once answered. */
-		pfd[n] = (struct pollfd){.fd = ctl->c[i].fd, .events = ctl->c[i].out ? POLLOUT : POLLIN};
+		pfd[n] = (struct pollfd){.fd = ctl->c[i].fd,
+					 .events = ctl->c[i].out ? POLLOUT : POLLIN};
 		idx[n++] = i;
 	}
 	rc = poll(pfd, (nfds_t)n, timeout_ms);

@@ -62,14 +62,18 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 	if (id >= ctx->next_gen_id)
 		ctx->next_gen_id = id + 1;
 	dp_ctx_publish(ctx, g);
-	DP_LOG(INFO, "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "
-		     "built and published in %.1f ms",
+	DP_LOG(INFO,
+	       "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "
+	       "built and published in %.1f ms",
 	       (unsigned long long)g->id, (unsigned long long)hash, name, g->table->nprefix4,
 	       g->table->nprefix6, (double)g->fib_bytes / 1048576.0,
 	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
 	if (g->content)
-		DP_LOG(INFO, "generation %llu: %u content rules, databases %.1f KiB (%s), scratch %.1f KiB",
-		       (unsigned long long)g->id, g->table->ncontent, (double)g->content->db_bytes / 1024.0,
+		DP_LOG(INFO,
+		       "generation %llu: %u content rules, databases %.1f KiB (%s), scratch %.1f "
+		       "KiB",
+		       (unsigned long long)g->id, g->table->ncontent,
+		       (double)g->content->db_bytes / 1024.0,
 		       g->content->compiled_here ? "compiled here" : "shipped",
 		       (double)g->content->scratch_bytes / 1024.0);
 	return 0;
@@ -186,8 +190,9 @@ static int describe_rows(struct fwd_report *r, const struct fwd_table *t)
 		if ((row = fwd_report_row(r, FWD_RS_LINKS, t->links[i].name)) == NULL)
 			return -ENOMEM;
 		fwd_report_set_attr(row, 0, t->links[i].port);
-		fwd_report_set_attr(row, 1, t->links[i].up ? FWD_WORD_NAME(LINK_STATE, UP)
-							    : FWD_WORD_NAME(LINK_STATE, DOWN));
+		fwd_report_set_attr(row, 1,
+				    t->links[i].up ? FWD_WORD_NAME(LINK_STATE, UP)
+						   : FWD_WORD_NAME(LINK_STATE, DOWN));
 	}
 	for (uint32_t i = 0; i < t->npolicies; i++) {
 		const struct fwd_policy *p = &t->policies[i];
@@ -195,8 +200,10 @@ static int describe_rows(struct fwd_report *r, const struct fwd_table *t)
 		fwd_table_policy_key(t, i, key, sizeof(key));
 		if ((row = fwd_report_row(r, FWD_RS_POLICIES, key)) == NULL)
 			return -ENOMEM;
-		fwd_report_set_attr(row, 0, p->action == FWD_ACT_DROP ? FWD_WORD_NAME(POLICY_ACTION, DROP)
-								      : FWD_WORD_NAME(POLICY_ACTION, STEER));
+		fwd_report_set_attr(row, 0,
+				    p->action == FWD_ACT_DROP
+					    ? FWD_WORD_NAME(POLICY_ACTION, DROP)
+					    : FWD_WORD_NAME(POLICY_ACTION, STEER));
 		fwd_report_set_attr(row, 1, fwd_table_policy_target(t, p));
 	}
 	for (uint32_t i = 0; i < t->ncontent; i++) {
@@ -207,9 +214,10 @@ static int describe_rows(struct fwd_report *r, const struct fwd_table *t)
 			return -ENOMEM;
 		fwd_report_set_attr(row, 0, fwd_content_field_name(cr->field));
 		fwd_report_set_attr(row, 1, fwd_content_action_name(cr->action));
-		fwd_report_set_attr(row, 2, !to ? NULL
-					 : cr->target_kind == FWD_ACT_GROUP ? t->groups[cr->target].name
-									    : t->links[cr->target].name);
+		fwd_report_set_attr(row, 2,
+				    !to				       ? NULL
+				    : cr->target_kind == FWD_ACT_GROUP ? t->groups[cr->target].name
+								       : t->links[cr->target].name);
 	}
 	return 0;
 }
@@ -255,7 +263,8 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 	return r;
 }
 
-static void print_rows(FILE *out, const char *title, const struct fwd_report *r, enum fwd_report_sec s)
+static void print_rows(FILE *out, const char *title, const struct fwd_report *r,
+		       enum fwd_report_sec s)
 {
 	fprintf(out, "\n%-24s %14s %16s\n", title, "packets", "bytes");
 	for (uint32_t i = 0; i < r->sec[s].n; i++)
@@ -273,9 +282,10 @@ void dp_report_print(const struct fwd_report *r, FILE *out)
 {
 	const struct fwd_report_section *sec;
 
-	fprintf(out, "regionfwd: generation %" PRIu64 " from %s, %u workers\n", r->gen.id, r->gen.source,
-		r->workers);
-	fprintf(out, "  rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64 "  (rx = tx + dropped: %s)\n",
+	fprintf(out, "regionfwd: generation %" PRIu64 " from %s, %u workers\n", r->gen.id,
+		r->gen.source, r->workers);
+	fprintf(out,
+		"  rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64 "  (rx = tx + dropped: %s)\n",
 		r->packets.rx, r->packets.tx, r->packets.dropped,
 		r->packets.rx == r->packets.tx + r->packets.dropped ? "holds" : "BROKEN");
 
@@ -285,15 +295,17 @@ void dp_report_print(const struct fwd_report *r, FILE *out)
 		fprintf(out, "  %-22s %-12s %-6s %14" PRIu64 " %16" PRIu64 "\n", sec->rows[i].name,
 			attr(&sec->rows[i], 0, "-"), attr(&sec->rows[i], 1, "gone"),
 			sec->rows[i].v[FWD_RV_PACKETS], sec->rows[i].v[FWD_RV_BYTES]);
-	fprintf(out, "\n%-24s %14s %14s %10s %10s %10s\n", "port", "ipackets", "opackets", "imissed",
-		"rx_nombuf", "oerrors");
+	fprintf(out, "\n%-24s %14s %14s %10s %10s %10s\n", "port", "ipackets", "opackets",
+		"imissed", "rx_nombuf", "oerrors");
 	sec = &r->sec[FWD_RS_PORTS];
 	for (uint32_t i = 0; i < sec->n; i++) {
 		const uint64_t *v = sec->rows[i].v;
 
-		fprintf(out, "  %-22s %14" PRIu64 " %14" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
-			sec->rows[i].name, v[FWD_RV_IPACKETS], v[FWD_RV_OPACKETS], v[FWD_RV_IMISSED],
-			v[FWD_RV_RX_NOMBUF], v[FWD_RV_OERRORS]);
+		fprintf(out,
+			"  %-22s %14" PRIu64 " %14" PRIu64 " %10" PRIu64 " %10" PRIu64 " %10" PRIu64
+			"\n",
+			sec->rows[i].name, v[FWD_RV_IPACKETS], v[FWD_RV_OPACKETS],
+			v[FWD_RV_IMISSED], v[FWD_RV_RX_NOMBUF], v[FWD_RV_OERRORS]);
 	}
 	print_rows(out, "region", r, FWD_RS_REGIONS);
 	print_rows(out, "service", r, FWD_RS_SERVICES);
@@ -307,13 +319,14 @@ void dp_report_print(const struct fwd_report *r, FILE *out)
 			sec->rows[i].v[FWD_RV_PACKETS]);
 	sec = &r->sec[FWD_RS_CONTENT];
 	if (sec->n) {
-		fprintf(out, "\n%-24s %-10s %-7s %-14s %12s %12s\n", "content rule", "field", "action", "to",
-			"matches", "flow_pkts");
+		fprintf(out, "\n%-24s %-10s %-7s %-14s %12s %12s\n", "content rule", "field",
+			"action", "to", "matches", "flow_pkts");
 		for (uint32_t i = 0; i < sec->n; i++)
 			fprintf(out, "  %-22s %-10s %-7s %-14s %12" PRIu64 " %12" PRIu64 "\n",
 				sec->rows[i].name, attr(&sec->rows[i], 0, "-"),
 				attr(&sec->rows[i], 1, "(gone)"), attr(&sec->rows[i], 2, "-"),
-				sec->rows[i].v[FWD_RV_MATCHES], sec->rows[i].v[FWD_RV_FLOW_PACKETS]);
+				sec->rows[i].v[FWD_RV_MATCHES],
+				sec->rows[i].v[FWD_RV_FLOW_PACKETS]);
 	}
 	fprintf(out, "\n%-24s %14s\n", "drop reason", "packets");
 	for (int i = 0; i < FWD_DROP_MAX; i++)
@@ -361,7 +374,8 @@ static int tel_section(int group, struct rte_tel_data *d)
 		const struct fwd_report_section *sec = &r->sec[group];
 
 		for (uint32_t i = 0; i < sec->n; i++)
-			rte_tel_data_add_dict_u64(d, tel_key(sec->rows[i].name, k, sizeof(k)), sec->rows[i].v[0]);
+			rte_tel_data_add_dict_u64(d, tel_key(sec->rows[i].name, k, sizeof(k)),
+						  sec->rows[i].v[0]);
 	} else if (group == TEL_DROPS) {
 		for (int i = 0; i < FWD_DROP_MAX; i++)
 			rte_tel_data_add_dict_u64(d, fwd_drop_names[i], r->drops[i]);
@@ -375,7 +389,9 @@ static int tel_section(int group, struct rte_tel_data *d)
 		json_t *j = fwd_report_json(r), *v;
 		const char *key;
 
-		json_object_foreach(json_object_get(j, group == TEL_PACKETS ? "packets" : "generation"), key, v) {
+		json_object_foreach(
+			json_object_get(j, group == TEL_PACKETS ? "packets" : "generation"), key, v)
+		{
 			if (json_is_integer(v))
 				rte_tel_data_add_dict_u64(d, key, (uint64_t)json_integer_value(v));
 			else if (json_is_string(v))
@@ -387,11 +403,11 @@ static int tel_section(int group, struct rte_tel_data *d)
 	return 0;
 }
 
-#define TEL_CMD(fn, section)                                                          \
-	static int fn(const char *cmd __rte_unused, const char *params __rte_unused, \
-		      struct rte_tel_data *d)                                         \
-	{                                                                             \
-		return tel_section(section, d);                                       \
+#define TEL_CMD(fn, section)                                                                       \
+	static int fn(const char *cmd __rte_unused, const char *params __rte_unused,               \
+		      struct rte_tel_data *d)                                                      \
+	{                                                                                          \
+		return tel_section(section, d);                                                    \
 	}
 TEL_CMD(tel_packets, TEL_PACKETS)
 TEL_CMD(tel_drops, TEL_DROPS)

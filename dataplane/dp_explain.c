@@ -97,8 +97,11 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 {
 	const struct dp_content *cs = g->content;
 	char names[4][FWD_X_NAME_MAX] = {{0}};
-	struct dp_content_input in = {.proto = k->proto, .region = d->region, .service = d->service,
-				      .payload = probe->payload, .len = probe->payload_len,
+	struct dp_content_input in = {.proto = k->proto,
+				      .region = d->region,
+				      .service = d->service,
+				      .payload = probe->payload,
+				      .len = probe->payload_len,
 				      .names = names};
 	struct dp_content_verdict v;
 	json_t *o, *scope, *found, *matches;
@@ -131,8 +134,9 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 						fwd_content_field_name(r->field), "action",
 						fwd_content_action_name(r->action)));
 	}
-	o = json_pack("{s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found, "matches",
-		      matches, "matched", (int)v.nhits, "payload_given", probe->payload != NULL);
+	o = json_pack("{s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found,
+		      "matches", matches, "matched", (int)v.nhits, "payload_given",
+		      probe->payload != NULL);
 	if (v.rule != DP_CONTENT_NONE) {
 		dp_content_act(cs, g->cls, k, v.rule, d);
 		json_object_set_new(o, "verdict", json_string(g->table->content[v.rule].name));
@@ -177,16 +181,20 @@ json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct 
 		fwd_err_set(err, "", 0, "", "out of memory");
 		return NULL;
 	}
-	json_object_set_new(r, "group", p->action == FWD_ACT_GROUP ?
-					  json_string(t->groups[p->target].name) : json_null());
-	json_object_set_new(r, "link", d.link != FWD_LINK_NONE ? json_string(t->links[d.link].name)
-							      : json_null());
-	json_object_set_new(r, "port", d.link != FWD_LINK_NONE ? json_string(t->links[d.link].port)
-							      : json_null());
-	json_object_set_new(r, "mirror", d.mirror != FWD_LINK_NONE ?
-					   json_string(t->links[d.mirror].name) : json_null());
-	json_object_set_new(r, "drop_reason", d.drop ? json_string(fwd_drop_names[d.drop - 1])
-						     : json_null());
+	json_object_set_new(r, "group",
+			    p->action == FWD_ACT_GROUP ? json_string(t->groups[p->target].name)
+						       : json_null());
+	json_object_set_new(r, "link",
+			    d.link != FWD_LINK_NONE ? json_string(t->links[d.link].name)
+						    : json_null());
+	json_object_set_new(r, "port",
+			    d.link != FWD_LINK_NONE ? json_string(t->links[d.link].port)
+						    : json_null());
+	json_object_set_new(r, "mirror",
+			    d.mirror != FWD_LINK_NONE ? json_string(t->links[d.mirror].name)
+						      : json_null());
+	json_object_set_new(r, "drop_reason",
+			    d.drop ? json_string(fwd_drop_names[d.drop - 1]) : json_null());
 	json_object_set_new(r, "flow_hash", json_integer(fwd_flow_hash(&k)));
 	json_object_set_new(r, "content", content);
 	return r;

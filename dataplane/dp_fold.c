@@ -35,8 +35,10 @@ int dp_fold_gen(struct fwd_report *acc, const struct dp_gen *g)
 		for (uint32_t r = 0; r < t->nregions; r++) {
 			for (uint32_t sv = 0; sv < t->nservices; sv++) {
 				uint32_t cell = fwd_class_cell(g->cls, (uint16_t)r, (uint16_t)sv);
-				uint64_t pk = __atomic_load_n(&c->cell[cell].pkts, __ATOMIC_RELAXED);
-				uint64_t by = __atomic_load_n(&c->cell[cell].bytes, __ATOMIC_RELAXED);
+				uint64_t pk =
+					__atomic_load_n(&c->cell[cell].pkts, __ATOMIC_RELAXED);
+				uint64_t by =
+					__atomic_load_n(&c->cell[cell].bytes, __ATOMIC_RELAXED);
 
 				reg[2 * r] += pk;
 				reg[2 * r + 1] += by;
@@ -71,13 +73,16 @@ int dp_fold_gen(struct fwd_report *acc, const struct dp_gen *g)
 		for (uint16_t i = 0; i < t->nlinks; i++) {
 			if ((row = fwd_report_row(acc, FWD_RS_LINKS, t->links[i].name)) == NULL)
 				return -ENOMEM;
-			row->v[FWD_RV_PACKETS] += __atomic_load_n(&c->link[i].pkts, __ATOMIC_RELAXED);
-			row->v[FWD_RV_BYTES] += __atomic_load_n(&c->link[i].bytes, __ATOMIC_RELAXED);
+			row->v[FWD_RV_PACKETS] +=
+				__atomic_load_n(&c->link[i].pkts, __ATOMIC_RELAXED);
+			row->v[FWD_RV_BYTES] +=
+				__atomic_load_n(&c->link[i].bytes, __ATOMIC_RELAXED);
 		}
 		for (uint32_t i = 0; i < t->ncontent; i++) {
 			if ((row = fwd_report_row(acc, FWD_RS_CONTENT, t->content[i].name)) == NULL)
 				return -ENOMEM;
-			row->v[FWD_RV_MATCHES] += __atomic_load_n(&c->content_match[i], __ATOMIC_RELAXED);
+			row->v[FWD_RV_MATCHES] +=
+				__atomic_load_n(&c->content_match[i], __ATOMIC_RELAXED);
 			row->v[FWD_RV_FLOW_PACKETS] +=
 				__atomic_load_n(&c->content_flow[i], __ATOMIC_RELAXED);
 		}

@@ -26,7 +26,8 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
 }
 
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
-		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key, uint64_t now)
+		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key,
+		   uint64_t now)
 {
 	int evicted; /* a duplicate first fragment refreshes its own entry */
 	struct dp_frag_entry *e = dp_aged_insert(&ft->t, LAYOUT, key_hash(k), k, now, &evicted);

@@ -83,6 +83,7 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
  * @return 1 when a live entry was evicted to make room, else 0
  */
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
-		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key, uint64_t now);
+		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key,
+		   uint64_t now);
 
 #endif /* DP_FRAG_H */

@@ -80,7 +80,8 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	c4.default_nh = FWD_REGION_UNKNOWN;
 	c4.max_routes = (int)(t->nprefix4 * 2 + 1024); /* RIB keeps inner nodes too */
 	c4.dir24_8.num_tbl8 = need4 + need4 / 8 + 64;
-	c4.dir24_8.nh_sz = c4.dir24_8.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB_DIR24_8_2B : RTE_FIB_DIR24_8_4B;
+	c4.dir24_8.nh_sz =
+		c4.dir24_8.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB_DIR24_8_2B : RTE_FIB_DIR24_8_4B;
 	/* Names must be unique while two generations coexist, whatever ids the
 	 * control plane chooses: a private build sequence (control thread only). */
 	static uint64_t build_seq;
@@ -90,12 +91,14 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	g->fib4 = rte_fib_create(name, SOCKET_ID_ANY, &c4);
 	if (g->fib4 == NULL)
 		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, REGIONS),
-				   "cannot create the IPv4 FIB (%u prefixes, %u tbl8): %s", t->nprefix4,
-				   c4.dir24_8.num_tbl8, rte_strerror(rte_errno));
+				   "cannot create the IPv4 FIB (%u prefixes, %u tbl8): %s",
+				   t->nprefix4, c4.dir24_8.num_tbl8, rte_strerror(rte_errno));
 	for (uint32_t i = 0; i < t->nprefix4; i++) {
-		rc = rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len, t->prefix4[i].region);
+		rc = rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len,
+				 t->prefix4[i].region);
 		if (rc)
-			return fwd_err_set(err, t->source, t->prefix4[i].line, FWD_KEY_NAME(DOC, REGIONS),
+			return fwd_err_set(err, t->source, t->prefix4[i].line,
+					   FWD_KEY_NAME(DOC, REGIONS),
 					   "IPv4 FIB refused a prefix: %s", strerror(-rc));
 	}
 
@@ -108,18 +111,22 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	g->fib6 = rte_fib6_create(name, SOCKET_ID_ANY, &c6);
 	if (g->fib6 == NULL)
 		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, REGIONS),
-				   "cannot create the IPv6 FIB (%u prefixes, %u tbl8): %s", t->nprefix6,
-				   c6.trie.num_tbl8, rte_strerror(rte_errno));
+				   "cannot create the IPv6 FIB (%u prefixes, %u tbl8): %s",
+				   t->nprefix6, c6.trie.num_tbl8, rte_strerror(rte_errno));
 	for (uint32_t i = 0; i < t->nprefix6; i++) {
-		rc = rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len, t->prefix6[i].region);
+		rc = rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len,
+				  t->prefix6[i].region);
 		if (rc)
-			return fwd_err_set(err, t->source, t->prefix6[i].line, FWD_KEY_NAME(DOC, REGIONS),
+			return fwd_err_set(err, t->source, t->prefix6[i].line,
+					   FWD_KEY_NAME(DOC, REGIONS),
 					   "IPv6 FIB refused a prefix: %s", strerror(-rc));
 	}
-	g->fib_bytes = (1ull << 24) * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
-		       (uint64_t)c4.dir24_8.num_tbl8 * 256 * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
-		       (1ull << 24) * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4) +
-		       (uint64_t)c6.trie.num_tbl8 * 256 * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4);
+	g->fib_bytes =
+		(1ull << 24) * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
+		(uint64_t)c4.dir24_8.num_tbl8 * 256 *
+			(c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
+		(1ull << 24) * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4) +
+		(uint64_t)c6.trie.num_tbl8 * 256 * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4);
 	return 0;
 }
 
@@ -134,7 +141,8 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 		cap <<= 1;
 	g->links = rte_zmalloc("dp_links", sizeof(*g->links) * (t->nlinks ? t->nlinks : 1),
 			       RTE_CACHE_LINE_SIZE);
-	g->link_keys = rte_zmalloc("dp_link_keys", sizeof(*g->link_keys) * (t->nlinks ? t->nlinks : 1), 0);
+	g->link_keys =
+		rte_zmalloc("dp_link_keys", sizeof(*g->link_keys) * (t->nlinks ? t->nlinks : 1), 0);
 	g->key_index = rte_malloc("dp_key_index", sizeof(*g->key_index) * cap, RTE_CACHE_LINE_SIZE);
 	if (g->links == NULL || g->link_keys == NULL || g->key_index == NULL)
 		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, LINKS), "out of memory");
@@ -152,15 +160,17 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 		 * a newer generation (dp_worker.c). A 64-bit collision between two
 		 * names of one table would be refused rather than guessed at. */
 		g->link_keys[i] = fwd_hash64(l->name, strlen(l->name));
-		for (uint32_t h = (uint32_t)g->link_keys[i] & g->key_mask;; h = (h + 1) & g->key_mask) {
+		for (uint32_t h = (uint32_t)g->link_keys[i] & g->key_mask;;
+		     h = (h + 1) & g->key_mask) {
 			if (g->key_index[h].link == FWD_LINK_NONE) {
 				g->key_index[h].key = g->link_keys[i];
 				g->key_index[h].link = i;
 				break;
 			}
 			if (g->key_index[h].key == g->link_keys[i])
-				return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, LINKS), "link names '%s' and '%s' collide",
-						   l->name, t->links[g->key_index[h].link].name);
+				return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, LINKS),
+						   "link names '%s' and '%s' collide", l->name,
+						   t->links[g->key_index[h].link].name);
 		}
 		o->node_port = (uint8_t)pi;
 		o->port_id = ports->port_id[pi];
@@ -224,9 +234,11 @@ static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
 
 	if (g->cnt[0].cell == NULL || cells == 0)
 		return 0; /* no cell counters: the fast path's general case */
-	g->cell_link = rte_malloc("dp_cell_link", cells * sizeof(*g->cell_link), RTE_CACHE_LINE_SIZE);
+	g->cell_link =
+		rte_malloc("dp_cell_link", cells * sizeof(*g->cell_link), RTE_CACHE_LINE_SIZE);
 	if (g->cell_link == NULL)
-		return fwd_err_set(err, g->table->source, 0, "", "out of memory for the cell links");
+		return fwd_err_set(err, g->table->source, 0, "",
+				   "out of memory for the cell links");
 	for (uint32_t cell = 0; cell < cells; cell++) {
 		const struct fwd_class_policy *p = &c->policies[c->matrix[cell]];
 		uint16_t link = FWD_LINK_NONE;
@@ -243,8 +255,9 @@ static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
 }
 
 struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
-			    const struct dp_node *node, const struct dp_ports *ports, uint16_t nworkers,
-			    const struct fwd_hs_dbs *content_db, struct fwd_err *err)
+			    const struct dp_node *node, const struct dp_ports *ports,
+			    uint16_t nworkers, const struct fwd_hs_dbs *content_db,
+			    struct fwd_err *err)
 {
 	struct dp_gen *g = rte_zmalloc("dp_gen", sizeof(*g), RTE_CACHE_LINE_SIZE);
 	struct timespec ts;
@@ -273,8 +286,7 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 		goto free_gen;
 	/* Databases deserialized and every worker's scratch allocated here,
 	 * before the swap: a worker only ever scans. */
-	if (dp_content_build(t, content_db, nworkers, &g->content, err) ||
-	    build_cell_links(g, err))
+	if (dp_content_build(t, content_db, nworkers, &g->content, err) || build_cell_links(g, err))
 		goto free_gen;
 	return g;
 free_gen:

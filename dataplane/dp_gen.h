@@ -82,7 +82,7 @@ struct dp_gen {
 	struct {
 		uint64_t key;
 		uint16_t link;
-	} *key_index;
+	} * key_index;
 	uint64_t fib_bytes; /* tbl24 + tbl8 of both FIBs (RIBs not included) */
 	uint16_t nworkers;
 	void *cnt_mem;
@@ -99,8 +99,9 @@ struct dp_gen {
  * @return the generation, or NULL with @err filled
  */
 struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
-			    const struct dp_node *node, const struct dp_ports *ports, uint16_t nworkers,
-			    const struct fwd_hs_dbs *content_db, struct fwd_err *err);
+			    const struct dp_node *node, const struct dp_ports *ports,
+			    uint16_t nworkers, const struct fwd_hs_dbs *content_db,
+			    struct fwd_err *err);
 
 /** This generation's id for the link with name key @key, or FWD_LINK_NONE. */
 static inline uint16_t dp_gen_link_by_key(const struct dp_gen *g, uint64_t key)

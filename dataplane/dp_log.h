@@ -5,7 +5,7 @@
 #include <rte_log.h>
 
 extern int dp_logtype;
-#define DP_LOG(level, fmt, ...) \
+#define DP_LOG(level, fmt, ...)                                                                    \
 	rte_log(RTE_LOG_##level, dp_logtype, "regionfwd: " fmt "\n", ##__VA_ARGS__)
 
 #endif /* DP_LOG_H */

@@ -16,11 +16,23 @@ static int parse_workers(const char *file, const struct fwd_node *f, struct dp_n
 			 struct fwd_err *err);
 
 #define MEMBER(f) .off = offsetof(struct dp_node, f), .size = sizeof(((struct dp_node *)0)->f)
-#define UINT(f, lo, hi, d, h) \
-	{.name = #f, .kind = DP_NODE_UINT, MEMBER(f), .min = lo, .max = hi, .def = d, .help = h}
-#define STR(f, h) {.name = #f, .kind = DP_NODE_STR, MEMBER(f), .help = h}
-#define CUSTOM(f, fn, h) {.name = #f, .kind = DP_NODE_CUSTOM, .parse = fn, .help = h}
-#define NOTE(f, h) {.name = #f, .kind = DP_NODE_NOTE, .help = h}
+#define UINT(f, lo, hi, d, h)                                                                      \
+	{                                                                                          \
+		.name = #f, .kind = DP_NODE_UINT, MEMBER(f), .min = lo, .max = hi, .def = d,       \
+		.help = h                                                                          \
+	}
+#define STR(f, h)                                                                                  \
+	{                                                                                          \
+		.name = #f, .kind = DP_NODE_STR, MEMBER(f), .help = h                              \
+	}
+#define CUSTOM(f, fn, h)                                                                           \
+	{                                                                                          \
+		.name = #f, .kind = DP_NODE_CUSTOM, .parse = fn, .help = h                         \
+	}
+#define NOTE(f, h)                                                                                 \
+	{                                                                                          \
+		.name = #f, .kind = DP_NODE_NOTE, .help = h                                        \
+	}
 
 const struct dp_node_field dp_node_fields[] = {
 	CUSTOM(ports, parse_ports, "NAME: {device, ingress, description}; one or more ingress"),
@@ -82,8 +94,8 @@ static int node_uint(const char *file, const struct fwd_node *v, const char *pat
 	errno = 0;
 	x = strtoull(v->str, &end, 10);
 	if (*end || errno || x < min || x > max)
-		return fwd_err_set(err, file, v->line, path, "'%s' is out of range %llu..%llu", v->str,
-				   (unsigned long long)min, (unsigned long long)max);
+		return fwd_err_set(err, file, v->line, path, "'%s' is out of range %llu..%llu",
+				   v->str, (unsigned long long)min, (unsigned long long)max);
 	*out = x;
 	return 0;
 }
@@ -102,7 +114,8 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 	if (ports->type != FWD_NODE_MAP || ports->count == 0)
 		return fwd_err_set(err, file, ports->line, "ports", "expected a map of port names");
 	if (ports->count > DP_MAX_PORTS)
-		return fwd_err_set(err, file, ports->line, "ports", "more than %d ports", DP_MAX_PORTS);
+		return fwd_err_set(err, file, ports->line, "ports", "more than %d ports",
+				   DP_MAX_PORTS);
 	for (const struct fwd_node *p = ports->child; p; p = p->next) {
 		struct dp_node_port *np = &n->ports[n->nports++];
 		const struct fwd_node *dev, *ing;
@@ -110,15 +123,17 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 
 		snprintf(path, sizeof(path), "ports.%s", p->key);
 		if (len == 0 || len >= FWD_NAME_MAX)
-			return fwd_err_set(err, file, p->line, path, "port name must be 1..%d characters",
-					   FWD_NAME_MAX - 1);
+			return fwd_err_set(err, file, p->line, path,
+					   "port name must be 1..%d characters", FWD_NAME_MAX - 1);
 		for (size_t i = 0; i < len; i++)
 			if (!isalnum((unsigned char)p->key[i]) && !strchr("_-.", p->key[i]))
-				return fwd_err_set(err, file, p->line, path,
-						   "port name may only use letters, digits, '_', '-', '.'");
+				return fwd_err_set(
+					err, file, p->line, path,
+					"port name may only use letters, digits, '_', '-', '.'");
 		memcpy(np->name, p->key, len + 1);
 		if (p->type != FWD_NODE_MAP)
-			return fwd_err_set(err, file, p->line, path, "expected a map with 'device'");
+			return fwd_err_set(err, file, p->line, path,
+					   "expected a map with 'device'");
 		for (const struct fwd_node *k = p->child; k; k = k->next) {
 			char list[64];
 			size_t used = 0, i;
@@ -131,12 +146,14 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 				used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s",
 							 i ? ", " : "", port_keys[i]);
 			return fwd_err_set(err, file, k->line, path,
-					   "unknown field '%s' (expected one of: %s)", k->key, list);
+					   "unknown field '%s' (expected one of: %s)", k->key,
+					   list);
 		}
 		dev = fwd_node_get(p, "device");
 		if (dev == NULL || dev->type != FWD_NODE_SCALAR || dev->str[0] == '\0')
-			return fwd_err_set(err, file, p->line, path,
-					   "missing 'device' (PCI address, ethdev name or vdev devargs)");
+			return fwd_err_set(
+				err, file, p->line, path,
+				"missing 'device' (PCI address, ethdev name or vdev devargs)");
 		if (strlen(dev->str) >= sizeof(np->device))
 			return fwd_err_set(err, file, dev->line, path, "device string too long");
 		strcpy(np->device, dev->str);

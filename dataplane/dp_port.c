@@ -57,8 +57,10 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 	nrx = np->ingress ? nworkers : RTE_MIN(ntx, info.max_rx_queues);
 	if (nrx > info.max_rx_queues || ntx > info.max_tx_queues) {
 		DP_LOG(ERR,
-		       "port %s (%s): %u workers need %u RX and %u TX queues, the device has %u and %u",
-		       np->name, np->device, nworkers, nrx, ntx, info.max_rx_queues, info.max_tx_queues);
+		       "port %s (%s): %u workers need %u RX and %u TX queues, the device has %u "
+		       "and %u",
+		       np->name, np->device, nworkers, nrx, ntx, info.max_rx_queues,
+		       info.max_tx_queues);
 		return -EINVAL;
 	}
 	if (nrx > 1) {
@@ -68,13 +70,14 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
 			conf.rx_adv_conf.rss_conf.rss_hf = hf;
 		} else {
-			DP_LOG(WARNING, "port %s: no RSS on IP addresses; queues get what the device gives",
+			DP_LOG(WARNING,
+			       "port %s: no RSS on IP addresses; queues get what the device gives",
 			       np->name);
 		}
 	}
 	if (node->mtu > info.max_mtu || node->mtu < info.min_mtu) {
-		DP_LOG(ERR, "port %s: mtu %u outside what the device takes (%u..%u)", np->name, node->mtu,
-		       info.min_mtu, info.max_mtu);
+		DP_LOG(ERR, "port %s: mtu %u outside what the device takes (%u..%u)", np->name,
+		       node->mtu, info.min_mtu, info.max_mtu);
 		return -EINVAL;
 	}
 	conf.rxmode.mtu = node->mtu;
@@ -96,7 +99,8 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 	for (uint16_t q = 0; q < nrx; q++) {
 		rc = rte_eth_rx_queue_setup(pid, q, rxd, (unsigned)socket, NULL, pool);
 		if (rc) {
-			DP_LOG(ERR, "port %s: RX queue %u setup failed: %s", np->name, q, strerror(-rc));
+			DP_LOG(ERR, "port %s: RX queue %u setup failed: %s", np->name, q,
+			       strerror(-rc));
 			return rc;
 		}
 	}
@@ -106,7 +110,8 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 		txc.offloads = conf.txmode.offloads;
 		rc = rte_eth_tx_queue_setup(pid, q, txd, (unsigned)socket, &txc);
 		if (rc) {
-			DP_LOG(ERR, "port %s: TX queue %u setup failed: %s", np->name, q, strerror(-rc));
+			DP_LOG(ERR, "port %s: TX queue %u setup failed: %s", np->name, q,
+			       strerror(-rc));
 			return rc;
 		}
 	}
@@ -135,8 +140,8 @@ int dp_ports_init(const struct dp_node *node, uint16_t nworkers, struct rte_memp
 			goto close_ports;
 		for (uint16_t j = 0; j < i; j++)
 			if (out->port_id[j] == out->port_id[i]) {
-				DP_LOG(ERR, "ports %s and %s name the same device", node->ports[j].name,
-				       np->name);
+				DP_LOG(ERR, "ports %s and %s name the same device",
+				       node->ports[j].name, np->name);
 				rc = -EINVAL;
 				goto close_ports;
 			}

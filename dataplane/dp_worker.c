@@ -190,8 +190,11 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 	const struct dp_content *cs = g->content;
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
-	struct dp_content_input in = {.fields = fields, .proto = p->proto, .region = d->region,
-				      .service = d->service, .match_cnt = gc->content_match};
+	struct dp_content_input in = {.fields = fields,
+				      .proto = p->proto,
+				      .region = d->region,
+				      .service = d->service,
+				      .match_cnt = gc->content_match};
 	struct dp_content_verdict v;
 	struct dp_flow_key k;
 	uint8_t tcp_flags;
@@ -204,7 +207,8 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 		if (e != NULL) {
 			/* Decided under an earlier generation: the same rule by name,
 			 * if this generation still has it; otherwise scan afresh. */
-			uint32_t rule = e->gen == g->id ? e->rule : dp_content_rule_by_key(cs, e->rule_key);
+			uint32_t rule =
+				e->gen == g->id ? e->rule : dp_content_rule_by_key(cs, e->rule_key);
 
 			if (rule != DP_CONTENT_NONE) {
 				lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
@@ -298,8 +302,9 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 /* Stage @m (its frame as sent: @len bytes) for @link, which leaves by o's
  * port, through the register-cached stage of stage3(). */
 static __rte_always_inline void stage_cached(struct dp_lcore *lc, struct rte_mbuf *m,
-					     const struct dp_link_out *o, uint16_t link, uint32_t len,
-					     struct dp_txq_stage **cs, uint16_t *cport, uint16_t *cn)
+					     const struct dp_link_out *o, uint16_t link,
+					     uint32_t len, struct dp_txq_stage **cs,
+					     uint16_t *cport, uint16_t *cn)
 {
 	if (likely(o->port_id == *cport)) {
 		(*cs)->m[*cn] = m;
@@ -356,8 +361,9 @@ static __rte_always_inline void mirror_cached(struct dp_lcore *lc, const struct 
  * L2 rewrite, stage. */
 static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp_gen *g,
 					    struct stage3_env *e, struct rte_mbuf *m,
-					    const struct fwd_pkt *p, uint16_t region, uint16_t service,
-					    uint32_t cell, uint16_t pid, const int plain4)
+					    const struct fwd_pkt *p, uint16_t region,
+					    uint16_t service, uint32_t cell, uint16_t pid,
+					    const int plain4)
 {
 	const uint8_t family = plain4 ? 4 : p->family;
 	const uint16_t l2_len = plain4 ? 14 : p->l2_len;
@@ -456,8 +462,8 @@ counted:
  * tests fold away; and without, for everything else.
  */
 static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
-					struct rte_mbuf **pkts, const struct fwd_pkt *meta,
-					const uint64_t *nh, uint16_t n, const int plain4)
+				       struct rte_mbuf **pkts, const struct fwd_pkt *meta,
+				       const uint64_t *nh, uint16_t n, const int plain4)
 {
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	struct stage3_env e = {
@@ -537,7 +543,8 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 				/* A plain burst kept only the cell: service and
 				 * policy follow from it. */
 				const uint16_t region = (uint16_t)nh[i];
-				const uint16_t s = (uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
+				const uint16_t s =
+					(uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
 
 				forward_one(lc, g, &e, pkts[i], &meta[i], region, s, cell[i],
 					    e.cls.matrix[cell[i]], 1);
@@ -602,7 +609,8 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 			continue;
 		}
 		if (unlikely(p->frag == FWD_FRAG_LATER)) {
-			region[i] = FWD_REGION_UNKNOWN; /* unused: takes its first fragment's decision */
+			region[i] =
+				FWD_REGION_UNKNOWN; /* unused: takes its first fragment's decision */
 			continue;
 		}
 		if (p->family == 4) {
@@ -665,7 +673,8 @@ int dp_worker_main(void *arg)
 			lc->cnt.evt[FWD_EVT_GEN_SWAPS]++;
 		}
 		for (uint16_t q = 0; q < lc->nrx; q++) {
-			uint16_t n = rte_eth_rx_burst(lc->rx[q].port, lc->rx[q].queue, pkts, FWD_BURST);
+			uint16_t n =
+				rte_eth_rx_burst(lc->rx[q].port, lc->rx[q].queue, pkts, FWD_BURST);
 
 			if (n == 0)
 				continue;

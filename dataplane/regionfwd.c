@@ -51,21 +51,21 @@ struct app_opts {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: regionfwd [EAL options] -- --node FILE --table FILE [options]\n"
-		"       regionfwd --check-table FILE\n"
-		"       regionfwd --check-node FILE [--table FILE]\n"
-		"\n"
-		"  --node FILE        node config: ports, workers, pool sizes (docs/operations.md)\n"
-		"  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
-		"  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
-		"  --stats-json FILE  write the final counters as JSON to FILE\n"
-		"  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
-		"  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
-		"                     --table, also that every link's port is in it\n"
-		"\n"
-		"Signals: SIGHUP reloads --table hitlessly, SIGUSR1 prints counters,\n"
-		"SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
+	fprintf(out, "usage: regionfwd [EAL options] -- --node FILE --table FILE [options]\n"
+		     "       regionfwd --check-table FILE\n"
+		     "       regionfwd --check-node FILE [--table FILE]\n"
+		     "\n"
+		     "  --node FILE        node config: ports, workers, pool sizes "
+		     "(docs/operations.md)\n"
+		     "  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
+		     "  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
+		     "  --stats-json FILE  write the final counters as JSON to FILE\n"
+		     "  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
+		     "  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
+		     "                     --table, also that every link's port is in it\n"
+		     "\n"
+		     "Signals: SIGHUP reloads --table hitlessly, SIGUSR1 prints counters,\n"
+		     "SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
 }
 
 static int check_table(const char *path)
@@ -164,7 +164,8 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 			errno = 0;
 			o->idle_exit_ms = strtoull(optarg, &end, 10);
 			if (*end || errno || o->idle_exit_ms == 0 || optarg[0] == '-') {
-				fprintf(stderr, "regionfwd: --idle-exit takes milliseconds > 0, not '%s'\n",
+				fprintf(stderr,
+					"regionfwd: --idle-exit takes milliseconds > 0, not '%s'\n",
 					optarg);
 				return -EINVAL;
 			}
@@ -194,19 +195,22 @@ static int pick_workers(struct dp_ctx *ctx)
 	unsigned lc;
 
 	if (ctx->node.nworkers == 0) {
-		RTE_LCORE_FOREACH_WORKER(lc) {
+		RTE_LCORE_FOREACH_WORKER(lc)
+		{
 			if (ctx->node.nworkers == DP_MAX_WORKERS)
 				break;
 			ctx->node.workers[ctx->node.nworkers++] = (uint16_t)lc;
 		}
 	}
 	if (ctx->node.nworkers == 0) {
-		fprintf(stderr, "regionfwd: no worker lcore: give EAL at least two lcores (-l 0,1)\n");
+		fprintf(stderr,
+			"regionfwd: no worker lcore: give EAL at least two lcores (-l 0,1)\n");
 		return -EINVAL;
 	}
 	for (uint16_t i = 0; i < ctx->node.nworkers; i++) {
 		lc = ctx->node.workers[i];
-		if (lc >= RTE_MAX_LCORE || !rte_lcore_is_enabled(lc) || lc == rte_get_main_lcore()) {
+		if (lc >= RTE_MAX_LCORE || !rte_lcore_is_enabled(lc) ||
+		    lc == rte_get_main_lcore()) {
 			fprintf(stderr,
 				"regionfwd: %s: workers: lcore %u is not an enabled worker lcore "
 				"(main lcore is %u; see EAL -l)\n",
@@ -228,7 +232,8 @@ static int setup_workers(struct dp_ctx *ctx)
 	for (uint16_t w = 0; w < ctx->nworkers; w++) {
 		unsigned lc = ctx->node.workers[w];
 		int socket = (int)rte_lcore_to_socket_id(lc);
-		struct dp_lcore *l = rte_zmalloc_socket("dp_lcore", sizeof(*l), RTE_CACHE_LINE_SIZE, socket);
+		struct dp_lcore *l =
+			rte_zmalloc_socket("dp_lcore", sizeof(*l), RTE_CACHE_LINE_SIZE, socket);
 
 		if (l == NULL)
 			return -ENOMEM;
@@ -238,11 +243,13 @@ static int setup_workers(struct dp_ctx *ctx)
 		l->lcore_id = lc;
 		l->idx = w;
 		l->gen_seen = UINT64_MAX;
-		l->frag_mem = rte_zmalloc_socket("dp_frag", frag_bytes, RTE_CACHE_LINE_SIZE, socket);
+		l->frag_mem =
+			rte_zmalloc_socket("dp_frag", frag_bytes, RTE_CACHE_LINE_SIZE, socket);
 		if (l->frag_mem == NULL)
 			return -ENOMEM;
 		dp_frag_init(&l->frag, l->frag_mem, ctx->node.frag_entries, timeout);
-		l->flow_mem = rte_zmalloc_socket("dp_flow", flow_bytes, RTE_CACHE_LINE_SIZE, socket);
+		l->flow_mem =
+			rte_zmalloc_socket("dp_flow", flow_bytes, RTE_CACHE_LINE_SIZE, socket);
 		if (l->flow_mem == NULL)
 			return -ENOMEM;
 		dp_flow_init(&l->flow, l->flow_mem, ctx->node.content_flow_entries, flow_timeout);
@@ -347,24 +354,26 @@ int main(int argc, char **argv)
 	if (parse_app_args(argc, argv, &opts))
 		rte_exit(EXIT_FAILURE, "bad arguments\n");
 	if (dp_node_load(opts.node_path, &ctx.node, &err))
-		rte_exit(EXIT_FAILURE, "node config refused: %s\n", fwd_err_str(&err, buf, sizeof(buf)));
+		rte_exit(EXIT_FAILURE, "node config refused: %s\n",
+			 fwd_err_str(&err, buf, sizeof(buf)));
 	if (pick_workers(&ctx))
 		rte_exit(EXIT_FAILURE, "cannot start\n");
 
 	/* A frame of the MTU with two VLAN tags and the FCS fits one mbuf, so
 	 * headers are never split across segments (multiseg_headers). */
-	ctx.pool = rte_pktmbuf_pool_create("regionfwd_mbufs", ctx.node.mbufs, ctx.node.mbuf_cache, 0,
-					   RTE_MAX((unsigned)RTE_MBUF_DEFAULT_BUF_SIZE,
-						   RTE_PKTMBUF_HEADROOM + ctx.node.mtu + 26u),
-					   (int)rte_socket_id());
+	ctx.pool =
+		rte_pktmbuf_pool_create("regionfwd_mbufs", ctx.node.mbufs, ctx.node.mbuf_cache, 0,
+					RTE_MAX((unsigned)RTE_MBUF_DEFAULT_BUF_SIZE,
+						RTE_PKTMBUF_HEADROOM + ctx.node.mtu + 26u),
+					(int)rte_socket_id());
 	if (ctx.pool == NULL)
 		rte_exit(EXIT_FAILURE, "cannot create a pool of %u mbufs: %s\n", ctx.node.mbufs,
 			 rte_strerror(rte_errno));
 	if (dp_ports_init(&ctx.node, ctx.nworkers, ctx.pool, &ctx.ports))
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 
-	ctx.pub.qsv = rte_zmalloc("dp_qsv", rte_rcu_qsbr_get_memsize(ctx.nworkers),
-				  RTE_CACHE_LINE_SIZE);
+	ctx.pub.qsv =
+		rte_zmalloc("dp_qsv", rte_rcu_qsbr_get_memsize(ctx.nworkers), RTE_CACHE_LINE_SIZE);
 	if (ctx.pub.qsv == NULL || rte_rcu_qsbr_init(ctx.pub.qsv, ctx.nworkers))
 		rte_exit(EXIT_FAILURE, "cannot set up RCU\n");
 	if (dp_ctx_apply_file(&ctx, opts.table_path, &err) < 0)
@@ -375,15 +384,17 @@ int main(int argc, char **argv)
 	if (dp_telemetry_register(&ctx))
 		DP_LOG(WARNING, "telemetry commands not registered");
 	if (ctx.node.control_socket[0] == '\0')
-		snprintf(ctx.node.control_socket, sizeof(ctx.node.control_socket), "%s/regionfwd.sock",
-			 rte_eal_get_runtime_dir());
+		snprintf(ctx.node.control_socket, sizeof(ctx.node.control_socket),
+			 "%s/regionfwd.sock", rte_eal_get_runtime_dir());
 	ctl = dp_ctl_create(&ctx, ctx.node.control_socket, ctx.node.control_group);
 	if (ctl == NULL)
-		rte_exit(EXIT_FAILURE, "cannot open the control socket %s\n", ctx.node.control_socket);
+		rte_exit(EXIT_FAILURE, "cannot open the control socket %s\n",
+			 ctx.node.control_socket);
 	DP_LOG(INFO, "control socket %s", ctx.node.control_socket);
 
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {
-		rc = rte_eal_remote_launch(dp_worker_main, ctx.workers[w], ctx.workers[w]->lcore_id);
+		rc = rte_eal_remote_launch(dp_worker_main, ctx.workers[w],
+					   ctx.workers[w]->lcore_id);
 		if (rc)
 			rte_exit(EXIT_FAILURE, "cannot launch worker on lcore %u\n",
 				 ctx.workers[w]->lcore_id);
@@ -400,7 +411,8 @@ int main(int argc, char **argv)
 			sig_hup = 0;
 			rc = dp_ctx_apply_file(&ctx, opts.table_path, &err);
 			if (rc < 0)
-				DP_LOG(ERR, "reload refused: %s; still forwarding on generation %llu",
+				DP_LOG(ERR,
+				       "reload refused: %s; still forwarding on generation %llu",
 				       fwd_err_str(&err, buf, sizeof(buf)),
 				       (unsigned long long)ctx.pub.gen->id);
 			else if (rc == 1)
@@ -422,7 +434,8 @@ int main(int argc, char **argv)
 		struct fwd_report *r = dp_ctx_report(&ctx);
 		json_t *j = r ? fwd_report_json(r) : NULL;
 
-		if (j == NULL || json_dump_file(j, opts.stats_json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
+		if (j == NULL ||
+		    json_dump_file(j, opts.stats_json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
 			DP_LOG(ERR, "cannot write %s", opts.stats_json);
 			rc = 1;
 		}

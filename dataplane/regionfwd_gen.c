@@ -109,8 +109,8 @@ static uint16_t csum16(const uint8_t *p, int n)
 }
 
 /* Ethernet + IPv4/IPv6 + TCP/UDP (+ the generator's 24-byte stamp). */
-static uint16_t build_frame(uint8_t *f, int len, const uint8_t *dmac, int family, const uint8_t *src,
-			    uint8_t proto, uint16_t dport, uint16_t sport)
+static uint16_t build_frame(uint8_t *f, int len, const uint8_t *dmac, int family,
+			    const uint8_t *src, uint8_t proto, uint16_t dport, uint16_t sport)
 {
 	int l3 = 14, ihl = family == 4 ? 20 : 40, l4len = proto == FWD_PROTO_TCP ? 20 : 8;
 	int min = l3 + ihl + l4len + 24;
@@ -161,7 +161,8 @@ static uint16_t build_frame(uint8_t *f, int len, const uint8_t *dmac, int family
 
 static uint64_t stamp_off(const uint8_t *f)
 {
-	return 14u + (f[12] == 0x08 ? 20u : 40u) + (f[f[12] == 0x08 ? 23 : 20] == FWD_PROTO_TCP ? 20u : 8u);
+	return 14u + (f[12] == 0x08 ? 20u : 40u) +
+	       (f[f[12] == 0x08 ? 23 : 20] == FWD_PROTO_TCP ? 20u : 8u);
 }
 
 static int write_pcap(const char *path, struct flow *fl, uint32_t n)
@@ -241,24 +242,60 @@ struct gen_opt {
 /* Every option, once: getopt_long's table, the usage line, --help and the
  * defaults come from here, in this order. */
 static const struct gen_opt options[] = {
-	{.name = "table", .arg = "T", .kind = OPT_STR, .off = AT(table), .mode = 1,
+	{.name = "table",
+	 .arg = "T",
+	 .kind = OPT_STR,
+	 .off = AT(table),
+	 .mode = 1,
 	 .help = "the table document the traffic is built from"},
-	{.name = "tx", .arg = "DEV", .kind = OPT_STR, .off = AT(tx), .mode = 1,
+	{.name = "tx",
+	 .arg = "DEV",
+	 .kind = OPT_STR,
+	 .off = AT(tx),
+	 .mode = 1,
 	 .help = "the port to send on: PCI address, ethdev name or vdev devargs"},
-	{.name = "rx", .arg = "DEV", .kind = OPT_LIST, .off = AT(rx), .mode = 1,
+	{.name = "rx",
+	 .arg = "DEV",
+	 .kind = OPT_LIST,
+	 .off = AT(rx),
+	 .mode = 1,
 	 .help = "a port to receive on (repeat for several, at most 8)"},
-	{.name = "pcap", .arg = "FILE", .kind = OPT_STR, .off = AT(pcap), .mode = 1,
+	{.name = "pcap",
+	 .arg = "FILE",
+	 .kind = OPT_STR,
+	 .off = AT(pcap),
+	 .mode = 1,
 	 .help = "write the frames to a pcap and exit (nothing sent)"},
-	{.name = "rate", .arg = "PPS", .def = "0", .kind = OPT_REAL, .off = AT(rate),
+	{.name = "rate",
+	 .arg = "PPS",
+	 .def = "0",
+	 .kind = OPT_REAL,
+	 .off = AT(rate),
 	 .help = "target rate; 0: as fast as the port takes it"},
-	{.name = "duration", .arg = "S", .def = "10", .kind = OPT_REAL, .off = AT(duration),
+	{.name = "duration",
+	 .arg = "S",
+	 .def = "10",
+	 .kind = OPT_REAL,
+	 .off = AT(duration),
 	 .help = "seconds of sending, then half a second of collecting"},
-	{.name = "size", .arg = "N|imix", .def = "64", .kind = OPT_STR, .off = AT(size),
+	{.name = "size",
+	 .arg = "N|imix",
+	 .def = "64",
+	 .kind = OPT_STR,
+	 .off = AT(size),
 	 .help = "bytes on the wire, 60..1518, or imix (7:4:1 of 64, 570, 1518)"},
-	{.name = "flows", .arg = "N", .def = "4096", .kind = OPT_COUNT, .off = AT(flows),
+	{.name = "flows",
+	 .arg = "N",
+	 .def = "4096",
+	 .kind = OPT_COUNT,
+	 .off = AT(flows),
 	 .help = "distinct frames, sent round robin, 1..1048576"},
-	{.name = "dst-mac", .arg = "MAC", .def = "02:00:00:00:00:ff", .kind = OPT_MAC,
-	 .off = AT(dst_mac), .help = "destination MAC: regionfwd's ingress port"},
+	{.name = "dst-mac",
+	 .arg = "MAC",
+	 .def = "02:00:00:00:00:ff",
+	 .kind = OPT_MAC,
+	 .off = AT(dst_mac),
+	 .help = "destination MAC: regionfwd's ingress port"},
 	{.name = "json", .kind = OPT_FLAG, .off = AT(json), .help = "the result as JSON"},
 	{.name = "help", .kind = OPT_HELP, .help = "this help"},
 };
@@ -419,10 +456,13 @@ static void load_table(struct gen *g)
 static void build_fibs(struct gen *g)
 {
 	const struct fwd_table *t = g->t;
-	struct rte_fib_conf c4 = {.type = RTE_FIB_DIR24_8, .default_nh = FWD_REGION_UNKNOWN,
-				  .max_routes = t->nprefix4 + 1,
-				  .dir24_8 = {.nh_sz = RTE_FIB_DIR24_8_4B, .num_tbl8 = (1u << 16) - 1}};
-	struct rte_fib6_conf c6 = {.type = RTE_FIB6_TRIE, .default_nh = FWD_REGION_UNKNOWN,
+	struct rte_fib_conf c4 = {
+		.type = RTE_FIB_DIR24_8,
+		.default_nh = FWD_REGION_UNKNOWN,
+		.max_routes = t->nprefix4 + 1,
+		.dir24_8 = {.nh_sz = RTE_FIB_DIR24_8_4B, .num_tbl8 = (1u << 16) - 1}};
+	struct rte_fib6_conf c6 = {.type = RTE_FIB6_TRIE,
+				   .default_nh = FWD_REGION_UNKNOWN,
 				   .max_routes = t->nprefix6 + 1,
 				   .trie = {.nh_sz = RTE_FIB6_TRIE_4B, .num_tbl8 = (1u << 16) - 1}};
 
@@ -466,20 +506,23 @@ static void build_flows(struct gen *g)
 	g->ls = calloc(t->nlinks + 1u, sizeof(*g->ls));
 	for (uint32_t i = 0; i < g->o.flows; i++) {
 		/* Walk the prefixes evenly, each in turn at its edges and inside. */
-		uint32_t np = t->nprefix4 + t->nprefix6, k = (uint32_t)((uint64_t)(i / 3) * 2654435761u % np);
+		uint32_t np = t->nprefix4 + t->nprefix6,
+			 k = (uint32_t)((uint64_t)(i / 3) * 2654435761u % np);
 		int fam = k < t->nprefix4 ? 4 : 6, which = (int)(i % 3);
 		const uint8_t *addr;
 		uint8_t plen, src[16] = {0}, sa[4];
 		const struct fwd_svc_range *r = t->nranges ? &t->ranges[i % t->nranges] : NULL;
 		uint8_t proto = r ? r->proto : FWD_PROTO_UDP;
-		uint16_t dport = r ? (uint16_t)(i & 4 ? r->hi : r->lo) : (uint16_t)(1 + rnd(&seed) % 65535);
+		uint16_t dport =
+			r ? (uint16_t)(i & 4 ? r->hi : r->lo) : (uint16_t)(1 + rnd(&seed) % 65535);
 		struct flow *f = &g->fl[i];
 		struct fwd_pkt p;
 
 		if (fam == 4) {
 			uint32_t a = t->prefix4[k].addr;
 
-			sa[0] = (uint8_t)(a >> 24), sa[1] = (uint8_t)(a >> 16), sa[2] = (uint8_t)(a >> 8), sa[3] = (uint8_t)a;
+			sa[0] = (uint8_t)(a >> 24), sa[1] = (uint8_t)(a >> 16),
+			sa[2] = (uint8_t)(a >> 8), sa[3] = (uint8_t)a;
 			addr = sa;
 			plen = t->prefix4[k].len;
 		} else {
@@ -488,10 +531,11 @@ static void build_flows(struct gen *g)
 		}
 		pick_addr(addr, plen, fam, which, &seed, src);
 		if (proto != FWD_PROTO_TCP && proto != FWD_PROTO_UDP)
-			proto = FWD_PROTO_UDP, dport = (uint16_t)(1 + rnd(&seed) % 65535); /* port-less services: UDP */
+			proto = FWD_PROTO_UDP,
+			dport = (uint16_t)(1 + rnd(&seed) % 65535); /* port-less services: UDP */
 		f->frame = malloc(1518);
-		f->len = build_frame(f->frame, frame_size(g->o.size, i) - 4 /* FCS */, g->o.dst_mac, fam, src,
-				     proto, dport, (uint16_t)(1024 + i % 60000));
+		f->len = build_frame(f->frame, frame_size(g->o.size, i) - 4 /* FCS */, g->o.dst_mac,
+				     fam, src, proto, dport, (uint16_t)(1024 + i % 60000));
 		if (fwd_parse(f->frame, f->frame + f->len, &p) != FWD_OK)
 			rte_exit(EXIT_FAILURE, "internal: flow %u does not parse\n", i);
 		f->link = expected_link(g, fam, &p);
@@ -506,7 +550,8 @@ static void emit_pcap(const struct gen *g)
 
 	if (rc)
 		rte_exit(EXIT_FAILURE, "%s: %s\n", g->o.pcap, strerror(-rc));
-	printf("regionfwd-gen: %u frames from %u IPv4 + %u IPv6 prefixes and %u service ranges to %s\n",
+	printf("regionfwd-gen: %u frames from %u IPv4 + %u IPv6 prefixes and %u service ranges to "
+	       "%s\n",
 	       g->o.flows, t->nprefix4, t->nprefix6, t->nranges, g->o.pcap);
 }
 
@@ -521,13 +566,15 @@ static void open_ports(struct gen *g)
 	snprintf(node.ports[0].device, sizeof(node.ports[0].device), "%s", g->o.tx);
 	for (unsigned i = 0; i < g->o.rx.n; i++) {
 		snprintf(node.ports[1 + i].name, sizeof(node.ports[0].name), "rx%u", i);
-		snprintf(node.ports[1 + i].device, sizeof(node.ports[0].device), "%s", g->o.rx.v[i]);
+		snprintf(node.ports[1 + i].device, sizeof(node.ports[0].device), "%s",
+			 g->o.rx.v[i]);
 		node.ports[1 + i].ingress = 1;
 	}
 	g->pool = rte_pktmbuf_pool_create("gen", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 					  (int)rte_socket_id());
 	if (g->pool == NULL)
-		rte_exit(EXIT_FAILURE, "cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
+		rte_exit(EXIT_FAILURE, "cannot create the mbuf pool: %s\n",
+			 rte_strerror(rte_errno));
 	if (dp_ports_init(&node, 1, g->pool, &g->ports))
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 }
@@ -656,18 +703,24 @@ static void report(const struct gen *g)
 	double secs = RTE_MIN((double)(rte_rdtsc() - g->t0) / (double)g->hz, g->o.duration);
 
 	if (g->o.json)
-		printf("{\"sent\": %" PRIu64 ", \"seconds\": %.3f, \"tx_mpps\": %.4f, \"expected_drops\": %" PRIu64
-		       ", \"unexpected\": %" PRIu64 ", \"links\": {", g->sent, secs, (double)g->sent / secs / 1e6,
-		       g->expected_drop, g->unexpected);
+		printf("{\"sent\": %" PRIu64
+		       ", \"seconds\": %.3f, \"tx_mpps\": %.4f, \"expected_drops\": %" PRIu64
+		       ", \"unexpected\": %" PRIu64 ", \"links\": {",
+		       g->sent, secs, (double)g->sent / secs / 1e6, g->expected_drop,
+		       g->unexpected);
 	else
 		printf("regionfwd-gen: sent %" PRIu64 " frames in %.2f s (%.3f Mpps), %" PRIu64
-		       " the table drops, %" PRIu64 " received that were not ours\n\n%-20s %12s %12s %10s %9s %10s %10s %10s\n",
-		       g->sent, secs, (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected, "link", "expected",
-		       "received", "loss %", "Mpps", "lat avg us", "lat p99 us", "lat max us");
+		       " the table drops, %" PRIu64
+		       " received that were not ours\n\n%-20s %12s %12s %10s %9s %10s %10s %10s\n",
+		       g->sent, secs, (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected,
+		       "link", "expected", "received", "loss %", "Mpps", "lat avg us", "lat p99 us",
+		       "lat max us");
 	for (uint16_t k = 0, first = 1; k < t->nlinks; k++) {
 		const struct link_stat *s = &g->ls[k];
 		uint64_t acc = 0, p99 = 0;
-		double loss = s->expected ? 100.0 * ((double)s->expected - (double)s->received) / (double)s->expected : 0;
+		double loss = s->expected ? 100.0 * ((double)s->expected - (double)s->received) /
+						    (double)s->expected
+					  : 0;
 
 		if (s->expected == 0 && s->received == 0)
 			continue;
@@ -677,16 +730,20 @@ static void report(const struct gen *g)
 				p99 = 1ull << (bkt + 1); /* upper bound of the bucket */
 		}
 		if (g->o.json)
-			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": %" PRIu64 ", \"loss_pct\": %.4f, "
-			       "\"lat_avg_ns\": %.0f, \"lat_p99_ns_max\": %" PRIu64 ", \"lat_min_ns\": %" PRIu64
-			       ", \"lat_max_ns\": %" PRIu64 "}", first ? "" : ", ", t->links[k].name, s->expected, s->received,
-			       loss, s->received ? (double)s->lat_sum_ns / (double)s->received : 0, p99, s->lat_min_ns,
-			       s->lat_max_ns);
+			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": %" PRIu64
+			       ", \"loss_pct\": %.4f, "
+			       "\"lat_avg_ns\": %.0f, \"lat_p99_ns_max\": %" PRIu64
+			       ", \"lat_min_ns\": %" PRIu64 ", \"lat_max_ns\": %" PRIu64 "}",
+			       first ? "" : ", ", t->links[k].name, s->expected, s->received, loss,
+			       s->received ? (double)s->lat_sum_ns / (double)s->received : 0, p99,
+			       s->lat_min_ns, s->lat_max_ns);
 		else
-			printf("%-20s %12" PRIu64 " %12" PRIu64 " %10.4f %9.3f %10.1f %10.1f %10.1f\n", t->links[k].name,
-			       s->expected, s->received, loss, (double)s->received / secs / 1e6,
-			       s->received ? (double)s->lat_sum_ns / (double)s->received / 1e3 : 0, (double)p99 / 1e3,
-			       (double)s->lat_max_ns / 1e3);
+			printf("%-20s %12" PRIu64 " %12" PRIu64
+			       " %10.4f %9.3f %10.1f %10.1f %10.1f\n",
+			       t->links[k].name, s->expected, s->received, loss,
+			       (double)s->received / secs / 1e6,
+			       s->received ? (double)s->lat_sum_ns / (double)s->received / 1e3 : 0,
+			       (double)p99 / 1e3, (double)s->lat_max_ns / 1e3);
 		first = 0;
 	}
 	if (g->o.json)

@@ -80,27 +80,30 @@ static int run_v6(const uint8_t src[16], uint8_t proto, uint16_t dport)
 	return run(p.b, p.len);
 }
 
-static struct fwd_flt_prefix v4p(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint8_t len, uint16_t rule)
+static struct fwd_flt_prefix v4p(uint8_t a, uint8_t b, uint8_t c, uint8_t d, uint8_t len,
+				 uint16_t rule)
 {
 	return (struct fwd_flt_prefix){.family = 4, .len = len, .rule = rule, .addr = {a, b, c, d}};
 }
 
-#define SKIP_WITHOUT_BPF()                       \
-	do {                                     \
-		if (filter == NULL)              \
-			skip();                  \
+#define SKIP_WITHOUT_BPF()                                                                         \
+	do {                                                                                       \
+		if (filter == NULL)                                                                \
+			skip();                                                                    \
 	} while (0)
 
 static void test_fixtures(void **state)
 {
 	struct fwd_flt_prefix px[] = {
-		v4p(10, 0, 0, 0, 8, 0),  v4p(10, 1, 0, 0, 16, 1), v4p(10, 1, 2, 3, 32, 2),
+		v4p(10, 0, 0, 0, 8, 0),
+		v4p(10, 1, 0, 0, 16, 1),
+		v4p(10, 1, 2, 3, 32, 2),
 		{.family = 6, .len = 32, .rule = 5, .addr = {0x20, 0x01, 0x0d, 0xb8}},
 		{.family = 6, .len = 48, .rule = 6, .addr = {0x20, 0x01, 0x0d, 0xb8, 0, 1}},
 	};
 	struct fwd_flt_ports pt[] = {{FWD_PROTO_TCP, 22, 22, 3}, {FWD_PROTO_UDP, 53, 53, 4}};
-	uint8_t act[] = {FWD_FLT_DROP, FWD_FLT_PASS, FWD_FLT_DROP, FWD_FLT_DROP, FWD_FLT_PASS,
-			 FWD_FLT_DROP, FWD_FLT_PASS};
+	uint8_t act[] = {FWD_FLT_DROP, FWD_FLT_PASS, FWD_FLT_DROP, FWD_FLT_DROP,
+			 FWD_FLT_PASS, FWD_FLT_DROP, FWD_FLT_PASS};
 	struct fwd_err err = {0};
 	struct fwd_flt_image *img;
 	uint64_t before[FWD_FLT_CNT_MAX], after[FWD_FLT_CNT_MAX];
@@ -114,16 +117,22 @@ static void test_fixtures(void **state)
 	SKIP_WITHOUT_BPF();
 	img = fwd_flt_compile(px, 5, pt, 2, act, 7, &err);
 	assert_non_null(img);
-	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 1, &err), 0);
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 1, &err),
+		0);
 	ctl_bpf_counters(filter, before);
 
-	assert_int_equal(run_v4((char[]){10, 9, 9, 9}, FWD_PROTO_TCP, 80), XDP_DROP);  /* /8 drop */
-	assert_int_equal(run_v4((char[]){10, 1, 9, 9}, FWD_PROTO_TCP, 22), XDP_PASS);  /* /16 pass beats the port rule */
-	assert_int_equal(run_v4((char[]){10, 1, 2, 3}, FWD_PROTO_UDP, 53), XDP_DROP);  /* /32 drop */
-	assert_int_equal(run_v4((char[]){10, 1, 2, 4}, FWD_PROTO_UDP, 53), XDP_PASS);  /* back to /16 */
-	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_TCP, 22), XDP_DROP);  /* port rule */
-	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_UDP, 53), XDP_PASS);  /* port rule pass */
-	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_TCP, 80), XDP_PASS);  /* default */
+	assert_int_equal(run_v4((char[]){10, 9, 9, 9}, FWD_PROTO_TCP, 80), XDP_DROP); /* /8 drop */
+	assert_int_equal(run_v4((char[]){10, 1, 9, 9}, FWD_PROTO_TCP, 22),
+			 XDP_PASS); /* /16 pass beats the port rule */
+	assert_int_equal(run_v4((char[]){10, 1, 2, 3}, FWD_PROTO_UDP, 53), XDP_DROP); /* /32 drop */
+	assert_int_equal(run_v4((char[]){10, 1, 2, 4}, FWD_PROTO_UDP, 53),
+			 XDP_PASS); /* back to /16 */
+	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_TCP, 22),
+			 XDP_DROP); /* port rule */
+	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_UDP, 53),
+			 XDP_PASS); /* port rule pass */
+	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_TCP, 80), XDP_PASS); /* default */
 	assert_int_equal(run_v6(s6a, FWD_PROTO_TCP, 80), XDP_DROP);
 	assert_int_equal(run_v6(s6b, FWD_PROTO_TCP, 80), XDP_PASS);
 	assert_int_equal(run_v6(s6c, FWD_PROTO_TCP, 22), XDP_DROP); /* no prefix: port rule */
@@ -136,7 +145,8 @@ static void test_fixtures(void **state)
 	pb_finish_v4(&p);
 	p.b[24] ^= 0xff; /* bad checksum: malformed -> drop */
 	assert_int_equal(run(p.b, p.len), XDP_DROP);
-	assert_int_equal(run(p.b, 14 + 10), XDP_DROP); /* truncated IPv4 (test runs need >= 14 bytes) */
+	assert_int_equal(run(p.b, 14 + 10),
+			 XDP_DROP); /* truncated IPv4 (test runs need >= 14 bytes) */
 
 	ctl_bpf_counters(filter, after);
 	assert_int_equal(after[FWD_FLT_CNT_DROP] - before[FWD_FLT_CNT_DROP], 7);
@@ -186,10 +196,11 @@ static void random_table(struct fwd_flt_prefix *px, uint32_t n4, uint32_t n6, ui
 		for (int b = 1; b < (p->family == 4 ? 4 : 16); b++)
 			p->addr[b] = (uint8_t)(b < 3 ? rand() % 8 : rand());
 		for (int b = p->len; b < (p->family == 4 ? 32 : 128); b++)
-			p->addr[b / 8] &= (uint8_t)~(0x80 >> (b % 8));
+			p->addr[b / 8] &= (uint8_t) ~(0x80 >> (b % 8));
 		p->rule = (uint16_t)(rand() % nrules);
 		for (uint32_t j = 0; j < i && !dup; j++) /* distinct (the validator's job) */
-			dup = px[j].family == p->family && px[j].len == p->len && !memcmp(px[j].addr, p->addr, 16);
+			dup = px[j].family == p->family && px[j].len == p->len &&
+			      !memcmp(px[j].addr, p->addr, 16);
 		i += !dup;
 	}
 }
@@ -211,20 +222,24 @@ static void test_matches_naive_lpm(void **state)
 	random_table(px, N4, N6, NR);
 	img = fwd_flt_compile(px, N4 + N6, NULL, 0, act, NR, &err);
 	assert_non_null(img);
-	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 2, &err), 0);
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 2, &err),
+		0);
 	for (int i = 0; i < PROBES; i++) {
 		const struct fwd_flt_prefix *base = &px[rand() % (N4 + N6)];
 		uint8_t a[16];
 		int fam = base->family, rule, want, got;
 
 		memcpy(a, base->addr, 16);
-		for (int b = 0; b < 16; b++) /* random bits under (and sometimes above) the prefix */
+		for (int b = 0; b < 16;
+		     b++) /* random bits under (and sometimes above) the prefix */
 			if (b * 8 >= base->len - (rand() % 4 == 0 ? 8 : 0))
 				a[b] = (uint8_t)rand();
 		rule = naive(px, N4 + N6, fam, a);
 		assert_int_equal(fwd_flt_image_lookup(img, fam, a), (uint32_t)(rule + 1));
 		want = rule >= 0 && act[rule] == FWD_FLT_DROP ? XDP_DROP : XDP_PASS;
-		got = fam == 4 ? run_v4((const char *)a, FWD_PROTO_UDP, 9) : run_v6(a, FWD_PROTO_UDP, 9);
+		got = fam == 4 ? run_v4((const char *)a, FWD_PROTO_UDP, 9)
+			       : run_v6(a, FWD_PROTO_UDP, 9);
 		mismatches += got != want;
 	}
 	assert_int_equal(mismatches, 0);
@@ -241,17 +256,23 @@ static void test_swaps_are_whole(void **state)
 	(void)state;
 	SKIP_WITHOUT_BPF();
 	for (int gen = 10; gen < 16; gen++) {
-		struct fwd_flt_image *img = fwd_flt_compile(px, 1, NULL, 0, gen & 1 ? &drop : &pass, 1, &err);
+		struct fwd_flt_image *img =
+			fwd_flt_compile(px, 1, NULL, 0, gen & 1 ? &drop : &pass, 1, &err);
 
-		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, (uint32_t)gen, &err), 0);
-		assert_int_equal(run_v4((char[]){10, 2, 3, 4}, FWD_PROTO_TCP, 1), gen & 1 ? XDP_DROP : XDP_PASS);
+		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS,
+					       FWD_FLT_PASS, 0, (uint32_t)gen, &err),
+				 0);
+		assert_int_equal(run_v4((char[]){10, 2, 3, 4}, FWD_PROTO_TCP, 1),
+				 gen & 1 ? XDP_DROP : XDP_PASS);
 		fwd_flt_image_free(img);
 	}
 	/* Allowlist mode: default drop, one pass prefix. */
 	{
 		struct fwd_flt_image *img = fwd_flt_compile(px, 1, NULL, 0, &pass, 1, &err);
 
-		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_DROP, FWD_FLT_PASS, FWD_FLT_DROP, 0, 20, &err), 0);
+		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_DROP, FWD_FLT_PASS,
+					       FWD_FLT_DROP, 0, 20, &err),
+				 0);
 		assert_int_equal(run_v4((char[]){10, 2, 3, 4}, FWD_PROTO_TCP, 1), XDP_PASS);
 		assert_int_equal(run_v4((char[]){11, 2, 3, 4}, FWD_PROTO_TCP, 1), XDP_DROP);
 		fwd_flt_image_free(img);
@@ -272,7 +293,9 @@ static void test_rate_per_prefix(void **state)
 	img = fwd_flt_compile(px, 2, NULL, 0, &act, 1, &err);
 	assert_non_null(img);
 	fwd_flt_image_rate(img, 0, 1, 5); /* 1 pps, burst 5: the test runs well inside a second */
-	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 30, &err), 0);
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 30, &err),
+		0);
 	ctl_bpf_counters(filter, before);
 	for (int i = 0; i < 20; i++) {
 		pass5 += run_v4((char[]){10, 5, 1, (char)i}, FWD_PROTO_UDP, 9) == XDP_PASS;
@@ -316,9 +339,12 @@ static void test_malformed_corpus(void **state)
 	assert_int_equal(fread(hdr, 1, 24, f), 24);
 	img = fwd_flt_compile(NULL, 0, NULL, 0, NULL, 0, &err);
 	assert_non_null(img);
-	assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 1, &err), 0);
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 1, &err),
+		0);
 	while (fread(rec, 1, 16, f) == 16) {
-		uint32_t caplen = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 | (uint32_t)rec[10] << 16 |
+		uint32_t caplen = (uint32_t)rec[8] | (uint32_t)rec[9] << 8 |
+				  (uint32_t)rec[10] << 16 |
 				  (uint32_t)rec[11] << 24; /* little-endian pcap, as scapy writes */
 		const char *cls, *want;
 		uint64_t before[FWD_FLT_CNT_MAX], after[FWD_FLT_CNT_MAX];
@@ -339,7 +365,8 @@ static void test_malformed_corpus(void **state)
 		nclass = D(NON_IP) + D(MALFORMED) + D(PREFIX_HIT) + D(SERVICE_HIT) + D(DEFAULT);
 		nverdict = D(PASS) + D(DROP) + D(RATE_LIMITED);
 		if (nclass != 1 || nverdict != 1)
-			fail_msg("frame %zu (%s): %d class and %d verdict counters", i - 1, cls, nclass, nverdict);
+			fail_msg("frame %zu (%s): %d class and %d verdict counters", i - 1, cls,
+				 nclass, nverdict);
 		if (strcmp(want, "malformed") == 0 && (D(MALFORMED) != 1 || verdict != XDP_DROP))
 			fail_msg("frame %zu (%s): expected malformed", i - 1, cls);
 		if (strcmp(want, "non_ip") == 0 && (D(NON_IP) != 1 || verdict != XDP_PASS))
@@ -360,10 +387,8 @@ static void test_malformed_corpus(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fixtures),
-		cmocka_unit_test(test_matches_naive_lpm),
-		cmocka_unit_test(test_swaps_are_whole),
-		cmocka_unit_test(test_rate_per_prefix),
+		cmocka_unit_test(test_fixtures),	 cmocka_unit_test(test_matches_naive_lpm),
+		cmocka_unit_test(test_swaps_are_whole),	 cmocka_unit_test(test_rate_per_prefix),
 		cmocka_unit_test(test_malformed_corpus),
 	};
 

@@ -16,7 +16,8 @@
 #include "ctl_dp.h"
 
 static const char table_doc[] =
-	"regions: {india: {prefixes: [103.21.0.0/16, '2401:4900::/32']}, sg: {prefixes: [8.128.0.0/13]}}\n"
+	"regions: {india: {prefixes: [103.21.0.0/16, '2401:4900::/32']}, sg: {prefixes: "
+	"[8.128.0.0/13]}}\n"
 	"services: {https: [tcp/443, udp/443], sync: [tcp/7000-7010], dns: [udp/53]}\n"
 	"links: {local: {port: p0, next_hop_mac: '02:00:00:00:01:01', tags: [in]},\n"
 	"        to-sg: {port: p1, next_hop_mac: '02:00:00:00:02:01', tags: [sg]}}\n"
@@ -29,9 +30,10 @@ static const char table_doc[] =
 static const struct {
 	const char *method, *url;
 } endpoints[] = {
-	{"PUT", "/v1/table"},	  {"PATCH", "/v1/table"},   {"POST", "/v1/validate"}, {"POST", "/v1/rollback"},
-	{"POST", "/v1/explain"},  {"POST", "/v1/confirm"},  {"GET", "/v1/table"},     {"GET", "/v1/history"},
-	{"GET", "/v1/status"},	  {"GET", "/metrics"},	    {"DELETE", "/v1/table"},  {"POST", "/v1/filters/detach"},
+	{"PUT", "/v1/table"},	  {"PATCH", "/v1/table"},  {"POST", "/v1/validate"},
+	{"POST", "/v1/rollback"}, {"POST", "/v1/explain"}, {"POST", "/v1/confirm"},
+	{"GET", "/v1/table"},	  {"GET", "/v1/history"},  {"GET", "/v1/status"},
+	{"GET", "/metrics"},	  {"DELETE", "/v1/table"}, {"POST", "/v1/filters/detach"},
 };
 
 static struct ctl_state st;
@@ -66,9 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 	if (len == 0)
 		return 0;
-	status = ctl_api_dispatch(api, endpoints[data[0] % (sizeof(endpoints) / sizeof(endpoints[0]))].method,
-				  endpoints[data[0] % (sizeof(endpoints) / sizeof(endpoints[0]))].url,
-				  (const char *)data + 1, len - 1, &out);
+	status = ctl_api_dispatch(
+		api, endpoints[data[0] % (sizeof(endpoints) / sizeof(endpoints[0]))].method,
+		endpoints[data[0] % (sizeof(endpoints) / sizeof(endpoints[0]))].url,
+		(const char *)data + 1, len - 1, &out);
 	if (status < 200 || status > 599 || out == NULL)
 		abort();
 	free(out);

@@ -15,13 +15,16 @@
 #include "fwd_parse.h"
 #include "fwd_pktops.h"
 
-static const char table_doc[] =
-	"regions: {a: {prefixes: [10.0.0.0/8, 10.1.0.0/16, '2001:db8::/32']}, b: {prefixes: [0.0.0.0/0, '::/0']}}\n"
-	"services: {web: [tcp/80, tcp/443], dns: [any/53], ping: [icmp, icmpv6], hi: [udp/60000-65535]}\n"
-	"links: {l1: {port: p0, next_hop_mac: '02:00:00:00:00:01'}, l2: {port: p0, next_hop_mac: '02:00:00:00:00:02'}}\n"
-	"link_groups: {g: {members: {l1: 1, l2: 3}}}\n"
-	"policies: [{region: a, service: any, action: steer, to: g}, {region: b, service: dns, action: drop}]\n"
-	"default: {action: steer, to: l1}\n";
+static const char table_doc[] = "regions: {a: {prefixes: [10.0.0.0/8, 10.1.0.0/16, "
+				"'2001:db8::/32']}, b: {prefixes: [0.0.0.0/0, '::/0']}}\n"
+				"services: {web: [tcp/80, tcp/443], dns: [any/53], ping: [icmp, "
+				"icmpv6], hi: [udp/60000-65535]}\n"
+				"links: {l1: {port: p0, next_hop_mac: '02:00:00:00:00:01'}, l2: "
+				"{port: p0, next_hop_mac: '02:00:00:00:00:02'}}\n"
+				"link_groups: {g: {members: {l1: 1, l2: 3}}}\n"
+				"policies: [{region: a, service: any, action: steer, to: g}, "
+				"{region: b, service: dns, action: drop}]\n"
+				"default: {action: steer, to: l1}\n";
 
 static struct fwd_table *table; /* kept for the process: reachable, not leaked */
 static struct fwd_class *cls;
@@ -67,8 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	    (pl < data || pl + plen > data + len))
 		abort();
 	fwd_class_decide_pkt(cls, (uint16_t)(p.src[0] % cls->nregions), &p, &d);
-	if (d.region >= cls->nregions || d.service >= cls->nservices || d.policy >= cls->npolicies ||
-	    (!d.drop && d.link >= cls->nlinks))
+	if (d.region >= cls->nregions || d.service >= cls->nservices ||
+	    d.policy >= cls->npolicies || (!d.drop && d.link >= cls->nlinks))
 		abort();
 	if (p.frag != FWD_FRAG_NONE) {
 		struct dp_frag_key k;

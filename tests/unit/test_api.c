@@ -85,16 +85,19 @@ static void *fake_main(void *arg)
 			pthread_mutex_unlock(&fake.mu);
 			if (h.op == REGIONFWD__CTL__OP__OP_STATUS) {
 				Regionfwd__Ctl__StatusReply r = REGIONFWD__CTL__STATUS_REPLY__INIT;
-				Regionfwd__Ctl__GenerationInfo g = REGIONFWD__CTL__GENERATION_INFO__INIT;
+				Regionfwd__Ctl__GenerationInfo g =
+					REGIONFWD__CTL__GENERATION_INFO__INIT;
 
 				g.id = 99;
 				g.hash = 0; /* not what regiond holds */
 				r.generation = &g;
 				out = fwd_msg_pack(h.op, FWD_MSG_REPLY, &r.base, &n);
 			} else if (h.op == REGIONFWD__CTL__OP__OP_COUNTERS) {
-				Regionfwd__Ctl__CounterReport r = REGIONFWD__CTL__COUNTER_REPORT__INIT;
-				static const char j[] = "{\"generation\": {\"id\": 99}, \"packets\": "
-							"{\"rx\": 5, \"tx\": 4}, \"drops\": {}}";
+				Regionfwd__Ctl__CounterReport r =
+					REGIONFWD__CTL__COUNTER_REPORT__INIT;
+				static const char j[] =
+					"{\"generation\": {\"id\": 99}, \"packets\": "
+					"{\"rx\": 5, \"tx\": 4}, \"drops\": {}}";
 
 				r.json.data = (uint8_t *)j;
 				r.json.len = sizeof(j) - 1;
@@ -183,8 +186,10 @@ static const char *code_of(json_t *r)
 
 static void test_reads_never_push(void **state)
 {
-	static const char *const reads[][2] = {{"GET", "/v1/status"}, {"GET", "/v1/table"},
-					       {"GET", "/v1/history"}, {"GET", "/metrics"},
+	static const char *const reads[][2] = {{"GET", "/v1/status"},
+					       {"GET", "/v1/table"},
+					       {"GET", "/v1/history"},
+					       {"GET", "/metrics"},
 					       {"GET", "/v1/counters"}};
 	json_t *r;
 
@@ -194,7 +199,8 @@ static void test_reads_never_push(void **state)
 	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
 		char *text = NULL;
 
-		assert_int_equal(ctl_api_dispatch(api, reads[i][0], reads[i][1], NULL, 0, &text), 200);
+		assert_int_equal(ctl_api_dispatch(api, reads[i][0], reads[i][1], NULL, 0, &text),
+				 200);
 		free(text);
 	}
 	assert_int_equal(call("GET", "/v1/status", NULL, &r), 200);
@@ -232,10 +238,14 @@ static void test_errors_carry_their_reasons_status(void **state)
 	assert_int_equal(call("PUT", "/v1/table", "[1]", &r), 400);
 	assert_string_equal(code_of(r), "bad_request");
 	json_decref(r);
-	assert_int_equal(call("PUT", "/v1/table", "{\"document\": \"x: 1\", \"expected_generation\": 1}", &r), 422);
+	assert_int_equal(call("PUT", "/v1/table",
+			      "{\"document\": \"x: 1\", \"expected_generation\": 1}", &r),
+			 422);
 	assert_string_equal(code_of(r), "invalid_table");
 	json_decref(r);
-	assert_int_equal(call("PUT", "/v1/table", "{\"document\": \"{}\", \"expected_generation\": 77}", &r), 409);
+	assert_int_equal(
+		call("PUT", "/v1/table", "{\"document\": \"{}\", \"expected_generation\": 77}", &r),
+		409);
 	assert_string_equal(code_of(r), "stale_generation");
 	json_decref(r);
 	assert_int_equal(call("POST", "/v1/rollback", "{\"generation\": 4242}", &r), 404);
@@ -249,10 +259,12 @@ static void test_patch_names_what_it_refuses(void **state)
 	const char *reason;
 
 	(void)state;
-	assert_int_equal(call("PATCH", "/v1/table", "{\"changes\": [{\"op\": \"frobnicate\"}]}", &r), 400);
+	assert_int_equal(
+		call("PATCH", "/v1/table", "{\"changes\": [{\"op\": \"frobnicate\"}]}", &r), 400);
 	reason = json_string_value(json_object_get(json_object_get(r, "error"), "reason"));
-	assert_string_equal(reason, "unknown op 'frobnicate' (add_prefixes, remove_prefixes, set_weight, "
-				    "set_link_state, add_policy, remove_policy)");
+	assert_string_equal(reason,
+			    "unknown op 'frobnicate' (add_prefixes, remove_prefixes, set_weight, "
+			    "set_link_state, add_policy, remove_policy)");
 	json_decref(r);
 	/* A field the op does not take is refused, not silently dropped. */
 	assert_int_equal(call("PATCH", "/v1/table",
@@ -290,15 +302,16 @@ static void test_commit_confirm(void **state)
 	enc = json_dumps(j, JSON_ENCODE_ANY);
 	json_decref(j);
 	snprintf(body, sizeof(body),
-		 "{\"document\": %s, \"expected_generation\": %llu, \"confirm_timeout_s\": 60}", enc,
-		 (unsigned long long)cur);
+		 "{\"document\": %s, \"expected_generation\": %llu, \"confirm_timeout_s\": 60}",
+		 enc, (unsigned long long)cur);
 	free(enc);
 	assert_int_equal(call("PUT", "/v1/table", body, &r), 200);
 	assert_true(json_is_integer(json_object_get(r, "confirm_by")));
 	json_decref(r);
 	assert_int_equal(call("GET", "/v1/status", NULL, &r), 200);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "confirm"), "revert_to")),
-			 (json_int_t)cur);
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(r, "confirm"), "revert_to")),
+		(json_int_t)cur);
 	json_decref(r);
 	/* Pending: other writes are refused with their reason. */
 	assert_int_equal(call("POST", "/v1/rollback", NULL, &r), 409);
@@ -322,13 +335,23 @@ static void test_explain_args(void **state)
 	} bad[] = {
 		{"{\"src\": \"10.1.0.5\", \"dst\": \"::1\", \"proto\": \"udp\"}", "dst"},
 		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"gre\"}", "proto"},
-		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"tcp\", \"dport\": 70000}", "dport"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"tcp\", \"dport\": "
+		 "70000}",
+		 "dport"},
 		{"{\"src\": \"x\", \"dst\": \"10.0.0.1\", \"proto\": 6}", "src"},
-		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload_hex\": \"zz\"}", "payload_hex"},
-		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload_hex\": \"abc\"}", "payload_hex"},
-		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload\": \"a\", \"payload_hex\": \"61\"}", "payload"},
-		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"tls_sni\": \"\"}", "tls_sni"},
-		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"bogus\": 1}", "bogus"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload_hex\": "
+		 "\"zz\"}",
+		 "payload_hex"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload_hex\": "
+		 "\"abc\"}",
+		 "payload_hex"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"payload\": \"a\", "
+		 "\"payload_hex\": \"61\"}",
+		 "payload"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"tls_sni\": \"\"}",
+		 "tls_sni"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"bogus\": 1}",
+		 "bogus"},
 	};
 	json_t *r;
 
@@ -337,8 +360,9 @@ static void test_explain_args(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(call("POST", "/v1/explain", bad[i].body, &r), 400);
 		assert_string_equal(code_of(r), "bad_request");
-		assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "path")),
-				    bad[i].path);
+		assert_string_equal(
+			json_string_value(json_object_get(json_object_get(r, "error"), "path")),
+			bad[i].path);
 		json_decref(r);
 	}
 	assert_int_equal(count_op("explain"), 0);

@@ -69,8 +69,10 @@ static void test_services(void **state)
 	struct fwd_class *c = fwd_class_build(t);
 
 	(void)state;
-	assert_int_equal(fwd_class_service(c, FWD_PROTO_TCP, 443), fwd_table_service_id(t, "https"));
-	assert_int_equal(fwd_class_service(c, FWD_PROTO_UDP, 443), fwd_table_service_id(t, "https"));
+	assert_int_equal(fwd_class_service(c, FWD_PROTO_TCP, 443),
+			 fwd_table_service_id(t, "https"));
+	assert_int_equal(fwd_class_service(c, FWD_PROTO_UDP, 443),
+			 fwd_table_service_id(t, "https"));
 	assert_int_equal(fwd_class_service(c, FWD_PROTO_SCTP, 443), FWD_SERVICE_OTHER);
 	for (uint8_t p = 0; p < 3; p++) {
 		uint8_t proto = p == 0 ? FWD_PROTO_TCP : p == 1 ? FWD_PROTO_UDP : FWD_PROTO_SCTP;
@@ -78,11 +80,14 @@ static void test_services(void **state)
 		assert_int_equal(fwd_class_service(c, proto, 53), fwd_table_service_id(t, "dns"));
 	}
 	assert_int_equal(fwd_class_service(c, FWD_PROTO_TCP, 6999), FWD_SERVICE_OTHER);
-	assert_int_equal(fwd_class_service(c, FWD_PROTO_TCP, 7000), fwd_table_service_id(t, "sync"));
-	assert_int_equal(fwd_class_service(c, FWD_PROTO_TCP, 7010), fwd_table_service_id(t, "sync"));
+	assert_int_equal(fwd_class_service(c, FWD_PROTO_TCP, 7000),
+			 fwd_table_service_id(t, "sync"));
+	assert_int_equal(fwd_class_service(c, FWD_PROTO_TCP, 7010),
+			 fwd_table_service_id(t, "sync"));
 	assert_int_equal(fwd_class_service(c, FWD_PROTO_TCP, 7011), FWD_SERVICE_OTHER);
 	assert_int_equal(fwd_class_service(c, FWD_PROTO_ICMP, 0), fwd_table_service_id(t, "ping"));
-	assert_int_equal(fwd_class_service(c, FWD_PROTO_ICMPV6, 0), fwd_table_service_id(t, "ping"));
+	assert_int_equal(fwd_class_service(c, FWD_PROTO_ICMPV6, 0),
+			 fwd_table_service_id(t, "ping"));
 	assert_int_equal(fwd_class_service(c, 47, 0), FWD_SERVICE_OTHER); /* GRE */
 	/* The fast path's variant for port protocols agrees on every port. */
 	for (uint32_t port = 0; port <= 0xffff; port++) {
@@ -330,7 +335,8 @@ static void test_classify_packets(void **state)
 		fwd_class_decide(c, ref_region(t, &k), k.proto, k.dport, fwd_flow_hash(&k), &d);
 		assert_string_equal(t->region_names[d.region], "sg"); /* /48 beats /32 */
 		assert_int_equal(d.drop, 0); /* sg/https steers to group g: l1 or l2 */
-		assert_true(d.link == fwd_table_link_id(t, "l1") || d.link == fwd_table_link_id(t, "l2"));
+		assert_true(d.link == fwd_table_link_id(t, "l1") ||
+			    d.link == fwd_table_link_id(t, "l2"));
 	}
 	fwd_class_free(c);
 	fwd_table_free(t);

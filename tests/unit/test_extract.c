@@ -86,7 +86,9 @@ static void test_sni(void **state)
 	assert_string_equal(out, "api.example.com");
 	client_hello(&h, NULL, 0, 0);
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_NONE);
-	assert_int_equal(fwd_extract_sni((const uint8_t *)"GET / HTTP/1.1\r\n", 16, out, sizeof(out)), FWD_X_NONE);
+	assert_int_equal(
+		fwd_extract_sni((const uint8_t *)"GET / HTTP/1.1\r\n", 16, out, sizeof(out)),
+		FWD_X_NONE);
 	client_hello(&h, "a.example", 9, 0);
 	h.b[5] = 2; /* a ServerHello */
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_NONE);
@@ -133,8 +135,9 @@ static void test_every_truncation(void **state)
 	struct buf h;
 	char out[FWD_X_NAME_MAX];
 	static const char http[] = "GET /x HTTP/1.1\r\nHost: www.example.com\r\n\r\n";
-	static const uint8_t dns[] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'w', 'w',
-				      7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 1, 0, 1};
+	static const uint8_t dns[] = {0x12, 0x34, 1,   0,   0,	 1,   0,   0,	0,   0,	  0,
+				      0,    3,	  'w', 'w', 'w', 7,   'e', 'x', 'a', 'm', 'p',
+				      'l',  'e',  3,   'c', 'o', 'm', 0,   0,	1,   0,	  1};
 
 	(void)state;
 	client_hello(&h, "www.example.com", 15, 1);
@@ -152,7 +155,9 @@ static void test_every_truncation(void **state)
 		memcpy(c, http, n);
 		rc = fwd_extract_http_host(c, n, out, sizeof(out));
 		/* Once "www.example.com\r\n" is in, the name is known. */
-		assert_true(rc <= 0 || (rc == 15 && n >= strlen("GET /x HTTP/1.1\r\nHost: www.example.com\r\n")));
+		assert_true(
+			rc <= 0 ||
+			(rc == 15 && n >= strlen("GET /x HTTP/1.1\r\nHost: www.example.com\r\n")));
 		free(c);
 	}
 	for (size_t n = 0; n < 29; n++) { /* up to the name's final zero */
@@ -172,17 +177,27 @@ static void test_http_host(void **state)
 #define H(s) (const uint8_t *)(s), strlen(s), out, sizeof(out)
 
 	(void)state;
-	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\nHoSt:  Example.COM:8080 \r\n\r\n")), 11);
+	assert_int_equal(
+		fwd_extract_http_host(
+			H("GET / HTTP/1.1\r\nAccept: */*\r\nHoSt:  Example.COM:8080 \r\n\r\n")),
+		11);
 	assert_string_equal(out, "example.com");
-	assert_int_equal(fwd_extract_http_host(H("POST /a HTTP/1.0\nHost: [2001:db8::1]:443\n\n")), 13);
+	assert_int_equal(fwd_extract_http_host(H("POST /a HTTP/1.0\nHost: [2001:db8::1]:443\n\n")),
+			 13);
 	assert_string_equal(out, "[2001:db8::1]");
-	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")), FWD_X_MALFORMED);
-	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\n\r\nHost: late\r\n")), FWD_X_NONE);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(
+		fwd_extract_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\n\r\nHost: late\r\n")),
+		FWD_X_NONE);
 	assert_int_equal(fwd_extract_http_host(H("SSH-2.0-OpenSSH_9.2\r\n")), FWD_X_NONE);
 	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/2.0\r\nHost: a\r\n\r\n")), FWD_X_NONE);
-	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: a b\r\n\r\n")), FWD_X_MALFORMED);
-	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost:\r\n\r\n")), FWD_X_MALFORMED);
-	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n")), FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: a b\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost:\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n")),
+			 FWD_X_MALFORMED);
 #undef H
 }
 

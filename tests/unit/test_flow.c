@@ -123,7 +123,8 @@ static void test_evicts_closest_to_expiry(void **state)
 	for (int i = 0; i <= DP_FLOW_WAYS; i++)
 		key(&k[i], 4, (uint16_t)(100 + i), 443);
 	for (int i = 0; i < DP_FLOW_WAYS; i++)
-		assert_int_equal(dp_flow_insert(&one, &k[i], 1, (uint32_t)i, 0, (uint64_t)i * 10), 0);
+		assert_int_equal(dp_flow_insert(&one, &k[i], 1, (uint32_t)i, 0, (uint64_t)i * 10),
+				 0);
 	assert_non_null(dp_flow_lookup(&one, &k[0], 35)); /* flow 0 used again: now the freshest */
 	assert_int_equal(dp_flow_insert(&one, &k[DP_FLOW_WAYS], 1, 9, 0, 40), 1);
 	assert_non_null(dp_flow_lookup(&one, &k[0], 41));

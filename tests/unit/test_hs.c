@@ -14,9 +14,9 @@
 
 #include "fwd_hs.h"
 
-#define HEAD                                                                \
-	"services: {https: [tcp/443], dns: [udp/53]}\n"                     \
-	"links: {l1: {port: p0, next_hop_mac: '02:00:00:00:00:01'}}\n"      \
+#define HEAD                                                                                       \
+	"services: {https: [tcp/443], dns: [udp/53]}\n"                                            \
+	"links: {l1: {port: p0, next_hop_mac: '02:00:00:00:00:01'}}\n"                             \
 	"content_rules:\n"
 
 static struct fwd_table *load(const char *doc)
@@ -34,9 +34,11 @@ static const struct fwd_hs_limits roomy = {.cpu_seconds = 30, .memory_bytes = 2u
 
 static void test_compiles_per_field(void **state)
 {
-	struct fwd_table *t = load(HEAD
-		"  - {name: a, field: tls_sni, pattern: '(^|\\.)telemetry\\.example\\.com$', caseless: true, services: [https], action: drop}\n"
-		"  - {name: b, field: dns_qname, pattern: 'a(b', literal: true, services: [dns], action: count}\n");
+	struct fwd_table *t = load(
+		HEAD "  - {name: a, field: tls_sni, pattern: '(^|\\.)telemetry\\.example\\.com$', "
+		     "caseless: true, services: [https], action: drop}\n"
+		     "  - {name: b, field: dns_qname, pattern: 'a(b', literal: true, services: "
+		     "[dns], action: count}\n");
 	struct fwd_hs_dbs dbs;
 	struct fwd_err e = {0};
 	const char *code = "";
@@ -54,9 +56,11 @@ static void test_compiles_per_field(void **state)
 
 static void test_invalid_pattern_named(void **state)
 {
-	struct fwd_table *t = load(HEAD
+	struct fwd_table *t = load(
+		HEAD
 		"  - {name: ok, field: payload, pattern: abc, services: [https], action: count}\n"
-		"  - {name: broken, field: http_host, pattern: 'a(b', services: [https], action: drop}\n");
+		"  - {name: broken, field: http_host, pattern: 'a(b', services: [https], action: "
+		"drop}\n");
 	struct fwd_hs_dbs dbs;
 	struct fwd_err e = {0};
 	const char *code = "";
@@ -67,7 +71,8 @@ static void test_invalid_pattern_named(void **state)
 	assert_string_equal(code, "invalid_pattern");
 	assert_int_equal(e.reason_code, FWD_R_INVALID_PATTERN);
 	assert_string_equal(fwd_err_str(&e, b, sizeof(b)),
-			    "c.yaml:5: content_rules[1].pattern: rule 'broken': Missing close parenthesis for group started at index 1.");
+			    "c.yaml:5: content_rules[1].pattern: rule 'broken': Missing close "
+			    "parenthesis for group started at index 1.");
 	fwd_table_free(t);
 }
 
@@ -86,9 +91,11 @@ static void test_too_expensive_refused(void **state)
 
 	(void)state;
 	for (int i = 0; i < 400; i++)
-		n += (size_t)snprintf(doc + n, sizeof(doc) - n,
-				      "  - {name: r%d, field: payload, pattern: '[a-z]{%d}x[0-9]{2,40}y%dz', services: [https], action: count}\n",
-				      i, 10 + i % 50, i);
+		n += (size_t)snprintf(
+			doc + n, sizeof(doc) - n,
+			"  - {name: r%d, field: payload, pattern: '[a-z]{%d}x[0-9]{2,40}y%dz', "
+			"services: [https], action: count}\n",
+			i, 10 + i % 50, i);
 	t = load(doc);
 	assert_int_equal(fwd_hs_compile(t, &tight, &dbs, &e, &code), -E2BIG);
 	assert_string_equal(code, "pattern_too_expensive");
@@ -104,9 +111,11 @@ static void test_too_expensive_refused(void **state)
  * (test_too_expensive_refused). */
 static void test_parse_limit_is_the_patterns_fault(void **state)
 {
-	struct fwd_table *t = load(HEAD
+	struct fwd_table *t = load(
+		HEAD
 		"  - {name: ok, field: payload, pattern: abc, services: [https], action: count}\n"
-		"  - {name: huge, field: payload, pattern: '[a-z]{1,60000}x', services: [https], action: drop}\n");
+		"  - {name: huge, field: payload, pattern: '[a-z]{1,60000}x', services: [https], "
+		"action: drop}\n");
 	struct fwd_hs_dbs dbs;
 	struct fwd_err e = {0};
 	char b[512];
@@ -114,21 +123,29 @@ static void test_parse_limit_is_the_patterns_fault(void **state)
 	(void)state;
 	assert_int_equal(fwd_hs_build(t, &roomy, &dbs, &e), -EINVAL);
 	assert_int_equal(e.reason_code, FWD_R_INVALID_PATTERN);
-	assert_string_equal(fwd_err_str(&e, b, sizeof(b)),
-			    "c.yaml:5: content_rules[1].pattern: rule 'huge': Bounded repeat is too large.");
+	assert_string_equal(
+		fwd_err_str(&e, b, sizeof(b)),
+		"c.yaml:5: content_rules[1].pattern: rule 'huge': Bounded repeat is too large.");
 	fwd_table_free(t);
 }
 
 /* The hash that binds shipped databases to rules changes with anything compiled. */
 static void test_content_hash(void **state)
 {
-	struct fwd_table *a = load(HEAD "  - {name: a, field: payload, pattern: abc, services: [https], action: count}\n");
-	struct fwd_table *b = load(HEAD "  - {name: b, field: payload, pattern: abc, services: [https], action: drop}\n");
-	struct fwd_table *c = load(HEAD "  - {name: a, field: payload, pattern: abc, caseless: true, services: [https], action: count}\n");
-	struct fwd_table *d = load(HEAD "  - {name: a, field: http_host, pattern: abc, services: [https], action: count}\n");
+	struct fwd_table *a = load(
+		HEAD
+		"  - {name: a, field: payload, pattern: abc, services: [https], action: count}\n");
+	struct fwd_table *b = load(
+		HEAD
+		"  - {name: b, field: payload, pattern: abc, services: [https], action: drop}\n");
+	struct fwd_table *c = load(HEAD "  - {name: a, field: payload, pattern: abc, caseless: "
+					"true, services: [https], action: count}\n");
+	struct fwd_table *d = load(HEAD "  - {name: a, field: http_host, pattern: abc, services: "
+					"[https], action: count}\n");
 
 	(void)state;
-	assert_true(fwd_content_hash(a) == fwd_content_hash(b)); /* name and action are not compiled */
+	assert_true(fwd_content_hash(a) ==
+		    fwd_content_hash(b)); /* name and action are not compiled */
 	assert_true(fwd_content_hash(a) != fwd_content_hash(c));
 	assert_true(fwd_content_hash(a) != fwd_content_hash(d));
 	fwd_table_free(a);

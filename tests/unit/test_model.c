@@ -16,7 +16,8 @@
 #include "ctl_model.h"
 
 static const char doc[] =
-	"regions: {india: {prefixes: [103.21.0.0/16, '2401:4900::/32']}, brazil: {prefixes: [18.228.0.0/15]}}\n"
+	"regions: {india: {prefixes: [103.21.0.0/16, '2401:4900::/32']}, brazil: {prefixes: "
+	"[18.228.0.0/15]}}\n"
 	"services: {https: [tcp/443, udp/443], dns: [udp/53], sync: [tcp/7000-7010]}\n"
 	"links:\n"
 	"  local: {port: p0, next_hop_mac: '02:00:00:00:01:01', tags: [in]}\n"
@@ -38,9 +39,12 @@ static const char doc[] =
 	"    - {name: telnet, action: pass, services: [tcp/23, any/2323, udp/100-200]}\n"
 	"    - {name: scan, action: rate, rate_pps: 100, burst: 250, prefixes: [198.18.0.0/15]}\n"
 	"content_rules:\n"
-	"  - {name: a, field: tls_sni, pattern: '(^|\\.)x\\.in$', caseless: true, services: [https], regions: [brazil], action: drop}\n"
-	"  - {name: b, field: dns_qname, pattern: 'a(b', literal: true, services: [dns], action: steer, to: g}\n"
-	"  - {name: c, field: payload, pattern: '\\x90{4}', services: [sync, https], action: mirror, to: ids}\n";
+	"  - {name: a, field: tls_sni, pattern: '(^|\\.)x\\.in$', caseless: true, services: "
+	"[https], regions: [brazil], action: drop}\n"
+	"  - {name: b, field: dns_qname, pattern: 'a(b', literal: true, services: [dns], action: "
+	"steer, to: g}\n"
+	"  - {name: c, field: payload, pattern: '\\x90{4}', services: [sync, https], action: "
+	"mirror, to: ids}\n";
 
 static void test_round_trip_keeps_every_section(void **state)
 {
@@ -55,7 +59,8 @@ static void test_round_trip_keeps_every_section(void **state)
 		fail_msg("%s", fwd_err_str(&e, b, sizeof(b)));
 	m = ctl_model(t);
 	assert_non_null(json_object_get(m, "filters"));
-	assert_int_equal(json_array_size(json_object_get(json_object_get(m, "filters"), "rules")), 3);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(m, "filters"), "rules")),
+			 3);
 	assert_int_equal(json_array_size(json_object_get(m, "content_rules")), 3);
 	d = json_dumps(m, JSON_COMPACT);
 	t2 = fwd_table_parse(d, strlen(d), "model", 1, &e);

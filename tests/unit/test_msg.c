@@ -107,7 +107,8 @@ static void test_bad_headers(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		fwd_msg_hdr_encode(f, REGIONFWD__CTL__OP__OP_STATUS, 0, 10);
 		for (int k = 0; k < cases[i].width; k++)
-			f[cases[i].at + k] = (uint8_t)(cases[i].value >> (8 * (cases[i].width - 1 - k)));
+			f[cases[i].at + k] =
+				(uint8_t)(cases[i].value >> (8 * (cases[i].width - 1 - k)));
 		memset(&e, 0, sizeof(e));
 		assert_true(fwd_msg_hdr_decode(f, 1000, &h, &e) < 0);
 		assert_int_equal(e.reason_code, cases[i].reason);
@@ -141,8 +142,8 @@ static void test_op_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_error_reply),
-		cmocka_unit_test(test_bad_headers),  cmocka_unit_test(test_garbage_body),
+		cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_error_reply),
+		cmocka_unit_test(test_bad_headers), cmocka_unit_test(test_garbage_body),
 		cmocka_unit_test(test_op_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -152,7 +152,8 @@ static const struct {
 	{"ports empty", "ports: {}\n", ":1: ports: expected a map of port names"},
 	{"bad port name", "ports:\n  'in 0': {device: x, ingress: true}\n",
 	 ":2: ports.in 0: port name may only use letters, digits, '_', '-', '.'"},
-	{"port not a map", "ports:\n  in0: net_null0\n", ":2: ports.in0: expected a map with 'device'"},
+	{"port not a map", "ports:\n  in0: net_null0\n",
+	 ":2: ports.in0: expected a map with 'device'"},
 	{"unknown port field", "ports:\n  in0: {device: net_null0, ingres: true}\n",
 	 ":2: ports.in0: unknown field 'ingres' (expected one of: device, ingress, description)"},
 	{"no device", "ports:\n  in0: {ingress: true}\n",
@@ -160,7 +161,8 @@ static const struct {
 	{"bad ingress", "ports:\n  in0: {device: x, ingress: yes}\n",
 	 ":2: ports.in0: ingress must be true or false"},
 	{"no ingress", "ports:\n  in0: {device: x}\n", ":2: ports: no port has 'ingress: true'"},
-	{"workers not a list", PORTS "workers: 1\n", ":3: workers: expected a list of 1..64 lcore ids"},
+	{"workers not a list", PORTS "workers: 1\n",
+	 ":3: workers: expected a list of 1..64 lcore ids"},
 	{"workers empty", PORTS "workers: []\n", ":3: workers: expected a list of 1..64 lcore ids"},
 	{"worker not a number", PORTS "workers: [a]\n", ":3: workers: expected a whole number"},
 	{"worker out of range", PORTS "workers: [1024]\n",
@@ -169,7 +171,8 @@ static const struct {
 	{"mbufs too few", PORTS "mbufs: 12\n", ":3: mbufs: '12' is out of range 1024..16777215"},
 	{"mbufs negative", PORTS "mbufs: -1\n", ":3: mbufs: expected a whole number"},
 	{"mbufs not a number", PORTS "mbufs: many\n", ":3: mbufs: expected a whole number"},
-	{"mbufs trailing junk", PORTS "mbufs: 4096k\n", ":3: mbufs: '4096k' is out of range 1024..16777215"},
+	{"mbufs trailing junk", PORTS "mbufs: 4096k\n",
+	 ":3: mbufs: '4096k' is out of range 1024..16777215"},
 	{"mbufs huge", PORTS "mbufs: 99999999999999999999999\n",
 	 ":3: mbufs: '99999999999999999999999' is out of range 1024..16777215"},
 	{"mbufs a list", PORTS "mbufs: [1]\n", ":3: mbufs: expected a whole number"},
@@ -186,7 +189,8 @@ static const struct {
 	{"content_flow_timeout_ms", PORTS "content_flow_timeout_ms: 3600001\n",
 	 ":3: content_flow_timeout_ms: '3600001' is out of range 1..3600000"},
 	{"control_socket too long",
-	 PORTS "control_socket: /run/0123456789012345678901234567890123456789012345678901234567890123456789"
+	 PORTS "control_socket: "
+	       "/run/0123456789012345678901234567890123456789012345678901234567890123456789"
 	       "0123456789012345678901234567890123456789\n",
 	 ":3: control_socket: expected a string shorter than 108 bytes"},
 	{"control_group a map", PORTS "control_group: {a: b}\n",
@@ -196,8 +200,10 @@ static const struct {
 	{"order: ports first", "mbufs: 1\nports: {}\n", ":2: ports: expected a map of port names"},
 	{"order: workers before numbers", "mbufs: 1\nworkers: [a]\n" PORTS,
 	 ":2: workers: expected a whole number"},
-	{"order: mtu before rx_desc", PORTS "rx_desc: 1\nmtu: 1\n", ":4: mtu: '1' is out of range 68..9600"},
-	{"order: numbers before strings", PORTS "control_group: {a: b}\ncontent_flow_timeout_ms: 0\n",
+	{"order: mtu before rx_desc", PORTS "rx_desc: 1\nmtu: 1\n",
+	 ":4: mtu: '1' is out of range 68..9600"},
+	{"order: numbers before strings",
+	 PORTS "control_group: {a: b}\ncontent_flow_timeout_ms: 0\n",
 	 ":4: content_flow_timeout_ms: '0' is out of range 1..3600000"},
 };
 
@@ -212,8 +218,8 @@ static void test_bad(void **state)
 		if (load(bad_cases[i].text, &n, msg, sizeof(msg)) == 0)
 			snprintf(msg, sizeof(msg), "(accepted)");
 		if (strcmp(msg, bad_cases[i].error) != 0) {
-			printf("case '%s':\n  got:      %s\n  expected: %s\n", bad_cases[i].name, msg,
-			       bad_cases[i].error);
+			printf("case '%s':\n  got:      %s\n  expected: %s\n", bad_cases[i].name,
+			       msg, bad_cases[i].error);
 			failed++;
 		}
 	}
@@ -275,10 +281,8 @@ static void test_field_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_field),
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_bad),
-		cmocka_unit_test(test_too_many_ports),
+		cmocka_unit_test(test_every_field), cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_bad),	    cmocka_unit_test(test_too_many_ports),
 		cmocka_unit_test(test_field_table),
 	};
 

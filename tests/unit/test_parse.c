@@ -459,7 +459,8 @@ static void test_ttl_decrement_every_checksum(void **state)
 				assert_int_equal(ip[8], ttls[t] - 1);
 				assert_int_equal(ip[9], protos[q]);
 				assert_int_equal(fwd_rd16(ip + 10),
-						 ttl_dec_eqn3((uint16_t)hc, old_word, (uint16_t)(old_word - 0x100)));
+						 ttl_dec_eqn3((uint16_t)hc, old_word,
+							      (uint16_t)(old_word - 0x100)));
 			}
 		}
 	}
@@ -552,7 +553,10 @@ static void test_fast_path_equals_full(void **state)
 				for (int k = 0; k < flips; k++) {
 					size_t at = (size_t)rand() % (p.len < 80 ? p.len : 80);
 
-					p.b[at] = (uint8_t)(rand() % 4 ? (unsigned)rand() : p.b[at] ^ (1u << (rand() % 8)));
+					p.b[at] =
+						(uint8_t)(rand() % 4
+								  ? (unsigned)rand()
+								  : p.b[at] ^ (1u << (rand() % 8)));
 				}
 				if (rand() % 2)
 					fix_v4_csum(&p);

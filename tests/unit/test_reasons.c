@@ -30,7 +30,8 @@ static void test_every_reason_is_mapped(void **state)
 		assert_true(fwd_reason_errno((enum fwd_reason)r) > 0);
 		assert_true(http >= 400 && http <= 599); /* 0: a reason without a status */
 		assert_int_equal(ctl_http_status((enum fwd_reason)r), http);
-		assert_true(ex == CTL_EXIT_REFUSED || ex == CTL_EXIT_UNREACHABLE || ex == CTL_EXIT_FAILED);
+		assert_true(ex == CTL_EXIT_REFUSED || ex == CTL_EXIT_UNREACHABLE ||
+			    ex == CTL_EXIT_FAILED);
 		assert_int_equal(ctl_exit_code((enum fwd_reason)r), ex);
 		/* The two mappings agree: the client's fault is refused, an
 		 * absent dataplane unreachable, any other server fault failed. */
@@ -75,7 +76,7 @@ static void test_known_pairs(void **state)
 	assert_int_equal(ctl_exit_code_of(NULL, 500), CTL_EXIT_FAILED);
 	assert_int_equal(ctl_exit_code_of("stale_generation", 500), CTL_EXIT_REFUSED);
 	assert_int_equal(fwd_reason_from_name("INVALID_TABLE"), -1);
-	assert_string_equal(fwd_reason_name((enum fwd_reason)-1), "invalid");
+	assert_string_equal(fwd_reason_name((enum fwd_reason) - 1), "invalid");
 }
 
 static void test_err_fail_fills_and_returns_errno(void **state)
@@ -85,8 +86,8 @@ static void test_err_fail_fills_and_returns_errno(void **state)
 
 	(void)state;
 	memset(&e, 0x55, sizeof(e));
-	assert_int_equal(fwd_err_fail(&e, FWD_R_STALE_GENERATION, "t.yaml", 7, "expected_generation",
-				      "is %d", 3),
+	assert_int_equal(fwd_err_fail(&e, FWD_R_STALE_GENERATION, "t.yaml", 7,
+				      "expected_generation", "is %d", 3),
 			 -ESTALE);
 	assert_int_equal(e.reason_code, FWD_R_STALE_GENERATION);
 	assert_string_equal(fwd_err_str(&e, b, sizeof(b)), "t.yaml:7: expected_generation: is 3");

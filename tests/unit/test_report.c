@@ -38,7 +38,8 @@ static struct fwd_report *sample(void)
 	row->v[FWD_RV_BYTES] = 9000;
 	fwd_report_set_attr(row, 0, "sg0");
 	fwd_report_set_attr(row, 1, "up");
-	fwd_report_row(r, FWD_RS_LINKS, "old-link")->v[FWD_RV_PACKETS] = 5; /* gone: no attributes */
+	fwd_report_row(r, FWD_RS_LINKS, "old-link")->v[FWD_RV_PACKETS] =
+		5; /* gone: no attributes */
 	row = fwd_report_row(r, FWD_RS_CONTENT, "sni-count");
 	fwd_report_set_attr(row, 0, "tls_sni");
 	fwd_report_set_attr(row, 1, "count");
@@ -62,7 +63,8 @@ static void test_rows_by_name(void **state)
 	}
 	fwd_report_row(r, FWD_RS_REGIONS, "region-17")->v[FWD_RV_PACKETS] += 1000;
 	assert_int_equal(r->sec[FWD_RS_REGIONS].n, 5000);
-	assert_string_equal(r->sec[FWD_RS_REGIONS].rows[4321].name, "region-4321"); /* first-seen order */
+	assert_string_equal(r->sec[FWD_RS_REGIONS].rows[4321].name,
+			    "region-4321"); /* first-seen order */
 	assert_int_equal(fwd_report_find(r, FWD_RS_REGIONS, "region-17")->v[FWD_RV_PACKETS], 1017);
 	assert_null(fwd_report_find(r, FWD_RS_REGIONS, "region-5000"));
 	assert_null(fwd_report_find(r, FWD_RS_SERVICES, "region-17")); /* sections are apart */
@@ -85,14 +87,18 @@ static void test_json_round_trip(void **state)
 
 	(void)state;
 	/* The model's shape, as docs/operations.md and the API give it. */
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "generation"), "hash")),
-			    "47ed00825c42844c");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(j, "generation"), "hash")),
+		"47ed00825c42844c");
 	l = json_object_get(json_object_get(j, "links"), "to-sg");
 	assert_string_equal(json_string_value(json_object_get(l, "port")), "sg0");
-	assert_null(json_object_get(json_object_get(json_object_get(j, "links"), "old-link"), "state"));
-	assert_true(json_is_null(
-		json_object_get(json_object_get(json_object_get(j, "content_rules"), "sni-count"), "to")));
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "drops"), "policy_drop")), 10);
+	assert_null(
+		json_object_get(json_object_get(json_object_get(j, "links"), "old-link"), "state"));
+	assert_true(json_is_null(json_object_get(
+		json_object_get(json_object_get(j, "content_rules"), "sni-count"), "to")));
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(j, "drops"), "policy_drop")),
+		10);
 	back = fwd_report_from_json(j, &e);
 	assert_non_null(back);
 	j2 = fwd_report_json(back);
@@ -114,13 +120,19 @@ static void test_refused_with_the_field(void **state)
 	} bad[] = {
 		{"[]", ""},
 		{"{\"packets\": {\"rx\": 1, \"tx\": 1}}", "generation"},
-		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": -1, \"tx\": 1}}", "packets.rx"},
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": -1, \"tx\": 1}}",
+		 "packets.rx"},
 		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1}}", "packets.tx"},
-		{"{\"generation\": {\"id\": \"7\"}, \"packets\": {\"rx\": 1, \"tx\": 1}}", "generation.id"},
-		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"links\": []}", "links"},
-		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"links\": {\"a\": {\"packets\": 1.5}}}",
+		{"{\"generation\": {\"id\": \"7\"}, \"packets\": {\"rx\": 1, \"tx\": 1}}",
+		 "generation.id"},
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"links\": "
+		 "[]}",
+		 "links"},
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"links\": "
+		 "{\"a\": {\"packets\": 1.5}}}",
 		 "links.a.packets"},
-		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"drops\": {\"policy_drop\": \"x\"}}",
+		{"{\"generation\": {\"id\": 1}, \"packets\": {\"rx\": 1, \"tx\": 1}, \"drops\": "
+		 "{\"policy_drop\": \"x\"}}",
 		 "drops.policy_drop"},
 	};
 	struct fwd_err e;

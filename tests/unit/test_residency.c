@@ -15,18 +15,18 @@
 
 #include "fwd_residency.h"
 
-#define HEAD                                                                   \
-	"regions: {in: {prefixes: [10.0.0.0/8]}, sg: {prefixes: [11.0.0.0/8]}}\n" \
-	"services: {sync: [tcp/7000], web: [tcp/443]}\n"                          \
-	"links:\n"                                                               \
-	"  local: {port: p0, next_hop_mac: '02:00:00:00:00:01', tags: [in]}\n"     \
-	"  local2: {port: p0, next_hop_mac: '02:00:00:00:00:03', tags: [in, dr]}\n" \
-	"  to-sg: {port: p1, next_hop_mac: '02:00:00:00:00:02', tags: [sg]}\n"     \
-	"link_groups:\n"                                                         \
-	"  both: {members: {local: 1, to-sg: 1}}\n"                              \
-	"  india: {members: {local: 1, local2: 1}}\n"                            \
-	"  drained: {members: {local: 1, to-sg: 0}}\n"                           \
-	"residency:\n"                                                           \
+#define HEAD                                                                                       \
+	"regions: {in: {prefixes: [10.0.0.0/8]}, sg: {prefixes: [11.0.0.0/8]}}\n"                  \
+	"services: {sync: [tcp/7000], web: [tcp/443]}\n"                                           \
+	"links:\n"                                                                                 \
+	"  local: {port: p0, next_hop_mac: '02:00:00:00:00:01', tags: [in]}\n"                     \
+	"  local2: {port: p0, next_hop_mac: '02:00:00:00:00:03', tags: [in, dr]}\n"                \
+	"  to-sg: {port: p1, next_hop_mac: '02:00:00:00:00:02', tags: [sg]}\n"                     \
+	"link_groups:\n"                                                                           \
+	"  both: {members: {local: 1, to-sg: 1}}\n"                                                \
+	"  india: {members: {local: 1, local2: 1}}\n"                                              \
+	"  drained: {members: {local: 1, to-sg: 0}}\n"                                             \
+	"residency:\n"                                                                             \
 	"  - {name: keep-sync, region: in, services: [sync], allowed_tags: [in]}\n"
 
 static int check(const char *doc, char *msg, size_t len)
@@ -62,12 +62,18 @@ static void test_allowed(void **state)
 			       msg, sizeof(msg)),
 			 0);
 	/* A group of allowed links, a drained foreign member, a drop: all fine. */
-	assert_int_equal(check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: india}\n",
-			       msg, sizeof(msg)), 0);
-	assert_int_equal(check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: drained}\n",
-			       msg, sizeof(msg)), 0);
-	assert_int_equal(check(HEAD "policies:\n  - {region: in, service: any, action: drop}\n", msg,
-			       sizeof(msg)), 0);
+	assert_int_equal(
+		check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: india}\n",
+		      msg, sizeof(msg)),
+		0);
+	assert_int_equal(
+		check(HEAD
+		      "policies:\n  - {region: in, service: sync, action: steer, to: drained}\n",
+		      msg, sizeof(msg)),
+		0);
+	assert_int_equal(check(HEAD "policies:\n  - {region: in, service: any, action: drop}\n",
+			       msg, sizeof(msg)),
+			 0);
 }
 
 static void test_refused(void **state)
@@ -75,31 +81,45 @@ static void test_refused(void **state)
 	char msg[512];
 
 	(void)state;
-	assert_int_equal(check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: to-sg}\n",
-			       msg, sizeof(msg)), -EPERM);
-	assert_string_equal(msg, "r.yaml:14: policies[0]: breaks residency rule 'keep-sync': region 'in' "
-				 "service 'sync' steers to link 'to-sg' (tags: sg; allowed: in)");
+	assert_int_equal(
+		check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: to-sg}\n",
+		      msg, sizeof(msg)),
+		-EPERM);
+	assert_string_equal(
+		msg, "r.yaml:14: policies[0]: breaks residency rule 'keep-sync': region 'in' "
+		     "service 'sync' steers to link 'to-sg' (tags: sg; allowed: in)");
 	/* Precedence: (in, any) applies to sync when no (in, sync) policy exists. */
 	assert_int_equal(check(HEAD "policies:\n"
 				    "  - {region: any, service: sync, action: steer, to: local}\n"
 				    "  - {region: in, service: any, action: steer, to: to-sg}\n",
-			       msg, sizeof(msg)), -EPERM);
-	assert_string_equal(msg, "r.yaml:15: policies[1]: breaks residency rule 'keep-sync': region 'in' "
-				 "service 'sync' steers to link 'to-sg' (tags: sg; allowed: in)");
+			       msg, sizeof(msg)),
+			 -EPERM);
+	assert_string_equal(
+		msg, "r.yaml:15: policies[1]: breaks residency rule 'keep-sync': region 'in' "
+		     "service 'sync' steers to link 'to-sg' (tags: sg; allowed: in)");
 	/* The default applies when nothing else does. */
-	assert_int_equal(check(HEAD "default: {action: steer, to: to-sg}\n", msg, sizeof(msg)), -EPERM);
-	assert_string_equal(msg, "r.yaml:13: default: breaks residency rule 'keep-sync': region 'in' "
-				 "service 'sync' steers to link 'to-sg' (tags: sg; allowed: in)");
+	assert_int_equal(check(HEAD "default: {action: steer, to: to-sg}\n", msg, sizeof(msg)),
+			 -EPERM);
+	assert_string_equal(msg,
+			    "r.yaml:13: default: breaks residency rule 'keep-sync': region 'in' "
+			    "service 'sync' steers to link 'to-sg' (tags: sg; allowed: in)");
 	/* A group that could fail over out of region. */
-	assert_int_equal(check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: both}\n",
-			       msg, sizeof(msg)), -EPERM);
-	assert_string_equal(msg, "r.yaml:14: policies[0]: breaks residency rule 'keep-sync': region 'in' "
-				 "service 'sync' steers to group 'both' with link 'to-sg' (tags: sg; allowed: in)");
+	assert_int_equal(
+		check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: both}\n",
+		      msg, sizeof(msg)),
+		-EPERM);
+	assert_string_equal(
+		msg,
+		"r.yaml:14: policies[0]: breaks residency rule 'keep-sync': region 'in' "
+		"service 'sync' steers to group 'both' with link 'to-sg' (tags: sg; allowed: in)");
 	/* A copy is data leaving too. */
-	assert_int_equal(check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: local, mirror: to-sg}\n",
-			       msg, sizeof(msg)), -EPERM);
-	assert_string_equal(msg, "r.yaml:14: policies[0]: breaks residency rule 'keep-sync': region 'in' "
-				 "service 'sync' mirrors to link 'to-sg' (tags: sg; allowed: in)");
+	assert_int_equal(check(HEAD "policies:\n  - {region: in, service: sync, action: steer, to: "
+				    "local, mirror: to-sg}\n",
+			       msg, sizeof(msg)),
+			 -EPERM);
+	assert_string_equal(
+		msg, "r.yaml:14: policies[0]: breaks residency rule 'keep-sync': region 'in' "
+		     "service 'sync' mirrors to link 'to-sg' (tags: sg; allowed: in)");
 }
 
 static void test_any_services(void **state)

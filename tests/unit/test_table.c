@@ -15,19 +15,19 @@
 #include "fwd_names.h"
 #include "fwd_table.h"
 
-#define BASE_REGIONS                                    \
-	"regions:\n"                                    \
-	"  in:\n"                                       \
-	"    prefixes: [10.0.0.0/8, 2001:db8::/32]\n"   \
-	"  sg:\n"                                       \
+#define BASE_REGIONS                                                                               \
+	"regions:\n"                                                                               \
+	"  in:\n"                                                                                  \
+	"    prefixes: [10.0.0.0/8, 2001:db8::/32]\n"                                              \
+	"  sg:\n"                                                                                  \
 	"    prefixes: [11.0.0.0/8]\n"
-#define BASE_SERVICES                                   \
-	"services:\n"                                   \
-	"  https: [tcp/443, udp/443]\n"                 \
+#define BASE_SERVICES                                                                              \
+	"services:\n"                                                                              \
+	"  https: [tcp/443, udp/443]\n"                                                            \
 	"  dns: [any/53]\n"
-#define BASE_LINKS                                                          \
-	"links:\n"                                                          \
-	"  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [in]}\n" \
+#define BASE_LINKS                                                                                 \
+	"links:\n"                                                                                 \
+	"  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [in]}\n"                      \
 	"  l2: {port: p1, next_hop_mac: \"02:00:00:00:00:02\"}\n"
 
 static struct fwd_table *load(const char *doc, struct fwd_err *err)
@@ -82,7 +82,8 @@ static void test_valid_json_same_model(void **state)
 		" \"services\": {\"https\": [\"tcp/443\"]},"
 		" \"links\": {\"l1\": {\"port\": \"p0\", \"next_hop_mac\": \"02:00:00:00:00:01\","
 		" \"vlan\": 100}},"
-		" \"policies\": [{\"region\": \"in\", \"service\": \"https\", \"action\": \"steer\","
+		" \"policies\": [{\"region\": \"in\", \"service\": \"https\", \"action\": "
+		"\"steer\","
 		" \"to\": \"l1\"}]}";
 	struct fwd_err err;
 	struct fwd_table *t;
@@ -106,7 +107,8 @@ static void test_filters_section(void **state)
 		 "  default: pass\n"
 		 "  malformed: drop\n"
 		 "  rules:\n"
-		 "    - {name: bogons, action: drop, prefixes: [0.0.0.0/8, 240.0.0.0/4, 'fc00::/7']}\n"
+		 "    - {name: bogons, action: drop, prefixes: [0.0.0.0/8, 240.0.0.0/4, "
+		 "'fc00::/7']}\n"
 		 "    - {name: partners, action: pass, prefixes: [240.1.0.0/16]}\n"
 		 "    - {name: no-telnet, action: drop, services: [tcp/23, any/2323]}\n",
 		 &err);
@@ -131,12 +133,16 @@ static void test_content_rules_section(void **state)
 	struct fwd_table *t;
 
 	(void)state;
-	t = load(BASE_REGIONS "services:\n  https: [tcp/443]\n  dns: [udp/53]\n" BASE_LINKS
+	t = load(BASE_REGIONS
+		 "services:\n  https: [tcp/443]\n  dns: [udp/53]\n" BASE_LINKS
 		 "link_groups: {g: {members: {l1: 1, l2: 1}}}\n"
 		 "content_rules:\n"
-		 "  - {name: telemetry, field: tls_sni, pattern: 'telemetry\\.example\\.com$', caseless: true, services: [https], regions: [in], action: drop}\n"
-		 "  - {name: zone, field: dns_qname, pattern: in.example, literal: true, services: [dns], action: steer, to: g}\n"
-		 "  - {name: sig, field: payload, pattern: '\\x90{16}', services: [https, dns], action: mirror, to: l2}\n",
+		 "  - {name: telemetry, field: tls_sni, pattern: 'telemetry\\.example\\.com$', "
+		 "caseless: true, services: [https], regions: [in], action: drop}\n"
+		 "  - {name: zone, field: dns_qname, pattern: in.example, literal: true, services: "
+		 "[dns], action: steer, to: g}\n"
+		 "  - {name: sig, field: payload, pattern: '\\x90{16}', services: [https, dns], "
+		 "action: mirror, to: l2}\n",
 		 &err);
 	if (t == NULL) {
 		char b[512];
@@ -176,94 +182,282 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	{"yaml syntax", "regions: [\n", "t.yaml:2: YAML syntax: did not find expected node content while parsing a flow node"},
-	{"json syntax", "{\"regions\": }", "t.yaml:1: JSON syntax: unexpected token near '}' (column 13)"},
+	{"yaml syntax", "regions: [\n",
+	 "t.yaml:2: YAML syntax: did not find expected node content while parsing a flow node"},
+	{"json syntax", "{\"regions\": }",
+	 "t.yaml:1: JSON syntax: unexpected token near '}' (column 13)"},
 	{"not a map", "- a\n- b\n", "t.yaml:1: expected a map, got list"},
 	{"alias", "regions: &r {}\nservices: *r\n", "t.yaml:1: YAML anchors are not accepted"},
-	{"two documents", "regions: {}\n---\nregions: {}\n", "t.yaml:2: more than one YAML document in the stream"},
-	{"duplicate key", "regions: {}\nregions: {}\n", "t.yaml:2: regions: duplicate key 'regions'"},
-	{"unknown top field", "region: {}\n", "t.yaml:1: region: unknown field 'region' (expected one of: version, description, regions, services, links, link_groups, policies, default, residency, filters, content_rules)"},
+	{"two documents", "regions: {}\n---\nregions: {}\n",
+	 "t.yaml:2: more than one YAML document in the stream"},
+	{"duplicate key", "regions: {}\nregions: {}\n",
+	 "t.yaml:2: regions: duplicate key 'regions'"},
+	{"unknown top field", "region: {}\n",
+	 "t.yaml:1: region: unknown field 'region' (expected one of: version, description, "
+	 "regions, services, links, link_groups, policies, default, residency, filters, "
+	 "content_rules)"},
 	{"bad version", "version: 2\n", "t.yaml:1: version: 2 is out of range 1..1"},
-	{"bad prefix", "regions:\n  in: {prefixes: [10.0.0.256/24]}\n", "t.yaml:2: regions.in.prefixes[0]: '10.0.0.256' is not a valid IPv4 address"},
-	{"prefix without length", "regions:\n  in: {prefixes: [10.0.0.0]}\n", "t.yaml:2: regions.in.prefixes[0]: '10.0.0.0' is not a prefix (ADDRESS/LENGTH)"},
-	{"prefix length", "regions:\n  in: {prefixes: [10.0.0.0/33]}\n", "t.yaml:2: regions.in.prefixes[0]: IPv4 prefix length 33 is out of range 0..32"},
-	{"host bits v4", "regions:\n  in: {prefixes: [10.1.2.3/8]}\n", "t.yaml:2: regions.in.prefixes[0]: host bits set in '10.1.2.3/8' (did you mean 10.0.0.0/8?)"},
-	{"host bits v6", "regions:\n  in: {prefixes: ['2001:db8::1/32']}\n", "t.yaml:2: regions.in.prefixes[0]: host bits set in '2001:db8::1/32' (did you mean 2001:db8::/32?)"},
-	{"same prefix two regions", "regions:\n  in: {prefixes: [10.0.0.0/8]}\n  sg:\n    prefixes: [10.0.0.0/8]\n", "t.yaml:4: regions.sg.prefixes: prefix 10.0.0.0/8 is also in region 'in'"},
-	{"same prefix twice", "regions:\n  in:\n    prefixes:\n      - 2001:db8::/32\n      - 2001:db8::/32\n", "t.yaml:5: regions.in.prefixes: prefix 2001:db8::/32 is listed twice"},
-	{"reserved region", "regions:\n  unknown: {prefixes: []}\n", "t.yaml:2: regions.unknown: 'unknown' is a reserved region name"},
-	{"bad region name", "regions:\n  \"in dia\": {}\n", "t.yaml:2: regions.in dia: region name 'in dia' may only use letters, digits, '_', '-', '.'"},
-	{"unknown region field", "regions:\n  in: {prefix: []}\n", "t.yaml:2: regions.in.prefix: unknown field 'prefix' (expected one of: prefixes, description)"},
-	{"bad protocol", "services:\n  web: [tpc/80]\n", "t.yaml:2: services.web[0]: 'tpc/80': protocol must be tcp, udp, sctp, any, icmp, icmpv6 or 0..255"},
-	{"bad port", "services:\n  web: [tcp/70000]\n", "t.yaml:2: services.web[0]: 'tcp/70000': ports must be PORT or LO-HI within 0..65535"},
-	{"inverted range", "services:\n  web: [tcp/90-80]\n", "t.yaml:2: services.web[0]: 'tcp/90-80': range start 90 is above its end 80"},
-	{"port on icmp", "services:\n  ping: [icmp/8]\n", "t.yaml:2: services.ping[0]: 'icmp/8': only tcp, udp, sctp and any have ports"},
-	{"any without port", "services:\n  all: [any]\n", "t.yaml:2: services.all[0]: 'any': 'any' needs a port or range (any/53)"},
-	{"overlapping ranges", "services:\n  web: [tcp/80-90]\n  alt: [tcp/88]\n", "t.yaml:3: services.alt: tcp/88 overlaps tcp/80-90 of service 'web'"},
-	{"overlap via any", "services:\n  dns: [udp/53]\n  dns2: [any/50-60]\n", "t.yaml:3: services.dns2: udp/50-60 overlaps udp/53 of service 'dns'"},
-	{"empty service", "services:\n  web: []\n", "t.yaml:2: services.web: a service needs at least one protocol/port entry"},
-	{"link missing port", "links:\n  l1: {next_hop_mac: '02:00:00:00:00:01'}\n", "t.yaml:2: links.l1.port: missing field 'port'"},
-	{"bad mac", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:01'}\n", "t.yaml:2: links.l1.next_hop_mac: '02:00:00:00:01' is not a MAC address (aa:bb:cc:dd:ee:ff)"},
-	{"multicast mac", "links:\n  l1: {port: p0, next_hop_mac: 'ff:ff:ff:ff:ff:ff'}\n", "t.yaml:2: links.l1.next_hop_mac: 'ff:ff:ff:ff:ff:ff' is a multicast/broadcast address; a next hop is unicast"},
-	{"vlan range", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: 4095}\n", "t.yaml:2: links.l1.vlan: 4095 is out of range 1..4094"},
-	{"vlan not a number", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: ten}\n", "t.yaml:2: links.l1.vlan: 'ten' is not a whole number"},
-	{"bad state", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', state: off}\n", "t.yaml:2: links.l1.state: state must be 'up' or 'down', not 'off'"},
-	{"link typo field", "links:\n  l1: {port: p0, nexthop_mac: '02:00:00:00:00:01'}\n", "t.yaml:2: links.l1.nexthop_mac: unknown field 'nexthop_mac' (expected one of: port, next_hop_mac, vlan, tags, state, description)"},
-	{"group unknown link", BASE_LINKS "link_groups:\n  g: {members: {l3: 1}}\n", "t.yaml:5: link_groups.g.members.l3: unknown link 'l3'"},
-	{"group zero weights", BASE_LINKS "link_groups:\n  g: {members: {l1: 0, l2: 0}}\n", "t.yaml:5: link_groups.g.members: every member has weight 0; the group could carry nothing"},
-	{"group named like link", BASE_LINKS "link_groups:\n  l1: {members: {l2: 1}}\n", "t.yaml:5: link_groups.l1: 'l1' is already a link name; links and groups share names"},
-	{"policy unknown region", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: br, service: https, action: drop}\n", "t.yaml:13: policies[0].region: unknown region 'br'"},
-	{"policy unknown service", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: ssh, action: drop}\n", "t.yaml:13: policies[0].service: unknown service 'ssh'"},
-	{"policy unknown link", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: steer, to: l9}\n", "t.yaml:13: policies[0].to: unknown link or link group 'l9'"},
-	{"steer without to", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: steer}\n", "t.yaml:13: policies[0].to: action 'steer' needs 'to' (a link or link group)"},
-	{"drop with to", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: drop, to: l1}\n", "t.yaml:13: policies[0].to: action 'drop' takes no 'to'"},
-	{"bad action", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: forward, to: l1}\n", "t.yaml:13: policies[0].action: action must be 'steer' or 'drop', not 'forward'"},
-	{"duplicate policy", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: in, service: https, action: drop}\n  - {region: in, service: https, action: steer, to: l1}\n", "t.yaml:14: policies[1]: a policy for region 'in', service 'https' already exists (line 13)"},
-	{"any any policy", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {region: any, service: any, action: drop}\n", "t.yaml:13: policies[0]: region 'any' with service 'any' is the 'default' section"},
-	{"mirror to group", BASE_REGIONS BASE_SERVICES BASE_LINKS "link_groups:\n  g: {members: {l1: 1}}\npolicies:\n  - {region: in, service: https, action: drop, mirror: g}\n", "t.yaml:15: policies[0].mirror: unknown link 'g' (mirror takes a link)"},
-	{"policy missing region", BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {service: https, action: drop}\n", "t.yaml:13: policies[0].region: missing field 'region' (a name or 'any')"},
-	{"default with region", BASE_LINKS "default: {region: in, action: drop}\n", "t.yaml:4: default.region: unknown field 'region' (expected one of: action, to, mirror, description)"},
-	{"residency unknown service", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [sync], allowed_tags: [in]}\n", "t.yaml:10: residency[0].services[0]: unknown service 'sync'"},
-	{"residency any region", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: any, services: [https], allowed_tags: [in]}\n", "t.yaml:10: residency[0].region: a residency rule protects one region, not 'any'"},
-	{"residency no tags", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https]}\n", "t.yaml:10: residency[0].allowed_tags: missing field 'allowed_tags'"},
-	{"residency dup name", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https], allowed_tags: [in]}\n  - {name: r, region: sg, services: [any], allowed_tags: [sg]}\n", "t.yaml:11: residency[1].name: residency rule 'r' is defined twice"},
+	{"bad prefix", "regions:\n  in: {prefixes: [10.0.0.256/24]}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: '10.0.0.256' is not a valid IPv4 address"},
+	{"prefix without length", "regions:\n  in: {prefixes: [10.0.0.0]}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: '10.0.0.0' is not a prefix (ADDRESS/LENGTH)"},
+	{"prefix length", "regions:\n  in: {prefixes: [10.0.0.0/33]}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: IPv4 prefix length 33 is out of range 0..32"},
+	{"host bits v4", "regions:\n  in: {prefixes: [10.1.2.3/8]}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: host bits set in '10.1.2.3/8' (did you mean "
+	 "10.0.0.0/8?)"},
+	{"host bits v6", "regions:\n  in: {prefixes: ['2001:db8::1/32']}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: host bits set in '2001:db8::1/32' (did you mean "
+	 "2001:db8::/32?)"},
+	{"same prefix two regions",
+	 "regions:\n  in: {prefixes: [10.0.0.0/8]}\n  sg:\n    prefixes: [10.0.0.0/8]\n",
+	 "t.yaml:4: regions.sg.prefixes: prefix 10.0.0.0/8 is also in region 'in'"},
+	{"same prefix twice",
+	 "regions:\n  in:\n    prefixes:\n      - 2001:db8::/32\n      - 2001:db8::/32\n",
+	 "t.yaml:5: regions.in.prefixes: prefix 2001:db8::/32 is listed twice"},
+	{"reserved region", "regions:\n  unknown: {prefixes: []}\n",
+	 "t.yaml:2: regions.unknown: 'unknown' is a reserved region name"},
+	{"bad region name", "regions:\n  \"in dia\": {}\n",
+	 "t.yaml:2: regions.in dia: region name 'in dia' may only use letters, digits, '_', '-', "
+	 "'.'"},
+	{"unknown region field", "regions:\n  in: {prefix: []}\n",
+	 "t.yaml:2: regions.in.prefix: unknown field 'prefix' (expected one of: prefixes, "
+	 "description)"},
+	{"bad protocol", "services:\n  web: [tpc/80]\n",
+	 "t.yaml:2: services.web[0]: 'tpc/80': protocol must be tcp, udp, sctp, any, icmp, icmpv6 "
+	 "or 0..255"},
+	{"bad port", "services:\n  web: [tcp/70000]\n",
+	 "t.yaml:2: services.web[0]: 'tcp/70000': ports must be PORT or LO-HI within 0..65535"},
+	{"inverted range", "services:\n  web: [tcp/90-80]\n",
+	 "t.yaml:2: services.web[0]: 'tcp/90-80': range start 90 is above its end 80"},
+	{"port on icmp", "services:\n  ping: [icmp/8]\n",
+	 "t.yaml:2: services.ping[0]: 'icmp/8': only tcp, udp, sctp and any have ports"},
+	{"any without port", "services:\n  all: [any]\n",
+	 "t.yaml:2: services.all[0]: 'any': 'any' needs a port or range (any/53)"},
+	{"overlapping ranges", "services:\n  web: [tcp/80-90]\n  alt: [tcp/88]\n",
+	 "t.yaml:3: services.alt: tcp/88 overlaps tcp/80-90 of service 'web'"},
+	{"overlap via any", "services:\n  dns: [udp/53]\n  dns2: [any/50-60]\n",
+	 "t.yaml:3: services.dns2: udp/50-60 overlaps udp/53 of service 'dns'"},
+	{"empty service", "services:\n  web: []\n",
+	 "t.yaml:2: services.web: a service needs at least one protocol/port entry"},
+	{"link missing port", "links:\n  l1: {next_hop_mac: '02:00:00:00:00:01'}\n",
+	 "t.yaml:2: links.l1.port: missing field 'port'"},
+	{"bad mac", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:01'}\n",
+	 "t.yaml:2: links.l1.next_hop_mac: '02:00:00:00:01' is not a MAC address "
+	 "(aa:bb:cc:dd:ee:ff)"},
+	{"multicast mac", "links:\n  l1: {port: p0, next_hop_mac: 'ff:ff:ff:ff:ff:ff'}\n",
+	 "t.yaml:2: links.l1.next_hop_mac: 'ff:ff:ff:ff:ff:ff' is a multicast/broadcast address; a "
+	 "next hop is unicast"},
+	{"vlan range", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: 4095}\n",
+	 "t.yaml:2: links.l1.vlan: 4095 is out of range 1..4094"},
+	{"vlan not a number",
+	 "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: ten}\n",
+	 "t.yaml:2: links.l1.vlan: 'ten' is not a whole number"},
+	{"bad state", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', state: off}\n",
+	 "t.yaml:2: links.l1.state: state must be 'up' or 'down', not 'off'"},
+	{"link typo field", "links:\n  l1: {port: p0, nexthop_mac: '02:00:00:00:00:01'}\n",
+	 "t.yaml:2: links.l1.nexthop_mac: unknown field 'nexthop_mac' (expected one of: port, "
+	 "next_hop_mac, vlan, tags, state, description)"},
+	{"group unknown link", BASE_LINKS "link_groups:\n  g: {members: {l3: 1}}\n",
+	 "t.yaml:5: link_groups.g.members.l3: unknown link 'l3'"},
+	{"group zero weights", BASE_LINKS "link_groups:\n  g: {members: {l1: 0, l2: 0}}\n",
+	 "t.yaml:5: link_groups.g.members: every member has weight 0; the group could carry "
+	 "nothing"},
+	{"group named like link", BASE_LINKS "link_groups:\n  l1: {members: {l2: 1}}\n",
+	 "t.yaml:5: link_groups.l1: 'l1' is already a link name; links and groups share names"},
+	{"policy unknown region",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: br, service: https, action: drop}\n",
+	 "t.yaml:13: policies[0].region: unknown region 'br'"},
+	{"policy unknown service",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: in, service: ssh, action: drop}\n",
+	 "t.yaml:13: policies[0].service: unknown service 'ssh'"},
+	{"policy unknown link",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: in, service: https, action: steer, to: l9}\n",
+	 "t.yaml:13: policies[0].to: unknown link or link group 'l9'"},
+	{"steer without to",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: in, service: https, action: steer}\n",
+	 "t.yaml:13: policies[0].to: action 'steer' needs 'to' (a link or link group)"},
+	{"drop with to",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: in, service: https, action: drop, to: l1}\n",
+	 "t.yaml:13: policies[0].to: action 'drop' takes no 'to'"},
+	{"bad action",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: in, service: https, action: forward, to: l1}\n",
+	 "t.yaml:13: policies[0].action: action must be 'steer' or 'drop', not 'forward'"},
+	{"duplicate policy",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: in, service: https, action: drop}\n  - {region: in, service: "
+	 "https, action: steer, to: l1}\n",
+	 "t.yaml:14: policies[1]: a policy for region 'in', service 'https' already exists (line "
+	 "13)"},
+	{"any any policy",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: any, service: any, action: drop}\n",
+	 "t.yaml:13: policies[0]: region 'any' with service 'any' is the 'default' section"},
+	{"mirror to group",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "link_groups:\n  g: {members: {l1: 1}}\npolicies:\n  - {region: in, service: https, "
+	 "action: drop, mirror: g}\n",
+	 "t.yaml:15: policies[0].mirror: unknown link 'g' (mirror takes a link)"},
+	{"policy missing region",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {service: https, action: drop}\n",
+	 "t.yaml:13: policies[0].region: missing field 'region' (a name or 'any')"},
+	{"default with region", BASE_LINKS "default: {region: in, action: drop}\n",
+	 "t.yaml:4: default.region: unknown field 'region' (expected one of: action, to, mirror, "
+	 "description)"},
+	{"residency unknown service",
+	 BASE_REGIONS BASE_SERVICES
+	 "residency:\n  - {name: r, region: in, services: [sync], allowed_tags: [in]}\n",
+	 "t.yaml:10: residency[0].services[0]: unknown service 'sync'"},
+	{"residency any region",
+	 BASE_REGIONS BASE_SERVICES
+	 "residency:\n  - {name: r, region: any, services: [https], allowed_tags: [in]}\n",
+	 "t.yaml:10: residency[0].region: a residency rule protects one region, not 'any'"},
+	{"residency no tags",
+	 BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [https]}\n",
+	 "t.yaml:10: residency[0].allowed_tags: missing field 'allowed_tags'"},
+	{"residency dup name",
+	 BASE_REGIONS BASE_SERVICES
+	 "residency:\n  - {name: r, region: in, services: [https], allowed_tags: [in]}\n  - {name: "
+	 "r, region: sg, services: [any], allowed_tags: [sg]}\n",
+	 "t.yaml:11: residency[1].name: residency rule 'r' is defined twice"},
 	{"wrong type", "regions: [in, sg]\n", "t.yaml:1: regions: expected a map, got list"},
-	{"content bad field", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: body, pattern: x, services: [https], action: count}\n", "t.yaml:13: content_rules[0].field: field must be payload, tls_sni, http_host or dns_qname, not 'body'"},
-	{"content unknown service", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: tls_sni, pattern: x, services: [ssh], action: count}\n", "t.yaml:13: content_rules[0].services[0]: unknown service 'ssh'"},
-	{"content steer on tcp", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: tls_sni, pattern: x, services: [https], action: steer, to: l1}\n", "t.yaml:13: content_rules[0].action: steer decides per packet, so its scope must be UDP only: service 'https' has tcp ports (a tcp flow would change link mid-stream)"},
-	{"content mirror to group", BASE_REGIONS BASE_SERVICES BASE_LINKS "link_groups: {g: {members: {l1: 1}}}\ncontent_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: mirror, to: g}\n", "t.yaml:14: content_rules[0].to: unknown link (mirror takes a link) 'g'"},
-	{"content count with to", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: count, to: l1}\n", "t.yaml:13: content_rules[0].to: action 'count' takes no 'to'"},
-	{"content empty pattern", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: '', services: [https], action: drop}\n", "t.yaml:13: content_rules[0].pattern: a pattern is 1..4096 bytes"},
-	{"content dup name", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: a, services: [https], action: drop}\n  - {name: c, field: payload, pattern: b, services: [https], action: drop}\n", "t.yaml:14: content_rules[1].name: content rule 'c' is defined twice"},
-	{"content residency", BASE_REGIONS BASE_SERVICES BASE_LINKS "residency: [{name: keep, region: in, services: [dns], allowed_tags: [in]}]\ncontent_rules:\n  - {name: c, field: dns_qname, pattern: x, services: [dns], regions: [in], action: mirror, to: l2}\n", "t.yaml:14: content_rules[0]: breaks residency rule 'keep': mirrors region 'in' traffic to link 'l2'"},
-	{"filter bad action", "filters: {default: block}\n", "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'block'"},
-	{"filter rate default", "filters: {default: rate}\n", "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'rate'"},
-	{"filter rate no pps", "filters:\n  rules:\n    - {name: a, action: rate, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].rate_pps: action 'rate' needs 'rate_pps'"},
-	{"filter rate services", "filters:\n  rules:\n    - {name: a, action: rate, rate_pps: 5, services: [tcp/1]}\n", "t.yaml:3: filters.rules[0]: a rate rule limits source prefixes: give 'prefixes'"},
-	{"filter pps on drop", "filters:\n  rules:\n    - {name: a, action: drop, rate_pps: 5, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].rate_pps: 'rate_pps' and 'burst' go with action 'rate'"},
-	{"filter both kinds", "filters:\n  rules:\n    - {name: a, action: drop, prefixes: [10.0.0.0/8], services: [tcp/22]}\n", "t.yaml:3: filters.rules[0]: a rule matches either 'prefixes' or 'services', exactly one of them"},
-	{"filter icmp", "filters:\n  rules:\n    - {name: a, action: drop, services: [icmp]}\n", "t.yaml:3: filters.rules[0].services[0]: filter services take tcp, udp, sctp or any with ports"},
-	{"filter dup prefix", "filters:\n  rules:\n    - {name: a, action: drop, prefixes: [10.0.0.0/8]}\n    - {name: b, action: pass, prefixes: [10.0.0.0/8]}\n", "t.yaml:4: filters.rules.b.prefixes: prefix 10.0.0.0/8 is also in rule 'a'"},
-	{"filter overlap", "filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/20-30]}\n    - {name: b, action: pass, services: [any/22]}\n", "t.yaml:4: filters.rules.b.services: tcp/22 overlaps tcp/20-30 of rule 'a'"},
-	{"filter dup name", "filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/1]}\n    - {name: a, action: pass, services: [tcp/2]}\n", "t.yaml:4: filters.rules[1].name: filter rule 'a' is defined twice"},
-	{"filter unknown field", "filters:\n  rules:\n    - {name: a, action: drop, prefix: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].prefix: unknown field 'prefix' (expected one of: name, action, prefixes, services, rate_pps, burst, description)"},
-	{"link missing mac", "links:\n  l1: {port: p0}\n", "t.yaml:2: links.l1.next_hop_mac: missing field 'next_hop_mac'"},
-	{"group missing members", BASE_LINKS "link_groups:\n  g: {description: x}\n", "t.yaml:5: link_groups.g.members: missing field 'members'"},
-	{"default missing action", "default: {description: x}\n", "t.yaml:1: default.action: missing field 'action'"},
-	{"residency any not alone", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, services: [any, dns], allowed_tags: [in]}\n", "t.yaml:10: residency[0].services[0]: 'any' must stand alone"},
-	{"residency missing services", BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, allowed_tags: [in]}\n", "t.yaml:10: residency[0].services: missing field 'services' (a list, or [any])"},
-	{"residency missing name", "residency:\n  - {region: in}\n", "t.yaml:2: residency[0].name: missing field 'name'"},
-	{"content not a bool", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: x, literal: yes, services: [https], action: drop}\n", "t.yaml:13: content_rules[0].literal: must be true or false"},
-	{"content bad action", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: block}\n", "t.yaml:13: content_rules[0].action: action must be count, drop, mirror or steer, not 'block'"},
-	{"content mirror without to", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: mirror}\n", "t.yaml:13: content_rules[0].to: action 'mirror' needs 'to'"},
-	{"content missing pattern", BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, services: [https], action: drop}\n", "t.yaml:13: content_rules[0].pattern: missing field 'pattern'"},
-	{"filter bad redirect", "filters: {redirect: xdp}\n", "t.yaml:1: filters.redirect: must be 'af_xdp' or 'kernel', not 'xdp'"},
-	{"filter rule bad action", "filters:\n  rules:\n    - {name: a, action: block, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].action: must be 'pass', 'rate' or 'drop', not 'block'"},
-	{"filter rule no action", "filters:\n  rules:\n    - {name: a, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].action: missing field 'action' (pass or drop)"},
-	{"filter rule no name", "filters:\n  rules:\n    - {action: drop, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].name: missing field 'name'"},
-	{"filter burst range", "filters:\n  rules:\n    - {name: a, action: rate, rate_pps: 5, burst: 0, prefixes: [10.0.0.0/8]}\n", "t.yaml:3: filters.rules[0].burst: 0 is out of range 1..100000000"},
-	{"nul byte in key", "{\"regions\": {\"a\\u0000b\": {}}}", "t.yaml:1: JSON syntax: NUL byte in object key not supported near '\"a\\u0000b\"' (column 23)"},
-	{"nul byte in value", "{\"description\": \"a\\u0000b\"}", "t.yaml:1: JSON syntax: \\u0000 is not allowed without JSON_ALLOW_NUL near '\"a\\u0000b\"' (column 26)"},
+	{"content bad field",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: body, "
+					       "pattern: x, services: [https], action: count}\n",
+	 "t.yaml:13: content_rules[0].field: field must be payload, tls_sni, http_host or "
+	 "dns_qname, not 'body'"},
+	{"content unknown service",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: tls_sni, "
+					       "pattern: x, services: [ssh], action: count}\n",
+	 "t.yaml:13: content_rules[0].services[0]: unknown service 'ssh'"},
+	{"content steer on tcp",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, pattern: x, services: [https], action: "
+	 "steer, to: l1}\n",
+	 "t.yaml:13: content_rules[0].action: steer decides per packet, so its scope must be UDP "
+	 "only: service 'https' has tcp ports (a tcp flow would change link mid-stream)"},
+	{"content mirror to group",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "link_groups: {g: {members: {l1: 1}}}\ncontent_rules:\n  - {name: c, field: payload, "
+	 "pattern: x, services: [https], action: mirror, to: g}\n",
+	 "t.yaml:14: content_rules[0].to: unknown link (mirror takes a link) 'g'"},
+	{"content count with to",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: payload, pattern: x, services: [https], action: "
+	 "count, to: l1}\n",
+	 "t.yaml:13: content_rules[0].to: action 'count' takes no 'to'"},
+	{"content empty pattern",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, "
+					       "pattern: '', services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].pattern: a pattern is 1..4096 bytes"},
+	{"content dup name",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: payload, pattern: a, services: [https], action: "
+	 "drop}\n  - {name: c, field: payload, pattern: b, services: [https], action: drop}\n",
+	 "t.yaml:14: content_rules[1].name: content rule 'c' is defined twice"},
+	{"content residency",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "residency: [{name: keep, region: in, services: [dns], allowed_tags: "
+	 "[in]}]\ncontent_rules:\n  - {name: c, field: dns_qname, pattern: x, services: [dns], "
+	 "regions: [in], action: mirror, to: l2}\n",
+	 "t.yaml:14: content_rules[0]: breaks residency rule 'keep': mirrors region 'in' traffic "
+	 "to link 'l2'"},
+	{"filter bad action", "filters: {default: block}\n",
+	 "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'block'"},
+	{"filter rate default", "filters: {default: rate}\n",
+	 "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'rate'"},
+	{"filter rate no pps",
+	 "filters:\n  rules:\n    - {name: a, action: rate, prefixes: [10.0.0.0/8]}\n",
+	 "t.yaml:3: filters.rules[0].rate_pps: action 'rate' needs 'rate_pps'"},
+	{"filter rate services",
+	 "filters:\n  rules:\n    - {name: a, action: rate, rate_pps: 5, services: [tcp/1]}\n",
+	 "t.yaml:3: filters.rules[0]: a rate rule limits source prefixes: give 'prefixes'"},
+	{"filter pps on drop",
+	 "filters:\n  rules:\n    - {name: a, action: drop, rate_pps: 5, prefixes: [10.0.0.0/8]}\n",
+	 "t.yaml:3: filters.rules[0].rate_pps: 'rate_pps' and 'burst' go with action 'rate'"},
+	{"filter both kinds",
+	 "filters:\n  rules:\n    - {name: a, action: drop, prefixes: [10.0.0.0/8], services: "
+	 "[tcp/22]}\n",
+	 "t.yaml:3: filters.rules[0]: a rule matches either 'prefixes' or 'services', exactly one "
+	 "of them"},
+	{"filter icmp", "filters:\n  rules:\n    - {name: a, action: drop, services: [icmp]}\n",
+	 "t.yaml:3: filters.rules[0].services[0]: filter services take tcp, udp, sctp or any with "
+	 "ports"},
+	{"filter dup prefix",
+	 "filters:\n  rules:\n    - {name: a, action: drop, prefixes: [10.0.0.0/8]}\n    - {name: "
+	 "b, action: pass, prefixes: [10.0.0.0/8]}\n",
+	 "t.yaml:4: filters.rules.b.prefixes: prefix 10.0.0.0/8 is also in rule 'a'"},
+	{"filter overlap",
+	 "filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/20-30]}\n    - {name: "
+	 "b, action: pass, services: [any/22]}\n",
+	 "t.yaml:4: filters.rules.b.services: tcp/22 overlaps tcp/20-30 of rule 'a'"},
+	{"filter dup name",
+	 "filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/1]}\n    - {name: a, "
+	 "action: pass, services: [tcp/2]}\n",
+	 "t.yaml:4: filters.rules[1].name: filter rule 'a' is defined twice"},
+	{"filter unknown field",
+	 "filters:\n  rules:\n    - {name: a, action: drop, prefix: [10.0.0.0/8]}\n",
+	 "t.yaml:3: filters.rules[0].prefix: unknown field 'prefix' (expected one of: name, "
+	 "action, prefixes, services, rate_pps, burst, description)"},
+	{"link missing mac", "links:\n  l1: {port: p0}\n",
+	 "t.yaml:2: links.l1.next_hop_mac: missing field 'next_hop_mac'"},
+	{"group missing members", BASE_LINKS "link_groups:\n  g: {description: x}\n",
+	 "t.yaml:5: link_groups.g.members: missing field 'members'"},
+	{"default missing action", "default: {description: x}\n",
+	 "t.yaml:1: default.action: missing field 'action'"},
+	{"residency any not alone",
+	 BASE_REGIONS BASE_SERVICES
+	 "residency:\n  - {name: r, region: in, services: [any, dns], allowed_tags: [in]}\n",
+	 "t.yaml:10: residency[0].services[0]: 'any' must stand alone"},
+	{"residency missing services",
+	 BASE_REGIONS BASE_SERVICES "residency:\n  - {name: r, region: in, allowed_tags: [in]}\n",
+	 "t.yaml:10: residency[0].services: missing field 'services' (a list, or [any])"},
+	{"residency missing name", "residency:\n  - {region: in}\n",
+	 "t.yaml:2: residency[0].name: missing field 'name'"},
+	{"content not a bool",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: payload, pattern: x, literal: yes, services: "
+	 "[https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].literal: must be true or false"},
+	{"content bad action",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, "
+					       "pattern: x, services: [https], action: block}\n",
+	 "t.yaml:13: content_rules[0].action: action must be count, drop, mirror or steer, not "
+	 "'block'"},
+	{"content mirror without to",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: payload, "
+					       "pattern: x, services: [https], action: mirror}\n",
+	 "t.yaml:13: content_rules[0].to: action 'mirror' needs 'to'"},
+	{"content missing pattern",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: payload, services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].pattern: missing field 'pattern'"},
+	{"filter bad redirect", "filters: {redirect: xdp}\n",
+	 "t.yaml:1: filters.redirect: must be 'af_xdp' or 'kernel', not 'xdp'"},
+	{"filter rule bad action",
+	 "filters:\n  rules:\n    - {name: a, action: block, prefixes: [10.0.0.0/8]}\n",
+	 "t.yaml:3: filters.rules[0].action: must be 'pass', 'rate' or 'drop', not 'block'"},
+	{"filter rule no action", "filters:\n  rules:\n    - {name: a, prefixes: [10.0.0.0/8]}\n",
+	 "t.yaml:3: filters.rules[0].action: missing field 'action' (pass or drop)"},
+	{"filter rule no name",
+	 "filters:\n  rules:\n    - {action: drop, prefixes: [10.0.0.0/8]}\n",
+	 "t.yaml:3: filters.rules[0].name: missing field 'name'"},
+	{"filter burst range",
+	 "filters:\n  rules:\n    - {name: a, action: rate, rate_pps: 5, burst: 0, prefixes: "
+	 "[10.0.0.0/8]}\n",
+	 "t.yaml:3: filters.rules[0].burst: 0 is out of range 1..100000000"},
+	{"nul byte in key", "{\"regions\": {\"a\\u0000b\": {}}}",
+	 "t.yaml:1: JSON syntax: NUL byte in object key not supported near '\"a\\u0000b\"' (column "
+	 "23)"},
+	{"nul byte in value", "{\"description\": \"a\\u0000b\"}",
+	 "t.yaml:1: JSON syntax: \\u0000 is not allowed without JSON_ALLOW_NUL near "
+	 "'\"a\\u0000b\"' (column 26)"},
 };
 
 static void test_bad_documents(void **state)
@@ -277,15 +471,16 @@ static void test_bad_documents(void **state)
 		char buf[1024];
 
 		if (t != NULL) {
-			printf("case '%s': accepted, expected: %s\n", bad_cases[i].name, bad_cases[i].error);
+			printf("case '%s': accepted, expected: %s\n", bad_cases[i].name,
+			       bad_cases[i].error);
 			fwd_table_free(t);
 			failed++;
 			continue;
 		}
 		fwd_err_str(&err, buf, sizeof(buf));
 		if (strcmp(buf, bad_cases[i].error) != 0) {
-			printf("case '%s':\n  got:      %s\n  expected: %s\n", bad_cases[i].name, buf,
-			       bad_cases[i].error);
+			printf("case '%s':\n  got:      %s\n  expected: %s\n", bad_cases[i].name,
+			       buf, bad_cases[i].error);
 			failed++;
 		}
 	}
@@ -315,7 +510,8 @@ static void test_schema_round_trip(void **state)
 			assert_true(name[0] != '\0');
 			assert_int_equal(fwd_schema_scope((enum fwd_schema)id), sc);
 			assert_int_equal(fwd_schema_lookup((enum fwd_scope)sc, name), id);
-			assert_int_equal(fwd_schema_index((enum fwd_scope)sc, name), id - si->begin);
+			assert_int_equal(fwd_schema_index((enum fwd_scope)sc, name),
+					 id - si->begin);
 			assert_string_equal(fwd_schema_name((enum fwd_schema)fwd_schema_lookup(
 						    (enum fwd_scope)sc, name)),
 					    name);
@@ -351,14 +547,16 @@ static void test_schema_round_trip(void **state)
 	assert_true(fwd_proto_by_name("any") < 0);
 	assert_true(fwd_proto_by_name("6") < 0);
 	assert_true(fwd_proto_by_name("tcpx") < 0);
-	for (unsigned id = fwd_scopes[FWD_SC_PROTO].begin; id < fwd_scopes[FWD_SC_PROTO].end; id++) {
+	for (unsigned id = fwd_scopes[FWD_SC_PROTO].begin; id < fwd_scopes[FWD_SC_PROTO].end;
+	     id++) {
 		char buf[16];
 		int n = fwd_proto_by_name(fwd_schema_names[id]);
 
 		if (id == FWD_V_PROTO_ANY)
 			continue;
 		assert_true(n >= 0);
-		assert_string_equal(fwd_proto_name((uint8_t)n, buf, sizeof(buf)), fwd_schema_names[id]);
+		assert_string_equal(fwd_proto_name((uint8_t)n, buf, sizeof(buf)),
+				    fwd_schema_names[id]);
 	}
 }
 
@@ -383,16 +581,37 @@ static void test_schema_key_lists(void **state)
 		enum fwd_scope sc;
 		const char *doc, *error;
 	} cases[] = {
-		{FWD_SC_DOC, "bogus: 1\n", "t.yaml:1: bogus: unknown field 'bogus' (expected one of: version, description, regions, services, links, link_groups, policies, default, residency, filters, content_rules)"},
-		{FWD_SC_REGION, "regions:\n  in: {bogus: 1}\n", "t.yaml:2: regions.in.bogus: unknown field 'bogus' (expected one of: prefixes, description)"},
-		{FWD_SC_LINK, "links:\n  l1: {bogus: 1}\n", "t.yaml:2: links.l1.bogus: unknown field 'bogus' (expected one of: port, next_hop_mac, vlan, tags, state, description)"},
-		{FWD_SC_GROUP, BASE_LINKS "link_groups:\n  g: {bogus: 1}\n", "t.yaml:5: link_groups.g.bogus: unknown field 'bogus' (expected one of: members, description)"},
-		{FWD_SC_POLICY, "policies:\n  - {bogus: 1}\n", "t.yaml:2: policies[0].bogus: unknown field 'bogus' (expected one of: region, service, action, to, mirror, description)"},
-		{FWD_SC_DEFAULT, "default: {bogus: 1}\n", "t.yaml:1: default.bogus: unknown field 'bogus' (expected one of: action, to, mirror, description)"},
-		{FWD_SC_RESIDENCY, "residency:\n  - {bogus: 1}\n", "t.yaml:2: residency[0].bogus: unknown field 'bogus' (expected one of: name, region, services, allowed_tags, description)"},
-		{FWD_SC_FILTERS, "filters: {bogus: 1}\n", "t.yaml:1: filters.bogus: unknown field 'bogus' (expected one of: default, non_ip, malformed, redirect, rules, description)"},
-		{FWD_SC_FILTER_RULE, "filters:\n  rules:\n    - {bogus: 1}\n", "t.yaml:3: filters.rules[0].bogus: unknown field 'bogus' (expected one of: name, action, prefixes, services, rate_pps, burst, description)"},
-		{FWD_SC_CONTENT, "content_rules:\n  - {bogus: 1}\n", "t.yaml:2: content_rules[0].bogus: unknown field 'bogus' (expected one of: name, field, pattern, literal, caseless, services, regions, action, to, description)"},
+		{FWD_SC_DOC, "bogus: 1\n",
+		 "t.yaml:1: bogus: unknown field 'bogus' (expected one of: version, description, "
+		 "regions, services, links, link_groups, policies, default, residency, filters, "
+		 "content_rules)"},
+		{FWD_SC_REGION, "regions:\n  in: {bogus: 1}\n",
+		 "t.yaml:2: regions.in.bogus: unknown field 'bogus' (expected one of: prefixes, "
+		 "description)"},
+		{FWD_SC_LINK, "links:\n  l1: {bogus: 1}\n",
+		 "t.yaml:2: links.l1.bogus: unknown field 'bogus' (expected one of: port, "
+		 "next_hop_mac, vlan, tags, state, description)"},
+		{FWD_SC_GROUP, BASE_LINKS "link_groups:\n  g: {bogus: 1}\n",
+		 "t.yaml:5: link_groups.g.bogus: unknown field 'bogus' (expected one of: members, "
+		 "description)"},
+		{FWD_SC_POLICY, "policies:\n  - {bogus: 1}\n",
+		 "t.yaml:2: policies[0].bogus: unknown field 'bogus' (expected one of: region, "
+		 "service, action, to, mirror, description)"},
+		{FWD_SC_DEFAULT, "default: {bogus: 1}\n",
+		 "t.yaml:1: default.bogus: unknown field 'bogus' (expected one of: action, to, "
+		 "mirror, description)"},
+		{FWD_SC_RESIDENCY, "residency:\n  - {bogus: 1}\n",
+		 "t.yaml:2: residency[0].bogus: unknown field 'bogus' (expected one of: name, "
+		 "region, services, allowed_tags, description)"},
+		{FWD_SC_FILTERS, "filters: {bogus: 1}\n",
+		 "t.yaml:1: filters.bogus: unknown field 'bogus' (expected one of: default, "
+		 "non_ip, malformed, redirect, rules, description)"},
+		{FWD_SC_FILTER_RULE, "filters:\n  rules:\n    - {bogus: 1}\n",
+		 "t.yaml:3: filters.rules[0].bogus: unknown field 'bogus' (expected one of: name, "
+		 "action, prefixes, services, rate_pps, burst, description)"},
+		{FWD_SC_CONTENT, "content_rules:\n  - {bogus: 1}\n",
+		 "t.yaml:2: content_rules[0].bogus: unknown field 'bogus' (expected one of: name, "
+		 "field, pattern, literal, caseless, services, regions, action, to, description)"},
 	};
 	int key_scope[FWD_SC_MAX] = {0}, tested[FWD_SC_MAX] = {0};
 
@@ -411,8 +630,8 @@ static void test_schema_key_lists(void **state)
 		fwd_err_str(&err, buf, sizeof(buf));
 		assert_string_equal(buf, cases[i].error);
 		for (unsigned k = 0; k < n; k++)
-			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", k ? ", " : "",
-						keys[k]);
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+						k ? ", " : "", keys[k]);
 		snprintf(want, sizeof(want), "(expected one of: %s)", list);
 		assert_non_null(strstr(cases[i].error, want));
 		tested[cases[i].sc] = 1;
@@ -440,12 +659,14 @@ static void test_sections_cover_doc(void **state)
 	(void)state;
 	for (i = 0; i < FWD_SCHEMA_MAX && (k = fwd_table_section(i)) != FWD_SCHEMA_MAX; i++) {
 		if (fwd_schema_scope(k) != FWD_SC_DOC)
-			fail_msg("section %u is '%s', not a top-level field", i, fwd_schema_name(k));
+			fail_msg("section %u is '%s', not a top-level field", i,
+				 fwd_schema_name(k));
 		seen[k]++;
 	}
 	for (unsigned id = doc->begin; id < doc->end; id++)
 		if (seen[id] != 1)
-			fail_msg("top-level field '%s' has %d sections", fwd_schema_names[id], seen[id]);
+			fail_msg("top-level field '%s' has %d sections", fwd_schema_names[id],
+				 seen[id]);
 	assert_int_equal(i, doc->end - doc->begin);
 }
 
@@ -480,7 +701,8 @@ static void test_section_order(void **state)
 
 		/* Last section first in the text: the first error is found by the walk. */
 		for (size_t k = n; k-- > first;)
-			off += (size_t)snprintf(doc + off, sizeof(doc) - off, "%s\n", order[k].line);
+			off += (size_t)snprintf(doc + off, sizeof(doc) - off, "%s\n",
+						order[k].line);
 		assert_null(load(doc, &err));
 		assert_int_equal(err.line, n - first);
 		assert_string_equal(err.path, order[first].path);
@@ -514,10 +736,13 @@ static void test_error_text_is_utf8(void **state)
 
 	(void)state;
 	fwd_utf8_clean(a);
-	assert_string_equal(a, "ok \xc3\xbc ?" "? end ?" "? ?");
+	assert_string_equal(a, "ok \xc3\xbc ?"
+			       "? end ?"
+			       "? ?");
 	fwd_err_set(&e, "f", 1, "p\x80", "bad '%s'", "\xe2\x82");
 	assert_string_equal(e.path, "p?");
-	assert_string_equal(e.reason, "bad '?" "?'");
+	assert_string_equal(e.reason, "bad '?"
+				      "?'");
 }
 
 int main(void)
