@@ -315,8 +315,7 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 		n = node_new(doc, FWD_NODE_MAP, 0, err);
 		if (n == NULL)
 			return NULL;
-		json_object_foreach(j, k, v)
-		{
+		json_object_foreach(j, k, v) {
 			struct fwd_node *c = json_convert(doc, v, depth + 1, err);
 
 			if (c == NULL)
@@ -335,8 +334,7 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 		n = node_new(doc, FWD_NODE_SEQ, 0, err);
 		if (n == NULL)
 			return NULL;
-		json_array_foreach(j, i, v)
-		{
+		json_array_foreach(j, i, v) {
 			struct fwd_node *c = json_convert(doc, v, depth + 1, err);
 
 			if (c == NULL)

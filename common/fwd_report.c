@@ -8,28 +8,32 @@
 #include "fwd_doc.h" /* fwd_hash64 */
 #include "fwd_names.h"
 
-/* Every named section of the model once: its key, its attributes and its
- * counters, in the order the JSON shows them. */
+/* Every named section of the model once: its key (the document section it
+ * counts, by its fwd_schema.def id, or a name of the report's own), its
+ * attributes and its counters, in the order the JSON shows them. */
 static const struct {
-	const char *key;
+	enum fwd_schema doc_key;
+	const char *own_key;
 	const char *attrs[FWD_REPORT_ATTRS];
 	const char *values[FWD_REPORT_VALUES];
 } sections[FWD_RS_MAX] = {
-	[FWD_RS_LINKS] = {"links", {"port", "state"}, {"packets", "bytes"}},
-	[FWD_RS_REGIONS] = {"regions", {NULL}, {"packets", "bytes"}},
-	[FWD_RS_SERVICES] = {"services", {NULL}, {"packets", "bytes"}},
-	[FWD_RS_POLICIES] = {"policies", {"action", "target"}, {"packets"}},
-	[FWD_RS_CONTENT] = {"content_rules",
+	[FWD_RS_LINKS] = {FWD_F_DOC_LINKS, NULL, {"port", "state"}, {"packets", "bytes"}},
+	[FWD_RS_REGIONS] = {FWD_F_DOC_REGIONS, NULL, {NULL}, {"packets", "bytes"}},
+	[FWD_RS_SERVICES] = {FWD_F_DOC_SERVICES, NULL, {NULL}, {"packets", "bytes"}},
+	[FWD_RS_POLICIES] = {FWD_F_DOC_POLICIES, NULL, {"action", "target"}, {"packets"}},
+	[FWD_RS_CONTENT] = {FWD_F_DOC_CONTENT_RULES,
+			    NULL,
 			    {"field", "action", "to"},
 			    {"matches", "flow_packets"}},
-	[FWD_RS_PORTS] = {"ports",
+	[FWD_RS_PORTS] = {FWD_SCHEMA_MAX,
+			  "ports",
 			  {NULL},
 			  {"ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf"}},
 };
 
 const char *fwd_report_sec_key(enum fwd_report_sec s)
 {
-	return sections[s].key;
+	return sections[s].own_key ? sections[s].own_key : fwd_schema_name(sections[s].doc_key);
 }
 
 const char *fwd_report_value_name(enum fwd_report_sec s, int v)
@@ -249,7 +253,7 @@ json_t *fwd_report_json(const struct fwd_report *r)
 	json_object_set_new(j, "events", evts);
 	for (int s = 0; s < FWD_RS_MAX; s++)
 		if (s != FWD_RS_PORTS)
-			json_object_set_new(j, sections[s].key,
+			json_object_set_new(j, fwd_report_sec_key((enum fwd_report_sec)s),
 					    section_json(r, (enum fwd_report_sec)s));
 	return j;
 }
@@ -282,15 +286,16 @@ static int section_from_json(struct fwd_report *r, enum fwd_report_sec s, const 
 	if (o == NULL)
 		return 0;
 	if (!json_is_object(o))
-		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, sections[s].key,
+		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0,
+				    fwd_report_sec_key((enum fwd_report_sec)s),
 				    "expected an object");
-	json_object_foreach((json_t *)o, name, row)
-	{
+	json_object_foreach((json_t *)o, name, row) {
 		struct fwd_report_row *out;
 		char path[160];
 		int rc;
 
-		snprintf(path, sizeof(path), "%s.%s", sections[s].key, name);
+		snprintf(path, sizeof(path), "%s.%s", fwd_report_sec_key((enum fwd_report_sec)s),
+			 name);
 		if (!json_is_object(row))
 			return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, path, "expected an object");
 		out = fwd_report_row(r, s, name);
@@ -382,22 +387,25 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 		rc = get_u64(pk, "packets", "tx_bytes", &r->packets.tx_bytes, 0, e);
 	if (!rc)
 		rc = get_u64(pk, "packets", "dropped", &r->packets.dropped, 0, e);
-	json_object_foreach((json_t *)json_object_get(j, "drops"), k,
-			    v) for (int i = 0; !rc && i < FWD_DROP_MAX;
-				    i++) if (strcmp(k, fwd_drop_names[i]) == 0) rc =
-		get_u64(json_object_get(j, "drops"), "drops", k, &r->drops[i], 1, e);
-	json_object_foreach((json_t *)json_object_get(j, "events"), k,
-			    v) for (int i = 0; !rc && i < FWD_EVT_MAX;
-				    i++) if (strcmp(k, fwd_evt_names[i]) == 0) rc =
-		get_u64(json_object_get(j, "events"), "events", k, &r->events[i], 1, e);
+	json_object_foreach((json_t *)json_object_get(j, "drops"), k, v)
+		for (int i = 0; !rc && i < FWD_DROP_MAX; i++)
+			if (strcmp(k, fwd_drop_names[i]) == 0)
+				rc = get_u64(json_object_get(j, "drops"), "drops", k, &r->drops[i],
+					     1, e);
+	json_object_foreach((json_t *)json_object_get(j, "events"), k, v)
+		for (int i = 0; !rc && i < FWD_EVT_MAX; i++)
+			if (strcmp(k, fwd_evt_names[i]) == 0)
+				rc = get_u64(json_object_get(j, "events"), "events", k,
+					     &r->events[i], 1, e);
 	if (!rc && json_is_object(mb = json_object_get(j, "mbufs"))) {
 		r->has_mbufs = 1;
 		if (!(rc = get_u64(mb, "mbufs", "pool", &r->mbuf_pool, 0, e)))
 			rc = get_u64(mb, "mbufs", "in_use", &r->mbuf_in_use, 0, e);
 	}
 	for (int s = 0; !rc && s < FWD_RS_MAX; s++)
-		rc = section_from_json(r, (enum fwd_report_sec)s,
-				       json_object_get(j, sections[s].key), e);
+		rc = section_from_json(
+			r, (enum fwd_report_sec)s,
+			json_object_get(j, fwd_report_sec_key((enum fwd_report_sec)s)), e);
 	if (rc) {
 		fwd_report_free(r);
 		return NULL;

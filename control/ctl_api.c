@@ -135,8 +135,7 @@ static int check_keys(json_t *b, const char *const *keys, struct reply *r)
 	json_t *v;
 	char reason[200];
 
-	json_object_foreach(b, k, v)
-	{
+	json_object_foreach(b, k, v) {
 		int ok = 0;
 
 		for (int i = 0; keys[i]; i++)

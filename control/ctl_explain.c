@@ -122,8 +122,10 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 	size_t sl, dl;
 	int rc;
 
-	json_object_foreach(b, k, v) if (!known_field(k)) return fwd_err_fail(
-		e, FWD_R_BAD_REQUEST, NULL, 0, k, "unknown field '%.100s'", k);
+	json_object_foreach(b, k, v)
+		if (!known_field(k))
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, k,
+					    "unknown field '%.100s'", k);
 	regionfwd__ctl__explain_request__init(&x->req);
 	sl = parse_addr(json_object_get(b, "src"), x->src);
 	if (sl == 0)

@@ -267,8 +267,9 @@ static json_t *names_minus(json_t *a, json_t *b)
 	json_t *out = json_array(), *v;
 	const char *k;
 
-	json_object_foreach(a, k, v) if (json_object_get(b, k) == NULL)
-		json_array_append_new(out, json_string(k));
+	json_object_foreach(a, k, v)
+		if (json_object_get(b, k) == NULL)
+			json_array_append_new(out, json_string(k));
 	return out;
 }
 
@@ -277,9 +278,11 @@ static json_t *list_minus(json_t *a, json_t *b)
 	json_t *set = json_object(), *out = json_array(), *v;
 	size_t i;
 
-	json_array_foreach(b, i, v) json_object_set(set, json_string_value(v), json_true());
-	json_array_foreach(a, i, v) if (json_object_get(set, json_string_value(v)) == NULL)
-		json_array_append(out, v);
+	json_array_foreach(b, i, v)
+		json_object_set(set, json_string_value(v), json_true());
+	json_array_foreach(a, i, v)
+		if (json_object_get(set, json_string_value(v)) == NULL)
+			json_array_append(out, v);
 	json_decref(set);
 	return out;
 }
@@ -290,8 +293,7 @@ static json_t *section_diff(json_t *mo, json_t *mn, const char *sec, int prefixe
 	       *changed = json_array();
 	const char *k;
 
-	json_object_foreach(o, k, v)
-	{
+	json_object_foreach(o, k, v) {
 		json_t *nv = json_object_get(n, k);
 
 		if (nv == NULL || json_equal(v, nv))
@@ -319,8 +321,7 @@ static json_t *policies_by_key(json_t *m)
 	size_t i;
 	char key[80];
 
-	json_array_foreach(json_object_get(m, KEY(DOC, POLICIES)), i, v)
-	{
+	json_array_foreach(json_object_get(m, KEY(DOC, POLICIES)), i, v) {
 		snprintf(key, sizeof(key), "%s/%s",
 			 json_string_value(json_object_get(v, KEY(POLICY, REGION))),
 			 json_string_value(json_object_get(v, KEY(POLICY, SERVICE))));
@@ -397,10 +398,8 @@ json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, siz
 		json_object_set_new(services, old->service_names[i], json_true());
 	for (uint16_t i = 0; i < new->nservices; i++)
 		json_object_set_new(services, new->service_names[i], json_true());
-	json_object_foreach(regions, rk, rv)
-	{
-		json_object_foreach(services, sk, sv)
-		{
+	json_object_foreach(regions, rk, rv) {
+		json_object_foreach(services, sk, sv) {
 			char before[80], after[80];
 
 			if (co == NULL || cn == NULL)

@@ -56,8 +56,7 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const char 
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
 				    "'prefixes' must be a list");
 	have = json_object_get(reg, FWD_KEY_NAME(REGION, PREFIXES));
-	json_array_foreach(list, k, v)
-	{
+	json_array_foreach(list, k, v) {
 		char cb[80], cb2[80];
 		const char *cp = canon_prefix(json_string_value(v), cb, sizeof(cb));
 		size_t j;
@@ -67,8 +66,7 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const char 
 		if (cp == NULL)
 			return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
 					    "prefixes[%zu] is not a prefix", k);
-		json_array_foreach(have, j, h)
-		{
+		json_array_foreach(have, j, h) {
 			if (strcmp(canon_prefix(json_string_value(h), cb2, sizeof(cb2)) ?: "",
 				   cp) == 0) {
 				found = 1;
@@ -155,8 +153,7 @@ static int remove_policy(json_t *m, json_t *c, const struct patch_op *op, const 
 	json_t *pols = json_object_get(m, FWD_KEY_NAME(DOC, POLICIES)), *p;
 	size_t j;
 
-	json_array_foreach(pols, j, p)
-	{
+	json_array_foreach(pols, j, p) {
 		/* Policies added earlier in this request come from the client and
 		 * may lack either field: compare only real strings. */
 		const char *pr =
@@ -217,8 +214,7 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct fwd_err *e)
 			d = &ops[j];
 	if (d == NULL)
 		return unknown_op(op, path, e);
-	json_object_foreach(c, k, v)
-	{
+	json_object_foreach(c, k, v) {
 		int known = strcmp(k, "op") == 0;
 
 		for (int f = 0; !known && f < 4 && d->fields[f]; f++)
@@ -236,6 +232,8 @@ int ctl_patch_apply(json_t *model, json_t *changes, struct fwd_err *e)
 	json_t *c;
 	int rc;
 
-	json_array_foreach(changes, i, c) if ((rc = patch_one(model, c, i, e))) return rc;
+	json_array_foreach(changes, i, c)
+		if ((rc = patch_one(model, c, i, e)))
+			return rc;
 	return 0;
 }

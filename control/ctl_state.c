@@ -182,8 +182,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	}
 	next_id = (uint64_t)json_integer_value(json_object_get(root, "next_id"));
 	st->hist = calloc(json_array_size(gens) + 1, sizeof(*st->hist));
-	json_array_foreach(gens, i, v)
-	{
+	json_array_foreach(gens, i, v) {
 		struct ctl_gen *g = &st->hist[st->nhist];
 		struct fwd_err fe = {0};
 		char f[64];

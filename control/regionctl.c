@@ -25,6 +25,7 @@
 #include "fwd_doc.h"
 #include "fwd_names.h"
 #include "fwd_report.h"
+#include "fwd_table.h"
 
 #define EXIT_REFUSED CTL_EXIT_REFUSED
 #define EXIT_USAGE CTL_EXIT_USAGE
@@ -48,6 +49,7 @@ struct ctl_opt {
 	const char *name, *alias; /* "--json", "-j" */
 	const char *arg; /* its value's name; NULL for a flag */
 	const char *key; /* the request body field its value goes to as is, if any */
+	int content_field; /* or: the field named by content field N - 1 (fwd_schema.def) */
 	const char *help;
 };
 
@@ -118,9 +120,14 @@ static void opts_into_body(const struct ctl_call *c, json_t *b)
 {
 	const struct ctl_opt *op = cmd_of(c)->opts;
 
-	for (int i = 0; op && op[i].name; i++)
-		if (op[i].key && c->val[i])
-			json_object_set_new(b, op[i].key, json_string(c->val[i]));
+	for (int i = 0; op && op[i].name; i++) {
+		const char *key = op[i].content_field
+					  ? fwd_content_field_name(op[i].content_field - 1)
+					  : op[i].key;
+
+		if (key && c->val[i])
+			json_object_set_new(b, key, json_string(c->val[i]));
+	}
 }
 
 static int conn_open(const struct opts *o)
@@ -385,8 +392,7 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		fputs(json_string_value(json_object_get(r, "document")), stdout);
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, REGIONS))) {
 		printf("%-20s %8s  %s\n", "REGION", "PREFIXES", "FIRST PREFIXES");
-		json_object_foreach(sec, k, v)
-		{
+		json_object_foreach(sec, k, v) {
 			json_t *p = json_object_get(v, FWD_KEY_NAME(REGION, PREFIXES));
 
 			printf("%-20s %8zu ", k, json_array_size(p));
@@ -396,28 +402,27 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, SERVICES))) {
 		printf("%-20s %s\n", "SERVICE", "ENTRIES");
-		json_object_foreach(sec, k, v)
-		{
+		json_object_foreach(sec, k, v) {
 			printf("%-20s", k);
-			json_array_foreach(v, i, m) printf(" %s", json_string_value(m));
+			json_array_foreach(v, i, m)
+				printf(" %s", json_string_value(m));
 			putchar('\n');
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, LINKS))) {
 		printf("%-20s %-12s %-18s %5s %-5s %s\n", "LINK", "PORT", "NEXT HOP", "VLAN",
 		       "STATE", "TAGS");
-		json_object_foreach(sec, k, v)
-		{
+		json_object_foreach(sec, k, v) {
 			json_t *tags = json_object_get(v, FWD_KEY_NAME(LINK, TAGS)), *t;
 
 			printf("%-20s %-12s %-18s %5lld %-5s", k, js(v, FWD_KEY_NAME(LINK, PORT)),
 			       js(v, FWD_KEY_NAME(LINK, NEXT_HOP_MAC)),
 			       ji(v, FWD_KEY_NAME(LINK, VLAN)), js(v, FWD_KEY_NAME(LINK, STATE)));
-			json_array_foreach(tags, i, t) printf(" %s", json_string_value(t));
+			json_array_foreach(tags, i, t)
+				printf(" %s", json_string_value(t));
 			putchar('\n');
 		}
 		sec = json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS));
-		json_object_foreach(sec, k, v)
-		{
+		json_object_foreach(sec, k, v) {
 			const char *mk;
 			json_t *w;
 
@@ -429,10 +434,11 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 	} else {
 		printf("%-20s %-16s %-7s %-20s %s\n", "REGION", "SERVICE", "ACTION", "TO",
 		       "MIRROR");
-		json_array_foreach(sec, i, v) printf(
-			"%-20s %-16s %-7s %-20s %s\n", js(v, FWD_KEY_NAME(POLICY, REGION)),
-			js(v, FWD_KEY_NAME(POLICY, SERVICE)), js(v, FWD_KEY_NAME(POLICY, ACTION)),
-			js(v, FWD_KEY_NAME(POLICY, TO)), js(v, FWD_KEY_NAME(POLICY, MIRROR)));
+		json_array_foreach(sec, i, v)
+			printf("%-20s %-16s %-7s %-20s %s\n", js(v, FWD_KEY_NAME(POLICY, REGION)),
+			       js(v, FWD_KEY_NAME(POLICY, SERVICE)),
+			       js(v, FWD_KEY_NAME(POLICY, ACTION)), js(v, FWD_KEY_NAME(POLICY, TO)),
+			       js(v, FWD_KEY_NAME(POLICY, MIRROR)));
 		v = json_object_get(m, FWD_KEY_NAME(DOC, DEFAULT));
 		printf("%-20s %-16s %-7s %-20s %s\n", "(default)", "",
 		       js(v, FWD_KEY_NAME(POLICY, ACTION)), js(v, FWD_KEY_NAME(POLICY, TO)),
@@ -454,8 +460,9 @@ static void explain_content_print(json_t *c)
 	json_array_foreach(json_object_get(c, "scoped_fields"), i, v)
 		printf(" %s", json_string_value(v));
 	printf("\n");
-	json_object_foreach(json_object_get(c, "extracted"), k, v) printf(
-		"  %-9s  %s\n", k, json_is_string(v) ? json_string_value(v) : "(none found)");
+	json_object_foreach(json_object_get(c, "extracted"), k, v)
+		printf("  %-9s  %s\n", k,
+		       json_is_string(v) ? json_string_value(v) : "(none found)");
 	json_array_foreach(json_object_get(c, "matches"), i, v)
 		printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"), js(v, "action"));
 	if (json_is_string(json_object_get(c, "verdict")))
@@ -618,8 +625,7 @@ static void print_diff(json_t *r, const char *unused)
 			printf("+ %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
 		json_array_foreach(json_object_get(sd, "removed"), i, v)
 			printf("- %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
-		json_array_foreach(json_object_get(sd, "changed"), i, v)
-		{
+		json_array_foreach(json_object_get(sd, "changed"), i, v) {
 			if (json_object_get(v, "prefixes_added"))
 				printf("~ %s %s: +%zu -%zu prefixes\n", fwd_schema_name(secs[s]),
 				       js(v, "name"),
@@ -776,8 +782,7 @@ static void print_history(json_t *r, const char *unused)
 
 	(void)unused;
 	printf("%6s  %-20s  %-16s  %-12s  %s\n", "GEN", "TIME", "HASH", "AUTHOR", "COMMENT");
-	json_array_foreach(json_object_get(r, "history"), i, v)
-	{
+	json_array_foreach(json_object_get(r, "history"), i, v) {
 		char t[32];
 
 		when(ji(v, "time"), t, sizeof(t));
@@ -821,8 +826,9 @@ static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 		       ji(v, "program_id"), js(v, "attached_as"),
 		       json_is_true(json_object_get(v, "ours")) ? "" : "  (NOT OURS)");
 	printf("\n%-24s %-6s %14s %16s\n", "RULE", "ACTION", "PACKETS", "BYTES");
-	json_object_foreach(json_object_get(r, "rules"), k, v) printf(
-		"%-24s %-6s %14lld %16lld\n", k, js(v, "action"), ji(v, "packets"), ji(v, "bytes"));
+	json_object_foreach(json_object_get(r, "rules"), k, v)
+		printf("%-24s %-6s %14lld %16lld\n", k, js(v, "action"), ji(v, "packets"),
+		       ji(v, "bytes"));
 	printf("\n%-24s %14s\n", "VERDICT", "PACKETS");
 	json_object_foreach(json_object_get(r, "counters"), k, v)
 		printf("%-24s %14lld\n", k, (long long)json_integer_value(v));
@@ -848,7 +854,7 @@ static const struct ctl_opt global_opts[] = {
 static const struct ctl_opt explain_opts[] = {
 	{.name = "--payload",
 	 .arg = "TEXT",
-	 .key = "payload",
+	 .content_field = FWD_CF_PAYLOAD + 1,
 	 .help = "the packet's payload, as text"},
 	{.name = "--payload-hex",
 	 .arg = "HEX",
@@ -856,13 +862,16 @@ static const struct ctl_opt explain_opts[] = {
 	 .help = "the payload, in hex"},
 	{.name = "--sni",
 	 .arg = "NAME",
-	 .key = "tls_sni",
+	 .content_field = FWD_CF_TLS_SNI + 1,
 	 .help = "a TLS ClientHello with this SNI"},
 	{.name = "--host",
 	 .arg = "NAME",
-	 .key = "http_host",
+	 .content_field = FWD_CF_HTTP_HOST + 1,
 	 .help = "an HTTP request with this Host"},
-	{.name = "--qname", .arg = "NAME", .key = "dns_qname", .help = "a DNS query for this name"},
+	{.name = "--qname",
+	 .arg = "NAME",
+	 .content_field = FWD_CF_DNS_QNAME + 1,
+	 .help = "a DNS query for this name"},
 	{0},
 };
 

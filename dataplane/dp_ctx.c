@@ -390,8 +390,8 @@ static int tel_section(int group, struct rte_tel_data *d)
 		const char *key;
 
 		json_object_foreach(
-			json_object_get(j, group == TEL_PACKETS ? "packets" : "generation"), key, v)
-		{
+			json_object_get(j, group == TEL_PACKETS ? "packets" : "generation"), key,
+			v) {
 			if (json_is_integer(v))
 				rte_tel_data_add_dict_u64(d, key, (uint64_t)json_integer_value(v));
 			else if (json_is_string(v))

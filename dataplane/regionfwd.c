@@ -195,8 +195,7 @@ static int pick_workers(struct dp_ctx *ctx)
 	unsigned lc;
 
 	if (ctx->node.nworkers == 0) {
-		RTE_LCORE_FOREACH_WORKER(lc)
-		{
+		RTE_LCORE_FOREACH_WORKER(lc) {
 			if (ctx->node.nworkers == DP_MAX_WORKERS)
 				break;
 			ctx->node.workers[ctx->node.nworkers++] = (uint16_t)lc;
