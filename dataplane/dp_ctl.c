@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_ethdev.h>
@@ -24,6 +25,17 @@
 #include "fwd_msg.h"
 
 #define DP_CTL_MAX_CLIENTS 16
+/* Time limits (node config control_frame_timeout_ms, default 30 s, and
+ * control_idle_timeout_ms, default 60 s): a frame (request in, reply out)
+ * must move whole within that time of its first byte, so a client that
+ * trickles or stops reading loses its connection, not a slot forever (a
+ * 1 GiB push over a unix socket takes about a second); a connection with
+ * nothing in flight is closed when idle that long, and is the first to go
+ * when every slot is taken, so idle clients can never keep regiond (which
+ * talks every second) out. */
+/* The body buffer grows with what has arrived, not with what the header
+ * announces: a peer that announces a large frame and stalls costs nothing. */
+#define DP_CTL_BODY_STEP (64u * 1024u)
 
 struct ctl_client {
 	int fd;
@@ -31,10 +43,12 @@ struct ctl_client {
 	size_t hdr_got;
 	struct fwd_msg_hdr h; /* decoded once hdr_got == FWD_MSG_HDR_LEN */
 	uint8_t *body;
-	size_t got;
+	size_t got, cap;
 	uint8_t *out; /* reply frame being written */
 	size_t out_len, out_sent;
 	int close_after; /* the peer broke the framing: answer, then close */
+	int64_t frame_start_ms; /* first byte of the frame in flight (request or reply), 0: none */
+	int64_t idle_since_ms; /* last time a frame completed, or the accept */
 };
 
 struct dp_ctl {
@@ -43,6 +57,14 @@ struct dp_ctl {
 	char path[108];
 	struct ctl_client c[DP_CTL_MAX_CLIENTS];
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void client_close(struct ctl_client *c)
 {
@@ -394,6 +416,8 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 				return -1;
 			if (r < 0)
 				return errno == EAGAIN || errno == EINTR ? 0 : -1;
+			if (c->hdr_got == 0)
+				c->frame_start_ms = now_ms();
 			c->hdr_got += (size_t)r;
 			if (c->hdr_got < FWD_MSG_HDR_LEN)
 				continue;
@@ -404,13 +428,25 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 				c->close_after = 1;
 				return c->out ? 0 : -1;
 			}
-			c->body = malloc(c->h.len ? c->h.len : 1);
-			if (c->body == NULL)
+			c->body = NULL;
+			c->got = c->cap = 0;
+		}
+		if (c->got == c->cap && c->cap < c->h.len) {
+			/* Grow by what may arrive next: doubling, at least a step, at
+			 * most the announced length. */
+			size_t cap = c->cap * 2 > DP_CTL_BODY_STEP ? c->cap * 2 : DP_CTL_BODY_STEP;
+			uint8_t *b;
+
+			if (cap > c->h.len)
+				cap = c->h.len;
+			b = realloc(c->body, cap);
+			if (b == NULL)
 				return -1;
-			c->got = 0;
+			c->body = b;
+			c->cap = cap;
 		}
 		if (c->got < c->h.len) {
-			r = read(c->fd, c->body + c->got, c->h.len - c->got);
+			r = read(c->fd, c->body + c->got, c->cap - c->got);
 			if (r == 0)
 				return -1;
 			if (r < 0)
@@ -419,11 +455,13 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 			if (c->got < c->h.len)
 				continue;
 		}
-		c->out = handle(ctl, &c->h, c->body, &c->out_len);
+		c->out = handle(ctl, &c->h, c->body ? c->body : (const uint8_t *)"", &c->out_len);
 		c->out_sent = 0;
 		free(c->body);
 		c->body = NULL;
+		c->got = c->cap = 0;
 		c->hdr_got = 0;
+		c->frame_start_ms = now_ms(); /* the reply's turn: it must leave in time too */
 		return c->out ? 0 : -1;
 	}
 }
@@ -441,7 +479,54 @@ static int client_write(struct ctl_client *c)
 	}
 	free(c->out);
 	c->out = NULL;
+	c->frame_start_ms = 0;
+	c->idle_since_ms = now_ms();
 	return c->close_after ? -1 : 0;
+}
+
+/* Close connections past their frame deadline or idle too long (the
+ * connection's loss is the client's only cost; nothing else changes). */
+static void expire(struct dp_ctl *ctl)
+{
+	int64_t now = now_ms();
+	int64_t frame_ms = ctl->ctx->node.control_frame_timeout_ms;
+	int64_t idle_ms = ctl->ctx->node.control_idle_timeout_ms;
+
+	for (int i = 0; i < DP_CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &ctl->c[i];
+
+		if (c->fd < 0)
+			continue;
+		if (c->frame_start_ms && now - c->frame_start_ms > frame_ms) {
+			DP_LOG(WARNING, "control: a frame took over %lld ms, closing its connection",
+			       (long long)frame_ms);
+			client_close(c);
+		} else if (!c->frame_start_ms && now - c->idle_since_ms > idle_ms) {
+			client_close(c);
+		}
+	}
+}
+
+/* A slot for a new connection: a free one, else the one idle the longest
+ * (nothing in flight: closing it loses nothing), else -1. */
+static int free_slot(struct dp_ctl *ctl)
+{
+	int victim = -1;
+
+	for (int i = 0; i < DP_CTL_MAX_CLIENTS; i++) {
+		const struct ctl_client *c = &ctl->c[i];
+
+		if (c->fd < 0)
+			return i;
+		if (!c->frame_start_ms &&
+		    (victim < 0 || c->idle_since_ms < ctl->c[victim].idle_since_ms))
+			victim = i;
+	}
+	if (victim >= 0) {
+		DP_LOG(NOTICE, "control: every connection taken, closing the longest idle one");
+		client_close(&ctl->c[victim]);
+	}
+	return victim;
 }
 
 int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
@@ -460,6 +545,7 @@ int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 		idx[n++] = i;
 	}
 	rc = poll(pfd, (nfds_t)n, timeout_ms);
+	expire(ctl);
 	if (rc <= 0)
 		return rc < 0 && errno != EINTR ? -errno : 0;
 	for (int k = 1; k < n; k++) {
@@ -480,15 +566,15 @@ int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 		int fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
-			int i;
+			int i = free_slot(ctl);
 
-			for (i = 0; i < DP_CTL_MAX_CLIENTS && ctl->c[i].fd >= 0; i++)
-				;
-			if (i == DP_CTL_MAX_CLIENTS) {
-				DP_LOG(WARNING, "control: too many connections, refusing one");
+			if (i < 0) {
+				DP_LOG(WARNING, "control: %d connections busy mid-frame, refusing one",
+				       DP_CTL_MAX_CLIENTS);
 				close(fd);
 			} else {
 				ctl->c[i].fd = fd;
+				ctl->c[i].idle_since_ms = now_ms();
 			}
 		}
 	}

@@ -27,14 +27,14 @@ TABLE = os.path.join(HERE, "..", "data", "dp-table.yaml")
 class Fwd:
     """regionfwd with a control socket, fed forever from a pcap, output to net_null."""
 
-    def __init__(self, tmp, prefix, pcap, table=TABLE):
+    def __init__(self, tmp, prefix, pcap, table=TABLE, extra_node=""):
         self.sock = str(tmp / "ctl.sock")
         node = tmp / "node.yaml"
         node.write_text(
             "ports:\n"
             f'  in0: {{device: "net_pcap_in0,rx_pcap={pcap},infinite_rx=1", ingress: true}}\n'
             "  out0: {device: net_null_o0}\n  out1: {device: net_null_o1}\n"
-            f"control_socket: {self.sock}\n")
+            f"control_socket: {self.sock}\n" + extra_node)
         self.log = open(tmp / "fwd.log", "w+")
         self.p = subprocess.Popen([regionfwd_bin()] + eal_args(prefix) + [
             "--", "--node", str(node), "--table", table], stdout=self.log, stderr=subprocess.STDOUT)
@@ -270,3 +270,81 @@ def test_fragments_follow_across_a_swap(tmp_path):
     assert frags_out and {f[Ether].dst for f in frags_out} == {"02:00:00:00:00:a1"}
     new = [f for f in got if f.haslayer(IPv6) and f[IPv6].src == "2001:db8:1::6"]
     assert all(f[Ether].dst == "02:00:00:00:00:b1" for f in new)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_control_socket_bounds(tmp_path):
+    """Idle clients cannot lock regiond out (the longest idle is closed to
+    make room), a client that announces a huge frame and stalls costs no
+    memory and loses its connection at the frame deadline, and one that
+    trickles a frame is cut off the same way; all the while status answers
+    and the generation stays."""
+    f = Fwd(tmp_path, "ctl-bounds", traffic(tmp_path, ["10.9.0.1"]),
+            extra_node="control_frame_timeout_ms: 1500\ncontrol_idle_timeout_ms: 600000\n")
+    idle, stalled = [], []
+    try:
+        gen = f.ctl.call("status")["generation"]["id"]
+        f.ctl.close()
+        # Every slot taken by clients that connect and say nothing.
+        for _ in range(16):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(f.sock)
+            idle.append(s)
+        time.sleep(0.3)
+        c = Ctl(f.sock, timeout=10)  # as regiond reconnecting: served, an idle one makes room
+        assert c.call("status")["generation"]["id"] == gen
+        closed = 0
+        for s in idle:
+            s.settimeout(0.2)
+            try:
+                closed += s.recv(1) == b""
+            except socket.timeout:
+                pass
+        assert closed >= 1, "no idle connection was closed to make room"
+        # Four clients announce 1 GiB pushes and send nothing more.
+        before = rss_kib(f.p.pid)
+        for _ in range(4):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(f.sock)
+            s.sendall(frame(op_of("push"), b"", length=1 << 30) + b"\x0a\x04abcd")
+            stalled.append(s)
+        time.sleep(0.5)
+        assert c.call("status")["ok"]
+        grown = rss_kib(f.p.pid) - before
+        assert grown < 16 * 1024, f"regionfwd grew {grown} KiB for four stalled announcements"
+        # Past the frame deadline their connections are closed.
+        time.sleep(2.0)
+        for s in stalled:
+            s.settimeout(2)
+            assert s.recv(1) == b"", "a stalled frame kept its connection past the deadline"
+        # A trickling sender is cut off the same way.
+        t = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        t.connect(f.sock)
+        data = frame(op_of("status"), b"")
+        cut = False
+        for byte in data[:-1]:
+            try:
+                t.sendall(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                cut = True
+                break
+            time.sleep(0.25)
+        t.settimeout(3)
+        try:
+            cut = cut or t.recv(1) == b""
+        except ConnectionResetError:
+            cut = True
+        t.close()
+        assert cut, "a trickled frame was never cut off"
+        assert c.call("status")["generation"]["id"] == gen
+        c.close()
+        f.ctl = Ctl(f.sock)
+    finally:
+        for s in idle + stalled:
+            s.close()
+        log = f.stop()
+    assert f.p.returncode == 0, log
