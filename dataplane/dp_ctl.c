@@ -498,7 +498,8 @@ static void expire(struct dp_ctl *ctl)
 		if (c->fd < 0)
 			continue;
 		if (c->frame_start_ms && now - c->frame_start_ms > frame_ms) {
-			DP_LOG(WARNING, "control: a frame took over %lld ms, closing its connection",
+			DP_LOG(WARNING,
+			       "control: a frame took over %lld ms, closing its connection",
 			       (long long)frame_ms);
 			client_close(c);
 		} else if (!c->frame_start_ms && now - c->idle_since_ms > idle_ms) {
@@ -569,7 +570,8 @@ int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 			int i = free_slot(ctl);
 
 			if (i < 0) {
-				DP_LOG(WARNING, "control: %d connections busy mid-frame, refusing one",
+				DP_LOG(WARNING,
+				       "control: %d connections busy mid-frame, refusing one",
 				       DP_CTL_MAX_CLIENTS);
 				close(fd);
 			} else {

@@ -39,7 +39,8 @@ struct dp_node {
 	uint32_t content_flow_entries; /* per worker: TCP flows with a content verdict */
 	uint32_t content_flow_timeout_ms; /* idle time after which a flow verdict is forgotten */
 	char control_socket[108]; /* "" = <EAL runtime dir>/regionfwd.sock */
-	uint32_t control_frame_timeout_ms; /* a frame moves whole within this, or its connection goes */
+	uint32_t
+		control_frame_timeout_ms; /* a frame moves whole within this, or its connection goes */
 	uint32_t control_idle_timeout_ms; /* a connection idle this long is closed */
 	char control_group[64]; /* "" = the process's group */
 };
