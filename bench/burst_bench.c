@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 	g = dp_gen_build(t, 1, 1, &node, &ports, 1, NULL, &err);
 	if (g == NULL)
 		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, b, sizeof(b)));
+	g->seq = 1; /* as dp_ctx_apply numbers the first generation */
 	lc = rte_zmalloc("lc", sizeof(*lc), RTE_CACHE_LINE_SIZE);
 	lc->pool = pool;
 	lc->frag_mem = rte_zmalloc("f", dp_frag_mem_size(node.frag_entries), RTE_CACHE_LINE_SIZE);

@@ -22,13 +22,24 @@
 #include "ctl_model.h"
 #include "ctl_patch.h"
 
+/* Connection limits. The unix socket (the operators' and regionctl's way
+ * in) and TCP have separate daemons and budgets, so no flood of TCP
+ * connections can take the descriptors the unix socket needs: 64 + 512
+ * stay well under the 1,024 descriptors a process gets by default. On TCP,
+ * one address holds at most 32 connections, and a connection idle for
+ * 30 s is closed. */
+#define CTL_API_UNIX_CONNECTIONS 64
+#define CTL_API_TCP_CONNECTIONS 512
+#define CTL_API_TCP_PER_ADDRESS 32
+#define CTL_API_TCP_IDLE_S 30
+
 struct ctl_api {
 	struct MHD_Daemon *unix_d, *tcp_d;
 	int unix_fd;
 	char unix_path[108];
 	struct ctl_state *st;
 	pthread_mutex_t *lock;
-	const char *token;
+	const char *token, *read_token;
 	size_t max_body;
 	int64_t started;
 };
@@ -38,6 +49,7 @@ struct req {
 	size_t len, cap;
 	int too_big;
 	int tcp;
+	int answered; /* refused from its headers: its body is never read */
 };
 
 struct reply {
@@ -474,23 +486,38 @@ static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->ctype = "text/plain; version=0.0.4";
 }
 
-static int authorized(struct ctl_api *api, struct MHD_Connection *con, const struct req *q)
+/* @h (the header value after "Bearer ") is @want, in time that depends
+ * only on @want's length. */
+static int token_is(const char *want, const char *h)
 {
-	const char *h;
-	size_t n, m;
+	size_t n = strlen(h), m = strlen(want);
 	unsigned char diff = 0;
 
-	if (!q->tcp)
-		return 1; /* the unix socket's file mode is the access control */
-	h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
-	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-		return 0;
-	h += 7;
-	n = strlen(h);
-	m = strlen(api->token);
-	for (size_t i = 0; i < m; i++) /* constant time in the token's length */
-		diff |= (unsigned char)(api->token[i] ^ (i < n ? h[i] : 0));
+	for (size_t i = 0; i < m; i++)
+		diff |= (unsigned char)(want[i] ^ (i < n ? h[i] : 0));
 	return diff == 0 && n == m;
+}
+
+enum access { ACCESS_NONE, ACCESS_READ, ACCESS_WRITE };
+
+/* What this connection's credentials allow: everything on the unix socket
+ * (its file mode is the access control); on TCP, what its bearer token is
+ * for (the read token reads, the token writes too). */
+static enum access access_of(struct ctl_api *api, struct MHD_Connection *con, int tcp)
+{
+	const char *h;
+
+	if (!tcp)
+		return ACCESS_WRITE;
+	h = con ? MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization") : NULL;
+	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+		return ACCESS_NONE;
+	h += 7;
+	if (api->token && token_is(api->token, h))
+		return ACCESS_WRITE;
+	if (api->read_token && token_is(api->read_token, h))
+		return ACCESS_READ;
+	return ACCESS_NONE;
 }
 
 static void h_history(struct ctl_api *api, const struct req *q, struct reply *r)
@@ -542,6 +569,26 @@ static const struct route {
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
 };
 
+/* The credential check, from the headers alone: over TCP every request
+ * needs a token, a write the write token. Fills @r and returns 1 when
+ * refused. */
+static int refused(struct ctl_api *api, struct MHD_Connection *con, const struct req *q,
+		   const struct route *rt, struct reply *r)
+{
+	enum access have = access_of(api, con, q->tcp);
+
+	if (have == ACCESS_NONE) {
+		reply_simple(r, FWD_R_UNAUTHORIZED, "",
+			     "requests over TCP need 'Authorization: Bearer TOKEN'");
+		return 1;
+	}
+	if (rt && (rt->flags & ROUTE_WRITE) && have != ACCESS_WRITE) {
+		reply_simple(r, FWD_R_FORBIDDEN, "", "this token may read, not write");
+		return 1;
+	}
+	return 0;
+}
+
 static const struct route *find_route(const char *method, const char *url)
 {
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
@@ -556,17 +603,14 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 	const struct route *rt = find_route(method, url);
 	const struct ctl_ext *filters;
 
+	if (refused(api, con, q, rt, r))
+		return;
 	if (q->too_big) {
 		char reason[100];
 
 		snprintf(reason, sizeof(reason), "request body larger than %zu bytes",
 			 api->max_body);
 		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
-		return;
-	}
-	if (rt && (rt->flags & ROUTE_WRITE) && !authorized(api, con, q)) {
-		reply_simple(r, FWD_R_UNAUTHORIZED, "",
-			     "writes over TCP need 'Authorization: Bearer TOKEN'");
 		return;
 	}
 	filters = ctl_state_ext(api->st, "filters");
@@ -591,6 +635,53 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 	pthread_mutex_unlock(api->lock);
 }
 
+static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text;
+	size_t len;
+
+	if (r->body) {
+		text = json_dumps(r->body, JSON_INDENT(2) | JSON_SORT_KEYS);
+		json_decref(r->body);
+		r->ctype = "application/json";
+	} else {
+		text = r->text;
+	}
+	len = text ? strlen(text) : 0;
+	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
+	ret = MHD_queue_response(con, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Refuse from the headers alone: missing or insufficient credentials, or a
+ * Content-Length over the limit. 1 with @r filled when refused. */
+static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const char *url,
+			 const char *method, const struct req *q, struct reply *r)
+{
+	const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
+	char *end;
+
+	if (refused(api, con, q, find_route(method, url), r))
+		return 1;
+	if (cl && strtoull(cl, &end, 10) > api->max_body) {
+		char reason[100];
+
+		snprintf(reason, sizeof(reason), "request body larger than %zu bytes",
+			 api->max_body);
+		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
+		return 1;
+	}
+	return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
 				  const char *method, const char *version, const char *data,
 				  size_t *data_size, void **con_cls)
@@ -598,10 +689,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 	struct ctl_api *api = cls;
 	struct req *q = *con_cls;
 	struct reply r = {0};
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	char *text;
-	size_t len;
 
 	(void)version;
 	if (q == NULL) {
@@ -613,6 +700,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 			return MHD_NO;
 		q->tcp = ci && ci->daemon == api->tcp_d && api->tcp_d != NULL;
 		*con_cls = q;
+		/* Credentials and the announced length are checked from the
+		 * headers, before a byte of the body is read: a stranger or an
+		 * oversized upload costs no memory (libmicrohttpd drops the body of
+		 * a request answered early, closing the connection). */
+		if (refused_early(api, con, url, method, q, &r)) {
+			q->answered = 1;
+			return send_reply(con, &r);
+		}
+		return MHD_YES;
+	}
+	if (q->answered) {
+		*data_size = 0;
 		return MHD_YES;
 	}
 	if (*data_size) {
@@ -640,19 +739,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		return MHD_YES;
 	}
 	route(api, con, url, method, q, &r);
-	if (r.body) {
-		text = json_dumps(r.body, JSON_INDENT(2) | JSON_SORT_KEYS);
-		json_decref(r.body);
-		r.ctype = "application/json";
-	} else {
-		text = r.text;
-	}
-	len = text ? strlen(text) : 0;
-	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", r.ctype ? r.ctype : "application/json");
-	ret = MHD_queue_response(con, (unsigned)r.status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return send_reply(con, &r);
 }
 
 static void on_done(void *cls, struct MHD_Connection *con, void **con_cls,
@@ -680,6 +767,7 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->st = st;
 	api->lock = lock;
 	api->token = conf->token;
+	api->read_token = conf->read_token;
 	api->max_body = conf->max_body;
 	api->started = started;
 	api->unix_fd = -1;
@@ -726,10 +814,11 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		fprintf(stderr, "regiond: API socket %s: %s\n", conf->unix_path, strerror(errno));
 		goto fail;
 	}
-	api->unix_d =
-		MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET,
-				 api->unix_fd, MHD_OPTION_NOTIFY_COMPLETED, on_done, api,
-				 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
+	api->unix_d = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, api->unix_fd,
+		MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CTL_API_UNIX_CONNECTIONS,
+		MHD_OPTION_END);
 	if (api->unix_d == NULL) {
 		fprintf(stderr, "regiond: cannot start the API on %s\n", conf->unix_path);
 		goto fail;
@@ -760,7 +849,9 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			flags | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
 			on_request, api, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_CONNECTION_TIMEOUT,
-			(unsigned)60, MHD_OPTION_END);
+			(unsigned)CTL_API_TCP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
+			(unsigned)CTL_API_TCP_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			(unsigned)CTL_API_TCP_PER_ADDRESS, MHD_OPTION_END);
 		freeaddrinfo(ai);
 		if (api->tcp_d == NULL) {
 			fprintf(stderr, "regiond: cannot listen on %s\n", conf->tcp_listen);

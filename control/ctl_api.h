@@ -20,7 +20,8 @@
 struct ctl_api_conf {
 	const char *unix_path; /* required */
 	const char *tcp_listen; /* "HOST:PORT" or NULL */
-	const char *token; /* required with tcp_listen */
+	const char *token; /* required with tcp_listen: reads and writes */
+	const char *read_token; /* optional: reads only */
 	size_t max_body;
 };
 

@@ -7,6 +7,7 @@ static const unsigned short reason_http[FWD_R_MAX] = {
 	[FWD_R_INVALID] = 400,
 	[FWD_R_BAD_REQUEST] = 400,
 	[FWD_R_UNAUTHORIZED] = 401,
+	[FWD_R_FORBIDDEN] = 403,
 	[FWD_R_NOT_FOUND] = 404,
 	[FWD_R_NO_FILTERS] = 404,
 	[FWD_R_UNKNOWN_GENERATION] = 404,

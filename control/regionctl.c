@@ -844,7 +844,7 @@ static const struct ctl_opt global_opts[] = {
 	 .help = "the API's socket ($REGIOND_SOCKET, else /run/regiond/api.sock)"},
 	{.name = "--url",
 	 .arg = "http://HOST:PORT",
-	 .help = "the TCP API instead; writes need the token"},
+	 .help = "the TCP API instead; every request there needs a token"},
 	{.name = "--token-file", .arg = "F", .help = "the API token, for --url"},
 	{.name = "--json", .alias = "-j", .help = "print the API's JSON instead of tables"},
 	{.name = "--help", .alias = "-h", .help = "this help, or a command's: nothing is run"},

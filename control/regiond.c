@@ -52,7 +52,8 @@ static void on_signal(int sig)
  * defaults, parsed like the command line, so --help cannot name a default
  * that is not the one in force. */
 struct regiond_opts {
-	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file;
+	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file,
+		*read_token_file;
 	uint64_t keep, max_body;
 	struct opt_list {
 		const char *v[XDP_MAX_IFACES];
@@ -124,12 +125,17 @@ static const struct regiond_opt options[] = {
 	 .arg = "HOST:PORT",
 	 .kind = OPT_STR,
 	 .off = AT(listen),
-	 .help = "also serve the API on TCP; writes then need --token-file"},
+	 .help = "also serve the API on TCP; every request there needs a token"},
 	{.name = "token-file",
 	 .arg = "FILE",
 	 .kind = OPT_STR,
 	 .off = AT(token_file),
-	 .help = "bearer token for TCP writes (first line of the file)"},
+	 .help = "bearer token for TCP reads and writes (first line; mode 0600 or stricter)"},
+	{.name = "read-token-file",
+	 .arg = "FILE",
+	 .kind = OPT_STR,
+	 .off = AT(read_token_file),
+	 .help = "bearer token for TCP reads only (first line; mode 0600 or stricter)"},
 	{.name = "keep",
 	 .arg = "N",
 	 .def = "20",
@@ -319,6 +325,7 @@ struct regiond {
 	struct regiond_opts o;
 	int64_t started;
 	char *token; /* --token-file's token, with --listen */
+	char *read_token; /* --read-token-file's, optional */
 	struct ctl_dp *dp;
 	struct ctl_state st;
 	int state_open;
@@ -330,32 +337,57 @@ struct regiond {
 #endif
 };
 
-static char *read_token(const char *path)
+/* A token file's first line, or NULL with the reason said. A file that
+ * its group or others may read or write is refused: anyone who can read
+ * it holds the credential. */
+static char *read_token(const char *opt, const char *path)
 {
 	struct fwd_err e = {0};
+	struct stat sb;
 	char *buf;
 	size_t len;
 
-	if (fwd_read_file(path, &buf, &len, &e))
+	if (stat(path, &sb) < 0) {
+		fprintf(stderr, "regiond: %s %s: %s\n", opt, path, strerror(errno));
 		return NULL;
+	}
+	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+		fprintf(stderr,
+			"regiond: %s %s: mode %04o lets its group or others read or change the "
+			"token; chmod 600 it\n",
+			opt, path, (unsigned)(sb.st_mode & 07777));
+		return NULL;
+	}
+	if (fwd_read_file(path, &buf, &len, &e)) {
+		fprintf(stderr, "regiond: %s %s: %s\n", opt, path, e.reason);
+		return NULL;
+	}
 	buf[strcspn(buf, "\r\n")] = '\0';
 	if (strlen(buf) < 16) {
+		fprintf(stderr, "regiond: %s %s: a token of 16+ characters is needed\n", opt, path);
 		free(buf);
-		errno = EINVAL;
 		return NULL;
 	}
 	return buf;
 }
 
-/* TCP writes need a bearer token: refuse --listen without a usable one.
- * @return 0, or the exit status 2 */
+/* TCP needs a token for every request: refuse --listen without a usable
+ * one; the read-only token is optional. @return 0 or 2 (said). */
 static int load_token(struct regiond *d)
 {
 	if (d->o.listen == NULL)
 		return 0;
-	if (d->o.token_file == NULL || (d->token = read_token(d->o.token_file)) == NULL) {
-		fprintf(stderr,
-			"regiond: --listen needs --token-file with a token of 16+ characters\n");
+	if (d->o.token_file == NULL) {
+		fprintf(stderr, "regiond: --listen needs --token-file\n");
+		return 2;
+	}
+	if ((d->token = read_token("--token-file", d->o.token_file)) == NULL)
+		return 2;
+	if (d->o.read_token_file &&
+	    (d->read_token = read_token("--read-token-file", d->o.read_token_file)) == NULL)
+		return 2;
+	if (d->read_token && strcmp(d->read_token, d->token) == 0) {
+		fprintf(stderr, "regiond: the read token and the token must differ\n");
 		return 2;
 	}
 	return 0;
@@ -454,6 +486,7 @@ static int start_api(struct regiond *d)
 	d->conf.unix_path = d->o.api_socket;
 	d->conf.tcp_listen = d->o.listen;
 	d->conf.token = d->token;
+	d->conf.read_token = d->read_token;
 	d->conf.max_body = (size_t)d->o.max_body;
 	snprintf(dir, sizeof(dir), "%s", d->conf.unix_path);
 	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
@@ -517,6 +550,7 @@ static void shut_down(struct regiond *d)
 	}
 	ctl_dp_free(d->dp);
 	free(d->token);
+	free(d->read_token);
 }
 
 int main(int argc, char **argv)

@@ -59,8 +59,9 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, content_db, err);
 	if (g == NULL)
 		return -EINVAL;
-	if (id >= ctx->next_gen_id)
+	if (id >= ctx->next_gen_id && id < UINT64_MAX)
 		ctx->next_gen_id = id + 1;
+	g->seq = ++ctx->gen_seq;
 	dp_ctx_publish(ctx, g);
 	DP_LOG(INFO,
 	       "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "

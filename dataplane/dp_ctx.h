@@ -36,6 +36,7 @@ struct dp_ctx {
 	uint16_t nworkers;
 	struct dp_lcore *workers[DP_MAX_WORKERS];
 	uint64_t next_gen_id;
+	uint64_t gen_seq; /* last dp_gen.seq given (control thread) */
 };
 
 /**

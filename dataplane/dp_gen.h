@@ -63,6 +63,11 @@ struct dp_gen_cnt {
 
 struct dp_gen {
 	uint64_t id;
+	/* This process's own, strictly increasing number for the generation: what
+	 * the fragment and flow tables remember. Ids come from outside (regiond,
+	 * or the local count for --table) and may repeat; a repeat must never make
+	 * a table entry of one generation pass for another's. */
+	uint64_t seq;
 	uint64_t hash; /* fwd_hash64 of the document text */
 	uint64_t created_unix_ns;
 	struct fwd_table *table;

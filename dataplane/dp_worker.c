@@ -207,8 +207,8 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 		if (e != NULL) {
 			/* Decided under an earlier generation: the same rule by name,
 			 * if this generation still has it; otherwise scan afresh. */
-			uint32_t rule =
-				e->gen == g->id ? e->rule : dp_content_rule_by_key(cs, e->rule_key);
+			uint32_t rule = e->gen == g->seq ? e->rule
+							 : dp_content_rule_by_key(cs, e->rule_key);
 
 			if (rule != DP_CONTENT_NONE) {
 				lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
@@ -232,7 +232,7 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 	dp_content_act(cs, g->cls, p, v.rule, d);
 	if (p->proto == FWD_PROTO_TCP) {
 		lc->cnt.evt[FWD_EVT_CONTENT_FLOW_NEW]++;
-		if (dp_flow_insert(&lc->flow, &k, g->id, v.rule, cs->rule_keys[v.rule], now))
+		if (dp_flow_insert(&lc->flow, &k, g->seq, v.rule, cs->rule_keys[v.rule], now))
 			lc->cnt.evt[FWD_EVT_CONTENT_FLOW_EVICTED]++;
 	}
 }
@@ -262,7 +262,7 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		}
 		*d = e->d;
 		lc->cnt.evt[FWD_EVT_FRAG_FOLLOWED]++;
-		if (likely(e->gen == g->id))
+		if (likely(e->gen == g->seq))
 			return 0;
 		/* Decided by an earlier generation: follow the same link by name,
 		 * if this generation still has it up. Its region, service and
@@ -291,7 +291,7 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 
 		dp_frag_key_of(p, &k);
 		lc->cnt.evt[FWD_EVT_FRAG_FIRST]++;
-		if (dp_frag_insert(&lc->frag, &k, g->id, d,
+		if (dp_frag_insert(&lc->frag, &k, g->seq, d,
 				   d->link != FWD_LINK_NONE ? g->link_keys[d->link] : 0,
 				   d->mirror != FWD_LINK_NONE ? g->link_keys[d->mirror] : 0, *now))
 			lc->cnt.evt[FWD_EVT_FRAG_EVICTED]++;
@@ -668,8 +668,8 @@ int dp_worker_main(void *arg)
 		 * pointer is held only until the quiescent report below. */
 		const struct dp_gen *g = __atomic_load_n(&pub->gen, __ATOMIC_ACQUIRE);
 
-		if (unlikely(g->id != lc->gen_seen)) {
-			lc->gen_seen = g->id;
+		if (unlikely(g->seq != lc->gen_seen)) {
+			lc->gen_seen = g->seq;
 			lc->cnt.evt[FWD_EVT_GEN_SWAPS]++;
 		}
 		for (uint16_t q = 0; q < lc->nrx; q++) {

@@ -319,23 +319,34 @@ print(r.split()[1].decode())
 def test_oversized_body_and_tcp_token(tmp_path):
     token = tmp_path / "token"
     token.write_text("s3cret-token-0123456789\n")
+    token.chmod(0o600)
+    reader = tmp_path / "read-token"
+    reader.write_text("r3ad-only-token-0123456789\n")
+    reader.chmod(0o600)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     b = Box(tmp_path, "tcp", regiond_args=("--max-body", "4096", "--listen", f"127.0.0.1:{port}",
-                                           "--token-file", str(token)))
+                                           "--token-file", str(token), "--read-token-file", str(reader)))
     try:
         doc = open(DEMO).read()
         code, r = b.http("PUT", "/v1/table", {"document": doc + "#" * 5000, "expected_generation": 1})
         assert code == 413 and r["error"]["code"] == "body_too_large"
         url = f"http://127.0.0.1:{port}"
         p = subprocess.run([REGIONCTL, "--url", url, "status"], capture_output=True, text=True)
-        assert p.returncode == 0 and "generation   1" in p.stdout  # reads need no token
+        assert p.returncode == 1 and "unauthorized" in p.stderr  # reads need a token on TCP too
+        p = subprocess.run([REGIONCTL, "--url", url, "--token-file", str(reader), "status"],
+                           capture_output=True, text=True)
+        assert p.returncode == 0 and "generation   1" in p.stdout, p.stderr
         new = demo_variant(tmp_path, "n.yaml", *SG_LOCAL)
+        p = subprocess.run([REGIONCTL, "--url", url, "--token-file", str(reader), "apply", new],
+                           capture_output=True, text=True)
+        assert p.returncode == 1 and "forbidden (403)" in p.stderr, p.stderr  # the read token only reads
         p = subprocess.run([REGIONCTL, "--url", url, "apply", new], capture_output=True, text=True)
         assert p.returncode == 1 and "unauthorized" in p.stderr
         bad = tmp_path / "bad-token"
         bad.write_text("s3cret-token-0123456788\n")
+        bad.chmod(0o600)
         p = subprocess.run([REGIONCTL, "--url", url, "--token-file", str(bad), "apply", new], capture_output=True, text=True)
         assert p.returncode == 1 and "unauthorized" in p.stderr
         assert_unchanged(b)

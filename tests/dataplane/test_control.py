@@ -348,3 +348,30 @@ def test_control_socket_bounds(tmp_path):
             s.close()
         log = f.stop()
     assert f.p.returncode == 0, log
+
+
+def test_a_repeated_generation_id_is_a_new_generation(tmp_path):
+    """Ids come from outside (regiond, or regionfwd's own count for --table)
+    and can repeat for different content. The fast path tells generations
+    apart by its own sequence, so a repeat is still a swap: counted, and no
+    fragment or flow entry of the old table passes for the new one's."""
+    f = Fwd(tmp_path, "ctl-same-id", traffic(tmp_path, ["10.9.0.1"]))
+    try:
+        st = f.ctl.call("status")
+        assert st["generation"]["id"] == 1
+        time.sleep(0.3)
+        swaps = f.ctl.call("counters")["events"]["generation_swaps"]
+        doc = open(TABLE).read().replace("{region: r8,  service: any, action: steer, to: l-r8}",
+                                         "{region: r8,  service: any, action: steer, to: l-r16}")
+        r = f.ctl.call("push", document=doc, generation=1, name="same-id.yaml")
+        assert r["ok"] and r["generation"] == 1 and not r["noop"], r
+        assert f.ctl.call("status")["generation"]["hash"] != st["generation"]["hash"]
+        deadline = time.time() + 10
+        while f.ctl.call("counters")["events"]["generation_swaps"] == swaps:
+            assert time.time() < deadline, "the worker never counted the swap to the new table"
+            time.sleep(0.1)
+        e = f.ctl.call("explain", src="10.9.0.1", dst="192.0.2.1", proto="udp", sport=5, dport=80)
+        assert e["link"] == "l-r16"
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
