@@ -83,9 +83,11 @@ static void child_fail(int fd, uint8_t kind, uint32_t rule, const char *msg)
 /* The child: first parse every pattern on its own (hs_expression_info: the
  * syntax and what Hyperscan supports, cheap), so a refused pattern is named
  * as invalid whatever memory is left; then compile every field's database.
- * A compile that fails after every pattern parsed is the rule set costing
- * more than the limits or Hyperscan's own bounds (RLIMIT_AS turns into its
- * "Unable to allocate memory", which it reports against expression 0).
+ * When a set fails to compile, the pattern it names is compiled alone: a
+ * pattern that fails alone too is invalid (e.g. it matches the empty
+ * buffer), otherwise the set costs more than the limits or Hyperscan's own
+ * bounds (RLIMIT_AS turns into its "Unable to allocate memory", which it
+ * reports against expression 0).
  * Streams back [u8 ok=1][4 x (u64 len, bytes)] or
  * [u8 ok=0][u8 enum child_failure][u32 rule][u32 len][message]. */
 static void child(const struct fwd_table *t, int fd)
@@ -134,12 +136,28 @@ static void child(const struct fwd_table *t, int fd)
 		if (n == 0)
 			continue;
 		if (hs_compile_multi(fexpr, fflags, ids, n, HS_MODE_BLOCK, NULL, &db, &ce) !=
-		    HS_SUCCESS)
-			child_fail(fd, CHILD_SET_TOO_EXPENSIVE,
-				   ce->expression >= 0 && (unsigned)ce->expression < n
-					   ? ids[ce->expression]
-					   : UINT32_MAX,
+		    HS_SUCCESS) {
+			int k = ce->expression >= 0 && (unsigned)ce->expression < n ? ce->expression
+										    : -1;
+			hs_database_t *one = NULL;
+			hs_compile_error_t *ce1 = NULL;
+
+			/* The set's compile names a pattern: build that one alone. If
+			 * it fails alone too, it is the pattern's fault (it matches the
+			 * empty buffer, say: hs_expression_info lets that through); if
+			 * it builds alone, the set as a whole costs too much. Out of
+			 * memory (our RLIMIT_AS) is neither: Hyperscan reports every
+			 * allocation failure with one static error object, so a second
+			 * failure returning the very object of the first is memory, not
+			 * the pattern. */
+			if (k >= 0 &&
+			    hs_compile(fexpr[k], fflags[k], HS_MODE_BLOCK, NULL, &one, &ce1) !=
+				    HS_SUCCESS &&
+			    ce1 != ce)
+				child_fail(fd, CHILD_PATTERN_INVALID, ids[k], ce1->message);
+			child_fail(fd, CHILD_SET_TOO_EXPENSIVE, k >= 0 ? ids[k] : UINT32_MAX,
 				   ce->message);
+		}
 		if (hs_serialize_database(db, &ser[f], &len[f]) != HS_SUCCESS)
 			_exit(5);
 	}

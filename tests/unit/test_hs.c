@@ -109,6 +109,27 @@ static void test_too_expensive_refused(void **state)
  * repeat of 60,000) refuses that pattern, named with its line; the set that
  * parses but cannot be built in the child's limits is too expensive
  * (test_too_expensive_refused). */
+/* A pattern Hyperscan parses but cannot build on its own (it matches the
+ * empty buffer) is the pattern's fault too: invalid, named with its line. */
+static void test_empty_match_is_invalid(void **state)
+{
+	struct fwd_table *t = load(
+		HEAD
+		"  - {name: ok, field: payload, pattern: abc, services: [https], action: count}\n"
+		"  - {name: bad, field: payload, pattern: 'x|', services: [https], action: "
+		"drop}\n");
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+
+	(void)state;
+	assert_int_equal(fwd_hs_build(t, &roomy, &dbs, &e), -EINVAL);
+	assert_int_equal(e.reason_code, FWD_R_INVALID_PATTERN);
+	assert_string_equal(e.path, "content_rules[1].pattern");
+	assert_int_equal(e.line, 5);
+	assert_non_null(strstr(e.reason, "rule 'bad': "));
+	fwd_table_free(t);
+}
+
 static void test_parse_limit_is_the_patterns_fault(void **state)
 {
 	struct fwd_table *t = load(
@@ -160,6 +181,7 @@ int main(void)
 		cmocka_unit_test(test_compiles_per_field),
 		cmocka_unit_test(test_invalid_pattern_named),
 		cmocka_unit_test(test_parse_limit_is_the_patterns_fault),
+		cmocka_unit_test(test_empty_match_is_invalid),
 		cmocka_unit_test(test_too_expensive_refused),
 		cmocka_unit_test(test_content_hash),
 	};
