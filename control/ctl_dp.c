@@ -128,11 +128,28 @@ int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req,
 	if (frame == NULL)
 		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, fwd_msg_op_name(op),
 				    "cannot frame the %s request", fwd_msg_op_name(op));
-	if (dp->fd < 0 && (rc = dp_connect(dp)))
-		goto out;
-	if ((rc = xfer(dp, (char *)frame, n, 1, deadline)) ||
-	    (rc = xfer(dp, (char *)hdr, sizeof(hdr), 0, deadline)))
-		goto out;
+	for (int attempt = 0;; attempt++) {
+		int reused = dp->fd >= 0;
+
+		if (!reused && (rc = dp_connect(dp)))
+			goto out;
+		rc = xfer(dp, (char *)frame, n, 1, deadline);
+		if (rc == 0)
+			rc = xfer(dp, (char *)hdr, sizeof(hdr), 0, deadline);
+		/* regionfwd closes connections idle too long, or the longest idle
+		 * one when every slot is taken: a kept connection may be gone by the
+		 * time it is used again. It was closed idle, so the request was not
+		 * taken: send it once more on a new connection (a push is a no-op
+		 * when its content already runs). */
+		if (reused && attempt == 0 && (rc == -EPIPE || rc == -ECONNRESET)) {
+			close(dp->fd);
+			dp->fd = -1;
+			continue;
+		}
+		if (rc)
+			goto out;
+		break;
+	}
 	/* A reply is checked like a request: its header before its body. */
 	if (fwd_msg_hdr_decode(hdr, FWD_MSG_MAX_BODY, &h, &fe) || h.op != op ||
 	    !(h.flags & FWD_MSG_REPLY)) {

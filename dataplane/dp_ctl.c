@@ -48,6 +48,7 @@ struct ctl_client {
 	size_t out_len, out_sent;
 	int close_after; /* the peer broke the framing: answer, then close */
 	int64_t frame_start_ms; /* first byte of the frame in flight (request or reply), 0: none */
+	uint64_t served; /* requests answered on this connection */
 	int64_t idle_since_ms; /* last time a frame completed, or the accept */
 };
 
@@ -481,6 +482,7 @@ static int client_write(struct ctl_client *c)
 	c->out = NULL;
 	c->frame_start_ms = 0;
 	c->idle_since_ms = now_ms();
+	c->served++;
 	return c->close_after ? -1 : 0;
 }
 
@@ -508,8 +510,17 @@ static void expire(struct dp_ctl *ctl)
 	}
 }
 
-/* A slot for a new connection: a free one, else the one idle the longest
- * (nothing in flight: closing it loses nothing), else -1. */
+/* Whether idle @a should go before idle @b: one that never sent a request
+ * first (regiond's connection has served many), then the longest idle. */
+static int evict_before(const struct ctl_client *a, const struct ctl_client *b)
+{
+	if ((a->served == 0) != (b->served == 0))
+		return a->served == 0;
+	return a->idle_since_ms < b->idle_since_ms;
+}
+
+/* A slot for a new connection: a free one, else an idle one (nothing in
+ * flight: closing it loses nothing), else -1. */
 static int free_slot(struct dp_ctl *ctl)
 {
 	int victim = -1;
@@ -519,12 +530,11 @@ static int free_slot(struct dp_ctl *ctl)
 
 		if (c->fd < 0)
 			return i;
-		if (!c->frame_start_ms &&
-		    (victim < 0 || c->idle_since_ms < ctl->c[victim].idle_since_ms))
+		if (!c->frame_start_ms && (victim < 0 || evict_before(c, &ctl->c[victim])))
 			victim = i;
 	}
 	if (victim >= 0) {
-		DP_LOG(NOTICE, "control: every connection taken, closing the longest idle one");
+		DP_LOG(NOTICE, "control: every connection taken, closing an idle one");
 		client_close(&ctl->c[victim]);
 	}
 	return victim;

@@ -50,7 +50,7 @@ const struct dp_node_field dp_node_fields[] = {
 	STR(control_socket, "control socket path; default: <EAL runtime dir>/regionfwd.sock"),
 	UINT(control_frame_timeout_ms, 100, 600000, 30000,
 	     "a control frame must arrive (or its reply leave) whole within this time"),
-	UINT(control_idle_timeout_ms, 100, 86400000, 60000,
+	UINT(control_idle_timeout_ms, 5000, 86400000, 60000,
 	     "a control connection with nothing in flight is closed after this long"),
 	STR(control_group, "group owning the control socket; default: the process's group"),
 	NOTE(description, "free text for the reader"),

@@ -356,6 +356,31 @@ def test_oversized_body_and_tcp_token(tmp_path):
         b.stop()
 
 
+def test_idle_clients_on_the_dataplane_socket_do_not_lock_regiond_out(box, tmp_path):
+    """Issue 16, finding 6: 16 idle connections on regionfwd's control
+    socket kept regiond at 503. regionfwd now closes idle connections that
+    never sent a request first to make room, and regiond resends on a fresh
+    connection when its kept one was closed."""
+    idle = []
+    try:
+        for _ in range(20):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(box.fwd_sock)
+            idle.append(s)
+        # regiond restarts: it needs a new connection while every slot is taken.
+        box.rd.terminate()
+        box.rd.wait(30)
+        box.start_regiond()
+        new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+        rc, out, err = box.ctl("apply", new)
+        assert rc == 0 and "generation 2" in out, err
+        s = box.status()
+        assert s["dataplane"]["in_sync"] and s["dataplane"]["status"]["generation"]["id"] == 2
+    finally:
+        for s in idle:
+            s.close()
+
+
 def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
     rc, _, err = box.ctl("apply", new, "--confirm-timeout", "2s")  # a typo changes nothing
