@@ -270,11 +270,19 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 	if (confirm_pending(api->st, r))
 		goto out;
 	m = ctl_model(api->st->table);
+	if (m == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		goto out;
+	}
 	if (ctl_patch_apply(m, changes, &e)) {
 		reply_err(r, &e);
 		goto out;
 	}
 	doc = json_dumps(m, JSON_COMPACT);
+	if (doc == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		goto out;
+	}
 	do_apply(api, r, doc, strlen(doc), author, comment, expected, 0);
 	free(doc);
 out:
@@ -284,12 +292,15 @@ out:
 
 static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r)
 {
+	static const char *const keys[] = {"document", NULL};
 	json_t *b = body_json(q, r), *d;
 	struct fwd_err e;
 	struct fwd_table *t;
 
 	if (b == NULL)
 		return;
+	if (check_keys(b, keys, r))
+		goto out;
 	d = json_object_get(b, "document");
 	if (!json_is_string(d)) {
 		reply_simple(r, FWD_R_BAD_REQUEST, "document", "'document' is required");
@@ -353,10 +364,21 @@ out:
 
 static void h_confirm(struct ctl_api *api, const struct req *q, struct reply *r)
 {
+	static const char *const keys[] = {NULL};
 	struct fwd_err e;
-	uint64_t gen = ctl_confirm_accept(api->st, &e);
+	uint64_t gen;
+	json_t *b = q->len ? body_json(q, r) : json_object();
 
-	(void)q;
+	/* No fields: a body, if any, must be an empty object (docs/api.md:
+	 * unknown fields are refused). */
+	if (b == NULL)
+		return;
+	if (check_keys(b, keys, r)) {
+		json_decref(b);
+		return;
+	}
+	json_decref(b);
+	gen = ctl_confirm_accept(api->st, &e);
 	if (gen == 0) {
 		reply_err(r, &e);
 		return;
@@ -413,7 +435,7 @@ static struct fwd_report *dp_counters(struct ctl_api *api, struct fwd_err *e)
 	j = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	if (j == NULL || (r = fwd_report_from_json(j, &je)) == NULL)
-		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+		fwd_err_fail(e, FWD_R_DATAPLANE_BROKEN, NULL, 0, "",
 			     "regionfwd's counter report is broken%s%s", j ? ": " : "",
 			     j ? je.reason : "");
 	json_decref(j);
@@ -461,8 +483,7 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->body = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
 	if (r->body == NULL)
-		reply_simple(r, FWD_R_DATAPLANE_UNAVAILABLE, "",
-			     "regionfwd's explanation is broken");
+		reply_simple(r, FWD_R_DATAPLANE_BROKEN, "", "regionfwd's explanation is broken");
 	else
 		r->status = 200;
 out:

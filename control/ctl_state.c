@@ -315,9 +315,11 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		protobuf_c_message_free_unpacked(reply, NULL);
 		return 0;
 	}
-	if (de.reason_code == FWD_R_DATAPLANE_UNAVAILABLE) {
-		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "", "%s; nothing changed",
-			     de.reason);
+	if (de.reason_code == FWD_R_DATAPLANE_UNAVAILABLE ||
+	    de.reason_code == FWD_R_DATAPLANE_BROKEN || de.reason_code == FWD_R_INTERNAL) {
+		/* Not the table's fault: regionfwd gone, speaking another
+		 * protocol, or out of memory. Said as it is. */
+		fwd_err_fail(e, de.reason_code, NULL, 0, "", "%s; nothing changed", de.reason);
 		return -EAGAIN;
 	}
 	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, de.path,
@@ -343,7 +345,7 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	struct fwd_table *t;
 	struct ctl_gen g = {0};
 	char f[64];
-	int rc;
+	int rc, pushed;
 
 	if (expected >= 0 && (uint64_t)expected != (cur ? cur->id : 0)) {
 		fwd_err_fail(e, FWD_R_STALE_GENERATION, NULL, 0, "expected_generation",
@@ -367,14 +369,14 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 		fwd_table_free(t);
 		return -1;
 	}
-	if ((push_it && push(st, id, doc, len, t, e)) || run_applied(st, t, id, e)) {
+	pushed = push_it && push(st, id, doc, len, t, e) == 0;
+	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
 		char p[512];
 		struct fwd_err ignored;
 
 		/* Pushed but an extension (the filter) refused: put regionfwd
 		 * back on the current generation, so nothing changed anywhere. */
-		if (push_it && cur && e->reason_code != FWD_R_DATAPLANE_UNAVAILABLE &&
-		    e->reason_code != FWD_R_DATAPLANE_REFUSED)
+		if (pushed && cur)
 			push(st, cur->id, cur->doc, cur->len, st->table, &ignored);
 		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
 		unlink(p);

@@ -548,7 +548,7 @@ static int counters(const struct opts *o, int drops_only)
 		fprintf(stderr,
 			"regionctl: the counter report is not what the API promises: %s: %s\n",
 			e.path, e.reason);
-		return EXIT_UNREACHABLE;
+		return CTL_EXIT_FAILED;
 	}
 	if (!drops_only) {
 		printf("generation %" PRIu64 ": rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64

@@ -325,10 +325,22 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "payload", "at most 9216 bytes");
 	else if (req->n_given > FWD_CONTENT_FIELDS)
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given", "one name per content field");
-	for (size_t f = 0; e.reason[0] == '\0' && f < req->n_given; f++)
-		if (strlen(req->given[f]) >= FWD_X_NAME_MAX)
+	for (size_t f = 0; e.reason[0] == '\0' && f < req->n_given; f++) {
+		char name[FWD_X_NAME_MAX];
+
+		if (strlen(req->given[f]) >= FWD_X_NAME_MAX) {
 			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given",
 				     "names of at most 255 bytes");
+			break;
+		}
+		/* The explanation quotes the names back in JSON: valid UTF-8 only,
+		 * or they would silently drop out of the answer. */
+		strcpy(name, req->given[f]);
+		fwd_utf8_clean(name);
+		if (strcmp(name, req->given[f]) != 0)
+			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given",
+				     "names must be valid UTF-8");
+	}
 	if (e.reason[0])
 		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);
 	p.family = req->src.len == 4 ? 4 : 6;

@@ -124,9 +124,16 @@ def test_push_status_explain_and_bad_requests(tmp_path):
                                                  content_db=[b""] * 5).SerializeToString()), "bad_request", "content_db"),
         ]
         for field, value in (("dst", bytes(16)), ("src", b"\x01\x02\x03"), ("proto", 300), ("dport", 70000),
-                             ("payload", b"x" * 9217), ("given", ["a" * 300, "", "", ""])):
+                             ("payload", b"x" * 9217), ("given", ["a" * 300, "", "", ""]),
+                             ("raw_given", None)):
             m = pb.ExplainRequest()
             m.CopyFrom(ok_explain)
+            if field == "raw_given":
+                # protobuf's Python side refuses bad UTF-8 in a string, so
+                # the name is spliced into the wire form by hand (field 8).
+                body = m.SerializeToString() + b"\x42\x03a\xffb"
+                cases.append((frame(op_of("explain"), body), "bad_request", None))
+                continue
             if field == "given":
                 del m.given[:]
                 m.given.extend(value)

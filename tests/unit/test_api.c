@@ -251,6 +251,14 @@ static void test_errors_carry_their_reasons_status(void **state)
 	assert_int_equal(call("POST", "/v1/rollback", "{\"generation\": 4242}", &r), 404);
 	assert_string_equal(code_of(r), "unknown_generation");
 	json_decref(r);
+	/* Unknown fields are refused everywhere, validate and confirm too. */
+	assert_int_equal(call("POST", "/v1/validate", "{\"document\": \"{}\", \"dry\": true}", &r),
+			 400);
+	assert_string_equal(code_of(r), "bad_request");
+	json_decref(r);
+	assert_int_equal(call("POST", "/v1/confirm", "{\"force\": true}", &r), 400);
+	assert_string_equal(code_of(r), "bad_request");
+	json_decref(r);
 }
 
 static void test_patch_names_what_it_refuses(void **state)
