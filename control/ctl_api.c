@@ -235,6 +235,13 @@ static void h_put_table(struct ctl_api *api, const struct req *q, struct reply *
 	}
 	if (confirm_pending(api->st, r))
 		goto out;
+	if (confirm > 0 && ctl_state_current(api->st) == NULL) {
+		/* Nothing to go back to: the revert could not keep its promise. */
+		reply_simple(r, FWD_R_BAD_REQUEST, "confirm_timeout_s",
+			     "there is no generation yet to revert to; apply the first table "
+			     "without confirm_timeout_s");
+		goto out;
+	}
 	doc = json_string_value(json_object_get(b, "document"));
 	do_apply(api, r, doc, json_string_length(json_object_get(b, "document")), author, comment,
 		 expected, confirm);

@@ -343,6 +343,11 @@ void dp_report_print(const struct fwd_report *r, FILE *out)
 /* ---- telemetry ------------------------------------------------------------ */
 
 static struct dp_ctx *tel_ctx; /* the telemetry API has no user argument */
+/* Held by every telemetry command while it reads tel_ctx, and by
+ * dp_telemetry_stop() to take it away: DPDK 22.11 cannot unregister a
+ * command, and its thread runs until rte_eal_cleanup(), after the context
+ * is freed. */
+static pthread_mutex_t tel_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* DPDK 22.11 telemetry refuses dict keys outside [A-Za-z0-9_/] (silently,
  * for the caller of the command); table names may also hold '-' and '.',
@@ -365,7 +370,11 @@ enum tel_group { TEL_PACKETS = FWD_RS_MAX, TEL_DROPS, TEL_EVENTS, TEL_GENERATION
 
 static int tel_section(int group, struct rte_tel_data *d)
 {
-	struct fwd_report *r = dp_ctx_report(tel_ctx);
+	struct fwd_report *r;
+
+	pthread_mutex_lock(&tel_lock);
+	r = tel_ctx ? dp_ctx_report(tel_ctx) : NULL;
+	pthread_mutex_unlock(&tel_lock);
 	char k[RTE_TEL_MAX_STRING_LEN];
 
 	if (r == NULL)
@@ -440,11 +449,20 @@ int dp_telemetry_register(struct dp_ctx *ctx)
 	};
 	int rc;
 
+	pthread_mutex_lock(&tel_lock);
 	tel_ctx = ctx;
+	pthread_mutex_unlock(&tel_lock);
 	for (size_t i = 0; i < RTE_DIM(cmds); i++) {
 		rc = rte_telemetry_register_cmd(cmds[i].cmd, cmds[i].fn, cmds[i].help);
 		if (rc)
 			return rc;
 	}
 	return 0;
+}
+
+void dp_telemetry_stop(void)
+{
+	pthread_mutex_lock(&tel_lock);
+	tel_ctx = NULL;
+	pthread_mutex_unlock(&tel_lock);
 }

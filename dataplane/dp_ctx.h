@@ -85,4 +85,8 @@ void dp_report_print(const struct fwd_report *report, FILE *out);
 /** Register the /regionfwd/... telemetry commands (one ctx per process). */
 int dp_telemetry_register(struct dp_ctx *ctx);
 
+/** From here on, telemetry commands answer nothing (before the context's
+ *  workers and generations are freed; returns once none is reading it). */
+void dp_telemetry_stop(void);
+
 #endif /* DP_CTX_H */

@@ -441,6 +441,9 @@ int main(int argc, char **argv)
 		json_decref(j);
 		fwd_report_free(r);
 	}
+	/* The telemetry thread lives until rte_eal_cleanup(): no command may
+	 * read the ports, workers or generations freed below. */
+	dp_telemetry_stop();
 	dp_ctl_free(ctl);
 	dp_ports_close(&ctx.ports);
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {

@@ -333,6 +333,36 @@ static void test_commit_confirm(void **state)
 	json_decref(r);
 }
 
+/* A confirm-timeout apply needs something to revert to: refused on an empty
+ * state, with the field named (it used to be taken and never reverted). */
+static void test_confirm_needs_a_generation(void **state)
+{
+	static const struct ctl_api_conf conf = {.max_body = 1 << 20};
+	static struct ctl_state empty;
+	static pthread_mutex_t lock2 = PTHREAD_MUTEX_INITIALIZER;
+	char dir[] = "/tmp/regiond-apitest-empty-XXXXXX", *text = NULL;
+	struct ctl_api *api2;
+	struct fwd_err e;
+	json_t *r;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ctl_state_open(&empty, dir, 5, ctl_dp_create(fake.path), &e), 0);
+	api2 = ctl_api_new(&conf, &empty, &lock2, 0);
+	assert_non_null(api2);
+	assert_int_equal(ctl_api_dispatch(api2, "PUT", "/v1/table",
+					  "{\"document\": \"{}\", \"expected_generation\": 0, "
+					  "\"confirm_timeout_s\": 30}",
+					  69, &text),
+			 400);
+	r = json_loads(text, 0, NULL);
+	free(text);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "path")),
+			    "confirm_timeout_s");
+	json_decref(r);
+	assert_null(ctl_state_current(&empty));
+}
+
 /* POST /v1/explain's fields are checked by regiond (ctl_explain.c) before
  * anything reaches regionfwd; regionfwd's own refusal passes through with
  * its reason. */
@@ -393,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_patch_names_what_it_refuses),
 		cmocka_unit_test(test_commit_confirm),
 		cmocka_unit_test(test_explain_args),
+		cmocka_unit_test(test_confirm_needs_a_generation),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
