@@ -19,8 +19,6 @@
 #include "fwd_hs.h"
 #include "fwd_residency.h"
 
-static uint64_t next_id; /* never reused, persisted in history.json */
-
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
 	char tmp[512], dst[512];
@@ -71,25 +69,29 @@ static void hexhash(uint64_t h, char out[17])
 	snprintf(out, 17, "%016" PRIx64, h);
 }
 
+static json_t *gen_record(const struct ctl_gen *g)
+{
+	char h[17], f[64];
+
+	hexhash(g->hash, h);
+	gen_file(f, sizeof(f), g->id);
+	return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t)g->id, "time",
+			 (json_int_t)g->time, "hash", h, "author", g->author, "comment", g->comment,
+			 "file", f);
+}
+
 int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 {
 	json_t *root = json_object(), *gens = json_array();
 	char *text;
 	int rc;
 
-	for (unsigned i = 0; i < st->nhist; i++) {
-		const struct ctl_gen *g = &st->hist[i];
-		char h[17], f[64];
-
-		hexhash(g->hash, h);
-		gen_file(f, sizeof(f), g->id);
-		json_array_append_new(gens, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "id",
-						      (json_int_t)g->id, "time",
-						      (json_int_t)g->time, "hash", h, "author",
-						      g->author, "comment", g->comment, "file", f));
-	}
-	json_object_set_new(root, "next_id", json_integer((json_int_t)next_id));
+	for (unsigned i = 0; i < st->nhist; i++)
+		json_array_append_new(gens, gen_record(&st->hist[i]));
+	json_object_set_new(root, "next_id", json_integer((json_int_t)st->next_id));
 	json_object_set_new(root, "generations", gens);
+	json_object_set_new(root, "pending",
+			    st->has_pending ? gen_record(&st->pending) : json_null());
 	json_object_set_new(root, "confirm", ctl_confirm_json(st));
 	text = json_dumps(root, JSON_INDENT(1));
 	json_decref(root);
@@ -105,25 +107,74 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	return rc;
 }
 
-/* A document written for an apply that never completed (regiond killed
- * between writing it and recording it) is not part of the state: remove it. */
-static void remove_orphans(struct ctl_state *st)
+static int referenced(const struct ctl_state *st, uint64_t id)
+{
+	return ctl_state_find(st, id) != NULL || (st->has_pending && st->pending.id == id);
+}
+
+/* Every document in the state directory must be one the history names.
+ * The one exception is the document of an apply killed between writing it
+ * and writing its write-ahead record: it carries the next id, it never ran,
+ * and it is removed. Any other stranger means the directory was edited or
+ * mixed up: corrupt, and nothing is deleted. */
+static int check_documents(struct ctl_state *st, uint64_t disk_next_id, struct fwd_err *e)
 {
 	DIR *d = opendir(st->dir);
 	struct dirent *de;
+	int rc = 0;
 
-	while (d && (de = readdir(d)) != NULL) {
+	while (d && rc == 0 && (de = readdir(d)) != NULL) {
 		uint64_t id;
 		char tail[8], p[512];
 
 		if (sscanf(de->d_name, "gen-%" SCNu64 ".%4s", &id, tail) != 2 ||
-		    strcmp(tail, "doc") || ctl_state_find(st, id))
+		    strcmp(tail, "doc") || referenced(st, id))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
-		unlink(p);
+		if (id == disk_next_id) {
+			unlink(p);
+			continue;
+		}
+		rc = fwd_err_fail(e, FWD_R_STATE_CORRUPT, p, 0, "",
+				  "generation %" PRIu64 " is not in history.json: the state "
+				  "directory was edited or mixed up; regiond will not guess (move "
+				  "the directory away to start afresh)",
+				  id);
 	}
 	if (d)
 		closedir(d);
+	return rc;
+}
+
+/* One generation record of history.json, its document read and checked. */
+static int load_record(struct ctl_state *st, const json_t *v, const char *where, struct ctl_gen *g,
+		       struct fwd_err *e)
+{
+	const json_t *id = json_object_get(v, "id"), *hash = json_object_get(v, "hash");
+	struct fwd_err fe = {0};
+	char f[64], path[512], *end = NULL;
+
+	if (!json_is_object(v) || !json_is_integer(id) || json_integer_value(id) < 1 ||
+	    !json_is_string(hash) || json_string_length(hash) != 16)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
+				    "a generation record needs an id >= 1 and a 16-digit hash");
+	memset(g, 0, sizeof(*g));
+	g->id = (uint64_t)json_integer_value(id);
+	g->hash = strtoull(json_string_value(hash), &end, 16);
+	if (*end != '\0')
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
+				    "hash '%s' is not 16 hex digits", json_string_value(hash));
+	g->time = json_integer_value(json_object_get(v, "time"));
+	snprintf(g->author, sizeof(g->author), "%s",
+		 json_string_value(json_object_get(v, "author")) ?: "");
+	snprintf(g->comment, sizeof(g->comment), "%s",
+		 json_string_value(json_object_get(v, "comment")) ?: "");
+	gen_file(f, sizeof(f), g->id);
+	snprintf(path, sizeof(path), "%s/%s", st->dir, f);
+	if (fwd_read_file(path, &g->doc, &g->len, &fe) || fwd_hash64(g->doc, g->len) != g->hash)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "",
+				    "missing or does not match its hash in history.json");
+	return 0;
 }
 
 int ctl_state_add_ext(struct ctl_state *st, const struct ctl_ext *x)
@@ -142,15 +193,87 @@ const struct ctl_ext *ctl_state_ext(const struct ctl_state *st, const char *name
 	return NULL;
 }
 
+/* Read history.json strictly: anything it does not say exactly as regiond
+ * writes it stops regiond, naming the file and what is wrong; regiond never
+ * reverts or deletes on a guess. */
+static int load_history(struct ctl_state *st, const char *path, struct fwd_err *e)
+{
+	json_error_t je;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *gens, *v, *cf, *pend,
+	       *nid;
+	uint64_t disk_next;
+	size_t i;
+	int rc = -EINVAL;
+
+	gens = json_object_get(root, "generations");
+	nid = json_object_get(root, "next_id");
+	if (root == NULL || !json_is_array(gens) || !json_is_integer(nid) ||
+	    json_integer_value(nid) < 1) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, root ? 0 : (uint32_t)je.line, "", "%s",
+			     root ? "needs 'generations' (a list) and 'next_id' (>= 1)" : je.text);
+		goto out;
+	}
+	disk_next = (uint64_t)json_integer_value(nid);
+	st->hist = calloc(json_array_size(gens) + 1, sizeof(*st->hist));
+	if (st->hist == NULL) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto out;
+	}
+	json_array_foreach(gens, i, v) {
+		struct ctl_gen *g = &st->hist[st->nhist];
+		char where[48];
+
+		snprintf(where, sizeof(where), "generations[%zu]", i);
+		if (load_record(st, v, where, g, e))
+			goto out;
+		st->nhist++;
+		if (st->nhist > 1 && g->id <= st->hist[st->nhist - 2].id) {
+			fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, where,
+				     "generation %" PRIu64 " after %" PRIu64 ": ids only grow",
+				     g->id, st->hist[st->nhist - 2].id);
+			goto out;
+		}
+	}
+	pend = json_object_get(root, "pending");
+	if (json_is_object(pend)) {
+		if (load_record(st, pend, "pending", &st->pending, e))
+			goto out;
+		st->has_pending = 1;
+	}
+	if ((st->nhist && disk_next <= st->hist[st->nhist - 1].id) ||
+	    (st->has_pending && disk_next <= st->pending.id)) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "next_id",
+			     "%" PRIu64 " is not above every generation's id", disk_next);
+		goto out;
+	}
+	st->next_id = disk_next;
+	cf = json_object_get(root, "confirm");
+	if (json_is_object(cf)) {
+		st->confirm_gen = (uint64_t)json_integer_value(json_object_get(cf, "generation"));
+		st->revert_to = (uint64_t)json_integer_value(json_object_get(cf, "revert_to"));
+		st->confirm_deadline = json_integer_value(json_object_get(cf, "deadline"));
+	}
+	if (check_documents(st, disk_next, e))
+		goto out;
+	if (st->nhist) {
+		const struct ctl_gen *cur = &st->hist[st->nhist - 1];
+
+		st->table = ctl_state_validate(st, cur->doc, cur->len, "current", e);
+		if (st->table == NULL)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_decref(root);
+	return rc;
+}
+
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
 		   struct fwd_err *e)
 {
 	struct ctl_ext ext[CTL_MAX_EXT];
 	unsigned next = st->next;
 	char path[512];
-	json_t *root, *gens, *v, *cf;
-	json_error_t je;
-	size_t i;
 
 	memcpy(ext, st->ext, sizeof(ext));
 	memset(st, 0, sizeof(*st));
@@ -160,75 +283,23 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	st->keep = keep ? keep : 1;
 	st->dp = dp;
 	st->dp_timeout_ms = 120000;
-	next_id = 1;
+	st->next_id = 1;
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
 		fwd_err_fail(e, FWD_R_STATE_DIR, NULL, 0, "", "cannot create %s: %s", dir,
 			     strerror(errno));
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "%s/history.json", dir);
-	if (access(path, F_OK) != 0) {
-		remove_orphans(
-			st); /* a fresh state directory, or one killed before its first record */
-		return 0;
-	}
-	root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	gens = json_object_get(root, "generations");
-	if (root == NULL || !json_is_array(gens)) {
-		fwd_err_fail(e, FWD_R_STATE_CORRUPT, NULL, 0, "", "%s: %s", path,
-			     root ? "no 'generations' list" : je.text);
-		json_decref(root);
-		return -EINVAL;
-	}
-	next_id = (uint64_t)json_integer_value(json_object_get(root, "next_id"));
-	st->hist = calloc(json_array_size(gens) + 1, sizeof(*st->hist));
-	json_array_foreach(gens, i, v) {
-		struct ctl_gen *g = &st->hist[st->nhist];
-		struct fwd_err fe = {0};
-		char f[64];
-
-		g->id = (uint64_t)json_integer_value(json_object_get(v, "id"));
-		g->time = json_integer_value(json_object_get(v, "time"));
-		g->hash = strtoull(json_string_value(json_object_get(v, "hash")) ?: "0", NULL, 16);
-		snprintf(g->author, sizeof(g->author), "%s",
-			 json_string_value(json_object_get(v, "author")) ?: "");
-		snprintf(g->comment, sizeof(g->comment), "%s",
-			 json_string_value(json_object_get(v, "comment")) ?: "");
-		gen_file(f, sizeof(f), g->id);
-		snprintf(path, sizeof(path), "%s/%s", dir, f);
-		if (fwd_read_file(path, &g->doc, &g->len, &fe) ||
-		    fwd_hash64(g->doc, g->len) != g->hash) {
-			fwd_err_fail(e, FWD_R_STATE_CORRUPT, NULL, 0, "",
-				     "%s: missing or does not match its hash", path);
-			json_decref(root);
-			return -EINVAL;
-		}
-		st->nhist++;
-		if (g->id >= next_id)
-			next_id = g->id + 1;
-	}
-	cf = json_object_get(root, "confirm");
-	if (json_is_object(cf)) {
-		st->confirm_gen = (uint64_t)json_integer_value(json_object_get(cf, "generation"));
-		st->revert_to = (uint64_t)json_integer_value(json_object_get(cf, "revert_to"));
-		st->confirm_deadline = json_integer_value(json_object_get(cf, "deadline"));
-	}
-	json_decref(root);
-	remove_orphans(st);
-	if (st->nhist) {
-		const struct ctl_gen *cur = &st->hist[st->nhist - 1];
-
-		st->table = ctl_state_validate(st, cur->doc, cur->len, "current", e);
-		if (st->table == NULL)
-			return -EINVAL;
-	}
-	return 0;
+	if (access(path, F_OK) != 0) /* a fresh state directory */
+		return check_documents(st, 1, e) ? -EINVAL : 0;
+	return load_history(st, path, e);
 }
 
 void ctl_state_close(struct ctl_state *st)
 {
 	for (unsigned i = 0; i < st->nhist; i++)
 		free(st->hist[i].doc);
+	free(st->pending.doc);
 	free(st->hist);
 	fwd_table_free(st->table);
 	memset(st, 0, sizeof(*st));
@@ -327,6 +398,64 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 	return -EINVAL;
 }
 
+static void unlink_doc(const struct ctl_state *st, uint64_t id)
+{
+	char f[64], p[512];
+
+	gen_file(f, sizeof(f), id);
+	snprintf(p, sizeof(p), "%s/%s", st->dir, f);
+	unlink(p);
+}
+
+static void drop_pending(struct ctl_state *st)
+{
+	free(st->pending.doc);
+	memset(&st->pending, 0, sizeof(st->pending));
+	st->has_pending = 0;
+}
+
+/* The pending generation runs: make it current, in memory and on disk.
+ * Retention drops the oldest generations beyond --keep, never the current
+ * one nor the one before it (the last good), and deletes their documents
+ * only once a history without them is durable. If that history cannot be
+ * written, regionfwd runs the generation and the disk still says pending:
+ * said in the log, and resolved at the next start by what regionfwd runs. */
+static void commit_pending(struct ctl_state *st, struct fwd_table *t)
+{
+	struct ctl_gen *hist = realloc(st->hist, sizeof(*st->hist) * (st->nhist + 1));
+	uint64_t gone[16];
+	unsigned ngone = 0;
+	struct fwd_err e;
+
+	if (hist == NULL) { /* keep the old current: the pending record resolves it */
+		fprintf(stderr, "regiond: out of memory recording generation %" PRIu64 "\n",
+			st->pending.id);
+		fwd_table_free(t);
+		return;
+	}
+	st->hist = hist;
+	st->hist[st->nhist++] = st->pending;
+	memset(&st->pending, 0, sizeof(st->pending));
+	st->has_pending = 0;
+	fwd_table_free(st->table);
+	st->table = t;
+	while (st->nhist > st->keep && st->nhist > 2 && ngone < 16) {
+		gone[ngone++] = st->hist[0].id;
+		free(st->hist[0].doc);
+		memmove(st->hist, st->hist + 1, sizeof(*st->hist) * (st->nhist - 1));
+		st->nhist--;
+	}
+	if (ctl_state_save(st, &e)) {
+		fprintf(stderr,
+			"regiond: generation %" PRIu64 " runs but its record could not be written "
+			"(%s); the next start resolves it by what regionfwd runs\n",
+			st->hist[st->nhist - 1].id, e.reason);
+		return; /* the pruned documents stay: the history on disk names them */
+	}
+	for (unsigned i = 0; i < ngone; i++)
+		unlink_doc(st, gone[i]);
+}
+
 /* Every extension's applied(), in order; the first refusal stops them. */
 static int run_applied(struct ctl_state *st, const struct fwd_table *t, uint64_t id,
 		       struct fwd_err *e)
@@ -354,35 +483,33 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 			     cur ? cur->id : 0, expected);
 		return -1;
 	}
+	if (st->has_pending) {
+		/* Left by a crash: regionfwd may or may not run it, and only its
+		 * answer tells (ctl_state_sync). Until then nothing is stacked on it. */
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+			     "generation %" PRIu64 " was being applied when regiond stopped; it is "
+			     "resolved once regionfwd answers; nothing changed",
+			     st->pending.id);
+		return -1;
+	}
 	if (cur && cur->hash == hash)
 		return 0;
 	t = ctl_state_validate(st, doc, len, "document", e);
 	if (t == NULL)
 		return -1;
-	id = next_id;
-	/* The document first: if it cannot be stored, nothing is pushed. */
+	id = st->next_id;
+	/* Write ahead: the document, then the history naming it as pending and
+	 * the next id past it, both durable, before regionfwd may run it. If
+	 * either cannot be written, nothing is pushed and the answer says so. */
 	gen_file(f, sizeof(f), id);
 	rc = write_atomic(st->dir, f, doc, len);
 	if (rc) {
-		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/%s: %s",
-			     st->dir, f, strerror(-rc));
+		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
+			     "cannot write %s/%s: %s; nothing changed", st->dir, f, strerror(-rc));
 		fwd_table_free(t);
 		return -1;
 	}
-	pushed = push_it && push(st, id, doc, len, t, e) == 0;
-	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
-		char p[512];
-		struct fwd_err ignored;
-
-		/* Pushed but an extension (the filter) refused: put regionfwd
-		 * back on the current generation, so nothing changed anywhere. */
-		if (pushed && cur)
-			push(st, cur->id, cur->doc, cur->len, st->table, &ignored);
-		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
-		unlink(p);
-		fwd_table_free(t);
-		return -1;
-	}
+	memset(&g, 0, sizeof(g));
 	g.id = id;
 	g.time = (int64_t)time(NULL);
 	g.hash = hash;
@@ -391,29 +518,45 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	g.doc = malloc(len + 1);
 	if (g.doc == NULL) {
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		unlink_doc(st, id);
 		fwd_table_free(t);
 		return -1;
 	}
 	memcpy(g.doc, doc, len);
 	g.doc[len] = '\0';
 	g.len = len;
-	next_id = id + 1;
-	if (st->nhist == st->keep) { /* prune the oldest */
-		char p[512];
-
-		gen_file(f, sizeof(f), st->hist[0].id);
-		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
-		unlink(p);
-		free(st->hist[0].doc);
-		memmove(st->hist, st->hist + 1, sizeof(*st->hist) * (st->nhist - 1));
-		st->nhist--;
+	/* The id is spent from here on, whatever happens: never reused. */
+	st->next_id = id + 1;
+	st->pending = g;
+	st->has_pending = 1;
+	if (ctl_state_save(st, e)) {
+		/* On disk the history is as it was (the write is atomic): the
+		 * pending document is a stranger only until it is removed here. */
+		drop_pending(st);
+		unlink_doc(st, id);
+		fwd_table_free(t);
+		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
+			 "; nothing changed");
+		return -1;
 	}
-	st->hist = realloc(st->hist, sizeof(*st->hist) * (st->nhist + 1));
-	st->hist[st->nhist++] = g;
-	fwd_table_free(st->table);
-	st->table = t;
-	if (ctl_state_save(st, e))
-		return -1; /* running, but not durable: said so */
+	pushed = push_it && push(st, id, doc, len, t, e) == 0;
+	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
+		struct fwd_err ignored;
+
+		/* Pushed but an extension (the filter) refused: put regionfwd
+		 * back on the current generation, so nothing changed anywhere. */
+		if (pushed && cur)
+			push(st, cur->id, cur->doc, cur->len, st->table, &ignored);
+		drop_pending(st);
+		/* If the history cannot be rewritten now, the pending record
+		 * stays on disk with its document, and the next start resolves
+		 * it by what regionfwd runs. */
+		if (ctl_state_save(st, &ignored) == 0)
+			unlink_doc(st, id);
+		fwd_table_free(t);
+		return -1;
+	}
+	commit_pending(st, t);
 	return (int64_t)id;
 }
 
@@ -453,15 +596,48 @@ int ctl_state_observe(struct ctl_state *st, json_t **dp_status_json)
 	return in_sync;
 }
 
+/* A pending record left by a crash, resolved by what regionfwd runs: it
+ * became current if regionfwd runs it, else it never happened. */
+static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
+{
+	struct fwd_err e;
+
+	if (r->generation && r->generation->hash == st->pending.hash) {
+		struct fwd_table *t =
+			ctl_state_validate(st, st->pending.doc, st->pending.len, "pending", &e);
+
+		if (t) {
+			fprintf(stderr,
+				"regiond: regionfwd runs generation %" PRIu64
+				", which was being applied when regiond stopped: it is current\n",
+				st->pending.id);
+			commit_pending(st, t);
+			return;
+		}
+	}
+	uint64_t id = st->pending.id;
+
+	fprintf(stderr,
+		"regiond: generation %" PRIu64 " was being applied when regiond stopped and "
+		"regionfwd does not run it: dropped\n",
+		id);
+	drop_pending(st);
+	if (ctl_state_save(st, &e) == 0)
+		unlink_doc(st, id);
+}
+
 int ctl_state_sync(struct ctl_state *st)
 {
-	const struct ctl_gen *cur = ctl_state_current(st);
+	const struct ctl_gen *cur;
 	Regionfwd__Ctl__StatusReply *r = dp_status(st);
 	struct fwd_err e;
 	int in_sync;
 
 	if (r == NULL)
 		return 0;
+	if (st->has_pending)
+		resolve_pending(st, r);
+	cur = ctl_state_current(st);
 	in_sync = runs_current(st, r);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	if (!in_sync && cur != NULL && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)

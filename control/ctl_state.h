@@ -47,6 +47,14 @@ struct ctl_state {
 	 * ctl_state_open. */
 	struct ctl_ext ext[CTL_MAX_EXT];
 	unsigned next;
+	/* Ids are never reused: the next one, persisted with the history. */
+	uint64_t next_id;
+	/* The write-ahead record: a generation durable on disk (document and
+	 * history) and being pushed, not yet current. Resolved by the apply
+	 * that wrote it, or after a crash by ctl_state_sync(): current if
+	 * regionfwd runs it, dropped if not. */
+	struct ctl_gen pending;
+	int has_pending;
 	/* commit-confirm: revert to revert_to unless confirmed by deadline */
 	uint64_t confirm_gen, revert_to;
 	int64_t confirm_deadline;

@@ -433,7 +433,11 @@ static int open_state(struct regiond *d)
 	d->dp = ctl_dp_create(d->o.dataplane);
 	if (d->dp == NULL ||
 	    ctl_state_open(&d->st, d->o.state_dir, (unsigned)d->o.keep, d->dp, &e)) {
-		fprintf(stderr, "regiond: %s\n", d->dp ? e.reason : strerror(errno));
+		char b[1024];
+
+		/* The file, line and field: a corrupt state directory names what to look at. */
+		fprintf(stderr, "regiond: %s\n",
+			d->dp ? fwd_err_str(&e, b, sizeof(b)) : strerror(errno));
 		return -1;
 	}
 	d->state_open = 1;

@@ -1,0 +1,167 @@
+"""regiond's state directory under faults (issue 16, findings 1 and 2): a
+change is durable before regionfwd runs it, a full disk refuses the change
+and changes nothing, any corruption of the state directory stops regiond
+with the file and reason named and never touches live policy, and a change
+interrupted mid-apply is resolved by what regionfwd runs."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from ctlclient import Ctl  # noqa: E402
+from test_e2e import DEMO, REGIOND, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+
+
+def dp_generation(box):
+    """What regionfwd itself runs, asked on its own socket."""
+    c = Ctl(box.fwd_sock)
+    try:
+        return c.call("status")["generation"]
+    finally:
+        c.close()
+
+
+def regiond_once(box):
+    """Start regiond on the box's state and return (exit status, output)
+    when it stops by itself within 20 s (None when it keeps running)."""
+    p = subprocess.Popen([REGIOND, "--dataplane", box.fwd_sock, "--api-socket", box.api, "--state-dir",
+                          box.state, "--table", DEMO], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = p.communicate(timeout=20)
+        return p.returncode, out
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        out, _ = p.communicate(timeout=30)
+        return None, out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_full_disk_refuses_the_change_and_changes_nothing(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(state)], check=True)
+    b = None
+    try:
+        b = Box(tmp_path, "st-full", regiond_args=("--keep", "2"))
+        for n in range(3):  # history at --keep: the next apply prunes
+            rc, _, err = b.ctl("apply", demo_variant(tmp_path, f"v{n}.yaml", "ingress table",
+                                                    f"ingress table v{n}"))
+            assert rc == 0, err
+        gen, before = b.gen(), dp_generation(b)
+        docs = sorted(os.listdir(state))
+        with open(state / "filler", "wb", buffering=0) as f:  # the disk fills up ...
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+            except OSError:
+                pass
+        # ... but for one page: room for the new document, none for the
+        # history that must name it (the case that once ran a change that
+        # was answered 'persist_failed').
+        os.truncate(state / "filler", os.path.getsize(state / "filler") - 4096)
+        new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+        rc, out, err = b.ctl("apply", new)
+        assert rc == 4 and "persist_failed" in err and "nothing changed" in err, (rc, out, err)
+        assert "history.json" in err, err  # the document was written, its record was not
+        assert dp_generation(b) == before  # regionfwd never ran it
+        assert b.gen() == gen and sorted(set(os.listdir(state)) - {"filler"}) == docs  # nothing pruned
+        b.rd.terminate()
+        b.rd.wait(30)
+        os.unlink(state / "filler")
+        b.start_regiond(("--keep", "2"))  # starts as it was
+        assert b.gen() == gen and dp_generation(b) == before
+        rc, out, err = b.ctl("apply", new)  # and takes the change now, with a fresh id
+        assert rc == 0 and f"generation {gen + 1}" in out, err
+        assert dp_generation(b)["id"] == gen + 1
+    finally:
+        if b:
+            b.stop()
+        subprocess.run(["umount", str(state)])
+
+
+CORRUPTIONS = [
+    # (name, change to the state directory, file the error names, words in it)
+    ("generations emptied", lambda h, d: h.update(generations=[]), "gen-1.doc", "not in history.json"),
+    ("next_id below the ids", lambda h, d: h.update(next_id=1), "history.json", "next_id"),
+    ("a hash changed", lambda h, d: h["generations"][0].update(hash="0" * 16), "gen-1.doc", "hash"),
+    ("a record without an id", lambda h, d: h["generations"][0].pop("id"), "history.json", "generations[0]"),
+    ("ids out of order", lambda h, d: h["generations"].reverse(), "history.json", "ids only grow"),
+    ("not JSON", None, "history.json", ""),
+    ("a document edited", "doc", "gen-1.doc", "hash"),
+    ("a stranger document", "stranger", "gen-7.doc", "not in history.json"),
+]
+
+
+@pytest.mark.parametrize("name,change,names,words", CORRUPTIONS, ids=[c[0] for c in CORRUPTIONS])
+def test_corrupt_state_stops_regiond_and_changes_nothing(tmp_path, name, change, names, words):
+    b = Box(tmp_path, "st-corrupt")
+    try:
+        rc, _, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))
+        assert rc == 0, err
+        before = dp_generation(b)
+        b.rd.terminate()
+        b.rd.wait(30)
+        hist = os.path.join(b.state, "history.json")
+        if change is None:
+            with open(hist, "w") as f:
+                f.write('{"next_id": 3, "generations": [')
+        elif change == "doc":
+            with open(os.path.join(b.state, "gen-1.doc"), "a") as f:
+                f.write("\n# edited\n")
+        elif change == "stranger":
+            with open(os.path.join(b.state, "gen-7.doc"), "w") as f:
+                f.write(open(DEMO).read())
+        else:
+            h = json.load(open(hist))
+            change(h, b.state)
+            json.dump(h, open(hist, "w"))
+        rc, out = regiond_once(b)
+        assert rc not in (None, 0), out
+        assert names in out and words in out, out
+        assert dp_generation(b) == before  # live policy untouched
+        assert os.path.exists(os.path.join(b.state, "gen-2.doc"))  # nothing deleted
+    finally:
+        b.stop()
+
+
+@pytest.mark.parametrize("runs_it", [True, False])
+def test_interrupted_apply_is_resolved_by_what_regionfwd_runs(tmp_path, runs_it):
+    """A pending record (regiond killed between its write-ahead record and
+    its commit) becomes current if regionfwd runs it, and is dropped if not."""
+    b = Box(tmp_path, f"st-pending-{int(runs_it)}")
+    try:
+        b.rd.terminate()
+        b.rd.wait(30)
+        doc = open(demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)).read()
+        if runs_it:  # regionfwd got the push before regiond died
+            c = Ctl(b.fwd_sock)
+            assert c.call("push", document=doc, generation=2, name="regiond")["ok"]
+            c.close()
+        hist = os.path.join(b.state, "history.json")
+        h = json.load(open(hist))
+        fnv = 1469598103934665603  # regiond's FNV-1a (common/fwd_hash.h)
+        for byte in doc.encode():
+            fnv = ((fnv ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+        h["pending"] = {"id": 2, "time": 0, "hash": f"{fnv:016x}", "author": "t", "comment": "c",
+                        "file": "gen-2.doc"}
+        h["next_id"] = 3
+        with open(os.path.join(b.state, "gen-2.doc"), "w") as f:
+            f.write(doc)
+        json.dump(h, open(hist, "w"))
+        b.start_regiond()
+        wait_for(lambda: json.load(open(hist))["pending"] is None, what="regiond resolves the pending change")
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     what="regiond in sync")
+        assert s["generation"]["id"] == (2 if runs_it else 1)
+        assert dp_generation(b)["id"] == (2 if runs_it else 1)
+        assert os.path.exists(os.path.join(b.state, "gen-2.doc")) == runs_it
+        assert json.load(open(hist))["pending"] is None
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
+        assert rc == 0 and "generation 3" in out, err  # ids never reused
+    finally:
+        b.stop()
