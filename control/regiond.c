@@ -28,6 +28,7 @@
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
 #include "ctl_state.h"
+#include "fwd_opts.h"
 #include "fwd_doc.h"
 #include "ctl_content.h"
 #ifdef REGIOND_BPF
@@ -55,35 +56,10 @@ struct regiond_opts {
 	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file,
 		*read_token_file;
 	uint64_t keep, max_body;
-	struct opt_list {
-		const char *v[XDP_MAX_IFACES];
-		unsigned n;
-	} xdp_ifaces;
+	struct fwd_opt_list xdp_ifaces;
 	uint64_t xdp_mode; /* index in xdp_modes[] */
 	const char *bpf_pin_dir;
 	uint64_t xdp_max_prefixes, xdp_max_groups;
-};
-
-enum opt_kind {
-	OPT_STR, /* the argument as is */
-	OPT_UINT, /* a whole number in min..max */
-	OPT_LIST, /* appended to a struct opt_list, at most max times */
-	OPT_CHOICE, /* one of choices[], stored as its index */
-	OPT_HELP, /* print --help and exit 0 */
-};
-
-struct regiond_opt {
-	const char *name; /* without the leading "--" */
-	const char *arg; /* the argument's name in --help; NULL: takes none */
-	const char *def; /* the default, as it would be given; NULL: none */
-	const char *help; /* one line; --help adds "(default DEF)" */
-	enum opt_kind kind;
-	size_t off; /* what it sets: a member of struct regiond_opts */
-	uint64_t min, max; /* OPT_UINT: the range; OPT_LIST: how many */
-	const char *const *choices; /* OPT_CHOICE: NULL-terminated */
-	const char *refused; /* OPT_UINT, OPT_CHOICE: the message for a bad value */
-	unsigned required : 1; /* regiond refuses to start without it */
-	unsigned bpf : 1; /* needs libbpf: refused by a build without it */
 };
 
 /* Index = enum ctl_xdp_mode. */
@@ -97,49 +73,49 @@ _Static_assert(CTL_XDP_AUTO == 0 && CTL_XDP_NATIVE == 1 && CTL_XDP_GENERIC == 2,
 
 /* Every option, once: getopt_long's table, --help, the defaults and the
  * value checks all come from here, in this order. */
-static const struct regiond_opt options[] = {
+static const struct fwd_opt options[] = {
 	{.name = "dataplane",
 	 .arg = "SOCK",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(dataplane),
 	 .required = 1,
 	 .help = "regionfwd's control socket (node config control_socket)"},
 	{.name = "api-socket",
 	 .arg = "SOCK",
 	 .def = "/run/regiond/api.sock",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(api_socket),
 	 .help = "where the API listens"},
 	{.name = "state-dir",
 	 .arg = "DIR",
 	 .def = "/var/lib/regiond",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(state_dir),
 	 .help = "history and the last good table"},
 	{.name = "table",
 	 .arg = "FILE",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(table),
 	 .help = "first table when the state directory is empty"},
 	{.name = "listen",
 	 .arg = "HOST:PORT",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(listen),
 	 .help = "also serve the API on TCP; every request there needs a token"},
 	{.name = "token-file",
 	 .arg = "FILE",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(token_file),
 	 .help = "bearer token for TCP reads and writes (first line; mode 0600 or stricter)"},
 	{.name = "read-token-file",
 	 .arg = "FILE",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(read_token_file),
 	 .help = "bearer token for TCP reads only (first line; mode 0600 or stricter)"},
 	{.name = "keep",
 	 .arg = "N",
 	 .def = "20",
-	 .kind = OPT_UINT,
+	 .kind = FWD_OPT_UINT,
 	 .off = AT(keep),
 	 .min = 2,
 	 .max = 10000,
@@ -148,7 +124,7 @@ static const struct regiond_opt options[] = {
 	{.name = "max-body",
 	 .arg = "BYTES",
 	 .def = "268435456",
-	 .kind = OPT_UINT,
+	 .kind = FWD_OPT_UINT,
 	 .off = AT(max_body),
 	 .min = 1024,
 	 .max = UINT64_MAX,
@@ -156,54 +132,53 @@ static const struct regiond_opt options[] = {
 	 .help = "largest request body"},
 	{.name = "xdp-iface",
 	 .arg = "IF",
-	 .kind = OPT_LIST,
+	 .kind = FWD_OPT_LIST,
 	 .off = AT(xdp_ifaces),
 	 .max = XDP_MAX_IFACES,
-	 .bpf = 1,
+	 .mark = 1, /* needs libbpf */
 	 .help = "attach the XDP filter to IF (repeat for more)"},
 	{.name = "xdp-mode",
 	 .arg = "M",
 	 .def = "auto",
-	 .kind = OPT_CHOICE,
+	 .kind = FWD_OPT_CHOICE,
 	 .off = AT(xdp_mode),
 	 .choices = xdp_modes,
 	 .refused = "--xdp-mode takes auto, native or generic",
-	 .bpf = 1,
+	 .mark = 1, /* needs libbpf */
 	 .help = "auto (native, else generic: reported), native or generic"},
 	{.name = "bpf-pin-dir",
 	 .arg = "DIR",
 	 .def = "/sys/fs/bpf/regiond",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(bpf_pin_dir),
-	 .bpf = 1,
+	 .mark = 1, /* needs libbpf */
 	 .help = "where the filter is pinned"},
 	{.name = "xdp-max-prefixes",
 	 .arg = "N",
 	 .def = "131072",
-	 .kind = OPT_UINT,
+	 .kind = FWD_OPT_UINT,
 	 .off = AT(xdp_max_prefixes),
 	 .min = 16,
 	 .max = 16u << 20,
 	 .refused = "--xdp-max-* takes 16..16777216",
-	 .bpf = 1,
+	 .mark = 1, /* needs libbpf */
 	 .help = "filter capacity: prefixes"},
 	{.name = "xdp-max-groups",
 	 .arg = "N",
 	 .def = "32768",
-	 .kind = OPT_UINT,
+	 .kind = FWD_OPT_UINT,
 	 .off = AT(xdp_max_groups),
 	 .min = 16,
 	 .max = 16u << 20,
 	 .refused = "--xdp-max-* takes 16..16777216",
-	 .bpf = 1,
+	 .mark = 1, /* needs libbpf */
 	 .help = "filter capacity: IPv4 256-entry groups"},
-	{.name = "help", .kind = OPT_HELP, .help = "this help"},
+	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
 };
 
 #undef AT
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
-#define OPT_VAL0 256 /* getopt_long's value for options[i] is OPT_VAL0 + i */
 
 static void usage(FILE *out)
 {
@@ -212,110 +187,37 @@ static void usage(FILE *out)
 		if (options[i].required)
 			fprintf(out, " --%s %s", options[i].name, options[i].arg);
 	fprintf(out, " [options]\n");
-	for (size_t i = 0; i < NOPTIONS; i++) {
-		const struct regiond_opt *d = &options[i];
-		char left[64];
-
-		snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? " " : "",
-			 d->arg ? d->arg : "");
-		fprintf(out, "  %-18s %s", left, d->help);
-		if (d->def)
-			fprintf(out, " (default %s)", d->def);
-		fputc('\n', out);
-	}
+	fwd_opts_print(out, options, NOPTIONS);
 }
 
 /* Set what option @d sets from @arg. @return 0, or 2 (the exit status)
  * after saying why. */
-static int set_option(struct regiond_opts *o, const struct regiond_opt *d, const char *arg)
-{
-	void *at = (char *)o + d->off;
-	char *end;
-
-	switch (d->kind) {
-	case OPT_STR:
-		*(const char **)at = arg;
-		return 0;
-	case OPT_UINT: {
-		unsigned long long v = strtoull(arg, &end, 10);
-
-		if (*end || v < d->min || v > d->max) {
-			fprintf(stderr, "regiond: %s\n", d->refused);
-			return 2;
-		}
-		*(uint64_t *)at = v;
-		return 0;
-	}
-	case OPT_LIST: {
-		struct opt_list *l = at;
-
-		if (l->n == d->max) {
-			fprintf(stderr, "regiond: at most %llu --%s\n", (unsigned long long)d->max,
-				d->name);
-			return 2;
-		}
-		l->v[l->n++] = arg;
-		return 0;
-	}
-	case OPT_CHOICE:
-		for (uint64_t i = 0; d->choices[i]; i++)
-			if (strcmp(arg, d->choices[i]) == 0) {
-				*(uint64_t *)at = i;
-				return 0;
-			}
-		fprintf(stderr, "regiond: %s\n", d->refused);
-		return 2;
-	case OPT_HELP:
-		break;
-	}
-	return 0;
-}
 
 /* The command line into @o. @return -1 to go on, else the exit status: 0
  * after --help, 2 for a usage error (said, with the usage). */
 static int parse_options(int argc, char **argv, struct regiond_opts *o)
 {
-	struct option lopts[NOPTIONS + 1];
-	int c;
+	struct fwd_err e = {0};
+	uint64_t given = 0;
 
-	memset(lopts, 0, sizeof(lopts));
-	for (size_t i = 0; i < NOPTIONS; i++) {
-		lopts[i] = (struct option){options[i].name,
-					   options[i].arg ? required_argument : no_argument, NULL,
-					   OPT_VAL0 + (int)i};
-		if (options[i].def && set_option(o, &options[i], options[i].def))
-			return 2; /* a default the table itself refuses */
+	switch (fwd_opts_parse(options, NOPTIONS, argc, argv, o, &given, &e)) {
+	case FWD_OPTS_HELP:
+		usage(stdout);
+		return 0;
+	case FWD_OPTS_ERROR:
+		fprintf(stderr, "regiond: %s\n", e.reason);
+		usage(stderr);
+		return 2;
+	case FWD_OPTS_OK:
+		break;
 	}
-	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
-		const struct regiond_opt *d;
-
-		if (c < OPT_VAL0 || c >= OPT_VAL0 + (int)NOPTIONS) {
-			usage(stderr);
-			return 2;
-		}
-		d = &options[c - OPT_VAL0];
-		if (d->kind == OPT_HELP) {
-			usage(stdout);
-			return 0;
-		}
 #ifndef REGIOND_BPF
-		if (d->bpf) {
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (options[i].mark && (given & (1ull << i))) {
 			fprintf(stderr, "regiond: built without libbpf: no XDP filters\n");
 			return 2;
 		}
 #endif
-		if (set_option(o, d, optarg))
-			return 2;
-	}
-	for (size_t i = 0; i < NOPTIONS; i++)
-		if (options[i].required && *(const char **)((char *)o + options[i].off) == NULL) {
-			usage(stderr);
-			return 2;
-		}
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
 	return -1;
 }
 

@@ -41,6 +41,7 @@
 #include "dp_log.h"
 #include "dp_port.h"
 #include "fwd_class.h"
+#include "fwd_opts.h"
 #include "fwd_parse.h"
 #include "fwd_pktops.h"
 
@@ -186,52 +187,15 @@ static int write_pcap(const char *path, struct flow *fl, uint32_t n)
 	return fclose(f) ? -errno : 0;
 }
 
-static int parse_mac(const char *s, uint8_t m[6])
-{
-	unsigned v[6];
-
-	if (sscanf(s, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++) {
-		if (v[i] > 255)
-			return -1;
-		m[i] = (uint8_t)v[i];
-	}
-	return 0;
-}
-
 /* What the command line sets. The values start as the option table's
  * defaults, parsed like the command line. */
 struct gen_opts {
 	const char *table, *tx, *pcap, *size;
-	struct opt_list {
-		const char *v[MAX_RX];
-		unsigned n;
-	} rx;
+	struct fwd_opt_list rx;
 	double rate, duration;
 	uint32_t flows;
 	uint8_t dst_mac[6];
 	int json;
-};
-
-enum opt_kind {
-	OPT_STR, /* the argument as is */
-	OPT_LIST, /* appended to a struct opt_list, at most MAX_RX times */
-	OPT_REAL, /* a double (atof) */
-	OPT_COUNT, /* a uint32_t (strtoul); its range is checked with the others */
-	OPT_MAC, /* a MAC address */
-	OPT_FLAG, /* takes no argument, sets 1 */
-	OPT_HELP, /* print --help and exit 0 */
-};
-
-struct gen_opt {
-	const char *name; /* without the leading "--" */
-	const char *arg; /* the argument's name in --help; NULL: takes none */
-	const char *def; /* the default, as it would be given; NULL: none */
-	const char *help; /* one line; --help adds "(default DEF)" */
-	enum opt_kind kind;
-	size_t off; /* what it sets: a member of struct gen_opts */
-	unsigned mode : 1; /* part of the mode synopsis (GEN_MODES), not "[--x ARG]" */
 };
 
 /* The options that choose what the generator does; how they combine. */
@@ -241,69 +205,69 @@ struct gen_opt {
 
 /* Every option, once: getopt_long's table, the usage line, --help and the
  * defaults come from here, in this order. */
-static const struct gen_opt options[] = {
+static const struct fwd_opt options[] = {
 	{.name = "table",
 	 .arg = "T",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(table),
-	 .mode = 1,
+	 .mark = 1, /* a mode option: in GEN_MODES */
 	 .help = "the table document the traffic is built from"},
 	{.name = "tx",
 	 .arg = "DEV",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(tx),
-	 .mode = 1,
+	 .mark = 1, /* a mode option: in GEN_MODES */
 	 .help = "the port to send on: PCI address, ethdev name or vdev devargs"},
 	{.name = "rx",
 	 .arg = "DEV",
-	 .kind = OPT_LIST,
+	 .kind = FWD_OPT_LIST,
 	 .off = AT(rx),
-	 .mode = 1,
+	 .max = MAX_RX,
+	 .mark = 1, /* a mode option: in GEN_MODES */
 	 .help = "a port to receive on (repeat for several, at most 8)"},
 	{.name = "pcap",
 	 .arg = "FILE",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(pcap),
-	 .mode = 1,
+	 .mark = 1, /* a mode option: in GEN_MODES */
 	 .help = "write the frames to a pcap and exit (nothing sent)"},
 	{.name = "rate",
 	 .arg = "PPS",
 	 .def = "0",
-	 .kind = OPT_REAL,
+	 .kind = FWD_OPT_REAL,
 	 .off = AT(rate),
 	 .help = "target rate; 0: as fast as the port takes it"},
 	{.name = "duration",
 	 .arg = "S",
 	 .def = "10",
-	 .kind = OPT_REAL,
+	 .kind = FWD_OPT_REAL,
 	 .off = AT(duration),
 	 .help = "seconds of sending, then half a second of collecting"},
 	{.name = "size",
 	 .arg = "N|imix",
 	 .def = "64",
-	 .kind = OPT_STR,
+	 .kind = FWD_OPT_STR,
 	 .off = AT(size),
 	 .help = "bytes on the wire, 60..1518, or imix (7:4:1 of 64, 570, 1518)"},
 	{.name = "flows",
 	 .arg = "N",
 	 .def = "4096",
-	 .kind = OPT_COUNT,
+	 .kind = FWD_OPT_U32,
 	 .off = AT(flows),
 	 .help = "distinct frames, sent round robin, 1..1048576"},
 	{.name = "dst-mac",
 	 .arg = "MAC",
 	 .def = "02:00:00:00:00:ff",
-	 .kind = OPT_MAC,
+	 .kind = FWD_OPT_MAC,
 	 .off = AT(dst_mac),
 	 .help = "destination MAC: regionfwd's ingress port"},
-	{.name = "json", .kind = OPT_FLAG, .off = AT(json), .help = "the result as JSON"},
-	{.name = "help", .kind = OPT_HELP, .help = "this help"},
+	{.name = "json", .kind = FWD_OPT_FLAG, .off = AT(json), .help = "the result as JSON"},
+	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
 };
 
 #undef AT
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
-#define OPT_VAL0 256 /* getopt_long's value for options[i] is OPT_VAL0 + i */
 
 _Static_assert(MAX_RX == 8, "the --rx help says 'at most 8'");
 _Static_assert(MAX_FLOWS == 1048576, "the --flows help says '1..1048576'");
@@ -314,9 +278,9 @@ static void usage_line(char *buf, size_t len)
 	size_t used = (size_t)snprintf(buf, len, "usage: regionfwd-gen [EAL] -- " GEN_MODES);
 
 	for (size_t i = 0; i < NOPTIONS && used < len; i++) {
-		const struct gen_opt *d = &options[i];
+		const struct fwd_opt *d = &options[i];
 
-		if (d->mode || d->kind == OPT_HELP)
+		if (d->mark || d->kind == FWD_OPT_HELP)
 			continue;
 		used += (size_t)snprintf(buf + used, len - used, " [--%s%s%s]", d->name,
 					 d->arg ? " " : "", d->arg ? d->arg : "");
@@ -329,17 +293,7 @@ static void usage(FILE *out)
 
 	usage_line(line, sizeof(line));
 	fprintf(out, "%s\n\n", line);
-	for (size_t i = 0; i < NOPTIONS; i++) {
-		const struct gen_opt *d = &options[i];
-		char left[64];
-
-		snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? " " : "",
-			 d->arg ? d->arg : "");
-		fprintf(out, "  %-18s %s", left, d->help);
-		if (d->def)
-			fprintf(out, " (default %s)", d->def);
-		fputc('\n', out);
-	}
+	fwd_opts_print(out, options, NOPTIONS);
 	fprintf(out, "\nEAL options (-l, --vdev, --no-huge, ...) go before '--'.\n");
 }
 
@@ -350,67 +304,22 @@ static void usage_hook(const char *prgname)
 	usage(stdout);
 }
 
-/* Set what option @d sets from @arg; exits on a refused value. */
-static void set_option(struct gen_opts *o, const struct gen_opt *d, const char *arg)
-{
-	void *at = (char *)o + d->off;
-
-	switch (d->kind) {
-	case OPT_STR:
-		*(const char **)at = arg;
-		break;
-	case OPT_LIST: {
-		struct opt_list *l = at;
-
-		if (l->n == MAX_RX)
-			rte_exit(EXIT_FAILURE, "at most %d --%s ports\n", MAX_RX, d->name);
-		l->v[l->n++] = arg;
-		break;
-	}
-	case OPT_REAL:
-		*(double *)at = atof(arg);
-		break;
-	case OPT_COUNT:
-		*(uint32_t *)at = (uint32_t)strtoul(arg, NULL, 10);
-		break;
-	case OPT_MAC:
-		if (parse_mac(arg, at))
-			rte_exit(EXIT_FAILURE, "--%s: not a MAC address: %s\n", d->name, arg);
-		break;
-	case OPT_FLAG:
-		*(int *)at = 1;
-		break;
-	case OPT_HELP:
-		break;
-	}
-}
-
 /* The arguments after EAL's into @o, checked. @return -1 to go on, or 0
  * after --help; a usage error exits. */
 static int parse_options(int argc, char **argv, struct gen_opts *o)
 {
-	struct option lopts[NOPTIONS + 1];
+	struct fwd_err e = {0};
 	char line[512];
-	int c;
 
-	memset(lopts, 0, sizeof(lopts));
-	for (size_t i = 0; i < NOPTIONS; i++) {
-		lopts[i] = (struct option){options[i].name,
-					   options[i].arg ? required_argument : no_argument, NULL,
-					   OPT_VAL0 + (int)i};
-		if (options[i].def)
-			set_option(o, &options[i], options[i].def);
-	}
-	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
-		if (c < OPT_VAL0 || c >= OPT_VAL0 + (int)NOPTIONS) {
-			usage_line(line, sizeof(line));
-			rte_exit(EXIT_FAILURE, "%s\n", line);
-		}
-		if (options[c - OPT_VAL0].kind == OPT_HELP) {
-			usage(stdout);
-			return 0;
-		}
-		set_option(o, &options[c - OPT_VAL0], optarg);
+	switch (fwd_opts_parse(options, NOPTIONS, argc, argv, o, NULL, &e)) {
+	case FWD_OPTS_HELP:
+		usage(stdout);
+		return 0;
+	case FWD_OPTS_ERROR:
+		usage_line(line, sizeof(line));
+		rte_exit(EXIT_FAILURE, "%s\n%s\n", e.reason, line);
+	case FWD_OPTS_OK:
+		break;
 	}
 	if (o->table == NULL || (o->tx == NULL && o->pcap == NULL))
 		rte_exit(EXIT_FAILURE, "need --table and --tx or --pcap\n");

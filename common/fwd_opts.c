@@ -1,0 +1,153 @@
+#include "fwd_opts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPT_VAL0 256 /* getopt_long's value for t[i] is OPT_VAL0 + i */
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (v[i] > 255)
+			return -EINVAL;
+		mac[i] = (uint8_t)v[i];
+	}
+	return 0;
+}
+
+int fwd_opt_set(const struct fwd_opt *d, void *o, const char *arg, struct fwd_err *e)
+{
+	void *at = (char *)o + d->off;
+	char *end;
+
+	switch (d->kind) {
+	case FWD_OPT_STR:
+		*(const char **)at = arg;
+		return 0;
+	case FWD_OPT_UINT: {
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(arg, &end, 10);
+		if (*arg == '-' || *end || errno || v < d->min || v > d->max)
+			return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "%s",
+					    d->refused ? d->refused : "out of range");
+		*(uint64_t *)at = v;
+		return 0;
+	}
+	case FWD_OPT_U32:
+		*(uint32_t *)at = (uint32_t)strtoul(arg, NULL, 10);
+		return 0;
+	case FWD_OPT_REAL:
+		*(double *)at = atof(arg);
+		return 0;
+	case FWD_OPT_LIST: {
+		struct fwd_opt_list *l = at;
+
+		if (l->n >= d->max || l->n >= FWD_OPT_LIST_MAX)
+			return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "at most %llu --%s",
+					    (unsigned long long)d->max, d->name);
+		l->v[l->n++] = arg;
+		return 0;
+	}
+	case FWD_OPT_CHOICE:
+		for (uint64_t i = 0; d->choices[i]; i++)
+			if (strcmp(arg, d->choices[i]) == 0) {
+				*(uint64_t *)at = i;
+				return 0;
+			}
+		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "%s",
+				    d->refused ? d->refused : "not one of the choices");
+	case FWD_OPT_MAC:
+		if (parse_mac(arg, at))
+			return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name,
+					    "--%s: not a MAC address: %s", d->name, arg);
+		return 0;
+	case FWD_OPT_FLAG:
+		*(int *)at = 1;
+		return 0;
+	case FWD_OPT_HELP:
+		return 0;
+	}
+	return 0;
+}
+
+enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc, char **argv,
+				    void *o, uint64_t *given, struct fwd_err *e)
+{
+	struct option lopts[65];
+	uint64_t seen = 0;
+	int c;
+
+	if (n > 64)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "too many options"),
+		       FWD_OPTS_ERROR;
+	memset(lopts, 0, sizeof(lopts));
+	for (size_t i = 0; i < n; i++) {
+		lopts[i] = (struct option){t[i].name, t[i].arg ? required_argument : no_argument,
+					   NULL, OPT_VAL0 + (int)i};
+		if (t[i].def && fwd_opt_set(&t[i], o, t[i].def, e))
+			return FWD_OPTS_ERROR; /* a default the table itself refuses */
+	}
+	optind = 1;
+	opterr = 0; /* the caller says what was wrong, once */
+	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		const struct fwd_opt *d;
+
+		if (c < OPT_VAL0 || c >= OPT_VAL0 + (int)n) {
+			fwd_err_fail(e, FWD_R_INVALID, NULL, 0, "",
+				     "unknown option or missing value: %s",
+				     optind > 0 && optind <= argc ? argv[optind - 1] : "?");
+			return FWD_OPTS_ERROR;
+		}
+		d = &t[c - OPT_VAL0];
+		if (d->kind == FWD_OPT_HELP)
+			return FWD_OPTS_HELP;
+		if (fwd_opt_set(d, o, optarg, e))
+			return FWD_OPTS_ERROR;
+		seen |= 1ull << (c - OPT_VAL0);
+	}
+	if (optind < argc) {
+		fwd_err_fail(e, FWD_R_INVALID, NULL, 0, "", "unexpected argument: %s",
+			     argv[optind]);
+		return FWD_OPTS_ERROR;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (t[i].required && !(seen & (1ull << i))) {
+			fwd_err_fail(e, FWD_R_INVALID, NULL, 0, t[i].name, "--%s is required",
+				     t[i].name);
+			return FWD_OPTS_ERROR;
+		}
+	if (given)
+		*given = seen;
+	return FWD_OPTS_OK;
+}
+
+void fwd_opts_print(FILE *out, const struct fwd_opt *t, size_t n)
+{
+	int width = 0;
+
+	for (size_t i = 0; i < n; i++) { /* one column for every option's left side */
+		int w = 2 + (int)strlen(t[i].name) + (t[i].arg ? 1 + (int)strlen(t[i].arg) : 0);
+
+		width = w > width ? w : width;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct fwd_opt *d = &t[i];
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? " " : "",
+			 d->arg ? d->arg : "");
+		fprintf(out, "  %-*s %s", width, left, d->help);
+		if (d->def)
+			fprintf(out, " (default %s)", d->def);
+		fputc('\n', out);
+	}
+}

@@ -1,0 +1,166 @@
+/*
+ * The option tables (common/fwd_opts.c): defaults parsed like the command
+ * line, every kind set from its argument, values out of range refused with
+ * the table's message, a required option missing named, --help reported,
+ * the options given marked, and the help lines from the same table.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fwd_opts.h"
+
+struct o {
+	const char *name;
+	uint64_t count, mode;
+	uint32_t n;
+	double rate;
+	struct fwd_opt_list ifs;
+	uint8_t mac[6];
+	int json;
+};
+
+static const char *const modes[] = {"auto", "native", NULL};
+
+#define AT(m) offsetof(struct o, m)
+static const struct fwd_opt table[] = {
+	{.name = "name",
+	 .arg = "N",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(name),
+	 .required = 1,
+	 .help = "a name"},
+	{.name = "count",
+	 .arg = "C",
+	 .def = "20",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(count),
+	 .min = 2,
+	 .max = 100,
+	 .refused = "--count takes 2..100",
+	 .help = "how many"},
+	{.name = "mode",
+	 .arg = "M",
+	 .def = "auto",
+	 .kind = FWD_OPT_CHOICE,
+	 .off = AT(mode),
+	 .choices = modes,
+	 .refused = "--mode takes auto or native",
+	 .help = "which"},
+	{.name = "n", .arg = "N", .kind = FWD_OPT_U32, .off = AT(n), .help = "a number"},
+	{.name = "rate",
+	 .arg = "R",
+	 .def = "1.5",
+	 .kind = FWD_OPT_REAL,
+	 .off = AT(rate),
+	 .help = "r"},
+	{.name = "if",
+	 .arg = "IF",
+	 .kind = FWD_OPT_LIST,
+	 .off = AT(ifs),
+	 .max = 2,
+	 .mark = 1,
+	 .help = "interfaces"},
+	{.name = "mac", .arg = "MAC", .kind = FWD_OPT_MAC, .off = AT(mac), .help = "a MAC"},
+	{.name = "json", .kind = FWD_OPT_FLAG, .off = AT(json), .help = "JSON"},
+	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
+};
+#undef AT
+#define N (sizeof(table) / sizeof(table[0]))
+
+static enum fwd_opts_result run(struct o *o, uint64_t *given, struct fwd_err *e, int argc, ...)
+{
+	char *argv[16] = {"prog"};
+	va_list ap;
+
+	va_start(ap, argc);
+	for (int i = 1; i < argc; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	memset(o, 0, sizeof(*o));
+	memset(e, 0, sizeof(*e));
+	return fwd_opts_parse(table, N, argc, argv, o, given, e);
+}
+
+static void test_kinds_and_defaults(void **state)
+{
+	struct o o;
+	struct fwd_err e;
+	uint64_t given;
+
+	(void)state;
+	assert_int_equal(run(&o, &given, &e, 3, "--name", "x"), FWD_OPTS_OK);
+	assert_string_equal(o.name, "x");
+	assert_int_equal(o.count, 20); /* the defaults, parsed */
+	assert_int_equal(o.mode, 0);
+	assert_true(o.rate > 1.49 && o.rate < 1.51);
+	assert_int_equal(given, 1); /* only --name was given */
+	assert_int_equal(run(&o, &given, &e, 16, "--name", "x", "--count", "7", "--mode", "native",
+			     "--n", "42", "--if", "a", "--if", "b", "--mac", "02:00:00:00:00:0a",
+			     "--json"),
+			 FWD_OPTS_OK);
+	assert_int_equal(o.count, 7);
+	assert_int_equal(o.mode, 1);
+	assert_int_equal(o.n, 42);
+	assert_int_equal(o.ifs.n, 2);
+	assert_string_equal(o.ifs.v[1], "b");
+	assert_int_equal(o.mac[5], 0x0a);
+	assert_int_equal(o.json, 1);
+	assert_true(given & (1u << 5)); /* --if: the caller's marked option */
+}
+
+static void test_refusals(void **state)
+{
+	struct o o;
+	struct fwd_err e;
+
+	(void)state;
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--count", "1"), FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "--count takes 2..100");
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--count", "-5"), FWD_OPTS_ERROR);
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--count", "7x"), FWD_OPTS_ERROR);
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--mode", "turbo"), FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "--mode takes auto or native");
+	assert_int_equal(run(&o, NULL, &e, 9, "--name", "x", "--if", "a", "--if", "b", "--if", "c"),
+			 FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "at most 2 --if");
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--mac", "02:00:00:00:00"),
+			 FWD_OPTS_ERROR);
+	assert_int_equal(run(&o, NULL, &e, 3, "--count", "7"), FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "--name is required");
+	assert_int_equal(run(&o, NULL, &e, 4, "--name", "x", "--bogus"), FWD_OPTS_ERROR);
+	assert_non_null(strstr(e.reason, "--bogus"));
+	assert_int_equal(run(&o, NULL, &e, 4, "--name", "x", "stray"), FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "unexpected argument: stray");
+	assert_int_equal(run(&o, NULL, &e, 2, "--help"), FWD_OPTS_HELP); /* even without --name */
+}
+
+static void test_help_lines(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	(void)state;
+	fwd_opts_print(f, table, N);
+	fclose(f);
+	/* One column, as wide as the widest left side ("--mac MAC"). */
+	assert_non_null(strstr(buf, "  --count C how many (default 20)\n"));
+	assert_non_null(strstr(buf, "  --json    JSON\n"));
+	free(buf);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kinds_and_defaults),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_help_lines),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
