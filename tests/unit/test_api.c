@@ -342,12 +342,13 @@ static void test_confirm_needs_a_generation(void **state)
 	static pthread_mutex_t lock2 = PTHREAD_MUTEX_INITIALIZER;
 	char dir[] = "/tmp/regiond-apitest-empty-XXXXXX", *text = NULL;
 	struct ctl_api *api2;
+	struct ctl_dp *dp2 = ctl_dp_create(fake.path);
 	struct fwd_err e;
 	json_t *r;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(ctl_state_open(&empty, dir, 5, ctl_dp_create(fake.path), &e), 0);
+	assert_int_equal(ctl_state_open(&empty, dir, 5, dp2, &e), 0);
 	api2 = ctl_api_new(&conf, &empty, &lock2, 0);
 	assert_non_null(api2);
 	assert_int_equal(ctl_api_dispatch(api2, "PUT", "/v1/table",
@@ -361,6 +362,9 @@ static void test_confirm_needs_a_generation(void **state)
 			    "confirm_timeout_s");
 	json_decref(r);
 	assert_null(ctl_state_current(&empty));
+	ctl_api_stop(api2);
+	ctl_state_close(&empty);
+	ctl_dp_free(dp2);
 }
 
 /* POST /v1/explain's fields are checked by regiond (ctl_explain.c) before
