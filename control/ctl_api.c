@@ -410,6 +410,7 @@ static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
 			    ctl_dp_connected(st->dp), "in_sync", in_sync, "status", dp);
 	json_decref(dp);
 	json_object_set_new(r->body, "confirm", ctl_confirm_json(st));
+	json_object_set_new(r->body, "alarm", st->alarm[0] ? json_string(st->alarm) : json_null());
 }
 
 static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)

@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int ctl_confirm_none_pending(const struct ctl_state *st, struct fwd_err *e)
@@ -26,41 +27,84 @@ int ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int6
 uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
 {
 	uint64_t gen = st->confirm_gen;
-	struct fwd_err ignored;
 
 	if (!gen) {
 		fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, "",
 			     "no apply awaits confirmation");
 		return 0;
 	}
+	/* A confirmation only the memory knows would be undone by a restart
+	 * (the record on disk still says "revert at the deadline"): it is
+	 * durable or it is refused, and the deadline still holds. */
 	st->confirm_gen = 0;
-	ctl_state_save(st, &ignored);
+	if (ctl_state_save(st, e)) {
+		st->confirm_gen = gen;
+		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
+			 "; generation %" PRIu64 " is not confirmed and still reverts at its "
+			 "deadline",
+			 gen);
+		return 0;
+	}
 	return gen;
 }
 
+/* Past the deadline the revert happens, whatever the disk says: to the
+ * dataplane first (ctl_state_revert runs it even when the disk refuses its
+ * record), to disk when it can. What cannot be done yet is one alarm in
+ * status and one log line, retried quietly every tick, not a line a tick. */
 void ctl_confirm_tick(struct ctl_state *st)
 {
 	const struct ctl_gen *to;
+	uint64_t gen = st->confirm_gen, target = st->revert_to;
 	struct fwd_err e;
 	char c[200];
+	int64_t id;
 
-	if (!st->confirm_gen || (int64_t)time(NULL) < st->confirm_deadline)
+	if (st->unsaved_id && ctl_state_persist_unsaved(st, &e) == 0 && !st->confirm_gen)
+		ctl_state_alarm(st, NULL); /* the revert is on disk now */
+	if (!gen || (int64_t)time(NULL) < st->confirm_deadline)
 		return;
-	to = ctl_state_find(st, st->revert_to);
-	snprintf(c, sizeof(c), "automatic revert: generation %" PRIu64 " was not confirmed in time",
-		 st->confirm_gen);
-	/* ctl_state_apply() appends to the history (realloc): 'to' points into
-	 * it, so nothing may read through it after the call. */
-	if (to && ctl_state_apply(st, to->doc, to->len, "regiond", c, -1, 1, &e) < 0) {
-		fprintf(stderr,
-			"regiond: revert to generation %" PRIu64 " failed: %s (will retry)\n",
-			st->revert_to, e.reason);
-		return; /* try again next tick, e.g. when regionfwd is back */
+	to = ctl_state_find(st, target);
+	if (to == NULL) {
+		/* Nothing to go back to (the history was edited): said, never
+		 * reported as reverted. The generation stays; writes reopen so
+		 * the operator can apply the table they want. */
+		ctl_state_alarm(st,
+				"generation %" PRIu64
+				" was not confirmed in time but generation %" PRIu64
+				" to revert to is not in the history: generation %" PRIu64
+				" stays live; apply the table you want",
+				gen, target, gen);
+		st->confirm_gen = 0;
+		ctl_state_save(st, &e);
+		return;
 	}
-	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c,
-		st->revert_to);
+	snprintf(c, sizeof(c), "automatic revert: generation %" PRIu64 " was not confirmed in time",
+		 gen);
+	/* ctl_state_revert() appends to the history (realloc): 'to' points into
+	 * it, so nothing may read through it after the call. */
+	id = ctl_state_revert(st, to->doc, to->len, c, &e);
+	if (id < 0) {
+		ctl_state_alarm(st,
+				"generation %" PRIu64
+				" was not confirmed in time and the revert to "
+				"generation %" PRIu64 " failed: %s; retrying every second",
+				gen, target, e.reason);
+		return; /* e.g. regionfwd unreachable: the next tick tries again */
+	}
 	st->confirm_gen = 0;
+	if (st->unsaved_id && ctl_state_persist_unsaved(st, &e)) {
+		ctl_state_alarm(
+			st,
+			"generation %" PRIu64 " was not confirmed in time: regionfwd runs the "
+			"table of generation %" PRIu64 " again, but the revert is not recorded "
+			"(%s); writes are refused until it is, retrying every second",
+			gen, target, e.reason);
+		return;
+	}
 	ctl_state_save(st, &e);
+	ctl_state_alarm(st, NULL);
+	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c, target);
 }
 
 json_t *ctl_confirm_json(const struct ctl_state *st)

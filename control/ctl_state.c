@@ -69,6 +69,8 @@ static void hexhash(uint64_t h, char out[17])
 	snprintf(out, 17, "%016" PRIx64, h);
 }
 
+static void unlink_doc(const struct ctl_state *st, uint64_t id);
+
 static json_t *gen_record(const struct ctl_gen *g)
 {
 	char h[17], f[64];
@@ -101,10 +103,16 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	}
 	rc = write_atomic(st->dir, "history.json", text, strlen(text));
 	free(text);
-	if (rc)
+	if (rc) {
 		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
 			     "cannot write %s/history.json: %s", st->dir, strerror(-rc));
-	return rc;
+		return rc;
+	}
+	/* A history without them is durable now: their documents may go. */
+	for (unsigned i = 0; i < st->ngone; i++)
+		unlink_doc(st, st->gone[i]);
+	st->ngone = 0;
+	return 0;
 }
 
 static int referenced(const struct ctl_state *st, uint64_t id)
@@ -193,6 +201,39 @@ const struct ctl_ext *ctl_state_ext(const struct ctl_state *st, const char *name
 	return NULL;
 }
 
+/* The commit-confirm record. It names the current generation while one
+ * awaits confirmation; an older one when regiond stopped between recording
+ * the automatic revert and clearing the record (the revert happened: the
+ * record is spent). Anything else, or a revert target the history does not
+ * hold, is corruption: regiond will not guess what to revert to. */
+static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path, struct fwd_err *e)
+{
+	const json_t *g = json_object_get(cf, "generation"), *to = json_object_get(cf, "revert_to"),
+		     *dl = json_object_get(cf, "deadline");
+	const struct ctl_gen *cur = st->nhist ? &st->hist[st->nhist - 1] : NULL;
+	uint64_t gen;
+
+	if (!json_is_object(cf) || !json_is_integer(g) || !json_is_integer(to) ||
+	    !json_is_integer(dl) || json_integer_value(g) < 1)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "confirm",
+				    "needs 'generation', 'revert_to' and 'deadline' (integers)");
+	gen = (uint64_t)json_integer_value(g);
+	if (cur && gen < cur->id)
+		return 0;
+	if (cur == NULL || gen > cur->id)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "confirm.generation",
+				    "generation %" PRIu64 " is not in the history", gen);
+	if (ctl_state_find(st, (uint64_t)json_integer_value(to)) == NULL ||
+	    (uint64_t)json_integer_value(to) == gen)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "confirm.revert_to",
+				    "generation %" PRIu64 " to revert to is not in the history",
+				    (uint64_t)json_integer_value(to));
+	st->confirm_gen = gen;
+	st->revert_to = (uint64_t)json_integer_value(to);
+	st->confirm_deadline = json_integer_value(dl);
+	return 0;
+}
+
 /* Read history.json strictly: anything it does not say exactly as regiond
  * writes it stops regiond, naming the file and what is wrong; regiond never
  * reverts or deletes on a guess. */
@@ -248,11 +289,8 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 	}
 	st->next_id = disk_next;
 	cf = json_object_get(root, "confirm");
-	if (json_is_object(cf)) {
-		st->confirm_gen = (uint64_t)json_integer_value(json_object_get(cf, "generation"));
-		st->revert_to = (uint64_t)json_integer_value(json_object_get(cf, "revert_to"));
-		st->confirm_deadline = json_integer_value(json_object_get(cf, "deadline"));
-	}
+	if (cf != NULL && !json_is_null(cf) && load_confirm(st, cf, path, e))
+		goto out;
 	if (check_documents(st, disk_next, e))
 		goto out;
 	if (st->nhist) {
@@ -417,21 +455,22 @@ static void drop_pending(struct ctl_state *st)
 /* The pending generation runs: make it current, in memory and on disk.
  * Retention drops the oldest generations beyond --keep, never the current
  * one nor the one before it (the last good), and deletes their documents
- * only once a history without them is durable. If that history cannot be
- * written, regionfwd runs the generation and the disk still says pending:
- * said in the log, and resolved at the next start by what regionfwd runs. */
-static void commit_pending(struct ctl_state *st, struct fwd_table *t)
+ * only once a history without them is durable (ctl_state_save). If that
+ * history cannot be written, regionfwd runs the generation and the disk
+ * still says pending: said in the log, and resolved at the next start by
+ * what regionfwd runs. @unsaved: an automatic revert whose write-ahead
+ * failed; nothing is written here (see ctl_state_persist_unsaved).
+ * @return 0 recorded on disk, -1 not. */
+static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved)
 {
 	struct ctl_gen *hist = realloc(st->hist, sizeof(*st->hist) * (st->nhist + 1));
-	uint64_t gone[16];
-	unsigned ngone = 0;
 	struct fwd_err e;
 
 	if (hist == NULL) { /* keep the old current: the pending record resolves it */
 		fprintf(stderr, "regiond: out of memory recording generation %" PRIu64 "\n",
 			st->pending.id);
 		fwd_table_free(t);
-		return;
+		return -1;
 	}
 	st->hist = hist;
 	st->hist[st->nhist++] = st->pending;
@@ -439,21 +478,26 @@ static void commit_pending(struct ctl_state *st, struct fwd_table *t)
 	st->has_pending = 0;
 	fwd_table_free(st->table);
 	st->table = t;
-	while (st->nhist > st->keep && st->nhist > 2 && ngone < 16) {
-		gone[ngone++] = st->hist[0].id;
+	while (st->nhist > st->keep && st->nhist > 2 &&
+	       st->ngone < sizeof(st->gone) / sizeof(st->gone[0])) {
+		st->gone[st->ngone++] = st->hist[0].id;
 		free(st->hist[0].doc);
 		memmove(st->hist, st->hist + 1, sizeof(*st->hist) * (st->nhist - 1));
 		st->nhist--;
 	}
-	if (ctl_state_save(st, &e)) {
-		fprintf(stderr,
-			"regiond: generation %" PRIu64 " runs but its record could not be written "
-			"(%s); the next start resolves it by what regionfwd runs\n",
-			st->hist[st->nhist - 1].id, e.reason);
-		return; /* the pruned documents stay: the history on disk names them */
+	if (unsaved) {
+		/* Neither document nor record may be on disk: written in that
+		 * order by ctl_state_persist_unsaved(), never the record alone. */
+		st->unsaved_id = st->hist[st->nhist - 1].id;
+		return -1;
 	}
-	for (unsigned i = 0; i < ngone; i++)
-		unlink_doc(st, gone[i]);
+	if (ctl_state_save(st, &e) == 0)
+		return 0;
+	fprintf(stderr,
+		"regiond: generation %" PRIu64 " runs but its record could not be written "
+		"(%s); the next start resolves it by what regionfwd runs\n",
+		st->hist[st->nhist - 1].id, e.reason);
+	return -1; /* the pruned documents stay: the history on disk names them */
 }
 
 /* Every extension's applied(), in order; the first refusal stops them. */
@@ -466,15 +510,95 @@ static int run_applied(struct ctl_state *st, const struct fwd_table *t, uint64_t
 	return 0;
 }
 
+int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e)
+{
+	const struct ctl_gen *g = ctl_state_find(st, st->unsaved_id);
+	char f[64];
+	int rc;
+
+	if (!st->unsaved_id)
+		return 0;
+	if (g == NULL) { /* pruned by now: only the history is left to write */
+		rc = ctl_state_save(st, e);
+	} else {
+		gen_file(f, sizeof(f), g->id);
+		rc = write_atomic(st->dir, f, g->doc, g->len);
+		if (rc)
+			fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/%s: %s",
+				     st->dir, f, strerror(-rc));
+		else
+			rc = ctl_state_save(st, e);
+	}
+	if (rc == 0)
+		st->unsaved_id = 0;
+	return rc;
+}
+
+void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
+{
+	char now[sizeof(st->alarm)] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(now, sizeof(now), fmt, ap);
+		va_end(ap);
+	}
+	if (strcmp(now, st->alarm) == 0)
+		return; /* one line per change, not one per retry */
+	if (now[0])
+		fprintf(stderr, "regiond: ALARM: %s\n", now);
+	else
+		fprintf(stderr, "regiond: alarm cleared (was: %s)\n", st->alarm);
+	snprintf(st->alarm, sizeof(st->alarm), "%s", now);
+}
+
+static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, const char *author,
+			 const char *comment, int64_t expected, int push_it, int must_run,
+			 struct fwd_err *e);
+
 int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
 			const char *comment, int64_t expected, int push_it, struct fwd_err *e)
+{
+	if (ctl_state_persist_unsaved(st, e)) {
+		/* Nothing is stacked on a generation the disk does not know. */
+		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
+			 " (generation %" PRIu64 ", an automatic revert, is not recorded yet); "
+			 "nothing changed",
+			 st->unsaved_id);
+		return -1;
+	}
+	int64_t id = apply_gen(st, doc, len, author, comment, expected, push_it, 0, e);
+
+	if (id > 0) /* the table the operator chose runs: nothing left to alarm */
+		ctl_state_alarm(st, NULL);
+	return id;
+}
+
+int64_t ctl_state_revert(struct ctl_state *st, const char *doc, size_t len, const char *comment,
+			 struct fwd_err *e)
+{
+	struct fwd_err ignored;
+
+	/* An earlier revert not yet on disk stays in memory and is written by
+	 * a later call; this one must run whether or not the disk takes it. */
+	ctl_state_persist_unsaved(st, &ignored);
+	return apply_gen(st, doc, len, "regiond", comment, -1, 1, 1, e);
+}
+
+/* @must_run: the automatic revert. A document or record that cannot be
+ * written does not stop it (the deadline is a promise to the operator);
+ * the generation is held in memory as unsaved instead. */
+static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, const char *author,
+			 const char *comment, int64_t expected, int push_it, int must_run,
+			 struct fwd_err *e)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 	uint64_t hash = fwd_hash64(doc, len), id;
 	struct fwd_table *t;
 	struct ctl_gen g = {0};
 	char f[64];
-	int rc, pushed;
+	int rc, pushed, unsaved = 0;
 
 	if (expected >= 0 && (uint64_t)expected != (cur ? cur->id : 0)) {
 		fwd_err_fail(e, FWD_R_STALE_GENERATION, NULL, 0, "expected_generation",
@@ -503,7 +627,9 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	 * either cannot be written, nothing is pushed and the answer says so. */
 	gen_file(f, sizeof(f), id);
 	rc = write_atomic(st->dir, f, doc, len);
-	if (rc) {
+	if (rc && must_run) {
+		unsaved = 1;
+	} else if (rc) {
 		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
 			     "cannot write %s/%s: %s; nothing changed", st->dir, f, strerror(-rc));
 		fwd_table_free(t);
@@ -529,15 +655,20 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	st->next_id = id + 1;
 	st->pending = g;
 	st->has_pending = 1;
-	if (ctl_state_save(st, e)) {
-		/* On disk the history is as it was (the write is atomic): the
-		 * pending document is a stranger only until it is removed here. */
-		drop_pending(st);
-		unlink_doc(st, id);
-		fwd_table_free(t);
-		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
-			 "; nothing changed");
-		return -1;
+	if (!unsaved && ctl_state_save(st, e)) {
+		if (must_run) {
+			unsaved = 1;
+		} else {
+			/* On disk the history is as it was (the write is atomic):
+			 * the pending document is a stranger only until it is
+			 * removed here. */
+			drop_pending(st);
+			unlink_doc(st, id);
+			fwd_table_free(t);
+			snprintf(e->reason + strlen(e->reason),
+				 sizeof(e->reason) - strlen(e->reason), "; nothing changed");
+			return -1;
+		}
 	}
 	pushed = push_it && push(st, id, doc, len, t, e) == 0;
 	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
@@ -556,7 +687,7 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 		fwd_table_free(t);
 		return -1;
 	}
-	commit_pending(st, t);
+	commit_pending(st, t, unsaved);
 	return (int64_t)id;
 }
 
@@ -611,7 +742,7 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 				"regiond: regionfwd runs generation %" PRIu64
 				", which was being applied when regiond stopped: it is current\n",
 				st->pending.id);
-			commit_pending(st, t);
+			commit_pending(st, t, 0);
 			return;
 		}
 	}

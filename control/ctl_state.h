@@ -58,6 +58,18 @@ struct ctl_state {
 	/* commit-confirm: revert to revert_to unless confirmed by deadline */
 	uint64_t confirm_gen, revert_to;
 	int64_t confirm_deadline;
+	/* A generation regionfwd runs and regiond holds as current whose
+	 * document and record could not be written (an automatic revert on a
+	 * full or read-only disk): written by ctl_state_persist_unsaved(),
+	 * which every later change must pass first. 0 when none. */
+	uint64_t unsaved_id;
+	/* Documents of generations retention dropped, deleted once a history
+	 * without them is durable (ctl_state_save), never before. */
+	uint64_t gone[16];
+	unsigned ngone;
+	/* One operator-facing alarm (status "alarm", logged once when it is
+	 * raised or changes, once when it clears); "" when none. */
+	char alarm[320];
 };
 
 /** Plug @x in (before ctl_state_open when its validation must see the
@@ -94,6 +106,24 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
  */
 int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
 			const char *comment, int64_t expected, int push, struct fwd_err *e);
+
+/**
+ * Like ctl_state_apply(), for the automatic revert of commit-confirm: when
+ * the document or its record cannot be written (full or read-only disk),
+ * regionfwd still runs it and regiond holds it as current, with
+ * st->unsaved_id set until ctl_state_persist_unsaved() writes it.
+ * @return as ctl_state_apply(); fails only when regionfwd does not run it.
+ */
+int64_t ctl_state_revert(struct ctl_state *st, const char *doc, size_t len, const char *comment,
+			 struct fwd_err *e);
+
+/** Write the unsaved generation, if any (document, then history).
+ *  @return 0 (nothing left unsaved), or the error with FWD_R_PERSIST_FAILED. */
+int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e);
+
+/** Set (or with NULL clear) the alarm; logs only when it changes. */
+void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /** Persist the pending confirmation (or its absence). */
 int ctl_state_save(struct ctl_state *st, struct fwd_err *e);

@@ -334,19 +334,36 @@ static void when(long long t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
+/* The exit code of 'status' for monitoring (docs/operations.md): 0 regionfwd
+ * runs regiond's current generation and no alarm is raised; 1 degraded (out
+ * of sync, or an alarm); 3 regionfwd unreachable, as every other command
+ * says "unreachable" (ctl_exit.c) — 2 stays "usage". */
+static int status_health(const json_t *r)
+{
+	const json_t *dp = json_object_get(r, "dataplane");
+
+	if (!json_is_object(json_object_get(dp, "status")))
+		return 3;
+	if (!json_is_true(json_object_get(dp, "in_sync")) ||
+	    json_is_string(json_object_get(r, "alarm")))
+		return 1;
+	return 0;
+}
+
 static int cmd_status(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *g, *dp, *cf;
 	char t[32];
-	int rc = call(o, "GET", "/v1/status", NULL, &r);
+	int rc = call(o, "GET", "/v1/status", NULL, &r), health;
 
 	(void)c;
 	if (rc)
 		return rc;
+	health = status_health(r);
 	if (o->json) {
 		print_json(r);
 		json_decref(r);
-		return 0;
+		return health;
 	}
 	g = json_object_get(r, "generation");
 	dp = json_object_get(r, "dataplane");
@@ -369,8 +386,10 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 		printf("confirm      generation %lld reverts to %lld in %lld s unless confirmed\n",
 		       ji(cf, "generation"), ji(cf, "revert_to"),
 		       ji(cf, "deadline") - (long long)time(NULL));
+	if (json_is_string(json_object_get(r, "alarm")))
+		printf("ALARM        %s\n", js(r, "alarm"));
 	json_decref(r);
-	return 0;
+	return health;
 }
 
 /* One handler for every 'show' subcommand: the subcommand's name is the model's section. */
@@ -921,7 +940,11 @@ OPTS_FIT(apply_opts);
 
 /* The order here is the order of the listing. */
 static const struct ctl_cmd commands[] = {
-	{.name = "status", .run = cmd_status, .summary = "what regiond holds and regionfwd runs"},
+	{.name = "status",
+	 .run = cmd_status,
+	 .summary = "what regiond holds and regionfwd runs",
+	 .detail = "Exits with the box's health: 0 healthy, 1 degraded (regionfwd runs another\n"
+		   "generation, or an alarm is raised), 3 regionfwd unreachable."},
 	{.name = "show", .subs = show_cmds, .summary = "the running table, one section at a time"},
 	{.name = "explain",
 	 .run = cmd_explain,

@@ -1,12 +1,14 @@
-"""regiond's state directory under faults (issue 16, findings 1 and 2): a
+"""regiond's state directory under faults (issue 16, findings 1, 2 and 4): a
 change is durable before regionfwd runs it, a full disk refuses the change
 and changes nothing, any corruption of the state directory stops regiond
 with the file and reason named and never touches live policy, and a change
-interrupted mid-apply is resolved by what regionfwd runs."""
+interrupted mid-apply is resolved by what regionfwd runs, and commit-confirm
+reverts at its deadline even when the disk refuses to record it."""
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -94,6 +96,14 @@ CORRUPTIONS = [
     ("not JSON", None, "history.json", ""),
     ("a document edited", "doc", "gen-1.doc", "hash"),
     ("a stranger document", "stranger", "gen-7.doc", "not in history.json"),
+    ("confirm reverts to a missing generation",
+     lambda h, d: h.update(confirm={"generation": 2, "revert_to": 9, "deadline": 0}), "history.json",
+     "confirm.revert_to"),
+    ("confirm of a future generation",
+     lambda h, d: h.update(confirm={"generation": 5, "revert_to": 1, "deadline": 0}), "history.json",
+     "confirm.generation"),
+    ("confirm without a deadline", lambda h, d: h.update(confirm={"generation": 2, "revert_to": 1}),
+     "history.json", "deadline"),
 ]
 
 
@@ -163,5 +173,111 @@ def test_interrupted_apply_is_resolved_by_what_regionfwd_runs(tmp_path, runs_it)
         assert json.load(open(hist))["pending"] is None
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
         assert rc == 0 and "generation 3" in out, err  # ids never reused
+    finally:
+        b.stop()
+
+
+def alarm_lines(b):
+    with open(b.tmp / "regiond.log") as f:
+        return [line for line in f if "ALARM" in line]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
+def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
+    """Finding 4: an unconfirmed generation goes at its deadline even when the
+    state directory is read-only: regionfwd first, the record once the disk
+    takes it; one alarm, not a line per retry; writes wait for the record."""
+    state = tmp_path / "state"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(state)], check=True)
+    b = None
+    try:
+        b = Box(tmp_path, "st-ro")
+        first = dp_generation(b)
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
+                             "--confirm-timeout", "3")
+        assert rc == 0 and "confirm within" in out, err
+        assert dp_generation(b)["hash"] != first["hash"]
+        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+        # regionfwd runs generation 1's table again, under a new id
+        wait_for(lambda: dp_generation(b)["hash"] == first["hash"], timeout=20, what="the revert")
+        s = b.status()
+        assert s["confirm"] is None and s["dataplane"]["in_sync"], s
+        assert s["generation"]["id"] == 3 and s["generation"]["hash"] == first["hash"], s
+        assert "not recorded" in s["alarm"] and "generation 2" in s["alarm"], s
+        rc, out, _ = b.ctl("status")
+        assert rc == 1 and "ALARM" in out, out  # degraded
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
+        assert rc == 4 and "persist_failed" in err and "not recorded yet" in err, (rc, out, err)
+        time.sleep(3)  # retries meanwhile: still one alarm line
+        assert len(alarm_lines(b)) == 1, alarm_lines(b)
+        h = json.load(open(state / "history.json"))
+        assert h["generations"][-1]["id"] == 2 and h["confirm"]["generation"] == 2  # the disk as it was
+        subprocess.run(["mount", "-o", "remount,rw", str(state)], check=True)
+        wait_for(lambda: b.status()["alarm"] is None, timeout=20, what="the revert recorded")
+        h = json.load(open(state / "history.json"))
+        assert h["generations"][-1]["id"] == 3 and h["confirm"] is None, h
+        assert h["generations"][-1]["comment"].startswith("automatic revert"), h
+        assert (state / "gen-3.doc").read_text() == (state / "gen-1.doc").read_text()
+        rc, out, _ = b.ctl("status")
+        assert rc == 0, out  # healthy again
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.start_regiond()  # the recorded state opens cleanly
+        assert b.gen() == 3 and dp_generation(b)["hash"] == first["hash"]
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
+        assert rc == 0 and "generation 4" in out, err
+    finally:
+        if b:
+            b.stop()
+        subprocess.run(["mount", "-o", "remount,rw", str(state)])
+        subprocess.run(["umount", str(state)])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
+def test_confirm_is_refused_when_it_cannot_be_recorded(tmp_path):
+    """A confirmation only memory knows would be undone by a restart: it is
+    durable or refused, and the deadline keeps holding."""
+    state = tmp_path / "state"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(state)], check=True)
+    b = None
+    try:
+        b = Box(tmp_path, "st-ro-confirm")
+        first = dp_generation(b)
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
+                             "--confirm-timeout", "6")
+        assert rc == 0, err
+        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+        rc, out, err = b.ctl("confirm")
+        assert rc == 4 and "persist_failed" in err and "still reverts" in err, (rc, out, err)
+        assert b.status()["confirm"]["generation"] == 2
+        wait_for(lambda: dp_generation(b)["hash"] == first["hash"], timeout=20, what="the revert")
+    finally:
+        if b:
+            b.stop()
+        subprocess.run(["mount", "-o", "remount,rw", str(state)])
+        subprocess.run(["umount", str(state)])
+
+
+def test_a_spent_confirm_record_is_not_corruption(tmp_path):
+    """regiond stopped between recording the automatic revert and clearing
+    the confirm record: the record names an older generation; it starts."""
+    b = Box(tmp_path, "st-spent")
+    try:
+        for n in range(2):
+            rc, _, err = b.ctl("apply", demo_variant(tmp_path, f"v{n}.yaml", "ingress table",
+                                                    f"ingress table v{n}"))
+            assert rc == 0, err
+        b.rd.terminate()
+        b.rd.wait(30)
+        hist = os.path.join(b.state, "history.json")
+        h = json.load(open(hist))
+        h["confirm"] = {"generation": 2, "revert_to": 1, "deadline": 0}
+        json.dump(h, open(hist, "w"))
+        before = dp_generation(b)
+        b.start_regiond()
+        assert b.gen() == 3 and dp_generation(b) == before
+        assert b.status()["confirm"] is None
     finally:
         b.stop()
