@@ -42,6 +42,14 @@ struct ctl_api {
 	const char *token, *read_token;
 	size_t max_body;
 	int64_t started;
+	/* The read view GET /v1/status answers from: rebuilt under the state
+	 * lock after every request that takes it and by the main loop
+	 * (ctl_api_publish), read under view_lock alone. A push that waits
+	 * for a hung regionfwd holds the state lock, never view_lock, so
+	 * status keeps answering, with the age of its dataplane report. */
+	pthread_mutex_t view_lock;
+	json_t *view;
+	int64_t view_report_ms;
 };
 
 struct req {
@@ -394,23 +402,51 @@ static void h_confirm(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->body = json_pack("{s:I}", "confirmed", (json_int_t)gen);
 }
 
-/* A read: what regiond holds and what regionfwd reports, compared; it
- * never pushes (the main loop's ctl_state_sync does). */
-static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
+void ctl_api_publish(struct ctl_api *api)
 {
 	struct ctl_state *st = api->st;
-	json_t *dp = NULL;
-	int in_sync = ctl_state_observe(st, &dp);
+	json_t *v = json_pack("{s:o, s:{s:b, s:b, s:O?}, s:o, s:o}", "generation",
+			      gen_json(ctl_state_current(st)), "dataplane", "connected",
+			      st->dp_report != NULL, "in_sync", st->dp_in_sync, "status",
+			      st->dp_report, "confirm", ctl_confirm_json(st), "alarm",
+			      st->alarm[0] ? json_string(st->alarm) : json_null()),
+	       *old;
+
+	if (v == NULL)
+		return; /* out of memory: the previous view stays */
+	pthread_mutex_lock(&api->view_lock);
+	old = api->view;
+	api->view = v;
+	api->view_report_ms = st->dp_report_ms;
+	pthread_mutex_unlock(&api->view_lock);
+	json_decref(old);
+}
+
+/* A read of the view (ctl_api_publish), without the state lock: what regiond
+ * holds and what regionfwd last reported, with the report's age. It never
+ * asks regionfwd and never pushes (the main loop's ctl_state_sync does). */
+static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	json_t *b;
+	int64_t report_ms;
 
 	(void)q;
+	pthread_mutex_lock(&api->view_lock);
+	b = json_deep_copy(api->view);
+	report_ms = api->view_report_ms;
+	pthread_mutex_unlock(&api->view_lock);
+	if (b == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		return;
+	}
+	json_object_set_new(b, "regiond",
+			    json_pack("{s:s, s:I}", "version", "0.1.0", "uptime_s",
+				      (json_int_t)(time(NULL) - api->started)));
+	/* null until regiond first asked regionfwd */
+	json_object_set_new(json_object_get(b, "dataplane"), "report_age_ms",
+			    report_ms ? json_integer(ctl_mono_ms() - report_ms) : json_null());
 	r->status = 200;
-	r->body = json_pack("{s:{s:s, s:I}, s:o, s:{s:b, s:b, s:O?}}", "regiond", "version",
-			    "0.1.0", "uptime_s", (json_int_t)(time(NULL) - api->started),
-			    "generation", gen_json(ctl_state_current(st)), "dataplane", "connected",
-			    ctl_dp_connected(st->dp), "in_sync", in_sync, "status", dp);
-	json_decref(dp);
-	json_object_set_new(r->body, "confirm", ctl_confirm_json(st));
-	json_object_set_new(r->body, "alarm", st->alarm[0] ? json_string(st->alarm) : json_null());
+	r->body = b;
 }
 
 static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
@@ -576,14 +612,15 @@ static void h_filters_detach(struct ctl_api *api, const struct req *q, struct re
 
 /* Every endpoint once (docs/api.md): method, path, whether it writes
  * (writes over TCP need the token) and whether it needs the XDP filters. */
-enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2 };
+/* ROUTE_VIEW: answered from the read view, without the state lock. */
+enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2, ROUTE_VIEW = 4 };
 
 static const struct route {
 	const char *method, *path;
 	unsigned flags;
 	void (*handle)(struct ctl_api *api, const struct req *q, struct reply *r);
 } routes[] = {
-	{"GET", "/v1/status", 0, h_status},
+	{"GET", "/v1/status", ROUTE_VIEW, h_status},
 	{"GET", "/v1/table", 0, h_table},
 	{"PUT", "/v1/table", ROUTE_WRITE, h_put_table},
 	{"PATCH", "/v1/table", ROUTE_WRITE, h_patch_table},
@@ -659,8 +696,17 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 			     "regiond runs without XDP filters (--xdp-iface)");
 		return;
 	}
+	if (rt->flags & ROUTE_VIEW) {
+		rt->handle(api, q, r);
+		return;
+	}
 	pthread_mutex_lock(api->lock);
 	rt->handle(api, q, r);
+	/* A write that ran: regionfwd just answered, so its report is fresh
+	 * to ask for and the view shows the change with what runs. */
+	if ((rt->flags & ROUTE_WRITE) && r->status < 300)
+		ctl_state_refresh(api->st);
+	ctl_api_publish(api);
 	pthread_mutex_unlock(api->lock);
 }
 
@@ -800,6 +846,10 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->max_body = conf->max_body;
 	api->started = started;
 	api->unix_fd = -1;
+	pthread_mutex_init(&api->view_lock, NULL);
+	pthread_mutex_lock(lock);
+	ctl_api_publish(api); /* before any request: status always has a view */
+	pthread_mutex_unlock(lock);
 	return api;
 }
 
@@ -826,7 +876,13 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 {
 	struct ctl_api *api = ctl_api_new(conf, st, lock, started);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* A thread per connection (bounded by the connection limits below): a
+	 * write waiting for regionfwd (up to --dataplane-timeout, holding the
+	 * state lock) occupies its own thread only, and status, answered from
+	 * the view without that lock, keeps answering on the others. One
+	 * polling thread would serve nothing else meanwhile (issue 16, 3). */
+	unsigned flags =
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 
 	if (api == NULL)
 		return NULL;
@@ -905,5 +961,7 @@ void ctl_api_stop(struct ctl_api *api)
 		close(api->unix_fd);
 	if (api->unix_path[0])
 		unlink(api->unix_path);
+	json_decref(api->view);
+	pthread_mutex_destroy(&api->view_lock);
 	free(api);
 }

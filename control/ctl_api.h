@@ -31,6 +31,12 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			      pthread_mutex_t *lock, int64_t started);
 void ctl_api_stop(struct ctl_api *api);
 
+/** Rebuild the read view GET /v1/status answers from (generation, confirm,
+ *  alarm, regionfwd's last report). Call with the state lock held; the API
+ *  calls it after each request it serves under that lock, regiond's main
+ *  loop after each tick. */
+void ctl_api_publish(struct ctl_api *api);
+
 /** An API that serves no socket: requests come through ctl_api_dispatch() (fuzzer, tests). */
 struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *st,
 			    pthread_mutex_t *lock, int64_t started);

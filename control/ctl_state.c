@@ -340,6 +340,7 @@ void ctl_state_close(struct ctl_state *st)
 	free(st->pending.doc);
 	free(st->hist);
 	fwd_table_free(st->table);
+	json_decref(st->dp_report);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -407,6 +408,14 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 			dbs = st->ext[i].content_dbs(st->ext[i].arg, t);
 	req.generation = id;
 	req.name = (char *)"regiond";
+	/* regionfwd refuses to publish past this; it is set short of our own
+	 * wait (by a tenth, at most a second) so that a table published in
+	 * time is answered in time, and one answered "nothing changed" is
+	 * never published later (docs/architecture.md, push deadline). */
+	req.deadline_mono_ns =
+		(uint64_t)(ctl_mono_ms() + st->dp_timeout_ms -
+			   (st->dp_timeout_ms / 10 < 1000 ? st->dp_timeout_ms / 10 : 1000)) *
+		1000000u;
 	req.document.data = (uint8_t *)doc;
 	req.document.len = len;
 	if (dbs) {
@@ -713,18 +722,32 @@ static Regionfwd__Ctl__StatusReply *dp_status(struct ctl_state *st)
 	return (Regionfwd__Ctl__StatusReply *)reply;
 }
 
-int ctl_state_observe(struct ctl_state *st, json_t **dp_status_json)
+int64_t ctl_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Keep what regionfwd said (@r, or NULL: it did not answer) as the report
+ * reads answer from. */
+static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
+{
+	json_decref(st->dp_report);
+	st->dp_report = r ? ctl_dp_status_json(r) : NULL;
+	st->dp_in_sync = r ? runs_current(st, r) : 0;
+	st->dp_report_ms = ctl_mono_ms();
+}
+
+int ctl_state_refresh(struct ctl_state *st)
 {
 	Regionfwd__Ctl__StatusReply *r = dp_status(st);
-	int in_sync;
 
-	*dp_status_json = NULL;
-	if (r == NULL)
-		return 0;
-	in_sync = runs_current(st, r);
-	*dp_status_json = ctl_dp_status_json(r);
-	protobuf_c_message_free_unpacked(&r->base, NULL);
-	return in_sync;
+	keep_report(st, r);
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	return st->dp_in_sync;
 }
 
 /* A pending record left by a crash, resolved by what regionfwd runs: it
@@ -764,15 +787,18 @@ int ctl_state_sync(struct ctl_state *st)
 	struct fwd_err e;
 	int in_sync;
 
-	if (r == NULL)
+	if (r == NULL) {
+		keep_report(st, NULL);
 		return 0;
+	}
 	if (st->has_pending)
 		resolve_pending(st, r);
 	cur = ctl_state_current(st);
 	in_sync = runs_current(st, r);
+	keep_report(st, r);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	if (!in_sync && cur != NULL && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
-		in_sync = 1;
+		in_sync = ctl_state_refresh(st);
 	return in_sync;
 }
 

@@ -67,6 +67,13 @@ struct ctl_state {
 	 * without them is durable (ctl_state_save), never before. */
 	uint64_t gone[16];
 	unsigned ngone;
+	/* regionfwd's last status report, as the main loop's sync (or a
+	 * write that just ran) saw it: what reads answer from, so no read
+	 * waits for regionfwd. dp_report is NULL when it did not answer;
+	 * dp_report_ms is CLOCK_MONOTONIC ms of that attempt, 0 before any. */
+	json_t *dp_report;
+	int dp_in_sync;
+	int64_t dp_report_ms;
 	/* One operator-facing alarm (status "alarm", logged once when it is
 	 * raised or changes, once when it clears); "" when none. */
 	char alarm[320];
@@ -137,10 +144,14 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e);
 int ctl_state_sync(struct ctl_state *st);
 
 /**
- * Read only: regionfwd's status report into *@dp_status (new reference, NULL
- * when it did not answer). @return 1 when it runs the current generation.
+ * Ask regionfwd for its status now and keep it as the report reads answer
+ * from (dp_report, dp_in_sync, dp_report_ms); pushes nothing.
+ * @return 1 when it runs the current generation.
  */
-int ctl_state_observe(struct ctl_state *st, json_t **dp_status);
+int ctl_state_refresh(struct ctl_state *st);
+
+/** CLOCK_MONOTONIC in milliseconds: ages and deadlines, never wall time. */
+int64_t ctl_mono_ms(void);
 
 /** History as JSON, newest first (no documents). */
 json_t *ctl_state_history(const struct ctl_state *st);

@@ -340,9 +340,13 @@ static void when(long long t, char *buf, size_t len)
  * says "unreachable" (ctl_exit.c) — 2 stays "usage". */
 static int status_health(const json_t *r)
 {
-	const json_t *dp = json_object_get(r, "dataplane");
+	const json_t *dp = json_object_get(r, "dataplane"),
+		     *age = json_object_get(dp, "report_age_ms");
 
-	if (!json_is_object(json_object_get(dp, "status")))
+	/* regiond asks regionfwd every second: a report older than 10 s means
+	 * regionfwd hangs (or regiond's loop waits on it) — not reachable. */
+	if (!json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
+	    json_integer_value(age) > 10000)
 		return 3;
 	if (!json_is_true(json_object_get(dp, "in_sync")) ||
 	    json_is_string(json_object_get(r, "alarm")))
@@ -379,6 +383,8 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 		printf(" (generation %lld, %lld workers, rx %lld tx %lld dropped %lld)",
 		       ji(json_object_get(s, "generation"), "id"), ji(s, "workers"), ji(pk, "rx"),
 		       ji(pk, "tx"), ji(pk, "dropped"));
+		if (ji(dp, "report_age_ms") > 2000)
+			printf(" [report %lld s old]", ji(dp, "report_age_ms") / 1000);
 	}
 	putchar('\n');
 	cf = json_object_get(r, "confirm");

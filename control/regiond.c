@@ -4,6 +4,7 @@
  *
  *   regiond --dataplane SOCK [--api-socket SOCK] [--state-dir DIR] [--table FILE]
  *           [--listen HOST:PORT --token-file FILE] [--keep N] [--max-body BYTES]
+ *           [--dataplane-timeout MS]
  *           [--xdp-iface IF ...] (every option: options[] below, or regiond --help)
  *
  * The main thread keeps regionfwd in sync (it pushes the current generation
@@ -55,7 +56,7 @@ static void on_signal(int sig)
 struct regiond_opts {
 	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file,
 		*read_token_file;
-	uint64_t keep, max_body;
+	uint64_t keep, max_body, dp_timeout_ms;
 	struct fwd_opt_list xdp_ifaces;
 	uint64_t xdp_mode; /* index in xdp_modes[] */
 	const char *bpf_pin_dir;
@@ -121,6 +122,15 @@ static const struct fwd_opt options[] = {
 	 .max = 10000,
 	 .refused = "--keep takes 2..10000",
 	 .help = "generations kept for rollback"},
+	{.name = "dataplane-timeout",
+	 .arg = "MS",
+	 .def = "120000",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(dp_timeout_ms),
+	 .min = 1000,
+	 .max = 3600000,
+	 .refused = "--dataplane-timeout takes 1000..3600000 (milliseconds)",
+	 .help = "how long a push waits for regionfwd; it refuses the table past that"},
 	{.name = "max-body",
 	 .arg = "BYTES",
 	 .def = "268435456",
@@ -343,6 +353,7 @@ static int open_state(struct regiond *d)
 		return -1;
 	}
 	d->state_open = 1;
+	d->st.dp_timeout_ms = (int)d->o.dp_timeout_ms;
 	return seed_table(d);
 }
 
@@ -439,6 +450,7 @@ static void main_loop(struct regiond *d)
 				if (d->st.ext[i].sync)
 					d->st.ext[i].sync(d->st.ext[i].arg, d->st.table, cur->id);
 		}
+		ctl_api_publish(d->api);
 		pthread_mutex_unlock(&d->lock);
 	}
 }

@@ -223,7 +223,7 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 		shipped = &db;
 	}
 	rc = dp_ctx_apply(ctl->ctx, (const char *)req->document.data, req->document.len, nm,
-			  req->generation, shipped, &e);
+			  req->generation, shipped, req->deadline_mono_ns, &e);
 	if (rc < 0) {
 		if (e.reason_code == FWD_R_INVALID)
 			e.reason_code = FWD_R_INVALID_TABLE;

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -42,8 +43,32 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	dp_gen_free(old);
 }
 
+/* CLOCK_MONOTONIC ns: the clock regiond's push deadlines are in. */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A push regiond stopped waiting for (it answered "nothing changed") must
+ * not be published: checked on arrival (a stopped or busy regionfwd reads
+ * it late) and again just before the swap (building may take long). */
+static int expired(uint64_t deadline_ns, struct fwd_err *err)
+{
+	uint64_t now = mono_ns();
+
+	if (deadline_ns == 0 || now <= deadline_ns)
+		return 0;
+	fwd_err_fail(err, FWD_R_PUSH_EXPIRED, NULL, 0, "",
+		     "the push arrived or finished %.1f s after its deadline: not published",
+		     (double)(now - deadline_ns) / 1e9);
+	return 1;
+}
+
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		 const struct fwd_hs_dbs *content_db, struct fwd_err *err)
+		 const struct fwd_hs_dbs *content_db, uint64_t deadline_ns, struct fwd_err *err)
 {
 	uint64_t hash = fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
 	struct fwd_table *t;
@@ -51,6 +76,10 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 
 	if (ctx->pub.gen && ctx->pub.gen->hash == hash)
 		return 1;
+	if (expired(deadline_ns, err)) {
+		DP_LOG(WARNING, "push from %s refused: %s", name, err->reason);
+		return -ETIMEDOUT;
+	}
 	t = fwd_table_parse(buf, len, name, -1, err);
 	if (t == NULL)
 		return -EINVAL;
@@ -59,6 +88,11 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, content_db, err);
 	if (g == NULL)
 		return -EINVAL;
+	if (expired(deadline_ns, err)) {
+		DP_LOG(WARNING, "push from %s refused: %s", name, err->reason);
+		dp_gen_free(g);
+		return -ETIMEDOUT;
+	}
 	if (id >= ctx->next_gen_id && id < UINT64_MAX)
 		ctx->next_gen_id = id + 1;
 	g->seq = ++ctx->gen_seq;
@@ -88,7 +122,7 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 
 	if (rc)
 		return rc;
-	rc = dp_ctx_apply(ctx, buf, len, path, 0, NULL, err);
+	rc = dp_ctx_apply(ctx, buf, len, path, 0, NULL, 0, err);
 	free(buf);
 	return rc;
 }

@@ -53,10 +53,12 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
  * @param id          generation id to give it; 0 takes the next local id
  * @param content_db  compiled content rules shipped with the document, or
  *                    NULL to compile them here (tables read from a file)
+ * @param deadline_ns  CLOCK_MONOTONIC ns after which the table must not be
+ *                    published (-ETIMEDOUT, push_expired); 0: none
  * @return 0 published, 1 no-op, or -errno with @err filled (nothing changed)
  */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		 const struct fwd_hs_dbs *content_db, struct fwd_err *err);
+		 const struct fwd_hs_dbs *content_db, uint64_t deadline_ns, struct fwd_err *err);
 
 /** dp_ctx_apply() on a file. */
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);

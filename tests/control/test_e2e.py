@@ -83,10 +83,11 @@ class Box:
         self.rd = subprocess.Popen(self.wrapper + [REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
                                     "--state-dir", self.state, "--table", DEMO, *extra],
                                    stdout=self.rd_log, stderr=subprocess.STDOUT)
-        # Up when its API answers: 'status' prints a report whatever the
-        # health it exits with (0 in sync, 1 degraded, 3 regionfwd unreachable).
-        wait_for(lambda: (lambda r: r[0] in (0, 1, 3) and r[1].startswith("generation"))(self.ctl("status")),
-                 timeout=120 if self.wrapper else 30, what="regiond up")
+        # Up when its API answers with a dataplane report (status is read
+        # from regiond's view; its main loop asks regionfwd once a second),
+        # whatever the health it exits with (0, 1 degraded, 3 unreachable).
+        wait_for(lambda: (lambda r: isinstance(r[1], dict) and r[1]["dataplane"]["report_age_ms"] is not None)(
+            self.ctl("status", json_out=True)), timeout=120 if self.wrapper else 30, what="regiond up")
 
     def ctl(self, *args, json_out=False):
         p = subprocess.run([REGIONCTL, "-s", self.api] + (["-j"] if json_out else []) + list(args),

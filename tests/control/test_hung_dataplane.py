@@ -1,0 +1,60 @@
+"""A hung regionfwd (issue 16, finding 3): status keeps answering from
+regiond's view with the age of its dataplane report, a push has a deadline,
+and a table whose push was answered "nothing changed" is never published
+when regionfwd wakes up."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from test_e2e import REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+from test_state import dp_generation  # noqa: E402
+
+
+def published_lines(b):
+    with open(b.tmp / "fwd.log") as f:
+        return [line for line in f if "built and published" in line]
+
+
+def test_a_stopped_regionfwd_neither_freezes_status_nor_publishes_late(tmp_path):
+    b = Box(tmp_path, "hung", regiond_args=("--dataplane-timeout", "6000"))
+    try:
+        first = dp_generation(b)
+        published = len(published_lines(b))
+        os.kill(b.fwd.pid, signal.SIGSTOP)
+        try:
+            new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+            put = subprocess.Popen([REGIONCTL, "-s", b.api, "apply", new], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+            time.sleep(1)
+            # The PUT holds regiond's state lock, waiting for regionfwd ...
+            rc, s, err = b.ctl("status", json_out=True)
+            assert put.poll() is None, "the push should still be waiting for the stopped regionfwd"
+            # ... and status answered anyway, from regiond's view.
+            assert isinstance(s, dict) and s["generation"]["id"] == 1, (rc, s, err)
+            assert s["dataplane"]["report_age_ms"] is not None
+            out, err = put.communicate(timeout=60)
+            assert put.returncode == 3 and "nothing changed" in err, (put.returncode, out, err)
+            # Reports stop while regionfwd is stopped: the age grows past
+            # 10 s and status calls it unreachable (exit 3).
+            wait_for(lambda: b.ctl("status")[0] == 3, timeout=40, what="status says unreachable")
+            s = b.status()
+            assert s["dataplane"]["report_age_ms"] > 10000 and s["generation"]["id"] == 1, s
+        finally:
+            os.kill(b.fwd.pid, signal.SIGCONT)
+        # regionfwd reads the expired push first thing: refused, not published.
+        wait_for(lambda: "push_expired" in open(tmp_path / "fwd.log").read()
+                 or "after its deadline" in open(tmp_path / "fwd.log").read(),
+                 timeout=20, what="regionfwd refuses the expired push")
+        wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
+        assert dp_generation(b)["hash"] == first["hash"]
+        assert len(published_lines(b)) == published, published_lines(b)[published:]
+        assert b.gen() == 1
+        rc, out, err = b.ctl("apply", new)  # the same change goes through now,
+        assert rc == 0 and "generation 3" in out, err  # under a fresh id (2 was spent)
+        assert dp_generation(b)["hash"] != first["hash"]
+    finally:
+        b.stop()
