@@ -229,6 +229,9 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 			e.reason_code = FWD_R_INVALID_TABLE;
 		return reply_error(REGIONFWD__CTL__OP__OP_PUSH, &e, len);
 	}
+	/* From now on the table is the pusher's: SIGHUP refuses to reload
+	 * the file (regionfwd.c). */
+	snprintf(ctl->ctx->managed_by, sizeof(ctl->ctx->managed_by), "%s", nm);
 	rep.generation = ctl->ctx->pub.gen->id;
 	rep.hash = ctl->ctx->pub.gen->hash;
 	rep.noop = rc == 1;

@@ -37,6 +37,10 @@ struct dp_ctx {
 	struct dp_lcore *workers[DP_MAX_WORKERS];
 	uint64_t next_gen_id;
 	uint64_t gen_seq; /* last dp_gen.seq given (control thread) */
+	/* Who pushed the running table over the control socket ("" while it
+	 * came from --table): then SIGHUP does not reload the file, which
+	 * would silently replace what that controller manages. */
+	char managed_by[128];
 };
 
 /**

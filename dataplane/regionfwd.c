@@ -64,7 +64,8 @@ static void usage(FILE *out)
 		     "  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
 		     "                     --table, also that every link's port is in it\n"
 		     "\n"
-		     "Signals: SIGHUP reloads --table hitlessly, SIGUSR1 prints counters,\n"
+		     "Signals: SIGHUP reloads --table hitlessly (refused once a controller\n"
+		     "pushed the running table), SIGUSR1 prints counters,\n"
 		     "SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
 }
 
@@ -405,6 +406,16 @@ int main(int argc, char **argv)
 		if (sig_usr1) {
 			sig_usr1 = 0;
 			print_report(&ctx, stdout);
+		}
+		if (sig_hup && ctx.managed_by[0]) {
+			/* Two sources of truth would flap: the file's table now,
+			 * the controller's again a second later. Refused and said;
+			 * a restart of regionfwd returns to the file. */
+			sig_hup = 0;
+			DP_LOG(WARNING,
+			       "SIGHUP refused: generation %llu was pushed by %s, which manages the "
+			       "table; change it there (regionctl apply), not in %s",
+			       (unsigned long long)ctx.pub.gen->id, ctx.managed_by, opts.table_path);
 		}
 		if (sig_hup) {
 			sig_hup = 0;
