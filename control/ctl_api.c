@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* struct ucred (SO_PEERCRED) */
 #include "ctl_api.h"
 
 #include <arpa/inet.h>
@@ -655,6 +656,38 @@ static int refused(struct ctl_api *api, struct MHD_Connection *con, const struct
 	return 0;
 }
 
+/* Who sends this request, as the kernel or the credential says (never as
+ * the request claims): SO_PEERCRED on the unix socket, the write token and
+ * the peer's address on TCP. Recorded with every change it makes. */
+static void client_identity(struct MHD_Connection *con, int tcp, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	snprintf(out, len, "%s", tcp ? "write token" : "local client");
+	if (con == NULL)
+		return;
+	if (!tcp) {
+		struct ucred uc;
+		socklen_t sl = sizeof(uc);
+
+		ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) == 0)
+			snprintf(out, len, "uid %u pid %d on the unix socket", (unsigned)uc.uid,
+				 (int)uc.pid);
+		return;
+	}
+	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci && ci->client_addr) {
+		char host[INET6_ADDRSTRLEN + 8] = "?", port[8] = "?";
+		socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								      : sizeof(struct sockaddr_in);
+
+		getnameinfo(ci->client_addr, sl, host, sizeof(host), port, sizeof(port),
+			    NI_NUMERICHOST | NI_NUMERICSERV);
+		snprintf(out, len, "write token from %s port %s", host, port);
+	}
+}
+
 static const struct route *find_route(const char *method, const char *url)
 {
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
@@ -701,7 +734,10 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 		return;
 	}
 	pthread_mutex_lock(api->lock);
+	if (rt->flags & ROUTE_WRITE)
+		client_identity(con, q->tcp, api->st->who, sizeof(api->st->who));
 	rt->handle(api, q, r);
+	api->st->who[0] = '\0';
 	/* A write that ran: regionfwd just answered, so its report is fresh
 	 * to ask for and the view shows the change with what runs. */
 	if ((rt->flags & ROUTE_WRITE) && r->status < 300)

@@ -45,6 +45,8 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
 			 gen);
 		return 0;
 	}
+	fprintf(stderr, "regiond: generation %" PRIu64 " confirmed by %s\n", gen,
+		st->who[0] ? st->who : "regiond");
 	return gen;
 }
 

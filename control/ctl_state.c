@@ -77,9 +77,9 @@ static json_t *gen_record(const struct ctl_gen *g)
 
 	hexhash(g->hash, h);
 	gen_file(f, sizeof(f), g->id);
-	return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t)g->id, "time",
+	return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)g->id, "time",
 			 (json_int_t)g->time, "hash", h, "author", g->author, "comment", g->comment,
-			 "file", f);
+			 "by", g->by, "file", f);
 }
 
 int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
@@ -177,6 +177,8 @@ static int load_record(struct ctl_state *st, const json_t *v, const char *where,
 		 json_string_value(json_object_get(v, "author")) ?: "");
 	snprintf(g->comment, sizeof(g->comment), "%s",
 		 json_string_value(json_object_get(v, "comment")) ?: "");
+	/* absent in records written before it was kept */
+	snprintf(g->by, sizeof(g->by), "%s", json_string_value(json_object_get(v, "by")) ?: "");
 	gen_file(f, sizeof(f), g->id);
 	snprintf(path, sizeof(path), "%s/%s", st->dir, f);
 	if (fwd_read_file(path, &g->doc, &g->len, &fe) || fwd_hash64(g->doc, g->len) != g->hash)
@@ -650,6 +652,10 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 	g.hash = hash;
 	snprintf(g.author, sizeof(g.author), "%s", author ? author : "");
 	snprintf(g.comment, sizeof(g.comment), "%s", comment ? comment : "");
+	snprintf(g.by, sizeof(g.by), "%s",
+		 must_run     ? "regiond (commit-confirm timer)"
+		 : st->who[0] ? st->who
+			      : "regiond");
 	g.doc = malloc(len + 1);
 	if (g.doc == NULL) {
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
@@ -697,6 +703,18 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 		return -1;
 	}
 	commit_pending(st, t, unsaved);
+	/* The audit line: every change, who made it (authenticated), who it
+	 * says wrote it, and why. */
+	{
+		const struct ctl_gen *now = ctl_state_current(st);
+
+		if (now && now->id == id)
+			fprintf(stderr,
+				"regiond: generation %" PRIu64 " (%016" PRIx64
+				") applied by %s, author "
+				"'%s': %s\n",
+				now->id, now->hash, now->by, now->author, now->comment);
+	}
 	return (int64_t)id;
 }
 
@@ -811,10 +829,10 @@ json_t *ctl_state_history(const struct ctl_state *st)
 		char h[17];
 
 		hexhash(g->hash, h);
-		json_array_append_new(a, json_pack("{s:I, s:I, s:s, s:s, s:s, s:I}", "id",
+		json_array_append_new(a, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I}", "id",
 						   (json_int_t)g->id, "time", (json_int_t)g->time,
-						   "author", g->author, "comment", g->comment,
-						   "hash", h, "bytes", (json_int_t)g->len));
+						   "author", g->author, "comment", g->comment, "by",
+						   g->by, "hash", h, "bytes", (json_int_t)g->len));
 	}
 	return a;
 }

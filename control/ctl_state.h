@@ -31,6 +31,10 @@ struct ctl_gen {
 	uint64_t hash;
 	char author[64];
 	char comment[256];
+	/* Who made the change, as authenticated (not as claimed, unlike
+	 * author): "uid 0 pid 42 on the unix socket", "write token from
+	 * 10.0.0.5:41234", "regiond (commit-confirm timer)". */
+	char by[96];
 	char *doc;
 	size_t len;
 };
@@ -74,6 +78,9 @@ struct ctl_state {
 	json_t *dp_report;
 	int dp_in_sync;
 	int64_t dp_report_ms;
+	/* The authenticated client of the write in progress, set by the API
+	 * around a write; "" when regiond acts on its own. */
+	char who[96];
 	/* One operator-facing alarm (status "alarm", logged once when it is
 	 * raised or changes, once when it clears); "" when none. */
 	char alarm[320];

@@ -811,8 +811,11 @@ static void print_history(json_t *r, const char *unused)
 		char t[32];
 
 		when(ji(v, "time"), t, sizeof(t));
-		printf("%6lld  %-20s  %-16s  %-12s  %s\n", ji(v, "id"), t, js(v, "hash"),
+		printf("%6lld  %-20s  %-16s  %-12s  %s", ji(v, "id"), t, js(v, "hash"),
 		       js(v, "author"), js(v, "comment"));
+		if (json_string_length(json_object_get(v, "by")))
+			printf("  [by %s]", js(v, "by"));
+		putchar('\n');
 	}
 }
 

@@ -413,9 +413,10 @@ int main(int argc, char **argv)
 			 * a restart of regionfwd returns to the file. */
 			sig_hup = 0;
 			DP_LOG(WARNING,
-			       "SIGHUP refused: generation %llu was pushed by %s, which manages the "
-			       "table; change it there (regionctl apply), not in %s",
-			       (unsigned long long)ctx.pub.gen->id, ctx.managed_by, opts.table_path);
+			       "SIGHUP refused: generation %llu was pushed by %s, which "
+			       "manages the table; change it there (regionctl apply), not in %s",
+			       (unsigned long long)ctx.pub.gen->id, ctx.managed_by,
+			       opts.table_path);
 		}
 		if (sig_hup) {
 			sig_hup = 0;

@@ -358,6 +358,8 @@ def test_oversized_body_and_tcp_token(tmp_path):
         assert_unchanged(b)
         p = subprocess.run([REGIONCTL, "--url", url, "--token-file", str(token), "apply", new], capture_output=True, text=True)
         assert p.returncode == 0 and "generation 2" in p.stdout, p.stderr
+        by = b.ctl("history", json_out=True)[1]["history"][0]["by"]
+        assert by.startswith("write token from 127.0.0.1 port "), by  # who, as authenticated
     finally:
         b.stop()
 
@@ -401,6 +403,12 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     rc, h, _ = box.ctl("history", json_out=True)
     assert h["history"][0]["comment"] == "automatic revert: generation 2 was not confirmed in time"
     assert h["history"][0]["hash"] == h["history"][2]["hash"]  # back on generation 1's table
+    # Who made each change, as authenticated, not as claimed (audit).
+    assert h["history"][0]["by"] == "regiond (commit-confirm timer)"
+    assert h["history"][1]["by"].startswith(f"uid {os.geteuid()} pid ") and \
+        h["history"][1]["by"].endswith("on the unix socket"), h["history"][1]
+    rc, out, _ = box.ctl("history")
+    assert "[by regiond (commit-confirm timer)]" in out, out
     # Confirmed in time: it stays.
     rc, out, _ = box.ctl("apply", new, "--confirm-timeout", "3")
     assert rc == 0
@@ -408,6 +416,10 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     assert rc == 0 and "confirmed generation 4" in out
     time.sleep(4)
     assert box.gen() == 4
+    log = open(tmp_path / "regiond.log").read()
+    assert f"generation 2 ({h['history'][1]['hash']}) applied by uid {os.geteuid()} pid " in log, log
+    assert "generation 3" in log and "applied by regiond (commit-confirm timer)" in log, log
+    assert f"generation 4 confirmed by uid {os.geteuid()} pid " in log, log
 
 
 def test_metrics(box):
