@@ -581,8 +581,10 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	}
 	int64_t id = apply_gen(st, doc, len, author, comment, expected, push_it, 0, e);
 
-	if (id > 0) /* the table the operator chose runs: nothing left to alarm */
+	if (id >= 0 && push_it) { /* the table the operator chose runs */
+		st->seeded = 0;
 		ctl_state_alarm(st, NULL);
+	}
 	return id;
 }
 
@@ -814,6 +816,22 @@ int ctl_state_sync(struct ctl_state *st)
 	cur = ctl_state_current(st);
 	in_sync = runs_current(st, r);
 	keep_report(st, r);
+	if (!in_sync && cur != NULL && st->seeded && r->generation &&
+	    strcmp(r->generation->source, "regiond") == 0) {
+		/* A regiond with no history of its own (seeded from --table at
+		 * this start) meets a table another regiond pushed: that table
+		 * is policy someone applied; the seed is only a default. Not
+		 * overwritten: said, until an operator applies a table. */
+		ctl_state_alarm(st,
+				"regionfwd runs generation %" PRIu64 " (%016" PRIx64
+				"), pushed by a regiond whose state this one does not have (this "
+				"state directory was empty and seeded from --table): not "
+				"overwritten; apply the table to run (regionctl apply), or start "
+				"regiond on the state directory that made it",
+				r->generation->id, r->generation->hash);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		return 0;
+	}
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	if (!in_sync && cur != NULL && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
 		in_sync = ctl_state_refresh(st);

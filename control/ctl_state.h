@@ -78,6 +78,11 @@ struct ctl_state {
 	json_t *dp_report;
 	int dp_in_sync;
 	int64_t dp_report_ms;
+	/* The current generation is the --table an empty state directory was
+	 * seeded with at this start, and no change was made since: such a
+	 * regiond does not overwrite a regionfwd that runs a table another
+	 * regiond pushed (it says so instead). Cleared by the first change. */
+	int seeded;
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[96];

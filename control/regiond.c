@@ -328,6 +328,7 @@ static int seed_table(struct regiond *d)
 		return -1;
 	}
 	free(buf);
+	d->st.seeded = 1; /* ctl_state_sync will not overwrite another regiond's table */
 	return 0;
 }
 
