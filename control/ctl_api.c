@@ -406,12 +406,22 @@ static void h_confirm(struct ctl_api *api, const struct req *q, struct reply *r)
 void ctl_api_publish(struct ctl_api *api)
 {
 	struct ctl_state *st = api->st;
-	json_t *v = json_pack("{s:o, s:{s:b, s:b, s:O?}, s:o, s:o}", "generation",
-			      gen_json(ctl_state_current(st)), "dataplane", "connected",
-			      st->dp_report != NULL, "in_sync", st->dp_in_sync, "status",
-			      st->dp_report, "confirm", ctl_confirm_json(st), "alarm",
-			      st->alarm[0] ? json_string(st->alarm) : json_null()),
-	       *old;
+	const struct ctl_gen *cur = ctl_state_current(st);
+	const char *ran = json_string_value(
+		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
+	char h[17] = "";
+	json_t *v, *old;
+	int in_sync;
+
+	/* Compared now, not when the report was taken: a change made since
+	 * (the confirm timer's revert) must not read as in sync. */
+	if (cur)
+		snprintf(h, sizeof(h), "%016" PRIx64, cur->hash);
+	in_sync = cur && ran && strcmp(ran, h) == 0;
+	v = json_pack("{s:o, s:{s:b, s:b, s:O?}, s:o, s:o}", "generation", gen_json(cur),
+		      "dataplane", "connected", st->dp_report != NULL, "in_sync", in_sync, "status",
+		      st->dp_report, "confirm", ctl_confirm_json(st), "alarm",
+		      st->alarm[0] ? json_string(st->alarm) : json_null());
 
 	if (v == NULL)
 		return; /* out of memory: the previous view stays */

@@ -66,6 +66,10 @@ void ctl_confirm_tick(struct ctl_state *st)
 		ctl_state_alarm(st, NULL); /* the revert is on disk now */
 	if (!gen || (int64_t)time(NULL) < st->confirm_deadline)
 		return;
+	/* A failed revert (regionfwd not answering) spends a generation id
+	 * per try: once a second, not at every 200 ms tick. */
+	if (st->revert_tried_ms && ctl_mono_ms() - st->revert_tried_ms < 1000)
+		return;
 	to = ctl_state_find(st, target);
 	if (to == NULL) {
 		/* Nothing to go back to (the history was edited): said, never
@@ -86,6 +90,9 @@ void ctl_confirm_tick(struct ctl_state *st)
 	/* ctl_state_revert() appends to the history (realloc): 'to' points into
 	 * it, so nothing may read through it after the call. */
 	id = ctl_state_revert(st, to->doc, to->len, c, &e);
+	st->revert_tried_ms = id < 0 ? ctl_mono_ms() : 0;
+	if (id >= 0) /* regionfwd just answered: the view shows what now runs */
+		ctl_state_refresh(st);
 	if (id < 0) {
 		ctl_state_alarm(st,
 				"generation %" PRIu64
@@ -100,7 +107,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 			st,
 			"generation %" PRIu64 " was not confirmed in time: regionfwd runs the "
 			"table of generation %" PRIu64 " again, but the revert is not recorded "
-			"(%s); writes are refused until it is, retrying every second",
+			"(%s); table changes are refused until it is; retrying",
 			gen, target, e.reason);
 		return;
 	}

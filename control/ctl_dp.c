@@ -100,7 +100,10 @@ static int dp_connect(struct ctl_dp *dp)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
 	strcpy(sa.sun_path, dp->path);
-	dp->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a stopped regionfwd's full accept queue makes a
+	 * blocking connect() wait for ever, holding regiond's state lock; this
+	 * way it fails at once (EAGAIN) and says "unavailable". */
+	dp->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (dp->fd < 0)
 		return -errno;
 	if (connect(dp->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -221,8 +224,9 @@ json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 		gen.prefixes_v4 = g->prefixes_v4;
 		gen.prefixes_v6 = g->prefixes_v6;
 	}
-	return json_pack("{s:o, s:i, s:{s:I, s:I, s:I, s:I, s:I}, s:o}", "generation",
-			 fwd_report_gen_json(&gen), "workers", (int)s->workers, "packets", "rx",
+	return json_pack("{s:o, s:i, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o}", "generation",
+			 fwd_report_gen_json(&gen), "workers", (int)s->workers, "managed_by",
+			 s->managed_by ? s->managed_by : "", "packets", "rx",
 			 (json_int_t)(p ? p->rx : 0), "rx_bytes", (json_int_t)(p ? p->rx_bytes : 0),
 			 "tx", (json_int_t)(p ? p->tx : 0), "tx_bytes",
 			 (json_int_t)(p ? p->tx_bytes : 0), "dropped",

@@ -436,7 +436,8 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		return 0;
 	}
 	if (de.reason_code == FWD_R_DATAPLANE_UNAVAILABLE ||
-	    de.reason_code == FWD_R_DATAPLANE_BROKEN || de.reason_code == FWD_R_INTERNAL) {
+	    de.reason_code == FWD_R_DATAPLANE_BROKEN || de.reason_code == FWD_R_PUSH_EXPIRED ||
+	    de.reason_code == FWD_R_INTERNAL) {
 		/* Not the table's fault: regionfwd gone, speaking another
 		 * protocol, or out of memory. Said as it is. */
 		fwd_err_fail(e, de.reason_code, NULL, 0, "", "%s; nothing changed", de.reason);
@@ -554,6 +555,12 @@ void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(now, sizeof(now), fmt, ap);
 		va_end(ap);
+		/* Reasons carry paths and peers' words: the truncation above can
+		 * split a UTF-8 sequence, and the status view (JSON) must never
+		 * fail to build over it. The alarm is ASCII. */
+		for (char *c = now; *c; c++)
+			if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
+				*c = '?';
 	}
 	if (strcmp(now, st->alarm) == 0)
 		return; /* one line per change, not one per retry */
@@ -704,7 +711,9 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 		fwd_table_free(t);
 		return -1;
 	}
-	commit_pending(st, t, unsaved);
+	if (commit_pending(st, t, unsaved) < 0 && must_run && !st->unsaved_id &&
+	    ctl_state_current(st) && ctl_state_current(st)->id == id)
+		st->unsaved_id = id; /* runs, record not written: the tick retries */
 	/* The audit line: every change, who made it (authenticated), who it
 	 * says wrote it, and why. */
 	{
@@ -757,7 +766,8 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 	json_decref(st->dp_report);
 	st->dp_report = r ? ctl_dp_status_json(r) : NULL;
 	st->dp_in_sync = r ? runs_current(st, r) : 0;
-	st->dp_report_ms = ctl_mono_ms();
+	if (r) /* the age is that of the last answer, not of the last attempt */
+		st->dp_report_ms = ctl_mono_ms();
 }
 
 int ctl_state_refresh(struct ctl_state *st)
@@ -829,9 +839,16 @@ int ctl_state_sync(struct ctl_state *st)
 				"overwritten; apply the table to run (regionctl apply), or start "
 				"regiond on the state directory that made it",
 				r->generation->id, r->generation->hash);
+		st->held_back = 1;
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 		return 0;
 	}
+	st->held_back = 0;
+	/* regionfwd runs our table but does not know it is managed (it never
+	 * got a push: its --table had the same content, or it restarted on
+	 * it): one push, a no-op there, makes it refuse SIGHUP reloads. */
+	if (in_sync && cur != NULL && r->managed_by[0] == '\0')
+		push(st, cur->id, cur->doc, cur->len, st->table, &e);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	if (!in_sync && cur != NULL && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
 		in_sync = ctl_state_refresh(st);

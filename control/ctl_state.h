@@ -33,7 +33,7 @@ struct ctl_gen {
 	char comment[256];
 	/* Who made the change, as authenticated (not as claimed, unlike
 	 * author): "uid 0 pid 42 on the unix socket", "write token from
-	 * 10.0.0.5:41234", "regiond (commit-confirm timer)". */
+	 * 10.0.0.5 port 41234", "regiond (commit-confirm timer)". */
 	char by[96];
 	char *doc;
 	size_t len;
@@ -62,6 +62,7 @@ struct ctl_state {
 	/* commit-confirm: revert to revert_to unless confirmed by deadline */
 	uint64_t confirm_gen, revert_to;
 	int64_t confirm_deadline;
+	int64_t revert_tried_ms; /* CLOCK_MONOTONIC of the last failed revert: retried once a second */
 	/* A generation regionfwd runs and regiond holds as current whose
 	 * document and record could not be written (an automatic revert on a
 	 * full or read-only disk): written by ctl_state_persist_unsaved(),
@@ -83,6 +84,9 @@ struct ctl_state {
 	 * regiond does not overwrite a regionfwd that runs a table another
 	 * regiond pushed (it says so instead). Cleared by the first change. */
 	int seeded;
+	/* ctl_state_sync left regionfwd on another regiond's table (above):
+	 * nothing else (the XDP filter) may be moved to the seed either. */
+	int held_back;
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[96];

@@ -385,7 +385,9 @@ static int start_filters(struct regiond *d)
 	struct ctl_ext filters = ctl_filter_ext(d->filter);
 
 	ctl_state_add_ext(&d->st, &filters);
-	if (cur && ctl_filter_generation(d->filter) != cur->id &&
+	/* A seed (an empty state directory's --table) is not forced on the
+	 * filter either: ctl_state_sync decides whether it may run at all. */
+	if (cur && !d->st.seeded && ctl_filter_generation(d->filter) != cur->id &&
 	    ctl_filter_apply(d->filter, d->st.table, cur->id, &e)) {
 		fprintf(stderr, "regiond: XDP filter refused generation %" PRIu64 ": %s\n", cur->id,
 			e.reason);
@@ -447,7 +449,9 @@ static void main_loop(struct regiond *d)
 			in_sync = s;
 			last_sync = now;
 			cur = ctl_state_current(&d->st);
-			for (unsigned i = 0; cur && i < d->st.next; i++)
+			/* Held back (a seed meeting another regiond's table): the
+			 * filter stays on what it enforces, like regionfwd. */
+			for (unsigned i = 0; cur && !d->st.held_back && i < d->st.next; i++)
 				if (d->st.ext[i].sync)
 					d->st.ext[i].sync(d->st.ext[i].arg, d->st.table, cur->id);
 		}

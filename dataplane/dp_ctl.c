@@ -249,6 +249,7 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 	struct dp_ctx_totals tot;
 
 	dp_ctx_totals(ctx, &tot);
+	rep.managed_by = ctx->managed_by;
 	gi.id = tot.gen.id;
 	gi.hash = tot.gen.hash;
 	gi.source = tot.gen.source;

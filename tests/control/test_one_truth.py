@@ -36,6 +36,23 @@ def test_sighup_on_a_managed_regionfwd_is_refused(tmp_path):
         b.stop()
 
 
+def test_sighup_is_refused_even_when_regiond_never_had_to_push(tmp_path):
+    """regionfwd's --table has regiond's content, so no table ever had to be
+    pushed: regiond still claims it (one no-op push) and SIGHUP is refused."""
+    b = Box(tmp_path, "sighup-same")
+    try:
+        wait_for(lambda: b.status()["dataplane"]["status"]["managed_by"] == "regiond", timeout=20,
+                 what="regiond claims the running table")
+        before = dp_generation(b)
+        assert before["id"] == 1
+        os.kill(b.fwd.pid, signal.SIGHUP)
+        wait_for(lambda: "SIGHUP refused" in open(tmp_path / "fwd.log").read(), timeout=20,
+                 what="regionfwd refuses the reload")
+        assert dp_generation(b) == before
+    finally:
+        b.stop()
+
+
 def test_an_empty_regiond_does_not_overwrite_a_pushed_table(tmp_path):
     b = Box(tmp_path, "adopt")
     try:
