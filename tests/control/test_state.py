@@ -4,6 +4,7 @@ and changes nothing, any corruption of the state directory stops regiond
 with the file and reason named and never touches live policy, and a change
 interrupted mid-apply is resolved by what regionfwd runs, and commit-confirm
 reverts at its deadline even when the disk refuses to record it."""
+import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +28,24 @@ def dp_generation(box):
         c.close()
 
 
+@contextlib.contextmanager
+def box_on_tmpfs(tmp_path, name, size, regiond_args=()):
+    """A Box whose state directory is a tmpfs of @size (to fill up or to
+    remount read-only); stopped, remounted writable and unmounted after."""
+    state = tmp_path / "state"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(state)], check=True)
+    b = None
+    try:
+        b = Box(tmp_path, name, regiond_args=regiond_args)
+        yield b, state
+    finally:
+        if b:
+            b.stop()
+        subprocess.run(["mount", "-o", "remount,rw", str(state)])
+        subprocess.run(["umount", str(state)])
+
+
 def regiond_once(box):
     """Start regiond on the box's state and return (exit status, output)
     when it stops by itself within 20 s (None when it keeps running)."""
@@ -43,12 +62,7 @@ def regiond_once(box):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
 def test_full_disk_refuses_the_change_and_changes_nothing(tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(state)], check=True)
-    b = None
-    try:
-        b = Box(tmp_path, "st-full", regiond_args=("--keep", "2"))
+    with box_on_tmpfs(tmp_path, "st-full", "512k", regiond_args=("--keep", "2")) as (b, state):
         for n in range(3):  # history at --keep: the next apply prunes
             rc, _, err = b.ctl("apply", demo_variant(tmp_path, f"v{n}.yaml", "ingress table",
                                                     f"ingress table v{n}"))
@@ -80,10 +94,6 @@ def test_full_disk_refuses_the_change_and_changes_nothing(tmp_path):
         rc, out, err = b.ctl("apply", new)  # and takes the change now, with a fresh id
         assert rc == 0 and f"generation {gen + 1}" in out, err
         assert dp_generation(b)["id"] == gen + 1
-    finally:
-        if b:
-            b.stop()
-        subprocess.run(["umount", str(state)])
 
 
 CORRUPTIONS = [
@@ -187,12 +197,7 @@ def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
     """Finding 4: an unconfirmed generation goes at its deadline even when the
     state directory is read-only: regionfwd first, the record once the disk
     takes it; one alarm, not a line per retry; writes wait for the record."""
-    state = tmp_path / "state"
-    state.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(state)], check=True)
-    b = None
-    try:
-        b = Box(tmp_path, "st-ro")
+    with box_on_tmpfs(tmp_path, "st-ro", "4m") as (b, state):
         first = dp_generation(b)
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
                              "--confirm-timeout", "3")
@@ -227,23 +232,13 @@ def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
         assert b.gen() == 3 and dp_generation(b)["hash"] == first["hash"]
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
         assert rc == 0 and "generation 4" in out, err
-    finally:
-        if b:
-            b.stop()
-        subprocess.run(["mount", "-o", "remount,rw", str(state)])
-        subprocess.run(["umount", str(state)])
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
 def test_confirm_is_refused_when_it_cannot_be_recorded(tmp_path):
     """A confirmation only memory knows would be undone by a restart: it is
     durable or refused, and the deadline keeps holding."""
-    state = tmp_path / "state"
-    state.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(state)], check=True)
-    b = None
-    try:
-        b = Box(tmp_path, "st-ro-confirm")
+    with box_on_tmpfs(tmp_path, "st-ro-confirm", "4m") as (b, state):
         first = dp_generation(b)
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
                              "--confirm-timeout", "6")
@@ -253,11 +248,6 @@ def test_confirm_is_refused_when_it_cannot_be_recorded(tmp_path):
         assert rc == 4 and "persist_failed" in err and "still reverts" in err, (rc, out, err)
         assert b.status()["confirm"]["generation"] == 2
         wait_for(lambda: dp_generation(b)["hash"] == first["hash"], timeout=20, what="the revert")
-    finally:
-        if b:
-            b.stop()
-        subprocess.run(["mount", "-o", "remount,rw", str(state)])
-        subprocess.run(["umount", str(state)])
 
 
 def test_a_spent_confirm_record_is_not_corruption(tmp_path):
