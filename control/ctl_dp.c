@@ -44,11 +44,6 @@ void ctl_dp_free(struct ctl_dp *dp)
 	free(dp);
 }
 
-int ctl_dp_connected(const struct ctl_dp *dp)
-{
-	return dp->fd >= 0;
-}
-
 static int64_t now_ms(void)
 {
 	struct timespec ts;

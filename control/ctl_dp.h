@@ -17,9 +17,6 @@ struct ctl_dp;
 struct ctl_dp *ctl_dp_create(const char *path);
 void ctl_dp_free(struct ctl_dp *dp);
 
-/** 1 when the last call reached regionfwd. */
-int ctl_dp_connected(const struct ctl_dp *dp);
-
 /**
  * Send request @req of @op (its message per fwd_msg.c's op table) and wait
  * at most @timeout_ms for the reply. @return 0 with *@reply (free with
