@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -513,4 +514,51 @@ const struct fwd_node *fwd_node_get(const struct fwd_node *map, const char *key)
 		if (strcmp(c->key, key) == 0)
 			return c;
 	return NULL;
+}
+
+int fwd_write_atomic(const char *dir, const char *name, const struct iovec *parts, int n)
+{
+	char tmp[PATH_MAX], dst[PATH_MAX];
+	int fd, dfd, rc = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp) ||
+	    (size_t)snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= sizeof(dst))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	for (int i = 0; i < n && rc == 0; i++) {
+		const char *p = parts[i].iov_base;
+		size_t off = 0;
+
+		while (off < parts[i].iov_len) {
+			ssize_t w = write(fd, p + off, parts[i].iov_len - off);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				rc = -errno;
+				break;
+			}
+			off += (size_t)w;
+		}
+	}
+	/* A full disk may only show at fsync (delayed allocation) or close. */
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && rename(tmp, dst) < 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	/* The rename is durable only once the directory is. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
 }

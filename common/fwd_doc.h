@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "fwd_err.h"
 #include "fwd_hash.h"
@@ -62,6 +63,14 @@ struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err);
  * malloc'd buffer. @return 0, or -errno with @err filled
  */
 int fwd_read_file(const char *path, char **buf, size_t *len, struct fwd_err *err);
+
+/**
+ * Write @dir/@name atomically and durably from @n parts: a hidden temporary
+ * file written and fsync'd, renamed over @name, then the directory fsync'd,
+ * so a crash at any instant leaves the old file or the new one, never a mix.
+ * @return 0 or -errno (nothing changed: the temporary file is removed)
+ */
+int fwd_write_atomic(const char *dir, const char *name, const struct iovec *parts, int n);
 
 const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc);
 const char *fwd_doc_name(const struct fwd_doc *doc);

@@ -18,6 +18,8 @@ static const struct {
 					     &regionfwd__ctl__counter_report__descriptor},
 	[REGIONFWD__CTL__OP__OP_EXPLAIN] = {&regionfwd__ctl__explain_request__descriptor,
 					    &regionfwd__ctl__explain_reply__descriptor},
+	[REGIONFWD__CTL__OP__OP_TABLE] = {&regionfwd__ctl__empty__descriptor,
+					  &regionfwd__ctl__table_reply__descriptor},
 };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))

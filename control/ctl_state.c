@@ -19,44 +19,12 @@
 #include "fwd_hs.h"
 #include "fwd_residency.h"
 
+/* One buffer, written atomically and durably (fwd_write_atomic). */
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
 {
-	char tmp[512], dst[512];
-	size_t off = 0;
-	int fd, dfd, rc = 0;
+	struct iovec part = {.iov_base = (void *)data, .iov_len = len};
 
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return -errno;
-	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			rc = -errno;
-			break;
-		}
-		off += (size_t)w;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && rename(tmp, dst) < 0)
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	/* The rename is durable only once the directory is. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
+	return fwd_write_atomic(dir, name, &part, 1);
 }
 
 static void gen_file(char *buf, size_t len, uint64_t id)
@@ -810,6 +778,104 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 		unlink_doc(st, id);
 }
 
+/* What regionfwd runs, as it was given (OP_TABLE), or NULL (said why in @e). */
+static Regionfwd__Ctl__TableReply *dp_table(struct ctl_state *st, struct fwd_err *e)
+{
+	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
+	ProtobufCMessage *reply;
+
+	if (ctl_dp_call(st->dp, REGIONFWD__CTL__OP__OP_TABLE, &req.base, &reply, st->dp_timeout_ms,
+			e))
+		return NULL;
+	return (Regionfwd__Ctl__TableReply *)reply;
+}
+
+/* Whether regiond should take what regionfwd runs (@r) as its own rather
+ * than push its current generation over it: when its own state is empty
+ * (no generation, or only the --table this start seeded an empty state
+ * directory with, against a table some regiond pushed), or older (regionfwd
+ * runs a generation a regiond pushed with a higher id than regiond's
+ * current: this state directory missed changes, e.g. restored from a
+ * backup). A regionfwd running its own --table file (not pushed) is brought
+ * to regiond's table instead: that file is a start-up default. */
+static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	int pushed;
+
+	if (r->generation == NULL || r->generation->hash == 0)
+		return 0;
+	if (cur == NULL)
+		return 1;
+	pushed = strcmp(r->generation->source, "regiond") == 0;
+	return pushed && (st->seeded || r->generation->id > cur->id);
+}
+
+/* Record what regionfwd runs as a new generation of regiond's (no push:
+ * regionfwd runs it already), keeping its id when this regiond has not
+ * used it, so the box's generation id does not go back. When it cannot be
+ * adopted (it does not validate here, the disk refuses it), it is not
+ * overwritten either: one alarm, and regiond holds back (held_back) until
+ * an operator applies a table. @return 0 adopted, -1 not */
+static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
+{
+	const uint64_t id = r->generation->id, hash = r->generation->hash;
+	Regionfwd__Ctl__TableReply *tr;
+	char why[sizeof(((struct fwd_err *)0)->reason) + 32], who[sizeof(st->who)],
+		comment[sizeof(((struct ctl_gen *)0)->comment)];
+	struct fwd_err e = {0};
+	int64_t got;
+
+	/* A fetch is the whole document: not more than once in 5 s. */
+	if (st->adopt_tried_ms && ctl_mono_ms() - st->adopt_tried_ms < 5000)
+		return -1;
+	st->adopt_tried_ms = ctl_mono_ms();
+	tr = dp_table(st, &e);
+	if (tr == NULL) {
+		snprintf(why, sizeof(why), "fetching it failed: %s", e.reason);
+		goto refused;
+	}
+	if (tr->generation == NULL || tr->generation->hash != hash ||
+	    fwd_hash64(tr->document.data, tr->document.len) != hash) {
+		/* It changed between the status and the fetch: next tick. */
+		protobuf_c_message_free_unpacked(&tr->base, NULL);
+		return -1;
+	}
+	snprintf(comment, sizeof(comment),
+		 "adopted: regionfwd ran generation %" PRIu64 " (%016" PRIx64
+		 "), pushed by %s, which this state directory did not hold",
+		 id, hash, r->managed_by[0] ? r->managed_by : r->generation->source);
+	if (id >= st->next_id && id < UINT64_MAX)
+		st->next_id = id; /* its own id: spent here from now on */
+	snprintf(who, sizeof(who), "%s", st->who);
+	snprintf(st->who, sizeof(st->who), "regiond (adopted from regionfwd)");
+	got = apply_gen(st, (const char *)tr->document.data, tr->document.len, "regiond", comment,
+			-1, 0, 0, &e);
+	snprintf(st->who, sizeof(st->who), "%s", who);
+	protobuf_c_message_free_unpacked(&tr->base, NULL);
+	if (got <= 0) {
+		snprintf(why, sizeof(why), "%s", got == 0 ? "it is already current" : e.reason);
+		goto refused;
+	}
+	fprintf(stderr,
+		"regiond: adopted what regionfwd runs (generation %" PRIu64 ", %016" PRIx64
+		") as generation %" PRId64 ": this state directory was %s\n",
+		id, hash, got, st->seeded ? "empty (seeded from --table)" : "empty or older");
+	st->seeded = 0;
+	st->held_back = 0;
+	st->adopt_tried_ms = 0;
+	ctl_state_alarm(st, NULL);
+	return 0;
+refused:
+	ctl_state_alarm(st,
+			"regionfwd runs generation %" PRIu64 " (%016" PRIx64
+			"), which this regiond's state does not hold and cannot adopt (%s): not "
+			"overwritten; apply a table to run (regionctl apply)",
+			id, hash, why);
+	st->held_back = 1;
+	return -1;
+}
+
 int ctl_state_sync(struct ctl_state *st)
 {
 	const struct ctl_gen *cur;
@@ -823,27 +889,28 @@ int ctl_state_sync(struct ctl_state *st)
 	}
 	if (st->has_pending)
 		resolve_pending(st, r);
-	cur = ctl_state_current(st);
 	in_sync = runs_current(st, r);
-	keep_report(st, r);
-	if (!in_sync && cur != NULL && st->seeded && r->generation &&
-	    strcmp(r->generation->source, "regiond") == 0) {
-		/* A regiond with no history of its own (seeded from --table at
-		 * this start) meets a table another regiond pushed: that table
-		 * is policy someone applied; the seed is only a default. Not
-		 * overwritten: said, until an operator applies a table. */
-		ctl_state_alarm(st,
-				"regionfwd runs generation %" PRIu64 " (%016" PRIx64
-				"), pushed by a regiond whose state this one does not have (this "
-				"state directory was empty and seeded from --table): not "
-				"overwritten; apply the table to run (regionctl apply), or start "
-				"regiond on the state directory that made it",
-				r->generation->id, r->generation->hash);
-		st->held_back = 1;
-		protobuf_c_message_free_unpacked(&r->base, NULL);
-		return 0;
+	if (!in_sync && !st->has_pending && should_adopt(st, r)) {
+		if (adopt(st, r) < 0) {
+			keep_report(st, r);
+			protobuf_c_message_free_unpacked(&r->base, NULL);
+			return 0;
+		}
+		in_sync = runs_current(st, r);
 	}
+	cur = ctl_state_current(st);
+	keep_report(st, r);
 	st->held_back = 0;
+	if (!in_sync && cur != NULL && r->generation &&
+	    strcmp(r->generation->source, "regiond") == 0 && r->generation->hash != st->reported)
+		/* Not silent: another regiond's table (an id this one already
+		 * passed) is replaced by this one's newer current generation. */
+		fprintf(stderr,
+			"regiond: regionfwd ran generation %" PRIu64 " (%016" PRIx64
+			"), pushed by a regiond, that is not in this history; this regiond's "
+			"generation %" PRIu64 " is newer: pushing it\n",
+			r->generation->id, r->generation->hash, cur->id);
+	st->reported = r->generation && !in_sync ? r->generation->hash : 0;
 	/* regionfwd runs our table but does not know it is managed (it never
 	 * got a push: its --table had the same content, or it restarted on
 	 * it): one push, a no-op there, makes it refuse SIGHUP reloads. */

@@ -81,12 +81,15 @@ struct ctl_state {
 	int64_t dp_report_ms;
 	/* The current generation is the --table an empty state directory was
 	 * seeded with at this start, and no change was made since: such a
-	 * regiond does not overwrite a regionfwd that runs a table another
-	 * regiond pushed (it says so instead). Cleared by the first change. */
+	 * regiond adopts a table another regiond pushed rather than overwrite
+	 * it (ctl_state_sync). Cleared by the first change or adoption. */
 	int seeded;
-	/* ctl_state_sync left regionfwd on another regiond's table (above):
-	 * nothing else (the XDP filter) may be moved to the seed either. */
+	/* ctl_state_sync found a table it should adopt but could not: regionfwd
+	 * is left on it, and nothing else (the XDP filter) may be moved to
+	 * regiond's current generation either. */
 	int held_back;
+	int64_t adopt_tried_ms; /* CLOCK_MONOTONIC ms of the last failed adoption */
+	uint64_t reported; /* hash of a foreign table already logged as replaced */
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[96];

@@ -334,10 +334,13 @@ static void when(long long t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
-/* The exit code of 'status' for monitoring (docs/operations.md): 0 regionfwd
+/* The exit code of 'status' for monitoring (docs/operations.md), in the
+ * monitoring-plugin convention (0 OK, 1 WARNING, 2 CRITICAL): 0 regionfwd
  * runs regiond's current generation and no alarm is raised; 1 degraded (out
- * of sync, or an alarm); 3 regionfwd unreachable, as every other command
- * says "unreachable" (ctl_exit.c) — 2 stays "usage". */
+ * of sync, or an alarm); 2 unreachable (regionfwd, or regiond itself). Only
+ * 'status' answers with health; every other command keeps ctl_exit.c's
+ * codes, where 3 is "unreachable". */
+#define HEALTH_UNREACHABLE 2
 static int status_health(const json_t *r)
 {
 	const json_t *dp = json_object_get(r, "dataplane"),
@@ -347,7 +350,7 @@ static int status_health(const json_t *r)
 	 * regionfwd hangs (or regiond's loop waits on it) — not reachable. */
 	if (!json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
 	    json_integer_value(age) > 10000)
-		return 3;
+		return HEALTH_UNREACHABLE;
 	if (!json_is_true(json_object_get(dp, "in_sync")) ||
 	    json_is_string(json_object_get(r, "alarm")))
 		return 1;
@@ -361,6 +364,8 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 	int rc = call(o, "GET", "/v1/status", NULL, &r), health;
 
 	(void)c;
+	if (rc == CTL_EXIT_UNREACHABLE) /* regiond itself */
+		return HEALTH_UNREACHABLE;
 	if (rc)
 		return rc;
 	health = status_health(r);

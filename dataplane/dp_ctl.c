@@ -232,10 +232,45 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 	/* From now on the table is the pusher's: SIGHUP refuses to reload
 	 * the file (regionfwd.c). */
 	snprintf(ctl->ctx->managed_by, sizeof(ctl->ctx->managed_by), "%s", nm);
+	/* And the next start resumes it (dp_saved.h), before the reply: once
+	 * regiond hears "runs", a restart of regionfwd runs it too. */
+	dp_ctx_save_pushed(ctl->ctx, nm);
 	rep.generation = ctl->ctx->pub.gen->id;
 	rep.hash = ctl->ctx->pub.gen->hash;
 	rep.noop = rc == 1;
 	return reply_msg(REGIONFWD__CTL__OP__OP_PUSH, &rep.base, len);
+}
+
+/* Fill @gi from the totals' generation (strings borrowed from @tot). */
+static void gen_msg(struct dp_ctx_totals *tot, Regionfwd__Ctl__GenerationInfo *gi)
+{
+	gi->id = tot->gen.id;
+	gi->hash = tot->gen.hash;
+	gi->source = tot->gen.source;
+	gi->created_unix_ns = tot->gen.created_unix_ns;
+	gi->regions = tot->gen.regions;
+	gi->services = tot->gen.services;
+	gi->links = tot->gen.links;
+	gi->policies = tot->gen.policies;
+	gi->prefixes_v4 = tot->gen.prefixes_v4;
+	gi->prefixes_v6 = tot->gen.prefixes_v6;
+}
+
+static uint8_t *op_table(struct dp_ctl *ctl, size_t *len)
+{
+	struct dp_ctx *ctx = ctl->ctx;
+	Regionfwd__Ctl__TableReply rep = REGIONFWD__CTL__TABLE_REPLY__INIT;
+	Regionfwd__Ctl__GenerationInfo gi = REGIONFWD__CTL__GENERATION_INFO__INIT;
+	struct dp_ctx_totals tot;
+
+	dp_ctx_totals(ctx, &tot);
+	gen_msg(&tot, &gi);
+	rep.generation = &gi;
+	/* The control thread is the document's only writer and is here. */
+	rep.document.data = (uint8_t *)ctx->doc;
+	rep.document.len = ctx->doc ? ctx->doc_len : 0;
+	rep.managed_by = ctx->managed_by;
+	return reply_msg(REGIONFWD__CTL__OP__OP_TABLE, &rep.base, len);
 }
 
 static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
@@ -250,16 +285,7 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 
 	dp_ctx_totals(ctx, &tot);
 	rep.managed_by = ctx->managed_by;
-	gi.id = tot.gen.id;
-	gi.hash = tot.gen.hash;
-	gi.source = tot.gen.source;
-	gi.created_unix_ns = tot.gen.created_unix_ns;
-	gi.regions = tot.gen.regions;
-	gi.services = tot.gen.services;
-	gi.links = tot.gen.links;
-	gi.policies = tot.gen.policies;
-	gi.prefixes_v4 = tot.gen.prefixes_v4;
-	gi.prefixes_v6 = tot.gen.prefixes_v6;
+	gen_msg(&tot, &gi);
 	pk.rx = tot.rx;
 	pk.rx_bytes = tot.rx_bytes;
 	pk.tx = tot.tx;
@@ -406,6 +432,9 @@ static uint8_t *handle(struct dp_ctl *ctl, const struct fwd_msg_hdr *h, const ui
 		break;
 	case REGIONFWD__CTL__OP__OP_EXPLAIN:
 		out = op_explain(ctl, (const Regionfwd__Ctl__ExplainRequest *)m, len);
+		break;
+	case REGIONFWD__CTL__OP__OP_TABLE:
+		out = op_table(ctl, len);
 		break;
 	default: /* fwd_msg_hdr_decode lets only the op table's ops through */
 		fwd_err_fail(&e, FWD_R_UNKNOWN_OP, NULL, 0, "op", "no handler for op %u", h->op);

@@ -13,6 +13,7 @@
 
 #include "dp_log.h"
 #include "dp_fold.h"
+#include "dp_saved.h"
 #include "fwd_names.h"
 
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
@@ -93,10 +94,24 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 		dp_gen_free(g);
 		return -ETIMEDOUT;
 	}
+	/* Before the swap, so a generation never runs without the document
+	 * OP_TABLE answers with. */
+	char *copy = malloc(len + 1);
+
+	if (copy == NULL) {
+		fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		dp_gen_free(g);
+		return -ENOMEM;
+	}
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
 	if (id >= ctx->next_gen_id && id < UINT64_MAX)
 		ctx->next_gen_id = id + 1;
 	g->seq = ++ctx->gen_seq;
 	dp_ctx_publish(ctx, g);
+	free(ctx->doc);
+	ctx->doc = copy;
+	ctx->doc_len = len;
 	DP_LOG(INFO,
 	       "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "
 	       "built and published in %.1f ms",
@@ -112,6 +127,25 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 		       g->content->compiled_here ? "compiled here" : "shipped",
 		       (double)g->content->scratch_bytes / 1024.0);
 	return 0;
+}
+
+void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
+{
+	const struct dp_gen *g = ctx->pub.gen;
+	int rc;
+
+	if (ctx->saved_path[0] == '\0' || g == NULL || ctx->doc == NULL ||
+	    ctx->saved_hash == g->hash)
+		return;
+	rc = dp_saved_write(ctx->saved_path, g->id, pushed_by, ctx->doc, ctx->doc_len);
+	if (rc) {
+		DP_LOG(ERR,
+		       "cannot save generation %llu to %s: %s; a restart of regionfwd would start "
+		       "on its --table until regiond pushes again",
+		       (unsigned long long)g->id, ctx->saved_path, strerror(-rc));
+		return;
+	}
+	ctx->saved_hash = g->hash;
 }
 
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)

@@ -41,6 +41,14 @@ struct dp_ctx {
 	 * came from --table): then SIGHUP does not reload the file, which
 	 * would silently replace what that controller manages. */
 	char managed_by[128];
+	/* The running generation's document as it was given (OP_TABLE: a
+	 * regiond with empty or older state adopts it); control thread only. */
+	char *doc;
+	size_t doc_len;
+	/* node.pushed_table resolved, and the hash of what it holds (0: not
+	 * written by this process): a push is saved once, not per no-op. */
+	char saved_path[256];
+	uint64_t saved_hash;
 };
 
 /**
@@ -63,6 +71,13 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
  */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
 		 const struct fwd_hs_dbs *content_db, uint64_t deadline_ns, struct fwd_err *err);
+
+/**
+ * Save the running generation, which @pushed_by pushed, to saved_path
+ * (dp_saved.h) unless the file already holds it; a failure is logged (the
+ * generation runs regardless: regiond holds the durable copy).
+ */
+void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by);
 
 /** dp_ctx_apply() on a file. */
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);

@@ -53,6 +53,8 @@ const struct dp_node_field dp_node_fields[] = {
 	UINT(control_idle_timeout_ms, 5000, 86400000, 60000,
 	     "a control connection with nothing in flight is closed after this long"),
 	STR(control_group, "group owning the control socket; default: the process's group"),
+	STR(pushed_table,
+	    "last pushed table, run after a restart; default: next to control_socket"),
 	NOTE(description, "free text for the reader"),
 };
 const unsigned dp_node_nfields = sizeof(dp_node_fields) / sizeof(dp_node_fields[0]);

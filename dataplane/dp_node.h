@@ -43,6 +43,9 @@ struct dp_node {
 		control_frame_timeout_ms; /* a frame moves whole within this, or its connection goes */
 	uint32_t control_idle_timeout_ms; /* a connection idle this long is closed */
 	char control_group[64]; /* "" = the process's group */
+	/* The last table a controller pushed, saved for the next start
+	 * (dp_saved.h); "" = regionfwd.pushed next to control_socket. */
+	char pushed_table[256];
 };
 
 struct fwd_node;

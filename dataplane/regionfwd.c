@@ -2,7 +2,7 @@
  * regionfwd - the DPDK fast path.
  *
  *   regionfwd [EAL options] -- --node NODE.yaml --table TABLE.yaml
- *             [--idle-exit MS] [--stats-json FILE]
+ *             [--idle-exit MS] [--stats-json FILE] [--start-on pushed|table]
  *   regionfwd --check-table TABLE.yaml     (validate only, no DPDK)
  *
  * The main lcore is the control thread: it builds generations, reloads the
@@ -27,6 +27,7 @@
 #include "dp_ctl.h"
 #include "dp_ctx.h"
 #include "dp_log.h"
+#include "dp_saved.h"
 #include "fwd_residency.h"
 #include "fwd_table.h"
 
@@ -44,9 +45,16 @@ static void on_signal(int sig)
 		sig_quit = 1;
 }
 
+/* --start-on: which table regionfwd runs from its start until a push. */
+enum start_on {
+	START_ON_PUSHED, /* the last pushed table (node pushed_table) if sound, else --table */
+	START_ON_TABLE, /* --table; the saved pushed table is removed */
+};
+
 struct app_opts {
 	const char *node_path, *table_path, *stats_json;
 	uint64_t idle_exit_ms;
+	enum start_on start_on;
 };
 
 static void usage(FILE *out)
@@ -60,6 +68,11 @@ static void usage(FILE *out)
 		     "  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
 		     "  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
 		     "  --stats-json FILE  write the final counters as JSON to FILE\n"
+		     "  --start-on pushed|table\n"
+		     "                     which table to run from the start until regiond\n"
+		     "                     pushes: 'pushed' (default) the last table pushed\n"
+		     "                     (saved at the node's pushed_table, hash-checked),\n"
+		     "                     --table when there is none; 'table' always --table\n"
 		     "  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
 		     "  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
 		     "                     --table, also that every link's port is in it\n"
@@ -142,6 +155,7 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 		{"table", required_argument, NULL, 't'},
 		{"idle-exit", required_argument, NULL, 'i'},
 		{"stats-json", required_argument, NULL, 's'},
+		{"start-on", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -160,6 +174,19 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 			break;
 		case 's':
 			o->stats_json = optarg;
+			break;
+		case 'S':
+			if (strcmp(optarg, "pushed") == 0) {
+				o->start_on = START_ON_PUSHED;
+			} else if (strcmp(optarg, "table") == 0) {
+				o->start_on = START_ON_TABLE;
+			} else {
+				fprintf(stderr,
+					"regionfwd: --start-on takes 'pushed' or 'table', not "
+					"'%s'\n",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'i':
 			errno = 0;
@@ -301,6 +328,77 @@ static void print_report(struct dp_ctx *ctx, FILE *out)
 	}
 }
 
+/* node.pushed_table, or regionfwd.pushed next to the control socket. */
+static void saved_path(struct dp_ctx *ctx)
+{
+	const char *sock = ctx->node.control_socket, *slash = strrchr(sock, '/');
+
+	if (ctx->node.pushed_table[0])
+		snprintf(ctx->saved_path, sizeof(ctx->saved_path), "%s", ctx->node.pushed_table);
+	else if (slash == NULL)
+		snprintf(ctx->saved_path, sizeof(ctx->saved_path), "regionfwd.pushed");
+	else
+		snprintf(ctx->saved_path, sizeof(ctx->saved_path), "%.*s/regionfwd.pushed",
+			 (int)(slash - sock), sock);
+}
+
+/* The last pushed table, if it is sound and this node can run it: then the
+ * generation regiond manages keeps running across a restart of regionfwd,
+ * with its id and its controller (SIGHUP stays refused), instead of the
+ * --table file, which may be many changes old. @return 0 running it, -1 not
+ * (said why, unless there is no saved table). */
+static int start_saved(struct dp_ctx *ctx)
+{
+	struct dp_saved sv;
+	struct fwd_err err = {0};
+	char buf[1024];
+	int rc = dp_saved_read(ctx->saved_path, &sv, &err);
+
+	if (rc == -ENOENT)
+		return -1;
+	if (rc) {
+		DP_LOG(ERR, "saved pushed table refused: %s", fwd_err_str(&err, buf, sizeof(buf)));
+		return -1;
+	}
+	rc = dp_ctx_apply(ctx, sv.doc, sv.len, sv.pushed_by, sv.id, NULL, 0, &err);
+	if (rc < 0) {
+		DP_LOG(ERR, "saved pushed table %s (generation %llu) refused: %s", ctx->saved_path,
+		       (unsigned long long)sv.id, fwd_err_str(&err, buf, sizeof(buf)));
+		dp_saved_clear(&sv);
+		return -1;
+	}
+	snprintf(ctx->managed_by, sizeof(ctx->managed_by), "%s", sv.pushed_by);
+	ctx->saved_hash = sv.hash;
+	dp_saved_clear(&sv);
+	return 0;
+}
+
+/* The table to start on (--start-on). @return 0 or -1 (said) */
+static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
+{
+	struct fwd_err err = {0};
+	char buf[1024];
+
+	if (o->start_on == START_ON_PUSHED && start_saved(ctx) == 0) {
+		DP_LOG(NOTICE,
+		       "starting on generation %llu, last pushed by %s (saved in %s), not on "
+		       "%s: the table is managed there (--start-on table to start on the file)",
+		       (unsigned long long)ctx->pub.gen->id, ctx->managed_by, ctx->saved_path,
+		       o->table_path);
+		return 0;
+	}
+	if (o->start_on == START_ON_TABLE && unlink(ctx->saved_path) == 0)
+		/* Else a later restart would go back to a table older than the
+		 * file the operator chose to run now. */
+		DP_LOG(NOTICE, "--start-on table: removed the saved pushed table %s",
+		       ctx->saved_path);
+	if (dp_ctx_apply_file(ctx, o->table_path, &err) < 0) {
+		DP_LOG(ERR, "table refused: %s", fwd_err_str(&err, buf, sizeof(buf)));
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct app_opts opts = {0};
@@ -376,16 +474,16 @@ int main(int argc, char **argv)
 		rte_zmalloc("dp_qsv", rte_rcu_qsbr_get_memsize(ctx.nworkers), RTE_CACHE_LINE_SIZE);
 	if (ctx.pub.qsv == NULL || rte_rcu_qsbr_init(ctx.pub.qsv, ctx.nworkers))
 		rte_exit(EXIT_FAILURE, "cannot set up RCU\n");
-	if (dp_ctx_apply_file(&ctx, opts.table_path, &err) < 0)
-		rte_exit(EXIT_FAILURE, "table refused: %s\nnot starting without a valid table\n",
-			 fwd_err_str(&err, buf, sizeof(buf)));
+	if (ctx.node.control_socket[0] == '\0')
+		snprintf(ctx.node.control_socket, sizeof(ctx.node.control_socket),
+			 "%s/regionfwd.sock", rte_eal_get_runtime_dir());
+	saved_path(&ctx);
+	if (start_table(&ctx, &opts) < 0)
+		rte_exit(EXIT_FAILURE, "not starting without a valid table\n");
 	if (setup_workers(&ctx))
 		rte_exit(EXIT_FAILURE, "cannot allocate worker state\n");
 	if (dp_telemetry_register(&ctx))
 		DP_LOG(WARNING, "telemetry commands not registered");
-	if (ctx.node.control_socket[0] == '\0')
-		snprintf(ctx.node.control_socket, sizeof(ctx.node.control_socket),
-			 "%s/regionfwd.sock", rte_eal_get_runtime_dir());
 	ctl = dp_ctl_create(&ctx, ctx.node.control_socket, ctx.node.control_group);
 	if (ctl == NULL)
 		rte_exit(EXIT_FAILURE, "cannot open the control socket %s\n",
@@ -466,6 +564,7 @@ int main(int argc, char **argv)
 		rte_free(ctx.workers[w]);
 	}
 	dp_gen_free(ctx.pub.gen);
+	free(ctx.doc);
 	rte_free(ctx.pub.qsv);
 	rte_mempool_free(ctx.pool);
 	fwd_report_free(ctx.totals);

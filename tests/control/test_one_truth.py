@@ -1,19 +1,27 @@
 """One source of truth (issue 16, finding 7): once regiond pushed the
 running table, SIGHUP does not make regionfwd reload its file (which
 regiond would overwrite a second later: two truths flapping), it is
-refused and said; and a regiond started on an empty state directory does
-not overwrite a table another regiond pushed with its --table default, it
-says so until an operator applies a table."""
+refused and said; a regiond whose state directory is empty (or seeded
+from --table at this start) or older than what regionfwd runs adopts
+that table (records it, with its id) instead of overwriting it, and says
+so; when it cannot adopt it, it does not overwrite it either: one alarm
+until it can or an operator applies a table. And regionfwd restarted
+resumes the generation regiond pushed (saved by regionfwd, hash-checked),
+not its stale --table file."""
 import os
 import shutil
+import subprocess
 import signal
 import sys
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from test_e2e import SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
-from test_state import dp_generation  # noqa: E402
+from test_e2e import REGIOND, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+from ctlclient import Ctl  # noqa: E402
+from test_state import box_on_tmpfs, dp_generation  # noqa: E402
 
 
 def test_sighup_on_a_managed_regionfwd_is_refused(tmp_path):
@@ -53,31 +61,190 @@ def test_sighup_is_refused_even_when_regiond_never_had_to_push(tmp_path):
         b.stop()
 
 
-def test_an_empty_regiond_does_not_overwrite_a_pushed_table(tmp_path):
+def history(b):
+    rc, h, err = b.ctl("history", json_out=True)
+    assert rc == 0, err
+    return h["history"]
+
+
+def test_an_empty_regiond_adopts_a_pushed_table(tmp_path):
     b = Box(tmp_path, "adopt")
     try:
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))
         assert rc == 0, err
         running = dp_generation(b)
+        assert running["id"] == 2
         b.rd.terminate()
         b.rd.wait(30)
         shutil.rmtree(b.state)  # a new regiond: empty state, seeded from --table
         b.start_regiond()
-        wait_for(lambda: b.status()["alarm"], timeout=20, what="the disagreement reported")
-        s = b.status()
-        assert "not overwritten" in s["alarm"] and f"generation {running['id']}" in s["alarm"], s
-        assert not s["dataplane"]["in_sync"] and s["generation"]["id"] == 1, s
-        rc, out, _ = b.ctl("status")
-        assert rc == 1 and "ALARM" in out, out  # degraded, and it says why
-        time.sleep(2)  # the main loop ran again: still not overwritten
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     timeout=20, what="the running table adopted")
+        # regiond took regionfwd's table as its own, with its id: nothing
+        # was pushed over it, the box's generation id did not go back.
+        assert s["generation"]["id"] == running["id"] and s["generation"]["hash"] == running["hash"], s
+        assert s["alarm"] is None, s
         assert dp_generation(b) == running
+        top = history(b)[0]
+        assert top["id"] == running["id"] and "adopted" in top["comment"], top
+        assert top["by"] == "regiond (adopted from regionfwd)", top
+        rc, out, _ = b.ctl("status")
+        assert rc == 0, out
+        rc, doc, _ = b.ctl("show", "table", json_out=True)
+        e = b.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 443})[1]
+        assert e["link"] == "local", e  # the adopted table is the one regiond explains
         log = open(tmp_path / "regiond.log").read()
-        assert log.count("not overwritten") == 1, log  # one line, not one a second
-        # An operator decides: the applied table runs and the alarm clears.
+        assert log.count("adopted what regionfwd runs") == 1, log
+        time.sleep(2)  # the main loop ran again: adopted once, nothing pushed
+        assert dp_generation(b) == running
+        # The next change takes the next id after the adopted one.
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
-        assert rc == 0 and "generation 2" in out, err
+        assert rc == 0 and f"generation {running['id'] + 1}" in out, (out, err)
+        assert dp_generation(b)["id"] == running["id"] + 1
+    finally:
+        b.stop()
+
+
+def test_an_older_state_adopts_what_regionfwd_runs(tmp_path):
+    """A state directory restored from a backup (older than what regionfwd
+    runs) does not take the box back: the newer running table is adopted."""
+    b = Box(tmp_path, "older")
+    try:
+        assert b.ctl("apply", demo_variant(tmp_path, "v1.yaml", "ingress table", "ingress table v1"))[0] == 0
+        b.rd.terminate()
+        b.rd.wait(30)
+        backup = str(tmp_path / "backup")
+        shutil.copytree(b.state, backup)  # at generation 2
+        b.start_regiond()
+        assert b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))[0] == 0
+        running = dp_generation(b)
+        assert running["id"] == 3
+        b.rd.terminate()
+        b.rd.wait(30)
+        shutil.rmtree(b.state)
+        shutil.copytree(backup, b.state)  # the backup comes back: generation 2
+        b.start_regiond()
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     timeout=20, what="the newer running table adopted")
+        assert s["generation"]["id"] == 3 and s["generation"]["hash"] == running["hash"], s
+        assert dp_generation(b) == running
+        assert [g["id"] for g in history(b)][:2] == [3, 2]
+    finally:
+        b.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_a_table_that_cannot_be_adopted_is_not_overwritten(tmp_path):
+    """The state directory is older and read-only: the running table cannot
+    be recorded, so regiond does not take it, and does not push its own
+    over it either: one alarm, status degraded, until the disk takes it."""
+    with box_on_tmpfs(tmp_path, "noadopt", "4m") as (b, state):
+        b.rd.terminate()
+        b.rd.wait(30)
+        backup = str(tmp_path / "backup")
+        shutil.copytree(b.state, backup)  # generation 1
+        b.start_regiond()
+        assert b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))[0] == 0
+        running = dp_generation(b)
+        b.rd.terminate()
+        b.rd.wait(30)
+        for f in os.listdir(state):
+            os.unlink(state / f)
+        for f in os.listdir(backup):
+            shutil.copy(os.path.join(backup, f), state / f)
+        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+        b.start_regiond()
+        wait_for(lambda: b.status()["alarm"], timeout=20, what="the refusal reported")
         s = b.status()
-        assert s["alarm"] is None and s["dataplane"]["in_sync"], s
-        assert dp_generation(b)["hash"] == s["generation"]["hash"]
+        assert "cannot adopt" in s["alarm"] and "not overwritten" in s["alarm"], s
+        assert s["generation"]["id"] == 1 and not s["dataplane"]["in_sync"], s
+        rc, out, _ = b.ctl("status")
+        assert rc == 1 and "ALARM" in out, out
+        time.sleep(3)
+        assert dp_generation(b) == running  # not overwritten
+        log = open(tmp_path / "regiond.log").read()
+        assert log.count("cannot adopt") == 1, log  # one line, not one per retry
+        subprocess.run(["mount", "-o", "remount,rw", str(state)], check=True)
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     timeout=20, what="adopted once the disk takes it")
+        assert s["generation"]["hash"] == running["hash"] and s["alarm"] is None, s
+        assert dp_generation(b) == running
+
+
+def fwd_log(b):
+    b.fwd_log.flush()
+    return open(b.tmp / "fwd.log").read()
+
+
+def test_regionfwd_restart_resumes_the_pushed_generation(tmp_path):
+    """regionfwd saves what regiond pushed and starts on it again, hash-checked,
+    instead of its --table file: no packet is forwarded on a stale table."""
+    b = Box(tmp_path, "resume")
+    try:
+        assert b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))[0] == 0
+        running = dp_generation(b)
+        saved = tmp_path / "regionfwd.pushed"  # next to the control socket
+        assert saved.exists()
+        b.rd.terminate()  # no regiond to re-push: what runs is regionfwd's own choice
+        b.rd.wait(30)
+        b.fwd.terminate()
+        b.fwd.wait(30)
+        b.start_fwd()  # --table is the demo table (Singapore goes to-sg)
+        g = dp_generation(b)
+        assert g == {**running, "created_unix_ns": g["created_unix_ns"]}, (g, running)
+        assert "starting on generation 2, last pushed by regiond" in fwd_log(b)
+        c = Ctl(b.fwd_sock)
+        try:
+            assert c.call("status")["managed_by"] == "regiond"
+            e = c.call("explain", src="8.130.0.1", dst="1.1.1.1", proto=17, dport=443)
+        finally:
+            c.close()
+        assert e["link"] == "local", e
+        # Still managed: SIGHUP stays refused.
+        b.fwd.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP refused" in fwd_log(b), what="SIGHUP refused")
+
+        # A torn or edited save is refused by its hash, named, and not run.
+        b.fwd.terminate()
+        b.fwd.wait(30)
+        raw = saved.read_bytes()
+        saved.write_bytes(raw.replace(b"local", b"to-sg", 1))
+        b.start_fwd()
+        assert dp_generation(b)["source"].endswith("demo-table.yaml")
+        log = fwd_log(b)
+        assert "saved pushed table refused" in log and "does not match its recorded hash" in log, log
+        # --start-on table: the file, and the save is removed (a later
+        # restart must not go back to an older pushed table).
+        b.fwd.terminate()
+        b.fwd.wait(30)
+        saved.write_bytes(raw)
+        b.start_fwd(extra=("--start-on", "table"))
+        assert dp_generation(b)["source"].endswith("demo-table.yaml")
+        assert not saved.exists()
+    finally:
+        b.stop()
+
+
+def test_a_regiond_without_any_table_adopts_the_file_table(tmp_path):
+    """No state and no --table: regiond takes what regionfwd runs (its own
+    --table file) as generation 1 rather than having nothing to serve."""
+    b = Box(tmp_path, "notable")
+    try:
+        b.rd.terminate()
+        b.rd.wait(30)
+        shutil.rmtree(b.state)
+        running = dp_generation(b)
+        b.rd = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", b.api,
+                                 "--state-dir", b.state], stdout=b.rd_log, stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(b.api), what="regiond's API")
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     timeout=20, what="the file table adopted")
+        assert s["generation"]["hash"] == running["hash"] and s["generation"]["id"] == running["id"], s
+        # ... and claimed: regionfwd now refuses SIGHUP reloads of its file.
+        c = Ctl(b.fwd_sock)
+        try:
+            wait_for(lambda: c.call("status")["managed_by"] == "regiond", what="claimed")
+        finally:
+            c.close()
     finally:
         b.stop()

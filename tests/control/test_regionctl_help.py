@@ -128,7 +128,7 @@ def test_listener_sees_a_real_command(listener):
         s.settimeout(10)
         conn, _ = s.accept()
         conn.close()
-        assert p.wait(timeout=10) == 3
+        assert p.wait(timeout=10) == 2  # status: health, 2 unreachable
     finally:
         p.kill()
         p.wait()
@@ -232,6 +232,9 @@ def test_missing_file_is_still_exit_2(tmp_path):
 
 
 def test_unreachable_is_exit_3():
-    for line in (["status"], ["show", "links"], ["-j", "history"], ["rollback"], ["filter", "status"]):
+    # status answers with health instead: 2 unreachable (monitoring plugins' CRITICAL)
+    p = ctl("-s", "/nonexistent.sock", "status")
+    assert p.returncode == 2 and "cannot reach regiond" in p.stderr, p
+    for line in (["show", "links"], ["-j", "history"], ["rollback"], ["filter", "status"]):
         p = ctl("-s", "/nonexistent.sock", *line)
         assert p.returncode == 3 and "cannot reach regiond" in p.stderr, (line, p)

@@ -47,7 +47,8 @@ def frame(op, body: bytes, flags=0, version=VERSION, magic=MAGIC, reserved=0, le
     return HDR.pack(magic, version, op, flags, reserved, len(body) if length is None else length) + body
 
 
-REPLIES = {"push": "PushReply", "status": "StatusReply", "counters": "CounterReport", "explain": "ExplainReply"}
+REPLIES = {"push": "PushReply", "status": "StatusReply", "counters": "CounterReport", "explain": "ExplainReply",
+           "table": "TableReply"}
 
 
 def _generation(g):
@@ -66,7 +67,10 @@ def to_dict(opname, msg):
                 "packets": {"rx": p.rx, "rx_bytes": p.rx_bytes, "tx": p.tx, "tx_bytes": p.tx_bytes,
                             "dropped": p.dropped},
                 "ports": [{"name": x.name, "device": x.device, "ingress": x.ingress, "port_id": x.port_id,
-                           "mac": x.mac} for x in msg.ports]}
+                           "mac": x.mac} for x in msg.ports],
+                "managed_by": msg.managed_by}
+    if opname == "table":
+        return {"generation": _generation(msg.generation), "document": msg.document, "managed_by": msg.managed_by}
     return json.loads(msg.json)  # counters, explain: JSON models inside the typed reply
 
 

@@ -1,0 +1,47 @@
+/*
+ * dp_saved.h - the last table a controller pushed, saved by regionfwd itself
+ * so that a restart resumes the generation regiond manages instead of a
+ * --table file that may be stale (docs/operations.md, "Failure behaviour").
+ *
+ * One file: a JSON header line (format, generation id, content hash, byte
+ * count, who pushed it), then the document exactly as pushed. Written
+ * atomically and durably (fwd_write_atomic); read back only when every
+ * header field is sound and the document's hash is the recorded one, so a
+ * torn, truncated or edited file is refused with its path and reason rather
+ * than run. Plain C (no DPDK): linked into the unit tests.
+ */
+#ifndef DP_SAVED_H
+#define DP_SAVED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwd_err.h"
+
+struct dp_saved {
+	uint64_t id; /* the generation id it ran as */
+	uint64_t hash; /* fwd_hash64 of doc */
+	char pushed_by[128]; /* the push's name: who manages the table */
+	char *doc; /* malloc'd, NUL-terminated */
+	size_t len;
+};
+
+/**
+ * Save a pushed table to @path (its directory must exist).
+ * @return 0 or -errno (the previous file, if any, is unchanged)
+ */
+int dp_saved_write(const char *path, uint64_t id, const char *pushed_by, const char *doc,
+		   size_t len);
+
+/**
+ * Read @path back.
+ * @return 0 with @out filled (dp_saved_clear it); -ENOENT when there is no
+ *         such file (nothing said); any other -errno with @err naming the
+ *         file and what is wrong with it
+ */
+int dp_saved_read(const char *path, struct dp_saved *out, struct fwd_err *err);
+
+/** Free what dp_saved_read() filled in. */
+void dp_saved_clear(struct dp_saved *s);
+
+#endif /* DP_SAVED_H */

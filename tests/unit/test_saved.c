@@ -1,0 +1,170 @@
+/*
+ * The saved pushed table (dataplane/dp_saved.c): what regionfwd writes is
+ * what it reads back, and every way the file can be damaged (absent, torn,
+ * truncated, appended to, edited, another format or version, a header
+ * out of range) is refused with the file named, never run.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "dp_saved.h"
+#include "fwd_hash.h"
+
+static char dir[64], path[128];
+static const char doc[] = "regions:\n  india: {prefixes: [10.0.0.0/8]}\n";
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/test_saved.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/regionfwd.pushed", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static void put(const char *bytes, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(bytes, 1, len, f), len);
+	fclose(f);
+}
+
+static char *slurp(size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *b = malloc(1 << 16);
+
+	assert_non_null(f);
+	*len = fread(b, 1, 1 << 16, f);
+	fclose(f);
+	return b;
+}
+
+/* Refused, the file named in the error, nothing returned. */
+static void refused(const char *why)
+{
+	struct dp_saved s;
+	struct fwd_err e = {0};
+
+	assert_true(dp_saved_read(path, &s, &e) < 0);
+	assert_string_equal(e.file, path);
+	assert_non_null(strstr(e.reason, why));
+	assert_null(s.doc);
+}
+
+static void test_round_trip(void **state)
+{
+	struct dp_saved s;
+	struct fwd_err e = {0};
+
+	(void)state;
+	assert_int_equal(dp_saved_write(path, 42, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_int_equal(s.id, 42);
+	assert_int_equal(s.hash, fwd_hash64(doc, strlen(doc)));
+	assert_string_equal(s.pushed_by, "regiond");
+	assert_int_equal(s.len, strlen(doc));
+	assert_memory_equal(s.doc, doc, strlen(doc));
+	dp_saved_clear(&s);
+	/* A second save replaces the first whole; no temporary file is left. */
+	assert_int_equal(dp_saved_write(path, 43, "other\nname", "x: 1\n", 5), 0);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_int_equal(s.id, 43);
+	assert_string_equal(s.pushed_by, "other\nname");
+	assert_string_equal(s.doc, "x: 1\n");
+	dp_saved_clear(&s);
+	char tmp[160];
+
+	snprintf(tmp, sizeof(tmp), "%s/.regionfwd.pushed.tmp", dir);
+	assert_int_equal(access(tmp, F_OK), -1);
+}
+
+static void test_absent_is_not_an_error(void **state)
+{
+	struct dp_saved s;
+	struct fwd_err e = {0};
+
+	(void)state;
+	unlink(path);
+	assert_int_equal(dp_saved_read(path, &s, &e), -ENOENT);
+	assert_string_equal(e.reason, "");
+}
+
+static void test_damage_is_refused(void **state)
+{
+	size_t len;
+	char *good, *b;
+
+	(void)state;
+	assert_int_equal(dp_saved_write(path, 7, "regiond", doc, strlen(doc)), 0);
+	good = slurp(&len);
+	b = malloc(len + 8);
+
+	put(good, len - 3); /* truncated */
+	refused("truncated or appended to");
+	memcpy(b, good, len);
+	memcpy(b + len, "more\n", 5); /* appended to */
+	put(b, len + 5);
+	refused("truncated or appended to");
+	memcpy(b, good, len);
+	*strstr(b, "10.0") = '9'; /* edited, same length */
+	put(b, len);
+	refused("does not match its recorded hash");
+	put(good, (size_t)(strchr(good, '\n') - good)); /* torn inside the header */
+	refused("no header line");
+	put("regions: {}\n", 12); /* a table document, not a save */
+	refused("not a saved pushed table");
+	put("", 0);
+	refused("no header line");
+	memcpy(b, good, len);
+	memcpy(strstr(b, "\"version\":1"), "\"version\":2", 11);
+	put(b, len);
+	refused("version 2");
+	memcpy(b, good, len);
+	memcpy(strstr(b, "\"generation\":7"), "\"generation\":0", 14);
+	put(b, len);
+	refused("out of range");
+	free(b);
+	free(good);
+}
+
+static void test_unwritable_directory(void **state)
+{
+	char bad[160];
+
+	(void)state;
+	snprintf(bad, sizeof(bad), "%s/missing/regionfwd.pushed", dir);
+	assert_int_equal(dp_saved_write(bad, 1, "regiond", doc, strlen(doc)), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_absent_is_not_an_error),
+		cmocka_unit_test(test_damage_is_refused),
+		cmocka_unit_test(test_unwritable_directory),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
