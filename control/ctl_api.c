@@ -51,6 +51,11 @@ struct ctl_api {
 	pthread_mutex_t view_lock;
 	json_t *view;
 	int64_t view_report_ms;
+	/* Reads that ask regionfwd (counters, explain, /metrics) use their own
+	 * connection, one at a time, without the state lock: a write's push
+	 * holds the state's connection (ctl_state.h, locking). */
+	pthread_mutex_t dp_read_lock;
+	struct ctl_dp *dp_read;
 };
 
 struct req {
@@ -474,6 +479,36 @@ static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 			    ctl_model(api->st->table), "document", g->doc, g->len);
 }
 
+/* A read's call to regionfwd (ROUTE_DP): on the reads' own connection,
+ * without the state lock, so neither a write's push nor the main loop's
+ * sync holds it up. Refused at once when regionfwd has not answered the
+ * main loop for over 10 s (hung): a read must not take that long to say so. */
+static int read_dp_call(struct ctl_api *api, unsigned op, const ProtobufCMessage *req,
+			ProtobufCMessage **reply, struct fwd_err *e)
+{
+	int64_t seen;
+	int rc;
+
+	pthread_mutex_lock(&api->view_lock);
+	seen = api->view_report_ms;
+	pthread_mutex_unlock(&api->view_lock);
+	if (seen && ctl_mono_ms() - seen > 10000) {
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+			     "regionfwd has not answered regiond for %lld s (regionctl status): "
+			     "not asked",
+			     (long long)((ctl_mono_ms() - seen) / 1000));
+		return -EAGAIN;
+	}
+	if (api->dp_read == NULL) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&api->dp_read_lock);
+	rc = ctl_dp_call(api->dp_read, op, req, reply, 10000, e);
+	pthread_mutex_unlock(&api->dp_read_lock);
+	return rc;
+}
+
 /* regionfwd's counter report, read through the one reader of its model
  * (fwd_report_from_json), or NULL with @e. */
 static struct fwd_report *dp_counters(struct ctl_api *api, struct fwd_err *e)
@@ -484,8 +519,8 @@ static struct fwd_report *dp_counters(struct ctl_api *api, struct fwd_err *e)
 	struct fwd_err je;
 	json_t *j;
 
-	if (ctl_dp_call(api->st->dp, REGIONFWD__CTL__OP__OP_COUNTERS, &req.base,
-			(ProtobufCMessage **)&rep, 10000, e))
+	if (read_dp_call(api, REGIONFWD__CTL__OP__OP_COUNTERS, &req.base, (ProtobufCMessage **)&rep,
+			 e))
 		return NULL;
 	j = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
@@ -530,8 +565,8 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 		goto out;
 	}
 	if (ctl_explain_parse(b, x, &e) ||
-	    ctl_dp_call(api->st->dp, REGIONFWD__CTL__OP__OP_EXPLAIN, &x->req.base,
-			(ProtobufCMessage **)&rep, 10000, &e)) {
+	    read_dp_call(api, REGIONFWD__CTL__OP__OP_EXPLAIN, &x->req.base,
+			 (ProtobufCMessage **)&rep, &e)) {
 		reply_err(r, &e);
 		goto out;
 	}
@@ -552,7 +587,9 @@ static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 	struct fwd_report *c = dp_counters(api, &e);
 
 	(void)q;
+	pthread_mutex_lock(api->lock); /* the counters were read without it */
 	r->text = ctl_metrics_render(api->st, c);
+	pthread_mutex_unlock(api->lock);
 	fwd_report_free(c);
 	if (r->text == NULL) {
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
@@ -623,8 +660,13 @@ static void h_filters_detach(struct ctl_api *api, const struct req *q, struct re
 
 /* Every endpoint once (docs/api.md): method, path, whether it writes
  * (writes over TCP need the token) and whether it needs the XDP filters. */
-/* ROUTE_VIEW: answered from the read view, without the state lock. */
-enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2, ROUTE_VIEW = 4 };
+/* How each is served (ctl_state.h, locking): ROUTE_WRITE as a write
+ * (the writers' lock, then the state lock, let go while it waits for
+ * regionfwd); ROUTE_VIEW from the read view alone; ROUTE_DP asks regionfwd
+ * on the reads' connection and takes the state lock only for what it reads
+ * of the state; every other read under the state lock, never waiting for
+ * regionfwd. */
+enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2, ROUTE_VIEW = 4, ROUTE_DP = 8 };
 
 static const struct route {
 	const char *method, *path;
@@ -639,9 +681,9 @@ static const struct route {
 	{"POST", "/v1/rollback", ROUTE_WRITE, h_rollback},
 	{"POST", "/v1/confirm", ROUTE_WRITE, h_confirm},
 	{"GET", "/v1/history", 0, h_history},
-	{"GET", "/v1/counters", 0, h_counters},
-	{"POST", "/v1/explain", 0, h_explain},
-	{"GET", "/metrics", 0, h_metrics},
+	{"GET", "/v1/counters", ROUTE_DP, h_counters},
+	{"POST", "/v1/explain", ROUTE_DP, h_explain},
+	{"GET", "/metrics", ROUTE_DP, h_metrics},
 	{"GET", "/v1/filters", ROUTE_FILTERS, h_filters},
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
 };
@@ -739,21 +781,26 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 			     "regiond runs without XDP filters (--xdp-iface)");
 		return;
 	}
-	if (rt->flags & ROUTE_VIEW) {
+	if (rt->flags & (ROUTE_VIEW | ROUTE_DP)) {
 		rt->handle(api, q, r);
 		return;
 	}
-	pthread_mutex_lock(api->lock);
-	if (rt->flags & ROUTE_WRITE)
-		client_identity(con, q->tcp, api->st->who, sizeof(api->st->who));
+	if (!(rt->flags & ROUTE_WRITE)) {
+		pthread_mutex_lock(api->lock);
+		rt->handle(api, q, r);
+		pthread_mutex_unlock(api->lock);
+		return;
+	}
+	ctl_state_write_begin(api->st);
+	client_identity(con, q->tcp, api->st->who, sizeof(api->st->who));
 	rt->handle(api, q, r);
 	api->st->who[0] = '\0';
 	/* A write that ran: regionfwd just answered, so its report is fresh
 	 * to ask for and the view shows the change with what runs. */
-	if ((rt->flags & ROUTE_WRITE) && r->status < 300)
+	if (r->status < 300)
 		ctl_state_refresh(api->st);
 	ctl_api_publish(api);
-	pthread_mutex_unlock(api->lock);
+	ctl_state_write_end(api->st);
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
@@ -893,6 +940,10 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->started = started;
 	api->unix_fd = -1;
 	pthread_mutex_init(&api->view_lock, NULL);
+	pthread_mutex_init(&api->dp_read_lock, NULL);
+	api->dp_read = ctl_dp_create_like(st->dp); /* NULL: reads asking regionfwd say so */
+	if (st->lock == NULL)
+		st->lock = lock; /* writes let it go while they wait for regionfwd */
 	pthread_mutex_lock(lock);
 	ctl_api_publish(api); /* before any request: status always has a view */
 	pthread_mutex_unlock(lock);
@@ -1009,5 +1060,7 @@ void ctl_api_stop(struct ctl_api *api)
 		unlink(api->unix_path);
 	json_decref(api->view);
 	pthread_mutex_destroy(&api->view_lock);
+	ctl_dp_free(api->dp_read);
+	pthread_mutex_destroy(&api->dp_read_lock);
 	free(api);
 }

@@ -35,6 +35,11 @@ struct ctl_dp *ctl_dp_create(const char *path)
 	return dp;
 }
 
+struct ctl_dp *ctl_dp_create_like(const struct ctl_dp *dp)
+{
+	return ctl_dp_create(dp->path);
+}
+
 void ctl_dp_free(struct ctl_dp *dp)
 {
 	if (dp == NULL)

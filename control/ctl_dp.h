@@ -17,6 +17,10 @@ struct ctl_dp;
 struct ctl_dp *ctl_dp_create(const char *path);
 void ctl_dp_free(struct ctl_dp *dp);
 
+/** A second handle on @dp's socket (its own connection): a handle serves
+ *  one caller at a time. @return it, or NULL with errno */
+struct ctl_dp *ctl_dp_create_like(const struct ctl_dp *dp);
+
 /**
  * Send request @req of @op (its message per fwd_msg.c's op table) and wait
  * at most @timeout_ms for the reply. @return 0 with *@reply (free with

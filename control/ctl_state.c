@@ -290,6 +290,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	snprintf(st->dir, sizeof(st->dir), "%s", dir);
 	st->keep = keep ? keep : 1;
 	st->dp = dp;
+	pthread_mutex_init(&st->writer, NULL);
 	st->dp_timeout_ms = 120000;
 	st->next_id = 1;
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
@@ -311,6 +312,7 @@ void ctl_state_close(struct ctl_state *st)
 	free(st->hist);
 	fwd_table_free(st->table);
 	json_decref(st->dp_report);
+	pthread_mutex_destroy(&st->writer);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -363,6 +365,38 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 
 /* Ask regionfwd to run @doc as generation @id, with the content databases
  * regiond compiled for @t (binary, as compiled) when there are any. */
+void ctl_state_write_begin(struct ctl_state *st)
+{
+	pthread_mutex_lock(&st->writer);
+	if (st->lock)
+		pthread_mutex_lock(st->lock);
+}
+
+void ctl_state_write_end(struct ctl_state *st)
+{
+	if (st->lock)
+		pthread_mutex_unlock(st->lock);
+	pthread_mutex_unlock(&st->writer);
+}
+
+/* A call to regionfwd from a write (st->writer and *st->lock held): the
+ * state lock is let go for the wait, which may last up to the timeout on a
+ * hung or busy regionfwd, so reads are served meanwhile; nothing of the
+ * state changes while it is let go (only writers change it, and this one
+ * holds st->writer). */
+static int dp_call(struct ctl_state *st, unsigned op, const ProtobufCMessage *req,
+		   ProtobufCMessage **reply, int timeout_ms, struct fwd_err *e)
+{
+	int rc;
+
+	if (st->lock)
+		pthread_mutex_unlock(st->lock);
+	rc = ctl_dp_call(st->dp, op, req, reply, timeout_ms, e);
+	if (st->lock)
+		pthread_mutex_lock(st->lock);
+	return rc;
+}
+
 static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		const struct fwd_table *t, struct fwd_err *e)
 {
@@ -388,17 +422,30 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		1000000u;
 	req.document.data = (uint8_t *)doc;
 	req.document.len = len;
+	memset(db, 0, sizeof(db));
 	if (dbs) {
+		/* Copied: the content cache they live in may be refilled by a
+		 * read's validate while dp_call lets the state lock go. */
 		req.has_content = 1;
 		req.content_rules_hash = dbs->rules_hash;
-		for (int f = 0; f < FWD_CONTENT_FIELDS; f++)
-			db[f] = (ProtobufCBinaryData){.len = dbs->len[f],
-						      .data = (uint8_t *)dbs->bytes[f]};
+		for (int f = 0; f < FWD_CONTENT_FIELDS; f++) {
+			db[f].len = dbs->len[f];
+			if (dbs->len[f] && (db[f].data = malloc(dbs->len[f])) == NULL) {
+				fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "",
+					     "out of memory; nothing changed");
+				for (int g = 0; g < f; g++)
+					free(db[g].data);
+				return -ENOMEM;
+			}
+			if (dbs->len[f])
+				memcpy(db[f].data, dbs->bytes[f], dbs->len[f]);
+		}
 		req.n_content_db = FWD_CONTENT_FIELDS;
 		req.content_db = db;
 	}
-	rc = ctl_dp_call(st->dp, REGIONFWD__CTL__OP__OP_PUSH, &req.base, &reply, st->dp_timeout_ms,
-			 &de);
+	rc = dp_call(st, REGIONFWD__CTL__OP__OP_PUSH, &req.base, &reply, st->dp_timeout_ms, &de);
+	for (int f = 0; f < FWD_CONTENT_FIELDS; f++)
+		free(db[f].data);
 	if (rc == 0) {
 		protobuf_c_message_free_unpacked(reply, NULL);
 		return 0;
@@ -714,7 +761,7 @@ static Regionfwd__Ctl__StatusReply *dp_status(struct ctl_state *st)
 	ProtobufCMessage *reply;
 	struct fwd_err e;
 
-	if (ctl_dp_call(st->dp, REGIONFWD__CTL__OP__OP_STATUS, &req.base, &reply, 5000, &e))
+	if (dp_call(st, REGIONFWD__CTL__OP__OP_STATUS, &req.base, &reply, 5000, &e))
 		return NULL;
 	return (Regionfwd__Ctl__StatusReply *)reply;
 }
@@ -784,8 +831,7 @@ static Regionfwd__Ctl__TableReply *dp_table(struct ctl_state *st, struct fwd_err
 	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
 	ProtobufCMessage *reply;
 
-	if (ctl_dp_call(st->dp, REGIONFWD__CTL__OP__OP_TABLE, &req.base, &reply, st->dp_timeout_ms,
-			e))
+	if (dp_call(st, REGIONFWD__CTL__OP__OP_TABLE, &req.base, &reply, st->dp_timeout_ms, e))
 		return NULL;
 	return (Regionfwd__Ctl__TableReply *)reply;
 }

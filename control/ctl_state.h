@@ -11,11 +11,21 @@
  * fsync the directory), so a SIGKILL at any instant leaves either the old or
  * the new state.
  *
- * Not thread-safe: the caller holds its lock around every call.
+ * Locking (regiond's threads: the API's, the main loop): every call is made
+ * with *st->lock held. A call that may change the state or talk to
+ * regionfwd (apply, revert, sync, refresh, the confirm tick, the
+ * extensions' sync) is a write: made between ctl_state_write_begin() and
+ * ctl_state_write_end(), which hold st->writer too, taken first. A write
+ * releases *st->lock while it waits for regionfwd (push, status, table),
+ * with the state consistent (a change in flight is only the pending
+ * record), so reads of the state (table, history, validate, the view) go
+ * on; st->writer keeps any other write out meanwhile. Reads never wait
+ * for regionfwd through this module.
  */
 #ifndef CTL_STATE_H
 #define CTL_STATE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -93,6 +103,11 @@ struct ctl_state {
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[96];
+	/* The caller's lock, held around every call (released around waits
+	 * on regionfwd; NULL: never released), and the writers' lock (see the
+	 * top of this file). */
+	pthread_mutex_t *lock;
+	pthread_mutex_t writer;
 	/* One operator-facing alarm (status "alarm", logged once when it is
 	 * raised or changes, once when it clears); "" when none. */
 	char alarm[320];
@@ -105,7 +120,12 @@ int ctl_state_add_ext(struct ctl_state *st, const struct ctl_ext *x);
 /** The extension named @name, or NULL. */
 const struct ctl_ext *ctl_state_ext(const struct ctl_state *st, const char *name);
 
-/** Load the persisted history from @dir (created if missing). */
+/** Start or end a write (top of this file): take st->writer, then *st->lock. */
+void ctl_state_write_begin(struct ctl_state *st);
+void ctl_state_write_end(struct ctl_state *st);
+
+/** Load the persisted history from @dir (created if missing). st->lock is
+ *  NULL afterwards: the caller sets it. */
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
 		   struct fwd_err *e);
 void ctl_state_close(struct ctl_state *st);

@@ -354,6 +354,7 @@ static int open_state(struct regiond *d)
 		return -1;
 	}
 	d->state_open = 1;
+	d->st.lock = &d->lock;
 	d->st.dp_timeout_ms = (int)d->o.dp_timeout_ms;
 	return seed_table(d);
 }
@@ -437,7 +438,7 @@ static void main_loop(struct regiond *d)
 		int64_t now = (int64_t)time(NULL);
 
 		usleep(200000);
-		pthread_mutex_lock(&d->lock);
+		ctl_state_write_begin(&d->st);
 		ctl_confirm_tick(&d->st);
 		if (now - last_sync >= 1) {
 			int s = ctl_state_sync(&d->st);
@@ -456,7 +457,7 @@ static void main_loop(struct regiond *d)
 					d->st.ext[i].sync(d->st.ext[i].arg, d->st.table, cur->id);
 		}
 		ctl_api_publish(d->api);
-		pthread_mutex_unlock(&d->lock);
+		ctl_state_write_end(&d->st);
 	}
 }
 

@@ -62,3 +62,50 @@ def test_a_stopped_regionfwd_neither_freezes_status_nor_publishes_late(tmp_path)
         assert dp_generation(b)["hash"] != first["hash"]
     finally:
         b.stop()
+
+
+def test_reads_are_answered_while_a_push_waits_for_a_hung_regionfwd(tmp_path):
+    """A write waiting for a stopped regionfwd lets go of regiond's state
+    lock: the table, the history and validate answer from regiond's state
+    while that write still waits, and reads that must ask regionfwd
+    (counters, explain, /metrics) say it does not answer rather than wait
+    for the write. Each read is checked to return while the PUT is still
+    pending, not against a clock."""
+    b = Box(tmp_path, "reads", regiond_args=("--dataplane-timeout", "40000"))
+    try:
+        doc = open(demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v")).read()
+        os.kill(b.fwd.pid, signal.SIGSTOP)
+        try:
+            new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+            put = subprocess.Popen([REGIONCTL, "-s", b.api, "apply", new], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+            time.sleep(1)
+            assert put.poll() is None, "the push should be waiting for the stopped regionfwd"
+            code, t = b.http("GET", "/v1/table")
+            assert code == 200 and t["generation"]["id"] == 1 and "document" in t, (code, t)
+            code, h = b.http("GET", "/v1/history")
+            assert code == 200 and [g["id"] for g in h["history"]] == [1], h
+            code, v = b.http("POST", "/v1/validate", {"document": doc})
+            assert code == 200 and v["valid"], v
+            assert put.poll() is None, "reads must not have waited for the write"
+            # Counters ask regionfwd: 503, said, not held until the write ends.
+            code, c = b.http("GET", "/v1/counters")
+            assert code == 503 and c["error"]["code"] == "dataplane_unavailable", (code, c)
+            assert put.poll() is None
+            # Once regionfwd has been silent for over 10 s, such reads do
+            # not even ask: /metrics still answers with regiond's own series.
+            wait_for(lambda: b.status()["dataplane"]["report_age_ms"] > 11000, timeout=30, what="stale")
+            code, c = b.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp",
+                                                      "dport": 443})
+            assert code == 503 and "not asked" in c["error"]["reason"], (code, c)
+            code, m = b.http("GET", "/metrics")
+            assert code == 200 and "regiond_generation" in m, (code, m[:500])
+            assert put.poll() is None, "the write still waits"
+        finally:
+            os.kill(b.fwd.pid, signal.SIGCONT)
+        put.communicate(timeout=60)
+        wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
+        code, c = b.http("GET", "/v1/counters")
+        assert code == 200, c
+    finally:
+        b.stop()
