@@ -33,8 +33,10 @@ struct ctl_gen {
 	char comment[256];
 	/* Who made the change, as authenticated (not as claimed, unlike
 	 * author): "uid 0 pid 42 on the unix socket", "write token from
-	 * 10.0.0.5 port 41234", "regiond (commit-confirm timer)". */
-	char by[96];
+	 * 10.0.0.5 port 41234", "client certificate CN=automation,O=Example
+	 * from 10.0.0.5 port 41234", "regiond (commit-confirm timer)". Room
+	 * for a 255-byte certificate subject with a token and an address. */
+	char by[384];
 	char *doc;
 	size_t len;
 };
@@ -89,7 +91,7 @@ struct ctl_state {
 	int held_back;
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
-	char who[96];
+	char who[384];
 	/* One operator-facing alarm (status "alarm", logged once when it is
 	 * raised or changes, once when it clears); "" when none. */
 	char alarm[320];
