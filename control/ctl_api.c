@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "ctl_metrics.h"
 #include "ctl_model.h"
 #include "ctl_patch.h"
+#include "ctl_tls.h"
 
 /* Connection limits. The unix socket (the operators' and regionctl's way
  * in) and TCP have separate daemons and budgets, so no flood of TCP
@@ -33,14 +35,21 @@
 #define CTL_API_TCP_CONNECTIONS 512
 #define CTL_API_TCP_PER_ADDRESS 32
 #define CTL_API_TCP_IDLE_S 30
+/* TLS 1.2 and 1.3 only, with GnuTLS's NORMAL ciphers. */
+#define CTL_API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct ctl_api {
 	struct MHD_Daemon *unix_d, *tcp_d;
 	int unix_fd;
 	char unix_path[108];
+	char tcp_listen[160]; /* for the log */
 	struct ctl_state *st;
 	pthread_mutex_t *lock;
 	const char *token, *read_token;
+	/* --tls-client-ca: every TCP request needs a verified client
+	 * certificate; those whose subject is in writers may write. */
+	int tls_client;
+	const char *const *writers;
 	size_t max_body;
 	int64_t started;
 	/* The read view GET /v1/status answers from: rebuilt under the state
@@ -58,12 +67,21 @@ struct ctl_api {
 	struct ctl_dp *dp_read;
 };
 
+enum access { ACCESS_NONE, ACCESS_READ, ACCESS_WRITE };
+
 struct req {
 	char *body;
 	size_t len, cap;
 	int too_big;
 	int tcp;
 	int answered; /* refused from its headers: its body is never read */
+	/* Its credentials, from the connection and the headers alone
+	 * (credentials()): what they allow, why not more, and who they say
+	 * the client is, as recorded with a change it makes. */
+	enum access access;
+	char subject[256]; /* a verified client certificate's, or "" */
+	char why[256];
+	char who[sizeof(((struct ctl_state *)0)->who)];
 };
 
 struct reply {
@@ -611,28 +629,6 @@ static int token_is(const char *want, const char *h)
 	return diff == 0 && n == m;
 }
 
-enum access { ACCESS_NONE, ACCESS_READ, ACCESS_WRITE };
-
-/* What this connection's credentials allow: everything on the unix socket
- * (its file mode is the access control); on TCP, what its bearer token is
- * for (the read token reads, the token writes too). */
-static enum access access_of(struct ctl_api *api, struct MHD_Connection *con, int tcp)
-{
-	const char *h;
-
-	if (!tcp)
-		return ACCESS_WRITE;
-	h = con ? MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization") : NULL;
-	if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
-		return ACCESS_NONE;
-	h += 7;
-	if (api->token && token_is(api->token, h))
-		return ACCESS_WRITE;
-	if (api->read_token && token_is(api->read_token, h))
-		return ACCESS_READ;
-	return ACCESS_NONE;
-}
-
 static void h_history(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	(void)q;
@@ -688,56 +684,144 @@ static const struct route {
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
 };
 
-/* The credential check, from the headers alone: over TCP every request
- * needs a token, a write the write token. Fills @r and returns 1 when
- * refused. */
-static int refused(struct ctl_api *api, struct MHD_Connection *con, const struct req *q,
-		   const struct route *rt, struct reply *r)
+/* What the bearer token in @h (an Authorization header) allows. */
+static enum access token_access(const struct ctl_api *api, const char *h)
 {
-	enum access have = access_of(api, con, q->tcp);
+	if (strncmp(h, "Bearer ", 7) != 0)
+		return ACCESS_NONE;
+	h += 7;
+	if (api->token && token_is(api->token, h))
+		return ACCESS_WRITE;
+	if (api->read_token && token_is(api->read_token, h))
+		return ACCESS_READ;
+	return ACCESS_NONE;
+}
 
-	if (have == ACCESS_NONE) {
-		reply_simple(r, FWD_R_UNAUTHORIZED, "",
-			     "requests over TCP need 'Authorization: Bearer TOKEN'");
-		return 1;
-	}
-	if (rt && (rt->flags & ROUTE_WRITE) && have != ACCESS_WRITE) {
-		reply_simple(r, FWD_R_FORBIDDEN, "", "this token may read, not write");
-		return 1;
-	}
+static int is_writer(const struct ctl_api *api, const char *subject)
+{
+	for (size_t i = 0; api->writers && api->writers[i]; i++)
+		if (strcmp(api->writers[i], subject) == 0)
+			return 1;
 	return 0;
 }
 
-/* Who sends this request, as the kernel or the credential says (never as
- * the request claims): SO_PEERCRED on the unix socket, the write token and
- * the peer's address on TCP. Recorded with every change it makes. */
-static void client_identity(struct MHD_Connection *con, int tcp, char *out, size_t len)
+/* The peer's address, "ADDR port PORT". */
+static void peer_address(struct MHD_Connection *con, char *out, size_t len)
 {
-	const union MHD_ConnectionInfo *ci;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[INET6_ADDRSTRLEN + 8] = "?", port[8] = "?";
 
-	snprintf(out, len, "%s", tcp ? "write token" : "local client");
-	if (con == NULL)
-		return;
-	if (!tcp) {
-		struct ucred uc;
-		socklen_t sl = sizeof(uc);
-
-		ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
-		if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) == 0)
-			snprintf(out, len, "uid %u pid %d on the unix socket", (unsigned)uc.uid,
-				 (int)uc.pid);
-		return;
-	}
-	ci = MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci && ci->client_addr) {
-		char host[INET6_ADDRSTRLEN + 8] = "?", port[8] = "?";
 		socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 								      : sizeof(struct sockaddr_in);
 
 		getnameinfo(ci->client_addr, sl, host, sizeof(host), port, sizeof(port),
 			    NI_NUMERICHOST | NI_NUMERICSERV);
-		snprintf(out, len, "write token from %s port %s", host, port);
 	}
+	snprintf(out, len, "%s port %s", host, port);
+}
+
+/*
+ * What this request's credentials allow, and who they say sends it (never
+ * what the request claims), into @q; from the connection and the headers
+ * alone. On the unix socket everything (its file mode is the access
+ * control), the peer named by SO_PEERCRED. On TCP, the bearer token: the
+ * token writes, the read token reads; with --tls-client-ca first a client
+ * certificate that verifies against that CA (none, or one that does not
+ * verify, is refused whatever the token), which reads, and writes when its
+ * subject is in --tls-writers. A token that is given must be valid, also
+ * next to a certificate; the stronger of the two counts.
+ */
+static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct req *q)
+{
+	enum access tok = ACCESS_NONE, cert = ACCESS_NONE;
+	const char *h;
+	char from[INET6_ADDRSTRLEN + 24];
+
+	q->access = ACCESS_NONE;
+	snprintf(q->who, sizeof(q->who), "local client");
+	if (!q->tcp) {
+		const union MHD_ConnectionInfo *ci =
+			con ? MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD)
+			    : NULL;
+		struct ucred uc;
+		socklen_t sl = sizeof(uc);
+
+		q->access = ACCESS_WRITE;
+		if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &sl) == 0)
+			snprintf(q->who, sizeof(q->who), "uid %u pid %d on the unix socket",
+				 (unsigned)uc.uid, (int)uc.pid);
+		return;
+	}
+	if (api->tls_client) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(con, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		char why[200];
+
+		switch (ctl_tls_peer(ci ? ci->tls_session : NULL, q->subject, sizeof(q->subject),
+				     why, sizeof(why))) {
+		case CTL_TLS_PEER_NONE:
+			snprintf(q->why, sizeof(q->why),
+				 "requests over TCP need a client certificate issued by "
+				 "regiond's --tls-client-ca");
+			return;
+		case CTL_TLS_PEER_UNTRUSTED:
+			snprintf(q->why, sizeof(q->why), "%s", why);
+			return;
+		case CTL_TLS_PEER_OK:
+			cert = is_writer(api, q->subject) ? ACCESS_WRITE : ACCESS_READ;
+			break;
+		}
+	}
+	h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
+	if (h || !api->tls_client) {
+		tok = h ? token_access(api, h) : ACCESS_NONE;
+		if (tok == ACCESS_NONE) {
+			snprintf(q->why, sizeof(q->why), "%s",
+				 api->tls_client ? "the Authorization header holds no valid token"
+						 : "requests over TCP need 'Authorization: Bearer "
+						   "TOKEN'");
+			return;
+		}
+	}
+	q->access = tok > cert ? tok : cert;
+	/* Named by what lets it write (who is recorded for writes only). */
+	peer_address(con, from, sizeof(from));
+	if (cert == ACCESS_WRITE)
+		snprintf(q->who, sizeof(q->who), "client certificate %s%s from %s", q->subject,
+			 tok == ACCESS_WRITE ? " and write token" : "", from);
+	else if (tok == ACCESS_WRITE)
+		snprintf(q->who, sizeof(q->who), "write token%s%s from %s",
+			 q->subject[0] ? " with client certificate " : "", q->subject, from);
+	else
+		snprintf(q->who, sizeof(q->who), "%s%s from %s",
+			 q->subject[0] ? "client certificate " : "read token", q->subject, from);
+}
+
+/* The credential check of credentials(): over TCP every request needs a
+ * credential, a write one that may write. Fills @r and returns 1 when
+ * refused. */
+static int refused(const struct req *q, const struct route *rt, struct reply *r)
+{
+	char reason[400];
+
+	if (q->access == ACCESS_NONE) {
+		reply_simple(r, FWD_R_UNAUTHORIZED, "", q->why);
+		return 1;
+	}
+	if (rt && (rt->flags & ROUTE_WRITE) && q->access != ACCESS_WRITE) {
+		if (q->subject[0])
+			snprintf(reason, sizeof(reason),
+				 "client certificate %s may read, not write: its subject is not in "
+				 "regiond's --tls-writers, and no write token was given",
+				 q->subject);
+		else
+			snprintf(reason, sizeof(reason), "this token may read, not write");
+		reply_simple(r, FWD_R_FORBIDDEN, "", reason);
+		return 1;
+	}
+	return 0;
 }
 
 static const struct route *find_route(const char *method, const char *url)
@@ -748,13 +832,13 @@ static const struct route *find_route(const char *method, const char *url)
 	return NULL;
 }
 
-static void route(struct ctl_api *api, struct MHD_Connection *con, const char *url,
-		  const char *method, const struct req *q, struct reply *r)
+static void route(struct ctl_api *api, const char *url, const char *method, const struct req *q,
+		  struct reply *r)
 {
 	const struct route *rt = find_route(method, url);
 	const struct ctl_ext *filters;
 
-	if (refused(api, con, q, rt, r))
+	if (refused(q, rt, r))
 		return;
 	if (q->too_big) {
 		char reason[100];
@@ -792,7 +876,7 @@ static void route(struct ctl_api *api, struct MHD_Connection *con, const char *u
 		return;
 	}
 	ctl_state_write_begin(api->st);
-	client_identity(con, q->tcp, api->st->who, sizeof(api->st->who));
+	snprintf(api->st->who, sizeof(api->st->who), "%s", q->who);
 	rt->handle(api, q, r);
 	api->st->who[0] = '\0';
 	/* A write that ran: regionfwd just answered, so its report is fresh
@@ -837,7 +921,7 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 	const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
 	char *end;
 
-	if (refused(api, con, q, find_route(method, url), r))
+	if (refused(q, find_route(method, url), r))
 		return 1;
 	if (cl && strtoull(cl, &end, 10) > api->max_body) {
 		char reason[100];
@@ -868,6 +952,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 			return MHD_NO;
 		q->tcp = ci && ci->daemon == api->tcp_d && api->tcp_d != NULL;
 		*con_cls = q;
+		credentials(api, con, q);
 		/* Credentials and the announced length are checked from the
 		 * headers, before a byte of the body is read: a stranger or an
 		 * oversized upload costs no memory (libmicrohttpd drops the body of
@@ -906,7 +991,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		*data_size = 0;
 		return MHD_YES;
 	}
-	route(api, con, url, method, q, &r);
+	route(api, url, method, q, &r);
 	return send_reply(con, &r);
 }
 
@@ -936,6 +1021,8 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->lock = lock;
 	api->token = conf->token;
 	api->read_token = conf->read_token;
+	api->tls_client = conf->tls_client_ca != NULL;
+	api->writers = conf->tls_writers;
 	api->max_body = conf->max_body;
 	api->started = started;
 	api->unix_fd = -1;
@@ -953,11 +1040,15 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, const char *body,
 		     size_t len, char **out)
 {
-	struct req q = {
-		.body = (char *)body, .len = len, .cap = len, .too_big = len > api->max_body};
+	struct req q = {.body = (char *)body,
+			.len = len,
+			.cap = len,
+			.too_big = len > api->max_body,
+			.access = ACCESS_WRITE,
+			.who = "local client"};
 	struct reply r = {0};
 
-	route(api, NULL, url, method, &q, &r);
+	route(api, url, method, &q, &r);
 	if (r.body) {
 		*out = json_dumps(r.body, JSON_COMPACT | JSON_SORT_KEYS);
 		json_decref(r.body);
@@ -966,6 +1057,20 @@ int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, c
 		*out = r.text;
 	}
 	return r.status;
+}
+
+/* libmicrohttpd's own messages (a failed TLS handshake, a refused
+ * connection) into regiond's log, saying whose they are. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strcspn(line, "\n");
+	while (n && line[n - 1] == ' ')
+		n--;
+	fprintf(stderr, "regiond: API on %s: %.*s\n", (const char *)cls, (int)n, line);
 }
 
 struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
@@ -997,7 +1102,8 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		goto fail;
 	}
 	api->unix_d = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, api->unix_fd,
+		flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		(void *)api->unix_path, MHD_OPTION_LISTEN_SOCKET, api->unix_fd,
 		MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CTL_API_UNIX_CONNECTIONS,
 		MHD_OPTION_END);
@@ -1016,6 +1122,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			fprintf(stderr, "regiond: --listen wants HOST:PORT\n");
 			goto fail;
 		}
+		snprintf(api->tcp_listen, sizeof(api->tcp_listen), "%s", conf->tcp_listen);
 		memcpy(host, conf->tcp_listen, (size_t)(colon - conf->tcp_listen));
 		host[colon - conf->tcp_listen] = '\0';
 		if (host[0] == '[') { /* [v6]:port */
@@ -1027,16 +1134,39 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 				conf->tcp_listen);
 			goto fail;
 		}
+		/* TLS: the port speaks HTTPS only (a plain request fails its
+		 * handshake); with a client CA, GnuTLS asks every client for a
+		 * certificate, and credentials() refuses a request without one
+		 * that verifies. */
+		struct MHD_OptionItem tls[] = {
+			{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)conf->tls_cert},
+			{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)conf->tls_key},
+			{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)CTL_API_TLS_PRIORITIES},
+			{conf->tls_client_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+			 (void *)conf->tls_client_ca},
+			{MHD_OPTION_END, 0, NULL},
+		};
+		int use_tls = conf->tls_cert != NULL && conf->tls_key != NULL;
+
+		if (use_tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+			fprintf(stderr, "regiond: this libmicrohttpd is built without TLS\n");
+			freeaddrinfo(ai);
+			goto fail;
+		}
 		api->tcp_d = MHD_start_daemon(
-			flags | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
-			on_request, api, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+			flags | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+				(use_tls ? MHD_USE_TLS : 0),
+			0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+			(void *)api->tcp_listen, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_CONNECTION_TIMEOUT,
 			(unsigned)CTL_API_TCP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
 			(unsigned)CTL_API_TCP_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			(unsigned)CTL_API_TCP_PER_ADDRESS, MHD_OPTION_END);
+			(unsigned)CTL_API_TCP_PER_ADDRESS, MHD_OPTION_ARRAY,
+			use_tls ? tls : &tls[4], MHD_OPTION_END);
 		freeaddrinfo(ai);
 		if (api->tcp_d == NULL) {
-			fprintf(stderr, "regiond: cannot listen on %s\n", conf->tcp_listen);
+			fprintf(stderr, "regiond: cannot %s on %s (libmicrohttpd's reason above)\n",
+				use_tls ? "serve HTTPS" : "listen", conf->tcp_listen);
 			goto fail;
 		}
 	}

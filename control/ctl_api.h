@@ -1,7 +1,9 @@
 /*
  * ctl_api.h - regiond's HTTP+JSON API (docs/api.md), served by libmicrohttpd
  * on a unix socket, and on a TCP address only when configured, where every
- * write needs "Authorization: Bearer TOKEN".
+ * request needs a credential: "Authorization: Bearer TOKEN" or, with a
+ * client CA, a client certificate it verifies (docs/operations.md#security).
+ * With a certificate and key, TCP is served over TLS only.
  *
  * Every handler is a thin adapter: it parses the request, takes the state
  * lock and calls the ctl_state / ctl_model / dataplane functions that
@@ -20,9 +22,17 @@
 struct ctl_api_conf {
 	const char *unix_path; /* required */
 	const char *tcp_listen; /* "HOST:PORT" or NULL */
-	const char *token; /* required with tcp_listen: reads and writes */
+	const char *token; /* reads and writes; required with tcp_listen unless tls_client_ca */
 	const char *read_token; /* optional: reads only */
 	size_t max_body;
+	/* TLS on tcp_listen, PEM text (checked with ctl_tls_check; kept by the
+	 * caller while the API runs). With tls_cert and tls_key, TCP serves
+	 * HTTPS only. With tls_client_ca every TCP request needs a client
+	 * certificate that verifies against it: such a certificate reads, and
+	 * writes when its subject is in tls_writers (NULL-terminated, may be
+	 * NULL); a token still grants what it grants, as a second factor. */
+	const char *tls_cert, *tls_key, *tls_client_ca;
+	const char *const *tls_writers;
 };
 
 struct ctl_api;

@@ -43,8 +43,10 @@ struct ctl_gen {
 	char comment[256];
 	/* Who made the change, as authenticated (not as claimed, unlike
 	 * author): "uid 0 pid 42 on the unix socket", "write token from
-	 * 10.0.0.5 port 41234", "regiond (commit-confirm timer)". */
-	char by[96];
+	 * 10.0.0.5 port 41234", "client certificate CN=automation,O=Example
+	 * from 10.0.0.5 port 41234", "regiond (commit-confirm timer)". Room
+	 * for a 255-byte certificate subject with a token and an address. */
+	char by[384];
 	char *doc;
 	size_t len;
 };
@@ -102,7 +104,7 @@ struct ctl_state {
 	uint64_t reported; /* hash of a foreign table already logged as replaced */
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
-	char who[96];
+	char who[384];
 	/* The caller's lock, held around every call (released around waits
 	 * on regionfwd; NULL: never released), and the writers' lock (see the
 	 * top of this file). */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -22,6 +23,7 @@
 #include <jansson.h>
 
 #include "ctl_exit.h"
+#include "ctl_tls_client.h"
 #include "fwd_doc.h"
 #include "fwd_names.h"
 #include "fwd_report.h"
@@ -33,6 +35,9 @@
 
 struct opts {
 	const char *sock, *url, *token;
+	int https; /* url is https:// */
+	struct ctl_tls_client_conf tls; /* --ca, --cert, --key */
+	struct ctl_tls_client *tls_client; /* loaded from tls, with https */
 	int json;
 };
 
@@ -130,67 +135,105 @@ static void opts_into_body(const struct ctl_call *c, json_t *b)
 	}
 }
 
-static int conn_open(const struct opts *o)
+/* A connection to regiond: the unix socket, or --url's address, over TLS
+ * for https://. NULL with @why. */
+static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 {
 	int fd;
 
-	if (o->url) { /* http://HOST:PORT */
+	if (o->url) { /* http(s)://HOST:PORT */
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
 		char host[256], *colon;
-		const char *p = strncmp(o->url, "http://", 7) == 0 ? o->url + 7 : o->url;
+		const char *p = strstr(o->url, "://") ? strstr(o->url, "://") + 3 : o->url;
+		int rc;
 
 		snprintf(host, sizeof(host), "%s", p);
 		host[strcspn(host, "/")] = '\0';
 		colon = strrchr(host, ':');
-		if (colon == NULL)
-			return -EINVAL;
+		if (colon == NULL) {
+			snprintf(why, len, "the URL has no :PORT");
+			return NULL;
+		}
 		*colon = '\0';
 		if (host[0] == '[') {
 			memmove(host, host + 1, strlen(host));
 			host[strlen(host) - 1] = '\0';
 		}
-		if (getaddrinfo(host, colon + 1, &hints, &ai))
-			return -EHOSTUNREACH;
+		if ((rc = getaddrinfo(host, colon + 1, &hints, &ai))) {
+			snprintf(why, len, "%s", gai_strerror(rc));
+			return NULL;
+		}
 		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			int e = errno;
+
 			close(fd);
 			fd = -1;
+			errno = e;
 		}
 		freeaddrinfo(ai);
-		return fd < 0 ? -errno : fd;
+		if (fd < 0) {
+			snprintf(why, len, "%s", strerror(errno));
+			return NULL;
+		}
+		if (o->https)
+			return ctl_conn_tls(fd, host, o->tls_client, why, len);
 	} else {
 		struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
-		if (strlen(o->sock) >= sizeof(sa.sun_path))
-			return -ENAMETOOLONG;
+		if (strlen(o->sock) >= sizeof(sa.sun_path)) {
+			snprintf(why, len, "%s", strerror(ENAMETOOLONG));
+			return NULL;
+		}
 		strcpy(sa.sun_path, o->sock);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			int e = errno;
 
 			close(fd);
-			return -e;
+			snprintf(why, len, "%s", strerror(e));
+			return NULL;
 		}
-		return fd;
+		if (fd < 0) {
+			snprintf(why, len, "%s", strerror(errno));
+			return NULL;
+		}
 	}
+	struct ctl_conn *c = ctl_conn_plain(fd);
+
+	if (c == NULL)
+		snprintf(why, len, "out of memory");
+	return c;
 }
 
-/* One HTTP/1.1 exchange (Connection: close). Returns the status, or -errno. */
+/* The Content-Length of the response head @head (ending at @end), or -1. */
+static long long content_length(const char *head, const char *end)
+{
+	for (const char *p = strstr(head, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n"))
+		if (strncasecmp(p + 2, "Content-Length:", 15) == 0)
+			return strtoll(p + 17, NULL, 10);
+	return -1;
+}
+
+/* One HTTP/1.1 exchange (Connection: close). Returns the status, or -1
+ * with @why (regiond unreachable, or TLS refused). */
 static int http(const struct opts *o, const char *method, const char *path, json_t *body,
-		json_t **out, char **raw)
+		json_t **out, char **raw, char *why, size_t whylen)
 {
 	char *req = NULL, *resp = NULL, *b = body ? json_dumps(body, JSON_COMPACT) : NULL, *sep;
 	size_t rlen = 0, cap = 0;
-	int fd = conn_open(o), status = -EPROTO, n;
+	struct ctl_conn *c = conn_open(o, why, whylen);
+	int status = -1, n;
+	long long clen;
 	FILE *f;
 	size_t qlen;
 
 	*out = NULL;
 	if (raw)
 		*raw = NULL;
-	if (fd < 0) {
+	if (c == NULL) {
 		free(b);
-		return fd;
+		return -1;
 	}
 	f = open_memstream(&req, &qlen);
 	fprintf(f, "%s %s HTTP/1.1\r\nHost: regiond\r\nConnection: close\r\n", method, path);
@@ -201,16 +244,9 @@ static int http(const struct opts *o, const char *method, const char *path, json
 	if (b)
 		fputs(b, f);
 	fclose(f);
-	for (size_t off = 0; off < qlen;) {
-		/* MSG_NOSIGNAL: a peer that closed the connection is "unreachable"
-		 * (exit 3), not a SIGPIPE that kills regionctl without a word. */
-		ssize_t w = send(fd, req + off, qlen - off, MSG_NOSIGNAL);
-
-		if (w <= 0) {
-			status = -errno;
-			goto out;
-		}
-		off += (size_t)w;
+	if (ctl_conn_send(c, req, qlen)) {
+		snprintf(why, whylen, "%s", ctl_conn_error(c));
+		goto out;
 	}
 	for (;;) {
 		ssize_t r;
@@ -219,24 +255,36 @@ static int http(const struct opts *o, const char *method, const char *path, json
 			cap = (rlen + 65536) * 2;
 			resp = realloc(resp, cap);
 		}
-		r = read(fd, resp + rlen, cap - rlen - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
+		r = ctl_conn_recv(c, resp + rlen, cap - rlen - 1);
+		if (r < 0 && rlen == 0) {
+			snprintf(why, whylen, "%s", ctl_conn_error(c));
+			goto out;
+		}
 		if (r <= 0)
 			break;
 		rlen += (size_t)r;
 	}
+	snprintf(why, whylen, "no HTTP response%s",
+		 o->url && !o->https ? " (does it serve HTTPS? then use https://)" : "");
 	if (resp == NULL)
 		goto out;
 	resp[rlen] = '\0';
 	if (sscanf(resp, "HTTP/1.%*d %d", &n) != 1 || (sep = strstr(resp, "\r\n\r\n")) == NULL)
 		goto out;
+	/* Over TLS a connection cut without close_notify may be an attacker's
+	 * truncation: the body must be as long as announced. */
+	clen = content_length(resp, sep);
+	if (ctl_conn_truncated(c) &&
+	    (clen < 0 || (size_t)clen != rlen - (size_t)(sep + 4 - resp))) {
+		snprintf(why, whylen, "TLS: the response was cut short");
+		goto out;
+	}
 	status = n;
 	*out = json_loads(sep + 4, 0, NULL);
 	if (raw)
 		*raw = strdup(sep + 4);
 out:
-	close(fd);
+	ctl_conn_close(c);
 	free(req);
 	free(resp);
 	free(b);
@@ -270,11 +318,12 @@ static int show_error(int status, json_t *r)
 static int call(const struct opts *o, const char *method, const char *path, json_t *body,
 		json_t **out)
 {
-	int st = http(o, method, path, body, out, NULL);
+	char why[512];
+	int st = http(o, method, path, body, out, NULL, why, sizeof(why));
 
 	if (st < 0) {
 		fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
-			o->url ? o->url : o->sock, strerror(-st));
+			o->url ? o->url : o->sock, why);
 		return EXIT_UNREACHABLE;
 	}
 	if (st >= 400 || *out == NULL) {
@@ -876,9 +925,14 @@ static const struct ctl_opt global_opts[] = {
 	 .arg = "SOCK",
 	 .help = "the API's socket ($REGIOND_SOCKET, else /run/regiond/api.sock)"},
 	{.name = "--url",
-	 .arg = "http://HOST:PORT",
-	 .help = "the TCP API instead; every request there needs a token"},
+	 .arg = "URL",
+	 .help = "the TCP API instead: http://HOST:PORT or https://HOST:PORT"},
 	{.name = "--token-file", .arg = "F", .help = "the API token, for --url"},
+	{.name = "--ca",
+	 .arg = "F",
+	 .help = "https: the CA (PEM) that issued regiond's certificate"},
+	{.name = "--cert", .arg = "F", .help = "https: a client certificate (PEM), with --key"},
+	{.name = "--key", .arg = "F", .help = "https: --cert's private key (PEM, mode 0600)"},
 	{.name = "--json", .alias = "-j", .help = "print the API's JSON instead of tables"},
 	{.name = "--help", .alias = "-h", .help = "this help, or a command's: nothing is run"},
 	{0},
@@ -1020,7 +1074,8 @@ static const struct ctl_cmd commands[] = {
 /* Its synopsis is written out: the socket and the URL exclude each other. */
 static const struct ctl_cmd root = {
 	.name = "regionctl",
-	.args = "[-s SOCK | --url http://HOST:PORT [--token-file F]] [-j] COMMAND ...",
+	.args = "[-s SOCK | --url URL [--token-file F] [--ca F]\n"
+		"                 [--cert F --key F]] [-j] COMMAND ...",
 	.opts = global_opts,
 	.subs = commands,
 };
@@ -1254,6 +1309,29 @@ static const char *global_val(const char **gval, const char *name)
 	return gval[find_opt(global_opts, name)];
 }
 
+/* --url's scheme, and the TLS options that only https:// takes. @return 0
+ * or EXIT_USAGE (said). */
+static int endpoint(struct opts *o, const char **gval)
+{
+	const char *sep = o->url ? strstr(o->url, "://") : NULL;
+	struct ctl_call top = {.path = {&root}};
+
+	o->tls.ca_file = global_val(gval, "--ca");
+	o->tls.cert_file = global_val(gval, "--cert");
+	o->tls.key_file = global_val(gval, "--key");
+	if (sep && strncmp(o->url, "https://", 8) == 0)
+		o->https = 1;
+	else if (sep && strncmp(o->url, "http://", 7) != 0)
+		return usage_error(&top,
+				   "--url takes http://HOST:PORT or https://HOST:PORT, not '%s'",
+				   o->url);
+	if (!o->https && (o->tls.ca_file || o->tls.cert_file || o->tls.key_file))
+		return usage_error(&top, "--ca, --cert and --key are for --url https://HOST:PORT");
+	if (!o->tls.cert_file != !o->tls.key_file)
+		return usage_error(&top, "--cert and --key go together");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.sock = getenv("REGIOND_SOCKET") ? getenv("REGIOND_SOCKET")
@@ -1273,6 +1351,8 @@ int main(int argc, char **argv)
 	o.url = global_val(gval, "--url");
 	if (global_val(gval, "-s"))
 		o.sock = global_val(gval, "-s");
+	if ((rc = endpoint(&o, gval)))
+		return rc;
 	if (global_val(gval, "--token-file")) {
 		struct fwd_err e = {0};
 		size_t len;
@@ -1284,7 +1364,17 @@ int main(int argc, char **argv)
 		token[strcspn(token, "\r\n")] = '\0';
 		o.token = token;
 	}
+	if (o.https) {
+		char why[512];
+
+		if ((o.tls_client = ctl_tls_client_new(&o.tls, why, sizeof(why))) == NULL) {
+			fprintf(stderr, "regionctl: %s\n", why);
+			free(token);
+			return EXIT_USAGE;
+		}
+	}
 	rc = cmd_of(&c)->run(&o, &c);
+	ctl_tls_client_free(o.tls_client);
 	free(token);
 	return rc;
 }

@@ -4,6 +4,7 @@
  *
  *   regiond --dataplane SOCK [--api-socket SOCK] [--state-dir DIR] [--table FILE]
  *           [--listen HOST:PORT --token-file FILE] [--keep N] [--max-body BYTES]
+ *           [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--tls-writers FILE]]]
  *           [--dataplane-timeout MS]
  *           [--xdp-iface IF ...] (every option: options[] below, or regiond --help)
  *
@@ -29,6 +30,7 @@
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
 #include "ctl_state.h"
+#include "ctl_tls.h"
 #include "fwd_opts.h"
 #include "fwd_doc.h"
 #include "ctl_content.h"
@@ -56,6 +58,7 @@ static void on_signal(int sig)
 struct regiond_opts {
 	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file,
 		*read_token_file;
+	const char *tls_cert, *tls_key, *tls_client_ca, *tls_writers;
 	uint64_t keep, max_body, dp_timeout_ms;
 	struct fwd_opt_list xdp_ifaces;
 	uint64_t xdp_mode; /* index in xdp_modes[] */
@@ -113,6 +116,26 @@ static const struct fwd_opt options[] = {
 	 .kind = FWD_OPT_STR,
 	 .off = AT(read_token_file),
 	 .help = "bearer token for TCP reads only (first line; mode 0600 or stricter)"},
+	{.name = "tls-cert",
+	 .arg = "FILE",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(tls_cert),
+	 .help = "serve --listen over TLS only: the server certificate (PEM, chain after it)"},
+	{.name = "tls-key",
+	 .arg = "FILE",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(tls_key),
+	 .help = "--tls-cert's private key (PEM, unencrypted; mode 0600 or stricter)"},
+	{.name = "tls-client-ca",
+	 .arg = "FILE",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(tls_client_ca),
+	 .help = "TCP clients need a certificate issued by these CAs (PEM); it may read"},
+	{.name = "tls-writers",
+	 .arg = "FILE",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(tls_writers),
+	 .help = "client certificate subjects that may write too, one a line (CN=..,O=..)"},
 	{.name = "keep",
 	 .arg = "N",
 	 .def = "20",
@@ -238,6 +261,9 @@ struct regiond {
 	int64_t started;
 	char *token; /* --token-file's token, with --listen */
 	char *read_token; /* --read-token-file's, optional */
+	char *tls_cert, *tls_key, *tls_ca; /* the PEM files' text, with --tls-cert */
+	char *writers_text; /* --tls-writers, split into writers[] in place */
+	const char **writers; /* NULL-terminated */
 	struct ctl_dp *dp;
 	struct ctl_state st;
 	int state_open;
@@ -249,10 +275,12 @@ struct regiond {
 #endif
 };
 
-/* A token file's first line, or NULL with the reason said. A file that
- * its group or others may read or write is refused: anyone who can read
- * it holds the credential. */
-static char *read_token(const char *opt, const char *path)
+/* The text of option @opt's file @path, or NULL with the reason said
+ * (naming the option and the file). A @secret (a token, a key) that its
+ * group or others may read or write is refused: anyone who can read it
+ * holds the credential. Any other file (@what it decides) is refused when
+ * they may change it. */
+static char *read_conf_file(const char *opt, const char *path, int secret, const char *what)
 {
 	struct fwd_err e = {0};
 	struct stat sb;
@@ -263,17 +291,26 @@ static char *read_token(const char *opt, const char *path)
 		fprintf(stderr, "regiond: %s %s: %s\n", opt, path, strerror(errno));
 		return NULL;
 	}
-	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+	if (sb.st_mode & (secret ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH))) {
 		fprintf(stderr,
-			"regiond: %s %s: mode %04o lets its group or others read or change the "
-			"token; chmod 600 it\n",
-			opt, path, (unsigned)(sb.st_mode & 07777));
+			"regiond: %s %s: mode %04o lets its group or others %s; chmod %s it\n", opt,
+			path, (unsigned)(sb.st_mode & 07777), what, secret ? "600" : "644");
 		return NULL;
 	}
 	if (fwd_read_file(path, &buf, &len, &e)) {
 		fprintf(stderr, "regiond: %s %s: %s\n", opt, path, e.reason);
 		return NULL;
 	}
+	return buf;
+}
+
+/* A token file's first line, or NULL with the reason said. */
+static char *read_token(const char *opt, const char *path)
+{
+	char *buf = read_conf_file(opt, path, 1, "read or change the token");
+
+	if (buf == NULL)
+		return NULL;
 	buf[strcspn(buf, "\r\n")] = '\0';
 	if (strlen(buf) < 16) {
 		fprintf(stderr, "regiond: %s %s: a token of 16+ characters is needed\n", opt, path);
@@ -283,26 +320,131 @@ static char *read_token(const char *opt, const char *path)
 	return buf;
 }
 
-/* TCP needs a token for every request: refuse --listen without a usable
- * one; the read-only token is optional. @return 0 or 2 (said). */
+/* TCP needs a credential for every request: refuse --listen without a
+ * usable token, unless client certificates (--tls-client-ca) stand in for
+ * it; the read-only token is optional. @return 0 or 2 (said). */
 static int load_token(struct regiond *d)
 {
 	if (d->o.listen == NULL)
 		return 0;
-	if (d->o.token_file == NULL) {
-		fprintf(stderr, "regiond: --listen needs --token-file\n");
+	if (d->o.token_file == NULL && d->o.tls_client_ca == NULL) {
+		fprintf(stderr,
+			"regiond: --listen needs --token-file (or TLS with --tls-client-ca)\n");
 		return 2;
 	}
-	if ((d->token = read_token("--token-file", d->o.token_file)) == NULL)
+	if (d->o.token_file && (d->token = read_token("--token-file", d->o.token_file)) == NULL)
 		return 2;
 	if (d->o.read_token_file &&
 	    (d->read_token = read_token("--read-token-file", d->o.read_token_file)) == NULL)
 		return 2;
-	if (d->read_token && strcmp(d->read_token, d->token) == 0) {
+	if (d->read_token && d->token && strcmp(d->read_token, d->token) == 0) {
 		fprintf(stderr, "regiond: the read token and the token must differ\n");
 		return 2;
 	}
 	return 0;
+}
+
+/* --tls-writers: one certificate subject a line, as RFC 4514 writes it;
+ * blank lines and '#' comments skipped. @return 0 or 2 (said). */
+static int load_writers(struct regiond *d)
+{
+	const char *path = d->o.tls_writers;
+	size_t n = 0, lineno = 0;
+	char *line, *next;
+
+	if ((d->writers_text = read_conf_file("--tls-writers", path, 0, "change who may write")) ==
+	    NULL)
+		return 2;
+	for (const char *p = d->writers_text; *p; p++)
+		n += *p == '\n';
+	if ((d->writers = calloc(n + 2, sizeof(*d->writers))) == NULL) {
+		fprintf(stderr, "regiond: out of memory\n");
+		return 2;
+	}
+	n = 0;
+	for (line = d->writers_text; line; line = next) {
+		size_t len;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		lineno++;
+		line += strspn(line, " \t");
+		len = strlen(line);
+		while (len && strchr(" \t\r", line[len - 1]))
+			line[--len] = '\0';
+		if (len == 0 || line[0] == '#')
+			continue;
+		/* What OpenSSL prints by default: the same name, another form,
+		 * that would never match. Said, rather than never matching. */
+		if (line[0] == '/' || strncmp(line, "subject=", 8) == 0 || !strchr(line, '=')) {
+			fprintf(stderr,
+				"regiond: --tls-writers %s line %zu: '%s' is not an RFC 4514 "
+				"subject; "
+				"write it as 'openssl x509 -noout -subject -nameopt RFC2253' "
+				"prints it, "
+				"without 'subject=' (e.g. CN=automation,O=Example)\n",
+				path, lineno, line);
+			return 2;
+		}
+		d->writers[n++] = line;
+	}
+	return 0;
+}
+
+/* --tls-cert, --tls-key and --tls-client-ca read and checked with GnuTLS
+ * before anything starts, so a bad file is named (not "cannot listen");
+ * then --tls-writers. @return 0 or 2 (said). */
+static int load_tls(struct regiond *d)
+{
+	const struct regiond_opts *o = &d->o;
+	char why[512], warn[256];
+
+	if (!o->tls_cert != !o->tls_key) {
+		fprintf(stderr, "regiond: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	if (o->tls_cert && o->listen == NULL) {
+		fprintf(stderr, "regiond: --tls-cert serves the TCP API: it needs --listen\n");
+		return 2;
+	}
+	if (o->tls_client_ca && o->tls_cert == NULL) {
+		fprintf(stderr, "regiond: --tls-client-ca needs TLS: --tls-cert and --tls-key\n");
+		return 2;
+	}
+	if (o->tls_writers && o->tls_client_ca == NULL) {
+		fprintf(stderr, "regiond: --tls-writers needs --tls-client-ca\n");
+		return 2;
+	}
+	if (o->tls_cert == NULL)
+		return 0;
+	if ((d->tls_cert = read_conf_file("--tls-cert", o->tls_cert, 0, "change it")) == NULL ||
+	    (d->tls_key = read_conf_file("--tls-key", o->tls_key, 1, "read or change the key")) ==
+		    NULL ||
+	    (o->tls_client_ca && (d->tls_ca = read_conf_file("--tls-client-ca", o->tls_client_ca, 0,
+							     "change whom it trusts")) == NULL))
+		return 2;
+	switch (ctl_tls_check(d->tls_cert, d->tls_key, d->tls_ca, why, sizeof(why), warn,
+			      sizeof(warn))) {
+	case CTL_TLS_OK:
+		break;
+	case CTL_TLS_BAD_CERT:
+		fprintf(stderr, "regiond: --tls-cert %s: %s\n", o->tls_cert, why);
+		return 2;
+	case CTL_TLS_BAD_KEY:
+		fprintf(stderr, "regiond: --tls-key %s: %s\n", o->tls_key, why);
+		return 2;
+	case CTL_TLS_MISMATCH:
+		fprintf(stderr, "regiond: --tls-key %s and --tls-cert %s: %s\n", o->tls_key,
+			o->tls_cert, why);
+		return 2;
+	case CTL_TLS_BAD_CA:
+		fprintf(stderr, "regiond: --tls-client-ca %s: %s\n", o->tls_client_ca, why);
+		return 2;
+	}
+	if (warn[0])
+		fprintf(stderr, "regiond: warning: %s\n", warn);
+	return o->tls_writers ? load_writers(d) : 0;
 }
 
 /* An empty state directory starts from --table: recorded now, pushed by
@@ -408,6 +550,10 @@ static int start_api(struct regiond *d)
 	d->conf.tcp_listen = d->o.listen;
 	d->conf.token = d->token;
 	d->conf.read_token = d->read_token;
+	d->conf.tls_cert = d->tls_cert;
+	d->conf.tls_key = d->tls_key;
+	d->conf.tls_client_ca = d->tls_ca;
+	d->conf.tls_writers = d->writers;
 	d->conf.max_body = (size_t)d->o.max_body;
 	snprintf(dir, sizeof(dir), "%s", d->conf.unix_path);
 	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
@@ -430,10 +576,15 @@ static void main_loop(struct regiond *d)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	fprintf(stderr, "regiond: API on %s%s%s, dataplane %s, state %s, generation %" PRIu64 "\n",
+	fprintf(stderr,
+		"regiond: API on %s%s%s%s, dataplane %s, state %s, generation %" PRIu64 "\n",
 		d->conf.unix_path, d->conf.tcp_listen ? " and " : "",
-		d->conf.tcp_listen ? d->conf.tcp_listen : "", d->o.dataplane, d->o.state_dir,
-		cur ? cur->id : 0);
+		d->conf.tcp_listen ? d->conf.tcp_listen : "",
+		d->conf.tls_client_ca ? " (HTTPS, client certificates required)"
+		: d->conf.tls_cert    ? " (HTTPS)"
+		: d->conf.tcp_listen  ? " (plain HTTP)"
+				      : "",
+		d->o.dataplane, d->o.state_dir, cur ? cur->id : 0);
 	while (!quit) {
 		int64_t now = (int64_t)time(NULL);
 
@@ -475,6 +626,13 @@ static void shut_down(struct regiond *d)
 	ctl_dp_free(d->dp);
 	free(d->token);
 	free(d->read_token);
+	free(d->tls_cert);
+	if (d->tls_key) /* a private key: not left in freed memory */
+		explicit_bzero(d->tls_key, strlen(d->tls_key));
+	free(d->tls_key);
+	free(d->tls_ca);
+	free(d->writers_text);
+	free(d->writers);
 }
 
 int main(int argc, char **argv)
@@ -484,8 +642,10 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (load_token(&d))
+	if (load_tls(&d) || load_token(&d)) {
+		shut_down(&d);
 		return 2;
+	}
 	rc = 1;
 	if (open_state(&d))
 		goto out;

@@ -1,0 +1,267 @@
+#include "ctl_tls_client.h"
+#include "ctl_tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* As regiond's side (ctl_api.c): TLS 1.2 and 1.3, GnuTLS's NORMAL ciphers. */
+#define CTL_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+struct ctl_tls_client {
+	const struct ctl_tls_client_conf *conf;
+	gnutls_certificate_credentials_t cred;
+};
+
+struct ctl_conn {
+	int fd;
+	gnutls_session_t s; /* NULL: plain */
+	int truncated;
+	char why[256];
+};
+
+struct ctl_conn *ctl_conn_plain(int fd)
+{
+	struct ctl_conn *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	return c;
+}
+
+/* Whom to trust, and the client certificate if any. @return 0, or -1 with @why. */
+static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
+{
+	const struct ctl_tls_client_conf *conf = t->conf;
+	struct stat sb;
+	int rc;
+
+	if ((rc = gnutls_certificate_allocate_credentials(&t->cred)) < 0) {
+		snprintf(why, len, "TLS: %s", gnutls_strerror(rc));
+		return -1;
+	}
+	if (conf->ca_file) {
+		rc = gnutls_certificate_set_x509_trust_file(t->cred, conf->ca_file,
+							    GNUTLS_X509_FMT_PEM);
+		if (rc <= 0) {
+			snprintf(why, len, "--ca %s: %s", conf->ca_file,
+				 access(conf->ca_file, R_OK) != 0 ? strerror(errno)
+				 : rc < 0			  ? gnutls_strerror(rc)
+								  : "no PEM certificate in it");
+			return -1;
+		}
+	} else {
+		/* None there (no ca-certificates): nothing verifies, and the
+		 * handshake's error says to give --ca. */
+		(void)gnutls_certificate_set_x509_system_trust(t->cred);
+	}
+	if (conf->cert_file == NULL)
+		return 0;
+	if (stat(conf->key_file, &sb) < 0) {
+		snprintf(why, len, "--key %s: %s", conf->key_file, strerror(errno));
+		return -1;
+	}
+	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
+		snprintf(why, len,
+			 "--key %s: mode %04o lets its group or others read or change the key; "
+			 "chmod 600 it",
+			 conf->key_file, (unsigned)(sb.st_mode & 07777));
+		return -1;
+	}
+	rc = gnutls_certificate_set_x509_key_file(t->cred, conf->cert_file, conf->key_file,
+						  GNUTLS_X509_FMT_PEM);
+	if (rc < 0) {
+		snprintf(why, len, "--cert %s, --key %s: %s", conf->cert_file, conf->key_file,
+			 access(conf->cert_file, R_OK) != 0 ? strerror(errno)
+			 : rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
+				 ? "the key does not match the certificate"
+				 : gnutls_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+struct ctl_tls_client *ctl_tls_client_new(const struct ctl_tls_client_conf *conf, char *why,
+					  size_t whylen)
+{
+	struct ctl_tls_client *t = calloc(1, sizeof(*t));
+
+	if (t == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	t->conf = conf;
+	if (load_credentials(t, why, whylen)) {
+		ctl_tls_client_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void ctl_tls_client_free(struct ctl_tls_client *t)
+{
+	if (t == NULL)
+		return;
+	if (t->cred)
+		gnutls_certificate_free_credentials(t->cred);
+	free(t);
+}
+
+/* Why the handshake of @c failed, into @why. */
+static void handshake_failure(struct ctl_conn *c, int rc, const struct ctl_tls_client_conf *conf,
+			      char *why, size_t len)
+{
+	char text[200];
+
+	if (rc != GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+		/* A plain HTTP server answers the ClientHello with an error
+		 * page, or closes. */
+		snprintf(why, len, "TLS handshake failed: %s%s", gnutls_strerror(rc),
+			 rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH ||
+					 rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET ||
+					 rc == GNUTLS_E_PREMATURE_TERMINATION
+				 ? " (does it serve plain HTTP? then use http://)"
+				 : "");
+		return;
+	}
+	ctl_tls_status_text(gnutls_session_get_verify_cert_status(c->s), text, sizeof(text));
+	snprintf(why, len, "TLS: regiond's certificate does not verify: %s (checked against %s%s)",
+		 text,
+		 conf->ca_file ? "--ca " : "the system's trust store; give regiond's CA with --ca",
+		 conf->ca_file ? conf->ca_file : "");
+}
+
+struct ctl_conn *ctl_conn_tls(int fd, const char *host, const struct ctl_tls_client *t, char *why,
+			      size_t whylen)
+{
+	struct ctl_conn *c = ctl_conn_plain(fd);
+	/* The name or address the URL gave (an address is matched against the
+	 * certificate's IP addresses), and a purpose that allows a server. */
+	gnutls_typed_vdata_st check[] = {
+		{.type = GNUTLS_DT_DNS_HOSTNAME, .data = (unsigned char *)host},
+		{.type = GNUTLS_DT_KEY_PURPOSE_OID,
+		 .data = (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER},
+	};
+	unsigned char addr[16];
+	int rc;
+
+	if (c == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	if ((rc = gnutls_init(&c->s, GNUTLS_CLIENT)) < 0 ||
+	    (rc = gnutls_priority_set_direct(c->s, CTL_TLS_PRIORITIES, NULL)) < 0 ||
+	    (rc = gnutls_credentials_set(c->s, GNUTLS_CRD_CERTIFICATE, t->cred)) < 0) {
+		snprintf(why, whylen, "TLS: %s", gnutls_strerror(rc));
+		goto fail;
+	}
+	/* SNI names hosts, never addresses (RFC 6066). The certificate is
+	 * checked during the handshake, which fails if it does not verify. */
+	if (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)
+		gnutls_server_name_set(c->s, GNUTLS_NAME_DNS, host, strlen(host));
+	gnutls_session_set_verify_cert2(c->s, check, 2, 0);
+	gnutls_transport_set_int(c->s, fd);
+	gnutls_handshake_set_timeout(c->s, GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);
+	do
+		rc = gnutls_handshake(c->s);
+	while (rc < 0 && !gnutls_error_is_fatal(rc));
+	if (rc < 0) {
+		handshake_failure(c, rc, t->conf, why, whylen);
+		goto fail;
+	}
+	return c;
+fail:
+	ctl_conn_close(c);
+	return NULL;
+}
+
+int ctl_conn_send(struct ctl_conn *c, const void *buf, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		ssize_t w;
+
+		if (c->s) {
+			w = gnutls_record_send(c->s, (const char *)buf + off, len - off);
+			if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
+				continue;
+			if (w < 0) {
+				snprintf(c->why, sizeof(c->why), "TLS: %s",
+					 gnutls_strerror((int)w));
+				return -1;
+			}
+		} else {
+			/* MSG_NOSIGNAL: a peer that closed the connection is
+			 * "unreachable", not a SIGPIPE that kills regionctl
+			 * without a word. */
+			w = send(c->fd, (const char *)buf + off, len - off, MSG_NOSIGNAL);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				snprintf(c->why, sizeof(c->why), "%s",
+					 strerror(w < 0 ? errno : EPIPE));
+				return -1;
+			}
+		}
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+ssize_t ctl_conn_recv(struct ctl_conn *c, void *buf, size_t len)
+{
+	for (;;) {
+		ssize_t r;
+
+		if (c->s == NULL) {
+			r = read(c->fd, buf, len);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				snprintf(c->why, sizeof(c->why), "%s", strerror(errno));
+			return r;
+		}
+		r = gnutls_record_recv(c->s, buf, len);
+		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+			continue;
+		if (r == GNUTLS_E_PREMATURE_TERMINATION) {
+			c->truncated = 1;
+			return 0;
+		}
+		if (r < 0) {
+			snprintf(c->why, sizeof(c->why), "TLS: %s", gnutls_strerror((int)r));
+			c->truncated = 1; /* what came before is checked like a cut */
+			return -1;
+		}
+		return r;
+	}
+}
+
+int ctl_conn_truncated(const struct ctl_conn *c)
+{
+	return c->truncated;
+}
+
+const char *ctl_conn_error(const struct ctl_conn *c)
+{
+	return c->why[0] ? c->why : "connection failed";
+}
+
+void ctl_conn_close(struct ctl_conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->s)
+		gnutls_deinit(c->s);
+	close(c->fd);
+	free(c);
+}
