@@ -45,7 +45,8 @@ struct ctl_api {
 	char tcp_listen[160]; /* for the log */
 	struct ctl_state *st;
 	pthread_mutex_t *lock;
-	const char *token, *read_token;
+	const struct ctl_token *tokens;
+	unsigned ntokens;
 	/* --tls-client-ca: every TCP request needs a verified client
 	 * certificate; those whose subject is in writers may write. */
 	int tls_client;
@@ -684,17 +685,23 @@ static const struct route {
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
 };
 
-/* What the bearer token in @h (an Authorization header) allows. */
-static enum access token_access(const struct ctl_api *api, const char *h)
+/* What the bearer token in @h (an Authorization header) allows, and the
+ * token's name in @name ("" when it has none). Every token is compared, so
+ * the time taken does not tell which one (nearly) matched. */
+static enum access token_access(const struct ctl_api *api, const char *h, const char **name)
 {
+	enum access a = ACCESS_NONE;
+
+	*name = "";
 	if (strncmp(h, "Bearer ", 7) != 0)
 		return ACCESS_NONE;
 	h += 7;
-	if (api->token && token_is(api->token, h))
-		return ACCESS_WRITE;
-	if (api->read_token && token_is(api->read_token, h))
-		return ACCESS_READ;
-	return ACCESS_NONE;
+	for (unsigned i = 0; i < api->ntokens; i++)
+		if (token_is(api->tokens[i].secret, h) && a == ACCESS_NONE) {
+			a = api->tokens[i].write ? ACCESS_WRITE : ACCESS_READ;
+			*name = api->tokens[i].name;
+		}
+	return a;
 }
 
 static int is_writer(const struct ctl_api *api, const char *subject)
@@ -736,7 +743,7 @@ static void peer_address(struct MHD_Connection *con, char *out, size_t len)
 static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct req *q)
 {
 	enum access tok = ACCESS_NONE, cert = ACCESS_NONE;
-	const char *h;
+	const char *h, *tname = "";
 	char from[INET6_ADDRSTRLEN + 24];
 
 	q->access = ACCESS_NONE;
@@ -776,7 +783,7 @@ static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct 
 	}
 	h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
 	if (h || !api->tls_client) {
-		tok = h ? token_access(api, h) : ACCESS_NONE;
+		tok = h ? token_access(api, h, &tname) : ACCESS_NONE;
 		if (tok == ACCESS_NONE) {
 			snprintf(q->why, sizeof(q->why), "%s",
 				 api->tls_client ? "the Authorization header holds no valid token"
@@ -792,7 +799,8 @@ static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct 
 		snprintf(q->who, sizeof(q->who), "client certificate %s%s from %s", q->subject,
 			 tok == ACCESS_WRITE ? " and write token" : "", from);
 	else if (tok == ACCESS_WRITE)
-		snprintf(q->who, sizeof(q->who), "write token%s%s from %s",
+		snprintf(q->who, sizeof(q->who), "write token%s%s%s%s%s from %s",
+			 tname[0] ? " '" : "", tname, tname[0] ? "'" : "",
 			 q->subject[0] ? " with client certificate " : "", q->subject, from);
 	else
 		snprintf(q->who, sizeof(q->who), "%s%s from %s",
@@ -1019,8 +1027,8 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 		return NULL;
 	api->st = st;
 	api->lock = lock;
-	api->token = conf->token;
-	api->read_token = conf->read_token;
+	api->tokens = conf->tokens;
+	api->ntokens = conf->ntokens;
 	api->tls_client = conf->tls_client_ca != NULL;
 	api->writers = conf->tls_writers;
 	api->max_body = conf->max_body;

@@ -19,11 +19,19 @@
 
 #include "ctl_state.h"
 
+/* A bearer token for TCP: its secret, the name it is recorded under ("":
+ * none given), and whether it may write. */
+struct ctl_token {
+	const char *name, *secret;
+	int write;
+};
+
 struct ctl_api_conf {
 	const char *unix_path; /* required */
 	const char *tcp_listen; /* "HOST:PORT" or NULL */
-	const char *token; /* reads and writes; required with tcp_listen unless tls_client_ca */
-	const char *read_token; /* optional: reads only */
+	/* Required with tcp_listen unless tls_client_ca; kept by the caller. */
+	const struct ctl_token *tokens;
+	unsigned ntokens;
 	size_t max_body;
 	/* TLS on tcp_listen, PEM text (checked with ctl_tls_check; kept by the
 	 * caller while the API runs). With tls_cert and tls_key, TCP serves

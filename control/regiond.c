@@ -13,6 +13,7 @@
  * timer; the API threads serve requests. All of them take one mutex around
  * the state. Only main() exits.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -110,12 +111,12 @@ static const struct fwd_opt options[] = {
 	 .arg = "FILE",
 	 .kind = FWD_OPT_STR,
 	 .off = AT(token_file),
-	 .help = "bearer token for TCP reads and writes (first line; mode 0600 or stricter)"},
+	 .help = "bearer tokens for TCP reads and writes ([NAME ]TOKEN a line; mode 0600)"},
 	{.name = "read-token-file",
 	 .arg = "FILE",
 	 .kind = FWD_OPT_STR,
 	 .off = AT(read_token_file),
-	 .help = "bearer token for TCP reads only (first line; mode 0600 or stricter)"},
+	 .help = "bearer tokens for TCP reads only ([NAME ]TOKEN a line; mode 0600)"},
 	{.name = "tls-cert",
 	 .arg = "FILE",
 	 .kind = FWD_OPT_STR,
@@ -256,11 +257,15 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 
 /* The daemon's parts, set up in order by main() and taken down by
  * shut_down() from whatever point it reached. */
+#define MAX_TOKENS 64 /* bearer tokens, write and read together */
+
 struct regiond {
 	struct regiond_opts o;
 	int64_t started;
-	char *token; /* --token-file's token, with --listen */
-	char *read_token; /* --read-token-file's, optional */
+	char *token; /* --token-file's text, with --listen */
+	char *read_token; /* --read-token-file's text, optional */
+	struct ctl_token tokens[MAX_TOKENS]; /* pointing into the two texts */
+	unsigned ntokens;
 	char *tls_cert, *tls_key, *tls_ca; /* the PEM files' text, with --tls-cert */
 	char *writers_text; /* --tls-writers, split into writers[] in place */
 	const char **writers; /* NULL-terminated */
@@ -304,25 +309,90 @@ static char *read_conf_file(const char *opt, const char *path, int secret, const
 	return buf;
 }
 
-/* A token file's first line, or NULL with the reason said. */
-static char *read_token(const char *opt, const char *path)
+/* A name a token is recorded under: 1..32 of [A-Za-z0-9._-]. */
+static int token_name_ok(const char *n, size_t len)
 {
-	char *buf = read_conf_file(opt, path, 1, "read or change the token");
+	if (len == 0 || len > 32)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)n[i]) && !strchr("._-", n[i]))
+			return 0;
+	return 1;
+}
 
-	if (buf == NULL)
-		return NULL;
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (strlen(buf) < 16) {
-		fprintf(stderr, "regiond: %s %s: a token of 16+ characters is needed\n", opt, path);
-		free(buf);
-		return NULL;
+/* The tokens of token file @path (option @opt), each `NAME TOKEN` or a
+ * lone `TOKEN` a line, blank lines and '#' comments skipped, appended to
+ * d->tokens with @write; the file's text is kept in @text (the tokens point
+ * into it). @return 0 or 2 (said, with the line). */
+static int read_tokens(struct regiond *d, const char *opt, const char *path, int write,
+		       char **text)
+{
+	char *line, *next;
+	unsigned lineno = 0, before = d->ntokens;
+
+	if ((*text = read_conf_file(opt, path, 1, "read or change the token")) == NULL)
+		return 2;
+	for (line = *text; line; line = next) {
+		char *sp, *secret = line;
+		const char *name = "";
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		lineno++;
+		line[strcspn(line, "\r")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		if ((sp = strpbrk(line, " \t")) != NULL) {
+			if (!token_name_ok(line, (size_t)(sp - line))) {
+				fprintf(stderr,
+					"regiond: %s %s:%u: a token's name is 1..32 of A-Z a-z 0-9 . _ "
+					"-, then one space and the token\n",
+					opt, path, lineno);
+				return 2;
+			}
+			*sp = '\0';
+			name = line;
+			secret = sp + 1 + strspn(sp + 1, " \t");
+		}
+		if (strlen(secret) < 16 || strpbrk(secret, " \t")) {
+			fprintf(stderr,
+				"regiond: %s %s:%u: a token of 16+ characters, without spaces, is "
+				"needed\n",
+				opt, path, lineno);
+			return 2;
+		}
+		if (d->ntokens == MAX_TOKENS) {
+			fprintf(stderr, "regiond: %s %s:%u: more than %d tokens\n", opt, path, lineno,
+				MAX_TOKENS);
+			return 2;
+		}
+		for (unsigned i = 0; i < d->ntokens; i++) {
+			if (strcmp(d->tokens[i].secret, secret) == 0) {
+				fprintf(stderr,
+					"regiond: %s %s:%u: this token is given twice (every token "
+					"must differ, between the write and read files too)\n",
+					opt, path, lineno);
+				return 2;
+			}
+			if (name[0] && strcmp(d->tokens[i].name, name) == 0) {
+				fprintf(stderr, "regiond: %s %s:%u: the name '%s' is given twice\n",
+					opt, path, lineno, name);
+				return 2;
+			}
+		}
+		d->tokens[d->ntokens++] = (struct ctl_token){name, secret, write};
 	}
-	return buf;
+	if (d->ntokens == before) {
+		fprintf(stderr, "regiond: %s %s: no token in it\n", opt, path);
+		return 2;
+	}
+	return 0;
 }
 
 /* TCP needs a credential for every request: refuse --listen without a
  * usable token, unless client certificates (--tls-client-ca) stand in for
- * it; the read-only token is optional. @return 0 or 2 (said). */
+ * it; the read-only tokens are optional. @return 0 or 2 (said). */
 static int load_token(struct regiond *d)
 {
 	if (d->o.listen == NULL)
@@ -332,15 +402,11 @@ static int load_token(struct regiond *d)
 			"regiond: --listen needs --token-file (or TLS with --tls-client-ca)\n");
 		return 2;
 	}
-	if (d->o.token_file && (d->token = read_token("--token-file", d->o.token_file)) == NULL)
+	if (d->o.token_file && read_tokens(d, "--token-file", d->o.token_file, 1, &d->token))
 		return 2;
 	if (d->o.read_token_file &&
-	    (d->read_token = read_token("--read-token-file", d->o.read_token_file)) == NULL)
+	    read_tokens(d, "--read-token-file", d->o.read_token_file, 0, &d->read_token))
 		return 2;
-	if (d->read_token && d->token && strcmp(d->read_token, d->token) == 0) {
-		fprintf(stderr, "regiond: the read token and the token must differ\n");
-		return 2;
-	}
 	return 0;
 }
 
@@ -548,8 +614,8 @@ static int start_api(struct regiond *d)
 
 	d->conf.unix_path = d->o.api_socket;
 	d->conf.tcp_listen = d->o.listen;
-	d->conf.token = d->token;
-	d->conf.read_token = d->read_token;
+	d->conf.tokens = d->tokens;
+	d->conf.ntokens = d->ntokens;
 	d->conf.tls_cert = d->tls_cert;
 	d->conf.tls_key = d->tls_key;
 	d->conf.tls_client_ca = d->tls_ca;

@@ -110,3 +110,59 @@ def test_slow_connection_flood_does_not_shut_out(tmp_path):
         for s in flood:
             s.close()
         b.stop()
+
+
+def test_named_tokens_are_recorded_by_name(tmp_path):
+    """Token files hold one token a line, each optionally named: a write
+    is recorded (history `by`, the log) under its token's name, a read
+    token cannot write, and malformed files stop regiond naming the line."""
+    from test_e2e import SG_LOCAL, demo_variant  # noqa: E402
+    tok = token_file(tmp_path / "tokens", "# automation and the on-call engineer\n"
+                     "routing-automation auto-secret-0123456789\n\noncall oncall-secret-0123456789")
+    rtok = token_file(tmp_path / "read-tokens", "grafana grafana-secret-0123456789\n"
+                      "plain-read-secret-0123456789")
+    port = free_port()
+    b = Box(tmp_path, "sec-named", regiond_args=("--listen", f"127.0.0.1:{port}", "--token-file", tok,
+                                                 "--read-token-file", rtok))
+    url = ["--url", f"http://127.0.0.1:{port}"]
+
+    def ctl_with(secret, *args):
+        f = token_file(tmp_path / "client-token", secret)
+        return subprocess.run([REGIONCTL, *url, "--token-file", f, *args], capture_output=True, text=True,
+                              timeout=60)
+    try:
+        p = ctl_with("oncall-secret-0123456789", "apply", demo_variant(tmp_path, "sg.yaml", *SG_LOCAL))
+        assert p.returncode == 0, p.stderr
+        for secret in ("grafana-secret-0123456789", "plain-read-secret-0123456789"):
+            assert ctl_with(secret, "-j", "history").returncode == 0
+            p = ctl_with(secret, "rollback")
+            assert p.returncode == 1 and "may read, not write" in p.stderr, p.stderr
+        p = ctl_with("auto-secret-0123456789", "rollback")
+        assert p.returncode == 0, p.stderr
+        import json
+        h = json.loads(ctl_with("grafana-secret-0123456789", "-j", "history").stdout)["history"]
+        assert h[0]["by"].startswith("write token 'routing-automation' from 127.0.0.1 port"), h[0]
+        assert h[1]["by"].startswith("write token 'oncall' from 127.0.0.1 port"), h[1]
+        assert "applied by write token 'oncall'" in open(tmp_path / "regiond.log").read()
+        assert ctl_with("wrong-secret-0123456789", "-j", "history").returncode == 1
+    finally:
+        b.stop()
+    for text, said in (("bad/name secret-0123456789abc", "tokens:1: a token's name is 1..32"),
+                       ("name short", "tokens:1: a token of 16+ characters"),
+                       ("a secret-0123456789abc\nb secret-0123456789abc", "tokens:2: this token is given twice"),
+                       ("a secret-0123456789abc\na other-0123456789abcd", "tokens:2: the name 'a' is given twice"),
+                       ("# only a comment", "no token in it")):
+        f = token_file(tmp_path / "tokens", text)
+        p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                            str(tmp_path / "api2.sock"), "--state-dir", str(tmp_path / "state2"),
+                            "--listen", f"127.0.0.1:{free_port()}", "--token-file", f],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and said in p.stderr, (text, p.stderr)
+    # The same token as a write and a read token.
+    f = token_file(tmp_path / "tokens", "same-secret-0123456789")
+    r = token_file(tmp_path / "rtokens", "same-secret-0123456789")
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                        str(tmp_path / "api2.sock"), "--state-dir", str(tmp_path / "state2"),
+                        "--listen", f"127.0.0.1:{free_port()}", "--token-file", f, "--read-token-file", r],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "given twice" in p.stderr, p.stderr
