@@ -324,8 +324,7 @@ static int token_name_ok(const char *n, size_t len)
  * lone `TOKEN` a line, blank lines and '#' comments skipped, appended to
  * d->tokens with @write; the file's text is kept in @text (the tokens point
  * into it). @return 0 or 2 (said, with the line). */
-static int read_tokens(struct regiond *d, const char *opt, const char *path, int write,
-		       char **text)
+static int read_tokens(struct regiond *d, const char *opt, const char *path, int write, char **text)
 {
 	char *line, *next;
 	unsigned lineno = 0, before = d->ntokens;
@@ -346,7 +345,8 @@ static int read_tokens(struct regiond *d, const char *opt, const char *path, int
 		if ((sp = strpbrk(line, " \t")) != NULL) {
 			if (!token_name_ok(line, (size_t)(sp - line))) {
 				fprintf(stderr,
-					"regiond: %s %s:%u: a token's name is 1..32 of A-Z a-z 0-9 . _ "
+					"regiond: %s %s:%u: a token's name is 1..32 of A-Z a-z 0-9 "
+					". _ "
 					"-, then one space and the token\n",
 					opt, path, lineno);
 				return 2;
@@ -363,8 +363,8 @@ static int read_tokens(struct regiond *d, const char *opt, const char *path, int
 			return 2;
 		}
 		if (d->ntokens == MAX_TOKENS) {
-			fprintf(stderr, "regiond: %s %s:%u: more than %d tokens\n", opt, path, lineno,
-				MAX_TOKENS);
+			fprintf(stderr, "regiond: %s %s:%u: more than %d tokens\n", opt, path,
+				lineno, MAX_TOKENS);
 			return 2;
 		}
 		for (unsigned i = 0; i < d->ntokens; i++) {
