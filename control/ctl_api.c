@@ -460,6 +460,36 @@ void ctl_api_publish(struct ctl_api *api)
 /* A read of the view (ctl_api_publish), without the state lock: what regiond
  * holds and what regionfwd last reported, with the report's age. It never
  * asks regionfwd and never pushes (the main loop's ctl_state_sync does). */
+/* The box's health from a status model (docs/operations.md, health for
+ * monitoring), in the monitoring-plugin convention regionctl status exits
+ * with: healthy (0) when regionfwd runs regiond's current generation and no
+ * alarm is raised; degraded (1) when it answers but runs something else, or
+ * an alarm is raised; unreachable (2) when regionfwd has not answered, or
+ * its last answer is over 10 s old (regiond asks every second). */
+static json_t *health_json(const json_t *status)
+{
+	const json_t *dp = json_object_get(status, "dataplane"),
+		     *age = json_object_get(dp, "report_age_ms");
+	const char *state = "healthy", *why = "regionfwd runs the current generation";
+	int code = 0;
+
+	if (!json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
+	    json_integer_value(age) > 10000) {
+		state = "unreachable", code = 2;
+		why = json_is_integer(age) ? "regionfwd has not answered for over 10 s"
+					   : "regionfwd has not answered";
+	} else if (json_is_string(json_object_get(status, "alarm"))) {
+		state = "degraded", code = 1,
+		why = json_string_value(json_object_get(status, "alarm"));
+	} else if (!json_is_true(json_object_get(dp, "in_sync"))) {
+		state = "degraded", code = 1;
+		why = json_is_null(json_object_get(status, "generation"))
+			      ? "regiond has no table yet"
+			      : "regionfwd does not run the current generation";
+	}
+	return json_pack("{s:s, s:i, s:s}", "state", state, "exit", code, "reason", why);
+}
+
 static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	json_t *b;
@@ -480,8 +510,25 @@ static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
 	/* null until regiond first asked regionfwd */
 	json_object_set_new(json_object_get(b, "dataplane"), "report_age_ms",
 			    report_ms ? json_integer(ctl_mono_ms() - report_ms) : json_null());
+	json_object_set_new(b, "health", health_json(b));
 	r->status = 200;
 	r->body = b;
+}
+
+/* GET /v1/health: the status's health alone, for load balancers and probes
+ * that read only the HTTP status: 200 healthy, 503 degraded or unreachable. */
+static void h_health(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	json_t *h;
+
+	h_status(api, q, r);
+	if (r->status != 200)
+		return;
+	h = json_incref(json_object_get(r->body, "health"));
+	json_decref(r->body);
+	r->body = h;
+	r->status =
+		strcmp(json_string_value(json_object_get(h, "state")), "healthy") == 0 ? 200 : 503;
 }
 
 static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
@@ -671,6 +718,7 @@ static const struct route {
 	void (*handle)(struct ctl_api *api, const struct req *q, struct reply *r);
 } routes[] = {
 	{"GET", "/v1/status", ROUTE_VIEW, h_status},
+	{"GET", "/v1/health", ROUTE_VIEW, h_health},
 	{"GET", "/v1/table", 0, h_table},
 	{"PUT", "/v1/table", ROUTE_WRITE, h_put_table},
 	{"PATCH", "/v1/table", ROUTE_WRITE, h_patch_table},

@@ -383,27 +383,21 @@ static void when(long long t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
-/* The exit code of 'status' for monitoring (docs/operations.md), in the
- * monitoring-plugin convention (0 OK, 1 WARNING, 2 CRITICAL): 0 regionfwd
- * runs regiond's current generation and no alarm is raised; 1 degraded (out
- * of sync, or an alarm); 2 unreachable (regionfwd, or regiond itself). Only
- * 'status' answers with health; every other command keeps ctl_exit.c's
- * codes, where 3 is "unreachable". */
+/* The exit code of 'status' for monitoring (docs/operations.md): regiond's
+ * own verdict, health.exit in the status model (ctl_api.c health_json), in
+ * the monitoring-plugin convention: 0 healthy, 1 degraded, 2 unreachable.
+ * regiond itself unreachable is 2 as well. Only 'status' answers with
+ * health; every other command keeps ctl_exit.c's codes (3 "unreachable"). */
 #define HEALTH_UNREACHABLE 2
+
 static int status_health(const json_t *r)
 {
-	const json_t *dp = json_object_get(r, "dataplane"),
-		     *age = json_object_get(dp, "report_age_ms");
+	const json_t *code = json_object_get(json_object_get(r, "health"), "exit");
 
-	/* regiond asks regionfwd every second: a report older than 10 s means
-	 * regionfwd hangs (or regiond's loop waits on it) — not reachable. */
-	if (!json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
-	    json_integer_value(age) > 10000)
-		return HEALTH_UNREACHABLE;
-	if (!json_is_true(json_object_get(dp, "in_sync")) ||
-	    json_is_string(json_object_get(r, "alarm")))
-		return 1;
-	return 0;
+	return json_is_integer(code) && json_integer_value(code) >= 0 &&
+			       json_integer_value(code) <= HEALTH_UNREACHABLE
+		       ? (int)json_integer_value(code)
+		       : HEALTH_UNREACHABLE; /* a regiond that does not say: not trusted healthy */
 }
 
 static int cmd_status(const struct opts *o, const struct ctl_call *c)
@@ -448,6 +442,11 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 		       ji(cf, "deadline") - (long long)time(NULL));
 	if (json_is_string(json_object_get(r, "alarm")))
 		printf("ALARM        %s\n", js(r, "alarm"));
+	{
+		json_t *h = json_object_get(r, "health");
+
+		printf("health       %s: %s\n", js(h, "state"), js(h, "reason"));
+	}
 	json_decref(r);
 	return health;
 }

@@ -492,13 +492,19 @@ def test_regionfwd_restart_gets_current_generation(box, tmp_path):
     box.fwd.wait(30)
     wait_for(lambda: not box.status()["dataplane"]["in_sync"], what="regiond notices")
     rc, out, _ = box.ctl("status")  # health for monitoring: 2 unreachable
-    assert rc == 2 and "UNREACHABLE" in out, (rc, out)
-    box.start_fwd(table=DEMO)  # starts on the old table from its own file ...
+    assert rc == 2 and "UNREACHABLE" in out and "health       unreachable" in out, (rc, out)
+    code, h = box.http("GET", "/v1/health")  # the same verdict for probes that read HTTP only
+    assert code == 503 and h["state"] == "unreachable" and h["exit"] == 2, (code, h)
+    # --start-on table: on the old table from its own file (by default it
+    # would resume the pushed one: test_one_truth.py) ...
+    box.start_fwd(table=DEMO, extra=("--start-on", "table"))
     s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(box.status()),
                  what="regiond re-pushes")  # ... and regiond brings it up to date
     assert s["dataplane"]["status"]["generation"]["id"] == 2
     rc, out, _ = box.ctl("status")
     assert rc == 0 and "runs it" in out, (rc, out)  # healthy again
+    assert box.http("GET", "/v1/health") == (200, {"state": "healthy", "exit": 0,
+                                                   "reason": "regionfwd runs the current generation"})
     e = box.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 443})[1]
     assert e["link"] == "local"
 

@@ -159,7 +159,9 @@ def test_a_table_that_cannot_be_adopted_is_not_overwritten(tmp_path):
         assert "cannot adopt" in s["alarm"] and "not overwritten" in s["alarm"], s
         assert s["generation"]["id"] == 1 and not s["dataplane"]["in_sync"], s
         rc, out, _ = b.ctl("status")
-        assert rc == 1 and "ALARM" in out, out
+        assert rc == 1 and "ALARM" in out and "health       degraded: regionfwd runs" in out, out
+        code, h = b.http("GET", "/v1/health")
+        assert code == 503 and h["state"] == "degraded" and "cannot adopt" in h["reason"], (code, h)
         time.sleep(3)
         assert dp_generation(b) == running  # not overwritten
         log = open(tmp_path / "regiond.log").read()
