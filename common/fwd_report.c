@@ -412,3 +412,94 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 	}
 	return r;
 }
+
+/* ---- rates between two reports --------------------------------------------- */
+
+/* (b - a) / s, where a counter that went down restarted from 0. */
+static double per_s(uint64_t a, uint64_t b, double s, int *reset)
+{
+	if (b < a) {
+		*reset = 1;
+		a = 0;
+	}
+	return (double)(b - a) / s;
+}
+
+/* A rate in the JSON: two decimals are finer than any window measures. */
+static json_t *rate_json(double v)
+{
+	return json_real((double)(int64_t)(v * 100.0 + 0.5) / 100.0);
+}
+
+static json_t *named_rates(const char *const *names, const uint64_t *a, const uint64_t *b, int n,
+			   double s, int *reset)
+{
+	json_t *o = json_object();
+
+	for (int i = 0; o && i < n; i++)
+		if (names[i])
+			json_object_set_new(o, names[i], rate_json(per_s(a[i], b[i], s, reset)));
+	return o;
+}
+
+json_t *fwd_report_rates(const struct fwd_report *before, const struct fwd_report *after,
+			 double seconds)
+{
+	const struct fwd_report *a = before, *b = after;
+	int reset = 0;
+	json_t *o, *pk;
+	char key[64];
+
+	if (seconds <= 0)
+		return NULL;
+	o = json_object();
+	pk = json_object();
+	if (o == NULL || pk == NULL) {
+		json_decref(o);
+		json_decref(pk);
+		return NULL;
+	}
+	json_object_set_new(pk, "rx_packets_per_s",
+			    rate_json(per_s(a->packets.rx, b->packets.rx, seconds, &reset)));
+	json_object_set_new(
+		pk, "rx_bits_per_s",
+		rate_json(8.0 * per_s(a->packets.rx_bytes, b->packets.rx_bytes, seconds, &reset)));
+	json_object_set_new(pk, "tx_packets_per_s",
+			    rate_json(per_s(a->packets.tx, b->packets.tx, seconds, &reset)));
+	json_object_set_new(
+		pk, "tx_bits_per_s",
+		rate_json(8.0 * per_s(a->packets.tx_bytes, b->packets.tx_bytes, seconds, &reset)));
+	json_object_set_new(
+		pk, "dropped_packets_per_s",
+		rate_json(per_s(a->packets.dropped, b->packets.dropped, seconds, &reset)));
+	json_object_set_new(o, "packets", pk);
+	json_object_set_new(
+		o, "drops",
+		named_rates(fwd_drop_names, a->drops, b->drops, FWD_DROP_MAX, seconds, &reset));
+	json_object_set_new(
+		o, "events",
+		named_rates(fwd_evt_names, a->events, b->events, FWD_EVT_MAX, seconds, &reset));
+	for (int s = 0; s < FWD_RS_MAX; s++) {
+		json_t *sec = json_object();
+
+		for (uint32_t i = 0; sec && i < b->sec[s].n; i++) {
+			const struct fwd_report_row *rb = &b->sec[s].rows[i],
+						    *ra = fwd_report_find(a, s, rb->name);
+			json_t *e = json_object();
+
+			for (int v = 0; e && v < FWD_REPORT_VALUES && sections[s].values[v]; v++) {
+				int bytes = strcmp(sections[s].values[v], "bytes") == 0;
+				double r = per_s(ra ? ra->v[v] : 0, rb->v[v], seconds, &reset);
+
+				snprintf(key, sizeof(key), "%s_per_s",
+					 bytes ? "bits" : sections[s].values[v]);
+				json_object_set_new(e, key, rate_json(bytes ? 8.0 * r : r));
+			}
+			json_object_set_new(sec, rb->name, e);
+		}
+		json_object_set_new(o, fwd_report_sec_key(s), sec);
+	}
+	json_object_set_new(o, "interval_s", json_real(seconds));
+	json_object_set_new(o, "reset", json_boolean(reset));
+	return o;
+}

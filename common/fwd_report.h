@@ -124,6 +124,19 @@ json_t *fwd_report_gen_json(const struct fwd_report_gen *g);
 /** The JSON model (new reference; NULL on ENOMEM). */
 json_t *fwd_report_json(const struct fwd_report *r);
 
+/**
+ * Rates between two reports of the same regionfwd taken @seconds apart
+ * (@before first), as JSON: {"interval_s", "reset", "packets": {rx, tx,
+ * dropped as packets_per_s, rx and tx bits_per_s}, "drops": {reason:
+ * packets_per_s}, "events": {...}, and every section's rows with each
+ * counter as NAME_per_s (bytes as bits_per_s)}. A counter that went down
+ * (regionfwd restarted) counts from 0 and sets "reset". Rows only in
+ * @after count from 0; rows only in @before are left out.
+ * @return a new reference, or NULL on ENOMEM or @seconds <= 0
+ */
+json_t *fwd_report_rates(const struct fwd_report *before, const struct fwd_report *after,
+			 double seconds);
+
 /** Read the JSON model back. @return the report, or NULL with @e naming the
  *  field that is not what the model says. Unknown drop reasons, events and
  *  keys (a newer regionfwd) are ignored. */

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "ctl_exit.h"
+#include "ctl_top.h"
 #include "ctl_tls_client.h"
 #include "fwd_doc.h"
 #include "fwd_names.h"
@@ -452,19 +453,196 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 }
 
 /* One handler for every 'show' subcommand: the subcommand's name is the model's section. */
+/* --rate / --interval S of counters, drops and show links: the window in
+ * seconds, 0 when no rate is asked for, or -1 after a usage error (said). */
+static double rate_window(const struct ctl_call *c)
+{
+	const char *iv = opt_val(c, "--interval");
+	char *end;
+	double s;
+
+	if (iv == NULL)
+		return opt_val(c, "--rate") ? 1.0 : 0.0;
+	errno = 0;
+	s = strtod(iv, &end);
+	if (*end || errno || end == iv || !(s >= 0.1 && s <= 3600)) {
+		usage_error(c, "--interval takes seconds 0.1..3600, not '%s'", iv);
+		return -1;
+	}
+	return s;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The API's counter report (its JSON in *@json if asked), read through the
+ * one reader of its model. @return 0 or an exit code (said). */
+static int read_counters(const struct opts *o, struct fwd_report **rep, json_t **json)
+{
+	struct fwd_err e;
+	json_t *r;
+	int rc = call(o, "GET", "/v1/counters", NULL, &r);
+
+	if (rc)
+		return rc;
+	*rep = fwd_report_from_json(r, &e);
+	if (*rep == NULL) {
+		fprintf(stderr,
+			"regionctl: the counter report is not what the API promises: %s: %s\n",
+			e.path, e.reason);
+		json_decref(r);
+		return CTL_EXIT_FAILED;
+	}
+	if (json)
+		*json = r;
+	else
+		json_decref(r);
+	return 0;
+}
+
+/* Two reads of the counter report @window seconds apart: the second report
+ * (and its JSON) and the rates between them (fwd_report_rates), measured
+ * over the time that really passed between the reads. */
+static int read_rates(const struct opts *o, double window, struct fwd_report **rep, json_t **json,
+		      json_t **rates)
+{
+	struct fwd_report *first;
+	double t0, t1;
+	int rc;
+
+	t0 = mono_s();
+	if ((rc = read_counters(o, &first, NULL)))
+		return rc;
+	usleep((useconds_t)(window * 1e6));
+	t1 = mono_s();
+	if ((rc = read_counters(o, rep, json))) {
+		fwd_report_free(first);
+		return rc;
+	}
+	*rates = fwd_report_rates(first, *rep, t1 - t0);
+	fwd_report_free(first);
+	if (*rates == NULL) {
+		fprintf(stderr, "regionctl: out of memory\n");
+		fwd_report_free(*rep);
+		json_decref(*json);
+		return CTL_EXIT_FAILED;
+	}
+	return 0;
+}
+
+/* "12.3M" style, for rates in columns. */
+static const char *si(double v, char *buf, size_t len)
+{
+	static const char units[] = " kMGT";
+	int u = 0;
+
+	while (v >= 1000.0 && u < 4) {
+		v /= 1000.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%.*f%c", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+	return buf;
+}
+
+static double jrate(const json_t *rates, const char *sec, const char *row, const char *key)
+{
+	return json_number_value(
+		json_object_get(json_object_get(json_object_get(rates, sec), row), key));
+}
+
+static void print_counts(const char *title, const struct fwd_report *r, enum fwd_report_sec sec,
+			 const json_t *rates)
+{
+	const char *key = fwd_report_sec_key(sec);
+	int bytes = fwd_report_value_name(sec, FWD_RV_BYTES) != NULL;
+	char a[16], b[16];
+
+	printf("\n%-28s %16s", title, "packets");
+	if (rates)
+		printf(" %10s", "pkts/s");
+	if (rates && bytes)
+		printf(" %10s", "bits/s");
+	putchar('\n');
+	for (uint32_t i = 0; i < r->sec[sec].n; i++) {
+		const struct fwd_report_row *row = &r->sec[sec].rows[i];
+
+		printf("  %-26s %16" PRIu64, row->name, row->v[FWD_RV_PACKETS]);
+		if (rates)
+			printf(" %10s", si(jrate(rates, key, row->name, "packets_per_s"), a, 16));
+		if (rates && bytes)
+			printf(" %10s", si(jrate(rates, key, row->name, "bits_per_s"), b, 16));
+		putchar('\n');
+	}
+}
+
+static const uint64_t *sort_counts;
+
+static int by_count_desc(const void *x, const void *y)
+{
+	uint64_t a = sort_counts[*(const int *)x], b = sort_counts[*(const int *)y];
+
+	return a < b ? 1 : a > b ? -1 : *(const int *)x - *(const int *)y;
+}
+
+/* The non-zero drop reasons, the most frequent first. */
+static void print_drops(const struct fwd_report *c, const json_t *rates)
+{
+	int order[FWD_DROP_MAX], n = 0;
+	char a[16];
+
+	for (int i = 0; i < FWD_DROP_MAX; i++)
+		if (c->drops[i])
+			order[n++] = i;
+	sort_counts = c->drops;
+	qsort(order, (size_t)n, sizeof(order[0]), by_count_desc);
+	printf("\n%-28s %16s%s\n", "drops", "packets", rates ? "     pkts/s" : "");
+	for (int k = 0; k < n; k++) {
+		printf("  %-26s %16" PRIu64, fwd_drop_names[order[k]], c->drops[order[k]]);
+		if (rates)
+			printf(" %10s",
+			       si(json_number_value(json_object_get(json_object_get(rates, "drops"),
+								    fwd_drop_names[order[k]])),
+				  a, 16));
+		putchar('\n');
+	}
+}
+
 static int cmd_show(const struct opts *o, const struct ctl_call *c)
 {
 	const char *what = cmd_of(c)->name;
-	json_t *r, *m, *sec, *v;
+	double window = cmd_of(c)->opts ? rate_window(c) : 0;
+	json_t *r, *m, *sec, *v, *rates = NULL, *cj = NULL;
+	struct fwd_report *cr = NULL;
 	const char *k;
 	size_t i;
 	int rc;
 
+	if (window < 0)
+		return EXIT_USAGE;
 	if ((rc = call(o, "GET", "/v1/table", NULL, &r)))
 		return rc;
+	if (window > 0 && (rc = read_rates(o, window, &cr, &cj, &rates))) {
+		json_decref(r);
+		return rc;
+	}
 	m = json_object_get(r, "model");
 	sec = strcmp(what, "table") ? json_object_get(m, what) : m;
-	if (o->json) {
+	if (o->json && rates) {
+		json_t *out = json_pack("{s:O, s:O, s:O}", what, sec, "rates",
+					json_object_get(rates, what), "interval_s",
+					json_object_get(rates, "interval_s"));
+
+		print_json(out);
+		json_decref(out);
+	} else if (o->json) {
 		print_json(sec);
 	} else if (!strcmp(what, "table")) {
 		fputs(json_string_value(json_object_get(r, "document")), stdout);
@@ -487,14 +665,21 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 			putchar('\n');
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, LINKS))) {
-		printf("%-20s %-12s %-18s %5s %-5s %s\n", "LINK", "PORT", "NEXT HOP", "VLAN",
-		       "STATE", "TAGS");
+		printf("%-20s %-12s %-18s %5s %-5s ", "LINK", "PORT", "NEXT HOP", "VLAN", "STATE");
+		if (rates)
+			printf("%10s %10s ", "PKTS/S", "BITS/S");
+		printf("TAGS\n");
 		json_object_foreach(sec, k, v) {
 			json_t *tags = json_object_get(v, FWD_KEY_NAME(LINK, TAGS)), *t;
+			char a[16], b[16];
 
 			printf("%-20s %-12s %-18s %5lld %-5s", k, js(v, FWD_KEY_NAME(LINK, PORT)),
 			       js(v, FWD_KEY_NAME(LINK, NEXT_HOP_MAC)),
 			       ji(v, FWD_KEY_NAME(LINK, VLAN)), js(v, FWD_KEY_NAME(LINK, STATE)));
+			if (rates)
+				printf(" %10s %10s",
+				       si(jrate(rates, what, k, "packets_per_s"), a, 16),
+				       si(jrate(rates, what, k, "bits_per_s"), b, 16));
 			json_array_foreach(tags, i, t)
 				printf(" %s", json_string_value(t));
 			putchar('\n');
@@ -522,6 +707,9 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		       js(v, FWD_KEY_NAME(POLICY, ACTION)), js(v, FWD_KEY_NAME(POLICY, TO)),
 		       js(v, FWD_KEY_NAME(POLICY, MIRROR)));
 	}
+	json_decref(rates);
+	json_decref(cj);
+	fwd_report_free(cr);
 	json_decref(r);
 	return 0;
 }
@@ -595,50 +783,65 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 	return 0;
 }
 
-static void print_counts(const char *title, const struct fwd_report *r, enum fwd_report_sec sec)
-{
-	printf("\n%-28s %16s\n", title, "packets");
-	for (uint32_t i = 0; i < r->sec[sec].n; i++)
-		printf("  %-26s %16" PRIu64 "\n", r->sec[sec].rows[i].name,
-		       r->sec[sec].rows[i].v[FWD_RV_PACKETS]);
-}
-
-/* The API's counter report, read through the one reader of its model. */
-static int counters(const struct opts *o, int drops_only)
+/* counters and drops: the report, with rates over a window when asked. */
+static int counters(const struct opts *o, const struct ctl_call *cl, int drops_only)
 {
 	static const enum fwd_report_sec secs[] = {FWD_RS_LINKS, FWD_RS_REGIONS, FWD_RS_SERVICES,
 						   FWD_RS_POLICIES};
+	double window = rate_window(cl);
 	struct fwd_report *c;
-	struct fwd_err e;
-	json_t *r;
-	int rc = call(o, "GET", "/v1/counters", NULL, &r);
+	json_t *r = NULL, *rates = NULL;
+	char v[5][16];
+	int rc;
 
+	if (window < 0)
+		return EXIT_USAGE;
+	rc = window > 0 ? read_rates(o, window, &c, &r, &rates) : read_counters(o, &c, &r);
 	if (rc)
 		return rc;
 	if (o->json) {
-		print_json(drops_only ? json_object_get(r, "drops") : r);
-		json_decref(r);
-		return 0;
-	}
-	c = fwd_report_from_json(r, &e);
-	json_decref(r);
-	if (c == NULL) {
-		fprintf(stderr,
-			"regionctl: the counter report is not what the API promises: %s: %s\n",
-			e.path, e.reason);
-		return CTL_EXIT_FAILED;
+		json_t *out = drops_only ? json_pack("{s:O}", "drops", json_object_get(r, "drops"))
+					 : json_incref(r);
+
+		if (rates)
+			json_object_set(
+				out, "rates",
+				drops_only
+					? json_pack("{s:O, s:O, s:O}", "drops",
+						    json_object_get(rates, "drops"), "interval_s",
+						    json_object_get(rates, "interval_s"), "reset",
+						    json_object_get(rates, "reset"))
+					: rates);
+		/* drops -j without a rate keeps its model: the reasons alone */
+		print_json(drops_only && !rates ? json_object_get(r, "drops") : out);
+		json_decref(out);
+		goto out;
 	}
 	if (!drops_only) {
-		printf("generation %" PRIu64 ": rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64
-		       "\n",
+		printf("generation %" PRIu64 ": rx %" PRIu64 "  tx %" PRIu64 "  dropped %" PRIu64,
 		       c->gen.id, c->packets.rx, c->packets.tx, c->packets.dropped);
+		if (rates) {
+			const json_t *p = json_object_get(rates, "packets");
+
+			printf("\nrates over %.1f s: rx %s pkts/s %sbit/s  tx %s pkts/s %sbit/s  "
+			       "dropped %s pkts/s",
+			       json_number_value(json_object_get(rates, "interval_s")),
+			       si(json_number_value(json_object_get(p, "rx_packets_per_s")), v[0],
+				  16),
+			       si(json_number_value(json_object_get(p, "rx_bits_per_s")), v[1], 16),
+			       si(json_number_value(json_object_get(p, "tx_packets_per_s")), v[2],
+				  16),
+			       si(json_number_value(json_object_get(p, "tx_bits_per_s")), v[3], 16),
+			       si(json_number_value(json_object_get(p, "dropped_packets_per_s")),
+				  v[4], 16));
+			if (json_is_true(json_object_get(rates, "reset")))
+				printf("  (regionfwd restarted in the window)");
+		}
+		putchar('\n');
 		for (size_t s = 0; s < sizeof(secs) / sizeof(secs[0]); s++)
-			print_counts(fwd_report_sec_key(secs[s]), c, secs[s]);
+			print_counts(fwd_report_sec_key(secs[s]), c, secs[s], rates);
 	}
-	printf("\n%-28s %16s\n", "drops", "packets");
-	for (int i = 0; i < FWD_DROP_MAX; i++)
-		if (c->drops[i])
-			printf("  %-26s %16" PRIu64 "\n", fwd_drop_names[i], c->drops[i]);
+	print_drops(c, rates);
 	if (!drops_only) {
 		printf("\n%-28s %16s\n", "events", "packets");
 		for (int i = 0; i < FWD_EVT_MAX; i++)
@@ -660,6 +863,9 @@ static int counters(const struct opts *o, int drops_only)
 			       row->v[FWD_RV_MATCHES], row->v[FWD_RV_FLOW_PACKETS]);
 		}
 	}
+out:
+	json_decref(rates);
+	json_decref(r);
 	fwd_report_free(c);
 	return 0;
 }
@@ -725,16 +931,57 @@ static void print_diff(json_t *r, const char *unused)
 		       js(v, "before"), js(v, "after"));
 }
 
+/* top's fetches: the same API calls as counters and status. */
+static int top_counters(void *arg, struct fwd_report **out)
+{
+	return read_counters(arg, out, NULL);
+}
+
+static int top_status(void *arg, json_t **out)
+{
+	return call(arg, "GET", "/v1/status", NULL, out);
+}
+
+static int cmd_top(const struct opts *o, const struct ctl_call *c)
+{
+	const char *cnt = opt_val(c, "--count"), *sort = opt_val(c, "--sort");
+	struct ctl_top_conf conf = {.interval = 1.0,
+				    .filter = opt_val(c, "--filter"),
+				    .json = o->json,
+				    .curses = !o->json && isatty(STDOUT_FILENO)};
+	struct ctl_top_source src = {
+		.arg = (void *)o, .counters = top_counters, .status = top_status};
+	char *end;
+
+	if (opt_val(c, "--interval") && (conf.interval = rate_window(c)) < 0)
+		return EXIT_USAGE;
+	if (cnt) {
+		errno = 0;
+		conf.count = strtol(cnt, &end, 10);
+		if (*end || errno || end == cnt || conf.count < 1)
+			return usage_error(c, "--count takes a number of frames >= 1, not '%s'",
+					   cnt);
+	}
+	if (sort) {
+		int s = ctl_top_sort_of(sort);
+
+		if (s < 0)
+			return usage_error(c, "--sort takes rate, total or name, not '%s'", sort);
+		conf.sort = (enum ctl_top_sort)s;
+	}
+	if (conf.filter && conf.filter[0] == '\0')
+		conf.filter = NULL;
+	return ctl_top_run(&conf, &src);
+}
+
 static int cmd_counters(const struct opts *o, const struct ctl_call *c)
 {
-	(void)c;
-	return counters(o, 0);
+	return counters(o, c, 0);
 }
 
 static int cmd_drops(const struct opts *o, const struct ctl_call *c)
 {
-	(void)c;
-	return counters(o, 1);
+	return counters(o, c, 1);
 }
 
 static int validate(const struct opts *o, const char *file, int diff)
@@ -973,6 +1220,22 @@ static const struct ctl_opt apply_opts[] = {
 	{0},
 };
 
+static const struct ctl_opt rate_opts[] = {
+	{.name = "--rate", .help = "also packets/s and bits/s, from two reads of the counters"},
+	{.name = "--interval",
+	 .arg = "S",
+	 .help = "the rate's window, 0.1..3600 seconds (default 1); implies --rate"},
+	{0},
+};
+
+static const struct ctl_opt top_opts[] = {
+	{.name = "--interval", .arg = "S", .help = "seconds between frames, 0.1..3600 (default 1)"},
+	{.name = "--count", .arg = "N", .help = "stop after N frames (default: until q or ^C)"},
+	{.name = "--sort", .arg = "KEY", .help = "rows by rate (default), total or name"},
+	{.name = "--filter", .arg = "TEXT", .help = "only rows whose name contains TEXT"},
+	{0},
+};
+
 static const struct ctl_cmd show_cmds[] = {
 	{.name = "regions", .run = cmd_show, .summary = "regions and their source prefixes"},
 	{.name = "services",
@@ -980,6 +1243,7 @@ static const struct ctl_cmd show_cmds[] = {
 	 .summary = "services and their protocol/port entries"},
 	{.name = "links",
 	 .run = cmd_show,
+	 .opts = rate_opts,
 	 .summary = "links (port, next hop, VLAN, state, tags) and link groups"},
 	{.name = "policies", .run = cmd_show, .summary = "policies, then the default"},
 	{.name = "table",
@@ -1011,7 +1275,7 @@ static const struct ctl_cmd commands[] = {
 	 .run = cmd_status,
 	 .summary = "what regiond holds and regionfwd runs",
 	 .detail = "Exits with the box's health: 0 healthy, 1 degraded (regionfwd runs another\n"
-		   "generation, or an alarm is raised), 3 regionfwd unreachable."},
+		   "generation, or an alarm is raised), 2 unreachable (regionfwd or regiond)."},
 	{.name = "show", .subs = show_cmds, .summary = "the running table, one section at a time"},
 	{.name = "explain",
 	 .run = cmd_explain,
@@ -1025,10 +1289,24 @@ static const struct ctl_cmd commands[] = {
 		   "which content rule matched."},
 	{.name = "counters",
 	 .run = cmd_counters,
-	 .summary = "packets per link, region, service, policy; drops; events"},
+	 .opts = rate_opts,
+	 .summary = "packets per link, region, service, policy; drops; events",
+	 .detail = "Totals since regionfwd started (across generations). With --rate, also\n"
+		   "packets/s and bits/s over a window: two reads --interval apart."},
+	{.name = "top",
+	 .run = cmd_top,
+	 .opts = top_opts,
+	 .summary = "a live view: rates per link, region, service, policy, drop reason",
+	 .detail = "Refreshes every --interval: totals and rates (two reads of the counters),\n"
+		   "the generation and its age, health, ports and mbufs. On a terminal keys\n"
+		   "steer it: q quit, s sort (rate, total, name), / filter, c clear the filter,\n"
+		   "l r v p d hide or show links, regions, services, policies, drops, + - the\n"
+		   "interval. Not on a terminal: plain text frames; with -j one JSON object a\n"
+		   "line (time, generation, health, rates, totals)."},
 	{.name = "drops",
 	 .run = cmd_drops,
-	 .summary = "the non-zero drop reasons (all of them with -j)"},
+	 .opts = rate_opts,
+	 .summary = "the non-zero drop reasons, most frequent first (all with -j)"},
 	{.name = "validate",
 	 .run = cmd_validate,
 	 .args = "FILE",

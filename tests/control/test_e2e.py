@@ -45,7 +45,7 @@ def wait_for(fn, timeout=30.0, what="condition"):
 class Box:
     """regionfwd + regiond in a temporary directory."""
 
-    def __init__(self, tmp, name, regiond_args=(), wrapper=()):
+    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=()):
         self.tmp = tmp
         self.wrapper = list(wrapper)
         self.name = name
@@ -56,7 +56,7 @@ class Box:
         srcs = ["103.21.9.9", "8.130.0.1", "35.161.0.1", "18.229.0.1", "2.2.2.2"]
         wrpcap(pcap, [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
                       IP(src=srcs[i % 5], dst="198.51.100.1") / UDP(sport=1000 + i, dport=(53, 443, 7001)[i % 3]) /
-                      Raw(b"p" * 10) for i in range(512)])
+                      Raw(b"p" * 10) for i in range(512)] + list(extra_packets))
         node = tmp / "node.yaml"
         node.write_text("ports:\n"
                         f'  in0: {{device: "net_pcap_in0,rx_pcap={pcap},infinite_rx=1", ingress: true}}\n' +

@@ -113,6 +113,52 @@ static void test_json_round_trip(void **state)
 	fwd_report_free(r);
 }
 
+static double rate_at(const json_t *r, const char *a, const char *b, const char *c)
+{
+	const json_t *v = json_object_get(json_object_get(r, a), b);
+
+	return json_number_value(c ? json_object_get(v, c) : v);
+}
+
+/* Rates between two reads: deltas over the window, bytes as bits, a row
+ * new in the second read counted from 0, a counter that went down (a
+ * restarted regionfwd) counted from 0 and said. */
+static void test_rates(void **state)
+{
+	struct fwd_report *a = sample(), *b = fwd_report_clone(a);
+	struct fwd_report_row *row;
+	json_t *r;
+
+	(void)state;
+	assert_null(fwd_report_rates(a, b, 0));
+	b->packets.rx += 400;
+	b->packets.rx_bytes += 40000;
+	b->drops[FWD_DROP_POLICY] += 20;
+	row = fwd_report_row(b, FWD_RS_LINKS, "to-sg");
+	row->v[FWD_RV_PACKETS] += 200;
+	row->v[FWD_RV_BYTES] += 30000;
+	row = fwd_report_row(b, FWD_RS_LINKS, "local");
+	row->v[FWD_RV_PACKETS] = 50;
+	r = fwd_report_rates(a, b, 2.0);
+	assert_non_null(r);
+	assert_true(rate_at(r, "packets", "rx_packets_per_s", NULL) == 200.0);
+	assert_true(rate_at(r, "packets", "rx_bits_per_s", NULL) == 160000.0);
+	assert_true(rate_at(r, "drops", "policy_drop", NULL) == 10.0);
+	assert_true(rate_at(r, "links", "to-sg", "packets_per_s") == 100.0);
+	assert_true(rate_at(r, "links", "to-sg", "bits_per_s") == 120000.0);
+	assert_true(rate_at(r, "links", "local", "packets_per_s") == 25.0);
+	assert_true(json_is_false(json_object_get(r, "reset")));
+	json_decref(r);
+	/* regionfwd restarted between the reads: its counters start again */
+	b->packets.rx = 30;
+	r = fwd_report_rates(a, b, 1.0);
+	assert_true(rate_at(r, "packets", "rx_packets_per_s", NULL) == 30.0);
+	assert_true(json_is_true(json_object_get(r, "reset")));
+	json_decref(r);
+	fwd_report_free(a);
+	fwd_report_free(b);
+}
+
 static void test_refused_with_the_field(void **state)
 {
 	static const struct {
@@ -164,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_rows_by_name),
 		cmocka_unit_test(test_json_round_trip),
 		cmocka_unit_test(test_refused_with_the_field),
+		cmocka_unit_test(test_rates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

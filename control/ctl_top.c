@@ -1,0 +1,457 @@
+#include "ctl_top.h"
+
+#include <curses.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fwd_names.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+int ctl_top_sort_of(const char *name)
+{
+	static const char *const names[] = {[CTL_TOP_BY_RATE] = "rate",
+					    [CTL_TOP_BY_TOTAL] = "total",
+					    [CTL_TOP_BY_NAME] = "name"};
+
+	for (int i = 0; i < 3; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static const char *sort_name(enum ctl_top_sort s)
+{
+	return s == CTL_TOP_BY_RATE ? "rate" : s == CTL_TOP_BY_TOTAL ? "total" : "name";
+}
+
+/* ---- one frame: lines, the same for every rendering -------------------- */
+
+enum line_kind { L_TITLE, L_TEXT, L_HEADER, L_ROW, L_NOTE };
+
+#define LINE_MAX_CHARS 160
+#define FRAME_MAX_LINES 512
+
+struct frame {
+	struct {
+		enum line_kind kind;
+		char text[LINE_MAX_CHARS];
+	} line[FRAME_MAX_LINES];
+	int n;
+};
+
+__attribute__((format(printf, 3, 4))) static void add(struct frame *f, enum line_kind k,
+						      const char *fmt, ...)
+{
+	va_list ap;
+
+	if (f->n == FRAME_MAX_LINES)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(f->line[f->n].text, LINE_MAX_CHARS, fmt, ap);
+	va_end(ap);
+	f->line[f->n++].kind = k;
+}
+
+/* "12.3M": rates and totals in columns. */
+static const char *si(double v, char *buf, size_t len)
+{
+	static const char units[] = " kMGTP";
+	int u = 0;
+
+	while (v >= 1000.0 && u < 5) {
+		v /= 1000.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%.*f%c", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+	return buf;
+}
+
+struct row {
+	const char *name;
+	double rate, bits; /* per second; bits < 0: the section counts no bytes */
+	uint64_t total;
+	const char *state; /* links: their state attribute, else NULL */
+};
+
+static enum ctl_top_sort sort_by;
+
+static int row_cmp(const void *x, const void *y)
+{
+	const struct row *a = x, *b = y;
+
+	if (sort_by == CTL_TOP_BY_RATE && a->rate != b->rate)
+		return a->rate < b->rate ? 1 : -1;
+	if (sort_by != CTL_TOP_BY_NAME && a->total != b->total)
+		return a->total < b->total ? 1 : -1;
+	return strcmp(a->name, b->name);
+}
+
+static double num(const json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+/* One section's rows: filtered, sorted, then printed under a header. */
+static void section(struct frame *f, const char *title, struct row *rows, size_t n,
+		    const struct ctl_top_conf *c)
+{
+	size_t kept = 0;
+	char a[16], b[16], t[16];
+	int bytes = n && rows[0].bits >= 0, links = n && rows[0].state;
+
+	for (size_t i = 0; i < n; i++)
+		if (c->filter == NULL || strstr(rows[i].name, c->filter))
+			rows[kept++] = rows[i];
+	sort_by = c->sort;
+	qsort(rows, kept, sizeof(*rows), row_cmp);
+	add(f, L_TEXT, "%s", "");
+	add(f, L_HEADER, "%-30s %-6s %10s %10s %14s", title, links ? "STATE" : "", "PKTS/S",
+	    bytes ? "BITS/S" : "", "PACKETS");
+	for (size_t i = 0; i < kept; i++)
+		add(f, L_ROW, "%-30.30s %-6.6s %10s %10s %14s", rows[i].name,
+		    rows[i].state ? rows[i].state : "", si(rows[i].rate, a, sizeof(a)),
+		    bytes ? si(rows[i].bits, b, sizeof(b)) : "", si((double)rows[i].total, t, 16));
+	if (kept < n)
+		add(f, L_NOTE, "  (%zu of %zu shown: filter '%s')", kept, n, c->filter);
+}
+
+static void report_section(struct frame *f, const char *title, const struct fwd_report *r,
+			   const json_t *rates, enum fwd_report_sec s, const struct ctl_top_conf *c)
+{
+	const json_t *rs = json_object_get(rates, fwd_report_sec_key(s));
+	int bytes = fwd_report_value_name(s, FWD_RV_BYTES) != NULL;
+	struct row *rows = calloc(r->sec[s].n + 1, sizeof(*rows));
+
+	if (rows == NULL)
+		return;
+	for (uint32_t i = 0; i < r->sec[s].n; i++) {
+		const struct fwd_report_row *row = &r->sec[s].rows[i];
+		const json_t *rr = json_object_get(rs, row->name);
+
+		rows[i] = (struct row){
+			.name = row->name,
+			.rate = num(rr, "packets_per_s"),
+			.bits = bytes ? num(rr, "bits_per_s") : -1,
+			.total = row->v[FWD_RV_PACKETS],
+			.state = s == FWD_RS_LINKS
+					 ? (row->attr_state[1] == FWD_RA_SET ? row->attr[1] : "-")
+					 : NULL,
+		};
+	}
+	section(f, title, rows, r->sec[s].n, c);
+	free(rows);
+}
+
+static void drops_section(struct frame *f, const struct fwd_report *r, const json_t *rates,
+			  const struct ctl_top_conf *c)
+{
+	const json_t *rd = json_object_get(rates, "drops");
+	struct row rows[FWD_DROP_MAX];
+	size_t n = 0;
+
+	for (int i = 0; i < FWD_DROP_MAX; i++)
+		if (r->drops[i] || num(rd, fwd_drop_names[i]) > 0)
+			rows[n++] = (struct row){.name = fwd_drop_names[i],
+						 .rate = num(rd, fwd_drop_names[i]),
+						 .bits = -1,
+						 .total = r->drops[i]};
+	section(f, "DROP REASONS", rows, n, c);
+}
+
+static void build(struct frame *f, const struct fwd_report *r, const json_t *rates,
+		  const json_t *st, const struct ctl_top_conf *c, const unsigned hidden)
+{
+	const json_t *g = json_object_get(st, "generation"), *h = json_object_get(st, "health"),
+		     *p = json_object_get(rates, "packets"), *pr = json_object_get(rates, "ports");
+	char when[16], v[6][16];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	f->n = 0;
+	localtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	add(f, L_TITLE,
+	    "regionfwd top  %s  generation %lld (%s) %lld s old  health %s  every %.1f s  sort %s",
+	    when, (long long)json_integer_value(json_object_get(g, "id")),
+	    json_string_value(json_object_get(g, "hash")) ?: "-",
+	    json_is_integer(json_object_get(g, "time"))
+		    ? (long long)(now - json_integer_value(json_object_get(g, "time")))
+		    : -1LL,
+	    json_string_value(json_object_get(h, "state")) ?: "?", c->interval, sort_name(c->sort));
+	if (json_string_value(json_object_get(h, "state")) &&
+	    strcmp(json_string_value(json_object_get(h, "state")), "healthy"))
+		add(f, L_NOTE, "  %s", json_string_value(json_object_get(h, "reason")) ?: "");
+	add(f, L_TEXT,
+	    "rx %s pkts/s %sbit/s   tx %s pkts/s %sbit/s   dropped %s pkts/s   (generation %llu, "
+	    "%u workers)",
+	    si(num(p, "rx_packets_per_s"), v[0], 16), si(num(p, "rx_bits_per_s"), v[1], 16),
+	    si(num(p, "tx_packets_per_s"), v[2], 16), si(num(p, "tx_bits_per_s"), v[3], 16),
+	    si(num(p, "dropped_packets_per_s"), v[4], 16), (unsigned long long)r->gen.id,
+	    r->workers);
+	if (r->has_mbufs)
+		add(f, L_TEXT, "mbufs %llu of %llu in use (%.0f %%)",
+		    (unsigned long long)r->mbuf_in_use, (unsigned long long)r->mbuf_pool,
+		    r->mbuf_pool ? 100.0 * (double)r->mbuf_in_use / (double)r->mbuf_pool : 0.0);
+	for (uint32_t i = 0; i < r->sec[FWD_RS_PORTS].n; i++) {
+		const struct fwd_report_row *row = &r->sec[FWD_RS_PORTS].rows[i];
+		const json_t *rr = json_object_get(pr, row->name);
+
+		add(f, L_TEXT,
+		    "port %-12s rx %s/s  tx %s/s  missed %s/s  errors %s/s in %s/s out  no mbuf "
+		    "%s/s",
+		    row->name, si(num(rr, "ipackets_per_s"), v[0], 16),
+		    si(num(rr, "opackets_per_s"), v[1], 16), si(num(rr, "imissed_per_s"), v[2], 16),
+		    si(num(rr, "ierrors_per_s"), v[3], 16), si(num(rr, "oerrors_per_s"), v[4], 16),
+		    si(num(rr, "rx_nombuf_per_s"), v[5], 16));
+	}
+	if (!(hidden & 1))
+		report_section(f, "LINKS", r, rates, FWD_RS_LINKS, c);
+	if (!(hidden & 2))
+		report_section(f, "REGIONS", r, rates, FWD_RS_REGIONS, c);
+	if (!(hidden & 4))
+		report_section(f, "SERVICES", r, rates, FWD_RS_SERVICES, c);
+	if (!(hidden & 8))
+		report_section(f, "POLICIES (region/service)", r, rates, FWD_RS_POLICIES, c);
+	if (!(hidden & 16))
+		drops_section(f, r, rates, c);
+}
+
+/* ---- renderings ---------------------------------------------------------- */
+
+static void print_text(const struct frame *f)
+{
+	for (int i = 0; i < f->n; i++)
+		puts(f->line[i].text);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void print_json_line(const struct fwd_report *r, const json_t *rates, const json_t *st,
+			    const struct ctl_top_conf *c)
+{
+	json_t *o = json_pack("{s:I, s:f, s:O?, s:O?, s:O?, s:{s:I, s:I, s:I}}", "time",
+			      (json_int_t)time(NULL), "interval_s", c->interval, "generation",
+			      json_object_get(st, "generation"), "health",
+			      json_object_get(st, "health"), "rates", rates, "totals", "rx",
+			      (json_int_t)r->packets.rx, "tx", (json_int_t)r->packets.tx, "dropped",
+			      (json_int_t)r->packets.dropped);
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	if (s) {
+		puts(s);
+		fflush(stdout);
+	}
+	free(s);
+	json_decref(o);
+}
+
+static const char keys_help[] =
+	"q quit  s sort  / filter  c clear  l r v p d hide links/regions/services/policies/drops"
+	"  + - interval";
+
+static void draw(const struct frame *f, const char *error)
+{
+	int rows = LINES, cols = COLS;
+
+	erase();
+	for (int i = 0; i < f->n && i < rows - 1; i++) {
+		int attr = f->line[i].kind == L_TITLE	 ? A_REVERSE
+			   : f->line[i].kind == L_HEADER ? A_BOLD
+			   : f->line[i].kind == L_NOTE	 ? A_DIM
+							 : A_NORMAL;
+
+		attron(attr);
+		mvaddnstr(i, 0, f->line[i].text, cols);
+		attroff(attr);
+	}
+	attron(A_REVERSE);
+	mvaddnstr(rows - 1, 0, error ? error : keys_help, cols);
+	attroff(A_REVERSE);
+	refresh();
+}
+
+/* Keys while waiting for the next frame (curses). @return 1 to quit. */
+static int keys(struct ctl_top_conf *c, unsigned *hidden, char *filter, size_t flen, int *redraw)
+{
+	int ch = getch();
+
+	switch (ch) {
+	case 'q':
+	case 'Q':
+		return 1;
+	case 's':
+		c->sort = (enum ctl_top_sort)((c->sort + 1) % 3);
+		break;
+	case '/':
+		echo();
+		curs_set(1);
+		mvaddstr(LINES - 1, 0, "filter: ");
+		clrtoeol();
+		timeout(-1);
+		getnstr(filter, (int)flen - 1);
+		noecho();
+		curs_set(0);
+		c->filter = filter[0] ? filter : NULL;
+		break;
+	case 'c':
+		c->filter = NULL;
+		break;
+	case 'l':
+	case 'r':
+	case 'v':
+	case 'p':
+	case 'd':
+		*hidden ^= 1u << (strchr("lrvpd", ch) - "lrvpd");
+		break;
+	case '+':
+		c->interval = c->interval * 2 > 3600 ? 3600 : c->interval * 2;
+		break;
+	case '-':
+		c->interval = c->interval / 2 < 0.1 ? 0.1 : c->interval / 2;
+		break;
+	case KEY_RESIZE:
+		break;
+	default:
+		return 0;
+	}
+	*redraw = 1;
+	return 0;
+}
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *src)
+{
+	struct ctl_top_conf c = *conf;
+	struct fwd_report *prev = NULL, *cur = NULL;
+	struct frame *f = calloc(1, sizeof(*f));
+	json_t *st = NULL, *rates = NULL;
+	char filter[64] = "", error[160] = "";
+	unsigned hidden = 0;
+	double t_prev;
+	long shown = 0;
+	int rc;
+
+	if (f == NULL)
+		return 1;
+	stop = 0;
+	signal(SIGINT, on_sigint);
+	signal(SIGTERM, on_sigint);
+	/* The first read has to work: a top of nothing says so and exits. */
+	if ((rc = src->counters(src->arg, &prev))) {
+		free(f);
+		return rc;
+	}
+	t_prev = mono();
+	if (c.curses) {
+		initscr();
+		cbreak();
+		noecho();
+		keypad(stdscr, TRUE);
+		curs_set(0);
+	}
+	while (!stop && (c.count == 0 || shown < c.count)) {
+		double due = t_prev + c.interval;
+		int redraw = 0;
+
+		while (!stop && mono() < due) {
+			if (c.curses) {
+				timeout((int)((due - mono()) * 1000) > 100
+						? 100
+						: (int)((due - mono()) * 1000) + 1);
+				if (keys(&c, &hidden, filter, sizeof(filter), &redraw)) {
+					stop = 1;
+					break;
+				}
+				due = t_prev + c.interval;
+				if (redraw && cur && rates && st) {
+					build(f, cur, rates, st, &c, hidden);
+					draw(f, error[0] ? error : NULL);
+					redraw = 0;
+				}
+			} else {
+				double left = due - mono();
+
+				usleep((useconds_t)((left > 0.2 ? 0.2
+						     : left > 0 ? left
+								: 0) *
+						    1e6));
+			}
+		}
+		if (stop)
+			break;
+		struct fwd_report *next = NULL;
+		json_t *nst = NULL;
+		double t = mono();
+
+		rc = src->counters(src->arg, &next);
+		if (rc == 0 && (rc = src->status(src->arg, &nst)) != 0) {
+			fwd_report_free(next);
+			next = NULL;
+		}
+		if (rc) {
+			/* A live view outlives a restart of regiond: said, retried. */
+			snprintf(error, sizeof(error),
+				 "regiond did not answer (exit %d); retrying every %.1f s", rc,
+				 c.interval);
+			if (c.curses)
+				draw(f, error);
+			else
+				fprintf(stderr, "regionctl top: %s\n", error);
+			t_prev = t;
+			shown++;
+			continue;
+		}
+		error[0] = '\0';
+		json_decref(rates);
+		rates = fwd_report_rates(prev, next, t - t_prev);
+		fwd_report_free(prev);
+		fwd_report_free(cur);
+		prev = fwd_report_clone(next);
+		cur = next;
+		json_decref(st);
+		st = nst;
+		t_prev = t;
+		if (rates == NULL || prev == NULL)
+			break;
+		shown++;
+		if (c.json) {
+			print_json_line(cur, rates, st, &c);
+			continue;
+		}
+		build(f, cur, rates, st, &c, hidden);
+		if (c.curses)
+			draw(f, NULL);
+		else
+			print_text(f);
+	}
+	if (c.curses)
+		endwin();
+	json_decref(rates);
+	json_decref(st);
+	fwd_report_free(prev);
+	fwd_report_free(cur);
+	free(f);
+	return 0;
+}

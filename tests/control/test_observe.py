@@ -1,0 +1,116 @@
+"""Seeing what the box does (issue 17, item 1): rates over a window from
+two reads of the counter report in counters, drops and show links (also
+in -j); drops sorted by count; regionctl top as plain text frames when
+stdout is not a terminal and as JSON lines with -j; bad arguments refused
+as usage errors."""
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from scapy.all import ARP, IP, UDP, Ether, Raw  # noqa: E402
+from test_e2e import Box  # noqa: E402
+
+MAC = dict(src="02:99:00:00:00:01", dst="02:99:00:00:00:02")
+# Fewer of each than the 1 in 5 policy drops of the Box's traffic, and
+# fewer non-IP frames than truncated ones: three reasons, three counts.
+EXTRA = ([Ether(**MAC) / ARP()] * 20 +
+         [Ether(**MAC) / IP(src="103.21.9.9", dst="198.51.100.1", len=200) / UDP(dport=53) / Raw(b"x")] * 50)
+
+
+def box_with_drops(tmp_path, name):
+    return Box(tmp_path, name, extra_packets=EXTRA)
+
+
+def si(v):
+    """'1.23M' -> 1230000.0"""
+    m = re.fullmatch(r"([0-9.]+)([kMGTP]?)", v)
+    return float(m.group(1)) * 1000 ** " kMGTP".index(m.group(2) or " ")
+
+
+def test_rates_in_counters_drops_and_links(tmp_path):
+    b = box_with_drops(tmp_path, "rates")
+    try:
+        rc, out, err = b.ctl("counters", "--rate")
+        assert rc == 0 and "rates over 1.0 s: rx " in out and "pkts/s" in out, (out, err)
+        links = out.split("\nlinks")[1].split("\n\n")[0].splitlines()[1:]
+        assert links and all(len(line.split()) == 4 for line in links), links  # name, packets, pkts/s, bits/s
+
+        rc, r, err = b.ctl("counters", "--interval", "0.5", json_out=True)
+        assert rc == 0, err
+        rates = r["rates"]
+        assert 0.4 < rates["interval_s"] < 5 and rates["reset"] is False
+        assert rates["packets"]["rx_packets_per_s"] > 0
+        # One window, one pair of reads: the links' rates add up to tx's
+        # (within what workers count between reading two of their counters).
+        by_link = sum(v["packets_per_s"] for v in rates["links"].values())
+        assert abs(by_link - rates["packets"]["tx_packets_per_s"]) <= 0.01 * by_link, rates
+        assert all("bits_per_s" in v for v in rates["regions"].values())
+
+        # drops: the most frequent first, with a rate column when asked.
+        rc, out, err = b.ctl("drops")
+        rows = [line.split() for line in out.splitlines() if line.startswith("  ")]
+        counts = [int(r[1]) for r in rows]
+        assert len(rows) >= 3 and counts == sorted(counts, reverse=True), out
+        assert [r[0] for r in rows[:3]] == ["policy_drop", "ipv4_truncated", "non_ip"], out
+        rc, out, err = b.ctl("drops", "--rate")
+        assert rc == 0 and "pkts/s" in out.splitlines()[1], out
+        rc, d, err = b.ctl("drops", "--rate", json_out=True)
+        assert d["drops"]["policy_drop"] > 0 and d["rates"]["drops"]["policy_drop"] > 0, d
+
+        rc, out, err = b.ctl("show", "links", "--rate")
+        assert rc == 0 and "PKTS/S" in out.splitlines()[0] and "BITS/S" in out.splitlines()[0], out
+        rc, l, err = b.ctl("show", "links", "--rate", json_out=True)
+        assert set(l["links"]) == set(l["rates"]) and l["rates"]["local"]["packets_per_s"] > 0, l
+
+        for args, said in ((("counters", "--interval", "0"), "--interval takes seconds 0.1..3600"),
+                           (("drops", "--interval", "x"), "--interval takes seconds"),
+                           (("show", "links", "--interval", "-1"), "--interval takes seconds")):
+            rc, out, err = b.ctl(*args)
+            assert rc == 2 and said in err, (args, rc, err)
+    finally:
+        b.stop()
+
+
+def test_top_plain_text_and_json_lines(tmp_path):
+    b = box_with_drops(tmp_path, "top")
+    try:
+        rc, out, err = b.ctl("top", "--count", "2", "--interval", "0.3")
+        assert rc == 0, err
+        frames = [f for f in out.split("regionfwd top")[1:]]
+        assert len(frames) == 2, out
+        for f in frames:
+            assert "health healthy" in f and "every 0.3 s" in f, f
+            for title in ("LINKS", "REGIONS", "SERVICES", "POLICIES", "DROP REASONS"):
+                assert "\n" + title in f, (title, f)
+            links = f.split("\nLINKS")[1].split("\n\n")[0].splitlines()[1:]
+            rates = [si(line.split()[2]) for line in links]
+            assert len(rates) == 5 and rates == sorted(rates, reverse=True), links  # by rate
+            drops = f.split("\nDROP REASONS")[1].split("\n\n")[0]
+            assert "policy_drop" in drops and "non_ip" in drops
+        # --sort name --filter: only matching rows, alphabetically
+        rc, out, err = b.ctl("top", "--count", "1", "--interval", "0.2", "--sort", "name", "--filter", "to-")
+        links = out.split("\nLINKS")[1].split("\n\n")[0].splitlines()[1:]
+        names = [line.split()[0] for line in links if not line.startswith("  (")]
+        assert names == ["to-br", "to-sg", "to-us-west-a", "to-us-west-b"], links
+        assert "(4 of 5 shown: filter 'to-')" in out
+        # -j: one JSON object a line
+        rc, out, err = b.ctl("-j", "top", "--count", "2", "--interval", "0.2")
+        lines = out.strip().splitlines()
+        assert rc == 0 and len(lines) == 2, out
+        for line in lines:
+            o = json.loads(line)
+            assert o["health"]["state"] == "healthy" and o["generation"]["id"] == 1, o
+            assert o["rates"]["packets"]["rx_packets_per_s"] > 0 and o["totals"]["rx"] > 0, o
+        for args, said in ((("top", "--count", "0"), "--count takes"),
+                           (("top", "--sort", "speed"), "--sort takes rate, total or name"),
+                           (("top", "--interval", "7200"), "--interval takes seconds")):
+            rc, out, err = b.ctl(*args)
+            assert rc == 2 and said in err, (args, rc, err)
+    finally:
+        b.stop()
+    # nothing to show: says so at once, exit 3 (unreachable)
+    rc, out, err = b.ctl("top", "--count", "1")
+    assert rc == 3 and "cannot reach regiond" in err, (rc, err)
