@@ -238,3 +238,62 @@ out:
 	free(act);
 	return img;
 }
+
+/* @a within @p/@len (network order). */
+static int covers(const uint8_t *p, uint8_t len, const uint8_t *a)
+{
+	uint8_t whole = len / 8, rest = len % 8;
+
+	if (memcmp(p, a, whole))
+		return 0;
+	return rest == 0 || ((p[whole] ^ a[whole]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+void fwd_flt_decide(const struct fwd_filters *f, int family, const uint8_t *src, uint8_t proto,
+		    int has_ports, uint16_t dport, struct fwd_flt_verdict *v)
+{
+	int best = -1;
+
+	memset(v, 0, sizeof(*v));
+	v->rule = -1;
+	v->by = FWD_FLT_BY_DEFAULT;
+	v->action = f->present ? f->default_action : FWD_FLT_PASS;
+	if (!f->present)
+		return;
+	/* A linear scan: explain asks once, the fast path uses the image. */
+	for (uint32_t i = 0; family == 4 && i < f->nprefix4; i++) {
+		uint32_t a = f->prefix4[i].addr;
+		uint8_t p[4] = {(uint8_t)(a >> 24), (uint8_t)(a >> 16), (uint8_t)(a >> 8),
+				(uint8_t)a};
+
+		if (covers(p, f->prefix4[i].len, src) && (best < 0 || f->prefix4[i].len > v->len)) {
+			best = (int)i;
+			v->len = f->prefix4[i].len;
+			v->rule = f->prefix4[i].region;
+			memcpy(v->prefix, p, 4);
+		}
+	}
+	for (uint32_t i = 0; family == 6 && i < f->nprefix6; i++)
+		if (covers(f->prefix6[i].addr, f->prefix6[i].len, src) &&
+		    (best < 0 || f->prefix6[i].len > v->len)) {
+			best = (int)i;
+			v->len = f->prefix6[i].len;
+			v->rule = f->prefix6[i].region;
+			memcpy(v->prefix, f->prefix6[i].addr, 16);
+		}
+	if (best >= 0) {
+		v->by = FWD_FLT_BY_PREFIX;
+		v->action = f->rules[v->rule].action;
+		return;
+	}
+	for (uint32_t i = 0; has_ports && i < f->nranges; i++)
+		if (f->ranges[i].proto == proto && dport >= f->ranges[i].lo &&
+		    dport <= f->ranges[i].hi) {
+			v->by = FWD_FLT_BY_SERVICE;
+			v->rule = f->ranges[i].service;
+			v->lo = f->ranges[i].lo;
+			v->hi = f->ranges[i].hi;
+			v->action = f->rules[v->rule].action;
+			return;
+		}
+}

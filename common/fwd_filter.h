@@ -74,6 +74,26 @@ struct fwd_filters;
 /** Compile a validated table's filters section (fwd_table.h). */
 struct fwd_flt_image *fwd_flt_compile_table(const struct fwd_filters *f, struct fwd_err *err);
 
+/* What the filter does with one parsed IP packet (docs/filters.md, the
+ * model), decided on the table's section as the XDP program decides on its
+ * image: the longest source prefix of any rule, else the (protocol,
+ * destination port) rule, else the default. For explain. */
+struct fwd_flt_verdict {
+	uint8_t action; /* enum fwd_flt_action */
+	int rule; /* rule id, -1: the default decided */
+	enum { FWD_FLT_BY_PREFIX, FWD_FLT_BY_SERVICE, FWD_FLT_BY_DEFAULT } by;
+	uint8_t len; /* BY_PREFIX: the matched prefix's length */
+	uint8_t prefix[16]; /* BY_PREFIX: its address (4 or 16 bytes, network order) */
+	uint16_t lo, hi; /* BY_SERVICE: the matched port range */
+};
+
+/**
+ * @param family      4 or 6; @src its source address, network order
+ * @param has_ports   0 for a later fragment (no ports: the service step is skipped)
+ */
+void fwd_flt_decide(const struct fwd_filters *f, int family, const uint8_t *src, uint8_t proto,
+		    int has_ports, uint16_t dport, struct fwd_flt_verdict *v);
+
 /** The image's answer for one address: rule id + 1, or 0 (for tests). */
 uint32_t fwd_flt_image_lookup(const struct fwd_flt_image *img, int family, const uint8_t *addr);
 

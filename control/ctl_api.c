@@ -620,6 +620,7 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	json_t *b = body_json(q, r);
 	struct ctl_explain *x = NULL;
+	json_t *xdp = NULL;
 	Regionfwd__Ctl__ExplainReply *rep;
 	struct fwd_err e;
 
@@ -630,19 +631,36 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
 		goto out;
 	}
-	if (ctl_explain_parse(b, x, &e) ||
-	    read_dp_call(api, REGIONFWD__CTL__OP__OP_EXPLAIN, &x->req.base,
+	if (ctl_explain_parse(b, x, &e)) {
+		reply_err(r, &e);
+		goto out;
+	}
+	/* The XDP stage first, from regiond's table (the state lock only for
+	 * that): the filter runs before regionfwd ever sees the packet. */
+	pthread_mutex_lock(api->lock);
+	if (api->st->table) {
+		const struct ctl_ext *f = ctl_state_ext(api->st, "filters");
+		json_t *fs = f && f->status ? f->status(f->arg, api->st->table) : NULL;
+
+		xdp = ctl_explain_xdp(x, api->st->table, json_object_get(fs, "interfaces"));
+		json_decref(fs);
+	}
+	pthread_mutex_unlock(api->lock);
+	if (read_dp_call(api, REGIONFWD__CTL__OP__OP_EXPLAIN, &x->req.base,
 			 (ProtobufCMessage **)&rep, &e)) {
 		reply_err(r, &e);
 		goto out;
 	}
 	r->body = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
-	if (r->body == NULL)
+	if (r->body == NULL) {
 		reply_simple(r, FWD_R_DATAPLANE_BROKEN, "", "regionfwd's explanation is broken");
-	else
+	} else {
 		r->status = 200;
+		json_object_set(r->body, "xdp", xdp ? xdp : json_null());
+	}
 out:
+	json_decref(xdp);
 	free(x);
 	json_decref(b);
 }

@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "fwd_filter.h"
+
 /* One address into @out; its length (4 or 16), or 0 when it is not one. */
 static size_t parse_addr(json_t *v, uint8_t out[16])
 {
@@ -157,4 +159,51 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 	    (rc = parse_port(b, "dport", &x->req.dport, e)))
 		return rc;
 	return content_args(b, x, e);
+}
+
+json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t,
+			const json_t *ifaces)
+{
+	const struct fwd_filters *f = &t->filters;
+	int family = x->req.src.len == 4 ? 4 : 6, ports;
+	struct fwd_flt_verdict v;
+	char match[INET6_ADDRSTRLEN + 8] = "", addr[INET6_ADDRSTRLEN];
+	json_t *on = json_array(), *o;
+	const json_t *i;
+	size_t k;
+
+	ports = x->req.proto == FWD_PROTO_TCP || x->req.proto == FWD_PROTO_UDP ||
+		x->req.proto == FWD_PROTO_SCTP;
+	fwd_flt_decide(f, family, x->req.src.data, (uint8_t)x->req.proto, ports,
+		       (uint16_t)x->req.dport, &v);
+	if (v.by == FWD_FLT_BY_PREFIX) {
+		inet_ntop(family == 4 ? AF_INET : AF_INET6, v.prefix, addr, sizeof(addr));
+		snprintf(match, sizeof(match), "%s/%u", addr, v.len);
+	} else if (v.by == FWD_FLT_BY_SERVICE) {
+		snprintf(
+			match, sizeof(match), "%s/%u%s%.0u",
+			fwd_schema_names[FWD_SCHEMA_BEGIN_PROTO +
+					 (x->req.proto == FWD_PROTO_TCP ? FWD_SCHEMA_POS(PROTO, TCP)
+					  : x->req.proto == FWD_PROTO_UDP
+						  ? FWD_SCHEMA_POS(PROTO, UDP)
+						  : FWD_SCHEMA_POS(PROTO, SCTP))],
+			v.lo, v.hi != v.lo ? "-" : "", v.hi != v.lo ? v.hi : 0u);
+	}
+	json_array_foreach(ifaces, k, i)
+		if (json_is_string(json_object_get(i, "interface")))
+			json_array_append(on, json_object_get(i, "interface"));
+	o = json_pack("{s:b, s:s, s:s?, s:s, s:s?, s:s, s:o}", "section", f->present != 0,
+		      "verdict", fwd_schema_names[FWD_SCHEMA_BEGIN_FILTER_ACTION + v.action],
+		      "rule", v.rule >= 0 ? f->rules[v.rule].name : NULL, "by",
+		      !f->present		   ? "no filters section"
+		      : v.by == FWD_FLT_BY_PREFIX  ? "source prefix"
+		      : v.by == FWD_FLT_BY_SERVICE ? "service"
+						   : "default",
+		      "match", match[0] ? match : NULL, "redirect",
+		      f->present && f->redirect ? "af_xdp" : "kernel", "enforced_on", on);
+	if (o && v.rule >= 0 && v.action == FWD_FLT_RATE) {
+		json_object_set_new(o, "rate_pps", json_integer(f->rules[v.rule].rate_pps));
+		json_object_set_new(o, "burst", json_integer(f->rules[v.rule].burst));
+	}
+	return o;
 }

@@ -28,4 +28,15 @@ struct ctl_explain {
  *  (FWD_R_BAD_REQUEST naming the field). */
 int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e);
 
+/**
+ * The XDP stage of the explanation: what table @t's filters section does
+ * with the packet of @x (fwd_flt_decide, the model the XDP program runs),
+ * and where it is enforced: @ifaces, the interfaces regiond attached it to
+ * (the filter status's "interfaces", NULL or empty when none). JSON:
+ * {"section", "verdict", "rule", "by", "match", "rate_pps", "burst",
+ * "redirect", "enforced_on"} (new reference; NULL on ENOMEM).
+ */
+json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t,
+			const json_t *ifaces);
+
 #endif /* CTL_EXPLAIN_H */

@@ -737,6 +737,38 @@ static void explain_content_print(json_t *c)
 		printf("  verdict   none: no content rule matched\n");
 }
 
+/* The XDP stage of an explanation: what the filter does before regionfwd. */
+static void explain_xdp_print(json_t *x)
+{
+	json_t *on = json_object_get(x, "enforced_on"), *v;
+	char where[160] = "";
+	size_t i, n = 0;
+
+	if (!json_is_object(x))
+		return;
+	if (!json_is_true(json_object_get(x, "section"))) {
+		printf("xdp filter  none (the table has no filters section)\n");
+		return;
+	}
+	json_array_foreach(on, i, v)
+		n += (size_t)snprintf(where + n, n < sizeof(where) ? sizeof(where) - n : 0, "%s%s",
+				      i ? ", " : "", json_string_value(v));
+	printf("xdp filter  %s", js(x, "verdict"));
+	if (json_is_string(json_object_get(x, "rule")))
+		printf(" by rule %s (%s %s)", js(x, "rule"), js(x, "by"), js(x, "match"));
+	else
+		printf(" (%s)", js(x, "by"));
+	if (json_is_integer(json_object_get(x, "rate_pps")))
+		printf(", up to %lld pkts/s, burst %lld", ji(x, "rate_pps"), ji(x, "burst"));
+	if (json_array_size(on))
+		printf(" on %s", where);
+	else
+		printf("; regiond attaches the filter nowhere (no --xdp-iface)");
+	putchar('\n');
+	if (!strcmp(js(x, "verdict"), "drop") && json_array_size(on))
+		printf("            dropped there: it never reaches regionfwd; if it did:\n");
+}
+
 static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 {
 	const char *const *argv = c->pos;
@@ -763,11 +795,17 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 		print_json(r);
 	} else {
 		printf("generation  %lld (%s)\n", ji(r, "generation"), js(r, "hash"));
+		explain_xdp_print(json_object_get(r, "xdp"));
 		printf("region      %s (matched %s)\n", js(r, "region"),
 		       json_is_null(json_object_get(r, "prefix")) ? "no prefix" : js(r, "prefix"));
 		printf("service     %s\n", js(r, "service"));
-		printf("policy      %s: %s %s\n", js(r, "policy"), js(r, "action"),
-		       js(r, "target"));
+		/* The target only where there is one: "drop", not "drop drop". */
+		if (json_is_string(json_object_get(r, "target")) &&
+		    strcmp(js(r, "target"), js(r, "action")) != 0)
+			printf("policy      %s: %s %s\n", js(r, "policy"), js(r, "action"),
+			       js(r, "target"));
+		else
+			printf("policy      %s: %s\n", js(r, "policy"), js(r, "action"));
 		if (!json_is_null(json_object_get(r, "group")))
 			printf("group       %s (flow hash %lld)\n", js(r, "group"),
 			       ji(r, "flow_hash"));

@@ -99,6 +99,18 @@ def test_filter_lifecycle(tmp_path):
             assert st["counters"]["default"] == 300
             rc, out, _ = box.ctl("filter", "status")
             assert "deny-lab" in out and "native" in out
+            # explain covers the XDP stage, as the filter decides (issue 17, 3)
+            for args, verdict, rule, match in ((("10.9.3.3", "192.0.2.1", "udp", "9"), "drop", "deny-lab", "10.9.0.0/16"),
+                                               (("10.9.7.5", "192.0.2.1", "udp", "9"), "pass", "allow-ops", "10.9.7.0/24"),
+                                               (("10.8.1.1", "192.0.2.1", "tcp", "23"), "drop", "no-telnet", "tcp/23"),
+                                               (("10.8.1.1", "192.0.2.1", "udp", "9"), "pass", None, None)):
+                rc, e, err = box.ctl("explain", *args, json_out=True)
+                x = e["xdp"]
+                assert rc == 0 and (x["verdict"], x["rule"], x["match"]) == (verdict, rule, match), (args, x)
+                assert x["enforced_on"] == ["xfa0"], x
+            rc, out, _ = box.ctl("explain", "10.9.3.3", "192.0.2.1", "udp", "9")
+            assert "xdp filter  drop by rule deny-lab (source prefix 10.9.0.0/16) on xfa0" in out, out
+            assert "it never reaches regionfwd" in out, out
 
             # Updates while traffic flows: A (10.8/16) is allowed and D
             # (10.9/16) denied by every generation; only other prefixes change.

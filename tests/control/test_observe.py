@@ -114,3 +114,39 @@ def test_top_plain_text_and_json_lines(tmp_path):
     # nothing to show: says so at once, exit 3 (unreachable)
     rc, out, err = b.ctl("top", "--count", "1")
     assert rc == 3 and "cannot reach regiond" in err, (rc, err)
+
+
+def test_explain_covers_the_xdp_stage_and_says_drop_once(tmp_path):
+    """explain starts where the packet does: the XDP filter's verdict on the
+    table's filters section (here not attached anywhere: said), then the
+    fast path's; a drop policy reads 'drop', not 'drop drop'."""
+    from test_e2e import DEMO  # noqa: E402
+    t = tmp_path / "f.yaml"
+    t.write_text(open(DEMO).read() + "filters:\n  default: pass\n  rules:\n"
+                 "    - {name: deny-unknown, action: drop, prefixes: [2.2.2.0/24, '2001:db8:dead::/48']}\n"
+                 "    - {name: slow-dns, action: rate, rate_pps: 100, burst: 200, prefixes: [2.2.3.0/24]}\n"
+                 "    - {name: no-telnet, action: drop, services: [tcp/23]}\n")
+    b = Box(tmp_path, "xdpx")
+    try:
+        rc, out, err = b.ctl("apply", str(t))
+        assert rc == 0, err
+        rc, e, err = b.ctl("explain", "2.2.2.5", "1.1.1.1", "udp", "1000", "53", json_out=True)
+        assert rc == 0 and e["xdp"] == {"section": True, "verdict": "drop", "rule": "deny-unknown",
+                                        "by": "source prefix", "match": "2.2.2.0/24", "redirect": "kernel",
+                                        "enforced_on": []}, e["xdp"]
+        rc, out, err = b.ctl("explain", "2.2.2.5", "1.1.1.1", "udp", "1000", "53")
+        assert "xdp filter  drop by rule deny-unknown (source prefix 2.2.2.0/24); regiond attaches " \
+               "the filter nowhere (no --xdp-iface)" in out, out
+        assert out.index("xdp filter") < out.index("region ")
+        policy = [line for line in out.splitlines() if line.startswith("policy")][0]
+        assert "drop drop" not in policy, policy
+        rc, e, _ = b.ctl("explain", "2001:db8:dead:1::1", "2001:db8::1", "udp", "53", json_out=True)
+        assert (e["xdp"]["verdict"], e["xdp"]["match"]) == ("drop", "2001:db8:dead::/48"), e["xdp"]
+        rc, e, _ = b.ctl("explain", "2.2.3.9", "1.1.1.1", "udp", "53", json_out=True)
+        assert (e["xdp"]["verdict"], e["xdp"]["rate_pps"], e["xdp"]["burst"]) == ("rate", 100, 200), e["xdp"]
+        rc, e, _ = b.ctl("explain", "8.130.0.1", "1.1.1.1", "tcp", "23", json_out=True)
+        assert (e["xdp"]["rule"], e["xdp"]["by"], e["xdp"]["match"]) == ("no-telnet", "service", "tcp/23")
+        rc, e, _ = b.ctl("explain", "8.130.0.1", "1.1.1.1", "udp", "23", json_out=True)
+        assert (e["xdp"]["verdict"], e["xdp"]["by"], e["xdp"]["rule"]) == ("pass", "default", None)
+    finally:
+        b.stop()
