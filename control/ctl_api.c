@@ -24,6 +24,7 @@
 #include "ctl_model.h"
 #include "ctl_patch.h"
 #include "ctl_tls.h"
+#include "ctl_traffic.h"
 
 /* Connection limits. The unix socket (the operators' and regionctl's way
  * in) and TCP have separate daemons and budgets, so no flood of TCP
@@ -356,8 +357,19 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 	r->status = 200;
 	r->body = json_pack("{s:b}", "valid", 1);
 	if (api->st->table) {
-		json_object_set_new(r->body, "diff", ctl_diff(api->st->table, t));
-		json_object_set_new(r->body, "impact", ctl_impact(api->st->table, t, 10000));
+		const struct ctl_ext *f = ctl_state_ext(api->st, "filters");
+		json_t *diff = ctl_diff(api->st->table, t),
+		       *imp = ctl_impact(api->st->table, t, 10000),
+		       *win = api->st->traffic ? ctl_traffic_window(api->st->traffic, ctl_mono_ms())
+					       : NULL,
+		       *fs = f && f->status ? f->status(f->arg, api->st->table) : NULL;
+
+		json_object_set_new(imp, "moves", ctl_traffic_moves(api->st->table, t, 100000));
+		ctl_traffic_annotate(imp, diff, api->st->table, t, win, fs);
+		json_object_set_new(r->body, "diff", diff);
+		json_object_set_new(r->body, "impact", imp);
+		json_decref(win);
+		json_decref(fs);
 	}
 	fwd_table_free(t);
 out:

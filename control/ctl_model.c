@@ -315,6 +315,17 @@ static json_t *section_diff(json_t *mo, json_t *mn, const char *sec, int prefixe
 			 names_minus(o, n), "changed", changed);
 }
 
+/* An array of {"name": ...} objects as an object by name. */
+static json_t *by_name(const json_t *list)
+{
+	json_t *out = json_object(), *v;
+	size_t i;
+
+	json_array_foreach(list, i, v)
+		json_object_set(out, json_string_value(json_object_get(v, KEY(CONTENT, NAME))), v);
+	return out;
+}
+
 static json_t *policies_by_key(json_t *m)
 {
 	json_t *out = json_object(), *v;
@@ -345,6 +356,35 @@ json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new)
 	json_object_set_new(d, KEY(DOC, LINK_GROUPS),
 			    section_diff(mo, mn, KEY(DOC, LINK_GROUPS), 0));
 	json_object_set_new(d, pols, section_diff(tmp_o, tmp_n, pols, 0));
+	{
+		/* Rules by name, as the other sections are; filter settings apart. */
+		const char *const flt = KEY(DOC, FILTERS), *const cr = KEY(DOC, CONTENT_RULES);
+		json_t *fo = json_object_get(mo, flt), *fn = json_object_get(mn, flt);
+		json_t *ro = json_pack("{s:o}", flt,
+				       by_name(json_object_get(fo, KEY(FILTERS, RULES)))),
+		       *rn = json_pack("{s:o}", flt,
+				       by_name(json_object_get(fn, KEY(FILTERS, RULES)))),
+		       *co = json_pack("{s:o}", cr, by_name(json_object_get(mo, cr))),
+		       *cn = json_pack("{s:o}", cr, by_name(json_object_get(mn, cr))),
+		       *so = json_deep_copy(fo), *sn = json_deep_copy(fn);
+
+		json_object_set_new(d, flt, section_diff(ro, rn, flt, 0));
+		json_object_set_new(d, cr, section_diff(co, cn, cr, 0));
+		json_object_del(so, KEY(FILTERS, RULES));
+		json_object_del(sn, KEY(FILTERS, RULES));
+		json_object_set_new(d, "filters_settings_changed",
+				    json_boolean(so && sn && !json_equal(so, sn)));
+		json_object_set_new(d, "filters_section",
+				    so && !sn	? json_string("removed")
+				    : !so && sn ? json_string("added")
+						: json_null());
+		json_decref(ro);
+		json_decref(rn);
+		json_decref(co);
+		json_decref(cn);
+		json_decref(so);
+		json_decref(sn);
+	}
 	json_object_set_new(
 		d, "residency_changed",
 		json_boolean(!json_equal(json_object_get(mo, res), json_object_get(mn, res))));
@@ -362,8 +402,8 @@ json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new)
 
 /* Outcome of (region, service) by names: "link X", "group G", "drop",
  * "drop (link X down)", or "absent" when either name does not exist. */
-static void outcome(const struct fwd_table *t, const struct fwd_class *c, const char *region,
-		    const char *service, char *buf, size_t len)
+void ctl_outcome(const struct fwd_table *t, const struct fwd_class *c, const char *region,
+		 const char *service, char *buf, size_t len)
 {
 	int r = fwd_table_region_id(t, region), s = fwd_table_service_id(t, service);
 	const struct fwd_policy *p;
@@ -386,9 +426,24 @@ json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, siz
 {
 	struct fwd_class *co = fwd_class_build(old), *cn = fwd_class_build(new);
 	json_t *out = json_array(), *regions = json_object(), *services = json_object();
-	json_t *r = json_object(), *rv, *sv;
+	json_t *r = json_object(), *rv, *sv, *cells = json_object();
 	const char *rk, *sk;
 	int truncated = 0;
+	char key[80];
+
+	/* How many cells each old policy governs: its packets are one cell's
+	 * only when it governs one (ctl_traffic.h). */
+	for (uint32_t i = 0; co && i < (uint32_t)old->nregions * old->nservices; i++) {
+		json_t *c;
+
+		fwd_table_policy_key(old, co->matrix[i], key, sizeof(key));
+		if ((c = json_object_get(cells, key)) == NULL)
+			json_object_set_new(cells, key,
+					    c = json_pack("{s:i, s:i}", "cells", 0, "changed", 0));
+		json_object_set_new(
+			c, "cells",
+			json_integer(json_integer_value(json_object_get(c, "cells")) + 1));
+	}
 
 	for (uint16_t i = 0; i < old->nregions; i++)
 		json_object_set_new(regions, old->region_names[i], json_true());
@@ -404,21 +459,38 @@ json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, siz
 
 			if (co == NULL || cn == NULL)
 				break;
-			outcome(old, co, rk, sk, before, sizeof(before));
-			outcome(new, cn, rk, sk, after, sizeof(after));
+			ctl_outcome(old, co, rk, sk, before, sizeof(before));
+			ctl_outcome(new, cn, rk, sk, after, sizeof(after));
 			if (strcmp(before, after) == 0)
 				continue;
 			if (json_array_size(out) >= limit) {
 				truncated = 1;
 				break;
 			}
-			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s}", "region", rk,
-							     "service", sk, "before", before,
-							     "after", after));
+			json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "region", rk, "service", sk,
+					      "before", before, "after", after);
+			int ri = fwd_table_region_id(old, rk), si = fwd_table_service_id(old, sk);
+
+			if (ri >= 0 && si >= 0) {
+				json_t *c;
+
+				fwd_table_policy_key(
+					old,
+					co->matrix[(uint32_t)ri * old->nservices + (uint32_t)si],
+					key, sizeof(key));
+				json_object_set_new(e, "policy", json_string(key));
+				c = json_object_get(cells, key);
+				json_object_set_new(c, "changed",
+						    json_integer(json_integer_value(json_object_get(
+									 c, "changed")) +
+								 1));
+			}
+			json_array_append_new(out, e);
 		}
 	}
 	json_object_set_new(r, "changes", out);
 	json_object_set_new(r, "truncated", json_boolean(truncated));
+	json_object_set_new(r, "policy_cells", cells);
 	json_decref(regions);
 	json_decref(services);
 	fwd_class_free(co);

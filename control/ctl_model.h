@@ -29,4 +29,12 @@ json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new);
  */
 json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, size_t limit);
 
+struct fwd_class;
+
+/** What table @t (classified as @c) does with (region, service) by names:
+ *  "link X", "link X (down)", "group G", "drop", or "absent" when either
+ *  name does not exist. */
+void ctl_outcome(const struct fwd_table *t, const struct fwd_class *c, const char *region,
+		 const char *service, char *buf, size_t len);
+
 #endif /* CTL_MODEL_H */

@@ -1,6 +1,7 @@
 #include "ctl_state.h"
 
 #include "ctl_confirm.h"
+#include "ctl_traffic.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -312,6 +313,7 @@ void ctl_state_close(struct ctl_state *st)
 	free(st->hist);
 	fwd_table_free(st->table);
 	json_decref(st->dp_report);
+	ctl_traffic_free(st->traffic);
 	pthread_mutex_destroy(&st->writer);
 	memset(st, 0, sizeof(*st));
 }
@@ -966,6 +968,28 @@ int ctl_state_sync(struct ctl_state *st)
 	if (!in_sync && cur != NULL && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
 		in_sync = ctl_state_refresh(st);
 	return in_sync;
+}
+
+void ctl_state_sample_traffic(struct ctl_state *st)
+{
+	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
+	Regionfwd__Ctl__CounterReport *rep;
+	struct fwd_report *r;
+	struct fwd_err e;
+	json_t *j;
+
+	if (st->traffic == NULL && (st->traffic = ctl_traffic_new()) == NULL)
+		return;
+	if (!ctl_traffic_due(st->traffic, ctl_mono_ms()) ||
+	    dp_call(st, REGIONFWD__CTL__OP__OP_COUNTERS, &req.base, (ProtobufCMessage **)&rep, 5000,
+		    &e))
+		return;
+	j = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	r = j ? fwd_report_from_json(j, &e) : NULL;
+	json_decref(j);
+	if (r)
+		ctl_traffic_add(st->traffic, r, ctl_mono_ms());
 }
 
 json_t *ctl_state_history(const struct ctl_state *st)

@@ -105,6 +105,9 @@ struct ctl_state {
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[384];
+	/* The last minute of regionfwd's counters, for impact previews
+	 * (ctl_traffic.h): sampled by ctl_state_sample_traffic(). */
+	struct ctl_traffic *traffic;
 	/* The caller's lock, held around every call (released around waits
 	 * on regionfwd; NULL: never released), and the writers' lock (see the
 	 * top of this file). */
@@ -121,6 +124,10 @@ int ctl_state_add_ext(struct ctl_state *st, const struct ctl_ext *x);
 
 /** The extension named @name, or NULL. */
 const struct ctl_ext *ctl_state_ext(const struct ctl_state *st, const char *name);
+
+/** A write: when a sample is due, read regionfwd's counters into
+ *  st->traffic (a failure only skips the sample). */
+void ctl_state_sample_traffic(struct ctl_state *st);
 
 /** Start or end a write (top of this file): take st->writer, then *st->lock. */
 void ctl_state_write_begin(struct ctl_state *st);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -931,13 +932,44 @@ static void print_valid(json_t *r, const char *file)
 	printf("%s: valid\n", file);
 }
 
+/* The rules of the filters and content_rules sections that a change adds,
+ * removes or changes, with the traffic each saw (ctl_traffic.h). */
+static void print_rules_impact(const char *title, const json_t *list)
+{
+	const json_t *v;
+	char a[16], b[16];
+	size_t i;
+
+	json_array_foreach(list, i, v) {
+		const char *ch = js((json_t *)v, "change");
+
+		printf("%c %s %s",
+		       ch[0] == 'a'   ? '+'
+		       : ch[0] == 'r' ? '-'
+				      : '~',
+		       title, js((json_t *)v, "name"));
+		if (json_is_number(json_object_get(v, "scope_packets")))
+			printf(": its services saw %s packets",
+			       si(json_number_value(json_object_get(v, "scope_packets")), a, 16));
+		if (json_is_number(json_object_get(v, "matches")))
+			printf(", it matched %s",
+			       si(json_number_value(json_object_get(v, "matches")), b, 16));
+		if (json_is_integer(json_object_get(v, "packets_since_set")))
+			printf(": %lld packets since it was set",
+			       ji((json_t *)v, "packets_since_set"));
+		putchar('\n');
+	}
+}
+
 static void print_diff(json_t *r, const char *unused)
 {
 	static const enum fwd_schema secs[] = {FWD_F_DOC_REGIONS, FWD_F_DOC_SERVICES,
 					       FWD_F_DOC_LINKS, FWD_F_DOC_LINK_GROUPS,
 					       FWD_F_DOC_POLICIES};
-	json_t *d = json_object_get(r, "diff"), *imp = json_object_get(r, "impact"), *v;
-	size_t i;
+	json_t *d = json_object_get(r, "diff"), *imp = json_object_get(r, "impact"), *v, *o,
+	       *tr = json_object_get(imp, "traffic");
+	char a[16], b[16], c[16], e[16];
+	size_t i, k;
 
 	(void)unused;
 	for (size_t s = 0; s < 5; s++) {
@@ -961,12 +993,63 @@ static void print_diff(json_t *r, const char *unused)
 		printf("~ default\n");
 	if (json_is_true(json_object_get(d, "residency_changed")))
 		printf("~ residency\n");
+	if (json_is_string(json_object_get(d, "filters_section")))
+		printf("%c filters section\n", js(d, "filters_section")[0] == 'a' ? '+' : '-');
+	if (json_is_true(json_object_get(d, "filters_settings_changed")))
+		printf("~ filters (default, non_ip, malformed or redirect)\n");
+	print_rules_impact("filter rule", json_object_get(imp, "filter_rules"));
+	print_rules_impact("content rule", json_object_get(imp, "content_rules"));
+	json_array_foreach(json_object_get(imp, "moves"), i, v) {
+		if (json_is_true(json_object_get(v, "truncated"))) {
+			printf("moves: too many prefixes change to count them here\n");
+			break;
+		}
+		printf("move %s -> %s: %lld prefixes", js(v, "from"), js(v, "to"),
+		       ji(v, "prefixes"));
+		if (json_number_value(json_object_get(v, "ipv4_addresses")) > 0)
+			printf(", %.0f IPv4 addresses",
+			       json_number_value(json_object_get(v, "ipv4_addresses")));
+		if (json_number_value(json_object_get(v, "ipv6_addresses")) > 0)
+			printf(", 2^%.0f IPv6 addresses",
+			       log2(json_number_value(json_object_get(v, "ipv6_addresses"))));
+		if (json_is_number(json_object_get(v, "from_region_packets_at_most")))
+			printf(" (%s saw %s packets in the window: the most that moves)",
+			       js(v, "from"),
+			       si(json_number_value(
+					  json_object_get(v, "from_region_packets_at_most")),
+				  a, 16));
+		putchar('\n');
+		json_array_foreach(json_object_get(v, "outcomes"), k, o)
+			printf("  %-41s %-24s -> %s\n", js(o, "service"), js(o, "before"),
+			       js(o, "after"));
+	}
 	printf("\nimpact: %zu (region, service) pairs change%s\n",
 	       json_array_size(json_object_get(imp, "changes")),
 	       json_is_true(json_object_get(imp, "truncated")) ? " (truncated)" : "");
-	json_array_foreach(json_object_get(imp, "changes"), i, v)
-		printf("  %-20s %-16s %-24s -> %s\n", js(v, "region"), js(v, "service"),
+	json_array_foreach(json_object_get(imp, "changes"), i, v) {
+		printf("  %-20s %-16s %-24s -> %s", js(v, "region"), js(v, "service"),
 		       js(v, "before"), js(v, "after"));
+		if (json_is_number(json_object_get(v, "packets")))
+			printf("  %s packets",
+			       si(json_number_value(json_object_get(v, "packets")), a, 16));
+		else if (json_is_number(json_object_get(v, "policy_packets")))
+			printf("  (%s %s packets)", js(v, "policy"),
+			       si(json_number_value(json_object_get(v, "policy_packets")), a, 16));
+		putchar('\n');
+	}
+	if (json_is_string(json_object_get(tr, "unknown")))
+		printf("traffic: unknown, %s\n", js(tr, "unknown"));
+	else if (json_is_object(tr))
+		printf("traffic over the last %.0f s: %s packets, %sB; would change link: %s "
+		       "packets (%.2f %%)%s, at most %sB (%.2f %%) of the bytes\n",
+		       json_number_value(json_object_get(tr, "window_s")),
+		       si(json_number_value(json_object_get(tr, "packets")), a, 16),
+		       si(json_number_value(json_object_get(tr, "bytes")), b, 16),
+		       si(json_number_value(json_object_get(tr, "changed_packets")), c, 16),
+		       100 * json_number_value(json_object_get(tr, "changed_share")),
+		       json_is_true(json_object_get(tr, "changed_packets_exact")) ? "" : " at most",
+		       si(json_number_value(json_object_get(tr, "changed_bytes_at_most")), e, 16),
+		       100 * json_number_value(json_object_get(tr, "changed_bytes_share_at_most")));
 }
 
 /* top's fetches: the same API calls as counters and status. */

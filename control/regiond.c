@@ -672,6 +672,8 @@ static void main_loop(struct regiond *d)
 			for (unsigned i = 0; cur && !d->st.held_back && i < d->st.next; i++)
 				if (d->st.ext[i].sync)
 					d->st.ext[i].sync(d->st.ext[i].arg, d->st.table, cur->id);
+			if (s)
+				ctl_state_sample_traffic(&d->st); /* for impact previews */
 		}
 		ctl_api_publish(d->api);
 		ctl_state_write_end(&d->st);

@@ -150,3 +150,71 @@ def test_explain_covers_the_xdp_stage_and_says_drop_once(tmp_path):
         assert (e["xdp"]["verdict"], e["xdp"]["by"], e["xdp"]["rule"]) == ("pass", "default", None)
     finally:
         b.stop()
+
+
+def test_impact_preview_counts_addresses_and_traffic(tmp_path):
+    """diff/validate say what a change does to traffic (issue 17, item 3): a
+    prefix moved between regions is counted in prefixes and addresses, with
+    the link its traffic would change to and how much of the last minute's
+    traffic that is; filter and content-rule changes are listed with the
+    traffic they saw. What is exact and what is a bound is said."""
+    from test_e2e import DEMO, SG_LOCAL, demo_variant, wait_for  # noqa: E402
+    b = Box(tmp_path, "impact")
+    try:
+        def validate(path):
+            code, r = b.http("POST", "/v1/validate", {"document": open(path).read()})
+            assert code == 200 and r["valid"], r
+            return r
+
+        # A minute of counters takes a while; until two samples: said.
+        first = validate(DEMO)["impact"]["traffic"]
+        assert "unknown" in first, first
+        wait_for(lambda: "window_s" in validate(DEMO)["impact"]["traffic"], timeout=30,
+                 what="two counter samples")
+
+        # Move 8.128.0.0/13 from singapore to brazil: no (region, service)
+        # pair changes, but its addresses change link.
+        mv = demo_variant(tmp_path, "mv.yaml", "prefixes: [8.128.0.0/13, 2406:da18::/32]",
+                          "prefixes: [2406:da18::/32]")
+        text = open(mv).read().replace("prefixes: [18.228.0.0/15, 2600:1f1e::/36]",
+                                       "prefixes: [18.228.0.0/15, 2600:1f1e::/36, 8.128.0.0/13]")
+        open(mv, "w").write(text)
+        imp = validate(mv)["impact"]
+        assert imp["changes"] == [], imp["changes"]
+        (m,) = imp["moves"]
+        assert (m["from"], m["to"], m["prefixes"], m["ipv4_addresses"], m["ipv6_addresses"]) == \
+               ("singapore", "brazil", 1, 524288, 0), m
+        assert {o["service"]: (o["before"], o["after"]) for o in m["outcomes"]}["https"] == \
+               ("link to-sg", "link to-br"), m["outcomes"]
+        t = imp["traffic"]
+        # singapore is one source in five of the Box's traffic
+        assert 0.15 < t["changed_share"] < 0.25 and not t["changed_packets_exact"], t
+        assert t["changed_packets"] == m["from_region_packets_at_most"] > 0
+        rc, out, _ = b.ctl("diff", mv)
+        assert "move singapore -> brazil: 1 prefixes, 524288 IPv4 addresses" in out, out
+        assert "would change link" in out and "at most" in out, out
+
+        # The same traffic by policy: singapore/any governs every singapore
+        # cell and every one changes, so the count is exact.
+        imp = validate(demo_variant(tmp_path, "sg.yaml", *SG_LOCAL))["impact"]
+        assert imp["moves"] == [] and len(imp["changes"]) == 7, imp["changes"]
+        assert all("policy_packets" in c and c["policy"] == "singapore/any" for c in imp["changes"])
+        t = imp["traffic"]
+        assert t["changed_packets_exact"] and 0.15 < t["changed_share"] < 0.25, t
+
+        # A filters section and a content rule's pattern: listed, with traffic.
+        f = tmp_path / "f.yaml"
+        f.write_text(open(DEMO).read() + "filters:\n  default: pass\n  rules:\n"
+                     "    - {name: deny-unknown, action: drop, prefixes: [2.2.2.0/24]}\n")
+        r = validate(str(f))
+        assert r["diff"]["filters_section"] == "added", r["diff"]
+        assert r["impact"]["filter_rules"] == [{"name": "deny-unknown", "change": "added",
+                                                "packets_since_set": None}], r["impact"]
+        c = demo_variant(tmp_path, "c.yaml", r"pattern: '(^|\.)example\.in$'", r"pattern: '(^|\.)example\.org$'")
+        cr = validate(c)["impact"]["content_rules"]
+        assert [(x["name"], x["change"]) for x in cr] == [("zone-example-in", "changed")], cr
+        assert cr[0]["scope_packets"] > 0 and cr[0]["matches"] == 0, cr  # dns traffic, no .in names
+        rc, out, _ = b.ctl("diff", c)
+        assert "~ content rule zone-example-in: its services saw" in out, out
+    finally:
+        b.stop()

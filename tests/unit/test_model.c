@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "ctl_model.h"
+#include "ctl_traffic.h"
 
 static const char doc[] =
 	"regions: {india: {prefixes: [103.21.0.0/16, '2401:4900::/32']}, brazil: {prefixes: "
@@ -80,10 +81,90 @@ static void test_round_trip_keeps_every_section(void **state)
 	fwd_table_free(t2);
 }
 
+static struct fwd_table *regions_table(const char *regions)
+{
+	char d[1024];
+	struct fwd_err e = {0};
+	struct fwd_table *t;
+
+	snprintf(d, sizeof(d),
+		 "regions: {%s}\nservices: {https: [tcp/443]}\n"
+		 "links: {l: {port: p0, next_hop_mac: '02:00:00:00:01:01'}}\n"
+		 "default: {action: steer, to: l}\n",
+		 regions);
+	t = fwd_table_parse(d, strlen(d), "t", 0, &e);
+	if (t == NULL)
+		fail_msg("%s", e.reason);
+	return t;
+}
+
+static const json_t *move_of(const json_t *moves, const char *from, const char *to)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(moves, i, v)
+		if (!strcmp(json_string_value(json_object_get(v, "from")), from) &&
+		    !strcmp(json_string_value(json_object_get(v, "to")), to))
+			return v;
+	return NULL;
+}
+
+static double num(const json_t *v, const char *k)
+{
+	return json_number_value(json_object_get(v, k));
+}
+
+/* Address space moving between regions, counted by longest covering
+ * prefix on each side: moved whole, carved out of a covering prefix,
+ * dropped to 'unknown', appearing from 'unknown', IPv6 too; regions that
+ * keep their space count nothing. */
+static void test_moves(void **state)
+{
+	struct fwd_table *a = regions_table("sg: {prefixes: [8.128.0.0/13, '2406:da18::/32']}, "
+					    "br: {prefixes: [18.228.0.0/15, 10.0.0.0/8]}, "
+					    "in: {prefixes: [103.21.0.0/16]}");
+	struct fwd_table *b =
+		regions_table("sg: {prefixes: ['2406:da18::/32']}, "
+			      "br: {prefixes: [18.228.0.0/15, 8.128.0.0/13, 10.0.0.0/8, "
+			      "'2406:da18:1::/48']}, "
+			      "in: {prefixes: [103.21.0.0/16, 10.1.0.0/16, 11.0.0.0/24]}");
+	json_t *m = ctl_traffic_moves(a, b, 1000);
+	const json_t *v;
+
+	(void)state;
+	v = move_of(m, "sg", "br"); /* the /13 whole, and a /48 carved out of sg's /32 */
+	assert_non_null(v);
+	assert_int_equal(num(v, "prefixes"), 2);
+	assert_true(num(v, "ipv4_addresses") == 524288.0);
+	assert_true(num(v, "ipv6_addresses") == 1208925819614629174706176.0); /* 2^80 */
+	v = move_of(m, "br", "in"); /* a /16 carved out of br's 10/8 */
+	assert_non_null(v);
+	assert_true(num(v, "ipv4_addresses") == 65536.0);
+	v = move_of(m, "unknown", "in"); /* from nowhere */
+	assert_non_null(v);
+	assert_true(num(v, "ipv4_addresses") == 256.0);
+	assert_int_equal(json_array_size(m), 3);
+	json_decref(m);
+	/* and back: removed prefixes go to whoever covers them, or 'unknown' */
+	m = ctl_traffic_moves(b, a, 1000);
+	assert_true(num(move_of(m, "in", "unknown"), "ipv4_addresses") == 256.0);
+	assert_true(num(move_of(m, "in", "br"), "ipv4_addresses") == 65536.0);
+	assert_true(num(move_of(m, "br", "sg"), "ipv4_addresses") == 524288.0);
+	json_decref(m);
+	/* past the limit: said, not counted */
+	m = ctl_traffic_moves(a, b, 1);
+	assert_true(json_is_true(json_object_get(json_array_get(m, 0), "truncated")));
+	json_decref(m);
+	fwd_table_free(a);
+	fwd_table_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_keeps_every_section),
+		cmocka_unit_test(test_moves),
 	};
 
 	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
