@@ -59,15 +59,14 @@ static int rd(int fd, void *p, size_t n)
 	return 0;
 }
 
-static void *fake_main(void *arg)
+/* One connection: regiond keeps several (the state's, the API reads'), so
+ * each is served by a thread of its own, as regionfwd serves them. */
+static void *fake_conn(void *arg)
 {
-	(void)arg;
-	for (;;) {
-		int fd = accept(fake.lfd, NULL, NULL);
-		uint8_t hdr[FWD_MSG_HDR_LEN];
+	int fd = (int)(intptr_t)arg;
+	uint8_t hdr[FWD_MSG_HDR_LEN];
 
-		if (fd < 0)
-			return NULL;
+	{
 		while (rd(fd, hdr, sizeof(hdr)) == 0) {
 			struct fwd_msg_hdr h;
 			struct fwd_err e;
@@ -118,6 +117,23 @@ static void *fake_main(void *arg)
 			free(out);
 		}
 		close(fd);
+	}
+	return NULL;
+}
+
+static void *fake_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(fake.lfd, NULL, NULL);
+		pthread_t th;
+
+		if (fd < 0)
+			return NULL;
+		if (pthread_create(&th, NULL, fake_conn, (void *)(intptr_t)fd) == 0)
+			pthread_detach(th);
+		else
+			close(fd);
 	}
 }
 
@@ -215,10 +231,10 @@ static void test_reads_never_push(void **state)
 			json_object_get(json_object_get(r, "dataplane"), "report_age_ms")));
 		json_decref(r);
 		/* ... and shows regionfwd's report once one was taken. */
-		pthread_mutex_lock(&lock);
+		ctl_state_write_begin(&st); /* a write, as in regiond's main loop */
 		ctl_state_refresh(&st);
 		ctl_api_publish(api);
-		pthread_mutex_unlock(&lock);
+		ctl_state_write_end(&st);
 		assert_int_equal(count_op("status"), asked + 1);
 		assert_int_equal(call("GET", "/v1/status", NULL, &r), 200);
 		assert_true(
@@ -242,7 +258,9 @@ static void test_reads_never_push(void **state)
 		free(text);
 	}
 	/* The one place that pushes: the main loop's sync. */
+	ctl_state_write_begin(&st);
 	ctl_state_sync(&st);
+	ctl_state_write_end(&st);
 	assert_int_equal(count_op("push"), 1);
 }
 
