@@ -259,9 +259,7 @@ static int describe_rows(struct fwd_report *r, const struct fwd_table *t)
 		if ((row = fwd_report_row(r, FWD_RS_LINKS, t->links[i].name)) == NULL)
 			return -ENOMEM;
 		fwd_report_set_attr(row, 0, t->links[i].port);
-		fwd_report_set_attr(row, 1,
-				    t->links[i].up ? FWD_WORD_NAME(LINK_STATE, UP)
-						   : FWD_WORD_NAME(LINK_STATE, DOWN));
+		fwd_report_set_attr(row, 1, fwd_link_state_name(&t->links[i]));
 	}
 	for (uint32_t i = 0; i < t->npolicies; i++) {
 		const struct fwd_policy *p = &t->policies[i];
