@@ -284,11 +284,11 @@ out:
 
 static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	static const char *const keys[] = {"changes", "expected_generation", "author", "comment",
-					   NULL};
+	static const char *const keys[] = {"changes", "expected_generation", "author",
+					   "comment", "confirm_timeout_s",   NULL};
 	json_t *b = body_json(q, r), *m = NULL, *changes;
 	const char *author, *comment;
-	int64_t expected = -1;
+	int64_t expected = -1, confirm = 0;
 	struct fwd_err e;
 	char *doc;
 
@@ -296,7 +296,8 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		return;
 	if (check_keys(b, keys, r) || opt_str(b, "author", 63, &author, r) ||
 	    opt_str(b, "comment", 255, &comment, r) ||
-	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r))
+	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r) ||
+	    opt_int(b, "confirm_timeout_s", 1, 86400, &confirm, r))
 		goto out;
 	changes = json_object_get(b, "changes");
 	if (!json_is_array(changes) || json_array_size(changes) == 0) {
@@ -323,7 +324,8 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
 		goto out;
 	}
-	do_apply(api, r, doc, strlen(doc), author, comment, expected, 0);
+	/* A patch has a current generation to revert to: it patches it. */
+	do_apply(api, r, doc, strlen(doc), author, comment, expected, confirm);
 	free(doc);
 out:
 	json_decref(m);

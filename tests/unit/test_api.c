@@ -332,6 +332,42 @@ static void test_patch_names_what_it_refuses(void **state)
 			 422);
 	assert_string_equal(code_of(r), "invalid_change");
 	json_decref(r);
+	{
+		/* Link changes name what they refuse (regionctl link passes it on). */
+		static const struct {
+			const char *change;
+			int status;
+			const char *reason;
+		} bad[] = {
+			{"\"op\": \"set_link_state\", \"link\": \"to-mars\", \"state\": \"down\"",
+			 422, "no link 'to-mars' in the table"},
+			{"\"op\": \"set_link_state\", \"link\": \"to mars\", \"state\": \"down\"",
+			 400, "'to mars' is not a link name (1..31 of A-Z a-z 0-9 _ - .)"},
+			{"\"op\": \"set_link_state\", \"link\": \"local\", \"state\": \"off\"", 400,
+			 "'state' must be 'up', 'down' or 'drain', not 'off'"},
+			{"\"op\": \"set_link_state\", \"state\": \"down\"", 400,
+			 "'link' (a link's name) is required"},
+			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": -1", 400,
+			 "'weight' must be an integer 0..1000000"},
+			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": \"2\"", 400,
+			 "'weight' must be an integer 0..1000000"},
+			{"\"op\": \"set_weight\", \"group\": \"h\", \"link\": \"local\", "
+			 "\"weight\": 2",
+			 422, "no link group 'h' in the table"},
+			{"\"op\": \"set_weight\", \"link\": \"nolink\", \"weight\": 2", 422,
+			 "no link 'nolink' in the table"},
+		};
+		char body[512];
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(body, sizeof(body), "{\"changes\": [{%s}]}", bad[i].change);
+			assert_int_equal(call("PATCH", "/v1/table", body, &r), bad[i].status);
+			reason = json_string_value(
+				json_object_get(json_object_get(r, "error"), "reason"));
+			assert_string_equal(reason, bad[i].reason);
+			json_decref(r);
+		}
+	}
 }
 
 static void test_commit_confirm(void **state)
@@ -370,6 +406,26 @@ static void test_commit_confirm(void **state)
 	json_decref(r);
 	assert_int_equal(call("POST", "/v1/confirm", NULL, &r), 409);
 	assert_string_equal(code_of(r), "nothing_to_confirm");
+	json_decref(r);
+	/* A PATCH takes a confirmation timeout too (regionctl link ... --confirm-timeout);
+	 * set_weight without a group sets the link's weight in all its groups. */
+	assert_int_equal(call("PATCH", "/v1/table",
+			      "{\"confirm_timeout_s\": 60, \"changes\": [{\"op\": "
+			      "\"set_link_state\", \"link\": \"to-sg\", \"state\": \"drain\"}, "
+			      "{\"op\": \"set_weight\", \"link\": \"local\", \"weight\": 7}]}",
+			      &r),
+			 200);
+	assert_true(json_is_integer(json_object_get(r, "confirm_by")));
+	json_decref(r);
+	assert_int_equal(call("GET", "/v1/table", NULL, &r), 200);
+	j = json_object_get(json_object_get(r, "model"), "links");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(j, "to-sg"), "state")), "drain");
+	j = json_object_get(json_object_get(json_object_get(r, "model"), "link_groups"), "g");
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(j, "members"), "local")), 7);
+	json_decref(r);
+	assert_int_equal(call("POST", "/v1/confirm", NULL, &r), 200);
 	json_decref(r);
 }
 
