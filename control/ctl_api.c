@@ -435,8 +435,9 @@ void ctl_api_publish(struct ctl_api *api)
 	const struct ctl_gen *cur = ctl_state_current(st);
 	const char *ran = json_string_value(
 		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
+	const struct ctl_ext *x = ctl_state_ext(st, "filters");
 	char h[17] = "";
-	json_t *v, *old;
+	json_t *v, *old, *filters = NULL;
 	int in_sync;
 
 	/* Compared now, not when the report was taken: a change made since
@@ -451,6 +452,10 @@ void ctl_api_publish(struct ctl_api *api)
 
 	if (v == NULL)
 		return; /* out of memory: the previous view stays */
+	/* The XDP filter's summary: GET /v1/filters without the rules. */
+	if (x && x->status && (filters = x->status(x->arg, NULL)) != NULL)
+		json_object_del(filters, "rules");
+	json_object_set_new(v, "filters", filters ? filters : json_null());
 	pthread_mutex_lock(&api->view_lock);
 	old = api->view;
 	api->view = v;

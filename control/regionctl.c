@@ -400,6 +400,76 @@ static int status_health(const json_t *r)
 		       : HEALTH_UNREACHABLE; /* a regiond that does not say: not trusted healthy */
 }
 
+/* "1,843 of 32,767 in use (5.6 %)": a pool whose use stays near its size
+ * means a device holds mbufs (stuck TX ring) or the pool is too small. */
+static void status_mbufs(json_t *mb)
+{
+	long long pool = ji(mb, "pool"), used = ji(mb, "in_use");
+
+	if (!json_is_object(mb))
+		return;
+	printf("mbufs        %lld of %lld in use (%.1f %%)\n", used, pool,
+	       pool ? 100.0 * (double)used / (double)pool : 0.0);
+}
+
+/* The XDP filter's summary (GET /v1/filters without its rules). */
+static void status_filters(json_t *f)
+{
+	json_t *v;
+	const char *k;
+	size_t i;
+
+	if (!json_is_object(f))
+		return;
+	printf("xdp filter   generation %lld, program %lld on", ji(f, "generation"),
+	       ji(f, "program_id"));
+	json_array_foreach(json_object_get(f, "interfaces"), i, v)
+		printf("%s %s (%s%s)", i ? "," : "", js(v, "interface"), js(v, "mode"),
+		       json_is_true(json_object_get(v, "ours")) ? "" : ", NOT OURS");
+	if (json_array_size(json_object_get(f, "interfaces")) == 0)
+		printf(" no interface");
+	printf("\n            ");
+	json_object_foreach(json_object_get(f, "counters"), k, v)
+		printf(" %s %lld", k, (long long)json_integer_value(v));
+	putchar('\n');
+}
+
+/* Every link (admin state from the table, operational from its port) and
+ * every port (its link, speed and what the device counts). */
+static void status_links_ports(json_t *s)
+{
+	json_t *v, *st;
+	size_t i;
+
+	if (json_array_size(json_object_get(s, "links"))) {
+		printf("\n%-20s %-12s %-6s %s\n", "LINK", "PORT", "ADMIN", "OPER");
+		json_array_foreach(json_object_get(s, "links"), i, v)
+			printf("%-20s %-12s %-6s %s\n", js(v, "name"), js(v, "port"),
+			       js(v, "admin"), js(v, "oper"));
+	}
+	if (json_array_size(json_object_get(s, "ports")) == 0)
+		return;
+	printf("\n%-12s %-7s %-14s %12s %12s %9s %9s %9s %9s\n", "PORT", "LINK", "SPEED",
+	       "RX PACKETS", "TX PACKETS", "RX ERRORS", "TX ERRORS", "IMISSED", "RX_NOMBUF");
+	json_array_foreach(json_object_get(s, "ports"), i, v) {
+		char speed[32] = "-";
+
+		if (json_is_integer(json_object_get(v, "speed_mbps")))
+			snprintf(speed, sizeof(speed), "%lld Mb/s%s%s", ji(v, "speed_mbps"),
+				 json_is_string(json_object_get(v, "duplex")) ? " " : "",
+				 json_is_string(json_object_get(v, "duplex")) ? js(v, "duplex")
+									      : "");
+		st = json_object_get(v, "stats");
+		printf("%-12s %-7s %-14s", js(v, "name"), js(v, "link"), speed);
+		if (json_is_object(st))
+			printf(" %12lld %12lld %9lld %9lld %9lld %9lld\n", ji(st, "ipackets"),
+			       ji(st, "opackets"), ji(st, "ierrors"), ji(st, "oerrors"),
+			       ji(st, "imissed"), ji(st, "rx_nombuf"));
+		else
+			printf(" %12s\n", "(not started)");
+	}
+}
+
 static int cmd_status(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *g, *dp, *cf;
@@ -442,11 +512,14 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 		       ji(cf, "deadline") - (long long)time(NULL));
 	if (json_is_string(json_object_get(r, "alarm")))
 		printf("ALARM        %s\n", js(r, "alarm"));
+	status_mbufs(json_object_get(json_object_get(dp, "status"), "mbufs"));
+	status_filters(json_object_get(r, "filters"));
 	{
 		json_t *h = json_object_get(r, "health");
 
 		printf("health       %s: %s\n", js(h, "state"), js(h, "reason"));
 	}
+	status_links_ports(json_object_get(dp, "status"));
 	json_decref(r);
 	return health;
 }
@@ -1010,8 +1083,10 @@ static const struct ctl_cmd commands[] = {
 	{.name = "status",
 	 .run = cmd_status,
 	 .summary = "what regiond holds and regionfwd runs",
-	 .detail = "Exits with the box's health: 0 healthy, 1 degraded (regionfwd runs another\n"
-		   "generation, or an alarm is raised), 3 regionfwd unreachable."},
+	 .detail = "Shows every link (admin state from the table, operational from its port),\n"
+		   "every port (link, speed, errors, imissed, rx_nombuf), the mbuf pool and the\n"
+		   "XDP filter's counters. Exits with the box's health: 0 healthy, 1 degraded\n"
+		   "(regionfwd runs another generation, or an alarm is raised), 2 unreachable."},
 	{.name = "show", .subs = show_cmds, .summary = "the running table, one section at a time"},
 	{.name = "explain",
 	 .run = cmd_explain,

@@ -170,6 +170,17 @@ def test_status_show_explain(box):
     assert s["dataplane"]["status"]["generation"]["hash"] == s["generation"]["hash"]
     rc, out, _ = box.ctl("status")
     assert rc == 0 and "generation   1" in out and "runs it" in out
+    # Every link with its admin and operational state, every port with its
+    # link and counters, the mbuf pool.
+    st = s["dataplane"]["status"]
+    assert {l["name"]: (l["port"], l["admin"], l["oper"]) for l in st["links"]}["to-sg"] == ("sg0", "up", "up")
+    ports = {p["name"]: p for p in st["ports"]}
+    assert set(ports) == {"in0", *PORTS} and ports["in0"]["link"] == "up"
+    assert set(ports["in0"]["stats"]) == {"ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf"}
+    assert 0 <= st["mbufs"]["in_use"] <= st["mbufs"]["pool"] and s["filters"] is None
+    assert re.search(r"^to-sg +sg0 +up +up$", out, re.M), out
+    assert re.search(r"^in0 +up +\d+ Mb/s full +\d+ +0 +0 +0 +0 +0$", out, re.M), out
+    assert re.search(r"^mbufs +\d+ of \d+ in use", out, re.M), out
     rc, out, _ = box.ctl("show", "links")
     assert rc == 0 and "to-sg" in out and "sg0" in out and "group us-west" in out
     rc, out, _ = box.ctl("show", "regions", json_out=True)
