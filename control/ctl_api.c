@@ -497,27 +497,39 @@ static json_t *health_json(const json_t *status)
 	return json_pack("{s:s, s:i, s:s}", "state", state, "exit", code, "reason", why);
 }
 
-static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
+/* The status model: the view, regiond's own part, the age of regionfwd's
+ * report (*@report_ms: its CLOCK_MONOTONIC ms, 0 before the first) and the
+ * health. NULL on ENOMEM. */
+static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 {
 	json_t *b;
-	int64_t report_ms;
 
-	(void)q;
 	pthread_mutex_lock(&api->view_lock);
 	b = json_deep_copy(api->view);
-	report_ms = api->view_report_ms;
+	*report_ms = api->view_report_ms;
 	pthread_mutex_unlock(&api->view_lock);
-	if (b == NULL) {
-		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
-		return;
-	}
+	if (b == NULL)
+		return NULL;
 	json_object_set_new(b, "regiond",
 			    json_pack("{s:s, s:I}", "version", "0.1.0", "uptime_s",
 				      (json_int_t)(time(NULL) - api->started)));
 	/* null until regiond first asked regionfwd */
 	json_object_set_new(json_object_get(b, "dataplane"), "report_age_ms",
-			    report_ms ? json_integer(ctl_mono_ms() - report_ms) : json_null());
+			    *report_ms ? json_integer(ctl_mono_ms() - *report_ms) : json_null());
 	json_object_set_new(b, "health", health_json(b));
+	return b;
+}
+
+static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	int64_t report_ms;
+	json_t *b = status_json(api, &report_ms);
+
+	(void)q;
+	if (b == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		return;
+	}
 	r->status = 200;
 	r->body = b;
 }
@@ -654,14 +666,33 @@ out:
 	json_decref(b);
 }
 
+/* Everything regiond knows, and regionfwd's counters when it answers: a
+ * regionfwd that is down still leaves the generation, its age, sync, alarm,
+ * health and the XDP filter's counters to scrape. */
 static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	struct fwd_err e;
 	struct fwd_report *c = dp_counters(api, &e);
+	int64_t report_ms;
+	json_t *s = status_json(api, &report_ms);
+	struct ctl_metrics_in in = {
+		.st = api->st,
+		.r = c,
+		.report_age_ms = report_ms ? ctl_mono_ms() - report_ms : -1,
+		.health = (int)json_integer_value(
+			json_object_get(json_object_get(s, "health"), "exit")),
+		.started = api->started,
+	};
 
 	(void)q;
+	if (s == NULL) {
+		fwd_report_free(c);
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		return;
+	}
+	json_decref(s);
 	pthread_mutex_lock(api->lock); /* the counters were read without it */
-	r->text = ctl_metrics_render(api->st, c);
+	r->text = ctl_metrics_render(&in);
 	pthread_mutex_unlock(api->lock);
 	fwd_report_free(c);
 	if (r->text == NULL) {

@@ -26,6 +26,7 @@
 
 #include "ctl_api.h"
 #include "ctl_dp.h"
+#include "ctl_metrics.h"
 #include "fwd_msg.h"
 
 static const char table_doc[] =
@@ -255,6 +256,31 @@ static void test_reads_never_push(void **state)
 		assert_non_null(strstr(text, "regionfwd_generation 99\n"));
 		assert_non_null(strstr(text, "regionfwd_packets_total{dir=\"rx\"} 5\n"));
 		assert_non_null(strstr(text, "regionfwd_drops_total{reason=\"policy_drop\"} 0\n"));
+		assert_non_null(strstr(text, "regiond_dataplane_in_sync 0\n")); /* hash 0 */
+		free(text);
+	}
+	{
+		/* regionfwd down: regiond still renders all it knows itself. */
+		struct ctl_metrics_in in = {
+			.st = &st, .r = NULL, .report_age_ms = -1, .health = 2, .started = 7};
+		char *text;
+
+		pthread_mutex_lock(&lock);
+		text = ctl_metrics_render(&in);
+		pthread_mutex_unlock(&lock);
+		assert_non_null(text);
+		for (const char *const *l =
+			     (const char *const[]){
+				     "regiond_start_time_seconds 7\n", "regiond_generation 1\n",
+				     "\nregiond_generation_age_seconds ",
+				     "regiond_dataplane_up 0\n", "regiond_dataplane_in_sync 0\n",
+				     "regiond_dataplane_report_age_seconds +Inf\n",
+				     "regiond_alarm 0\n", "regiond_confirm_pending 0\n",
+				     "regiond_health{state=\"unreachable\"} 1\n",
+				     "regiond_health{state=\"healthy\"} 0\n", NULL};
+		     *l; l++)
+			assert_non_null(strstr(text, *l));
+		assert_null(strstr(text, "regionfwd_"));
 		free(text);
 	}
 	/* The one place that pushes: the main loop's sync. */
