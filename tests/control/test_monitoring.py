@@ -177,6 +177,12 @@ def test_prometheus_scrapes_regiond_and_the_alerts_and_dashboard_hold(tmp_path):
         try:
             rc, _, err = box.ctl("apply", str(table))  # an XDP rule: per-rule series
             assert rc == 0, err
+            # status carries the filter's summary (its rules are filter status's).
+            f = box.status()["filters"]
+            assert f["generation"] == 2 and f["interfaces"][0]["interface"] == "xmo0" and "rules" not in f
+            assert set(f["counters"]) >= {"pass", "drop", "rate_limited", "default"}
+            rc, out, _ = box.ctl("status")
+            assert rc == 0 and re.search(r"^xdp filter   generation 2, program \d+ on xmo0 \(generic\)$", out, re.M), out
             prom = Prometheus(tmp_path, f"127.0.0.1:{api_port}", tmp_path / "read.tok")
 
             def target_up():
