@@ -69,7 +69,9 @@ static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
 			const struct fwd_link *l = &t->links[m->link];
 			uint64_t cost;
 
-			if (!l->up || m->weight == 0)
+			/* Down or drained members take no slot; a drained link
+			 * still carries what a policy steers to it directly. */
+			if (!l->up || l->drained || m->weight == 0)
 				continue;
 			cost = fwd_class_hrw_cost(l->name, s);
 			/* w/cost > best_w/best_cost, cross-multiplied: weight <= 10^6 < 2^20

@@ -27,9 +27,29 @@ static const struct {
 			    {"matches", "flow_packets"}},
 	[FWD_RS_PORTS] = {FWD_SCHEMA_MAX,
 			  "ports",
-			  {NULL},
-			  {"ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf"}},
+			  {"link"},
+			  {"ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf",
+			   "speed_mbps"}},
 };
+
+static const char *const port_links[FWD_PORT_LINK_MAX] = {
+	[FWD_PORT_LINK_UNKNOWN] = "unknown",
+	[FWD_PORT_LINK_DOWN] = "down",
+	[FWD_PORT_LINK_UP] = "up",
+};
+
+const char *fwd_port_link_name(enum fwd_port_link l)
+{
+	return (unsigned)l < FWD_PORT_LINK_MAX ? port_links[l] : NULL;
+}
+
+enum fwd_port_link fwd_port_link_by_name(const char *name)
+{
+	for (int l = 0; name && l < FWD_PORT_LINK_MAX; l++)
+		if (strcmp(port_links[l], name) == 0)
+			return (enum fwd_port_link)l;
+	return FWD_PORT_LINK_UNKNOWN;
+}
 
 const char *fwd_report_sec_key(enum fwd_report_sec s)
 {

@@ -28,12 +28,13 @@ enum fwd_report_sec {
 	FWD_RS_SERVICES, /* packets, bytes */
 	FWD_RS_POLICIES, /* "region/service"; attrs action, target; packets */
 	FWD_RS_CONTENT, /* attrs field, action, to; matches, flow_packets */
-	FWD_RS_PORTS, /* ipackets, opackets, imissed, ierrors, oerrors, rx_nombuf */
+	FWD_RS_PORTS, /* attr link; ipackets, opackets, imissed, ierrors, oerrors, rx_nombuf,
+			 speed_mbps */
 	FWD_RS_MAX
 };
 
 #define FWD_REPORT_ATTRS 3
-#define FWD_REPORT_VALUES 6
+#define FWD_REPORT_VALUES 7
 
 /* Counter slots by section, for readers that want names, not indexes. */
 enum {
@@ -47,6 +48,29 @@ enum {
 	FWD_RV_IERRORS = 3,
 	FWD_RV_OERRORS = 4,
 	FWD_RV_RX_NOMBUF = 5,
+	FWD_RV_SPEED_MBPS = 6, /* a port's link speed, 0 unknown: a gauge */
+};
+
+/* A port's link as its device reports it: the "link" attribute of a row of
+ * "ports" and the status's ports and links. */
+enum fwd_port_link {
+	FWD_PORT_LINK_UNKNOWN = 0,
+	FWD_PORT_LINK_DOWN = 1,
+	FWD_PORT_LINK_UP = 2,
+	FWD_PORT_LINK_MAX
+};
+
+/** "unknown", "down", "up"; NULL out of range. */
+const char *fwd_port_link_name(enum fwd_port_link l);
+
+/** The state named @name, or FWD_PORT_LINK_UNKNOWN. */
+enum fwd_port_link fwd_port_link_by_name(const char *name);
+
+/* Attributes by section. */
+enum {
+	FWD_ATTR_LINK_PORT = 0,
+	FWD_ATTR_LINK_STATE = 1,
+	FWD_ATTR_PORT_LINK = 0,
 };
 
 enum fwd_report_attr_state {

@@ -194,14 +194,12 @@ int tv_get_name(struct vctx *c, const struct fwd_node *n, const char *path, cons
 	if (rc)
 		return rc;
 	len = strlen(s);
-	if (len == 0 || len >= FWD_NAME_MAX)
+	if ((rc = fwd_name_check(s)) == -ENAMETOOLONG)
 		return tv_fail(c, n, path, "%s name must be 1..%d characters", what,
 			       FWD_NAME_MAX - 1);
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
-			return tv_fail(c, n, path,
-				       "%s name '%s' may only use letters, digits, '_', '-', '.'",
-				       what, s);
+	if (rc)
+		return tv_fail(c, n, path,
+			       "%s name '%s' may only use letters, digits, '_', '-', '.'", what, s);
 	memcpy(out, s, len + 1);
 	return 0;
 }
@@ -435,6 +433,25 @@ const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_
 	default:
 		return WORD(POLICY_ACTION, DROP);
 	}
+}
+
+const char *fwd_link_state_name(const struct fwd_link *l)
+{
+	return !l->up	    ? WORD(LINK_STATE, DOWN)
+	       : l->drained ? WORD(LINK_STATE, DRAIN)
+			    : WORD(LINK_STATE, UP);
+}
+
+int fwd_name_check(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= FWD_NAME_MAX)
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
+			return -EINVAL;
+	return 0;
 }
 
 int fwd_proto_by_name(const char *name)

@@ -53,7 +53,8 @@ struct fwd_link {
 	char port[FWD_NAME_MAX]; /* port name from the node config */
 	uint8_t next_hop_mac[6];
 	uint16_t vlan; /* 0: untagged */
-	uint8_t up; /* admin state */
+	uint8_t up; /* admin state up or drain: carries what is steered to it */
+	uint8_t drained; /* admin state drain: up, but takes no slot of a link group */
 	uint8_t ntags;
 	char tags[FWD_MAX_TAGS][FWD_NAME_MAX];
 };
@@ -195,6 +196,14 @@ int fwd_table_group_id(const struct fwd_table *t, const char *name);
 
 /** Name of a policy's target ("drop", a link or a group). */
 const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_policy *p);
+
+/** Link @l's admin state as the document spells it: "up", "down" or "drain". */
+const char *fwd_link_state_name(const struct fwd_link *l);
+
+/** 0 when @s is a valid name (regions, services, links, groups, tags: 1..31
+ *  characters of A-Z a-z 0-9 _ - .); -ENAMETOOLONG when empty or too long,
+ *  -EINVAL for another character. */
+int fwd_name_check(const char *s);
 
 /** "region/service" of policy @pid ("any" for wildcards), or "default". */
 const char *fwd_table_policy_key(const struct fwd_table *t, uint32_t pid, char *buf, size_t len);

@@ -116,7 +116,8 @@ int tv_parse_links(struct vctx *c, const struct fwd_node *links)
 							    sizeof(words)),
 					       s);
 			}
-			lk->up = w == FWD_V_LINK_STATE_UP;
+			lk->up = w != FWD_V_LINK_STATE_DOWN;
+			lk->drained = w == FWD_V_LINK_STATE_DRAIN;
 		}
 		t->nlinks++;
 	}

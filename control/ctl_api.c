@@ -285,11 +285,11 @@ out:
 
 static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	static const char *const keys[] = {"changes", "expected_generation", "author", "comment",
-					   NULL};
+	static const char *const keys[] = {"changes", "expected_generation", "author",
+					   "comment", "confirm_timeout_s",   NULL};
 	json_t *b = body_json(q, r), *m = NULL, *changes;
 	const char *author, *comment;
-	int64_t expected = -1;
+	int64_t expected = -1, confirm = 0;
 	struct fwd_err e;
 	char *doc;
 
@@ -297,7 +297,8 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		return;
 	if (check_keys(b, keys, r) || opt_str(b, "author", 63, &author, r) ||
 	    opt_str(b, "comment", 255, &comment, r) ||
-	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r))
+	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r) ||
+	    opt_int(b, "confirm_timeout_s", 1, 86400, &confirm, r))
 		goto out;
 	changes = json_object_get(b, "changes");
 	if (!json_is_array(changes) || json_array_size(changes) == 0) {
@@ -324,7 +325,8 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
 		goto out;
 	}
-	do_apply(api, r, doc, strlen(doc), author, comment, expected, 0);
+	/* A patch has a current generation to revert to: it patches it. */
+	do_apply(api, r, doc, strlen(doc), author, comment, expected, confirm);
 	free(doc);
 out:
 	json_decref(m);
@@ -445,8 +447,9 @@ void ctl_api_publish(struct ctl_api *api)
 	const struct ctl_gen *cur = ctl_state_current(st);
 	const char *ran = json_string_value(
 		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
+	const struct ctl_ext *x = ctl_state_ext(st, "filters");
 	char h[17] = "";
-	json_t *v, *old;
+	json_t *v, *old, *filters = NULL;
 	int in_sync;
 
 	/* Compared now, not when the report was taken: a change made since
@@ -461,6 +464,10 @@ void ctl_api_publish(struct ctl_api *api)
 
 	if (v == NULL)
 		return; /* out of memory: the previous view stays */
+	/* The XDP filter's summary: GET /v1/filters without the rules. */
+	if (x && x->status && (filters = x->status(x->arg, NULL)) != NULL)
+		json_object_del(filters, "rules");
+	json_object_set_new(v, "filters", filters ? filters : json_null());
 	pthread_mutex_lock(&api->view_lock);
 	old = api->view;
 	api->view = v;
@@ -502,27 +509,39 @@ static json_t *health_json(const json_t *status)
 	return json_pack("{s:s, s:i, s:s}", "state", state, "exit", code, "reason", why);
 }
 
-static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
+/* The status model: the view, regiond's own part, the age of regionfwd's
+ * report (*@report_ms: its CLOCK_MONOTONIC ms, 0 before the first) and the
+ * health. NULL on ENOMEM. */
+static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 {
 	json_t *b;
-	int64_t report_ms;
 
-	(void)q;
 	pthread_mutex_lock(&api->view_lock);
 	b = json_deep_copy(api->view);
-	report_ms = api->view_report_ms;
+	*report_ms = api->view_report_ms;
 	pthread_mutex_unlock(&api->view_lock);
-	if (b == NULL) {
-		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
-		return;
-	}
+	if (b == NULL)
+		return NULL;
 	json_object_set_new(b, "regiond",
 			    json_pack("{s:s, s:I}", "version", "0.1.0", "uptime_s",
 				      (json_int_t)(time(NULL) - api->started)));
 	/* null until regiond first asked regionfwd */
 	json_object_set_new(json_object_get(b, "dataplane"), "report_age_ms",
-			    report_ms ? json_integer(ctl_mono_ms() - report_ms) : json_null());
+			    *report_ms ? json_integer(ctl_mono_ms() - *report_ms) : json_null());
 	json_object_set_new(b, "health", health_json(b));
+	return b;
+}
+
+static void h_status(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	int64_t report_ms;
+	json_t *b = status_json(api, &report_ms);
+
+	(void)q;
+	if (b == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		return;
+	}
 	r->status = 200;
 	r->body = b;
 }
@@ -677,14 +696,33 @@ out:
 	json_decref(b);
 }
 
+/* Everything regiond knows, and regionfwd's counters when it answers: a
+ * regionfwd that is down still leaves the generation, its age, sync, alarm,
+ * health and the XDP filter's counters to scrape. */
 static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	struct fwd_err e;
 	struct fwd_report *c = dp_counters(api, &e);
+	int64_t report_ms;
+	json_t *s = status_json(api, &report_ms);
+	struct ctl_metrics_in in = {
+		.st = api->st,
+		.r = c,
+		.report_age_ms = report_ms ? ctl_mono_ms() - report_ms : -1,
+		.health = (int)json_integer_value(
+			json_object_get(json_object_get(s, "health"), "exit")),
+		.started = api->started,
+	};
 
 	(void)q;
+	if (s == NULL) {
+		fwd_report_free(c);
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		return;
+	}
+	json_decref(s);
 	pthread_mutex_lock(api->lock); /* the counters were read without it */
-	r->text = ctl_metrics_render(api->st, c);
+	r->text = ctl_metrics_render(&in);
 	pthread_mutex_unlock(api->lock);
 	fwd_report_free(c);
 	if (r->text == NULL) {

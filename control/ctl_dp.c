@@ -196,20 +196,77 @@ out:
 	return 0;
 }
 
+/* A port's link as the status model spells it. */
+static enum fwd_port_link port_link(Regionfwd__Ctl__LinkStatus l)
+{
+	switch (l) {
+	case REGIONFWD__CTL__LINK_STATUS__LINK_UP:
+		return FWD_PORT_LINK_UP;
+	case REGIONFWD__CTL__LINK_STATUS__LINK_DOWN:
+		return FWD_PORT_LINK_DOWN;
+	default:
+		return FWD_PORT_LINK_UNKNOWN;
+	}
+}
+
+/* A port's counters under the names of the counter report's "ports", null
+ * when the port does not count (not started). */
+static json_t *port_stats_json(const Regionfwd__Ctl__PortStats *ps)
+{
+	const uint64_t v[] = {
+		[FWD_RV_IPACKETS] = ps ? ps->ipackets : 0,
+		[FWD_RV_OPACKETS] = ps ? ps->opackets : 0,
+		[FWD_RV_IMISSED] = ps ? ps->imissed : 0,
+		[FWD_RV_IERRORS] = ps ? ps->ierrors : 0,
+		[FWD_RV_OERRORS] = ps ? ps->oerrors : 0,
+		[FWD_RV_RX_NOMBUF] = ps ? ps->rx_nombuf : 0,
+	};
+	json_t *o;
+
+	if (ps == NULL)
+		return json_null();
+	o = json_object();
+	for (size_t i = 0; o && i < sizeof(v) / sizeof(v[0]); i++)
+		json_object_set_new(o, fwd_report_value_name(FWD_RS_PORTS, (int)i),
+				    json_integer((json_int_t)v[i]));
+	return o;
+}
+
 json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 {
 	const Regionfwd__Ctl__GenerationInfo *g = s->generation;
 	const Regionfwd__Ctl__Packets *p = s->packets;
 	struct fwd_report_gen gen = {0};
-	json_t *ports = json_array();
+	json_t *ports = json_array(), *links = json_array();
 
 	for (size_t i = 0; i < s->n_ports; i++) {
 		const Regionfwd__Ctl__Port *pt = s->ports[i];
+		enum fwd_port_link l = port_link(pt->link);
 
-		json_array_append_new(ports,
-				      json_pack("{s:s, s:s, s:b, s:i, s:s}", "name", pt->name,
-						"device", pt->device, "ingress", pt->ingress,
-						"port_id", (int)pt->port_id, "mac", pt->mac));
+		json_array_append_new(
+			ports,
+			json_pack("{s:s, s:s, s:b, s:i, s:s, s:s, s:o, s:o, s:o}", "name", pt->name,
+				  "device", pt->device, "ingress", pt->ingress, "port_id",
+				  (int)pt->port_id, "mac", pt->mac, "link", fwd_port_link_name(l),
+				  "speed_mbps",
+				  pt->speed_mbps ? json_integer(pt->speed_mbps) : json_null(),
+				  "duplex",
+				  l == FWD_PORT_LINK_UP
+					  ? json_string(pt->full_duplex ? "full" : "half")
+					  : json_null(),
+				  "stats", port_stats_json(pt->stats)));
+	}
+	/* A link's operational state is its port's link. */
+	for (size_t i = 0; i < s->n_links; i++) {
+		const Regionfwd__Ctl__Link *lk = s->links[i];
+		enum fwd_port_link oper = FWD_PORT_LINK_UNKNOWN;
+
+		for (size_t k = 0; k < s->n_ports; k++)
+			if (strcmp(s->ports[k]->name, lk->port) == 0)
+				oper = port_link(s->ports[k]->link);
+		json_array_append_new(links, json_pack("{s:s, s:s, s:s, s:s}", "name", lk->name,
+						       "port", lk->port, "admin", lk->state, "oper",
+						       fwd_port_link_name(oper)));
 	}
 	if (g) {
 		/* The same "generation" object as the counter report's. */
@@ -224,11 +281,14 @@ json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 		gen.prefixes_v4 = g->prefixes_v4;
 		gen.prefixes_v6 = g->prefixes_v6;
 	}
-	return json_pack("{s:o, s:i, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o}", "generation",
-			 fwd_report_gen_json(&gen), "workers", (int)s->workers, "managed_by",
-			 s->managed_by ? s->managed_by : "", "packets", "rx",
+	return json_pack("{s:o, s:i, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o}",
+			 "generation", fwd_report_gen_json(&gen), "workers", (int)s->workers,
+			 "managed_by", s->managed_by ? s->managed_by : "", "packets", "rx",
 			 (json_int_t)(p ? p->rx : 0), "rx_bytes", (json_int_t)(p ? p->rx_bytes : 0),
 			 "tx", (json_int_t)(p ? p->tx : 0), "tx_bytes",
 			 (json_int_t)(p ? p->tx_bytes : 0), "dropped",
-			 (json_int_t)(p ? p->dropped : 0), "ports", ports);
+			 (json_int_t)(p ? p->dropped : 0), "ports", ports, "links", links, "mbufs",
+			 s->mbufs ? json_pack("{s:I, s:I}", "pool", (json_int_t)s->mbufs->pool,
+					      "in_use", (json_int_t)s->mbufs->in_use)
+				  : json_null());
 }

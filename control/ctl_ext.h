@@ -4,13 +4,15 @@
  * (ctl_filter.c), tomorrow a routing feed. Each is a struct ctl_ext of
  * optional operations on its own argument; ctl_state calls them at fixed
  * points of a change, in the order they were added, and the API serves
- * GET /v1/NAME and POST /v1/NAME/detach from the one named so. Every
+ * GET /v1/NAME and POST /v1/NAME/detach from the one named so, a summary
+ * in GET /v1/status and its series in GET /metrics. Every
  * operation runs with the state lock held.
  */
 #ifndef CTL_EXT_H
 #define CTL_EXT_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -32,9 +34,13 @@ struct ctl_ext {
 	/* The main loop's tick: converge on generation @gen of @t (e.g. after a
 	 * failed apply or a restart). */
 	void (*sync)(void *arg, const struct fwd_table *t, uint64_t gen);
-	/* GET /v1/NAME and POST /v1/NAME/detach. */
+	/* GET /v1/NAME and POST /v1/NAME/detach. With @t NULL, status is a
+	 * summary for GET /v1/status (no per-rule detail). */
 	json_t *(*status)(void *arg, const struct fwd_table *t);
 	int (*detach)(void *arg);
+	/* Its own families for GET /metrics (ctl_metrics.h's helpers), written
+	 * to @out; rendered whether regionfwd answers or not. */
+	void (*metrics)(void *arg, const struct fwd_table *t, FILE *out);
 };
 
 #define CTL_MAX_EXT 4

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctl_metrics.h"
 #include "fwd_filter.h"
 
 struct ctl_filter {
@@ -19,6 +20,12 @@ struct ctl_filter {
 
 static const char *const counter_names[FWD_FLT_CNT_MAX] = {
 #define X(id, name, help) [FWD_FLT_CNT_##id] = name,
+	FWD_FLT_COUNTERS(X)
+#undef X
+};
+
+static const char *const counter_help[FWD_FLT_CNT_MAX] = {
+#define X(id, name, help) [FWD_FLT_CNT_##id] = help,
 	FWD_FLT_COUNTERS(X)
 #undef X
 };
@@ -167,6 +174,55 @@ static int filter_detach(void *arg)
 	return ctl_filter_detach(arg);
 }
 
+void ctl_filter_metrics(struct ctl_filter *f, const struct fwd_table *t, FILE *out)
+{
+	uint64_t c[FWD_FLT_CNT_MAX];
+	char help[512];
+	size_t n = 0;
+
+	ctl_metrics_family(out, "regiond_xdp_generation",
+			   "Generation of the rules the XDP filter holds.", "gauge");
+	ctl_metrics_sample(out, "regiond_xdp_generation", ctl_bpf_generation(f->bpf), NULL);
+	ctl_metrics_family(out, "regiond_xdp_attached",
+			   "1 when regiond's XDP program is the one attached to the interface.",
+			   "gauge");
+	for (unsigned i = 0; i < f->conf.nifaces; i++) {
+		char mode[32];
+		uint32_t id = ctl_bpf_query(f->conf.ifaces[i], mode, sizeof(mode));
+
+		ctl_metrics_sample(out, "regiond_xdp_attached", id && id == ctl_bpf_prog_id(f->bpf),
+				   "interface", f->conf.ifaces[i], NULL);
+	}
+	/* The counters overlap (a packet counts as a verdict and as what
+	 * decided it), so they are one family by name, as filter status shows. */
+	for (int i = 0; i < FWD_FLT_CNT_MAX && n < sizeof(help); i++)
+		n += (size_t)snprintf(help + n, sizeof(help) - n, "%s%s: %s", i ? "; " : "",
+				      counter_names[i], counter_help[i]);
+	ctl_metrics_family(out, "regiond_xdp_packets_total", help, "counter");
+	ctl_bpf_counters(f->bpf, c);
+	for (int i = 0; i < FWD_FLT_CNT_MAX; i++)
+		ctl_metrics_sample(out, "regiond_xdp_packets_total", (double)c[i], "counter",
+				   counter_names[i], NULL);
+	ctl_metrics_family(out, "regiond_xdp_rule_packets_total",
+			   "Packets each filter rule decided.", "counter");
+	ctl_metrics_family(out, "regiond_xdp_rule_bytes_total", "Bytes each filter rule decided.",
+			   "counter");
+	for (uint16_t r = 0; t && r < t->filters.nrules; r++) {
+		struct fwd_flt_rule_stats st;
+
+		ctl_bpf_rule_stats(f->bpf, r, &st);
+		ctl_metrics_sample(out, "regiond_xdp_rule_packets_total", (double)st.packets,
+				   "rule", t->filters.rules[r].name, NULL);
+		ctl_metrics_sample(out, "regiond_xdp_rule_bytes_total", (double)st.bytes, "rule",
+				   t->filters.rules[r].name, NULL);
+	}
+}
+
+static void filter_metrics(void *arg, const struct fwd_table *t, FILE *out)
+{
+	ctl_filter_metrics(arg, t, out);
+}
+
 struct ctl_ext ctl_filter_ext(struct ctl_filter *f)
 {
 	return (struct ctl_ext){.name = "filters",
@@ -174,5 +230,6 @@ struct ctl_ext ctl_filter_ext(struct ctl_filter *f)
 				.applied = ctl_filter_apply,
 				.sync = filter_sync,
 				.status = filter_status,
-				.detach = filter_detach};
+				.detach = filter_detach,
+				.metrics = filter_metrics};
 }

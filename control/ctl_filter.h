@@ -6,6 +6,8 @@
 #ifndef CTL_FILTER_H
 #define CTL_FILTER_H
 
+#include <stdio.h>
+
 #include <jansson.h>
 
 #include "ctl_bpf.h"
@@ -34,6 +36,10 @@ uint32_t ctl_filter_generation(const struct ctl_filter *f);
 
 /** Per interface: mode, program id, generation; counters; per-rule hits. */
 json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t);
+
+/** Its GET /metrics families (regiond_xdp_*: generation, attached per
+ *  interface, counters, per-rule hits of @t's rules) into @out. */
+void ctl_filter_metrics(struct ctl_filter *f, const struct fwd_table *t, FILE *out);
 
 /** Detach from every interface and remove the pins. */
 int ctl_filter_detach(struct ctl_filter *f);

@@ -209,8 +209,7 @@ json_t *ctl_model(const struct fwd_table *t)
 		o = json_pack("{s:s, s:s, s:o, s:s}", KEY(LINK, PORT), l->port,
 			      KEY(LINK, NEXT_HOP_MAC), buf, KEY(LINK, TAGS),
 			      str_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags),
-			      KEY(LINK, STATE),
-			      l->up ? WORD(LINK_STATE, UP) : WORD(LINK_STATE, DOWN));
+			      KEY(LINK, STATE), fwd_link_state_name(l));
 		if (l->vlan)
 			json_object_set_new(o, KEY(LINK, VLAN), json_integer(l->vlan));
 		json_object_set_new(links, l->name, o);

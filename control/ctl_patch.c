@@ -1,11 +1,13 @@
 #include "ctl_patch.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "fwd_names.h"
+#include "fwd_table.h"
 
 /* "10.1.0.0/16" with the address in its canonical text form, so a change
  * names a prefix however the document spelled it (2001:DB8:: or 2001:db8::). */
@@ -97,39 +99,96 @@ static int remove_prefixes(json_t *m, json_t *c, const struct patch_op *op, cons
 	return prefixes(m, c, op, path, 0, e);
 }
 
+/* The link a change names, or NULL with @e: a name that cannot be a link's
+ * is a bad request, a name the table lacks an invalid change; both name it. */
+static json_t *named_link(json_t *m, json_t *c, const struct patch_op *op, int field,
+			  const char *path, struct fwd_err *e)
+{
+	const char *l = json_string_value(FIELD(c, op, field));
+	json_t *lk;
+
+	if (l == NULL) {
+		fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+			     "'%s' (a link's name) is required", op->fields[field]);
+		return NULL;
+	}
+	if (fwd_name_check(l)) {
+		fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+			     "'%.60s' is not a link name (1..%d of A-Z a-z 0-9 _ - .)", l,
+			     FWD_NAME_MAX - 1);
+		return NULL;
+	}
+	lk = json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, LINKS)), l);
+	if (lk == NULL)
+		fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no link '%s' in the table",
+			     l);
+	return lk;
+}
+
+/* Link @l's weight in group @g set to @w, or in every group it is a member
+ * of when @g is NULL (none: an invalid change). */
 static int set_weight(json_t *m, json_t *c, const struct patch_op *op, const char *path,
 		      struct fwd_err *e)
 {
 	const char *g = json_string_value(FIELD(c, op, 0));
 	const char *l = json_string_value(FIELD(c, op, 1));
-	json_t *grp =
-		g ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS)), g) : NULL;
+	json_t *groups = json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS)), *grp;
 	json_t *w = FIELD(c, op, 2);
+	const char *gk;
+	int n = 0;
 
-	if (grp == NULL || l == NULL ||
-	    !json_object_get(json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS)), l))
-		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
-				    "no such group, or the link is not a member");
-	if (!json_is_integer(w))
+	if (FIELD(c, op, 0) && g == NULL)
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-				    "'weight' must be an integer");
-	json_object_set(json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS)), l, w);
+				    "'group' must be a link group's name");
+	if (named_link(m, c, op, 1, path, e) == NULL)
+		return -EINVAL;
+	if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 1000000)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+				    "'weight' must be an integer 0..1000000");
+	if (g && (grp = json_object_get(groups, g)) == NULL)
+		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+				    "no link group '%.60s' in the table", g);
+	json_object_foreach(groups, gk, grp) {
+		json_t *mem = json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS));
+
+		if ((g && strcmp(gk, g)) || !json_object_get(mem, l))
+			continue;
+		json_object_set(mem, l, w);
+		n++;
+	}
+	if (n == 0)
+		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+				    g ? "link '%s' is not a member of link group '%s'"
+				      : "link '%s' is a member of no link group",
+				    l, g);
 	return 0;
 }
 
 static int set_link_state(json_t *m, json_t *c, const struct patch_op *op, const char *path,
 			  struct fwd_err *e)
 {
-	const char *l = json_string_value(FIELD(c, op, 0));
-	json_t *lk = l ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, LINKS)), l) : NULL;
-	json_t *s = FIELD(c, op, 1);
+	json_t *lk = named_link(m, c, op, 0, path, e);
+	const char *s = json_string_value(FIELD(c, op, 1));
 
 	if (lk == NULL)
-		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no such link");
-	if (!json_is_string(s))
+		return -EINVAL;
+	if (s == NULL || fwd_schema_lookup(FWD_SC_LINK_STATE, s) < 0) {
+		unsigned n;
+		const char *const *w = fwd_schema_keys(FWD_SC_LINK_STATE, &n);
+		char words[96] = "";
+		size_t off = 0;
+
+		for (unsigned i = 0; i < n && off < sizeof(words); i++)
+			off += (size_t)snprintf(words + off, sizeof(words) - off, "%s'%s'",
+						i == 0	    ? ""
+						: i + 1 < n ? ", "
+							    : " or ",
+						w[i]);
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-				    "'state' must be 'up' or 'down'");
-	json_object_set(lk, FWD_KEY_NAME(LINK, STATE), s);
+				    "'state' must be %s%s%.40s%s", words, s ? ", not '" : "",
+				    s ? s : "", s ? "'" : "");
+	}
+	json_object_set_new(lk, FWD_KEY_NAME(LINK, STATE), json_string(s));
 	return 0;
 }
 
@@ -172,6 +231,8 @@ static int remove_policy(json_t *m, json_t *c, const struct patch_op *op, const 
 
 /* Every op once: its name, the fields a change of it may carry (a field
  * outside this list is refused, never silently ignored) and what it does.
+ * set_weight without a group sets the link's weight in every group it is a
+ * member of.
  * These are the API's words for a change; the model's own names (what a
  * change edits) come from fwd_schema.def. */
 static const struct patch_op ops[] = {

@@ -402,6 +402,76 @@ static int status_health(const json_t *r)
 		       : HEALTH_UNREACHABLE; /* a regiond that does not say: not trusted healthy */
 }
 
+/* "1,843 of 32,767 in use (5.6 %)": a pool whose use stays near its size
+ * means a device holds mbufs (stuck TX ring) or the pool is too small. */
+static void status_mbufs(json_t *mb)
+{
+	long long pool = ji(mb, "pool"), used = ji(mb, "in_use");
+
+	if (!json_is_object(mb))
+		return;
+	printf("mbufs        %lld of %lld in use (%.1f %%)\n", used, pool,
+	       pool ? 100.0 * (double)used / (double)pool : 0.0);
+}
+
+/* The XDP filter's summary (GET /v1/filters without its rules). */
+static void status_filters(json_t *f)
+{
+	json_t *v;
+	const char *k;
+	size_t i;
+
+	if (!json_is_object(f))
+		return;
+	printf("xdp filter   generation %lld, program %lld on", ji(f, "generation"),
+	       ji(f, "program_id"));
+	json_array_foreach(json_object_get(f, "interfaces"), i, v)
+		printf("%s %s (%s%s)", i ? "," : "", js(v, "interface"), js(v, "mode"),
+		       json_is_true(json_object_get(v, "ours")) ? "" : ", NOT OURS");
+	if (json_array_size(json_object_get(f, "interfaces")) == 0)
+		printf(" no interface");
+	printf("\n            ");
+	json_object_foreach(json_object_get(f, "counters"), k, v)
+		printf(" %s %lld", k, (long long)json_integer_value(v));
+	putchar('\n');
+}
+
+/* Every link (admin state from the table, operational from its port) and
+ * every port (its link, speed and what the device counts). */
+static void status_links_ports(json_t *s)
+{
+	json_t *v, *st;
+	size_t i;
+
+	if (json_array_size(json_object_get(s, "links"))) {
+		printf("\n%-20s %-12s %-6s %s\n", "LINK", "PORT", "ADMIN", "OPER");
+		json_array_foreach(json_object_get(s, "links"), i, v)
+			printf("%-20s %-12s %-6s %s\n", js(v, "name"), js(v, "port"),
+			       js(v, "admin"), js(v, "oper"));
+	}
+	if (json_array_size(json_object_get(s, "ports")) == 0)
+		return;
+	printf("\n%-12s %-7s %-14s %12s %12s %9s %9s %9s %9s\n", "PORT", "LINK", "SPEED",
+	       "RX PACKETS", "TX PACKETS", "RX ERRORS", "TX ERRORS", "IMISSED", "RX_NOMBUF");
+	json_array_foreach(json_object_get(s, "ports"), i, v) {
+		char speed[32] = "-";
+
+		if (json_is_integer(json_object_get(v, "speed_mbps")))
+			snprintf(speed, sizeof(speed), "%lld Mb/s%s%s", ji(v, "speed_mbps"),
+				 json_is_string(json_object_get(v, "duplex")) ? " " : "",
+				 json_is_string(json_object_get(v, "duplex")) ? js(v, "duplex")
+									      : "");
+		st = json_object_get(v, "stats");
+		printf("%-12s %-7s %-14s", js(v, "name"), js(v, "link"), speed);
+		if (json_is_object(st))
+			printf(" %12lld %12lld %9lld %9lld %9lld %9lld\n", ji(st, "ipackets"),
+			       ji(st, "opackets"), ji(st, "ierrors"), ji(st, "oerrors"),
+			       ji(st, "imissed"), ji(st, "rx_nombuf"));
+		else
+			printf(" %12s\n", "(not started)");
+	}
+}
+
 static int cmd_status(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *g, *dp, *cf;
@@ -444,11 +514,14 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 		       ji(cf, "deadline") - (long long)time(NULL));
 	if (json_is_string(json_object_get(r, "alarm")))
 		printf("ALARM        %s\n", js(r, "alarm"));
+	status_mbufs(json_object_get(json_object_get(dp, "status"), "mbufs"));
+	status_filters(json_object_get(r, "filters"));
 	{
 		json_t *h = json_object_get(r, "health");
 
 		printf("health       %s: %s\n", js(h, "state"), js(h, "reason"));
 	}
+	status_links_ports(json_object_get(dp, "status"));
 	json_decref(r);
 	return health;
 }
@@ -1150,23 +1223,34 @@ static void print_gen(json_t *r, const char *what)
 		       ji(r, "confirm_by") - (long long)time(NULL));
 }
 
+/* --confirm-timeout's seconds into *@confirm (0 without it). Strict: a typo
+ * must not silently change the table without a confirm window. @return 0
+ * or EXIT_USAGE (said). */
+static int confirm_timeout(const struct ctl_call *c, long *confirm)
+{
+	const char *timeout = opt_val(c, "--confirm-timeout");
+	char *end;
+
+	*confirm = 0;
+	if (timeout == NULL)
+		return 0;
+	*confirm = strtol(timeout, &end, 10);
+	if (*end || end == timeout || *confirm < 1 || *confirm > 86400)
+		return usage_error(c, "--confirm-timeout takes seconds 1..86400, not '%s'",
+				   timeout);
+	return 0;
+}
+
 static int cmd_apply(const struct opts *o, const struct ctl_call *c)
 {
-	const char *file = c->pos[0], *timeout = opt_val(c, "--confirm-timeout");
-	long confirm = 0;
+	const char *file = c->pos[0];
+	long confirm;
 	long long cur;
 	json_t *b;
 	int rc = 0;
 
-	if (timeout) {
-		char *end;
-
-		/* Strict: a typo must not silently apply without a confirm window. */
-		confirm = strtol(timeout, &end, 10);
-		if (*end || end == timeout || confirm < 1 || confirm > 86400)
-			return usage_error(c, "--confirm-timeout takes seconds 1..86400, not '%s'",
-					   timeout);
-	}
+	if ((rc = confirm_timeout(c, &confirm)))
+		return rc;
 	if ((b = doc_body(file, &rc)) == NULL)
 		return rc;
 	if ((rc = current_generation(o, &cur))) {
@@ -1180,6 +1264,63 @@ static int cmd_apply(const struct opts *o, const struct ctl_call *c)
 	if (confirm)
 		json_object_set_new(b, "confirm_timeout_s", json_integer(confirm));
 	return show(o, "PUT", "/v1/table", b, print_gen, "apply");
+}
+
+/*
+ * 'link down|up|drain LINK' and 'link weight LINK N': one PATCH of the
+ * table (set_link_state, set_weight), so the change is validated like any
+ * other (residency included), recorded with who made it, and can be
+ * committed with a confirm window; the subcommand's name is the state word.
+ */
+static int cmd_link(const struct opts *o, const struct ctl_call *c)
+{
+	const char *sub = cmd_of(c)->name, *link = c->pos[0], *group = opt_val(c, "--group");
+	int weight = strcmp(sub, "weight") == 0;
+	char what[96], comment[160];
+	long confirm;
+	long long cur, w = 0;
+	json_t *b, *change;
+	int rc;
+
+	if (fwd_name_check(link))
+		return usage_error(c, "'%s' is not a link name (1..%d of A-Z a-z 0-9 _ - .)", link,
+				   FWD_NAME_MAX - 1);
+	if (group && fwd_name_check(group))
+		return usage_error(c, "'%s' is not a link group name (1..%d of A-Z a-z 0-9 _ - .)",
+				   group, FWD_NAME_MAX - 1);
+	if (weight) {
+		char *end;
+
+		w = strtoll(c->pos[1], &end, 10);
+		if (*end || end == c->pos[1] || w < 0 || w > 1000000)
+			return usage_error(c, "a weight is 0..1000000, not '%s'", c->pos[1]);
+		change = json_pack("{s:s, s:s, s:I}", "op", "set_weight", "link", link, "weight",
+				   (json_int_t)w);
+		if (group)
+			json_object_set_new(change, "group", json_string(group));
+		snprintf(what, sizeof(what), "link weight %s %lld", link, w);
+		snprintf(comment, sizeof(comment), "link %s: weight %lld%s%s", link, w,
+			 group ? " in " : "", group ? group : "");
+	} else {
+		if (fwd_schema_lookup(FWD_SC_LINK_STATE, sub) < 0)
+			return usage_error(c, "'%s' is not a link state", sub);
+		change = json_pack("{s:s, s:s, s:s}", "op", "set_link_state", "link", link, "state",
+				   sub);
+		snprintf(what, sizeof(what), "link %s %s", sub, link);
+		snprintf(comment, sizeof(comment), "link %s: state %s", link, sub);
+	}
+	if ((rc = confirm_timeout(c, &confirm)) || (rc = current_generation(o, &cur))) {
+		json_decref(change);
+		return rc;
+	}
+	b = json_pack("{s:[o], s:I, s:s}", "changes", change, "expected_generation",
+		      (json_int_t)cur, "comment", comment);
+	if (getenv("USER"))
+		json_object_set_new(b, "author", json_string(getenv("USER")));
+	opts_into_body(c, b); /* --comment, --author */
+	if (confirm)
+		json_object_set_new(b, "confirm_timeout_s", json_integer(confirm));
+	return show(o, "PATCH", "/v1/table", b, print_gen, what);
 }
 
 static void print_post(json_t *r, const char *what)
@@ -1357,6 +1498,70 @@ static const struct ctl_opt top_opts[] = {
 	{0},
 };
 
+static const struct ctl_opt link_weight_opts[] = {
+	{.name = "--group",
+	 .arg = "G",
+	 .help = "only in this link group (default: every group the link is in)"},
+	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},
+	{.name = "--author",
+	 .arg = "A",
+	 .key = "author",
+	 .help = "who, kept in the history (default: $USER)"},
+	{.name = "--confirm-timeout",
+	 .arg = "S",
+	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
+	{0},
+};
+
+#define LINK_DETAIL                                                                                \
+	"A PATCH of the table: validated like any change (residency included), recorded\n"         \
+	"in the history with who made it, and with --confirm-timeout reverted unless\n"            \
+	"'regionctl confirm' follows in time. Sends the current generation as\n"                   \
+	"expected_generation. The comment defaults to what changed."
+
+/* The names of down, up and drain are the table's link state words (fwd_schema.def). */
+static const struct ctl_cmd link_cmds[] = {
+	{.name = "down",
+	 .run = cmd_link,
+	 .opts = apply_opts,
+	 .args = "LINK",
+	 .min_args = 1,
+	 .max_args = 1,
+	 .summary = "take a link down: it carries nothing",
+	 .detail = "Policies that steer to it drop (no_link_up), its groups skip "
+		   "it.\n\n" LINK_DETAIL},
+	{.name = "up",
+	 .run = cmd_link,
+	 .opts = apply_opts,
+	 .args = "LINK",
+	 .min_args = 1,
+	 .max_args = 1,
+	 .summary = "bring a link up, or back from a drain",
+	 .detail = "It takes its slots in its groups again, with the weights it "
+		   "kept.\n\n" LINK_DETAIL},
+	{.name = "drain",
+	 .run = cmd_link,
+	 .opts = apply_opts,
+	 .args = "LINK",
+	 .min_args = 1,
+	 .max_args = 1,
+	 .summary = "drain a link: its groups' flows move to the other members",
+	 .detail = "It takes no slot in its link groups (as with weight 0, keeping its\n"
+		   "weights), and still carries what a policy steers to it "
+		   "directly.\n\n" LINK_DETAIL},
+	{.name = "weight",
+	 .run = cmd_link,
+	 .opts = link_weight_opts,
+	 .args = "LINK N",
+	 .min_args = 2,
+	 .max_args = 2,
+	 .summary = "set a link's weight (0..1000000) in its link groups",
+	 .detail =
+		 "Only the flows to or from that link move. Refused when the link is in no\n"
+		 "group, or when a group would be left with weight 0 everywhere.\n\n" LINK_DETAIL},
+	{0},
+};
+
 static const struct ctl_cmd show_cmds[] = {
 	{.name = "regions", .run = cmd_show, .summary = "regions and their source prefixes"},
 	{.name = "services",
@@ -1389,14 +1594,17 @@ static const struct ctl_cmd filter_cmds[] = {
 OPTS_FIT(global_opts);
 OPTS_FIT(explain_opts);
 OPTS_FIT(apply_opts);
+OPTS_FIT(link_weight_opts);
 
 /* The order here is the order of the listing. */
 static const struct ctl_cmd commands[] = {
 	{.name = "status",
 	 .run = cmd_status,
 	 .summary = "what regiond holds and regionfwd runs",
-	 .detail = "Exits with the box's health: 0 healthy, 1 degraded (regionfwd runs another\n"
-		   "generation, or an alarm is raised), 2 unreachable (regionfwd or regiond)."},
+	 .detail = "Shows every link (admin state from the table, operational from its port),\n"
+		   "every port (link, speed, errors, imissed, rx_nombuf), the mbuf pool and the\n"
+		   "XDP filter's counters. Exits with the box's health: 0 healthy, 1 degraded\n"
+		   "(regionfwd runs another generation, or an alarm is raised), 2 unreachable."},
 	{.name = "show", .subs = show_cmds, .summary = "the running table, one section at a time"},
 	{.name = "explain",
 	 .run = cmd_explain,
@@ -1451,7 +1659,7 @@ static const struct ctl_cmd commands[] = {
 		   "the table in between, it is refused (stale_generation); diff and apply again."},
 	{.name = "confirm",
 	 .run = cmd_confirm,
-	 .summary = "keep what 'apply --confirm-timeout' applied"},
+	 .summary = "keep what a --confirm-timeout change applied"},
 	{.name = "rollback",
 	 .run = cmd_rollback,
 	 .args = "[GEN]",
@@ -1460,6 +1668,7 @@ static const struct ctl_cmd commands[] = {
 	 .detail = "The old table becomes a new generation; it is validated again, so one that\n"
 		   "breaks today's residency rules is refused."},
 	{.name = "history", .run = cmd_history, .summary = "generations kept for rollback"},
+	{.name = "link", .subs = link_cmds, .summary = "change one link: down, up, drain, weight"},
 	{.name = "filter", .subs = filter_cmds, .summary = "the XDP filters regiond manages"},
 	{.name = "help",
 	 .run = cmd_help,

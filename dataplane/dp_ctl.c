@@ -275,14 +275,33 @@ static uint8_t *op_table(struct dp_ctl *ctl, size_t *len)
 
 static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 {
+	static const Regionfwd__Ctl__LinkStatus links[FWD_PORT_LINK_MAX] = {
+		[FWD_PORT_LINK_UNKNOWN] = REGIONFWD__CTL__LINK_STATUS__LINK_UNKNOWN,
+		[FWD_PORT_LINK_DOWN] = REGIONFWD__CTL__LINK_STATUS__LINK_DOWN,
+		[FWD_PORT_LINK_UP] = REGIONFWD__CTL__LINK_STATUS__LINK_UP,
+	};
 	struct dp_ctx *ctx = ctl->ctx;
+	const struct fwd_table *t = ctx->pub.gen->table; /* ours: the control thread's */
 	Regionfwd__Ctl__StatusReply rep = REGIONFWD__CTL__STATUS_REPLY__INIT;
 	Regionfwd__Ctl__GenerationInfo gi = REGIONFWD__CTL__GENERATION_INFO__INIT;
 	Regionfwd__Ctl__Packets pk = REGIONFWD__CTL__PACKETS__INIT;
+	Regionfwd__Ctl__Mbufs mb = REGIONFWD__CTL__MBUFS__INIT;
 	Regionfwd__Ctl__Port ports[DP_MAX_PORTS], *pp[DP_MAX_PORTS];
+	Regionfwd__Ctl__PortStats stats[DP_MAX_PORTS];
+	Regionfwd__Ctl__Link *lk = calloc(t->nlinks ? t->nlinks : 1, sizeof(*lk));
+	Regionfwd__Ctl__Link **lp = calloc(t->nlinks ? t->nlinks : 1, sizeof(*lp));
 	char macs[DP_MAX_PORTS][RTE_ETHER_ADDR_FMT_SIZE];
 	struct dp_ctx_totals tot;
+	uint8_t *out;
 
+	if (lk == NULL || lp == NULL) {
+		struct fwd_err e;
+
+		free(lk);
+		free(lp);
+		fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return reply_error(REGIONFWD__CTL__OP__OP_STATUS, &e, len);
+	}
 	dp_ctx_totals(ctx, &tot);
 	rep.managed_by = ctx->managed_by;
 	gen_msg(&tot, &gi);
@@ -292,6 +311,8 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 	pk.tx_bytes = tot.tx_bytes;
 	pk.dropped = tot.dropped;
 	for (uint16_t i = 0; i < ctx->node.nports; i++) {
+		struct dp_port_health h;
+
 		regionfwd__ctl__port__init(&ports[i]);
 		rte_ether_format_addr(macs[i], sizeof(macs[i]), &ctx->ports.mac[i]);
 		ports[i].name = ctx->node.ports[i].name;
@@ -299,14 +320,45 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 		ports[i].ingress = ctx->node.ports[i].ingress;
 		ports[i].port_id = ctx->ports.port_id[i];
 		ports[i].mac = macs[i];
+		dp_port_health(&ctx->ports, i, &h);
+		ports[i].link = links[h.link];
+		ports[i].speed_mbps = h.speed_mbps;
+		ports[i].full_duplex = h.full_duplex;
+		if (h.has_stats) {
+			regionfwd__ctl__port_stats__init(&stats[i]);
+			stats[i].ipackets = h.stats.ipackets;
+			stats[i].opackets = h.stats.opackets;
+			stats[i].imissed = h.stats.imissed;
+			stats[i].ierrors = h.stats.ierrors;
+			stats[i].oerrors = h.stats.oerrors;
+			stats[i].rx_nombuf = h.stats.rx_nombuf;
+			ports[i].stats = &stats[i];
+		}
 		pp[i] = &ports[i];
+	}
+	for (uint16_t i = 0; i < t->nlinks; i++) {
+		regionfwd__ctl__link__init(&lk[i]);
+		lk[i].name = (char *)t->links[i].name;
+		lk[i].port = (char *)t->links[i].port;
+		lk[i].state = (char *)fwd_link_state_name(&t->links[i]);
+		lp[i] = &lk[i];
+	}
+	if (ctx->pool) {
+		mb.pool = ctx->pool->size;
+		mb.in_use = rte_mempool_in_use_count(ctx->pool);
+		rep.mbufs = &mb;
 	}
 	rep.generation = &gi;
 	rep.workers = ctx->nworkers;
 	rep.packets = &pk;
 	rep.n_ports = ctx->node.nports;
 	rep.ports = pp;
-	return reply_msg(REGIONFWD__CTL__OP__OP_STATUS, &rep.base, len);
+	rep.n_links = t->nlinks;
+	rep.links = lp;
+	out = reply_msg(REGIONFWD__CTL__OP__OP_STATUS, &rep.base, len);
+	free(lk);
+	free(lp);
+	return out;
 }
 
 static uint8_t *op_counters(struct dp_ctl *ctl, size_t *len)

@@ -161,25 +161,27 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 	return rc;
 }
 
-/* What the devices count, next to what the workers count: rx_nombuf (pool
- * empty), imissed (RX ring full), oerrors. */
-/* The devices' own counters, as the PMDs count them. */
+/* The devices' own counters, as the PMDs count them (rx_nombuf: pool
+ * empty, imissed: RX ring full, oerrors), and their links. */
 static int port_stats(const struct dp_ctx *ctx, struct fwd_report *r)
 {
 	for (uint16_t i = 0; i < ctx->node.nports && i < ctx->ports.nports; i++) {
 		struct fwd_report_row *row;
-		struct rte_eth_stats s;
+		struct dp_port_health h;
 
-		if (!ctx->ports.started[i] || rte_eth_stats_get(ctx->ports.port_id[i], &s))
+		dp_port_health(&ctx->ports, i, &h);
+		if (!h.has_stats)
 			continue;
 		if ((row = fwd_report_row(r, FWD_RS_PORTS, ctx->node.ports[i].name)) == NULL)
 			return -ENOMEM;
-		row->v[FWD_RV_IPACKETS] = s.ipackets;
-		row->v[FWD_RV_OPACKETS] = s.opackets;
-		row->v[FWD_RV_IMISSED] = s.imissed;
-		row->v[FWD_RV_IERRORS] = s.ierrors;
-		row->v[FWD_RV_OERRORS] = s.oerrors;
-		row->v[FWD_RV_RX_NOMBUF] = s.rx_nombuf;
+		fwd_report_set_attr(row, FWD_ATTR_PORT_LINK, fwd_port_link_name(h.link));
+		row->v[FWD_RV_IPACKETS] = h.stats.ipackets;
+		row->v[FWD_RV_OPACKETS] = h.stats.opackets;
+		row->v[FWD_RV_IMISSED] = h.stats.imissed;
+		row->v[FWD_RV_IERRORS] = h.stats.ierrors;
+		row->v[FWD_RV_OERRORS] = h.stats.oerrors;
+		row->v[FWD_RV_RX_NOMBUF] = h.stats.rx_nombuf;
+		row->v[FWD_RV_SPEED_MBPS] = h.speed_mbps;
 	}
 	return 0;
 }
@@ -258,10 +260,8 @@ static int describe_rows(struct fwd_report *r, const struct fwd_table *t)
 	for (uint16_t i = 0; i < t->nlinks; i++) {
 		if ((row = fwd_report_row(r, FWD_RS_LINKS, t->links[i].name)) == NULL)
 			return -ENOMEM;
-		fwd_report_set_attr(row, 0, t->links[i].port);
-		fwd_report_set_attr(row, 1,
-				    t->links[i].up ? FWD_WORD_NAME(LINK_STATE, UP)
-						   : FWD_WORD_NAME(LINK_STATE, DOWN));
+		fwd_report_set_attr(row, FWD_ATTR_LINK_PORT, t->links[i].port);
+		fwd_report_set_attr(row, FWD_ATTR_LINK_STATE, fwd_link_state_name(&t->links[i]));
 	}
 	for (uint32_t i = 0; i < t->npolicies; i++) {
 		const struct fwd_policy *p = &t->policies[i];

@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 
 #include "dp_log.h"
+#include "fwd_report.h"
 
 static int resolve_device(const struct dp_node_port *np, uint16_t *port_id)
 {
@@ -185,4 +186,21 @@ void dp_ports_close(struct dp_ports *p)
 		p->started[i] = 0;
 	}
 	p->nports = 0;
+}
+
+void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health *h)
+{
+	struct rte_eth_link link;
+
+	memset(h, 0, sizeof(*h));
+	h->link = FWD_PORT_LINK_UNKNOWN;
+	if (i >= p->nports || !p->started[i])
+		return;
+	if (rte_eth_link_get_nowait(p->port_id[i], &link) == 0) {
+		h->link =
+			link.link_status == RTE_ETH_LINK_UP ? FWD_PORT_LINK_UP : FWD_PORT_LINK_DOWN;
+		h->speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+		h->full_duplex = link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX;
+	}
+	h->has_stats = rte_eth_stats_get(p->port_id[i], &h->stats) == 0;
 }

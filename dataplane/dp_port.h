@@ -7,6 +7,7 @@
 #ifndef DP_PORT_H
 #define DP_PORT_H
 
+#include <rte_ethdev.h>
 #include <rte_ether.h>
 #include <rte_mempool.h>
 
@@ -24,6 +25,19 @@ struct dp_ports {
  */
 int dp_ports_init(const struct dp_node *node, uint16_t nworkers, struct rte_mempool *pool,
 		  struct dp_ports *out);
+
+/* A port's health: its link as the device reports it and its counters. */
+struct dp_port_health {
+	int link; /* enum fwd_port_link (fwd_report.h) */
+	uint32_t speed_mbps; /* 0: unknown */
+	int full_duplex;
+	int has_stats; /* 0: not started, or the device does not count */
+	struct rte_eth_stats stats;
+};
+
+/** Health of port @i (node config index) of @p, without waiting for the
+ *  link (rte_eth_link_get_nowait). Any thread. */
+void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health *h);
 
 /** Stop and close every started port (flushes pcap writers). NULL-safe. */
 void dp_ports_close(struct dp_ports *p);

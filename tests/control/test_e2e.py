@@ -170,6 +170,17 @@ def test_status_show_explain(box):
     assert s["dataplane"]["status"]["generation"]["hash"] == s["generation"]["hash"]
     rc, out, _ = box.ctl("status")
     assert rc == 0 and "generation   1" in out and "runs it" in out
+    # Every link with its admin and operational state, every port with its
+    # link and counters, the mbuf pool.
+    st = s["dataplane"]["status"]
+    assert {l["name"]: (l["port"], l["admin"], l["oper"]) for l in st["links"]}["to-sg"] == ("sg0", "up", "up")
+    ports = {p["name"]: p for p in st["ports"]}
+    assert set(ports) == {"in0", *PORTS} and ports["in0"]["link"] == "up"
+    assert set(ports["in0"]["stats"]) == {"ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf"}
+    assert 0 <= st["mbufs"]["in_use"] <= st["mbufs"]["pool"] and s["filters"] is None
+    assert re.search(r"^to-sg +sg0 +up +up$", out, re.M), out
+    assert re.search(r"^in0 +up +\d+ Mb/s full +\d+ +0 +0 +0 +0 +0$", out, re.M), out
+    assert re.search(r"^mbufs +\d+ of \d+ in use", out, re.M), out
     rc, out, _ = box.ctl("show", "links")
     assert rc == 0 and "to-sg" in out and "sg0" in out and "group us-west" in out
     rc, out, _ = box.ctl("show", "regions", json_out=True)
@@ -420,6 +431,82 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     assert f"generation 2 ({h['history'][1]['hash']}) applied by uid {os.geteuid()} pid " in log, log
     assert "generation 3" in log and "applied by regiond (commit-confirm timer)" in log, log
     assert f"generation 4 confirmed by uid {os.geteuid()} pid " in log, log
+
+
+def test_link_commands(box, tmp_path):
+    """regionctl link down|up|drain|weight: a PATCH of the table, so validated
+    (residency included), audited, and commit-confirm capable."""
+    def links():
+        return {l["name"]: l for l in box.status()["dataplane"]["status"]["links"]}
+
+    def link_packets(name):
+        return box.fwd_counters()["links"][name]["packets"]
+
+    d0 = box.fwd_counters()["drops"]["no_link_up"]
+    rc, out, err = box.ctl("link", "down", "to-sg", "--comment", "sg0 maintenance", "--author", "alice")
+    assert rc == 0 and out.startswith("link down to-sg: generation 2 (") and "is running" in out, err
+    assert links()["to-sg"]["admin"] == "down" and links()["to-sg"]["oper"] == "up"
+    wait_for(lambda: box.fwd_counters()["drops"]["no_link_up"] > d0, what="no_link_up drops")
+    rc, h, _ = box.ctl("history", json_out=True)
+    assert (h["history"][0]["comment"], h["history"][0]["author"]) == ("sg0 maintenance", "alice")
+    assert h["history"][0]["by"].startswith(f"uid {os.geteuid()} pid "), h["history"][0]
+    code, m = box.http("GET", "/metrics")
+    assert 'regionfwd_link_admin_state{link="to-sg",state="down"} 1' in m
+    # drain: the group's flows leave the drained member for the others; its
+    # weight is kept for 'link up'.
+    rc, out, err = box.ctl("link", "drain", "to-us-west-a")
+    assert rc == 0 and "generation 3" in out, err
+    time.sleep(0.5)
+    a, b = link_packets("to-us-west-a"), link_packets("to-us-west-b")
+    wait_for(lambda: link_packets("to-us-west-b") > b, what="traffic on to-us-west-b")
+    assert link_packets("to-us-west-a") == a and links()["to-us-west-a"]["admin"] == "drain"
+    rc, out, err = box.ctl("link", "up", "to-us-west-a")
+    assert rc == 0, err
+    wait_for(lambda: link_packets("to-us-west-a") > a, what="traffic on to-us-west-a again")
+    rc, lk, _ = box.ctl("show", "links", json_out=True)
+    assert lk["to-us-west-a"]["state"] == "up"
+    rc, out, err = box.ctl("link", "weight", "to-us-west-b", "2")
+    assert rc == 0 and out.startswith("link weight to-us-west-b 2: generation 5 "), err
+    rc, t, _ = box.ctl("show", "table", json_out=True)
+    assert t["link_groups"]["us-west"]["members"] == {"to-us-west-a": 3, "to-us-west-b": 2}
+    rc, h, _ = box.ctl("history", json_out=True)
+    assert h["history"][0]["comment"] == "link to-us-west-b: weight 2"
+    # Commit-confirm: not confirmed, it reverts by itself.
+    rc, out, err = box.ctl("link", "down", "to-br", "--confirm-timeout", "2")
+    assert rc == 0 and "confirm within 2 s" in out and links()["to-br"]["admin"] == "down", err
+    wait_for(lambda: box.gen() == 7, timeout=15, what="automatic revert")
+    assert links()["to-br"]["admin"] == "up"
+    # Bad input: said clearly, nothing changed.
+    gen = box.gen()
+    for args, code, msg in [
+            (("link", "up", "to-mars"), 1, "no link 'to-mars' in the table"),
+            (("link", "down", "to mars"), 2, "'to mars' is not a link name"),
+            (("link", "drain", "x" * 32), 2, "is not a link name"),
+            (("link", "weight", "to-us-west-b", "-1"), 2, "unknown option '-1'"),
+            (("link", "weight", "to-us-west-b", "1000001"), 2, "a weight is 0..1000000"),
+            (("link", "weight", "to-us-west-b", "2x"), 2, "a weight is 0..1000000, not '2x'"),
+            (("link", "weight", "local", "3"), 1, "link 'local' is a member of no link group"),
+            (("link", "weight", "to-us-west-b", "3", "--group", "eu"), 1, "no link group 'eu'"),
+            (("link", "down", "to-sg", "--confirm-timeout", "soon"), 2, "--confirm-timeout takes seconds"),
+            (("link", "drain"), 2, "missing argument LINK"),
+            (("link", "sideways", "to-sg"), 2, "unknown subcommand 'sideways'")]:
+        rc, out, err = box.ctl(*args)
+        assert rc == code and msg in err, (args, rc, err)
+    assert box.gen() == gen
+    # Residency: a weight that would send India's personal data to Singapore
+    # is refused like any table that does.
+    pool = demo_variant(tmp_path, "pool.yaml", "    members: {to-us-west-a: 3, to-us-west-b: 1}\n",
+                        "    members: {to-us-west-a: 3, to-us-west-b: 1}\n"
+                        "  in-pool:\n    members: {local: 1, to-sg: 0}\n")
+    pool_text = open(pool).read().replace("{region: india, service: sync, action: steer, to: local}",
+                                          "{region: india, service: sync, action: steer, to: in-pool}")
+    open(pool, "w").write(pool_text)
+    rc, _, err = box.ctl("apply", pool)
+    assert rc == 0, err
+    gen = box.gen()
+    rc, _, err = box.ctl("link", "weight", "to-sg", "1", "--group", "in-pool")
+    assert rc == 1 and "residency_violation" in err and "india-personal-data" in err, err
+    assert box.gen() == gen
 
 
 def test_metrics(box):

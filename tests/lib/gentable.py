@@ -84,8 +84,11 @@ def random_table(seed, max_regions=8):
         l = {"port": rng.choice(["out0", "out1"]), "next_hop_mac": "02:00:00:00:01:%02x" % i}
         if rng.random() < 0.3:
             l["vlan"] = rng.randrange(1, 4095)
-        if rng.random() < 0.2:
+        r = rng.random()
+        if r < 0.2:
             l["state"] = "down"
+        elif r < 0.3:
+            l["state"] = "drain"
         if rng.random() < 0.6:
             l["tags"] = rng.sample(["in", "sg", "us", "br"], rng.randrange(1, 3))
         links[f"l{i}"] = l

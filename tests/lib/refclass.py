@@ -76,6 +76,11 @@ class RefTable:
         return "default", self.default
 
     def link_up(self, name):
+        """Carries what is steered to it: state up or drain."""
+        return (self.links[name].get("state", "up")) != "down"
+
+    def in_groups(self, name):
+        """Takes slots in its link groups: state up only (drain takes none)."""
         return (self.links[name].get("state", "up")) == "up"
 
     def decide(self, src, proto, dport):
@@ -89,7 +94,7 @@ class RefTable:
             links = {to} if self.link_up(to) else set()
         else:
             members = self.groups[to]["members"]
-            links = {m for m, w in members.items() if w > 0 and self.link_up(m)}
+            links = {m for m, w in members.items() if w > 0 and self.in_groups(m)}
         return Decision(region, service, key, links, None if links else "no_link_up")
 
 
@@ -191,7 +196,7 @@ class ExactTable(RefTable):
     def slot_member(self, group, slot):
         table = self._slots.get(group)
         if table is None:
-            members = [(m, w) for m, w in self.groups[group]["members"].items() if w > 0 and self.link_up(m)]
+            members = [(m, w) for m, w in self.groups[group]["members"].items() if w > 0 and self.in_groups(m)]
             table = []
             for s in range(1 << SLOTS_LOG2):
                 best = None

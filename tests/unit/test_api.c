@@ -26,6 +26,7 @@
 
 #include "ctl_api.h"
 #include "ctl_dp.h"
+#include "ctl_metrics.h"
 #include "fwd_msg.h"
 
 static const char table_doc[] =
@@ -59,15 +60,14 @@ static int rd(int fd, void *p, size_t n)
 	return 0;
 }
 
-static void *fake_main(void *arg)
+/* One connection: regiond keeps several (the state's, the API reads'), so
+ * each is served by a thread of its own, as regionfwd serves them. */
+static void *fake_conn(void *arg)
 {
-	(void)arg;
-	for (;;) {
-		int fd = accept(fake.lfd, NULL, NULL);
-		uint8_t hdr[FWD_MSG_HDR_LEN];
+	int fd = (int)(intptr_t)arg;
+	uint8_t hdr[FWD_MSG_HDR_LEN];
 
-		if (fd < 0)
-			return NULL;
+	{
 		while (rd(fd, hdr, sizeof(hdr)) == 0) {
 			struct fwd_msg_hdr h;
 			struct fwd_err e;
@@ -118,6 +118,23 @@ static void *fake_main(void *arg)
 			free(out);
 		}
 		close(fd);
+	}
+	return NULL;
+}
+
+static void *fake_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int fd = accept(fake.lfd, NULL, NULL);
+		pthread_t th;
+
+		if (fd < 0)
+			return NULL;
+		if (pthread_create(&th, NULL, fake_conn, (void *)(intptr_t)fd) == 0)
+			pthread_detach(th);
+		else
+			close(fd);
 	}
 }
 
@@ -215,10 +232,10 @@ static void test_reads_never_push(void **state)
 			json_object_get(json_object_get(r, "dataplane"), "report_age_ms")));
 		json_decref(r);
 		/* ... and shows regionfwd's report once one was taken. */
-		pthread_mutex_lock(&lock);
+		ctl_state_write_begin(&st); /* a write, as in regiond's main loop */
 		ctl_state_refresh(&st);
 		ctl_api_publish(api);
-		pthread_mutex_unlock(&lock);
+		ctl_state_write_end(&st);
 		assert_int_equal(count_op("status"), asked + 1);
 		assert_int_equal(call("GET", "/v1/status", NULL, &r), 200);
 		assert_true(
@@ -239,10 +256,37 @@ static void test_reads_never_push(void **state)
 		assert_non_null(strstr(text, "regionfwd_generation 99\n"));
 		assert_non_null(strstr(text, "regionfwd_packets_total{dir=\"rx\"} 5\n"));
 		assert_non_null(strstr(text, "regionfwd_drops_total{reason=\"policy_drop\"} 0\n"));
+		assert_non_null(strstr(text, "regiond_dataplane_in_sync 0\n")); /* hash 0 */
+		free(text);
+	}
+	{
+		/* regionfwd down: regiond still renders all it knows itself. */
+		struct ctl_metrics_in in = {
+			.st = &st, .r = NULL, .report_age_ms = -1, .health = 2, .started = 7};
+		char *text;
+
+		pthread_mutex_lock(&lock);
+		text = ctl_metrics_render(&in);
+		pthread_mutex_unlock(&lock);
+		assert_non_null(text);
+		for (const char *const *l =
+			     (const char *const[]){
+				     "regiond_start_time_seconds 7\n", "regiond_generation 1\n",
+				     "\nregiond_generation_age_seconds ",
+				     "regiond_dataplane_up 0\n", "regiond_dataplane_in_sync 0\n",
+				     "regiond_dataplane_report_age_seconds +Inf\n",
+				     "regiond_alarm 0\n", "regiond_confirm_pending 0\n",
+				     "regiond_health{state=\"unreachable\"} 1\n",
+				     "regiond_health{state=\"healthy\"} 0\n", NULL};
+		     *l; l++)
+			assert_non_null(strstr(text, *l));
+		assert_null(strstr(text, "regionfwd_"));
 		free(text);
 	}
 	/* The one place that pushes: the main loop's sync. */
+	ctl_state_write_begin(&st);
 	ctl_state_sync(&st);
+	ctl_state_write_end(&st);
 	assert_int_equal(count_op("push"), 1);
 }
 
@@ -314,6 +358,42 @@ static void test_patch_names_what_it_refuses(void **state)
 			 422);
 	assert_string_equal(code_of(r), "invalid_change");
 	json_decref(r);
+	{
+		/* Link changes name what they refuse (regionctl link passes it on). */
+		static const struct {
+			const char *change;
+			int status;
+			const char *reason;
+		} bad[] = {
+			{"\"op\": \"set_link_state\", \"link\": \"to-mars\", \"state\": \"down\"",
+			 422, "no link 'to-mars' in the table"},
+			{"\"op\": \"set_link_state\", \"link\": \"to mars\", \"state\": \"down\"",
+			 400, "'to mars' is not a link name (1..31 of A-Z a-z 0-9 _ - .)"},
+			{"\"op\": \"set_link_state\", \"link\": \"local\", \"state\": \"off\"", 400,
+			 "'state' must be 'up', 'down' or 'drain', not 'off'"},
+			{"\"op\": \"set_link_state\", \"state\": \"down\"", 400,
+			 "'link' (a link's name) is required"},
+			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": -1", 400,
+			 "'weight' must be an integer 0..1000000"},
+			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": \"2\"", 400,
+			 "'weight' must be an integer 0..1000000"},
+			{"\"op\": \"set_weight\", \"group\": \"h\", \"link\": \"local\", "
+			 "\"weight\": 2",
+			 422, "no link group 'h' in the table"},
+			{"\"op\": \"set_weight\", \"link\": \"nolink\", \"weight\": 2", 422,
+			 "no link 'nolink' in the table"},
+		};
+		char body[512];
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(body, sizeof(body), "{\"changes\": [{%s}]}", bad[i].change);
+			assert_int_equal(call("PATCH", "/v1/table", body, &r), bad[i].status);
+			reason = json_string_value(
+				json_object_get(json_object_get(r, "error"), "reason"));
+			assert_string_equal(reason, bad[i].reason);
+			json_decref(r);
+		}
+	}
 }
 
 static void test_commit_confirm(void **state)
@@ -352,6 +432,26 @@ static void test_commit_confirm(void **state)
 	json_decref(r);
 	assert_int_equal(call("POST", "/v1/confirm", NULL, &r), 409);
 	assert_string_equal(code_of(r), "nothing_to_confirm");
+	json_decref(r);
+	/* A PATCH takes a confirmation timeout too (regionctl link ... --confirm-timeout);
+	 * set_weight without a group sets the link's weight in all its groups. */
+	assert_int_equal(call("PATCH", "/v1/table",
+			      "{\"confirm_timeout_s\": 60, \"changes\": [{\"op\": "
+			      "\"set_link_state\", \"link\": \"to-sg\", \"state\": \"drain\"}, "
+			      "{\"op\": \"set_weight\", \"link\": \"local\", \"weight\": 7}]}",
+			      &r),
+			 200);
+	assert_true(json_is_integer(json_object_get(r, "confirm_by")));
+	json_decref(r);
+	assert_int_equal(call("GET", "/v1/table", NULL, &r), 200);
+	j = json_object_get(json_object_get(r, "model"), "links");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(j, "to-sg"), "state")), "drain");
+	j = json_object_get(json_object_get(json_object_get(r, "model"), "link_groups"), "g");
+	assert_int_equal(
+		json_integer_value(json_object_get(json_object_get(j, "members"), "local")), 7);
+	json_decref(r);
+	assert_int_equal(call("POST", "/v1/confirm", NULL, &r), 200);
 	json_decref(r);
 }
 

@@ -145,9 +145,16 @@ static struct fwd_class *group_class(const char *members, struct fwd_table **tp)
 		 "  d: {port: p0, next_hop_mac: '02:00:00:00:00:04'}\n"
 		 "link_groups:\n  g: {members: {%s}}\n"
 		 "default: {action: steer, to: g}\n",
-		 strstr(members, "c-down") ? ", state: down" : "", members);
-	for (char *p = strstr(doc, ", c-down"); p; p = NULL)
-		memmove(p, p + 8, strlen(p + 8) + 1);
+		 strstr(members, "c-down")    ? ", state: down"
+		 : strstr(members, "c-drain") ? ", state: drain"
+					      : "",
+		 members);
+	/* The markers ", c-down" and ", c-drain" set c's state, then go. */
+	for (char *p = strstr(doc, ", c-d"); p; p = NULL) {
+		size_t n = strcspn(p + 2, "}") + 2;
+
+		memmove(p, p + n, strlen(p + n) + 1);
+	}
 	*tp = load(doc);
 	return fwd_class_build(*tp);
 }
@@ -216,6 +223,35 @@ static void test_group_minimal_disruption(void **state)
 	expect_moves("a: 1, b: 1, c: 1", "a: 1, b: 1, c: 1, c-down", "c"); /* member down */
 	expect_moves("a: 1, b: 1, c: 1", "a: 1, b: 1, c: 1, d: 1", "d"); /* member added */
 	expect_moves("a: 2, b: 5, c: 1", "a: 2, b: 5, c: 0", "c"); /* drained */
+	expect_moves("a: 1, b: 1, c: 1", "a: 1, b: 1, c: 1, c-drain", "c"); /* state: drain */
+}
+
+/* A drained link takes no slot of its groups, exactly like weight 0, and
+ * still carries what a policy steers to it directly. */
+static void test_group_drain(void **state)
+{
+	struct fwd_table *t1, *t2, *t;
+	struct fwd_class *c1 = group_class("a: 2, b: 5, c: 0", &t1);
+	struct fwd_class *c2 = group_class("a: 2, b: 5, c: 1, c-drain", &t2), *c;
+	struct fwd_decision d;
+
+	(void)state;
+	assert_string_equal(fwd_link_state_name(&t2->links[fwd_table_link_id(t2, "c")]), "drain");
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
+		assert_string_equal(slot_link(t1, c1, s), slot_link(t2, c2, s));
+	fwd_class_free(c1);
+	fwd_class_free(c2);
+	fwd_table_free(t1);
+	fwd_table_free(t2);
+	t = load("links:\n"
+		 "  a: {port: p0, next_hop_mac: '02:00:00:00:00:01', state: drain}\n"
+		 "default: {action: steer, to: a}\n");
+	c = fwd_class_build(t);
+	fwd_class_decide(c, 0, FWD_PROTO_TCP, 80, 99, &d);
+	assert_int_equal(d.link, fwd_table_link_id(t, "a"));
+	assert_int_equal(d.drop, 0);
+	fwd_class_free(c);
+	fwd_table_free(t);
 }
 
 static void test_group_deterministic(void **state)
@@ -349,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_precedence_and_link_state),
 		cmocka_unit_test(test_group_weights),
 		cmocka_unit_test(test_group_minimal_disruption),
+		cmocka_unit_test(test_group_drain),
 		cmocka_unit_test(test_group_deterministic),
 		cmocka_unit_test(test_group_all_down),
 		cmocka_unit_test(test_classify_packets),

@@ -254,7 +254,7 @@ static const struct bad_case bad_cases[] = {
 	 "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: ten}\n",
 	 "t.yaml:2: links.l1.vlan: 'ten' is not a whole number"},
 	{"bad state", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', state: off}\n",
-	 "t.yaml:2: links.l1.state: state must be 'up' or 'down', not 'off'"},
+	 "t.yaml:2: links.l1.state: state must be 'up', 'down' or 'drain', not 'off'"},
 	{"link typo field", "links:\n  l1: {port: p0, nexthop_mac: '02:00:00:00:00:01'}\n",
 	 "t.yaml:2: links.l1.nexthop_mac: unknown field 'nexthop_mac' (expected one of: port, "
 	 "next_hop_mac, vlan, tags, state, description)"},
