@@ -1338,7 +1338,8 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 		json_decref(j);
 	} else {
 		fprintf(out, "capture: %llu packets%s%s%s\n", (unsigned long long)k.packets,
-			file ? " written to " : "", file ? file : "",
+			file ? " written to " : "",
+			file ? (k.fd == STDOUT_FILENO ? "stdout" : file) : "",
 			cap_interrupted ? " (interrupted)" : "");
 		for (int i = 0; i < k.nstats; i++)
 			fprintf(out, "  %s\n", k.stats[i]);
