@@ -45,7 +45,7 @@ def wait_for(fn, timeout=30.0, what="condition"):
 class Box:
     """regionfwd + regiond in a temporary directory."""
 
-    def __init__(self, tmp, name, regiond_args=(), wrapper=()):
+    def __init__(self, tmp, name, regiond_args=(), wrapper=(), node_extra=""):
         self.tmp = tmp
         self.wrapper = list(wrapper)
         self.name = name
@@ -61,7 +61,7 @@ class Box:
         node.write_text("ports:\n"
                         f'  in0: {{device: "net_pcap_in0,rx_pcap={pcap},infinite_rx=1", ingress: true}}\n' +
                         "".join(f"  {p}: {{device: net_null_{p}}}\n" for p in PORTS) +
-                        f"control_socket: {self.fwd_sock}\n")
+                        f"control_socket: {self.fwd_sock}\n" + node_extra)
         self.node = str(node)
         self.fwd = None
         self.rd = None
