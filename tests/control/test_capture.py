@@ -290,3 +290,30 @@ def test_xdp_drops(tmp_path):
         finally:
             box.stop()
             subprocess.run(["rm", "-rf", pin])
+
+
+def test_over_tcp_needs_a_write_credential(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name, text in (("write.tok", "w-s3cret-token-0123456789"), ("read.tok", "r-s3cret-token-0123456789")):
+        (tmp_path / name).write_text(text + "\n")
+        (tmp_path / name).chmod(0o600)
+    box = Box(tmp_path, "cap-tcp", regiond_args=("--listen", f"127.0.0.1:{port}",
+                                                 "--token-file", str(tmp_path / "write.tok"),
+                                                 "--read-token-file", str(tmp_path / "read.tok")))
+    try:
+        url = ["--url", f"http://127.0.0.1:{port}"]
+        # Packet contents are more than a read token may see.
+        p = subprocess.run([REGIONCTL, *url, "--token-file", str(tmp_path / "read.tok"), "capture", "--count", "1"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "forbidden (403)" in p.stderr, p.stderr
+        f = str(tmp_path / "tcp.pcapng")
+        p = subprocess.run([REGIONCTL, *url, "--token-file", str(tmp_path / "write.tok"), "capture", "--count", "25",
+                            "-w", f], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        pkts = tshark(f)
+        assert len(pkts) == 25 and all(verdict(x["frame.comment"])["source"] == "regionfwd" for x in pkts)
+    finally:
+        box.stop()
