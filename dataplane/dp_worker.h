@@ -84,6 +84,9 @@ struct dp_lcore {
 	 * worker produces, the control thread consumes. */
 	struct rte_ring *cap_ring;
 	uint64_t cap_id, cap_n; /* the capture this worker copied cap_n packets for */
+	/* This burst's capture (dp_worker_burst's argument): read where needed
+	 * rather than kept live in a register across the burst. */
+	const struct dp_capture *cap;
 	unsigned lcore_id;
 	uint16_t idx; /* worker index: RX queue on ingress ports, TX queue everywhere */
 	uint16_t nrx;
