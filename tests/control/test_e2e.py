@@ -602,6 +602,15 @@ def test_regiond_under_valgrind(tmp_path):
             got, r = b.http("POST", "/v1/validate", {"document": open(DEMO).read().replace(*change)})
             assert got == status, (name, r)
         assert b.http("POST", "/v1/validate", raw=b"{not json")[0] == 400
+        # Captures: a whole one, a refused one, one its client cuts short.
+        cap = [REGIONCTL, "-s", b.api, "capture", "-w"]
+        assert subprocess.run(cap + [str(tmp_path / "vg.pcapng"), "--count", "50"], capture_output=True,
+                              timeout=120).returncode == 0
+        assert b.http("POST", "/v1/capture", {"filter": "udp port"})[0] == 422
+        p = subprocess.Popen(cap + [str(tmp_path / "vg2.pcapng")], stdout=subprocess.DEVNULL)
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(60) == 0
     finally:
         b.rd.terminate()
         rc = b.rd.wait(120)
