@@ -6,11 +6,17 @@
  * net_null (which frees) -- and the same allocation and copy without the
  * burst is timed separately and subtracted.
  *
- *   burst_bench [EAL args] -- --table T --pcap P [--bursts N] [--json]
+ *   burst_bench [EAL args] -- --table T --pcap P [--bursts N] [--json] [--capture]
  *
  * Prints ns and TSC cycles per packet (and the subtracted baseline). Run
  * under `valgrind --tool=callgrind --toggle-collect=dp_worker_burst` with a
  * small --bursts for instructions per packet.
+ *
+ * Without --capture no capture runs (the workers' usual state: its cost is
+ * one test per burst). With --capture a capture that matches every packet
+ * runs: each packet is also copied into a capture pool and put on the
+ * worker's ring, which the harness empties after each burst (the control
+ * thread's drain and formatting are not timed: they are not the worker's).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -23,6 +29,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "dp_cap.h"
 #include "dp_gen.h"
 #include "dp_log.h"
 #include "dp_port.h"
@@ -69,17 +76,28 @@ static int fill(struct rte_mempool *pool, struct rte_mbuf **m, uint32_t *next)
 	return 0;
 }
 
+/* The capture's consumer, untimed in spirit: what a burst copied goes back
+ * to its pool (a NULL ring: no capture). */
+static void empty_ring(struct rte_ring *r)
+{
+	struct rte_mbuf *c[FWD_BURST];
+	unsigned n;
+
+	while (r != NULL && (n = rte_ring_sc_dequeue_burst(r, (void **)c, FWD_BURST, NULL)) > 0)
+		rte_pktmbuf_free_bulk(c, n);
+}
+
 int main(int argc, char **argv)
 {
 	int eal = rte_eal_init(argc, argv);
 	const char *table = NULL, *pcap = NULL;
 	long bursts = 200000;
-	int json = 0, opt;
-	static const struct option opts[] = {{"table", 1, 0, 't'},
-					     {"pcap", 1, 0, 'p'},
-					     {"bursts", 1, 0, 'b'},
-					     {"json", 0, 0, 'j'},
-					     {0, 0, 0, 0}};
+	int json = 0, capture = 0, opt;
+	static const struct option opts[] = {{"table", 1, 0, 't'},   {"pcap", 1, 0, 'p'},
+					     {"bursts", 1, 0, 'b'},  {"json", 0, 0, 'j'},
+					     {"capture", 0, 0, 'c'}, {0, 0, 0, 0}};
+	struct dp_capture cap = {0};
+	const struct dp_capture *capp = NULL;
 	struct dp_node node;
 	struct dp_ports ports;
 	struct rte_mempool *pool;
@@ -106,9 +124,11 @@ int main(int argc, char **argv)
 			bursts = atol(optarg);
 		else if (opt == 'j')
 			json = 1;
+		else if (opt == 'c')
+			capture = 1;
 		else
 			rte_exit(EXIT_FAILURE, "usage: burst_bench [EAL] -- --table T --pcap P "
-					       "[--bursts N] [--json]\n");
+					       "[--bursts N] [--json] [--capture]\n");
 	}
 	if (table == NULL || pcap == NULL || bursts < 1 || read_pcap(pcap))
 		rte_exit(EXIT_FAILURE, "need --table and a readable --pcap\n");
@@ -134,12 +154,24 @@ int main(int argc, char **argv)
 	lc->flow_mem =
 		rte_zmalloc("c", dp_flow_mem_size(node.content_flow_entries), RTE_CACHE_LINE_SIZE);
 	dp_flow_init(&lc->flow, lc->flow_mem, node.content_flow_entries, rte_get_tsc_hz() * 30);
+	if (capture) {
+		cap.pool = rte_pktmbuf_pool_create(
+			"bench_cap", 8191, 256,
+			(uint16_t)RTE_ALIGN(sizeof(struct dp_cap_rec), RTE_MBUF_PRIV_ALIGN),
+			RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+		lc->cap_ring = rte_ring_create("bench_cap", 1024, (int)rte_socket_id(),
+					       RING_F_SP_ENQ | RING_F_SC_DEQ);
+		if (cap.pool == NULL || lc->cap_ring == NULL)
+			rte_exit(EXIT_FAILURE, "capture pool or ring setup failed\n");
+		capp = &cap;
+	}
 
 	/* Warm caches and the TLB with one pass over the frames. */
 	for (long i = 0; i < 2000; i++) {
 		if (fill(pool, m, &next))
 			rte_exit(EXIT_FAILURE, "pool empty\n");
-		dp_worker_burst(lc, g, m, FWD_BURST);
+		dp_worker_burst(lc, g, capp, m, FWD_BURST);
+		empty_ring(lc->cap_ring);
 	}
 	/* Baseline: allocation and copy, freed right away. */
 	t0 = rte_rdtsc_precise();
@@ -151,7 +183,8 @@ int main(int argc, char **argv)
 	t0 = rte_rdtsc_precise();
 	for (long i = 0; i < bursts; i++) {
 		fill(pool, m, &next);
-		dp_worker_burst(lc, g, m, FWD_BURST);
+		dp_worker_burst(lc, g, capp, m, FWD_BURST);
+		empty_ring(lc->cap_ring);
 	}
 	work = rte_rdtsc_precise() - t0;
 	hz = (double)rte_get_tsc_hz();
@@ -166,15 +199,18 @@ int main(int argc, char **argv)
 			       "%.2f, "
 			       "\"baseline_tsc_per_packet\": %.2f, \"tx\": %lu, \"rx\": %lu, "
 			       "\"frames\": %u, "
-			       "\"tsc_hz\": %.0f}\n",
+			       "\"tsc_hz\": %.0f, \"capture\": %s, \"captured\": %lu}\n",
 			       pk, c_pp, c_pp * 1e9 / hz, (double)base / pk, (unsigned long)c.tx,
-			       (unsigned long)c.rx, nframes, hz);
+			       (unsigned long)c.rx, nframes, hz, capture ? "true" : "false",
+			       (unsigned long)c.evt[FWD_EVT_CAPTURED]);
 		else
 			printf("burst_bench: %.0f packets, %.1f TSC cycles = %.1f ns per packet in "
 			       "dp_worker_burst "
-			       "(alloc+copy baseline %.1f cycles subtracted); tx %lu of rx %lu\n",
+			       "(alloc+copy baseline %.1f cycles subtracted); tx %lu of rx %lu; "
+			       "capture %s (%lu copied)\n",
 			       pk, c_pp, c_pp * 1e9 / hz, (double)base / pk, (unsigned long)c.tx,
-			       (unsigned long)c.rx);
+			       (unsigned long)c.rx, capture ? "on, every packet" : "off",
+			       (unsigned long)c.evt[FWD_EVT_CAPTURED]);
 	}
 	dp_gen_free(g);
 	dp_ports_close(&ports);

@@ -123,12 +123,63 @@ struct {
 	__type(value, __u64);
 } flt_counters SEC(".maps");
 
+/* Drop capture: its flag (regiond sets it while a capture runs) and the
+ * ring buffer the drops' first bytes go to (fwd_filter_kern_user.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fwd_flt_capture);
+} flt_capture SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FWD_FLT_CAP_RB_BYTES);
+} flt_cap_rb SEC(".maps");
+
 static __always_inline void count(__u32 id)
 {
 	__u64 *c = bpf_map_lookup_elem(&flt_counters, &id);
 
 	if (c)
 		(*c)++;
+}
+
+/* A packet about to be dropped, while a capture runs: its first bytes and
+ * why into the ring buffer; a full ring buffer loses the copy, counted. */
+static __always_inline void capture_drop(struct xdp_md *ctx, __u8 why, __u32 rule, __u32 gen)
+{
+	__u32 zero = 0, len = ctx->data_end - ctx->data;
+	struct fwd_flt_capture *c = bpf_map_lookup_elem(&flt_capture, &zero);
+	struct fwd_flt_cap_rec *r;
+	/* 64 bits, so the clamp below bounds the very register passed to
+	 * bpf_xdp_load_bytes (a 32-bit copy clamped and then widened again
+	 * loses the bound for the verifier). */
+	__u64 caplen = len;
+
+	if (c == NULL || !c->on)
+		return;
+	r = bpf_ringbuf_reserve(&flt_cap_rb, sizeof(*r), 0);
+	if (r == NULL) {
+		count(FWD_FLT_CNT_CAPTURE_LOST);
+		return;
+	}
+	if (caplen > FWD_FLT_CAP_SNAP)
+		caplen = FWD_FLT_CAP_SNAP;
+	r->ktime_ns = bpf_ktime_get_ns();
+	r->ifindex = ctx->ingress_ifindex;
+	r->len = len;
+	r->caplen = caplen;
+	r->generation = gen;
+	r->rule = (__u16)rule;
+	r->why = why;
+	if (caplen == 0 || bpf_xdp_load_bytes(ctx, 0, r->data, caplen)) {
+		bpf_ringbuf_discard(r, 0);
+		count(FWD_FLT_CNT_CAPTURE_LOST);
+		return;
+	}
+	bpf_ringbuf_submit(r, 0);
+	count(FWD_FLT_CNT_CAPTURED);
 }
 
 static __always_inline __u32 lookup_v4(__u32 half, const __u8 *src)
@@ -198,7 +249,7 @@ int xdp_filter(struct xdp_md *ctx)
 	const __u8 *end = (const __u8 *)(long)ctx->data_end;
 	__u32 zero = 0, rule = 0, half, hit = 0;
 	struct fwd_flt_cfg *cfg = bpf_map_lookup_elem(&flt_cfg, &zero);
-	struct fwd_flt_rule *r;
+	struct fwd_flt_rule *r = NULL;
 	struct fwd_pkt p;
 	int rc, action;
 
@@ -212,7 +263,11 @@ int xdp_filter(struct xdp_md *ctx)
 		count(non_ip ? FWD_FLT_CNT_NON_IP : FWD_FLT_CNT_MALFORMED);
 		action = non_ip ? cfg->non_ip_action : cfg->malformed_action;
 		count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
-		return action == FWD_FLT_DROP ? XDP_DROP : XDP_PASS;
+		if (action != FWD_FLT_DROP)
+			return XDP_PASS;
+		capture_drop(ctx, non_ip ? FWD_FLT_WHY_NON_IP : FWD_FLT_WHY_MALFORMED, 0,
+			     cfg->generation);
+		return XDP_DROP;
 	}
 	hit = p.family == 4 ? lookup_v4(half, p.src)
 			    : lookup_v6(half, cfg->n_v6_lengths[half & 1], p.src);
@@ -283,8 +338,14 @@ int xdp_filter(struct xdp_md *ctx)
 		}
 	}
 	count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
-	if (action == FWD_FLT_DROP)
+	if (action == FWD_FLT_DROP) {
+		capture_drop(ctx,
+			     rule == 0			      ? FWD_FLT_WHY_DEFAULT
+			     : r && r->action == FWD_FLT_RATE ? FWD_FLT_WHY_RATE
+							      : FWD_FLT_WHY_RULE,
+			     rule, cfg->generation);
 		return XDP_DROP;
+	}
 	if (cfg->redirect) {
 		/* To the fast path's socket on this queue; with no socket there
 		 * the packet goes to the kernel (the XDP_PASS fallback). */

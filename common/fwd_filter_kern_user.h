@@ -50,7 +50,9 @@ enum fwd_flt_action {
 	X(TO_AFXDP, "to_afxdp", "admitted IP packets redirected to AF_XDP sockets")                \
 	X(PREFIX_HIT, "prefix_hit", "decided by a source prefix rule")                             \
 	X(SERVICE_HIT, "service_hit", "decided by a protocol/port rule")                           \
-	X(DEFAULT, "default", "matched no rule")
+	X(DEFAULT, "default", "matched no rule")                                                   \
+	X(CAPTURED, "captured", "drops copied to a running capture (regionctl capture)")           \
+	X(CAPTURE_LOST, "capture_lost", "drops a running capture lost: its ring buffer was full")
 
 enum fwd_flt_counter {
 #define X(id, name, help) FWD_FLT_CNT_##id,
@@ -94,6 +96,42 @@ struct fwd_flt_bucket {
 
 struct fwd_flt_rule_stats {
 	__u64 packets, bytes;
+};
+
+/*
+ * Drop capture (regionctl capture). While flt_capture's flag is set, the
+ * program copies the first FWD_FLT_CAP_SNAP bytes of each packet it drops,
+ * with why, into the flt_cap_rb ring buffer regiond reads. A full ring
+ * buffer loses the record (counted: capture_lost), never delays the
+ * verdict. Flag off: one array read per dropped packet, nothing per packet
+ * passed.
+ */
+#define FWD_FLT_CAP_SNAP 256
+#define FWD_FLT_CAP_RB_BYTES (1u << 20) /* a power of two, a multiple of the page size */
+
+enum fwd_flt_cap_why {
+	FWD_FLT_WHY_RULE = 0, /* a drop rule: rule names it */
+	FWD_FLT_WHY_RATE = 1, /* a rate rule over its rate: rule names it */
+	FWD_FLT_WHY_DEFAULT = 2, /* matched no rule; the default drops */
+	FWD_FLT_WHY_NON_IP = 3, /* the non_ip policy drops */
+	FWD_FLT_WHY_MALFORMED = 4, /* the malformed policy drops */
+};
+
+struct fwd_flt_capture {
+	__u32 on;
+	__u32 pad;
+};
+
+struct fwd_flt_cap_rec {
+	__u64 ktime_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 ifindex;
+	__u32 len; /* the frame's length */
+	__u32 caplen; /* bytes of it in data */
+	__u32 generation; /* cfg.generation: the rule set that dropped it */
+	__u16 rule; /* rule id + 1; 0: no rule */
+	__u8 why; /* enum fwd_flt_cap_why */
+	__u8 pad[5];
+	__u8 data[FWD_FLT_CAP_SNAP];
 };
 
 #endif /* FWD_FILTER_KERN_USER_H */

@@ -20,6 +20,12 @@ static const struct {
 					    &regionfwd__ctl__explain_reply__descriptor},
 	[REGIONFWD__CTL__OP__OP_TABLE] = {&regionfwd__ctl__empty__descriptor,
 					  &regionfwd__ctl__table_reply__descriptor},
+	[REGIONFWD__CTL__OP__OP_CAPTURE_START] = {&regionfwd__ctl__capture_start__descriptor,
+						  &regionfwd__ctl__capture_started__descriptor},
+	[REGIONFWD__CTL__OP__OP_CAPTURE_READ] = {&regionfwd__ctl__capture_read__descriptor,
+						 &regionfwd__ctl__capture_data__descriptor},
+	[REGIONFWD__CTL__OP__OP_CAPTURE_STOP] = {&regionfwd__ctl__capture_read__descriptor,
+						 &regionfwd__ctl__capture_data__descriptor},
 };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))

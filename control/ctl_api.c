@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_capture.h"
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
 #include "ctl_explain.h"
@@ -67,6 +68,11 @@ struct ctl_api {
 	 * holds the state's connection (ctl_state.h, locking). */
 	pthread_mutex_t dp_read_lock;
 	struct ctl_dp *dp_read;
+	/* The one capture that may run (POST /v1/capture): who runs it and
+	 * since when, "" when none. Under capture_lock alone. */
+	pthread_mutex_t capture_lock;
+	char capture_owner[sizeof(((struct ctl_state *)0)->who)];
+	int64_t capture_since;
 };
 
 enum access { ACCESS_NONE, ACCESS_READ, ACCESS_WRITE };
@@ -84,13 +90,17 @@ struct req {
 	char subject[256]; /* a verified client certificate's, or "" */
 	char why[256];
 	char who[sizeof(((struct ctl_state *)0)->who)];
+	struct MHD_Connection *con; /* NULL through ctl_api_dispatch() */
 };
+
+struct capture_stream;
 
 struct reply {
 	int status;
 	json_t *body; /* JSON, or NULL with text */
 	char *text;
 	const char *ctype;
+	struct capture_stream *stream; /* a capture's pcapng instead (ROUTE_CAPTURE) */
 };
 
 static json_t *err_json(const struct fwd_err *e)
@@ -770,6 +780,109 @@ static void h_filters_detach(struct ctl_api *api, const struct req *q, struct re
 	r->body = json_pack("{s:b}", "detached", x->detach(x->arg) == 0);
 }
 
+/* A capture being streamed to its client, and whose turn it is. */
+struct capture_stream {
+	struct ctl_api *api;
+	struct ctl_capture *cap;
+};
+
+static void capture_release(struct ctl_api *api)
+{
+	pthread_mutex_lock(&api->capture_lock);
+	api->capture_owner[0] = '\0';
+	pthread_mutex_unlock(&api->capture_lock);
+}
+
+/* POST /v1/capture: checked, started (regionfwd and the XDP filter say
+ * yes or no here, before a byte of the stream), then streamed by
+ * send_reply(). One at a time: a second is refused with capture_busy. */
+static void h_capture(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	json_t *b = q->len ? body_json(q, r) : json_object();
+	const union MHD_ConnectionInfo *ci;
+	const struct ctl_ext *xdp;
+	struct ctl_capture_req cq;
+	struct capture_stream *s = NULL;
+	struct ctl_dp *dp;
+	struct fwd_err e;
+	char reason[600];
+
+	if (b == NULL)
+		return;
+	if (q->con == NULL) {
+		reply_simple(r, FWD_R_BAD_REQUEST, "",
+			     "a capture streams its answer: over a connection only");
+		goto out;
+	}
+	if (ctl_capture_parse(b, &cq, &e)) {
+		reply_err(r, &e);
+		goto out;
+	}
+	pthread_mutex_lock(&api->capture_lock);
+	if (api->capture_owner[0]) {
+		snprintf(reason, sizeof(reason),
+			 "a capture for %s runs (%lld s so far); one at a time: wait for it or "
+			 "stop it",
+			 api->capture_owner,
+			 (long long)((ctl_mono_ms() - api->capture_since) / 1000));
+		pthread_mutex_unlock(&api->capture_lock);
+		reply_simple(r, FWD_R_CAPTURE_BUSY, "", reason);
+		goto out;
+	}
+	snprintf(api->capture_owner, sizeof(api->capture_owner), "%s", q->who);
+	api->capture_since = ctl_mono_ms();
+	pthread_mutex_unlock(&api->capture_lock);
+	s = calloc(1, sizeof(*s));
+	dp = api->dp_read ? ctl_dp_create_like(api->dp_read) : NULL;
+	if (s == NULL || dp == NULL) {
+		ctl_dp_free(dp);
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		goto fail;
+	}
+	ci = MHD_get_connection_info(q->con, MHD_CONNECTION_INFO_CONNECTION_FD);
+	/* The XDP capture takes the rule names of the current table: under
+	 * the state lock, held only for the start. */
+	pthread_mutex_lock(api->lock);
+	xdp = ctl_state_ext(api->st, "filters");
+	s->cap = ctl_capture_start(dp, &cq, q->who, xdp, api->st->table, ci ? ci->connect_fd : -1,
+				   &e);
+	pthread_mutex_unlock(api->lock);
+	if (s->cap == NULL) {
+		reply_err(r, &e);
+		goto fail;
+	}
+	s->api = api;
+	r->status = 200;
+	r->stream = s;
+	goto out;
+fail:
+	free(s);
+	capture_release(api);
+out:
+	json_decref(b);
+}
+
+static ssize_t capture_chunk(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct capture_stream *s = cls;
+	ssize_t n = ctl_capture_read(s->cap, (uint8_t *)buf, max);
+
+	(void)pos;
+	return n > 0	? n
+	       : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+			: MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* The stream is over (or the client went): stop what runs, free the slot. */
+static void capture_done(void *cls)
+{
+	struct capture_stream *s = cls;
+
+	ctl_capture_free(s->cap);
+	capture_release(s->api);
+	free(s);
+}
+
 /* Every endpoint once (docs/api.md): method, path, whether it writes
  * (writes over TCP need the token) and whether it needs the XDP filters. */
 /* How each is served (ctl_state.h, locking): ROUTE_WRITE as a write
@@ -778,7 +891,10 @@ static void h_filters_detach(struct ctl_api *api, const struct req *q, struct re
  * on the reads' connection and takes the state lock only for what it reads
  * of the state; every other read under the state lock, never waiting for
  * regionfwd. */
-enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2, ROUTE_VIEW = 4, ROUTE_DP = 8 };
+/* ROUTE_CAPTURE streams packets: over TCP it takes a credential that may
+ * write (packet contents are more than a read token may see), and it is
+ * served like ROUTE_DP, on a connection of its own. */
+enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2, ROUTE_VIEW = 4, ROUTE_DP = 8, ROUTE_CAPTURE = 16 };
 
 static const struct route {
 	const char *method, *path;
@@ -799,6 +915,7 @@ static const struct route {
 	{"GET", "/metrics", ROUTE_DP, h_metrics},
 	{"GET", "/v1/filters", ROUTE_FILTERS, h_filters},
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
+	{"POST", "/v1/capture", ROUTE_CAPTURE, h_capture},
 };
 
 /* What the bearer token in @h (an Authorization header) allows, and the
@@ -934,7 +1051,7 @@ static int refused(const struct req *q, const struct route *rt, struct reply *r)
 		reply_simple(r, FWD_R_UNAUTHORIZED, "", q->why);
 		return 1;
 	}
-	if (rt && (rt->flags & ROUTE_WRITE) && q->access != ACCESS_WRITE) {
+	if (rt && (rt->flags & (ROUTE_WRITE | ROUTE_CAPTURE)) && q->access != ACCESS_WRITE) {
 		if (q->subject[0])
 			snprintf(reason, sizeof(reason),
 				 "client certificate %s may read, not write: its subject is not in "
@@ -989,7 +1106,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 			     "regiond runs without XDP filters (--xdp-iface)");
 		return;
 	}
-	if (rt->flags & (ROUTE_VIEW | ROUTE_DP)) {
+	if (rt->flags & (ROUTE_VIEW | ROUTE_DP | ROUTE_CAPTURE)) {
 		rt->handle(api, q, r);
 		return;
 	}
@@ -1018,6 +1135,21 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 	char *text;
 	size_t len;
 
+	if (r->stream) {
+		/* Size unknown: chunked. No idle timeout on this connection: a
+		 * capture that matches nothing for a while is not idle. */
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, capture_chunk,
+							 r->stream, capture_done);
+		if (resp == NULL) {
+			capture_done(r->stream);
+			return MHD_NO;
+		}
+		MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+		MHD_add_response_header(resp, "Content-Type", "application/x-pcapng");
+		ret = MHD_queue_response(con, 200, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
 	if (r->body) {
 		text = json_dumps(r->body, JSON_INDENT(2) | JSON_SORT_KEYS);
 		json_decref(r->body);
@@ -1075,6 +1207,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		if (q == NULL)
 			return MHD_NO;
 		q->tcp = ci && ci->daemon == api->tcp_d && api->tcp_d != NULL;
+		q->con = con;
 		*con_cls = q;
 		credentials(api, con, q);
 		/* Credentials and the announced length are checked from the
@@ -1152,6 +1285,7 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->unix_fd = -1;
 	pthread_mutex_init(&api->view_lock, NULL);
 	pthread_mutex_init(&api->dp_read_lock, NULL);
+	pthread_mutex_init(&api->capture_lock, NULL);
 	api->dp_read = ctl_dp_create_like(st->dp); /* NULL: reads asking regionfwd say so */
 	if (st->lock == NULL)
 		st->lock = lock; /* writes let it go while they wait for regionfwd */
@@ -1173,6 +1307,8 @@ int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, c
 	struct reply r = {0};
 
 	route(api, url, method, &q, &r);
+	if (r.stream) /* not over a connection: h_capture refuses it; never here */
+		capture_done(r.stream);
 	if (r.body) {
 		*out = json_dumps(r.body, JSON_COMPACT | JSON_SORT_KEYS);
 		json_decref(r.body);
@@ -1316,5 +1452,6 @@ void ctl_api_stop(struct ctl_api *api)
 	pthread_mutex_destroy(&api->view_lock);
 	ctl_dp_free(api->dp_read);
 	pthread_mutex_destroy(&api->dp_read_lock);
+	pthread_mutex_destroy(&api->capture_lock);
 	free(api);
 }

@@ -35,10 +35,16 @@ static const char *const map_names[M_NUM] = {
 	"flt_rule_stats", "flt_counters",    "flt_buckets",
 };
 
+/* Drop capture's maps: optional, so that a filter pinned or attached by an
+ * older regiond, which lacks them, is still adopted (without capture). */
+enum { C_FLAG, C_RB, C_NUM };
+static const char *const cap_names[C_NUM] = {"flt_capture", "flt_cap_rb"};
+
 struct ctl_bpf {
 	struct xdp_filter_bpf *skel; /* NULL when adopted from pins */
 	int prog_fd;
 	int fd[M_NUM];
+	int cap_fd[C_NUM]; /* -1: this filter has no drop capture */
 	struct ctl_bpf_conf conf;
 	int ncpus;
 	/* IPv6 keys written into each half, to delete them before reuse. */
@@ -58,6 +64,7 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 		return NULL;
 	}
 	b->conf = (struct ctl_bpf_conf){.max_prefixes = pfx, .max_groups = grp};
+	b->cap_fd[C_FLAG] = b->cap_fd[C_RB] = -1;
 	b->ncpus = libbpf_num_possible_cpus();
 	b->skel = xdp_filter_bpf__open();
 	if (b->skel == NULL) {
@@ -82,6 +89,9 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 	b->prog_fd = bpf_program__fd(b->skel->progs.xdp_filter);
 	for (int m = 0; m < M_NUM; m++)
 		b->fd[m] = bpf_map__fd(bpf_object__find_map_by_name(b->skel->obj, map_names[m]));
+	for (int m = 0; m < C_NUM; m++)
+		b->cap_fd[m] =
+			bpf_map__fd(bpf_object__find_map_by_name(b->skel->obj, cap_names[m]));
 	return b;
 fail:
 	ctl_bpf_free(b);
@@ -262,6 +272,9 @@ void ctl_bpf_free(struct ctl_bpf *b)
 		for (int m = 0; m < M_NUM; m++)
 			if (b->fd[m] > 0)
 				close(b->fd[m]);
+		for (int m = 0; m < C_NUM; m++)
+			if (b->cap_fd[m] > 0)
+				close(b->cap_fd[m]);
 		if (b->prog_fd > 0)
 			close(b->prog_fd);
 	}
@@ -283,6 +296,10 @@ void ctl_bpf_unpin(const char *dir)
 	unlink(p);
 	for (int m = 0; m < M_NUM; m++) {
 		pin_path(p, sizeof(p), dir, map_names[m]);
+		unlink(p);
+	}
+	for (int m = 0; m < C_NUM; m++) {
+		pin_path(p, sizeof(p), dir, cap_names[m]);
 		unlink(p);
 	}
 	rmdir(dir);
@@ -315,6 +332,10 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 		}
 		b->prog_fd = fd;
 		b->ncpus = libbpf_num_possible_cpus();
+		for (int m = 0; m < C_NUM; m++) {
+			pin_path(p, sizeof(p), dir, cap_names[m]);
+			b->cap_fd[m] = bpf_obj_get(p); /* -1: pinned by a regiond without capture */
+		}
 		for (int m = 0; m < M_NUM; m++) {
 			pin_path(p, sizeof(p), dir, map_names[m]);
 			b->fd[m] = bpf_obj_get(p);
@@ -348,6 +369,13 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 	for (int m = 0; m < M_NUM; m++) {
 		pin_path(p, sizeof(p), dir, map_names[m]);
 		if (bpf_obj_pin(b->fd[m], p)) {
+			fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
+			goto fail;
+		}
+	}
+	for (int m = 0; m < C_NUM; m++) {
+		pin_path(p, sizeof(p), dir, cap_names[m]);
+		if (bpf_obj_pin(b->cap_fd[m], p)) {
 			fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
 			goto fail;
 		}
@@ -494,6 +522,7 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 	}
 	b->prog_fd = fd;
 	b->ncpus = libbpf_num_possible_cpus();
+	b->cap_fd[C_FLAG] = b->cap_fd[C_RB] = -1;
 	for (uint32_t i = 0; i < info.nr_map_ids && i < 64; i++) {
 		int mfd = bpf_map_get_fd_by_id(map_ids[i]);
 		struct bpf_map_info mi = {0};
@@ -512,6 +541,12 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 				used = 1;
 				break;
 			}
+		for (int m = 0; !used && m < C_NUM; m++)
+			if (strncmp(mi.name, cap_names[m], sizeof(mi.name) - 1) == 0 &&
+			    b->cap_fd[m] < 0) {
+				b->cap_fd[m] = mfd;
+				used = 1;
+			}
 		if (!used)
 			close(mfd);
 	}
@@ -526,4 +561,19 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 	b->conf.max_groups = map_max(b->fd[M_TBL8]) / 512;
 	b->conf.max_prefixes = map_max(b->fd[M_PREFIX_RULE]) / 2;
 	return b;
+}
+
+int ctl_bpf_capture(struct ctl_bpf *b, int on)
+{
+	struct fwd_flt_capture v = {.on = on != 0};
+	uint32_t zero = 0;
+
+	if (b->cap_fd[C_FLAG] < 0 || b->cap_fd[C_RB] < 0)
+		return -ENOTSUP;
+	return bpf_map_update_elem(b->cap_fd[C_FLAG], &zero, &v, BPF_ANY) ? -errno : 0;
+}
+
+int ctl_bpf_capture_rb_fd(const struct ctl_bpf *b)
+{
+	return b->cap_fd[C_FLAG] < 0 ? -1 : b->cap_fd[C_RB];
 }

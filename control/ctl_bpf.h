@@ -80,6 +80,16 @@ int ctl_bpf_counters(const struct ctl_bpf *b, uint64_t out[FWD_FLT_CNT_MAX]);
 /** One rule's hits summed over CPUs. */
 int ctl_bpf_rule_stats(const struct ctl_bpf *b, uint16_t rule, struct fwd_flt_rule_stats *out);
 
+/**
+ * Drop capture: set the flag that makes the program copy what it drops
+ * into its ring buffer (fwd_filter_kern_user.h). @return 0, or -ENOTSUP
+ * when this filter has no capture maps (adopted from an older regiond).
+ */
+int ctl_bpf_capture(struct ctl_bpf *b, int on);
+
+/** The capture ring buffer's map fd (for ring_buffer__new), or -1. */
+int ctl_bpf_capture_rb_fd(const struct ctl_bpf *b);
+
 void ctl_bpf_free(struct ctl_bpf *b);
 
 #endif /* CTL_BPF_H */

@@ -21,6 +21,15 @@
 
 struct fwd_hs_dbs;
 
+/* A packet an extension dropped, copied for a capture (ctl_capture.h). */
+struct ctl_ext_pkt {
+	uint64_t ts_ns; /* Unix time */
+	const char *ifname; /* where it arrived */
+	uint32_t len, caplen; /* the frame's length, bytes of it in data */
+	const uint8_t *data;
+	const char *comment; /* its verdict: "xdp drop rule=NAME ..." */
+};
+
 struct ctl_ext {
 	const char *name; /* "content", "filters": also the API path */
 	void *arg;
@@ -41,6 +50,16 @@ struct ctl_ext {
 	/* Its own families for GET /metrics (ctl_metrics.h's helpers), written
 	 * to @out; rendered whether regionfwd answers or not. */
 	void (*metrics)(void *arg, const struct fwd_table *t, FILE *out);
+	/* Drop capture (POST /v1/capture): start copying what it drops, the
+	 * rules of @t naming why; NULL with @e when it cannot. capture_poll
+	 * and capture_close run without the state lock, on the capture's
+	 * thread only: poll hands each copy made since its last call to @fn
+	 * (returns how many, or -errno); close stops copying, hands over what
+	 * remains, says how many were copied and lost, and frees the capture. */
+	void *(*capture_open)(void *arg, const struct fwd_table *t, struct fwd_err *e);
+	int (*capture_poll)(void *cap, void (*fn)(void *fa, const struct ctl_ext_pkt *p), void *fa);
+	void (*capture_close)(void *cap, void (*fn)(void *fa, const struct ctl_ext_pkt *p),
+			      void *fa, uint64_t *captured, uint64_t *lost);
 };
 
 #define CTL_MAX_EXT 4

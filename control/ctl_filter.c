@@ -3,10 +3,14 @@
 #include "fwd_names.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <bpf/libbpf.h>
 
 #include "ctl_metrics.h"
 #include "fwd_filter.h"
@@ -16,6 +20,10 @@ struct ctl_filter {
 	struct ctl_bpf *bpf;
 	int adopted;
 	char mode[CTL_FILTER_MAX_IFACES][96];
+	/* A drop capture is open. Set under the state lock (capture_open),
+	 * cleared by its close; the API runs one capture at a time, so the
+	 * two never overlap: a second open is refused, not raced. */
+	int capturing;
 };
 
 static const char *const counter_names[FWD_FLT_CNT_MAX] = {
@@ -37,6 +45,7 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	if (f == NULL)
 		return NULL;
 	f->conf = *conf;
+	f->capturing = 0;
 	{
 		/* The filter DPDK's net_af_xdp attached (xdp_prog=) comes first: it
 		 * owns the XSKMAP, and regiond only manages its rules. Otherwise our
@@ -56,6 +65,9 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		free(f);
 		return NULL;
 	}
+	/* A capture flag a previous regiond left set (it stopped mid-capture)
+	 * would have the program copy drops nobody reads. */
+	ctl_bpf_capture(f->bpf, 0);
 	for (unsigned i = 0; i < conf->nifaces; i++) {
 		if (ctl_bpf_attach(f->bpf, conf->ifaces[i], conf->mode, f->mode[i],
 				   sizeof(f->mode[i]), err)) {
@@ -223,6 +235,151 @@ static void filter_metrics(void *arg, const struct fwd_table *t, FILE *out)
 	ctl_filter_metrics(arg, t, out);
 }
 
+/* A drop capture: the ring buffer's reader, and what names a record's
+ * rule (the rule names of the generation current when it opened). */
+struct filter_cap {
+	struct ctl_filter *f;
+	struct ring_buffer *rb;
+	uint32_t gen;
+	uint16_t nrules;
+	char (*rules)[FWD_NAME_MAX];
+	int64_t mono_to_real_ns; /* bpf_ktime_get_ns() is CLOCK_MONOTONIC */
+	uint64_t c0[FWD_FLT_CNT_MAX]; /* the counters when it opened */
+	void (*fn)(void *fa, const struct ctl_ext_pkt *p); /* during a poll */
+	void *fa;
+};
+
+static const char *const why_names[] = {
+	[FWD_FLT_WHY_RULE] = "rule",	       [FWD_FLT_WHY_RATE] = "rate_limited",
+	[FWD_FLT_WHY_DEFAULT] = "default",     [FWD_FLT_WHY_NON_IP] = "non_ip",
+	[FWD_FLT_WHY_MALFORMED] = "malformed",
+};
+
+static int64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* One record of the ring buffer (fwd_filter_kern_user.h) to the capture. */
+static int cap_record(void *ctx, void *data, size_t size)
+{
+	struct filter_cap *c = ctx;
+	const struct fwd_flt_cap_rec *r = data;
+	char ifname[IF_NAMESIZE], rule[FWD_NAME_MAX + 16] = "", comment[160];
+	struct ctl_ext_pkt p;
+
+	if (size < sizeof(*r) || r->caplen > FWD_FLT_CAP_SNAP)
+		return 0;
+	if (if_indextoname(r->ifindex, ifname) == NULL)
+		snprintf(ifname, sizeof(ifname), "if%u", r->ifindex);
+	if (r->rule && r->generation == c->gen && r->rule <= c->nrules)
+		snprintf(rule, sizeof(rule), " rule=%s", c->rules[r->rule - 1]);
+	else if (r->rule) /* a rule set newer than the names taken at the start */
+		snprintf(rule, sizeof(rule), " rule=#%u", r->rule - 1);
+	snprintf(comment, sizeof(comment), "xdp drop%s why=%s gen=%u in=%s", rule,
+		 r->why < sizeof(why_names) / sizeof(why_names[0]) ? why_names[r->why] : "?",
+		 r->generation, ifname);
+	p = (struct ctl_ext_pkt){.ts_ns = (uint64_t)((int64_t)r->ktime_ns + c->mono_to_real_ns),
+				 .ifname = ifname,
+				 .len = r->len,
+				 .caplen = r->caplen,
+				 .data = r->data,
+				 .comment = comment};
+	c->fn(c->fa, &p);
+	return 0;
+}
+
+static void drop_record(void *fa, const struct ctl_ext_pkt *p)
+{
+	(void)fa;
+	(void)p;
+}
+
+static void *filter_capture_open(void *arg, const struct fwd_table *t, struct fwd_err *e)
+{
+	struct ctl_filter *f = arg;
+	struct filter_cap *c;
+	int fd = ctl_bpf_capture_rb_fd(f->bpf);
+
+	if (fd < 0) {
+		fwd_err_fail(e, FWD_R_INVALID_CAPTURE, NULL, 0, "xdp",
+			     "the XDP filter regiond adopted predates drop capture; restart it "
+			     "(filter detach) to capture its drops, or ask for \"xdp\": false");
+		return NULL;
+	}
+	if (f->capturing) {
+		fwd_err_fail(e, FWD_R_CAPTURE_BUSY, NULL, 0, "xdp",
+			     "a capture of the XDP drops runs");
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return NULL;
+	}
+	c->f = f;
+	c->gen = ctl_bpf_generation(f->bpf);
+	if (t && t->filters.nrules) {
+		c->rules = calloc(t->filters.nrules, sizeof(*c->rules));
+		if (c->rules == NULL)
+			goto nomem;
+		c->nrules = t->filters.nrules;
+		for (uint16_t i = 0; i < c->nrules; i++)
+			snprintf(c->rules[i], sizeof(c->rules[i]), "%s", t->filters.rules[i].name);
+	}
+	c->mono_to_real_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+	ctl_bpf_counters(f->bpf, c->c0);
+	c->rb = ring_buffer__new(fd, cap_record, c, NULL);
+	if (c->rb == NULL)
+		goto nomem;
+	/* Anything an earlier capture left in the ring buffer is not ours. */
+	c->fn = drop_record;
+	if (ring_buffer__consume(c->rb) < 0 || ctl_bpf_capture(f->bpf, 1)) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "xdp", "cannot start the XDP capture");
+		ring_buffer__free(c->rb);
+		free(c->rules);
+		free(c);
+		return NULL;
+	}
+	f->capturing = 1;
+	return c;
+nomem:
+	fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	free(c->rules);
+	free(c);
+	return NULL;
+}
+
+static int filter_capture_poll(void *cap, void (*fn)(void *fa, const struct ctl_ext_pkt *p),
+			       void *fa)
+{
+	struct filter_cap *c = cap;
+
+	c->fn = fn;
+	c->fa = fa;
+	return ring_buffer__consume(c->rb);
+}
+
+static void filter_capture_close(void *cap, void (*fn)(void *fa, const struct ctl_ext_pkt *p),
+				 void *fa, uint64_t *captured, uint64_t *lost)
+{
+	struct filter_cap *c = cap;
+	uint64_t k[FWD_FLT_CNT_MAX];
+
+	ctl_bpf_capture(c->f->bpf, 0);
+	filter_capture_poll(c, fn ? fn : drop_record, fa);
+	ctl_bpf_counters(c->f->bpf, k);
+	*captured = k[FWD_FLT_CNT_CAPTURED] - c->c0[FWD_FLT_CNT_CAPTURED];
+	*lost = k[FWD_FLT_CNT_CAPTURE_LOST] - c->c0[FWD_FLT_CNT_CAPTURE_LOST];
+	ring_buffer__free(c->rb);
+	c->f->capturing = 0;
+	free(c->rules);
+	free(c);
+}
+
 struct ctl_ext ctl_filter_ext(struct ctl_filter *f)
 {
 	return (struct ctl_ext){.name = "filters",
@@ -231,5 +388,8 @@ struct ctl_ext ctl_filter_ext(struct ctl_filter *f)
 				.sync = filter_sync,
 				.status = filter_status,
 				.detach = filter_detach,
-				.metrics = filter_metrics};
+				.metrics = filter_metrics,
+				.capture_open = filter_capture_open,
+				.capture_poll = filter_capture_poll,
+				.capture_close = filter_capture_close};
 }

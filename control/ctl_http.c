@@ -32,6 +32,9 @@ static const unsigned short reason_http[FWD_R_MAX] = {
 	[FWD_R_STATE_CORRUPT] = 500,
 	[FWD_R_UNKNOWN_OP] = 502,
 	[FWD_R_UNSUPPORTED_VERSION] = 502,
+	[FWD_R_INVALID_CAPTURE] = 422,
+	[FWD_R_CAPTURE_BUSY] = 409,
+	[FWD_R_NO_CAPTURE] = 404,
 	[FWD_R_INTERNAL] = 500,
 };
 

@@ -246,6 +246,11 @@ ssize_t ctl_conn_recv(struct ctl_conn *c, void *buf, size_t len)
 	}
 }
 
+int ctl_conn_fd(const struct ctl_conn *c)
+{
+	return c->fd;
+}
+
 int ctl_conn_truncated(const struct ctl_conn *c)
 {
 	return c->truncated;

@@ -54,6 +54,9 @@ int ctl_conn_truncated(const struct ctl_conn *c);
 
 const char *ctl_conn_error(const struct ctl_conn *c);
 
+/** The socket under @c (to shut it down from a signal handler). */
+int ctl_conn_fd(const struct ctl_conn *c);
+
 void ctl_conn_close(struct ctl_conn *c);
 
 #endif /* CTL_TLS_CLIENT_H */

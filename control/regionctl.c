@@ -7,16 +7,20 @@
  * (invalid table, residency, conflict, not found); 2 usage; 3 regiond or
  * regionfwd unreachable; 4 regiond failed to carry it out.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,10 +28,12 @@
 #include <jansson.h>
 
 #include "ctl_exit.h"
+#include "ctl_pcapng.h"
 #include "ctl_top.h"
 #include "ctl_tls_client.h"
 #include "fwd_doc.h"
 #include "fwd_names.h"
+#include "fwd_parse.h"
 #include "fwd_report.h"
 #include "fwd_table.h"
 
@@ -49,7 +55,7 @@ struct opts {
  * every usage error are made from it, so a command cannot be added without
  * its help, and its help cannot say other than what the parser accepts.
  */
-#define CTL_MAX_OPTS 8
+#define CTL_MAX_OPTS 12
 #define CTL_MAX_ARGS 8
 
 struct ctl_opt {
@@ -217,6 +223,19 @@ static long long content_length(const char *head, const char *end)
 	return -1;
 }
 
+/* A request's head and JSON body @b (NULL: none). */
+static void request_head(FILE *f, const struct opts *o, const char *method, const char *path,
+			 const char *b)
+{
+	fprintf(f, "%s %s HTTP/1.1\r\nHost: regiond\r\nConnection: close\r\n", method, path);
+	if (o->token)
+		fprintf(f, "Authorization: Bearer %s\r\n", o->token);
+	fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		b ? strlen(b) : 0);
+	if (b)
+		fputs(b, f);
+}
+
 /* One HTTP/1.1 exchange (Connection: close). Returns the status, or -1
  * with @why (regiond unreachable, or TLS refused). */
 static int http(const struct opts *o, const char *method, const char *path, json_t *body,
@@ -238,13 +257,7 @@ static int http(const struct opts *o, const char *method, const char *path, json
 		return -1;
 	}
 	f = open_memstream(&req, &qlen);
-	fprintf(f, "%s %s HTTP/1.1\r\nHost: regiond\r\nConnection: close\r\n", method, path);
-	if (o->token)
-		fprintf(f, "Authorization: Bearer %s\r\n", o->token);
-	fprintf(f, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-		b ? strlen(b) : 0);
-	if (b)
-		fputs(b, f);
+	request_head(f, o, method, path, b);
 	fclose(f);
 	if (ctl_conn_send(c, req, qlen)) {
 		snprintf(why, whylen, "%s", ctl_conn_error(c));
@@ -1426,6 +1439,423 @@ static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 	return 0;
 }
 
+/* ---- capture ---------------------------------------------------------- */
+
+/* A capture's pcapng on its way to a file, stdout or the terminal. Only
+ * whole blocks are ever written, so a capture cut short (Ctrl-C, a lost
+ * connection) leaves a file that ends at its last whole block. */
+struct cap_sink {
+	int fd; /* where the pcapng goes; -1: a line (or JSON object) per packet */
+	int json;
+	struct ctl_buf pend; /* received bytes not yet a whole block */
+	uint64_t packets, bytes;
+	char stats[4][320]; /* the statistics blocks' comments: what was lost, why it ended */
+	int nstats;
+	char why[128]; /* set when the stream is not pcapng or cannot be written */
+};
+
+/* Ctrl-C ends a capture early: the connection is shut down (regiond then
+ * stops the capture), and what arrived whole is kept. */
+static volatile sig_atomic_t cap_interrupted;
+static volatile int cap_sock = -1;
+
+static void cap_on_signal(int sig)
+{
+	(void)sig;
+	cap_interrupted = 1;
+	if (cap_sock >= 0)
+		shutdown(cap_sock, SHUT_RDWR);
+}
+
+/* A packet comment "SOURCE FATE key=value ..." as JSON. */
+static json_t *verdict_json(const char *comment)
+{
+	json_t *v = json_object();
+	char buf[512], *save = NULL, *w;
+	int i = 0;
+
+	snprintf(buf, sizeof(buf), "%s", comment);
+	for (w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save), i++) {
+		char *eq = strchr(w, '=');
+
+		if (eq) {
+			*eq = '\0';
+			json_object_set_new(v, w, json_string(eq + 1));
+		} else {
+			json_object_set_new(v,
+					    i == 0   ? "source"
+					    : i == 1 ? "fate"
+						     : w,
+					    i < 2 ? json_string(w) : json_true());
+		}
+	}
+	return v;
+}
+
+static void print_packet(const struct cap_sink *k, const struct ctl_pcapng_block *b)
+{
+	struct ctl_pcapng_epb_info e;
+	struct fwd_pkt p;
+	char comment[512], src[INET6_ADDRSTRLEN] = "-", dst[INET6_ADDRSTRLEN] = "-", when[40],
+			   proto[16];
+	time_t sec;
+	struct tm tm;
+	int ok;
+
+	if (ctl_pcapng_epb_info(b, &e))
+		return;
+	ctl_pcapng_comment(b, comment, sizeof(comment));
+	ok = fwd_parse(e.data, e.data + e.caplen, &p) == FWD_OK;
+	if (ok) {
+		inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.src, src, sizeof(src));
+		inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.dst, dst, sizeof(dst));
+		fwd_proto_name(p.proto, proto, sizeof(proto));
+	}
+	sec = (time_t)(e.ts / 1000000000u);
+	gmtime_r(&sec, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	if (k->json) {
+		json_t *j = json_pack("{s:I, s:i, s:i, s:s, s:o}", "time_ns", (json_int_t)e.ts,
+				      "len", (int)e.origlen, "caplen", (int)e.caplen, "comment",
+				      comment, "verdict", verdict_json(comment));
+
+		if (ok)
+			json_object_update_new(j, json_pack("{s:s, s:s, s:s, s:i, s:i}", "src", src,
+							    "dst", dst, "proto", proto, "sport",
+							    p.sport, "dport", p.dport));
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		putchar('\n');
+		json_decref(j);
+	} else if (ok) {
+		printf("%s.%09llu %s %s:%u > %s:%u len %u  %s\n", when,
+		       (unsigned long long)(e.ts % 1000000000u), proto, src, p.sport, dst, p.dport,
+		       e.origlen, comment);
+	} else {
+		printf("%s.%09llu (not IP) len %u  %s\n", when,
+		       (unsigned long long)(e.ts % 1000000000u), e.origlen, comment);
+	}
+	fflush(stdout);
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Received bytes: every block they complete is written (or printed). */
+static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
+{
+	struct ctl_pcapng_block b;
+	size_t off = 0;
+	int rc;
+
+	if (ctl_buf_put(&k->pend, p, n))
+		return -1;
+	while ((rc = ctl_pcapng_block(k->pend.data + off, k->pend.len - off, &b)) == 1) {
+		if (b.type == CTL_PCAPNG_EPB) {
+			k->packets++;
+			if (k->fd < 0)
+				print_packet(k, &b);
+		} else if (b.type == CTL_PCAPNG_ISB && k->nstats < 4) {
+			ctl_pcapng_comment(&b, k->stats[k->nstats], sizeof(k->stats[0]));
+			k->nstats += k->stats[k->nstats][0] != '\0';
+		}
+		if (k->fd >= 0 && write_all(k->fd, b.p, b.len)) {
+			snprintf(k->why, sizeof(k->why), "cannot write the capture: %s",
+				 strerror(errno));
+			return -1;
+		}
+		k->bytes += b.len;
+		off += b.len;
+	}
+	if (rc < 0) {
+		snprintf(k->why, sizeof(k->why), "regiond sent something that is not pcapng");
+		return -1;
+	}
+	memmove(k->pend.data, k->pend.data + off, k->pend.len - off);
+	k->pend.len -= off;
+	return 0;
+}
+
+/* The body of a chunked response (RFC 9112 7.1), decoded as it arrives. */
+struct chunked {
+	int state; /* 0 size line, 1 data, 2 CRLF after data, 3 trailer, 4 done */
+	size_t left;
+	char line[64];
+	size_t nline;
+};
+
+/* Feed @n raw bytes; decoded data goes to the sink. -1: not chunked framing. */
+static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p, size_t n)
+{
+	while (n > 0 && ch->state != 4) {
+		if (ch->state == 1) {
+			size_t m = n < ch->left ? n : ch->left;
+
+			if (sink_feed(k, p, m))
+				return -1;
+			p += m;
+			n -= m;
+			if ((ch->left -= m) == 0)
+				ch->state = 2, ch->nline = 0;
+			continue;
+		}
+		/* A line: the size, the CRLF after data, or a trailer line. */
+		if (ch->nline + 1 >= sizeof(ch->line))
+			return -1;
+		ch->line[ch->nline++] = (char)*p++;
+		n--;
+		if (ch->nline < 2 || ch->line[ch->nline - 2] != '\r' ||
+		    ch->line[ch->nline - 1] != '\n')
+			continue;
+		ch->line[ch->nline - 2] = '\0';
+		if (ch->state == 0) {
+			char *end;
+
+			ch->left = strtoul(ch->line, &end, 16);
+			if (end == ch->line)
+				return -1;
+			ch->state = ch->left ? 1 : 3;
+		} else if (ch->state == 2) {
+			if (ch->line[0])
+				return -1;
+			ch->state = 0;
+		} else if (ch->line[0] == '\0') {
+			ch->state = 4;
+		}
+		ch->nline = 0;
+	}
+	return 0;
+}
+
+/* POST @path with @body and stream the pcapng answer into @k. @return 0
+ * (whole, or cut short by Ctrl-C: cap_interrupted), or an exit code with
+ * the reason said. *@started: regiond accepted and the stream began. */
+static int http_stream(const struct opts *o, const char *path, json_t *body, struct cap_sink *k,
+		       int *started)
+{
+	char why[512], *req = NULL, *b = json_dumps(body, JSON_COMPACT), *sep;
+	struct ctl_conn *c = conn_open(o, why, sizeof(why));
+	struct ctl_buf head = {0};
+	struct chunked ch = {0};
+	size_t qlen;
+	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE;
+	FILE *f;
+
+	*started = 0;
+	if (c == NULL) {
+		fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
+			o->url ? o->url : o->sock, why);
+		free(b);
+		return EXIT_UNREACHABLE;
+	}
+	f = open_memstream(&req, &qlen);
+	request_head(f, o, "POST", path, b);
+	fclose(f);
+	free(b);
+	if (ctl_conn_send(c, req, qlen)) {
+		fprintf(stderr, "regionctl: cannot reach regiond: %s\n", ctl_conn_error(c));
+		goto out;
+	}
+	cap_sock = ctl_conn_fd(c);
+	/* The head, then the body: JSON with an error status, else pcapng. */
+	for (;;) {
+		uint8_t buf[65536];
+		ssize_t r = ctl_conn_recv(c, buf, sizeof(buf));
+
+		if (r < 0 && !cap_interrupted) {
+			fprintf(stderr, "regionctl: %s\n", ctl_conn_error(c));
+			goto out;
+		}
+		if (r <= 0)
+			break;
+		if (status == 0) {
+			if (ctl_buf_put(&head, buf, (size_t)r) || ctl_buf_put(&head, "", 1))
+				goto out;
+			head.len--; /* keep it a string, without counting the NUL */
+			sep = strstr((char *)head.data, "\r\n\r\n");
+			if (sep == NULL)
+				continue;
+			if (sscanf((char *)head.data, "HTTP/1.%*d %d", &status) != 1)
+				break;
+			for (char *h = strstr((char *)head.data, "\r\n"); h && h < sep;
+			     h = strstr(h + 2, "\r\n"))
+				if (strncasecmp(h + 2, "Transfer-Encoding:", 18) == 0 &&
+				    strstr(h + 2, "chunked") && strstr(h + 2, "chunked") < sep)
+					chunked = 1;
+			if (status != 200)
+				continue; /* the JSON error: read it whole */
+			*started = 1;
+			if (k->fd >= 0 && ftruncate(k->fd, 0) < 0 && errno != EINVAL)
+				fprintf(stderr, "regionctl: cannot empty the file: %s\n",
+					strerror(errno));
+			{
+				const uint8_t *rest = (const uint8_t *)sep + 4;
+				size_t n = head.len - (size_t)(rest - head.data);
+
+				if ((chunked ? chunked_feed(&ch, k, rest, n)
+					     : sink_feed(k, rest, n)))
+					break;
+			}
+			continue;
+		}
+		if (status != 200) {
+			if (ctl_buf_put(&head, buf, (size_t)r) || ctl_buf_put(&head, "", 1))
+				goto out;
+			head.len--;
+			continue;
+		}
+		if (chunked ? chunked_feed(&ch, k, buf, (size_t)r) : sink_feed(k, buf, (size_t)r))
+			break;
+	}
+	cap_sock = -1;
+	if (status == 0) {
+		fprintf(stderr, "regionctl: no HTTP response from regiond\n");
+		goto out;
+	}
+	if (status != 200) {
+		json_t *err = (sep = strstr((char *)head.data, "\r\n\r\n"))
+				      ? json_loads(sep + 4, 0, NULL)
+				      : NULL;
+
+		rc = err ? show_error(status, err)
+			 : (fprintf(stderr, "regionctl: HTTP %d\n", status), EXIT_UNREACHABLE);
+		json_decref(err);
+		goto out;
+	}
+	if (k->why[0]) {
+		fprintf(stderr, "regionctl: %s\n", k->why);
+		rc = CTL_EXIT_FAILED;
+		goto out;
+	}
+	rc = 0;
+	if (!cap_interrupted && (chunked ? ch.state != 4 : ctl_conn_truncated(c))) {
+		fprintf(stderr, "regionctl: the capture was cut short: regiond or regionfwd "
+				"stopped it\n");
+		rc = EXIT_UNREACHABLE;
+	}
+out:
+	cap_sock = -1;
+	ctl_buf_free(&head);
+	ctl_conn_close(c);
+	free(req);
+	return rc;
+}
+
+static int parse_count(const struct ctl_call *c, const char *opt, unsigned long long max,
+		       unsigned long long *out)
+{
+	const char *v = opt_val(c, opt);
+	char *end;
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	if (v[0] < '0' || v[0] > '9' || *end || errno || *out < 1 || *out > max)
+		return usage_error(c, "%s takes a whole number in 1..%llu, not '%s'", opt, max, v);
+	return 0;
+}
+
+static int cmd_capture(const struct opts *o, const struct ctl_call *c)
+{
+	const char *file = opt_val(c, "-w");
+	static const char *const names[] = {"--reason", "--region", "--service", "--link",
+					    "--filter"};
+	struct cap_sink k = {.fd = -1, .json = o->json};
+	unsigned long long count, duration;
+	struct sigaction sa = {.sa_handler = cap_on_signal}, old_int, old_term;
+	struct stat st;
+	int created = 0, started, rc;
+	json_t *b;
+	FILE *out;
+
+	if ((rc = parse_count(c, "--count", 10000000, &count)) ||
+	    (rc = parse_count(c, "--duration", 86400, &duration)))
+		return rc;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (opt_val(c, names[i]) && opt_val(c, names[i])[0] == '\0')
+			return usage_error(c, "%s takes a non-empty value", names[i]);
+	/* Where it goes is checked before regiond is asked: a capture to a
+	 * file that cannot be written never starts. */
+	if (file && strcmp(file, "-") == 0) {
+		if (isatty(STDOUT_FILENO)) {
+			fprintf(stderr, "regionctl capture: not writing pcapng to a terminal: "
+					"redirect stdout, or give -w FILE\n");
+			return EXIT_USAGE;
+		}
+		k.fd = STDOUT_FILENO;
+	} else if (file) {
+		created = stat(file, &st) != 0;
+		k.fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (k.fd < 0) {
+			fprintf(stderr, "regionctl capture: cannot write '%s': %s\n", file,
+				strerror(errno));
+			return EXIT_USAGE;
+		}
+	}
+	b = json_object();
+	if (count)
+		json_object_set_new(b, "count", json_integer((json_int_t)count));
+	if (duration)
+		json_object_set_new(b, "duration_s", json_integer((json_int_t)duration));
+	if (opt_val(c, "--drops-only"))
+		json_object_set_new(b, "drops_only", json_true());
+	if (opt_val(c, "--no-xdp"))
+		json_object_set_new(b, "xdp", json_false());
+	opts_into_body(c, b);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	signal(SIGPIPE, SIG_IGN);
+	rc = http_stream(o, "/v1/capture", b, &k, &started);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	json_decref(b);
+	if (!started && created)
+		unlink(file); /* refused: no empty file left behind */
+	if (k.fd >= 0 && k.fd != STDOUT_FILENO)
+		close(k.fd);
+	ctl_buf_free(&k.pend);
+	if (!started)
+		return rc;
+	/* The summary: on stdout unless the pcapng went there. */
+	out = k.fd == STDOUT_FILENO ? stderr : k.fd < 0 && !o->json ? stderr : stdout;
+	if (o->json) {
+		json_t *stats = json_array(), *j;
+
+		for (int i = 0; i < k.nstats; i++)
+			json_array_append_new(stats, json_string(k.stats[i]));
+		j = json_pack("{s:s, s:I, s:I, s:b, s:b, s:o}", "summary", "capture", "packets",
+			      (json_int_t)k.packets, "bytes", (json_int_t)k.bytes, "complete",
+			      rc == 0 && !cap_interrupted, "interrupted", cap_interrupted != 0,
+			      "statistics", stats);
+		if (file)
+			json_object_set_new(j, "file", json_string(file));
+		json_dumpf(j, out, JSON_COMPACT | JSON_SORT_KEYS);
+		fputc('\n', out);
+		json_decref(j);
+	} else {
+		fprintf(out, "capture: %llu packets%s%s%s\n", (unsigned long long)k.packets,
+			file ? " written to " : "",
+			file ? (k.fd == STDOUT_FILENO ? "stdout" : file) : "",
+			cap_interrupted ? " (interrupted)" : "");
+		for (int i = 0; i < k.nstats; i++)
+			fprintf(out, "  %s\n", k.stats[i]);
+	}
+	return rc;
+}
+
 static int cmd_help(const struct opts *o, const struct ctl_call *c);
 
 static const struct ctl_opt global_opts[] = {
@@ -1467,6 +1897,23 @@ static const struct ctl_opt explain_opts[] = {
 	 .arg = "NAME",
 	 .content_field = FWD_CF_DNS_QNAME + 1,
 	 .help = "a DNS query for this name"},
+	{0},
+};
+
+static const struct ctl_opt capture_opts[] = {
+	{.name = "-w", .arg = "FILE", .help = "write pcapng to FILE ('-': stdout)"},
+	{.name = "--count", .arg = "N", .help = "stop after N packets (1..10000000)"},
+	{.name = "--duration", .arg = "S", .help = "stop after S seconds (1..86400)"},
+	{.name = "--drops-only", .help = "only packets that are dropped"},
+	{.name = "--reason", .arg = "R", .key = "reason", .help = "only drops for reason R"},
+	{.name = "--region", .arg = "R", .key = "region", .help = "only region R's packets"},
+	{.name = "--service", .arg = "S", .key = "service", .help = "only service S's packets"},
+	{.name = "--link", .arg = "L", .key = "link", .help = "only packets sent on link L"},
+	{.name = "--filter",
+	 .arg = "EXPR",
+	 .key = "filter",
+	 .help = "a pcap filter expression ('udp port 53')"},
+	{.name = "--no-xdp", .help = "leave out the XDP filter's drops"},
 	{0},
 };
 
@@ -1595,6 +2042,7 @@ OPTS_FIT(global_opts);
 OPTS_FIT(explain_opts);
 OPTS_FIT(apply_opts);
 OPTS_FIT(link_weight_opts);
+OPTS_FIT(capture_opts);
 
 /* The order here is the order of the listing. */
 static const struct ctl_cmd commands[] = {
@@ -1636,6 +2084,17 @@ static const struct ctl_cmd commands[] = {
 	 .run = cmd_drops,
 	 .opts = rate_opts,
 	 .summary = "the non-zero drop reasons, most frequent first (all with -j)"},
+	{.name = "capture",
+	 .run = cmd_capture,
+	 .opts = capture_opts,
+	 .summary = "capture packets at regionfwd, with their verdicts",
+	 .detail =
+		 "Copies the packets regionfwd handles, dropped ones included, with each one's\n"
+		 "verdict (region, service, policy, link or drop reason, generation) as its\n"
+		 "pcapng packet comment; with XDP filters, their drops too ('xdp drop rule=...').\n"
+		 "Criteria combine (all must hold). Without -w, one line per packet (-j: one\n"
+		 "JSON object). Ends at --count, --duration or Ctrl-C; what was lost (a full\n"
+		 "capture ring) is said at the end. One capture at a time (capture_busy)."},
 	{.name = "validate",
 	 .run = cmd_validate,
 	 .args = "FILE",

@@ -17,6 +17,7 @@
 
 #include <rte_ethdev.h>
 
+#include "dp_cap.h"
 #include "dp_ctx.h"
 #include "dp_explain.h"
 #include "dp_log.h"
@@ -457,6 +458,58 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 	return out;
 }
 
+static uint8_t *op_capture_start(struct dp_ctl *ctl, const Regionfwd__Ctl__CaptureStart *req,
+				 size_t *len)
+{
+	Regionfwd__Ctl__CaptureStarted rep = REGIONFWD__CTL__CAPTURE_STARTED__INIT;
+	struct dp_ctx *ctx = ctl->ctx;
+	struct dp_cap_req q = {.owner = req->owner,
+			       .drops_only = req->drops_only,
+			       .reason = req->reason,
+			       .region = req->region,
+			       .service = req->service,
+			       .link = req->link,
+			       .filter = req->filter,
+			       .count = req->count};
+	struct fwd_err e = {0};
+
+	if (ctx->cap == NULL) {
+		fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "this regionfwd has no capture");
+		return reply_error(REGIONFWD__CTL__OP__OP_CAPTURE_START, &e, len);
+	}
+	/* The control thread owns ctx->pub.gen: names are checked against it. */
+	if (dp_cap_start(ctx->cap, &ctx->pub, ctx->pub.gen, &q, &rep.id, &rep.interfaces, &e))
+		return reply_error(REGIONFWD__CTL__OP__OP_CAPTURE_START, &e, len);
+	return reply_msg(REGIONFWD__CTL__OP__OP_CAPTURE_START, &rep.base, len);
+}
+
+static uint8_t *op_capture_read(struct dp_ctl *ctl, unsigned op,
+				const Regionfwd__Ctl__CaptureRead *req, size_t *len)
+{
+	Regionfwd__Ctl__CaptureData rep = REGIONFWD__CTL__CAPTURE_DATA__INIT;
+	struct dp_ctx *ctx = ctl->ctx;
+	struct dp_cap_chunk ch;
+	struct fwd_err e = {0};
+	uint8_t *out;
+
+	if (ctx->cap == NULL || dp_cap_read(ctx->cap, &ctx->pub, req->id,
+					    op == REGIONFWD__CTL__OP__OP_CAPTURE_STOP, &ch, &e)) {
+		if (ctx->cap == NULL)
+			fwd_err_fail(&e, FWD_R_NO_CAPTURE, NULL, 0, "id", "no capture runs here");
+		return reply_error(op, &e, len);
+	}
+	rep.pcapng.data = ch.data;
+	rep.pcapng.len = ch.len;
+	rep.packets = ch.packets;
+	rep.done = ch.done != 0;
+	rep.captured = ch.captured;
+	rep.lost = ch.lost;
+	rep.end = ch.end;
+	out = reply_msg(op, &rep.base, len);
+	free(ch.data);
+	return out;
+}
+
 /* One request frame (header checked, body read) to its reply frame. */
 static uint8_t *handle(struct dp_ctl *ctl, const struct fwd_msg_hdr *h, const uint8_t *body,
 		       size_t *len)
@@ -487,6 +540,13 @@ static uint8_t *handle(struct dp_ctl *ctl, const struct fwd_msg_hdr *h, const ui
 		break;
 	case REGIONFWD__CTL__OP__OP_TABLE:
 		out = op_table(ctl, len);
+		break;
+	case REGIONFWD__CTL__OP__OP_CAPTURE_START:
+		out = op_capture_start(ctl, (const Regionfwd__Ctl__CaptureStart *)m, len);
+		break;
+	case REGIONFWD__CTL__OP__OP_CAPTURE_READ:
+	case REGIONFWD__CTL__OP__OP_CAPTURE_STOP:
+		out = op_capture_read(ctl, h->op, (const Regionfwd__Ctl__CaptureRead *)m, len);
 		break;
 	default: /* fwd_msg_hdr_decode lets only the op table's ops through */
 		fwd_err_fail(&e, FWD_R_UNKNOWN_OP, NULL, 0, "op", "no handler for op %u", h->op);

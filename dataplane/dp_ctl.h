@@ -14,6 +14,10 @@
  *   status    the running generation, workers, packet totals, ports
  *   counters  the counter report (the --stats-json model)
  *   explain   ExplainRequest: where would this packet go
+ *   table     the running document, for a regiond to adopt
+ *   capture_start, capture_read, capture_stop
+ *             a packet capture (dp_cap.h): its match, then its pcapng in
+ *             chunks of whole blocks, at most DP_CAP_BUF_MAX bytes each
  *
  * The header is checked before a body is allocated: a frame of another
  * protocol or version, an unknown op, flags or a length over the limit gets

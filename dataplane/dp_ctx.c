@@ -11,6 +11,7 @@
 #include <rte_mempool.h>
 #include <rte_telemetry.h>
 
+#include "dp_cap.h"
 #include "dp_log.h"
 #include "dp_fold.h"
 #include "dp_saved.h"
@@ -32,6 +33,9 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	/* Every worker reports quiescence after each loop, once it has dropped
 	 * its pointer; after this returns, no worker can still see @old. */
 	rte_rcu_qsbr_synchronize(ctx->pub.qsv, RTE_QSBR_THRID_INVALID);
+	/* A capture's copies made under @old name it (dp_cap.h): all of them
+	 * are in the rings now, and are formatted before it goes. */
+	dp_cap_flush(ctx->cap);
 	pthread_mutex_lock(&ctx->lock);
 	/* Before the free: the retired generation's counters live on in the
 	 * totals. A fold that runs out of memory loses only what it could not

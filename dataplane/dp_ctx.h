@@ -35,6 +35,7 @@ struct dp_ctx {
 	struct fwd_report *totals; /* counters of retired generations, by name (dp_fold.h) */
 	uint16_t nworkers;
 	struct dp_lcore *workers[DP_MAX_WORKERS];
+	struct dp_cap *cap; /* packet capture (dp_cap.h); control thread only */
 	uint64_t next_gen_id;
 	uint64_t gen_seq; /* last dp_gen.seq given (control thread) */
 	/* Who pushed the running table over the control socket ("" while it
@@ -53,7 +54,8 @@ struct dp_ctx {
 
 /**
  * Publish @g and retire the previous generation: one release store, then an
- * RCU grace period, then the old generation's counters are folded into the
+ * RCU grace period, then a running capture's copies are drained (they name
+ * the old generation), the old generation's counters are folded into the
  * totals and it is freed. Called by the control thread only.
  */
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);

@@ -194,6 +194,22 @@ static int build_links(struct dp_gen *g, const struct dp_node *node, const struc
 	return 0;
 }
 
+/* Name keys of regions and services, for a capture's match (dp_cap.h). */
+static int build_name_keys(struct dp_gen *g, struct fwd_err *err)
+{
+	const struct fwd_table *t = g->table;
+
+	g->region_keys = rte_malloc("dp_region_keys", sizeof(uint64_t) * t->nregions, 0);
+	g->service_keys = rte_malloc("dp_service_keys", sizeof(uint64_t) * t->nservices, 0);
+	if (g->region_keys == NULL || g->service_keys == NULL)
+		return fwd_err_set(err, t->source, 0, "", "out of memory");
+	for (uint16_t i = 0; i < t->nregions; i++)
+		g->region_keys[i] = fwd_hash64(t->region_names[i], strlen(t->region_names[i]));
+	for (uint16_t i = 0; i < t->nservices; i++)
+		g->service_keys[i] = fwd_hash64(t->service_names[i], strlen(t->service_names[i]));
+	return 0;
+}
+
 static int build_counters(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
@@ -282,7 +298,8 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 	 * never runs a table that breaks residency. */
 	if (fwd_residency_check(t, g->cls, err))
 		goto free_gen;
-	if (build_links(g, node, ports, err) || build_fibs(g, err) || build_counters(g, err))
+	if (build_links(g, node, ports, err) || build_name_keys(g, err) || build_fibs(g, err) ||
+	    build_counters(g, err))
 		goto free_gen;
 	/* Databases deserialized and every worker's scratch allocated here,
 	 * before the swap: a worker only ever scans. */
@@ -306,6 +323,8 @@ void dp_gen_free(struct dp_gen *g)
 	rte_fib_free(g->fib4);
 	rte_free(g->key_index);
 	rte_free(g->link_keys);
+	rte_free(g->region_keys);
+	rte_free(g->service_keys);
 	rte_free(g->links);
 	fwd_class_free(g->cls);
 	fwd_table_free(g->table);

@@ -83,6 +83,10 @@ struct dp_gen {
 	uint16_t *cell_link;
 	struct dp_link_out *links;
 	uint64_t *link_keys; /* per link: fwd_hash64 of its name, stable across generations */
+	/* Per region and per service: fwd_hash64 of its name. A capture's
+	 * match names them (dp_cap.h) and holds in every generation that has
+	 * the name, whatever its id there. */
+	uint64_t *region_keys, *service_keys;
 	uint32_t key_mask; /* key_index: open addressing, key -> link id */
 	struct {
 		uint64_t key;

@@ -55,6 +55,9 @@ const struct dp_node_field dp_node_fields[] = {
 	STR(control_group, "group owning the control socket; default: the process's group"),
 	STR(pushed_table,
 	    "last pushed table, run after a restart; default: next to control_socket"),
+	UINT(capture_ring, 64, 65536, 1024,
+	     "per worker: copies a capture holds until its writer drains them"),
+	UINT(capture_mbufs, 256, 1048575, 4095, "a capture's copies in flight, over all workers"),
 	NOTE(description, "free text for the reader"),
 };
 const unsigned dp_node_nfields = sizeof(dp_node_fields) / sizeof(dp_node_fields[0]);

@@ -46,6 +46,9 @@ struct dp_node {
 	/* The last table a controller pushed, saved for the next start
 	 * (dp_saved.h); "" = regionfwd.pushed next to control_socket. */
 	char pushed_table[256];
+	uint32_t
+		capture_ring; /* per worker: copies a capture holds before the writer drains them */
+	uint32_t capture_mbufs; /* the capture's pool: copies in flight over all workers */
 };
 
 struct fwd_node;

@@ -48,6 +48,67 @@ static inline void drop_pkt(struct dp_lcore *lc, struct rte_mbuf *m, enum fwd_dr
 	rte_pktmbuf_free(m);
 }
 
+/*
+ * A running capture (dp_cap.h) and packet @m, before it is sent or freed:
+ * @drop is 0 (it leaves on d->link) or 1 + its drop reason; @d is the
+ * decision, NULL when the parser dropped it; @classified says whether d's
+ * region, service and policy are this generation's. A packet the capture
+ * matches is copied into the capture's pool, its verdict in the copy's
+ * private area, onto this worker's ring; a full pool or ring is counted
+ * (capture_overflow), never waited for. Out of line: only bursts of a
+ * running capture call it.
+ */
+static __rte_noinline void capture_pkt(struct dp_lcore *lc, const struct dp_capture *cap,
+				       const struct dp_gen *g, struct rte_mbuf *m,
+				       const struct fwd_decision *d, int classified, uint8_t drop)
+{
+	struct rte_mbuf *c;
+	struct dp_cap_rec *r;
+
+	if ((cap->drops_only && !drop) || (cap->reason && cap->reason != drop))
+		return;
+	if ((cap->region_key || cap->service_key) &&
+	    (!classified || (cap->region_key && g->region_keys[d->region] != cap->region_key) ||
+	     (cap->service_key && g->service_keys[d->service] != cap->service_key)))
+		return;
+	if (cap->link_key && (drop || d == NULL || d->link == FWD_LINK_NONE ||
+			      g->link_keys[d->link] != cap->link_key))
+		return;
+	if (cap->bpf != NULL && (cap->jit ? cap->jit(m) : rte_bpf_exec(cap->bpf, m)) == 0)
+		return;
+	if (cap->count) {
+		if (lc->cap_id != cap->id) {
+			lc->cap_id = cap->id;
+			lc->cap_n = 0;
+		}
+		if (lc->cap_n >= cap->count)
+			return; /* this worker has given the capture all it asked for */
+	}
+	c = rte_pktmbuf_copy(m, cap->pool, 0, UINT32_MAX);
+	if (unlikely(c == NULL)) {
+		lc->cnt.evt[FWD_EVT_CAPTURE_OVERFLOW]++;
+		return;
+	}
+	r = rte_mbuf_to_priv(c);
+	r->g = g;
+	r->tsc = rte_rdtsc();
+	r->worker = lc->idx;
+	r->drop = drop;
+	r->classified = classified && d != NULL;
+	r->region = d ? d->region : 0;
+	r->service = d ? d->service : 0;
+	r->policy = d ? d->policy : 0;
+	r->link = d && !drop ? d->link : FWD_LINK_NONE;
+	r->mirror = d ? d->mirror : FWD_LINK_NONE;
+	if (unlikely(rte_ring_sp_enqueue(lc->cap_ring, c) != 0)) {
+		rte_pktmbuf_free(c);
+		lc->cnt.evt[FWD_EVT_CAPTURE_OVERFLOW]++;
+		return;
+	}
+	lc->cnt.evt[FWD_EVT_CAPTURED]++;
+	lc->cap_n++;
+}
+
 /* Replace whatever L2 header the packet came with (Ethernet and up to two
  * VLAN tags) by the link's template for the family: next-hop MAC, port MAC,
  * optional 802.1Q tag, EtherType. The usual case (untagged in, untagged out)
@@ -242,7 +303,8 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
  * their first fragment, which precedes them in arrival order and so is
  * already in the table even when it came in this very burst.
  * @return 0 decided (counted as usual), 1 decided but not counted per
- *         region/service/policy, -1 dropped and freed here */
+ *         region/service/policy, -1 to be dropped as d->drop - 1 (the
+ *         caller frees it, after a capture's copy) */
 static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *g,
 				      struct rte_mbuf *m, const struct fwd_pkt *p, uint16_t region,
 				      struct fwd_decision *d, uint64_t *now)
@@ -257,7 +319,8 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		dp_frag_key_of(p, &k);
 		e = dp_frag_lookup(&lc->frag, &k, *now);
 		if (e == NULL) {
-			drop_pkt(lc, m, FWD_DROP_FRAG_NO_FIRST);
+			d->drop = 1 + FWD_DROP_FRAG_NO_FIRST;
+			d->link = d->mirror = FWD_LINK_NONE;
 			return -1;
 		}
 		*d = e->d;
@@ -358,18 +421,21 @@ static __rte_always_inline void mirror_cached(struct dp_lcore *lc, const struct 
 
 /* Everything stage 3 does for one packet that is not a plain cell's: decide
  * (fragments through decide_slow), content rules, count, drop, TTL, mirror,
- * L2 rewrite, stage. */
+ * L2 rewrite, stage. With a capture (@cap, NULL in the instances that run
+ * without one, where its tests fold away), the packet as received and its
+ * verdict go to capture_pkt() before it is freed or changed. */
 static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp_gen *g,
 					    struct stage3_env *e, struct rte_mbuf *m,
 					    const struct fwd_pkt *p, uint16_t region,
 					    uint16_t service, uint32_t cell, uint16_t pid,
-					    const int plain4)
+					    const int plain4, const struct dp_capture *cap)
 {
 	const uint8_t family = plain4 ? 4 : p->family;
 	const uint16_t l2_len = plain4 ? 14 : p->l2_len;
 	const struct dp_link_out *o;
 	struct fwd_decision d;
 	uint32_t len = rte_pktmbuf_pkt_len(m);
+	int classified = 1; /* d's region, service and policy are this generation's */
 	uint8_t *ip;
 
 	if (plain4 || likely(p->frag == FWD_FRAG_NONE)) {
@@ -397,10 +463,16 @@ static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp
 
 		e->now = now;
 		d = ds;
-		if (rc < 0)
+		if (rc < 0) {
+			if (cap)
+				capture_pkt(lc, cap, g, m, NULL, 0, d.drop);
+			drop_pkt(lc, m, (enum fwd_drop)(d.drop - 1));
 			return;
-		if (rc > 0)
+		}
+		if (rc > 0) {
+			classified = 0;
 			goto counted;
+		}
 	}
 	if (plain4 || likely(e->cnt_cell != NULL)) { /* one pair per (region, service), dp_gen.h */
 		struct dp_pb *c = &e->cnt_cell[d.cell];
@@ -416,23 +488,37 @@ static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp
 	}
 counted:
 	if (unlikely(d.drop)) {
+		if (cap)
+			capture_pkt(lc, cap, g, m, &d, classified, d.drop);
 		if (d.mirror != FWD_LINK_NONE)
 			mirror_cached(lc, g, e, m, p, d.mirror);
 		drop_pkt(lc, m, (enum fwd_drop)(d.drop - 1));
 		return;
 	}
+	/* A capture copies the packet as received: before its TTL and L2
+	 * header change. */
 	ip = rte_pktmbuf_mtod_offset(m, uint8_t *, l2_len);
 	if (family == 4) {
 		if (unlikely(ip[8] <= 1)) {
+			if (cap)
+				capture_pkt(lc, cap, g, m, &d, classified,
+					    1 + FWD_DROP_TTL_EXPIRED);
 			drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
 			return;
 		}
+		if (cap)
+			capture_pkt(lc, cap, g, m, &d, classified, 0);
 		fwd_ipv4_ttl_dec(ip);
 	} else {
 		if (unlikely(ip[7] <= 1)) {
+			if (cap)
+				capture_pkt(lc, cap, g, m, &d, classified,
+					    1 + FWD_DROP_TTL_EXPIRED);
 			drop_pkt(lc, m, FWD_DROP_TTL_EXPIRED);
 			return;
 		}
+		if (cap)
+			capture_pkt(lc, cap, g, m, &d, classified, 0);
 		ip[7]--;
 	}
 	if (unlikely(d.mirror != FWD_LINK_NONE))
@@ -456,14 +542,17 @@ counted:
 /*
  * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
  * a first fragment is decided before its later fragments). Always inlined
- * twice: with @plain4 set when stage 1 found every packet of the burst to be
- * untagged IPv4 without options, not a fragment, TCP or UDP (the usual
- * burst) and the generation counts per cell (g->cell_link set), so those
- * tests fold away; and without, for everything else.
+ * three times: with @plain4 set when stage 1 found every packet of the
+ * burst to be untagged IPv4 without options, not a fragment, TCP or UDP
+ * (the usual burst) and the generation counts per cell (g->cell_link set),
+ * so those tests fold away; without, for everything else; and, when a
+ * capture runs (@cap not NULL), without @plain4 and with the capture's
+ * copies, so that the other two carry no capture test at all.
  */
 static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
 				       struct rte_mbuf **pkts, const struct fwd_pkt *meta,
-				       const uint64_t *nh, uint16_t n, const int plain4)
+				       const uint64_t *nh, uint16_t n, const int plain4,
+				       const struct dp_capture *cap)
 {
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	struct stage3_env e = {
@@ -513,7 +602,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		for (uint16_t i = 0; i < n; i++) {
 			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */
 				forward_one(lc, g, &e, pkts[i], &meta[i], (uint16_t)nh[i], svc[i],
-					    cell[i], pid[i], 0);
+					    cell[i], pid[i], 0, cap);
 		}
 	} else {
 		for (uint16_t i = 0; i < n; i++) {
@@ -547,7 +636,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 					(uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
 
 				forward_one(lc, g, &e, pkts[i], &meta[i], region, s, cell[i],
-					    e.cls.matrix[cell[i]], 1);
+					    e.cls.matrix[cell[i]], 1, NULL);
 			}
 		}
 	}
@@ -555,8 +644,19 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		e.cs->n = e.cn;
 }
 
-void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,
-		     uint16_t n)
+/* Stage 3 while a capture runs: out of line, so that its third copy of
+ * stage 3 leaves the usual bursts' code (and its register allocation) as it
+ * is without capture. */
+static __rte_noinline void stage3_capture(struct dp_lcore *lc, const struct dp_gen *g,
+					  struct rte_mbuf **pkts, const struct fwd_pkt *meta,
+					  const uint64_t *nh, uint16_t n,
+					  const struct dp_capture *cap)
+{
+	stage3(lc, g, pkts, meta, nh, n, 0, cap);
+}
+
+void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct dp_capture *cap,
+		     struct rte_mbuf **pkts, uint16_t n)
 {
 	struct fwd_pkt meta[FWD_BURST];
 	uint32_t ip4[FWD_BURST];
@@ -571,6 +671,11 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 
 	cnt_open(&lc->cnt);
 	lc->cnt.rx += n;
+	/* Read back from lc where a capture is tested (stage 1's drops, the
+	 * choice of stage 3): an argument kept live across the burst takes a
+	 * register from the per-packet loops (callgrind: +38 instructions a
+	 * burst, docs/benchmarks.md). */
+	lc->cap = cap;
 
 	/* Stage 1: parse, with the packet PREFETCH_AHEAD ahead on its way in;
 	 * collect the source addresses per family. */
@@ -604,7 +709,12 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 		}
 		if (unlikely(rc != FWD_OK)) {
 			/* Headers that continue in a second segment look truncated. */
-			drop_pkt(lc, m, m->nb_segs > 1 ? FWD_DROP_MULTISEG : FWD_ERR_TO_DROP(rc));
+			enum fwd_drop why =
+				m->nb_segs > 1 ? FWD_DROP_MULTISEG : FWD_ERR_TO_DROP(rc);
+
+			if (unlikely(lc->cap != NULL))
+				capture_pkt(lc, lc->cap, g, m, NULL, 0, (uint8_t)(1 + why));
+			drop_pkt(lc, m, why);
 			pkts[i] = NULL;
 			continue;
 		}
@@ -643,10 +753,13 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbu
 			region[idx6[j]] = nh6[j];
 	}
 
-	if (nfast == n && n4 == n && g->cell_link != NULL) /* nh == nh4 then */
-		stage3(lc, g, pkts, meta, nh, n, 1);
+	/* The one test a burst pays for capture when none runs. */
+	if (unlikely(lc->cap != NULL))
+		stage3_capture(lc, g, pkts, meta, nh, n, lc->cap);
+	else if (nfast == n && n4 == n && g->cell_link != NULL) /* nh == nh4 then */
+		stage3(lc, g, pkts, meta, nh, n, 1, NULL);
 	else
-		stage3(lc, g, pkts, meta, nh, n, 0);
+		stage3(lc, g, pkts, meta, nh, n, 0, NULL);
 
 	/* Stage 4: one TX burst per egress port. */
 	flush_tx(lc, (struct dp_gen_cnt *)&g->cnt[lc->idx]);
@@ -667,6 +780,10 @@ int dp_worker_main(void *arg)
 		 * generation's contents written before publishing are visible. The
 		 * pointer is held only until the quiescent report below. */
 		const struct dp_gen *g = __atomic_load_n(&pub->gen, __ATOMIC_ACQUIRE);
+		/* The capture, or NULL: the same pairing with dp_cap_start()'s
+		 * release store, and the same hold until the quiescent report
+		 * (dp_cap.h). On x86 both are plain loads. */
+		const struct dp_capture *cap = __atomic_load_n(&pub->cap, __ATOMIC_ACQUIRE);
 
 		if (unlikely(g->seq != lc->gen_seen)) {
 			lc->gen_seen = g->seq;
@@ -678,7 +795,7 @@ int dp_worker_main(void *arg)
 
 			if (n == 0)
 				continue;
-			dp_worker_burst(lc, g, pkts, n);
+			dp_worker_burst(lc, g, cap, pkts, n);
 		}
 		/* This worker holds no generation pointer past this point. */
 		rte_rcu_qsbr_quiescent(pub->qsv, lc->idx);

@@ -3,9 +3,10 @@
  * rewrite -> transmit, run to completion on bursts of FWD_BURST.
  *
  * Everything a worker writes lives in its own cache-aligned struct dp_lcore
- * (counters, fragment table, TX staging); it shares nothing writable with
- * other workers, takes no lock, makes no syscall and allocates nothing per
- * packet (a mirror copy takes an mbuf from the pool, as RX does).
+ * (counters, fragment table, TX staging, its capture ring); it shares
+ * nothing writable with other workers, takes no lock, makes no syscall and
+ * allocates nothing per packet (a mirror copy takes an mbuf from the pool,
+ * as RX does; a running capture's copy one from the capture's pool).
  *
  * Counters are published per burst under a sequence count, so a reader
  * (control thread, telemetry) always sees a burst boundary where
@@ -20,6 +21,7 @@
 #include <rte_mbuf.h>
 #include <rte_rcu_qsbr.h>
 
+#include "dp_cap.h"
 #include "dp_flow.h"
 #include "dp_frag.h"
 #include "dp_gen.h"
@@ -39,6 +41,12 @@ struct dp_pub {
 	 * its quiescent report. The control thread, which alone stores it,
 	 * reads it plainly. */
 	struct dp_gen *gen;
+	/* The running capture's match (dp_cap.h), or NULL: loaded with the
+	 * generation, once per loop, with acquire (dp_cap_start() stores it
+	 * with release once it is complete) and held until the quiescent
+	 * report; unpublished by a store of NULL and an RCU grace period. NULL
+	 * costs a worker one predictable branch per burst. */
+	struct dp_capture *cap;
 	/* Set once, at exit; workers poll it relaxed (they need only see it
 	 * eventually: rte_eal_mp_wait_lcore() is the synchronisation point). */
 	int quit;
@@ -72,6 +80,13 @@ struct dp_lcore {
 	struct dp_counters cnt;
 	const struct dp_pub *pub; /* all it reads of the process (struct dp_ctx owns it) */
 	struct rte_mempool *pool; /* for mirror copies */
+	/* A running capture's copies, to the control thread (dp_cap.h): this
+	 * worker produces, the control thread consumes. */
+	struct rte_ring *cap_ring;
+	uint64_t cap_id, cap_n; /* the capture this worker copied cap_n packets for */
+	/* This burst's capture (dp_worker_burst's argument): read where needed
+	 * rather than kept live in a register across the burst. */
+	const struct dp_capture *cap;
 	unsigned lcore_id;
 	uint16_t idx; /* worker index: RX queue on ingress ports, TX queue everywhere */
 	uint16_t nrx;
@@ -93,12 +108,13 @@ int dp_worker_main(void *arg);
 
 /**
  * Process one received burst against generation @g: every mbuf is either
- * transmitted or freed and counted under exactly one drop reason. The
- * entries of @pkts are overwritten (scratch).
+ * transmitted or freed and counted under exactly one drop reason. With a
+ * capture @cap (NULL: none), packets it matches are also copied, with their
+ * verdict, onto lc->cap_ring. The entries of @pkts are overwritten (scratch).
  * Exposed for the in-memory benchmark harness.
  */
-void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, struct rte_mbuf **pkts,
-		     uint16_t n);
+void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct dp_capture *cap,
+		     struct rte_mbuf **pkts, uint16_t n);
 
 /** Consistent copy of a worker's counters (retries while a burst is open). */
 void dp_counters_read(const struct dp_counters *c, struct dp_counters *out);

@@ -24,6 +24,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include "dp_cap.h"
 #include "dp_ctl.h"
 #include "dp_ctx.h"
 #include "dp_log.h"
@@ -482,6 +483,15 @@ int main(int argc, char **argv)
 		rte_exit(EXIT_FAILURE, "not starting without a valid table\n");
 	if (setup_workers(&ctx))
 		rte_exit(EXIT_FAILURE, "cannot allocate worker state\n");
+	/* The capture's pools and rings, before the workers start: a capture
+	 * asked for at an incident must not fail for memory then. */
+	ctx.cap = dp_cap_create(&ctx.node, &ctx.ports, ctx.workers, ctx.nworkers,
+				rte_pktmbuf_data_room_size(ctx.pool) - RTE_PKTMBUF_HEADROOM);
+	if (ctx.cap == NULL)
+		rte_exit(EXIT_FAILURE,
+			 "cannot allocate the capture's %u mbufs and rings of %u: %s (node "
+			 "capture_mbufs, capture_ring)\n",
+			 ctx.node.capture_mbufs, ctx.node.capture_ring, strerror(errno));
 	if (dp_telemetry_register(&ctx))
 		DP_LOG(WARNING, "telemetry commands not registered");
 	ctl = dp_ctl_create(&ctx, ctx.node.control_socket, ctx.node.control_group);
@@ -501,6 +511,7 @@ int main(int argc, char **argv)
 
 	while (!sig_quit) {
 		dp_ctl_poll(ctl, 10);
+		dp_cap_poll(ctx.cap, &ctx.pub);
 		if (sig_usr1) {
 			sig_usr1 = 0;
 			print_report(&ctx, stdout);
@@ -555,6 +566,7 @@ int main(int argc, char **argv)
 	 * read the ports, workers or generations freed below. */
 	dp_telemetry_stop();
 	dp_ctl_free(ctl);
+	dp_cap_free(ctx.cap); /* the workers have stopped */
 	dp_ports_close(&ctx.ports);
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {
 		if (ctx.workers[w]) {

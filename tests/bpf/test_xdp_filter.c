@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <linux/bpf.h>
 
 #include "ctl_bpf.h"
@@ -158,6 +159,90 @@ static void test_fixtures(void **state)
 	assert_int_equal(after[FWD_FLT_CNT_DEFAULT] - before[FWD_FLT_CNT_DEFAULT], 1);
 	assert_int_equal(ctl_bpf_rule_stats(filter, 1, &rs), 0);
 	assert_int_equal(rs.packets, 2);
+	fwd_flt_image_free(img);
+}
+
+/* Drop capture: what the ring buffer handed over. */
+struct rb_seen {
+	int n;
+	struct fwd_flt_cap_rec last;
+};
+
+static int rb_record(void *ctx, void *data, size_t size)
+{
+	struct rb_seen *s = ctx;
+
+	assert_int_equal(size, sizeof(s->last));
+	memcpy(&s->last, data, sizeof(s->last));
+	s->n++;
+	return 0;
+}
+
+static void test_capture_ringbuf(void **state)
+{
+	struct fwd_flt_prefix px[] = {v4p(10, 9, 0, 0, 16, 0)};
+	uint8_t act[] = {FWD_FLT_DROP};
+	struct fwd_err err = {0};
+	struct fwd_flt_image *img;
+	struct rb_seen seen = {0};
+	struct ring_buffer *rb;
+	uint64_t before[FWD_FLT_CNT_MAX], after[FWD_FLT_CNT_MAX];
+	struct pb p;
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	img = fwd_flt_compile(px, 1, NULL, 0, act, 1, &err);
+	assert_non_null(img);
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 7, &err),
+		0);
+	rb = ring_buffer__new(ctl_bpf_capture_rb_fd(filter), rb_record, &seen, NULL);
+	assert_non_null(rb);
+	ring_buffer__consume(rb);
+	seen.n = 0;
+
+	/* Flag off: a drop leaves nothing in the ring buffer. */
+	assert_int_equal(run_v4((char[]){10, 9, 1, 1}, FWD_PROTO_UDP, 53), XDP_DROP);
+	assert_int_equal(ring_buffer__consume(rb), 0);
+
+	assert_int_equal(ctl_bpf_capture(filter, 1), 0);
+	ctl_bpf_counters(filter, before);
+	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_UDP, 53),
+			 XDP_PASS); /* not a drop */
+	assert_int_equal(run_v4((char[]){10, 9, 1, 1}, FWD_PROTO_TCP, 80), XDP_DROP);
+	assert_int_equal(ring_buffer__consume(rb), 1);
+	assert_int_equal(seen.last.rule, 1); /* rule id + 1 */
+	assert_int_equal(seen.last.why, FWD_FLT_WHY_RULE);
+	assert_int_equal(seen.last.generation, 7);
+	assert_int_equal(seen.last.caplen, seen.last.len); /* short: all of it */
+	assert_true(seen.last.ktime_ns > 0);
+	/* Longer than the snap length: its first FWD_FLT_CAP_SNAP bytes. */
+	pb_eth(&p, 0x0800);
+	pb_ipv4(&p, (char[]){10, 9, 2, 2}, (char[]){192, 0, 2, 1}, FWD_PROTO_UDP, 0);
+	pb_ports(&p, 1, 53, 8);
+	pb_payload(&p, 600);
+	pb_finish_v4(&p);
+	assert_int_equal(run(p.b, p.len), XDP_DROP);
+	assert_int_equal(ring_buffer__consume(rb), 1);
+	assert_int_equal(seen.last.len, p.len);
+	assert_int_equal(seen.last.caplen, FWD_FLT_CAP_SNAP);
+	assert_memory_equal(seen.last.data, p.b, FWD_FLT_CAP_SNAP);
+	/* The malformed policy's drops come with why, and no rule. */
+	p.b[24] ^= 0xff;
+	assert_int_equal(run(p.b, p.len), XDP_DROP);
+	assert_int_equal(ring_buffer__consume(rb), 1);
+	assert_int_equal(seen.last.rule, 0);
+	assert_int_equal(seen.last.why, FWD_FLT_WHY_MALFORMED);
+	ctl_bpf_counters(filter, after);
+	assert_int_equal(after[FWD_FLT_CNT_CAPTURED] - before[FWD_FLT_CNT_CAPTURED], 3);
+	assert_int_equal(after[FWD_FLT_CNT_CAPTURE_LOST] - before[FWD_FLT_CNT_CAPTURE_LOST], 0);
+
+	/* Flag off again: nothing more. */
+	assert_int_equal(ctl_bpf_capture(filter, 0), 0);
+	assert_int_equal(run_v4((char[]){10, 9, 1, 1}, FWD_PROTO_TCP, 80), XDP_DROP);
+	assert_int_equal(ring_buffer__consume(rb), 0);
+	assert_int_equal(seen.n, 3);
+	ring_buffer__free(rb);
 	fwd_flt_image_free(img);
 }
 
@@ -389,7 +474,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fixtures),	 cmocka_unit_test(test_matches_naive_lpm),
 		cmocka_unit_test(test_swaps_are_whole),	 cmocka_unit_test(test_rate_per_prefix),
-		cmocka_unit_test(test_malformed_corpus),
+		cmocka_unit_test(test_malformed_corpus), cmocka_unit_test(test_capture_ringbuf),
 	};
 
 	return cmocka_run_group_tests_name("xdp_filter", tests, setup, teardown);

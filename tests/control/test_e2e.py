@@ -45,7 +45,7 @@ def wait_for(fn, timeout=30.0, what="condition"):
 class Box:
     """regionfwd + regiond in a temporary directory."""
 
-    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=()):
+    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=(), node_extra=""):
         self.tmp = tmp
         self.wrapper = list(wrapper)
         self.name = name
@@ -61,7 +61,7 @@ class Box:
         node.write_text("ports:\n"
                         f'  in0: {{device: "net_pcap_in0,rx_pcap={pcap},infinite_rx=1", ingress: true}}\n' +
                         "".join(f"  {p}: {{device: net_null_{p}}}\n" for p in PORTS) +
-                        f"control_socket: {self.fwd_sock}\n")
+                        f"control_socket: {self.fwd_sock}\n" + node_extra)
         self.node = str(node)
         self.fwd = None
         self.rd = None
@@ -689,6 +689,15 @@ def test_regiond_under_valgrind(tmp_path):
             got, r = b.http("POST", "/v1/validate", {"document": open(DEMO).read().replace(*change)})
             assert got == status, (name, r)
         assert b.http("POST", "/v1/validate", raw=b"{not json")[0] == 400
+        # Captures: a whole one, a refused one, one its client cuts short.
+        cap = [REGIONCTL, "-s", b.api, "capture", "-w"]
+        assert subprocess.run(cap + [str(tmp_path / "vg.pcapng"), "--count", "50"], capture_output=True,
+                              timeout=120).returncode == 0
+        assert b.http("POST", "/v1/capture", {"filter": "udp port"})[0] == 422
+        p = subprocess.Popen(cap + [str(tmp_path / "vg2.pcapng")], stdout=subprocess.DEVNULL)
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(60) == 0
     finally:
         b.rd.terminate()
         rc = b.rd.wait(120)

@@ -1,0 +1,400 @@
+#define _GNU_SOURCE /* POLLRDHUP */
+#include "ctl_capture.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <pcap/pcap.h>
+
+#include "ctl_dp.h"
+#include "ctl_pcapng.h"
+#include "fwd_msg.h"
+#include "fwd_names.h"
+
+#define CTL_CAPTURE_DP_TIMEOUT_MS 10000
+#define CTL_CAPTURE_MAX_XDP_IFS 8
+
+struct ctl_capture {
+	struct ctl_dp *dp;
+	uint64_t id; /* regionfwd's */
+	uint64_t count, packets; /* asked for, written */
+	int64_t deadline_ms; /* CLOCK_MONOTONIC; 0: none */
+	int client_fd;
+	int fwd_done; /* regionfwd sent its last chunk */
+	int finished; /* nothing more will be added to out */
+	struct ctl_buf out; /* the stream, from out_off on not yet handed over */
+	size_t out_off;
+	uint32_t fwd_interfaces; /* regionfwd's interface blocks: ours come after */
+	/* The XDP drops: the extension's capture, the filter expression for
+	 * them (regionfwd runs its own), their interface blocks by name. */
+	const struct ctl_ext *xdp;
+	void *xcap;
+	int has_filter;
+	struct bpf_program filter;
+	char xifs[CTL_CAPTURE_MAX_XDP_IFS][32];
+	unsigned nxifs;
+	uint64_t xdp_written;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int opt_name(const json_t *b, const char *key, char *out, size_t len, struct fwd_err *e)
+{
+	const json_t *v = json_object_get(b, key);
+
+	out[0] = '\0';
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= len)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key,
+				    "'%s' must be a string of 1..%zu bytes", key, len - 1);
+	snprintf(out, len, "%s", json_string_value(v));
+	return 0;
+}
+
+/* libpcap's compiler, as regionfwd runs it: Ethernet frames. */
+static int compile(const char *expr, struct bpf_program *prog, struct fwd_err *e)
+{
+	pcap_t *p = pcap_open_dead(DLT_EN10MB, 65535);
+	int rc = 0;
+
+	if (p == NULL)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "filter", "out of memory");
+	if (pcap_compile(p, prog, expr, 1, PCAP_NETMASK_UNKNOWN) != 0)
+		rc = fwd_err_fail(e, FWD_R_INVALID_CAPTURE, NULL, 0, "filter", "'%s': %s", expr,
+				  pcap_geterr(p));
+	pcap_close(p);
+	return rc;
+}
+
+int ctl_capture_parse(const json_t *b, struct ctl_capture_req *q, struct fwd_err *e)
+{
+	static const char *const keys[] = {"count",  "duration_s", "drops_only", "reason",
+					   "region", "service",	   "link",	 "filter",
+					   "xdp",    NULL};
+	const json_t *v;
+	const char *k;
+	struct bpf_program prog;
+
+	memset(q, 0, sizeof(*q));
+	q->xdp = 1;
+	json_object_foreach((json_t *)b, k, v) {
+		int known = 0;
+
+		for (int i = 0; keys[i]; i++)
+			known |= strcmp(k, keys[i]) == 0;
+		if (!known)
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, k,
+					    "unknown field '%.100s'", k);
+	}
+	if ((v = json_object_get(b, "count")) && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > CTL_CAPTURE_MAX_COUNT)
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "count",
+					    "'count' must be an integer in 1..%d",
+					    CTL_CAPTURE_MAX_COUNT);
+		q->count = (uint64_t)json_integer_value(v);
+	}
+	if ((v = json_object_get(b, "duration_s")) && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > CTL_CAPTURE_MAX_DURATION_S)
+			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "duration_s",
+					    "'duration_s' must be an integer in 1..%d",
+					    CTL_CAPTURE_MAX_DURATION_S);
+		q->duration_s = (uint32_t)json_integer_value(v);
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *key = i ? "xdp" : "drops_only";
+
+		if ((v = json_object_get(b, key)) && !json_is_null(v)) {
+			if (!json_is_boolean(v))
+				return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key,
+						    "'%s' must be true or false", key);
+			*(i ? &q->xdp : &q->drops_only) = json_is_true(v);
+		}
+	}
+	if (opt_name(b, "reason", q->reason, sizeof(q->reason), e) ||
+	    opt_name(b, "region", q->region, sizeof(q->region), e) ||
+	    opt_name(b, "service", q->service, sizeof(q->service), e) ||
+	    opt_name(b, "link", q->link, sizeof(q->link), e) ||
+	    opt_name(b, "filter", q->filter, sizeof(q->filter), e))
+		return -EINVAL;
+	if (q->reason[0]) {
+		int found = 0;
+
+		for (int i = 0; i < FWD_DROP_MAX; i++)
+			found |= strcmp(fwd_drop_names[i], q->reason) == 0;
+		if (!found)
+			return fwd_err_fail(e, FWD_R_INVALID_CAPTURE, NULL, 0, "reason",
+					    "'%s' is not a drop reason (regionctl drops -j lists "
+					    "them)",
+					    q->reason);
+	}
+	if (q->filter[0]) {
+		if (compile(q->filter, &prog, e))
+			return -EINVAL;
+		pcap_freecode(&prog);
+	}
+	return 0;
+}
+
+/* Whole blocks of @p (@n bytes) onto the stream; enhanced packet blocks
+ * past the count are left out. */
+static int take_blocks(struct ctl_capture *c, const uint8_t *p, size_t n)
+{
+	struct ctl_pcapng_block blk;
+	int rc;
+
+	while (n > 0) {
+		rc = ctl_pcapng_block(p, n, &blk);
+		if (rc <= 0)
+			return -EPROTO; /* regionfwd hands over whole blocks only */
+		if (blk.type == CTL_PCAPNG_EPB) {
+			if (c->count && c->packets >= c->count)
+				goto next;
+			c->packets++;
+		}
+		if (ctl_buf_put(&c->out, blk.p, blk.len))
+			return -ENOMEM;
+	next:
+		p += blk.len;
+		n -= blk.len;
+	}
+	return 0;
+}
+
+/* One exchange with regionfwd: a read, or the stop. */
+static int fwd_turn(struct ctl_capture *c, int stop)
+{
+	Regionfwd__Ctl__CaptureRead req = REGIONFWD__CTL__CAPTURE_READ__INIT;
+	Regionfwd__Ctl__CaptureData *d;
+	struct fwd_err e;
+	int rc;
+
+	req.id = c->id;
+	rc = ctl_dp_call(c->dp,
+			 stop ? REGIONFWD__CTL__OP__OP_CAPTURE_STOP
+			      : REGIONFWD__CTL__OP__OP_CAPTURE_READ,
+			 &req.base, (ProtobufCMessage **)&d, CTL_CAPTURE_DP_TIMEOUT_MS, &e);
+	if (rc) {
+		fprintf(stderr, "regiond: capture %llu: regionfwd: %s\n", (unsigned long long)c->id,
+			e.reason);
+		return rc;
+	}
+	rc = take_blocks(c, d->pcapng.data, d->pcapng.len);
+	if (d->done) {
+		c->fwd_done = 1;
+		fprintf(stderr,
+			"regiond: capture %llu ended at regionfwd: %s (%llu captured, %llu lost)\n",
+			(unsigned long long)c->id, d->end, (unsigned long long)d->captured,
+			(unsigned long long)d->lost);
+	}
+	protobuf_c_message_free_unpacked(&d->base, NULL);
+	return rc;
+}
+
+/* The interface id of XDP interface @name, its block written first. */
+static int xdp_ifid(struct ctl_capture *c, const char *name, uint32_t *id)
+{
+	char full[40];
+	unsigned i;
+
+	for (i = 0; i < c->nxifs; i++)
+		if (strcmp(c->xifs[i], name) == 0)
+			break;
+	if (i == c->nxifs) {
+		if (i == CTL_CAPTURE_MAX_XDP_IFS)
+			return -ENOSPC;
+		snprintf(full, sizeof(full), "xdp:%s", name);
+		if (ctl_pcapng_idb(&c->out, full, 65535))
+			return -ENOMEM;
+		snprintf(c->xifs[c->nxifs++], sizeof(c->xifs[0]), "%s", name);
+	}
+	*id = c->fwd_interfaces + i;
+	return 0;
+}
+
+/* An XDP drop, from the extension's poll. */
+static void xdp_pkt(void *arg, const struct ctl_ext_pkt *p)
+{
+	struct ctl_capture *c = arg;
+	struct pcap_pkthdr h = {.caplen = p->caplen, .len = p->len};
+	uint32_t id;
+
+	if (c->count && c->packets >= c->count)
+		return;
+	if (c->has_filter && pcap_offline_filter(&c->filter, &h, p->data) == 0)
+		return;
+	if (xdp_ifid(c, p->ifname, &id) ||
+	    ctl_pcapng_epb(&c->out, id, p->ts_ns, p->data, p->caplen, p->len, p->comment))
+		return;
+	c->packets++;
+	c->xdp_written++;
+}
+
+static void xdp_close(struct ctl_capture *c)
+{
+	uint64_t captured, lost;
+	uint32_t id;
+	char text[160];
+
+	if (c->xcap == NULL)
+		return;
+	c->xdp->capture_close(c->xcap, xdp_pkt, c, &captured, &lost);
+	c->xcap = NULL;
+	/* Its statistics, on its first interface (one is made when no drop
+	 * came, so that the numbers are there). */
+	snprintf(text, sizeof(text), "xdp capture: captured=%llu written=%llu lost=%llu",
+		 (unsigned long long)captured, (unsigned long long)c->xdp_written,
+		 (unsigned long long)lost);
+	if (xdp_ifid(c, c->nxifs ? c->xifs[0] : "filter", &id) == 0)
+		ctl_pcapng_isb(&c->out, id, real_ns(), captured + lost, lost, text);
+}
+
+struct ctl_capture *ctl_capture_start(struct ctl_dp *dp, const struct ctl_capture_req *q,
+				      const char *owner, const struct ctl_ext *xdp,
+				      const struct fwd_table *t, int client_fd, struct fwd_err *e)
+{
+	Regionfwd__Ctl__CaptureStart req = REGIONFWD__CTL__CAPTURE_START__INIT;
+	Regionfwd__Ctl__CaptureStarted *rep;
+	struct ctl_capture *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		ctl_dp_free(dp);
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return NULL;
+	}
+	c->dp = dp;
+	c->client_fd = client_fd;
+	c->count = q->count;
+	if (q->filter[0]) {
+		if (compile(q->filter, &c->filter, e))
+			goto fail;
+		c->has_filter = 1;
+	}
+	req.owner = (char *)owner;
+	req.drops_only = q->drops_only;
+	req.reason = (char *)q->reason;
+	req.region = (char *)q->region;
+	req.service = (char *)q->service;
+	req.link = (char *)q->link;
+	req.filter = (char *)q->filter;
+	req.count = q->count;
+	if (ctl_dp_call(dp, REGIONFWD__CTL__OP__OP_CAPTURE_START, &req.base,
+			(ProtobufCMessage **)&rep, CTL_CAPTURE_DP_TIMEOUT_MS, e))
+		goto fail;
+	c->id = rep->id;
+	c->fwd_interfaces = rep->interfaces;
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	/* The section header and regionfwd's interfaces come first: the XDP
+	 * blocks are numbered after them. */
+	if (fwd_turn(c, 0)) {
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+			     "regionfwd started capture %llu but did not hand it over",
+			     (unsigned long long)c->id);
+		goto fail;
+	}
+	/* XDP drops have no region, service, link or regionfwd reason: a
+	 * capture that asks for one of those leaves them out. */
+	if (xdp && xdp->capture_open && q->xdp && !q->reason[0] && !q->region[0] &&
+	    !q->service[0] && !q->link[0]) {
+		c->xdp = xdp;
+		c->xcap = xdp->capture_open(xdp->arg, t, e);
+		if (c->xcap == NULL)
+			goto fail;
+	}
+	if (q->duration_s)
+		c->deadline_ms = mono_ms() + (int64_t)q->duration_s * 1000;
+	return c;
+fail:
+	ctl_capture_free(c);
+	return NULL;
+}
+
+/* The client went away (closed, or the daemon is stopping). */
+static int client_gone(const struct ctl_capture *c, int wait_ms)
+{
+	struct pollfd p = {.fd = c->client_fd, .events = POLLRDHUP};
+
+	if (c->client_fd < 0) {
+		if (wait_ms)
+			poll(NULL, 0, wait_ms);
+		return 0;
+	}
+	return poll(&p, 1, wait_ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
+{
+	for (;;) {
+		size_t before;
+		int stop;
+
+		if (c->out_off < c->out.len) {
+			size_t n = c->out.len - c->out_off;
+
+			if (n > max)
+				n = max;
+			memcpy(buf, c->out.data + c->out_off, n);
+			c->out_off += n;
+			if (c->out_off == c->out.len)
+				c->out.len = c->out_off = 0;
+			return (ssize_t)n;
+		}
+		if (c->finished)
+			return 0;
+		if (client_gone(c, 0))
+			return -1;
+		before = c->out.len;
+		stop = (c->deadline_ms && mono_ms() >= c->deadline_ms) ||
+		       (c->count && c->packets >= c->count);
+		if (!c->fwd_done && fwd_turn(c, stop))
+			return -1;
+		if (c->xcap && c->xdp->capture_poll(c->xcap, xdp_pkt, c) < 0)
+			xdp_close(c);
+		if (c->fwd_done) {
+			/* regionfwd's statistics block is in: the XDP side ends
+			 * with it, its own statistics last. */
+			xdp_close(c);
+			c->finished = 1;
+			continue;
+		}
+		if (c->out.len == before && client_gone(c, CTL_CAPTURE_POLL_MS))
+			return -1;
+	}
+}
+
+void ctl_capture_free(struct ctl_capture *c)
+{
+	if (c == NULL)
+		return;
+	if (c->id && !c->fwd_done)
+		fwd_turn(c, 1); /* the client went: regionfwd stops copying now */
+	if (c->xcap) {
+		c->xdp->capture_close(c->xcap, NULL, NULL, &(uint64_t){0}, &(uint64_t){0});
+		c->xcap = NULL;
+	}
+	if (c->has_filter)
+		pcap_freecode(&c->filter);
+	ctl_dp_free(c->dp);
+	ctl_buf_free(&c->out);
+	free(c);
+}

@@ -1,0 +1,80 @@
+/*
+ * ctl_capture.h - POST /v1/capture (docs/api.md): a packet capture at
+ * regionfwd, every packet with its verdict, dropped ones included, and the
+ * XDP filter's drops when regiond runs the filter, streamed to the client
+ * as one pcapng.
+ *
+ * ctl_capture_parse() checks the request. ctl_capture_start() compiles its
+ * filter, asks regionfwd to start (OP_CAPTURE_START, on a connection of the
+ * capture's own: no lock of regiond's state is held while it streams),
+ * takes regionfwd's first chunk (the section header and its interfaces) and
+ * opens the XDP capture; any refusal comes back here, before the response
+ * starts. ctl_capture_read() then blocks until it has bytes for the client:
+ * regionfwd's chunks (OP_CAPTURE_READ every CTL_CAPTURE_POLL_MS), as they
+ * are, with the XDP drops written between them (ctl_pcapng.h), until the
+ * count or the duration is reached (OP_CAPTURE_STOP), regionfwd ends it, or
+ * the client goes away. ctl_capture_free() stops whatever still runs.
+ *
+ * The count covers both sources; packets past it are not written. One
+ * capture at a time is the API's rule (capture_busy); regionfwd enforces
+ * it too, against a second regiond.
+ */
+#ifndef CTL_CAPTURE_H
+#define CTL_CAPTURE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "ctl_ext.h"
+#include "fwd_defs.h"
+#include "fwd_err.h"
+
+#define CTL_CAPTURE_POLL_MS 50
+#define CTL_CAPTURE_MAX_COUNT 10000000
+#define CTL_CAPTURE_MAX_DURATION_S 86400
+#define CTL_CAPTURE_FILTER_MAX 1024
+
+struct ctl_capture_req {
+	uint64_t count; /* 0: until the duration, or the client stops */
+	uint32_t duration_s; /* 0: until the count, or the client stops */
+	int drops_only;
+	int xdp; /* also the XDP filter's drops (default: yes, when it runs) */
+	char reason[48], region[FWD_NAME_MAX], service[FWD_NAME_MAX], link[FWD_NAME_MAX];
+	char filter[CTL_CAPTURE_FILTER_MAX + 1];
+};
+
+/**
+ * The body of POST /v1/capture into @q. Names are checked by regionfwd
+ * against what it runs; the reason against fwd_counters.def and the filter
+ * expression with libpcap here. @return 0, or -errno with @e
+ * (FWD_R_BAD_REQUEST, FWD_R_INVALID_CAPTURE)
+ */
+int ctl_capture_parse(const json_t *body, struct ctl_capture_req *q, struct fwd_err *e);
+
+struct ctl_capture;
+struct ctl_dp;
+
+/**
+ * Start capture @q for @owner: regionfwd through @dp (a connection the
+ * capture owns from now on, even on failure), the XDP drops through @xdp
+ * (NULL, or an extension with capture_open: called here with @t, so hold
+ * the state lock around this call). @client_fd: the client's socket, watched
+ * for a hang-up while nothing matches. NULL with @e when refused.
+ */
+struct ctl_capture *ctl_capture_start(struct ctl_dp *dp, const struct ctl_capture_req *q,
+				      const char *owner, const struct ctl_ext *xdp,
+				      const struct fwd_table *t, int client_fd, struct fwd_err *e);
+
+/**
+ * The next bytes of the stream into @buf (at most @max); blocks until there
+ * are some. @return their number, 0 at the end of the stream, -1 when the
+ * capture broke (regionfwd gone) or the client went away.
+ */
+ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max);
+
+/** Stop what still runs (regionfwd's capture, the XDP capture) and free. */
+void ctl_capture_free(struct ctl_capture *c);
+
+#endif /* CTL_CAPTURE_H */

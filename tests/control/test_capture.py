@@ -1,0 +1,319 @@
+"""regionctl capture, end to end: regionfwd on net_pcap (infinite traffic from
+five regions, three services) and net_null ports, regiond, regionctl as the
+client. Every file is read back by tshark, and every packet's comment must
+carry the verdict regionfwd's own explain gives for that packet; the XDP
+filter's drops come through a veth pair in a namespace of the test's own.
+"""
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+sys.path.insert(0, os.path.dirname(__file__))
+import netns  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, Box, wait_for  # noqa: E402
+
+pytestmark = pytest.mark.skipif(shutil.which("tshark") is None or not os.path.exists(REGIOND),
+                                reason="needs tshark and regiond")
+
+FIELDS = ["frame.comment", "frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "udp.srcport", "udp.dstport"]
+
+
+@pytest.fixture
+def box(tmp_path, request):
+    b = Box(tmp_path, "cap-" + request.node.name[5:17])
+    yield b
+    b.stop()
+
+
+def tshark(path):
+    """Every packet of a pcapng file as a dict of FIELDS; tshark must read
+    the file whole, without a complaint."""
+    p = subprocess.run(["tshark", "-r", path, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"] +
+                       sum((["-e", f] for f in FIELDS), []), capture_output=True, text=True, timeout=60)
+    err = "\n".join(line for line in p.stderr.splitlines() if "Running as user" not in line)
+    assert p.returncode == 0 and err.strip() == "", err
+    return [dict(zip(FIELDS, line.split("\t"))) for line in p.stdout.splitlines()]
+
+
+def verdict(comment):
+    """'regionfwd drop reason=policy_drop gen=1 ...' -> {"source", "fate", key: value}."""
+    words = comment.split()
+    v = {"source": words[0], "fate": words[1]}
+    v.update(w.split("=", 1) for w in words[2:] if "=" in w)
+    return v
+
+
+def capture(box, *args, timeout=60):
+    p = subprocess.run([REGIONCTL, "-s", box.api, "capture", *args], capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def events(box):
+    return box.fwd_counters()["events"]
+
+
+def test_verdicts_match_explain(box, tmp_path):
+    f = str(tmp_path / "all.pcapng")
+    rc, out, err = capture(box, "-w", f, "--count", "60")
+    assert rc == 0, err
+    # The summary: on stdout with -w FILE (stderr when stdout carries packets).
+    assert "capture: 60 packets written to " + f in out and "end=count reached" in out, out
+    pkts = tshark(f)
+    assert len(pkts) == 60
+    now = time.time()
+    explained = {}
+    fates = set()
+    for p in pkts:
+        v = verdict(p["frame.comment"])
+        assert v["source"] == "regionfwd" and v["in"] == "in0", p
+        # Stamped by regionfwd when it copied the packet: a moment ago.
+        assert now - 60 < float(p["frame.time_epoch"]) <= now + 1, p
+        key = (p["ip.src"], p["ip.dst"], int(p["udp.srcport"]), int(p["udp.dstport"]))
+        if key not in explained:
+            code, explained[key] = box.http("POST", "/v1/explain", {
+                "src": key[0], "dst": key[1], "proto": "udp", "sport": key[2], "dport": key[3]})
+            assert code == 200, explained[key]
+        x = explained[key]
+        assert int(v["gen"]) == x["generation"]
+        assert (v["region"], v["service"], v["policy"]) == (x["region"], x["service"], x["policy"]), (v, x)
+        if x["drop_reason"]:
+            assert v["fate"] == "drop" and v["reason"] == x["drop_reason"] and "link" not in v, (v, x)
+        else:
+            assert v["fate"] == "forward" and v["link"] == x["link"], (v, x)
+        fates.add(v["fate"])
+    # The traffic has both: unknown sources are dropped by policy.
+    assert fates == {"forward", "drop"}
+    assert events(box)["captured"] >= 60
+
+    # Without -w: one line per packet, the verdict after the addresses; -j:
+    # one JSON object per packet, then the summary.
+    rc, out, err = capture(box, "--count", "3", "--region", "india")
+    assert rc == 0 and len(out.splitlines()) == 3, err
+    assert all(" udp 103.21.9.9:" in line and "region=india" in line for line in out.splitlines()), out
+    rc, out, err = capture(box, "--count", "2", "-j")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0 and len(lines) == 3 and lines[-1]["summary"] == "capture" and lines[-1]["packets"] == 2
+    assert lines[0]["verdict"]["source"] == "regionfwd" and lines[0]["proto"] == "udp"
+
+
+def test_criteria(box, tmp_path):
+    def run(name, *args):
+        f = str(tmp_path / f"{name}.pcapng")
+        rc, _, err = capture(box, "-w", f, "--count", "20", *args)
+        assert rc == 0, err
+        pkts = tshark(f)
+        assert len(pkts) == 20, (name, err)
+        return pkts, [verdict(p["frame.comment"]) for p in pkts]
+
+    _, vs = run("drops", "--drops-only")
+    assert all(v["fate"] == "drop" and v["region"] == "unknown" for v in vs)
+    _, vs = run("reason", "--reason", "policy_drop")
+    assert all(v["fate"] == "drop" and v["reason"] == "policy_drop" for v in vs)
+    pk, vs = run("region", "--region", "oregon")
+    assert all(v["region"] == "oregon" for v in vs) and all(p["ip.src"] == "35.161.0.1" for p in pk)
+    _, vs = run("link", "--link", "to-us-west-b")
+    assert all(v["fate"] == "forward" and v["link"] == "to-us-west-b" for v in vs)
+    _, vs = run("service", "--service", "dns", "--region", "brazil")
+    assert all(v["service"] == "dns" and v["region"] == "brazil" for v in vs)
+    pk, vs = run("filter", "--filter", "udp port 53")
+    assert all(p["udp.dstport"] == "53" for p in pk) and {v["service"] for v in vs} == {"dns"}
+    pk, vs = run("both", "--drops-only", "--filter", "udp dst port 443")
+    assert all(p["udp.dstport"] == "443" and v["policy"] == "unknown/https" for p, v in zip(pk, vs))
+
+
+def test_bad_input(box, tmp_path):
+    before = events(box)["captured"]
+    for args, code, text in [
+            (["--filter", "udp port"], 1, "invalid_capture (422): filter: 'udp port': can't parse filter expression"),
+            (["--filter", "tcp and and"], 1, "invalid_capture"),
+            (["--count", "ten"], 2, "--count takes a whole number in 1..10000000, not 'ten'"),
+            (["--count", "0"], 2, "--count takes a whole number"),
+            (["--duration", "86401"], 2, "--duration takes a whole number in 1..86400"),
+            (["--region", "mars"], 1, "no region 'mars' in the running table (generation 1)"),
+            (["--service", "gopher"], 1, "no service 'gopher'"),
+            (["--link", "to-mars"], 1, "no link 'to-mars'"),
+            (["--reason", "bad_luck"], 1, "'bad_luck' is not a drop reason"),
+            (["--region"], 2, "option '--region' needs a value"),
+            (["--frobnicate"], 2, "unknown option '--frobnicate'")]:
+        rc, out, err = capture(box, "--count", "1", *args) if "--count" not in args else capture(box, *args)
+        assert rc == code and text in err, (args, rc, err)
+    # A file that cannot be written fails before regiond is asked.
+    rc, _, err = capture(box, "-w", str(tmp_path / "no" / "such" / "dir.pcapng"), "--count", "1")
+    assert rc == 2 and "cannot write" in err and "No such file or directory" in err
+    rc, _, err = capture(box, "-w", str(tmp_path), "--count", "1")
+    assert rc == 2 and "Is a directory" in err
+    # A refused capture leaves no empty file behind, nor an existing one changed.
+    rc, _, err = capture(box, "-w", str(tmp_path / "new.pcapng"), "--region", "mars")
+    assert rc == 1 and not (tmp_path / "new.pcapng").exists()
+    (tmp_path / "old.pcapng").write_bytes(b"keep me")
+    rc, _, err = capture(box, "-w", str(tmp_path / "old.pcapng"), "--link", "nowhere")
+    assert rc == 1 and (tmp_path / "old.pcapng").read_bytes() == b"keep me"
+    assert events(box)["captured"] == before
+    # The API checks the same, and more shapes than regionctl can send.
+    for body, field in [({"count": "ten"}, "count"), ({"count": 0}, "count"), ({"duration_s": -1}, "duration_s"),
+                        ({"drops_only": 1}, "drops_only"), ({"colour": "red"}, "colour"),
+                        ({"filter": "x" * 2000}, "filter"), ({"region": ""}, "region")]:
+        code, r = box.http("POST", "/v1/capture", body)
+        assert code == 400 and r["error"]["code"] == "bad_request" and r["error"]["path"] == field, (body, r)
+    code, r = box.http("POST", "/v1/capture", raw=b"[1, 2]")
+    assert code == 400 and r["error"]["code"] == "bad_request"
+
+
+def test_one_at_a_time_and_interrupt(box, tmp_path):
+    first = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--duration", "4", "--filter", "host 192.0.2.99",
+                              "-w", str(tmp_path / "quiet.pcapng")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        wait_for(lambda: "capture 1 started" in open(tmp_path / "fwd.log").read(), what="capture 1 running")
+        rc, _, err = capture(box, "--count", "1")
+        assert rc == 1 and "capture_busy (409)" in err and "one at a time" in err, err
+        code, r = box.http("POST", "/v1/capture", {"count": 1})
+        assert code == 409 and r["error"]["code"] == "capture_busy"
+    finally:
+        assert first.wait(30) == 0
+    out = first.stdout.read()
+    assert "capture: 0 packets" in out and "end=stopped" in out, out
+    assert tshark(str(tmp_path / "quiet.pcapng")) == []
+
+    # Ctrl-C: the file ends at its last whole block, tshark reads it, and
+    # regiond stops the capture (the next one is not refused).
+    f = str(tmp_path / "cut.pcapng")
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "-w", f], stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: os.path.exists(f) and os.path.getsize(f) > 10000, what="a capture under way")
+    p.send_signal(signal.SIGINT)
+    assert p.wait(30) == 0
+    out = p.stdout.read()
+    assert "(interrupted)" in out, out
+    n = int(out.split("capture: ")[1].split()[0])
+    assert n > 0 and len(tshark(f)) == n
+    wait_for(lambda: "capture 2 for" in open(tmp_path / "fwd.log").read() and
+             "end=stopped" in open(tmp_path / "fwd.log").read().split("capture 2 for")[-1], what="capture 2 ended")
+    rc, _, err = capture(box, "--count", "1")
+    assert rc == 0, err
+
+
+def test_overflow_counted(tmp_path):
+    # A small ring and pool, traffic at full speed (net_pcap infinite_rx):
+    # the workers copy faster than the writer drains, and never wait.
+    box = Box(tmp_path, "cap-overflow", node_extra="capture_ring: 64\ncapture_mbufs: 256\n")
+    try:
+        f = str(tmp_path / "fast.pcapng")
+        rc, out, err = capture(box, "-w", f, "--duration", "2")
+        assert rc == 0, err
+        stats = [line for line in out.splitlines() if "regionfwd capture" in line][0]
+        lost = int(stats.split("lost=")[1].split()[0])
+        captured = int(stats.split("captured=")[1].split()[0])
+        assert lost > 0 and captured > 0, stats
+        assert len(tshark(f)) == captured
+        ev = events(box)
+        assert ev["capture_overflow"] >= lost - int(stats.split("writer buffer full ")[1].split(")")[0])
+        assert ev["captured"] >= captured
+        # rx = tx + drops still holds: a capture changes no packet's fate.
+        c = box.fwd_counters()
+        assert c["packets"]["rx"] == c["packets"]["tx"] + c["packets"]["dropped"]
+        rc, out, _ = box.ctl("counters")
+        assert rc == 0 and "capture_overflow" in out
+    finally:
+        box.stop()
+
+
+XDP_TABLE = """
+filters:
+  default: pass
+  rules:
+    - {name: deny-lab, action: drop, prefixes: [10.9.0.0/16]}
+"""
+
+SEND = """
+pk = [Ether(dst="02:00:00:00:00:99")/IP(src="10.%d.0.%d" % (8 + i % 2, 1 + i), dst="192.0.2.1")/UDP(sport=7, dport=9)/Raw(b"x" * 20)
+      for i in range(40)]
+sendp(pk, iface=IFACE, verbose=False, inter=0.001)
+"""
+
+
+@pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
+def test_xdp_drops(tmp_path):
+    pin = f"/sys/fs/bpf/rfwd-cap-{os.getpid()}"
+    with netns.VethLab("rfwd-cap-xdp", [("xca0", "xca1")]) as lab:
+        box = Box(tmp_path, "cap-xdp", regiond_args=("--xdp-iface", "xca0", "--bpf-pin-dir", pin,
+                                                      "--xdp-max-prefixes", "4096", "--xdp-max-groups", "1024"))
+        try:
+            t = tmp_path / "xdp.yaml"
+            t.write_text(open(DEMO).read() + XDP_TABLE)
+            rc, _, err = box.ctl("apply", str(t))
+            assert rc == 0, err
+            f = str(tmp_path / "xdp.pcapng")
+            cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--duration", "4",
+                                    "--filter", "not host 2.2.2.2", "-w", f], stdout=subprocess.PIPE, text=True)
+            time.sleep(1.5)
+            lab.send("xca1", SEND)
+            assert cap.wait(30) == 0
+            err = cap.stdout.read()
+            pkts = tshark(f)
+            # The filter applies to the XDP drops too; regionfwd's only
+            # drops here (2.2.2.2) are filtered out.
+            assert len(pkts) == 20, err
+            for p in pkts:
+                v = verdict(p["frame.comment"])
+                assert (v["source"], v["fate"], v["rule"], v["why"], v["in"]) == \
+                    ("xdp", "drop", "deny-lab", "rule", "xca0"), p
+                assert v["gen"] == "2" and ipaddress.ip_address(p["ip.src"]) in ipaddress.ip_network("10.9.0.0/16")
+            assert "xdp capture: captured=20 written=20 lost=0" in err, err
+            rc, st, _ = box.ctl("filter", "status", json_out=True)
+            assert st["counters"]["captured"] == 20 and st["counters"]["capture_lost"] == 0
+            # --no-xdp (or any regionfwd-only criterion) leaves them out.
+            f2 = str(tmp_path / "noxdp.pcapng")
+            cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--no-xdp", "--duration", "3",
+                                    "--filter", "not host 2.2.2.2", "-w", f2], stdout=subprocess.PIPE, text=True)
+            time.sleep(1.0)
+            lab.send("xca1", SEND)
+            assert cap.wait(30) == 0
+            assert tshark(f2) == []
+            # With regionfwd's drops too, both sources in one file.
+            f3 = str(tmp_path / "both.pcapng")
+            cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--duration", "3",
+                                    "-w", f3], stdout=subprocess.PIPE, text=True)
+            time.sleep(1.0)
+            lab.send("xca1", SEND)
+            assert cap.wait(30) == 0
+            srcs = {verdict(p["frame.comment"])["source"] for p in tshark(f3)}
+            assert srcs == {"regionfwd", "xdp"}, srcs
+        finally:
+            box.stop()
+            subprocess.run(["rm", "-rf", pin])
+
+
+def test_over_tcp_needs_a_write_credential(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name, text in (("write.tok", "w-s3cret-token-0123456789"), ("read.tok", "r-s3cret-token-0123456789")):
+        (tmp_path / name).write_text(text + "\n")
+        (tmp_path / name).chmod(0o600)
+    box = Box(tmp_path, "cap-tcp", regiond_args=("--listen", f"127.0.0.1:{port}",
+                                                 "--token-file", str(tmp_path / "write.tok"),
+                                                 "--read-token-file", str(tmp_path / "read.tok")))
+    try:
+        url = ["--url", f"http://127.0.0.1:{port}"]
+        # Packet contents are more than a read token may see.
+        p = subprocess.run([REGIONCTL, *url, "--token-file", str(tmp_path / "read.tok"), "capture", "--count", "1"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "forbidden (403)" in p.stderr, p.stderr
+        f = str(tmp_path / "tcp.pcapng")
+        p = subprocess.run([REGIONCTL, *url, "--token-file", str(tmp_path / "write.tok"), "capture", "--count", "25",
+                            "-w", f], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        pkts = tshark(f)
+        assert len(pkts) == 25 and all(verdict(x["frame.comment"])["source"] == "regionfwd" for x in pkts)
+    finally:
+        box.stop()
