@@ -23,6 +23,7 @@ struct dp_node_port {
 	char name[FWD_NAME_MAX];
 	char device[512]; /* ethdev name, PCI address, or vdev devargs to probe */
 	uint8_t ingress; /* polled by the workers */
+	uint8_t xdp_filter; /* net_af_xdp: xdp_prog= the node's xdp_object added to device */
 };
 
 struct dp_node {
@@ -43,6 +44,7 @@ struct dp_node {
 		control_frame_timeout_ms; /* a frame moves whole within this, or its connection goes */
 	uint32_t control_idle_timeout_ms; /* a connection idle this long is closed */
 	char control_group[64]; /* "" = the process's group */
+	char xdp_object[256]; /* "" = FWD_XDP_OBJECT, where meson install puts it */
 };
 
 struct fwd_node;
