@@ -311,6 +311,13 @@ int main(int argc, char **argv)
 	static struct idle_watch idle[DP_MAX_WORKERS]; /* --idle-exit, per worker */
 	int n, rc = 0;
 
+	/* --help first: "--check-table --help" asks for help, it does not
+	 * name a table called "--help". */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--check-node") == 0) {
 			const char *table = NULL;
@@ -323,11 +330,6 @@ int main(int argc, char **argv)
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--check-table") == 0)
 			return check_table(argv[i + 1]);
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		}
 
 	memset(&ctx, 0, sizeof(ctx));
 	pthread_mutex_init(&ctx.lock, NULL);
