@@ -63,6 +63,7 @@ static void usage(FILE *out)
 		     "  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
 		     "  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
 		     "                     --table, also that every link's port is in it\n"
+		     "  --help-node        the node config's fields, their defaults and meaning\n"
 		     "\n"
 		     "Signals: SIGHUP reloads --table hitlessly (refused once a controller\n"
 		     "pushed the running table), SIGUSR1 prints counters,\n"
@@ -301,6 +302,21 @@ static void print_report(struct dp_ctx *ctx, FILE *out)
 	}
 }
 
+/* The node config's fields from dp_node_fields[], the table dp_node.c reads
+ * them by (regionfwd-node(5) is made from this). */
+static void help_node(void)
+{
+	printf("node config fields (YAML or JSON, one map; unknown fields are refused):\n\n");
+	for (unsigned i = 0; i < dp_node_nfields; i++) {
+		const struct dp_node_field *d = &dp_node_fields[i];
+		char def[32] = "";
+
+		if (d->kind == DP_NODE_UINT)
+			snprintf(def, sizeof(def), " (default %llu)", (unsigned long long)d->def);
+		printf("  %-25s %s%s\n", d->name, d->help, def);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct app_opts opts = {0};
@@ -313,6 +329,11 @@ int main(int argc, char **argv)
 
 	/* --help first: "--check-table --help" asks for help, it does not
 	 * name a table called "--help". */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help-node") == 0) {
+			help_node();
+			return 0;
+		}
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
