@@ -411,6 +411,19 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		return rc;
 	m = json_object_get(r, "model");
 	sec = strcmp(what, "table") ? json_object_get(m, what) : m;
+	if (c->npos == 1) { /* one region, service or link: the section with only it */
+		json_t *one = json_object_get(sec, c->pos[0]);
+
+		if (one == NULL) {
+			fprintf(stderr, "regionctl: no %.*s '%s' in the running table\n",
+				(int)strlen(what) - 1, what, c->pos[0]);
+			json_decref(r);
+			return EXIT_REFUSED;
+		}
+		sec = json_pack("{sO}", c->pos[0], one);
+		json_object_set_new(m, what, sec); /* r owns it from here */
+		json_object_set_new(m, FWD_KEY_NAME(DOC, LINK_GROUPS), json_object());
+	}
 	if (o->json) {
 		print_json(sec);
 	} else if (!strcmp(what, "table")) {
@@ -916,13 +929,24 @@ static const struct ctl_opt apply_opts[] = {
 };
 
 static const struct ctl_cmd show_cmds[] = {
-	{.name = "regions", .run = cmd_show, .summary = "regions and their source prefixes"},
+	{.name = "regions",
+	 .run = cmd_show,
+	 .summary = "regions and their source prefixes",
+	 .args = "[NAME]",
+	 .max_args = 1,
+	 .detail = "With NAME, that region only, with all its prefixes in -j."},
 	{.name = "services",
 	 .run = cmd_show,
-	 .summary = "services and their protocol/port entries"},
+	 .summary = "services and their protocol/port entries",
+	 .args = "[NAME]",
+	 .max_args = 1,
+	 .detail = "With NAME, that service only."},
 	{.name = "links",
 	 .run = cmd_show,
-	 .summary = "links (port, next hop, VLAN, state, tags) and link groups"},
+	 .summary = "links (port, next hop, VLAN, state, tags) and link groups",
+	 .args = "[NAME]",
+	 .max_args = 1,
+	 .detail = "With NAME, that link only (no groups)."},
 	{.name = "policies", .run = cmd_show, .summary = "policies, then the default"},
 	{.name = "table",
 	 .run = cmd_show,
