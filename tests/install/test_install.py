@@ -1,7 +1,7 @@
 """meson install into a scratch DESTDIR: every file where a Debian box
-expects it, the installed example configs valid together, the units
-passing systemd-analyze verify, and the preflight naming each missing
-piece."""
+expects it, the installed example configs valid together, the man pages
+rendering without a warning, the units passing systemd-analyze verify,
+and the preflight naming each missing piece."""
 import glob
 import json
 import os
@@ -44,6 +44,8 @@ def test_layout(dest):
     want = [f"bin/{b}" for b in ("regionfwd", "regionfwd-gen", "regionctl", "regiond")]
     want += ["lib/regionfwd/regionfwd-preflight", "lib/sysusers.d/regionfwd.conf",
              "share/bash-completion/completions/regionctl", "share/bash-completion/completions/regionfwd"]
+    want += [f"share/man/man8/{p}.8" for p in ("regionfwd", "regiond", "regionctl")]
+    want += ["share/man/man1/regionfwd-gen.1", "share/man/man5/regionfwd-node.5", "share/man/man5/regionfwd-table.5"]
     if os.path.exists(os.path.join(BUILD, "bpf", "xdp_filter.bpf.o")):
         want += ["lib/regionfwd/xdp_filter.bpf.o"]
     missing = [w for w in want if not os.path.exists(os.path.join(root, w))]
@@ -60,6 +62,43 @@ def test_installed_configs_are_valid_together(dest):
     p = subprocess.run([os.path.join(root, "bin", "regionfwd"), "--check-node", os.path.join(etc, "node.yaml"),
                         "--table", os.path.join(etc, "table.yaml")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def man_pages(root):
+    pages = sorted(glob.glob(os.path.join(root, "share", "man", "man*", "*")))
+    assert len(pages) == 6, pages
+    return pages
+
+
+def test_man_pages_render_without_warnings(dest):
+    d, root, prefix = dest
+    env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
+    for page in man_pages(root):
+        p = subprocess.run(["man", "--warnings", "-l", page], capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == 0 and p.stderr == "", (page, p.stderr)
+        assert "NAME" in p.stdout and "SEE ALSO" in p.stdout, page
+        g = subprocess.run(["groff", "-ww", "-z", "-man", "-Tutf8", page], capture_output=True, text=True)
+        assert g.returncode == 0 and g.stderr == "", (page, g.stderr)
+
+
+def test_man_pages_carry_the_help_texts(dest):
+    """The options in each page are the binary's --help, word for word."""
+    d, root, prefix = dest
+    env = dict(os.environ, MANWIDTH="200", LC_ALL="C.UTF-8")
+
+    def rendered(name, sec):
+        return subprocess.run(["man", "-l", os.path.join(root, "share", "man", f"man{sec}", f"{name}.{sec}")],
+                              capture_output=True, text=True, env=env).stdout
+
+    for name, sec, help_args in [("regionfwd", 8, ["--help"]), ("regiond", 8, ["--help"]),
+                                 ("regionfwd-gen", 1, ["--help"]), ("regionctl", 8, ["apply", "--help"]),
+                                 ("regionctl", 8, ["explain", "--help"]), ("regionfwd-node", 5, None)]:
+        prog = os.path.join(root, "bin", name if help_args else "regionfwd")
+        out = subprocess.run([prog, *(help_args or ["--help-node"])], capture_output=True, text=True).stdout
+        page = rendered(name, sec)
+        for line in out.splitlines():
+            if line.strip():
+                assert line.strip() in page, (name, help_args, line)
 
 
 def test_units_verify(dest, tmp_path):
@@ -79,8 +118,8 @@ def test_units_verify(dest, tmp_path):
         name = os.path.basename(u).replace("@.", "@lab.")
         (unitdir / os.path.basename(u)).write_text(text)
         names.append(str(unitdir / name))
-    env = dict(os.environ, SYSTEMD_LOG_LEVEL="notice")
-    p = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], capture_output=True, text=True, env=env,
+    env = dict(os.environ, MANPATH=os.path.join(root, "share", "man"), SYSTEMD_LOG_LEVEL="notice")
+    p = subprocess.run(["systemd-analyze", "verify", *names], capture_output=True, text=True, env=env,
                        cwd=str(unitdir), timeout=60)
     assert p.returncode == 0 and p.stdout + p.stderr == "", p.stdout + p.stderr
 
