@@ -90,6 +90,8 @@ struct ctl_state {
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[96];
+	/* The API request of that write ("PUT /v1/table"), for the log. */
+	char request[48];
 	/* One operator-facing alarm (status "alarm", logged once when it is
 	 * raised or changes, once when it clears); "" when none. */
 	char alarm[320];
