@@ -1,6 +1,6 @@
 #define _GNU_SOURCE /* struct ucred (SO_PEERCRED) */
 #include "ctl_api.h"
-#include "ctl_log.h"
+#include "fwd_log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -714,7 +714,7 @@ static void log_refused(const struct ctl_state *st, const struct req *q, const s
 	const struct ctl_gen *cur = ctl_state_current(st);
 	json_t *b = q->len ? json_loadb(q->body, q->len, 0, NULL) : NULL;
 	json_t *err = json_object_get(json_object_get(r->body, "error"), "reason");
-	struct ctl_log_change c = {
+	struct fwd_log_change c = {
 		.event = "refused",
 		.generation = cur ? cur->id : 0,
 		.author = json_string_value(json_object_get(b, "author")),
@@ -723,7 +723,7 @@ static void log_refused(const struct ctl_state *st, const struct req *q, const s
 		.reason = err ? json_string_value(err) : "refused",
 	};
 
-	ctl_log_change(&c);
+	fwd_log_change(&c);
 	json_decref(b);
 }
 
@@ -959,7 +959,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	if (api == NULL)
 		return NULL;
 	if (strlen(conf->unix_path) >= sizeof(sa.sun_path)) {
-		ctl_log(CTL_LOG_ERR, "API socket path too long");
+		fwd_log(FWD_LOG_ERR, "API socket path too long");
 		goto fail;
 	}
 	strcpy(sa.sun_path, conf->unix_path);
@@ -968,7 +968,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	api->unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (api->unix_fd < 0 || bind(api->unix_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    chmod(conf->unix_path, 0660) < 0 || listen(api->unix_fd, 64) < 0) {
-		ctl_log(CTL_LOG_ERR, "API socket %s: %s", conf->unix_path, strerror(errno));
+		fwd_log(FWD_LOG_ERR, "API socket %s: %s", conf->unix_path, strerror(errno));
 		goto fail;
 	}
 	api->unix_d = MHD_start_daemon(
@@ -977,7 +977,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		(unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CTL_API_UNIX_CONNECTIONS,
 		MHD_OPTION_END);
 	if (api->unix_d == NULL) {
-		ctl_log(CTL_LOG_ERR, "cannot start the API on %s", conf->unix_path);
+		fwd_log(FWD_LOG_ERR, "cannot start the API on %s", conf->unix_path);
 		goto fail;
 	}
 	api->unix_fd = -1; /* MHD owns it now and closes it when stopped */
@@ -988,7 +988,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		const char *colon = strrchr(conf->tcp_listen, ':');
 
 		if (colon == NULL || (size_t)(colon - conf->tcp_listen) >= sizeof(host)) {
-			ctl_log(CTL_LOG_ERR, "--listen wants HOST:PORT");
+			fwd_log(FWD_LOG_ERR, "--listen wants HOST:PORT");
 			goto fail;
 		}
 		memcpy(host, conf->tcp_listen, (size_t)(colon - conf->tcp_listen));
@@ -998,7 +998,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			host[strlen(host) - 1] = '\0';
 		}
 		if (getaddrinfo(host, colon + 1, &hints, &ai)) {
-			ctl_log(CTL_LOG_ERR, "--listen %s: not a numeric address and port",
+			fwd_log(FWD_LOG_ERR, "--listen %s: not a numeric address and port",
 				conf->tcp_listen);
 			goto fail;
 		}
@@ -1011,7 +1011,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			(unsigned)CTL_API_TCP_PER_ADDRESS, MHD_OPTION_END);
 		freeaddrinfo(ai);
 		if (api->tcp_d == NULL) {
-			ctl_log(CTL_LOG_ERR, "cannot listen on %s", conf->tcp_listen);
+			fwd_log(FWD_LOG_ERR, "cannot listen on %s", conf->tcp_listen);
 			goto fail;
 		}
 	}

@@ -1,5 +1,5 @@
 #include "ctl_confirm.h"
-#include "ctl_log.h"
+#include "fwd_log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -48,7 +48,7 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
 	}
 	{
 		const struct ctl_gen *g = ctl_state_find(st, gen);
-		struct ctl_log_change c = {
+		struct fwd_log_change c = {
 			.event = "confirmed",
 			.generation = gen,
 			.author = g ? g->author : NULL,
@@ -57,7 +57,7 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
 			.reason = "kept; it no longer reverts",
 		};
 
-		ctl_log_change(&c);
+		fwd_log_change(&c);
 	}
 	return gen;
 }

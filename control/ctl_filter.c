@@ -1,5 +1,5 @@
 #include "ctl_filter.h"
-#include "ctl_log.h"
+#include "fwd_log.h"
 
 #include "fwd_names.h"
 
@@ -56,7 +56,7 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 			ctl_filter_free(f);
 			return NULL;
 		}
-		ctl_log(CTL_LOG_NOTICE, "XDP filter %s %s in %s mode (program id %u)",
+		fwd_log(FWD_LOG_NOTICE, "XDP filter %s %s in %s mode (program id %u)",
 			f->adopted == 2 ? "adopted from the fast path's AF_XDP port on"
 			: f->adopted	? "adopted on"
 					: "attached to",

@@ -1,5 +1,5 @@
 #include "ctl_state.h"
-#include "ctl_log.h"
+#include "fwd_log.h"
 
 #include "ctl_confirm.h"
 
@@ -480,7 +480,7 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	struct fwd_err e;
 
 	if (hist == NULL) { /* keep the old current: the pending record resolves it */
-		ctl_log(CTL_LOG_ERR, "out of memory recording generation %" PRIu64 "",
+		fwd_log(FWD_LOG_ERR, "out of memory recording generation %" PRIu64 "",
 			st->pending.id);
 		fwd_table_free(t);
 		return -1;
@@ -506,7 +506,7 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	}
 	if (ctl_state_save(st, &e) == 0)
 		return 0;
-	ctl_log(CTL_LOG_ERR,
+	fwd_log(FWD_LOG_ERR,
 		"generation %" PRIu64 " runs but its record could not be written "
 		"(%s); the next start resolves it by what regionfwd runs",
 		st->hist[st->nhist - 1].id, e.reason);
@@ -566,9 +566,9 @@ void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
 	if (strcmp(now, st->alarm) == 0)
 		return; /* one line per change, not one per retry */
 	if (now[0])
-		ctl_log(CTL_LOG_ERR, "ALARM: %s", now);
+		fwd_log(FWD_LOG_ERR, "ALARM: %s", now);
 	else
-		ctl_log(CTL_LOG_NOTICE, "alarm cleared (was: %s)", st->alarm);
+		fwd_log(FWD_LOG_NOTICE, "alarm cleared (was: %s)", st->alarm);
 	snprintf(st->alarm, sizeof(st->alarm), "%s", now);
 }
 
@@ -721,7 +721,7 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 		const struct ctl_gen *now = ctl_state_current(st);
 
 		if (now && now->id == id) {
-			struct ctl_log_change c = {
+			struct fwd_log_change c = {
 				.event = must_run ? "reverted"
 					 : strcmp(st->request, "POST /v1/rollback") == 0
 						 ? "rolled back"
@@ -734,7 +734,7 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 				.reason = now->comment,
 			};
 
-			ctl_log_change(&c);
+			fwd_log_change(&c);
 		}
 	}
 	return (int64_t)id;
@@ -802,7 +802,7 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 			ctl_state_validate(st, st->pending.doc, st->pending.len, "pending", &e);
 
 		if (t) {
-			ctl_log(CTL_LOG_NOTICE,
+			fwd_log(FWD_LOG_NOTICE,
 				"regionfwd runs generation %" PRIu64
 				", which was being applied when regiond stopped: it is current",
 				st->pending.id);
@@ -812,7 +812,7 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 	}
 	uint64_t id = st->pending.id;
 
-	ctl_log(CTL_LOG_WARNING,
+	fwd_log(FWD_LOG_WARNING,
 		"generation %" PRIu64 " was being applied when regiond stopped and "
 		"regionfwd does not run it: dropped",
 		id);

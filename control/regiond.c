@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "ctl_api.h"
-#include "ctl_log.h"
+#include "fwd_log.h"
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
 #include "ctl_state.h"
@@ -63,7 +63,7 @@ struct regiond_opts {
 	uint64_t xdp_mode; /* index in xdp_modes[] */
 	const char *bpf_pin_dir;
 	uint64_t xdp_max_prefixes, xdp_max_groups;
-	uint64_t log_target, log_level; /* indexes in ctl_log_targets[], ctl_log_levels[] */
+	uint64_t log_target, log_level; /* indexes in fwd_log_targets[], fwd_log_levels[] */
 };
 
 /* Index = enum ctl_xdp_mode. */
@@ -191,7 +191,7 @@ static const struct fwd_opt options[] = {
 	 .def = "stderr",
 	 .kind = FWD_OPT_CHOICE,
 	 .off = AT(log_target),
-	 .choices = ctl_log_targets,
+	 .choices = fwd_log_targets,
 	 .refused = "--log takes stderr, journal or syslog",
 	 .help = "stderr (timestamped), journal (with fields) or syslog"},
 	{.name = "log-level",
@@ -199,7 +199,7 @@ static const struct fwd_opt options[] = {
 	 .def = "info",
 	 .kind = FWD_OPT_CHOICE,
 	 .off = AT(log_level),
-	 .choices = ctl_log_levels,
+	 .choices = fwd_log_levels,
 	 .refused = "--log-level takes err, warning, notice, info or debug",
 	 .help = "the least severe level logged: err, warning, notice, info, debug"},
 	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
@@ -279,23 +279,23 @@ static char *read_token(const char *opt, const char *path)
 	size_t len;
 
 	if (stat(path, &sb) < 0) {
-		ctl_log(CTL_LOG_ERR, "%s %s: %s", opt, path, strerror(errno));
+		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, strerror(errno));
 		return NULL;
 	}
 	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-		ctl_log(CTL_LOG_ERR,
+		fwd_log(FWD_LOG_ERR,
 			"%s %s: mode %04o lets its group or others read or change the "
 			"token; chmod 600 it",
 			opt, path, (unsigned)(sb.st_mode & 07777));
 		return NULL;
 	}
 	if (fwd_read_file(path, &buf, &len, &e)) {
-		ctl_log(CTL_LOG_ERR, "%s %s: %s", opt, path, e.reason);
+		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, e.reason);
 		return NULL;
 	}
 	buf[strcspn(buf, "\r\n")] = '\0';
 	if (strlen(buf) < 16) {
-		ctl_log(CTL_LOG_ERR, "%s %s: a token of 16+ characters is needed", opt, path);
+		fwd_log(FWD_LOG_ERR, "%s %s: a token of 16+ characters is needed", opt, path);
 		free(buf);
 		return NULL;
 	}
@@ -309,7 +309,7 @@ static int load_token(struct regiond *d)
 	if (d->o.listen == NULL)
 		return 0;
 	if (d->o.token_file == NULL) {
-		ctl_log(CTL_LOG_ERR, "--listen needs --token-file");
+		fwd_log(FWD_LOG_ERR, "--listen needs --token-file");
 		return 2;
 	}
 	if ((d->token = read_token("--token-file", d->o.token_file)) == NULL)
@@ -318,7 +318,7 @@ static int load_token(struct regiond *d)
 	    (d->read_token = read_token("--read-token-file", d->o.read_token_file)) == NULL)
 		return 2;
 	if (d->read_token && strcmp(d->read_token, d->token) == 0) {
-		ctl_log(CTL_LOG_ERR, "the read token and the token must differ");
+		fwd_log(FWD_LOG_ERR, "the read token and the token must differ");
 		return 2;
 	}
 	return 0;
@@ -336,13 +336,13 @@ static int seed_table(struct regiond *d)
 	if (ctl_state_current(&d->st) != NULL || table == NULL)
 		return 0;
 	if (fwd_read_file(table, &buf, &len, &fe)) {
-		ctl_log(CTL_LOG_ERR, "%s: %s", table, fe.reason);
+		fwd_log(FWD_LOG_ERR, "%s: %s", table, fe.reason);
 		return -1;
 	}
 	if (ctl_state_apply(&d->st, buf, len, "regiond", "initial table", -1, 0, &e) < 0) {
 		char b[1024];
 
-		ctl_log(CTL_LOG_ERR, "%s refused: %s", table, fwd_err_str(&e, b, sizeof(b)));
+		fwd_log(FWD_LOG_ERR, "%s refused: %s", table, fwd_err_str(&e, b, sizeof(b)));
 		free(buf);
 		return -1;
 	}
@@ -368,7 +368,7 @@ static int open_state(struct regiond *d)
 		char b[1024];
 
 		/* The file, line and field: a corrupt state directory names what to look at. */
-		ctl_log(CTL_LOG_ERR, "%s", d->dp ? fwd_err_str(&e, b, sizeof(b)) : strerror(errno));
+		fwd_log(FWD_LOG_ERR, "%s", d->dp ? fwd_err_str(&e, b, sizeof(b)) : strerror(errno));
 		return -1;
 	}
 	d->state_open = 1;
@@ -397,7 +397,7 @@ static int start_filters(struct regiond *d)
 		fconf.ifaces[fconf.nifaces++] = d->o.xdp_ifaces.v[i];
 	d->filter = ctl_filter_start(&fconf, &fe);
 	if (d->filter == NULL) {
-		ctl_log(CTL_LOG_ERR, "XDP filter: %s", fe.reason);
+		fwd_log(FWD_LOG_ERR, "XDP filter: %s", fe.reason);
 		return -1;
 	}
 	struct ctl_ext filters = ctl_filter_ext(d->filter);
@@ -407,7 +407,7 @@ static int start_filters(struct regiond *d)
 	 * filter either: ctl_state_sync decides whether it may run at all. */
 	if (cur && !d->st.seeded && ctl_filter_generation(d->filter) != cur->id &&
 	    ctl_filter_apply(d->filter, d->st.table, cur->id, &e)) {
-		ctl_log(CTL_LOG_ERR, "XDP filter refused generation %" PRIu64 ": %s", cur->id,
+		fwd_log(FWD_LOG_ERR, "XDP filter refused generation %" PRIu64 ": %s", cur->id,
 			e.reason);
 		return -1;
 	}
@@ -430,7 +430,7 @@ static int start_api(struct regiond *d)
 	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
 		*strrchr(dir, '/') = '\0';
 		if (access(dir, F_OK) != 0 && mkdir(dir, 0750) < 0 && errno != EEXIST)
-			ctl_log(CTL_LOG_WARNING, "cannot create %s: %s", dir, strerror(errno));
+			fwd_log(FWD_LOG_WARNING, "cannot create %s: %s", dir, strerror(errno));
 	}
 	d->api = ctl_api_start(&d->conf, &d->st, &d->lock, d->started);
 	return d->api ? 0 : -1;
@@ -447,7 +447,7 @@ static void main_loop(struct regiond *d)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	ctl_log(CTL_LOG_NOTICE, "API on %s%s%s, dataplane %s, state %s, generation %" PRIu64 "",
+	fwd_log(FWD_LOG_NOTICE, "API on %s%s%s, dataplane %s, state %s, generation %" PRIu64 "",
 		d->conf.unix_path, d->conf.tcp_listen ? " and " : "",
 		d->conf.tcp_listen ? d->conf.tcp_listen : "", d->o.dataplane, d->o.state_dir,
 		cur ? cur->id : 0);
@@ -461,7 +461,7 @@ static void main_loop(struct regiond *d)
 			int s = ctl_state_sync(&d->st);
 
 			if (s != in_sync)
-				ctl_log(s ? CTL_LOG_NOTICE : CTL_LOG_WARNING, "regionfwd %s",
+				fwd_log(s ? FWD_LOG_NOTICE : FWD_LOG_WARNING, "regionfwd %s",
 					s ? "runs the current generation"
 					  : "is unreachable or out of sync");
 			in_sync = s;
@@ -501,7 +501,7 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (ctl_log_open("regiond", (unsigned)d.o.log_target, CTL_LOG_ERR + (int)d.o.log_level)) {
+	if (fwd_log_open("regiond", (unsigned)d.o.log_target, FWD_LOG_ERR + (int)d.o.log_level)) {
 		fprintf(stderr, "regiond: built without libsystemd: --log journal is not there; "
 				"under systemd, --log stderr goes to the journal too\n");
 		return 2;

@@ -51,23 +51,26 @@ struct app_opts {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: regionfwd [EAL options] -- --node FILE --table FILE [options]\n"
-		     "       regionfwd --check-table FILE\n"
-		     "       regionfwd --check-node FILE [--table FILE]\n"
-		     "\n"
-		     "  --node FILE        node config: ports, workers, pool sizes "
-		     "(docs/operations.md)\n"
-		     "  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
-		     "  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
-		     "  --stats-json FILE  write the final counters as JSON to FILE\n"
-		     "  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
-		     "  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
-		     "                     --table, also that every link's port is in it\n"
-		     "  --help-node        the node config's fields, their defaults and meaning\n"
-		     "\n"
-		     "Signals: SIGHUP reloads --table hitlessly (refused once a controller\n"
-		     "pushed the running table), SIGUSR1 prints counters,\n"
-		     "SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
+	fprintf(out,
+		"usage: regionfwd [EAL options] -- --node FILE --table FILE [options]\n"
+		"       regionfwd --check-table FILE\n"
+		"       regionfwd --check-node FILE [--table FILE]\n"
+		"\n"
+		"  --node FILE        node config: ports, workers, pool sizes "
+		"(docs/operations.md)\n"
+		"  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
+		"  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
+		"  --stats-json FILE  write the final counters as JSON to FILE\n"
+		"  --log TO           DPDK's whole log to stderr (timestamped, with the level),\n"
+		"                     journal or syslog; default: DPDK's own (stderr and syslog)\n"
+		"  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
+		"  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
+		"                     --table, also that every link's port is in it\n"
+		"  --help-node        the node config's fields, their defaults and meaning\n"
+		"\n"
+		"Signals: SIGHUP reloads --table hitlessly (refused once a controller\n"
+		"pushed the running table), SIGUSR1 prints counters,\n"
+		"SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
 }
 
 static int check_table(const char *path)
@@ -143,6 +146,7 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 		{"table", required_argument, NULL, 't'},
 		{"idle-exit", required_argument, NULL, 'i'},
 		{"stats-json", required_argument, NULL, 's'},
+		{"log", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -171,6 +175,8 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 					optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'l': /* taken before EAL started: main() */
 			break;
 		case 'h':
 			usage(stdout);
@@ -351,6 +357,25 @@ int main(int argc, char **argv)
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--check-table") == 0)
 			return check_table(argv[i + 1]);
+
+	/* --log after "--" is ours, but EAL logs before our arguments are
+	 * parsed: take it now. */
+	for (int i = 1, app = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			app = 1;
+		else if (app && strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
+			int lrc = dp_log_redirect(argv[i + 1]);
+
+			if (lrc) {
+				fprintf(stderr, "regionfwd: --log %s: %s\n", argv[i + 1],
+					lrc == -ENOTSUP
+						? "built without libsystemd (stderr goes to "
+						  "the journal under systemd too)"
+						: "takes stderr, journal or syslog");
+				return 2;
+			}
+		}
+	}
 
 	memset(&ctx, 0, sizeof(ctx));
 	pthread_mutex_init(&ctx.lock, NULL);

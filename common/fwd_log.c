@@ -1,4 +1,4 @@
-#include "ctl_log.h"
+#include "fwd_log.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -9,24 +9,24 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef CTL_LOG_JOURNAL
+#ifdef FWD_LOG_JOURNAL
 #include <systemd/sd-journal.h>
 #endif
 
 enum { TARGET_STDERR, TARGET_JOURNAL, TARGET_SYSLOG };
 
-const char *const ctl_log_targets[] = {"stderr", "journal", "syslog", NULL};
-const char *const ctl_log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
+const char *const fwd_log_targets[] = {"stderr", "journal", "syslog", NULL};
+const char *const fwd_log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
 
 static struct {
 	char ident[32];
 	unsigned target;
 	int level;
-} lg = {"regiond", TARGET_STDERR, CTL_LOG_INFO};
+} lg = {"regiond", TARGET_STDERR, FWD_LOG_INFO};
 
-int ctl_log_open(const char *ident, unsigned target, int level)
+int fwd_log_open(const char *ident, unsigned target, int level)
 {
-#ifndef CTL_LOG_JOURNAL
+#ifndef FWD_LOG_JOURNAL
 	if (target == TARGET_JOURNAL)
 		return -ENOTSUP;
 #endif
@@ -38,7 +38,7 @@ int ctl_log_open(const char *ident, unsigned target, int level)
 	return 0;
 }
 
-void ctl_log_close(void)
+void fwd_log_close(void)
 {
 	if (lg.target == TARGET_SYSLOG)
 		closelog();
@@ -58,7 +58,7 @@ static void to_stderr(int level, const char *msg)
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 	n = snprintf(line, sizeof(line), "%s.%03ldZ %s %s: %s\n", ts, now.tv_nsec / 1000000,
-		     ctl_log_levels[level - CTL_LOG_ERR], lg.ident, msg);
+		     fwd_log_levels[level - FWD_LOG_ERR], lg.ident, msg);
 	if (n >= (int)sizeof(line)) { /* cut, but still a line */
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
@@ -68,16 +68,16 @@ static void to_stderr(int level, const char *msg)
 	}
 }
 
-static void emit(int level, const char *msg, const struct ctl_log_change *c)
+static void emit(int level, const char *msg, const struct fwd_log_change *c)
 {
-	if (level < CTL_LOG_ERR)
-		level = CTL_LOG_ERR;
-	if (level > CTL_LOG_DEBUG)
-		level = CTL_LOG_DEBUG;
+	if (level < FWD_LOG_ERR)
+		level = FWD_LOG_ERR;
+	if (level > FWD_LOG_DEBUG)
+		level = FWD_LOG_DEBUG;
 	if (level > lg.level)
 		return;
 	switch (lg.target) {
-#ifdef CTL_LOG_JOURNAL
+#ifdef FWD_LOG_JOURNAL
 	case TARGET_JOURNAL:
 		if (c)
 			sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level,
@@ -101,7 +101,7 @@ static void emit(int level, const char *msg, const struct ctl_log_change *c)
 	}
 }
 
-void ctl_log(int level, const char *fmt, ...)
+void fwd_log(int level, const char *fmt, ...)
 {
 	char msg[1536];
 	va_list ap;
@@ -112,7 +112,7 @@ void ctl_log(int level, const char *fmt, ...)
 	emit(level, msg, NULL);
 }
 
-void ctl_log_change(const struct ctl_log_change *c)
+void fwd_log_change(const struct fwd_log_change *c)
 {
 	char msg[1536], hash[32] = "";
 
@@ -130,5 +130,5 @@ void ctl_log_change(const struct ctl_log_change *c)
 			 hash, c->event, c->client ? c->client : "regiond", c->request ? " (" : "",
 			 c->request ? c->request : "", c->request ? ")" : "",
 			 c->author ? c->author : "", c->reason ? c->reason : "");
-	emit(strcmp(c->event, "refused") ? CTL_LOG_NOTICE : CTL_LOG_WARNING, msg, c);
+	emit(strcmp(c->event, "refused") ? FWD_LOG_NOTICE : FWD_LOG_WARNING, msg, c);
 }
