@@ -96,6 +96,14 @@ enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc,
 		if (t[i].def && fwd_opt_set(&t[i], o, t[i].def, e))
 			return FWD_OPTS_ERROR; /* a default the table itself refuses */
 	}
+	/* --help or -h anywhere wins over any error around it: someone asking
+	 * how to write the line has not written it right yet. */
+	for (int i = 1; i < argc; i++)
+		for (size_t j = 0; j < n; j++)
+			if (t[j].kind == FWD_OPT_HELP &&
+			    (strcmp(argv[i], "-h") == 0 || (strncmp(argv[i], "--", 2) == 0 &&
+							    strcmp(argv[i] + 2, t[j].name) == 0)))
+				return FWD_OPTS_HELP;
 	optind = 1;
 	opterr = 0; /* the caller says what was wrong, once */
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
@@ -135,7 +143,8 @@ void fwd_opts_print(FILE *out, const struct fwd_opt *t, size_t n)
 	int width = 0;
 
 	for (size_t i = 0; i < n; i++) { /* one column for every option's left side */
-		int w = 2 + (int)strlen(t[i].name) + (t[i].arg ? 1 + (int)strlen(t[i].arg) : 0);
+		int w = 2 + (int)strlen(t[i].name) + (t[i].arg ? 1 + (int)strlen(t[i].arg) : 0) +
+			(t[i].kind == FWD_OPT_HELP ? 4 : 0);
 
 		width = w > width ? w : width;
 	}
@@ -143,8 +152,8 @@ void fwd_opts_print(FILE *out, const struct fwd_opt *t, size_t n)
 		const struct fwd_opt *d = &t[i];
 		char left[64];
 
-		snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? " " : "",
-			 d->arg ? d->arg : "");
+		snprintf(left, sizeof(left), "%s--%s%s%s", d->kind == FWD_OPT_HELP ? "-h, " : "",
+			 d->name, d->arg ? " " : "", d->arg ? d->arg : "");
 		fprintf(out, "  %-*s %s", width, left, d->help);
 		if (d->def)
 			fprintf(out, " (default %s)", d->def);

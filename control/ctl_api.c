@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* struct ucred (SO_PEERCRED) */
 #include "ctl_api.h"
+#include "fwd_log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1073,6 +1074,26 @@ static const struct route *find_route(const char *method, const char *url)
 	return NULL;
 }
 
+/* A write refused: logged once, here, whatever refused it (the body, the
+ * table, residency, a stale expected_generation, the disk). */
+static void log_refused(const struct ctl_state *st, const struct req *q, const struct reply *r)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	json_t *b = q->len ? json_loadb(q->body, q->len, 0, NULL) : NULL;
+	json_t *err = json_object_get(json_object_get(r->body, "error"), "reason");
+	struct fwd_log_change c = {
+		.event = "refused",
+		.generation = cur ? cur->id : 0,
+		.author = json_string_value(json_object_get(b, "author")),
+		.client = st->who,
+		.request = st->request,
+		.reason = err ? json_string_value(err) : "refused",
+	};
+
+	fwd_log_change(&c);
+	json_decref(b);
+}
+
 static void route(struct ctl_api *api, const char *url, const char *method, const struct req *q,
 		  struct reply *r)
 {
@@ -1118,8 +1139,12 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 	}
 	ctl_state_write_begin(api->st);
 	snprintf(api->st->who, sizeof(api->st->who), "%s", q->who);
+	snprintf(api->st->request, sizeof(api->st->request), "%s %s", rt->method, rt->path);
 	rt->handle(api, q, r);
+	if ((rt->flags & ROUTE_WRITE) && r->status >= 400)
+		log_refused(api->st, q, r);
 	api->st->who[0] = '\0';
+	api->st->request[0] = '\0';
 	/* A write that ran: regionfwd just answered, so its report is fresh
 	 * to ask for and the view shows the change with what runs. */
 	if (r->status < 300)
@@ -1349,7 +1374,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	if (api == NULL)
 		return NULL;
 	if (strlen(conf->unix_path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "regiond: API socket path too long\n");
+		fwd_log(FWD_LOG_ERR, "API socket path too long");
 		goto fail;
 	}
 	strcpy(sa.sun_path, conf->unix_path);
@@ -1358,7 +1383,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	api->unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (api->unix_fd < 0 || bind(api->unix_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    chmod(conf->unix_path, 0660) < 0 || listen(api->unix_fd, 64) < 0) {
-		fprintf(stderr, "regiond: API socket %s: %s\n", conf->unix_path, strerror(errno));
+		fwd_log(FWD_LOG_ERR, "API socket %s: %s", conf->unix_path, strerror(errno));
 		goto fail;
 	}
 	api->unix_d = MHD_start_daemon(
@@ -1368,7 +1393,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		(unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CTL_API_UNIX_CONNECTIONS,
 		MHD_OPTION_END);
 	if (api->unix_d == NULL) {
-		fprintf(stderr, "regiond: cannot start the API on %s\n", conf->unix_path);
+		fwd_log(FWD_LOG_ERR, "cannot start the API on %s", conf->unix_path);
 		goto fail;
 	}
 	api->unix_fd = -1; /* MHD owns it now and closes it when stopped */
@@ -1379,7 +1404,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		const char *colon = strrchr(conf->tcp_listen, ':');
 
 		if (colon == NULL || (size_t)(colon - conf->tcp_listen) >= sizeof(host)) {
-			fprintf(stderr, "regiond: --listen wants HOST:PORT\n");
+			fwd_log(FWD_LOG_ERR, "--listen wants HOST:PORT");
 			goto fail;
 		}
 		snprintf(api->tcp_listen, sizeof(api->tcp_listen), "%s", conf->tcp_listen);
@@ -1390,7 +1415,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			host[strlen(host) - 1] = '\0';
 		}
 		if (getaddrinfo(host, colon + 1, &hints, &ai)) {
-			fprintf(stderr, "regiond: --listen %s: not a numeric address and port\n",
+			fwd_log(FWD_LOG_ERR, "--listen %s: not a numeric address and port",
 				conf->tcp_listen);
 			goto fail;
 		}
@@ -1425,7 +1450,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			use_tls ? tls : &tls[4], MHD_OPTION_END);
 		freeaddrinfo(ai);
 		if (api->tcp_d == NULL) {
-			fprintf(stderr, "regiond: cannot %s on %s (libmicrohttpd's reason above)\n",
+			fwd_log(FWD_LOG_ERR, "cannot %s on %s (libmicrohttpd's reason above)",
 				use_tls ? "serve HTTPS" : "listen", conf->tcp_listen);
 			goto fail;
 		}

@@ -1,4 +1,5 @@
 #include "ctl_confirm.h"
+#include "fwd_log.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -45,8 +46,19 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
 			 gen);
 		return 0;
 	}
-	fprintf(stderr, "regiond: generation %" PRIu64 " confirmed by %s\n", gen,
-		st->who[0] ? st->who : "regiond");
+	{
+		const struct ctl_gen *g = ctl_state_find(st, gen);
+		struct fwd_log_change c = {
+			.event = "confirmed",
+			.generation = gen,
+			.author = g ? g->author : NULL,
+			.client = st->who[0] ? st->who : "regiond",
+			.request = st->request[0] ? st->request : NULL,
+			.reason = "kept; it no longer reverts",
+		};
+
+		fwd_log_change(&c);
+	}
 	return gen;
 }
 
@@ -112,8 +124,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 		return;
 	}
 	ctl_state_save(st, &e);
-	ctl_state_alarm(st, NULL);
-	fprintf(stderr, "regiond: %s; back on the table of generation %" PRIu64 "\n", c, target);
+	ctl_state_alarm(st, NULL); /* the revert itself was logged once, as it was applied */
 }
 
 json_t *ctl_confirm_json(const struct ctl_state *st)

@@ -1,4 +1,5 @@
 #include "ctl_filter.h"
+#include "fwd_log.h"
 
 #include "fwd_names.h"
 
@@ -74,7 +75,7 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 			ctl_filter_free(f);
 			return NULL;
 		}
-		fprintf(stderr, "regiond: XDP filter %s %s in %s mode (program id %u)\n",
+		fwd_log(FWD_LOG_NOTICE, "XDP filter %s %s in %s mode (program id %u)",
 			f->adopted == 2 ? "adopted from the fast path's AF_XDP port on"
 			: f->adopted	? "adopted on"
 					: "attached to",

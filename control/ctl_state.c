@@ -1,4 +1,5 @@
 #include "ctl_state.h"
+#include "fwd_log.h"
 
 #include "ctl_confirm.h"
 #include "ctl_traffic.h"
@@ -496,7 +497,7 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	struct fwd_err e;
 
 	if (hist == NULL) { /* keep the old current: the pending record resolves it */
-		fprintf(stderr, "regiond: out of memory recording generation %" PRIu64 "\n",
+		fwd_log(FWD_LOG_ERR, "out of memory recording generation %" PRIu64 "",
 			st->pending.id);
 		fwd_table_free(t);
 		return -1;
@@ -522,9 +523,9 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	}
 	if (ctl_state_save(st, &e) == 0)
 		return 0;
-	fprintf(stderr,
-		"regiond: generation %" PRIu64 " runs but its record could not be written "
-		"(%s); the next start resolves it by what regionfwd runs\n",
+	fwd_log(FWD_LOG_ERR,
+		"generation %" PRIu64 " runs but its record could not be written "
+		"(%s); the next start resolves it by what regionfwd runs",
 		st->hist[st->nhist - 1].id, e.reason);
 	return -1; /* the pruned documents stay: the history on disk names them */
 }
@@ -582,9 +583,9 @@ void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
 	if (strcmp(now, st->alarm) == 0)
 		return; /* one line per change, not one per retry */
 	if (now[0])
-		fprintf(stderr, "regiond: ALARM: %s\n", now);
+		fwd_log(FWD_LOG_ERR, "ALARM: %s", now);
 	else
-		fprintf(stderr, "regiond: alarm cleared (was: %s)\n", st->alarm);
+		fwd_log(FWD_LOG_NOTICE, "alarm cleared (was: %s)", st->alarm);
 	snprintf(st->alarm, sizeof(st->alarm), "%s", now);
 }
 
@@ -736,12 +737,22 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 	{
 		const struct ctl_gen *now = ctl_state_current(st);
 
-		if (now && now->id == id)
-			fprintf(stderr,
-				"regiond: generation %" PRIu64 " (%016" PRIx64
-				") applied by %s, author "
-				"'%s': %s\n",
-				now->id, now->hash, now->by, now->author, now->comment);
+		if (now && now->id == id) {
+			struct fwd_log_change c = {
+				.event = must_run ? "reverted"
+					 : strcmp(st->request, "POST /v1/rollback") == 0
+						 ? "rolled back"
+						 : "applied",
+				.generation = now->id,
+				.hash = now->hash,
+				.author = now->author,
+				.client = now->by,
+				.request = st->request[0] ? st->request : NULL,
+				.reason = now->comment,
+			};
+
+			fwd_log_change(&c);
+		}
 	}
 	return (int64_t)id;
 }
@@ -808,9 +819,9 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 			ctl_state_validate(st, st->pending.doc, st->pending.len, "pending", &e);
 
 		if (t) {
-			fprintf(stderr,
-				"regiond: regionfwd runs generation %" PRIu64
-				", which was being applied when regiond stopped: it is current\n",
+			fwd_log(FWD_LOG_NOTICE,
+				"regionfwd runs generation %" PRIu64
+				", which was being applied when regiond stopped: it is current",
 				st->pending.id);
 			commit_pending(st, t, 0);
 			return;
@@ -818,9 +829,9 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 	}
 	uint64_t id = st->pending.id;
 
-	fprintf(stderr,
-		"regiond: generation %" PRIu64 " was being applied when regiond stopped and "
-		"regionfwd does not run it: dropped\n",
+	fwd_log(FWD_LOG_WARNING,
+		"generation %" PRIu64 " was being applied when regiond stopped and "
+		"regionfwd does not run it: dropped",
 		id);
 	drop_pending(st);
 	if (ctl_state_save(st, &e) == 0)

@@ -105,6 +105,8 @@ struct ctl_state {
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[384];
+	/* The API request of that write ("PUT /v1/table"), for the log. */
+	char request[48];
 	/* The last minute of regionfwd's counters, for impact previews
 	 * (ctl_traffic.h): sampled by ctl_state_sample_traffic(). */
 	struct ctl_traffic *traffic;

@@ -722,6 +722,22 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 	}
 	m = json_object_get(r, "model");
 	sec = strcmp(what, "table") ? json_object_get(m, what) : m;
+	if (c->npos == 1) { /* one region, service or link: the section with only it */
+		json_t *one = json_object_get(sec, c->pos[0]);
+
+		if (one == NULL) {
+			fprintf(stderr, "regionctl: no %.*s '%s' in the running table\n",
+				(int)strlen(what) - 1, what, c->pos[0]);
+			json_decref(r);
+			json_decref(rates);
+			json_decref(cj);
+			fwd_report_free(cr);
+			return EXIT_REFUSED;
+		}
+		sec = json_pack("{sO}", c->pos[0], one);
+		json_object_set_new(m, what, sec); /* r owns it from here */
+		json_object_set_new(m, FWD_KEY_NAME(DOC, LINK_GROUPS), json_object());
+	}
 	if (o->json && rates) {
 		json_t *out = json_pack("{s:O, s:O, s:O}", what, sec, "rates",
 					json_object_get(rates, what), "interval_s",
@@ -2010,14 +2026,25 @@ static const struct ctl_cmd link_cmds[] = {
 };
 
 static const struct ctl_cmd show_cmds[] = {
-	{.name = "regions", .run = cmd_show, .summary = "regions and their source prefixes"},
+	{.name = "regions",
+	 .run = cmd_show,
+	 .summary = "regions and their source prefixes",
+	 .args = "[NAME]",
+	 .max_args = 1,
+	 .detail = "With NAME, that region only, with all its prefixes in -j."},
 	{.name = "services",
 	 .run = cmd_show,
-	 .summary = "services and their protocol/port entries"},
+	 .summary = "services and their protocol/port entries",
+	 .args = "[NAME]",
+	 .max_args = 1,
+	 .detail = "With NAME, that service only."},
 	{.name = "links",
 	 .run = cmd_show,
 	 .opts = rate_opts,
-	 .summary = "links (port, next hop, VLAN, state, tags) and link groups"},
+	 .summary = "links (port, next hop, VLAN, state, tags) and link groups",
+	 .args = "[NAME]",
+	 .max_args = 1,
+	 .detail = "With NAME, that link only (no groups)."},
 	{.name = "policies", .run = cmd_show, .summary = "policies, then the default"},
 	{.name = "table",
 	 .run = cmd_show,

@@ -6,7 +6,8 @@
  *           [--listen HOST:PORT --token-file FILE] [--keep N] [--max-body BYTES]
  *           [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--tls-writers FILE]]]
  *           [--dataplane-timeout MS]
- *           [--xdp-iface IF ...] (every option: options[] below, or regiond --help)
+ *           [--xdp-iface IF ...] [--log stderr|journal|syslog] [--log-level L]
+ *           (every option: options[] below, or regiond --help)
  *
  * The main thread keeps regionfwd in sync (it pushes the current generation
  * when regionfwd restarted or runs something else) and runs the commit-confirm
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "ctl_api.h"
+#include "fwd_log.h"
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
 #include "ctl_state.h"
@@ -65,6 +67,7 @@ struct regiond_opts {
 	uint64_t xdp_mode; /* index in xdp_modes[] */
 	const char *bpf_pin_dir;
 	uint64_t xdp_max_prefixes, xdp_max_groups;
+	uint64_t log_target, log_level; /* indexes in fwd_log_targets[], fwd_log_levels[] */
 };
 
 /* Index = enum ctl_xdp_mode. */
@@ -207,6 +210,22 @@ static const struct fwd_opt options[] = {
 	 .refused = "--xdp-max-* takes 16..16777216",
 	 .mark = 1, /* needs libbpf */
 	 .help = "filter capacity: IPv4 256-entry groups"},
+	{.name = "log",
+	 .arg = "TO",
+	 .def = "stderr",
+	 .kind = FWD_OPT_CHOICE,
+	 .off = AT(log_target),
+	 .choices = fwd_log_targets,
+	 .refused = "--log takes stderr, journal or syslog",
+	 .help = "stderr (timestamped), journal (with fields) or syslog"},
+	{.name = "log-level",
+	 .arg = "L",
+	 .def = "info",
+	 .kind = FWD_OPT_CHOICE,
+	 .off = AT(log_level),
+	 .choices = fwd_log_levels,
+	 .refused = "--log-level takes err, warning, notice, info or debug",
+	 .help = "the least severe level logged: err, warning, notice, info, debug"},
 	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
 };
 
@@ -293,17 +312,16 @@ static char *read_conf_file(const char *opt, const char *path, int secret, const
 	size_t len;
 
 	if (stat(path, &sb) < 0) {
-		fprintf(stderr, "regiond: %s %s: %s\n", opt, path, strerror(errno));
+		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, strerror(errno));
 		return NULL;
 	}
 	if (sb.st_mode & (secret ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH))) {
-		fprintf(stderr,
-			"regiond: %s %s: mode %04o lets its group or others %s; chmod %s it\n", opt,
-			path, (unsigned)(sb.st_mode & 07777), what, secret ? "600" : "644");
+		fwd_log(FWD_LOG_ERR, "%s %s: mode %04o lets its group or others %s; chmod %s it",
+			opt, path, (unsigned)(sb.st_mode & 07777), what, secret ? "600" : "644");
 		return NULL;
 	}
 	if (fwd_read_file(path, &buf, &len, &e)) {
-		fprintf(stderr, "regiond: %s %s: %s\n", opt, path, e.reason);
+		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, e.reason);
 		return NULL;
 	}
 	return buf;
@@ -398,8 +416,7 @@ static int load_token(struct regiond *d)
 	if (d->o.listen == NULL)
 		return 0;
 	if (d->o.token_file == NULL && d->o.tls_client_ca == NULL) {
-		fprintf(stderr,
-			"regiond: --listen needs --token-file (or TLS with --tls-client-ca)\n");
+		fwd_log(FWD_LOG_ERR, "--listen needs --token-file (or TLS with --tls-client-ca)");
 		return 2;
 	}
 	if (d->o.token_file && read_tokens(d, "--token-file", d->o.token_file, 1, &d->token))
@@ -525,13 +542,13 @@ static int seed_table(struct regiond *d)
 	if (ctl_state_current(&d->st) != NULL || table == NULL)
 		return 0;
 	if (fwd_read_file(table, &buf, &len, &fe)) {
-		fprintf(stderr, "regiond: %s: %s\n", table, fe.reason);
+		fwd_log(FWD_LOG_ERR, "%s: %s", table, fe.reason);
 		return -1;
 	}
 	if (ctl_state_apply(&d->st, buf, len, "regiond", "initial table", -1, 0, &e) < 0) {
 		char b[1024];
 
-		fprintf(stderr, "regiond: %s refused: %s\n", table, fwd_err_str(&e, b, sizeof(b)));
+		fwd_log(FWD_LOG_ERR, "%s refused: %s", table, fwd_err_str(&e, b, sizeof(b)));
 		free(buf);
 		return -1;
 	}
@@ -557,8 +574,7 @@ static int open_state(struct regiond *d)
 		char b[1024];
 
 		/* The file, line and field: a corrupt state directory names what to look at. */
-		fprintf(stderr, "regiond: %s\n",
-			d->dp ? fwd_err_str(&e, b, sizeof(b)) : strerror(errno));
+		fwd_log(FWD_LOG_ERR, "%s", d->dp ? fwd_err_str(&e, b, sizeof(b)) : strerror(errno));
 		return -1;
 	}
 	d->state_open = 1;
@@ -588,7 +604,7 @@ static int start_filters(struct regiond *d)
 		fconf.ifaces[fconf.nifaces++] = d->o.xdp_ifaces.v[i];
 	d->filter = ctl_filter_start(&fconf, &fe);
 	if (d->filter == NULL) {
-		fprintf(stderr, "regiond: XDP filter: %s\n", fe.reason);
+		fwd_log(FWD_LOG_ERR, "XDP filter: %s", fe.reason);
 		return -1;
 	}
 	struct ctl_ext filters = ctl_filter_ext(d->filter);
@@ -598,7 +614,7 @@ static int start_filters(struct regiond *d)
 	 * filter either: ctl_state_sync decides whether it may run at all. */
 	if (cur && !d->st.seeded && ctl_filter_generation(d->filter) != cur->id &&
 	    ctl_filter_apply(d->filter, d->st.table, cur->id, &e)) {
-		fprintf(stderr, "regiond: XDP filter refused generation %" PRIu64 ": %s\n", cur->id,
+		fwd_log(FWD_LOG_ERR, "XDP filter refused generation %" PRIu64 ": %s", cur->id,
 			e.reason);
 		return -1;
 	}
@@ -625,7 +641,7 @@ static int start_api(struct regiond *d)
 	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
 		*strrchr(dir, '/') = '\0';
 		if (access(dir, F_OK) != 0 && mkdir(dir, 0750) < 0 && errno != EEXIST)
-			fprintf(stderr, "regiond: cannot create %s: %s\n", dir, strerror(errno));
+			fwd_log(FWD_LOG_WARNING, "cannot create %s: %s", dir, strerror(errno));
 	}
 	d->api = ctl_api_start(&d->conf, &d->st, &d->lock, d->started);
 	return d->api ? 0 : -1;
@@ -642,8 +658,7 @@ static void main_loop(struct regiond *d)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	fprintf(stderr,
-		"regiond: API on %s%s%s%s, dataplane %s, state %s, generation %" PRIu64 "\n",
+	fwd_log(FWD_LOG_NOTICE, "API on %s%s%s%s, dataplane %s, state %s, generation %" PRIu64,
 		d->conf.unix_path, d->conf.tcp_listen ? " and " : "",
 		d->conf.tcp_listen ? d->conf.tcp_listen : "",
 		d->conf.tls_client_ca ? " (HTTPS, client certificates required)"
@@ -661,7 +676,7 @@ static void main_loop(struct regiond *d)
 			int s = ctl_state_sync(&d->st);
 
 			if (s != in_sync)
-				fprintf(stderr, "regiond: regionfwd %s\n",
+				fwd_log(s ? FWD_LOG_NOTICE : FWD_LOG_WARNING, "regionfwd %s",
 					s ? "runs the current generation"
 					  : "is unreachable or out of sync");
 			in_sync = s;
@@ -710,6 +725,11 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	if (fwd_log_open("regiond", (unsigned)d.o.log_target, FWD_LOG_ERR + (int)d.o.log_level)) {
+		fprintf(stderr, "regiond: built without libsystemd: --log journal is not there; "
+				"under systemd, --log stderr goes to the journal too\n");
+		return 2;
+	}
 	if (load_tls(&d) || load_token(&d)) {
 		shut_down(&d);
 		return 2;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fwd_doc.h"
 #include "fwd_table.h"
@@ -35,7 +36,8 @@ static int parse_workers(const char *file, const struct fwd_node *f, struct dp_n
 	}
 
 const struct dp_node_field dp_node_fields[] = {
-	CUSTOM(ports, parse_ports, "NAME: {device, ingress, description}; one or more ingress"),
+	CUSTOM(ports, parse_ports,
+	       "NAME: {device, ingress, xdp_filter, description}; one or more ingress"),
 	CUSTOM(workers, parse_workers, "worker lcore ids; default: every EAL worker lcore"),
 	UINT(mbufs, 1024, 16777215, 32767, "mbuf pool size"),
 	UINT(mbuf_cache, 0, 512, 256, "per-lcore mbuf cache"),
@@ -58,6 +60,7 @@ const struct dp_node_field dp_node_fields[] = {
 	UINT(capture_ring, 64, 65536, 1024,
 	     "per worker: copies a capture holds until its writer drains them"),
 	UINT(capture_mbufs, 256, 1048575, 4095, "a capture's copies in flight, over all workers"),
+	STR(xdp_object, "BPF object of xdp_filter ports; default: the installed one"),
 	NOTE(description, "free text for the reader"),
 };
 const unsigned dp_node_nfields = sizeof(dp_node_fields) / sizeof(dp_node_fields[0]);
@@ -110,7 +113,7 @@ static int node_uint(const char *file, const struct fwd_node *v, const char *pat
 }
 
 /* The fields of one port, and the list the unknown-field error names. */
-static const char *const port_keys[] = {"device", "ingress", "description"};
+static const char *const port_keys[] = {"device", "ingress", "xdp_filter", "description"};
 #define NPORT_KEYS (sizeof(port_keys) / sizeof(port_keys[0]))
 
 static int parse_ports(const char *file, const struct fwd_node *ports, struct dp_node *n,
@@ -144,7 +147,7 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 			return fwd_err_set(err, file, p->line, path,
 					   "expected a map with 'device'");
 		for (const struct fwd_node *k = p->child; k; k = k->next) {
-			char list[64];
+			char list[80];
 			size_t used = 0, i;
 
 			for (i = 0; i < NPORT_KEYS && strcmp(k->key, port_keys[i]); i++)
@@ -173,6 +176,20 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 				return fwd_err_set(err, file, ing->line, path,
 						   "ingress must be true or false");
 			np->ingress = strcmp(ing->str, "true") == 0;
+		}
+		ing = fwd_node_get(p, "xdp_filter");
+		if (ing) {
+			if (ing->type != FWD_NODE_SCALAR ||
+			    (strcmp(ing->str, "true") && strcmp(ing->str, "false")))
+				return fwd_err_set(err, file, ing->line, path,
+						   "xdp_filter must be true or false");
+			np->xdp_filter = strcmp(ing->str, "true") == 0;
+			if (np->xdp_filter && strncmp(np->device, "net_af_xdp", 10))
+				return fwd_err_set(err, file, ing->line, path,
+						   "xdp_filter needs a net_af_xdp device");
+			if (np->xdp_filter && strstr(np->device, "xdp_prog="))
+				return fwd_err_set(err, file, ing->line, path,
+						   "xdp_filter and xdp_prog= in device: give one");
 		}
 	}
 	for (uint16_t i = 0; i < n->nports; i++)
@@ -244,6 +261,41 @@ static int parse_field(const char *file, const struct dp_node_field *d, const st
 	return 0;
 }
 
+/*
+ * Ports with xdp_filter: true get xdp_prog=OBJECT in their devargs, OBJECT
+ * being xdp_object or the installed path. Checked here, where the file and
+ * line are known: DPDK's PMD would only say "Invalid kvargs value".
+ */
+static int add_xdp_prog(const char *file, const struct fwd_node *root, struct dp_node *n,
+			struct fwd_err *err)
+{
+	const struct fwd_node *ports = fwd_node_get(root, "ports"), *p;
+	const char *obj = n->xdp_object[0] ? n->xdp_object : FWD_XDP_OBJECT;
+	char path[320];
+
+	for (uint16_t i = 0; i < n->nports; i++) {
+		struct dp_node_port *np = &n->ports[i];
+		size_t len = strlen(np->device);
+
+		if (!np->xdp_filter)
+			continue;
+		for (p = ports->child; p && strcmp(p->key, np->name); p = p->next)
+			;
+		snprintf(path, sizeof(path), "ports.%s.xdp_filter", np->name);
+		if (access(obj, R_OK))
+			return fwd_err_set(
+				err, file, p ? p->line : 0, path,
+				"cannot read the XDP object %s: %s (install the package, "
+				"or name it with xdp_object)",
+				obj, strerror(errno));
+		if ((size_t)snprintf(np->device + len, sizeof(np->device) - len, ",xdp_prog=%s",
+				     obj) >= sizeof(np->device) - len)
+			return fwd_err_set(err, file, p ? p->line : 0, path,
+					   "device string too long with xdp_prog=%s", obj);
+	}
+	return 0;
+}
+
 int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 {
 	struct fwd_doc *doc = fwd_doc_load(path, err);
@@ -272,6 +324,8 @@ int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err)
 
 		rc = parse_field(path, d, fwd_node_get(root, d->name), n, err);
 	}
+	if (rc == 0)
+		rc = add_xdp_prog(path, root, n, err);
 out:
 	fwd_doc_free(doc);
 	return rc;

@@ -23,6 +23,7 @@ struct dp_node_port {
 	char name[FWD_NAME_MAX];
 	char device[512]; /* ethdev name, PCI address, or vdev devargs to probe */
 	uint8_t ingress; /* polled by the workers */
+	uint8_t xdp_filter; /* net_af_xdp: xdp_prog= the node's xdp_object added to device */
 };
 
 struct dp_node {
@@ -49,6 +50,7 @@ struct dp_node {
 	uint32_t
 		capture_ring; /* per worker: copies a capture holds before the writer drains them */
 	uint32_t capture_mbufs; /* the capture's pool: copies in flight over all workers */
+	char xdp_object[256]; /* "" = FWD_XDP_OBJECT, where meson install puts it */
 };
 
 struct fwd_node;

@@ -60,27 +60,31 @@ struct app_opts {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: regionfwd [EAL options] -- --node FILE --table FILE [options]\n"
-		     "       regionfwd --check-table FILE\n"
-		     "       regionfwd --check-node FILE [--table FILE]\n"
-		     "\n"
-		     "  --node FILE        node config: ports, workers, pool sizes "
-		     "(docs/operations.md)\n"
-		     "  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
-		     "  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
-		     "  --stats-json FILE  write the final counters as JSON to FILE\n"
-		     "  --start-on pushed|table\n"
-		     "                     which table to run from the start until regiond\n"
-		     "                     pushes: 'pushed' (default) the last table pushed\n"
-		     "                     (saved at the node's pushed_table, hash-checked),\n"
-		     "                     --table when there is none; 'table' always --table\n"
-		     "  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
-		     "  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
-		     "                     --table, also that every link's port is in it\n"
-		     "\n"
-		     "Signals: SIGHUP reloads --table hitlessly (refused once a controller\n"
-		     "pushed the running table), SIGUSR1 prints counters,\n"
-		     "SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
+	fprintf(out,
+		"usage: regionfwd [EAL options] -- --node FILE --table FILE [options]\n"
+		"       regionfwd --check-table FILE\n"
+		"       regionfwd --check-node FILE [--table FILE]\n"
+		"\n"
+		"  --node FILE        node config: ports, workers, pool sizes "
+		"(docs/operations.md)\n"
+		"  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
+		"  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
+		"  --stats-json FILE  write the final counters as JSON to FILE\n"
+		"  --start-on pushed|table\n"
+		"                     which table to run from the start until regiond\n"
+		"                     pushes: 'pushed' (default) the last table pushed\n"
+		"                     (saved at the node's pushed_table, hash-checked),\n"
+		"                     --table when there is none; 'table' always --table\n"
+		"  --log TO           DPDK's whole log to stderr (timestamped, with the level),\n"
+		"                     journal or syslog; default: DPDK's own (stderr and syslog)\n"
+		"  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
+		"  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
+		"                     --table, also that every link's port is in it\n"
+		"  --help-node        the node config's fields, their defaults and meaning\n"
+		"\n"
+		"Signals: SIGHUP reloads --table hitlessly (refused once a controller\n"
+		"pushed the running table), SIGUSR1 prints counters,\n"
+		"SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
 }
 
 static int check_table(const char *path)
@@ -157,6 +161,7 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 		{"idle-exit", required_argument, NULL, 'i'},
 		{"stats-json", required_argument, NULL, 's'},
 		{"start-on", required_argument, NULL, 'S'},
+		{"log", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -198,6 +203,8 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 					optarg);
 				return -EINVAL;
 			}
+			break;
+		case 'l': /* taken before EAL started: main() */
 			break;
 		case 'h':
 			usage(stdout);
@@ -400,6 +407,21 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 	return 0;
 }
 
+/* The node config's fields from dp_node_fields[], the table dp_node.c reads
+ * them by (regionfwd-node(5) is made from this). */
+static void help_node(void)
+{
+	printf("node config fields (YAML or JSON, one map; unknown fields are refused):\n\n");
+	for (unsigned i = 0; i < dp_node_nfields; i++) {
+		const struct dp_node_field *d = &dp_node_fields[i];
+		char def[32] = "";
+
+		if (d->kind == DP_NODE_UINT)
+			snprintf(def, sizeof(def), " (default %llu)", (unsigned long long)d->def);
+		printf("  %-25s %s%s\n", d->name, d->help, def);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct app_opts opts = {0};
@@ -410,6 +432,18 @@ int main(int argc, char **argv)
 	static struct idle_watch idle[DP_MAX_WORKERS]; /* --idle-exit, per worker */
 	int n, rc = 0;
 
+	/* --help first: "--check-table --help" asks for help, it does not
+	 * name a table called "--help". */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help-node") == 0) {
+			help_node();
+			return 0;
+		}
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--check-node") == 0) {
 			const char *table = NULL;
@@ -422,11 +456,25 @@ int main(int argc, char **argv)
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--check-table") == 0)
 			return check_table(argv[i + 1]);
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
+
+	/* --log after "--" is ours, but EAL logs before our arguments are
+	 * parsed: take it now. */
+	for (int i = 1, app = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			app = 1;
+		else if (app && strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
+			int lrc = dp_log_redirect(argv[i + 1]);
+
+			if (lrc) {
+				fprintf(stderr, "regionfwd: --log %s: %s\n", argv[i + 1],
+					lrc == -ENOTSUP
+						? "built without libsystemd (stderr goes to "
+						  "the journal under systemd too)"
+						: "takes stderr, journal or syslog");
+				return 2;
+			}
 		}
+	}
 
 	memset(&ctx, 0, sizeof(ctx));
 	pthread_mutex_init(&ctx.lock, NULL);

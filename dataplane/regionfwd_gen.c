@@ -294,14 +294,8 @@ static void usage(FILE *out)
 	usage_line(line, sizeof(line));
 	fprintf(out, "%s\n\n", line);
 	fwd_opts_print(out, options, NOPTIONS);
-	fprintf(out, "\nEAL options (-l, --vdev, --no-huge, ...) go before '--'.\n");
-}
-
-/* EAL's --help prints its own options, then calls this. */
-static void usage_hook(const char *prgname)
-{
-	(void)prgname;
-	usage(stdout);
+	fprintf(out, "\nEAL options (-l, --vdev, --no-huge, ...) go before '--'; they are\n"
+		     "DPDK's EAL parameters (DPDK's Linux guide lists them).\n");
 }
 
 /* The arguments after EAL's into @o, checked. @return -1 to go on, or 0
@@ -677,7 +671,13 @@ int main(int argc, char **argv)
 	static struct gen g;
 	int n;
 
-	rte_set_application_usage_hook(usage_hook);
+	/* Before EAL: its --help would print its own options first and
+	 * ours last, and needs hugepages to get that far. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
 	n = rte_eal_init(argc, argv);
 	if (n < 0)
 		rte_exit(EXIT_FAILURE, "EAL init failed\n");

@@ -1,5 +1,5 @@
 """The whole box: regionfwd receives on net_af_xdp from a veth pair, DPDK's
-PMD loads regionfwd's XDP filter (xdp_prog=), regiond adopts that program
+PMD loads regionfwd's XDP filter (xdp_filter: true, xdp_object), regiond adopts that program
 and installs the table's filters, and only admitted traffic reaches the fast
 path; non-IP frames stay with the kernel."""
 import json
@@ -41,8 +41,9 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
     with netns.VethLab("rfwd-test-axdp", [("xpa0", "xpa1")]) as lab:
         node = tmp_path / "node.yaml"
         node.write_text("ports:\n"
-                        f"  in0: {{device: 'net_af_xdp0,iface=xpa0,xdp_prog={OBJ}', ingress: true}}\n"
+                        "  in0: {device: 'net_af_xdp0,iface=xpa0', ingress: true, xdp_filter: true}\n"
                         f"  out0: {{device: 'net_pcap_o0,tx_pcap={tmp_path}/out.pcap'}}\n"
+                        f"xdp_object: {OBJ}\n"
                         f"control_socket: {sock}\nmbufs: 8191\n")
         fwd = subprocess.Popen([regionfwd_bin()] + eal_args("e2e-axdp", mem=512) + [
             "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],

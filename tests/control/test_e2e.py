@@ -429,7 +429,7 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     assert box.gen() == 4
     log = open(tmp_path / "regiond.log").read()
     assert f"generation 2 ({h['history'][1]['hash']}) applied by uid {os.geteuid()} pid " in log, log
-    assert "generation 3" in log and "applied by regiond (commit-confirm timer)" in log, log
+    assert "generation 3" in log and "reverted by regiond (commit-confirm timer)" in log, log
     assert f"generation 4 confirmed by uid {os.geteuid()} pid " in log, log
 
 

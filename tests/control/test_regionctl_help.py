@@ -204,7 +204,8 @@ def test_missing_or_unknown_subcommand(parent):
     (["explain", "1.1.1.1", "2.2.2.2", "tcp", "1", "2", "3"], ["regionctl explain:", "'3'"]),
     (["rollback", "1", "2"], ["regionctl rollback:", "'2'"]),
     (["status", "extra"], ["regionctl status:", "'extra'"]),
-    (["show", "links", "extra"], ["regionctl show links:", "'extra'"]),
+    (["show", "links", "to-sg", "extra"], ["regionctl show links:", "'extra'"]),
+    (["show", "policies", "extra"], ["regionctl show policies:", "'extra'"]),
     (["filter", "status", "extra"], ["regionctl filter status:", "'extra'"]),
 ])
 def test_wrong_argument_count(args, words):

@@ -155,7 +155,8 @@ static const struct {
 	{"port not a map", "ports:\n  in0: net_null0\n",
 	 ":2: ports.in0: expected a map with 'device'"},
 	{"unknown port field", "ports:\n  in0: {device: net_null0, ingres: true}\n",
-	 ":2: ports.in0: unknown field 'ingres' (expected one of: device, ingress, description)"},
+	 ":2: ports.in0: unknown field 'ingres' (expected one of: device, ingress, xdp_filter, "
+	 "description)"},
 	{"no device", "ports:\n  in0: {ingress: true}\n",
 	 ":2: ports.in0: missing 'device' (PCI address, ethdev name or vdev devargs)"},
 	{"bad ingress", "ports:\n  in0: {device: x, ingress: yes}\n",
@@ -241,6 +242,54 @@ static void test_too_many_ports(void **state)
 	assert_string_equal(msg, ":2: ports: more than 32 ports");
 }
 
+/* xdp_filter: true adds xdp_prog= with xdp_object (or the installed path)
+ * to a net_af_xdp device, once the object is known to be readable. */
+static void test_xdp_filter(void **state)
+{
+	struct dp_node n;
+	char text[512], msg[1024], want[512];
+
+	(void)state;
+	/* Any readable file stands for the object: the config itself. */
+	snprintf(text, sizeof(text),
+		 "ports:\n  in0: {device: 'net_af_xdp0,iface=eth1', ingress: true, xdp_filter: "
+		 "true}\n  out0: {device: net_null0}\nxdp_object: %s/node.yaml\n",
+		 dir);
+	if (load(text, &n, msg, sizeof(msg)))
+		fail_msg("%s", msg);
+	snprintf(want, sizeof(want), "net_af_xdp0,iface=eth1,xdp_prog=%s/node.yaml", dir);
+	assert_string_equal(n.ports[0].device, want);
+	assert_string_equal(n.ports[1].device, "net_null0");
+	assert_int_equal(n.ports[0].xdp_filter, 1);
+
+	snprintf(text, sizeof(text),
+		 "ports:\n  in0: {device: 'net_af_xdp0,iface=eth1', ingress: true, xdp_filter: "
+		 "true}\nxdp_object: %s/none.bpf.o\n",
+		 dir);
+	assert_int_not_equal(load(text, &n, msg, sizeof(msg)), 0);
+	snprintf(want, sizeof(want),
+		 ":2: ports.in0.xdp_filter: cannot read the XDP object %s/none.bpf.o: No such file "
+		 "or directory (install the package, or name it with xdp_object)",
+		 dir);
+	assert_string_equal(msg, want);
+
+	assert_int_not_equal(load("ports:\n  in0: {device: net_null0, ingress: true, xdp_filter: "
+				  "true}\n",
+				  &n, msg, sizeof(msg)),
+			     0);
+	assert_string_equal(msg, ":2: ports.in0: xdp_filter needs a net_af_xdp device");
+	assert_int_not_equal(load("ports:\n  in0: {device: 'net_af_xdp0,iface=e,xdp_prog=/x.o', "
+				  "ingress: true, xdp_filter: true}\n",
+				  &n, msg, sizeof(msg)),
+			     0);
+	assert_string_equal(msg, ":2: ports.in0: xdp_filter and xdp_prog= in device: give one");
+	assert_int_not_equal(load("ports:\n  in0: {device: net_null0, ingress: true, xdp_filter: "
+				  "yes}\n",
+				  &n, msg, sizeof(msg)),
+			     0);
+	assert_string_equal(msg, ":2: ports.in0: xdp_filter must be true or false");
+}
+
 /* The table every field comes from: names unique, each range fits its
  * member and holds the default, each kind has what it needs, help is one
  * line. */
@@ -283,7 +332,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_field), cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_bad),	    cmocka_unit_test(test_too_many_ports),
-		cmocka_unit_test(test_field_table),
+		cmocka_unit_test(test_field_table), cmocka_unit_test(test_xdp_filter),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

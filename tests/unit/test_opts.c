@@ -138,6 +138,10 @@ static void test_refusals(void **state)
 	assert_int_equal(run(&o, NULL, &e, 4, "--name", "x", "stray"), FWD_OPTS_ERROR);
 	assert_string_equal(e.reason, "unexpected argument: stray");
 	assert_int_equal(run(&o, NULL, &e, 2, "--help"), FWD_OPTS_HELP); /* even without --name */
+	assert_int_equal(run(&o, NULL, &e, 2, "-h"), FWD_OPTS_HELP);
+	/* Help wins over an error before or after it. */
+	assert_int_equal(run(&o, NULL, &e, 3, "--bogus", "--help"), FWD_OPTS_HELP);
+	assert_int_equal(run(&o, NULL, &e, 4, "--count", "7x", "-h"), FWD_OPTS_HELP);
 }
 
 static void test_help_lines(void **state)
@@ -149,9 +153,10 @@ static void test_help_lines(void **state)
 	(void)state;
 	fwd_opts_print(f, table, N);
 	fclose(f);
-	/* One column, as wide as the widest left side ("--mac MAC"). */
-	assert_non_null(strstr(buf, "  --count C how many (default 20)\n"));
-	assert_non_null(strstr(buf, "  --json    JSON\n"));
+	/* One column, as wide as the widest left side ("-h, --help"). */
+	assert_non_null(strstr(buf, "  --count C  how many (default 20)\n"));
+	assert_non_null(strstr(buf, "  --json     JSON\n"));
+	assert_non_null(strstr(buf, "  -h, --help this help\n"));
 	free(buf);
 }
 

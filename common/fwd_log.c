@@ -1,0 +1,134 @@
+#include "fwd_log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef FWD_LOG_JOURNAL
+#include <systemd/sd-journal.h>
+#endif
+
+enum { TARGET_STDERR, TARGET_JOURNAL, TARGET_SYSLOG };
+
+const char *const fwd_log_targets[] = {"stderr", "journal", "syslog", NULL};
+const char *const fwd_log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
+
+static struct {
+	char ident[32];
+	unsigned target;
+	int level;
+} lg = {"regiond", TARGET_STDERR, FWD_LOG_INFO};
+
+int fwd_log_open(const char *ident, unsigned target, int level)
+{
+#ifndef FWD_LOG_JOURNAL
+	if (target == TARGET_JOURNAL)
+		return -ENOTSUP;
+#endif
+	snprintf(lg.ident, sizeof(lg.ident), "%s", ident);
+	lg.target = target;
+	lg.level = level;
+	if (target == TARGET_SYSLOG)
+		openlog(lg.ident, LOG_PID, LOG_DAEMON);
+	return 0;
+}
+
+void fwd_log_close(void)
+{
+	if (lg.target == TARGET_SYSLOG)
+		closelog();
+	lg.target = TARGET_STDERR;
+}
+
+/* "2026-11-30T10:46:27.123Z notice regiond: MSG\n" as one write, so lines
+ * from two threads never interleave. */
+static void to_stderr(int level, const char *msg)
+{
+	char line[2048], ts[32];
+	struct timespec now;
+	struct tm tm;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	n = snprintf(line, sizeof(line), "%s.%03ldZ %s %s: %s\n", ts, now.tv_nsec / 1000000,
+		     fwd_log_levels[level - FWD_LOG_ERR], lg.ident, msg);
+	if (n >= (int)sizeof(line)) { /* cut, but still a line */
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* Nowhere else to say it. */
+	}
+}
+
+static void emit(int level, const char *msg, const struct fwd_log_change *c)
+{
+	if (level < FWD_LOG_ERR)
+		level = FWD_LOG_ERR;
+	if (level > FWD_LOG_DEBUG)
+		level = FWD_LOG_DEBUG;
+	if (level > lg.level)
+		return;
+	switch (lg.target) {
+#ifdef FWD_LOG_JOURNAL
+	case TARGET_JOURNAL:
+		if (c)
+			sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level,
+					"SYSLOG_IDENTIFIER=%s", lg.ident, "EVENT=%s", c->event,
+					"GENERATION=%" PRIu64, c->generation, "AUTHOR=%s",
+					c->author ? c->author : "", "CLIENT=%s",
+					c->client ? c->client : "regiond", "REQUEST=%s",
+					c->request ? c->request : "", "REASON=%s",
+					c->reason ? c->reason : "", NULL);
+		else
+			sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", level,
+					"SYSLOG_IDENTIFIER=%s", lg.ident, NULL);
+		return;
+#endif
+	case TARGET_SYSLOG:
+		syslog(level, "%s", msg);
+		return;
+	default:
+		(void)c;
+		to_stderr(level, msg);
+	}
+}
+
+void fwd_log(int level, const char *fmt, ...)
+{
+	char msg[1536];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	emit(level, msg, NULL);
+}
+
+void fwd_log_change(const struct fwd_log_change *c)
+{
+	char msg[1536], hash[32] = "";
+
+	if (c->hash)
+		snprintf(hash, sizeof(hash), " (%016" PRIx64 ")", c->hash);
+	if (strcmp(c->event, "refused") == 0)
+		snprintf(msg, sizeof(msg),
+			 "change refused, generation %" PRIu64 " stays: %s%s%s%s, author '%s': %s",
+			 c->generation, c->client ? c->client : "regiond", c->request ? " (" : "",
+			 c->request ? c->request : "", c->request ? ")" : "",
+			 c->author ? c->author : "", c->reason ? c->reason : "");
+	else
+		snprintf(msg, sizeof(msg),
+			 "generation %" PRIu64 "%s %s by %s%s%s%s, author '%s': %s", c->generation,
+			 hash, c->event, c->client ? c->client : "regiond", c->request ? " (" : "",
+			 c->request ? c->request : "", c->request ? ")" : "",
+			 c->author ? c->author : "", c->reason ? c->reason : "");
+	emit(strcmp(c->event, "refused") ? FWD_LOG_NOTICE : FWD_LOG_WARNING, msg, c);
+}

@@ -1,0 +1,62 @@
+/*
+ * fwd_log.h - the one log of regiond and regionfwd. Every line has a level
+ * (syslog's priorities) and goes to one target chosen at start (--log):
+ * stderr, with a UTC timestamp and the level in front; the journal
+ * (sd_journal_send), with PRIORITY and, for changes, structured fields; or
+ * syslog. Lines below the chosen level are dropped. regionfwd sends DPDK's
+ * whole log here through a stream (dataplane/dp_log.c).
+ *
+ * Changes to policy go through fwd_log_change(): each applied, refused,
+ * reverted, rolled back or confirmed change is logged exactly once, at the
+ * point that decided it, with the generation, the author the request
+ * named, the authenticated client, the request and the reason (journal
+ * fields EVENT, GENERATION, AUTHOR, CLIENT, REQUEST, REASON).
+ *
+ * Not thread-safe to open; fwd_log() and fwd_log_change() may be called
+ * from any thread once it is open (each line is one write or one call).
+ */
+#ifndef FWD_LOG_H
+#define FWD_LOG_H
+
+#include <stdint.h>
+
+enum fwd_log_level {
+	FWD_LOG_ERR = 3,
+	FWD_LOG_WARNING = 4,
+	FWD_LOG_NOTICE = 5,
+	FWD_LOG_INFO = 6,
+	FWD_LOG_DEBUG = 7,
+};
+
+/* The names --log and --log-level take, NULL-terminated. */
+extern const char *const fwd_log_targets[];
+extern const char *const fwd_log_levels[]; /* index + 3 is the level */
+
+/**
+ * Log as @ident to target @target (an index in fwd_log_targets) at
+ * @level and above. Before it is called, lines go to stderr at info.
+ * @return 0, or -ENOTSUP when the journal is asked for and regiond was
+ * built without libsystemd
+ */
+int fwd_log_open(const char *ident, unsigned target, int level);
+
+/** One line at @level. */
+void fwd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* One change to policy, as fwd_log_change() records it. */
+struct fwd_log_change {
+	const char *event; /* "applied", "refused", "reverted", "rolled back", "confirmed" */
+	uint64_t generation; /* the new one; for "refused", the one that stays */
+	uint64_t hash; /* the new generation's content hash; 0 when none */
+	const char *author; /* as the request named it; may be NULL */
+	const char *client; /* the authenticated client, or "regiond" */
+	const char *request; /* "PUT /v1/table", ...; may be NULL */
+	const char *reason; /* the comment, or why it was refused; may be NULL */
+};
+
+/** The change @c, once, at notice (refused: warning). */
+void fwd_log_change(const struct fwd_log_change *c);
+
+void fwd_log_close(void);
+
+#endif /* FWD_LOG_H */
