@@ -1355,7 +1355,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strcspn(line, "\n");
 	while (n && line[n - 1] == ' ')
 		n--;
-	fprintf(stderr, "regiond: API on %s: %.*s\n", (const char *)cls, (int)n, line);
+	fwd_log(FWD_LOG_ERR, "API on %s: %.*s", (const char *)cls, (int)n, line);
 }
 
 struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
@@ -1434,7 +1434,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		int use_tls = conf->tls_cert != NULL && conf->tls_key != NULL;
 
 		if (use_tls && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
-			fprintf(stderr, "regiond: this libmicrohttpd is built without TLS\n");
+			fwd_log(FWD_LOG_ERR, "this libmicrohttpd is built without TLS");
 			freeaddrinfo(ai);
 			goto fail;
 		}

@@ -11,6 +11,7 @@
 #include <pcap/pcap.h>
 
 #include "ctl_dp.h"
+#include "fwd_log.h"
 #include "ctl_pcapng.h"
 #include "fwd_msg.h"
 #include "fwd_names.h"
@@ -195,15 +196,15 @@ static int fwd_turn(struct ctl_capture *c, int stop)
 			      : REGIONFWD__CTL__OP__OP_CAPTURE_READ,
 			 &req.base, (ProtobufCMessage **)&d, CTL_CAPTURE_DP_TIMEOUT_MS, &e);
 	if (rc) {
-		fprintf(stderr, "regiond: capture %llu: regionfwd: %s\n", (unsigned long long)c->id,
+		fwd_log(FWD_LOG_NOTICE, "capture %llu: regionfwd: %s", (unsigned long long)c->id,
 			e.reason);
 		return rc;
 	}
 	rc = take_blocks(c, d->pcapng.data, d->pcapng.len);
 	if (d->done) {
 		c->fwd_done = 1;
-		fprintf(stderr,
-			"regiond: capture %llu ended at regionfwd: %s (%llu captured, %llu lost)\n",
+		fwd_log(FWD_LOG_NOTICE,
+			"capture %llu ended at regionfwd: %s (%llu captured, %llu lost)",
 			(unsigned long long)c->id, d->end, (unsigned long long)d->captured,
 			(unsigned long long)d->lost);
 	}

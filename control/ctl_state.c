@@ -916,8 +916,8 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 		snprintf(why, sizeof(why), "%s", got == 0 ? "it is already current" : e.reason);
 		goto refused;
 	}
-	fprintf(stderr,
-		"regiond: adopted what regionfwd runs (generation %" PRIu64 ", %016" PRIx64
+	fwd_log(FWD_LOG_NOTICE,
+		"adopted what regionfwd runs (generation %" PRIu64 ", %016" PRIx64
 		") as generation %" PRId64 ": this state directory was %s\n",
 		id, hash, got, st->seeded ? "empty (seeded from --table)" : "empty or older");
 	st->seeded = 0;
@@ -964,8 +964,8 @@ int ctl_state_sync(struct ctl_state *st)
 	    strcmp(r->generation->source, "regiond") == 0 && r->generation->hash != st->reported)
 		/* Not silent: another regiond's table (an id this one already
 		 * passed) is replaced by this one's newer current generation. */
-		fprintf(stderr,
-			"regiond: regionfwd ran generation %" PRIu64 " (%016" PRIx64
+		fwd_log(FWD_LOG_NOTICE,
+			"regionfwd ran generation %" PRIu64 " (%016" PRIx64
 			"), pushed by a regiond, that is not in this history; this regiond's "
 			"generation %" PRIu64 " is newer: pushing it\n",
 			r->generation->id, r->generation->hash, cur->id);

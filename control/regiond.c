@@ -258,7 +258,7 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 		usage(stdout);
 		return 0;
 	case FWD_OPTS_ERROR:
-		fprintf(stderr, "regiond: %s\n", e.reason);
+		fwd_log(FWD_LOG_ERR, "%s", e.reason);
 		usage(stderr);
 		return 2;
 	case FWD_OPTS_OK:
@@ -267,7 +267,7 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 #ifndef REGIOND_BPF
 	for (size_t i = 0; i < NOPTIONS; i++)
 		if (options[i].mark && (given & (1ull << i))) {
-			fprintf(stderr, "regiond: built without libbpf: no XDP filters\n");
+			fwd_log(FWD_LOG_ERR, "built without libbpf: no XDP filters");
 			return 2;
 		}
 #endif
@@ -362,10 +362,10 @@ static int read_tokens(struct regiond *d, const char *opt, const char *path, int
 			continue;
 		if ((sp = strpbrk(line, " \t")) != NULL) {
 			if (!token_name_ok(line, (size_t)(sp - line))) {
-				fprintf(stderr,
-					"regiond: %s %s:%u: a token's name is 1..32 of A-Z a-z 0-9 "
+				fwd_log(FWD_LOG_ERR,
+					"%s %s:%u: a token's name is 1..32 of A-Z a-z 0-9 "
 					". _ "
-					"-, then one space and the token\n",
+					"-, then one space and the token",
 					opt, path, lineno);
 				return 2;
 			}
@@ -374,35 +374,35 @@ static int read_tokens(struct regiond *d, const char *opt, const char *path, int
 			secret = sp + 1 + strspn(sp + 1, " \t");
 		}
 		if (strlen(secret) < 16 || strpbrk(secret, " \t")) {
-			fprintf(stderr,
-				"regiond: %s %s:%u: a token of 16+ characters, without spaces, is "
-				"needed\n",
+			fwd_log(FWD_LOG_ERR,
+				"%s %s:%u: a token of 16+ characters, without spaces, is "
+				"needed",
 				opt, path, lineno);
 			return 2;
 		}
 		if (d->ntokens == MAX_TOKENS) {
-			fprintf(stderr, "regiond: %s %s:%u: more than %d tokens\n", opt, path,
-				lineno, MAX_TOKENS);
+			fwd_log(FWD_LOG_ERR, "%s %s:%u: more than %d tokens", opt, path, lineno,
+				MAX_TOKENS);
 			return 2;
 		}
 		for (unsigned i = 0; i < d->ntokens; i++) {
 			if (strcmp(d->tokens[i].secret, secret) == 0) {
-				fprintf(stderr,
-					"regiond: %s %s:%u: this token is given twice (every token "
-					"must differ, between the write and read files too)\n",
+				fwd_log(FWD_LOG_ERR,
+					"%s %s:%u: this token is given twice (every token "
+					"must differ, between the write and read files too)",
 					opt, path, lineno);
 				return 2;
 			}
 			if (name[0] && strcmp(d->tokens[i].name, name) == 0) {
-				fprintf(stderr, "regiond: %s %s:%u: the name '%s' is given twice\n",
-					opt, path, lineno, name);
+				fwd_log(FWD_LOG_ERR, "%s %s:%u: the name '%s' is given twice", opt,
+					path, lineno, name);
 				return 2;
 			}
 		}
 		d->tokens[d->ntokens++] = (struct ctl_token){name, secret, write};
 	}
 	if (d->ntokens == before) {
-		fprintf(stderr, "regiond: %s %s: no token in it\n", opt, path);
+		fwd_log(FWD_LOG_ERR, "%s %s: no token in it", opt, path);
 		return 2;
 	}
 	return 0;
@@ -441,7 +441,7 @@ static int load_writers(struct regiond *d)
 	for (const char *p = d->writers_text; *p; p++)
 		n += *p == '\n';
 	if ((d->writers = calloc(n + 2, sizeof(*d->writers))) == NULL) {
-		fprintf(stderr, "regiond: out of memory\n");
+		fwd_log(FWD_LOG_ERR, "out of memory");
 		return 2;
 	}
 	n = 0;
@@ -461,12 +461,12 @@ static int load_writers(struct regiond *d)
 		/* What OpenSSL prints by default: the same name, another form,
 		 * that would never match. Said, rather than never matching. */
 		if (line[0] == '/' || strncmp(line, "subject=", 8) == 0 || !strchr(line, '=')) {
-			fprintf(stderr,
-				"regiond: --tls-writers %s line %zu: '%s' is not an RFC 4514 "
+			fwd_log(FWD_LOG_ERR,
+				"--tls-writers %s line %zu: '%s' is not an RFC 4514 "
 				"subject; "
 				"write it as 'openssl x509 -noout -subject -nameopt RFC2253' "
 				"prints it, "
-				"without 'subject=' (e.g. CN=automation,O=Example)\n",
+				"without 'subject=' (e.g. CN=automation,O=Example)",
 				path, lineno, line);
 			return 2;
 		}
@@ -484,19 +484,19 @@ static int load_tls(struct regiond *d)
 	char why[512], warn[256];
 
 	if (!o->tls_cert != !o->tls_key) {
-		fprintf(stderr, "regiond: --tls-cert and --tls-key go together\n");
+		fwd_log(FWD_LOG_ERR, "--tls-cert and --tls-key go together");
 		return 2;
 	}
 	if (o->tls_cert && o->listen == NULL) {
-		fprintf(stderr, "regiond: --tls-cert serves the TCP API: it needs --listen\n");
+		fwd_log(FWD_LOG_ERR, "--tls-cert serves the TCP API: it needs --listen");
 		return 2;
 	}
 	if (o->tls_client_ca && o->tls_cert == NULL) {
-		fprintf(stderr, "regiond: --tls-client-ca needs TLS: --tls-cert and --tls-key\n");
+		fwd_log(FWD_LOG_ERR, "--tls-client-ca needs TLS: --tls-cert and --tls-key");
 		return 2;
 	}
 	if (o->tls_writers && o->tls_client_ca == NULL) {
-		fprintf(stderr, "regiond: --tls-writers needs --tls-client-ca\n");
+		fwd_log(FWD_LOG_ERR, "--tls-writers needs --tls-client-ca");
 		return 2;
 	}
 	if (o->tls_cert == NULL)
@@ -512,21 +512,21 @@ static int load_tls(struct regiond *d)
 	case CTL_TLS_OK:
 		break;
 	case CTL_TLS_BAD_CERT:
-		fprintf(stderr, "regiond: --tls-cert %s: %s\n", o->tls_cert, why);
+		fwd_log(FWD_LOG_ERR, "--tls-cert %s: %s", o->tls_cert, why);
 		return 2;
 	case CTL_TLS_BAD_KEY:
-		fprintf(stderr, "regiond: --tls-key %s: %s\n", o->tls_key, why);
+		fwd_log(FWD_LOG_ERR, "--tls-key %s: %s", o->tls_key, why);
 		return 2;
 	case CTL_TLS_MISMATCH:
-		fprintf(stderr, "regiond: --tls-key %s and --tls-cert %s: %s\n", o->tls_key,
-			o->tls_cert, why);
+		fwd_log(FWD_LOG_ERR, "--tls-key %s and --tls-cert %s: %s", o->tls_key, o->tls_cert,
+			why);
 		return 2;
 	case CTL_TLS_BAD_CA:
-		fprintf(stderr, "regiond: --tls-client-ca %s: %s\n", o->tls_client_ca, why);
+		fwd_log(FWD_LOG_ERR, "--tls-client-ca %s: %s", o->tls_client_ca, why);
 		return 2;
 	}
 	if (warn[0])
-		fprintf(stderr, "regiond: warning: %s\n", warn);
+		fwd_log(FWD_LOG_ERR, "warning: %s", warn);
 	return o->tls_writers ? load_writers(d) : 0;
 }
 
@@ -726,8 +726,8 @@ int main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 	if (fwd_log_open("regiond", (unsigned)d.o.log_target, FWD_LOG_ERR + (int)d.o.log_level)) {
-		fprintf(stderr, "regiond: built without libsystemd: --log journal is not there; "
-				"under systemd, --log stderr goes to the journal too\n");
+		fwd_log(FWD_LOG_ERR, "built without libsystemd: --log journal is not there; "
+				     "under systemd, --log stderr goes to the journal too");
 		return 2;
 	}
 	if (load_tls(&d) || load_token(&d)) {

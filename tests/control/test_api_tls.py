@@ -243,7 +243,7 @@ def test_client_certificates(tmp_path, pki):
         log = (tmp_path / "regiond.log").read_text()
         assert "(HTTPS, client certificates required)" in log
         assert re.search(rf"generation 2 \([0-9a-f]+\) applied by client certificate {WRITER} from 127\.0\.0\.1 "
-                         r"port \d+, author 'bot': by certificate", log), log
+                         r"port \d+ \(PUT /v1/table\), author 'bot': by certificate", log), log
         assert plain_http_fails(port)
     finally:
         b.stop()
