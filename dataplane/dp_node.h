@@ -45,7 +45,7 @@ struct dp_node {
 	uint32_t control_idle_timeout_ms; /* a connection idle this long is closed */
 	char control_group[64]; /* "" = the process's group */
 	/* The last table a controller pushed, saved for the next start
-	 * (dp_saved.h); "" = regionfwd.pushed next to control_socket. */
+	 * (dp_saved.h); "" = the control socket's path + ".pushed". */
 	char pushed_table[256];
 	uint32_t
 		capture_ring; /* per worker: copies a capture holds before the writer drains them */

@@ -336,18 +336,16 @@ static void print_report(struct dp_ctx *ctx, FILE *out)
 	}
 }
 
-/* node.pushed_table, or regionfwd.pushed next to the control socket. */
+/* node.pushed_table, or the control socket's path with ".pushed": one per
+ * instance, as the socket is, so two regionfwd sharing a directory
+ * (/run/regionfwd) never resume each other's table. */
 static void saved_path(struct dp_ctx *ctx)
 {
-	const char *sock = ctx->node.control_socket, *slash = strrchr(sock, '/');
-
 	if (ctx->node.pushed_table[0])
 		snprintf(ctx->saved_path, sizeof(ctx->saved_path), "%s", ctx->node.pushed_table);
-	else if (slash == NULL)
-		snprintf(ctx->saved_path, sizeof(ctx->saved_path), "regionfwd.pushed");
 	else
-		snprintf(ctx->saved_path, sizeof(ctx->saved_path), "%.*s/regionfwd.pushed",
-			 (int)(slash - sock), sock);
+		snprintf(ctx->saved_path, sizeof(ctx->saved_path), "%s.pushed",
+			 ctx->node.control_socket);
 }
 
 /* The last pushed table, if it is sound and this node can run it: then the

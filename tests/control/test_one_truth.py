@@ -185,7 +185,7 @@ def test_regionfwd_restart_resumes_the_pushed_generation(tmp_path):
     try:
         assert b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))[0] == 0
         running = dp_generation(b)
-        saved = tmp_path / "regionfwd.pushed"  # next to the control socket
+        saved = tmp_path / "fwd.sock.pushed"  # the control socket's path + .pushed
         assert saved.exists()
         b.rd.terminate()  # no regiond to re-push: what runs is regionfwd's own choice
         b.rd.wait(30)
