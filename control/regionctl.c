@@ -147,7 +147,7 @@ static void opts_into_body(const struct ctl_call *c, json_t *b)
  * for https://. NULL with @why. */
 static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 {
-	int fd;
+	int fd = -1;
 
 	if (o->url) { /* http(s)://HOST:PORT */
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
@@ -171,13 +171,18 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 			snprintf(why, len, "%s", gai_strerror(rc));
 			return NULL;
 		}
-		fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-			int e = errno;
+		/* Every address the name has, in the resolver's order, as curl
+		 * does: "localhost" is ::1 first on many boxes, while regiond
+		 * may listen on 127.0.0.1 only. */
+		for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+			fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
+				int e = errno;
 
-			close(fd);
-			fd = -1;
-			errno = e;
+				close(fd);
+				fd = -1;
+				errno = e;
+			}
 		}
 		freeaddrinfo(ai);
 		if (fd < 0) {
