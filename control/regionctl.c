@@ -950,14 +950,14 @@ static int counters(const struct opts *o, const struct ctl_call *cl, int drops_o
 					 : json_incref(r);
 
 		if (rates)
-			json_object_set(
+			json_object_set_new(
 				out, "rates",
 				drops_only
 					? json_pack("{s:O, s:O, s:O}", "drops",
 						    json_object_get(rates, "drops"), "interval_s",
 						    json_object_get(rates, "interval_s"), "reset",
 						    json_object_get(rates, "reset"))
-					: rates);
+					: json_incref(rates));
 		/* drops -j without a rate keeps its model: the reasons alone */
 		print_json(drops_only && !rates ? json_object_get(r, "drops") : out);
 		json_decref(out);
