@@ -13,6 +13,7 @@
 #include "ctl_dp.h"
 #include "fwd_log.h"
 #include "ctl_pcapng.h"
+#include "ctl_state.h" /* ctl_mono_ms */
 #include "fwd_msg.h"
 #include "fwd_names.h"
 
@@ -40,14 +41,6 @@ struct ctl_capture {
 	unsigned nxifs;
 	uint64_t xdp_written;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t real_ns(void)
 {
@@ -323,7 +316,7 @@ struct ctl_capture *ctl_capture_start(struct ctl_dp *dp, const struct ctl_captur
 			goto fail;
 	}
 	if (q->duration_s)
-		c->deadline_ms = mono_ms() + (int64_t)q->duration_s * 1000;
+		c->deadline_ms = ctl_mono_ms() + (int64_t)q->duration_s * 1000;
 	return c;
 fail:
 	ctl_capture_free(c);
@@ -365,7 +358,7 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 		if (client_gone(c, 0))
 			return -1;
 		before = c->out.len;
-		stop = (c->deadline_ms && mono_ms() >= c->deadline_ms) ||
+		stop = (c->deadline_ms && ctl_mono_ms() >= c->deadline_ms) ||
 		       (c->count && c->packets >= c->count);
 		if (!c->fwd_done && fwd_turn(c, stop))
 			return -1;

@@ -64,8 +64,7 @@ __attribute__((format(printf, 3, 4))) static void add(struct frame *f, enum line
 	f->line[f->n++].kind = k;
 }
 
-/* "12.3M": rates and totals in columns. */
-static const char *si(double v, char *buf, size_t len)
+const char *ctl_top_si(double v, char *buf, size_t len)
 {
 	static const char units[] = " kMGTP";
 	int u = 0;
@@ -124,8 +123,9 @@ static void section(struct frame *f, const char *title, struct row *rows, size_t
 	    bytes ? "BITS/S" : "", "PACKETS");
 	for (size_t i = 0; i < kept; i++)
 		add(f, L_ROW, "%-30.30s %-6.6s %10s %10s %14s", rows[i].name,
-		    rows[i].state ? rows[i].state : "", si(rows[i].rate, a, sizeof(a)),
-		    bytes ? si(rows[i].bits, b, sizeof(b)) : "", si((double)rows[i].total, t, 16));
+		    rows[i].state ? rows[i].state : "", ctl_top_si(rows[i].rate, a, sizeof(a)),
+		    bytes ? ctl_top_si(rows[i].bits, b, sizeof(b)) : "",
+		    ctl_top_si((double)rows[i].total, t, 16));
 	if (kept < n)
 		add(f, L_NOTE, "  (%zu of %zu shown: filter '%s')", kept, n, c->filter);
 }
@@ -199,9 +199,11 @@ static void build(struct frame *f, const struct fwd_report *r, const json_t *rat
 	add(f, L_TEXT,
 	    "rx %s pkts/s %sbit/s   tx %s pkts/s %sbit/s   dropped %s pkts/s   (generation %llu, "
 	    "%u workers)",
-	    si(num(p, "rx_packets_per_s"), v[0], 16), si(num(p, "rx_bits_per_s"), v[1], 16),
-	    si(num(p, "tx_packets_per_s"), v[2], 16), si(num(p, "tx_bits_per_s"), v[3], 16),
-	    si(num(p, "dropped_packets_per_s"), v[4], 16), (unsigned long long)r->gen.id,
+	    ctl_top_si(num(p, "rx_packets_per_s"), v[0], 16),
+	    ctl_top_si(num(p, "rx_bits_per_s"), v[1], 16),
+	    ctl_top_si(num(p, "tx_packets_per_s"), v[2], 16),
+	    ctl_top_si(num(p, "tx_bits_per_s"), v[3], 16),
+	    ctl_top_si(num(p, "dropped_packets_per_s"), v[4], 16), (unsigned long long)r->gen.id,
 	    r->workers);
 	if (r->has_mbufs)
 		add(f, L_TEXT, "mbufs %llu of %llu in use (%.0f %%)",
@@ -214,10 +216,12 @@ static void build(struct frame *f, const struct fwd_report *r, const json_t *rat
 		add(f, L_TEXT,
 		    "port %-12s rx %s/s  tx %s/s  missed %s/s  errors %s/s in %s/s out  no mbuf "
 		    "%s/s",
-		    row->name, si(num(rr, "ipackets_per_s"), v[0], 16),
-		    si(num(rr, "opackets_per_s"), v[1], 16), si(num(rr, "imissed_per_s"), v[2], 16),
-		    si(num(rr, "ierrors_per_s"), v[3], 16), si(num(rr, "oerrors_per_s"), v[4], 16),
-		    si(num(rr, "rx_nombuf_per_s"), v[5], 16));
+		    row->name, ctl_top_si(num(rr, "ipackets_per_s"), v[0], 16),
+		    ctl_top_si(num(rr, "opackets_per_s"), v[1], 16),
+		    ctl_top_si(num(rr, "imissed_per_s"), v[2], 16),
+		    ctl_top_si(num(rr, "ierrors_per_s"), v[3], 16),
+		    ctl_top_si(num(rr, "oerrors_per_s"), v[4], 16),
+		    ctl_top_si(num(rr, "rx_nombuf_per_s"), v[5], 16));
 	}
 	if (!(hidden & 1))
 		report_section(f, "LINKS", r, rates, FWD_RS_LINKS, c);
@@ -333,7 +337,7 @@ static int keys(struct ctl_top_conf *c, unsigned *hidden, char *filter, size_t f
 	return 0;
 }
 
-static double mono(void)
+double ctl_top_mono_s(void)
 {
 	struct timespec ts;
 
@@ -363,7 +367,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		free(f);
 		return rc;
 	}
-	t_prev = mono();
+	t_prev = ctl_top_mono_s();
 	if (c.curses) {
 		initscr();
 		cbreak();
@@ -375,11 +379,11 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		double due = t_prev + c.interval;
 		int redraw = 0;
 
-		while (!stop && mono() < due) {
+		while (!stop && ctl_top_mono_s() < due) {
 			if (c.curses) {
-				timeout((int)((due - mono()) * 1000) > 100
+				timeout((int)((due - ctl_top_mono_s()) * 1000) > 100
 						? 100
-						: (int)((due - mono()) * 1000) + 1);
+						: (int)((due - ctl_top_mono_s()) * 1000) + 1);
 				if (keys(&c, &hidden, filter, sizeof(filter), &redraw)) {
 					stop = 1;
 					break;
@@ -391,7 +395,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 					redraw = 0;
 				}
 			} else {
-				double left = due - mono();
+				double left = due - ctl_top_mono_s();
 
 				usleep((useconds_t)((left > 0.2 ? 0.2
 						     : left > 0 ? left
@@ -403,7 +407,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 			break;
 		struct fwd_report *next = NULL;
 		json_t *nst = NULL;
-		double t = mono();
+		double t = ctl_top_mono_s();
 
 		rc = src->counters(src->arg, &next);
 		if (rc == 0 && (rc = src->status(src->arg, &nst)) != 0) {

@@ -39,6 +39,13 @@ struct ctl_top_source {
  *  @return 0, or the exit code of a failed fetch */
 int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *src);
 
+/** @v in columns, "12.3M" style (k, M, G, T, P): rates and totals, here
+ *  and in regionctl's --rate columns. @return @buf */
+const char *ctl_top_si(double v, char *buf, size_t len);
+
+/** CLOCK_MONOTONIC in seconds: the windows rates are measured over. */
+double ctl_top_mono_s(void);
+
 /** The sort named @name ("rate", "total", "name"), or -1. */
 int ctl_top_sort_of(const char *name);
 

@@ -564,14 +564,6 @@ static double rate_window(const struct ctl_call *c)
 	return s;
 }
 
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* The API's counter report (its JSON in *@json if asked), read through the
  * one reader of its model. @return 0 or an exit code (said). */
 static int read_counters(const struct opts *o, struct fwd_report **rep, json_t **json)
@@ -607,11 +599,11 @@ static int read_rates(const struct opts *o, double window, struct fwd_report **r
 	double t0, t1;
 	int rc;
 
-	t0 = mono_s();
+	t0 = ctl_top_mono_s();
 	if ((rc = read_counters(o, &first, NULL)))
 		return rc;
 	usleep((useconds_t)(window * 1e6));
-	t1 = mono_s();
+	t1 = ctl_top_mono_s();
 	if ((rc = read_counters(o, rep, json))) {
 		fwd_report_free(first);
 		return rc;
@@ -625,23 +617,6 @@ static int read_rates(const struct opts *o, double window, struct fwd_report **r
 		return CTL_EXIT_FAILED;
 	}
 	return 0;
-}
-
-/* "12.3M" style, for rates in columns. */
-static const char *si(double v, char *buf, size_t len)
-{
-	static const char units[] = " kMGT";
-	int u = 0;
-
-	while (v >= 1000.0 && u < 4) {
-		v /= 1000.0;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%.0f", v);
-	else
-		snprintf(buf, len, "%.*f%c", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
-	return buf;
 }
 
 static double jrate(const json_t *rates, const char *sec, const char *row, const char *key)
@@ -668,9 +643,11 @@ static void print_counts(const char *title, const struct fwd_report *r, enum fwd
 
 		printf("  %-26s %16" PRIu64, row->name, row->v[FWD_RV_PACKETS]);
 		if (rates)
-			printf(" %10s", si(jrate(rates, key, row->name, "packets_per_s"), a, 16));
+			printf(" %10s",
+			       ctl_top_si(jrate(rates, key, row->name, "packets_per_s"), a, 16));
 		if (rates && bytes)
-			printf(" %10s", si(jrate(rates, key, row->name, "bits_per_s"), b, 16));
+			printf(" %10s",
+			       ctl_top_si(jrate(rates, key, row->name, "bits_per_s"), b, 16));
 		putchar('\n');
 	}
 }
@@ -699,10 +676,10 @@ static void print_drops(const struct fwd_report *c, const json_t *rates)
 	for (int k = 0; k < n; k++) {
 		printf("  %-26s %16" PRIu64, fwd_drop_names[order[k]], c->drops[order[k]]);
 		if (rates)
-			printf(" %10s",
-			       si(json_number_value(json_object_get(json_object_get(rates, "drops"),
-								    fwd_drop_names[order[k]])),
-				  a, 16));
+			printf(" %10s", ctl_top_si(json_number_value(json_object_get(
+							   json_object_get(rates, "drops"),
+							   fwd_drop_names[order[k]])),
+						   a, 16));
 		putchar('\n');
 	}
 }
@@ -786,8 +763,8 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 			       ji(v, FWD_KEY_NAME(LINK, VLAN)), js(v, FWD_KEY_NAME(LINK, STATE)));
 			if (rates)
 				printf(" %10s %10s",
-				       si(jrate(rates, what, k, "packets_per_s"), a, 16),
-				       si(jrate(rates, what, k, "bits_per_s"), b, 16));
+				       ctl_top_si(jrate(rates, what, k, "packets_per_s"), a, 16),
+				       ctl_top_si(jrate(rates, what, k, "bits_per_s"), b, 16));
 			json_array_foreach(tags, i, t)
 				printf(" %s", json_string_value(t));
 			putchar('\n');
@@ -972,14 +949,17 @@ static int counters(const struct opts *o, const struct ctl_call *cl, int drops_o
 			printf("\nrates over %.1f s: rx %s pkts/s %sbit/s  tx %s pkts/s %sbit/s  "
 			       "dropped %s pkts/s",
 			       json_number_value(json_object_get(rates, "interval_s")),
-			       si(json_number_value(json_object_get(p, "rx_packets_per_s")), v[0],
-				  16),
-			       si(json_number_value(json_object_get(p, "rx_bits_per_s")), v[1], 16),
-			       si(json_number_value(json_object_get(p, "tx_packets_per_s")), v[2],
-				  16),
-			       si(json_number_value(json_object_get(p, "tx_bits_per_s")), v[3], 16),
-			       si(json_number_value(json_object_get(p, "dropped_packets_per_s")),
-				  v[4], 16));
+			       ctl_top_si(json_number_value(json_object_get(p, "rx_packets_per_s")),
+					  v[0], 16),
+			       ctl_top_si(json_number_value(json_object_get(p, "rx_bits_per_s")),
+					  v[1], 16),
+			       ctl_top_si(json_number_value(json_object_get(p, "tx_packets_per_s")),
+					  v[2], 16),
+			       ctl_top_si(json_number_value(json_object_get(p, "tx_bits_per_s")),
+					  v[3], 16),
+			       ctl_top_si(json_number_value(
+						  json_object_get(p, "dropped_packets_per_s")),
+					  v[4], 16));
 			if (json_is_true(json_object_get(rates, "reset")))
 				printf("  (regionfwd restarted in the window)");
 		}
@@ -1057,10 +1037,11 @@ static void print_rules_impact(const char *title, const json_t *list)
 		       title, js((json_t *)v, "name"));
 		if (json_is_number(json_object_get(v, "scope_packets")))
 			printf(": its services saw %s packets",
-			       si(json_number_value(json_object_get(v, "scope_packets")), a, 16));
+			       ctl_top_si(json_number_value(json_object_get(v, "scope_packets")), a,
+					  16));
 		if (json_is_number(json_object_get(v, "matches")))
 			printf(", it matched %s",
-			       si(json_number_value(json_object_get(v, "matches")), b, 16));
+			       ctl_top_si(json_number_value(json_object_get(v, "matches")), b, 16));
 		if (json_is_integer(json_object_get(v, "packets_since_set")))
 			printf(": %lld packets since it was set",
 			       ji((json_t *)v, "packets_since_set"));
@@ -1122,9 +1103,9 @@ static void print_diff(json_t *r, const char *unused)
 		if (json_is_number(json_object_get(v, "from_region_packets_at_most")))
 			printf(" (%s saw %s packets in the window: the most that moves)",
 			       js(v, "from"),
-			       si(json_number_value(
-					  json_object_get(v, "from_region_packets_at_most")),
-				  a, 16));
+			       ctl_top_si(json_number_value(json_object_get(
+						  v, "from_region_packets_at_most")),
+					  a, 16));
 		putchar('\n');
 		json_array_foreach(json_object_get(v, "outcomes"), k, o)
 			printf("  %-41s %-24s -> %s\n", js(o, "service"), js(o, "before"),
@@ -1138,10 +1119,11 @@ static void print_diff(json_t *r, const char *unused)
 		       js(v, "before"), js(v, "after"));
 		if (json_is_number(json_object_get(v, "packets")))
 			printf("  %s packets",
-			       si(json_number_value(json_object_get(v, "packets")), a, 16));
+			       ctl_top_si(json_number_value(json_object_get(v, "packets")), a, 16));
 		else if (json_is_number(json_object_get(v, "policy_packets")))
 			printf("  (%s %s packets)", js(v, "policy"),
-			       si(json_number_value(json_object_get(v, "policy_packets")), a, 16));
+			       ctl_top_si(json_number_value(json_object_get(v, "policy_packets")),
+					  a, 16));
 		putchar('\n');
 	}
 	if (json_is_string(json_object_get(tr, "unknown")))
@@ -1150,12 +1132,13 @@ static void print_diff(json_t *r, const char *unused)
 		printf("traffic over the last %.0f s: %s packets, %sB; would change link: %s "
 		       "packets (%.2f %%)%s, at most %sB (%.2f %%) of the bytes\n",
 		       json_number_value(json_object_get(tr, "window_s")),
-		       si(json_number_value(json_object_get(tr, "packets")), a, 16),
-		       si(json_number_value(json_object_get(tr, "bytes")), b, 16),
-		       si(json_number_value(json_object_get(tr, "changed_packets")), c, 16),
+		       ctl_top_si(json_number_value(json_object_get(tr, "packets")), a, 16),
+		       ctl_top_si(json_number_value(json_object_get(tr, "bytes")), b, 16),
+		       ctl_top_si(json_number_value(json_object_get(tr, "changed_packets")), c, 16),
 		       100 * json_number_value(json_object_get(tr, "changed_share")),
 		       json_is_true(json_object_get(tr, "changed_packets_exact")) ? "" : " at most",
-		       si(json_number_value(json_object_get(tr, "changed_bytes_at_most")), e, 16),
+		       ctl_top_si(json_number_value(json_object_get(tr, "changed_bytes_at_most")),
+				  e, 16),
 		       100 * json_number_value(json_object_get(tr, "changed_bytes_share_at_most")));
 }
 
