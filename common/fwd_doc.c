@@ -3,6 +3,7 @@
  * Nodes and strings live in a bump arena freed in one go.
  */
 #include "fwd_doc.h"
+#include "fwd_stages.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -412,6 +413,7 @@ struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int
 		json = i < len && (buf[i] == '{' || buf[i] == '[');
 	}
 	rc = json ? parse_json(doc, buf, len, err) : parse_yaml(doc, buf, len, err);
+	fwd_stage(json ? "parse JSON" : "parse YAML");
 	if (rc) {
 		fwd_doc_free(doc);
 		return NULL;

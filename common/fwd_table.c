@@ -11,6 +11,7 @@
 
 #include "fwd_hash.h"
 #include "fwd_names.h"
+#include "fwd_stages.h"
 #include "fwd_table_int.h"
 
 #include <ctype.h>
@@ -327,6 +328,7 @@ struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *
 			goto fail;
 	}
 	names_free(&c.nm);
+	fwd_stage("other sections");
 	return t;
 fail:
 	if (rc == -ENOMEM && err && err->reason[0] == '\0')
@@ -358,6 +360,7 @@ struct fwd_table *fwd_table_parse(const char *buf, size_t len, const char *name,
 		return NULL;
 	t = fwd_table_from_doc(doc, err);
 	fwd_doc_free(doc);
+	fwd_stage("free document");
 	return t;
 }
 

@@ -3,6 +3,7 @@
  * The prefix parser and the duplicate check serve the filters section too.
  */
 #include "fwd_table_int.h"
+#include "fwd_stages.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -230,7 +231,10 @@ int tv_parse_regions(struct vctx *c, const struct fwd_node *regions)
 				return rc;
 		}
 	}
-	return tv_check_dup_prefixes(c);
+	fwd_stage("prefixes");
+	rc = tv_check_dup_prefixes(c);
+	fwd_stage("sort + duplicates");
+	return rc;
 }
 
 int tv_index_regions(struct vctx *c)
