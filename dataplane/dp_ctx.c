@@ -16,6 +16,7 @@
 #include "dp_fold.h"
 #include "dp_saved.h"
 #include "fwd_names.h"
+#include "fwd_stages.h"
 
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 {
@@ -72,13 +73,16 @@ static int expired(uint64_t deadline_ns, struct fwd_err *err)
 	return 1;
 }
 
-int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		 const struct fwd_hs_dbs *content_db, uint64_t deadline_ns, struct fwd_err *err)
+static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
+		     const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
+		     struct fwd_stages *stages, struct fwd_err *err)
 {
 	uint64_t hash = fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
 	struct fwd_table *t;
 	struct dp_gen *g;
+	char times[512];
 
+	fwd_stage("hash");
 	if (ctx->pub.gen && ctx->pub.gen->hash == hash)
 		return 1;
 	if (expired(deadline_ns, err)) {
@@ -112,16 +116,20 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 	if (id >= ctx->next_gen_id && id < UINT64_MAX)
 		ctx->next_gen_id = id + 1;
 	g->seq = ++ctx->gen_seq;
+	fwd_stage("copy document");
 	dp_ctx_publish(ctx, g);
 	free(ctx->doc);
 	ctx->doc = copy;
 	ctx->doc_len = len;
+	fwd_stage("publish + retire");
 	DP_LOG(INFO,
 	       "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "
 	       "built and published in %.1f ms",
 	       (unsigned long long)g->id, (unsigned long long)hash, name, g->table->nprefix4,
 	       g->table->nprefix6, (double)g->fib_bytes / 1048576.0,
 	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
+	DP_LOG(INFO, "generation %llu: %s", (unsigned long long)g->id,
+	       fwd_stages_format(stages, times, sizeof(times)));
 	if (g->content)
 		DP_LOG(INFO,
 		       "generation %llu: %u content rules, databases %.1f KiB (%s), scratch %.1f "
@@ -131,6 +139,20 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 		       g->content->compiled_here ? "compiled here" : "shipped",
 		       (double)g->content->scratch_bytes / 1024.0);
 	return 0;
+}
+
+/* Every stage of a table's way in is timed (fwd_stages.h) and logged with
+ * the generation: parse, validate, build, publish. */
+int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
+		 const struct fwd_hs_dbs *content_db, uint64_t deadline_ns, struct fwd_err *err)
+{
+	struct fwd_stages stages;
+	int rc;
+
+	fwd_stages_begin(&stages);
+	rc = apply_doc(ctx, buf, len, name, id, content_db, deadline_ns, &stages, err);
+	fwd_stages_end(&stages);
+	return rc;
 }
 
 void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)

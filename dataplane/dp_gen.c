@@ -13,6 +13,7 @@
 #include "dp_log.h"
 #include "fwd_doc.h"
 #include "fwd_residency.h"
+#include "fwd_stages.h"
 
 #define DP_FIB_2B_MAX 32767 /* tbl8 groups addressable with 2-byte next hops */
 
@@ -70,8 +71,12 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	struct rte_fib_conf c4 = {0};
 	struct rte_fib6_conf c6 = {0};
 	char name[32];
-	uint32_t need4 = tbl8_needed4(t), need6 = tbl8_needed6(t);
+	uint32_t need4, need6;
 	int rc;
+
+	fwd_stage("links");
+	need4 = tbl8_needed4(t);
+	need6 = tbl8_needed6(t);
 
 	/* A tbl8 group's index is stored in the next-hop field, so 2-byte next
 	 * hops address at most 32,767 groups. Stay at 2 bytes (half the tbl24,
@@ -102,6 +107,7 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 					   "IPv4 FIB refused a prefix: %s", strerror(-rc));
 	}
 
+	fwd_stage("FIB IPv4");
 	c6.type = RTE_FIB6_TRIE;
 	c6.default_nh = FWD_REGION_UNKNOWN;
 	c6.max_routes = (int)(t->nprefix6 * 2 + 1024);
@@ -121,6 +127,7 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 					   FWD_KEY_NAME(DOC, REGIONS),
 					   "IPv6 FIB refused a prefix: %s", strerror(-rc));
 	}
+	fwd_stage("FIB IPv6");
 	g->fib_bytes =
 		(1ull << 24) * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
 		(uint64_t)c4.dir24_8.num_tbl8 * 256 *
@@ -294,10 +301,12 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 		fwd_err_set(err, t->source, 0, "", "out of memory compiling the classifier");
 		goto free_gen;
 	}
+	fwd_stage("classifier");
 	/* Checked here too, not only by whoever sent the table: the fast path
 	 * never runs a table that breaks residency. */
 	if (fwd_residency_check(t, g->cls, err))
 		goto free_gen;
+	fwd_stage("residency");
 	if (build_links(g, node, ports, err) || build_name_keys(g, err) || build_fibs(g, err) ||
 	    build_counters(g, err))
 		goto free_gen;
@@ -305,6 +314,7 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 	 * before the swap: a worker only ever scans. */
 	if (dp_content_build(t, content_db, nworkers, &g->content, err) || build_cell_links(g, err))
 		goto free_gen;
+	fwd_stage("counters + content");
 	return g;
 free_gen:
 	dp_gen_free(g);
