@@ -20,6 +20,7 @@
 #include "fwd_doc.h"
 #include "fwd_hs.h"
 #include "fwd_residency.h"
+#include "fwd_stages.h"
 
 /* One buffer, written atomically and durably (fwd_write_atomic). */
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
@@ -358,11 +359,13 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 		return NULL;
 	}
 	fwd_class_free(c);
+	fwd_stage("classifier + residency");
 	for (unsigned i = 0; i < st->next; i++)
 		if (st->ext[i].validate && st->ext[i].validate(st->ext[i].arg, t, e)) {
 			fwd_table_free(t);
 			return NULL;
 		}
+	fwd_stage("extensions' validate");
 	return t;
 }
 
@@ -589,9 +592,28 @@ void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
 	snprintf(st->alarm, sizeof(st->alarm), "%s", now);
 }
 
+static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t len,
+				const char *author, const char *comment, int64_t expected,
+				int push_it, int must_run, struct fwd_err *e);
+
+/* Where an apply's time goes (fwd_stages.h), logged with the generation. */
 static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, const char *author,
 			 const char *comment, int64_t expected, int push_it, int must_run,
-			 struct fwd_err *e);
+			 struct fwd_err *e)
+{
+	struct fwd_stages stages;
+	char times[512];
+	int64_t id;
+
+	fwd_stages_begin(&stages);
+	id = apply_gen_staged(st, doc, len, author, comment, expected, push_it, must_run, e);
+	if (id > 0)
+		fwd_log(FWD_LOG_INFO, "generation %" PRId64 " (%zu bytes) applied in %.1f ms: %s",
+			id, len, (double)fwd_stages_total_ns(&stages) / 1e6,
+			fwd_stages_format(&stages, times, sizeof(times)));
+	fwd_stages_end(&stages);
+	return id;
+}
 
 int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
 			const char *comment, int64_t expected, int push_it, struct fwd_err *e)
@@ -627,9 +649,9 @@ int64_t ctl_state_revert(struct ctl_state *st, const char *doc, size_t len, cons
 /* @must_run: the automatic revert. A document or record that cannot be
  * written does not stop it (the deadline is a promise to the operator);
  * the generation is held in memory as unsaved instead. */
-static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, const char *author,
-			 const char *comment, int64_t expected, int push_it, int must_run,
-			 struct fwd_err *e)
+static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t len,
+				const char *author, const char *comment, int64_t expected,
+				int push_it, int must_run, struct fwd_err *e)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 	uint64_t hash = fwd_hash64(doc, len), id;
@@ -656,6 +678,7 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 	}
 	if (cur && cur->hash == hash)
 		return 0;
+	fwd_stage("hash");
 	t = ctl_state_validate(st, doc, len, "document", e);
 	if (t == NULL)
 		return -1;
@@ -665,6 +688,7 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 	 * either cannot be written, nothing is pushed and the answer says so. */
 	gen_file(f, sizeof(f), id);
 	rc = write_atomic(st->dir, f, doc, len);
+	fwd_stage("write document");
 	if (rc && must_run) {
 		unsaved = 1;
 	} else if (rc) {
@@ -712,7 +736,9 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 			return -1;
 		}
 	}
+	fwd_stage("copy + write history");
 	pushed = push_it && push(st, id, doc, len, t, e) == 0;
+	fwd_stage("push");
 	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
 		struct fwd_err ignored;
 
@@ -729,9 +755,11 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 		fwd_table_free(t);
 		return -1;
 	}
+	fwd_stage("extensions' applied");
 	if (commit_pending(st, t, unsaved) < 0 && must_run && !st->unsaved_id &&
 	    ctl_state_current(st) && ctl_state_current(st)->id == id)
 		st->unsaved_id = id; /* runs, record not written: the tick retries */
+	fwd_stage("commit + write history");
 	/* The audit line: every change, who made it (authenticated), who it
 	 * says wrote it, and why. */
 	{
