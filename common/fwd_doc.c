@@ -3,6 +3,7 @@
  * Nodes and strings live in a bump arena freed in one go.
  */
 #include "fwd_doc.h"
+#include "fwd_json.h"
 #include "fwd_stages.h"
 
 #include <errno.h>
@@ -373,7 +374,114 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 	}
 }
 
+/* The fast reader's sink (fwd_json.h): nodes straight into the arena, as
+ * json_convert() makes them from jansson's tree. Anything json_convert()
+ * would refuse (too many nodes, too deep, out of memory) and duplicate keys
+ * decline the document: parse_json() then takes jansson's way, which says
+ * what is wrong in its own words. */
+struct jsink {
+	struct fwd_doc *doc;
+	struct fwd_err scratch; /* node_new()'s message, unused: jansson's way says it */
+	struct fwd_node *open[FWD_DOC_MAX_DEPTH + 1], *last[FWD_DOC_MAX_DEPTH + 1];
+	unsigned depth;
+};
+
+static int jsink_value(void *arg, const struct fwd_json_value *v)
+{
+	static const uint8_t type[] = {
+		[FWD_JSON_OBJECT] = FWD_NODE_MAP,    [FWD_JSON_ARRAY] = FWD_NODE_SEQ,
+		[FWD_JSON_STRING] = FWD_NODE_SCALAR, [FWD_JSON_INTEGER] = FWD_NODE_SCALAR,
+		[FWD_JSON_TRUE] = FWD_NODE_SCALAR,   [FWD_JSON_FALSE] = FWD_NODE_SCALAR,
+		[FWD_JSON_NULL] = FWD_NODE_NULL,
+	};
+	struct jsink *s = arg;
+	struct fwd_node *n = node_new(s->doc, type[v->kind], 0, &s->scratch);
+
+	if (n == NULL)
+		return FWD_JSON_DECLINED;
+	switch (v->kind) {
+	case FWD_JSON_STRING:
+		n->str = arena_strdup(s->doc, v->str, v->len);
+		n->quoted = 1;
+		break;
+	case FWD_JSON_INTEGER: /* as "%lld" prints it: the text, but "-0" */
+		n->str = v->integer == 0 ? "0" : arena_strdup(s->doc, v->str, v->len);
+		break;
+	case FWD_JSON_TRUE:
+		n->str = "true";
+		break;
+	case FWD_JSON_FALSE:
+		n->str = "false";
+		break;
+	default:
+		break;
+	}
+	if (n->str == NULL)
+		return FWD_JSON_DECLINED;
+	if (s->depth == 0) {
+		s->doc->root = n;
+	} else {
+		if (v->key && (n->key = arena_strdup(s->doc, v->key, v->key_len)) == NULL)
+			return FWD_JSON_DECLINED;
+		node_append(s->open[s->depth - 1], &s->last[s->depth - 1], n);
+	}
+	if (n->type == FWD_NODE_MAP || n->type == FWD_NODE_SEQ) {
+		s->open[s->depth] = n;
+		s->last[s->depth] = NULL;
+		s->depth++;
+	}
+	return 0;
+}
+
+static int jsink_end(void *arg)
+{
+	struct jsink *s = arg;
+	const struct fwd_node *n = s->open[--s->depth];
+
+	/* jansson refuses duplicate keys (JSON_REJECT_DUPLICATES): so does
+	 * its way, with its message. */
+	return n->type == FWD_NODE_MAP && check_dup_keys(s->doc, n, &s->scratch) ? FWD_JSON_DECLINED
+										 : 0;
+}
+
+static void doc_reset(struct fwd_doc *doc)
+{
+	struct arena_chunk *c, *prev;
+
+	for (c = doc->chunks; c; c = prev) {
+		prev = c->prev;
+		free(c);
+	}
+	doc->chunks = NULL;
+	doc->root = NULL;
+	doc->nodes = 0;
+}
+
+static int parse_json_jansson(struct fwd_doc *doc, const char *buf, size_t len,
+			      struct fwd_err *err);
+
+int fwd_doc_json_fast = 1;
+
+/* The fast reader first; what it declines, jansson. */
 static int parse_json(struct fwd_doc *doc, const char *buf, size_t len, struct fwd_err *err)
+{
+	static const struct fwd_json_sink sink = {jsink_value, jsink_end};
+	struct jsink *s = fwd_doc_json_fast ? malloc(sizeof(*s)) : NULL;
+	int rc;
+
+	if (s != NULL) {
+		s->doc = doc;
+		s->depth = 0;
+		rc = fwd_json_read(buf, len, FWD_DOC_MAX_DEPTH, 1, &sink, s);
+		free(s);
+		if (rc == 0)
+			return 0;
+		doc_reset(doc);
+	}
+	return parse_json_jansson(doc, buf, len, err);
+}
+
+static int parse_json_jansson(struct fwd_doc *doc, const char *buf, size_t len, struct fwd_err *err)
 {
 	json_error_t jerr;
 	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);

@@ -55,6 +55,11 @@ struct fwd_doc;
 struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int json,
 			      struct fwd_err *err);
 
+/* JSON goes through the fast reader first (fwd_json.h), jansson for what it
+ * declines. 0 here sends every JSON document the old way, through jansson's
+ * tree alone: for the tests that compare the two ways. */
+extern int fwd_doc_json_fast;
+
 /** Read and parse a file; JSON when it ends in .json or starts with '{'. */
 struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err);
 
