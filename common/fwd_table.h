@@ -168,6 +168,11 @@ struct fwd_table {
 	struct fwd_content_rule *content;
 };
 
+/* Prefixes are read by a fast path for their common shapes and sorted by a
+ * radix sort; 0 here reads every one the general way and sorts with qsort(),
+ * as before: for the tests that compare the two. */
+extern int fwd_table_fast;
+
 /**
  * Validate a parsed document into a table.
  * @return the table, or NULL with @err naming the first problem
