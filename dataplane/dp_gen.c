@@ -10,130 +10,32 @@
 #include <rte_malloc.h>
 
 #include "fwd_names.h"
+#include "dp_fib.h"
 #include "dp_log.h"
 #include "fwd_doc.h"
 #include "fwd_residency.h"
 #include "fwd_stages.h"
 
-#define DP_FIB_2B_MAX 32767 /* tbl8 groups addressable with 2-byte next hops */
-
-/* tbl8 groups DIR-24-8 needs: one per distinct /24 that holds a longer
- * prefix. prefix4 is sorted by address (fwd_table validation), so distinct
- * values are runs. */
-static uint32_t tbl8_needed4(const struct fwd_table *t)
-{
-	uint32_t n = 0, last = 0;
-	int have = 0;
-
-	for (uint32_t i = 0; i < t->nprefix4; i++) {
-		const struct fwd_prefix4 *p = &t->prefix4[i];
-
-		if (p->len <= 24)
-			continue;
-		if (!have || (p->addr >> 8) != last) {
-			n++;
-			last = p->addr >> 8;
-			have = 1;
-		}
-	}
-	return n;
-}
-
-/* The rte_fib6 trie has a 24-bit first stride, then 8-bit strides: a prefix
- * longer than k bits (k = 24, 32, ..., 120) needs the tbl8 group of its
- * k-bit ancestor. Count distinct ancestors per level; sorted input makes the
- * truncations non-decreasing, so counting runs is exact. */
-static uint32_t tbl8_needed6(const struct fwd_table *t)
-{
-	uint32_t total = 0;
-
-	for (unsigned k = 24; k < 128; k += 8) {
-		const uint8_t *last = NULL;
-		unsigned bytes = k / 8;
-
-		for (uint32_t i = 0; i < t->nprefix6; i++) {
-			const struct fwd_prefix6 *p = &t->prefix6[i];
-
-			if (p->len <= k)
-				continue;
-			if (last == NULL || memcmp(last, p->addr, bytes) != 0) {
-				total++;
-				last = p->addr;
-			}
-		}
-	}
-	return total;
-}
-
+/* Both FIBs, sized exactly and built in parallel (dp_fib.h). */
 static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
-	struct rte_fib_conf c4 = {0};
-	struct rte_fib6_conf c6 = {0};
-	char name[32];
-	uint32_t need4, need6;
+	struct dp_fib_info fi;
 	int rc;
 
 	fwd_stage("links");
-	need4 = tbl8_needed4(t);
-	need6 = tbl8_needed6(t);
-
-	/* A tbl8 group's index is stored in the next-hop field, so 2-byte next
-	 * hops address at most 32,767 groups. Stay at 2 bytes (half the tbl24,
-	 * 32 MiB) while the table allows it, else 4 bytes. */
-	c4.type = RTE_FIB_DIR24_8;
-	c4.default_nh = FWD_REGION_UNKNOWN;
-	c4.max_routes = (int)(t->nprefix4 * 2 + 1024); /* RIB keeps inner nodes too */
-	c4.dir24_8.num_tbl8 = need4 + need4 / 8 + 64;
-	c4.dir24_8.nh_sz =
-		c4.dir24_8.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB_DIR24_8_2B : RTE_FIB_DIR24_8_4B;
-	/* Names must be unique while two generations coexist, whatever ids the
-	 * control plane chooses: a private build sequence (control thread only). */
-	static uint64_t build_seq;
-
-	build_seq++;
-	snprintf(name, sizeof(name), "fib4_%llu", (unsigned long long)build_seq);
-	g->fib4 = rte_fib_create(name, SOCKET_ID_ANY, &c4);
-	if (g->fib4 == NULL)
-		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, REGIONS),
-				   "cannot create the IPv4 FIB (%u prefixes, %u tbl8): %s",
-				   t->nprefix4, c4.dir24_8.num_tbl8, rte_strerror(rte_errno));
-	for (uint32_t i = 0; i < t->nprefix4; i++) {
-		rc = rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len,
-				 t->prefix4[i].region);
-		if (rc)
-			return fwd_err_set(err, t->source, t->prefix4[i].line,
-					   FWD_KEY_NAME(DOC, REGIONS),
-					   "IPv4 FIB refused a prefix: %s", strerror(-rc));
-	}
-
-	fwd_stage("FIB IPv4");
-	c6.type = RTE_FIB6_TRIE;
-	c6.default_nh = FWD_REGION_UNKNOWN;
-	c6.max_routes = (int)(t->nprefix6 * 2 + 1024);
-	c6.trie.num_tbl8 = need6 + need6 / 8 + 64;
-	c6.trie.nh_sz = c6.trie.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB6_TRIE_2B : RTE_FIB6_TRIE_4B;
-	snprintf(name, sizeof(name), "fib6_%llu", (unsigned long long)build_seq);
-	g->fib6 = rte_fib6_create(name, SOCKET_ID_ANY, &c6);
-	if (g->fib6 == NULL)
-		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, REGIONS),
-				   "cannot create the IPv6 FIB (%u prefixes, %u tbl8): %s",
-				   t->nprefix6, c6.trie.num_tbl8, rte_strerror(rte_errno));
-	for (uint32_t i = 0; i < t->nprefix6; i++) {
-		rc = rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len,
-				  t->prefix6[i].region);
-		if (rc)
-			return fwd_err_set(err, t->source, t->prefix6[i].line,
-					   FWD_KEY_NAME(DOC, REGIONS),
-					   "IPv6 FIB refused a prefix: %s", strerror(-rc));
-	}
-	fwd_stage("FIB IPv6");
-	g->fib_bytes =
-		(1ull << 24) * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
-		(uint64_t)c4.dir24_8.num_tbl8 * 256 *
-			(c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
-		(1ull << 24) * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4) +
-		(uint64_t)c6.trie.num_tbl8 * 256 * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4);
+	rc = dp_fib_build(t, 0, &g->fib4, &g->fib6, &g->fib_bytes, &fi, err);
+	if (rc)
+		return rc;
+	fwd_stage("FIBs");
+	DP_LOG(INFO,
+	       "FIBs: IPv4 %u prefixes in %.1f ms (create %.1f ms, %u RIB nodes, %u tbl8 groups, "
+	       "%u-byte next hops), IPv6 %u in %.1f ms (%.1f ms, %u, %u, %u)%s; %.1f MiB",
+	       t->nprefix4, (double)fi.ns4 / 1e6, (double)fi.create_ns4 / 1e6, fi.rib_nodes4,
+	       fi.tbl8_4, fi.nh_bytes4, t->nprefix6, (double)fi.ns6 / 1e6,
+	       (double)fi.create_ns6 / 1e6, fi.rib_nodes6, fi.tbl8_6, fi.nh_bytes6,
+	       fi.parallel ? " side by side" : " one after the other",
+	       (double)g->fib_bytes / 1048576.0);
 	return 0;
 }
 
@@ -329,8 +231,7 @@ void dp_gen_free(struct dp_gen *g)
 	free(g->fold_sum);
 	dp_content_free(g->content);
 	rte_free(g->cell_link);
-	rte_fib6_free(g->fib6);
-	rte_fib_free(g->fib4);
+	dp_fib_free(g->fib4, g->fib6);
 	rte_free(g->key_index);
 	rte_free(g->link_keys);
 	rte_free(g->region_keys);

@@ -92,7 +92,7 @@ struct dp_gen {
 		uint64_t key;
 		uint16_t link;
 	} * key_index;
-	uint64_t fib_bytes; /* tbl24 + tbl8 of both FIBs (RIBs not included) */
+	uint64_t fib_bytes; /* DPDK memory of both FIBs: tbl24, tbl8 groups, RIB node pools */
 	uint16_t nworkers;
 	void *cnt_mem;
 	uint64_t *fold_sum; /* readers' scratch for region/service/policy sums */

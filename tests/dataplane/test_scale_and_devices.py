@@ -242,6 +242,94 @@ def test_million_prefix_table(tmp_path):
     assert not bad, bad[:10]
 
 
+def _mask(a, L, top):
+    return a >> (top - L) << (top - L) if L else 0
+
+
+def fib_edge_table(seed):
+    """Prefixes at the edges of the FIBs' exact sizing (dataplane/dp_fib.c):
+    nested chains (RIB nodes that are prefixes, branch points that are not),
+    whole /24s of /32s and scattered /25-/31s (IPv4 tbl8 groups), long IPv6
+    prefixes with no parent and chains whose members share their parent's
+    region or not (what rte_fib6 reserves, and when it keeps it), siblings of
+    lengths that are not multiples of 8 in shared blocks."""
+    rng = random.Random(seed)
+    v4, v6 = {}, {}
+    for _ in range(25):
+        base, reg = rng.getrandbits(32), rng.randint(1, 6)
+        for L in sorted(rng.sample(range(0, 33), 9)):
+            v4[(_mask(base, L, 32), L)] = reg if rng.random() < 0.5 else rng.randint(1, 6)
+    for _ in range(4):
+        b = _mask(rng.getrandbits(32), 24, 32)
+        for i in range(256):
+            v4[(b | i, 32)] = rng.choice([1, 1, 2])
+    for _ in range(400):
+        L = rng.randint(25, 31)
+        v4[(_mask(rng.getrandbits(32), L, 32), L)] = rng.randint(1, 6)
+    for _ in range(400):
+        L = rng.randint(25, 128)
+        v6[(_mask(rng.getrandbits(128), L, 128), L)] = rng.randint(1, 6)
+    for _ in range(30):
+        base, reg = rng.getrandbits(128), rng.randint(1, 6)
+        for L in sorted(rng.sample(range(0, 129), 14)):
+            v6[(_mask(base, L, 128), L)] = reg if rng.random() < 0.6 else rng.randint(1, 6)
+    for _ in range(6):  # ISP-like: /48s in distinct /40s of one /32, no prefix above them
+        blk = _mask(rng.getrandbits(128), 32, 128)
+        for i in range(60):
+            v6[(blk | (i << 88) | (rng.getrandbits(8) << 80), 48)] = rng.randint(1, 6)
+    for _ in range(12):
+        blk = _mask(rng.getrandbits(128), rng.choice([24, 32, 33, 40]), 128)
+        for i in range(40):
+            L = rng.choice([36, 40, 44, 47, 48, 49, 56, 63, 64, 65, 72, 128])
+            v6[(_mask(blk | rng.getrandbits(96), L, 128), L)] = rng.choice([1, 2])
+    return v4, v6
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fib_sizes_are_exact(tmp_path, seed):
+    """The FIBs are created with exactly the room their prefixes need (RIB
+    nodes, IPv4 and IPv6 tbl8 groups: dp_fib.h); a count one short refuses a
+    prefix. Tables at the counts' edges load, and every lookup agrees with a
+    longest-prefix reference."""
+    v4, v6 = fib_edge_table(seed)
+    regions = {f"r{i}": {"prefixes": []} for i in range(1, 7)}
+    for (top, d, cls) in ((32, v4, ipaddress.IPv4Network), (128, v6, ipaddress.IPv6Network)):
+        for (a, L), r in d.items():
+            regions[f"r{r}"]["prefixes"].append(str(cls((a, L))))
+    doc = {"regions": regions,
+           "links": {f"k{i}": {"port": "out0", "next_hop_mac": f"02:00:00:00:00:{i:02x}"} for i in range(7)},
+           "policies": [{"region": f"r{i}", "service": "any", "action": "steer", "to": f"k{i}"} for i in range(1, 7)],
+           "default": {"action": "steer", "to": "k0"}}
+    table = tmp_path / "edges.json"
+    table.write_text(json.dumps(doc))
+
+    def ref(addr, top, d):
+        for L in range(top, -1, -1):
+            r = d.get((_mask(addr, L, top), L))
+            if r:
+                return r
+        return 0
+
+    rng = random.Random(seed + 100)
+    pkts, want = [], []
+    for (top, d) in ((32, v4), (128, v6)):
+        for (a, L) in rng.sample(sorted(d), min(len(d), 700)):
+            x = a | (rng.getrandbits(top - L) if L < top else 0)
+            ip = (IP(src=str(ipaddress.IPv4Address(x)), dst="192.0.2.1") if top == 32 else
+                  IPv6(src=str(ipaddress.IPv6Address(x)), dst="2001:db8::1"))
+            pkts.append(E() / ip / UDP(dport=9) / Raw(b"%06d" % len(pkts)))
+            want.append(ref(x, top, d))
+    wrpcap(str(tmp_path / "in.pcap"), pkts)
+    node = pcap_node(tmp_path, f"rx_pcap={tmp_path}/in.pcap", [("out0", f"tx_pcap={tmp_path}/o.pcap")])
+    p, stats = run_node(str(tmp_path), str(table), node, f"dp-fibedge{seed}", idle_ms=800)
+    assert p.returncode == 0, p.stderr
+    assert stats["generation"]["prefixes_v4"] == len(v4) and stats["generation"]["prefixes_v6"] == len(v6)
+    got = {int(raw(f)[-6:]): int(f[Ether].dst.split(":")[-1], 16) for f in read_pcaps(f"{tmp_path}/o.pcap")}
+    assert len(got) == len(pkts)
+    bad = [(i, got[i], w) for i, w in enumerate(want) if got[i] != w]
+    assert not bad, bad[:10]
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="needs root and /dev/net/tun")
 def test_ring_and_tap_ports(tmp_path):
     """net_ring ingress (EAL --vdev) and a net_tap egress port (probed from the
