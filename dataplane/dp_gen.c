@@ -184,8 +184,11 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 			    uint16_t nworkers, const struct fwd_hs_dbs *content_db,
 			    struct fwd_err *err)
 {
-	struct dp_gen *g = rte_zmalloc("dp_gen", sizeof(*g), RTE_CACHE_LINE_SIZE);
+	struct dp_gen *g;
 	struct timespec ts;
+
+	dp_fib_drain(); /* a retired generation's FIBs are back in the heap first */
+	g = rte_zmalloc("dp_gen", sizeof(*g), RTE_CACHE_LINE_SIZE);
 
 	if (g == NULL) {
 		fwd_table_free(t);
@@ -225,13 +228,17 @@ free_gen:
 
 void dp_gen_free(struct dp_gen *g)
 {
+	struct rte_fib *fib4;
+	struct rte_fib6 *fib6;
+
 	if (g == NULL)
 		return;
+	fib4 = g->fib4;
+	fib6 = g->fib6;
 	rte_free(g->cnt_mem);
 	free(g->fold_sum);
 	dp_content_free(g->content);
 	rte_free(g->cell_link);
-	dp_fib_free(g->fib4, g->fib6);
 	rte_free(g->key_index);
 	rte_free(g->link_keys);
 	rte_free(g->region_keys);
@@ -240,6 +247,7 @@ void dp_gen_free(struct dp_gen *g)
 	fwd_class_free(g->cls);
 	fwd_table_free(g->table);
 	rte_free(g);
+	dp_fib_free(fib4, fib6); /* last: it may go on in the background (dp_fib.h) */
 }
 
 uint16_t dp_gen_region_of(const struct dp_gen *g, int family, const uint8_t *addr)

@@ -27,6 +27,7 @@
 #include "dp_cap.h"
 #include "dp_ctl.h"
 #include "dp_ctx.h"
+#include "dp_fib.h"
 #include "dp_log.h"
 #include "dp_saved.h"
 #include "fwd_residency.h"
@@ -554,6 +555,9 @@ int main(int argc, char **argv)
 				 ctx.workers[w]->lcore_id);
 	}
 	DP_LOG(INFO, "forwarding with %u workers on %u ports", ctx.nworkers, ctx.node.nports);
+	/* A retired generation's FIBs are freed off this thread from now on:
+	 * a push is answered without waiting for DPDK's RIB teardown. */
+	dp_fib_background(1);
 
 	while (!sig_quit) {
 		dp_ctl_poll(ctl, 10);
@@ -621,6 +625,7 @@ int main(int argc, char **argv)
 		}
 		rte_free(ctx.workers[w]);
 	}
+	dp_fib_background(0); /* a retired generation's FIBs freed, and this one's here */
 	dp_gen_free(ctx.pub.gen);
 	free(ctx.doc);
 	rte_free(ctx.pub.qsv);
