@@ -128,18 +128,20 @@ static int read_string(struct rd *r, int which, const char **out, size_t *outlen
 		return -ENOMEM;
 	memcpy(r->scratch[which], start, n);
 	while (p < end && *p != '"') {
-		unsigned c = *p, cp, lo;
+		const unsigned char *run = p;
+		unsigned c, cp, lo;
 		char *d;
 
-		if (room(r, which, n + 4))
-			return -ENOMEM;
-		d = r->scratch[which] + n;
-		if (str_class[c] == 0) {
-			*d = (char)c;
-			n++;
+		while (p < end && str_class[*p] == 0)
 			p++;
-			continue;
-		}
+		if (room(r, which, n + (size_t)(p - run) + 4))
+			return -ENOMEM;
+		memcpy(r->scratch[which] + n, run, (size_t)(p - run));
+		n += (size_t)(p - run);
+		if (p == end || *p == '"')
+			break;
+		c = *p;
+		d = r->scratch[which] + n;
 		if (str_class[c] == 2)
 			return FWD_JSON_DECLINED;
 		if (str_class[c] == 3) {
