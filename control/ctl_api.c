@@ -1141,12 +1141,19 @@ static const struct route *find_route(const char *method, const char *url)
 static void log_refused(const struct ctl_state *st, const struct req *q, const struct reply *r)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
-	json_t *b = q->len ? json_loadb(q->body, q->len, 0, NULL) : NULL;
+	/* A batch of prefixes may be 200,000 of them: its author is read by
+	 * its own scanner, not by loading the whole body into JSON values. */
+	int batch = strcmp(st->request, "POST /v1/prefixes") == 0;
+	json_t *b = q->len && !batch ? json_loadb(q->body, q->len, 0, NULL) : NULL;
 	json_t *err = json_object_get(json_object_get(r->body, "error"), "reason");
+	char author[64] = "";
+
+	if (batch && q->len)
+		ctl_prefixes_author(q->body, q->len, author, sizeof(author));
 	struct fwd_log_change c = {
 		.event = "refused",
 		.generation = cur ? cur->id : 0,
-		.author = json_string_value(json_object_get(b, "author")),
+		.author = batch ? author : json_string_value(json_object_get(b, "author")),
 		.client = st->who,
 		.request = st->request,
 		.reason = err ? json_string_value(err) : "refused",

@@ -578,3 +578,26 @@ void ctl_prefixes_locate(const char *body, size_t len, struct fwd_err *e)
 		}
 	}
 }
+
+void ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap)
+{
+	struct fwd_err ignored;
+	struct scan s = {.p = body, .end = body + len, .start = body, .e = &ignored};
+	char key[48];
+	size_t n;
+	int k, more = 1;
+
+	out[0] = '\0';
+	if (lit(&s, '{') || ws_peek(&s) == '}')
+		return;
+	while (more > 0 && (k = field(&s, body_keys, key, sizeof(key))) != -2) {
+		if (k == 1 && ws_peek(&s) == '"') {
+			if (str(&s, out, cap, &n))
+				out[0] = '\0';
+			return;
+		}
+		if (skip(&s, 1))
+			return;
+		more = next(&s, '}');
+	}
+}

@@ -53,4 +53,8 @@ int ctl_prefixes_parse(const char *body, size_t len, const struct fwd_table *t,
  */
 void ctl_prefixes_locate(const char *body, size_t len, struct fwd_err *e);
 
+/** The "author" of @body into @out ("" when it has none or is not JSON),
+ *  without reading the rest into memory: for the log of a refused batch. */
+void ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap);
+
 #endif /* CTL_PREFIXES_H */

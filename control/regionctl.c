@@ -2504,7 +2504,7 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 
 		if (is_help(a))
 			continue;
-		if (a[0] == '-') {
+		if (a[0] == '-' && a[1] != '\0') { /* a lone '-' is an argument: stdin */
 			if (cmd != &root)
 				k = find_opt(cmd->opts, a);
 			if (k < 0 && (k = find_opt(root.opts, a)) >= 0)
