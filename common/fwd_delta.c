@@ -1,9 +1,3 @@
-/*
- * fwd_delta.c - STAND-IN for the lead's implementation of fwd_delta.h, so
- * regiond's side of deltas builds and is tested before it lands. Replaced
- * whole by main's file at the merge (take theirs). Follows the header's
- * contract; residency nesting is not checked here.
- */
 #include "fwd_delta.h"
 
 #include <arpa/inet.h>
@@ -12,19 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fwd_class.h"
 #include "fwd_hash.h"
+#include "fwd_names.h"
+#include "fwd_residency.h"
 
-#define REC 24
+#define REC 24 /* bytes per packed change */
 
 void fwd_delta_clear(struct fwd_delta *d)
 {
 	if (d == NULL)
 		return;
 	free(d->ops);
+	free(d->paths);
 	memset(d, 0, sizeof(*d));
 }
 
-static struct fwd_delta_op *grow(struct fwd_delta *d)
+static struct fwd_delta_op *grow(struct fwd_delta *d, const char *path)
 {
 	if (d->n == d->cap) {
 		uint32_t cap = d->cap ? d->cap * 2 : 64;
@@ -33,18 +31,46 @@ static struct fwd_delta_op *grow(struct fwd_delta *d)
 		if (ops == NULL)
 			return NULL;
 		d->ops = ops;
+		if (d->paths || path) {
+			char(*paths)[FWD_DELTA_PATH_MAX] = realloc(d->paths, sizeof(*paths) * cap);
+
+			if (paths == NULL)
+				return NULL;
+			if (d->paths == NULL) /* the changes before had no path */
+				memset(paths, 0, sizeof(*paths) * d->n);
+			d->paths = paths;
+		}
 		d->cap = cap;
+	} else if (path && d->paths == NULL) {
+		d->paths = calloc(d->cap, sizeof(*d->paths));
+		if (d->paths == NULL)
+			return NULL;
 	}
-	return &d->ops[d->n];
+	if (d->paths)
+		snprintf(d->paths[d->n], sizeof(d->paths[d->n]), "%s", path ? path : "");
+	memset(&d->ops[d->n], 0, sizeof(d->ops[d->n]));
+	d->ops[d->n].index = d->n;
+	return &d->ops[d->n++];
 }
 
-static int host_bits(int family, const uint8_t *a, unsigned len)
+/* Where change @i is named in errors. */
+static const char *op_path(const struct fwd_delta *d, uint32_t i, char *buf, size_t len)
 {
-	unsigned bits = family == 4 ? 32 : 128;
+	if (d->paths && d->paths[i][0])
+		return d->paths[i];
+	snprintf(buf, len, "changes[%u]", i);
+	return buf;
+}
 
-	for (unsigned b = len; b < bits; b++)
-		if (a[b / 8] & (0x80 >> (b % 8)))
+static int host_bits(const uint8_t *a, unsigned bytes, uint8_t len)
+{
+	for (unsigned i = 0; i < bytes; i++) {
+		unsigned keep = len >= (i + 1) * 8 ? 8 : (len > i * 8 ? len - i * 8 : 0);
+		uint8_t m = keep ? (uint8_t)(0xff << (8 - keep)) : 0;
+
+		if (a[i] & ~m)
 			return 1;
+	}
 	return 0;
 }
 
@@ -53,260 +79,510 @@ int fwd_delta_add_bin(struct fwd_delta *d, enum fwd_delta_kind kind, uint16_t re
 {
 	struct fwd_delta_op *op;
 
-	if ((family != 4 && family != 6) || len > (family == 4 ? 32 : 128) ||
-	    host_bits(family, addr, len))
-		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, "", "bad prefix");
-	if ((op = grow(d)) == NULL)
+	if ((kind != FWD_DELTA_ADD && kind != FWD_DELTA_REMOVE) || (family != 4 && family != 6) ||
+	    len > (family == 4 ? 32 : 128) || host_bits(addr, family == 4 ? 4 : 16, len)) {
+		char path[32];
+
+		snprintf(path, sizeof(path), "changes[%u]", d->n);
+		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
+				    "not a prefix change (kind %d, family %d, length %u)", kind,
+				    family, len);
+	}
+	op = grow(d, NULL);
+	if (op == NULL)
 		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
-	memset(op, 0, sizeof(*op));
 	op->kind = (uint8_t)kind;
 	op->family = (uint8_t)family;
 	op->len = len;
 	op->region = region;
 	memcpy(op->addr, addr, family == 4 ? 4 : 16);
-	op->index = d->n++;
 	return 0;
 }
 
 int fwd_delta_add_text(struct fwd_delta *d, enum fwd_delta_kind kind, uint16_t region,
 		       const char *prefix, const char *path, struct fwd_err *e)
 {
-	char a[64], *slash, *end;
-	uint8_t addr[16] = {0};
+	char addr[64], *end;
+	const char *slash = strchr(prefix, '/');
 	unsigned long len;
-	int family;
+	uint8_t a[16] = {0};
+	int fam;
+	struct fwd_delta_op *op;
 
-	if (strlen(prefix) >= sizeof(a) || (slash = strchr(prefix, '/')) == NULL)
+	if (path == NULL)
+		path = "";
+	if (slash == NULL || (size_t)(slash - prefix) >= sizeof(addr) || slash[1] < '0' ||
+	    slash[1] > '9')
 		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
-				    "'%.80s' is not a prefix (ADDRESS/LENGTH)", prefix);
-	memcpy(a, prefix, (size_t)(slash - prefix));
-	a[slash - prefix] = '\0';
-	family = strchr(a, ':') ? 6 : 4;
+				    "'%.64s' is not a prefix (ADDRESS/LENGTH)", prefix);
+	memcpy(addr, prefix, (size_t)(slash - prefix));
+	addr[slash - prefix] = '\0';
+	errno = 0;
 	len = strtoul(slash + 1, &end, 10);
-	if (inet_pton(family == 4 ? AF_INET : AF_INET6, a, addr) != 1 || *end || end == slash + 1 ||
-	    len > (family == 4 ? 32u : 128u))
+	if (*end || errno || slash[1] == '\0')
 		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
-				    "'%.80s' is not a prefix (ADDRESS/LENGTH)", prefix);
-	if (host_bits(family, addr, (unsigned)len))
-		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path, "host bits set in '%s'",
-				    prefix);
-	if (fwd_delta_add_bin(d, kind, region, family, addr, (uint8_t)len, e)) {
-		if (e)
-			snprintf(e->path, sizeof(e->path), "%s", path);
-		return -ENOMEM;
+				    "'%.64s' has a bad prefix length", prefix);
+	fam = strchr(addr, ':') ? 6 : 4;
+	if (inet_pton(fam == 4 ? AF_INET : AF_INET6, addr, a) != 1)
+		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
+				    "'%s' is not a valid IPv%d address", addr, fam);
+	if (len > (fam == 4 ? 32u : 128u))
+		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
+				    "IPv%d prefix length %lu is out of range 0..%u", fam, len,
+				    fam == 4 ? 32u : 128u);
+	if (host_bits(a, fam == 4 ? 4 : 16, (uint8_t)len)) {
+		char buf[64];
+		struct fwd_delta_op tmp = {.family = (uint8_t)fam, .len = (uint8_t)len};
+
+		memcpy(tmp.addr, a, 16);
+		for (unsigned i = 0; i < 16; i++) {
+			unsigned keep = len >= (i + 1) * 8 ? 8 : (len > i * 8 ? len - i * 8 : 0);
+
+			tmp.addr[i] &= keep ? (uint8_t)(0xff << (8 - keep)) : 0;
+		}
+		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
+				    "host bits set in '%.64s' (did you mean %s?)", prefix,
+				    fwd_delta_prefix_str(&tmp, buf, sizeof(buf)));
 	}
+	op = grow(d, path);
+	if (op == NULL)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	op->kind = (uint8_t)kind;
+	op->family = (uint8_t)fam;
+	op->len = (uint8_t)len;
+	op->region = region;
+	memcpy(op->addr, a, 16);
 	return 0;
 }
 
 const char *fwd_delta_prefix_str(const struct fwd_delta_op *op, char *buf, size_t len)
 {
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(op->family == 4 ? AF_INET : AF_INET6, op->addr, a, sizeof(a));
-	snprintf(buf, len, "%s/%u", a, op->len);
-	return buf;
+	return fwd_nest_str(op->family, op->addr, op->len, buf, len);
 }
 
-static int op_cmp(const void *x, const void *y)
+/* ---- the table's prefixes as 16-byte keys -------------------------------- */
+
+static void p4_key(const struct fwd_prefix4 *p, uint8_t a[16])
+{
+	memset(a, 0, 16);
+	a[0] = (uint8_t)(p->addr >> 24);
+	a[1] = (uint8_t)(p->addr >> 16);
+	a[2] = (uint8_t)(p->addr >> 8);
+	a[3] = (uint8_t)p->addr;
+}
+
+static uint32_t key_u32(const uint8_t *a)
+{
+	return (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+}
+
+/* Order of validated tables: address, then length. */
+static int cmp_key(const uint8_t *a, uint8_t alen, const uint8_t *b, uint8_t blen)
+{
+	int r = memcmp(a, b, 16);
+
+	if (r)
+		return r;
+	return alen < blen ? -1 : alen > blen;
+}
+
+/* A family's prefixes of a table, sorted. */
+struct side {
+	int fam;
+	uint32_t n;
+	const struct fwd_prefix4 *p4;
+	const struct fwd_prefix6 *p6;
+};
+
+static void side_key(const struct side *s, uint32_t i, uint8_t a[16], uint8_t *len,
+		     uint16_t *region)
+{
+	if (s->fam == 4) {
+		p4_key(&s->p4[i], a);
+		*len = s->p4[i].len;
+		*region = s->p4[i].region;
+	} else {
+		memcpy(a, s->p6[i].addr, 16);
+		*len = s->p6[i].len;
+		*region = s->p6[i].region;
+	}
+}
+
+/* First index whose key is not below (@a, @len). */
+static uint32_t lower_bound(const struct side *s, const uint8_t *a, uint8_t len)
+{
+	uint32_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		uint8_t k[16], kl;
+		uint16_t r;
+
+		side_key(s, mid, k, &kl, &r);
+		if (cmp_key(k, kl, a, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Index of exactly (@a, @len), or UINT32_MAX. */
+static uint32_t find(const struct side *s, const uint8_t *a, uint8_t len)
+{
+	uint32_t i = lower_bound(s, a, len);
+	uint8_t k[16], kl;
+	uint16_t r;
+
+	if (i == s->n)
+		return UINT32_MAX;
+	side_key(s, i, k, &kl, &r);
+	return cmp_key(k, kl, a, len) == 0 ? i : UINT32_MAX;
+}
+
+static void mask_key(const uint8_t *a, uint8_t len, uint8_t out[16])
+{
+	for (unsigned i = 0; i < 16; i++) {
+		unsigned keep = len >= (i + 1) * 8 ? 8 : (len > i * 8 ? len - i * 8 : 0);
+
+		out[i] = a[i] & (keep ? (uint8_t)(0xff << (8 - keep)) : 0);
+	}
+}
+
+/* The nearest prefix of @s that covers (@a, @len) strictly (shorter), by
+ * trying every shorter length the family has: index or UINT32_MAX. */
+static uint32_t nearest_cover(const struct side *s, const uint8_t *lens, const uint8_t *a,
+			      uint8_t len)
+{
+	for (int l = (int)len - 1; l >= 0; l--) {
+		uint8_t m[16];
+		uint32_t i;
+
+		if (!lens[l])
+			continue;
+		mask_key(a, (uint8_t)l, m);
+		if ((i = find(s, m, (uint8_t)l)) != UINT32_MAX)
+			return i;
+	}
+	return UINT32_MAX;
+}
+
+/* ---- apply ------------------------------------------------------------------ */
+
+/* Sort order of changes: family, address, length, then request order. */
+static int cmp_op(const void *x, const void *y)
 {
 	const struct fwd_delta_op *a = x, *b = y;
 	int r;
 
 	if (a->family != b->family)
 		return a->family < b->family ? -1 : 1;
-	r = memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16);
-	if (r)
+	if ((r = cmp_key(a->addr, a->len, b->addr, b->len)))
 		return r;
-	if (a->len != b->len)
-		return a->len < b->len ? -1 : 1;
+	if (a->kind != b->kind) /* a move's removal before its add */
+		return a->kind == FWD_DELTA_REMOVE ? -1 : 1;
 	return a->index < b->index ? -1 : a->index > b->index;
 }
 
-static int p4_cmp(const void *x, const void *y)
+/* The merge of one family: the old prefixes minus the removed plus the added. */
+static int merge(const struct side *old, const struct fwd_delta_op *ops, uint32_t nops, int fam,
+		 void **out, uint32_t *nout)
 {
-	const struct fwd_prefix4 *a = x, *b = y;
+	uint32_t added = 0, removed = 0, i = 0, j = 0, k = 0;
+	size_t sz = fam == 4 ? sizeof(struct fwd_prefix4) : sizeof(struct fwd_prefix6);
+	uint8_t *arr;
 
-	if (a->addr != b->addr)
-		return a->addr < b->addr ? -1 : 1;
-	return a->len < b->len ? -1 : a->len > b->len;
-}
+	for (uint32_t m = 0; m < nops; m++)
+		ops[m].kind == FWD_DELTA_ADD ? added++ : removed++;
+	*nout = old->n + added - removed;
+	arr = malloc(sz * (*nout ? *nout : 1));
+	if (arr == NULL)
+		return -ENOMEM;
+	/* Runs of untouched prefixes are copied whole: the cost is one binary
+	 * search per change plus a memcpy of the table. */
+	const uint8_t *src = fam == 4 ? (const uint8_t *)old->p4 : (const uint8_t *)old->p6;
 
-static int p6_cmp(const void *x, const void *y)
-{
-	const struct fwd_prefix6 *a = x, *b = y;
-	int r = memcmp(a->addr, b->addr, 16);
+	for (j = 0; j < nops; j++) {
+		uint32_t at = lower_bound(old, ops[j].addr, ops[j].len);
 
-	if (r)
-		return r;
-	return a->len < b->len ? -1 : a->len > b->len;
-}
+		if (at < i) /* a move's add, after its removal */
+			at = i;
 
-/* The region holding @op's prefix in @t (0: none), and its position. */
-static uint16_t holder(const struct fwd_table *t, const struct fwd_delta_op *op, long *at)
-{
-	if (op->family == 4) {
-		struct fwd_prefix4 k = {.len = op->len}, *p;
+		if (at > i)
+			memcpy(arr + sz * k, src + sz * i, sz * (at - i));
+		k += at - i;
+		i = at;
+		if (ops[j].kind == FWD_DELTA_REMOVE) {
+			i++; /* it is there: fwd_delta_apply checked */
+			continue;
+		}
+		if (fam == 4) {
+			struct fwd_prefix4 *p = (struct fwd_prefix4 *)(arr + sz * k++);
 
-		k.addr = (uint32_t)op->addr[0] << 24 | (uint32_t)op->addr[1] << 16 |
-			 (uint32_t)op->addr[2] << 8 | op->addr[3];
-		p = bsearch(&k, t->prefix4, t->nprefix4, sizeof(k), p4_cmp);
-		*at = p ? p - t->prefix4 : -1;
-		return p ? p->region : 0;
+			*p = (struct fwd_prefix4){.addr = key_u32(ops[j].addr),
+						  .len = ops[j].len,
+						  .region = ops[j].region};
+		} else {
+			struct fwd_prefix6 *p = (struct fwd_prefix6 *)(arr + sz * k++);
+
+			memset(p, 0, sizeof(*p));
+			memcpy(p->addr, ops[j].addr, 16);
+			p->len = ops[j].len;
+			p->region = ops[j].region;
+		}
 	}
-	struct fwd_prefix6 k = {.len = op->len}, *p;
+	if (old->n > i)
+		memcpy(arr + sz * k, src + sz * i, sz * (old->n - i));
+	k += old->n - i;
+	(void)k;
+	*out = arr;
+	return 0;
+}
 
-	memcpy(k.addr, op->addr, 16);
-	p = bsearch(&k, t->prefix6, t->nprefix6, sizeof(k), p6_cmp);
-	*at = p ? p - t->prefix6 : -1;
-	return p ? p->region : 0;
+static void lens_of(const struct side *s, uint8_t lens[129])
+{
+	memset(lens, 0, 129);
+	for (uint32_t i = 0; i < s->n; i++)
+		lens[s->fam == 4 ? s->p4[i].len : s->p6[i].len] = 1;
+}
+
+/* Residency of what a family's changes touch, in the new table: every added
+ * prefix against its nearest cover, and the prefixes that an added or
+ * removed prefix becomes or stops being the nearest cover of (the top
+ * level of its range) against their new nearest cover. */
+static int check_nesting(const struct fwd_table *nt, const struct fwd_class *c,
+			 const struct side *s, const struct fwd_delta_op *ops, uint32_t nops,
+			 const struct fwd_delta *d, struct fwd_err *e)
+{
+	uint8_t lens[129];
+
+	lens_of(s, lens);
+	for (uint32_t m = 0; m < nops; m++) {
+		const struct fwd_delta_op *op = &ops[m];
+		char ib[64], ob[64], pb[64];
+		uint8_t a[16], len, hi[16];
+		uint16_t region;
+		uint32_t cov = nearest_cover(s, lens, op->addr, op->len), i;
+		uint16_t cov_region = FWD_REGION_UNKNOWN;
+		uint8_t ca[16], clen = 0;
+
+		if (cov != UINT32_MAX)
+			side_key(s, cov, ca, &clen, &cov_region);
+		if (op->kind == FWD_DELTA_ADD && cov != UINT32_MAX &&
+		    fwd_residency_protects(nt, cov_region) &&
+		    fwd_residency_check_pair(nt, c, op->region, cov_region,
+					     fwd_delta_prefix_str(op, ib, sizeof(ib)),
+					     fwd_nest_str(s->fam, ca, clen, ob, sizeof(ob)), 0,
+					     op_path(d, op->index, pb, sizeof(pb)), e))
+			return -EPERM;
+		/* The top level of the change's range: their nearest cover is
+		 * the added prefix, or with a removal the removed one's cover. */
+		uint16_t outer = op->kind == FWD_DELTA_ADD ? op->region : cov_region;
+		const uint8_t *oa = op->kind == FWD_DELTA_ADD ? op->addr : ca;
+		uint8_t olen = op->kind == FWD_DELTA_ADD ? op->len : clen;
+
+		if (outer == FWD_REGION_UNKNOWN || !fwd_residency_protects(nt, outer))
+			continue;
+		memcpy(hi, op->addr, 16);
+		for (unsigned b = op->len; b < (s->fam == 4 ? 32u : 128u); b++)
+			hi[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+		i = lower_bound(s, op->addr, (uint8_t)(op->len + 1));
+		uint8_t top[16], toplen = 0;
+		int have_top = 0;
+
+		for (; i < s->n; i++) {
+			side_key(s, i, a, &len, &region);
+			if (memcmp(a, hi, 16) > 0)
+				break;
+			if (!fwd_nest_covers(op->addr, op->len, a, len) || len == op->len)
+				continue;
+			if (have_top && fwd_nest_covers(top, toplen, a, len))
+				continue; /* under a nearer cover inside the range */
+			memcpy(top, a, 16);
+			toplen = len;
+			have_top = 1;
+			if (region != outer &&
+			    fwd_residency_check_pair(nt, c, region, outer,
+						     fwd_nest_str(s->fam, a, len, ib, sizeof(ib)),
+						     fwd_nest_str(s->fam, oa, olen, ob, sizeof(ob)),
+						     0, op_path(d, op->index, pb, sizeof(pb)), e))
+				return -EPERM;
+		}
+	}
+	return 0;
 }
 
 int fwd_delta_apply(const struct fwd_table *t, const struct fwd_delta *d, struct fwd_table **out,
 		    struct fwd_delta *effective, struct fwd_delta_stats *stats, struct fwd_err *e)
 {
+	struct side old[2] = {{.fam = 4, .n = t->nprefix4, .p4 = t->prefix4},
+			      {.fam = 6, .n = t->nprefix6, .p6 = t->prefix6}};
 	struct fwd_delta_stats st = {0};
-	struct fwd_delta_op *sorted = NULL;
-	uint8_t *gone4 = NULL, *gone6 = NULL;
-	struct fwd_prefix4 *p4 = NULL;
-	struct fwd_prefix6 *p6 = NULL;
-	uint32_t n4 = 0, n6 = 0, eff = 0;
-	char path[32], pfx[64];
-	int rc = -ENOMEM;
+	struct fwd_delta_op *ops = NULL;
+	struct fwd_table *nt = NULL;
+	void *arr[2] = {NULL, NULL};
+	uint32_t narr[2] = {0, 0}, nops = 0, nfam4 = 0;
+	char pb[FWD_DELTA_PATH_MAX + 16], xb[64];
+	uint8_t *move = NULL; /* per change (request order): half of a move */
+	int rc = 0;
 
 	*out = NULL;
 	if (effective)
 		memset(effective, 0, sizeof(*effective));
+	/* Sorted, a prefix named twice is two neighbours. Allowed only as a
+	 * move: its removal from one region and its add to another. */
+	ops = malloc(sizeof(*ops) * (d->n ? d->n : 1));
+	move = calloc(d->n ? d->n : 1, 1);
+	if (ops == NULL || move == NULL) {
+		free(move);
+		free(ops);
+		return fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "", "out of memory");
+	}
+	memcpy(ops, d->ops, sizeof(*ops) * d->n);
+	for (uint32_t i = 0; i < d->n; i++)
+		ops[i].index = i;
+	qsort(ops, d->n, sizeof(*ops), cmp_op);
+	for (uint32_t i = 1; i < d->n; i++) {
+		const struct fwd_delta_op *x = &ops[i - 1], *y = &ops[i];
+
+		if (x->family != y->family || cmp_key(x->addr, x->len, y->addr, y->len))
+			continue;
+		if (x->kind == FWD_DELTA_REMOVE && y->kind == FWD_DELTA_ADD &&
+		    x->region != y->region &&
+		    (i + 1 == d->n || ops[i + 1].family != y->family ||
+		     cmp_key(ops[i + 1].addr, ops[i + 1].len, y->addr, y->len))) {
+			move[x->index] = move[y->index] = 1;
+			continue;
+		}
+		{
+			uint32_t first = x->index < y->index ? x->index : y->index;
+			uint32_t second = x->index < y->index ? y->index : x->index;
+			char fb[FWD_DELTA_PATH_MAX + 16];
+
+			snprintf(fb, sizeof(fb), "%s", op_path(d, first, pb, sizeof(pb)));
+			rc = fwd_err_fail(e, FWD_R_INVALID_DELTA, t->source, 0,
+					  op_path(d, second, pb, sizeof(pb)),
+					  "prefix %s is named twice in this change (also %s)",
+					  fwd_delta_prefix_str(y, xb, sizeof(xb)), fb);
+			goto out;
+		}
+	}
+	/* Each change against the table, in the order given: the first bad
+	 * one is the one named. */
 	for (uint32_t i = 0; i < d->n; i++) {
 		const struct fwd_delta_op *op = &d->ops[i];
-		long at;
-		uint16_t h;
+		const struct side *s = &old[op->family == 6];
+		uint32_t at;
+		uint8_t a[16], len;
+		uint16_t held = FWD_REGION_UNKNOWN;
 
-		snprintf(path, sizeof(path), "changes[%u]", op->index);
-		fwd_delta_prefix_str(op, pfx, sizeof(pfx));
-		if (op->region == 0 || op->region >= t->nregions)
-			return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
-					    "no region %u in the table", op->region);
-		h = holder(t, op, &at);
-		if (op->kind == FWD_DELTA_ADD && h && h != op->region)
-			return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
-					    "prefix %s is held by region '%s'", pfx,
-					    t->region_names[h]);
-		if (op->kind == FWD_DELTA_REMOVE && h != op->region)
-			return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
-					    "prefix %s is not in region '%s'", pfx,
-					    t->region_names[op->region]);
-	}
-	sorted = malloc(sizeof(*sorted) * (d->n ? d->n : 1));
-	if (sorted == NULL)
-		goto oom;
-	memcpy(sorted, d->ops, sizeof(*sorted) * d->n);
-	qsort(sorted, d->n, sizeof(*sorted), op_cmp);
-	for (uint32_t i = 1; i < d->n; i++)
-		if (sorted[i].family == sorted[i - 1].family &&
-		    sorted[i].len == sorted[i - 1].len &&
-		    !memcmp(sorted[i].addr, sorted[i - 1].addr, 16)) {
-			snprintf(path, sizeof(path), "changes[%u]", sorted[i].index);
-			rc = fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
-					  "prefix %s is named twice in the batch",
-					  fwd_delta_prefix_str(&sorted[i], pfx, sizeof(pfx)));
-			free(sorted);
-			return rc;
+		if (op->region == FWD_REGION_UNKNOWN || op->region >= t->nregions) {
+			rc = fwd_err_fail(e, FWD_R_INVALID_DELTA, t->source, 0,
+					  op_path(d, i, pb, sizeof(pb)),
+					  "region id %u is not a region of the table", op->region);
+			goto out;
 		}
-	gone4 = calloc(t->nprefix4 + 1, 1);
-	gone6 = calloc(t->nprefix6 + 1, 1);
-	if (gone4 == NULL || gone6 == NULL)
-		goto oom;
+		at = find(s, op->addr, op->len);
+		if (at != UINT32_MAX)
+			side_key(s, at, a, &len, &held);
+		if (op->kind == FWD_DELTA_ADD && at != UINT32_MAX && held != op->region &&
+		    !move[i]) {
+			rc = fwd_err_fail(e, FWD_R_INVALID_DELTA, t->source, 0,
+					  op_path(d, i, pb, sizeof(pb)),
+					  "prefix %s is held by region '%s', not '%s': remove it "
+					  "there in the same change to move it",
+					  fwd_delta_prefix_str(op, xb, sizeof(xb)),
+					  t->region_names[held], t->region_names[op->region]);
+			goto out;
+		}
+		if (op->kind == FWD_DELTA_REMOVE && (at == UINT32_MAX || held != op->region)) {
+			if (at == UINT32_MAX)
+				rc = fwd_err_fail(e, FWD_R_INVALID_DELTA, t->source, 0,
+						  op_path(d, i, pb, sizeof(pb)),
+						  "prefix %s is not in region '%s'",
+						  fwd_delta_prefix_str(op, xb, sizeof(xb)),
+						  t->region_names[op->region]);
+			else
+				rc = fwd_err_fail(e, FWD_R_INVALID_DELTA, t->source, 0,
+						  op_path(d, i, pb, sizeof(pb)),
+						  "prefix %s is not in region '%s' but in '%s'",
+						  fwd_delta_prefix_str(op, xb, sizeof(xb)),
+						  t->region_names[op->region],
+						  t->region_names[held]);
+			goto out;
+		}
+	}
+	/* Adds of prefixes their region holds drop out (no-ops). */
 	for (uint32_t i = 0; i < d->n; i++) {
-		struct fwd_delta_op *op = &sorted[i];
-		long at;
-		uint16_t h = holder(t, op, &at);
+		const struct fwd_delta_op *op = &ops[i];
+		const struct side *s = &old[op->family == 6];
+		uint32_t at = find(s, op->addr, op->len);
 
-		if (op->kind == FWD_DELTA_ADD && h) {
+		if (op->kind == FWD_DELTA_ADD && at != UINT32_MAX && !move[op->index]) {
 			st.unchanged++;
 			continue;
 		}
-		if (op->kind == FWD_DELTA_REMOVE)
-			(op->family == 4 ? gone4 : gone6)[at] = 1;
 		if (op->family == 4)
 			op->kind == FWD_DELTA_ADD ? st.added4++ : st.removed4++;
 		else
 			op->kind == FWD_DELTA_ADD ? st.added6++ : st.removed6++;
-		sorted[eff++] = *op;
+		ops[nops++] = *op;
+		nfam4 += op->family == 4;
 	}
 	if (stats)
 		*stats = st;
-	if (eff == 0) {
-		free(sorted);
-		free(gone4);
-		free(gone6);
-		return 0;
+	if (nops == 0)
+		goto out; /* nothing changes: no table */
+	if (merge(&old[0], ops, nfam4, 4, &arr[0], &narr[0]) ||
+	    merge(&old[1], ops + nfam4, nops - nfam4, 6, &arr[1], &narr[1])) {
+		free(arr[0]);
+		free(arr[1]);
+		rc = fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "", "out of memory");
+		goto out;
 	}
-	p4 = malloc(sizeof(*p4) * (t->nprefix4 + st.added4 + 1));
-	p6 = malloc(sizeof(*p6) * (t->nprefix6 + st.added6 + 1));
-	if (p4 == NULL || p6 == NULL)
-		goto oom;
-	for (uint32_t i = 0; i < t->nprefix4; i++)
-		if (!gone4[i])
-			p4[n4++] = t->prefix4[i];
-	for (uint32_t i = 0; i < t->nprefix6; i++)
-		if (!gone6[i])
-			p6[n6++] = t->prefix6[i];
-	for (uint32_t i = 0; i < eff; i++) {
-		const struct fwd_delta_op *op = &sorted[i];
-
-		if (op->kind != FWD_DELTA_ADD)
-			continue;
-		if (op->family == 4) {
-			struct fwd_prefix4 *p = &p4[n4++];
-
-			memset(p, 0, sizeof(*p));
-			p->addr = (uint32_t)op->addr[0] << 24 | (uint32_t)op->addr[1] << 16 |
-				  (uint32_t)op->addr[2] << 8 | op->addr[3];
-			p->len = op->len;
-			p->region = op->region;
-		} else {
-			struct fwd_prefix6 *p = &p6[n6++];
-
-			memset(p, 0, sizeof(*p));
-			memcpy(p->addr, op->addr, 16);
-			p->len = op->len;
-			p->region = op->region;
-		}
+	nt = fwd_table_with_prefixes(t, arr[0], narr[0], arr[1], narr[1]);
+	if (nt == NULL) {
+		rc = fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "", "out of memory");
+		goto out;
 	}
-	qsort(p4, n4, sizeof(*p4), p4_cmp);
-	qsort(p6, n6, sizeof(*p6), p6_cmp);
-	free(gone4);
-	free(gone6);
-	gone4 = gone6 = NULL;
-	*out = fwd_table_with_prefixes(t, p4, n4, p6, n6);
-	p4 = NULL;
-	p6 = NULL;
-	if (*out == NULL)
-		goto oom;
+	if (t->nresidency) {
+		struct fwd_class *c = fwd_class_build(nt);
+		struct side ns[2] = {{.fam = 4, .n = nt->nprefix4, .p4 = nt->prefix4},
+				     {.fam = 6, .n = nt->nprefix6, .p6 = nt->prefix6}};
+
+		if (c == NULL)
+			rc = fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "", "out of memory");
+		else if (check_nesting(nt, c, &ns[0], ops, nfam4, d, e) ||
+			 check_nesting(nt, c, &ns[1], ops + nfam4, nops - nfam4, d, e))
+			rc = -EPERM;
+		fwd_class_free(c);
+		if (rc)
+			goto out;
+	}
 	if (effective) {
-		effective->ops = sorted;
-		effective->n = effective->cap = eff;
-	} else {
-		free(sorted);
+		effective->ops = ops;
+		effective->n = effective->cap = nops;
+		ops = NULL;
 	}
-	return 0;
-oom:
-	free(sorted);
-	free(gone4);
-	free(gone6);
-	free(p4);
-	free(p6);
-	return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	*out = nt;
+	nt = NULL;
+out:
+	fwd_table_free(nt);
+	free(move);
+	free(ops);
+	return rc;
 }
+
+/* ---- packing ---------------------------------------------------------------- */
 
 uint8_t *fwd_delta_pack(const struct fwd_delta *d, size_t *len)
 {
-	uint8_t *b = calloc(d->n ? d->n : 1, REC);
+	uint8_t *buf = calloc(d->n ? d->n : 1, REC);
 
-	if (b == NULL)
+	if (buf == NULL)
 		return NULL;
 	for (uint32_t i = 0; i < d->n; i++) {
-		uint8_t *r = b + (size_t)i * REC;
+		uint8_t *r = buf + (size_t)i * REC;
 		const struct fwd_delta_op *op = &d->ops[i];
 
 		r[0] = op->kind;
@@ -317,26 +593,41 @@ uint8_t *fwd_delta_pack(const struct fwd_delta *d, size_t *len)
 		memcpy(r + 8, op->addr, 16);
 	}
 	*len = (size_t)d->n * REC;
-	return b;
+	return buf;
 }
 
 int fwd_delta_unpack(const uint8_t *buf, size_t len, struct fwd_delta *d, struct fwd_err *e)
 {
 	memset(d, 0, sizeof(*d));
-	if (len % REC)
-		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, "",
-				    "%zu bytes are not whole 24-byte records", len);
-	for (size_t i = 0; i < len / REC; i++) {
-		const uint8_t *r = buf + i * REC;
+	if (len % REC || len / REC > UINT32_MAX / 2)
+		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, "changes",
+				    "%zu bytes are not whole changes of %d bytes", len, REC);
+	d->cap = (uint32_t)(len / REC);
+	d->ops = calloc(d->cap ? d->cap : 1, sizeof(*d->ops));
+	if (d->ops == NULL)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	for (uint32_t i = 0; i < d->cap; i++) {
+		const uint8_t *r = buf + (size_t)i * REC;
+		struct fwd_delta_op *op = &d->ops[i];
+		int fam = r[1];
 
-		if ((r[0] != FWD_DELTA_ADD && r[0] != FWD_DELTA_REMOVE) ||
-		    fwd_delta_add_bin(d, r[0], (uint16_t)(r[4] << 8 | r[5]), r[1], r + 8, r[2],
-				      e)) {
+		if ((r[0] != FWD_DELTA_ADD && r[0] != FWD_DELTA_REMOVE) || (fam != 4 && fam != 6) ||
+		    r[2] > (fam == 4 ? 32 : 128) || r[3] || r[6] || r[7] ||
+		    (fam == 4 && (r[12] | r[13] | r[14] | r[15] | r[16] | r[17] | r[18] | r[19] |
+				  r[20] | r[21] | r[22] | r[23])) ||
+		    host_bits(r + 8, fam == 4 ? 4 : 16, r[2])) {
 			fwd_delta_clear(d);
-			return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, "",
-					    "record %zu is not a prefix change", i);
+			return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, "changes",
+					    "change %u is malformed", i);
 		}
+		op->kind = r[0];
+		op->family = (uint8_t)fam;
+		op->len = r[2];
+		op->region = (uint16_t)(r[4] << 8 | r[5]);
+		memcpy(op->addr, r + 8, 16);
+		op->index = i;
 	}
+	d->n = d->cap;
 	return 0;
 }
 
@@ -346,23 +637,34 @@ uint64_t fwd_delta_hash(uint64_t base, const uint8_t *packed, size_t len)
 
 	for (int i = 0; i < 8; i++)
 		b[i] = (uint8_t)(base >> (8 * i));
-	return fwd_hash64_update(fwd_hash64(b, 8), packed, len);
+	return fwd_hash64_update(fwd_hash64(b, sizeof(b)), packed, len);
 }
 
-static void *dup(const void *p, size_t n)
-{
-	void *q = malloc(n ? n : 1);
+/* ---- a table with other prefixes --------------------------------------------- */
 
+static void *dup_mem(const void *p, size_t n)
+{
+	void *q;
+
+	if (p == NULL)
+		return NULL;
+	q = malloc(n ? n : 1);
 	if (q && n)
 		memcpy(q, p, n);
 	return q;
 }
 
+#define DUP(field, n)                                                                              \
+	do {                                                                                       \
+		c->field = dup_mem(t->field, sizeof(*t->field) * (size_t)(n));                     \
+		if (t->field && c->field == NULL)                                                  \
+			goto fail;                                                                 \
+	} while (0)
+
 struct fwd_table *fwd_table_with_prefixes(const struct fwd_table *t, struct fwd_prefix4 *p4,
 					  uint32_t n4, struct fwd_prefix6 *p6, uint32_t n6)
 {
 	struct fwd_table *c = calloc(1, sizeof(*c));
-	int bad = 0;
 
 	if (c == NULL) {
 		free(p4);
@@ -370,38 +672,77 @@ struct fwd_table *fwd_table_with_prefixes(const struct fwd_table *t, struct fwd_
 		return NULL;
 	}
 	*c = *t;
+	/* Nothing shared: every pointer is replaced before anything can fail
+	 * (fwd_table_free of a half-copied table frees only copies). */
+	c->region_names = NULL;
+	c->service_names = NULL;
+	c->ranges = NULL;
+	c->links = NULL;
+	c->groups = NULL;
+	c->policies = NULL;
+	c->residency = NULL;
+	c->nresidency = 0;
+	c->content = NULL;
+	c->ncontent = 0;
+	memset(&c->filters, 0, sizeof(c->filters));
 	c->prefix4 = p4;
 	c->nprefix4 = n4;
 	c->prefix6 = p6;
 	c->nprefix6 = n6;
-#define DUP(f, n) bad |= (c->f = dup(t->f, sizeof(*t->f) * (n))) == NULL
 	DUP(region_names, t->nregions);
 	DUP(service_names, t->nservices);
 	DUP(ranges, t->nranges);
 	DUP(links, t->nlinks);
 	DUP(groups, t->ngroups);
 	DUP(policies, t->npolicies);
-	DUP(residency, t->nresidency);
+	c->filters = t->filters;
+	c->filters.rules = NULL;
+	c->filters.prefix4 = NULL;
+	c->filters.prefix6 = NULL;
+	c->filters.ranges = NULL;
 	DUP(filters.rules, t->filters.nrules);
 	DUP(filters.prefix4, t->filters.nprefix4);
 	DUP(filters.prefix6, t->filters.nprefix6);
 	DUP(filters.ranges, t->filters.nranges);
-	DUP(content, t->ncontent);
-#undef DUP
-	for (uint16_t i = 0; !bad && i < t->nresidency; i++)
-		bad |= (c->residency[i].services =
-				dup(t->residency[i].services,
-				    sizeof(uint16_t) * t->residency[i].nservices)) == NULL;
-	for (uint32_t i = 0; !bad && i < t->ncontent; i++) {
-		struct fwd_content_rule *r = &c->content[i];
-
-		r->pattern = strdup(t->content[i].pattern);
-		r->services = dup(t->content[i].services, sizeof(uint16_t) * r->nservices);
-		r->regions = dup(t->content[i].regions, sizeof(uint16_t) * r->nregions);
-		bad |= r->pattern == NULL || r->services == NULL || r->regions == NULL;
+	if (t->residency) {
+		c->residency = calloc(t->nresidency ? t->nresidency : 1, sizeof(*c->residency));
+		if (c->residency == NULL)
+			goto fail;
+		for (uint16_t i = 0; i < t->nresidency; i++) {
+			c->residency[i] = t->residency[i];
+			c->residency[i].services = NULL;
+			c->nresidency = (uint16_t)(i + 1);
+			c->residency[i].services =
+				dup_mem(t->residency[i].services,
+					sizeof(uint16_t) * t->residency[i].nservices);
+			if (t->residency[i].services && c->residency[i].services == NULL)
+				goto fail;
+		}
 	}
-	if (bad) { /* leaks on a half-made copy: a stand-in */
-		return NULL;
+	if (t->content) {
+		c->content = calloc(t->ncontent ? t->ncontent : 1, sizeof(*c->content));
+		if (c->content == NULL)
+			goto fail;
+		for (uint32_t i = 0; i < t->ncontent; i++) {
+			const struct fwd_content_rule *r = &t->content[i];
+			struct fwd_content_rule *q = &c->content[i];
+
+			*q = *r;
+			q->pattern = NULL;
+			q->services = NULL;
+			q->regions = NULL;
+			c->ncontent = i + 1;
+			q->pattern = r->pattern ? strdup(r->pattern) : NULL;
+			q->services = dup_mem(r->services, sizeof(uint16_t) * r->nservices);
+			q->regions = dup_mem(r->regions, sizeof(uint16_t) * r->nregions);
+			if ((r->pattern && q->pattern == NULL) ||
+			    (r->services && q->services == NULL) ||
+			    (r->regions && q->regions == NULL))
+				goto fail;
+		}
 	}
 	return c;
+fail:
+	fwd_table_free(c);
+	return NULL;
 }
