@@ -340,7 +340,7 @@ static int read_list(struct scan *s, const char *at, uint32_t i, enum fwd_delta_
 {
 	const char *name = kind == FWD_DELTA_ADD ? "add" : "remove";
 	struct scan l = {.p = at, .end = s->end, .start = s->start, .e = s->e};
-	char pfx[64];
+	char pfx[64], path[FWD_DELTA_PATH_MAX];
 	size_t n;
 	int more = 1;
 
@@ -356,7 +356,9 @@ static int read_list(struct scan *s, const char *at, uint32_t i, enum fwd_delta_
 				     "changes[%u].%s[%u]", i, name, j);
 		if (str(&l, pfx, sizeof(pfx), &n))
 			return -1;
-		if (n >= sizeof(pfx) || fwd_delta_add_text(&q->d, kind, region, pfx, "", s->e)) {
+		/* The delta keeps it: fwd_delta_apply()'s refusals name it. */
+		snprintf(path, sizeof(path), "changes[%u].%s[%u]", i, name, j);
+		if (n >= sizeof(pfx) || fwd_delta_add_text(&q->d, kind, region, pfx, path, s->e)) {
 			if (n >= sizeof(pfx))
 				fwd_err_fail(s->e, FWD_R_INVALID_DELTA, NULL, 0, "",
 					     "'%.40s...' is not a prefix (ADDRESS/LENGTH)", pfx);
@@ -368,8 +370,8 @@ static int read_list(struct scan *s, const char *at, uint32_t i, enum fwd_delta_
 			snprintf(s->e->path, sizeof(s->e->path), "changes[%u].%s[%u]", i, name, j);
 			return s->e->reason_code == FWD_R_INTERNAL ? -ENOMEM : -EINVAL;
 		}
-		/* Its position in the request: what fwd_delta_apply() names, and
-		 * ctl_prefixes_locate() maps back. */
+		/* Its position in the request: what ctl_prefixes_locate() maps
+		 * back when a refusal names it so. */
 		q->d.ops[q->d.n - 1].index = q->d.n - 1;
 		more = next(&l, ']');
 	}
@@ -548,8 +550,8 @@ void ctl_prefixes_locate(const char *body, size_t len, struct fwd_err *e)
 	char key[48], rest[200];
 	int more = 1, k;
 
-	if (sscanf(e->path, "changes[%u]%199s", &want, rest) < 1)
-		return;
+	if (sscanf(e->path, "changes[%u]%199s", &want, rest) != 1)
+		return; /* not "changes[K]" alone: it names the change already */
 	if (lit(&s, '{'))
 		return;
 	while (more > 0 && (k = field(&s, body_keys, key, sizeof(key))) != -2) {

@@ -31,8 +31,9 @@ struct ctl_prefixes_req {
 	char author[64]; /* "" when not given */
 	char comment[256];
 	uint32_t nchanges; /* objects in "changes" */
-	/* Every prefix in request order, op i's index being i (what
-	 * ctl_prefixes_locate() maps back); fwd_delta_clear() it. */
+	/* Every prefix in request order, op i's index being i, each with its
+	 * path ("changes[i].add[j]") for fwd_delta_apply()'s refusals;
+	 * fwd_delta_clear() it. */
 	struct fwd_delta d;
 };
 
