@@ -1425,6 +1425,36 @@ static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__Status
 	return pushed && (st->seeded || r->generation->id > cur->id);
 }
 
+/* The whole document of what regionfwd runs (@tr): its document, or, when
+ * deltas were applied since, the model of that document with them applied
+ * (malloc'd). NULL with @e. */
+static const char *adopted_doc(const Regionfwd__Ctl__TableReply *tr, size_t *len, struct fwd_err *e)
+{
+	struct fwd_table *t;
+	char *text = NULL;
+
+	*len = tr->document.len;
+	if (tr->n_deltas == 0)
+		return (const char *)tr->document.data;
+	t = fwd_table_parse((const char *)tr->document.data, tr->document.len, "adopted", -1, e);
+	for (size_t i = 0; t && i < tr->n_deltas; i++) {
+		struct fwd_delta d = {0};
+		struct fwd_table *nt = NULL;
+
+		if (fwd_delta_unpack(tr->deltas[i].data, tr->deltas[i].len, &d, e) == 0 &&
+		    fwd_delta_apply(t, &d, &nt, NULL, NULL, e) == 0 && nt == NULL)
+			fwd_err_fail(e, FWD_R_DATAPLANE_BROKEN, NULL, 0, "",
+				     "regionfwd's delta %zu changes nothing", i);
+		fwd_delta_clear(&d);
+		fwd_table_free(t);
+		t = nt;
+	}
+	if (t && (text = model_text(t, len)) == NULL)
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	fwd_table_free(t);
+	return text;
+}
+
 /* Record what regionfwd runs as a new generation of regiond's (no push:
  * regionfwd runs it already), keeping its id when this regiond has not
  * used it, so the box's generation id does not go back. When it cannot be
@@ -1438,6 +1468,8 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 	char why[sizeof(((struct fwd_err *)0)->reason) + 32], who[sizeof(st->who)],
 		comment[sizeof(((struct ctl_gen *)0)->comment)];
 	struct fwd_err e = {0};
+	const char *doc;
+	size_t len;
 	int64_t got;
 
 	/* A fetch is the whole document: not more than once in 5 s. */
@@ -1449,12 +1481,17 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 		snprintf(why, sizeof(why), "fetching it failed: %s", e.reason);
 		goto refused;
 	}
-	/* The document of a generation regionfwd made from deltas does not
-	 * hash to its name (a chain hash): it is recorded under that name. */
 	if (tr->generation == NULL || tr->generation->hash != hash) {
 		/* It changed between the status and the fetch: next tick. */
 		protobuf_c_message_free_unpacked(&tr->base, NULL);
 		return -1;
+	}
+	/* A generation regionfwd made from deltas is its document with them
+	 * applied, named by a chain hash: recorded whole under that name. */
+	if ((doc = adopted_doc(tr, &len, &e)) == NULL) {
+		protobuf_c_message_free_unpacked(&tr->base, NULL);
+		snprintf(why, sizeof(why), "%s", e.reason);
+		goto refused;
 	}
 	snprintf(comment, sizeof(comment),
 		 "adopted: regionfwd ran generation %" PRIu64 " (%016" PRIx64
@@ -1464,10 +1501,11 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 		st->next_id = id; /* its own id: spent here from now on */
 	snprintf(who, sizeof(who), "%s", st->who);
 	snprintf(st->who, sizeof(st->who), "regiond (adopted from regionfwd)");
-	got = apply_gen(st, (const char *)tr->document.data, tr->document.len,
-			fwd_hash64(tr->document.data, tr->document.len) == hash ? 0 : hash,
-			"regiond", comment, -1, 0, 0, &e);
+	got = apply_gen(st, doc, len, fwd_hash64(doc, len) == hash ? 0 : hash, "regiond", comment,
+			-1, 0, 0, &e);
 	snprintf(st->who, sizeof(st->who), "%s", who);
+	if (doc != (const char *)tr->document.data)
+		free((char *)doc);
 	protobuf_c_message_free_unpacked(&tr->base, NULL);
 	if (got <= 0) {
 		snprintf(why, sizeof(why), "%s", got == 0 ? "it is already current" : e.reason);

@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -186,6 +187,21 @@ def test_table_rollback_and_restarts(box, tmp_path):
     assert region_by_explain(box, "10.1.0.1")["region"] == "india"
     assert region_by_explain(box, "10.2.0.1")["region"] == "unknown"
     assert box.status()["generation"] == want
+    # Two more deltas run as deltas; then a regiond with an empty state
+    # adopts what regionfwd runs: its document with its deltas applied,
+    # under regionfwd's chain hash, with nothing pushed over it.
+    for p in ("10.3.0.0/16", "10.4.0.0/16"):
+        code, r = post(box, [{"region": "india", "add": [p]}])
+        assert code == 200, r
+    m8, want = model(box), box.status()["generation"]
+    box.rd.terminate()
+    box.rd.wait(30)
+    shutil.rmtree(box.state)
+    box.start_regiond()
+    s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(box.status()), timeout=20,
+                 what="the running table adopted")
+    assert (s["generation"]["id"], s["generation"]["hash"]) == (want["id"], want["hash"]), s
+    assert model(box) == m8 and s["alarm"] is None
 
 
 def test_retention_folds_checkpoints(tmp_path):
