@@ -378,6 +378,10 @@ static void h_prefixes(struct ctl_api *api, const struct req *q, struct reply *r
 		/* fwd_delta_apply names the change by its position in the batch;
 		 * the client knows it as changes[i].add[j]. */
 		ctl_prefixes_locate(q->body, q->len, &e);
+		/* The table's name without a line says nothing the path does not:
+		 * the batch is not a document. */
+		if (e.line == 0)
+			e.file[0] = '\0';
 		reply_err(r, &e);
 		goto out;
 	}
