@@ -633,23 +633,46 @@ static void h_health(struct ctl_api *api, const struct req *q, struct reply *r)
 static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	const struct ctl_gen *g = ctl_state_current(api->st);
-	const char *doc;
+	const char *doc, *model;
+	char *gen = NULL, *dtext = NULL;
+	json_t *gj = NULL, *ds = NULL;
 	struct fwd_err e;
-	size_t len;
+	size_t len, mlen, tlen;
+	FILE *f;
 
 	(void)q;
 	if (g == NULL) {
 		reply_simple(r, FWD_R_NO_TABLE, "", "no table yet");
 		return;
 	}
-	/* A delta generation's document is its model, written once and cached. */
-	if ((doc = ctl_state_doc(api->st, g, &len, &e)) == NULL) {
+	/* The model's text is made once per generation and cached (a delta
+	 * generation's document is that same text): a 1M-prefix table is not
+	 * written out again for every read. The answer is put together as text. */
+	if ((model = ctl_state_model_text(api->st, &mlen, &e)) == NULL ||
+	    (doc = ctl_state_doc(api->st, g, &len, &e)) == NULL) {
 		reply_err(r, &e);
 		return;
 	}
-	r->status = 200;
-	r->body = json_pack("{s:o, s:o, s:s%}", "generation", gen_json(g), "model",
-			    ctl_model(api->st->table), "document", doc, len);
+	gen = json_dumps(gj = gen_json(g), JSON_COMPACT | JSON_SORT_KEYS);
+	ds = json_stringn(doc, len);
+	dtext = ds ? json_dumps(ds, JSON_ENCODE_ANY) : NULL;
+	if (gen && dtext && (f = open_memstream(&r->text, &tlen)) != NULL) {
+		fprintf(f, "{\"document\": %s, \"generation\": %s, \"model\": ", dtext, gen);
+		fwrite(model, 1, mlen, f);
+		fputs("}\n", f);
+		if (fclose(f) == 0)
+			r->status = 200;
+	}
+	if (r->status != 200) {
+		free(r->text);
+		r->text = NULL;
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+	}
+	r->ctype = "application/json";
+	json_decref(gj);
+	json_decref(ds);
+	free(gen);
+	free(dtext);
 }
 
 /* A read's call to regionfwd (ROUTE_DP): on the reads' own connection,

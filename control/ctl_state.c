@@ -39,7 +39,6 @@ static void gen_file(char *buf, size_t len, uint64_t id, enum ctl_gen_kind kind)
 }
 
 /* The text of a hash in history.json: 16 hex digits. */
-
 static void hexhash(uint64_t h, char out[17])
 {
 	snprintf(out, 17, "%016" PRIx64, h);
@@ -538,16 +537,13 @@ static char *model_text(const struct fwd_table *t, size_t *len)
 	return text;
 }
 
-const char *ctl_state_doc(struct ctl_state *st, const struct ctl_gen *g, size_t *len,
-			  struct fwd_err *e)
+/* Generation @g's table's model text, from the cache or made (and cached). */
+static const char *gen_model_text(struct ctl_state *st, const struct ctl_gen *g, size_t *len,
+				  struct fwd_err *e)
 {
 	struct fwd_table *t;
 	char *text;
 
-	if (g->kind == CTL_GEN_DOCUMENT) {
-		*len = g->len;
-		return g->doc;
-	}
 	if (st->cache_id == g->id && st->cache_doc) {
 		*len = st->cache_len;
 		return st->cache_doc;
@@ -571,6 +567,27 @@ const char *ctl_state_doc(struct ctl_state *st, const struct ctl_gen *g, size_t 
 	st->cache_len = *len;
 	st->cache_id = g->id;
 	return text;
+}
+
+const char *ctl_state_doc(struct ctl_state *st, const struct ctl_gen *g, size_t *len,
+			  struct fwd_err *e)
+{
+	if (g->kind == CTL_GEN_DOCUMENT) {
+		*len = g->len;
+		return g->doc;
+	}
+	return gen_model_text(st, g, len, e);
+}
+
+const char *ctl_state_model_text(struct ctl_state *st, size_t *len, struct fwd_err *e)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	if (cur == NULL) {
+		fwd_err_fail(e, FWD_R_NO_TABLE, NULL, 0, "", "no table yet");
+		return NULL;
+	}
+	return gen_model_text(st, cur, len, e);
 }
 
 int ctl_state_runs(const struct ctl_state *st, uint64_t hash)

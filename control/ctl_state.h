@@ -223,6 +223,12 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 const char *ctl_state_doc(struct ctl_state *st, const struct ctl_gen *g, size_t *len,
 			  struct fwd_err *e);
 
+/** The current generation's model (ctl_model) as compact JSON text: a delta
+ *  generation's document, cached with it (ctl_state_doc). The pointer rules
+ *  are ctl_state_doc's: a write may keep it across a wait on regionfwd,
+ *  as reads only ever cache the current generation's. NULL with @e. */
+const char *ctl_state_model_text(struct ctl_state *st, size_t *len, struct fwd_err *e);
+
 /** The table of generation @g (fwd_table_free), replayed like ctl_state_doc;
  *  NULL with @e. */
 struct fwd_table *ctl_state_gen_table(const struct ctl_state *st, const struct ctl_gen *g,
