@@ -81,8 +81,13 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	char *text;
 	int rc;
 
-	for (unsigned i = 0; i < st->nhist; i++)
-		json_array_append_new(gens, gen_record(&st->hist[i]));
+	for (unsigned i = 0; i < st->nhist; i++) {
+		json_t *r = gen_record(&st->hist[i]);
+
+		if (r && i < st->hidden) /* kept for a listed delta's chain only */
+			json_object_set_new(r, "hidden", json_true());
+		json_array_append_new(gens, r);
+	}
 	json_object_set_new(root, "next_id", json_integer((json_int_t)st->next_id));
 	json_object_set_new(root, "generations", gens);
 	json_object_set_new(root, "pending",
@@ -108,12 +113,32 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	return 0;
 }
 
-/* The record of generation @id (history or pending), or NULL. */
+/* Note generation @id's files (@mask: 1 its document, 2 its delta) for
+ * deletion once a history without them is durable. -1 out of memory. */
+static int gone_add(struct ctl_state *st, uint64_t id, unsigned mask)
+{
+	if (st->ngone == st->capgone) {
+		unsigned cap = st->capgone ? st->capgone * 2 : 16;
+		void *g = realloc(st->gone, sizeof(*st->gone) * cap);
+
+		if (g == NULL)
+			return -1;
+		st->gone = g;
+		st->capgone = cap;
+	}
+	st->gone[st->ngone].id = id;
+	st->gone[st->ngone++].mask = mask;
+	return 0;
+}
+
+/* The record of generation @id (history, hidden ones included, or
+ * pending), or NULL. */
 static const struct ctl_gen *referenced(const struct ctl_state *st, uint64_t id)
 {
-	const struct ctl_gen *g = ctl_state_find(st, id);
-
-	return g ? g : st->has_pending && st->pending.id == id ? &st->pending : NULL;
+	for (unsigned i = 0; i < st->nhist; i++)
+		if (st->hist[i].id == id)
+			return &st->hist[i];
+	return st->has_pending && st->pending.id == id ? &st->pending : NULL;
 }
 
 /* Every generation file in the state directory must be one the history
@@ -408,6 +433,14 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		snprintf(where, sizeof(where), "generations[%zu]", i);
 		if (load_record(st, v, where, g, e))
 			goto out;
+		if (json_is_true(json_object_get(v, "hidden"))) {
+			if (st->hidden != st->nhist) {
+				fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, where,
+					     "a hidden generation after a listed one");
+				goto out;
+			}
+			st->hidden++;
+		}
 		st->nhist++;
 		if (check_chain(st, st->nhist > 1 ? &st->hist[st->nhist - 2] : NULL, g, e))
 			goto out;
@@ -438,6 +471,13 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		goto out;
 	if (check_documents(st, disk_next, e))
 		goto out;
+	if (st->hidden && st->hidden + 2 > st->nhist) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "generations",
+			     "%u of %u generations hidden: the current one and the one before it "
+			     "are always listed",
+			     st->hidden, st->nhist);
+		goto out;
+	}
 	if (st->nhist && (st->table = replay(st, st->nhist - 1, 1, e)) == NULL)
 		goto out;
 	rc = 0;
@@ -483,6 +523,7 @@ void ctl_state_close(struct ctl_state *st)
 	free(st->pending.doc);
 	free(st->pending.changes);
 	free(st->cache_doc);
+	free(st->gone);
 	free(st->hist);
 	fwd_table_free(st->table);
 	json_decref(st->dp_report);
@@ -498,7 +539,7 @@ const struct ctl_gen *ctl_state_current(const struct ctl_state *st)
 
 const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id)
 {
-	for (unsigned i = 0; i < st->nhist; i++)
+	for (unsigned i = st->hidden; i < st->nhist; i++)
 		if (st->hist[i].id == id)
 			return &st->hist[i];
 	return NULL;
@@ -844,8 +885,6 @@ static int fold(struct ctl_state *st, unsigned i)
 	size_t len = 0;
 	int rc = -1;
 
-	if (st->ngone >= sizeof(st->gone) / sizeof(st->gone[0]))
-		return -1;
 	t = i + 1 == st->nhist ? NULL : ctl_state_gen_table(st, g, &e);
 	if (i + 1 == st->nhist || t) /* the current one's table is st->table */
 		text = model_text(t ? t : st->table, &len);
@@ -868,18 +907,52 @@ static int fold(struct ctl_state *st, unsigned i)
 		g->doc_hash = fwd_hash64(text, len);
 		g->checkpoint = 1;
 		text = NULL;
-		st->gone[st->ngone].id = g->id;
-		st->gone[st->ngone++].mask = 2;
+		/* Its delta file goes once the checkpoint is recorded (out of
+		 * memory here: the next start removes it, as a fold's leftover). */
+		gone_add(st, g->id, 2);
 	}
 	free(text);
 	return rc;
 }
 
+/* Retention: the oldest generations beyond --keep stop being listed
+ * (never the current one nor the one before it, the last good). Their
+ * files go once no listed generation replays from them: everything before
+ * the document the oldest listed generation replays from. Deltas chaining
+ * from a hidden document keep it until --keep generations are hidden; then
+ * the oldest listed delta is folded into a checkpoint (fold) and they all
+ * go. A fold writes the whole table, so it is paid once per --keep changes,
+ * not at every change; one that fails (logged) leaves them hidden, and is
+ * tried again at the next change. */
+static void retain(struct ctl_state *st)
+{
+	unsigned b;
+
+	while (st->nhist - st->hidden > st->keep && st->nhist - st->hidden > 2)
+		st->hidden++;
+	if (st->hidden && st->hidden >= st->keep && st->hist[st->hidden].kind == CTL_GEN_DELTA)
+		fold(st, st->hidden);
+	for (b = st->hidden; b > 0 && st->hist[b].kind == CTL_GEN_DELTA; b--)
+		;
+	for (unsigned i = 0; i < b; i++) {
+		if (gone_add(st, st->hist[i].id, 3)) {
+			b = i; /* out of memory: the rest is dropped next time */
+			break;
+		}
+		free(st->hist[i].doc);
+		free(st->hist[i].changes);
+	}
+	if (b == 0)
+		return;
+	memmove(st->hist, st->hist + b, sizeof(*st->hist) * (st->nhist - b));
+	st->nhist -= b;
+	st->hidden -= b;
+}
+
 /* The pending generation runs: make it current, in memory and on disk.
- * Retention drops the oldest generations beyond --keep, never the current
- * one nor the one before it (the last good), folding a delta that would
- * lose its base into a checkpoint first (fold), and deletes their files
- * only once a history without them is durable (ctl_state_save). If that
+ * Retention (retain) stops listing the oldest generations beyond --keep and
+ * deletes their files only once a history without them is durable
+ * (ctl_state_save). If that
  * history cannot be written, regionfwd runs the generation and the disk
  * still says pending: said in the log, and resolved at the next start by
  * what regionfwd runs. @unsaved: an automatic revert whose write-ahead
@@ -902,17 +975,7 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	st->has_pending = 0;
 	fwd_table_free(st->table);
 	st->table = t;
-	while (st->nhist > st->keep && st->nhist > 2 &&
-	       st->ngone + 1 < sizeof(st->gone) / sizeof(st->gone[0])) {
-		if (st->hist[1].kind == CTL_GEN_DELTA && fold(st, 1))
-			break; /* kept longer rather than unproducible; tried again next time */
-		st->gone[st->ngone].id = st->hist[0].id;
-		st->gone[st->ngone++].mask = 3;
-		free(st->hist[0].doc);
-		free(st->hist[0].changes);
-		memmove(st->hist, st->hist + 1, sizeof(*st->hist) * (st->nhist - 1));
-		st->nhist--;
-	}
+	retain(st);
 	if (unsaved) {
 		/* Neither document nor record may be on disk: written in that
 		 * order by ctl_state_persist_unsaved(), never the record alone. */
@@ -1621,7 +1684,7 @@ json_t *ctl_state_history(const struct ctl_state *st)
 {
 	json_t *a = json_array();
 
-	for (unsigned i = st->nhist; i-- > 0;) {
+	for (unsigned i = st->nhist; i-- > st->hidden;) {
 		const struct ctl_gen *g = &st->hist[i];
 		char h[17];
 

@@ -14,8 +14,9 @@
  * prefix changes, fwd_delta.h), each file written atomically (write, fsync,
  * rename, fsync the directory), so a SIGKILL at any instant leaves either
  * the old or the new state. The oldest generation kept is always a
- * document: retention folds a delta whose base it prunes into a checkpoint
- * document first, so every listed generation can be produced.
+ * document: before retention deletes a document a listed delta chains
+ * from, it folds that delta into a checkpoint document, so every listed
+ * generation can be produced.
  *
  * Locking (regiond's threads: the API's, the main loop): every call is made
  * with *st->lock held. A call that may change the state or talk to
@@ -84,6 +85,12 @@ struct ctl_state {
 	unsigned keep;
 	struct ctl_gen *hist; /* oldest first; the last one is current */
 	unsigned nhist;
+	/* The first @hidden of hist are past --keep: not listed, found or
+	 * rolled back to, kept (with their files) only because a listed delta
+	 * chains from them. Once --keep of them pile up, retention folds the
+	 * oldest listed delta into a checkpoint and drops them all: one fold of
+	 * the whole table per --keep changes, not per change. */
+	unsigned hidden;
 	struct fwd_table *table; /* current, validated */
 	struct ctl_dp *dp;
 	int dp_timeout_ms;
@@ -114,8 +121,8 @@ struct ctl_state {
 	struct {
 		uint64_t id;
 		unsigned mask;
-	} gone[16];
-	unsigned ngone;
+	} * gone;
+	unsigned ngone, capgone;
 	/* The whole document of one generation produced from its table's
 	 * model (ctl_state_doc): a current delta generation is read whole
 	 * (GET /v1/table, a push after regionfwd restarted) without writing

@@ -225,6 +225,14 @@ def test_retention_folds_checkpoints(tmp_path):
             code, r = b.http("POST", "/v1/rollback", {"generation": gen})
             assert code == 200, r
             assert model(b) == models[gen]
+        # Past --keep a generation is no longer listed nor rolled back to,
+        # though its file stays while listed deltas chain from it: the
+        # whole table is folded once per --keep changes, not at each.
+        code, h = b.http("GET", "/v1/history")
+        assert [g["id"] for g in h["history"]] == [8, 7, 6], h
+        code, r = b.http("POST", "/v1/rollback", {"generation": 4})
+        assert code == 404 and r["error"]["code"] == "unknown_generation", r
+        assert os.path.exists(os.path.join(b.state, "gen-4.doc"))
         # A restart replays checkpoint + deltas.
         want = b.status()["generation"]
         b.rd.terminate()
