@@ -64,7 +64,8 @@ struct dp_ctx {
 	pthread_t builder;
 	int building; /* builder runs (joined by the control thread only) */
 	const struct fwd_table *build_from; /* the builder's input: pub.gen's table */
-	struct dp_fibs built;
+	struct dp_fibs built; /* the builder's output (and input, with replay) */
+	struct fwd_delta replay; /* the delta to replay onto built, or none: build whole */
 	int built_rc;
 	/* The deltas applied since the running chain's document (ctx->doc):
 	 * OP_TABLE answers with both, and the saved journal holds them. */
