@@ -328,7 +328,9 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 				    "push the generation whole",
 				    (unsigned long long)base_hash,
 				    (unsigned long long)(cur ? cur->hash : 0));
-	if (fwd_delta_hash(base_hash, packed, len) != hash)
+	if (hash == 0) /* the sender leaves it to us (the reply says it) */
+		hash = fwd_delta_hash(base_hash, packed, len);
+	else if (fwd_delta_hash(base_hash, packed, len) != hash)
 		return fwd_err_fail(err, FWD_R_BAD_REQUEST, NULL, 0, "hash",
 				    "the hash does not name these changes on this base");
 	if (expired(deadline_ns, err)) {

@@ -111,7 +111,7 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
  * must be @base_hash (else -ESTALE, delta_base_mismatch): validated with
  * fwd_delta_apply() like regiond did, applied to the standby FIBs and
  * published as generation @id with hash @hash, which must be
- * fwd_delta_hash(@base_hash, @packed). Nothing but the FIBs and the table
+ * fwd_delta_hash(@base_hash, @packed) (0: computed here). Nothing but the FIBs and the table
  * is rebuilt; counters carry on. Control thread only.
  * @return 0 published, or -errno with @err filled (nothing changed)
  */
