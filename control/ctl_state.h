@@ -194,7 +194,9 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 void ctl_state_close(struct ctl_state *st);
 
 /** The current generation, or NULL when there is none yet. The pointers
- * these return are invalidated by ctl_state_apply() (it grows the history). */
+ * these return are invalidated by ctl_state_apply() and
+ * ctl_state_apply_delta() (they grow the history). ctl_state_find() finds
+ * listed generations only, not those retention hides. */
 const struct ctl_gen *ctl_state_current(const struct ctl_state *st);
 const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id);
 
