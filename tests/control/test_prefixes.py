@@ -346,3 +346,38 @@ def test_large_batch_is_fast(box):
     assert "10.0.0.0/24" in r["error"]["reason"], r
     print(f"{n} prefixes applied in {took:.2f} s, refused in {refused:.2f} s")
     assert refused < 5, refused
+
+
+@pytest.mark.parametrize("runs_it", [True, False], ids=["regionfwd-runs-it", "regionfwd-does-not"])
+def test_interrupted_delta_is_resolved_by_what_regionfwd_runs(tmp_path, runs_it):
+    """A delta's pending record (regiond killed between its write-ahead and
+    its commit) becomes current if regionfwd runs it, and is dropped (its
+    file with it) if not."""
+    b = Box(tmp_path, f"pfx-pending-{int(runs_it)}")
+    try:
+        code, r = post(b, [{"region": "india", "add": ["10.1.0.0/16"]}])
+        assert code == 200 and r["generation"] == 2, r
+        chain = r["hash"]
+        b.rd.terminate()
+        b.rd.wait(30)
+        hist = os.path.join(b.state, "history.json")
+        h = json.load(open(hist))
+        h["pending"] = h["generations"].pop()  # as if killed before the commit
+        assert h["pending"]["kind"] == "delta"
+        json.dump(h, open(hist, "w"))
+        if not runs_it:  # regionfwd restarted on its file: it never ran it
+            b.fwd.terminate()
+            b.fwd.wait(30)
+            b.start_fwd(extra=("--start-on", "table"))
+        b.start_regiond()
+        wait_for(lambda: json.load(open(hist))["pending"] is None, what="regiond resolves the pending delta")
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     what="regiond in sync")
+        assert s["generation"]["id"] == (2 if runs_it else 1), s
+        assert (s["generation"]["hash"] == chain) == runs_it
+        assert os.path.exists(os.path.join(b.state, "gen-2.delta")) == runs_it
+        assert (region_by_explain(b, "10.1.0.1")["region"] == "india") == runs_it
+        code, r = post(b, [{"region": "india", "add": ["10.2.0.0/16"]}])
+        assert code == 200 and r["generation"] == 3, r  # ids never reused
+    finally:
+        b.stop()
