@@ -102,6 +102,9 @@ def test_batches_noop_errors_history(box, tmp_path):
          "10.5.0/16"),
         ([{"region": "india", "add": ["10.6.0.1/16"]}], "invalid_delta", "changes[0].add[0]", "10.6.0.1/16"),
         ([{"region": "india", "add": ["2001:db9::1/32"]}], "invalid_delta", "changes[0].add[0]", "2001:db9::1/32"),
+        # Nested in India's protected block, it would steer India's sync users to Singapore.
+        ([{"region": "singapore", "add": ["103.21.5.0/24"]}], "residency_violation", "changes[0].add[0]",
+         "103.21.5.0/24"),
         ([{"region": "india", "add": [5]}], "bad_request", "changes[0].add[0]", "prefix string"),
         ([{"region": "india", "add": "10.7.0.0/16"}], "bad_request", "changes[0].add", "list"),
         ([{"region": "india", "add": [], "color": "red"}], "bad_request", "changes[0].color", "unknown field"),
@@ -111,6 +114,7 @@ def test_batches_noop_errors_history(box, tmp_path):
     for changes, code_name, path, words in bad:
         code, r = post(box, changes)
         want = 400 if code_name == "bad_request" else 422
+        assert box.gen() == gen
         assert code == want and r["error"]["code"] == code_name, (changes, r)
         assert r["error"]["path"] == path and words in r["error"]["reason"], (changes, r)
     for raw, path in ((b'{"changes": [{"region": "india", "add": ["10.8.0.0/16"]}]', ""),
