@@ -516,6 +516,10 @@ int ctl_prefixes_parse(const char *body, size_t len, const struct fwd_table *t,
 	}
 	return 0;
 fail:
+	/* Paths and reasons quote the body's names, cut to fit: keep them
+	 * valid UTF-8 for the JSON answer. */
+	fwd_utf8_clean(e->path);
+	fwd_utf8_clean(e->reason);
 	fwd_delta_clear(&q->d);
 	return rc == -ENOMEM ? -ENOMEM : -EINVAL;
 }
