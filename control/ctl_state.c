@@ -1296,7 +1296,9 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 			 st->unsaved_id);
 		return -1;
 	}
-	if (precheck(st, expected, e))
+	/* Every delta, the API's or a feed's: a revert armed by commit-confirm
+	 * goes back to a table without it, and its target must stay listed. */
+	if (precheck(st, expected, e) || ctl_confirm_none_pending(st, e))
 		return -1;
 	if (cur == NULL || st->table == NULL) {
 		fwd_err_fail(e, FWD_R_NO_TABLE, NULL, 0, "",

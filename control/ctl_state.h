@@ -214,8 +214,9 @@ const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id);
  * @param stats     when not NULL, what the batch does (also for a no-op)
  * @return the new generation id (> 0); 0 when every change is a no-op; or
  *         -1 with @e filled and nothing changed (invalid_delta,
- *         residency_violation, stale_generation, no_table, persist_failed,
- *         the dataplane's reasons)
+ *         residency_violation, stale_generation, confirm_pending while a
+ *         commit-confirm change awaits its confirmation, no_table,
+ *         persist_failed, the dataplane's reasons)
  */
 int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, const char *author,
 			      const char *comment, int64_t expected, struct fwd_delta_stats *stats,

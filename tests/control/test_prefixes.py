@@ -142,6 +142,16 @@ def test_batches_noop_errors_history(box, tmp_path):
     assert rc == 0 and f"generation {gen + 1}" in out, err
     rc, out, err = box.ctl("prefixes", "add", "india", str(f), "--expected-generation", str(gen))
     assert rc == 1 and "stale_generation" in err, err
+    # A change awaiting its commit-confirm holds batches back, as other writes.
+    doc = json.dumps(model(box)).replace('"10.8.0.0/16"', '"10.8.0.0/17"')
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": gen + 1,
+                                           "confirm_timeout_s": 60})
+    assert code == 200 and r["confirm_by"], r
+    code, r = post(box, [{"region": "india", "add": ["10.10.0.0/16"]}])
+    assert code == 409 and r["error"]["code"] == "confirm_pending", r
+    assert box.ctl("confirm")[0] == 0
+    code, r = post(box, [{"region": "india", "add": ["10.10.0.0/16"]}])
+    assert code == 200 and r["generation"] == gen + 3, r
 
 
 def test_table_rollback_and_restarts(box, tmp_path):
