@@ -87,7 +87,7 @@ int main(int argc, char **argv)
 		struct rte_fib6 *f6;
 		uint64_t t0;
 
-		if (dp_fib_build(t, 0, &f4, &f6, &bytes, &fi, &err)) {
+		if (dp_fib_build(t, NULL, &f4, &f6, &bytes, &fi, &err)) {
 			fprintf(stderr, "%s:%u: %s\n", err.file, err.line, err.reason);
 			return 1;
 		}

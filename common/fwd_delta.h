@@ -51,9 +51,14 @@ struct fwd_delta_op {
 	uint32_t index; /* position in the request: errors name changes[index] */
 };
 
+#define FWD_DELTA_PATH_MAX 48
+
 struct fwd_delta {
 	uint32_t n, cap;
 	struct fwd_delta_op *ops;
+	/* Per change, how errors name it ("changes[2].add[17]"): kept only
+	 * when fwd_delta_add_text() was given paths; else "changes[i]". */
+	char (*paths)[FWD_DELTA_PATH_MAX];
 };
 
 /* What fwd_delta_apply() did. */

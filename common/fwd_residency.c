@@ -1,6 +1,8 @@
 #include "fwd_residency.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,39 +37,257 @@ static int violation(const struct fwd_table *t, const struct fwd_residency *r, u
 	return -EPERM;
 }
 
+/* The first link of cell (@region, @s) that rule @r does not allow, with how
+ * the cell's policy uses it; NULL when the cell keeps to the rule. */
+static const struct fwd_link *cell_breaks(const struct fwd_table *t, const struct fwd_class *c,
+					  const struct fwd_residency *r, uint16_t region,
+					  uint16_t s, uint32_t *pid_out, char *how, size_t howlen)
+{
+	uint32_t pid = c->matrix[(uint32_t)region * t->nservices + s];
+	const struct fwd_policy *p = &t->policies[pid];
+
+	*pid_out = pid;
+	if (p->action == FWD_ACT_LINK && !fwd_link_allowed(&t->links[p->target], r)) {
+		snprintf(how, howlen, "steers to");
+		return &t->links[p->target];
+	}
+	if (p->action == FWD_ACT_GROUP) {
+		const struct fwd_group *g = &t->groups[p->target];
+
+		for (uint16_t m = 0; m < g->nmembers; m++) {
+			const struct fwd_link *l = &t->links[g->members[m].link];
+
+			if (g->members[m].weight && !fwd_link_allowed(l, r)) {
+				snprintf(how, howlen, "steers to group '%s' with", g->name);
+				return l;
+			}
+		}
+	}
+	if (p->mirror != FWD_LINK_NONE && !fwd_link_allowed(&t->links[p->mirror], r)) {
+		snprintf(how, howlen, "mirrors to");
+		return &t->links[p->mirror];
+	}
+	return NULL;
+}
+
+static int rule_services(const struct fwd_residency *r, uint16_t k)
+{
+	return r->nservices == 1 && r->services[0] == FWD_ANY ? k : r->services[k];
+}
+
+static uint16_t rule_nservices(const struct fwd_table *t, const struct fwd_residency *r)
+{
+	return r->nservices == 1 && r->services[0] == FWD_ANY ? t->nservices : r->nservices;
+}
+
+int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *c, uint16_t inner,
+			     uint16_t outer, const char *inner_pfx, const char *outer_pfx,
+			     uint32_t line, const char *path, struct fwd_err *err)
+{
+	if (inner == outer)
+		return 0;
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		const struct fwd_residency *r = &t->residency[i];
+		uint16_t n = rule_nservices(t, r);
+
+		if (r->region != outer)
+			continue;
+		for (uint16_t k = 0; k < n; k++) {
+			uint16_t s = (uint16_t)rule_services(r, k);
+			char how[64], have[256], want[256];
+			uint32_t pid;
+			const struct fwd_link *l =
+				cell_breaks(t, c, r, inner, s, &pid, how, sizeof(how));
+
+			if (l == NULL)
+				continue;
+			tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, have,
+				 sizeof(have));
+			tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want,
+				 sizeof(want));
+			fwd_err_fail(
+				err, FWD_R_RESIDENCY_VIOLATION, t->source, line, path,
+				"prefix %s of region '%s' lies inside %s of region '%s' and would "
+				"take its protected traffic out: residency rule '%s' allows "
+				"service '%s' only on links tagged %s, but region '%s' %s link "
+				"'%s' (tags: %s)",
+				inner_pfx, t->region_names[inner], outer_pfx,
+				t->region_names[outer], r->name, t->service_names[s], want,
+				t->region_names[inner], how, l->name, have);
+			return -EPERM;
+		}
+	}
+	return 0;
+}
+
+int fwd_residency_protects(const struct fwd_table *t, uint16_t region)
+{
+	for (uint16_t i = 0; i < t->nresidency; i++)
+		if (t->residency[i].region == region)
+			return 1;
+	return 0;
+}
+
+/* Prefixes of one family as 16-byte keys, so the nesting walk is written once. */
+struct nest_key {
+	uint8_t a[16];
+	uint8_t len;
+	uint16_t region;
+	uint32_t line;
+};
+
+static void key_at(const struct fwd_table *t, int fam, uint32_t i, struct nest_key *k)
+{
+	memset(k->a, 0, sizeof(k->a));
+	if (fam == 4) {
+		const struct fwd_prefix4 *p = &t->prefix4[i];
+
+		k->a[0] = (uint8_t)(p->addr >> 24);
+		k->a[1] = (uint8_t)(p->addr >> 16);
+		k->a[2] = (uint8_t)(p->addr >> 8);
+		k->a[3] = (uint8_t)p->addr;
+		k->len = p->len;
+		k->region = p->region;
+		k->line = p->line;
+	} else {
+		const struct fwd_prefix6 *p = &t->prefix6[i];
+
+		memcpy(k->a, p->addr, 16);
+		k->len = p->len;
+		k->region = p->region;
+		k->line = p->line;
+	}
+}
+
+int fwd_nest_covers(const uint8_t *outer, uint8_t olen, const uint8_t *inner, uint8_t ilen)
+{
+	unsigned full = olen / 8, rest = olen % 8;
+
+	if (olen > ilen || memcmp(outer, inner, full) != 0)
+		return 0;
+	return rest == 0 || ((outer[full] ^ inner[full]) & (uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+const char *fwd_nest_str(int fam, const uint8_t *a, uint8_t len, char *buf, size_t n)
+{
+	char s[INET6_ADDRSTRLEN];
+
+	inet_ntop(fam == 4 ? AF_INET : AF_INET6, a, s, sizeof(s));
+	snprintf(buf, n, "%s/%u", s, len);
+	return buf;
+}
+
+/* Every prefix against its nearest covering prefix: prefixes sorted by
+ * address then length (as validation leaves them) put each prefix after
+ * every prefix that covers it, so one walk with a stack of the open covers
+ * finds the nearest. Pairs already found keeping to the rules are not
+ * checked again (a bitmap per protected region). */
+static int
+check_nesting_family(const struct fwd_table *t, const struct fwd_class *c, int fam,
+		     uint8_t *ok) /* 0, or 1 + the index of the first prefix that breaks a rule */
+{
+	uint32_t n = fam == 4 ? t->nprefix4 : t->nprefix6;
+	struct nest_key stack[129], k;
+	unsigned depth = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		key_at(t, fam, i, &k);
+		while (depth &&
+		       !fwd_nest_covers(stack[depth - 1].a, stack[depth - 1].len, k.a, k.len))
+			depth--;
+		if (depth && stack[depth - 1].region != k.region &&
+		    fwd_residency_protects(t, stack[depth - 1].region)) {
+			uint16_t outer = stack[depth - 1].region;
+			uint8_t *seen = &ok[(size_t)outer * t->nregions + k.region];
+
+			if (!*seen) {
+				char ib[64], ob[64], path[96];
+				int rc;
+
+				snprintf(path, sizeof(path), "%s.%s.%s", FWD_KEY_NAME(DOC, REGIONS),
+					 t->region_names[k.region], FWD_KEY_NAME(REGION, PREFIXES));
+				rc = fwd_residency_check_pair(
+					t, c, k.region, outer,
+					fwd_nest_str(fam, k.a, k.len, ib, sizeof(ib)),
+					fwd_nest_str(fam, stack[depth - 1].a, stack[depth - 1].len,
+						     ob, sizeof(ob)),
+					k.line, path, NULL);
+				if (rc)
+					return (int)(i + 1);
+				*seen = 1;
+			}
+		}
+		if (depth < sizeof(stack) / sizeof(stack[0]))
+			stack[depth++] = k;
+	}
+	return 0;
+}
+
+static int check_nesting(const struct fwd_table *t, const struct fwd_class *c, struct fwd_err *err)
+{
+	uint8_t *ok;
+	int rc = 0;
+
+	if (t->nresidency == 0)
+		return 0;
+	ok = calloc((size_t)t->nregions * t->nregions, 1);
+	if (ok == NULL)
+		return fwd_err_fail(err, FWD_R_INTERNAL, t->source, 0, "",
+				    "out of memory checking nested prefixes");
+	for (int fam = 4; fam <= 6 && rc == 0; fam += 2) {
+		uint32_t bad = (uint32_t)check_nesting_family(t, c, fam, ok);
+
+		if (bad) {
+			/* Found again with the error filled: the walk above only
+			 * says where, so the common case fills nothing. */
+			struct nest_key stack[129], k;
+			unsigned depth = 0;
+
+			for (uint32_t i = 0; i < bad; i++) {
+				key_at(t, fam, i, &k);
+				while (depth && !fwd_nest_covers(stack[depth - 1].a,
+								 stack[depth - 1].len, k.a, k.len))
+					depth--;
+				if (i + 1 == bad) {
+					char ib[64], ob[64], path[96];
+
+					snprintf(path, sizeof(path), "%s.%s.%s",
+						 FWD_KEY_NAME(DOC, REGIONS),
+						 t->region_names[k.region],
+						 FWD_KEY_NAME(REGION, PREFIXES));
+					rc = fwd_residency_check_pair(
+						t, c, k.region, stack[depth - 1].region,
+						fwd_nest_str(fam, k.a, k.len, ib, sizeof(ib)),
+						fwd_nest_str(fam, stack[depth - 1].a,
+							     stack[depth - 1].len, ob, sizeof(ob)),
+						k.line, path, err);
+					break;
+				}
+				if (depth < sizeof(stack) / sizeof(stack[0]))
+					stack[depth++] = k;
+			}
+		}
+	}
+	free(ok);
+	return rc;
+}
+
 int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, struct fwd_err *err)
 {
 	for (uint16_t i = 0; i < t->nresidency; i++) {
 		const struct fwd_residency *r = &t->residency[i];
-		int all = r->nservices == 1 && r->services[0] == FWD_ANY;
-		uint16_t n = all ? t->nservices : r->nservices;
+		uint16_t n = rule_nservices(t, r);
 
 		for (uint16_t k = 0; k < n; k++) {
-			uint16_t s = all ? k : r->services[k];
-			uint32_t pid = c->matrix[(uint32_t)r->region * t->nservices + s];
-			const struct fwd_policy *p = &t->policies[pid];
+			uint16_t s = (uint16_t)rule_services(r, k);
+			char how[64];
+			uint32_t pid;
+			const struct fwd_link *l =
+				cell_breaks(t, c, r, r->region, s, &pid, how, sizeof(how));
 
-			if (p->action == FWD_ACT_LINK && !fwd_link_allowed(&t->links[p->target], r))
-				return violation(t, r, s, pid, &t->links[p->target], "steers to",
-						 err);
-			if (p->action == FWD_ACT_GROUP) {
-				const struct fwd_group *g = &t->groups[p->target];
-
-				for (uint16_t m = 0; m < g->nmembers; m++) {
-					const struct fwd_link *l = &t->links[g->members[m].link];
-					char how[64];
-
-					snprintf(how, sizeof(how), "steers to group '%s' with",
-						 g->name);
-					if (g->members[m].weight && !fwd_link_allowed(l, r))
-						return violation(t, r, s, pid, l, how, err);
-				}
-			}
-			if (p->mirror != FWD_LINK_NONE &&
-			    !fwd_link_allowed(&t->links[p->mirror], r))
-				return violation(t, r, s, pid, &t->links[p->mirror], "mirrors to",
-						 err);
+			if (l)
+				return violation(t, r, s, pid, l, how, err);
 		}
 	}
-	return 0;
+	return check_nesting(t, c, err);
 }

@@ -26,4 +26,30 @@
  */
 int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, struct fwd_err *err);
 
+/*
+ * Nested prefixes. Longest prefix wins, so a prefix of region B inside a
+ * prefix of region A takes those addresses from A. When a residency rule
+ * protects A, that would carve A's protected users out to B's links: it is
+ * allowed only when B's policy for every service the rule protects keeps to
+ * the rule's links. fwd_residency_check() checks every prefix against its
+ * nearest covering prefix (sorted prefixes, one walk); deltas check the
+ * prefixes they change with fwd_residency_check_pair().
+ */
+
+/** 0 when region @inner nested in protected region @outer keeps to @outer's
+ *  rules, else -EPERM with @err (FWD_R_RESIDENCY_VIOLATION) naming both
+ *  prefixes (text given), the rule, the service and the link. */
+int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *c, uint16_t inner,
+			     uint16_t outer, const char *inner_pfx, const char *outer_pfx,
+			     uint32_t line, const char *path, struct fwd_err *err);
+
+/** 1 when a residency rule names region @region. */
+int fwd_residency_protects(const struct fwd_table *t, uint16_t region);
+
+/** 1 when prefix @outer/@olen covers @inner/@ilen (16-byte keys, network order). */
+int fwd_nest_covers(const uint8_t *outer, uint8_t olen, const uint8_t *inner, uint8_t ilen);
+
+/** "ADDRESS/LEN" of a 16-byte key (@fam 4: the first 4 bytes). */
+const char *fwd_nest_str(int fam, const uint8_t *a, uint8_t len, char *buf, size_t n);
+
 #endif /* FWD_RESIDENCY_H */

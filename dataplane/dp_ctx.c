@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "dp_ctx.h"
 
 #include <ctype.h>
@@ -14,6 +15,7 @@
 #include "dp_cap.h"
 #include "dp_log.h"
 #include "dp_fold.h"
+#include "ctl_model.h"
 #include "dp_saved.h"
 #include "fwd_names.h"
 #include "fwd_stages.h"
@@ -40,13 +42,216 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	pthread_mutex_lock(&ctx->lock);
 	/* Before the free: the retired generation's counters live on in the
 	 * totals. A fold that runs out of memory loses only what it could not
-	 * add (logged); forwarding is not affected. */
-	if (dp_fold_gen(ctx->totals, old))
+	 * add (logged); forwarding is not affected. A generation that handed
+	 * its counters over to a derived one (a delta) is not folded: they
+	 * are counting on in @g. */
+	if (!old->handed_over && dp_fold_gen(ctx->totals, old))
 		DP_LOG(ERR, "generation %llu: out of memory folding its counters into the totals",
 		       (unsigned long long)old->id);
 	ctx->retiring = NULL;
 	pthread_mutex_unlock(&ctx->lock);
+	if (old->handed_over) {
+		/* No worker reads them any more: they get the delta next
+		 * (dp_ctx_apply_delta) and become the standby. */
+		ctx->recycled.fib4 = old->fib4;
+		ctx->recycled.fib6 = old->fib6;
+		ctx->recycled.bytes = old->fib_bytes;
+		old->fib4 = NULL;
+		old->fib6 = NULL;
+	}
 	dp_gen_free(old);
+}
+
+/* ---- the standby FIBs ------------------------------------------------------- */
+
+static void *standby_main(void *arg)
+{
+	struct dp_ctx *ctx = arg;
+	struct fwd_err err;
+
+	if (ctx->replay.n) {
+		/* The retired generation's FIBs, which no worker reads any more
+		 * (after the grace period), get the delta the live ones got. */
+		ctx->built_rc = dp_fibs_apply(&ctx->built, &ctx->replay);
+		if (ctx->built_rc) {
+			DP_LOG(NOTICE,
+			       "the retired FIBs refused the delta's replay (%s); "
+			       "building the standby whole",
+			       strerror(-ctx->built_rc));
+			dp_fibs_free(&ctx->built);
+		} else {
+			return NULL;
+		}
+	}
+	/* Reads only the table, which the published generation owns and
+	 * which cannot be retired before this thread is joined (every
+	 * publish and delta joins it first). */
+	ctx->built_rc = dp_fibs_build(ctx->build_from, &ctx->built, &err);
+	if (ctx->built_rc)
+		DP_LOG(ERR, "standby FIBs not built: %s; the next delta builds its FIBs whole",
+		       err.reason);
+	return NULL;
+}
+
+/* Wait for the builder; its FIBs become the standby when they mirror the
+ * published generation (they always do: nothing is published meanwhile
+ * without this join). */
+static void standby_join(struct dp_ctx *ctx)
+{
+	if (!ctx->building)
+		return;
+	pthread_join(ctx->builder, NULL);
+	ctx->building = 0;
+	if (ctx->built_rc == 0 && ctx->pub.gen && ctx->build_from == ctx->pub.gen->table) {
+		dp_fibs_free(&ctx->standby);
+		ctx->standby = ctx->built;
+		ctx->standby_ok = 1;
+	} else {
+		dp_fibs_free(&ctx->built);
+	}
+	memset(&ctx->built, 0, sizeof(ctx->built));
+	fwd_delta_clear(&ctx->replay);
+}
+
+static void standby_drop(struct dp_ctx *ctx)
+{
+	standby_join(ctx);
+	dp_fibs_free(&ctx->standby);
+	ctx->standby_ok = 0;
+}
+
+/* Make the standby of the published generation in the background: from
+ * @recycled (FIBs that mirror the generation before it) with the delta
+ * @replay (taken over) when given, else built whole from its table. */
+static void standby_start(struct dp_ctx *ctx, struct dp_fibs *recycled, struct fwd_delta *replay)
+{
+	standby_drop(ctx);
+	if (recycled && replay && recycled->fib4) {
+		ctx->built = *recycled;
+		ctx->replay = *replay;
+		memset(recycled, 0, sizeof(*recycled));
+		memset(replay, 0, sizeof(*replay));
+	}
+	if (ctx->pub.gen == NULL) {
+		dp_fibs_free(&ctx->built);
+		fwd_delta_clear(&ctx->replay);
+		return;
+	}
+	ctx->build_from = ctx->pub.gen->table;
+	ctx->built_rc = -EAGAIN;
+	if (pthread_create(&ctx->builder, NULL, standby_main, ctx) != 0) {
+		DP_LOG(WARNING, "cannot start the standby FIB builder; the next delta builds its "
+				"FIBs whole");
+		dp_fibs_free(&ctx->built);
+		fwd_delta_clear(&ctx->replay);
+		return;
+	}
+	pthread_setname_np(ctx->builder, "rfwd-standby");
+	ctx->building = 1;
+}
+
+void dp_ctx_standby_stop(struct dp_ctx *ctx)
+{
+	standby_drop(ctx);
+	dp_fibs_free(&ctx->recycled);
+}
+
+/* ---- the journal of deltas since the document ---------------------------------- */
+
+static void journal_clear(struct dp_ctx *ctx)
+{
+	for (uint32_t i = 0; i < ctx->journal.n; i++)
+		free(ctx->journal.rec[i]);
+	free(ctx->journal.rec);
+	free(ctx->journal.len);
+	free(ctx->journal.id);
+	free(ctx->journal.hash);
+	memset(&ctx->journal, 0, sizeof(ctx->journal));
+}
+
+static int journal_add(struct dp_ctx *ctx, const uint8_t *packed, size_t len, uint64_t id,
+		       uint64_t hash)
+{
+	struct dp_journal *j = &ctx->journal;
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	if (j->n == j->cap) {
+		uint32_t cap = j->cap ? j->cap * 2 : 16;
+		uint8_t **rec = realloc(j->rec, sizeof(*rec) * cap);
+		size_t *lens = rec ? realloc(j->len, sizeof(*lens) * cap) : NULL;
+		uint64_t *ids = lens ? realloc(j->id, sizeof(*ids) * cap) : NULL;
+		uint64_t *hashes = ids ? realloc(j->hash, sizeof(*hashes) * cap) : NULL;
+
+		/* Each realloc that succeeded is kept (the old block is gone). */
+		if (rec)
+			j->rec = rec;
+		if (lens)
+			j->len = lens;
+		if (ids)
+			j->id = ids;
+		if (hashes == NULL) {
+			free(copy);
+			return -ENOMEM;
+		}
+		j->hash = hashes;
+		j->cap = cap;
+	}
+	memcpy(copy, packed, len);
+	j->rec[j->n] = copy;
+	j->len[j->n] = len;
+	j->id[j->n] = id;
+	j->hash[j->n++] = hash;
+	j->bytes += len;
+	return 0;
+}
+
+/* The journal is folded into a document of the running generation once it
+ * holds more than the document itself and at least node.delta_journal_bytes:
+ * a restart replays at most that much, and memory and disk stay bounded
+ * under endless churn (a BGP feed). */
+static void journal_fold(struct dp_ctx *ctx)
+{
+	const struct dp_gen *g = ctx->pub.gen;
+	uint64_t t0 = rte_get_tsc_cycles();
+	json_t *m;
+	char *doc;
+
+	if (g == NULL || ctx->journal.bytes < ctx->node.delta_journal_bytes ||
+	    ctx->journal.bytes < ctx->doc_len)
+		return;
+	m = ctl_model(g->table);
+	doc = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	json_decref(m);
+	if (doc == NULL) {
+		DP_LOG(WARNING, "out of memory folding %u deltas into a document; kept as they are",
+		       ctx->journal.n);
+		return;
+	}
+	DP_LOG(INFO,
+	       "generation %llu: %u deltas (%.1f MiB) folded into its document (%.1f MiB) in "
+	       "%.0f ms",
+	       (unsigned long long)g->id, ctx->journal.n, (double)ctx->journal.bytes / 1048576.0,
+	       (double)strlen(doc) / 1048576.0,
+	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
+	free(ctx->doc);
+	ctx->doc = doc;
+	ctx->doc_len = strlen(doc);
+	/* The document is the generation's own now, named by its hash (not
+	 * the document's): OP_TABLE says so, and so does the saved header. */
+	ctx->doc_gen_hash = g->hash;
+	ctx->doc_gen_id = g->id;
+	journal_clear(ctx);
+}
+
+static void journal_pop(struct dp_ctx *ctx)
+{
+	struct dp_journal *j = &ctx->journal;
+
+	j->n--;
+	j->bytes -= j->len[j->n];
+	free(j->rec[j->n]);
 }
 
 /* CLOCK_MONOTONIC ns: the clock regiond's push deadlines are in. */
@@ -74,10 +279,10 @@ static int expired(uint64_t deadline_ns, struct fwd_err *err)
 }
 
 static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		     const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
+		     uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
 		     struct fwd_stages *stages, struct fwd_err *err)
 {
-	uint64_t hash = fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
+	uint64_t hash = gen_hash ? gen_hash : fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
 	struct fwd_table *t;
 	struct dp_gen *g;
 	char times[512];
@@ -94,6 +299,11 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 		return -EINVAL;
 	if (id == 0)
 		id = ctx->next_gen_id;
+	/* The standby mirrors the running generation, not this one: freed
+	 * before the build, so a whole replacement's peak stays at the live
+	 * FIBs plus the new ones. */
+	standby_drop(ctx);
+	fwd_stage("drop the standby");
 	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, content_db, err);
 	if (g == NULL)
 		return -EINVAL;
@@ -118,9 +328,14 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 	g->seq = ++ctx->gen_seq;
 	fwd_stage("copy document");
 	dp_ctx_publish(ctx, g);
+	dp_fibs_free(&ctx->recycled);
 	free(ctx->doc);
 	ctx->doc = copy;
 	ctx->doc_len = len;
+	ctx->doc_gen_hash = hash;
+	ctx->doc_gen_id = g->id;
+	journal_clear(ctx);
+	standby_start(ctx, NULL, NULL);
 	fwd_stage("publish + retire");
 	DP_LOG(INFO,
 	       "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "
@@ -144,31 +359,160 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 /* Every stage of a table's way in is timed (fwd_stages.h) and logged with
  * the generation: parse, validate, build, publish. */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		 const struct fwd_hs_dbs *content_db, uint64_t deadline_ns, struct fwd_err *err)
+		 uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
+		 struct fwd_err *err)
 {
 	struct fwd_stages stages;
 	int rc;
 
 	fwd_stages_begin(&stages);
-	rc = apply_doc(ctx, buf, len, name, id, content_db, deadline_ns, &stages, err);
+	rc = apply_doc(ctx, buf, len, name, id, gen_hash, content_db, deadline_ns, &stages, err);
 	fwd_stages_end(&stages);
+	return rc;
+}
+
+int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, const char *name,
+		       uint64_t id, uint64_t base_hash, uint64_t hash, uint64_t deadline_ns,
+		       struct fwd_err *err)
+{
+	uint64_t t0 = rte_get_tsc_cycles();
+	struct dp_gen *cur = ctx->pub.gen, *g;
+	struct fwd_delta d = {0}, eff = {0};
+	struct fwd_delta_stats st;
+	struct fwd_table *t = NULL;
+	struct dp_fibs f = {0};
+	const char *path = "standby";
+	int rc;
+
+	if (cur == NULL || cur->hash != base_hash)
+		return fwd_err_fail(err, FWD_R_DELTA_BASE_MISMATCH, NULL, 0, "base_hash",
+				    "the delta applies to generation %016llx, but %016llx runs; "
+				    "push the generation whole",
+				    (unsigned long long)base_hash,
+				    (unsigned long long)(cur ? cur->hash : 0));
+	if (hash == 0) /* the sender leaves it to us (the reply says it) */
+		hash = fwd_delta_hash(base_hash, packed, len);
+	else if (fwd_delta_hash(base_hash, packed, len) != hash)
+		return fwd_err_fail(err, FWD_R_BAD_REQUEST, NULL, 0, "hash",
+				    "the hash does not name these changes on this base");
+	if (expired(deadline_ns, err)) {
+		DP_LOG(WARNING, "delta from %s refused: %s", name, err->reason);
+		return -ETIMEDOUT;
+	}
+	if ((rc = fwd_delta_unpack(packed, len, &d, err)))
+		return rc;
+	/* The same checks as regiond's: both sides hold the same table. */
+	rc = fwd_delta_apply(cur->table, &d, &t, &eff, &st, err);
+	uint64_t t_valid = rte_get_tsc_cycles(), t_fib;
+	fwd_delta_clear(&d);
+	if (rc)
+		goto out;
+	if (t == NULL) {
+		rc = fwd_err_fail(
+			err, FWD_R_BAD_REQUEST, NULL, 0, "changes",
+			"the delta changes nothing; a delta carries only effective changes");
+		goto out;
+	}
+	standby_join(ctx);
+	if (ctx->standby_ok) {
+		f = ctx->standby;
+		memset(&ctx->standby, 0, sizeof(ctx->standby));
+		ctx->standby_ok = 0;
+		if ((rc = dp_fibs_apply(&f, &eff)) != 0) {
+			/* Out of tbl8 groups or RIB nodes: FIBs with more room. */
+			DP_LOG(NOTICE, "standby FIBs refused the delta (%s); building them whole",
+			       strerror(-rc));
+			dp_fibs_free(&f);
+		}
+	}
+	if (f.fib4 == NULL) {
+		path = "built whole";
+		if ((rc = dp_fibs_build(t, &f, err)) != 0)
+			goto out;
+	}
+	t_fib = rte_get_tsc_cycles();
+	if (expired(deadline_ns, err)) {
+		/* @f mirrors no generation: the running one keeps its FIBs,
+		 * and the standby is built again. */
+		DP_LOG(WARNING, "delta from %s refused: %s", name, err->reason);
+		dp_fibs_free(&f);
+		standby_start(ctx, NULL, NULL);
+		rc = -ETIMEDOUT;
+		goto out;
+	}
+	if (id == 0)
+		id = ctx->next_gen_id;
+	if ((rc = journal_add(ctx, packed, len, id, hash)) != 0 ||
+	    (g = dp_gen_derive(cur, t, &f, id, hash)) == NULL) {
+		if (rc == 0)
+			journal_pop(ctx);
+		dp_fibs_free(&f);
+		standby_start(ctx, NULL, NULL);
+		rc = fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto out;
+	}
+	t = NULL; /* the generation's now */
+	if (g->id >= ctx->next_gen_id && g->id < UINT64_MAX)
+		ctx->next_gen_id = g->id + 1;
+	g->seq = ++ctx->gen_seq;
+	dp_ctx_publish(ctx, g);
+	uint64_t t_pub = rte_get_tsc_cycles();
+
+	journal_fold(ctx);
+	/* The retired generation's FIBs: the same delta, then the standby.
+	 * They mirrored the base; applied, they mirror @g. In the background:
+	 * the answer does not wait for it, the next delta does. */
+	standby_start(ctx, &ctx->recycled, &eff);
+	double ms = 1000.0 / (double)rte_get_tsc_hz();
+
+	DP_LOG(INFO,
+	       "generation %llu (%016llx) from %s: delta +%u -%u IPv4, +%u -%u IPv6 (FIBs %s), "
+	       "%u IPv4 + %u IPv6 prefixes, published in %.2f ms (validate %.2f, FIBs %.2f, "
+	       "swap %.2f)",
+	       (unsigned long long)g->id, (unsigned long long)hash, name, st.added4, st.removed4,
+	       st.added6, st.removed6, path, g->table->nprefix4, g->table->nprefix6,
+	       (double)(t_pub - t0) * ms, (double)(t_valid - t0) * ms,
+	       (double)(t_fib - t_valid) * ms, (double)(t_pub - t_fib) * ms);
+	rc = 0;
+out:
+	fwd_table_free(t);
+	fwd_delta_clear(&eff);
 	return rc;
 }
 
 void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
 {
 	const struct dp_gen *g = ctx->pub.gen;
-	int rc;
+	int rc = 0;
 
 	if (ctx->saved_path[0] == '\0' || g == NULL || ctx->doc == NULL ||
 	    ctx->saved_hash == g->hash)
 		return;
-	rc = dp_saved_write(ctx->saved_path, g->id, pushed_by, ctx->doc, ctx->doc_len);
+	/* The document once per chain, then each delta appended: a small
+	 * change costs a small write, not the whole table. */
+	if (ctx->saved_doc_hash != ctx->doc_gen_hash || ctx->saved_deltas > ctx->journal.n) {
+		ctx->saved_doc_hash = 0;
+		ctx->saved_deltas = 0;
+		rc = dp_saved_write(ctx->saved_path, ctx->doc_gen_id, ctx->doc_gen_hash, pushed_by,
+				    ctx->doc, ctx->doc_len);
+		if (rc == 0)
+			ctx->saved_doc_hash = ctx->doc_gen_hash;
+	}
+	for (uint32_t i = ctx->saved_deltas; rc == 0 && i < ctx->journal.n; i++) {
+		rc = dp_saved_append(ctx->saved_path, ctx->journal.id[i], ctx->journal.hash[i],
+				     ctx->journal.rec[i], ctx->journal.len[i]);
+		if (rc == 0)
+			ctx->saved_deltas = i + 1;
+	}
 	if (rc) {
 		DP_LOG(ERR,
 		       "cannot save generation %llu to %s: %s; a restart of regionfwd would start "
-		       "on its --table until regiond pushes again",
+		       "on an older table until regiond pushes again",
 		       (unsigned long long)g->id, ctx->saved_path, strerror(-rc));
+		/* Written whole next time: a failed append may have left a
+		 * torn record, which a restart stops reading at. */
+		ctx->saved_doc_hash = 0;
+		ctx->saved_hash = 0;
 		return;
 	}
 	ctx->saved_hash = g->hash;
@@ -182,7 +526,7 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 
 	if (rc)
 		return rc;
-	rc = dp_ctx_apply(ctx, buf, len, path, 0, NULL, 0, err);
+	rc = dp_ctx_apply(ctx, buf, len, path, 0, 0, NULL, 0, err);
 	free(buf);
 	return rc;
 }
@@ -332,8 +676,11 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 	r = fwd_report_clone(ctx->totals);
 	g = ctx->pub.gen;
 	t = g->table;
-	rc = r == NULL || (ctx->retiring && dp_fold_gen(r, ctx->retiring)) || dp_fold_gen(r, g) ||
-	     describe_rows(r, t);
+	/* A retiring generation that handed its counters over to @g (a
+	 * delta) is @g's counters: added once. */
+	rc = r == NULL ||
+	     (ctx->retiring && !ctx->retiring->handed_over && dp_fold_gen(r, ctx->retiring)) ||
+	     dp_fold_gen(r, g) || describe_rows(r, t);
 	if (!rc)
 		gen_info(g, &r->gen);
 	pthread_mutex_unlock(&ctx->lock);

@@ -20,7 +20,6 @@
 #include "fwd_stages.h"
 
 #define DP_FIB_2B_MAX 32767 /* tbl8 groups addressable with 2-byte next hops */
-#define V6_LEVELS 13 /* tbl8 levels of the IPv6 trie: bits 24..128 in strides of 8 */
 
 /* ---- sizes ------------------------------------------------------------------------ */
 
@@ -236,7 +235,7 @@ static uint64_t heap_allocated(void)
 
 struct job {
 	const struct fwd_table *t;
-	uint32_t room;
+	const struct dp_fib_room *room;
 	char name[32];
 	struct rte_fib *fib4;
 	struct rte_fib6 *fib6;
@@ -247,6 +246,19 @@ struct job {
 	struct fwd_err err;
 };
 
+/* Groups for a table that needs @need, with @room's on top (dp_fib.h). */
+static uint64_t with_room(uint64_t need, const struct dp_fib_room *room)
+{
+	uint64_t n = need;
+
+	if (room == NULL)
+		return n;
+	n += need * room->tbl8_pct / 100 + room->tbl8_min;
+	if (room->keep_2b && n > DP_FIB_2B_MAX && need <= DP_FIB_2B_MAX)
+		n = DP_FIB_2B_MAX;
+	return n;
+}
+
 static void build4(struct job *j)
 {
 	const struct fwd_table *t = j->t;
@@ -255,10 +267,10 @@ static void build4(struct job *j)
 	uint64_t nodes, tbl8;
 
 	j->nodes = rib_nodes4(t);
-	nodes = (uint64_t)j->nodes + 2 + 2ull * j->room;
+	nodes = (uint64_t)j->nodes + 2 + (j->room ? 2ull * j->room->prefixes : 0);
 	/* One spare group beyond the count, for install_to_fib()'s "room for
 	 * two" check (dir24_8.c) on a later add; DPDK rounds up to 64 anyway. */
-	tbl8 = (uint64_t)tbl8_needed4(t) + 1 + j->room;
+	tbl8 = with_room((uint64_t)tbl8_needed4(t) + 1, j->room);
 	c.type = RTE_FIB_DIR24_8;
 	c.default_nh = FWD_REGION_UNKNOWN;
 	c.max_routes = (int)((nodes + 1) / 2); /* rte_fib_create: RIB nodes = max_routes x 2 */
@@ -300,10 +312,10 @@ static void build6(struct job *j)
 	uint64_t nodes, tbl8, need, rsvd;
 
 	j->nodes = rib_nodes6(t);
-	nodes = (uint64_t)j->nodes + 2 + 2ull * j->room;
+	nodes = (uint64_t)j->nodes + 2 + (j->room ? 2ull * j->room->prefixes : 0);
 	need = tbl8_needed6(t);
 	rsvd = tbl8_reserved6(t);
-	tbl8 = (need > rsvd ? need : rsvd) + 1 + (uint64_t)V6_LEVELS * j->room;
+	tbl8 = with_room((need > rsvd ? need : rsvd) + 1, j->room);
 	c.type = RTE_FIB6_TRIE;
 	c.default_nh = FWD_REGION_UNKNOWN;
 	c.max_routes = (int)((nodes + 1) / 2);
@@ -339,15 +351,25 @@ static void *build6_thread(void *arg)
 	return NULL;
 }
 
+/* The release in the background: one at a time, any thread may start or
+ * wait for it. */
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_t reaper;
 static int reaping, background;
 
-void dp_fib_drain(void)
+static void drain_locked(void)
 {
 	if (reaping) {
 		pthread_join(reaper, NULL);
 		reaping = 0;
 	}
+}
+
+void dp_fib_drain(void)
+{
+	pthread_mutex_lock(&reap_lock);
+	drain_locked();
+	pthread_mutex_unlock(&reap_lock);
 }
 
 /* Where a control thread may run: DPDK sets it before the thread starts. */
@@ -363,34 +385,39 @@ static void *own_cores(void *arg)
  * then two FIBs built side by side on one core only take turns (measured:
  * 0.73 s against 0.52 s one after the other for a 1M + 200k table, as each
  * evicts the other's cache). Asked once, of a thread that does nothing. */
-static int spare_core(void)
+static int spare;
+
+static void probe_cores(void)
 {
-	static int known, spare;
 	rte_cpuset_t mine, theirs;
 	pthread_t tid;
 
-	if (known)
-		return spare;
-	known = 1;
 	if (pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine) ||
 	    rte_ctrl_thread_create(&tid, "dp-fib-probe", NULL, own_cores, &theirs))
-		return spare = 0;
+		return;
 	pthread_join(tid, NULL);
 	for (int c = 0; c < CPU_SETSIZE; c++)
 		if (CPU_ISSET(c, &theirs) && !CPU_ISSET(c, &mine))
 			spare = 1;
+}
+
+static int spare_core(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, probe_cores);
 	return spare;
 }
 
-int dp_fib_build(const struct fwd_table *t, uint32_t room, struct rte_fib **fib4,
+int dp_fib_build(const struct fwd_table *t, const struct dp_fib_room *room, struct rte_fib **fib4,
 		 struct rte_fib6 **fib6, uint64_t *bytes, struct dp_fib_info *info,
 		 struct fwd_err *err)
 {
-	/* Names must be unique while two generations coexist, whatever ids the
-	 * control plane chooses: a private build sequence (control thread only). */
+	/* Names must be unique while FIBs coexist (generations, a standby),
+	 * whatever ids the control plane chooses and whichever thread builds. */
 	static uint64_t build_seq;
 	struct job j4 = {.t = t, .room = room}, j6 = {.t = t, .room = room};
-	uint64_t t0 = fwd_mono_ns(), heap0;
+	uint64_t t0 = fwd_mono_ns(), heap0, heap1, seq;
 	pthread_t tid;
 	int parallel;
 
@@ -398,9 +425,9 @@ int dp_fib_build(const struct fwd_table *t, uint32_t room, struct rte_fib **fib4
 	*fib6 = NULL;
 	dp_fib_drain(); /* the last release first: never three generations' FIBs at once */
 	heap0 = heap_allocated();
-	build_seq++;
-	snprintf(j4.name, sizeof(j4.name), "fib4_%llu", (unsigned long long)build_seq);
-	snprintf(j6.name, sizeof(j6.name), "fib6_%llu", (unsigned long long)build_seq);
+	seq = __atomic_add_fetch(&build_seq, 1, __ATOMIC_RELAXED);
+	snprintf(j4.name, sizeof(j4.name), "fib4_%llu", (unsigned long long)seq);
+	snprintf(j6.name, sizeof(j6.name), "fib6_%llu", (unsigned long long)seq);
 	parallel = t->nprefix6 > 0 && spare_core() &&
 		   rte_ctrl_thread_create(&tid, "dp-fib6", NULL, build6_thread, &j6) == 0;
 	build4(&j4);
@@ -417,7 +444,8 @@ int dp_fib_build(const struct fwd_table *t, uint32_t room, struct rte_fib **fib4
 	}
 	*fib4 = j4.fib4;
 	*fib6 = j6.fib6;
-	*bytes = heap_allocated() - heap0;
+	heap1 = heap_allocated();
+	*bytes = heap1 > heap0 ? heap1 - heap0 : 0;
 	if (info) {
 		info->rib_nodes4 = j4.nodes;
 		info->rib_nodes6 = j6.nodes;
@@ -464,24 +492,29 @@ void dp_fib_free(struct rte_fib *fib4, struct rte_fib6 *fib6)
 
 	if (fib4 == NULL && fib6 == NULL)
 		return;
-	dp_fib_drain();
+	pthread_mutex_lock(&reap_lock);
+	drain_locked();
 	r = background ? malloc(sizeof(*r)) : NULL;
 	if (r != NULL) {
 		r->fib4 = fib4;
 		r->fib6 = fib6;
 		if (rte_ctrl_thread_create(&reaper, "dp-fib-free", NULL, reap_thread, r) == 0) {
 			reaping = 1;
+			pthread_mutex_unlock(&reap_lock);
 			return;
 		}
 		free(r);
 	}
+	pthread_mutex_unlock(&reap_lock);
 	rte_fib6_free(fib6);
 	rte_fib_free(fib4);
 }
 
 void dp_fib_background(int on)
 {
+	pthread_mutex_lock(&reap_lock);
 	background = on;
 	if (!on)
-		dp_fib_drain();
+		drain_locked();
+	pthread_mutex_unlock(&reap_lock);
 }

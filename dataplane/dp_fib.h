@@ -20,9 +20,9 @@
  *     order (it reserves pessimistically per prefix: up to (depth - parent
  *     depth) / 8 groups; dataplane/dp_fib.c simulates it). DPDK 22.11's
  *     trie_modify() refuses with -ENOSPC past either.
- * A @room of N adds, for each family, what N more prefixes of any length
- * can need (2N RIB nodes; N IPv4 and 13N IPv6 tbl8 groups): what a caller
- * that later adds prefixes with rte_fib_add()/rte_fib6_add() asks for.
+ * A caller that later adds prefixes with rte_fib_add()/rte_fib6_add() (a
+ * delta) asks for room on top (struct dp_fib_room); without it the FIBs
+ * take exactly the table.
  */
 #ifndef DP_FIB_H
 #define DP_FIB_H
@@ -34,6 +34,14 @@
 
 #include "fwd_err.h"
 #include "fwd_table.h"
+
+/* Room for prefixes added later, per family, on top of the table's own. */
+struct dp_fib_room {
+	uint32_t prefixes; /* RIB nodes for this many more prefixes (2 each) */
+	uint32_t tbl8_pct; /* tbl8 groups: this percentage of the table's count more, */
+	uint32_t tbl8_min; /* and this many more */
+	uint8_t keep_2b; /* but no more than keeps 2-byte next hops if the table alone fits them */
+};
 
 /* What a build made, for the log and for whoever sizes memory. */
 struct dp_fib_info {
@@ -64,18 +72,19 @@ struct dp_fib_info {
  * being freed by dp_fib_free(), so a build never overlaps an old release:
  * memory holds at most the running generation's FIBs and these.
  *
- * Call from one thread at a time (the control thread). FIB names are
- * private and unique per build.
+ * Any thread may call it, several at once (names come from an atomic
+ * sequence); dp_fib_free() may run beside it.
  *
- * @room:  prefixes per family the FIBs must take later (see above); 0: as many
- *         as the table has, no more
- * @bytes: DPDK memory the two FIBs occupy (tables, tbl8 groups, RIB pools)
+ * @room:  room for later additions (see above); NULL: exactly the table
+ * @bytes: DPDK memory the two FIBs occupy (tables, tbl8 groups, RIB pools), as
+ *         the heap counts it: approximate if another thread frees DPDK memory
+ *         meanwhile
  * @info:  may be NULL
  * @return 0 with *@fib4 and *@fib6 set, or -errno with both NULL, nothing
  *         left allocated and @err filled (file @t->source, path "regions",
  *         the refused prefix's line)
  */
-int dp_fib_build(const struct fwd_table *t, uint32_t room, struct rte_fib **fib4,
+int dp_fib_build(const struct fwd_table *t, const struct dp_fib_room *room, struct rte_fib **fib4,
 		 struct rte_fib6 **fib6, uint64_t *bytes, struct dp_fib_info *info,
 		 struct fwd_err *err);
 
@@ -94,7 +103,7 @@ void dp_fib_free(struct rte_fib *fib4, struct rte_fib6 *fib6);
  * Wait for a release dp_fib_free() left running, if any. Call it before
  * allocating a new generation's DPDK memory (dp_fib_build() does): the
  * release zeroes freed tables under the heap's spinlock, and the memory
- * must be back before a new generation takes its own.
+ * must be back before a new generation takes its own. Any thread.
  */
 void dp_fib_drain(void);
 

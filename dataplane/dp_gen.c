@@ -16,7 +16,22 @@
 #include "fwd_residency.h"
 #include "fwd_stages.h"
 
-/* Both FIBs, sized exactly and built in parallel (dp_fib.h). */
+/* Room the FIBs keep for deltas (dp_fibs_apply): RIB nodes for as many
+ * more prefixes per family, and tbl8 groups on top of what the table needs
+ * (a quarter more and 1,024, but never past what keeps 2-byte next hops
+ * when the table alone fits them). A delta that needs more is applied by
+ * building the FIBs anew from its table (the slow path, logged). */
+#define DP_FIB_ROUTE_ROOM 65536u
+
+static const struct dp_fib_room delta_room = {
+	.prefixes = DP_FIB_ROUTE_ROOM,
+	.tbl8_pct = 25,
+	.tbl8_min = 1024,
+	.keep_2b = 1,
+};
+
+/* Both FIBs, sized exactly with the room above and built in parallel
+ * where a core is spare (dp_fib.h). */
 static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
@@ -24,7 +39,7 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	int rc;
 
 	fwd_stage("links");
-	rc = dp_fib_build(t, 0, &g->fib4, &g->fib6, &g->fib_bytes, &fi, err);
+	rc = dp_fib_build(t, &delta_room, &g->fib4, &g->fib6, &g->fib_bytes, &fi, err);
 	if (rc)
 		return rc;
 	fwd_stage("FIBs");
@@ -36,6 +51,52 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	       (double)fi.create_ns6 / 1e6, fi.rib_nodes6, fi.tbl8_6, fi.nh_bytes6,
 	       fi.parallel ? " side by side" : " one after the other",
 	       (double)g->fib_bytes / 1048576.0);
+	return 0;
+}
+
+int dp_fibs_build(const struct fwd_table *t, struct dp_fibs *f, struct fwd_err *err)
+{
+	memset(f, 0, sizeof(*f));
+	return dp_fib_build(t, &delta_room, &f->fib4, &f->fib6, &f->bytes, NULL, err);
+}
+
+void dp_fibs_free(struct dp_fibs *f)
+{
+	dp_fib_free(f->fib4, f->fib6);
+	memset(f, 0, sizeof(*f));
+}
+
+int dp_fibs_apply(struct dp_fibs *f, const struct fwd_delta *eff)
+{
+	for (uint32_t i = 0; i < eff->n; i++) {
+		const struct fwd_delta_op *op = &eff->ops[i];
+		int rc;
+
+		/* A move (its removal, then its add: fwd_delta_apply's order) is
+		 * one change of the prefix's next hop: rte_fib_add of a prefix
+		 * the FIB holds rewrites its range once, where a delete and an
+		 * add would rewrite it to the cover's region and back. */
+		if (op->kind == FWD_DELTA_REMOVE && i + 1 < eff->n &&
+		    eff->ops[i + 1].kind == FWD_DELTA_ADD && eff->ops[i + 1].family == op->family &&
+		    eff->ops[i + 1].len == op->len &&
+		    memcmp(eff->ops[i + 1].addr, op->addr, 16) == 0)
+			continue;
+
+		if (op->family == 4) {
+			uint32_t ip = (uint32_t)op->addr[0] << 24 | (uint32_t)op->addr[1] << 16 |
+				      (uint32_t)op->addr[2] << 8 | op->addr[3];
+
+			rc = op->kind == FWD_DELTA_ADD
+				     ? rte_fib_add(f->fib4, ip, op->len, op->region)
+				     : rte_fib_delete(f->fib4, ip, op->len);
+		} else {
+			rc = op->kind == FWD_DELTA_ADD
+				     ? rte_fib6_add(f->fib6, op->addr, op->len, op->region)
+				     : rte_fib6_delete(f->fib6, op->addr, op->len);
+		}
+		if (rc)
+			return rc < 0 ? rc : -EIO;
+	}
 	return 0;
 }
 
@@ -226,6 +287,39 @@ free_gen:
 	return NULL;
 }
 
+struct dp_gen *dp_gen_derive(struct dp_gen *g, struct fwd_table *t, struct dp_fibs *f, uint64_t id,
+			     uint64_t hash)
+{
+	struct dp_gen *n = rte_malloc("dp_gen", sizeof(*n), RTE_CACHE_LINE_SIZE);
+	struct timespec ts;
+
+	if (n == NULL)
+		return NULL;
+	/* Everything but the table and the FIBs is the same object: the
+	 * classifier, links, keys, content state and counters do not depend
+	 * on the prefixes a delta changes. */
+	*n = *g;
+	n->id = id;
+	n->hash = hash;
+	n->seq = 0; /* the caller numbers it */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	n->table = t;
+	n->fib4 = f->fib4;
+	n->fib6 = f->fib6;
+	n->fib_bytes = f->bytes;
+	n->handed_over = 0;
+	memset(f, 0, sizeof(*f));
+	/* The content state reads the rules, links and groups through its
+	 * table: @t has the same ones (a deep copy but for the prefixes), and
+	 * outlives @g's. Workers still on @g may read either; both are
+	 * whole. Relaxed: an aligned pointer store, nothing ordered by it. */
+	if (n->content)
+		__atomic_store_n(&n->content->t, t, __ATOMIC_RELAXED);
+	g->handed_over = 1;
+	return n;
+}
+
 void dp_gen_free(struct dp_gen *g)
 {
 	struct rte_fib *fib4;
@@ -235,6 +329,12 @@ void dp_gen_free(struct dp_gen *g)
 		return;
 	fib4 = g->fib4;
 	fib6 = g->fib6;
+	if (g->handed_over) {
+		fwd_table_free(g->table);
+		rte_free(g);
+		dp_fib_free(fib4, fib6); /* last: it may go on in the background (dp_fib.h) */
+		return;
+	}
 	rte_free(g->cnt_mem);
 	free(g->fold_sum);
 	dp_content_free(g->content);
