@@ -351,24 +351,25 @@ static void *build6_thread(void *arg)
 	return NULL;
 }
 
-/* The release in the background: one at a time, any thread may start or
- * wait for it. */
-static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_t reaper;
-static int reaping, background;
+/* Releases in the background: FIB pairs queued, freed in order by one
+ * detached control thread that lives while the queue has work. Any thread
+ * may queue or wait (dp_fib.h). */
+struct reap {
+	struct rte_fib *fib4;
+	struct rte_fib6 *fib6;
+	struct reap *next;
+};
 
-static void drain_locked(void)
-{
-	if (reaping) {
-		pthread_join(reaper, NULL);
-		reaping = 0;
-	}
-}
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reap_idle = PTHREAD_COND_INITIALIZER;
+static struct reap *queue, **queue_tail = &queue;
+static int busy, background; /* busy: a release is queued or running */
 
 void dp_fib_drain(void)
 {
 	pthread_mutex_lock(&reap_lock);
-	drain_locked();
+	while (busy)
+		pthread_cond_wait(&reap_idle, &reap_lock);
 	pthread_mutex_unlock(&reap_lock);
 }
 
@@ -465,44 +466,61 @@ int dp_fib_build(const struct fwd_table *t, const struct dp_fib_room *room, stru
 
 /* ---- release ---------------------------------------------------------------------- */
 
-struct reap {
-	struct rte_fib *fib4;
-	struct rte_fib6 *fib6;
-};
-
 static void *reap_thread(void *arg)
 {
-	struct reap *r = arg;
-	uint64_t t0 = fwd_mono_ns();
+	struct reap *r;
 
+	(void)arg;
 	/* At the control thread's priority: rte_free() zeroes a freed table
 	 * under the heap's spinlock, and a thread of lower priority holding
 	 * it on the control thread's core would leave that thread spinning. */
+	pthread_mutex_lock(&reap_lock);
+	while ((r = queue) != NULL) {
+		uint64_t t0 = fwd_mono_ns();
 
-	rte_fib6_free(r->fib6);
-	rte_fib_free(r->fib4);
-	DP_LOG(DEBUG, "retired FIBs freed in %.1f ms", (double)(fwd_mono_ns() - t0) / 1e6);
-	free(r);
+		queue = r->next;
+		if (queue == NULL)
+			queue_tail = &queue;
+		pthread_mutex_unlock(&reap_lock);
+		rte_fib6_free(r->fib6);
+		rte_fib_free(r->fib4);
+		DP_LOG(DEBUG, "retired FIBs freed in %.1f ms", (double)(fwd_mono_ns() - t0) / 1e6);
+		free(r);
+		pthread_mutex_lock(&reap_lock);
+	}
+	busy = 0;
+	pthread_cond_broadcast(&reap_idle);
+	pthread_mutex_unlock(&reap_lock);
 	return NULL;
 }
 
 void dp_fib_free(struct rte_fib *fib4, struct rte_fib6 *fib6)
 {
 	struct reap *r;
+	pthread_t tid;
 
 	if (fib4 == NULL && fib6 == NULL)
 		return;
 	pthread_mutex_lock(&reap_lock);
-	drain_locked();
 	r = background ? malloc(sizeof(*r)) : NULL;
 	if (r != NULL) {
 		r->fib4 = fib4;
 		r->fib6 = fib6;
-		if (rte_ctrl_thread_create(&reaper, "dp-fib-free", NULL, reap_thread, r) == 0) {
-			reaping = 1;
+		r->next = NULL;
+		*queue_tail = r;
+		queue_tail = &r->next;
+		if (busy) { /* the running thread takes it next */
 			pthread_mutex_unlock(&reap_lock);
 			return;
 		}
+		if (rte_ctrl_thread_create(&tid, "dp-fib-free", NULL, reap_thread, NULL) == 0) {
+			pthread_detach(tid);
+			busy = 1;
+			pthread_mutex_unlock(&reap_lock);
+			return;
+		}
+		queue = NULL; /* no thread: freed here, as without background */
+		queue_tail = &queue;
 		free(r);
 	}
 	pthread_mutex_unlock(&reap_lock);
@@ -514,7 +532,7 @@ void dp_fib_background(int on)
 {
 	pthread_mutex_lock(&reap_lock);
 	background = on;
-	if (!on)
-		drain_locked();
 	pthread_mutex_unlock(&reap_lock);
+	if (!on)
+		dp_fib_drain();
 }

@@ -90,17 +90,17 @@ int dp_fib_build(const struct fwd_table *t, const struct dp_fib_room *room, stru
 
 /**
  * Free FIBs no worker can see any more (either may be NULL). DPDK's
- * rte_rib_free() unlinks the RIB node by node: ~1 s for a million prefixes.
- * With dp_fib_background(1) that runs on a DPDK control thread, at the
- * control thread's priority, and this returns at once (after waiting for an
- * earlier release still running); otherwise it runs here. Call it after
- * the generation's other DPDK memory is freed (the release holds the heap's
- * lock while it zeroes the tables).
+ * rte_rib_free() unlinks the RIB node by node: ~0.3-1 s for a million
+ * prefixes. With dp_fib_background(1) the pair is queued for a DPDK control
+ * thread, at the control thread's priority, that frees queued pairs in
+ * order, and this returns at once; otherwise it frees them here. Call it
+ * after the generation's other DPDK memory is freed (a release holds the
+ * heap's lock while it zeroes the tables). Any thread.
  */
 void dp_fib_free(struct rte_fib *fib4, struct rte_fib6 *fib6);
 
 /**
- * Wait for a release dp_fib_free() left running, if any. Call it before
+ * Wait until every release dp_fib_free() queued is done. Call it before
  * allocating a new generation's DPDK memory (dp_fib_build() does): the
  * release zeroes freed tables under the heap's spinlock, and the memory
  * must be back before a new generation takes its own. Any thread.
@@ -109,8 +109,8 @@ void dp_fib_drain(void);
 
 /**
  * 1: dp_fib_free() releases in the background from now on. 0: it no longer
- * does, and this waits for a release still running; call it before
- * rte_eal_cleanup(). Control thread only.
+ * does, and this waits for the releases queued; call it before
+ * rte_eal_cleanup().
  */
 void dp_fib_background(int on);
 
