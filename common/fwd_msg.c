@@ -26,6 +26,8 @@ static const struct {
 						 &regionfwd__ctl__capture_data__descriptor},
 	[REGIONFWD__CTL__OP__OP_CAPTURE_STOP] = {&regionfwd__ctl__capture_read__descriptor,
 						 &regionfwd__ctl__capture_data__descriptor},
+	[REGIONFWD__CTL__OP__OP_DELTA] = {&regionfwd__ctl__delta_request__descriptor,
+					  &regionfwd__ctl__push_reply__descriptor},
 };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))

@@ -224,7 +224,8 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 		shipped = &db;
 	}
 	rc = dp_ctx_apply(ctl->ctx, (const char *)req->document.data, req->document.len, nm,
-			  req->generation, shipped, req->deadline_mono_ns, &e);
+			  req->generation, req->generation_hash, shipped, req->deadline_mono_ns,
+			  &e);
 	if (rc < 0) {
 		if (e.reason_code == FWD_R_INVALID)
 			e.reason_code = FWD_R_INVALID_TABLE;
@@ -240,6 +241,30 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 	rep.hash = ctl->ctx->pub.gen->hash;
 	rep.noop = rc == 1;
 	return reply_msg(REGIONFWD__CTL__OP__OP_PUSH, &rep.base, len);
+}
+
+static uint8_t *op_delta(struct dp_ctl *ctl, const Regionfwd__Ctl__DeltaRequest *req, size_t *len)
+{
+	Regionfwd__Ctl__PushReply rep = REGIONFWD__CTL__PUSH_REPLY__INIT;
+	struct fwd_err e = {0};
+	char nm[128];
+	int rc;
+
+	if (req->name[0] == '\0' || strlen(req->name) > 100) {
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", "'name' must be 1..100 bytes");
+		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
+	}
+	snprintf(nm, sizeof(nm), "%s", req->name);
+	rc = dp_ctx_apply_delta(ctl->ctx, req->changes.data, req->changes.len, nm, req->generation,
+				req->base_hash, req->hash, req->deadline_mono_ns, &e);
+	if (rc < 0)
+		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
+	snprintf(ctl->ctx->managed_by, sizeof(ctl->ctx->managed_by), "%s", nm);
+	/* The journal next to the saved document, before the reply, as a push. */
+	dp_ctx_save_pushed(ctl->ctx, nm);
+	rep.generation = ctl->ctx->pub.gen->id;
+	rep.hash = ctl->ctx->pub.gen->hash;
+	return reply_msg(REGIONFWD__CTL__OP__OP_DELTA, &rep.base, len);
 }
 
 /* Fill @gi from the totals' generation (strings borrowed from @tot). */
@@ -271,7 +296,30 @@ static uint8_t *op_table(struct dp_ctl *ctl, size_t *len)
 	rep.document.data = (uint8_t *)ctx->doc;
 	rep.document.len = ctx->doc ? ctx->doc_len : 0;
 	rep.managed_by = ctx->managed_by;
-	return reply_msg(REGIONFWD__CTL__OP__OP_TABLE, &rep.base, len);
+	if (ctx->doc && ctx->doc_gen_hash != fwd_hash64(ctx->doc, ctx->doc_len))
+		rep.document_hash = ctx->doc_gen_hash;
+	/* Borrowed: the control thread is the journal's only writer too. */
+	ProtobufCBinaryData *deltas = NULL;
+
+	if (ctx->journal.n) {
+		deltas = calloc(ctx->journal.n, sizeof(*deltas));
+		if (deltas == NULL) {
+			struct fwd_err e;
+
+			fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+			return reply_error(REGIONFWD__CTL__OP__OP_TABLE, &e, len);
+		}
+		for (uint32_t i = 0; i < ctx->journal.n; i++) {
+			deltas[i].data = ctx->journal.rec[i];
+			deltas[i].len = ctx->journal.len[i];
+		}
+		rep.n_deltas = ctx->journal.n;
+		rep.deltas = deltas;
+	}
+	uint8_t *out = reply_msg(REGIONFWD__CTL__OP__OP_TABLE, &rep.base, len);
+
+	free(deltas);
+	return out;
 }
 
 static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
@@ -540,6 +588,9 @@ static uint8_t *handle(struct dp_ctl *ctl, const struct fwd_msg_hdr *h, const ui
 		break;
 	case REGIONFWD__CTL__OP__OP_TABLE:
 		out = op_table(ctl, len);
+		break;
+	case REGIONFWD__CTL__OP__OP_DELTA:
+		out = op_delta(ctl, (const Regionfwd__Ctl__DeltaRequest *)m, len);
 		break;
 	case REGIONFWD__CTL__OP__OP_CAPTURE_START:
 		out = op_capture_start(ctl, (const Regionfwd__Ctl__CaptureStart *)m, len);

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "dp_ctx.h"
 
 #include <ctype.h>
@@ -39,13 +40,150 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	pthread_mutex_lock(&ctx->lock);
 	/* Before the free: the retired generation's counters live on in the
 	 * totals. A fold that runs out of memory loses only what it could not
-	 * add (logged); forwarding is not affected. */
-	if (dp_fold_gen(ctx->totals, old))
+	 * add (logged); forwarding is not affected. A generation that handed
+	 * its counters over to a derived one (a delta) is not folded: they
+	 * are counting on in @g. */
+	if (!old->handed_over && dp_fold_gen(ctx->totals, old))
 		DP_LOG(ERR, "generation %llu: out of memory folding its counters into the totals",
 		       (unsigned long long)old->id);
 	ctx->retiring = NULL;
 	pthread_mutex_unlock(&ctx->lock);
+	if (old->handed_over) {
+		/* No worker reads them any more: they get the delta next
+		 * (dp_ctx_apply_delta) and become the standby. */
+		ctx->recycled.fib4 = old->fib4;
+		ctx->recycled.fib6 = old->fib6;
+		ctx->recycled.bytes = old->fib_bytes;
+		old->fib4 = NULL;
+		old->fib6 = NULL;
+	}
 	dp_gen_free(old);
+}
+
+/* ---- the standby FIBs ------------------------------------------------------- */
+
+static void *standby_main(void *arg)
+{
+	struct dp_ctx *ctx = arg;
+	struct fwd_err err;
+
+	/* Reads only the table, which the published generation owns and
+	 * which cannot be retired before this thread is joined (every
+	 * publish and delta joins it first). */
+	ctx->built_rc = dp_fibs_build(ctx->build_from, &ctx->built, &err);
+	if (ctx->built_rc)
+		DP_LOG(ERR, "standby FIBs not built: %s; the next delta builds its FIBs whole",
+		       err.reason);
+	return NULL;
+}
+
+/* Wait for the builder; its FIBs become the standby when they mirror the
+ * published generation (they always do: nothing is published meanwhile
+ * without this join). */
+static void standby_join(struct dp_ctx *ctx)
+{
+	if (!ctx->building)
+		return;
+	pthread_join(ctx->builder, NULL);
+	ctx->building = 0;
+	if (ctx->built_rc == 0 && ctx->pub.gen && ctx->build_from == ctx->pub.gen->table) {
+		dp_fibs_free(&ctx->standby);
+		ctx->standby = ctx->built;
+		ctx->standby_ok = 1;
+	} else {
+		dp_fibs_free(&ctx->built);
+	}
+	memset(&ctx->built, 0, sizeof(ctx->built));
+}
+
+static void standby_drop(struct dp_ctx *ctx)
+{
+	standby_join(ctx);
+	dp_fibs_free(&ctx->standby);
+	ctx->standby_ok = 0;
+}
+
+/* Build the standby of the published generation in the background. */
+static void standby_start(struct dp_ctx *ctx)
+{
+	standby_drop(ctx);
+	if (ctx->pub.gen == NULL)
+		return;
+	ctx->build_from = ctx->pub.gen->table;
+	ctx->built_rc = -EAGAIN;
+	if (pthread_create(&ctx->builder, NULL, standby_main, ctx) != 0) {
+		DP_LOG(WARNING, "cannot start the standby FIB builder; the next delta builds its "
+				"FIBs whole");
+		return;
+	}
+	pthread_setname_np(ctx->builder, "rfwd-standby");
+	ctx->building = 1;
+}
+
+void dp_ctx_standby_stop(struct dp_ctx *ctx)
+{
+	standby_drop(ctx);
+	dp_fibs_free(&ctx->recycled);
+}
+
+/* ---- the journal of deltas since the document ---------------------------------- */
+
+static void journal_clear(struct dp_ctx *ctx)
+{
+	for (uint32_t i = 0; i < ctx->journal.n; i++)
+		free(ctx->journal.rec[i]);
+	free(ctx->journal.rec);
+	free(ctx->journal.len);
+	free(ctx->journal.id);
+	free(ctx->journal.hash);
+	memset(&ctx->journal, 0, sizeof(ctx->journal));
+}
+
+static int journal_add(struct dp_ctx *ctx, const uint8_t *packed, size_t len, uint64_t id,
+		       uint64_t hash)
+{
+	struct dp_journal *j = &ctx->journal;
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (copy == NULL)
+		return -ENOMEM;
+	if (j->n == j->cap) {
+		uint32_t cap = j->cap ? j->cap * 2 : 16;
+		uint8_t **rec = realloc(j->rec, sizeof(*rec) * cap);
+		size_t *lens = rec ? realloc(j->len, sizeof(*lens) * cap) : NULL;
+		uint64_t *ids = lens ? realloc(j->id, sizeof(*ids) * cap) : NULL;
+		uint64_t *hashes = ids ? realloc(j->hash, sizeof(*hashes) * cap) : NULL;
+
+		/* Each realloc that succeeded is kept (the old block is gone). */
+		if (rec)
+			j->rec = rec;
+		if (lens)
+			j->len = lens;
+		if (ids)
+			j->id = ids;
+		if (hashes == NULL) {
+			free(copy);
+			return -ENOMEM;
+		}
+		j->hash = hashes;
+		j->cap = cap;
+	}
+	memcpy(copy, packed, len);
+	j->rec[j->n] = copy;
+	j->len[j->n] = len;
+	j->id[j->n] = id;
+	j->hash[j->n++] = hash;
+	j->bytes += len;
+	return 0;
+}
+
+static void journal_pop(struct dp_ctx *ctx)
+{
+	struct dp_journal *j = &ctx->journal;
+
+	j->n--;
+	j->bytes -= j->len[j->n];
+	free(j->rec[j->n]);
 }
 
 /* CLOCK_MONOTONIC ns: the clock regiond's push deadlines are in. */
@@ -73,9 +211,10 @@ static int expired(uint64_t deadline_ns, struct fwd_err *err)
 }
 
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		 const struct fwd_hs_dbs *content_db, uint64_t deadline_ns, struct fwd_err *err)
+		 uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
+		 struct fwd_err *err)
 {
-	uint64_t hash = fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
+	uint64_t hash = gen_hash ? gen_hash : fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
 	struct fwd_table *t;
 	struct dp_gen *g;
 
@@ -90,6 +229,10 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 		return -EINVAL;
 	if (id == 0)
 		id = ctx->next_gen_id;
+	/* The standby mirrors the running generation, not this one: freed
+	 * before the build, so a whole replacement's peak stays at the live
+	 * FIBs plus the new ones. */
+	standby_drop(ctx);
 	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, content_db, err);
 	if (g == NULL)
 		return -EINVAL;
@@ -113,9 +256,14 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 		ctx->next_gen_id = id + 1;
 	g->seq = ++ctx->gen_seq;
 	dp_ctx_publish(ctx, g);
+	dp_fibs_free(&ctx->recycled);
 	free(ctx->doc);
 	ctx->doc = copy;
 	ctx->doc_len = len;
+	ctx->doc_gen_hash = hash;
+	ctx->doc_gen_id = g->id;
+	journal_clear(ctx);
+	standby_start(ctx);
 	DP_LOG(INFO,
 	       "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "
 	       "built and published in %.1f ms",
@@ -133,20 +281,143 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 	return 0;
 }
 
+int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, const char *name,
+		       uint64_t id, uint64_t base_hash, uint64_t hash, uint64_t deadline_ns,
+		       struct fwd_err *err)
+{
+	uint64_t t0 = rte_get_tsc_cycles();
+	struct dp_gen *cur = ctx->pub.gen, *g;
+	struct fwd_delta d = {0}, eff = {0};
+	struct fwd_delta_stats st;
+	struct fwd_table *t = NULL;
+	struct dp_fibs f = {0};
+	const char *path = "standby";
+	int rc;
+
+	if (cur == NULL || cur->hash != base_hash)
+		return fwd_err_fail(err, FWD_R_DELTA_BASE_MISMATCH, NULL, 0, "base_hash",
+				    "the delta applies to generation %016llx, but %016llx runs; "
+				    "push the generation whole",
+				    (unsigned long long)base_hash,
+				    (unsigned long long)(cur ? cur->hash : 0));
+	if (fwd_delta_hash(base_hash, packed, len) != hash)
+		return fwd_err_fail(err, FWD_R_BAD_REQUEST, NULL, 0, "hash",
+				    "the hash does not name these changes on this base");
+	if (expired(deadline_ns, err)) {
+		DP_LOG(WARNING, "delta from %s refused: %s", name, err->reason);
+		return -ETIMEDOUT;
+	}
+	if ((rc = fwd_delta_unpack(packed, len, &d, err)))
+		return rc;
+	/* The same checks as regiond's: both sides hold the same table. */
+	rc = fwd_delta_apply(cur->table, &d, &t, &eff, &st, err);
+	fwd_delta_clear(&d);
+	if (rc)
+		goto out;
+	if (t == NULL) {
+		rc = fwd_err_fail(
+			err, FWD_R_BAD_REQUEST, NULL, 0, "changes",
+			"the delta changes nothing; a delta carries only effective changes");
+		goto out;
+	}
+	standby_join(ctx);
+	if (ctx->standby_ok) {
+		f = ctx->standby;
+		memset(&ctx->standby, 0, sizeof(ctx->standby));
+		ctx->standby_ok = 0;
+		if ((rc = dp_fibs_apply(&f, &eff)) != 0) {
+			/* Out of tbl8 groups or RIB nodes: FIBs with more room. */
+			DP_LOG(NOTICE, "standby FIBs refused the delta (%s); building them whole",
+			       strerror(-rc));
+			dp_fibs_free(&f);
+		}
+	}
+	if (f.fib4 == NULL) {
+		path = "built whole";
+		if ((rc = dp_fibs_build(t, &f, err)) != 0)
+			goto out;
+	}
+	if (expired(deadline_ns, err)) {
+		/* @f mirrors no generation: the running one keeps its FIBs,
+		 * and the standby is built again. */
+		DP_LOG(WARNING, "delta from %s refused: %s", name, err->reason);
+		dp_fibs_free(&f);
+		standby_start(ctx);
+		rc = -ETIMEDOUT;
+		goto out;
+	}
+	if (id == 0)
+		id = ctx->next_gen_id;
+	if ((rc = journal_add(ctx, packed, len, id, hash)) != 0 ||
+	    (g = dp_gen_derive(cur, t, &f, id, hash)) == NULL) {
+		if (rc == 0)
+			journal_pop(ctx);
+		dp_fibs_free(&f);
+		standby_start(ctx);
+		rc = fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto out;
+	}
+	t = NULL; /* the generation's now */
+	if (g->id >= ctx->next_gen_id && g->id < UINT64_MAX)
+		ctx->next_gen_id = g->id + 1;
+	g->seq = ++ctx->gen_seq;
+	dp_ctx_publish(ctx, g);
+	/* The retired generation's FIBs: the same delta, then the standby.
+	 * They mirrored the base; applied, they mirror @g. */
+	if (ctx->recycled.fib4 && dp_fibs_apply(&ctx->recycled, &eff) == 0) {
+		ctx->standby = ctx->recycled;
+		ctx->standby_ok = 1;
+		memset(&ctx->recycled, 0, sizeof(ctx->recycled));
+	} else {
+		dp_fibs_free(&ctx->recycled);
+		standby_start(ctx);
+	}
+	DP_LOG(INFO,
+	       "generation %llu (%016llx) from %s: delta +%u -%u IPv4, +%u -%u IPv6 (FIBs %s), "
+	       "%u IPv4 + %u IPv6 prefixes, applied and published in %.2f ms",
+	       (unsigned long long)g->id, (unsigned long long)hash, name, st.added4, st.removed4,
+	       st.added6, st.removed6, path, g->table->nprefix4, g->table->nprefix6,
+	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
+	rc = 0;
+out:
+	fwd_table_free(t);
+	fwd_delta_clear(&eff);
+	return rc;
+}
+
 void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
 {
 	const struct dp_gen *g = ctx->pub.gen;
-	int rc;
+	int rc = 0;
 
 	if (ctx->saved_path[0] == '\0' || g == NULL || ctx->doc == NULL ||
 	    ctx->saved_hash == g->hash)
 		return;
-	rc = dp_saved_write(ctx->saved_path, g->id, pushed_by, ctx->doc, ctx->doc_len);
+	/* The document once per chain, then each delta appended: a small
+	 * change costs a small write, not the whole table. */
+	if (ctx->saved_doc_hash != ctx->doc_gen_hash || ctx->saved_deltas > ctx->journal.n) {
+		ctx->saved_doc_hash = 0;
+		ctx->saved_deltas = 0;
+		rc = dp_saved_write(ctx->saved_path, ctx->doc_gen_id, ctx->doc_gen_hash, pushed_by,
+				    ctx->doc, ctx->doc_len);
+		if (rc == 0)
+			ctx->saved_doc_hash = ctx->doc_gen_hash;
+	}
+	for (uint32_t i = ctx->saved_deltas; rc == 0 && i < ctx->journal.n; i++) {
+		rc = dp_saved_append(ctx->saved_path, ctx->journal.id[i], ctx->journal.hash[i],
+				     ctx->journal.rec[i], ctx->journal.len[i]);
+		if (rc == 0)
+			ctx->saved_deltas = i + 1;
+	}
 	if (rc) {
 		DP_LOG(ERR,
 		       "cannot save generation %llu to %s: %s; a restart of regionfwd would start "
-		       "on its --table until regiond pushes again",
+		       "on an older table until regiond pushes again",
 		       (unsigned long long)g->id, ctx->saved_path, strerror(-rc));
+		/* Written whole next time: a failed append may have left a
+		 * torn record, which a restart stops reading at. */
+		ctx->saved_doc_hash = 0;
+		ctx->saved_hash = 0;
 		return;
 	}
 	ctx->saved_hash = g->hash;
@@ -160,7 +431,7 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 
 	if (rc)
 		return rc;
-	rc = dp_ctx_apply(ctx, buf, len, path, 0, NULL, 0, err);
+	rc = dp_ctx_apply(ctx, buf, len, path, 0, 0, NULL, 0, err);
 	free(buf);
 	return rc;
 }
@@ -310,8 +581,11 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 	r = fwd_report_clone(ctx->totals);
 	g = ctx->pub.gen;
 	t = g->table;
-	rc = r == NULL || (ctx->retiring && dp_fold_gen(r, ctx->retiring)) || dp_fold_gen(r, g) ||
-	     describe_rows(r, t);
+	/* A retiring generation that handed its counters over to @g (a
+	 * delta) is @g's counters: added once. */
+	rc = r == NULL ||
+	     (ctx->retiring && !ctx->retiring->handed_over && dp_fold_gen(r, ctx->retiring)) ||
+	     dp_fold_gen(r, g) || describe_rows(r, t);
 	if (!rc)
 		gen_info(g, &r->gen);
 	pthread_mutex_unlock(&ctx->lock);

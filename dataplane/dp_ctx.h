@@ -46,10 +46,40 @@ struct dp_ctx {
 	 * regiond with empty or older state adopts it); control thread only. */
 	char *doc;
 	size_t doc_len;
-	/* node.pushed_table resolved, and the hash of what it holds (0: not
-	 * written by this process): a push is saved once, not per no-op. */
+	/* node.pushed_table resolved, and the hash of the generation it
+	 * holds (0: not written by this process): a push is saved once, not
+	 * per no-op. */
 	char saved_path[256];
 	uint64_t saved_hash;
+	/* Incremental generations (dp_ctx_apply_delta). The standby FIBs
+	 * mirror the published generation's prefixes when standby_ok: a delta
+	 * is applied to them, they go live in the derived generation, and
+	 * the retired generation's FIBs, once no worker sees them, get the
+	 * same delta and become the standby. After a whole generation the
+	 * standby is built anew by a thread of its own (builder), off the
+	 * control thread, while the new generation already forwards. */
+	struct dp_fibs standby;
+	int standby_ok;
+	struct dp_fibs recycled; /* the retired generation's FIBs, before their replay */
+	pthread_t builder;
+	int building; /* builder runs (joined by the control thread only) */
+	const struct fwd_table *build_from; /* the builder's input: pub.gen's table */
+	struct dp_fibs built;
+	int built_rc;
+	/* The deltas applied since the running chain's document (ctx->doc):
+	 * OP_TABLE answers with both, and the saved journal holds them. */
+	struct dp_journal {
+		uint8_t **rec;
+		size_t *len;
+		uint64_t *id, *hash; /* the generation each made */
+		uint32_t n, cap;
+		size_t bytes;
+	} journal;
+	/* The running chain's document's generation (id and identity hash)
+	 * and how many journal records the saved file holds (dp_saved.h). */
+	uint64_t doc_gen_id, doc_gen_hash;
+	uint64_t saved_doc_hash; /* the document the saved file holds (0: none written) */
+	uint32_t saved_deltas; /* and how many journal records follow it */
 };
 
 /**
@@ -72,7 +102,24 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
  * @return 0 published, 1 no-op, or -errno with @err filled (nothing changed)
  */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
-		 const struct fwd_hs_dbs *content_db, uint64_t deadline_ns, struct fwd_err *err);
+		 uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
+		 struct fwd_err *err);
+
+/**
+ * Apply a delta (common/fwd_delta.h) to the published generation, which
+ * must be @base_hash (else -ESTALE, delta_base_mismatch): validated with
+ * fwd_delta_apply() like regiond did, applied to the standby FIBs and
+ * published as generation @id with hash @hash, which must be
+ * fwd_delta_hash(@base_hash, @packed). Nothing but the FIBs and the table
+ * is rebuilt; counters carry on. Control thread only.
+ * @return 0 published, or -errno with @err filled (nothing changed)
+ */
+int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, const char *name,
+		       uint64_t id, uint64_t base_hash, uint64_t hash, uint64_t deadline_ns,
+		       struct fwd_err *err);
+
+/** Wait for the standby builder and free the standby FIBs (at exit). */
+void dp_ctx_standby_stop(struct dp_ctx *ctx);
 
 /**
  * Save the running generation, which @pushed_by pushed, to saved_path
@@ -81,7 +128,7 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
  */
 void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by);
 
-/** dp_ctx_apply() on a file. */
+/** dp_ctx_apply() on a file (its own hash as identity). */
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);
 
 /* What the status op and the report share: packet totals over every worker

@@ -16,6 +16,23 @@
 
 #define DP_FIB_2B_MAX 32767 /* tbl8 groups addressable with 2-byte next hops */
 
+/* Room the FIBs keep for deltas (dp_fibs_apply): RIB nodes, and tbl8 groups
+ * on top of what the table needs. A delta that needs more is applied by
+ * building the FIBs anew from its table (the slow path, logged). */
+#define DP_FIB_ROUTE_ROOM 65536u
+
+static uint32_t tbl8_room(uint32_t need)
+{
+	uint32_t n = need + need / 4 + 1024;
+
+	/* 2-byte next hops halve the tbl24 (32 MiB less per FIB) but address
+	 * at most DP_FIB_2B_MAX groups: keep them while the table fits with
+	 * the old, smaller margin, and give deltas what is left below it. */
+	if (n > DP_FIB_2B_MAX && need + need / 8 + 64 <= DP_FIB_2B_MAX)
+		n = DP_FIB_2B_MAX;
+	return n;
+}
+
 /* tbl8 groups DIR-24-8 needs: one per distinct /24 that holds a longer
  * prefix. prefix4 is sorted by address (fwd_table validation), so distinct
  * values are runs. */
@@ -64,9 +81,8 @@ static uint32_t tbl8_needed6(const struct fwd_table *t)
 	return total;
 }
 
-static int build_fibs(struct dp_gen *g, struct fwd_err *err)
+static int build_fibs(const struct fwd_table *t, struct dp_fibs *f, struct fwd_err *err)
 {
-	const struct fwd_table *t = g->table;
 	struct rte_fib_conf c4 = {0};
 	struct rte_fib6_conf c6 = {0};
 	char name[32];
@@ -78,23 +94,25 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 	 * 32 MiB) while the table allows it, else 4 bytes. */
 	c4.type = RTE_FIB_DIR24_8;
 	c4.default_nh = FWD_REGION_UNKNOWN;
-	c4.max_routes = (int)(t->nprefix4 * 2 + 1024); /* RIB keeps inner nodes too */
-	c4.dir24_8.num_tbl8 = need4 + need4 / 8 + 64;
+	/* The RIB keeps inner nodes too; room for deltas on top. */
+	c4.max_routes = (int)(t->nprefix4 * 2 + DP_FIB_ROUTE_ROOM);
+	c4.dir24_8.num_tbl8 = tbl8_room(need4);
 	c4.dir24_8.nh_sz =
 		c4.dir24_8.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB_DIR24_8_2B : RTE_FIB_DIR24_8_4B;
 	/* Names must be unique while two generations coexist, whatever ids the
 	 * control plane chooses: a private build sequence (control thread only). */
 	static uint64_t build_seq;
+	uint64_t seq = __atomic_add_fetch(&build_seq, 1, __ATOMIC_RELAXED);
 
-	build_seq++;
-	snprintf(name, sizeof(name), "fib4_%llu", (unsigned long long)build_seq);
-	g->fib4 = rte_fib_create(name, SOCKET_ID_ANY, &c4);
-	if (g->fib4 == NULL)
+	memset(f, 0, sizeof(*f));
+	snprintf(name, sizeof(name), "fib4_%llu", (unsigned long long)seq);
+	f->fib4 = rte_fib_create(name, SOCKET_ID_ANY, &c4);
+	if (f->fib4 == NULL)
 		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, REGIONS),
 				   "cannot create the IPv4 FIB (%u prefixes, %u tbl8): %s",
 				   t->nprefix4, c4.dir24_8.num_tbl8, rte_strerror(rte_errno));
 	for (uint32_t i = 0; i < t->nprefix4; i++) {
-		rc = rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len,
+		rc = rte_fib_add(f->fib4, t->prefix4[i].addr, t->prefix4[i].len,
 				 t->prefix4[i].region);
 		if (rc)
 			return fwd_err_set(err, t->source, t->prefix4[i].line,
@@ -104,29 +122,68 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 
 	c6.type = RTE_FIB6_TRIE;
 	c6.default_nh = FWD_REGION_UNKNOWN;
-	c6.max_routes = (int)(t->nprefix6 * 2 + 1024);
-	c6.trie.num_tbl8 = need6 + need6 / 8 + 64;
+	c6.max_routes = (int)(t->nprefix6 * 2 + DP_FIB_ROUTE_ROOM);
+	c6.trie.num_tbl8 = tbl8_room(need6);
 	c6.trie.nh_sz = c6.trie.num_tbl8 <= DP_FIB_2B_MAX ? RTE_FIB6_TRIE_2B : RTE_FIB6_TRIE_4B;
-	snprintf(name, sizeof(name), "fib6_%llu", (unsigned long long)build_seq);
-	g->fib6 = rte_fib6_create(name, SOCKET_ID_ANY, &c6);
-	if (g->fib6 == NULL)
+	snprintf(name, sizeof(name), "fib6_%llu", (unsigned long long)seq);
+	f->fib6 = rte_fib6_create(name, SOCKET_ID_ANY, &c6);
+	if (f->fib6 == NULL)
 		return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, REGIONS),
 				   "cannot create the IPv6 FIB (%u prefixes, %u tbl8): %s",
 				   t->nprefix6, c6.trie.num_tbl8, rte_strerror(rte_errno));
 	for (uint32_t i = 0; i < t->nprefix6; i++) {
-		rc = rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len,
+		rc = rte_fib6_add(f->fib6, t->prefix6[i].addr, t->prefix6[i].len,
 				  t->prefix6[i].region);
 		if (rc)
 			return fwd_err_set(err, t->source, t->prefix6[i].line,
 					   FWD_KEY_NAME(DOC, REGIONS),
 					   "IPv6 FIB refused a prefix: %s", strerror(-rc));
 	}
-	g->fib_bytes =
-		(1ull << 24) * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
-		(uint64_t)c4.dir24_8.num_tbl8 * 256 *
-			(c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
-		(1ull << 24) * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4) +
-		(uint64_t)c6.trie.num_tbl8 * 256 * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4);
+	f->bytes = (1ull << 24) * (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
+		   (uint64_t)c4.dir24_8.num_tbl8 * 256 *
+			   (c4.dir24_8.nh_sz == RTE_FIB_DIR24_8_2B ? 2 : 4) +
+		   (1ull << 24) * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4) +
+		   (uint64_t)c6.trie.num_tbl8 * 256 * (c6.trie.nh_sz == RTE_FIB6_TRIE_2B ? 2 : 4);
+	return 0;
+}
+
+int dp_fibs_build(const struct fwd_table *t, struct dp_fibs *f, struct fwd_err *err)
+{
+	int rc = build_fibs(t, f, err);
+
+	if (rc)
+		dp_fibs_free(f);
+	return rc;
+}
+
+void dp_fibs_free(struct dp_fibs *f)
+{
+	rte_fib6_free(f->fib6);
+	rte_fib_free(f->fib4);
+	memset(f, 0, sizeof(*f));
+}
+
+int dp_fibs_apply(struct dp_fibs *f, const struct fwd_delta *eff)
+{
+	for (uint32_t i = 0; i < eff->n; i++) {
+		const struct fwd_delta_op *op = &eff->ops[i];
+		int rc;
+
+		if (op->family == 4) {
+			uint32_t ip = (uint32_t)op->addr[0] << 24 | (uint32_t)op->addr[1] << 16 |
+				      (uint32_t)op->addr[2] << 8 | op->addr[3];
+
+			rc = op->kind == FWD_DELTA_ADD
+				     ? rte_fib_add(f->fib4, ip, op->len, op->region)
+				     : rte_fib_delete(f->fib4, ip, op->len);
+		} else {
+			rc = op->kind == FWD_DELTA_ADD
+				     ? rte_fib6_add(f->fib6, op->addr, op->len, op->region)
+				     : rte_fib6_delete(f->fib6, op->addr, op->len);
+		}
+		if (rc)
+			return rc < 0 ? rc : -EIO;
+	}
 	return 0;
 }
 
@@ -298,8 +355,15 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 	 * never runs a table that breaks residency. */
 	if (fwd_residency_check(t, g->cls, err))
 		goto free_gen;
-	if (build_links(g, node, ports, err) || build_name_keys(g, err) || build_fibs(g, err) ||
-	    build_counters(g, err))
+	struct dp_fibs f;
+
+	if (build_links(g, node, ports, err) || build_name_keys(g, err) ||
+	    dp_fibs_build(t, &f, err))
+		goto free_gen;
+	g->fib4 = f.fib4;
+	g->fib6 = f.fib6;
+	g->fib_bytes = f.bytes;
+	if (build_counters(g, err))
 		goto free_gen;
 	/* Databases deserialized and every worker's scratch allocated here,
 	 * before the swap: a worker only ever scans. */
@@ -311,10 +375,50 @@ free_gen:
 	return NULL;
 }
 
+struct dp_gen *dp_gen_derive(struct dp_gen *g, struct fwd_table *t, struct dp_fibs *f, uint64_t id,
+			     uint64_t hash)
+{
+	struct dp_gen *n = rte_malloc("dp_gen", sizeof(*n), RTE_CACHE_LINE_SIZE);
+	struct timespec ts;
+
+	if (n == NULL)
+		return NULL;
+	/* Everything but the table and the FIBs is the same object: the
+	 * classifier, links, keys, content state and counters do not depend
+	 * on the prefixes a delta changes. */
+	*n = *g;
+	n->id = id;
+	n->hash = hash;
+	n->seq = 0; /* the caller numbers it */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	n->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	n->table = t;
+	n->fib4 = f->fib4;
+	n->fib6 = f->fib6;
+	n->fib_bytes = f->bytes;
+	n->handed_over = 0;
+	memset(f, 0, sizeof(*f));
+	/* The content state reads the rules, links and groups through its
+	 * table: @t has the same ones (a deep copy but for the prefixes), and
+	 * outlives @g's. Workers still on @g may read either; both are
+	 * whole. Relaxed: an aligned pointer store, nothing ordered by it. */
+	if (n->content)
+		__atomic_store_n(&n->content->t, t, __ATOMIC_RELAXED);
+	g->handed_over = 1;
+	return n;
+}
+
 void dp_gen_free(struct dp_gen *g)
 {
 	if (g == NULL)
 		return;
+	if (g->handed_over) {
+		rte_fib6_free(g->fib6);
+		rte_fib_free(g->fib4);
+		fwd_table_free(g->table);
+		rte_free(g);
+		return;
+	}
 	rte_free(g->cnt_mem);
 	free(g->fold_sum);
 	dp_content_free(g->content);

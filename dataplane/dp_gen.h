@@ -25,6 +25,7 @@
 #include "dp_node.h"
 #include "dp_port.h"
 #include "fwd_class.h"
+#include "fwd_delta.h"
 #include "fwd_err.h"
 #include "fwd_table.h"
 
@@ -61,6 +62,13 @@ struct dp_gen_cnt {
 	uint64_t *content_flow; /* per content rule: packets that took its flow verdict */
 };
 
+/* A pair of FIBs (next hop = region id) and what their tables take. */
+struct dp_fibs {
+	struct rte_fib *fib4;
+	struct rte_fib6 *fib6;
+	uint64_t bytes; /* tbl24 + tbl8 of both (RIBs not included) */
+};
+
 struct dp_gen {
 	uint64_t id;
 	/* This process's own, strictly increasing number for the generation: what
@@ -93,6 +101,12 @@ struct dp_gen {
 		uint16_t link;
 	} * key_index;
 	uint64_t fib_bytes; /* tbl24 + tbl8 of both FIBs (RIBs not included) */
+	/* 1 once a generation derived from this one by a delta (dp_gen_derive)
+	 * took over everything but the table and the FIBs: the classifier,
+	 * links, content state and the counters themselves, so counting goes
+	 * on without a fold. Freeing this one then frees only its table and
+	 * whatever FIBs it still holds. */
+	uint8_t handed_over;
 	uint16_t nworkers;
 	void *cnt_mem;
 	uint64_t *fold_sum; /* readers' scratch for region/service/policy sums */
@@ -120,6 +134,32 @@ static inline uint16_t dp_gen_link_by_key(const struct dp_gen *g, uint64_t key)
 			return g->key_index[h].link;
 	}
 }
+
+/**
+ * Build FIBs holding @t's region prefixes, sized with room for deltas.
+ * Callable from any thread (names come from an atomic sequence).
+ * @return 0, or -errno with @err
+ */
+int dp_fibs_build(const struct fwd_table *t, struct dp_fibs *f, struct fwd_err *err);
+
+/** Apply effective changes (fwd_delta_apply's, removals before adds of a
+ *  prefix) to @f. @return 0, or -errno: @f is then partly changed and must
+ *  be freed (an rte_fib cannot undo). */
+int dp_fibs_apply(struct dp_fibs *f, const struct fwd_delta *eff);
+
+/** Free both FIBs (NULL-safe) and zero @f. */
+void dp_fibs_free(struct dp_fibs *f);
+
+/**
+ * The generation a delta makes from @g: table @t (the delta applied, owned
+ * from here on) and FIBs @f (taken over), everything else taken over from
+ * @g, which is marked handed_over. @g must be the published generation and
+ * is retired by the caller's publish.
+ * @return the generation, or NULL (out of memory: @t and @f are not taken,
+ *         @g unchanged)
+ */
+struct dp_gen *dp_gen_derive(struct dp_gen *g, struct fwd_table *t, struct dp_fibs *f, uint64_t id,
+			     uint64_t hash);
 
 /** Free a generation no worker can see any more. NULL-safe. */
 void dp_gen_free(struct dp_gen *g);

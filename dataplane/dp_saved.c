@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -16,8 +18,13 @@
 #define SAVED_FORMAT "regionfwd-pushed-table"
 #define SAVED_VERSION 1
 
-int dp_saved_write(const char *path, uint64_t id, const char *pushed_by, const char *doc,
-		   size_t len)
+static void journal_path(const char *path, char *out, size_t len)
+{
+	snprintf(out, len, "%s.deltas", path);
+}
+
+int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char *pushed_by,
+		   const char *doc, size_t len)
 {
 	char dir[PATH_MAX], hash[17], *head;
 	const char *slash = strrchr(path, '/');
@@ -34,6 +41,12 @@ int dp_saved_write(const char *path, uint64_t id, const char *pushed_by, const c
 			      SAVED_VERSION, "generation", (json_int_t)id, "hash", hash, "bytes",
 			      (json_int_t)len, "pushed_by", pushed_by);
 
+	if (j && gen_hash && gen_hash != fwd_hash64(doc, len)) {
+		char gh[17];
+
+		snprintf(gh, sizeof(gh), "%016" PRIx64, gen_hash);
+		json_object_set_new(j, "generation_hash", json_string(gh));
+	}
 	head = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (head == NULL)
@@ -47,7 +60,129 @@ int dp_saved_write(const char *path, uint64_t id, const char *pushed_by, const c
 
 	rc = fwd_write_atomic(dir, slash ? slash + 1 : path, parts, 3);
 	free(head);
+	if (rc == 0) {
+		char jp[PATH_MAX + 8];
+
+		journal_path(path, jp, sizeof(jp));
+		if (unlink(jp) && errno != ENOENT)
+			return -errno;
+	}
 	return rc;
+}
+
+#define JOURNAL_MAGIC 0x52464a44u /* "RFJD" */
+#define JOURNAL_HEAD 28u /* magic, id, hash, length */
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int dp_saved_append(const char *path, uint64_t id, uint64_t hash, const uint8_t *changes,
+		    size_t len)
+{
+	char jp[PATH_MAX + 8];
+	uint8_t head[JOURNAL_HEAD], sum[8];
+	uint64_t h;
+	int fd, rc = 0, created;
+
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	journal_path(path, jp, sizeof(jp));
+	created = access(jp, F_OK) != 0;
+	fd = open(jp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	put64(head, JOURNAL_MAGIC);
+	put64(head + 4, id);
+	put64(head + 12, hash);
+	head[20] = (uint8_t)len;
+	head[21] = (uint8_t)(len >> 8);
+	head[22] = (uint8_t)(len >> 16);
+	head[23] = (uint8_t)(len >> 24);
+	memset(head + 24, 0, 4);
+	h = fwd_hash64_update(fwd_hash64(head, sizeof(head)), changes, len);
+	put64(sum, h);
+	struct iovec v[] = {{head, sizeof(head)}, {(void *)changes, len}, {sum, sizeof(sum)}};
+	ssize_t want = (ssize_t)(sizeof(head) + len + sizeof(sum)), n = writev(fd, v, 3);
+
+	if (n != want)
+		rc = n < 0 ? -errno : -ENOSPC;
+	else if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && created) {
+		/* A new file's name is durable once its directory is. */
+		char dir[PATH_MAX];
+		const char *slash = strrchr(path, '/');
+		int dfd;
+
+		snprintf(dir, sizeof(dir), "%.*s",
+			 slash ? (int)(slash == path ? 1 : slash - path) : 1, slash ? path : ".");
+		if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+			if (fsync(dfd))
+				rc = -errno;
+			close(dfd);
+		}
+	}
+	return rc;
+}
+
+/* The journal's whole records; a bad one ends it (noted). */
+static void read_journal(const char *path, struct dp_saved *out)
+{
+	char jp[PATH_MAX + 8];
+	struct fwd_err e;
+	char *buf;
+	size_t len, off = 0;
+
+	journal_path(path, jp, sizeof(jp));
+	if (fwd_read_file(jp, &buf, &len, &e))
+		return;
+	while (off < len) {
+		const uint8_t *r = (const uint8_t *)buf + off;
+		uint32_t n;
+		struct dp_saved_delta *d;
+
+		if (len - off < JOURNAL_HEAD + 8 || (get64(r) & 0xffffffffu) != JOURNAL_MAGIC)
+			break;
+		n = (uint32_t)r[20] | (uint32_t)r[21] << 8 | (uint32_t)r[22] << 16 |
+		    (uint32_t)r[23] << 24;
+		if (len - off - JOURNAL_HEAD - 8 < n ||
+		    fwd_hash64_update(fwd_hash64(r, JOURNAL_HEAD), r + JOURNAL_HEAD, n) !=
+			    get64(r + JOURNAL_HEAD + n))
+			break;
+		d = realloc(out->deltas, sizeof(*d) * (out->ndeltas + 1));
+		if (d == NULL)
+			break;
+		out->deltas = d;
+		d = &out->deltas[out->ndeltas];
+		d->changes = malloc(n ? n : 1);
+		if (d->changes == NULL)
+			break;
+		memcpy(d->changes, r + JOURNAL_HEAD, n);
+		d->len = n;
+		d->id = get64(r + 4);
+		d->hash = get64(r + 12);
+		out->ndeltas++;
+		off += JOURNAL_HEAD + n + 8;
+	}
+	if (off < len)
+		snprintf(out->journal_note, sizeof(out->journal_note),
+			 "%.120s: %zu bytes after record %u are not a whole record (a torn "
+			 "write?): ignored",
+			 jp, len - off, out->ndeltas);
+	free(buf);
 }
 
 /* The header's fields, each checked; @return 0 or -EINVAL with @err. */
@@ -58,6 +193,7 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 	json_t *j = json_loadb(buf, hlen, 0, &je);
 	const char *format = NULL, *hash = NULL, *by = NULL;
 	json_int_t version = 0, id = 0;
+	const char *gen_hash = NULL;
 	char *end;
 	int rc = 0;
 
@@ -86,6 +222,16 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 		goto out;
 	}
 	out->id = (uint64_t)id;
+	out->gen_hash = out->hash;
+	if (json_unpack(j, "{s:s}", "generation_hash", &gen_hash) == 0) {
+		errno = 0;
+		out->gen_hash = strtoull(gen_hash, &end, 16);
+		if (strlen(gen_hash) != 16 || *end || errno) {
+			rc = fwd_err_set(err, path, 1, "generation_hash",
+					 "not a hash of 16 hex digits");
+			goto out;
+		}
+	}
 	snprintf(out->pushed_by, sizeof(out->pushed_by), "%s", by);
 out:
 	json_decref(j);
@@ -136,6 +282,7 @@ int dp_saved_read(const char *path, struct dp_saved *out, struct fwd_err *err)
 	buf[bytes] = '\0';
 	out->doc = buf;
 	out->len = (size_t)bytes;
+	read_journal(path, out);
 	return 0;
 fail:
 	free(buf);
@@ -145,6 +292,9 @@ fail:
 
 void dp_saved_clear(struct dp_saved *s)
 {
+	for (uint32_t i = 0; i < s->ndeltas; i++)
+		free(s->deltas[i].changes);
+	free(s->deltas);
 	free(s->doc);
 	memset(s, 0, sizeof(*s));
 }

@@ -4,7 +4,9 @@
  * --table file that may be stale (docs/operations.md, "Failure behaviour").
  *
  * One file: a JSON header line (format, generation id, content hash, byte
- * count, who pushed it), then the document exactly as pushed. Written
+ * count, who pushed it, the generation's own hash when it is not the
+ * document's), then the document exactly as pushed; and a journal of the
+ * deltas applied since (dp_saved_append). Written
  * atomically and durably (fwd_write_atomic); read back only when every
  * header field is sound and the document's hash is the recorded one, so a
  * torn, truncated or edited file is refused with its path and reason rather
@@ -18,20 +20,43 @@
 
 #include "fwd_err.h"
 
+struct dp_saved_delta {
+	uint64_t id, hash; /* the generation it made */
+	uint8_t *changes; /* fwd_delta_pack(), malloc'd */
+	size_t len;
+};
+
 struct dp_saved {
 	uint64_t id; /* the generation id it ran as */
 	uint64_t hash; /* fwd_hash64 of doc */
+	uint64_t gen_hash; /* the document's generation's identity (hash unless pushed with one) */
 	char pushed_by[128]; /* the push's name: who manages the table */
 	char *doc; /* malloc'd, NUL-terminated */
 	size_t len;
+	/* The journal: deltas applied since, in order, as far as it is whole. */
+	struct dp_saved_delta *deltas;
+	uint32_t ndeltas;
+	char journal_note[256]; /* "" or why the journal's tail was not read */
 };
 
 /**
  * Save a pushed table to @path (its directory must exist).
  * @return 0 or -errno (the previous file, if any, is unchanged)
  */
-int dp_saved_write(const char *path, uint64_t id, const char *pushed_by, const char *doc,
-		   size_t len);
+int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char *pushed_by,
+		   const char *doc, size_t len);
+
+/**
+ * The journal: PATH.deltas, one record per delta applied since the saved
+ * document (magic, generation id and hash, the packed changes, a checksum),
+ * appended and fsync'd before the delta is answered. dp_saved_write()
+ * starts a new document and removes the journal (after the document is
+ * durable: a journal left by a crash in between names another base in its
+ * chain hashes and is not applied). A torn record ends the journal read.
+ * @return 0 or -errno
+ */
+int dp_saved_append(const char *path, uint64_t id, uint64_t hash, const uint8_t *changes,
+		    size_t len);
 
 /**
  * Read @path back.

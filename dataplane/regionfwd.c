@@ -366,15 +366,41 @@ static int start_saved(struct dp_ctx *ctx)
 		DP_LOG(ERR, "saved pushed table refused: %s", fwd_err_str(&err, buf, sizeof(buf)));
 		return -1;
 	}
-	rc = dp_ctx_apply(ctx, sv.doc, sv.len, sv.pushed_by, sv.id, NULL, 0, &err);
+	rc = dp_ctx_apply(ctx, sv.doc, sv.len, sv.pushed_by, sv.id, sv.gen_hash, NULL, 0, &err);
 	if (rc < 0) {
 		DP_LOG(ERR, "saved pushed table %s (generation %llu) refused: %s", ctx->saved_path,
 		       (unsigned long long)sv.id, fwd_err_str(&err, buf, sizeof(buf)));
 		dp_saved_clear(&sv);
 		return -1;
 	}
+	/* Then the deltas pushed since, each checked like a live one: its
+	 * base must be what runs, so a journal of another chain stops here. */
+	uint32_t applied = 0;
+
+	for (; applied < sv.ndeltas; applied++) {
+		const struct dp_saved_delta *d = &sv.deltas[applied];
+
+		if (dp_ctx_apply_delta(ctx, d->changes, d->len, sv.pushed_by, d->id,
+				       ctx->pub.gen->hash, d->hash, 0, &err) < 0) {
+			DP_LOG(ERR,
+			       "saved delta %u of %s (generation %llu) refused: %s; starting on "
+			       "generation %llu",
+			       applied + 1, ctx->saved_path, (unsigned long long)d->id,
+			       fwd_err_str(&err, buf, sizeof(buf)),
+			       (unsigned long long)ctx->pub.gen->id);
+			break;
+		}
+	}
+	if (sv.journal_note[0])
+		DP_LOG(WARNING, "%s", sv.journal_note);
 	snprintf(ctx->managed_by, sizeof(ctx->managed_by), "%s", sv.pushed_by);
-	ctx->saved_hash = sv.hash;
+	/* What the files hold is what runs, unless part of the journal was
+	 * not applied: then the next push writes them whole. */
+	if (applied == sv.ndeltas && !sv.journal_note[0]) {
+		ctx->saved_doc_hash = ctx->doc_gen_hash;
+		ctx->saved_deltas = applied;
+		ctx->saved_hash = ctx->pub.gen->hash;
+	}
 	dp_saved_clear(&sv);
 	return 0;
 }
@@ -392,6 +418,12 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 		       (unsigned long long)ctx->pub.gen->id, ctx->managed_by, ctx->saved_path,
 		       o->table_path);
 		return 0;
+	}
+	if (o->start_on == START_ON_TABLE) {
+		char jp[sizeof(ctx->saved_path) + 8];
+
+		snprintf(jp, sizeof(jp), "%s.deltas", ctx->saved_path);
+		unlink(jp);
 	}
 	if (o->start_on == START_ON_TABLE && unlink(ctx->saved_path) == 0)
 		/* Else a later restart would go back to a table older than the
@@ -621,6 +653,7 @@ int main(int argc, char **argv)
 		}
 		rte_free(ctx.workers[w]);
 	}
+	dp_ctx_standby_stop(&ctx);
 	dp_gen_free(ctx.pub.gen);
 	free(ctx.doc);
 	rte_free(ctx.pub.qsv);

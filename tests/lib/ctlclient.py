@@ -47,7 +47,7 @@ def frame(op, body: bytes, flags=0, version=VERSION, magic=MAGIC, reserved=0, le
     return HDR.pack(magic, version, op, flags, reserved, len(body) if length is None else length) + body
 
 
-REPLIES = {"push": "PushReply", "status": "StatusReply", "counters": "CounterReport", "explain": "ExplainReply",
+REPLIES = {"push": "PushReply", "delta": "PushReply", "status": "StatusReply", "counters": "CounterReport", "explain": "ExplainReply",
            "table": "TableReply"}
 
 
@@ -59,7 +59,7 @@ def _generation(g):
 
 def to_dict(opname, msg):
     """A reply message in the shape the tests (and the API) use."""
-    if opname == "push":
+    if opname in ("push", "delta"):
         return {"generation": msg.generation, "hash": f"{msg.hash:016x}", "noop": msg.noop}
     if opname == "status":
         p = msg.packets
@@ -70,7 +70,8 @@ def to_dict(opname, msg):
                            "mac": x.mac} for x in msg.ports],
                 "managed_by": msg.managed_by}
     if opname == "table":
-        return {"generation": _generation(msg.generation), "document": msg.document, "managed_by": msg.managed_by}
+        return {"generation": _generation(msg.generation), "document": msg.document, "managed_by": msg.managed_by,
+                "deltas": list(msg.deltas), "document_hash": f"{msg.document_hash:016x}"}
     return json.loads(msg.json)  # counters, explain: JSON models inside the typed reply
 
 
@@ -89,16 +90,46 @@ def explain_request(src, dst, proto, sport=0, dport=0, payload=None, payload_hex
     return m
 
 
-def push_request(document, generation=0, name="test", content_db=None):
+def push_request(document, generation=0, name="test", content_db=None, generation_hash=0):
     """content_db: None, or {"rules_hash": int, "dbs": {field: bytes}}."""
     m = pb().PushRequest(document=document.encode() if isinstance(document, str) else document,
-                         generation=generation, name=name)
+                         generation=generation, name=name, generation_hash=generation_hash)
     if content_db is not None:
         m.has_content = True
         m.content_rules_hash = content_db["rules_hash"]
         dbs = content_db.get("dbs", {})
         m.content_db.extend([dbs.get(f, b"") for f in content_db.get("fields", FIELDS)])
     return m
+
+
+def fnv64(data: bytes, h=1469598103934665603):
+    """common/fwd_hash.h's fwd_hash64_update."""
+    for b in data:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def pack_changes(changes):
+    """fwd_delta_pack() of [(kind "add"|"remove", region id, "prefix"), ...] as given
+    (the caller sends effective changes in fwd_delta_apply's order)."""
+    out = b""
+    for kind, region, prefix in changes:
+        net = ipaddress.ip_network(prefix)
+        addr = net.network_address.packed.ljust(16, b"\0")
+        out += bytes([1 if kind == "add" else 2, net.version, net.prefixlen, 0,
+                      region >> 8, region & 0xFF, 0, 0]) + addr
+    return out
+
+
+def delta_hash(base, packed):
+    """fwd_delta_hash(base, packed)."""
+    return fnv64(packed, fnv64(base.to_bytes(8, "little")))
+
+
+def delta_request(base_hash, changes, generation=0, name="test", hash=None, packed=None):
+    packed = pack_changes(changes) if packed is None else packed
+    return pb().DeltaRequest(generation=generation, base_hash=base_hash, name=name, changes=packed,
+                             hash=delta_hash(base_hash, packed) if hash is None else hash)
 
 
 class Ctl:
@@ -140,6 +171,8 @@ class Ctl:
             return self.send(op, push_request(**kw))
         if op == "explain":
             return self.send(op, explain_request(**kw))
+        if op == "delta":
+            return self.send(op, delta_request(**kw))
         assert not kw, kw
         return self.send(op, pb().Empty())
 

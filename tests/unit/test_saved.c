@@ -78,7 +78,7 @@ static void test_round_trip(void **state)
 	struct fwd_err e = {0};
 
 	(void)state;
-	assert_int_equal(dp_saved_write(path, 42, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_write(path, 42, 0, "regiond", doc, strlen(doc)), 0);
 	assert_int_equal(dp_saved_read(path, &s, &e), 0);
 	assert_int_equal(s.id, 42);
 	assert_int_equal(s.hash, fwd_hash64(doc, strlen(doc)));
@@ -87,7 +87,7 @@ static void test_round_trip(void **state)
 	assert_memory_equal(s.doc, doc, strlen(doc));
 	dp_saved_clear(&s);
 	/* A second save replaces the first whole; no temporary file is left. */
-	assert_int_equal(dp_saved_write(path, 43, "other\nname", "x: 1\n", 5), 0);
+	assert_int_equal(dp_saved_write(path, 43, 0, "other\nname", "x: 1\n", 5), 0);
 	assert_int_equal(dp_saved_read(path, &s, &e), 0);
 	assert_int_equal(s.id, 43);
 	assert_string_equal(s.pushed_by, "other\nname");
@@ -116,7 +116,7 @@ static void test_damage_is_refused(void **state)
 	char *good, *b;
 
 	(void)state;
-	assert_int_equal(dp_saved_write(path, 7, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_write(path, 7, 0, "regiond", doc, strlen(doc)), 0);
 	good = slurp(&len);
 	b = malloc(len + 8);
 
@@ -154,7 +154,7 @@ static void test_unwritable_directory(void **state)
 
 	(void)state;
 	snprintf(bad, sizeof(bad), "%s/missing/regionfwd.pushed", dir);
-	assert_int_equal(dp_saved_write(bad, 1, "regiond", doc, strlen(doc)), -ENOENT);
+	assert_int_equal(dp_saved_write(bad, 1, 0, "regiond", doc, strlen(doc)), -ENOENT);
 }
 
 int main(void)

@@ -1,0 +1,296 @@
+"""Incremental generations in regionfwd (OP_DELTA, docs/architecture.md):
+deltas under traffic lose and misroute nothing and keep counting; the live
+FIBs after any number of deltas (which alternate between two copies) give
+every address the region a longest-prefix match over the same prefixes
+gives; refusals change nothing; a restart resumes the last delta from the
+saved document and its journal, and a torn journal stops at its last whole
+record."""
+import ipaddress
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from ctlclient import Ctl  # noqa: E402
+from dprun import eal_args, regionfwd_bin  # noqa: E402
+
+from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
+
+
+class Fwd:
+    """regionfwd with a control socket, fed forever from a pcap (or nothing)."""
+
+    def __init__(self, tmp, prefix, table, pcap=None, log="fwd.log"):
+        self.tmp, self.prefix, self.table, self.pcap = tmp, prefix, table, pcap
+        self.sock = str(tmp / "ctl.sock")
+        node = tmp / "node.yaml"
+        rx = f"net_pcap_in0,rx_pcap={pcap},infinite_rx=1" if pcap else "net_null_i0,no-rx=1"
+        node.write_text("ports:\n"
+                        f'  in0: {{device: "{rx}", ingress: true}}\n'
+                        "  out0: {device: net_null_o0}\n  out1: {device: net_null_o1}\n"
+                        f"control_socket: {self.sock}\n")
+        self.log = open(tmp / log, "w+")
+        self.p = subprocess.Popen([regionfwd_bin()] + eal_args(prefix) + [
+            "--", "--node", str(node), "--table", str(table)], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while True:
+            try:
+                self.ctl = Ctl(self.sock)
+                break
+            except OSError:
+                assert self.p.poll() is None and time.time() < deadline, self.text()
+                time.sleep(0.1)
+
+    def text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def hash(self):
+        return int(self.ctl.call("status")["generation"]["hash"], 16)
+
+    def stop(self):
+        self.ctl.close()
+        self.p.terminate()
+        self.p.wait(30)
+        return self.text()
+
+
+def traffic(tmp, srcs, n=1024):
+    pcap = str(tmp / "in.pcap")
+    wrpcap(pcap, [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+                  IP(src=srcs[i % len(srcs)], dst="192.0.2.1") / UDP(sport=1000 + i, dport=53) /
+                  Raw(b"x" * 10) for i in range(n)])
+    return pcap
+
+
+SWAP_DOC = """regions:
+  r1a: {prefixes: [10.1.0.0/16]}
+  r1b: {prefixes: []}
+  r2a: {prefixes: [10.2.0.0/16]}
+  r2b: {prefixes: []}
+links:
+  a1: {port: out0, next_hop_mac: '02:00:00:00:00:01'}
+  b1: {port: out1, next_hop_mac: '02:00:00:00:00:02'}
+  a2: {port: out0, next_hop_mac: '02:00:00:00:00:03'}
+  b2: {port: out1, next_hop_mac: '02:00:00:00:00:04'}
+  trap: {port: out0, next_hop_mac: '02:00:00:00:00:05'}
+policies:
+  - {region: r1a, service: any, action: steer, to: a1}
+  - {region: r1b, service: any, action: steer, to: b1}
+  - {region: r2a, service: any, action: steer, to: a2}
+  - {region: r2b, service: any, action: steer, to: b2}
+default: {action: steer, to: trap}
+"""
+
+
+def test_hundreds_of_deltas_under_traffic(tmp_path):
+    """Source 10.1.0.1 and 10.2.0.1 alternate packet by packet; every delta
+    moves each /16 to its region's twin (a move: removal and add in one
+    batch), which steers to the other link of its pair. After rx packets,
+    a1+b1 must hold exactly ceil(rx/2) and a2+b2 floor(rx/2): no packet
+    lost, none misrouted to the other pair or the trap, and the counters
+    of the regions (carried over, not folded) add up to rx."""
+    table = tmp_path / "t.yaml"
+    table.write_text(SWAP_DOC)
+    f = Fwd(tmp_path, "dl-swap", table, traffic(tmp_path, ["10.1.0.1", "10.2.0.1"]))
+    deltas = 300
+    try:
+        h = f.hash()
+        for n in range(deltas):
+            a, b = (1, 2) if n % 2 == 0 else (2, 1)  # r1a=1 r1b=2 r2a=3 r2b=4
+            r = f.ctl.call("delta", base_hash=h, generation=n + 2, changes=[
+                ("remove", a, "10.1.0.0/16"), ("add", b, "10.1.0.0/16"),
+                ("remove", a + 2, "10.2.0.0/16"), ("add", b + 2, "10.2.0.0/16")])
+            assert r["ok"] and r["generation"] == n + 2, r
+            h = int(r["hash"], 16)
+        time.sleep(0.2)
+        c = f.ctl.call("counters")
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert "rx = tx + dropped: holds" in log
+    pk = {m.group(1): int(m.group(2)) for m in re.finditer(r"^  (a1|b1|a2|b2|trap)\s+\S+\s+\S+\s+(\d+)", log, re.M)}
+    rx, tx, dropped = map(int, re.search(r"rx (\d+)  tx (\d+)  dropped (\d+)", log).groups())
+    assert rx > 10000 and dropped == 0 and rx == tx
+    assert pk["a1"] + pk["b1"] == (rx + 1) // 2
+    assert pk["a2"] + pk["b2"] == rx // 2
+    assert pk["trap"] == 0
+    assert min(pk["a1"], pk["b1"], pk["a2"], pk["b2"]) > 0
+    assert re.search(r"^  generation_swaps\s+(\d+)$", log, re.M).group(1) == str(deltas + 1)
+    # Counted once, whether the generation that counted was retired by a
+    # delta or not: at exit the regions add up to what was received (while
+    # traffic flows, a read may fall between a burst's two counters).
+    region_pk = {m.group(1): int(m.group(2)) for m in
+                 re.finditer(r"^  (r1a|r1b|r2a|r2b|unknown)\s+(\d+)\s+\d+$", log, re.M)}
+    assert sum(region_pk.values()) == rx, (region_pk, rx)
+    assert region_pk["r1a"] + region_pk["r1b"] == (rx + 1) // 2
+    assert region_pk.get("unknown", 0) == 0
+    assert c["regions"]["r1a"]["packets"] > 0
+
+
+POOL_DOC = """regions:
+  r1: {prefixes: [10.0.0.0/8]}
+  r2: {prefixes: ["2001:db8::/32"]}
+  r3: {prefixes: []}
+  r4: {prefixes: []}
+links:
+  a: {port: out0, next_hop_mac: '02:00:00:00:00:01'}
+default: {action: steer, to: a}
+"""
+
+
+def lpm(held, addr):
+    best = None
+    for net, region in held.items():
+        if net.version == addr.version and addr in net and (best is None or net.prefixlen > best[0].prefixlen):
+            best = (net, region)
+    return best[1] if best else "unknown"
+
+
+def test_random_deltas_match_a_longest_prefix_match(tmp_path):
+    """Random deltas over a pool of nested IPv4 and IPv6 prefixes. The live
+    FIBs alternate between the two copies (the standby gets each delta,
+    the retired copy gets it again after the grace period), so a copy that
+    missed or doubled a change would show within two deltas: after each
+    one, explain (which reads the live FIB) must give every probed address
+    the region of its longest match over what the regions hold."""
+    rnd = random.Random(1919)
+    table = tmp_path / "t.yaml"
+    table.write_text(POOL_DOC)
+    names = {1: "r1", 2: "r2", 3: "r3", 4: "r4"}
+    pool = set()
+    while len(pool) < 300:
+        if rnd.random() < 0.7:
+            plen = rnd.choice([12, 16, 20, 24, 25, 28, 32])
+            a = ipaddress.ip_address("10.0.0.0") + rnd.randrange(0, 1 << 20) * 16
+            pool.add(ipaddress.ip_network(f"{a}/{plen}", strict=False))
+        else:
+            plen = rnd.choice([40, 48, 56, 64, 127, 128])
+            a = ipaddress.ip_address("2001:db8::") + (rnd.randrange(0, 1 << 24) << 80)
+            pool.add(ipaddress.ip_network(f"{a}/{plen}", strict=False))
+    pool = sorted(pool, key=lambda n: (n.version, n.network_address, n.prefixlen))
+    held = {ipaddress.ip_network("10.0.0.0/8"): "r1", ipaddress.ip_network("2001:db8::/32"): "r2"}
+    ids = {v: k for k, v in names.items()}
+    f = Fwd(tmp_path, "dl-rand", table)
+    try:
+        h = f.hash()
+        for rnd_no in range(40):
+            changes = []
+            for net in rnd.sample(pool, rnd.randrange(1, 30)):
+                if net in held and rnd.random() < 0.3:
+                    to = rnd.choice([r for r in names.values() if r != held[net]])
+                    changes += [("remove", ids[held[net]], str(net)), ("add", ids[to], str(net))]
+                    held[net] = to
+                elif net in held:
+                    changes.append(("remove", ids[held.pop(net)], str(net)))
+                else:
+                    held[net] = rnd.choice(list(names.values()))
+                    changes.append(("add", ids[held[net]], str(net)))
+            # The effective order fwd_delta_apply sends: IPv4 first, by
+            # address and length, a move's removal before its add.
+            changes.sort(key=lambda c: (ipaddress.ip_network(c[2]).version,
+                                        ipaddress.ip_network(c[2]).network_address,
+                                        ipaddress.ip_network(c[2]).prefixlen, c[0] != "remove"))
+            r = f.ctl.call("delta", base_hash=h, changes=changes)
+            assert r["ok"], (rnd_no, r)
+            h = int(r["hash"], 16)
+            for net in rnd.sample(pool, 12):
+                for addr in (net.network_address, net.broadcast_address,
+                             net.network_address + (net.num_addresses // 2)):
+                    e = f.ctl.call("explain", src=str(addr), dst="192.0.2.1" if addr.version == 4 else "2001:db8:ffff::1",
+                                   proto="udp", dport=53)
+                    assert e["ok"] and e["region"] == lpm(held, addr), (rnd_no, str(addr), e.get("region"))
+        st = f.ctl.call("status")["generation"]
+        assert st["prefixes_v4"] + st["prefixes_v6"] == len(held)
+    finally:
+        log = f.stop()
+    assert "built whole" not in log  # every delta went through the standby copy
+
+
+def test_refused_deltas_change_nothing(tmp_path):
+    table = tmp_path / "t.yaml"
+    table.write_text(POOL_DOC)
+    f = Fwd(tmp_path, "dl-bad", table)
+    try:
+        h = f.hash()
+        cases = [
+            (dict(base_hash=h ^ 1, changes=[("add", 3, "11.0.0.0/8")]), "delta_base_mismatch", "base_hash"),
+            (dict(base_hash=h, changes=[("add", 3, "11.0.0.0/8")], hash=12345), "bad_request", "hash"),
+            (dict(base_hash=h, changes=[("add", 3, "10.0.0.0/8")]), "invalid_delta", "changes[0]"),
+            (dict(base_hash=h, changes=[("remove", 3, "12.0.0.0/8")]), "invalid_delta", "changes[0]"),
+            (dict(base_hash=h, changes=[("add", 9, "12.0.0.0/8")]), "invalid_delta", "changes[0]"),
+            (dict(base_hash=h, changes=[("add", 3, "12.0.0.0/8"), ("add", 4, "12.0.0.0/8")]),
+             "invalid_delta", "changes[1]"),
+            (dict(base_hash=h, changes=[], packed=b"\x01\x04\x08" + b"\0" * 20), "invalid_delta", "changes"),
+            (dict(base_hash=h, changes=[], packed=b"\x01\x04\x08\0\0\x01\0\0\x0c\x01" + b"\0" * 14),
+             "invalid_delta", "changes"),  # host bits
+            (dict(base_hash=h, changes=[("add", 1, "10.0.0.0/8")]), "bad_request", "changes"),  # a no-op
+        ]
+        for kw, code, path in cases:
+            r = f.ctl.call("delta", **kw)
+            assert not r["ok"] and r["error"]["code"] == code and r["error"]["path"] == path, (kw, r)
+            assert f.hash() == h
+        e = f.ctl.call("explain", src="12.0.0.1", dst="192.0.2.1", proto="udp", dport=53)
+        assert e["region"] == "unknown"
+    finally:
+        f.stop()
+
+
+def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
+    table = tmp_path / "t.yaml"
+    table.write_text(POOL_DOC)
+    f = Fwd(tmp_path, "dl-restart", table)
+    hashes = []
+    try:
+        r = f.ctl.call("push", document=POOL_DOC + "description: pushed\n", name="regiond", generation=10)
+        assert r["ok"], r
+        h = int(r["hash"], 16)
+        for n, (region, net) in enumerate([(3, "11.0.0.0/8"), (4, "12.0.0.0/8"), (3, "2001:db9::/32")]):
+            r = f.ctl.call("delta", base_hash=h, changes=[("add", region, net)], name="regiond", generation=11 + n)
+            assert r["ok"], r
+            h = int(r["hash"], 16)
+            hashes.append(h)
+        t = f.ctl.call("table")
+        assert len(t["deltas"]) == 3 and b"description: pushed" in t["document"]
+    finally:
+        f.stop()
+    journal = tmp_path / "ctl.sock.pushed.deltas"
+    assert journal.exists()
+    f = Fwd(tmp_path, "dl-restart", table, log="fwd2.log")
+    try:
+        st = f.ctl.call("status")
+        assert st["generation"]["id"] == 13 and int(st["generation"]["hash"], 16) == hashes[-1]
+        assert st["managed_by"] == "regiond"
+        e = f.ctl.call("explain", src="2001:db9::1", dst="2001:db8::1", proto="udp", dport=53)
+        assert e["region"] == "r3"
+    finally:
+        f.stop()
+    # A torn last record (a crash in the middle of its write): the
+    # generation before it runs, and the log says why.
+    data = journal.read_bytes()
+    journal.write_bytes(data[:-5])
+    f = Fwd(tmp_path, "dl-restart", table, log="fwd3.log")
+    try:
+        st = f.ctl.call("status")
+        assert st["generation"]["id"] == 12 and int(st["generation"]["hash"], 16) == hashes[1]
+        e = f.ctl.call("explain", src="2001:db9::1", dst="2001:db8::1", proto="udp", dport=53)
+        assert e["region"] == "unknown"
+        # The next delta rewrites the saved state whole: a restart then
+        # resumes it, not the torn file.
+        r = f.ctl.call("delta", base_hash=hashes[1], changes=[("add", 4, "13.0.0.0/8")], name="regiond",
+                       generation=20)
+        assert r["ok"], r
+        last = int(r["hash"], 16)
+    finally:
+        log = f.stop()
+    assert "not a whole record" in log
+    f = Fwd(tmp_path, "dl-restart", table, log="fwd4.log")
+    try:
+        st = f.ctl.call("status")
+        assert st["generation"]["id"] == 20 and int(st["generation"]["hash"], 16) == last
+    finally:
+        f.stop()
