@@ -73,6 +73,7 @@ struct ctl_feed {
 	int resync_on_recovery; /* lost since the last dump: dump again when back */
 	int need_full; /* compare every prefix, not only changed ones */
 	int withdraw_done;
+	int snap_due; /* a batch ran: refresh the status snapshot now */
 	uint64_t gen_seen; /* regiond's generation the feed last reconciled with */
 	int64_t retry_ms; /* after a failed apply: not before this */
 	char why[256]; /* why the feed is not up */
@@ -606,6 +607,7 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 		f->withdraw_done = 1;
 	if (b.applies == 0)
 		return;
+	f->snap_due = 1; /* GET /v1/feed shows a batch as soon as it ran */
 	f->batches++;
 	f->last.time = (int64_t)time(NULL);
 	f->last.changes = b.added + b.removed + b.refused;
@@ -802,7 +804,8 @@ static void *feed_main(void *arg)
 			tick(f, now);
 			next_tick = now + f->c.batch_ms;
 		}
-		if (now >= next_snap) {
+		if (now >= next_snap || f->snap_due) {
+			f->snap_due = 0;
 			snapshot(f, now);
 			next_snap = now + 250;
 		}

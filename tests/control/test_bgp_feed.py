@@ -9,7 +9,6 @@ on virtual devices. The tests share one lab and run in order: announce,
 withdraw, static wins, residency, a full PUT, the session dropped past the
 hold and back, the prefix bound, a 10k flap.
 """
-import json
 import os
 import shutil
 import subprocess
@@ -21,7 +20,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
-from test_e2e import DEMO, Box, wait_for  # noqa: E402
+from bgplab import RTR_NS, Lab  # noqa: E402
+from test_e2e import DEMO, wait_for  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not netns.available(), reason="needs root and ip(8) for network namespaces"),
@@ -29,149 +29,16 @@ pytestmark = [
                        reason="needs BIRD 2 (Debian's bird2: scripts/deps installs it)"),
 ]
 
-PEER_NS, RTR_NS = "bgpf-peer", "bgpf-rtr"
 HOLD_S = 2
 MAX_PREFIXES = 1000
-
-RTR_CONF = """
-router id 10.99.0.2;
-protocol device {}
-ipv4 table t101; ipv4 table t102; ipv6 table t101v6; ipv6 table t102v6;
-protocol kernel k101 { ipv4 { table t101; export all; import none; }; kernel table 101; }
-protocol kernel k102 { ipv4 { table t102; export all; import none; }; kernel table 102; }
-protocol kernel k101v6 { ipv6 { table t101v6; export all; import none; }; kernel table 101; }
-protocol kernel k102v6 { ipv6 { table t102v6; export all; import none; }; kernel table 102; }
-# The community names the region: one pipe per region's table.
-protocol pipe p101 { table master4; peer table t101; import none; export where (65000,101) ~ bgp_community; }
-protocol pipe p102 { table master4; peer table t102; import none; export where (65000,102) ~ bgp_community; }
-protocol pipe p101v6 { table master6; peer table t101v6; import none; export where (65000,101) ~ bgp_community; }
-protocol pipe p102v6 { table master6; peer table t102v6; import none; export where (65000,102) ~ bgp_community; }
-protocol bgp peer1 {
-  local 10.99.0.2 as 65000; neighbor 10.99.0.1 as 65001;
-  hold time 3; connect retry time 1; error wait time 1, 2;
-  ipv4 { import all; export none; };
-  ipv6 { import all; export none; };
-}
-"""
-
-PEER_HEAD = """
-router id 10.99.0.1;
-protocol device {}
-protocol bgp up1 {
-  local 10.99.0.1 as 65001; neighbor 10.99.0.2 as 65000;
-  hold time 3; connect retry time 1; error wait time 1, 2;
-  ipv4 { import none; export all; };
-  ipv6 { import none; export all; next hop address fd99::1; };
-}
-"""
-
-
-class Lab:
-    """The two namespaces, both BIRDs and the box (regionfwd + regiond)."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.routes = {}  # prefix -> community's second half (101, 102)
-        self.birds = []
-        self._clean()
-        sh = netns.sh
-        sh(f"ip netns add {PEER_NS} && ip netns add {RTR_NS}")
-        sh(f"ip link add bgpf0 netns {PEER_NS} type veth peer name bgpf1 netns {RTR_NS}")
-        for ns, dev, a4, a6 in ((PEER_NS, "bgpf0", "10.99.0.1/30", "fd99::1/64"),
-                                (RTR_NS, "bgpf1", "10.99.0.2/30", "fd99::2/64")):
-            sh(f"nsenter --net=/run/netns/{ns} sh -c 'ip link set lo up && ip addr add {a4} dev {dev} && "
-               f"ip addr add {a6} dev {dev} nodad && ip link set {dev} up'")
-        self.rtr_ctl = str(tmp / "rtr.ctl")
-        self.peer_ctl = str(tmp / "peer.ctl")
-        (tmp / "rtr.conf").write_text(RTR_CONF)
-        self.write_peer()
-        self.start_bird(RTR_NS, tmp / "rtr.conf", self.rtr_ctl)
-        self.start_bird(PEER_NS, tmp / "peer.conf", self.peer_ctl)
-        self.box = Box(tmp, "bgpf", wrapper=netns.in_ns(RTR_NS), regiond_args=(
-            "--feed-table", "india=101", "--feed-table", "singapore=102", "--feed-table", "brazil=103",
-            "--feed-bird-socket", self.rtr_ctl, "--feed-hold", str(HOLD_S), "--feed-batch-ms", "50",
-            "--feed-max-prefixes", str(MAX_PREFIXES)))
-
-    def start_bird(self, ns, conf, ctl):
-        subprocess.run(netns.in_ns(ns) + ["bird", "-c", str(conf), "-s", ctl, "-P", ctl + ".pid"],
-                       check=True, capture_output=True, text=True)
-        self.birds.append(ctl + ".pid")
-        wait_for(lambda: os.path.exists(ctl), what=f"BIRD's socket {ctl}")
-
-    def write_peer(self):
-        lines = [PEER_HEAD, "protocol static s4 { ipv4;"]
-        v6 = []
-        for p, c in self.routes.items():
-            line = f"  route {p} blackhole {{ bgp_community.add((65000,{c})); }};"
-            (v6 if ":" in p else lines).append(line)
-        lines.append("}")
-        lines += ["protocol static s6 { ipv6;"] + v6 + ["}"]
-        (self.tmp / "peer.conf").write_text("\n".join(lines) + "\n")
-
-    def announce(self, routes):
-        self.routes.update(routes)
-        self.reconfigure()
-
-    def withdraw(self, prefixes):
-        for p in prefixes:
-            self.routes.pop(p, None)
-        self.reconfigure()
-
-    def reconfigure(self):
-        self.write_peer()
-        self.birdc(self.peer_ctl, "configure")
-
-    def birdc(self, ctl, *cmd):
-        p = subprocess.run(["birdc", "-s", ctl, *cmd], capture_output=True, text=True, timeout=30)
-        assert p.returncode == 0, p.stdout + p.stderr
-        return p.stdout
-
-    def feed(self):
-        return self.box.status()["feed"]
-
-    def full_feed(self):
-        code, body = self.box.http("GET", "/v1/feed")
-        assert code == 200, body
-        return body
-
-    def region_prefixes(self):
-        code, body = self.box.http("GET", "/v1/table")
-        assert code == 200, body
-        return {name: set(r.get("prefixes", [])) for name, r in body["model"]["regions"].items()}
-
-    def held_by(self, prefix):
-        for region, pfx in self.region_prefixes().items():
-            if prefix in pfx:
-                return region
-        return None
-
-    def rss_kb(self):
-        with open(f"/proc/{self.box.rd.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def _clean(self):
-        for ns in (PEER_NS, RTR_NS):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-    def stop(self):
-        if getattr(self, "box", None):
-            self.box.stop()
-        for pid in self.birds:
-            try:
-                os.kill(int(open(pid).read()), 15)
-            except (OSError, ValueError):
-                pass
-        self._clean()
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     lab = None
     try:
-        lab = Lab(tmp_path_factory.mktemp("bgpfeed"))
+        lab = Lab(tmp_path_factory.mktemp("bgpfeed"), ("--feed-hold", str(HOLD_S), "--feed-batch-ms", "50",
+                                                      "--feed-max-prefixes", str(MAX_PREFIXES)))
         yield lab
     finally:
         if lab:
@@ -188,8 +55,8 @@ def test_announced_prefixes_reach_their_regions(lab):
     wait_held(lab, "100.64.1.0/24", "india")
     wait_held(lab, "100.64.2.0/24", "singapore")
     wait_held(lab, "2001:db8:1::/48", "india")
-    f = lab.feed()
-    assert f["state"] == "up" and f["owned"] == 3, f
+    f = wait_for(lambda: (lambda f: f if f["state"] == "up" and f["owned"] == 3 else None)(lab.feed()),
+                 what="feed up with 3 prefixes")
     assert [s["name"] for s in f["bird"]["sessions"] if s["up"]] == ["peer1"], f
     tables = {t["region"]: t for t in f["tables"]}
     assert tables["india"]["learned_v4"] == 1 and tables["india"]["learned_v6"] == 1
@@ -197,8 +64,9 @@ def test_announced_prefixes_reach_their_regions(lab):
     assert rc == 0 and out["region"] == "india", (out, err)
     rc, out, _ = lab.box.ctl("explain", "2001:db8:1::9", "2001:db8:ffff::1", "udp", "1000", "53")
     assert rc == 0 and "india" in out, out
-    rc, out, _ = lab.box.ctl("status")
-    assert "feed         up since" in out and "bgp peer1 up (Established)" in out, out
+    rc, out, _ = wait_for(lambda: (lambda r: r if "feed         up since" in r[1] else None)(lab.box.ctl("status")),
+                          what="regionctl status shows the feed up")
+    assert "bgp peer1 up (Established)" in out, out
     _, text = lab.box.http("GET", "/metrics")
     assert 'regiond_feed_state{state="up"} 1' in text
     assert 'regiond_feed_learned_prefixes{region="india",family="ipv4"} 1' in text
@@ -226,7 +94,7 @@ def test_residency_refuses_one_route_and_applies_the_rest(lab):
     # given to Singapore, it would send that data to Singapore's link.
     lab.announce({"103.21.50.0/24": 102, "100.64.5.0/24": 102})
     wait_held(lab, "100.64.5.0/24", "singapore")
-    f = wait_for(lambda: (lambda f: f if f["refused"] == 1 else None)(lab.full_feed()), what="refused")
+    f = wait_for(lambda: (lambda f: f if f["refused"] == 1 else None)(lab.feed()), what="refused")
     r = [x for x in f["refusals"] if x["prefix"] == "103.21.50.0/24"]
     assert r and r[0]["region"] == "singapore" and "resid" in r[0]["reason"].lower(), f["refusals"]
     assert lab.held_by("103.21.50.0/24") is None
@@ -255,8 +123,9 @@ def test_session_drop_holds_then_withdraws_then_comes_back(lab):
                  timeout=HOLD_S + 10, what="withdrawn past the hold")
     wait_held(lab, "100.64.1.0/24", None, timeout=5)
     assert lab.held_by("2001:db8:1::/48") is None and lab.held_by("100.64.5.0/24") is None
-    s = lab.box.status()
-    assert "bgp feed" in (s["alarm"] or "") and s["health"]["exit"] == 1, s
+    s = wait_for(lambda: (lambda s: s if "bgp feed" in (s["alarm"] or "") else None)(lab.box.status()),
+                 what="the feed's alarm")
+    assert s["health"]["exit"] == 1, s
     lab.birdc(lab.peer_ctl, "enable", "up1")
     wait_for(lambda: lab.feed()["state"] == "up", timeout=20, what="feed up again")
     wait_held(lab, "100.64.1.0/24", "india")
@@ -268,12 +137,12 @@ def test_more_than_max_prefixes_stops_at_the_max(lab):
     before = lab.feed()["learned"]
     many = {f"100.{80 + i // 250}.{i % 250}.0/24": 101 for i in range(MAX_PREFIXES + 200)}
     lab.announce(many)
-    f = wait_for(lambda: (lambda f: f if f["learned"] == MAX_PREFIXES and f["pending"] == 0 else None)(
-        lab.feed()), timeout=30, what="learned up to the max")
-    assert f["overflow"] >= 200 - before, f
+    # Every route past the max is refused and counted, none stored.
+    f = wait_for(lambda: (lambda f: f if f["learned"] == MAX_PREFIXES and f["pending"] == 0 and
+                          f["overflow"] >= 200 + before else None)(lab.feed()), timeout=30,
+                 what="learned up to the max, the rest refused")
     assert f["owned"] == MAX_PREFIXES, f
-    s = lab.box.status()
-    assert "feed-max-prefixes" in (s["alarm"] or ""), s
+    wait_for(lambda: "feed-max-prefixes" in (lab.box.status()["alarm"] or ""), what="the bound's alarm")
     lab.withdraw(list(many))
     wait_for(lambda: lab.feed()["learned"] == before, timeout=30, what="back under the max")
     wait_for(lambda: lab.box.status()["alarm"] is None, what="alarm cleared")
