@@ -605,6 +605,20 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	}
 	if (rc == 0 && b.left == 0 && mode == CTL_RIB_WITHDRAW)
 		f->withdraw_done = 1;
+	if (b.refused) {
+		/* Each refused route once, when refused (the first few of a batch;
+		 * the status keeps the last CTL_RIB_MAX_REASONS). */
+		struct ctl_rib_refusal ref[8];
+		unsigned n = ctl_rib_refusals(f->rib, ref, b.refused < 8 ? b.refused : 8);
+
+		for (unsigned i = 0; i < n; i++) {
+			char p[64];
+
+			fwd_log(FWD_LOG_WARNING, "bgp feed: %s for region %s refused: %s",
+				ctl_rib_pfx_str(&ref[i].p, p, sizeof(p)), ref[i].region,
+				ref[i].reason);
+		}
+	}
 	if (b.applies == 0)
 		return;
 	f->snap_due = 1; /* GET /v1/feed shows a batch as soon as it ran */

@@ -71,7 +71,7 @@ struct ctl_rib_table {
 struct ctl_rib_refusal {
 	struct ctl_rib_pfx p;
 	char region[FWD_NAME_MAX];
-	char reason[200];
+	char reason[384]; /* as long as fwd_err's */
 	int64_t when; /* unix seconds */
 };
 
