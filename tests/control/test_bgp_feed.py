@@ -133,6 +133,30 @@ def test_session_drop_holds_then_withdraws_then_comes_back(lab):
     wait_for(lambda: lab.box.status()["alarm"] is None, what="alarm cleared")
 
 
+def test_restart_tells_learned_from_static(lab):
+    """What the feed added is recorded (feed-owned): a route withdrawn while
+    regiond was down goes when it is back; the others stay, still the feed's."""
+    lab.announce({"100.64.7.0/24": 101})
+    wait_held(lab, "100.64.7.0/24", "india")
+
+    def withdraw_while_down():
+        lab.withdraw(["100.64.7.0/24"])
+        wait_for(lambda: "100.64.7.0" not in subprocess.run(
+            netns.in_ns(RTR_NS) + ["ip", "route", "show", "table", "101"], capture_output=True,
+            text=True).stdout, what="BIRD withdrew it from the kernel")
+
+    lab.restart_regiond(withdraw_while_down)
+    assert lab.held_by("100.64.7.0/24") == "india"  # the table as it was left
+    wait_held(lab, "100.64.7.0/24", None, timeout=20)
+    f = wait_for(lambda: (lambda f: f if f["state"] == "up" and f["pending"] == 0 else None)(lab.feed()),
+                 what="feed up after the restart")
+    assert lab.held_by("100.64.1.0/24") == "india" and f["owned"] == 3, f
+    lab.withdraw(["100.64.1.0/24"])  # still the feed's: it goes with its route
+    wait_held(lab, "100.64.1.0/24", None)
+    lab.announce({"100.64.1.0/24": 101})
+    wait_held(lab, "100.64.1.0/24", "india")
+
+
 def test_more_than_max_prefixes_stops_at_the_max(lab):
     before = lab.feed()["learned"]
     many = {f"100.{80 + i // 250}.{i % 250}.0/24": 101 for i in range(MAX_PREFIXES + 200)}

@@ -73,9 +73,9 @@ class Lab:
         self.write_peer()
         self.start_bird(RTR_NS, tmp / "rtr.conf", self.rtr_ctl)
         self.start_bird(PEER_NS, tmp / "peer.conf", self.peer_ctl)
-        self.box = Box(tmp, name, wrapper=netns.in_ns(RTR_NS), regiond_args=(
-            "--feed-table", "india=101", "--feed-table", "singapore=102", "--feed-table", "brazil=103",
-            "--feed-bird-socket", self.rtr_ctl, *regiond_args))
+        self.regiond_args = ("--feed-table", "india=101", "--feed-table", "singapore=102", "--feed-table",
+                             "brazil=103", "--feed-bird-socket", self.rtr_ctl, *regiond_args)
+        self.box = Box(tmp, name, wrapper=netns.in_ns(RTR_NS), regiond_args=self.regiond_args)
 
     def start_bird(self, ns, conf, ctl):
         subprocess.run(netns.in_ns(ns) + ["bird", "-c", str(conf), "-s", ctl, "-P", ctl + ".pid"],
@@ -128,6 +128,15 @@ class Lab:
             if prefix in pfx:
                 return region
         return None
+
+    def restart_regiond(self, between=None):
+        """Stop regiond, run @between while it is down, start it again on
+        its state directory."""
+        self.box.rd.terminate()
+        self.box.rd.wait(30)
+        if between:
+            between()
+        self.box.start_regiond(self.regiond_args)
 
     def rss_kb(self):
         with open(f"/proc/{self.box.rd.pid}/status") as f:
