@@ -70,6 +70,10 @@ def test_announced_prefixes_reach_their_regions(lab):
     _, text = lab.box.http("GET", "/metrics")
     assert 'regiond_feed_state{state="up"} 1' in text
     assert 'regiond_feed_learned_prefixes{region="india",family="ipv4"} 1' in text
+    assert 'regiond_feed_session_up{session="peer1"} 1' in text
+    if shutil.which("promtool"):  # the feed's families lint clean too
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and p.stdout.strip() == "" and p.stderr.strip() == "", p.stdout + p.stderr
 
 
 def test_withdrawn_prefixes_leave(lab):
