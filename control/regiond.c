@@ -341,6 +341,7 @@ struct regiond {
 #ifdef REGIOND_BPF
 	struct ctl_filter *filter;
 #endif
+	struct ctl_feed_conf feed_conf; /* --feed-*, checked at start */
 	struct ctl_feed *feed;
 };
 
@@ -667,33 +668,41 @@ static int start_filters(struct regiond *d)
 }
 #endif
 
-/* Follow the routing daemon's kernel tables (--feed-table), when asked:
- * off by default. @return 0 or -1 (said) */
-static int start_feed(struct regiond *d)
+/* --feed-* checked before anything starts, so a bad one is named and
+ * nothing is touched. @return 0 or 2 (said). */
+static int load_feed_conf(struct regiond *d)
 {
-	struct ctl_feed_conf c = {
+	struct fwd_err e = {0};
+
+	d->feed_conf = (struct ctl_feed_conf){
 		.hold_s = (unsigned)d->o.feed_hold_s,
 		.batch_ms = (unsigned)d->o.feed_batch_ms,
 		.max_prefixes = d->o.feed_max_prefixes,
 		.bird_socket = d->o.feed_bird_socket,
 		.state_dir = d->o.state_dir,
 	};
+	if (d->o.feed_tables.n == 0 && d->o.feed_bird_socket) {
+		fwd_log(FWD_LOG_ERR, "--feed-bird-socket needs --feed-table");
+		return 2;
+	}
+	for (unsigned i = 0; i < d->o.feed_tables.n; i++)
+		if (ctl_feed_conf_table(&d->feed_conf, d->o.feed_tables.v[i], &e)) {
+			fwd_log(FWD_LOG_ERR, "%s", e.reason);
+			return 2;
+		}
+	return 0;
+}
+
+/* Follow the routing daemon's kernel tables (--feed-table), when asked:
+ * off by default. @return 0 or -1 (said) */
+static int start_feed(struct regiond *d)
+{
 	struct fwd_err e = {0};
 	struct ctl_ext x;
 
-	if (d->o.feed_tables.n == 0) {
-		if (d->o.feed_bird_socket) {
-			fwd_log(FWD_LOG_ERR, "--feed-bird-socket needs --feed-table");
-			return -1;
-		}
+	if (d->feed_conf.ntables == 0)
 		return 0;
-	}
-	for (unsigned i = 0; i < d->o.feed_tables.n; i++)
-		if (ctl_feed_conf_table(&c, d->o.feed_tables.v[i], &e)) {
-			fwd_log(FWD_LOG_ERR, "%s", e.reason);
-			return -1;
-		}
-	d->feed = ctl_feed_start(&c, &d->st, &e);
+	d->feed = ctl_feed_start(&d->feed_conf, &d->st, &e);
 	if (d->feed == NULL) {
 		char b[1024];
 
@@ -816,7 +825,7 @@ int main(int argc, char **argv)
 				     "under systemd, --log stderr goes to the journal too");
 		return 2;
 	}
-	if (load_tls(&d) || load_token(&d)) {
+	if (load_tls(&d) || load_token(&d) || load_feed_conf(&d)) {
 		shut_down(&d);
 		return 2;
 	}

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
 from bgplab import RTR_NS, Lab  # noqa: E402
-from test_e2e import DEMO, wait_for  # noqa: E402
+from test_e2e import DEMO, REGIOND, wait_for  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not netns.available(), reason="needs root and ip(8) for network namespaces"),
@@ -43,6 +43,22 @@ def lab(tmp_path_factory):
     finally:
         if lab:
             lab.stop()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--feed-table", "india"], "REGION=TABLE"),
+    (["--feed-table", "india=254"], "254 (main)"),
+    (["--feed-table", "india=101", "--feed-table", "brazil=101"], "given twice"),
+    (["--feed-table", "unknown=101"], "not a region's name"),
+    (["--feed-bird-socket", "/run/bird/bird.ctl"], "needs --feed-table"),
+    (["--feed-table", "india=101", "--feed-hold", "86401"], "--feed-hold takes"),
+])
+def test_bad_feed_options_stop_regiond_before_anything(tmp_path, args, words):
+    state = tmp_path / "state"
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--state-dir", str(state), *args],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and words in p.stderr, p.stderr
+    assert not state.exists()  # nothing touched
 
 
 def wait_held(lab, prefix, region, timeout=15):
