@@ -77,7 +77,7 @@ struct ctl_feed {
 	uint64_t gen_seen; /* regiond's generation the feed last reconciled with */
 	int64_t retry_ms; /* after a failed apply: not before this */
 	char why[256]; /* why the feed is not up */
-	char last_error[400];
+	char last_error[512];
 	uint64_t resyncs, batches, events;
 	struct {
 		int64_t time;
@@ -594,10 +594,12 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 		char buf[512];
 
 		/* Not a change's fault (regionfwd away, a confirm pending, the
-		 * disk): all of it is tried again in a second. */
-		snprintf(f->last_error, sizeof(f->last_error), "%s",
-			 fwd_err_str(&e, buf, sizeof(buf)));
-		fwd_log(FWD_LOG_WARNING, "bgp feed: batch not applied: %s", f->last_error);
+		 * disk): all of it is tried again in a second, logged once. */
+		fwd_err_str(&e, buf, sizeof(buf));
+		if (strcmp(buf, f->last_error) != 0)
+			fwd_log(FWD_LOG_WARNING,
+				"bgp feed: batch not applied (retried every second): %s", buf);
+		snprintf(f->last_error, sizeof(f->last_error), "%s", buf);
 		f->retry_ms = ctl_mono_ms() + 1000;
 		f->need_full = f->need_full || full;
 	} else {
