@@ -67,6 +67,20 @@ static void *standby_main(void *arg)
 	struct dp_ctx *ctx = arg;
 	struct fwd_err err;
 
+	if (ctx->replay.n) {
+		/* The retired generation's FIBs, which no worker reads any more
+		 * (after the grace period), get the delta the live ones got. */
+		ctx->built_rc = dp_fibs_apply(&ctx->built, &ctx->replay);
+		if (ctx->built_rc) {
+			DP_LOG(NOTICE,
+			       "the retired FIBs refused the delta's replay (%s); "
+			       "building the standby whole",
+			       strerror(-ctx->built_rc));
+			dp_fibs_free(&ctx->built);
+		} else {
+			return NULL;
+		}
+	}
 	/* Reads only the table, which the published generation owns and
 	 * which cannot be retired before this thread is joined (every
 	 * publish and delta joins it first). */
@@ -94,6 +108,7 @@ static void standby_join(struct dp_ctx *ctx)
 		dp_fibs_free(&ctx->built);
 	}
 	memset(&ctx->built, 0, sizeof(ctx->built));
+	fwd_delta_clear(&ctx->replay);
 }
 
 static void standby_drop(struct dp_ctx *ctx)
@@ -103,17 +118,30 @@ static void standby_drop(struct dp_ctx *ctx)
 	ctx->standby_ok = 0;
 }
 
-/* Build the standby of the published generation in the background. */
-static void standby_start(struct dp_ctx *ctx)
+/* Make the standby of the published generation in the background: from
+ * @recycled (FIBs that mirror the generation before it) with the delta
+ * @replay (taken over) when given, else built whole from its table. */
+static void standby_start(struct dp_ctx *ctx, struct dp_fibs *recycled, struct fwd_delta *replay)
 {
 	standby_drop(ctx);
-	if (ctx->pub.gen == NULL)
+	if (recycled && replay && recycled->fib4) {
+		ctx->built = *recycled;
+		ctx->replay = *replay;
+		memset(recycled, 0, sizeof(*recycled));
+		memset(replay, 0, sizeof(*replay));
+	}
+	if (ctx->pub.gen == NULL) {
+		dp_fibs_free(&ctx->built);
+		fwd_delta_clear(&ctx->replay);
 		return;
+	}
 	ctx->build_from = ctx->pub.gen->table;
 	ctx->built_rc = -EAGAIN;
 	if (pthread_create(&ctx->builder, NULL, standby_main, ctx) != 0) {
 		DP_LOG(WARNING, "cannot start the standby FIB builder; the next delta builds its "
 				"FIBs whole");
+		dp_fibs_free(&ctx->built);
+		fwd_delta_clear(&ctx->replay);
 		return;
 	}
 	pthread_setname_np(ctx->builder, "rfwd-standby");
@@ -263,7 +291,7 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 	ctx->doc_gen_hash = hash;
 	ctx->doc_gen_id = g->id;
 	journal_clear(ctx);
-	standby_start(ctx);
+	standby_start(ctx, NULL, NULL);
 	DP_LOG(INFO,
 	       "generation %llu (%016llx) from %s: %u IPv4 + %u IPv6 prefixes, FIBs %.1f MiB, "
 	       "built and published in %.1f ms",
@@ -300,7 +328,9 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 				    "push the generation whole",
 				    (unsigned long long)base_hash,
 				    (unsigned long long)(cur ? cur->hash : 0));
-	if (fwd_delta_hash(base_hash, packed, len) != hash)
+	if (hash == 0) /* the sender leaves it to us (the reply says it) */
+		hash = fwd_delta_hash(base_hash, packed, len);
+	else if (fwd_delta_hash(base_hash, packed, len) != hash)
 		return fwd_err_fail(err, FWD_R_BAD_REQUEST, NULL, 0, "hash",
 				    "the hash does not name these changes on this base");
 	if (expired(deadline_ns, err)) {
@@ -311,6 +341,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		return rc;
 	/* The same checks as regiond's: both sides hold the same table. */
 	rc = fwd_delta_apply(cur->table, &d, &t, &eff, &st, err);
+	uint64_t t_valid = rte_get_tsc_cycles(), t_fib;
 	fwd_delta_clear(&d);
 	if (rc)
 		goto out;
@@ -337,12 +368,13 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		if ((rc = dp_fibs_build(t, &f, err)) != 0)
 			goto out;
 	}
+	t_fib = rte_get_tsc_cycles();
 	if (expired(deadline_ns, err)) {
 		/* @f mirrors no generation: the running one keeps its FIBs,
 		 * and the standby is built again. */
 		DP_LOG(WARNING, "delta from %s refused: %s", name, err->reason);
 		dp_fibs_free(&f);
-		standby_start(ctx);
+		standby_start(ctx, NULL, NULL);
 		rc = -ETIMEDOUT;
 		goto out;
 	}
@@ -353,7 +385,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		if (rc == 0)
 			journal_pop(ctx);
 		dp_fibs_free(&f);
-		standby_start(ctx);
+		standby_start(ctx, NULL, NULL);
 		rc = fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		goto out;
 	}
@@ -362,22 +394,21 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		ctx->next_gen_id = g->id + 1;
 	g->seq = ++ctx->gen_seq;
 	dp_ctx_publish(ctx, g);
+	uint64_t t_pub = rte_get_tsc_cycles();
 	/* The retired generation's FIBs: the same delta, then the standby.
-	 * They mirrored the base; applied, they mirror @g. */
-	if (ctx->recycled.fib4 && dp_fibs_apply(&ctx->recycled, &eff) == 0) {
-		ctx->standby = ctx->recycled;
-		ctx->standby_ok = 1;
-		memset(&ctx->recycled, 0, sizeof(ctx->recycled));
-	} else {
-		dp_fibs_free(&ctx->recycled);
-		standby_start(ctx);
-	}
+	 * They mirrored the base; applied, they mirror @g. In the background:
+	 * the answer does not wait for it, the next delta does. */
+	standby_start(ctx, &ctx->recycled, &eff);
+	double ms = 1000.0 / (double)rte_get_tsc_hz();
+
 	DP_LOG(INFO,
 	       "generation %llu (%016llx) from %s: delta +%u -%u IPv4, +%u -%u IPv6 (FIBs %s), "
-	       "%u IPv4 + %u IPv6 prefixes, applied and published in %.2f ms",
+	       "%u IPv4 + %u IPv6 prefixes, published in %.2f ms (validate %.2f, FIBs %.2f, "
+	       "swap %.2f)",
 	       (unsigned long long)g->id, (unsigned long long)hash, name, st.added4, st.removed4,
 	       st.added6, st.removed6, path, g->table->nprefix4, g->table->nprefix6,
-	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
+	       (double)(t_pub - t0) * ms, (double)(t_valid - t0) * ms,
+	       (double)(t_fib - t_valid) * ms, (double)(t_pub - t_fib) * ms);
 	rc = 0;
 out:
 	fwd_table_free(t);

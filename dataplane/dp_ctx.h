@@ -64,7 +64,8 @@ struct dp_ctx {
 	pthread_t builder;
 	int building; /* builder runs (joined by the control thread only) */
 	const struct fwd_table *build_from; /* the builder's input: pub.gen's table */
-	struct dp_fibs built;
+	struct dp_fibs built; /* the builder's output (and input, with replay) */
+	struct fwd_delta replay; /* the delta to replay onto built, or none: build whole */
 	int built_rc;
 	/* The deltas applied since the running chain's document (ctx->doc):
 	 * OP_TABLE answers with both, and the saved journal holds them. */
@@ -110,7 +111,7 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
  * must be @base_hash (else -ESTALE, delta_base_mismatch): validated with
  * fwd_delta_apply() like regiond did, applied to the standby FIBs and
  * published as generation @id with hash @hash, which must be
- * fwd_delta_hash(@base_hash, @packed). Nothing but the FIBs and the table
+ * fwd_delta_hash(@base_hash, @packed) (0: computed here). Nothing but the FIBs and the table
  * is rebuilt; counters carry on. Control thread only.
  * @return 0 published, or -errno with @err filled (nothing changed)
  */

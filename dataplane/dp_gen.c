@@ -169,6 +169,16 @@ int dp_fibs_apply(struct dp_fibs *f, const struct fwd_delta *eff)
 		const struct fwd_delta_op *op = &eff->ops[i];
 		int rc;
 
+		/* A move (its removal, then its add: fwd_delta_apply's order) is
+		 * one change of the prefix's next hop: rte_fib_add of a prefix
+		 * the FIB holds rewrites its range once, where a delete and an
+		 * add would rewrite it to the cover's region and back. */
+		if (op->kind == FWD_DELTA_REMOVE && i + 1 < eff->n &&
+		    eff->ops[i + 1].kind == FWD_DELTA_ADD && eff->ops[i + 1].family == op->family &&
+		    eff->ops[i + 1].len == op->len &&
+		    memcmp(eff->ops[i + 1].addr, op->addr, 16) == 0)
+			continue;
+
 		if (op->family == 4) {
 			uint32_t ip = (uint32_t)op->addr[0] << 24 | (uint32_t)op->addr[1] << 16 |
 				      (uint32_t)op->addr[2] << 8 | op->addr[3];
