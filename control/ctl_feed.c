@@ -79,6 +79,7 @@ struct ctl_feed {
 	char why[256]; /* why the feed is not up */
 	char last_error[512];
 	uint64_t resyncs, batches, events;
+	uint64_t withdrawals; /* RTM_DELROUTE since the last batch while up */
 	struct {
 		int64_t time;
 		uint32_t changes, added, removed, refused, applies;
@@ -281,6 +282,7 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 		p.addr[b] &= (uint8_t)(0xff00u >> keep);
 	}
 	f->events++;
+	f->withdrawals += nlh->nlmsg_type == RTM_DELROUTE;
 	if (nlh->nlmsg_type == RTM_DELROUTE)
 		ctl_rib_forget(f->rib, &p, (unsigned)region);
 	else if (ctl_rib_learn(f->rib, &p, (unsigned)region) == -ENOSPC)
@@ -646,13 +648,17 @@ static void tick(struct ctl_feed *f, int64_t now)
 	struct fwd_err e;
 
 	ctl_rib_stats(f->rib, &s);
-	if (f->state == FS_UP && f->c.bird_socket && s.pending) {
+	if (f->state == FS_UP && f->c.bird_socket && s.pending && f->withdrawals) {
 		/* A withdrawal is applied only once BIRD, asked after it came,
 		 * says the sessions are up: a session that just dropped has its
-		 * routes withdrawn by BIRD before the next poll would tell. */
+		 * routes withdrawn by BIRD before the next poll would tell.
+		 * Announcements alone need no such check (BIRD, busy exporting a
+		 * full table, answers slowly). */
 		poll_bird(f);
 		update_state(f, now);
 	}
+	if (f->state == FS_UP)
+		f->withdrawals = 0;
 	if (f->state == FS_UP) {
 		int settling = now < f->settle_until;
 
@@ -795,6 +801,10 @@ static void *feed_main(void *arg)
 		poll(pf, 2, wait < 0 ? 0 : wait > f->c.batch_ms ? (int)f->c.batch_ms : (int)wait);
 		if (atomic_load(&f->stop))
 			break;
+		/* An interval's worth at most before the next batch: each
+		 * apply is a generation with a large fixed cost (written ahead,
+		 * synced, swapped by regionfwd), so while a table streams in,
+		 * fewer and larger batches converge sooner. */
 		read_nl(f, f->c.batch_ms);
 		now = ctl_mono_ms();
 		if (f->nl == NULL && now >= next_nl) {
