@@ -61,8 +61,14 @@ static int protocol_line(const char *text, struct ctl_bird_session *s)
 			break;
 		rest += strcspn(rest, " \t");
 	}
-	snprintf(s->info, sizeof(s->info), "%s", rest);
-	for (size_t l = strlen(s->info); l && isspace((unsigned char)s->info[l - 1]); l--)
+	/* BIRD aligns its columns with runs of spaces: one is enough here. */
+	for (size_t k = 0; *rest && k + 1 < sizeof(s->info); rest++) {
+		if (!isspace((unsigned char)*rest))
+			s->info[k++] = *rest;
+		else if (k && s->info[k - 1] != ' ')
+			s->info[k++] = ' ';
+	}
+	for (size_t l = strlen(s->info); l && s->info[l - 1] == ' '; l--)
 		s->info[l - 1] = '\0';
 	return 1;
 }
