@@ -25,6 +25,7 @@
 #include "ctl_metrics.h"
 #include "ctl_model.h"
 #include "ctl_patch.h"
+#include "ctl_prefixes.h"
 #include "ctl_tls.h"
 #include "ctl_traffic.h"
 
@@ -344,6 +345,57 @@ out:
 	json_decref(b);
 }
 
+/* POST /v1/prefixes: a batch of prefix changes as one delta generation
+ * (ctl_state_apply_delta), refused whole at its first problem. The body is
+ * read by ctl_prefixes.c's scanner, not into a JSON tree: 200,000 changes
+ * cost the delta's array and nothing per change. */
+static void h_prefixes(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_state *st = api->st;
+	struct ctl_prefixes_req pq;
+	struct fwd_delta_stats ds;
+	struct fwd_err e;
+	int64_t id;
+	char h[17];
+
+	if (q->len == 0) {
+		reply_simple(r, FWD_R_BAD_REQUEST, "", "a JSON object body is required");
+		return;
+	}
+	if (st->table == NULL) {
+		reply_simple(r, FWD_R_NO_TABLE, "", "there is no table to change yet; PUT one");
+		return;
+	}
+	if (ctl_prefixes_parse(q->body, q->len, st->table, &pq, &e)) {
+		reply_err(r, &e);
+		return;
+	}
+	if (confirm_pending(st, r))
+		goto out;
+	id = ctl_state_apply_delta(st, &pq.d, pq.author[0] ? pq.author : "api",
+				   pq.comment[0] ? pq.comment : NULL, pq.expected, &ds, &e);
+	if (id < 0) {
+		/* fwd_delta_apply names the change by its position in the batch;
+		 * the client knows it as changes[i].add[j]. */
+		ctl_prefixes_locate(q->body, q->len, &e);
+		/* The table's name without a line says nothing the path does not:
+		 * the batch is not a document. */
+		if (e.line == 0)
+			e.file[0] = '\0';
+		reply_err(r, &e);
+		goto out;
+	}
+	snprintf(h, sizeof(h), "%016" PRIx64, ctl_state_current(st)->hash);
+	r->status = 200;
+	r->body = json_pack("{s:I, s:s, s:b, s:I, s:I, s:I}", "generation",
+			    (json_int_t)ctl_state_current(st)->id, "hash", h, "noop", id == 0,
+			    "added", (json_int_t)(ds.added4 + ds.added6), "removed",
+			    (json_int_t)(ds.removed4 + ds.removed6), "unchanged",
+			    (json_int_t)ds.unchanged);
+out:
+	fwd_delta_clear(&pq.d);
+}
+
 static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	static const char *const keys[] = {"document", NULL};
@@ -395,8 +447,10 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 					   NULL};
 	json_t *b = q->len ? body_json(q, r) : json_object();
 	const struct ctl_gen *cur = ctl_state_current(api->st), *to = NULL;
-	const char *author, *comment;
+	const char *author, *comment, *doc;
 	int64_t gen = 0, expected = -1;
+	struct fwd_err e;
+	size_t len;
 	char c[300];
 
 	if (b == NULL)
@@ -420,8 +474,14 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 	}
 	snprintf(c, sizeof(c), "rollback to generation %" PRIu64 "%s%s", to->id,
 		 comment ? ": " : "", comment ? comment : "");
-	/* The target's document gets a new id; residency is checked again. */
-	do_apply(api, r, to->doc, to->len, author, c, expected, 0);
+	/* The target's document gets a new id; residency is checked again. A
+	 * delta generation's is its table's model, replayed from the nearest
+	 * document before it. */
+	if ((doc = ctl_state_doc(api->st, to, &len, &e)) == NULL) {
+		reply_err(r, &e);
+		goto out;
+	}
+	do_apply(api, r, doc, len, author, c, expected, 0);
 	(void)cur;
 out:
 	json_decref(b);
@@ -459,15 +519,12 @@ void ctl_api_publish(struct ctl_api *api)
 	const char *ran = json_string_value(
 		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
 	const struct ctl_ext *x = ctl_state_ext(st, "filters");
-	char h[17] = "";
 	json_t *v, *old, *filters = NULL;
 	int in_sync;
 
 	/* Compared now, not when the report was taken: a change made since
 	 * (the confirm timer's revert) must not read as in sync. */
-	if (cur)
-		snprintf(h, sizeof(h), "%016" PRIx64, cur->hash);
-	in_sync = cur && ran && strcmp(ran, h) == 0;
+	in_sync = ran && ctl_state_runs(st, strtoull(ran, NULL, 16));
 	v = json_pack("{s:o, s:{s:b, s:b, s:O?}, s:o, s:o}", "generation", gen_json(cur),
 		      "dataplane", "connected", st->dp_report != NULL, "in_sync", in_sync, "status",
 		      st->dp_report, "confirm", ctl_confirm_json(st), "alarm",
@@ -579,15 +636,46 @@ static void h_health(struct ctl_api *api, const struct req *q, struct reply *r)
 static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	const struct ctl_gen *g = ctl_state_current(api->st);
+	const char *doc, *model;
+	char *gen = NULL, *dtext = NULL;
+	json_t *gj = NULL, *ds = NULL;
+	struct fwd_err e;
+	size_t len, mlen, tlen;
+	FILE *f;
 
 	(void)q;
 	if (g == NULL) {
 		reply_simple(r, FWD_R_NO_TABLE, "", "no table yet");
 		return;
 	}
-	r->status = 200;
-	r->body = json_pack("{s:o, s:o, s:s%}", "generation", gen_json(g), "model",
-			    ctl_model(api->st->table), "document", g->doc, g->len);
+	/* The model's text is made once per generation and cached (a delta
+	 * generation's document is that same text): a 1M-prefix table is not
+	 * written out again for every read. The answer is put together as text. */
+	if ((model = ctl_state_model_text(api->st, &mlen, &e)) == NULL ||
+	    (doc = ctl_state_doc(api->st, g, &len, &e)) == NULL) {
+		reply_err(r, &e);
+		return;
+	}
+	gen = json_dumps(gj = gen_json(g), JSON_COMPACT | JSON_SORT_KEYS);
+	ds = json_stringn(doc, len);
+	dtext = ds ? json_dumps(ds, JSON_ENCODE_ANY) : NULL;
+	if (gen && dtext && (f = open_memstream(&r->text, &tlen)) != NULL) {
+		fprintf(f, "{\"document\": %s, \"generation\": %s, \"model\": ", dtext, gen);
+		fwrite(model, 1, mlen, f);
+		fputs("}\n", f);
+		if (fclose(f) == 0)
+			r->status = 200;
+	}
+	if (r->status != 200) {
+		free(r->text);
+		r->text = NULL;
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+	}
+	r->ctype = "application/json";
+	json_decref(gj);
+	json_decref(ds);
+	free(gen);
+	free(dtext);
 }
 
 /* A read's call to regionfwd (ROUTE_DP): on the reads' own connection,
@@ -925,6 +1013,7 @@ static const struct route {
 	{"GET", "/v1/table", 0, h_table},
 	{"PUT", "/v1/table", ROUTE_WRITE, h_put_table},
 	{"PATCH", "/v1/table", ROUTE_WRITE, h_patch_table},
+	{"POST", "/v1/prefixes", ROUTE_WRITE, h_prefixes},
 	{"POST", "/v1/validate", 0, h_validate},
 	{"POST", "/v1/rollback", ROUTE_WRITE, h_rollback},
 	{"POST", "/v1/confirm", ROUTE_WRITE, h_confirm},
@@ -1098,12 +1187,19 @@ static const struct route *find_route(const char *method, const char *url)
 static void log_refused(const struct ctl_state *st, const struct req *q, const struct reply *r)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
-	json_t *b = q->len ? json_loadb(q->body, q->len, 0, NULL) : NULL;
+	/* A batch of prefixes may be 200,000 of them: its author is read by
+	 * its own scanner, not by loading the whole body into JSON values. */
+	int batch = strcmp(st->request, "POST /v1/prefixes") == 0;
+	json_t *b = q->len && !batch ? json_loadb(q->body, q->len, 0, NULL) : NULL;
 	json_t *err = json_object_get(json_object_get(r->body, "error"), "reason");
+	char author[64] = "";
+
+	if (batch && q->len)
+		ctl_prefixes_author(q->body, q->len, author, sizeof(author));
 	struct fwd_log_change c = {
 		.event = "refused",
 		.generation = cur ? cur->id : 0,
-		.author = json_string_value(json_object_get(b, "author")),
+		.author = batch ? author : json_string_value(json_object_get(b, "author")),
 		.client = st->who,
 		.request = st->request,
 		.reason = err ? json_string_value(err) : "refused",

@@ -71,7 +71,9 @@ void ctl_confirm_tick(struct ctl_state *st)
 	const struct ctl_gen *to;
 	uint64_t gen = st->confirm_gen, target = st->revert_to;
 	struct fwd_err e;
+	const char *doc;
 	char c[200];
+	size_t len;
 	int64_t id;
 
 	if (st->unsaved_id && ctl_state_persist_unsaved(st, &e) == 0 && !st->confirm_gen)
@@ -101,7 +103,10 @@ void ctl_confirm_tick(struct ctl_state *st)
 		 gen);
 	/* ctl_state_revert() appends to the history (realloc): 'to' points into
 	 * it, so nothing may read through it after the call. */
-	id = ctl_state_revert(st, to->doc, to->len, c, &e);
+	/* A delta generation's document is its table's model, produced here
+	 * (the text stays valid through the revert: it is copied first). */
+	doc = ctl_state_doc(st, to, &len, &e);
+	id = doc ? ctl_state_revert(st, doc, len, c, &e) : -1;
 	st->revert_tried_ms = id < 0 ? ctl_mono_ms() : 0;
 	if (id >= 0) /* regionfwd just answered: the view shows what now runs */
 		ctl_state_refresh(st);

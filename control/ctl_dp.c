@@ -153,9 +153,12 @@ int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req,
 			goto out;
 		break;
 	}
-	/* A reply is checked like a request: its header before its body. */
-	if (fwd_msg_hdr_decode(hdr, FWD_MSG_MAX_BODY, &h, &fe) || h.op != op ||
-	    !(h.flags & FWD_MSG_REPLY)) {
+	/* A reply is checked like a request: its header before its body. An
+	 * error may come framed with another op: a regionfwd older than @op
+	 * frames its unknown_op refusal with an op it knows (fwd_msg_pack_error),
+	 * and the caller must see that refusal (OP_DELTA falls back to a push). */
+	if (fwd_msg_hdr_decode(hdr, FWD_MSG_MAX_BODY, &h, &fe) ||
+	    (h.op != op && !(h.flags & FWD_MSG_ERROR)) || !(h.flags & FWD_MSG_REPLY)) {
 		rc = -EPROTO;
 		goto out;
 	}

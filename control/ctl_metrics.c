@@ -132,8 +132,8 @@ static void regiond_series(FILE *f, const struct ctl_metrics_in *in)
 	ctl_metrics_sample(f, "regiond_dataplane_up", r != NULL, NULL);
 	ctl_metrics_family(f, "regiond_dataplane_in_sync",
 			   "1 when regionfwd runs regiond's current generation.", "gauge");
-	ctl_metrics_sample(f, "regiond_dataplane_in_sync", cur && r && r->gen.hash == cur->hash,
-			   NULL);
+	ctl_metrics_sample(f, "regiond_dataplane_in_sync",
+			   cur && r && ctl_state_runs(in->st, r->gen.hash), NULL);
 	ctl_metrics_family(f, "regiond_dataplane_report_age_seconds",
 			   "Age of regionfwd's last answer to regiond's main loop (asked every "
 			   "second; +Inf before the first).",

@@ -16,8 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctl_model.h"
 #include "fwd_class.h"
+#include "fwd_delta.h"
 #include "fwd_doc.h"
+#include "fwd_hash.h"
 #include "fwd_hs.h"
 #include "fwd_residency.h"
 
@@ -29,27 +32,47 @@ static int write_atomic(const char *dir, const char *name, const char *data, siz
 	return fwd_write_atomic(dir, name, &part, 1);
 }
 
-static void gen_file(char *buf, size_t len, uint64_t id)
+/* A generation's file: gen-N.doc (a document) or gen-N.delta (a delta). */
+static void gen_file(char *buf, size_t len, uint64_t id, enum ctl_gen_kind kind)
 {
-	snprintf(buf, len, "gen-%" PRIu64 ".doc", id);
+	snprintf(buf, len, "gen-%" PRIu64 ".%s", id, kind == CTL_GEN_DELTA ? "delta" : "doc");
 }
 
+/* The text of a hash in history.json: 16 hex digits. */
 static void hexhash(uint64_t h, char out[17])
 {
 	snprintf(out, 17, "%016" PRIx64, h);
 }
 
-static void unlink_doc(const struct ctl_state *st, uint64_t id);
+static void unlink_gen(const struct ctl_state *st, uint64_t id, unsigned mask);
 
+/* A record of history.json. A document's doc_hash is written only when it
+ * is not its identity (a checkpoint, an adopted table): older records have
+ * neither that nor "kind", and read as documents. */
 static json_t *gen_record(const struct ctl_gen *g)
 {
 	char h[17], f[64];
+	json_t *r;
 
 	hexhash(g->hash, h);
-	gen_file(f, sizeof(f), g->id);
-	return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)g->id, "time",
-			 (json_int_t)g->time, "hash", h, "author", g->author, "comment", g->comment,
-			 "by", g->by, "file", f);
+	gen_file(f, sizeof(f), g->id, g->kind);
+	r = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)g->id, "time",
+		      (json_int_t)g->time, "hash", h, "author", g->author, "comment", g->comment,
+		      "by", g->by, "file", f, "kind",
+		      g->kind == CTL_GEN_DELTA ? "delta" : "document");
+	if (r == NULL)
+		return NULL;
+	if (g->kind == CTL_GEN_DELTA) {
+		json_object_set_new(r, "parent", json_integer((json_int_t)g->parent));
+		json_object_set_new(r, "added", json_integer(g->added));
+		json_object_set_new(r, "removed", json_integer(g->removed));
+	} else if (g->doc_hash != g->hash) {
+		hexhash(g->doc_hash, h);
+		json_object_set_new(r, "doc_hash", json_string(h));
+		if (g->checkpoint)
+			json_object_set_new(r, "checkpoint", json_true());
+	}
+	return r;
 }
 
 int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
@@ -58,8 +81,13 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	char *text;
 	int rc;
 
-	for (unsigned i = 0; i < st->nhist; i++)
-		json_array_append_new(gens, gen_record(&st->hist[i]));
+	for (unsigned i = 0; i < st->nhist; i++) {
+		json_t *r = gen_record(&st->hist[i]);
+
+		if (r && i < st->hidden) /* kept for a listed delta's chain only */
+			json_object_set_new(r, "hidden", json_true());
+		json_array_append_new(gens, r);
+	}
 	json_object_set_new(root, "next_id", json_integer((json_int_t)st->next_id));
 	json_object_set_new(root, "generations", gens);
 	json_object_set_new(root, "pending",
@@ -78,23 +106,49 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 			     "cannot write %s/history.json: %s", st->dir, strerror(-rc));
 		return rc;
 	}
-	/* A history without them is durable now: their documents may go. */
+	/* A history without them is durable now: their files may go. */
 	for (unsigned i = 0; i < st->ngone; i++)
-		unlink_doc(st, st->gone[i]);
+		unlink_gen(st, st->gone[i].id, st->gone[i].mask);
 	st->ngone = 0;
 	return 0;
 }
 
-static int referenced(const struct ctl_state *st, uint64_t id)
+/* Note generation @id's files (@mask: 1 its document, 2 its delta) for
+ * deletion once a history without them is durable. -1 out of memory. */
+static int gone_add(struct ctl_state *st, uint64_t id, unsigned mask)
 {
-	return ctl_state_find(st, id) != NULL || (st->has_pending && st->pending.id == id);
+	if (st->ngone == st->capgone) {
+		unsigned cap = st->capgone ? st->capgone * 2 : 16;
+		void *g = realloc(st->gone, sizeof(*st->gone) * cap);
+
+		if (g == NULL)
+			return -1;
+		st->gone = g;
+		st->capgone = cap;
+	}
+	st->gone[st->ngone].id = id;
+	st->gone[st->ngone++].mask = mask;
+	return 0;
 }
 
-/* Every document in the state directory must be one the history names.
- * The one exception is the document of an apply killed between writing it
- * and writing its write-ahead record: it carries the next id, it never ran,
- * and it is removed. Any other stranger means the directory was edited or
- * mixed up: corrupt, and nothing is deleted. */
+/* The record of generation @id (history, hidden ones included, or
+ * pending), or NULL. */
+static const struct ctl_gen *referenced(const struct ctl_state *st, uint64_t id)
+{
+	for (unsigned i = 0; i < st->nhist; i++)
+		if (st->hist[i].id == id)
+			return &st->hist[i];
+	return st->has_pending && st->pending.id == id ? &st->pending : NULL;
+}
+
+/* Every generation file in the state directory must be one the history
+ * names. Two exceptions, each a crash at a known step: the file of an apply
+ * killed between writing it and writing its write-ahead record (it carries
+ * the next id, it never ran), and the other kind's file of a generation
+ * retention was folding (a checkpoint document not yet in the history, or
+ * the delta a recorded checkpoint replaced): both are removed. Any other
+ * stranger means the directory was edited or mixed up: corrupt, and
+ * nothing is deleted. */
 static int check_documents(struct ctl_state *st, uint64_t disk_next_id, struct fwd_err *e)
 {
 	DIR *d = opendir(st->dir);
@@ -102,14 +156,20 @@ static int check_documents(struct ctl_state *st, uint64_t disk_next_id, struct f
 	int rc = 0;
 
 	while (d && rc == 0 && (de = readdir(d)) != NULL) {
+		const struct ctl_gen *g;
+		enum ctl_gen_kind kind;
 		uint64_t id;
 		char tail[8], p[512];
 
-		if (sscanf(de->d_name, "gen-%" SCNu64 ".%4s", &id, tail) != 2 ||
-		    strcmp(tail, "doc") || referenced(st, id))
+		if (sscanf(de->d_name, "gen-%" SCNu64 ".%6s", &id, tail) != 2 ||
+		    (strcmp(tail, "doc") && strcmp(tail, "delta")))
+			continue;
+		kind = strcmp(tail, "doc") ? CTL_GEN_DELTA : CTL_GEN_DOCUMENT;
+		g = referenced(st, id);
+		if (g && g->kind == kind)
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
-		if (id == disk_next_id) {
+		if (id == disk_next_id || g) {
 			unlink(p);
 			continue;
 		}
@@ -124,13 +184,57 @@ static int check_documents(struct ctl_state *st, uint64_t disk_next_id, struct f
 	return rc;
 }
 
-/* One generation record of history.json, its document read and checked. */
+/* A 16-digit hash of history.json into *@out; -1 when it is not one. */
+static int parse_hash(const json_t *v, uint64_t *out)
+{
+	char *end = NULL;
+
+	if (!json_is_string(v) || json_string_length(v) != 16)
+		return -1;
+	*out = strtoull(json_string_value(v), &end, 16);
+	return *end == '\0' ? 0 : -1;
+}
+
+/* The delta file of record @g read and checked as whole records; its
+ * parent and chain hash are checked by the caller, which knows the
+ * generation before it. */
+static int load_delta(struct ctl_state *st, const json_t *v, const char *where, struct ctl_gen *g,
+		      const char *path, struct fwd_err *e)
+{
+	const json_t *parent = json_object_get(v, "parent");
+	struct fwd_delta d = {0};
+	struct fwd_err fe = {0};
+	char *buf = NULL;
+	size_t len = 0;
+
+	(void)st;
+	if (!json_is_integer(parent) || json_integer_value(parent) < 1)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
+				    "a delta record needs its parent's id");
+	g->parent = (uint64_t)json_integer_value(parent);
+	if (fwd_read_file(path, &buf, &len, &fe) || len == 0 ||
+	    fwd_delta_unpack((const uint8_t *)buf, len, &d, &fe)) {
+		free(buf);
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "",
+				    "missing, empty or not whole prefix changes%s%s",
+				    fe.reason[0] ? ": " : "", fe.reason);
+	}
+	for (uint32_t i = 0; i < d.n; i++)
+		d.ops[i].kind == FWD_DELTA_ADD ? g->added++ : g->removed++;
+	fwd_delta_clear(&d);
+	g->changes = (uint8_t *)buf;
+	g->clen = len;
+	return 0;
+}
+
+/* One generation record of history.json, its file read and checked. */
 static int load_record(struct ctl_state *st, const json_t *v, const char *where, struct ctl_gen *g,
 		       struct fwd_err *e)
 {
-	const json_t *id = json_object_get(v, "id"), *hash = json_object_get(v, "hash");
+	const json_t *id = json_object_get(v, "id"), *hash = json_object_get(v, "hash"),
+		     *kind = json_object_get(v, "kind"), *dh = json_object_get(v, "doc_hash");
 	struct fwd_err fe = {0};
-	char f[64], path[512], *end = NULL;
+	char f[64], path[512];
 
 	if (!json_is_object(v) || !json_is_integer(id) || json_integer_value(id) < 1 ||
 	    !json_is_string(hash) || json_string_length(hash) != 16)
@@ -138,10 +242,22 @@ static int load_record(struct ctl_state *st, const json_t *v, const char *where,
 				    "a generation record needs an id >= 1 and a 16-digit hash");
 	memset(g, 0, sizeof(*g));
 	g->id = (uint64_t)json_integer_value(id);
-	g->hash = strtoull(json_string_value(hash), &end, 16);
-	if (*end != '\0')
+	if (parse_hash(hash, &g->hash))
 		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
 				    "hash '%s' is not 16 hex digits", json_string_value(hash));
+	/* absent in records written before deltas: a document */
+	if (kind != NULL &&
+	    (!json_is_string(kind) || (strcmp(json_string_value(kind), "document") &&
+				       strcmp(json_string_value(kind), "delta"))))
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
+				    "kind must be \"document\" or \"delta\"");
+	g->kind = kind && strcmp(json_string_value(kind), "delta") == 0 ? CTL_GEN_DELTA
+									: CTL_GEN_DOCUMENT;
+	g->doc_hash = g->hash;
+	if (dh != NULL && (g->kind == CTL_GEN_DELTA || parse_hash(dh, &g->doc_hash)))
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
+				    "doc_hash must be 16 hex digits, of a document");
+	g->checkpoint = json_is_true(json_object_get(v, "checkpoint"));
 	g->time = json_integer_value(json_object_get(v, "time"));
 	snprintf(g->author, sizeof(g->author), "%s",
 		 json_string_value(json_object_get(v, "author")) ?: "");
@@ -149,11 +265,37 @@ static int load_record(struct ctl_state *st, const json_t *v, const char *where,
 		 json_string_value(json_object_get(v, "comment")) ?: "");
 	/* absent in records written before it was kept */
 	snprintf(g->by, sizeof(g->by), "%s", json_string_value(json_object_get(v, "by")) ?: "");
-	gen_file(f, sizeof(f), g->id);
+	gen_file(f, sizeof(f), g->id, g->kind);
 	snprintf(path, sizeof(path), "%s/%s", st->dir, f);
-	if (fwd_read_file(path, &g->doc, &g->len, &fe) || fwd_hash64(g->doc, g->len) != g->hash)
+	if (g->kind == CTL_GEN_DELTA)
+		return load_delta(st, v, where, g, path, e);
+	if (fwd_read_file(path, &g->doc, &g->len, &fe) || fwd_hash64(g->doc, g->len) != g->doc_hash)
 		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "",
 				    "missing or does not match its hash in history.json");
+	return 0;
+}
+
+/* A delta record @g is the generation after @prev (NULL: none kept) and
+ * has the chain hash its changes make from it. */
+static int check_chain(const struct ctl_state *st, const struct ctl_gen *prev,
+		       const struct ctl_gen *g, struct fwd_err *e)
+{
+	char f[64], path[512];
+
+	if (g->kind != CTL_GEN_DELTA)
+		return 0;
+	gen_file(f, sizeof(f), g->id, g->kind);
+	snprintf(path, sizeof(path), "%s/%s", st->dir, f);
+	if (prev == NULL || prev->id != g->parent)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "",
+				    "its parent, generation %" PRIu64
+				    ", is not the generation before it in history.json",
+				    g->parent);
+	if (fwd_delta_hash(prev->hash, g->changes, g->clen) != g->hash)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "",
+				    "does not match its hash in history.json (chain from "
+				    "generation %" PRIu64 ")",
+				    prev->id);
 	return 0;
 }
 
@@ -206,6 +348,58 @@ static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path
 	return 0;
 }
 
+/* The table of hist[@i]: the nearest document at or before it, then each
+ * delta after it applied in order. @full: the document is validated as a
+ * change would be (residency, the extensions: regiond's current table at
+ * start), else parsed only (it was validated when it was made). A delta
+ * that does not apply is corruption, named by its file. */
+static struct fwd_table *replay(const struct ctl_state *st, unsigned i, int full, struct fwd_err *e)
+{
+	unsigned b = i;
+	struct fwd_table *t;
+	struct fwd_err fe = {0};
+
+	while (b > 0 && st->hist[b].kind == CTL_GEN_DELTA)
+		b--;
+	if (st->hist[b].kind == CTL_GEN_DELTA) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, "",
+			     "generation %" PRIu64 " is a delta with no document kept before it",
+			     st->hist[b].id);
+		return NULL;
+	}
+	if (full) {
+		t = ctl_state_validate(st, st->hist[b].doc, st->hist[b].len, "current", e);
+	} else {
+		t = fwd_table_parse(st->hist[b].doc, st->hist[b].len, "document", -1, &fe);
+		if (t == NULL) {
+			*e = fe;
+			e->reason_code = FWD_R_STATE_CORRUPT;
+		}
+	}
+	for (unsigned k = b + 1; t && k <= i; k++) {
+		const struct ctl_gen *g = &st->hist[k];
+		struct fwd_delta d = {0};
+		struct fwd_table *nt = NULL;
+		char f[64], path[512];
+
+		gen_file(f, sizeof(f), g->id, g->kind);
+		snprintf(path, sizeof(path), "%s/%s", st->dir, f);
+		if (fwd_delta_unpack(g->changes, g->clen, &d, &fe) ||
+		    fwd_delta_apply(t, &d, &nt, NULL, NULL, &fe) || nt == NULL) {
+			fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, fe.path,
+				     "does not apply to generation %" PRIu64 ": %s", g->parent,
+				     nt == NULL && fe.reason[0] == '\0' ? "it changes nothing"
+									: fe.reason);
+			fwd_table_free(nt);
+			nt = NULL;
+		}
+		fwd_delta_clear(&d);
+		fwd_table_free(t);
+		t = nt;
+	}
+	return t;
+}
+
 /* Read history.json strictly: anything it does not say exactly as regiond
  * writes it stops regiond, naming the file and what is wrong; regiond never
  * reverts or deletes on a guess. */
@@ -239,7 +433,17 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		snprintf(where, sizeof(where), "generations[%zu]", i);
 		if (load_record(st, v, where, g, e))
 			goto out;
+		if (json_is_true(json_object_get(v, "hidden"))) {
+			if (st->hidden != st->nhist) {
+				fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, where,
+					     "a hidden generation after a listed one");
+				goto out;
+			}
+			st->hidden++;
+		}
 		st->nhist++;
+		if (check_chain(st, st->nhist > 1 ? &st->hist[st->nhist - 2] : NULL, g, e))
+			goto out;
 		if (st->nhist > 1 && g->id <= st->hist[st->nhist - 2].id) {
 			fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, where,
 				     "generation %" PRIu64 " after %" PRIu64 ": ids only grow",
@@ -252,6 +456,8 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		if (load_record(st, pend, "pending", &st->pending, e))
 			goto out;
 		st->has_pending = 1;
+		if (check_chain(st, ctl_state_current(st), &st->pending, e))
+			goto out;
 	}
 	if ((st->nhist && disk_next <= st->hist[st->nhist - 1].id) ||
 	    (st->has_pending && disk_next <= st->pending.id)) {
@@ -265,13 +471,15 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		goto out;
 	if (check_documents(st, disk_next, e))
 		goto out;
-	if (st->nhist) {
-		const struct ctl_gen *cur = &st->hist[st->nhist - 1];
-
-		st->table = ctl_state_validate(st, cur->doc, cur->len, "current", e);
-		if (st->table == NULL)
-			goto out;
+	if (st->hidden && st->hidden + 2 > st->nhist) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "generations",
+			     "%u of %u generations hidden: the current one and the one before it "
+			     "are always listed",
+			     st->hidden, st->nhist);
+		goto out;
 	}
+	if (st->nhist && (st->table = replay(st, st->nhist - 1, 1, e)) == NULL)
+		goto out;
 	rc = 0;
 out:
 	json_decref(root);
@@ -308,9 +516,14 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 
 void ctl_state_close(struct ctl_state *st)
 {
-	for (unsigned i = 0; i < st->nhist; i++)
+	for (unsigned i = 0; i < st->nhist; i++) {
 		free(st->hist[i].doc);
+		free(st->hist[i].changes);
+	}
 	free(st->pending.doc);
+	free(st->pending.changes);
+	free(st->cache_doc);
+	free(st->gone);
 	free(st->hist);
 	fwd_table_free(st->table);
 	json_decref(st->dp_report);
@@ -326,10 +539,104 @@ const struct ctl_gen *ctl_state_current(const struct ctl_state *st)
 
 const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id)
 {
-	for (unsigned i = 0; i < st->nhist; i++)
+	for (unsigned i = st->hidden; i < st->nhist; i++)
 		if (st->hist[i].id == id)
 			return &st->hist[i];
 	return NULL;
+}
+
+/* Every extension's validate of @t, in order; the first refusal stops them. */
+static int ext_validate(const struct ctl_state *st, const struct fwd_table *t, struct fwd_err *e)
+{
+	for (unsigned i = 0; i < st->next; i++)
+		if (st->ext[i].validate && st->ext[i].validate(st->ext[i].arg, t, e))
+			return -1;
+	return 0;
+}
+
+struct fwd_table *ctl_state_gen_table(const struct ctl_state *st, const struct ctl_gen *g,
+				      struct fwd_err *e)
+{
+	unsigned i = (unsigned)(g - st->hist);
+
+	if (g < st->hist || i >= st->nhist) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "not a generation of the history");
+		return NULL;
+	}
+	return replay(st, i, 0, e);
+}
+
+/* @t's model as document text (compact JSON), or NULL. */
+static char *model_text(const struct fwd_table *t, size_t *len)
+{
+	json_t *m = ctl_model(t);
+	char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+
+	json_decref(m);
+	if (text)
+		*len = strlen(text);
+	return text;
+}
+
+/* Generation @g's table's model text, from the cache or made (and cached). */
+static const char *gen_model_text(struct ctl_state *st, const struct ctl_gen *g, size_t *len,
+				  struct fwd_err *e)
+{
+	struct fwd_table *t;
+	char *text;
+
+	if (st->cache_id == g->id && st->cache_doc) {
+		*len = st->cache_len;
+		return st->cache_doc;
+	}
+	/* The current one from the table in memory; an older one replayed
+	 * from the nearest document before it. */
+	if (g == ctl_state_current(st)) {
+		text = model_text(st->table, len);
+	} else {
+		if ((t = ctl_state_gen_table(st, g, e)) == NULL)
+			return NULL;
+		text = model_text(t, len);
+		fwd_table_free(t);
+	}
+	if (text == NULL) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return NULL;
+	}
+	free(st->cache_doc);
+	st->cache_doc = text;
+	st->cache_len = *len;
+	st->cache_id = g->id;
+	return text;
+}
+
+const char *ctl_state_doc(struct ctl_state *st, const struct ctl_gen *g, size_t *len,
+			  struct fwd_err *e)
+{
+	if (g->kind == CTL_GEN_DOCUMENT) {
+		*len = g->len;
+		return g->doc;
+	}
+	return gen_model_text(st, g, len, e);
+}
+
+const char *ctl_state_model_text(struct ctl_state *st, size_t *len, struct fwd_err *e)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	if (cur == NULL) {
+		fwd_err_fail(e, FWD_R_NO_TABLE, NULL, 0, "", "no table yet");
+		return NULL;
+	}
+	return gen_model_text(st, cur, len, e);
+}
+
+int ctl_state_runs(const struct ctl_state *st, uint64_t hash)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	return cur != NULL && hash != 0 &&
+	       (hash == cur->hash || (st->alias_id == cur->id && hash == st->alias_hash));
 }
 
 struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc, size_t len,
@@ -358,16 +665,13 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 		return NULL;
 	}
 	fwd_class_free(c);
-	for (unsigned i = 0; i < st->next; i++)
-		if (st->ext[i].validate && st->ext[i].validate(st->ext[i].arg, t, e)) {
-			fwd_table_free(t);
-			return NULL;
-		}
+	if (ext_validate(st, t, e)) {
+		fwd_table_free(t);
+		return NULL;
+	}
 	return t;
 }
 
-/* Ask regionfwd to run @doc as generation @id, with the content databases
- * regiond compiled for @t (binary, as compiled) when there are any. */
 void ctl_state_write_begin(struct ctl_state *st)
 {
 	pthread_mutex_lock(&st->writer);
@@ -400,8 +704,41 @@ static int dp_call(struct ctl_state *st, unsigned op, const ProtobufCMessage *re
 	return rc;
 }
 
+/* The deadline a push or a delta carries: a tenth (at most a second) short
+ * of regiond's own wait, so that a table published in time is answered in
+ * time, and one answered "nothing changed" is never published later
+ * (docs/architecture.md, push deadline). */
+static uint64_t push_deadline(const struct ctl_state *st)
+{
+	return (uint64_t)(ctl_mono_ms() + st->dp_timeout_ms -
+			  (st->dp_timeout_ms / 10 < 1000 ? st->dp_timeout_ms / 10 : 1000)) *
+	       1000000u;
+}
+
+/* A refusal of regionfwd's (@de) as the answer of a change: not the
+ * table's fault (regionfwd gone, speaking another protocol, out of memory)
+ * said as it is, else "regionfwd refused". */
+static int dp_refusal(const struct fwd_err *de, struct fwd_err *e)
+{
+	if (de->reason_code == FWD_R_DATAPLANE_UNAVAILABLE ||
+	    de->reason_code == FWD_R_DATAPLANE_BROKEN || de->reason_code == FWD_R_PUSH_EXPIRED ||
+	    de->reason_code == FWD_R_INTERNAL) {
+		fwd_err_fail(e, de->reason_code, NULL, 0, "", "%s; nothing changed", de->reason);
+		return -EAGAIN;
+	}
+	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, de->path,
+		     "regionfwd refused the table: %s", de->reason);
+	return -EINVAL;
+}
+
+/* Ask regionfwd to run @doc as generation @id, with the content databases
+ * regiond compiled for @t (binary, as compiled) when there are any. @ident:
+ * the generation's identity when it is not the document's own hash (a
+ * delta generation, a checkpoint), sent as generation_hash; 0 otherwise.
+ * A regionfwd that answers with the document's hash instead predates
+ * generation_hash: it is remembered as the generation's alias. */
 static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
-		const struct fwd_table *t, struct fwd_err *e)
+		const struct fwd_table *t, uint64_t ident, struct fwd_err *e)
 {
 	Regionfwd__Ctl__PushRequest req = REGIONFWD__CTL__PUSH_REQUEST__INIT;
 	const struct fwd_hs_dbs *dbs = NULL;
@@ -415,14 +752,8 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 			dbs = st->ext[i].content_dbs(st->ext[i].arg, t);
 	req.generation = id;
 	req.name = (char *)"regiond";
-	/* regionfwd refuses to publish past this; it is set short of our own
-	 * wait (by a tenth, at most a second) so that a table published in
-	 * time is answered in time, and one answered "nothing changed" is
-	 * never published later (docs/architecture.md, push deadline). */
-	req.deadline_mono_ns =
-		(uint64_t)(ctl_mono_ms() + st->dp_timeout_ms -
-			   (st->dp_timeout_ms / 10 < 1000 ? st->dp_timeout_ms / 10 : 1000)) *
-		1000000u;
+	req.deadline_mono_ns = push_deadline(st); /* regionfwd publishes nothing past it */
+	req.generation_hash = ident;
 	req.document.data = (uint8_t *)doc;
 	req.document.len = len;
 	memset(db, 0, sizeof(db));
@@ -450,42 +781,178 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 	for (int f = 0; f < FWD_CONTENT_FIELDS; f++)
 		free(db[f].data);
 	if (rc == 0) {
+		uint64_t ran = ((Regionfwd__Ctl__PushReply *)reply)->hash;
+
+		if (ident && ran != ident) { /* an older regionfwd: see alias_hash */
+			st->alias_id = id;
+			st->alias_hash = ran;
+		}
 		protobuf_c_message_free_unpacked(reply, NULL);
 		return 0;
 	}
-	if (de.reason_code == FWD_R_DATAPLANE_UNAVAILABLE ||
-	    de.reason_code == FWD_R_DATAPLANE_BROKEN || de.reason_code == FWD_R_PUSH_EXPIRED ||
-	    de.reason_code == FWD_R_INTERNAL) {
-		/* Not the table's fault: regionfwd gone, speaking another
-		 * protocol, or out of memory. Said as it is. */
-		fwd_err_fail(e, de.reason_code, NULL, 0, "", "%s; nothing changed", de.reason);
-		return -EAGAIN;
+	return dp_refusal(&de, e);
+}
+
+/* The identity to push generation @g's whole document with (push's @ident):
+ * 0 when the document is its own identity. */
+static uint64_t push_ident(const struct ctl_gen *g)
+{
+	return g->kind == CTL_GEN_DOCUMENT && g->doc_hash == g->hash ? 0 : g->hash;
+}
+
+/* Ask regionfwd to run generation @g whole (its own document, or its
+ * table's model for a delta generation, which is @t's). */
+static int push_gen(struct ctl_state *st, const struct ctl_gen *g, const struct fwd_table *t,
+		    struct fwd_err *e)
+{
+	size_t len;
+	const char *doc = ctl_state_doc(st, g, &len, e);
+
+	return doc ? push(st, g->id, doc, len, t, push_ident(g), e) : -ENOMEM;
+}
+
+/* Send regionfwd the changes of delta generation @id (@packed, chain hash
+ * @hash from @base, the generation regiond holds as current). @return 0
+ * it runs it; 1 it runs another base or predates deltas (delta_base_mismatch,
+ * unknown_op: push the table whole); <0 refused, with @e. */
+static int push_delta(struct ctl_state *st, uint64_t id, uint64_t base, uint64_t hash,
+		      const uint8_t *packed, size_t plen, struct fwd_err *e)
+{
+	Regionfwd__Ctl__DeltaRequest req = REGIONFWD__CTL__DELTA_REQUEST__INIT;
+	ProtobufCMessage *reply;
+	struct fwd_err de;
+
+	req.generation = id;
+	req.base_hash = base;
+	req.hash = hash;
+	req.name = (char *)"regiond";
+	req.changes.data = (uint8_t *)packed;
+	req.changes.len = plen;
+	req.deadline_mono_ns = push_deadline(st);
+	if (dp_call(st, REGIONFWD__CTL__OP__OP_DELTA, &req.base, &reply, st->dp_timeout_ms, &de) ==
+	    0) {
+		protobuf_c_message_free_unpacked(reply, NULL);
+		return 0;
 	}
-	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, de.path,
-		     "regionfwd refused the table: %s", de.reason);
-	return -EINVAL;
+	if (de.reason_code == FWD_R_DELTA_BASE_MISMATCH || de.reason_code == FWD_R_UNKNOWN_OP) {
+		fwd_log(FWD_LOG_INFO, "generation %" PRIu64 ": regionfwd %s; pushing it whole", id,
+			de.reason_code == FWD_R_UNKNOWN_OP ? "predates deltas"
+							   : "runs another base");
+		return 1;
+	}
+	return dp_refusal(&de, e);
+}
+
+/* Remove generation @id's files: @mask 1 its document, 2 its delta. */
+static void unlink_gen(const struct ctl_state *st, uint64_t id, unsigned mask)
+{
+	char f[64], p[512];
+
+	for (int k = 0; k < 2; k++) {
+		if (!(mask & (1u << k)))
+			continue;
+		gen_file(f, sizeof(f), id, k ? CTL_GEN_DELTA : CTL_GEN_DOCUMENT);
+		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
+		unlink(p);
+	}
 }
 
 static void unlink_doc(const struct ctl_state *st, uint64_t id)
 {
-	char f[64], p[512];
-
-	gen_file(f, sizeof(f), id);
-	snprintf(p, sizeof(p), "%s/%s", st->dir, f);
-	unlink(p);
+	unlink_gen(st, id, 3);
 }
 
 static void drop_pending(struct ctl_state *st)
 {
 	free(st->pending.doc);
+	free(st->pending.changes);
 	memset(&st->pending, 0, sizeof(st->pending));
 	st->has_pending = 0;
 }
 
+/* Fold delta generation hist[@i] into a checkpoint: its table's model
+ * written whole as gen-N.doc (durable), the record a document keeping its
+ * chain hash as identity; its delta file is deleted with the next durable
+ * history. Retention does this to the delta right after the document it
+ * prunes, so the oldest generation kept is always a document and every
+ * listed one can be produced. @return 0, or -1 (logged; nothing changed). */
+static int fold(struct ctl_state *st, unsigned i)
+{
+	struct ctl_gen *g = &st->hist[i];
+	struct fwd_table *t;
+	struct fwd_err e = {0};
+	char f[64], *text = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	t = i + 1 == st->nhist ? NULL : ctl_state_gen_table(st, g, &e);
+	if (i + 1 == st->nhist || t) /* the current one's table is st->table */
+		text = model_text(t ? t : st->table, &len);
+	fwd_table_free(t);
+	gen_file(f, sizeof(f), g->id, CTL_GEN_DOCUMENT);
+	if (text == NULL) {
+		fwd_log(FWD_LOG_ERR, "cannot fold generation %" PRIu64 " into a checkpoint: %s",
+			g->id, e.reason[0] ? e.reason : "out of memory");
+	} else if ((rc = write_atomic(st->dir, f, text, len)) != 0) {
+		fwd_log(FWD_LOG_ERR, "cannot write checkpoint %s/%s: %s", st->dir, f,
+			strerror(-rc));
+		rc = -1;
+	} else {
+		free(g->changes);
+		g->changes = NULL;
+		g->clen = 0;
+		g->kind = CTL_GEN_DOCUMENT;
+		g->doc = text;
+		g->len = len;
+		g->doc_hash = fwd_hash64(text, len);
+		g->checkpoint = 1;
+		text = NULL;
+		/* Its delta file goes once the checkpoint is recorded (out of
+		 * memory here: the next start removes it, as a fold's leftover). */
+		gone_add(st, g->id, 2);
+	}
+	free(text);
+	return rc;
+}
+
+/* Retention: the oldest generations beyond --keep stop being listed
+ * (never the current one nor the one before it, the last good). Their
+ * files go once no listed generation replays from them: everything before
+ * the document the oldest listed generation replays from. Deltas chaining
+ * from a hidden document keep it until --keep generations are hidden; then
+ * the oldest listed delta is folded into a checkpoint (fold) and they all
+ * go. A fold writes the whole table, so it is paid once per --keep changes,
+ * not at every change; one that fails (logged) leaves them hidden, and is
+ * tried again at the next change. */
+static void retain(struct ctl_state *st)
+{
+	unsigned b;
+
+	while (st->nhist - st->hidden > st->keep && st->nhist - st->hidden > 2)
+		st->hidden++;
+	if (st->hidden && st->hidden >= st->keep && st->hist[st->hidden].kind == CTL_GEN_DELTA)
+		fold(st, st->hidden);
+	for (b = st->hidden; b > 0 && st->hist[b].kind == CTL_GEN_DELTA; b--)
+		;
+	for (unsigned i = 0; i < b; i++) {
+		if (gone_add(st, st->hist[i].id, 3)) {
+			b = i; /* out of memory: the rest is dropped next time */
+			break;
+		}
+		free(st->hist[i].doc);
+		free(st->hist[i].changes);
+	}
+	if (b == 0)
+		return;
+	memmove(st->hist, st->hist + b, sizeof(*st->hist) * (st->nhist - b));
+	st->nhist -= b;
+	st->hidden -= b;
+}
+
 /* The pending generation runs: make it current, in memory and on disk.
- * Retention drops the oldest generations beyond --keep, never the current
- * one nor the one before it (the last good), and deletes their documents
- * only once a history without them is durable (ctl_state_save). If that
+ * Retention (retain) stops listing the oldest generations beyond --keep and
+ * deletes their files only once a history without them is durable
+ * (ctl_state_save). If that
  * history cannot be written, regionfwd runs the generation and the disk
  * still says pending: said in the log, and resolved at the next start by
  * what regionfwd runs. @unsaved: an automatic revert whose write-ahead
@@ -508,13 +975,7 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	st->has_pending = 0;
 	fwd_table_free(st->table);
 	st->table = t;
-	while (st->nhist > st->keep && st->nhist > 2 &&
-	       st->ngone < sizeof(st->gone) / sizeof(st->gone[0])) {
-		st->gone[st->ngone++] = st->hist[0].id;
-		free(st->hist[0].doc);
-		memmove(st->hist, st->hist + 1, sizeof(*st->hist) * (st->nhist - 1));
-		st->nhist--;
-	}
+	retain(st);
 	if (unsaved) {
 		/* Neither document nor record may be on disk: written in that
 		 * order by ctl_state_persist_unsaved(), never the record alone. */
@@ -551,7 +1012,8 @@ int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e)
 	if (g == NULL) { /* pruned by now: only the history is left to write */
 		rc = ctl_state_save(st, e);
 	} else {
-		gen_file(f, sizeof(f), g->id);
+		/* only an automatic revert is ever unsaved: a document */
+		gen_file(f, sizeof(f), g->id, CTL_GEN_DOCUMENT);
 		rc = write_atomic(st->dir, f, g->doc, g->len);
 		if (rc)
 			fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/%s: %s",
@@ -589,9 +1051,9 @@ void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
 	snprintf(st->alarm, sizeof(st->alarm), "%s", now);
 }
 
-static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, const char *author,
-			 const char *comment, int64_t expected, int push_it, int must_run,
-			 struct fwd_err *e);
+static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, uint64_t ident,
+			 const char *author, const char *comment, int64_t expected, int push_it,
+			 int must_run, struct fwd_err *e);
 
 int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
 			const char *comment, int64_t expected, int push_it, struct fwd_err *e)
@@ -604,7 +1066,7 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 			 st->unsaved_id);
 		return -1;
 	}
-	int64_t id = apply_gen(st, doc, len, author, comment, expected, push_it, 0, e);
+	int64_t id = apply_gen(st, doc, len, 0, author, comment, expected, push_it, 0, e);
 
 	if (id >= 0 && push_it) { /* the table the operator chose runs */
 		st->seeded = 0;
@@ -621,22 +1083,14 @@ int64_t ctl_state_revert(struct ctl_state *st, const char *doc, size_t len, cons
 	/* An earlier revert not yet on disk stays in memory and is written by
 	 * a later call; this one must run whether or not the disk takes it. */
 	ctl_state_persist_unsaved(st, &ignored);
-	return apply_gen(st, doc, len, "regiond", comment, -1, 1, 1, e);
+	return apply_gen(st, doc, len, 0, "regiond", comment, -1, 1, 1, e);
 }
 
-/* @must_run: the automatic revert. A document or record that cannot be
- * written does not stop it (the deadline is a promise to the operator);
- * the generation is held in memory as unsaved instead. */
-static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, const char *author,
-			 const char *comment, int64_t expected, int push_it, int must_run,
-			 struct fwd_err *e)
+/* What every change checks first: the writer's expected generation, and no
+ * pending record left by a crash. @return 0, or -1 with @e. */
+static int precheck(const struct ctl_state *st, int64_t expected, struct fwd_err *e)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
-	uint64_t hash = fwd_hash64(doc, len), id;
-	struct fwd_table *t;
-	struct ctl_gen g = {0};
-	char f[64];
-	int rc, pushed, unsaved = 0;
 
 	if (expected >= 0 && (uint64_t)expected != (cur ? cur->id : 0)) {
 		fwd_err_fail(e, FWD_R_STALE_GENERATION, NULL, 0, "expected_generation",
@@ -654,7 +1108,108 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 			     st->pending.id);
 		return -1;
 	}
-	if (cur && cur->hash == hash)
+	return 0;
+}
+
+/* A new generation record @g (id, time, author, comment, by) for a change. */
+static void gen_init(const struct ctl_state *st, struct ctl_gen *g, uint64_t id, const char *author,
+		     const char *comment, int must_run)
+{
+	memset(g, 0, sizeof(*g));
+	g->id = id;
+	g->time = (int64_t)time(NULL);
+	snprintf(g->author, sizeof(g->author), "%s", author ? author : "");
+	snprintf(g->comment, sizeof(g->comment), "%s", comment ? comment : "");
+	snprintf(g->by, sizeof(g->by), "%s",
+		 must_run     ? "regiond (commit-confirm timer)"
+		 : st->who[0] ? st->who
+			      : "regiond");
+}
+
+/* Make the pending record @g durable (the history naming it pending and
+ * the next id past it), its file being on disk already. @return 0, or -1
+ * with @e and nothing left of it (memory or disk). */
+static int write_pending(struct ctl_state *st, const struct ctl_gen *g, struct fwd_err *e)
+{
+	/* The id is spent from here on, whatever happens: never reused. */
+	st->next_id = g->id + 1;
+	st->pending = *g;
+	st->has_pending = 1;
+	if (ctl_state_save(st, e) == 0)
+		return 0;
+	/* On disk the history is as it was (the write is atomic): the pending
+	 * file is a stranger only until it is removed here. */
+	drop_pending(st);
+	unlink_doc(st, g->id);
+	snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
+		 "; nothing changed");
+	return -1;
+}
+
+/* A change that cannot go on after its pending record was written: put
+ * regionfwd back on the current generation when it was @pushed the new one
+ * (an extension refused), drop the record, and its file once a history
+ * without it is durable (else the next start resolves it by what regionfwd
+ * runs). */
+static void undo_pending(struct ctl_state *st, int pushed, uint64_t id)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	struct fwd_err ignored;
+
+	if (pushed && cur)
+		push_gen(st, cur, st->table, &ignored);
+	drop_pending(st);
+	if (ctl_state_save(st, &ignored) == 0)
+		unlink_doc(st, id);
+}
+
+/* The audit line of change @id, once it is current: who made it
+ * (authenticated), who it says wrote it, why, and @what it did. */
+static void log_applied(const struct ctl_state *st, uint64_t id, const char *event,
+			const char *what)
+{
+	const struct ctl_gen *now = ctl_state_current(st);
+	char reason[sizeof(now->comment) + 128];
+
+	if (now == NULL || now->id != id)
+		return;
+	snprintf(reason, sizeof(reason), "%s%s%s", now->comment, what && now->comment[0] ? " " : "",
+		 what ? what : "");
+	struct fwd_log_change c = {
+		.event = event,
+		.generation = now->id,
+		.hash = now->hash,
+		.author = now->author,
+		.client = now->by,
+		.request = st->request[0] ? st->request : NULL,
+		.reason = reason,
+	};
+
+	fwd_log_change(&c);
+}
+
+/* @must_run: the automatic revert. A document or record that cannot be
+ * written does not stop it (the deadline is a promise to the operator);
+ * the generation is held in memory as unsaved instead. @ident: the
+ * generation's identity when it is not the document's hash (adopting what
+ * regionfwd names otherwise), else 0. */
+static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, uint64_t ident,
+			 const char *author, const char *comment, int64_t expected, int push_it,
+			 int must_run, struct fwd_err *e)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	uint64_t doc_hash = fwd_hash64(doc, len), hash = ident ? ident : doc_hash, id;
+	struct fwd_table *t;
+	struct ctl_gen g;
+	char f[64];
+	int rc, pushed, unsaved = 0;
+
+	if (precheck(st, expected, e))
+		return -1;
+	/* The current content again: by its identity, or by the document a
+	 * checkpoint holds. */
+	if (cur && (cur->hash == hash ||
+		    (!ident && cur->kind == CTL_GEN_DOCUMENT && cur->doc_hash == doc_hash)))
 		return 0;
 	t = ctl_state_validate(st, doc, len, "document", e);
 	if (t == NULL)
@@ -663,7 +1218,7 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 	/* Write ahead: the document, then the history naming it as pending and
 	 * the next id past it, both durable, before regionfwd may run it. If
 	 * either cannot be written, nothing is pushed and the answer says so. */
-	gen_file(f, sizeof(f), id);
+	gen_file(f, sizeof(f), id, CTL_GEN_DOCUMENT);
 	rc = write_atomic(st->dir, f, doc, len);
 	if (rc && must_run) {
 		unsaved = 1;
@@ -673,16 +1228,10 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 		fwd_table_free(t);
 		return -1;
 	}
-	memset(&g, 0, sizeof(g));
-	g.id = id;
-	g.time = (int64_t)time(NULL);
+	gen_init(st, &g, id, author, comment, must_run);
+	g.kind = CTL_GEN_DOCUMENT;
 	g.hash = hash;
-	snprintf(g.author, sizeof(g.author), "%s", author ? author : "");
-	snprintf(g.comment, sizeof(g.comment), "%s", comment ? comment : "");
-	snprintf(g.by, sizeof(g.by), "%s",
-		 must_run     ? "regiond (commit-confirm timer)"
-		 : st->who[0] ? st->who
-			      : "regiond");
+	g.doc_hash = doc_hash;
 	g.doc = malloc(len + 1);
 	if (g.doc == NULL) {
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
@@ -693,67 +1242,143 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
 	memcpy(g.doc, doc, len);
 	g.doc[len] = '\0';
 	g.len = len;
-	/* The id is spent from here on, whatever happens: never reused. */
-	st->next_id = id + 1;
-	st->pending = g;
-	st->has_pending = 1;
-	if (!unsaved && ctl_state_save(st, e)) {
-		if (must_run) {
+	if (unsaved || must_run) {
+		/* The id is spent from here on, whatever happens: never reused. */
+		st->next_id = id + 1;
+		st->pending = g;
+		st->has_pending = 1;
+		if (!unsaved && ctl_state_save(st, e))
 			unsaved = 1;
-		} else {
-			/* On disk the history is as it was (the write is atomic):
-			 * the pending document is a stranger only until it is
-			 * removed here. */
-			drop_pending(st);
-			unlink_doc(st, id);
-			fwd_table_free(t);
-			snprintf(e->reason + strlen(e->reason),
-				 sizeof(e->reason) - strlen(e->reason), "; nothing changed");
-			return -1;
-		}
+	} else if (write_pending(st, &g, e)) {
+		fwd_table_free(t);
+		return -1;
 	}
-	pushed = push_it && push(st, id, doc, len, t, e) == 0;
+	/* @doc may be ctl_state_doc's text, which undo_pending may replace:
+	 * the push reads the record's own copy. */
+	pushed = push_it && push(st, id, st->pending.doc, len, t, ident, e) == 0;
 	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
-		struct fwd_err ignored;
-
-		/* Pushed but an extension (the filter) refused: put regionfwd
-		 * back on the current generation, so nothing changed anywhere. */
-		if (pushed && cur)
-			push(st, cur->id, cur->doc, cur->len, st->table, &ignored);
-		drop_pending(st);
-		/* If the history cannot be rewritten now, the pending record
-		 * stays on disk with its document, and the next start resolves
-		 * it by what regionfwd runs. */
-		if (ctl_state_save(st, &ignored) == 0)
-			unlink_doc(st, id);
+		undo_pending(st, pushed, id);
 		fwd_table_free(t);
 		return -1;
 	}
 	if (commit_pending(st, t, unsaved) < 0 && must_run && !st->unsaved_id &&
 	    ctl_state_current(st) && ctl_state_current(st)->id == id)
 		st->unsaved_id = id; /* runs, record not written: the tick retries */
-	/* The audit line: every change, who made it (authenticated), who it
-	 * says wrote it, and why. */
-	{
-		const struct ctl_gen *now = ctl_state_current(st);
+	log_applied(st, id,
+		    must_run					    ? "reverted"
+		    : strcmp(st->request, "POST /v1/rollback") == 0 ? "rolled back"
+								    : "applied",
+		    NULL);
+	return (int64_t)id;
+}
 
-		if (now && now->id == id) {
-			struct fwd_log_change c = {
-				.event = must_run ? "reverted"
-					 : strcmp(st->request, "POST /v1/rollback") == 0
-						 ? "rolled back"
-						 : "applied",
-				.generation = now->id,
-				.hash = now->hash,
-				.author = now->author,
-				.client = now->by,
-				.request = st->request[0] ? st->request : NULL,
-				.reason = now->comment,
-			};
+int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, const char *author,
+			      const char *comment, int64_t expected, struct fwd_delta_stats *stats,
+			      struct fwd_err *e)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	struct fwd_delta eff = {0};
+	struct fwd_delta_stats ds = {0};
+	struct fwd_table *t = NULL;
+	struct ctl_gen g;
+	uint64_t id, base;
+	uint8_t *packed;
+	size_t plen = 0;
+	char f[64], what[96];
+	int rc, pushed;
 
-			fwd_log_change(&c);
-		}
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	if (ctl_state_persist_unsaved(st, e)) {
+		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
+			 " (generation %" PRIu64 ", an automatic revert, is not recorded yet); "
+			 "nothing changed",
+			 st->unsaved_id);
+		return -1;
 	}
+	/* Every delta, the API's or a feed's: a revert armed by commit-confirm
+	 * goes back to a table without it, and its target must stay listed. */
+	if (precheck(st, expected, e) || ctl_confirm_none_pending(st, e))
+		return -1;
+	if (cur == NULL || st->table == NULL) {
+		fwd_err_fail(e, FWD_R_NO_TABLE, NULL, 0, "",
+			     "there is no table to change yet; PUT one");
+		return -1;
+	}
+	if (fwd_delta_apply(st->table, d, &t, &eff, &ds, e))
+		return -1;
+	if (stats)
+		*stats = ds;
+	if (t == NULL) { /* every change is a no-op: retries are idempotent */
+		fwd_delta_clear(&eff);
+		return 0;
+	}
+	/* The extensions see the table as for any change (the content rules'
+	 * databases are cached by their rules, which a delta leaves alone). */
+	if (ext_validate(st, t, e) || (packed = fwd_delta_pack(&eff, &plen)) == NULL) {
+		if (e->reason[0] == '\0')
+			fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		fwd_delta_clear(&eff);
+		fwd_table_free(t);
+		return -1;
+	}
+	fwd_delta_clear(&eff);
+	id = st->next_id;
+	base = cur->hash;
+	/* Write ahead, as for a document: the changes, then the history naming
+	 * them pending, both durable before regionfwd may run them. */
+	gen_file(f, sizeof(f), id, CTL_GEN_DELTA);
+	rc = write_atomic(st->dir, f, (const char *)packed, plen);
+	if (rc) {
+		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
+			     "cannot write %s/%s: %s; nothing changed", st->dir, f, strerror(-rc));
+		free(packed);
+		fwd_table_free(t);
+		return -1;
+	}
+	gen_init(st, &g, id, author, comment, 0);
+	g.kind = CTL_GEN_DELTA;
+	g.hash = fwd_delta_hash(base, packed, plen);
+	g.parent = cur->id;
+	g.changes = packed;
+	g.clen = plen;
+	g.added = ds.added4 + ds.added6;
+	g.removed = ds.removed4 + ds.removed6;
+	if (write_pending(st, &g, e)) {
+		fwd_table_free(t);
+		return -1;
+	}
+	/* regionfwd applies the changes to what it runs when that is our
+	 * current generation; else (it restarted, or predates deltas) it gets
+	 * the new table whole, named by the chain hash. */
+	rc = push_delta(st, id, base, g.hash, packed, plen, e);
+	if (rc == 1) {
+		size_t len;
+		char *doc = model_text(t, &len);
+
+		rc = doc ? push(st, id, doc, len, t, g.hash, e)
+			 : fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		if (doc && rc == 0) { /* the text is the new current's: keep it */
+			free(st->cache_doc);
+			st->cache_doc = doc;
+			st->cache_len = len;
+			st->cache_id = id;
+			doc = NULL;
+		}
+		free(doc);
+	}
+	pushed = rc == 0;
+	if (!pushed || run_applied(st, t, id, e)) {
+		undo_pending(st, pushed, id);
+		fwd_table_free(t);
+		return -1;
+	}
+	commit_pending(st, t, 0);
+	snprintf(what, sizeof(what), "(+%u -%u prefixes, %u already held)", g.added, g.removed,
+		 ds.unchanged);
+	log_applied(st, id, "delta applied", what);
+	st->seeded = 0;
+	ctl_state_alarm(st, NULL);
 	return (int64_t)id;
 }
 
@@ -762,9 +1387,7 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, cons
  * with. */
 static int runs_current(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
-	const struct ctl_gen *cur = ctl_state_current(st);
-
-	return cur != NULL && r->generation != NULL && r->generation->hash == cur->hash;
+	return r->generation != NULL && ctl_state_runs(st, r->generation->hash);
 }
 
 /* regionfwd's status, or NULL when it did not answer. */
@@ -808,6 +1431,21 @@ int ctl_state_refresh(struct ctl_state *st)
 	return st->dp_in_sync;
 }
 
+/* The table of the pending generation: its document validated, or its
+ * changes applied to the current table. NULL with @e. */
+static struct fwd_table *pending_table(struct ctl_state *st, struct fwd_err *e)
+{
+	struct fwd_delta d = {0};
+	struct fwd_table *t = NULL;
+
+	if (st->pending.kind == CTL_GEN_DOCUMENT)
+		return ctl_state_validate(st, st->pending.doc, st->pending.len, "pending", e);
+	if (st->table && fwd_delta_unpack(st->pending.changes, st->pending.clen, &d, e) == 0)
+		fwd_delta_apply(st->table, &d, &t, NULL, NULL, e);
+	fwd_delta_clear(&d);
+	return t;
+}
+
 /* A pending record left by a crash, resolved by what regionfwd runs: it
  * became current if regionfwd runs it, else it never happened. */
 static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
@@ -815,8 +1453,7 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 	struct fwd_err e;
 
 	if (r->generation && r->generation->hash == st->pending.hash) {
-		struct fwd_table *t =
-			ctl_state_validate(st, st->pending.doc, st->pending.len, "pending", &e);
+		struct fwd_table *t = pending_table(st, &e);
 
 		if (t) {
 			fwd_log(FWD_LOG_NOTICE,
@@ -870,6 +1507,36 @@ static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__Status
 	return pushed && (st->seeded || r->generation->id > cur->id);
 }
 
+/* The whole document of what regionfwd runs (@tr): its document, or, when
+ * deltas were applied since, the model of that document with them applied
+ * (malloc'd). NULL with @e. */
+static const char *adopted_doc(const Regionfwd__Ctl__TableReply *tr, size_t *len, struct fwd_err *e)
+{
+	struct fwd_table *t;
+	char *text = NULL;
+
+	*len = tr->document.len;
+	if (tr->n_deltas == 0)
+		return (const char *)tr->document.data;
+	t = fwd_table_parse((const char *)tr->document.data, tr->document.len, "adopted", -1, e);
+	for (size_t i = 0; t && i < tr->n_deltas; i++) {
+		struct fwd_delta d = {0};
+		struct fwd_table *nt = NULL;
+
+		if (fwd_delta_unpack(tr->deltas[i].data, tr->deltas[i].len, &d, e) == 0 &&
+		    fwd_delta_apply(t, &d, &nt, NULL, NULL, e) == 0 && nt == NULL)
+			fwd_err_fail(e, FWD_R_DATAPLANE_BROKEN, NULL, 0, "",
+				     "regionfwd's delta %zu changes nothing", i);
+		fwd_delta_clear(&d);
+		fwd_table_free(t);
+		t = nt;
+	}
+	if (t && (text = model_text(t, len)) == NULL)
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	fwd_table_free(t);
+	return text;
+}
+
 /* Record what regionfwd runs as a new generation of regiond's (no push:
  * regionfwd runs it already), keeping its id when this regiond has not
  * used it, so the box's generation id does not go back. When it cannot be
@@ -883,6 +1550,8 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 	char why[sizeof(((struct fwd_err *)0)->reason) + 32], who[sizeof(st->who)],
 		comment[sizeof(((struct ctl_gen *)0)->comment)];
 	struct fwd_err e = {0};
+	const char *doc;
+	size_t len;
 	int64_t got;
 
 	/* A fetch is the whole document: not more than once in 5 s. */
@@ -894,11 +1563,17 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 		snprintf(why, sizeof(why), "fetching it failed: %s", e.reason);
 		goto refused;
 	}
-	if (tr->generation == NULL || tr->generation->hash != hash ||
-	    fwd_hash64(tr->document.data, tr->document.len) != hash) {
+	if (tr->generation == NULL || tr->generation->hash != hash) {
 		/* It changed between the status and the fetch: next tick. */
 		protobuf_c_message_free_unpacked(&tr->base, NULL);
 		return -1;
+	}
+	/* A generation regionfwd made from deltas is its document with them
+	 * applied, named by a chain hash: recorded whole under that name. */
+	if ((doc = adopted_doc(tr, &len, &e)) == NULL) {
+		protobuf_c_message_free_unpacked(&tr->base, NULL);
+		snprintf(why, sizeof(why), "%s", e.reason);
+		goto refused;
 	}
 	snprintf(comment, sizeof(comment),
 		 "adopted: regionfwd ran generation %" PRIu64 " (%016" PRIx64
@@ -908,9 +1583,11 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 		st->next_id = id; /* its own id: spent here from now on */
 	snprintf(who, sizeof(who), "%s", st->who);
 	snprintf(st->who, sizeof(st->who), "regiond (adopted from regionfwd)");
-	got = apply_gen(st, (const char *)tr->document.data, tr->document.len, "regiond", comment,
+	got = apply_gen(st, doc, len, fwd_hash64(doc, len) == hash ? 0 : hash, "regiond", comment,
 			-1, 0, 0, &e);
 	snprintf(st->who, sizeof(st->who), "%s", who);
+	if (doc != (const char *)tr->document.data)
+		free((char *)doc);
 	protobuf_c_message_free_unpacked(&tr->base, NULL);
 	if (got <= 0) {
 		snprintf(why, sizeof(why), "%s", got == 0 ? "it is already current" : e.reason);
@@ -974,9 +1651,11 @@ int ctl_state_sync(struct ctl_state *st)
 	 * got a push: its --table had the same content, or it restarted on
 	 * it): one push, a no-op there, makes it refuse SIGHUP reloads. */
 	if (in_sync && cur != NULL && r->managed_by[0] == '\0')
-		push(st, cur->id, cur->doc, cur->len, st->table, &e);
+		push_gen(st, cur, st->table, &e);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
-	if (!in_sync && cur != NULL && push(st, cur->id, cur->doc, cur->len, st->table, &e) == 0)
+	/* Whole, also a delta generation (its model, named by its chain hash
+	 * in generation_hash): regionfwd restarted, or runs something else. */
+	if (!in_sync && cur != NULL && push_gen(st, cur, st->table, &e) == 0)
 		in_sync = ctl_state_refresh(st);
 	return in_sync;
 }
@@ -1007,15 +1686,26 @@ json_t *ctl_state_history(const struct ctl_state *st)
 {
 	json_t *a = json_array();
 
-	for (unsigned i = st->nhist; i-- > 0;) {
+	for (unsigned i = st->nhist; i-- > st->hidden;) {
 		const struct ctl_gen *g = &st->hist[i];
 		char h[17];
 
+		json_t *v;
+
 		hexhash(g->hash, h);
-		json_array_append_new(a, json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I}", "id",
-						   (json_int_t)g->id, "time", (json_int_t)g->time,
-						   "author", g->author, "comment", g->comment, "by",
-						   g->by, "hash", h, "bytes", (json_int_t)g->len));
+		v = json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:s}", "id", (json_int_t)g->id,
+			      "time", (json_int_t)g->time, "author", g->author, "comment",
+			      g->comment, "by", g->by, "hash", h, "bytes",
+			      (json_int_t)(g->kind == CTL_GEN_DELTA ? g->clen : g->len), "kind",
+			      g->kind == CTL_GEN_DELTA ? "delta" : "document");
+		if (v && g->kind == CTL_GEN_DELTA) {
+			json_object_set_new(v, "parent", json_integer((json_int_t)g->parent));
+			json_object_set_new(v, "added", json_integer(g->added));
+			json_object_set_new(v, "removed", json_integer(g->removed));
+		} else if (v && g->checkpoint) {
+			json_object_set_new(v, "checkpoint", json_true());
+		}
+		json_array_append_new(a, v);
 	}
 	return a;
 }

@@ -1,15 +1,22 @@
 /*
  * ctl_state.h - regiond's desired state: the history of table generations,
- * persisted, and the one function that changes it.
+ * persisted, and the two functions that change it.
  *
- * Every change (full replace, patch, rollback, automatic revert) goes
- * through ctl_state_apply(): validate completely (document, residency), push
- * to regionfwd and wait for it to run the generation, then record and
- * persist. Any failure on the way changes nothing. The history keeps the
- * last N generations (id, time, author, comment, content hash, document) in
- * the state directory, each file written atomically (write, fsync, rename,
- * fsync the directory), so a SIGKILL at any instant leaves either the old or
- * the new state.
+ * Every change of a whole document (full replace, patch, rollback,
+ * automatic revert) goes through ctl_state_apply(), every batch of prefix
+ * changes (POST /v1/prefixes, a routing feed) through
+ * ctl_state_apply_delta(): validate completely (document or delta,
+ * residency), write it ahead, push to regionfwd and wait for it to run the
+ * generation, then record and persist. Any failure on the way changes
+ * nothing. The history keeps the last N generations (id, time, author,
+ * comment, identity hash) in the state directory, each either a document
+ * (gen-N.doc) or a delta on the generation before it (gen-N.delta: packed
+ * prefix changes, fwd_delta.h), each file written atomically (write, fsync,
+ * rename, fsync the directory), so a SIGKILL at any instant leaves either
+ * the old or the new state. The oldest generation kept is always a
+ * document: before retention deletes a document a listed delta chains
+ * from, it folds that delta into a checkpoint document, so every listed
+ * generation can be produced.
  *
  * Locking (regiond's threads: the API's, the main loop): every call is made
  * with *st->lock held. A call that may change the state or talk to
@@ -32,12 +39,22 @@
 
 #include "ctl_dp.h"
 #include "ctl_ext.h"
+#include "fwd_delta.h"
 #include "fwd_err.h"
 #include "fwd_table.h"
+
+enum ctl_gen_kind {
+	CTL_GEN_DOCUMENT = 0, /* gen-N.doc: a whole table document */
+	CTL_GEN_DELTA = 1, /* gen-N.delta: prefix changes to the generation before it */
+};
 
 struct ctl_gen {
 	uint64_t id;
 	int64_t time; /* unix seconds */
+	/* Its identity: fwd_hash64(doc) for a document applied as given, the
+	 * chain hash fwd_delta_hash(parent's hash, changes) for a delta and
+	 * for a checkpoint folded from one (or what regionfwd named a table
+	 * that was adopted): what regionfwd reports when it runs it. */
 	uint64_t hash;
 	char author[64];
 	char comment[256];
@@ -47,8 +64,20 @@ struct ctl_gen {
 	 * from 10.0.0.5 port 41234", "regiond (commit-confirm timer)". Room
 	 * for a 255-byte certificate subject with a token and an address. */
 	char by[384];
+	enum ctl_gen_kind kind;
+	/* CTL_GEN_DOCUMENT: the document and its own hash (== hash but for
+	 * checkpoints and adopted generations); checkpoint: written by
+	 * retention from the table's model in place of a delta. */
 	char *doc;
 	size_t len;
+	uint64_t doc_hash;
+	int checkpoint;
+	/* CTL_GEN_DELTA: the generation it applies to (the one before it in
+	 * the history), its effective changes (fwd_delta_pack) and their counts. */
+	uint64_t parent;
+	uint8_t *changes;
+	size_t clen;
+	uint32_t added, removed;
 };
 
 struct ctl_state {
@@ -56,6 +85,12 @@ struct ctl_state {
 	unsigned keep;
 	struct ctl_gen *hist; /* oldest first; the last one is current */
 	unsigned nhist;
+	/* The first @hidden of hist are past --keep: not listed, found or
+	 * rolled back to, kept (with their files) only because a listed delta
+	 * chains from them. Once --keep of them pile up, retention folds the
+	 * oldest listed delta into a checkpoint and drops them all: one fold of
+	 * the whole table per --keep changes, not per change. */
+	unsigned hidden;
 	struct fwd_table *table; /* current, validated */
 	struct ctl_dp *dp;
 	int dp_timeout_ms;
@@ -80,10 +115,27 @@ struct ctl_state {
 	 * full or read-only disk): written by ctl_state_persist_unsaved(),
 	 * which every later change must pass first. 0 when none. */
 	uint64_t unsaved_id;
-	/* Documents of generations retention dropped, deleted once a history
+	/* Files of generations retention dropped (mask 1 the document, 2 the
+	 * delta) or folded into a checkpoint (2), deleted once a history
 	 * without them is durable (ctl_state_save), never before. */
-	uint64_t gone[16];
-	unsigned ngone;
+	struct {
+		uint64_t id;
+		unsigned mask;
+	} * gone;
+	unsigned ngone, capgone;
+	/* The whole document of one generation produced from its table's
+	 * model (ctl_state_doc): a current delta generation is read whole
+	 * (GET /v1/table, a push after regionfwd restarted) without writing
+	 * its 1M prefixes out each time. cache_id 0: empty. */
+	uint64_t cache_id;
+	char *cache_doc;
+	size_t cache_len;
+	/* A regionfwd older than PushRequest.generation_hash runs a generation
+	 * pushed whole under its document's hash: alias_hash is that hash for
+	 * generation alias_id, which then counts as in sync too
+	 * (ctl_state_runs). 0: none (a current regionfwd reports the
+	 * generation's own hash). */
+	uint64_t alias_id, alias_hash;
 	/* regionfwd's last status report, as the main loop's sync (or a
 	 * write that just ran) saw it: what reads answer from, so no read
 	 * waits for regionfwd. dp_report is NULL when it did not answer;
@@ -142,9 +194,59 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 void ctl_state_close(struct ctl_state *st);
 
 /** The current generation, or NULL when there is none yet. The pointers
- * these return are invalidated by ctl_state_apply() (it grows the history). */
+ * these return are invalidated by ctl_state_apply() and
+ * ctl_state_apply_delta() (they grow the history). ctl_state_find() finds
+ * listed generations only, not those retention hides. */
 const struct ctl_gen *ctl_state_current(const struct ctl_state *st);
 const struct ctl_gen *ctl_state_find(const struct ctl_state *st, uint64_t id);
+
+/**
+ * Apply a batch of prefix changes (fwd_delta.h) to the current table as a
+ * new generation: the one function every delta goes through (the API's
+ * POST /v1/prefixes, a routing feed). Checked with fwd_delta_apply(),
+ * written ahead (gen-N.delta, then the history naming it pending), sent to
+ * regionfwd as OP_DELTA on the generation it runs; when regionfwd runs
+ * something else (delta_base_mismatch) or predates deltas (unknown_op),
+ * the new table is pushed whole with its chain hash as generation_hash.
+ * Then every extension's applied() and the record, as ctl_state_apply().
+ * Called as a write (ctl_state_write_begin/end), st->who naming the client.
+ * @param expected  the generation the writer based its change on, or -1
+ * @param stats     when not NULL, what the batch does (also for a no-op)
+ * @return the new generation id (> 0); 0 when every change is a no-op; or
+ *         -1 with @e filled and nothing changed (invalid_delta,
+ *         residency_violation, stale_generation, confirm_pending while a
+ *         commit-confirm change awaits its confirmation, no_table,
+ *         persist_failed, the dataplane's reasons)
+ */
+int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, const char *author,
+			      const char *comment, int64_t expected, struct fwd_delta_stats *stats,
+			      struct fwd_err *e);
+
+/**
+ * The whole document of generation @g: its own for a document generation;
+ * for a delta generation its table's model (ctl_model, compact JSON),
+ * st->table's for the current one, else replayed from the nearest document
+ * before it. Produced text is cached for one generation.
+ * @return the text (owned by @st: valid until the next call or change),
+ *         or NULL with @e (out of memory, a stored delta that fails)
+ */
+const char *ctl_state_doc(struct ctl_state *st, const struct ctl_gen *g, size_t *len,
+			  struct fwd_err *e);
+
+/** The current generation's model (ctl_model) as compact JSON text: a delta
+ *  generation's document, cached with it (ctl_state_doc). The pointer rules
+ *  are ctl_state_doc's: a write may keep it across a wait on regionfwd,
+ *  as reads only ever cache the current generation's. NULL with @e. */
+const char *ctl_state_model_text(struct ctl_state *st, size_t *len, struct fwd_err *e);
+
+/** The table of generation @g (fwd_table_free), replayed like ctl_state_doc;
+ *  NULL with @e. */
+struct fwd_table *ctl_state_gen_table(const struct ctl_state *st, const struct ctl_gen *g,
+				      struct fwd_err *e);
+
+/** 1 when a generation regionfwd reports as @hash is regiond's current one:
+ *  its identity hash, or the alias an older regionfwd knows it by. */
+int ctl_state_runs(const struct ctl_state *st, uint64_t hash);
 
 /**
  * Validate a document into a table, residency included, then every
@@ -203,7 +305,8 @@ int ctl_state_refresh(struct ctl_state *st);
 /** CLOCK_MONOTONIC in milliseconds: ages and deadlines, never wall time. */
 int64_t ctl_mono_ms(void);
 
-/** History as JSON, newest first (no documents). */
+/** History as JSON, newest first (no documents): each generation's kind,
+ *  "document" or "delta" (with its parent and counts). */
 json_t *ctl_state_history(const struct ctl_state *st);
 
 #endif /* CTL_STATE_H */

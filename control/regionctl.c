@@ -31,6 +31,7 @@
 #include "ctl_pcapng.h"
 #include "ctl_top.h"
 #include "ctl_tls_client.h"
+#include "fwd_delta.h"
 #include "fwd_doc.h"
 #include "fwd_names.h"
 #include "fwd_parse.h"
@@ -1427,6 +1428,141 @@ static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 	return simple_post(o, "/v1/rollback", b, "rollback");
 }
 
+/*
+ * 'prefixes add|remove REGION FILE|-': the prefixes of a file, one a line
+ * ('#' comments and blank lines allowed), as one POST /v1/prefixes batch.
+ * Every line is checked here first, with the same parser regiond uses
+ * (fwd_delta_add_text), so a typo is refused with its line number before
+ * anything is sent; regiond checks the batch again against its table.
+ */
+static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
+{
+	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	struct fwd_delta one = {0};
+	struct fwd_err e;
+	json_t *list = json_array();
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned n = 0;
+
+	*rc = 0;
+	if (f == NULL) {
+		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
+		*rc = EXIT_USAGE;
+		json_decref(list);
+		return NULL;
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		char *p = line, *end;
+
+		n++;
+		p[strcspn(p, "#")] = '\0';
+		p += strspn(p, " \t\r\n");
+		end = p + strlen(p);
+		while (end > p && strchr(" \t\r\n", end[-1]))
+			*--end = '\0';
+		if (*p == '\0')
+			continue;
+		one.n = 0; /* the op is only checked, not kept */
+		if (fwd_delta_add_text(&one, FWD_DELTA_ADD, 1, p, "", &e)) {
+			fprintf(stderr, "regionctl: %s:%u: %s%s%s\n",
+				strcmp(file, "-") ? file : "stdin", n, e.reason,
+				strstr(e.reason, p) ? "" : ": ", strstr(e.reason, p) ? "" : p);
+			fprintf(stderr, "nothing was sent. See '");
+			print_path(stderr, c);
+			fprintf(stderr, " --help'.\n");
+			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
+			break;
+		}
+		json_array_append_new(list, json_string(p));
+	}
+	if (f != stdin)
+		fclose(f);
+	free(line);
+	fwd_delta_clear(&one);
+	if (*rc == 0 && json_array_size(list) == 0) {
+		fprintf(stderr, "regionctl: %s: no prefixes in it\n",
+			strcmp(file, "-") ? file : "stdin");
+		*rc = EXIT_USAGE;
+	}
+	if (*rc) {
+		json_decref(list);
+		return NULL;
+	}
+	return list;
+}
+
+static void print_prefixes(json_t *r, const char *what)
+{
+	if (json_is_true(json_object_get(r, "noop")))
+		printf("%s: no change, generation %lld already has these prefixes (%lld already "
+		       "held)\n",
+		       what, ji(r, "generation"), ji(r, "unchanged"));
+	else
+		printf("%s: generation %lld (%s) is running: %lld added, %lld removed, %lld "
+		       "already "
+		       "held\n",
+		       what, ji(r, "generation"), js(r, "hash"), ji(r, "added"), ji(r, "removed"),
+		       ji(r, "unchanged"));
+}
+
+static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)
+{
+	const char *sub = cmd_of(c)->name, *region = c->pos[0],
+		   *expected = opt_val(c, "--expected-generation");
+	char what[96], *end;
+	long long gen = -1;
+	json_t *list, *b;
+	int rc;
+
+	if (fwd_name_check(region))
+		return usage_error(c, "'%s' is not a region name (1..%d of A-Z a-z 0-9 _ - .)",
+				   region, FWD_NAME_MAX - 1);
+	if (expected) {
+		errno = 0;
+		gen = strtoll(expected, &end, 10);
+		if (*end || end == expected || errno || gen < 0)
+			return usage_error(
+				c, "--expected-generation takes a generation >= 0, not '%s'",
+				expected);
+	}
+	if ((list = prefix_lines(c, c->pos[1], &rc)) == NULL)
+		return rc;
+	b = json_pack("{s:[{s:s, s:o}]}", "changes", "region", region, sub, list);
+	if (gen >= 0)
+		json_object_set_new(b, "expected_generation", json_integer(gen));
+	if (getenv("USER"))
+		json_object_set_new(b, "author", json_string(getenv("USER")));
+	opts_into_body(c, b); /* --author, --comment */
+	snprintf(what, sizeof(what), "prefixes %s %s", sub, region);
+	return show(o, "POST", "/v1/prefixes", b, print_prefixes, what);
+}
+
+/* 'prefixes list REGION': the region's prefixes in the running table, one
+ * a line (GET /v1/table's model); -j the region's model. */
+static int cmd_prefixes_list(const struct opts *o, const struct ctl_call *c)
+{
+	json_t *r, *reg, *v;
+	size_t i;
+	int rc;
+
+	if ((rc = call(o, "GET", "/v1/table", NULL, &r)))
+		return rc;
+	reg = json_object_get(json_object_get(json_object_get(r, "model"), "regions"), c->pos[0]);
+	if (reg == NULL) {
+		fprintf(stderr, "regionctl: no region '%s' in the running table\n", c->pos[0]);
+		json_decref(r);
+		return EXIT_REFUSED;
+	}
+	if (o->json)
+		print_json(reg);
+	else
+		json_array_foreach(json_object_get(reg, FWD_KEY_NAME(REGION, PREFIXES)), i, v)
+			puts(json_string_value(v));
+	json_decref(r);
+	return 0;
+}
+
 static void print_history(json_t *r, const char *unused)
 {
 	json_t *v;
@@ -2012,6 +2148,54 @@ static const struct ctl_opt link_weight_opts[] = {
 	{0},
 };
 
+static const struct ctl_opt prefixes_opts[] = {
+	{.name = "--expected-generation",
+	 .arg = "N",
+	 .help = "refused (stale_generation) unless N is current"},
+	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},
+	{.name = "--author",
+	 .arg = "A",
+	 .key = "author",
+	 .help = "who, kept in the history (default: $USER)"},
+	{0},
+};
+
+#define PREFIXES_DETAIL                                                                            \
+	"FILE ('-': standard input) holds one prefix a line (10.1.0.0/16, 2001:db8::/32);\n"       \
+	"'#' starts a comment, blank lines are skipped. A bad line is refused with its\n"          \
+	"number before anything is sent. The batch is one POST /v1/prefixes: all or\n"             \
+	"nothing, a new generation holding only the changes (a delta), recorded with\n"            \
+	"who made it. Without --expected-generation it applies to whatever is current."
+
+static const struct ctl_cmd prefixes_cmds[] = {
+	{.name = "add",
+	 .run = cmd_prefixes_change,
+	 .opts = prefixes_opts,
+	 .args = "REGION FILE",
+	 .min_args = 2,
+	 .max_args = 2,
+	 .summary = "add the prefixes of FILE to a region, as one delta",
+	 .detail = "A prefix the region holds already is a no-op (a retry changes nothing); one\n"
+		   "another region holds is refused (invalid_delta).\n\n" PREFIXES_DETAIL},
+	{.name = "remove",
+	 .run = cmd_prefixes_change,
+	 .opts = prefixes_opts,
+	 .args = "REGION FILE",
+	 .min_args = 2,
+	 .max_args = 2,
+	 .summary = "remove the prefixes of FILE from a region, as one delta",
+	 .detail = "A prefix the region does not hold is refused "
+		   "(invalid_delta).\n\n" PREFIXES_DETAIL},
+	{.name = "list",
+	 .run = cmd_prefixes_list,
+	 .args = "REGION",
+	 .min_args = 1,
+	 .max_args = 1,
+	 .summary = "a region's prefixes in the running table, one a line",
+	 .detail = "With -j, the region's model (its prefixes and description)."},
+	{0},
+};
+
 #define LINK_DETAIL                                                                                \
 	"A PATCH of the table: validated like any change (residency included), recorded\n"         \
 	"in the history with who made it, and with --confirm-timeout reverted unless\n"            \
@@ -2106,6 +2290,7 @@ OPTS_FIT(explain_opts);
 OPTS_FIT(apply_opts);
 OPTS_FIT(link_weight_opts);
 OPTS_FIT(capture_opts);
+OPTS_FIT(prefixes_opts);
 
 /* The order here is the order of the listing. */
 static const struct ctl_cmd commands[] = {
@@ -2191,6 +2376,9 @@ static const struct ctl_cmd commands[] = {
 		   "breaks today's residency rules is refused."},
 	{.name = "history", .run = cmd_history, .summary = "generations kept for rollback"},
 	{.name = "link", .subs = link_cmds, .summary = "change one link: down, up, drain, weight"},
+	{.name = "prefixes",
+	 .subs = prefixes_cmds,
+	 .summary = "add or remove a region's prefixes in batches, or list them"},
 	{.name = "filter", .subs = filter_cmds, .summary = "the XDP filters regiond manages"},
 	{.name = "help",
 	 .run = cmd_help,
@@ -2270,13 +2458,18 @@ static void print_usage_line(FILE *f, const struct ctl_call *c)
 static void print_opts(FILE *f, const char *title, const struct ctl_opt *op)
 {
 	char syn[64];
+	int w = 22; /* wider when one option needs it, so the texts stay aligned */
 
 	if (op == NULL || op->name == NULL)
 		return;
+	for (const struct ctl_opt *o = op; o->name; o++) {
+		opt_synopsis(o, syn, sizeof(syn));
+		w = (int)strlen(syn) > w ? (int)strlen(syn) : w;
+	}
 	fprintf(f, "\n%s:\n", title);
 	for (; op->name; op++) {
 		opt_synopsis(op, syn, sizeof(syn));
-		fprintf(f, "  %-22s  %s\n", syn, op->help);
+		fprintf(f, "  %-*s  %s\n", w, syn, op->help);
 	}
 }
 
@@ -2359,7 +2552,7 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 
 		if (is_help(a))
 			continue;
-		if (a[0] == '-') {
+		if (a[0] == '-' && a[1] != '\0') { /* a lone '-' is an argument: stdin */
 			if (cmd != &root)
 				k = find_opt(cmd->opts, a);
 			if (k < 0 && (k = find_opt(root.opts, a)) >= 0)

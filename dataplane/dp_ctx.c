@@ -15,6 +15,7 @@
 #include "dp_cap.h"
 #include "dp_log.h"
 #include "dp_fold.h"
+#include "ctl_model.h"
 #include "dp_saved.h"
 #include "fwd_names.h"
 
@@ -203,6 +204,44 @@ static int journal_add(struct dp_ctx *ctx, const uint8_t *packed, size_t len, ui
 	j->hash[j->n++] = hash;
 	j->bytes += len;
 	return 0;
+}
+
+/* The journal is folded into a document of the running generation once it
+ * holds more than the document itself and at least node.delta_journal_bytes:
+ * a restart replays at most that much, and memory and disk stay bounded
+ * under endless churn (a BGP feed). */
+static void journal_fold(struct dp_ctx *ctx)
+{
+	const struct dp_gen *g = ctx->pub.gen;
+	uint64_t t0 = rte_get_tsc_cycles();
+	json_t *m;
+	char *doc;
+
+	if (g == NULL || ctx->journal.bytes < ctx->node.delta_journal_bytes ||
+	    ctx->journal.bytes < ctx->doc_len)
+		return;
+	m = ctl_model(g->table);
+	doc = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	json_decref(m);
+	if (doc == NULL) {
+		DP_LOG(WARNING, "out of memory folding %u deltas into a document; kept as they are",
+		       ctx->journal.n);
+		return;
+	}
+	DP_LOG(INFO,
+	       "generation %llu: %u deltas (%.1f MiB) folded into its document (%.1f MiB) in "
+	       "%.0f ms",
+	       (unsigned long long)g->id, ctx->journal.n, (double)ctx->journal.bytes / 1048576.0,
+	       (double)strlen(doc) / 1048576.0,
+	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
+	free(ctx->doc);
+	ctx->doc = doc;
+	ctx->doc_len = strlen(doc);
+	/* The document is the generation's own now, named by its hash (not
+	 * the document's): OP_TABLE says so, and so does the saved header. */
+	ctx->doc_gen_hash = g->hash;
+	ctx->doc_gen_id = g->id;
+	journal_clear(ctx);
 }
 
 static void journal_pop(struct dp_ctx *ctx)
@@ -395,6 +434,8 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 	g->seq = ++ctx->gen_seq;
 	dp_ctx_publish(ctx, g);
 	uint64_t t_pub = rte_get_tsc_cycles();
+
+	journal_fold(ctx);
 	/* The retired generation's FIBs: the same delta, then the standby.
 	 * They mirrored the base; applied, they mirror @g. In the background:
 	 * the answer does not wait for it, the next delta does. */

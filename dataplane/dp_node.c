@@ -56,6 +56,8 @@ const struct dp_node_field dp_node_fields[] = {
 	     "a control connection with nothing in flight is closed after this long"),
 	STR(control_group, "group owning the control socket; default: the process's group"),
 	STR(pushed_table, "last pushed table, run after a restart; default: control_socket.pushed"),
+	UINT(delta_journal_bytes, 4096, 1073741824, 16777216,
+	     "delta bytes kept past the pushed table before it absorbs them"),
 	UINT(capture_ring, 64, 65536, 1024,
 	     "per worker: copies a capture holds until its writer drains them"),
 	UINT(capture_mbufs, 256, 1048575, 4095, "a capture's copies in flight, over all workers"),

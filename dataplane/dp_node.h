@@ -47,6 +47,9 @@ struct dp_node {
 	/* The last table a controller pushed, saved for the next start
 	 * (dp_saved.h); "" = the control socket's path + ".pushed". */
 	char pushed_table[256];
+	/* Deltas since the pushed document are folded into one document when
+	 * they hold more than it, and at least this many bytes (dp_ctx.c). */
+	uint32_t delta_journal_bytes;
 	uint32_t
 		capture_ring; /* per worker: copies a capture holds before the writer drains them */
 	uint32_t capture_mbufs; /* the capture's pool: copies in flight over all workers */

@@ -39,7 +39,8 @@ _regionctl() {
             compopt -o nospace
             return
             ;;
-        --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout)
+        --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
+            --author | --expected-generation)
             return
             ;;
     esac
@@ -48,12 +49,13 @@ _regionctl() {
         w=${words[i]}
         case "$w" in
             -s | --url | --token-file) ((i++)) ;;
-            --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout) ((i++)) ;;
+            --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
+                --author | --expected-generation) ((i++)) ;;
             -*) ;;
             *)
                 if [ -z "$cmd" ]; then
                     cmd=$w
-                elif [ -z "$sub" ] && [[ $cmd == show || $cmd == filter || $cmd == help ]]; then
+                elif [ -z "$sub" ] && [[ $cmd == show || $cmd == filter || $cmd == help || $cmd == prefixes ]]; then
                     sub=$w
                 else
                     ((npos++))
@@ -76,7 +78,7 @@ _regionctl() {
         return
     fi
     case "$cmd" in
-        show | filter | help)
+        show | filter | help | prefixes)
             if [ -z "$sub" ]; then
                 if [ "$cmd" = help ]; then
                     COMPREPLY=($(compgen -W "$("$prog" --help 2>/dev/null |
@@ -84,6 +86,15 @@ _regionctl() {
                 else
                     COMPREPLY=($(compgen -W "$("$prog" "$cmd" --help 2>/dev/null |
                         sed -n '/^subcommands:/,/^$/s/^  \([a-z]*\) .*/\1/p')" -- "$cur"))
+                fi
+                return
+            fi
+            # prefixes add|remove|list REGION, then add|remove's FILE
+            if [ "$cmd" = prefixes ]; then
+                if [ $npos -eq 0 ]; then
+                    COMPREPLY=($(compgen -W "$(_regionctl_live show regions)" -- "$cur"))
+                elif [ $npos -eq 1 ] && [ "$sub" != list ]; then
+                    _filedir
                 fi
                 return
             fi

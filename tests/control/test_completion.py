@@ -63,6 +63,10 @@ def test_commands_and_options_without_regiond():
     assert complete("regionctl.bash", "_regionctl", ["regionctl", "show", ""], env) == [
         "links", "policies", "regions", "services", "table"]
     assert complete("regionctl.bash", "_regionctl", ["regionctl", "filter", "st"], env) == ["status"]
+    assert complete("regionctl.bash", "_regionctl", ["regionctl", "prefixes", ""], env) == [
+        "add", "list", "remove"]
+    assert "--expected-generation" in complete("regionctl.bash", "_regionctl",
+                                               ["regionctl", "prefixes", "add", "india", "f", "--"], env)
     opts = complete("regionctl.bash", "_regionctl", ["regionctl", "apply", "t.yaml", "--"], env)
     assert "--confirm-timeout" in opts and "--comment" in opts and "--help" in opts, opts
     assert complete("regionctl.bash", "_regionctl", ["regionctl", "explain", "1.1.1.1", "2.2.2.2", "s"], env) == [
@@ -81,6 +85,8 @@ def test_live_names(box, tmp_path):
     assert complete("regionctl.bash", "_regionctl", ctl_words(box, "show", "links", "to-us"), env) == [
         "to-us-west-a", "to-us-west-b"]
     assert "sync" in complete("regionctl.bash", "_regionctl", ctl_words(box, "show", "services", ""), env)
+    assert complete("regionctl.bash", "_regionctl", ctl_words(box, "prefixes", "add", "ind"), env) == [
+        "india", "india-partner"]
     # A second generation, then rollback offers both.
     t = tmp_path / "t2.yaml"
     t.write_text(open(os.path.join(ROOT, "docs", "examples", "demo-table.yaml")).read().replace(

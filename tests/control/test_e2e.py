@@ -662,14 +662,15 @@ def test_truncated_and_stalled_uploads_change_nothing(box):
 def test_regiond_under_valgrind(tmp_path):
     """regiond under valgrind memcheck through the end-to-end operations
     (apply, PATCH, rollback, validate, explain, counters, metrics, bad
-    documents, an invalid pattern): no memory error, nothing definitely or
-    indirectly lost at exit."""
+    documents, an invalid pattern, prefix deltas with checkpoints): no
+    memory error, nothing definitely or indirectly lost at exit."""
     if shutil.which("valgrind") is None:
         pytest.skip("valgrind not installed")
     if os.environ.get("SANITIZE", "none") != "none":
         pytest.skip("an ASan build cannot run under valgrind (the release build runs this)")
     vlog = tmp_path / "valgrind.log"
-    b = Box(tmp_path, "valgrind", wrapper=["valgrind", "--tool=memcheck", "--leak-check=full",
+    b = Box(tmp_path, "valgrind", regiond_args=("--keep", "3"),
+            wrapper=["valgrind", "--tool=memcheck", "--leak-check=full",
                                              "--errors-for-leak-kinds=definite,indirect",
                                              # the Hyperscan compile child runs under valgrind too, silently
                                              "--child-silent-after-fork=yes", f"--log-file={vlog}"])
@@ -689,6 +690,16 @@ def test_regiond_under_valgrind(tmp_path):
             got, r = b.http("POST", "/v1/validate", {"document": open(DEMO).read().replace(*change)})
             assert got == status, (name, r)
         assert b.http("POST", "/v1/validate", raw=b"{not json")[0] == 400
+        # Prefix deltas: batches (retention under --keep 3 hides and folds
+        # them), refused ones, a delta generation's table, rollback to one.
+        for i in range(5):
+            code, r = b.http("POST", "/v1/prefixes", {"changes": [{"region": "india", "add": [f"10.{i}.0.0/16"]}]})
+            assert code == 200, r
+        assert b.http("POST", "/v1/prefixes", {"changes": [
+            {"region": "india", "add": ["10.9.0.0/16", "8.128.0.0/13"]}]})[0] == 422
+        assert b.http("POST", "/v1/prefixes", raw=b'{"changes": [{"region": "india", "add": ["10.9.0.0/16"]}')[0] == 400
+        assert b.http("GET", "/v1/table")[0] == 200
+        assert b.http("POST", "/v1/rollback", {"generation": b.gen() - 1})[0] == 200
         # Captures: a whole one, a refused one, one its client cuts short.
         cap = [REGIONCTL, "-s", b.api, "capture", "-w"]
         assert subprocess.run(cap + [str(tmp_path / "vg.pcapng"), "--count", "50"], capture_output=True,

@@ -17,7 +17,7 @@ REGIONCTL = os.environ.get("REGIONCTL", os.path.join(BUILD, "control", "regionct
 
 KNOWN = ["status", "show regions", "show services", "show links", "show policies", "show table",
          "explain", "counters", "drops", "validate", "diff", "apply", "confirm", "rollback", "history",
-         "filter status", "filter detach", "help"]
+         "filter status", "filter detach", "prefixes add", "prefixes remove", "prefixes list", "help"]
 
 
 def ctl(*args, env=None):
@@ -102,7 +102,8 @@ def test_help_never_runs_the_command(cmd, listener, tmp_path):
     table.write_text("not: a table\n")
     # Arguments that would be valid (or at least reach regiond) without --help.
     args = {"explain": ["1.1.1.1", "2.2.2.2", "tcp", "80"], "validate": [str(table)], "diff": [str(table)],
-            "apply": [str(table)], "rollback": ["1"]}.get(cmd, [])
+            "apply": [str(table)], "rollback": ["1"], "prefixes add": ["india", str(table)],
+            "prefixes remove": ["india", "-"], "prefixes list": ["india"]}.get(cmd, [])
     for where in ("after", "before", "middle"):
         line = {"after": [*cmd.split(), *args, "--help"], "before": ["--help", *cmd.split(), *args],
                 "middle": [*cmd.split(), "--help", *args]}[where]
@@ -207,6 +208,9 @@ def test_missing_or_unknown_subcommand(parent):
     (["show", "links", "to-sg", "extra"], ["regionctl show links:", "'extra'"]),
     (["show", "policies", "extra"], ["regionctl show policies:", "'extra'"]),
     (["filter", "status", "extra"], ["regionctl filter status:", "'extra'"]),
+    (["prefixes", "add", "india"], ["regionctl prefixes add:", "missing argument FILE"]),
+    (["prefixes", "remove"], ["regionctl prefixes remove:", "missing argument REGION"]),
+    (["prefixes", "list", "india", "x"], ["regionctl prefixes list:", "'x'"]),
 ])
 def test_wrong_argument_count(args, words):
     usage_error(args, *words)
@@ -220,6 +224,8 @@ def test_wrong_argument_count(args, words):
     (["rollback", "x"], ["'x' is not a generation"]),
     (["apply", "t.yaml", "--confirm-timeout", "2s"], ["--confirm-timeout takes seconds", "'2s'"]),
     (["apply", "t.yaml", "--confirm-timeout", "90000"], ["--confirm-timeout takes seconds", "'90000'"]),
+    (["prefixes", "add", "india", "-", "--expected-generation", "-1"], ["--expected-generation", "'-1'"]),
+    (["prefixes", "add", "no/such", "-"], ["'no/such' is not a region name"]),
 ])
 def test_bad_values_are_usage_errors(args, words):
     usage_error(args, *words)
@@ -230,6 +236,8 @@ def test_missing_file_is_still_exit_2(tmp_path):
     for cmd in ("validate", "diff", "apply"):
         p = ctl("-s", "/nonexistent.sock", cmd, missing)
         assert p.returncode == 2 and "missing.yaml" in p.stderr, p
+    p = ctl("-s", "/nonexistent.sock", "prefixes", "add", "india", missing)
+    assert p.returncode == 2 and "missing.yaml" in p.stderr, p
 
 
 def test_unreachable_is_exit_3():

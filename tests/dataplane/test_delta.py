@@ -23,7 +23,7 @@ from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
 class Fwd:
     """regionfwd with a control socket, fed forever from a pcap (or nothing)."""
 
-    def __init__(self, tmp, prefix, table, pcap=None, log="fwd.log"):
+    def __init__(self, tmp, prefix, table, pcap=None, log="fwd.log", extra_node=""):
         self.tmp, self.prefix, self.table, self.pcap = tmp, prefix, table, pcap
         self.sock = str(tmp / "ctl.sock")
         node = tmp / "node.yaml"
@@ -31,7 +31,7 @@ class Fwd:
         node.write_text("ports:\n"
                         f'  in0: {{device: "{rx}", ingress: true}}\n'
                         "  out0: {device: net_null_o0}\n  out1: {device: net_null_o1}\n"
-                        f"control_socket: {self.sock}\n")
+                        f"control_socket: {self.sock}\n" + extra_node)
         self.log = open(tmp / log, "w+")
         self.p = subprocess.Popen([regionfwd_bin()] + eal_args(prefix) + [
             "--", "--node", str(node), "--table", str(table)], stdout=self.log, stderr=subprocess.STDOUT)
@@ -292,5 +292,41 @@ def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
     try:
         st = f.ctl.call("status")
         assert st["generation"]["id"] == 20 and int(st["generation"]["hash"], 16) == last
+    finally:
+        f.stop()
+
+
+def test_the_journal_is_folded_into_a_document_and_resumed(tmp_path):
+    """Past delta_journal_bytes (and the document's own size), the deltas are
+    folded into a document of the running generation, named by its hash:
+    the table op answers with it and no deltas, the saved files hold it, and
+    a restart resumes that generation with the prefixes the deltas made."""
+    table = tmp_path / "t.yaml"
+    table.write_text(POOL_DOC)
+    node = "delta_journal_bytes: 4096\n"
+    f = Fwd(tmp_path, "dl-fold", table, extra_node=node)
+    try:
+        r = f.ctl.call("push", document=POOL_DOC + "description: base\n", name="regiond")
+        h = int(r["hash"], 16)
+        nets = [f"11.{i // 256}.{i % 256}.0/24" for i in range(600)]
+        for k in range(0, 600, 100):  # 6 deltas of 100 adds: 2,400 bytes each
+            r = f.ctl.call("delta", base_hash=h, changes=[("add", 3, n) for n in nets[k:k + 100]], name="regiond")
+            assert r["ok"], r
+            h = int(r["hash"], 16)
+        t = f.ctl.call("table")
+        assert len(t["deltas"]) < 6  # folded on the way
+        st = f.ctl.call("status")["generation"]
+        assert st["prefixes_v4"] == 601 and int(st["hash"], 16) == h
+        gen = st["id"]
+    finally:
+        log = f.stop()
+    assert "folded into its document" in log
+    assert b"11.0.0.0/24" in open(tmp_path / "ctl.sock.pushed", "rb").read()
+    f = Fwd(tmp_path, "dl-fold", table, log="fwd2.log", extra_node=node)
+    try:
+        st = f.ctl.call("status")["generation"]
+        assert st["id"] == gen and int(st["hash"], 16) == h and st["prefixes_v4"] == 601
+        e = f.ctl.call("explain", src="11.2.87.9", dst="192.0.2.1", proto="udp", dport=53)
+        assert e["region"] == "r3"
     finally:
         f.stop()

@@ -34,6 +34,7 @@ static const struct {
 	{"POST", "/v1/rollback"}, {"POST", "/v1/explain"}, {"POST", "/v1/confirm"},
 	{"GET", "/v1/table"},	  {"GET", "/v1/history"},  {"GET", "/v1/status"},
 	{"GET", "/metrics"},	  {"DELETE", "/v1/table"}, {"POST", "/v1/filters/detach"},
+	{"POST", "/v1/prefixes"}, /* appended: the seeds' first bytes keep their endpoints */
 };
 
 static struct ctl_state st;

@@ -6,7 +6,10 @@
  *    nothing (it answers from the view ctl_api_publish builds);
  *  - errors carry the status of their reason (ctl_http.c);
  *  - PATCH refuses an unknown op or an unknown field of a change by name;
- *  - commit-confirm: armed by PUT, pending blocks writes, confirm once.
+ *  - commit-confirm: armed by PUT, pending blocks writes, confirm once;
+ *  - POST /v1/prefixes: its body refused by name, and a regionfwd older
+ *    than OP_DELTA (its unknown_op framed with another op) gets the batch
+ *    as a whole push named by the chain hash.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -46,6 +49,10 @@ static struct {
 	char ops[64][16];
 	int nops;
 	char running_hash[17];
+	/* As a regionfwd that predates OP_DELTA: its refusal of the op framed
+	 * with one it knows, whole pushes answered with the document's hash. */
+	int old;
+	uint64_t pushed_ident;
 } fake = {.mu = PTHREAD_MUTEX_INITIALIZER, .running_hash = "0000000000000000"};
 
 static int rd(int fd, void *p, size_t n)
@@ -79,6 +86,14 @@ static void *fake_conn(void *arg)
 				free(b);
 				break;
 			}
+			if (h.op == REGIONFWD__CTL__OP__OP_PUSH) {
+				Regionfwd__Ctl__PushRequest *q =
+					(Regionfwd__Ctl__PushRequest *)fwd_msg_unpack(&h, b, &e);
+
+				fake.pushed_ident = q ? q->generation_hash : 0;
+				if (q)
+					protobuf_c_message_free_unpacked(&q->base, NULL);
+			}
 			free(b);
 			pthread_mutex_lock(&fake.mu);
 			if (fake.nops < 64)
@@ -106,7 +121,11 @@ static void *fake_conn(void *arg)
 			} else if (h.op == REGIONFWD__CTL__OP__OP_PUSH) {
 				Regionfwd__Ctl__PushReply r = REGIONFWD__CTL__PUSH_REPLY__INIT;
 
+				r.hash = fake.old ? 0x1234 : fake.pushed_ident;
 				out = fwd_msg_pack(h.op, FWD_MSG_REPLY, &r.base, &n);
+			} else if (h.op == REGIONFWD__CTL__OP__OP_DELTA && fake.old) {
+				fwd_err_fail(&e, FWD_R_UNKNOWN_OP, NULL, 0, "op", "unknown op 9");
+				out = fwd_msg_pack_error(REGIONFWD__CTL__OP__OP_STATUS, &e, &n);
 			} else {
 				fwd_err_fail(&e, FWD_R_UNKNOWN_OP, NULL, 0, "op", "not faked");
 				out = fwd_msg_pack_error(h.op, &e, &n);
@@ -548,6 +567,93 @@ static void test_explain_args(void **state)
 	assert_int_equal(count_op("explain"), 1);
 }
 
+static void test_prefixes(void **state)
+{
+	static const struct {
+		const char *body, *code, *path;
+	} bad[] = {
+		{"", "bad_request", ""},
+		{"{\"changes\": [{\"region\": \"india\", \"add\": [\"10.1.0.0/16\"]}]",
+		 "bad_request", ""},
+		{"{\"changes\": [{\"region\": \"india\", \"add\": [\"10.1.0.0/16\"], "
+		 "\"add\": []}]}",
+		 "bad_request", "changes[0].add"},
+		{"{\"changes\": [{\"region\": \"india\", \"add\": [\"10.1.0.0/16\", null]}]}",
+		 "bad_request", "changes[0].add[1]"},
+		{"{\"changes\": [{\"region\": \"india\", \"add\": [\"\\ud800\"]}]}", "bad_request",
+		 ""},
+		{"{\"author\": 7, \"changes\": [{\"region\": \"india\", \"add\": []}]}",
+		 "bad_request", "author"},
+		{"{\"expected_generation\": 1.5, \"changes\": [{\"region\": \"india\", \"add\": "
+		 "[]}]}",
+		 "bad_request", "expected_generation"},
+		{"{\"changes\": [{\"region\": \"unknown\", \"add\": [\"10.1.0.0/16\"]}]}",
+		 "invalid_delta", "changes[0].region"},
+		/* a name cut in the middle of a character still makes a JSON answer */
+		{"{\"changes\": [{\"region\": \"india\", \"add\": [], "
+		 "\"a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"
+		 "\xa9"
+		 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+		 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\": 1}]}",
+		 "bad_request", NULL},
+		{"{\"changes\": [{\"region\": \"sg\", \"remove\": [\"8.128.0.0/13\"]}, "
+		 "{\"region\": \"india\", \"add\": [\"10.1.0.0/16\", \"10.1.0.0/33\"]}]}",
+		 "invalid_delta", "changes[1].add[1]"},
+	};
+	json_t *r, *h;
+
+	(void)state;
+	reset_ops();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(call("POST", "/v1/prefixes", bad[i].body, &r),
+				 strcmp(bad[i].code, "bad_request") ? 422 : 400);
+		assert_string_equal(code_of(r), bad[i].code);
+		if (bad[i].path)
+			assert_string_equal(json_string_value(json_object_get(
+						    json_object_get(r, "error"), "path")),
+					    bad[i].path);
+		json_decref(r);
+	}
+	assert_int_equal(count_op("delta") + count_op("push"), 0);
+	/* An escaped name is the name; the older regionfwd refuses the delta
+	 * with an error framed as a status reply, and gets the table whole,
+	 * named by the chain hash. */
+	fake.old = 1;
+	assert_int_equal(call("POST", "/v1/prefixes",
+			      "{\"comment\": \"grow\", \"changes\": [{\"region\": \"\\u0069ndia\", "
+			      "\"add\": [\"10.1.0.0/16\", \"2001:db8::/32\"]}]}",
+			      &r),
+			 200);
+	assert_int_equal(count_op("delta"), 1);
+	assert_int_equal(count_op("push"), 1);
+	assert_true(fake.pushed_ident != 0);
+	assert_int_equal(json_integer_value(json_object_get(r, "added")), 2);
+	assert_true(json_is_false(json_object_get(r, "noop")));
+	assert_int_equal(strtoull(json_string_value(json_object_get(r, "hash")), NULL, 16),
+			 fake.pushed_ident);
+	/* Its answer by the document's hash is the generation's alias. */
+	assert_true(ctl_state_runs(&st, 0x1234));
+	assert_true(ctl_state_runs(&st, fake.pushed_ident));
+	json_decref(r);
+	assert_int_equal(call("GET", "/v1/history", NULL, &h), 200);
+	r = json_array_get(json_object_get(h, "history"), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "kind")), "delta");
+	assert_int_equal(json_integer_value(json_object_get(r, "added")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r, "bytes")), 48);
+	json_decref(h);
+	/* The same batch again changes nothing and asks regionfwd nothing. */
+	reset_ops();
+	assert_int_equal(
+		call("POST", "/v1/prefixes",
+		     "{\"changes\": [{\"region\": \"india\", \"add\": [\"10.1.0.0/16\"]}]}", &r),
+		200);
+	assert_true(json_is_true(json_object_get(r, "noop")));
+	assert_int_equal(json_integer_value(json_object_get(r, "unchanged")), 1);
+	assert_int_equal(count_op("delta") + count_op("push"), 0);
+	json_decref(r);
+	fake.old = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +663,7 @@ int main(void)
 		cmocka_unit_test(test_commit_confirm),
 		cmocka_unit_test(test_explain_args),
 		cmocka_unit_test(test_confirm_needs_a_generation),
+		cmocka_unit_test(test_prefixes),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,0 +1,401 @@
+"""Prefix deltas (issue 19): POST /v1/prefixes and 'regionctl prefixes',
+end to end against regionfwd.
+
+A batch of prefix changes becomes a generation of its own, recorded as a
+delta on the one before it. Checked here: batches from regionctl and the
+API change what regionfwd does ('explain'); a retry is a no-op; each bad
+input is refused whole, naming the change and the prefix, with nothing
+changed; the history shows deltas; the table after deltas is what a whole
+document with that content validates to; rollback to a document or a delta
+generation; regiond replays its deltas after a restart, and pushes the
+table whole (named by its chain hash) to a regionfwd that restarted;
+retention folds deltas into checkpoints and every listed generation can
+still be produced; and random deltas against the reference classifier.
+"""
+import copy
+import ipaddress
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from gentable import _nested, _prefix, random_table  # noqa: E402
+from refclass import RefTable  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, Box, box, wait_for  # noqa: E402,F401
+
+
+def post(b, changes, **kw):
+    return b.http("POST", "/v1/prefixes", {"changes": changes, **kw})
+
+
+def model(b):
+    code, t = b.http("GET", "/v1/table")
+    assert code == 200, t
+    return t["model"]
+
+
+def prefixes_of(m):
+    return {r: set(v["prefixes"]) for r, v in m["regions"].items()}
+
+
+def region_by_explain(b, addr):
+    dst = "2001:db8:ffff::1" if ":" in addr else "198.51.100.1"
+    code, x = b.http("POST", "/v1/explain", {"src": addr, "dst": dst, "proto": "tcp",
+                                            "sport": 1000, "dport": 443})
+    assert code == 200, x
+    return x
+
+
+def in_sync(b):
+    s = b.status()
+    return s["dataplane"]["in_sync"] and s["dataplane"]["status"]["generation"]["id"] == s["generation"]["id"]
+
+
+def test_batches_noop_errors_history(box, tmp_path):
+    f = tmp_path / "add.txt"
+    f.write_text("# the routing team's batch\n10.1.0.0/16\n\n  2001:db8::/32   # v6 too\n10.9.0.0/24\n")
+    rc, out, err = box.ctl("prefixes", "add", "india", str(f), "--comment", "grow india")
+    assert rc == 0 and "generation 2" in out and "3 added" in out, (out, err)
+    x = region_by_explain(box, "10.1.2.3")
+    assert x["region"] == "india" and x["prefix"] == "10.1.0.0/16", x
+    assert region_by_explain(box, "2001:db8::1")["region"] == "india"
+    # A retry is a no-op: same generation, nothing runs anew.
+    rc, out, err = box.ctl("-j", "prefixes", "add", "india", str(f))
+    assert rc == 0 and json.loads(out) == {"generation": 2, "hash": box.status()["generation"]["hash"],
+                                           "noop": True, "added": 0, "removed": 0, "unchanged": 3}, out
+    # Remove from stdin.
+    p = subprocess.run([REGIONCTL, "-s", box.api, "prefixes", "remove", "india", "-"], input="10.9.0.0/24\n",
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "1 removed" in p.stdout, p
+    rc, out, _ = box.ctl("prefixes", "list", "india")
+    assert rc == 0 and "10.1.0.0/16" in out.split() and "10.9.0.0/24" not in out.split(), out
+    assert region_by_explain(box, "10.9.0.1")["region"] == "unknown"
+    # History: deltas with their parent and counts.
+    code, h = box.http("GET", "/v1/history")
+    hist = h["history"]
+    assert [(g["id"], g["kind"]) for g in hist] == [(3, "delta"), (2, "delta"), (1, "document")], hist
+    assert hist[0]["parent"] == 2 and hist[0]["removed"] == 1 and hist[0]["added"] == 0
+    assert hist[1]["parent"] == 1 and hist[1]["added"] == 3 and hist[1]["comment"] == "grow india"
+    assert hist[1]["bytes"] == 3 * 24 and "unix socket" in hist[1]["by"]
+    rc, out, _ = box.ctl("history")
+    assert rc == 0 and "grow india" in out
+
+    before, gen = model(box), box.gen()
+    bad = [
+        # (changes, code, path, words in the reason)
+        ([{"region": "mars", "add": ["10.2.0.0/16"]}], "invalid_delta", "changes[0].region", "mars"),
+        ([{"region": "india", "add": ["10.2.0.0/16"]}, {"region": "brazil", "add": ["10.3.0.0/16", "8.128.0.0/13"]}],
+         "invalid_delta", "changes[1].add[1]", "8.128.0.0/13"),
+        ([{"region": "india", "remove": ["10.1.0.0/16", "10.77.0.0/16"]}], "invalid_delta", "changes[0].remove[1]",
+         "10.77.0.0/16"),
+        ([{"region": "india", "add": ["10.4.0.0/16"]}, {"region": "india", "add": ["10.4.0.0/16"]}],
+         "invalid_delta", "changes[1].add[0]", "10.4.0.0/16"),
+        ([{"region": "india", "add": ["10.5.0.0/16", "10.5.0/16"]}], "invalid_delta", "changes[0].add[1]",
+         "10.5.0/16"),
+        ([{"region": "india", "add": ["10.6.0.1/16"]}], "invalid_delta", "changes[0].add[0]", "10.6.0.1/16"),
+        ([{"region": "india", "add": ["2001:db9::1/32"]}], "invalid_delta", "changes[0].add[0]", "2001:db9::1/32"),
+        # Nested in India's protected block, it would steer India's sync users to Singapore.
+        ([{"region": "singapore", "add": ["103.21.5.0/24"]}], "residency_violation", "changes[0].add[0]",
+         "103.21.5.0/24"),
+        ([{"region": "india", "add": [5]}], "bad_request", "changes[0].add[0]", "prefix string"),
+        ([{"region": "india", "add": "10.7.0.0/16"}], "bad_request", "changes[0].add", "list"),
+        ([{"region": "india", "add": [], "color": "red"}], "bad_request", "changes[0].color", "unknown field"),
+        ([{"add": ["10.7.0.0/16"]}], "bad_request", "changes[0].region", "required"),
+        ([], "bad_request", "changes", "non-empty"),
+    ]
+    for changes, code_name, path, words in bad:
+        code, r = post(box, changes)
+        want = 400 if code_name == "bad_request" else 422
+        assert box.gen() == gen
+        assert code == want and r["error"]["code"] == code_name, (changes, r)
+        assert r["error"]["path"] == path and words in r["error"]["reason"], (changes, r)
+    for raw, path in ((b'{"changes": [{"region": "india", "add": ["10.8.0.0/16"]}]', ""),
+                      (b'{"changes": [], "changes": []}', "changes"), (b"[1]", ""),
+                      (b'{"changes": [{"region": "india", "add": ["10.8.0.0/16"]}], "x": 1}', "x"),
+                      (b'{"changes": [{"region": "india", "add": ["10.8.0.0/16"]}]} x', ""),
+                      (b'{"expected_generation": "3", "changes": [{"region": "india", "add": ["10.8.0.0/16"]}]}',
+                       "expected_generation"),
+                      (b'{"author": "\xff", "changes": [{"region": "india", "add": ["10.8.0.0/16"]}]}', "")):
+        code, r = box.http("POST", "/v1/prefixes", raw=raw)
+        assert code == 400 and r["error"]["code"] == "bad_request" and r["error"]["path"] == path, (raw, r)
+    # Optimistic concurrency, as for PUT.
+    code, r = post(box, [{"region": "india", "add": ["10.8.0.0/16"]}], expected_generation=2)
+    assert code == 409 and r["error"]["code"] == "stale_generation", r
+    # regionctl refuses a bad line before sending anything.
+    f.write_text("10.8.0.0/16\n10.8.1.0/16\n")
+    rc, out, err = box.ctl("prefixes", "add", "india", str(f))
+    assert rc == 1 and ":2:" in err and "10.8.1.0/16" in err and "nothing was sent" in err, err
+    rc, out, err = box.ctl("prefixes", "add", "india", str(f), "--expected-generation", "x")
+    assert rc == 2, err
+    assert model(box) == before and box.gen() == gen
+    # ... and takes a good one with the expected generation.
+    f.write_text("10.8.0.0/16\n")
+    rc, out, err = box.ctl("prefixes", "add", "india", str(f), "--expected-generation", str(gen))
+    assert rc == 0 and f"generation {gen + 1}" in out, err
+    rc, out, err = box.ctl("prefixes", "add", "india", str(f), "--expected-generation", str(gen))
+    assert rc == 1 and "stale_generation" in err, err
+    # A change awaiting its commit-confirm holds batches back, as other writes.
+    doc = json.dumps(model(box)).replace('"10.8.0.0/16"', '"10.8.0.0/17"')
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": gen + 1,
+                                           "confirm_timeout_s": 60})
+    assert code == 200 and r["confirm_by"], r
+    code, r = post(box, [{"region": "india", "add": ["10.10.0.0/16"]}])
+    assert code == 409 and r["error"]["code"] == "confirm_pending", r
+    assert box.ctl("confirm")[0] == 0
+    code, r = post(box, [{"region": "india", "add": ["10.10.0.0/16"]}])
+    assert code == 200 and r["generation"] == gen + 3, r
+
+
+def test_table_rollback_and_restarts(box, tmp_path):
+    m1 = model(box)
+    adds = {"india": ["10.1.0.0/16", "2001:db8::/32"], "brazil": ["177.0.0.0/8"]}
+    code, r = post(box, [{"region": k, "add": v} for k, v in adds.items()])
+    assert code == 200 and r["added"] == 3, r
+    code, r = post(box, [{"region": "brazil", "remove": ["18.228.0.0/15"]}, {"region": "india", "add": ["10.2.0.0/16"]}])
+    assert code == 200 and r["generation"] == 3, r
+    m3 = model(box)
+    # The same content as a whole document: the validator makes the same model.
+    doc = copy.deepcopy(m1)
+    for k, v in adds.items():
+        doc["regions"][k]["prefixes"] += v
+    doc["regions"]["brazil"]["prefixes"].remove("18.228.0.0/15")
+    doc["regions"]["india"]["prefixes"].append("10.2.0.0/16")
+    code, v = box.http("POST", "/v1/validate", {"document": json.dumps(doc)})
+    assert code == 200 and v["diff"]["regions"] == {"added": [], "removed": [], "changed": []}, v
+    # GET /v1/table's document of a delta generation is its model, and valid.
+    code, t = box.http("GET", "/v1/table")
+    assert json.loads(t["document"]) == m3 and t["generation"]["id"] == 3
+    # Rollback to a delta generation and to the document generation.
+    code, r = box.http("POST", "/v1/rollback", {"generation": 2})
+    assert code == 200 and r["generation"]["id"] == 4, r
+    m2 = model(box)
+    assert prefixes_of(m2)["brazil"] == prefixes_of(m1)["brazil"] | {"177.0.0.0/8"}
+    assert "10.2.0.0/16" not in prefixes_of(m2)["india"]
+    code, r = box.http("POST", "/v1/rollback", {"generation": 1})
+    assert code == 200 and model(box) == m1
+    code, r = box.http("POST", "/v1/rollback", {"generation": 3})
+    assert code == 200 and model(box) == m3 and r["generation"]["id"] == 6
+    code, r = post(box, [{"region": "india", "remove": ["10.2.0.0/16"]}])
+    assert code == 200 and r["generation"] == 7
+    want = box.status()["generation"]
+    # regiond restarts: it replays document + delta to the same hash.
+    box.rd.terminate()
+    box.rd.wait(30)
+    box.start_regiond()
+    assert box.status()["generation"] == want and in_sync(box)
+    assert "10.2.0.0/16" not in prefixes_of(model(box))["india"]
+    # regionfwd restarts on its --table (not on what it saved): regiond
+    # pushes generation 7 whole, named by its chain hash (generation_hash),
+    # and regionfwd runs it under that very hash.
+    box.fwd.terminate()
+    box.fwd.wait(30)
+    box.start_fwd(extra=("--start-on", "table"))
+    wait_for(lambda: in_sync(box), what="regionfwd back in sync")
+    assert box.status()["dataplane"]["status"]["generation"]["hash"] == want["hash"]
+    assert region_by_explain(box, "10.1.0.1")["region"] == "india"
+    assert region_by_explain(box, "10.2.0.1")["region"] == "unknown"
+    assert box.status()["generation"] == want
+    # Two more deltas run as deltas; then a regiond with an empty state
+    # adopts what regionfwd runs: its document with its deltas applied,
+    # under regionfwd's chain hash, with nothing pushed over it.
+    for p in ("10.3.0.0/16", "10.4.0.0/16"):
+        code, r = post(box, [{"region": "india", "add": [p]}])
+        assert code == 200, r
+    m8, want = model(box), box.status()["generation"]
+    box.rd.terminate()
+    box.rd.wait(30)
+    shutil.rmtree(box.state)
+    box.start_regiond()
+    s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(box.status()), timeout=20,
+                 what="the running table adopted")
+    assert (s["generation"]["id"], s["generation"]["hash"]) == (want["id"], want["hash"]), s
+    assert model(box) == m8 and s["alarm"] is None
+
+
+def test_retention_folds_checkpoints(tmp_path):
+    b = Box(tmp_path, "pfx-keep", regiond_args=("--keep", "3"))
+    try:
+        models = {1: model(b)}
+        for i in range(5):
+            code, r = post(b, [{"region": "india", "add": [f"10.{i}.0.0/16"]}])
+            assert code == 200, r
+            models[r["generation"]] = model(b)
+        code, h = b.http("GET", "/v1/history")
+        hist = h["history"]
+        assert [g["id"] for g in hist] == [6, 5, 4], hist
+        # The oldest kept is a checkpoint: a document with the chain hash.
+        assert hist[2]["kind"] == "document" and hist[2].get("checkpoint") is True, hist
+        assert [g["kind"] for g in hist[:2]] == ["delta", "delta"]
+        files = sorted(f for f in os.listdir(b.state) if f.startswith("gen-"))
+        assert files == ["gen-4.doc", "gen-5.delta", "gen-6.delta"], files
+        # Every listed generation can be produced: the oldest first.
+        for gen in (4, 5):
+            code, r = b.http("POST", "/v1/rollback", {"generation": gen})
+            assert code == 200, r
+            assert model(b) == models[gen]
+        # Past --keep a generation is no longer listed nor rolled back to,
+        # though its file stays while listed deltas chain from it: the
+        # whole table is folded once per --keep changes, not at each.
+        code, h = b.http("GET", "/v1/history")
+        assert [g["id"] for g in h["history"]] == [8, 7, 6], h
+        code, r = b.http("POST", "/v1/rollback", {"generation": 4})
+        assert code == 404 and r["error"]["code"] == "unknown_generation", r
+        assert os.path.exists(os.path.join(b.state, "gen-4.doc"))
+        # A restart replays checkpoint + deltas.
+        want = b.status()["generation"]
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.start_regiond(("--keep", "3"))
+        assert b.status()["generation"] == want
+        # A delta file that is cut stops regiond, naming it.
+        code, r = post(b, [{"region": "india", "add": ["10.99.0.0/16"]}])
+        assert code == 200, r
+        b.rd.terminate()
+        b.rd.wait(30)
+        path = os.path.join(b.state, f"gen-{r['generation']}.delta")
+        with open(path, "r+b") as f:
+            f.truncate(20)
+        p = subprocess.run([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", b.api, "--state-dir", b.state,
+                            "--table", DEMO, "--keep", "3"], capture_output=True, text=True, timeout=30)
+        out = p.stderr + p.stdout
+        assert p.returncode != 0 and path in out and "not whole prefix changes" in out, out
+    finally:
+        b.stop()
+
+
+def random_base(seed):
+    """A random table on the box's ports (gentable's out0/out1), without
+    residency rules (a broken one would refuse the table)."""
+    doc = random_table(seed)
+    for l in doc["links"].values():
+        l["port"] = {"out0": "local0", "out1": "sg0"}[l["port"]]
+    doc.pop("residency", None)
+    return doc
+
+
+@pytest.mark.parametrize("seed", [1901, 1902])
+def test_random_deltas_against_reference(box, tmp_path, seed):
+    rng = random.Random(seed)
+    doc = random_base(seed)
+    code, r = box.http("PUT", "/v1/table", {"document": json.dumps(doc), "expected_generation": box.gen()})
+    assert code == 200, r
+    held = {}  # prefix -> region
+    for name, reg in doc["regions"].items():
+        for p in reg["prefixes"]:
+            held[str(ipaddress.ip_network(p))] = name
+    regions = list(doc["regions"])
+    for step in range(8):
+        changes, named = {}, set()
+        for _ in range(rng.randrange(1, 40)):
+            region = rng.choice(regions)
+            if held and rng.random() < 0.3:
+                p = rng.choice(sorted(held))
+                if p in named:
+                    continue
+                named.add(p)
+                changes.setdefault(held[p], {"add": [], "remove": []})["remove"].append(p)
+                if rng.random() < 0.3 and region != held[p]:  # a move: removed there, added here
+                    changes.setdefault(region, {"add": [], "remove": []})["add"].append(p)
+                continue
+            pool = [ipaddress.ip_network(p) for p in held]
+            net = _nested(rng, rng.choice(pool)) if pool and rng.random() < 0.5 else _prefix(rng, rng.random() < 0.4)
+            p = str(net)
+            if p in named or (p in held and held[p] != region):
+                continue
+            named.add(p)
+            changes.setdefault(region, {"add": [], "remove": []})["add"].append(p)
+        body = [{"region": k, **v} for k, v in changes.items()]
+        code, r = post(box, body, comment=f"step {step}")
+        assert code == 200, (body, r)
+        for k, v in changes.items():  # removals first: a move's add may come in an earlier change
+            for p in v["remove"]:
+                del held[p]
+        for k, v in changes.items():
+            for p in v["add"]:
+                held[p] = k
+    # What regiond holds is the content the deltas made ...
+    m = model(box)
+    got = {p: r for r, v in m["regions"].items() for p in v["prefixes"]}
+    assert got == held
+    # ... and regionfwd classifies as the reference does on that content,
+    # rebuilt whole.
+    rebuilt = copy.deepcopy(doc)
+    for reg in rebuilt["regions"].values():
+        reg["prefixes"] = []
+    for p, r in sorted(held.items()):
+        rebuilt["regions"][r]["prefixes"].append(p)
+    path = tmp_path / "rebuilt.yaml"
+    path.write_text(yaml.safe_dump(rebuilt))
+    ref = RefTable(str(path))
+    nets = [ipaddress.ip_network(p) for p in held] or [ipaddress.ip_network("10.0.0.0/8")]
+    for _ in range(50):
+        net = rng.choice(nets)
+        a = net.network_address + rng.randrange(net.num_addresses) if rng.random() < 0.8 else \
+            net.network_address + net.num_addresses if int(net.broadcast_address) < (1 << net.max_prefixlen) - 1 \
+            else net.network_address
+        addr = str(a)
+        x = region_by_explain(box, addr)
+        assert x["region"] == ref.region_of(addr), (addr, x)
+    assert in_sync(box)
+
+
+def test_large_batch_is_fast(box):
+    n = 200000
+    adds = [f"{10 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24" for i in range(n)]
+    body = json.dumps({"changes": [{"region": "india", "add": adds}]}).encode()
+    t0 = time.monotonic()
+    code, r = box.http("POST", "/v1/prefixes", raw=body)
+    took = time.monotonic() - t0
+    assert code == 200 and r["added"] == n, r
+    # A refused one answers at once, naming the prefix deep in the batch.
+    bad = json.dumps({"changes": [{"region": "india", "add": adds[:-1] + ["10.0.0.0/24"], "remove": []}]})
+    t0 = time.monotonic()
+    code, r = box.http("POST", "/v1/prefixes", raw=bad.encode())
+    refused = time.monotonic() - t0
+    assert code == 422 and r["error"]["path"] == f"changes[0].add[{n - 1}]", r
+    assert "10.0.0.0/24" in r["error"]["reason"], r
+    print(f"{n} prefixes applied in {took:.2f} s, refused in {refused:.2f} s")
+    assert refused < 5, refused
+
+
+@pytest.mark.parametrize("runs_it", [True, False], ids=["regionfwd-runs-it", "regionfwd-does-not"])
+def test_interrupted_delta_is_resolved_by_what_regionfwd_runs(tmp_path, runs_it):
+    """A delta's pending record (regiond killed between its write-ahead and
+    its commit) becomes current if regionfwd runs it, and is dropped (its
+    file with it) if not."""
+    b = Box(tmp_path, f"pfx-pending-{int(runs_it)}")
+    try:
+        code, r = post(b, [{"region": "india", "add": ["10.1.0.0/16"]}])
+        assert code == 200 and r["generation"] == 2, r
+        chain = r["hash"]
+        b.rd.terminate()
+        b.rd.wait(30)
+        hist = os.path.join(b.state, "history.json")
+        h = json.load(open(hist))
+        h["pending"] = h["generations"].pop()  # as if killed before the commit
+        assert h["pending"]["kind"] == "delta"
+        json.dump(h, open(hist, "w"))
+        if not runs_it:  # regionfwd restarted on its file: it never ran it
+            b.fwd.terminate()
+            b.fwd.wait(30)
+            b.start_fwd(extra=("--start-on", "table"))
+        b.start_regiond()
+        wait_for(lambda: json.load(open(hist))["pending"] is None, what="regiond resolves the pending delta")
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     what="regiond in sync")
+        assert s["generation"]["id"] == (2 if runs_it else 1), s
+        assert (s["generation"]["hash"] == chain) == runs_it
+        assert os.path.exists(os.path.join(b.state, "gen-2.delta")) == runs_it
+        assert (region_by_explain(b, "10.1.0.1")["region"] == "india") == runs_it
+        code, r = post(b, [{"region": "india", "add": ["10.2.0.0/16"]}])
+        assert code == 200 and r["generation"] == 3, r  # ids never reused
+    finally:
+        b.stop()
