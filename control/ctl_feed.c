@@ -91,12 +91,6 @@ struct ctl_feed {
 	json_t *snap;
 };
 
-/* ctl_state.h declares it where the prefix-delta path exists
- * (ctl_state.c): the one way the feed changes the table. */
-int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, const char *author,
-			      const char *comment, int64_t expected, struct fwd_delta_stats *stats,
-			      struct fwd_err *e);
-
 int ctl_feed_conf_table(struct ctl_feed_conf *c, const char *arg, struct fwd_err *e)
 {
 	const char *eq = strchr(arg, '=');
