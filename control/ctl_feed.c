@@ -80,6 +80,7 @@ struct ctl_feed {
 	char last_error[512];
 	uint64_t resyncs, batches, events;
 	uint64_t withdrawals; /* RTM_DELROUTE since the last batch while up */
+	int64_t orphans; /* recorded prefixes of regions no longer followed */
 	struct {
 		int64_t time;
 		uint32_t changes, added, removed, refused, applies;
@@ -936,7 +937,8 @@ static int replay_owned(void *arg, const struct ctl_rib_pfx *p, const char *regi
 		if (strcmp(f->c.region[i], region) == 0)
 			return ctl_rib_own(f->rib, p, owned ? (int)i : -1);
 	/* A region --feed-table no longer names: its prefixes stay where the
-	 * feed put them (logged at start, see ctl_feed_start). */
+	 * feed put them, as static ones from now on (said at start). */
+	f->orphans += owned ? 1 : -1;
 	return 0;
 }
 
@@ -973,6 +975,12 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "bgp feed: %s", f->nl_error);
 		goto fail;
 	}
+	if (f->orphans > 0)
+		fwd_log(FWD_LOG_WARNING,
+			"bgp feed: %" PRId64
+			" prefixes it added to regions that --feed-table no longer "
+			"names stay in the table, as static ones (docs/bgp-feed.md)",
+			f->orphans);
 	ctl_rib_stats(f->rib, &s);
 	/* Until the feed is up, what it added is held as after a loss. */
 	f->lost_ms = ctl_mono_ms();
