@@ -540,6 +540,9 @@ void ctl_api_publish(struct ctl_api *api)
 	if (x && x->status && (filters = x->status(x->arg, NULL)) != NULL)
 		json_object_del(filters, "rules");
 	json_object_set_new(v, "filters", filters ? filters : json_null());
+	/* The routing feed's summary (GET /v1/feed with shorter lists). */
+	x = ctl_state_ext(st, "feed");
+	json_object_set_new(v, "feed", x && x->status ? x->status(x->arg, NULL) : json_null());
 	pthread_mutex_lock(&api->view_lock);
 	old = api->view;
 	api->view = v;
@@ -864,6 +867,21 @@ static void h_filters(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->body = x->status(x->arg, api->st->table);
 }
 
+static void h_feed(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	const struct ctl_ext *x = ctl_state_ext(api->st, "feed");
+
+	(void)q;
+	if (x == NULL || x->status == NULL) {
+		reply_simple(
+			r, FWD_R_NOT_FOUND, "",
+			"regiond runs without a routing feed (--feed-table, docs/bgp-feed.md)");
+		return;
+	}
+	r->status = 200;
+	r->body = x->status(x->arg, api->st->table);
+}
+
 static void h_filters_detach(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	const struct ctl_ext *x = ctl_state_ext(api->st, "filters");
@@ -1008,6 +1026,7 @@ static const struct route {
 	{"POST", "/v1/explain", ROUTE_DP, h_explain},
 	{"GET", "/metrics", ROUTE_DP, h_metrics},
 	{"GET", "/v1/filters", ROUTE_FILTERS, h_filters},
+	{"GET", "/v1/feed", 0, h_feed},
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
 	{"POST", "/v1/capture", ROUTE_CAPTURE, h_capture},
 };

@@ -455,6 +455,53 @@ static void status_filters(json_t *f)
 	putchar('\n');
 }
 
+/* The routing feed (docs/bgp-feed.md): its state, what it learned per
+ * region, what it did not apply and why, its last batch. */
+static void status_feed(json_t *f)
+{
+	json_t *v;
+	size_t i;
+	char t[32];
+
+	if (!json_is_object(f))
+		return;
+	when(ji(f, "since"), t, sizeof(t));
+	printf("feed         %s since %s", js(f, "state"), t);
+	if (json_is_number(json_object_get(f, "hold_left_s")))
+		printf(", withdrawn in %.0f s unless it is back",
+		       json_number_value(json_object_get(f, "hold_left_s")));
+	if (json_is_string(json_object_get(f, "reason")))
+		printf(" (%s)", js(f, "reason"));
+	printf("\n             learned %lld:", ji(f, "learned"));
+	json_array_foreach(json_object_get(f, "tables"), i, v)
+		printf("%s %s (table %lld) %lld v4 %lld v6", i ? "," : "", js(v, "region"),
+		       ji(v, "table"), ji(v, "learned_v4"), ji(v, "learned_v6"));
+	printf("\n             owned %lld, shadowed %lld, conflicting %lld, refused %lld, "
+	       "over max %lld (max %lld), pending %lld, resyncs %lld\n",
+	       ji(f, "owned"), ji(f, "shadowed"), ji(f, "conflicting"), ji(f, "refused"),
+	       ji(f, "overflow"), ji(f, "max_prefixes"), ji(f, "pending"), ji(f, "resyncs"));
+	json_array_foreach(json_object_get(json_object_get(f, "bird"), "sessions"), i, v)
+		printf("             bgp %s %s (%s)\n", js(v, "name"), js(v, "state"),
+		       js(v, "info"));
+	if (json_is_string(json_object_get(json_object_get(f, "bird"), "error")))
+		printf("             bird: %s\n", js(json_object_get(f, "bird"), "error"));
+	if (json_is_object((v = json_object_get(f, "last_batch")))) {
+		when(ji(v, "time"), t, sizeof(t));
+		printf("             last batch %s: %lld added, %lld removed, %lld refused in "
+		       "%lld ms (generation %lld)\n",
+		       t, ji(v, "added"), ji(v, "removed"), ji(v, "refused"), ji(v, "duration_ms"),
+		       ji(v, "generation"));
+	}
+	json_array_foreach(json_object_get(f, "shadowed_prefixes"), i, v)
+		printf("             shadowed %s (%s): a static prefix holds it\n", js(v, "prefix"),
+		       js(v, "region"));
+	json_array_foreach(json_object_get(f, "refusals"), i, v)
+		printf("             refused %s (%s): %s\n", js(v, "prefix"), js(v, "region"),
+		       js(v, "reason"));
+	if (json_is_string(json_object_get(f, "last_error")))
+		printf("             last error: %s\n", js(f, "last_error"));
+}
+
 /* Every link (admin state from the table, operational from its port) and
  * every port (its link, speed and what the device counts). */
 static void status_links_ports(json_t *s)
@@ -535,6 +582,7 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 		printf("ALARM        %s\n", js(r, "alarm"));
 	status_mbufs(json_object_get(json_object_get(dp, "status"), "mbufs"));
 	status_filters(json_object_get(r, "filters"));
+	status_feed(json_object_get(r, "feed"));
 	{
 		json_t *h = json_object_get(r, "health");
 

@@ -7,6 +7,7 @@
  *           [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--tls-writers FILE]]]
  *           [--dataplane-timeout MS]
  *           [--xdp-iface IF ...] [--log stderr|journal|syslog] [--log-level L]
+ *           [--feed-table REGION=TABLE ... [--feed-bird-socket PATH] [--feed-hold S]]
  *           (every option: options[] below, or regiond --help)
  *
  * The main thread keeps regionfwd in sync (it pushes the current generation
@@ -37,6 +38,7 @@
 #include "fwd_opts.h"
 #include "fwd_doc.h"
 #include "ctl_content.h"
+#include "ctl_feed.h"
 #ifdef REGIOND_BPF
 #include "ctl_filter.h"
 #endif
@@ -68,6 +70,9 @@ struct regiond_opts {
 	const char *bpf_pin_dir;
 	uint64_t xdp_max_prefixes, xdp_max_groups;
 	uint64_t log_target, log_level; /* indexes in fwd_log_targets[], fwd_log_levels[] */
+	struct fwd_opt_list feed_tables; /* REGION=TABLE: the routing feed (ctl_feed.h) */
+	uint64_t feed_hold_s, feed_batch_ms, feed_max_prefixes;
+	const char *feed_bird_socket;
 };
 
 /* Index = enum ctl_xdp_mode. */
@@ -226,6 +231,45 @@ static const struct fwd_opt options[] = {
 	 .choices = fwd_log_levels,
 	 .refused = "--log-level takes err, warning, notice, info or debug",
 	 .help = "the least severe level logged: err, warning, notice, info, debug"},
+	{.name = "feed-table",
+	 .arg = "REGION=TABLE",
+	 .kind = FWD_OPT_LIST,
+	 .off = AT(feed_tables),
+	 .max = CTL_RIB_MAX_REGIONS,
+	 .help = "learn REGION's prefixes from kernel routing table TABLE (repeat; "
+		 "docs/bgp-feed.md)"},
+	{.name = "feed-bird-socket",
+	 .arg = "PATH",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(feed_bird_socket),
+	 .help = "BIRD's control socket: the feed is lost while a BGP session is down"},
+	{.name = "feed-hold",
+	 .arg = "S",
+	 .def = "90",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(feed_hold_s),
+	 .min = 0,
+	 .max = 86400,
+	 .refused = "--feed-hold takes 0..86400 (seconds)",
+	 .help = "a lost feed's prefixes are kept this long, then withdrawn"},
+	{.name = "feed-batch-ms",
+	 .arg = "MS",
+	 .def = "100",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(feed_batch_ms),
+	 .min = 10,
+	 .max = 60000,
+	 .refused = "--feed-batch-ms takes 10..60000",
+	 .help = "route changes are coalesced and applied as one delta this often"},
+	{.name = "feed-max-prefixes",
+	 .arg = "N",
+	 .def = "2000000",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(feed_max_prefixes),
+	 .min = 1,
+	 .max = 16u << 20,
+	 .refused = "--feed-max-prefixes takes 1..16777216",
+	 .help = "learned prefixes at most; routes past it are refused, with an alarm"},
 	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
 };
 
@@ -297,6 +341,8 @@ struct regiond {
 #ifdef REGIOND_BPF
 	struct ctl_filter *filter;
 #endif
+	struct ctl_feed_conf feed_conf; /* --feed-*, checked at start */
+	struct ctl_feed *feed;
 };
 
 /* The text of option @opt's file @path, or NULL with the reason said
@@ -622,6 +668,54 @@ static int start_filters(struct regiond *d)
 }
 #endif
 
+/* --feed-* checked before anything starts, so a bad one is named and
+ * nothing is touched. @return 0 or 2 (said). */
+static int load_feed_conf(struct regiond *d)
+{
+	struct fwd_err e = {0};
+
+	d->feed_conf = (struct ctl_feed_conf){
+		.hold_s = (unsigned)d->o.feed_hold_s,
+		.batch_ms = (unsigned)d->o.feed_batch_ms,
+		.max_prefixes = d->o.feed_max_prefixes,
+		.bird_socket = d->o.feed_bird_socket,
+		.state_dir = d->o.state_dir,
+	};
+	if (d->o.feed_tables.n == 0 && d->o.feed_bird_socket) {
+		fwd_log(FWD_LOG_ERR, "--feed-bird-socket needs --feed-table");
+		return 2;
+	}
+	for (unsigned i = 0; i < d->o.feed_tables.n; i++)
+		if (ctl_feed_conf_table(&d->feed_conf, d->o.feed_tables.v[i], &e)) {
+			fwd_log(FWD_LOG_ERR, "%s", e.reason);
+			return 2;
+		}
+	return 0;
+}
+
+/* Follow the routing daemon's kernel tables (--feed-table), when asked:
+ * off by default. @return 0 or -1 (said) */
+static int start_feed(struct regiond *d)
+{
+	struct fwd_err e = {0};
+	struct ctl_ext x;
+
+	if (d->feed_conf.ntables == 0)
+		return 0;
+	d->feed = ctl_feed_start(&d->feed_conf, &d->st, &e);
+	if (d->feed == NULL) {
+		char b[1024];
+
+		fwd_log(FWD_LOG_ERR, "bgp feed: %s", fwd_err_str(&e, b, sizeof(b)));
+		return -1;
+	}
+	x = ctl_feed_ext(d->feed);
+	pthread_mutex_lock(&d->lock);
+	ctl_state_add_ext(&d->st, &x);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 /* Serve the API on --api-socket (its directory created if missing) and
  * --listen. @return 0 or -1 */
 static int start_api(struct regiond *d)
@@ -698,6 +792,7 @@ static void main_loop(struct regiond *d)
 /* Take down whatever main() set up, in reverse. */
 static void shut_down(struct regiond *d)
 {
+	ctl_feed_free(d->feed); /* its prefixes stay, recorded: a restart takes them over */
 	ctl_api_stop(d->api);
 #ifdef REGIOND_BPF
 	ctl_filter_free(d->filter); /* stays attached and pinned: a restart adopts it */
@@ -730,7 +825,7 @@ int main(int argc, char **argv)
 				     "under systemd, --log stderr goes to the journal too");
 		return 2;
 	}
-	if (load_tls(&d) || load_token(&d)) {
+	if (load_tls(&d) || load_token(&d) || load_feed_conf(&d)) {
 		shut_down(&d);
 		return 2;
 	}
@@ -741,6 +836,8 @@ int main(int argc, char **argv)
 	if (start_filters(&d))
 		goto out;
 #endif
+	if (start_feed(&d))
+		goto out;
 	if (start_api(&d))
 		goto out;
 	main_loop(&d);

@@ -320,6 +320,13 @@ static void test_errors_carry_their_reasons_status(void **state)
 	assert_int_equal(call("GET", "/v1/filters", NULL, &r), 404);
 	assert_string_equal(code_of(r), "no_filters");
 	json_decref(r);
+	/* Without --feed-table: no feed to show. */
+	assert_int_equal(call("GET", "/v1/feed", NULL, &r), 404);
+	assert_string_equal(code_of(r), "not_found");
+	assert_non_null(
+		strstr(json_string_value(json_object_get(json_object_get(r, "error"), "reason")),
+		       "--feed-table"));
+	json_decref(r);
 	assert_int_equal(call("PUT", "/v1/table", "[1]", &r), 400);
 	assert_string_equal(code_of(r), "bad_request");
 	json_decref(r);

@@ -1,0 +1,212 @@
+#include "ctl_bird.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "ctl_state.h" /* ctl_mono_ms */
+
+/* A reply larger than this is not one BIRD sends for show protocols with
+ * a sane number of protocols: refused rather than buffered without bound. */
+#define BIRD_MAX_REPLY (1u << 20)
+
+/* The 4-digit code of @line and where its text starts, or -1 for a
+ * continuation line (" text"), -2 for anything else. */
+static int line_code(const char *line, const char **text, int *last)
+{
+	if (line[0] == ' ') {
+		*text = line + 1;
+		*last = 0;
+		return -1;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!isdigit((unsigned char)line[i]))
+			return -2;
+	if (line[4] != '-' && line[4] != ' ' && line[4] != '\0')
+		return -2;
+	*last = line[4] != '-';
+	*text = line[4] ? line + 5 : line + 4;
+	return (line[0] - '0') * 1000 + (line[1] - '0') * 100 + (line[2] - '0') * 10 +
+	       (line[3] - '0');
+}
+
+/* One protocol line: name proto table state since... info. */
+static int protocol_line(const char *text, struct ctl_bird_session *s)
+{
+	char name[64], proto[32], table[64], state[16];
+	const char *rest;
+	int n = 0;
+
+	if (sscanf(text, "%63s %31s %63s %15s%n", name, proto, table, state, &n) != 4)
+		return 0;
+	if (strcmp(proto, "BGP") != 0)
+		return 0;
+	memset(s, 0, sizeof(*s));
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	snprintf(s->state, sizeof(s->state), "%s", state);
+	s->up = strcmp(state, "up") == 0;
+	/* "since" is one or two words of digits (its format is configurable);
+	 * the info column follows. */
+	rest = text + n;
+	for (;;) {
+		rest += strspn(rest, " \t");
+		if (!isdigit((unsigned char)*rest))
+			break;
+		rest += strcspn(rest, " \t");
+	}
+	/* BIRD aligns its columns with runs of spaces: one is enough here. */
+	for (size_t k = 0; *rest && k + 1 < sizeof(s->info); rest++) {
+		if (!isspace((unsigned char)*rest))
+			s->info[k++] = *rest;
+		else if (k && s->info[k - 1] != ' ')
+			s->info[k++] = ' ';
+	}
+	for (size_t l = strlen(s->info); l && s->info[l - 1] == ' '; l--)
+		s->info[l - 1] = '\0';
+	return 1;
+}
+
+int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max, char *why,
+		   size_t whylen)
+{
+	int count = 0, code = 0, ended = 0;
+	const char *p = reply;
+
+	while (*p && !ended) {
+		const char *eol = strchr(p, '\n'), *text;
+		char line[512];
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		int c, last;
+
+		snprintf(line, sizeof(line), "%.*s",
+			 (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
+		p = eol ? eol + 1 : p + len;
+		c = line_code(line, &text, &last);
+		if (c == -2)
+			return -EPROTO;
+		if (c >= 0)
+			code = c;
+		if (code == 0) {
+			ended = 1;
+		} else if (code >= 8000) {
+			snprintf(why, whylen, "BIRD: %s", text);
+			return -EINVAL;
+		} else if (code == 1002) {
+			struct ctl_bird_session s;
+
+			if (protocol_line(text, &s)) {
+				if ((unsigned)count < max)
+					out[count] = s;
+				count++;
+			}
+		}
+	}
+	if (!ended) {
+		snprintf(why, whylen, "BIRD's reply ended before its last line");
+		return -EPROTO;
+	}
+	return count;
+}
+
+/* Read from @fd into @buf until a line starting "0000" or an error code
+ * (the reply's end) or @deadline. @return 0, or -errno. */
+static int read_reply(int fd, char **buf, size_t *len, int64_t deadline, int greeting)
+{
+	size_t cap = 4096;
+
+	*len = 0;
+	if ((*buf = malloc(cap)) == NULL)
+		return -ENOMEM;
+	for (;;) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - ctl_mono_ms();
+		ssize_t n;
+
+		(*buf)[*len] = '\0';
+		/* The end: a greeting line, "0000" alone, or an error's last line. */
+		if (*len && (*buf)[*len - 1] == '\n') {
+			const char *last = *len >= 2 ? *buf + *len - 2 : *buf;
+
+			while (last > *buf && last[-1] != '\n')
+				last--;
+			if ((greeting && strncmp(last, "0001 ", 5) == 0) ||
+			    strncmp(last, "0000", 4) == 0 ||
+			    ((last[0] == '8' || last[0] == '9') && last[4] == ' '))
+				return 0;
+		}
+		if (left <= 0)
+			return -ETIMEDOUT;
+		if (poll(&pf, 1, (int)left) <= 0)
+			continue;
+		if (cap - *len < 2048) {
+			char *b;
+
+			if (cap >= BIRD_MAX_REPLY)
+				return -E2BIG;
+			if ((b = realloc(*buf, cap * 2)) == NULL)
+				return -ENOMEM;
+			*buf = b;
+			cap *= 2;
+		}
+		n = read(fd, *buf + *len, cap - *len - 1);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ECONNRESET;
+		*len += (size_t)n;
+	}
+}
+
+int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session *out, unsigned max,
+		      char *why, size_t whylen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int64_t deadline = ctl_mono_ms() + timeout_ms;
+	static const char cmd[] = "show protocols\n";
+	char *buf = NULL;
+	size_t len;
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(why, whylen, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((rc = read_reply(fd, &buf, &len, deadline, 1)) != 0) {
+		snprintf(why, whylen, "BIRD's control socket %s: no greeting: %s", path,
+			 strerror(-rc));
+		goto out;
+	}
+	free(buf);
+	buf = NULL;
+	if (write(fd, cmd, sizeof(cmd) - 1) != (ssize_t)(sizeof(cmd) - 1)) {
+		rc = -errno;
+		snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if ((rc = read_reply(fd, &buf, &len, deadline, 0)) != 0) {
+		snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	rc = ctl_bird_parse(buf, out, max, why, whylen);
+	if (rc == -EPROTO && why[0] == '\0')
+		snprintf(why, whylen, "BIRD's control socket %s: not a BIRD reply", path);
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}

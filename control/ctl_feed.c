@@ -1,0 +1,1031 @@
+#define _GNU_SOURCE /* pipe2 */
+#include "ctl_feed.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl_bird.h"
+#include "ctl_metrics.h"
+#include "ctl_owned.h"
+#include "fwd_log.h"
+
+/* The netlink receive buffer: a routing daemon installing a full table
+ * sends hundreds of thousands of messages while the feed may be busy
+ * applying a batch; past this the kernel drops them (ENOBUFS) and the feed
+ * resyncs with a dump. */
+#define FEED_RCVBUF (64 << 20)
+#define FEED_RECV_BUF (1 << 18)
+/* Changes per delta: a batch larger than this (a whole table at start)
+ * goes in several, each a write of its own, so reads and other writers
+ * get their turn in between. */
+#define FEED_MAX_BATCH 262144
+/* A routing daemon that came back relearns its routes over a few seconds:
+ * until then what the feed added and no longer sees is kept, not removed
+ * (at most the hold time). */
+#define FEED_SETTLE_MS 5000
+#define FEED_LISTED 32 /* shadowed prefixes listed in GET /v1/feed */
+#define FEED_LISTED_SUMMARY 8 /* and in GET /v1/status */
+#define ALARM_PREFIX "bgp feed: "
+
+enum feed_state { FS_DOWN, FS_UP, FS_HOLDING, FS_WITHDRAWN };
+static const char *const state_names[] = {"down", "up", "holding", "withdrawn"};
+
+struct ctl_feed {
+	struct ctl_feed_conf c;
+	char bird_socket[108], state_dir[256];
+	struct ctl_state *st;
+	struct ctl_rib *rib;
+	struct ctl_owned *owned;
+	pthread_t thread;
+	int started;
+	atomic_int stop;
+	int wake[2]; /* ctl_feed_free wakes the thread's poll */
+
+	/* The thread's own (no lock): */
+	struct mnl_socket *nl; /* subscribed to route changes */
+	char *buf; /* FEED_RECV_BUF */
+	char nl_error[160];
+	int synced; /* the RIB is a dump plus every change since */
+	int dump_intr; /* the kernel says the dump was inconsistent */
+	int overflowed; /* a route was refused past max_prefixes since the last dump */
+	int bird_ok; /* BIRD answered and every BGP session is established */
+	char bird_error[200];
+	struct ctl_bird_session sessions[CTL_BIRD_MAX_SESSIONS];
+	int nsessions;
+	int64_t bird_at; /* CLOCK_MONOTONIC ms of the last answer (or attempt) */
+	enum feed_state state;
+	int64_t lost_ms; /* when the feed was lost (or regiond started) */
+	int64_t state_since; /* unix seconds */
+	int64_t settle_until; /* ms: removals wait until then (FEED_SETTLE_MS) */
+	int resync_on_recovery; /* lost since the last dump: dump again when back */
+	int need_full; /* compare every prefix, not only changed ones */
+	int withdraw_done;
+	int snap_due; /* a batch ran: refresh the status snapshot now */
+	uint64_t gen_seen; /* regiond's generation the feed last reconciled with */
+	int64_t retry_ms; /* after a failed apply: not before this */
+	char why[256]; /* why the feed is not up */
+	char last_error[512];
+	uint64_t resyncs, batches, events;
+	uint64_t withdrawals; /* RTM_DELROUTE since the last batch while up */
+	int64_t orphans; /* recorded prefixes of regions no longer followed */
+	struct {
+		int64_t time;
+		uint32_t changes, added, removed, refused, applies;
+		int64_t duration_ms, generation;
+	} last;
+
+	/* The status snapshot, refreshed by the thread, read by the API. */
+	pthread_mutex_t snap_lock;
+	json_t *snap;
+};
+
+int ctl_feed_conf_table(struct ctl_feed_conf *c, const char *arg, struct fwd_err *e)
+{
+	const char *eq = strchr(arg, '=');
+	char name[FWD_NAME_MAX], *end;
+	unsigned long long t;
+
+	if (eq == NULL || eq == arg || (size_t)(eq - arg) >= sizeof(name))
+		return fwd_err_set(e, NULL, 0, "--feed-table",
+				   "--feed-table takes REGION=TABLE (india=101), not '%s'", arg);
+	memcpy(name, arg, (size_t)(eq - arg));
+	name[eq - arg] = '\0';
+	if (fwd_name_check(name) || strcmp(name, "unknown") == 0 || strcmp(name, "any") == 0)
+		return fwd_err_set(e, NULL, 0, "--feed-table",
+				   "--feed-table %s: '%s' is not a region's name", arg, name);
+	errno = 0;
+	t = strtoull(eq + 1, &end, 10);
+	if (errno || *end || end == eq + 1 || t == 0 || t > UINT32_MAX || (t >= 253 && t <= 255))
+		return fwd_err_set(e, NULL, 0, "--feed-table",
+				   "--feed-table %s: the table is a number 1..4294967295 other "
+				   "than 253 (default), 254 (main) and 255 (local)",
+				   arg);
+	for (unsigned i = 0; i < c->ntables; i++)
+		if (strcmp(c->region[i], name) == 0 || c->table[i] == t)
+			return fwd_err_set(e, NULL, 0, "--feed-table",
+					   "--feed-table %s: region '%s' or table %llu is given "
+					   "twice (one table per region)",
+					   arg, name, t);
+	if (c->ntables == CTL_RIB_MAX_REGIONS)
+		return fwd_err_set(e, NULL, 0, "--feed-table", "at most %d --feed-table",
+				   CTL_RIB_MAX_REGIONS);
+	snprintf(c->region[c->ntables], sizeof(c->region[0]), "%s", name);
+	c->table[c->ntables++] = (uint32_t)t;
+	return 0;
+}
+
+/* --- the table the feed reconciles with: regiond's current one --- */
+
+static int tb_region_id(void *arg, const char *name)
+{
+	struct ctl_feed *f = arg;
+	int id = f->st->table ? fwd_table_region_id(f->st->table, name) : -ENOENT;
+
+	return id > 0 ? id : -ENOENT; /* 0 is 'unknown': never a feed's */
+}
+
+static int tb_held_by(void *arg, const struct ctl_rib_pfx *p)
+{
+	const struct fwd_table *t = ((struct ctl_feed *)arg)->st->table;
+	uint32_t lo = 0, hi;
+
+	if (t == NULL)
+		return 0;
+	/* Validation leaves the prefixes sorted by address, then length. */
+	if (p->family == 4) {
+		uint32_t a;
+
+		memcpy(&a, p->addr, 4);
+		a = ntohl(a);
+		hi = t->nprefix4;
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			const struct fwd_prefix4 *x = &t->prefix4[mid];
+
+			if (x->addr == a && x->len == p->len)
+				return x->region;
+			if (x->addr < a || (x->addr == a && x->len < p->len))
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		return 0;
+	}
+	hi = t->nprefix6;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct fwd_prefix6 *x = &t->prefix6[mid];
+		int c = memcmp(x->addr, p->addr, 16);
+
+		if (c == 0 && x->len == p->len)
+			return x->region;
+		if (c < 0 || (c == 0 && x->len < p->len))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+static int64_t tb_apply(void *arg, const struct fwd_delta *d, struct fwd_err *e)
+{
+	struct ctl_feed *f = arg;
+	struct ctl_state *st = f->st;
+	struct fwd_delta_stats stats;
+	char who[sizeof(st->who)], alarm[sizeof(st->alarm)];
+	int64_t gen;
+
+	snprintf(who, sizeof(who), "%s", st->who);
+	snprintf(st->who, sizeof(st->who), "regiond (bgp feed)");
+	/* A change clears regiond's alarm (an operator's table runs); the
+	 * feed's own does not end what the feed's alarm is about. */
+	snprintf(alarm, sizeof(alarm), "%s",
+		 strncmp(st->alarm, ALARM_PREFIX, strlen(ALARM_PREFIX)) == 0 ? st->alarm : "");
+	gen = ctl_state_apply_delta(st, d, "regiond", "bgp feed", -1, &stats, e);
+	if (alarm[0] && st->alarm[0] == '\0')
+		snprintf(st->alarm, sizeof(st->alarm), "%s", alarm);
+	snprintf(st->who, sizeof(st->who), "%s", who);
+	return gen;
+}
+
+static int tb_record(void *arg, const struct ctl_rib_pfx *p, const char *region, int owned)
+{
+	return ctl_owned_record(((struct ctl_feed *)arg)->owned, p, region, owned);
+}
+
+static int tb_commit(void *arg, struct fwd_err *e)
+{
+	return ctl_owned_commit(((struct ctl_feed *)arg)->owned, e);
+}
+
+/* --- netlink --- */
+
+static int region_of_table(const struct ctl_feed *f, uint32_t table)
+{
+	for (unsigned i = 0; i < f->c.ntables; i++)
+		if (f->c.table[i] == table)
+			return (int)i;
+	return -1;
+}
+
+static int attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (mnl_attr_type_valid(a, RTA_MAX) < 0)
+		return MNL_CB_OK; /* a newer kernel's attribute */
+	tb[type] = a;
+	return MNL_CB_OK;
+}
+
+/* One RTM_NEWROUTE / RTM_DELROUTE, from a dump or a notification. Anything
+ * that is not a unicast route of a followed table is ignored; a message
+ * too short for what it claims is ignored too (the kernel's, so never seen
+ * in practice, but never read past). */
+static int route_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct ctl_feed *f = data;
+	const struct nlattr *tb[RTA_MAX + 1] = {0};
+	const struct rtmsg *rm;
+	struct ctl_rib_pfx p = {0};
+	uint32_t table;
+	int region;
+
+	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
+		f->dump_intr = 1;
+	if ((nlh->nlmsg_type != RTM_NEWROUTE && nlh->nlmsg_type != RTM_DELROUTE) ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rm)))
+		return MNL_CB_OK;
+	rm = mnl_nlmsg_get_payload(nlh);
+	if ((rm->rtm_family != AF_INET && rm->rtm_family != AF_INET6) ||
+	    rm->rtm_type != RTN_UNICAST || (rm->rtm_flags & RTM_F_CLONED))
+		return MNL_CB_OK;
+	if (mnl_attr_parse(nlh, sizeof(*rm), attr_cb, tb) < 0)
+		return MNL_CB_OK;
+	table = rm->rtm_table;
+	if (tb[RTA_TABLE] && mnl_attr_get_payload_len(tb[RTA_TABLE]) == 4)
+		table = mnl_attr_get_u32(tb[RTA_TABLE]);
+	if ((region = region_of_table(f, table)) < 0)
+		return MNL_CB_OK;
+	p.family = rm->rtm_family == AF_INET ? 4 : 6;
+	p.len = rm->rtm_dst_len;
+	if (p.len > (p.family == 4 ? 32 : 128))
+		return MNL_CB_OK;
+	if (tb[RTA_DST]) {
+		if (mnl_attr_get_payload_len(tb[RTA_DST]) != (p.family == 4 ? 4u : 16u))
+			return MNL_CB_OK;
+		memcpy(p.addr, mnl_attr_get_payload(tb[RTA_DST]), p.family == 4 ? 4 : 16);
+	}
+	/* Host bits zero, as the table wants them (the kernel keeps them so). */
+	for (unsigned b = 0; b < 16; b++) {
+		unsigned keep = p.len >= (b + 1) * 8 ? 8 : p.len > b * 8 ? p.len - b * 8 : 0;
+
+		p.addr[b] &= (uint8_t)(0xff00u >> keep);
+	}
+	f->events++;
+	f->withdrawals += nlh->nlmsg_type == RTM_DELROUTE;
+	if (nlh->nlmsg_type == RTM_DELROUTE)
+		ctl_rib_forget(f->rib, &p, (unsigned)region);
+	else if (ctl_rib_learn(f->rib, &p, (unsigned)region) == -ENOSPC)
+		f->overflowed = 1;
+	return MNL_CB_OK;
+}
+
+static void close_nl(struct ctl_feed *f, const char *why)
+{
+	if (f->nl)
+		mnl_socket_close(f->nl);
+	f->nl = NULL;
+	f->synced = 0;
+	snprintf(f->nl_error, sizeof(f->nl_error), "%s", why);
+}
+
+static int open_nl(struct ctl_feed *f)
+{
+	int size = FEED_RCVBUF, fd;
+
+	f->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (f->nl == NULL ||
+	    mnl_socket_bind(f->nl, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE, MNL_SOCKET_AUTOPID) < 0) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "netlink: %s", strerror(errno));
+		close_nl(f, why);
+		return -1;
+	}
+	fd = mnl_socket_get_fd(f->nl);
+	/* As root past rmem_max; else as large as the system allows. Lost
+	 * messages are reported (ENOBUFS, NETLINK_NO_ENOBUFS stays off): the
+	 * feed then dumps again rather than guess. */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	f->nl_error[0] = '\0';
+	return 0;
+}
+
+/* Dump the routes of @family on a socket of its own, so the notifications
+ * that arrive meanwhile wait on the subscribed socket and are applied after
+ * the dump, in order: what the RIB ends with is what the kernel has. */
+static int dump_family(struct ctl_feed *f, int family)
+{
+	struct mnl_socket *s = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	struct timeval tv = {.tv_sec = 10};
+	char req[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	struct rtmsg *rm;
+	unsigned seq = (unsigned)time(NULL), portid;
+	int rc = 0;
+
+	if (s == NULL)
+		return -errno;
+	if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	setsockopt(mnl_socket_get_fd(s), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	portid = mnl_socket_get_portid(s);
+	nlh = mnl_nlmsg_put_header(req);
+	nlh->nlmsg_type = RTM_GETROUTE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	rm = mnl_nlmsg_put_extra_header(nlh, sizeof(*rm));
+	rm->rtm_family = (unsigned char)family;
+	if (mnl_socket_sendto(s, nlh, nlh->nlmsg_len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(s, f->buf, FEED_RECV_BUF);
+		int r;
+
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		r = mnl_cb_run(f->buf, (size_t)n, seq, portid, route_cb, f);
+		if (r == MNL_CB_STOP)
+			break;
+		if (r < 0) {
+			rc = -errno;
+			break;
+		}
+	}
+out:
+	mnl_socket_close(s);
+	return rc;
+}
+
+/* A fresh dump of every followed table: the RIB becomes what the kernel
+ * has. Nothing is applied meanwhile (this thread applies). */
+static void resync(struct ctl_feed *f)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int rc;
+
+		ctl_rib_forget_all(f->rib);
+		f->dump_intr = 0;
+		f->overflowed = 0;
+		rc = dump_family(f, AF_INET);
+		if (rc == 0)
+			rc = dump_family(f, AF_INET6);
+		if (rc == 0 && !f->dump_intr) {
+			f->synced = 1;
+			f->resyncs++;
+			f->need_full = 1;
+			f->resync_on_recovery = 0;
+			f->nl_error[0] = '\0';
+			return;
+		}
+		snprintf(f->nl_error, sizeof(f->nl_error), "netlink dump: %s",
+			 rc ? strerror(-rc) : "interrupted by changes");
+	}
+	f->synced = 0; /* the next loop tries again */
+}
+
+/* Every notification waiting, for at most @budget_ms (a flood must not
+ * hold off the batches). */
+static void read_nl(struct ctl_feed *f, int64_t budget_ms)
+{
+	int64_t end = ctl_mono_ms() + budget_ms;
+
+	while (f->nl) {
+		ssize_t n = mnl_socket_recvfrom(f->nl, f->buf, FEED_RECV_BUF);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (errno == ENOBUFS) {
+				/* Messages were lost: what the RIB holds is unknown. */
+				fwd_log(FWD_LOG_WARNING,
+					"bgp feed: netlink messages lost (ENOBUFS): resyncing");
+				f->synced = 0;
+				continue;
+			}
+			char why[160];
+
+			snprintf(why, sizeof(why), "netlink: %s", strerror(errno));
+			fwd_log(FWD_LOG_ERR, "bgp feed: %s", why);
+			close_nl(f, why);
+			return;
+		}
+		if (f->synced)
+			mnl_cb_run(f->buf, (size_t)n, 0, 0, route_cb, f);
+		if (ctl_mono_ms() >= end)
+			return;
+	}
+}
+
+/* --- session state --- */
+
+static void poll_bird(struct ctl_feed *f)
+{
+	char why[200] = "";
+	int n = ctl_bird_sessions(f->bird_socket, 2000, f->sessions, CTL_BIRD_MAX_SESSIONS, why,
+				  sizeof(why));
+
+	f->bird_at = ctl_mono_ms();
+	if (n < 0) {
+		f->nsessions = 0;
+		f->bird_ok = 0;
+		snprintf(f->bird_error, sizeof(f->bird_error), "%s", why);
+		return;
+	}
+	f->nsessions = n < CTL_BIRD_MAX_SESSIONS ? n : CTL_BIRD_MAX_SESSIONS;
+	f->bird_ok = n > 0;
+	f->bird_error[0] = '\0';
+	if (n == 0)
+		snprintf(f->bird_error, sizeof(f->bird_error), "BIRD has no BGP protocol");
+	for (int i = 0; i < f->nsessions; i++)
+		if (!f->sessions[i].up) {
+			f->bird_ok = 0;
+			snprintf(f->bird_error, sizeof(f->bird_error), "BGP session %s is %s (%s)",
+				 f->sessions[i].name, f->sessions[i].state, f->sessions[i].info);
+			break;
+		}
+}
+
+/* --- state --- */
+
+static void set_state(struct ctl_feed *f, enum feed_state s, const char *why)
+{
+	if (f->state == s)
+		return;
+	fwd_log(s == FS_UP ? FWD_LOG_NOTICE : FWD_LOG_WARNING, "bgp feed: %s -> %s%s%s",
+		state_names[f->state], state_names[s], why[0] ? ": " : "", why);
+	f->state = s;
+	f->state_since = (int64_t)time(NULL);
+}
+
+static void update_state(struct ctl_feed *f, int64_t now)
+{
+	uint64_t hold = (uint64_t)f->c.hold_s * 1000;
+	int ok = f->nl && f->synced && (!f->c.bird_socket || f->bird_ok);
+
+	if (!f->nl)
+		snprintf(f->why, sizeof(f->why), "%s", f->nl_error);
+	else if (f->c.bird_socket && !f->bird_ok)
+		snprintf(f->why, sizeof(f->why), "%s", f->bird_error);
+	else if (!f->synced)
+		snprintf(f->why, sizeof(f->why), "%s",
+			 f->nl_error[0] ? f->nl_error : "resyncing with a dump");
+	else
+		f->why[0] = '\0';
+	if (ok && f->resync_on_recovery) {
+		/* Back: what the kernel has now, by a fresh dump, before
+		 * anything is compared. */
+		resync(f);
+		ok = f->synced;
+	}
+	if (ok) {
+		if (f->state != FS_UP) {
+			int64_t left =
+				f->state == FS_HOLDING ? (int64_t)hold - (now - f->lost_ms) : 0;
+
+			f->settle_until = now + (left < FEED_SETTLE_MS ? (left > 0 ? left : 0)
+								       : FEED_SETTLE_MS);
+			f->need_full = 1;
+			f->withdraw_done = 0;
+			set_state(f, FS_UP, "");
+		}
+		return;
+	}
+	if (f->state == FS_UP) {
+		f->lost_ms = now;
+		f->resync_on_recovery = 1;
+		set_state(f, FS_HOLDING, f->why);
+	}
+	if ((f->state == FS_HOLDING || f->state == FS_DOWN) &&
+	    (uint64_t)(now - f->lost_ms) >= hold) {
+		f->need_full = 1;
+		set_state(f, FS_WITHDRAWN, f->why);
+	}
+}
+
+/* The feed's alarm in regiond's one alarm slot (under the state lock):
+ * raised while it holds, never over another's, and cleared only if ours. */
+static void feed_alarm(struct ctl_feed *f, const char *text)
+{
+	struct ctl_state *st = f->st;
+	int ours = strncmp(st->alarm, ALARM_PREFIX, strlen(ALARM_PREFIX)) == 0;
+
+	if (text && (st->alarm[0] == '\0' || ours))
+		ctl_state_alarm(st, ALARM_PREFIX "%s", text);
+	else if (text == NULL && ours)
+		ctl_state_alarm(st, NULL);
+}
+
+static void alarms(struct ctl_feed *f)
+{
+	struct ctl_rib_stats s;
+	char text[640];
+
+	ctl_rib_stats(f->rib, &s);
+	if (f->state == FS_WITHDRAWN)
+		snprintf(text, sizeof(text),
+			 "lost for over %u s (%s): the learned prefixes are withdrawn", f->c.hold_s,
+			 f->why);
+	else if (f->overflowed)
+		snprintf(text, sizeof(text),
+			 "more than --feed-max-prefixes %" PRIu64 " routes: %" PRIu64
+			 " refused so far, the rest of the feed applies",
+			 f->c.max_prefixes, s.overflow);
+	else
+		text[0] = '\0';
+	pthread_mutex_lock(f->st->lock);
+	feed_alarm(f, text[0] ? text : NULL);
+	pthread_mutex_unlock(f->st->lock);
+}
+
+/* --- batches --- */
+
+static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
+{
+	const struct ctl_rib_table tb = {
+		.arg = f,
+		.region_id = tb_region_id,
+		.held_by = tb_held_by,
+		.apply = tb_apply,
+		.record = tb_record,
+		.commit = tb_commit,
+	};
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+	struct fwd_err e = {0};
+	const struct ctl_gen *cur;
+	int64_t t0;
+	int full, rc;
+
+	ctl_rib_stats(f->rib, &s);
+	pthread_mutex_lock(f->st->lock);
+	cur = ctl_state_current(f->st);
+	full = f->need_full || (cur && cur->id != f->gen_seen);
+	pthread_mutex_unlock(f->st->lock);
+	if (cur == NULL || (!full && s.pending == 0) || now < f->retry_ms)
+		return;
+	t0 = ctl_mono_ms();
+	ctl_state_write_begin(f->st);
+	cur = ctl_state_current(f->st);
+	full = f->need_full || (cur && cur->id != f->gen_seen);
+	rc = ctl_rib_reconcile(f->rib, &tb, mode, full, FEED_MAX_BATCH, &b, &e);
+	cur = ctl_state_current(f->st);
+	if (cur)
+		f->gen_seen = cur->id;
+	ctl_state_write_end(f->st);
+	if (rc == 0 || !b.failed)
+		f->need_full = 0;
+	if (rc) {
+		char buf[512];
+
+		/* Not a change's fault (regionfwd away, a confirm pending, the
+		 * disk): all of it is tried again in a second, logged once. */
+		fwd_err_str(&e, buf, sizeof(buf));
+		if (strcmp(buf, f->last_error) != 0)
+			fwd_log(FWD_LOG_WARNING,
+				"bgp feed: batch not applied (retried every second): %s", buf);
+		snprintf(f->last_error, sizeof(f->last_error), "%s", buf);
+		f->retry_ms = ctl_mono_ms() + 1000;
+		f->need_full = f->need_full || full;
+	} else {
+		f->last_error[0] = '\0';
+	}
+	if (rc == 0 && b.left == 0 && mode == CTL_RIB_WITHDRAW)
+		f->withdraw_done = 1;
+	if (b.refused) {
+		/* Each refused route once, when refused (the first few of a batch;
+		 * the status keeps the last CTL_RIB_MAX_REASONS). */
+		struct ctl_rib_refusal ref[8];
+		unsigned n = ctl_rib_refusals(f->rib, ref, b.refused < 8 ? b.refused : 8);
+
+		for (unsigned i = 0; i < n; i++) {
+			char p[64];
+
+			fwd_log(FWD_LOG_WARNING, "bgp feed: %s for region %s refused: %s",
+				ctl_rib_pfx_str(&ref[i].p, p, sizeof(p)), ref[i].region,
+				ref[i].reason);
+		}
+	}
+	if (b.applies == 0)
+		return;
+	f->snap_due = 1; /* GET /v1/feed shows a batch as soon as it ran */
+	f->batches++;
+	f->last.time = (int64_t)time(NULL);
+	f->last.changes = b.added + b.removed + b.refused;
+	f->last.added = b.added;
+	f->last.removed = b.removed;
+	f->last.refused = b.refused;
+	f->last.applies = b.applies;
+	f->last.duration_ms = ctl_mono_ms() - t0;
+	f->last.generation = b.generation;
+	fwd_log(b.refused ? FWD_LOG_WARNING : FWD_LOG_INFO,
+		"bgp feed: batch: %u added, %u removed, %u refused in %" PRId64
+		" ms (%u applies), generation %" PRId64 "%s",
+		b.added, b.removed, b.refused, f->last.duration_ms, b.applies, b.generation,
+		mode == CTL_RIB_WITHDRAW ? " (withdrawn: the feed was lost past its hold)" : "");
+}
+
+static void tick(struct ctl_feed *f, int64_t now)
+{
+	struct ctl_rib_stats s;
+	struct fwd_err e;
+
+	ctl_rib_stats(f->rib, &s);
+	if (f->state == FS_UP && f->c.bird_socket && s.pending && f->withdrawals) {
+		/* A withdrawal is applied only once BIRD, asked after it came,
+		 * says the sessions are up: a session that just dropped has its
+		 * routes withdrawn by BIRD before the next poll would tell.
+		 * Announcements alone need no such check (BIRD, busy exporting a
+		 * full table, answers slowly). */
+		poll_bird(f);
+		update_state(f, now);
+	}
+	if (f->state == FS_UP)
+		f->withdrawals = 0;
+	if (f->state == FS_UP) {
+		int settling = now < f->settle_until;
+
+		if (!settling && f->settle_until) {
+			f->settle_until = 0;
+			f->need_full = 1; /* what was kept while settling, compared now */
+		}
+		reconcile(f, settling ? CTL_RIB_KEEP : CTL_RIB_FOLLOW, now);
+	} else if (f->state == FS_WITHDRAWN && (!f->withdraw_done || f->need_full)) {
+		f->need_full = 1;
+		reconcile(f, CTL_RIB_WITHDRAW, now);
+	}
+	/* Space again after an overflow: the refused routes are only in the
+	 * kernel now, so dump again to learn them. */
+	if (f->overflowed && s.learned < f->c.max_prefixes - f->c.max_prefixes / 10 && f->synced) {
+		fwd_log(FWD_LOG_NOTICE, "bgp feed: below --feed-max-prefixes again: resyncing");
+		f->synced = 0;
+	}
+	ctl_rib_stats(f->rib, &s);
+	if (ctl_owned_compact(f->owned, f->rib, s.owned, &e))
+		fwd_log(FWD_LOG_WARNING, "bgp feed: %s", e.reason);
+	alarms(f);
+}
+
+/* --- status --- */
+
+static json_t *pfx_json(const struct ctl_rib_pfx *p)
+{
+	char b[64];
+
+	return json_string(ctl_rib_pfx_str(p, b, sizeof(b)));
+}
+
+static json_t *build_status(struct ctl_feed *f, int64_t now)
+{
+	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
+	struct ctl_rib_pfx sh[FEED_LISTED];
+	unsigned shr[FEED_LISTED], nref, nsh;
+	struct ctl_rib_stats s;
+	json_t *j, *tables = json_array(), *refusals = json_array(), *shadowed = json_array(),
+		   *bird = json_null();
+
+	ctl_rib_stats(f->rib, &s);
+	for (unsigned i = 0; i < f->c.ntables; i++)
+		json_array_append_new(tables,
+				      json_pack("{s:s, s:I, s:I, s:I}", "region", f->c.region[i],
+						"table", (json_int_t)f->c.table[i], "learned_v4",
+						(json_int_t)s.learned4[i], "learned_v6",
+						(json_int_t)s.learned6[i]));
+	nref = ctl_rib_refusals(f->rib, ref, CTL_RIB_MAX_REASONS);
+	for (unsigned i = 0; i < nref; i++)
+		json_array_append_new(refusals, json_pack("{s:o, s:s, s:s, s:I}", "prefix",
+							  pfx_json(&ref[i].p), "region",
+							  ref[i].region, "reason", ref[i].reason,
+							  "time", (json_int_t)ref[i].when));
+	nsh = ctl_rib_shadowed(f->rib, sh, shr, FEED_LISTED);
+	for (unsigned i = 0; i < nsh; i++)
+		json_array_append_new(shadowed, json_pack("{s:o, s:s}", "prefix", pfx_json(&sh[i]),
+							  "region", f->c.region[shr[i]]));
+	if (f->c.bird_socket) {
+		json_t *ss = json_array();
+
+		for (int i = 0; i < f->nsessions; i++)
+			json_array_append_new(
+				ss, json_pack("{s:s, s:s, s:s, s:b}", "name", f->sessions[i].name,
+					      "state", f->sessions[i].state, "info",
+					      f->sessions[i].info, "up", f->sessions[i].up));
+		bird = json_pack("{s:s, s:b, s:o, s:s?}", "socket", f->bird_socket, "reachable",
+				 f->bird_error[0] == '\0' || f->nsessions > 0, "sessions", ss,
+				 "error", f->bird_error[0] ? f->bird_error : NULL);
+	}
+	j = json_pack("{s:s, s:I, s:s?, s:I, s:o, s:s?, s:o, s:o}", "state", state_names[f->state],
+		      "since", (json_int_t)f->state_since, "reason", f->why[0] ? f->why : NULL,
+		      "hold_s", (json_int_t)f->c.hold_s, "netlink",
+		      json_pack("{s:b, s:b, s:I, s:s?}", "open", f->nl != NULL, "synced", f->synced,
+				"events", (json_int_t)f->events, "error",
+				f->nl_error[0] ? f->nl_error : NULL),
+		      "last_error", f->last_error[0] ? f->last_error : NULL, "bird", bird, "tables",
+		      tables);
+	if (j == NULL)
+		return NULL;
+	if (f->state == FS_HOLDING || (f->state == FS_DOWN && s.owned)) {
+		int64_t left = (int64_t)f->c.hold_s * 1000 - (now - f->lost_ms);
+
+		json_object_set_new(j, "hold_left_s", json_real(left > 0 ? left / 1000.0 : 0));
+	}
+	json_object_set_new(j, "learned", json_integer((json_int_t)s.learned));
+	json_object_set_new(j, "owned", json_integer((json_int_t)s.owned));
+	json_object_set_new(j, "shadowed", json_integer((json_int_t)s.shadowed));
+	json_object_set_new(j, "shadowed_prefixes", shadowed);
+	json_object_set_new(j, "conflicting", json_integer((json_int_t)s.conflicting));
+	json_object_set_new(j, "refused", json_integer((json_int_t)s.refused));
+	json_object_set_new(j, "refusals", refusals);
+	json_object_set_new(j, "overflow", json_integer((json_int_t)s.overflow));
+	json_object_set_new(j, "max_prefixes", json_integer((json_int_t)f->c.max_prefixes));
+	json_object_set_new(j, "pending", json_integer((json_int_t)s.pending));
+	json_object_set_new(j, "batch_ms", json_integer((json_int_t)f->c.batch_ms));
+	json_object_set_new(j, "batches", json_integer((json_int_t)f->batches));
+	json_object_set_new(j, "resyncs", json_integer((json_int_t)f->resyncs));
+	json_object_set_new(j, "last_batch",
+			    f->last.time ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+						     "time", (json_int_t)f->last.time, "changes",
+						     (json_int_t)f->last.changes, "added",
+						     (json_int_t)f->last.added, "removed",
+						     (json_int_t)f->last.removed, "refused",
+						     (json_int_t)f->last.refused, "applies",
+						     (json_int_t)f->last.applies, "duration_ms",
+						     (json_int_t)f->last.duration_ms, "generation",
+						     (json_int_t)f->last.generation)
+					 : json_null());
+	return j;
+}
+
+static void snapshot(struct ctl_feed *f, int64_t now)
+{
+	json_t *j = build_status(f, now), *old;
+
+	if (j == NULL)
+		return;
+	pthread_mutex_lock(&f->snap_lock);
+	old = f->snap;
+	f->snap = j;
+	pthread_mutex_unlock(&f->snap_lock);
+	json_decref(old);
+}
+
+/* --- the thread --- */
+
+static void *feed_main(void *arg)
+{
+	struct ctl_feed *f = arg;
+	int64_t next_tick = 0, next_bird = 0, next_snap = 0, next_nl = 0;
+
+	while (!atomic_load(&f->stop)) {
+		struct pollfd pf[2] = {
+			{.fd = f->wake[0], .events = POLLIN},
+			{.fd = f->nl ? mnl_socket_get_fd(f->nl) : -1, .events = POLLIN}};
+		int64_t now = ctl_mono_ms(), wait = next_tick - now;
+
+		poll(pf, 2, wait < 0 ? 0 : wait > f->c.batch_ms ? (int)f->c.batch_ms : (int)wait);
+		if (atomic_load(&f->stop))
+			break;
+		/* An interval's worth at most before the next batch: each
+		 * apply is a generation with a large fixed cost (written ahead,
+		 * synced, swapped by regionfwd), so while a table streams in,
+		 * fewer and larger batches converge sooner. */
+		read_nl(f, f->c.batch_ms);
+		now = ctl_mono_ms();
+		if (f->nl == NULL && now >= next_nl) {
+			next_nl = now + 1000;
+			if (open_nl(f) == 0)
+				fwd_log(FWD_LOG_NOTICE, "bgp feed: netlink socket open again");
+		}
+		if (f->c.bird_socket && now >= next_bird) {
+			poll_bird(f);
+			next_bird = now + 1000;
+		}
+		/* Never synced, messages lost, or room again after an overflow:
+		 * a dump, before the state is judged (a failed one is tried
+		 * again in a second, the feed counting as lost meanwhile). */
+		if (f->nl && !f->synced && now >= next_nl) {
+			resync(f);
+			if (!f->synced)
+				next_nl = now + 1000;
+		}
+		now = ctl_mono_ms();
+		update_state(f, now);
+		if (now >= next_tick) {
+			tick(f, now);
+			next_tick = now + f->c.batch_ms;
+		}
+		if (now >= next_snap || f->snap_due) {
+			f->snap_due = 0;
+			snapshot(f, now);
+			next_snap = now + 250;
+		}
+	}
+	return NULL;
+}
+
+/* --- the extension --- */
+
+static json_t *ext_status(void *arg, const struct fwd_table *t)
+{
+	struct ctl_feed *f = arg;
+	json_t *j;
+
+	pthread_mutex_lock(&f->snap_lock);
+	j = f->snap ? json_deep_copy(f->snap) : json_pack("{s:s}", "state", "down");
+	pthread_mutex_unlock(&f->snap_lock);
+	if (j && t == NULL) { /* the summary in GET /v1/status: shorter lists */
+		json_t *a;
+
+		if ((a = json_object_get(j, "refusals")) != NULL)
+			while (json_array_size(a) > FEED_LISTED_SUMMARY)
+				json_array_remove(a, FEED_LISTED_SUMMARY);
+		if ((a = json_object_get(j, "shadowed_prefixes")) != NULL)
+			while (json_array_size(a) > FEED_LISTED_SUMMARY)
+				json_array_remove(a, FEED_LISTED_SUMMARY);
+	}
+	return j;
+}
+
+static void counter(FILE *out, const char *name, const char *help, const char *type, json_t *v)
+{
+	ctl_metrics_family(out, name, help, type);
+	ctl_metrics_sample(out, name, (double)json_integer_value(v), NULL);
+}
+
+static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
+{
+	json_t *j = ext_status(arg, t), *v;
+	const char *state = json_string_value(json_object_get(j, "state"));
+	size_t i;
+
+	(void)t;
+	if (j == NULL)
+		return;
+	ctl_metrics_family(out, "regiond_feed_state", "the routing feed's state (1: this one)",
+			   "gauge");
+	for (unsigned k = 0; k < sizeof(state_names) / sizeof(state_names[0]); k++)
+		ctl_metrics_sample(out, "regiond_feed_state",
+				   state && strcmp(state, state_names[k]) == 0, "state",
+				   state_names[k], NULL);
+	ctl_metrics_family(out, "regiond_feed_hold_remaining_seconds",
+			   "seconds before a lost feed's prefixes are withdrawn (0: not holding)",
+			   "gauge");
+	ctl_metrics_sample(out, "regiond_feed_hold_remaining_seconds",
+			   json_number_value(json_object_get(j, "hold_left_s")), NULL);
+	ctl_metrics_family(out, "regiond_feed_learned_prefixes",
+			   "prefixes learned from the routing daemon's kernel tables", "gauge");
+	json_array_foreach(json_object_get(j, "tables"), i, v) {
+		const char *r = json_string_value(json_object_get(v, "region"));
+
+		ctl_metrics_sample(out, "regiond_feed_learned_prefixes",
+				   (double)json_integer_value(json_object_get(v, "learned_v4")),
+				   "region", r, "family", "ipv4", NULL);
+		ctl_metrics_sample(out, "regiond_feed_learned_prefixes",
+				   (double)json_integer_value(json_object_get(v, "learned_v6")),
+				   "region", r, "family", "ipv6", NULL);
+	}
+	counter(out, "regiond_feed_owned_prefixes", "prefixes the feed added to the table", "gauge",
+		json_object_get(j, "owned"));
+	counter(out, "regiond_feed_shadowed_prefixes",
+		"learned prefixes not applied: a static prefix holds them", "gauge",
+		json_object_get(j, "shadowed"));
+	counter(out, "regiond_feed_conflicting_prefixes",
+		"prefixes learned in more than one region's table", "gauge",
+		json_object_get(j, "conflicting"));
+	counter(out, "regiond_feed_refused_prefixes",
+		"learned prefixes the table refused (residency, validation)", "gauge",
+		json_object_get(j, "refused"));
+	counter(out, "regiond_feed_overflow_total", "routes refused past --feed-max-prefixes",
+		"counter", json_object_get(j, "overflow"));
+	counter(out, "regiond_feed_batches_total", "batches the feed applied", "counter",
+		json_object_get(j, "batches"));
+	counter(out, "regiond_feed_resyncs_total", "netlink dumps the feed made", "counter",
+		json_object_get(j, "resyncs"));
+	ctl_metrics_family(out, "regiond_feed_session_up",
+			   "a BGP session BIRD reports (1: established)", "gauge");
+	json_array_foreach(json_object_get(json_object_get(j, "bird"), "sessions"), i, v)
+		ctl_metrics_sample(out, "regiond_feed_session_up",
+				   json_is_true(json_object_get(v, "up")) ? 1.0 : 0.0, "session",
+				   json_string_value(json_object_get(v, "name")), NULL);
+	json_decref(j);
+}
+
+struct ctl_ext ctl_feed_ext(struct ctl_feed *f)
+{
+	return (struct ctl_ext){
+		.name = "feed", .arg = f, .status = ext_status, .metrics = ext_metrics};
+}
+
+/* --- start and stop --- */
+
+static int replay_owned(void *arg, const struct ctl_rib_pfx *p, const char *region, int owned)
+{
+	struct ctl_feed *f = arg;
+
+	for (unsigned i = 0; i < f->c.ntables; i++)
+		if (strcmp(f->c.region[i], region) == 0)
+			return ctl_rib_own(f->rib, p, owned ? (int)i : -1);
+	/* A region --feed-table no longer names: its prefixes stay where the
+	 * feed put them, as static ones from now on (said at start). */
+	f->orphans += owned ? 1 : -1;
+	return 0;
+}
+
+struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state *st,
+				struct fwd_err *e)
+{
+	struct ctl_feed *f = calloc(1, sizeof(*f));
+	struct ctl_rib_stats s;
+
+	if (f == NULL) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return NULL;
+	}
+	f->c = *c;
+	f->wake[0] = f->wake[1] = -1;
+	pthread_mutex_init(&f->snap_lock, NULL);
+	if (c->bird_socket) {
+		snprintf(f->bird_socket, sizeof(f->bird_socket), "%s", c->bird_socket);
+		f->c.bird_socket = f->bird_socket;
+	}
+	snprintf(f->state_dir, sizeof(f->state_dir), "%s", c->state_dir);
+	f->c.state_dir = f->state_dir;
+	f->st = st;
+	f->rib = ctl_rib_new((const char(*)[FWD_NAME_MAX])c->region, c->ntables, c->max_prefixes);
+	f->buf = malloc(FEED_RECV_BUF);
+	if (f->rib == NULL || f->buf == NULL || pipe2(f->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto fail;
+	}
+	f->owned = ctl_owned_open(c->state_dir, replay_owned, f, e);
+	if (f->owned == NULL)
+		goto fail;
+	if (open_nl(f)) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "bgp feed: %s", f->nl_error);
+		goto fail;
+	}
+	if (f->orphans > 0)
+		fwd_log(FWD_LOG_WARNING,
+			"bgp feed: %" PRId64
+			" prefixes it added to regions that --feed-table no longer "
+			"names stay in the table, as static ones (docs/bgp-feed.md)",
+			f->orphans);
+	ctl_rib_stats(f->rib, &s);
+	/* Until the feed is up, what it added is held as after a loss. */
+	f->lost_ms = ctl_mono_ms();
+	f->state = s.owned ? FS_HOLDING : FS_DOWN;
+	f->state_since = (int64_t)time(NULL);
+	snprintf(f->why, sizeof(f->why), "starting");
+	fwd_log(FWD_LOG_NOTICE,
+		"bgp feed: following %u kernel table(s), hold %u s, batches every %u ms, at most "
+		"%" PRIu64 " prefixes%s%s; %" PRIu64 " prefixes added earlier are held",
+		c->ntables, c->hold_s, c->batch_ms, c->max_prefixes,
+		c->bird_socket ? ", BGP sessions from " : "", c->bird_socket ? c->bird_socket : "",
+		s.owned);
+	snapshot(f, ctl_mono_ms());
+	if (pthread_create(&f->thread, NULL, feed_main, f)) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "cannot start the feed's thread");
+		goto fail;
+	}
+	f->started = 1;
+	return f;
+fail:
+	ctl_feed_free(f);
+	return NULL;
+}
+
+void ctl_feed_free(struct ctl_feed *f)
+{
+	if (f == NULL)
+		return;
+	if (f->started) {
+		atomic_store(&f->stop, 1);
+		if (write(f->wake[1], "x", 1) < 0) {
+			/* the poll wakes within a batch interval anyway */
+		}
+		pthread_join(f->thread, NULL);
+	}
+	if (f->nl)
+		mnl_socket_close(f->nl);
+	if (f->wake[0] >= 0)
+		close(f->wake[0]);
+	if (f->wake[1] >= 0)
+		close(f->wake[1]);
+	ctl_owned_close(f->owned);
+	ctl_rib_free(f->rib);
+	free(f->buf);
+	json_decref(f->snap);
+	pthread_mutex_destroy(&f->snap_lock);
+	free(f);
+}

@@ -1,0 +1,238 @@
+#include "ctl_owned.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "fwd_doc.h"
+
+#define OWNED_FILE "feed-owned"
+#define OWNED_HEADER "# regiond: prefixes the routing feed added (docs/bgp-feed.md)\n"
+
+struct ctl_owned {
+	char dir[256], path[300];
+	int fd;
+	char *buf; /* queued records */
+	size_t len, cap;
+	uint64_t lines; /* records in the file */
+};
+
+static int parse_line(char *line, struct ctl_rib_pfx *p, char **region, int *owned)
+{
+	char *pfx, *reg, *save = NULL;
+
+	if ((line[0] != '+' && line[0] != '-') || line[1] != ' ')
+		return -EINVAL;
+	*owned = line[0] == '+';
+	pfx = strtok_r(line + 2, " ", &save);
+	reg = strtok_r(NULL, " ", &save);
+	if (pfx == NULL || reg == NULL || strtok_r(NULL, " ", &save) != NULL ||
+	    ctl_rib_pfx_parse(pfx, p))
+		return -EINVAL;
+	*region = reg;
+	return 0;
+}
+
+struct ctl_owned *ctl_owned_open(const char *dir,
+				 int (*fn)(void *arg, const struct ctl_rib_pfx *p,
+					   const char *region, int owned),
+				 void *arg, struct fwd_err *e)
+{
+	struct ctl_owned *o = calloc(1, sizeof(*o));
+	struct fwd_err fe = {0};
+	char *text = NULL, *line, *next;
+	size_t len = 0, keep;
+	unsigned lineno = 0;
+
+	if (o == NULL) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return NULL;
+	}
+	o->fd = -1;
+	snprintf(o->dir, sizeof(o->dir), "%s", dir);
+	snprintf(o->path, sizeof(o->path), "%s/%s", dir, OWNED_FILE);
+	if (access(o->path, F_OK) == 0 && fwd_read_file(o->path, &text, &len, &fe)) {
+		fwd_err_fail(e, FWD_R_STATE_DIR, o->path, 0, "", "%s", fe.reason);
+		goto fail;
+	}
+	keep = len;
+	while (keep && text[keep - 1] != '\n')
+		keep--;
+	for (line = text; line && *line; line = next) {
+		struct ctl_rib_pfx p;
+		char *region;
+		int owned;
+
+		next = strchr(line, '\n');
+		lineno++;
+		if (next == NULL)
+			break; /* cut short by a crash: never committed */
+		*next++ = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if (parse_line(line, &p, &region, &owned)) {
+			fwd_err_fail(e, FWD_R_STATE_CORRUPT, o->path, lineno, "",
+				     "not a record regiond writes ('+ PREFIX REGION' or '- PREFIX "
+				     "REGION'); regiond will not guess which prefixes the feed "
+				     "added (move the file away to start afresh)");
+			goto fail;
+		}
+		o->lines++;
+		if (fn(arg, &p, region, owned)) {
+			fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+			goto fail;
+		}
+	}
+	free(text);
+	text = NULL;
+	/* A torn last line is cut off, so the next append starts a line. */
+	if (keep != len && truncate(o->path, (off_t)keep) < 0) {
+		fwd_err_fail(e, FWD_R_STATE_DIR, o->path, 0, "", "cannot truncate: %s",
+			     strerror(errno));
+		goto fail;
+	}
+	o->fd = open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (o->fd < 0) {
+		fwd_err_fail(e, FWD_R_STATE_DIR, o->path, 0, "", "cannot open: %s",
+			     strerror(errno));
+		goto fail;
+	}
+	if (keep == 0 && write(o->fd, OWNED_HEADER, strlen(OWNED_HEADER)) < 0) {
+		fwd_err_fail(e, FWD_R_STATE_DIR, o->path, 0, "", "cannot write: %s",
+			     strerror(errno));
+		goto fail;
+	}
+	return o;
+fail:
+	free(text);
+	ctl_owned_close(o);
+	return NULL;
+}
+
+void ctl_owned_close(struct ctl_owned *o)
+{
+	if (o == NULL)
+		return;
+	if (o->fd >= 0)
+		close(o->fd);
+	free(o->buf);
+	free(o);
+}
+
+int ctl_owned_record(struct ctl_owned *o, const struct ctl_rib_pfx *p, const char *region,
+		     int owned)
+{
+	char pfx[64];
+	int n;
+
+	if (o->cap - o->len < 128) {
+		size_t cap = o->cap ? o->cap * 2 : 65536;
+		char *b = realloc(o->buf, cap);
+
+		if (b == NULL)
+			return -ENOMEM;
+		o->buf = b;
+		o->cap = cap;
+	}
+	n = snprintf(o->buf + o->len, o->cap - o->len, "%c %s %s\n", owned ? '+' : '-',
+		     ctl_rib_pfx_str(p, pfx, sizeof(pfx)), region);
+	if (n < 0 || (size_t)n >= o->cap - o->len)
+		return -EOVERFLOW;
+	o->len += (size_t)n;
+	o->lines++;
+	return 0;
+}
+
+int ctl_owned_commit(struct ctl_owned *o, struct fwd_err *e)
+{
+	size_t off = 0;
+
+	if (o->len == 0)
+		return 0;
+	while (off < o->len) {
+		ssize_t w = write(o->fd, o->buf + off, o->len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int err = w < 0 ? errno : EIO;
+
+			/* What was written of a torn batch is cut at the next
+			 * open; the batch is not applied. */
+			o->len = 0;
+			return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
+					    "cannot write: %s", strerror(err));
+		}
+		off += (size_t)w;
+	}
+	o->len = 0;
+	if (fdatasync(o->fd) < 0)
+		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "", "cannot sync: %s",
+				    strerror(errno));
+	return 0;
+}
+
+struct out {
+	char *buf;
+	size_t len, cap;
+	uint64_t lines;
+};
+
+static int add_line(void *arg, const struct ctl_rib_pfx *p, const char *region)
+{
+	struct out *w = arg;
+	char pfx[64];
+	int n;
+
+	if (w->cap - w->len < 128) {
+		size_t cap = w->cap * 2;
+		char *b = realloc(w->buf, cap);
+
+		if (b == NULL)
+			return -ENOMEM;
+		w->buf = b;
+		w->cap = cap;
+	}
+	n = snprintf(w->buf + w->len, w->cap - w->len, "+ %s %s\n",
+		     ctl_rib_pfx_str(p, pfx, sizeof(pfx)), region);
+	w->len += (size_t)n;
+	w->lines++;
+	return 0;
+}
+
+int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t owned,
+		      struct fwd_err *e)
+{
+	struct out w = {.cap = 65536};
+	struct iovec part;
+	int rc, fd;
+
+	if (o->lines <= 2 * owned + 4096)
+		return 0;
+	if ((w.buf = malloc(w.cap)) == NULL)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	memcpy(w.buf, OWNED_HEADER, strlen(OWNED_HEADER));
+	w.len = strlen(OWNED_HEADER);
+	if (ctl_rib_foreach_owned(r, add_line, &w)) {
+		free(w.buf);
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	}
+	part = (struct iovec){.iov_base = w.buf, .iov_len = w.len};
+	rc = fwd_write_atomic(o->dir, OWNED_FILE, &part, 1);
+	free(w.buf);
+	if (rc)
+		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "", "cannot rewrite: %s",
+				    strerror(-rc));
+	fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "", "cannot reopen: %s",
+				    strerror(errno));
+	close(o->fd);
+	o->fd = fd;
+	o->lines = w.lines;
+	return 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * ctl_owned.h - the record of the prefixes the routing feed added to the
+ * table (docs/bgp-feed.md, restarts), in regiond's state directory.
+ *
+ * The table itself does not say which of its prefixes came from the feed;
+ * without a record, a regiond restarted while the feed was down would take
+ * the feed's prefixes for static ones and keep them for ever (fail open).
+ * So the feed writes ahead: "+ PREFIX REGION" before an addition is
+ * applied, "- PREFIX REGION" after a removal applied, each batch made
+ * durable (fdatasync) before the table changes. A record that names a
+ * prefix the table does not hold is harmless (the feed drops it when it
+ * reconciles); the opposite never happens.
+ *
+ * The file, feed-owned in the state directory, is appended to and
+ * rewritten whole (atomically) when it has grown past twice what it
+ * describes. A last line cut short by a crash is ignored; any other line
+ * that does not parse stops regiond with the file and line (a state
+ * directory regiond did not write is not guessed at).
+ */
+#ifndef CTL_OWNED_H
+#define CTL_OWNED_H
+
+#include "ctl_rib.h"
+#include "fwd_err.h"
+
+struct ctl_owned;
+
+/**
+ * Open (create when missing) @dir/feed-owned and replay it through @fn,
+ * record by record in order (@owned 1 for "+", 0 for "-").
+ * @return the handle, or NULL with @e (FWD_R_STATE_CORRUPT naming the line,
+ *         FWD_R_STATE_DIR when it cannot be opened)
+ */
+struct ctl_owned *ctl_owned_open(const char *dir,
+				 int (*fn)(void *arg, const struct ctl_rib_pfx *p,
+					   const char *region, int owned),
+				 void *arg, struct fwd_err *e);
+void ctl_owned_close(struct ctl_owned *o);
+
+/** Queue one record (in memory until commit). @return 0 or -ENOMEM. */
+int ctl_owned_record(struct ctl_owned *o, const struct ctl_rib_pfx *p, const char *region,
+		     int owned);
+
+/** Append what is queued and fdatasync it. @return 0 or -errno with @e. */
+int ctl_owned_commit(struct ctl_owned *o, struct fwd_err *e);
+
+/** Rewrite the file from @r's owned prefixes when it has grown past twice
+ *  their number (plus slack); else nothing. @return 0 or -errno with @e. */
+int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t owned,
+		      struct fwd_err *e);
+
+#endif /* CTL_OWNED_H */

@@ -1,0 +1,762 @@
+#include "ctl_rib.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fwd_hash.h"
+
+/* One prefix: learned somewhere, owned, or changed since the last
+ * reconcile (an entry with none of the three is deleted). 24 bytes, so 2M
+ * learned prefixes take about 100 MiB with the table's slack. */
+struct ent {
+	uint8_t addr[16];
+	uint8_t family; /* 0: an empty slot */
+	uint8_t len;
+	uint8_t holder; /* 1 + the region whose table holds it first; 0: not learned */
+	uint8_t owned; /* 1 + the region the feed added it to; 0: not owned */
+	uint8_t flags;
+	uint8_t pad;
+	uint16_t mask; /* the regions' tables that hold it */
+};
+
+enum { F_DIRTY = 1, F_SHADOWED = 2, F_REFUSED = 4 };
+
+/* Applies one reconcile may make while it splits refused batches: with
+ * the refused change named by the table (changes[i]) that is one apply per
+ * refusal; past it the rest waits for the next reconcile. */
+#define MAX_APPLIES 256
+
+struct ctl_rib {
+	char regions[CTL_RIB_MAX_REGIONS][FWD_NAME_MAX];
+	unsigned nregions;
+	uint64_t max;
+	struct ent *slots;
+	size_t cap, used; /* cap: a power of two */
+	/* Changed since the last reconcile, each once (F_DIRTY): a prefix
+	 * that flaps is one entry here however often it flaps. */
+	struct ctl_rib_pfx *dirty;
+	size_t ndirty, dcap;
+	struct ctl_rib_stats st;
+	struct ctl_rib_refusal reasons[CTL_RIB_MAX_REASONS];
+	unsigned nreasons, next_reason;
+};
+
+static void key_of(const struct ent *e, struct ctl_rib_pfx *p)
+{
+	p->family = e->family;
+	p->len = e->len;
+	memcpy(p->addr, e->addr, 16);
+}
+
+static uint64_t hash_pfx(const struct ctl_rib_pfx *p)
+{
+	uint64_t h = fwd_hash64(p->addr, p->family == 4 ? 4 : 16);
+
+	h = fwd_hash64_update(h, &p->len, 1);
+	h = fwd_hash64_update(h, &p->family, 1);
+	/* FNV's low bits mix poorly for the slot index: fold the high ones in. */
+	return h ^ (h >> 29) ^ (h >> 47);
+}
+
+static int same(const struct ent *e, const struct ctl_rib_pfx *p)
+{
+	return e->family == p->family && e->len == p->len && memcmp(e->addr, p->addr, 16) == 0;
+}
+
+static struct ent *find(const struct ctl_rib *r, const struct ctl_rib_pfx *p)
+{
+	size_t m = r->cap - 1;
+
+	for (size_t i = hash_pfx(p) & m;; i = (i + 1) & m) {
+		struct ent *e = &r->slots[i];
+
+		if (e->family == 0)
+			return NULL;
+		if (same(e, p))
+			return e;
+	}
+}
+
+static int grow(struct ctl_rib *r)
+{
+	size_t ncap = r->cap * 2, m = ncap - 1;
+	struct ent *ns = calloc(ncap, sizeof(*ns));
+
+	if (ns == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->cap; i++) {
+		struct ctl_rib_pfx p;
+		size_t j;
+
+		if (r->slots[i].family == 0)
+			continue;
+		key_of(&r->slots[i], &p);
+		for (j = hash_pfx(&p) & m; ns[j].family; j = (j + 1) & m)
+			;
+		ns[j] = r->slots[i];
+	}
+	free(r->slots);
+	r->slots = ns;
+	r->cap = ncap;
+	return 0;
+}
+
+static struct ent *insert(struct ctl_rib *r, const struct ctl_rib_pfx *p)
+{
+	size_t m, i;
+
+	if ((r->used + 1) * 10 > r->cap * 7 && grow(r))
+		return NULL;
+	m = r->cap - 1;
+	for (i = hash_pfx(p) & m; r->slots[i].family; i = (i + 1) & m)
+		;
+	memset(&r->slots[i], 0, sizeof(r->slots[i]));
+	r->slots[i].family = p->family;
+	r->slots[i].len = p->len;
+	memcpy(r->slots[i].addr, p->addr, 16);
+	r->used++;
+	return &r->slots[i];
+}
+
+/* Backward-shift deletion: no tombstones, so a table that churns (a
+ * flapping feed) never fills with them. Invalidates entry pointers. */
+static void erase(struct ctl_rib *r, struct ent *e)
+{
+	size_t m = r->cap - 1, i = (size_t)(e - r->slots), j = i;
+
+	for (;;) {
+		struct ctl_rib_pfx p;
+		size_t k;
+
+		j = (j + 1) & m;
+		if (r->slots[j].family == 0)
+			break;
+		key_of(&r->slots[j], &p);
+		k = hash_pfx(&p) & m;
+		/* Slot j's entry may move to i when its home k is not in (i, j]. */
+		if ((i <= j) ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		r->slots[i] = r->slots[j];
+		i = j;
+	}
+	r->slots[i].family = 0;
+	r->used--;
+}
+
+/* The counters follow every change of an entry's state through these. */
+static void set_holder(struct ctl_rib *r, struct ent *e, unsigned holder)
+{
+	if (e->holder) {
+		uint64_t *c = e->family == 4 ? r->st.learned4 : r->st.learned6;
+
+		c[e->holder - 1]--;
+		r->st.learned--;
+	}
+	e->holder = (uint8_t)holder;
+	if (holder) {
+		uint64_t *c = e->family == 4 ? r->st.learned4 : r->st.learned6;
+
+		c[holder - 1]++;
+		r->st.learned++;
+	}
+}
+
+static void set_mask(struct ctl_rib *r, struct ent *e, uint16_t mask)
+{
+	r->st.conflicting -= __builtin_popcount(e->mask) > 1;
+	e->mask = mask;
+	r->st.conflicting += __builtin_popcount(e->mask) > 1;
+}
+
+static void set_flag(struct ctl_rib *r, struct ent *e, uint8_t flag, int on)
+{
+	uint64_t *c = flag == F_SHADOWED ? &r->st.shadowed : &r->st.refused;
+
+	if (!!(e->flags & flag) == !!on)
+		return;
+	e->flags ^= flag;
+	*c += on ? 1 : (uint64_t)-1;
+}
+
+static void set_owned(struct ctl_rib *r, struct ent *e, unsigned owned)
+{
+	r->st.owned -= e->owned != 0;
+	e->owned = (uint8_t)owned;
+	r->st.owned += e->owned != 0;
+}
+
+static int mark_dirty(struct ctl_rib *r, struct ent *e)
+{
+	if (e->flags & F_DIRTY)
+		return 0;
+	if (r->ndirty == r->dcap) {
+		size_t n = r->dcap ? r->dcap * 2 : 1024;
+		struct ctl_rib_pfx *d = realloc(r->dirty, n * sizeof(*d));
+
+		if (d == NULL)
+			return -ENOMEM;
+		r->dirty = d;
+		r->dcap = n;
+	}
+	key_of(e, &r->dirty[r->ndirty++]);
+	e->flags |= F_DIRTY;
+	return 0;
+}
+
+/* Delete @e when nothing about it is left to remember. */
+static void collect(struct ctl_rib *r, struct ent *e)
+{
+	if (e->mask == 0 && e->owned == 0 && !(e->flags & F_DIRTY)) {
+		set_flag(r, e, F_SHADOWED, 0);
+		set_flag(r, e, F_REFUSED, 0);
+		erase(r, e);
+	}
+}
+
+struct ctl_rib *ctl_rib_new(const char (*regions)[FWD_NAME_MAX], unsigned nregions,
+			    uint64_t max_prefixes)
+{
+	struct ctl_rib *r;
+
+	if (nregions == 0 || nregions > CTL_RIB_MAX_REGIONS || max_prefixes == 0)
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	for (unsigned i = 0; i < nregions; i++)
+		snprintf(r->regions[i], sizeof(r->regions[i]), "%s", regions[i]);
+	r->nregions = nregions;
+	r->max = max_prefixes;
+	r->cap = 1024;
+	r->slots = calloc(r->cap, sizeof(*r->slots));
+	if (r->slots == NULL) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void ctl_rib_free(struct ctl_rib *r)
+{
+	if (r == NULL)
+		return;
+	free(r->slots);
+	free(r->dirty);
+	free(r);
+}
+
+int ctl_rib_learn(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region)
+{
+	struct ent *e;
+
+	if (region >= r->nregions)
+		return -EINVAL;
+	e = find(r, p);
+	if (e && (e->mask & (1u << region)))
+		return 0;
+	/* A prefix new to the learned set past the bound is refused here, so
+	 * the table and the dirty list never grow past it. */
+	if ((e == NULL || e->mask == 0) && r->st.learned >= r->max) {
+		r->st.overflow++;
+		return -ENOSPC;
+	}
+	if (e == NULL && (e = insert(r, p)) == NULL)
+		return -ENOMEM;
+	set_mask(r, e, (uint16_t)(e->mask | (1u << region)));
+	if (e->holder)
+		return 0; /* another region's table had it first: it keeps it */
+	set_holder(r, e, region + 1);
+	if (mark_dirty(r, e)) {
+		/* Not remembered as changed: undone, so nothing is half-known. */
+		set_holder(r, e, 0);
+		set_mask(r, e, 0);
+		collect(r, e);
+		return -ENOMEM;
+	}
+	return 1;
+}
+
+void ctl_rib_forget(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region)
+{
+	struct ent *e = region < r->nregions ? find(r, p) : NULL;
+
+	if (e == NULL || !(e->mask & (1u << region)))
+		return;
+	set_mask(r, e, (uint16_t)(e->mask & ~(1u << region)));
+	if (e->holder == region + 1) {
+		/* The next region that has it takes over; which one had it
+		 * second is not known, so the lowest table index. */
+		set_holder(r, e, e->mask ? (unsigned)__builtin_ctz(e->mask) + 1 : 0);
+		if (mark_dirty(r, e) && e->owned == 0 && e->mask == 0)
+			erase(r, e); /* cannot be remembered, and nothing was applied */
+		else
+			collect(r, e);
+	}
+}
+
+void ctl_rib_forget_all(struct ctl_rib *r)
+{
+	for (size_t i = 0; i < r->cap; i++) {
+		struct ent *e = &r->slots[i];
+
+		if (e->family == 0 || e->mask == 0)
+			continue;
+		set_holder(r, e, 0);
+		set_mask(r, e, 0);
+		set_flag(r, e, F_SHADOWED, 0);
+		set_flag(r, e, F_REFUSED, 0);
+	}
+	/* Entries left with nothing (not owned, not dirty) go; the scan
+	 * restarts after each erase, whose shift may move an unvisited entry
+	 * back over the cursor. */
+	for (size_t i = 0; i < r->cap;) {
+		struct ent *e = &r->slots[i];
+
+		if (e->family && e->mask == 0 && e->owned == 0 && !(e->flags & F_DIRTY))
+			erase(r, e); /* slot i may hold another entry now: look again */
+		else
+			i++;
+	}
+}
+
+int ctl_rib_own(struct ctl_rib *r, const struct ctl_rib_pfx *p, int region)
+{
+	struct ent *e;
+
+	if (region >= (int)r->nregions)
+		return -EINVAL;
+	e = find(r, p);
+	if (region < 0) {
+		if (e) {
+			set_owned(r, e, 0);
+			collect(r, e);
+		}
+		return 0;
+	}
+	if (e == NULL && (e = insert(r, p)) == NULL)
+		return -ENOMEM;
+	set_owned(r, e, (unsigned)region + 1);
+	return mark_dirty(r, e);
+}
+
+/* Remember why @p was refused (the ring keeps the newest). */
+static void refuse(struct ctl_rib *r, struct ent *e, unsigned region, const char *why)
+{
+	struct ctl_rib_refusal *x = &r->reasons[r->next_reason];
+
+	set_flag(r, e, F_REFUSED, 1);
+	key_of(e, &x->p);
+	snprintf(x->region, sizeof(x->region), "%s", region ? r->regions[region - 1] : "");
+	snprintf(x->reason, sizeof(x->reason), "%s", why);
+	x->when = (int64_t)time(NULL);
+	r->next_reason = (r->next_reason + 1) % CTL_RIB_MAX_REASONS;
+	if (r->nreasons < CTL_RIB_MAX_REASONS)
+		r->nreasons++;
+}
+
+static void op_key(const struct fwd_delta_op *op, struct ctl_rib_pfx *p)
+{
+	p->family = op->family;
+	p->len = op->len;
+	memcpy(p->addr, op->addr, 16);
+}
+
+static int push_op(struct fwd_delta *d, uint8_t kind, const struct ent *e, int region)
+{
+	struct fwd_delta_op *op;
+
+	if (d->n == d->cap) {
+		uint32_t n = d->cap ? d->cap * 2 : 256;
+		struct fwd_delta_op *ops = realloc(d->ops, n * sizeof(*ops));
+
+		if (ops == NULL)
+			return -ENOMEM;
+		d->ops = ops;
+		d->cap = n;
+	}
+	op = &d->ops[d->n];
+	memset(op, 0, sizeof(*op));
+	op->kind = kind;
+	op->family = e->family;
+	op->len = e->len;
+	op->region = (uint16_t)region;
+	memcpy(op->addr, e->addr, 16);
+	op->index = d->n++;
+	return 0;
+}
+
+enum { DO_NOTHING, DO_OP, DO_MOVE };
+
+/* What entry @e needs, as one op appended to @d (DO_OP), a removal now
+ * and an addition after it (DO_MOVE: one batch may not name a prefix
+ * twice), or nothing. */
+static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *ids,
+		  enum ctl_rib_mode mode, struct ent *e, struct fwd_delta *d)
+{
+	struct ctl_rib_pfx p;
+	unsigned want = mode != CTL_RIB_WITHDRAW ? e->holder : 0;
+	int held, rc;
+
+	key_of(e, &p);
+	held = t->held_by(t->arg, &p);
+	if (e->owned && (ids[e->owned - 1] <= 0 || held != ids[e->owned - 1])) {
+		/* Someone else changed it (a full PUT dropped it or gave it to
+		 * another region): not the feed's any more. */
+		if (t->record)
+			t->record(t->arg, &p, r->regions[e->owned - 1], 0);
+		set_owned(r, e, 0);
+	}
+	set_flag(r, e, F_SHADOWED, 0);
+	set_flag(r, e, F_REFUSED, 0);
+	if (want == 0 && mode == CTL_RIB_KEEP)
+		return DO_NOTHING; /* kept; the full FOLLOW after it removes it */
+	if (want == 0)
+		return e->owned ? (push_op(d, FWD_DELTA_REMOVE, e, held) ?: DO_OP) : DO_NOTHING;
+	if (ids[want - 1] <= 0) {
+		char why[FWD_NAME_MAX + 48];
+
+		snprintf(why, sizeof(why), "region '%s' is not in the table", r->regions[want - 1]);
+		refuse(r, e, want, why);
+		return DO_NOTHING;
+	}
+	if (e->owned == want)
+		return DO_NOTHING;
+	if (e->owned) {
+		rc = push_op(d, FWD_DELTA_REMOVE, e, held);
+		return rc ?: DO_MOVE;
+	}
+	if (held == 0)
+		return push_op(d, FWD_DELTA_ADD, e, ids[want - 1]) ?: DO_OP;
+	set_flag(r, e, F_SHADOWED, 1); /* static wins */
+	return DO_NOTHING;
+}
+
+/* The changes the table refuses one by one, not as a whole. */
+static int change_refusal(const struct fwd_err *e)
+{
+	return e->reason_code == FWD_R_INVALID_DELTA ||
+	       e->reason_code == FWD_R_RESIDENCY_VIOLATION || e->reason_code == FWD_R_INVALID_TABLE;
+}
+
+/* The index N of "changes[N]" in @e's path or text, or -1. */
+static long named_change(const struct fwd_err *e)
+{
+	const char *s = strstr(e->path, "changes[");
+	char *end;
+	long n;
+
+	if (s == NULL && (s = strstr(e->reason, "changes[")) == NULL)
+		return -1;
+	n = strtol(s + 8, &end, 10);
+	return *end == ']' && n >= 0 ? n : -1;
+}
+
+static void swap_ops(struct fwd_delta_op *a, struct fwd_delta_op *b)
+{
+	struct fwd_delta_op x = *a;
+
+	*a = *b;
+	*b = x;
+}
+
+/* What an applied (@ok) or refused op means for its entry. */
+static void settle(struct ctl_rib *r, const struct ctl_rib_table *t, const struct fwd_delta_op *op,
+		   int ok, const char *why, struct ctl_rib_batch *out)
+{
+	struct ctl_rib_pfx p;
+	struct ent *e;
+
+	op_key(op, &p);
+	if ((e = find(r, &p)) == NULL)
+		return;
+	if (!ok) {
+		refuse(r, e, e->holder ? e->holder : e->owned, why);
+		out->refused++;
+		return;
+	}
+	if (op->kind == FWD_DELTA_ADD) {
+		set_owned(r, e, e->holder);
+		out->added++;
+	} else {
+		if (t->record && e->owned)
+			t->record(t->arg, &p, r->regions[e->owned - 1], 0);
+		set_owned(r, e, 0);
+		out->removed++;
+	}
+}
+
+/* Back on the dirty list: not applied this time. */
+static void requeue(struct ctl_rib *r, const struct fwd_delta_op *ops, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct ctl_rib_pfx p;
+		struct ent *e;
+
+		op_key(&ops[i], &p);
+		if ((e = find(r, &p)) != NULL)
+			mark_dirty(r, e);
+	}
+}
+
+/* Apply @d; a refused batch is split: the change the table names goes
+ * alone (refused), else halves, until every change applied or was refused
+ * alone. @return 0, or -1 with @e (a refusal not about a change). */
+static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct fwd_delta *d,
+		       struct ctl_rib_batch *out, struct fwd_err *e)
+{
+	struct range {
+		uint32_t lo, hi;
+	} * stack;
+	unsigned sp = 0, applies = 0;
+	int rc = 0;
+
+	if (d->n == 0)
+		return 0;
+	/* A binary split never holds more than log2(n) + 1 pending ranges. */
+	stack = malloc(40 * sizeof(*stack));
+	if (stack == NULL) {
+		requeue(r, d->ops, d->n);
+		out->left += d->n;
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	}
+	stack[sp++] = (struct range){0, d->n};
+	while (sp) {
+		struct range g = stack[--sp];
+		struct fwd_delta part = {
+			.n = g.hi - g.lo, .cap = g.hi - g.lo, .ops = d->ops + g.lo};
+		struct fwd_err fe = {0};
+		int64_t gen;
+		long named;
+
+		if (g.lo == g.hi)
+			continue;
+		if (applies == MAX_APPLIES || rc) {
+			requeue(r, part.ops, part.n);
+			out->left += part.n;
+			continue;
+		}
+		applies++;
+		out->applies++;
+		gen = t->apply(t->arg, &part, &fe);
+		if (gen >= 0) {
+			if (gen > 0)
+				out->generation = gen;
+			for (uint32_t i = g.lo; i < g.hi; i++)
+				settle(r, t, &d->ops[i], 1, NULL, out);
+			continue;
+		}
+		if (!change_refusal(&fe)) {
+			*e = fe;
+			rc = -1;
+			requeue(r, part.ops, part.n);
+			out->left += part.n;
+			continue;
+		}
+		if (part.n == 1) {
+			settle(r, t, part.ops, 0, fe.reason, out);
+			continue;
+		}
+		named = named_change(&fe);
+		for (uint32_t i = g.lo; named >= 0 && i < g.hi; i++)
+			if (d->ops[i].index == (uint32_t)named) {
+				swap_ops(&d->ops[g.lo], &d->ops[i]);
+				settle(r, t, &d->ops[g.lo], 0, fe.reason, out);
+				stack[sp++] = (struct range){g.lo + 1, g.hi};
+				named = -2;
+			}
+		if (named == -2)
+			continue;
+		stack[sp++] = (struct range){g.lo + (g.hi - g.lo) / 2, g.hi};
+		stack[sp++] = (struct range){g.lo, g.lo + (g.hi - g.lo) / 2};
+	}
+	free(stack);
+	return rc;
+}
+
+int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl_rib_mode mode,
+		      int full, uint32_t max_changes, struct ctl_rib_batch *out, struct fwd_err *e)
+{
+	struct fwd_delta d = {0};
+	int ids[CTL_RIB_MAX_REGIONS], rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; full && i < r->cap; i++)
+		if (r->slots[i].family && mark_dirty(r, &r->slots[i]))
+			return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	/* A move is a removal in one round and an addition in the next. */
+	for (int round = 0; round < 3 && rc == 0 && r->ndirty; round++) {
+		size_t w = 0, i;
+		uint32_t moves = 0;
+
+		for (unsigned k = 0; k < r->nregions; k++)
+			ids[k] = t->region_id(t->arg, r->regions[k]);
+		d.n = 0;
+		for (i = 0; i < r->ndirty && d.n < max_changes; i++) {
+			struct ent *x = find(r, &r->dirty[i]);
+			int what;
+
+			if (x == NULL)
+				continue;
+			what = decide(r, t, ids, mode, x, &d);
+			if (what < 0) {
+				rc = fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+				break;
+			}
+			if (what == DO_MOVE) {
+				r->dirty[w++] = r->dirty[i]; /* stays dirty: added next round */
+				moves++;
+				continue;
+			}
+			x->flags &= (uint8_t)~F_DIRTY;
+			if (what == DO_NOTHING)
+				collect(r, x);
+		}
+		/* The rest (past max_changes, or after an error) waits. */
+		memmove(r->dirty + w, r->dirty + i, (r->ndirty - i) * sizeof(*r->dirty));
+		r->ndirty = w + (r->ndirty - i);
+		if (rc || d.n == 0)
+			break;
+		/* Write-ahead: the feed owns what it adds before the table has it,
+		 * so a crash in between never leaves a learned prefix that looks
+		 * static. */
+		for (uint32_t k = 0; t->record && k < d.n; k++)
+			if (d.ops[k].kind == FWD_DELTA_ADD) {
+				struct ctl_rib_pfx p;
+				struct ent *x;
+
+				op_key(&d.ops[k], &p);
+				x = find(r, &p);
+				if (x && t->record(t->arg, &p, r->regions[x->holder - 1], 1)) {
+					rc = fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
+							  "cannot record the feed's prefixes");
+					break;
+				}
+			}
+		if (rc == 0 && t->commit)
+			rc = t->commit(t->arg, e) ? -1 : 0;
+		if (rc) {
+			requeue(r, d.ops, d.n);
+			out->left += d.n;
+			out->failed = 1;
+			break;
+		}
+		if (apply_split(r, t, &d, out, e)) {
+			out->failed = 1;
+			rc = -1;
+		}
+		/* Entries that ended with nothing to remember go. */
+		for (uint32_t k = 0; k < d.n; k++) {
+			struct ctl_rib_pfx p;
+			struct ent *x;
+
+			op_key(&d.ops[k], &p);
+			if ((x = find(r, &p)) != NULL)
+				collect(r, x);
+		}
+		if (t->commit) {
+			struct fwd_err ignored;
+
+			t->commit(t->arg, &ignored); /* the removals: a lost one is repaired */
+		}
+		if (d.n >= max_changes || moves == 0)
+			break;
+		max_changes -= d.n;
+	}
+	out->left += (uint32_t)r->ndirty;
+	free(d.ops);
+	return rc;
+}
+
+void ctl_rib_stats(const struct ctl_rib *r, struct ctl_rib_stats *s)
+{
+	*s = r->st;
+	s->pending = r->ndirty;
+}
+
+unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < r->nreasons && n < max; i++) {
+		unsigned k = (r->next_reason + CTL_RIB_MAX_REASONS - 1 - i) % CTL_RIB_MAX_REASONS;
+
+		out[n++] = r->reasons[k];
+	}
+	return n;
+}
+
+unsigned ctl_rib_shadowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, unsigned *region,
+			  unsigned max)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < r->cap && n < max && r->st.shadowed; i++)
+		if (r->slots[i].family && (r->slots[i].flags & F_SHADOWED) && r->slots[i].holder) {
+			key_of(&r->slots[i], &out[n]);
+			region[n++] = r->slots[i].holder - 1u;
+		}
+	return n;
+}
+
+int ctl_rib_foreach_owned(const struct ctl_rib *r,
+			  int (*fn)(void *arg, const struct ctl_rib_pfx *p, const char *region),
+			  void *arg)
+{
+	for (size_t i = 0; i < r->cap; i++) {
+		struct ctl_rib_pfx p;
+		int rc;
+
+		if (r->slots[i].family == 0 || r->slots[i].owned == 0)
+			continue;
+		key_of(&r->slots[i], &p);
+		if ((rc = fn(arg, &p, r->regions[r->slots[i].owned - 1])) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+const char *ctl_rib_pfx_str(const struct ctl_rib_pfx *p, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(p->family == 4 ? AF_INET : AF_INET6, p->addr, a, sizeof(a)) == NULL)
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, len, "%s/%u", a, p->len);
+	return buf;
+}
+
+int ctl_rib_pfx_parse(const char *s, struct ctl_rib_pfx *p)
+{
+	char a[INET6_ADDRSTRLEN + 1], *end;
+	const char *slash = strchr(s, '/');
+	unsigned long len;
+	unsigned bytes;
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(a))
+		return -EINVAL;
+	memcpy(a, s, (size_t)(slash - s));
+	a[slash - s] = '\0';
+	memset(p, 0, sizeof(*p));
+	if (inet_pton(AF_INET, a, p->addr) == 1)
+		p->family = 4;
+	else if (inet_pton(AF_INET6, a, p->addr) == 1)
+		p->family = 6;
+	else
+		return -EINVAL;
+	len = strtoul(slash + 1, &end, 10);
+	bytes = p->family == 4 ? 4 : 16;
+	if (*end || end == slash + 1 || len > bytes * 8)
+		return -EINVAL;
+	p->len = (uint8_t)len;
+	for (unsigned b = 0; b < bytes; b++) {
+		unsigned keep = len >= (b + 1) * 8 ? 8 : len > b * 8 ? (unsigned)len - b * 8 : 0;
+
+		if (p->addr[b] & (uint8_t) ~(0xff00u >> keep))
+			return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,169 @@
+/*
+ * ctl_rib.h - the routing feed's learned prefixes and how they become
+ * prefix deltas of the regions (docs/bgp-feed.md).
+ *
+ * The feed (ctl_feed.c) tells this module which prefixes the routing daemon
+ * has put in which region's kernel table (learn, forget); this module keeps
+ * them coalesced per prefix and, when asked, reconciles the table regiond
+ * holds with them through one prefix delta (fwd_delta.h). It reconciles
+ * rather than replays: it knows which prefixes it added itself (owned), and
+ * compares what is wanted with what the table holds, so a change made
+ * meanwhile by someone else (a full table PUT that carries only the static
+ * prefixes) is repaired, never fought.
+ *
+ * Precedence (docs/bgp-feed.md, precedence):
+ * - static wins: a prefix the table holds that the feed did not add is
+ *   static; a learned prefix equal to one is not applied (shadowed);
+ * - a prefix learned in two regions' tables at once belongs to the region
+ *   whose table had it first (conflicting), until that one withdraws it;
+ * - a change the table refuses (residency, validation) is refused alone: a
+ *   refused batch is split until only the refused changes remain, each
+ *   reported with its reason; the rest applies.
+ *
+ * Bounds: at most max_prefixes learned prefixes; beyond that a route is
+ * refused and counted (overflow), never stored. Everything else this
+ * module allocates is proportional to what it stores. A prefix that flaps
+ * between two reconciles is one change at most.
+ *
+ * Not thread-safe: one caller (the feed's thread) at a time. DPDK-free,
+ * unit-tested against a fake table (tests/unit/test_rib.c).
+ */
+#ifndef CTL_RIB_H
+#define CTL_RIB_H
+
+#include <stdint.h>
+
+#include "fwd_delta.h"
+#include "fwd_err.h"
+#include "fwd_names.h"
+
+#define CTL_RIB_MAX_REGIONS 16 /* kernel tables the feed follows: one per region */
+#define CTL_RIB_MAX_REASONS 32 /* refused prefixes remembered with their reason */
+
+struct ctl_rib_pfx {
+	uint8_t family; /* 4 or 6 */
+	uint8_t len;
+	uint8_t addr[16]; /* network order, host bits zero; IPv4 in addr[0..3] */
+};
+
+/* What the feed reconciles with: regiond's current table (ctl_feed.c) or
+ * a fake one (the unit tests). Region ids are the table's; names are what
+ * stays the same across table changes. */
+struct ctl_rib_table {
+	void *arg;
+	/* The id of region @name in the table, or -ENOENT. */
+	int (*region_id)(void *arg, const char *name);
+	/* The id of the region that holds exactly @p, 0 when none does. */
+	int (*held_by)(void *arg, const struct ctl_rib_pfx *p);
+	/* Apply @d all or nothing, as ctl_state_apply_delta(): the new
+	 * generation id, 0 when every change is a no-op, -1 with @e. After a
+	 * successful call, region_id and held_by answer for the new table. */
+	int64_t (*apply)(void *arg, const struct fwd_delta *d, struct fwd_err *e);
+	/* Optional, the record of what the feed owns: write-ahead before an
+	 * apply adds prefixes (owned 1), after one removed them (owned 0), then
+	 * commit makes the records durable. A record or commit that fails
+	 * stops the batch before anything is applied. */
+	int (*record)(void *arg, const struct ctl_rib_pfx *p, const char *region, int owned);
+	int (*commit)(void *arg, struct fwd_err *e);
+};
+
+/* A refused prefix and why (the table's own words). */
+struct ctl_rib_refusal {
+	struct ctl_rib_pfx p;
+	char region[FWD_NAME_MAX];
+	char reason[384]; /* as long as fwd_err's */
+	int64_t when; /* unix seconds */
+};
+
+/* What one reconcile did. */
+struct ctl_rib_batch {
+	uint32_t added, removed; /* changes that applied */
+	uint32_t refused; /* changes refused this time (each reported) */
+	uint32_t applies; /* calls to apply (more than 1: a split batch or a move) */
+	uint32_t left; /* changes still to make (over the batch limit, or a failed apply) */
+	int64_t generation; /* the last generation made, 0 when none */
+	int failed; /* the table refused for another reason than a change (@e of reconcile) */
+};
+
+/* Counters, by the region whose table holds a learned prefix. */
+struct ctl_rib_stats {
+	uint64_t learned; /* prefixes learned in at least one region's table */
+	uint64_t learned4[CTL_RIB_MAX_REGIONS], learned6[CTL_RIB_MAX_REGIONS];
+	uint64_t owned; /* prefixes the feed added to the table (and holds there) */
+	uint64_t shadowed; /* learned, equal to a static prefix: not applied */
+	uint64_t conflicting; /* learned in more than one region's table */
+	uint64_t refused; /* learned, refused by the table (residency, validation) */
+	uint64_t overflow; /* routes refused past max_prefixes, since start */
+	uint64_t pending; /* prefixes changed since the last reconcile */
+};
+
+struct ctl_rib;
+
+/** A RIB for @nregions region names (index = the feed's table index),
+ *  holding at most @max_prefixes. NULL on ENOMEM or bad arguments. */
+struct ctl_rib *ctl_rib_new(const char (*regions)[FWD_NAME_MAX], unsigned nregions,
+			    uint64_t max_prefixes);
+void ctl_rib_free(struct ctl_rib *r);
+
+/**
+ * The routing daemon put @p in region @region's table.
+ * @return 1 when that changes what is wanted, 0 when not (known already),
+ *         -ENOSPC when it is a new prefix past max_prefixes (counted as
+ *         overflow, not stored), -ENOMEM
+ */
+int ctl_rib_learn(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region);
+
+/** The routing daemon took @p out of region @region's table. */
+void ctl_rib_forget(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region);
+
+/** Forget every learned prefix (a resync is about to learn them again from
+ *  a dump); what the feed owns is kept, and nothing is applied meanwhile. */
+void ctl_rib_forget_all(struct ctl_rib *r);
+
+/** The feed owns @p in region @region (from its record at start; -1: a
+ *  later record says it does not any more): the next reconcile removes it
+ *  unless it is learned again. */
+int ctl_rib_own(struct ctl_rib *r, const struct ctl_rib_pfx *p, int region);
+
+enum ctl_rib_mode {
+	CTL_RIB_FOLLOW, /* the table gets the learned prefixes */
+	CTL_RIB_KEEP, /* the same, but what the feed added and no longer learns stays
+		       * (while a routing daemon that came back relearns its routes) */
+	CTL_RIB_WITHDRAW, /* the table loses every prefix the feed owns (fail closed) */
+};
+
+/**
+ * Bring table @t to what @mode wants: the prefixes changed since the last
+ * call, or with @full every prefix (after the table changed under the feed,
+ * a resync or a change of mode). At most @max_changes changes are made per
+ * call (more are left for the next one: @out->left).
+ * @return 0 (@out says what happened), -1 with @e when the table refused for
+ *         another reason than a change (regionfwd unavailable, the disk):
+ *         nothing that was not applied is lost, the next call retries
+ */
+int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl_rib_mode mode,
+		      int full, uint32_t max_changes, struct ctl_rib_batch *out, struct fwd_err *e);
+
+/** The counters, now. */
+void ctl_rib_stats(const struct ctl_rib *r, struct ctl_rib_stats *s);
+
+/** The last refusals, newest first; @return how many (<= CTL_RIB_MAX_REASONS). */
+unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, unsigned max);
+
+/** Up to @max shadowed prefixes with the region that learned them (its
+ *  index); @return how many. Walks the whole RIB: for status, not per route. */
+unsigned ctl_rib_shadowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, unsigned *region,
+			  unsigned max);
+
+/** Call @fn for every prefix the feed owns (compacting its record). */
+int ctl_rib_foreach_owned(const struct ctl_rib *r,
+			  int (*fn)(void *arg, const struct ctl_rib_pfx *p, const char *region),
+			  void *arg);
+
+/** "10.1.0.0/16" or "2001:db8::/32" into @buf. */
+const char *ctl_rib_pfx_str(const struct ctl_rib_pfx *p, char *buf, size_t len);
+
+/** Parse "ADDRESS/LEN" (host bits must be zero). @return 0 or -EINVAL. */
+int ctl_rib_pfx_parse(const char *s, struct ctl_rib_pfx *p);
+
+#endif /* CTL_RIB_H */

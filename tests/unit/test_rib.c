@@ -1,0 +1,656 @@
+/*
+ * The routing feed's logic without a kernel or regiond (control/ctl_rib.c,
+ * ctl_owned.c, ctl_bird.c): coalescing, reconcile against a fake table,
+ * precedence (static wins, first table holds), refused changes split out,
+ * the bound, withdrawal, the record of owned prefixes, BIRD's replies.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ctl_bird.h"
+#include "ctl_owned.h"
+#include "ctl_rib.h"
+
+/* A table as the feed sees it: regions by id (index + 1), the prefixes
+ * each holds, and the refusals regiond's would make, all or nothing. */
+#define FAKE_MAX 4096
+
+struct fake {
+	const char *names[4];
+	int nnames;
+	struct {
+		struct ctl_rib_pfx p;
+		int region;
+	} held[FAKE_MAX];
+	int n;
+	struct ctl_rib_pfx forbidden[8]; /* residency: refused as additions */
+	int nforbidden;
+	int other_failure; /* refuse everything for another reason */
+	int name_change; /* errors name changes[i] */
+	int applies, records, records_at_apply;
+	int64_t gen;
+};
+
+static int same_pfx(const struct ctl_rib_pfx *a, const struct ctl_rib_pfx *b)
+{
+	return a->family == b->family && a->len == b->len && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+static int fake_region_id(void *arg, const char *name)
+{
+	struct fake *f = arg;
+
+	for (int i = 0; i < f->nnames; i++)
+		if (strcmp(f->names[i], name) == 0)
+			return i + 1;
+	return -ENOENT;
+}
+
+static int fake_find(const struct fake *f, const struct ctl_rib_pfx *p)
+{
+	for (int i = 0; i < f->n; i++)
+		if (same_pfx(&f->held[i].p, p))
+			return i;
+	return -1;
+}
+
+static int fake_held_by(void *arg, const struct ctl_rib_pfx *p)
+{
+	struct fake *f = arg;
+	int i = fake_find(f, p);
+
+	return i < 0 ? 0 : f->held[i].region;
+}
+
+static void op_pfx(const struct fwd_delta_op *op, struct ctl_rib_pfx *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->family = op->family;
+	p->len = op->len;
+	memcpy(p->addr, op->addr, 16);
+}
+
+static int64_t refuse(struct fake *f, const struct fwd_delta_op *op, enum fwd_reason r,
+		      const char *why, struct fwd_err *e)
+{
+	char path[32];
+
+	snprintf(path, sizeof(path), "changes[%u]", op->index);
+	fwd_err_fail(e, r, NULL, 0, f->name_change ? path : "", "%s", why);
+	return -1;
+}
+
+static int64_t fake_apply(void *arg, const struct fwd_delta *d, struct fwd_err *e)
+{
+	struct fake *f = arg;
+	int changed = 0;
+
+	f->applies++;
+	f->records_at_apply = f->records;
+	if (f->other_failure) {
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "", "regionfwd is away");
+		return -1;
+	}
+	for (uint32_t i = 0; i < d->n; i++) {
+		const struct fwd_delta_op *op = &d->ops[i];
+		struct ctl_rib_pfx p;
+		int at;
+
+		op_pfx(op, &p);
+		for (uint32_t k = 0; k < i; k++) {
+			struct ctl_rib_pfx q;
+
+			op_pfx(&d->ops[k], &q);
+			if (same_pfx(&p, &q))
+				return refuse(f, op, FWD_R_INVALID_DELTA, "named twice", e);
+		}
+		at = fake_find(f, &p);
+		for (int k = 0; op->kind == FWD_DELTA_ADD && k < f->nforbidden; k++)
+			if (same_pfx(&p, &f->forbidden[k]))
+				return refuse(f, op, FWD_R_RESIDENCY_VIOLATION,
+					      "would carve protected users out", e);
+		if (op->kind == FWD_DELTA_ADD && at >= 0 && f->held[at].region != op->region)
+			return refuse(f, op, FWD_R_INVALID_DELTA, "held by another region", e);
+		if (op->kind == FWD_DELTA_REMOVE && (at < 0 || f->held[at].region != op->region))
+			return refuse(f, op, FWD_R_INVALID_DELTA, "not in that region", e);
+	}
+	for (uint32_t i = 0; i < d->n; i++) {
+		struct ctl_rib_pfx p;
+		int at;
+
+		op_pfx(&d->ops[i], &p);
+		at = fake_find(f, &p);
+		if (d->ops[i].kind == FWD_DELTA_ADD && at < 0) {
+			assert_true(f->n < FAKE_MAX);
+			f->held[f->n].p = p;
+			f->held[f->n++].region = d->ops[i].region;
+			changed = 1;
+		} else if (d->ops[i].kind == FWD_DELTA_REMOVE) {
+			f->held[at] = f->held[--f->n];
+			changed = 1;
+		}
+	}
+	return changed ? ++f->gen : 0;
+}
+
+static int fake_record(void *arg, const struct ctl_rib_pfx *p, const char *region, int owned)
+{
+	(void)p;
+	(void)region;
+	(void)owned;
+	((struct fake *)arg)->records++;
+	return 0;
+}
+
+static struct ctl_rib_table fake_table(struct fake *f)
+{
+	return (struct ctl_rib_table){.arg = f,
+				      .region_id = fake_region_id,
+				      .held_by = fake_held_by,
+				      .apply = fake_apply,
+				      .record = fake_record};
+}
+
+static const char regions[3][FWD_NAME_MAX] = {"india", "singapore", "brazil"};
+
+static struct fake *new_fake(void)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+
+	f->names[0] = "india";
+	f->names[1] = "singapore";
+	f->names[2] = "brazil";
+	f->nnames = 3;
+	f->name_change = 1;
+	return f;
+}
+
+static struct ctl_rib_pfx pfx(const char *s)
+{
+	struct ctl_rib_pfx p;
+
+	assert_int_equal(ctl_rib_pfx_parse(s, &p), 0);
+	return p;
+}
+
+static struct ctl_rib_pfx nth4(unsigned i)
+{
+	char b[32];
+
+	snprintf(b, sizeof(b), "100.%u.%u.0/24", 64 + (i >> 8), i & 255);
+	return pfx(b);
+}
+
+static void reconcile_ok(struct ctl_rib *r, struct fake *f, enum ctl_rib_mode m, int full,
+			 struct ctl_rib_batch *b)
+{
+	struct ctl_rib_table t = fake_table(f);
+	struct fwd_err e = {0};
+
+	assert_int_equal(ctl_rib_reconcile(r, &t, m, full, 1u << 20, b, &e), 0);
+}
+
+static void test_learn_apply_withdraw(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), b6 = pfx("2001:db8:1::/48"),
+			   c = pfx("100.64.2.0/24");
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+
+	(void)state;
+	assert_int_equal(ctl_rib_learn(r, &a, 0), 1);
+	assert_int_equal(ctl_rib_learn(r, &a, 0), 0); /* known already */
+	assert_int_equal(ctl_rib_learn(r, &b6, 0), 1);
+	assert_int_equal(ctl_rib_learn(r, &c, 1), 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 3);
+	assert_int_equal(b.applies, 1);
+	assert_int_equal(f->held[fake_find(f, &c)].region, 2);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.owned, 3);
+	assert_int_equal(s.learned4[0], 1);
+	assert_int_equal(s.learned6[0], 1);
+	assert_int_equal(s.learned4[1], 1);
+	assert_int_equal(s.pending, 0);
+	/* The records were written before the apply (write-ahead). */
+	assert_int_equal(f->records_at_apply, 3);
+	ctl_rib_forget(r, &a, 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.removed, 1);
+	assert_int_equal(fake_find(f, &a), -1);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.owned, 2);
+	assert_int_equal(s.learned, 2);
+	/* Nothing changed: nothing applied. */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	ctl_rib_free(r);
+	free(f);
+}
+
+static void test_flap_is_coalesced(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("100.64.9.0/24");
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+
+	(void)state;
+	for (int i = 0; i < 10000; i++) {
+		ctl_rib_learn(r, &a, 0);
+		ctl_rib_forget(r, &a, 0);
+	}
+	ctl_rib_learn(r, &a, 0);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.pending, 1); /* one prefix however often it flapped */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 1);
+	assert_int_equal(b.added, 1);
+	for (int i = 0; i < 10000; i++) {
+		ctl_rib_forget(r, &a, 0);
+		ctl_rib_learn(r, &a, 0);
+	}
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0); /* ended where it was: no change at all */
+	assert_int_not_equal(fake_find(f, &a), -1);
+	ctl_rib_forget(r, &a, 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.removed, 1);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.learned + s.owned + s.pending, 0);
+	ctl_rib_free(r);
+	free(f);
+}
+
+static void test_static_wins(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), b4 = pfx("100.64.2.0/24"), listed[4];
+	unsigned lr[4];
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+
+	(void)state;
+	f->held[0].p = a;
+	f->held[0].region = 2; /* static, singapore's */
+	f->held[1].p = b4;
+	f->held[1].region = 1; /* static, india's: the same region as learned */
+	f->n = 2;
+	ctl_rib_learn(r, &a, 0);
+	ctl_rib_learn(r, &b4, 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.shadowed, 2);
+	assert_int_equal(s.owned, 0);
+	assert_int_equal(ctl_rib_shadowed(r, listed, lr, 4), 2);
+	assert_int_equal(lr[0], 0);
+	/* Withdrawn: the static one stays, untouched. */
+	ctl_rib_forget(r, &a, 0);
+	ctl_rib_forget(r, &b4, 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	assert_int_equal(f->n, 2);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.shadowed, 0);
+	ctl_rib_free(r);
+	free(f);
+}
+
+static void test_first_table_holds_then_moves(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("2001:db8:5::/48");
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+
+	(void)state;
+	ctl_rib_learn(r, &a, 1); /* singapore's table first */
+	assert_int_equal(ctl_rib_learn(r, &a, 0), 0); /* then india's: no change */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(f->held[fake_find(f, &a)].region, 2);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.conflicting, 1);
+	assert_int_equal(s.learned, 1);
+	/* Singapore withdraws: india's holds it now. One batch may not name a
+	 * prefix twice, so it is a removal, then an addition. */
+	ctl_rib_forget(r, &a, 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.removed, 1);
+	assert_int_equal(b.added, 1);
+	assert_int_equal(b.applies, 2);
+	assert_int_equal(f->held[fake_find(f, &a)].region, 1);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.conflicting, 0);
+	assert_int_equal(s.owned, 1);
+	ctl_rib_free(r);
+	free(f);
+}
+
+static void test_put_is_repaired(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), c = pfx("100.64.2.0/24");
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+
+	(void)state;
+	ctl_rib_learn(r, &a, 0);
+	ctl_rib_learn(r, &c, 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(f->n, 2);
+	/* A full PUT with the static prefixes only, one of which is now c,
+	 * given to brazil by the operator. */
+	f->n = 0;
+	f->held[0].p = c;
+	f->held[0].region = 3;
+	f->n = 1;
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 1, &b);
+	assert_int_equal(b.added, 1); /* a re-added */
+	assert_int_equal(f->held[fake_find(f, &a)].region, 1);
+	assert_int_equal(f->held[fake_find(f, &c)].region, 3); /* c is static now */
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.owned, 1);
+	assert_int_equal(s.shadowed, 1);
+	/* Withdrawing c leaves the operator's c alone. */
+	ctl_rib_forget(r, &c, 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	assert_int_not_equal(fake_find(f, &c), -1);
+	ctl_rib_free(r);
+	free(f);
+}
+
+static void residency_split(int name_change)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+
+	f->name_change = name_change;
+	for (unsigned i = 0; i < 100; i++)
+		ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(i)}, 1);
+	f->forbidden[0] = nth4(7);
+	f->forbidden[1] = nth4(50);
+	f->forbidden[2] = nth4(99);
+	f->nforbidden = 3;
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 97);
+	assert_int_equal(b.refused, 3);
+	assert_int_equal(f->n, 97);
+	if (name_change)
+		assert_int_equal(b.applies, 4); /* each refusal named: one apply each */
+	else
+		assert_true(b.applies < 40); /* halves */
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.refused, 3);
+	assert_int_equal(ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS), 3);
+	assert_string_equal(ref[0].region, "singapore");
+	assert_non_null(strstr(ref[0].reason, "protected"));
+	/* Not retried until something changes. */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	ctl_rib_free(r);
+	free(f);
+}
+
+static void test_refused_change_is_split_out(void **state)
+{
+	(void)state;
+	residency_split(1);
+	residency_split(0);
+}
+
+static void test_bounded(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 100);
+	struct fake *f = new_fake();
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+	int refused = 0;
+
+	(void)state;
+	for (unsigned i = 0; i < 150; i++)
+		refused += ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(i)}, 0) == -ENOSPC;
+	assert_int_equal(refused, 50);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.learned, 100);
+	assert_int_equal(s.overflow, 50);
+	assert_int_equal(s.pending, 100);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 100);
+	/* One withdrawn: room for one more. */
+	ctl_rib_forget(r, (struct ctl_rib_pfx[]){nth4(0)}, 0);
+	assert_int_equal(ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(120)}, 0), 1);
+	assert_int_equal(ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(121)}, 0), -ENOSPC);
+	ctl_rib_free(r);
+	free(f);
+}
+
+static void test_withdraw_keep_and_other_failures(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_table t = fake_table(f);
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+	struct fwd_err e = {0};
+
+	(void)state;
+	for (unsigned i = 0; i < 10; i++)
+		ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(i)}, 0);
+	/* regionfwd away: nothing is lost, all of it waits. */
+	f->other_failure = 1;
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), -1);
+	assert_int_equal(e.reason_code, FWD_R_DATAPLANE_UNAVAILABLE);
+	assert_int_equal(b.failed, 1);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.pending, 10);
+	assert_int_equal(s.owned, 0);
+	f->other_failure = 0;
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 10);
+	/* The routing daemon relearning after a loss: what it has not
+	 * announced again yet is kept ... */
+	ctl_rib_forget_all(r);
+	ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(3)}, 0);
+	ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(200)}, 0);
+	reconcile_ok(r, f, CTL_RIB_KEEP, 1, &b);
+	assert_int_equal(b.added, 1);
+	assert_int_equal(b.removed, 0);
+	assert_int_equal(f->n, 11);
+	/* ... until the full comparison after it. */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 1, &b);
+	assert_int_equal(b.removed, 9);
+	assert_int_equal(f->n, 2);
+	/* Lost past the hold: everything the feed added goes, learned or not. */
+	reconcile_ok(r, f, CTL_RIB_WITHDRAW, 1, &b);
+	assert_int_equal(b.removed, 2);
+	assert_int_equal(f->n, 0);
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.owned, 0);
+	assert_int_equal(s.learned, 2); /* still known, for when it is back */
+	/* Back: applied again. */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 1, &b);
+	assert_int_equal(b.added, 2);
+	/* A max_changes cap leaves the rest for the next call. */
+	for (unsigned i = 300; i < 310; i++)
+		ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(i)}, 0);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 4, &b, &e), 0);
+	assert_int_equal(b.added, 4);
+	assert_int_equal(b.left, 6);
+	ctl_rib_free(r);
+	free(f);
+}
+
+static void test_region_missing_from_table(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_refusal ref[2];
+	struct ctl_rib_batch b;
+
+	(void)state;
+	f->nnames = 2; /* the table has no brazil */
+	ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(1)}, 2);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	assert_int_equal(ctl_rib_refusals(r, ref, 2), 1);
+	assert_non_null(strstr(ref[0].reason, "'brazil' is not in the table"));
+	ctl_rib_free(r);
+	free(f);
+}
+
+/* --- the record of owned prefixes --- */
+
+struct replay {
+	struct ctl_rib *r;
+	int n;
+};
+
+static int replay(void *arg, const struct ctl_rib_pfx *p, const char *region, int owned)
+{
+	struct replay *x = arg;
+
+	x->n++;
+	for (int i = 0; i < 3; i++)
+		if (strcmp(regions[i], region) == 0)
+			return ctl_rib_own(x->r, p, owned ? i : -1);
+	return 0;
+}
+
+static void test_owned_record(void **state)
+{
+	char dir[] = "/tmp/test_rib.XXXXXX", path[64];
+	struct replay x = {.r = ctl_rib_new(regions, 3, 1000)};
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), b6 = pfx("2001:db8::/32");
+	struct ctl_rib_stats s;
+	struct fwd_err e = {0};
+	struct ctl_owned *o;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o);
+	assert_int_equal(ctl_owned_record(o, &a, "india", 1), 0);
+	assert_int_equal(ctl_owned_record(o, &b6, "brazil", 1), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	assert_int_equal(ctl_owned_record(o, &a, "india", 0), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	ctl_owned_close(o);
+	/* A crash in the middle of a line: that line never counted. */
+	snprintf(path, sizeof(path), "%s/feed-owned", dir);
+	fp = fopen(path, "a");
+	fputs("+ 100.64.7.0/24 ind", fp);
+	fclose(fp);
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o);
+	assert_int_equal(x.n, 3);
+	ctl_rib_stats(x.r, &s);
+	assert_int_equal(s.owned, 1); /* b6 alone */
+	assert_int_equal(ctl_owned_record(o, &a, "india", 1), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0); /* appended after the cut */
+	ctl_owned_close(o);
+	x.n = 0;
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o);
+	assert_int_equal(x.n, 4);
+	ctl_owned_close(o);
+	/* A line regiond did not write stops it, naming the line. */
+	fp = fopen(path, "a");
+	fputs("garbage\n", fp);
+	fclose(fp);
+	assert_null(ctl_owned_open(dir, replay, &x, &e));
+	assert_int_equal(e.reason_code, FWD_R_STATE_CORRUPT);
+	assert_int_equal(e.line, 6);
+	unlink(path);
+	rmdir(dir);
+	ctl_rib_free(x.r);
+}
+
+/* --- BIRD's replies --- */
+
+static void test_bird_parse(void **state)
+{
+	static const char reply[] =
+		"2002-Name       Proto      Table      State  Since         Info\n"
+		"1002-device1    Device     ---        up     13:38:32.456  \n"
+		" k101       Kernel     t101       up     13:38:32.456  \n"
+		" peer1      BGP        ---        up     13:38:36.384  Established   \n"
+		" peer2      BGP        ---        start  2024-05-01 13:38:36  Active        "
+		"Socket: Connection refused\n"
+		"0000 \n";
+	struct ctl_bird_session s[4];
+	char why[128] = "";
+
+	(void)state;
+	assert_int_equal(ctl_bird_parse(reply, s, 4, why, sizeof(why)), 2);
+	assert_string_equal(s[0].name, "peer1");
+	assert_true(s[0].up);
+	assert_string_equal(s[0].info, "Established");
+	assert_string_equal(s[1].name, "peer2");
+	assert_false(s[1].up);
+	assert_string_equal(s[1].state, "start");
+	assert_string_equal(s[1].info, "Active Socket: Connection refused");
+	/* More sessions than room: counted, not written past. */
+	assert_int_equal(ctl_bird_parse(reply, s, 1, why, sizeof(why)), 2);
+	assert_int_equal(ctl_bird_parse("9001 syntax error\n", s, 4, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "syntax error"));
+	assert_int_equal(ctl_bird_parse("HTTP/1.1 200 OK\n", s, 4, why, sizeof(why)), -EPROTO);
+	assert_int_equal(
+		ctl_bird_parse("1002-peer1 BGP --- up 1 Established\n", s, 4, why, sizeof(why)),
+		-EPROTO); /* no end */
+}
+
+static void test_pfx_text(void **state)
+{
+	struct ctl_rib_pfx p;
+	char b[64];
+
+	(void)state;
+	assert_int_equal(ctl_rib_pfx_parse("10.1.0.0/16", &p), 0);
+	assert_string_equal(ctl_rib_pfx_str(&p, b, sizeof(b)), "10.1.0.0/16");
+	assert_int_equal(ctl_rib_pfx_parse("10.1.0.1/16", &p), -EINVAL); /* host bits */
+	assert_int_equal(ctl_rib_pfx_parse("2001:db8::/129", &p), -EINVAL);
+	assert_int_equal(ctl_rib_pfx_parse("2001:db8::/32", &p), 0);
+	assert_string_equal(ctl_rib_pfx_str(&p, b, sizeof(b)), "2001:db8::/32");
+	assert_int_equal(ctl_rib_pfx_parse("nonsense", &p), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_learn_apply_withdraw),
+		cmocka_unit_test(test_flap_is_coalesced),
+		cmocka_unit_test(test_static_wins),
+		cmocka_unit_test(test_first_table_holds_then_moves),
+		cmocka_unit_test(test_put_is_repaired),
+		cmocka_unit_test(test_refused_change_is_split_out),
+		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_withdraw_keep_and_other_failures),
+		cmocka_unit_test(test_region_missing_from_table),
+		cmocka_unit_test(test_owned_record),
+		cmocka_unit_test(test_bird_parse),
+		cmocka_unit_test(test_pfx_text),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
