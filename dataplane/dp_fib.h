@@ -70,7 +70,8 @@ struct dp_fib_info {
  * lcore, so control threads share the main lcore's) one after the other,
  * which is faster on one core. Waits first for FIBs still
  * being freed by dp_fib_free(), so a build never overlaps an old release:
- * memory holds at most the running generation's FIBs and these.
+ * memory holds at most the FIBs in use (the running pair, a standby) and
+ * these.
  *
  * Any thread may call it, several at once (names come from an atomic
  * sequence); dp_fib_free() may run beside it.
