@@ -62,6 +62,8 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	dp_gen_free(old);
 }
 
+static void journal_clear(struct dp_ctx *ctx);
+
 /* ---- the standby FIBs ------------------------------------------------------- */
 
 static void *standby_main(void *arg)
@@ -154,6 +156,7 @@ void dp_ctx_standby_stop(struct dp_ctx *ctx)
 {
 	standby_drop(ctx);
 	dp_fibs_free(&ctx->recycled);
+	journal_clear(ctx);
 }
 
 /* ---- the journal of deltas since the document ---------------------------------- */

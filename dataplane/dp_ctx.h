@@ -119,7 +119,8 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		       uint64_t id, uint64_t base_hash, uint64_t hash, uint64_t deadline_ns,
 		       struct fwd_err *err);
 
-/** Wait for the standby builder and free the standby FIBs (at exit). */
+/** At exit: wait for the standby builder, free the standby FIBs and the
+ *  journal of deltas. */
 void dp_ctx_standby_stop(struct dp_ctx *ctx);
 
 /**
