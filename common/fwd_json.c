@@ -238,9 +238,10 @@ static int read_integer(struct rd *r, struct fwd_json_value *v)
 	}
 	digits = p;
 	while (p < end && *p >= '0' && *p <= '9') {
-		x = x * 10 + (*p - '0');
-		if (++p - digits > 18)
+		/* Counted before the digit is taken: a 19th would overflow x. */
+		if (p - digits >= 18)
 			return FWD_JSON_DECLINED;
+		x = x * 10 + (*p++ - '0');
 	}
 	if (p == digits || (*digits == '0' && p - digits > 1))
 		return FWD_JSON_DECLINED;

@@ -184,6 +184,7 @@ static void test_noop_and_effective(void **state)
 	assert_true(fwd_delta_hash(1, p, len) != fwd_delta_hash(2, p, len));
 	assert_true(fwd_delta_hash(1, p, len) != fwd_delta_hash(1, p, len - 24));
 	/* Malformed records. */
+	fwd_delta_clear(&back);
 	assert_int_equal(fwd_delta_unpack(p, len - 1, &back, &e), -EINVAL);
 	p[1] = 5;
 	assert_int_equal(fwd_delta_unpack(p, len, &back, &e), -EINVAL);
