@@ -12,6 +12,13 @@
  * under `valgrind --tool=callgrind --toggle-collect=dp_worker_burst` with a
  * small --bursts for instructions per packet.
  *
+ * Built as burst_stages (dp_worker.c with DP_WORKER_STAGE_TSC), it also
+ * prints where the cycles go: TSC cycles per packet in each stage of
+ * dp_worker.h's enum dp_stage, each reading's own cost (an lfence and an
+ * rdtsc, measured here) subtracted. The readings serialize the stages, so
+ * the stages add up to more than the untimed figure of burst_bench; the
+ * shares are what they are for.
+ *
  * Without --capture no capture runs (the workers' usual state: its cost is
  * one test per burst). With --capture a capture that matches every packet
  * runs: each packet is also copied into a capture pool and put on the
@@ -75,6 +82,31 @@ static int fill(struct rte_mempool *pool, struct rte_mbuf **m, uint32_t *next)
 	}
 	return 0;
 }
+
+#ifdef DP_WORKER_STAGE_TSC
+static const char *const stage_names[DP_STAGE_MAX] = {
+	[DP_STAGE_PARSE] = "parse",	[DP_STAGE_LPM] = "lpm", [DP_STAGE_CLASSIFY] = "classify",
+	[DP_STAGE_FORWARD] = "forward", [DP_STAGE_TX] = "tx",	[DP_STAGE_TX_COUNT] = "tx_count",
+};
+
+/* What one stage reading costs: an lfence and an rdtsc, back to back. */
+static double reading_cost(void)
+{
+	const int n = 1000000;
+	uint64_t t0 = rte_rdtsc_precise(), x = 0;
+
+	for (int i = 0; i < n; i++) {
+#if defined(RTE_ARCH_X86)
+		__builtin_ia32_lfence();
+		x += rte_rdtsc();
+#else
+		x += rte_rdtsc_precise();
+#endif
+	}
+	__asm__ volatile("" : : "r"(x));
+	return (double)(rte_rdtsc_precise() - t0) / n;
+}
+#endif
 
 /* The capture's consumer, untimed in spirit: what a burst copied goes back
  * to its pool (a NULL ring: no capture). */
@@ -187,22 +219,52 @@ int main(int argc, char **argv)
 		empty_ring(lc->cap_ring);
 	}
 	work = rte_rdtsc_precise() - t0;
+#ifdef DP_WORKER_STAGE_TSC
+	/* The same bursts again, each stage timed. */
+	memset(dp_stage_cycles, 0, sizeof(dp_stage_cycles));
+	memset(dp_stage_marks, 0, sizeof(dp_stage_marks));
+	for (long i = 0; i < bursts; i++) {
+		fill(pool, m, &next);
+		dp_stage_begin();
+		dp_worker_burst(lc, g, capp, m, FWD_BURST);
+		empty_ring(lc->cap_ring);
+	}
+#endif
 	hz = (double)rte_get_tsc_hz();
 	{
 		double pk = (double)bursts * FWD_BURST;
 		double c_pp = (double)(work - (work > base ? base : 0)) / pk;
 		struct dp_counters c;
+		const char *lead = "{";
 
 		dp_counters_read(&lc->cnt, &c);
+#ifdef DP_WORKER_STAGE_TSC
+		{
+			double rc = reading_cost(), sum = 0;
+
+			printf("{\"reading_tsc\": %.2f, \"stages\": {", rc);
+			for (int k = 0; k < DP_STAGE_MAX; k++) {
+				double v = ((double)dp_stage_cycles[k] -
+					    (double)dp_stage_marks[k] * rc) /
+					   pk;
+
+				sum += v;
+				printf("%s\"%s\": %.2f", k ? ", " : "", stage_names[k], v);
+			}
+			printf("}, \"sum_tsc_per_packet\": %.2f, ", sum);
+			json = 1; /* the rest of the object below */
+			lead = "";
+		}
+#endif
 		if (json)
-			printf("{\"packets\": %.0f, \"tsc_per_packet\": %.2f, \"ns_per_packet\": "
+			printf("%s\"packets\": %.0f, \"tsc_per_packet\": %.2f, \"ns_per_packet\": "
 			       "%.2f, "
 			       "\"baseline_tsc_per_packet\": %.2f, \"tx\": %lu, \"rx\": %lu, "
 			       "\"frames\": %u, "
 			       "\"tsc_hz\": %.0f, \"capture\": %s, \"captured\": %lu}\n",
-			       pk, c_pp, c_pp * 1e9 / hz, (double)base / pk, (unsigned long)c.tx,
-			       (unsigned long)c.rx, nframes, hz, capture ? "true" : "false",
-			       (unsigned long)c.evt[FWD_EVT_CAPTURED]);
+			       lead, pk, c_pp, c_pp * 1e9 / hz, (double)base / pk,
+			       (unsigned long)c.tx, (unsigned long)c.rx, nframes, hz,
+			       capture ? "true" : "false", (unsigned long)c.evt[FWD_EVT_CAPTURED]);
 		else
 			printf("burst_bench: %.0f packets, %.1f TSC cycles = %.1f ns per packet in "
 			       "dp_worker_burst "

@@ -12,6 +12,38 @@
 
 #define PREFETCH_AHEAD 4
 
+#ifdef DP_WORKER_STAGE_TSC
+uint64_t dp_stage_cycles[DP_STAGE_MAX], dp_stage_marks[DP_STAGE_MAX];
+static uint64_t stage_last;
+
+static inline uint64_t stage_tsc(void)
+{
+#if defined(RTE_ARCH_X86)
+	__builtin_ia32_lfence(); /* the stage's instructions have completed */
+	return rte_rdtsc();
+#else
+	return rte_rdtsc_precise();
+#endif
+}
+
+void dp_stage_begin(void)
+{
+	stage_last = stage_tsc();
+}
+
+static inline void stage_mark(enum dp_stage k)
+{
+	uint64_t t = stage_tsc();
+
+	dp_stage_cycles[k] += t - stage_last;
+	dp_stage_marks[k]++;
+	stage_last = t;
+}
+#define STAGE_MARK(k) stage_mark(k)
+#else
+#define STAGE_MARK(k) ((void)0)
+#endif
+
 /* Sequence count around a burst's accounting. The worker is the only writer.
  * Release on the odd store keeps the counter writes after it; release on the
  * even store publishes them. A reader copies between two acquire loads of
@@ -186,8 +218,11 @@ static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
 	for (uint16_t d = 0; d < lc->ndirty; d++) {
 		uint16_t port = lc->dirty[d];
 		struct dp_txq_stage *s = &lc->tx[port];
-		uint16_t sent = rte_eth_tx_burst(port, lc->idx, s->m, s->n);
+		uint16_t sent;
 
+		STAGE_MARK(DP_STAGE_FORWARD);
+		sent = rte_eth_tx_burst(port, lc->idx, s->m, s->n);
+		STAGE_MARK(DP_STAGE_TX);
 		if (likely(sent == s->n && s->nmirror == 0)) {
 			/* A stage that holds one link (the usual case) is summed in
 			 * registers: incrementing the link's counters in memory per
@@ -219,6 +254,7 @@ static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
 		}
 		s->nmirror = 0;
 		s->n = 0;
+		STAGE_MARK(DP_STAGE_TX_COUNT);
 	}
 	lc->ndirty = 0;
 }
@@ -597,6 +633,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		if (plain4 || likely(e.cnt_cell != NULL))
 			rte_prefetch0(&e.cnt_cell[c]);
 	}
+	STAGE_MARK(DP_STAGE_CLASSIFY);
 
 	if (!plain4) {
 		for (uint16_t i = 0; i < n; i++) {
@@ -642,6 +679,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 	}
 	if (e.cs != NULL)
 		e.cs->n = e.cn;
+	STAGE_MARK(DP_STAGE_FORWARD);
 }
 
 /* Stage 3 while a capture runs: out of line, so that its third copy of
@@ -734,6 +772,7 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct d
 		}
 	}
 	lc->cnt.rx_bytes += rx_bytes;
+	STAGE_MARK(DP_STAGE_PARSE);
 
 	/* Stage 2: one bulk longest-prefix lookup per family. When the whole
 	 * burst was IPv4 and passed the parser (the usual case), nh4 is already
@@ -753,6 +792,8 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct d
 			region[idx6[j]] = nh6[j];
 	}
 
+	STAGE_MARK(DP_STAGE_LPM);
+
 	/* The one test a burst pays for capture when none runs. */
 	if (unlikely(lc->cap != NULL))
 		stage3_capture(lc, g, pkts, meta, nh, n, lc->cap);
@@ -764,6 +805,7 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct d
 	/* Stage 4: one TX burst per egress port. */
 	flush_tx(lc, (struct dp_gen_cnt *)&g->cnt[lc->idx]);
 	cnt_close(&lc->cnt);
+	STAGE_MARK(DP_STAGE_TX_COUNT);
 }
 
 int dp_worker_main(void *arg)

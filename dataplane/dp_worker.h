@@ -116,6 +116,31 @@ int dp_worker_main(void *arg);
 void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct dp_capture *cap,
 		     struct rte_mbuf **pkts, uint16_t n);
 
+/*
+ * Where a burst's cycles go, for bench/burst_stages only: dp_worker.c built
+ * with DP_WORKER_STAGE_TSC reads the TSC (after an lfence, so each reading
+ * waits for the stage before it) at each stage boundary and adds the cycles
+ * since the previous reading to the stage's sum. regionfwd itself is built
+ * without it and carries no trace of it.
+ */
+enum dp_stage {
+	DP_STAGE_PARSE, /* stage 1: fwd_parse_fast/full, address gather, rx counters */
+	DP_STAGE_LPM, /* stage 2: rte_fib(6)_lookup_bulk of the source addresses */
+	DP_STAGE_CLASSIFY, /* stage 3's bulk loop: service, cell, policy or cell's link */
+	DP_STAGE_FORWARD, /* stage 3's per-packet loop: cell counters, TTL, L2 rewrite, staging */
+	DP_STAGE_TX, /* rte_eth_tx_burst (net_null in the harness: it frees the mbufs) */
+	DP_STAGE_TX_COUNT, /* link and tx counters after the send, sequence count */
+	DP_STAGE_MAX
+};
+
+#ifdef DP_WORKER_STAGE_TSC
+/* TSC cycles per stage, and how many readings ended in it (each adds about
+ * one reading's cost, which the harness measures and subtracts). */
+extern uint64_t dp_stage_cycles[DP_STAGE_MAX], dp_stage_marks[DP_STAGE_MAX];
+/* Starts a burst's timing (the reading the first stage is measured from). */
+void dp_stage_begin(void);
+#endif
+
 /** Consistent copy of a worker's counters (retries while a burst is open). */
 void dp_counters_read(const struct dp_counters *c, struct dp_counters *out);
 
