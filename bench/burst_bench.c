@@ -7,6 +7,7 @@
  * burst is timed separately and subtracted.
  *
  *   burst_bench [EAL args] -- --table T --pcap P [--bursts N] [--json] [--capture]
+ *               [--verdicts]
  *
  * Prints ns and TSC cycles per packet (and the subtracted baseline). Run
  * under `valgrind --tool=callgrind --toggle-collect=dp_worker_burst` with a
@@ -18,6 +19,11 @@
  * rdtsc, measured here) subtracted. The readings serialize the stages, so
  * the stages add up to more than the untimed figure of burst_bench; the
  * shares are what they are for.
+ *
+ * With --verdicts the mbufs carry what a NIC that reports packet types and
+ * IPv4 checksum verdicts would set, and the worker takes them as from such
+ * a port (dp_lcore.rx_verdicts); without, they carry none, as from the
+ * vdevs of bench/run.
  *
  * Without --capture no capture runs (the workers' usual state: its cost is
  * one test per burst). With --capture a capture that matches every packet
@@ -49,6 +55,28 @@ RTE_LOG_REGISTER_DEFAULT(dp_logtype, WARNING); /* dp_log.h's logtype, as regionf
 static uint8_t *frames[MAXPKTS];
 static uint16_t lens[MAXPKTS];
 static uint32_t nframes;
+/* --verdicts: what a NIC that parses packet types and verifies IPv4 header
+ * checksums would set on each frame (computed here, as such a NIC would). */
+static uint32_t ptypes[MAXPKTS];
+static uint64_t olflags[MAXPKTS];
+static int verdicts;
+
+static void nic_verdicts(uint32_t k)
+{
+	const uint8_t *f = frames[k];
+	uint32_t sum = 0;
+
+	ptypes[k] = RTE_PTYPE_L2_ETHER;
+	olflags[k] = RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN;
+	if (lens[k] < 34 || f[12] != 0x08 || f[13] != 0x00 || f[14] != 0x45)
+		return;
+	ptypes[k] |= RTE_PTYPE_L3_IPV4;
+	for (int i = 14; i < 34; i += 2)
+		sum += (uint32_t)f[i] << 8 | f[i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	olflags[k] = sum == 0xffff ? RTE_MBUF_F_RX_IP_CKSUM_GOOD : RTE_MBUF_F_RX_IP_CKSUM_BAD;
+}
 
 static int read_pcap(const char *path)
 {
@@ -79,6 +107,10 @@ static int fill(struct rte_mempool *pool, struct rte_mbuf **m, uint32_t *next)
 
 		rte_memcpy(rte_pktmbuf_mtod(m[i], void *), frames[k], lens[k]);
 		m[i]->data_len = m[i]->pkt_len = lens[k];
+		if (verdicts) {
+			m[i]->packet_type = ptypes[k];
+			m[i]->ol_flags = olflags[k];
+		}
 	}
 	return 0;
 }
@@ -125,9 +157,10 @@ int main(int argc, char **argv)
 	const char *table = NULL, *pcap = NULL;
 	long bursts = 200000;
 	int json = 0, capture = 0, opt;
-	static const struct option opts[] = {{"table", 1, 0, 't'},   {"pcap", 1, 0, 'p'},
-					     {"bursts", 1, 0, 'b'},  {"json", 0, 0, 'j'},
-					     {"capture", 0, 0, 'c'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {
+		{"table", 1, 0, 't'}, {"pcap", 1, 0, 'p'},    {"bursts", 1, 0, 'b'},
+		{"json", 0, 0, 'j'},  {"capture", 0, 0, 'c'}, {"verdicts", 0, 0, 'v'},
+		{0, 0, 0, 0}};
 	struct dp_capture cap = {0};
 	const struct dp_capture *capp = NULL;
 	struct dp_node node;
@@ -158,9 +191,11 @@ int main(int argc, char **argv)
 			json = 1;
 		else if (opt == 'c')
 			capture = 1;
+		else if (opt == 'v')
+			verdicts = 1;
 		else
 			rte_exit(EXIT_FAILURE, "usage: burst_bench [EAL] -- --table T --pcap P "
-					       "[--bursts N] [--json] [--capture]\n");
+					       "[--bursts N] [--json] [--capture] [--verdicts]\n");
 	}
 	if (table == NULL || pcap == NULL || bursts < 1 || read_pcap(pcap))
 		rte_exit(EXIT_FAILURE, "need --table and a readable --pcap\n");
@@ -181,6 +216,9 @@ int main(int argc, char **argv)
 	g->seq = 1; /* as dp_ctx_apply numbers the first generation */
 	lc = rte_zmalloc("lc", sizeof(*lc), RTE_CACHE_LINE_SIZE);
 	lc->pool = pool;
+	lc->rx_verdicts = (uint8_t)verdicts;
+	for (uint32_t k = 0; k < nframes; k++)
+		nic_verdicts(k);
 	lc->frag_mem = rte_zmalloc("f", dp_frag_mem_size(node.frag_entries), RTE_CACHE_LINE_SIZE);
 	dp_frag_init(&lc->frag, lc->frag_mem, node.frag_entries, rte_get_tsc_hz());
 	lc->flow_mem =
@@ -261,10 +299,12 @@ int main(int argc, char **argv)
 			       "%.2f, "
 			       "\"baseline_tsc_per_packet\": %.2f, \"tx\": %lu, \"rx\": %lu, "
 			       "\"frames\": %u, "
-			       "\"tsc_hz\": %.0f, \"capture\": %s, \"captured\": %lu}\n",
+			       "\"tsc_hz\": %.0f, \"capture\": %s, \"captured\": %lu, "
+			       "\"verdicts\": %s}\n",
 			       lead, pk, c_pp, c_pp * 1e9 / hz, (double)base / pk,
 			       (unsigned long)c.tx, (unsigned long)c.rx, nframes, hz,
-			       capture ? "true" : "false", (unsigned long)c.evt[FWD_EVT_CAPTURED]);
+			       capture ? "true" : "false", (unsigned long)c.evt[FWD_EVT_CAPTURED],
+			       verdicts ? "true" : "false");
 		else
 			printf("burst_bench: %.0f packets, %.1f TSC cycles = %.1f ns per packet in "
 			       "dp_worker_burst "

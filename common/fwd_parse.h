@@ -345,6 +345,42 @@ FWD_INLINE void fwd_pkt_set_plain(struct fwd_pkt *pkt, uint8_t l3_len, uint8_t f
 }
 
 /*
+ * fwd_parse_fast()'s IPv4 branch from the IP header @p on: no options (the
+ * caller has seen 0x45), at least 42 bytes in the frame (the caller checked).
+ * @csum_good: the header checksum is known to verify (the NIC's verdict,
+ * fwd_parse_fast4_verified()), so it is not summed again.
+ */
+FWD_INLINE int fwd_parse_fast4(const uint8_t *p, const uint8_t *end, struct fwd_pkt *pkt,
+			       const int csum_good)
+{
+	uint32_t tot = fwd_rd16(p + 2), w, need;
+	uint8_t proto = p[9];
+	uint64_t acc = 0;
+
+	need = fwd_fast_l4_need(proto);
+	/* (p[6] & 0x3f) | p[7]: MF and the fragment offset. */
+	if (need == 0 || tot < 20 + need || p + tot > end || ((p[6] & 0x3f) | p[7]))
+		return 0;
+	if (!csum_good) {
+		for (uint32_t off = 0; off < 20; off += 4) { /* as in fwd_parse_ipv4 */
+			__builtin_memcpy(&w, p + off, 4);
+			acc += w;
+		}
+		/* The header verifies when its ones' complement sum is all ones,
+		 * i.e. when the plain sum of its words is a non-zero multiple of
+		 * 0xffff (2^16 = 1 mod 0xffff, so 32-bit words count as their two
+		 * halves). acc > 0: the version byte is not 0. The division by a
+		 * constant compiles to a multiply, shorter than four folds. */
+		if (acc % 0xffff != 0)
+			return 0;
+	}
+	__builtin_memcpy(pkt->src, p + 12, 4);
+	__builtin_memcpy(pkt->dst, p + 16, 4);
+	fwd_pkt_set_plain(pkt, 20, 4, proto, p + 20);
+	return 4;
+}
+
+/*
  * The shapes nearly all traffic has, in straight-line code: untagged
  * Ethernet, then IPv4 without options and not fragmented (DF may be set), or
  * IPv6 without extension headers, carrying TCP or UDP with its whole fixed
@@ -369,31 +405,8 @@ FWD_INLINE int fwd_parse_fast(const uint8_t *data, const uint8_t *end, struct fw
 	if (end - data < 14 + 20 + 8)
 		return 0;
 	etype = fwd_rd16(data + 12);
-	if (etype == FWD_ETH_P_IPV4 && p[0] == 0x45) {
-		uint32_t tot = fwd_rd16(p + 2), w;
-		uint64_t acc = 0;
-
-		proto = p[9];
-		need = fwd_fast_l4_need(proto);
-		/* (p[6] & 0x3f) | p[7]: MF and the fragment offset. */
-		if (need == 0 || tot < 20 + need || p + tot > end || ((p[6] & 0x3f) | p[7]))
-			return 0;
-		for (uint32_t off = 0; off < 20; off += 4) { /* as in fwd_parse_ipv4 */
-			__builtin_memcpy(&w, p + off, 4);
-			acc += w;
-		}
-		/* The header verifies when its ones' complement sum is all ones,
-		 * i.e. when the plain sum of its words is a non-zero multiple of
-		 * 0xffff (2^16 = 1 mod 0xffff, so 32-bit words count as their two
-		 * halves). acc > 0: the version byte is not 0. The division by a
-		 * constant compiles to a multiply, shorter than four folds. */
-		if (acc % 0xffff != 0)
-			return 0;
-		__builtin_memcpy(pkt->src, p + 12, 4);
-		__builtin_memcpy(pkt->dst, p + 16, 4);
-		fwd_pkt_set_plain(pkt, 20, 4, proto, p + 20);
-		return 4;
-	}
+	if (etype == FWD_ETH_P_IPV4 && p[0] == 0x45)
+		return fwd_parse_fast4(p, end, pkt, 0);
 	if (etype == FWD_ETH_P_IPV6 && (p[0] >> 4) == 6) {
 		uint32_t plen = fwd_rd16(p + 4);
 
@@ -407,6 +420,25 @@ FWD_INLINE int fwd_parse_fast(const uint8_t *data, const uint8_t *end, struct fw
 		return 6;
 	}
 	return 0;
+}
+
+/*
+ * fwd_parse_fast() for a frame whose receiving NIC has verified what its
+ * first checks establish: untagged Ethernet carrying IPv4 without options
+ * (RTE_PTYPE_L2_ETHER | RTE_PTYPE_L3_IPV4) and a header checksum that
+ * verifies (RTE_MBUF_F_RX_IP_CKSUM_GOOD). Everything else -- lengths,
+ * fragment bits, the protocol -- is checked as fwd_parse_fast() checks it,
+ * and what it accepts it fills identically (tests/unit/test_parse.c); the
+ * worker calls it only on such a verdict (dp_worker.c), anything else goes
+ * the software way.
+ * @return 4 when it took the packet, else 0
+ */
+FWD_INLINE int fwd_parse_fast4_verified(const uint8_t *data, const uint8_t *end,
+					struct fwd_pkt *pkt)
+{
+	if (end - data < 14 + 20 + 8)
+		return 0;
+	return fwd_parse_fast4(data + 14, end, pkt, 1);
 }
 #endif
 

@@ -18,6 +18,11 @@ struct dp_ports {
 	uint16_t port_id[DP_MAX_PORTS]; /* ethdev id by node port index */
 	struct rte_ether_addr mac[DP_MAX_PORTS];
 	uint8_t started[DP_MAX_PORTS];
+	/* An ingress port whose RX reports packet types (untagged Ethernet,
+	 * IPv4 without options) and verifies IPv4 header checksums: its
+	 * workers take those verdicts instead of checking again (dp_worker.c).
+	 * 0 for a port that offers either not (every vdev): software checks. */
+	uint8_t verdicts[DP_MAX_PORTS];
 };
 
 /**

@@ -693,8 +693,26 @@ static __rte_noinline void stage3_capture(struct dp_lcore *lc, const struct dp_g
 	stage3(lc, g, pkts, meta, nh, n, 0, cap);
 }
 
-void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct dp_capture *cap,
-		     struct rte_mbuf **pkts, uint16_t n)
+/* Whether the receiving NIC vouches for what fwd_parse_fast4_verified()
+ * skips: untagged Ethernet, IPv4 without options, a header checksum that
+ * verifies. One test for the three, no branch between them. */
+static __rte_always_inline int rx_verified_ipv4(const struct rte_mbuf *m)
+{
+	return ((m->packet_type & (RTE_PTYPE_L2_MASK | RTE_PTYPE_L3_MASK)) ==
+		(RTE_PTYPE_L2_ETHER | RTE_PTYPE_L3_IPV4)) &
+	       ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD);
+}
+
+/*
+ * dp_worker_burst()'s body, in two instances: with @verdicts for a port
+ * whose packet types and IPv4 checksum verdicts are used
+ * (dp_lcore.rx_verdicts: a packet they vouch for skips the EtherType,
+ * version and checksum tests), and without for every other port, which
+ * then pays nothing for the option but one test and jump a burst.
+ */
+static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *g,
+				      const struct dp_capture *cap, struct rte_mbuf **pkts,
+				      uint16_t n, const int verdicts)
 {
 	struct fwd_pkt meta[FWD_BURST];
 	uint32_t ip4[FWD_BURST];
@@ -729,7 +747,10 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct d
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
 		rx_bytes += rte_pktmbuf_pkt_len(m);
 		/* fwd_parse() in two steps, to know which bursts are all plain. */
-		fast = fwd_parse_fast(d, d + rte_pktmbuf_data_len(m), p);
+		if (verdicts && rx_verified_ipv4(m))
+			fast = fwd_parse_fast4_verified(d, d + rte_pktmbuf_data_len(m), p);
+		else
+			fast = fwd_parse_fast(d, d + rte_pktmbuf_data_len(m), p);
 		if (likely(fast == 4)) {
 			/* The common case without reloading p->family. */
 			nfast++;
@@ -808,6 +829,29 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct d
 	STAGE_MARK(DP_STAGE_TX_COUNT);
 }
 
+static __rte_noinline void burst_software(struct dp_lcore *lc, const struct dp_gen *g,
+					  const struct dp_capture *cap, struct rte_mbuf **pkts,
+					  uint16_t n)
+{
+	burst(lc, g, cap, pkts, n, 0);
+}
+
+static __rte_noinline void burst_verdicts(struct dp_lcore *lc, const struct dp_gen *g,
+					  const struct dp_capture *cap, struct rte_mbuf **pkts,
+					  uint16_t n)
+{
+	burst(lc, g, cap, pkts, n, 1);
+}
+
+void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct dp_capture *cap,
+		     struct rte_mbuf **pkts, uint16_t n)
+{
+	if (unlikely(lc->rx_verdicts))
+		burst_verdicts(lc, g, cap, pkts, n);
+	else
+		burst_software(lc, g, cap, pkts, n);
+}
+
 int dp_worker_main(void *arg)
 {
 	struct dp_lcore *lc = arg;
@@ -837,6 +881,7 @@ int dp_worker_main(void *arg)
 
 			if (n == 0)
 				continue;
+			lc->rx_verdicts = lc->rx[q].verdicts;
 			dp_worker_burst(lc, g, cap, pkts, n);
 		}
 		/* This worker holds no generation pointer past this point. */

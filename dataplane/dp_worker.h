@@ -92,7 +92,12 @@ struct dp_lcore {
 	uint16_t nrx;
 	struct {
 		uint16_t port, queue;
+		/* The port's packet types and IPv4 checksum verdicts are used
+		 * (dp_ports.verdicts); copied to rx_verdicts for each burst. */
+		uint8_t verdicts;
 	} rx[DP_MAX_PORTS];
+	/* The burst being processed comes from a port whose verdicts are used. */
+	uint8_t rx_verdicts;
 	uint64_t gen_seen;
 	struct dp_frag_table frag;
 	void *frag_mem;

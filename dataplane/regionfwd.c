@@ -294,6 +294,7 @@ static int setup_workers(struct dp_ctx *ctx)
 				continue;
 			l->rx[l->nrx].port = ctx->ports.port_id[p];
 			l->rx[l->nrx].queue = w;
+			l->rx[l->nrx].verdicts = ctx->ports.verdicts[p];
 			l->nrx++;
 		}
 	}

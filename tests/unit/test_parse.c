@@ -477,6 +477,16 @@ static void fix_v4_csum(struct pb *p)
 	pb_u16(ip + 10, pb_csum(ip, hl));
 }
 
+/* What a NIC that reports packet types and verifies IPv4 header checksums
+ * vouches for (RTE_PTYPE_L2_ETHER | RTE_PTYPE_L3_IPV4, IP_CKSUM_GOOD): the
+ * condition under which the worker calls fwd_parse_fast4_verified(). */
+static int nic_vouches_ipv4(const struct pb *p)
+{
+	if (p->len < 34 || p->b[12] != 0x08 || p->b[13] != 0x00 || p->b[14] != 0x45)
+		return 0;
+	return pb_csum(p->b + 14, 20) == 0;
+}
+
 /* fwd_parse() tries fwd_parse_fast() first. Whatever the fast path accepts
  * must be exactly what fwd_parse_full() makes of the frame, and the two
  * entry points must agree on every verdict. Base frames of every shape,
@@ -485,7 +495,7 @@ static void fix_v4_csum(struct pb *p)
 static void test_fast_path_equals_full(void **state)
 {
 	struct pb base[12], p;
-	int nbase = 0, fast_hits = 0, fast_misses = 0;
+	int nbase = 0, fast_hits = 0, fast_misses = 0, vouched = 0, vouched_taken = 0;
 
 	(void)state;
 	/* IPv4 UDP / TCP / TCP with DF, IPv6 UDP / TCP: the fast path's shapes. */
@@ -581,11 +591,29 @@ static void test_fast_path_equals_full(void **state)
 			assert_int_equal(fwd_parse(p.b, p.b + p.len, &f), full);
 			if (full == FWD_OK)
 				assert_memory_equal(&f, &g, sizeof(f));
+			/* Where a NIC vouches for the header, the verdict path
+			 * takes exactly what the fast path takes, and fills it
+			 * the same. */
+			if (nic_vouches_ipv4(&p)) {
+				struct fwd_pkt v;
+				int taken;
+
+				memset(&v, 0xa5, sizeof(v));
+				taken = fwd_parse_fast4_verified(p.b, p.b + p.len, &v);
+				vouched++;
+				assert_int_equal(taken, fast == 4 ? 4 : 0);
+				if (taken) {
+					vouched_taken++;
+					assert_memory_equal(&v, &g, sizeof(v));
+				}
+			}
 		}
 	}
-	/* Both sides of the fast path were exercised. */
+	/* Both sides of the fast path were exercised, and of the verdict path. */
 	assert_true(fast_hits > 1000);
 	assert_true(fast_misses > 1000);
+	assert_true(vouched_taken > 1000);
+	assert_true(vouched - vouched_taken > 1000);
 }
 
 /* The flow hash decides links across boxes: its value for a fixed tuple is
