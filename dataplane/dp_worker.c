@@ -582,17 +582,20 @@ counted:
 /*
  * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
  * a first fragment is decided before its later fragments). Always inlined
- * three times: with @plain4 set when stage 1 found every packet of the
+ * four times: with @plain4 set when stage 1 found every packet of the
  * burst to be untagged IPv4 without options, not a fragment, TCP or UDP
  * (the usual burst) and the generation counts per cell (g->cell_link set),
- * so those tests fold away; without, for everything else; and, when a
+ * so those tests fold away; with @plain4 and @mixed when the fast path took
+ * every packet but some were IPv6 (the plain-cell loop then picks the
+ * family's TTL byte and header per packet, and hands any other packet to
+ * forward_one()'s general path); without, for everything else; and, when a
  * capture runs (@cap not NULL), without @plain4 and with the capture's
- * copies, so that the other two carry no capture test at all.
+ * copies, so that the others carry no capture test at all.
  */
 static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
 				       struct rte_mbuf **pkts, const struct fwd_pkt *meta,
 				       const uint64_t *nh, uint16_t n, const int plain4,
-				       const struct dp_capture *cap)
+				       const int mixed, const struct dp_capture *cap)
 {
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	struct stage3_env e = {
@@ -663,13 +666,20 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 				const uint32_t len = rte_pktmbuf_pkt_len(m);
 				const struct dp_link_out *o = &e.links[lk[i]];
 				struct dp_pb *c = &e.cnt_cell[cell[i]];
+				/* mixed: IPv6 has its hop limit one byte
+				 * before IPv4's TTL, no checksum, its own
+				 * link header */
+				const int v6 = mixed && meta[i].family == 6;
 
-				if (unlikely(ip[8] <= 1))
+				if (unlikely(ip[8 - v6] <= 1))
 					break;
 				c->pkts++;
 				c->bytes += len;
-				fwd_ipv4_ttl_dec(ip);
-				memcpy(ip - 14, o->hdr[0], 14);
+				if (mixed)
+					fwd_ttl_dec(ip, v6);
+				else
+					fwd_ipv4_ttl_dec(ip);
+				memcpy(ip - 14, o->hdr[v6], 14);
 				stage_cached(lc, m, o, lk[i], len, &e.cs, &e.cport, &e.cn);
 			}
 			if (i == n)
@@ -682,13 +692,23 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 					(uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
 
 				forward_one(lc, g, &e, pkts[i], &meta[i], region, s, cell[i],
-					    e.cls.matrix[cell[i]], 1, NULL);
+					    e.cls.matrix[cell[i]], !mixed, NULL);
 			}
 		}
 	}
 	if (e.cs != NULL)
 		e.cs->n = e.cn;
 	STAGE_MARK(DP_STAGE_FORWARD);
+}
+
+/* Stage 3 for a burst the fast path took whole, some of it IPv6: out of
+ * line, like the capture's, so that the usual bursts' code keeps its
+ * register allocation (inlined, it cost them ~2 instructions a packet). */
+static __rte_noinline void stage3_mixed(struct dp_lcore *lc, const struct dp_gen *g,
+					struct rte_mbuf **pkts, const struct fwd_pkt *meta,
+					const uint64_t *nh, uint16_t n)
+{
+	stage3(lc, g, pkts, meta, nh, n, 1, 1, NULL);
 }
 
 /* Stage 3 while a capture runs: out of line, so that its third copy of
@@ -699,7 +719,7 @@ static __rte_noinline void stage3_capture(struct dp_lcore *lc, const struct dp_g
 					  const uint64_t *nh, uint16_t n,
 					  const struct dp_capture *cap)
 {
-	stage3(lc, g, pkts, meta, nh, n, 0, cap);
+	stage3(lc, g, pkts, meta, nh, n, 0, 0, cap);
 }
 
 /* Whether the receiving NIC vouches for what fwd_parse_fast4_verified()
@@ -828,9 +848,11 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 	if (unlikely(lc->cap != NULL))
 		stage3_capture(lc, g, pkts, meta, nh, n, lc->cap);
 	else if (nfast == n && n4 == n && g->cell_link != NULL) /* nh == nh4 then */
-		stage3(lc, g, pkts, meta, nh, n, 1, NULL);
+		stage3(lc, g, pkts, meta, nh, n, 1, 0, NULL);
+	else if (nfast == n && g->cell_link != NULL) /* the fast path took IPv6 too */
+		stage3_mixed(lc, g, pkts, meta, nh, n);
 	else
-		stage3(lc, g, pkts, meta, nh, n, 0, NULL);
+		stage3(lc, g, pkts, meta, nh, n, 0, 0, NULL);
 
 	/* Stage 4: one TX burst per egress port. */
 	flush_tx(lc, (struct dp_gen_cnt *)&g->cnt[lc->idx]);
