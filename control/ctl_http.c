@@ -45,6 +45,9 @@ static const unsigned short reason_http[FWD_R_MAX] = {
 	[FWD_R_UNSUPPORTED_SCHEMA] = 422,
 	[FWD_R_FACILITY_MISMATCH] = 422,
 	[FWD_R_HASH_MISMATCH] = 422,
+	[FWD_R_ROLLOUT_IN_PROGRESS] = 409,
+	[FWD_R_NO_ROLLOUT] = 404,
+	[FWD_R_NOT_FLEET] = 404,
 	[FWD_R_INTERNAL] = 500,
 };
 

@@ -570,7 +570,7 @@ json_t *ctl_rollout_to_json(const struct ctl_rollout *r)
 	for (unsigned i = 0; nodes && i < r->n_nodes; i++)
 		json_array_append_new(nodes, rnode_json(&r->nodes[i], r->nodes[i].pinned));
 	j = json_pack("{s:i, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:o, s:s, s:i, s:i, s:I, "
-		      "s:b, s:o, s:o}",
+		      "s:b, s:I, s:o, s:o}",
 		      "schema", CTL_ROLLOUT_SCHEMA, "id", r->id, "facility", r->facility, "table",
 		      r->table, "previous", str_or_null(r->previous), "created_by", r->created_by,
 		      "created_at", (json_int_t)r->created_at, "updated_at",
@@ -578,7 +578,8 @@ json_t *ctl_rollout_to_json(const struct ctl_rollout *r)
 		      r->finished_at ? json_integer((json_int_t)r->finished_at) : json_null(),
 		      "options", ctl_rollout_opts_to_json(&r->opts), "state",
 		      ctl_rollout_state_name(r->state), "wave", r->wave, "waves", r->n_waves,
-		      "since", (json_int_t)r->since, "abort_requested", r->abort_requested, "abort",
+		      "since", (json_int_t)r->since, "abort_requested", r->abort_requested, "writes",
+		      (json_int_t)r->writes, "abort",
 		      r->abort_gate[0]
 			      ? json_pack("{s:s, s:o, s:s}", "gate", r->abort_gate, "node",
 					  str_or_null(r->abort_node), "reason", r->abort_reason)
@@ -644,7 +645,7 @@ int ctl_rollout_from_json(const json_t *j, struct ctl_rollout *r, struct fwd_err
 	static const char *const keys[] = {
 		"schema",     "id",	    "facility",	       "table",	  "previous", "created_by",
 		"created_at", "updated_at", "finished_at",     "options", "state",    "wave",
-		"waves",      "since",	    "abort_requested", "abort",	  "nodes",    NULL};
+		"waves",      "since",	    "abort_requested", "abort", "nodes", "writes", NULL};
 	static const char *const akeys[] = {"gate", "node", "reason", NULL};
 	struct rd d = {err, "rollout"};
 	const json_t *o, *nodes;
@@ -682,6 +683,7 @@ int ctl_rollout_from_json(const json_t *j, struct ctl_rollout *r, struct fwd_err
 	    (rc = rd_int(&d, j, "", "wave", -1, r->n_waves ? r->n_waves - 1 : -1, &r->wave)) ||
 	    (rc = rd_u64(&d, j, "", "since", &r->since, false)) ||
 	    (rc = rd_bool(&d, j, "", "abort_requested", &r->abort_requested)) ||
+	    (rc = rd_u64(&d, j, "", "writes", &r->writes, false)) ||
 	    (rc = rd_obj(&d, j, "", "abort", true, &o)))
 		return rc;
 	if (o && ((rc = rd_known(&d, o, "abort", akeys)) ||

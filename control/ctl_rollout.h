@@ -190,6 +190,7 @@ struct ctl_rollout {
 	int n_waves;
 	uint64_t since; /* ms: the current state began */
 	bool abort_requested; /* by the operator; the driver carries it out */
+	uint64_t writes; /* etcd transactions made for it so far (its cost) */
 	/* Why it aborted (state ABORTING/ABORTED): */
 	char abort_gate[24]; /* a gate's name, "operator", "no_nodes", "no_canary" */
 	char abort_node[CTL_ROLLOUT_NAME_MAX + 1];
