@@ -1,8 +1,9 @@
 /*
  * ctl_etcd.h - a small synchronous etcd v3 client over etcd's documented
- * JSON gateway (/v3/kv/range|put|deleterange|txn, /v3/lease/*, /v3/watch,
+ * JSON gateway (/v3/kv/range|put|deleterange|txn, /v3/lease/grant|keepalive|revoke, /v3/watch,
  * /v3/auth/authenticate), with libcurl. Debian 12's etcd is 3.4; its
- * gateway serves /v3/ (tested against it by tests/unit/test_etcd.py).
+ * gateway serves /v3/ (tested against it by
+ * tests/control/test_etcd_client.py).
  *
  * Invariants:
  * - Every call is bounded: a connection, a request and its reply take at
