@@ -55,6 +55,15 @@ void ctl_api_stop(struct ctl_api *api);
  *  loop after each tick. */
 void ctl_api_publish(struct ctl_api *api);
 
+struct ctl_rdriver;
+struct ctl_rdriver_conf;
+
+/** Fleet mode: serve /v1/fleet/rollouts and /v1/fleet/nodes for @conf's
+ *  facility (kept by the caller), showing @driver's status (may be NULL).
+ *  Call before requests are served. */
+void ctl_api_set_rollouts(struct ctl_api *api, const struct ctl_rdriver_conf *conf,
+			  struct ctl_rdriver *driver);
+
 /** An API that serves no socket: requests come through ctl_api_dispatch() (fuzzer, tests). */
 struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *st,
 			    pthread_mutex_t *lock, int64_t started);

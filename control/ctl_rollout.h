@@ -42,7 +42,7 @@
 #define CTL_ROLLOUT_LINKS_MAX 16 /* links down per node kept */
 #define CTL_ROLLOUT_REASONS_MAX 24 /* drop reasons per node kept */
 #define CTL_ROLLOUT_REASON_MAX 31 /* drop reason names */
-#define CTL_ROLLOUT_BY_MAX 64 /* created_by */
+#define CTL_ROLLOUT_BY_MAX 200 /* created_by */
 
 /* ---- options ----------------------------------------------------------- */
 
