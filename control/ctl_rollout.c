@@ -569,22 +569,21 @@ json_t *ctl_rollout_to_json(const struct ctl_rollout *r)
 
 	for (unsigned i = 0; nodes && i < r->n_nodes; i++)
 		json_array_append_new(nodes, rnode_json(&r->nodes[i], r->nodes[i].pinned));
-	j = json_pack("{s:i, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:o, s:s, s:i, s:i, s:I, "
-		      "s:b, s:I, s:o, s:o}",
-		      "schema", CTL_ROLLOUT_SCHEMA, "id", r->id, "facility", r->facility, "table",
-		      r->table, "previous", str_or_null(r->previous), "created_by", r->created_by,
-		      "created_at", (json_int_t)r->created_at, "updated_at",
-		      (json_int_t)r->updated_at, "finished_at",
-		      r->finished_at ? json_integer((json_int_t)r->finished_at) : json_null(),
-		      "options", ctl_rollout_opts_to_json(&r->opts), "state",
-		      ctl_rollout_state_name(r->state), "wave", r->wave, "waves", r->n_waves,
-		      "since", (json_int_t)r->since, "abort_requested", r->abort_requested, "writes",
-		      (json_int_t)r->writes, "abort",
-		      r->abort_gate[0]
-			      ? json_pack("{s:s, s:o, s:s}", "gate", r->abort_gate, "node",
-					  str_or_null(r->abort_node), "reason", r->abort_reason)
-			      : json_null(),
-		      "nodes", nodes);
+	j = json_pack(
+		"{s:i, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o, s:o, s:s, s:i, s:i, s:I, "
+		"s:b, s:I, s:o, s:o}",
+		"schema", CTL_ROLLOUT_SCHEMA, "id", r->id, "facility", r->facility, "table",
+		r->table, "previous", str_or_null(r->previous), "created_by", r->created_by,
+		"created_at", (json_int_t)r->created_at, "updated_at", (json_int_t)r->updated_at,
+		"finished_at",
+		r->finished_at ? json_integer((json_int_t)r->finished_at) : json_null(), "options",
+		ctl_rollout_opts_to_json(&r->opts), "state", ctl_rollout_state_name(r->state),
+		"wave", r->wave, "waves", r->n_waves, "since", (json_int_t)r->since,
+		"abort_requested", r->abort_requested, "writes", (json_int_t)r->writes, "abort",
+		r->abort_gate[0] ? json_pack("{s:s, s:o, s:s}", "gate", r->abort_gate, "node",
+					     str_or_null(r->abort_node), "reason", r->abort_reason)
+				 : json_null(),
+		"nodes", nodes);
 	return j;
 }
 
@@ -643,9 +642,10 @@ static int rnode_from_json(const struct rd *d, const json_t *o, const char *path
 int ctl_rollout_from_json(const json_t *j, struct ctl_rollout *r, struct fwd_err *err)
 {
 	static const char *const keys[] = {
-		"schema",     "id",	    "facility",	       "table",	  "previous", "created_by",
-		"created_at", "updated_at", "finished_at",     "options", "state",    "wave",
-		"waves",      "since",	    "abort_requested", "abort", "nodes", "writes", NULL};
+		"schema",     "id",	    "facility",	  "table",	 "previous",
+		"created_by", "created_at", "updated_at", "finished_at", "options",
+		"state",      "wave",	    "waves",	  "since",	 "abort_requested",
+		"abort",      "nodes",	    "writes",	  NULL};
 	static const char *const akeys[] = {"gate", "node", "reason", NULL};
 	struct rd d = {err, "rollout"};
 	const json_t *o, *nodes;
@@ -1149,6 +1149,14 @@ static const struct gate *gates_fail(const struct gate_ctx *g, char *why, size_t
 	return NULL;
 }
 
+static bool rates_ready(const struct ctl_rollout_node *nodes, size_t n_nodes)
+{
+	for (size_t i = 0; i < n_nodes; i++)
+		if (nodes[i].prev == NULL)
+			return false;
+	return true;
+}
+
 static void step_wave(struct ctl_rollout *r, const struct ctl_rollout_node *nodes, size_t n_nodes,
 		      uint64_t now, struct ctl_rollout_actions *act)
 {
@@ -1209,6 +1217,12 @@ static void step_wave(struct ctl_rollout *r, const struct ctl_rollout_node *node
 		act->wake_at = r->since + (uint64_t)r->opts.bake_s * 1000;
 		return;
 	}
+	/* The next wave's baseline needs rates: a leader that just took over
+	 * has one report of each node yet. */
+	if (!rates_ready(nodes, n_nodes)) {
+		act->wake_at = now + 1000;
+		return;
+	}
 	for (unsigned i = 0; i < r->n_nodes; i++)
 		if (r->nodes[i].wave == r->wave && r->nodes[i].status == CTL_RN_SYNCED)
 			r->nodes[i].status = CTL_RN_DONE;
@@ -1262,11 +1276,10 @@ int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes
 			break;
 		}
 		/* Rates need two reports of every node: wait for them. */
-		for (size_t i = 0; i < n_nodes; i++)
-			if (nodes[i].prev == NULL) {
-				act->wake_at = now + 1000;
-				return 0;
-			}
+		if (!rates_ready(nodes, n_nodes)) {
+			act->wake_at = now + 1000;
+			return 0;
+		}
 		plan(r, nodes, n_nodes, now, act);
 		break;
 	case CTL_RO_SYNCING:

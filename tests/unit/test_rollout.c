@@ -694,6 +694,43 @@ static void test_wave_node_vanishes(void **state)
 	sim_free(s);
 }
 
+/* A new leader resumes from the record alone: it has no earlier reports,
+ * so it waits for rates before it starts the next wave, then goes on. */
+static void test_takeover_resume(void **state)
+{
+	struct ctl_rollout_opts o = opts(1, 1, 3);
+	struct sim *s = sim_new(&o);
+	struct ctl_rollout_actions act;
+	struct fwd_err err = {0};
+	json_t *j;
+	char *text;
+
+	(void)state;
+	three(s);
+	sim_tick(s, 1000);
+	sim_step(s);
+	sim_tick(s, 1000);
+	sim_step(s);
+	assert_int_equal(s->r->state, CTL_RO_BAKING);
+	j = ctl_rollout_to_json(s->r);
+	text = json_dumps(j, JSON_COMPACT);
+	memset(s->r, 0xa5, sizeof(*s->r)); /* the old leader's memory is gone */
+	assert_int_equal(ctl_rollout_parse(text, strlen(text), s->r, &err), 0);
+	free(text);
+	json_decref(j);
+	for (unsigned i = 0; i < s->n; i++)
+		s->nodes[i].has_prev = false;
+	s->now += 5000; /* the bake is over */
+	act = sim_step(s);
+	assert_false(act.write);
+	assert_int_equal(s->r->state, CTL_RO_BAKING);
+	assert_string_equal(sim_node(s, "n2")->pin, "");
+	sim_run(s, 60);
+	assert_int_equal(s->r->state, CTL_RO_COMPLETED);
+	assert_string_equal(s->desired, NEW);
+	sim_free(s);
+}
+
 static void test_already_on_target(void **state)
 {
 	struct ctl_rollout_opts o = opts(1, 1, 2);
@@ -904,6 +941,7 @@ int main(void)
 		cmocka_unit_test(test_operator_abort_pending),
 		cmocka_unit_test(test_canary_vanishes),
 		cmocka_unit_test(test_wave_node_vanishes),
+		cmocka_unit_test(test_takeover_resume),
 		cmocka_unit_test(test_already_on_target),
 		cmocka_unit_test(test_all_already),
 		cmocka_unit_test(test_empty_facility),
