@@ -125,15 +125,19 @@ class Member:
 
 class Cluster:
     def __init__(self, tmp=None, members=3, tls=False, auth=False, facilities=(),
-                 quota_bytes=256 << 20, name="fleetlab"):
+                 quota_bytes=256 << 20, name="fleetlab", listen_hosts=()):
         self._own_tmp = tmp is None
         self.tmp = tempfile.mkdtemp(prefix=name + "-") if tmp is None else str(tmp)
+        os.makedirs(self.tmp, exist_ok=True)
         self.name = name
         self.tls = tls
         self.auth = auth
         self.quota = quota_bytes
         self.facilities = list(facilities)
         self.scheme = "https" if tls else "http"
+        # Client ports also on these addresses (a veth's, for a node in a
+        # network namespace), besides 127.0.0.1.
+        self.listen_hosts = list(listen_hosts)
         self.pki = Pki(os.path.join(self.tmp, "pki")) if tls else None
         ports = free_ports(2 * members)
         self.members = []
@@ -157,10 +161,10 @@ class Cluster:
     def url(self, i):
         return "%s://127.0.0.1:%d" % (self.scheme, self.members[i].client_port)
 
-    def endpoints(self, members=None):
+    def endpoints(self, members=None, host="127.0.0.1"):
         """The client URLs, comma-separated (regiond --fleet-endpoints)."""
         idx = range(len(self.members)) if members is None else members
-        return ",".join(self.url(i) for i in idx)
+        return ",".join(self.url(i).replace("127.0.0.1", host) for i in idx)
 
     def _initial_cluster(self):
         return ",".join("%s=http://127.0.0.1:%d" % (m.name, m.peer_port) for m in self.members)
@@ -168,8 +172,10 @@ class Cluster:
     # -- processes ---------------------------------------------------------
 
     def _argv(self, m):
+        listen = ",".join("%s://%s:%d" % (self.scheme, h, m.client_port)
+                          for h in ["127.0.0.1"] + self.listen_hosts)
         argv = [ETCD, "--name", m.name, "--data-dir", m.data_dir,
-                "--listen-client-urls", "%s://127.0.0.1:%d" % (self.scheme, m.client_port),
+                "--listen-client-urls", listen,
                 "--advertise-client-urls", "%s://127.0.0.1:%d" % (self.scheme, m.client_port),
                 "--listen-peer-urls", "http://127.0.0.1:%d" % m.peer_port,
                 "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % m.peer_port,
@@ -359,6 +365,42 @@ class Cluster:
             req["range_end"] = _b64(prefix_end(key))
         return int(self.call("/v3/kv/deleterange", req, user=user).get("deleted", 0))
 
+    def watch(self, key, start_revision, until, prefix=False, timeout=30):
+        """Follow @key from @start_revision through the gateway's watch
+        stream; returns [(mod_revision, value bytes or None for a delete)]
+        up to the first for which until(value) is true. Every change is
+        seen, also the short-lived ones a poll would miss."""
+        import http.client
+        req = {"key": _b64(key), "start_revision": str(start_revision)}
+        if prefix:
+            req["range_end"] = _b64(prefix_end(key))
+        i = self._alive()[0]
+        conn = http.client.HTTPConnection("127.0.0.1", self.members[i].client_port,
+                                          timeout=timeout)
+        headers = {"Content-Type": "application/json"}
+        if self.auth:
+            headers["Authorization"] = self._token(i, "root", ROOT_PASSWORD)
+        conn.request("POST", "/v3/watch", json.dumps({"create_request": req}), headers)
+        resp = conn.getresponse()
+        seen = []
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                line = resp.readline()
+                if not line:
+                    break
+                res = json.loads(line).get("result", {})
+                for ev in res.get("events", []):
+                    kv = ev["kv"]
+                    val = base64.b64decode(kv["value"]) if ev.get("type") != "DELETE" else None
+                    seen.append((int(kv["mod_revision"]), val))
+                    if until(val):
+                        return seen
+        finally:
+            conn.close()
+        raise AssertionError("watch on %s: condition not met in %s s; saw %s" %
+                             (key, timeout, seen[-5:]))
+
     def revision(self):
         return int(self.call("/v3/kv/range", {"key": _b64("\0")})["header"]["revision"])
 
@@ -431,3 +473,52 @@ def prefix_end(key):
             return bytes(b)
         b.pop()
     return b"\0"
+
+
+# -- the fleet's key layout (docs/fleet.md), for tests and bench/run ---------
+
+CHUNK = 512 << 10
+
+
+def table_hash(doc: bytes):
+    """H: common/fwd_hash.h's fwd_hash64 of the document's bytes, as regiond
+    names a document generation (16 lowercase hex digits)."""
+    h = 1469598103934665603
+    for b in doc:
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return "%016x" % h
+
+
+def publish_table(cluster, facility, doc, fmt=None, user=None, created_by="etcdlab"):
+    """Store @doc (bytes or str) as an immutable fleet table: chunks first,
+    the manifest last. Returns H."""
+    if isinstance(doc, str):
+        doc = doc.encode()
+    h = table_hash(doc)
+    base = fac_prefix(facility) + "tables/%s/" % h
+    chunks = [doc[i:i + CHUNK] for i in range(0, len(doc), CHUNK)]
+    for i, c in enumerate(chunks):
+        cluster.put(base + "chunk/%06d" % i, c, user=user)
+    fmt = fmt or ("json" if doc.lstrip()[:1] in (b"{", b"[") else "yaml")
+    cluster.put(base + "manifest", {"schema": 1, "hash": h, "len": len(doc), "chunks": len(chunks),
+                                    "format": fmt, "created_at": int(time.time()),
+                                    "created_by": created_by}, user=user)
+    return h
+
+
+def set_desired(cluster, facility, h, rollout=None, user=None, schema=1, name=None):
+    """Point facility @facility at table @h. Returns the etcd revision."""
+    return cluster.put(fac_prefix(facility) + "desired",
+                       {"schema": schema, "facility": name or facility, "table": h,
+                        "rollout": rollout, "updated_at": int(time.time())}, user=user)
+
+
+def set_pin(cluster, facility, node, h, rollout="test", user=None):
+    return cluster.put(fac_prefix(facility) + "pins/" + node,
+                       {"schema": 1, "table": h, "rollout": rollout}, user=user)
+
+
+def node_reports(cluster, facility, user=None):
+    """{node: report} of every node of @facility (those whose lease lives)."""
+    kvs = cluster.get(fac_prefix(facility) + "nodes/", prefix=True, user=user)
+    return {k.rsplit("/", 1)[1]: json.loads(v) for k, v in kvs.items()}
