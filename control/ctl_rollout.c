@@ -1219,7 +1219,8 @@ static void step_wave(struct ctl_rollout *r, const struct ctl_rollout_node *node
 	}
 	/* The next wave's baseline needs rates: a leader that just took over
 	 * has one report of each node yet. */
-	if (!rates_ready(nodes, n_nodes)) {
+	if (!rates_ready(nodes, n_nodes) &&
+	    now < r->since + ((uint64_t)r->opts.bake_s + r->opts.sync_timeout_s) * 1000) {
 		act->wake_at = now + 1000;
 		return;
 	}
@@ -1275,8 +1276,11 @@ int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes
 			finish(r, CTL_RO_ABORTED, now, act);
 			break;
 		}
-		/* Rates need two reports of every node: wait for them. */
-		if (!rates_ready(nodes, n_nodes)) {
+		/* Rates need two reports of every node: wait for them, but no
+		 * longer than a sync timeout (a node whose report never moves
+		 * gets a baseline of 0, the stricter comparison). */
+		if (!rates_ready(nodes, n_nodes) &&
+		    now < r->since + (uint64_t)r->opts.sync_timeout_s * 1000) {
 			act->wake_at = now + 1000;
 			return 0;
 		}

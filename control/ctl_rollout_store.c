@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "fwd_hash.h"
 #include "fwd_json.h"
@@ -178,8 +179,15 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 			goto out;
 		have_table = rg.count > 0;
 		ctl_etcd_range_free(&rg);
-		snprintf(id, sizeof(id), "r-%llu-%04x", (unsigned long long)now_ms,
-			 (unsigned)(random() & 0xffff));
+		{
+			uint16_t salt = 0;
+
+			/* Two regionds creating in the same millisecond differ. */
+			if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != sizeof(salt))
+				salt = (uint16_t)(random() ^ (long)attempt);
+			snprintf(id, sizeof(id), "r-%llu-%04x", (unsigned long long)now_ms,
+				 (unsigned)salt);
+		}
 		rc = ctl_rollout_init(r, id, facility, hash, previous, opts, created_by, now_ms,
 				      err);
 		if (rc)

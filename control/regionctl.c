@@ -2237,6 +2237,7 @@ static int cmd_fleet_abort(const struct opts *o, const struct ctl_call *c)
 static int fleet_wait(const struct opts *o, const char *id)
 {
 	char last[64] = "";
+	int unavailable = 0; /* consecutive answers of a regiond without etcd */
 
 	for (;;) {
 		json_t *r = NULL, *ro;
@@ -2253,6 +2254,14 @@ static int fleet_wait(const struct opts *o, const char *id)
 				printf("rollout %s: %s, wave %lld of %lld\n", id, js(ro, "state"),
 				       ji(ro, "wave") + 1, ji(ro, "waves"));
 			snprintf(last, sizeof(last), "%s", now);
+			unavailable = 0;
+			json_decref(r);
+			usleep(500 * 1000);
+			continue;
+		}
+		/* etcd out of reach for a moment (a member lost): the rollout
+		 * is paused, not gone; ask again for up to a minute. */
+		if ((st == 502 || st == 503) && ++unavailable < 120) {
 			json_decref(r);
 			usleep(500 * 1000);
 			continue;

@@ -731,6 +731,30 @@ static void test_takeover_resume(void **state)
 	sim_free(s);
 }
 
+/* A node whose report never moves (no rate can be told) holds the plan
+ * back for a sync timeout at most. */
+static void test_pending_without_rates(void **state)
+{
+	struct ctl_rollout_opts o = opts(1, 1, 3);
+	struct sim *s = sim_new(&o);
+	struct ctl_rollout_actions act;
+
+	(void)state;
+	three(s);
+	act = sim_step(s);
+	assert_false(act.write);
+	s->now += 5000;
+	act = sim_step(s); /* no tick: no node has an earlier report */
+	assert_false(act.write);
+	assert_int_equal(s->r->state, CTL_RO_PENDING);
+	s->now += 6000; /* past sync_timeout_s (10) */
+	act = sim_step(s);
+	assert_true(act.write);
+	assert_int_equal(s->r->state, CTL_RO_SYNCING);
+	assert_int_equal(rnode(s, "n1")->n_base_rates, 0);
+	sim_free(s);
+}
+
 static void test_already_on_target(void **state)
 {
 	struct ctl_rollout_opts o = opts(1, 1, 2);
@@ -942,6 +966,7 @@ int main(void)
 		cmocka_unit_test(test_canary_vanishes),
 		cmocka_unit_test(test_wave_node_vanishes),
 		cmocka_unit_test(test_takeover_resume),
+		cmocka_unit_test(test_pending_without_rates),
 		cmocka_unit_test(test_already_on_target),
 		cmocka_unit_test(test_all_already),
 		cmocka_unit_test(test_empty_facility),
