@@ -130,9 +130,11 @@ static void campaign(struct ctl_rdriver *d)
 		d->lease_renewed = mono_ms();
 	}
 	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
-	value = json_dumps(json_pack("{s:i, s:s, s:I}", "schema", CTL_ROLLOUT_SCHEMA, "node",
-				     d->conf.node, "since", (json_int_t)wall_ms()),
-			   JSON_COMPACT);
+	who = json_pack("{s:i, s:s, s:I}", "schema", CTL_ROLLOUT_SCHEMA, "node", d->conf.node,
+			"since", (json_int_t)wall_ms());
+	value = who ? json_dumps(who, JSON_COMPACT) : NULL;
+	json_decref(who);
+	who = NULL;
 	{
 		struct ctl_etcd_cmp cmp = {
 			.key = key, .target = CTL_ETCD_CMP_CREATE, .result = CTL_ETCD_EQUAL};
