@@ -784,12 +784,12 @@ static bool gate_apply_error(const struct gate_ctx *g, char *why, size_t len)
 	const struct ctl_rollout_node *n = g->rep;
 
 	if (n->apply_error && (!n->error_table[0] || strcmp(n->error_table, g->r->table) == 0)) {
-		snprintf(why, len, "%s did not apply %s: %s", n->name, g->r->table,
+		snprintf(why, len, "did not apply %s: %s", g->r->table,
 			 n->error_reason[0] ? n->error_reason : "no reason given");
 		return true;
 	}
 	if (n->state == CTL_NODE_FAILED && strcmp(n->target, g->r->table) == 0) {
-		snprintf(why, len, "%s reports state failed for %s", n->name, g->r->table);
+		snprintf(why, len, "reports state failed for %s", g->r->table);
 		return true;
 	}
 	return false;
@@ -801,7 +801,7 @@ static bool gate_sync_timeout(const struct gate_ctx *g, char *why, size_t len)
 
 	if (g->rn->status != CTL_RN_PINNED || g->now < deadline)
 		return false;
-	snprintf(why, len, "%s did not report %s in sync within %u s", g->rep->name, g->r->table,
+	snprintf(why, len, "did not report %s in sync within %u s", g->r->table,
 		 g->r->opts.sync_timeout_s);
 	return true;
 }
@@ -810,8 +810,8 @@ static bool gate_out_of_sync(const struct gate_ctx *g, char *why, size_t len)
 {
 	if (runs_table(g->rep, g->r->table))
 		return false;
-	snprintf(why, len, "%s left %s while baking (runs %s, in_sync %s)", g->rep->name,
-		 g->r->table, g->rep->running[0] ? g->rep->running : "nothing",
+	snprintf(why, len, "left %s while baking (runs %s, in_sync %s)", g->r->table,
+		 g->rep->running[0] ? g->rep->running : "nothing",
 		 g->rep->in_sync ? "true" : "false");
 	return true;
 }
@@ -827,8 +827,8 @@ static bool gate_link_down(const struct gate_ctx *g, char *why, size_t len)
 			if (strcmp(g->rn->base_links[k], g->rep->links_down[i]) == 0)
 				break;
 		if (k == g->rn->n_base_links) {
-			snprintf(why, len, "%s: link %s went down (it was up before the wave)",
-				 g->rep->name, g->rep->links_down[i]);
+			snprintf(why, len, "link %s went down (it was up before the wave)",
+				 g->rep->links_down[i]);
 			return true;
 		}
 	}
@@ -839,8 +839,8 @@ static bool gate_health(const struct gate_ctx *g, char *why, size_t len)
 {
 	if (g->rep->health <= (int)g->r->opts.max_health || g->rep->health <= g->rn->base_health)
 		return false;
-	snprintf(why, len, "%s: health code %d (allowed %u, %d before the wave)", g->rep->name,
-		 g->rep->health, g->r->opts.max_health, g->rn->base_health);
+	snprintf(why, len, "health code %d (allowed %u, %d before the wave)", g->rep->health,
+		 g->r->opts.max_health, g->rn->base_health);
 	return true;
 }
 
@@ -871,9 +871,9 @@ static bool gate_drop_rate(const struct gate_ctx *g, char *why, size_t len)
 		if (rate > base + g->r->opts.max_drop_pps &&
 		    rate * 100.0 > base * g->r->opts.max_drop_pct) {
 			snprintf(why, len,
-				 "%s: %s drops at %.0f/s during the bake, %.0f/s before the wave "
+				 "%s drops at %.0f/s during the bake, %.0f/s before the wave "
 				 "(allowed +%u/s and %u%%)",
-				 n->name, n->drops[i].reason, rate, base, g->r->opts.max_drop_pps,
+				 n->drops[i].reason, rate, base, g->r->opts.max_drop_pps,
 				 g->r->opts.max_drop_pct);
 			return true;
 		}

@@ -2100,8 +2100,10 @@ static void print_rollout(json_t *ro)
 	size_t i;
 
 	when(ji(ro, "created_at") / 1000, t, sizeof(t));
-	printf("rollout %s in facility %s: %s, wave %lld of %lld\n", js(ro, "id"),
-	       js(ro, "facility"), js(ro, "state"), ji(ro, "wave") + 1, ji(ro, "waves"));
+	printf("rollout %s in facility %s: %s", js(ro, "id"), js(ro, "facility"), js(ro, "state"));
+	if (ji(ro, "waves") > 0)
+		printf(", wave %lld of %lld", ji(ro, "wave") + 1, ji(ro, "waves"));
+	putchar('\n');
 	printf("  table %s (previous %s), created %s by %s\n", js(ro, "table"), js(ro, "previous"),
 	       t, js(ro, "created_by"));
 	printf("  canary %lld%s%s, bake %lld s, wave %lld, sync timeout %lld s, drops +%lld/s "
@@ -2250,9 +2252,11 @@ static int fleet_wait(const struct opts *o, const char *id)
 			char now[64];
 
 			snprintf(now, sizeof(now), "%s %lld", js(ro, "state"), ji(ro, "wave"));
-			if (strcmp(now, last) != 0 && !o->json)
+			if (strcmp(now, last) != 0 && !o->json && ji(ro, "waves") > 0)
 				printf("rollout %s: %s, wave %lld of %lld\n", id, js(ro, "state"),
 				       ji(ro, "wave") + 1, ji(ro, "waves"));
+			else if (strcmp(now, last) != 0 && !o->json)
+				printf("rollout %s: %s\n", id, js(ro, "state"));
 			snprintf(last, sizeof(last), "%s", now);
 			unavailable = 0;
 			json_decref(r);
