@@ -127,15 +127,15 @@ class SimNode(threading.Thread):
             time.sleep(0.2)
 
 
-def probe(cluster, *args, timeout=60):
-    env = dict(os.environ, ETCD_ENDPOINTS=cluster.endpoints(), ETCD_TIMEOUT_MS="1000")
+def probe(cluster, *args, timeout=60, **extra):
+    env = dict(os.environ, ETCD_ENDPOINTS=cluster.endpoints(), ETCD_TIMEOUT_MS="1000", **extra)
     p = subprocess.run([PROBE, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
     return p.returncode, lines[-1] if lines else None, p.stderr
 
 
-def driver(cluster, fac, node, seconds=120, lease=3):
-    env = dict(os.environ, ETCD_ENDPOINTS=cluster.endpoints(), ETCD_TIMEOUT_MS="1000")
+def driver(cluster, fac, node, seconds=120, lease=3, **extra):
+    env = dict(os.environ, ETCD_ENDPOINTS=cluster.endpoints(), ETCD_TIMEOUT_MS="1000", **extra)
     return subprocess.Popen([PROBE, "drive", fac, node, str(seconds), str(lease)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -403,3 +403,34 @@ def test_large_table_in_chunks(cluster, fac, tmp_path):
     assert rc == 1 and out["code"] == "rollout_in_progress"
     assert cluster.get(pre + "tables/%s/" % fnv64(big + b"# 2\n"), prefix=True) == {}
     cluster.delete(pre + "rollout/active")
+
+
+def test_facility_role_confines_rollouts(tmp_path):
+    """etcd's auth with a role per facility: facility a's user creates and
+    drives a's rollouts, and can touch nothing of b's."""
+    with etcdlab.Cluster(tmp_path / "etcd", name="frauth", auth=True, facilities=("fr-a", "fr-b")) as c:
+        ua = {"ETCD_USER": "fleet-fr-a", "ETCD_PASSWORD": c.password("fleet-fr-a")}
+        for f in ("fr-a", "fr-b"):
+            c.put(etcdlab.fac_prefix(f) + "desired",
+                  {"schema": 1, "facility": f, "table": OLD, "rollout": None, "updated_at": 0})
+        doc = tmp_path / "new.yaml"
+        doc.write_bytes(NEW_DOC)
+        rc, out, err = probe(c, "create", "fr-a", str(doc), **ua)
+        assert rc == 0, (out, err)
+        rc, out, err = probe(c, "create", "fr-b", str(doc), **ua)
+        assert rc == 1 and out["code"] == "etcd_error" and "permission denied" in out["message"], out
+        assert c.get(etcdlab.fac_prefix("fr-b") + "rollout/active") is None
+        assert c.get(etcdlab.fac_prefix("fr-b") + "tables/", prefix=True) == {}
+        # a's driver (no node reports: nothing to roll out to) finishes a's rollout ...
+        d = driver(c, "fr-a", "drv-a", seconds=4, **ua)
+        out, err = d.communicate(timeout=30)
+        assert d.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["leader"] is True
+        h = c.get(etcdlab.fac_prefix("fr-a") + "rollout/history/", prefix=True)
+        assert [json.loads(v)["abort"]["gate"] for v in h.values()] == ["no_nodes"]
+        # ... and cannot lead b's.
+        d = driver(c, "fr-b", "drv-a", seconds=3, **ua)
+        out, err = d.communicate(timeout=30)
+        assert d.returncode == 0, err
+        st = json.loads(out.strip().splitlines()[-1])
+        assert st["leader"] is False and "permission denied" in st["last_error"], st

@@ -4,7 +4,8 @@
  * real etcd cluster, with simulated nodes written by the test. One command
  * per run; its result or error is one JSON line on stdout.
  *
- * Environment: ETCD_ENDPOINTS (required), ETCD_TIMEOUT_MS.
+ * Environment: ETCD_ENDPOINTS (required), ETCD_TIMEOUT_MS, ETCD_USER,
+ * ETCD_PASSWORD.
  *
  *   create FACILITY FILE [OPTIONS_JSON]   a rollout of FILE (no validation here)
  *   abort FACILITY                        ask the active rollout to abort
@@ -73,6 +74,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: ETCD_ENDPOINTS=... rollout_probe create|abort|drive ...\n");
 		return 2;
 	}
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
+	conf.user = getenv("ETCD_USER");
+	conf.password = getenv("ETCD_PASSWORD");
 	if (getenv("ETCD_TIMEOUT_MS"))
 		conf.timeout_ms = (unsigned)atoi(getenv("ETCD_TIMEOUT_MS"));
 	e = ctl_etcd_create(&conf, &err);
@@ -127,8 +132,6 @@ int main(int argc, char **argv)
 		if (argc >= 6)
 			dc.lease_s = (unsigned)atoi(argv[5]);
 		dc.poll_ms = 200;
-		signal(SIGTERM, on_term);
-		signal(SIGINT, on_term);
 		d = ctl_rdriver_start(&dc, &err);
 		if (d == NULL) {
 			ctl_etcd_free(e);
