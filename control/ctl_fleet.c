@@ -121,6 +121,12 @@ struct ctl_fleet {
 
 	pthread_mutex_t mu;
 	struct view v;
+	/* What was logged (under mu): the last etcd failure and when; whether
+	 * a lost connection was said and not yet its return; whether etcd
+	 * ever answered. */
+	char logged[600];
+	int64_t logged_ms;
+	int logged_down, reached;
 };
 
 static int64_t mono_ms(void)
@@ -228,35 +234,49 @@ static void count(struct ctl_fleet *f, int c)
 	pthread_mutex_unlock(&f->mu);
 }
 
-/* An etcd call failed: said in the view (and logged when it is news). */
+/* An etcd call failed: said in the view, and logged when it is news. No
+ * answer in time (etcd_unavailable) is a lost connection, logged once until
+ * etcd answers again; a refusal (etcd_error: a role that may not write, a
+ * reply that is not the gateway's) leaves the connection up and is logged
+ * when it differs from the last one logged, or a minute later. */
 static void etcd_failed(struct ctl_fleet *f, const struct fwd_err *e)
 {
 	char buf[600];
-	int was;
+	int say, down = e->reason_code == FWD_R_ETCD_UNAVAILABLE;
+	int64_t now = mono_ms();
 
 	fwd_err_str(e, buf, sizeof(buf));
 	pthread_mutex_lock(&f->mu);
-	was = f->v.connected;
-	f->v.connected = 0;
+	say = down ? !f->logged_down : strcmp(buf, f->logged) || now - f->logged_ms > 60000;
+	if (down)
+		f->v.connected = 0;
 	f->v.counters[FC_etcd_errors]++;
 	snprintf(f->v.last_error, sizeof(f->v.last_error), "%s", buf);
 	f->v.last_error_at = (int64_t)time(NULL);
+	if (say) {
+		snprintf(f->logged, sizeof(f->logged), "%s", buf);
+		f->logged_ms = now;
+		f->logged_down |= down;
+	}
 	pthread_mutex_unlock(&f->mu);
-	if (was)
+	if (say)
 		fwd_log(FWD_LOG_WARNING, "fleet: etcd: %s (forwarding goes on unchanged)", buf);
 }
 
 static void etcd_ok(struct ctl_fleet *f)
 {
-	int was;
+	int first, back;
 
 	f->last_ok_ms = mono_ms();
 	pthread_mutex_lock(&f->mu);
-	was = f->v.connected;
+	first = !f->reached;
+	back = f->logged_down;
+	f->reached = 1;
+	f->logged_down = 0;
 	f->v.connected = 1;
 	snprintf(f->v.endpoint, sizeof(f->v.endpoint), "%s", ctl_etcd_endpoint(f->etcd));
 	pthread_mutex_unlock(&f->mu);
-	if (!was)
+	if (first || back)
 		fwd_log(FWD_LOG_NOTICE, "fleet: etcd reached at %s", ctl_etcd_endpoint(f->etcd));
 }
 
