@@ -456,6 +456,12 @@ static int on_change(void *arg, const struct ctl_etcd_event *ev, size_t n)
 		if (ev[i].type == CTL_ETCD_EV_DELETE) {
 			memset(t, 0, sizeof(*t));
 			t->revision = ev[i].kv.mod_revision;
+			/* A rollout's promotion deletes the pin and sets desired in
+			 * one transaction, but the two arrive on two streams: read
+			 * both at one revision before converging, or the node would
+			 * flip back to the old desired table for a moment. */
+			if (wa->pin)
+				f->need_read = 1;
 		} else {
 			parse_target(f, &ev[i].kv, wa->pin, t);
 		}
