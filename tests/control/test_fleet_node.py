@@ -24,6 +24,7 @@ asserted.
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -387,6 +388,26 @@ def test_member_killed_changes_nothing(fleet):
         fleet.current = h2
     finally:
         c.start(0)
+
+
+def test_member_hanging_under_the_watches(fleet):
+    """The member node 0's watches stream from is stopped (SIGSTOP: its TCP
+    sessions stay up, nothing comes): the agent's check finds the missed
+    change and reads again elsewhere; every node converges."""
+    c = fleet.cluster
+    ep = fleet.nodes[0].fleet()["watch_endpoint"]
+    i = next(i for i in range(3) if c.url(i).rsplit(":", 1)[1] == ep.rsplit(":", 1)[1])
+    c.members[i].proc.send_signal(signal.SIGSTOP)
+    try:
+        h = fleet.variant("or-local", "{region: oregon, service: any, action: steer, to: us-west}",
+                          "{region: oregon, service: any, action: steer, to: local}")
+        etcdlab.set_desired(c, FAC, h)
+        fleet.wait_converged(h, timeout=40)
+        assert fleet.nodes[0].fleet()["watch_endpoint"] != ep
+        fleet.current = h
+    finally:
+        c.members[i].proc.send_signal(signal.SIGCONT)
+    assert "missed a change" in fleet.nodes[0].log()
 
 
 def counters(node):
