@@ -970,6 +970,11 @@ struct ctl_etcd_watch *ctl_etcd_watch_create(struct ctl_etcd *e, const char *key
 	return w;
 }
 
+const char *ctl_etcd_watch_endpoint(const struct ctl_etcd_watch *w)
+{
+	return w->e->endpoints[w->cur];
+}
+
 int64_t ctl_etcd_watch_next(const struct ctl_etcd_watch *w)
 {
 	return w->next;
@@ -995,6 +1000,7 @@ void ctl_etcd_watch_reset(struct ctl_etcd_watch *w, int64_t start_revision)
 {
 	stream_close(w);
 	w->next = start_revision > 0 ? start_revision : 0;
+	w->cur = w->e->cur; /* where the client was last answered */
 }
 
 void ctl_etcd_watch_free(struct ctl_etcd_watch *w)

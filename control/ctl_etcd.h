@@ -220,10 +220,14 @@ struct ctl_etcd_watch *ctl_etcd_watch_create(struct ctl_etcd *e, const char *key
 int ctl_etcd_watch_poll(struct ctl_etcd_watch *w, unsigned wait_ms, ctl_etcd_watch_cb cb, void *arg,
 			struct fwd_err *err);
 
+/** The endpoint the watch's stream uses (or will open on). */
+const char *ctl_etcd_watch_endpoint(const struct ctl_etcd_watch *w);
+
 /** The next revision the watch delivers (the last delivered + 1). */
 int64_t ctl_etcd_watch_next(const struct ctl_etcd_watch *w);
 
-/** Drop the stream and start again from @start_revision (after a re-read). */
+/** Drop the stream and start again from @start_revision (after a re-read),
+ *  on the endpoint that answered the client last. */
 void ctl_etcd_watch_reset(struct ctl_etcd_watch *w, int64_t start_revision);
 
 /** Close and free @w (NULL-safe). */

@@ -71,6 +71,7 @@ struct target {
 struct view {
 	int connected;
 	char endpoint[256];
+	char watch_endpoint[256]; /* where the watches' streams are */
 	int64_t revision; /* the last store revision the agent read or was told of */
 	struct target target;
 	const char *source; /* "desired", "pin" or NULL */
@@ -108,7 +109,11 @@ struct ctl_fleet {
 	struct target desired, pin;
 	int need_read;
 	int64_t lease;
-	int64_t lease_kept_ms, report_at_ms, last_ok_ms;
+	int64_t lease_kept_ms, report_at_ms, last_ok_ms, checked_ms;
+	/* check_watches: what a read found that the watches had not delivered */
+	int suspect;
+	struct target suspect_d, suspect_p;
+	int64_t suspect_rev;
 	char *last_report_text; /* without updated_at and counters: "changed?" */
 	char tried_table[17]; /* the last target tried, with its key's revision */
 	int64_t tried_revision;
@@ -121,6 +126,12 @@ struct ctl_fleet {
 
 	pthread_mutex_t mu;
 	struct view v;
+	/* What was logged (under mu): the last etcd failure and when; whether
+	 * a lost connection was said and not yet its return; whether etcd
+	 * ever answered. */
+	char logged[600];
+	int64_t logged_ms;
+	int logged_down, reached;
 };
 
 static int64_t mono_ms(void)
@@ -228,35 +239,49 @@ static void count(struct ctl_fleet *f, int c)
 	pthread_mutex_unlock(&f->mu);
 }
 
-/* An etcd call failed: said in the view (and logged when it is news). */
+/* An etcd call failed: said in the view, and logged when it is news. No
+ * answer in time (etcd_unavailable) is a lost connection, logged once until
+ * etcd answers again; a refusal (etcd_error: a role that may not write, a
+ * reply that is not the gateway's) leaves the connection up and is logged
+ * when it differs from the last one logged, or a minute later. */
 static void etcd_failed(struct ctl_fleet *f, const struct fwd_err *e)
 {
 	char buf[600];
-	int was;
+	int say, down = e->reason_code == FWD_R_ETCD_UNAVAILABLE;
+	int64_t now = mono_ms();
 
 	fwd_err_str(e, buf, sizeof(buf));
 	pthread_mutex_lock(&f->mu);
-	was = f->v.connected;
-	f->v.connected = 0;
+	say = down ? !f->logged_down : strcmp(buf, f->logged) || now - f->logged_ms > 60000;
+	if (down)
+		f->v.connected = 0;
 	f->v.counters[FC_etcd_errors]++;
 	snprintf(f->v.last_error, sizeof(f->v.last_error), "%s", buf);
 	f->v.last_error_at = (int64_t)time(NULL);
+	if (say) {
+		snprintf(f->logged, sizeof(f->logged), "%s", buf);
+		f->logged_ms = now;
+		f->logged_down |= down;
+	}
 	pthread_mutex_unlock(&f->mu);
-	if (was)
+	if (say)
 		fwd_log(FWD_LOG_WARNING, "fleet: etcd: %s (forwarding goes on unchanged)", buf);
 }
 
 static void etcd_ok(struct ctl_fleet *f)
 {
-	int was;
+	int first, back;
 
 	f->last_ok_ms = mono_ms();
 	pthread_mutex_lock(&f->mu);
-	was = f->v.connected;
+	first = !f->reached;
+	back = f->logged_down;
+	f->reached = 1;
+	f->logged_down = 0;
 	f->v.connected = 1;
 	snprintf(f->v.endpoint, sizeof(f->v.endpoint), "%s", ctl_etcd_endpoint(f->etcd));
 	pthread_mutex_unlock(&f->mu);
-	if (!was)
+	if (first || back)
 		fwd_log(FWD_LOG_NOTICE, "fleet: etcd reached at %s", ctl_etcd_endpoint(f->etcd));
 }
 
@@ -414,7 +439,10 @@ static int read_targets(struct ctl_fleet *f)
 	ctl_etcd_watch_reset(f->w_desired, rev + 1);
 	ctl_etcd_watch_reset(f->w_pin, rev + 1);
 	f->need_read = 0;
+	f->suspect = 0;
 	pthread_mutex_lock(&f->mu);
+	snprintf(f->v.watch_endpoint, sizeof(f->v.watch_endpoint), "%s",
+		 ctl_etcd_watch_endpoint(f->w_desired));
 	f->v.revision = rev;
 	f->v.counters[FC_rereads]++;
 	pthread_mutex_unlock(&f->mu);
@@ -1005,6 +1033,52 @@ static int session(struct ctl_fleet *f)
 	return 0;
 }
 
+/* Whether the watches delivered what a read at revision @at found: the key's
+ * revision when it exists; its absence otherwise. */
+static int caught_up(const struct target *read, const struct target *mine, int64_t at)
+{
+	if (read->present)
+		return mine->present && mine->revision >= read->revision;
+	return !mine->present || mine->revision > at;
+}
+
+/* The watches' safety net, every third of the lease: desired and the pin
+ * read now must be what the watches delivered, at the latest by the next
+ * check (a change may land between a poll and this read). A stream stuck
+ * on a member that hangs (stopped, or cut off with its TCP session still
+ * up) delivers nothing and never fails; this finds it, and the keys are
+ * read again on fresh streams. */
+static void check_watches(struct ctl_fleet *f)
+{
+	struct fwd_err e;
+	struct target d, p;
+	int64_t rev, rev2;
+
+	if (mono_ms() - f->checked_ms < (int64_t)f->lease_s * 1000 / 3)
+		return;
+	f->checked_ms = mono_ms();
+	if (read_key(f, f->k_desired, 0, 0, &d, &rev, &e) < 0 ||
+	    read_key(f, f->k_pin, rev, 1, &p, &rev2, &e) < 0) {
+		etcd_failed(f, &e);
+		return;
+	}
+	etcd_ok(f);
+	if (f->suspect && (!caught_up(&f->suspect_d, &f->desired, f->suspect_rev) ||
+			   !caught_up(&f->suspect_p, &f->pin, f->suspect_rev))) {
+		fwd_log(FWD_LOG_WARNING,
+			"fleet: the watch on %s missed a change (revision %" PRId64
+			"): reading again on fresh streams",
+			ctl_etcd_watch_endpoint(f->w_desired), f->suspect_rev);
+		f->suspect = 0;
+		f->need_read = 1;
+		return;
+	}
+	f->suspect = !caught_up(&d, &f->desired, rev) || !caught_up(&p, &f->pin, rev);
+	f->suspect_d = d;
+	f->suspect_p = p;
+	f->suspect_rev = rev;
+}
+
 static void *fleet_thread(void *arg)
 {
 	struct ctl_fleet *f = arg;
@@ -1045,6 +1119,12 @@ static void *fleet_thread(void *arg)
 		report(f, 0);
 		poll_watch(f, f->w_desired, 0);
 		poll_watch(f, f->w_pin, 1);
+		if (!f->need_read)
+			check_watches(f);
+		pthread_mutex_lock(&f->mu);
+		snprintf(f->v.watch_endpoint, sizeof(f->v.watch_endpoint), "%s",
+			 f->w_desired ? ctl_etcd_watch_endpoint(f->w_desired) : "");
+		pthread_mutex_unlock(&f->mu);
 	}
 	return NULL;
 }
@@ -1156,8 +1236,10 @@ void ctl_fleet_free(struct ctl_fleet *f)
 json_t *ctl_fleet_view(struct ctl_fleet *f)
 {
 	json_t *v, *cnt = json_object(), *err = json_null();
+	int64_t error_at;
 
 	pthread_mutex_lock(&f->mu);
+	error_at = f->v.last_error_at;
 	for (int i = 0; cnt && i < FC_MAX; i++)
 		json_object_set_new(cnt, counter_desc[i].name,
 				    json_integer((json_int_t)f->v.counters[i]));
@@ -1166,19 +1248,19 @@ json_t *ctl_fleet_view(struct ctl_fleet *f)
 				f->v.apply_table[0] ? f->v.apply_table : NULL, "reason",
 				fwd_reason_name(f->v.apply_err.reason_code), "message",
 				f->v.apply_err.reason);
-	v = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:I, s:o, s:s, s:b, s:b, s:o, s:s?, "
+	v = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:o, s:s, s:b, s:b, s:o, s:s?, "
 		      "s:I, s:I, s:O?, s:o}",
 		      "node", f->node, "facility", f->facility, "mode",
 		      f->validate_only ? "validate_only" : "apply", "connected", f->v.connected,
-		      "stale", f->v.stale, "endpoint", f->v.endpoint, "revision",
-		      (json_int_t)f->v.revision, "target", target_json(&f->v.target, f->v.source),
-		      "state", f->v.state, "in_sync", f->v.in_sync, "validate_only",
-		      f->validate_only, "apply_error", err, "last_error",
-		      f->v.last_error[0] ? f->v.last_error : NULL, "last_error_at",
+		      "stale", f->v.stale, "endpoint", f->v.endpoint, "watch_endpoint",
+		      f->v.watch_endpoint, "revision", (json_int_t)f->v.revision, "target",
+		      target_json(&f->v.target, f->v.source), "state", f->v.state, "in_sync",
+		      f->v.in_sync, "validate_only", f->validate_only, "apply_error", err,
+		      "last_error", f->v.last_error[0] ? f->v.last_error : NULL, "last_error_at",
 		      (json_int_t)f->v.last_error_at, "lease", (json_int_t)f->v.lease, "report",
 		      f->v.report, "counters", cnt);
 	pthread_mutex_unlock(&f->mu);
-	if (v && !f->v.last_error_at)
+	if (v && !error_at)
 		json_object_set_new(v, "last_error_at", json_null());
 	return v;
 }

@@ -6,7 +6,9 @@
  * else the facility's desired table (/regionfwd/v1/fac/F/desired). The
  * agent reads both at one revision, then follows them with two watches
  * from that revision + 1 (ctl_etcd.h: none missed, none replayed; after a
- * compaction or a lost session it reads again at a fresh revision). A new
+ * compaction or a lost session it reads again at a fresh revision; every
+ * third of the lease a read of both keys catches a stream stuck on a member
+ * that hangs). A new
  * target is fetched (manifest, then its chunks at the manifest's revision,
  * length and hash checked) and applied through ctl_state_apply(), the
  * same validation, residency check, write-ahead and push as a local PUT,

@@ -182,7 +182,9 @@ def test_hundreds_of_swaps_under_traffic(tmp_path):
     table = tmp_path / "t0.yaml"
     table.write_text(doc.format(l1="a1", l2="a2", n=0))
     f = Fwd(tmp_path, "ctl-swap", traffic(tmp_path, ["10.1.0.1", "10.2.0.1"]), str(table))
-    swaps = 300
+    # 100 under the sanitizers: memory errors of a swap show on any swap;
+    # the release stage keeps 300 for the races.
+    swaps = 100 if os.environ.get("SANITIZE", "none") not in ("", "none") else 300
     try:
         for n in range(1, swaps + 1):
             r = f.ctl.call("push", document=doc.format(l1="ab"[n % 2] + "1", l2="ab"[n % 2] + "2", n=n),

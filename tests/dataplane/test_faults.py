@@ -198,3 +198,18 @@ def test_link_down_under_load(tmp_path):
             log = f.stop()
         assert f.p.returncode == 0, log
         assert "rx = tx + dropped: holds" in log
+
+
+def test_a_start_short_of_memory_exits_cleanly(tmp_path):
+    """EAL memory too small for the worker state: regionfwd refuses to start
+    with exit status 1 and the reason, and does not crash while the standby
+    FIB thread it started with the table is still building (it did: SIGSEGV
+    from rte_exit's cleanup under that thread)."""
+    from dprun import run_pcap
+    table = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples", "demo-table.yaml")
+    pkt = Ether() / IP(src="8.130.0.1", dst="198.51.100.1") / UDP(dport=53)
+    for i in range(3):
+        r = run_pcap(str(tmp_path), table, [pkt], ["br0", "local0", "sg0", "usw0", "usw1"],
+                     f"faults-lowmem{i}", mem=256)
+        assert r.rc == 1, (r.rc, r.stderr[-800:])
+        assert "Cause: cannot" in r.stderr, r.stderr[-800:]
