@@ -8,6 +8,9 @@ regionctl fleet ... drives them, as an operator would.
   traffic of four regions) aborts after the canary: the canary returns to
   the previous table, the others never ran the bad one;
 - a member of the etcd cluster killed mid-rollout: the rollout completes;
+- the regiond that leads the rollouts SIGKILLed mid-rollout: another takes
+  the leader key and completes it (the dead one's node is skipped, then
+  follows the new desired table when it comes back);
 - two concurrent fleet apply: exactly one wins, the other gets 409
   rollout_in_progress and nothing of it is in etcd; then the operator aborts
   the winner;
@@ -110,13 +113,18 @@ class Node:
                                     ["--", "--node", str(node), "--table", DEMO],
                                     stdout=open(tmp / "fwd.log", "a"), stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.exists(self.fwd_sock), what="regionfwd %d up" % i)
-        self.rd = subprocess.Popen(
-            [REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
-             "--state-dir", str(tmp / "state"), "--table", DEMO,
-             "--fleet-endpoints", endpoints, "--fleet-node", self.name, "--fleet-facility", FAC,
-             "--fleet-label", "role=" + label, *FLEET_ARGS],
-            stdout=open(tmp / "regiond.log", "a"), stderr=subprocess.STDOUT)
-        wait_for(lambda: os.path.exists(self.api), what="regiond %d up" % i)
+        self.rd_argv = [REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
+                        "--state-dir", str(tmp / "state"), "--table", DEMO,
+                        "--fleet-endpoints", endpoints, "--fleet-node", self.name, "--fleet-facility", FAC,
+                        "--fleet-label", "role=" + label, *FLEET_ARGS]
+        self.start_regiond()
+
+    def start_regiond(self):
+        if os.path.exists(self.api):
+            os.unlink(self.api)
+        self.rd = subprocess.Popen(self.rd_argv, stdout=open(self.tmp / "regiond.log", "a"),
+                                   stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.api), what="regiond %d up" % self.i)
 
     def ctl(self, *args, json_out=False, timeout=120):
         p = subprocess.run([REGIONCTL, "-s", self.api] + (["-j"] if json_out else []) + list(map(str, args)),
@@ -281,6 +289,40 @@ def test_member_killed_mid_rollout(fleet, tmp_path):
     fleet.wait_converged(h)
     rec = [r for r in fleet.history().values() if r["table"] == h][0]
     assert rec["state"] == "completed"
+
+
+def test_leader_regiond_killed_mid_rollout(fleet, tmp_path):
+    n = fleet.nodes
+    doc = write(tmp_path, "good-lead.yaml", GOOD[0] + "# leader test\n")
+    h = etcdlab.table_hash((GOOD[0] + "# leader test\n").encode())
+    leader = fleet.cluster.get_json(fleet.key("rollout/leader"))["node"]
+    dead = [x for x in n if x.name == leader][0]
+    asker = [x for x in n if x is not dead][0]
+    # The canary is not the leader's node: n1 by label, or n0 when n1 leads.
+    canary = ["--canary", 1] if leader == "n1" else ["--canary-label", "role=canary"]
+    canary_node = "n0" if leader == "n1" else "n1"
+    p = asker.ctl_bg("fleet", "apply", doc, *canary, "--bake", 4, "--wave", 1,
+                     "--sync-timeout", 30, "--max-drop-pps", 50, "--wait")
+    try:
+        wait_for(lambda: (fleet.cluster.get_json(fleet.key("rollout/active")) or {}).get("state") == "baking",
+                 timeout=30, what="the canary bakes")
+        dead.rd.kill()
+        dead.rd.wait()
+        wait_for(lambda: (fleet.cluster.get_json(fleet.key("rollout/leader")) or {}).get("node") not in (None, leader),
+                 timeout=20, what="another regiond leads")
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if dead.rd.poll() is not None:
+            dead.start_regiond()
+    assert p.returncode == 0, (out, err)
+    rec = [r for r in fleet.history().values() if r["table"] == h][0]
+    st = {x["name"]: x["status"] for x in rec["nodes"]}
+    assert rec["state"] == "completed" and st[canary_node] == "done", rec
+    assert st[leader] in ("lost", "done"), st
+    # Back, the dead one's node follows desired: the new table.
+    fleet.wait_converged(h, timeout=60)
 
 
 def test_concurrent_applies_then_abort(fleet, tmp_path):
