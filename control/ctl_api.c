@@ -911,6 +911,8 @@ static void h_fleet(struct ctl_api *api, const struct req *q, struct reply *r)
 		return;
 	}
 	json_object_set_new(r->body, "enabled", json_true());
+	if (api->fleet_driver)
+		json_object_set_new(r->body, "rollouts", ctl_rdriver_status(api->fleet_driver));
 	r->status = 200;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctl_metrics.h"
 #include "ctl_rollout.h"
 #include "ctl_rollout_store.h"
 #include "fwd_log.h"
@@ -30,6 +31,7 @@ struct ctl_rdriver {
 	char leader_node[CTL_ROLLOUT_NAME_MAX + 1];
 	char last_error[400];
 	char rollout[CTL_ROLLOUT_ID_MAX + 1];
+	char state[16]; /* the active rollout's, as last stepped; "" when none */
 	uint64_t steps, commits;
 	/* the thread's own */
 	int64_t lease, leader_create;
@@ -255,6 +257,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 	if (rc == -ENOENT) {
 		pthread_mutex_lock(&d->lock);
 		d->rollout[0] = '\0';
+		d->state[0] = '\0';
 		d->paused = false;
 		pthread_mutex_unlock(&d->lock);
 		goto out;
@@ -280,6 +283,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 	d->steps++;
 	d->paused = false;
 	snprintf(d->rollout, sizeof(d->rollout), "%s", d->r->id);
+	snprintf(d->state, sizeof(d->state), "%s", ctl_rollout_state_name(d->r->state));
 	pthread_mutex_unlock(&d->lock);
 	if (act->write) {
 		rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
@@ -394,10 +398,57 @@ json_t *ctl_rdriver_status(struct ctl_rdriver *d)
 	json_t *j;
 
 	pthread_mutex_lock(&d->lock);
-	j = json_pack("{s:b, s:s, s:b, s:s, s:I, s:I, s:o}", "leader", d->leader, "leader_node",
-		      d->leader_node, "paused", d->paused, "last_error", d->last_error, "steps",
-		      (json_int_t)d->steps, "commits", (json_int_t)d->commits, "rollout",
-		      d->rollout[0] ? json_string(d->rollout) : json_null());
+	j = json_pack("{s:b, s:s, s:b, s:s, s:I, s:I, s:o, s:o}", "leader", d->leader,
+		      "leader_node", d->leader_node, "paused", d->paused, "last_error",
+		      d->last_error, "steps", (json_int_t)d->steps, "commits",
+		      (json_int_t)d->commits, "rollout",
+		      d->rollout[0] ? json_string(d->rollout) : json_null(), "state",
+		      d->state[0] ? json_string(d->state) : json_null());
 	pthread_mutex_unlock(&d->lock);
 	return j;
+}
+
+static json_t *ext_status(void *arg, const struct fwd_table *t)
+{
+	(void)t;
+	return ctl_rdriver_status(arg);
+}
+
+static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
+{
+	struct ctl_rdriver *d = arg;
+
+	(void)t;
+	pthread_mutex_lock(&d->lock);
+	ctl_metrics_family(out, "regiond_fleet_rollout_leader",
+			   "1 when this regiond holds its facility's rollout/leader key", "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_rollout_leader", d->leader, "facility",
+			   d->conf.facility, NULL);
+	ctl_metrics_family(out, "regiond_fleet_rollout_paused",
+			   "1 when the rollout driver cannot reach etcd or read the rollout "
+			   "(it writes nothing meanwhile)",
+			   "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_rollout_paused", d->paused, "facility",
+			   d->conf.facility, NULL);
+	ctl_metrics_family(out, "regiond_fleet_rollout_active",
+			   "1 with the state of the rollout this leader drives", "gauge");
+	if (d->leader && d->state[0])
+		ctl_metrics_sample(out, "regiond_fleet_rollout_active", 1, "facility",
+				   d->conf.facility, "state", d->state, NULL);
+	ctl_metrics_family(out, "regiond_fleet_rollout_steps_total",
+			   "rollout steps this driver ran as the leader", "counter");
+	ctl_metrics_sample(out, "regiond_fleet_rollout_steps_total", (double)d->steps, "facility",
+			   d->conf.facility, NULL);
+	ctl_metrics_family(out, "regiond_fleet_rollout_commits_total",
+			   "rollout steps this driver committed to etcd (one transaction each)",
+			   "counter");
+	ctl_metrics_sample(out, "regiond_fleet_rollout_commits_total", (double)d->commits,
+			   "facility", d->conf.facility, NULL);
+	pthread_mutex_unlock(&d->lock);
+}
+
+struct ctl_ext ctl_rdriver_ext(struct ctl_rdriver *d)
+{
+	return (struct ctl_ext){
+		.name = "rollouts", .arg = d, .status = ext_status, .metrics = ext_metrics};
 }

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "ctl_etcd.h"
+#include "ctl_ext.h"
 #include "fwd_err.h"
 
 struct ctl_rdriver;
@@ -44,7 +45,11 @@ struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struc
 void ctl_rdriver_stop(struct ctl_rdriver *d);
 
 /** What the driver does now: {"leader", "leader_node", "paused",
- *  "last_error", "steps", "commits", "rollout"}. NULL on ENOMEM. */
+ *  "last_error", "steps", "commits", "rollout", "state"}. NULL on ENOMEM. */
 json_t *ctl_rdriver_status(struct ctl_rdriver *d);
+
+/** The extension "rollouts": its status (the above) and its /metrics
+ *  series (regiond_fleet_rollout_*), each under the driver's own mutex. */
+struct ctl_ext ctl_rdriver_ext(struct ctl_rdriver *d);
 
 #endif /* CTL_ROLLOUT_DRIVER_H */

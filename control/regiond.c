@@ -890,6 +890,7 @@ static int start_fleet(struct regiond *d)
 {
 	struct fwd_err e = {0};
 	struct ctl_ext x;
+	int rc;
 
 	if (!d->o.fleet_endpoints)
 		return 0;
@@ -927,7 +928,13 @@ static int start_fleet(struct regiond *d)
 	}
 	d->conf.rollouts = &d->rollout_conf;
 	d->conf.rollout_driver = d->rollouts;
-	return 0;
+	x = ctl_rdriver_ext(d->rollouts);
+	pthread_mutex_lock(&d->lock);
+	rc = ctl_state_add_ext(&d->st, &x);
+	pthread_mutex_unlock(&d->lock);
+	if (rc)
+		fwd_log(FWD_LOG_ERR, "fleet rollouts: no room for another extension");
+	return rc ? -1 : 0;
 }
 
 /* Serve the API on --api-socket (its directory created if missing) and

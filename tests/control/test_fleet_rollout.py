@@ -22,6 +22,7 @@ test_rollout_driver.py's.
 """
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -136,6 +137,22 @@ class Node:
         return subprocess.Popen([REGIONCTL, "-s", self.api] + list(map(str, args)),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    def get(self, path):
+        """GET @path on the API socket: (status, body text)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(self.api)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        resp = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            resp += chunk
+        s.close()
+        head, _, body = resp.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body.decode()
+
     def generations(self):
         """Every table hash this node's regiond has run, oldest first."""
         rc, h, err = self.ctl("history", json_out=True)
@@ -242,6 +259,18 @@ def test_canary_then_waves(fleet, tmp_path):
     assert rc == 0 and sorted(x["node"] for x in nodes["nodes"]) == ["n0", "n1", "n2"]
     rc, _, err = n[2].ctl("fleet", "rollout")
     assert rc == 1 and "no_rollout" in err
+    # One leader in the fleet, seen in /metrics and GET /v1/fleet.
+    leaders = [node.name for node in n
+               if 'regiond_fleet_rollout_leader{facility="fr-roll"} 1' in node.get("/metrics")[1]]
+    assert len(leaders) == 1, leaders
+    views = [json.loads(node.get("/v1/fleet")[1])["rollouts"] for node in n]
+    assert [v["leader"] for v in views].count(True) == 1
+    assert all(v["leader_node"] == leaders[0] for v in views), views
+    text = n[0].get("/metrics")[1]
+    assert 'regiond_fleet_rollout_commits_total{facility="fr-roll"}' in text
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert "regiond_fleet_rollout" not in p.stdout + p.stderr, p.stdout + p.stderr
 
 
 def test_drop_gate_aborts_after_canary(fleet, tmp_path):
