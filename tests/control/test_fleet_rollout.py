@@ -26,8 +26,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 

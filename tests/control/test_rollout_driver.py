@@ -10,7 +10,6 @@ reverts the canary while the others never moved; two concurrent creates (one
 wins, the loser wrote nothing); an operator's abort; the leader killed
 mid-rollout (another driver takes over and completes it); an etcd member
 killed mid-rollout; garbage in rollout/active (reported, nothing written)."""
-import base64
 import json
 import os
 import signal
