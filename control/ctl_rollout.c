@@ -299,10 +299,10 @@ static const struct opt_desc {
 	size_t off;
 	uint32_t def, min, max;
 } opt_descs[] = {
-	{"canary", OPT_U32, offsetof(struct ctl_rollout_opts, canary), 1, 0, CTL_ROLLOUT_NODES_MAX},
+	{"canary", OPT_U32, offsetof(struct ctl_rollout_opts, canary), 1, 0, CTL_ROLLOUT_WAVE_MAX},
 	{"canary_label", OPT_LABEL, offsetof(struct ctl_rollout_opts, canary_label), 0, 0, 0},
 	{"bake_s", OPT_U32, offsetof(struct ctl_rollout_opts, bake_s), 60, 0, 86400},
-	{"wave", OPT_U32, offsetof(struct ctl_rollout_opts, wave), 1, 1, CTL_ROLLOUT_NODES_MAX},
+	{"wave", OPT_U32, offsetof(struct ctl_rollout_opts, wave), 1, 1, CTL_ROLLOUT_WAVE_MAX},
 	{"sync_timeout_s", OPT_U32, offsetof(struct ctl_rollout_opts, sync_timeout_s), 60, 1, 3600},
 	{"max_drop_pps", OPT_U32, offsetof(struct ctl_rollout_opts, max_drop_pps), 100, 0,
 	 1000000000},
@@ -1110,7 +1110,8 @@ static void plan(struct ctl_rollout *r, const struct ctl_rollout_node *nodes, si
 		bool canary =
 			r->opts.canary_label[0] ? has_label(sorted[i], r->opts.canary_label) : true;
 
-		if (rn->wave != -2 || !canary || (r->opts.canary && n_canary >= r->opts.canary))
+		if (rn->wave != -2 || !canary || (r->opts.canary && n_canary >= r->opts.canary) ||
+		    n_canary >= CTL_ROLLOUT_WAVE_MAX)
 			continue;
 		rn->wave = 0;
 		n_canary++;

@@ -34,6 +34,9 @@
 
 #define CTL_ROLLOUT_SCHEMA 1
 #define CTL_ROLLOUT_NODES_MAX 512 /* nodes of one facility a rollout handles */
+/* Nodes pinned in one step: a wave's pins are one etcd transaction, and etcd
+ * refuses more than --max-txn-ops (128 by default) operations in one. */
+#define CTL_ROLLOUT_WAVE_MAX 100
 #define CTL_ROLLOUT_NAME_MAX 64 /* node names: [a-z0-9-]{1,64} */
 #define CTL_ROLLOUT_FAC_MAX 32 /* facility names: [a-z0-9-]{1,32} */
 #define CTL_ROLLOUT_ID_MAX 40 /* rollout ids: [a-z0-9-]{1,40} */
@@ -49,7 +52,8 @@
 /* The rollout's options; ctl_rollout_opts_default() fills the defaults that
  * docs/fleet.md lists. */
 struct ctl_rollout_opts {
-	uint32_t canary; /* canary nodes by count (first by name), 0 with a label: all */
+	uint32_t canary; /* canary nodes by count (first by name), 0 with a label: all
+			  * (at most CTL_ROLLOUT_WAVE_MAX either way) */
 	char canary_label[2 * CTL_ROLLOUT_LABEL_MAX + 2]; /* "k=v" or "" */
 	uint32_t bake_s; /* each wave bakes this long once in sync */
 	uint32_t wave; /* nodes per wave after the canary */

@@ -251,6 +251,13 @@ static void test_opts(void **state)
 	assert_string_equal(err.path, "options.wave");
 	json_decref(j);
 
+	/* A wave's pins are one etcd transaction: at most 100. */
+	j = js("{\"wave\": 101}");
+	assert_int_equal(ctl_rollout_opts_from_json(&o, j, &err), -EINVAL);
+	assert_string_equal(err.path, "options.wave");
+	assert_string_equal(err.reason, "must be an integer from 1 to 100");
+	json_decref(j);
+
 	j = js("{\"max_health\": \"1\"}");
 	assert_int_equal(ctl_rollout_opts_from_json(&o, j, &err), -EINVAL);
 	assert_string_equal(err.path, "options.max_health");
