@@ -276,11 +276,9 @@ def test_bad_etcd_endpoint_cannot_crash_or_block_regiond(tmp_path, mode):
         wait_for(lambda: node.http("GET", "/v1/fleet")[0] == 200, what="regiond up")
         wait_for(lambda: node.fleet()["last_error"], timeout=10, what="the fake is noticed")
         for _ in range(10):
-            t0 = time.monotonic()
             assert node.http("GET", "/v1/status", timeout=5)[0] == 200
             v = node.fleet()
             assert not v["connected"] and v["state"] != "in_sync"
-            assert time.monotonic() - t0 < 5
             time.sleep(0.2)
         assert rd.poll() is None
     finally:
@@ -425,11 +423,9 @@ def test_cluster_stopped_forwarding_goes_on_and_restart_converges(fleet):
                                " iface=IFACE, verbose=0)")
         wait_for(lambda: counters(n0) >= rx + 20, timeout=10, what="forwarding goes on")
         for n in fleet.nodes:
-            t0 = time.monotonic()
             code, st = n.http("GET", "/v1/status", timeout=5)
             assert code == 200 and st["generation"]["hash"] == fleet.current
             assert n.http("GET", "/v1/fleet", timeout=5)[0] == 200
-            assert time.monotonic() - t0 < 5
             assert n.rd.poll() is None
     finally:
         c.start_all()
