@@ -51,7 +51,7 @@ FAC = "fra"
 PORTS = ["local0", "sg0", "usw0", "usw1", "br0"]
 TX_NS = "fleetnode-tx"  # where the test packets are sent from
 PART_NS = "fleetnode-part"  # where node 2's regiond runs
-PART_OUTER, PART_INNER = "fnpo", "fnpi"
+PART_OUTER, PART_INNER = "fleetnodepo", "fleetnodepi"
 PART_HOST, PART_NODE_ADDR = "10.201.0.1", "10.201.0.2"
 FLEET_ARGS = ["--fleet-lease", "3", "--fleet-report-ms", "300", "--fleet-timeout-ms", "700"]
 
@@ -78,7 +78,7 @@ class Node:
         self.api = str(tmp / "api.sock")
         self.out = tmp / "out"
         self.out.mkdir()
-        self.iface = "fn%do" % i
+        self.iface = "fleetnode%do" % i
         node = tmp / "node.yaml"
         node.write_text("ports:\n"
                         f"  in0: {{device: 'net_af_packet{i},iface={self.iface}', ingress: true}}\n" +
@@ -150,7 +150,7 @@ class Node:
 class Fleet:
     def __init__(self, tmp):
         self.tmp = tmp
-        self.lab = netns.VethLab(TX_NS, [("fn%do" % i, "fn%di" % i) for i in range(3)])
+        self.lab = netns.VethLab(TX_NS, [("fleetnode%do" % i, "fleetnode%di" % i) for i in range(3)])
         self.lab.__enter__()
         self.part = netns.VethLab(PART_NS, [(PART_OUTER, PART_INNER)])
         self.part.__enter__()
@@ -419,7 +419,7 @@ def test_cluster_stopped_forwarding_goes_on_and_restart_converges(fleet):
     try:
         wait_for(lambda: not n0.fleet()["connected"], timeout=15, what="node sees etcd gone")
         rx = counters(n0)
-        fleet.lab.send("fn0i", "sendp([Ether()/IP(src='8.130.0.1', dst='198.51.100.1')/UDP(dport=53)]*20,"
+        fleet.lab.send("fleetnode0i", "sendp([Ether()/IP(src='8.130.0.1', dst='198.51.100.1')/UDP(dport=53)]*20,"
                                " iface=IFACE, verbose=0)")
         wait_for(lambda: counters(n0) >= rx + 20, timeout=10, what="forwarding goes on")
         for n in fleet.nodes:
@@ -475,7 +475,7 @@ def test_same_packets_same_output_on_every_node(fleet):
     pcap = fleet.tmp / "same.pcap"
     scapy.utils.wrpcap(str(pcap), pkts)
     for i in range(3):
-        fleet.lab.send("fn%di" % i, f"sendp(rdpcap({str(pcap)!r}), iface=IFACE, verbose=0)")
+        fleet.lab.send("fleetnode%di" % i, f"sendp(rdpcap({str(pcap)!r}), iface=IFACE, verbose=0)")
 
     def new(i):
         o = fleet.nodes[i].outputs()
