@@ -172,15 +172,15 @@ class Fleet:
             else:
                 self.nodes.append(Node(d, i, self.cluster.endpoints(), label="canary" if i == 0 else "rest"))
 
-    def publish(self, name, doc):
-        h = etcdlab.publish_table(self.cluster, FAC, doc)
+    def publish(self, name, doc, chunk=etcdlab.CHUNK):
+        h = etcdlab.publish_table(self.cluster, FAC, doc, chunk=chunk)
         self.tables[name] = h
         return h
 
-    def variant(self, name, old, new):
+    def variant(self, name, old, new, chunk=etcdlab.CHUNK):
         text = open(DEMO).read()
         assert old in text
-        return self.publish(name, text.replace(old, new).encode())
+        return self.publish(name, text.replace(old, new).encode(), chunk=chunk)
 
     def reports(self):
         return etcdlab.node_reports(self.cluster, FAC)
@@ -305,8 +305,10 @@ def test_nodes_converge_and_report(fleet):
         assert rep["labels"]["role"] in ("canary", "rest")
         assert set(rep["counters"]) == {"rx", "tx", "drops", "drop_reasons"}
         assert rep["health"]["code"] == 0
+    # in chunks of 1000 bytes: a table of several chunks, put back together
     h1 = fleet.variant("sg-local", "{region: singapore, service: any, action: steer, to: to-sg}",
-                       "{region: singapore, service: any, action: steer, to: local}")
+                       "{region: singapore, service: any, action: steer, to: local}", chunk=1000)
+    assert len(fleet.cluster.get(etcdlab.fac_prefix(FAC) + "tables/%s/chunk/" % h1, prefix=True)) > 2
     etcdlab.set_desired(fleet.cluster, FAC, h1, rollout="r-1")
     fleet.wait_converged(h1)
     for n in fleet.nodes:
