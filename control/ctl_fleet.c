@@ -224,8 +224,10 @@ int ctl_fleet_conf_check(const struct ctl_fleet_conf *c, struct fwd_err *e)
 				   "--fleet-report-ms takes 100..600000");
 	probe = ctl_etcd_create(&ec, e);
 	if (!probe) {
-		snprintf(e->path, sizeof(e->path), "fleet-endpoints");
-		return -EINVAL;
+		char why[sizeof(e->reason)];
+
+		snprintf(why, sizeof(why), "%s", e->reason);
+		return fwd_err_set(e, NULL, 0, "fleet-endpoints", "--fleet-endpoints: %.300s", why);
 	}
 	ctl_etcd_free(probe);
 	return 0;
@@ -775,7 +777,11 @@ static void converge(struct ctl_fleet *f)
 			return;
 		}
 	}
-	if (same && !f->tried_final && !f->tried_ok && mono_ms() < f->retry_at_ms)
+	/* Applied at this revision already (ctl_state_apply found the content
+	 * current, or the main loop's sync keeps regionfwd on it): not again. */
+	if (same && f->tried_ok)
+		return;
+	if (same && !f->tried_final && mono_ms() < f->retry_at_ms)
 		return;
 	pthread_mutex_lock(&f->mu);
 	f->v.state = "applying";

@@ -212,6 +212,29 @@ def fleet(tmp_path_factory):
         f.close()
 
 
+@pytest.mark.parametrize("args,said", [
+    (["--fleet-node", "a"], "need --fleet-endpoints"),
+    (["--fleet-endpoints", "ftp://x:1", "--fleet-node", "a", "--fleet-facility", "f"], "--fleet-endpoints"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "A", "--fleet-facility", "f"], "--fleet-node"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f" * 33],
+     "--fleet-facility"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--fleet-label", "no-equals"], "--fleet-label"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--fleet-cert", "/x.pem"], "go together"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--feed-table", "india=101"], "do not go together"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--fleet-user", "u", "--fleet-password-file", "/nonexistent-fleetnode"], "--fleet-password-file"),
+], ids=["no-endpoints", "endpoint", "node", "facility", "label", "cert-alone", "feed", "password"])
+def test_bad_fleet_options_refused_before_anything(tmp_path, args, said):
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                        str(tmp_path / "api.sock"), "--state-dir", str(tmp_path / "st"), *args],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and said in p.stderr, p.stderr
+    assert not os.path.exists(tmp_path / "st")  # nothing started
+
+
 # First the tests with nodes of their own, before the three real nodes
 # (and their busy-polling regionfwd) start.
 
