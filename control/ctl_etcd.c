@@ -1085,7 +1085,7 @@ static int watch_message(struct ctl_etcd_watch *w, json_t *msg, ctl_etcd_watch_c
 	json_t *res = json_object_get(msg, "result"), *evs, *e_err = json_object_get(msg, "error");
 	struct ctl_etcd_event *ev;
 	size_t n;
-	int64_t compact = 0;
+	int64_t compact = 0, prev;
 	int rc = 0;
 
 	if (e_err) {
@@ -1117,6 +1117,7 @@ static int watch_message(struct ctl_etcd_watch *w, json_t *msg, ctl_etcd_watch_c
 	ev = calloc(n, sizeof(*ev));
 	if (!ev)
 		return stream_failed(w, FWD_R_INTERNAL, "out of memory", err);
+	prev = w->next;
 	for (size_t i = 0; i < n; i++) {
 		json_t *je = json_array_get(evs, i);
 		const char *type = json_string_value(json_object_get(je, "type"));
@@ -1126,12 +1127,14 @@ static int watch_message(struct ctl_etcd_watch *w, json_t *msg, ctl_etcd_watch_c
 			return stream_failed(w, FWD_R_ETCD_ERROR, "an event of unknown type", err);
 		}
 		ev[i].type = type && !strcmp(type, "DELETE") ? CTL_ETCD_EV_DELETE : CTL_ETCD_EV_PUT;
+		/* In revision order, none at or below what was delivered */
 		if (parse_kv(json_object_get(je, "kv"), &ev[i].kv, w->key, err) < 0 ||
-		    ev[i].kv.mod_revision < w->next) {
+		    ev[i].kv.mod_revision < prev) {
 			event_clear(ev, i + (ev[i].kv.key != NULL));
 			return stream_failed(w, FWD_R_ETCD_ERROR, "a malformed or replayed event",
 					     err);
 		}
+		prev = ev[i].kv.mod_revision;
 	}
 	/* Events come in revision order: once handed over, the stream resumes
 	 * after the last one whatever the callback says. */

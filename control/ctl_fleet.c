@@ -27,6 +27,7 @@
 #define FLEET_SCHEMA 1
 #define FLEET_CHUNK_MAX (512u << 10) /* the contract's chunk size bound */
 #define FLEET_TABLE_MAX (256ull << 20) /* the API's default --max-body */
+#define FLEET_CHUNKS_MAX 65536 /* a sanity bound: 4 KiB chunks of the largest table */
 #define FLEET_POLL_MS 100 /* each watch's wait per turn */
 #define FLEET_RETRY_MS 2000 /* a target that failed for a passing reason */
 #define FLEET_DOWN_PAUSE_MS 500 /* between attempts while etcd does not answer */
@@ -223,8 +224,10 @@ int ctl_fleet_conf_check(const struct ctl_fleet_conf *c, struct fwd_err *e)
 				   "--fleet-report-ms takes 100..600000");
 	probe = ctl_etcd_create(&ec, e);
 	if (!probe) {
-		snprintf(e->path, sizeof(e->path), "fleet-endpoints");
-		return -EINVAL;
+		char why[sizeof(e->reason)];
+
+		snprintf(why, sizeof(why), "%s", e->reason);
+		return fwd_err_set(e, NULL, 0, "fleet-endpoints", "--fleet-endpoints: %.300s", why);
 	}
 	ctl_etcd_free(probe);
 	return 0;
@@ -561,12 +564,16 @@ static int fetch_table(struct ctl_fleet *f, const char *h, char **doc, size_t *l
 				  "\"format\" is not \"json\" or \"yaml\"");
 		goto out;
 	}
+	/* Chunks of at most 512 KiB, none empty: a writer may cut smaller. */
 	if (!json_is_integer(json_object_get(m, "len")) || mlen <= 0 ||
 	    (uint64_t)mlen > FLEET_TABLE_MAX || !json_is_integer(json_object_get(m, "chunks")) ||
-	    chunks != (mlen + FLEET_CHUNK_MAX - 1) / FLEET_CHUNK_MAX) {
+	    chunks < (mlen + FLEET_CHUNK_MAX - 1) / FLEET_CHUNK_MAX || chunks > mlen ||
+	    chunks > FLEET_CHUNKS_MAX) {
 		rc = fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "len",
-				  "\"len\" is not 1..%llu bytes in \"chunks\" of %u KiB",
-				  (unsigned long long)FLEET_TABLE_MAX, FLEET_CHUNK_MAX >> 10);
+				  "\"len\" is not 1..%llu bytes in at most %d \"chunks\" of at "
+				  "most %u KiB",
+				  (unsigned long long)FLEET_TABLE_MAX, FLEET_CHUNKS_MAX,
+				  FLEET_CHUNK_MAX >> 10);
 		goto out;
 	}
 	buf = malloc((size_t)mlen + 1);
@@ -580,11 +587,14 @@ static int fetch_table(struct ctl_fleet *f, const char *h, char **doc, size_t *l
 		rc = ctl_etcd_range(f->etcd, key, 0, rev, 1, &r, e);
 		if (rc < 0)
 			goto out;
-		if (r.count == 0 || r.kvs[0].value_len > FLEET_CHUNK_MAX ||
+		if (r.count == 0 || r.kvs[0].value_len == 0 ||
+		    r.kvs[0].value_len > FLEET_CHUNK_MAX ||
 		    off + r.kvs[0].value_len > (size_t)mlen) {
 			rc = fwd_err_fail(e, FWD_R_HASH_MISMATCH, key, 0, "",
 					  "chunk %lld of table %s is %s", (long long)i, h,
-					  r.count ? "too long" : "missing");
+					  !r.count		? "missing"
+					  : !r.kvs[0].value_len ? "empty"
+								: "too long");
 			ctl_etcd_range_free(&r);
 			goto out;
 		}
@@ -767,7 +777,11 @@ static void converge(struct ctl_fleet *f)
 			return;
 		}
 	}
-	if (same && !f->tried_final && !f->tried_ok && mono_ms() < f->retry_at_ms)
+	/* Applied at this revision already (ctl_state_apply found the content
+	 * current, or the main loop's sync keeps regionfwd on it): not again. */
+	if (same && f->tried_ok)
+		return;
+	if (same && !f->tried_final && mono_ms() < f->retry_at_ms)
 		return;
 	pthread_mutex_lock(&f->mu);
 	f->v.state = "applying";

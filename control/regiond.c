@@ -832,6 +832,13 @@ static int load_fleet_conf(struct regiond *d)
 		}
 		return 0;
 	}
+	/* The feed changes the table by deltas the fleet's target does not
+	 * have: each would undo the other, over and over. */
+	if (o->feed_tables.n) {
+		fwd_log(FWD_LOG_ERR, "--feed-table and --fleet-endpoints do not go together: "
+				     "in fleet mode the table comes from etcd only");
+		return 2;
+	}
 	if (!o->dataplane && !o->fleet_validate_only) {
 		fwd_log(FWD_LOG_ERR, "--dataplane is required (but with --fleet-validate-only)");
 		return 2;

@@ -489,14 +489,14 @@ def table_hash(doc: bytes):
     return "%016x" % h
 
 
-def publish_table(cluster, facility, doc, fmt=None, user=None, created_by="etcdlab"):
-    """Store @doc (bytes or str) as an immutable fleet table: chunks first,
-    the manifest last. Returns H."""
+def publish_table(cluster, facility, doc, fmt=None, user=None, created_by="etcdlab", chunk=CHUNK):
+    """Store @doc (bytes or str) as an immutable fleet table: chunks of
+    @chunk bytes (at most 512 KiB) first, the manifest last. Returns H."""
     if isinstance(doc, str):
         doc = doc.encode()
     h = table_hash(doc)
     base = fac_prefix(facility) + "tables/%s/" % h
-    chunks = [doc[i:i + CHUNK] for i in range(0, len(doc), CHUNK)]
+    chunks = [doc[i:i + chunk] for i in range(0, len(doc), chunk)]
     for i, c in enumerate(chunks):
         cluster.put(base + "chunk/%06d" % i, c, user=user)
     fmt = fmt or ("json" if doc.lstrip()[:1] in (b"{", b"[") else "yaml")

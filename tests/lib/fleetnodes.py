@@ -75,6 +75,7 @@ class SimNodes:
         return total
 
     def stop(self):
+        """Stop them all; returns their exit statuses."""
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
@@ -84,6 +85,7 @@ class SimNodes:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        return [p.returncode for p in self.procs]
 
 
 class RealNode:
