@@ -7,6 +7,8 @@ regionctl fleet ... drives them, as an operator would.
 - a table that makes the canary's drop rate jump (its policies drop the
   traffic of four regions) aborts after the canary: the canary returns to
   the previous table, the others never ran the bad one;
+- a table that takes a link down aborts on the link_down gate, and with
+  --no-link-gate the same table is not stopped by it;
 - a member of the etcd cluster killed mid-rollout: the rollout completes;
 - the regiond that leads the rollouts SIGKILLed mid-rollout: another takes
   the leader key and completes it (the dead one's node is skipped, then
@@ -66,6 +68,11 @@ BAD = variant("  - {region: singapore, service: any, action: steer, to: to-sg}\n
               "  - {region: oregon, service: any, action: drop}\n"
               "  - {region: california, service: any, action: drop}\n"
               "  - {region: brazil, service: any, action: drop}\n")
+# The Brazil link taken down (admin state): the link_down gate.
+LINK_DOWN = variant("""    next_hop_mac: "02:00:00:00:04:01"
+    vlan: 410""", """    next_hop_mac: "02:00:00:00:04:01"
+    state: down
+    vlan: 410""")
 # India's personal data (sync) sent to Singapore: a residency violation.
 RESIDENT = variant("  - {region: india, service: sync, action: steer, to: local}",
                    "  - {region: india, service: sync, action: steer, to: to-sg}")
@@ -296,6 +303,26 @@ def test_drop_gate_aborts_after_canary(fleet, tmp_path):
     assert n[1].generations() == before[1] and n[2].generations() == before[2]
     assert fleet.cluster.get_json(fleet.key("desired"))["table"] == prev
     assert fleet.cluster.get(fleet.key("pins/"), prefix=True) == {}
+
+
+def test_link_down_gate(fleet, tmp_path):
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    bad = etcdlab.table_hash(LINK_DOWN.encode())
+    doc = write(tmp_path, "linkdown.yaml", LINK_DOWN)
+    rc, out, err = n[1].ctl("fleet", "apply", doc, "--canary", 1, "--bake", 3, "--wave", 2,
+                            "--sync-timeout", 30, "--max-drop-pps", 1000000, "--wait")
+    assert rc == 1 and "rollout_aborted" in err, (out, err)
+    rec = [r for r in fleet.history().values() if r["table"] == bad][0]
+    assert rec["abort"]["gate"] == "link_down" and "to-br" in rec["abort"]["reason"], rec["abort"]
+    fleet.wait_converged(prev)
+    assert fleet.cluster.get_json(fleet.key("desired"))["table"] == prev
+    # The gate off: the same table goes through (and the next test starts from it).
+    rc, out, err = n[1].ctl("fleet", "apply", doc, "--canary", 1, "--bake", 1, "--wave", 2,
+                            "--sync-timeout", 30, "--max-drop-pps", 1000000, "--no-link-gate", "--wait")
+    assert rc == 0, (out, err)
+    fleet.wait_converged(bad)
 
 
 def test_member_killed_mid_rollout(fleet, tmp_path):
