@@ -7,6 +7,8 @@ regionctl fleet ... drives them, as an operator would.
 - a table that makes the canary's drop rate jump (its policies drop the
   traffic of four regions) aborts after the canary: the canary returns to
   the previous table, the others never ran the bad one;
+- a table the canary's regionfwd refuses (a port it lacks) aborts on the
+  apply_error gate: nothing changed anywhere;
 - a table that takes a link down aborts on the link_down gate, and with
   --no-link-gate the same table is not stopped by it;
 - a member of the etcd cluster killed mid-rollout: the rollout completes;
@@ -73,6 +75,14 @@ LINK_DOWN = variant("""    next_hop_mac: "02:00:00:00:04:01"
     vlan: 410""", """    next_hop_mac: "02:00:00:00:04:01"
     state: down
     vlan: 410""")
+# A link on a port the nodes' regionfwd lacks: valid for regiond, refused by
+# regionfwd (dataplane_refused): the apply_error gate.
+NO_PORT = variant("""link_groups:""", """  to-mars:
+    port: mars0
+    next_hop_mac: "02:00:00:00:05:01"
+    tags: [br]
+
+link_groups:""")
 # India's personal data (sync) sent to Singapore: a residency violation.
 RESIDENT = variant("  - {region: india, service: sync, action: steer, to: local}",
                    "  - {region: india, service: sync, action: steer, to: to-sg}")
@@ -303,6 +313,23 @@ def test_drop_gate_aborts_after_canary(fleet, tmp_path):
     assert n[1].generations() == before[1] and n[2].generations() == before[2]
     assert fleet.cluster.get_json(fleet.key("desired"))["table"] == prev
     assert fleet.cluster.get(fleet.key("pins/"), prefix=True) == {}
+
+
+def test_apply_error_gate(fleet, tmp_path):
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    bad = etcdlab.table_hash(NO_PORT.encode())
+    before = [node.generations() for node in n]
+    rc, out, err = n[2].ctl("fleet", "apply", write(tmp_path, "noport.yaml", NO_PORT), "--canary", 1,
+                            "--bake", 2, "--sync-timeout", 30, "--wait")
+    assert rc == 1 and "rollout_aborted" in err, (out, err)
+    rec = [r for r in fleet.history().values() if r["table"] == bad][0]
+    assert rec["abort"]["gate"] == "apply_error" and rec["abort"]["node"] == "n0", rec["abort"]
+    assert "dataplane_refused" in rec["abort"]["reason"], rec["abort"]
+    fleet.wait_converged(prev)
+    # Refused: no node ran it, not even the canary.
+    assert [node.generations() for node in n] == before
 
 
 def test_link_down_gate(fleet, tmp_path):
