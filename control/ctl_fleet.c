@@ -108,7 +108,7 @@ struct ctl_fleet {
 	/* thread-only */
 	struct ctl_etcd_watch *w_desired, *w_pin;
 	struct target desired, pin;
-	int need_read;
+	int need_read, read_once;
 	int64_t lease;
 	int64_t lease_kept_ms, report_at_ms, last_ok_ms, checked_ms;
 	/* check_watches: what a read found that the watches had not delivered */
@@ -443,6 +443,7 @@ static int read_targets(struct ctl_fleet *f)
 	ctl_etcd_watch_reset(f->w_pin, rev + 1);
 	f->need_read = 0;
 	f->suspect = 0;
+	f->read_once = 1;
 	pthread_mutex_lock(&f->mu);
 	snprintf(f->v.watch_endpoint, sizeof(f->v.watch_endpoint), "%s",
 		 ctl_etcd_watch_endpoint(f->w_desired));
@@ -935,6 +936,8 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 		 * target is regiond's current generation and regionfwd runs it. */
 		in_sync = !t->present || (!t->refused && rt && !strcmp(rt, t->table) && dp_in_sync);
 	}
+	/* Before its first read the node does not know its target yet. */
+	in_sync = in_sync && f->read_once;
 	pthread_mutex_lock(&f->mu);
 	f->v.in_sync = in_sync && !f->v.has_apply_err;
 	f->v.target = *t;

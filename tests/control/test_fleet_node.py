@@ -190,9 +190,9 @@ class Fleet:
         want = [n.name for n in (nodes or self.nodes)]
         r = self.reports()
         return all(n in r and r[n]["in_sync"] and r[n]["running"]["table"] == h and
-                   r[n]["target"]["table"] == h for n in want)
+                   (r[n]["target"] or {}).get("table") == h for n in want)
 
-    def wait_converged(self, h, timeout=30, nodes=None):
+    def wait_converged(self, h, timeout=45, nodes=None):
         wait_for(lambda: self.converged(h, nodes), timeout=timeout, what="nodes run %s" % h)
 
     def close(self):
@@ -333,6 +333,7 @@ def test_nodes_converge_and_report(fleet):
                        "{region: singapore, service: any, action: steer, to: local}", chunk=1000)
     assert len(fleet.cluster.get(etcdlab.fac_prefix(FAC) + "tables/%s/chunk/" % h1, prefix=True)) > 2
     etcdlab.set_desired(fleet.cluster, FAC, h1, rollout="r-1")
+    fleet.current = h1  # what the next tests expect, even if this one fails
     fleet.wait_converged(h1)
     for n in fleet.nodes:
         st = n.status()
@@ -407,8 +408,8 @@ def test_member_killed_changes_nothing(fleet):
         h2 = fleet.variant("br-local", "{region: brazil, service: any, action: steer, to: to-br}",
                            "{region: brazil, service: any, action: steer, to: local}")
         etcdlab.set_desired(c, FAC, h2)
-        fleet.wait_converged(h2)
         fleet.current = h2
+        fleet.wait_converged(h2)
     finally:
         c.start(0)
 
@@ -425,9 +426,9 @@ def test_member_hanging_under_the_watches(fleet):
         h = fleet.variant("or-local", "{region: oregon, service: any, action: steer, to: us-west}",
                           "{region: oregon, service: any, action: steer, to: local}")
         etcdlab.set_desired(c, FAC, h)
-        fleet.wait_converged(h, timeout=40)
-        assert fleet.nodes[0].fleet()["watch_endpoint"] != ep
         fleet.current = h
+        fleet.wait_converged(h, timeout=60)
+        assert fleet.nodes[0].fleet()["watch_endpoint"] != ep
     finally:
         c.members[i].proc.send_signal(signal.SIGCONT)
     assert "missed a change" in fleet.nodes[0].log()
@@ -458,8 +459,8 @@ def test_cluster_stopped_forwarding_goes_on_and_restart_converges(fleet):
     h3 = fleet.variant("ca-local", "{region: california, service: any, action: steer, to: us-west}",
                        "{region: california, service: any, action: steer, to: local}")
     etcdlab.set_desired(c, FAC, h3)
-    fleet.wait_converged(h3, timeout=40)
     fleet.current = h3
+    fleet.wait_converged(h3, timeout=60)
 
 
 def test_partitioned_node_goes_stale_and_converges(fleet):
@@ -475,6 +476,7 @@ def test_partitioned_node_goes_stale_and_converges(fleet):
         assert gen_of(n2) == gen and n2.rd.poll() is None
         h4 = fleet.variant("ntp-drop", "dns: [any/53]", "dns: [any/53]\n  ntp2: [udp/124]")
         etcdlab.set_desired(c, FAC, h4)
+        fleet.current = h4
         fleet.wait_converged(h4, nodes=fleet.nodes[:2])
         assert gen_of(n2) == gen
     finally:
