@@ -6,9 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fwd_defs.h"
 #include "fwd_json.h"
 
 #define REPORT_MAX (64u << 10) /* a node report larger than this is refused */
+
+/* A node reports each of regionfwd's drop reasons: they must all fit. */
+_Static_assert(FWD_DROP_MAX <= CTL_ROLLOUT_REASONS_MAX, "CTL_ROLLOUT_REASONS_MAX too small");
 #define RECORD_MAX (1u << 20) /* a rollout record larger than this is refused */
 
 /* ---- names ------------------------------------------------------------- */

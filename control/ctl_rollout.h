@@ -43,7 +43,7 @@
 #define CTL_ROLLOUT_LABEL_MAX 63 /* label keys and values: [A-Za-z0-9._-] */
 #define CTL_ROLLOUT_LABELS_MAX 16 /* labels per node kept */
 #define CTL_ROLLOUT_LINKS_MAX 16 /* links down per node kept */
-#define CTL_ROLLOUT_REASONS_MAX 24 /* drop reasons per node kept */
+#define CTL_ROLLOUT_REASONS_MAX 32 /* drop reasons per node (fwd_counters.def has 20) */
 #define CTL_ROLLOUT_REASON_MAX 31 /* drop reason names */
 #define CTL_ROLLOUT_BY_MAX 200 /* created_by */
 
