@@ -1268,7 +1268,8 @@ static void step_abort(struct ctl_rollout *r, const struct ctl_rollout_node *nod
 int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes, size_t n_nodes,
 		     uint64_t now, struct ctl_rollout_actions *act)
 {
-	struct ctl_rollout before_state = {.state = r->state, .wave = r->wave};
+	enum ctl_rollout_state state0 = r->state;
+	int wave0 = r->wave;
 
 	memset(act, 0, sizeof(*act));
 	if ((unsigned)r->state >= CTL_RO_STATE_MAX || r->n_nodes > CTL_ROLLOUT_NODES_MAX)
@@ -1309,8 +1310,7 @@ int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes
 	default:
 		return -EINVAL;
 	}
-	if (r->state != before_state.state || r->wave != before_state.wave || act->finish ||
-	    act->promote)
+	if (r->state != state0 || r->wave != wave0 || act->finish || act->promote)
 		act->write = true;
 	for (unsigned i = 0; i < r->n_nodes && !act->write; i++)
 		act->write = act->pin[i] != CTL_PIN_KEEP;
