@@ -373,6 +373,8 @@ def test_local_table_writes_are_refused(fleet):
 BAD = [
     ("invalid_table", lambda f: f.publish("invalid", open(DEMO).read().replace(
         "prefixes: [8.128.0.0/13, 2406:da18::/32]", "prefixes: [8.128.0.1/13]").encode()), {}),
+    ("residency_violation", lambda f: f.variant("sync-to-sg", "{region: india, service: sync, action: steer, to: local}",
+                                                "{region: india, service: sync, action: steer, to: to-sg}"), {}),
     ("facility_mismatch", lambda f: f.current, {"name": "ams"}),
     ("unsupported_schema", lambda f: f.current, {"schema": 2}),
     ("hash_mismatch", None, {}),
