@@ -42,10 +42,18 @@ def test_fifty_validate_only_nodes_report_every_change(tmp_path):
             def all_refuse():
                 reps = etcdlab.node_reports(c, "scale")
                 return len(reps) == N and all(
-                    r["state"] == "failed" and r["apply_error"]["reason"] == "invalid_table" and
+                    r["state"] == "failed" and (r["apply_error"] or {}).get("reason") == "invalid_table" and
                     r["running"]["table"] == h1 for r in reps.values())
 
             fleetnodes._wait(all_refuse, 120, "every node refuses the invalid table")
+            # validation is complete: residency too (India's sync data to Singapore)
+            bad = etcdlab.publish_table(c, "scale", doc.replace(
+                "{region: india, service: sync, action: steer, to: local}",
+                "{region: india, service: sync, action: steer, to: to-sg}"))
+            etcdlab.set_desired(c, "scale", bad)
+            fleetnodes._wait(lambda: all(r["apply_error"] and r["apply_error"]["reason"] == "residency_violation"
+                                         for r in etcdlab.node_reports(c, "scale").values()),
+                             120, "every node refuses the residency violation")
             assert all(sims.alive())
             # SIGTERM: every one exits 0 (under ASan: no leak, no error)
             assert sims.stop() == [0] * N
