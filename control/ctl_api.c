@@ -1128,10 +1128,19 @@ static void h_fleet_rollout_active(struct ctl_api *api, const struct req *q, str
 	else if (ctl_rstore_active(c, api->fleet->facility, ro, NULL, &e))
 		reply_err(r, &e);
 	else {
+		const struct ctl_rollout_gate_info *g;
+		size_t n = ctl_rollout_gates(&g);
+		json_t *gates = json_array();
+
+		/* What each gate watches, for the operator reading the record. */
+		for (size_t i = 0; gates && i < n; i++)
+			json_array_append_new(gates, json_pack("{s:s, s:s}", "name", g[i].name,
+							       "fails_when", g[i].fails_when));
 		r->status = 200;
-		r->body = json_pack("{s:o, s:o}", "rollout", ctl_rollout_to_json(ro), "driver",
+		r->body = json_pack("{s:o, s:o, s:o}", "rollout", ctl_rollout_to_json(ro), "driver",
 				    api->fleet_driver ? ctl_rdriver_status(api->fleet_driver)
-						      : json_null());
+						      : json_null(),
+				    "gates", gates ? gates : json_null());
 	}
 	free(ro);
 	ctl_etcd_free(c);

@@ -422,6 +422,10 @@ def test_concurrent_applies_then_abort(fleet, tmp_path):
     active = fleet.cluster.get_json(fleet.key("rollout/active"))
     assert active["table"] == won
     assert fleet.cluster.get(fleet.key("tables/%s/" % lost), prefix=True) == {}
+    rc, act, err = n[2].ctl("fleet", "rollout", json_out=True)
+    assert rc == 0 and act["rollout"]["id"] == active["id"], err
+    assert [g["name"] for g in act["gates"]] == ["apply_error", "sync_timeout", "out_of_sync",
+                                                 "link_down", "health", "drop_rate"]
     # The operator aborts the winner while its canary bakes.
     wait_for(lambda: fleet.reports()["n0"]["running"]["table"] == won, timeout=30, what="canary on the table")
     rc, out, err = n[2].ctl("fleet", "abort")
