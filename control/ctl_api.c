@@ -26,6 +26,8 @@
 #include "ctl_model.h"
 #include "ctl_patch.h"
 #include "ctl_prefixes.h"
+#include "ctl_rollout_driver.h"
+#include "ctl_rollout_store.h"
 #include "ctl_tls.h"
 #include "ctl_traffic.h"
 #include "fwd_json.h"
@@ -76,6 +78,11 @@ struct ctl_api {
 	pthread_mutex_t capture_lock;
 	char capture_owner[sizeof(((struct ctl_state *)0)->who)];
 	int64_t capture_since;
+	/* Fleet mode: the facility's etcd, for /v1/fleet/rollouts and
+	 * /v1/fleet/nodes (each request its own client), and the driver whose
+	 * status they show; NULL in single-box mode. */
+	const struct ctl_rdriver_conf *fleet;
+	struct ctl_rdriver *fleet_driver;
 };
 
 enum access { ACCESS_NONE, ACCESS_READ, ACCESS_WRITE };
@@ -543,6 +550,9 @@ void ctl_api_publish(struct ctl_api *api)
 	/* The routing feed's summary (GET /v1/feed with shorter lists). */
 	x = ctl_state_ext(st, "feed");
 	json_object_set_new(v, "feed", x && x->status ? x->status(x->arg, NULL) : json_null());
+	/* The fleet agent's view (GET /v1/fleet without its last report). */
+	x = ctl_state_ext(st, "fleet");
+	json_object_set_new(v, "fleet", x && x->status ? x->status(x->arg, NULL) : json_null());
 	pthread_mutex_lock(&api->view_lock);
 	old = api->view;
 	api->view = v;
@@ -560,7 +570,7 @@ void ctl_api_publish(struct ctl_api *api)
  * alarm is raised; degraded (1) when it answers but runs something else, or
  * an alarm is raised; unreachable (2) when regionfwd has not answered, or
  * its last answer is over 10 s old (regiond asks every second). */
-static json_t *health_json(const json_t *status)
+json_t *ctl_api_health(const json_t *status)
 {
 	const json_t *dp = json_object_get(status, "dataplane"),
 		     *age = json_object_get(dp, "report_age_ms");
@@ -598,12 +608,12 @@ static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 	if (b == NULL)
 		return NULL;
 	json_object_set_new(b, "regiond",
-			    json_pack("{s:s, s:I}", "version", "0.1.0", "uptime_s",
+			    json_pack("{s:s, s:I}", "version", CTL_REGIOND_VERSION, "uptime_s",
 				      (json_int_t)(time(NULL) - api->started)));
 	/* null until regiond first asked regionfwd */
 	json_object_set_new(json_object_get(b, "dataplane"), "report_age_ms",
 			    *report_ms ? json_integer(ctl_mono_ms() - *report_ms) : json_null());
-	json_object_set_new(b, "health", health_json(b));
+	json_object_set_new(b, "health", ctl_api_health(b));
 	return b;
 }
 
@@ -882,6 +892,30 @@ static void h_feed(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->body = x->status(x->arg, api->st->table);
 }
 
+/* GET /v1/fleet: the fleet agent's own view, from its own lock (a ROUTE_VIEW:
+ * answered while a write holds the state lock). The extensions are fixed
+ * before the API starts, so reading the list needs no lock. */
+static void h_fleet(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	const struct ctl_ext *x = ctl_state_ext(api->st, "fleet");
+
+	(void)q;
+	if (x == NULL || x->status == NULL) {
+		r->status = 200;
+		r->body = json_pack("{s:b}", "enabled", 0);
+		return;
+	}
+	r->body = x->status(x->arg, NULL);
+	if (r->body == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		return;
+	}
+	json_object_set_new(r->body, "enabled", json_true());
+	if (api->fleet_driver)
+		json_object_set_new(r->body, "rollouts", ctl_rdriver_status(api->fleet_driver));
+	r->status = 200;
+}
+
 static void h_filters_detach(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	const struct ctl_ext *x = ctl_state_ext(api->st, "filters");
@@ -994,6 +1028,182 @@ static void capture_done(void *cls)
 	free(s);
 }
 
+/* ---- fleet rollouts (docs/fleet.md, "Rollouts and gates") -------------- */
+
+/* Served without the state lock (ROUTE_FLEET): etcd calls may take their
+ * timeout, and the state is not theirs; only the validation takes it. */
+static struct ctl_etcd *fleet_client(struct ctl_api *api, struct reply *r)
+{
+	struct fwd_err e;
+	struct ctl_etcd *c;
+
+	if (api->fleet == NULL) {
+		reply_simple(r, FWD_R_NOT_FLEET, "",
+			     "regiond runs in single-box mode (no --fleet-endpoints): no fleet, no "
+			     "rollouts");
+		return NULL;
+	}
+	c = ctl_etcd_create(&api->fleet->etcd, &e);
+	if (c == NULL)
+		reply_err(r, &e);
+	return c;
+}
+
+static void h_fleet_rollout_create(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	static const char *const keys[] = {"document", "options", "author", NULL};
+	json_t *b = body_json(q, r), *d, *o;
+	struct ctl_rollout *ro = NULL;
+	struct ctl_rollout_opts opts;
+	struct ctl_etcd *c = NULL;
+	struct fwd_table *t;
+	const char *author;
+	char by[CTL_ROLLOUT_BY_MAX + 1];
+	struct fwd_err e;
+
+	if (b == NULL)
+		return;
+	if (check_keys(b, keys, r) || opt_str(b, "author", 63, &author, r))
+		goto out;
+	d = json_object_get(b, "document");
+	if (!json_is_string(d)) {
+		reply_simple(r, FWD_R_BAD_REQUEST, "document",
+			     "'document' (the table, YAML or JSON text) is required");
+		goto out;
+	}
+	ctl_rollout_opts_default(&opts);
+	o = json_object_get(b, "options");
+	if (o && !json_is_null(o) && ctl_rollout_opts_from_json(&opts, o, &e)) {
+		e.reason_code = FWD_R_BAD_REQUEST;
+		reply_err(r, &e);
+		goto out;
+	}
+	if ((c = fleet_client(api, r)) == NULL)
+		goto out;
+	/* The whole validation, residency included, before anything is
+	 * written to etcd: a table every node would refuse never leaves. */
+	pthread_mutex_lock(api->lock);
+	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
+			       &e);
+	pthread_mutex_unlock(api->lock);
+	if (t == NULL) {
+		reply_err(r, &e);
+		goto out;
+	}
+	fwd_table_free(t);
+	ro = malloc(sizeof(*ro));
+	if (ro == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		goto out;
+	}
+	snprintf(by, sizeof(by), "%.63s%s%.120s", author ? author : "", author ? " via " : "",
+		 q->who);
+	if (ctl_rstore_create(c, api->fleet->facility, json_string_value(d), json_string_length(d),
+			      &opts, by, (uint64_t)time(NULL) * 1000 + ctl_mono_ms() % 1000, ro,
+			      &e)) {
+		reply_err(r, &e);
+		goto out;
+	}
+	fwd_log(FWD_LOG_NOTICE, "fleet rollout %s of table %s created by %s", ro->id, ro->table,
+		by);
+	r->status = 201;
+	r->body = json_pack("{s:o}", "rollout", ctl_rollout_to_json(ro));
+out:
+	free(ro);
+	ctl_etcd_free(c);
+	json_decref(b);
+}
+
+static void h_fleet_rollout_active(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_etcd *c = fleet_client(api, r);
+	struct ctl_rollout *ro = c ? malloc(sizeof(*ro)) : NULL;
+	struct fwd_err e;
+
+	(void)q;
+	if (c == NULL)
+		return;
+	if (ro == NULL)
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+	else if (ctl_rstore_active(c, api->fleet->facility, ro, NULL, &e))
+		reply_err(r, &e);
+	else {
+		const struct ctl_rollout_gate_info *g;
+		size_t n = ctl_rollout_gates(&g);
+		json_t *gates = json_array();
+
+		/* What each gate watches, for the operator reading the record. */
+		for (size_t i = 0; gates && i < n; i++)
+			json_array_append_new(gates, json_pack("{s:s, s:s}", "name", g[i].name,
+							       "fails_when", g[i].fails_when));
+		r->status = 200;
+		r->body = json_pack("{s:o, s:o, s:o}", "rollout", ctl_rollout_to_json(ro), "driver",
+				    api->fleet_driver ? ctl_rdriver_status(api->fleet_driver)
+						      : json_null(),
+				    "gates", gates ? gates : json_null());
+	}
+	free(ro);
+	ctl_etcd_free(c);
+}
+
+static void h_fleet_rollout_abort(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_etcd *c = fleet_client(api, r);
+	struct ctl_rollout *ro = c ? malloc(sizeof(*ro)) : NULL;
+	struct fwd_err e;
+
+	if (c == NULL)
+		return;
+	if (ro == NULL)
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+	else if (ctl_rstore_abort(c, api->fleet->facility, ro, &e))
+		reply_err(r, &e);
+	else {
+		fwd_log(FWD_LOG_NOTICE, "fleet rollout %s: abort asked by %s", ro->id, q->who);
+		r->status = 202;
+		r->body = json_pack("{s:o}", "rollout", ctl_rollout_to_json(ro));
+	}
+	free(ro);
+	ctl_etcd_free(c);
+}
+
+static void h_fleet_rollouts(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_etcd *c = fleet_client(api, r);
+	struct fwd_err e;
+	json_t *h;
+
+	(void)q;
+	if (c == NULL)
+		return;
+	h = ctl_rstore_history(c, api->fleet->facility, 100, &e);
+	if (h == NULL)
+		reply_err(r, &e);
+	else {
+		r->status = 200;
+		r->body = json_pack("{s:s, s:o}", "facility", api->fleet->facility, "rollouts", h);
+	}
+	ctl_etcd_free(c);
+}
+
+static void h_fleet_nodes(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_etcd *c = fleet_client(api, r);
+	struct fwd_err e;
+	json_t *v = NULL;
+
+	(void)q;
+	if (c == NULL)
+		return;
+	if (ctl_rstore_nodes(c, api->fleet->facility, NULL, 0, &v, &e) < 0)
+		reply_err(r, &e);
+	else {
+		r->status = 200;
+		r->body = json_pack("{s:s, s:o}", "facility", api->fleet->facility, "nodes", v);
+	}
+	ctl_etcd_free(c);
+}
+
 /* Every endpoint once (docs/api.md): method, path, whether it writes
  * (writes over TCP need the token) and whether it needs the XDP filters. */
 /* How each is served (ctl_state.h, locking): ROUTE_WRITE as a write
@@ -1005,7 +1215,20 @@ static void capture_done(void *cls)
 /* ROUTE_CAPTURE streams packets: over TCP it takes a credential that may
  * write (packet contents are more than a read token may see), and it is
  * served like ROUTE_DP, on a connection of its own. */
-enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2, ROUTE_VIEW = 4, ROUTE_DP = 8, ROUTE_CAPTURE = 16 };
+/* ROUTE_TABLE writes change the table: in fleet mode the table comes from
+ * etcd only, and they are refused with 409 fleet_managed (docs/fleet.md). */
+/* ROUTE_FLEET talks to etcd and takes the state lock itself, only to
+ * validate; ROUTE_FLEET_WRITE is one that writes (a write credential). */
+enum {
+	ROUTE_WRITE = 1,
+	ROUTE_FILTERS = 2,
+	ROUTE_VIEW = 4,
+	ROUTE_DP = 8,
+	ROUTE_CAPTURE = 16,
+	ROUTE_TABLE = 32,
+	ROUTE_FLEET = 64,
+	ROUTE_FLEET_WRITE = 128,
+};
 
 static const struct route {
 	const char *method, *path;
@@ -1015,20 +1238,27 @@ static const struct route {
 	{"GET", "/v1/status", ROUTE_VIEW, h_status},
 	{"GET", "/v1/health", ROUTE_VIEW, h_health},
 	{"GET", "/v1/table", 0, h_table},
-	{"PUT", "/v1/table", ROUTE_WRITE, h_put_table},
-	{"PATCH", "/v1/table", ROUTE_WRITE, h_patch_table},
-	{"POST", "/v1/prefixes", ROUTE_WRITE, h_prefixes},
+	{"PUT", "/v1/table", ROUTE_WRITE | ROUTE_TABLE, h_put_table},
+	{"PATCH", "/v1/table", ROUTE_WRITE | ROUTE_TABLE, h_patch_table},
+	{"POST", "/v1/prefixes", ROUTE_WRITE | ROUTE_TABLE, h_prefixes},
 	{"POST", "/v1/validate", 0, h_validate},
-	{"POST", "/v1/rollback", ROUTE_WRITE, h_rollback},
-	{"POST", "/v1/confirm", ROUTE_WRITE, h_confirm},
+	{"POST", "/v1/rollback", ROUTE_WRITE | ROUTE_TABLE, h_rollback},
+	{"POST", "/v1/confirm", ROUTE_WRITE | ROUTE_TABLE, h_confirm},
 	{"GET", "/v1/history", 0, h_history},
 	{"GET", "/v1/counters", ROUTE_DP, h_counters},
 	{"POST", "/v1/explain", ROUTE_DP, h_explain},
 	{"GET", "/metrics", ROUTE_DP, h_metrics},
 	{"GET", "/v1/filters", ROUTE_FILTERS, h_filters},
 	{"GET", "/v1/feed", 0, h_feed},
+	{"GET", "/v1/fleet", ROUTE_VIEW, h_fleet},
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
 	{"POST", "/v1/capture", ROUTE_CAPTURE, h_capture},
+	{"GET", "/v1/fleet/nodes", ROUTE_FLEET, h_fleet_nodes},
+	{"GET", "/v1/fleet/rollouts", ROUTE_FLEET, h_fleet_rollouts},
+	{"POST", "/v1/fleet/rollouts", ROUTE_FLEET | ROUTE_FLEET_WRITE, h_fleet_rollout_create},
+	{"GET", "/v1/fleet/rollouts/active", ROUTE_FLEET, h_fleet_rollout_active},
+	{"POST", "/v1/fleet/rollouts/active/abort", ROUTE_FLEET | ROUTE_FLEET_WRITE,
+	 h_fleet_rollout_abort},
 };
 
 /* What the bearer token in @h (an Authorization header) allows, and the
@@ -1164,7 +1394,8 @@ static int refused(const struct req *q, const struct route *rt, struct reply *r)
 		reply_simple(r, FWD_R_UNAUTHORIZED, "", q->why);
 		return 1;
 	}
-	if (rt && (rt->flags & (ROUTE_WRITE | ROUTE_CAPTURE)) && q->access != ACCESS_WRITE) {
+	if (rt && (rt->flags & (ROUTE_WRITE | ROUTE_CAPTURE | ROUTE_FLEET_WRITE)) &&
+	    q->access != ACCESS_WRITE) {
 		if (q->subject[0])
 			snprintf(reason, sizeof(reason),
 				 "client certificate %s may read, not write: its subject is not in "
@@ -1240,13 +1471,19 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 				     "no such endpoint or method (see docs/api.md)");
 		return;
 	}
+	if ((rt->flags & ROUTE_TABLE) && ctl_state_ext(api->st, "fleet")) {
+		reply_simple(r, FWD_R_FLEET_MANAGED, "",
+			     "regiond runs in fleet mode: its table comes from etcd "
+			     "(regionctl fleet apply, docs/fleet.md), not from local writes");
+		return;
+	}
 	if ((rt->flags & ROUTE_FILTERS) &&
 	    (filters == NULL || filters->status == NULL || filters->detach == NULL)) {
 		reply_simple(r, FWD_R_NO_FILTERS, "",
 			     "regiond runs without XDP filters (--xdp-iface)");
 		return;
 	}
-	if (rt->flags & (ROUTE_VIEW | ROUTE_DP | ROUTE_CAPTURE)) {
+	if (rt->flags & (ROUTE_VIEW | ROUTE_DP | ROUTE_CAPTURE | ROUTE_FLEET)) {
 		rt->handle(api, q, r);
 		return;
 	}
@@ -1425,6 +1662,8 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->tls_client = conf->tls_client_ca != NULL;
 	api->writers = conf->tls_writers;
 	api->max_body = conf->max_body;
+	api->fleet = conf->rollouts;
+	api->fleet_driver = conf->rollout_driver;
 	api->started = started;
 	api->unix_fd = -1;
 	pthread_mutex_init(&api->view_lock, NULL);
