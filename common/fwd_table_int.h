@@ -58,6 +58,8 @@ struct vctx {
 	int filters; /* parsing the filters section: owners are rules, not regions/services */
 	const struct fwd_node *root; /* the document's map, for a section that reads two fields */
 	struct names nm;
+	const char *dir; /* the document file's directory ("" or ending in '/'),
+			  * NULL for a document sent as text */
 };
 
 /* ---- helpers (fwd_table.c, each described there) --------------------------

@@ -864,7 +864,12 @@ static void explain_content_print(json_t *c)
 		printf("  %-9s  %s\n", k,
 		       json_is_string(v) ? json_string_value(v) : "(none found)");
 	json_array_foreach(json_object_get(c, "matches"), i, v)
-		printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"), js(v, "action"));
+		if (json_is_string(json_object_get(v, "name")))
+			printf("  matched   %s (%s, %s) by name %s\n", js(v, "rule"),
+			       js(v, "field"), js(v, "action"), js(v, "name"));
+		else
+			printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"),
+			       js(v, "action"));
 	if (json_is_string(json_object_get(c, "verdict")))
 		printf("  verdict   %s\n", js(c, "verdict"));
 	else

@@ -3,6 +3,11 @@
  * Hyperscan databases (one per field), per-worker scratch, and the scope
  * map that decides which packets are scanned at all.
  *
+ * Name-set rules (fwd_nameset.h) are built into one set per field here too,
+ * from the names the table carries (the document holds them, so nothing
+ * else is shipped); a worker looks the extracted name up in it, and a hit
+ * is handled like a Hyperscan match of that rule.
+ *
  * Everything Hyperscan-related except scanning happens while the generation
  * is built on the control thread: deserializing the databases regiond
  * shipped (or compiling them in a limited child when the table came from a
@@ -30,13 +35,19 @@
 #include "fwd_err.h"
 #include "fwd_extract.h"
 #include "fwd_hs.h"
+#include "fwd_nameset.h"
 #include "fwd_table.h"
 
 #define DP_CONTENT_NONE UINT32_MAX
 #define DP_CONTENT_MAX_HITS 16 /* matches listed per packet by explain (all are counted) */
+/* Name-set rules one packet's names are deduplicated over: a name matching
+ * more rules than this could count a rule twice (one name under two of its
+ * suffixes); documented in docs/content-rules.md. */
+#define DP_CONTENT_SEEN 64
 
 struct dp_content {
-	hs_database_t *db[4]; /* per enum fwd_content_field, NULL when no rule uses it */
+	hs_database_t *db[4]; /* per enum fwd_content_field, NULL when no pattern rule uses it */
+	struct fwd_nameset *ns[4]; /* per field, NULL when no name-set rule uses it */
 	hs_scratch_t *scratch[DP_MAX_WORKERS + 1]; /* [nworkers]: the control thread's */
 	uint16_t nworkers, nservices;
 	uint8_t *scope; /* nregions x nservices field bits */
@@ -44,7 +55,9 @@ struct dp_content {
 	uint64_t *rule_keys; /* fwd_hash64 of each rule's name */
 	uint32_t key_mask; /* key_index: open addressing, rule key -> index + 1 */
 	uint32_t *key_index;
-	uint64_t db_bytes, scratch_bytes;
+	uint64_t db_bytes, scratch_bytes, names_bytes;
+	uint32_t names; /* entries in all name sets */
+	double names_build_s; /* wall time building the name sets */
 	int compiled_here; /* 1: the table came without databases, compiled locally */
 };
 
@@ -53,6 +66,10 @@ struct dp_content_verdict {
 	uint32_t nhits; /* matching rules */
 	uint32_t
 		hits[DP_CONTENT_MAX_HITS]; /* the first DP_CONTENT_MAX_HITS of them (for explain) */
+	/* for a hit of a name set: the entry (fwd_nameset_entry) and how it
+	 * matched; hit_kind 0 for a pattern's hit */
+	uint32_t hit_entry[DP_CONTENT_MAX_HITS];
+	uint8_t hit_kind[DP_CONTENT_MAX_HITS];
 	int scan_error; /* hs_scan failed (counted; the packet keeps its policy decision) */
 };
 
