@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <signal.h>
@@ -33,6 +34,7 @@
 #include "ctl_tls_client.h"
 #include "fwd_delta.h"
 #include "fwd_doc.h"
+#include "fwd_embed.h"
 #include "fwd_names.h"
 #include "fwd_parse.h"
 #include "fwd_report.h"
@@ -1061,6 +1063,24 @@ static json_t *doc_body(const char *file, int *rc)
 		fprintf(stderr, "regionctl: %s: %s\n", file, e.reason);
 		*rc = EXIT_USAGE;
 		return NULL;
+	}
+	{ /* the name-set files it names travel inside it (fwd_embed.h) */
+		const char *slash = strrchr(file, '/');
+		char dir[PATH_MAX], *emb, msg[768];
+		size_t elen;
+
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - file + 1) : 0, file);
+		if (fwd_embed_names(buf, len, file, dir, &emb, &elen, &e)) {
+			fprintf(stderr, "regionctl: %s\n", fwd_err_str(&e, msg, sizeof(msg)));
+			free(buf);
+			*rc = EXIT_USAGE;
+			return NULL;
+		}
+		if (emb) {
+			free(buf);
+			buf = emb;
+			len = elen;
+		}
 	}
 	b = json_pack("{s:s%}", "document", buf, len);
 	free(buf);

@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +19,7 @@
 #include "dp_fold.h"
 #include "ctl_model.h"
 #include "dp_saved.h"
+#include "fwd_embed.h"
 #include "fwd_names.h"
 #include "fwd_stages.h"
 
@@ -533,6 +536,25 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 
 	if (rc)
 		return rc;
+	/* Files the table names (name sets) go into the document itself, so
+	 * the generation's hash covers them and the saved table restarts
+	 * without them (fwd_embed.h). */
+	{
+		const char *slash = strrchr(path, '/');
+		char dir[PATH_MAX], *emb;
+		size_t elen;
+
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path + 1) : 0, path);
+		if ((rc = fwd_embed_names(buf, len, path, dir, &emb, &elen, err))) {
+			free(buf);
+			return rc;
+		}
+		if (emb) {
+			free(buf);
+			buf = emb;
+			len = elen;
+		}
+	}
 	rc = dp_ctx_apply(ctx, buf, len, path, 0, 0, NULL, 0, err);
 	free(buf);
 	return rc;
