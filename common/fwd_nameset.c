@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 struct ns_slot {
 	uint64_t key; /* ns_final() of the name's label chain */
@@ -13,6 +16,11 @@ struct ns_slot {
 struct fwd_nameset {
 	struct ns_slot *slot;
 	uint64_t mask;
+	/* bit k: some entry of that kind has k labels (1..127). A query's
+	 * suffix is probed only when an entry could have its label count:
+	 * most lists hold names of 2-4 labels, so a lookup probes about one
+	 * slot per kind instead of one per label. */
+	uint64_t labels[2][2]; /* [kind - 1][k / 64] */
 	uint32_t count, limit;
 	char *arena;
 	size_t used, cap;
@@ -77,48 +85,35 @@ static inline uint64_t rd64(const char *p)
 	return w;
 }
 
-static inline uint32_t rd32(const char *p)
-{
-	uint32_t w;
-
-	memcpy(&w, p, 4);
-	return w;
-}
-
-static inline uint16_t rd16(const char *p)
-{
-	uint16_t w;
-
-	memcpy(&w, p, 2);
-	return w;
-}
-
-/* The last 1..7 bytes of a label as one word, reading only inside it:
- * two loads that may overlap cover every byte (the label's length is
- * mixed in separately, so overlapping reads stay unambiguous). */
-static inline uint64_t tail(const char *p, size_t n)
-{
-	if (n >= 4)
-		return (uint64_t)rd32(p) | (uint64_t)rd32(p + n - 4) << 32;
-	if (n >= 2)
-		return (uint64_t)rd16(p) | (uint64_t)rd16(p + n - 2) << 16;
-	return (unsigned char)p[0];
-}
-
 static inline uint64_t mix(uint64_t h, uint64_t w)
 {
 	h = (h ^ w) * NS_MUL;
 	return h ^ (h >> 32);
 }
 
-/* Extend the chain @h (the suffix to the right) by the label [p, p + n). */
-static inline uint64_t ns_label(uint64_t h, const char *p, size_t n)
+/* Extend the chain @h (the suffix to the right) by the label [p, p + n)
+ * of the name starting at @name. Each 8 bytes are one word; the last 1..7
+ * bytes one word zero-extended (little-endian), read as the 8 bytes that
+ * end the label, shifted, when those lie inside the name (no branch on
+ * the length: label lengths vary from name to name, their branches would
+ * mispredict), else byte by byte. The length is mixed in off the chain's
+ * critical path. */
+static inline uint64_t ns_label(uint64_t h, const char *name, const char *p, size_t n)
 {
-	h = mix(h, n);
+	h ^= (uint64_t)n * 0x9e3779b97f4a7c15ull;
 	for (; n >= 8; p += 8, n -= 8)
 		h = mix(h, rd64(p));
-	if (n)
-		h = mix(h, tail(p, n));
+	if (n) {
+		uint64_t w = 0;
+
+		if (p + n - name >= 8) {
+			w = rd64(p + n - 8) >> (64 - 8 * n);
+		} else {
+			for (size_t k = 0; k < n; k++)
+				w |= (uint64_t)(unsigned char)p[k] << (8 * k);
+		}
+		h = mix(h, w);
+	}
 	return h;
 }
 
@@ -132,8 +127,8 @@ static inline uint64_t ns_final(uint64_t h)
 	return h ^ (h >> 33);
 }
 
-/* Keys of every suffix of @name starting at a label boundary: key[j] for
- * the suffix at start[j]. @return the label count, 0 for a name with an
+/* Chain values of every suffix of @name starting at a label boundary:
+ * key[j] for the suffix at start[j]; ns_final() of it is its key. @return the label count, 0 for a name with an
  * empty label or more labels than a 253-byte name can hold. */
 static unsigned suffix_keys(const char *name, size_t len, uint16_t *start, uint64_t *key)
 {
@@ -142,17 +137,43 @@ static unsigned suffix_keys(const char *name, size_t len, uint16_t *start, uint6
 	size_t end = len;
 
 	start[0] = 0;
-	for (size_t i = 0; i < len; i++)
-		if (name[i] == '.') {
-			if (nl == (FWD_NS_NAME_MAX + 1) / 2)
-				return 0;
-			start[nl++] = (uint16_t)(i + 1);
+#ifdef __SSE2__
+	/* The dots 16 bytes at a time (names are ~20-30 bytes: two compares
+	 * instead of a branch per byte). The last block is the name's last 16
+	 * bytes, its mask shifted past what the previous block saw: nothing
+	 * outside the name is read, and no copy (a copy then a wide load
+	 * stalls on store forwarding). */
+	if (len >= 16) {
+		const __m128i dot = _mm_set1_epi8('.');
+
+		for (size_t b = 0; b < len; b += 16) {
+			size_t at = len - b >= 16 ? b : len - 16;
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(name + at));
+			unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, dot));
+
+			m >>= b - at; /* the overlap with the previous block */
+			while (m) {
+				if (nl == (FWD_NS_NAME_MAX + 1) / 2)
+					return 0;
+				start[nl++] = (uint16_t)(b + (unsigned)__builtin_ctz(m) + 1);
+				m &= m - 1;
+			}
 		}
+	} else
+#endif
+	{
+		for (size_t i = 0; i < len; i++)
+			if (name[i] == '.') {
+				if (nl == (FWD_NS_NAME_MAX + 1) / 2)
+					return 0;
+				start[nl++] = (uint16_t)(i + 1);
+			}
+	}
 	for (unsigned j = nl; j-- > 0;) {
 		if (end == start[j])
 			return 0; /* empty label */
-		h = ns_label(h, name + start[j], end - start[j]);
-		key[j] = ns_final(h);
+		h = ns_label(h, name, name + start[j], end - start[j]);
+		key[j] = h; /* ns_final() only for the suffixes probed */
 		end = start[j] ? (size_t)start[j] - 1 : 0;
 	}
 	return nl;
@@ -163,7 +184,7 @@ static uint64_t name_key(const char *name, size_t len)
 	uint16_t start[(FWD_NS_NAME_MAX + 1) / 2];
 	uint64_t key[(FWD_NS_NAME_MAX + 1) / 2];
 
-	return suffix_keys(name, len, start, key) ? key[0] : 0;
+	return suffix_keys(name, len, start, key) ? ns_final(key[0]) : 0;
 }
 
 /* ---- building --------------------------------------------------------------------- */
@@ -218,7 +239,14 @@ int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fw
 		if (o->key == key && o->rule_kinds >> 2 == rule + 1 &&
 		    (unsigned char)s->arena[o->off] == len &&
 		    memcmp(s->arena + o->off + 1, name, len) == 0) {
+			unsigned nl = 1;
+
+			for (size_t k = 0; k < len; k++)
+				nl += name[k] == '.';
 			o->rule_kinds |= kind; /* the same name again: one entry */
+			for (unsigned kd = 0; kd < 2; kd++)
+				if (kind & (1u << kd))
+					s->labels[kd][nl / 64] |= 1ull << (nl % 64);
 			return 0;
 		}
 	}
@@ -233,6 +261,15 @@ int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fw
 		s->arena = a;
 		s->cap = cap;
 	}
+	{
+		unsigned nl = 1;
+
+		for (size_t k = 0; k < len; k++)
+			nl += name[k] == '.';
+		for (unsigned kd = 0; kd < 2; kd++)
+			if (kind & (1u << kd))
+				s->labels[kd][nl / 64] |= 1ull << (nl % 64);
+	}
 	s->arena[s->used] = (char)len;
 	memcpy(s->arena + s->used + 1, name, len);
 	s->slot[i] = (struct ns_slot){
@@ -243,6 +280,21 @@ int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fw
 }
 
 /* ---- matching --------------------------------------------------------------------- */
+
+/* memcmp() == 0 inline: names are short, a call costs more than the compare. */
+static inline int same(const char *a, const char *b, size_t n)
+{
+	uint64_t d = 0;
+
+	if (n < 8) {
+		for (size_t k = 0; k < n; k++)
+			d |= (uint64_t)(a[k] ^ b[k]);
+		return d == 0;
+	}
+	for (size_t k = 0; k + 8 <= n; k += 8)
+		d |= rd64(a + k) ^ rd64(b + k);
+	return (d | (rd64(a + n - 8) ^ rd64(b + n - 8))) == 0;
+}
 
 unsigned fwd_nameset_match(const struct fwd_nameset *s, const char *name, size_t len,
 			   fwd_nameset_hit_fn fn, void *arg)
@@ -255,20 +307,33 @@ unsigned fwd_nameset_match(const struct fwd_nameset *s, const char *name, size_t
 		len--;
 	if (len == 0 || len > FWD_NS_NAME_MAX || (nl = suffix_keys(name, len, start, key)) == 0)
 		return 0;
-	/* Every probe's first slot requested before the first is read: at a
-	 * million names each is a cache miss, and they overlap. */
-	for (unsigned j = 0; j < nl; j++)
-		__builtin_prefetch(&s->slot[key[j] & s->mask]);
+	/* Which suffixes can match at all (by label count), then every such
+	 * probe's first slot requested before the first is read: at a million
+	 * names each is a cache miss, and they overlap. */
+	uint64_t probe[2] = {0, 0}; /* bit j: probe the suffix at start[j] */
+
+	for (unsigned j = 0; j < nl; j++) {
+		unsigned k = nl - j, kd = j == 0 ? 0 : 1;
+
+		if (s->labels[kd][k / 64] >> (k % 64) & 1) {
+			probe[j / 64] |= 1ull << (j % 64);
+			key[j] = ns_final(key[j]);
+			__builtin_prefetch(&s->slot[key[j] & s->mask]);
+		}
+	}
 	for (unsigned j = 0; j < nl; j++) {
 		const unsigned want = j == 0 ? FWD_NS_EXACT : FWD_NS_SUFFIX;
 		const size_t n = len - start[j];
+
+		if (!(probe[j / 64] >> (j % 64) & 1))
+			continue;
 
 		for (uint64_t i = key[j] & s->mask; s->slot[i].rule_kinds; i = (i + 1) & s->mask) {
 			const struct ns_slot *o = &s->slot[i];
 
 			if (o->key != key[j] || !(o->rule_kinds & want) ||
 			    (unsigned char)s->arena[o->off] != n ||
-			    memcmp(s->arena + o->off + 1, name + start[j], n) != 0)
+			    !same(s->arena + o->off + 1, name + start[j], n))
 				continue;
 			hits++;
 			fn(arg, (o->rule_kinds >> 2) - 1, o->off, (enum fwd_ns_kind)want);
