@@ -179,12 +179,14 @@ static unsigned suffix_keys(const char *name, size_t len, uint16_t *start, uint6
 	return nl;
 }
 
-static uint64_t name_key(const char *name, size_t len)
+/* The key of the whole name, and its label count in *@nl; 0 for a name
+ * with an empty label. */
+static uint64_t name_key(const char *name, size_t len, unsigned *nl)
 {
 	uint16_t start[(FWD_NS_NAME_MAX + 1) / 2];
 	uint64_t key[(FWD_NS_NAME_MAX + 1) / 2];
 
-	return suffix_keys(name, len, start, key) ? ns_final(key[0]) : 0;
+	return (*nl = suffix_keys(name, len, start, key)) ? ns_final(key[0]) : 0;
 }
 
 /* ---- building --------------------------------------------------------------------- */
@@ -228,25 +230,23 @@ void fwd_nameset_free(struct fwd_nameset *s)
 int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fwd_ns_kind kind,
 		    uint32_t rule)
 {
+	unsigned nl = 0;
 	uint64_t key, i;
 
 	if (len == 0 || len > FWD_NS_NAME_MAX || rule > FWD_NS_MAX_RULE ||
-	    (key = name_key(name, len)) == 0)
+	    (key = name_key(name, len, &nl)) == 0)
 		return -EINVAL;
+	/* Noted before anything can fail: a count no entry has costs a probe. */
+	for (unsigned kd = 0; kd < 2; kd++)
+		if (kind & (1u << kd))
+			s->labels[kd][nl / 64] |= 1ull << (nl % 64);
 	for (i = key & s->mask; s->slot[i].rule_kinds; i = (i + 1) & s->mask) {
 		struct ns_slot *o = &s->slot[i];
 
 		if (o->key == key && o->rule_kinds >> 2 == rule + 1 &&
 		    (unsigned char)s->arena[o->off] == len &&
 		    memcmp(s->arena + o->off + 1, name, len) == 0) {
-			unsigned nl = 1;
-
-			for (size_t k = 0; k < len; k++)
-				nl += name[k] == '.';
 			o->rule_kinds |= kind; /* the same name again: one entry */
-			for (unsigned kd = 0; kd < 2; kd++)
-				if (kind & (1u << kd))
-					s->labels[kd][nl / 64] |= 1ull << (nl % 64);
 			return 0;
 		}
 	}
@@ -260,15 +260,6 @@ int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fw
 			return -ENOMEM;
 		s->arena = a;
 		s->cap = cap;
-	}
-	{
-		unsigned nl = 1;
-
-		for (size_t k = 0; k < len; k++)
-			nl += name[k] == '.';
-		for (unsigned kd = 0; kd < 2; kd++)
-			if (kind & (1u << kd))
-				s->labels[kd][nl / 64] |= 1ull << (nl % 64);
 	}
 	s->arena[s->used] = (char)len;
 	memcpy(s->arena + s->used + 1, name, len);

@@ -363,6 +363,14 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 		       (double)g->content->db_bytes / 1024.0,
 		       g->content->compiled_here ? "compiled here" : "shipped",
 		       (double)g->content->scratch_bytes / 1024.0);
+	if (g->content && g->content->names)
+		DP_LOG(INFO,
+		       "generation %llu: name sets: %u names, %.1f MiB (%.1f B a name), built in "
+		       "%.1f ms",
+		       (unsigned long long)g->id, g->content->names,
+		       (double)g->content->names_bytes / 1048576.0,
+		       (double)g->content->names_bytes / g->content->names,
+		       g->content->names_build_s * 1e3);
 	return 0;
 }
 

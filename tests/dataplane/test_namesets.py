@@ -7,6 +7,7 @@ compared with the reference (tests/lib/refcontent.py: string comparison of
 suffixes, no hashing). TCP flows keep their verdict (flow pinning). Explain
 names the entry that matched; a names file with a bad line is refused with
 its file and line; a 1M-name set swapped under traffic loses nothing."""
+import json
 import os
 import random
 import re
@@ -219,3 +220,74 @@ def test_explain_names_the_entry(tmp_path):
     finally:
         log = f.stop()
     assert f.p.returncode == 0, log
+
+
+def million_names(salt):
+    """1,000,000 names (half exact, half suffix entries) as a names file's text."""
+    return "".join(f"{'*.' if i & 1 else ''}h{i:x}{salt}.z{i % 997}.example\n" for i in range(1000000))
+
+
+def embedded(text):
+    """names_file as regionctl embeds it (common/fwd_embed.c)."""
+    h = 1469598103934665603  # fwd_hash64: FNV-1a with the project's offset basis
+    for b in text.encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return {"path": "million.txt", "hash": f"{h:016x}", "text": text}
+
+
+def test_swap_million_name_sets_under_traffic(tmp_path):
+    """A 1M-name set is swapped for another 1M-name set while DNS queries
+    replay forever: every generation adopted, rx = tx + dropped after each
+    swap, and each set's verdict seen (the names in only one set match only
+    while that set runs)."""
+    texts = [million_names("a"), million_names("b")]
+    forms = [embedded(t) for t in texts]
+    # the names that differ between the two sets: 'h1a...' only in set a
+    qnames = ["h10a.z16.example", "x.h11a.z17.example", "h10b.z16.example", "x.h11b.z17.example",
+              "nothing.example"] * 40
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.1.0.9", dst="198.51.100.1") /
+                  UDP(sport=2000 + i, dport=53) / Raw(dns_query(q, i)) for i, q in enumerate(qnames)])
+    # the first table from a file: regionfwd embeds it (and its hash) itself
+    (tmp_path / "million.txt").write_text(texts[0])
+    doc = yaml.safe_load(HEAD)
+    doc["content_rules"] = [{"name": "million", "field": "dns_qname", "names_file": "million.txt",
+                             "services": ["dns"], "action": "drop"}]
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps(doc))
+    f = Fwd(tmp_path, "namesets-swap", pcap, str(table))
+    swaps = 4
+    drops = []
+    try:
+        c = f.ctl.call("counters")
+        for n in range(swaps):
+            d = dict(doc)
+            d["content_rules"] = [dict(doc["content_rules"][0],
+                                       names_file=forms[(n + 1) % 2])]
+            d["description"] = f"swap {n}"
+            before = f.ctl.call("counters")
+            r = f.ctl.call("push", document=json.dumps(d))
+            assert r["ok"], r
+            time.sleep(0.5)
+            c = f.ctl.call("counters")
+            assert c["packets"]["rx"] == c["packets"]["tx"] + c["packets"]["dropped"]
+            drops.append(c["drops"]["content_drop"] - before["drops"]["content_drop"])
+        time.sleep(0.3)
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="udp", dport=53,
+                       dns_qname="x.h11a.z17.example")
+        rb = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="udp", dport=53,
+                        dns_qname="x.h11b.z17.example")
+        c = f.ctl.call("counters")
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert "rx = tx + dropped: holds" in log
+    assert all(x > 0 for x in drops), drops
+    # every match of this drop rule is a drop; a snapshot taken mid-burst
+    # may hold a burst's matches whose drops are not counted yet
+    m, dr = c["content_rules"]["million"]["matches"], c["drops"]["content_drop"]
+    assert dr > 0 and 0 <= m - dr <= 64, (m, dr)
+    # pushed: b, a, b, a; the running set is a's
+    assert [m.get("name") for m in r["content"]["matches"]] == ["*.h11a.z17.example"], r
+    assert rb["content"]["matches"] == [], rb
+    assert re.search(r"^  generation_swaps\s+(\d+)$", log, re.M).group(1) == str(swaps + 1)
