@@ -177,8 +177,9 @@ static unsigned lit_scan(const struct lit *l, hs_scratch_t *s, const struct dp_c
 		} else if (in->proto != FWD_PROTO_TCP) {
 			continue;
 		} else {
-			n = f == FWD_CF_TLS_SNI ? fwd_extract_sni(p, in->len, name, sizeof(name))
-						: fwd_extract_http_host(p, in->len, name, sizeof(name));
+			n = f == FWD_CF_TLS_SNI
+				    ? fwd_extract_sni(p, in->len, name, sizeof(name))
+				    : fwd_extract_http_host(p, in->len, name, sizeof(name));
 		}
 		if (n <= 0)
 			continue;
@@ -196,9 +197,11 @@ int main(int argc, char **argv)
 	int eal = rte_eal_init(argc, argv), opt;
 	const char *table = NULL, *pcap = NULL;
 	long rounds = 200;
-	static const struct option opts[] = {
-		{"table", 1, 0, 't'}, {"pcap", 1, 0, 'p'}, {"rounds", 1, 0, 'r'},
-		{"hs-literal", 0, 0, 'L'}, {0, 0, 0, 0}};
+	static const struct option opts[] = {{"table", 1, 0, 't'},
+					     {"pcap", 1, 0, 'p'},
+					     {"rounds", 1, 0, 'r'},
+					     {"hs-literal", 0, 0, 'L'},
+					     {0, 0, 0, 0}};
 	int hs_literal = 0;
 	double load_s;
 	struct fwd_err err = {0};

@@ -1043,6 +1043,9 @@ static int counters(const struct opts *o, const struct ctl_call *cl, int drops_o
 			       row->attr_state[1] == FWD_RA_SET ? row->attr[1] : "-",
 			       row->attr_state[2] == FWD_RA_SET ? row->attr[2] : "-",
 			       row->v[FWD_RV_MATCHES], row->v[FWD_RV_FLOW_PACKETS]);
+			for (uint32_t k = 0; k < row->ntop; k++) /* a name set's top names */
+				printf("    %-52s %12" PRIu64 "\n", row->top[k].name,
+				       row->top[k].count);
 		}
 	}
 out:

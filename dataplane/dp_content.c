@@ -1,6 +1,7 @@
 #include "dp_content.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,9 @@ void dp_content_free(struct dp_content *c)
 		fwd_nameset_free(c->ns[f]);
 	}
 	rte_free(c->scope);
+	for (uint16_t w = 0; w < c->nworkers && w < DP_MAX_WORKERS; w++)
+		rte_free(c->top[w]);
+	free(c->top_of);
 	free(c->rule_keys);
 	free(c->key_index);
 	free(c);
@@ -130,6 +134,23 @@ static int build_namesets(struct dp_content *c, const struct fwd_table *t, struc
 	return 0;
 }
 
+static int build_top(struct dp_content *c, const struct fwd_table *t, struct fwd_err *err)
+{
+	if ((c->top_of = malloc(sizeof(*c->top_of) * t->ncontent)) == NULL)
+		goto nomem;
+	for (uint32_t i = 0; i < t->ncontent; i++)
+		c->top_of[i] = t->content[i].names ? c->ntop++ : DP_CONTENT_NONE;
+	for (uint16_t w = 0; c->ntop && w < c->nworkers; w++)
+		if ((c->top[w] =
+			     rte_zmalloc("dp_content_top",
+					 sizeof(struct dp_content_top) * DP_CONTENT_TOP_K * c->ntop,
+					 RTE_CACHE_LINE_SIZE)) == NULL)
+			goto nomem;
+	return 0;
+nomem:
+	return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "out of memory");
+}
+
 int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped, uint16_t nworkers,
 		     struct dp_content **out, struct fwd_err *err)
 {
@@ -203,7 +224,7 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 		hs_scratch_size(c->scratch[w], &sz);
 		c->scratch_bytes += sz;
 	}
-	if ((rc = build_namesets(c, t, err)))
+	if ((rc = build_namesets(c, t, err)) || (rc = build_top(c, t, err)))
 		goto out;
 	if (build_scope(c, t) || build_keys(c, t)) {
 		rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
@@ -250,6 +271,27 @@ static int in_rule_scope(const struct fwd_content_rule *r, uint16_t region, uint
 	return 0;
 }
 
+/* Space-saving (Metwally et al.): a name already held counts up; another
+ * takes the smallest slot and its count plus one, so a name matched more
+ * than 1/K of the time always holds a slot. Only this worker writes these
+ * slots; relaxed stores let a reader see each word whole (a key and its
+ * count may be a moment apart: an estimate either way). */
+static void top_add(struct dp_content_top *t, uint64_t key)
+{
+	unsigned min = 0;
+
+	for (unsigned k = 0; k < DP_CONTENT_TOP_K; k++) {
+		if (t[k].key == key) {
+			__atomic_store_n(&t[k].count, t[k].count + 1, __ATOMIC_RELAXED);
+			return;
+		}
+		if (t[k].count < t[min].count)
+			min = k;
+	}
+	__atomic_store_n(&t[min].key, key, __ATOMIC_RELAXED);
+	__atomic_store_n(&t[min].count, t[min].count + 1, __ATOMIC_RELAXED);
+}
+
 /* Rule @id matched (a pattern, or entry @entry of a name set by @kind). */
 static void matched(struct match_ctx *m, unsigned id, uint32_t entry, uint8_t kind)
 {
@@ -269,6 +311,9 @@ static void matched(struct match_ctx *m, unsigned id, uint32_t entry, uint8_t ki
 	}
 	if (m->in->match_cnt)
 		m->in->match_cnt[id]++;
+	if (kind && m->in->top)
+		top_add(m->in->top + (size_t)m->c->top_of[id] * DP_CONTENT_TOP_K,
+			(uint64_t)entry << 2 | kind);
 	if (v->nhits < DP_CONTENT_MAX_HITS) {
 		v->hits[v->nhits] = id;
 		v->hit_entry[v->nhits] = entry;
@@ -390,4 +435,54 @@ void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,
 	default:
 		break;
 	}
+}
+
+uint32_t dp_content_top_names(const struct dp_content *c, uint32_t rule, struct fwd_report_top *out,
+			      uint32_t max)
+{
+	struct dp_content_top all[DP_MAX_WORKERS * DP_CONTENT_TOP_K];
+	uint32_t n = 0, got = 0;
+
+	if (rule >= c->t->ncontent || c->top_of[rule] == DP_CONTENT_NONE)
+		return 0;
+	/* Sum each name over the workers. */
+	for (uint16_t w = 0; w < c->nworkers; w++) {
+		const struct dp_content_top *t =
+			c->top[w] + (size_t)c->top_of[rule] * DP_CONTENT_TOP_K;
+
+		for (unsigned k = 0; k < DP_CONTENT_TOP_K; k++) {
+			uint64_t key = __atomic_load_n(&t[k].key, __ATOMIC_RELAXED),
+				 cnt = __atomic_load_n(&t[k].count, __ATOMIC_RELAXED);
+			uint32_t j = 0;
+
+			if (key == 0 || cnt == 0)
+				continue;
+			while (j < n && all[j].key != key)
+				j++;
+			if (j == n)
+				all[n++] = (struct dp_content_top){key, 0};
+			all[j].count += cnt;
+		}
+	}
+	/* The largest first: a selection, n is at most workers x K. */
+	while (got < max && got < n) {
+		uint32_t best = got;
+		struct dp_content_top tmp;
+		size_t len;
+		const char *e;
+
+		for (uint32_t j = got + 1; j < n; j++)
+			if (all[j].count > all[best].count)
+				best = j;
+		tmp = all[got];
+		all[got] = all[best];
+		all[best] = tmp;
+		e = fwd_nameset_entry(c->ns[c->t->content[rule].field],
+				      (uint32_t)(all[got].key >> 2), &len);
+		snprintf(out[got].name, sizeof(out[got].name), "%s%.*s",
+			 (all[got].key & 3) == FWD_NS_SUFFIX ? "*." : "", (int)len, e);
+		out[got].count = all[got].count;
+		got++;
+	}
+	return got;
 }

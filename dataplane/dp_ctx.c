@@ -698,6 +698,25 @@ static int describe_rows(struct fwd_report *r, const struct fwd_table *t)
 	return 0;
 }
 
+/* The running generation's top names per name-set rule (not folded over
+ * generations: a sketch of what this set matches now). */
+static int top_names(struct fwd_report *r, const struct dp_gen *g)
+{
+	struct fwd_report_top top[DP_CONTENT_TOP_K];
+
+	for (uint32_t i = 0; g->content && i < g->table->ncontent; i++) {
+		struct fwd_report_row *row;
+		uint32_t n = dp_content_top_names(g->content, i, top, DP_CONTENT_TOP_K);
+
+		if (n == 0)
+			continue;
+		if ((row = fwd_report_row(r, FWD_RS_CONTENT, g->table->content[i].name)) == NULL ||
+		    fwd_report_set_top(row, top, n))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 {
 	struct dp_counters sum;
@@ -717,7 +736,7 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 	 * delta) is @g's counters: added once. */
 	rc = r == NULL ||
 	     (ctx->retiring && !ctx->retiring->handed_over && dp_fold_gen(r, ctx->retiring)) ||
-	     dp_fold_gen(r, g) || describe_rows(r, t);
+	     dp_fold_gen(r, g) || describe_rows(r, t) || top_names(r, g);
 	if (!rc)
 		gen_info(g, &r->gen);
 	pthread_mutex_unlock(&ctx->lock);

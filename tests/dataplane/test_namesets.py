@@ -287,6 +287,11 @@ def test_swap_million_name_sets_under_traffic(tmp_path):
     # may hold a burst's matches whose drops are not counted yet
     m, dr = c["content_rules"]["million"]["matches"], c["drops"]["content_drop"]
     assert dr > 0 and 0 <= m - dr <= 64, (m, dr)
+    # the running set's top names (this generation's sketch): the two of
+    # its names the traffic carries, each counted
+    top = c["content_rules"]["million"]["top_names"]
+    assert {t["name"] for t in top} == {"h10a.z16.example", "*.h11a.z17.example"}, top
+    assert all(t["count"] > 0 for t in top) and sum(t["count"] for t in top) <= m
     # pushed: b, a, b, a; the running set is a's
     assert [m.get("name") for m in r["content"]["matches"]] == ["*.h11a.z17.example"], r
     assert rb["content"]["matches"] == [], rb
