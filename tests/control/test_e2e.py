@@ -635,6 +635,40 @@ def test_content_rules_end_to_end(box, tmp_path):
     assert box.gen() == 3
 
 
+def test_name_sets_end_to_end(box, tmp_path):
+    """A name set from a names file through regionctl apply: regionctl embeds
+    the file (the generation holds it, GET /v1/table's model lists the
+    names), regionfwd matches it, explain names the entry, counters show
+    the rule's top names; a bad line is refused with the file and line, and
+    a changed file is a new generation."""
+    (tmp_path / "blocked.txt").write_text("# telemetry endpoints\nmetrics.example.org\n*.track.example.org\n")
+    doc = open(DEMO).read().replace("content_rules:\n", "content_rules:\n"
+                                    "  - {name: blocklist, field: tls_sni, names_file: blocked.txt, "
+                                    "services: [https], action: drop}\n", 1)
+    table = tmp_path / "names.yaml"
+    table.write_text(doc)
+    rc, out, err = box.ctl("apply", str(table))
+    assert rc == 0, err
+    gen = box.gen()
+    code, t = box.http("GET", "/v1/table")
+    rule = t["model"]["content_rules"][0]
+    assert rule["name"] == "blocklist" and rule["names"] == ["metrics.example.org", "*.track.example.org"], rule
+    rc, out, err = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--sni", "A.Track.Example.ORG")
+    assert rc == 0, err
+    assert "matched   blocklist (tls_sni, drop) by name *.track.example.org" in out, out
+    assert "dropped     content_drop" in out, out
+    # the same document with the same file: nothing new; a changed file: a new generation
+    rc, out, err = box.ctl("apply", str(table))
+    assert rc == 0 and box.gen() == gen, (out, err)
+    (tmp_path / "blocked.txt").write_text("metrics.example.org\n*.track.example.org\nnew.example.org\n")
+    rc, out, err = box.ctl("apply", str(table))
+    assert rc == 0 and box.gen() == gen + 1, (out, err)
+    (tmp_path / "blocked.txt").write_text("ok.example.org\n\nbad_name..example.org\n")
+    rc, out, err = box.ctl("apply", str(table))
+    assert rc != 0 and "blocked.txt:3" in err + out and "line 3" in err + out, (out, err)
+    assert box.gen() == gen + 1
+
+
 def test_truncated_and_stalled_uploads_change_nothing(box):
     """A client that promises a large body and sends half, then closes; one
     that sends a broken chunked body: regiond refuses or drops them and the
