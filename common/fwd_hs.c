@@ -1,6 +1,7 @@
 #include "fwd_hs.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <hs.h>
 
 #include "fwd_doc.h"
+#include "fwd_log.h"
 #include "fwd_names.h"
 
 /* A literal as a regex: every byte as \xHH, so nothing in it is special. */
@@ -45,17 +47,114 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static int read_all(int fd, void *p, size_t n)
+/*
+ * The parent's reads of the child's answer are watched: fork() in a
+ * threaded process copies locks another thread held at that instant (an
+ * allocator's, a sanitizer runtime's) into a child where no thread will
+ * ever release them, so a child can hang asleep before it compiles
+ * anything. RLIMIT_CPU does not end a child that uses no CPU, so without a
+ * watch the writer waiting here, and with it every change of regiond, would
+ * hang with it. A compiling child is always running; one found asleep with
+ * its CPU time unchanged across STUCK_TICKS polls of a second, with nothing
+ * written, is stuck, not busy: it is killed and the build retried once in
+ * a fresh child. A child past the wall-clock deadline (the CPU limit three
+ * times over plus slack, for a loaded machine) is killed as too expensive.
+ */
+#define STUCK_TICKS 2
+
+struct child_watch {
+	pid_t pid;
+	int64_t deadline_ms;
+	unsigned long long last_cpu;
+	int quiet_ticks;
+	int stuck; /* set when the child was found stuck */
+	int timed_out; /* set when the deadline passed */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The child's scheduler state and CPU ticks (utime + stime) from
+ * /proc/PID/stat; 0 when they cannot be read. */
+static int child_sample(pid_t pid, char *state, unsigned long long *cpu)
+{
+	char path[32], buf[512], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* The command name may hold spaces and parentheses: fields start
+	 * after the last ')'. */
+	p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+				state, &ut, &st) != 3)
+		return -1;
+	*cpu = ut + st;
+	return 0;
+}
+
+/* Wait until @fd is readable, watching the child. 0, or -1 with
+ * w->stuck or w->timed_out set. */
+static int child_wait(int fd, struct child_watch *w)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int64_t left = w->deadline_ms - now_ms();
+		int r;
+		char state = 'R';
+		unsigned long long cpu = 0;
+
+		if (left <= 0) {
+			w->timed_out = 1;
+			return -1;
+		}
+		r = poll(&pfd, 1, left < 1000 ? (int)left : 1000);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r < 0 || child_sample(w->pid, &state, &cpu))
+			continue;
+		if ((state == 'S' || state == 'D') && cpu == w->last_cpu) {
+			if (++w->quiet_ticks >= STUCK_TICKS) {
+				w->stuck = 1;
+				return -1;
+			}
+		} else {
+			w->quiet_ticks = 0;
+		}
+		w->last_cpu = cpu;
+	}
+}
+
+static int read_all(int fd, void *p, size_t n, struct child_watch *w)
 {
 	char *c = p;
 
 	while (n) {
-		ssize_t r = read(fd, c, n);
+		ssize_t r;
 
+		if (child_wait(fd, w))
+			return -1;
+		r = read(fd, c, n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return -1;
+		/* Bytes arrived: the child is alive, whatever it looks like. */
+		w->quiet_ticks = 0;
 		c += r;
 		n -= (size_t)r;
 	}
@@ -90,6 +189,9 @@ static void child_fail(int fd, uint8_t kind, uint32_t rule, const char *msg)
  * reports against expression 0).
  * Streams back [u8 ok=1][4 x (u64 len, bytes)] or
  * [u8 ok=0][u8 enum child_failure][u32 rule][u32 len][message]. */
+/* Tests define it to make a child hang as a fork-copied lock would. */
+void fwd_hs_child_hook(void) __attribute__((weak));
+
 static void child(const struct fwd_table *t, int fd)
 {
 	char *ser[4] = {NULL};
@@ -99,6 +201,8 @@ static void child(const struct fwd_table *t, int fd)
 	unsigned *flags = calloc(t->ncontent + 1, sizeof(*flags));
 	unsigned *ids = calloc(t->ncontent + 1, sizeof(*ids));
 
+	if (fwd_hs_child_hook)
+		fwd_hs_child_hook();
 	if (!expr || !flags || !ids)
 		_exit(3);
 	for (uint32_t i = 0; i < t->ncontent; i++) {
@@ -215,14 +319,18 @@ static size_t address_space_now(void)
 	return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
-		 struct fwd_err *e)
+/* One child's build; *stuck is set when the child hung asleep (see
+ * child_watch) and nothing was decided. */
+static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim,
+		      struct fwd_hs_dbs *out, struct fwd_err *e, int *stuck)
 {
 	int pfd[2], status = 0, rc = 0;
 	struct timespec t0, t1;
 	uint8_t ok = 2; /* neither answer: the child died before writing */
 	pid_t pid;
+	struct child_watch w = {0};
 
+	*stuck = 0;
 	memset(out, 0, sizeof(*out));
 	out->rules_hash = fwd_content_hash(t);
 	if (fwd_content_patterns(t) == 0)
@@ -265,16 +373,19 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 		child(t, pfd[1]);
 	}
 	close(pfd[1]);
-	if (read_all(pfd[0], &ok, 1) == 0 && ok == 0) {
+	w.pid = pid;
+	w.deadline_ms = now_ms() + (int64_t)lim->cpu_seconds * 3000 + 5000;
+	w.last_cpu = ~0ull;
+	if (read_all(pfd[0], &ok, 1, &w) == 0 && ok == 0) {
 		uint32_t rule = UINT32_MAX, mlen = 0;
 		uint8_t kind = CHILD_SET_TOO_EXPENSIVE;
 		char msg[256] = "";
 
-		if (read_all(pfd[0], &kind, 1) == 0 && read_all(pfd[0], &rule, 4) == 0 &&
-		    read_all(pfd[0], &mlen, 4) == 0) {
+		if (read_all(pfd[0], &kind, 1, &w) == 0 && read_all(pfd[0], &rule, 4, &w) == 0 &&
+		    read_all(pfd[0], &mlen, 4, &w) == 0) {
 			if (mlen >= sizeof(msg))
 				mlen = sizeof(msg) - 1;
-			read_all(pfd[0], msg, mlen);
+			read_all(pfd[0], msg, mlen, &w);
 		}
 		if (kind == CHILD_PATTERN_INVALID && rule < t->ncontent) {
 			char path[64];
@@ -299,7 +410,7 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 		for (int f = 0; f < 4 && rc == 0; f++) {
 			uint64_t l;
 
-			if (read_all(pfd[0], &l, 8) || l > (1ull << 31)) {
+			if (read_all(pfd[0], &l, 8, &w) || l > (1ull << 31)) {
 				rc = -EPROTO;
 				break;
 			}
@@ -307,16 +418,34 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 				continue;
 			out->bytes[f] = malloc(l);
 			out->len[f] = l;
-			if (out->bytes[f] == NULL || read_all(pfd[0], out->bytes[f], l))
+			if (out->bytes[f] == NULL || read_all(pfd[0], out->bytes[f], l, &w))
 				rc = -EPROTO;
 		}
 	} else {
 		rc = -EPROTO;
 	}
 	close(pfd[0]);
+	if (w.stuck || w.timed_out)
+		kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (w.stuck) {
+		fwd_hs_free(out);
+		*stuck = 1;
+		return fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0,
+				    FWD_KEY_NAME(DOC, CONTENT_RULES),
+				    "the process compiling the content rules hung before it "
+				    "compiled anything (killed)");
+	}
+	if (w.timed_out) {
+		fwd_hs_free(out);
+		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0,
+			     FWD_KEY_NAME(DOC, CONTENT_RULES),
+			     "compiling the content rules did not finish within %u s (killed)",
+			     lim->cpu_seconds * 3 + 5);
+		return -E2BIG;
+	}
 	out->compile_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (rc == -EPROTO || (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))) {
 		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0,
@@ -331,6 +460,23 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 	}
 	if (rc)
 		fwd_hs_free(out);
+	return rc;
+}
+
+int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, struct fwd_hs_dbs *out,
+		 struct fwd_err *e)
+{
+	int stuck = 0;
+	int rc = build_once(t, lim, out, e, &stuck);
+
+	/* A stuck child says nothing of the rules (see child_watch): one
+	 * fresh attempt, then the fault is reported as the process's own. */
+	if (stuck) {
+		fwd_log(FWD_LOG_WARNING, "content rules: the compiling child hung; retrying once");
+		if (e)
+			memset(e, 0, sizeof(*e));
+		rc = build_once(t, lim, out, e, &stuck);
+	}
 	return rc;
 }
 

@@ -1,7 +1,9 @@
 /*
  * Content-rule compilation (common/fwd_hs.c): valid rules give one
  * database per field used; an invalid pattern is refused naming its rule;
- * a compilation over its memory limit is refused, and regiond survives.
+ * a compilation over its memory limit is refused, and regiond survives;
+ * a compiling child that hangs asleep (a lock copied by fork) is killed
+ * and the build retried, never waited on for ever.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -10,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "fwd_hs.h"
@@ -28,6 +31,20 @@ static struct fwd_table *load(const char *doc)
 	if (t == NULL)
 		fail_msg("%s", fwd_err_str(&err, b, sizeof(b)));
 	return t;
+}
+
+/* While this file exists, a compiling child takes it away and sleeps for
+ * ever, as one would on a lock another thread held at fork(): the first
+ * child hangs, the retry finds no file. hang_always keeps every child asleep. */
+static char hang_flag[64];
+static int hang_always;
+
+void fwd_hs_child_hook(void);
+void fwd_hs_child_hook(void)
+{
+	if (hang_always || (hang_flag[0] && unlink(hang_flag) == 0))
+		for (;;)
+			pause();
 }
 
 static const struct fwd_hs_limits roomy = {.cpu_seconds = 30, .memory_bytes = 2ull << 30};
@@ -175,6 +192,45 @@ static void test_content_hash(void **state)
 	fwd_table_free(d);
 }
 
+static void test_hung_child_is_retried(void **state)
+{
+	struct fwd_table *t = load(HEAD "  - {name: a, field: tls_sni, pattern: 'x\\.example', "
+					"services: [https], action: drop}\n");
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+	FILE *f;
+
+	(void)state;
+	snprintf(hang_flag, sizeof(hang_flag), "/tmp/test_hs_hang.%d", (int)getpid());
+	f = fopen(hang_flag, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(fwd_hs_build(t, &roomy, &dbs, &e), 0);
+	assert_int_equal(access(hang_flag, F_OK), -1); /* a child did hang */
+	assert_non_null(dbs.bytes[FWD_CF_TLS_SNI]);
+	fwd_hs_free(&dbs);
+	hang_flag[0] = 0;
+	fwd_table_free(t);
+}
+
+static void test_child_hung_twice_is_internal(void **state)
+{
+	struct fwd_table *t = load(HEAD "  - {name: a, field: tls_sni, pattern: 'x\\.example', "
+					"services: [https], action: drop}\n");
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+
+	(void)state;
+	hang_always = 1;
+	assert_int_equal(fwd_hs_build(t, &roomy, &dbs, &e), -ENOMEM);
+	hang_always = 0;
+	assert_int_equal(e.reason_code, FWD_R_INTERNAL);
+	assert_non_null(strstr(e.reason, "hung"));
+	for (int f = 0; f < 4; f++)
+		assert_null(dbs.bytes[f]);
+	fwd_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +240,8 @@ int main(void)
 		cmocka_unit_test(test_empty_match_is_invalid),
 		cmocka_unit_test(test_too_expensive_refused),
 		cmocka_unit_test(test_content_hash),
+		cmocka_unit_test(test_hung_child_is_retried),
+		cmocka_unit_test(test_child_hung_twice_is_internal),
 	};
 
 	return cmocka_run_group_tests_name("hs", tests, NULL, NULL);
