@@ -82,17 +82,26 @@ def parse_names_text(text):
     return out
 
 
-def name_in_set(name, exact, suffix):
-    """Does `name` (as extracted) match the set? Written independently of
-    the C hash table: string comparison of every dot-separated suffix."""
+def set_match(name, exact, suffix):
+    """The longest entry of the set `name` (as extracted) matches, as the set
+    lists it ("a.b" or "*.b"), or None. Written independently of the C hash
+    table: string comparison of every dot-separated suffix."""
     n = name.lower()
     if n.endswith("."):
         n = n[:-1]
     if not n or len(n) > 253 or "" in n.split("."):
-        return False
+        return None
     if n in exact:
-        return True
-    return any(n[i + 1:] in suffix for i, ch in enumerate(n) if ch == ".")
+        return n
+    for i, ch in enumerate(n):
+        if ch == "." and n[i + 1:] in suffix:
+            return "*." + n[i + 1:]
+    return None
+
+
+def name_in_set(name, exact, suffix):
+    """Does `name` match the set?"""
+    return set_match(name, exact, suffix) is not None
 
 
 class Rule:
@@ -112,6 +121,7 @@ class Rule:
                     entries += parse_names_text(f.read())
             self.exact = {n for k, n in entries if k == "exact"}
             self.suffix = {n for k, n in entries if k == "suffix"}
+            self.entry_hits = {}  # the longest entry matched -> packets (top names)
             return
         pat = d["pattern"]
         flags = re.DOTALL | (re.IGNORECASE if d.get("caseless") else 0)
@@ -121,7 +131,10 @@ class Rule:
 
     def match(self, data):
         if self.rx is None:
-            return name_in_set(data.decode("latin-1"), self.exact, self.suffix)
+            e = set_match(data.decode("latin-1"), self.exact, self.suffix)
+            if e is not None:
+                self.entry_hits[e] = self.entry_hits.get(e, 0) + 1
+            return e is not None
         return self.rx.search(data) is not None
 
     def in_scope(self, region, service):
