@@ -227,14 +227,13 @@ void fwd_nameset_free(struct fwd_nameset *s)
 	free(s);
 }
 
-int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fwd_ns_kind kind,
-		    uint32_t rule)
+/* Insert @name whose key is @key (0: invalid) and label count @nl. */
+static int add_keyed(struct fwd_nameset *s, const char *name, size_t len, enum fwd_ns_kind kind,
+		     uint32_t rule, uint64_t key, unsigned nl)
 {
-	unsigned nl = 0;
-	uint64_t key, i;
+	uint64_t i;
 
-	if (len == 0 || len > FWD_NS_NAME_MAX || rule > FWD_NS_MAX_RULE ||
-	    (key = name_key(name, len, &nl)) == 0)
+	if (len == 0 || len > FWD_NS_NAME_MAX || rule > FWD_NS_MAX_RULE || key == 0)
 		return -EINVAL;
 	/* Noted before anything can fail: a count no entry has costs a probe. */
 	for (unsigned kd = 0; kd < 2; kd++)
@@ -267,6 +266,48 @@ int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fw
 		.key = key, .off = (uint32_t)s->used, .rule_kinds = (rule + 1) << 2 | kind};
 	s->used += len + 1;
 	s->count++;
+	return 0;
+}
+
+int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fwd_ns_kind kind,
+		    uint32_t rule)
+{
+	unsigned nl = 0;
+	uint64_t key = len && len <= FWD_NS_NAME_MAX ? name_key(name, len, &nl) : 0;
+
+	return add_keyed(s, name, len, kind, rule, key, nl);
+}
+
+#define NS_BATCH 16
+
+int fwd_nameset_add_many(struct fwd_nameset *s, const struct fwd_ns_add *v, uint32_t n,
+			 uint32_t *failed)
+{
+	uint64_t key[NS_BATCH];
+	unsigned nl[NS_BATCH];
+
+	for (uint32_t b = 0; b < n; b += NS_BATCH) {
+		uint32_t m = n - b < NS_BATCH ? n - b : NS_BATCH;
+
+		for (uint32_t k = 0; k < m; k++) {
+			const struct fwd_ns_add *a = &v[b + k];
+
+			nl[k] = 0;
+			key[k] = a->len && a->len <= FWD_NS_NAME_MAX
+					 ? name_key(a->name, a->len, &nl[k])
+					 : 0;
+			__builtin_prefetch(&s->slot[key[k] & s->mask], 1);
+		}
+		for (uint32_t k = 0; k < m; k++) {
+			const struct fwd_ns_add *a = &v[b + k];
+			int rc = add_keyed(s, a->name, a->len, a->kind, a->rule, key[k], nl[k]);
+
+			if (rc) {
+				*failed = b + k;
+				return rc;
+			}
+		}
+	}
 	return 0;
 }
 

@@ -71,6 +71,24 @@ struct fwd_nameset *fwd_nameset_create(uint32_t entries, size_t arena_hint);
 int fwd_nameset_add(struct fwd_nameset *s, const char *name, size_t len, enum fwd_ns_kind kind,
 		    uint32_t rule);
 
+/* One name for fwd_nameset_add_many. */
+struct fwd_ns_add {
+	const char *name; /* normalised, @len bytes */
+	uint32_t len;
+	uint32_t rule;
+	enum fwd_ns_kind kind;
+};
+
+/**
+ * fwd_nameset_add() of @n names, a batch at a time: the keys of a batch
+ * computed and their slots prefetched before the first is written (at a
+ * million names every insert is a cache miss; a batch overlaps them).
+ * @return 0, or the first error with *@failed its index (the names before
+ *         it are in the set)
+ */
+int fwd_nameset_add_many(struct fwd_nameset *s, const struct fwd_ns_add *v, uint32_t n,
+			 uint32_t *failed);
+
 void fwd_nameset_free(struct fwd_nameset *s);
 
 /**

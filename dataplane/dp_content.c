@@ -86,6 +86,8 @@ uint32_t dp_content_rule_by_key(const struct dp_content *c, uint64_t key)
 	}
 }
 
+#define NS_ADD_BATCH 256
+
 /* One set per field from the rules' names; the rule index is what a hit
  * reports, like a Hyperscan pattern id. */
 static int build_namesets(struct dp_content *c, const struct fwd_table *t, struct fwd_err *err)
@@ -108,22 +110,33 @@ static int build_namesets(struct dp_content *c, const struct fwd_table *t, struc
 					   "out of memory for the name sets");
 		for (uint32_t i = 0; i < t->ncontent; i++) {
 			const struct fwd_content_rule *r = &t->content[i];
+			struct fwd_ns_add batch[NS_ADD_BATCH];
+			uint32_t nb = 0, bad;
+			int rc = 0;
 
 			if (r->field != f || r->names == NULL)
 				continue;
-			for (const char *p = r->names; p < r->names + r->names_len;) {
+			/* In batches: fwd_nameset_add_many overlaps the inserts' misses. */
+			for (const char *p = r->names; p < r->names + r->names_len && !rc;) {
 				size_t len = strlen(p);
 				int sfx = len > 2 && p[0] == '*' && p[1] == '.';
-				int rc = fwd_nameset_add(c->ns[f], p + 2 * sfx, len - 2 * sfx,
-							 sfx ? FWD_NS_SUFFIX : FWD_NS_EXACT, i);
 
-				if (rc)
-					return fwd_err_set(err, t->source, r->line,
-							   FWD_KEY_NAME(DOC, CONTENT_RULES),
-							   "rule '%s': name '%s' not added (%s)",
-							   r->name, p, strerror(-rc));
+				batch[nb++] = (struct fwd_ns_add){.name = p + 2 * sfx,
+								  .len = (uint32_t)(len - 2 * sfx),
+								  .rule = i,
+								  .kind = sfx ? FWD_NS_SUFFIX
+									      : FWD_NS_EXACT};
 				p += len + 1;
+				if (nb == NS_ADD_BATCH || p >= r->names + r->names_len) {
+					rc = fwd_nameset_add_many(c->ns[f], batch, nb, &bad);
+					nb = 0;
+				}
 			}
+			if (rc)
+				return fwd_err_set(
+					err, t->source, r->line, FWD_KEY_NAME(DOC, CONTENT_RULES),
+					"rule '%s': name '%.*s' not added (%s)", r->name,
+					(int)batch[bad].len, batch[bad].name, strerror(-rc));
 		}
 		c->names += fwd_nameset_count(c->ns[f]);
 		c->names_bytes += fwd_nameset_bytes(c->ns[f]);

@@ -316,6 +316,38 @@ static void test_exact_suffix_and_limits(void **state)
 	fwd_nameset_free(s);
 }
 
+/* The batched insert: the same set as one at a time, the first bad name's
+ * index reported with the names before it in. */
+static void test_add_many(void **state)
+{
+	enum { N = 1000 };
+	struct fwd_ns_add *v = calloc(N, sizeof(*v));
+	char(*names)[32] = calloc(N, 32);
+	struct fwd_nameset *s = fwd_nameset_create(N, 0);
+	struct hits h = {.s = s};
+	uint32_t bad = 0;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], 32, "n%d.z%d.example", i, i % 7);
+		v[i] = (struct fwd_ns_add){names[i], (uint32_t)strlen(names[i]), (uint32_t)(i % 3),
+					   i % 2 ? FWD_NS_SUFFIX : FWD_NS_EXACT};
+	}
+	v[700].len = 0;
+	assert_int_equal(fwd_nameset_add_many(s, v, N, &bad), -EINVAL);
+	assert_int_equal(bad, 700);
+	assert_int_equal(fwd_nameset_count(s), 700);
+	assert_int_equal(fwd_nameset_match(s, "n10.z3.example", 14, on_hit, &h), 1);
+	assert_int_equal(h.rules[0], 1);
+	assert_int_equal(fwd_nameset_match(s, "a.n11.z4.example", 16, on_hit, &h), 1);
+	assert_int_equal(fwd_nameset_match(s, "n11.z4.example", 14, on_hit, &h), 0);
+	assert_int_equal(fwd_nameset_match(s, "n702.z2.example", 15, on_hit, &h),
+			 0); /* after the bad one */
+	fwd_nameset_free(s);
+	free(v);
+	free(names);
+}
+
 /* ---- the document ---------------------------------------------------------------- */
 
 #define HEAD                                                                                       \
@@ -462,6 +494,7 @@ int main(void)
 		cmocka_unit_test(test_normalize_forms),
 		cmocka_unit_test(test_match_against_brute_force),
 		cmocka_unit_test(test_exact_suffix_and_limits),
+		cmocka_unit_test(test_add_many),
 		cmocka_unit_test(test_document_inline),
 		cmocka_unit_test(test_document_embedded),
 		cmocka_unit_test(test_document_file),
