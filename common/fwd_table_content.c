@@ -45,12 +45,11 @@ static int names_add(struct fwd_content_rule *cr, size_t *cap, const char *norm,
 	return 0;
 }
 
+/* The rule being parsed is the table's last: its names plus the others'. */
 static int names_total_ok(struct vctx *c, const struct fwd_node *n, const char *path)
 {
-	uint64_t total = 0;
+	uint64_t total = c->names_total + c->t->content[c->t->ncontent - 1].nnames;
 
-	for (uint32_t j = 0; j < c->t->ncontent; j++)
-		total += c->t->content[j].nnames;
 	if (total > FWD_MAX_NAMES)
 		return tv_fail(c, n, path, "more than %u names in the table's name sets",
 			       FWD_MAX_NAMES);
@@ -343,6 +342,7 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 				return rc;
 			if (cr->names == NULL) /* an empty file */
 				return tv_fail(c, ffile, path, "no names in the set");
+			c->names_total += cr->nnames;
 		}
 		for (int k = 0; k < 2; k++) {
 			const char *key = k ? KEY(CONTENT, CASELESS) : KEY(CONTENT, LITERAL);

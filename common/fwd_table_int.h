@@ -60,6 +60,7 @@ struct vctx {
 	struct names nm;
 	const char *dir; /* the document file's directory ("" or ending in '/'),
 			  * NULL for a document sent as text */
+	uint64_t names_total; /* names in the name sets of the rules before this one */
 };
 
 /* ---- helpers (fwd_table.c, each described there) --------------------------
