@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,25 @@ struct app_opts {
 	uint64_t idle_exit_ms;
 	enum start_on start_on;
 };
+
+/* A start that fails once the table is built: the standby builder thread
+ * (dp_ctx.h) may still be building FIBs in EAL memory, which rte_exit()'s
+ * cleanup releases under it (a SIGSEGV seen at -m 256, where the worker
+ * state did not fit): stop it first. */
+static void start_failed(struct dp_ctx *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+
+static void start_failed(struct dp_ctx *ctx, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	dp_ctx_standby_stop(ctx);
+	rte_exit(EXIT_FAILURE, "%s", msg);
+}
 
 static void usage(FILE *out)
 {
@@ -561,22 +581,21 @@ int main(int argc, char **argv)
 	if (start_table(&ctx, &opts) < 0)
 		rte_exit(EXIT_FAILURE, "not starting without a valid table\n");
 	if (setup_workers(&ctx))
-		rte_exit(EXIT_FAILURE, "cannot allocate worker state\n");
+		start_failed(&ctx, "cannot allocate worker state\n");
 	/* The capture's pools and rings, before the workers start: a capture
 	 * asked for at an incident must not fail for memory then. */
 	ctx.cap = dp_cap_create(&ctx.node, &ctx.ports, ctx.workers, ctx.nworkers,
 				rte_pktmbuf_data_room_size(ctx.pool) - RTE_PKTMBUF_HEADROOM);
 	if (ctx.cap == NULL)
-		rte_exit(EXIT_FAILURE,
-			 "cannot allocate the capture's %u mbufs and rings of %u: %s (node "
-			 "capture_mbufs, capture_ring)\n",
-			 ctx.node.capture_mbufs, ctx.node.capture_ring, strerror(errno));
+		start_failed(&ctx,
+			     "cannot allocate the capture's %u mbufs and rings of %u: %s (node "
+			     "capture_mbufs, capture_ring)\n",
+			     ctx.node.capture_mbufs, ctx.node.capture_ring, strerror(errno));
 	if (dp_telemetry_register(&ctx))
 		DP_LOG(WARNING, "telemetry commands not registered");
 	ctl = dp_ctl_create(&ctx, ctx.node.control_socket, ctx.node.control_group);
 	if (ctl == NULL)
-		rte_exit(EXIT_FAILURE, "cannot open the control socket %s\n",
-			 ctx.node.control_socket);
+		start_failed(&ctx, "cannot open the control socket %s\n", ctx.node.control_socket);
 	DP_LOG(INFO, "control socket %s", ctx.node.control_socket);
 
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {

@@ -9,54 +9,24 @@ import ipaddress
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from ctlclient import Ctl  # noqa: E402
-from dprun import eal_args, regionfwd_bin  # noqa: E402
+from dprun import Served, pcap_in_null_out  # noqa: E402
 
 from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
 
-class Fwd:
+class Fwd(Served):
     """regionfwd with a control socket, fed forever from a pcap (or nothing)."""
 
     def __init__(self, tmp, prefix, table, pcap=None, log="fwd.log", extra_node=""):
-        self.tmp, self.prefix, self.table, self.pcap = tmp, prefix, table, pcap
-        self.sock = str(tmp / "ctl.sock")
-        node = tmp / "node.yaml"
-        rx = f"net_pcap_in0,rx_pcap={pcap},infinite_rx=1" if pcap else "net_null_i0,no-rx=1"
-        node.write_text("ports:\n"
-                        f'  in0: {{device: "{rx}", ingress: true}}\n'
-                        "  out0: {device: net_null_o0}\n  out1: {device: net_null_o1}\n"
-                        f"control_socket: {self.sock}\n" + extra_node)
-        self.log = open(tmp / log, "w+")
-        self.p = subprocess.Popen([regionfwd_bin()] + eal_args(prefix) + [
-            "--", "--node", str(node), "--table", str(table)], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 30
-        while True:
-            try:
-                self.ctl = Ctl(self.sock)
-                break
-            except OSError:
-                assert self.p.poll() is None and time.time() < deadline, self.text()
-                time.sleep(0.1)
-
-    def text(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        self.pcap = pcap
+        super().__init__(tmp, prefix, pcap_in_null_out(pcap), table, extra_node, log)
 
     def hash(self):
         return int(self.ctl.call("status")["generation"]["hash"], 16)
-
-    def stop(self):
-        self.ctl.close()
-        self.p.terminate()
-        self.p.wait(30)
-        return self.text()
 
 
 def traffic(tmp, srcs, n=1024):

@@ -144,3 +144,47 @@ def read_pcaps(*paths):
         if os.path.exists(path) and os.path.getsize(path) > 24:
             out += list(rdpcap(path))
     return out
+
+
+class Served:
+    """regionfwd running with a control socket until stop(): the node's
+    ports given as (name, YAML flow mapping) pairs, its log in a file under
+    tmp, `ctl` a connected tests/lib/ctlclient.Ctl."""
+
+    def __init__(self, tmp, prefix, ports, table, extra_node="", log="fwd.log"):
+        from ctlclient import Ctl
+        self.tmp, self.prefix, self.table = tmp, prefix, table
+        self.sock = str(tmp / "ctl.sock")
+        node = tmp / "node.yaml"
+        node.write_text("ports:\n" + "".join(f"  {n}: {d}\n" for n, d in ports) +
+                        f"control_socket: {self.sock}\n" + extra_node)
+        self.log = open(tmp / log, "w+")
+        self.p = subprocess.Popen([regionfwd_bin()] + eal_args(prefix) + [
+            "--", "--node", str(node), "--table", str(table)], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while True:
+            try:
+                self.ctl = Ctl(self.sock)
+                break
+            except OSError:
+                assert self.p.poll() is None and time.time() < deadline, self.text()
+                time.sleep(0.1)
+
+    def text(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        self.ctl.close()
+        self.p.terminate()
+        self.p.wait(30)
+        return self.text()
+
+
+def pcap_in_null_out(pcap):
+    """Ports of a node fed forever from @pcap (or nothing when None), out0
+    and out1 to net_null."""
+    rx = f"net_pcap_in0,rx_pcap={pcap},infinite_rx=1" if pcap else "net_null_i0,no-rx=1"
+    return [("in0", f'{{device: "{rx}", ingress: true}}'),
+            ("out0", "{device: net_null_o0}"), ("out1", "{device: net_null_o1}")]
