@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from dprun import ROOT, eal_args, regionfwd_bin  # noqa: E402
 
-from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
+from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
 DEMO = os.path.join(ROOT, "docs", "examples", "demo-table.yaml")
 BUILD = os.path.dirname(os.path.dirname(regionfwd_bin()))
@@ -635,12 +635,27 @@ def test_content_rules_end_to_end(box, tmp_path):
     assert box.gen() == 3
 
 
-def test_name_sets_end_to_end(box, tmp_path):
+@pytest.fixture
+def box_sni(tmp_path):
+    """A Box whose replayed traffic also carries TLS ClientHellos from
+    Singapore to https: names under *.track.example.org, and others."""
+    from refcontent import client_hello
+    hellos = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") / IP(src="8.130.0.1", dst="198.51.100.1") /
+              TCP(sport=30000 + i, dport=443, flags="PA") /
+              Raw(client_hello(("a.track.example.org", "b.track.example.org", "a.track.example.org",
+                                "other.example.net")[i % 4])) for i in range(64)]
+    b = Box(tmp_path, "name-sets", extra_packets=hellos)
+    yield b
+    b.stop()
+
+
+def test_name_sets_end_to_end(box_sni, tmp_path):
     """A name set from a names file through regionctl apply: regionctl embeds
     the file (the generation holds it, GET /v1/table's model lists the
     names), regionfwd matches it, explain names the entry, counters show
-    the rule's top names; a bad line is refused with the file and line, and
-    a changed file is a new generation."""
+    the rule's top names through the API and regionctl; a bad line is
+    refused with the file and line, and a changed file is a new generation."""
+    box = box_sni
     (tmp_path / "blocked.txt").write_text("# telemetry endpoints\nmetrics.example.org\n*.track.example.org\n")
     doc = open(DEMO).read().replace("content_rules:\n", "content_rules:\n"
                                     "  - {name: blocklist, field: tls_sni, names_file: blocked.txt, "
@@ -657,6 +672,15 @@ def test_name_sets_end_to_end(box, tmp_path):
     assert rc == 0, err
     assert "matched   blocklist (tls_sni, drop) by name *.track.example.org" in out, out
     assert "dropped     content_drop" in out, out
+    # the replayed ClientHellos: the rule's top names through the API and regionctl
+    wait_for(lambda: box.http("GET", "/v1/counters")[1]["content_rules"]["blocklist"].get("top_names"),
+             what="top names")
+    code, c = box.http("GET", "/v1/counters")
+    top = c["content_rules"]["blocklist"]["top_names"]
+    assert [t["name"] for t in top] == ["*.track.example.org"] and top[0]["count"] > 0, top
+    assert c["content_rules"]["blocklist"]["matches"] >= top[0]["count"]
+    rc, out, _ = box.ctl("counters")
+    assert re.search(r"^  blocklist\s+tls_sni\s+drop.*\n    \*\.track\.example\.org\s+\d+$", out, re.M), out
     # the same document with the same file: nothing new; a changed file: a new generation
     rc, out, err = box.ctl("apply", str(table))
     assert rc == 0 and box.gen() == gen, (out, err)
