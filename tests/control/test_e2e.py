@@ -687,6 +687,20 @@ def test_name_sets_end_to_end(box_sni, tmp_path):
     (tmp_path / "blocked.txt").write_text("metrics.example.org\n*.track.example.org\nnew.example.org\n")
     rc, out, err = box.ctl("apply", str(table))
     assert rc == 0 and box.gen() == gen + 1, (out, err)
+    # regionfwd restarted resumes the pushed table it saved, names and all:
+    # the file is not needed any more
+    (tmp_path / "blocked.txt").unlink()
+    box.fwd.terminate()
+    box.fwd.wait(30)
+    box.start_fwd()
+    wait_for(lambda: box.status()["dataplane"]["in_sync"], what="regionfwd back in sync")
+    assert box.status()["dataplane"]["status"]["generation"]["id"] == gen + 1
+    rc, out, err = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--sni", "new.example.org")
+    assert rc == 0 and "by name new.example.org" in out, (out, err)
+    box.fwd_log.flush()
+    log = open(box.tmp / "fwd.log").read()
+    assert f"starting on generation {gen + 1}, last pushed by regiond (saved" in log, log[-3000:]
+    assert f"generation {gen + 1}: name sets: 3 names" in log, log[-3000:]
     (tmp_path / "blocked.txt").write_text("ok.example.org\n\nbad_name..example.org\n")
     rc, out, err = box.ctl("apply", str(table))
     assert rc != 0 and "blocked.txt:3" in err + out and "line 3" in err + out, (out, err)
