@@ -42,6 +42,20 @@ static json_t *embedded(const struct fwd_node *n, uint32_t i, const char *dir, s
 		snprintf(err->path, sizeof(err->path), "%s", path);
 		return NULL;
 	}
+	{ /* a NUL would end the text where the reader stops: refused here, by line */
+		const char *nul = memchr(text, '\0', len);
+
+		if (nul) {
+			uint32_t line = 1;
+
+			for (const char *c = text; c < nul; c++)
+				line += *c == '\n';
+			free(text);
+			fwd_err_set(err, full, line, path, "line %u: a NUL byte in a names file",
+				    line);
+			return NULL;
+		}
+	}
 	snprintf(hash, sizeof(hash), "%016" PRIx64, fwd_hash64(text, len));
 	t = json_stringn(text, len);
 	free(text);

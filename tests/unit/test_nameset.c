@@ -4,7 +4,7 @@
  * against a brute-force reference on generated names (exact, suffixes,
  * case, trailing dots, labels at 63 and names at 253, malformed queries),
  * names files refused on a bad line with its file and number, the embedded
- * form and its hash.
+ * form and its hash, and fwd_embed making a document stand alone.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "fwd_embed.h"
 #include "fwd_hash.h"
 #include "fwd_nameset.h"
 #include "fwd_table.h"
@@ -487,6 +488,56 @@ static void test_document_file(void **state)
 	rmdir(dir);
 }
 
+/* fwd_embed: a document naming a file comes back standing alone (and
+ * validates to the same names); one naming none comes back untouched; a
+ * file with a NUL or missing is refused naming it. */
+static void test_embed(void **state)
+{
+	char dir[] = "/tmp/test_embed.XXXXXX", p[256], d[300], *out = NULL;
+	const char *doc =
+		HEAD "  - {name: a, field: dns_qname, names_file: n.txt, services: [dns], "
+		     "action: count}\n";
+	struct fwd_err err = {0};
+	struct fwd_table *t;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(d, sizeof(d), "%s/", dir);
+	snprintf(p, sizeof(p), "%s/n.txt", dir);
+	f = fopen(p, "w");
+	fputs("# zones\nexample.com\n*.Example.org.\n", f);
+	fclose(f);
+	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, &out, &len, &err), 0);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "\"text\":\"# zones\\nexample.com"));
+	t = fwd_table_parse(out, len, "t.yaml", -1, &err);
+	assert_non_null(t);
+	assert_int_equal(t->content[0].nnames, 2);
+	assert_memory_equal(t->content[0].names, "example.com\0*.example.org\0", 26);
+	fwd_table_free(t);
+	free(out);
+	/* nothing to embed: no copy */
+	out = (char *)1;
+	assert_int_equal(fwd_embed_names(HEAD, strlen(HEAD), "t.yaml", d, &out, &len, &err), 0);
+	assert_null(out);
+	/* a NUL on line 2 */
+	f = fopen(p, "w");
+	fwrite("a.com\nb\0.com\n", 1, 13, f);
+	fclose(f);
+	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, &out, &len, &err), -EINVAL);
+	assert_null(out);
+	assert_int_equal(err.line, 2);
+	assert_string_equal(err.file, p);
+	assert_string_equal(err.path, "content_rules[0].names_file");
+	unlink(p);
+	/* missing */
+	assert_true(fwd_embed_names(doc, strlen(doc), "t.yaml", d, &out, &len, &err) < 0);
+	assert_string_equal(err.path, "content_rules[0].names_file");
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -498,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_document_inline),
 		cmocka_unit_test(test_document_embedded),
 		cmocka_unit_test(test_document_file),
+		cmocka_unit_test(test_embed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
