@@ -8,11 +8,18 @@
 #include <emmintrin.h>
 #endif
 
+/* 8 bytes: a slot holds only what a probe that misses needs. The rule and
+ * kinds live with the name in the arena ([u32 (rule + 1) << 2 | kinds]
+ * [u8 length][bytes]), read on a check match, which a hit reads anyway to
+ * confirm the name; a 32-bit check makes a stray arena read one probe in
+ * 4 billion. Half the bytes of a 16-byte slot: at 100k names the table
+ * fits where it did not. */
 struct ns_slot {
-	uint64_t key; /* ns_final() of the name's label chain */
-	uint32_t off; /* the name in the arena: [len][bytes] */
-	uint32_t rule_kinds; /* (rule + 1) << 2 | enum fwd_ns_kind bits; 0: empty */
+	uint32_t check; /* the key's high 32 bits (its low bits chose the slot) */
+	uint32_t off1; /* arena offset + 1; 0: empty */
 };
+
+#define NS_HDR 5 /* arena bytes before a name: rule and kinds, length */
 
 struct fwd_nameset {
 	struct ns_slot *slot;
@@ -190,6 +197,14 @@ static uint64_t name_key(const char *name, size_t len, unsigned *nl)
 	return (*nl = suffix_keys(name, len, start, key)) ? ns_final(key[0]) : 0;
 }
 
+static inline uint32_t arena_rk(const struct fwd_nameset *s, uint32_t off)
+{
+	uint32_t rk;
+
+	memcpy(&rk, s->arena + off, 4);
+	return rk;
+}
+
 /* ---- building --------------------------------------------------------------------- */
 
 /* Ask for transparent huge pages over the 2 MiB-aligned inside of a large
@@ -223,7 +238,7 @@ struct fwd_nameset *fwd_nameset_create(uint32_t entries, size_t arena_hint)
 		return NULL;
 	s->slot = calloc(size, sizeof(*s->slot));
 	hint_huge(s->slot, size * sizeof(*s->slot));
-	s->cap = arena_hint ? arena_hint : 64;
+	s->cap = (arena_hint ? arena_hint : 64) + (size_t)entries * NS_HDR;
 	s->arena = malloc(s->cap);
 	hint_huge(s->arena, s->cap);
 	if (s->slot == NULL || s->arena == NULL) {
@@ -257,32 +272,41 @@ static int add_keyed(struct fwd_nameset *s, const char *name, size_t len, enum f
 	for (unsigned kd = 0; kd < 2; kd++)
 		if (kind & (1u << kd))
 			s->labels[kd][nl / 64] |= 1ull << (nl % 64);
-	for (i = key & s->mask; s->slot[i].rule_kinds; i = (i + 1) & s->mask) {
-		struct ns_slot *o = &s->slot[i];
+	for (i = key & s->mask; s->slot[i].off1; i = (i + 1) & s->mask) {
+		const struct ns_slot *o = &s->slot[i];
+		uint32_t off = o->off1 - 1;
 
-		if (o->key == key && o->rule_kinds >> 2 == rule + 1 &&
-		    (unsigned char)s->arena[o->off] == len &&
-		    memcmp(s->arena + o->off + 1, name, len) == 0) {
-			o->rule_kinds |= kind; /* the same name again: one entry */
+		if (o->check == (uint32_t)(key >> 32) && arena_rk(s, off) >> 2 == rule + 1 &&
+		    (unsigned char)s->arena[off + 4] == len &&
+		    memcmp(s->arena + off + NS_HDR, name, len) == 0) {
+			uint32_t rk = arena_rk(s, off) | kind; /* the same name again: one entry */
+
+			memcpy(s->arena + off, &rk, 4);
 			return 0;
 		}
 	}
 	if (s->count == s->limit)
 		return -ENOSPC;
-	if (s->used + len + 1 > s->cap) {
-		size_t cap = s->cap * 2 > s->used + len + 1 ? s->cap * 2 : s->used + len + 1;
+	if (s->used + len + NS_HDR > s->cap) {
+		size_t cap =
+			s->cap * 2 > s->used + len + NS_HDR ? s->cap * 2 : s->used + len + NS_HDR;
 		char *a;
 
-		if (cap > UINT32_MAX || (a = realloc(s->arena, cap)) == NULL)
+		if (cap >= UINT32_MAX || (a = realloc(s->arena, cap)) == NULL)
 			return -ENOMEM;
 		s->arena = a;
 		s->cap = cap;
 	}
-	s->arena[s->used] = (char)len;
-	memcpy(s->arena + s->used + 1, name, len);
-	s->slot[i] = (struct ns_slot){
-		.key = key, .off = (uint32_t)s->used, .rule_kinds = (rule + 1) << 2 | kind};
-	s->used += len + 1;
+	{
+		uint32_t rk = (rule + 1) << 2 | kind;
+
+		memcpy(s->arena + s->used, &rk, 4);
+	}
+	s->arena[s->used + 4] = (char)len;
+	memcpy(s->arena + s->used + NS_HDR, name, len);
+	s->slot[i] =
+		(struct ns_slot){.check = (uint32_t)(key >> 32), .off1 = (uint32_t)s->used + 1};
+	s->used += len + NS_HDR;
 	s->count++;
 	return 0;
 }
@@ -378,15 +402,18 @@ unsigned fwd_nameset_match(const struct fwd_nameset *s, const char *name, size_t
 		if (!(probe[j / 64] >> (j % 64) & 1))
 			continue;
 
-		for (uint64_t i = key[j] & s->mask; s->slot[i].rule_kinds; i = (i + 1) & s->mask) {
+		for (uint64_t i = key[j] & s->mask; s->slot[i].off1; i = (i + 1) & s->mask) {
 			const struct ns_slot *o = &s->slot[i];
+			uint32_t off = o->off1 - 1, rk;
 
-			if (o->key != key[j] || !(o->rule_kinds & want) ||
-			    (unsigned char)s->arena[o->off] != n ||
-			    !same(s->arena + o->off + 1, name + start[j], n))
+			if (o->check != (uint32_t)(key[j] >> 32))
+				continue;
+			rk = arena_rk(s, off);
+			if (!(rk & want) || (unsigned char)s->arena[off + 4] != n ||
+			    !same(s->arena + off + NS_HDR, name + start[j], n))
 				continue;
 			hits++;
-			fn(arg, (o->rule_kinds >> 2) - 1, o->off, (enum fwd_ns_kind)want);
+			fn(arg, (rk >> 2) - 1, off, (enum fwd_ns_kind)want);
 		}
 	}
 	return hits;
@@ -394,8 +421,8 @@ unsigned fwd_nameset_match(const struct fwd_nameset *s, const char *name, size_t
 
 const char *fwd_nameset_entry(const struct fwd_nameset *s, uint32_t entry, size_t *len)
 {
-	*len = (unsigned char)s->arena[entry];
-	return s->arena + entry + 1;
+	*len = (unsigned char)s->arena[entry + 4];
+	return s->arena + entry + NS_HDR;
 }
 
 uint32_t fwd_nameset_count(const struct fwd_nameset *s)

@@ -10,13 +10,15 @@
  * ways to one rule is one entry with both kinds.
  *
  * Layout: one flat open-addressing table (linear probing, load <= 2/3) of
- * 16-byte slots {64-bit key, arena offset, rule and kinds}, and one arena of
- * the names ([length byte][bytes], normalised). The key of a name is a
+ * 8-byte slots {the key's high 32 bits, arena offset}, and one arena of the
+ * entries ([rule and kinds][length byte][bytes], normalised). A slot is
+ * chosen by the key's low bits. The key of a name is a
  * chain of per-label hashes taken from the rightmost label leftwards, so one
  * pass over a query yields the key of every suffix that starts at a label
  * boundary. A lookup computes them all, prefetches their slots (the misses
  * overlap), then probes from the longest (the name itself: EXACT) down; a
- * key match is confirmed against the arena, so there are no false positives.
+ * check match is confirmed against the arena, so there are no false
+ * positives.
  *
  * Names are normalised before they get here: lowercase ASCII, no trailing
  * dot (fwd_name_normalize for a document's names; a query is lowercased by
@@ -58,7 +60,7 @@ int fwd_name_normalize(const char *s, size_t len, char *out, enum fwd_ns_kind *k
 
 /**
  * An empty set with room for @entries entries and @arena_hint bytes of
- * names (the arena grows past it). @return the set, or NULL (ENOMEM, or
+ * names (the arena grows past it; its per-entry header is added here). @return the set, or NULL (ENOMEM, or
  * EINVAL when @entries is over 2^30)
  */
 struct fwd_nameset *fwd_nameset_create(uint32_t entries, size_t arena_hint);
