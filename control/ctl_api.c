@@ -543,6 +543,9 @@ void ctl_api_publish(struct ctl_api *api)
 	/* The routing feed's summary (GET /v1/feed with shorter lists). */
 	x = ctl_state_ext(st, "feed");
 	json_object_set_new(v, "feed", x && x->status ? x->status(x->arg, NULL) : json_null());
+	/* The fleet agent's view (GET /v1/fleet without its last report). */
+	x = ctl_state_ext(st, "fleet");
+	json_object_set_new(v, "fleet", x && x->status ? x->status(x->arg, NULL) : json_null());
 	pthread_mutex_lock(&api->view_lock);
 	old = api->view;
 	api->view = v;
@@ -560,7 +563,7 @@ void ctl_api_publish(struct ctl_api *api)
  * alarm is raised; degraded (1) when it answers but runs something else, or
  * an alarm is raised; unreachable (2) when regionfwd has not answered, or
  * its last answer is over 10 s old (regiond asks every second). */
-static json_t *health_json(const json_t *status)
+json_t *ctl_api_health(const json_t *status)
 {
 	const json_t *dp = json_object_get(status, "dataplane"),
 		     *age = json_object_get(dp, "report_age_ms");
@@ -598,12 +601,12 @@ static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 	if (b == NULL)
 		return NULL;
 	json_object_set_new(b, "regiond",
-			    json_pack("{s:s, s:I}", "version", "0.1.0", "uptime_s",
+			    json_pack("{s:s, s:I}", "version", CTL_REGIOND_VERSION, "uptime_s",
 				      (json_int_t)(time(NULL) - api->started)));
 	/* null until regiond first asked regionfwd */
 	json_object_set_new(json_object_get(b, "dataplane"), "report_age_ms",
 			    *report_ms ? json_integer(ctl_mono_ms() - *report_ms) : json_null());
-	json_object_set_new(b, "health", health_json(b));
+	json_object_set_new(b, "health", ctl_api_health(b));
 	return b;
 }
 
@@ -882,6 +885,28 @@ static void h_feed(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->body = x->status(x->arg, api->st->table);
 }
 
+/* GET /v1/fleet: the fleet agent's own view, from its own lock (a ROUTE_VIEW:
+ * answered while a write holds the state lock). The extensions are fixed
+ * before the API starts, so reading the list needs no lock. */
+static void h_fleet(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	const struct ctl_ext *x = ctl_state_ext(api->st, "fleet");
+
+	(void)q;
+	if (x == NULL || x->status == NULL) {
+		r->status = 200;
+		r->body = json_pack("{s:b}", "enabled", 0);
+		return;
+	}
+	r->body = x->status(x->arg, NULL);
+	if (r->body == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		return;
+	}
+	json_object_set_new(r->body, "enabled", json_true());
+	r->status = 200;
+}
+
 static void h_filters_detach(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	const struct ctl_ext *x = ctl_state_ext(api->st, "filters");
@@ -1005,7 +1030,16 @@ static void capture_done(void *cls)
 /* ROUTE_CAPTURE streams packets: over TCP it takes a credential that may
  * write (packet contents are more than a read token may see), and it is
  * served like ROUTE_DP, on a connection of its own. */
-enum { ROUTE_WRITE = 1, ROUTE_FILTERS = 2, ROUTE_VIEW = 4, ROUTE_DP = 8, ROUTE_CAPTURE = 16 };
+/* ROUTE_TABLE writes change the table: in fleet mode the table comes from
+ * etcd only, and they are refused with 409 fleet_managed (docs/fleet.md). */
+enum {
+	ROUTE_WRITE = 1,
+	ROUTE_FILTERS = 2,
+	ROUTE_VIEW = 4,
+	ROUTE_DP = 8,
+	ROUTE_CAPTURE = 16,
+	ROUTE_TABLE = 32,
+};
 
 static const struct route {
 	const char *method, *path;
@@ -1015,18 +1049,19 @@ static const struct route {
 	{"GET", "/v1/status", ROUTE_VIEW, h_status},
 	{"GET", "/v1/health", ROUTE_VIEW, h_health},
 	{"GET", "/v1/table", 0, h_table},
-	{"PUT", "/v1/table", ROUTE_WRITE, h_put_table},
-	{"PATCH", "/v1/table", ROUTE_WRITE, h_patch_table},
-	{"POST", "/v1/prefixes", ROUTE_WRITE, h_prefixes},
+	{"PUT", "/v1/table", ROUTE_WRITE | ROUTE_TABLE, h_put_table},
+	{"PATCH", "/v1/table", ROUTE_WRITE | ROUTE_TABLE, h_patch_table},
+	{"POST", "/v1/prefixes", ROUTE_WRITE | ROUTE_TABLE, h_prefixes},
 	{"POST", "/v1/validate", 0, h_validate},
-	{"POST", "/v1/rollback", ROUTE_WRITE, h_rollback},
-	{"POST", "/v1/confirm", ROUTE_WRITE, h_confirm},
+	{"POST", "/v1/rollback", ROUTE_WRITE | ROUTE_TABLE, h_rollback},
+	{"POST", "/v1/confirm", ROUTE_WRITE | ROUTE_TABLE, h_confirm},
 	{"GET", "/v1/history", 0, h_history},
 	{"GET", "/v1/counters", ROUTE_DP, h_counters},
 	{"POST", "/v1/explain", ROUTE_DP, h_explain},
 	{"GET", "/metrics", ROUTE_DP, h_metrics},
 	{"GET", "/v1/filters", ROUTE_FILTERS, h_filters},
 	{"GET", "/v1/feed", 0, h_feed},
+	{"GET", "/v1/fleet", ROUTE_VIEW, h_fleet},
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
 	{"POST", "/v1/capture", ROUTE_CAPTURE, h_capture},
 };
@@ -1238,6 +1273,12 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 		else
 			reply_simple(r, FWD_R_NOT_FOUND, "",
 				     "no such endpoint or method (see docs/api.md)");
+		return;
+	}
+	if ((rt->flags & ROUTE_TABLE) && ctl_state_ext(api->st, "fleet")) {
+		reply_simple(r, FWD_R_FLEET_MANAGED, "",
+			     "regiond runs in fleet mode: its table comes from etcd "
+			     "(regionctl fleet apply, docs/fleet.md), not from local writes");
 		return;
 	}
 	if ((rt->flags & ROUTE_FILTERS) &&

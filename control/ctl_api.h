@@ -19,6 +19,9 @@
 
 #include "ctl_state.h"
 
+/* regiond's version, in GET /v1/status and in its fleet report. */
+#define CTL_REGIOND_VERSION "0.1.0"
+
 /* A bearer token for TCP: its secret, the name it is recorded under ("":
  * none given), and whether it may write. */
 struct ctl_token {
@@ -66,5 +69,11 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
  */
 int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, const char *body,
 		     size_t len, char **out);
+
+/** The box's health from a status model (GET /v1/status's "dataplane",
+ *  "alarm", "generation"): {"state", "exit", "reason"}, exit 0 healthy,
+ *  1 degraded, 2 unreachable (docs/api.md). Also the fleet report's
+ *  health code. NULL on ENOMEM. */
+json_t *ctl_api_health(const json_t *status);
 
 #endif /* CTL_API_H */

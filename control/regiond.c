@@ -8,12 +8,16 @@
  *           [--dataplane-timeout MS]
  *           [--xdp-iface IF ...] [--log stderr|journal|syslog] [--log-level L]
  *           [--feed-table REGION=TABLE ... [--feed-bird-socket PATH] [--feed-hold S]]
+ *           [--fleet-endpoints URL[,URL...] --fleet-node N --fleet-facility F
+ *            [--fleet-label K=V ...] [--fleet-ca FILE --fleet-cert FILE --fleet-key FILE]
+ *            [--fleet-user U --fleet-password-file FILE] [--fleet-validate-only]]
  *           (every option: options[] below, or regiond --help)
  *
  * The main thread keeps regionfwd in sync (it pushes the current generation
  * when regionfwd restarted or runs something else) and runs the commit-confirm
- * timer; the API threads serve requests. All of them take one mutex around
- * the state. Only main() exits.
+ * timer; the API threads serve requests; with --fleet-*, the fleet agent's
+ * thread (ctl_fleet.h) applies the facility's table from etcd. All of them
+ * take one mutex around the state. Only main() exits.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -41,6 +45,7 @@
 #include "fwd_embed.h"
 #include "ctl_content.h"
 #include "ctl_feed.h"
+#include "ctl_fleet.h"
 #ifdef REGIOND_BPF
 #include "ctl_filter.h"
 #endif
@@ -75,6 +80,12 @@ struct regiond_opts {
 	struct fwd_opt_list feed_tables; /* REGION=TABLE: the routing feed (ctl_feed.h) */
 	uint64_t feed_hold_s, feed_batch_ms, feed_max_prefixes;
 	const char *feed_bird_socket;
+	/* --fleet-*: the fleet agent (ctl_fleet.h, docs/fleet.md) */
+	const char *fleet_endpoints, *fleet_node, *fleet_facility;
+	struct fwd_opt_list fleet_labels;
+	const char *fleet_ca, *fleet_cert, *fleet_key, *fleet_user, *fleet_password_file;
+	uint64_t fleet_lease_s, fleet_report_ms, fleet_timeout_ms;
+	int fleet_validate_only;
 };
 
 /* Index = enum ctl_xdp_mode. */
@@ -93,8 +104,8 @@ static const struct fwd_opt options[] = {
 	 .arg = "SOCK",
 	 .kind = FWD_OPT_STR,
 	 .off = AT(dataplane),
-	 .required = 1,
-	 .help = "regionfwd's control socket (node config control_socket)"},
+	 .help = "regionfwd's control socket (node config control_socket); required "
+		 "but with --fleet-validate-only"},
 	{.name = "api-socket",
 	 .arg = "SOCK",
 	 .def = "/run/regiond/api.sock",
@@ -272,6 +283,84 @@ static const struct fwd_opt options[] = {
 	 .max = 16u << 20,
 	 .refused = "--feed-max-prefixes takes 1..16777216",
 	 .help = "learned prefixes at most; routes past it are refused, with an alarm"},
+	{.name = "fleet-endpoints",
+	 .arg = "URL[,URL]",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(fleet_endpoints),
+	 .help = "fleet mode: etcd's client URLs (http:// or https://); docs/fleet.md"},
+	{.name = "fleet-node",
+	 .arg = "N",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(fleet_node),
+	 .help = "fleet mode: this node's name (1..64 of a-z 0-9 -)"},
+	{.name = "fleet-facility",
+	 .arg = "F",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(fleet_facility),
+	 .help = "fleet mode: this node's facility (1..32 of a-z 0-9 -)"},
+	{.name = "fleet-label",
+	 .arg = "K=V",
+	 .kind = FWD_OPT_LIST,
+	 .off = AT(fleet_labels),
+	 .max = CTL_FLEET_MAX_LABELS,
+	 .help = "fleet mode: a label in the node's report, for rollouts (repeat)"},
+	{.name = "fleet-ca",
+	 .arg = "FILE",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(fleet_ca),
+	 .help = "fleet mode: the CA that signs etcd's certificates (PEM)"},
+	{.name = "fleet-cert",
+	 .arg = "FILE",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(fleet_cert),
+	 .help = "fleet mode: the client certificate etcd asks for (PEM, no CN: docs/fleet.md)"},
+	{.name = "fleet-key",
+	 .arg = "FILE",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(fleet_key),
+	 .help = "fleet mode: --fleet-cert's key (PEM; mode 0600 or stricter)"},
+	{.name = "fleet-user",
+	 .arg = "U",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(fleet_user),
+	 .help = "fleet mode: etcd user (its role may write its facility's keys only)"},
+	{.name = "fleet-password-file",
+	 .arg = "FILE",
+	 .kind = FWD_OPT_STR,
+	 .off = AT(fleet_password_file),
+	 .help = "fleet mode: --fleet-user's password, first line (mode 0600 or stricter)"},
+	{.name = "fleet-lease",
+	 .arg = "S",
+	 .def = "10",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(fleet_lease_s),
+	 .min = 2,
+	 .max = 3600,
+	 .refused = "--fleet-lease takes 2..3600 (seconds)",
+	 .help = "fleet mode: the node's report lives this long without etcd hearing from it"},
+	{.name = "fleet-report-ms",
+	 .arg = "MS",
+	 .def = "2000",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(fleet_report_ms),
+	 .min = 100,
+	 .max = 600000,
+	 .refused = "--fleet-report-ms takes 100..600000",
+	 .help = "fleet mode: the node's report is rewritten at least this often (counters)"},
+	{.name = "fleet-timeout-ms",
+	 .arg = "MS",
+	 .def = "2000",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(fleet_timeout_ms),
+	 .min = 100,
+	 .max = 60000,
+	 .refused = "--fleet-timeout-ms takes 100..60000",
+	 .help = "fleet mode: one etcd call waits at most this long per endpoint"},
+	{.name = "fleet-validate-only",
+	 .kind = FWD_OPT_FLAG,
+	 .off = AT(fleet_validate_only),
+	 .help = "fleet mode without regionfwd: validate and report each target, apply "
+		 "nothing (the scale-test mode)"},
 	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
 };
 
@@ -281,11 +370,9 @@ static const struct fwd_opt options[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: regiond");
-	for (size_t i = 0; i < NOPTIONS; i++)
-		if (options[i].required)
-			fprintf(out, " --%s %s", options[i].name, options[i].arg);
-	fprintf(out, " [options]\n");
+	fprintf(out, "usage: regiond --dataplane SOCK [options]\n"
+		     "       regiond --fleet-validate-only --fleet-endpoints URL --fleet-node N "
+		     "--fleet-facility F [options]\n");
 	fwd_opts_print(out, options, NOPTIONS);
 }
 
@@ -345,6 +432,9 @@ struct regiond {
 #endif
 	struct ctl_feed_conf feed_conf; /* --feed-*, checked at start */
 	struct ctl_feed *feed;
+	struct ctl_fleet_conf fleet_conf; /* --fleet-*, checked at start */
+	char *fleet_password; /* --fleet-password-file's first line */
+	struct ctl_fleet *fleet;
 };
 
 /* The text of option @opt's file @path, or NULL with the reason said
@@ -634,7 +724,8 @@ static int open_state(struct regiond *d)
 	struct ctl_ext content = ctl_content_ext();
 
 	ctl_state_add_ext(&d->st, &content);
-	d->dp = ctl_dp_create(d->o.dataplane);
+	/* --fleet-validate-only: no regionfwd; the handle is never used to push. */
+	d->dp = ctl_dp_create(d->o.dataplane ? d->o.dataplane : "");
 	if (d->dp == NULL ||
 	    ctl_state_open(&d->st, d->o.state_dir, (unsigned)d->o.keep, d->dp, &e)) {
 		char b[1024];
@@ -736,6 +827,110 @@ static int start_feed(struct regiond *d)
 	return 0;
 }
 
+/* --fleet-* checked before anything starts (names, labels, endpoints, the
+ * password file's mode). Without --fleet-endpoints none may be given: the
+ * single-box mode needs no etcd. @return 0 or 2 (said). */
+static int load_fleet_conf(struct regiond *d)
+{
+	const struct regiond_opts *o = &d->o;
+	struct fwd_err e = {0};
+	struct ctl_fleet_conf *c = &d->fleet_conf;
+
+	if (!o->fleet_endpoints) {
+		if (o->fleet_node || o->fleet_facility || o->fleet_labels.n || o->fleet_ca ||
+		    o->fleet_cert || o->fleet_key || o->fleet_user || o->fleet_password_file ||
+		    o->fleet_validate_only) {
+			fwd_log(FWD_LOG_ERR, "--fleet-* options need --fleet-endpoints");
+			return 2;
+		}
+		if (!o->dataplane) {
+			fwd_log(FWD_LOG_ERR, "--dataplane is required");
+			return 2;
+		}
+		return 0;
+	}
+	/* The feed changes the table by deltas the fleet's target does not
+	 * have: each would undo the other, over and over. */
+	if (o->feed_tables.n) {
+		fwd_log(FWD_LOG_ERR, "--feed-table and --fleet-endpoints do not go together: "
+				     "in fleet mode the table comes from etcd only");
+		return 2;
+	}
+	if (!o->dataplane && !o->fleet_validate_only) {
+		fwd_log(FWD_LOG_ERR, "--dataplane is required (but with --fleet-validate-only)");
+		return 2;
+	}
+	if (o->fleet_password_file) {
+		char *nl;
+
+		d->fleet_password = read_conf_file("--fleet-password-file", o->fleet_password_file,
+						   1, "read or change the password");
+		if (!d->fleet_password)
+			return 2;
+		nl = strpbrk(d->fleet_password, "\r\n");
+		if (nl)
+			*nl = '\0';
+		if (!d->fleet_password[0]) {
+			fwd_log(FWD_LOG_ERR, "--fleet-password-file %s: the first line is empty",
+				o->fleet_password_file);
+			return 2;
+		}
+	}
+	*c = (struct ctl_fleet_conf){
+		.endpoints = o->fleet_endpoints,
+		.node = o->fleet_node,
+		.facility = o->fleet_facility,
+		.ca_file = o->fleet_ca,
+		.cert_file = o->fleet_cert,
+		.key_file = o->fleet_key,
+		.user = o->fleet_user,
+		.password = d->fleet_password,
+		.lease_s = (unsigned)o->fleet_lease_s,
+		.report_ms = (unsigned)o->fleet_report_ms,
+		.etcd_timeout_ms = (unsigned)o->fleet_timeout_ms,
+		.validate_only = o->fleet_validate_only,
+		.version = CTL_REGIOND_VERSION,
+	};
+	for (unsigned i = 0; i < o->fleet_labels.n; i++)
+		c->labels[c->nlabels++] = o->fleet_labels.v[i];
+	if (o->fleet_key) {
+		/* Read only to check its mode here: libcurl reads it itself. */
+		char *k = read_conf_file("--fleet-key", o->fleet_key, 1, "read or change the key");
+
+		if (!k)
+			return 2;
+		explicit_bzero(k, strlen(k));
+		free(k);
+	}
+	if (ctl_fleet_conf_check(c, &e)) {
+		fwd_log(FWD_LOG_ERR, "%s", e.reason);
+		return 2;
+	}
+	return 0;
+}
+
+/* The fleet agent, when --fleet-endpoints is given. @return 0 or -1 (said) */
+static int start_fleet(struct regiond *d)
+{
+	struct fwd_err e = {0};
+	struct ctl_ext x;
+
+	if (!d->o.fleet_endpoints)
+		return 0;
+	d->fleet = ctl_fleet_start(&d->fleet_conf, &d->st, &e);
+	if (d->fleet == NULL) {
+		char b[1024];
+
+		fwd_log(FWD_LOG_ERR, "fleet: %s", fwd_err_str(&e, b, sizeof(b)));
+		return -1;
+	}
+	x = ctl_fleet_ext(d->fleet);
+	pthread_mutex_lock(&d->lock);
+	ctl_state_add_ext(&d->st, &x);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 /* Serve the API on --api-socket (its directory created if missing) and
  * --listen. @return 0 or -1 */
 static int start_api(struct regiond *d)
@@ -779,14 +974,16 @@ static void main_loop(struct regiond *d)
 		: d->conf.tls_cert    ? " (HTTPS)"
 		: d->conf.tcp_listen  ? " (plain HTTP)"
 				      : "",
-		d->o.dataplane, d->o.state_dir, cur ? cur->id : 0);
+		d->o.dataplane ? d->o.dataplane : "none (validate only)", d->o.state_dir,
+		cur ? cur->id : 0);
 	while (!quit) {
 		int64_t now = (int64_t)time(NULL);
 
 		usleep(200000);
 		ctl_state_write_begin(&d->st);
 		ctl_confirm_tick(&d->st);
-		if (now - last_sync >= 1) {
+		/* --fleet-validate-only runs without regionfwd: nothing to sync. */
+		if (now - last_sync >= 1 && !d->o.fleet_validate_only) {
 			int s = ctl_state_sync(&d->st);
 
 			if (s != in_sync)
@@ -814,6 +1011,7 @@ static void shut_down(struct regiond *d)
 {
 	ctl_feed_free(d->feed); /* its prefixes stay, recorded: a restart takes them over */
 	ctl_api_stop(d->api);
+	ctl_fleet_free(d->fleet); /* after the API: its view is the API's to read */
 #ifdef REGIOND_BPF
 	ctl_filter_free(d->filter); /* stays attached and pinned: a restart adopts it */
 #endif
@@ -831,6 +1029,9 @@ static void shut_down(struct regiond *d)
 	free(d->tls_ca);
 	free(d->writers_text);
 	free(d->writers);
+	if (d->fleet_password)
+		explicit_bzero(d->fleet_password, strlen(d->fleet_password));
+	free(d->fleet_password);
 }
 
 int main(int argc, char **argv)
@@ -845,7 +1046,7 @@ int main(int argc, char **argv)
 				     "under systemd, --log stderr goes to the journal too");
 		return 2;
 	}
-	if (load_tls(&d) || load_token(&d) || load_feed_conf(&d)) {
+	if (load_tls(&d) || load_token(&d) || load_feed_conf(&d) || load_fleet_conf(&d)) {
 		shut_down(&d);
 		return 2;
 	}
@@ -857,6 +1058,8 @@ int main(int argc, char **argv)
 		goto out;
 #endif
 	if (start_feed(&d))
+		goto out;
+	if (start_fleet(&d))
 		goto out;
 	if (start_api(&d))
 		goto out;

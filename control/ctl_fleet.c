@@ -1,0 +1,1338 @@
+/* ctl_fleet.c - the fleet node agent (contract in ctl_fleet.h, keys and
+ * failure behaviour in docs/fleet.md). */
+#include "ctl_fleet.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl_api.h"
+#include "ctl_dp.h"
+#include "ctl_etcd.h"
+#include "ctl_metrics.h"
+#include "fwd_ctl.pb-c.h"
+#include "fwd_hash.h"
+#include "fwd_log.h"
+#include "fwd_names.h"
+#include "fwd_report.h"
+
+#define FLEET_SCHEMA 1
+#define FLEET_CHUNK_MAX (512u << 10) /* the contract's chunk size bound */
+#define FLEET_TABLE_MAX (256ull << 20) /* the API's default --max-body */
+#define FLEET_CHUNKS_MAX 65536 /* a sanity bound: 4 KiB chunks of the largest table */
+#define FLEET_POLL_MS 100 /* each watch's wait per turn */
+#define FLEET_RETRY_MS 2000 /* a target that failed for a passing reason */
+#define FLEET_DOWN_PAUSE_MS 500 /* between attempts while etcd does not answer */
+
+/* The agent's counters, in /metrics as regiond_fleet_NAME_total. */
+#define FLEET_COUNTERS(X)                                                                          \
+	X(applies, "targets applied (or validated, in validate-only mode)")                        \
+	X(refusals, "targets refused: invalid document, schema, facility, hash, residency")        \
+	X(etcd_errors, "etcd calls that failed")                                                   \
+	X(reports, "node reports written")                                                         \
+	X(watch_events, "changes of desired or the pin delivered by the watches")                  \
+	X(rereads, "reads of the target at a fresh revision (start, reconnect, compaction)")
+
+enum {
+#define X(n, h) FC_##n,
+	FLEET_COUNTERS(X)
+#undef X
+		FC_MAX
+};
+
+static const struct {
+	const char *name, *help;
+} counter_desc[FC_MAX] = {
+#define X(n, h) {#n, h},
+	FLEET_COUNTERS(X)
+#undef X
+};
+
+/* What a desired or pin key asks for. */
+struct target {
+	int present; /* the key exists */
+	char table[17]; /* H */
+	char rollout[65]; /* "" when null */
+	int64_t revision; /* the key's mod_revision */
+	/* The key itself is refused (schema, facility, not JSON): reported as
+	 * the node's apply_error, nothing applied. */
+	int refused;
+	struct fwd_err err;
+};
+
+/* What the view shows (GET /v1/fleet, the report), under f->mu. */
+struct view {
+	int connected;
+	char endpoint[256];
+	char watch_endpoint[256]; /* where the watches' streams are */
+	int64_t revision; /* the last store revision the agent read or was told of */
+	struct target target;
+	const char *source; /* "desired", "pin" or NULL */
+	const char *state;
+	int in_sync, stale;
+	int has_apply_err;
+	char apply_table[17];
+	struct fwd_err apply_err;
+	char last_error[600];
+	int64_t last_error_at; /* unix seconds, 0: none */
+	int64_t lease;
+	json_t *report; /* the last report written */
+	uint64_t counters[FC_MAX];
+};
+
+struct ctl_fleet {
+	/* the configuration, copied */
+	char node[65], facility[33];
+	json_t *labels;
+	int validate_only;
+	unsigned lease_s, report_ms;
+	char version[32];
+	/* keys */
+	char k_prefix[64], k_desired[80], k_pin[160], k_node[160];
+
+	struct ctl_state *st;
+	struct ctl_etcd *etcd;
+	struct ctl_dp *dp; /* counters for the report; NULL in validate-only mode */
+	pthread_t thread;
+	int thread_started;
+	atomic_int quit;
+
+	/* thread-only */
+	struct ctl_etcd_watch *w_desired, *w_pin;
+	struct target desired, pin;
+	int need_read, read_once;
+	int64_t lease;
+	int64_t lease_kept_ms, report_at_ms, last_ok_ms, checked_ms;
+	/* check_watches: what a read found that the watches had not delivered */
+	int suspect;
+	struct target suspect_d, suspect_p;
+	int64_t suspect_rev;
+	char *last_report_text; /* without updated_at and counters: "changed?" */
+	char tried_table[17]; /* the last target tried, with its key's revision */
+	int64_t tried_revision;
+	const char *tried_source;
+	int tried_final; /* refused: not tried again until its key changes */
+	int tried_ok;
+	int64_t retry_at_ms;
+	char validated[17]; /* validate-only: the last target that validated */
+	struct fwd_report *counters; /* regionfwd's last totals, or NULL */
+
+	pthread_mutex_t mu;
+	struct view v;
+	/* What was logged (under mu): the last etcd failure and when; whether
+	 * a lost connection was said and not yet its return; whether etcd
+	 * ever answered. */
+	char logged[600];
+	int64_t logged_ms;
+	int logged_down, reached;
+};
+
+static int64_t mono_ms(void)
+{
+	return ctl_mono_ms();
+}
+
+static int64_t unix_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- configuration ------------------------------------------------------ */
+
+/* [a-z0-9-]{1,max}, the contract's names. */
+static int name_ok(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* "k=v": k of [a-z0-9_.-]{1,63}, v of printable ASCII without '"' or '\\'
+ * (0..63). */
+static int label_ok(const char *l)
+{
+	const char *eq = strchr(l, '=');
+	size_t kl;
+
+	if (!eq || eq == l || (kl = (size_t)(eq - l)) > 63 || strlen(eq + 1) > 63)
+		return 0;
+	for (size_t i = 0; i < kl; i++)
+		if (!(islower((unsigned char)l[i]) || isdigit((unsigned char)l[i]) ||
+		      strchr("_.-", l[i])))
+			return 0;
+	for (const char *p = eq + 1; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return 0;
+	return 1;
+}
+
+int ctl_fleet_conf_check(const struct ctl_fleet_conf *c, struct fwd_err *e)
+{
+	struct ctl_etcd_conf ec = {.endpoints = c->endpoints};
+	struct ctl_etcd *probe;
+
+	if (!name_ok(c->node, 64))
+		return fwd_err_set(e, NULL, 0, "fleet-node",
+				   "--fleet-node is 1..64 of a-z 0-9 - (got '%.80s')",
+				   c->node ? c->node : "");
+	if (!name_ok(c->facility, 32))
+		return fwd_err_set(e, NULL, 0, "fleet-facility",
+				   "--fleet-facility is 1..32 of a-z 0-9 - (got '%.80s')",
+				   c->facility ? c->facility : "");
+	if (c->nlabels > CTL_FLEET_MAX_LABELS)
+		return fwd_err_set(e, NULL, 0, "fleet-label", "at most %d --fleet-label",
+				   CTL_FLEET_MAX_LABELS);
+	for (unsigned i = 0; i < c->nlabels; i++) {
+		if (!label_ok(c->labels[i]))
+			return fwd_err_set(e, NULL, 0, "fleet-label",
+					   "--fleet-label '%.80s' is not KEY=VALUE (key 1..63 of "
+					   "a-z 0-9 _ . -, value 0..63 printable)",
+					   c->labels[i]);
+		for (unsigned j = 0; j < i; j++)
+			if (strcspn(c->labels[i], "=") == strcspn(c->labels[j], "=") &&
+			    !strncmp(c->labels[i], c->labels[j], strcspn(c->labels[i], "=")))
+				return fwd_err_set(e, NULL, 0, "fleet-label",
+						   "--fleet-label '%.80s' names its key twice",
+						   c->labels[i]);
+	}
+	if (!c->cert_file != !c->key_file)
+		return fwd_err_set(e, NULL, 0, "fleet-cert",
+				   "--fleet-cert and --fleet-key go together");
+	if (!c->user != !c->password)
+		return fwd_err_set(e, NULL, 0, "fleet-user",
+				   "--fleet-user and --fleet-password-file go together");
+	if (c->lease_s < 2 || c->lease_s > 3600)
+		return fwd_err_set(e, NULL, 0, "fleet-lease", "--fleet-lease takes 2..3600 (s)");
+	if (c->report_ms < 100 || c->report_ms > 600000)
+		return fwd_err_set(e, NULL, 0, "fleet-report-ms",
+				   "--fleet-report-ms takes 100..600000");
+	probe = ctl_etcd_create(&ec, e);
+	if (!probe) {
+		char why[sizeof(e->reason)];
+
+		snprintf(why, sizeof(why), "%s", e->reason);
+		return fwd_err_set(e, NULL, 0, "fleet-endpoints", "--fleet-endpoints: %.300s", why);
+	}
+	ctl_etcd_free(probe);
+	return 0;
+}
+
+/* ---- the view ----------------------------------------------------------- */
+
+static void count(struct ctl_fleet *f, int c)
+{
+	pthread_mutex_lock(&f->mu);
+	f->v.counters[c]++;
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* An etcd call failed: said in the view, and logged when it is news. No
+ * answer in time (etcd_unavailable) is a lost connection, logged once until
+ * etcd answers again; a refusal (etcd_error: a role that may not write, a
+ * reply that is not the gateway's) leaves the connection up and is logged
+ * when it differs from the last one logged, or a minute later. */
+static void etcd_failed(struct ctl_fleet *f, const struct fwd_err *e)
+{
+	char buf[600];
+	int say, down = e->reason_code == FWD_R_ETCD_UNAVAILABLE;
+	int64_t now = mono_ms();
+
+	fwd_err_str(e, buf, sizeof(buf));
+	pthread_mutex_lock(&f->mu);
+	say = down ? !f->logged_down : strcmp(buf, f->logged) || now - f->logged_ms > 60000;
+	if (down)
+		f->v.connected = 0;
+	f->v.counters[FC_etcd_errors]++;
+	snprintf(f->v.last_error, sizeof(f->v.last_error), "%s", buf);
+	f->v.last_error_at = (int64_t)time(NULL);
+	if (say) {
+		snprintf(f->logged, sizeof(f->logged), "%s", buf);
+		f->logged_ms = now;
+		f->logged_down |= down;
+	}
+	pthread_mutex_unlock(&f->mu);
+	if (say)
+		fwd_log(FWD_LOG_WARNING, "fleet: etcd: %s (forwarding goes on unchanged)", buf);
+}
+
+static void etcd_ok(struct ctl_fleet *f)
+{
+	int first, back;
+
+	f->last_ok_ms = mono_ms();
+	pthread_mutex_lock(&f->mu);
+	first = !f->reached;
+	back = f->logged_down;
+	f->reached = 1;
+	f->logged_down = 0;
+	f->v.connected = 1;
+	snprintf(f->v.endpoint, sizeof(f->v.endpoint), "%s", ctl_etcd_endpoint(f->etcd));
+	pthread_mutex_unlock(&f->mu);
+	if (first || back)
+		fwd_log(FWD_LOG_NOTICE, "fleet: etcd reached at %s", ctl_etcd_endpoint(f->etcd));
+}
+
+static json_t *target_json(const struct target *t, const char *source)
+{
+	if (!t->present && !t->refused)
+		return json_null();
+	return json_pack("{s:s?, s:s?, s:s?, s:I}", "table", t->table[0] ? t->table : NULL,
+			 "source", source, "rollout", t->rollout[0] ? t->rollout : NULL, "revision",
+			 (json_int_t)t->revision);
+}
+
+/* ---- keys and their values ---------------------------------------------- */
+
+static int hex16_ok(const char *s)
+{
+	if (!s || strlen(s) != 16)
+		return 0;
+	for (int i = 0; i < 16; i++)
+		if (!isdigit((unsigned char)s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
+			return 0;
+	return 1;
+}
+
+/* Check a value's "schema": 1 is read; higher is refused, never guessed at. */
+static int check_schema(json_t *j, const char *key, struct fwd_err *e)
+{
+	json_t *s = json_object_get(j, "schema");
+
+	if (!json_is_integer(s))
+		return fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "schema",
+				    "no integer \"schema\"");
+	if (json_integer_value(s) > FLEET_SCHEMA)
+		return fwd_err_fail(e, FWD_R_UNSUPPORTED_SCHEMA, key, 0, "schema",
+				    "schema %lld is newer than this regiond reads (%d)",
+				    (long long)json_integer_value(s), FLEET_SCHEMA);
+	if (json_integer_value(s) != FLEET_SCHEMA)
+		return fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "schema",
+				    "schema %lld is not one this regiond reads (%d)",
+				    (long long)json_integer_value(s), FLEET_SCHEMA);
+	return 0;
+}
+
+/* A desired (@pin 0) or pin value into @t. */
+static void parse_target(struct ctl_fleet *f, const struct ctl_etcd_kv *kv, int pin,
+			 struct target *t)
+{
+	json_error_t je;
+	json_t *j, *table, *rollout;
+
+	memset(t, 0, sizeof(*t));
+	t->present = 1;
+	t->revision = kv->mod_revision;
+	j = json_loadb(kv->value, kv->value_len, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(j)) {
+		fwd_err_fail(&t->err, FWD_R_INVALID_FLEET_KEY, kv->key, j ? 0 : (uint32_t)je.line,
+			     "", "not a JSON object%s%s", j ? "" : ": ", j ? "" : je.text);
+		goto refused;
+	}
+	if (check_schema(j, kv->key, &t->err))
+		goto refused;
+	if (!pin) {
+		const char *fac = json_string_value(json_object_get(j, "facility"));
+
+		if (!fac) {
+			fwd_err_fail(&t->err, FWD_R_INVALID_FLEET_KEY, kv->key, 0, "facility",
+				     "no \"facility\"");
+			goto refused;
+		}
+		if (strcmp(fac, f->facility)) {
+			fwd_err_fail(&t->err, FWD_R_FACILITY_MISMATCH, kv->key, 0, "facility",
+				     "names facility '%.40s', this node is in '%s'", fac,
+				     f->facility);
+			goto refused;
+		}
+	}
+	table = json_object_get(j, "table");
+	if (!hex16_ok(json_string_value(table))) {
+		fwd_err_fail(&t->err, FWD_R_INVALID_FLEET_KEY, kv->key, 0, "table",
+			     "\"table\" is not 16 lowercase hex digits (a document's hash)");
+		goto refused;
+	}
+	snprintf(t->table, sizeof(t->table), "%s", json_string_value(table));
+	rollout = json_object_get(j, "rollout");
+	if (rollout && !json_is_null(rollout)) {
+		if (!json_is_string(rollout) || json_string_length(rollout) == 0 ||
+		    json_string_length(rollout) >= sizeof(t->rollout)) {
+			fwd_err_fail(&t->err, FWD_R_INVALID_FLEET_KEY, kv->key, 0, "rollout",
+				     "\"rollout\" is not null or an id of 1..64 characters");
+			goto refused;
+		}
+		snprintf(t->rollout, sizeof(t->rollout), "%s", json_string_value(rollout));
+		fwd_utf8_clean(t->rollout);
+	}
+	json_decref(j);
+	return;
+refused:
+	json_decref(j);
+	t->refused = 1;
+}
+
+/* The target: the pin when there is one, else desired. */
+static const struct target *current_target(const struct ctl_fleet *f, const char **source)
+{
+	if (f->pin.present) {
+		*source = "pin";
+		return &f->pin;
+	}
+	*source = f->desired.present ? "desired" : NULL;
+	return &f->desired;
+}
+
+/* ---- reading the target ------------------------------------------------- */
+
+static int read_key(struct ctl_fleet *f, const char *key, int64_t rev, int pin, struct target *t,
+		    int64_t *at, struct fwd_err *e)
+{
+	struct ctl_etcd_range r;
+	int rc = ctl_etcd_range(f->etcd, key, 0, rev, 1, &r, e);
+
+	if (rc < 0)
+		return rc;
+	memset(t, 0, sizeof(*t));
+	if (r.count)
+		parse_target(f, &r.kvs[0], pin, t);
+	*at = r.revision;
+	ctl_etcd_range_free(&r);
+	return 0;
+}
+
+/* Desired and the pin at one revision R, then both watches from R + 1: a
+ * change after R arrives by the watch, one before it is in what was read. */
+static int read_targets(struct ctl_fleet *f)
+{
+	struct fwd_err e;
+	struct target d, p;
+	int64_t rev, rev2;
+
+	if (read_key(f, f->k_desired, 0, 0, &d, &rev, &e) < 0 ||
+	    read_key(f, f->k_pin, rev, 1, &p, &rev2, &e) < 0) {
+		etcd_failed(f, &e);
+		return -1;
+	}
+	etcd_ok(f);
+	f->desired = d;
+	f->pin = p;
+	if (!f->w_desired)
+		f->w_desired = ctl_etcd_watch_create(f->etcd, f->k_desired, 0, rev + 1, &e);
+	if (!f->w_pin)
+		f->w_pin = ctl_etcd_watch_create(f->etcd, f->k_pin, 0, rev + 1, &e);
+	if (!f->w_desired || !f->w_pin) {
+		etcd_failed(f, &e);
+		return -1;
+	}
+	ctl_etcd_watch_reset(f->w_desired, rev + 1);
+	ctl_etcd_watch_reset(f->w_pin, rev + 1);
+	f->need_read = 0;
+	f->suspect = 0;
+	f->read_once = 1;
+	pthread_mutex_lock(&f->mu);
+	snprintf(f->v.watch_endpoint, sizeof(f->v.watch_endpoint), "%s",
+		 ctl_etcd_watch_endpoint(f->w_desired));
+	f->v.revision = rev;
+	f->v.counters[FC_rereads]++;
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+struct watch_arg {
+	struct ctl_fleet *f;
+	int pin;
+};
+
+static int on_change(void *arg, const struct ctl_etcd_event *ev, size_t n)
+{
+	struct watch_arg *wa = arg;
+	struct ctl_fleet *f = wa->f;
+	struct target *t = wa->pin ? &f->pin : &f->desired;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].type == CTL_ETCD_EV_DELETE) {
+			memset(t, 0, sizeof(*t));
+			t->revision = ev[i].kv.mod_revision;
+			/* A rollout's promotion deletes the pin and sets desired in
+			 * one transaction, but the two arrive on two streams: read
+			 * both at one revision before converging, or the node would
+			 * flip back to the old desired table for a moment. */
+			if (wa->pin)
+				f->need_read = 1;
+		} else {
+			parse_target(f, &ev[i].kv, wa->pin, t);
+		}
+		pthread_mutex_lock(&f->mu);
+		if (ev[i].kv.mod_revision > f->v.revision)
+			f->v.revision = ev[i].kv.mod_revision;
+		f->v.counters[FC_watch_events]++;
+		pthread_mutex_unlock(&f->mu);
+	}
+	return 0;
+}
+
+static void poll_watch(struct ctl_fleet *f, struct ctl_etcd_watch *w, int pin)
+{
+	struct watch_arg wa = {f, pin};
+	struct fwd_err e;
+	int rc;
+
+	if (!w)
+		return;
+	rc = ctl_etcd_watch_poll(w, FLEET_POLL_MS, on_change, &wa, &e);
+	if (rc >= 0)
+		return;
+	if (e.reason_code == FWD_R_ETCD_COMPACTED) {
+		/* What was missed is gone from the history: read what is now. */
+		f->need_read = 1;
+		return;
+	}
+	etcd_failed(f, &e);
+	/* The stream comes back on the next poll; meanwhile the other calls
+	 * (report, keepalive) tell whether etcd is there at all. */
+	usleep(FLEET_POLL_MS * 1000);
+}
+
+/* ---- fetching a table --------------------------------------------------- */
+
+/* The document of table @h: manifest first, then its chunks at the
+ * manifest's revision (tables are immutable: a later revision would do as
+ * well, the same one is simply consistent), length and hash checked.
+ * @return 0 with *doc (malloc'd), a negative errno with @e: the reasons of
+ * etcd (passing) or invalid_fleet_key / unsupported_schema / hash_mismatch
+ * (final). */
+static int fetch_table(struct ctl_fleet *f, const char *h, char **doc, size_t *len,
+		       struct fwd_err *e)
+{
+	char key[200];
+	struct ctl_etcd_range r;
+	json_t *m;
+	json_error_t je;
+	json_int_t mlen, chunks;
+	const char *fmt, *mh;
+	int64_t rev;
+	char *buf = NULL;
+	size_t off = 0;
+	int rc;
+
+	*doc = NULL;
+	snprintf(key, sizeof(key), "%stables/%s/manifest", f->k_prefix, h);
+	rc = ctl_etcd_range(f->etcd, key, 0, 0, 1, &r, e);
+	if (rc < 0)
+		return rc;
+	if (r.count == 0) {
+		ctl_etcd_range_free(&r);
+		return fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "",
+				    "table %s has no manifest in etcd", h);
+	}
+	rev = r.revision;
+	m = json_loadb(r.kvs[0].value, r.kvs[0].value_len, JSON_REJECT_DUPLICATES, &je);
+	ctl_etcd_range_free(&r);
+	if (!json_is_object(m)) {
+		json_decref(m);
+		return fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "",
+				    "the manifest is not a JSON object");
+	}
+	rc = check_schema(m, key, e);
+	if (rc < 0)
+		goto out;
+	mh = json_string_value(json_object_get(m, "hash"));
+	fmt = json_string_value(json_object_get(m, "format"));
+	mlen = json_integer_value(json_object_get(m, "len"));
+	chunks = json_integer_value(json_object_get(m, "chunks"));
+	if (!mh || strcmp(mh, h)) {
+		rc = fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "hash",
+				  "the manifest's hash is not %s", h);
+		goto out;
+	}
+	if (!fmt || (strcmp(fmt, "json") && strcmp(fmt, "yaml"))) {
+		rc = fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "format",
+				  "\"format\" is not \"json\" or \"yaml\"");
+		goto out;
+	}
+	/* Chunks of at most 512 KiB, none empty: a writer may cut smaller. */
+	if (!json_is_integer(json_object_get(m, "len")) || mlen <= 0 ||
+	    (uint64_t)mlen > FLEET_TABLE_MAX || !json_is_integer(json_object_get(m, "chunks")) ||
+	    chunks < (mlen + FLEET_CHUNK_MAX - 1) / FLEET_CHUNK_MAX || chunks > mlen ||
+	    chunks > FLEET_CHUNKS_MAX) {
+		rc = fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "len",
+				  "\"len\" is not 1..%llu bytes in at most %d \"chunks\" of at "
+				  "most %u KiB",
+				  (unsigned long long)FLEET_TABLE_MAX, FLEET_CHUNKS_MAX,
+				  FLEET_CHUNK_MAX >> 10);
+		goto out;
+	}
+	buf = malloc((size_t)mlen + 1);
+	if (!buf) {
+		rc = fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto out;
+	}
+	for (json_int_t i = 0; i < chunks; i++) {
+		snprintf(key, sizeof(key), "%stables/%s/chunk/%06lld", f->k_prefix, h,
+			 (long long)i);
+		rc = ctl_etcd_range(f->etcd, key, 0, rev, 1, &r, e);
+		if (rc < 0)
+			goto out;
+		if (r.count == 0 || r.kvs[0].value_len == 0 ||
+		    r.kvs[0].value_len > FLEET_CHUNK_MAX ||
+		    off + r.kvs[0].value_len > (size_t)mlen) {
+			rc = fwd_err_fail(e, FWD_R_HASH_MISMATCH, key, 0, "",
+					  "chunk %lld of table %s is %s", (long long)i, h,
+					  !r.count		? "missing"
+					  : !r.kvs[0].value_len ? "empty"
+								: "too long");
+			ctl_etcd_range_free(&r);
+			goto out;
+		}
+		memcpy(buf + off, r.kvs[0].value, r.kvs[0].value_len);
+		off += r.kvs[0].value_len;
+		ctl_etcd_range_free(&r);
+	}
+	if (off != (size_t)mlen) {
+		rc = fwd_err_fail(e, FWD_R_HASH_MISMATCH, key, 0, "",
+				  "table %s's chunks hold %zu bytes, its manifest says %lld", h,
+				  off, (long long)mlen);
+		goto out;
+	}
+	{
+		char got[17];
+
+		snprintf(got, sizeof(got), "%016" PRIx64, fwd_hash64(buf, off));
+		if (strcmp(got, h)) {
+			rc = fwd_err_fail(e, FWD_R_HASH_MISMATCH, key, 0, "",
+					  "table %s's chunks hash to %s", h, got);
+			goto out;
+		}
+	}
+	buf[off] = '\0';
+	*doc = buf;
+	*len = off;
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	json_decref(m);
+	return rc;
+}
+
+/* ---- converging --------------------------------------------------------- */
+
+/* A failure that may pass by itself: tried again later. */
+static int passing(enum fwd_reason r)
+{
+	switch (r) {
+	case FWD_R_ETCD_UNAVAILABLE:
+	case FWD_R_ETCD_ERROR:
+	case FWD_R_DATAPLANE_UNAVAILABLE:
+	case FWD_R_PUSH_EXPIRED:
+	case FWD_R_DATAPLANE_BROKEN:
+	case FWD_R_PERSIST_FAILED:
+	case FWD_R_STATE_DIR:
+	case FWD_R_CONFIRM_PENDING:
+	case FWD_R_INTERNAL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void set_apply_error(struct ctl_fleet *f, const char *table, const struct fwd_err *e)
+{
+	pthread_mutex_lock(&f->mu);
+	f->v.has_apply_err = e != NULL;
+	if (e) {
+		f->v.apply_err = *e;
+		snprintf(f->v.apply_table, sizeof(f->v.apply_table), "%s", table ? table : "");
+	}
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* Apply (or validate) document @doc of table @h. @return 0, or -1 with @e. */
+static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *source,
+		     const char *doc, size_t len, struct fwd_err *e)
+{
+	struct ctl_state *st = f->st;
+	char comment[200], name[40];
+	int64_t gen;
+
+	if (f->validate_only) {
+		struct fwd_table *tab;
+
+		snprintf(name, sizeof(name), "fleet table %s", t->table);
+		pthread_mutex_lock(st->lock);
+		tab = ctl_state_validate(st, doc, len, name, e);
+		pthread_mutex_unlock(st->lock);
+		if (!tab)
+			return -1;
+		fwd_table_free(tab);
+		snprintf(f->validated, sizeof(f->validated), "%s", t->table);
+		return 0;
+	}
+	if (t->rollout[0])
+		snprintf(comment, sizeof(comment), "fleet %s: table %s of rollout %s", source,
+			 t->table, t->rollout);
+	else
+		snprintf(comment, sizeof(comment), "fleet %s: table %s (etcd revision %" PRId64 ")",
+			 source, t->table, t->revision);
+	ctl_state_write_begin(st);
+	snprintf(st->who, sizeof(st->who), "fleet agent (node %s, etcd %s)", f->node,
+		 ctl_etcd_endpoint(f->etcd));
+	snprintf(st->request, sizeof(st->request), "fleet %s", source);
+	gen = ctl_state_apply(st, doc, len, "fleet", comment, -1, 1, e);
+	if (gen >= 0)
+		ctl_state_refresh(st);
+	st->who[0] = '\0';
+	st->request[0] = '\0';
+	ctl_state_write_end(st);
+	if (gen > 0)
+		fwd_log(FWD_LOG_NOTICE, "fleet: generation %" PRId64 " runs table %s (%s)", gen,
+			t->table, comment);
+	return gen < 0 ? -1 : 0;
+}
+
+/* The table of the current generation when it is a document as given
+ * (its identity is then the document's hash), "" otherwise. */
+static void running_table(struct ctl_state *st, char out[17], uint64_t *gen)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	out[0] = '\0';
+	*gen = cur ? cur->id : 0;
+	if (cur && cur->kind == CTL_GEN_DOCUMENT && !cur->checkpoint)
+		snprintf(out, 17, "%016" PRIx64, cur->hash);
+}
+
+/* Bring the node to its target. Called every turn; does nothing while
+ * the target is what runs, or was refused at this revision. */
+static void converge(struct ctl_fleet *f)
+{
+	const char *source;
+	const struct target *t = current_target(f, &source);
+	struct fwd_err e;
+	char running[17];
+	uint64_t gen;
+	char *doc = NULL;
+	size_t len = 0;
+	int same;
+
+	if (t->refused) {
+		if (!(f->tried_final && f->tried_revision == t->revision &&
+		      f->tried_source == source)) {
+			char b[600];
+
+			fwd_log(FWD_LOG_WARNING, "fleet: %s refused: %s", source,
+				fwd_err_str(&t->err, b, sizeof(b)));
+			count(f, FC_refusals);
+		}
+		f->tried_final = 1;
+		f->tried_ok = 0;
+		f->tried_revision = t->revision;
+		f->tried_source = source;
+		f->tried_table[0] = '\0';
+		set_apply_error(f, NULL, &t->err);
+		return;
+	}
+	if (!t->present) {
+		set_apply_error(f, NULL, NULL);
+		f->tried_table[0] = '\0';
+		f->tried_final = 0;
+		return;
+	}
+	same = !strcmp(f->tried_table, t->table) && f->tried_revision == t->revision &&
+	       f->tried_source == source;
+	if (same && f->tried_final)
+		return; /* refused at this revision: not again until it changes */
+	if (f->validate_only) {
+		if (same && f->tried_ok)
+			return;
+	} else {
+		pthread_mutex_lock(f->st->lock);
+		running_table(f->st, running, &gen);
+		pthread_mutex_unlock(f->st->lock);
+		/* What runs is the target: nothing to do but say so. The rollout
+		 * id of a pin may change with the same table: nothing to apply. */
+		if (!strcmp(running, t->table)) {
+			if (!same || !f->tried_ok) {
+				f->tried_ok = 1;
+				f->tried_final = 0;
+				snprintf(f->tried_table, sizeof(f->tried_table), "%s", t->table);
+				f->tried_revision = t->revision;
+				f->tried_source = source;
+				set_apply_error(f, NULL, NULL);
+			}
+			return;
+		}
+	}
+	/* Applied at this revision already (ctl_state_apply found the content
+	 * current, or the main loop's sync keeps regionfwd on it): not again. */
+	if (same && f->tried_ok)
+		return;
+	if (same && !f->tried_final && mono_ms() < f->retry_at_ms)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->v.state = "applying";
+	pthread_mutex_unlock(&f->mu);
+	snprintf(f->tried_table, sizeof(f->tried_table), "%s", t->table);
+	f->tried_revision = t->revision;
+	f->tried_source = source;
+	f->tried_ok = 0;
+	f->tried_final = 0;
+	if (fetch_table(f, t->table, &doc, &len, &e) == 0 &&
+	    apply_doc(f, t, source, doc, len, &e) == 0) {
+		free(doc);
+		f->tried_ok = 1;
+		set_apply_error(f, NULL, NULL);
+		count(f, FC_applies);
+		return;
+	}
+	free(doc);
+	if (e.reason_code == FWD_R_ETCD_UNAVAILABLE || e.reason_code == FWD_R_ETCD_ERROR)
+		etcd_failed(f, &e);
+	if (passing(e.reason_code)) {
+		f->retry_at_ms = mono_ms() + FLEET_RETRY_MS;
+	} else {
+		char b[600];
+
+		f->tried_final = 1;
+		count(f, FC_refusals);
+		fwd_log(FWD_LOG_WARNING, "fleet: table %s (%s) refused: %s", t->table, source,
+			fwd_err_str(&e, b, sizeof(b)));
+	}
+	set_apply_error(f, t->table, &e);
+}
+
+/* ---- the report --------------------------------------------------------- */
+
+/* regionfwd's totals for the report, read on the agent's own connection. */
+static void read_counters(struct ctl_fleet *f)
+{
+	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
+	Regionfwd__Ctl__CounterReport *rep;
+	struct fwd_err e, je;
+	json_t *j;
+
+	if (!f->dp)
+		return;
+	if (ctl_dp_call(f->dp, REGIONFWD__CTL__OP__OP_COUNTERS, &req.base,
+			(ProtobufCMessage **)&rep, 1000, &e))
+		return; /* the last totals stay; health says regionfwd is gone */
+	j = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	if (j) {
+		struct fwd_report *r = fwd_report_from_json(j, &je);
+
+		if (r) {
+			fwd_report_free(f->counters);
+			f->counters = r;
+		}
+	}
+	json_decref(j);
+}
+
+static json_t *counters_json(const struct fwd_report *r)
+{
+	json_t *reasons = json_object();
+
+	for (int i = 0; r && i < FWD_DROP_MAX; i++)
+		if (r->drops[i])
+			json_object_set_new(reasons, fwd_drop_names[i],
+					    json_integer((json_int_t)r->drops[i]));
+	return json_pack("{s:I, s:I, s:I, s:o}", "rx", (json_int_t)(r ? r->packets.rx : 0), "tx",
+			 (json_int_t)(r ? r->packets.tx : 0), "drops",
+			 (json_int_t)(r ? r->packets.dropped : 0), "drop_reasons", reasons);
+}
+
+/* The health summary, by the rules of GET /v1/status (ctl_api_health);
+ * what runs in *@running, and in *@dp_in_sync whether regionfwd runs
+ * regiond's current generation. */
+static json_t *health_summary(struct ctl_fleet *f, json_t **running, int *dp_in_sync)
+{
+	struct ctl_state *st = f->st;
+	char table[17];
+	uint64_t gen;
+	json_t *model, *h, *down = json_array(), *l;
+	const char *ran;
+	size_t i;
+	int code;
+
+	pthread_mutex_lock(st->lock);
+	running_table(st, table, &gen);
+	ran = json_string_value(
+		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
+	*dp_in_sync = ran && ctl_state_runs(st, strtoull(ran, NULL, 16));
+	model = json_pack("{s:{s:O?, s:o, s:b}, s:s?, s:o}", "dataplane", "status", st->dp_report,
+			  "report_age_ms",
+			  st->dp_report_ms ? json_integer(ctl_mono_ms() - st->dp_report_ms)
+					   : json_null(),
+			  "in_sync", *dp_in_sync, "alarm", st->alarm[0] ? st->alarm : NULL,
+			  "generation", ctl_state_current(st) ? json_true() : json_null());
+	*running = json_pack("{s:I, s:s?, s:s?}", "generation", (json_int_t)gen, "table",
+			     table[0] ? table : NULL, "hash", ran);
+	json_array_foreach(json_object_get(st->dp_report, "links"), i, l) {
+		const char *oper = json_string_value(json_object_get(l, "oper"));
+		const char *admin = json_string_value(json_object_get(l, "admin"));
+
+		if ((oper && strcmp(oper, "up")) || (admin && !strcmp(admin, "down")))
+			json_array_append(down, json_object_get(l, "name"));
+	}
+	h = ctl_api_health(model);
+	code = (int)json_integer_value(json_object_get(h, "exit"));
+	json_decref(h);
+	json_decref(model);
+	h = json_pack("{s:i, s:o, s:s}", "code", code, "links_down", down, "alarm", st->alarm);
+	pthread_mutex_unlock(st->lock);
+	return h;
+}
+
+/* The node's state from what the view holds (f->mu held). */
+static const char *node_state(const struct view *v, int validate_only)
+{
+	if (v->has_apply_err)
+		return "failed";
+	if (v->stale)
+		return "stale";
+	if (validate_only)
+		return "validate_only";
+	return v->in_sync ? "in_sync" : "applying";
+}
+
+/* Build the report; in *@changed whether anything but the counters and
+ * the time moved since the last one written. */
+static json_t *build_report(struct ctl_fleet *f, int *changed)
+{
+	const char *source;
+	const struct target *t = current_target(f, &source);
+	json_t *running = NULL, *health, *r, *err = json_null(), *cmp;
+	char *text;
+	int in_sync;
+
+	if (f->validate_only) {
+		health = json_pack("{s:i, s:[], s:s}", "code", 0, "links_down", "alarm", "");
+		running = json_pack("{s:i, s:s?, s:n}", "generation", 0, "table",
+				    f->validated[0] ? f->validated : NULL, "hash");
+		in_sync = !t->present || (!t->refused && !strcmp(f->validated, t->table));
+	} else {
+		const char *rt;
+		int dp_in_sync;
+
+		health = health_summary(f, &running, &dp_in_sync);
+		rt = json_string_value(json_object_get(running, "table"));
+		/* No target yet: nothing is asked of the node. Else the
+		 * target is regiond's current generation and regionfwd runs it. */
+		in_sync = !t->present || (!t->refused && rt && !strcmp(rt, t->table) && dp_in_sync);
+	}
+	/* Before its first read the node does not know its target yet. */
+	in_sync = in_sync && f->read_once;
+	pthread_mutex_lock(&f->mu);
+	f->v.in_sync = in_sync && !f->v.has_apply_err;
+	f->v.target = *t;
+	f->v.source = source;
+	f->v.state = node_state(&f->v, f->validate_only);
+	if (f->v.has_apply_err)
+		err = json_pack("{s:s?, s:s, s:s}", "table",
+				f->v.apply_table[0] ? f->v.apply_table : NULL, "reason",
+				fwd_reason_name(f->v.apply_err.reason_code), "message",
+				f->v.apply_err.reason);
+	r = json_pack("{s:i, s:s, s:s, s:O, s:s, s:s, s:o, s:o, s:b, s:b, s:o, s:o}", "schema",
+		      FLEET_SCHEMA, "node", f->node, "facility", f->facility, "labels", f->labels,
+		      "version", f->version, "state", f->v.state, "target", target_json(t, source),
+		      "running", running, "in_sync", f->v.in_sync, "stale", f->v.stale,
+		      "apply_error", err, "health", health);
+	pthread_mutex_unlock(&f->mu);
+	if (!r)
+		return NULL;
+	text = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+	*changed = !text || !f->last_report_text || strcmp(text, f->last_report_text);
+	free(f->last_report_text);
+	f->last_report_text = text;
+	cmp = counters_json(f->counters);
+	json_object_set_new(r, "counters", cmp);
+	json_object_set_new(r, "updated_at", json_integer(unix_ms()));
+	return r;
+}
+
+/* Write the report when it changed or report_ms passed (@force: now). */
+static void report(struct ctl_fleet *f, int force)
+{
+	struct fwd_err e;
+	int changed = 0;
+	int64_t now = mono_ms();
+	json_t *r;
+	char *text;
+
+	if (!f->lease)
+		return;
+	r = build_report(f, &changed);
+	if (!r)
+		return;
+	if (!force && !changed && now < f->report_at_ms) {
+		json_decref(r);
+		return;
+	}
+	/* The counters move all the time: read on the period, not per change. */
+	if (now >= f->report_at_ms) {
+		read_counters(f);
+		json_object_set_new(r, "counters", counters_json(f->counters));
+	}
+	text = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text && ctl_etcd_put(f->etcd, f->k_node, text, strlen(text), f->lease, NULL, &e) == 0) {
+		etcd_ok(f);
+		f->report_at_ms = now + f->report_ms;
+		pthread_mutex_lock(&f->mu);
+		json_decref(f->v.report);
+		f->v.report = json_incref(r);
+		f->v.counters[FC_reports]++;
+		pthread_mutex_unlock(&f->mu);
+	} else if (text) {
+		/* not written: the next turn tries again */
+		free(f->last_report_text);
+		f->last_report_text = NULL;
+		etcd_failed(f, &e);
+		if (e.reason_code == FWD_R_ETCD_ERROR && strstr(e.reason, "lease"))
+			f->lease = 0;
+	}
+	free(text);
+	json_decref(r);
+}
+
+/* ---- the session: lease, staleness ------------------------------------- */
+
+/* A lease for the report. @return 0 when there is one. */
+static int session(struct ctl_fleet *f)
+{
+	struct fwd_err e;
+	int64_t now = mono_ms(), ttl;
+
+	if (f->lease && now - f->lease_kept_ms >= (int64_t)f->lease_s * 1000 / 3) {
+		int rc = ctl_etcd_lease_keepalive(f->etcd, f->lease, &ttl, &e);
+
+		if (rc == 0) {
+			f->lease_kept_ms = now;
+			etcd_ok(f);
+		} else if (rc == -ENOENT) {
+			f->lease = 0; /* expired while we were away: a new one */
+		} else {
+			etcd_failed(f, &e);
+			return -1;
+		}
+	}
+	if (f->lease)
+		return 0;
+	if (ctl_etcd_lease_grant(f->etcd, f->lease_s, &f->lease, &e) < 0) {
+		f->lease = 0;
+		etcd_failed(f, &e);
+		return -1;
+	}
+	f->lease_kept_ms = now;
+	etcd_ok(f);
+	pthread_mutex_lock(&f->mu);
+	f->v.lease = f->lease;
+	pthread_mutex_unlock(&f->mu);
+	/* A new session: whatever happened meanwhile, read it afresh. */
+	f->need_read = 1;
+	free(f->last_report_text);
+	f->last_report_text = NULL;
+	return 0;
+}
+
+/* Whether the watches delivered what a read at revision @at found: the key's
+ * revision when it exists; its absence otherwise. */
+static int caught_up(const struct target *read, const struct target *mine, int64_t at)
+{
+	if (read->present)
+		return mine->present && mine->revision >= read->revision;
+	return !mine->present || mine->revision > at;
+}
+
+/* The watches' safety net, every third of the lease: desired and the pin
+ * read now must be what the watches delivered, at the latest by the next
+ * check (a change may land between a poll and this read). A stream stuck
+ * on a member that hangs (stopped, or cut off with its TCP session still
+ * up) delivers nothing and never fails; this finds it, and the keys are
+ * read again on fresh streams. */
+static void check_watches(struct ctl_fleet *f)
+{
+	struct fwd_err e;
+	struct target d, p;
+	int64_t rev, rev2;
+
+	if (mono_ms() - f->checked_ms < (int64_t)f->lease_s * 1000 / 3)
+		return;
+	f->checked_ms = mono_ms();
+	if (read_key(f, f->k_desired, 0, 0, &d, &rev, &e) < 0 ||
+	    read_key(f, f->k_pin, rev, 1, &p, &rev2, &e) < 0) {
+		etcd_failed(f, &e);
+		return;
+	}
+	etcd_ok(f);
+	if (f->suspect && (!caught_up(&f->suspect_d, &f->desired, f->suspect_rev) ||
+			   !caught_up(&f->suspect_p, &f->pin, f->suspect_rev))) {
+		fwd_log(FWD_LOG_WARNING,
+			"fleet: the watch on %s missed a change (revision %" PRId64
+			"): reading again on fresh streams",
+			ctl_etcd_watch_endpoint(f->w_desired), f->suspect_rev);
+		f->suspect = 0;
+		f->need_read = 1;
+		return;
+	}
+	f->suspect = !caught_up(&d, &f->desired, rev) || !caught_up(&p, &f->pin, rev);
+	f->suspect_d = d;
+	f->suspect_p = p;
+	f->suspect_rev = rev;
+}
+
+static void *fleet_thread(void *arg)
+{
+	struct ctl_fleet *f = arg;
+	int was_connected = 1;
+
+	f->last_ok_ms = mono_ms();
+	while (!atomic_load(&f->quit)) {
+		int connected;
+
+		/* Away longer than the lease: the fleet saw this node vanish;
+		 * stale until it has read its target afresh and converged. */
+		pthread_mutex_lock(&f->mu);
+		connected = f->v.connected;
+		if (!connected && mono_ms() - f->last_ok_ms > (int64_t)f->lease_s * 1000)
+			f->v.stale = 1;
+		pthread_mutex_unlock(&f->mu);
+		if (!connected && was_connected)
+			f->need_read = 1; /* the watches may have missed a session's end */
+		was_connected = connected;
+		if (session(f) < 0) {
+			usleep(FLEET_DOWN_PAUSE_MS * 1000);
+			continue;
+		}
+		if (f->need_read) {
+			report(f, 1); /* says "stale" first when it was */
+			if (read_targets(f) < 0) {
+				usleep(FLEET_DOWN_PAUSE_MS * 1000);
+				continue;
+			}
+		}
+		converge(f);
+		pthread_mutex_lock(&f->mu);
+		if (f->v.stale && !f->need_read && (f->tried_ok || f->tried_final))
+			f->v.stale = 0; /* read afresh and converged (or refused) */
+		else if (f->v.stale && !f->desired.present && !f->pin.present)
+			f->v.stale = 0;
+		pthread_mutex_unlock(&f->mu);
+		report(f, 0);
+		poll_watch(f, f->w_desired, 0);
+		poll_watch(f, f->w_pin, 1);
+		if (!f->need_read)
+			check_watches(f);
+		pthread_mutex_lock(&f->mu);
+		snprintf(f->v.watch_endpoint, sizeof(f->v.watch_endpoint), "%s",
+			 f->w_desired ? ctl_etcd_watch_endpoint(f->w_desired) : "");
+		pthread_mutex_unlock(&f->mu);
+	}
+	return NULL;
+}
+
+/* ---- start, stop, view -------------------------------------------------- */
+
+static int key_of(char *out, size_t len, const char *prefix, const char *rest)
+{
+	return snprintf(out, len, "%s%s", prefix, rest) >= (int)len ? -1 : 0;
+}
+
+struct ctl_fleet *ctl_fleet_start(const struct ctl_fleet_conf *c, struct ctl_state *st,
+				  struct fwd_err *e)
+{
+	struct ctl_etcd_conf ec = {
+		.endpoints = c->endpoints,
+		.timeout_ms = c->etcd_timeout_ms,
+		/* a chunk of 512 KiB in base64 with its envelope */
+		.max_reply = 2u << 20,
+		.ca_file = c->ca_file,
+		.cert_file = c->cert_file,
+		.key_file = c->key_file,
+		.user = c->user,
+		.password = c->password,
+	};
+	struct ctl_fleet *f;
+	char rest[100];
+
+	if (ctl_fleet_conf_check(c, e))
+		return NULL;
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	snprintf(f->node, sizeof(f->node), "%s", c->node);
+	snprintf(f->facility, sizeof(f->facility), "%s", c->facility);
+	snprintf(f->version, sizeof(f->version), "%s", c->version ? c->version : "");
+	f->validate_only = c->validate_only;
+	f->lease_s = c->lease_s;
+	f->report_ms = c->report_ms;
+	f->st = st;
+	f->labels = json_object();
+	for (unsigned i = 0; f->labels && i < c->nlabels; i++) {
+		size_t kl = strcspn(c->labels[i], "=");
+
+		json_object_setn_new(f->labels, c->labels[i], kl,
+				     json_string(c->labels[i] + kl + 1));
+	}
+	snprintf(f->k_prefix, sizeof(f->k_prefix), "/regionfwd/v1/fac/%s/", f->facility);
+	snprintf(rest, sizeof(rest), "pins/%s", f->node);
+	if (key_of(f->k_desired, sizeof(f->k_desired), f->k_prefix, "desired") ||
+	    key_of(f->k_pin, sizeof(f->k_pin), f->k_prefix, rest))
+		goto nomem;
+	snprintf(rest, sizeof(rest), "nodes/%s", f->node);
+	if (key_of(f->k_node, sizeof(f->k_node), f->k_prefix, rest))
+		goto nomem;
+	f->v.state = c->validate_only ? "validate_only" : "applying";
+	f->etcd = ctl_etcd_create(&ec, e);
+	if (!f->etcd || !f->labels)
+		goto fail;
+	snprintf(f->v.endpoint, sizeof(f->v.endpoint), "%s", ctl_etcd_endpoint(f->etcd));
+	if (!c->validate_only && !(f->dp = ctl_dp_create_like(st->dp)))
+		goto nomem;
+	f->need_read = 1;
+	if (pthread_create(&f->thread, NULL, fleet_thread, f)) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "cannot start the fleet thread");
+		goto fail;
+	}
+	f->thread_started = 1;
+	fwd_log(FWD_LOG_NOTICE, "fleet: node %s of facility %s%s, etcd %s", f->node, f->facility,
+		f->validate_only ? " (validate only: no regionfwd)" : "", c->endpoints);
+	return f;
+nomem:
+	fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+fail:
+	ctl_fleet_free(f);
+	return NULL;
+}
+
+void ctl_fleet_free(struct ctl_fleet *f)
+{
+	if (!f)
+		return;
+	if (f->thread_started) {
+		atomic_store(&f->quit, 1);
+		pthread_join(f->thread, NULL);
+	}
+	/* The report goes now rather than at the lease's end: a node that
+	 * stops on purpose leaves the fleet view at once. */
+	if (f->lease && f->etcd) {
+		struct fwd_err e;
+
+		ctl_etcd_lease_revoke(f->etcd, f->lease, &e);
+	}
+	ctl_etcd_watch_free(f->w_desired);
+	ctl_etcd_watch_free(f->w_pin);
+	ctl_etcd_free(f->etcd);
+	ctl_dp_free(f->dp);
+	fwd_report_free(f->counters);
+	free(f->last_report_text);
+	json_decref(f->labels);
+	json_decref(f->v.report);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
+json_t *ctl_fleet_view(struct ctl_fleet *f)
+{
+	json_t *v, *cnt = json_object(), *err = json_null();
+	int64_t error_at;
+
+	pthread_mutex_lock(&f->mu);
+	error_at = f->v.last_error_at;
+	for (int i = 0; cnt && i < FC_MAX; i++)
+		json_object_set_new(cnt, counter_desc[i].name,
+				    json_integer((json_int_t)f->v.counters[i]));
+	if (f->v.has_apply_err)
+		err = json_pack("{s:s?, s:s, s:s}", "table",
+				f->v.apply_table[0] ? f->v.apply_table : NULL, "reason",
+				fwd_reason_name(f->v.apply_err.reason_code), "message",
+				f->v.apply_err.reason);
+	v = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:o, s:s, s:b, s:b, s:o, s:s?, "
+		      "s:I, s:I, s:O?, s:o}",
+		      "node", f->node, "facility", f->facility, "mode",
+		      f->validate_only ? "validate_only" : "apply", "connected", f->v.connected,
+		      "stale", f->v.stale, "endpoint", f->v.endpoint, "watch_endpoint",
+		      f->v.watch_endpoint, "revision", (json_int_t)f->v.revision, "target",
+		      target_json(&f->v.target, f->v.source), "state", f->v.state, "in_sync",
+		      f->v.in_sync, "validate_only", f->validate_only, "apply_error", err,
+		      "last_error", f->v.last_error[0] ? f->v.last_error : NULL, "last_error_at",
+		      (json_int_t)f->v.last_error_at, "lease", (json_int_t)f->v.lease, "report",
+		      f->v.report, "counters", cnt);
+	pthread_mutex_unlock(&f->mu);
+	if (v && !error_at)
+		json_object_set_new(v, "last_error_at", json_null());
+	return v;
+}
+
+static json_t *ext_status(void *arg, const struct fwd_table *t)
+{
+	json_t *v = ctl_fleet_view(arg);
+
+	(void)t;
+	json_object_del(v, "report");
+	return v;
+}
+
+static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
+{
+	static const char *const states[] = {"in_sync", "applying", "failed", "stale",
+					     "validate_only"};
+	struct ctl_fleet *f = arg;
+	struct view v;
+	char name[80];
+
+	(void)t;
+	pthread_mutex_lock(&f->mu);
+	v = f->v;
+	v.report = NULL;
+	pthread_mutex_unlock(&f->mu);
+	ctl_metrics_family(out, "regiond_fleet_connected",
+			   "1 when the last etcd call of the fleet agent succeeded", "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_connected", v.connected, NULL);
+	ctl_metrics_family(out, "regiond_fleet_in_sync",
+			   "1 when the node runs (or validated) its fleet target", "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_in_sync", v.in_sync, NULL);
+	ctl_metrics_family(out, "regiond_fleet_stale",
+			   "1 when the node lost etcd longer than its lease and has not "
+			   "converged since",
+			   "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_stale", v.stale, NULL);
+	ctl_metrics_family(out, "regiond_fleet_state", "the node's fleet state (1: this one)",
+			   "gauge");
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		ctl_metrics_sample(out, "regiond_fleet_state",
+				   v.state && !strcmp(v.state, states[i]), "state", states[i],
+				   NULL);
+	ctl_metrics_family(out, "regiond_fleet_revision",
+			   "the last etcd revision the agent read or was told of", "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_revision", (double)v.revision, NULL);
+	for (int i = 0; i < FC_MAX; i++) {
+		snprintf(name, sizeof(name), "regiond_fleet_%s_total", counter_desc[i].name);
+		ctl_metrics_family(out, name, counter_desc[i].help, "counter");
+		ctl_metrics_sample(out, name, (double)v.counters[i], NULL);
+	}
+}
+
+struct ctl_ext ctl_fleet_ext(struct ctl_fleet *f)
+{
+	return (struct ctl_ext){
+		.name = "fleet", .arg = f, .status = ext_status, .metrics = ext_metrics};
+}

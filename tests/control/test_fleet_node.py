@@ -1,0 +1,547 @@
+"""The fleet node (issue 20, docs/fleet.md): three real regionfwd + regiond
+nodes on virtual devices follow their facility's desired table in a real
+3-member etcd cluster (tests/lib/etcdlab.py).
+
+- the nodes converge on a desired table, and report it under their lease;
+- a desired key with an invalid document, another facility or a future
+  schema is refused by every node, reported, and changes nothing;
+- a member killed (quorum kept) changes nothing, a later change arrives;
+- the whole cluster stopped: forwarding goes on, the local API answers;
+  restarted: the nodes converge, a change made at once is not missed;
+- a node whose regiond sits in a network namespace reaching etcd over a
+  veth is partitioned (link down): it goes on forwarding, its report
+  vanishes with its lease, it comes back stale and converges;
+- an etcd endpoint answering garbage or hanging neither crashes regiond
+  nor blocks its API;
+- the same packets through the three nodes on one generation come out the
+  same, byte for byte, on every link;
+- TLS with client certificates and a role per facility: facility a's
+  identity cannot write facility b's keys.
+
+Short leases and report intervals keep it to about a minute; no timing is
+asserted.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import etcdlab  # noqa: E402
+import netns  # noqa: E402
+from dprun import eal_args, regionfwd_bin  # noqa: E402
+from test_e2e import DEMO, REGIOND, wait_for  # noqa: E402
+from test_etcd_client import Fake  # noqa: E402
+
+from scapy.all import IP, UDP, Ether, Raw, rdpcap  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(not etcdlab.available(), reason="needs etcd and etcdctl (etcd-server, etcd-client)"),
+    pytest.mark.skipif(not netns.available(), reason="needs root and ip(8) for network namespaces"),
+]
+
+FAC = "fra"
+PORTS = ["local0", "sg0", "usw0", "usw1", "br0"]
+TX_NS = "fleetnode-tx"  # where the test packets are sent from
+PART_NS = "fleetnode-part"  # where node 2's regiond runs
+PART_OUTER, PART_INNER = "fleetnodepo", "fleetnodepi"
+PART_HOST, PART_NODE_ADDR = "10.201.0.1", "10.201.0.2"
+FLEET_ARGS = ["--fleet-lease", "3", "--fleet-report-ms", "300", "--fleet-timeout-ms", "700"]
+
+
+def sources():
+    """Packets from every region (and none) to a service each: the same
+    list to every node."""
+    srcs = ["103.21.9.9", "8.130.0.1", "35.161.0.1", "35.162.7.7", "18.229.0.1", "2.2.2.2"]
+    return [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+            IP(src=srcs[i % len(srcs)], dst="198.51.100.1") /
+            UDP(sport=1000 + i, dport=(53, 443, 7001)[i % 3]) / Raw(b"f" * 16) for i in range(120)]
+
+
+class Node:
+    """regionfwd (ingress on a veth, every link into a pcap) and regiond in
+    fleet mode; regiond optionally inside network namespace @ns."""
+
+    def __init__(self, tmp, i, endpoints, ns=None, label="canary"):
+        self.i = i
+        self.name = "n%d" % i
+        self.tmp = tmp
+        self.ns = ns
+        self.fwd_sock = str(tmp / "fwd.sock")
+        self.api = str(tmp / "api.sock")
+        self.out = tmp / "out"
+        self.out.mkdir()
+        self.iface = "fleetnode%do" % i
+        node = tmp / "node.yaml"
+        node.write_text("ports:\n"
+                        f"  in0: {{device: 'net_af_packet{i},iface={self.iface}', ingress: true}}\n" +
+                        "".join(f"  {p}: {{device: 'net_pcap_fn{i}{p},tx_pcap={self.out}/{p}.pcap'}}\n"
+                                for p in PORTS) +
+                        f"control_socket: {self.fwd_sock}\n")
+        self.fwd = subprocess.Popen([regionfwd_bin()] + eal_args(f"fleetnode{i}") +
+                                    ["--", "--node", str(node), "--table", DEMO],
+                                    stdout=open(tmp / "fwd.log", "a"), stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.fwd_sock), what="regionfwd %d up" % i)
+        argv = ([] if ns is None else netns.in_ns(ns)) + [
+            REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
+            "--state-dir", str(tmp / "state"), "--table", DEMO,
+            "--fleet-endpoints", endpoints, "--fleet-node", self.name, "--fleet-facility", FAC,
+            "--fleet-label", "role=" + label, *FLEET_ARGS]
+        self.rd = subprocess.Popen(argv, stdout=open(tmp / "regiond.log", "a"), stderr=subprocess.STDOUT)
+        wait_for(lambda: self.http("GET", "/v1/fleet")[0] == 200, what="regiond %d up" % i)
+
+    def http(self, method, path, timeout=10):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(self.api)
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".encode())
+        resp = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            resp += chunk
+        s.close()
+        head, _, body = resp.partition(b"\r\n\r\n")
+        code = int(head.split()[1])
+        try:
+            return code, json.loads(body)
+        except ValueError:
+            return code, body.decode()
+
+    def fleet(self):
+        return self.http("GET", "/v1/fleet")[1]
+
+    def status(self):
+        return self.http("GET", "/v1/status")[1]
+
+    def log(self):
+        return (self.tmp / "regiond.log").read_text()
+
+    def outputs(self):
+        """{port: [frame bytes]} of what regionfwd wrote so far."""
+        out = {}
+        for p in PORTS:
+            f = self.out / f"{p}.pcap"
+            try:
+                out[p] = [bytes(x) for x in rdpcap(str(f))] if f.stat().st_size > 24 else []
+            except (OSError, EOFError):
+                out[p] = []
+        return out
+
+    def stop(self):
+        for p in (self.rd, self.fwd):
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+class Fleet:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.lab = netns.VethLab(TX_NS, [("fleetnode%do" % i, "fleetnode%di" % i) for i in range(3)])
+        self.lab.__enter__()
+        self.part = netns.VethLab(PART_NS, [(PART_OUTER, PART_INNER)])
+        self.part.__enter__()
+        netns.sh(f"ip addr add {PART_HOST}/30 dev {PART_OUTER}")
+        self.part.run_in_ns(f"ip addr add {PART_NODE_ADDR}/30 dev {PART_INNER}")
+        self.part.run_in_ns("ip link set lo up")
+        self.cluster = etcdlab.Cluster(tmp / "etcd", name="fleetnode", listen_hosts=[PART_HOST])
+        self.tables = {}
+        self.h0 = self.publish("demo", open(DEMO, "rb").read())
+        etcdlab.set_desired(self.cluster, FAC, self.h0)
+        self.current = self.h0
+        self.nodes = []
+        for i in range(3):
+            d = tmp / ("node%d" % i)
+            d.mkdir()
+            if i == 2:
+                ep = self.cluster.endpoints(host=PART_HOST)
+                self.nodes.append(Node(d, i, ep, ns=PART_NS, label="rest"))
+            else:
+                self.nodes.append(Node(d, i, self.cluster.endpoints(), label="canary" if i == 0 else "rest"))
+
+    def publish(self, name, doc, chunk=etcdlab.CHUNK):
+        h = etcdlab.publish_table(self.cluster, FAC, doc, chunk=chunk)
+        self.tables[name] = h
+        return h
+
+    def variant(self, name, old, new, chunk=etcdlab.CHUNK):
+        text = open(DEMO).read()
+        assert old in text
+        return self.publish(name, text.replace(old, new).encode(), chunk=chunk)
+
+    def reports(self):
+        return etcdlab.node_reports(self.cluster, FAC)
+
+    def converged(self, h, nodes=None):
+        """Every node reports running @h in sync."""
+        want = [n.name for n in (nodes or self.nodes)]
+        r = self.reports()
+        return all(n in r and r[n]["in_sync"] and r[n]["running"]["table"] == h and
+                   (r[n]["target"] or {}).get("table") == h for n in want)
+
+    def wait_converged(self, h, timeout=45, nodes=None):
+        wait_for(lambda: self.converged(h, nodes), timeout=timeout, what="nodes run %s" % h)
+
+    def close(self):
+        for n in self.nodes:
+            n.stop()
+        self.cluster.close()
+        self.part.__exit__(None, None, None)
+        self.lab.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    f = Fleet(tmp_path_factory.mktemp("fleet"))
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--fleet-node", "a"], "need --fleet-endpoints"),
+    (["--fleet-endpoints", "ftp://x:1", "--fleet-node", "a", "--fleet-facility", "f"], "--fleet-endpoints"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "A", "--fleet-facility", "f"], "--fleet-node"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f" * 33],
+     "--fleet-facility"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--fleet-label", "no-equals"], "--fleet-label"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--fleet-cert", "/x.pem"], "go together"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--feed-table", "india=101"], "do not go together"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--fleet-user", "u", "--fleet-password-file", "/nonexistent-fleetnode"], "--fleet-password-file"),
+], ids=["no-endpoints", "endpoint", "node", "facility", "label", "cert-alone", "feed", "password"])
+def test_bad_fleet_options_refused_before_anything(tmp_path, args, said):
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                        str(tmp_path / "api.sock"), "--state-dir", str(tmp_path / "st"), *args],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and said in p.stderr, p.stderr
+    assert not os.path.exists(tmp_path / "st")  # nothing started
+
+
+# First the tests with nodes of their own, before the three real nodes
+# (and their busy-polling regionfwd) start.
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+def test_tls_role_per_facility(tmp_path):
+    with etcdlab.Cluster(tmp_path / "etcd", tls=True, auth=True, facilities=["fa", "fb"],
+                         name="fleetnodetls") as c:
+        h = etcdlab.publish_table(c, "fa", open(DEMO, "rb").read(), user="fleet-fa")
+        etcdlab.set_desired(c, "fa", h, user="fleet-fa")
+        pw = tmp_path / "pw"
+        pw.write_text(c.password("fleet-fa") + "\n")
+        pw.chmod(0o600)
+        cert, key = c.pki.client("fleet-fa")
+        os.chmod(key, 0o600)
+        procs = []
+        try:
+            for fac in ("fa", "fb"):
+                api = str(tmp_path / f"api-{fac}.sock")
+                procs.append(subprocess.Popen(
+                    [REGIOND, "--fleet-validate-only", "--api-socket", api,
+                     "--state-dir", str(tmp_path / f"st-{fac}"), "--fleet-endpoints", c.endpoints(),
+                     "--fleet-node", "x1", "--fleet-facility", fac, "--fleet-ca", c.pki.ca,
+                     "--fleet-cert", cert, "--fleet-key", key, "--fleet-user", "fleet-fa",
+                     "--fleet-password-file", str(pw), "--fleet-lease", "3",
+                     # etcd checks a password with bcrypt: slow on a loaded VM
+                     "--fleet-timeout-ms", "3000"],
+                    stdout=open(tmp_path / f"rd-{fac}.log", "w"), stderr=subprocess.STDOUT))
+            # a's identity runs a node of facility a: its report is there
+            node_a = Node.__new__(Node)
+            node_a.api = str(tmp_path / "api-fa.sock")
+            try:
+                wait_for(lambda: etcdlab.node_reports(c, "fa").get("x1", {}).get("state") == "validate_only",
+                         timeout=30, what="a's node reports")
+            except AssertionError:
+                raise AssertionError("a's node does not report: %s" % node_a.fleet())
+            assert etcdlab.node_reports(c, "fa")["x1"]["running"]["table"] == h
+            # ... and cannot write facility b's keys: no report, the reason said
+            node = Node.__new__(Node)
+            node.api = str(tmp_path / "api-fb.sock")
+            wait_for(lambda: "permission denied" in (node.fleet().get("last_error") or ""),
+                     timeout=20, what="b's keys refused to a's identity")
+            assert etcdlab.node_reports(c, "fb") == {}
+            assert all(p.poll() is None for p in procs)
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait(20)
+
+
+@pytest.mark.parametrize("mode", ["garbage", "hang"])
+def test_bad_etcd_endpoint_cannot_crash_or_block_regiond(tmp_path, mode):
+    f = Fake(mode)
+    rd = None
+    try:
+        api = str(tmp_path / "api.sock")
+        rd = subprocess.Popen([REGIOND, "--fleet-validate-only", "--api-socket", api,
+                               "--state-dir", str(tmp_path / "st"), "--fleet-endpoints", f.url,
+                               "--fleet-node", "bad", "--fleet-facility", FAC, *FLEET_ARGS],
+                              stdout=open(tmp_path / "rd.log", "w"), stderr=subprocess.STDOUT)
+        node = Node.__new__(Node)
+        node.api = api
+        wait_for(lambda: node.http("GET", "/v1/fleet")[0] == 200, what="regiond up")
+        wait_for(lambda: node.fleet()["last_error"], timeout=10, what="the fake is noticed")
+        for _ in range(10):
+            assert node.http("GET", "/v1/status", timeout=5)[0] == 200
+            v = node.fleet()
+            assert not v["connected"] and v["state"] != "in_sync"
+            time.sleep(0.2)
+        assert rd.poll() is None
+    finally:
+        if rd and rd.poll() is None:
+            rd.terminate()
+            rd.wait(20)
+        f.close()
+    assert rd.returncode == 0
+
+
+def gen_of(node):
+    return node.status()["generation"]["id"]
+
+
+def settled_gens(fleet):
+    """Every node's generation once its status shows the table the fleet
+    runs (status is republished by regiond's main loop, a tick after an
+    apply that the node's report already names)."""
+    wait_for(lambda: all(n.status()["generation"]["hash"] == fleet.current for n in fleet.nodes),
+             timeout=20, what="status shows %s" % fleet.current)
+    return [gen_of(n) for n in fleet.nodes]
+
+
+def test_nodes_converge_and_report(fleet):
+    fleet.wait_converged(fleet.h0)
+    r = fleet.reports()
+    assert sorted(r) == ["n0", "n1", "n2"]
+    for name, rep in r.items():
+        assert rep["schema"] == 1 and rep["facility"] == FAC and rep["node"] == name
+        assert rep["state"] == "in_sync" and rep["stale"] is False and rep["apply_error"] is None
+        assert rep["target"]["source"] == "desired"
+        assert rep["running"]["hash"] == fleet.h0  # what regionfwd itself runs
+        assert rep["labels"]["role"] in ("canary", "rest")
+        assert set(rep["counters"]) == {"rx", "tx", "drops", "drop_reasons"}
+        assert rep["health"]["code"] == 0
+    # in chunks of 1000 bytes: a table of several chunks, put back together
+    h1 = fleet.variant("sg-local", "{region: singapore, service: any, action: steer, to: to-sg}",
+                       "{region: singapore, service: any, action: steer, to: local}", chunk=1000)
+    assert len(fleet.cluster.get(etcdlab.fac_prefix(FAC) + "tables/%s/chunk/" % h1, prefix=True)) > 2
+    etcdlab.set_desired(fleet.cluster, FAC, h1, rollout="r-1")
+    fleet.current = h1  # what the next tests expect, even if this one fails
+    fleet.wait_converged(h1)
+    for n in fleet.nodes:
+        st = n.status()
+        assert st["generation"]["hash"] == h1 and st["generation"]["author"] == "fleet"
+        assert "rollout r-1" in st["generation"]["comment"]
+        assert st["dataplane"]["in_sync"]
+        v = n.fleet()
+        assert v["enabled"] and v["connected"] and v["state"] == "in_sync" and v["target"]["table"] == h1
+        assert "fleet" in st and st["fleet"]["node"] == n.name
+        m = n.http("GET", "/metrics")[1]
+        assert "regiond_fleet_in_sync 1" in m and 'regiond_fleet_state{state="in_sync"} 1' in m
+    fleet.current = h1
+
+
+def test_local_table_writes_are_refused(fleet):
+    n = fleet.nodes[0]
+    before = settled_gens(fleet)[0]
+    for method, path in (("PUT", "/v1/table"), ("PATCH", "/v1/table"), ("POST", "/v1/prefixes"),
+                         ("POST", "/v1/rollback"), ("POST", "/v1/confirm")):
+        code, body = n.http(method, path)
+        assert code == 409 and body["error"]["code"] == "fleet_managed", (method, path, body)
+    # reads and explain stay
+    assert n.http("GET", "/v1/table")[0] == 200
+    assert n.http("GET", "/v1/counters")[0] == 200
+    assert gen_of(n) == before
+
+
+BAD = [
+    ("invalid_table", lambda f: f.publish("invalid", open(DEMO).read().replace(
+        "prefixes: [8.128.0.0/13, 2406:da18::/32]", "prefixes: [8.128.0.1/13]").encode()), {}),
+    ("residency_violation", lambda f: f.variant("sync-to-sg", "{region: india, service: sync, action: steer, to: local}",
+                                                "{region: india, service: sync, action: steer, to: to-sg}"), {}),
+    ("facility_mismatch", lambda f: f.current, {"name": "ams"}),
+    ("unsupported_schema", lambda f: f.current, {"schema": 2}),
+    ("hash_mismatch", None, {}),
+]
+
+
+@pytest.mark.parametrize("reason,table,kw", BAD, ids=[b[0] for b in BAD])
+def test_bad_desired_is_refused_by_every_node(fleet, reason, table, kw):
+    gens = settled_gens(fleet)
+    if table is None:
+        # chunks that do not add up to the manifest's hash
+        doc = open(DEMO, "rb").read().replace(b"Mumbai", b"Mumbay")
+        h = etcdlab.table_hash(doc)
+        base = etcdlab.fac_prefix(FAC) + "tables/%s/" % h
+        fleet.cluster.put(base + "chunk/000000", doc.replace(b"Mumbay", b"Mumbaj"))
+        fleet.cluster.put(base + "manifest", {"schema": 1, "hash": h, "len": len(doc), "chunks": 1,
+                                              "format": "yaml"})
+    else:
+        h = table(fleet)
+    etcdlab.set_desired(fleet.cluster, FAC, h, **kw)
+    wait_for(lambda: all(r["state"] == "failed" and r["apply_error"]["reason"] == reason
+                         for r in fleet.reports().values()) and len(fleet.reports()) == 3,
+             timeout=20, what="every node refuses with " + reason)
+    for n, g in zip(fleet.nodes, gens):
+        rep = fleet.reports()[n.name]
+        assert rep["running"]["table"] == fleet.current and not rep["in_sync"]
+        assert gen_of(n) == g  # nothing changed
+        assert n.fleet()["apply_error"]["reason"] == reason
+    # back to the good table: converges again
+    etcdlab.set_desired(fleet.cluster, FAC, fleet.current)
+    fleet.wait_converged(fleet.current)
+
+
+def test_member_killed_changes_nothing(fleet):
+    c = fleet.cluster
+    gens = settled_gens(fleet)
+    c.kill(0)  # the first endpoint of every node
+    try:
+        time.sleep(1.5)
+        # the reports go on through the others (a report may lapse while a
+        # new leader is elected: waited for), and nothing was applied
+        fleet.wait_converged(fleet.current, timeout=20)
+        assert [gen_of(n) for n in fleet.nodes] == gens
+        h2 = fleet.variant("br-local", "{region: brazil, service: any, action: steer, to: to-br}",
+                           "{region: brazil, service: any, action: steer, to: local}")
+        etcdlab.set_desired(c, FAC, h2)
+        fleet.current = h2
+        fleet.wait_converged(h2)
+    finally:
+        c.start(0)
+
+
+def test_member_hanging_under_the_watches(fleet):
+    """The member node 0's watches stream from is stopped (SIGSTOP: its TCP
+    sessions stay up, nothing comes): the agent's check finds the missed
+    change and reads again elsewhere; every node converges."""
+    c = fleet.cluster
+    ep = fleet.nodes[0].fleet()["watch_endpoint"]
+    i = next(i for i in range(3) if c.url(i).rsplit(":", 1)[1] == ep.rsplit(":", 1)[1])
+    c.members[i].proc.send_signal(signal.SIGSTOP)
+    try:
+        h = fleet.variant("or-local", "{region: oregon, service: any, action: steer, to: us-west}",
+                          "{region: oregon, service: any, action: steer, to: local}")
+        etcdlab.set_desired(c, FAC, h)
+        fleet.current = h
+        fleet.wait_converged(h, timeout=60)
+        assert fleet.nodes[0].fleet()["watch_endpoint"] != ep
+    finally:
+        c.members[i].proc.send_signal(signal.SIGCONT)
+    assert "missed a change" in fleet.nodes[0].log()
+
+
+def counters(node):
+    return node.http("GET", "/v1/counters")[1]["packets"]["rx"]
+
+
+def test_cluster_stopped_forwarding_goes_on_and_restart_converges(fleet):
+    c = fleet.cluster
+    n0 = fleet.nodes[0]
+    c.stop_all()
+    try:
+        wait_for(lambda: not n0.fleet()["connected"], timeout=15, what="node sees etcd gone")
+        rx = counters(n0)
+        fleet.lab.send("fleetnode0i", "sendp([Ether()/IP(src='8.130.0.1', dst='198.51.100.1')/UDP(dport=53)]*20,"
+                               " iface=IFACE, verbose=0)")
+        wait_for(lambda: counters(n0) >= rx + 20, timeout=10, what="forwarding goes on")
+        for n in fleet.nodes:
+            code, st = n.http("GET", "/v1/status", timeout=5)
+            assert code == 200 and st["generation"]["hash"] == fleet.current
+            assert n.http("GET", "/v1/fleet", timeout=5)[0] == 200
+            assert n.rd.poll() is None
+    finally:
+        c.start_all()
+    # a change made at once, before the nodes are back, is not missed
+    h3 = fleet.variant("ca-local", "{region: california, service: any, action: steer, to: us-west}",
+                       "{region: california, service: any, action: steer, to: local}")
+    etcdlab.set_desired(c, FAC, h3)
+    fleet.current = h3
+    fleet.wait_converged(h3, timeout=60)
+
+
+def test_partitioned_node_goes_stale_and_converges(fleet):
+    c = fleet.cluster
+    n2 = fleet.nodes[2]
+    gen = settled_gens(fleet)[2]
+    start = c.revision() + 1
+    netns.sh(f"ip link set {PART_OUTER} down")
+    try:
+        # its lease runs out: the fleet view loses it; it forwards on
+        wait_for(lambda: "n2" not in fleet.reports(), timeout=20, what="n2's report expires")
+        wait_for(lambda: n2.fleet()["stale"], timeout=10, what="n2 knows it is stale")
+        assert gen_of(n2) == gen and n2.rd.poll() is None
+        h4 = fleet.variant("ntp-drop", "dns: [any/53]", "dns: [any/53]\n  ntp2: [udp/124]")
+        etcdlab.set_desired(c, FAC, h4)
+        fleet.current = h4
+        fleet.wait_converged(h4, nodes=fleet.nodes[:2])
+        assert gen_of(n2) == gen
+    finally:
+        netns.sh(f"ip link set {PART_OUTER} up")
+    key = etcdlab.fac_prefix(FAC) + "nodes/n2"
+    seen = c.watch(key, start, lambda v: v is not None and json.loads(v)["in_sync"] and
+                   json.loads(v)["running"]["table"] == h4, timeout=40)
+    reps = [json.loads(v) for _, v in seen if v is not None]
+    deleted = [v for _, v in seen if v is None]
+    assert deleted, "the report went with the lease"
+    assert any(r["stale"] and r["state"] == "stale" for r in reps), reps
+    fleet.wait_converged(h4)
+    assert not n2.fleet()["stale"]
+    fleet.current = h4
+
+
+def test_same_packets_same_output_on_every_node(fleet):
+    h = fleet.current
+    fleet.wait_converged(h)
+    before = [n.outputs() for n in fleet.nodes]
+    pkts = sources()
+    import scapy.utils
+    pcap = fleet.tmp / "same.pcap"
+    scapy.utils.wrpcap(str(pcap), pkts)
+    for i in range(3):
+        fleet.lab.send("fleetnode%di" % i, f"sendp(rdpcap({str(pcap)!r}), iface=IFACE, verbose=0)")
+
+    def new(i):
+        o = fleet.nodes[i].outputs()
+        return {p: o[p][len(before[i][p]):] for p in PORTS}
+
+    def settled():
+        a = [new(i) for i in range(3)]
+        total = [sum(len(v) for v in x.values()) for x in a]
+        return total[0] > 0 and total[0] == total[1] == total[2] and a
+
+    outs = wait_for(settled, timeout=20, what="outputs of every node")
+    time.sleep(0.5)
+    outs = [new(i) for i in range(3)]
+    for p in PORTS:
+        assert outs[0][p] == outs[1][p] == outs[2][p], p
+    # the table sends traffic to more than one link (a meaningful check)
+    assert sum(1 for p in PORTS if outs[0][p]) >= 2
+    for n in fleet.nodes:
+        assert n.status()["generation"]["hash"] == h
+
+
+def test_nodes_stop_cleanly(fleet):
+    """Last: every regiond exits 0 on SIGTERM (its lease revoked: the
+    reports go at once), with nothing from the sanitizers in its log."""
+    for n in fleet.nodes:
+        n.rd.terminate()
+        assert n.rd.wait(30) == 0, n.log()[-2000:]
+        assert "Sanitizer" not in n.log() and "runtime error" not in n.log()
+    wait_for(lambda: fleet.reports() == {}, timeout=10, what="reports gone with the leases")
