@@ -306,10 +306,11 @@ def test_swap_million_name_sets_under_traffic(tmp_path):
     assert f.p.returncode == 0, log
     assert "rx = tx + dropped: holds" in log
     assert all(x > 0 for x in drops), drops
-    # every match of this drop rule is a drop; a snapshot taken mid-burst
-    # may hold a burst's matches whose drops are not counted yet
+    # every match of this drop rule is a drop; the report reads the drops
+    # (per-worker totals) before the rule counters (per generation) while
+    # traffic flows, so the matches may be ahead by what passed in between
     m, dr = c["content_rules"]["million"]["matches"], c["drops"]["content_drop"]
-    assert dr > 0 and 0 <= m - dr <= 64, (m, dr)
+    assert dr > 0 and 0 <= m - dr <= m // 100, (m, dr)
     # the running set's top names (this generation's sketch): the two of
     # its names the traffic carries, each counted
     top = c["content_rules"]["million"]["top_names"]
