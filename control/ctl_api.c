@@ -26,6 +26,8 @@
 #include "ctl_model.h"
 #include "ctl_patch.h"
 #include "ctl_prefixes.h"
+#include "ctl_rollout_driver.h"
+#include "ctl_rollout_store.h"
 #include "ctl_tls.h"
 #include "ctl_traffic.h"
 #include "fwd_json.h"
@@ -76,6 +78,11 @@ struct ctl_api {
 	pthread_mutex_t capture_lock;
 	char capture_owner[sizeof(((struct ctl_state *)0)->who)];
 	int64_t capture_since;
+	/* Fleet mode: the facility's etcd, for /v1/fleet/rollouts and
+	 * /v1/fleet/nodes (each request its own client), and the driver whose
+	 * status they show; NULL in single-box mode. */
+	const struct ctl_rdriver_conf *fleet;
+	struct ctl_rdriver *fleet_driver;
 };
 
 enum access { ACCESS_NONE, ACCESS_READ, ACCESS_WRITE };
@@ -904,6 +911,8 @@ static void h_fleet(struct ctl_api *api, const struct req *q, struct reply *r)
 		return;
 	}
 	json_object_set_new(r->body, "enabled", json_true());
+	if (api->fleet_driver)
+		json_object_set_new(r->body, "rollouts", ctl_rdriver_status(api->fleet_driver));
 	r->status = 200;
 }
 
@@ -1019,6 +1028,182 @@ static void capture_done(void *cls)
 	free(s);
 }
 
+/* ---- fleet rollouts (docs/fleet.md, "Rollouts and gates") -------------- */
+
+/* Served without the state lock (ROUTE_FLEET): etcd calls may take their
+ * timeout, and the state is not theirs; only the validation takes it. */
+static struct ctl_etcd *fleet_client(struct ctl_api *api, struct reply *r)
+{
+	struct fwd_err e;
+	struct ctl_etcd *c;
+
+	if (api->fleet == NULL) {
+		reply_simple(r, FWD_R_NOT_FLEET, "",
+			     "regiond runs in single-box mode (no --fleet-endpoints): no fleet, no "
+			     "rollouts");
+		return NULL;
+	}
+	c = ctl_etcd_create(&api->fleet->etcd, &e);
+	if (c == NULL)
+		reply_err(r, &e);
+	return c;
+}
+
+static void h_fleet_rollout_create(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	static const char *const keys[] = {"document", "options", "author", NULL};
+	json_t *b = body_json(q, r), *d, *o;
+	struct ctl_rollout *ro = NULL;
+	struct ctl_rollout_opts opts;
+	struct ctl_etcd *c = NULL;
+	struct fwd_table *t;
+	const char *author;
+	char by[CTL_ROLLOUT_BY_MAX + 1];
+	struct fwd_err e;
+
+	if (b == NULL)
+		return;
+	if (check_keys(b, keys, r) || opt_str(b, "author", 63, &author, r))
+		goto out;
+	d = json_object_get(b, "document");
+	if (!json_is_string(d)) {
+		reply_simple(r, FWD_R_BAD_REQUEST, "document",
+			     "'document' (the table, YAML or JSON text) is required");
+		goto out;
+	}
+	ctl_rollout_opts_default(&opts);
+	o = json_object_get(b, "options");
+	if (o && !json_is_null(o) && ctl_rollout_opts_from_json(&opts, o, &e)) {
+		e.reason_code = FWD_R_BAD_REQUEST;
+		reply_err(r, &e);
+		goto out;
+	}
+	if ((c = fleet_client(api, r)) == NULL)
+		goto out;
+	/* The whole validation, residency included, before anything is
+	 * written to etcd: a table every node would refuse never leaves. */
+	pthread_mutex_lock(api->lock);
+	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
+			       &e);
+	pthread_mutex_unlock(api->lock);
+	if (t == NULL) {
+		reply_err(r, &e);
+		goto out;
+	}
+	fwd_table_free(t);
+	ro = malloc(sizeof(*ro));
+	if (ro == NULL) {
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+		goto out;
+	}
+	snprintf(by, sizeof(by), "%.63s%s%.120s", author ? author : "", author ? " via " : "",
+		 q->who);
+	if (ctl_rstore_create(c, api->fleet->facility, json_string_value(d), json_string_length(d),
+			      &opts, by, (uint64_t)time(NULL) * 1000 + ctl_mono_ms() % 1000, ro,
+			      &e)) {
+		reply_err(r, &e);
+		goto out;
+	}
+	fwd_log(FWD_LOG_NOTICE, "fleet rollout %s of table %s created by %s", ro->id, ro->table,
+		by);
+	r->status = 201;
+	r->body = json_pack("{s:o}", "rollout", ctl_rollout_to_json(ro));
+out:
+	free(ro);
+	ctl_etcd_free(c);
+	json_decref(b);
+}
+
+static void h_fleet_rollout_active(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_etcd *c = fleet_client(api, r);
+	struct ctl_rollout *ro = c ? malloc(sizeof(*ro)) : NULL;
+	struct fwd_err e;
+
+	(void)q;
+	if (c == NULL)
+		return;
+	if (ro == NULL)
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+	else if (ctl_rstore_active(c, api->fleet->facility, ro, NULL, &e))
+		reply_err(r, &e);
+	else {
+		const struct ctl_rollout_gate_info *g;
+		size_t n = ctl_rollout_gates(&g);
+		json_t *gates = json_array();
+
+		/* What each gate watches, for the operator reading the record. */
+		for (size_t i = 0; gates && i < n; i++)
+			json_array_append_new(gates, json_pack("{s:s, s:s}", "name", g[i].name,
+							       "fails_when", g[i].fails_when));
+		r->status = 200;
+		r->body = json_pack("{s:o, s:o, s:o}", "rollout", ctl_rollout_to_json(ro), "driver",
+				    api->fleet_driver ? ctl_rdriver_status(api->fleet_driver)
+						      : json_null(),
+				    "gates", gates ? gates : json_null());
+	}
+	free(ro);
+	ctl_etcd_free(c);
+}
+
+static void h_fleet_rollout_abort(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_etcd *c = fleet_client(api, r);
+	struct ctl_rollout *ro = c ? malloc(sizeof(*ro)) : NULL;
+	struct fwd_err e;
+
+	if (c == NULL)
+		return;
+	if (ro == NULL)
+		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+	else if (ctl_rstore_abort(c, api->fleet->facility, ro, &e))
+		reply_err(r, &e);
+	else {
+		fwd_log(FWD_LOG_NOTICE, "fleet rollout %s: abort asked by %s", ro->id, q->who);
+		r->status = 202;
+		r->body = json_pack("{s:o}", "rollout", ctl_rollout_to_json(ro));
+	}
+	free(ro);
+	ctl_etcd_free(c);
+}
+
+static void h_fleet_rollouts(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_etcd *c = fleet_client(api, r);
+	struct fwd_err e;
+	json_t *h;
+
+	(void)q;
+	if (c == NULL)
+		return;
+	h = ctl_rstore_history(c, api->fleet->facility, 100, &e);
+	if (h == NULL)
+		reply_err(r, &e);
+	else {
+		r->status = 200;
+		r->body = json_pack("{s:s, s:o}", "facility", api->fleet->facility, "rollouts", h);
+	}
+	ctl_etcd_free(c);
+}
+
+static void h_fleet_nodes(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	struct ctl_etcd *c = fleet_client(api, r);
+	struct fwd_err e;
+	json_t *v = NULL;
+
+	(void)q;
+	if (c == NULL)
+		return;
+	if (ctl_rstore_nodes(c, api->fleet->facility, NULL, 0, &v, &e) < 0)
+		reply_err(r, &e);
+	else {
+		r->status = 200;
+		r->body = json_pack("{s:s, s:o}", "facility", api->fleet->facility, "nodes", v);
+	}
+	ctl_etcd_free(c);
+}
+
 /* Every endpoint once (docs/api.md): method, path, whether it writes
  * (writes over TCP need the token) and whether it needs the XDP filters. */
 /* How each is served (ctl_state.h, locking): ROUTE_WRITE as a write
@@ -1032,6 +1217,8 @@ static void capture_done(void *cls)
  * served like ROUTE_DP, on a connection of its own. */
 /* ROUTE_TABLE writes change the table: in fleet mode the table comes from
  * etcd only, and they are refused with 409 fleet_managed (docs/fleet.md). */
+/* ROUTE_FLEET talks to etcd and takes the state lock itself, only to
+ * validate; ROUTE_FLEET_WRITE is one that writes (a write credential). */
 enum {
 	ROUTE_WRITE = 1,
 	ROUTE_FILTERS = 2,
@@ -1039,6 +1226,8 @@ enum {
 	ROUTE_DP = 8,
 	ROUTE_CAPTURE = 16,
 	ROUTE_TABLE = 32,
+	ROUTE_FLEET = 64,
+	ROUTE_FLEET_WRITE = 128,
 };
 
 static const struct route {
@@ -1064,6 +1253,12 @@ static const struct route {
 	{"GET", "/v1/fleet", ROUTE_VIEW, h_fleet},
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach},
 	{"POST", "/v1/capture", ROUTE_CAPTURE, h_capture},
+	{"GET", "/v1/fleet/nodes", ROUTE_FLEET, h_fleet_nodes},
+	{"GET", "/v1/fleet/rollouts", ROUTE_FLEET, h_fleet_rollouts},
+	{"POST", "/v1/fleet/rollouts", ROUTE_FLEET | ROUTE_FLEET_WRITE, h_fleet_rollout_create},
+	{"GET", "/v1/fleet/rollouts/active", ROUTE_FLEET, h_fleet_rollout_active},
+	{"POST", "/v1/fleet/rollouts/active/abort", ROUTE_FLEET | ROUTE_FLEET_WRITE,
+	 h_fleet_rollout_abort},
 };
 
 /* What the bearer token in @h (an Authorization header) allows, and the
@@ -1199,7 +1394,8 @@ static int refused(const struct req *q, const struct route *rt, struct reply *r)
 		reply_simple(r, FWD_R_UNAUTHORIZED, "", q->why);
 		return 1;
 	}
-	if (rt && (rt->flags & (ROUTE_WRITE | ROUTE_CAPTURE)) && q->access != ACCESS_WRITE) {
+	if (rt && (rt->flags & (ROUTE_WRITE | ROUTE_CAPTURE | ROUTE_FLEET_WRITE)) &&
+	    q->access != ACCESS_WRITE) {
 		if (q->subject[0])
 			snprintf(reason, sizeof(reason),
 				 "client certificate %s may read, not write: its subject is not in "
@@ -1287,7 +1483,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 			     "regiond runs without XDP filters (--xdp-iface)");
 		return;
 	}
-	if (rt->flags & (ROUTE_VIEW | ROUTE_DP | ROUTE_CAPTURE)) {
+	if (rt->flags & (ROUTE_VIEW | ROUTE_DP | ROUTE_CAPTURE | ROUTE_FLEET)) {
 		rt->handle(api, q, r);
 		return;
 	}
@@ -1466,6 +1662,8 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->tls_client = conf->tls_client_ca != NULL;
 	api->writers = conf->tls_writers;
 	api->max_body = conf->max_body;
+	api->fleet = conf->rollouts;
+	api->fleet_driver = conf->rollout_driver;
 	api->started = started;
 	api->unix_fd = -1;
 	pthread_mutex_init(&api->view_lock, NULL);

@@ -44,9 +44,16 @@ struct ctl_api_conf {
 	 * NULL); a token still grants what it grants, as a second factor. */
 	const char *tls_cert, *tls_key, *tls_client_ca;
 	const char *const *tls_writers;
+	/* Fleet mode: /v1/fleet/rollouts and /v1/fleet/nodes ask this
+	 * facility's etcd, and show this driver's status (kept by the caller
+	 * while the API runs); NULL in single-box mode (404 not_fleet). */
+	const struct ctl_rdriver_conf *rollouts;
+	struct ctl_rdriver *rollout_driver;
 };
 
 struct ctl_api;
+struct ctl_rdriver;
+struct ctl_rdriver_conf;
 
 struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
 			      pthread_mutex_t *lock, int64_t started);

@@ -62,6 +62,6 @@ struct ctl_ext {
 			      void *fa, uint64_t *captured, uint64_t *lost);
 };
 
-#define CTL_MAX_EXT 4
+#define CTL_MAX_EXT 6
 
 #endif /* CTL_EXT_H */

@@ -2072,6 +2072,315 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	return rc;
 }
 
+/* ---- fleet (docs/fleet.md): rollouts through the facility's etcd ------- */
+
+/* The rollout options regionctl sets: flag, the API's option name, and
+ * whether it is a flag that sets false. */
+static const struct {
+	const char *flag, *option;
+	int negate;
+} fleet_opt_map[] = {
+	{"--canary", "canary", 0},
+	{"--canary-label", "canary_label", 0},
+	{"--bake", "bake_s", 0},
+	{"--wave", "wave", 0},
+	{"--sync-timeout", "sync_timeout_s", 0},
+	{"--max-drop-pps", "max_drop_pps", 0},
+	{"--max-drop-pct", "max_drop_pct", 0},
+	{"--no-link-gate", "link_gate", 1},
+	{"--max-health", "max_health", 0},
+};
+
+static int fleet_options(const struct ctl_call *c, json_t *opts)
+{
+	/* A label alone chooses every node that has it. */
+	if (opt_val(c, "--canary-label") && !opt_val(c, "--canary"))
+		json_object_set_new(opts, "canary", json_integer(0));
+	for (size_t i = 0; i < sizeof(fleet_opt_map) / sizeof(fleet_opt_map[0]); i++) {
+		const char *v = opt_val(c, fleet_opt_map[i].flag);
+		char *end;
+		long long n;
+
+		if (v == NULL)
+			continue;
+		if (fleet_opt_map[i].negate) {
+			json_object_set_new(opts, fleet_opt_map[i].option, json_false());
+			continue;
+		}
+		if (strcmp(fleet_opt_map[i].flag, "--canary-label") == 0) {
+			json_object_set_new(opts, fleet_opt_map[i].option, json_string(v));
+			continue;
+		}
+		n = strtoll(v, &end, 10);
+		if (*v == '\0' || *end || n < 0)
+			return usage_error(c, "%s takes a number, not '%s'", fleet_opt_map[i].flag,
+					   v);
+		/* The range is regiond's to check: it names the option. */
+		json_object_set_new(opts, fleet_opt_map[i].option, json_integer(n));
+	}
+	return 0;
+}
+
+static void print_rollout(json_t *ro)
+{
+	json_t *o = json_object_get(ro, "options"), *ab = json_object_get(ro, "abort"), *n;
+	char t[32];
+	size_t i;
+
+	when(ji(ro, "created_at") / 1000, t, sizeof(t));
+	printf("rollout %s in facility %s: %s", js(ro, "id"), js(ro, "facility"), js(ro, "state"));
+	if (ji(ro, "waves") > 0)
+		printf(", wave %lld of %lld", ji(ro, "wave") + 1, ji(ro, "waves"));
+	putchar('\n');
+	printf("  table %s (previous %s), created %s by %s\n", js(ro, "table"), js(ro, "previous"),
+	       t, js(ro, "created_by"));
+	printf("  canary %lld%s%s, bake %lld s, wave %lld, sync timeout %lld s, drops +%lld/s "
+	       "and %lld%%, link gate %s, max health %lld; %lld etcd writes\n",
+	       ji(o, "canary"), json_is_string(json_object_get(o, "canary_label")) ? " label " : "",
+	       json_is_string(json_object_get(o, "canary_label")) ? js(o, "canary_label") : "",
+	       ji(o, "bake_s"), ji(o, "wave"), ji(o, "sync_timeout_s"), ji(o, "max_drop_pps"),
+	       ji(o, "max_drop_pct"), json_is_true(json_object_get(o, "link_gate")) ? "on" : "off",
+	       ji(o, "max_health"), ji(ro, "writes"));
+	if (json_is_true(json_object_get(ro, "abort_requested")) && !ab)
+		printf("  abort asked: the driver reverts\n");
+	if (json_is_object(ab))
+		printf("  aborted: %s%s%s: %s\n", js(ab, "gate"),
+		       json_is_string(json_object_get(ab, "node")) ? " on " : "",
+		       json_is_string(json_object_get(ab, "node")) ? js(ab, "node") : "",
+		       js(ab, "reason"));
+	printf("  %-24s %-5s %-10s %s\n", "NODE", "WAVE", "STATUS", "PINNED");
+	json_array_foreach(json_object_get(ro, "nodes"), i, n) {
+		char w[16];
+
+		if (ji(n, "wave") < 0)
+			snprintf(w, sizeof(w), "-");
+		else
+			snprintf(w, sizeof(w), "%lld", ji(n, "wave"));
+		printf("  %-24s %-5s %-10s %s\n", js(n, "name"), w, js(n, "status"),
+		       json_is_true(json_object_get(n, "pinned")) ? "yes" : "no");
+	}
+}
+
+static void print_active(json_t *r, const char *arg)
+{
+	json_t *d = json_object_get(r, "driver");
+
+	(void)arg;
+	print_rollout(json_object_get(r, "rollout"));
+	if (json_is_object(d))
+		printf("driver on this regiond: %s%s%s\n",
+		       json_is_true(json_object_get(d, "leader")) ? "leader" : "follower of ",
+		       json_is_true(json_object_get(d, "leader")) ? "" : js(d, "leader_node"),
+		       json_is_true(json_object_get(d, "paused")) ? ", paused (etcd)" : "");
+}
+
+static void print_fleet_history(json_t *r, const char *arg)
+{
+	json_t *ro;
+	size_t i;
+
+	(void)arg;
+	printf("%-28s %-10s %-16s %-16s %-20s %s\n", "ROLLOUT", "STATE", "TABLE", "PREVIOUS",
+	       "FINISHED", "WHY");
+	json_array_foreach(json_object_get(r, "rollouts"), i, ro) {
+		json_t *ab = json_object_get(ro, "abort");
+		char t[32] = "-", why[320] = "";
+
+		if (json_object_get(ro, "error")) {
+			printf("%-28s unreadable: %s\n", js(ro, "key"),
+			       js(json_object_get(ro, "error"), "reason"));
+			continue;
+		}
+		if (ji(ro, "finished_at"))
+			when(ji(ro, "finished_at") / 1000, t, sizeof(t));
+		if (json_is_object(ab))
+			snprintf(why, sizeof(why), "%s%s%s: %s", js(ab, "gate"),
+				 json_is_string(json_object_get(ab, "node")) ? " on " : "",
+				 json_is_string(json_object_get(ab, "node")) ? js(ab, "node") : "",
+				 js(ab, "reason"));
+		printf("%-28s %-10s %-16s %-16s %-20s %s\n", js(ro, "id"), js(ro, "state"),
+		       js(ro, "table"), js(ro, "previous"), t, why);
+	}
+}
+
+static void print_fleet_nodes(json_t *r, const char *arg)
+{
+	json_t *n;
+	size_t i;
+
+	(void)arg;
+	printf("facility %s: %zu nodes\n", js(r, "facility"),
+	       json_array_size(json_object_get(r, "nodes")));
+	printf("%-20s %-13s %-16s %-16s %-7s %-6s %-12s %s\n", "NODE", "STATE", "TARGET", "RUNNING",
+	       "IN_SYNC", "HEALTH", "DROPS", "ERROR");
+	json_array_foreach(json_object_get(r, "nodes"), i, n) {
+		json_t *err = json_object_get(n, "apply_error");
+
+		if (json_object_get(n, "error") && !json_object_get(n, "node")) {
+			printf("%-20s unreadable report: %s\n", js(n, "key"),
+			       js(json_object_get(n, "error"), "reason"));
+			continue;
+		}
+		printf("%-20s %-13s %-16s %-16s %-7s %-6lld %-12lld %s\n", js(n, "node"),
+		       js(n, "state"), js(json_object_get(n, "target"), "table"),
+		       js(json_object_get(n, "running"), "table"),
+		       json_is_true(json_object_get(n, "in_sync")) ? "yes" : "no",
+		       ji(json_object_get(n, "health"), "code"),
+		       ji(json_object_get(n, "counters"), "drops"),
+		       json_is_object(err) ? js(err, "reason") : "");
+	}
+}
+
+static int cmd_fleet_status(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return show(o, "GET", "/v1/fleet/nodes", NULL, print_fleet_nodes, NULL);
+}
+
+static int cmd_fleet_rollout(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return show(o, "GET", "/v1/fleet/rollouts/active", NULL, print_active, NULL);
+}
+
+static int cmd_fleet_history(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return show(o, "GET", "/v1/fleet/rollouts", NULL, print_fleet_history, NULL);
+}
+
+static void print_abort(json_t *r, const char *arg)
+{
+	(void)arg;
+	printf("rollout %s: abort asked; the driver pins the changed nodes back to %s\n",
+	       js(json_object_get(r, "rollout"), "id"),
+	       js(json_object_get(r, "rollout"), "previous"));
+}
+
+static int cmd_fleet_abort(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return show(o, "POST", "/v1/fleet/rollouts/active/abort", json_object(), print_abort, NULL);
+}
+
+/* --wait: follow rollout @id until it is in the history; its exit code. */
+static int fleet_wait(const struct opts *o, const char *id)
+{
+	char last[64] = "";
+	int unavailable = 0; /* consecutive answers of a regiond without etcd */
+
+	for (;;) {
+		json_t *r = NULL, *ro;
+		char why[512];
+		int st = http(o, "GET", "/v1/fleet/rollouts/active", NULL, &r, NULL, why,
+			      sizeof(why));
+
+		ro = json_object_get(r, "rollout");
+		if (st == 200 && strcmp(js(ro, "id"), id) == 0) {
+			char now[64];
+
+			snprintf(now, sizeof(now), "%s %lld", js(ro, "state"), ji(ro, "wave"));
+			if (strcmp(now, last) != 0 && !o->json && ji(ro, "waves") > 0)
+				printf("rollout %s: %s, wave %lld of %lld\n", id, js(ro, "state"),
+				       ji(ro, "wave") + 1, ji(ro, "waves"));
+			else if (strcmp(now, last) != 0 && !o->json)
+				printf("rollout %s: %s\n", id, js(ro, "state"));
+			snprintf(last, sizeof(last), "%s", now);
+			unavailable = 0;
+			json_decref(r);
+			usleep(500 * 1000);
+			continue;
+		}
+		/* etcd out of reach for a moment (a member lost): the rollout
+		 * is paused, not gone; ask again for up to a minute. */
+		if ((st == 502 || st == 503) && ++unavailable < 120) {
+			json_decref(r);
+			usleep(500 * 1000);
+			continue;
+		}
+		if (st < 0 || (st != 200 && st != 404)) {
+			int rc = st < 0 ? EXIT_UNREACHABLE : show_error(st, r);
+
+			if (st < 0)
+				fprintf(stderr, "regionctl: %s\n", why);
+			json_decref(r);
+			return rc;
+		}
+		json_decref(r);
+		break;
+	}
+	{
+		json_t *h, *ro, *found = NULL;
+		size_t i;
+		int rc = call(o, "GET", "/v1/fleet/rollouts", NULL, &h);
+
+		if (rc)
+			return rc;
+		json_array_foreach(json_object_get(h, "rollouts"), i, ro)
+			if (strcmp(js(ro, "id"), id) == 0 && found == NULL)
+				found = ro;
+		if (found == NULL) {
+			fprintf(stderr,
+				"regionctl: rollout %s is neither active nor in the history\n", id);
+			json_decref(h);
+			return CTL_EXIT_FAILED;
+		}
+		if (o->json)
+			print_json(found);
+		else
+			print_rollout(found);
+		rc = strcmp(js(found, "state"), "completed") == 0
+			     ? 0
+			     : (int)ctl_exit_code(FWD_R_ROLLOUT_ABORTED);
+		if (rc && !o->json)
+			fprintf(stderr, "regionctl: rollout_aborted: rollout %s did not complete\n",
+				id);
+		json_decref(h);
+		return rc;
+	}
+}
+
+static int cmd_fleet_apply(const struct opts *o, const struct ctl_call *c)
+{
+	json_t *b, *opts = json_object(), *r;
+	char id[64];
+	int rc = 0;
+
+	if ((rc = fleet_options(c, opts))) {
+		json_decref(opts);
+		return rc;
+	}
+	if ((b = doc_body(c->pos[0], &rc)) == NULL) {
+		json_decref(opts);
+		return rc;
+	}
+	json_object_set_new(b, "options", opts);
+	if (opt_val(c, "--author"))
+		json_object_set_new(b, "author", json_string(opt_val(c, "--author")));
+	else if (getenv("USER"))
+		json_object_set_new(b, "author", json_string(getenv("USER")));
+	rc = call(o, "POST", "/v1/fleet/rollouts", b, &r);
+	json_decref(b);
+	if (rc)
+		return rc;
+	snprintf(id, sizeof(id), "%s", js(json_object_get(r, "rollout"), "id"));
+	if (!opt_val(c, "--wait")) {
+		if (o->json)
+			print_json(r);
+		else
+			printf("rollout %s created: table %s, canary first; follow it with "
+			       "'regionctl fleet rollout'\n",
+			       id, js(json_object_get(r, "rollout"), "table"));
+		json_decref(r);
+		return 0;
+	}
+	if (!o->json)
+		printf("rollout %s created: table %s\n", id,
+		       js(json_object_get(r, "rollout"), "table"));
+	json_decref(r);
+	return fleet_wait(o, id);
+}
+
 static int cmd_help(const struct opts *o, const struct ctl_call *c);
 
 static const struct ctl_opt global_opts[] = {
@@ -2311,6 +2620,64 @@ static const struct ctl_cmd filter_cmds[] = {
 	{0},
 };
 
+static const struct ctl_opt fleet_apply_opts[] = {
+	{.name = "--canary", .arg = "N", .help = "N canary nodes first, by name (default 1)"},
+	{.name = "--canary-label",
+	 .arg = "K=V",
+	 .help = "the canaries are the nodes with this label (at most N with --canary N)"},
+	{.name = "--bake", .arg = "S", .help = "each wave bakes S seconds in sync (default 60)"},
+	{.name = "--wave", .arg = "N", .help = "nodes per wave after the canary (default 1)"},
+	{.name = "--sync-timeout",
+	 .arg = "S",
+	 .help = "a wave must run the table in sync within S seconds (default 60)"},
+	{.name = "--max-drop-pps",
+	 .arg = "N",
+	 .help = "drop_rate gate: a reason's rate may rise N/s over before (default 100)"},
+	{.name = "--max-drop-pct",
+	 .arg = "P",
+	 .help = "... and to P% of its rate before (default 200)"},
+	{.name = "--no-link-gate", .help = "a link going down does not fail the rollout"},
+	{.name = "--max-health",
+	 .arg = "N",
+	 .help = "health gate: highest health code allowed, 0..2 (default 1)"},
+	{.name = "--author", .arg = "A", .help = "who, kept in the record (default: $USER)"},
+	{.name = "--wait",
+	 .help = "follow it to the end; exit 0 completed, 1 aborted (rollout_aborted)"},
+	{0},
+};
+
+static const struct ctl_cmd fleet_cmds[] = {
+	{.name = "apply",
+	 .run = cmd_fleet_apply,
+	 .opts = fleet_apply_opts,
+	 .args = "FILE",
+	 .min_args = 1,
+	 .max_args = 1,
+	 .summary = "roll a table out to the facility: canary, bake, gates, waves",
+	 .detail =
+		 "regiond validates FILE completely (residency included) before anything is\n"
+		 "written to etcd, then creates the rollout: one at a time per facility (409\n"
+		 "rollout_in_progress). The canary nodes are pinned to the table first; each wave\n"
+		 "must run it in sync within --sync-timeout, then bakes while the gates watch it\n"
+		 "(apply_error, sync_timeout, out_of_sync, link_down, health, drop_rate). A "
+		 "failed\n"
+		 "gate aborts and pins the changed nodes back to the previous table; after the\n"
+		 "last wave the table becomes the facility's desired one (docs/fleet.md)."},
+	{.name = "status",
+	 .run = cmd_fleet_status,
+	 .summary = "the facility's nodes as they report themselves in etcd"},
+	{.name = "rollout",
+	 .run = cmd_fleet_rollout,
+	 .summary = "the rollout in progress: state, wave, gates' options, nodes"},
+	{.name = "abort",
+	 .run = cmd_fleet_abort,
+	 .summary = "abort the rollout in progress: changed nodes go back to the previous table"},
+	{.name = "history",
+	 .run = cmd_fleet_history,
+	 .summary = "finished rollouts, newest first, with why they aborted"},
+	{0},
+};
+
 /* A command's option values live in struct ctl_call, by index. */
 #define OPTS_FIT(a) _Static_assert(sizeof(a) / sizeof((a)[0]) <= CTL_MAX_OPTS + 1, #a " too long")
 OPTS_FIT(global_opts);
@@ -2319,6 +2686,7 @@ OPTS_FIT(apply_opts);
 OPTS_FIT(link_weight_opts);
 OPTS_FIT(capture_opts);
 OPTS_FIT(prefixes_opts);
+OPTS_FIT(fleet_apply_opts);
 
 /* The order here is the order of the listing. */
 static const struct ctl_cmd commands[] = {
@@ -2408,6 +2776,9 @@ static const struct ctl_cmd commands[] = {
 	 .subs = prefixes_cmds,
 	 .summary = "add or remove a region's prefixes in batches, or list them"},
 	{.name = "filter", .subs = filter_cmds, .summary = "the XDP filters regiond manages"},
+	{.name = "fleet",
+	 .subs = fleet_cmds,
+	 .summary = "the facility's fleet in etcd: rollouts, nodes (fleet mode)"},
 	{.name = "help",
 	 .run = cmd_help,
 	 .args = "[COMMAND [SUBCOMMAND]]",

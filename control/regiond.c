@@ -46,6 +46,7 @@
 #include "ctl_content.h"
 #include "ctl_feed.h"
 #include "ctl_fleet.h"
+#include "ctl_rollout_driver.h"
 #ifdef REGIOND_BPF
 #include "ctl_filter.h"
 #endif
@@ -435,6 +436,8 @@ struct regiond {
 	struct ctl_fleet_conf fleet_conf; /* --fleet-*, checked at start */
 	char *fleet_password; /* --fleet-password-file's first line */
 	struct ctl_fleet *fleet;
+	struct ctl_rdriver_conf rollout_conf; /* the rollout driver's, from --fleet-* */
+	struct ctl_rdriver *rollouts;
 };
 
 /* The text of option @opt's file @path, or NULL with the reason said
@@ -914,6 +917,7 @@ static int start_fleet(struct regiond *d)
 {
 	struct fwd_err e = {0};
 	struct ctl_ext x;
+	int rc;
 
 	if (!d->o.fleet_endpoints)
 		return 0;
@@ -928,7 +932,36 @@ static int start_fleet(struct regiond *d)
 	pthread_mutex_lock(&d->lock);
 	ctl_state_add_ext(&d->st, &x);
 	pthread_mutex_unlock(&d->lock);
-	return 0;
+	/* Every fleet regiond may drive its facility's rollouts: the one that
+	 * holds rollout/leader does (ctl_rollout_driver.h). */
+	d->rollout_conf = (struct ctl_rdriver_conf){
+		.etcd = {.endpoints = d->fleet_conf.endpoints,
+			 .timeout_ms = d->fleet_conf.etcd_timeout_ms,
+			 .ca_file = d->fleet_conf.ca_file,
+			 .cert_file = d->fleet_conf.cert_file,
+			 .key_file = d->fleet_conf.key_file,
+			 .user = d->fleet_conf.user,
+			 .password = d->fleet_conf.password},
+		.facility = d->fleet_conf.facility,
+		.node = d->fleet_conf.node,
+		.lease_s = d->fleet_conf.lease_s,
+	};
+	d->rollouts = ctl_rdriver_start(&d->rollout_conf, &e);
+	if (d->rollouts == NULL) {
+		char b[1024];
+
+		fwd_log(FWD_LOG_ERR, "fleet rollouts: %s", fwd_err_str(&e, b, sizeof(b)));
+		return -1;
+	}
+	d->conf.rollouts = &d->rollout_conf;
+	d->conf.rollout_driver = d->rollouts;
+	x = ctl_rdriver_ext(d->rollouts);
+	pthread_mutex_lock(&d->lock);
+	rc = ctl_state_add_ext(&d->st, &x);
+	pthread_mutex_unlock(&d->lock);
+	if (rc)
+		fwd_log(FWD_LOG_ERR, "fleet rollouts: no room for another extension");
+	return rc ? -1 : 0;
 }
 
 /* Serve the API on --api-socket (its directory created if missing) and
@@ -1011,6 +1044,7 @@ static void shut_down(struct regiond *d)
 {
 	ctl_feed_free(d->feed); /* its prefixes stay, recorded: a restart takes them over */
 	ctl_api_stop(d->api);
+	ctl_rdriver_stop(d->rollouts); /* after the API: it shows its status */
 	ctl_fleet_free(d->fleet); /* after the API: its view is the API's to read */
 #ifdef REGIOND_BPF
 	ctl_filter_free(d->filter); /* stays attached and pinned: a restart adopts it */

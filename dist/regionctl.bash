@@ -40,7 +40,8 @@ _regionctl() {
             return
             ;;
         --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
-            --author | --expected-generation)
+            --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
+            --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health)
             return
             ;;
     esac
@@ -50,12 +51,13 @@ _regionctl() {
         case "$w" in
             -s | --url | --token-file) ((i++)) ;;
             --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
-                --author | --expected-generation) ((i++)) ;;
+                --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
+                --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health) ((i++)) ;;
             -*) ;;
             *)
                 if [ -z "$cmd" ]; then
                     cmd=$w
-                elif [ -z "$sub" ] && [[ $cmd == show || $cmd == filter || $cmd == help || $cmd == prefixes ]]; then
+                elif [ -z "$sub" ] && [[ $cmd == show || $cmd == filter || $cmd == help || $cmd == prefixes || $cmd == fleet ]]; then
                     sub=$w
                 else
                     ((npos++))
@@ -78,7 +80,7 @@ _regionctl() {
         return
     fi
     case "$cmd" in
-        show | filter | help | prefixes)
+        show | filter | help | prefixes | fleet)
             if [ -z "$sub" ]; then
                 if [ "$cmd" = help ]; then
                     COMPREPLY=($(compgen -W "$("$prog" --help 2>/dev/null |
@@ -96,6 +98,11 @@ _regionctl() {
                 elif [ $npos -eq 1 ] && [ "$sub" != list ]; then
                     _filedir
                 fi
+                return
+            fi
+            # fleet apply FILE
+            if [ "$cmd" = fleet ]; then
+                [ "$sub" = apply ] && [ $npos -eq 0 ] && _filedir '@(yaml|yml|json)'
                 return
             fi
             if [ "$cmd" = show ] && [ $npos -eq 0 ]; then

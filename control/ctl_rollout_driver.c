@@ -1,0 +1,459 @@
+#include "ctl_rollout_driver.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl_metrics.h"
+#include "ctl_rollout.h"
+#include "ctl_rollout_store.h"
+#include "fwd_log.h"
+
+/* Each node's last two distinct reports, for the rates. */
+struct seen {
+	struct ctl_rollout_node cur, prev;
+	bool has_prev, present;
+};
+
+struct ctl_rdriver {
+	struct ctl_rdriver_conf conf;
+	struct ctl_etcd *e;
+	pthread_t thread;
+	pthread_mutex_t lock; /* guards stop and the status below */
+	pthread_cond_t wake;
+	bool stop;
+	/* status */
+	bool leader, paused;
+	char leader_node[CTL_ROLLOUT_NAME_MAX + 1];
+	char last_error[400];
+	char rollout[CTL_ROLLOUT_ID_MAX + 1];
+	char state[16]; /* the active rollout's, as last stepped; "" when none */
+	uint64_t steps, commits;
+	/* the thread's own */
+	int64_t lease, leader_create;
+	uint64_t lease_renewed; /* monotonic ms of the last successful keepalive */
+	struct ctl_rollout *r;
+	struct ctl_rollout_node *reports;
+	struct seen *seen;
+	unsigned n_seen;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Wall clock: records and node reports carry Unix ms. */
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void set_error(struct ctl_rdriver *d, const struct fwd_err *err, bool paused)
+{
+	char buf[400];
+
+	fwd_err_str(err, buf, sizeof(buf));
+	pthread_mutex_lock(&d->lock);
+	if (strcmp(d->last_error, buf) != 0)
+		fwd_log(FWD_LOG_WARNING, "fleet rollout driver (%s): %s%s", d->conf.facility, buf,
+			paused ? "; paused" : "");
+	snprintf(d->last_error, sizeof(d->last_error), "%s", buf);
+	d->paused = paused;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Sleep up to @ms unless stopped; returns true when stopping. */
+static bool nap(struct ctl_rdriver *d, uint64_t ms)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (!d->stop)
+		pthread_cond_timedwait(&d->wake, &d->lock, &ts);
+	stop = d->stop;
+	pthread_mutex_unlock(&d->lock);
+	return stop;
+}
+
+static void lose_leadership(struct ctl_rdriver *d, const char *why)
+{
+	if (d->leader_create)
+		fwd_log(FWD_LOG_INFO, "fleet rollout driver (%s): no longer the leader: %s",
+			d->conf.facility, why);
+	d->leader_create = 0;
+	d->lease = 0;
+	pthread_mutex_lock(&d->lock);
+	d->leader = false;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Try to become the leader: the key on our lease, created only if absent. */
+static void campaign(struct ctl_rdriver *d)
+{
+	struct ctl_etcd_txn_result res = {0};
+	struct fwd_err err = {0};
+	char key[160], *value;
+	json_t *who = NULL;
+	int rc;
+
+	if (d->lease == 0) {
+		rc = ctl_etcd_lease_grant(d->e, d->conf.lease_s, &d->lease, &err);
+		if (rc) {
+			set_error(d, &err, true);
+			d->lease = 0;
+			return;
+		}
+		d->lease_renewed = mono_ms();
+	} else if (mono_ms() - d->lease_renewed >= d->conf.lease_s * 1000u / 3) {
+		if (ctl_etcd_lease_keepalive(d->e, d->lease, NULL, &err)) {
+			d->lease = 0; /* a new one next time */
+			set_error(d, &err, true);
+			return;
+		}
+		d->lease_renewed = mono_ms();
+	}
+	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
+	who = json_pack("{s:i, s:s, s:I}", "schema", CTL_ROLLOUT_SCHEMA, "node", d->conf.node,
+			"since", (json_int_t)wall_ms());
+	value = who ? json_dumps(who, JSON_COMPACT) : NULL;
+	json_decref(who);
+	who = NULL;
+	{
+		struct ctl_etcd_cmp cmp = {
+			.key = key, .target = CTL_ETCD_CMP_CREATE, .result = CTL_ETCD_EQUAL};
+		struct ctl_etcd_op put = {.type = CTL_ETCD_OP_PUT,
+					  .key = key,
+					  .value = value,
+					  .value_len = value ? strlen(value) : 0,
+					  .lease = d->lease},
+				   get = {.type = CTL_ETCD_OP_RANGE, .key = key};
+
+		rc = value ? ctl_etcd_txn(d->e, &cmp, 1, &put, 1, &get, 1, &res, &err) : -ENOMEM;
+	}
+	free(value);
+	if (rc) {
+		set_error(d, &err, true);
+		goto out;
+	}
+	if (res.range.count)
+		who = json_loadb(res.range.kvs[0].value, res.range.kvs[0].value_len, 0, NULL);
+	pthread_mutex_lock(&d->lock);
+	d->paused = false;
+	d->leader = res.succeeded;
+	snprintf(d->leader_node, sizeof(d->leader_node), "%s",
+		 res.succeeded ? d->conf.node
+		 : json_is_string(json_object_get(who, "node"))
+			 ? json_string_value(json_object_get(who, "node"))
+			 : "?");
+	fwd_utf8_clean(d->leader_node);
+	pthread_mutex_unlock(&d->lock);
+	if (res.succeeded) {
+		d->leader_create = res.revision;
+		fwd_log(FWD_LOG_INFO, "fleet rollout driver (%s): %s leads the rollouts",
+			d->conf.facility, d->conf.node);
+	}
+out:
+	json_decref(who);
+	ctl_etcd_range_free(&res.range);
+}
+
+/* Keep the leader's lease; false when leadership is gone or unsure. */
+static bool keep_lease(struct ctl_rdriver *d)
+{
+	struct fwd_err err = {0};
+	uint64_t now = mono_ms();
+
+	if (now - d->lease_renewed < d->conf.lease_s * 1000u / 3)
+		return true;
+	if (ctl_etcd_lease_keepalive(d->e, d->lease, NULL, &err) == 0) {
+		d->lease_renewed = now;
+		return true;
+	}
+	set_error(d, &err, true);
+	/* Unsure whether etcd still holds the lease: once it may have lapsed
+	 * another regiond may lead, so this one stops. */
+	if (err.reason_code != FWD_R_ETCD_UNAVAILABLE ||
+	    now - d->lease_renewed >= d->conf.lease_s * 1000u * 2 / 3)
+		lose_leadership(d, err.reason);
+	return d->leader_create != 0;
+}
+
+/* The reports of now, each with its previous one from our memory. */
+static int read_nodes(struct ctl_rdriver *d, struct fwd_err *err)
+{
+	int n = ctl_rstore_nodes(d->e, d->conf.facility, d->reports, CTL_ROLLOUT_NODES_MAX, NULL,
+				 err);
+
+	if (n < 0)
+		return n;
+	for (unsigned k = 0; k < d->n_seen; k++)
+		d->seen[k].present = false;
+	for (int i = 0; i < n; i++) {
+		struct ctl_rollout_node *rep = &d->reports[i];
+		struct seen *s = NULL;
+
+		for (unsigned k = 0; k < d->n_seen && !s; k++)
+			if (strcmp(d->seen[k].cur.name, rep->name) == 0)
+				s = &d->seen[k];
+		if (s == NULL && d->n_seen < CTL_ROLLOUT_NODES_MAX) {
+			s = &d->seen[d->n_seen++];
+			memset(s, 0, sizeof(*s));
+			s->cur = *rep;
+		} else if (s && rep->updated_at != s->cur.updated_at) {
+			s->prev = s->cur;
+			s->has_prev = true;
+			s->cur = *rep;
+		}
+		if (s) {
+			s->present = true;
+			rep->prev = s->has_prev ? &s->prev : NULL;
+		}
+	}
+	/* Forget nodes that went away: back, they start over. */
+	for (unsigned k = 0; k < d->n_seen;)
+		if (!d->seen[k].present)
+			d->seen[k] = d->seen[--d->n_seen];
+		else
+			k++;
+	/* The seen array moved: point again. */
+	for (int i = 0; i < n; i++)
+		for (unsigned k = 0; k < d->n_seen; k++)
+			if (strcmp(d->seen[k].cur.name, d->reports[i].name) == 0)
+				d->reports[i].prev = d->seen[k].has_prev ? &d->seen[k].prev : NULL;
+	return n;
+}
+
+/* One round as the leader: returns how long to wait before the next. */
+static uint64_t drive(struct ctl_rdriver *d)
+{
+	struct ctl_rollout_actions *act = calloc(1, sizeof(*act));
+	struct fwd_err err = {0};
+	uint64_t wait = d->conf.poll_ms, now;
+	int64_t mod;
+	int n, rc;
+
+	if (act == NULL)
+		return wait;
+	rc = ctl_rstore_active(d->e, d->conf.facility, d->r, &mod, &err);
+	if (rc == -ENOENT) {
+		pthread_mutex_lock(&d->lock);
+		d->rollout[0] = '\0';
+		d->state[0] = '\0';
+		d->paused = false;
+		pthread_mutex_unlock(&d->lock);
+		goto out;
+	}
+	if (rc) {
+		/* Garbage in rollout/active is reported, never acted on. */
+		set_error(d, &err, true);
+		goto out;
+	}
+	n = read_nodes(d, &err);
+	if (n < 0) {
+		set_error(d, &err, true);
+		goto out;
+	}
+	now = wall_ms();
+	if (ctl_rollout_step(d->r, d->reports, (size_t)n, now, act)) {
+		fwd_err_fail(&err, FWD_R_INVALID_FLEET_KEY, NULL, 0, "rollout/active",
+			     "does not hold together");
+		set_error(d, &err, true);
+		goto out;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->steps++;
+	d->paused = false;
+	snprintf(d->rollout, sizeof(d->rollout), "%s", d->r->id);
+	snprintf(d->state, sizeof(d->state), "%s", ctl_rollout_state_name(d->r->state));
+	pthread_mutex_unlock(&d->lock);
+	if (act->write) {
+		rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
+		if (rc == -ESTALE) {
+			wait = 0; /* someone wrote (an abort, a new leader): read again */
+			goto out;
+		}
+		if (rc) {
+			set_error(d, &err, true);
+			goto out;
+		}
+		pthread_mutex_lock(&d->lock);
+		d->commits++;
+		pthread_mutex_unlock(&d->lock);
+		fwd_log(FWD_LOG_INFO, "fleet rollout %s (%s): %s, wave %d of %d%s%s%s", d->r->id,
+			d->r->facility, ctl_rollout_state_name(d->r->state), d->r->wave + 1,
+			d->r->n_waves, d->r->abort_gate[0] ? ", gate " : "", d->r->abort_gate,
+			act->promote ? ", promoted" : "");
+		wait = act->finish ? d->conf.poll_ms : 0;
+	}
+	if (!act->write && act->wake_at > now && act->wake_at - now < wait)
+		wait = act->wake_at - now;
+out:
+	free(act);
+	return wait;
+}
+
+static void *run(void *arg)
+{
+	struct ctl_rdriver *d = arg;
+
+	for (;;) {
+		uint64_t wait = d->conf.poll_ms;
+
+		if (d->leader_create == 0)
+			campaign(d);
+		if (d->leader_create && keep_lease(d))
+			wait = drive(d);
+		/* A follower looks for a vacancy at a third of the lease (its
+		 * own keepalive's pace), at least every second: a fleet of 50
+		 * followers costs etcd a few reads a second, and a takeover
+		 * comes within 4/3 of the lease. */
+		if (d->leader_create == 0)
+			wait = d->conf.lease_s * 1000u / 3 > 1000 ? d->conf.lease_s * 1000u / 3
+								  : 1000;
+		if (nap(d, wait))
+			break;
+	}
+	if (d->lease) {
+		struct fwd_err err;
+
+		ctl_etcd_lease_revoke(d->e, d->lease, &err);
+	}
+	return NULL;
+}
+
+struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struct fwd_err *err)
+{
+	struct ctl_rdriver *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		goto nomem;
+	d->conf = *conf;
+	if (d->conf.lease_s == 0)
+		d->conf.lease_s = 10;
+	if (d->conf.lease_s < 3)
+		d->conf.lease_s = 3;
+	if (d->conf.poll_ms == 0)
+		d->conf.poll_ms = 500;
+	d->r = malloc(sizeof(*d->r));
+	d->reports = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*d->reports));
+	d->seen = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*d->seen));
+	if (d->r == NULL || d->reports == NULL || d->seen == NULL)
+		goto nomem;
+	d->e = ctl_etcd_create(&d->conf.etcd, err);
+	if (d->e == NULL)
+		goto fail;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->wake, NULL);
+	if (pthread_create(&d->thread, NULL, run, d) != 0) {
+		ctl_etcd_free(d->e);
+		goto nomem;
+	}
+	return d;
+nomem:
+	fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+fail:
+	if (d) {
+		free(d->r);
+		free(d->reports);
+		free(d->seen);
+	}
+	free(d);
+	return NULL;
+}
+
+void ctl_rdriver_stop(struct ctl_rdriver *d)
+{
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stop = true;
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->thread, NULL);
+	ctl_etcd_free(d->e);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->wake);
+	free(d->r);
+	free(d->reports);
+	free(d->seen);
+	free(d);
+}
+
+json_t *ctl_rdriver_status(struct ctl_rdriver *d)
+{
+	json_t *j;
+
+	pthread_mutex_lock(&d->lock);
+	j = json_pack("{s:b, s:s, s:b, s:s, s:I, s:I, s:o, s:o}", "leader", d->leader,
+		      "leader_node", d->leader_node, "paused", d->paused, "last_error",
+		      d->last_error, "steps", (json_int_t)d->steps, "commits",
+		      (json_int_t)d->commits, "rollout",
+		      d->rollout[0] ? json_string(d->rollout) : json_null(), "state",
+		      d->state[0] ? json_string(d->state) : json_null());
+	pthread_mutex_unlock(&d->lock);
+	return j;
+}
+
+static json_t *ext_status(void *arg, const struct fwd_table *t)
+{
+	(void)t;
+	return ctl_rdriver_status(arg);
+}
+
+static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
+{
+	struct ctl_rdriver *d = arg;
+
+	(void)t;
+	pthread_mutex_lock(&d->lock);
+	ctl_metrics_family(out, "regiond_fleet_rollout_leader",
+			   "1 when this regiond holds its facility's rollout/leader key", "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_rollout_leader", d->leader, "facility",
+			   d->conf.facility, NULL);
+	ctl_metrics_family(out, "regiond_fleet_rollout_paused",
+			   "1 when the rollout driver cannot reach etcd or read the rollout "
+			   "(it writes nothing meanwhile)",
+			   "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_rollout_paused", d->paused, "facility",
+			   d->conf.facility, NULL);
+	ctl_metrics_family(out, "regiond_fleet_rollout_active",
+			   "1 with the state of the rollout this leader drives", "gauge");
+	if (d->leader && d->state[0])
+		ctl_metrics_sample(out, "regiond_fleet_rollout_active", 1, "facility",
+				   d->conf.facility, "state", d->state, NULL);
+	ctl_metrics_family(out, "regiond_fleet_rollout_steps_total",
+			   "rollout steps this driver ran as the leader", "counter");
+	ctl_metrics_sample(out, "regiond_fleet_rollout_steps_total", (double)d->steps, "facility",
+			   d->conf.facility, NULL);
+	ctl_metrics_family(out, "regiond_fleet_rollout_commits_total",
+			   "rollout steps this driver committed to etcd (one transaction each)",
+			   "counter");
+	ctl_metrics_sample(out, "regiond_fleet_rollout_commits_total", (double)d->commits,
+			   "facility", d->conf.facility, NULL);
+	pthread_mutex_unlock(&d->lock);
+}
+
+struct ctl_ext ctl_rdriver_ext(struct ctl_rdriver *d)
+{
+	return (struct ctl_ext){
+		.name = "rollouts", .arg = d, .status = ext_status, .metrics = ext_metrics};
+}

@@ -1,0 +1,55 @@
+/*
+ * ctl_rollout_driver.h - the thread of a fleet-mode regiond that drives its
+ * facility's rollouts (docs/fleet.md, "Rollouts and gates").
+ *
+ * Every fleet regiond runs one; the one holding rollout/leader (a key on
+ * its own lease, created by a transaction comparing create_revision with 0)
+ * drives, the others wait for that lease to expire and take over. The
+ * leader polls rollout/active and the nodes/ reports, keeps each node's
+ * previous report for rates, runs ctl_rollout_step() and commits what it
+ * returns in one transaction that compares the record's mod_revision and
+ * the leader key's create_revision. So the driver holds no state a
+ * successor needs: it resumes from rollout/active.
+ *
+ * A driver that cannot reach etcd is paused: it writes nothing it has not
+ * just read a fresh record for, so it never promotes or reverts blind; a
+ * leader whose lease lapsed stops driving before another may start.
+ */
+#ifndef CTL_ROLLOUT_DRIVER_H
+#define CTL_ROLLOUT_DRIVER_H
+
+#include <jansson.h>
+
+#include "ctl_etcd.h"
+#include "ctl_ext.h"
+#include "fwd_err.h"
+
+struct ctl_rdriver;
+
+struct ctl_rdriver_conf {
+	struct ctl_etcd_conf etcd; /* strings kept by the caller while it runs */
+	const char *facility;
+	const char *node; /* this regiond's node name, written in the leader key */
+	unsigned lease_s; /* the leader key's lease; 0: 10 */
+	unsigned poll_ms; /* how often the leader reads the facility; 0: 500 */
+};
+
+/**
+ * Start the driver thread.
+ * @return the handle, or NULL with @err (an invalid etcd configuration).
+ */
+struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struct fwd_err *err);
+
+/** Stop the thread; a leader revokes its lease so another takes over at
+ *  once. NULL-safe. */
+void ctl_rdriver_stop(struct ctl_rdriver *d);
+
+/** What the driver does now: {"leader", "leader_node", "paused",
+ *  "last_error", "steps", "commits", "rollout", "state"}. NULL on ENOMEM. */
+json_t *ctl_rdriver_status(struct ctl_rdriver *d);
+
+/** The extension "rollouts": its status (the above) and its /metrics
+ *  series (regiond_fleet_rollout_*), each under the driver's own mutex. */
+struct ctl_ext ctl_rdriver_ext(struct ctl_rdriver *d);
+
+#endif /* CTL_ROLLOUT_DRIVER_H */

@@ -1,0 +1,547 @@
+#include "ctl_rollout_store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "fwd_hash.h"
+#include "fwd_json.h"
+
+#define PREFIX "/regionfwd/v1/fac/"
+/* etcd refuses a transaction of more than --max-txn-ops (128 by default)
+ * operations: past this many pins a step uses prefix deletes instead. */
+#define PIN_OPS_MAX 100
+
+int ctl_rstore_key(char *buf, size_t len, const char *facility, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(buf, len, PREFIX "%s/", facility);
+
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	va_start(ap, fmt);
+	n += vsnprintf(buf + n, len - (size_t)n, fmt, ap);
+	va_end(ap);
+	return (size_t)n < len ? 0 : -ENAMETOOLONG;
+}
+
+void ctl_rstore_table_hash(const char *doc, size_t len, char out[17])
+{
+	snprintf(out, 17, "%016llx", (unsigned long long)fwd_hash64(doc, len));
+}
+
+static char *dump(json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	json_decref(j);
+	return s;
+}
+
+static uint64_t unix_s(uint64_t ms)
+{
+	return ms / 1000;
+}
+
+/* The desired key's table ("" when there is none) and the compare that
+ * keeps it so until the transaction. */
+static int read_desired(struct ctl_etcd *e, const char *facility, char *table, char *key,
+			size_t key_len, struct ctl_etcd_cmp *cmp, struct fwd_err *err)
+{
+	struct ctl_etcd_range rg = {0};
+	json_t *j = NULL, *v;
+	int rc;
+
+	table[0] = '\0';
+	ctl_rstore_key(key, key_len, facility, "desired");
+	rc = ctl_etcd_range(e, key, 0, 0, 1, &rg, err);
+	if (rc)
+		return rc;
+	*cmp = (struct ctl_etcd_cmp){
+		.key = key, .target = CTL_ETCD_CMP_CREATE, .result = CTL_ETCD_EQUAL};
+	if (rg.count == 0)
+		goto out;
+	cmp->target = CTL_ETCD_CMP_MOD;
+	cmp->number = rg.kvs[0].mod_revision;
+	j = fwd_json_loadb(rg.kvs[0].value, rg.kvs[0].value_len, JSON_REJECT_DUPLICATES, NULL);
+	v = json_object_get(j, "schema");
+	if (json_is_integer(v) && json_integer_value(v) > CTL_ROLLOUT_SCHEMA) {
+		rc = fwd_err_fail(err, FWD_R_UNSUPPORTED_SCHEMA, NULL, 0, key,
+				  "schema %lld is newer than this regiond's (%d)",
+				  json_integer_value(v), CTL_ROLLOUT_SCHEMA);
+		goto out;
+	}
+	v = json_object_get(j, "table");
+	if (!json_is_integer(json_object_get(j, "schema")) || !json_is_string(v) ||
+	    json_string_length(v) != 16 || strspn(json_string_value(v), "0123456789abcdef") != 16) {
+		rc = fwd_err_fail(err, FWD_R_INVALID_FLEET_KEY, NULL, 0, key,
+				  "is not {\"schema\":1, \"table\": HASH, ...}: fix or delete it");
+		goto out;
+	}
+	memcpy(table, json_string_value(v), 17);
+out:
+	json_decref(j);
+	ctl_etcd_range_free(&rg);
+	return rc;
+}
+
+/* The id of whatever holds rollout/active, for a 409's message. */
+static int in_progress(const struct ctl_etcd_range *rg, const char *facility, struct fwd_err *err)
+{
+	json_t *j =
+		rg->count ? fwd_json_loadb(rg->kvs[0].value, rg->kvs[0].value_len, 0, NULL) : NULL;
+	const char *id = json_string_value(json_object_get(j, "id"));
+	const char *state = json_string_value(json_object_get(j, "state"));
+	int rc = fwd_err_fail(err, FWD_R_ROLLOUT_IN_PROGRESS, NULL, 0, "",
+			      "rollout %.40s is %.16s in facility %s: one at a time (abort it, "
+			      "or wait for it)",
+			      id ? id : "?", state ? state : "in progress", facility);
+
+	json_decref(j);
+	return rc;
+}
+
+static int put_table(struct ctl_etcd *e, const char *facility, const char *hash, const char *doc,
+		     size_t len, struct ctl_etcd_op *ops, char (*keys)[160], char **manifest,
+		     uint64_t now_ms, const char *by, size_t *n_ops)
+{
+	size_t chunks = (len + CTL_RSTORE_CHUNK - 1) / CTL_RSTORE_CHUNK;
+	const char *p = doc;
+
+	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+		p++;
+	(void)e;
+	for (size_t c = 0; c < chunks; c++) {
+		size_t off = c * CTL_RSTORE_CHUNK;
+
+		ctl_rstore_key(keys[*n_ops], 160, facility, "tables/%s/chunk/%06zu", hash, c);
+		ops[*n_ops] = (struct ctl_etcd_op){
+			.type = CTL_ETCD_OP_PUT,
+			.key = keys[*n_ops],
+			.value = doc + off,
+			.value_len = len - off < CTL_RSTORE_CHUNK ? len - off : CTL_RSTORE_CHUNK,
+		};
+		(*n_ops)++;
+	}
+	*manifest =
+		dump(json_pack("{s:i, s:s, s:I, s:I, s:s, s:I, s:s}", "schema", CTL_ROLLOUT_SCHEMA,
+			       "hash", hash, "len", (json_int_t)len, "chunks", (json_int_t)chunks,
+			       "format", p < doc + len && *p == '{' ? "json" : "yaml", "created_at",
+			       (json_int_t)unix_s(now_ms), "created_by", by));
+	if (*manifest == NULL)
+		return -ENOMEM;
+	ctl_rstore_key(keys[*n_ops], 160, facility, "tables/%s/manifest", hash);
+	ops[*n_ops] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_PUT,
+					   .key = keys[*n_ops],
+					   .value = *manifest,
+					   .value_len = strlen(*manifest)};
+	(*n_ops)++;
+	return 0;
+}
+
+int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc, size_t len,
+		      const struct ctl_rollout_opts *opts, const char *created_by, uint64_t now_ms,
+		      struct ctl_rollout *r, struct fwd_err *err)
+{
+	size_t max_chunks = (len + CTL_RSTORE_CHUNK - 1) / CTL_RSTORE_CHUNK + 2;
+	char(*keys)[160] = calloc(max_chunks + 2, sizeof(*keys));
+	struct ctl_etcd_op *ops = calloc(max_chunks + 2, sizeof(*ops));
+	char desired_key[160], active_key[160], mkey[160], hash[17], previous[17], id[41];
+	struct ctl_etcd_cmp cmp[2];
+	int rc = -ENOMEM;
+
+	if (keys == NULL || ops == NULL) {
+		fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto out;
+	}
+	ctl_rstore_table_hash(doc, len, hash);
+	ctl_rstore_key(active_key, sizeof(active_key), facility, "rollout/active");
+	ctl_rstore_key(mkey, sizeof(mkey), facility, "tables/%s/manifest", hash);
+	/* A desired key that moves under us (a rollout promoted meanwhile)
+	 * fails the compare: read it again, a few times. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct ctl_etcd_txn_result res = {0};
+		struct ctl_etcd_range rg = {0};
+		struct ctl_etcd_op fail_op = {.type = CTL_ETCD_OP_RANGE, .key = active_key};
+		char *manifest = NULL, *record = NULL;
+		size_t n_ops = 0;
+		bool have_table;
+
+		rc = read_desired(e, facility, previous, desired_key, sizeof(desired_key), &cmp[1],
+				  err);
+		if (rc)
+			goto out;
+		rc = ctl_etcd_range(e, mkey, CTL_ETCD_KEYS_ONLY, 0, 1, &rg, err);
+		if (rc)
+			goto out;
+		have_table = rg.count > 0;
+		ctl_etcd_range_free(&rg);
+		{
+			uint16_t salt = 0;
+
+			/* Two regionds creating in the same millisecond differ. */
+			if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != sizeof(salt))
+				salt = (uint16_t)(random() ^ (long)attempt);
+			snprintf(id, sizeof(id), "r-%llu-%04x", (unsigned long long)now_ms,
+				 (unsigned)salt);
+		}
+		rc = ctl_rollout_init(r, id, facility, hash, previous, opts, created_by, now_ms,
+				      err);
+		if (rc)
+			goto out;
+		r->writes = 1;
+		if (!have_table && len > CTL_RSTORE_ONE_TXN) {
+			/* Too large for one request: the table first, then the
+			 * record; refuse early if the facility is busy. */
+			rc = ctl_etcd_range(e, active_key, 0, 0, 1, &rg, err);
+			if (rc == 0 && rg.count)
+				rc = in_progress(&rg, facility, err);
+			ctl_etcd_range_free(&rg);
+			if (rc == 0)
+				rc = put_table(e, facility, hash, doc, len, ops, keys, &manifest,
+					       now_ms, created_by, &n_ops);
+			for (size_t i = 0; rc == 0 && i < n_ops; i++)
+				rc = ctl_etcd_put(e, ops[i].key, ops[i].value, ops[i].value_len, 0,
+						  NULL, err);
+			free(manifest);
+			manifest = NULL;
+			if (rc)
+				goto out;
+			r->writes += n_ops;
+			n_ops = 0;
+			have_table = true;
+		}
+		if (!have_table) {
+			rc = put_table(e, facility, hash, doc, len, ops, keys, &manifest, now_ms,
+				       created_by, &n_ops);
+			if (rc) {
+				fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+				goto out;
+			}
+		}
+		record = dump(ctl_rollout_to_json(r));
+		if (record == NULL) {
+			free(manifest);
+			rc = fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+			goto out;
+		}
+		ops[n_ops++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_PUT,
+						    .key = active_key,
+						    .value = record,
+						    .value_len = strlen(record)};
+		cmp[0] = (struct ctl_etcd_cmp){.key = active_key,
+					       .target = CTL_ETCD_CMP_CREATE,
+					       .result = CTL_ETCD_EQUAL,
+					       .number = 0};
+		rc = ctl_etcd_txn(e, cmp, 2, ops, n_ops, &fail_op, 1, &res, err);
+		free(manifest);
+		free(record);
+		if (rc == 0 && !res.succeeded && res.range.count)
+			rc = in_progress(&res.range, facility, err);
+		else if (rc == 0 && !res.succeeded)
+			rc = -EAGAIN; /* desired moved: again */
+		ctl_etcd_range_free(&res.range);
+		if (rc != -EAGAIN)
+			goto out;
+	}
+	rc = fwd_err_fail(err, FWD_R_ROLLOUT_IN_PROGRESS, NULL, 0, "",
+			  "the facility's desired table kept changing: try again");
+out:
+	free(keys);
+	free(ops);
+	return rc;
+}
+
+int ctl_rstore_active(struct ctl_etcd *e, const char *facility, struct ctl_rollout *r,
+		      int64_t *mod_revision, struct fwd_err *err)
+{
+	struct ctl_etcd_range rg = {0};
+	char key[160];
+	int rc;
+
+	ctl_rstore_key(key, sizeof(key), facility, "rollout/active");
+	rc = ctl_etcd_range(e, key, 0, 0, 1, &rg, err);
+	if (rc)
+		return rc;
+	if (rg.count == 0) {
+		ctl_etcd_range_free(&rg);
+		return fwd_err_fail(err, FWD_R_NO_ROLLOUT, NULL, 0, "",
+				    "facility %s has no rollout in progress", facility);
+	}
+	rc = ctl_rollout_parse(rg.kvs[0].value, rg.kvs[0].value_len, r, err);
+	if (rc == 0 && strcmp(r->facility, facility) != 0)
+		rc = fwd_err_fail(err, FWD_R_FACILITY_MISMATCH, NULL, 0, key, "names facility %s",
+				  r->facility);
+	else if (rc)
+		err->reason_code = strcmp(err->path, "schema") == 0 && strstr(err->reason, "newer")
+					   ? FWD_R_UNSUPPORTED_SCHEMA
+					   : FWD_R_INVALID_FLEET_KEY;
+	if (mod_revision)
+		*mod_revision = rg.kvs[0].mod_revision;
+	ctl_etcd_range_free(&rg);
+	return rc;
+}
+
+static int write_record(struct ctl_etcd *e, struct ctl_rollout *r, int64_t mod_revision,
+			const struct ctl_etcd_cmp *extra, struct ctl_etcd_op *ops, size_t n_ops,
+			bool finish, int64_t *new_rev, struct fwd_err *err)
+{
+	struct ctl_etcd_cmp cmp[2];
+	struct ctl_etcd_txn_result res = {0};
+	char akey[160], hkey[200], *record;
+	size_t ncmp = 0;
+	int rc;
+
+	ctl_rstore_key(akey, sizeof(akey), r->facility, "rollout/active");
+	ctl_rstore_key(hkey, sizeof(hkey), r->facility, "rollout/history/%s", r->id);
+	cmp[ncmp++] = (struct ctl_etcd_cmp){.key = akey,
+					    .target = CTL_ETCD_CMP_MOD,
+					    .result = CTL_ETCD_EQUAL,
+					    .number = mod_revision};
+	if (extra)
+		cmp[ncmp++] = *extra;
+	r->writes++;
+	record = dump(ctl_rollout_to_json(r));
+	if (record == NULL)
+		return fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	if (finish) {
+		ops[n_ops++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_PUT,
+						    .key = hkey,
+						    .value = record,
+						    .value_len = strlen(record)};
+		ops[n_ops++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_DELETE, .key = akey};
+	} else {
+		ops[n_ops++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_PUT,
+						    .key = akey,
+						    .value = record,
+						    .value_len = strlen(record)};
+	}
+	rc = ctl_etcd_txn(e, cmp, ncmp, ops, n_ops, NULL, 0, &res, err);
+	free(record);
+	ctl_etcd_range_free(&res.range);
+	if (rc)
+		return rc;
+	if (!res.succeeded)
+		return fwd_err_fail(err, FWD_R_STALE_GENERATION, NULL, 0, akey,
+				    "changed since it was read (another writer or leader)");
+	if (new_rev)
+		*new_rev = res.revision;
+	return 0;
+}
+
+int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollout *r,
+		     struct fwd_err *err)
+{
+	struct ctl_etcd_op ops[2];
+
+	for (int attempt = 0; attempt < 5; attempt++) {
+		int64_t mod;
+		int rc = ctl_rstore_active(e, facility, r, &mod, err);
+
+		if (rc)
+			return rc;
+		if (r->state == CTL_RO_ABORTING || r->state == CTL_RO_ABORTED ||
+		    r->state == CTL_RO_COMPLETED)
+			return fwd_err_fail(err, FWD_R_NO_ROLLOUT, NULL, 0, "",
+					    "rollout %s is already %s", r->id,
+					    ctl_rollout_state_name(r->state));
+		if (r->abort_requested)
+			return 0;
+		r->abort_requested = true;
+		rc = write_record(e, r, mod, NULL, ops, 0, false, NULL, err);
+		if (rc != -ESTALE)
+			return rc;
+	}
+	return fwd_err_fail(err, FWD_R_ETCD_ERROR, NULL, 0, "",
+			    "rollout/active kept changing: try again");
+}
+
+int ctl_rstore_commit(struct ctl_etcd *e, struct ctl_rollout *r, int64_t *mod_revision,
+		      int64_t leader_create, const struct ctl_rollout_actions *act,
+		      struct fwd_err *err)
+{
+	struct ctl_etcd_op *ops = calloc(CTL_ROLLOUT_NODES_MAX + 4, sizeof(*ops));
+	char(*keys)[200] = calloc(CTL_ROLLOUT_NODES_MAX + 1, sizeof(*keys));
+	char *values[2] = {NULL, NULL}; /* pin to table, pin to previous */
+	char *desired = NULL, lkey[160], pins[160];
+	struct ctl_etcd_cmp leader;
+	size_t n = 0, n_pins = 0;
+	bool all_away = true; /* every pin op goes back to desired */
+	int rc = -ENOMEM;
+
+	if (ops == NULL || keys == NULL)
+		goto out;
+	for (unsigned i = 0; i < r->n_nodes; i++)
+		if (act->pin[i] != CTL_PIN_KEEP) {
+			n_pins++;
+			all_away &= act->pin[i] != CTL_PIN_TABLE;
+		}
+	values[0] = dump(json_pack("{s:i, s:s, s:s}", "schema", CTL_ROLLOUT_SCHEMA, "table",
+				   r->table, "rollout", r->id));
+	values[1] = r->previous[0] ? dump(json_pack("{s:i, s:s, s:s}", "schema", CTL_ROLLOUT_SCHEMA,
+						    "table", r->previous, "rollout", r->id))
+				   : NULL;
+	if (values[0] == NULL || (r->previous[0] && values[1] == NULL))
+		goto out;
+	ctl_rstore_key(pins, sizeof(pins), r->facility, "pins/");
+	if ((act->promote || n_pins > PIN_OPS_MAX) && all_away) {
+		/* Only rollouts pin, one at a time: every pin is this one's.
+		 * Without its pin a node follows desired (the previous table,
+		 * or the new one with this promotion). */
+		ops[n++] = (struct ctl_etcd_op){
+			.type = CTL_ETCD_OP_DELETE, .key = pins, .flags = CTL_ETCD_PREFIX};
+	} else if (n_pins > PIN_OPS_MAX) {
+		rc = fwd_err_fail(err, FWD_R_INVALID, NULL, 0, "options.wave",
+				  "a wave of more than %d nodes does not fit one etcd transaction",
+				  PIN_OPS_MAX);
+		goto out;
+	} else {
+		for (unsigned i = 0; i < r->n_nodes; i++) {
+			const char *v;
+
+			if (act->pin[i] == CTL_PIN_KEEP)
+				continue;
+			ctl_rstore_key(keys[i], sizeof(keys[i]), r->facility, "pins/%s",
+				       r->nodes[i].name);
+			if (act->pin[i] == CTL_PIN_DELETE ||
+			    (act->pin[i] == CTL_PIN_PREVIOUS && values[1] == NULL)) {
+				ops[n++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_DELETE,
+								.key = keys[i]};
+				continue;
+			}
+			v = act->pin[i] == CTL_PIN_TABLE ? values[0] : values[1];
+			ops[n++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_PUT,
+							.key = keys[i],
+							.value = v,
+							.value_len = strlen(v)};
+		}
+	}
+	if (act->promote) {
+		ctl_rstore_key(keys[CTL_ROLLOUT_NODES_MAX], sizeof(keys[0]), r->facility,
+			       "desired");
+		desired = dump(json_pack("{s:i, s:s, s:s, s:s, s:I}", "schema", CTL_ROLLOUT_SCHEMA,
+					 "facility", r->facility, "table", r->table, "rollout",
+					 r->id, "updated_at", (json_int_t)unix_s(r->updated_at)));
+		if (desired == NULL)
+			goto out;
+		ops[n++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_PUT,
+						.key = keys[CTL_ROLLOUT_NODES_MAX],
+						.value = desired,
+						.value_len = strlen(desired)};
+	}
+	ctl_rstore_key(lkey, sizeof(lkey), r->facility, "rollout/leader");
+	leader = (struct ctl_etcd_cmp){.key = lkey,
+				       .target = CTL_ETCD_CMP_CREATE,
+				       .result = CTL_ETCD_EQUAL,
+				       .number = leader_create};
+	rc = write_record(e, r, *mod_revision, leader_create ? &leader : NULL, ops, n, act->finish,
+			  mod_revision, err);
+	goto done;
+out:
+	if (rc == -ENOMEM)
+		fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+done:
+	free(values[0]);
+	free(values[1]);
+	free(desired);
+	free(ops);
+	free(keys);
+	return rc;
+}
+
+static json_t *bad_key(const struct ctl_etcd_kv *kv, const struct fwd_err *e)
+{
+	char key[200];
+
+	snprintf(key, sizeof(key), "%.*s", (int)(kv->key_len < 199 ? kv->key_len : 199), kv->key);
+	fwd_utf8_clean(key);
+	return json_pack("{s:s, s:{s:s, s:s, s:s}}", "key", key, "error", "code",
+			 fwd_reason_name(e->reason_code), "path", e->path, "reason", e->reason);
+}
+
+json_t *ctl_rstore_history(struct ctl_etcd *e, const char *facility, size_t limit,
+			   struct fwd_err *err)
+{
+	struct ctl_rollout *r = malloc(sizeof(*r));
+	struct ctl_etcd_range rg = {0};
+	json_t *out = json_array();
+	char key[160];
+
+	if (r == NULL || out == NULL) {
+		fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto fail;
+	}
+	ctl_rstore_key(key, sizeof(key), facility, "rollout/history/");
+	if (ctl_etcd_range(e, key, CTL_ETCD_PREFIX, 0, 0, &rg, err))
+		goto fail;
+	/* Ids begin with their creation time in ms: key order is time order. */
+	for (size_t i = rg.count; i-- > 0 && json_array_size(out) < limit;) {
+		struct fwd_err pe = {0};
+
+		if (ctl_rollout_parse(rg.kvs[i].value, rg.kvs[i].value_len, r, &pe) == 0)
+			json_array_append_new(out, ctl_rollout_to_json(r));
+		else
+			json_array_append_new(out, bad_key(&rg.kvs[i], &pe));
+	}
+	ctl_etcd_range_free(&rg);
+	free(r);
+	return out;
+fail:
+	ctl_etcd_range_free(&rg);
+	json_decref(out);
+	free(r);
+	return NULL;
+}
+
+int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollout_node *nodes,
+		     size_t max, json_t **view, struct fwd_err *err)
+{
+	struct ctl_etcd_range rg = {0};
+	struct ctl_rollout_node *tmp = malloc(sizeof(*tmp));
+	char key[160];
+	size_t plen;
+	int n = 0, rc;
+
+	if (view)
+		*view = json_array();
+	if (tmp == NULL || (view && *view == NULL)) {
+		rc = fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto fail;
+	}
+	ctl_rstore_key(key, sizeof(key), facility, "nodes/");
+	plen = strlen(key);
+	rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX, 0, 0, &rg, err);
+	if (rc)
+		goto fail;
+	for (size_t i = 0; i < rg.count; i++) {
+		const struct ctl_etcd_kv *kv = &rg.kvs[i];
+		struct fwd_err pe = {0};
+		int ok = ctl_rollout_node_parse(kv->value, kv->value_len, tmp, &pe) == 0;
+
+		if (ok && (kv->key_len <= plen || strcmp(kv->key + plen, tmp->name) != 0)) {
+			fwd_err_fail(&pe, FWD_R_INVALID_FLEET_KEY, NULL, 0, "node",
+				     "%s is not the node its key names", tmp->name);
+			ok = 0;
+		}
+		if (view) {
+			json_t *j = ok ? fwd_json_loadb(kv->value, kv->value_len, 0, NULL) : NULL;
+
+			json_array_append_new(*view, j ? j : bad_key(kv, &pe));
+		}
+		if (ok && nodes && (size_t)n < max)
+			nodes[n++] = *tmp;
+	}
+	ctl_etcd_range_free(&rg);
+	free(tmp);
+	return n;
+fail:
+	if (view) {
+		json_decref(*view);
+		*view = NULL;
+	}
+	free(tmp);
+	return rc;
+}

@@ -1,0 +1,92 @@
+/*
+ * ctl_rollout_store.h - a facility's rollout keys in etcd (docs/fleet.md,
+ * "Key layout"): creating a rollout (table chunks, manifest, rollout/active),
+ * reading it, asking it to abort, committing a driver's step, its history
+ * and the fleet view of the nodes/ reports. The API and the rollout driver
+ * both go through here, so every write of a rollout has one shape.
+ *
+ * Invariants:
+ * - rollout/active is created by a transaction that compares its
+ *   create_revision with 0, and every later write compares its mod_revision:
+ *   two writers cannot both win; the loser changes nothing.
+ * - A table of up to CTL_RSTORE_ONE_TXN bytes goes in the same transaction
+ *   as rollout/active, so a rollout refused by that compare writes nothing
+ *   at all. A larger one is written first (chunks, then its manifest, both
+ *   immutable and named by the content's hash, so an orphan is harmless and
+ *   reused by the next rollout of the same table).
+ * - Every value read is parsed as hostile input (ctl_rollout.h).
+ *
+ * Errors: 0 or a count, else a negative errno with @err: the etcd client's
+ * reasons, FWD_R_ROLLOUT_IN_PROGRESS, FWD_R_NO_ROLLOUT, FWD_R_INVALID_FLEET_KEY,
+ * FWD_R_UNSUPPORTED_SCHEMA.
+ */
+#ifndef CTL_ROLLOUT_STORE_H
+#define CTL_ROLLOUT_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctl_etcd.h"
+#include "ctl_rollout.h"
+#include "fwd_err.h"
+
+#define CTL_RSTORE_CHUNK (512u << 10) /* bytes per table chunk */
+#define CTL_RSTORE_ONE_TXN (768u << 10) /* tables up to this go in one txn */
+
+/** "/regionfwd/v1/fac/F/" + @rest (printf) into @buf. */
+int ctl_rstore_key(char *buf, size_t len, const char *facility, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/** The fleet identity of a document: fwd_hash64 of its bytes, 16 hex digits. */
+void ctl_rstore_table_hash(const char *doc, size_t len, char out[17]);
+
+/**
+ * Create a rollout of @doc (already validated by the caller: the residency
+ * check runs before this) in @facility with @opts. The previous table is
+ * the facility's desired one, compared in the same transaction.
+ * @r:  the new record, filled (state pending)
+ * @return 0; -EBUSY (FWD_R_ROLLOUT_IN_PROGRESS, naming the rollout that
+ *         holds the facility) when another rollout is active.
+ */
+int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc, size_t len,
+		      const struct ctl_rollout_opts *opts, const char *created_by, uint64_t now_ms,
+		      struct ctl_rollout *r, struct fwd_err *err);
+
+/** Read rollout/active into @r (and its mod_revision).
+ *  @return 0, or -ENOENT (FWD_R_NO_ROLLOUT) when there is none. */
+int ctl_rstore_active(struct ctl_etcd *e, const char *facility, struct ctl_rollout *r,
+		      int64_t *mod_revision, struct fwd_err *err);
+
+/** Ask the active rollout to abort (the driver reverts). @r: the record
+ *  as written. @return 0, -ENOENT when none, -EALREADY when it is finished. */
+int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollout *r,
+		     struct fwd_err *err);
+
+/**
+ * Commit a driver's step: @act's pins, desired on promotion, and the record
+ * (rollout/active, or into history and active deleted on finish), in one
+ * transaction comparing rollout/active's @mod_revision and the leader key's
+ * @leader_create revision. @r->writes is counted before it is written.
+ * @return 0 with *@mod_revision the new one; -ESTALE when a compare failed
+ *         (someone else wrote: read again); an etcd error.
+ */
+int ctl_rstore_commit(struct ctl_etcd *e, struct ctl_rollout *r, int64_t *mod_revision,
+		      int64_t leader_create, const struct ctl_rollout_actions *act,
+		      struct fwd_err *err);
+
+/** Finished rollouts, newest first, at most @limit: a JSON array of records
+ *  (an unreadable one as {"key", "error"}). NULL with @err. */
+json_t *ctl_rstore_history(struct ctl_etcd *e, const char *facility, size_t limit,
+			   struct fwd_err *err);
+
+/**
+ * The facility's node reports. @nodes (may be NULL): each readable report,
+ * parsed, up to @max; @view (may be NULL): the fleet view, a JSON array of
+ * the reports as the nodes wrote them (an unreadable one as {"key", "error"}).
+ * @return the number of reports in @nodes, or a negative errno.
+ */
+int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollout_node *nodes,
+		     size_t max, json_t **view, struct fwd_err *err);
+
+#endif /* CTL_ROLLOUT_STORE_H */

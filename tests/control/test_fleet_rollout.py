@@ -1,0 +1,452 @@
+"""Fleet rollouts (docs/fleet.md, "Rollouts and gates") with a real 3-member
+etcd cluster (tests/lib/etcdlab.py) and three real regionfwd + regiond nodes
+whose ingress is a veth fed with a steady flow of packets from every region.
+regionctl fleet ... drives them, as an operator would.
+
+- a rollout with one canary (by label) reaches all three, in waves;
+- a table that makes the canary's drop rate jump (its policies drop the
+  traffic of four regions) aborts after the canary: the canary returns to
+  the previous table, the others never ran the bad one;
+- a table the canary's regionfwd refuses (a port it lacks) aborts on the
+  apply_error gate: nothing changed anywhere;
+- a table that takes a link down aborts on the link_down gate, and with
+  --no-link-gate the same table is not stopped by it;
+- a member of the etcd cluster killed mid-rollout: the rollout completes;
+- the regiond that leads the rollouts SIGKILLed mid-rollout: another takes
+  the leader key and completes it (the dead one's node is skipped, then
+  follows the new desired table when it comes back);
+- two concurrent fleet apply: exactly one wins, the other gets 409
+  rollout_in_progress and nothing of it is in etcd; then the operator aborts
+  the winner;
+- a table that breaks residency is refused before anything reaches etcd.
+
+Short bakes and report intervals keep it near a minute; no timing is asserted.
+Much of the same, with simulated nodes and a killed leader, is
+test_rollout_driver.py's.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import etcdlab  # noqa: E402
+import netns  # noqa: E402
+from dprun import eal_args, regionfwd_bin  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, wait_for  # noqa: E402
+
+from scapy.all import IP, UDP, Ether, Raw  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(not etcdlab.available(), reason="needs etcd and etcdctl (etcd-server, etcd-client)"),
+    pytest.mark.skipif(not netns.available(), reason="needs root and ip(8) for network namespaces"),
+]
+
+FAC = "fr-roll"
+PORTS = ["local0", "sg0", "usw0", "usw1", "br0"]
+TX_NS = "fleetroll-tx"
+FLEET_ARGS = ["--fleet-lease", "3", "--fleet-report-ms", "300", "--fleet-timeout-ms", "700"]
+DEMO_TEXT = open(DEMO).read()
+
+
+def variant(old, new):
+    assert old in DEMO_TEXT
+    return DEMO_TEXT.replace(old, new)
+
+
+# A harmless change per rollout (its hash differs); and the bad one: the
+# traffic of four regions dropped by policy (policy_drop jumps).
+GOOD = [variant('"ingress table, Mumbai facility (demo)"', '"ingress table, rollout %d"' % i) for i in range(4)]
+BAD = variant("  - {region: singapore, service: any, action: steer, to: to-sg}\n"
+              "  - {region: oregon, service: any, action: steer, to: us-west}\n"
+              "  - {region: california, service: any, action: steer, to: us-west}\n"
+              "  - {region: brazil, service: any, action: steer, to: to-br}\n",
+              "  - {region: singapore, service: any, action: drop}\n"
+              "  - {region: oregon, service: any, action: drop}\n"
+              "  - {region: california, service: any, action: drop}\n"
+              "  - {region: brazil, service: any, action: drop}\n")
+# The Brazil link taken down (admin state): the link_down gate.
+LINK_DOWN = variant("""    next_hop_mac: "02:00:00:00:04:01"
+    vlan: 410""", """    next_hop_mac: "02:00:00:00:04:01"
+    state: down
+    vlan: 410""")
+# A link on a port the nodes' regionfwd lacks: valid for regiond, refused by
+# regionfwd (dataplane_refused): the apply_error gate.
+NO_PORT = variant("""link_groups:""", """  to-mars:
+    port: mars0
+    next_hop_mac: "02:00:00:00:05:01"
+    tags: [br]
+
+link_groups:""")
+# India's personal data (sync) sent to Singapore: a residency violation.
+RESIDENT = variant("  - {region: india, service: sync, action: steer, to: local}",
+                   "  - {region: india, service: sync, action: steer, to: to-sg}")
+
+
+def frames():
+    srcs = ["103.21.9.9", "8.130.0.1", "35.161.0.1", "13.57.0.1", "18.229.0.1", "2.2.2.2"]
+    return [bytes(Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+                  IP(src=srcs[i % len(srcs)], dst="198.51.100.1") /
+                  UDP(sport=1000 + i, dport=(53, 443, 123)[i % 3]) / Raw(b"r" * 16)) for i in range(60)]
+
+
+SENDER = r"""
+import socket, sys, time, json
+frames = [bytes.fromhex(x) for x in json.load(sys.stdin)]
+socks = []
+for name in sys.argv[1:]:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((name, 0))
+    socks.append(s)
+while True:
+    for s in socks:
+        for f in frames:
+            try:
+                s.send(f)
+            except OSError:
+                pass
+    time.sleep(0.1)
+"""
+
+
+class Node:
+    def __init__(self, tmp, i, endpoints, label):
+        self.i, self.name, self.tmp = i, "n%d" % i, tmp
+        self.fwd_sock = str(tmp / "fwd.sock")
+        self.api = str(tmp / "api.sock")
+        self.iface = "fr%do" % i
+        node = tmp / "node.yaml"
+        node.write_text("ports:\n"
+                        f"  in0: {{device: 'net_af_packet{i},iface={self.iface}', ingress: true}}\n" +
+                        "".join(f"  {p}: {{device: 'net_null_fr{i}{p}'}}\n" for p in PORTS) +
+                        f"control_socket: {self.fwd_sock}\n")
+        self.fwd = subprocess.Popen([regionfwd_bin()] + eal_args(f"fleetroll{i}") +
+                                    ["--", "--node", str(node), "--table", DEMO],
+                                    stdout=open(tmp / "fwd.log", "a"), stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.fwd_sock), what="regionfwd %d up" % i)
+        self.rd_argv = [REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
+                        "--state-dir", str(tmp / "state"), "--table", DEMO,
+                        "--fleet-endpoints", endpoints, "--fleet-node", self.name, "--fleet-facility", FAC,
+                        "--fleet-label", "role=" + label, *FLEET_ARGS]
+        self.start_regiond()
+
+    def start_regiond(self):
+        if os.path.exists(self.api):
+            os.unlink(self.api)
+        self.rd = subprocess.Popen(self.rd_argv, stdout=open(self.tmp / "regiond.log", "a"),
+                                   stderr=subprocess.STDOUT)
+        wait_for(lambda: os.path.exists(self.api), what="regiond %d up" % self.i)
+
+    def ctl(self, *args, json_out=False, timeout=120):
+        p = subprocess.run([REGIONCTL, "-s", self.api] + (["-j"] if json_out else []) + list(map(str, args)),
+                           capture_output=True, text=True, timeout=timeout)
+        out = json.loads(p.stdout) if json_out and p.stdout.strip().startswith("{") else p.stdout
+        return p.returncode, out, p.stderr
+
+    def ctl_bg(self, *args):
+        return subprocess.Popen([REGIONCTL, "-s", self.api] + list(map(str, args)),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def get(self, path):
+        """GET @path on the API socket: (status, body text)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(self.api)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        resp = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            resp += chunk
+        s.close()
+        head, _, body = resp.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body.decode()
+
+    def generations(self):
+        """Every table hash this node's regiond has run, oldest first."""
+        rc, h, err = self.ctl("history", json_out=True)
+        assert rc == 0, err
+        return [g.get("hash") for g in reversed(h["history"])]
+
+    def log(self):
+        return (self.tmp / "regiond.log").read_text()
+
+    def stop(self):
+        for p in (self.rd, self.fwd):
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+class Fleet:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.lab = netns.VethLab(TX_NS, [("fr%do" % i, "fr%di" % i) for i in range(3)])
+        self.lab.__enter__()
+        self.cluster = etcdlab.Cluster(tmp / "etcd", name="fleetroll")
+        self.h0 = etcdlab.publish_table(self.cluster, FAC, DEMO_TEXT.encode())
+        etcdlab.set_desired(self.cluster, FAC, self.h0)
+        self.nodes = []
+        self.sender = None
+        for i in range(3):
+            d = tmp / ("node%d" % i)
+            d.mkdir()
+            self.nodes.append(Node(d, i, self.cluster.endpoints(), "canary" if i == 1 else "rest"))
+        self.wait_converged(self.h0)
+        self.sender = self.lab.popen_in_ns(["python3", "-c", SENDER] + ["fr%di" % i for i in range(3)],
+                                           stdin=subprocess.PIPE, text=True)
+        self.sender.stdin.write(json.dumps([f.hex() for f in frames()]))
+        self.sender.stdin.close()
+
+    def key(self, rest):
+        return etcdlab.fac_prefix(FAC) + rest
+
+    def reports(self):
+        return etcdlab.node_reports(self.cluster, FAC)
+
+    def converged(self, h):
+        r = self.reports()
+        return all(n.name in r and r[n.name]["in_sync"] and r[n.name]["running"]["table"] == h
+                   for n in self.nodes)
+
+    def wait_converged(self, h, timeout=40):
+        wait_for(lambda: self.converged(h), timeout=timeout, what="nodes run %s" % h)
+
+    def history(self):
+        return {json.loads(v)["id"]: json.loads(v)
+                for v in self.cluster.get(self.key("rollout/history/"), prefix=True).values()}
+
+    def close(self):
+        if self.sender:
+            self.sender.kill()
+            self.sender.wait()
+        for n in self.nodes:
+            n.stop()
+        self.cluster.close()
+        self.lab.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    f = Fleet(tmp_path_factory.mktemp("fleetroll"))
+    yield f
+    f.close()
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_canary_then_waves(fleet, tmp_path):
+    n = fleet.nodes
+    doc = write(tmp_path, "good.yaml", GOOD[0])
+    h = etcdlab.table_hash(GOOD[0].encode())
+    rc, out, err = n[0].ctl("fleet", "apply", doc, "--canary-label", "role=canary", "--bake", 2,
+                            "--wave", 1, "--sync-timeout", 30, "--max-drop-pps", 50, "--wait")
+    assert rc == 0, (out, err, n[0].log()[-3000:])
+    assert "completed" in out
+    fleet.wait_converged(h)
+    rec = [r for r in fleet.history().values() if r["table"] == h][0]
+    assert rec["state"] == "completed" and rec["previous"] == fleet.h0
+    # n1 (role=canary) alone first, then n0, then n2.
+    assert {x["name"]: x["wave"] for x in rec["nodes"]} == {"n1": 0, "n0": 1, "n2": 2}
+    assert fleet.cluster.get_json(fleet.key("desired"))["table"] == h
+    assert fleet.cluster.get(fleet.key("pins/"), prefix=True) == {}
+    # Every node ran it once, through its own apply path.
+    for node in n:
+        assert node.generations()[-1] == h, (node.name, [(g["id"], g["hash"], g["comment"]) for g in node.ctl("history", json_out=True)[1]["history"]], fleet.reports()[node.name]["running"])
+    # -j: the API's model; the fleet view shows the three.
+    rc, hist, _ = n[2].ctl("fleet", "history", json_out=True)
+    assert rc == 0 and hist["rollouts"][0]["id"] == rec["id"]
+    rc, nodes, _ = n[2].ctl("fleet", "status", json_out=True)
+    assert rc == 0 and sorted(x["node"] for x in nodes["nodes"]) == ["n0", "n1", "n2"]
+    rc, _, err = n[2].ctl("fleet", "rollout")
+    assert rc == 1 and "no_rollout" in err
+    # One leader in the fleet, seen in /metrics and GET /v1/fleet.
+    leaders = [node.name for node in n
+               if 'regiond_fleet_rollout_leader{facility="fr-roll"} 1' in node.get("/metrics")[1]]
+    assert len(leaders) == 1, leaders
+    views = [json.loads(node.get("/v1/fleet")[1])["rollouts"] for node in n]
+    assert [v["leader"] for v in views].count(True) == 1
+    assert all(v["leader_node"] == leaders[0] for v in views), views
+    text = n[0].get("/metrics")[1]
+    assert 'regiond_fleet_rollout_commits_total{facility="fr-roll"}' in text
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        assert "regiond_fleet_rollout" not in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def test_drop_gate_aborts_after_canary(fleet, tmp_path):
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    bad = etcdlab.table_hash(BAD.encode())
+    doc = write(tmp_path, "bad.yaml", BAD)
+    before = [node.generations() for node in n]
+    # The canary by count is n0 (the first by name).
+    rc, out, err = n[2].ctl("fleet", "apply", doc, "--canary", 1, "--bake", 8, "--wave", 2,
+                            "--sync-timeout", 30, "--max-drop-pps", 50, "--wait")
+    assert rc == 1, (out, err)
+    assert "rollout_aborted" in err
+    rec = [r for r in fleet.history().values() if r["table"] == bad][0]
+    assert rec["state"] == "aborted", rec
+    assert rec["abort"]["gate"] == "drop_rate" and rec["abort"]["node"] == "n0", rec["abort"]
+    assert "policy_drop" in rec["abort"]["reason"]
+    assert {x["name"]: x["status"] for x in rec["nodes"]} == {"n0": "reverted", "n1": "waiting", "n2": "waiting"}
+    # The canary ran the bad table, then the previous one again.
+    fleet.wait_converged(prev)
+    g0 = n[0].generations()
+    assert bad in g0[len(before[0]):] and g0[-1] == prev
+    # The others never moved.
+    assert n[1].generations() == before[1] and n[2].generations() == before[2]
+    assert fleet.cluster.get_json(fleet.key("desired"))["table"] == prev
+    assert fleet.cluster.get(fleet.key("pins/"), prefix=True) == {}
+
+
+def test_apply_error_gate(fleet, tmp_path):
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    bad = etcdlab.table_hash(NO_PORT.encode())
+    before = [node.generations() for node in n]
+    rc, out, err = n[2].ctl("fleet", "apply", write(tmp_path, "noport.yaml", NO_PORT), "--canary", 1,
+                            "--bake", 2, "--sync-timeout", 30, "--wait")
+    assert rc == 1 and "rollout_aborted" in err, (out, err)
+    rec = [r for r in fleet.history().values() if r["table"] == bad][0]
+    assert rec["abort"]["gate"] == "apply_error" and rec["abort"]["node"] == "n0", rec["abort"]
+    assert "dataplane_refused" in rec["abort"]["reason"], rec["abort"]
+    fleet.wait_converged(prev)
+    # Refused: no node ran it, not even the canary.
+    assert [node.generations() for node in n] == before
+
+
+def test_link_down_gate(fleet, tmp_path):
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    bad = etcdlab.table_hash(LINK_DOWN.encode())
+    doc = write(tmp_path, "linkdown.yaml", LINK_DOWN)
+    rc, out, err = n[1].ctl("fleet", "apply", doc, "--canary", 1, "--bake", 3, "--wave", 2,
+                            "--sync-timeout", 30, "--max-drop-pps", 1000000, "--wait")
+    assert rc == 1 and "rollout_aborted" in err, (out, err)
+    rec = [r for r in fleet.history().values() if r["table"] == bad][0]
+    assert rec["abort"]["gate"] == "link_down" and "to-br" in rec["abort"]["reason"], rec["abort"]
+    fleet.wait_converged(prev)
+    assert fleet.cluster.get_json(fleet.key("desired"))["table"] == prev
+    # The gate off: the same table goes through (and the next test starts from it).
+    rc, out, err = n[1].ctl("fleet", "apply", doc, "--canary", 1, "--bake", 1, "--wave", 2,
+                            "--sync-timeout", 30, "--max-drop-pps", 1000000, "--no-link-gate", "--wait")
+    assert rc == 0, (out, err)
+    fleet.wait_converged(bad)
+
+
+def test_member_killed_mid_rollout(fleet, tmp_path):
+    n = fleet.nodes
+    doc = write(tmp_path, "good1.yaml", GOOD[1])
+    h = etcdlab.table_hash(GOOD[1].encode())
+    p = n[0].ctl_bg("fleet", "apply", doc, "--canary", 1, "--bake", 3, "--wave", 2,
+                    "--sync-timeout", 30, "--max-drop-pps", 50, "--wait")
+    try:
+        wait_for(lambda: fleet.reports()["n0"]["running"]["table"] == h, timeout=30, what="canary on the table")
+        fleet.cluster.kill(0)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        fleet.cluster.start(0)
+    assert p.returncode == 0, (out, err)
+    fleet.wait_converged(h)
+    rec = [r for r in fleet.history().values() if r["table"] == h][0]
+    assert rec["state"] == "completed"
+
+
+def test_leader_regiond_killed_mid_rollout(fleet, tmp_path):
+    n = fleet.nodes
+    doc = write(tmp_path, "good-lead.yaml", GOOD[0] + "# leader test\n")
+    h = etcdlab.table_hash((GOOD[0] + "# leader test\n").encode())
+    leader = fleet.cluster.get_json(fleet.key("rollout/leader"))["node"]
+    dead = [x for x in n if x.name == leader][0]
+    asker = [x for x in n if x is not dead][0]
+    # The canary is not the leader's node: n1 by label, or n0 when n1 leads.
+    canary = ["--canary", 1] if leader == "n1" else ["--canary-label", "role=canary"]
+    canary_node = "n0" if leader == "n1" else "n1"
+    p = asker.ctl_bg("fleet", "apply", doc, *canary, "--bake", 4, "--wave", 1,
+                     "--sync-timeout", 30, "--max-drop-pps", 50, "--wait")
+    try:
+        wait_for(lambda: (fleet.cluster.get_json(fleet.key("rollout/active")) or {}).get("state") == "baking",
+                 timeout=30, what="the canary bakes")
+        dead.rd.kill()
+        dead.rd.wait()
+        wait_for(lambda: (fleet.cluster.get_json(fleet.key("rollout/leader")) or {}).get("node") not in (None, leader),
+                 timeout=20, what="another regiond leads")
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if dead.rd.poll() is not None:
+            dead.start_regiond()
+    assert p.returncode == 0, (out, err)
+    rec = [r for r in fleet.history().values() if r["table"] == h][0]
+    st = {x["name"]: x["status"] for x in rec["nodes"]}
+    assert rec["state"] == "completed" and st[canary_node] == "done", rec
+    assert st[leader] in ("lost", "done"), st
+    # Back, the dead one's node follows desired: the new table.
+    fleet.wait_converged(h, timeout=60)
+
+
+def test_concurrent_applies_then_abort(fleet, tmp_path):
+    n = fleet.nodes
+    a, b = GOOD[2], GOOD[3]
+    ha, hb = etcdlab.table_hash(a.encode()), etcdlab.table_hash(b.encode())
+    docs = [write(tmp_path, "a.yaml", a), write(tmp_path, "b.yaml", b)]
+    procs = [n[i].ctl_bg("fleet", "apply", docs[i], "--canary", 1, "--bake", 60,
+                         "--sync-timeout", 30) for i in (0, 1)]
+    res = [(p.wait(60), p.stdout.read(), p.stderr.read()) for p in procs]
+    wins = [i for i, r in enumerate(res) if r[0] == 0]
+    losses = [i for i, r in enumerate(res) if r[0] != 0]
+    assert len(wins) == 1 and len(losses) == 1, res
+    assert res[losses[0]][0] == 1 and "rollout_in_progress" in res[losses[0]][2]
+    won, lost = (ha, hb) if wins[0] == 0 else (hb, ha)
+    active = fleet.cluster.get_json(fleet.key("rollout/active"))
+    assert active["table"] == won
+    assert fleet.cluster.get(fleet.key("tables/%s/" % lost), prefix=True) == {}
+    rc, act, err = n[2].ctl("fleet", "rollout", json_out=True)
+    assert rc == 0 and act["rollout"]["id"] == active["id"], err
+    assert [g["name"] for g in act["gates"]] == ["apply_error", "sync_timeout", "out_of_sync",
+                                                 "link_down", "health", "drop_rate"]
+    # The operator aborts the winner while its canary bakes.
+    wait_for(lambda: fleet.reports()["n0"]["running"]["table"] == won, timeout=30, what="canary on the table")
+    rc, out, err = n[2].ctl("fleet", "abort")
+    assert rc == 0 and "abort asked" in out, err
+    wait_for(lambda: fleet.cluster.get(fleet.key("rollout/active")) is None, timeout=40, what="abort done")
+    rec = fleet.history()[active["id"]]
+    assert rec["state"] == "aborted" and rec["abort"]["gate"] == "operator"
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+
+
+def test_residency_violation_refused_before_etcd(fleet, tmp_path):
+    n = fleet.nodes
+    doc = write(tmp_path, "resident.yaml", RESIDENT)
+    h = etcdlab.table_hash(RESIDENT.encode())
+    rc, out, err = n[1].ctl("fleet", "apply", doc, "--canary", 1)
+    assert rc == 1 and "residency_violation" in err, (out, err)
+    assert fleet.cluster.get(fleet.key("tables/%s/" % h), prefix=True) == {}
+    assert fleet.cluster.get(fleet.key("rollout/active")) is None
+    # Options are checked by regiond, naming the field.
+    rc, out, err = n[1].ctl("fleet", "apply", write(tmp_path, "g.yaml", GOOD[0]), "--wave", 0)
+    assert rc == 1 and "options.wave" in err, err
+    # Single-box regionds have no fleet: a clear refusal, exit 1.
+    assert fleet.cluster.get(fleet.key("rollout/active")) is None
