@@ -778,13 +778,15 @@ struct fwd_table *fwd_table_with_prefixes(const struct fwd_table *t, struct fwd_
 
 			*q = *r;
 			q->pattern = NULL;
+			q->names = NULL;
 			q->services = NULL;
 			q->regions = NULL;
 			c->ncontent = i + 1;
 			q->pattern = r->pattern ? strdup(r->pattern) : NULL;
+			q->names = dup_mem(r->names, r->names_len);
 			q->services = dup_mem(r->services, sizeof(uint16_t) * r->nservices);
 			q->regions = dup_mem(r->regions, sizeof(uint16_t) * r->nregions);
-			if ((r->pattern && q->pattern == NULL) ||
+			if ((r->pattern && q->pattern == NULL) || (r->names && q->names == NULL) ||
 			    (r->services && q->services == NULL) ||
 			    (r->regions && q->regions == NULL))
 				goto fail;

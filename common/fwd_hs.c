@@ -207,12 +207,15 @@ static void child(const struct fwd_table *t, int fd)
 		_exit(3);
 	for (uint32_t i = 0; i < t->ncontent; i++) {
 		const struct fwd_content_rule *r = &t->content[i];
-		const char *e = r->literal ? escape_literal(r->pattern) : r->pattern;
+		const char *e;
 		unsigned fl =
 			HS_FLAG_SINGLEMATCH | HS_FLAG_DOTALL | (r->caseless ? HS_FLAG_CASELESS : 0);
 		hs_expr_info_t *info = NULL;
 		hs_compile_error_t *ce = NULL;
 
+		if (r->pattern == NULL)
+			continue; /* a name set: fwd_nameset, not Hyperscan */
+		e = r->literal ? escape_literal(r->pattern) : r->pattern;
 		if (e == NULL)
 			_exit(3);
 		if (hs_expression_info(e, fl, &info, &ce) != HS_SUCCESS)
@@ -231,7 +234,7 @@ static void child(const struct fwd_table *t, int fd)
 		if (!fexpr || !fflags)
 			_exit(3);
 		for (uint32_t i = 0; i < t->ncontent; i++) {
-			if (t->content[i].field != f)
+			if (t->content[i].field != f || t->content[i].pattern == NULL)
 				continue;
 			fexpr[n] = expr[i];
 			fflags[n] = flags[i];
@@ -276,16 +279,28 @@ static void child(const struct fwd_table *t, int fd)
 	_exit(0);
 }
 
+uint32_t fwd_content_patterns(const struct fwd_table *t)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < t->ncontent; i++)
+		n += t->content[i].pattern != NULL;
+	return n;
+}
+
 uint64_t fwd_content_hash(const struct fwd_table *t)
 {
 	uint64_t h = FWD_HASH64_SEED;
 
 	for (uint32_t i = 0; i < t->ncontent; i++) {
 		const struct fwd_content_rule *r = &t->content[i];
-		uint8_t head[4] = {r->field, r->literal, r->caseless, 0xff};
+		uint8_t head[4] = {r->field, r->literal, r->caseless, r->pattern ? 0xff : 0xfe};
 
+		/* A name set adds no pattern (its names are not in the databases),
+		 * but its place shifts the ids of the rules after it. */
 		h = fwd_hash64_update(h, head, sizeof(head));
-		h = fwd_hash64_update(h, r->pattern, strlen(r->pattern) + 1);
+		if (r->pattern)
+			h = fwd_hash64_update(h, r->pattern, strlen(r->pattern) + 1);
 	}
 	return h;
 }
@@ -318,7 +333,7 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 	*stuck = 0;
 	memset(out, 0, sizeof(*out));
 	out->rules_hash = fwd_content_hash(t);
-	if (t->ncontent == 0)
+	if (fwd_content_patterns(t) == 0)
 		return 0;
 	if (pipe(pfd) < 0) {
 		int rc0 = -errno;

@@ -4,7 +4,7 @@
  * a refused change, never a stuck or bloated regiond or regionfwd.
  *
  * One block-mode database per field (payload, tls_sni, http_host, dns_qname)
- * holding the rules of that field; pattern ids are rule indexes. Literal
+ * holding the pattern rules of that field (name sets are fwd_nameset's); pattern ids are rule indexes. Literal
  * patterns are escaped byte by byte. Every pattern gets HS_FLAG_SINGLEMATCH
  * (a rule either matches a packet or not) and HS_FLAG_DOTALL.
  *
@@ -55,6 +55,9 @@ int fwd_hs_build(const struct fwd_table *t, const struct fwd_hs_limits *lim, str
 int fwd_hs_compile(const struct fwd_table *t, const struct fwd_hs_limits *lim,
 		   struct fwd_hs_dbs *out, struct fwd_err *err, const char **code);
 void fwd_hs_free(struct fwd_hs_dbs *dbs);
+
+/** Rules of @t that are patterns (the others are name sets: no database). */
+uint32_t fwd_content_patterns(const struct fwd_table *t);
 
 /** Hash of what the databases depend on: each rule's index, field, flags and pattern. */
 uint64_t fwd_content_hash(const struct fwd_table *t);

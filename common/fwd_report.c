@@ -76,10 +76,28 @@ void fwd_report_free(struct fwd_report *r)
 	if (r == NULL)
 		return;
 	for (int s = 0; s < FWD_RS_MAX; s++) {
+		for (uint32_t i = 0; i < r->sec[s].n; i++)
+			free(r->sec[s].rows[i].top);
 		free(r->sec[s].rows);
 		free(r->sec[s].index);
 	}
 	free(r);
+}
+
+int fwd_report_set_top(struct fwd_report_row *row, const struct fwd_report_top *top, uint32_t n)
+{
+	struct fwd_report_top *t = NULL;
+
+	if (n > FWD_REPORT_TOP_MAX)
+		n = FWD_REPORT_TOP_MAX;
+	if (n && (t = malloc(sizeof(*t) * n)) == NULL)
+		return -ENOMEM;
+	if (n)
+		memcpy(t, top, sizeof(*t) * n);
+	free(row->top);
+	row->top = t;
+	row->ntop = n;
+	return 0;
 }
 
 struct fwd_report *fwd_report_clone(const struct fwd_report *r)
@@ -89,6 +107,8 @@ struct fwd_report *fwd_report_clone(const struct fwd_report *r)
 	if (c == NULL)
 		return NULL;
 	*c = *r;
+	for (int s = 0; s < FWD_RS_MAX; s++)
+		c->sec[s] = (struct fwd_report_section){0}; /* owned once copied below */
 	for (int s = 0; s < FWD_RS_MAX; s++) {
 		const struct fwd_report_section *from = &r->sec[s];
 		struct fwd_report_section *to = &c->sec[s];
@@ -96,20 +116,26 @@ struct fwd_report *fwd_report_clone(const struct fwd_report *r)
 		to->rows = from->cap ? malloc(sizeof(*to->rows) * from->cap) : NULL;
 		to->index =
 			from->index ? malloc(sizeof(*to->index) * (from->index_mask + 1)) : NULL;
-		if ((from->cap && to->rows == NULL) || (from->index && to->index == NULL)) {
-			for (int k = 0; k <= s; k++) {
-				free(c->sec[k].rows);
-				free(c->sec[k].index);
-			}
-			free(c);
-			return NULL;
-		}
+		if ((from->cap && to->rows == NULL) || (from->index && to->index == NULL))
+			goto fail;
+		to->cap = from->cap;
+		to->index_mask = from->index_mask;
 		if (from->n)
 			memcpy(to->rows, from->rows, sizeof(*to->rows) * from->n);
 		if (from->index)
 			memcpy(to->index, from->index, sizeof(*to->index) * (from->index_mask + 1));
+		/* to->n counts the rows whose top list is the copy's own */
+		for (uint32_t i = 0; i < from->n; i++, to->n++) {
+			to->rows[i].top = NULL;
+			to->rows[i].ntop = 0;
+			if (fwd_report_set_top(&to->rows[i], from->rows[i].top, from->rows[i].ntop))
+				goto fail;
+		}
 	}
 	return c;
+fail:
+	fwd_report_free(c);
+	return NULL;
 }
 
 static uint32_t slot_of(const char *name, uint32_t mask)
@@ -214,6 +240,15 @@ static json_t *section_json(const struct fwd_report *r, enum fwd_report_sec s)
 						    row->attr_state[a] == FWD_RA_SET
 							    ? json_string(row->attr[a])
 							    : json_null());
+		if (row->ntop) {
+			json_t *a = json_array();
+
+			for (uint32_t k = 0; k < row->ntop; k++)
+				json_array_append_new(a, json_pack("{s:s, s:I}", "name",
+								   row->top[k].name, "count",
+								   (json_int_t)row->top[k].count));
+			json_object_set_new(e, "top_names", a);
+		}
 		json_object_set_new(o, row->name, e);
 	}
 	return o;
@@ -297,6 +332,35 @@ static int get_u64(const json_t *o, const char *path, const char *key, uint64_t 
 	return 0;
 }
 
+/* "top_names": [{name, count}], at most FWD_REPORT_TOP_MAX; absent is none. */
+static int top_from_json(struct fwd_report_row *out, const json_t *a, const char *path,
+			 struct fwd_err *e)
+{
+	struct fwd_report_top top[FWD_REPORT_TOP_MAX];
+	size_t i;
+	json_t *v;
+
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > FWD_REPORT_TOP_MAX)
+		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, path,
+				    "'top_names' must be a list of at most %d", FWD_REPORT_TOP_MAX);
+	json_array_foreach(a, i, v) {
+		const char *n = json_string_value(json_object_get(v, "name"));
+		json_t *c = json_object_get(v, "count");
+
+		if (n == NULL || strlen(n) >= sizeof(top[i].name) || !json_is_integer(c) ||
+		    json_integer_value(c) < 0)
+			return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, path,
+					    "'top_names'[%zu] must be {name, count}", i);
+		snprintf(top[i].name, sizeof(top[i].name), "%s", n);
+		top[i].count = (uint64_t)json_integer_value(c);
+	}
+	if (fwd_report_set_top(out, top, (uint32_t)json_array_size(a)))
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, path, "out of memory");
+	return 0;
+}
+
 static int section_from_json(struct fwd_report *r, enum fwd_report_sec s, const json_t *o,
 			     struct fwd_err *e)
 {
@@ -335,6 +399,8 @@ static int section_from_json(struct fwd_report *r, enum fwd_report_sec s, const 
 						    sections[s].attrs[a]);
 			fwd_report_set_attr(out, a, json_string_value(av));
 		}
+		if ((rc = top_from_json(out, json_object_get(row, "top_names"), path, e)))
+			return rc;
 	}
 	return 0;
 }

@@ -79,11 +79,21 @@ enum fwd_report_attr_state {
 	FWD_RA_SET = 2,
 };
 
+/* A name a name-set rule matched most, and how often (an estimate: a
+ * fixed-size heavy-hitters sketch per worker, docs/content-rules.md). */
+#define FWD_REPORT_TOP_MAX 16
+struct fwd_report_top {
+	char name[256]; /* the set's entry as written: "example.com" or "*.example.com" */
+	uint64_t count;
+};
+
 struct fwd_report_row {
 	char name[80];
 	char attr[FWD_REPORT_ATTRS][80];
 	uint8_t attr_state[FWD_REPORT_ATTRS];
 	uint64_t v[FWD_REPORT_VALUES];
+	struct fwd_report_top *top; /* content rows of name sets: "top_names", most first */
+	uint32_t ntop;
 };
 
 struct fwd_report_section {
@@ -133,6 +143,10 @@ struct fwd_report_row *fwd_report_row(struct fwd_report *r, enum fwd_report_sec 
 /** The row named @name, or NULL. */
 const struct fwd_report_row *fwd_report_find(const struct fwd_report *r, enum fwd_report_sec s,
 					     const char *name);
+
+/** Give @row the top names @top[0..@n) (copied, at most FWD_REPORT_TOP_MAX).
+ *  @return 0 or -ENOMEM */
+int fwd_report_set_top(struct fwd_report_row *row, const struct fwd_report_top *top, uint32_t n);
 
 /** Set attribute @a of @row to @value (NULL: JSON null). */
 void fwd_report_set_attr(struct fwd_report_row *row, int a, const char *value);

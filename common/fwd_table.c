@@ -16,6 +16,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -300,11 +301,13 @@ static void names_free(struct names *nm)
 	nidx_free(&nm->groups);
 }
 
-struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *err)
+/* @dir: the directory of the document's file, where a names_file path
+ * starts; NULL for a document that came as text. */
+static struct fwd_table *from_doc(const struct fwd_doc *doc, const char *dir, struct fwd_err *err)
 {
 	const struct fwd_node *root = fwd_doc_root(doc);
 	struct fwd_table *t = calloc(1, sizeof(*t));
-	struct vctx c = {.file = fwd_doc_name(doc), .err = err, .t = t, .root = root};
+	struct vctx c = {.file = fwd_doc_name(doc), .err = err, .t = t, .root = root, .dir = dir};
 	size_t indexed = 0; /* sections[0 .. indexed - 1] have had their index built */
 	int rc;
 
@@ -338,14 +341,22 @@ fail:
 	return NULL;
 }
 
+struct fwd_table *fwd_table_from_doc(const struct fwd_doc *doc, struct fwd_err *err)
+{
+	return from_doc(doc, NULL, err);
+}
+
 struct fwd_table *fwd_table_load(const char *path, struct fwd_err *err)
 {
 	struct fwd_doc *doc = fwd_doc_load(path, err);
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
 	struct fwd_table *t;
 
 	if (doc == NULL)
 		return NULL;
-	t = fwd_table_from_doc(doc, err);
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path + 1) : 0, path);
+	t = from_doc(doc, dir, err);
 	fwd_doc_free(doc);
 	return t;
 }
@@ -373,6 +384,7 @@ void fwd_table_free(struct fwd_table *t)
 	free(t->residency);
 	for (uint32_t i = 0; i < t->ncontent; i++) {
 		free(t->content[i].pattern);
+		free(t->content[i].names);
 		free(t->content[i].services);
 		free(t->content[i].regions);
 	}

@@ -109,8 +109,9 @@ struct fwd_filters {
 	struct fwd_svc_range *ranges;
 };
 
-/* Content rules (docs/content-rules.md): a Hyperscan pattern on a payload
- * field, scoped to services and optionally regions. */
+/* Content rules (docs/content-rules.md): a Hyperscan pattern or a set of
+ * names (fwd_nameset.h) on a payload field, scoped to services and
+ * optionally regions. */
 enum fwd_content_field {
 	FWD_CF_PAYLOAD = FWD_SCHEMA_POS(CONTENT_FIELD, PAYLOAD),
 	FWD_CF_TLS_SNI = FWD_SCHEMA_POS(CONTENT_FIELD, TLS_SNI),
@@ -133,10 +134,16 @@ enum fwd_content_action {
 
 #define FWD_MAX_CONTENT_RULES 20000
 #define FWD_MAX_PATTERN 4096
+#define FWD_MAX_NAMES (16u << 20) /* names in all of a table's name sets */
 
 struct fwd_content_rule {
 	char name[FWD_NAME_MAX];
-	char *pattern; /* NUL-terminated, owned by the table */
+	char *pattern; /* NUL-terminated, owned by the table; NULL for a name set */
+	char *names; /* a name set: normalised names, NUL-terminated one after the
+		      * other, "*." in front of a suffix; NULL for a pattern */
+	size_t names_len; /* bytes of names */
+	uint32_t nnames; /* names listed (inline and from names_file) */
+	uint64_t names_hash; /* fwd_hash64 of the names_file text, 0 without one */
 	uint8_t field, action, literal, caseless;
 	uint16_t target_kind; /* FWD_ACT_LINK / FWD_ACT_GROUP for mirror/steer */
 	uint16_t target;

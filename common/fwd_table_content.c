@@ -1,13 +1,188 @@
 /*
  * fwd_table_content.c - the content_rules section: Hyperscan patterns on
- * payloads, SNI, Host and DNS names (docs/content-rules.md).
+ * payloads, SNI, Host and DNS names, and name sets given inline or as a
+ * file (docs/content-rules.md).
  */
 #include "fwd_table_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "fwd_doc.h"
+#include "fwd_hash.h"
+#include "fwd_nameset.h"
+
+/* ---- name sets -------------------------------------------------------------------- */
+
+/* Append a normalised name to the rule's list ("*." kept in front of a suffix). */
+static int names_add(struct fwd_content_rule *cr, size_t *cap, const char *norm, size_t len,
+		     enum fwd_ns_kind kind)
+{
+	size_t need = cr->names_len + len + 3;
+
+	if (need > *cap) {
+		size_t c = *cap ? *cap * 2 : 4096;
+		char *p;
+
+		while (c < need)
+			c *= 2;
+		if ((p = realloc(cr->names, c)) == NULL)
+			return -ENOMEM;
+		cr->names = p;
+		*cap = c;
+	}
+	if (kind == FWD_NS_SUFFIX) {
+		memcpy(cr->names + cr->names_len, "*.", 2);
+		cr->names_len += 2;
+	}
+	memcpy(cr->names + cr->names_len, norm, len + 1);
+	cr->names_len += len + 1;
+	cr->nnames++;
+	return 0;
+}
+
+/* The rule being parsed is the table's last: its names plus the others'. */
+static int names_total_ok(struct vctx *c, const struct fwd_node *n, const char *path)
+{
+	uint64_t total = c->names_total + c->t->content[c->t->ncontent - 1].nnames;
+
+	if (total > FWD_MAX_NAMES)
+		return tv_fail(c, n, path, "more than %u names in the table's name sets",
+			       FWD_MAX_NAMES);
+	return 0;
+}
+
+static int parse_names_inline(struct vctx *c, const struct fwd_node *n, const char *path,
+			      struct fwd_content_rule *cr, size_t *cap)
+{
+	char p[340], norm[FWD_NS_NAME_MAX + 1];
+	uint32_t k = 0;
+	int rc;
+
+	if ((rc = tv_want(c, n, path, FWD_NODE_SEQ)))
+		return rc;
+	if (n->count == 0)
+		return tv_fail(c, n, path, "an empty list of names");
+	for (const struct fwd_node *e = n->child; e; e = e->next, k++) {
+		enum fwd_ns_kind kind;
+		const char *s, *why;
+		int len;
+
+		snprintf(p, sizeof(p), "%s[%u]", path, k);
+		if ((rc = tv_get_scalar(c, e, p, &s)))
+			return rc;
+		if ((len = fwd_name_normalize(s, strlen(s), norm, &kind, &why)) < 0)
+			return tv_fail(c, e, p, "'%.80s': %s", s, why);
+		if ((rc = names_add(cr, cap, norm, (size_t)len, kind)))
+			return rc;
+	}
+	return names_total_ok(c, n, path);
+}
+
+/* A names file: one name a line; '#' starts a comment; blank lines and
+ * surrounding blanks ignored. A refusal names @file and the line. */
+static int parse_names_text(struct vctx *c, const char *text, size_t len, const char *file,
+			    const char *path, struct fwd_content_rule *cr, size_t *cap)
+{
+	char norm[FWD_NS_NAME_MAX + 1];
+	uint32_t line = 0;
+	int rc;
+
+	for (size_t at = 0; at < len;) {
+		const char *b = text + at, *nl = memchr(b, '\n', len - at);
+		size_t n = nl ? (size_t)(nl - b) : len - at;
+		const char *hash = memchr(b, '#', n), *why;
+		enum fwd_ns_kind kind;
+		int l;
+
+		at += n + 1;
+		line++;
+		if (hash)
+			n = (size_t)(hash - b);
+		while (n && (b[0] == ' ' || b[0] == '\t'))
+			b++, n--;
+		while (n && (b[n - 1] == ' ' || b[n - 1] == '\t' || b[n - 1] == '\r'))
+			n--;
+		if (n == 0)
+			continue;
+		if ((l = fwd_name_normalize(b, n, norm, &kind, &why)) < 0)
+			return fwd_err_set(c->err, file, line, path, "line %u: '%.*s': %s", line,
+					   n > 80 ? 80 : (int)n, b, why);
+		if ((rc = names_add(cr, cap, norm, (size_t)l, kind)))
+			return rc;
+		if (cr->nnames > FWD_MAX_NAMES)
+			return fwd_err_set(c->err, file, line, path,
+					   "more than %u names in the table's name sets",
+					   FWD_MAX_NAMES);
+	}
+	return 0;
+}
+
+/* names_file: a path (the document was read from a file: relative to its
+ * directory) or the embedded form {path, hash, text} regionctl sends. */
+static int parse_names_file(struct vctx *c, const struct fwd_node *n, const char *path,
+			    struct fwd_content_rule *cr, size_t *cap)
+{
+	char full[PATH_MAX], p[340];
+	const char *s, *file, *text;
+	const struct fwd_node *f;
+	char *buf = NULL;
+	size_t len;
+	int rc;
+
+	if (n->type == FWD_NODE_MAP) {
+		if ((rc = tv_check_keys(c, n, path, FWD_SC_NAMES_FILE)))
+			return rc;
+		for (int k = 0; k < 3; k++) {
+			const char *const keys[3] = {KEY(NAMES_FILE, PATH), KEY(NAMES_FILE, HASH),
+						     KEY(NAMES_FILE, TEXT)};
+			const char *kn = keys[k];
+
+			snprintf(p, sizeof(p), "%s.%s", path, kn);
+			if ((f = fwd_node_get(n, kn)) == NULL)
+				return tv_fail(c, n, p, "missing field '%s'", kn);
+			if ((rc = tv_get_scalar(c, f, p, &s)))
+				return rc;
+		}
+		file = fwd_node_get(n, KEY(NAMES_FILE, PATH))->str;
+		text = fwd_node_get(n, KEY(NAMES_FILE, TEXT))->str;
+		len = strlen(text);
+		cr->names_hash = fwd_hash64(text, len);
+		s = fwd_node_get(n, KEY(NAMES_FILE, HASH))->str;
+		snprintf(full, sizeof(full), "%016" PRIx64, cr->names_hash);
+		if (strcmp(s, full) != 0) {
+			snprintf(p, sizeof(p), "%s.%s", path, KEY(NAMES_FILE, HASH));
+			return tv_fail(c, fwd_node_get(n, KEY(NAMES_FILE, HASH)), p,
+				       "hash '%.20s' is not the text's (%s): the embedded file was "
+				       "altered",
+				       s, full);
+		}
+		snprintf(p, sizeof(p), "%s.%s", path, KEY(NAMES_FILE, TEXT));
+		if ((rc = parse_names_text(c, text, len, file, p, cr, cap)))
+			return rc;
+		return names_total_ok(c, n, path);
+	}
+	if ((rc = tv_get_scalar(c, n, path, &s)))
+		return rc;
+	if (c->dir == NULL)
+		return tv_fail(c, n, path,
+			       "names_file '%.80s' cannot be read here: this document came as "
+			       "text; send it with regionctl apply FILE, which embeds the file",
+			       s);
+	if (s[0] == '\0' ||
+	    snprintf(full, sizeof(full), "%s%s", s[0] == '/' ? "" : c->dir, s) >= (int)sizeof(full))
+		return tv_fail(c, n, path, "names_file: empty or too long a path");
+	if ((rc = fwd_read_file(full, &buf, &len, c->err)))
+		return rc;
+	cr->names_hash = fwd_hash64(buf, len);
+	rc = parse_names_text(c, buf, len, full, path, cr, cap);
+	free(buf);
+	return rc ? rc : names_total_ok(c, n, path);
+}
 
 static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *path,
 			 const struct nidx *x, const char *what, uint16_t **out, uint16_t *count)
@@ -131,20 +306,55 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 						    sizeof(words)),
 				       s);
 		cr->field = (uint8_t)w; /* enum fwd_content_field */
-		REQ(PATTERN);
-		if ((rc = tv_get_scalar(c, f, path, &s)))
-			return rc;
-		if (s[0] == '\0' || strlen(s) > FWD_MAX_PATTERN)
-			return tv_fail(c, f, path, "a pattern is 1..%d bytes", FWD_MAX_PATTERN);
-		cr->pattern = strdup(s);
-		if (cr->pattern == NULL)
-			return -ENOMEM;
+		const struct fwd_node *fnames = fwd_node_get(m, KEY(CONTENT, NAMES)),
+				      *ffile = fwd_node_get(m, KEY(CONTENT, NAMES_FILE));
+
+		f = fwd_node_get(m, KEY(CONTENT, PATTERN));
+		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, PATTERN));
+		if ((f != NULL) == (fnames != NULL || ffile != NULL))
+			return tv_fail(c, f ? f : m, path,
+				       f ? "a rule has a pattern or names/names_file, not both"
+					 : "missing field 'pattern' (or 'names' / 'names_file')");
+		if (f) {
+			if ((rc = tv_get_scalar(c, f, path, &s)))
+				return rc;
+			if (s[0] == '\0' || strlen(s) > FWD_MAX_PATTERN)
+				return tv_fail(c, f, path, "a pattern is 1..%d bytes",
+					       FWD_MAX_PATTERN);
+			cr->pattern = strdup(s);
+			if (cr->pattern == NULL)
+				return -ENOMEM;
+		} else {
+			size_t cap = 0;
+
+			if (cr->field == FWD_CF_PAYLOAD) {
+				snprintf(path, sizeof(path), "%s[%u].%s", sec, i,
+					 KEY(CONTENT, FIELD));
+				return tv_fail(c, fwd_node_get(m, KEY(CONTENT, FIELD)), path,
+					       "names match tls_sni, http_host or dns_qname, not "
+					       "payload");
+			}
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, NAMES));
+			if (fnames && (rc = parse_names_inline(c, fnames, path, cr, &cap)))
+				return rc;
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, NAMES_FILE));
+			if (ffile && (rc = parse_names_file(c, ffile, path, cr, &cap)))
+				return rc;
+			if (cr->names == NULL) /* an empty file */
+				return tv_fail(c, ffile, path, "no names in the set");
+			c->names_total += cr->nnames;
+		}
 		for (int k = 0; k < 2; k++) {
 			const char *key = k ? KEY(CONTENT, CASELESS) : KEY(CONTENT, LITERAL);
 
 			if ((f = fwd_node_get(m, key)) == NULL)
 				continue;
 			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, key);
+			if (cr->pattern == NULL)
+				return tv_fail(c, f, path,
+					       "a name set is matched literally and caselessly: "
+					       "'%s' is for patterns",
+					       key);
 			if ((rc = tv_get_scalar(c, f, path, &s)))
 				return rc;
 			if ((w = fwd_schema_lookup(FWD_SC_BOOL, s)) < 0)

@@ -58,6 +58,9 @@ struct vctx {
 	int filters; /* parsing the filters section: owners are rules, not regions/services */
 	const struct fwd_node *root; /* the document's map, for a section that reads two fields */
 	struct names nm;
+	const char *dir; /* the document file's directory ("" or ending in '/'),
+			  * NULL for a document sent as text */
+	uint64_t names_total; /* names in the name sets of the rules before this one */
 };
 
 /* ---- helpers (fwd_table.c, each described there) --------------------------

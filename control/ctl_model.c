@@ -133,11 +133,24 @@ static json_t *content_model(const struct fwd_table *t)
 
 		for (uint16_t k = 0; k < r->nservices; k++)
 			json_array_append_new(svc, json_string(t->service_names[r->services[k]]));
-		o = json_pack("{s:s, s:s, s:s, s:b, s:b, s:o, s:s}", KEY(CONTENT, NAME), r->name,
+		o = json_pack("{s:s, s:s, s:o, s:s}", KEY(CONTENT, NAME), r->name,
 			      KEY(CONTENT, FIELD), fwd_content_field_name(r->field),
-			      KEY(CONTENT, PATTERN), r->pattern, KEY(CONTENT, LITERAL), r->literal,
-			      KEY(CONTENT, CASELESS), r->caseless, KEY(CONTENT, SERVICES), svc,
-			      KEY(CONTENT, ACTION), fwd_content_action_name(r->action));
+			      KEY(CONTENT, SERVICES), svc, KEY(CONTENT, ACTION),
+			      fwd_content_action_name(r->action));
+		if (r->pattern) {
+			json_object_set_new(o, KEY(CONTENT, PATTERN), json_string(r->pattern));
+			json_object_set_new(o, KEY(CONTENT, LITERAL), json_boolean(r->literal));
+			json_object_set_new(o, KEY(CONTENT, CASELESS), json_boolean(r->caseless));
+		} else {
+			/* The model carries the set whole, inline (a names_file's
+			 * names among them): it must stand alone like the document. */
+			json_t *names = json_array();
+
+			for (const char *p = r->names; p < r->names + r->names_len;
+			     p += strlen(p) + 1)
+				json_array_append_new(names, json_string(p));
+			json_object_set_new(o, KEY(CONTENT, NAMES), names);
+		}
 		if (r->nregions) {
 			json_t *reg = json_array();
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <signal.h>
@@ -33,6 +34,7 @@
 #include "ctl_tls_client.h"
 #include "fwd_delta.h"
 #include "fwd_doc.h"
+#include "fwd_embed.h"
 #include "fwd_names.h"
 #include "fwd_parse.h"
 #include "fwd_report.h"
@@ -864,7 +866,12 @@ static void explain_content_print(json_t *c)
 		printf("  %-9s  %s\n", k,
 		       json_is_string(v) ? json_string_value(v) : "(none found)");
 	json_array_foreach(json_object_get(c, "matches"), i, v)
-		printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"), js(v, "action"));
+		if (json_is_string(json_object_get(v, "name")))
+			printf("  matched   %s (%s, %s) by name %s\n", js(v, "rule"),
+			       js(v, "field"), js(v, "action"), js(v, "name"));
+		else
+			printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"),
+			       js(v, "action"));
 	if (json_is_string(json_object_get(c, "verdict")))
 		printf("  verdict   %s\n", js(c, "verdict"));
 	else
@@ -1036,6 +1043,9 @@ static int counters(const struct opts *o, const struct ctl_call *cl, int drops_o
 			       row->attr_state[1] == FWD_RA_SET ? row->attr[1] : "-",
 			       row->attr_state[2] == FWD_RA_SET ? row->attr[2] : "-",
 			       row->v[FWD_RV_MATCHES], row->v[FWD_RV_FLOW_PACKETS]);
+			for (uint32_t k = 0; k < row->ntop; k++) /* a name set's top names */
+				printf("    %-52s %12" PRIu64 "\n", row->top[k].name,
+				       row->top[k].count);
 		}
 	}
 out:
@@ -1056,6 +1066,24 @@ static json_t *doc_body(const char *file, int *rc)
 		fprintf(stderr, "regionctl: %s: %s\n", file, e.reason);
 		*rc = EXIT_USAGE;
 		return NULL;
+	}
+	{ /* the name-set files it names travel inside it (fwd_embed.h) */
+		const char *slash = strrchr(file, '/');
+		char dir[PATH_MAX], *emb, msg[768];
+		size_t elen;
+
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - file + 1) : 0, file);
+		if (fwd_embed_names(buf, len, file, dir, &emb, &elen, &e)) {
+			fprintf(stderr, "regionctl: %s\n", fwd_err_str(&e, msg, sizeof(msg)));
+			free(buf);
+			*rc = EXIT_USAGE;
+			return NULL;
+		}
+		if (emb) {
+			free(buf);
+			buf = emb;
+			len = elen;
+		}
 	}
 	b = json_pack("{s:s%}", "document", buf, len);
 	free(buf);

@@ -24,6 +24,7 @@
 #include <getopt.h>
 #include <stddef.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include "ctl_tls.h"
 #include "fwd_opts.h"
 #include "fwd_doc.h"
+#include "fwd_embed.h"
 #include "ctl_content.h"
 #include "ctl_feed.h"
 #include "ctl_fleet.h"
@@ -683,6 +685,24 @@ static int seed_table(struct regiond *d)
 	if (fwd_read_file(table, &buf, &len, &fe)) {
 		fwd_log(FWD_LOG_ERR, "%s: %s", table, fe.reason);
 		return -1;
+	}
+	{ /* the names files it names go into the recorded document (fwd_embed.h) */
+		const char *slash = strrchr(table, '/');
+		char dir[PATH_MAX], *emb, b[1024];
+		size_t elen;
+
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - table + 1) : 0, table);
+		if (fwd_embed_names(buf, len, table, dir, &emb, &elen, &fe)) {
+			fwd_log(FWD_LOG_ERR, "%s refused: %s", table,
+				fwd_err_str(&fe, b, sizeof(b)));
+			free(buf);
+			return -1;
+		}
+		if (emb) {
+			free(buf);
+			buf = emb;
+			len = elen;
+		}
 	}
 	if (ctl_state_apply(&d->st, buf, len, "regiond", "initial table", -1, 0, &e) < 0) {
 		char b[1024];

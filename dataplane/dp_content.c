@@ -1,8 +1,10 @@
 #include "dp_content.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_malloc.h>
 
@@ -15,9 +17,14 @@ void dp_content_free(struct dp_content *c)
 		return;
 	for (uint16_t w = 0; w <= c->nworkers; w++)
 		hs_free_scratch(c->scratch[w]);
-	for (int f = 0; f < 4; f++)
+	for (int f = 0; f < 4; f++) {
 		hs_free_database(c->db[f]);
+		fwd_nameset_free(c->ns[f]);
+	}
 	rte_free(c->scope);
+	for (uint16_t w = 0; w < c->nworkers && w < DP_MAX_WORKERS; w++)
+		rte_free(c->top[w]);
+	free(c->top_of);
 	free(c->rule_keys);
 	free(c->key_index);
 	free(c);
@@ -79,6 +86,84 @@ uint32_t dp_content_rule_by_key(const struct dp_content *c, uint64_t key)
 	}
 }
 
+#define NS_ADD_BATCH 256
+
+/* One set per field from the rules' names; the rule index is what a hit
+ * reports, like a Hyperscan pattern id. */
+static int build_namesets(struct dp_content *c, const struct fwd_table *t, struct fwd_err *err)
+{
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int f = 0; f < 4; f++) {
+		uint64_t n = 0, bytes = 0;
+
+		for (uint32_t i = 0; i < t->ncontent; i++)
+			if (t->content[i].field == f && t->content[i].names) {
+				n += t->content[i].nnames;
+				bytes += t->content[i].names_len;
+			}
+		if (n == 0)
+			continue;
+		if ((c->ns[f] = fwd_nameset_create((uint32_t)n, bytes)) == NULL)
+			return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
+					   "out of memory for the name sets");
+		for (uint32_t i = 0; i < t->ncontent; i++) {
+			const struct fwd_content_rule *r = &t->content[i];
+			struct fwd_ns_add batch[NS_ADD_BATCH];
+			uint32_t nb = 0, bad;
+			int rc = 0;
+
+			if (r->field != f || r->names == NULL)
+				continue;
+			/* In batches: fwd_nameset_add_many overlaps the inserts' misses. */
+			for (const char *p = r->names; p < r->names + r->names_len && !rc;) {
+				size_t len = strlen(p);
+				int sfx = len > 2 && p[0] == '*' && p[1] == '.';
+
+				batch[nb++] = (struct fwd_ns_add){.name = p + 2 * sfx,
+								  .len = (uint32_t)(len - 2 * sfx),
+								  .rule = i,
+								  .kind = sfx ? FWD_NS_SUFFIX
+									      : FWD_NS_EXACT};
+				p += len + 1;
+				if (nb == NS_ADD_BATCH || p >= r->names + r->names_len) {
+					rc = fwd_nameset_add_many(c->ns[f], batch, nb, &bad);
+					nb = 0;
+				}
+			}
+			if (rc)
+				return fwd_err_set(
+					err, t->source, r->line, FWD_KEY_NAME(DOC, CONTENT_RULES),
+					"rule '%s': name '%.*s' not added (%s)", r->name,
+					(int)batch[bad].len, batch[bad].name, strerror(-rc));
+		}
+		c->names += fwd_nameset_count(c->ns[f]);
+		c->names_bytes += fwd_nameset_bytes(c->ns[f]);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	c->names_build_s =
+		(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return 0;
+}
+
+static int build_top(struct dp_content *c, const struct fwd_table *t, struct fwd_err *err)
+{
+	if ((c->top_of = malloc(sizeof(*c->top_of) * t->ncontent)) == NULL)
+		goto nomem;
+	for (uint32_t i = 0; i < t->ncontent; i++)
+		c->top_of[i] = t->content[i].names ? c->ntop++ : DP_CONTENT_NONE;
+	for (uint16_t w = 0; c->ntop && w < c->nworkers; w++)
+		if ((c->top[w] =
+			     rte_zmalloc("dp_content_top",
+					 sizeof(struct dp_content_top) * DP_CONTENT_TOP_K * c->ntop,
+					 RTE_CACHE_LINE_SIZE)) == NULL)
+			goto nomem;
+	return 0;
+nomem:
+	return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "out of memory");
+}
+
 int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped, uint16_t nworkers,
 		     struct dp_content **out, struct fwd_err *err)
 {
@@ -95,7 +180,9 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 		return fwd_err_set(
 			err, t->source, 0, "content_db.rules_hash",
 			"the databases were compiled from other content rules than this table's");
-	if (d == NULL) {
+	if (d == NULL && fwd_content_patterns(t) == 0) {
+		d = &local; /* name sets only: nothing for Hyperscan */
+	} else if (d == NULL) {
 		const char *code;
 
 		if ((rc = fwd_hs_compile(t, &lim, &local, err, &code)))
@@ -109,12 +196,12 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 	}
 	c->t = t;
 	c->nworkers = nworkers;
-	c->compiled_here = d == &local;
+	c->compiled_here = d == &local && fwd_content_patterns(t) > 0;
 	for (int f = 0; f < 4; f++) {
 		int has = 0;
 
 		for (uint32_t i = 0; i < t->ncontent && !has; i++)
-			has = t->content[i].field == f;
+			has = t->content[i].field == f && t->content[i].pattern;
 		if (has != (d->bytes[f] != NULL)) {
 			rc = fwd_err_set(err, t->source, 0, "content_db", "database for '%s' %s",
 					 fwd_content_field_name(f),
@@ -144,12 +231,14 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 				goto out;
 			}
 	}
-	for (uint16_t w = 0; w <= nworkers; w++) {
+	for (uint16_t w = 0; w <= nworkers && c->scratch[w]; w++) {
 		size_t sz = 0;
 
 		hs_scratch_size(c->scratch[w], &sz);
 		c->scratch_bytes += sz;
 	}
+	if ((rc = build_namesets(c, t, err)) || (rc = build_top(c, t, err)))
+		goto out;
 	if (build_scope(c, t) || build_keys(c, t)) {
 		rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
 				 "out of memory");
@@ -169,6 +258,8 @@ struct match_ctx {
 	const struct dp_content *c;
 	const struct dp_content_input *in;
 	struct dp_content_verdict *v;
+	uint32_t nseen; /* name-set rules matched by this packet's names */
+	uint32_t seen[DP_CONTENT_SEEN];
 };
 
 static inline int rank(uint8_t action)
@@ -193,38 +284,88 @@ static int in_rule_scope(const struct fwd_content_rule *r, uint16_t region, uint
 	return 0;
 }
 
-/* Hyperscan's callback; SINGLEMATCH makes it run at most once per rule and scan. */
-static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
-		    void *arg)
+/* Space-saving (Metwally et al.): a name already held counts up; another
+ * takes the smallest slot and its count plus one, so a name matched more
+ * than 1/K of the time always holds a slot. Only this worker writes these
+ * slots; relaxed stores let a reader see each word whole (a key and its
+ * count may be a moment apart: an estimate either way). */
+static void top_add(struct dp_content_top *t, uint64_t key)
 {
-	struct match_ctx *m = arg;
+	unsigned min = 0;
+
+	for (unsigned k = 0; k < DP_CONTENT_TOP_K; k++) {
+		if (t[k].key == key) {
+			__atomic_store_n(&t[k].count, t[k].count + 1, __ATOMIC_RELAXED);
+			return;
+		}
+		if (t[k].count < t[min].count)
+			min = k;
+	}
+	__atomic_store_n(&t[min].key, key, __ATOMIC_RELAXED);
+	__atomic_store_n(&t[min].count, t[min].count + 1, __ATOMIC_RELAXED);
+}
+
+/* Rule @id matched (a pattern, or entry @entry of a name set by @kind). */
+static void matched(struct match_ctx *m, unsigned id, uint32_t entry, uint8_t kind)
+{
 	const struct fwd_content_rule *r = &m->c->t->content[id];
 	struct dp_content_verdict *v = m->v;
 
-	(void)from;
-	(void)to;
-	(void)flags;
 	if (!in_rule_scope(r, m->in->region, m->in->service))
-		return 0;
+		return;
+	/* A name can match one rule's set twice (as itself and under a
+	 * suffix, or under two suffixes): the rule matched once. */
+	if (kind) {
+		for (uint32_t h = 0; h < m->nseen; h++)
+			if (m->seen[h] == id)
+				return;
+		if (m->nseen < DP_CONTENT_SEEN)
+			m->seen[m->nseen++] = id;
+	}
 	if (m->in->match_cnt)
 		m->in->match_cnt[id]++;
-	if (v->nhits < DP_CONTENT_MAX_HITS)
+	if (kind && m->in->top)
+		top_add(m->in->top + (size_t)m->c->top_of[id] * DP_CONTENT_TOP_K,
+			(uint64_t)entry << 2 | kind);
+	if (v->nhits < DP_CONTENT_MAX_HITS) {
 		v->hits[v->nhits] = id;
+		v->hit_entry[v->nhits] = entry;
+		v->hit_kind[v->nhits] = kind;
+	}
 	v->nhits++;
 	if (v->rule == DP_CONTENT_NONE ||
 	    rank(r->action) > rank(m->c->t->content[v->rule].action) ||
 	    (rank(r->action) == rank(m->c->t->content[v->rule].action) && id < v->rule))
 		v->rule = id;
+}
+
+/* Hyperscan's callback; SINGLEMATCH makes it run at most once per rule and scan. */
+static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
+		    void *arg)
+{
+	(void)from;
+	(void)to;
+	(void)flags;
+	matched(arg, id, 0, 0);
 	return 0; /* go on: every matching rule is counted */
+}
+
+static void on_name(void *arg, uint32_t rule, uint32_t entry, enum fwd_ns_kind kind)
+{
+	matched(arg, rule, entry, (uint8_t)kind);
 }
 
 int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
 		    struct dp_content_verdict *v)
 {
-	struct match_ctx m = {c, in, v};
+	struct match_ctx m; /* seen[] is read only below nseen: not cleared per packet */
 	char name[FWD_X_NAME_MAX];
 	int scanned = 0;
 
+	m.c = c;
+	m.in = in;
+	m.v = v;
+	m.nseen = 0;
 	v->rule = DP_CONTENT_NONE;
 	v->nhits = 0;
 	v->scan_error = 0;
@@ -232,7 +373,7 @@ int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp
 		const char *data;
 		int n;
 
-		if (!(in->fields & (1u << f)) || c->db[f] == NULL)
+		if (!(in->fields & (1u << f)) || (c->db[f] == NULL && c->ns[f] == NULL))
 			continue;
 		if (f == FWD_CF_PAYLOAD) {
 			data = (const char *)in->payload;
@@ -267,7 +408,10 @@ int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp
 		 * (every pattern must consume a byte: it refuses empty matches). */
 		if (n == 0)
 			continue;
-		if (hs_scan(c->db[f], data, (unsigned)n, 0, s, on_match, &m) != HS_SUCCESS)
+		if (c->ns[f])
+			fwd_nameset_match(c->ns[f], data, (size_t)n, on_name, &m);
+		if (c->db[f] &&
+		    hs_scan(c->db[f], data, (unsigned)n, 0, s, on_match, &m) != HS_SUCCESS)
 			v->scan_error = 1;
 	}
 	return scanned;
@@ -304,4 +448,54 @@ void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,
 	default:
 		break;
 	}
+}
+
+uint32_t dp_content_top_names(const struct dp_content *c, uint32_t rule, struct fwd_report_top *out,
+			      uint32_t max)
+{
+	struct dp_content_top all[DP_MAX_WORKERS * DP_CONTENT_TOP_K];
+	uint32_t n = 0, got = 0;
+
+	if (rule >= c->t->ncontent || c->top_of[rule] == DP_CONTENT_NONE)
+		return 0;
+	/* Sum each name over the workers. */
+	for (uint16_t w = 0; w < c->nworkers; w++) {
+		const struct dp_content_top *t =
+			c->top[w] + (size_t)c->top_of[rule] * DP_CONTENT_TOP_K;
+
+		for (unsigned k = 0; k < DP_CONTENT_TOP_K; k++) {
+			uint64_t key = __atomic_load_n(&t[k].key, __ATOMIC_RELAXED),
+				 cnt = __atomic_load_n(&t[k].count, __ATOMIC_RELAXED);
+			uint32_t j = 0;
+
+			if (key == 0 || cnt == 0)
+				continue;
+			while (j < n && all[j].key != key)
+				j++;
+			if (j == n)
+				all[n++] = (struct dp_content_top){key, 0};
+			all[j].count += cnt;
+		}
+	}
+	/* The largest first: a selection, n is at most workers x K. */
+	while (got < max && got < n) {
+		uint32_t best = got;
+		struct dp_content_top tmp;
+		size_t len;
+		const char *e;
+
+		for (uint32_t j = got + 1; j < n; j++)
+			if (all[j].count > all[best].count)
+				best = j;
+		tmp = all[got];
+		all[got] = all[best];
+		all[best] = tmp;
+		e = fwd_nameset_entry(c->ns[c->t->content[rule].field],
+				      (uint32_t)(all[got].key >> 2), &len);
+		snprintf(out[got].name, sizeof(out[got].name), "%s%.*s",
+			 (all[got].key & 3) == FWD_NS_SUFFIX ? "*." : "", (int)len, e);
+		out[got].count = all[got].count;
+		got++;
+	}
+	return got;
 }

@@ -3,6 +3,11 @@
  * Hyperscan databases (one per field), per-worker scratch, and the scope
  * map that decides which packets are scanned at all.
  *
+ * Name-set rules (fwd_nameset.h) are built into one set per field here too,
+ * from the names the table carries (the document holds them, so nothing
+ * else is shipped); a worker looks the extracted name up in it, and a hit
+ * is handled like a Hyperscan match of that rule.
+ *
  * Everything Hyperscan-related except scanning happens while the generation
  * is built on the control thread: deserializing the databases regiond
  * shipped (or compiling them in a limited child when the table came from a
@@ -30,13 +35,28 @@
 #include "fwd_err.h"
 #include "fwd_extract.h"
 #include "fwd_hs.h"
+#include "fwd_nameset.h"
+#include "fwd_report.h"
 #include "fwd_table.h"
 
 #define DP_CONTENT_NONE UINT32_MAX
 #define DP_CONTENT_MAX_HITS 16 /* matches listed per packet by explain (all are counted) */
+/* Name-set rules one packet's names are deduplicated over: a name matching
+ * more rules than this could count a rule twice (one name under two of its
+ * suffixes); documented in docs/content-rules.md. */
+#define DP_CONTENT_SEEN 64
+/* Heavy-hitter slots per name-set rule and worker (space-saving): the
+ * names a rule matches most, in fixed memory, counted where the match is. */
+#define DP_CONTENT_TOP_K 8
+
+struct dp_content_top {
+	uint64_t key; /* entry << 2 | enum fwd_ns_kind; 0: empty */
+	uint64_t count; /* an overestimate by at most the count it inherited */
+};
 
 struct dp_content {
-	hs_database_t *db[4]; /* per enum fwd_content_field, NULL when no rule uses it */
+	hs_database_t *db[4]; /* per enum fwd_content_field, NULL when no pattern rule uses it */
+	struct fwd_nameset *ns[4]; /* per field, NULL when no name-set rule uses it */
 	hs_scratch_t *scratch[DP_MAX_WORKERS + 1]; /* [nworkers]: the control thread's */
 	uint16_t nworkers, nservices;
 	uint8_t *scope; /* nregions x nservices field bits */
@@ -44,7 +64,13 @@ struct dp_content {
 	uint64_t *rule_keys; /* fwd_hash64 of each rule's name */
 	uint32_t key_mask; /* key_index: open addressing, rule key -> index + 1 */
 	uint32_t *key_index;
-	uint64_t db_bytes, scratch_bytes;
+	uint64_t db_bytes, scratch_bytes, names_bytes;
+	uint32_t names; /* entries in all name sets */
+	double names_build_s; /* wall time building the name sets */
+	uint32_t *top_of; /* per rule: its sketch index among name-set rules, or DP_CONTENT_NONE */
+	uint32_t ntop; /* name-set rules */
+	/* per worker: ntop x DP_CONTENT_TOP_K slots, written by that worker only */
+	struct dp_content_top *top[DP_MAX_WORKERS];
 	int compiled_here; /* 1: the table came without databases, compiled locally */
 };
 
@@ -53,6 +79,10 @@ struct dp_content_verdict {
 	uint32_t nhits; /* matching rules */
 	uint32_t
 		hits[DP_CONTENT_MAX_HITS]; /* the first DP_CONTENT_MAX_HITS of them (for explain) */
+	/* for a hit of a name set: the entry (fwd_nameset_entry) and how it
+	 * matched; hit_kind 0 for a pattern's hit */
+	uint32_t hit_entry[DP_CONTENT_MAX_HITS];
+	uint8_t hit_kind[DP_CONTENT_MAX_HITS];
 	int scan_error; /* hs_scan failed (counted; the packet keeps its policy decision) */
 };
 
@@ -85,7 +115,17 @@ struct dp_content_input {
 	const char *given[4]; /* explain: field values given directly, else NULL */
 	char (*names)[FWD_X_NAME_MAX]; /* explain: receives the extracted names, or NULL */
 	uint64_t *match_cnt; /* per rule, incremented for every match; NULL for explain */
+	struct dp_content_top
+		*top; /* the worker's sketches (dp_content.top[w]); NULL for explain */
 };
+
+/**
+ * The names rule @rule's set matched most in this generation, most first:
+ * every worker's sketch merged (a reader's estimate while workers write).
+ * @return how many were written to @out (at most @max; 0 for a pattern rule)
+ */
+uint32_t dp_content_top_names(const struct dp_content *c, uint32_t rule, struct fwd_report_top *out,
+			      uint32_t max);
 
 /** Apply rule @rule's action to decision @d (drop, mirror, steer; count changes nothing). */
 void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,

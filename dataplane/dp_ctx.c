@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +19,7 @@
 #include "dp_fold.h"
 #include "ctl_model.h"
 #include "dp_saved.h"
+#include "fwd_embed.h"
 #include "fwd_names.h"
 #include "fwd_stages.h"
 
@@ -360,6 +363,14 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 		       (double)g->content->db_bytes / 1024.0,
 		       g->content->compiled_here ? "compiled here" : "shipped",
 		       (double)g->content->scratch_bytes / 1024.0);
+	if (g->content && g->content->names)
+		DP_LOG(INFO,
+		       "generation %llu: name sets: %u names, %.1f MiB (%.1f B a name), built in "
+		       "%.1f ms",
+		       (unsigned long long)g->id, g->content->names,
+		       (double)g->content->names_bytes / 1048576.0,
+		       (double)g->content->names_bytes / g->content->names,
+		       g->content->names_build_s * 1e3);
 	return 0;
 }
 
@@ -533,6 +544,25 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 
 	if (rc)
 		return rc;
+	/* Files the table names (name sets) go into the document itself, so
+	 * the generation's hash covers them and the saved table restarts
+	 * without them (fwd_embed.h). */
+	{
+		const char *slash = strrchr(path, '/');
+		char dir[PATH_MAX], *emb;
+		size_t elen;
+
+		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path + 1) : 0, path);
+		if ((rc = fwd_embed_names(buf, len, path, dir, &emb, &elen, err))) {
+			free(buf);
+			return rc;
+		}
+		if (emb) {
+			free(buf);
+			buf = emb;
+			len = elen;
+		}
+	}
 	rc = dp_ctx_apply(ctx, buf, len, path, 0, 0, NULL, 0, err);
 	free(buf);
 	return rc;
@@ -668,6 +698,25 @@ static int describe_rows(struct fwd_report *r, const struct fwd_table *t)
 	return 0;
 }
 
+/* The running generation's top names per name-set rule (not folded over
+ * generations: a sketch of what this set matches now). */
+static int top_names(struct fwd_report *r, const struct dp_gen *g)
+{
+	struct fwd_report_top top[DP_CONTENT_TOP_K];
+
+	for (uint32_t i = 0; g->content && i < g->table->ncontent; i++) {
+		struct fwd_report_row *row;
+		uint32_t n = dp_content_top_names(g->content, i, top, DP_CONTENT_TOP_K);
+
+		if (n == 0)
+			continue;
+		if ((row = fwd_report_row(r, FWD_RS_CONTENT, g->table->content[i].name)) == NULL ||
+		    fwd_report_set_top(row, top, n))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
 struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 {
 	struct dp_counters sum;
@@ -687,7 +736,7 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 	 * delta) is @g's counters: added once. */
 	rc = r == NULL ||
 	     (ctx->retiring && !ctx->retiring->handed_over && dp_fold_gen(r, ctx->retiring)) ||
-	     dp_fold_gen(r, g) || describe_rows(r, t);
+	     dp_fold_gen(r, g) || describe_rows(r, t) || top_names(r, g);
 	if (!rc)
 		gen_info(g, &r->gen);
 	pthread_mutex_unlock(&ctx->lock);

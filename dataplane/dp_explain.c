@@ -128,11 +128,20 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 	}
 	for (uint32_t h = 0; h < v.nhits && h < DP_CONTENT_MAX_HITS; h++) {
 		const struct fwd_content_rule *r = &g->table->content[v.hits[h]];
+		json_t *mo = json_pack("{s:s, s:s, s:s}", "rule", r->name, "field",
+				       fwd_content_field_name(r->field), "action",
+				       fwd_content_action_name(r->action));
 
-		json_array_append_new(matches,
-				      json_pack("{s:s, s:s, s:s}", "rule", r->name, "field",
-						fwd_content_field_name(r->field), "action",
-						fwd_content_action_name(r->action)));
+		if (v.hit_kind[h]) { /* a name set's entry: as the set lists it */
+			char nm[FWD_NS_NAME_MAX + 3];
+			size_t n;
+			const char *e = fwd_nameset_entry(cs->ns[r->field], v.hit_entry[h], &n);
+
+			snprintf(nm, sizeof(nm), "%s%.*s",
+				 v.hit_kind[h] == FWD_NS_SUFFIX ? "*." : "", (int)n, e);
+			json_object_set_new(mo, "name", json_string(nm));
+		}
+		json_array_append_new(matches, mo);
 	}
 	o = json_pack("{s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found,
 		      "matches", matches, "matched", (int)v.nhits, "payload_given",

@@ -295,7 +295,8 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 				      .proto = p->proto,
 				      .region = d->region,
 				      .service = d->service,
-				      .match_cnt = gc->content_match};
+				      .match_cnt = gc->content_match,
+				      .top = cs->top[lc->idx]};
 	struct dp_content_verdict v;
 	struct dp_flow_key k;
 	uint8_t tcp_flags;

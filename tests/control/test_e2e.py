@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from dprun import ROOT, eal_args, regionfwd_bin  # noqa: E402
 
-from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
+from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
 DEMO = os.path.join(ROOT, "docs", "examples", "demo-table.yaml")
 BUILD = os.path.dirname(os.path.dirname(regionfwd_bin()))
@@ -633,6 +633,78 @@ def test_content_rules_end_to_end(box, tmp_path):
     code, r = box.http("PUT", "/v1/table", {"document": bad, "expected_generation": 3})
     assert code == 422 and r["error"]["code"] == "invalid_pattern" and "sync-exploit" in r["error"]["reason"]
     assert box.gen() == 3
+
+
+@pytest.fixture
+def box_sni(tmp_path):
+    """A Box whose replayed traffic also carries TLS ClientHellos from
+    Singapore to https: names under *.track.example.org, and others."""
+    from refcontent import client_hello
+    hellos = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") / IP(src="8.130.0.1", dst="198.51.100.1") /
+              TCP(sport=30000 + i, dport=443, flags="PA") /
+              Raw(client_hello(("a.track.example.org", "b.track.example.org", "a.track.example.org",
+                                "other.example.net")[i % 4])) for i in range(64)]
+    b = Box(tmp_path, "name-sets", extra_packets=hellos)
+    yield b
+    b.stop()
+
+
+def test_name_sets_end_to_end(box_sni, tmp_path):
+    """A name set from a names file through regionctl apply: regionctl embeds
+    the file (the generation holds it, GET /v1/table's model lists the
+    names), regionfwd matches it, explain names the entry, counters show
+    the rule's top names through the API and regionctl; a bad line is
+    refused with the file and line, and a changed file is a new generation."""
+    box = box_sni
+    (tmp_path / "blocked.txt").write_text("# telemetry endpoints\nmetrics.example.org\n*.track.example.org\n")
+    doc = open(DEMO).read().replace("content_rules:\n", "content_rules:\n"
+                                    "  - {name: blocklist, field: tls_sni, names_file: blocked.txt, "
+                                    "services: [https], action: drop}\n", 1)
+    table = tmp_path / "names.yaml"
+    table.write_text(doc)
+    rc, out, err = box.ctl("apply", str(table))
+    assert rc == 0, err
+    gen = box.gen()
+    code, t = box.http("GET", "/v1/table")
+    rule = t["model"]["content_rules"][0]
+    assert rule["name"] == "blocklist" and rule["names"] == ["metrics.example.org", "*.track.example.org"], rule
+    rc, out, err = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--sni", "A.Track.Example.ORG")
+    assert rc == 0, err
+    assert "matched   blocklist (tls_sni, drop) by name *.track.example.org" in out, out
+    assert "dropped     content_drop" in out, out
+    # the replayed ClientHellos: the rule's top names through the API and regionctl
+    wait_for(lambda: box.http("GET", "/v1/counters")[1]["content_rules"]["blocklist"].get("top_names"),
+             what="top names")
+    code, c = box.http("GET", "/v1/counters")
+    top = c["content_rules"]["blocklist"]["top_names"]
+    assert [t["name"] for t in top] == ["*.track.example.org"] and top[0]["count"] > 0, top
+    assert c["content_rules"]["blocklist"]["matches"] >= top[0]["count"]
+    rc, out, _ = box.ctl("counters")
+    assert re.search(r"^  blocklist\s+tls_sni\s+drop.*\n    \*\.track\.example\.org\s+\d+$", out, re.M), out
+    # the same document with the same file: nothing new; a changed file: a new generation
+    rc, out, err = box.ctl("apply", str(table))
+    assert rc == 0 and box.gen() == gen, (out, err)
+    (tmp_path / "blocked.txt").write_text("metrics.example.org\n*.track.example.org\nnew.example.org\n")
+    rc, out, err = box.ctl("apply", str(table))
+    assert rc == 0 and box.gen() == gen + 1, (out, err)
+    # regionfwd restarted resumes the pushed table it saved, names and all:
+    # the file is not needed any more
+    (tmp_path / "blocked.txt").unlink()
+    box.fwd.terminate()
+    box.fwd.wait(30)
+    box.start_fwd()
+    wait_for(lambda: box.status()["dataplane"]["in_sync"], what="regionfwd back in sync")
+    assert box.status()["dataplane"]["status"]["generation"]["id"] == gen + 1
+    rc, out, err = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--sni", "new.example.org")
+    assert rc == 0 and "by name new.example.org" in out, (out, err)
+    box.fwd_log.flush()
+    log = open(box.tmp / "fwd.log").read()
+    assert f"starting on generation {gen + 1}, last pushed by regiond (saved" in log, log[-3000:]
+    assert f"generation {gen + 1}: name sets: 3 names" in log, log[-3000:]
+    (tmp_path / "blocked.txt").write_text("ok.example.org\n\nbad_name..example.org\n")
+    rc, out, err = box.ctl("apply", str(table))
+    assert rc != 0 and "blocked.txt:3" in err + out and "line 3" in err + out, (out, err)
+    assert box.gen() == gen + 1
 
 
 def test_truncated_and_stalled_uploads_change_nothing(box):

@@ -121,8 +121,8 @@ def gen_traffic(seed, nflows):
     return out
 
 
-def expected(rules, traffic):
-    ref = RefContent(rules)
+def expected(rules, traffic, names_dir=None):
+    ref = RefContent(rules, names_dir)
     exp = []
     for _, m in traffic:
         r = ref.decide(m["region"], m["service"], m["proto"], m["flow"], m["payload"], m["names"])

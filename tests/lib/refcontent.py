@@ -9,8 +9,14 @@ Semantics mirrored from docs/content-rules.md:
   DOTALL, as Hyperscan does with HS_FLAG_DOTALL;
 - verdict: drop > steer > mirror > count, first rule in document order
   among equals; every matching rule counts a match;
-- a TCP flow that got a verdict keeps it for its later packets (no scan).
+- a TCP flow that got a verdict keeps it for its later packets (no scan);
+- name sets (`names`, `names_file`): a name, lowercased and without one
+  trailing dot, matches an exact entry equal to it, or a `*.` entry whose
+  name it ends with after a dot; a name with an empty label matches nothing.
+  Entries are validated by `ref_normalize` (labels 1..63, names 1..253,
+  [a-z0-9-_], ASCII only).
 """
+import os
 import re
 import struct
 
@@ -40,8 +46,66 @@ def dns_query(qname, qid=0x1234):
     return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 1, 1)
 
 
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def ref_normalize(entry):
+    """(kind, name) with kind 'exact' or 'suffix', or raise ValueError(why)."""
+    s = entry[:-1] if entry.endswith(".") else entry
+    kind = "exact"
+    if s.startswith("*."):
+        kind, s = "suffix", s[2:]
+    if not s:
+        raise ValueError("empty name")
+    if len(s) > 253:
+        raise ValueError("name longer than 253 bytes")
+    for label in s.split("."):
+        if not label:
+            raise ValueError("empty label")
+        if len(label) > 63:
+            raise ValueError("label longer than 63 bytes")
+        for ch in label.lower():
+            if ord(ch) >= 0x80:
+                raise ValueError("non-ASCII name")
+            if ch not in NAME_CHARS:
+                raise ValueError("bad character")
+    return kind, s.lower()
+
+
+def parse_names_text(text):
+    """Entries of a names file: one a line, '#' comments, blanks ignored."""
+    out = []
+    for line in text.split("\n"):
+        line = line.split("#", 1)[0].strip(" \t\r")
+        if line:
+            out.append(ref_normalize(line))
+    return out
+
+
+def set_match(name, exact, suffix):
+    """The longest entry of the set `name` (as extracted) matches, as the set
+    lists it ("a.b" or "*.b"), or None. Written independently of the C hash
+    table: string comparison of every dot-separated suffix."""
+    n = name.lower()
+    if n.endswith("."):
+        n = n[:-1]
+    if not n or len(n) > 253 or "" in n.split("."):
+        return None
+    if n in exact:
+        return n
+    for i, ch in enumerate(n):
+        if ch == "." and n[i + 1:] in suffix:
+            return "*." + n[i + 1:]
+    return None
+
+
+def name_in_set(name, exact, suffix):
+    """Does `name` match the set?"""
+    return set_match(name, exact, suffix) is not None
+
+
 class Rule:
-    def __init__(self, d, index):
+    def __init__(self, d, index, names_dir=None):
         self.index = index
         self.name = d["name"]
         self.field = d["field"]
@@ -49,19 +113,37 @@ class Rule:
         self.to = d.get("to")
         self.services = set(d["services"])
         self.regions = set(d["regions"]) if d.get("regions") else None
+        self.rx = None
+        if "pattern" not in d:
+            entries = [ref_normalize(e) for e in d.get("names", [])]
+            if d.get("names_file"):
+                with open(os.path.join(names_dir or ".", d["names_file"])) as f:
+                    entries += parse_names_text(f.read())
+            self.exact = {n for k, n in entries if k == "exact"}
+            self.suffix = {n for k, n in entries if k == "suffix"}
+            self.entry_hits = {}  # the longest entry matched -> packets (top names)
+            return
         pat = d["pattern"]
         flags = re.DOTALL | (re.IGNORECASE if d.get("caseless") else 0)
         if d.get("literal"):
             pat = re.escape(pat)
         self.rx = re.compile(pat.encode("latin-1"), flags)
 
+    def match(self, data):
+        if self.rx is None:
+            e = set_match(data.decode("latin-1"), self.exact, self.suffix)
+            if e is not None:
+                self.entry_hits[e] = self.entry_hits.get(e, 0) + 1
+            return e is not None
+        return self.rx.search(data) is not None
+
     def in_scope(self, region, service):
         return service in self.services and (self.regions is None or region in self.regions)
 
 
 class RefContent:
-    def __init__(self, rules):
-        self.rules = [Rule(d, i) for i, d in enumerate(rules)]
+    def __init__(self, rules, names_dir=None):
+        self.rules = [Rule(d, i, names_dir) for i, d in enumerate(rules)]
         self.flows = {}  # TCP 5-tuple -> rule index
         self.matches = {r.name: 0 for r in self.rules}
         self.flow_packets = {r.name: 0 for r in self.rules}
@@ -87,7 +169,7 @@ class RefContent:
                 continue
             if isinstance(data, str):
                 data = data.lower().encode()
-            if r.rx.search(data):
+            if r.match(data):
                 self.matches[r.name] += 1
                 if best is None or RANK[r.action] > RANK[best.action]:
                     best = r

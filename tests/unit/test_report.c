@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -204,6 +205,43 @@ static void test_refused_with_the_field(void **state)
 	json_decref(j);
 }
 
+/* A name set's top names: written, read back, cloned apart from the source,
+ * and refused when they are not the model. */
+static void test_top_names(void **state)
+{
+	struct fwd_report *r = fwd_report_new(), *back, *c;
+	struct fwd_report_top top[2] = {{"*.tracker.example", 40}, {"evil.example", 3}};
+	struct fwd_report_row *row = fwd_report_row(r, FWD_RS_CONTENT, "block");
+	struct fwd_err e;
+	json_t *j, *k;
+	char *a, *b;
+
+	(void)state;
+	assert_int_equal(fwd_report_set_top(row, top, 2), 0);
+	j = fwd_report_json(r);
+	a = json_dumps(j, JSON_SORT_KEYS);
+	assert_non_null(
+		strstr(a, "\"top_names\": [{\"count\": 40, \"name\": \"*.tracker.example\"}"));
+	back = fwd_report_from_json(j, &e);
+	assert_non_null(back);
+	c = fwd_report_clone(back);
+	fwd_report_free(back);
+	k = fwd_report_json(c);
+	b = json_dumps(k, JSON_SORT_KEYS);
+	assert_string_equal(a, b);
+	json_decref(k);
+	free(b);
+	/* not the model: refused, naming the row */
+	json_object_set_new(json_object_get(json_object_get(j, "content_rules"), "block"),
+			    "top_names", json_pack("[{s:i}]", "count", 1));
+	assert_null(fwd_report_from_json(j, &e));
+	assert_non_null(strstr(e.path, "block"));
+	json_decref(j);
+	free(a);
+	fwd_report_free(c);
+	fwd_report_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_json_round_trip),
 		cmocka_unit_test(test_refused_with_the_field),
 		cmocka_unit_test(test_rates),
+		cmocka_unit_test(test_top_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

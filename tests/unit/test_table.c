@@ -437,7 +437,8 @@ static const struct bad_case bad_cases[] = {
 	{"content missing pattern",
 	 BASE_REGIONS BASE_SERVICES BASE_LINKS
 	 "content_rules:\n  - {name: c, field: payload, services: [https], action: drop}\n",
-	 "t.yaml:13: content_rules[0].pattern: missing field 'pattern'"},
+	 "t.yaml:13: content_rules[0].pattern: missing field 'pattern' (or 'names' / "
+	 "'names_file')"},
 	{"filter bad redirect", "filters: {redirect: xdp}\n",
 	 "t.yaml:1: filters.redirect: must be 'af_xdp' or 'kernel', not 'xdp'"},
 	{"filter rule bad action",
@@ -611,7 +612,13 @@ static void test_schema_key_lists(void **state)
 		 "action, prefixes, services, rate_pps, burst, description)"},
 		{FWD_SC_CONTENT, "content_rules:\n  - {bogus: 1}\n",
 		 "t.yaml:2: content_rules[0].bogus: unknown field 'bogus' (expected one of: name, "
-		 "field, pattern, literal, caseless, services, regions, action, to, description)"},
+		 "field, pattern, names, names_file, literal, caseless, services, regions, action, "
+		 "to, description)"},
+		{FWD_SC_NAMES_FILE,
+		 "services: {dns: [udp/53]}\ncontent_rules:\n  - {name: a, field: dns_qname, "
+		 "services: [dns], action: count, names_file: {bogus: 1}}\n",
+		 "t.yaml:3: content_rules[0].names_file.bogus: unknown field 'bogus' (expected one "
+		 "of: path, hash, text)"},
 	};
 	int key_scope[FWD_SC_MAX] = {0}, tested[FWD_SC_MAX] = {0};
 
