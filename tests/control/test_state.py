@@ -206,6 +206,10 @@ def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
         subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
         # regionfwd runs generation 1's table again, under a new id
         wait_for(lambda: dp_generation(b)["hash"] == first["hash"], timeout=20, what="the revert")
+        # regiond takes the revert as current once regionfwd's answer is back:
+        # a status read in between (seen under load) still shows the confirm.
+        wait_for(lambda: (lambda s: s["confirm"] is None and s["dataplane"]["in_sync"])(b.status()),
+                 timeout=20, what="regiond's record of the revert")
         s = b.status()
         assert s["confirm"] is None and s["dataplane"]["in_sync"], s
         assert s["generation"]["id"] == 3 and s["generation"]["hash"] == first["hash"], s
