@@ -61,7 +61,16 @@ def wait_for(fn, timeout=30.0, what="condition"):
 class SimNode(threading.Thread):
     """A node as the rollout sees it: follows pins/N, else desired, and
     reports every 200 ms on its own lease. `bad` tables make it drop or
-    refuse; `up` False lets its lease expire (the node vanishes)."""
+    refuse; `up` False revokes its lease (the node vanishes at once).
+
+    The lease outlives a hung call: each call waits CALL_TIMEOUT per
+    member, so even one that tries all three members (a member killed, a
+    leader being elected) ends before the lease would expire. A report
+    that vanished for that reason would be a test artefact, not a lost
+    node, and a canary's loss aborts the rollout."""
+
+    LEASE_S = 8
+    CALL_TIMEOUT = 1.5
 
     def __init__(self, cluster, fac, name, labels=None):
         super().__init__(daemon=True)
@@ -79,11 +88,17 @@ class SimNode(threading.Thread):
     def key(self, rest):
         return etcdlab.fac_prefix(self.fac) + rest
 
+    def keep(self):
+        """Renew the lease before each call, so a call that hangs costs
+        the lease at most one call's wait, never several."""
+        self.c.call("/v3/lease/keepalive", {"ID": str(self.lease)}, timeout=self.CALL_TIMEOUT)
+
     def target(self):
-        pin = self.c.get_json(self.key("pins/" + self.name))
+        pin = self.c.get_json(self.key("pins/" + self.name), timeout=self.CALL_TIMEOUT)
         if pin:
             return pin["table"], "pin"
-        d = self.c.get_json(self.key("desired"))
+        self.keep()
+        d = self.c.get_json(self.key("desired"), timeout=self.CALL_TIMEOUT)
         return (d["table"] if d else None), "desired"
 
     def report(self, target, source, err):
@@ -98,20 +113,25 @@ class SimNode(threading.Thread):
                "counters": {"rx": 1000, "tx": 1000, "drops": int(self.drops),
                             "drop_reasons": {"no_link_up": int(self.drops)}},
                "updated_at": now}
-        self.c.put(self.key("nodes/" + self.name), rep, lease=self.lease)
+        self.keep()
+        self.c.put(self.key("nodes/" + self.name), rep, lease=self.lease, timeout=self.CALL_TIMEOUT)
 
     def run(self):
         last = time.time()
         while not self.quit:
             try:
                 if not self.up:
+                    if self.lease:
+                        self.c.call("/v3/lease/revoke", {"ID": str(self.lease)},
+                                    timeout=self.CALL_TIMEOUT)
                     self.lease = 0
                     time.sleep(0.2)
                     last = time.time()
                     continue
                 if not self.lease:
-                    self.lease = int(self.c.call("/v3/lease/grant", {"TTL": 3})["ID"])
-                self.c.call("/v3/lease/keepalive", {"ID": str(self.lease)})
+                    self.lease = int(self.c.call("/v3/lease/grant", {"TTL": self.LEASE_S},
+                                                 timeout=self.CALL_TIMEOUT)["ID"])
+                self.keep()
                 target, source = self.target()
                 err = target in self.refuse
                 if target and not err and target != self.running:

@@ -321,42 +321,43 @@ class Cluster:
     def _alive(self):
         return [i for i in range(len(self.members)) if self.running(i)]
 
-    def call(self, path, req, user=None, password=None):
+    def call(self, path, req, user=None, password=None, timeout=5):
         """POST @req (a dict) to the gateway @path on the first member that
-        answers; returns the reply as a dict. HTTP errors raise."""
+        answers, waiting @timeout s for each; returns the reply as a dict.
+        HTTP errors raise."""
         last = None
         for i in self._alive():
             try:
                 return json.loads(self._http(i, "POST", path, json.dumps(req).encode(),
-                                             user=user, password=password))
+                                             timeout=timeout, user=user, password=password))
             except urllib.error.HTTPError:
                 raise
             except OSError as e:
                 last = e
         raise RuntimeError("no etcd member answered: %s" % last)
 
-    def put(self, key, value, user=None, lease=0):
+    def put(self, key, value, user=None, lease=0, timeout=5):
         if isinstance(value, (dict, list)):
             value = json.dumps(value)
         req = {"key": _b64(key), "value": _b64(value)}
         if lease:
             req["lease"] = str(lease)
-        return int(self.call("/v3/kv/put", req, user=user)["header"]["revision"])
+        return int(self.call("/v3/kv/put", req, user=user, timeout=timeout)["header"]["revision"])
 
-    def get(self, key, prefix=False, user=None):
+    def get(self, key, prefix=False, user=None, timeout=5):
         """The value of @key (bytes) or None; with prefix, {key: value}."""
         req = {"key": _b64(key)}
         if prefix:
             req["range_end"] = _b64(prefix_end(key))
-        r = self.call("/v3/kv/range", req, user=user)
+        r = self.call("/v3/kv/range", req, user=user, timeout=timeout)
         kvs = {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", ""))
                for kv in r.get("kvs", [])}
         if prefix:
             return kvs
         return kvs.get(key)
 
-    def get_json(self, key, user=None):
-        v = self.get(key, user=user)
+    def get_json(self, key, user=None, timeout=5):
+        v = self.get(key, user=user, timeout=timeout)
         return None if v is None else json.loads(v)
 
     def delete(self, key, prefix=False, user=None):
