@@ -211,6 +211,10 @@ def test_flapping_route_is_coalesced_and_bounded(lab):
     assert lab.box.rd.poll() is None
     # At most one change a batch: never one per flap.
     assert f["batches"] - batches0 <= took / 0.05 + 5, (f["batches"], batches0, took)
-    assert lab.rss_kb() - rss0 < 20 * 1024, (rss0, lab.rss_kb())
+    # The bound is the release build's: under ASan every free goes into a
+    # quarantine (256 MB by default) before its memory is reused, so RSS
+    # grows with churn there whatever the code keeps.
+    bound = 20 * 1024 if os.environ.get("SANITIZE", "none") in ("", "none") else 300 * 1024
+    assert lab.rss_kb() - rss0 < bound, (rss0, lab.rss_kb())
     subprocess.run(netns.in_ns(RTR_NS) + ["ip", "route", "del", "100.65.0.0/24", "table", "103"], check=True)
     wait_held(lab, "100.65.0.0/24", None)
