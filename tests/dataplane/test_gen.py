@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -62,12 +63,17 @@ def test_live_loop_through_regionfwd(tmp_path):
         node = tmp_path / "node.yaml"
         node.write_text("ports:\n  in0: {device: 'net_af_packet0,iface=rgi0', ingress: true}\n"
                         "  out0: {device: 'net_af_packet1,iface=rgo0'}\n")
+        log = tmp_path / "fwd.log"
         fwd = subprocess.Popen([regionfwd_bin()] + eal_args("gen-fwd") + [
-            "--", "--node", str(node), "--table", str(table)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            "--", "--node", str(node), "--table", str(table)], stdout=open(log, "w"), stderr=subprocess.STDOUT,
             text=True)
         try:
-            import time
-            time.sleep(2.0)
+            # Its workers poll once it says so; a fixed sleep was too short
+            # on a loaded machine (the generator's first packets were lost).
+            deadline = time.time() + 60
+            while "forwarding with" not in log.read_text():
+                assert fwd.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+                time.sleep(0.1)
             p = lab.run_in_ns(" ".join([gen_bin()] + eal_args("gen-live", "0", 512) + [
                 "--vdev", "net_af_packet0,iface=rgi1", "--vdev", "net_af_packet1,iface=rgo1", "--",
                 "--table", str(table), "--tx", "net_af_packet0", "--rx", "net_af_packet1",
