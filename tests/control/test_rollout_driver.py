@@ -61,7 +61,9 @@ def wait_for(fn, timeout=30.0, what="condition"):
 class SimNode(threading.Thread):
     """A node as the rollout sees it: follows pins/N, else desired, and
     reports every 200 ms on its own lease. `bad` tables make it drop or
-    refuse; `up` False revokes its lease (the node vanishes at once).
+    refuse; `up` False revokes its lease (the node vanishes at once). A
+    lease lost otherwise (expired, revoked by someone else) is replaced by
+    a new one, as the node agent does, so the node reports again.
 
     The lease outlives a hung call: each call waits CALL_TIMEOUT per
     member, so even one that tries all three members (a member killed, a
@@ -88,10 +90,21 @@ class SimNode(threading.Thread):
     def key(self, rest):
         return etcdlab.fac_prefix(self.fac) + rest
 
+    def grant(self):
+        self.lease = int(self.c.call("/v3/lease/grant", {"TTL": self.LEASE_S},
+                                     timeout=self.CALL_TIMEOUT)["ID"])
+
     def keep(self):
         """Renew the lease before each call, so a call that hangs costs
-        the lease at most one call's wait, never several."""
-        self.c.call("/v3/lease/keepalive", {"ID": str(self.lease)}, timeout=self.CALL_TIMEOUT)
+        the lease at most one call's wait, never several. etcd answers a
+        keepalive of a lease it no longer has with TTL 0 (absent in the
+        gateway's JSON), not an error: then a new lease is granted, for
+        the puts that follow (with the dead one etcd refuses them)."""
+        r = self.c.call("/v3/lease/keepalive", {"ID": str(self.lease)}, timeout=self.CALL_TIMEOUT)
+        if "result" not in r:  # a stream error (a leader being elected): retried
+            raise RuntimeError("keepalive: %s" % r)
+        if int(r["result"].get("TTL", 0)) <= 0:
+            self.grant()
 
     def target(self):
         pin = self.c.get_json(self.key("pins/" + self.name), timeout=self.CALL_TIMEOUT)
@@ -129,8 +142,7 @@ class SimNode(threading.Thread):
                     last = time.time()
                     continue
                 if not self.lease:
-                    self.lease = int(self.c.call("/v3/lease/grant", {"TTL": self.LEASE_S},
-                                                 timeout=self.CALL_TIMEOUT)["ID"])
+                    self.grant()
                 self.keep()
                 target, source = self.target()
                 err = target in self.refuse
@@ -378,6 +390,31 @@ def test_node_vanishes(cluster, fac):
     assert st.get("n3") in (None, "lost"), st
     nodes[2].up = True
     wait_for(lambda: nodes[2].running == NEW, what="n3 back, on desired")
+
+
+def lease_of(cluster, key):
+    """The lease @key is held on (0: none), or None if there is no @key."""
+    r = cluster.call("/v3/kv/range", {"key": etcdlab._b64(key)})
+    kvs = r.get("kvs", [])
+    return int(kvs[0].get("lease", 0)) if kvs else None
+
+
+def test_sim_node_replaces_a_lost_lease(cluster, fac):
+    """A node's lease revoked behind its back (as if it had expired): its
+    keepalive answers TTL 0, it takes a new lease and reports again."""
+    f, nodes, doc = fac
+    key = etcdlab.fac_prefix(f) + "nodes/n2"
+    old = lease_of(cluster, key)
+    assert old and old == nodes[1].lease
+    cluster.call("/v3/lease/revoke", {"ID": str(old)})
+
+    def renewed():
+        lease = lease_of(cluster, key)
+        return lease if lease not in (None, 0, old) else None
+
+    new = wait_for(renewed, timeout=10, what="n2 reports on a new lease")
+    assert nodes[1].lease == new
+    assert cluster.get_json(key)["node"] == "n2"
 
 
 def test_garbage_active_is_reported(cluster, fac):
