@@ -69,9 +69,10 @@ def test_live_loop_through_regionfwd(tmp_path):
         node.write_text(f"ports:\n  in0: {{device: 'net_af_packet0,iface=rgi0{ring}', ingress: true}}\n"
                         f"  out0: {{device: 'net_af_packet1,iface=rgo0{ring}'}}\n")
         log = tmp_path / "fwd.log"
-        fwd = subprocess.Popen([regionfwd_bin()] + eal_args("gen-fwd") + [
-            "--", "--node", str(node), "--table", str(table)], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-            text=True)
+        with open(log, "w") as out:  # regionfwd writes to its own copy
+            fwd = subprocess.Popen([regionfwd_bin()] + eal_args("gen-fwd") + [
+                "--", "--node", str(node), "--table", str(table)], stdout=out, stderr=subprocess.STDOUT,
+                text=True)
         try:
             # Its workers poll once it says so; a fixed sleep was too short
             # on a loaded machine (the generator's first packets were lost).
