@@ -1,15 +1,106 @@
 #include "fwd_extract.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
-static uint32_t rd16(const uint8_t *p)
+static inline uint32_t rd16(const uint8_t *p)
 {
-	return (uint32_t)p[0] << 8 | p[1];
+	uint16_t v;
+
+	memcpy(&v, p, 2); /* one load and a byte swap, not two loads and a shift */
+	return __builtin_bswap16(v);
 }
 
 static uint32_t rd24(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+}
+
+#define X_ONES 0x0101010101010101ull
+#define X_HIGH 0x8080808080808080ull
+
+/* 8 bytes of a name at once (SWAR): @x lowercased into *@out; @return
+ * nonzero if a byte is outside '!'..'~' (or is a dot, with @nodot). Every
+ * byte's test is done within its own byte: for y = x & 0x7f.., y + (0x80 - c)
+ * has its top bit set exactly when y >= c, without a carry into the next. */
+static inline uint64_t lower8(uint64_t x, uint64_t *out, int nodot)
+{
+	const uint64_t y = x & ~X_HIGH;
+	const uint64_t ge21 = (y + X_ONES * (0x80 - 0x21)) & X_HIGH;
+	const uint64_t ge7f = (y + X_ONES * (0x80 - 0x7f)) & X_HIGH;
+	const uint64_t geA = (y + X_ONES * (0x80 - 'A')) & X_HIGH;
+	const uint64_t gtZ = (y + X_ONES * (0x80 - 'Z' - 1)) & X_HIGH;
+	uint64_t bad = (x & X_HIGH) | (ge21 ^ X_HIGH) | ge7f;
+
+	if (nodot) { /* a dot: y ^ '.' is 0, the only byte that stays under 0x80 plus 0x7f.. */
+		const uint64_t t = y ^ (X_ONES * '.');
+
+		bad |= ~((t + X_ONES * 0x7f) | t) & X_HIGH;
+	}
+	*out = x | (geA & ~gtZ) >> 2; /* 'A'..'Z' + 0x20 */
+	return bad;
+}
+
+/*
+ * Copy @n name bytes, lowercased, and check them: printable ASCII without
+ * spaces (and without dots, for a DNS label: @nodot). 16 or 8 bytes at a
+ * time (the last block overlapping the ones before, rather than a byte
+ * loop for the rest): a byte loop with its two tests per byte was the
+ * larger part of extracting a name. @return 0, or -1 for a bad byte.
+ */
+static inline int lower_copy(const uint8_t *s, size_t n, char *out, int nodot)
+{
+	uint64_t bad = 0, w, o;
+
+#ifdef __SSE2__
+	if (n >= 16) { /* the same tests 16 bytes at a time, signed: >= 0x80 is below '!' */
+		const __m128i sp = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f),
+			      at = _mm_set1_epi8('A' - 1), z = _mm_set1_epi8('Z' + 1),
+			      dot = _mm_set1_epi8('.'), x20 = _mm_set1_epi8(0x20);
+		__m128i badv = _mm_setzero_si128();
+
+		for (size_t k = 0;; k += 16) {
+			const size_t at16 = k + 16 <= n ? k : n - 16;
+			const __m128i v =
+				_mm_loadu_si128((const __m128i *)(const void *)(s + at16));
+			const __m128i up =
+				_mm_and_si128(_mm_cmpgt_epi8(v, at), _mm_cmpgt_epi8(z, v));
+
+			badv = _mm_or_si128(
+				badv, _mm_or_si128(_mm_cmpgt_epi8(sp, v), _mm_cmpeq_epi8(v, del)));
+			if (nodot)
+				badv = _mm_or_si128(badv, _mm_cmpeq_epi8(v, dot));
+			_mm_storeu_si128((__m128i *)(void *)(out + at16),
+					 _mm_add_epi8(v, _mm_and_si128(up, x20)));
+			if (at16 + 16 == n)
+				break;
+		}
+		return _mm_movemask_epi8(badv) ? -1 : 0;
+	}
+#endif
+	if (n >= 8) {
+		for (size_t k = 0; k + 8 <= n; k += 8) {
+			memcpy(&w, s + k, 8);
+			bad |= lower8(w, &o, nodot);
+			memcpy(out + k, &o, 8);
+		}
+		if (n & 7) {
+			memcpy(&w, s + n - 8, 8);
+			bad |= lower8(w, &o, nodot);
+			memcpy(out + n - 8, &o, 8);
+		}
+		return bad ? -1 : 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+
+		if (c <= 0x20 || c >= 0x7f || (nodot && c == '.'))
+			return -1;
+		out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	return 0;
 }
 
 /* Copy a host name: printable ASCII without spaces, lowercased. */
@@ -19,13 +110,8 @@ static int copy_name(const uint8_t *s, size_t n, char *out, size_t outlen)
 		return FWD_X_MALFORMED;
 	if (n > 255 || n + 1 > outlen)
 		return FWD_X_TOO_LONG;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t c = s[i];
-
-		if (c <= 0x20 || c >= 0x7f)
-			return FWD_X_MALFORMED;
-		out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-	}
+	if (lower_copy(s, n, out, 0))
+		return FWD_X_MALFORMED;
 	out[n] = '\0';
 	return (int)n;
 }
@@ -207,13 +293,9 @@ int fwd_extract_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen
 			return FWD_X_TRUNCATED;
 		if (o + l + 1 > 255 || o + l + 1 > outlen - 1)
 			return FWD_X_TOO_LONG;
-		for (uint8_t k = 0; k < l; k++) {
-			uint8_t c = p[i + k];
-
-			if (c <= 0x20 || c >= 0x7f || c == '.')
-				return FWD_X_MALFORMED;
-			out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-		}
+		if (lower_copy(p + i, l, out + o, 1))
+			return FWD_X_MALFORMED;
+		o += l;
 		out[o++] = '.';
 		i += l;
 	}

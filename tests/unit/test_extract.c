@@ -236,6 +236,72 @@ static void test_dns(void **state)
 	assert_int_equal(fwd_extract_dns_qname(q, n, out, sizeof(out)), FWD_X_NONE);
 }
 
+/* The byte rule a name's copy applies, one byte at a time: printable ASCII
+ * without the space (and, in a DNS label, without a dot), lowercased. */
+static int ref_byte(uint8_t c, int nodot)
+{
+	if (c <= 0x20 || c >= 0x7f || (nodot && c == '.'))
+		return -1;
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* Every byte value at every position of names of 1..40 bytes (the copy
+ * works 8 bytes at a time with an overlapping last word, so every length
+ * and position class is covered), through the SNI and the DNS extractor,
+ * against the byte rule above. */
+static void test_every_byte_everywhere(void **state)
+{
+	struct buf h;
+	char out[FWD_X_NAME_MAX], name[64], want[64];
+	uint8_t q[128] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+
+	(void)state;
+	for (size_t len = 1; len <= 40; len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (unsigned c = 0; c < 256; c++) {
+				int ok = 1, r;
+
+				for (size_t k = 0; k < len; k++) {
+					/* the rest: letters of both cases, digits, '-' */
+					uint8_t b =
+						k == pos ? (uint8_t)c
+							 : (uint8_t) "Az09-mQ"[(k * 3 + len) % 7];
+
+					name[k] = (char)b;
+				}
+				for (size_t k = 0; k < len && ok; k++)
+					ok = (r = ref_byte((uint8_t)name[k], 0)) >= 0 &&
+					     (want[k] = (char)r, 1);
+				client_hello(&h, name, len, 0);
+				r = fwd_extract_sni(h.b, h.n, out, sizeof(out));
+				if (ok) {
+					assert_int_equal(r, (int)len);
+					assert_memory_equal(out, want, len);
+					assert_int_equal(out[len], '\0');
+				} else {
+					assert_int_equal(r, FWD_X_MALFORMED);
+				}
+				/* the same bytes as one DNS label, where a dot is refused too */
+				ok = 1;
+				for (size_t k = 0; k < len && ok; k++)
+					ok = (r = ref_byte((uint8_t)name[k], 1)) >= 0 &&
+					     (want[k] = (char)r, 1);
+				q[12] = (uint8_t)len;
+				memcpy(q + 13, name, len);
+				q[13 + len] = 0;
+				memset(q + 14 + len, 0, 4);
+				r = fwd_extract_dns_qname(q, 18 + len, out, sizeof(out));
+				if (ok) {
+					assert_int_equal(r, (int)len);
+					assert_memory_equal(out, want, len);
+				} else {
+					assert_int_equal(r, FWD_X_MALFORMED);
+				}
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_http_host),
 		cmocka_unit_test(test_dns),
 		cmocka_unit_test(test_every_truncation),
+		cmocka_unit_test(test_every_byte_everywhere),
 	};
 
 	return cmocka_run_group_tests_name("extract", tests, NULL, NULL);
