@@ -1,6 +1,7 @@
 #include "fwd_nameset.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -80,10 +81,25 @@ int fwd_name_normalize(const char *s, size_t len, char *out, enum fwd_ns_kind *k
 	return (int)n;
 }
 
-/* ---- hashing: a chain over labels, rightmost first --------------------------------- */
+/* ---- hashing: end-aligned words, every suffix from one pass ------------------------- */
 
+/*
+ * The key of a name is a hash of its bytes read as 8-byte words aligned to
+ * the name's END (word i covers [len - 8i, len - 8i + 8), bytes before the
+ * name's start as zeros): the words of a suffix are then the same words as
+ * in the whole name, and its key is the chain of the full words to its
+ * right and, in one more mix, the word it starts in with the bytes before
+ * it zeroed (as the first word of a name has them) and its length. One pass
+ * over a query, right to left, yields the key of every suffix that starts
+ * at a label boundary: about one multiply per 8 bytes plus one finish per
+ * suffix probed, and the dots are found in the same words (SWAR), so a
+ * name is read once. An entry's key is the key of its whole name, the same
+ * function on the same bytes.
+ */
 #define NS_SEED 0x243f6a8885a308d3ull
 #define NS_MUL 0x9fb21c651e98df25ull
+#define NS_ONES 0x0101010101010101ull
+#define NS_LOW7 0x7f7f7f7f7f7f7f7full
 
 static inline uint64_t rd64(const char *p)
 {
@@ -99,102 +115,135 @@ static inline uint64_t mix(uint64_t h, uint64_t w)
 	return h ^ (h >> 32);
 }
 
-/* Extend the chain @h (the suffix to the right) by the label [p, p + n)
- * of the name starting at @name. Each 8 bytes are one word; the last 1..7
- * bytes one word zero-extended (little-endian), read as the 8 bytes that
- * end the label, shifted, when those lie inside the name (no branch on
- * the length: label lengths vary from name to name, their branches would
- * mispredict), else byte by byte. The length is mixed in off the chain's
- * critical path. */
-static inline uint64_t ns_label(uint64_t h, const char *name, const char *p, size_t n)
+/* The key of a suffix of @m bytes: @h the chain of its full words, @w the
+ * word it starts in (its top m % 8 bytes are the suffix's). Those bytes
+ * are kept in place, the bytes before them zeroed, as the first word of a
+ * name of that length has them, and the length goes in the low byte (a
+ * partial word has at most 7 bytes, so its low byte is free; m <= 253):
+ * one more mix finishes the key. mix() is a full-width multiply folded
+ * back onto the low half, so the slot bits (low) and the check (high)
+ * depend on every byte. */
+static inline uint64_t suffix_key(uint64_t h, uint64_t w, size_t m)
 {
-	h ^= (uint64_t)n * 0x9e3779b97f4a7c15ull;
-	for (; n >= 8; p += 8, n -= 8)
-		h = mix(h, rd64(p));
-	if (n) {
-		uint64_t w = 0;
+	const unsigned r = (unsigned)(m & 7);
 
-		if (p + n - name >= 8) {
-			w = rd64(p + n - 8) >> (64 - 8 * n);
-		} else {
-			for (size_t k = 0; k < n; k++)
-				w |= (uint64_t)(unsigned char)p[k] << (8 * k);
+	return mix(h, (r ? w & (~0ull << (64 - 8 * r)) : 0) | (uint64_t)m);
+}
+
+/* The first (leftmost) word of a name of @len bytes, len % 8 of them, as
+ * end-aligned: zeros before the start; only the name's own bytes read. */
+static inline uint64_t first_word(const char *name, size_t len)
+{
+	const unsigned r = (unsigned)(len & 7);
+	uint64_t w = 0;
+
+	if (len >= 8)
+		return rd64(name) << (8 * (8 - r));
+	for (unsigned k = 0; k < r; k++)
+		w |= (uint64_t)(unsigned char)name[k] << (8 * (8 - r + k));
+	return w;
+}
+
+/* The label counts some entry of each kind has (bit k: k labels). */
+typedef uint64_t ns_labels_t[2][2];
+
+static const ns_labels_t ns_whole = {{~0ull, ~0ull}, {0, 0}}; /* the name itself only */
+
+#define NS_MAX_LABELS ((FWD_NS_NAME_MAX + 1) / 2)
+
+/* A right-to-left walk over a name's words (name_keys). */
+struct ns_walk {
+	const ns_labels_t *want;
+	uint16_t *start;
+	uint64_t *key;
+	size_t len;
+	ptrdiff_t prev; /* the dot right of the label being read (len: none) */
+	unsigned labels; /* of the suffix right of the next dot */
+	int at; /* start[] and key[] are filled from here down */
+};
+
+/* Word @w's dots, right to left (@pos0: where w's byte 0 lies in the name,
+ * negative for the first word): for each, the suffix after it, keyed when
+ * its label count is wanted (@h: the chain of the words right of w).
+ * @return 0, -1 for an empty label, -2 when the keys outgrow start[]. */
+static inline __attribute__((always_inline)) int word_dots(struct ns_walk *k, uint64_t w,
+							   ptrdiff_t pos0, uint64_t h)
+{
+	const uint64_t t = w ^ (NS_ONES * '.');
+	/* a byte's top bit set exactly where t's byte is 0: a dot */
+	uint64_t dots = ~(((t & NS_LOW7) + NS_LOW7) | t | NS_LOW7);
+
+	while (dots) {
+		const unsigned bit = 63 - (unsigned)__builtin_clzll(dots);
+		const ptrdiff_t d = pos0 + (ptrdiff_t)(bit >> 3);
+
+		dots ^= 1ull << bit;
+		if (d + 1 == k->prev)
+			return -1; /* an empty label */
+		k->prev = d;
+		if ((*k->want)[1][k->labels / 64] >> (k->labels % 64) & 1) {
+			if (k->at == 0)
+				return -2;
+			k->start[--k->at] = (uint16_t)(d + 1);
+			k->key[k->at] = suffix_key(h, w, k->len - (size_t)d - 1);
 		}
+		k->labels++;
+	}
+	return 0;
+}
+
+/* Keys of @name's suffixes that start at a label boundary, the name itself
+ * included, whose label count @want allows: start[j] and key[j] for j in
+ * [return, @cap), longest first (filled from the end). *@nl gets the label
+ * count. @return the first index; -1 for a name with an empty label
+ * ("a..b", ".a", "a."); -2 when more than @cap are wanted. */
+static inline __attribute__((always_inline)) int name_keys(const ns_labels_t *want,
+							   const char *name, size_t len,
+							   uint16_t *start, uint64_t *key, int cap,
+							   unsigned *nl)
+{
+	struct ns_walk k = {.want = want,
+			    .start = start,
+			    .key = key,
+			    .len = len,
+			    .prev = (ptrdiff_t)len,
+			    .labels = 1,
+			    .at = cap};
+	const size_t full = len / 8;
+	uint64_t h = NS_SEED, w = 0;
+	int rc;
+
+	for (size_t i = 1; i <= full; i++) {
+		w = rd64(name + len - 8 * i);
+		if ((rc = word_dots(&k, w, (ptrdiff_t)(len - 8 * i), h)))
+			return rc;
 		h = mix(h, w);
 	}
-	return h;
-}
-
-/* Avalanche (Murmur3's fmix64): the key spreads over every slot bit. */
-static inline uint64_t ns_final(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	return h ^ (h >> 33);
-}
-
-/* Chain values of every suffix of @name starting at a label boundary:
- * key[j] for the suffix at start[j]; ns_final() of it is its key. @return the label count, 0 for a name with an
- * empty label or more labels than a 253-byte name can hold. */
-static unsigned suffix_keys(const char *name, size_t len, uint16_t *start, uint64_t *key)
-{
-	unsigned nl = 1;
-	uint64_t h = NS_SEED;
-	size_t end = len;
-
-	start[0] = 0;
-#ifdef __SSE2__
-	/* The dots 16 bytes at a time (names are ~20-30 bytes: two compares
-	 * instead of a branch per byte). The last block is the name's last 16
-	 * bytes, its mask shifted past what the previous block saw: nothing
-	 * outside the name is read, and no copy (a copy then a wide load
-	 * stalls on store forwarding). */
-	if (len >= 16) {
-		const __m128i dot = _mm_set1_epi8('.');
-
-		for (size_t b = 0; b < len; b += 16) {
-			size_t at = len - b >= 16 ? b : len - 16;
-			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(name + at));
-			unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, dot));
-
-			m >>= b - at; /* the overlap with the previous block */
-			while (m) {
-				if (nl == (FWD_NS_NAME_MAX + 1) / 2)
-					return 0;
-				start[nl++] = (uint16_t)(b + (unsigned)__builtin_ctz(m) + 1);
-				m &= m - 1;
-			}
-		}
-	} else
-#endif
-	{
-		for (size_t i = 0; i < len; i++)
-			if (name[i] == '.') {
-				if (nl == (FWD_NS_NAME_MAX + 1) / 2)
-					return 0;
-				start[nl++] = (uint16_t)(i + 1);
-			}
+	if (len & 7) {
+		w = first_word(name, len);
+		if ((rc = word_dots(&k, w, (ptrdiff_t)(len & 7) - 8, h)))
+			return rc;
 	}
-	for (unsigned j = nl; j-- > 0;) {
-		if (end == start[j])
-			return 0; /* empty label */
-		h = ns_label(h, name, name + start[j], end - start[j]);
-		key[j] = h; /* ns_final() only for the suffixes probed */
-		end = start[j] ? (size_t)start[j] - 1 : 0;
+	if (k.prev == 0)
+		return -1; /* a leading dot: an empty first label */
+	if ((*want)[0][k.labels / 64] >> (k.labels % 64) & 1) { /* the name itself */
+		if (k.at == 0)
+			return -2;
+		start[--k.at] = 0;
+		key[k.at] = suffix_key(h, w, len);
 	}
-	return nl;
+	*nl = k.labels;
+	return k.at;
 }
 
 /* The key of the whole name, and its label count in *@nl; 0 for a name
  * with an empty label. */
 static uint64_t name_key(const char *name, size_t len, unsigned *nl)
 {
-	uint16_t start[(FWD_NS_NAME_MAX + 1) / 2];
-	uint64_t key[(FWD_NS_NAME_MAX + 1) / 2];
+	uint16_t start;
+	uint64_t key;
 
-	return (*nl = suffix_keys(name, len, start, key)) ? ns_final(key[0]) : 0;
+	return name_keys(&ns_whole, name, len, &start, &key, 1, nl) < 0 ? 0 : key;
 }
 
 static inline uint32_t arena_rk(const struct fwd_nameset *s, uint32_t off)
@@ -207,19 +256,44 @@ static inline uint32_t arena_rk(const struct fwd_nameset *s, uint32_t off)
 
 /* ---- building --------------------------------------------------------------------- */
 
-/* Ask for transparent huge pages over the 2 MiB-aligned inside of a large
- * allocation, before anything touches it: at a million names every probe
- * lands on another 4 KiB page, and the page walks cost as much as the
- * misses (1M-name lookups alone 67-78 ns -> 61-65 ns here). Only advice:
- * without THP nothing changes. */
-static void hint_huge(void *p, size_t len)
-{
-	const uintptr_t huge = 2u << 20;
-	uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1),
-		  e = ((uintptr_t)p + len) & ~(huge - 1);
+/*
+ * The table and the arena come from mmap, starting on a 2 MiB boundary and
+ * advised for transparent huge pages before anything touches them: every
+ * probe lands on another page, and in a VM a 4 KiB page walk costs as much
+ * as the miss itself. A 2 MiB table (100k names) is then one huge page
+ * instead of 512 small ones, where a malloc'd one was never aligned (~150
+ * -> ~100 ns per 100k-name lookup here). The length is not rounded up: a
+ * tail under 2 MiB stays in small pages, nothing is wasted. Only advice:
+ * without THP nothing changes. Zeroed, as mmap gives it.
+ */
+#define NS_HUGE ((size_t)2 << 20)
 
-	if (p && e > a)
-		(void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+static void *ns_map(size_t len)
+{
+	size_t want = (len + 4095) & ~(size_t)4095;
+	uint8_t *raw, *a;
+
+	if (want < NS_HUGE) {
+		raw = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return raw == MAP_FAILED ? NULL : raw;
+	}
+	raw = mmap(NULL, want + NS_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		   0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	a = (uint8_t *)(((uintptr_t)raw + NS_HUGE - 1) & ~(uintptr_t)(NS_HUGE - 1));
+	if (a > raw)
+		munmap(raw, (size_t)(a - raw));
+	if (raw + want + NS_HUGE > a + want)
+		munmap(a + want, (size_t)(raw + want + NS_HUGE - (a + want)));
+	(void)madvise(a, want, MADV_HUGEPAGE);
+	return a;
+}
+
+static void ns_unmap(void *p, size_t len)
+{
+	if (p)
+		munmap(p, (len + 4095) & ~(size_t)4095);
 }
 
 struct fwd_nameset *fwd_nameset_create(uint32_t entries, size_t arena_hint)
@@ -236,17 +310,15 @@ struct fwd_nameset *fwd_nameset_create(uint32_t entries, size_t arena_hint)
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
-	s->slot = calloc(size, sizeof(*s->slot));
-	hint_huge(s->slot, size * sizeof(*s->slot));
+	s->mask = size - 1;
+	s->slot = ns_map(size * sizeof(*s->slot));
 	s->cap = (arena_hint ? arena_hint : 64) + (size_t)entries * NS_HDR;
-	s->arena = malloc(s->cap);
-	hint_huge(s->arena, s->cap);
+	s->arena = ns_map(s->cap);
 	if (s->slot == NULL || s->arena == NULL) {
 		fwd_nameset_free(s);
 		errno = ENOMEM;
 		return NULL;
 	}
-	s->mask = size - 1;
 	s->limit = entries;
 	return s;
 }
@@ -255,8 +327,8 @@ void fwd_nameset_free(struct fwd_nameset *s)
 {
 	if (s == NULL)
 		return;
-	free(s->slot);
-	free(s->arena);
+	ns_unmap(s->slot, (s->mask + 1) * sizeof(*s->slot));
+	ns_unmap(s->arena, s->cap);
 	free(s);
 }
 
@@ -292,8 +364,10 @@ static int add_keyed(struct fwd_nameset *s, const char *name, size_t len, enum f
 			s->cap * 2 > s->used + len + NS_HDR ? s->cap * 2 : s->used + len + NS_HDR;
 		char *a;
 
-		if (cap >= UINT32_MAX || (a = realloc(s->arena, cap)) == NULL)
+		if (cap >= UINT32_MAX || (a = ns_map(cap)) == NULL)
 			return -ENOMEM;
+		memcpy(a, s->arena, s->used);
+		ns_unmap(s->arena, s->cap);
 		s->arena = a;
 		s->cap = cap;
 	}
@@ -370,37 +444,26 @@ static inline int same(const char *a, const char *b, size_t n)
 	return (d | (rd64(a + n - 8) ^ rd64(b + n - 8))) == 0;
 }
 
-unsigned fwd_nameset_match(const struct fwd_nameset *s, const char *name, size_t len,
-			   fwd_nameset_hit_fn fn, void *arg)
+/* The lookup in one go, for any name: the staged query's fallback when a
+ * name needs more probes or candidates than a query holds. */
+static unsigned match_whole(const struct fwd_nameset *s, const char *name, size_t len,
+			    fwd_nameset_hit_fn fn, void *arg)
 {
-	uint16_t start[(FWD_NS_NAME_MAX + 1) / 2];
-	uint64_t key[(FWD_NS_NAME_MAX + 1) / 2];
+	uint16_t start[NS_MAX_LABELS + 1];
+	uint64_t key[NS_MAX_LABELS + 1];
 	unsigned nl, hits = 0;
+	int first;
 
-	if (len && name[len - 1] == '.')
-		len--;
-	if (len == 0 || len > FWD_NS_NAME_MAX || (nl = suffix_keys(name, len, start, key)) == 0)
+	if (len == 0 || len > FWD_NS_NAME_MAX ||
+	    (first = name_keys(&s->labels, name, len, start, key, NS_MAX_LABELS + 1, &nl)) < 0)
 		return 0;
-	/* Which suffixes can match at all (by label count), then every such
-	 * probe's first slot requested before the first is read: at a million
-	 * names each is a cache miss, and they overlap. */
-	uint64_t probe[2] = {0, 0}; /* bit j: probe the suffix at start[j] */
-
-	for (unsigned j = 0; j < nl; j++) {
-		unsigned k = nl - j, kd = j == 0 ? 0 : 1;
-
-		if (s->labels[kd][k / 64] >> (k % 64) & 1) {
-			probe[j / 64] |= 1ull << (j % 64);
-			key[j] = ns_final(key[j]);
-			__builtin_prefetch(&s->slot[key[j] & s->mask]);
-		}
-	}
-	for (unsigned j = 0; j < nl; j++) {
-		const unsigned want = j == 0 ? FWD_NS_EXACT : FWD_NS_SUFFIX;
+	/* Every probe's first slot requested before the first is read: at a
+	 * million names each is a cache miss, and they overlap. */
+	for (int j = first; j <= NS_MAX_LABELS; j++)
+		__builtin_prefetch(&s->slot[key[j] & s->mask]);
+	for (int j = first; j <= NS_MAX_LABELS; j++) {
+		const unsigned want = start[j] == 0 ? FWD_NS_EXACT : FWD_NS_SUFFIX;
 		const size_t n = len - start[j];
-
-		if (!(probe[j / 64] >> (j % 64) & 1))
-			continue;
 
 		for (uint64_t i = key[j] & s->mask; s->slot[i].off1; i = (i + 1) & s->mask) {
 			const struct ns_slot *o = &s->slot[i];
@@ -417,6 +480,95 @@ unsigned fwd_nameset_match(const struct fwd_nameset *s, const char *name, size_t
 		}
 	}
 	return hits;
+}
+
+enum { NSQ_NONE, NSQ_PREPARED, NSQ_PROBED, NSQ_WHOLE };
+
+void fwd_nameset_prepare(const struct fwd_nameset *s, struct fwd_ns_query *q, const char *name,
+			 size_t len)
+{
+	unsigned nl;
+	int first;
+
+	q->name = name;
+	q->ncand = 0;
+	q->state = NSQ_NONE;
+	if (len && name[len - 1] == '.')
+		len--;
+	q->len = (uint16_t)len;
+	if (len == 0 || len > FWD_NS_NAME_MAX)
+		return;
+	/* Only the suffixes some entry's label count allows: usually one per
+	 * kind, so a query rarely comes near FWD_NS_QPROBES. */
+	first = name_keys(&s->labels, name, len, q->start, q->key, FWD_NS_QPROBES, &nl);
+	if (first == -2) {
+		q->state = NSQ_WHOLE;
+		return;
+	}
+	if (first < 0 || first == FWD_NS_QPROBES)
+		return;
+	q->first = (uint8_t)first;
+	for (int j = first; j < FWD_NS_QPROBES; j++)
+		__builtin_prefetch(&s->slot[q->key[j] & s->mask]);
+	q->state = NSQ_PREPARED;
+}
+
+void fwd_nameset_probe(const struct fwd_nameset *s, struct fwd_ns_query *q)
+{
+	if (q->state != NSQ_PREPARED)
+		return;
+	for (unsigned p = q->first; p < FWD_NS_QPROBES; p++) {
+		const uint64_t key = q->key[p];
+
+		for (uint64_t i = key & s->mask; s->slot[i].off1; i = (i + 1) & s->mask) {
+			if (s->slot[i].check != (uint32_t)(key >> 32))
+				continue;
+			if (q->ncand == FWD_NS_QCANDS) {
+				q->state = NSQ_WHOLE;
+				return;
+			}
+			q->cand[q->ncand] = s->slot[i].off1 - 1;
+			q->cand_probe[q->ncand++] = (uint8_t)p;
+			__builtin_prefetch(s->arena + q->cand[q->ncand - 1]);
+		}
+	}
+	q->state = NSQ_PROBED;
+}
+
+unsigned fwd_nameset_finish(const struct fwd_nameset *s, struct fwd_ns_query *q,
+			    fwd_nameset_hit_fn fn, void *arg)
+{
+	unsigned hits = 0;
+
+	if (q->state == NSQ_PREPARED)
+		fwd_nameset_probe(s, q);
+	if (q->state == NSQ_WHOLE)
+		return match_whole(s, q->name, q->len, fn, arg);
+	if (q->state != NSQ_PROBED)
+		return 0;
+	for (unsigned c = 0; c < q->ncand; c++) {
+		const uint32_t off = q->cand[c];
+		const unsigned start = q->start[q->cand_probe[c]];
+		const unsigned want = start == 0 ? FWD_NS_EXACT : FWD_NS_SUFFIX;
+		const size_t n = q->len - start;
+		const uint32_t rk = arena_rk(s, off);
+
+		if (!(rk & want) || (unsigned char)s->arena[off + 4] != n ||
+		    !same(s->arena + off + NS_HDR, q->name + start, n))
+			continue;
+		hits++;
+		fn(arg, (rk >> 2) - 1, off, (enum fwd_ns_kind)want);
+	}
+	return hits;
+}
+
+unsigned fwd_nameset_match(const struct fwd_nameset *s, const char *name, size_t len,
+			   fwd_nameset_hit_fn fn, void *arg)
+{
+	struct fwd_ns_query q;
+
+	fwd_nameset_prepare(s, &q, name, len);
+	return fwd_nameset_finish(s, &q, fn, arg);
 }
 
 const char *fwd_nameset_entry(const struct fwd_nameset *s, uint32_t entry, size_t *len)

@@ -107,6 +107,45 @@ typedef void (*fwd_nameset_hit_fn)(void *arg, uint32_t rule, uint32_t entry, enu
 unsigned fwd_nameset_match(const struct fwd_nameset *s, const char *name, size_t len,
 			   fwd_nameset_hit_fn fn, void *arg);
 
+/*
+ * The same lookup in three steps, for a burst of names (dp_content runs 32
+ * packets' names through each step before the next): prepare computes the
+ * keys and prefetches their slots, probe reads the slots and prefetches the
+ * entries whose check matches, finish confirms them against the name and
+ * reports the hits. Between the steps the other names' steps run, so their
+ * cache misses overlap instead of adding up. fwd_nameset_match() is the three
+ * in a row; the hits and their order are the same either way.
+ *
+ * A query keeps at most FWD_NS_QPROBES suffixes and FWD_NS_QCANDS entries;
+ * a name needing more (many labels where the set has entries of many label
+ * counts, or one name in more than FWD_NS_QCANDS rules) is marked and
+ * finish looks it up whole, unstaged: the same hits, only slower.
+ */
+#define FWD_NS_QPROBES 8
+#define FWD_NS_QCANDS 8
+
+struct fwd_ns_query {
+	const char *name; /* the caller's bytes, read again by finish */
+	uint16_t len;
+	uint8_t state; /* internal: prepared, probed, whole */
+	uint8_t first, ncand; /* probes are [first, FWD_NS_QPROBES) */
+	uint8_t cand_probe[FWD_NS_QCANDS]; /* the probe (suffix) a candidate came from */
+	uint16_t start[FWD_NS_QPROBES]; /* where a probed suffix starts, longest first */
+	uint64_t key[FWD_NS_QPROBES];
+	uint32_t cand[FWD_NS_QCANDS]; /* arena offsets whose check matched */
+};
+
+/** Step 1: @name (kept by pointer until finish) keyed, its slots prefetched. */
+void fwd_nameset_prepare(const struct fwd_nameset *s, struct fwd_ns_query *q, const char *name,
+			 size_t len);
+
+/** Step 2: the slots read, the candidate entries prefetched. */
+void fwd_nameset_probe(const struct fwd_nameset *s, struct fwd_ns_query *q);
+
+/** Step 3: the candidates confirmed; @return the hits reported to @fn. */
+unsigned fwd_nameset_finish(const struct fwd_nameset *s, struct fwd_ns_query *q,
+			    fwd_nameset_hit_fn fn, void *arg);
+
 /** The name of entry @entry (not NUL-terminated: *@len bytes). */
 const char *fwd_nameset_entry(const struct fwd_nameset *s, uint32_t entry, size_t *len);
 

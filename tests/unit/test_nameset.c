@@ -210,24 +210,35 @@ static void test_match_against_brute_force(void **state)
 	}
 	assert_int_equal(fwd_nameset_count(s), n);
 	unsigned matched = 0;
+	/* the queries also go through the staged steps, 32 at a time, as a
+	 * worker's burst: every step over all 32 before the next */
+	enum { B = 32 };
+	char(*qs)[300] = calloc(B, 300);
+	struct hits *want_h = calloc(B, sizeof(*want_h));
+	struct fwd_ns_query *sq = calloc(B, sizeof(*sq));
 
+	assert_non_null(qs);
+	assert_non_null(want_h);
+	assert_non_null(sq);
 	for (unsigned q = 0; q < Q; q++) {
-		char name[300], lab[70];
-		struct hits h = {.s = s};
+		char *name = qs[q % B], lab[70];
+		struct hits *hp = &want_h[q % B], h;
+
+		*hp = (struct hits){.s = s};
 
 		if (rnd() % 2) { /* a set member, maybe with labels in front */
 			const struct ent *b = &e[rnd() % n];
 
-			snprintf(name, sizeof(name), "%s", b->name);
+			snprintf(name, 300, "%s", b->name);
 			for (unsigned k = rnd() % 3; k > 0; k--) {
 				rnd_label(lab, 1 + rnd() % 2);
-				prepend(name, sizeof(name), lab);
+				prepend(name, 300, lab);
 			}
 		} else {
-			snprintf(name, sizeof(name), "%s", tld[rnd() % 4]);
+			snprintf(name, 300, "%s", tld[rnd() % 4]);
 			for (unsigned k = 1 + rnd() % 3; k > 0; k--) {
 				rnd_label(lab, 1 + rnd() % 3);
-				prepend(name, sizeof(name), lab);
+				prepend(name, 300, lab);
 			}
 		}
 		switch (rnd() % 8) { /* trailing dots, empty labels */
@@ -241,7 +252,7 @@ static void test_match_against_brute_force(void **state)
 			char tmp[300];
 
 			snprintf(tmp, sizeof(tmp), ".%s", name);
-			memcpy(name, tmp, sizeof(name));
+			memcpy(name, tmp, 300);
 			break;
 		}
 		default:
@@ -249,15 +260,85 @@ static void test_match_against_brute_force(void **state)
 		}
 		unsigned want = brute(e, n, name);
 
-		fwd_nameset_match(s, name, strlen(name), on_hit, &h);
-		if (h.n != want)
-			fail_msg("'%s': %u hits, reference %u", name, h.n, want);
+		fwd_nameset_match(s, name, strlen(name), on_hit, hp);
+		if (hp->n != want)
+			fail_msg("'%s': %u hits, reference %u", name, hp->n, want);
 		matched += want > 0;
+		if (q % B != B - 1)
+			continue;
+		for (unsigned k = 0; k < B; k++)
+			fwd_nameset_prepare(s, &sq[k], qs[k], strlen(qs[k]));
+		for (unsigned k = 0; k < B; k++)
+			fwd_nameset_probe(s, &sq[k]);
+		for (unsigned k = 0; k < B; k++) {
+			h = (struct hits){.s = s};
+			assert_int_equal(fwd_nameset_finish(s, &sq[k], on_hit, &h), want_h[k].n);
+			if (h.n != want_h[k].n ||
+			    memcmp(h.rules, want_h[k].rules,
+				   (h.n < 64 ? h.n : 64) * sizeof(h.rules[0])) != 0 ||
+			    strcmp(h.last, want_h[k].last) != 0)
+				fail_msg("'%s': staged %u hits (last %s), whole %u (last %s)",
+					 qs[k], h.n, h.last, want_h[k].n, want_h[k].last);
+		}
 	}
 	/* neither side is trivially empty */
 	assert_true(matched > Q / 4 && matched < Q);
 	fwd_nameset_free(s);
 	free(e);
+	free(qs);
+	free(want_h);
+	free(sq);
+}
+
+/* Names that need more than a staged query holds: more suffixes to probe
+ * than FWD_NS_QPROBES, more entries with one name than FWD_NS_QCANDS.
+ * finish() looks them up whole: every hit, longest first, all the rules. */
+static void test_staged_overflow(void **state)
+{
+	struct fwd_nameset *s = fwd_nameset_create(64, 0);
+	char name[300] = "a1", q[300];
+	struct fwd_ns_query sq;
+	struct hits h = {.s = s};
+
+	(void)state;
+	assert_non_null(s);
+	/* *.a1, *.a2.a1, ... *.a12...a1: twelve suffix entries of 1..12 labels */
+	for (int k = 2; k <= 13; k++) {
+		char lab[8];
+
+		assert_int_equal(fwd_nameset_add(s, name, strlen(name), FWD_NS_SUFFIX, 0), 0);
+		snprintf(lab, sizeof(lab), "a%d", k);
+		prepend(name, sizeof(name), lab);
+	}
+	/* one name in ten rules */
+	for (uint32_t r = 0; r < 10; r++)
+		assert_int_equal(fwd_nameset_add(s, "x.example", 9, FWD_NS_EXACT, r), 0);
+	assert_true(12 > FWD_NS_QPROBES && 10 > FWD_NS_QCANDS);
+	snprintf(q, sizeof(q), "q.%s", name); /* 14 labels: under all twelve */
+	fwd_nameset_prepare(s, &sq, q, strlen(q));
+	fwd_nameset_probe(s, &sq);
+	assert_int_equal(fwd_nameset_finish(s, &sq, on_hit, &h), 12);
+	assert_int_equal(h.n, 12);
+	assert_string_equal(h.last, "*.a1"); /* longest first: the shortest last */
+	assert_int_equal(fwd_nameset_match(s, q, strlen(q), on_hit, &h), 12);
+	h = (struct hits){.s = s};
+	fwd_nameset_prepare(s, &sq, "x.example.", 10);
+	fwd_nameset_probe(s, &sq);
+	assert_int_equal(fwd_nameset_finish(s, &sq, on_hit, &h), 10);
+	for (uint32_t r = 0; r < 10; r++) /* every rule, each once */
+		for (uint32_t k = 0; k < 10; k++)
+			if (h.rules[k] == r)
+				break;
+			else
+				assert_true(k < 9);
+	/* finish without a probe first, and a name that matches nothing */
+	h = (struct hits){.s = s};
+	fwd_nameset_prepare(s, &sq, "b.a2.a1", 7);
+	assert_int_equal(fwd_nameset_finish(s, &sq, on_hit, &h), 2);
+	fwd_nameset_prepare(s, &sq, "a1.example", 10);
+	fwd_nameset_probe(s, &sq);
+	assert_int_equal(fwd_nameset_finish(s, &sq, on_hit, &h), 0);
+	fwd_nameset_free(s);
 }
 
 static void test_exact_suffix_and_limits(void **state)
@@ -544,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_normalize_refusals),
 		cmocka_unit_test(test_normalize_forms),
 		cmocka_unit_test(test_match_against_brute_force),
+		cmocka_unit_test(test_staged_overflow),
 		cmocka_unit_test(test_exact_suffix_and_limits),
 		cmocka_unit_test(test_add_many),
 		cmocka_unit_test(test_document_inline),
