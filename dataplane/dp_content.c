@@ -239,6 +239,9 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 	}
 	if ((rc = build_namesets(c, t, err)) || (rc = build_top(c, t, err)))
 		goto out;
+	for (int f = 0; f < 4; f++)
+		if (c->db[f] || c->ns[f])
+			c->fields_used |= (uint8_t)(1u << f);
 	if (build_scope(c, t) || build_keys(c, t)) {
 		rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
 				 "out of memory");
@@ -355,8 +358,66 @@ static void on_name(void *arg, uint32_t rule, uint32_t entry, enum fwd_ns_kind k
 	matched(arg, rule, entry, (uint8_t)kind);
 }
 
-int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
-		    struct dp_content_verdict *v)
+_Static_assert(FWD_CF_PAYLOAD == 0 && FWD_CF_DNS_QNAME == DP_CONTENT_NAME_FIELDS,
+	       "dp_content_prep indexes the name fields as field - 1");
+
+/* The name of field @f (not the payload) of @in into @out (FWD_X_NAME_MAX
+ * bytes): > 0 its length, else nothing to scan. */
+static int extract_field(const struct dp_content_input *in, int f, char *out)
+{
+	const uint8_t *p = in->payload;
+	size_t len = in->len;
+
+	if (f == FWD_CF_DNS_QNAME && in->proto == FWD_PROTO_TCP) {
+		if (len < 2)
+			return 0;
+		p += 2; /* DNS over TCP: a two-byte length first (RFC 1035 4.2.2) */
+		len -= 2;
+	} else if (f != FWD_CF_DNS_QNAME && in->proto != FWD_PROTO_TCP) {
+		return 0; /* TLS and HTTP/1.x run over TCP */
+	}
+	return f == FWD_CF_TLS_SNI     ? fwd_extract_sni(p, len, out, FWD_X_NAME_MAX)
+	       : f == FWD_CF_HTTP_HOST ? fwd_extract_http_host(p, len, out, FWD_X_NAME_MAX)
+				       : fwd_extract_dns_qname(p, len, out, FWD_X_NAME_MAX);
+}
+
+void dp_content_prepare(const struct dp_content *c, const struct dp_content_input *in,
+			struct dp_content_prep *pr, unsigned n)
+{
+	/* Step 1, the whole burst: names extracted, keyed, slots prefetched;
+	 * the payload two packets ahead prefetched (a ClientHello's name is
+	 * ~100 bytes in, on the frame's second or third cache line). */
+	for (unsigned i = 0; i < n; i++) {
+		if (i + 2 < n && in[i + 2].fields) {
+			__builtin_prefetch(in[i + 2].payload + 64);
+			__builtin_prefetch(in[i + 2].payload + 128);
+		}
+		pr[i].fields = in[i].fields;
+		/* the name fields this packet's scope wants and something scans */
+		for (unsigned todo = in[i].fields & c->fields_used & ~(1u << FWD_CF_PAYLOAD); todo;
+		     todo &= todo - 1) {
+			const int f = __builtin_ctz(todo), k = f - 1;
+			struct dp_content_prep *q = &pr[i];
+
+			q->n[k] = (int16_t)extract_field(&in[i], f, q->name[k]);
+			if (q->n[k] > 0 && c->ns[f])
+				fwd_nameset_prepare(c->ns[f], &q->q[k], q->name[k],
+						    (size_t)q->n[k]);
+		}
+	}
+	/* Step 2: the slots read, the entries prefetched. */
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned todo = pr[i].fields & c->fields_used & ~(1u << FWD_CF_PAYLOAD); todo;
+		     todo &= todo - 1) {
+			const int f = __builtin_ctz(todo);
+
+			if (c->ns[f] && pr[i].n[f - 1] > 0)
+				fwd_nameset_probe(c->ns[f], &pr[i].q[f - 1]);
+		}
+}
+
+static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
+		struct dp_content_prep *pr, struct dp_content_verdict *v)
 {
 	struct match_ctx m; /* seen[] is read only below nseen: not cleared per packet */
 	char name[FWD_X_NAME_MAX];
@@ -369,35 +430,25 @@ int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp
 	v->rule = DP_CONTENT_NONE;
 	v->nhits = 0;
 	v->scan_error = 0;
-	for (int f = 0; f < 4; f++) {
+	for (unsigned todo = in->fields & c->fields_used; todo; todo &= todo - 1) {
+		const int f = __builtin_ctz(todo);
+		struct fwd_ns_query *staged = NULL; /* the name's lookup, begun */
 		const char *data;
 		int n;
 
-		if (!(in->fields & (1u << f)) || (c->db[f] == NULL && c->ns[f] == NULL))
-			continue;
 		if (f == FWD_CF_PAYLOAD) {
 			data = (const char *)in->payload;
 			n = (int)in->len;
 		} else if (in->given[f]) {
 			data = in->given[f];
 			n = (int)strlen(data);
+		} else if (pr) {
+			if ((n = pr->n[f - 1]) <= 0)
+				continue;
+			data = pr->name[f - 1];
+			staged = &pr->q[f - 1];
 		} else {
-			const uint8_t *p = in->payload;
-			size_t len = in->len;
-
-			if (f == FWD_CF_DNS_QNAME && in->proto == FWD_PROTO_TCP) {
-				if (len < 2)
-					continue;
-				p += 2; /* DNS over TCP: a two-byte length first (RFC 1035 4.2.2) */
-				len -= 2;
-			} else if (f != FWD_CF_DNS_QNAME && in->proto != FWD_PROTO_TCP) {
-				continue; /* TLS and HTTP/1.x run over TCP */
-			}
-			n = f == FWD_CF_TLS_SNI ? fwd_extract_sni(p, len, name, sizeof(name))
-			    : f == FWD_CF_HTTP_HOST
-				    ? fwd_extract_http_host(p, len, name, sizeof(name))
-				    : fwd_extract_dns_qname(p, len, name, sizeof(name));
-			if (n <= 0)
+			if ((n = extract_field(in, f, name)) <= 0)
 				continue;
 			data = name;
 			if (in->names)
@@ -408,13 +459,35 @@ int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp
 		 * (every pattern must consume a byte: it refuses empty matches). */
 		if (n == 0)
 			continue;
-		if (c->ns[f])
-			fwd_nameset_match(c->ns[f], data, (size_t)n, on_name, &m);
+		if (c->ns[f]) {
+			if (staged)
+				fwd_nameset_finish(c->ns[f], staged, on_name, &m);
+			else
+				fwd_nameset_match(c->ns[f], data, (size_t)n, on_name, &m);
+		}
 		if (c->db[f] &&
 		    hs_scan(c->db[f], data, (unsigned)n, 0, s, on_match, &m) != HS_SUCCESS)
 			v->scan_error = 1;
 	}
 	return scanned;
+}
+
+int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
+		    struct dp_content_verdict *v)
+{
+	return scan(c, s, in, NULL, v);
+}
+
+int dp_content_scan_prepared(const struct dp_content *c, hs_scratch_t *s,
+			     const struct dp_content_input *in, struct dp_content_prep *pr,
+			     struct dp_content_verdict *v)
+{
+	/* Prepared for other fields, or given names (explain): afresh. */
+	int ok = pr->fields == in->fields && in->names == NULL;
+
+	for (int f = 1; f <= DP_CONTENT_NAME_FIELDS && ok; f++)
+		ok = in->given[f] == NULL;
+	return scan(c, s, in, ok ? pr : NULL, v);
 }
 
 void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,

@@ -72,6 +72,9 @@ struct dp_content {
 	/* per worker: ntop x DP_CONTENT_TOP_K slots, written by that worker only */
 	struct dp_content_top *top[DP_MAX_WORKERS];
 	int compiled_here; /* 1: the table came without databases, compiled locally */
+	/* bit f: field f has a database or a name set (a scope bit of a
+	 * field without either scans nothing) */
+	uint8_t fields_used;
 };
 
 struct dp_content_verdict {
@@ -137,5 +140,41 @@ void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,
  */
 int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
 		    struct dp_content_verdict *v);
+
+/*
+ * A burst's scans in stages (the worker's stage 3): dp_content_prepare()
+ * extracts the names of every scoped packet of the burst and runs the
+ * first two steps of their name-set lookups (fwd_nameset.h: keys and slot
+ * prefetches, then slot reads and entry prefetches), each step over the
+ * whole burst before the next, so that one packet's cache misses overlap
+ * the others' work; dp_content_scan_prepared() then finishes one packet's
+ * scan as dp_content_scan() would, with the same verdict, counters and
+ * sketches. Preparing matches and counts nothing: a packet whose scan is
+ * never finished (its TCP flow already decided) leaves no trace.
+ */
+#define DP_CONTENT_NAME_FIELDS 3 /* tls_sni, http_host, dns_qname: field - 1 */
+
+struct dp_content_prep {
+	uint8_t fields; /* the scope prepared for; 0: not prepared */
+	int16_t n[DP_CONTENT_NAME_FIELDS]; /* the extracted name's length; <= 0: none */
+	struct fwd_ns_query q[DP_CONTENT_NAME_FIELDS];
+	char name[DP_CONTENT_NAME_FIELDS][FWD_X_NAME_MAX];
+};
+
+/**
+ * Stage the scans of @n packets: @pr[i] for @in[i] (one with fields 0 is
+ * left unprepared). @in and the payloads must stay unchanged until the
+ * scans are finished.
+ */
+void dp_content_prepare(const struct dp_content *c, const struct dp_content_input *in,
+			struct dp_content_prep *pr, unsigned n);
+
+/**
+ * dp_content_scan() of @in, prepared as @pr by dp_content_prepare(); an
+ * unprepared @pr (or one prepared for other fields) is scanned afresh.
+ */
+int dp_content_scan_prepared(const struct dp_content *c, hs_scratch_t *s,
+			     const struct dp_content_input *in, struct dp_content_prep *pr,
+			     struct dp_content_verdict *v);
 
 #endif /* DP_CONTENT_H */

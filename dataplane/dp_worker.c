@@ -281,12 +281,65 @@ static inline void mirror_pkt(struct dp_lcore *lc, const struct dp_gen *g, struc
 	lc->tx[g->links[link].port_id].nmirror++;
 }
 
+/* Stage 3's first step when the generation has content rules: every packet
+ * of the burst in some rule's scope (not a fragment: those are decided in
+ * order, by decide_slow) gets its input in lc->cin, and the burst's names
+ * are extracted and their lookups started together (dp_content.h), so one
+ * packet's cache misses overlap the others' work. content_stage() finishes
+ * each packet's scan where it is forwarded; nothing is counted here. A
+ * packet whose TCP header is bad is left unprepared: content_stage()
+ * counts it. */
+static __rte_noinline void content_prepare(struct dp_lcore *lc, const struct dp_gen *g,
+					   struct rte_mbuf **pkts, const struct fwd_pkt *meta,
+					   const uint64_t *nh, const uint32_t *cell, uint16_t n)
+{
+	const struct dp_content *cs = g->content;
+	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
+	int any = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct dp_content_input *in = &lc->cin[i];
+		const struct fwd_pkt *p = &meta[i];
+		const uint16_t region = (uint16_t)nh[i];
+		uint16_t service;
+		const uint8_t *data;
+		uint8_t fields, tcp_flags;
+
+		in->fields = 0;
+		if (pkts[i] == NULL || p->frag != FWD_FRAG_NONE)
+			continue;
+		/* the cell is region * nservices + service (fwd_class_cell) */
+		service = (uint16_t)(cell[i] - (uint32_t)region * g->cls->nservices);
+		fields = dp_content_scope(cs, region, service);
+		if (fields == 0)
+			continue;
+		data = rte_pktmbuf_mtod(pkts[i], const uint8_t *);
+		if (fwd_l4_payload(data, data + rte_pktmbuf_data_len(pkts[i]), p, &in->payload,
+				   &in->len, &tcp_flags))
+			continue;
+		*in = (struct dp_content_input){.fields = fields,
+						.proto = p->proto,
+						.region = region,
+						.service = service,
+						.payload = in->payload,
+						.len = in->len,
+						.match_cnt = gc->content_match,
+						.top = cs->top[lc->idx]};
+		any = 1;
+	}
+	if (any)
+		dp_content_prepare(cs, lc->cin, lc->cprep, n);
+}
+
 /* A packet in some content rule's scope: a TCP flow already decided takes
- * its verdict; anything else is scanned, and a TCP verdict is remembered.
- * Out of line: unscoped traffic only pays the scope byte in stage 3. */
+ * its verdict; anything else is scanned (finished, when content_prepare()
+ * staged it as @pin), and a TCP verdict is remembered. Out of line:
+ * unscoped traffic only pays the scope byte in stage 3. */
 static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_gen *g,
 					 const struct rte_mbuf *m, const struct fwd_pkt *p,
-					 struct fwd_decision *d, uint8_t fields, uint64_t now)
+					 struct fwd_decision *d, uint8_t fields, uint64_t now,
+					 const struct dp_content_input *pin,
+					 struct dp_content_prep *pprep)
 {
 	const struct dp_content *cs = g->content;
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
@@ -320,13 +373,18 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 			}
 		}
 	}
-	if (unlikely(fwd_l4_payload(data, data + rte_pktmbuf_data_len(m), p, &in.payload, &in.len,
-				    &tcp_flags))) {
-		lc->cnt.evt[FWD_EVT_CONTENT_BAD_TCP]++;
-		return;
+	if (pin != NULL && pin->fields == fields) {
+		lc->cnt.evt[FWD_EVT_CONTENT_SCANNED]++;
+		dp_content_scan_prepared(cs, cs->scratch[lc->idx], pin, pprep, &v);
+	} else {
+		if (unlikely(fwd_l4_payload(data, data + rte_pktmbuf_data_len(m), p, &in.payload,
+					    &in.len, &tcp_flags))) {
+			lc->cnt.evt[FWD_EVT_CONTENT_BAD_TCP]++;
+			return;
+		}
+		lc->cnt.evt[FWD_EVT_CONTENT_SCANNED]++;
+		dp_content_scan(cs, cs->scratch[lc->idx], &in, &v);
 	}
-	lc->cnt.evt[FWD_EVT_CONTENT_SCANNED]++;
-	dp_content_scan(cs, cs->scratch[lc->idx], &in, &v);
 	if (unlikely(v.scan_error))
 		lc->cnt.evt[FWD_EVT_CONTENT_SCAN_ERROR]++;
 	if (v.rule == DP_CONTENT_NONE)
@@ -387,8 +445,8 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 	if (g->content != NULL) {
 		uint8_t fields = dp_content_scope(g->content, d->region, d->service);
 
-		if (fields)
-			content_stage(lc, g, m, p, d, fields, *now);
+		if (fields) /* a first fragment: scanned here, in order */
+			content_stage(lc, g, m, p, d, fields, *now, NULL, NULL);
 	}
 	if (p->frag == FWD_FRAG_FIRST) {
 		struct dp_frag_key k;
@@ -436,7 +494,7 @@ struct stage3_env {
 	struct dp_pb *cnt_region, *cnt_service;
 	uint64_t *cnt_policy;
 	const struct dp_link_out *links;
-	int any_content;
+	int any_content; /* some packet of this burst is in a content rule's scope */
 	uint64_t now; /* rdtsc, read once per burst when a content rule needs it */
 	/* The stage of the previous packet's egress port, with its fill count
 	 * in a register: most bursts leave by one port, so most packets are
@@ -466,7 +524,7 @@ static __rte_always_inline void mirror_cached(struct dp_lcore *lc, const struct 
  * without one, where its tests fold away), the packet as received and its
  * verdict go to capture_pkt() before it is freed or changed. */
 static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp_gen *g,
-					    struct stage3_env *e, struct rte_mbuf *m,
+					    struct stage3_env *e, uint16_t i, struct rte_mbuf *m,
 					    const struct fwd_pkt *p, uint16_t region,
 					    uint16_t service, uint32_t cell, uint16_t pid,
 					    const int plain4, const struct dp_capture *cap)
@@ -491,7 +549,10 @@ static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp
 
 				if (e->now == 0)
 					e->now = rte_rdtsc();
-				content_stage(lc, g, m, p, &dc, fields, e->now);
+				/* content_prepare() ran for this burst (@i is
+				 * the packet's index in it) */
+				content_stage(lc, g, m, p, &dc, fields, e->now, &lc->cin[i],
+					      &lc->cprep[i]);
 				d = dc;
 			}
 		}
@@ -607,12 +668,16 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		.cnt_service = gc->service,
 		.cnt_policy = gc->policy,
 		.links = g->links,
-		.any_content = g->content != NULL,
+		.any_content = 0, /* set once the burst's scope bits are known */
 		.cs = NULL,
 		.cport = UINT16_MAX,
 		.cn = 0,
 	};
 	uint32_t cell[FWD_BURST];
+	/* the scope bits of the burst's cells, ORed: content rules present
+	 * but no packet in their scope costs a load and an OR per packet */
+	const uint8_t *scope = g->content != NULL ? g->content->scope : NULL;
+	uint8_t any_scope = 0;
 	/* lk[n] is a sentinel: the plain-cell loop below stops at it without
 	 * testing i < n for every packet. */
 	uint16_t svc[FWD_BURST], pid[FWD_BURST], lk[FWD_BURST + 1];
@@ -644,15 +709,22 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		}
 		if (plain4 || likely(e.cnt_cell != NULL))
 			rte_prefetch0(&e.cnt_cell[c]);
+		if (unlikely(scope != NULL)) /* dp_content_scope(): indexed by cell */
+			any_scope |= scope[c];
 	}
 	STAGE_MARK(DP_STAGE_CLASSIFY);
+	/* No packet of the burst in any rule's scope: forward_one() skips the
+	 * content test altogether (the scope byte was loaded above instead). */
+	e.any_content = any_scope != 0;
+	if (unlikely(any_scope))
+		content_prepare(lc, g, pkts, meta, nh, cell, n);
 
 	lk[n] = FWD_LINK_NONE;
 	if (!plain4) {
 		for (uint16_t i = 0; i < n; i++) {
 			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */
-				forward_one(lc, g, &e, pkts[i], &meta[i], (uint16_t)nh[i], svc[i],
-					    cell[i], pid[i], 0, cap);
+				forward_one(lc, g, &e, i, pkts[i], &meta[i], (uint16_t)nh[i],
+					    svc[i], cell[i], pid[i], 0, cap);
 		}
 	} else {
 		for (uint16_t i = 0; i < n; i++) {
@@ -692,7 +764,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 				const uint16_t s =
 					(uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
 
-				forward_one(lc, g, &e, pkts[i], &meta[i], region, s, cell[i],
+				forward_one(lc, g, &e, i, pkts[i], &meta[i], region, s, cell[i],
 					    e.cls.matrix[cell[i]], !mixed, NULL);
 			}
 		}

@@ -106,6 +106,13 @@ struct dp_lcore {
 	uint16_t ndirty;
 	uint16_t dirty[DP_MAX_PORTS]; /* ethdev ports staged this burst */
 	struct dp_txq_stage tx[RTE_MAX_ETHPORTS];
+	/* This burst's content scans, staged before its packets are forwarded
+	 * (dp_content_prepare): cin[i] is packet i's input, fields 0 when it
+	 * was not prepared; cprep[i] its extracted names and lookups. Written
+	 * and read within one burst, only when the generation has content
+	 * rules. */
+	struct dp_content_input cin[FWD_BURST];
+	struct dp_content_prep cprep[FWD_BURST];
 } __rte_cache_aligned;
 
 /** lcore entry point (rte_eal_remote_launch); @arg is the struct dp_lcore. */
