@@ -198,6 +198,19 @@ static int is_method(const uint8_t *p, size_t len)
 	static const char *const methods[] = {"GET ",	  "POST ",  "PUT ",	"HEAD ", "DELETE ",
 					      "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
 
+	/* Most payloads fail on the first byte: no method starts with it. */
+	switch (len < 4 ? 0 : p[0]) {
+	case 'G':
+	case 'P':
+	case 'H':
+	case 'D':
+	case 'O':
+	case 'C':
+	case 'T':
+		break;
+	default:
+		return 0;
+	}
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
 		size_t n = strlen(methods[i]);
 
@@ -205,6 +218,39 @@ static int is_method(const uint8_t *p, size_t len)
 			return 1;
 	}
 	return 0;
+}
+
+/* memchr(p, @c, end - p) inline: header lines and host names are short,
+ * and a call per line cost more than the search. 16 bytes at a time; the
+ * last bytes in one load that ends at @end and starts inside [@start, p),
+ * its bytes before p masked off, when the buffer has 16 bytes. */
+static inline const uint8_t *find_byte(const uint8_t *start, const uint8_t *p, const uint8_t *end,
+				       uint8_t c)
+{
+#ifdef __SSE2__
+	const __m128i cv = _mm_set1_epi8((char)c);
+
+	for (; end - p >= 16; p += 16) {
+		unsigned m = (unsigned)_mm_movemask_epi8(
+			_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), cv));
+
+		if (m)
+			return p + __builtin_ctz(m);
+	}
+	if (p < end && end - start >= 16) {
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+			_mm_loadu_si128((const __m128i *)(const void *)(end - 16)), cv));
+
+		m >>= 16 - (end - p); /* the bytes from p on */
+		return m ? p + __builtin_ctz(m) : NULL;
+	}
+#else
+	(void)start;
+#endif
+	for (; p < end; p++)
+		if (*p == c)
+			return p;
+	return NULL;
 }
 
 int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
@@ -216,7 +262,7 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	if (!is_method(p, len))
 		return FWD_X_NONE;
 	while (line < end) {
-		const uint8_t *eol = memchr(line, '\n', (size_t)(end - line));
+		const uint8_t *eol = find_byte(p, line, end, '\n');
 		const uint8_t *stop;
 
 		if (eol == NULL)
@@ -239,13 +285,13 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 				ve--;
 			if (v < ve && *v == '[') { /* IPv6 literal: up to ']' */
-				const uint8_t *rb = memchr(v, ']', (size_t)(ve - v));
+				const uint8_t *rb = find_byte(p, v, ve, ']');
 
 				if (rb == NULL)
 					return FWD_X_MALFORMED;
 				ve = rb + 1;
 			} else {
-				const uint8_t *colon = memchr(v, ':', (size_t)(ve - v));
+				const uint8_t *colon = find_byte(p, v, ve, ':');
 
 				if (colon)
 					ve = colon;
