@@ -91,8 +91,8 @@ int fwd_name_normalize(const char *s, size_t len, char *out, enum fwd_ns_kind *k
  * right and, in one more mix, the word it starts in with the bytes before
  * it zeroed (as the first word of a name has them) and its length. One pass
  * over a query, right to left, yields the key of every suffix that starts
- * at a label boundary: about one multiply per 8 bytes plus one finish per
- * suffix probed, and the dots are found in the same words (SWAR), so a
+ * at a label boundary: about one multiply per 8 bytes plus one per suffix
+ * keyed, and the dots are found in the same words (SWAR), so a
  * name is read once. An entry's key is the key of its whole name, the same
  * function on the same bytes.
  */
@@ -261,8 +261,8 @@ static inline uint32_t arena_rk(const struct fwd_nameset *s, uint32_t off)
  * advised for transparent huge pages before anything touches them: every
  * probe lands on another page, and in a VM a 4 KiB page walk costs as much
  * as the miss itself. A 2 MiB table (100k names) is then one huge page
- * instead of 512 small ones, where a malloc'd one was never aligned (~150
- * -> ~100 ns per 100k-name lookup here). The length is not rounded up: a
+ * instead of 512 small ones, where a malloc'd one was never aligned. The
+ * length is not rounded up: a
  * tail under 2 MiB stays in small pages, nothing is wasted. Only advice:
  * without THP nothing changes. Zeroed, as mmap gives it.
  */

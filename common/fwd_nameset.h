@@ -12,13 +12,13 @@
  * Layout: one flat open-addressing table (linear probing, load <= 2/3) of
  * 8-byte slots {the key's high 32 bits, arena offset}, and one arena of the
  * entries ([rule and kinds][length byte][bytes], normalised). A slot is
- * chosen by the key's low bits. The key of a name is a
- * chain of per-label hashes taken from the rightmost label leftwards, so one
- * pass over a query yields the key of every suffix that starts at a label
- * boundary. A lookup computes them all, prefetches their slots (the misses
- * overlap), then probes from the longest (the name itself: EXACT) down; a
- * check match is confirmed against the arena, so there are no false
- * positives.
+ * chosen by the key's low bits. The key of a name hashes its bytes as
+ * 8-byte words aligned to its end, so one pass over a query, right to left,
+ * yields the key of every suffix that starts at a label boundary. A lookup
+ * keys the suffixes some entry's label count allows, prefetches their slots
+ * (the misses overlap), then probes from the longest (the name itself:
+ * EXACT) down; a check match is confirmed against the arena, so there are
+ * no false positives.
  *
  * Names are normalised before they get here: lowercase ASCII, no trailing
  * dot (fwd_name_normalize for a document's names; a query is lowercased by

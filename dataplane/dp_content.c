@@ -439,14 +439,14 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 		if (f == FWD_CF_PAYLOAD) {
 			data = (const char *)in->payload;
 			n = (int)in->len;
-		} else if (in->given[f]) {
-			data = in->given[f];
-			n = (int)strlen(data);
 		} else if (pr) {
 			if ((n = pr->n[f - 1]) <= 0)
 				continue;
 			data = pr->name[f - 1];
 			staged = &pr->q[f - 1];
+		} else if (in->given[f]) {
+			data = in->given[f];
+			n = (int)strlen(data);
 		} else {
 			if ((n = extract_field(in, f, name)) <= 0)
 				continue;
@@ -482,12 +482,9 @@ int dp_content_scan_prepared(const struct dp_content *c, hs_scratch_t *s,
 			     const struct dp_content_input *in, struct dp_content_prep *pr,
 			     struct dp_content_verdict *v)
 {
-	/* Prepared for other fields, or given names (explain): afresh. */
-	int ok = pr->fields == in->fields && in->names == NULL;
-
-	for (int f = 1; f <= DP_CONTENT_NAME_FIELDS && ok; f++)
-		ok = in->given[f] == NULL;
-	return scan(c, s, in, ok ? pr : NULL, v);
+	/* Prepared for other fields: afresh. (An input with given names or
+	 * a names buffer is explain's, which never prepares.) */
+	return scan(c, s, in, pr->fields == in->fields ? pr : NULL, v);
 }
 
 void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,

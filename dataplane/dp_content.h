@@ -172,6 +172,8 @@ void dp_content_prepare(const struct dp_content *c, const struct dp_content_inpu
 /**
  * dp_content_scan() of @in, prepared as @pr by dp_content_prepare(); an
  * unprepared @pr (or one prepared for other fields) is scanned afresh.
+ * @in's given names and names buffer are ignored (explain's, which calls
+ * dp_content_scan()).
  */
 int dp_content_scan_prepared(const struct dp_content *c, hs_scratch_t *s,
 			     const struct dp_content_input *in, struct dp_content_prep *pr,
