@@ -675,7 +675,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 	};
 	uint32_t cell[FWD_BURST];
 	/* the scope bits of the burst's cells, ORed: content rules present
-	 * but no packet in their scope costs a load and an OR per packet */
+	 * but no packet in their scope cost a load and an OR per packet */
 	const uint8_t *scope = g->content != NULL ? g->content->scope : NULL;
 	uint8_t any_scope = 0;
 	/* lk[n] is a sentinel: the plain-cell loop below stops at it without
@@ -709,9 +709,13 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		}
 		if (plain4 || likely(e.cnt_cell != NULL))
 			rte_prefetch0(&e.cnt_cell[c]);
-		if (unlikely(scope != NULL)) /* dp_content_scope(): indexed by cell */
-			any_scope |= scope[c];
 	}
+	/* Apart from the loop above, which tables without content rules (the
+	 * usual) run as they did: cell[] is in L1 by now. */
+	if (unlikely(scope != NULL))
+		for (uint16_t i = 0; i < n; i++) /* dp_content_scope(): indexed by cell */
+			if (plain4 || likely(pkts[i] != NULL))
+				any_scope |= scope[cell[i]];
 	STAGE_MARK(DP_STAGE_CLASSIFY);
 	/* No packet of the burst in any rule's scope: forward_one() skips the
 	 * content test altogether (the scope byte was loaded above instead). */
