@@ -281,6 +281,22 @@ static inline void mirror_pkt(struct dp_lcore *lc, const struct dp_gen *g, struc
 	lc->tx[g->links[link].port_id].nmirror++;
 }
 
+/* Whether some packet of the burst is in a content rule's scope: the scope
+ * bytes of its cells ORed (dp_content_scope() is indexed by cell), a load
+ * and an OR a packet, in L1 by now. Traffic outside every scope pays this
+ * instead of content_prepare()'s loop. */
+static __rte_always_inline int burst_in_scope(const struct dp_content *cs,
+					      struct rte_mbuf *const *pkts, const uint32_t *cell,
+					      uint16_t n, const int plain4)
+{
+	uint8_t any = 0;
+
+	for (uint16_t i = 0; i < n; i++)
+		if (plain4 || likely(pkts[i] != NULL)) /* NULL: dropped, its cell unset */
+			any |= cs->scope[cell[i]];
+	return any != 0;
+}
+
 /* Stage 3's first step when the generation has content rules: every packet
  * of the burst in some rule's scope (not a fragment: those are decided in
  * order, by decide_slow) gets its input in lc->cin, and the burst's names
@@ -494,7 +510,7 @@ struct stage3_env {
 	struct dp_pb *cnt_region, *cnt_service;
 	uint64_t *cnt_policy;
 	const struct dp_link_out *links;
-	int any_content; /* some packet of this burst is in a content rule's scope */
+	int any_content;
 	uint64_t now; /* rdtsc, read once per burst when a content rule needs it */
 	/* The stage of the previous packet's egress port, with its fill count
 	 * in a register: most bursts leave by one port, so most packets are
@@ -668,16 +684,12 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		.cnt_service = gc->service,
 		.cnt_policy = gc->policy,
 		.links = g->links,
-		.any_content = 0, /* set once the burst's scope bits are known */
+		.any_content = g->content != NULL,
 		.cs = NULL,
 		.cport = UINT16_MAX,
 		.cn = 0,
 	};
 	uint32_t cell[FWD_BURST];
-	/* the scope bits of the burst's cells, ORed: content rules present
-	 * but no packet in their scope cost a load and an OR per packet */
-	const uint8_t *scope = g->content != NULL ? g->content->scope : NULL;
-	uint8_t any_scope = 0;
 	/* lk[n] is a sentinel: the plain-cell loop below stops at it without
 	 * testing i < n for every packet. */
 	uint16_t svc[FWD_BURST], pid[FWD_BURST], lk[FWD_BURST + 1];
@@ -710,17 +722,8 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		if (plain4 || likely(e.cnt_cell != NULL))
 			rte_prefetch0(&e.cnt_cell[c]);
 	}
-	/* Apart from the loop above, which tables without content rules (the
-	 * usual) run as they did: cell[] is in L1 by now. */
-	if (unlikely(scope != NULL))
-		for (uint16_t i = 0; i < n; i++) /* dp_content_scope(): indexed by cell */
-			if (plain4 || likely(pkts[i] != NULL))
-				any_scope |= scope[cell[i]];
 	STAGE_MARK(DP_STAGE_CLASSIFY);
-	/* No packet of the burst in any rule's scope: forward_one() skips the
-	 * content test altogether (the scope byte was loaded above instead). */
-	e.any_content = any_scope != 0;
-	if (unlikely(any_scope))
+	if (unlikely(e.any_content) && burst_in_scope(g->content, pkts, cell, n, plain4))
 		content_prepare(lc, g, pkts, meta, nh, cell, n);
 
 	lk[n] = FWD_LINK_NONE;
