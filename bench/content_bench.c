@@ -195,7 +195,8 @@ static unsigned lit_scan(const struct lit *l, hs_scratch_t *s, const struct dp_c
 
 /* One pass over every frame as a worker scans: a burst's names prepared
  * together, then each packet's scan finished (dp_worker.c stage 3). */
-static void scan_round(const struct dp_content *c, const struct dp_content_input *in)
+static __attribute__((noinline)) void scan_round(const struct dp_content *c,
+						 const struct dp_content_input *in)
 {
 	static struct dp_content_prep prep[FWD_BURST];
 

@@ -253,55 +253,130 @@ static inline const uint8_t *find_byte(const uint8_t *start, const uint8_t *p, c
 	return NULL;
 }
 
+/* The Host header line starting at @line (its first byte 'h' or 'H'),
+ * ending at @stop (its '\r' or '\n'): its value into *@host, *@host_len.
+ * @return 1 if it is a Host header, 0 if not, FWD_X_MALFORMED for a
+ * second one or an unclosed IPv6 literal. */
+static int host_line(const uint8_t *p, const uint8_t *line, const uint8_t *stop,
+		     const uint8_t **host, size_t *host_len)
+{
+	const uint8_t *v = line + 5, *ve = stop;
+
+	if (!(stop - line >= 5 && (line[1] | 0x20) == 'o' && (line[2] | 0x20) == 's' &&
+	      (line[3] | 0x20) == 't' && line[4] == ':'))
+		return 0;
+	if (*host)
+		return FWD_X_MALFORMED; /* two Host headers */
+	while (v < ve && (*v == ' ' || *v == '\t'))
+		v++;
+	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+		ve--;
+	if (v < ve && *v == '[') { /* IPv6 literal: up to ']' */
+		const uint8_t *rb = find_byte(p, v, ve, ']');
+
+		if (rb == NULL)
+			return FWD_X_MALFORMED;
+		ve = rb + 1;
+	} else {
+		const uint8_t *colon = find_byte(p, v, ve, ':');
+
+		if (colon)
+			ve = colon;
+	}
+	*host = v;
+	*host_len = (size_t)(ve - v);
+	return 1;
+}
+
+/* The first '\n' in [@q, end - 1) followed by '\n', '\r', 'h' or 'H': where
+ * a line that matters to the Host search starts. 16 positions at a time
+ * (two overlapping loads); the last ones in one window ending at @end,
+ * its positions before @q masked off, when the buffer from @start holds
+ * 17 bytes. */
+static inline const uint8_t *next_line_mark(const uint8_t *start, const uint8_t *q,
+					    const uint8_t *end)
+{
+#ifdef __SSE2__
+	const __m128i nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r'), h = _mm_set1_epi8('h'),
+		      x20 = _mm_set1_epi8(0x20);
+
+	for (;; q += 16) {
+		const uint8_t *w = end - q >= 17 ? q : end - 17;
+		__m128i v0, v1, next;
+		unsigned m;
+
+		if (end - q < 2 || w < start)
+			break;
+		v0 = _mm_loadu_si128((const __m128i *)(const void *)w);
+		v1 = _mm_loadu_si128((const __m128i *)(const void *)(w + 1));
+		next = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v1, nl), _mm_cmpeq_epi8(v1, cr)),
+				    _mm_cmpeq_epi8(_mm_or_si128(v1, x20), h));
+		m = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(v0, nl), next));
+		m >>= q - w; /* the window's positions before q: already seen */
+		if (m)
+			return q + __builtin_ctz(m);
+		if (w != q)
+			return NULL; /* that was the last window */
+	}
+#else
+	(void)start;
+#endif
+	for (; q + 1 < end; q++)
+		if (*q == '\n' && (q[1] == '\n' || q[1] == '\r' || (q[1] | 0x20) == 'h'))
+			return q;
+	return NULL;
+}
+
+/*
+ * Only two kinds of header line matter: one starting with 'h' (a Host
+ * header, maybe) and the empty line that ends the headers. So rather than
+ * walking every line, the search looks for a line end followed by 'h', 'H',
+ * '\r' or '\n', 16 positions at a time (two overlapping loads), and looks
+ * at those lines alone. Every line is still covered: a second Host header
+ * anywhere before the empty line is refused, as the line walk refused it.
+ * The outcome when the headers do not end in the buffer is the walk's too:
+ * the Host found so far, else TRUNCATED when the buffer stops inside a
+ * line and NONE when it stops at a line's end.
+ */
 int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	const uint8_t *end = p + (len > 8192 ? 8192 : len), *line = p, *host = NULL;
+	const uint8_t *end = p + (len > 8192 ? 8192 : len), *host = NULL, *eol, *stop, *q;
 	size_t host_len = 0;
-	int first = 1;
 
 	if (!is_method(p, len))
 		return FWD_X_NONE;
-	while (line < end) {
-		const uint8_t *eol = find_byte(p, line, end, '\n');
-		const uint8_t *stop;
+	/* the request line: "METHOD target HTTP/1.x" */
+	if ((eol = find_byte(p, p, end, '\n')) == NULL)
+		return FWD_X_TRUNCATED;
+	stop = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+	if (stop - p < 14 || memcmp(stop - 8, "HTTP/1.", 7))
+		return FWD_X_NONE; /* not HTTP/1.x */
+	for (q = eol;;) { /* q: a line end; the line after it starts at q + 1 */
+		const uint8_t *line = q + 1;
+		int rc;
 
-		if (eol == NULL)
-			return host ? copy_name(host, host_len, out, outlen) : FWD_X_TRUNCATED;
-		stop = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
-		if (stop == line) /* the empty line: end of the headers */
-			break;
-		if (first) {
-			first = 0;
-			if (stop - line < 14 || memcmp(stop - 8, "HTTP/1.", 7))
-				return FWD_X_NONE; /* not HTTP/1.x */
-		} else if (stop - line >= 5 && (line[0] | 0x20) == 'h' && (line[1] | 0x20) == 'o' &&
-			   (line[2] | 0x20) == 's' && (line[3] | 0x20) == 't' && line[4] == ':') {
-			const uint8_t *v = line + 5, *ve = stop;
-
-			if (host)
-				return FWD_X_MALFORMED; /* two Host headers */
-			while (v < ve && (*v == ' ' || *v == '\t'))
-				v++;
-			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-				ve--;
-			if (v < ve && *v == '[') { /* IPv6 literal: up to ']' */
-				const uint8_t *rb = find_byte(p, v, ve, ']');
-
-				if (rb == NULL)
-					return FWD_X_MALFORMED;
-				ve = rb + 1;
-			} else {
-				const uint8_t *colon = find_byte(p, v, ve, ':');
-
-				if (colon)
-					ve = colon;
-			}
-			host = v;
-			host_len = (size_t)(ve - v);
+		if (line >= end) /* the buffer stops at a line's end */
+			return host ? copy_name(host, host_len, out, outlen) : FWD_X_NONE;
+		if (*line == '\n' || *line == '\r' || (*line | 0x20) == 'h') {
+			if ((eol = find_byte(p, line, end, '\n')) == NULL)
+				break; /* inside a line */
+			stop = eol[-1] == '\r' ? eol - 1 : eol;
+			if (stop == line) /* the empty line: end of the headers */
+				return host ? copy_name(host, host_len, out, outlen) : FWD_X_NONE;
+			if ((*line | 0x20) == 'h' &&
+			    (rc = host_line(p, line, stop, &host, &host_len)) < 0)
+				return rc;
+			q = eol;
+			continue;
 		}
-		line = eol + 1;
+		/* The next line end followed by a byte that matters. */
+		if ((q = next_line_mark(p, line, end)) == NULL)
+			break; /* no line that matters starts in the buffer */
 	}
-	return host ? copy_name(host, host_len, out, outlen) : FWD_X_NONE;
+	/* The headers do not end in the buffer. */
+	if (host)
+		return copy_name(host, host_len, out, outlen);
+	return end[-1] == '\n' ? FWD_X_NONE : FWD_X_TRUNCATED;
 }
 
 int fwd_extract_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen)

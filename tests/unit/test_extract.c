@@ -201,6 +201,173 @@ static void test_http_host(void **state)
 #undef H
 }
 
+/* ---- the HTTP Host extractor against the line walk it replaced ----------------------- */
+
+static int ref_is_method(const uint8_t *p, size_t len)
+{
+	static const char *const methods[] = {"GET ",	  "POST ",  "PUT ",	"HEAD ", "DELETE ",
+					      "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		size_t n = strlen(methods[i]);
+
+		if (len >= n && memcmp(p, methods[i], n) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static int ref_copy(const uint8_t *s, size_t n, char *out, size_t outlen)
+{
+	if (n == 0)
+		return FWD_X_MALFORMED;
+	if (n > 255 || n + 1 > outlen)
+		return FWD_X_TOO_LONG;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] <= 0x20 || s[i] >= 0x7f)
+			return FWD_X_MALFORMED;
+		out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+/* The line walk, one memchr a line, as fwd_extract_http_host was before it
+ * looked only at the lines that matter: the reference. */
+static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
+{
+	const uint8_t *end = p + (len > 8192 ? 8192 : len), *line = p, *host = NULL;
+	size_t host_len = 0;
+	int first = 1;
+
+	if (!ref_is_method(p, len))
+		return FWD_X_NONE;
+	while (line < end) {
+		const uint8_t *eol = memchr(line, '\n', (size_t)(end - line));
+		const uint8_t *stop;
+
+		if (eol == NULL)
+			return host ? ref_copy(host, host_len, out, outlen) : FWD_X_TRUNCATED;
+		stop = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
+		if (stop == line) /* the empty line: end of the headers */
+			break;
+		if (first) {
+			first = 0;
+			if (stop - line < 14 || memcmp(stop - 8, "HTTP/1.", 7))
+				return FWD_X_NONE; /* not HTTP/1.x */
+		} else if (stop - line >= 5 && (line[0] | 0x20) == 'h' && (line[1] | 0x20) == 'o' &&
+			   (line[2] | 0x20) == 's' && (line[3] | 0x20) == 't' && line[4] == ':') {
+			const uint8_t *v = line + 5, *ve = stop;
+
+			if (host)
+				return FWD_X_MALFORMED; /* two Host headers */
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if (v < ve && *v == '[') { /* IPv6 literal: up to ']' */
+				const uint8_t *rb = memchr(v, ']', (size_t)(ve - v));
+
+				if (rb == NULL)
+					return FWD_X_MALFORMED;
+				ve = rb + 1;
+			} else {
+				const uint8_t *colon = memchr(v, ':', (size_t)(ve - v));
+
+				if (colon)
+					ve = colon;
+			}
+			host = v;
+			host_len = (size_t)(ve - v);
+		}
+		line = eol + 1;
+	}
+	return host ? ref_copy(host, host_len, out, outlen) : FWD_X_NONE;
+}
+
+static uint32_t xs = 2463534242u;
+
+static uint32_t xrnd(void)
+{
+	xs ^= xs << 13;
+	xs ^= xs >> 17;
+	xs ^= xs << 5;
+	return xs;
+}
+
+/* Requests made of pieces that matter to the search (Host in any case, lines
+ * starting with 'h', bare CR, LF-only ends, empty lines, duplicates, IPv6
+ * literals, ports, lines longer than 16 bytes), cut at every length and
+ * with a byte changed: the same answer and name as the line walk. */
+static void test_http_host_against_line_walk(void **state)
+{
+	static const char *const lines[] = {
+		"Host: example.com",
+		"host:a.b",
+		"HOST:  Api.Example.COM:8080 ",
+		"Host: [2001:db8::1]:443",
+		"Host: [::1",
+		"Host:",
+		"Host: a b",
+		"hostname: x",
+		"h",
+		"H: y",
+		"Accept: */*",
+		"User-Agent: some/long-agent-string 1.2.3 (with parens)",
+		"\r",
+		"X-h: hhhh\nhost",
+		"Connection: keep-alive",
+		"hOsT:\tx.example\t",
+		"Host: a.example:80:90",
+		""};
+	static const char *const firsts[] = {"GET / HTTP/1.1", "POST /a/long/path?q=1 HTTP/1.0",
+					     "GET / HTTP/2.0", "HEAD /x HTTP/1.1", "PUT / HTTP/1."};
+	char a[FWD_X_NAME_MAX], b[FWD_X_NAME_MAX];
+	uint8_t req[1200];
+	unsigned compared = 0, hosts = 0;
+
+	(void)state;
+	for (int t = 0; t < 3000; t++) {
+		size_t n = 0;
+		const char *f = firsts[xrnd() % 5];
+
+		memcpy(req, f, strlen(f));
+		n += strlen(f);
+		for (int k = (int)(xrnd() % 7); k >= 0 && n < 1000; k--) {
+			const char *l = lines[xrnd() % (sizeof(lines) / sizeof(lines[0]))];
+
+			memcpy(req + n, xrnd() % 4 ? "\r\n" : "\n", 2);
+			n += req[n] == '\r' ? 2 : 1;
+			memcpy(req + n, l, strlen(l));
+			n += strlen(l);
+		}
+		if (xrnd() % 3) { /* the headers' end, maybe more after it */
+			memcpy(req + n, "\r\n\r\nHost: late\r\n", 16);
+			n += xrnd() % 2 ? 4 : 16;
+		}
+		for (size_t cut = 0; cut <= n; cut += 1 + (cut > 64 ? xrnd() % 7 : 0)) {
+			uint8_t *c = malloc(
+				cut ? cut
+				    : 1); /* exactly cut bytes: the sanitizers see a read past */
+			int x, y;
+
+			memcpy(c, req, cut);
+			if (cut && xrnd() % 4 == 0) /* a byte changed */
+				c[xrnd() % cut] = (uint8_t) "\n\rhH: x\t["[xrnd() % 10];
+			x = fwd_extract_http_host(c, cut, a, sizeof(a));
+			y = ref_http_host(c, cut, b, sizeof(b));
+			if (x != y || (x > 0 && memcmp(a, b, (size_t)x) != 0))
+				fail_msg("request %d cut at %zu: %d '%s', line walk %d '%s'", t,
+					 cut, x, x > 0 ? a : "", y, y > 0 ? b : "");
+			compared++;
+			hosts += x > 0;
+			free(c);
+		}
+	}
+	/* neither side trivially empty */
+	assert_true(hosts > compared / 20 && hosts < compared);
+}
+
 static void test_dns(void **state)
 {
 	char out[FWD_X_NAME_MAX];
@@ -311,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_dns),
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_every_byte_everywhere),
+		cmocka_unit_test(test_http_host_against_line_walk),
 	};
 
 	return cmocka_run_group_tests_name("extract", tests, NULL, NULL);
