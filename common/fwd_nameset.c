@@ -273,6 +273,8 @@ static void *ns_map(size_t len)
 	size_t want = (len + 4095) & ~(size_t)4095;
 	uint8_t *raw, *a;
 
+	if (len > ((size_t)1 << 40)) /* far past any set (offsets are 32-bit); no overflow below */
+		return NULL;
 	if (want < NS_HUGE) {
 		raw = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		return raw == MAP_FAILED ? NULL : raw;
@@ -313,7 +315,8 @@ struct fwd_nameset *fwd_nameset_create(uint32_t entries, size_t arena_hint)
 	s->mask = size - 1;
 	s->slot = ns_map(size * sizeof(*s->slot));
 	s->cap = (arena_hint ? arena_hint : 64) + (size_t)entries * NS_HDR;
-	s->arena = ns_map(s->cap);
+	/* arena offsets are 32-bit, as the growth path checks too */
+	s->arena = s->cap < UINT32_MAX ? ns_map(s->cap) : NULL;
 	if (s->slot == NULL || s->arena == NULL) {
 		fwd_nameset_free(s);
 		errno = ENOMEM;
