@@ -77,7 +77,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 	int64_t id;
 
 	if (st->unsaved_id && ctl_state_persist_unsaved(st, &e) == 0 && !st->confirm_gen)
-		ctl_state_alarm(st, NULL); /* the revert is on disk now */
+		ctl_state_alarm(st, CTL_ALARM_TABLE, NULL); /* the revert is on disk now */
 	if (!gen || (int64_t)time(NULL) < st->confirm_deadline)
 		return;
 	/* A failed revert (regionfwd not answering) spends a generation id
@@ -89,7 +89,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 		/* Nothing to go back to (the history was edited): said, never
 		 * reported as reverted. The generation stays; writes reopen so
 		 * the operator can apply the table they want. */
-		ctl_state_alarm(st,
+		ctl_state_alarm(st, CTL_ALARM_TABLE,
 				"generation %" PRIu64
 				" was not confirmed in time but generation %" PRIu64
 				" to revert to is not in the history: generation %" PRIu64
@@ -111,7 +111,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 	if (id >= 0) /* regionfwd just answered: the view shows what now runs */
 		ctl_state_refresh(st);
 	if (id < 0) {
-		ctl_state_alarm(st,
+		ctl_state_alarm(st, CTL_ALARM_TABLE,
 				"generation %" PRIu64
 				" was not confirmed in time and the revert to "
 				"generation %" PRIu64 " failed: %s; retrying every second",
@@ -121,7 +121,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 	st->confirm_gen = 0;
 	if (st->unsaved_id && ctl_state_persist_unsaved(st, &e)) {
 		ctl_state_alarm(
-			st,
+			st, CTL_ALARM_TABLE,
 			"generation %" PRIu64 " was not confirmed in time: regionfwd runs the "
 			"table of generation %" PRIu64 " again, but the revert is not recorded "
 			"(%s); table changes are refused until it is; retrying",
@@ -129,7 +129,8 @@ void ctl_confirm_tick(struct ctl_state *st)
 		return;
 	}
 	ctl_state_save(st, &e);
-	ctl_state_alarm(st, NULL); /* the revert itself was logged once, as it was applied */
+	ctl_state_alarm(st, CTL_ALARM_TABLE,
+			NULL); /* the revert itself was logged once, as it was applied */
 }
 
 json_t *ctl_confirm_json(const struct ctl_state *st)

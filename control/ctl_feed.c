@@ -185,18 +185,14 @@ static int64_t tb_apply(void *arg, const struct fwd_delta *d, struct fwd_err *e)
 	struct ctl_feed *f = arg;
 	struct ctl_state *st = f->st;
 	struct fwd_delta_stats stats;
-	char who[sizeof(st->who)], alarm[sizeof(st->alarm)];
+	char who[sizeof(st->who)];
 	int64_t gen;
 
 	snprintf(who, sizeof(who), "%s", st->who);
 	snprintf(st->who, sizeof(st->who), "regiond (bgp feed)");
-	/* A change clears regiond's alarm (an operator's table runs); the
-	 * feed's own does not end what the feed's alarm is about. */
-	snprintf(alarm, sizeof(alarm), "%s",
-		 strncmp(st->alarm, ALARM_PREFIX, strlen(ALARM_PREFIX)) == 0 ? st->alarm : "");
+	/* A change clears the TABLE alarm only: the feed's own slot stays
+	 * until what it is about ends. */
 	gen = ctl_state_apply_delta(st, d, "regiond", "bgp feed", -1, &stats, e);
-	if (alarm[0] && st->alarm[0] == '\0')
-		snprintf(st->alarm, sizeof(st->alarm), "%s", alarm);
 	snprintf(st->who, sizeof(st->who), "%s", who);
 	return gen;
 }
@@ -515,17 +511,14 @@ static void update_state(struct ctl_feed *f, int64_t now)
 	}
 }
 
-/* The feed's alarm in regiond's one alarm slot (under the state lock):
- * raised while it holds, never over another's, and cleared only if ours. */
+/* The feed's alarm in its own slot (under the state lock): raised while
+ * what it says holds, beside any other owner's, cleared by the feed. */
 static void feed_alarm(struct ctl_feed *f, const char *text)
 {
-	struct ctl_state *st = f->st;
-	int ours = strncmp(st->alarm, ALARM_PREFIX, strlen(ALARM_PREFIX)) == 0;
-
-	if (text && (st->alarm[0] == '\0' || ours))
-		ctl_state_alarm(st, ALARM_PREFIX "%s", text);
-	else if (text == NULL && ours)
-		ctl_state_alarm(st, NULL);
+	if (text)
+		ctl_state_alarm(f->st, CTL_ALARM_FEED, ALARM_PREFIX "%s", text);
+	else
+		ctl_state_alarm(f->st, CTL_ALARM_FEED, NULL);
 }
 
 static void alarms(struct ctl_feed *f)

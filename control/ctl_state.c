@@ -1029,9 +1029,10 @@ int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e)
 	return rc;
 }
 
-void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
+void ctl_state_alarm(struct ctl_state *st, enum ctl_alarm_owner owner, const char *fmt, ...)
 {
-	char now[sizeof(st->alarm)] = "";
+	char now[sizeof(st->alarms[0])] = "", *slot = st->alarms[owner];
+	size_t at = 0;
 	va_list ap;
 
 	if (fmt) {
@@ -1045,13 +1046,19 @@ void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
 			if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
 				*c = '?';
 	}
-	if (strcmp(now, st->alarm) == 0)
+	if (strcmp(now, slot) == 0)
 		return; /* one line per change, not one per retry */
 	if (now[0])
 		fwd_log(FWD_LOG_ERR, "ALARM: %s", now);
 	else
-		fwd_log(FWD_LOG_NOTICE, "alarm cleared (was: %s)", st->alarm);
-	snprintf(st->alarm, sizeof(st->alarm), "%s", now);
+		fwd_log(FWD_LOG_NOTICE, "alarm cleared (was: %s)", slot);
+	snprintf(slot, sizeof(st->alarms[0]), "%s", now);
+	/* The one sentence status shows: every raised slot, in slot order. */
+	st->alarm[0] = '\0';
+	for (int o = 0; o < CTL_ALARM_OWNERS; o++)
+		if (st->alarms[o][0])
+			at += (size_t)snprintf(st->alarm + at, sizeof(st->alarm) - at, "%s%s",
+					       at ? "; " : "", st->alarms[o]);
 }
 
 static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t len, uint64_t ident,
@@ -1092,7 +1099,7 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 
 	if (id >= 0 && push_it) { /* the table the operator chose runs */
 		st->seeded = 0;
-		ctl_state_alarm(st, NULL);
+		ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 	}
 	return id;
 }
@@ -1406,7 +1413,7 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 		 ds.unchanged);
 	log_applied(st, id, "delta applied", what);
 	st->seeded = 0;
-	ctl_state_alarm(st, NULL);
+	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 	return (int64_t)id;
 }
 
@@ -1628,10 +1635,10 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 	st->seeded = 0;
 	st->held_back = 0;
 	st->adopt_tried_ms = 0;
-	ctl_state_alarm(st, NULL);
+	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 	return 0;
 refused:
-	ctl_state_alarm(st,
+	ctl_state_alarm(st, CTL_ALARM_TABLE,
 			"regionfwd runs generation %" PRIu64 " (%016" PRIx64
 			"), which this regiond's state does not hold and cannot adopt (%s): not "
 			"overwritten; apply a table to run (regionctl apply)",

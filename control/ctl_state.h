@@ -80,6 +80,13 @@ struct ctl_gen {
 	uint32_t added, removed;
 };
 
+/* Who raised an alarm (ctl_state.alarms): each owner raises and clears its
+ * own. TABLE: which table runs (adoption refused, a commit-confirm revert
+ * failing or unrecorded), cleared when an operator's table runs; FEED: the
+ * BGP feed (withdrawn, over its prefix limit), cleared by the feed alone. */
+enum ctl_alarm_owner { CTL_ALARM_TABLE, CTL_ALARM_FEED, CTL_ALARM_OWNERS };
+#define CTL_ALARM_LEN 320 /* one owner's sentence, with its NUL */
+
 struct ctl_state {
 	char dir[256];
 	unsigned keep;
@@ -167,9 +174,14 @@ struct ctl_state {
 	 * top of this file). */
 	pthread_mutex_t *lock;
 	pthread_mutex_t writer;
-	/* One operator-facing alarm (status "alarm", logged once when it is
-	 * raised or changes, once when it clears); "" when none. */
-	char alarm[320];
+	/* The operator-facing alarm (status "alarm"): every raised slot's
+	 * sentence, joined by "; " in slot order; "" when none. Composed by
+	 * ctl_state_alarm(), read by everyone else. */
+	char alarm[CTL_ALARM_OWNERS * (CTL_ALARM_LEN + 2)];
+	/* One slot per kind of trouble, so that one owner's alarm neither
+	 * hides nor clears another's (a feed lost while a revert fails shows
+	 * both). Each is logged once when raised or changed, once cleared. */
+	char alarms[CTL_ALARM_OWNERS][CTL_ALARM_LEN];
 };
 
 /** Plug @x in (before ctl_state_open when its validation must see the
@@ -280,9 +292,9 @@ int64_t ctl_state_revert(struct ctl_state *st, const char *doc, size_t len, cons
  *  @return 0 (nothing left unsaved), or the error with FWD_R_PERSIST_FAILED. */
 int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e);
 
-/** Set (or with NULL clear) the alarm; logs only when it changes. */
-void ctl_state_alarm(struct ctl_state *st, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/** Set (or with NULL clear) @owner's alarm; logs only when it changes. */
+void ctl_state_alarm(struct ctl_state *st, enum ctl_alarm_owner owner, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /** Persist the pending confirmation (or its absence). */
 int ctl_state_save(struct ctl_state *st, struct fwd_err *e);

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "ctl_model.h"
+#include "ctl_state.h"
 #include "ctl_traffic.h"
 
 static const char doc[] =
@@ -160,11 +161,47 @@ static void test_moves(void **state)
 	fwd_table_free(b);
 }
 
+/* regiond's alarm slots (ctl_state_alarm): one owner's alarm neither hides
+ * nor clears another's; status shows every raised one. Once, the BGP feed
+ * and the table's alarms shared one string: a feed alarm raised while a
+ * revert failed was not shown, and an operator's change cleared it. */
+static void test_alarm_owners(void **state)
+{
+	struct ctl_state *st = calloc(1, sizeof(*st));
+	char big[600];
+
+	(void)state;
+	assert_non_null(st);
+	ctl_state_alarm(st, CTL_ALARM_FEED, "bgp feed: lost for over %d s", 30);
+	assert_string_equal(st->alarm, "bgp feed: lost for over 30 s");
+	ctl_state_alarm(st, CTL_ALARM_TABLE, "the revert failed: %s", "no answer");
+	assert_string_equal(st->alarm,
+			    "the revert failed: no answer; bgp feed: lost for over 30 s");
+	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL); /* an operator's table runs */
+	assert_string_equal(st->alarm, "bgp feed: lost for over 30 s");
+	ctl_state_alarm(st, CTL_ALARM_TABLE, "adoption refused");
+	ctl_state_alarm(st, CTL_ALARM_FEED, NULL); /* the feed is back */
+	assert_string_equal(st->alarm, "adoption refused");
+	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
+	assert_string_equal(st->alarm, "");
+	/* both at their longest, and not ASCII: all of it shown, as ASCII */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[3] = (char)0xc3;
+	ctl_state_alarm(st, CTL_ALARM_TABLE, "%s", big);
+	ctl_state_alarm(st, CTL_ALARM_FEED, "%s", big);
+	assert_int_equal(strlen(st->alarms[CTL_ALARM_TABLE]), CTL_ALARM_LEN - 1);
+	assert_int_equal(strlen(st->alarm), 2 * (CTL_ALARM_LEN - 1) + 2);
+	assert_true(st->alarm[3] == '?');
+	free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_keeps_every_section),
 		cmocka_unit_test(test_moves),
+		cmocka_unit_test(test_alarm_owners),
 	};
 
 	return cmocka_run_group_tests_name("model", tests, NULL, NULL);
