@@ -5,12 +5,9 @@
 #include <emmintrin.h>
 #endif
 
-static inline uint32_t rd16(const uint8_t *p)
+static uint32_t rd16(const uint8_t *p)
 {
-	uint16_t v;
-
-	memcpy(&v, p, 2); /* one load and a byte swap, not two loads and a shift */
-	return __builtin_bswap16(v);
+	return (uint32_t)p[0] << 8 | p[1];
 }
 
 static uint32_t rd24(const uint8_t *p)
