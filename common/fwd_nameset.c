@@ -262,9 +262,9 @@ static inline uint32_t arena_rk(const struct fwd_nameset *s, uint32_t off)
  * probe lands on another page, and in a VM a 4 KiB page walk costs as much
  * as the miss itself. A 2 MiB table (100k names) is then one huge page
  * instead of 512 small ones, where a malloc'd one was never aligned. The
- * length is not rounded up: a
- * tail under 2 MiB stays in small pages, nothing is wasted. Only advice:
- * without THP nothing changes. Zeroed, as mmap gives it.
+ * length is not rounded up: a tail under 2 MiB stays in small pages,
+ * nothing is wasted. Only advice: without THP nothing changes. Zeroed, as
+ * mmap gives it.
  */
 #define NS_HUGE ((size_t)2 << 20)
 
@@ -447,6 +447,23 @@ static inline int same(const char *a, const char *b, size_t n)
 	return (d | (rd64(a + n - 8) ^ rd64(b + n - 8))) == 0;
 }
 
+/* Entry @off against the suffix of @name (@len bytes) at @start: the kind
+ * the suffix asks for (the name itself: EXACT), the length, the bytes.
+ * Reported to @fn when it holds; @return 1 then, else 0. */
+static inline unsigned confirm(const struct fwd_nameset *s, uint32_t off, const char *name,
+			       size_t len, unsigned start, fwd_nameset_hit_fn fn, void *arg)
+{
+	const unsigned want = start == 0 ? FWD_NS_EXACT : FWD_NS_SUFFIX;
+	const size_t n = len - start;
+	const uint32_t rk = arena_rk(s, off);
+
+	if (!(rk & want) || (unsigned char)s->arena[off + 4] != n ||
+	    !same(s->arena + off + NS_HDR, name + start, n))
+		return 0;
+	fn(arg, (rk >> 2) - 1, off, (enum fwd_ns_kind)want);
+	return 1;
+}
+
 /* The lookup in one go, for any name: the staged query's fallback when a
  * name needs more probes or candidates than a query holds. */
 static unsigned match_whole(const struct fwd_nameset *s, const char *name, size_t len,
@@ -464,24 +481,11 @@ static unsigned match_whole(const struct fwd_nameset *s, const char *name, size_
 	 * million names each is a cache miss, and they overlap. */
 	for (int j = first; j <= NS_MAX_LABELS; j++)
 		__builtin_prefetch(&s->slot[key[j] & s->mask]);
-	for (int j = first; j <= NS_MAX_LABELS; j++) {
-		const unsigned want = start[j] == 0 ? FWD_NS_EXACT : FWD_NS_SUFFIX;
-		const size_t n = len - start[j];
-
-		for (uint64_t i = key[j] & s->mask; s->slot[i].off1; i = (i + 1) & s->mask) {
-			const struct ns_slot *o = &s->slot[i];
-			uint32_t off = o->off1 - 1, rk;
-
-			if (o->check != (uint32_t)(key[j] >> 32))
-				continue;
-			rk = arena_rk(s, off);
-			if (!(rk & want) || (unsigned char)s->arena[off + 4] != n ||
-			    !same(s->arena + off + NS_HDR, name + start[j], n))
-				continue;
-			hits++;
-			fn(arg, (rk >> 2) - 1, off, (enum fwd_ns_kind)want);
-		}
-	}
+	for (int j = first; j <= NS_MAX_LABELS; j++)
+		for (uint64_t i = key[j] & s->mask; s->slot[i].off1; i = (i + 1) & s->mask)
+			if (s->slot[i].check == (uint32_t)(key[j] >> 32))
+				hits += confirm(s, s->slot[i].off1 - 1, name, len, start[j], fn,
+						arg);
 	return hits;
 }
 
@@ -549,19 +553,9 @@ unsigned fwd_nameset_finish(const struct fwd_nameset *s, struct fwd_ns_query *q,
 		return match_whole(s, q->name, q->len, fn, arg);
 	if (q->state != NSQ_PROBED)
 		return 0;
-	for (unsigned c = 0; c < q->ncand; c++) {
-		const uint32_t off = q->cand[c];
-		const unsigned start = q->start[q->cand_probe[c]];
-		const unsigned want = start == 0 ? FWD_NS_EXACT : FWD_NS_SUFFIX;
-		const size_t n = q->len - start;
-		const uint32_t rk = arena_rk(s, off);
-
-		if (!(rk & want) || (unsigned char)s->arena[off + 4] != n ||
-		    !same(s->arena + off + NS_HDR, q->name + start, n))
-			continue;
-		hits++;
-		fn(arg, (rk >> 2) - 1, off, (enum fwd_ns_kind)want);
-	}
+	for (unsigned c = 0; c < q->ncand; c++)
+		hits += confirm(s, q->cand[c], q->name, q->len, q->start[q->cand_probe[c]], fn,
+				arg);
 	return hits;
 }
 
