@@ -129,8 +129,8 @@ void ctl_confirm_tick(struct ctl_state *st)
 		return;
 	}
 	ctl_state_save(st, &e);
-	ctl_state_alarm(st, CTL_ALARM_TABLE,
-			NULL); /* the revert itself was logged once, as it was applied */
+	/* the revert itself was logged once, as it was applied */
+	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 }
 
 json_t *ctl_confirm_json(const struct ctl_state *st)

@@ -170,10 +170,11 @@ void dp_content_prepare(const struct dp_content *c, const struct dp_content_inpu
 			struct dp_content_prep *pr, unsigned n);
 
 /**
- * dp_content_scan() of @in, prepared as @pr by dp_content_prepare(); an
- * unprepared @pr (or one prepared for other fields) is scanned afresh.
- * @in's given names and names buffer are ignored (explain's, which calls
- * dp_content_scan()).
+ * dp_content_scan() of @in, prepared as @pr by dp_content_prepare() in
+ * this burst (the caller's to ensure: @pr is not checked for being from
+ * an earlier burst); an @in whose fields differ from what @pr was prepared
+ * for is scanned afresh. @in's given names and names buffer are ignored
+ * (explain's, which calls dp_content_scan()).
  */
 int dp_content_scan_prepared(const struct dp_content *c, hs_scratch_t *s,
 			     const struct dp_content_input *in, struct dp_content_prep *pr,
