@@ -4,7 +4,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+
+#include "fwd_hugemap.h"
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -264,40 +265,8 @@ static inline uint32_t arena_rk(const struct fwd_nameset *s, uint32_t off)
  * instead of 512 small ones, where a malloc'd one was never aligned. The
  * length is not rounded up: a tail under 2 MiB stays in small pages,
  * nothing is wasted. Only advice: without THP nothing changes. Zeroed, as
- * mmap gives it.
+ * mmap gives it (fwd_hugemap.h).
  */
-#define NS_HUGE ((size_t)2 << 20)
-
-static void *ns_map(size_t len)
-{
-	size_t want = (len + 4095) & ~(size_t)4095;
-	uint8_t *raw, *a;
-
-	if (len > ((size_t)1 << 40)) /* far past any set (offsets are 32-bit); no overflow below */
-		return NULL;
-	if (want < NS_HUGE) {
-		raw = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		return raw == MAP_FAILED ? NULL : raw;
-	}
-	raw = mmap(NULL, want + NS_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		   0);
-	if (raw == MAP_FAILED)
-		return NULL;
-	a = (uint8_t *)(((uintptr_t)raw + NS_HUGE - 1) & ~(uintptr_t)(NS_HUGE - 1));
-	if (a > raw)
-		munmap(raw, (size_t)(a - raw));
-	if (raw + want + NS_HUGE > a + want)
-		munmap(a + want, (size_t)(raw + want + NS_HUGE - (a + want)));
-	(void)madvise(a, want, MADV_HUGEPAGE);
-	return a;
-}
-
-static void ns_unmap(void *p, size_t len)
-{
-	if (p)
-		munmap(p, (len + 4095) & ~(size_t)4095);
-}
-
 struct fwd_nameset *fwd_nameset_create(uint32_t entries, size_t arena_hint)
 {
 	struct fwd_nameset *s;
@@ -313,10 +282,10 @@ struct fwd_nameset *fwd_nameset_create(uint32_t entries, size_t arena_hint)
 	if (s == NULL)
 		return NULL;
 	s->mask = size - 1;
-	s->slot = ns_map(size * sizeof(*s->slot));
+	s->slot = fwd_hugemap(size * sizeof(*s->slot));
 	s->cap = (arena_hint ? arena_hint : 64) + (size_t)entries * NS_HDR;
 	/* arena offsets are 32-bit, as the growth path checks too */
-	s->arena = s->cap < UINT32_MAX ? ns_map(s->cap) : NULL;
+	s->arena = s->cap < UINT32_MAX ? fwd_hugemap(s->cap) : NULL;
 	if (s->slot == NULL || s->arena == NULL) {
 		fwd_nameset_free(s);
 		errno = ENOMEM;
@@ -330,8 +299,8 @@ void fwd_nameset_free(struct fwd_nameset *s)
 {
 	if (s == NULL)
 		return;
-	ns_unmap(s->slot, (s->mask + 1) * sizeof(*s->slot));
-	ns_unmap(s->arena, s->cap);
+	fwd_hugemap_free(s->slot, (s->mask + 1) * sizeof(*s->slot));
+	fwd_hugemap_free(s->arena, s->cap);
 	free(s);
 }
 
@@ -367,10 +336,10 @@ static int add_keyed(struct fwd_nameset *s, const char *name, size_t len, enum f
 			s->cap * 2 > s->used + len + NS_HDR ? s->cap * 2 : s->used + len + NS_HDR;
 		char *a;
 
-		if (cap >= UINT32_MAX || (a = ns_map(cap)) == NULL)
+		if (cap >= UINT32_MAX || (a = fwd_hugemap(cap)) == NULL)
 			return -ENOMEM;
 		memcpy(a, s->arena, s->used);
-		ns_unmap(s->arena, s->cap);
+		fwd_hugemap_free(s->arena, s->cap);
 		s->arena = a;
 		s->cap = cap;
 	}
