@@ -83,8 +83,8 @@ int main(int argc, char **argv)
 	c6 = c4 + rounds;
 	fr = c6 + rounds;
 	for (int r = 0; r < rounds; r++) {
-		struct rte_fib *f4;
-		struct rte_fib6 *f6;
+		struct fwd_fib4 *f4;
+		struct fwd_fib6 *f6;
 		uint64_t t0;
 
 		if (dp_fib_build(t, NULL, &f4, &f6, &bytes, &fi, &err)) {
@@ -110,13 +110,12 @@ int main(int argc, char **argv)
 	printf("%s{\"prefixes_v4\": %u, \"prefixes_v6\": %u, \"side_by_side\": %d, \"rounds\": %d, "
 	       "\"build_ms\": %.1f, \"v4_ms\": %.1f, \"v4_create_ms\": %.1f, \"v6_ms\": %.1f, "
 	       "\"v6_create_ms\": %.1f, \"free_ms\": %.1f, \"first_build_ms\": %.1f, "
-	       "\"fib_mib\": %.1f, \"rib_nodes_v4\": %u, \"rib_nodes_v6\": %u, \"tbl8_v4\": %u, "
-	       "\"tbl8_v6\": %u}\n",
+	       "\"fib_mib\": %.1f, \"groups_v4\": %u, \"groups_v6\": %u}\n",
 	       json ? "" : "median of the rounds after the first: ", t->nprefix4, t->nprefix6,
 	       fi.parallel, rounds, med_ms(wall + 1, rounds - 1), med_ms(b4 + 1, rounds - 1),
 	       med_ms(c4 + 1, rounds - 1), med_ms(b6 + 1, rounds - 1), med_ms(c6 + 1, rounds - 1),
 	       med_ms(fr + 1, rounds - 1), (double)wall[0] / 1e6, (double)bytes / 1048576.0,
-	       fi.rib_nodes4, fi.rib_nodes6, fi.tbl8_4, fi.tbl8_6);
+	       fi.groups4, fi.groups6);
 	fwd_table_free(t);
 	free(wall);
 	rte_eal_cleanup();

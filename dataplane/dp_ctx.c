@@ -77,7 +77,7 @@ static void *standby_main(void *arg)
 	if (ctx->replay.n) {
 		/* The retired generation's FIBs, which no worker reads any more
 		 * (after the grace period), get the delta the live ones got. */
-		ctx->built_rc = dp_fibs_apply(&ctx->built, &ctx->replay);
+		ctx->built_rc = dp_fibs_apply(&ctx->built, ctx->build_from, &ctx->replay);
 		if (ctx->built_rc) {
 			DP_LOG(NOTICE,
 			       "the retired FIBs refused the delta's replay (%s); "
@@ -436,7 +436,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		f = ctx->standby;
 		memset(&ctx->standby, 0, sizeof(ctx->standby));
 		ctx->standby_ok = 0;
-		if ((rc = dp_fibs_apply(&f, &eff)) != 0) {
+		if ((rc = dp_fibs_apply(&f, t, &eff)) != 0) {
 			/* Out of tbl8 groups or RIB nodes: FIBs with more room. */
 			DP_LOG(NOTICE, "standby FIBs refused the delta (%s); building them whole",
 			       strerror(-rc));

@@ -5,9 +5,6 @@
 
 #include <arpa/inet.h>
 
-#include <rte_rib.h>
-#include <rte_rib6.h>
-
 #include "fwd_names.h"
 #include "fwd_pktops.h"
 
@@ -66,23 +63,27 @@ static json_t *matched_prefix(const struct dp_gen *g, const struct fwd_pkt *k)
 	uint8_t depth = 0;
 
 	if (k->family == 4) {
-		struct rte_rib_node *n = rte_rib_lookup(rte_fib_get_rib(g->fib4), fwd_rd32(k->src));
+		/* The table's own sorted prefixes answer which one matched:
+		 * the FIBs keep no RIB (fwd_fib4.h). */
+		const struct fwd_table *t = g->table;
+		int64_t i =
+			fwd_fib4_longest(g->fib4, t->prefix4, t->nprefix4, fwd_rd32(k->src), 32);
 		uint32_t ip;
 
-		if (n == NULL)
+		if (i < 0)
 			return json_null();
-		rte_rib_get_ip(n, &ip);
-		rte_rib_get_depth(n, &depth);
-		ip = htonl(ip);
+		ip = htonl(t->prefix4[i].addr);
+		depth = t->prefix4[i].len;
 		inet_ntop(AF_INET, &ip, addr, sizeof(addr));
 	} else {
-		struct rte_rib6_node *n = rte_rib6_lookup(rte_fib6_get_rib(g->fib6), k->src);
-		uint8_t ip[16];
+		const struct fwd_table *t = g->table;
+		int64_t i = fwd_fib6_longest(g->fib6, t->prefix6, t->nprefix6, k->src, 128);
+		const uint8_t *ip;
 
-		if (n == NULL)
+		if (i < 0)
 			return json_null();
-		rte_rib6_get_ip(n, ip);
-		rte_rib6_get_depth(n, &depth);
+		ip = t->prefix6[i].addr;
+		depth = t->prefix6[i].len;
 		inet_ntop(AF_INET6, ip, addr, sizeof(addr));
 	}
 	snprintf(out, sizeof(out), "%s/%u", addr, depth);

@@ -16,22 +16,16 @@
 #include "fwd_residency.h"
 #include "fwd_stages.h"
 
-/* Room the FIBs keep for deltas (dp_fibs_apply): RIB nodes for as many
- * more prefixes per family, and tbl8 groups on top of what the table needs
- * (a quarter more and 1,024, but never past what keeps 2-byte next hops
- * when the table alone fits them). A delta that needs more is applied by
- * building the FIBs anew from its table (the slow path, logged). */
-#define DP_FIB_ROUTE_ROOM 65536u
-
+/* Room the FIBs keep for deltas (dp_fibs_apply): groups on top of what the
+ * table needs, a quarter more and 1,024. Past it they grow by themselves:
+ * the room only spares the first deltas' growth. */
 static const struct dp_fib_room delta_room = {
-	.prefixes = DP_FIB_ROUTE_ROOM,
-	.tbl8_pct = 25,
-	.tbl8_min = 1024,
-	.keep_2b = 1,
+	.groups_pct = 25,
+	.groups_min = 1024,
 };
 
-/* Both FIBs, sized exactly with the room above and built in parallel
- * where a core is spare (dp_fib.h). */
+/* Both FIBs, sized with the room above and built in parallel where a core
+ * is spare (dp_fib.h). */
 static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
@@ -44,11 +38,10 @@ static int build_fibs(struct dp_gen *g, struct fwd_err *err)
 		return rc;
 	fwd_stage("FIBs");
 	DP_LOG(INFO,
-	       "FIBs: IPv4 %u prefixes in %.1f ms (create %.1f ms, %u RIB nodes, %u tbl8 groups, "
-	       "%u-byte next hops), IPv6 %u in %.1f ms (%.1f ms, %u, %u, %u)%s; %.1f MiB",
-	       t->nprefix4, (double)fi.ns4 / 1e6, (double)fi.create_ns4 / 1e6, fi.rib_nodes4,
-	       fi.tbl8_4, fi.nh_bytes4, t->nprefix6, (double)fi.ns6 / 1e6,
-	       (double)fi.create_ns6 / 1e6, fi.rib_nodes6, fi.tbl8_6, fi.nh_bytes6,
+	       "FIBs: IPv4 %u prefixes in %.1f ms (create %.1f ms, %u groups), IPv6 %u in %.1f ms "
+	       "(create %.1f ms, %u groups)%s; %.1f MiB mapped",
+	       t->nprefix4, (double)fi.ns4 / 1e6, (double)fi.create_ns4 / 1e6, fi.groups4,
+	       t->nprefix6, (double)fi.ns6 / 1e6, (double)fi.create_ns6 / 1e6, fi.groups6,
 	       fi.parallel ? " side by side" : " one after the other",
 	       (double)g->fib_bytes / 1048576.0);
 	return 0;
@@ -66,36 +59,58 @@ void dp_fibs_free(struct dp_fibs *f)
 	memset(f, 0, sizeof(*f));
 }
 
-int dp_fibs_apply(struct dp_fibs *f, const struct fwd_delta *eff)
+/* A move is its removal, then its add (fwd_delta_apply's order): one
+ * change of the prefix's region. */
+static int is_move(const struct fwd_delta *eff, uint32_t i)
 {
+	const struct fwd_delta_op *op = &eff->ops[i], *nx = &eff->ops[i + 1];
+
+	return op->kind == FWD_DELTA_REMOVE && i + 1 < eff->n && nx->kind == FWD_DELTA_ADD &&
+	       nx->family == op->family && nx->len == op->len &&
+	       memcmp(nx->addr, op->addr, 16) == 0;
+}
+
+static uint32_t ip4_of(const struct fwd_delta_op *op)
+{
+	return (uint32_t)op->addr[0] << 24 | (uint32_t)op->addr[1] << 16 |
+	       (uint32_t)op->addr[2] << 8 | op->addr[3];
+}
+
+int dp_fibs_apply(struct dp_fibs *f, const struct fwd_table *t, const struct fwd_delta *eff)
+{
+	uint32_t hint4 = 0, hint6 = 0;
+
+	/* Each changed prefix's range is rewritten from the table after the
+	 * delta (fwd_fib4_update, fwd_fib6_update), which needs that table's
+	 * prefix lengths counted first: a removal's cover is searched among
+	 * them. A move (its removal, then its add) is one change of the
+	 * prefix's region, and counts neither way. */
 	for (uint32_t i = 0; i < eff->n; i++) {
 		const struct fwd_delta_op *op = &eff->ops[i];
-		int rc;
+		int d = op->kind == FWD_DELTA_ADD ? 1 : -1;
 
-		/* A move (its removal, then its add: fwd_delta_apply's order) is
-		 * one change of the prefix's next hop: rte_fib_add of a prefix
-		 * the FIB holds rewrites its range once, where a delete and an
-		 * add would rewrite it to the cover's region and back. */
-		if (op->kind == FWD_DELTA_REMOVE && i + 1 < eff->n &&
-		    eff->ops[i + 1].kind == FWD_DELTA_ADD && eff->ops[i + 1].family == op->family &&
-		    eff->ops[i + 1].len == op->len &&
-		    memcmp(eff->ops[i + 1].addr, op->addr, 16) == 0)
+		if (is_move(eff, i)) {
+			i++;
 			continue;
-
-		if (op->family == 4) {
-			uint32_t ip = (uint32_t)op->addr[0] << 24 | (uint32_t)op->addr[1] << 16 |
-				      (uint32_t)op->addr[2] << 8 | op->addr[3];
-
-			rc = op->kind == FWD_DELTA_ADD
-				     ? rte_fib_add(f->fib4, ip, op->len, op->region)
-				     : rte_fib_delete(f->fib4, ip, op->len);
-		} else {
-			rc = op->kind == FWD_DELTA_ADD
-				     ? rte_fib6_add(f->fib6, op->addr, op->len, op->region)
-				     : rte_fib6_delete(f->fib6, op->addr, op->len);
 		}
+		if (op->family == 4)
+			fwd_fib4_count(f->fib4, op->len, d);
+		else
+			fwd_fib6_count(f->fib6, op->len, d);
+	}
+	/* In the ops' order (sorted: a prefix before the prefixes inside it,
+	 * which take their cover's region from the FIB as it left it), the
+	 * hints walking forward through the table. */
+	for (uint32_t i = 0; i < eff->n; i++) {
+		const struct fwd_delta_op *op = &eff->ops[i];
+		int rc = op->family == 4 ? fwd_fib4_update(f->fib4, t->prefix4, t->nprefix4,
+							   ip4_of(op), op->len, &hint4)
+					 : fwd_fib6_update(f->fib6, t->prefix6, t->nprefix6,
+							   op->addr, op->len, &hint6);
+
 		if (rc)
-			return rc < 0 ? rc : -EIO;
+			return rc;
+		i += is_move(eff, i);
 	}
 	return 0;
 }
@@ -322,8 +337,8 @@ struct dp_gen *dp_gen_derive(struct dp_gen *g, struct fwd_table *t, struct dp_fi
 
 void dp_gen_free(struct dp_gen *g)
 {
-	struct rte_fib *fib4;
-	struct rte_fib6 *fib6;
+	struct fwd_fib4 *fib4;
+	struct fwd_fib6 *fib6;
 
 	if (g == NULL)
 		return;
@@ -352,18 +367,12 @@ void dp_gen_free(struct dp_gen *g)
 
 uint16_t dp_gen_region_of(const struct dp_gen *g, int family, const uint8_t *addr)
 {
-	uint64_t nh = FWD_REGION_UNKNOWN;
+	uint32_t nh;
 
-	if (family == 4) {
-		uint32_t ip = (uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 |
-			      (uint32_t)addr[2] << 8 | addr[3];
-
-		rte_fib_lookup_bulk(g->fib4, &ip, &nh, 1);
-	} else {
-		uint8_t ip[1][RTE_FIB6_IPV6_ADDR_SIZE];
-
-		memcpy(ip[0], addr, 16);
-		rte_fib6_lookup_bulk(g->fib6, ip, &nh, 1);
-	}
+	if (family == 4)
+		nh = fwd_fib4_lookup(g->fib4, (uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 |
+						      (uint32_t)addr[2] << 8 | addr[3]);
+	else
+		nh = fwd_fib6_lookup(g->fib6, addr);
 	return (uint16_t)nh;
 }

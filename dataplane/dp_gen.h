@@ -3,7 +3,7 @@
  * completely off the fast path and immutable once published.
  *
  * A generation owns the validated table, its compiled classifier, the IPv4
- * and IPv6 FIBs (rte_fib DIR-24-8 and rte_fib6 trie, next hop = region id),
+ * and IPv6 FIBs (fwd_fib4 DIR-24-8 and fwd_fib6 trie, next hop = region id),
  * the L2 rewrite template of every link, and per-worker hit counters
  * (regions, services, policies, links) that only that worker writes.
  *
@@ -18,15 +18,14 @@
 
 #include <stdint.h>
 
-#include <rte_fib.h>
-#include <rte_fib6.h>
-
 #include "dp_content.h"
 #include "dp_node.h"
 #include "dp_port.h"
 #include "fwd_class.h"
 #include "fwd_delta.h"
 #include "fwd_err.h"
+#include "fwd_fib4.h"
+#include "fwd_fib6.h"
 #include "fwd_table.h"
 
 struct dp_link_out {
@@ -64,9 +63,9 @@ struct dp_gen_cnt {
 
 /* A pair of FIBs (next hop = region id) and what their tables take. */
 struct dp_fibs {
-	struct rte_fib *fib4;
-	struct rte_fib6 *fib6;
-	uint64_t bytes; /* DPDK memory of both: tbl24, tbl8 groups, RIB node pools */
+	struct fwd_fib4 *fib4;
+	struct fwd_fib6 *fib6;
+	uint64_t bytes; /* memory both map: tbl24s, groups */
 };
 
 struct dp_gen {
@@ -80,8 +79,8 @@ struct dp_gen {
 	uint64_t created_unix_ns;
 	struct fwd_table *table;
 	struct fwd_class *cls;
-	struct rte_fib *fib4;
-	struct rte_fib6 *fib6;
+	struct fwd_fib4 *fib4;
+	struct fwd_fib6 *fib6;
 	struct dp_content *content; /* NULL when the table has no content rules */
 	/* Per (region, service) cell: the egress link when the cell's whole
 	 * decision is "send to this link" (policy action link, no mirror, no
@@ -142,10 +141,11 @@ static inline uint16_t dp_gen_link_by_key(const struct dp_gen *g, uint64_t key)
  */
 int dp_fibs_build(const struct fwd_table *t, struct dp_fibs *f, struct fwd_err *err);
 
-/** Apply effective changes (fwd_delta_apply's, removals before adds of a
- *  prefix) to @f. @return 0, or -errno: @f is then partly changed and must
- *  be freed (an rte_fib cannot undo). */
-int dp_fibs_apply(struct dp_fibs *f, const struct fwd_delta *eff);
+/** Apply effective changes (fwd_delta_apply's: sorted, removals before adds
+ *  of a prefix) to @f, which must mirror the table before them; @t is the
+ *  table after them (IPv4 reads its range of each change from it).
+ *  @return 0, or -ENOMEM: @f is then partly changed and must be freed. */
+int dp_fibs_apply(struct dp_fibs *f, const struct fwd_table *t, const struct fwd_delta *eff);
 
 /** Free both FIBs (NULL-safe) and zero @f. */
 void dp_fibs_free(struct dp_fibs *f);

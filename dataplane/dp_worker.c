@@ -825,7 +825,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 {
 	struct fwd_pkt meta[FWD_BURST];
 	uint32_t ip4[FWD_BURST];
-	uint8_t ip6[FWD_BURST][RTE_FIB6_IPV6_ADDR_SIZE];
+	uint8_t ip6[FWD_BURST][16];
 	uint64_t nh4[FWD_BURST], nh6[FWD_BURST];
 	uint64_t region[FWD_BURST]; /* FIB next hop (region id) per packet */
 	const uint64_t *nh = region;
@@ -908,7 +908,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 	 * burst was IPv4 and passed the parser (the usual case), nh4 is already
 	 * in packet order and is read as it is. */
 	if (n4) {
-		rte_fib_lookup_bulk(g->fib4, ip4, nh4, n4);
+		fwd_fib4_lookup_bulk(g->fib4, ip4, nh4, n4);
 		if (n4 == n) {
 			nh = nh4;
 		} else {
@@ -917,7 +917,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 		}
 	}
 	if (n6) {
-		rte_fib6_lookup_bulk(g->fib6, ip6, nh6, n6);
+		fwd_fib6_lookup_bulk(g->fib6, (const uint8_t(*)[16])ip6, nh6, n6);
 		for (uint16_t j = 0; j < n6; j++)
 			region[idx6[j]] = nh6[j];
 	}

@@ -137,7 +137,7 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct d
  */
 enum dp_stage {
 	DP_STAGE_PARSE, /* stage 1: fwd_parse_fast/full, address gather, rx counters */
-	DP_STAGE_LPM, /* stage 2: rte_fib(6)_lookup_bulk of the source addresses */
+	DP_STAGE_LPM, /* stage 2: fwd_fib4/6_lookup_bulk of the source addresses */
 	DP_STAGE_CLASSIFY, /* stage 3's bulk loop: service, cell, policy or cell's link */
 	DP_STAGE_FORWARD, /* stage 3's per-packet loop: cell counters, TTL, L2 rewrite, staging */
 	DP_STAGE_TX, /* rte_eth_tx_burst (net_null in the harness: it frees the mbufs) */

@@ -61,9 +61,9 @@ struct app_opts {
 };
 
 /* A start that fails once the table is built: the standby builder thread
- * (dp_ctx.h) may still be building FIBs in EAL memory, which rte_exit()'s
- * cleanup releases under it (a SIGSEGV seen at -m 256, where the worker
- * state did not fit): stop it first. */
+ * (dp_ctx.h) may still be building FIBs from the table, and rte_exit()'s
+ * cleanup must not release what it reads under it (a SIGSEGV seen at
+ * -m 256 when the FIBs were in EAL memory): stop it first. */
 static void start_failed(struct dp_ctx *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 

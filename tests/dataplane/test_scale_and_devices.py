@@ -249,12 +249,12 @@ def _mask(a, L, top):
 
 
 def fib_edge_table(seed):
-    """Prefixes at the edges of the FIBs' exact sizing (dataplane/dp_fib.c):
-    nested chains (RIB nodes that are prefixes, branch points that are not),
-    whole /24s of /32s and scattered /25-/31s (IPv4 tbl8 groups), long IPv6
-    prefixes with no parent and chains whose members share their parent's
-    region or not (what rte_fib6 reserves, and when it keeps it), siblings of
-    lengths that are not multiples of 8 in shared blocks."""
+    """Prefixes at the edges of the FIBs' levels (common/fwd_fib4.c,
+    fwd_fib6.c): nested chains of every length, whole /24s of /32s and
+    scattered /25-/31s (IPv4 groups), long IPv6 prefixes alone in their
+    blocks (a chain of groups each) and chains whose members share their
+    parent's region or not, siblings of lengths that are not multiples of 8
+    in shared blocks."""
     rng = random.Random(seed)
     v4, v6 = {}, {}
     for _ in range(25):
@@ -288,11 +288,9 @@ def fib_edge_table(seed):
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fib_sizes_are_exact(tmp_path, seed):
-    """The FIBs are created with exactly the room their prefixes need (RIB
-    nodes, IPv4 and IPv6 tbl8 groups: dp_fib.h); a count one short refuses a
-    prefix. Tables at the counts' edges load, and every lookup agrees with a
-    longest-prefix reference."""
+def test_fib_edges(tmp_path, seed):
+    """Tables at the edges of the FIBs' levels load, and every lookup agrees
+    with a longest-prefix reference."""
     v4, v6 = fib_edge_table(seed)
     regions = {f"r{i}": {"prefixes": []} for i in range(1, 7)}
     for (top, d, cls) in ((32, v4, ipaddress.IPv4Network), (128, v6, ipaddress.IPv6Network)):
