@@ -1307,9 +1307,9 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	return (int64_t)id;
 }
 
-int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, const char *author,
-			      const char *comment, int64_t expected, struct fwd_delta_stats *stats,
-			      struct fwd_err *e)
+static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *d,
+				  const char *author, const char *comment, int64_t expected,
+				  struct fwd_delta_stats *stats, struct fwd_err *e)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 	struct fwd_delta eff = {0};
@@ -1340,8 +1340,10 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 			     "there is no table to change yet; PUT one");
 		return -1;
 	}
+	fwd_stage("checks");
 	if (fwd_delta_apply(st->table, d, &t, &eff, &ds, e))
 		return -1;
+	fwd_stage("validate");
 	if (stats)
 		*stats = ds;
 	if (t == NULL) { /* every change is a no-op: retries are idempotent */
@@ -1358,6 +1360,7 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 		return -1;
 	}
 	fwd_delta_clear(&eff);
+	fwd_stage("extensions + pack");
 	id = st->next_id;
 	base = cur->hash;
 	/* Write ahead, as for a document: the changes, then the history naming
@@ -1379,10 +1382,12 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 	g.clen = plen;
 	g.added = ds.added4 + ds.added6;
 	g.removed = ds.removed4 + ds.removed6;
+	fwd_stage("write changes");
 	if (write_pending(st, &g, e)) {
 		fwd_table_free(t);
 		return -1;
 	}
+	fwd_stage("write history");
 	/* regionfwd applies the changes to what it runs when that is our
 	 * current generation; else (it restarted, or predates deltas) it gets
 	 * the new table whole, named by the chain hash. */
@@ -1403,18 +1408,40 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 		free(doc);
 	}
 	pushed = rc == 0;
+	fwd_stage("push");
 	if (!pushed || run_applied(st, t, id, e)) {
 		undo_pending(st, pushed, id);
 		fwd_table_free(t);
 		return -1;
 	}
+	fwd_stage("extensions' applied");
 	commit_pending(st, t, 0);
+	fwd_stage("commit + write history");
 	snprintf(what, sizeof(what), "(+%u -%u prefixes, %u already held)", g.added, g.removed,
 		 ds.unchanged);
 	log_applied(st, id, "delta applied", what);
 	st->seeded = 0;
 	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 	return (int64_t)id;
+}
+
+/* Where a delta's time goes (fwd_stages.h), logged with the generation. */
+int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, const char *author,
+			      const char *comment, int64_t expected, struct fwd_delta_stats *stats,
+			      struct fwd_err *e)
+{
+	struct fwd_stages stages;
+	char times[512];
+	int64_t id;
+
+	fwd_stages_begin(&stages);
+	id = apply_delta_staged(st, d, author, comment, expected, stats, e);
+	if (id > 0)
+		fwd_log(FWD_LOG_INFO, "generation %" PRId64 " (%u changes) applied in %.1f ms: %s",
+			id, d->n, (double)fwd_stages_total_ns(&stages) / 1e6,
+			fwd_stages_format(&stages, times, sizeof(times)));
+	fwd_stages_end(&stages);
+	return id;
 }
 
 /* 1 when regionfwd's status reply says it runs regiond's current generation.
