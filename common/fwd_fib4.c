@@ -13,6 +13,13 @@
 #define GROUP_BYTES (256 * sizeof(uint32_t))
 #define GROUPS_MAX (FWD_FIB4_EXT - 1) /* numbers must stay clear of the flag */
 
+/* How a sweep writes. NOFREE: the entries hold no groups to free (a build:
+ * fresh memory, or kept memory whose old contents mean nothing), so they are
+ * written without being read. ZERO: they are zero too, so region 0
+ * (FWD_REGION_UNKNOWN) needs no write. Neither: a change, on a FIB whose
+ * entries mean what they say. */
+enum { NOFREE = 1, ZERO = 2 };
+
 /* Sorted order of the table: by address, then length. */
 static inline int before(const struct fwd_prefix4 *p, uint32_t addr, uint8_t len)
 {
@@ -98,10 +105,11 @@ static int groups_grow(struct fwd_fib4 *f)
 	if (fr == NULL)
 		return -ENOMEM;
 	f->free = fr;
-	t8 = fwd_hugemap_grow(f->tbl8, (size_t)f->cap * GROUP_BYTES, (size_t)cap * GROUP_BYTES);
+	t8 = fwd_hugemap_grow(f->tbl8, f->tbl8_size, (size_t)cap * GROUP_BYTES);
 	if (t8 == NULL)
 		return -ENOMEM;
 	f->tbl8 = t8;
+	f->tbl8_size = (size_t)cap * GROUP_BYTES;
 	f->cap = cap;
 	return 0;
 }
@@ -131,15 +139,14 @@ static void group_release(struct fwd_fib4 *f, uint32_t g)
 
 /* ---- writing ranges ------------------------------------------------------------ */
 
-/* tbl24 entries [lo, end) take region @r, releasing the groups they held.
- * @fresh: the FIB was just made, its entries are 0 (FWD_REGION_UNKNOWN)
- * and hold no group, so region 0 needs no write at all. */
-static void put24(struct fwd_fib4 *f, uint32_t lo, uint32_t end, uint32_t r, int fresh)
+/* tbl24 entries [lo, end) take region @r, releasing the groups they held
+ * (@mode: NOFREE, ZERO above). */
+static void put24(struct fwd_fib4 *f, uint32_t lo, uint32_t end, uint32_t r, int mode)
 {
 	uint32_t *t = f->tbl24;
 
-	if (fresh) {
-		if (r != 0)
+	if (mode & NOFREE) {
+		if (r != 0 || !(mode & ZERO))
 			for (uint32_t x = lo; x < end; x++)
 				t[x] = r;
 		return;
@@ -158,15 +165,16 @@ static inline void put8(uint32_t *g, uint32_t lo, uint32_t end, uint32_t r)
 }
 
 /* /24 number @b gets a group from its prefixes longer than /24, p[j..k)
- * (sorted, all inside it), over region @base. The same sweep as sweep24,
- * in the group's 8 bits. */
+ * (sorted, all inside it), over region @base: the one it has (@mode 0 and
+ * the entry links one), else a new one. The same sweep as sweep24, in the
+ * group's 8 bits; it writes all 256 entries, whatever the group held. */
 static int put_block(struct fwd_fib4 *f, uint32_t b, uint32_t base, const struct fwd_prefix4 *p,
-		     uint32_t j, uint32_t k)
+		     uint32_t j, uint32_t k, int mode)
 {
 	struct {
 		uint32_t end, r;
 	} st[9]; /* lengths 25-32 nest at most 8 deep */
-	uint32_t e = f->tbl24[b], g, cur = 0, *t8;
+	uint32_t e = mode & NOFREE ? 0 : f->tbl24[b], g, cur = 0, *t8;
 	unsigned sp = 0;
 
 	if (e & FWD_FIB4_EXT) {
@@ -205,7 +213,7 @@ static int put_block(struct fwd_fib4 *f, uint32_t b, uint32_t base, const struct
  * each gap taking the innermost one's region. Prefixes of /24 or shorter set
  * entries; each /24 holding longer ones gets its group. */
 static int sweep24(struct fwd_fib4 *f, const struct fwd_prefix4 *p, uint32_t j, uint32_t k,
-		   uint32_t lo, uint32_t end, uint32_t base, int fresh)
+		   uint32_t lo, uint32_t end, uint32_t base, int mode)
 {
 	struct {
 		uint32_t end, r;
@@ -217,11 +225,11 @@ static int sweep24(struct fwd_fib4 *f, const struct fwd_prefix4 *p, uint32_t j, 
 		uint32_t b = p[j].addr >> 8, r;
 
 		while (sp && st[sp - 1].end <= b) {
-			put24(f, cur, st[sp - 1].end, st[sp - 1].r, fresh);
+			put24(f, cur, st[sp - 1].end, st[sp - 1].r, mode);
 			cur = st[--sp].end;
 		}
 		r = sp ? st[sp - 1].r : base;
-		put24(f, cur, b, r, fresh);
+		put24(f, cur, b, r, mode);
 		cur = b;
 		if (p[j].len <= 24) {
 			st[sp].end = b + (uint32_t)(1ull << (24 - p[j].len));
@@ -235,7 +243,7 @@ static int sweep24(struct fwd_fib4 *f, const struct fwd_prefix4 *p, uint32_t j, 
 
 		while (m < k && p[m].addr >> 8 == b)
 			m++;
-		int rc = put_block(f, b, r, p, j, m);
+		int rc = put_block(f, b, r, p, j, m, mode);
 
 		if (rc)
 			return rc;
@@ -243,10 +251,10 @@ static int sweep24(struct fwd_fib4 *f, const struct fwd_prefix4 *p, uint32_t j, 
 		j = m;
 	}
 	while (sp) {
-		put24(f, cur, st[sp - 1].end, st[sp - 1].r, fresh);
+		put24(f, cur, st[sp - 1].end, st[sp - 1].r, mode);
 		cur = st[--sp].end;
 	}
-	put24(f, cur, end, base, fresh);
+	put24(f, cur, end, base, mode);
 	return 0;
 }
 
@@ -255,6 +263,7 @@ static int sweep24(struct fwd_fib4 *f, const struct fwd_prefix4 *p, uint32_t j, 
 struct fwd_fib4 *fwd_fib4_create(uint32_t groups)
 {
 	struct fwd_fib4 *f = calloc(1, sizeof(*f));
+	int dirty;
 
 	if (f == NULL)
 		return NULL;
@@ -262,8 +271,13 @@ struct fwd_fib4 *fwd_fib4_create(uint32_t groups)
 		groups = 64;
 	if (groups > GROUPS_MAX)
 		groups = GROUPS_MAX;
-	f->tbl24 = fwd_hugemap((size_t)TBL24_N * sizeof(uint32_t));
-	f->tbl8 = fwd_hugemap((size_t)groups * GROUP_BYTES);
+	/* Kept memory when there is some (fwd_hugemap.h): the build writes
+	 * every entry then, and every group it makes. */
+	f->tbl24 = fwd_hugemap_reuse((size_t)TBL24_N * sizeof(uint32_t), &f->tbl24_size, &dirty);
+	f->dirty24 = (uint8_t)dirty;
+	f->tbl8 = fwd_hugemap_reuse((size_t)groups * GROUP_BYTES, &f->tbl8_size, &dirty);
+	if (f->tbl8 && f->tbl8_size / GROUP_BYTES < GROUPS_MAX)
+		groups = (uint32_t)(f->tbl8_size / GROUP_BYTES);
 	f->base = malloc((size_t)groups * 4);
 	f->free = malloc((size_t)groups * 4);
 	f->cap = groups;
@@ -279,8 +293,8 @@ void fwd_fib4_free(struct fwd_fib4 *f)
 {
 	if (f == NULL)
 		return;
-	fwd_hugemap_free(f->tbl24, (size_t)TBL24_N * sizeof(uint32_t));
-	fwd_hugemap_free(f->tbl8, (size_t)f->cap * GROUP_BYTES);
+	fwd_hugemap_recycle(f->tbl24, f->tbl24_size);
+	fwd_hugemap_recycle(f->tbl8, f->tbl8_size);
 	free(f->base);
 	free(f->free);
 	free(f);
@@ -305,7 +319,7 @@ int fwd_fib4_build(struct fwd_fib4 *f, const struct fwd_prefix4 *p, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		f->nlen[p[i].len]++;
-	return sweep24(f, p, 0, n, 0, TBL24_N, 0, 1);
+	return sweep24(f, p, 0, n, 0, TBL24_N, 0, f->dirty24 ? NOFREE : NOFREE | ZERO);
 }
 
 void fwd_fib4_count(struct fwd_fib4 *f, uint8_t len, int d)
@@ -400,10 +414,10 @@ int fwd_fib4_update(struct fwd_fib4 *f, const struct fwd_prefix4 *p, uint32_t n,
 		put24(f, b, b + 1, base, 0);
 		return 0;
 	}
-	return put_block(f, b, base, p, j, k);
+	return put_block(f, b, base, p, j, k, 0);
 }
 
 size_t fwd_fib4_bytes(const struct fwd_fib4 *f)
 {
-	return f ? (size_t)TBL24_N * 4 + (size_t)f->cap * (GROUP_BYTES + 8) : 0;
+	return f ? f->tbl24_size + f->tbl8_size + (size_t)f->cap * 8 : 0;
 }

@@ -30,10 +30,12 @@
  * change must not run beside lookups of the same FIB (regionfwd changes only
  * FIBs no worker can see: a standby, then publishes it under RCU).
  *
- * Memory: the 64 MiB tbl24 and the groups come from fwd_hugemap (THP,
- * zero until touched: region 0, FWD_REGION_UNKNOWN, needs no write, so a
- * small table touches little). Groups grow with mremap, so a change never
- * fails for want of room short of the system's memory.
+ * Memory: the 64 MiB tbl24 and the groups come from fwd_hugemap (THP). A
+ * FIB freed hands its mappings back for the next build (fwd_hugemap_recycle,
+ * within the limit the dataplane sets), which then writes every entry; on
+ * fresh memory, zero until touched, region 0 (FWD_REGION_UNKNOWN) needs no
+ * write, so a small table touches little. Groups grow with mremap, so a
+ * change never fails for want of room short of the system's memory.
  *
  * DPDK-free: the dataplane, the unit tests and the fuzzers share it.
  */
@@ -55,6 +57,8 @@ struct fwd_fib4 {
 	uint32_t *free; /* numbers of free groups below top, a stack */
 	uint32_t nfree, top, cap, groups; /* groups: in use */
 	uint32_t nlen[33]; /* the table's prefixes per length (fwd_fib4_longest skips the empty) */
+	size_t tbl24_size, tbl8_size; /* the mappings' lengths */
+	uint8_t dirty24; /* the tbl24 came with old contents (fwd_hugemap_reuse) */
 };
 
 /** An empty FIB (every address FWD_REGION_UNKNOWN) with room for @groups

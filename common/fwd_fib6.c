@@ -18,6 +18,12 @@ typedef unsigned __int128 u128;
 #define TOP UINT32_MAX /* the tbl24, where a group number is expected */
 #define LEVELS 14 /* 24 bits, then 13 x 8 */
 
+/* How a sweep writes, as in fwd_fib4.c. NOFREE: the entries hold no links
+ * to free (a new group, a build), so they are written without being read.
+ * ZERO: they are zero too (fresh memory), so region 0 needs no write.
+ * Neither: a change, on entries that mean what they say. */
+enum { NOFREE = 1, ZERO = 2 };
+
 /* Last bit (exclusive) that level @l indexes: 24, 32, ..., 128. */
 static inline unsigned depth_of(unsigned l)
 {
@@ -134,21 +140,23 @@ static int groups_grow(struct fwd_fib6 *f)
 	if (fr == NULL)
 		return -ENOMEM;
 	f->free = fr;
-	t8 = fwd_hugemap_grow(f->tbl8, (size_t)f->cap * GROUP_BYTES, (size_t)cap * GROUP_BYTES);
+	t8 = fwd_hugemap_grow(f->tbl8, f->tbl8_size, (size_t)cap * GROUP_BYTES);
 	if (t8 == NULL)
 		return -ENOMEM;
 	f->tbl8 = t8;
+	f->tbl8_size = (size_t)cap * GROUP_BYTES; /* what grew is zero: clean_from stays */
 	f->cap = cap;
 	return 0;
 }
 
-/* A group of zeros (region 0, no links): fresh from the mapping, or a freed
- * one cleared. May move f->tbl8. */
-static int group_alloc(struct fwd_fib6 *f, uint32_t *g)
+/* A group for a sweep that writes all of it; *@zero: 1 when it is zero
+ * already (never used since the mapping was made), so zeros need no write.
+ * May move f->tbl8. */
+static int group_alloc(struct fwd_fib6 *f, uint32_t *g, int *zero)
 {
+	*zero = 0;
 	if (f->nfree) {
 		*g = f->free[--f->nfree];
-		memset(f->tbl8 + ((size_t)*g << 8), 0, GROUP_BYTES);
 	} else {
 		if (f->top == f->cap) {
 			int rc = groups_grow(f);
@@ -157,6 +165,7 @@ static int group_alloc(struct fwd_fib6 *f, uint32_t *g)
 				return rc;
 		}
 		*g = f->top++;
+		*zero = *g >= f->clean_from;
 	}
 	f->groups++;
 	return 0;
@@ -177,14 +186,13 @@ static void free_tree(struct fwd_fib6 *f, uint32_t g)
 /* ---- writing ranges ------------------------------------------------------------ */
 
 /* Entries [lo, end) of table @gid take region @r, freeing the groups below
- * them. @fresh: the table is all zeros with no links (just made), so
- * region 0 needs no write. */
-static void put(struct fwd_fib6 *f, uint32_t gid, uint32_t lo, uint32_t end, uint32_t r, int fresh)
+ * them (@mode: NOFREE, ZERO above). */
+static void put(struct fwd_fib6 *f, uint32_t gid, uint32_t lo, uint32_t end, uint32_t r, int mode)
 {
 	uint32_t *t = entries(f, gid);
 
-	if (fresh) {
-		if (r != 0)
+	if (mode & NOFREE) {
+		if (r != 0 || !(mode & ZERO))
 			for (uint32_t x = lo; x < end; x++)
 				t[x] = r;
 		return;
@@ -197,28 +205,28 @@ static void put(struct fwd_fib6 *f, uint32_t gid, uint32_t lo, uint32_t end, uin
 }
 
 static int sweep(struct fwd_fib6 *f, unsigned l, uint32_t gid, const struct fwd_prefix6 *p,
-		 uint32_t j, uint32_t k, uint32_t lo, uint32_t end, uint32_t base, int fresh);
+		 uint32_t j, uint32_t k, uint32_t lo, uint32_t end, uint32_t base, int mode);
 
 /* Entry @idx of table @pgid (level @l - 1) gets the group of level @l built
  * from p[j..k) (sorted, all inside the entry's block) over region @base:
- * the group it has, rewritten, or a new one. */
+ * the group it has, rewritten (@mode 0 and the entry links one), or a new
+ * one. On failure the FIB is only fit for freeing (fwd_fib6.h): a half
+ * written group is left where it is, unread. */
 static int put_group(struct fwd_fib6 *f, unsigned l, uint32_t pgid, uint32_t idx, uint32_t base,
-		     const struct fwd_prefix6 *p, uint32_t j, uint32_t k, int fresh)
+		     const struct fwd_prefix6 *p, uint32_t j, uint32_t k, int mode)
 {
-	uint32_t e = entries(f, pgid)[idx], g;
-	int rc, new_group = fresh || !(e & FWD_FIB6_EXT);
+	uint32_t e = mode & NOFREE ? 0 : entries(f, pgid)[idx], g;
+	int rc, zero, sub = 0;
 
-	if (new_group) {
-		if ((rc = group_alloc(f, &g)) != 0)
+	if (!(e & FWD_FIB6_EXT)) {
+		if ((rc = group_alloc(f, &g, &zero)) != 0)
 			return rc;
+		sub = NOFREE | (zero ? ZERO : 0);
 	} else {
 		g = e & ~FWD_FIB6_EXT;
 	}
-	if ((rc = sweep(f, l, g, p, j, k, 0, 256, base, new_group)) != 0) {
-		if (new_group) /* reachable from nowhere yet: give it back */
-			free_tree(f, g);
+	if ((rc = sweep(f, l, g, p, j, k, 0, 256, base, sub)) != 0)
 		return rc;
-	}
 	f->base[g] = base;
 	entries(f, pgid)[idx] = FWD_FIB6_EXT | g; /* after the sweep: tbl8 may have moved */
 	return 0;
@@ -230,7 +238,7 @@ static int put_group(struct fwd_fib6 *f, unsigned l, uint32_t pgid, uint32_t idx
  * prefixes that end at this level, each gap the innermost one's region;
  * an entry with longer prefixes inside gets their group. */
 static int sweep(struct fwd_fib6 *f, unsigned l, uint32_t gid, const struct fwd_prefix6 *p,
-		 uint32_t j, uint32_t k, uint32_t lo, uint32_t end, uint32_t base, int fresh)
+		 uint32_t j, uint32_t k, uint32_t lo, uint32_t end, uint32_t base, int mode)
 {
 	struct {
 		uint32_t end, r;
@@ -243,11 +251,11 @@ static int sweep(struct fwd_fib6 *f, unsigned l, uint32_t gid, const struct fwd_
 		uint32_t idx = index_of(a, l), r;
 
 		while (sp && st[sp - 1].end <= idx) {
-			put(f, gid, cur, st[sp - 1].end, st[sp - 1].r, fresh);
+			put(f, gid, cur, st[sp - 1].end, st[sp - 1].r, mode);
 			cur = st[--sp].end;
 		}
 		r = sp ? st[sp - 1].r : base;
-		put(f, gid, cur, idx, r, fresh);
+		put(f, gid, cur, idx, r, mode);
 		cur = idx;
 		if (p[j].len <= d) {
 			st[sp].end = idx + (uint32_t)(1ull << (d - p[j].len));
@@ -260,7 +268,7 @@ static int sweep(struct fwd_fib6 *f, unsigned l, uint32_t gid, const struct fwd_
 
 		while (m < k && inside(&p[m], a, d))
 			m++;
-		int rc = put_group(f, l + 1, gid, idx, r, p, j, m, fresh);
+		int rc = put_group(f, l + 1, gid, idx, r, p, j, m, mode);
 
 		if (rc)
 			return rc;
@@ -268,10 +276,10 @@ static int sweep(struct fwd_fib6 *f, unsigned l, uint32_t gid, const struct fwd_
 		j = m;
 	}
 	while (sp) {
-		put(f, gid, cur, st[sp - 1].end, st[sp - 1].r, fresh);
+		put(f, gid, cur, st[sp - 1].end, st[sp - 1].r, mode);
 		cur = st[--sp].end;
 	}
-	put(f, gid, cur, end, base, fresh);
+	put(f, gid, cur, end, base, mode);
 	return 0;
 }
 
@@ -280,6 +288,7 @@ static int sweep(struct fwd_fib6 *f, unsigned l, uint32_t gid, const struct fwd_
 struct fwd_fib6 *fwd_fib6_create(uint32_t groups)
 {
 	struct fwd_fib6 *f = calloc(1, sizeof(*f));
+	int dirty;
 
 	if (f == NULL)
 		return NULL;
@@ -287,8 +296,14 @@ struct fwd_fib6 *fwd_fib6_create(uint32_t groups)
 		groups = 64;
 	if (groups > GROUPS_MAX)
 		groups = GROUPS_MAX;
-	f->tbl24 = fwd_hugemap((size_t)TBL24_N * sizeof(uint32_t));
-	f->tbl8 = fwd_hugemap((size_t)groups * GROUP_BYTES);
+	/* Kept memory when there is some (fwd_hugemap.h): the build then
+	 * writes every entry, and every entry of the groups it makes. */
+	f->tbl24 = fwd_hugemap_reuse((size_t)TBL24_N * sizeof(uint32_t), &f->tbl24_size, &dirty);
+	f->dirty24 = (uint8_t)dirty;
+	f->tbl8 = fwd_hugemap_reuse((size_t)groups * GROUP_BYTES, &f->tbl8_size, &dirty);
+	if (f->tbl8 && f->tbl8_size / GROUP_BYTES < GROUPS_MAX)
+		groups = (uint32_t)(f->tbl8_size / GROUP_BYTES);
+	f->clean_from = dirty ? groups : 0;
 	f->base = malloc((size_t)groups * 4);
 	f->free = malloc((size_t)groups * 4);
 	f->cap = groups;
@@ -304,8 +319,8 @@ void fwd_fib6_free(struct fwd_fib6 *f)
 {
 	if (f == NULL)
 		return;
-	fwd_hugemap_free(f->tbl24, (size_t)TBL24_N * sizeof(uint32_t));
-	fwd_hugemap_free(f->tbl8, (size_t)f->cap * GROUP_BYTES);
+	fwd_hugemap_recycle(f->tbl24, f->tbl24_size);
+	fwd_hugemap_recycle(f->tbl8, f->tbl8_size);
 	free(f->base);
 	free(f->free);
 	free(f);
@@ -338,7 +353,7 @@ int fwd_fib6_build(struct fwd_fib6 *f, const struct fwd_prefix6 *p, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
 		f->nlen[p[i].len]++;
-	return sweep(f, 0, TOP, p, 0, n, 0, TBL24_N, 0, 1);
+	return sweep(f, 0, TOP, p, 0, n, 0, TBL24_N, 0, f->dirty24 ? NOFREE : NOFREE | ZERO);
 }
 
 void fwd_fib6_count(struct fwd_fib6 *f, uint8_t len, int d)
@@ -464,5 +479,5 @@ int fwd_fib6_update(struct fwd_fib6 *f, const struct fwd_prefix6 *p, uint32_t n,
 
 size_t fwd_fib6_bytes(const struct fwd_fib6 *f)
 {
-	return f ? (size_t)TBL24_N * 4 + (size_t)f->cap * (GROUP_BYTES + 8) : 0;
+	return f ? f->tbl24_size + f->tbl8_size + (size_t)f->cap * 8 : 0;
 }

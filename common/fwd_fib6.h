@@ -45,6 +45,9 @@ struct fwd_fib6 {
 	uint32_t *free; /* numbers of free groups below top, a stack */
 	uint32_t nfree, top, cap, groups; /* groups: in use */
 	uint32_t nlen[129]; /* the table's prefixes per length */
+	size_t tbl24_size, tbl8_size; /* the mappings' lengths */
+	uint32_t clean_from; /* groups from this one on were never written (zero) */
+	uint8_t dirty24; /* the tbl24 came with old contents (fwd_hugemap_reuse) */
 };
 
 /** An empty FIB (every address FWD_REGION_UNKNOWN) with room for @groups

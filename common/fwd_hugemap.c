@@ -5,6 +5,7 @@
 #include "fwd_hugemap.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -58,4 +59,91 @@ void *fwd_hugemap_grow(void *p, size_t old, size_t len)
 	 * costs microseconds. The moved mapping keeps its advice. */
 	n = mremap(p, PAGE_ROUND(old), PAGE_ROUND(len), MREMAP_MAYMOVE);
 	return n == MAP_FAILED ? NULL : n;
+}
+
+/* ---- recycling -------------------------------------------------------------- */
+
+#define KEPT_MAX 16 /* a few FIB pairs' mappings: two tables each */
+
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	void *p;
+	size_t size;
+} kept[KEPT_MAX];
+static unsigned nkept;
+static size_t kept_bytes, kept_limit;
+
+void *fwd_hugemap_reuse(size_t len, size_t *size, int *dirty)
+{
+	void *p = NULL;
+	int best = -1;
+
+	pthread_mutex_lock(&kept_lock);
+	for (unsigned i = 0; i < nkept; i++)
+		if (kept[i].size >= len && (best < 0 || kept[i].size < kept[best].size))
+			best = (int)i;
+	if (best >= 0) {
+		p = kept[best].p;
+		*size = kept[best].size;
+		kept_bytes -= kept[best].size;
+		kept[best] = kept[--nkept];
+	}
+	pthread_mutex_unlock(&kept_lock);
+	if (p) {
+		*dirty = 1;
+		return p;
+	}
+	*dirty = 0;
+	*size = len;
+	return fwd_hugemap(len);
+}
+
+void fwd_hugemap_recycle(void *p, size_t size)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&kept_lock);
+	if (nkept < KEPT_MAX && kept_bytes + size <= kept_limit) {
+		kept[nkept].p = p;
+		kept[nkept++].size = size;
+		kept_bytes += size;
+		p = NULL;
+	}
+	pthread_mutex_unlock(&kept_lock);
+	fwd_hugemap_free(p, size);
+}
+
+void fwd_hugemap_keep(size_t bytes)
+{
+	void *drop[KEPT_MAX];
+	size_t dsize[KEPT_MAX];
+	unsigned ndrop = 0;
+
+	pthread_mutex_lock(&kept_lock);
+	kept_limit = bytes;
+	while (nkept && kept_bytes > kept_limit) {
+		/* The largest first: what is left fits best under the limit. */
+		unsigned big = 0;
+
+		for (unsigned i = 1; i < nkept; i++)
+			if (kept[i].size > kept[big].size)
+				big = i;
+		drop[ndrop] = kept[big].p;
+		dsize[ndrop++] = kept[big].size;
+		kept_bytes -= kept[big].size;
+		kept[big] = kept[--nkept];
+	}
+	pthread_mutex_unlock(&kept_lock);
+	for (unsigned i = 0; i < ndrop; i++) /* outside the lock: unmapping takes ms */
+		fwd_hugemap_free(drop[i], dsize[i]);
+}
+
+size_t fwd_hugemap_kept(void)
+{
+	size_t b;
+
+	pthread_mutex_lock(&kept_lock);
+	b = kept_bytes;
+	pthread_mutex_unlock(&kept_lock);
+	return b;
 }

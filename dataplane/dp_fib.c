@@ -14,6 +14,7 @@
 #include <rte_lcore.h>
 
 #include "dp_log.h"
+#include "fwd_hugemap.h"
 #include "fwd_names.h"
 #include "fwd_stages.h"
 
@@ -184,6 +185,10 @@ int dp_fib_build(const struct fwd_table *t, const struct dp_fib_room *room, stru
 	*fib4 = j4.fib4;
 	*fib6 = j6.fib6;
 	*bytes = fwd_fib4_bytes(j4.fib4) + fwd_fib6_bytes(j6.fib6);
+	/* The next build takes the memory of a pair freed before it (whose
+	 * pages are in place) instead of touching new memory: at most one
+	 * pair's worth is kept (fwd_hugemap.h says what that saves). */
+	fwd_hugemap_keep(*bytes);
 	if (info) {
 		info->groups4 = j4.groups;
 		info->groups6 = j6.groups;
