@@ -186,9 +186,11 @@ int dp_fib_build(const struct fwd_table *t, const struct dp_fib_room *room, stru
 	*fib6 = j6.fib6;
 	*bytes = fwd_fib4_bytes(j4.fib4) + fwd_fib6_bytes(j6.fib6);
 	/* The next build takes the memory of a pair freed before it (whose
-	 * pages are in place) instead of touching new memory: at most one
-	 * pair's worth is kept (fwd_hugemap.h says what that saves). */
-	fwd_hugemap_keep(*bytes);
+	 * pages are in place) instead of touching new memory (fwd_hugemap.h
+	 * says what that saves). Two pairs' worth: a whole replacement frees
+	 * two (the standby and the retired pair) and the standby built next
+	 * takes one, so the other waits for the next replacement. */
+	fwd_hugemap_keep(*bytes * 2);
 	if (info) {
 		info->groups4 = j4.groups;
 		info->groups6 = j6.groups;

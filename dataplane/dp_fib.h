@@ -12,11 +12,13 @@
  * past it they grow by themselves (mremap), so a delta never needs FIBs
  * built anew for want of room.
  *
- * Memory of freed FIBs: up to one pair's worth (the size of the last pair
- * built) is kept and taken by the next build (fwd_hugemap_recycle): first
- * touching ~0.5 GiB costs this VM ~1 s, memory already touched nothing.
- * The steady state is then the running pair, the standby and one kept pair;
- * a whole replacement builds into the kept one and does not grow it.
+ * Memory of freed FIBs: up to two pairs' worth (the size of the last pair
+ * built) is kept and taken by the next builds (fwd_hugemap_recycle): first
+ * touching ~0.5 GiB costs this VM ~1 s, memory already touched nothing. A
+ * whole replacement frees two pairs (the standby, the retired pair) and the
+ * next standby takes one, so the steady state is the running pair, the
+ * standby and one kept pair, and a replacement builds into the kept one
+ * without growing it.
  */
 #ifndef DP_FIB_H
 #define DP_FIB_H
