@@ -81,11 +81,23 @@ int64_t fwd_fib6_longest(const struct fwd_fib6 *f, const struct fwd_prefix6 *p, 
 /** Bytes mapped for @f. */
 size_t fwd_fib6_bytes(const struct fwd_fib6 *f);
 
+/* The tbl24 index of @ip: its first 3 bytes, from one 4-byte load. */
+static inline uint32_t fwd_fib6_idx24(const uint8_t ip[16])
+{
+	uint32_t w;
+
+	__builtin_memcpy(&w, ip, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	w = __builtin_bswap32(w);
+#endif
+	return w >> 8;
+}
+
 /** The region of @ip (network order): one entry per level reached, 14 at
  *  most (a /128 in a block of its own). */
 static inline uint32_t fwd_fib6_lookup(const struct fwd_fib6 *f, const uint8_t ip[16])
 {
-	uint32_t e = f->tbl24[(uint32_t)ip[0] << 16 | (uint32_t)ip[1] << 8 | ip[2]];
+	uint32_t e = f->tbl24[fwd_fib6_idx24(ip)];
 
 	for (unsigned b = 3; (e & FWD_FIB6_EXT) && b < 16; b++)
 		e = f->tbl8[(size_t)(e & ~FWD_FIB6_EXT) << 8 | ip[b]];
@@ -99,14 +111,12 @@ static inline void fwd_fib6_lookup_bulk(const struct fwd_fib6 *f, const uint8_t 
 	enum { AHEAD = 8 };
 	unsigned i;
 
-#define FWD_FIB6_T24(a) (&f->tbl24[(uint32_t)(a)[0] << 16 | (uint32_t)(a)[1] << 8 | (a)[2]])
 	for (i = 0; i < n && i < AHEAD; i++)
-		__builtin_prefetch(FWD_FIB6_T24(ip[i]));
+		__builtin_prefetch(&f->tbl24[fwd_fib6_idx24(ip[i])]);
 	for (i = 0; i + AHEAD < n; i++) {
-		__builtin_prefetch(FWD_FIB6_T24(ip[i + AHEAD]));
+		__builtin_prefetch(&f->tbl24[fwd_fib6_idx24(ip[i + AHEAD])]);
 		nh[i] = fwd_fib6_lookup(f, ip[i]);
 	}
-#undef FWD_FIB6_T24
 	for (; i < n; i++)
 		nh[i] = fwd_fib6_lookup(f, ip[i]);
 }
