@@ -308,9 +308,10 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 	/* The standby mirrors the running generation, not this one. It stays
 	 * while the new FIBs are built and goes after the swap, released in
 	 * the background with the retired generation's (dp_fib_free): the
-	 * build does not wait for DPDK's RIB teardown (0.3 s for 1M + 200k),
-	 * and memory peaks at the steady state (live FIBs and standby) plus
-	 * the new pair. A refused or late table leaves the standby as it was. */
+	 * build does not wait for their unmapping, and it builds into the
+	 * memory of a pair freed before (dp_fib.h), so memory stays at the
+	 * steady state (live FIBs, standby, a kept pair). A refused or late
+	 * table leaves the standby as it was. */
 	standby_join(ctx);
 	fwd_stage("wait for the standby");
 	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, content_db, err);
@@ -437,7 +438,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		memset(&ctx->standby, 0, sizeof(ctx->standby));
 		ctx->standby_ok = 0;
 		if ((rc = dp_fibs_apply(&f, t, &eff)) != 0) {
-			/* Out of tbl8 groups or RIB nodes: FIBs with more room. */
+			/* Out of memory for groups: FIBs built whole, anew. */
 			DP_LOG(NOTICE, "standby FIBs refused the delta (%s); building them whole",
 			       strerror(-rc));
 			dp_fibs_free(&f);
