@@ -263,7 +263,7 @@ static int sweep24(struct fwd_fib4 *f, const struct fwd_prefix4 *p, uint32_t j, 
 struct fwd_fib4 *fwd_fib4_create(uint32_t groups)
 {
 	struct fwd_fib4 *f = calloc(1, sizeof(*f));
-	int dirty;
+	size_t dirty;
 
 	if (f == NULL)
 		return NULL;
@@ -273,9 +273,11 @@ struct fwd_fib4 *fwd_fib4_create(uint32_t groups)
 		groups = GROUPS_MAX;
 	/* Kept memory when there is some (fwd_hugemap.h): the build writes
 	 * every entry then, and every group it makes. */
-	f->tbl24 = fwd_hugemap_reuse((size_t)TBL24_N * sizeof(uint32_t), &f->tbl24_size, &dirty);
-	f->dirty24 = (uint8_t)dirty;
-	f->tbl8 = fwd_hugemap_reuse((size_t)groups * GROUP_BYTES, &f->tbl8_size, &dirty);
+	f->tbl24 = fwd_hugemap_reuse((size_t)TBL24_N * sizeof(uint32_t), FWD_HUGEMAP_FIB_TBL24,
+				     &f->tbl24_size, &dirty);
+	f->dirty24 = dirty != 0;
+	f->tbl8 = fwd_hugemap_reuse((size_t)groups * GROUP_BYTES, FWD_HUGEMAP_FIB4_GROUPS,
+				    &f->tbl8_size, &dirty);
 	if (f->tbl8 && f->tbl8_size / GROUP_BYTES < GROUPS_MAX)
 		groups = (uint32_t)(f->tbl8_size / GROUP_BYTES);
 	f->base = malloc((size_t)groups * 4);
@@ -293,8 +295,8 @@ void fwd_fib4_free(struct fwd_fib4 *f)
 {
 	if (f == NULL)
 		return;
-	fwd_hugemap_recycle(f->tbl24, f->tbl24_size);
-	fwd_hugemap_recycle(f->tbl8, f->tbl8_size);
+	fwd_hugemap_recycle(f->tbl24, f->tbl24_size, FWD_HUGEMAP_FIB_TBL24);
+	fwd_hugemap_recycle(f->tbl8, f->tbl8_size, FWD_HUGEMAP_FIB4_GROUPS);
 	free(f->base);
 	free(f->free);
 	free(f);

@@ -288,7 +288,7 @@ static int sweep(struct fwd_fib6 *f, unsigned l, uint32_t gid, const struct fwd_
 struct fwd_fib6 *fwd_fib6_create(uint32_t groups)
 {
 	struct fwd_fib6 *f = calloc(1, sizeof(*f));
-	int dirty;
+	size_t dirty;
 
 	if (f == NULL)
 		return NULL;
@@ -298,12 +298,16 @@ struct fwd_fib6 *fwd_fib6_create(uint32_t groups)
 		groups = GROUPS_MAX;
 	/* Kept memory when there is some (fwd_hugemap.h): the build then
 	 * writes every entry, and every entry of the groups it makes. */
-	f->tbl24 = fwd_hugemap_reuse((size_t)TBL24_N * sizeof(uint32_t), &f->tbl24_size, &dirty);
-	f->dirty24 = (uint8_t)dirty;
-	f->tbl8 = fwd_hugemap_reuse((size_t)groups * GROUP_BYTES, &f->tbl8_size, &dirty);
+	f->tbl24 = fwd_hugemap_reuse((size_t)TBL24_N * sizeof(uint32_t), FWD_HUGEMAP_FIB_TBL24,
+				     &f->tbl24_size, &dirty);
+	f->dirty24 = dirty != 0;
+	f->tbl8 = fwd_hugemap_reuse((size_t)groups * GROUP_BYTES, FWD_HUGEMAP_FIB6_GROUPS,
+				    &f->tbl8_size, &dirty);
 	if (f->tbl8 && f->tbl8_size / GROUP_BYTES < GROUPS_MAX)
 		groups = (uint32_t)(f->tbl8_size / GROUP_BYTES);
-	f->clean_from = dirty ? groups : 0;
+	/* Groups past what old contents reach are zero (a mapping grown to
+	 * fit, or fresh). */
+	f->clean_from = (uint32_t)((dirty + GROUP_BYTES - 1) / GROUP_BYTES);
 	f->base = malloc((size_t)groups * 4);
 	f->free = malloc((size_t)groups * 4);
 	f->cap = groups;
@@ -319,8 +323,8 @@ void fwd_fib6_free(struct fwd_fib6 *f)
 {
 	if (f == NULL)
 		return;
-	fwd_hugemap_recycle(f->tbl24, f->tbl24_size);
-	fwd_hugemap_recycle(f->tbl8, f->tbl8_size);
+	fwd_hugemap_recycle(f->tbl24, f->tbl24_size, FWD_HUGEMAP_FIB_TBL24);
+	fwd_hugemap_recycle(f->tbl8, f->tbl8_size, FWD_HUGEMAP_FIB6_GROUPS);
 	free(f->base);
 	free(f->free);
 	free(f);

@@ -69,42 +69,67 @@ static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	void *p;
 	size_t size;
+	unsigned tag;
 } kept[KEPT_MAX];
 static unsigned nkept;
 static size_t kept_bytes, kept_limit;
 
-void *fwd_hugemap_reuse(size_t len, size_t *size, int *dirty)
+void *fwd_hugemap_reuse(size_t len, unsigned tag, size_t *size, size_t *dirty)
 {
+	int fit = -1, big = -1;
 	void *p = NULL;
-	int best = -1;
+	size_t have = 0;
 
 	pthread_mutex_lock(&kept_lock);
-	for (unsigned i = 0; i < nkept; i++)
-		if (kept[i].size >= len && (best < 0 || kept[i].size < kept[best].size))
-			best = (int)i;
-	if (best >= 0) {
-		p = kept[best].p;
-		*size = kept[best].size;
-		kept_bytes -= kept[best].size;
-		kept[best] = kept[--nkept];
+	for (unsigned i = 0; i < nkept; i++) {
+		if (kept[i].tag != tag)
+			continue;
+		if (kept[i].size >= len && (fit < 0 || kept[i].size < kept[fit].size))
+			fit = (int)i;
+		if (big < 0 || kept[i].size > kept[big].size)
+			big = (int)i;
+	}
+	if (fit >= 0 || big >= 0) {
+		int at = fit >= 0 ? fit : big;
+
+		p = kept[at].p;
+		have = kept[at].size;
+		kept_bytes -= have;
+		kept[at] = kept[--nkept];
 	}
 	pthread_mutex_unlock(&kept_lock);
+	if (p && have < len) {
+		/* A table grown since: its old part is reused, its tail is new. */
+		void *g = fwd_hugemap_grow(p, have, len);
+
+		if (g == NULL) {
+			fwd_hugemap_free(p, have);
+			p = NULL;
+		} else {
+			p = g;
+			*size = len;
+			*dirty = have;
+			return p;
+		}
+	}
 	if (p) {
-		*dirty = 1;
+		*size = have;
+		*dirty = have;
 		return p;
 	}
-	*dirty = 0;
 	*size = len;
+	*dirty = 0;
 	return fwd_hugemap(len);
 }
 
-void fwd_hugemap_recycle(void *p, size_t size)
+void fwd_hugemap_recycle(void *p, size_t size, unsigned tag)
 {
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&kept_lock);
 	if (nkept < KEPT_MAX && kept_bytes + size <= kept_limit) {
 		kept[nkept].p = p;
+		kept[nkept].tag = tag;
 		kept[nkept++].size = size;
 		kept_bytes += size;
 		p = NULL;

@@ -5,7 +5,7 @@
  * few TLB entries instead of thousands. Memory is zero when mapped and is
  * only resident once touched: a table written sparsely stays small.
  *
- * Used for tables built outside DPDK's heap (name sets, the IPv4 FIB): they
+ * Used for tables built outside DPDK's heap (name sets, the FIBs): they
  * can grow with fwd_hugemap_grow() without copying, which rte_realloc cannot
  * promise, and common/ stays DPDK-free.
  */
@@ -36,14 +36,28 @@ void *fwd_hugemap_grow(void *p, size_t old, size_t len);
  * on. Thread-safe.
  */
 
-/** A kept mapping of at least @len bytes (the smallest), or a fresh one.
- *  *@size: its length (free, grow and recycle it by that); *@dirty: 1 when
- *  kept (old contents), 0 when fresh (zero). NULL with errno set. */
-void *fwd_hugemap_reuse(size_t len, size_t *size, int *dirty);
+/* Kinds of kept mappings (fwd_hugemap_reuse's @tag). */
+enum fwd_hugemap_tag {
+	FWD_HUGEMAP_FIB_TBL24 = 1, /* either FIB's 64 MiB first table */
+	FWD_HUGEMAP_FIB4_GROUPS, /* fwd_fib4's groups */
+	FWD_HUGEMAP_FIB6_GROUPS, /* fwd_fib6's groups */
+};
 
-/** Keep @p (@size bytes, from fwd_hugemap_reuse or fwd_hugemap_grow) for
- *  reuse while the kept mappings stay within the limit; else unmap it. */
-void fwd_hugemap_recycle(void *p, size_t size);
+/**
+ * A mapping of @len bytes for a table of kind @tag (any number the caller
+ * picks: a kept mapping is only handed out again for the same kind, so a
+ * FIB's 64 MiB first table never serves as another's groups). The smallest
+ * kept one of that kind holding @len, else the largest kept one grown to
+ * @len (mremap: only the tail is new memory), else a fresh one.
+ * *@size: its length (free, grow and recycle it by that); *@dirty: how many
+ * of its leading bytes may hold old contents (0: all zero). NULL with errno.
+ */
+void *fwd_hugemap_reuse(size_t len, unsigned tag, size_t *size, size_t *dirty);
+
+/** Keep @p (@size bytes of kind @tag, from fwd_hugemap_reuse or
+ *  fwd_hugemap_grow) for reuse while the kept mappings stay within the
+ *  limit; else unmap it. */
+void fwd_hugemap_recycle(void *p, size_t size, unsigned tag);
 
 /** At most @bytes kept (0, the default: nothing); mappings past it are
  *  unmapped now. */

@@ -503,6 +503,34 @@ static void test_on_kept_memory(void **state)
 	assert_int_equal(fwd_hugemap_kept(), 0);
 }
 
+/* A kept pair serves the next build kind for kind, even when that needs more
+ * groups: the groups' mapping grows (its old part dirty, its tail zero), it
+ * never takes the first table's, nor the first table the groups'. */
+static void test_kept_memory_by_kind(void **state)
+{
+	struct fwd_fib6 *f;
+	uint32_t cap;
+
+	(void)state;
+	fwd_hugemap_keep((size_t)1 << 30);
+	f = fwd_fib6_create(90000);
+	cap = f->cap;
+	assert_int_equal(f->clean_from, 0);
+	fwd_fib6_free(f);
+	f = fwd_fib6_create(90001);
+	assert_int_equal(f->tbl24_size, (size_t)64 << 20);
+	assert_true(f->dirty24);
+	assert_true(f->cap >= 90001);
+	assert_int_equal(f->clean_from, cap);
+	fwd_fib6_free(f);
+	f = fwd_fib6_create(64); /* smaller: the kept groups serve, whole */
+	assert_int_equal(f->tbl24_size, (size_t)64 << 20);
+	assert_true(f->cap >= 90001);
+	assert_int_equal(f->clean_from, f->cap);
+	fwd_fib6_free(f);
+	fwd_hugemap_keep(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_build_matches_brute_force),
 		cmocka_unit_test(test_changes_match_brute_force),
 		cmocka_unit_test(test_on_kept_memory),
+		cmocka_unit_test(test_kept_memory_by_kind),
 		cmocka_unit_test(test_scale),
 	};
 
