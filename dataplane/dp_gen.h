@@ -143,8 +143,9 @@ int dp_fibs_build(const struct fwd_table *t, struct dp_fibs *f, struct fwd_err *
 
 /** Apply effective changes (fwd_delta_apply's: sorted, removals before adds
  *  of a prefix) to @f, which must mirror the table before them; @t is the
- *  table after them (IPv4 reads its range of each change from it).
- *  @return 0, or -ENOMEM: @f is then partly changed and must be freed. */
+ *  table after them (each change's range is rewritten from it).
+ *  @return 0, or -errno (-ENOMEM, -EINVAL): @f is then partly changed and must be
+ *  freed. */
 int dp_fibs_apply(struct dp_fibs *f, const struct fwd_table *t, const struct fwd_delta *eff);
 
 /** Free both FIBs (NULL-safe) and zero @f. */
