@@ -20,6 +20,10 @@
 
 /* ---- building ---------------------------------------------------------------------- */
 
+/* Tables from this many prefixes on keep freed FIB memory for the next
+ * build (below). */
+#define DP_FIB_KEEP_PREFIXES 65536u
+
 struct job {
 	const struct fwd_table *t;
 	const struct dp_fib_room *room;
@@ -163,7 +167,7 @@ int dp_fib_build(const struct fwd_table *t, const struct dp_fib_room *room, stru
 	struct job j4 = {.t = t, .room = room}, j6 = {.t = t, .room = room};
 	uint64_t t0 = fwd_mono_ns();
 	pthread_t tid;
-	int parallel;
+	int parallel, routing_scale;
 
 	*fib4 = NULL;
 	*fib6 = NULL;
@@ -189,8 +193,12 @@ int dp_fib_build(const struct fwd_table *t, const struct dp_fib_room *room, stru
 	 * pages are in place) instead of touching new memory (fwd_hugemap.h
 	 * says what that saves). Two pairs' worth: a whole replacement frees
 	 * two (the standby and the retired pair) and the standby built next
-	 * takes one, so the other waits for the next replacement. */
-	fwd_hugemap_keep(*bytes * 2);
+	 * takes one, so the other waits for the next replacement. Only for
+	 * tables of routing scale: a build on kept memory writes both 64 MiB
+	 * first tables whole, so a small table would hold ~128 MiB resident
+	 * per pair, four pairs, where on fresh memory it touches a few pages. */
+	routing_scale = (uint64_t)t->nprefix4 + t->nprefix6 >= DP_FIB_KEEP_PREFIXES;
+	fwd_hugemap_keep(routing_scale ? *bytes * 2 : 0);
 	if (info) {
 		info->groups4 = j4.groups;
 		info->groups6 = j6.groups;

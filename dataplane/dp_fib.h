@@ -12,13 +12,15 @@
  * past it they grow by themselves (mremap), so a delta never needs FIBs
  * built anew for want of room.
  *
- * Memory of freed FIBs: up to two pairs' worth (the size of the last pair
- * built) is kept and taken by the next builds (fwd_hugemap_recycle): first
- * touching ~0.5 GiB costs this VM ~1 s, memory already touched nothing. A
- * whole replacement frees two pairs (the standby, the retired pair) and the
- * next standby takes one, so the steady state is the running pair, the
- * standby and one kept pair, and a replacement builds into the kept one
- * without growing it.
+ * Memory of freed FIBs, for tables of 65,536 prefixes and more: up to two
+ * pairs' worth (the size of the last pair built) is kept and taken by the
+ * next builds (fwd_hugemap_recycle): first touching ~0.5 GiB costs this VM
+ * ~1 s, memory already touched nothing. A whole replacement frees two
+ * pairs (the standby, the retired pair) and the next standby takes one, so
+ * the steady state is the running pair, the standby and one kept pair, and
+ * a replacement builds into the kept one without growing it. Smaller tables
+ * keep nothing: a build on kept memory writes both 64 MiB first tables
+ * whole, where on fresh memory a small table touches a few pages.
  */
 #ifndef DP_FIB_H
 #define DP_FIB_H
