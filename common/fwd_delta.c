@@ -7,8 +7,11 @@
 #include <string.h>
 
 #include "fwd_class.h"
+#include "fwd_fib4.h"
+#include "fwd_fib6.h"
 #include "fwd_hash.h"
 #include "fwd_names.h"
+#include "fwd_parse.h"
 #include "fwd_residency.h"
 
 #define REC 24 /* bytes per packed change */
@@ -722,6 +725,58 @@ out:
 	free(move);
 	free(ops);
 	return rc;
+}
+
+/* ---- the FIBs ------------------------------------------------------------------ */
+
+/* A move is its removal, then its add (fwd_delta_apply's order). */
+static int is_move(const struct fwd_delta *eff, uint32_t i)
+{
+	const struct fwd_delta_op *op = &eff->ops[i], *nx;
+
+	if (op->kind != FWD_DELTA_REMOVE || i + 1 >= eff->n)
+		return 0;
+	nx = &eff->ops[i + 1];
+	return nx->kind == FWD_DELTA_ADD && nx->family == op->family && nx->len == op->len &&
+	       memcmp(nx->addr, op->addr, 16) == 0;
+}
+
+int fwd_delta_update_fibs(const struct fwd_delta *eff, const struct fwd_table *t,
+			  struct fwd_fib4 *f4, struct fwd_fib6 *f6)
+{
+	uint32_t hint4 = 0, hint6 = 0;
+
+	/* The table's prefix lengths are counted first: a removal's cover is
+	 * searched among the lengths the table after the delta holds. A move
+	 * counts neither way. */
+	for (uint32_t i = 0; i < eff->n; i++) {
+		const struct fwd_delta_op *op = &eff->ops[i];
+		int d = op->kind == FWD_DELTA_ADD ? 1 : -1;
+
+		if (is_move(eff, i)) {
+			i++;
+			continue;
+		}
+		if (op->family == 4)
+			fwd_fib4_count(f4, op->len, d);
+		else
+			fwd_fib6_count(f6, op->len, d);
+	}
+	/* In the ops' order (a prefix before the prefixes inside it, which
+	 * take their cover's region from the FIB as it left it), the hints
+	 * walking forward through the table. */
+	for (uint32_t i = 0; i < eff->n; i++) {
+		const struct fwd_delta_op *op = &eff->ops[i];
+		int rc = op->family == 4 ? fwd_fib4_update(f4, t->prefix4, t->nprefix4,
+							   fwd_rd32(op->addr), op->len, &hint4)
+					 : fwd_fib6_update(f6, t->prefix6, t->nprefix6, op->addr,
+							   op->len, &hint6);
+
+		if (rc)
+			return rc;
+		i += (uint32_t)is_move(eff, i);
+	}
+	return 0;
 }
 
 /* ---- packing ---------------------------------------------------------------- */

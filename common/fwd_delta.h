@@ -98,6 +98,21 @@ int fwd_delta_add_bin(struct fwd_delta *d, enum fwd_delta_kind kind, uint16_t re
 int fwd_delta_apply(const struct fwd_table *t, const struct fwd_delta *d, struct fwd_table **out,
 		    struct fwd_delta *effective, struct fwd_delta_stats *stats, struct fwd_err *e);
 
+struct fwd_fib4;
+struct fwd_fib6;
+
+/**
+ * Change FIBs that mirror the table before @eff (fwd_delta_apply's
+ * @effective: sorted, a move's removal right before its add) into FIBs of
+ * @t, the table after it: each changed prefix's range rewritten from @t
+ * (fwd_fib4_update, fwd_fib6_update), a move as one change of its region.
+ * What regionfwd's standby gets, and the fuzzers check.
+ * @return 0, or -errno (-ENOMEM, -EINVAL): the FIBs are then partly changed
+ *         and only fit for freeing
+ */
+int fwd_delta_update_fibs(const struct fwd_delta *eff, const struct fwd_table *t,
+			  struct fwd_fib4 *f4, struct fwd_fib6 *f6);
+
 /** Serialize @d (as fwd_delta_apply's @effective) for the control channel and
  *  history files: 24 bytes per change. @return malloc'd bytes, or NULL. */
 uint8_t *fwd_delta_pack(const struct fwd_delta *d, size_t *len);

@@ -59,60 +59,9 @@ void dp_fibs_free(struct dp_fibs *f)
 	memset(f, 0, sizeof(*f));
 }
 
-/* A move is its removal, then its add (fwd_delta_apply's order): one
- * change of the prefix's region. */
-static int is_move(const struct fwd_delta *eff, uint32_t i)
-{
-	const struct fwd_delta_op *op = &eff->ops[i], *nx = &eff->ops[i + 1];
-
-	return op->kind == FWD_DELTA_REMOVE && i + 1 < eff->n && nx->kind == FWD_DELTA_ADD &&
-	       nx->family == op->family && nx->len == op->len &&
-	       memcmp(nx->addr, op->addr, 16) == 0;
-}
-
-static uint32_t ip4_of(const struct fwd_delta_op *op)
-{
-	return (uint32_t)op->addr[0] << 24 | (uint32_t)op->addr[1] << 16 |
-	       (uint32_t)op->addr[2] << 8 | op->addr[3];
-}
-
 int dp_fibs_apply(struct dp_fibs *f, const struct fwd_table *t, const struct fwd_delta *eff)
 {
-	uint32_t hint4 = 0, hint6 = 0;
-
-	/* Each changed prefix's range is rewritten from the table after the
-	 * delta (fwd_fib4_update, fwd_fib6_update), which needs that table's
-	 * prefix lengths counted first: a removal's cover is searched among
-	 * them. A move (its removal, then its add) is one change of the
-	 * prefix's region, and counts neither way. */
-	for (uint32_t i = 0; i < eff->n; i++) {
-		const struct fwd_delta_op *op = &eff->ops[i];
-		int d = op->kind == FWD_DELTA_ADD ? 1 : -1;
-
-		if (is_move(eff, i)) {
-			i++;
-			continue;
-		}
-		if (op->family == 4)
-			fwd_fib4_count(f->fib4, op->len, d);
-		else
-			fwd_fib6_count(f->fib6, op->len, d);
-	}
-	/* In the ops' order (sorted: a prefix before the prefixes inside it,
-	 * which take their cover's region from the FIB as it left it), the
-	 * hints walking forward through the table. */
-	for (uint32_t i = 0; i < eff->n; i++) {
-		const struct fwd_delta_op *op = &eff->ops[i];
-		int rc = op->family == 4 ? fwd_fib4_update(f->fib4, t->prefix4, t->nprefix4,
-							   ip4_of(op), op->len, &hint4)
-					 : fwd_fib6_update(f->fib6, t->prefix6, t->nprefix6,
-							   op->addr, op->len, &hint6);
-
-		if (rc)
-			return rc;
-		i += is_move(eff, i);
-	}
-	return 0;
+	return fwd_delta_update_fibs(eff, t, f->fib4, f->fib6);
 }
 
 static int build_links(struct dp_gen *g, const struct dp_node *node, const struct dp_ports *ports,
