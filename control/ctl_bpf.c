@@ -7,12 +7,17 @@
 
 #include <net/if.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <linux/magic.h>
 
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "fwd_log.h"
 #include "xdp_filter.skel.h"
 
 enum {
@@ -288,6 +293,49 @@ static void pin_path(char *buf, size_t len, const char *dir, const char *name)
 	snprintf(buf, len, "%s/%s", dir, name);
 }
 
+/* Pins live only on a bpf filesystem. systemd mounts one on /sys/fs/bpf;
+ * a root without it (a container, a minimal chroot, a rescue boot) has a
+ * plain sysfs directory there, where every pin fails. So, as iproute2 and
+ * libxdp do, regiond mounts bpffs on /sys/fs/bpf itself when the pin
+ * directory is under it and nothing is mounted; anywhere else it says what
+ * to mount rather than mounting over an operator's directory. */
+static int ensure_bpffs(const char *dir, struct fwd_err *err)
+{
+	static const char std[] = "/sys/fs/bpf";
+	char parent[512];
+	struct statfs sf;
+	char *slash;
+
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (slash == NULL)
+		snprintf(parent, sizeof(parent), ".");
+	else if (slash == parent)
+		parent[1] = '\0';
+	else
+		*slash = '\0';
+	if (statfs(parent, &sf) < 0)
+		return 0; /* no parent: mkdir says so, naming it */
+	if (sf.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (strcmp(parent, std) == 0) {
+		if (mount("bpf", std, "bpf", 0, "mode=0700") == 0) {
+			fwd_log(FWD_LOG_NOTICE, "XDP filter: mounted bpffs on %s to pin into", std);
+			return 0;
+		}
+		fwd_err_set(err, "", 0, "filters",
+			    "%s is not a bpf filesystem and mounting one there failed: %s "
+			    "(mount -t bpf bpf %s)",
+			    std, strerror(errno), std);
+		return -1;
+	}
+	fwd_err_set(
+		err, "", 0, "filters",
+		"%s is not on a bpf filesystem: pin under %s, or mount one (mount -t bpf bpf %s)",
+		dir, std, parent);
+	return -1;
+}
+
 void ctl_bpf_unpin(const char *dir)
 {
 	char p[512];
@@ -356,6 +404,8 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 	b = ctl_bpf_load(conf, err);
 	if (b == NULL)
 		return NULL;
+	if (ensure_bpffs(dir, err))
+		goto fail;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		fwd_err_set(err, "", 0, "filters", "cannot create %s: %s (is bpffs mounted?)", dir,
 			    strerror(errno));

@@ -180,3 +180,36 @@ def test_filter_lifecycle(tmp_path):
         finally:
             box.stop()
             subprocess.run(["rm", "-rf", pin])
+
+
+def test_pins_without_bpffs(tmp_path):
+    """A root whose /sys/fs/bpf is a plain directory (no systemd: a container,
+    a minimal chroot, a rescue boot): regiond mounts bpffs there itself and
+    filters; a pin directory elsewhere that is not on bpffs is refused by
+    name, before anything is attached."""
+    with netns.VethLab("rfwd-test-bpffs", [("xfb0", "xfb1")]) as lab:
+        # regiond in a mount namespace of its own, /sys/fs/bpf covered by a tmpfs
+        wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount -t tmpfs rfwd-not-bpf /sys/fs/bpf && exec "$@"', "sh"]
+        box = Box(tmp_path, "bpffs", wrapper=wrap,
+                  regiond_args=("--xdp-iface", "xfb0", "--bpf-pin-dir", "/sys/fs/bpf/rfwd-bpffs"))
+        try:
+            assert "XDP filter: mounted bpffs on /sys/fs/bpf to pin into" in open(tmp_path / "regiond.log").read()
+            rc, st, _ = box.ctl("filter", "status", json_out=True)
+            assert rc == 0 and st["interfaces"][0]["ours"] and st["pin_dir"] == "/sys/fs/bpf/rfwd-bpffs"
+            lab.send("xfb1", "N = 100\nINTER = 0.0005\n" + SEND)
+            st = box.ctl("filter", "status", json_out=True)[1]
+            assert (st["counters"]["default"], st["counters"]["pass"]) == (100, 100)
+            rc, out, _ = box.ctl("filter", "detach")
+            assert rc == 0 and "detached" in out
+        finally:
+            box.stop()
+        bad = tmp_path / "pins"
+        p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                            str(tmp_path / "api2.sock"), "--state-dir", str(tmp_path / "state2"), "--table", DEMO,
+                            "--xdp-iface", "xfb0", "--bpf-pin-dir", str(bad)],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 1, p.stderr
+        assert f"{bad} is not on a bpf filesystem" in p.stderr and f"mount -t bpf bpf {tmp_path}" in p.stderr
+        assert not bad.exists()
+        assert "prog/xdp" not in subprocess.run(["ip", "link", "show", "xfb0"], capture_output=True, text=True).stdout
