@@ -266,11 +266,13 @@ def test_tls_role_per_facility(tmp_path):
             node_a = Node.__new__(Node)
             node_a.api = str(tmp_path / "api-fa.sock")
             try:
-                wait_for(lambda: etcdlab.node_reports(c, "fa").get("x1", {}).get("state") == "validate_only",
+                # the mode is its state from the first report; in_sync once it validated the table
+                wait_for(lambda: etcdlab.node_reports(c, "fa").get("x1", {}).get("in_sync") is True,
                          timeout=30, what="a's node reports")
             except AssertionError:
                 raise AssertionError("a's node does not report: %s" % node_a.fleet())
-            assert etcdlab.node_reports(c, "fa")["x1"]["running"]["table"] == h
+            rep = etcdlab.node_reports(c, "fa")["x1"]
+            assert rep["state"] == "validate_only" and rep["running"]["table"] == h
             # ... and cannot write facility b's keys: no report, the reason said
             node = Node.__new__(Node)
             node.api = str(tmp_path / "api-fb.sock")
