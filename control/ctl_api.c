@@ -61,8 +61,9 @@ struct ctl_api {
 	size_t max_body;
 	int64_t started;
 	/* The read view GET /v1/status answers from: rebuilt under the state
-	 * lock after every request that takes it and by the main loop
-	 * (ctl_api_publish), read under view_lock alone. A push that waits
+	 * lock at the end of every write, whoever made it (ctl_state's
+	 * on_write_end hook: requests, the fleet agent, the feed, the main
+	 * loop's tick), read under view_lock alone. A push that waits
 	 * for a hung regionfwd holds the state lock, never view_lock, so
 	 * status keeps answering, with the age of its dataplane report. */
 	pthread_mutex_t view_lock;
@@ -559,6 +560,12 @@ void ctl_api_publish(struct ctl_api *api)
 	api->view_report_ms = st->dp_report_ms;
 	pthread_mutex_unlock(&api->view_lock);
 	json_decref(old);
+}
+
+/* ctl_state's end-of-write hook: the view follows every write. */
+static void publish_on_write(void *arg)
+{
+	ctl_api_publish(arg);
 }
 
 /* A read of the view (ctl_api_publish), without the state lock: what regiond
@@ -1505,8 +1512,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 	 * to ask for and the view shows the change with what runs. */
 	if (r->status < 300)
 		ctl_state_refresh(api->st);
-	ctl_api_publish(api);
-	ctl_state_write_end(api->st);
+	ctl_state_write_end(api->st); /* publishes the view (publish_on_write) */
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
@@ -1672,9 +1678,11 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->dp_read = ctl_dp_create_like(st->dp); /* NULL: reads asking regionfwd say so */
 	if (st->lock == NULL)
 		st->lock = lock; /* writes let it go while they wait for regionfwd */
-	pthread_mutex_lock(lock);
+	ctl_state_write_begin(st);
 	ctl_api_publish(api); /* before any request: status always has a view */
-	pthread_mutex_unlock(lock);
+	st->on_write_end = publish_on_write;
+	st->on_write_end_arg = api;
+	ctl_state_write_end(st);
 	return api;
 }
 
@@ -1823,6 +1831,11 @@ void ctl_api_stop(struct ctl_api *api)
 {
 	if (api == NULL)
 		return;
+	/* Threads that write (the fleet agent, the feed) outlive the API:
+	 * their writes stop publishing into it before it goes. */
+	ctl_state_write_begin(api->st);
+	api->st->on_write_end = NULL;
+	ctl_state_write_end(api->st);
 	if (api->tcp_d)
 		MHD_stop_daemon(api->tcp_d);
 	if (api->unix_d)

@@ -684,6 +684,8 @@ void ctl_state_write_begin(struct ctl_state *st)
 
 void ctl_state_write_end(struct ctl_state *st)
 {
+	if (st->on_write_end)
+		st->on_write_end(st->on_write_end_arg);
 	if (st->lock)
 		pthread_mutex_unlock(st->lock);
 	pthread_mutex_unlock(&st->writer);

@@ -174,6 +174,13 @@ struct ctl_state {
 	 * top of this file). */
 	pthread_mutex_t *lock;
 	pthread_mutex_t writer;
+	/* Called by ctl_state_write_end() with the state lock still held:
+	 * the API's read view follows every write at once, whichever thread
+	 * made it (a request, the fleet agent, the routing feed, the confirm
+	 * timer), so a status read after a change never shows the one before.
+	 * Set and cleared under the writers' lock (ctl_api_start/stop). */
+	void (*on_write_end)(void *arg);
+	void *on_write_end_arg;
 	/* The operator-facing alarm (status "alarm"): every raised slot's
 	 * sentence, joined by "; " in slot order; "" when none. Composed by
 	 * ctl_state_alarm(), read by everyone else. */

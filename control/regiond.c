@@ -1034,8 +1034,7 @@ static void main_loop(struct regiond *d)
 			if (s)
 				ctl_state_sample_traffic(&d->st); /* for impact previews */
 		}
-		ctl_api_publish(d->api);
-		ctl_state_write_end(&d->st);
+		ctl_state_write_end(&d->st); /* publishes the API's view */
 	}
 }
 

@@ -348,7 +348,9 @@ def test_nodes_converge_and_report(fleet):
     fleet.wait_converged(h1)
     for n in fleet.nodes:
         st = n.status()
-        assert st["generation"]["hash"] == h1 and st["generation"]["author"] == "fleet"
+        # what moved it, when it did: the node's history and log
+        assert st["generation"]["hash"] == h1 and st["generation"]["author"] == "fleet", (
+            n.name, st["generation"], n.http("GET", "/v1/history")[1], n.log()[-6000:])
         assert "rollout r-1" in st["generation"]["comment"]
         assert st["dataplane"]["in_sync"]
         v = n.fleet()

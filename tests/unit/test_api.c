@@ -253,8 +253,7 @@ static void test_reads_never_push(void **state)
 		/* ... and shows regionfwd's report once one was taken. */
 		ctl_state_write_begin(&st); /* a write, as in regiond's main loop */
 		ctl_state_refresh(&st);
-		ctl_api_publish(api);
-		ctl_state_write_end(&st);
+		ctl_state_write_end(&st); /* which publishes the view */
 		assert_int_equal(count_op("status"), asked + 1);
 		assert_int_equal(call("GET", "/v1/status", NULL, &r), 200);
 		assert_true(
@@ -654,6 +653,41 @@ static void test_prefixes(void **state)
 	fake.old = 0;
 }
 
+/* A write made by another thread than the API's (the fleet agent, the
+ * routing feed) shows in GET /v1/status as soon as that write ends: a node
+ * that reported "in sync" must not read as running the table before. */
+static void *apply_elsewhere(void *arg)
+{
+	static char doc[sizeof(table_doc) + 16];
+	struct fwd_err e;
+	int64_t *gen = arg;
+
+	snprintf(doc, sizeof(doc), "%s", table_doc);
+	memcpy(strstr(doc, "tcp/443"), "tcp/444", 7);
+	ctl_state_write_begin(&st);
+	*gen = ctl_state_apply(&st, doc, strlen(doc), "fleet", "from another thread", -1, 0, &e);
+	ctl_state_write_end(&st);
+	return NULL;
+}
+
+static void test_status_follows_writes_from_other_threads(void **state)
+{
+	int64_t gen = -1;
+	pthread_t th;
+	json_t *r, *g;
+
+	(void)state;
+	assert_int_equal(pthread_create(&th, NULL, apply_elsewhere, &gen), 0);
+	pthread_join(th, NULL);
+	assert_true(gen > 1);
+	assert_int_equal(call("GET", "/v1/status", NULL, &r), 200);
+	g = json_object_get(r, "generation");
+	assert_int_equal(json_integer_value(json_object_get(g, "id")), gen);
+	assert_string_equal(json_string_value(json_object_get(g, "comment")),
+			    "from another thread");
+	json_decref(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -664,6 +698,7 @@ int main(void)
 		cmocka_unit_test(test_explain_args),
 		cmocka_unit_test(test_confirm_needs_a_generation),
 		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_status_follows_writes_from_other_threads),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
