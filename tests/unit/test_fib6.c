@@ -130,6 +130,27 @@ static uint32_t random_table(struct fwd_prefix6 *p, uint32_t want, u128 space, u
 	return n;
 }
 
+/* fwd_fib6_lookup_bulk (what the workers call) must answer as
+ * fwd_fib6_lookup does for every address, at every count: the probes go in
+ * runs of 1 to 77, shorter and longer than its prefetch distance and a
+ * burst. */
+static void check_bulk(const struct fwd_fib6 *f, const uint8_t (*a)[16], uint32_t n)
+{
+	uint64_t *nh = calloc(n, sizeof(*nh));
+
+	assert_non_null(nh);
+	for (uint32_t i = 0, run = 1; i < n; i += run, run = run % 77 + 1) {
+		uint32_t k = n - i < run ? n - i : run;
+
+		fwd_fib6_lookup_bulk(f, a + i, nh + i, k);
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (nh[i] != fwd_fib6_lookup(f, a[i]))
+			fail_msg("address %u: bulk %llu, one by one %u", i,
+				 (unsigned long long)nh[i], fwd_fib6_lookup(f, a[i]));
+	free(nh);
+}
+
 static void check_one(const struct fwd_fib6 *f, const struct fwd_prefix6 *p, uint32_t n, u128 a)
 {
 	uint8_t b[16];
@@ -148,6 +169,9 @@ static void check_one(const struct fwd_fib6 *f, const struct fwd_prefix6 *p, uin
 static void check_table(const struct fwd_fib6 *f, const struct fwd_prefix6 *p, uint32_t n,
 			u128 space, unsigned share)
 {
+	uint8_t(*edges)[16] = calloc(4 * (size_t)n + 1, 16);
+
+	assert_non_null(edges);
 	brute_prepare(p, n);
 	for (uint32_t i = 0; i < n; i++) {
 		u128 a = get(p[i].addr), last = a | ~mask_of(p[i].len);
@@ -156,6 +180,10 @@ static void check_table(const struct fwd_fib6 *f, const struct fwd_prefix6 *p, u
 		check_one(f, p, n, last);
 		check_one(f, p, n, a - 1);
 		check_one(f, p, n, last + 1);
+		set(edges[4 * i], a);
+		set(edges[4 * i + 1], last);
+		set(edges[4 * i + 2], a - 1);
+		set(edges[4 * i + 3], last + 1);
 		assert_int_equal(fwd_fib6_longest(f, p, n, p[i].addr, p[i].len), i);
 		if (p[i].len)
 			assert_int_equal(
@@ -167,6 +195,8 @@ static void check_table(const struct fwd_fib6 *f, const struct fwd_prefix6 *p, u
 
 		check_one(f, p, n, get(q.addr) | (((u128)rnd() << 64 | rnd()) & ~mask_of(q.len)));
 	}
+	check_bulk(f, (const uint8_t(*)[16])edges, 4 * n); /* the deepest walks */
+	free(edges);
 	assert_int_equal(f->groups, fwd_fib6_groups_needed(p, n));
 	for (unsigned l = 0; l <= 128; l++) {
 		uint32_t c = 0;
@@ -345,8 +375,11 @@ static uint32_t unique_sorted(struct fwd_prefix6 *p, uint32_t n)
 static void check_by_search(const struct fwd_fib6 *f, const struct fwd_prefix6 *p, uint32_t n,
 			    const struct change *c, uint32_t nc)
 {
+	uint8_t(*all)[16] = calloc(20000 + 2 * nc, 16);
+
+	assert_non_null(all);
 	for (uint32_t i = 0; i < 20000 + 2 * nc; i++) {
-		uint8_t b[16];
+		uint8_t *b = all[i];
 		int64_t best;
 
 		if (i < 2 * nc) {
@@ -363,6 +396,8 @@ static void check_by_search(const struct fwd_fib6 *f, const struct fwd_prefix6 *
 			fail_msg("probe %u: FIB %u, table %u", i, fwd_fib6_lookup(f, b),
 				 best < 0 ? 0u : p[best].region);
 	}
+	check_bulk(f, (const uint8_t(*)[16])all, 20000 + 2 * nc);
+	free(all);
 	assert_int_equal(f->groups, fwd_fib6_groups_needed(p, n));
 }
 
