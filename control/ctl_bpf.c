@@ -302,11 +302,17 @@ static void pin_path(char *buf, size_t len, const char *dir, const char *name)
 static int ensure_bpffs(const char *dir, struct fwd_err *err)
 {
 	static const char std[] = "/sys/fs/bpf";
-	char parent[512];
+	char path[512], parent[512];
 	struct statfs sf;
+	size_t len;
 	char *slash;
 
-	snprintf(parent, sizeof(parent), "%s", dir);
+	snprintf(path, sizeof(path), "%s", dir);
+	for (len = strlen(path); len > 1 && path[len - 1] == '/';)
+		path[--len] = '\0'; /* "/sys/fs/bpf/x/" is "/sys/fs/bpf/x" */
+	if (statfs(path, &sf) == 0 && sf.f_type == BPF_FS_MAGIC)
+		return 0; /* it exists, on bpffs (or is the mount itself) */
+	snprintf(parent, sizeof(parent), "%s", path);
 	slash = strrchr(parent, '/');
 	if (slash == NULL)
 		snprintf(parent, sizeof(parent), ".");
@@ -314,11 +320,13 @@ static int ensure_bpffs(const char *dir, struct fwd_err *err)
 		parent[1] = '\0';
 	else
 		*slash = '\0';
-	if (statfs(parent, &sf) < 0)
-		return 0; /* no parent: mkdir says so, naming it */
-	if (sf.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (strcmp(parent, std) == 0) {
+	if (strcmp(path, std) != 0) {
+		if (statfs(parent, &sf) < 0)
+			return 0; /* no parent: mkdir says so, naming it */
+		if (sf.f_type == BPF_FS_MAGIC)
+			return 0;
+	}
+	if (strcmp(path, std) == 0 || strcmp(parent, std) == 0) {
 		if (mount("bpf", std, "bpf", 0, "mode=0700") == 0) {
 			fwd_log(FWD_LOG_NOTICE, "XDP filter: mounted bpffs on %s to pin into", std);
 			return 0;
