@@ -7,6 +7,7 @@
 
 #include <net/if.h>
 #include <stdio.h>
+#include <limits.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -294,54 +295,82 @@ static void pin_path(char *buf, size_t len, const char *dir, const char *name)
 }
 
 /* Pins live only on a bpf filesystem. systemd mounts one on /sys/fs/bpf;
- * a root without it (a container, a minimal chroot, a rescue boot) has a
+ * a root without it (a container, a minimal chroot, a rescue boot) has the
  * plain sysfs directory there, where every pin fails. So, as iproute2 and
  * libxdp do, regiond mounts bpffs on /sys/fs/bpf itself when the pin
- * directory is under it and nothing is mounted; anywhere else it says what
- * to mount rather than mounting over an operator's directory. */
+ * directory is under it and nothing at all is mounted there (sysfs's own
+ * directory). It never mounts over another mount (an operator's tmpfs or
+ * bind mount) or anywhere else: it says what to do instead. The shared
+ * bpffs root itself is refused as a pin directory: regiond's pins ("prog",
+ * "flt_*") would sit among other tools', and a detach unlinks them. */
 static int ensure_bpffs(const char *dir, struct fwd_err *err)
 {
 	static const char std[] = "/sys/fs/bpf";
-	char path[512], parent[512];
+	char path[PATH_MAX], parent[PATH_MAX], real[PATH_MAX];
+	const char *base;
 	struct statfs sf;
-	size_t len;
+	size_t len = strlen(dir);
 	char *slash;
 
+	if (len == 0 || len >= 256)
+		return fwd_err_set(err, "", 0, "filters",
+				   "--bpf-pin-dir must be 1 to 255 bytes, not %zu", len);
 	snprintf(path, sizeof(path), "%s", dir);
-	for (len = strlen(path); len > 1 && path[len - 1] == '/';)
+	while (len > 1 && path[len - 1] == '/')
 		path[--len] = '\0'; /* "/sys/fs/bpf/x/" is "/sys/fs/bpf/x" */
-	if (statfs(path, &sf) == 0 && sf.f_type == BPF_FS_MAGIC)
-		return 0; /* it exists, on bpffs (or is the mount itself) */
+	/* Compared by the parent's real path: "/sys/fs//bpf/./x" is under
+	 * /sys/fs/bpf too, and so is a path through a symlink to it. */
 	snprintf(parent, sizeof(parent), "%s", path);
 	slash = strrchr(parent, '/');
+	base = slash ? path + (slash - parent) + 1 : path;
 	if (slash == NULL)
 		snprintf(parent, sizeof(parent), ".");
 	else if (slash == parent)
 		parent[1] = '\0';
 	else
 		*slash = '\0';
-	if (strcmp(path, std) != 0) {
-		if (statfs(parent, &sf) < 0)
-			return 0; /* no parent: mkdir says so, naming it */
-		if (sf.f_type == BPF_FS_MAGIC)
-			return 0;
-	}
-	if (strcmp(path, std) == 0 || strcmp(parent, std) == 0) {
-		if (mount("bpf", std, "bpf", 0, "mode=0700") == 0) {
-			fwd_log(FWD_LOG_NOTICE, "XDP filter: mounted bpffs on %s to pin into", std);
-			return 0;
-		}
-		fwd_err_set(err, "", 0, "filters",
-			    "%s is not a bpf filesystem and mounting one there failed: %s "
-			    "(mount -t bpf bpf %s)",
-			    std, strerror(errno), std);
-		return -1;
-	}
-	fwd_err_set(
-		err, "", 0, "filters",
-		"%s is not on a bpf filesystem: pin under %s, or mount one (mount -t bpf bpf %s)",
-		dir, std, parent);
-	return -1;
+	if (realpath(parent, real) == NULL)
+		return 0; /* no parent: mkdir says so, naming it */
+	snprintf(parent, sizeof(parent), "%s", real);
+	if (!strcmp(base, ".") || !strcmp(base, ".."))
+		return fwd_err_set(err, "", 0, "filters",
+				   "--bpf-pin-dir %s ends in '%s': name the directory itself", dir,
+				   base);
+	if ((strcmp(parent, "/sys/fs") == 0 && strcmp(base, "bpf") == 0) ||
+	    (realpath(path, real) && strcmp(real, std) == 0))
+		return fwd_err_set(err, "", 0, "filters",
+				   "--bpf-pin-dir %s is the shared bpffs root: pin into a "
+				   "directory of regiond's own under it (the default is "
+				   "/sys/fs/bpf/regiond)",
+				   dir);
+	if (statfs(path, &sf) == 0 && sf.f_type == BPF_FS_MAGIC)
+		return 0; /* it exists, on bpffs */
+	if (statfs(parent, &sf) < 0)
+		return 0; /* mkdir says what is wrong, naming it */
+	if (sf.f_type == BPF_FS_MAGIC)
+		return 0;
+	if (strcmp(parent, std) != 0)
+		return fwd_err_set(err, "", 0, "filters",
+				   "%s is not on a bpf filesystem: pin under %s, or mount one "
+				   "there (mkdir -p %s && mount -t bpf bpf %s)",
+				   dir, std, path, path);
+	if (sf.f_type != SYSFS_MAGIC)
+		return fwd_err_set(err, "", 0, "filters",
+				   "%s holds a mount that is not bpffs (filesystem type 0x%lx): "
+				   "not mounting over it; unmount it, or mount bpffs there "
+				   "(mount -t bpf bpf %s)",
+				   std, (unsigned long)sf.f_type, std);
+	if (mount("bpf", std, "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") < 0)
+		return fwd_err_set(err, "", 0, "filters",
+				   "%s is not a bpf filesystem and mounting one there failed: %s "
+				   "(mount -t bpf bpf %s)",
+				   std, strerror(errno), std);
+	/* In a mount namespace of regiond's own (unshare, systemd's
+	 * PrivateMounts=) this mount dies with it: docs/filters.md says to
+	 * mount bpffs outside. Not detectable here: /proc/1/ns/mnt may be
+	 * unreadable, and a container's namespace outlives regiond. */
+	fwd_log(FWD_LOG_NOTICE, "XDP filter: mounted bpffs on %s to pin into", std);
+	return 0;
 }
 
 void ctl_bpf_unpin(const char *dir)

@@ -998,17 +998,23 @@ fail:
 	return NULL;
 }
 
+void ctl_feed_stop(struct ctl_feed *f)
+{
+	if (f == NULL || !f->started)
+		return;
+	atomic_store(&f->stop, 1);
+	if (write(f->wake[1], "x", 1) < 0) {
+		/* the poll wakes within a batch interval anyway */
+	}
+	pthread_join(f->thread, NULL);
+	f->started = 0;
+}
+
 void ctl_feed_free(struct ctl_feed *f)
 {
 	if (f == NULL)
 		return;
-	if (f->started) {
-		atomic_store(&f->stop, 1);
-		if (write(f->wake[1], "x", 1) < 0) {
-			/* the poll wakes within a batch interval anyway */
-		}
-		pthread_join(f->thread, NULL);
-	}
+	ctl_feed_stop(f);
 	if (f->nl)
 		mnl_socket_close(f->nl);
 	if (f->wake[0] >= 0)

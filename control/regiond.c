@@ -1041,10 +1041,15 @@ static void main_loop(struct regiond *d)
 /* Take down whatever main() set up, in reverse. */
 static void shut_down(struct regiond *d)
 {
-	ctl_feed_free(d->feed); /* its prefixes stay, recorded: a restart takes them over */
+	/* Every extension stays in the state's list until ctl_state_close,
+	 * and any write or publish calls them all: so first nothing may
+	 * write (the API, then the threads that write: the feed, the fleet
+	 * agent), and only then is an extension's memory freed. */
 	ctl_api_stop(d->api);
+	ctl_feed_stop(d->feed);
 	ctl_rdriver_stop(d->rollouts); /* after the API: it shows its status */
 	ctl_fleet_free(d->fleet); /* after the API: its view is the API's to read */
+	ctl_feed_free(d->feed); /* its prefixes stay, recorded: a restart takes them over */
 #ifdef REGIOND_BPF
 	ctl_filter_free(d->filter); /* stays attached and pinned: a restart adopts it */
 #endif

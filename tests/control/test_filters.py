@@ -183,20 +183,23 @@ def test_filter_lifecycle(tmp_path):
 
 
 def test_pins_without_bpffs(tmp_path):
-    """A root whose /sys/fs/bpf is a plain directory (no systemd: a container,
-    a minimal chroot, a rescue boot): regiond mounts bpffs there itself and
-    filters; a pin directory elsewhere that is not on bpffs is refused by
-    name, before anything is attached."""
+    """A root where nothing is mounted on /sys/fs/bpf (no systemd: a
+    container, a minimal chroot, a rescue boot): regiond mounts bpffs there
+    itself and filters. It never mounts over another mount, never pins into the
+    shared bpffs root, and refuses a pin directory elsewhere that is not on
+    bpffs, naming it, before anything is attached."""
+    def in_own_mounts(setup):
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", setup + ' && exec "$@"', "sh"]
+    bare = in_own_mounts("while umount /sys/fs/bpf 2>/dev/null; do :; done; "
+                         "[ \"$(stat -f -c %T /sys/fs/bpf)\" = sysfs ]")
     with netns.VethLab("rfwd-test-bpffs", [("xfb0", "xfb1")]) as lab:
-        # regiond in a mount namespace of its own, /sys/fs/bpf covered by a tmpfs
-        wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                'mount -t tmpfs rfwd-not-bpf /sys/fs/bpf && exec "$@"', "sh"]
-        box = Box(tmp_path, "bpffs", wrapper=wrap,
-                  regiond_args=("--xdp-iface", "xfb0", "--bpf-pin-dir", "/sys/fs/bpf/rfwd-bpffs"))
+        box = Box(tmp_path, "bpffs", wrapper=bare,
+                  regiond_args=("--xdp-iface", "xfb0", "--bpf-pin-dir", "/sys/fs/bpf/rfwd-bpffs/"))
         try:
-            assert "XDP filter: mounted bpffs on /sys/fs/bpf to pin into" in open(tmp_path / "regiond.log").read()
+            log = open(tmp_path / "regiond.log").read()
+            assert "XDP filter: mounted bpffs on /sys/fs/bpf to pin into" in log
             rc, st, _ = box.ctl("filter", "status", json_out=True)
-            assert rc == 0 and st["interfaces"][0]["ours"] and st["pin_dir"] == "/sys/fs/bpf/rfwd-bpffs"
+            assert rc == 0 and st["interfaces"][0]["ours"]
             lab.send("xfb1", "N = 100\nINTER = 0.0005\n" + SEND)
             st = box.ctl("filter", "status", json_out=True)[1]
             assert (st["counters"]["default"], st["counters"]["pass"]) == (100, 100)
@@ -204,12 +207,24 @@ def test_pins_without_bpffs(tmp_path):
             assert rc == 0 and "detached" in out
         finally:
             box.stop()
+
+        def refused(pin_dir, wrapper=()):
+            p = subprocess.run([*wrapper, REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                                str(tmp_path / "api2.sock"), "--state-dir", str(tmp_path / "state2"),
+                                "--table", DEMO, "--xdp-iface", "xfb0", "--bpf-pin-dir", pin_dir],
+                               capture_output=True, text=True, timeout=120)
+            assert p.returncode == 1, p.stderr
+            assert "prog/xdp" not in subprocess.run(["ip", "link", "show", "xfb0"], capture_output=True,
+                                                    text=True).stdout
+            return p.stderr
+        # another mount on /sys/fs/bpf (here a tmpfs) is not mounted over
+        err = refused("/sys/fs/bpf/rfwd-bpffs", in_own_mounts("mount -t tmpfs rfwd-not-bpf /sys/fs/bpf"))
+        assert "/sys/fs/bpf holds a mount that is not bpffs" in err and "not mounting over it" in err, err
+        # the shared root, by any spelling, is not regiond's to pin into
+        for d in ("/sys/fs/bpf", "/sys/fs//bpf/"):
+            assert "is the shared bpffs root" in refused(d)
+        # anywhere else: what to mount, on the pin directory itself
         bad = tmp_path / "pins"
-        p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
-                            str(tmp_path / "api2.sock"), "--state-dir", str(tmp_path / "state2"), "--table", DEMO,
-                            "--xdp-iface", "xfb0", "--bpf-pin-dir", str(bad)],
-                           capture_output=True, text=True, timeout=120)
-        assert p.returncode == 1, p.stderr
-        assert f"{bad} is not on a bpf filesystem" in p.stderr and f"mount -t bpf bpf {tmp_path}" in p.stderr
-        assert not bad.exists()
-        assert "prog/xdp" not in subprocess.run(["ip", "link", "show", "xfb0"], capture_output=True, text=True).stdout
+        err = refused(str(bad))
+        assert f"{bad} is not on a bpf filesystem" in err and f"mkdir -p {bad} && mount -t bpf bpf {bad}" in err, err
+        assert not bad.exists()  # refused before the mkdir that used to come first
