@@ -980,6 +980,10 @@ static void report(struct ctl_fleet *f, int force)
 	r = build_report(f, &changed);
 	if (!r)
 		return;
+	/* The node's state moved (build_report updated it): status's fleet
+	 * part shows it before etcd's report says it. */
+	if (changed)
+		ctl_state_publish(f->st);
 	if (!force && !changed && now < f->report_at_ms) {
 		json_decref(r);
 		return;

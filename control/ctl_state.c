@@ -691,6 +691,16 @@ void ctl_state_write_end(struct ctl_state *st)
 	pthread_mutex_unlock(&st->writer);
 }
 
+void ctl_state_publish(struct ctl_state *st)
+{
+	if (st->lock)
+		pthread_mutex_lock(st->lock);
+	if (st->on_write_end)
+		st->on_write_end(st->on_write_end_arg);
+	if (st->lock)
+		pthread_mutex_unlock(st->lock);
+}
+
 /* A call to regionfwd from a write (st->writer and *st->lock held): the
  * state lock is let go for the wait, which may last up to the timeout on a
  * hung or busy regionfwd, so reads are served meanwhile; nothing of the

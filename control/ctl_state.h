@@ -206,6 +206,12 @@ void ctl_state_sample_traffic(struct ctl_state *st);
 void ctl_state_write_begin(struct ctl_state *st);
 void ctl_state_write_end(struct ctl_state *st);
 
+/** Rebuild the API's view now (the on_write_end hook), under the state lock
+ *  alone: for what changes outside a write but shows in the view, such as
+ *  the fleet agent's own state after its report. Call without the state
+ *  lock. */
+void ctl_state_publish(struct ctl_state *st);
+
 /** Load the persisted history from @dir (created if missing). st->lock is
  *  NULL afterwards: the caller sets it. */
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,

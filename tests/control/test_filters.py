@@ -189,7 +189,10 @@ def test_pins_without_bpffs(tmp_path):
     shared bpffs root, and refuses a pin directory elsewhere that is not on
     bpffs, naming it, before anything is attached."""
     def in_own_mounts(setup):
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", setup + ' && exec "$@"', "sh"]
+        # --propagation private fails in a chroot (its / is no mount point,
+        # as in CI's bare root): /sys alone is made private, all that changes
+        return ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c",
+                "mount --make-rprivate /sys && " + setup + ' && exec "$@"', "sh"]
     bare = in_own_mounts("while umount /sys/fs/bpf 2>/dev/null; do :; done; "
                          "[ \"$(stat -f -c %T /sys/fs/bpf)\" = sysfs ]")
     with netns.VethLab("rfwd-test-bpffs", [("xfb0", "xfb1")]) as lab:

@@ -355,7 +355,8 @@ def test_nodes_converge_and_report(fleet):
         assert st["dataplane"]["in_sync"]
         v = n.fleet()
         assert v["enabled"] and v["connected"] and v["state"] == "in_sync" and v["target"]["table"] == h1
-        assert "fleet" in st and st["fleet"]["node"] == n.name
+        # status's fleet part moved with the node's report, not a tick later
+        assert "fleet" in st and st["fleet"]["node"] == n.name and st["fleet"]["state"] == "in_sync"
         m = n.http("GET", "/metrics")[1]
         assert "regiond_fleet_in_sync 1" in m and 'regiond_fleet_state{state="in_sync"} 1' in m
     fleet.current = h1
