@@ -191,7 +191,10 @@ def test_prometheus_scrapes_regiond_and_the_alerts_and_dashboard_hold(tmp_path):
 
             t = wait_for(target_up, timeout=60, what="Prometheus's scrape of regiond up")
             assert t[0]["labels"]["job"] == "regiond"
-            assert prom.query('up{job="regiond"}')[0]["value"][1] == "1"
+            # The targets page says "up" as the scrape ends, a moment before
+            # its sample can be queried (seen under ASan load): wait for it.
+            up = wait_for(lambda: prom.query('up{job="regiond"}'), timeout=30, what="the up sample")
+            assert up[0]["value"][1] == "1"
             # A few scrapes, so that rates have two samples.
             wait_for(lambda: prom.query("count_over_time(regiond_generation[1m]) >= 4"), timeout=30,
                      what="four scrapes")
