@@ -682,10 +682,16 @@ void ctl_state_write_begin(struct ctl_state *st)
 		pthread_mutex_lock(st->lock);
 }
 
-void ctl_state_write_end(struct ctl_state *st)
+/* The state lock held. */
+static void publish_view(struct ctl_state *st)
 {
 	if (st->on_write_end)
 		st->on_write_end(st->on_write_end_arg);
+}
+
+void ctl_state_write_end(struct ctl_state *st)
+{
+	publish_view(st);
 	if (st->lock)
 		pthread_mutex_unlock(st->lock);
 	pthread_mutex_unlock(&st->writer);
@@ -695,8 +701,7 @@ void ctl_state_publish(struct ctl_state *st)
 {
 	if (st->lock)
 		pthread_mutex_lock(st->lock);
-	if (st->on_write_end)
-		st->on_write_end(st->on_write_end_arg);
+	publish_view(st);
 	if (st->lock)
 		pthread_mutex_unlock(st->lock);
 }
