@@ -45,7 +45,9 @@ static inline uint64_t lower8(uint64_t x, uint64_t *out, int nodot)
  * spaces (and without dots, for a DNS label: @nodot). 16 or 8 bytes at a
  * time (the last block overlapping the ones before, rather than a byte
  * loop for the rest): a byte loop with its two tests per byte was the
- * larger part of extracting a name. @return 0, or -1 for a bad byte.
+ * larger part of extracting a name. All @n bytes are copied even when one
+ * is bad (the DNS extractor checks its copy again). @return 0, or -1 for a
+ * bad byte.
  */
 static inline int lower_copy(const uint8_t *s, size_t n, char *out, int nodot)
 {
@@ -90,14 +92,13 @@ static inline int lower_copy(const uint8_t *s, size_t n, char *out, int nodot)
 		}
 		return bad ? -1 : 0;
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) { /* every byte copied, as above, bad or not */
 		uint8_t c = s[i];
 
-		if (c <= 0x20 || c >= 0x7f || (nodot && c == '.'))
-			return -1;
+		bad |= c <= 0x20 || c >= 0x7f || (nodot && c == '.');
 		out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
 	}
-	return 0;
+	return bad ? -1 : 0;
 }
 
 /* Copy a host name: printable ASCII without spaces, lowercased. */
@@ -250,18 +251,73 @@ static inline const uint8_t *find_byte(const uint8_t *start, const uint8_t *p, c
 	return NULL;
 }
 
-/* The Host header line starting at @line (its first byte 'h' or 'H'),
- * ending at @stop (its '\r' or '\n'): its value into *@host, *@host_len.
- * @return 1 if it is a Host header, 0 if not, FWD_X_MALFORMED for a
- * second one or an unclosed IPv6 literal. */
+/* A block's '\n' bits @mn and ':' bits @mc at @b: the first ':' before
+ * the first '\n' noted in *@colon (once); @return the '\n', or NULL. */
+static inline const uint8_t *eol_colon_bits(const uint8_t *b, unsigned mn, unsigned mc,
+					    const uint8_t **colon)
+{
+	if (mn)
+		mc &= (mn & -mn) - 1; /* the colons before the line's end */
+	if (mc && *colon == NULL)
+		*colon = b + __builtin_ctz(mc);
+	return mn ? b + __builtin_ctz(mn) : NULL;
+}
+
+/* find_byte(start, p, end, '\n') that also finds the first ':' before the
+ * '\n' (*@colon, NULL if none): a Host value's port, found in the loads
+ * that find its line's end rather than in a second search. */
+static inline const uint8_t *find_eol_colon(const uint8_t *start, const uint8_t *p,
+					    const uint8_t *end, const uint8_t **colon)
+{
+	*colon = NULL;
+#ifdef __SSE2__
+	const __m128i nl = _mm_set1_epi8('\n'), co = _mm_set1_epi8(':');
+
+	for (; end - p >= 16; p += 16) {
+		const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		const uint8_t *e =
+			eol_colon_bits(p, (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)),
+				       (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, co)), colon);
+
+		if (e)
+			return e;
+	}
+	if (p < end && end - start >= 16) {
+		const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(end - 16));
+		const unsigned sh = 16 - (unsigned)(end - p); /* the bytes from p on */
+
+		return eol_colon_bits(p, (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) >> sh,
+				      (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, co)) >> sh,
+				      colon);
+	}
+#else
+	(void)start;
+#endif
+	for (; p < end; p++) {
+		if (*p == '\n')
+			return p;
+		if (*p == ':' && *colon == NULL)
+			*colon = p;
+	}
+	return NULL;
+}
+
+/* Whether the line at @line (the buffer ending at @end) is named Host. */
+static inline int host_named(const uint8_t *line, const uint8_t *end)
+{
+	return end - line >= 5 && (line[1] | 0x20) == 'o' && (line[2] | 0x20) == 's' &&
+	       (line[3] | 0x20) == 't' && line[4] == ':';
+}
+
+/* The value of the Host header line starting at @line, ending at @stop
+ * (its '\r' or '\n'), into *@host, *@host_len; @colon the first ':' after
+ * the name, or NULL. @return 1, or FWD_X_MALFORMED for a second Host
+ * header or an unclosed IPv6 literal. */
 static int host_line(const uint8_t *p, const uint8_t *line, const uint8_t *stop,
-		     const uint8_t **host, size_t *host_len)
+		     const uint8_t *colon, const uint8_t **host, size_t *host_len)
 {
 	const uint8_t *v = line + 5, *ve = stop;
 
-	if (!(stop - line >= 5 && (line[1] | 0x20) == 'o' && (line[2] | 0x20) == 's' &&
-	      (line[3] | 0x20) == 't' && line[4] == ':'))
-		return 0;
 	if (*host)
 		return FWD_X_MALFORMED; /* two Host headers */
 	while (v < ve && (*v == ' ' || *v == '\t'))
@@ -274,11 +330,8 @@ static int host_line(const uint8_t *p, const uint8_t *line, const uint8_t *stop,
 		if (rb == NULL)
 			return FWD_X_MALFORMED;
 		ve = rb + 1;
-	} else {
-		const uint8_t *colon = find_byte(p, v, ve, ':');
-
-		if (colon)
-			ve = colon;
+	} else if (colon) { /* the port; blanks around the value hold no ':' */
+		ve = colon;
 	}
 	*host = v;
 	*host_len = (size_t)(ve - v);
@@ -355,13 +408,18 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 		if (line >= end) /* the buffer stops at a line's end */
 			return host ? copy_name(host, host_len, out, outlen) : FWD_X_NONE;
 		if (*line == '\n' || *line == '\r' || (*line | 0x20) == 'h') {
-			if ((eol = find_byte(p, line, end, '\n')) == NULL)
+			/* A Host line's end is searched for with its port's ':' */
+			const int named = (*line | 0x20) == 'h' && host_named(line, end);
+			const uint8_t *colon = NULL;
+
+			eol = named ? find_eol_colon(p, line + 5, end, &colon)
+				    : find_byte(p, line, end, '\n');
+			if (eol == NULL)
 				break; /* inside a line */
 			stop = eol[-1] == '\r' ? eol - 1 : eol;
 			if (stop == line) /* the empty line: end of the headers */
 				return host ? copy_name(host, host_len, out, outlen) : FWD_X_NONE;
-			if ((*line | 0x20) == 'h' &&
-			    (rc = host_line(p, line, stop, &host, &host_len)) < 0)
+			if (named && (rc = host_line(p, line, stop, colon, &host, &host_len)) < 0)
 				return rc;
 			q = eol;
 			continue;
@@ -376,9 +434,25 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	return end[-1] == '\n' ? FWD_X_NONE : FWD_X_TRUNCATED;
 }
 
+/*
+ * The name is read in two steps: a walk over its length bytes alone (a
+ * handful of labels) checks the structure, then the labels and the length
+ * bytes between them, one span of the payload, are copied and checked
+ * together, 16 or 8 bytes at a time. Copying label by label spent most of
+ * its time on the short labels' byte loop. The outcome is the label-by-label
+ * one's: a label's bytes are checked only when its length was good, and the
+ * first label with a fault, in that order, decides the error.
+ */
 int fwd_extract_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	size_t o = 0, i = 12;
+	/* Where each label's length byte is. A label ends by byte 12 + 255 (the
+	 * name with its dots within 255 bytes) and within the output: so at
+	 * most 127 labels of 1 byte, and the walk is bounded by that too. */
+	const size_t cap = 12 + (outlen - 1 < 255 ? outlen - 1 : 255), lim = len < cap ? len : cap;
+	uint16_t at[128];
+	unsigned labels;
+	size_t i = 12, n;
+	int rc = 0;
 
 	if (outlen < 2)
 		return FWD_X_TOO_LONG;
@@ -388,34 +462,48 @@ int fwd_extract_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen
 		return FWD_X_NONE; /* no question */
 	if ((p[2] & 0x78) != 0)
 		return FWD_X_NONE; /* opcode other than QUERY */
-	for (int labels = 0; labels < 128; labels++) { /* a 255-byte name has at most 127 labels */
+	for (labels = 0;; labels++) {
 		uint8_t l;
+		size_t e;
 
-		if (i >= len)
-			return FWD_X_TRUNCATED;
-		l = p[i++];
-		if (l == 0) {
-			if (o == 0) {
-				if (outlen < 2)
-					return FWD_X_TOO_LONG;
-				out[0] = '.'; /* the root */
-				out[1] = '\0';
-				return 1;
-			}
-			out[o - 1] = '\0'; /* drop the trailing dot */
-			return (int)(o - 1);
+		if (i >= len) {
+			rc = FWD_X_TRUNCATED;
+			break;
 		}
-		if (l & 0xc0)
-			return FWD_X_MALFORMED; /* compression pointer or reserved label type */
-		if (i + l > len)
-			return FWD_X_TRUNCATED;
-		if (o + l + 1 > 255 || o + l + 1 > outlen - 1)
-			return FWD_X_TOO_LONG;
-		if (lower_copy(p + i, l, out + o, 1))
-			return FWD_X_MALFORMED;
-		o += l;
-		out[o++] = '.';
-		i += l;
+		l = p[i];
+		if ((uint8_t)(l - 1) > 62) { /* 0: the end; 64 up: not a plain label */
+			if (l)
+				rc = FWD_X_MALFORMED; /* compression pointer or reserved label type */
+			break;
+		}
+		e = i + 1 + l;
+		if (e > lim) { /* the payload's end first, as a label's own checks go */
+			rc = e > len ? FWD_X_TRUNCATED : FWD_X_TOO_LONG;
+			break;
+		}
+		at[labels] = (uint16_t)i;
+		i = e;
 	}
-	return FWD_X_TOO_LONG;
+	if (labels == 0) {
+		if (rc)
+			return rc;
+		out[0] = '.'; /* the root */
+		out[1] = '\0';
+		return 1;
+	}
+	/* The good labels, [13, i): copied lowercased; the length bytes between
+	 * them then made a letter and the copy checked (printable, no dot), so
+	 * that only a label's own bytes can fail it; then made dots. */
+	n = i - 13;
+	lower_copy(p + 13, n, out, 1);
+	for (unsigned k = 1; k < labels; k++)
+		out[at[k] - 13] = 'a';
+	if (lower_copy((const uint8_t *)out, n, out, 1))
+		return FWD_X_MALFORMED;
+	if (rc)
+		return rc;
+	for (unsigned k = 1; k < labels; k++)
+		out[at[k] - 13] = '.';
+	out[n] = '\0';
+	return (int)n;
 }

@@ -469,6 +469,103 @@ static void test_every_byte_everywhere(void **state)
 	}
 }
 
+/* The DNS extractor as it was written first, label by label with the
+ * byte rule above: the reference the span-at-once one must agree with. */
+static int ref_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen)
+{
+	size_t o = 0, i = 12;
+
+	if (outlen < 2)
+		return FWD_X_TOO_LONG;
+	if (len < 12)
+		return FWD_X_TRUNCATED;
+	if ((p[4] << 8 | p[5]) == 0 || (p[2] & 0x78) != 0)
+		return FWD_X_NONE;
+	for (int labels = 0; labels < 128; labels++) {
+		uint8_t l;
+
+		if (i >= len)
+			return FWD_X_TRUNCATED;
+		l = p[i++];
+		if (l == 0) {
+			if (o == 0) {
+				out[0] = '.';
+				out[1] = '\0';
+				return 1;
+			}
+			out[o - 1] = '\0';
+			return (int)(o - 1);
+		}
+		if (l & 0xc0)
+			return FWD_X_MALFORMED;
+		if (i + l > len)
+			return FWD_X_TRUNCATED;
+		if (o + l + 1 > 255 || o + l + 1 > outlen - 1)
+			return FWD_X_TOO_LONG;
+		for (size_t k = 0; k < l; k++) {
+			int r = ref_byte(p[i + k], 1);
+
+			if (r < 0)
+				return FWD_X_MALFORMED;
+			out[o + k] = (char)r;
+		}
+		o += l;
+		out[o++] = '.';
+		i += l;
+	}
+	return FWD_X_TOO_LONG;
+}
+
+/* Random questions against the reference: label counts and lengths up to
+ * the limits and past them, a bad byte, a pointer or a zero placed
+ * anywhere, the payload cut anywhere, output buffers of every size. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static void test_dns_against_reference(void **state)
+{
+	uint8_t q[600];
+	char out[FWD_X_NAME_MAX], want[FWD_X_NAME_MAX];
+
+	(void)state;
+	for (int iter = 0; iter < 400000; iter++) {
+		size_t n = 12, len, outlen;
+		unsigned nl;
+		int r, w;
+
+		memset(q, 0, 12);
+		q[5] = 1;
+		nl = (unsigned)(rnd() % 8 == 0 ? rnd() % 140 : rnd() % 6);
+		for (unsigned k = 0; k < nl && n + 66 < sizeof(q); k++) {
+			unsigned l = (unsigned)(rnd() % 4 == 0 ? rnd() % 64 : 1 + rnd() % 12);
+
+			q[n++] = (uint8_t)l;
+			for (unsigned b = 0; b < l; b++)
+				q[n++] = (uint8_t) "abcXYZ019-_"[rnd() % 11];
+		}
+		q[n++] = 0;
+		q[n++] = 0;
+		q[n++] = 1;
+		if (rnd() % 3 == 0) /* one byte anywhere in the name made anything */
+			q[12 + rnd() % (n - 12)] = (uint8_t)rnd();
+		len = rnd() % 4 == 0 ? rnd() % (n + 1) : n;
+		outlen = rnd() % 4 == 0 ? rnd() % sizeof(out) : sizeof(out);
+		r = fwd_extract_dns_qname(q, len, out, outlen);
+		w = ref_dns_qname(q, len, want, outlen);
+		if (r != w)
+			fail_msg("iteration %d: %d, the reference %d", iter, r, w);
+		if (r > 0)
+			assert_memory_equal(out, want, (size_t)r + 1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -478,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_dns),
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_every_byte_everywhere),
+		cmocka_unit_test(test_dns_against_reference),
 		cmocka_unit_test(test_http_host_against_line_walk),
 	};
 
