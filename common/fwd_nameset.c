@@ -124,11 +124,14 @@ static inline uint64_t mix(uint64_t h, uint64_t w)
  * one more mix finishes the key. mix() is a full-width multiply folded
  * back onto the low half, so the slot bits (low) and the check (high)
  * depend on every byte. */
+static const uint64_t ns_top_bytes[8] = {0,	      ~0ull << 56, ~0ull << 48, ~0ull << 40,
+					 ~0ull << 32, ~0ull << 24, ~0ull << 16, ~0ull << 8};
+
 static inline uint64_t suffix_key(uint64_t h, uint64_t w, size_t m)
 {
-	const unsigned r = (unsigned)(m & 7);
-
-	return mix(h, (r ? w & (~0ull << (64 - 8 * r)) : 0) | (uint64_t)m);
+	/* the word's top m % 8 bytes: a table, where the shift needed a
+	 * branch or a select for m % 8 == 0 */
+	return mix(h, (w & ns_top_bytes[m & 7]) | (uint64_t)m);
 }
 
 /* The first (leftmost) word of a name of @len bytes, len % 8 of them, as
