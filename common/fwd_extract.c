@@ -264,8 +264,9 @@ static inline const uint8_t *eol_colon_bits(const uint8_t *b, unsigned mn, unsig
 }
 
 /* find_byte(start, p, end, '\n') that also finds the first ':' before the
- * '\n' (*@colon, NULL if none): a Host value's port, found in the loads
- * that find its line's end rather than in a second search. */
+ * '\n': a Host value's port, found in the loads that find its line's end
+ * rather than in a second search. When a '\n' is found, *@colon is that
+ * ':' or NULL; when none is (NULL returned), *@colon means nothing. */
 static inline const uint8_t *find_eol_colon(const uint8_t *start, const uint8_t *p,
 					    const uint8_t *end, const uint8_t **colon)
 {
@@ -446,7 +447,8 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 int fwd_extract_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
 	/* Where each label's length byte is. A label ends by byte 12 + 255 (the
-	 * name with its dots within 255 bytes) and within the output: so at
+	 * dotted name with a dot after its last label within 255 bytes, as the
+	 * label-by-label extractor had it) and leaves room for the NUL: so at
 	 * most 127 labels of 1 byte, and the walk is bounded by that too. */
 	const size_t cap = 12 + (outlen - 1 < 255 ? outlen - 1 : 255), lim = len < cap ? len : cap;
 	uint16_t at[128];

@@ -18,8 +18,10 @@
  * - DNS: the first question's name; compression pointers cannot appear there
  *   (nothing precedes it to point at) and are MALFORMED, so no pointer loop
  *   can ever be followed.
- * - Names longer than 255 bytes, or holding bytes outside printable ASCII,
- *   are MALFORMED.
+ * - Names holding bytes outside printable ASCII are MALFORMED; names longer
+ *   than 255 bytes, or than the output holds, are TOO_LONG (a DNS name is
+ *   counted with a dot after its last label, and needs outlen >= its
+ *   length + 2).
  */
 #ifndef FWD_EXTRACT_H
 #define FWD_EXTRACT_H
