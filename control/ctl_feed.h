@@ -62,14 +62,14 @@ int ctl_feed_conf_table(struct ctl_feed_conf *c, const char *arg, struct fwd_err
 struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state *st,
 				struct fwd_err *e);
 
-/** Stop the thread and free the feed (NULL-safe). What it added stays in
- *  the table and in its record: a restart takes it over. Call without the
- *  state lock. */
 /** Stop the feed's thread (idempotent; NULL-safe): no write of the state
  *  comes from it after this returns. Its memory, which the state's
  *  extension list still points to, stays until ctl_feed_free(). */
 void ctl_feed_stop(struct ctl_feed *f);
 
+/** Stop the thread and free the feed (NULL-safe). What it added stays in
+ *  the table and in its record: a restart takes it over. Call without the
+ *  state lock. */
 void ctl_feed_free(struct ctl_feed *f);
 
 /** The "feed" extension: status (GET /v1/feed; summary in /v1/status) and

@@ -178,7 +178,7 @@ struct ctl_state {
 	 * the API's read view follows every write at once, whichever thread
 	 * made it (a request, the fleet agent, the routing feed, the confirm
 	 * timer), so a status read after a change never shows the one before.
-	 * Set and cleared under the writers' lock (ctl_api_start/stop). */
+	 * Set and cleared under the writers' lock (ctl_api_new/stop). */
 	void (*on_write_end)(void *arg);
 	void *on_write_end_arg;
 	/* The operator-facing alarm (status "alarm"): every raised slot's

@@ -519,16 +519,6 @@ static int ref_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen)
 /* Random questions against the reference: label counts and lengths up to
  * the limits and past them, a bad byte, a pointer or a zero placed
  * anywhere, the payload cut anywhere, output buffers of every size. */
-static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rnd(void)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return rnd_state;
-}
-
 static void test_dns_against_reference(void **state)
 {
 	uint8_t q[600];
@@ -542,21 +532,21 @@ static void test_dns_against_reference(void **state)
 
 		memset(q, 0, 12);
 		q[5] = 1;
-		nl = (unsigned)(rnd() % 8 == 0 ? rnd() % 140 : rnd() % 6);
+		nl = (unsigned)(xrnd() % 8 == 0 ? xrnd() % 140 : xrnd() % 6);
 		for (unsigned k = 0; k < nl && n + 66 < sizeof(q); k++) {
-			unsigned l = (unsigned)(rnd() % 4 == 0 ? rnd() % 64 : 1 + rnd() % 12);
+			unsigned l = (unsigned)(xrnd() % 4 == 0 ? xrnd() % 64 : 1 + xrnd() % 12);
 
 			q[n++] = (uint8_t)l;
 			for (unsigned b = 0; b < l; b++)
-				q[n++] = (uint8_t) "abcXYZ019-_"[rnd() % 11];
+				q[n++] = (uint8_t) "abcXYZ019-_"[xrnd() % 11];
 		}
 		q[n++] = 0;
 		q[n++] = 0;
 		q[n++] = 1;
-		if (rnd() % 3 == 0) /* one byte anywhere in the name made anything */
-			q[12 + rnd() % (n - 12)] = (uint8_t)rnd();
-		len = rnd() % 4 == 0 ? rnd() % (n + 1) : n;
-		outlen = rnd() % 4 == 0 ? rnd() % sizeof(out) : sizeof(out);
+		if (xrnd() % 3 == 0) /* one byte anywhere in the name made anything */
+			q[12 + xrnd() % (n - 12)] = (uint8_t)xrnd();
+		len = xrnd() % 4 == 0 ? xrnd() % (n + 1) : n;
+		outlen = xrnd() % 4 == 0 ? xrnd() % sizeof(out) : sizeof(out);
 		r = fwd_extract_dns_qname(q, len, out, outlen);
 		w = ref_dns_qname(q, len, want, outlen);
 		if (r != w)
