@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,7 +243,7 @@ static const struct fwd_opt options[] = {
 	 .def = "10",
 	 .kind = FWD_OPT_REAL,
 	 .off = AT(duration),
-	 .help = "seconds of sending, then half a second of collecting"},
+	 .help = "seconds of sending, then up to 5 s of collecting"},
 	{.name = "size",
 	 .arg = "N|imix",
 	 .def = "64",
@@ -484,16 +485,19 @@ static void open_ports(struct gen *g)
 
 /* One burst of 32 frames, stamped with sequence and TSC, from flow *@fi
  * on; counts what the port took against the links they are meant for.
+ * *@fi moves on by what the port took, not by 32: the frames it refused
+ * are the next burst's first, so the count of a link's expected frames
+ * stays the count of frames of its flows that went out.
  * @return 0, or -1 when the pool had no 32 mbufs (nothing sent) */
 static int send_burst(struct gen *g, uint32_t *fi)
 {
 	struct rte_mbuf *m[32];
-	uint32_t nflows = g->o.flows;
+	uint32_t nflows = g->o.flows, first = *fi, at = first;
 
 	if (rte_pktmbuf_alloc_bulk(g->pool, m, 32) != 0)
 		return -1;
 	for (int i = 0; i < 32; i++) {
-		struct flow *f = &g->fl[*fi];
+		struct flow *f = &g->fl[at];
 		uint8_t *d = rte_pktmbuf_mtod(m[i], uint8_t *);
 		uint64_t magic = MAGIC, seq = g->sent + (uint64_t)i, ts = rte_rdtsc();
 
@@ -502,18 +506,20 @@ static int send_burst(struct gen *g, uint32_t *fi)
 		memcpy(d + stamp_off(d) + 8, &seq, 8);
 		memcpy(d + stamp_off(d) + 16, &ts, 8);
 		m[i]->data_len = m[i]->pkt_len = f->len;
-		*fi = *fi + 1 == nflows ? 0 : *fi + 1;
+		at = at + 1 == nflows ? 0 : at + 1;
 	}
 	uint16_t n = rte_eth_tx_burst(g->ports.port_id[0], 0, m, 32);
 
 	for (uint16_t i = 0; i < n; i++) {
-		uint16_t l = g->fl[(uint32_t)((g->sent + i) % nflows)].link;
+		uint16_t l = g->fl[first].link;
 
 		if (l == FWD_LINK_NONE)
 			g->expected_drop++;
 		else
 			g->ls[l].expected++;
+		first = first + 1 == nflows ? 0 : first + 1;
 	}
+	*fi = first;
 	g->sent += n;
 	if (n < 32)
 		rte_pktmbuf_free_bulk(m + n, 32u - n);
@@ -560,9 +566,12 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 	}
 }
 
-/* One burst from each receive port. */
-static void receive(struct gen *g)
+/* One burst from each receive port.
+ * @return the frames received */
+static unsigned receive(struct gen *g)
 {
+	unsigned got = 0;
+
 	for (unsigned q = 0; q < g->o.rx.n; q++) {
 		struct rte_mbuf *m[32];
 		uint16_t n = rte_eth_rx_burst(g->ports.port_id[1 + q], 0, m, 32);
@@ -571,16 +580,33 @@ static void receive(struct gen *g)
 		for (uint16_t i = 0; i < n; i++)
 			count_received(g, m[i], rnow);
 		rte_pktmbuf_free_bulk(m, n);
+		got += n;
 	}
+	return got;
+}
+
+/* Whether every link has received all it was sent. */
+static bool all_received(const struct gen *g)
+{
+	for (uint16_t k = 0; k < g->t->nlinks; k++)
+		if (g->ls[k].received < g->ls[k].expected)
+			return false;
+	return true;
 }
 
 /* Send for --duration at --rate (or as fast as the port takes), receiving
- * all along, then half a second more to collect what is in flight. Stops
- * early on SIGINT or SIGTERM. */
+ * all along, then collect what is in flight: until every link has all it
+ * was sent, or nothing came for half a second, or 5 s passed.
+ *
+ * The half second runs from the last frame received, not from the end of
+ * sending, and a receive comes after every reading of the clock: on a
+ * loaded machine this process or the forwarder can go unscheduled for
+ * hundreds of milliseconds, and frames still queued then are late, not
+ * lost. Stops early on SIGINT or SIGTERM. */
 static void run_load(struct gen *g)
 {
 	uint64_t hz = g->hz, t0 = g->t0, end = t0 + (uint64_t)(g->o.duration * (double)hz);
-	uint64_t drain_end = 0, next = t0;
+	uint64_t quiet_end = 0, next = t0;
 	uint64_t per_burst = g->o.rate > 0 ? (uint64_t)((double)hz * 32 / g->o.rate) : 0;
 	uint32_t fi = 0;
 
@@ -590,19 +616,22 @@ static void run_load(struct gen *g)
 		if (now < end && (per_burst == 0 || now >= next)) {
 			if (send_burst(g, &fi) == 0)
 				next += per_burst;
-		} else if (now >= end && drain_end == 0) {
-			drain_end = now + hz / 2; /* half a second for what is in flight */
 		}
-		if (drain_end && now >= drain_end)
+		unsigned got = receive(g);
+
+		if (now < end)
+			continue;
+		if (quiet_end == 0 || got > 0)
+			quiet_end = now + hz / 2;
+		if (all_received(g) || now >= quiet_end || now >= end + 5 * hz)
 			break;
-		receive(g);
 	}
 }
 
 static void report(const struct gen *g)
 {
 	const struct fwd_table *t = g->t;
-	/* Rates over the sending window; the half-second drain only collects. */
+	/* Rates over the sending window; the drain after it only collects. */
 	double secs = RTE_MIN((double)(rte_rdtsc() - g->t0) / (double)g->hz, g->o.duration);
 
 	if (g->o.json)
