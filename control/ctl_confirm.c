@@ -78,7 +78,10 @@ void ctl_confirm_tick(struct ctl_state *st)
 
 	if (st->unsaved_id && ctl_state_persist_unsaved(st, &e) == 0 && !st->confirm_gen)
 		ctl_state_alarm(st, CTL_ALARM_TABLE, NULL); /* the revert is on disk now */
-	if (!gen || (int64_t)time(NULL) < st->confirm_deadline)
+	/* The deadline is a whole second, armed at now + S: up to and through
+	 * that second the change may still be confirmed, so it never reverts
+	 * before S seconds have passed (at most S + 1 and a tick). */
+	if (!gen || (int64_t)time(NULL) <= st->confirm_deadline)
 		return;
 	/* A failed revert (regionfwd not answering) spends a generation id
 	 * per try: once a second, not at every 200 ms tick. */

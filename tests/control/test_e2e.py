@@ -404,7 +404,8 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
     rc, _, err = box.ctl("apply", new, "--confirm-timeout", "2s")  # a typo changes nothing
     assert rc == 2 and "--confirm-timeout takes seconds" in err and box.gen() == 1
-    rc, out, err = box.ctl("apply", new, "--confirm-timeout", "2")
+    # 4 s: the PUT below must come before the revert, under ASan too.
+    rc, out, err = box.ctl("apply", new, "--confirm-timeout", "4")
     assert rc == 0 and "confirm within" in out, err
     code, r = box.http("PUT", "/v1/table", {"document": open(DEMO).read(), "expected_generation": 2})
     assert code == 409 and r["error"]["code"] == "confirm_pending"
@@ -425,7 +426,7 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     assert rc == 0
     rc, out, _ = box.ctl("confirm")
     assert rc == 0 and "confirmed generation 4" in out
-    time.sleep(4)
+    time.sleep(5)  # past the deadline: it reverts after 3 s, by 4.2 s
     assert box.gen() == 4
     log = open(tmp_path / "regiond.log").read()
     assert f"generation 2 ({h['history'][1]['hash']}) applied by uid {os.geteuid()} pid " in log, log
@@ -472,10 +473,10 @@ def test_link_commands(box, tmp_path):
     rc, h, _ = box.ctl("history", json_out=True)
     assert h["history"][0]["comment"] == "link to-us-west-b: weight 2"
     # Commit-confirm: not confirmed, it reverts by itself.
-    rc, out, err = box.ctl("link", "down", "to-br", "--confirm-timeout", "2")
-    # The CLI prints the whole seconds left to the deadline: 2, or 1 when
+    rc, out, err = box.ctl("link", "down", "to-br", "--confirm-timeout", "4")
+    # The CLI prints the whole seconds left to the deadline: 4, or 3 when
     # the apply crossed a second (a sanitizer build is several times slower).
-    assert rc == 0 and re.search(r"confirm within [12] s", out) and links()["to-br"]["admin"] == "down", err
+    assert rc == 0 and re.search(r"confirm within [34] s", out) and links()["to-br"]["admin"] == "down", err
     wait_for(lambda: box.gen() == 7, timeout=15, what="automatic revert")
     assert links()["to-br"]["admin"] == "up"
     # Bad input: said clearly, nothing changed.

@@ -199,8 +199,10 @@ def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
     takes it; one alarm, not a line per retry; writes wait for the record."""
     with box_on_tmpfs(tmp_path, "st-ro", "4m") as (b, state):
         first = dp_generation(b)
+        # 6 s: the read and the remount below come before the revert, under
+        # ASan too.
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
-                             "--confirm-timeout", "3")
+                             "--confirm-timeout", "6")
         assert rc == 0 and "confirm within" in out, err
         assert dp_generation(b)["hash"] != first["hash"]
         subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
