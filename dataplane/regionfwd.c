@@ -325,24 +325,34 @@ static int setup_workers(struct dp_ctx *ctx)
  * thread remembers each count and when it last moved, so the workers pay
  * nothing for the option. */
 struct idle_watch {
-	uint64_t rx; /* the worker's rx count when last seen */
-	uint64_t since; /* TSC when that count was first seen */
+	uint64_t last; /* TSC of the control thread's previous look */
+	struct {
+		uint64_t rx; /* the worker's rx count when last seen */
+		uint64_t since; /* TSC when that count was first seen */
+	} w[DP_MAX_WORKERS];
 };
 
 static int workers_idle(const struct dp_ctx *ctx, struct idle_watch *iw, uint64_t idle_ms)
 {
 	uint64_t now = rte_rdtsc(), limit = rte_get_tsc_hz() / 1000 * idle_ms;
+	/* It looks every ~10 ms. A gap of a quarter of the window (50 ms at
+	 * least, so that a short window still ends) means this thread was not
+	 * running (a loaded or paused machine), and neither perhaps were the
+	 * workers: the time is not taken as idle, the windows start again. */
+	uint64_t gap = RTE_MAX(limit / 4, rte_get_tsc_hz() / 20);
+	int stalled = iw->last != 0 && now - iw->last > gap;
 	int idle = 1;
 
+	iw->last = now;
 	for (uint16_t w = 0; w < ctx->nworkers; w++) {
 		struct dp_counters c;
 
 		dp_counters_read(&ctx->workers[w]->cnt, &c);
-		if (c.rx != iw[w].rx || iw[w].since == 0) {
-			iw[w].rx = c.rx;
-			iw[w].since = now;
+		if (c.rx != iw->w[w].rx || iw->w[w].since == 0 || stalled) {
+			iw->w[w].rx = c.rx;
+			iw->w[w].since = now;
 		}
-		if (now - iw[w].since < limit)
+		if (now - iw->w[w].since < limit)
 			idle = 0;
 	}
 	return idle;
@@ -481,7 +491,7 @@ int main(int argc, char **argv)
 	struct fwd_err err = {0};
 	struct dp_ctl *ctl = NULL;
 	char buf[1024];
-	static struct idle_watch idle[DP_MAX_WORKERS]; /* --idle-exit, per worker */
+	static struct idle_watch idle; /* --idle-exit */
 	int n, rc = 0;
 
 	/* --help first: "--check-table --help" asks for help, it does not
@@ -642,7 +652,7 @@ int main(int argc, char **argv)
 				       opts.table_path, (unsigned long long)ctx.pub.gen->id);
 			rc = 0;
 		}
-		if (opts.idle_exit_ms && workers_idle(&ctx, idle, opts.idle_exit_ms))
+		if (opts.idle_exit_ms && workers_idle(&ctx, &idle, opts.idle_exit_ms))
 			break;
 	}
 

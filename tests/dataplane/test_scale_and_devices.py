@@ -91,7 +91,7 @@ def test_two_workers_rss_queues(tmp_path):
                      [("out0", f"tx_pcap={tmp_path}/o0a.pcap,tx_pcap={tmp_path}/o0b.pcap"),
                       ("out1", f"tx_pcap={tmp_path}/o1a.pcap,tx_pcap={tmp_path}/o1b.pcap")])
     node += "workers: [1, 2]\n"
-    p, stats = run_node(str(tmp_path), table, node, "dp-2w", lcores_map="0@0,1@1,2@1", idle_ms=800)
+    p, stats = run_node(str(tmp_path), table, node, "dp-2w", lcores_map="0@0,1@1,2@1", idle_ms=1500)
     assert p.returncode == 0, p.stderr
     assert stats["workers"] == 2
     out = read_pcaps(*[f"{tmp_path}/o{x}.pcap" for x in ("0a", "0b", "1a", "1b")])
@@ -129,6 +129,15 @@ def test_mirror_copies(tmp_path):
     assert stats["events"]["mirror_tx"] == 15 and stats["events"]["mirror_fail"] == 0
 
 
+def wait_started(proc, log):
+    """Until regionfwd says its workers poll (or it died, or a minute)."""
+    import time
+    deadline = time.time() + 60
+    while "forwarding with" not in log.read_text():
+        assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+
+
 def test_net_null_ingress_drop_path(tmp_path):
     """net_null delivers zero-filled frames: EtherType 0 is not IP. Every one
     must be counted as non_ip, none forwarded."""
@@ -139,16 +148,21 @@ def test_net_null_ingress_drop_path(tmp_path):
     node_path = tmp_path / "node.yaml"
     node_path.write_text(node)
     from dprun import eal_args, regionfwd_bin
-    proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-null") + [
-        "--", "--node", str(node_path), "--table", table, "--stats-json", str(tmp_path / "s.json")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import time
+    log = tmp_path / "fwd.log"
+    with open(log, "w") as out:  # regionfwd writes to its own copy
+        proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-null") + [
+            "--", "--node", str(node_path), "--table", table, "--stats-json", str(tmp_path / "s.json")],
+            stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
-        import time
-        time.sleep(2.5)
+        # SIGTERM before its handler is set (a slow start under load)
+        # would kill it: wait until its workers poll.
+        wait_started(proc, log)
+        time.sleep(0.5)
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+        proc.wait(30)
+    assert proc.returncode == 0, log.read_text()[-3000:]
     s = json.load(open(tmp_path / "s.json"))
     assert s["packets"]["rx"] > 1000
     assert s["packets"]["rx"] == s["drops"]["non_ip"] and s["packets"]["tx"] == 0
@@ -170,21 +184,35 @@ def test_af_packet_on_veth(tmp_path):
         node.write_text("ports:\n"
                         "  in0: {device: 'net_af_packet0,iface=rfa0', ingress: true}\n"
                         "  out0: {device: 'net_af_packet1,iface=rfb0'}\n")
-        cap = lab.popen_in_ns(["tcpdump", "-U", "-n", "-i", "rfb1", "-w", str(tmp_path / "cap.pcap"),
-                               "ether dst 02:00:00:00:00:77"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-        proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-afp") + [
-            "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.0)
-        lab.send("rfa1", "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/"
-                         "UDP(dport=53)/Raw(b'afp') for i in range(1, 51)], iface=IFACE, verbose=False)")
-        time.sleep(1.0)
-        proc.terminate()
-        out, err = proc.communicate(timeout=30)
-        cap.terminate()
-        cap.wait(timeout=10)
-    assert proc.returncode == 0, err
+        # --immediate-mode: each frame reaches the file as it comes, not
+        # when the kernel's buffer block times out (a second later).
+        cap = lab.popen_in_ns(["tcpdump", "--immediate-mode", "-U", "-n", "-i", "rfb1", "-w",
+                               str(tmp_path / "cap.pcap"), "ether dst 02:00:00:00:00:77"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert "listening on" in cap.stderr.readline()
+        log = tmp_path / "fwd.log"
+        with open(log, "w") as out:  # regionfwd writes to its own copy
+            proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-afp") + [
+                "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
+                stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_started(proc, log)
+            lab.send("rfa1", "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/"
+                             "UDP(dport=53)/Raw(b'afp') for i in range(1, 51)], iface=IFACE, verbose=False)")
+            def captured():
+                try:  # tcpdump may be writing a record as it is read
+                    return len([f for f in read_pcaps(str(tmp_path / "cap.pcap")) if raw(f).endswith(b"afp")])
+                except Exception:
+                    return 0
+            deadline = time.time() + 30
+            while captured() < 50 and time.time() < deadline:
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            cap.terminate()
+            cap.wait(timeout=10)
+    assert proc.returncode == 0, log.read_text()[-3000:]
     s = json.load(open(tmp_path / "s.json"))
     assert s["links"]["out"]["packets"] == 50
     got = read_pcaps(str(tmp_path / "cap.pcap"))
@@ -321,7 +349,7 @@ def test_fib_edges(tmp_path, seed):
             want.append(ref(x, top, d))
     wrpcap(str(tmp_path / "in.pcap"), pkts)
     node = pcap_node(tmp_path, f"rx_pcap={tmp_path}/in.pcap", [("out0", f"tx_pcap={tmp_path}/o.pcap")])
-    p, stats = run_node(str(tmp_path), str(table), node, f"dp-fibedge{seed}", idle_ms=800)
+    p, stats = run_node(str(tmp_path), str(table), node, f"dp-fibedge{seed}", idle_ms=1500)
     assert p.returncode == 0, p.stderr
     assert stats["generation"]["prefixes_v4"] == len(v4) and stats["generation"]["prefixes_v6"] == len(v6)
     got = {int(raw(f)[-6:]): int(f[Ether].dst.split(":")[-1], 16) for f in read_pcaps(f"{tmp_path}/o.pcap")}

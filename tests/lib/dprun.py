@@ -43,7 +43,12 @@ class Run:
         return {k: v for k, v in self.stats["drops"].items() if v}
 
 
-def run_pcap(tmp_path, table, packets, out_ports, prefix, extra_node="", idle_ms=400,
+# --idle-exit's window: long enough that a process left unscheduled on a
+# loaded machine (300 ms seen in CI) is not taken for the end of the pcap.
+IDLE_MS = 1000
+
+
+def run_pcap(tmp_path, table, packets, out_ports, prefix, extra_node="", idle_ms=IDLE_MS,
              timeout=60, mem=1024):
     """Forward `packets` once through regionfwd and return a Run."""
     in_pcap = os.path.join(tmp_path, "in.pcap")
@@ -119,7 +124,7 @@ class Daemon:
 
 
 def run_node(tmp_path, table, node_text, prefix, lcores="0,1", lcores_map=None, mem=1024,
-             idle_ms=400, timeout=120):
+             idle_ms=IDLE_MS, timeout=120):
     """Run regionfwd with a node config given as text; return (proc, stats)."""
     node = os.path.join(tmp_path, "node.yaml")
     with open(node, "w") as f:
