@@ -28,7 +28,10 @@ pytestmark = [
 
 
 def probe(endpoints, *args, timeout=30, **env):
-    e = dict(os.environ, ETCD_ENDPOINTS=endpoints, ETCD_TIMEOUT_MS=str(env.pop("timeout_ms", 1000)))
+    # 5 s a request, as the harness's own calls: on a loaded machine an
+    # election or a slow fsync can hold a put past 1 s, and the client's
+    # retry of a create or cas that did commit fails its compare.
+    e = dict(os.environ, ETCD_ENDPOINTS=endpoints, ETCD_TIMEOUT_MS=str(env.pop("timeout_ms", 5000)))
     e.update({k: str(v) for k, v in env.items()})
     t0 = time.monotonic()
     p = subprocess.run([PROBE, *map(str, args)], capture_output=True, text=True, env=e, timeout=timeout)

@@ -38,7 +38,10 @@ def test_rates_in_counters_drops_and_links(tmp_path):
         links = out.split("\nlinks")[1].split("\n\n")[0].splitlines()[1:]
         assert links and all(len(line.split()) == 4 for line in links), links  # name, packets, pkts/s, bits/s
 
-        rc, r, err = b.ctl("counters", "--interval", "0.5", json_out=True)
+        # 2 s: what a worker counts between two of the reader's reads (its
+        # thread preempted in between, on a loaded machine) stays small
+        # against the window.
+        rc, r, err = b.ctl("counters", "--interval", "2", json_out=True)
         assert rc == 0, err
         rates = r["rates"]
         assert 0.4 < rates["interval_s"] < 5 and rates["reset"] is False
@@ -46,7 +49,7 @@ def test_rates_in_counters_drops_and_links(tmp_path):
         # One window, one pair of reads: the links' rates add up to tx's
         # (within what workers count between reading two of their counters).
         by_link = sum(v["packets_per_s"] for v in rates["links"].values())
-        assert abs(by_link - rates["packets"]["tx_packets_per_s"]) <= 0.01 * by_link, rates
+        assert abs(by_link - rates["packets"]["tx_packets_per_s"]) <= 0.03 * by_link, rates
         assert all("bits_per_s" in v for v in rates["regions"].values())
 
         # drops: the most frequent first, with a rate column when asked.

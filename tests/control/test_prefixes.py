@@ -356,7 +356,7 @@ def test_random_deltas_against_reference(box, tmp_path, seed):
     assert in_sync(box)
 
 
-def test_large_batch_is_fast(box):
+def test_large_batch(box):
     n = 200000
     adds = [f"{10 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24" for i in range(n)]
     body = json.dumps({"changes": [{"region": "india", "add": adds}]}).encode()
@@ -371,8 +371,8 @@ def test_large_batch_is_fast(box):
     refused = time.monotonic() - t0
     assert code == 422 and r["error"]["path"] == f"changes[0].add[{n - 1}]", r
     assert "10.0.0.0/24" in r["error"]["reason"], r
+    # Figures, not a test: tests do not assert on timing (bench/ measures).
     print(f"{n} prefixes applied in {took:.2f} s, refused in {refused:.2f} s")
-    assert refused < 5, refused
 
 
 @pytest.mark.parametrize("runs_it", [True, False], ids=["regionfwd-runs-it", "regionfwd-does-not"])

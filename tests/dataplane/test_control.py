@@ -223,17 +223,23 @@ def test_fragments_follow_across_a_swap(tmp_path):
             while not os.path.exists(sock):
                 assert time.time() < deadline and proc.poll() is None
                 time.sleep(0.1)
-            time.sleep(1.0)
-            lab.send("rff1", frags + "pk = fr[:1]\n" + send)
-            time.sleep(0.5)
             c = Ctl(sock)
+
+            def until(what, cond):
+                # regionfwd's own counters, not fixed sleeps: a loaded
+                # machine can leave it unscheduled for a while.
+                deadline = time.time() + 30
+                while not cond(c.call("counters")):
+                    assert time.time() < deadline and proc.poll() is None, what
+                    time.sleep(0.05)
+            lab.send("rff1", frags + "pk = fr[:1]\n" + send)
+            until("the first fragment decided", lambda k: k["events"]["frag_first"] >= 1)
             r = c.call("push", document=doc.format(to="b1"), generation=2)
             assert r["ok"] and r["generation"] == 2, r
-            c.close()
-            time.sleep(0.3)
             lab.send("rff1", frags + "pk = fr[1:]\n" + send)
             lab.send("rff1", "pk = [IPv6(src='2001:db8:1::6', dst='2001:db8:ff::1')/UDP(dport=9)/Raw(b'new')]\n" + send)
-            time.sleep(1.0)
+            until("all forwarded", lambda k: k["links"]["a1"]["packets"] + k["links"]["b1"]["packets"] >= 4)
+            c.close()
         finally:
             proc.terminate()
             out = proc.communicate(timeout=30)[0]

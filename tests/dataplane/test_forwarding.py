@@ -343,7 +343,9 @@ def test_telemetry_signals_and_hitless_reload(tmp_path):
         rx = d.telemetry("/regionfwd/packets")["rx"]
         wait_for(lambda: d.telemetry("/regionfwd/packets")["rx"] > rx)
         d.signal(signal.SIGUSR1)
-        time.sleep(0.5)
+        # Its report before SIGTERM: a main loop that wakes to both quits
+        # first (the exit report follows anyway).
+        wait_for(lambda: open(d.out.name).read().count("rx = tx + dropped: holds") == 1)
     finally:
         log = d.stop()
     assert d.proc.returncode == 0, log
