@@ -355,22 +355,29 @@ FWD_INLINE int fwd_parse_fast4(const uint8_t *p, const uint8_t *end, struct fwd_
 {
 	uint32_t tot = fwd_rd16(p + 2), w, need;
 	uint8_t proto = p[9];
-	uint64_t acc = 0;
+	uint64_t acc, q;
 
 	need = fwd_fast_l4_need(proto);
 	/* (p[6] & 0x3f) | p[7]: MF and the fragment offset. */
 	if (need == 0 || tot < 20 + need || p + tot > end || ((p[6] & 0x3f) | p[7]))
 		return 0;
 	if (!csum_good) {
-		for (uint32_t off = 0; off < 20; off += 4) { /* as in fwd_parse_ipv4 */
-			__builtin_memcpy(&w, p + off, 4);
-			acc += w;
-		}
 		/* The header verifies when its ones' complement sum is all ones,
-		 * i.e. when the plain sum of its words is a non-zero multiple of
-		 * 0xffff (2^16 = 1 mod 0xffff, so 32-bit words count as their two
-		 * halves). acc > 0: the version byte is not 0. The division by a
-		 * constant compiles to a multiply, shorter than four folds. */
+		 * i.e. when the plain sum of its 16-bit words is a non-zero
+		 * multiple of 0xffff. 2^16 = 1 mod 0xffff, so a wider word counts
+		 * as the sum of its halves and a carry out of 64 bits as 1 (the
+		 * end-around carry): two 8-byte words and one 4-byte word, in
+		 * three loads, where five 4-byte words took five. acc > 0: the
+		 * version byte is not 0, and an end-around sum is never 0 after a
+		 * carry. The division by a constant compiles to a multiply,
+		 * shorter than four folds. */
+		__builtin_memcpy(&acc, p, 8);
+		__builtin_memcpy(&q, p + 8, 8);
+		acc += q;
+		acc += acc < q;
+		__builtin_memcpy(&w, p + 16, 4);
+		acc += w;
+		acc += acc < w;
 		if (acc % 0xffff != 0)
 			return 0;
 	}

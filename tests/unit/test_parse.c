@@ -649,6 +649,52 @@ static void test_fast_path_equals_full(void **state)
 	assert_true(vouched - vouched_taken > 1000);
 }
 
+/* The fast path sums the IPv4 header in wide words, whose sum can carry
+ * out of 64 bits; the carry must count as 1. Headers with high bytes (half
+ * of them 0xff) in every field the fast path leaves free -- TOS, ID, DF,
+ * TTL, addresses -- and a checksum that verifies are all taken, filled as
+ * fwd_parse_full() fills them; the same with the checksum one off are
+ * refused by both. The wide sums are checked to have carried often. */
+static void test_fast_checksum_carries(void **state)
+{
+	int carried = 0;
+
+	(void)state;
+	srand(13);
+	for (int it = 0; it < 200000; it++) {
+		struct pb p;
+		struct fwd_pkt f, g;
+		uint8_t *ip;
+		uint64_t w0, w1;
+		uint16_t c;
+
+		udp4(&p, (uint16_t)rand());
+		ip = p.b + 14;
+		for (int k = 1; k < 20; k++) {
+			if (k == 2 || k == 3 || k == 6 || k == 7 || k == 9 || k == 10 || k == 11)
+				continue; /* length, fragment bits, protocol, checksum */
+			ip[k] = rand() % 2 ? 0xff : (uint8_t)rand();
+		}
+		ip[6] = rand() % 2 ? 0x40 : 0; /* DF or not */
+		fix_v4_csum(&p);
+		memcpy(&w0, ip, 8);
+		memcpy(&w1, ip + 8, 8);
+		carried += w0 + w1 < w1;
+		memset(&f, 0xa5, sizeof(f));
+		memset(&g, 0xa5, sizeof(g));
+		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &f), 4);
+		assert_int_equal(fwd_parse_full(p.b, p.b + p.len, &g), FWD_OK);
+		assert_memory_equal(&f, &g, sizeof(f));
+		c = (uint16_t)(ip[10] << 8 | ip[11]);
+		c = c == 0xfffe ? 0 : (uint16_t)(c + 1); /* one off, in ones' complement */
+		ip[10] = (uint8_t)(c >> 8);
+		ip[11] = (uint8_t)c;
+		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &f), 0);
+		assert_int_equal(fwd_parse_full(p.b, p.b + p.len, &g), FWD_ERR(IPV4_BAD_CSUM));
+	}
+	assert_true(carried > 10000);
+}
+
 /* The flow hash decides links across boxes: its value for a fixed tuple is
  * part of the contract and must not change by accident. */
 static void test_flow_hash_stable(void **state)
@@ -685,6 +731,7 @@ int main(void)
 		cmocka_unit_test(test_ttl_decrement_every_checksum),
 		cmocka_unit_test(test_ttl_dec_either_family),
 		cmocka_unit_test(test_fast_path_equals_full),
+		cmocka_unit_test(test_fast_checksum_carries),
 		cmocka_unit_test(test_flow_hash_stable),
 	};
 
