@@ -25,7 +25,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -586,17 +585,18 @@ static unsigned receive(struct gen *g)
 }
 
 /* Whether every link has received all it was sent. */
-static bool all_received(const struct gen *g)
+static int all_received(const struct gen *g)
 {
 	for (uint16_t k = 0; k < g->t->nlinks; k++)
 		if (g->ls[k].received < g->ls[k].expected)
-			return false;
-	return true;
+			return 0;
+	return 1;
 }
 
 /* Send for --duration at --rate (or as fast as the port takes), receiving
- * all along, then collect what is in flight: until every link has all it
- * was sent, or nothing came for half a second, or 5 s passed.
+ * all along, then collect what is in flight: until nothing came for half a
+ * second -- 50 ms once every link has all it was sent, for a frame that
+ * should not have come (counted as not ours) to show -- or 5 s passed.
  *
  * The half second runs from the last frame received, not from the end of
  * sending, and a receive comes after every reading of the clock: on a
@@ -622,8 +622,8 @@ static void run_load(struct gen *g)
 		if (now < end)
 			continue;
 		if (quiet_end == 0 || got > 0)
-			quiet_end = now + hz / 2;
-		if (all_received(g) || now >= quiet_end || now >= end + 5 * hz)
+			quiet_end = now + (all_received(g) ? hz / 20 : hz / 2);
+		if (now >= quiet_end || now >= end + 5 * hz)
 			break;
 	}
 }
