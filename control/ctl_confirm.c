@@ -13,7 +13,7 @@ int ctl_confirm_none_pending(const struct ctl_state *st, struct fwd_err *e)
 	return fwd_err_fail(e, FWD_R_CONFIRM_PENDING, NULL, 0, "",
 			    "generation %" PRIu64 " awaits confirmation (reverts in %" PRId64
 			    " s); confirm it first",
-			    st->confirm_gen, st->confirm_deadline - (int64_t)time(NULL));
+			    st->confirm_gen, st->confirm_deadline + 1 - (int64_t)time(NULL));
 }
 
 int ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int64_t seconds,

@@ -90,6 +90,7 @@ static void usage(FILE *out)
 		"(docs/operations.md)\n"
 		"  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
 		"  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
+		"                     (the window restarts after a stall of this process)\n"
 		"  --stats-json FILE  write the final counters as JSON to FILE\n"
 		"  --start-on pushed|table\n"
 		"                     which table to run from the start until regiond\n"

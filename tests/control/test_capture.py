@@ -257,12 +257,17 @@ def armed_sender(lab, iface, script):
     p = lab.popen_in_ns(["/usr/bin/python3", "-c", f"IFACE = {iface!r}\nfrom scapy.all import *\nimport sys\n"
                          f"print('ready', flush=True)\nsys.stdin.readline()\n{script}\n"],
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline() == "ready\n"
+    try:
+        assert netns.readline_within(p.stdout) == "ready\n"
+    except BaseException:
+        p.kill()
+        raise
 
     def go():
         p.stdin.write("go\n")
         p.stdin.flush()
         assert p.wait(60) == 0
+    go.proc = p
     return go
 
 
@@ -279,6 +284,7 @@ def test_xdp_drops(tmp_path):
     with netns.VethLab("rfwd-cap-xdp", [("xca0", "xca1")]) as lab:
         box = Box(tmp_path, "cap-xdp", regiond_args=("--xdp-iface", "xca0", "--bpf-pin-dir", pin,
                                                       "--xdp-max-prefixes", "4096", "--xdp-max-groups", "1024"))
+        go = None
         try:
             t = tmp_path / "xdp.yaml"
             t.write_text(open(DEMO).read() + XDP_TABLE)
@@ -327,6 +333,8 @@ def test_xdp_drops(tmp_path):
             srcs = {verdict(p["frame.comment"])["source"] for p in tshark(f3)}
             assert srcs == {"regionfwd", "xdp"}, srcs
         finally:
+            if go is not None and go.proc.poll() is None:  # failed before go(): never sends later
+                go.proc.kill()
             box.stop()
             subprocess.run(["rm", "-rf", pin])
 

@@ -210,11 +210,14 @@ def test_fragments_follow_across_a_swap(tmp_path):
                         # fragment's entry before the later ones arrive.
                         "frag_timeout_ms: 30000\n"
                         f"control_socket: {sock}\n")
-        cap = lab.popen_in_ns(["tcpdump", "-U", "-n", "-i", "rfg1", "-w", str(tmp_path / "cap.pcap"),
-                               "ip6 and not icmp6"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # --immediate-mode: each frame reaches the file as it comes, not
+        # when the kernel's buffer block times out (a second later).
+        cap = lab.popen_in_ns(["tcpdump", "--immediate-mode", "-U", "-n", "-i", "rfg1", "-w",
+                               str(tmp_path / "cap.pcap"), "ip6 and not icmp6"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
         # Send nothing before the capture runs: on a loaded machine tcpdump can
         # take longer to start than regionfwd (this test once lost frames so).
-        assert b"listening on" in cap.stderr.readline()
+        assert b"listening on" in netns.readline_within(cap.stderr)
         proc = subprocess.Popen([regionfwd_bin()] + eal_args("ctl-fragswap") + [
             "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -240,6 +243,15 @@ def test_fragments_follow_across_a_swap(tmp_path):
             lab.send("rff1", "pk = [IPv6(src='2001:db8:1::6', dst='2001:db8:ff::1')/UDP(dport=9)/Raw(b'new')]\n" + send)
             until("all forwarded", lambda k: k["links"]["a1"]["packets"] + k["links"]["b1"]["packets"] >= 4)
             c.close()
+
+            def captured():
+                try:  # tcpdump may be writing a record as it is read
+                    return len(read_pcaps(str(tmp_path / "cap.pcap")))
+                except Exception:
+                    return 0
+            deadline = time.time() + 30
+            while captured() < 4 and time.time() < deadline:
+                time.sleep(0.2)
         finally:
             proc.terminate()
             out = proc.communicate(timeout=30)[0]
@@ -256,7 +268,7 @@ def test_fragments_follow_across_a_swap(tmp_path):
     assert s["events"]["frag_across_gen"] == 2 and s["drops"]["frag_no_first"] == 0
     assert frags_out and {f[Ether].dst for f in frags_out} == {"02:00:00:00:00:a1"}
     new = [f for f in got if f.haslayer(IPv6) and f[IPv6].src == "2001:db8:1::6"]
-    assert all(f[Ether].dst == "02:00:00:00:00:b1" for f in new)
+    assert new and all(f[Ether].dst == "02:00:00:00:00:b1" for f in new)
 
 
 def rss_kib(pid):

@@ -338,7 +338,7 @@ def test_telemetry_signals_and_hitless_reload(tmp_path):
         # A broken table on SIGHUP is refused; forwarding goes on unchanged.
         table.write_text("regions: [\n")
         d.signal(signal.SIGHUP)
-        time.sleep(1.0)
+        wait_for(lambda: "reload refused: " in open(d.out.name).read())
         assert d.telemetry("/regionfwd/generation")["id"] == 2
         rx = d.telemetry("/regionfwd/packets")["rx"]
         wait_for(lambda: d.telemetry("/regionfwd/packets")["rx"] > rx)

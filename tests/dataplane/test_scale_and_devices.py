@@ -189,7 +189,7 @@ def test_af_packet_on_veth(tmp_path):
         cap = lab.popen_in_ns(["tcpdump", "--immediate-mode", "-U", "-n", "-i", "rfb1", "-w",
                                str(tmp_path / "cap.pcap"), "ether dst 02:00:00:00:00:77"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        assert "listening on" in cap.stderr.readline()
+        assert "listening on" in netns.readline_within(cap.stderr)
         log = tmp_path / "fwd.log"
         with open(log, "w") as out:  # regionfwd writes to its own copy
             proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-afp") + [
@@ -199,6 +199,7 @@ def test_af_packet_on_veth(tmp_path):
             wait_started(proc, log)
             lab.send("rfa1", "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/"
                              "UDP(dport=53)/Raw(b'afp') for i in range(1, 51)], iface=IFACE, verbose=False)")
+
             def captured():
                 try:  # tcpdump may be writing a record as it is read
                     return len([f for f in read_pcaps(str(tmp_path / "cap.pcap")) if raw(f).endswith(b"afp")])

@@ -11,6 +11,7 @@ fails where / is not a mount point (a chroot, some containers), while a
 network namespace is all these tests need.
 """
 import os
+import select
 import shutil
 import subprocess
 
@@ -19,8 +20,16 @@ def available():
     return os.geteuid() == 0 and shutil.which("ip") is not None
 
 
-def sh(cmd):
-    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True)
+def sh(cmd, timeout=300):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True, timeout=timeout)
+
+
+def readline_within(pipe, seconds=60):
+    """A line from a child's text pipe, or AssertionError after @seconds:
+    a child that never speaks must not hang the suite."""
+    ready, _, _ = select.select([pipe], [], [], seconds)
+    assert ready, f"no line within {seconds} s"
+    return pipe.readline()
 
 
 def in_ns(ns):
@@ -47,8 +56,8 @@ class VethLab:
             sh(f"nsenter --net=/run/netns/{self.ns} sysctl -qw net.ipv6.conf.{inner}.disable_ipv6=1")
         return self
 
-    def run_in_ns(self, cmd):
-        return sh(f"nsenter --net=/run/netns/{self.ns} {cmd}")
+    def run_in_ns(self, cmd, timeout=300):
+        return sh(f"nsenter --net=/run/netns/{self.ns} {cmd}", timeout)
 
     def popen_in_ns(self, argv, **kw):
         return subprocess.Popen(in_ns(self.ns) + argv, **kw)
