@@ -70,7 +70,11 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
                              "iface=IFACE, verbose=False, inter=0.0005)\n"
                              "sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/ARP(pdst='10.8.0.1') for i in range(5)], "
                              "iface=IFACE, verbose=False)")
-            time.sleep(1.5)
+            # A veth runs its XDP program in its own NAPI poll, which a
+            # loaded machine can defer: wait for the counts, then read.
+            wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 and s["counters"]["non_ip"] >= 5 and
+                              s["rules"]["deny-lab9"]["packets"] >= 50)(status()), what="the filter's counts")
+            time.sleep(0.5)  # regionfwd forwards what the socket got
             st = status()
         finally:
             if rd:

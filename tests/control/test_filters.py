@@ -85,6 +85,10 @@ def test_filter_lifecycle(tmp_path):
             # counters are exact; a capture can lose packets, so it is only
             # used to prove that nothing denied got through).
             lab.send("xfa1", "N = 200\nINTER = 0.0005\n" + SEND)
+            # A veth runs its XDP program in its own NAPI poll, which a
+            # loaded machine can defer: wait for the count, then compare.
+            wait_for(lambda: box.ctl("filter", "status", json_out=True)[1]["counters"]["default"] >= 200,
+                     what="the filter's counts")
             st = box.ctl("filter", "status", json_out=True)[1]
             assert (st["counters"]["default"], st["counters"]["pass"], st["counters"]["drop"]) == (200, 200, 0)
 
@@ -92,6 +96,9 @@ def test_filter_lifecycle(tmp_path):
             assert rc == 0, err
             cap = Capture("xfa0", str(tmp_path / "c1.pcap"))
             lab.send("xfa1", "N = 200\nINTER = 0.0005\n" + SEND)
+            wait_for(lambda: (lambda s: s["counters"]["default"] >= 300 and
+                              s.get("rules", {}).get("deny-lab", {}).get("packets", 0) >= 100)(
+                         box.ctl("filter", "status", json_out=True)[1]), what="the filter's counts")
             assert sources(cap.stop())[1] == 0
             rc, st, _ = box.ctl("filter", "status", json_out=True)
             assert st["generation"] == box.gen() == 2
@@ -124,6 +131,11 @@ def test_filter_lifecycle(tmp_path):
                 assert rc == 0, err
                 time.sleep(0.3)
             assert sender.wait(60) == 0
+
+            def decided_all(s):
+                return s["counters"]["default"] + sum(s["rules"][r]["packets"] for r in ("deny-lab", "allow-ops"))
+            wait_for(lambda: decided_all(box.ctl("filter", "status", json_out=True)[1]) - decided_all(before) >= 3000,
+                     what="the filter's counts")
             seen = sources(cap.stop())
             after = box.ctl("filter", "status", json_out=True)[1]
 
