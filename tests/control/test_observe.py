@@ -34,7 +34,9 @@ def test_rates_in_counters_drops_and_links(tmp_path):
     b = box_with_drops(tmp_path, "rates")
     try:
         rc, out, err = b.ctl("counters", "--rate")
-        assert rc == 0 and "rates over 1.0 s: rx " in out and "pkts/s" in out, (out, err)
+        # The window is what was measured: 1.0 s asked, a little more when
+        # the machine is loaded (1.1 seen under ASan).
+        assert rc == 0 and re.search(r"rates over [1-4]\.\d s: rx ", out) and "pkts/s" in out, (out, err)
         links = out.split("\nlinks")[1].split("\n\n")[0].splitlines()[1:]
         assert links and all(len(line.split()) == 4 for line in links), links  # name, packets, pkts/s, bits/s
 
