@@ -577,9 +577,10 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 	putchar('\n');
 	cf = json_object_get(r, "confirm");
 	if (json_is_object(cf))
+		/* The deadline second is still in time: the revert follows it. */
 		printf("confirm      generation %lld reverts to %lld in %lld s unless confirmed\n",
 		       ji(cf, "generation"), ji(cf, "revert_to"),
-		       ji(cf, "deadline") - (long long)time(NULL));
+		       ji(cf, "deadline") + 1 - (long long)time(NULL));
 	if (json_is_string(json_object_get(r, "alarm")))
 		printf("ALARM        %s\n", js(r, "alarm"));
 	status_mbufs(json_object_get(json_object_get(dp, "status"), "mbufs"));
