@@ -250,27 +250,6 @@ sendp(pk, iface=IFACE, verbose=False, inter=0.001)
 """
 
 
-def armed_sender(lab, iface, script):
-    """A scapy sender in the namespace, imported and waiting: go() sends at
-    once. Importing scapy takes a second or more on a loaded machine, which
-    a capture window of a few seconds cannot absorb."""
-    p = lab.popen_in_ns(["/usr/bin/python3", "-c", f"IFACE = {iface!r}\nfrom scapy.all import *\nimport sys\n"
-                         f"print('ready', flush=True)\nsys.stdin.readline()\n{script}\n"],
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert netns.readline_within(p.stdout) == "ready\n"
-    except BaseException:
-        p.kill()
-        raise
-
-    def go():
-        p.stdin.write("go\n")
-        p.stdin.flush()
-        assert p.wait(60) == 0
-    go.proc = p
-    return go
-
-
 def capture_running(tmp_path, n, pcapng):
     """Capture @n started in regionfwd (and with it the XDP side, which
     regiond starts before it answers) and its stream reached the file."""
@@ -291,7 +270,7 @@ def test_xdp_drops(tmp_path):
             rc, _, err = box.ctl("apply", str(t))
             assert rc == 0, err
             f = str(tmp_path / "xdp.pcapng")
-            go = armed_sender(lab, "xca1", SEND)
+            go = lab.armed_sender("xca1", SEND)
             cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--duration", "4",
                                     "--filter", "not host 2.2.2.2", "-w", f], stdout=subprocess.PIPE, text=True)
             capture_running(tmp_path, 1, f)
@@ -312,7 +291,7 @@ def test_xdp_drops(tmp_path):
             assert st["counters"]["captured"] == 20 and st["counters"]["capture_lost"] == 0
             # --no-xdp (or any regionfwd-only criterion) leaves them out.
             f2 = str(tmp_path / "noxdp.pcapng")
-            go = armed_sender(lab, "xca1", SEND)
+            go = lab.armed_sender("xca1", SEND)
             cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--no-xdp", "--duration", "3",
                                     "--filter", "not host 2.2.2.2", "-w", f2], stdout=subprocess.PIPE, text=True)
             capture_running(tmp_path, 2, f2)
@@ -323,7 +302,7 @@ def test_xdp_drops(tmp_path):
             # regionfwd's drops (2.2.2.2, a million in 3 s) the filter keeps
             # one flow's: the file stays small enough to dissect.
             f3 = str(tmp_path / "both.pcapng")
-            go = armed_sender(lab, "xca1", SEND)
+            go = lab.armed_sender("xca1", SEND)
             cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--duration", "3",
                                     "--filter", "net 10.9.0.0/16 or (host 2.2.2.2 and udp src port 1004)",
                                     "-w", f3], stdout=subprocess.PIPE, text=True)

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
 import ctlclient  # noqa: E402
 from ctlclient import Ctl, frame, op_of  # noqa: E402
-from dprun import Served, eal_args, pcap_in_null_out, read_pcaps, regionfwd_bin  # noqa: E402
+from dprun import Served, eal_args, pcap_in_null_out, read_pcaps, regionfwd_bin, wait_pcap  # noqa: E402
 
 from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
@@ -243,15 +243,7 @@ def test_fragments_follow_across_a_swap(tmp_path):
             lab.send("rff1", "pk = [IPv6(src='2001:db8:1::6', dst='2001:db8:ff::1')/UDP(dport=9)/Raw(b'new')]\n" + send)
             until("all forwarded", lambda k: k["links"]["a1"]["packets"] + k["links"]["b1"]["packets"] >= 4)
             c.close()
-
-            def captured():
-                try:  # tcpdump may be writing a record as it is read
-                    return len(read_pcaps(str(tmp_path / "cap.pcap")))
-                except Exception:
-                    return 0
-            deadline = time.time() + 30
-            while captured() < 4 and time.time() < deadline:
-                time.sleep(0.2)
+            wait_pcap(str(tmp_path / "cap.pcap"), 4)
         finally:
             proc.terminate()
             out = proc.communicate(timeout=30)[0]

@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
-from dprun import eal_args, regionfwd_bin  # noqa: E402
+from dprun import eal_args, regionfwd_bin, wait_started  # noqa: E402
 from refclass import ExactTable  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, IPv6, rdpcap  # noqa: E402
@@ -81,10 +80,7 @@ def live_loop(tmp_path, gen_tx_ring, rate):
         try:
             # Its workers poll once it says so; a fixed sleep was too short
             # on a loaded machine (the generator's first packets were lost).
-            deadline = time.time() + 60
-            while "forwarding with" not in log.read_text():
-                assert fwd.poll() is None and time.time() < deadline, log.read_text()[-3000:]
-                time.sleep(0.1)
+            wait_started(fwd, log)
             p = lab.run_in_ns(timeout=120, cmd=" ".join([gen_bin()] + eal_args("gen-live", "0", 512) + [
                 "--vdev", "net_af_packet0,iface=rgi1" + gen_tx_ring, "--vdev", "net_af_packet1,iface=rgo1" + RING,
                 "--", "--table", str(table), "--tx", "net_af_packet0", "--rx", "net_af_packet1",

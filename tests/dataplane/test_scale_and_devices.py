@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
-from dprun import ROOT, read_pcaps, run_node  # noqa: E402
+from dprun import ROOT, read_pcaps, run_node, wait_pcap, wait_started  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, raw, wrpcap  # noqa: E402
 
@@ -129,15 +129,6 @@ def test_mirror_copies(tmp_path):
     assert stats["events"]["mirror_tx"] == 15 and stats["events"]["mirror_fail"] == 0
 
 
-def wait_started(proc, log):
-    """Until regionfwd says its workers poll (or it died, or a minute)."""
-    import time
-    deadline = time.time() + 60
-    while "forwarding with" not in log.read_text():
-        assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
-        time.sleep(0.1)
-
-
 def test_net_null_ingress_drop_path(tmp_path):
     """net_null delivers zero-filled frames: EtherType 0 is not IP. Every one
     must be counted as non_ip, none forwarded."""
@@ -174,7 +165,6 @@ def test_af_packet_on_veth(tmp_path):
     namespace of our own; regionfwd reads the other end with net_af_packet
     and writes to a second veth pair, where the frames are captured."""
     from dprun import eal_args, regionfwd_bin
-    import time
     with netns.VethLab("rfwd-test-afp", [("rfa0", "rfa1"), ("rfb0", "rfb1")]) as lab:
         table = tmp_path / "t.yaml"
         table.write_text("regions: {r: {prefixes: [10.0.0.0/8]}}\n"
@@ -199,15 +189,7 @@ def test_af_packet_on_veth(tmp_path):
             wait_started(proc, log)
             lab.send("rfa1", "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/"
                              "UDP(dport=53)/Raw(b'afp') for i in range(1, 51)], iface=IFACE, verbose=False)")
-
-            def captured():
-                try:  # tcpdump may be writing a record as it is read
-                    return len([f for f in read_pcaps(str(tmp_path / "cap.pcap")) if raw(f).endswith(b"afp")])
-                except Exception:
-                    return 0
-            deadline = time.time() + 30
-            while captured() < 50 and time.time() < deadline:
-                time.sleep(0.2)
+            wait_pcap(str(tmp_path / "cap.pcap"), 50, lambda f: raw(f).endswith(b"afp"))
         finally:
             proc.terminate()
             proc.wait(30)

@@ -151,6 +151,30 @@ def read_pcaps(*paths):
     return out
 
 
+def wait_started(proc, log, timeout=60):
+    """Until regionfwd, writing to the file @log, says its workers poll
+    (its signal handlers are set too); AssertionError if it died first or
+    after @timeout seconds."""
+    deadline = time.time() + timeout
+    while "forwarding with" not in log.read_text():
+        assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+
+
+def wait_pcap(path, n, keep=lambda f: True, timeout=30):
+    """Until the pcap a running tcpdump writes holds @n frames that @keep
+    accepts, or @timeout seconds; what it holds is asserted afterwards by
+    the caller."""
+    def held():
+        try:  # tcpdump may be writing a record as it is read
+            return len([f for f in read_pcaps(path) if keep(f)])
+        except Exception:
+            return 0
+    deadline = time.time() + timeout
+    while held() < n and time.time() < deadline:
+        time.sleep(0.2)
+
+
 class Served:
     """regionfwd running with a control socket until stop(): the node's
     ports given as (name, YAML flow mapping) pairs, its log in a file under

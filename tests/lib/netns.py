@@ -32,6 +32,11 @@ def readline_within(pipe, seconds=60):
     return pipe.readline()
 
 
+def scapy_code(iface, script):
+    """Python that runs scapy code @script with IFACE set to @iface."""
+    return f"IFACE = {iface!r}\nfrom scapy.all import *\n{script}\n"
+
+
 def in_ns(ns):
     """argv prefix that runs a command in network namespace `ns` (made by
     `ip netns add`)."""
@@ -64,9 +69,29 @@ class VethLab:
 
     def send(self, iface, script):
         """Run scapy code in the namespace; `iface` is available as IFACE."""
-        code = f"IFACE = {iface!r}\nfrom scapy.all import *\n{script}\n"
-        return subprocess.run(in_ns(self.ns) + ["/usr/bin/python3", "-c", code],
-                              check=True, capture_output=True, text=True)
+        return subprocess.run(in_ns(self.ns) + ["/usr/bin/python3", "-c", scapy_code(iface, script)],
+                              check=True, capture_output=True, text=True, timeout=300)
+
+    def armed_sender(self, iface, script):
+        """send(), with scapy imported before: returns go(), which runs
+        @script at once (importing scapy takes a second or more on a loaded
+        machine, more than a short capture window can absorb). go.proc is
+        the sender, to kill if go() is never called."""
+        arm = "import sys\nprint('ready', flush=True)\nsys.stdin.readline()\n"
+        p = self.popen_in_ns(["/usr/bin/python3", "-c", scapy_code(iface, arm + script)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert readline_within(p.stdout) == "ready\n"
+        except BaseException:
+            p.kill()
+            raise
+
+        def go():
+            p.stdin.write("go\n")
+            p.stdin.flush()
+            assert p.wait(60) == 0
+        go.proc = p
+        return go
 
     def _cleanup(self):
         subprocess.run(f"ip netns del {self.ns}", shell=True, capture_output=True)
