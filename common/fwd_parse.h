@@ -358,8 +358,13 @@ FWD_INLINE int fwd_parse_fast4(const uint8_t *p, const uint8_t *end, struct fwd_
 	uint64_t acc, q;
 
 	need = fwd_fast_l4_need(proto);
-	/* (p[6] & 0x3f) | p[7]: MF and the fragment offset. */
-	if (need == 0 || tot < 20 + need || p + tot > end || ((p[6] & 0x3f) | p[7]))
+	/* 20 + need <= tot <= end - p, both tested by one sign: the two
+	 * differences are small (a frame is under 64 KiB), so neither
+	 * overflows, and both are >= 0 exactly when their or is. (p[6] & 0x3f)
+	 * | p[7]: MF and the fragment offset. */
+	if (need == 0 ||
+	    (((int32_t)tot - (int32_t)(20 + need)) | ((int32_t)(end - p) - (int32_t)tot)) < 0 ||
+	    ((p[6] & 0x3f) | p[7]))
 		return 0;
 	if (!csum_good) {
 		/* The header verifies when its ones' complement sum is all ones,

@@ -87,8 +87,9 @@ FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
 	uint32_t hc;
 
 	__builtin_memcpy(&w, ip + 10, 2);
-	hc = (uint32_t)w + one_in_first_byte;
-	hc += hc >= 0xffff;
+	/* w + one, plus one more when that reaches 0xffff: tested on w, so the
+	 * compare and the add-with-carry need not wait for the first sum. */
+	hc = (uint32_t)w + one_in_first_byte + (w >= 0xffff - one_in_first_byte);
 	w = (uint16_t)hc;
 	ip[8]--;
 	__builtin_memcpy(ip + 10, &w, 2);
@@ -109,8 +110,7 @@ FWD_INLINE void fwd_ttl_dec(uint8_t *ip, int v6)
 	uint32_t hc, keep = 0u - (uint32_t)(v6 != 0);
 
 	__builtin_memcpy(&w, ip + 10, 2);
-	hc = (uint32_t)w + one_in_first_byte;
-	hc += hc >= 0xffff;
+	hc = (uint32_t)w + one_in_first_byte + (w >= 0xffff - one_in_first_byte);
 	hc ^= (hc ^ w) & keep; /* v6: w as it was */
 	w = (uint16_t)hc;
 	ip[8 - (v6 != 0)]--;
