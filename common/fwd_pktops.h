@@ -95,28 +95,6 @@ FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
 	__builtin_memcpy(ip + 10, &w, 2);
 }
 
-/**
- * fwd_ipv4_ttl_dec() for an IPv4 header (@v6 = 0), the hop-limit decrement
- * for an IPv6 header (@v6 = 1), without a branch on the family: bursts that
- * mix the two take either at random. For IPv6 the two bytes where IPv4 has
- * its checksum (inside the source address) are written back unchanged.
- * tests/unit/test_parse.c compares it with both.
- */
-FWD_INLINE void fwd_ttl_dec(uint8_t *ip, int v6)
-{
-	const uint16_t one_in_first_byte =
-		__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0x0001 : 0x0100;
-	uint16_t w;
-	uint32_t hc, keep = 0u - (uint32_t)(v6 != 0);
-
-	__builtin_memcpy(&w, ip + 10, 2);
-	hc = (uint32_t)w + one_in_first_byte + (w >= 0xffff - one_in_first_byte);
-	hc ^= (hc ^ w) & keep; /* v6: w as it was */
-	w = (uint16_t)hc;
-	ip[8 - (v6 != 0)]--;
-	__builtin_memcpy(ip + 10, &w, 2);
-}
-
 /** The TTL (IPv4) or hop limit (IPv6) byte of the IP header at @ip. */
 FWD_INLINE uint8_t *fwd_ttl_ptr(uint8_t *ip, uint8_t family)
 {

@@ -658,22 +658,70 @@ counted:
 }
 
 /*
+ * The plain-cell loop over one family's packets of a burst the fast path
+ * took whole (@list: their indexes, in arrival order; @v6: the family, a
+ * constant in each instance): count, TTL or hop limit, the link's untagged
+ * header, stage. A packet of another cell, or whose TTL would expire, goes
+ * to forward_one(). Packets of one flow are of one family, so taking the
+ * families one after the other keeps every flow's order.
+ */
+static __rte_always_inline void plain_list(struct dp_lcore *lc, const struct dp_gen *g,
+					   struct stage3_env *e, struct rte_mbuf **pkts,
+					   const struct fwd_pkt *meta, const uint64_t *nh,
+					   const uint32_t *cell, struct dp_pb *const *cc,
+					   const uint16_t *lk, const uint8_t *list,
+					   unsigned int cnt, const int v6)
+{
+	for (unsigned int j = 0; j < cnt; j++) {
+		const unsigned int i = list[j];
+		struct rte_mbuf *m = pkts[i];
+		uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
+		const uint32_t len = rte_pktmbuf_pkt_len(m);
+
+		if (likely(lk[i] != FWD_LINK_NONE && ip[v6 ? 7 : 8] > 1)) {
+			const struct dp_link_out *o = &e->links[lk[i]];
+			struct dp_pb *c = cc[i];
+
+			c->pkts++;
+			c->bytes += len;
+			if (v6)
+				ip[7]--;
+			else
+				fwd_ipv4_ttl_dec(ip);
+			memcpy(ip - 14, o->hdr[v6], 14);
+			stage_cached(lc, m, o, lk[i], len, &e->cs, &e->cport, &e->cn);
+		} else {
+			/* A plain burst kept only the cell: service and policy
+			 * follow from it. */
+			const uint16_t region = (uint16_t)nh[i];
+			const uint16_t s =
+				(uint16_t)(cell[i] - (uint32_t)region * e->cls.nservices);
+
+			forward_one(lc, g, e, i, m, &meta[i], region, s, cell[i],
+				    e->cls.matrix[cell[i]], !v6, NULL);
+		}
+	}
+}
+
+/*
  * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
  * a first fragment is decided before its later fragments). Always inlined
  * four times: with @plain4 set when stage 1 found every packet of the
  * burst to be untagged IPv4 without options, not a fragment, TCP or UDP
  * (the usual burst) and the generation counts per cell (g->cell_link set),
  * so those tests fold away; with @plain4 and @mixed when the fast path took
- * every packet but some were IPv6 (the plain-cell loop then picks the
- * family's TTL byte and header per packet, and hands any other packet to
- * forward_one()'s general path); without, for everything else; and, when a
+ * every packet but some were IPv6 (then the IPv4 packets, @idx4, go through
+ * plain_list() before the IPv6 ones, @idx6: in arrival order within each
+ * family, which keeps every flow's); without, for everything else; and, when a
  * capture runs (@cap not NULL), without @plain4 and with the capture's
  * copies, so that the others carry no capture test at all.
  */
 static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
 				       struct rte_mbuf **pkts, const struct fwd_pkt *meta,
 				       const uint64_t *nh, uint16_t n, const int plain4,
-				       const int mixed, const struct dp_capture *cap)
+				       const int mixed, const struct dp_capture *cap,
+				       const uint8_t *idx4, unsigned int n4, const uint8_t *idx6,
+				       unsigned int n6)
 {
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	struct stage3_env e = {
@@ -736,7 +784,10 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		content_prepare(lc, g, pkts, meta, nh, cell, n);
 
 	lk[n] = FWD_LINK_NONE;
-	if (!plain4) {
+	if (mixed) {
+		plain_list(lc, g, &e, pkts, meta, nh, cell, cc, lk, idx4, n4, 0);
+		plain_list(lc, g, &e, pkts, meta, nh, cell, cc, lk, idx6, n6, 1);
+	} else if (!plain4) {
 		for (unsigned int i = 0; i < n; i++) {
 			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */
 				forward_one(lc, g, &e, i, pkts[i], &meta[i], (uint16_t)nh[i],
@@ -755,20 +806,13 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 				const uint32_t len = rte_pktmbuf_pkt_len(m);
 				const struct dp_link_out *o = &e.links[lk[i]];
 				struct dp_pb *c = cc[i];
-				/* mixed: IPv6 has its hop limit one byte
-				 * before IPv4's TTL, no checksum, its own
-				 * link header */
-				const int v6 = mixed && meta[i].family == 6;
 
-				if (unlikely(ip[8 - v6] <= 1))
+				if (unlikely(ip[8] <= 1))
 					break;
 				c->pkts++;
 				c->bytes += len;
-				if (mixed)
-					fwd_ttl_dec(ip, v6);
-				else
-					fwd_ipv4_ttl_dec(ip);
-				memcpy(ip - 14, o->hdr[v6], 14);
+				fwd_ipv4_ttl_dec(ip);
+				memcpy(ip - 14, o->hdr[0], 14);
 				stage_cached(lc, m, o, lk[i], len, &e.cs, &e.cport, &e.cn);
 			}
 			if (i == n)
@@ -781,7 +825,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 					(uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
 
 				forward_one(lc, g, &e, i, pkts[i], &meta[i], region, s, cell[i],
-					    e.cls.matrix[cell[i]], !mixed, NULL);
+					    e.cls.matrix[cell[i]], 1, NULL);
 			}
 		}
 	}
@@ -795,9 +839,10 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
  * register allocation (inlined, it cost them ~2 instructions a packet). */
 static __rte_noinline void stage3_mixed(struct dp_lcore *lc, const struct dp_gen *g,
 					struct rte_mbuf **pkts, const struct fwd_pkt *meta,
-					const uint64_t *nh, uint16_t n)
+					const uint64_t *nh, uint16_t n, const uint8_t *idx4,
+					unsigned int n4, const uint8_t *idx6, unsigned int n6)
 {
-	stage3(lc, g, pkts, meta, nh, n, 1, 1, NULL);
+	stage3(lc, g, pkts, meta, nh, n, 1, 1, NULL, idx4, n4, idx6, n6);
 }
 
 /* Stage 3 while a capture runs: out of line, so that its third copy of
@@ -808,7 +853,7 @@ static __rte_noinline void stage3_capture(struct dp_lcore *lc, const struct dp_g
 					  const uint64_t *nh, uint16_t n,
 					  const struct dp_capture *cap)
 {
-	stage3(lc, g, pkts, meta, nh, n, 0, 0, cap);
+	stage3(lc, g, pkts, meta, nh, n, 0, 0, cap, NULL, 0, NULL, 0);
 }
 
 /* Whether the receiving NIC vouches for what fwd_parse_fast4_verified()
@@ -941,11 +986,11 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 	if (unlikely(lc->cap != NULL))
 		stage3_capture(lc, g, pkts, meta, nh, n, lc->cap);
 	else if (nfast == n && n4 == n && g->cell_link != NULL) /* nh == nh4 then */
-		stage3(lc, g, pkts, meta, nh, n, 1, 0, NULL);
+		stage3(lc, g, pkts, meta, nh, n, 1, 0, NULL, NULL, 0, NULL, 0);
 	else if (nfast == n && g->cell_link != NULL) /* the fast path took IPv6 too */
-		stage3_mixed(lc, g, pkts, meta, nh, n);
+		stage3_mixed(lc, g, pkts, meta, nh, n, idx4, n4, idx6, n6);
 	else
-		stage3(lc, g, pkts, meta, nh, n, 0, 0, NULL);
+		stage3(lc, g, pkts, meta, nh, n, 0, 0, NULL, NULL, 0, NULL, 0);
 
 	/* Stage 4: one TX burst per egress port. */
 	flush_tx(lc, (struct dp_gen_cnt *)&g->cnt[lc->idx]);

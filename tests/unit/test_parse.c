@@ -466,39 +466,6 @@ static void test_ttl_decrement_every_checksum(void **state)
 	}
 }
 
-/* fwd_ttl_dec(), the family-blind decrement of bursts that mix IPv4 and
- * IPv6: for IPv4 it equals fwd_ipv4_ttl_dec() at every checksum value; for
- * IPv6 it lowers the hop limit and leaves every other byte as it was
- * (bytes 10-11, IPv4's checksum, are inside the source address). */
-static void test_ttl_dec_either_family(void **state)
-{
-	uint8_t a[40], b[40];
-
-	(void)state;
-	srand(5);
-	for (uint32_t hc = 0; hc <= 0xffff; hc++) {
-		for (size_t i = 0; i < sizeof(a); i++)
-			a[i] = (uint8_t)rand();
-		a[0] = 0x45;
-		a[8] = (uint8_t)(2 + hc % 254);
-		pb_u16(a + 10, (uint16_t)hc);
-		memcpy(b, a, sizeof(a));
-		fwd_ipv4_ttl_dec(a);
-		fwd_ttl_dec(b, 0);
-		assert_memory_equal(a, b, sizeof(a));
-
-		for (size_t i = 0; i < sizeof(a); i++)
-			a[i] = (uint8_t)rand();
-		a[0] = 0x60;
-		a[7] = (uint8_t)(2 + hc % 254);
-		pb_u16(a + 10, (uint16_t)hc);
-		memcpy(b, a, sizeof(a));
-		fwd_ttl_dec(b, 1);
-		a[7]--;
-		assert_memory_equal(a, b, sizeof(a));
-	}
-}
-
 static void fix_v4_csum(struct pb *p)
 {
 	uint8_t *ip = p->b + p->l3;
@@ -741,7 +708,6 @@ int main(void)
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_ttl_decrement_checksum),
 		cmocka_unit_test(test_ttl_decrement_every_checksum),
-		cmocka_unit_test(test_ttl_dec_either_family),
 		cmocka_unit_test(test_fast_path_equals_full),
 		cmocka_unit_test(test_fast_checksum_carries),
 		cmocka_unit_test(test_flow_hash_stable),
