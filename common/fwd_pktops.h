@@ -40,11 +40,11 @@ FWD_INLINE uint32_t fwd_hash_final(uint32_t h, uint32_t len)
 	return h;
 }
 
-/** 5-tuple hash (addresses, protocol, ports) of a parsed packet. */
-FWD_INLINE uint32_t fwd_flow_hash(const struct fwd_pkt *pkt)
+/* The 5-tuple hash over @words 32-bit words of each address (1 for IPv4,
+ * 4 for IPv6): a constant where the caller knows the family. */
+FWD_INLINE uint32_t fwd_flow_hash_words(const struct fwd_pkt *pkt, int words)
 {
 	uint32_t h = 0x5eed0001u;
-	int words = pkt->family == 4 ? 1 : 4;
 
 	for (int i = 0; i < 4; i++) {
 		if (i >= words)
@@ -55,6 +55,18 @@ FWD_INLINE uint32_t fwd_flow_hash(const struct fwd_pkt *pkt)
 	h = fwd_hash_mix(h, (uint32_t)pkt->sport << 16 | pkt->dport);
 	h = fwd_hash_mix(h, pkt->proto);
 	return fwd_hash_final(h, (uint32_t)words * 8 + 8);
+}
+
+/** 5-tuple hash (addresses, protocol, ports) of a parsed packet. */
+FWD_INLINE uint32_t fwd_flow_hash(const struct fwd_pkt *pkt)
+{
+	return fwd_flow_hash_words(pkt, pkt->family == 4 ? 1 : 4);
+}
+
+/** fwd_flow_hash() of a packet known to be IPv4 (@v6 = 0) or IPv6. */
+FWD_INLINE uint32_t fwd_flow_hash_family(const struct fwd_pkt *pkt, int v6)
+{
+	return fwd_flow_hash_words(pkt, v6 ? 4 : 1);
 }
 
 /* One's-complement 16-bit fold. */

@@ -181,26 +181,48 @@ static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
 {
 	const struct fwd_class *c = g->cls;
 	uint64_t cells = (uint64_t)c->nregions * c->nservices;
+	uint8_t *group_untagged;
 
 	if (g->cnt[0].cell == NULL || cells == 0)
 		return 0; /* no cell counters: the fast path's general case */
 	g->cell_link =
 		rte_malloc("dp_cell_link", cells * sizeof(*g->cell_link), RTE_CACHE_LINE_SIZE);
-	if (g->cell_link == NULL)
+	/* Per group: 1 when every link its slots can pick leaves untagged, so
+	 * the plain-cell loop's 14-byte header fits whichever the flow gets (a
+	 * slot without a link drops: the general path names that). */
+	group_untagged = calloc(c->ngroups ? c->ngroups : 1, 1);
+	if (g->cell_link == NULL || group_untagged == NULL) {
+		free(group_untagged);
 		return fwd_err_set(err, g->table->source, 0, "",
 				   "out of memory for the cell links");
+	}
+	for (uint16_t grp = 0; grp < c->ngroups; grp++) {
+		group_untagged[grp] = 1;
+		for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
+			uint16_t l = c->slots[grp][s];
+
+			if (l != FWD_LINK_NONE && g->links[l].hdr_len != 14) {
+				group_untagged[grp] = 0;
+				break;
+			}
+		}
+	}
 	for (uint32_t cell = 0; cell < cells; cell++) {
 		const struct fwd_class_policy *p = &c->policies[c->matrix[cell]];
 		uint16_t link = FWD_LINK_NONE;
 
-		if (p->action == FWD_ACT_LINK && p->mirror == FWD_LINK_NONE &&
-		    g->links[p->link].hdr_len == 14 &&
+		if (p->mirror == FWD_LINK_NONE &&
 		    (g->content == NULL ||
 		     dp_content_scope(g->content, (uint16_t)(cell / c->nservices),
-				      (uint16_t)(cell % c->nservices)) == 0))
-			link = p->link;
+				      (uint16_t)(cell % c->nservices)) == 0)) {
+			if (p->action == FWD_ACT_LINK && g->links[p->link].hdr_len == 14)
+				link = p->link;
+			else if (p->action == FWD_ACT_GROUP && group_untagged[p->group])
+				link = (uint16_t)(DP_CELL_GROUP | p->group);
+		}
 		g->cell_link[cell] = link;
 	}
+	free(group_untagged);
 	return 0;
 }
 

@@ -43,6 +43,12 @@ struct dp_pb {
 	uint64_t pkts, bytes;
 };
 
+/* A cell_link value with this bit (and not FWD_LINK_NONE) names a group:
+ * the low bits are its id. Link ids stay below it (FWD_MAX_LINKS). */
+#define DP_CELL_GROUP 0x4000u
+_Static_assert(FWD_MAX_LINKS <= DP_CELL_GROUP && FWD_MAX_GROUPS <= DP_CELL_GROUP,
+	       "link and group ids must leave DP_CELL_GROUP free");
+
 /* Tables with at most this many (region, service) cells count per cell. */
 #define DP_CELL_COUNTERS_MAX 65536u
 
@@ -82,11 +88,12 @@ struct dp_gen {
 	struct fwd_fib4 *fib4;
 	struct fwd_fib6 *fib6;
 	struct dp_content *content; /* NULL when the table has no content rules */
-	/* Per (region, service) cell: the egress link when the cell's whole
-	 * decision is "send to this link" (policy action link, no mirror, no
-	 * content rule in scope, untagged egress), else FWD_LINK_NONE. The
-	 * fast path sends those packets without reading the policy. NULL when
-	 * the table counts without cells (more than DP_CELL_COUNTERS_MAX). */
+	/* Per (region, service) cell, when the cell's whole decision is "send
+	 * to this link" or "send to this group's slot for the flow" (no mirror,
+	 * no content rule in scope, untagged egress on every link it can pick):
+	 * the link id, or DP_CELL_GROUP | group id; else FWD_LINK_NONE. The fast
+	 * path sends those packets without reading the policy. NULL when the
+	 * table counts without cells (more than DP_CELL_COUNTERS_MAX). */
 	uint16_t *cell_link;
 	struct dp_link_out *links;
 	uint64_t *link_keys; /* per link: fwd_hash64 of its name, stable across generations */

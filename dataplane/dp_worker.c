@@ -659,10 +659,11 @@ counted:
 
 /*
  * The plain-cell loop over one family's packets of a burst the fast path
- * took whole (@list: their indexes, in arrival order; @v6: the family, a
- * constant in each instance): count, TTL or hop limit, the link's untagged
- * header, stage. A packet of another cell, or whose TTL would expire, goes
- * to forward_one(). Packets of one flow are of one family, so taking the
+ * took whole with both families in it (@list: their indexes, in arrival
+ * order; @v6: the family, a constant in each instance, so nothing is picked
+ * per packet): count, TTL or hop limit, the link's untagged header, stage.
+ * A packet of another cell, or whose TTL or hop limit would expire, goes to
+ * forward_one(). Packets of one flow are of one family, so taking the
  * families one after the other keeps every flow's order.
  */
 static __rte_always_inline void plain_list(struct dp_lcore *lc, const struct dp_gen *g,
@@ -677,9 +678,16 @@ static __rte_always_inline void plain_list(struct dp_lcore *lc, const struct dp_
 		struct rte_mbuf *m = pkts[i];
 		uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
 		const uint32_t len = rte_pktmbuf_pkt_len(m);
+		uint16_t l = lk[i];
 
-		if (likely(lk[i] != FWD_LINK_NONE && ip[v6 ? 7 : 8] > 1)) {
-			const struct dp_link_out *o = &e->links[lk[i]];
+		/* A group cell: the flow's slot, as fwd_class_finish() picks
+		 * it (a slot without a link leaves l at FWD_LINK_NONE). */
+		if (l >= DP_CELL_GROUP && l != FWD_LINK_NONE)
+			l = e->cls.slots[l & (DP_CELL_GROUP - 1)]
+					[fwd_flow_hash_family(&meta[i], v6) >>
+					 (32 - FWD_GROUP_SLOTS_LOG2)];
+		if (likely(l < DP_CELL_GROUP && ip[v6 ? 7 : 8] > 1)) {
+			const struct dp_link_out *o = &e->links[l];
 			struct dp_pb *c = cc[i];
 
 			c->pkts++;
@@ -689,7 +697,7 @@ static __rte_always_inline void plain_list(struct dp_lcore *lc, const struct dp_
 			else
 				fwd_ipv4_ttl_dec(ip);
 			memcpy(ip - 14, o->hdr[v6], 14);
-			stage_cached(lc, m, o, lk[i], len, &e->cs, &e->cport, &e->cn);
+			stage_cached(lc, m, o, l, len, &e->cs, &e->cport, &e->cn);
 		} else {
 			/* A plain burst kept only the cell: service and policy
 			 * follow from it. */
@@ -798,9 +806,11 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 			/* A run of packets whose cell's decision is its link
 			 * (dp_gen.h cell_link): count, TTL, the link's untagged
 			 * header, stage. No calls in this loop, so its state stays
-			 * in registers; anything else (a TTL about to expire
-			 * included) leaves it for forward_one(). */
-			for (; likely(lk[i] != FWD_LINK_NONE); i++) {
+			 * in registers. A group cell leaves it for its flow's
+			 * link and comes back; anything else (a TTL about to
+			 * expire included) leaves it for forward_one(). */
+		run:
+			for (; likely(lk[i] < DP_CELL_GROUP); i++) {
 				struct rte_mbuf *m = pkts[i];
 				uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
 				const uint32_t len = rte_pktmbuf_pkt_len(m);
@@ -817,6 +827,21 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 			}
 			if (i == n)
 				break;
+			if (lk[i] >= DP_CELL_GROUP && lk[i] != FWD_LINK_NONE) {
+				/* A group cell: the flow's slot, as
+				 * fwd_class_finish() picks it, and the run goes on
+				 * from this packet; a slot without a link drops, and
+				 * forward_one() names why. (A link here is a TTL
+				 * about to expire.) */
+				const uint16_t l = e.cls.slots[lk[i] & (DP_CELL_GROUP - 1)]
+							      [fwd_flow_hash_family(&meta[i], 0) >>
+							       (32 - FWD_GROUP_SLOTS_LOG2)];
+
+				if (likely(l != FWD_LINK_NONE)) {
+					lk[i] = l;
+					goto run;
+				}
+			}
 			{
 				/* A plain burst kept only the cell: service and
 				 * policy follow from it. */

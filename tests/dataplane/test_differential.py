@@ -11,6 +11,7 @@ so decisions are also compared with a policy matrix and counter cells too big
 for L1, as the bulk classification stage meets them in production. A mismatch is shrunk to a minimal table and printed as a
 reproducer (YAML + the packet)."""
 import os
+import random
 import subprocess
 import sys
 
@@ -229,3 +230,68 @@ def test_random_tables_and_packets_match_the_reference(tmp_path):
             f.stop()
     print(f"differential: {checked}")
     assert checked["tables"] >= NTABLES // 3 and checked["refused"] >= 1 and checked["groups"] > 0, checked
+
+
+def test_group_cells_in_plain_bursts(tmp_path):
+    """Plain bursts send a group cell's packets from the plain-cell loops
+    (dp_gen.h cell_link: DP_CELL_GROUP): every packet's link must be the
+    reference's slot for its flow, in all-IPv4 bursts and in bursts of both
+    families, with TTL or hop limit 1 among them; a group with a tagged
+    member, and one whose member is down, take the general path. The test
+    fails unless the untagged group spread its flows over all three of its
+    links in both families, so it cannot pass on a lucky hash."""
+    import random
+    rng = random.Random(7)
+    doc = {
+        "version": 1,
+        "regions": {
+            "in": {"prefixes": ["10.1.0.0/16", "2001:db8:1::/48"]},
+            "sg": {"prefixes": ["10.2.0.0/16", "2001:db8:2::/48"]},
+            "br": {"prefixes": ["10.3.0.0/16", "2001:db8:3::/48"]},
+        },
+        "services": {"https": ["tcp/443", "udp/443"], "dns": ["udp/53"], "sync": ["tcp/7000-7010"]},
+        "links": {
+            "l0": {"port": "out0", "next_hop_mac": "02:00:00:00:01:00"},
+            "l1": {"port": "out1", "next_hop_mac": "02:00:00:00:01:01"},
+            "l2": {"port": "out0", "next_hop_mac": "02:00:00:00:01:02"},
+            "l3": {"port": "out1", "next_hop_mac": "02:00:00:00:01:03", "vlan": 7},
+            "l4": {"port": "out1", "next_hop_mac": "02:00:00:00:01:04", "state": "down"},
+        },
+        "link_groups": {
+            "plain": {"members": {"l0": 1, "l1": 2, "l2": 3}},
+            "tagged": {"members": {"l0": 1, "l3": 1}},
+            "halfdown": {"members": {"l1": 1, "l4": 1}},
+        },
+        "policies": [
+            {"region": "in", "service": "https", "action": "steer", "to": "plain"},
+            {"region": "sg", "service": "https", "action": "steer", "to": "plain"},
+            {"region": "in", "service": "dns", "action": "steer", "to": "tagged"},
+            {"region": "sg", "service": "dns", "action": "steer", "to": "halfdown"},
+            {"region": "br", "service": "any", "action": "steer", "to": "l2"},
+        ],
+        "default": {"action": "steer", "to": "plain"},
+    }
+    path = str(tmp_path / "groups.yaml")
+    with open(path, "w") as fh:
+        yaml.safe_dump(doc, fh)
+    ref = ExactTable(path)
+    assert ref.residency_violation() is None
+    pkts = []
+    for k in range(600):
+        v6 = k % 2
+        region = rng.choice([1, 2, 3])
+        src = f"2001:db8:{region}::{rng.randrange(1, 65536):x}" if v6 else \
+            f"10.{region}.{rng.randrange(256)}.{rng.randrange(256)}"
+        dst = "2001:db8:ffff::1" if v6 else "198.51.100.1"
+        proto, dport = rng.choice([(6, 443), (17, 443), (17, 53), (6, 7005), (6, 22)])
+        pkts.append((src, dst, proto, rng.randrange(1024, 65536), dport))
+    expect = [ref.decide_exact(*p) for p in pkts]
+    spread = {}
+    for p, (link, _mirror, drop, d) in zip(pkts, expect):
+        if not drop and ref.policy_for(d.region, d.service)[1].get("to") == "plain":
+            spread.setdefault(":" in p[0], set()).add(link)
+    assert spread.get(False) == {"l0", "l1", "l2"} and spread.get(True) == {"l0", "l1", "l2"}, spread
+    v4 = [i for i, p in enumerate(pkts) if ":" not in p[0]]
+    check_pcap(tmp_path, path, doc, 7, pkts, expect, v4, set(v4[3::7]), "-groups4")
+    both = list(range(len(pkts)))
+    check_pcap(tmp_path, path, doc, 7, pkts, expect, both, set(both[2::7]), "-groups46")
