@@ -240,7 +240,6 @@ def test_group_cells_in_plain_bursts(tmp_path):
     member, and one whose member is down, take the general path. The test
     fails unless the untagged group spread its flows over all three of its
     links in both families, so it cannot pass on a lucky hash."""
-    import random
     rng = random.Random(7)
     doc = {
         "version": 1,
