@@ -912,6 +912,8 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 	uint16_t n4 = 0, n6 = 0;
 	uint16_t nfast = 0; /* packets fwd_parse_fast() took */
 	uint64_t rx_bytes = 0;
+	/* Packets below this index have one PREFETCH_AHEAD on to prefetch. */
+	const uint16_t n_ahead = n > PREFETCH_AHEAD ? (uint16_t)(n - PREFETCH_AHEAD) : 0;
 
 	cnt_open(&lc->cnt);
 	lc->cnt.rx += n;
@@ -931,7 +933,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 		struct fwd_pkt *p = &meta[i];
 		int rc, fast;
 
-		if (i + PREFETCH_AHEAD < n)
+		if (likely(i < n_ahead))
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
 		rx_bytes += rte_pktmbuf_pkt_len(m);
 		/* fwd_parse() in two steps, to know which bursts are all plain. */
