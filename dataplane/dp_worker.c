@@ -657,82 +657,12 @@ counted:
 	stage_cached(lc, m, o, d.link, len, &e->cs, &e->cport, &e->cn);
 }
 
-/*
- * The plain-cell loop over one family's packets of a burst the fast path
- * took whole with both families in it (@list: their indexes, in arrival
- * order; @v6: the family, a constant in each instance, so nothing is picked
- * per packet): count, TTL or hop limit, the link's untagged header, stage.
- * A packet of another cell, or whose TTL or hop limit would expire, goes to
- * forward_one(). Packets of one flow are of one family, so taking the
- * families one after the other keeps every flow's order.
- */
-static __rte_always_inline void plain_list(struct dp_lcore *lc, const struct dp_gen *g,
-					   struct stage3_env *e, struct rte_mbuf **pkts,
-					   const struct fwd_pkt *meta, const uint64_t *nh,
-					   const uint32_t *cell, struct dp_pb *const *cc,
-					   const uint16_t *lk, const uint8_t *list,
-					   unsigned int cnt, const int v6)
+/* Stage 3's locals for generation @g, whose counters for this worker are
+ * @gc; nothing staged yet. */
+static __rte_always_inline struct stage3_env stage3_env_of(const struct dp_gen *g,
+							   struct dp_gen_cnt *gc)
 {
-	for (unsigned int j = 0; j < cnt; j++) {
-		const unsigned int i = list[j];
-		struct rte_mbuf *m = pkts[i];
-		uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
-		const uint32_t len = rte_pktmbuf_pkt_len(m);
-		uint16_t l = lk[i];
-
-		/* A group cell: the flow's slot, as fwd_class_finish() picks
-		 * it (a slot without a link leaves l at FWD_LINK_NONE). */
-		if (l >= DP_CELL_GROUP && l != FWD_LINK_NONE)
-			l = e->cls.slots[l & (DP_CELL_GROUP - 1)]
-					[fwd_flow_hash_family(&meta[i], v6) >>
-					 (32 - FWD_GROUP_SLOTS_LOG2)];
-		if (likely(l < DP_CELL_GROUP && ip[v6 ? 7 : 8] > 1)) {
-			const struct dp_link_out *o = &e->links[l];
-			struct dp_pb *c = cc[i];
-
-			c->pkts++;
-			c->bytes += len;
-			if (v6)
-				ip[7]--;
-			else
-				fwd_ipv4_ttl_dec(ip);
-			memcpy(ip - 14, o->hdr[v6], 14);
-			stage_cached(lc, m, o, l, len, &e->cs, &e->cport, &e->cn);
-		} else {
-			/* A plain burst kept only the cell: service and policy
-			 * follow from it. */
-			const uint16_t region = (uint16_t)nh[i];
-			const uint16_t s =
-				(uint16_t)(cell[i] - (uint32_t)region * e->cls.nservices);
-
-			forward_one(lc, g, e, i, m, &meta[i], region, s, cell[i],
-				    e->cls.matrix[cell[i]], !v6, NULL);
-		}
-	}
-}
-
-/*
- * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
- * a first fragment is decided before its later fragments). Always inlined
- * four times: with @plain4 set when stage 1 found every packet of the
- * burst to be untagged IPv4 without options, not a fragment, TCP or UDP
- * (the usual burst) and the generation counts per cell (g->cell_link set),
- * so those tests fold away; with @plain4 and @mixed when the fast path took
- * every packet but some were IPv6 (then the IPv4 packets, @idx4, go through
- * plain_list() before the IPv6 ones, @idx6: in arrival order within each
- * family, which keeps every flow's); without, for everything else; and, when a
- * capture runs (@cap not NULL), without @plain4 and with the capture's
- * copies, so that the others carry no capture test at all.
- */
-static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
-				       struct rte_mbuf **pkts, const struct fwd_pkt *meta,
-				       const uint64_t *nh, uint16_t n, const int plain4,
-				       const int mixed, const struct dp_capture *cap,
-				       const uint8_t *idx4, unsigned int n4, const uint8_t *idx6,
-				       unsigned int n6)
-{
-	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
-	struct stage3_env e = {
+	return (struct stage3_env){
 		.cls = *g->cls,
 		.cell_link = g->cell_link,
 		.cnt_cell = gc->cell,
@@ -745,6 +675,122 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		.cport = UINT16_MAX,
 		.cn = 0,
 	};
+}
+
+/* forward_one() with locals of its own, for a loop that calls it rarely:
+ * out of line, so that the loop keeps its state in registers. The caller
+ * writes its cached stage count back first and reads it again after. */
+static __rte_noinline void forward_general(struct dp_lcore *lc, const struct dp_gen *g, uint16_t i,
+					   struct rte_mbuf *m, const struct fwd_pkt *p,
+					   uint16_t region, uint16_t service, uint32_t cell,
+					   uint16_t pid)
+{
+	struct stage3_env e = stage3_env_of(g, (struct dp_gen_cnt *)&g->cnt[lc->idx]);
+
+	forward_one(lc, g, &e, i, m, p, region, service, cell, pid, 0, NULL);
+	if (e.cs != NULL)
+		e.cs->n = e.cn;
+}
+
+/*
+ * A burst the fast path took whole with both families in it, in two passes.
+ * First the plain-cell work of one family's packets (@list: their indexes;
+ * @v6: the family, a constant in each instance, so nothing is picked per
+ * packet): count, TTL or hop limit, the link's untagged header; lk[i] is
+ * left as the link the packet leaves by, or FWD_LINK_NONE for one of
+ * another cell, or whose TTL or hop limit would expire. The second pass,
+ * plain_stage(), then stages the packets and runs forward_one() on the
+ * others in arrival order, so that the ports' tail drops under back-pressure
+ * and the content flow table see the burst as it came.
+ */
+static __rte_always_inline void plain_list(struct stage3_env *e, struct rte_mbuf **pkts,
+					   const struct fwd_pkt *meta, struct dp_pb *const *cc,
+					   uint16_t *lk, const uint8_t *list, unsigned int cnt,
+					   const int v6)
+{
+	for (unsigned int j = 0; j < cnt; j++) {
+		const unsigned int i = list[j];
+		struct rte_mbuf *m = pkts[i];
+		uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
+		uint16_t l = lk[i];
+
+		/* A group cell: the flow's slot, as fwd_class_finish() picks
+		 * it (a slot without a link leaves l at FWD_LINK_NONE). */
+		if (l >= DP_CELL_GROUP && l != FWD_LINK_NONE)
+			l = e->cls.slots[l & (DP_CELL_GROUP - 1)]
+					[fwd_flow_hash_family(&meta[i], v6) >>
+					 (32 - FWD_GROUP_SLOTS_LOG2)];
+		if (likely(l < DP_CELL_GROUP && ip[v6 ? 7 : 8] > 1)) {
+			struct dp_pb *c = cc[i];
+
+			c->pkts++;
+			c->bytes += rte_pktmbuf_pkt_len(m);
+			if (v6)
+				ip[7]--;
+			else
+				fwd_ipv4_ttl_dec(ip);
+			memcpy(ip - 14, e->links[l].hdr[v6], 14);
+			lk[i] = l;
+		} else {
+			lk[i] = FWD_LINK_NONE;
+		}
+	}
+}
+
+/* plain_list()'s second pass, in arrival order: stage the packets it
+ * handled, hand the others to forward_one(). */
+static __rte_always_inline void plain_stage(struct dp_lcore *lc, const struct dp_gen *g,
+					    struct stage3_env *e, struct rte_mbuf **pkts,
+					    const struct fwd_pkt *meta, const uint64_t *nh,
+					    const uint32_t *cell, const uint16_t *lk,
+					    unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+
+		if (likely(lk[i] != FWD_LINK_NONE)) {
+			stage_cached(lc, m, &e->links[lk[i]], lk[i], rte_pktmbuf_pkt_len(m), &e->cs,
+				     &e->cport, &e->cn);
+		} else {
+			/* A plain burst kept only the cell: service and policy
+			 * follow from it. */
+			const uint16_t region = (uint16_t)nh[i];
+			const uint16_t s =
+				(uint16_t)(cell[i] - (uint32_t)region * e->cls.nservices);
+
+			if (e->cs != NULL)
+				e->cs->n = e->cn;
+			forward_general(lc, g, (uint16_t)i, m, &meta[i], region, s, cell[i],
+					e->cls.matrix[cell[i]]);
+			if (e->cs != NULL)
+				e->cn = e->cs->n;
+		}
+	}
+}
+
+/*
+ * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
+ * a first fragment is decided before its later fragments). Always inlined
+ * four times: with @plain4 set when stage 1 found every packet of the
+ * burst to be untagged IPv4 without options, not a fragment, TCP or UDP
+ * (the usual burst) and the generation counts per cell (g->cell_link set),
+ * so those tests fold away; with @plain4 and @mixed when the fast path took
+ * every packet but some were IPv6 (then plain_list() does the IPv4 packets'
+ * plain-cell work, @idx4, and the IPv6 ones', @idx6, and plain_stage() stages
+ * and hands the rest to forward_one() in arrival order); without, for
+ * everything else; and, when a
+ * capture runs (@cap not NULL), without @plain4 and with the capture's
+ * copies, so that the others carry no capture test at all.
+ */
+static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
+				       struct rte_mbuf **pkts, const struct fwd_pkt *meta,
+				       const uint64_t *nh, uint16_t n, const int plain4,
+				       const int mixed, const struct dp_capture *cap,
+				       const uint8_t *idx4, unsigned int n4, const uint8_t *idx6,
+				       unsigned int n6)
+{
+	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
+	struct stage3_env e = stage3_env_of(g, gc);
 	uint32_t cell[FWD_BURST];
 	/* Plain bursts: each packet's cell counters, found in the bulk loop
 	 * (which prefetches them): the plain-cell loop then keeps no register
@@ -793,8 +839,9 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 
 	lk[n] = FWD_LINK_NONE;
 	if (mixed) {
-		plain_list(lc, g, &e, pkts, meta, nh, cell, cc, lk, idx4, n4, 0);
-		plain_list(lc, g, &e, pkts, meta, nh, cell, cc, lk, idx6, n6, 1);
+		plain_list(&e, pkts, meta, cc, lk, idx4, n4, 0);
+		plain_list(&e, pkts, meta, cc, lk, idx6, n6, 1);
+		plain_stage(lc, g, &e, pkts, meta, nh, cell, lk, n);
 	} else if (!plain4) {
 		for (unsigned int i = 0; i < n; i++) {
 			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */

@@ -108,9 +108,10 @@ def shrink(f, doc, pkt, path):
     return doc
 
 
-def check_pcap(tmp_path, path, doc, seed, pkts, expect, which, ttl1, tag=""):
+def check_pcap(tmp_path, path, doc, seed, pkts, expect, which, ttl1, tag="", ordered=False):
     """Forward pkts[i] for i in @which through regionfwd (those in @ttl1 with
-    TTL or hop limit 1) and compare every output and drop with the reference."""
+    TTL or hop limit 1) and compare every output and drop with the reference.
+    @ordered: every port also sends in arrival order (no mirror copies)."""
     frames = [frame(i, *pkts[i], ttl=1 if i in ttl1 else 64) for i in which]
     run = run_pcap(str(tmp_path), path, frames, ["out0", "out1"], f"diff-{seed}-{len(ttl1)}{tag}")
     assert run.rc == 0, (seed, run.stderr)
@@ -118,6 +119,9 @@ def check_pcap(tmp_path, path, doc, seed, pkts, expect, which, ttl1, tag=""):
     mac_link = {l["next_hop_mac"]: n for n, l in doc["links"].items()}
     got = {}
     for port in ("out0", "out1"):
+        if ordered:
+            tags = [tag_of(pk) for pk in run.outputs[port]]
+            assert tags == sorted(tags), (seed, port, "sent out of arrival order", tags)
         for pk in run.outputs[port]:
             link = mac_link[pk[Ether].dst]
             vlan = doc["links"][link].get("vlan")
@@ -202,7 +206,7 @@ def test_random_tables_and_packets_match_the_reference(tmp_path):
             check_pcap(tmp_path, path, doc, seed, pkts, expect, plain, set(plain[3::7]))
             # ... and the plain IPv4 and IPv6 TCP/UDP ones together: bursts
             # the fast path takes whole with both families, whose plain-cell
-            # loop picks TTL or hop limit and header per packet.
+            # work runs per family, then stages in arrival order.
             plain46 = [i for i, p in enumerate(pkts) if p[2] in (6, 17)]
             check_pcap(tmp_path, path, doc, seed, pkts, expect, plain46, set(plain46[2::7]), "-46")
             checked["pcap"] += len(pkts) + len(plain) + len(plain46)
@@ -236,10 +240,11 @@ def test_group_cells_in_plain_bursts(tmp_path):
     """Plain bursts send a group cell's packets from the plain-cell loops
     (dp_gen.h cell_link: DP_CELL_GROUP): every packet's link must be the
     reference's slot for its flow, in all-IPv4 bursts and in bursts of both
-    families, with TTL or hop limit 1 among them; a group with a tagged
-    member, and one whose member is down, take the general path. The test
-    fails unless the untagged group spread its flows over all three of its
-    links in both families, so it cannot pass on a lucky hash."""
+    families, with TTL or hop limit 1 among them, and each port must send in
+    arrival order. A group with a tagged member takes the general path; one
+    whose member is down has slots only for the other. The test fails unless
+    the untagged group spread its flows over all three of its links in both
+    families, so it cannot pass on a lucky hash."""
     rng = random.Random(7)
     doc = {
         "version": 1,
@@ -293,4 +298,4 @@ def test_group_cells_in_plain_bursts(tmp_path):
     v4 = [i for i, p in enumerate(pkts) if ":" not in p[0]]
     check_pcap(tmp_path, path, doc, 7, pkts, expect, v4, set(v4[3::7]), "-groups4")
     both = list(range(len(pkts)))
-    check_pcap(tmp_path, path, doc, 7, pkts, expect, both, set(both[2::7]), "-groups46")
+    check_pcap(tmp_path, path, doc, 7, pkts, expect, both, set(both[2::7]), "-groups46", ordered=True)
