@@ -94,6 +94,13 @@ static inline uint32_t fwd_class_cell(const struct fwd_class *c, uint16_t region
 	return (uint32_t)region * c->nservices + service;
 }
 
+/* The link group @group gives the flow whose fwd_flow_hash() is @hash:
+ * its slot's link, or FWD_LINK_NONE when the slot has none. */
+static inline uint16_t fwd_class_slot(const struct fwd_class *c, uint16_t group, uint32_t hash)
+{
+	return c->slots[group][hash >> (32 - FWD_GROUP_SLOTS_LOG2)];
+}
+
 /* The tail of a decision once service and policy are known; @hash is used
  * only when the policy steers to a group. */
 static inline void fwd_class_finish(const struct fwd_class *c, uint16_t region, uint16_t service,
@@ -111,7 +118,7 @@ static inline void fwd_class_finish(const struct fwd_class *c, uint16_t region, 
 	if (p->action == FWD_ACT_LINK) {
 		d->link = p->link;
 	} else if (p->action == FWD_ACT_GROUP) {
-		d->link = c->slots[p->group][hash >> (32 - FWD_GROUP_SLOTS_LOG2)];
+		d->link = fwd_class_slot(c, p->group, hash);
 		if (d->link == FWD_LINK_NONE)
 			d->drop = 1 + FWD_DROP_NO_LINK;
 	} else {

@@ -107,10 +107,4 @@ FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
 	__builtin_memcpy(ip + 10, &w, 2);
 }
 
-/** The TTL (IPv4) or hop limit (IPv6) byte of the IP header at @ip. */
-FWD_INLINE uint8_t *fwd_ttl_ptr(uint8_t *ip, uint8_t family)
-{
-	return family == 4 ? ip + 8 : ip + 7;
-}
-
 #endif /* FWD_PKTOPS_H */

@@ -510,7 +510,7 @@ void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,
 		if (r->target_kind == FWD_ACT_LINK)
 			l = c->t->links[r->target].up ? r->target : FWD_LINK_NONE;
 		else
-			l = cls->slots[r->target][fwd_flow_hash(p) >> (32 - FWD_GROUP_SLOTS_LOG2)];
+			l = fwd_class_slot(cls, r->target, fwd_flow_hash(p));
 		d->link = l;
 		if (l == FWD_LINK_NONE)
 			d->drop = 1 + FWD_DROP_NO_LINK;

@@ -717,9 +717,8 @@ static __rte_always_inline void plain_list(struct stage3_env *e, struct rte_mbuf
 		/* A group cell: the flow's slot, as fwd_class_finish() picks
 		 * it (a slot without a link leaves l at FWD_LINK_NONE). */
 		if (l >= DP_CELL_GROUP && l != FWD_LINK_NONE)
-			l = e->cls.slots[l & (DP_CELL_GROUP - 1)]
-					[fwd_flow_hash_family(&meta[i], v6) >>
-					 (32 - FWD_GROUP_SLOTS_LOG2)];
+			l = fwd_class_slot(&e->cls, l & (DP_CELL_GROUP - 1),
+					   fwd_flow_hash_family(&meta[i], v6));
 		if (likely(l < DP_CELL_GROUP && ip[v6 ? 7 : 8] > 1)) {
 			struct dp_pb *c = cc[i];
 
@@ -880,9 +879,9 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 				 * from this packet; a slot without a link drops, and
 				 * forward_one() names why. (A link here is a TTL
 				 * about to expire.) */
-				const uint16_t l = e.cls.slots[lk[i] & (DP_CELL_GROUP - 1)]
-							      [fwd_flow_hash_family(&meta[i], 0) >>
-							       (32 - FWD_GROUP_SLOTS_LOG2)];
+				const uint16_t l =
+					fwd_class_slot(&e.cls, lk[i] & (DP_CELL_GROUP - 1),
+						       fwd_flow_hash_family(&meta[i], 0));
 
 				if (likely(l != FWD_LINK_NONE)) {
 					lk[i] = l;
