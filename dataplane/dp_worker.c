@@ -693,100 +693,22 @@ static __rte_noinline void forward_general(struct dp_lcore *lc, const struct dp_
 }
 
 /*
- * A burst the fast path took whole with both families in it, in two passes.
- * First the plain-cell work of one family's packets (@list: their indexes;
- * @v6: the family, a constant in each instance, so nothing is picked per
- * packet): count, TTL or hop limit, the link's untagged header; lk[i] is
- * left as the link the packet leaves by, or FWD_LINK_NONE for one of
- * another cell, or whose TTL or hop limit would expire. The second pass,
- * plain_stage(), then stages the packets and runs forward_one() on the
- * others in arrival order, so that the ports' tail drops under back-pressure
- * and the content flow table see the burst as it came.
- */
-static __rte_always_inline void plain_list(struct stage3_env *e, struct rte_mbuf **pkts,
-					   const struct fwd_pkt *meta, struct dp_pb *const *cc,
-					   uint16_t *lk, const uint8_t *list, unsigned int cnt,
-					   const int v6)
-{
-	for (unsigned int j = 0; j < cnt; j++) {
-		const unsigned int i = list[j];
-		struct rte_mbuf *m = pkts[i];
-		uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
-		uint16_t l = lk[i];
-
-		/* A group cell: the flow's slot, as fwd_class_finish() picks
-		 * it (a slot without a link leaves l at FWD_LINK_NONE). */
-		if (l >= DP_CELL_GROUP && l != FWD_LINK_NONE)
-			l = fwd_class_slot(&e->cls, l & (DP_CELL_GROUP - 1),
-					   fwd_flow_hash_family(&meta[i], v6));
-		if (likely(l < DP_CELL_GROUP && ip[v6 ? 7 : 8] > 1)) {
-			struct dp_pb *c = cc[i];
-
-			c->pkts++;
-			c->bytes += rte_pktmbuf_pkt_len(m);
-			if (v6)
-				ip[7]--;
-			else
-				fwd_ipv4_ttl_dec(ip);
-			memcpy(ip - 14, e->links[l].hdr[v6], 14);
-			lk[i] = l;
-		} else {
-			lk[i] = FWD_LINK_NONE;
-		}
-	}
-}
-
-/* plain_list()'s second pass, in arrival order: stage the packets it
- * handled, hand the others to forward_one(). */
-static __rte_always_inline void plain_stage(struct dp_lcore *lc, const struct dp_gen *g,
-					    struct stage3_env *e, struct rte_mbuf **pkts,
-					    const struct fwd_pkt *meta, const uint64_t *nh,
-					    const uint32_t *cell, const uint16_t *lk,
-					    unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++) {
-		struct rte_mbuf *m = pkts[i];
-
-		if (likely(lk[i] != FWD_LINK_NONE)) {
-			stage_cached(lc, m, &e->links[lk[i]], lk[i], rte_pktmbuf_pkt_len(m), &e->cs,
-				     &e->cport, &e->cn);
-		} else {
-			/* A plain burst kept only the cell: service and policy
-			 * follow from it. */
-			const uint16_t region = (uint16_t)nh[i];
-			const uint16_t s =
-				(uint16_t)(cell[i] - (uint32_t)region * e->cls.nservices);
-
-			if (e->cs != NULL)
-				e->cs->n = e->cn;
-			forward_general(lc, g, (uint16_t)i, m, &meta[i], region, s, cell[i],
-					e->cls.matrix[cell[i]]);
-			if (e->cs != NULL)
-				e->cn = e->cs->n;
-		}
-	}
-}
-
-/*
  * Stage 3: decide, account, TTL, rewrite, stage for TX, in arrival order (so
  * a first fragment is decided before its later fragments). Always inlined
  * four times: with @plain4 set when stage 1 found every packet of the
  * burst to be untagged IPv4 without options, not a fragment, TCP or UDP
  * (the usual burst) and the generation counts per cell (g->cell_link set),
  * so those tests fold away; with @plain4 and @mixed when the fast path took
- * every packet but some were IPv6 (then plain_list() does the IPv4 packets'
- * plain-cell work, @idx4, and the IPv6 ones', @idx6, and plain_stage() stages
- * and hands the rest to forward_one() in arrival order); without, for
- * everything else; and, when a
- * capture runs (@cap not NULL), without @plain4 and with the capture's
- * copies, so that the others carry no capture test at all.
+ * every packet but some were IPv6 (untagged, no extension headers: its
+ * plain-cell loop takes the family from each packet's fwd_pkt); without, for
+ * everything else; and, when a capture runs (@cap not NULL), without @plain4
+ * and with the capture's copies, so that the others carry no capture test
+ * at all.
  */
 static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen *g,
 				       struct rte_mbuf **pkts, const struct fwd_pkt *meta,
 				       const uint64_t *nh, uint16_t n, const int plain4,
-				       const int mixed, const struct dp_capture *cap,
-				       const uint8_t *idx4, unsigned int n4, const uint8_t *idx6,
-				       unsigned int n6)
+				       const int mixed, const struct dp_capture *cap)
 {
 	struct dp_gen_cnt *gc = (struct dp_gen_cnt *)&g->cnt[lc->idx];
 	struct stage3_env e = stage3_env_of(g, gc);
@@ -838,9 +760,61 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 
 	lk[n] = FWD_LINK_NONE;
 	if (mixed) {
-		plain_list(&e, pkts, meta, cc, lk, idx4, n4, 0);
-		plain_list(&e, pkts, meta, cc, lk, idx6, n6, 1);
-		plain_stage(lc, g, &e, pkts, meta, nh, cell, lk, n);
+		for (unsigned int i = 0; i < n; i++) {
+			/* The loop below with the family as data: both families
+			 * in arrival order (so that the ports' tail drops under
+			 * back-pressure and the content flow table see the burst
+			 * as it came), and no branch on the family, which would
+			 * follow the mix and mispredict on it. */
+		run_mixed:
+			for (; likely(lk[i] < DP_CELL_GROUP); i++) {
+				struct rte_mbuf *m = pkts[i];
+				uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
+				const uint32_t len = rte_pktmbuf_pkt_len(m);
+				const struct dp_link_out *o = &e.links[lk[i]];
+				/* From meta, not the version nibble: that would
+				 * put one more load between the mbuf and the TTL. */
+				const unsigned int v6 = meta[i].family == 6;
+				struct dp_pb *c = cc[i];
+
+				if (unlikely(ip[8 - v6] <= 1)) /* TTL or hop limit */
+					break;
+				c->pkts++;
+				c->bytes += len;
+				fwd_ip_ttl_dec(ip, v6);
+				memcpy(ip - 14, o->hdr[v6], 14);
+				stage_cached(lc, m, o, lk[i], len, &e.cs, &e.cport, &e.cn);
+			}
+			if (i == n)
+				break;
+			if (lk[i] >= DP_CELL_GROUP && lk[i] != FWD_LINK_NONE) {
+				/* As in the IPv4 loop below. */
+				const uint32_t h = meta[i].family == 6
+							   ? fwd_flow_hash_family(&meta[i], 1)
+							   : fwd_flow_hash_family(&meta[i], 0);
+				const uint16_t l =
+					fwd_class_slot(&e.cls, lk[i] & (DP_CELL_GROUP - 1), h);
+
+				if (likely(l != FWD_LINK_NONE)) {
+					lk[i] = l;
+					goto run_mixed;
+				}
+			}
+			{
+				const uint16_t region = (uint16_t)nh[i];
+				const uint16_t s =
+					(uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
+
+				/* Out of line, so that this loop keeps its state in
+				 * registers; it stages through its own locals. */
+				if (e.cs != NULL)
+					e.cs->n = e.cn;
+				forward_general(lc, g, (uint16_t)i, pkts[i], &meta[i], region, s,
+						cell[i], e.cls.matrix[cell[i]]);
+				if (e.cs != NULL)
+					e.cn = e.cs->n;
+			}
+		}
 	} else if (!plain4) {
 		for (unsigned int i = 0; i < n; i++) {
 			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */
@@ -910,10 +884,9 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
  * register allocation (inlined, it cost them ~2 instructions a packet). */
 static __rte_noinline void stage3_mixed(struct dp_lcore *lc, const struct dp_gen *g,
 					struct rte_mbuf **pkts, const struct fwd_pkt *meta,
-					const uint64_t *nh, uint16_t n, const uint8_t *idx4,
-					unsigned int n4, const uint8_t *idx6, unsigned int n6)
+					const uint64_t *nh, uint16_t n)
 {
-	stage3(lc, g, pkts, meta, nh, n, 1, 1, NULL, idx4, n4, idx6, n6);
+	stage3(lc, g, pkts, meta, nh, n, 1, 1, NULL);
 }
 
 /* Stage 3 while a capture runs: out of line, so that its third copy of
@@ -924,7 +897,7 @@ static __rte_noinline void stage3_capture(struct dp_lcore *lc, const struct dp_g
 					  const uint64_t *nh, uint16_t n,
 					  const struct dp_capture *cap)
 {
-	stage3(lc, g, pkts, meta, nh, n, 0, 0, cap, NULL, 0, NULL, 0);
+	stage3(lc, g, pkts, meta, nh, n, 0, 0, cap);
 }
 
 /* Whether the receiving NIC vouches for what fwd_parse_fast4_verified()
@@ -1059,11 +1032,11 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 	if (unlikely(lc->cap != NULL))
 		stage3_capture(lc, g, pkts, meta, nh, n, lc->cap);
 	else if (nfast == n && n4 == n && g->cell_link != NULL) /* nh == nh4 then */
-		stage3(lc, g, pkts, meta, nh, n, 1, 0, NULL, NULL, 0, NULL, 0);
+		stage3(lc, g, pkts, meta, nh, n, 1, 0, NULL);
 	else if (nfast == n && g->cell_link != NULL) /* the fast path took IPv6 too */
-		stage3_mixed(lc, g, pkts, meta, nh, n, idx4, n4, idx6, n6);
+		stage3_mixed(lc, g, pkts, meta, nh, n);
 	else
-		stage3(lc, g, pkts, meta, nh, n, 0, 0, NULL, NULL, 0, NULL, 0);
+		stage3(lc, g, pkts, meta, nh, n, 0, 0, NULL);
 
 	/* Stage 4: one TX burst per egress port. */
 	flush_tx(lc, (struct dp_gen_cnt *)&g->cnt[lc->idx]);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "fwd_pktops.h"
@@ -461,7 +462,33 @@ static void test_ttl_decrement_every_checksum(void **state)
 				assert_int_equal(fwd_rd16(ip + 10),
 						 ttl_dec_eqn3((uint16_t)hc, old_word,
 							      (uint16_t)(old_word - 0x100)));
+				/* the family-as-data form, IPv4: the same bytes */
+				ip[8] = ttls[t];
+				pb_u16(ip + 10, (uint16_t)hc);
+				fwd_ip_ttl_dec(ip, 0);
+				assert_int_equal(ip[8], ttls[t] - 1);
+				assert_int_equal(ip[9], protos[q]);
+				assert_int_equal(fwd_rd16(ip + 10),
+						 ttl_dec_eqn3((uint16_t)hc, old_word,
+							      (uint16_t)(old_word - 0x100)));
 			}
+		}
+		/* IPv6: the hop limit (byte 7) only; bytes 8-11, the source
+		 * address's first word, whatever they hold, stay as they were. */
+		{
+			uint8_t ip6[40], before[40];
+
+			for (int b = 0; b < 40; b++)
+				ip6[b] = (uint8_t)(hc * 7 + (uint32_t)b * 13);
+			ip6[0] = 0x60;
+			ip6[7] = (uint8_t)(2 + hc % 254);
+			ip6[8] = (uint8_t)(hc >> 3);
+			pb_u16(ip6 + 10, (uint16_t)hc);
+			memcpy(before, ip6, sizeof(before));
+			fwd_ip_ttl_dec(ip6, 1);
+			assert_int_equal(ip6[7], before[7] - 1);
+			ip6[7] = before[7];
+			assert_memory_equal(ip6, before, sizeof(before));
 		}
 	}
 }
