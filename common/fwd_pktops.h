@@ -115,6 +115,7 @@ FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
  * checksum, lie inside the IPv6 source address: IPv6 has them written back
  * as they were.
  * @param ip  the IP header (TTL or hop limit must be > 1; the caller checks)
+ * @param v6  0 or 1, nothing else (it is an offset and a mask)
  */
 FWD_INLINE void fwd_ip_ttl_dec(uint8_t *ip, unsigned int v6)
 {

@@ -10,6 +10,7 @@ Normal suite: DIFF_TABLES tables (default 16) x DIFF_PACKETS packets (default
 so decisions are also compared with a policy matrix and counter cells too big
 for L1, as the bulk classification stage meets them in production. A mismatch is shrunk to a minimal table and printed as a
 reproducer (YAML + the packet)."""
+import ipaddress
 import os
 import random
 import subprocess
@@ -118,6 +119,7 @@ def check_pcap(tmp_path, path, doc, seed, pkts, expect, which, ttl1, tag="", ord
     assert run.stats["events"]["mirror_fail"] == 0, (seed, run.stats["events"])
     mac_link = {l["next_hop_mac"]: n for n, l in doc["links"].items()}
     got = {}
+    sizes = {}  # (tag, link) -> bytes of the frame as it left
     for port in ("out0", "out1"):
         if ordered:
             tags = [tag_of(pk) for pk in run.outputs[port]]
@@ -136,11 +138,18 @@ def check_pcap(tmp_path, path, doc, seed, pkts, expect, which, ttl1, tag="", ord
                 fresh = pk[IP].copy()
                 del fresh.chksum  # scapy computes it again from the header
                 assert IP(bytes(fresh)).chksum == pk[IP].chksum, (seed, link)
+                assert (ipaddress.ip_address(pk[IP].src), ipaddress.ip_address(pk[IP].dst)) == \
+                    tuple(ipaddress.ip_address(a) for a in pkts[tag_of(pk)][:2]), (seed, link)
             elif IPv6 in pk:
                 sent_ttl = 1 if tag_of(pk) in ttl1 else 64
                 dropped = expect[tag_of(pk)][2] is not None
                 assert pk[IPv6].hlim == sent_ttl - (not dropped), (seed, link, pk[IPv6].hlim)
+                # The addresses as sent: bytes 10-11 of an IPv6 header, inside
+                # the source, are where IPv4 keeps its checksum.
+                assert (ipaddress.ip_address(pk[IPv6].src), ipaddress.ip_address(pk[IPv6].dst)) == \
+                    tuple(ipaddress.ip_address(a) for a in pkts[tag_of(pk)][:2]), (seed, link)
             got.setdefault(tag_of(pk), []).append(link)
+            sizes[(tag_of(pk), link)] = len(bytes(pk))
     drops = {}
     for i in which:
         link, mirror, drop, d = expect[i]
@@ -155,6 +164,20 @@ def check_pcap(tmp_path, path, doc, seed, pkts, expect, which, ttl1, tag="", ord
         if drop:
             drops[drop] = drops.get(drop, 0) + 1
     assert run.drops() == drops, (seed, run.drops(), drops)
+    # The counters: every packet decided (TTL or hop limit 1 included) counts
+    # to its region; each link counts the packets it sent and their bytes as
+    # they left (a mirror copy is an event, not the link's traffic).
+    regions, links = {}, {}
+    for i in which:
+        link, _mirror, drop, d = expect[i]
+        regions[d.region] = regions.get(d.region, 0) + 1
+        if drop is None and i not in ttl1:
+            n, b = links.get(link, (0, 0))
+            links[link] = (n + 1, b + sizes[(i, link)])
+    got_regions = {n: c["packets"] for n, c in run.stats["regions"].items() if c.get("packets")}
+    assert got_regions == regions, (seed, got_regions, regions)
+    got_links = {n: (c["packets"], c["bytes"]) for n, c in run.stats["links"].items() if c.get("packets")}
+    assert got_links == links, (seed, got_links, links)
 
 
 def pad_regions(doc, n=300):
@@ -205,8 +228,8 @@ def test_random_tables_and_packets_match_the_reference(tmp_path):
             plain = [i for i, p in enumerate(pkts) if ":" not in p[0] and p[2] in (6, 17)]
             check_pcap(tmp_path, path, doc, seed, pkts, expect, plain, set(plain[3::7]))
             # ... and the plain IPv4 and IPv6 TCP/UDP ones together: bursts
-            # the fast path takes whole with both families, whose plain-cell
-            # work runs per family, then stages in arrival order.
+            # the fast path takes whole with both families, which one loop
+            # forwards in arrival order with the family as data.
             plain46 = [i for i, p in enumerate(pkts) if p[2] in (6, 17)]
             check_pcap(tmp_path, path, doc, seed, pkts, expect, plain46, set(plain46[2::7]), "-46")
             checked["pcap"] += len(pkts) + len(plain) + len(plain46)
