@@ -99,7 +99,6 @@ def run(batch=10000, churn_s=5.0, rounds=5):
     from scapy.all import IP, IPv6, UDP, Ether, Raw, wrpcap
     os.makedirs(OUT, exist_ok=True)
     d, names = make_doc(os.path.join(OUT, "table-1M200k.json"))
-    rid = {n: i + 1 for i, n in enumerate(names)}
     holder = {}  # prefix text -> region index
     for i, n in enumerate(names):
         for p in d["regions"][n]["prefixes"]:

@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_e2e import DEMO, REGIOND, REGIONCTL, Box  # noqa: E402
+from test_e2e import REGIOND, REGIONCTL, Box  # noqa: E402
 
 
 def free_port():

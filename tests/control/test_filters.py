@@ -1,7 +1,6 @@
 """XDP filters managed by regiond, end to end with real traffic: scapy sends
 into a veth pair whose root-namespace end carries the filter; tcpdump on that
 end sees exactly what the filter passed (AF_PACKET taps run after XDP)."""
-import json
 import os
 import signal
 import subprocess

@@ -4,7 +4,6 @@ packet's fate and every rule's counters compared with an independent
 reference (tests/lib/refcontent.py, Python `re`); TCP flow verdicts; explain
 with an SNI, a Host, a qname or a payload; hostile content_db pushes;
 generation swaps while content traffic flows."""
-import ipaddress
 import os
 import random
 import re

@@ -118,7 +118,6 @@ def test_pool_exhaustion_and_recovery(tmp_path):
         c = f.counters()
         slow = (c["ports"]["in0"]["ipackets"] - rx0) / (time.monotonic() - t_rate)
         assert f.ctl.call("explain", src="10.1.0.1", dst="1.1.1.1", proto="udp", dport=54)["link"] == "ok"
-        t0 = time.monotonic()
         r = f.ctl.call("push", document=TABLE.format(a_port="ring", a_action="drop", desc="drain"))
         assert r["ok"], r
         # Baseline: the pcap's 512 preloaded frames plus a burst or two in flight.

@@ -5,7 +5,6 @@ import ipaddress
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 
