@@ -78,40 +78,18 @@ FWD_INLINE uint16_t fwd_csum_fold(uint32_t s)
 }
 
 /**
- * Decrement the IPv4 TTL and patch the header checksum incrementally.
- * RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with m the 16-bit word holding
- * TTL and protocol: m' = m - 0x0100, so HC' = HC + 0x0100 in ones'
- * complement, i.e. add with end-around carry, where a sum of 0xffff must
- * wrap to 0x0000 as eqn. 3 gives (the same reduction Linux's
- * ip_decrease_ttl() uses). tests/unit/test_parse.c checks it against a full
- * recomputation for every checksum value.
- * @param ip  the IPv4 header (TTL must be > 1; the caller checks)
- */
-FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
-{
-	/* Ones' complement addition does not depend on byte order (RFC 1071
-	 * 2(B)): adding the word whose bytes are {0x01, 0x00} to the checksum
-	 * read in host order adds 0x0100 in network order, and 0xffff and 0 read
-	 * the same either way. So no byte swaps. */
-	const uint16_t one_in_first_byte =
-		__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0x0001 : 0x0100;
-	uint16_t w;
-	uint32_t hc;
-
-	__builtin_memcpy(&w, ip + 10, 2);
-	/* w + one, plus one more when that reaches 0xffff: tested on w, so the
-	 * compare and the add-with-carry need not wait for the first sum. */
-	hc = (uint32_t)w + one_in_first_byte + (w >= 0xffff - one_in_first_byte);
-	w = (uint16_t)hc;
-	ip[8]--;
-	__builtin_memcpy(ip + 10, &w, 2);
-}
-
-/**
- * fwd_ipv4_ttl_dec() for IPv4 (@v6 = 0), the hop limit's decrement for
- * IPv6 (@v6 = 1), with the family as data, not a branch: for a loop over a
- * burst of both families in arrival order, where a branch on the family
- * would follow the mix and mispredict on it. Bytes 10-11, the IPv4
+ * Decrement the IPv4 TTL (@v6 = 0) and patch the header checksum
+ * incrementally, or the IPv6 hop limit (@v6 = 1). RFC 1624 eqn. 3, HC' =
+ * ~(~HC + ~m + m'), with m the 16-bit word holding TTL and protocol: m' = m -
+ * 0x0100, so HC' = HC + 0x0100 in ones' complement, i.e. add with end-around
+ * carry, where a sum of 0xffff must wrap to 0x0000 as eqn. 3 gives (the same
+ * reduction Linux's ip_decrease_ttl() uses). tests/unit/test_parse.c checks
+ * it against a full recomputation and against eqn. 3 for every checksum
+ * value, and that IPv6 changes only the hop limit.
+ *
+ * The family is data, not a branch: a loop over a burst of both families in
+ * arrival order would otherwise branch with the mix and mispredict on it;
+ * where @v6 is a constant the masking folds away. Bytes 10-11, the IPv4
  * checksum, lie inside the IPv6 source address: IPv6 has them written back
  * as they were.
  * @param ip  the IP header (TTL or hop limit must be > 1; the caller checks)
@@ -119,6 +97,10 @@ FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
  */
 FWD_INLINE void fwd_ip_ttl_dec(uint8_t *ip, unsigned int v6)
 {
+	/* Ones' complement addition does not depend on byte order (RFC 1071
+	 * 2(B)): adding the word whose bytes are {0x01, 0x00} to the checksum
+	 * read in host order adds 0x0100 in network order, and 0xffff and 0 read
+	 * the same either way. So no byte swaps. */
 	const uint16_t one_in_first_byte =
 		__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0x0001 : 0x0100;
 	/* All ones for IPv4, 0 for IPv6: masks the checksum's increment. (A
@@ -128,10 +110,18 @@ FWD_INLINE void fwd_ip_ttl_dec(uint8_t *ip, unsigned int v6)
 	uint32_t inc;
 
 	__builtin_memcpy(&w, ip + 10, 2);
+	/* one, plus one more when w + one reaches 0xffff: tested on w, so the
+	 * compare and the add need not wait for the first sum. */
 	inc = (one_in_first_byte + (w >= 0xffff - one_in_first_byte)) & v4_mask;
 	w = (uint16_t)(w + inc);
 	ip[8 - v6]--;
 	__builtin_memcpy(ip + 10, &w, 2);
+}
+
+/** fwd_ip_ttl_dec() of an IPv4 header. */
+FWD_INLINE void fwd_ipv4_ttl_dec(uint8_t *ip)
+{
+	fwd_ip_ttl_dec(ip, 0);
 }
 
 #endif /* FWD_PKTOPS_H */

@@ -759,14 +759,26 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		content_prepare(lc, g, pkts, meta, nh, cell, n);
 
 	lk[n] = FWD_LINK_NONE;
-	if (mixed) {
+	if (!plain4) {
 		for (unsigned int i = 0; i < n; i++) {
-			/* The loop below with the family as data: both families
-			 * in arrival order (so that the ports' tail drops under
-			 * back-pressure and the content flow table see the burst
-			 * as it came), and no branch on the family, which would
+			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */
+				forward_one(lc, g, &e, i, pkts[i], &meta[i], (uint16_t)nh[i],
+					    svc[i], cell[i], pid[i], 0, cap);
+		}
+	} else {
+		for (unsigned int i = 0; i < n; i++) {
+			/* A run of packets whose cell's decision is its link
+			 * (dp_gen.h cell_link): count, TTL, the link's untagged
+			 * header, stage. No calls in this loop, so its state stays
+			 * in registers. A group cell leaves it for its flow's
+			 * link and comes back; anything else (a TTL about to
+			 * expire included) leaves it for forward_one(). In a
+			 * @mixed burst the family is data, not a branch: both
+			 * families stay in arrival order (so the ports' tail drops
+			 * under back-pressure and the content flow table see the
+			 * burst as it came), and a branch on the family would
 			 * follow the mix and mispredict on it. */
-		run_mixed:
+		run:
 			for (; likely(lk[i] < DP_CELL_GROUP); i++) {
 				struct rte_mbuf *m = pkts[i];
 				uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
@@ -774,7 +786,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 				const struct dp_link_out *o = &e.links[lk[i]];
 				/* From meta, not the version nibble: that would
 				 * put one more load between the mbuf and the TTL. */
-				const unsigned int v6 = meta[i].family == 6;
+				const unsigned int v6 = mixed && meta[i].family == 6;
 				struct dp_pb *c = cc[i];
 
 				if (unlikely(ip[8 - v6] <= 1)) /* TTL or hop limit */
@@ -788,74 +800,17 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 			if (i == n)
 				break;
 			if (lk[i] >= DP_CELL_GROUP && lk[i] != FWD_LINK_NONE) {
-				/* As in the IPv4 loop below. */
-				const uint32_t h = meta[i].family == 6
-							   ? fwd_flow_hash_family(&meta[i], 1)
-							   : fwd_flow_hash_family(&meta[i], 0);
-				const uint16_t l =
-					fwd_class_slot(&e.cls, lk[i] & (DP_CELL_GROUP - 1), h);
-
-				if (likely(l != FWD_LINK_NONE)) {
-					lk[i] = l;
-					goto run_mixed;
-				}
-			}
-			{
-				const uint16_t region = (uint16_t)nh[i];
-				const uint16_t s =
-					(uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
-
-				/* Out of line, so that this loop keeps its state in
-				 * registers; it stages through its own locals. */
-				if (e.cs != NULL)
-					e.cs->n = e.cn;
-				forward_general(lc, g, (uint16_t)i, pkts[i], &meta[i], region, s,
-						cell[i], e.cls.matrix[cell[i]]);
-				if (e.cs != NULL)
-					e.cn = e.cs->n;
-			}
-		}
-	} else if (!plain4) {
-		for (unsigned int i = 0; i < n; i++) {
-			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */
-				forward_one(lc, g, &e, i, pkts[i], &meta[i], (uint16_t)nh[i],
-					    svc[i], cell[i], pid[i], 0, cap);
-		}
-	} else {
-		for (unsigned int i = 0; i < n; i++) {
-			/* A run of packets whose cell's decision is its link
-			 * (dp_gen.h cell_link): count, TTL, the link's untagged
-			 * header, stage. No calls in this loop, so its state stays
-			 * in registers. A group cell leaves it for its flow's
-			 * link and comes back; anything else (a TTL about to
-			 * expire included) leaves it for forward_one(). */
-		run:
-			for (; likely(lk[i] < DP_CELL_GROUP); i++) {
-				struct rte_mbuf *m = pkts[i];
-				uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
-				const uint32_t len = rte_pktmbuf_pkt_len(m);
-				const struct dp_link_out *o = &e.links[lk[i]];
-				struct dp_pb *c = cc[i];
-
-				if (unlikely(ip[8] <= 1))
-					break;
-				c->pkts++;
-				c->bytes += len;
-				fwd_ipv4_ttl_dec(ip);
-				memcpy(ip - 14, o->hdr[0], 14);
-				stage_cached(lc, m, o, lk[i], len, &e.cs, &e.cport, &e.cn);
-			}
-			if (i == n)
-				break;
-			if (lk[i] >= DP_CELL_GROUP && lk[i] != FWD_LINK_NONE) {
 				/* A group cell: the flow's slot, as
 				 * fwd_class_finish() picks it, and the run goes on
 				 * from this packet; a slot without a link drops, and
 				 * forward_one() names why. (A link here is a TTL
-				 * about to expire.) */
+				 * about to expire.) The hash with the family a
+				 * constant in each arm. */
+				const uint32_t h = mixed && meta[i].family == 6
+							   ? fwd_flow_hash_family(&meta[i], 1)
+							   : fwd_flow_hash_family(&meta[i], 0);
 				const uint16_t l =
-					fwd_class_slot(&e.cls, lk[i] & (DP_CELL_GROUP - 1),
-						       fwd_flow_hash_family(&meta[i], 0));
+					fwd_class_slot(&e.cls, lk[i] & (DP_CELL_GROUP - 1), h);
 
 				if (likely(l != FWD_LINK_NONE)) {
 					lk[i] = l;
@@ -869,8 +824,20 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 				const uint16_t s =
 					(uint16_t)(cell[i] - (uint32_t)region * e.cls.nservices);
 
-				forward_one(lc, g, &e, i, pkts[i], &meta[i], region, s, cell[i],
-					    e.cls.matrix[cell[i]], 1, NULL);
+				if (mixed) {
+					/* Out of line, so that the loop keeps its
+					 * state in registers; it stages through its
+					 * own locals. */
+					if (e.cs != NULL)
+						e.cs->n = e.cn;
+					forward_general(lc, g, (uint16_t)i, pkts[i], &meta[i],
+							region, s, cell[i], e.cls.matrix[cell[i]]);
+					if (e.cs != NULL)
+						e.cn = e.cs->n;
+				} else {
+					forward_one(lc, g, &e, i, pkts[i], &meta[i], region, s,
+						    cell[i], e.cls.matrix[cell[i]], 1, NULL);
+				}
 			}
 		}
 	}
