@@ -221,6 +221,7 @@ static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
 				link = (uint16_t)(DP_CELL_GROUP | p->group);
 		}
 		g->cell_link[cell] = link;
+		g->any_cell_link |= link != FWD_LINK_NONE;
 	}
 	free(group_untagged);
 	return 0;

@@ -95,6 +95,11 @@ struct dp_gen {
 	 * path sends those packets without reading the policy. NULL when the
 	 * table counts without cells (more than DP_CELL_COUNTERS_MAX). */
 	uint16_t *cell_link;
+	/* 1 when some cell_link is not FWD_LINK_NONE. Without one (every link
+	 * tagged, say), bursts of both families take the general path: the
+	 * mixed plain-cell loop would hand each packet to forward_general()
+	 * (dp_worker.c), which costs more. */
+	uint8_t any_cell_link;
 	struct dp_link_out *links;
 	uint64_t *link_keys; /* per link: fwd_hash64 of its name, stable across generations */
 	/* Per region and per service: fwd_hash64 of its name. A capture's

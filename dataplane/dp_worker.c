@@ -1000,7 +1000,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 		stage3_capture(lc, g, pkts, meta, nh, n, lc->cap);
 	else if (nfast == n && n4 == n && g->cell_link != NULL) /* nh == nh4 then */
 		stage3(lc, g, pkts, meta, nh, n, 1, 0, NULL);
-	else if (nfast == n && g->cell_link != NULL) /* the fast path took IPv6 too */
+	else if (nfast == n && g->any_cell_link) /* the fast path took IPv6 too */
 		stage3_mixed(lc, g, pkts, meta, nh, n);
 	else
 		stage3(lc, g, pkts, meta, nh, n, 0, 0, NULL);
