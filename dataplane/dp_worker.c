@@ -700,7 +700,8 @@ static __rte_noinline void forward_general(struct dp_lcore *lc, const struct dp_
  * (the usual burst) and the generation counts per cell (g->cell_link set),
  * so those tests fold away; with @plain4 and @mixed when the fast path took
  * every packet but some were IPv6 (untagged, no extension headers: its
- * plain-cell loop takes the family from each packet's fwd_pkt); without, for
+ * plain-cell loop takes the family from each packet's fwd_pkt) and some cell
+ * has a link (dp_gen.any_cell_link); without, for
  * everything else; and, when a capture runs (@cap not NULL), without @plain4
  * and with the capture's copies, so that the others carry no capture test
  * at all.
