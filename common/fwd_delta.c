@@ -287,24 +287,6 @@ static void mask_key(const uint8_t *a, uint8_t len, uint8_t out[16])
 	}
 }
 
-/* The nearest prefix of @s that covers (@a, @len) strictly (shorter), by
- * trying every shorter length the family has: index or UINT32_MAX. */
-static uint32_t nearest_cover(const struct side *s, const uint8_t *lens, const uint8_t *a,
-			      uint8_t len)
-{
-	for (int l = (int)len - 1; l >= 0; l--) {
-		uint8_t m[16];
-		uint32_t i;
-
-		if (!lens[l])
-			continue;
-		mask_key(a, (uint8_t)l, m);
-		if ((i = find(s, m, (uint8_t)l)) != UINT32_MAX)
-			return i;
-	}
-	return UINT32_MAX;
-}
-
 /* ---- apply ------------------------------------------------------------------ */
 
 /* Sort order of changes: family, address, length, then request order. */
@@ -483,13 +465,16 @@ static void lens_of(const struct side *s, uint8_t lens[129])
 		lens[s->fam == 4 ? s->p4[i].len : s->p6[i].len] = 1;
 }
 
-/* Residency of what a family's changes touch, in the new table: every added
- * prefix against its nearest cover, and the prefixes that an added or
- * removed prefix becomes or stops being the nearest cover of (the top
- * level of its range) against their new nearest cover. */
+/* Residency of what a family's changes touch, in the new table, as
+ * fwd_residency_check() holds it for a whole one: every prefix against every
+ * protected prefix that covers it. Only an added prefix makes new pairs: it
+ * is checked against each protected cover, and when its region is protected,
+ * each prefix of another region inside it is checked against it. A removal
+ * makes none (whatever still covers a prefix covered it before), so it is
+ * never refused for nesting. @seen: nregions bytes, scratch. */
 static int check_nesting(const struct fwd_table *nt, const struct fwd_class *c,
 			 const struct side *s, const struct fwd_delta_op *ops, uint32_t nops,
-			 const struct fwd_delta *d, struct fwd_err *e)
+			 const struct fwd_delta *d, uint8_t *seen, struct fwd_err *e)
 {
 	uint8_t lens[129];
 
@@ -499,51 +484,49 @@ static int check_nesting(const struct fwd_table *nt, const struct fwd_class *c,
 		char ib[64], ob[64], pb[64];
 		uint8_t a[16], len, hi[16];
 		uint16_t region;
-		uint32_t cov = nearest_cover(s, lens, op->addr, op->len), i;
-		uint16_t cov_region = FWD_REGION_UNKNOWN;
-		uint8_t ca[16], clen = 0;
+		uint32_t i;
 
-		if (cov != UINT32_MAX)
-			side_key(s, cov, ca, &clen, &cov_region);
-		if (op->kind == FWD_DELTA_ADD && cov != UINT32_MAX &&
-		    fwd_residency_protects(nt, cov_region) &&
-		    fwd_residency_check_pair(nt, c, op->region, cov_region,
-					     fwd_delta_prefix_str(op, ib, sizeof(ib)),
-					     fwd_nest_str(s->fam, ca, clen, ob, sizeof(ob)), 0,
-					     op_path(d, op->index, pb, sizeof(pb)), e))
-			return -EPERM;
-		/* The top level of the change's range: their nearest cover is
-		 * the added prefix, or with a removal the removed one's cover. */
-		uint16_t outer = op->kind == FWD_DELTA_ADD ? op->region : cov_region;
-		const uint8_t *oa = op->kind == FWD_DELTA_ADD ? op->addr : ca;
-		uint8_t olen = op->kind == FWD_DELTA_ADD ? op->len : clen;
-
-		if (outer == FWD_REGION_UNKNOWN || !fwd_residency_protects(nt, outer))
+		if (op->kind != FWD_DELTA_ADD)
 			continue;
+		/* Its covers, nearest first. */
+		for (int l = (int)op->len - 1; l >= 0; l--) {
+			uint8_t ca[16];
+			uint16_t cov_region;
+
+			if (!lens[l])
+				continue;
+			mask_key(op->addr, (uint8_t)l, ca);
+			if ((i = find(s, ca, (uint8_t)l)) == UINT32_MAX)
+				continue;
+			side_key(s, i, ca, &len, &cov_region);
+			if (cov_region != op->region && fwd_residency_protects(nt, cov_region) &&
+			    fwd_residency_check_pair(nt, c, op->region, cov_region,
+						     fwd_delta_prefix_str(op, ib, sizeof(ib)),
+						     fwd_nest_str(s->fam, ca, len, ob, sizeof(ob)),
+						     0, op_path(d, op->index, pb, sizeof(pb)), e))
+				return -EPERM;
+		}
+		/* What it covers, when it is protected: every prefix in its range,
+		 * one check per region. */
+		if (!fwd_residency_protects(nt, op->region))
+			continue;
+		memset(seen, 0, nt->nregions);
 		memcpy(hi, op->addr, 16);
 		for (unsigned b = op->len; b < (s->fam == 4 ? 32u : 128u); b++)
 			hi[b / 8] |= (uint8_t)(0x80 >> (b % 8));
-		i = lower_bound(s, op->addr, (uint8_t)(op->len + 1));
-		uint8_t top[16], toplen = 0;
-		int have_top = 0;
-
-		for (; i < s->n; i++) {
+		for (i = lower_bound(s, op->addr, (uint8_t)(op->len + 1)); i < s->n; i++) {
 			side_key(s, i, a, &len, &region);
 			if (memcmp(a, hi, 16) > 0)
 				break;
-			if (!fwd_nest_covers(op->addr, op->len, a, len) || len == op->len)
+			if (!fwd_nest_covers(op->addr, op->len, a, len) || len == op->len ||
+			    region == op->region || seen[region])
 				continue;
-			if (have_top && fwd_nest_covers(top, toplen, a, len))
-				continue; /* under a nearer cover inside the range */
-			memcpy(top, a, 16);
-			toplen = len;
-			have_top = 1;
-			if (region != outer &&
-			    fwd_residency_check_pair(nt, c, region, outer,
+			if (fwd_residency_check_pair(nt, c, region, op->region,
 						     fwd_nest_str(s->fam, a, len, ib, sizeof(ib)),
-						     fwd_nest_str(s->fam, oa, olen, ob, sizeof(ob)),
-						     0, op_path(d, op->index, pb, sizeof(pb)), e))
+						     fwd_delta_prefix_str(op, ob, sizeof(ob)), 0,
+						     op_path(d, op->index, pb, sizeof(pb)), e))
 				return -EPERM;
+			seen[region] = 1;
 		}
 	}
 	return 0;
@@ -698,14 +681,16 @@ int fwd_delta_apply(const struct fwd_table *t, const struct fwd_delta *d, struct
 	}
 	if (t->nresidency) {
 		struct fwd_class *c = fwd_class_build(nt);
+		uint8_t *seen = malloc(nt->nregions ? nt->nregions : 1);
 		struct side ns[2] = {{.fam = 4, .n = nt->nprefix4, .p4 = nt->prefix4},
 				     {.fam = 6, .n = nt->nprefix6, .p6 = nt->prefix6}};
 
-		if (c == NULL)
+		if (c == NULL || seen == NULL)
 			rc = fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "", "out of memory");
-		else if (check_nesting(nt, c, &ns[0], ops, nfam4, d, e) ||
-			 check_nesting(nt, c, &ns[1], ops + nfam4, nops - nfam4, d, e))
+		else if (check_nesting(nt, c, &ns[0], ops, nfam4, d, seen, e) ||
+			 check_nesting(nt, c, &ns[1], ops + nfam4, nops - nfam4, d, seen, e))
 			rc = -EPERM;
+		free(seen);
 		fwd_class_free(c);
 		if (rc)
 			goto out;

@@ -177,17 +177,23 @@ const char *fwd_nest_str(int fam, const uint8_t *a, uint8_t len, char *buf, size
 	return buf;
 }
 
-/* Every prefix against its nearest covering prefix: prefixes sorted by
- * address then length (as validation leaves them) put each prefix after
- * every prefix that covers it, so one walk with a stack of the open covers
- * finds the nearest. Pairs already found keeping to the rules are not
- * checked again (a bitmap per protected region). */
-static int
-check_nesting_family(const struct fwd_table *t, const struct fwd_class *c, int fam,
-		     uint8_t *ok) /* 0, or 1 + the index of the first prefix that breaks a rule */
+/* Every prefix against every protected prefix that covers it: prefixes
+ * sorted by address then length (as validation leaves them) put each prefix
+ * after every prefix that covers it, so one walk with a stack of the open
+ * covers finds them all. Every cover, not only the nearest: a prefix of an
+ * unprotected region in between would otherwise launder the addresses (in's
+ * 10/8 > mid's 10.1/16 > xx's 10.1.1/24 still holds India's users in
+ * 10.1.1/24). A pair of regions found keeping to the rules is not checked
+ * again (a bitmap per protected region), so the common walk costs a stack
+ * scan a prefix; the error's text is built only for the pair that breaks.
+ * @ok  nregions x nregions bytes, zeroed */
+static int check_nesting_family(const struct fwd_table *t, const struct fwd_class *c, int fam,
+				uint8_t *ok, struct fwd_err *err)
 {
 	uint32_t n = fam == 4 ? t->nprefix4 : t->nprefix6;
+	/* At most one open cover a length: 129 for IPv6's /0 to /128. */
 	struct nest_key stack[129], k;
+	uint8_t prot[129];
 	unsigned depth = 0;
 
 	for (uint32_t i = 0; i < n; i++) {
@@ -195,30 +201,29 @@ check_nesting_family(const struct fwd_table *t, const struct fwd_class *c, int f
 		while (depth &&
 		       !fwd_nest_covers(stack[depth - 1].a, stack[depth - 1].len, k.a, k.len))
 			depth--;
-		if (depth && stack[depth - 1].region != k.region &&
-		    fwd_residency_protects(t, stack[depth - 1].region)) {
-			uint16_t outer = stack[depth - 1].region;
+		for (unsigned j = depth; j-- > 0;) {
+			uint16_t outer = stack[j].region;
 			uint8_t *seen = &ok[(size_t)outer * t->nregions + k.region];
 
-			if (!*seen) {
+			if (!prot[j] || outer == k.region || *seen)
+				continue;
+			if (fwd_residency_check_pair(t, c, k.region, outer, "", "", 0, "", NULL)) {
 				char ib[64], ob[64], path[96];
-				int rc;
 
 				snprintf(path, sizeof(path), "%s.%s.%s", FWD_KEY_NAME(DOC, REGIONS),
 					 t->region_names[k.region], FWD_KEY_NAME(REGION, PREFIXES));
-				rc = fwd_residency_check_pair(
+				return fwd_residency_check_pair(
 					t, c, k.region, outer,
 					fwd_nest_str(fam, k.a, k.len, ib, sizeof(ib)),
-					fwd_nest_str(fam, stack[depth - 1].a, stack[depth - 1].len,
-						     ob, sizeof(ob)),
-					k.line, path, NULL);
-				if (rc)
-					return (int)(i + 1);
-				*seen = 1;
+					fwd_nest_str(fam, stack[j].a, stack[j].len, ob, sizeof(ob)),
+					k.line, path, err);
 			}
+			*seen = 1;
 		}
-		if (depth < sizeof(stack) / sizeof(stack[0]))
+		if (depth < sizeof(stack) / sizeof(stack[0])) {
+			prot[depth] = (uint8_t)fwd_residency_protects(t, k.region);
 			stack[depth++] = k;
+		}
 	}
 	return 0;
 }
@@ -234,40 +239,8 @@ static int check_nesting(const struct fwd_table *t, const struct fwd_class *c, s
 	if (ok == NULL)
 		return fwd_err_fail(err, FWD_R_INTERNAL, t->source, 0, "",
 				    "out of memory checking nested prefixes");
-	for (int fam = 4; fam <= 6 && rc == 0; fam += 2) {
-		uint32_t bad = (uint32_t)check_nesting_family(t, c, fam, ok);
-
-		if (bad) {
-			/* Found again with the error filled: the walk above only
-			 * says where, so the common case fills nothing. */
-			struct nest_key stack[129], k;
-			unsigned depth = 0;
-
-			for (uint32_t i = 0; i < bad; i++) {
-				key_at(t, fam, i, &k);
-				while (depth && !fwd_nest_covers(stack[depth - 1].a,
-								 stack[depth - 1].len, k.a, k.len))
-					depth--;
-				if (i + 1 == bad) {
-					char ib[64], ob[64], path[96];
-
-					snprintf(path, sizeof(path), "%s.%s.%s",
-						 FWD_KEY_NAME(DOC, REGIONS),
-						 t->region_names[k.region],
-						 FWD_KEY_NAME(REGION, PREFIXES));
-					rc = fwd_residency_check_pair(
-						t, c, k.region, stack[depth - 1].region,
-						fwd_nest_str(fam, k.a, k.len, ib, sizeof(ib)),
-						fwd_nest_str(fam, stack[depth - 1].a,
-							     stack[depth - 1].len, ob, sizeof(ob)),
-						k.line, path, err);
-					break;
-				}
-				if (depth < sizeof(stack) / sizeof(stack[0]))
-					stack[depth++] = k;
-			}
-		}
-	}
+	for (int fam = 4; fam <= 6 && rc == 0; fam += 2)
+		rc = check_nesting_family(t, c, fam, ok, err);
 	free(ok);
 	return rc;
 }

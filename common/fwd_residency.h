@@ -31,9 +31,11 @@ int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, st
  * prefix of region A takes those addresses from A. When a residency rule
  * protects A, that would carve A's protected users out to B's links: it is
  * allowed only when B's policy for every service the rule protects keeps to
- * the rule's links. fwd_residency_check() checks every prefix against its
- * nearest covering prefix (sorted prefixes, one walk); deltas check the
- * prefixes they change with fwd_residency_check_pair().
+ * the rule's links. That holds for every protected prefix that covers B's,
+ * not only the nearest: a region in between does not lift A's rules.
+ * fwd_residency_check() checks every prefix against each of its protected
+ * covers (sorted prefixes, one walk); deltas check the pairs they add with
+ * fwd_residency_check_pair().
  */
 
 /** 0 when region @inner nested in protected region @outer keeps to @outer's

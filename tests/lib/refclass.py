@@ -224,22 +224,48 @@ class ExactTable(RefTable):
             link = self.slot_member(to, flow_hash(src, dst, proto, sport, dport) >> (32 - SLOTS_LOG2))
         return link, mirror, None if link else "no_link_up", dcs
 
-    def residency_violation(self):
-        """Name of the first residency rule the table breaks, or None."""
+    def _rule_broken_for(self, r, region):
+        """True when @region's policies take a service rule @r protects out
+        of its allowed links."""
         svc_names = ["other"] + list((self.doc.get("services") or {}).keys())
-        for r in self.doc.get("residency") or []:
-            services = svc_names if r["services"] == ["any"] else r["services"]
-            allowed = set(r["allowed_tags"])
-            for s in services:
-                _, pol = self.policy_for(r["region"], s)
-                links = []
-                if pol["action"] != "drop":
-                    to = pol["to"]
-                    links += [to] if to in self.links else \
-                        [m for m, w in self.groups[to]["members"].items() if w > 0]
-                if pol.get("mirror"):
-                    links.append(pol["mirror"])
-                for l in links:
-                    if not allowed & set(self.links[l].get("tags") or []):
-                        return r["name"]
+        services = svc_names if r["services"] == ["any"] else r["services"]
+        allowed = set(r["allowed_tags"])
+        for s in services:
+            _, pol = self.policy_for(region, s)
+            links = []
+            if pol["action"] != "drop":
+                to = pol["to"]
+                links += [to] if to in self.links else \
+                    [m for m, w in self.groups[to]["members"].items() if w > 0]
+            if pol.get("mirror"):
+                links.append(pol["mirror"])
+            for l in links:
+                if not allowed & set(self.links[l].get("tags") or []):
+                    return True
+        return False
+
+    def residency_refusal(self):
+        """(rule name, nested) of the first residency rule the table breaks,
+        or None. nested: broken by a prefix of another region inside a
+        protected region's prefix, at any depth (a region in between does
+        not lift the rules): {the rules it breaks there} instead of a name,
+        as which one regionfwd names depends on its walk."""
+        rules = self.doc.get("residency") or []
+        for r in rules:
+            if self._rule_broken_for(r, r["region"]):
+                return r["name"], False
+        owner = {net: name for net, name in self.prefixes}
+        for net, name in sorted(self.prefixes, key=lambda p: (p[0].version, p[0])):
+            for length in range(net.prefixlen - 1, -1, -1):
+                outer = owner.get(net.supernet(new_prefix=length))
+                if outer is None or outer == name:
+                    continue
+                broken = {r["name"] for r in rules
+                          if r["region"] == outer and self._rule_broken_for(r, name)}
+                if broken:
+                    return broken, True
         return None
+
+    def residency_violation(self):
+        """Something true when the table breaks a residency rule, or None."""
+        return self.residency_refusal()

@@ -422,9 +422,59 @@ static void test_nested_residency(void **state)
 	fwd_table_free(nt);
 	fwd_delta_clear(&d);
 	fwd_table_free(t);
-	/* Removing a prefix can nest others under a protected cover. */
+	/* A region in between does not lift in's rules: br's 10.1.2/24 lies in
+	 * sg's 10.1/16 (which keeps to them) and in in's 10/8 as well. A whole
+	 * document with that chain is refused, naming in's prefix, ... */
+#define CHAIN_DOC(br_policy)                                                                       \
+	"regions:\n"                                                                               \
+	"  in: {prefixes: [10.0.0.0/8]}\n"                                                         \
+	"  sg: {prefixes: [10.1.0.0/16]}\n"                                                        \
+	"  br: {prefixes: [10.1.2.0/24]}\n"                                                        \
+	"services: {sync: [tcp/7000]}\n" LINKS "policies:\n"                                       \
+	"  - {region: in, service: any, action: steer, to: local}\n"                               \
+	"  - {region: sg, service: any, action: steer, to: local}\n" br_policy                     \
+	"default: {action: steer, to: to-sg}\n"                                                    \
+	"residency:\n"                                                                             \
+	"  - {name: keep-sync, region: in, services: [sync], allowed_tags: [in]}\n"
+	t = parse(CHAIN_DOC(""));
+	c = fwd_class_build(t);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(fwd_residency_check(t, c, &e), -EPERM);
+	assert_int_equal(e.reason_code, FWD_R_RESIDENCY_VIOLATION);
+	assert_non_null(strstr(e.reason, "10.1.2.0/24 of region 'br' lies inside 10.0.0.0/8 of "
+					 "region 'in'"));
+	assert_string_equal(e.path, "regions.br.prefixes");
+	assert_int_equal(e.line, 4);
+	fwd_class_free(c);
+	/* ... and so is the delta that makes it, though its nearest cover is
+	 * sg's and sg is not protected. */
+	assert_int_equal(add(&d, FWD_DELTA_REMOVE, t, "br", "10.1.2.0/24"), 0);
+	assert_int_equal(fwd_delta_apply(t, &d, &nt, NULL, NULL, &e), 0);
+	fwd_delta_clear(&d);
+	assert_int_equal(add(&d, FWD_DELTA_ADD, nt, "br", "10.1.2.0/24"), 0);
+	refused(nt, &d, FWD_R_RESIDENCY_VIOLATION, "changes[0]",
+		"prefix 10.1.2.0/24 of region 'br' lies inside 10.0.0.0/8 of region 'in'");
+	fwd_delta_clear(&d);
+	fwd_table_free(nt);
+	nt = NULL;
+	fwd_table_free(t);
+	/* When br keeps sync local the chain is allowed, and removing the
+	 * prefix in between nests nothing new: it is not refused. */
+	t = parse(CHAIN_DOC("  - {region: br, service: sync, action: steer, to: local}\n"));
+	c = fwd_class_build(t);
+	assert_int_equal(fwd_residency_check(t, c, &e), 0);
+	fwd_class_free(c);
+	assert_int_equal(add(&d, FWD_DELTA_REMOVE, t, "sg", "10.1.0.0/16"), 0);
+	assert_int_equal(fwd_delta_apply(t, &d, &nt, NULL, NULL, &e), 0);
+	fwd_delta_clear(&d);
+	/* A protected prefix added over the chain checks every prefix inside
+	 * it, not only the top of its range: 10.1.2/24 (br's own policy
+	 * steers its other services out) lies under sg's 10.1/16 as well. */
+	fwd_table_free(nt);
+	nt = NULL;
+	fwd_table_free(t);
 	t = parse("regions:\n"
-		  "  in: {prefixes: [10.0.0.0/8]}\n"
+		  "  in: {prefixes: [11.0.0.0/8]}\n"
 		  "  sg: {prefixes: [10.1.0.0/16]}\n"
 		  "  br: {prefixes: [10.1.2.0/24]}\n"
 		  "services: {sync: [tcp/7000]}\n" LINKS "policies:\n"
@@ -433,7 +483,7 @@ static void test_nested_residency(void **state)
 		  "default: {action: steer, to: to-sg}\n"
 		  "residency:\n"
 		  "  - {name: keep-sync, region: in, services: [sync], allowed_tags: [in]}\n");
-	assert_int_equal(add(&d, FWD_DELTA_REMOVE, t, "sg", "10.1.0.0/16"), 0);
+	assert_int_equal(add(&d, FWD_DELTA_ADD, t, "in", "10.0.0.0/8"), 0);
 	refused(t, &d, FWD_R_RESIDENCY_VIOLATION, "changes[0]",
 		"prefix 10.1.2.0/24 of region 'br' lies inside 10.0.0.0/8 of region 'in'");
 	fwd_delta_clear(&d);
