@@ -534,7 +534,10 @@ int fwd_read_file(const char *path, char **bufp, size_t *lenp, struct fwd_err *e
 	struct stat st;
 	char *buf = NULL;
 	size_t got = 0;
-	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO (or a device) named here must not hang us in
+	 * open() waiting for a writer; it is refused below as not a regular
+	 * file, and a regular file ignores the flag. */
+	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
 		rc = -errno;

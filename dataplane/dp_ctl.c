@@ -142,6 +142,15 @@ struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *g
 		close(probe);
 	if ((err = make_socket_dir(path, group)) != 0)
 		goto fail;
+	/* Replace only a socket (one a stopped regionfwd left): a path that
+	 * names anything else -- a table, a config, a typo's victim -- is
+	 * refused, as regionfwd runs as root and unlink() would take it. */
+	if ((err = -dp_node_socket_path_free(path)) != 0) {
+		DP_LOG(ERR, "control socket %s: %s", path,
+		       err == EEXIST ? "the path exists and is not a socket; not replacing it"
+				     : strerror(err));
+		goto fail;
+	}
 	unlink(path);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fwd_doc.h"
@@ -170,6 +171,19 @@ static int parse_ports(const char *file, const struct fwd_node *ports, struct dp
 		if (strlen(dev->str) >= sizeof(np->device))
 			return fwd_err_set(err, file, dev->line, path, "device string too long");
 		strcpy(np->device, dev->str);
+		/* The same device twice (its name, before any devargs): the
+		 * start would fail on it; say so here, with the line. Two
+		 * spellings of one device (a PCI address and its ethdev
+		 * name) only the start can see. */
+		for (uint16_t j = 0; j + 1 < n->nports; j++) {
+			const char *o = n->ports[j].device;
+			size_t a = strcspn(o, ","), b = strcspn(np->device, ",");
+
+			if (a == b && strncmp(o, np->device, a) == 0)
+				return fwd_err_set(err, file, dev->line, path,
+						   "device '%.*s' is port '%s''s already", (int)b,
+						   np->device, n->ports[j].name);
+		}
 		ing = fwd_node_get(p, "ingress");
 		if (ing) {
 			if (ing->type != FWD_NODE_SCALAR ||
@@ -357,3 +371,13 @@ int dp_node_link_port(const struct dp_node *n, const struct fwd_table *t, uint16
 	return fwd_err_set(err, t->source, 0, path, "no port '%s' in node config %s (ports: %s)",
 			   l->port, n->source, list);
 }
+
+int dp_node_socket_path_free(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return S_ISSOCK(st.st_mode) ? 0 : -EEXIST;
+}
+

@@ -31,6 +31,7 @@
 #include "dp_fib.h"
 #include "dp_log.h"
 #include "dp_saved.h"
+#include "fwd_hs.h"
 #include "fwd_residency.h"
 #include "fwd_table.h"
 
@@ -116,7 +117,13 @@ static int check_table(const char *path)
 	struct fwd_class *c = t ? fwd_class_build(t) : NULL;
 	char buf[1024];
 
-	if (t == NULL || c == NULL || fwd_residency_check(t, c, &err)) {
+	const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
+	struct fwd_hs_dbs dbs = {0};
+
+	/* The content rules' patterns compiled as a push compiles them, so
+	 * that "valid" here means the table would be taken. */
+	if (t == NULL || c == NULL || fwd_residency_check(t, c, &err) ||
+	    (fwd_content_patterns(t) && fwd_hs_build(t, &lim, &dbs, &err))) {
 		if (t && c == NULL)
 			fwd_err_set(&err, path, 0, "", "out of memory");
 		fprintf(stderr, "%s\n", fwd_err_str(&err, buf, sizeof(buf)));
@@ -124,6 +131,7 @@ static int check_table(const char *path)
 		fwd_table_free(t);
 		return 1;
 	}
+	fwd_hs_free(&dbs);
 	fwd_class_free(c);
 	printf("%s: valid: %u regions, %u services, %u links, %u link groups, %u policies, "
 	       "%u IPv4 and %u IPv6 prefixes, %u residency rules\n",

@@ -48,6 +48,50 @@ def test_check_node_refuses_a_bad_node(tmp_path):
     assert r.returncode == 1 and "mbufs" in r.stderr, r.stderr
 
 
+def test_the_control_socket_never_replaces_a_file(tmp_path):
+    """regionfwd runs as root and once unlink()ed whatever control_socket
+    named: a typo there deleted the file. Only a socket (a stopped
+    regionfwd's) is replaced now; anything else stops the start, named,
+    and stays. (Whether the path is free is the host's business, like the
+    group: regionfwd-preflight checks both, --check-node the config.)"""
+    victim = tmp_path / "table.yaml"
+    victim.write_text("precious\n")
+    node = tmp_path / "node.yaml"
+    node.write_text("ports:\n  in0: {device: net_null0, ingress: true}\n"
+                    "  out0: {device: net_null1}\n" + f"control_socket: {victim}\n")
+    table = tmp_path / "t.yaml"
+    table.write_text("regions: {a: {prefixes: [10.0.0.0/8]}}\n"
+                     "links: {l: {port: out0, next_hop_mac: '02:00:00:00:00:01'}}\n"
+                     "default: {action: steer, to: l}\n")
+    r = subprocess.run([regionfwd_bin(), *eal_args("chk-sock"), "--", "--node", str(node),
+                        "--table", str(table), "--idle-exit", "200"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert (f"control socket {victim}: the path exists and is not a socket; not replacing it"
+            in r.stdout + r.stderr), r.stdout + r.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_check_table_compiles_the_patterns(tmp_path):
+    """--check-table says valid only to what a push would take: a pattern
+    Hyperscan refuses is named with its rule, line and reason."""
+    text = open(os.path.join(EX, "demo-table.yaml")).read()
+    assert "pattern: '(^|\\.)telemetry\\.example\\.in$'" in text
+    bad = tmp_path / "t.yaml"
+    bad.write_text(text.replace("pattern: '(^|\\.)telemetry\\.example\\.in$'", "pattern: '(?<=a)b'"))
+    r = subprocess.run([regionfwd_bin(), "--check-table", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 1, r.stdout
+    assert "content_rules[0].pattern: rule 'telemetry-india-only': Zero-width assertions" in r.stderr
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "t.yaml"
+    os.mkfifo(fifo)
+    r = subprocess.run([regionfwd_bin(), "--check-table", str(fifo)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and "not a regular file" in r.stderr, r.stderr
+
+
 @pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
 def test_lab_example_forwards_between_taps(tmp_path):
     ns = "rfw-lab-test"

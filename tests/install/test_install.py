@@ -183,6 +183,8 @@ def test_preflight_passes_on_a_ready_box(dest, tmp_path):
     ("socket directory", {}, dict(sock="/nonexistent-rfw/run/rfw.sock"), [],
      ["control_socket /nonexistent-rfw/run/rfw.sock", "/nonexistent-rfw does not exist"]),
     ("group", {}, dict(group="no-such-rfw-group"), [], ["control_group 'no-such-rfw-group' is not a group"]),
+    ("a file at the socket's path", {}, dict(sock="/etc/hostname"), [],
+     ["control_socket /etc/hostname exists and is not a socket"]),
 ])
 def test_preflight_names_the_missing_piece(dest, tmp_path, what, box, node_kw, eal, words):
     fake_box(tmp_path, **box)
