@@ -27,6 +27,40 @@ void fwd_utf8_clean(char *s)
 	}
 }
 
+size_t fwd_utf8_valid_len(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		/* The second byte's range narrows for E0 (no overlongs), ED (no
+		 * surrogates), F0 (no overlongs) and F4 (nothing past U+10FFFF). */
+		unsigned char lo = 0x80, hi = 0xbf;
+		size_t more;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			more = 1;
+		else if (c >= 0xe0 && c <= 0xef)
+			more = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+		else if (c >= 0xf0 && c <= 0xf4)
+			more = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+		else
+			return i;
+		if (n - i <= more || p[i + 1] < lo || p[i + 1] > hi)
+			return i;
+		for (size_t k = 2; k <= more; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return i;
+		i += more + 1;
+	}
+	return n;
+}
+
 static const struct {
 	const char *name;
 	int errnum;

@@ -49,6 +49,11 @@ int fwd_reason_from_name(const char *name);
 /** The positive errno that goes with @r. */
 int fwd_reason_errno(enum fwd_reason r);
 
+/** How many of the @n bytes at @s are valid UTF-8 (RFC 3629: no overlong
+ *  forms, surrogates or code points past U+10FFFF) before the first that is
+ *  not: @n when all are. */
+size_t fwd_utf8_valid_len(const char *s, size_t n);
+
 /** Replace every byte that is not part of valid UTF-8 by '?', in place. */
 void fwd_utf8_clean(char *s);
 

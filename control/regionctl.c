@@ -1087,6 +1087,23 @@ static json_t *doc_body(const char *file, int *rc)
 		}
 	}
 	b = json_pack("{s:s%}", "document", buf, len);
+	if (b == NULL) {
+		/* A JSON string is UTF-8: say where the file stops being it,
+		 * rather than send nothing and look successful. */
+		size_t ok = fwd_utf8_valid_len(buf, len), line = 1, col = 1;
+
+		for (size_t i = 0; i < ok && i < len; i++, col++)
+			if (buf[i] == '\n')
+				line++, col = 0;
+		if (ok < len)
+			fprintf(stderr,
+				"regionctl: %s:%zu: not UTF-8 text (byte 0x%02x at column %zu): a "
+				"table document is UTF-8\n",
+				file, line, (unsigned char)buf[ok], col);
+		else
+			fprintf(stderr, "regionctl: %s: out of memory\n", file);
+		*rc = EXIT_USAGE;
+	}
 	free(buf);
 	return b;
 }
@@ -1473,18 +1490,35 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 	char *line = NULL;
 	size_t cap = 0;
 	unsigned n = 0;
+	ssize_t got;
+	struct stat st;
 
 	*rc = 0;
+	/* A directory opens, and then reads as an error a loop on getline()
+	 * would take for the end: refuse what is not a file or a pipe. */
+	if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(f);
+		f = NULL;
+		errno = EISDIR;
+	}
 	if (f == NULL) {
 		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
 		*rc = EXIT_USAGE;
 		json_decref(list);
 		return NULL;
 	}
-	while (getline(&line, &cap, f) >= 0) {
+	while ((got = getline(&line, &cap, f)) >= 0) {
 		char *p = line, *end;
 
 		n++;
+		if (memchr(line, '\0', (size_t)got) != NULL) {
+			/* Text cut short at a NUL would be a different prefix
+			 * than the line holds, or none. */
+			fprintf(stderr, "regionctl: %s:%u: a NUL byte in the line\n",
+				strcmp(file, "-") ? file : "stdin", n);
+			*rc = EXIT_USAGE;
+			break;
+		}
 		p[strcspn(p, "#")] = '\0';
 		p += strspn(p, " \t\r\n");
 		end = p + strlen(p);
@@ -1504,6 +1538,10 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			break;
 		}
 		json_array_append_new(list, json_string(p));
+	}
+	if (*rc == 0 && ferror(f)) {
+		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
+		*rc = EXIT_USAGE;
 	}
 	if (f != stdin)
 		fclose(f);

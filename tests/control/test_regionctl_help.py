@@ -247,3 +247,30 @@ def test_unreachable_is_exit_3():
     for line in (["show", "links"], ["-j", "history"], ["rollback"], ["filter", "status"]):
         p = ctl("-s", "/nonexistent.sock", *line)
         assert p.returncode == 3 and "cannot reach regiond" in p.stderr, (line, p)
+
+
+@pytest.mark.parametrize("cmd", ["validate", "diff", "apply"])
+def test_a_document_that_is_not_utf8_is_refused_before_sending(cmd, listener, tmp_path):
+    """A JSON body cannot carry it: regionctl names the line and byte and
+    exits 2 without contacting regiond (it once sent nothing and exited 0,
+    which automation reads as applied)."""
+    path, s = listener
+    doc = tmp_path / "t.yaml"
+    doc.write_bytes(b"regions:\n  in: {prefixes: [10.0.0.0/8], description: 't\xe9st'}\n")
+    p = ctl("-s", path, cmd, str(doc))
+    assert p.returncode == 2, p
+    assert f"{doc}:2: not UTF-8 text (byte 0xe9 at column 47)" in p.stderr, p.stderr
+    assert not connected(s)
+
+
+def test_prefix_files_that_are_not_text_lines(listener, tmp_path):
+    path, s = listener
+    d = tmp_path / "dir"
+    d.mkdir()
+    p = ctl("-s", path, "prefixes", "add", "in", str(d))
+    assert p.returncode == 2 and f"{d}: Is a directory" in p.stderr, p
+    f = tmp_path / "nul.txt"
+    f.write_bytes(b"10.0.0.0/8\n\x001.2.3.0/24\n")
+    p = ctl("-s", path, "prefixes", "add", "in", str(f))
+    assert p.returncode == 2 and f"{f}:2: a NUL byte in the line" in p.stderr, p
+    assert not connected(s)
