@@ -61,6 +61,22 @@ size_t fwd_utf8_valid_len(const char *s, size_t n)
 	return n;
 }
 
+int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f) {
+			snprintf(reason, cap,
+				 "'%s' must be one line of text: byte 0x%02x at offset %zu is a "
+				 "control character",
+				 field, c, i);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int errnum;

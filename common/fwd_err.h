@@ -54,6 +54,11 @@ int fwd_reason_errno(enum fwd_reason r);
  *  not: @n when all are. */
 size_t fwd_utf8_valid_len(const char *s, size_t n);
 
+/** 0 when the @n bytes at @s hold no control character (below 0x20, or
+ *  0x7f): text that is shown as one line (an author, a comment). Else
+ *  -EINVAL with @reason naming @field, the byte and its offset. */
+int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap);
+
 /** Replace every byte that is not part of valid UTF-8 by '?', in place. */
 void fwd_utf8_clean(char *s);
 

@@ -68,8 +68,34 @@ static void to_stderr(int level, const char *msg)
 	}
 }
 
-static void emit(int level, const char *msg, const struct fwd_log_change *c)
+/* Control characters of @in (what a client or a file gave: an author, a
+ * comment, a name in a refusal) as \xNN in @out, so a log line is one line
+ * and never carries a terminal escape: a newline in an author once forged a
+ * whole log line. */
+static const char *one_line(const char *in, char *out, size_t cap)
 {
+	size_t o = 0;
+
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void emit(int level, const char *raw, const struct fwd_log_change *c)
+{
+	char buf[4 * 1536 + 1];
+	const char *msg = raw;
+
+	for (const unsigned char *p = (const unsigned char *)raw; *p; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			msg = one_line(raw, buf, sizeof(buf));
+			break;
+		}
 	if (level < FWD_LOG_ERR)
 		level = FWD_LOG_ERR;
 	if (level > FWD_LOG_DEBUG)

@@ -177,6 +177,11 @@ static int opt_str(json_t *b, const char *key, size_t max, const char **out, str
 		reply_simple(r, FWD_R_BAD_REQUEST, key, reason);
 		return -1;
 	}
+	if (fwd_text_check(json_string_value(v), json_string_length(v), key, reason,
+			   sizeof(reason))) {
+		reply_simple(r, FWD_R_BAD_REQUEST, key, reason);
+		return -1;
+	}
 	*out = json_string_value(v);
 	return 0;
 }
@@ -187,7 +192,9 @@ static int opt_int(json_t *b, const char *key, int64_t min, int64_t max, int64_t
 	json_t *v = json_object_get(b, key);
 	char reason[128];
 
-	if (v == NULL || json_is_null(v))
+	/* Absent is the default; an explicit null is not an integer (a PUT's
+	 * required expected_generation once passed as null). */
+	if (v == NULL)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
 		snprintf(reason, sizeof(reason), "'%s' must be an integer in %" PRId64 "..%" PRId64,

@@ -439,7 +439,7 @@ int ctl_prefixes_parse(const char *body, size_t len, const struct fwd_table *t,
 		       struct ctl_prefixes_req *q, struct fwd_err *e)
 {
 	struct scan s = {.p = body, .end = body + len, .start = body, .e = e};
-	char key[48];
+	char key[48], why[128];
 	unsigned seen = 0;
 	int k, more = 1, rc = -EINVAL;
 
@@ -476,10 +476,9 @@ int ctl_prefixes_parse(const char *body, size_t len, const struct fwd_table *t,
 			int is_int;
 			int c = ws_peek(&s);
 
-			if (c == 'n') {
-				s.p += 4;
-			} else if ((c != '-' && (c < '0' || c > '9')) || number(&s, &v, &is_int) ||
-				   !is_int || v < 0) {
+			/* null included: an explicit null is not an integer. */
+			if ((c != '-' && (c < '0' || c > '9')) || number(&s, &v, &is_int) ||
+			    !is_int || v < 0) {
 				shape(&s,
 				      "'expected_generation' must be an integer in "
 				      "0..9223372036854775807",
@@ -500,6 +499,11 @@ int ctl_prefixes_parse(const char *body, size_t len, const struct fwd_table *t,
 				fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, body_keys[k],
 					     "'%s' must be a string of at most %zu bytes",
 					     body_keys[k], cap - 1);
+				goto fail;
+			} else if (fwd_text_check(out, n, body_keys[k], why, sizeof(why))) {
+				out[0] = '\0';
+				fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, body_keys[k], "%s",
+					     why);
 				goto fail;
 			}
 		} else if ((rc = read_changes(&s, t, q)) != 0) {

@@ -290,6 +290,16 @@ def test_bad_requests_change_nothing(box):
         (("PUT", "/v1/table"), dict(body={"document": doc}), 400, "bad_request"),  # no expected_generation
         (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 1, "colour": 1}), 400, "bad_request"),
         (("PUT", "/v1/table"), dict(body={"document": 7, "expected_generation": 1}), 400, "bad_request"),
+        # null is not a generation: it once skipped the concurrency check.
+        (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": None}), 400, "bad_request"),
+        (("PATCH", "/v1/table"), dict(body={"expected_generation": None, "changes": [
+            {"op": "add_prefixes", "region": "india", "prefixes": ["10.99.0.0/16"]}]}), 400, "bad_request"),
+        # An author or comment is one line: a newline once forged a log line.
+        (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 1,
+                                          "author": "evil\n2026-12-01T00:00:00Z notice regiond: FAKE"}),
+         400, "bad_request"),
+        (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 1, "comment": "x\x1b[31m"}),
+         400, "bad_request"),
         (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 0}), 409, "stale_generation"),
         (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [{"op": "explode"}]}), 400, "bad_request"),
         (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [{"op": "add_prefixes", "region": "mars", "prefixes": []}]}), 422, "invalid_change"),

@@ -53,3 +53,22 @@ def test_log_options(tmp_path):
     p = subprocess.run([REGIOND, "--dataplane", "/nonexistent.sock", "--log-level", "loud"], capture_output=True,
                        text=True)
     assert p.returncode == 2 and "--log-level takes err, warning, notice, info or debug" in p.stderr, p
+
+
+def test_a_line_cannot_be_forged_through_a_refusal(box, tmp_path):
+    """What a client sends ends up in the log (a refusal names the table's
+    own words): control characters there are written as \\xNN, so a
+    newline cannot start a forged line and an escape cannot reach a
+    terminal."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(open(DEMO).read().replace(
+        "to: to-sg", 'to: "no\\ewhere\\n2026-12-01T00:00:00.000Z notice regiond: FAKE"', 1))
+    ctl = [os.environ.get("REGIONCTL", os.path.join(os.path.dirname(REGIOND), "regionctl")), "-s", box.api]
+    p = subprocess.run(ctl + ["apply", str(bad)], capture_output=True, text=True)
+    assert p.returncode != 0, p
+    log = log_of(box)
+    for line in log.splitlines():
+        assert LINE.match(line), line
+    assert "\x1b" not in log
+    refused = [ln for ln in log.splitlines() if "change refused" in ln]
+    assert len(refused) == 1 and "no\\x1bwhere\\x0a2026-12-01T00:00:00.000Z notice regiond: FAKE" in refused[0], refused

@@ -127,7 +127,11 @@ def test_batches_noop_errors_history(box, tmp_path):
                       (b'{"changes": [{"region": "india", "add": ["10.8.0.0/16"]}]} x', ""),
                       (b'{"expected_generation": "3", "changes": [{"region": "india", "add": ["10.8.0.0/16"]}]}',
                        "expected_generation"),
-                      (b'{"author": "\xff", "changes": [{"region": "india", "add": ["10.8.0.0/16"]}]}', "")):
+                      (b'{"author": "\xff", "changes": [{"region": "india", "add": ["10.8.0.0/16"]}]}', ""),
+                      (b'{"expected_generation": null, "changes": [{"region": "india", "add": ["10.8.0.0/16"]}]}',
+                       "expected_generation"),
+                      (b'{"comment": "a\\nb", "changes": [{"region": "india", "add": ["10.8.0.0/16"]}]}',
+                       "comment")):
         code, r = box.http("POST", "/v1/prefixes", raw=raw)
         assert code == 400 and r["error"]["code"] == "bad_request" and r["error"]["path"] == path, (raw, r)
     # Optimistic concurrency, as for PUT.
