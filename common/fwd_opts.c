@@ -160,3 +160,17 @@ void fwd_opts_print(FILE *out, const struct fwd_opt *t, size_t n)
 		fputc('\n', out);
 	}
 }
+
+int fwd_parse_port(const char *s)
+{
+	long v = 0;
+
+	if (s == NULL || *s == '\0' || strlen(s) > 5)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return v >= 1 && v <= 65535 ? (int)v : -1;
+}

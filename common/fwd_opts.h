@@ -68,6 +68,10 @@ enum fwd_opts_result {
 enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc, char **argv,
 				    void *o, uint64_t *given, struct fwd_err *e);
 
+/** A TCP port in decimal, 1..65535 and nothing else (getaddrinfo() takes
+ *  "84010" and wraps it to 18474), or -1. */
+int fwd_parse_port(const char *s);
+
 /** The options' lines of --help: "  --name ARG   help (default DEF)". */
 void fwd_opts_print(FILE *out, const struct fwd_opt *t, size_t n);
 

@@ -31,6 +31,7 @@
 #include "ctl_tls.h"
 #include "ctl_traffic.h"
 #include "fwd_json.h"
+#include "fwd_opts.h"
 
 /* Connection limits. The unix socket (the operators' and regionctl's way
  * in) and TCP have separate daemons and budgets, so no flood of TCP
@@ -594,8 +595,11 @@ json_t *ctl_api_health(const json_t *status)
 	if (!json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
 	    json_integer_value(age) > 10000) {
 		state = "unreachable", code = 2;
-		why = json_is_integer(age) ? "regionfwd has not answered for over 10 s"
-					   : "regionfwd has not answered";
+		/* Over 10 s only when the age says so: a regionfwd that just
+		 * went away has no status but a young last answer. */
+		why = !json_is_integer(age)		? "regionfwd has not answered"
+		      : json_integer_value(age) > 10000 ? "regionfwd has not answered for over 10 s"
+							: "regionfwd is not connected";
 	} else if (json_is_string(json_object_get(status, "alarm"))) {
 		state = "degraded", code = 1,
 		why = json_string_value(json_object_get(status, "alarm"));
@@ -1787,8 +1791,9 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			memmove(host, host + 1, strlen(host));
 			host[strlen(host) - 1] = '\0';
 		}
-		if (getaddrinfo(host, colon + 1, &hints, &ai)) {
-			fwd_log(FWD_LOG_ERR, "--listen %s: not a numeric address and port",
+		if (fwd_parse_port(colon + 1) < 0 || getaddrinfo(host, colon + 1, &hints, &ai)) {
+			fwd_log(FWD_LOG_ERR,
+				"--listen %s: not a numeric address and a port in 1..65535",
 				conf->tcp_listen);
 			goto fail;
 		}

@@ -36,6 +36,7 @@
 #include "fwd_doc.h"
 #include "fwd_embed.h"
 #include "fwd_names.h"
+#include "fwd_opts.h"
 #include "fwd_parse.h"
 #include "fwd_report.h"
 #include "fwd_table.h"
@@ -159,6 +160,13 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 		int rc;
 
 		snprintf(host, sizeof(host), "%s", p);
+		if (strcmp(host + strcspn(host, "/"), "/") != 0 && host[strcspn(host, "/")]) {
+			/* The API's paths are regionctl's to choose: a path here
+			 * would be dropped without a word. */
+			snprintf(why, len, "the URL has a path (%s): give http(s)://HOST:PORT",
+				 host + strcspn(host, "/"));
+			return NULL;
+		}
 		host[strcspn(host, "/")] = '\0';
 		colon = strrchr(host, ':');
 		if (colon == NULL) {
@@ -166,6 +174,10 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 			return NULL;
 		}
 		*colon = '\0';
+		if (fwd_parse_port(colon + 1) < 0) {
+			snprintf(why, len, "the URL's port '%s' is not in 1..65535", colon + 1);
+			return NULL;
+		}
 		if (host[0] == '[') {
 			memmove(host, host + 1, strlen(host));
 			host[strlen(host) - 1] = '\0';
@@ -923,7 +935,7 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 		char *end;
 		long v = strtol(argv[i], &end, 10);
 
-		if (*end || v < 0 || v > 65535) {
+		if (*end || end == argv[i] || v < 0 || v > 65535) {
 			json_decref(b);
 			return usage_error(c, "'%s' is not a port", argv[i]);
 		}
@@ -1463,9 +1475,11 @@ static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 
 	if (c->npos) {
 		char *end;
-		long long g = strtoll(c->pos[0], &end, 10);
+		long long g;
 
-		if (*end || g < 1) {
+		errno = 0;
+		g = strtoll(c->pos[0], &end, 10);
+		if (*end || end == c->pos[0] || errno || g < 1) {
 			json_decref(b);
 			return usage_error(c, "'%s' is not a generation", c->pos[0]);
 		}
@@ -2150,8 +2164,9 @@ static int fleet_options(const struct ctl_call *c, json_t *opts)
 			json_object_set_new(opts, fleet_opt_map[i].option, json_string(v));
 			continue;
 		}
+		errno = 0;
 		n = strtoll(v, &end, 10);
-		if (*v == '\0' || *end || n < 0)
+		if (*v == '\0' || *end || errno || n < 0)
 			return usage_error(c, "%s takes a number, not '%s'", fleet_opt_map[i].flag,
 					   v);
 		/* The range is regiond's to check: it names the option. */

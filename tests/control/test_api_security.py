@@ -41,6 +41,25 @@ def test_open_token_file_refused(tmp_path):
         assert f"--token-file {tok}: mode {mode:04o}" in p.stderr and "chmod 600" in p.stderr, p.stderr
 
 
+def test_ports_out_of_range_are_refused_not_wrapped(tmp_path):
+    """getaddrinfo() takes "84010" and wraps it to 18474: regiond listened
+    there and regionctl sent a token there. Both refuse such a port now,
+    and regionctl a URL path it would have dropped."""
+    tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                        str(tmp_path / "api.sock"), "--state-dir", str(tmp_path / "state"),
+                        "--listen", "127.0.0.1:84010", "--token-file", tok],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "--listen 127.0.0.1:84010: not a numeric address and a port in 1..65535" \
+        in p.stderr, p.stderr
+    for url, words in (("http://127.0.0.1:84009", "the URL's port '84009' is not in 1..65535"),
+                       ("http://127.0.0.1:0", "the URL's port '0' is not in 1..65535"),
+                       ("http://127.0.0.1:8409/v1", "the URL has a path (/v1)")):
+        p = subprocess.run([REGIONCTL, "--url", url, "--token-file", tok, "history"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode != 0 and words in p.stderr, (url, p.stderr)
+
+
 def raw_request(port, head, body=b"", src="127.0.0.1", wait=10):
     """Send a request's head (and some body), return the status line."""
     with socket.create_connection(("127.0.0.1", port), timeout=wait, source_address=(src, 0)) as s:

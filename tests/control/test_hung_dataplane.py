@@ -47,6 +47,10 @@ def test_a_stopped_regionfwd_neither_freezes_status_nor_publishes_late(tmp_path)
             assert rc == 2 and "UNREACHABLE" in out, (rc, out)
             s = b.status()
             assert s["generation"]["id"] == 1 and s["dataplane"]["report_age_ms"] > 5000, s
+            # The reason says "over 10 s" only when the age says so.
+            age, why = s["dataplane"]["report_age_ms"], s["health"]["reason"]
+            assert (age > 10000) == ("for over 10 s" in why), s
+            assert why in ("regionfwd is not connected", "regionfwd has not answered for over 10 s"), s
         finally:
             os.kill(b.fwd.pid, signal.SIGCONT)
         # regionfwd reads the expired push first thing: refused, not published.

@@ -274,3 +274,17 @@ def test_prefix_files_that_are_not_text_lines(listener, tmp_path):
     p = ctl("-s", path, "prefixes", "add", "in", str(f))
     assert p.returncode == 2 and f"{f}:2: a NUL byte in the line" in p.stderr, p
     assert not connected(s)
+
+
+@pytest.mark.parametrize("line,words", [
+    (["rollback", "99999999999999999999"], "'99999999999999999999' is not a generation"),
+    (["rollback", ""], "'' is not a generation"),
+    (["explain", "10.0.0.1", "10.0.0.2", "tcp", ""], "'' is not a port"),
+])
+def test_numbers_out_of_range_are_usage_errors(line, words, listener):
+    """strtoll() saturates: an overflowing generation was sent as
+    9223372036854775807 and came back 404; an empty port was port 0."""
+    path, s = listener
+    p = ctl("-s", path, *line)
+    assert p.returncode == 2 and words in p.stderr, p
+    assert not connected(s)
