@@ -9,9 +9,13 @@
  * Indexed by Regionfwd__Ctl__Op; an op without a row is unknown. */
 static const struct {
 	const ProtobufCMessageDescriptor *request, *reply;
+	/* The largest request body the op may carry: a table (push) or a
+	 * prefix batch (delta) may be large, nothing else is, so a peer
+	 * announcing a 1.5 GiB status is refused at its header. */
+	uint32_t request_max;
 } ops[] = {
 	[REGIONFWD__CTL__OP__OP_PUSH] = {&regionfwd__ctl__push_request__descriptor,
-					 &regionfwd__ctl__push_reply__descriptor},
+					 &regionfwd__ctl__push_reply__descriptor, FWD_MSG_MAX_BODY},
 	[REGIONFWD__CTL__OP__OP_STATUS] = {&regionfwd__ctl__empty__descriptor,
 					   &regionfwd__ctl__status_reply__descriptor},
 	[REGIONFWD__CTL__OP__OP_COUNTERS] = {&regionfwd__ctl__empty__descriptor,
@@ -27,7 +31,8 @@ static const struct {
 	[REGIONFWD__CTL__OP__OP_CAPTURE_STOP] = {&regionfwd__ctl__capture_read__descriptor,
 						 &regionfwd__ctl__capture_data__descriptor},
 	[REGIONFWD__CTL__OP__OP_DELTA] = {&regionfwd__ctl__delta_request__descriptor,
-					  &regionfwd__ctl__push_reply__descriptor},
+					  &regionfwd__ctl__push_reply__descriptor,
+					  FWD_MSG_MAX_BODY},
 };
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
@@ -117,6 +122,9 @@ int fwd_msg_hdr_decode(const uint8_t in[FWD_MSG_HDR_LEN], size_t max_body, struc
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "flags",
 				    "flags %#x or reserved bits %#x not understood", h->flags,
 				    get16(in + 10));
+	if (h->flags == 0 &&
+	    max_body > (ops[h->op].request_max ? ops[h->op].request_max : FWD_MSG_SMALL_BODY))
+		max_body = ops[h->op].request_max ? ops[h->op].request_max : FWD_MSG_SMALL_BODY;
 	if (h->len > max_body)
 		return fwd_err_fail(e, FWD_R_BODY_TOO_LARGE, NULL, 0, "length",
 				    "a %u-byte %s body is larger than the %zu bytes allowed",

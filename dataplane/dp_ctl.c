@@ -37,6 +37,21 @@
 /* The body buffer grows with what has arrived, not with what the header
  * announces: a peer that announces a large frame and stalls costs nothing. */
 #define DP_CTL_BODY_STEP (64u * 1024u)
+/* All connections' body buffers together: one table push at its largest
+ * and every other connection at a small request's limit. A peer can make
+ * regionfwd hold that much, never 16 pushes' worth. */
+#define DP_CTL_BODY_BUDGET ((size_t)FWD_MSG_MAX_BODY + DP_CTL_MAX_CLIENTS * FWD_MSG_SMALL_BODY)
+/* When every slot is busy mid-frame, a new connection takes the place of
+ * the slowest frame that has moved for over DP_CTL_SLOW_AFTER_MS at under
+ * DP_CTL_SLOW_BYTES_PER_S: on a unix socket a real frame moves at hundreds
+ * of MB/s, while a peer trickling a byte now and then would otherwise hold
+ * its slot for control_frame_timeout_ms and keep regiond out. */
+#define DP_CTL_SLOW_AFTER_MS 1000
+#define DP_CTL_SLOW_BYTES_PER_S (1024u * 1024u)
+/* Lines a peer can cause (refused frames, evictions): at most this many a
+ * second of each kind, then one line saying how many were left out, so a
+ * connection flood cannot fill the disk with the log. */
+#define DP_CTL_LOG_PER_S 5
 
 struct ctl_client {
 	int fd;
@@ -53,10 +68,19 @@ struct ctl_client {
 	int64_t idle_since_ms; /* last time a frame completed, or the accept */
 };
 
+enum ctl_log_kind { CTL_LOG_REFUSED, CTL_LOG_TIMEOUT, CTL_LOG_EVICTED, CTL_LOG_BUSY, CTL_LOG_N };
+
+struct ctl_log_limit {
+	int64_t second; /* the second of the lines counted */
+	unsigned lines, left_out;
+};
+
 struct dp_ctl {
 	struct dp_ctx *ctx;
 	int fd;
 	char path[108];
+	size_t buffered; /* bytes of every client's body buffer */
+	struct ctl_log_limit lim[CTL_LOG_N];
 	struct ctl_client c[DP_CTL_MAX_CLIENTS];
 };
 
@@ -68,10 +92,39 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void client_close(struct ctl_client *c)
+/* Whether a line of @kind may go to the log now (DP_CTL_LOG_PER_S); the
+ * first line of a new second first says how many the last one left out. */
+static int log_allowed(struct dp_ctl *ctl, enum ctl_log_kind kind)
+{
+	struct ctl_log_limit *l = &ctl->lim[kind];
+	int64_t sec = now_ms() / 1000;
+
+	if (sec != l->second) {
+		if (l->left_out)
+			DP_LOG(WARNING, "control: %u more lines like the last left out",
+			       l->left_out);
+		l->second = sec;
+		l->lines = l->left_out = 0;
+	}
+	if (l->lines < DP_CTL_LOG_PER_S) {
+		l->lines++;
+		return 1;
+	}
+	l->left_out++;
+	return 0;
+}
+
+#define CTL_LOG(ctl, kind, level, ...)                                                             \
+	do {                                                                                       \
+		if (log_allowed(ctl, kind))                                                        \
+			DP_LOG(level, __VA_ARGS__);                                                \
+	} while (0)
+
+static void client_close(struct dp_ctl *ctl, struct ctl_client *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
+	ctl->buffered -= c->cap;
 	free(c->body);
 	free(c->out);
 	memset(c, 0, sizeof(*c));
@@ -181,7 +234,7 @@ void dp_ctl_free(struct dp_ctl *ctl)
 	if (ctl == NULL)
 		return;
 	for (int i = 0; i < DP_CTL_MAX_CLIENTS; i++)
-		client_close(&ctl->c[i]);
+		client_close(ctl, &ctl->c[i]);
 	if (ctl->fd >= 0) {
 		close(ctl->fd);
 		unlink(ctl->path);
@@ -640,7 +693,8 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 			if (c->hdr_got < FWD_MSG_HDR_LEN)
 				continue;
 			if (fwd_msg_hdr_decode(c->hdr, FWD_MSG_MAX_BODY, &c->h, &e)) {
-				DP_LOG(WARNING, "control: frame refused: %s: %s", e.path, e.reason);
+				CTL_LOG(ctl, CTL_LOG_REFUSED, WARNING,
+					"control: frame refused: %s: %s", e.path, e.reason);
 				c->out = reply_error(c->h.op, &e, &c->out_len);
 				c->out_sent = 0;
 				c->close_after = 1;
@@ -657,9 +711,17 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 
 			if (cap > c->h.len)
 				cap = c->h.len;
+			if (ctl->buffered - c->cap + cap > DP_CTL_BODY_BUDGET) {
+				CTL_LOG(ctl, CTL_LOG_REFUSED, WARNING,
+					"control: frames in flight would hold over %zu bytes, "
+					"closing the connection of a %u-byte %s",
+					DP_CTL_BODY_BUDGET, c->h.len, fwd_msg_op_name(c->h.op));
+				return -1;
+			}
 			b = realloc(c->body, cap);
 			if (b == NULL)
 				return -1;
+			ctl->buffered += cap - c->cap;
 			c->body = b;
 			c->cap = cap;
 		}
@@ -676,6 +738,7 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 		c->out = handle(ctl, &c->h, c->body ? c->body : (const uint8_t *)"", &c->out_len);
 		c->out_sent = 0;
 		free(c->body);
+		ctl->buffered -= c->cap;
 		c->body = NULL;
 		c->got = c->cap = 0;
 		c->hdr_got = 0;
@@ -717,12 +780,12 @@ static void expire(struct dp_ctl *ctl)
 		if (c->fd < 0)
 			continue;
 		if (c->frame_start_ms && now - c->frame_start_ms > frame_ms) {
-			DP_LOG(WARNING,
-			       "control: a frame took over %lld ms, closing its connection",
-			       (long long)frame_ms);
-			client_close(c);
+			CTL_LOG(ctl, CTL_LOG_TIMEOUT, WARNING,
+				"control: a frame took over %lld ms, closing its connection",
+				(long long)frame_ms);
+			client_close(ctl, c);
 		} else if (!c->frame_start_ms && now - c->idle_since_ms > idle_ms) {
-			client_close(c);
+			client_close(ctl, c);
 		}
 	}
 }
@@ -736,25 +799,55 @@ static int evict_before(const struct ctl_client *a, const struct ctl_client *b)
 	return a->idle_since_ms < b->idle_since_ms;
 }
 
+/* Bytes a second the frame in flight on @c has moved since its first byte
+ * (the request read so far, or the reply sent). */
+static uint64_t frame_rate(const struct ctl_client *c, int64_t now)
+{
+	uint64_t moved = c->out ? c->out_sent : c->hdr_got + c->got;
+	int64_t ms = now - c->frame_start_ms;
+
+	return ms > 0 ? moved * 1000u / (uint64_t)ms : UINT64_MAX;
+}
+
 /* A slot for a new connection: a free one, else an idle one (nothing in
- * flight: closing it loses nothing), else -1. */
+ * flight: closing it loses nothing), else the slowest frame that has been
+ * under DP_CTL_SLOW_BYTES_PER_S for DP_CTL_SLOW_AFTER_MS (a trickle that
+ * would hold its slot for the whole frame timeout), else -1. */
 static int free_slot(struct dp_ctl *ctl)
 {
-	int victim = -1;
+	int victim = -1, slow = -1;
+	int64_t now = now_ms();
+	uint64_t slowest = UINT64_MAX;
 
 	for (int i = 0; i < DP_CTL_MAX_CLIENTS; i++) {
 		const struct ctl_client *c = &ctl->c[i];
 
 		if (c->fd < 0)
 			return i;
-		if (!c->frame_start_ms && (victim < 0 || evict_before(c, &ctl->c[victim])))
-			victim = i;
+		if (!c->frame_start_ms) {
+			if (victim < 0 || evict_before(c, &ctl->c[victim]))
+				victim = i;
+		} else if (now - c->frame_start_ms > DP_CTL_SLOW_AFTER_MS) {
+			uint64_t rate = frame_rate(c, now);
+
+			if (rate < DP_CTL_SLOW_BYTES_PER_S && rate < slowest)
+				slow = i, slowest = rate;
+		}
 	}
 	if (victim >= 0) {
-		DP_LOG(NOTICE, "control: every connection taken, closing an idle one");
-		client_close(&ctl->c[victim]);
+		CTL_LOG(ctl, CTL_LOG_EVICTED, NOTICE,
+			"control: every connection taken, closing an idle one");
+		client_close(ctl, &ctl->c[victim]);
+		return victim;
 	}
-	return victim;
+	if (slow >= 0) {
+		CTL_LOG(ctl, CTL_LOG_EVICTED, WARNING,
+			"control: every connection taken, closing one whose frame moves at %llu "
+			"bytes/s",
+			(unsigned long long)slowest);
+		client_close(ctl, &ctl->c[slow]);
+	}
+	return slow;
 }
 
 int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
@@ -780,15 +873,15 @@ int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 		struct ctl_client *c = &ctl->c[idx[k]];
 
 		if (pfd[k].revents & (POLLERR | POLLNVAL)) {
-			client_close(c);
+			client_close(ctl, c);
 			continue;
 		}
 		if ((pfd[k].revents & (POLLIN | POLLHUP)) && !c->out && client_read(ctl, c) < 0) {
-			client_close(c);
+			client_close(ctl, c);
 			continue;
 		}
 		if (c->out && client_write(c) < 0)
-			client_close(c);
+			client_close(ctl, c);
 	}
 	if (pfd[0].revents & POLLIN) {
 		int fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -797,9 +890,9 @@ int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 			int i = free_slot(ctl);
 
 			if (i < 0) {
-				DP_LOG(WARNING,
-				       "control: %d connections busy mid-frame, refusing one",
-				       DP_CTL_MAX_CLIENTS);
+				CTL_LOG(ctl, CTL_LOG_BUSY, WARNING,
+					"control: %d connections busy mid-frame, refusing one",
+					DP_CTL_MAX_CLIENTS);
 				close(fd);
 			} else {
 				ctl->c[i].fd = fd;

@@ -341,6 +341,65 @@ def test_control_socket_bounds(tmp_path):
     assert f.p.returncode == 0, log
 
 
+def test_trickling_clients_cannot_take_every_slot(tmp_path):
+    """Sixteen clients that each send one byte of a header and then a byte
+    now and then were all "mid-frame": none could be evicted, so regiond
+    was shut out for the whole frame timeout, again and again. A frame
+    moving at under 1 MiB/s for over a second now gives its slot to a new
+    connection. A small request announcing a large body is refused at its
+    header, and a flood of bad frames writes a bounded number of lines."""
+    f = Fwd(tmp_path, "ctl-trickle", traffic(tmp_path, ["10.9.0.1"]),
+            extra_node="control_frame_timeout_ms: 60000\n")
+    slow = []
+    try:
+        gen = f.ctl.call("status")["generation"]["id"]
+        f.ctl.close()
+        for _ in range(16):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(f.sock)
+            s.sendall(b"R")
+            slow.append(s)
+        time.sleep(1.5)
+        for s in slow:  # still trickling
+            try:
+                s.sendall(b"F")
+            except OSError:
+                pass
+        c = Ctl(f.sock, timeout=10)  # as regiond reconnecting
+        assert c.call("status")["generation"]["id"] == gen
+        c.close()
+        # A status request may not announce more than a small body.
+        t = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        t.connect(f.sock)
+        t.sendall(frame(op_of("status"), b"", length=200 << 20))
+        t.settimeout(5)
+        reply = b""
+        while True:
+            chunk = t.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        t.close()
+        assert b"body_too_large" in reply or b"larger than the 1048576 bytes allowed" in reply, reply
+        # A flood of bad frames: at most a few lines a second in the log.
+        for _ in range(300):
+            b = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            b.connect(f.sock)
+            b.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            b.close()
+        time.sleep(1.2)
+        f.ctl = Ctl(f.sock)
+        assert f.ctl.call("status")["generation"]["id"] == gen
+    finally:
+        for s in slow:
+            s.close()
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    refused = log.count("control: frame refused")
+    assert 1 <= refused <= 40, refused
+    assert "more lines like the last left out" in log or refused < 300
+
+
 def test_a_repeated_generation_id_is_a_new_generation(tmp_path):
     """Ids come from outside (regiond, or regionfwd's own count for --table)
     and can repeat for different content. The fast path tells generations
