@@ -21,6 +21,7 @@
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
 #include "ctl_explain.h"
+#include "ctl_headwatch.h"
 #include "ctl_http.h"
 #include "ctl_metrics.h"
 #include "ctl_model.h"
@@ -43,11 +44,15 @@
 #define CTL_API_TCP_CONNECTIONS 512
 #define CTL_API_TCP_PER_ADDRESS 32
 #define CTL_API_TCP_IDLE_S 30
+/* A request head must arrive whole within this (ctl_headwatch.h): a head
+ * is a few hundred bytes, sent in one write by every real client. */
+#define CTL_API_HEAD_MS 10000
 /* TLS 1.2 and 1.3 only, with GnuTLS's NORMAL ciphers. */
 #define CTL_API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct ctl_api {
 	struct MHD_Daemon *unix_d, *tcp_d;
+	struct ctl_headwatch *headwatch; /* both daemons' request-head deadline */
 	int unix_fd;
 	char unix_path[108];
 	char tcp_listen[160]; /* for the log */
@@ -1607,6 +1612,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		q->tcp = ci && ci->daemon == api->tcp_d && api->tcp_d != NULL;
 		q->con = con;
 		*con_cls = q;
+		ctl_headwatch_request_begins(con);
 		credentials(api, con, q);
 		/* Credentials and the announced length are checked from the
 		 * headers, before a byte of the body is read: a stranger or an
@@ -1656,13 +1662,13 @@ static void on_done(void *cls, struct MHD_Connection *con, void **con_cls,
 	struct req *q = *con_cls;
 
 	(void)cls;
-	(void)con;
 	(void)toe;
 	if (q) {
 		free(q->body);
 		free(q);
 	}
 	*con_cls = NULL;
+	ctl_headwatch_request_ends(con);
 }
 
 struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *st,
@@ -1748,10 +1754,25 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	unsigned flags =
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 
+	struct stat sock_st;
+
 	if (api == NULL)
 		return NULL;
+	if ((api->headwatch = ctl_headwatch_new(CTL_API_HEAD_MS)) == NULL) {
+		fwd_log(FWD_LOG_ERR, "API: cannot start the request-head watch");
+		goto fail;
+	}
 	if (strlen(conf->unix_path) >= sizeof(sa.sun_path)) {
 		fwd_log(FWD_LOG_ERR, "API socket path too long");
+		goto fail;
+	}
+	/* Replace only a socket (a stopped regiond's): unlink() of anything
+	 * else would let a typo in --api-socket delete a file. */
+	if (lstat(conf->unix_path, &sock_st) == 0 && !S_ISSOCK(sock_st.st_mode)) {
+		fwd_log(FWD_LOG_ERR,
+			"API socket %s: the path exists and is not a socket; not "
+			"replacing it",
+			conf->unix_path);
 		goto fail;
 	}
 	strcpy(sa.sun_path, conf->unix_path);
@@ -1766,9 +1787,9 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	api->unix_d = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
 		(void *)api->unix_path, MHD_OPTION_LISTEN_SOCKET, api->unix_fd,
-		MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)60, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CTL_API_UNIX_CONNECTIONS,
-		MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_NOTIFY_CONNECTION,
+		ctl_headwatch_notify, api->headwatch, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)CTL_API_UNIX_CONNECTIONS, MHD_OPTION_END);
 	if (api->unix_d == NULL) {
 		fwd_log(FWD_LOG_ERR, "cannot start the API on %s", conf->unix_path);
 		goto fail;
@@ -1821,7 +1842,8 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 				(use_tls ? MHD_USE_TLS : 0),
 			0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
 			(void *)api->tcp_listen, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-			MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_CONNECTION_TIMEOUT,
+			MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_NOTIFY_CONNECTION,
+			ctl_headwatch_notify, api->headwatch, MHD_OPTION_CONNECTION_TIMEOUT,
 			(unsigned)CTL_API_TCP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
 			(unsigned)CTL_API_TCP_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 			(unsigned)CTL_API_TCP_PER_ADDRESS, MHD_OPTION_ARRAY,
@@ -1852,6 +1874,7 @@ void ctl_api_stop(struct ctl_api *api)
 		MHD_stop_daemon(api->tcp_d);
 	if (api->unix_d)
 		MHD_stop_daemon(api->unix_d);
+	ctl_headwatch_free(api->headwatch);
 	if (api->unix_fd >= 0)
 		close(api->unix_fd);
 	if (api->unix_path[0])

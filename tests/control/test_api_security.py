@@ -131,6 +131,50 @@ def test_slow_connection_flood_does_not_shut_out(tmp_path):
         b.stop()
 
 
+def test_trickled_request_heads_cannot_shut_out_the_unix_socket(tmp_path):
+    """70 local clients sending a request head a byte a second filled the
+    API's 64 connections for as long as they kept trickling (the idle
+    timeout never fired), and every status and write timed out. A head
+    must now be in within 10 s; the trickling connections are closed and
+    the operator gets through while they still try."""
+    b = Box(tmp_path, "sec-head")
+    flood = []
+    try:
+        for _ in range(70):
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(2)
+                s.connect(b.api)
+                s.sendall(b"G")
+                flood.append(s)
+            except OSError:
+                pass
+        served, closed, start = False, 0, time.time()
+        while time.time() - start < 30 and not served:
+            for s in flood:
+                try:
+                    s.sendall(b"E")
+                except OSError:
+                    pass
+            p = subprocess.run([REGIONCTL, "-s", b.api, "status"], capture_output=True, text=True,
+                               timeout=60)
+            served = p.returncode == 0 and "generation   1" in p.stdout
+            time.sleep(1)
+        assert served, "the operator never got through the trickling clients"
+        assert time.time() - start < 25
+        for s in flood:
+            s.settimeout(0.2)
+            try:
+                closed += s.recv(1) == b""
+            except (socket.timeout, OSError):
+                closed += isinstance(s, socket.socket) and s.fileno() < 0
+        assert closed >= 60, closed
+    finally:
+        for s in flood:
+            s.close()
+        b.stop()
+
+
 def test_named_tokens_are_recorded_by_name(tmp_path):
     """Token files hold one token a line, each optionally named: a write
     is recorded (history `by`, the log) under its token's name, a read

@@ -1,0 +1,186 @@
+#include "ctl_headwatch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fwd_log.h"
+
+struct watched {
+	struct watched *prev, *next;
+	struct ctl_headwatch *w;
+	int fd; /* dup() of the connection's socket, closed when it closes */
+	int64_t deadline_ms; /* 0: a request is being served */
+};
+
+struct ctl_headwatch {
+	pthread_mutex_t lock; /* the list and every deadline */
+	pthread_cond_t wake;
+	pthread_t thread;
+	int quit;
+	unsigned head_ms;
+	struct watched *list;
+	unsigned long closed;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *watch_main(void *arg)
+{
+	struct ctl_headwatch *w = arg;
+	int64_t last_log = 0;
+	unsigned long logged = 0;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->quit) {
+		struct timespec until;
+		int64_t now = mono_ms();
+
+		for (struct watched *c = w->list; c; c = c->next) {
+			if (c->deadline_ms && now > c->deadline_ms) {
+				/* The dup keeps the socket open, so this is the
+				 * connection's socket whatever libmicrohttpd did
+				 * with its own descriptor meanwhile. */
+				shutdown(c->fd, SHUT_RDWR);
+				c->deadline_ms = 0;
+				w->closed++;
+			}
+		}
+		if (w->closed != logged && now - last_log >= 10000) {
+			/* One line a 10 s at most: the log is no lever for a flood. */
+			fwd_log(FWD_LOG_WARNING,
+				"API: %lu connections closed so far for a request head not in "
+				"within %u ms",
+				w->closed, w->head_ms);
+			logged = w->closed;
+			last_log = now;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 250 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&w->wake, &w->lock, &until);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+struct ctl_headwatch *ctl_headwatch_new(unsigned head_ms)
+{
+	struct ctl_headwatch *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->head_ms = head_ms;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->wake, NULL);
+	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
+		pthread_cond_destroy(&w->wake);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void ctl_headwatch_free(struct ctl_headwatch *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->quit = 1;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	while (w->list) { /* none once the daemons stopped; kept honest */
+		struct watched *c = w->list;
+
+		w->list = c->next;
+		close(c->fd);
+		free(c);
+	}
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+	free(w);
+}
+
+void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct ctl_headwatch *w = cls;
+	struct watched *c;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		*socket_context = NULL;
+		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+			return; /* unwatched: the idle timeout still holds */
+		c->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+		if (c->fd < 0) {
+			free(c);
+			return;
+		}
+		c->w = w;
+		pthread_mutex_lock(&w->lock);
+		c->deadline_ms = mono_ms() + w->head_ms;
+		c->next = w->list;
+		if (w->list)
+			w->list->prev = c;
+		w->list = c;
+		pthread_mutex_unlock(&w->lock);
+		*socket_context = c;
+		return;
+	}
+	c = *socket_context;
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->list = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&w->lock);
+	close(c->fd);
+	free(c);
+	*socket_context = NULL;
+}
+
+static void set_deadline(struct MHD_Connection *con, int begins)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct watched *c = ci ? ci->socket_context : NULL;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->w->lock);
+	c->deadline_ms = begins ? 0 : mono_ms() + c->w->head_ms;
+	pthread_mutex_unlock(&c->w->lock);
+}
+
+void ctl_headwatch_request_begins(struct MHD_Connection *con)
+{
+	set_deadline(con, 1);
+}
+
+void ctl_headwatch_request_ends(struct MHD_Connection *con)
+{
+	set_deadline(con, 0);
+}

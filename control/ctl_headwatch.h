@@ -1,0 +1,40 @@
+/*
+ * ctl_headwatch.h - a deadline for each HTTP request's head.
+ *
+ * libmicrohttpd times a connection out only when it is silent: a client
+ * that sends its request head a byte at a time keeps its connection (and,
+ * on the TCP port, stays unauthenticated, as credentials are checked once
+ * the head is in) for as long as it likes, and enough of them fill the
+ * connection limit and shut every operator out. The watch gives each
+ * connection a deadline for a whole head: from its start, and again from
+ * the end of each request it made (keep-alive); none while a request is
+ * being served (its body has the API's own limits). A thread checks every
+ * 250 ms and shuts a late connection's socket down, which libmicrohttpd
+ * sees as the peer's close. The watch shuts down a dup() of the socket,
+ * held until libmicrohttpd reports the connection closed, so the number
+ * can never name another socket by then.
+ */
+#ifndef CTL_HEADWATCH_H
+#define CTL_HEADWATCH_H
+
+#include <microhttpd.h>
+
+struct ctl_headwatch;
+
+/** A watch with deadline @head_ms, its thread started; NULL on failure. */
+struct ctl_headwatch *ctl_headwatch_new(unsigned head_ms);
+
+/** Stop the thread and free; after every daemon using it is stopped. */
+void ctl_headwatch_free(struct ctl_headwatch *w);
+
+/** MHD_OPTION_NOTIFY_CONNECTION's callback, with the watch as @cls. */
+void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe);
+
+/** The connection's head is in: no deadline until the request ends. */
+void ctl_headwatch_request_begins(struct MHD_Connection *con);
+
+/** The request is done: the next head has the deadline from now. */
+void ctl_headwatch_request_ends(struct MHD_Connection *con);
+
+#endif /* CTL_HEADWATCH_H */
