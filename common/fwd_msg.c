@@ -17,19 +17,26 @@ static const struct {
 	[REGIONFWD__CTL__OP__OP_PUSH] = {&regionfwd__ctl__push_request__descriptor,
 					 &regionfwd__ctl__push_reply__descriptor, FWD_MSG_MAX_BODY},
 	[REGIONFWD__CTL__OP__OP_STATUS] = {&regionfwd__ctl__empty__descriptor,
-					   &regionfwd__ctl__status_reply__descriptor},
+					   &regionfwd__ctl__status_reply__descriptor,
+					   FWD_MSG_SMALL_BODY},
 	[REGIONFWD__CTL__OP__OP_COUNTERS] = {&regionfwd__ctl__empty__descriptor,
-					     &regionfwd__ctl__counter_report__descriptor},
+					     &regionfwd__ctl__counter_report__descriptor,
+					     FWD_MSG_SMALL_BODY},
 	[REGIONFWD__CTL__OP__OP_EXPLAIN] = {&regionfwd__ctl__explain_request__descriptor,
-					    &regionfwd__ctl__explain_reply__descriptor},
+					    &regionfwd__ctl__explain_reply__descriptor,
+					    FWD_MSG_SMALL_BODY},
 	[REGIONFWD__CTL__OP__OP_TABLE] = {&regionfwd__ctl__empty__descriptor,
-					  &regionfwd__ctl__table_reply__descriptor},
+					  &regionfwd__ctl__table_reply__descriptor,
+					  FWD_MSG_SMALL_BODY},
 	[REGIONFWD__CTL__OP__OP_CAPTURE_START] = {&regionfwd__ctl__capture_start__descriptor,
-						  &regionfwd__ctl__capture_started__descriptor},
+						  &regionfwd__ctl__capture_started__descriptor,
+						  FWD_MSG_SMALL_BODY},
 	[REGIONFWD__CTL__OP__OP_CAPTURE_READ] = {&regionfwd__ctl__capture_read__descriptor,
-						 &regionfwd__ctl__capture_data__descriptor},
+						 &regionfwd__ctl__capture_data__descriptor,
+						 FWD_MSG_SMALL_BODY},
 	[REGIONFWD__CTL__OP__OP_CAPTURE_STOP] = {&regionfwd__ctl__capture_read__descriptor,
-						 &regionfwd__ctl__capture_data__descriptor},
+						 &regionfwd__ctl__capture_data__descriptor,
+						 FWD_MSG_SMALL_BODY},
 	[REGIONFWD__CTL__OP__OP_DELTA] = {&regionfwd__ctl__delta_request__descriptor,
 					  &regionfwd__ctl__push_reply__descriptor,
 					  FWD_MSG_MAX_BODY},
@@ -122,9 +129,8 @@ int fwd_msg_hdr_decode(const uint8_t in[FWD_MSG_HDR_LEN], size_t max_body, struc
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "flags",
 				    "flags %#x or reserved bits %#x not understood", h->flags,
 				    get16(in + 10));
-	if (h->flags == 0 &&
-	    max_body > (ops[h->op].request_max ? ops[h->op].request_max : FWD_MSG_SMALL_BODY))
-		max_body = ops[h->op].request_max ? ops[h->op].request_max : FWD_MSG_SMALL_BODY;
+	if (h->flags == 0 && max_body > ops[h->op].request_max)
+		max_body = ops[h->op].request_max;
 	if (h->len > max_body)
 		return fwd_err_fail(e, FWD_R_BODY_TOO_LARGE, NULL, 0, "length",
 				    "a %u-byte %s body is larger than the %zu bytes allowed",

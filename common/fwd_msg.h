@@ -36,8 +36,8 @@
 #define FWD_MSG_ERROR 0x2u
 /* A push carries the table (up to FWD_DOC_MAX_BYTES) and its databases. */
 #define FWD_MSG_MAX_BODY (1536u * 1024u * 1024u)
-/* Every other request's limit (status, explain with a payload, capture):
- * the op table's request_max, 0 there meaning this. */
+/* Every other request's limit in the op table (status, explain with a
+ * payload, capture). */
 #define FWD_MSG_SMALL_BODY (1024u * 1024u)
 
 struct fwd_msg_hdr {

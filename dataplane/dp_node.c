@@ -380,4 +380,3 @@ int dp_node_socket_path_free(const char *path)
 		return errno == ENOENT ? 0 : -errno;
 	return S_ISSOCK(st.st_mode) ? 0 : -EEXIST;
 }
-

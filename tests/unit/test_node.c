@@ -163,7 +163,8 @@ static const struct {
 	 ":2: ports.in0: ingress must be true or false"},
 	{"no ingress", "ports:\n  in0: {device: x}\n", ":2: ports: no port has 'ingress: true'"},
 	{"one device twice",
-	 "ports:\n  in0: {device: net_null0, ingress: true}\n  out0: {device: 'net_null0,size=64'}\n",
+	 "ports:\n  in0: {device: net_null0, ingress: true}\n  out0: {device: "
+	 "'net_null0,size=64'}\n",
 	 ":3: ports.out0: device 'net_null0' is port 'in0''s already"},
 	{"workers not a list", PORTS "workers: 1\n",
 	 ":3: workers: expected a list of 1..64 lcore ids"},
