@@ -205,6 +205,10 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 				if (stack[depth].pending_key == NULL)
 					rc = fwd_err_set(err, doc->name, line, NULL,
 							 "out of memory");
+				else if (strlen(stack[depth].pending_key) != ev.data.scalar.length)
+					/* Cut at the NUL, "in\0evil" would name region 'in'. */
+					rc = fwd_err_set(err, doc->name, line, NULL,
+							 "NUL byte inside a key");
 				break;
 			}
 			n = node_new(doc, scalar_is_null(&ev) ? FWD_NODE_NULL : FWD_NODE_SCALAR,
@@ -363,9 +367,13 @@ static struct fwd_node *json_convert(struct fwd_doc *doc, json_t *j, int depth, 
 			if (json_is_integer(j))
 				snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 					 json_integer_value(j));
-			else if (json_is_real(j))
-				snprintf(num, sizeof(num), "%.17g", json_real_value(j));
-			else
+			else if (json_is_real(j)) {
+				snprintf(num, sizeof(num) - 2, "%.17g", json_real_value(j));
+				/* 1.0 and 1e0 print as "1": keep them a real, as
+				 * YAML's 1.0 is, so no integer field takes one. */
+				if (strpbrk(num, ".eEin") == NULL)
+					strcat(num, ".0");
+			} else
 				snprintf(num, sizeof(num), "%s",
 					 json_is_true(j) ? "true" : "false");
 			n->str = arena_strdup(doc, num, strlen(num));

@@ -456,6 +456,15 @@ static const struct bad_case bad_cases[] = {
 	{"nul byte in key", "{\"regions\": {\"a\\u0000b\": {}}}",
 	 "t.yaml:1: JSON syntax: NUL byte in object key not supported near '\"a\\u0000b\"' (column "
 	 "23)"},
+	{"nul byte in a yaml key", "regions:\n  \"in\\0evil\": {}\n",
+	 "t.yaml:2: NUL byte inside a key"},
+	/* 1.0 and 1e0 are reals in JSON as in YAML: no integer field takes one. */
+	{"json real as integer", "{\"version\": 1.0}",
+	 "t.yaml: version: '1.0' is not a whole number"},
+	{"json exponent as integer", "{\"version\": 1e0}",
+	 "t.yaml: version: '1.0' is not a whole number"},
+	{"yaml real as integer", "version: 1.0\n",
+	 "t.yaml:1: version: '1.0' is not a whole number"},
 	{"nul byte in value", "{\"description\": \"a\\u0000b\"}",
 	 "t.yaml:1: JSON syntax: \\u0000 is not allowed without JSON_ALLOW_NUL near "
 	 "'\"a\\u0000b\"' (column 26)"},
