@@ -326,10 +326,18 @@ out:
 	return status;
 }
 
+/* The file whose text this run sent as the body's "document" (validate,
+ * diff, apply), or NULL: the API names that text "document", and the
+ * operator knows it by its file (docs/regionctl.md: file:line: path). */
+static const char *sent_document;
+
 static int show_error(int status, json_t *r)
 {
 	json_t *e = json_object_get(r, "error");
 	const char *file = json_string_value(json_object_get(e, "file"));
+
+	if (sent_document && file && strcmp(file, "document") == 0)
+		file = sent_document;
 	int line = (int)json_integer_value(json_object_get(e, "line"));
 	const char *path = json_string_value(json_object_get(e, "path"));
 
@@ -1099,6 +1107,7 @@ static json_t *doc_body(const char *file, int *rc)
 		}
 	}
 	b = json_pack("{s:s%}", "document", buf, len);
+	sent_document = file;
 	if (b == NULL) {
 		/* A JSON string is UTF-8: say where the file stops being it,
 		 * rather than send nothing and look successful. */

@@ -280,6 +280,8 @@ def test_bad_documents_change_nothing(box, tmp_path, name, change, status, code,
     assert rc == 1 and reason in err
     rc, _, err = box.ctl("validate", str(path))
     assert rc == 1 and reason in err
+    if r["error"]["line"]:  # named by its file, as the operator knows it
+        assert f"{path}:{r['error']['line']}:" in err and "document:" not in err, err
     assert_unchanged(box)
 
 
