@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
@@ -203,14 +205,23 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 
 		switch (c) {
 		case 'n':
-			o->node_path = optarg;
-			break;
 		case 't':
-			o->table_path = optarg;
+		case 's': {
+			/* Given twice, one would be dropped without a word. */
+			const char **slot = c == 'n'   ? &o->node_path
+					    : c == 't' ? &o->table_path
+						       : &o->stats_json;
+
+			if (*slot != NULL) {
+				fprintf(stderr, "regionfwd: --%s given twice\n",
+					c == 'n'   ? "node"
+					: c == 't' ? "table"
+						   : "stats-json");
+				return -EINVAL;
+			}
+			*slot = optarg;
 			break;
-		case 's':
-			o->stats_json = optarg;
-			break;
+		}
 		case 'S':
 			if (strcmp(optarg, "pushed") == 0) {
 				o->start_on = START_ON_PUSHED;
@@ -247,6 +258,27 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 	if (optind < argc) {
 		fprintf(stderr, "regionfwd: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
+	}
+	if (o->stats_json) {
+		/* Written at exit: say now, not after the whole run, that it cannot
+		 * be (its directory missing, or the path a directory). */
+		char dir[PATH_MAX], *slash;
+		struct stat st;
+
+		snprintf(dir, sizeof(dir), "%s", o->stats_json);
+		slash = strrchr(dir, '/');
+		if (slash == NULL)
+			strcpy(dir, ".");
+		else
+			slash[slash == dir] = '\0'; /* "/x.json": the root */
+		if ((stat(o->stats_json, &st) == 0 && S_ISDIR(st.st_mode)) || stat(dir, &st) != 0 ||
+		    !S_ISDIR(st.st_mode) || access(dir, W_OK) != 0) {
+			fprintf(stderr,
+				"regionfwd: --stats-json %s: cannot be written (a directory, or "
+				"its directory %s missing or not writable)\n",
+				o->stats_json, dir);
+			return -EINVAL;
+		}
 	}
 	if (o->node_path == NULL || o->table_path == NULL) {
 		fprintf(stderr, "regionfwd: --node and --table are required\n");

@@ -147,3 +147,17 @@ for p in s.results:
             out, err = proc.communicate(timeout=30)
             assert proc.returncode == 0, err
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--table", "a.yaml", "--table", "b.yaml"], "--table given twice"),
+    (["--node", "a.yaml", "--node", "b.yaml"], "--node given twice"),
+    (["--stats-json", "/"], "--stats-json /: cannot be written"),
+    (["--stats-json", "/nonexistent-rfw/s.json"], "its directory /nonexistent-rfw missing"),
+])
+def test_arguments_refused_before_the_run(args, words):
+    """A repeated option kept only its last value, and a --stats-json that
+    cannot be written failed only at exit, after the whole run."""
+    r = subprocess.run([regionfwd_bin(), *eal_args("args-chk", mem=64), "--", *args],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and words in r.stdout + r.stderr, r.stdout + r.stderr
