@@ -1,7 +1,6 @@
 #include "ctl_headwatch.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,7 +13,7 @@
 struct watched {
 	struct watched *prev, *next;
 	struct ctl_headwatch *w;
-	int fd; /* dup() of the connection's socket, closed when it closes */
+	int fd; /* the connection's socket: libmicrohttpd's, valid until CLOSED */
 	int64_t deadline_ms; /* 0: a request is being served */
 };
 
@@ -49,9 +48,9 @@ static void *watch_main(void *arg)
 
 		for (struct watched *c = w->list; c; c = c->next) {
 			if (c->deadline_ms && now > c->deadline_ms) {
-				/* The dup keeps the socket open, so this is the
-				 * connection's socket whatever libmicrohttpd did
-				 * with its own descriptor meanwhile. */
+				/* Under the lock that CLOSED takes to drop the
+				 * entry, and libmicrohttpd closes the socket only
+				 * after CLOSED: the number is still this socket. */
 				shutdown(c->fd, SHUT_RDWR);
 				c->deadline_ms = 0;
 				w->closed++;
@@ -60,8 +59,8 @@ static void *watch_main(void *arg)
 		if (w->closed != logged && now - last_log >= 10000) {
 			/* One line a 10 s at most: the log is no lever for a flood. */
 			fwd_log(FWD_LOG_WARNING,
-				"API: %lu connections closed so far for a request head not in "
-				"within %u ms",
+				"API: %lu connections closed so far with no whole request head "
+				"within %u ms of their start or last answer",
 				w->closed, w->head_ms);
 			logged = w->closed;
 			last_log = now;
@@ -109,7 +108,6 @@ void ctl_headwatch_free(struct ctl_headwatch *w)
 		struct watched *c = w->list;
 
 		w->list = c->next;
-		close(c->fd);
 		free(c);
 	}
 	pthread_cond_destroy(&w->wake);
@@ -130,11 +128,7 @@ void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_c
 		*socket_context = NULL;
 		if (ci == NULL || (c = calloc(1, sizeof(*c))) == NULL)
 			return; /* unwatched: the idle timeout still holds */
-		c->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
-		if (c->fd < 0) {
-			free(c);
-			return;
-		}
+		c->fd = ci->connect_fd;
 		c->w = w;
 		pthread_mutex_lock(&w->lock);
 		c->deadline_ms = mono_ms() + w->head_ms;
@@ -157,7 +151,6 @@ void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_c
 	if (c->next)
 		c->next->prev = c->prev;
 	pthread_mutex_unlock(&w->lock);
-	close(c->fd);
 	free(c);
 	*socket_context = NULL;
 }

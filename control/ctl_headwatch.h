@@ -10,9 +10,11 @@
  * the end of each request it made (keep-alive); none while a request is
  * being served (its body has the API's own limits). A thread checks every
  * 250 ms and shuts a late connection's socket down, which libmicrohttpd
- * sees as the peer's close. The watch shuts down a dup() of the socket,
- * held until libmicrohttpd reports the connection closed, so the number
- * can never name another socket by then.
+ * sees as the peer's close. It does so under the lock that the CLOSED
+ * notification takes to drop the connection, and libmicrohttpd closes a
+ * socket only after that notification, so the number always names the
+ * connection's own socket. (A dup() would have been simpler to reason
+ * about, and would have doubled the descriptors a connection flood holds.)
  */
 #ifndef CTL_HEADWATCH_H
 #define CTL_HEADWATCH_H

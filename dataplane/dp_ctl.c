@@ -64,6 +64,12 @@ struct ctl_client {
 	size_t out_len, out_sent;
 	int close_after; /* the peer broke the framing: answer, then close */
 	int64_t frame_start_ms; /* first byte of the frame in flight (request or reply), 0: none */
+	/* The frame's pace over the last whole window of at least
+	 * DP_CTL_SLOW_AFTER_MS (expire()): bytes a second, UINT64_MAX before a
+	 * window closed. A recent window, not the average since the first
+	 * byte, which a burst up front would keep high through a stall. */
+	int64_t mark_ms;
+	uint64_t mark_moved, rate;
 	uint64_t served; /* requests answered on this connection */
 	int64_t idle_since_ms; /* last time a frame completed, or the accept */
 };
@@ -92,6 +98,31 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Bytes of the frame in flight on @c moved so far (the request read, or
+ * the reply sent). */
+static uint64_t frame_moved(const struct ctl_client *c)
+{
+	return c->out ? c->out_sent : c->hdr_got + c->got;
+}
+
+/* A frame (request, or the reply after it) starts moving on @c now. */
+static void frame_begin(struct ctl_client *c, int64_t now)
+{
+	c->frame_start_ms = c->mark_ms = now;
+	c->mark_moved = 0;
+	c->rate = UINT64_MAX;
+}
+
+/* Print the count of lines @l left out once its second is over, without
+ * waiting for another line of its kind (a flood that stops). */
+static void log_flush(struct ctl_log_limit *l, int64_t sec)
+{
+	if (l->left_out && sec != l->second) {
+		DP_LOG(WARNING, "control: %u more lines like the last left out", l->left_out);
+		l->left_out = 0;
+	}
+}
+
 /* Whether a line of @kind may go to the log now (DP_CTL_LOG_PER_S); the
  * first line of a new second first says how many the last one left out. */
 static int log_allowed(struct dp_ctl *ctl, enum ctl_log_kind kind)
@@ -100,11 +131,9 @@ static int log_allowed(struct dp_ctl *ctl, enum ctl_log_kind kind)
 	int64_t sec = now_ms() / 1000;
 
 	if (sec != l->second) {
-		if (l->left_out)
-			DP_LOG(WARNING, "control: %u more lines like the last left out",
-			       l->left_out);
+		log_flush(l, sec);
 		l->second = sec;
-		l->lines = l->left_out = 0;
+		l->lines = 0;
 	}
 	if (l->lines < DP_CTL_LOG_PER_S) {
 		l->lines++;
@@ -688,7 +717,7 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 			if (r < 0)
 				return errno == EAGAIN || errno == EINTR ? 0 : -1;
 			if (c->hdr_got == 0)
-				c->frame_start_ms = now_ms();
+				frame_begin(c, now_ms());
 			c->hdr_got += (size_t)r;
 			if (c->hdr_got < FWD_MSG_HDR_LEN)
 				continue;
@@ -712,11 +741,27 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 			if (cap > c->h.len)
 				cap = c->h.len;
 			if (ctl->buffered - c->cap + cap > DP_CTL_BODY_BUDGET) {
+				struct fwd_err e;
+
 				CTL_LOG(ctl, CTL_LOG_REFUSED, WARNING,
 					"control: frames in flight would hold over %zu bytes, "
-					"closing the connection of a %u-byte %s",
+					"refusing a %u-byte %s",
 					DP_CTL_BODY_BUDGET, c->h.len, fwd_msg_op_name(c->h.op));
-				return -1;
+				/* Answered with the reason, then closed: the rest of
+				 * its body cannot be skipped in the stream. */
+				fwd_err_fail(&e, FWD_R_BODY_TOO_LARGE, NULL, 0, "length",
+					     "other frames in flight hold regionfwd's control "
+					     "memory (%zu bytes in all); retry",
+					     (size_t)DP_CTL_BODY_BUDGET);
+				ctl->buffered -= c->cap;
+				free(c->body);
+				c->body = NULL;
+				c->got = c->cap = 0;
+				c->out = reply_error(c->h.op, &e, &c->out_len);
+				c->out_sent = 0;
+				c->close_after = 1;
+				frame_begin(c, now_ms());
+				return c->out ? 0 : -1;
 			}
 			b = realloc(c->body, cap);
 			if (b == NULL)
@@ -742,7 +787,7 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 		c->body = NULL;
 		c->got = c->cap = 0;
 		c->hdr_got = 0;
-		c->frame_start_ms = now_ms(); /* the reply's turn: it must leave in time too */
+		frame_begin(c, now_ms()); /* the reply's turn: it must leave in time too */
 		return c->out ? 0 : -1;
 	}
 }
@@ -774,11 +819,20 @@ static void expire(struct dp_ctl *ctl)
 	int64_t frame_ms = ctl->ctx->node.control_frame_timeout_ms;
 	int64_t idle_ms = ctl->ctx->node.control_idle_timeout_ms;
 
+	for (int k = 0; k < CTL_LOG_N; k++)
+		log_flush(&ctl->lim[k], now / 1000);
 	for (int i = 0; i < DP_CTL_MAX_CLIENTS; i++) {
 		struct ctl_client *c = &ctl->c[i];
 
 		if (c->fd < 0)
 			continue;
+		if (c->frame_start_ms && now - c->mark_ms >= DP_CTL_SLOW_AFTER_MS) {
+			uint64_t moved = frame_moved(c);
+
+			c->rate = (moved - c->mark_moved) * 1000u / (uint64_t)(now - c->mark_ms);
+			c->mark_ms = now;
+			c->mark_moved = moved;
+		}
 		if (c->frame_start_ms && now - c->frame_start_ms > frame_ms) {
 			CTL_LOG(ctl, CTL_LOG_TIMEOUT, WARNING,
 				"control: a frame took over %lld ms, closing its connection",
@@ -799,24 +853,15 @@ static int evict_before(const struct ctl_client *a, const struct ctl_client *b)
 	return a->idle_since_ms < b->idle_since_ms;
 }
 
-/* Bytes a second the frame in flight on @c has moved since its first byte
- * (the request read so far, or the reply sent). */
-static uint64_t frame_rate(const struct ctl_client *c, int64_t now)
-{
-	uint64_t moved = c->out ? c->out_sent : c->hdr_got + c->got;
-	int64_t ms = now - c->frame_start_ms;
-
-	return ms > 0 ? moved * 1000u / (uint64_t)ms : UINT64_MAX;
-}
-
-/* A slot for a new connection: a free one, else an idle one (nothing in
- * flight: closing it loses nothing), else the slowest frame that has been
- * under DP_CTL_SLOW_BYTES_PER_S for DP_CTL_SLOW_AFTER_MS (a trickle that
- * would hold its slot for the whole frame timeout), else -1. */
+/* A slot for a new connection: a free one, else one whose loss costs
+ * least, in this order: an idle one that never sent a request; the slowest
+ * frame under DP_CTL_SLOW_BYTES_PER_S over its last window (a trickle
+ * that would hold its slot for the whole frame timeout); an idle one that
+ * has served (regiond's, between its requests, goes last), longest idle
+ * first. Else -1: every slot moves a frame at speed. */
 static int free_slot(struct dp_ctl *ctl)
 {
-	int victim = -1, slow = -1;
-	int64_t now = now_ms();
+	int fresh = -1, slow = -1, idle = -1, victim;
 	uint64_t slowest = UINT64_MAX;
 
 	for (int i = 0; i < DP_CTL_MAX_CLIENTS; i++) {
@@ -824,30 +869,30 @@ static int free_slot(struct dp_ctl *ctl)
 
 		if (c->fd < 0)
 			return i;
-		if (!c->frame_start_ms) {
-			if (victim < 0 || evict_before(c, &ctl->c[victim]))
-				victim = i;
-		} else if (now - c->frame_start_ms > DP_CTL_SLOW_AFTER_MS) {
-			uint64_t rate = frame_rate(c, now);
-
-			if (rate < DP_CTL_SLOW_BYTES_PER_S && rate < slowest)
-				slow = i, slowest = rate;
+		if (!c->frame_start_ms && c->served == 0) {
+			if (fresh < 0 || evict_before(c, &ctl->c[fresh]))
+				fresh = i;
+		} else if (!c->frame_start_ms) {
+			if (idle < 0 || evict_before(c, &ctl->c[idle]))
+				idle = i;
+		} else if (c->rate < DP_CTL_SLOW_BYTES_PER_S && c->rate < slowest) {
+			slow = i;
+			slowest = c->rate;
 		}
 	}
-	if (victim >= 0) {
-		CTL_LOG(ctl, CTL_LOG_EVICTED, NOTICE,
-			"control: every connection taken, closing an idle one");
-		client_close(ctl, &ctl->c[victim]);
-		return victim;
-	}
-	if (slow >= 0) {
+	victim = fresh >= 0 ? fresh : slow >= 0 ? slow : idle;
+	if (victim < 0)
+		return -1;
+	if (victim == slow)
 		CTL_LOG(ctl, CTL_LOG_EVICTED, WARNING,
-			"control: every connection taken, closing one whose frame moves at %llu "
+			"control: every connection taken, closing one whose frame moved at %llu "
 			"bytes/s",
 			(unsigned long long)slowest);
-		client_close(ctl, &ctl->c[slow]);
-	}
-	return slow;
+	else
+		CTL_LOG(ctl, CTL_LOG_EVICTED, NOTICE,
+			"control: every connection taken, closing an idle one");
+	client_close(ctl, &ctl->c[victim]);
+	return victim;
 }
 
 int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)

@@ -271,8 +271,13 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 			strcpy(dir, ".");
 		else
 			slash[slash == dir] = '\0'; /* "/x.json": the root */
-		if ((stat(o->stats_json, &st) == 0 && S_ISDIR(st.st_mode)) || stat(dir, &st) != 0 ||
-		    !S_ISDIR(st.st_mode) || access(dir, W_OK) != 0) {
+		/* An existing file is written in place (/dev/stdout too): it only
+		 * needs to be writable; a new one needs its directory. */
+		int exists = stat(o->stats_json, &st) == 0;
+
+		if (exists ? S_ISDIR(st.st_mode) || access(o->stats_json, W_OK) != 0
+			   : stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+				     access(dir, W_OK) != 0) {
 			fprintf(stderr,
 				"regionfwd: --stats-json %s: cannot be written (a directory, or "
 				"its directory %s missing or not writable)\n",

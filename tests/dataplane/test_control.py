@@ -368,6 +368,21 @@ def test_trickling_clients_cannot_take_every_slot(tmp_path):
         c = Ctl(f.sock, timeout=10)  # as regiond reconnecting
         assert c.call("status")["generation"]["id"] == gen
         c.close()
+        for s in slow:
+            s.close()
+        # A burst up front and then a stall: the pace is judged over the
+        # last window, not since the first byte (8 MiB in the first second
+        # kept the average over 1 MiB/s for 8 s).
+        slow = []
+        for _ in range(16):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(f.sock)
+            s.sendall(frame(op_of("push"), b"", length=64 << 20) + b"\0" * (8 << 20))
+            slow.append(s)
+        time.sleep(2.5)
+        c = Ctl(f.sock, timeout=10)
+        assert c.call("status")["generation"]["id"] == gen
+        c.close()
         # A status request may not announce more than a small body.
         t = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         t.connect(f.sock)
