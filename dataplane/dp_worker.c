@@ -878,6 +878,18 @@ static __rte_always_inline int rx_verified_ipv4(const struct rte_mbuf *m)
 	       ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD);
 }
 
+/* Whether @m's segments hold exactly its pkt_len bytes in nb_segs
+ * segments: what every driver must give and TX relies on. */
+static __rte_noinline int chain_holds_frame(const struct rte_mbuf *m)
+{
+	uint64_t sum = 0;
+	uint32_t segs = 0;
+
+	for (const struct rte_mbuf *s = m; s != NULL && segs <= m->nb_segs; s = s->next, segs++)
+		sum += s->data_len;
+	return sum == m->pkt_len && segs == m->nb_segs;
+}
+
 /*
  * dp_worker_burst()'s body, in two instances: with @verdicts for a port
  * whose packet types and IPv4 checksum verdicts are used
@@ -918,16 +930,23 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 		struct rte_mbuf *m = pkts[i];
 		const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
 		struct fwd_pkt *p = &meta[i];
+		const uint8_t *fast_end;
 		int rc, fast;
 
 		if (likely(i < n_ahead))
 			rte_prefetch0(rte_pktmbuf_mtod(pkts[i + PREFETCH_AHEAD], void *));
 		rx_bytes += rte_pktmbuf_pkt_len(m);
-		/* fwd_parse() in two steps, to know which bursts are all plain. */
+		/* fwd_parse() in two steps, to know which bursts are all plain.
+		 * A frame in more than one segment, or whose length is not its
+		 * segment's, takes the general path, which checks the chain: the
+		 * fast path sees it as empty (a select, not a branch). */
+		fast_end = d + (rte_pktmbuf_pkt_len(m) == rte_pktmbuf_data_len(m)
+					? rte_pktmbuf_data_len(m)
+					: 0);
 		if (verdicts && rx_verified_ipv4(m))
-			fast = fwd_parse_fast4_verified(d, d + rte_pktmbuf_data_len(m), p);
+			fast = fwd_parse_fast4_verified(d, fast_end, p);
 		else
-			fast = fwd_parse_fast(d, d + rte_pktmbuf_data_len(m), p);
+			fast = fwd_parse_fast(d, fast_end, p);
 		if (likely(fast == 4)) {
 			/* The common case without reloading p->family. */
 			nfast++;
@@ -945,7 +964,19 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 			__builtin_memcpy(ip6[n6++], p->src, 16);
 			continue;
 		}
-		/* Not the fast path's (it returns 4, 6 or 0): the full parser. */
+		/* Not the fast path's (it returns 4, 6 or 0): the full parser,
+		 * once the segments are known to hold the frame. DPDK 22.11's
+		 * net_pcap builds a chain of a record's length modulo 65536 for
+		 * one over 65535 bytes, and TX read past it (a crash). */
+		if (unlikely(rte_pktmbuf_pkt_len(m) != rte_pktmbuf_data_len(m)) &&
+		    !chain_holds_frame(m)) {
+			if (unlikely(lc->cap != NULL))
+				capture_pkt(lc, lc->cap, g, m, NULL, 0,
+					    (uint8_t)(1 + FWD_DROP_BAD_MBUF));
+			drop_pkt(lc, m, FWD_DROP_BAD_MBUF);
+			pkts[i] = NULL;
+			continue;
+		}
 		rc = fwd_parse_full(d, d + rte_pktmbuf_data_len(m), p);
 		if (unlikely(rc != FWD_OK)) {
 			/* Headers that continue in a second segment look truncated. */

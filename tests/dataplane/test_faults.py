@@ -186,3 +186,32 @@ def test_a_start_short_of_memory_exits_cleanly(tmp_path):
                      f"faults-lowmem{i}", mem=256, extra_node="content_flow_entries: 4194304\n")
         assert r.rc == 1, (r.rc, r.stderr[-800:])
         assert "Cause: cannot allocate worker state" in r.stderr, r.stderr[-800:]
+
+
+def test_a_pcap_record_over_64k_is_dropped_not_crashed_on(tmp_path):
+    """DPDK 22.11's net_pcap reads a record over 65535 bytes into a chain of
+    its length modulo 65536 while pkt_len says the whole; forwarded, the TX
+    side read past the chain and regionfwd died (SIGSEGV, hostile probe).
+    A frame whose segments do not hold its length is dropped as bad_mbuf
+    now, counted, and the rest of the pcap forwards."""
+    import json
+    import struct
+    import subprocess
+    from dprun import eal_args, regionfwd_bin, write_node
+    table = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples", "demo-table.yaml")
+    huge = bytes(Ether(dst="02:00:00:00:00:99")) + b"\0" * (70000 - 14)
+    pkt = bytes(Ether() / IP(src="8.130.0.1", dst="198.51.100.1") / UDP(dport=53))
+    in_pcap = tmp_path / "in.pcap"
+    with open(in_pcap, "wb") as f:  # by hand: scapy would cut the record to its snaplen
+        f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 262144, 1))
+        for frame in (huge, pkt, huge):
+            f.write(struct.pack("<IIII", 0, 0, len(frame), len(frame)) + frame)
+    node = tmp_path / "node.yaml"
+    write_node(str(node), str(in_pcap), str(tmp_path), ["br0", "local0", "sg0", "usw0", "usw1"])
+    p = subprocess.run([regionfwd_bin(), *eal_args("faults-huge"), "--", "--node", str(node),
+                        "--table", table, "--idle-exit", "500", "--stats-json", str(tmp_path / "s.json")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.returncode, p.stderr[-800:])
+    stats = json.load(open(tmp_path / "s.json"))
+    assert stats["packets"]["rx"] == 3 and stats["packets"]["tx"] == 1, stats["packets"]
+    assert stats["drops"]["bad_mbuf"] == 2, stats["drops"]
