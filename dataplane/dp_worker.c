@@ -879,15 +879,22 @@ static __rte_always_inline int rx_verified_ipv4(const struct rte_mbuf *m)
 }
 
 /* Whether @m's segments hold exactly its pkt_len bytes in nb_segs
- * segments: what every driver must give and TX relies on. */
-static __rte_noinline int chain_holds_frame(const struct rte_mbuf *m)
+ * segments, what every driver must give and TX relies on. When they do
+ * not, pkt_len is set to what the first nb_segs segments hold, so that
+ * whatever reads the frame before it is freed (a capture's copy and its
+ * filter read up to pkt_len) stays inside the chain. */
+static __rte_noinline int chain_holds_frame(struct rte_mbuf *m)
 {
 	uint64_t sum = 0;
 	uint32_t segs = 0;
+	const struct rte_mbuf *s;
 
-	for (const struct rte_mbuf *s = m; s != NULL && segs <= m->nb_segs; s = s->next, segs++)
+	for (s = m; s != NULL && segs < m->nb_segs; s = s->next, segs++)
 		sum += s->data_len;
-	return sum == m->pkt_len && segs == m->nb_segs;
+	if (sum == m->pkt_len && segs == m->nb_segs && s == NULL)
+		return 1;
+	m->pkt_len = (uint32_t)sum;
+	return 0;
 }
 
 /*
