@@ -5,28 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-void fwd_utf8_clean(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-
-	while (*p) {
-		int n = *p < 0x80	      ? 0
-			: (*p & 0xe0) == 0xc0 ? 1
-			: (*p & 0xf0) == 0xe0 ? 2
-			: (*p & 0xf8) == 0xf0 ? 3
-					      : -1;
-		int ok = n >= 0 && !(n == 1 && *p < 0xc2);
-
-		for (int i = 1; ok && i <= n; i++)
-			ok = (p[i] & 0xc0) == 0x80; /* stops at the NUL too */
-		if (!ok) {
-			*p++ = '?';
-			continue;
-		}
-		p += n + 1;
-	}
-}
-
 size_t fwd_utf8_valid_len(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -59,6 +37,22 @@ size_t fwd_utf8_valid_len(const char *s, size_t n)
 		i += more + 1;
 	}
 	return n;
+}
+
+void fwd_utf8_clean(char *s)
+{
+	size_t n = strlen(s);
+
+	/* What JSON encoders take: the strict check, each bad byte a '?'. */
+	while (n > 0) {
+		size_t ok = fwd_utf8_valid_len(s, n);
+
+		if (ok == n)
+			break;
+		s[ok] = '?';
+		s += ok + 1;
+		n -= ok + 1;
+	}
 }
 
 int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap)

@@ -59,7 +59,7 @@ size_t fwd_utf8_valid_len(const char *s, size_t n);
  *  -EINVAL with @reason naming @field, the byte and its offset. */
 int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap);
 
-/** Replace every byte that is not part of valid UTF-8 by '?', in place. */
+/** Replace every byte fwd_utf8_valid_len() stops at by '?', in place. */
 void fwd_utf8_clean(char *s);
 
 /** "file:line: path: reason" with the parts that are known. */

@@ -755,6 +755,17 @@ static void test_error_text_is_utf8(void **state)
 	assert_string_equal(a, "ok \xc3\xbc ?"
 			       "? end ?"
 			       "? ?");
+	/* The strict forms jansson refuses too: an overlong and a surrogate. */
+	{
+		char b[] = "a\xe0\x80\xaf"
+			   "b\xed\xa0\x80"
+			   "c";
+
+		fwd_utf8_clean(b);
+		assert_string_equal(b, "a??"
+				       "?b??"
+				       "?c");
+	}
 	fwd_err_set(&e, "f", 1, "p\x80", "bad '%s'", "\xe2\x82");
 	assert_string_equal(e.path, "p?");
 	assert_string_equal(e.reason, "bad '?"
