@@ -155,19 +155,20 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 
 	if (o->url) { /* http(s)://HOST:PORT */
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-		char host[256], *colon;
+		char host[256], *colon, *path;
 		const char *p = strstr(o->url, "://") ? strstr(o->url, "://") + 3 : o->url;
 		int rc;
 
 		snprintf(host, sizeof(host), "%s", p);
-		if (strcmp(host + strcspn(host, "/"), "/") != 0 && host[strcspn(host, "/")]) {
+		path = host + strcspn(host, "/");
+		if (*path && strcmp(path, "/") != 0) {
 			/* The API's paths are regionctl's to choose: a path here
 			 * would be dropped without a word. */
 			snprintf(why, len, "the URL has a path (%s): give http(s)://HOST:PORT",
-				 host + strcspn(host, "/"));
+				 path);
 			return NULL;
 		}
-		host[strcspn(host, "/")] = '\0';
+		*path = '\0';
 		colon = strrchr(host, ':');
 		if (colon == NULL) {
 			snprintf(why, len, "the URL has no :PORT");

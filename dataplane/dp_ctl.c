@@ -41,11 +41,12 @@
  * and every other connection at a small request's limit. A peer can make
  * regionfwd hold that much, never 16 pushes' worth. */
 #define DP_CTL_BODY_BUDGET ((size_t)FWD_MSG_MAX_BODY + DP_CTL_MAX_CLIENTS * FWD_MSG_SMALL_BODY)
-/* When every slot is busy mid-frame, a new connection takes the place of
- * the slowest frame that has moved for over DP_CTL_SLOW_AFTER_MS at under
- * DP_CTL_SLOW_BYTES_PER_S: on a unix socket a real frame moves at hundreds
- * of MB/s, while a peer trickling a byte now and then would otherwise hold
- * its slot for control_frame_timeout_ms and keep regiond out. */
+/* When every slot is busy, a new connection may take the place of the
+ * slowest frame that moved at under DP_CTL_SLOW_BYTES_PER_S over its last
+ * window of DP_CTL_SLOW_AFTER_MS (free_slot()): on a unix socket a real
+ * frame moves at hundreds of MB/s, while a peer trickling a byte now and
+ * then, or stalling after a burst, would otherwise hold its slot for
+ * control_frame_timeout_ms and keep regiond out. */
 #define DP_CTL_SLOW_AFTER_MS 1000
 #define DP_CTL_SLOW_BYTES_PER_S (1024u * 1024u)
 /* Lines a peer can cause (refused frames, evictions): at most this many a
