@@ -33,6 +33,7 @@
 #include "ctl_traffic.h"
 #include "fwd_json.h"
 #include "fwd_opts.h"
+#include "fwd_unixsock.h"
 
 /* Connection limits. The unix socket (the operators' and regionctl's way
  * in) and TCP have separate daemons and budgets, so no flood of TCP
@@ -1746,6 +1747,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 {
 	struct ctl_api *api = ctl_api_new(conf, st, lock, started);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *why = NULL;
 	/* A thread per connection (bounded by the connection limits below): a
 	 * write waiting for regionfwd (up to --dataplane-timeout, holding the
 	 * state lock) occupies its own thread only, and status, answered from
@@ -1753,8 +1755,6 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	 * polling thread would serve nothing else meanwhile (issue 16, 3). */
 	unsigned flags =
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
-
-	struct stat sock_st;
 
 	if (api == NULL)
 		return NULL;
@@ -1766,22 +1766,18 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		fwd_log(FWD_LOG_ERR, "API socket path too long");
 		goto fail;
 	}
-	/* Replace only a socket (a stopped regiond's): unlink() of anything
-	 * else would let a typo in --api-socket delete a file. */
-	if (lstat(conf->unix_path, &sock_st) == 0 && !S_ISSOCK(sock_st.st_mode)) {
-		fwd_log(FWD_LOG_ERR,
-			"API socket %s: the path exists and is not a socket; not "
-			"replacing it",
-			conf->unix_path);
-		goto fail;
-	}
-	strcpy(sa.sun_path, conf->unix_path);
 	strcpy(api->unix_path, conf->unix_path);
-	unlink(conf->unix_path);
-	api->unix_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (api->unix_fd < 0 || bind(api->unix_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(conf->unix_path, 0660) < 0 || listen(api->unix_fd, 64) < 0) {
-		fwd_log(FWD_LOG_ERR, "API socket %s: %s", conf->unix_path, strerror(errno));
+	/* Replaces only a socket (a stopped regiond's), so a typo in
+	 * --api-socket cannot delete a file; the socket appears on the path
+	 * only once it listens (fwd_unixsock.h). */
+	api->unix_fd = fwd_unix_listen(conf->unix_path, 0, 64, 0660, (gid_t)-1, &why);
+	if (api->unix_fd < 0) {
+		int err = -api->unix_fd;
+
+		api->unix_fd = -1;
+		api->unix_path[0] = '\0'; /* not ours: never unlinked at stop */
+		fwd_log(FWD_LOG_ERR, "API socket %s: %s%s%s", conf->unix_path, why,
+			err == EEXIST ? "" : ": ", err == EEXIST ? "" : strerror(err));
 		goto fail;
 	}
 	api->unix_d = MHD_start_daemon(

@@ -21,6 +21,7 @@
 #include "dp_ctx.h"
 #include "dp_explain.h"
 #include "dp_log.h"
+#include "fwd_unixsock.h"
 #include "fwd_doc.h"
 #include "fwd_hs.h"
 #include "fwd_msg.h"
@@ -198,6 +199,8 @@ struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *g
 {
 	struct dp_ctl *ctl = calloc(1, sizeof(*ctl));
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	gid_t gid = (gid_t)-1;
+	const char *why = NULL;
 	int probe, err;
 
 	if (ctl == NULL)
@@ -225,32 +228,29 @@ struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *g
 		close(probe);
 	if ((err = make_socket_dir(path, group)) != 0)
 		goto fail;
-	/* Replace only a socket (one a stopped regionfwd left): a path that
-	 * names anything else -- a table, a config, a typo's victim -- is
-	 * refused, as regionfwd runs as root and unlink() would take it. */
-	if ((err = -dp_node_socket_path_free(path)) != 0) {
-		DP_LOG(ERR, "control socket %s: %s", path,
-		       err == EEXIST ? "the path exists and is not a socket; not replacing it"
-				     : strerror(err));
-		goto fail;
-	}
-	unlink(path);
-	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (ctl->fd < 0 || bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(path, 0660) < 0 || listen(ctl->fd, 16) < 0) {
-		err = errno;
-		DP_LOG(ERR, "control socket %s: %s", path, strerror(err));
-		goto fail;
-	}
 	if (group && group[0]) {
 		struct group *gr = getgrnam(group);
 
-		if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) < 0) {
-			err = gr ? errno : ENOENT;
-			DP_LOG(ERR, "control socket %s: cannot give it to group '%s': %s", path,
-			       group, gr ? strerror(err) : "no such group");
+		if (gr == NULL) {
+			DP_LOG(ERR,
+			       "control socket %s: cannot give it to group '%s': no such group",
+			       path, group);
+			err = ENOENT;
 			goto fail;
 		}
+		gid = gr->gr_gid;
+	}
+	/* Replaces only a socket (one a stopped regionfwd left): a path that
+	 * names anything else -- a table, a config, a typo's victim -- is
+	 * refused, as regionfwd runs as root. The socket appears on @path only
+	 * once it listens, so a client that waits for the file is not refused. */
+	ctl->fd = fwd_unix_listen(path, SOCK_NONBLOCK, 16, 0660, gid, &why);
+	if (ctl->fd < 0) {
+		err = -ctl->fd;
+		ctl->fd = -1;
+		DP_LOG(ERR, "control socket %s: %s%s%s", path, why, err == EEXIST ? "" : ": ",
+		       err == EEXIST ? "" : strerror(err));
+		goto fail;
 	}
 	return ctl;
 fail:

@@ -371,12 +371,3 @@ int dp_node_link_port(const struct dp_node *n, const struct fwd_table *t, uint16
 	return fwd_err_set(err, t->source, 0, path, "no port '%s' in node config %s (ports: %s)",
 			   l->port, n->source, list);
 }
-
-int dp_node_socket_path_free(const char *path)
-{
-	struct stat st;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
-	return S_ISSOCK(st.st_mode) ? 0 : -EEXIST;
-}

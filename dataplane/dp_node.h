@@ -93,11 +93,6 @@ void dp_node_defaults(struct dp_node *n);
 /** Load and validate a node config file into @n. @return 0 or -EINVAL with @err. */
 int dp_node_load(const char *path, struct dp_node *n, struct fwd_err *err);
 
-/** 0 when regionfwd may bind a socket at @path: nothing is there, or a
- *  socket (one a stopped regionfwd left); -EEXIST when something else is
- *  (never unlinked: a typo must not delete a file), or -errno. */
-int dp_node_socket_path_free(const char *path);
-
 /** Port index by name, or -ENOENT. */
 int dp_node_port_index(const struct dp_node *n, const char *name);
 

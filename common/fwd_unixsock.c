@@ -1,0 +1,85 @@
+/*
+ * fwd_unixsock.c - see fwd_unixsock.h.
+ */
+#include "fwd_unixsock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int fwd_unix_path_free(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return S_ISSOCK(st.st_mode) ? 0 : -EEXIST;
+}
+
+static int fail(int fd, const char *bound, const char *what, const char **why)
+{
+	int err = errno;
+
+	if (bound != NULL)
+		unlink(bound);
+	if (fd >= 0)
+		close(fd);
+	if (why != NULL)
+		*why = what;
+	return -err;
+}
+
+int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, gid_t gid,
+		    const char **why)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char tmp[sizeof(sa.sun_path)];
+	const char *bound;
+	int fd, n, err;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return fail(-1, NULL, "path too long", why);
+	}
+	if ((err = fwd_unix_path_free(path)) != 0) {
+		errno = -err;
+		return fail(-1, NULL,
+			    err == -EEXIST ? "the path exists and is not a socket; not replacing it"
+					   : "lstat",
+			    why);
+	}
+	/* The temporary name carries the pid, so two processes starting on one
+	 * path never bind each other's; a leftover of a killed process with our
+	 * pid is a socket and may go. When the name does not fit sun_path the
+	 * socket is bound in place, and the window this module closes is open
+	 * again for that path only. */
+	n = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+	bound = (n > 0 && (size_t)n < sizeof(tmp)) ? tmp : path;
+	if (fwd_unix_path_free(bound) != 0) {
+		errno = EEXIST;
+		return fail(-1, NULL, "the path exists and is not a socket; not replacing it", why);
+	}
+	unlink(bound);
+	strcpy(sa.sun_path, bound);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | sock_flags, 0);
+	if (fd < 0)
+		return fail(-1, NULL, "socket", why);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return fail(fd, NULL, "bind", why);
+	if (chmod(bound, mode) < 0)
+		return fail(fd, bound, "chmod", why);
+	if (gid != (gid_t)-1 && chown(bound, (uid_t)-1, gid) < 0)
+		return fail(fd, bound, "chown", why);
+	if (listen(fd, backlog) < 0)
+		return fail(fd, bound, "listen", why);
+	/* rename() replaces a stale socket at @path in one step: a client sees
+	 * the old (refusing) socket or the new listening one, never no file and
+	 * never a file that is not yet listening. */
+	if (bound == tmp && rename(tmp, path) < 0)
+		return fail(fd, tmp, "rename", why);
+	return fd;
+}

@@ -1,0 +1,236 @@
+/*
+ * Listening unix sockets (common/fwd_unixsock.c): the socket file appears
+ * only once it accepts, with its mode; a stale socket is replaced; anything
+ * else on the path is refused and left as it was; and no temporary name is
+ * left behind, on success or on failure.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fwd_unixsock.h"
+
+static char dir[64], path[128];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/fwd_unixsock.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/ctl.sock", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[sizeof(dir) + sizeof(e->d_name) + 2];
+
+	(void)state;
+	while (d != NULL && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' && (e->d_name[1] == '\0' || strcmp(e->d_name, "..") == 0))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	if (d != NULL)
+		closedir(d);
+	return rmdir(dir);
+}
+
+/* How many names the directory holds (not . and ..). */
+static int entries(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while (d != NULL && (e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+static int connect_to(const char *p)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int rc;
+
+	if (fd < 0 || strlen(p) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, p, strlen(p) + 1);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return rc;
+}
+
+static void test_listens_with_its_mode(void **state)
+{
+	const char *why = NULL;
+	struct stat st;
+	int fd;
+
+	(void)state;
+	fd = fwd_unix_listen(path, 0, 4, 0660, (gid_t)-1, &why);
+	assert_true(fd >= 0);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0660);
+	assert_int_equal(connect_to(path), 0);
+	assert_int_equal(entries(), 1); /* no temporary name left */
+	close(fd);
+}
+
+static void test_stale_socket_replaced(void **state)
+{
+	const char *why = NULL;
+	int old, fd;
+
+	(void)state;
+	old = fwd_unix_listen(path, 0, 4, 0600, (gid_t)-1, &why);
+	assert_true(old >= 0);
+	close(old); /* a stopped process's socket: refuses connections */
+	assert_int_equal(connect_to(path), -1);
+	fd = fwd_unix_listen(path, 0, 4, 0660, (gid_t)-1, &why);
+	assert_true(fd >= 0);
+	assert_int_equal(connect_to(path), 0);
+	assert_int_equal(entries(), 1);
+	close(fd);
+}
+
+static void test_non_socket_refused_and_kept(void **state)
+{
+	const char *why = NULL;
+	char back[16] = {0};
+	FILE *f = fopen(path, "w");
+
+	(void)state;
+	fputs("table", f);
+	fclose(f);
+	assert_int_equal(fwd_unix_path_free(path), -EEXIST);
+	assert_int_equal(fwd_unix_listen(path, 0, 4, 0660, (gid_t)-1, &why), -EEXIST);
+	assert_non_null(strstr(why, "not a socket"));
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(back, sizeof(back), f));
+	fclose(f);
+	assert_string_equal(back, "table");
+	assert_int_equal(entries(), 1);
+
+	unlink(path);
+	assert_int_equal(mkdir(path, 0700), 0); /* a directory is not a socket either */
+	assert_int_equal(fwd_unix_listen(path, 0, 4, 0660, (gid_t)-1, &why), -EEXIST);
+	rmdir(path);
+}
+
+static void test_failures_leave_nothing(void **state)
+{
+	const char *why = NULL;
+	char missing[160], longp[200];
+
+	(void)state;
+	snprintf(missing, sizeof(missing), "%s/no/such/dir.sock", dir);
+	assert_int_equal(fwd_unix_listen(missing, 0, 4, 0660, (gid_t)-1, &why), -ENOENT);
+	assert_string_equal(why, "bind");
+	memset(longp, 'x', sizeof(longp) - 1);
+	longp[0] = '/';
+	longp[sizeof(longp) - 1] = '\0';
+	assert_int_equal(fwd_unix_listen(longp, 0, 4, 0660, (gid_t)-1, &why), -ENAMETOOLONG);
+	assert_string_equal(why, "path too long");
+	assert_int_equal(entries(), 0);
+}
+
+/* A path so long that the temporary name does not fit is bound in place. */
+static void test_longest_path_binds_in_place(void **state)
+{
+	const char *why = NULL;
+	char p[108];
+	size_t n = (size_t)snprintf(p, sizeof(p), "%s/", dir);
+	int fd;
+
+	(void)state;
+	memset(p + n, 's', sizeof(p) - 1 - n);
+	p[sizeof(p) - 1] = '\0';
+	fd = fwd_unix_listen(p, 0, 4, 0660, (gid_t)-1, &why);
+	assert_true(fd >= 0);
+	assert_int_equal(connect_to(p), 0);
+	assert_int_equal(entries(), 1);
+	close(fd);
+}
+
+/*
+ * The window this module closes: bind() creates the file before listen(),
+ * so a client that waits for the file could connect and be refused. A
+ * watcher connects whenever it sees the path; through many starts, every
+ * connection it makes to a path it saw must be accepted.
+ */
+static volatile int watching;
+static int refused, seen;
+
+static void *watch(void *arg)
+{
+	struct stat st;
+
+	(void)arg;
+	while (__atomic_load_n(&watching, __ATOMIC_ACQUIRE)) {
+		if (lstat(path, &st) != 0)
+			continue;
+		seen++;
+		if (connect_to(path) != 0 && errno == ECONNREFUSED)
+			refused++;
+	}
+	return NULL;
+}
+
+static void test_never_seen_before_it_listens(void **state)
+{
+	const char *why = NULL;
+	pthread_t t;
+
+	(void)state;
+	__atomic_store_n(&watching, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_create(&t, NULL, watch, NULL), 0);
+	for (int i = 0; i < 2000; i++) {
+		int fd = fwd_unix_listen(path, 0, 64, 0660, (gid_t)-1, &why);
+
+		assert_true(fd >= 0);
+		/* Remove it before closing, as a stop does: a closed socket
+		 * still on the path refuses too, and that is not the window. */
+		unlink(path);
+		close(fd);
+	}
+	__atomic_store_n(&watching, 0, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	printf("watcher saw the path %d times, refused %d\n", seen, refused);
+	assert_int_equal(refused, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_listens_with_its_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_non_socket_refused_and_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failures_leave_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_longest_path_binds_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_never_seen_before_it_listens, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
