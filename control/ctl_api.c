@@ -158,10 +158,29 @@ static json_t *body_json(const struct req *q, struct reply *r)
 	 * took a second for 25 MB. The fast reader builds the same tree, and
 	 * leaves every refusal, and its message, to jansson (fwd_json.h). */
 	j = fwd_json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
-	if (j == NULL || !json_is_object(j)) {
-		snprintf(reason, sizeof(reason),
-			 "body is not a JSON object%s%s (line %d, column %d)", j ? "" : ": ",
-			 j ? "" : je.text, je.line, je.column);
+	if (j == NULL) {
+		/* file "body" and jansson's line, as a table document's
+		 * errors name their file and line (regionctl: body:1: ...). */
+		struct fwd_err e;
+
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, "body", je.line > 0 ? (uint32_t)je.line : 0, "",
+			     "%s (column %d)", je.text, je.column);
+		reply_err(r, &e);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		static const char *const kind[] = {
+			[JSON_ARRAY] = "an array",   [JSON_STRING] = "a string",
+			[JSON_INTEGER] = "a number", [JSON_REAL] = "a number",
+			[JSON_TRUE] = "true",	     [JSON_FALSE] = "false",
+			[JSON_NULL] = "null",
+		};
+		const int t = json_typeof(j);
+
+		snprintf(reason, sizeof(reason), "the body is %s; a JSON object is required",
+			 t >= 0 && t < (int)(sizeof(kind) / sizeof(kind[0])) && kind[t]
+				 ? kind[t]
+				 : "not an object");
 		json_decref(j);
 		reply_simple(r, FWD_R_BAD_REQUEST, "", reason);
 		return NULL;

@@ -328,6 +328,22 @@ static void test_errors_carry_their_reasons_status(void **state)
 	json_decref(r);
 	assert_int_equal(call("PUT", "/v1/table", "[1]", &r), 400);
 	assert_string_equal(code_of(r), "bad_request");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(r, "error"), "reason")),
+		"the body is an array; a JSON object is required");
+	json_decref(r);
+	/* jansson's refusals name the body's line as a document's errors do,
+	 * with its column in the reason. */
+	assert_int_equal(
+		call("POST", "/v1/explain", "{\"src\": \"10.0.0.1\",\n \"src\": \"x\"}", &r), 400);
+	assert_string_equal(code_of(r), "bad_request");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "file")),
+			    "body");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "line")),
+			 2);
+	assert_non_null(
+		strstr(json_string_value(json_object_get(json_object_get(r, "error"), "reason")),
+		       "duplicate object key"));
 	json_decref(r);
 	assert_int_equal(call("PUT", "/v1/table",
 			      "{\"document\": \"x: 1\", \"expected_generation\": 1}", &r),
