@@ -12,6 +12,7 @@
 #include "fwd_hash.h"
 #include "fwd_names.h"
 #include "fwd_parse.h"
+#include "fwd_prefix.h"
 #include "fwd_residency.h"
 
 #define REC 24 /* bytes per packed change */
@@ -125,6 +126,9 @@ int fwd_delta_add_text(struct fwd_delta *d, enum fwd_delta_kind kind, uint16_t r
 	if (*end || errno || slash[1] == '\0')
 		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
 				    "'%.64s' has a bad prefix length", prefix);
+	if (fwd_prefix_len_leading_zero(slash + 1))
+		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
+				    "'%.64s': a prefix length with a leading zero", prefix);
 	fam = strchr(addr, ':') ? 6 : 4;
 	if (inet_pton(fam == 4 ? AF_INET : AF_INET6, addr, a) != 1)
 		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
@@ -147,6 +151,9 @@ int fwd_delta_add_text(struct fwd_delta *d, enum fwd_delta_kind kind, uint16_t r
 				    "host bits set in '%.64s' (did you mean %s?)", prefix,
 				    fwd_delta_prefix_str(&tmp, buf, sizeof(buf)));
 	}
+	if (fam == 6 && fwd_prefix6_mapped(a, (unsigned)len))
+		return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path, FWD_PREFIX6_MAPPED_FMT,
+				    prefix, FWD_PREFIX6_MAPPED_ARGS(a, (unsigned)len));
 	op = grow(d, path);
 	if (op == NULL)
 		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");

@@ -3,6 +3,7 @@
  * The prefix parser and the duplicate check serve the filters section too.
  */
 #include "fwd_table_int.h"
+#include "fwd_prefix.h"
 #include "fwd_stages.h"
 
 #include <arpa/inet.h>
@@ -37,6 +38,8 @@ int tv_parse_prefix(struct vctx *c, const struct fwd_node *n, const char *path, 
 	len = strtoull(slash + 1, &end, 10);
 	if (*end || errno)
 		return tv_fail(c, n, path, "'%s' has a bad prefix length", s);
+	if (fwd_prefix_len_leading_zero(slash + 1))
+		return tv_fail(c, n, path, "'%s': a prefix length with a leading zero", s);
 
 	if (strchr(addr, ':') == NULL) {
 		struct in_addr a;
@@ -89,6 +92,9 @@ int tv_parse_prefix(struct vctx *c, const struct fwd_node *n, const char *path, 
 			return tv_fail(c, n, path, "host bits set in '%s' (did you mean %s/%llu?)",
 				       s, buf, (unsigned long long)len);
 		}
+		if (fwd_prefix6_mapped(a, (unsigned)len))
+			return tv_fail(c, n, path, FWD_PREFIX6_MAPPED_FMT, s,
+				       FWD_PREFIX6_MAPPED_ARGS(a, (unsigned)len));
 		p = &t->prefix6[t->nprefix6++];
 		memcpy(p->addr, a, 16);
 		p->len = (uint8_t)len;
@@ -125,7 +131,7 @@ static int fast_prefix4(struct fwd_table *t, const struct fwd_node *n, uint16_t 
 	if (*s < '0' || *s > '9')
 		return 1;
 	len = (unsigned)(*s++ - '0');
-	if (*s >= '0' && *s <= '9')
+	if (len != 0 && *s >= '0' && *s <= '9') /* "/08": the slow path refuses it */
 		len = len * 10 + (unsigned)(*s++ - '0');
 	if (*s != '\0' || len > 32 || (len < 32 && (a & (~0u >> len))) ||
 	    t->nprefix4 >= FWD_MAX_PREFIX4)
@@ -145,8 +151,8 @@ static int fast_prefix6(struct fwd_table *t, const struct fwd_node *n, uint16_t 
 	char addr[64];
 
 	if (slash == NULL || slash - s >= (ptrdiff_t)sizeof(addr) || slash[1] < '0' ||
-	    slash[1] > '9' || memchr(s, ':', (size_t)(slash - s)) == NULL ||
-	    t->nprefix6 >= FWD_MAX_PREFIX6)
+	    slash[1] > '9' || fwd_prefix_len_leading_zero(slash + 1) ||
+	    memchr(s, ':', (size_t)(slash - s)) == NULL || t->nprefix6 >= FWD_MAX_PREFIX6)
 		return 1;
 	for (d = slash + 1; *d >= '0' && *d <= '9' && len <= 128; d++)
 		len = len * 10 + (unsigned)(*d - '0');
@@ -159,6 +165,8 @@ static int fast_prefix6(struct fwd_table *t, const struct fwd_node *n, uint16_t 
 	for (unsigned b = len; b < 128; b++)
 		if (p->addr[b / 8] & (0x80 >> (b % 8)))
 			return 1;
+	if (fwd_prefix6_mapped(p->addr, len))
+		return 1;
 	p->len = (uint8_t)len;
 	p->region = region;
 	p->line = n->line;

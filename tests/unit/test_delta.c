@@ -136,7 +136,19 @@ static void test_refusals(void **state)
 	assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, 1, "zz::/16", "x", &e), -EINVAL);
 	assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, 1, "10.0.0.0", "x", &e), -EINVAL);
 	assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, 1, "10.0.0.0/", "x", &e), -EINVAL);
+	/* What a document refuses (fwd_prefix.h): a length with a leading zero,
+	 * an IPv4-mapped IPv6 prefix. ::fffe:0:0/95 holds the mapped block
+	 * and more: a real IPv6 prefix, taken. */
+	assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, 1, "10.1.0.0/016", "x", &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.reason, "leading zero"));
+	assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, 1, "::ffff:10.1.0.0/112", "x", &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.reason, "write 10.1.0.0/16"));
 	assert_int_equal(d.n, 0);
+	assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, 1, "::fffe:0:0/95", "x", &e), 0);
+	assert_int_equal(d.n, 1);
+	fwd_delta_clear(&d);
 	fwd_delta_clear(&d);
 	fwd_table_free(t);
 }

@@ -209,6 +209,17 @@ static const struct bad_case bad_cases[] = {
 	{"host bits v6", "regions:\n  in: {prefixes: ['2001:db8::1/32']}\n",
 	 "t.yaml:2: regions.in.prefixes[0]: host bits set in '2001:db8::1/32' (did you mean "
 	 "2001:db8::/32?)"},
+	{"leading zero v4", "regions:\n  in: {prefixes: [10.0.0.0/08]}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: '10.0.0.0/08': a prefix length with a leading zero"},
+	{"leading zero v6", "regions:\n  in: {prefixes: ['2001:db8::/032']}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: '2001:db8::/032': a prefix length with a leading "
+	 "zero"},
+	{"ipv4-mapped", "regions:\n  in: {prefixes: ['::ffff:10.0.0.0/104']}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: '::ffff:10.0.0.0/104' is an IPv4-mapped IPv6 "
+	 "prefix, which no packet carries as its source; for IPv4 sources write 10.0.0.0/8"},
+	{"ipv4-mapped whole", "regions:\n  in: {prefixes: ['::ffff:0:0/96']}\n",
+	 "t.yaml:2: regions.in.prefixes[0]: '::ffff:0:0/96' is an IPv4-mapped IPv6 prefix, "
+	 "which no packet carries as its source; for IPv4 sources write 0.0.0.0/0"},
 	{"same prefix two regions",
 	 "regions:\n  in: {prefixes: [10.0.0.0/8]}\n  sg:\n    prefixes: [10.0.0.0/8]\n",
 	 "t.yaml:4: regions.sg.prefixes: prefix 10.0.0.0/8 is also in region 'in'"},
