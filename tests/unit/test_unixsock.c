@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -177,48 +178,57 @@ static void test_longest_path_binds_in_place(void **state)
 
 /*
  * The window this module closes: bind() creates the file before listen(),
- * so a client that waits for the file could connect and be refused. A
- * watcher connects whenever it sees the path; through many starts, every
- * connection it makes to a path it saw must be accepted.
+ * so a client that waits for the file could connect and be refused. For
+ * each of many starts, a watcher polls the path from before the start and
+ * connects as soon as it sees the file; every such connection must be
+ * accepted. The start's socket is removed only once the watcher has
+ * connected: so it connects once to each socket (a backlog filled by many
+ * connections, or a socket closed under a connect, refuses too, and that is
+ * not the window).
  */
-static volatile int watching;
-static int refused, seen;
+static int started, handled, refused;
 
 static void *watch(void *arg)
 {
 	struct stat st;
 
 	(void)arg;
-	while (__atomic_load_n(&watching, __ATOMIC_ACQUIRE)) {
-		if (lstat(path, &st) != 0)
+	for (;;) {
+		int want = __atomic_load_n(&started, __ATOMIC_ACQUIRE);
+
+		if (want < 0)
+			return NULL;
+		if (want == __atomic_load_n(&handled, __ATOMIC_RELAXED) || lstat(path, &st) != 0)
 			continue;
-		seen++;
-		if (connect_to(path) != 0 && errno == ECONNREFUSED)
+		if (connect_to(path) != 0)
 			refused++;
+		__atomic_store_n(&handled, want, __ATOMIC_RELEASE);
 	}
-	return NULL;
 }
 
 static void test_never_seen_before_it_listens(void **state)
 {
 	const char *why = NULL;
 	pthread_t t;
+	int n = 2000;
 
 	(void)state;
-	__atomic_store_n(&watching, 1, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_create(&t, NULL, watch, NULL), 0);
-	for (int i = 0; i < 2000; i++) {
-		int fd = fwd_unix_listen(path, 0, 64, 0660, (gid_t)-1, &why);
+	for (int i = 1; i <= n; i++) {
+		int fd;
 
+		/* Release: the path was unlinked before the watcher may look. */
+		__atomic_store_n(&started, i, __ATOMIC_RELEASE);
+		fd = fwd_unix_listen(path, 0, 4, 0660, (gid_t)-1, &why);
 		assert_true(fd >= 0);
-		/* Remove it before closing, as a stop does: a closed socket
-		 * still on the path refuses too, and that is not the window. */
+		while (__atomic_load_n(&handled, __ATOMIC_ACQUIRE) != i)
+			sched_yield();
 		unlink(path);
 		close(fd);
 	}
-	__atomic_store_n(&watching, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&started, -1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
-	printf("watcher saw the path %d times, refused %d\n", seen, refused);
+	printf("%d starts, %d connections refused\n", n, refused);
 	assert_int_equal(refused, 0);
 }
 
