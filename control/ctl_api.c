@@ -275,8 +275,12 @@ static json_t *gen_json(const struct ctl_gen *g)
 }
 
 /* Apply and answer with the new generation (or the no-op). */
+/* A document applied as PUT applies it. For a PATCH, @model and @src (else
+ * NULL) are the patched model and its origins, which name a refusal by the
+ * change that caused it. */
 static void do_apply(struct ctl_api *api, struct reply *r, const char *doc, size_t len,
-		     const char *author, const char *comment, int64_t expected, int64_t confirm_s)
+		     const char *author, const char *comment, int64_t expected, int64_t confirm_s,
+		     const json_t *model, const struct ctl_patch_src *src)
 {
 	struct ctl_state *st = api->st;
 	const struct ctl_gen *before = ctl_state_current(st);
@@ -286,6 +290,8 @@ static void do_apply(struct ctl_api *api, struct reply *r, const char *doc, size
 		ctl_state_apply(st, doc, len, author ? author : "api", comment, expected, 1, &e);
 
 	if (id < 0) {
+		if (model != NULL && strcmp(e.file, "document") == 0)
+			ctl_patch_name_source(src, model, &e);
 		reply_err(r, &e);
 		return;
 	}
@@ -335,7 +341,7 @@ static void h_put_table(struct ctl_api *api, const struct req *q, struct reply *
 	}
 	doc = json_string_value(json_object_get(b, "document"));
 	do_apply(api, r, doc, json_string_length(json_object_get(b, "document")), author, comment,
-		 expected, confirm);
+		 expected, confirm, NULL, NULL);
 out:
 	json_decref(b);
 }
@@ -347,6 +353,7 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 	json_t *b = body_json(q, r), *m = NULL, *changes;
 	const char *author, *comment;
 	int64_t expected = -1, confirm = 0;
+	struct ctl_patch_src src = {0};
 	struct fwd_err e;
 	char *doc;
 
@@ -373,7 +380,7 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
 		goto out;
 	}
-	if (ctl_patch_apply(m, changes, &e)) {
+	if (ctl_patch_apply(m, changes, &src, &e)) {
 		reply_err(r, &e);
 		goto out;
 	}
@@ -383,9 +390,10 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		goto out;
 	}
 	/* A patch has a current generation to revert to: it patches it. */
-	do_apply(api, r, doc, strlen(doc), author, comment, expected, confirm);
+	do_apply(api, r, doc, strlen(doc), author, comment, expected, confirm, m, &src);
 	free(doc);
 out:
+	ctl_patch_src_free(&src);
 	json_decref(m);
 	json_decref(b);
 }
@@ -526,7 +534,7 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 		reply_err(r, &e);
 		goto out;
 	}
-	do_apply(api, r, doc, len, author, c, expected, 0);
+	do_apply(api, r, doc, len, author, c, expected, 0, NULL, NULL);
 	(void)cur;
 out:
 	json_decref(b);

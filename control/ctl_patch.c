@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -29,21 +30,49 @@ static const char *canon_prefix(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* The change being applied: its path for errors ("changes[i]"), its index,
+ * and where what it adds is noted (NULL: nowhere). */
+struct patch_at {
+	const char *path;
+	int32_t change;
+	struct ctl_patch_src *src;
+};
+
+/* Note that @node came from change @change (its item @item, or -1). Out of
+ * memory loses the note, not the change: the error is then named by the
+ * model's path. */
+static void note(struct ctl_patch_src *src, const json_t *node, int32_t change, int32_t item)
+{
+	if (src == NULL)
+		return;
+	if (src->n == src->cap) {
+		size_t cap = src->cap ? src->cap * 2 : 16;
+		struct ctl_patch_origin *o = realloc(src->o, cap * sizeof(*o));
+
+		if (o == NULL)
+			return;
+		src->o = o;
+		src->cap = cap;
+	}
+	src->o[src->n++] = (struct ctl_patch_origin){node, change, item};
+}
+
 /* An op: its name, the fields a change of it may carry, what it does. */
 struct patch_op {
 	const char *name;
 	const char *const fields[4];
-	int (*apply)(json_t *model, json_t *change, const struct patch_op *op, const char *path,
-		     struct fwd_err *e);
+	int (*apply)(json_t *model, json_t *change, const struct patch_op *op,
+		     const struct patch_at *at, struct fwd_err *e);
 };
 
 /* A change's field by its position in the op's row of ops[] below: the one
  * place each field is spelled. */
 #define FIELD(c, op, i) json_object_get((c), (op)->fields[(i)])
 
-static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const char *path, int add,
-		    struct fwd_err *e)
+static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const struct patch_at *at,
+		    int add, struct fwd_err *e)
 {
+	const char *path = at->path;
 	const char *region = json_string_value(FIELD(c, op, 0));
 	json_t *reg =
 		region ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, REGIONS)), region)
@@ -81,22 +110,26 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const char 
 		if (!add && !found)
 			return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
 					    "prefix %s is not in region '%s'", cp, region);
-		if (add)
-			json_array_append_new(have, json_string(json_string_value(v)));
+		if (add) {
+			json_t *added = json_string(json_string_value(v));
+
+			json_array_append_new(have, added);
+			note(at->src, added, at->change, (int32_t)k);
+		}
 	}
 	return 0;
 }
 
-static int add_prefixes(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+static int add_prefixes(json_t *m, json_t *c, const struct patch_op *op, const struct patch_at *at,
 			struct fwd_err *e)
 {
-	return prefixes(m, c, op, path, 1, e);
+	return prefixes(m, c, op, at, 1, e);
 }
 
-static int remove_prefixes(json_t *m, json_t *c, const struct patch_op *op, const char *path,
-			   struct fwd_err *e)
+static int remove_prefixes(json_t *m, json_t *c, const struct patch_op *op,
+			   const struct patch_at *at, struct fwd_err *e)
 {
-	return prefixes(m, c, op, path, 0, e);
+	return prefixes(m, c, op, at, 0, e);
 }
 
 /* The link a change names, or NULL with @e: a name that cannot be a link's
@@ -127,9 +160,10 @@ static json_t *named_link(json_t *m, json_t *c, const struct patch_op *op, int f
 
 /* Link @l's weight in group @g set to @w, or in every group it is a member
  * of when @g is NULL (none: an invalid change). */
-static int set_weight(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+static int set_weight(json_t *m, json_t *c, const struct patch_op *op, const struct patch_at *at,
 		      struct fwd_err *e)
 {
+	const char *path = at->path;
 	const char *g = json_string_value(FIELD(c, op, 0));
 	const char *l = json_string_value(FIELD(c, op, 1));
 	json_t *groups = json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS)), *grp;
@@ -164,9 +198,10 @@ static int set_weight(json_t *m, json_t *c, const struct patch_op *op, const cha
 	return 0;
 }
 
-static int set_link_state(json_t *m, json_t *c, const struct patch_op *op, const char *path,
-			  struct fwd_err *e)
+static int set_link_state(json_t *m, json_t *c, const struct patch_op *op,
+			  const struct patch_at *at, struct fwd_err *e)
 {
+	const char *path = at->path;
 	json_t *lk = named_link(m, c, op, 0, path, e);
 	const char *s = json_string_value(FIELD(c, op, 1));
 
@@ -192,21 +227,24 @@ static int set_link_state(json_t *m, json_t *c, const struct patch_op *op, const
 	return 0;
 }
 
-static int add_policy(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+static int add_policy(json_t *m, json_t *c, const struct patch_op *op, const struct patch_at *at,
 		      struct fwd_err *e)
 {
+	const char *path = at->path;
 	json_t *p = FIELD(c, op, 0);
 
 	if (!json_is_object(p))
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
 				    "'policy' must be an object");
 	json_array_append(json_object_get(m, FWD_KEY_NAME(DOC, POLICIES)), p);
+	note(at->src, p, at->change, -1);
 	return 0;
 }
 
-static int remove_policy(json_t *m, json_t *c, const struct patch_op *op, const char *path,
+static int remove_policy(json_t *m, json_t *c, const struct patch_op *op, const struct patch_at *at,
 			 struct fwd_err *e)
 {
+	const char *path = at->path;
 	const char *rg = json_string_value(FIELD(c, op, 0));
 	const char *sv = json_string_value(FIELD(c, op, 1));
 	json_t *pols = json_object_get(m, FWD_KEY_NAME(DOC, POLICIES)), *p;
@@ -258,11 +296,12 @@ static int unknown_op(const char *op, const char *path, struct fwd_err *e)
 			    names);
 }
 
-static int patch_one(json_t *m, json_t *c, size_t i, struct fwd_err *e)
+static int patch_one(json_t *m, json_t *c, size_t i, struct ctl_patch_src *src, struct fwd_err *e)
 {
 	const char *op = json_string_value(json_object_get(c, "op"));
 	const struct patch_op *d = NULL;
 	char path[64];
+	const struct patch_at at = {path, (int32_t)i, src};
 	const char *k;
 	json_t *v;
 
@@ -284,17 +323,106 @@ static int patch_one(json_t *m, json_t *c, size_t i, struct fwd_err *e)
 			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
 					    "unknown field '%.60s' for op '%s'", k, d->name);
 	}
-	return d->apply(m, c, d, path, e);
+	return d->apply(m, c, d, &at, e);
 }
 
-int ctl_patch_apply(json_t *model, json_t *changes, struct fwd_err *e)
+int ctl_patch_apply(json_t *model, json_t *changes, struct ctl_patch_src *src, struct fwd_err *e)
 {
+	json_t *pols = json_object_get(model, FWD_KEY_NAME(DOC, POLICIES)), *c;
 	size_t i;
-	json_t *c;
 	int rc;
 
+	/* The table's own policies, by their index in it: a removal shifts
+	 * the ones after it in the model. */
+	json_array_foreach(pols, i, c)
+		note(src, c, -1, (int32_t)i);
 	json_array_foreach(changes, i, c)
-		if ((rc = patch_one(model, c, i, e)))
+		if ((rc = patch_one(model, c, i, src, e)))
 			return rc;
 	return 0;
+}
+
+static const struct ctl_patch_origin *origin_of(const struct ctl_patch_src *src, const json_t *node)
+{
+	for (size_t i = 0; node != NULL && i < src->n; i++)
+		if (src->o[i].node == node)
+			return &src->o[i];
+	return NULL;
+}
+
+/* "<head>[<index>]<rest>" at @path: the index and the rest, or -1. */
+static long index_after(const char *path, const char *head, const char **rest)
+{
+	size_t n = strlen(head);
+	char *end;
+	long k;
+
+	if (strncmp(path, head, n) != 0 || path[n] != '[' || path[n + 1] < '0' || path[n + 1] > '9')
+		return -1;
+	k = strtol(path + n + 1, &end, 10);
+	if (*end != ']' || (end[1] != '\0' && end[1] != '.' && end[1] != '['))
+		return -1;
+	*rest = end + 1;
+	return k;
+}
+
+void ctl_patch_name_source(const struct ctl_patch_src *src, const json_t *model, struct fwd_err *e)
+{
+	const struct ctl_patch_origin *o = NULL;
+	const char *rest = "";
+	char out[sizeof(e->path)];
+	long k;
+
+	if (e == NULL)
+		return;
+	e->file[0] = '\0';
+	if (src == NULL)
+		return;
+	if ((k = index_after(e->path, FWD_KEY_NAME(DOC, POLICIES), &rest)) >= 0) {
+		o = origin_of(src,
+			      json_array_get(json_object_get(model, FWD_KEY_NAME(DOC, POLICIES)),
+					     (size_t)k));
+		if (o != NULL && o->change >= 0)
+			snprintf(out, sizeof(out), "changes[%d].policy%s", o->change, rest);
+		else if (o != NULL)
+			snprintf(out, sizeof(out), "%s[%d]%s", FWD_KEY_NAME(DOC, POLICIES), o->item,
+				 rest);
+		else
+			return;
+	} else {
+		/* regions.NAME.prefixes[k]: NAME may hold dots, so the last
+		 * ".prefixes[" is the one. */
+		char head[sizeof(e->path)];
+		const char *regions = FWD_KEY_NAME(DOC, REGIONS), *pfx = NULL, *q;
+		size_t rn = strlen(regions);
+		json_t *reg;
+
+		for (q = strstr(e->path, ".prefixes["); q != NULL; q = strstr(q + 1, ".prefixes["))
+			pfx = q;
+		if (strncmp(e->path, regions, rn) != 0 || e->path[rn] != '.' || pfx == NULL ||
+		    pfx <= e->path + rn + 1)
+			return;
+		snprintf(head, sizeof(head), "%.*s", (int)(pfx - (e->path + rn + 1)),
+			 e->path + rn + 1);
+		reg = json_object_get(json_object_get(model, regions), head);
+		if ((k = index_after(pfx + 1, FWD_KEY_NAME(REGION, PREFIXES), &rest)) < 0 ||
+		    reg == NULL)
+			return;
+		o = origin_of(src,
+			      json_array_get(json_object_get(reg, FWD_KEY_NAME(REGION, PREFIXES)),
+					     (size_t)k));
+		if (o == NULL || o->change < 0)
+			return;
+		snprintf(out, sizeof(out), "changes[%d].prefixes[%d]%s", o->change, o->item, rest);
+	}
+	snprintf(e->path, sizeof(e->path), "%s", out);
+}
+
+void ctl_patch_src_free(struct ctl_patch_src *src)
+{
+	if (src == NULL)
+		return;
+	free(src->o);
+	src->o = NULL;
+	src->n = src->cap = 0;
 }

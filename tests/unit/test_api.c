@@ -435,6 +435,41 @@ static void test_patch_names_what_it_refuses(void **state)
 			json_decref(r);
 		}
 	}
+	{
+		/* A refusal of the patched table names the change that caused
+		 * it, not the generated document's index (policies[1] here,
+		 * after a removal shifted it). */
+		static const struct {
+			const char *changes, *path, *reason;
+		} bad[] = {
+			{"{\"op\": \"remove_policy\", \"region\": \"sg\", \"service\": \"any\"}, "
+			 "{\"op\": \"add_policy\", \"policy\": {\"region\": \"in\", \"service\": "
+			 "\"https\", \"action\": \"drop\"}}, "
+			 "{\"op\": \"add_policy\", \"policy\": {\"region\": \"mars\", \"service\": "
+			 "\"https\", \"action\": \"drop\"}}",
+			 "changes[1].policy.region", "unknown region 'in'"},
+			{"{\"op\": \"add_prefixes\", \"region\": \"india\", \"prefixes\": "
+			 "[\"103.22.0.0/16\", \"10.1.2.3/8\"]}",
+			 "changes[0].prefixes[1]",
+			 "host bits set in '10.1.2.3/8' (did you mean 10.0.0.0/8?)"},
+		};
+		char body[1024];
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			json_t *e;
+
+			snprintf(body, sizeof(body), "{\"changes\": [%s]}", bad[i].changes);
+			assert_int_equal(call("PATCH", "/v1/table", body, &r), 422);
+			e = json_object_get(r, "error");
+			assert_string_equal(code_of(r), "invalid_table");
+			assert_string_equal(json_string_value(json_object_get(e, "path")),
+					    bad[i].path);
+			assert_string_equal(json_string_value(json_object_get(e, "file")), "");
+			assert_string_equal(json_string_value(json_object_get(e, "reason")),
+					    bad[i].reason);
+			json_decref(r);
+		}
+	}
 }
 
 static void test_commit_confirm(void **state)
