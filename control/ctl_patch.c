@@ -342,9 +342,11 @@ int ctl_patch_apply(json_t *model, json_t *changes, struct ctl_patch_src *src, s
 	return 0;
 }
 
+/* The newest note of @node: a removed policy's node is freed, and a node
+ * added after it may be given its address, but is always noted later. */
 static const struct ctl_patch_origin *origin_of(const struct ctl_patch_src *src, const json_t *node)
 {
-	for (size_t i = 0; node != NULL && i < src->n; i++)
+	for (size_t i = src->n; node != NULL && i-- > 0;)
 		if (src->o[i].node == node)
 			return &src->o[i];
 	return NULL;
