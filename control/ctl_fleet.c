@@ -514,8 +514,8 @@ static void poll_watch(struct ctl_fleet *f, struct ctl_etcd_watch *w, int pin)
  * manifest's revision (tables are immutable: a later revision would do as
  * well, the same one is simply consistent), length and hash checked.
  * @return 0 with *doc (malloc'd), a negative errno with @e: the reasons of
- * etcd (passing) or invalid_fleet_key / unsupported_schema / hash_mismatch
- * (final). */
+ * etcd, compaction included (passing), or invalid_fleet_key /
+ * unsupported_schema / hash_mismatch (final). */
 static int fetch_table(struct ctl_fleet *f, const char *h, char **doc, size_t *len,
 		       struct fwd_err *e)
 {
@@ -632,12 +632,16 @@ out:
 
 /* ---- converging --------------------------------------------------------- */
 
-/* A failure that may pass by itself: tried again later. */
+/* A failure that may pass by itself: tried again later. A compaction
+ * under a table's fetch (its chunks are read at the manifest's revision)
+ * passes too: the next try reads the manifest at a fresh revision, and the
+ * table, immutable, is the same there. */
 static int passing(enum fwd_reason r)
 {
 	switch (r) {
 	case FWD_R_ETCD_UNAVAILABLE:
 	case FWD_R_ETCD_ERROR:
+	case FWD_R_ETCD_COMPACTED:
 	case FWD_R_DATAPLANE_UNAVAILABLE:
 	case FWD_R_PUSH_EXPIRED:
 	case FWD_R_DATAPLANE_BROKEN:

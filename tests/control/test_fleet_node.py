@@ -413,6 +413,36 @@ def test_bad_desired_is_refused_by_every_node(fleet, reason, table, kw):
     fleet.wait_converged(fleet.current)
 
 
+def test_compaction_under_a_fetch_is_tried_again(fleet):
+    """A node reads a table's chunks at its manifest's revision; etcd
+    compacting that revision away meanwhile is a failure that passes (the
+    next try reads at a fresh revision), not a refusal of the table for
+    good (found by a hostile probe: the node stayed 'failed' with
+    etcd_compacted after the compactions stopped)."""
+    import threading
+    settled_gens(fleet)
+    # 64-byte chunks: a fetch of ~55 reads, so compactions land inside it
+    h = fleet.variant("compacted", 'description: "ingress table, Mumbai facility (demo)"',
+                      'description: "ingress table, Mumbai facility (compacted)"', chunk=64)
+    stop = threading.Event()
+
+    def compact_on():
+        while not stop.is_set():
+            fleet.cluster.put("/compaction-probe", str(time.time()))
+            fleet.cluster.compact()
+
+    t = threading.Thread(target=compact_on)
+    t.start()
+    try:
+        etcdlab.set_desired(fleet.cluster, FAC, h, rollout="r-compact")
+        time.sleep(4)
+    finally:
+        stop.set()
+        t.join()
+    fleet.current = h
+    fleet.wait_converged(h, timeout=30)
+
+
 def test_member_killed_changes_nothing(fleet):
     c = fleet.cluster
     gens = settled_gens(fleet)
