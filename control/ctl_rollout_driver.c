@@ -176,6 +176,38 @@ out:
 	ctl_etcd_range_free(&res.range);
 }
 
+/* Whether the leader key is still the one this driver created. A live
+ * lease is not enough: the key can be deleted by hand (or by a compromised
+ * writer) and then created by another regiond, and a driver that only
+ * renews its lease would go on believing it leads, and retry commits that
+ * can never pass its leader compare. Gone or another's: leadership is
+ * dropped, and the campaign starts over. An etcd error keeps it (unsure:
+ * the lease's own check decides). */
+static bool still_leader(struct ctl_rdriver *d)
+{
+	struct ctl_etcd_range rg = {0};
+	struct fwd_err err = {0};
+	char key[160], why[160];
+
+	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
+	if (ctl_etcd_range(d->e, key, 0, 0, 1, &rg, &err)) {
+		set_error(d, &err, true);
+		return d->leader_create != 0;
+	}
+	if (rg.count == 1 && rg.kvs[0].create_revision == d->leader_create) {
+		ctl_etcd_range_free(&rg);
+		return true;
+	}
+	snprintf(why, sizeof(why),
+		 rg.count ? "the leader key was replaced (created at revision %lld, ours %lld)"
+			  : "the leader key was deleted (ours was created at revision %lld)",
+		 (long long)(rg.count ? rg.kvs[0].create_revision : d->leader_create),
+		 (long long)d->leader_create);
+	ctl_etcd_range_free(&rg);
+	lose_leadership(d, why);
+	return false;
+}
+
 /* Keep the leader's lease; false when leadership is gone or unsure. */
 static bool keep_lease(struct ctl_rdriver *d)
 {
@@ -186,7 +218,7 @@ static bool keep_lease(struct ctl_rdriver *d)
 		return true;
 	if (ctl_etcd_lease_keepalive(d->e, d->lease, NULL, &err) == 0) {
 		d->lease_renewed = now;
-		return true;
+		return still_leader(d);
 	}
 	set_error(d, &err, true);
 	/* Unsure whether etcd still holds the lease: once it may have lapsed
@@ -288,7 +320,10 @@ static uint64_t drive(struct ctl_rdriver *d)
 	if (act->write) {
 		rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
 		if (rc == -ESTALE) {
-			wait = 0; /* someone wrote (an abort, a new leader): read again */
+			/* Someone wrote: an abort (read again at once), or the
+			 * leader key is no longer ours (stop leading, campaign). */
+			if (still_leader(d))
+				wait = 0;
 			goto out;
 		}
 		if (rc) {

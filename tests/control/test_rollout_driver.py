@@ -355,6 +355,34 @@ def test_leader_killed_mid_rollout(cluster, fac):
     assert json.loads(out.strip().splitlines()[-1])["leader"] is True
 
 
+def test_leader_key_deleted_mid_rollout(cluster, fac):
+    """The leader key deleted by hand during the bake (found by a hostile
+    probe): the leader's commit then fails its leader compare, and it used
+    to retry at once for ever (hundreds of transactions a second, the
+    rollout stuck baking) while believing it led; with a second driver,
+    two claimed to lead. Now the driver that lost its key stops leading,
+    one driver leads again, and the rollout completes."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 3, "wave": 1, "sync_timeout_s": 20}')
+    assert rc == 0
+    a = driver(cluster, f, "drv-a")
+    wait_for(lambda: (cluster.get_json(pre + "rollout/leader") or {}).get("node") == "drv-a", what="a leads")
+    b = driver(cluster, f, "drv-b")
+    outs = []
+    try:
+        wait_for(lambda: nodes[0].running == NEW, what="canary on NEW")
+        cluster.delete(pre + "rollout/leader")
+        rec = finished(cluster, f, timeout=60)
+    finally:
+        for p in (a, b):
+            outs.append(stop(p)[0])
+    assert rec["state"] == "completed", rec
+    assert [n.running for n in nodes] == [NEW] * 3
+    leaders = [json.loads(o.strip().splitlines()[-1])["leader"] for o in outs]
+    assert leaders.count(True) == 1, (leaders, outs)
+
+
 def test_member_killed_mid_rollout(cluster, fac):
     f, nodes, doc = fac
     rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 2, "wave": 2, "sync_timeout_s": 20}')
