@@ -18,6 +18,7 @@
 #include "ctl_dp.h"
 #include "ctl_etcd.h"
 #include "ctl_metrics.h"
+#include "ctl_rollout.h"
 #include "fwd_ctl.pb-c.h"
 #include "fwd_hash.h"
 #include "fwd_log.h"
@@ -163,25 +164,6 @@ static int name_ok(const char *s, size_t max)
 	return 1;
 }
 
-/* "k=v": k of [a-z0-9_.-]{1,63}, v of printable ASCII without '"' or '\\'
- * (0..63). */
-static int label_ok(const char *l)
-{
-	const char *eq = strchr(l, '=');
-	size_t kl;
-
-	if (!eq || eq == l || (kl = (size_t)(eq - l)) > 63 || strlen(eq + 1) > 63)
-		return 0;
-	for (size_t i = 0; i < kl; i++)
-		if (!(islower((unsigned char)l[i]) || isdigit((unsigned char)l[i]) ||
-		      strchr("_.-", l[i])))
-			return 0;
-	for (const char *p = eq + 1; *p; p++)
-		if (*p < 0x20 || *p > 0x7e)
-			return 0;
-	return 1;
-}
-
 int ctl_fleet_conf_check(const struct ctl_fleet_conf *c, struct fwd_err *e)
 {
 	struct ctl_etcd_conf ec = {.endpoints = c->endpoints};
@@ -199,10 +181,12 @@ int ctl_fleet_conf_check(const struct ctl_fleet_conf *c, struct fwd_err *e)
 		return fwd_err_set(e, NULL, 0, "fleet-label", "at most %d --fleet-label",
 				   CTL_FLEET_MAX_LABELS);
 	for (unsigned i = 0; i < c->nlabels; i++) {
-		if (!label_ok(c->labels[i]))
+		/* The rollouts' rule (ctl_rollout_label_ok): a label they
+		 * could not read would leave the node out of every rollout. */
+		if (!ctl_rollout_label_ok(c->labels[i]))
 			return fwd_err_set(e, NULL, 0, "fleet-label",
 					   "--fleet-label '%.80s' is not KEY=VALUE (key 1..63 of "
-					   "a-z 0-9 _ . -, value 0..63 printable)",
+					   "a-z 0-9 . _ -, value 0..63 of A-Z a-z 0-9 . _ -)",
 					   c->labels[i]);
 		for (unsigned j = 0; j < i; j++)
 			if (strcspn(c->labels[i], "=") == strcspn(c->labels[j], "=") &&

@@ -332,16 +332,27 @@ void ctl_rollout_opts_default(struct ctl_rollout_opts *o)
 }
 
 /* "k=v" with both parts tokens. */
-static bool label_ok(const char *s)
+static bool label_key_ok(const char *s, size_t n)
 {
-	const char *eq = strchr(s, '=');
-	char k[CTL_ROLLOUT_LABEL_MAX + 2];
-
-	if (eq == NULL || (size_t)(eq - s) > CTL_ROLLOUT_LABEL_MAX)
+	if (n == 0 || n > CTL_ROLLOUT_LABEL_MAX)
 		return false;
-	memcpy(k, s, (size_t)(eq - s));
-	k[eq - s] = '\0';
-	return token_ok(k, CTL_ROLLOUT_LABEL_MAX) && token_ok(eq + 1, CTL_ROLLOUT_LABEL_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		      s[i] == '_' || s[i] == '.'))
+			return false;
+	return true;
+}
+
+static bool label_value_ok(const char *s)
+{
+	return s[0] == '\0' || token_ok(s, CTL_ROLLOUT_LABEL_MAX);
+}
+
+bool ctl_rollout_label_ok(const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+
+	return eq != NULL && label_key_ok(kv, (size_t)(eq - kv)) && label_value_ok(eq + 1);
 }
 
 static int opts_check(const struct rd *d, const struct ctl_rollout_opts *o)
@@ -393,8 +404,12 @@ int ctl_rollout_opts_from_json(struct ctl_rollout_opts *o, const json_t *j, stru
 				o->canary_label[0] = '\0';
 				continue;
 			}
-			if (s == NULL || strlen(s) >= sizeof(o->canary_label) || !label_ok(s))
-				return rd_fail(&d, "options", k, "must be \"key=value\"");
+			if (s == NULL || strlen(s) >= sizeof(o->canary_label) ||
+			    !ctl_rollout_label_ok(s))
+				return rd_fail(
+					&d, "options", k,
+					"must be \"key=value\" (key 1..63 of a-z 0-9 . _ -, "
+					"value 0..63 of A-Z a-z 0-9 . _ -), as --fleet-label");
 			snprintf(o->canary_label, sizeof(o->canary_label), "%s", s);
 		}
 	}
@@ -437,9 +452,12 @@ static int node_from_json(const struct rd *d, const json_t *j, struct ctl_rollou
 	if (o && json_object_size(o) > CTL_ROLLOUT_LABELS_MAX)
 		return rd_fail(d, "", "labels", "too many labels");
 	json_object_foreach((json_t *)o, k, v) {
-		if (!token_ok(k, CTL_ROLLOUT_LABEL_MAX) || !json_is_string(v) ||
-		    !token_ok(json_string_value(v), CTL_ROLLOUT_LABEL_MAX))
-			return rd_fail(d, "labels", k, "labels are key: value of [A-Za-z0-9._-]");
+		if (!label_key_ok(k, strlen(k)) || !json_is_string(v) ||
+		    !label_value_ok(json_string_value(v)))
+			return rd_fail(
+				d, "labels", k,
+				"labels are key: value, the key of a-z 0-9 . _ -, the value of "
+				"A-Z a-z 0-9 . _ - (as --fleet-label)");
 		snprintf(n->labels[n->n_labels].key, sizeof(n->labels[0].key), "%s", k);
 		snprintf(n->labels[n->n_labels++].value, sizeof(n->labels[0].value), "%s",
 			 json_string_value(v));
@@ -920,11 +938,22 @@ size_t ctl_rollout_gates(const struct ctl_rollout_gate_info **out)
 
 /* ---- the step ---------------------------------------------------------- */
 
+/* A node's readable report, or NULL (gone, or unreadable: see
+ * first_unreadable(), which aborts a rollout before this is asked). */
 static const struct ctl_rollout_node *report_of(const struct ctl_rollout_node *nodes, size_t n,
 						const char *name)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(nodes[i].name, name) == 0)
+			return nodes[i].unreadable ? NULL : &nodes[i];
+	return NULL;
+}
+
+static const struct ctl_rollout_node *first_unreadable(const struct ctl_rollout_node *nodes,
+						       size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (nodes[i].unreadable)
 			return &nodes[i];
 	return NULL;
 }
@@ -1157,7 +1186,7 @@ static const struct gate *gates_fail(const struct gate_ctx *g, char *why, size_t
 static bool rates_ready(const struct ctl_rollout_node *nodes, size_t n_nodes)
 {
 	for (size_t i = 0; i < n_nodes; i++)
-		if (nodes[i].prev == NULL)
+		if (nodes[i].prev == NULL && !nodes[i].unreadable)
 			return false;
 	return true;
 }
@@ -1269,11 +1298,33 @@ int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes
 		     uint64_t now, struct ctl_rollout_actions *act)
 {
 	enum ctl_rollout_state state0 = r->state;
+	const struct ctl_rollout_node *bad;
 	int wave0 = r->wave;
 
 	memset(act, 0, sizeof(*act));
 	if ((unsigned)r->state >= CTL_RO_STATE_MAX || r->n_nodes > CTL_ROLLOUT_NODES_MAX)
 		return -EINVAL;
+	/* A node of the facility whose report cannot be read (a label or a
+	 * bound the parser refuses, a corrupt key) would take the table at
+	 * promotion without a gate having seen it: no rollout goes on past
+	 * it. Before the plan nothing is pinned; later the wave reverts. */
+	bad = first_unreadable(nodes, n_nodes);
+	if (bad && !r->abort_requested &&
+	    (r->state == CTL_RO_PENDING || r->state == CTL_RO_SYNCING ||
+	     r->state == CTL_RO_BAKING)) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "the report of node %.48s cannot be read: %.160s",
+			 bad->name, bad->unreadable_why);
+		if (r->state == CTL_RO_PENDING) {
+			set_abort(r, "unreadable_report", bad->name, why);
+			r->wave = 0;
+			finish(r, CTL_RO_ABORTED, now, act);
+		} else {
+			begin_abort(r, "unreadable_report", bad->name, why, now, act);
+		}
+		goto done;
+	}
 	switch (r->state) {
 	case CTL_RO_PENDING:
 		if (r->abort_requested) {
@@ -1310,6 +1361,7 @@ int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes
 	default:
 		return -EINVAL;
 	}
+done:
 	if (r->state != state0 || r->wave != wave0 || act->finish || act->promote)
 		act->write = true;
 	for (unsigned i = 0; i < r->n_nodes && !act->write; i++)

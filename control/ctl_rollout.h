@@ -112,7 +112,21 @@ struct ctl_rollout_node {
 	uint64_t updated_at; /* the node's clock, ms */
 	/* The driver's previous report of this node, for rates; NULL if none. */
 	const struct ctl_rollout_node *prev;
+	/* A key under nodes/ whose report cannot be read: name from the key,
+	 * nothing else set but why. A rollout cannot vouch for such a node,
+	 * so its presence aborts one (gate "unreadable_report"). */
+	bool unreadable;
+	char unreadable_why[160];
 };
+
+/**
+ * Whether @kv is a label "key=value" as nodes report them and rollouts match
+ * them: key 1..CTL_ROLLOUT_LABEL_MAX of a-z 0-9 . _ -, value
+ * 0..CTL_ROLLOUT_LABEL_MAX of A-Z a-z 0-9 . _ -. One rule for regiond's
+ * --fleet-label, the reports' parser and --canary-label, so that a label a
+ * node may carry is one a rollout can read and match.
+ */
+bool ctl_rollout_label_ok(const char *kv);
 
 /**
  * Parse a node report (hostile: from etcd). Fields the rollout does not use

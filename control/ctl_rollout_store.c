@@ -531,8 +531,24 @@ int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 
 			json_array_append_new(*view, j ? j : bad_key(kv, &pe));
 		}
-		if (ok && nodes && (size_t)n < max)
+		if (ok && nodes && (size_t)n < max) {
 			nodes[n++] = *tmp;
+		} else if (!ok && nodes && (size_t)n < max) {
+			/* Kept, named by its key: the rollout must not plan
+			 * around a node it cannot read, as if it were absent. */
+			struct ctl_rollout_node *u = &nodes[n++];
+			size_t nl = kv->key_len > plen ? kv->key_len - plen : 0;
+
+			memset(u, 0, sizeof(*u));
+			snprintf(u->name, sizeof(u->name), "%.*s",
+				 (int)(nl < sizeof(u->name) - 1 ? nl : sizeof(u->name) - 1),
+				 kv->key + plen);
+			fwd_utf8_clean(u->name);
+			u->unreadable = true;
+			snprintf(u->unreadable_why, sizeof(u->unreadable_why), "%.60s%s%.95s",
+				 pe.path, pe.path[0] ? ": " : "", pe.reason);
+			fwd_utf8_clean(u->unreadable_why);
+		}
 	}
 	ctl_etcd_range_free(&rg);
 	free(tmp);

@@ -220,13 +220,19 @@ def fleet(tmp_path_factory):
      "--fleet-facility"),
     (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
       "--fleet-label", "no-equals"], "--fleet-label"),
+    # labels a rollout could not read (it used to plan around such a node)
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--fleet-label", "desc=rack 5"], "--fleet-label 'desc=rack 5' is not KEY=VALUE"),
+    (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
+      "--fleet-label", "Role=canary"], "--fleet-label 'Role=canary' is not KEY=VALUE"),
     (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
       "--fleet-cert", "/x.pem"], "go together"),
     (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
       "--feed-table", "india=101"], "do not go together"),
     (["--fleet-endpoints", "http://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f",
       "--fleet-user", "u", "--fleet-password-file", "/nonexistent-fleetnode"], "--fleet-password-file"),
-], ids=["no-endpoints", "endpoint", "node", "facility", "label", "cert-alone", "feed", "password"])
+], ids=["no-endpoints", "endpoint", "node", "facility", "label", "label-space", "label-upper",
+        "cert-alone", "feed", "password"])
 def test_bad_fleet_options_refused_before_anything(tmp_path, args, said):
     p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
                         str(tmp_path / "api.sock"), "--state-dir", str(tmp_path / "st"), *args],

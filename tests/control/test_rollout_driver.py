@@ -383,6 +383,28 @@ def test_leader_key_deleted_mid_rollout(cluster, fac):
     assert leaders.count(True) == 1, (leaders, outs)
 
 
+def test_unreadable_report_aborts_the_rollout(cluster, fac):
+    """A report the rollout cannot read (here a label value with a space)
+    used to leave its node out of the plan: it took the table at promotion
+    without a gate. Now the rollout aborts before anything is pinned."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    cluster.put(pre + "nodes/n9", {"schema": 1, "node": "n9", "labels": {"desc": "rack 5"}})
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 1, "sync_timeout_s": 5}')
+    assert rc == 0, (out, err)
+    d = driver(cluster, f, "drv-a")
+    try:
+        rec = finished(cluster, f)
+    finally:
+        stop(d)
+        cluster.delete(pre + "nodes/n9")
+    assert rec["state"] == "aborted", rec
+    assert rec["abort"]["gate"] == "unreadable_report" and rec["abort"]["node"] == "n9", rec["abort"]
+    assert "labels" in rec["abort"]["reason"]
+    assert [n.running for n in nodes] == [OLD] * 3
+    assert cluster.get_json(pre + "desired")["table"] == OLD
+
+
 def test_member_killed_mid_rollout(cluster, fac):
     f, nodes, doc = fac
     rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 2, "wave": 2, "sync_timeout_s": 20}')

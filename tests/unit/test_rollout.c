@@ -675,6 +675,58 @@ static void test_canary_vanishes(void **state)
 	sim_free(s);
 }
 
+/* A node whose report cannot be read (found by a hostile probe: a label
+ * regiond took and the parser refused, or more links down than a report
+ * holds) was planned around as if absent, and took the table at promotion
+ * without a gate. Before the plan: aborted, nothing pinned; mid-wave: the
+ * wave reverts. */
+static void test_unreadable_report_aborts(void **state)
+{
+	for (int when = 0; when < 2; when++) {
+		struct ctl_rollout_opts o = opts(1, 1, 10);
+		struct sim *s = sim_new(&o);
+		struct snode *bad;
+
+		(void)state;
+		three(s);
+		sim_add(s, "n4", NULL);
+		bad = sim_node(s, "n4");
+		if (when == 1) {
+			sim_tick(s, 1000);
+			sim_step(s);
+			sim_tick(s, 1000);
+			sim_step(s);
+			assert_int_equal(s->r->state, CTL_RO_BAKING);
+		}
+		bad->rep.unreadable = true;
+		snprintf(bad->rep.unreadable_why, sizeof(bad->rep.unreadable_why),
+			 "labels.desc: labels are key: value");
+		sim_run(s, 20);
+		assert_int_equal(s->r->state, CTL_RO_ABORTED);
+		assert_string_equal(s->r->abort_gate, "unreadable_report");
+		assert_string_equal(s->r->abort_node, "n4");
+		assert_non_null(strstr(s->r->abort_reason, "labels.desc"));
+		assert_string_equal(s->desired, OLD); /* never promoted */
+		for (unsigned i = 0; i < s->n; i++)
+			if (strcmp(s->nodes[i].rep.name, "n4") != 0)
+				assert_string_equal(s->nodes[i].rep.running, OLD);
+		sim_free(s);
+	}
+}
+
+static void test_label_rule(void **state)
+{
+	static const char *const good[] = {"role=canary", "rack.id=A-5_b", "empty=", "k=v.1"};
+	static const char *const bad[] = {"desc=rack 5", "Role=x", "=x",
+					  "role",	 "k=v\"",  "k=\xc3\xa9"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(ctl_rollout_label_ok(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(ctl_rollout_label_ok(bad[i]));
+}
+
 /* A node of a later wave vanishes: it is skipped, the rollout completes. */
 static void test_wave_node_vanishes(void **state)
 {
@@ -972,6 +1024,8 @@ int main(void)
 		cmocka_unit_test(test_operator_abort_pending),
 		cmocka_unit_test(test_canary_vanishes),
 		cmocka_unit_test(test_wave_node_vanishes),
+		cmocka_unit_test(test_unreadable_report_aborts),
+		cmocka_unit_test(test_label_rule),
 		cmocka_unit_test(test_takeover_resume),
 		cmocka_unit_test(test_pending_without_rates),
 		cmocka_unit_test(test_already_on_target),
