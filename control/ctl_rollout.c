@@ -250,23 +250,46 @@ static int rd_drops(const struct rd *d, const json_t *o, const char *path,
 }
 
 /* ["name", ...] of link names into @links. */
+static int cmp_link(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A list of link names (at most CTL_ROLLOUT_LINKS_READ, one table's links):
+ * *n is how many, @links the first CTL_ROLLOUT_LINKS_MAX in name order, so
+ * that a node with many links down is still read (it used to be refused,
+ * and a node whose report is refused looked absent). */
 static int rd_links(const struct rd *d, const json_t *a, const char *path,
 		    char links[][CTL_ROLLOUT_NAME_MAX + 1], unsigned *n)
 {
-	size_t i;
+	const char *names[CTL_ROLLOUT_LINKS_READ];
+	size_t i, k = 0;
 	json_t *v;
 
 	*n = 0;
 	if (!json_is_array(a))
 		return rd_fail(d, path, NULL, "must be an array of link names");
-	if (json_array_size(a) > CTL_ROLLOUT_LINKS_MAX)
-		return rd_fail(d, path, NULL, "too many links");
+	if (json_array_size(a) > CTL_ROLLOUT_LINKS_READ)
+		return rd_fail(d, path, NULL, "more links than a table has");
 	json_array_foreach(a, i, v) {
 		if (!json_is_string(v) || !token_ok(json_string_value(v), CTL_ROLLOUT_NAME_MAX))
 			return rd_fail(d, path, NULL, "must be an array of link names");
-		snprintf(links[(*n)++], CTL_ROLLOUT_NAME_MAX + 1, "%s", json_string_value(v));
+		names[k++] = json_string_value(v);
 	}
+	qsort(names, k, sizeof(names[0]), cmp_link);
+	for (i = 0; i < k; i++) {
+		if (i && strcmp(names[i], names[i - 1]) == 0)
+			return rd_fail(d, path, NULL, "names a link twice");
+		if (i < CTL_ROLLOUT_LINKS_MAX)
+			snprintf(links[i], CTL_ROLLOUT_NAME_MAX + 1, "%s", names[i]);
+	}
+	*n = (unsigned)k;
 	return 0;
+}
+
+static unsigned kept_links(unsigned n)
+{
+	return n < CTL_ROLLOUT_LINKS_MAX ? n : CTL_ROLLOUT_LINKS_MAX;
 }
 
 static json_t *load(const struct rd *d, const char *buf, size_t len, size_t max)
@@ -574,11 +597,12 @@ static json_t *rnode_json(const struct ctl_rollout_rnode *n, bool pinned)
 {
 	json_t *links = json_array();
 
-	for (unsigned i = 0; links && i < n->n_base_links; i++)
+	for (unsigned i = 0; links && i < kept_links(n->n_base_links); i++)
 		json_array_append_new(links, json_string(n->base_links[i]));
-	return json_pack("{s:s, s:i, s:s, s:b, s:{s:i, s:o, s:o}, s:o}", "name", n->name, "wave",
-			 n->wave, "status", nstatus_names[n->status], "pinned", pinned, "base",
-			 "health", n->base_health, "links_down", links, "drop_pps",
+	return json_pack("{s:s, s:i, s:s, s:b, s:{s:i, s:o, s:I, s:o}, s:o}", "name", n->name,
+			 "wave", n->wave, "status", nstatus_names[n->status], "pinned", pinned,
+			 "base", "health", n->base_health, "links_down", links, "links_down_count",
+			 (json_int_t)n->n_base_links, "drop_pps",
 			 drops_json(n->base_rates, n->n_base_rates), "bake",
 			 n->bake_at ? json_pack("{s:I, s:o}", "at", (json_int_t)n->bake_at, "drops",
 						drops_json(n->bake_drops, n->n_bake_drops))
@@ -614,7 +638,8 @@ static int rnode_from_json(const struct rd *d, const json_t *o, const char *path
 {
 	static const char *const keys[] = {"name", "wave", "status", "pinned",
 					   "base", "bake", NULL};
-	static const char *const bkeys[] = {"health", "links_down", "drop_pps", NULL};
+	static const char *const bkeys[] = {"health", "links_down", "links_down_count", "drop_pps",
+					    NULL};
 	static const char *const kkeys[] = {"at", "drops", NULL};
 	const json_t *b, *k, *dr;
 	char s[24], bp[64], lp[64], dp[64];
@@ -645,6 +670,20 @@ static int rnode_from_json(const struct rd *d, const json_t *o, const char *path
 	    (rc = rd_obj(d, b, bp, "drop_pps", false, &dr)) ||
 	    (rc = rd_drops(d, dr, dp, n->base_rates, &n->n_base_rates)))
 		return rc;
+	/* The record keeps the first names and the count (a record without
+	 * it, written before the count was, holds every name). */
+	if (json_object_get(b, "links_down_count")) {
+		int cnt;
+
+		if ((rc = rd_int(d, b, bp, "links_down_count", (int)n->n_base_links,
+				 CTL_ROLLOUT_LINKS_READ, &cnt)))
+			return rc;
+		if (n->n_base_links < (unsigned)cnt && n->n_base_links != CTL_ROLLOUT_LINKS_MAX)
+			return rd_fail(
+				d, bp, "links_down_count",
+				"is more than the names kept, which are fewer than the most kept");
+		n->n_base_links = (unsigned)cnt;
+	}
 	if ((rc = rd_obj(d, o, path, "bake", true, &k)))
 		return rc;
 	snprintf(bp, sizeof(bp), "%s.bake", path);
@@ -838,21 +877,36 @@ static bool gate_out_of_sync(const struct gate_ctx *g, char *why, size_t len)
 	return true;
 }
 
+/* A link down now that was up at the baseline. Both sides keep the count
+ * and the first CTL_ROLLOUT_LINKS_MAX names in name order: more links down
+ * than before fails; so does a kept name the baseline lacks when the
+ * baseline's names were all kept, or when it sorts before the baseline's
+ * last kept name (it would have been kept had it been down). Past that, a
+ * link that went down while another came up, both after the baseline's
+ * last kept name, is not seen (docs/fleet.md). */
 static bool gate_link_down(const struct gate_ctx *g, char *why, size_t len)
 {
+	const unsigned nb = g->rn->n_base_links, kb = kept_links(nb);
+
 	if (!g->r->opts.link_gate)
 		return false;
-	for (unsigned i = 0; i < g->rep->n_links_down; i++) {
+	for (unsigned i = 0; i < kept_links(g->rep->n_links_down); i++) {
+		const char *l = g->rep->links_down[i];
 		unsigned k;
 
-		for (k = 0; k < g->rn->n_base_links; k++)
-			if (strcmp(g->rn->base_links[k], g->rep->links_down[i]) == 0)
+		for (k = 0; k < kb; k++)
+			if (strcmp(g->rn->base_links[k], l) == 0)
 				break;
-		if (k == g->rn->n_base_links) {
-			snprintf(why, len, "link %s went down (it was up before the wave)",
-				 g->rep->links_down[i]);
+		if (k == kb &&
+		    (nb <= CTL_ROLLOUT_LINKS_MAX || strcmp(l, g->rn->base_links[kb - 1]) < 0)) {
+			snprintf(why, len, "link %s went down (it was up before the wave)", l);
 			return true;
 		}
+	}
+	if (g->rep->n_links_down > nb) {
+		snprintf(why, len, "%u links are down, %u before the wave", g->rep->n_links_down,
+			 nb);
+		return true;
 	}
 	return false;
 }

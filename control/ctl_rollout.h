@@ -42,7 +42,8 @@
 #define CTL_ROLLOUT_ID_MAX 40 /* rollout ids: [a-z0-9-]{1,40} */
 #define CTL_ROLLOUT_LABEL_MAX 63 /* label keys and values: [A-Za-z0-9._-] */
 #define CTL_ROLLOUT_LABELS_MAX 16 /* labels per node kept */
-#define CTL_ROLLOUT_LINKS_MAX 16 /* links down per node kept */
+#define CTL_ROLLOUT_LINKS_MAX 16 /* names of links down kept per node (the first, sorted) */
+#define CTL_ROLLOUT_LINKS_READ 1024 /* names a report may list (FWD_MAX_LINKS) */
 #define CTL_ROLLOUT_REASONS_MAX 32 /* drop reasons per node (fwd_counters.def has 20) */
 #define CTL_ROLLOUT_REASON_MAX 31 /* drop reason names */
 #define CTL_ROLLOUT_BY_MAX 200 /* created_by */
@@ -105,6 +106,9 @@ struct ctl_rollout_node {
 	bool apply_error;
 	char error_table[17], error_reason[48];
 	int health; /* health.code */
+	/* How many links are down, and the names of the first
+	 * CTL_ROLLOUT_LINKS_MAX of them in name order: a node with more down
+	 * is still read (and gated) on the count and those names. */
 	unsigned n_links_down;
 	char links_down[CTL_ROLLOUT_LINKS_MAX][CTL_ROLLOUT_NAME_MAX + 1];
 	unsigned n_drops;
@@ -184,7 +188,7 @@ struct ctl_rollout_rnode {
 	bool pinned;
 	/* Before its wave (from the reports at the wave's start): */
 	int base_health;
-	unsigned n_base_links;
+	unsigned n_base_links; /* links down at the baseline; names as in the report */
 	char base_links[CTL_ROLLOUT_LINKS_MAX][CTL_ROLLOUT_NAME_MAX + 1];
 	unsigned n_base_rates;
 	struct ctl_rollout_drop base_rates[CTL_ROLLOUT_REASONS_MAX]; /* pps, rounded up */

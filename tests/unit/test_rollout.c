@@ -34,6 +34,8 @@ struct snode {
 	double drop_pps; /* ... and always */
 	double acc; /* fractional drops carried over */
 	bool link_down_on_new, health_bad_on_new;
+	unsigned always_down; /* links spare00.. down all along */
+	unsigned new_down_name; /* the link that goes down on NEW: 0 "to-sg", 1 "aaa" */
 };
 
 struct sim {
@@ -106,10 +108,20 @@ static void sim_tick(struct sim *s, uint64_t ms)
 		}
 		on_new = strcmp(r->running, NEW) == 0;
 		r->health = on_new && n->health_bad_on_new ? 2 : 0;
+		/* As the parser keeps them: the count, and the first names in
+		 * name order ("aaa" < "spare.." < "to-sg"). */
 		r->n_links_down = 0;
-		if (on_new && n->link_down_on_new) {
-			r->n_links_down = 1;
-			snprintf(r->links_down[0], sizeof(r->links_down[0]), "to-sg");
+		if (on_new && n->link_down_on_new && n->new_down_name == 1)
+			snprintf(r->links_down[r->n_links_down++], sizeof(r->links_down[0]), "aaa");
+		for (unsigned k = 0; k < n->always_down; k++, r->n_links_down++)
+			if (r->n_links_down < CTL_ROLLOUT_LINKS_MAX)
+				snprintf(r->links_down[r->n_links_down], sizeof(r->links_down[0]),
+					 "spare%02u", k);
+		if (on_new && n->link_down_on_new && n->new_down_name == 0) {
+			if (r->n_links_down < CTL_ROLLOUT_LINKS_MAX)
+				snprintf(r->links_down[r->n_links_down], sizeof(r->links_down[0]),
+					 "to-sg");
+			r->n_links_down++;
 		}
 		add = (n->drop_pps + (on_new ? n->drop_pps_new : 0)) * (double)ms / 1000.0 + n->acc;
 		if (r->n_drops == 0) {
@@ -316,6 +328,33 @@ static void test_report_parse(void **state)
 	assert_int_equal(parse(buf, &n, &err), -EINVAL);
 	assert_string_equal(err.path, "schema");
 	assert_non_null(strstr(err.reason, "newer"));
+
+	/* 20 links down, listed in any order: read, counted, the first 16 by
+	 * name kept; a link named twice is refused. */
+	{
+		char links[1024] = "";
+		size_t off = 0;
+
+		for (int i = 19; i >= 0; i--)
+			off += (size_t)snprintf(links + off, sizeof(links) - off, "%s\"l%02d\"",
+						i == 19 ? "" : ",", i);
+		snprintf(buf, sizeof(buf), "%s", REPORT(""));
+		{
+			char *at = strstr(buf, "\"links_down\":[]");
+			char tail[4096];
+
+			snprintf(tail, sizeof(tail), "%s", at + strlen("\"links_down\":[]"));
+			snprintf(at, sizeof(buf) - (size_t)(at - buf), "\"links_down\":[%s]%s",
+				 links, tail);
+		}
+		assert_int_equal(parse(buf, &n, &err), 0);
+		assert_int_equal(n.n_links_down, 20);
+		assert_string_equal(n.links_down[0], "l00");
+		assert_string_equal(n.links_down[CTL_ROLLOUT_LINKS_MAX - 1], "l15");
+		memcpy(strstr(buf, "\"l00\""), "\"l01\"", 5);
+		assert_int_equal(parse(buf, &n, &err), -EINVAL);
+		assert_non_null(strstr(err.reason, "twice"));
+	}
 
 	assert_int_equal(parse("[1,2]", &n, &err), -EINVAL);
 	assert_int_equal(parse("{\"schema\":1,", &n, &err), -EINVAL);
@@ -535,6 +574,40 @@ static void test_gate_link_down(void **state)
 	expect_abort_after_canary(s, "link_down");
 	assert_non_null(strstr(s->r->abort_reason, "to-sg"));
 	sim_free(s);
+}
+
+/* More links down than a report keeps names of (found by a hostile probe:
+ * 17 were refused as "too many links", and the node looked lost): still
+ * read, and gated on the count and the first names. */
+static void test_gate_link_down_many(void **state)
+{
+	for (unsigned name = 0; name < 2; name++) {
+		struct ctl_rollout_opts o = opts(1, 1, 5);
+		struct sim *s = sim_new(&o);
+
+		(void)state;
+		three(s);
+		for (unsigned i = 0; i < s->n; i++)
+			s->nodes[i].always_down = CTL_ROLLOUT_LINKS_MAX + 4;
+		sim_node(s, "n1")->link_down_on_new = true;
+		sim_node(s, "n1")->new_down_name = name;
+		expect_abort_after_canary(s, "link_down");
+		assert_non_null(strstr(s->r->abort_reason, name ? "link aaa went down"
+								: "21 links are down, 20 before"));
+		sim_free(s);
+	}
+	{
+		/* The same links down all along: no gate fails. */
+		struct ctl_rollout_opts o = opts(1, 1, 2);
+		struct sim *s = sim_new(&o);
+
+		three(s);
+		for (unsigned i = 0; i < s->n; i++)
+			s->nodes[i].always_down = CTL_ROLLOUT_LINKS_MAX + 4;
+		sim_run(s, 60);
+		assert_int_equal(s->r->state, CTL_RO_COMPLETED);
+		sim_free(s);
+	}
 }
 
 static void test_gate_link_off(void **state)
@@ -914,6 +987,8 @@ static void test_record_roundtrip(void **state)
 
 	(void)state;
 	three(s);
+	/* more links down than the record keeps names of: the count survives */
+	sim_node(s, "n1")->always_down = CTL_ROLLOUT_LINKS_MAX + 3;
 	roundtrip(s->r);
 	for (int i = 0; i < 6; i++) {
 		sim_tick(s, 1000);
@@ -921,6 +996,7 @@ static void test_record_roundtrip(void **state)
 		roundtrip(s->r);
 	}
 	assert_int_equal(s->r->state, CTL_RO_BAKING);
+	assert_int_equal(rnode(s, "n1")->n_base_links, CTL_ROLLOUT_LINKS_MAX + 3);
 	sim_node(s, "n1")->drop_pps_new = 900;
 	sim_run(s, 30);
 	roundtrip(s->r);
@@ -1015,6 +1091,7 @@ int main(void)
 		cmocka_unit_test(test_gate_apply_error),
 		cmocka_unit_test(test_gate_sync_timeout),
 		cmocka_unit_test(test_gate_link_down),
+		cmocka_unit_test(test_gate_link_down_many),
 		cmocka_unit_test(test_gate_link_off),
 		cmocka_unit_test(test_gate_health),
 		cmocka_unit_test(test_gate_drop_rate),
