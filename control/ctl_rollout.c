@@ -775,6 +775,24 @@ int ctl_rollout_from_json(const json_t *j, struct ctl_rollout *r, struct fwd_err
 				return rd_fail(&d, path, "name", "appears twice");
 		r->n_nodes = (unsigned)i + 1;
 	}
+	/* A plan places a node in every wave (the canaries in 0, the rest in
+	 * waves of opts.wave): a record past pending whose waves hold no node
+	 * was not written by a driver, and stepping it would promote its table
+	 * at once with no node ever gated (found by a hostile probe). */
+	if (r->state == CTL_RO_SYNCING || r->state == CTL_RO_BAKING) {
+		for (int w = 0; w < r->n_waves; w++) {
+			unsigned k = 0;
+
+			while (k < r->n_nodes && r->nodes[k].wave != w)
+				k++;
+			if (k == r->n_nodes) {
+				char why[64];
+
+				snprintf(why, sizeof(why), "wave %d of the plan holds no node", w);
+				return rd_fail(&d, "", "nodes", why);
+			}
+		}
+	}
 	return 0;
 }
 

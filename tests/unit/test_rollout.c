@@ -1047,6 +1047,9 @@ static void test_record_hostile(void **state)
 	expect_refused("\"bake_s\":10", "\"bake_s\":-1", "options.bake_s");
 	expect_refused("\"drop_pps\":{}", "\"drop_pps\":{\"a b\":1}", "nodes[0].base.drop_pps.a b");
 	expect_refused("\"health\":0", "\"health\":\"0\"", "nodes[0].base.health");
+	/* A plan with a wave that holds no node (a forged record with "nodes":
+	 * [] was promoted at once). */
+	expect_refused("\"name\":\"n2\",\"wave\":1", "\"name\":\"n2\",\"wave\":0", "nodes");
 	assert_int_equal(ctl_rollout_parse("null", 4, r, &err), -EINVAL);
 	assert_int_equal(ctl_rollout_parse("{", 1, r, &err), -EINVAL);
 	free(r);
