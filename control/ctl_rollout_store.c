@@ -142,6 +142,54 @@ static int put_table(struct ctl_etcd *e, const char *facility, const char *hash,
 	return 0;
 }
 
+/* Whether etcd holds table @hash as @doc: a manifest of its hash and length,
+ * and chunks that put together are @doc. A table is immutable by its hash,
+ * but a key can be forged or damaged: a create that took a bad copy for
+ * the table would roll out a table no node can fetch (hash_mismatch on
+ * every node, found by a hostile probe), so a copy that is not @doc is
+ * written again. 1 when it is, 0 when not (or absent), -errno for etcd. */
+static int stored_table_is(struct ctl_etcd *e, const char *facility, const char *hash,
+			   const char *doc, size_t len, struct fwd_err *err)
+{
+	struct ctl_etcd_range rg = {0};
+	char key[160];
+	json_t *m;
+	json_int_t chunks, mlen;
+	int64_t rev;
+	size_t off = 0;
+	int rc;
+
+	ctl_rstore_key(key, sizeof(key), facility, "tables/%s/manifest", hash);
+	if ((rc = ctl_etcd_range(e, key, 0, 0, 1, &rg, err)))
+		return rc;
+	if (rg.count == 0) {
+		ctl_etcd_range_free(&rg);
+		return 0;
+	}
+	rev = rg.revision;
+	m = json_loadb(rg.kvs[0].value, rg.kvs[0].value_len, JSON_REJECT_DUPLICATES, NULL);
+	ctl_etcd_range_free(&rg);
+	chunks = json_integer_value(json_object_get(m, "chunks"));
+	mlen = json_integer_value(json_object_get(m, "len"));
+	rc = json_is_string(json_object_get(m, "hash")) &&
+	     strcmp(json_string_value(json_object_get(m, "hash")), hash) == 0 &&
+	     json_integer_value(json_object_get(m, "schema")) == CTL_ROLLOUT_SCHEMA &&
+	     mlen == (json_int_t)len && chunks >= 1 && chunks <= (json_int_t)len;
+	json_decref(m);
+	for (json_int_t c = 0; rc == 1 && c < chunks; c++) {
+		ctl_rstore_key(key, sizeof(key), facility, "tables/%s/chunk/%06lld", hash,
+			       (long long)c);
+		if ((rc = ctl_etcd_range(e, key, 0, rev, 1, &rg, err)) < 0)
+			return rc;
+		rc = rg.count == 1 && rg.kvs[0].value_len > 0 && off + rg.kvs[0].value_len <= len &&
+		     memcmp(doc + off, rg.kvs[0].value, rg.kvs[0].value_len) == 0;
+		if (rc)
+			off += rg.kvs[0].value_len;
+		ctl_etcd_range_free(&rg);
+	}
+	return rc == 1 && off == len;
+}
+
 int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc, size_t len,
 		      const struct ctl_rollout_opts *opts, const char *created_by, uint64_t now_ms,
 		      struct ctl_rollout *r, struct fwd_err *err)
@@ -149,7 +197,7 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 	size_t max_chunks = (len + CTL_RSTORE_CHUNK - 1) / CTL_RSTORE_CHUNK + 2;
 	char(*keys)[160] = calloc(max_chunks + 2, sizeof(*keys));
 	struct ctl_etcd_op *ops = calloc(max_chunks + 2, sizeof(*ops));
-	char desired_key[160], active_key[160], mkey[160], hash[17], previous[17], id[41];
+	char desired_key[160], active_key[160], hash[17], previous[17], id[41];
 	struct ctl_etcd_cmp cmp[2];
 	int rc = -ENOMEM;
 
@@ -159,7 +207,6 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 	}
 	ctl_rstore_table_hash(doc, len, hash);
 	ctl_rstore_key(active_key, sizeof(active_key), facility, "rollout/active");
-	ctl_rstore_key(mkey, sizeof(mkey), facility, "tables/%s/manifest", hash);
 	/* A desired key that moves under us (a rollout promoted meanwhile)
 	 * fails the compare: read it again, a few times. */
 	for (int attempt = 0; attempt < 5; attempt++) {
@@ -174,11 +221,10 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 				  err);
 		if (rc)
 			goto out;
-		rc = ctl_etcd_range(e, mkey, CTL_ETCD_KEYS_ONLY, 0, 1, &rg, err);
-		if (rc)
+		rc = stored_table_is(e, facility, hash, doc, len, err);
+		if (rc < 0)
 			goto out;
-		have_table = rg.count > 0;
-		ctl_etcd_range_free(&rg);
+		have_table = rc == 1;
 		{
 			uint16_t salt = 0;
 

@@ -405,6 +405,28 @@ def test_unreadable_report_aborts_the_rollout(cluster, fac):
     assert cluster.get_json(pre + "desired")["table"] == OLD
 
 
+def test_forged_table_copy_is_written_again(cluster, fac):
+    """A manifest for the table's hash with chunks that are not the table
+    (forged or damaged): the create used to trust it, and every node then
+    refused the rollout's table (hash_mismatch). The create writes the
+    table again, and the rollout completes."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    cluster.put(pre + "tables/%s/manifest" % NEW, {"schema": 1, "hash": NEW, "len": len(NEW_DOC),
+                                                   "chunks": 1, "format": "yaml"})
+    cluster.put(pre + "tables/%s/chunk/000000" % NEW, b"x" * len(NEW_DOC))
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 10}')
+    assert rc == 0, (out, err)
+    assert cluster.get(pre + "tables/%s/chunk/000000" % NEW) == NEW_DOC
+    d = driver(cluster, f, "drv-a")
+    try:
+        rec = finished(cluster, f)
+    finally:
+        stop(d)
+    assert rec["state"] == "completed", rec
+    assert [n.running for n in nodes] == [NEW] * 3
+
+
 def test_member_killed_mid_rollout(cluster, fac):
     f, nodes, doc = fac
     rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 2, "wave": 2, "sync_timeout_s": 20}')
