@@ -337,6 +337,23 @@ static uint64_t drive(struct ctl_rdriver *d)
 			d->r->facility, ctl_rollout_state_name(d->r->state), d->r->wave + 1,
 			d->r->n_waves, d->r->abort_gate[0] ? ", gate " : "", d->r->abort_gate,
 			act->promote ? ", promoted" : "");
+		if (act->finish) {
+			/* The history stays bounded: the oldest records go. A
+			 * failure here only leaves them for the next finish. */
+			struct fwd_err pe = {0};
+			int pruned = ctl_rstore_prune_history(d->e, d->conf.facility,
+							      CTL_RSTORE_HISTORY_KEEP, &pe);
+
+			if (pruned > 0)
+				fwd_log(FWD_LOG_INFO,
+					"fleet rollout history (%s): %d oldest records deleted, "
+					"%d kept",
+					d->conf.facility, pruned, CTL_RSTORE_HISTORY_KEEP);
+			else if (pruned < 0)
+				fwd_log(FWD_LOG_WARNING,
+					"fleet rollout history (%s): cannot prune: %s",
+					d->conf.facility, pe.reason);
+		}
 		wait = act->finish ? d->conf.poll_ms : 0;
 	}
 	if (!act->write && act->wake_at > now && act->wake_at - now < wait)

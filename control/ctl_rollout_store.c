@@ -512,34 +512,74 @@ json_t *ctl_rstore_history(struct ctl_etcd *e, const char *facility, size_t limi
 			   struct fwd_err *err)
 {
 	struct ctl_rollout *r = malloc(sizeof(*r));
-	struct ctl_etcd_range rg = {0};
+	struct ctl_etcd_range keys = {0};
 	json_t *out = json_array();
+	size_t bytes = 0;
 	char key[160];
 
 	if (r == NULL || out == NULL) {
 		fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		goto fail;
 	}
+	/* The keys first, then the records newest first, one a read, until
+	 * @limit or CTL_RSTORE_HISTORY_BYTES: one range of every record went
+	 * past the client's reply bound once a big facility had finished a few
+	 * dozen rollouts, and history and fleet apply --wait failed for good. */
 	ctl_rstore_key(key, sizeof(key), facility, "rollout/history/");
-	if (ctl_etcd_range(e, key, CTL_ETCD_PREFIX, 0, 0, &rg, err))
+	if (ctl_etcd_range(e, key, CTL_ETCD_PREFIX | CTL_ETCD_KEYS_ONLY, 0, 0, &keys, err))
 		goto fail;
 	/* Ids begin with their creation time in ms: key order is time order. */
-	for (size_t i = rg.count; i-- > 0 && json_array_size(out) < limit;) {
+	for (size_t i = keys.count;
+	     i-- > 0 && json_array_size(out) < limit && bytes < CTL_RSTORE_HISTORY_BYTES;) {
+		struct ctl_etcd_range one = {0};
 		struct fwd_err pe = {0};
+		char k[200];
 
-		if (ctl_rollout_parse(rg.kvs[i].value, rg.kvs[i].value_len, r, &pe) == 0)
+		snprintf(k, sizeof(k), "%.*s", (int)keys.kvs[i].key_len, keys.kvs[i].key);
+		if (ctl_etcd_range(e, k, 0, 0, 1, &one, err))
+			goto fail;
+		if (one.count == 0) { /* pruned since */
+			ctl_etcd_range_free(&one);
+			continue;
+		}
+		bytes += one.kvs[0].value_len;
+		if (ctl_rollout_parse(one.kvs[0].value, one.kvs[0].value_len, r, &pe) == 0)
 			json_array_append_new(out, ctl_rollout_to_json(r));
 		else
-			json_array_append_new(out, bad_key(&rg.kvs[i], &pe));
+			json_array_append_new(out, bad_key(&one.kvs[0], &pe));
+		ctl_etcd_range_free(&one);
 	}
-	ctl_etcd_range_free(&rg);
+	ctl_etcd_range_free(&keys);
 	free(r);
 	return out;
 fail:
-	ctl_etcd_range_free(&rg);
+	ctl_etcd_range_free(&keys);
 	json_decref(out);
 	free(r);
 	return NULL;
+}
+
+int ctl_rstore_prune_history(struct ctl_etcd *e, const char *facility, size_t keep,
+			     struct fwd_err *err)
+{
+	struct ctl_etcd_range keys = {0};
+	char key[160];
+	int n = 0, rc;
+
+	ctl_rstore_key(key, sizeof(key), facility, "rollout/history/");
+	if ((rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX | CTL_ETCD_KEYS_ONLY, 0, 0, &keys, err)))
+		return rc;
+	for (size_t i = 0; i + keep < keys.count; i++) {
+		char k[200];
+
+		snprintf(k, sizeof(k), "%.*s", (int)keys.kvs[i].key_len, keys.kvs[i].key);
+		if ((rc = ctl_etcd_delete(e, k, 0, NULL, err)) < 0)
+			break;
+		n += rc;
+		rc = 0;
+	}
+	ctl_etcd_range_free(&keys);
+	return rc ? rc : n;
 }
 
 int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollout_node *nodes,

@@ -75,10 +75,22 @@ int ctl_rstore_commit(struct ctl_etcd *e, struct ctl_rollout *r, int64_t *mod_re
 		      int64_t leader_create, const struct ctl_rollout_actions *act,
 		      struct fwd_err *err);
 
-/** Finished rollouts, newest first, at most @limit: a JSON array of records
- *  (an unreadable one as {"key", "error"}). NULL with @err. */
+/* Finished rollouts kept under rollout/history/ (the oldest beyond are
+ * deleted when a rollout finishes), and what one history read returns at
+ * most: records of big facilities are 100 KiB and more. */
+#define CTL_RSTORE_HISTORY_KEEP 200
+#define CTL_RSTORE_HISTORY_BYTES (4u << 20)
+
+/** Finished rollouts, newest first, at most @limit and about
+ *  CTL_RSTORE_HISTORY_BYTES of records: a JSON array of records (an
+ *  unreadable one as {"key", "error"}). NULL with @err. */
 json_t *ctl_rstore_history(struct ctl_etcd *e, const char *facility, size_t limit,
 			   struct fwd_err *err);
+
+/** Delete the oldest finished rollouts beyond the newest @keep. @return how
+ *  many were deleted, or a negative errno with @err. */
+int ctl_rstore_prune_history(struct ctl_etcd *e, const char *facility, size_t keep,
+			     struct fwd_err *err);
 
 /**
  * The facility's node reports. @nodes (may be NULL): each readable report,

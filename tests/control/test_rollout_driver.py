@@ -427,6 +427,36 @@ def test_forged_table_copy_is_written_again(cluster, fac):
     assert [n.running for n in nodes] == [NEW] * 3
 
 
+def test_history_is_read_in_bounds_and_pruned(cluster, fac):
+    """History records of a big facility are 100 KiB and more, and were
+    never pruned: one range of them all went past the client's 8 MiB reply
+    bound, and `fleet history` and `fleet apply --wait` failed for good.
+    Now the history is read record by record up to a byte budget, and the
+    oldest records beyond 200 go when a rollout finishes."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f) + "rollout/history/"
+    for i in range(30):  # 30 x 300 KB: 9 MB, the oldest ids
+        cluster.put(pre + "r-%013d-%04x" % (1000 + i, i), b'"' + b"x" * 300000 + b'"')
+    rc, out, err = probe(cluster, "history", f)
+    assert rc == 0, (out, err)
+    assert 1 <= out["count"] < 30 and out["rollouts"][0]["error"]["code"] == "invalid", out["count"]
+    for i in range(180):
+        cluster.put(pre + "r-%013d-%04x" % (2000 + i, i), b"{}")
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 10}')
+    assert rc == 0, (out, err)
+    rid = out["rollout"]["id"]
+    d = driver(cluster, f, "drv-a")
+    try:
+        wait_for(lambda: cluster.get(pre + rid) is not None, what="rollout finished")
+    finally:
+        stop(d)
+    keys = sorted(cluster.get(pre, prefix=True))
+    assert len(keys) == 200 and keys[-1] == pre + rid, len(keys)
+    assert keys[0] == pre + "r-%013d-%04x" % (1011, 11)  # 211 records: the 11 oldest went
+    rc, out, err = probe(cluster, "history", f)
+    assert rc == 0 and out["rollouts"][0]["id"] == rid and out["rollouts"][0]["state"] == "completed"
+
+
 def test_member_killed_mid_rollout(cluster, fac):
     f, nodes, doc = fac
     rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 2, "wave": 2, "sync_timeout_s": 20}')

@@ -71,7 +71,8 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	if (argc < 3 || conf.endpoints == NULL) {
-		fprintf(stderr, "usage: ETCD_ENDPOINTS=... rollout_probe create|abort|drive ...\n");
+		fprintf(stderr,
+			"usage: ETCD_ENDPOINTS=... rollout_probe create|abort|history|drive ...\n");
 		return 2;
 	}
 	signal(SIGTERM, on_term);
@@ -123,6 +124,14 @@ int main(int argc, char **argv)
 		else
 			print(json_pack("{s:o}", "rollout", ctl_rollout_to_json(r)));
 		free(r);
+	} else if (strcmp(argv[1], "history") == 0) {
+		json_t *h = ctl_rstore_history(e, argv[2], 100, &err);
+
+		if (h == NULL)
+			rc = print_err(-EIO, &err);
+		else
+			print(json_pack("{s:I, s:o}", "count", (json_int_t)json_array_size(h),
+					"rollouts", h));
 	} else if (strcmp(argv[1], "drive") == 0 && argc >= 5) {
 		struct ctl_rdriver_conf dc = {.etcd = conf, .facility = argv[2], .node = argv[3]};
 		struct ctl_rdriver *d;
