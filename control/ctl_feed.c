@@ -968,6 +968,27 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "bgp feed: %s", f->nl_error);
 		goto fail;
 	}
+	/* A "+" whose addition a crash kept from applying names a prefix the
+	 * table does not hold: not the feed's, before anyone adds it as a
+	 * static one (docs/bgp-feed.md, restarts). */
+	{
+		const struct ctl_rib_table tb = {.arg = f,
+						 .region_id = tb_region_id,
+						 .held_by = tb_held_by,
+						 .record = tb_record};
+		unsigned n;
+
+		pthread_mutex_lock(st->lock);
+		n = ctl_rib_disown_unheld(f->rib, &tb);
+		pthread_mutex_unlock(st->lock);
+		if (n && ctl_owned_commit(f->owned, e))
+			goto fail;
+		if (n)
+			fwd_log(FWD_LOG_NOTICE,
+				"bgp feed: %u recorded prefixes are not in the table (an addition "
+				"a crash kept from applying): not the feed's",
+				n);
+	}
 	if (f->orphans > 0)
 		fwd_log(FWD_LOG_WARNING,
 			"bgp feed: %" PRId64

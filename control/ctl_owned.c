@@ -19,6 +19,11 @@ struct ctl_owned {
 	char *buf; /* queued records */
 	size_t len, cap;
 	uint64_t lines; /* records in the file */
+	/* A commit failed: the file may hold records that never took effect
+	 * (a "+" whose addition was not applied, written before the failure),
+	 * or lack an undo. It is rewritten from what the feed owns at the next
+	 * compaction, whatever its size. */
+	int rewrite;
 };
 
 static int parse_line(char *line, struct ctl_rib_pfx *p, char **region, int *owned)
@@ -161,18 +166,22 @@ int ctl_owned_commit(struct ctl_owned *o, struct fwd_err *e)
 		if (w <= 0) {
 			int err = w < 0 ? errno : EIO;
 
-			/* What was written of a torn batch is cut at the next
-			 * open; the batch is not applied. */
+			/* The batch is not applied; what was written of it is
+			 * replaced by the rewrite (a torn last line is also cut
+			 * at the next open). */
 			o->len = 0;
+			o->rewrite = 1;
 			return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
 					    "cannot write: %s", strerror(err));
 		}
 		off += (size_t)w;
 	}
 	o->len = 0;
-	if (fdatasync(o->fd) < 0)
+	if (fdatasync(o->fd) < 0) {
+		o->rewrite = 1;
 		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "", "cannot sync: %s",
 				    strerror(errno));
+	}
 	return 0;
 }
 
@@ -211,7 +220,7 @@ int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t own
 	struct iovec part;
 	int rc, fd;
 
-	if (o->lines <= 2 * owned + 4096)
+	if (!o->rewrite && o->lines <= 2 * owned + 4096)
 		return 0;
 	if ((w.buf = malloc(w.cap)) == NULL)
 		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
@@ -234,5 +243,6 @@ int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t own
 	close(o->fd);
 	o->fd = fd;
 	o->lines = w.lines;
+	o->rewrite = 0;
 	return 0;
 }

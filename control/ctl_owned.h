@@ -7,13 +7,16 @@
  * the feed's prefixes for static ones and keep them for ever (fail open).
  * So the feed writes ahead: "+ PREFIX REGION" before an addition is
  * applied, "- PREFIX REGION" after a removal applied, each batch made
- * durable (fdatasync) before the table changes. A record that names a
- * prefix the table does not hold is harmless (the feed drops it when it
- * reconciles); the opposite never happens.
+ * durable (fdatasync) before the table changes. The opposite (a prefix the
+ * feed added without a record) never happens. A "+" for an addition that
+ * did not apply (refused, or the table away) is undone ("-") right after:
+ * left there, it would make a restarted regiond take a static prefix the
+ * operator adds later for the feed's, and withdraw it with the route.
  *
  * The file, feed-owned in the state directory, is appended to and
  * rewritten whole (atomically) when it has grown past twice what it
- * describes. A last line cut short by a crash is ignored; any other line
+ * describes, or after a commit failed (it may then hold records that never
+ * took effect). A last line cut short by a crash is ignored; any other line
  * that does not parse stops regiond with the file and line (a state
  * directory regiond did not write is not guessed at).
  */
@@ -45,7 +48,7 @@ int ctl_owned_record(struct ctl_owned *o, const struct ctl_rib_pfx *p, const cha
 int ctl_owned_commit(struct ctl_owned *o, struct fwd_err *e);
 
 /** Rewrite the file from @r's owned prefixes when it has grown past twice
- *  their number (plus slack); else nothing. @return 0 or -errno with @e. */
+ *  their number (plus slack) or a commit failed since; else nothing. @return 0 or -errno with @e. */
 int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t owned,
 		      struct fwd_err *e);
 

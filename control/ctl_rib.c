@@ -343,6 +343,29 @@ int ctl_rib_own(struct ctl_rib *r, const struct ctl_rib_pfx *p, int region)
 	return mark_dirty(r, e);
 }
 
+unsigned ctl_rib_disown_unheld(struct ctl_rib *r, const struct ctl_rib_table *t)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < r->cap; i++) {
+		struct ent *e = &r->slots[i];
+		struct ctl_rib_pfx p;
+		int id;
+
+		if (e->family == 0 || e->owned == 0)
+			continue;
+		key_of(e, &p);
+		id = t->region_id(t->arg, r->regions[e->owned - 1]);
+		if (id > 0 && t->held_by(t->arg, &p) == id)
+			continue;
+		if (t->record)
+			t->record(t->arg, &p, r->regions[e->owned - 1], 0);
+		set_owned(r, e, 0); /* the entry stays (dirty) until a reconcile */
+		n++;
+	}
+	return n;
+}
+
 /* Remember why @p was refused (the ring keeps the newest). */
 static void refuse(struct ctl_rib *r, struct ent *e, unsigned region, const char *why)
 {
@@ -648,6 +671,19 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 			out->failed = 1;
 			rc = -1;
 		}
+		/* An addition written ahead that did not apply (refused, or the
+		 * table away) is undone in the record at once: a stale "+" would
+		 * make a restarted regiond take a static prefix the operator adds
+		 * later for the feed's, and remove it with the route. */
+		for (uint32_t k = 0; t->record && k < d.n; k++)
+			if (d.ops[k].kind == FWD_DELTA_ADD) {
+				struct ctl_rib_pfx p;
+				struct ent *x;
+
+				op_key(&d.ops[k], &p);
+				if ((x = find(r, &p)) != NULL && x->owned == 0 && x->holder)
+					t->record(t->arg, &p, r->regions[x->holder - 1], 0);
+			}
 		/* Entries that ended with nothing to remember go. */
 		for (uint32_t k = 0; k < d.n; k++) {
 			struct ctl_rib_pfx p;
@@ -660,7 +696,9 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 		if (t->commit) {
 			struct fwd_err ignored;
 
-			t->commit(t->arg, &ignored); /* the removals: a lost one is repaired */
+			/* The removals and undos: a lost one is repaired by the
+			 * record's rewrite (ctl_owned_compact). */
+			t->commit(t->arg, &ignored);
 		}
 		if (d.n >= max_changes || moves == 0)
 			break;

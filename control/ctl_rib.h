@@ -125,6 +125,13 @@ void ctl_rib_forget_all(struct ctl_rib *r);
  *  unless it is learned again. */
 int ctl_rib_own(struct ctl_rib *r, const struct ctl_rib_pfx *p, int region);
 
+/** At start, after the record's replay: every prefix the feed owns that
+ *  table @t does not hold in that region is not the feed's (a "+" written
+ *  ahead of an addition a crash kept from applying). Dropped now, before
+ *  the operator can add the same prefix as a static one, and recorded so
+ *  through @t->record (committed by the caller). @return how many. */
+unsigned ctl_rib_disown_unheld(struct ctl_rib *r, const struct ctl_rib_table *t);
+
 enum ctl_rib_mode {
 	CTL_RIB_FOLLOW, /* the table gets the learned prefixes */
 	CTL_RIB_KEEP, /* the same, but what the feed added and no longer learns stays

@@ -122,6 +122,48 @@ def test_residency_refuses_one_route_and_applies_the_rest(lab):
     wait_for(lambda: lab.feed()["refused"] == 0, what="refusal gone with the route")
 
 
+def recorded_owned(lab):
+    """What state/feed-owned says the feed owns: each "+" without a later "-"."""
+    owned = set()
+    with open(os.path.join(lab.box.state, "feed-owned")) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] in "+-":
+                (owned.add if parts[0] == "+" else owned.discard)((parts[1], parts[2]))
+    return owned
+
+
+def test_refused_route_leaves_no_record_and_static_wins_after_restart(lab):
+    """A refused addition is not the feed's: once the operator makes the
+    same prefix static, a restart and the route's withdrawal leave it."""
+    lab.announce({"103.21.50.0/24": 102})
+    wait_for(lambda: any(x["prefix"] == "103.21.50.0/24" for x in lab.feed()["refusals"]) and
+             lab.feed()["refused"] == 1, what="refused")
+    assert ("103.21.50.0/24", "singapore") not in recorded_owned(lab)
+    # The operator's table: no residency rule, the prefix static in Singapore.
+    with open(DEMO) as f:
+        text = f.read()
+    text = text.replace("prefixes: [8.128.0.0/13, 2406:da18::/32]",
+                        "prefixes: [8.128.0.0/13, 103.21.50.0/24, 2406:da18::/32]")
+    text = text[:text.index("residency:")] + text[text.index("# Content rules"):]
+    table = lab.tmp / "no-residency.yaml"
+    table.write_text(text)
+    rc, out, err = lab.box.ctl("apply", str(table))
+    assert rc == 0, err
+    wait_for(lambda: {"prefix": "103.21.50.0/24", "region": "singapore"} in lab.feed()["shadowed_prefixes"],
+             what="shadowed by the static prefix")
+    lab.restart_regiond()
+    f = wait_for(lambda: (lambda f: f if f["state"] == "up" and f["pending"] == 0 else None)(lab.feed()),
+                 what="feed up after the restart")
+    assert {"prefix": "103.21.50.0/24", "region": "singapore"} in f["shadowed_prefixes"], f
+    lab.withdraw(["103.21.50.0/24"])
+    wait_for(lambda: (lambda f: f["shadowed"] == 0 and f["pending"] == 0)(lab.feed()),
+             what="the route withdrawn")
+    assert lab.held_by("103.21.50.0/24") == "singapore"  # static wins
+    rc, out, err = lab.box.ctl("apply", DEMO)
+    assert rc == 0, err
+
+
 def test_full_put_is_repaired(lab):
     rc, out, err = lab.box.ctl("apply", DEMO)  # the static prefixes only
     assert rc == 0, err

@@ -38,6 +38,9 @@ struct fake {
 	int name_change; /* errors name changes[i] */
 	int applies, records, records_at_apply;
 	int64_t gen;
+	/* What the record says the feed owns: each "+" without a later "-". */
+	struct ctl_rib_pfx recorded[64];
+	int nrecorded;
 };
 
 static int same_pfx(const struct ctl_rib_pfx *a, const struct ctl_rib_pfx *b)
@@ -144,10 +147,26 @@ static int64_t fake_apply(void *arg, const struct fwd_delta *d, struct fwd_err *
 
 static int fake_record(void *arg, const struct ctl_rib_pfx *p, const char *region, int owned)
 {
-	(void)p;
+	struct fake *f = arg;
+	int at = -1;
+
 	(void)region;
-	(void)owned;
-	((struct fake *)arg)->records++;
+	f->records++;
+	for (int i = 0; i < f->nrecorded; i++)
+		if (same_pfx(&f->recorded[i], p))
+			at = i;
+	if (owned && at < 0 && f->nrecorded < 64)
+		f->recorded[f->nrecorded++] = *p;
+	else if (!owned && at >= 0)
+		f->recorded[at] = f->recorded[--f->nrecorded];
+	return 0;
+}
+
+static int fake_recorded(const struct fake *f, const struct ctl_rib_pfx *p)
+{
+	for (int i = 0; i < f->nrecorded; i++)
+		if (same_pfx(&f->recorded[i], p))
+			return 1;
 	return 0;
 }
 
@@ -418,6 +437,82 @@ static void test_refused_change_is_split_out(void **state)
 	residency_split(0);
 }
 
+/* A refused addition was written ahead ("+"): it must be undone, or a
+ * restarted regiond takes a static prefix the operator adds later for the
+ * feed's and removes it with the route. */
+static void test_refused_addition_leaves_no_record(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_table t = fake_table(f);
+	struct ctl_rib_pfx bad = pfx("103.21.50.0/24"), good = pfx("100.64.5.0/24"),
+			   later = pfx("100.64.6.0/24");
+	struct ctl_rib_batch b;
+	struct fwd_err e = {0};
+
+	(void)state;
+	f->forbidden[0] = bad;
+	f->nforbidden = 1;
+	ctl_rib_learn(r, &bad, 1);
+	ctl_rib_learn(r, &good, 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 1);
+	assert_int_equal(b.refused, 1);
+	assert_false(fake_recorded(f, &bad));
+	assert_true(fake_recorded(f, &good));
+	/* Not applied for another reason (regionfwd away): undone as well,
+	 * written ahead again when it is retried. */
+	ctl_rib_learn(r, &later, 1);
+	f->other_failure = 1;
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), -1);
+	assert_false(fake_recorded(f, &later));
+	f->other_failure = 0;
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 1);
+	assert_true(fake_recorded(f, &later));
+	assert_int_equal(f->nrecorded, 2);
+	ctl_rib_free(r);
+	free(f);
+}
+
+/* A "+" written ahead of an addition a crash kept from applying: at start
+ * the table does not hold the prefix, so it is not the feed's, even if the
+ * operator adds it as a static one later. */
+static void test_unheld_record_is_disowned_at_start(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_table t = fake_table(f);
+	struct ctl_rib_pfx held = pfx("100.64.1.0/24"), torn = pfx("103.21.50.0/24");
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+
+	(void)state;
+	f->held[0].p = held;
+	f->held[0].region = 2;
+	f->n = 1;
+	ctl_rib_own(r, &held, 1);
+	ctl_rib_own(r, &torn, 1);
+	f->recorded[0] = held;
+	f->recorded[1] = torn;
+	f->nrecorded = 2;
+	assert_int_equal(ctl_rib_disown_unheld(r, &t), 1);
+	assert_false(fake_recorded(f, &torn));
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.owned, 1);
+	/* The operator adds it to singapore as a static prefix: the feed,
+	 * which never learns it, leaves it alone. */
+	f->held[1].p = torn;
+	f->held[1].region = 2;
+	f->n = 2;
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 1, &b);
+	assert_int_equal(b.removed, 1); /* held: not learned, so the feed's goes */
+	assert_int_equal(fake_find(f, &held), -1);
+	assert_int_not_equal(fake_find(f, &torn), -1);
+	ctl_rib_free(r);
+	free(f);
+}
+
 static void test_bounded(void **state)
 {
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 100);
@@ -644,6 +739,8 @@ int main(void)
 		cmocka_unit_test(test_first_table_holds_then_moves),
 		cmocka_unit_test(test_put_is_repaired),
 		cmocka_unit_test(test_refused_change_is_split_out),
+		cmocka_unit_test(test_refused_addition_leaves_no_record),
+		cmocka_unit_test(test_unheld_record_is_disowned_at_start),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_withdraw_keep_and_other_failures),
 		cmocka_unit_test(test_region_missing_from_table),
