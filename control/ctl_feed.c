@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libmnl/libmnl.h>
+#include <linux/if.h>
 #include <linux/rtnetlink.h>
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +37,15 @@
  * until then what the feed added and no longer sees is kept, not removed
  * (at most the hold time). */
 #define FEED_SETTLE_MS 5000
+/* A dump that verifies what notifications cannot tell (a delete of one of
+ * several routes for a prefix, a unicast route replaced by a blackhole,
+ * routes the kernel flushes with a link or address without RTM_DELROUTE)
+ * runs at most this often, however many ask for it: until then the
+ * prefixes concerned stay as they were. */
+#define FEED_VERIFY_MS 1000
+/* And a full dump this often whatever happened: what no notification
+ * reports is found within this time (docs/bgp-feed.md). */
+#define FEED_RESYNC_MS (300 * 1000)
 #define FEED_LISTED 32 /* shadowed prefixes listed in GET /v1/feed */
 #define FEED_LISTED_SUMMARY 8 /* and in GET /v1/status */
 #define ALARM_PREFIX "bgp feed: "
@@ -59,6 +69,9 @@ struct ctl_feed {
 	char *buf; /* FEED_RECV_BUF */
 	char nl_error[160];
 	int synced; /* the RIB is a dump plus every change since */
+	int dumping; /* route_cb reads a dump, not notifications */
+	int verify; /* a notification left the tables' content unknown: dump */
+	int64_t next_verify, next_resync; /* CLOCK_MONOTONIC ms */
 	int dump_intr; /* the kernel says the dump was inconsistent */
 	int overflowed; /* a route was refused past max_prefixes since the last dump */
 	int bird_ok; /* BIRD answered and every BGP session is established */
@@ -228,10 +241,33 @@ static int attr_cb(const struct nlattr *a, void *data)
 	return MNL_CB_OK;
 }
 
-/* One RTM_NEWROUTE / RTM_DELROUTE, from a dump or a notification. Anything
- * that is not a unicast route of a followed table is ignored; a message
- * too short for what it claims is ignored too (the kernel's, so never seen
- * in practice, but never read past). */
+/* A link, address or nexthop event: the kernel removes the IPv4 routes
+ * through a device that goes down or away, or through an address or a
+ * nexthop object that goes, without an RTM_DELROUTE for each; a dump
+ * tells which are left. */
+static void link_event(struct ctl_feed *f, const struct nlmsghdr *nlh)
+{
+	struct ctl_rib_stats s;
+
+	if (nlh->nlmsg_type == RTM_NEWLINK) {
+		const struct ifinfomsg *ifi;
+
+		if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifi)))
+			return;
+		ifi = mnl_nlmsg_get_payload(nlh);
+		if (ifi->ifi_flags & IFF_UP)
+			return; /* up, or a change that removes no route */
+	}
+	ctl_rib_stats(f->rib, &s);
+	if (s.learned)
+		f->verify = 1;
+}
+
+/* One RTM_NEWROUTE / RTM_DELROUTE, from a dump or a notification (or a
+ * link, address or nexthop event). Anything that is not a unicast route
+ * of a followed table is ignored; a message too short for what it claims
+ * is ignored too (the kernel's, so never seen in practice, but never read
+ * past). */
 static int route_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct ctl_feed *f = data;
@@ -239,16 +275,29 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	const struct rtmsg *rm;
 	struct ctl_rib_pfx p = {0};
 	uint32_t table;
-	int region;
+	int region, rc;
 
 	if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
 		f->dump_intr = 1;
-	if ((nlh->nlmsg_type != RTM_NEWROUTE && nlh->nlmsg_type != RTM_DELROUTE) ||
-	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rm)))
+	switch (nlh->nlmsg_type) {
+	case RTM_NEWLINK:
+	case RTM_DELLINK:
+	case RTM_DELADDR:
+	case RTM_DELNEXTHOP:
+		if (!f->dumping)
+			link_event(f, nlh);
+		return MNL_CB_OK;
+	case RTM_NEWROUTE:
+	case RTM_DELROUTE:
+		break;
+	default:
+		return MNL_CB_OK;
+	}
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*rm)))
 		return MNL_CB_OK;
 	rm = mnl_nlmsg_get_payload(nlh);
 	if ((rm->rtm_family != AF_INET && rm->rtm_family != AF_INET6) ||
-	    rm->rtm_type != RTN_UNICAST || (rm->rtm_flags & RTM_F_CLONED))
+	    (rm->rtm_flags & RTM_F_CLONED))
 		return MNL_CB_OK;
 	if (mnl_attr_parse(nlh, sizeof(*rm), attr_cb, tb) < 0)
 		return MNL_CB_OK;
@@ -272,12 +321,32 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 
 		p.addr[b] &= (uint8_t)(0xff00u >> keep);
 	}
+	if (rm->rtm_type != RTN_UNICAST) {
+		/* Not a prefix (blackhole, unreachable, prohibit ...). But one
+		 * that replaced a unicast route (ip route replace blackhole)
+		 * took that route out of the table, and says so only by its
+		 * type: whether a unicast route for the prefix is left, a dump
+		 * tells. */
+		if (nlh->nlmsg_type == RTM_NEWROUTE && !f->dumping &&
+		    ctl_rib_learned_in(f->rib, &p, (unsigned)region))
+			f->verify = 1;
+		return MNL_CB_OK;
+	}
 	f->events++;
-	f->withdrawals += nlh->nlmsg_type == RTM_DELROUTE;
-	if (nlh->nlmsg_type == RTM_DELROUTE)
-		ctl_rib_forget(f->rib, &p, (unsigned)region);
-	else if (ctl_rib_learn(f->rib, &p, (unsigned)region) == -ENOSPC)
+	if (nlh->nlmsg_type == RTM_DELROUTE) {
+		f->withdrawals++;
+		if (ctl_rib_forget(f->rib, &p, (unsigned)region) > 0)
+			f->verify = 1; /* another route for it may be left */
+		return MNL_CB_OK;
+	}
+	rc = ctl_rib_learn(f->rib, &p, (unsigned)region);
+	if (rc == -ENOSPC)
 		f->overflowed = 1;
+	/* Known already, and not a replacement of its route: a second route
+	 * for the prefix (another metric, appended), or several nexthops
+	 * that go one by one (IPv6). Its deletes are then verified. */
+	if ((rc == 0 && !(nlh->nlmsg_flags & NLM_F_REPLACE)) || tb[RTA_MULTIPATH])
+		ctl_rib_more_routes(f->rib, &p);
 	return MNL_CB_OK;
 }
 
@@ -295,8 +364,12 @@ static int open_nl(struct ctl_feed *f)
 	int size = FEED_RCVBUF, fd;
 
 	f->nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (f->nl == NULL ||
-	    mnl_socket_bind(f->nl, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE, MNL_SOCKET_AUTOPID) < 0) {
+	/* Routes, and the link and address events that flush routes without
+	 * a notification for each (route_cb). */
+	if (f->nl == NULL || mnl_socket_bind(f->nl,
+					     RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE | RTMGRP_LINK |
+						     RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+					     MNL_SOCKET_AUTOPID) < 0) {
 		char why[160];
 
 		snprintf(why, sizeof(why), "netlink: %s", strerror(errno));
@@ -304,6 +377,13 @@ static int open_nl(struct ctl_feed *f)
 		return -1;
 	}
 	fd = mnl_socket_get_fd(f->nl);
+	{
+		/* Nexthop objects (a group past the 32 bits of bind): a kernel
+		 * without them refuses, and has none to delete. */
+		int grp = RTNLGRP_NEXTHOP;
+
+		setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof(grp));
+	}
 	/* As root past rmem_max; else as large as the system allows. Lost
 	 * messages are reported (ENOBUFS, NETLINK_NO_ENOBUFS stays off): the
 	 * feed then dumps again rather than guess. */
@@ -367,8 +447,13 @@ out:
 
 /* A fresh dump of every followed table: the RIB becomes what the kernel
  * has. Nothing is applied meanwhile (this thread applies). */
-static void resync(struct ctl_feed *f)
+/* Learn the tables afresh from a dump. The RIB marks what changed, so the
+ * next batch applies the difference as one delta; with @full (start, lost
+ * messages, recovery) every prefix is compared as well, else (a
+ * verification, the periodic dump) nothing else is retried. */
+static void resync(struct ctl_feed *f, int full)
 {
+	f->dumping = 1;
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int rc;
 
@@ -379,9 +464,14 @@ static void resync(struct ctl_feed *f)
 		if (rc == 0)
 			rc = dump_family(f, AF_INET6);
 		if (rc == 0 && !f->dump_intr) {
+			if (ctl_rib_relearned(f->rib))
+				full = 1; /* changes not marked: compare everything */
+			f->dumping = 0;
 			f->synced = 1;
+			f->verify = 0;
+			f->next_resync = ctl_mono_ms() + FEED_RESYNC_MS;
 			f->resyncs++;
-			f->need_full = 1;
+			f->need_full = f->need_full || full;
 			f->resync_on_recovery = 0;
 			f->nl_error[0] = '\0';
 			return;
@@ -389,7 +479,12 @@ static void resync(struct ctl_feed *f)
 		snprintf(f->nl_error, sizeof(f->nl_error), "netlink dump: %s",
 			 rc ? strerror(-rc) : "interrupted by changes");
 	}
-	f->synced = 0; /* the next loop tries again */
+	/* What the partial dump found, consistent; not synced, so the feed
+	 * counts as lost and the next loop tries again. */
+	if (ctl_rib_relearned(f->rib))
+		f->need_full = 1;
+	f->dumping = 0;
+	f->synced = 0;
 }
 
 /* Every notification waiting, for at most @budget_ms (a flood must not
@@ -483,7 +578,7 @@ static void update_state(struct ctl_feed *f, int64_t now)
 	if (ok && f->resync_on_recovery) {
 		/* Back: what the kernel has now, by a fresh dump, before
 		 * anything is compared. */
-		resync(f);
+		resync(f, 1);
 		ok = f->synced;
 	}
 	if (ok) {
@@ -808,7 +903,17 @@ static void *feed_main(void *arg)
 		 * a dump, before the state is judged (a failed one is tried
 		 * again in a second, the feed counting as lost meanwhile). */
 		if (f->nl && !f->synced && now >= next_nl) {
-			resync(f);
+			resync(f, 1);
+			if (!f->synced)
+				next_nl = now + 1000;
+		}
+		/* What notifications could not tell (a delete of one of several
+		 * routes, a route replaced by a blackhole, a link's routes
+		 * flushed), coalesced; and every FEED_RESYNC_MS in any case. */
+		if (f->nl && f->synced &&
+		    ((f->verify && now >= f->next_verify) || now >= f->next_resync)) {
+			f->next_verify = now + FEED_VERIFY_MS;
+			resync(f, 0);
 			if (!f->synced)
 				next_nl = now + 1000;
 		}

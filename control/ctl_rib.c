@@ -19,11 +19,15 @@ struct ent {
 	uint8_t holder; /* 1 + the region whose table holds it first; 0: not learned */
 	uint8_t owned; /* 1 + the region the feed added it to; 0: not owned */
 	uint8_t flags;
-	uint8_t pad;
+	uint8_t prev; /* while relearning: the holder before the dump */
 	uint16_t mask; /* the regions' tables that hold it */
 };
 
-enum { F_DIRTY = 1, F_SHADOWED = 2, F_REFUSED = 4 };
+/* F_MULTI: a region's table may hold more than one route for the prefix
+ * (another metric, TOS or source, an appended or multipath route): the
+ * kernel says which route one RTM_DELROUTE took, not whether another
+ * remains, so such a prefix is kept until a dump tells. */
+enum { F_DIRTY = 1, F_SHADOWED = 2, F_REFUSED = 4, F_MULTI = 8 };
 
 /* Applies one reconcile may make while it splits refused batches: with
  * the refused change named by the table (changes[i]) that is one apply per
@@ -41,6 +45,10 @@ struct ctl_rib {
 	struct ctl_rib_pfx *dirty;
 	size_t ndirty, dcap;
 	struct ctl_rib_stats st;
+	/* Entries with a nonzero mask: st.learned, also while relearning
+	 * (when holders wait for ctl_rib_relearned). */
+	uint64_t nmasked;
+	int relearning;
 	struct ctl_rib_refusal reasons[CTL_RIB_MAX_REASONS];
 	unsigned nreasons, next_reason;
 };
@@ -168,8 +176,10 @@ static void set_holder(struct ctl_rib *r, struct ent *e, unsigned holder)
 static void set_mask(struct ctl_rib *r, struct ent *e, uint16_t mask)
 {
 	r->st.conflicting -= __builtin_popcount(e->mask) > 1;
+	r->nmasked -= e->mask != 0;
 	e->mask = mask;
 	r->st.conflicting += __builtin_popcount(e->mask) > 1;
+	r->nmasked += e->mask != 0;
 }
 
 static void set_flag(struct ctl_rib *r, struct ent *e, uint8_t flag, int on)
@@ -260,13 +270,15 @@ int ctl_rib_learn(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned regio
 		return 0;
 	/* A prefix new to the learned set past the bound is refused here, so
 	 * the table and the dirty list never grow past it. */
-	if ((e == NULL || e->mask == 0) && r->st.learned >= r->max) {
+	if ((e == NULL || e->mask == 0) && r->nmasked >= r->max) {
 		r->st.overflow++;
 		return -ENOSPC;
 	}
 	if (e == NULL && (e = insert(r, p)) == NULL)
 		return -ENOMEM;
 	set_mask(r, e, (uint16_t)(e->mask | (1u << region)));
+	if (r->relearning)
+		return 1; /* the holder is chosen when the dump is complete */
 	if (e->holder)
 		return 0; /* another region's table had it first: it keeps it */
 	set_holder(r, e, region + 1);
@@ -280,12 +292,29 @@ int ctl_rib_learn(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned regio
 	return 1;
 }
 
-void ctl_rib_forget(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region)
+int ctl_rib_learned_in(const struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region)
+{
+	const struct ent *e = region < r->nregions ? find(r, p) : NULL;
+
+	return e != NULL && (e->mask & (1u << region));
+}
+
+void ctl_rib_more_routes(struct ctl_rib *r, const struct ctl_rib_pfx *p)
+{
+	struct ent *e = find(r, p);
+
+	if (e && e->mask)
+		e->flags |= F_MULTI;
+}
+
+int ctl_rib_forget(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region)
 {
 	struct ent *e = region < r->nregions ? find(r, p) : NULL;
 
 	if (e == NULL || !(e->mask & (1u << region)))
-		return;
+		return 0;
+	if (e->flags & F_MULTI)
+		return 1; /* another route may remain: kept until a dump tells */
 	set_mask(r, e, (uint16_t)(e->mask & ~(1u << region)));
 	if (e->holder == region + 1) {
 		/* The next region that has it takes over; which one had it
@@ -296,6 +325,7 @@ void ctl_rib_forget(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned reg
 		else
 			collect(r, e);
 	}
+	return 0;
 }
 
 void ctl_rib_forget_all(struct ctl_rib *r)
@@ -303,24 +333,57 @@ void ctl_rib_forget_all(struct ctl_rib *r)
 	for (size_t i = 0; i < r->cap; i++) {
 		struct ent *e = &r->slots[i];
 
-		if (e->family == 0 || e->mask == 0)
+		if (e->family == 0)
 			continue;
+		/* A dump tried again after a failed one: the holders are
+		 * those from before the first. */
+		if (!r->relearning)
+			e->prev = e->holder;
 		set_holder(r, e, 0);
 		set_mask(r, e, 0);
-		set_flag(r, e, F_SHADOWED, 0);
-		set_flag(r, e, F_REFUSED, 0);
+		e->flags &= (uint8_t)~F_MULTI;
 	}
+	r->relearning = 1;
+}
+
+int ctl_rib_relearned(struct ctl_rib *r)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < r->cap; i++) {
+		struct ent *e = &r->slots[i];
+		unsigned prev = e->prev, want;
+
+		if (e->family == 0)
+			continue;
+		e->prev = 0;
+		/* The table that held it before keeps it while it still has
+		 * it: a dump lists the tables in its own order, and a resync
+		 * must not move a conflicting prefix. */
+		if (prev && (e->mask & (1u << (prev - 1))))
+			want = prev;
+		else
+			want = e->mask ? (unsigned)__builtin_ctz(e->mask) + 1 : 0;
+		set_holder(r, e, want);
+		if (want != prev && mark_dirty(r, e))
+			rc = -ENOMEM; /* the caller compares every prefix instead */
+	}
+	r->relearning = 0;
 	/* Entries left with nothing (not owned, not dirty) go; the scan
 	 * restarts after each erase, whose shift may move an unvisited entry
 	 * back over the cursor. */
 	for (size_t i = 0; i < r->cap;) {
 		struct ent *e = &r->slots[i];
 
-		if (e->family && e->mask == 0 && e->owned == 0 && !(e->flags & F_DIRTY))
+		if (e->family && e->mask == 0 && e->owned == 0 && !(e->flags & F_DIRTY)) {
+			set_flag(r, e, F_SHADOWED, 0);
+			set_flag(r, e, F_REFUSED, 0);
 			erase(r, e); /* slot i may hold another entry now: look again */
-		else
+		} else {
 			i++;
+		}
 	}
+	return rc;
 }
 
 int ctl_rib_own(struct ctl_rib *r, const struct ctl_rib_pfx *p, int region)

@@ -113,12 +113,35 @@ void ctl_rib_free(struct ctl_rib *r);
  */
 int ctl_rib_learn(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region);
 
-/** The routing daemon took @p out of region @region's table. */
-void ctl_rib_forget(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region);
+/** Whether @p is learned in region @region's table. */
+int ctl_rib_learned_in(const struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region);
 
-/** Forget every learned prefix (a resync is about to learn them again from
- *  a dump); what the feed owns is kept, and nothing is applied meanwhile. */
+/** The table that holds @p (learned) may hold more than one route for it:
+ *  a second route message for it that replaced nothing (another metric,
+ *  an appended or multipath route). Its removals are then verified by a
+ *  dump (ctl_rib_forget). */
+void ctl_rib_more_routes(struct ctl_rib *r, const struct ctl_rib_pfx *p);
+
+/**
+ * The routing daemon took one route for @p out of region @region's table.
+ * @return 0 (forgotten, or not known), or 1 when @p may have more routes
+ *         there (ctl_rib_more_routes): it stays learned, and the caller
+ *         must dump the tables again to know
+ */
+int ctl_rib_forget(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned region);
+
+/** A resync begins: forget what every table holds (a dump is about to
+ *  learn it again through ctl_rib_learn, then ctl_rib_relearned ends it);
+ *  what the feed owns is kept, and nothing is applied meanwhile. Called
+ *  again before the end (a dump tried again), it starts over. */
 void ctl_rib_forget_all(struct ctl_rib *r);
+
+/** The dump is complete: a prefix keeps the region that held it before
+ *  while that region's table still has it; a prefix whose holder changed
+ *  (new, gone, or moved) is marked changed, so the next reconcile applies
+ *  the difference as one delta, and nothing else is retried.
+ *  @return 0, or -ENOMEM (then reconcile with @full). */
+int ctl_rib_relearned(struct ctl_rib *r);
 
 /** The feed owns @p in region @region (from its record at start; -1: a
  *  later record says it does not any more): the next reconcile removes it

@@ -260,3 +260,81 @@ def test_flapping_route_is_coalesced_and_bounded(lab):
     assert lab.rss_kb() - rss0 < bound, (rss0, lab.rss_kb())
     subprocess.run(netns.in_ns(RTR_NS) + ["ip", "route", "del", "100.65.0.0/24", "table", "103"], check=True)
     wait_held(lab, "100.65.0.0/24", None)
+
+
+def rtr(*cmd):
+    """ip(8) in the router's namespace (table 103, brazil's, has no BIRD)."""
+    p = subprocess.run(netns.in_ns(RTR_NS) + ["ip", *cmd], capture_output=True, text=True)
+    assert p.returncode == 0, (cmd, p.stderr)
+    return p.stdout
+
+
+def test_one_of_several_routes_deleted_keeps_the_prefix(lab):
+    """Two routes for one prefix (two metrics): the prefix stays while
+    either is in the table."""
+    rtr("route", "add", "100.67.0.0/24", "via", "10.99.0.1", "metric", "10", "table", "103")
+    rtr("route", "add", "100.67.0.0/24", "via", "10.99.0.1", "metric", "20", "table", "103")
+    rtr("-6", "route", "add", "2001:db8:67::/48", "via", "fd99::1", "metric", "10", "table", "103")
+    rtr("-6", "route", "add", "2001:db8:67::/48", "via", "fd99::1", "metric", "20", "table", "103")
+    wait_held(lab, "100.67.0.0/24", "brazil")
+    wait_held(lab, "2001:db8:67::/48", "brazil")
+    resyncs = lab.feed()["resyncs"]
+    rtr("route", "del", "100.67.0.0/24", "metric", "10", "table", "103")
+    rtr("-6", "route", "del", "2001:db8:67::/48", "metric", "10", "table", "103")
+    # A route added after the deletes: once it is held, they were read.
+    rtr("route", "add", "100.67.1.0/24", "via", "10.99.0.1", "table", "103")
+    wait_held(lab, "100.67.1.0/24", "brazil")
+    assert lab.held_by("100.67.0.0/24") == "brazil"
+    assert lab.held_by("2001:db8:67::/48") == "brazil"
+    # The dump that verifies the deletes changes nothing.
+    wait_for(lambda: (lambda f: f["resyncs"] > resyncs and f["pending"] == 0)(lab.feed()),
+             what="the deletes verified by a dump")
+    assert lab.held_by("100.67.0.0/24") == "brazil"
+    assert lab.held_by("2001:db8:67::/48") == "brazil"
+    rtr("route", "del", "100.67.0.0/24", "metric", "20", "table", "103")
+    rtr("-6", "route", "del", "2001:db8:67::/48", "metric", "20", "table", "103")
+    rtr("route", "del", "100.67.1.0/24", "table", "103")
+    wait_held(lab, "100.67.0.0/24", None)
+    wait_held(lab, "2001:db8:67::/48", None)
+    wait_held(lab, "100.67.1.0/24", None)
+
+
+def test_route_replaced_by_a_blackhole_is_withdrawn(lab):
+    """Blackhole, unreachable and prohibit routes are not prefixes: one
+    that replaces a unicast route withdraws the prefix."""
+    routes = [("100.68.0.0/24", "10.99.0.1", (), "blackhole"),
+              ("100.68.1.0/24", "10.99.0.1", (), "unreachable"),
+              ("2001:db8:68::/48", "fd99::1", ("-6",), "blackhole"),
+              ("2001:db8:68:1::/64", "fd99::1", ("-6",), "prohibit")]
+    for p, via, fam, _ in routes:
+        rtr(*fam, "route", "add", p, "via", via, "table", "103")
+    for p, *_ in routes:
+        wait_held(lab, p, "brazil")
+    for p, _, fam, kind in routes:
+        rtr(*fam, "route", "replace", kind, p, "table", "103")
+    for p, *_ in routes:
+        wait_held(lab, p, None)
+    for p, _, fam, kind in routes:
+        rtr(*fam, "route", "del", kind, p, "table", "103")
+
+
+def test_routes_the_kernel_flushes_with_a_link_leave(lab):
+    """IPv4 routes through a link that goes down (or away) are flushed by
+    the kernel without an RTM_DELROUTE each: they leave the region too."""
+    rtr("link", "add", "bgpfd0", "type", "veth", "peer", "name", "bgpfd1")
+    try:
+        rtr("addr", "add", "10.97.0.1/24", "dev", "bgpfd0")
+        rtr("link", "set", "bgpfd1", "up")
+        rtr("link", "set", "bgpfd0", "up")
+        rtr("route", "add", "100.70.0.0/24", "via", "10.97.0.2", "table", "103")
+        wait_held(lab, "100.70.0.0/24", "brazil")
+        rtr("link", "set", "bgpfd0", "down")
+        assert "100.70.0.0" not in rtr("route", "show", "table", "103")  # flushed
+        wait_held(lab, "100.70.0.0/24", None)
+        rtr("link", "set", "bgpfd0", "up")
+        rtr("route", "add", "100.70.0.0/24", "via", "10.97.0.2", "table", "103")
+        wait_held(lab, "100.70.0.0/24", "brazil")
+        rtr("link", "del", "bgpfd0")
+        wait_held(lab, "100.70.0.0/24", None)
+    finally:
+        subprocess.run(netns.in_ns(RTR_NS) + ["ip", "link", "del", "bgpfd0"], capture_output=True)

@@ -513,6 +513,59 @@ static void test_unheld_record_is_disowned_at_start(void **state)
 	free(f);
 }
 
+/* Two routes for one prefix in one table: the delete of one leaves the
+ * prefix until a dump says none is left. A resync applies only what
+ * changed and keeps a conflicting prefix where it is. */
+static void test_several_routes_and_resync(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), c = pfx("100.64.2.0/24");
+	struct ctl_rib_batch b;
+
+	(void)state;
+	ctl_rib_learn(r, &a, 0);
+	ctl_rib_more_routes(r, &a); /* a second route, another metric */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 1);
+	assert_int_equal(ctl_rib_forget(r, &a, 0), 1); /* kept: a dump must tell */
+	assert_true(ctl_rib_learned_in(r, &a, 0));
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	assert_int_not_equal(fake_find(f, &a), -1);
+	/* The dump finds one route left: nothing changes, nothing retried. */
+	ctl_rib_forget_all(r);
+	ctl_rib_learn(r, &a, 0);
+	assert_int_equal(ctl_rib_relearned(r), 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	/* Its delete now removes it. */
+	assert_int_equal(ctl_rib_forget(r, &a, 0), 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.removed, 1);
+	/* Singapore's table had c first; a dump lists india's first. */
+	ctl_rib_learn(r, &c, 1);
+	ctl_rib_learn(r, &c, 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(f->held[fake_find(f, &c)].region, 2);
+	ctl_rib_forget_all(r);
+	ctl_rib_learn(r, &c, 0);
+	ctl_rib_learn(r, &c, 1);
+	assert_int_equal(ctl_rib_relearned(r), 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.applies, 0);
+	assert_int_equal(f->held[fake_find(f, &c)].region, 2);
+	/* Gone from the tables without a notification: the dump removes it. */
+	ctl_rib_forget_all(r);
+	assert_int_equal(ctl_rib_relearned(r), 0);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.removed, 1);
+	assert_int_equal(b.applies, 1);
+	assert_int_equal(f->n, 0);
+	ctl_rib_free(r);
+	free(f);
+}
+
 static void test_bounded(void **state)
 {
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 100);
@@ -567,6 +620,7 @@ static void test_withdraw_keep_and_other_failures(void **state)
 	ctl_rib_forget_all(r);
 	ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(3)}, 0);
 	ctl_rib_learn(r, (struct ctl_rib_pfx[]){nth4(200)}, 0);
+	assert_int_equal(ctl_rib_relearned(r), 0);
 	reconcile_ok(r, f, CTL_RIB_KEEP, 1, &b);
 	assert_int_equal(b.added, 1);
 	assert_int_equal(b.removed, 0);
@@ -741,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_refused_change_is_split_out),
 		cmocka_unit_test(test_refused_addition_leaves_no_record),
 		cmocka_unit_test(test_unheld_record_is_disowned_at_start),
+		cmocka_unit_test(test_several_routes_and_resync),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_withdraw_keep_and_other_failures),
 		cmocka_unit_test(test_region_missing_from_table),
