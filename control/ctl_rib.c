@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "fwd_hash.h"
+#include "fwd_prefix.h"
 
 /* One prefix: learned somewhere, owned, or changed since the last
  * reconcile (an entry with none of the three is deleted). 24 bytes, so 2M
@@ -481,7 +482,8 @@ enum { DO_NOTHING, DO_OP, DO_MOVE };
  * and an addition after it (DO_MOVE: one batch may not name a prefix
  * twice), or nothing. */
 static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *ids,
-		  enum ctl_rib_mode mode, struct ent *e, struct fwd_delta *d)
+		  enum ctl_rib_mode mode, struct ent *e, struct fwd_delta *d,
+		  struct ctl_rib_batch *out)
 {
 	struct ctl_rib_pfx p;
 	unsigned want = mode != CTL_RIB_WITHDRAW ? e->holder : 0;
@@ -502,11 +504,25 @@ static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *i
 		return DO_NOTHING; /* kept; the full FOLLOW after it removes it */
 	if (want == 0)
 		return e->owned ? (push_op(d, FWD_DELTA_REMOVE, e, held) ?: DO_OP) : DO_NOTHING;
+	if (e->family == 6 && fwd_prefix6_mapped(e->addr, e->len)) {
+		/* A table refuses it (it matches no packet): so does the feed,
+		 * in the table's words, rather than hold a table that fails its
+		 * own validation; one an older regiond added goes. */
+		char pfx[64], why[256];
+
+		snprintf(why, sizeof(why), FWD_PREFIX6_MAPPED_FMT,
+			 ctl_rib_pfx_str(&p, pfx, sizeof(pfx)),
+			 FWD_PREFIX6_MAPPED_ARGS(e->addr, (unsigned)e->len));
+		refuse(r, e, want, why);
+		out->refused++;
+		return e->owned ? (push_op(d, FWD_DELTA_REMOVE, e, held) ?: DO_OP) : DO_NOTHING;
+	}
 	if (ids[want - 1] <= 0) {
 		char why[FWD_NAME_MAX + 48];
 
 		snprintf(why, sizeof(why), "region '%s' is not in the table", r->regions[want - 1]);
 		refuse(r, e, want, why);
+		out->refused++;
 		return DO_NOTHING;
 	}
 	if (e->owned == want)
@@ -687,7 +703,7 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 
 			if (x == NULL)
 				continue;
-			what = decide(r, t, ids, mode, x, &d);
+			what = decide(r, t, ids, mode, x, &d, out);
 			if (what < 0) {
 				rc = fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 				break;

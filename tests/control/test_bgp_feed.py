@@ -338,3 +338,20 @@ def test_routes_the_kernel_flushes_with_a_link_leave(lab):
         wait_held(lab, "100.70.0.0/24", None)
     finally:
         subprocess.run(netns.in_ns(RTR_NS) + ["ip", "link", "del", "bgpfd0"], capture_output=True)
+
+
+def test_ipv4_mapped_route_is_refused(lab):
+    """An IPv4-mapped IPv6 prefix matches no packet, and a table refuses
+    it: the feed refuses its route, counted, listed and logged."""
+    rtr("-6", "route", "add", "::ffff:100.69.0.0/120", "via", "fd99::1", "table", "103")
+    f = wait_for(lambda: (lambda f: f if any(x["prefix"] == "::ffff:100.69.0.0/120"
+                                             for x in f["refusals"]) else None)(lab.feed()),
+                 what="the mapped prefix refused")
+    r = [x for x in f["refusals"] if x["prefix"] == "::ffff:100.69.0.0/120"][0]
+    assert r["region"] == "brazil" and "IPv4-mapped" in r["reason"] and "100.69.0.0/24" in r["reason"], r
+    assert f["refused"] >= 1
+    assert lab.held_by("::ffff:100.69.0.0/120") is None
+    with open(lab.tmp / "regiond.log") as log:
+        assert any("::ffff:100.69.0.0/120" in line and "IPv4-mapped" in line for line in log)
+    rtr("-6", "route", "del", "::ffff:100.69.0.0/120", "table", "103")
+    wait_for(lambda: lab.feed()["refused"] == 0, what="the refusal gone with the route")

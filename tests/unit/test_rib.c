@@ -566,6 +566,42 @@ static void test_several_routes_and_resync(void **state)
 	free(f);
 }
 
+/* An IPv4-mapped IPv6 prefix matches no packet and a table refuses it:
+ * the feed refuses its route like any refused one, with the reason. */
+static void test_ipv4_mapped_prefix_is_refused(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx m = pfx("::ffff:100.69.0.0/120"), ok = pfx("2001:db8:69::/48");
+	struct ctl_rib_refusal ref[2];
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+
+	(void)state;
+	ctl_rib_learn(r, &m, 2);
+	ctl_rib_learn(r, &ok, 2);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 1);
+	assert_int_equal(b.refused, 1);
+	assert_int_equal(fake_find(f, &m), -1);
+	assert_false(fake_recorded(f, &m));
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.refused, 1);
+	assert_int_equal(ctl_rib_refusals(r, ref, 2), 1);
+	assert_string_equal(ref[0].region, "brazil");
+	assert_non_null(strstr(ref[0].reason, "IPv4-mapped"));
+	assert_non_null(strstr(ref[0].reason, "100.69.0.0/24"));
+	/* One an older regiond added goes. */
+	ctl_rib_own(r, &m, 2);
+	f->held[f->n].p = m;
+	f->held[f->n++].region = 3;
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.removed, 1);
+	assert_int_equal(fake_find(f, &m), -1);
+	ctl_rib_free(r);
+	free(f);
+}
+
 static void test_bounded(void **state)
 {
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 100);
@@ -796,6 +832,7 @@ int main(void)
 		cmocka_unit_test(test_refused_addition_leaves_no_record),
 		cmocka_unit_test(test_unheld_record_is_disowned_at_start),
 		cmocka_unit_test(test_several_routes_and_resync),
+		cmocka_unit_test(test_ipv4_mapped_prefix_is_refused),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_withdraw_keep_and_other_failures),
 		cmocka_unit_test(test_region_missing_from_table),
