@@ -37,15 +37,48 @@ static int line_code(const char *line, const char **text, int *last)
 	       (line[3] - '0');
 }
 
-/* One protocol line: name proto table state since... info. */
-static int protocol_line(const char *text, struct ctl_bird_session *s)
+/* The next blank-separated word of *@p into @buf (@size with its NUL).
+ * @return 1, 0 at the end of the text, -1 for a word longer than @size - 1
+ * (never cut: a cut name would be another session's, or none). */
+static int word(const char **p, char *buf, size_t size)
 {
-	char name[64], proto[32], table[64], state[16];
-	const char *rest;
-	int n = 0;
+	size_t n;
 
-	if (sscanf(text, "%63s %31s %63s %15s%n", name, proto, table, state, &n) != 4)
+	*p += strspn(*p, " \t");
+	n = strcspn(*p, " \t");
+	if (n == 0)
 		return 0;
+	if (n >= size)
+		return -1;
+	memcpy(buf, *p, n);
+	buf[n] = '\0';
+	*p += n;
+	return 1;
+}
+
+/* One protocol line: name proto table state since... info.
+ * @return 1 for a BGP protocol (in @s), 0 for another line, -1 for a word
+ * longer than BIRD writes (@why says which). */
+static int protocol_line(const char *text, struct ctl_bird_session *s, char *why, size_t whylen)
+{
+	static const char *const what[] = {"protocol name", "protocol type", "table name", "state"};
+	char name[CTL_BIRD_NAME_MAX + 1], proto[32], table[CTL_BIRD_NAME_MAX + 1], state[16];
+	char *const words[] = {name, proto, table, state};
+	const size_t sizes[] = {sizeof(name), sizeof(proto), sizeof(table), sizeof(state)};
+	const char *rest = text;
+
+	for (int i = 0; i < 4; i++) {
+		int w = word(&rest, words[i], sizes[i]);
+
+		if (w < 0) {
+			snprintf(why, whylen,
+				 "BIRD's reply: a %s longer than %zu characters in '%.80s'",
+				 what[i], sizes[i] - 1, text);
+			return -1;
+		}
+		if (w == 0)
+			return 0;
+	}
 	if (strcmp(proto, "BGP") != 0)
 		return 0;
 	memset(s, 0, sizeof(*s));
@@ -54,7 +87,6 @@ static int protocol_line(const char *text, struct ctl_bird_session *s)
 	s->up = strcmp(state, "up") == 0;
 	/* "since" is one or two words of digits (its format is configurable);
 	 * the info column follows. */
-	rest = text + n;
 	for (;;) {
 		rest += strspn(rest, " \t");
 		if (!isdigit((unsigned char)*rest))
@@ -73,10 +105,33 @@ static int protocol_line(const char *text, struct ctl_bird_session *s)
 	return 1;
 }
 
-int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max, char *why,
-		   size_t whylen)
+/* Keep @s in @out (@n kept of @max): while there is room, in order; when
+ * full, a session not up takes the place of the last one up, so every
+ * session down is listed while there are at most @max. */
+static void keep(struct ctl_bird_session *out, unsigned *n, unsigned max,
+		 const struct ctl_bird_session *s)
+{
+	unsigned k;
+
+	if (*n < max) {
+		out[(*n)++] = *s;
+		return;
+	}
+	if (s->up)
+		return;
+	for (k = max; k > 0 && !out[k - 1].up; k--)
+		;
+	if (k == 0)
+		return; /* all listed are down already */
+	memmove(&out[k - 1], &out[k], (max - k) * sizeof(*out));
+	out[max - 1] = *s;
+}
+
+int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max, unsigned *down,
+		   char *why, size_t whylen)
 {
 	int count = 0, code = 0, ended = 0;
+	unsigned kept = 0, ndown = 0;
 	const char *p = reply;
 
 	while (*p && !ended) {
@@ -100,10 +155,13 @@ int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max
 			return -EINVAL;
 		} else if (code == 1002) {
 			struct ctl_bird_session s;
+			int r = protocol_line(text, &s, why, whylen);
 
-			if (protocol_line(text, &s)) {
-				if ((unsigned)count < max)
-					out[count] = s;
+			if (r < 0)
+				return -EPROTO;
+			if (r) {
+				keep(out, &kept, max, &s);
+				ndown += !s.up;
 				count++;
 			}
 		}
@@ -112,6 +170,8 @@ int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max
 		snprintf(why, whylen, "BIRD's reply ended before its last line");
 		return -EPROTO;
 	}
+	if (down)
+		*down = ndown;
 	return count;
 }
 
@@ -133,12 +193,16 @@ static int read_reply(int fd, char **buf, size_t *len, int64_t deadline, int gre
 		/* The end: a greeting line, "0000" alone, or an error's last line. */
 		if (*len && (*buf)[*len - 1] == '\n') {
 			const char *last = *len >= 2 ? *buf + *len - 2 : *buf;
+			size_t ll;
 
 			while (last > *buf && last[-1] != '\n')
 				last--;
-			if ((greeting && strncmp(last, "0001 ", 5) == 0) ||
-			    strncmp(last, "0000", 4) == 0 ||
-			    ((last[0] == '8' || last[0] == '9') && last[4] == ' '))
+			/* The last line's length: a short one ("8\n") has no
+			 * code, and its [4] is past what was read. */
+			ll = (size_t)(*buf + *len - 1 - last);
+			if ((greeting && ll >= 5 && strncmp(last, "0001 ", 5) == 0) ||
+			    (ll >= 4 && strncmp(last, "0000", 4) == 0) ||
+			    (ll >= 5 && (last[0] == '8' || last[0] == '9') && last[4] == ' '))
 				return 0;
 		}
 		if (left <= 0)
@@ -165,7 +229,7 @@ static int read_reply(int fd, char **buf, size_t *len, int64_t deadline, int gre
 }
 
 int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session *out, unsigned max,
-		      char *why, size_t whylen)
+		      unsigned *down, char *why, size_t whylen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int64_t deadline = ctl_mono_ms() + timeout_ms;
@@ -198,10 +262,16 @@ int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session 
 		goto out;
 	}
 	if ((rc = read_reply(fd, &buf, &len, deadline, 0)) != 0) {
-		snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(-rc));
+		if (rc == -E2BIG)
+			snprintf(why, whylen,
+				 "BIRD's control socket %s: the reply to 'show protocols' is over "
+				 "%u KiB, more than regiond reads",
+				 path, BIRD_MAX_REPLY >> 10);
+		else
+			snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(-rc));
 		goto out;
 	}
-	rc = ctl_bird_parse(buf, out, max, why, whylen);
+	rc = ctl_bird_parse(buf, out, max, down, why, whylen);
 	if (rc == -EPROTO && why[0] == '\0')
 		snprintf(why, whylen, "BIRD's control socket %s: not a BIRD reply", path);
 out:

@@ -16,10 +16,13 @@
 
 #include <stddef.h>
 
+/* Sessions listed in the status; every session is judged, listed or not. */
 #define CTL_BIRD_MAX_SESSIONS 32
+/* BIRD's longest symbol, a protocol's or a table's name (SYM_MAX_LEN). */
+#define CTL_BIRD_NAME_MAX 64
 
 struct ctl_bird_session {
-	char name[64];
+	char name[CTL_BIRD_NAME_MAX + 1];
 	char state[16]; /* BIRD's: up, start, down, flush */
 	char info[64]; /* BIRD's: Established, Active, Connect, Idle ... */
 	int up; /* state "up": established */
@@ -28,12 +31,16 @@ struct ctl_bird_session {
 /**
  * Parse the reply to "show protocols" (@reply, NUL-terminated, from the
  * first line after the command to the "0000" line).
- * @return the number of BGP protocols found (at most @max are kept, the
- *         count goes on), or -EPROTO for a reply that is not BIRD's, or
- *         -EINVAL for an error reply (its text in @why)
+ * @return the number of BGP protocols found, every one judged: *@down is
+ *         how many are not up. At most @max are kept in @out, in the
+ *         reply's order, sessions not up before up ones (so a session down
+ *         is always listed while fewer than @max are). Or -EPROTO for a
+ *         reply that is not BIRD's (a name longer than BIRD allows
+ *         included, with @why), or -EINVAL for an error reply (its text in
+ *         @why)
  */
-int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max, char *why,
-		   size_t whylen);
+int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max, unsigned *down,
+		   char *why, size_t whylen);
 
 /**
  * Ask BIRD at @path (its control socket) for its BGP sessions, within
@@ -41,6 +48,6 @@ int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max
  * @return as ctl_bird_parse, or -errno (unreachable, timed out) with @why
  */
 int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session *out, unsigned max,
-		      char *why, size_t whylen);
+		      unsigned *down, char *why, size_t whylen);
 
 #endif /* CTL_BIRD_H */

@@ -77,7 +77,9 @@ struct ctl_feed {
 	int bird_ok; /* BIRD answered and every BGP session is established */
 	char bird_error[200];
 	struct ctl_bird_session sessions[CTL_BIRD_MAX_SESSIONS];
-	int nsessions;
+	int nsessions; /* listed: those down first */
+	int total_sessions; /* every BGP session BIRD reports */
+	unsigned down_sessions; /* of them, not established */
 	int64_t bird_at; /* CLOCK_MONOTONIC ms of the last answer (or attempt) */
 	enum feed_state state;
 	int64_t lost_ms; /* when the feed was lost (or regiond started) */
@@ -525,28 +527,42 @@ static void read_nl(struct ctl_feed *f, int64_t budget_ms)
 static void poll_bird(struct ctl_feed *f)
 {
 	char why[200] = "";
-	int n = ctl_bird_sessions(f->bird_socket, 2000, f->sessions, CTL_BIRD_MAX_SESSIONS, why,
-				  sizeof(why));
+	unsigned down = 0;
+	int n = ctl_bird_sessions(f->bird_socket, 2000, f->sessions, CTL_BIRD_MAX_SESSIONS, &down,
+				  why, sizeof(why));
 
 	f->bird_at = ctl_mono_ms();
 	if (n < 0) {
-		f->nsessions = 0;
+		f->nsessions = f->total_sessions = 0;
+		f->down_sessions = 0;
 		f->bird_ok = 0;
 		snprintf(f->bird_error, sizeof(f->bird_error), "%s", why);
 		return;
 	}
+	/* Every session is judged, also past those listed: one down among
+	 * hundreds is a loss like one among two. */
 	f->nsessions = n < CTL_BIRD_MAX_SESSIONS ? n : CTL_BIRD_MAX_SESSIONS;
-	f->bird_ok = n > 0;
+	f->total_sessions = n;
+	f->down_sessions = down;
+	f->bird_ok = n > 0 && down == 0;
 	f->bird_error[0] = '\0';
 	if (n == 0)
 		snprintf(f->bird_error, sizeof(f->bird_error), "BIRD has no BGP protocol");
 	for (int i = 0; i < f->nsessions; i++)
 		if (!f->sessions[i].up) {
-			f->bird_ok = 0;
-			snprintf(f->bird_error, sizeof(f->bird_error), "BGP session %s is %s (%s)",
-				 f->sessions[i].name, f->sessions[i].state, f->sessions[i].info);
+			char more[64] = "";
+
+			if (down > 1)
+				snprintf(more, sizeof(more),
+					 "; %u of %d sessions are not established", down, n);
+			snprintf(f->bird_error, sizeof(f->bird_error),
+				 "BGP session %s is %s (%s)%s", f->sessions[i].name,
+				 f->sessions[i].state, f->sessions[i].info, more);
 			break;
 		}
+	if (down && f->bird_error[0] == '\0') /* never: those down are listed first */
+		snprintf(f->bird_error, sizeof(f->bird_error),
+			 "%u BGP sessions are not established", down);
 }
 
 /* --- state --- */
@@ -809,9 +825,12 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 				ss, json_pack("{s:s, s:s, s:s, s:b}", "name", f->sessions[i].name,
 					      "state", f->sessions[i].state, "info",
 					      f->sessions[i].info, "up", f->sessions[i].up));
-		bird = json_pack("{s:s, s:b, s:o, s:s?}", "socket", f->bird_socket, "reachable",
-				 f->bird_error[0] == '\0' || f->nsessions > 0, "sessions", ss,
-				 "error", f->bird_error[0] ? f->bird_error : NULL);
+		bird = json_pack("{s:s, s:b, s:o, s:I, s:I, s:I, s:s?}", "socket", f->bird_socket,
+				 "reachable", f->bird_error[0] == '\0' || f->nsessions > 0,
+				 "sessions", ss, "sessions_total", (json_int_t)f->total_sessions,
+				 "sessions_down", (json_int_t)f->down_sessions, "sessions_unlisted",
+				 (json_int_t)(f->total_sessions - f->nsessions), "error",
+				 f->bird_error[0] ? f->bird_error : NULL);
 	}
 	j = json_pack("{s:s, s:I, s:s?, s:I, s:o, s:s?, s:o, s:o}", "state", state_names[f->state],
 		      "since", (json_int_t)f->state_since, "reason", f->why[0] ? f->why : NULL,

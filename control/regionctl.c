@@ -506,6 +506,12 @@ static void status_feed(json_t *f)
 	json_array_foreach(json_object_get(json_object_get(f, "bird"), "sessions"), i, v)
 		printf("             bgp %s %s (%s)\n", js(v, "name"), js(v, "state"),
 		       js(v, "info"));
+	if (ji(json_object_get(f, "bird"), "sessions_unlisted") > 0)
+		printf("             bgp and %lld more sessions (%lld of all %lld not "
+		       "established)\n",
+		       ji(json_object_get(f, "bird"), "sessions_unlisted"),
+		       ji(json_object_get(f, "bird"), "sessions_down"),
+		       ji(json_object_get(f, "bird"), "sessions_total"));
 	if (json_is_string(json_object_get(json_object_get(f, "bird"), "error")))
 		printf("             bird: %s\n", js(json_object_get(f, "bird"), "error"));
 	if (json_is_object((v = json_object_get(f, "last_batch")))) {

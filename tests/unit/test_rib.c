@@ -787,7 +787,7 @@ static void test_bird_parse(void **state)
 	char why[128] = "";
 
 	(void)state;
-	assert_int_equal(ctl_bird_parse(reply, s, 4, why, sizeof(why)), 2);
+	assert_int_equal(ctl_bird_parse(reply, s, 4, NULL, why, sizeof(why)), 2);
 	assert_string_equal(s[0].name, "peer1");
 	assert_true(s[0].up);
 	assert_string_equal(s[0].info, "Established");
@@ -796,13 +796,65 @@ static void test_bird_parse(void **state)
 	assert_string_equal(s[1].state, "start");
 	assert_string_equal(s[1].info, "Active Socket: Connection refused");
 	/* More sessions than room: counted, not written past. */
-	assert_int_equal(ctl_bird_parse(reply, s, 1, why, sizeof(why)), 2);
-	assert_int_equal(ctl_bird_parse("9001 syntax error\n", s, 4, why, sizeof(why)), -EINVAL);
+	assert_int_equal(ctl_bird_parse(reply, s, 1, NULL, why, sizeof(why)), 2);
+	assert_int_equal(ctl_bird_parse("9001 syntax error\n", s, 4, NULL, why, sizeof(why)),
+			 -EINVAL);
 	assert_non_null(strstr(why, "syntax error"));
-	assert_int_equal(ctl_bird_parse("HTTP/1.1 200 OK\n", s, 4, why, sizeof(why)), -EPROTO);
-	assert_int_equal(
-		ctl_bird_parse("1002-peer1 BGP --- up 1 Established\n", s, 4, why, sizeof(why)),
-		-EPROTO); /* no end */
+	assert_int_equal(ctl_bird_parse("HTTP/1.1 200 OK\n", s, 4, NULL, why, sizeof(why)),
+			 -EPROTO);
+	assert_int_equal(ctl_bird_parse("1002-peer1 BGP --- up 1 Established\n", s, 4, NULL, why,
+					sizeof(why)),
+			 -EPROTO); /* no end */
+}
+
+/* Every session is judged, also past those listed: a session down after
+ * the first CTL_BIRD_MAX_SESSIONS is counted and listed. */
+static void test_bird_many_sessions(void **state)
+{
+	struct ctl_bird_session s[CTL_BIRD_MAX_SESSIONS];
+	static char reply[16384];
+	unsigned down = 0, listed_down = 0;
+	size_t n = 0;
+	char why[128] = "";
+
+	(void)state;
+	n += (size_t)snprintf(reply + n, sizeof(reply) - n,
+			      "2002-Name Proto Table State Since Info\n");
+	for (int i = 0; i < 40; i++)
+		n += (size_t)snprintf(reply + n, sizeof(reply) - n,
+				      "1002-peer%d BGP --- %s 13:38:36 %s\n", i,
+				      i == 35 ? "start" : "up", i == 35 ? "Active" : "Established");
+	snprintf(reply + n, sizeof(reply) - n, "0000 \n");
+	assert_int_equal(ctl_bird_parse(reply, s, CTL_BIRD_MAX_SESSIONS, &down, why, sizeof(why)),
+			 40);
+	assert_int_equal(down, 1);
+	for (int i = 0; i < CTL_BIRD_MAX_SESSIONS; i++)
+		if (!s[i].up) {
+			assert_string_equal(s[i].name, "peer35");
+			listed_down++;
+		}
+	assert_int_equal(listed_down, 1);
+}
+
+/* BIRD's names are up to 64 characters: read whole; a longer word is not
+ * BIRD's reply, never a session skipped. */
+static void test_bird_long_names(void **state)
+{
+	char name[80], reply[512], why[256] = "";
+	struct ctl_bird_session s[2];
+
+	(void)state;
+	memset(name, 'p', 64);
+	name[64] = '\0';
+	snprintf(reply, sizeof(reply), "1002-%s BGP --- start 13:38:36 Active\n0000 \n", name);
+	assert_int_equal(ctl_bird_parse(reply, s, 2, NULL, why, sizeof(why)), 1);
+	assert_string_equal(s[0].name, name);
+	assert_false(s[0].up);
+	memset(name, 'p', 65);
+	name[65] = '\0';
+	snprintf(reply, sizeof(reply), "1002-%s BGP --- start 13:38:36 Active\n0000 \n", name);
+	assert_int_equal(ctl_bird_parse(reply, s, 2, NULL, why, sizeof(why)), -EPROTO);
+	assert_non_null(strstr(why, "protocol name longer than 64"));
 }
 
 static void test_pfx_text(void **state)
@@ -838,6 +890,8 @@ int main(void)
 		cmocka_unit_test(test_region_missing_from_table),
 		cmocka_unit_test(test_owned_record),
 		cmocka_unit_test(test_bird_parse),
+		cmocka_unit_test(test_bird_many_sessions),
+		cmocka_unit_test(test_bird_long_names),
 		cmocka_unit_test(test_pfx_text),
 	};
 
