@@ -4,8 +4,11 @@
 #include "fwd_unixsock.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -39,6 +42,7 @@ int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, 
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char tmp[sizeof(sa.sun_path)];
 	const char *bound;
+	uint32_t salt = 0;
 	int fd, n, err;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -52,16 +56,21 @@ int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, 
 					   : "lstat",
 			    why);
 	}
-	/* The temporary name carries the pid, so two processes starting on one
-	 * path never bind each other's; a leftover of a killed process with our
-	 * pid is a socket and may go. When the name does not fit sun_path the
-	 * socket is bound in place, and the window this module closes is open
-	 * again for that path only. */
-	n = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+	/* The temporary name carries the pid and a random word, so two
+	 * processes starting on one path (in two PID namespaces sharing the
+	 * directory, pid 1 both) never bind each other's. When the name does
+	 * not fit sun_path the socket is bound in place, and the window this
+	 * module closes is open again for that path only. */
+	if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != (ssize_t)sizeof(salt))
+		salt = (uint32_t)random();
+	n = snprintf(tmp, sizeof(tmp), "%s.%ld.%08x.tmp", path, (long)getpid(), (unsigned)salt);
 	bound = (n > 0 && (size_t)n < sizeof(tmp)) ? tmp : path;
-	if (fwd_unix_path_free(bound) != 0) {
-		errno = EEXIST;
-		return fail(-1, NULL, "the path exists and is not a socket; not replacing it", why);
+	if ((err = fwd_unix_path_free(bound)) != 0) {
+		errno = -err;
+		return fail(-1, NULL,
+			    err == -EEXIST ? "the path exists and is not a socket; not replacing it"
+					   : "lstat",
+			    why);
 	}
 	unlink(bound);
 	strcpy(sa.sun_path, bound);

@@ -186,7 +186,7 @@ int ctl_fleet_conf_check(const struct ctl_fleet_conf *c, struct fwd_err *e)
 		if (!ctl_rollout_label_ok(c->labels[i]))
 			return fwd_err_set(e, NULL, 0, "fleet-label",
 					   "--fleet-label '%.80s' is not KEY=VALUE (key 1..63 of "
-					   "a-z 0-9 . _ -, value 0..63 of A-Z a-z 0-9 . _ -)",
+					   "a-z 0-9 . _ -, value 1..63 of A-Z a-z 0-9 . _ -)",
 					   c->labels[i]);
 		for (unsigned j = 0; j < i; j++)
 			if (strcspn(c->labels[i], "=") == strcspn(c->labels[j], "=") &&

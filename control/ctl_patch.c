@@ -378,6 +378,7 @@ void ctl_patch_name_source(const struct ctl_patch_src *src, const json_t *model,
 	if (e == NULL)
 		return;
 	e->file[0] = '\0';
+	e->line = 0; /* a line of the generated document, which no client sees */
 	if (src == NULL)
 		return;
 	if ((k = index_after(e->path, FWD_KEY_NAME(DOC, POLICIES), &rest)) >= 0) {

@@ -167,6 +167,11 @@ static bool check_name(const char *s, size_t max)
 	return name_ok(s, max);
 }
 
+bool ctl_rollout_node_name_ok(const char *s)
+{
+	return name_ok(s, CTL_ROLLOUT_NAME_MAX);
+}
+
 static bool check_token(const char *s, size_t max)
 {
 	return token_ok(s, max);
@@ -366,9 +371,11 @@ static bool label_key_ok(const char *s, size_t n)
 	return true;
 }
 
+/* Not empty: the reports' parser always refused an empty value, and
+ * regionds of every version read each other's records and reports. */
 static bool label_value_ok(const char *s)
 {
-	return s[0] == '\0' || token_ok(s, CTL_ROLLOUT_LABEL_MAX);
+	return token_ok(s, CTL_ROLLOUT_LABEL_MAX);
 }
 
 bool ctl_rollout_label_ok(const char *kv)
@@ -432,7 +439,7 @@ int ctl_rollout_opts_from_json(struct ctl_rollout_opts *o, const json_t *j, stru
 				return rd_fail(
 					&d, "options", k,
 					"must be \"key=value\" (key 1..63 of a-z 0-9 . _ -, "
-					"value 0..63 of A-Z a-z 0-9 . _ -), as --fleet-label");
+					"value 1..63 of A-Z a-z 0-9 . _ -), as --fleet-label");
 			snprintf(o->canary_label, sizeof(o->canary_label), "%s", s);
 		}
 	}
@@ -599,11 +606,15 @@ static json_t *rnode_json(const struct ctl_rollout_rnode *n, bool pinned)
 
 	for (unsigned i = 0; links && i < kept_links(n->n_base_links); i++)
 		json_array_append_new(links, json_string(n->base_links[i]));
-	return json_pack("{s:s, s:i, s:s, s:b, s:{s:i, s:o, s:I, s:o}, s:o}", "name", n->name,
+	/* "links_down_count" only where the names do not say it all: regionds
+	 * before it refuse the field, and a fleet is upgraded node by node. */
+	return json_pack("{s:s, s:i, s:s, s:b, s:{s:i, s:o, s:o*, s:o}, s:o}", "name", n->name,
 			 "wave", n->wave, "status", nstatus_names[n->status], "pinned", pinned,
 			 "base", "health", n->base_health, "links_down", links, "links_down_count",
-			 (json_int_t)n->n_base_links, "drop_pps",
-			 drops_json(n->base_rates, n->n_base_rates), "bake",
+			 n->n_base_links > CTL_ROLLOUT_LINKS_MAX
+				 ? json_integer((json_int_t)n->n_base_links)
+				 : NULL,
+			 "drop_pps", drops_json(n->base_rates, n->n_base_rates), "bake",
 			 n->bake_at ? json_pack("{s:I, s:o}", "at", (json_int_t)n->bake_at, "drops",
 						drops_json(n->bake_drops, n->n_bake_drops))
 				    : json_null());
@@ -741,7 +752,14 @@ int ctl_rollout_from_json(const json_t *j, struct ctl_rollout *r, struct fwd_err
 		return rd_fail(&d, "", "state", "is not a rollout state");
 	r->state = (enum ctl_rollout_state)st;
 	if ((rc = rd_int(&d, j, "", "waves", 0, CTL_ROLLOUT_NODES_MAX, &r->n_waves)) ||
-	    (rc = rd_int(&d, j, "", "wave", -1, r->n_waves ? r->n_waves - 1 : -1, &r->wave)) ||
+	    /* A rollout that finished before its plan (aborted while pending,
+	     * no nodes, every node already on the table) has no waves and wave
+	     * 0: the driver writes it so. */
+	    (rc = rd_int(&d, j, "", "wave", -1,
+			 r->n_waves ? r->n_waves - 1
+			 : r->state == CTL_RO_ABORTED || r->state == CTL_RO_COMPLETED ? 0
+										      : -1,
+			 &r->wave)) ||
 	    (rc = rd_u64(&d, j, "", "since", &r->since, false)) ||
 	    (rc = rd_bool(&d, j, "", "abort_requested", &r->abort_requested)) ||
 	    (rc = rd_u64(&d, j, "", "writes", &r->writes, false)) ||
@@ -896,19 +914,23 @@ static bool gate_out_of_sync(const struct gate_ctx *g, char *why, size_t len)
 }
 
 /* A link down now that was up at the baseline. Both sides keep the count
- * and the first CTL_ROLLOUT_LINKS_MAX names in name order: more links down
- * than before fails; so does a kept name the baseline lacks when the
- * baseline's names were all kept, or when it sorts before the baseline's
- * last kept name (it would have been kept had it been down). Past that, a
- * link that went down while another came up, both after the baseline's
- * last kept name, is not seen (docs/fleet.md). */
+ * and the first CTL_ROLLOUT_LINKS_MAX names in name order. It fails on a
+ * kept name the baseline lacks when the baseline's names were all kept, or
+ * when it sorts before the baseline's last kept name (it would have been
+ * kept had it been down); and on more links down than the baseline had
+ * still down: its count less its kept names that are up now (missing from
+ * the current names where those were all kept or sort past it). Not seen:
+ * a link that came up and one that went down meanwhile, both past the
+ * kept names (docs/fleet.md). */
 static bool gate_link_down(const struct gate_ctx *g, char *why, size_t len)
 {
 	const unsigned nb = g->rn->n_base_links, kb = kept_links(nb);
+	const unsigned nc = g->rep->n_links_down, kc = kept_links(nc);
+	unsigned up = 0;
 
 	if (!g->r->opts.link_gate)
 		return false;
-	for (unsigned i = 0; i < kept_links(g->rep->n_links_down); i++) {
+	for (unsigned i = 0; i < kc; i++) {
 		const char *l = g->rep->links_down[i];
 		unsigned k;
 
@@ -921,9 +943,20 @@ static bool gate_link_down(const struct gate_ctx *g, char *why, size_t len)
 			return true;
 		}
 	}
-	if (g->rep->n_links_down > nb) {
-		snprintf(why, len, "%u links are down, %u before the wave", g->rep->n_links_down,
-			 nb);
+	for (unsigned k = 0; k < kb; k++) {
+		const char *b = g->rn->base_links[k];
+		unsigned i;
+
+		for (i = 0; i < kc; i++)
+			if (strcmp(g->rep->links_down[i], b) == 0)
+				break;
+		if (i == kc &&
+		    (nc <= CTL_ROLLOUT_LINKS_MAX || strcmp(b, g->rep->links_down[kc - 1]) < 0))
+			up++;
+	}
+	if (nc + up > nb) {
+		snprintf(why, len, "%u links are down, %u before the wave (%u of them up again)",
+			 nc, nb, up);
 		return true;
 	}
 	return false;
@@ -1386,14 +1419,19 @@ int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes
 	     r->state == CTL_RO_BAKING)) {
 		char why[256];
 
-		snprintf(why, sizeof(why), "the report of node %.48s cannot be read: %.160s",
-			 bad->name, bad->unreadable_why);
+		snprintf(why, sizeof(why), "the report %s%.48s cannot be read: %.140s",
+			 bad->name[0] ? "of node " : "under a key that names no node", bad->name,
+			 bad->unreadable_why);
+		/* A key that is no node's name ("N1.old") has none: the record
+		 * names nodes by the rule its reader checks. */
+		const char *who = bad->name[0] ? bad->name : NULL;
+
 		if (r->state == CTL_RO_PENDING) {
-			set_abort(r, "unreadable_report", bad->name, why);
+			set_abort(r, "unreadable_report", who, why);
 			r->wave = 0;
 			finish(r, CTL_RO_ABORTED, now, act);
 		} else {
-			begin_abort(r, "unreadable_report", bad->name, why, now, act);
+			begin_abort(r, "unreadable_report", who, why, now, act);
 		}
 		goto done;
 	}

@@ -120,17 +120,21 @@ struct ctl_rollout_node {
 	 * nothing else set but why. A rollout cannot vouch for such a node,
 	 * so its presence aborts one (gate "unreadable_report"). */
 	bool unreadable;
-	char unreadable_why[160];
+	char unreadable_why[200];
 };
 
 /**
  * Whether @kv is a label "key=value" as nodes report them and rollouts match
  * them: key 1..CTL_ROLLOUT_LABEL_MAX of a-z 0-9 . _ -, value
- * 0..CTL_ROLLOUT_LABEL_MAX of A-Z a-z 0-9 . _ -. One rule for regiond's
+ * 1..CTL_ROLLOUT_LABEL_MAX of A-Z a-z 0-9 . _ -. One rule for regiond's
  * --fleet-label, the reports' parser and --canary-label, so that a label a
  * node may carry is one a rollout can read and match.
  */
 bool ctl_rollout_label_ok(const char *kv);
+
+/** Whether @s may name a node (1..CTL_ROLLOUT_NAME_MAX of a-z 0-9 -), as
+ *  records and reports name them. */
+bool ctl_rollout_node_name_ok(const char *s);
 
 /**
  * Parse a node report (hostile: from etcd). Fields the rollout does not use

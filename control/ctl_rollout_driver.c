@@ -243,6 +243,13 @@ static int read_nodes(struct ctl_rdriver *d, struct fwd_err *err)
 		struct ctl_rollout_node *rep = &d->reports[i];
 		struct seen *s = NULL;
 
+		/* An unreadable report has no time or counters: kept out of
+		 * the memory of rates, so a node that recovers starts over. */
+		if (rep->unreadable) {
+			rep->prev = NULL;
+			continue;
+		}
+
 		for (unsigned k = 0; k < d->n_seen && !s; k++)
 			if (strcmp(d->seen[k].cur.name, rep->name) == 0)
 				s = &d->seen[k];
@@ -268,7 +275,7 @@ static int read_nodes(struct ctl_rdriver *d, struct fwd_err *err)
 			k++;
 	/* The seen array moved: point again. */
 	for (int i = 0; i < n; i++)
-		for (unsigned k = 0; k < d->n_seen; k++)
+		for (unsigned k = 0; k < d->n_seen && !d->reports[i].unreadable; k++)
 			if (strcmp(d->seen[k].cur.name, d->reports[i].name) == 0)
 				d->reports[i].prev = d->seen[k].has_prev ? &d->seen[k].prev : NULL;
 	return n;

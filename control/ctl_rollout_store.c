@@ -104,15 +104,22 @@ static int in_progress(const struct ctl_etcd_range *rg, const char *facility, st
 	return rc;
 }
 
+/* The manifest's "format": JSON when the document starts with '{'. */
+static const char *table_format(const char *doc, size_t len)
+{
+	const char *p = doc;
+
+	while (p < doc + len && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p < doc + len && *p == '{' ? "json" : "yaml";
+}
+
 static int put_table(struct ctl_etcd *e, const char *facility, const char *hash, const char *doc,
 		     size_t len, struct ctl_etcd_op *ops, char (*keys)[160], char **manifest,
 		     uint64_t now_ms, const char *by, size_t *n_ops)
 {
 	size_t chunks = (len + CTL_RSTORE_CHUNK - 1) / CTL_RSTORE_CHUNK;
-	const char *p = doc;
 
-	while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-		p++;
 	(void)e;
 	for (size_t c = 0; c < chunks; c++) {
 		size_t off = c * CTL_RSTORE_CHUNK;
@@ -126,11 +133,10 @@ static int put_table(struct ctl_etcd *e, const char *facility, const char *hash,
 		};
 		(*n_ops)++;
 	}
-	*manifest =
-		dump(json_pack("{s:i, s:s, s:I, s:I, s:s, s:I, s:s}", "schema", CTL_ROLLOUT_SCHEMA,
-			       "hash", hash, "len", (json_int_t)len, "chunks", (json_int_t)chunks,
-			       "format", p < doc + len && *p == '{' ? "json" : "yaml", "created_at",
-			       (json_int_t)unix_s(now_ms), "created_by", by));
+	*manifest = dump(json_pack("{s:i, s:s, s:I, s:I, s:s, s:I, s:s}", "schema",
+				   CTL_ROLLOUT_SCHEMA, "hash", hash, "len", (json_int_t)len,
+				   "chunks", (json_int_t)chunks, "format", table_format(doc, len),
+				   "created_at", (json_int_t)unix_s(now_ms), "created_by", by));
 	if (*manifest == NULL)
 		return -ENOMEM;
 	ctl_rstore_key(keys[*n_ops], 160, facility, "tables/%s/manifest", hash);
@@ -155,7 +161,6 @@ static int stored_table_is(struct ctl_etcd *e, const char *facility, const char 
 	char key[160];
 	json_t *m;
 	json_int_t chunks, mlen;
-	int64_t rev;
 	size_t off = 0;
 	int rc;
 
@@ -166,22 +171,29 @@ static int stored_table_is(struct ctl_etcd *e, const char *facility, const char 
 		ctl_etcd_range_free(&rg);
 		return 0;
 	}
-	rev = rg.revision;
 	m = json_loadb(rg.kvs[0].value, rg.kvs[0].value_len, JSON_REJECT_DUPLICATES, NULL);
 	ctl_etcd_range_free(&rg);
 	chunks = json_integer_value(json_object_get(m, "chunks"));
 	mlen = json_integer_value(json_object_get(m, "len"));
+	/* What put_table() writes, but the time and the author: the nodes
+	 * check more of a manifest than its hash (format, chunk sizes), so a
+	 * copy is trusted only when it is what this create would write. */
 	rc = json_is_string(json_object_get(m, "hash")) &&
 	     strcmp(json_string_value(json_object_get(m, "hash")), hash) == 0 &&
+	     json_is_string(json_object_get(m, "format")) &&
+	     strcmp(json_string_value(json_object_get(m, "format")), table_format(doc, len)) == 0 &&
 	     json_integer_value(json_object_get(m, "schema")) == CTL_ROLLOUT_SCHEMA &&
-	     mlen == (json_int_t)len && chunks >= 1 && chunks <= (json_int_t)len;
+	     mlen == (json_int_t)len &&
+	     chunks == (json_int_t)((len + CTL_RSTORE_CHUNK - 1) / CTL_RSTORE_CHUNK);
 	json_decref(m);
 	for (json_int_t c = 0; rc == 1 && c < chunks; c++) {
 		ctl_rstore_key(key, sizeof(key), facility, "tables/%s/chunk/%06lld", hash,
 			       (long long)c);
-		if ((rc = ctl_etcd_range(e, key, 0, rev, 1, &rg, err)) < 0)
+		if ((rc = ctl_etcd_range(e, key, 0, 0, 1, &rg, err)) < 0)
 			return rc;
-		rc = rg.count == 1 && rg.kvs[0].value_len > 0 && off + rg.kvs[0].value_len <= len &&
+		rc = rg.count == 1 &&
+		     rg.kvs[0].value_len ==
+			     (len - off < CTL_RSTORE_CHUNK ? len - off : CTL_RSTORE_CHUNK) &&
 		     memcmp(doc + off, rg.kvs[0].value, rg.kvs[0].value_len) == 0;
 		if (rc)
 			off += rg.kvs[0].value_len;
@@ -569,7 +581,10 @@ int ctl_rstore_prune_history(struct ctl_etcd *e, const char *facility, size_t ke
 	ctl_rstore_key(key, sizeof(key), facility, "rollout/history/");
 	if ((rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX | CTL_ETCD_KEYS_ONLY, 0, 0, &keys, err)))
 		return rc;
-	for (size_t i = 0; i + keep < keys.count; i++) {
+	/* At most CTL_RSTORE_PRUNE_MAX deletes a finish: the driver's thread
+	 * keeps its lease alive between steps, and the first finish after an
+	 * upgrade may find thousands of records (the rest go at later ones). */
+	for (size_t i = 0; i + keep < keys.count && n < CTL_RSTORE_PRUNE_MAX; i++) {
 		char k[200];
 
 		snprintf(k, sizeof(k), "%.*s", (int)keys.kvs[i].key_len, keys.kvs[i].key);
@@ -625,14 +640,22 @@ int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 			struct ctl_rollout_node *u = &nodes[n++];
 			size_t nl = kv->key_len > plen ? kv->key_len - plen : 0;
 
+			char raw[CTL_ROLLOUT_NAME_MAX + 1];
+
 			memset(u, 0, sizeof(*u));
-			snprintf(u->name, sizeof(u->name), "%.*s",
-				 (int)(nl < sizeof(u->name) - 1 ? nl : sizeof(u->name) - 1),
+			snprintf(raw, sizeof(raw), "%.*s",
+				 (int)(nl < sizeof(raw) - 1 ? nl : sizeof(raw) - 1),
 				 kv->key + plen);
-			fwd_utf8_clean(u->name);
+			fwd_utf8_clean(raw);
+			/* The key's name when it may name a node; else none, and
+			 * the key in the reason ("nodes/N1.old"). */
+			if (nl < sizeof(raw) && ctl_rollout_node_name_ok(raw))
+				snprintf(u->name, sizeof(u->name), "%s", raw);
 			u->unreadable = true;
-			snprintf(u->unreadable_why, sizeof(u->unreadable_why), "%.60s%s%.95s",
-				 pe.path, pe.path[0] ? ": " : "", pe.reason);
+			snprintf(u->unreadable_why, sizeof(u->unreadable_why),
+				 "%s%.40s%s%.40s%s%.100s", u->name[0] ? "" : "nodes/",
+				 u->name[0] ? "" : raw, u->name[0] ? "" : ": ", pe.path,
+				 pe.path[0] ? ": " : "", pe.reason);
 			fwd_utf8_clean(u->unreadable_why);
 		}
 	}

@@ -80,6 +80,7 @@ int ctl_rstore_commit(struct ctl_etcd *e, struct ctl_rollout *r, int64_t *mod_re
  * most: records of big facilities are 100 KiB and more. */
 #define CTL_RSTORE_HISTORY_KEEP 200
 #define CTL_RSTORE_HISTORY_BYTES (4u << 20)
+#define CTL_RSTORE_PRUNE_MAX 50 /* records deleted at one finish */
 
 /** Finished rollouts, newest first, at most @limit and about
  *  CTL_RSTORE_HISTORY_BYTES of records: a JSON array of records (an
@@ -87,8 +88,9 @@ int ctl_rstore_commit(struct ctl_etcd *e, struct ctl_rollout *r, int64_t *mod_re
 json_t *ctl_rstore_history(struct ctl_etcd *e, const char *facility, size_t limit,
 			   struct fwd_err *err);
 
-/** Delete the oldest finished rollouts beyond the newest @keep. @return how
- *  many were deleted, or a negative errno with @err. */
+/** Delete the oldest finished rollouts beyond the newest @keep, at most
+ *  CTL_RSTORE_PRUNE_MAX. @return how many were deleted, or a negative errno
+ *  with @err. */
 int ctl_rstore_prune_history(struct ctl_etcd *e, const char *facility, size_t keep,
 			     struct fwd_err *err);
 

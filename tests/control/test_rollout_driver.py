@@ -412,12 +412,20 @@ def test_forged_table_copy_is_written_again(cluster, fac):
     table again, and the rollout completes."""
     f, nodes, doc = fac
     pre = etcdlab.fac_prefix(f)
-    cluster.put(pre + "tables/%s/manifest" % NEW, {"schema": 1, "hash": NEW, "len": len(NEW_DOC),
-                                                   "chunks": 1, "format": "yaml"})
-    cluster.put(pre + "tables/%s/chunk/000000" % NEW, b"x" * len(NEW_DOC))
-    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 10}')
-    assert rc == 0, (out, err)
-    assert cluster.get(pre + "tables/%s/chunk/000000" % NEW) == NEW_DOC
+    # chunks that are not the table; then the right chunks under a manifest
+    # whose format every node refuses
+    for chunk, fmt in ((b"x" * len(NEW_DOC), "yaml"), (NEW_DOC, "xml")):
+        cluster.put(pre + "tables/%s/manifest" % NEW, {"schema": 1, "hash": NEW, "len": len(NEW_DOC),
+                                                       "chunks": 1, "format": fmt})
+        cluster.put(pre + "tables/%s/chunk/000000" % NEW, chunk)
+        rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 10}')
+        assert rc == 0, (out, err)
+        assert cluster.get(pre + "tables/%s/chunk/000000" % NEW) == NEW_DOC
+        assert cluster.get_json(pre + "tables/%s/manifest" % NEW)["format"] == "yaml"
+        if fmt == "yaml":
+            probe(cluster, "abort", f)
+            cluster.delete(pre + "rollout/active")
+            cluster.delete(pre + "rollout/history/", prefix=True)
     d = driver(cluster, f, "drv-a")
     try:
         rec = finished(cluster, f)

@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 	if (ctl_rollout_node_parse((const char *)data, len, &n, &err) == 0) {
 		if (n.n_labels > CTL_ROLLOUT_LABELS_MAX || n.n_drops > CTL_ROLLOUT_REASONS_MAX ||
-		    n.n_links_down > CTL_ROLLOUT_LINKS_MAX || !n.name[0])
+		    n.n_links_down > CTL_ROLLOUT_LINKS_READ || !n.name[0])
 			abort();
 	}
 	if (ctl_rollout_parse((const char *)data, len, &r, &err) != 0)
