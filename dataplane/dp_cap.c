@@ -407,7 +407,58 @@ static uint32_t count_interfaces(int fd)
 	return n;
 }
 
-/* libpcap's compiler -> cBPF -> rte_bpf_convert -> rte_bpf_load (+ JIT). */
+/*
+ * Indirect loads as rte_bpf_convert() gets them wrong, put right.
+ *
+ * cBPF's indirect load, A = pkt[X + k] (BPF_LD | BPF_IND | size: libpcap
+ * emits them for udp[n], tcp[n], icmp[n] and the like, X being the IP
+ * header's length), is eBPF's too, whose index is the register src_reg
+ * names. DPDK 22.11's converter (lib/bpf/bpf_convert.c, bpf_convert_filter)
+ * copies the code and sets src_reg = BPF_SRC(code) == BPF_X ? X : 0. In a
+ * load that bit is not a source but a size bit: BPF_H (0x08) == BPF_X. So
+ * a halfword load gets X (R7) and is right, while byte and word loads get
+ * R0, which is the converter's A: they read pkt[A + k], whatever A holds
+ * then (udp[8] = 0x70 matches nothing, udp[8] != 0 everything). The
+ * interpreter and the x86 JIT both index by src_reg as they should, so
+ * the fault is the converter's alone (22.11.11's, and still main's at
+ * 38f72e500b).
+ *
+ * The converter emits BPF_LD | BPF_IND for cBPF's indirect loads and for
+ * nothing else (ldxb 4*([k]&0xf) becomes an absolute load), and every one
+ * of them indexes by X: pointing each at X is exact for any filter, and a
+ * no-op on a DPDK that got it right. X is whatever the converter's prologue
+ * clears second (A ^= A; X ^= X; ctx = arg1), read from the program rather
+ * than assumed. A program whose prologue is not that shape comes from a
+ * converter this was not written for: its indirect loads are refused, not
+ * guessed at (a capture must never show wrong results silently).
+ */
+static int fix_indirect_loads(struct rte_bpf_prm *prm, const char *expr, struct fwd_err *err)
+{
+	/* Ours: rte_bpf_convert() allocated it, instructions after the header. */
+	struct ebpf_insn *ins = (struct ebpf_insn *)(uintptr_t)prm->ins;
+	const uint8_t xor64 = EBPF_ALU64 | BPF_XOR | BPF_X;
+	int indirect = 0;
+
+	for (uint32_t i = 0; i < prm->nb_ins; i++)
+		indirect |= BPF_CLASS(ins[i].code) == BPF_LD && BPF_MODE(ins[i].code) == BPF_IND;
+	if (!indirect)
+		return 0;
+	if (prm->nb_ins < 2 || ins[0].code != xor64 || ins[0].dst_reg != EBPF_REG_0 ||
+	    ins[0].src_reg != EBPF_REG_0 || ins[1].code != xor64 ||
+	    ins[1].dst_reg != ins[1].src_reg || ins[1].dst_reg == EBPF_REG_0)
+		return fwd_err_fail(err, FWD_R_INVALID_CAPTURE, NULL, 0, "filter",
+				    "'%s' loads relative to a header's length (like udp[8]), which "
+				    "this DPDK's cBPF converter is not known to get right: refused "
+				    "rather than run with wrong results",
+				    expr);
+	for (uint32_t i = 0; i < prm->nb_ins; i++)
+		if (BPF_CLASS(ins[i].code) == BPF_LD && BPF_MODE(ins[i].code) == BPF_IND)
+			ins[i].src_reg = ins[1].dst_reg;
+	return 0;
+}
+
+/* libpcap's compiler -> cBPF -> rte_bpf_convert (its indirect loads put
+ * right) -> rte_bpf_load (+ JIT). */
 static int compile_filter(const char *expr, struct dp_capture *m, struct fwd_err *err)
 {
 	pcap_t *p = pcap_open_dead(DLT_EN10MB, 65535);
@@ -430,6 +481,10 @@ static int compile_filter(const char *expr, struct dp_capture *m, struct fwd_err
 		return fwd_err_fail(err, FWD_R_INVALID_CAPTURE, NULL, 0, "filter",
 				    "'%s' cannot be converted to eBPF: %s", expr,
 				    rte_strerror(rte_errno));
+	if (fix_indirect_loads(prm, expr, err)) {
+		rte_free(prm);
+		return -EINVAL;
+	}
 	m->bpf = rte_bpf_load(prm);
 	rte_free(prm);
 	if (m->bpf == NULL)
