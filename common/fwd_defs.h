@@ -47,6 +47,11 @@
 #define FWD_GROUP_SLOTS_LOG2 12
 #define FWD_GROUP_SLOTS (1u << FWD_GROUP_SLOTS_LOG2)
 
+/* regionfwd ends a capture that no read (OP_CAPTURE_READ) came for in this
+ * long: its regiond went away. regiond counts on it too, to know when a
+ * capture whose client stopped reading is over at regionfwd. */
+#define FWD_CAPTURE_LEASE_MS 10000
+
 enum fwd_drop {
 #define FWD_DROP(id, name, help) FWD_DROP_##id,
 #include "fwd_counters.def"

@@ -980,6 +980,7 @@ static void h_filters_detach(struct ctl_api *api, const struct req *q, struct re
 struct capture_stream {
 	struct ctl_api *api;
 	struct ctl_capture *cap;
+	struct MHD_Connection *con;
 };
 
 static void capture_release(struct ctl_api *api)
@@ -1048,6 +1049,7 @@ static void h_capture(struct ctl_api *api, const struct req *q, struct reply *r)
 		goto fail;
 	}
 	s->api = api;
+	s->con = q->con;
 	r->status = 200;
 	r->stream = s;
 	goto out;
@@ -1058,12 +1060,52 @@ out:
 	json_decref(b);
 }
 
+/*
+ * libmicrohttpd calls the stream's reader only while the client's socket
+ * takes bytes: a client that stops reading but keeps its connection would
+ * keep the capture, and the one capture slot, for as long as it liked. So
+ * whenever the reader returns, the stream gets its deadline
+ * (ctl_capture_deadline), enforced twice over:
+ *  - libmicrohttpd's own idle timeout on the connection, set to the time
+ *    left: a client that takes nothing more is closed by the connection's
+ *    own thread when it passes. Alone it would not do: every byte a
+ *    trickling client takes restarts it.
+ *  - the head watch shuts the socket down at the deadline
+ *    (ctl_headwatch_stream_deadline): every send after that fails, so the
+ *    trickle stops and the timeout above runs out. Alone it would not do
+ *    either: libmicrohttpd waits for a writable socket in select(), which
+ *    reports a shut down unix socket whose peer's queue is full as neither
+ *    writable nor in error (TCP, it does).
+ * The stream ends at its deadline, or at worst one timeout after the last
+ * byte the client took before it. While the reader runs, neither applies:
+ * it bounds its own wait (the duration, regionfwd's timeout, the client's
+ * hang-up), and may rightly wait long for a packet that matches.
+ */
+static void capture_arm(struct MHD_Connection *con, const struct ctl_capture *cap)
+{
+	int64_t deadline = ctl_capture_deadline(cap), left = deadline - ctl_mono_ms();
+
+	ctl_headwatch_stream_deadline(con, deadline);
+	/* In seconds, and 0 would mean none: at least 1. */
+	MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT,
+				  (unsigned)(left <= 1000 ? 1 : (left + 999) / 1000));
+}
+
+static void capture_disarm(struct MHD_Connection *con)
+{
+	ctl_headwatch_stream_deadline(con, 0);
+	MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+}
+
 static ssize_t capture_chunk(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct capture_stream *s = cls;
-	ssize_t n = ctl_capture_read(s->cap, (uint8_t *)buf, max);
+	ssize_t n;
 
 	(void)pos;
+	capture_disarm(s->con);
+	n = ctl_capture_read(s->cap, (uint8_t *)buf, max);
+	capture_arm(s->con, s->cap);
 	return n > 0	? n
 	       : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM
 			: MHD_CONTENT_READER_END_WITH_ERROR;
@@ -1567,15 +1609,17 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 	size_t len;
 
 	if (r->stream) {
-		/* Size unknown: chunked. No idle timeout on this connection: a
-		 * capture that matches nothing for a while is not idle. */
+		/* Size unknown: chunked. Not the idle timeout of other answers:
+		 * a capture that matches nothing for a while is not idle. The
+		 * capture's deadline instead, from here on, as the client may
+		 * not even read the head (capture_arm()). */
+		capture_arm(con, r->stream->cap);
 		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, capture_chunk,
 							 r->stream, capture_done);
 		if (resp == NULL) {
 			capture_done(r->stream);
 			return MHD_NO;
 		}
-		MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 		MHD_add_response_header(resp, "Content-Type", "application/x-pcapng");
 		ret = MHD_queue_response(con, 200, resp);
 		MHD_destroy_response(resp);

@@ -25,6 +25,8 @@ struct ctl_capture {
 	uint64_t id; /* regionfwd's */
 	uint64_t count, packets; /* asked for, written */
 	int64_t deadline_ms; /* CLOCK_MONOTONIC; 0: none */
+	int64_t read_ms; /* regionfwd last answered a read (its lease runs from it) */
+	int64_t finished_ms; /* when finished was set */
 	int client_fd;
 	int fwd_done; /* regionfwd sent its last chunk */
 	int finished; /* nothing more will be added to out */
@@ -193,6 +195,7 @@ static int fwd_turn(struct ctl_capture *c, int stop)
 			e.reason);
 		return rc;
 	}
+	c->read_ms = ctl_mono_ms();
 	rc = take_blocks(c, d->pcapng.data, d->pcapng.len);
 	if (d->done) {
 		c->fwd_done = 1;
@@ -369,6 +372,7 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 			 * with it, its own statistics last. */
 			xdp_close(c);
 			c->finished = 1;
+			c->finished_ms = ctl_mono_ms();
 			continue;
 		}
 		if (c->out.len == before && client_gone(c, CTL_CAPTURE_POLL_MS))
@@ -376,10 +380,28 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 	}
 }
 
+int64_t ctl_capture_deadline(const struct ctl_capture *c)
+{
+	int64_t d = c->finished ? c->finished_ms + CTL_CAPTURE_GRACE_MS
+				: c->read_ms + FWD_CAPTURE_LEASE_MS + 1000;
+
+	if (c->deadline_ms && c->deadline_ms + CTL_CAPTURE_GRACE_MS < d)
+		d = c->deadline_ms + CTL_CAPTURE_GRACE_MS;
+	return d;
+}
+
 void ctl_capture_free(struct ctl_capture *c)
 {
 	if (c == NULL)
 		return;
+	/* Past its deadline, the client stopped reading and regiond closed
+	 * its connection (ctl_capture_deadline): said here, as the client
+	 * may never say anything. */
+	if (c->id && ctl_mono_ms() >= ctl_capture_deadline(c))
+		fwd_log(FWD_LOG_NOTICE,
+			"capture %llu: its client stopped reading; connection closed at the "
+			"capture's deadline",
+			(unsigned long long)c->id);
 	if (c->id && !c->fwd_done)
 		fwd_turn(c, 1); /* the client went: regionfwd stops copying now */
 	if (c->xcap) {

@@ -32,6 +32,9 @@
 #include "fwd_err.h"
 
 #define CTL_CAPTURE_POLL_MS 50
+/* Once a capture is over (its duration passed, its count reached, regionfwd
+ * ended it), its client has this long to take the rest of the stream. */
+#define CTL_CAPTURE_GRACE_MS 10000
 #define CTL_CAPTURE_MAX_COUNT 10000000
 #define CTL_CAPTURE_MAX_DURATION_S 86400
 #define CTL_CAPTURE_FILTER_MAX 1024
@@ -73,6 +76,22 @@ struct ctl_capture *ctl_capture_start(struct ctl_dp *dp, const struct ctl_captur
  * capture broke (regionfwd gone) or the client went away.
  */
 ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max);
+
+/**
+ * By when (CLOCK_MONOTONIC ms) the stream must be over, given that
+ * ctl_capture_read() just returned and the client now has to take what it
+ * returned. libmicrohttpd calls the reader only while the client's socket
+ * takes bytes: a client that stops reading but keeps its connection would
+ * otherwise keep the capture (and the one capture slot) for as long as it
+ * likes, the duration being checked only in the reader. The stream's
+ * connection is closed at this time (ctl_headwatch_stream_deadline):
+ *  - a capture that is over: CTL_CAPTURE_GRACE_MS after it ended;
+ *  - one that runs: regionfwd ends it FWD_CAPTURE_LEASE_MS after regiond's
+ *    last read, and nothing can be read of it after that (the reader would
+ *    fail), so then, and a second for regionfwd to have logged why;
+ *  - and with a duration, never later than CTL_CAPTURE_GRACE_MS past it.
+ */
+int64_t ctl_capture_deadline(const struct ctl_capture *c);
 
 /** Stop what still runs (regionfwd's capture, the XDP capture) and free. */
 void ctl_capture_free(struct ctl_capture *c);

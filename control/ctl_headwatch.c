@@ -15,6 +15,7 @@ struct watched {
 	struct ctl_headwatch *w;
 	int fd; /* the connection's socket: libmicrohttpd's, valid until CLOSED */
 	int64_t deadline_ms; /* 0: a request is being served */
+	int stream; /* deadline_ms is a streamed answer's, not a head's */
 };
 
 struct ctl_headwatch {
@@ -24,7 +25,7 @@ struct ctl_headwatch {
 	int quit;
 	unsigned head_ms;
 	struct watched *list;
-	unsigned long closed;
+	unsigned long closed; /* for want of a head */
 };
 
 static int64_t mono_ms(void)
@@ -53,7 +54,9 @@ static void *watch_main(void *arg)
 				 * after CLOSED: the number is still this socket. */
 				shutdown(c->fd, SHUT_RDWR);
 				c->deadline_ms = 0;
-				w->closed++;
+				/* A stream's owner says why it ended. */
+				if (!c->stream)
+					w->closed++;
 			}
 		}
 		if (w->closed != logged && now - last_log >= 10000) {
@@ -155,7 +158,9 @@ void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_c
 	*socket_context = NULL;
 }
 
-static void set_deadline(struct MHD_Connection *con, int begins)
+enum deadline { HEAD_IN, HEAD_NEXT, STREAM };
+
+static void set_deadline(struct MHD_Connection *con, enum deadline what, int64_t stream_ms)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -164,16 +169,24 @@ static void set_deadline(struct MHD_Connection *con, int begins)
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&c->w->lock);
-	c->deadline_ms = begins ? 0 : mono_ms() + c->w->head_ms;
+	c->deadline_ms = what == HEAD_IN     ? 0
+			 : what == HEAD_NEXT ? mono_ms() + c->w->head_ms
+					     : stream_ms;
+	c->stream = what == STREAM;
 	pthread_mutex_unlock(&c->w->lock);
 }
 
 void ctl_headwatch_request_begins(struct MHD_Connection *con)
 {
-	set_deadline(con, 1);
+	set_deadline(con, HEAD_IN, 0);
 }
 
 void ctl_headwatch_request_ends(struct MHD_Connection *con)
 {
-	set_deadline(con, 0);
+	set_deadline(con, HEAD_NEXT, 0);
+}
+
+void ctl_headwatch_stream_deadline(struct MHD_Connection *con, int64_t deadline_ms)
+{
+	set_deadline(con, STREAM, deadline_ms);
 }

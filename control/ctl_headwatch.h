@@ -15,9 +15,21 @@
  * socket only after that notification, so the number always names the
  * connection's own socket. (A dup() would have been simpler to reason
  * about, and would have doubled the descriptors a connection flood holds.)
+ *
+ * A streamed answer (a capture) gets a deadline of its own the same way:
+ * libmicrohttpd calls a stream's reader only while the client's socket
+ * takes bytes, so a client that stops reading but keeps its socket would
+ * hold whatever the stream holds for as long as it likes; the stream says
+ * by when it must be over, and the watch shuts its socket down then. Every
+ * send fails after that, but libmicrohttpd waiting in select() to write to
+ * a unix socket whose peer's queue is full is not woken by it (select
+ * reports the hang-up as readable only): pair it with libmicrohttpd's own
+ * timeout on the connection (ctl_api.c, capture_arm).
  */
 #ifndef CTL_HEADWATCH_H
 #define CTL_HEADWATCH_H
+
+#include <stdint.h>
 
 #include <microhttpd.h>
 
@@ -38,5 +50,12 @@ void ctl_headwatch_request_begins(struct MHD_Connection *con);
 
 /** The request is done: the next head has the deadline from now. */
 void ctl_headwatch_request_ends(struct MHD_Connection *con);
+
+/**
+ * The request's streamed answer must be over by @deadline_ms
+ * (CLOCK_MONOTONIC; 0: no deadline), or its connection is shut down. Each
+ * call replaces the last; the end of the request clears it.
+ */
+void ctl_headwatch_stream_deadline(struct MHD_Connection *con, int64_t deadline_ms);
 
 #endif /* CTL_HEADWATCH_H */

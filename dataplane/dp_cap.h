@@ -50,6 +50,7 @@
 #include <rte_ring.h>
 
 #include "dp_gen.h"
+#include "fwd_defs.h"
 #include "fwd_err.h"
 
 struct dp_lcore;
@@ -58,7 +59,7 @@ struct dp_ports;
 struct dp_pub;
 
 #define DP_CAP_BUF_MAX (4u * 1024 * 1024) /* pcapng waiting for regiond */
-#define DP_CAP_LEASE_MS 10000 /* a capture nobody reads for this long ends */
+#define DP_CAP_LEASE_MS FWD_CAPTURE_LEASE_MS /* a capture nobody reads for this long ends */
 #define DP_CAP_FILTER_MAX 1024 /* a filter expression's bytes */
 #define DP_CAP_COMMENT_MAX 384 /* a verdict comment's bytes */
 

@@ -346,6 +346,45 @@ def test_over_tcp_needs_a_write_credential(tmp_path):
         box.stop()
 
 
+def test_stalled_client_frees_the_slot(box):
+    """A client that stops reading but keeps its connection (`regionctl
+    capture -w - | less`, left open) must not keep the one capture slot:
+    once the capture's duration and a grace have passed, or regionfwd ended
+    it for want of reads, regiond closes that connection and the next
+    capture runs."""
+    import socket
+    for n, body in ((1, {"duration_s": 2}), (3, {})):  # capture 2 is the probe's
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(60)
+            s.connect(box.api)
+            data = json.dumps(body).encode()
+            s.sendall(b"POST /v1/capture HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+            got = b""
+            while b"\r\n\r\n" not in got or len(got) < got.index(b"\r\n\r\n") + 100:
+                chunk = s.recv(4096)
+                assert chunk, got
+                got += chunk
+            assert got.startswith(b"HTTP/1.1 200"), got[:200]
+            wait_for(lambda: f"capture {n} started" in open(box.tmp / "fwd.log").read(), what=f"capture {n}")
+            # From here on nothing is read: the traffic (no filter, full
+            # speed) fills the socket's buffers in a moment.
+            wait_for(lambda: capture(box, "--count", "1")[0] == 0, timeout=90,
+                     what=f"a capture while capture {n}'s client stalls")
+            # regiond closed the stalled connection: what it holds drains
+            # to its end.
+            closed = False
+            try:
+                while s.recv(1 << 20):
+                    pass
+                closed = True
+            except ConnectionResetError:
+                closed = True
+            assert closed
+        finally:
+            s.close()
+
+
 # Frames unlike the Box's: an IP header with options (24 bytes: an indirect
 # load's index, the header length, is not 20) and a payload of other bytes.
 ODD = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
