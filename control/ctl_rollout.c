@@ -1409,6 +1409,12 @@ int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes
 	memset(act, 0, sizeof(*act));
 	if ((unsigned)r->state >= CTL_RO_STATE_MAX || r->n_nodes > CTL_ROLLOUT_NODES_MAX)
 		return -EINVAL;
+	/* A phase that began in the future (a forged or hand-edited record, or
+	 * a clock far off) would wait for ever, silently: it does not hold
+	 * together, which the driver reports and does not act on. Regionds'
+	 * clocks may differ by a little; CTL_ROLLOUT_SKEW_MS is much more. */
+	if (r->since > now + CTL_ROLLOUT_SKEW_MS)
+		return -EINVAL;
 	/* A node of the facility whose report cannot be read (a label or a
 	 * bound the parser refuses, a corrupt key) would take the table at
 	 * promotion without a gate having seen it: no rollout goes on past

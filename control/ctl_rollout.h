@@ -34,6 +34,7 @@
 
 #define CTL_ROLLOUT_SCHEMA 1
 #define CTL_ROLLOUT_NODES_MAX 512 /* nodes of one facility a rollout handles */
+#define CTL_ROLLOUT_SKEW_MS (10 * 60 * 1000ull) /* a record's phase may start this far ahead */
 /* Nodes pinned in one step: a wave's pins are one etcd transaction, and etcd
  * refuses more than --max-txn-ops (128 by default) operations in one. */
 #define CTL_ROLLOUT_WAVE_MAX 100

@@ -803,6 +803,25 @@ static void test_unreadable_report_aborts(void **state)
 	}
 }
 
+/* A phase that began a day ahead (a forged record) is refused by the step,
+ * not waited for silently. */
+static void test_future_phase_refused(void **state)
+{
+	struct ctl_rollout_opts o = opts(1, 1, 10);
+	struct sim *s = sim_new(&o);
+	struct ctl_rollout_node rep[1];
+	struct ctl_rollout_actions act;
+
+	(void)state;
+	three(s);
+	rep[0] = s->nodes[0].rep;
+	s->r->since = s->now + 86400000ull;
+	assert_int_equal(ctl_rollout_step(s->r, rep, 1, s->now, &act), -EINVAL);
+	s->r->since = s->now + 1000; /* a clock a second off is fine */
+	assert_int_equal(ctl_rollout_step(s->r, rep, 1, s->now, &act), 0);
+	sim_free(s);
+}
+
 static void test_label_rule(void **state)
 {
 	static const char *const good[] = {"role=canary", "rack.id=A-5_b", "k=v.1"};
@@ -1124,6 +1143,7 @@ int main(void)
 		cmocka_unit_test(test_wave_node_vanishes),
 		cmocka_unit_test(test_unreadable_report_aborts),
 		cmocka_unit_test(test_label_rule),
+		cmocka_unit_test(test_future_phase_refused),
 		cmocka_unit_test(test_takeover_resume),
 		cmocka_unit_test(test_pending_without_rates),
 		cmocka_unit_test(test_already_on_target),
