@@ -1412,9 +1412,13 @@ int ctl_rollout_step(struct ctl_rollout *r, const struct ctl_rollout_node *nodes
 	/* A phase that began in the future (a forged or hand-edited record, or
 	 * a clock far off) would wait for ever, silently: it does not hold
 	 * together, which the driver reports and does not act on. Regionds'
-	 * clocks may differ by a little; CTL_ROLLOUT_SKEW_MS is much more. */
-	if (r->since > now + CTL_ROLLOUT_SKEW_MS)
-		return -EINVAL;
+	 * clocks may differ by a little; CTL_ROLLOUT_SKEW_MS is much more. An
+	 * operator's abort of such a record goes on, its phase from now. */
+	if (r->since > now + CTL_ROLLOUT_SKEW_MS) {
+		if (!r->abort_requested)
+			return -EINVAL;
+		r->since = now;
+	}
 	/* A node of the facility whose report cannot be read (a label or a
 	 * bound the parser refuses, a corrupt key) would take the table at
 	 * promotion without a gate having seen it: no rollout goes on past

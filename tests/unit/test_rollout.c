@@ -817,6 +817,12 @@ static void test_future_phase_refused(void **state)
 	rep[0] = s->nodes[0].rep;
 	s->r->since = s->now + 86400000ull;
 	assert_int_equal(ctl_rollout_step(s->r, rep, 1, s->now, &act), -EINVAL);
+	s->r->abort_requested = true; /* the operator's abort goes on */
+	assert_int_equal(ctl_rollout_step(s->r, rep, 1, s->now, &act), 0);
+	assert_int_equal(s->r->state, CTL_RO_ABORTED);
+	sim_free(s);
+	s = sim_new(&o);
+	three(s);
 	s->r->since = s->now + 1000; /* a clock a second off is fine */
 	assert_int_equal(ctl_rollout_step(s->r, rep, 1, s->now, &act), 0);
 	sim_free(s);
