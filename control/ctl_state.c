@@ -407,11 +407,21 @@ static struct fwd_table *replay(const struct ctl_state *st, unsigned i, int full
 static int load_history(struct ctl_state *st, const char *path, struct fwd_err *e)
 {
 	json_error_t je;
-	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *gens, *v, *cf, *pend,
-	       *nid;
+	json_t *root = NULL, *gens, *v, *cf, *pend, *nid;
 	uint64_t disk_next;
-	size_t i;
+	size_t i, len;
+	char *text = NULL;
 	int rc = -EINVAL;
+
+	/* A regular file only: json_load_file() would wait for ever on a FIFO
+	 * (no log line, no API socket); fwd_read_file() opens without
+	 * blocking and refuses anything but a regular file, by name. */
+	if (fwd_read_file(path, &text, &len, e)) {
+		e->reason_code = FWD_R_STATE_CORRUPT;
+		return -EINVAL;
+	}
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	free(text);
 
 	gens = json_object_get(root, "generations");
 	nid = json_object_get(root, "next_id");
@@ -978,7 +988,8 @@ static void retain(struct ctl_state *st)
  * what regionfwd runs. @unsaved: an automatic revert whose write-ahead
  * failed; nothing is written here (see ctl_state_persist_unsaved).
  * @return 0 recorded on disk, -1 not. */
-static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved)
+static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved,
+			  struct fwd_err *why)
 {
 	struct ctl_gen *hist = realloc(st->hist, sizeof(*st->hist) * (st->nhist + 1));
 	struct fwd_err e;
@@ -1005,10 +1016,32 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	if (ctl_state_save(st, &e) == 0)
 		return 0;
 	fwd_log(FWD_LOG_ERR,
-		"generation %" PRIu64 " runs but its record could not be written "
-		"(%s); the next start resolves it by what regionfwd runs",
+		"generation %" PRIu64 " runs but its record could not be written (%s); "
+		"retried every tick, table changes refused meanwhile",
 		st->hist[st->nhist - 1].id, e.reason);
+	if (why)
+		*why = e;
 	return -1; /* the pruned documents stay: the history on disk names them */
+}
+
+/* A generation that runs but whose commit the disk did not take: held as
+ * unsaved (the confirm tick writes it as soon as it can, and no change is
+ * stacked on it meanwhile), with an alarm, so that status, health and the
+ * metrics say what a restart of regiond would otherwise silently undo (it
+ * resolves a pending record by what regionfwd runs, and regionfwd may have
+ * restarted too). */
+static void hold_unsaved(struct ctl_state *st, uint64_t id, const struct fwd_err *why)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	if (st->unsaved_id || cur == NULL || cur->id != id)
+		return;
+	st->unsaved_id = id;
+	ctl_state_alarm(st, CTL_ALARM_RECORD,
+			"generation %" PRIu64 " runs but its record is not on disk (%s): table "
+			"changes are refused until it is written (retried); a restart of regiond "
+			"before then could drop it",
+			id, why->reason);
 }
 
 /* Every extension's applied(), in order; the first refusal stops them. */
@@ -1029,10 +1062,13 @@ int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e)
 
 	if (!st->unsaved_id)
 		return 0;
-	if (g == NULL) { /* pruned by now: only the history is left to write */
+	if (g == NULL || g->kind != CTL_GEN_DOCUMENT || g->doc == NULL) {
+		/* pruned by now, or a delta (its changes were written ahead):
+		 * only the history is left to write */
 		rc = ctl_state_save(st, e);
 	} else {
-		/* only an automatic revert is ever unsaved: a document */
+		/* an automatic revert's document may never have been written;
+		 * anyone else's was written ahead, and is written again as is */
 		gen_file(f, sizeof(f), g->id, CTL_GEN_DOCUMENT);
 		rc = write_atomic(st->dir, f, g->doc, g->len);
 		if (rc)
@@ -1041,8 +1077,10 @@ int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e)
 		else
 			rc = ctl_state_save(st, e);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		st->unsaved_id = 0;
+		ctl_state_alarm(st, CTL_ALARM_RECORD, NULL);
+	}
 	return rc;
 }
 
@@ -1107,7 +1145,7 @@ int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const
 	if (ctl_state_persist_unsaved(st, e)) {
 		/* Nothing is stacked on a generation the disk does not know. */
 		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
-			 " (generation %" PRIu64 ", an automatic revert, is not recorded yet); "
+			 " (generation %" PRIu64 ", which runs, is not recorded yet); "
 			 "nothing changed",
 			 st->unsaved_id);
 		return -1;
@@ -1312,9 +1350,19 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		return -1;
 	}
 	fwd_stage("extensions' applied");
-	if (commit_pending(st, t, unsaved) < 0 && must_run && !st->unsaved_id &&
-	    ctl_state_current(st) && ctl_state_current(st)->id == id)
-		st->unsaved_id = id; /* runs, record not written: the tick retries */
+	{
+		struct fwd_err why = {0};
+
+		if (commit_pending(st, t, unsaved, &why) < 0 && !unsaved) {
+			if (must_run) { /* a revert: the confirm tick says so */
+				if (!st->unsaved_id && ctl_state_current(st) &&
+				    ctl_state_current(st)->id == id)
+					st->unsaved_id = id;
+			} else {
+				hold_unsaved(st, id, &why);
+			}
+		}
+	}
 	fwd_stage("commit + write history");
 	log_applied(st, id,
 		    must_run					    ? "reverted"
@@ -1343,7 +1391,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 		memset(stats, 0, sizeof(*stats));
 	if (ctl_state_persist_unsaved(st, e)) {
 		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
-			 " (generation %" PRIu64 ", an automatic revert, is not recorded yet); "
+			 " (generation %" PRIu64 ", which runs, is not recorded yet); "
 			 "nothing changed",
 			 st->unsaved_id);
 		return -1;
@@ -1432,7 +1480,12 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 		return -1;
 	}
 	fwd_stage("extensions' applied");
-	commit_pending(st, t, 0);
+	{
+		struct fwd_err why = {0};
+
+		if (commit_pending(st, t, 0, &why) < 0)
+			hold_unsaved(st, id, &why);
+	}
 	fwd_stage("commit + write history");
 	snprintf(what, sizeof(what), "(+%u -%u prefixes, %u already held)", g.added, g.removed,
 		 ds.unchanged);
@@ -1539,15 +1592,21 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 				"regionfwd runs generation %" PRIu64
 				", which was being applied when regiond stopped: it is current",
 				st->pending.id);
-			commit_pending(st, t, 0);
+			{
+				struct fwd_err why = {0};
+				uint64_t id = st->pending.id;
+
+				if (commit_pending(st, t, 0, &why) < 0)
+					hold_unsaved(st, id, &why);
+			}
 			return;
 		}
 	}
 	uint64_t id = st->pending.id;
 
 	fwd_log(FWD_LOG_WARNING,
-		"generation %" PRIu64 " was being applied when regiond stopped and "
-		"regionfwd does not run it: dropped",
+		"generation %" PRIu64 " was pending (its record not committed) when regiond "
+		"stopped and regionfwd does not run it: dropped",
 		id);
 	drop_pending(st);
 	if (ctl_state_save(st, &e) == 0)
@@ -1721,10 +1780,10 @@ int ctl_state_sync(struct ctl_state *st)
 		/* Not silent: another regiond's table (an id this one already
 		 * passed) is replaced by this one's newer current generation. */
 		fwd_log(FWD_LOG_NOTICE,
-			"regionfwd ran generation %" PRIu64 " (%016" PRIx64
-			"), pushed by a regiond, that is not in this history; this regiond's "
-			"generation %" PRIu64 " is newer: pushing it\n",
-			r->generation->id, r->generation->hash, cur->id);
+			"regionfwd runs generation %" PRIu64 " (%016" PRIx64
+			"), pushed by a regiond, not this regiond's current generation %" PRIu64
+			" (an older one, or another regiond's): pushing %" PRIu64,
+			r->generation->id, r->generation->hash, cur->id, cur->id);
 	st->reported = r->generation && !in_sync ? r->generation->hash : 0;
 	/* regionfwd runs our table but does not know it is managed (it never
 	 * got a push: its --table had the same content, or it restarted on

@@ -84,7 +84,10 @@ struct ctl_gen {
  * own. TABLE: which table runs (adoption refused, a commit-confirm revert
  * failing or unrecorded), cleared when an operator's table runs; FEED: the
  * BGP feed (withdrawn, over its prefix limit), cleared by the feed alone. */
-enum ctl_alarm_owner { CTL_ALARM_TABLE, CTL_ALARM_FEED, CTL_ALARM_OWNERS };
+/* TABLE: what runs is not what the operator chose (a failed revert, a
+ * seed, a held-back table); FEED: the BGP feed; RECORD: a generation runs
+ * whose record the disk has not taken yet. */
+enum ctl_alarm_owner { CTL_ALARM_TABLE, CTL_ALARM_FEED, CTL_ALARM_RECORD, CTL_ALARM_OWNERS };
 #define CTL_ALARM_LEN 320 /* one owner's sentence, with its NUL */
 
 struct ctl_state {

@@ -1053,6 +1053,20 @@ static void shut_down(struct regiond *d)
 #ifdef REGIOND_BPF
 	ctl_filter_free(d->filter); /* stays attached and pinned: a restart adopts it */
 #endif
+	if (d->state_open && d->st.unsaved_id) {
+		/* A last try at what runs but is not recorded (a full disk
+		 * since freed): nothing writes any more. */
+		struct fwd_err e;
+		uint64_t id = d->st.unsaved_id;
+
+		if (ctl_state_persist_unsaved(&d->st, &e) == 0)
+			fwd_log(FWD_LOG_NOTICE, "generation %" PRIu64 " recorded at stop", id);
+		else
+			fwd_log(FWD_LOG_ERR,
+				"generation %" PRIu64 " runs but is still not recorded at stop "
+				"(%s): the next start resolves it by what regionfwd runs",
+				id, e.reason);
+	}
 	if (d->state_open) {
 		ctl_state_close(&d->st);
 		ctl_content_cleanup();
