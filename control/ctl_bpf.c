@@ -398,6 +398,93 @@ static uint32_t map_max(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.max_entries;
 }
 
+/* Whether the pinned objects in @b are this regiond's filter: an XDP program
+ * named xdp_filter, and maps of the type, key and value sizes its object
+ * declares that the program uses. Pins are adopted by name, and the maps
+ * are then read into buffers sized for their declared layout: a map of
+ * another value size pinned there (by another program, an older layout, a
+ * hand) made the kernel write past them (a heap overflow, an abort at every
+ * start, found by a hostile probe). 0, or -EINVAL with @err naming what
+ * does not match. */
+static int pins_match(const struct ctl_bpf *b, const char *dir, struct fwd_err *err)
+{
+	struct bpf_prog_info pi = {0};
+	uint32_t len = sizeof(pi), ids[64];
+	struct xdp_filter_bpf *want = xdp_filter_bpf__open();
+	const char *bad = NULL;
+	char why[160] = "";
+	int rc = -EINVAL;
+
+	if (want == NULL) {
+		fwd_err_set(err, "", 0, "filters", "cannot open the XDP filter object: %s",
+			    strerror(errno));
+		return -EINVAL;
+	}
+	if (bpf_obj_get_info_by_fd(b->prog_fd, &pi, &len) || pi.type != BPF_PROG_TYPE_XDP ||
+	    strncmp(pi.name, "xdp_filter", sizeof(pi.name)) != 0 || pi.nr_map_ids == 0 ||
+	    pi.nr_map_ids > sizeof(ids) / sizeof(ids[0])) {
+		bad = "prog";
+		snprintf(why, sizeof(why), "not an XDP program named xdp_filter");
+		goto out;
+	}
+	{
+		uint32_t n = pi.nr_map_ids;
+
+		memset(&pi, 0, sizeof(pi));
+		pi.nr_map_ids = n;
+		pi.map_ids = (uint64_t)(uintptr_t)ids;
+		len = sizeof(pi);
+		if (bpf_obj_get_info_by_fd(b->prog_fd, &pi, &len)) {
+			bad = "prog";
+			snprintf(why, sizeof(why), "its maps cannot be read: %s", strerror(errno));
+			goto out;
+		}
+	}
+	for (int m = 0; m < M_NUM + C_NUM && bad == NULL; m++) {
+		const char *name = m < M_NUM ? map_names[m] : cap_names[m - M_NUM];
+		int fd = m < M_NUM ? b->fd[m] : b->cap_fd[m - M_NUM];
+		const struct bpf_map *d = bpf_object__find_map_by_name(want->obj, name);
+		struct bpf_map_info mi = {0};
+		uint32_t ml = sizeof(mi), k;
+
+		if (fd < 0 || d == NULL) /* an optional map this filter has not */
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &mi, &ml)) {
+			bad = name;
+			snprintf(why, sizeof(why), "cannot be read: %s", strerror(errno));
+			break;
+		}
+		if (mi.type != (uint32_t)bpf_map__type(d) || mi.key_size != bpf_map__key_size(d) ||
+		    mi.value_size != bpf_map__value_size(d)) {
+			bad = name;
+			snprintf(why, sizeof(why),
+				 "type %u, key %u and value %u bytes where the filter's has type "
+				 "%d, "
+				 "key %u and value %u",
+				 mi.type, mi.key_size, mi.value_size, (int)bpf_map__type(d),
+				 bpf_map__key_size(d), bpf_map__value_size(d));
+			break;
+		}
+		for (k = 0; k < pi.nr_map_ids && ids[k] != mi.id; k++)
+			;
+		if (k == pi.nr_map_ids) {
+			bad = name;
+			snprintf(why, sizeof(why), "is not a map the pinned program uses");
+		}
+	}
+	rc = bad ? -EINVAL : 0;
+out:
+	if (bad)
+		fwd_err_set(
+			err, "", 0, "filters",
+			"the pinned filter in %s is not this regiond's: %s %s; remove the pins "
+			"(and detach the program from its interfaces: ip link set dev IF xdp off) "
+			"or use another --bpf-pin-dir",
+			dir, bad, why);
+	xdp_filter_bpf__destroy(want);
+	return rc;
+}
+
 struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char *dir, int *adopted,
 				    struct fwd_err *err)
 {
@@ -431,6 +518,10 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 				ctl_bpf_free(b);
 				return NULL;
 			}
+		}
+		if (pins_match(b, dir, err)) {
+			ctl_bpf_free(b);
+			return NULL;
 		}
 		/* The maps' sizes are what that regiond loaded with. */
 		b->conf.max_groups = map_max(b->fd[M_TBL8]) / 512;

@@ -242,3 +242,36 @@ def test_pins_without_bpffs(tmp_path):
         err = refused(str(bad))
         assert f"{bad} is not on a bpf filesystem" in err and f"mkdir -p {bad} && mount -t bpf bpf {bad}" in err, err
         assert not bad.exists()  # refused before the mkdir that used to come first
+
+
+def test_foreign_pins_are_refused_not_adopted(tmp_path):
+    """Pins are adopted by name; a map of another layout pinned under a
+    filter map's name (another program, an older layout, a hand) made the
+    kernel write past regiond's buffer when it read the counters: a heap
+    overflow and an abort at every start (found by a hostile probe). Now the
+    pins are checked against the filter's own object first, and a mismatch
+    stops regiond with what to do."""
+    pin = "/sys/fs/bpf/rfwd-test-foreign"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-foreign", [("xfc0", "xfc1")]):
+        box = Box(tmp_path, "foreign", regiond_args=("--xdp-iface", "xfc0", "--bpf-pin-dir", pin))
+        try:
+            box.rd.send_signal(signal.SIGKILL)
+            box.rd.wait()
+            counters = os.path.join(pin, "flt_counters")
+            info = subprocess.run(["bpftool", "-j", "map", "show", "pinned", counters],
+                                  capture_output=True, text=True, check=True).stdout
+            import json
+            entries = json.loads(info)["max_entries"]
+            os.unlink(counters)
+            subprocess.run(["bpftool", "map", "create", counters, "type", "percpu_array", "key", "4",
+                            "value", "4096", "entries", str(entries), "name", "flt_counters"], check=True)
+            p = subprocess.run([REGIOND, "--dataplane", box.fwd_sock, "--api-socket", str(tmp_path / "api2.sock"),
+                                "--state-dir", box.state, "--xdp-iface", "xfc0", "--bpf-pin-dir", pin],
+                               capture_output=True, text=True, timeout=120)
+            assert p.returncode == 1, (p.returncode, p.stderr[-2000:])  # not SIGABRT (-6)
+            assert "is not this regiond's: flt_counters" in p.stderr and "value 4096" in p.stderr, p.stderr
+        finally:
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfc0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin])
