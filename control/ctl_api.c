@@ -641,6 +641,22 @@ json_t *ctl_api_health(const json_t *status)
 		why = json_is_null(json_object_get(status, "generation"))
 			      ? "regiond has no table yet"
 			      : "regionfwd does not run the current generation";
+	} else {
+		/* An --xdp-iface without the filter (not detached on purpose):
+		 * its traffic is unfiltered. */
+		const json_t *f = json_object_get(status, "filters"), *v;
+		size_t i;
+
+		json_array_foreach(json_is_true(json_object_get(f, "detached"))
+					   ? NULL
+					   : json_object_get(f, "interfaces"),
+				   i, v)
+			if (!json_is_true(json_object_get(v, "ours"))) {
+				state = "degraded", code = 1;
+				why = "an --xdp-iface does not carry the XDP filter (status "
+				      "filters.interfaces)";
+				break;
+			}
 	}
 	return json_pack("{s:s, s:i, s:s}", "state", state, "exit", code, "reason", why);
 }

@@ -25,6 +25,12 @@ struct ctl_filter {
 	 * cleared by its close; the API runs one capture at a time, so the
 	 * two never overlap: a second open is refused, not raced. */
 	int capturing;
+	/* `regionctl filter detach` ran: the interfaces are left unfiltered
+	 * on purpose, and nothing attaches again until a restart. */
+	int detached;
+	/* An interface found without our program (removed and created again,
+	 * its program detached by hand): said once, re-attached when it can. */
+	int lost[CTL_FILTER_MAX_IFACES];
 };
 
 static const char *const counter_names[FWD_FLT_CNT_MAX] = {
@@ -123,8 +129,9 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 
 		json_array_append_new(ifs, json_pack("{s:s, s:s, s:s, s:I, s:b}", "interface",
 						     f->conf.ifaces[i], "mode", mode, "attached_as",
-						     f->mode[i], "program_id", (json_int_t)id,
-						     "ours", id == ctl_bpf_prog_id(f->bpf)));
+						     id ? f->mode[i] : "none", "program_id",
+						     (json_int_t)id, "ours",
+						     id == ctl_bpf_prog_id(f->bpf)));
 	}
 	ctl_bpf_counters(f->bpf, c);
 	for (int i = 0; i < FWD_FLT_CNT_MAX; i++)
@@ -141,17 +148,19 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 					      "packets", (json_int_t)st.packets, "bytes",
 					      (json_int_t)st.bytes));
 	}
-	return json_pack("{s:I, s:I, s:b, s:s, s:s, s:o, s:o, s:o}", "program_id",
+	return json_pack("{s:I, s:I, s:b, s:b, s:s, s:s, s:o, s:o, s:o}", "program_id",
 			 (json_int_t)ctl_bpf_prog_id(f->bpf), "generation",
 			 (json_int_t)ctl_bpf_generation(f->bpf), "adopted", f->adopted != 0,
-			 "owner", f->adopted == 2 ? "net_af_xdp" : "regiond", "pin_dir",
-			 f->conf.pin_dir, "interfaces", ifs, "counters", cnt, "rules", rules);
+			 "detached", f->detached != 0, "owner",
+			 f->adopted == 2 ? "net_af_xdp" : "regiond", "pin_dir", f->conf.pin_dir,
+			 "interfaces", ifs, "counters", cnt, "rules", rules);
 }
 
 int ctl_filter_detach(struct ctl_filter *f)
 {
 	int rc = 0;
 
+	f->detached = 1;
 	for (unsigned i = 0; i < f->conf.nifaces; i++)
 		if (ctl_bpf_detach(f->bpf, f->conf.ifaces[i]) && rc == 0)
 			rc = -ENOENT;
@@ -168,10 +177,47 @@ void ctl_filter_free(struct ctl_filter *f)
 	free(f);
 }
 
+/* Every configured interface carries our program, unless the operator
+ * detached it: an interface deleted and created again (a veth, a VF
+ * re-created, a bond rebuilt) comes back without it, and the kernel says
+ * nothing; its traffic would go unfiltered while status said applied
+ * (found by a hostile probe). Re-attached when it exists again; status
+ * and health say so until then. Another program there is left alone. */
+static void keep_attached(struct ctl_filter *f)
+{
+	const uint32_t ours = ctl_bpf_prog_id(f->bpf);
+
+	for (unsigned i = 0; !f->detached && i < f->conf.nifaces; i++) {
+		const char *ifn = f->conf.ifaces[i];
+		char mode[32];
+		uint32_t there = ctl_bpf_query(ifn, mode, sizeof(mode));
+		struct fwd_err e = {0};
+
+		if (there == ours) {
+			f->lost[i] = 0;
+			continue;
+		}
+		if (!f->lost[i])
+			fwd_log(FWD_LOG_WARNING, "XDP filter: %s carries %s%.0u: %s", ifn,
+				there ? "another program, id " : "no program", there,
+				there ? "left alone; status says so" : "attaching it again");
+		f->lost[i] = 1;
+		snprintf(f->mode[i], sizeof(f->mode[i]), "none");
+		if (there == 0 && if_nametoindex(ifn) != 0 &&
+		    ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->mode[i], sizeof(f->mode[i]), &e) ==
+			    0) {
+			fwd_log(FWD_LOG_NOTICE, "XDP filter attached again to %s in %s mode", ifn,
+				f->mode[i]);
+			f->lost[i] = 0;
+		}
+	}
+}
+
 static void filter_sync(void *arg, const struct fwd_table *t, uint64_t gen)
 {
 	struct fwd_err e;
 
+	keep_attached(arg);
 	/* Behind the current generation (a refused apply, a restart): retry. */
 	if (ctl_filter_generation(arg) != gen)
 		ctl_filter_apply(arg, t, gen, &e);

@@ -275,3 +275,39 @@ def test_foreign_pins_are_refused_not_adopted(tmp_path):
             box.stop()
             subprocess.run(["ip", "link", "set", "dev", "xfc0", "xdp", "off"])
             subprocess.run(["rm", "-rf", pin])
+
+
+def test_interface_created_again_is_filtered_again(tmp_path):
+    """An --xdp-iface deleted and created again comes back without the
+    filter, and the kernel says nothing: its traffic went unfiltered while
+    status said healthy (found by a hostile probe). Now health says so while
+    it lacks the filter, and regiond attaches it again; a detach on purpose
+    is left alone."""
+    pin = "/sys/fs/bpf/rfwd-test-readd"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-readd", [("xfd0", "xfd1")]) as lab:
+        box = Box(tmp_path, "readd", regiond_args=("--xdp-iface", "xfd0", "--bpf-pin-dir", pin))
+        try:
+            prog = box.ctl("filter", "status", json_out=True)[1]["program_id"]
+            subprocess.run(["ip", "link", "del", "xfd0"], check=True)
+            wait_for(lambda: box.status()["health"]["state"] == "degraded", timeout=20,
+                     what="health says the interface lacks the filter")
+            assert "XDP filter" in box.status()["health"]["reason"]
+            subprocess.run(f"ip link add xfd0 type veth peer name xfd1 netns {lab.ns} && ip link set xfd0 up",
+                           shell=True, check=True)
+            wait_for(lambda: (lambda i: i["ours"] and i["program_id"] == prog)(
+                box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]), timeout=20,
+                what="the filter attached again")
+            wait_for(lambda: box.status()["health"]["state"] == "healthy", timeout=20, what="healthy again")
+            log = open(tmp_path / "regiond.log").read()
+            assert "XDP filter: xfd0 carries no program" in log and "attached again to xfd0" in log, log[-3000:]
+            rc, out, _ = box.ctl("filter", "detach")
+            assert rc == 0
+            time.sleep(3)  # a detach on purpose: nothing attaches it again
+            assert "prog/xdp" not in subprocess.run(["ip", "link", "show", "xfd0"], capture_output=True,
+                                                    text=True).stdout
+            assert box.status()["health"]["state"] == "healthy"
+        finally:
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfd0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin])
