@@ -565,6 +565,12 @@ fail:
 	return NULL;
 }
 
+void ctl_bpf_capacity(const struct ctl_bpf *b, uint32_t *prefixes, uint32_t *groups)
+{
+	*prefixes = b->conf.max_prefixes;
+	*groups = b->conf.max_groups;
+}
+
 uint32_t ctl_bpf_prog_id(const struct ctl_bpf *b)
 {
 	struct bpf_prog_info info = {0};

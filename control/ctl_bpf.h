@@ -52,6 +52,10 @@ int ctl_bpf_detach(struct ctl_bpf *b, const char *ifname);
 
 /** Program id, and the generation the active half holds. */
 uint32_t ctl_bpf_prog_id(const struct ctl_bpf *b);
+
+/** What the maps were sized for (at load, or by the regiond whose pins were
+ *  adopted): prefixes and IPv4 groups. */
+void ctl_bpf_capacity(const struct ctl_bpf *b, uint32_t *prefixes, uint32_t *groups);
 uint32_t ctl_bpf_generation(const struct ctl_bpf *b);
 
 /** What is attached to @ifname: 0 none, else the program id; @mode_out "native"/"generic". */

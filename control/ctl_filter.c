@@ -113,6 +113,31 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 	return rc;
 }
 
+/* Before anything changes (validate, diff, and a write before its push):
+ * a table whose filter the loaded maps cannot hold is refused here, where
+ * it used to reach regionfwd first and be put back after (the fast path
+ * ran the refused generation for a moment). The same words as the apply's
+ * refusal. */
+static int filter_validate(void *arg, const struct fwd_table *t, struct fwd_err *e)
+{
+	struct ctl_filter *f = arg;
+	struct fwd_err fe = {0};
+	struct fwd_flt_image *img = fwd_flt_compile_table(&t->filters, &fe);
+	uint32_t pfx, grp;
+	int rc = 0;
+
+	if (img == NULL)
+		return fwd_err_fail(e, FWD_R_INVALID_FILTERS, NULL, 0, fe.path, "%s", fe.reason);
+	ctl_bpf_capacity(f->bpf, &pfx, &grp);
+	if (img->ngroups > grp || img->nprefix > pfx)
+		rc = fwd_err_fail(e, FWD_R_FILTER_REFUSED, NULL, 0, FWD_KEY_NAME(DOC, FILTERS),
+				  "the filter needs %u prefixes and %u IPv4 groups; it was loaded "
+				  "for %u and %u (--xdp-max-prefixes, --xdp-max-groups)",
+				  img->nprefix, img->ngroups, pfx, grp);
+	fwd_flt_image_free(img);
+	return rc;
+}
+
 uint32_t ctl_filter_generation(const struct ctl_filter *f)
 {
 	return ctl_bpf_generation(f->bpf);
@@ -431,6 +456,7 @@ struct ctl_ext ctl_filter_ext(struct ctl_filter *f)
 {
 	return (struct ctl_ext){.name = "filters",
 				.arg = f,
+				.validate = filter_validate,
 				.applied = ctl_filter_apply,
 				.sync = filter_sync,
 				.status = filter_status,

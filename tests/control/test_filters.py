@@ -173,14 +173,19 @@ def test_filter_lifecycle(tmp_path):
             assert box.gen() == 6
 
             # Valid, but beyond what the filter was loaded for (4,096 prefixes):
-            # regionfwd had already taken it, so regiond must put it back.
+            # refused before the push (regionfwd used to run it for a moment
+            # and be put back), by validate too, and no generation id is spent.
+            fwd_before = box.status()["dataplane"]["status"]["generation"]["id"]
             big = ", ".join(f"10.{100 + k // 256}.{k % 256}.0/24" for k in range(4200))
             bigt = tmp_path / "big.yaml"
             bigt.write_text(open(DEMO).read() + FILTERS.format(extra=", " + big))
+            rc, _, err = box.ctl("validate", str(bigt))
+            assert rc == 1 and "filter_refused" in err and "it was loaded for 4096" in err, err
             rc, _, err = box.ctl("apply", str(bigt))
             assert rc == 1 and "filter_refused" in err and "it was loaded for 4096" in err, err
             s = box.status()
             assert s["generation"]["id"] == 6
+            assert s["dataplane"]["status"]["generation"]["id"] == fwd_before  # never pushed
             assert s["dataplane"]["status"]["generation"]["hash"] == s["generation"]["hash"]
             rc, st, _ = box.ctl("filter", "status", json_out=True)
             assert st["generation"] == 6
