@@ -18,15 +18,28 @@
 #include "fwd_names.h"
 
 /* A literal as a regex: every byte as \xHH, so nothing in it is special. */
+/* A literal as an expression: letters, digits and '_' as they are (no
+ * PCRE meaning in any flag), every other byte as \xNN. Escaping every byte
+ * made a 4,096-byte literal 16 KiB, past Hyperscan's pattern length limit,
+ * although the document allows it; mostly alphanumeric literals now stay
+ * their own length. */
 static char *escape_literal(const char *s)
 {
-	size_t n = strlen(s);
+	size_t n = strlen(s), o_len = 0;
 	char *o = malloc(n * 4 + 1);
 
 	if (o == NULL)
 		return NULL;
-	for (size_t i = 0; i < n; i++)
-		snprintf(o + i * 4, 5, "\\x%02x", (unsigned char)s[i]);
+	for (size_t i = 0; i < n; i++) {
+		const unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '_')
+			o[o_len++] = (char)c;
+		else
+			o_len += (size_t)snprintf(o + o_len, 5, "\\x%02x", c);
+	}
+	o[o_len] = '\0';
 	return o;
 }
 

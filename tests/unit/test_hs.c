@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -69,6 +70,29 @@ static void test_compiles_per_field(void **state)
 	assert_true(dbs.len[FWD_CF_TLS_SNI] > 100);
 	fwd_hs_free(&dbs);
 	fwd_table_free(t);
+}
+
+/* A literal at the documented 4,096 bytes compiles: every byte escaped as
+ * \xNN made it 16 KiB, past Hyperscan's pattern length limit. */
+static void test_longest_literal_compiles(void **state)
+{
+	char *doc = malloc(8192), *p;
+	struct fwd_table *t;
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+	const char *code = "";
+
+	(void)state;
+	p = doc + sprintf(doc, HEAD "  - {name: lit, field: payload, literal: true, pattern: '");
+	for (int i = 0; i < 4096; i++)
+		*p++ = "sig_4096"[i % 8];
+	sprintf(p, "', services: [https], action: count}\n");
+	t = load(doc);
+	assert_int_equal(fwd_hs_compile(t, &roomy, &dbs, &e, &code), 0);
+	assert_non_null(dbs.bytes[FWD_CF_PAYLOAD]);
+	fwd_hs_free(&dbs);
+	fwd_table_free(t);
+	free(doc);
 }
 
 static void test_invalid_pattern_named(void **state)
@@ -235,6 +259,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_compiles_per_field),
+		cmocka_unit_test(test_longest_literal_compiles),
 		cmocka_unit_test(test_invalid_pattern_named),
 		cmocka_unit_test(test_parse_limit_is_the_patterns_fault),
 		cmocka_unit_test(test_empty_match_is_invalid),
