@@ -1761,6 +1761,18 @@ int ctl_state_sync(struct ctl_state *st)
 		keep_report(st, NULL);
 		return 0;
 	}
+	/* regionfwd's own save of what it runs (pushed_table) failed: nothing
+	 * runs differently yet, but a restart of regionfwd would start on an
+	 * older table until this regiond pushes again. Said while it lasts;
+	 * an older regionfwd does not say (""). */
+	if (r->save_error && r->save_error[0])
+		ctl_state_alarm(
+			st, CTL_ALARM_DP_SAVE,
+			"regionfwd %s; a restart of regionfwd would start on an older table "
+			"until regiond pushes again",
+			r->save_error);
+	else
+		ctl_state_alarm(st, CTL_ALARM_DP_SAVE, NULL);
 	if (st->has_pending)
 		resolve_pending(st, r);
 	in_sync = runs_current(st, r);

@@ -87,7 +87,13 @@ struct ctl_gen {
 /* TABLE: what runs is not what the operator chose (a failed revert, a
  * seed, a held-back table); FEED: the BGP feed; RECORD: a generation runs
  * whose record the disk has not taken yet. */
-enum ctl_alarm_owner { CTL_ALARM_TABLE, CTL_ALARM_FEED, CTL_ALARM_RECORD, CTL_ALARM_OWNERS };
+enum ctl_alarm_owner {
+	CTL_ALARM_TABLE,
+	CTL_ALARM_FEED,
+	CTL_ALARM_RECORD,
+	CTL_ALARM_DP_SAVE, /* regionfwd cannot save what it runs for a restart */
+	CTL_ALARM_OWNERS
+};
 #define CTL_ALARM_LEN 320 /* one owner's sentence, with its NUL */
 
 struct ctl_state {

@@ -445,6 +445,7 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 	}
 	dp_ctx_totals(ctx, &tot);
 	rep.managed_by = ctx->managed_by;
+	rep.save_error = ctx->save_error;
 	gen_msg(&tot, &gi);
 	pk.rx = tot.rx;
 	pk.rx_bytes = tot.rx_bytes;

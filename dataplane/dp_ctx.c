@@ -524,10 +524,17 @@ void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
 			ctx->saved_deltas = i + 1;
 	}
 	if (rc) {
-		DP_LOG(ERR,
-		       "cannot save generation %llu to %s: %s; a restart of regionfwd would start "
-		       "on an older table until regiond pushes again",
-		       (unsigned long long)g->id, ctx->saved_path, strerror(-rc));
+		char why[sizeof(ctx->save_error)];
+
+		snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
+			 (unsigned long long)g->id, ctx->saved_path, strerror(-rc));
+		/* Retried every few seconds (regionfwd.c): one line a cause. */
+		if (strcmp(why, ctx->save_error) != 0)
+			DP_LOG(ERR,
+			       "%s; a restart of regionfwd would start on an older table until "
+			       "regiond pushes again (retrying)",
+			       why);
+		memcpy(ctx->save_error, why, sizeof(why));
 		/* Written whole next time: a failed append may have left a
 		 * torn record, which a restart stops reading at. */
 		ctx->saved_doc_hash = 0;
@@ -535,6 +542,10 @@ void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
 		return;
 	}
 	ctx->saved_hash = g->hash;
+	if (ctx->save_error[0])
+		DP_LOG(NOTICE, "generation %llu saved to %s: a restart resumes it again",
+		       (unsigned long long)g->id, ctx->saved_path);
+	ctx->save_error[0] = '\0';
 }
 
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)

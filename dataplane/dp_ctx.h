@@ -51,6 +51,9 @@ struct dp_ctx {
 	 * per no-op. */
 	char saved_path[256];
 	uint64_t saved_hash;
+	/* The last save's failure, "" once one succeeds (status: save_error);
+	 * control thread only, as the saves are. */
+	char save_error[192];
 	/* Incremental generations (dp_ctx_apply_delta). The standby FIBs
 	 * mirror the published generation's prefixes when standby_ok: a delta
 	 * is applied to them, they go live in the derived generation, and

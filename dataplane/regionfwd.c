@@ -538,6 +538,7 @@ int main(int argc, char **argv)
 	struct dp_ctl *ctl = NULL;
 	char buf[1024];
 	static struct idle_watch idle; /* --idle-exit */
+	uint64_t save_tried = 0; /* TSC of the last retry of a failed save */
 	int n, rc = 0;
 
 	/* --help first: "--check-table --help" asks for help, it does not
@@ -670,6 +671,14 @@ int main(int argc, char **argv)
 	while (!sig_quit) {
 		dp_ctl_poll(ctl, 10);
 		dp_cap_poll(ctx.cap, &ctx.pub);
+		if (ctx.save_error[0] &&
+		    rte_get_timer_cycles() - save_tried > 2 * rte_get_timer_hz()) {
+			/* The push ran but its save failed (a full or read-only
+			 * disk): tried again, so a restart resumes it once the disk
+			 * takes it, without waiting for the next push. */
+			save_tried = rte_get_timer_cycles();
+			dp_ctx_save_pushed(&ctx, ctx.managed_by);
+		}
 		if (sig_usr1) {
 			sig_usr1 = 0;
 			print_report(&ctx, stdout);

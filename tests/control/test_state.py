@@ -290,6 +290,36 @@ def test_a_change_that_runs_unrecorded_is_said_and_written_later(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
+def test_regionfwd_that_cannot_save_what_it_runs_is_said(tmp_path):
+    """regionfwd runs a push but cannot save it for a restart (pushed_table
+    on a read-only disk): that was in regionfwd's log only, while status
+    said healthy (found by a fault probe). Now regiond shows it as an alarm
+    (degraded), and regionfwd saves it again once the disk takes it."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(saved)], check=True)
+    b = None
+    try:
+        b = Box(tmp_path, "st-save", node_extra=f"pushed_table: {saved}/pushed\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(saved)], check=True)
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))
+        assert rc == 0, err  # it runs
+        wait_for(lambda: "regionfwd cannot save generation 2" in (b.status()["alarm"] or ""),
+                 timeout=20, what="the alarm")
+        rc, out, _ = b.ctl("status")
+        assert rc == 1 and "ALARM" in out, out
+        subprocess.run(["mount", "-o", "remount,rw", str(saved)], check=True)
+        wait_for(lambda: b.status()["alarm"] is None, timeout=20, what="saved once the disk takes it")
+        assert "generation 2 saved to" in open(tmp_path / "fwd.log").read()
+        assert (saved / "pushed").exists()
+    finally:
+        if b:
+            b.stop()
+        subprocess.run(["mount", "-o", "remount,rw", str(saved)])
+        subprocess.run(["umount", str(saved)])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
 def test_confirm_is_refused_when_it_cannot_be_recorded(tmp_path):
     """A confirmation only memory knows would be undone by a restart: it is
     durable or refused, and the deadline keeps holding."""
