@@ -406,7 +406,8 @@ static uint32_t map_max(int fd)
  * hand) made the kernel write past them (a heap overflow, an abort at every
  * start, found by a hostile probe). 0, or -EINVAL with @err naming what
  * does not match. */
-static int pins_match(const struct ctl_bpf *b, const char *dir, struct fwd_err *err)
+static int pins_match(const struct ctl_bpf *b, const char *dir, const char *ifname,
+		      struct fwd_err *err)
 {
 	struct bpf_prog_info pi = {0};
 	uint32_t len = sizeof(pi), ids[64];
@@ -474,7 +475,12 @@ static int pins_match(const struct ctl_bpf *b, const char *dir, struct fwd_err *
 	}
 	rc = bad ? -EINVAL : 0;
 out:
-	if (bad)
+	if (bad && ifname)
+		fwd_err_set(err, "", 0, "xdp",
+			    "the XDP program on %s is not this regiond's filter: %s %s; detach it "
+			    "(ip link set dev %s xdp off) or run the fast path's matching version",
+			    ifname, bad, why, ifname);
+	else if (bad)
 		fwd_err_set(
 			err, "", 0, "filters",
 			"the pinned filter in %s is not this regiond's: %s %s; remove the pins "
@@ -519,7 +525,7 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 				return NULL;
 			}
 		}
-		if (pins_match(b, dir, err)) {
+		if (pins_match(b, dir, NULL, err)) {
 			ctl_bpf_free(b);
 			return NULL;
 		}
@@ -742,6 +748,12 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 			ctl_bpf_free(b);
 			return NULL;
 		}
+	/* Found by name, read into buffers of this filter's layout: checked
+	 * as pins are (pins_match). */
+	if (pins_match(b, NULL, ifname, err)) {
+		ctl_bpf_free(b);
+		return NULL;
+	}
 	b->conf.max_groups = map_max(b->fd[M_TBL8]) / 512;
 	b->conf.max_prefixes = map_max(b->fd[M_PREFIX_RULE]) / 2;
 	return b;

@@ -76,8 +76,14 @@ void ctl_confirm_tick(struct ctl_state *st)
 	size_t len;
 	int64_t id;
 
-	if (st->unsaved_id && ctl_state_persist_unsaved(st, &e) == 0 && !st->confirm_gen)
-		ctl_state_alarm(st, CTL_ALARM_TABLE, NULL); /* the revert is on disk now */
+	if (st->unsaved_id) {
+		/* A revert's alarm is the table's; a change's unwritten record
+		 * has its own, which persisting clears. */
+		const int revert = st->unsaved_revert;
+
+		if (ctl_state_persist_unsaved(st, &e) == 0 && !st->confirm_gen && revert)
+			ctl_state_alarm(st, CTL_ALARM_TABLE, NULL); /* the revert is on disk now */
+	}
 	/* The deadline is a whole second, armed at now + S: up to and through
 	 * that second the change may still be confirmed, so it never reverts
 	 * before S seconds have passed (at most S + 1 and a tick). */

@@ -77,7 +77,7 @@ struct ctl_feed {
 	int bird_ok; /* BIRD answered and every BGP session is established */
 	char bird_error[200];
 	struct ctl_bird_session sessions[CTL_BIRD_MAX_SESSIONS];
-	int nsessions; /* listed: those down first */
+	int nsessions; /* listed: every one down among them, up to 32 */
 	int total_sessions; /* every BGP session BIRD reports */
 	unsigned down_sessions; /* of them, not established */
 	int64_t bird_at; /* CLOCK_MONOTONIC ms of the last answer (or attempt) */
@@ -257,8 +257,8 @@ static void link_event(struct ctl_feed *f, const struct nlmsghdr *nlh)
 		if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*ifi)))
 			return;
 		ifi = mnl_nlmsg_get_payload(nlh);
-		if (ifi->ifi_flags & IFF_UP)
-			return; /* up, or a change that removes no route */
+		if ((ifi->ifi_flags & IFF_UP) || !(ifi->ifi_change & IFF_UP))
+			return; /* up, or no change of up: no route removed */
 	}
 	ctl_rib_stats(f->rib, &s);
 	if (s.learned)
@@ -347,7 +347,8 @@ static int route_cb(const struct nlmsghdr *nlh, void *data)
 	/* Known already, and not a replacement of its route: a second route
 	 * for the prefix (another metric, appended), or several nexthops
 	 * that go one by one (IPv6). Its deletes are then verified. */
-	if ((rc == 0 && !(nlh->nlmsg_flags & NLM_F_REPLACE)) || tb[RTA_MULTIPATH])
+	if ((rc == 0 && !(nlh->nlmsg_flags & NLM_F_REPLACE)) ||
+	    (tb[RTA_MULTIPATH] && rm->rtm_family == AF_INET6)) /* IPv4: one route, one delete */
 		ctl_rib_more_routes(f->rib, &p);
 	return MNL_CB_OK;
 }
@@ -447,6 +448,17 @@ out:
 	return rc;
 }
 
+/* Read and drop every notification waiting on the subscribed socket. */
+static void drain_nl(struct ctl_feed *f)
+{
+	for (int i = 0; f->nl && i < 1 << 16; i++) {
+		ssize_t n = mnl_socket_recvfrom(f->nl, f->buf, FEED_RECV_BUF);
+
+		if (n < 0 && errno != ENOBUFS && errno != EINTR)
+			return; /* EAGAIN: none left; an error: read_nl() says it */
+	}
+}
+
 /* A fresh dump of every followed table: the RIB becomes what the kernel
  * has. Nothing is applied meanwhile (this thread applies). */
 /* Learn the tables afresh from a dump. The RIB marks what changed, so the
@@ -459,6 +471,13 @@ static void resync(struct ctl_feed *f, int full)
 	for (int attempt = 0; attempt < 3; attempt++) {
 		int rc;
 
+		/* Notifications already queued tell of changes the dump will
+		 * show: replayed on top of it they would be applied twice (a
+		 * delete of one of two routes, queued, then replayed on a dump
+		 * that saw one route, withdrew a prefix the kernel still has).
+		 * Dropped first; a change during the dump interrupts it
+		 * (NLM_F_DUMP_INTR) and the dump is taken again. */
+		drain_nl(f);
 		ctl_rib_forget_all(f->rib);
 		f->dump_intr = 0;
 		f->overflowed = 0;
@@ -481,10 +500,12 @@ static void resync(struct ctl_feed *f, int full)
 		snprintf(f->nl_error, sizeof(f->nl_error), "netlink dump: %s",
 			 rc ? strerror(-rc) : "interrupted by changes");
 	}
-	/* What the partial dump found, consistent; not synced, so the feed
-	 * counts as lost and the next loop tries again. */
-	if (ctl_rib_relearned(f->rib))
-		f->need_full = 1;
+	/* Not synced: the feed counts as lost and the next loop tries again.
+	 * The RIB stays relearning, each prefix keeping the region that held
+	 * it before the first try (a partial dump taken as the truth would
+	 * move a prefix two regions' tables hold to the lowest one); the
+	 * dump that succeeds then compares everything. */
+	f->need_full = 1;
 	f->dumping = 0;
 	f->synced = 0;
 }
@@ -1103,7 +1124,12 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 		unsigned n;
 
 		pthread_mutex_lock(st->lock);
-		n = ctl_rib_disown_unheld(f->rib, &tb);
+		/* Not while a generation is pending: its prefixes (a batch
+		 * written ahead, or one whose commit record the disk refused)
+		 * may run in regionfwd and become current at the first sync;
+		 * disowned now, they would stay in the table as if static. A
+		 * later start, with nothing pending, disowns what is left. */
+		n = st->has_pending ? 0 : ctl_rib_disown_unheld(f->rib, &tb);
 		pthread_mutex_unlock(st->lock);
 		if (n && ctl_owned_commit(f->owned, e))
 			goto fail;

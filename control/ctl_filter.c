@@ -212,6 +212,9 @@ static void keep_attached(struct ctl_filter *f)
 {
 	const uint32_t ours = ctl_bpf_prog_id(f->bpf);
 
+	/* The fast path's AF_XDP program (adopted == 2) is the port's to
+	 * attach: a restarted regionfwd attaches its own, and ours again
+	 * there would redirect into the dead sockets' XSKMAP. Reported only. */
 	for (unsigned i = 0; !f->detached && i < f->conf.nifaces; i++) {
 		const char *ifn = f->conf.ifaces[i];
 		char mode[32];
@@ -225,10 +228,12 @@ static void keep_attached(struct ctl_filter *f)
 		if (!f->lost[i])
 			fwd_log(FWD_LOG_WARNING, "XDP filter: %s carries %s%.0u: %s", ifn,
 				there ? "another program, id " : "no program", there,
-				there ? "left alone; status says so" : "attaching it again");
+				there		  ? "left alone; status says so"
+				: f->adopted == 2 ? "the fast path's AF_XDP port attaches it"
+						  : "attaching it again");
 		f->lost[i] = 1;
 		snprintf(f->mode[i], sizeof(f->mode[i]), "none");
-		if (there == 0 && if_nametoindex(ifn) != 0 &&
+		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0 &&
 		    ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->mode[i], sizeof(f->mode[i]), &e) ==
 			    0) {
 			fwd_log(FWD_LOG_NOTICE, "XDP filter attached again to %s in %s mode", ifn,

@@ -1011,6 +1011,7 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 		/* Neither document nor record may be on disk: written in that
 		 * order by ctl_state_persist_unsaved(), never the record alone. */
 		st->unsaved_id = st->hist[st->nhist - 1].id;
+		st->unsaved_revert = 1;
 		return -1;
 	}
 	if (ctl_state_save(st, &e) == 0)
@@ -1037,6 +1038,7 @@ static void hold_unsaved(struct ctl_state *st, uint64_t id, const struct fwd_err
 	if (st->unsaved_id || cur == NULL || cur->id != id)
 		return;
 	st->unsaved_id = id;
+	st->unsaved_revert = 0;
 	ctl_state_alarm(st, CTL_ALARM_RECORD,
 			"generation %" PRIu64 " runs but its record is not on disk (%s): table "
 			"changes are refused until it is written (retried); a restart of regiond "
@@ -1357,7 +1359,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 			if (must_run) { /* a revert: the confirm tick says so */
 				if (!st->unsaved_id && ctl_state_current(st) &&
 				    ctl_state_current(st)->id == id)
-					st->unsaved_id = id;
+					st->unsaved_id = id, st->unsaved_revert = 1;
 			} else {
 				hold_unsaved(st, id, &why);
 			}

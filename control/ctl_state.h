@@ -128,9 +128,13 @@ struct ctl_state {
 	int64_t revert_tried_ms; /* CLOCK_MONOTONIC of the last failed revert: retried once a second */
 	/* A generation regionfwd runs and regiond holds as current whose
 	 * document and record could not be written (an automatic revert on a
-	 * full or read-only disk): written by ctl_state_persist_unsaved(),
+	 * full or read-only disk, or a change whose commit record the disk
+	 * refused): written by ctl_state_persist_unsaved(),
 	 * which every later change must pass first. 0 when none. */
 	uint64_t unsaved_id;
+	/* unsaved_id is an automatic revert (its alarm is the table's), not a
+	 * change whose commit record the disk refused (CTL_ALARM_RECORD). */
+	int unsaved_revert;
 	/* Files of generations retention dropped (mask 1 the document, 2 the
 	 * delta) or folded into a checkpoint (2), deleted once a history
 	 * without them is durable (ctl_state_save), never before. */
