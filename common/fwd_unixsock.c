@@ -36,6 +36,20 @@ static int fail(int fd, const char *bound, const char *what, const char **why)
 	return -err;
 }
 
+/* fwd_unix_path_free() as a failure of fwd_unix_listen(): -errno, *@why set. */
+static int refuse_unless_free(const char *p, const char **why)
+{
+	int err = fwd_unix_path_free(p);
+
+	if (err == 0)
+		return 0;
+	errno = -err;
+	return fail(-1, NULL,
+		    err == -EEXIST ? "the path exists and is not a socket; not replacing it"
+				   : "lstat",
+		    why);
+}
+
 int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, gid_t gid,
 		    const char **why)
 {
@@ -49,13 +63,8 @@ int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, 
 		errno = ENAMETOOLONG;
 		return fail(-1, NULL, "path too long", why);
 	}
-	if ((err = fwd_unix_path_free(path)) != 0) {
-		errno = -err;
-		return fail(-1, NULL,
-			    err == -EEXIST ? "the path exists and is not a socket; not replacing it"
-					   : "lstat",
-			    why);
-	}
+	if ((err = refuse_unless_free(path, why)) != 0)
+		return err;
 	/* The temporary name carries the pid and a random word, so two
 	 * processes starting on one path (in two PID namespaces sharing the
 	 * directory, pid 1 both) never bind each other's. When the name does
@@ -65,13 +74,8 @@ int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, 
 		salt = (uint32_t)random();
 	n = snprintf(tmp, sizeof(tmp), "%s.%ld.%08x.tmp", path, (long)getpid(), (unsigned)salt);
 	bound = (n > 0 && (size_t)n < sizeof(tmp)) ? tmp : path;
-	if ((err = fwd_unix_path_free(bound)) != 0) {
-		errno = -err;
-		return fail(-1, NULL,
-			    err == -EEXIST ? "the path exists and is not a socket; not replacing it"
-					   : "lstat",
-			    why);
-	}
+	if ((err = refuse_unless_free(bound, why)) != 0)
+		return err;
 	unlink(bound);
 	strcpy(sa.sun_path, bound);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | sock_flags, 0);
