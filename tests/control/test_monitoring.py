@@ -37,7 +37,6 @@ PROMETHEUS, PROMTOOL = shutil.which("prometheus"), shutil.which("promtool")
 ALERTS = os.path.join(ROOT, "docs", "monitoring", "regionfwd-alerts.yml")
 DASHBOARD = os.path.join(ROOT, "docs", "monitoring", "regionfwd-dashboard.json")
 API_MD = os.path.join(ROOT, "docs", "api.md")
-COUNTERS_DEF = os.path.join(ROOT, "common", "fwd_counters.def")
 
 pytestmark = [
     pytest.mark.skipif(PROMETHEUS is None or PROMTOOL is None,
@@ -47,20 +46,12 @@ pytestmark = [
                        reason="needs root, iproute2 and regiond"),
 ]
 
-# Written before its counter exists (the capture feature brings it).
-AHEAD = {"capture_overflow": '"capture_overflow" in common/fwd_counters.def'}
 FILTERS = """
 filters:
   default: pass
   rules:
     - {name: deny-lab, action: drop, prefixes: [10.9.0.0/16]}
 """
-
-
-def ahead_missing():
-    """Names in AHEAD whose counter is not in fwd_counters.def yet."""
-    text = open(COUNTERS_DEF).read()
-    return {n for n in AHEAD if f'"{n}"' not in text}
 
 
 def free_port():
@@ -156,9 +147,6 @@ def promtool_metrics(text):
 
 
 def test_prometheus_scrapes_regiond_and_the_alerts_and_dashboard_hold(tmp_path):
-    missing_ahead = ahead_missing()
-    for n in missing_ahead:
-        print(f"NOTE: {n} skipped: {AHEAD[n]} does not exist yet")
     api_port = free_port()
     write_tok, read_tok = "w" * 8 + os.urandom(8).hex(), "r" * 8 + os.urandom(8).hex()
     for name, tok in (("write.tok", write_tok), ("read.tok", read_tok)):
@@ -226,7 +214,7 @@ def test_prometheus_scrapes_regiond_and_the_alerts_and_dashboard_hold(tmp_path):
                 unknown = promql_names(expr) - names
                 assert not unknown, f"{where}: {sorted(unknown)} not in the scrape"
                 for metric, label, value in promql_selectors(expr):
-                    if label == "instance" or value in missing_ahead:
+                    if label == "instance":
                         continue
                     have = {s.get(label) for s in fams[metric]}
                     assert value in have, f"{where}: {metric}{{{label}=\"{value}\"}} not in the scrape ({sorted(have)})"
@@ -236,10 +224,6 @@ def test_prometheus_scrapes_regiond_and_the_alerts_and_dashboard_hold(tmp_path):
                 if q.startswith("label_values("):
                     m = re.match(r"label_values\((\w+), (\w+)\)", q)
                     assert prom.api(f"label/{m.group(2)}/values", **{"match[]": m.group(1)}), where
-                    continue
-                if any(n in q for n in missing_ahead):
-                    print(f"NOTE: {where}: not checked for data ({', '.join(missing_ahead)} not counted yet)")
-                    prom.query(q)  # still valid PromQL
                     continue
                 assert prom.query(q), f"{where}: {q} returns nothing"
             # Prometheus evaluates every rule without error; on a healthy
