@@ -3,22 +3,34 @@
  * the flow hash that picks a link in a group, and the TTL / hop-limit
  * decrement with an incremental IPv4 checksum update (RFC 1624, eqn. 3).
  *
- * The flow hash is MurmurHash3's 32-bit mixing over the 5-tuple read as
- * big-endian words, so every box with the same table picks the same link
- * for a flow whatever its byte order: ECMP across boxes stays consistent.
+ * The flow hash is CRC32C (Castagnoli) over the 5-tuple as a byte string,
+ * then MurmurHash3's 32-bit finalizer: defined on bytes, so every box with
+ * the same table picks the same link for a flow whatever its CPU or byte
+ * order (ECMP across boxes stays consistent), and computed with the CPU's
+ * CRC32C instruction where there is one (SSE4.2, ARMv8 CRC), a few
+ * instructions where MurmurHash3's mixing over the same words took ~40.
  */
 #ifndef FWD_PKTOPS_H
 #define FWD_PKTOPS_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "fwd_parse.h"
+
+#if defined(__SSE4_2__)
+#include <nmmintrin.h>
+#elif defined(__ARM_FEATURE_CRC32)
+#include <arm_acle.h>
+#endif
 
 FWD_INLINE uint32_t fwd_rotl32(uint32_t x, int r)
 {
 	return (x << r) | (x >> (32 - r));
 }
 
+/* MurmurHash3's 32-bit mixing step (the content flow table's hash,
+ * dp_aged.h). */
 FWD_INLINE uint32_t fwd_hash_mix(uint32_t h, uint32_t k)
 {
 	k *= 0xcc9e2d51u;
@@ -29,6 +41,52 @@ FWD_INLINE uint32_t fwd_hash_mix(uint32_t h, uint32_t k)
 	return h * 5 + 0xe6546b64u;
 }
 
+/* CRC32C of one byte onto @crc, bit by bit (reflected polynomial
+ * 0x82f63b78, no inversion): the definition the instructions below
+ * compute, and the fallback where there is none. */
+FWD_INLINE uint32_t fwd_crc32c_u8_soft(uint32_t crc, uint8_t b)
+{
+	crc ^= b;
+	for (int k = 0; k < 8; k++)
+		crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+	return crc;
+}
+
+/* CRC32C of the 4 bytes of @v, least significant first. */
+FWD_INLINE uint32_t fwd_crc32c_u32_soft(uint32_t crc, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		crc = fwd_crc32c_u8_soft(crc, (uint8_t)(v >> (8 * i)));
+	return crc;
+}
+
+FWD_INLINE uint32_t fwd_crc32c_u32(uint32_t crc, uint32_t v)
+{
+#if defined(__SSE4_2__)
+	return _mm_crc32_u32(crc, v);
+#elif defined(__ARM_FEATURE_CRC32)
+	return __crc32cw(crc, v);
+#else
+	return fwd_crc32c_u32_soft(crc, v);
+#endif
+}
+
+/* CRC32C of the 4 bytes at @p in memory order. */
+FWD_INLINE uint32_t fwd_crc32c_4(uint32_t crc, const uint8_t *p)
+{
+#if defined(__SSE4_2__) || defined(__ARM_FEATURE_CRC32)
+	uint32_t v;
+
+	if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
+		memcpy(&v, p, 4); /* the first byte is the least significant */
+		return fwd_crc32c_u32(crc, v);
+	}
+#endif
+	return fwd_crc32c_u32_soft(crc, (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+						(uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+}
+
+/* MurmurHash3's fmix32: CRC is linear, the slot index is the top bits. */
 FWD_INLINE uint32_t fwd_hash_final(uint32_t h, uint32_t len)
 {
 	h ^= len;
@@ -41,7 +99,11 @@ FWD_INLINE uint32_t fwd_hash_final(uint32_t h, uint32_t len)
 }
 
 /* The 5-tuple hash over @words 32-bit words of each address (1 for IPv4,
- * 4 for IPv6): a constant where the caller knows the family. */
+ * 4 for IPv6): a constant where the caller knows the family. The bytes, in
+ * this order: per word i, src[4i..4i+3] and dst[4i..4i+3] (wire order);
+ * then dport and sport (host values, least significant byte first: the
+ * 32-bit value sport << 16 | dport), then proto and three zero bytes; the
+ * CRC starts at 0x5eed0001, and the finalizer takes the byte count. */
 FWD_INLINE uint32_t fwd_flow_hash_words(const struct fwd_pkt *pkt, int words)
 {
 	uint32_t h = 0x5eed0001u;
@@ -49,11 +111,11 @@ FWD_INLINE uint32_t fwd_flow_hash_words(const struct fwd_pkt *pkt, int words)
 	for (int i = 0; i < 4; i++) {
 		if (i >= words)
 			break;
-		h = fwd_hash_mix(h, fwd_rd32(pkt->src + 4 * i));
-		h = fwd_hash_mix(h, fwd_rd32(pkt->dst + 4 * i));
+		h = fwd_crc32c_4(h, pkt->src + 4 * i);
+		h = fwd_crc32c_4(h, pkt->dst + 4 * i);
 	}
-	h = fwd_hash_mix(h, (uint32_t)pkt->sport << 16 | pkt->dport);
-	h = fwd_hash_mix(h, pkt->proto);
+	h = fwd_crc32c_u32(h, (uint32_t)pkt->sport << 16 | pkt->dport);
+	h = fwd_crc32c_u32(h, pkt->proto);
 	return fwd_hash_final(h, (uint32_t)words * 8 + 8);
 }
 

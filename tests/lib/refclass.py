@@ -99,7 +99,7 @@ class RefTable:
 
 
 # ---- exact link choice in groups, and the whole decision -----------------------------
-# The flow hash (MurmurHash3 mixing over the 5-tuple as big-endian words) and the
+# The flow hash (CRC32C over the 5-tuple's bytes, MurmurHash3's finalizer) and the
 # weighted rendezvous slot table are specified in common/fwd_pktops.h and
 # common/fwd_class.c; this is a separate implementation from that description,
 # in Python integers, so a drift in either shows up as a differential failure.
@@ -109,17 +109,13 @@ M64 = 0xFFFFFFFFFFFFFFFF
 SLOTS_LOG2 = 12
 
 
-def _rotl32(x, r):
-    return ((x << r) | (x >> (32 - r))) & M32
-
-
-def _mix(h, k):
-    k = (k * 0xCC9E2D51) & M32
-    k = _rotl32(k, 15)
-    k = (k * 0x1B873593) & M32
-    h ^= k
-    h = _rotl32(h, 13)
-    return (h * 5 + 0xE6546B64) & M32
+def _crc32c(crc, data):
+    """CRC32C (reflected 0x82F63B78, no inversion), bit by bit."""
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc
 
 
 def _final(h, n):
@@ -132,14 +128,14 @@ def _final(h, n):
 
 
 def flow_hash(src, dst, proto, sport, dport):
+    """common/fwd_pktops.h's fwd_flow_hash(), from its definition on bytes."""
     s, d = ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed
     words = len(s) // 4
     h = 0x5EED0001
     for i in range(words):
-        h = _mix(h, int.from_bytes(s[4 * i:4 * i + 4], "big"))
-        h = _mix(h, int.from_bytes(d[4 * i:4 * i + 4], "big"))
-    h = _mix(h, (sport << 16) | dport)
-    h = _mix(h, proto)
+        h = _crc32c(h, s[4 * i:4 * i + 4] + d[4 * i:4 * i + 4])
+    h = _crc32c(h, ((sport << 16) | dport).to_bytes(4, "little"))
+    h = _crc32c(h, proto.to_bytes(4, "little"))
     return _final(h, words * 8 + 8)
 
 
