@@ -12,10 +12,25 @@
 #include <unistd.h>
 
 #include "ctl_state.h" /* ctl_mono_ms */
+#include "fwd_err.h" /* fwd_utf8_clean */
 
 /* A reply larger than this is not one BIRD sends for show protocols with
  * a sane number of protocols: refused rather than buffered without bound. */
 #define BIRD_MAX_REPLY (1u << 20)
+/* BIRD's greeting is one short line ("0001 BIRD 2.0.12 ready."). */
+#define BIRD_MAX_GREETING (4u << 10)
+
+/* What the reply says goes into the status (JSON), the metrics' labels and
+ * the log: bytes that are not UTF-8 would keep the status from being built
+ * (it stayed at its last view, the sessions up), control characters would
+ * forge log lines. BIRD writes neither: each becomes '?'. */
+static void clean(char *s)
+{
+	fwd_utf8_clean(s);
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
 
 /* The 4-digit code of @line and where its text starts, or -1 for a
  * continuation line (" text"), -2 for anything else. */
@@ -74,6 +89,7 @@ static int protocol_line(const char *text, struct ctl_bird_session *s, char *why
 			snprintf(why, whylen,
 				 "BIRD's reply: a %s longer than %zu characters in '%.80s'",
 				 what[i], sizes[i] - 1, text);
+			clean(why); /* the cut may split a character */
 			return -1;
 		}
 		if (w == 0)
@@ -102,6 +118,9 @@ static int protocol_line(const char *text, struct ctl_bird_session *s, char *why
 	}
 	for (size_t l = strlen(s->info); l && s->info[l - 1] == ' '; l--)
 		s->info[l - 1] = '\0';
+	clean(s->name);
+	clean(s->state);
+	clean(s->info);
 	return 1;
 }
 
@@ -146,6 +165,7 @@ int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max
 		c = line_code(line, &text, &last);
 		if (c == -2)
 			return -EPROTO;
+		clean(line); /* what @why quotes of it */
 		if (c >= 0)
 			code = c;
 		if (code == 0) {
@@ -176,10 +196,11 @@ int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max
 }
 
 /* Read from @fd into @buf until a line starting "0000" or an error code
- * (the reply's end) or @deadline. @return 0, or -errno. */
-static int read_reply(int fd, char **buf, size_t *len, int64_t deadline, int greeting)
+ * (the reply's end) or @deadline, at most @max - 1 bytes.
+ * @return 0, or -errno (-E2BIG past @max). */
+static int read_reply(int fd, char **buf, size_t *len, int64_t deadline, int greeting, size_t max)
 {
-	size_t cap = 4096;
+	size_t cap = max < 4096 ? max : 4096;
 
 	*len = 0;
 	if ((*buf = malloc(cap)) == NULL)
@@ -209,15 +230,16 @@ static int read_reply(int fd, char **buf, size_t *len, int64_t deadline, int gre
 			return -ETIMEDOUT;
 		if (poll(&pf, 1, (int)left) <= 0)
 			continue;
-		if (cap - *len < 2048) {
+		if (cap - *len < 2) {
+			size_t more = cap * 2 < max ? cap * 2 : max;
 			char *b;
 
-			if (cap >= BIRD_MAX_REPLY)
+			if (cap >= max)
 				return -E2BIG;
-			if ((b = realloc(*buf, cap * 2)) == NULL)
+			if ((b = realloc(*buf, more)) == NULL)
 				return -ENOMEM;
 			*buf = b;
-			cap *= 2;
+			cap = more;
 		}
 		n = read(fd, *buf + *len, cap - *len - 1);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -249,9 +271,15 @@ int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session 
 		snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if ((rc = read_reply(fd, &buf, &len, deadline, 1)) != 0) {
-		snprintf(why, whylen, "BIRD's control socket %s: no greeting: %s", path,
-			 strerror(-rc));
+	if ((rc = read_reply(fd, &buf, &len, deadline, 1, BIRD_MAX_GREETING)) != 0) {
+		if (rc == -E2BIG)
+			snprintf(
+				why, whylen,
+				"BIRD's control socket %s: its greeting is over %u KiB, not BIRD's",
+				path, BIRD_MAX_GREETING >> 10);
+		else
+			snprintf(why, whylen, "BIRD's control socket %s: no greeting: %s", path,
+				 strerror(-rc));
 		goto out;
 	}
 	free(buf);
@@ -261,7 +289,7 @@ int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session 
 		snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if ((rc = read_reply(fd, &buf, &len, deadline, 0)) != 0) {
+	if ((rc = read_reply(fd, &buf, &len, deadline, 0, BIRD_MAX_REPLY)) != 0) {
 		if (rc == -E2BIG)
 			snprintf(why, whylen,
 				 "BIRD's control socket %s: the reply to 'show protocols' is over "
@@ -275,6 +303,7 @@ int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session 
 	if (rc == -EPROTO && why[0] == '\0')
 		snprintf(why, whylen, "BIRD's control socket %s: not a BIRD reply", path);
 out:
+	clean(why); /* the path is the operator's, and may be cut */
 	free(buf);
 	if (fd >= 0)
 		close(fd);

@@ -857,6 +857,25 @@ static void test_bird_long_names(void **state)
 	assert_non_null(strstr(why, "protocol name longer than 64"));
 }
 
+/* What the reply says goes into JSON, labels and the log: bytes that are
+ * not UTF-8 and control characters come out as '?'. */
+static void test_bird_hostile_bytes(void **state)
+{
+	struct ctl_bird_session s[2];
+	char why[256] = "";
+
+	(void)state;
+	assert_int_equal(ctl_bird_parse("1002-peer\xff BGP --- st\x1b 13:38:36 Act\xc3\n0000 \n", s,
+					2, NULL, why, sizeof(why)),
+			 1);
+	assert_string_equal(s[0].name, "peer?");
+	assert_string_equal(s[0].state, "st?");
+	assert_string_equal(s[0].info, "Act?");
+	assert_int_equal(ctl_bird_parse("9001 bad \xe2\x82\n", s, 2, NULL, why, sizeof(why)),
+			 -EINVAL);
+	assert_string_equal(why, "BIRD: bad ??");
+}
+
 static void test_pfx_text(void **state)
 {
 	struct ctl_rib_pfx p;
@@ -892,6 +911,7 @@ int main(void)
 		cmocka_unit_test(test_bird_parse),
 		cmocka_unit_test(test_bird_many_sessions),
 		cmocka_unit_test(test_bird_long_names),
+		cmocka_unit_test(test_bird_hostile_bytes),
 		cmocka_unit_test(test_pfx_text),
 	};
 
