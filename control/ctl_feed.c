@@ -705,10 +705,22 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	ctl_state_write_begin(f->st);
 	cur = ctl_state_current(f->st);
 	full = f->need_full || (cur && cur->id != f->gen_seen);
-	rc = ctl_rib_reconcile(f->rib, &tb, mode, full, FEED_MAX_BATCH, &b, &e);
-	cur = ctl_state_current(f->st);
-	if (cur)
-		f->gen_seen = cur->id;
+	/* Nothing is compared while the table refuses every change (a
+	 * generation unsaved or pending, a commit-confirm): each retry would
+	 * write the additions ahead to feed-owned and undo them, and a
+	 * comparison with a table a pending generation is about to replace
+	 * would disown the prefixes that generation adds (at start: they
+	 * would then stay in the table as static ones). */
+	if (ctl_state_delta_ready(f->st, &e)) {
+		memset(&b, 0, sizeof(b));
+		b.failed = 1;
+		rc = -1;
+	} else {
+		rc = ctl_rib_reconcile(f->rib, &tb, mode, full, FEED_MAX_BATCH, &b, &e);
+		cur = ctl_state_current(f->st);
+		if (cur)
+			f->gen_seen = cur->id;
+	}
 	ctl_state_write_end(f->st);
 	if (rc == 0 || !b.failed)
 		f->need_full = 0;

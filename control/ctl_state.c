@@ -1374,6 +1374,34 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	return (int64_t)id;
 }
 
+/* What refuses every delta whatever its changes, in the order the answer
+ * names them. @return 0, or -1 with @e. */
+static int delta_precheck(struct ctl_state *st, int64_t expected, struct fwd_err *e)
+{
+	if (ctl_state_persist_unsaved(st, e)) {
+		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
+			 " (generation %" PRIu64 ", which runs, is not recorded yet); "
+			 "nothing changed",
+			 st->unsaved_id);
+		return -1;
+	}
+	/* Every delta, the API's or a feed's: a revert armed by commit-confirm
+	 * goes back to a table without it, and its target must stay listed. */
+	if (precheck(st, expected, e) || ctl_confirm_none_pending(st, e))
+		return -1;
+	if (ctl_state_current(st) == NULL || st->table == NULL) {
+		fwd_err_fail(e, FWD_R_NO_TABLE, NULL, 0, "",
+			     "there is no table to change yet; PUT one");
+		return -1;
+	}
+	return 0;
+}
+
+int ctl_state_delta_ready(struct ctl_state *st, struct fwd_err *e)
+{
+	return delta_precheck(st, -1, e);
+}
+
 static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *d,
 				  const char *author, const char *comment, int64_t expected,
 				  struct fwd_delta_stats *stats, struct fwd_err *e)
@@ -1391,22 +1419,8 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
-	if (ctl_state_persist_unsaved(st, e)) {
-		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
-			 " (generation %" PRIu64 ", which runs, is not recorded yet); "
-			 "nothing changed",
-			 st->unsaved_id);
+	if (delta_precheck(st, expected, e))
 		return -1;
-	}
-	/* Every delta, the API's or a feed's: a revert armed by commit-confirm
-	 * goes back to a table without it, and its target must stay listed. */
-	if (precheck(st, expected, e) || ctl_confirm_none_pending(st, e))
-		return -1;
-	if (cur == NULL || st->table == NULL) {
-		fwd_err_fail(e, FWD_R_NO_TABLE, NULL, 0, "",
-			     "there is no table to change yet; PUT one");
-		return -1;
-	}
 	fwd_stage("checks");
 	if (fwd_delta_apply(st->table, d, &t, &eff, &ds, e))
 		return -1;

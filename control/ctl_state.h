@@ -261,6 +261,17 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 			      struct fwd_err *e);
 
 /**
+ * Whether a delta could apply now, whatever its changes: the checks
+ * ctl_state_apply_delta() makes first (an unsaved generation's record
+ * written, tried now; no pending record; no commit-confirm; a table), with
+ * the same answer. For a writer that must not prepare a batch (a routing
+ * feed writing its additions ahead, comparing with a table about to be
+ * replaced) that would be refused as a whole. Called as a write.
+ * @return 0, or -1 with @e
+ */
+int ctl_state_delta_ready(struct ctl_state *st, struct fwd_err *e);
+
+/**
  * The whole document of generation @g: its own for a document generation;
  * for a delta generation its table's model (ctl_model, compact JSON),
  * st->table's for the current one, else replayed from the nearest document
