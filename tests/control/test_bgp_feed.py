@@ -7,12 +7,20 @@ community to a region's kernel table ((65000,101) -> table 101 -> india,
 with --feed-table and follows those tables over netlink, next to regionfwd
 on virtual devices. The tests share one lab and run in order: announce,
 withdraw, static wins, residency, a full PUT, the session dropped past the
-hold and back, the prefix bound, a 10k flap.
+hold and back, the prefix bound, a 10k flap; then, with a fake BIRD control
+socket the tests answer for, notifications queued before a dump and a reply
+over 1 MiB; and, with the state directory refusing its history, a batch
+retried while a generation is unsaved and a start with it pending.
 """
+import contextlib
+import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -361,3 +369,257 @@ def test_ipv4_mapped_route_is_refused(lab):
         assert any("::ffff:100.69.0.0/120" in line and "IPv4-mapped" in line for line in log)
     rtr("-6", "route", "del", "::ffff:100.69.0.0/120", "table", "103")
     wait_for(lambda: lab.feed()["refused"] == 0, what="the refusal gone with the route")
+
+
+class FakeBird:
+    """BIRD's control socket as the feed reads it: the greeting, then the
+    reply to 'show protocols' that @mode names. hold() makes the next
+    answer wait until release(): meanwhile the feed's thread is inside
+    its session check, reading no notification."""
+
+    HEAD = b"2002-Name       Proto      Table      State  Since         Info\n"
+    REPLIES = {
+        "up": HEAD + b"1002-peer1      BGP        ---        up     12:00:00.000  Established\n0000 \n",
+        "down": HEAD + b"1002-peer1      BGP        ---        start  12:00:00.000  Active\n0000 \n",
+        # Over 1 MiB, a well-formed reply that says every session is up:
+        # refused for its size, not for what it says.
+        "huge": HEAD + b"".join(b"1002-dev%-10d Device     ---        up     12:00:00.000\n" % i
+                                for i in range(24000)) +
+                b"1002-peer1      BGP        ---        up     12:00:00.000  Established\n0000 \n",
+        # A name and an info that are not UTF-8.
+        "huge_greeting": b"",  # never asked: the greeting is refused
+        "not_utf8": HEAD + b"1002-peer\xff      BGP        ---        start  12:00:00.000  Act\xc3\n0000 \n",
+    }
+
+    def __init__(self, path):
+        self.path = path
+        self.mode = "up"
+        self.asked = threading.Event()  # a held question arrived
+        self._go = threading.Event()
+        self._go.set()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def hold(self):
+        self.asked.clear()
+        self._go.clear()
+
+    def release(self):
+        self._go.set()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            with c:
+                try:
+                    self._answer(c)
+                except OSError:
+                    pass  # regiond hung up (a reply it refused)
+
+    def _answer(self, c):
+        c.settimeout(10)
+        if self.mode == "huge_greeting":
+            c.sendall(b"0001 " + b"x" * (2 << 20))
+        c.sendall(b"0001 BIRD 2.0.12 ready.\n")
+        q = b""
+        while not q.endswith(b"\n"):
+            chunk = c.recv(256)
+            if not chunk:
+                return
+            q += chunk
+        if not self._go.is_set():
+            self.asked.set()
+            self._go.wait(30)
+        c.sendall(self.REPLIES[self.mode])
+
+    def close(self):
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def feed_settled(lab, state="up"):
+    return wait_for(lambda: (lambda f: f if f["state"] == state and f["pending"] == 0 else None)(lab.feed()),
+                    timeout=30, what=f"the feed {state} and settled")
+
+
+@contextlib.contextmanager
+def regiond_with_fake_bird(lab, hold=60):
+    """The lab's regiond restarted on a FakeBird's socket (and a hold long
+    enough not to withdraw meanwhile); back on the lab's BIRD after."""
+    fake = FakeBird(str(lab.tmp / "fake-bird.ctl"))
+    args = list(lab.regiond_args)
+    args[args.index("--feed-bird-socket") + 1] = fake.path
+    args[args.index("--feed-hold") + 1] = str(hold)
+    try:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(args)
+        feed_settled(lab)
+        yield fake
+    finally:
+        fake.release()
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        fake.close()
+        lab.box.start_regiond(lab.regiond_args)
+        feed_settled(lab)
+
+
+def test_notifications_queued_before_a_dump_are_not_replayed_on_it(lab):
+    """A delete of one of two routes for a prefix, queued on the feed's
+    socket when a dump is taken: the dump shows the route left; the delete,
+    replayed on top of it, used to withdraw the prefix the kernel still has."""
+    p, marker = "100.71.0.0/24", "100.71.1.0/24"
+    with regiond_with_fake_bird(lab) as bird:
+        rtr("route", "add", p, "via", "10.99.0.1", "metric", "10", "table", "103")
+        rtr("route", "add", p, "via", "10.99.0.1", "metric", "20", "table", "103")
+        wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        # The session drops: holding, and back it dumps the tables afresh.
+        bird.mode = "down"
+        feed_settled(lab, "holding")
+        bird.hold()
+        wait_for(bird.asked.is_set, what="the feed asking BIRD (it reads no notification meanwhile)")
+        rtr("route", "del", p, "metric", "10", "table", "103")  # queued, then the dump
+        bird.mode = "up"
+        bird.release()
+        feed_settled(lab)
+        rtr("route", "add", marker, "via", "10.99.0.1", "table", "103")
+        wait_held(lab, marker, "brazil")  # read after whatever was queued
+        # Removals wait while the routing daemon relearns (5 s after it is
+        # back), then every prefix is compared.
+        time.sleep(6)
+        f = feed_settled(lab)
+        assert lab.held_by(p) == "brazil", f
+        assert "100.71.0.0" in rtr("route", "show", "table", "103")
+        rtr("route", "del", p, "table", "103")
+        rtr("route", "del", marker, "table", "103")
+        wait_held(lab, p, None)
+        wait_held(lab, marker, None)
+
+
+def test_bird_reply_over_1mib_is_refused_and_said(lab):
+    """A control socket that answers with more than 1 MiB (hostile, or not
+    BIRD): not read past the bound, the feed lost with the reason in its
+    status, the table unchanged while it holds; back when BIRD is. The
+    same for a greeting past its bound and for bytes that are not UTF-8
+    (the status used to stay 'up', its last view, when it could not be
+    built over them)."""
+    with regiond_with_fake_bird(lab) as bird:
+        gen, table, rss0 = lab.box.gen(), lab.region_prefixes(), lab.rss_kb()
+        for mode, words in (("huge", "the reply to 'show protocols' is over 1024 KiB"),
+                            ("huge_greeting", "its greeting is over 4 KiB"),
+                            ("not_utf8", "BGP session peer? is start (Act?)")):
+            bird.mode = mode
+            f = feed_settled(lab, "holding")
+            assert words in f["reason"] and f["bird"]["reachable"] is (mode == "not_utf8"), (mode, f)
+            if mode == "not_utf8":
+                assert f["bird"]["sessions"] == [{"name": "peer?", "state": "start", "info": "Act?", "up": False}], f
+            else:
+                assert words in f["bird"]["error"], f
+            wait_for(lambda: words in lab.box.ctl("status")[1], what="regionctl status says it")
+            time.sleep(2.5)  # a reply a second, each refused: regiond neither grows nor stops
+            assert lab.box.rd.poll() is None
+            assert lab.rss_kb() - rss0 < 8 * 1024, (mode, rss0, lab.rss_kb())
+            assert lab.box.gen() == gen and lab.region_prefixes() == table, mode
+            assert lab.feed()["state"] == "holding", mode
+            bird.mode = "up"
+            feed_settled(lab)
+        assert lab.box.gen() == gen and lab.region_prefixes() == table
+
+
+def history(lab):
+    with open(os.path.join(lab.box.state, "history.json")) as f:
+        return json.load(f)
+
+
+@contextlib.contextmanager
+def feed_generation_unsaved(lab, prefix, table):
+    """The feed's batch adding @prefix runs in regionfwd, but the state
+    directory refuses the generation's commit record: the state holds it
+    unsaved (its alarm), and refuses every change until it is written.
+    (regionfwd stopped until the batch is written ahead, then the state
+    directory bind-mounted read-only over itself: what is opened anew is
+    refused, feed-owned, open already, still takes appends, as a full
+    disk with room left in the file's last block would.) The directory is
+    writable again after."""
+    state = lab.box.state
+    mounted = False
+    lab.box.fwd.send_signal(signal.SIGSTOP)  # the push waits for regionfwd
+    try:
+        lab.announce({prefix: table})
+        wait_for(lambda: history(lab).get("pending"), what="the feed's batch written ahead")
+        subprocess.run(["mount", "--bind", state, state], check=True)
+        mounted = True
+        subprocess.run(["mount", "-o", "remount,ro,bind", state], check=True)
+    finally:
+        lab.box.fwd.send_signal(signal.SIGCONT)
+    try:
+        wait_for(lambda: "runs but its record is not on disk" in (lab.box.status()["alarm"] or ""),
+                 what="the generation held unsaved")
+        yield
+    finally:
+        if mounted:
+            subprocess.run(["umount", state], check=True)
+
+
+def test_batch_refused_while_unsaved_does_not_rewrite_feed_owned(lab):
+    """While a generation is unsaved every change is refused: the feed's
+    batch, retried every second, used to write its additions ahead to
+    feed-owned and undo them each time. It writes nothing now until the
+    table can change."""
+    x, y = "100.64.9.0/24", "100.64.10.0/24"
+    owned = os.path.join(lab.box.state, "feed-owned")
+    with feed_generation_unsaved(lab, x, 101):
+        wait_held(lab, x, "india")  # it runs
+        lab.announce({y: 101})
+        f = wait_for(lambda: (lambda f: f if "not recorded yet" in (f["last_error"] or "") else None)(lab.feed()),
+                     what="the batch refused")
+        assert f["pending"] >= 1, f
+        st0 = os.stat(owned)
+        time.sleep(3.5)  # three retries at least
+        st1 = os.stat(owned)
+        assert (st1.st_ino, st1.st_size, st1.st_mtime_ns) == (st0.st_ino, st0.st_size, st0.st_mtime_ns)
+        assert "not recorded yet" in (lab.feed()["last_error"] or "")  # still retried
+        assert lab.held_by(y) is None
+    # The disk takes the record again: the state writes it, then the batch.
+    wait_held(lab, y, "india")
+    wait_for(lambda: lab.box.status()["alarm"] is None, what="the record written")
+    assert {(x, "india"), (y, "india")} <= recorded_owned(lab)
+    lab.withdraw([x, y])
+    wait_held(lab, x, None)
+    wait_held(lab, y, None)
+    feed_settled(lab)
+
+
+def test_prefixes_of_a_generation_pending_at_start_stay_the_feeds(lab):
+    """regiond stopped while its last feed batch runs unrecorded: at start
+    that generation is pending (regionfwd runs it, the current one lacks
+    its prefixes). Its prefixes used to be disowned then; the generation
+    became current, and they stayed in the table as static ones, also once
+    their routes were withdrawn."""
+    x = "100.64.11.0/24"
+    with feed_generation_unsaved(lab, x, 101):
+        wait_held(lab, x, "india")
+        lab.box.rd.terminate()  # cannot write the record on its way out either
+        lab.box.rd.wait(30)
+    pending = history(lab)["pending"]
+    assert pending, "the generation is pending on disk"
+    assert (x, "india") in recorded_owned(lab)
+    lab.box.start_regiond(lab.regiond_args)
+    wait_for(lambda: history(lab)["pending"] is None, what="the pending generation resolved")
+    assert history(lab)["generations"][-1]["id"] == pending["id"]  # regionfwd runs it
+    f = feed_settled(lab)
+    assert lab.held_by(x) == "india"
+    assert {"prefix": x, "region": "india"} not in f["shadowed_prefixes"], f
+    assert (x, "india") in recorded_owned(lab)
+    lab.withdraw([x])  # still the feed's: it goes with its route
+    wait_held(lab, x, None)
+    feed_settled(lab)
