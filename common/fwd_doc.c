@@ -539,33 +539,36 @@ struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int
 
 int fwd_read_file(const char *path, char **bufp, size_t *lenp, struct fwd_err *err)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
 	/* O_NONBLOCK: a FIFO (or a device) named here must not hang us in
 	 * open() waiting for a writer; it is refused below as not a regular
 	 * file, and a regular file ignores the flag. */
-	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int rc, fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
 	if (fd < 0) {
 		rc = -errno;
 		fwd_err_set(err, path, 0, NULL, "cannot open: %s", strerror(errno));
 		return rc;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = fwd_err_set(err, path, 0, NULL, "not a regular file");
-		goto close_fd;
-	}
-	if ((uint64_t)st.st_size > FWD_DOC_MAX_BYTES) {
-		rc = fwd_err_set(err, path, 0, NULL, "file larger than %u bytes",
-				 FWD_DOC_MAX_BYTES);
-		goto close_fd;
-	}
+	rc = fwd_read_fd(fd, path, bufp, lenp, err);
+	close(fd);
+	return rc;
+}
+
+int fwd_read_fd(int fd, const char *path, char **bufp, size_t *lenp, struct fwd_err *err)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return fwd_err_set(err, path, 0, NULL, "not a regular file");
+	if ((uint64_t)st.st_size > FWD_DOC_MAX_BYTES)
+		return fwd_err_set(err, path, 0, NULL, "file larger than %u bytes",
+				   FWD_DOC_MAX_BYTES);
 	buf = malloc((size_t)st.st_size + 1);
 	if (buf == NULL) {
-		rc = -ENOMEM;
 		fwd_err_set(err, path, 0, NULL, "out of memory");
-		goto close_fd;
+		return -ENOMEM;
 	}
 	while (got < (size_t)st.st_size) {
 		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
@@ -573,19 +576,18 @@ int fwd_read_file(const char *path, char **bufp, size_t *lenp, struct fwd_err *e
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			rc = fwd_err_set(err, path, 0, NULL, "read failed: %s",
-					 r < 0 ? strerror(errno) : "file shrank");
+			int rc = fwd_err_set(err, path, 0, NULL, "read failed: %s",
+					     r < 0 ? strerror(errno) : "file shrank");
+
 			free(buf);
-			goto close_fd;
+			return rc;
 		}
 		got += (size_t)r;
 	}
 	buf[got] = '\0';
 	*bufp = buf;
 	*lenp = got;
-close_fd:
-	close(fd);
-	return rc;
+	return 0;
 }
 
 struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err)

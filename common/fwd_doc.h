@@ -69,6 +69,10 @@ struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err);
  */
 int fwd_read_file(const char *path, char **buf, size_t *len, struct fwd_err *err);
 
+/** fwd_read_file() of an open descriptor (read from its current offset);
+ *  @path names it in @err. The caller closes @fd. */
+int fwd_read_fd(int fd, const char *path, char **buf, size_t *len, struct fwd_err *err);
+
 /**
  * Write @dir/@name atomically and durably from @n parts: a hidden temporary
  * file written and fsync'd, renamed over @name, then the directory fsync'd,

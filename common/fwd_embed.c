@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "fwd_confine.h"
 #include "fwd_doc.h"
 #include "fwd_hash.h"
 #include "fwd_names.h"
@@ -25,23 +26,21 @@ static const struct fwd_node *names_file_path(const struct fwd_node *rule)
 	return f && f->type == FWD_NODE_SCALAR ? f : NULL;
 }
 
-static json_t *embedded(const struct fwd_node *n, uint32_t i, const char *dir, struct fwd_err *err)
+static json_t *embedded(const struct fwd_node *n, uint32_t i, const struct fwd_confine *where,
+			struct fwd_err *err)
 {
 	char full[PATH_MAX], path[96], hash[17], *text = NULL;
+	struct fwd_confine w = *where;
 	size_t len;
 	json_t *o, *t;
 
 	snprintf(path, sizeof(path), "%s[%u].%s", FWD_KEY_NAME(DOC, CONTENT_RULES), i,
 		 FWD_KEY_NAME(CONTENT, NAMES_FILE));
-	if (n->str[0] == '\0' || snprintf(full, sizeof(full), "%s%s", n->str[0] == '/' ? "" : dir,
-					  n->str) >= (int)sizeof(full)) {
-		fwd_err_set(err, NULL, n->line, path, "names_file: empty or too long a path");
+	w.line = n->line;
+	w.field = path;
+	if (fwd_read_confined(&w, n->str, &text, &len, err))
 		return NULL;
-	}
-	if (fwd_read_file(full, &text, &len, err)) {
-		snprintf(err->path, sizeof(err->path), "%s", path);
-		return NULL;
-	}
+	snprintf(full, sizeof(full), "%s%s", n->str[0] == '/' ? "" : w.dir, n->str);
 	{ /* a NUL would end the text where the reader stops: refused here, by line */
 		const char *nul = memchr(text, '\0', len);
 
@@ -72,7 +71,8 @@ static json_t *embedded(const struct fwd_node *n, uint32_t i, const char *dir, s
 
 /* @n as JSON; the names_file paths of content rules replaced (@rules: @n is
  * the content_rules list). Depth is bounded by the document's own limit. */
-static json_t *to_json(const struct fwd_node *n, int rules, const char *dir, struct fwd_err *err)
+static json_t *to_json(const struct fwd_node *n, int rules, const struct fwd_confine *where,
+		       struct fwd_err *err)
 {
 	json_t *j, *v;
 	uint32_t i = 0;
@@ -90,8 +90,8 @@ static json_t *to_json(const struct fwd_node *n, int rules, const char *dir, str
 			if (nf) { /* this rule's fields, names_file embedded */
 				v = json_object();
 				for (const struct fwd_node *k = c->child; k && v; k = k->next) {
-					json_t *x = k == nf ? embedded(k, i, dir, err)
-							    : to_json(k, 0, dir, err);
+					json_t *x = k == nf ? embedded(k, i, where, err)
+							    : to_json(k, 0, where, err);
 
 					if (x == NULL || json_object_set_new(v, k->key, x)) {
 						json_decref(v);
@@ -99,7 +99,7 @@ static json_t *to_json(const struct fwd_node *n, int rules, const char *dir, str
 					}
 				}
 			} else {
-				v = to_json(c, 0, dir, err);
+				v = to_json(c, 0, where, err);
 			}
 			if (v == NULL || json_array_append_new(j, v)) {
 				json_decref(j);
@@ -113,7 +113,7 @@ static json_t *to_json(const struct fwd_node *n, int rules, const char *dir, str
 			int r = rules == -1 &&
 				strcmp(c->key, FWD_KEY_NAME(DOC, CONTENT_RULES)) == 0;
 
-			if ((v = to_json(c, r, dir, err)) == NULL ||
+			if ((v = to_json(c, r, where, err)) == NULL ||
 			    json_object_set_new(j, c->key, v)) {
 				json_decref(j);
 				return NULL;
@@ -123,9 +123,10 @@ static json_t *to_json(const struct fwd_node *n, int rules, const char *dir, str
 	}
 }
 
-int fwd_embed_names(const char *buf, size_t len, const char *name, const char *dir, char **out,
-		    size_t *outlen, struct fwd_err *err)
+int fwd_embed_names(const char *buf, size_t len, const char *name, const char *dir,
+		    const char *trusted, char **out, size_t *outlen, struct fwd_err *err)
 {
+	const struct fwd_confine where = {.dir = dir, .trusted = trusted};
 	const char *key = FWD_KEY_NAME(CONTENT, NAMES_FILE);
 	const struct fwd_node *root, *rules;
 	struct fwd_doc *doc;
@@ -149,7 +150,7 @@ int fwd_embed_names(const char *buf, size_t len, const char *name, const char *d
 		fwd_doc_free(doc);
 		return 0;
 	}
-	j = to_json(root, -1, dir, err);
+	j = to_json(root, -1, &where, err);
 	fwd_doc_free(doc);
 	if (j == NULL) {
 		if (err->file[0] == '\0')

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fwd_confine.h"
 #include "fwd_doc.h"
 #include "fwd_hash.h"
 #include "fwd_nameset.h"
@@ -173,11 +174,14 @@ static int parse_names_file(struct vctx *c, const struct fwd_node *n, const char
 			       "names_file '%.80s' cannot be read here: this document came as "
 			       "text; send it with regionctl apply FILE, which embeds the file",
 			       s);
-	if (s[0] == '\0' ||
-	    snprintf(full, sizeof(full), "%s%s", s[0] == '/' ? "" : c->dir, s) >= (int)sizeof(full))
-		return tv_fail(c, n, path, "names_file: empty or too long a path");
-	if ((rc = fwd_read_file(full, &buf, &len, c->err)))
-		return rc;
+	{
+		const struct fwd_confine w = {
+			.dir = c->dir, .doc = c->file, .line = n->line, .field = path};
+
+		if ((rc = fwd_read_confined(&w, s, &buf, &len, c->err)))
+			return rc;
+	}
+	snprintf(full, sizeof(full), "%s%s", s[0] == '/' ? "" : c->dir, s);
 	cr->names_hash = fwd_hash64(buf, len);
 	rc = parse_names_text(c, buf, len, full, path, cr, cap);
 	free(buf);

@@ -332,6 +332,12 @@ out:
  * operator knows it by its file (docs/regionctl.md: file:line: path). */
 static const char *sent_document;
 
+/* --names-dir: the one directory besides a document's own that its
+ * names_file paths may reach (absolute paths beneath it). Only the
+ * command line gives it: a document that could name its own would be
+ * confined by nothing (fwd_confine.h). */
+static const char *names_dir;
+
 static int show_error(int status, json_t *r)
 {
 	json_t *e = json_object_get(r, "error");
@@ -1103,7 +1109,7 @@ static json_t *doc_body(const char *file, int *rc)
 		size_t elen;
 
 		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - file + 1) : 0, file);
-		if (fwd_embed_names(buf, len, file, dir, &emb, &elen, &e)) {
+		if (fwd_embed_names(buf, len, file, dir, names_dir, &emb, &elen, &e)) {
 			fprintf(stderr, "regionctl: %s\n", fwd_err_str(&e, msg, sizeof(msg)));
 			free(buf);
 			*rc = EXIT_USAGE;
@@ -2470,6 +2476,9 @@ static const struct ctl_opt global_opts[] = {
 	 .help = "https: the CA (PEM) that issued regiond's certificate"},
 	{.name = "--cert", .arg = "F", .help = "https: a client certificate (PEM), with --key"},
 	{.name = "--key", .arg = "F", .help = "https: --cert's private key (PEM, mode 0600)"},
+	{.name = "--names-dir",
+	 .arg = "DIR",
+	 .help = "a document's names_file may also be an absolute path beneath DIR"},
 	{.name = "--json", .alias = "-j", .help = "print the API's JSON instead of tables"},
 	{.name = "--help", .alias = "-h", .help = "this help, or a command's: nothing is run"},
 	{0},
@@ -3148,6 +3157,16 @@ int main(int argc, char **argv)
 		o.sock = global_val(gval, "-s");
 	if ((rc = endpoint(&o, gval)))
 		return rc;
+	if ((names_dir = global_val(gval, "--names-dir")) != NULL) {
+		struct ctl_call top = {.path = {&root}};
+		struct stat st;
+
+		/* Absolute: the documents name it as it is written here. */
+		if (names_dir[0] != '/' || stat(names_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+			return usage_error(&top,
+					   "--names-dir takes an absolute directory, not '%s'",
+					   names_dir);
+	}
 	if (global_val(gval, "--token-file")) {
 		struct fwd_err e = {0};
 		size_t len;

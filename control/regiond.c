@@ -692,7 +692,7 @@ static int seed_table(struct regiond *d)
 		size_t elen;
 
 		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - table + 1) : 0, table);
-		if (fwd_embed_names(buf, len, table, dir, &emb, &elen, &fe)) {
+		if (fwd_embed_names(buf, len, table, dir, NULL, &emb, &elen, &fe)) {
 			fwd_log(FWD_LOG_ERR, "%s refused: %s", table,
 				fwd_err_str(&fe, b, sizeof(b)));
 			free(buf);

@@ -565,7 +565,7 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 		size_t elen;
 
 		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path + 1) : 0, path);
-		if ((rc = fwd_embed_names(buf, len, path, dir, &emb, &elen, err))) {
+		if ((rc = fwd_embed_names(buf, len, path, dir, NULL, &emb, &elen, err))) {
 			free(buf);
 			return rc;
 		}

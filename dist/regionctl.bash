@@ -34,6 +34,10 @@ _regionctl() {
             _filedir
             return
             ;;
+        --names-dir)
+            _filedir -d
+            return
+            ;;
         --url)
             COMPREPLY=($(compgen -W "http://" -- "$cur"))
             compopt -o nospace
@@ -49,7 +53,7 @@ _regionctl() {
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         case "$w" in
-            -s | --url | --token-file) ((i++)) ;;
+            -s | --url | --token-file | --names-dir) ((i++)) ;;
             --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
                 --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
                 --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health) ((i++)) ;;

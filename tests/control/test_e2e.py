@@ -722,6 +722,54 @@ def test_name_sets_end_to_end(box_sni, tmp_path):
     assert box.gen() == gen + 1
 
 
+def test_names_file_confined_to_the_document(tmp_path):
+    """regionctl reads a names_file only from beneath the document's
+    directory (or beneath --names-dir): a document someone else wrote cannot
+    make the operator's regionctl send /etc/shadow, a key or another table
+    (common/fwd_confine.c). Refused before anything is sent, naming the field
+    and the line, never echoing the file; regionctl reaches nothing here
+    (no regiond), so an accepted document fails only for want of one."""
+    top = tmp_path / "top"
+    (top / "doc" / "lists").mkdir(parents=True)
+    (top / "trusted").mkdir()
+    (top / "secret.txt").write_text("root:$6$secret hash:19000\n")
+    (top / "doc" / "lists" / "ok.txt").write_text("a.example\n")
+    (top / "trusted" / "ok.txt").write_text("b.example\n")
+    os.symlink("../secret.txt", top / "doc" / "out-link")
+    os.symlink("lists/ok.txt", top / "doc" / "in-link")
+    os.mkfifo(top / "doc" / "fifo")
+    none = str(tmp_path / "no-regiond.sock")
+
+    def apply(names_file, *extra):
+        doc = open(DEMO).read().replace("content_rules:\n", "content_rules:\n"
+                                        f"  - {{name: l, field: tls_sni, names_file: '{names_file}', "
+                                        "services: [https], action: drop}\n", 1)
+        (top / "doc" / "t.yaml").write_text(doc)
+        line = doc[:doc.index("names_file")].count("\n") + 1
+        p = subprocess.run([REGIONCTL, "-s", none, *extra, "apply", str(top / "doc" / "t.yaml")],
+                           capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stderr, line
+
+    for nf, why in ((str(top / "secret.txt"), "an absolute path"), ("/etc/passwd", "an absolute path"),
+                    ("../secret.txt", "a '..' component"), ("lists/../../secret.txt", "a '..' component"),
+                    ("out-link", "it leads out of the document's directory tree"),
+                    ("fifo", "a FIFO, not a regular file"), ("lists", "a directory, not a regular file")):
+        rc, err, line = apply(nf)
+        assert rc == 2 and f"t.yaml:{line}: content_rules[0].names_file: names_file '{nf}' refused: {why}" in err, \
+            (nf, rc, err)
+        assert "secret hash" not in err and "root:" not in err, err
+    for nf in ("lists/ok.txt", "in-link"):
+        rc, err, _ = apply(nf)
+        assert rc == 3, (nf, rc, err)  # embedded: only regiond is missing
+    # the operator's --names-dir, and only beneath it
+    rc, err, _ = apply(str(top / "trusted" / "ok.txt"), "--names-dir", str(top / "trusted"))
+    assert rc == 3, err
+    rc, err, _ = apply(str(top / "secret.txt"), "--names-dir", str(top / "trusted"))
+    assert rc == 2 and "an absolute path" in err, err
+    rc, err, _ = apply("lists/ok.txt", "--names-dir", "trusted")
+    assert rc == 2 and "--names-dir takes an absolute directory" in err, err
+
+
 def test_truncated_and_stalled_uploads_change_nothing(box):
     """A client that promises a large body and sends half, then closes; one
     that sends a broken chunked body: regiond refuses or drops them and the

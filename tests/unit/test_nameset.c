@@ -590,7 +590,7 @@ static void test_embed(void **state)
 	f = fopen(p, "w");
 	fputs("# zones\nexample.com\n*.Example.org.\n", f);
 	fclose(f);
-	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, &out, &len, &err), 0);
+	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, NULL, &out, &len, &err), 0);
 	assert_non_null(out);
 	assert_non_null(strstr(out, "\"text\":\"# zones\\nexample.com"));
 	t = fwd_table_parse(out, len, "t.yaml", -1, &err);
@@ -601,20 +601,22 @@ static void test_embed(void **state)
 	free(out);
 	/* nothing to embed: no copy */
 	out = (char *)1;
-	assert_int_equal(fwd_embed_names(HEAD, strlen(HEAD), "t.yaml", d, &out, &len, &err), 0);
+	assert_int_equal(fwd_embed_names(HEAD, strlen(HEAD), "t.yaml", d, NULL, &out, &len, &err),
+			 0);
 	assert_null(out);
 	/* a NUL on line 2 */
 	f = fopen(p, "w");
 	fwrite("a.com\nb\0.com\n", 1, 13, f);
 	fclose(f);
-	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, &out, &len, &err), -EINVAL);
+	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, NULL, &out, &len, &err),
+			 -EINVAL);
 	assert_null(out);
 	assert_int_equal(err.line, 2);
 	assert_string_equal(err.file, p);
 	assert_string_equal(err.path, "content_rules[0].names_file");
 	unlink(p);
 	/* missing */
-	assert_true(fwd_embed_names(doc, strlen(doc), "t.yaml", d, &out, &len, &err) < 0);
+	assert_true(fwd_embed_names(doc, strlen(doc), "t.yaml", d, NULL, &out, &len, &err) < 0);
 	assert_string_equal(err.path, "content_rules[0].names_file");
 	rmdir(dir);
 }

@@ -1,0 +1,53 @@
+/*
+ * fwd_confine.h - read a file a table document names (a content rule's
+ * `names_file`) only from where that document may reach.
+ *
+ * The document is often written by someone else (another team's
+ * automation, a colleague) and applied by an operator, maybe as root: were
+ * its path followed anywhere, `names_file: /etc/shadow` would copy what the
+ * operator can read into the table, which everyone who may read the API
+ * sees. So the path is relative, has no '..' component, and resolves
+ * (symlinks followed) beneath the document's own directory; or, absolute,
+ * beneath a directory the operator named on the command line (regionctl
+ * --names-dir), which a document cannot give itself. The file is a regular
+ * file of at most FWD_DOC_MAX_BYTES: a FIFO would hang the reader, a
+ * device has no end.
+ *
+ * The open itself cannot leave the tree: openat2(RESOLVE_BENEATH) on
+ * Linux >= 5.6 (symlinks must then be relative and stay inside); where the
+ * kernel lacks it (or a seccomp filter hides it), the path is opened with
+ * O_PATH, which opens nothing, and the file it reached is checked by its
+ * /proc/self/fd name before it is opened for reading.
+ */
+#ifndef FWD_CONFINE_H
+#define FWD_CONFINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fwd_err.h"
+
+struct fwd_confine {
+	const char *dir; /* the document's directory: "" (the working one) or ending in '/' */
+	const char *trusted; /* NULL, or an absolute directory the operator allowed */
+	/* Where a refusal is reported: the document, the field's line and its
+	 * path (content_rules[N].names_file). */
+	const char *doc;
+	uint32_t line;
+	const char *field;
+};
+
+/**
+ * Read @name (as the document wrote it) into a NUL-terminated malloc'd
+ * buffer. @return 0; or -errno with @err naming the field: refused (an
+ * absolute path outside @trusted, a '..', out of the tree, not a regular
+ * file, too large; the document and line as the place) or unreadable (the
+ * file's path as the place). The file's content is never in @err.
+ */
+int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf, size_t *len,
+		      struct fwd_err *err);
+
+/** Tests only: nonzero takes the path without openat2(), as on an older kernel. */
+extern int fwd_confine_no_openat2;
+
+#endif /* FWD_CONFINE_H */
