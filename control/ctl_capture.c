@@ -2,6 +2,7 @@
 #include "ctl_capture.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,10 @@ struct ctl_capture {
 	int64_t deadline_ms; /* CLOCK_MONOTONIC; 0: none */
 	int64_t read_ms; /* regionfwd last answered a read (its lease runs from it) */
 	int64_t finished_ms; /* when finished was set */
+	/* Over: since when the client has taken drained bytes (the deadline
+	 * runs from drain_ms, ctl_capture_deadline). */
+	int64_t drain_ms;
+	size_t drained;
 	int client_fd;
 	int fwd_done; /* regionfwd sent its last chunk */
 	int finished; /* nothing more will be added to out */
@@ -339,8 +344,57 @@ static int client_gone(const struct ctl_capture *c, int wait_ms)
 	return poll(&p, 1, wait_ms) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
+/* When the capture was over for its client: it finished, or its duration
+ * passed (perhaps later than now); INT64_MAX while neither. */
+static int64_t ended_ms(const struct ctl_capture *c)
+{
+	int64_t e = c->finished ? c->finished_ms : INT64_MAX;
+
+	return c->deadline_ms && c->deadline_ms < e ? c->deadline_ms : e;
+}
+
+/* One exchange: regionfwd's next chunk (its last with @stop), the XDP
+ * drops, and the end once regionfwd sent its last. -1: regionfwd failed. */
+static int turn(struct ctl_capture *c, int stop)
+{
+	if (!c->fwd_done && fwd_turn(c, stop))
+		return -1;
+	if (c->xcap && c->xdp->capture_poll(c->xcap, xdp_pkt, c) < 0)
+		xdp_close(c);
+	if (c->fwd_done && !c->finished) {
+		/* regionfwd's statistics block is in: the XDP side ends with
+		 * it, its own statistics last. */
+		xdp_close(c);
+		c->finished = 1;
+		c->finished_ms = ctl_mono_ms();
+	}
+	return 0;
+}
+
+/* @n bytes handed to the client: after the end, each CTL_CAPTURE_DRAIN_BYTES
+ * (or the last of the stream) moves its deadline on. */
+static void count_drained(struct ctl_capture *c, size_t n)
+{
+	int64_t now = ctl_mono_ms();
+
+	if (now < ended_ms(c))
+		return;
+	c->drained += n;
+	if (c->drained >= CTL_CAPTURE_DRAIN_BYTES || (c->finished && c->out.len == 0)) {
+		c->drain_ms = now;
+		c->drained = 0;
+	}
+}
+
 ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 {
+	/* The duration passed while the client still had bytes to take: the
+	 * capture stops now, not once it has taken them, so that the end (and
+	 * the deadline that runs from it) does not wait on a slow client, and
+	 * regionfwd's lease cannot run out on a capture that is over. */
+	if (!c->fwd_done && c->out_off < c->out.len && c->deadline_ms &&
+	    ctl_mono_ms() >= c->deadline_ms && turn(c, 1))
+		return -1;
 	for (;;) {
 		size_t before;
 		int stop;
@@ -354,6 +408,7 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 			c->out_off += n;
 			if (c->out_off == c->out.len)
 				c->out.len = c->out_off = 0;
+			count_drained(c, n);
 			return (ssize_t)n;
 		}
 		if (c->finished)
@@ -363,18 +418,10 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 		before = c->out.len;
 		stop = (c->deadline_ms && ctl_mono_ms() >= c->deadline_ms) ||
 		       (c->count && c->packets >= c->count);
-		if (!c->fwd_done && fwd_turn(c, stop))
+		if (turn(c, stop))
 			return -1;
-		if (c->xcap && c->xdp->capture_poll(c->xcap, xdp_pkt, c) < 0)
-			xdp_close(c);
-		if (c->fwd_done) {
-			/* regionfwd's statistics block is in: the XDP side ends
-			 * with it, its own statistics last. */
-			xdp_close(c);
-			c->finished = 1;
-			c->finished_ms = ctl_mono_ms();
+		if (c->finished)
 			continue;
-		}
 		if (c->out.len == before && client_gone(c, CTL_CAPTURE_POLL_MS))
 			return -1;
 	}
@@ -382,11 +429,17 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 
 int64_t ctl_capture_deadline(const struct ctl_capture *c)
 {
-	int64_t d = c->finished ? c->finished_ms + CTL_CAPTURE_GRACE_MS
-				: c->read_ms + FWD_CAPTURE_LEASE_MS + 1000;
+	int64_t end = ended_ms(c),
+		d = c->finished ? INT64_MAX : c->read_ms + FWD_CAPTURE_LEASE_MS + 1000;
 
-	if (c->deadline_ms && c->deadline_ms + CTL_CAPTURE_GRACE_MS < d)
-		d = c->deadline_ms + CTL_CAPTURE_GRACE_MS;
+	if (end != INT64_MAX) {
+		int64_t drain = (c->drain_ms > end ? c->drain_ms : end) + CTL_CAPTURE_GRACE_MS;
+
+		if (drain > end + CTL_CAPTURE_DRAIN_MAX_MS)
+			drain = end + CTL_CAPTURE_DRAIN_MAX_MS;
+		if (drain < d)
+			d = drain;
+	}
 	return d;
 }
 
@@ -399,9 +452,10 @@ void ctl_capture_free(struct ctl_capture *c)
 	 * may never say anything. */
 	if (c->id && ctl_mono_ms() >= ctl_capture_deadline(c))
 		fwd_log(FWD_LOG_NOTICE,
-			"capture %llu: its client stopped reading; connection closed at the "
-			"capture's deadline",
-			(unsigned long long)c->id);
+			"capture %llu: its client stopped reading (or took less than %u KiB in "
+			"%d s once it was over); connection closed at the capture's deadline",
+			(unsigned long long)c->id, CTL_CAPTURE_DRAIN_BYTES / 1024,
+			CTL_CAPTURE_GRACE_MS / 1000);
 	if (c->id && !c->fwd_done)
 		fwd_turn(c, 1); /* the client went: regionfwd stops copying now */
 	if (c->xcap) {

@@ -33,8 +33,16 @@
 
 #define CTL_CAPTURE_POLL_MS 50
 /* Once a capture is over (its duration passed, its count reached, regionfwd
- * ended it), its client has this long to take the rest of the stream. */
+ * ended it), its client has this long to take the rest of the stream, and
+ * as long again from each time it has taken CTL_CAPTURE_DRAIN_BYTES more
+ * (or the rest): a slow but steady reader (a big capture over a slow link)
+ * gets the whole file, one that stalls or trickles loses the connection and
+ * the capture slot. Never more than CTL_CAPTURE_DRAIN_MAX_MS after the end:
+ * at the smallest rate that keeps it (6.4 KiB/s) the slot would otherwise
+ * be held for as long as the client liked. */
 #define CTL_CAPTURE_GRACE_MS 10000
+#define CTL_CAPTURE_DRAIN_BYTES (64u * 1024)
+#define CTL_CAPTURE_DRAIN_MAX_MS (5 * 60 * 1000)
 #define CTL_CAPTURE_MAX_COUNT 10000000
 #define CTL_CAPTURE_MAX_DURATION_S 86400
 #define CTL_CAPTURE_FILTER_MAX 1024
@@ -85,11 +93,14 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max);
  * otherwise keep the capture (and the one capture slot) for as long as it
  * likes, the duration being checked only in the reader. The stream's
  * connection is closed at this time (ctl_headwatch_stream_deadline):
- *  - a capture that is over: CTL_CAPTURE_GRACE_MS after it ended;
+ *  - a capture that is over (its count reached, regionfwd ended it, or its
+ *    duration passed): CTL_CAPTURE_GRACE_MS after it ended or after the
+ *    client last took another CTL_CAPTURE_DRAIN_BYTES (or the rest) since
+ *    then, whichever is later, and CTL_CAPTURE_DRAIN_MAX_MS after the end
+ *    at the latest;
  *  - one that runs: regionfwd ends it FWD_CAPTURE_LEASE_MS after regiond's
  *    last read, and nothing can be read of it after that (the reader would
- *    fail), so then, and a second for regionfwd to have logged why;
- *  - and with a duration, never later than CTL_CAPTURE_GRACE_MS past it.
+ *    fail), so then, and a second for regionfwd to have logged why.
  */
 int64_t ctl_capture_deadline(const struct ctl_capture *c);
 

@@ -385,6 +385,106 @@ def test_stalled_client_frees_the_slot(box):
             s.close()
 
 
+GRACE_S = 10  # CTL_CAPTURE_GRACE_MS
+DRAIN_BYTES = 64 * 1024  # CTL_CAPTURE_DRAIN_BYTES
+
+
+def test_slow_steady_reader_gets_the_whole_file(box, tmp_path):
+    """A client slower than the capture but steady (a big capture over a
+    slow link) takes longer than the grace to drain what the capture left:
+    it keeps its connection while it takes at least DRAIN_BYTES a grace, and
+    gets the whole file, every packet and the end."""
+    n, rate = 12000, 128 * 1024  # about 2.4 MB at 128 KiB/s: far past the grace
+    path = tmp_path / "slow.pcapng"
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--count", str(n), "-w", "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    total, t0 = 0, time.monotonic()
+    try:
+        with open(path, "wb") as f:
+            while True:
+                chunk = p.stdout.read1(8192)
+                if not chunk:
+                    break
+                f.write(chunk)
+                total += len(chunk)
+                ahead = total / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
+        rc = p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read().decode()
+    assert rc == 0 and f"capture: {n} packets written" in err, (rc, total, err)
+    assert packet_count(str(path)) == n
+    assert "end=count reached" in err, err
+    # What the test means: even less what the socket's buffers took at
+    # once (some 0.5 MB), draining took longer than the grace.
+    assert (total - 512 * 1024) / rate > GRACE_S + 2, total
+
+
+def test_trickling_client_loses_the_slot(box):
+    """A client that takes a few bytes a second once the capture is over
+    (less than DRAIN_BYTES a grace) is no steady reader: its connection is
+    closed a grace after the end, the stream cut short, and the next
+    capture runs. It reads at 512 KiB/s until regiond has the capture's
+    last chunk (megabytes: the traffic fills regionfwd's buffer between two
+    reads), so that it is the rule for a capture that is over that cuts it,
+    not regionfwd's lease."""
+    import socket
+    import threading
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stop = threading.Event()
+    tail = [b""]
+
+    def trickle():
+        try:
+            while not stop.is_set():
+                chunk = s.recv(200)
+                if not chunk:
+                    return
+                tail[0] = (tail[0] + chunk)[-16:]
+                time.sleep(0.25)  # 800 B/s: DRAIN_BYTES would take 80 s
+        except OSError:
+            return
+
+    try:
+        s.settimeout(60)
+        s.connect(box.api)
+        data = json.dumps({"duration_s": 2}).encode()
+        s.sendall(b"POST /v1/capture HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+        head = s.recv(200)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        t0, total = time.monotonic(), 0
+        while "capture 1 ended at regionfwd" not in open(box.tmp / "regiond.log").read():
+            assert time.monotonic() < t0 + 30, "capture 1 did not end"
+            chunk = s.recv(1 << 16)
+            assert chunk, "closed while read at 512 KiB/s"
+            total += len(chunk)
+            time.sleep(max(0, total / (512 * 1024) - (time.monotonic() - t0)))
+        t = threading.Thread(target=trickle, daemon=True)
+        t.start()
+        wait_for(lambda: capture(box, "--count", "1")[0] == 0, timeout=90,
+                 what="a capture while capture 1's client trickles")
+        stop.set()
+        t.join(timeout=30)
+        # regiond closed it: what it holds drains, without the stream's end
+        rest = tail[0]
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                rest = (rest + chunk)[-16:]
+        except ConnectionResetError:
+            pass
+        assert not rest.endswith(b"0\r\n\r\n"), rest
+    finally:
+        stop.set()
+        s.close()
+
+
 # Frames unlike the Box's: an IP header with options (24 bytes: an indirect
 # load's index, the header length, is not 20) and a payload of other bytes.
 ODD = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
