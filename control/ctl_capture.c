@@ -32,6 +32,7 @@ struct ctl_capture {
 	 * runs from drain_ms, ctl_capture_deadline). */
 	int64_t drain_ms;
 	size_t drained;
+	size_t taken; /* handed to the client since regionfwd's last read */
 	int client_fd;
 	int fwd_done; /* regionfwd sent its last chunk */
 	int finished; /* nothing more will be added to out */
@@ -201,6 +202,7 @@ static int fwd_turn(struct ctl_capture *c, int stop)
 		return rc;
 	}
 	c->read_ms = ctl_mono_ms();
+	c->taken = 0;
 	rc = take_blocks(c, d->pcapng.data, d->pcapng.len);
 	if (d->done) {
 		c->fwd_done = 1;
@@ -386,14 +388,35 @@ static void count_drained(struct ctl_capture *c, size_t n)
 	}
 }
 
+/* The client still has bytes to take and regionfwd runs: its next chunk is
+ * taken now, behind them, when the duration has passed (the capture stops
+ * now, not once the client has taken them: the end, and the deadline that
+ * runs from it, does not wait on a slow client) or when a steady client
+ * would otherwise outlast regionfwd's lease (CTL_CAPTURE_HOLD_MAX). */
+static int read_ahead(struct ctl_capture *c)
+{
+	int64_t now = ctl_mono_ms();
+	size_t held = c->out.len - c->out_off;
+	int over = c->deadline_ms && now >= c->deadline_ms, stop;
+
+	if (!over &&
+	    (now - c->read_ms < FWD_CAPTURE_LEASE_MS / 2 || c->taken < CTL_CAPTURE_DRAIN_BYTES))
+		return 0;
+	stop = over || held >= CTL_CAPTURE_HOLD_MAX;
+	if (stop && !over)
+		fwd_log(FWD_LOG_NOTICE,
+			"capture %llu: its client takes less than the capture makes (%zu bytes "
+			"held for it): stopped",
+			(unsigned long long)c->id, held);
+	memmove(c->out.data, c->out.data + c->out_off, held);
+	c->out.len = held;
+	c->out_off = 0;
+	return turn(c, stop);
+}
+
 ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 {
-	/* The duration passed while the client still had bytes to take: the
-	 * capture stops now, not once it has taken them, so that the end (and
-	 * the deadline that runs from it) does not wait on a slow client, and
-	 * regionfwd's lease cannot run out on a capture that is over. */
-	if (!c->fwd_done && c->out_off < c->out.len && c->deadline_ms &&
-	    ctl_mono_ms() >= c->deadline_ms && turn(c, 1))
+	if (!c->fwd_done && c->out_off < c->out.len && read_ahead(c))
 		return -1;
 	for (;;) {
 		size_t before;
@@ -408,6 +431,7 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 			c->out_off += n;
 			if (c->out_off == c->out.len)
 				c->out.len = c->out_off = 0;
+			c->taken += n;
 			count_drained(c, n);
 			return (ssize_t)n;
 		}

@@ -43,6 +43,15 @@
 #define CTL_CAPTURE_GRACE_MS 10000
 #define CTL_CAPTURE_DRAIN_BYTES (64u * 1024)
 #define CTL_CAPTURE_DRAIN_MAX_MS (5 * 60 * 1000)
+/* While a capture runs, regionfwd ends it FWD_CAPTURE_LEASE_MS after
+ * regiond's last read, and regiond reads only once the client has taken
+ * what it holds: a chunk a slow client takes longer than that to drain
+ * would end the capture under it. So a client that took
+ * CTL_CAPTURE_DRAIN_BYTES since the last read has regionfwd read again
+ * after half a lease anyway, what it hands over held behind the rest; once
+ * regiond holds CTL_CAPTURE_HOLD_MAX the client cannot keep up with the
+ * capture, which is stopped instead (the client still gets a whole file). */
+#define CTL_CAPTURE_HOLD_MAX (16u * 1024 * 1024)
 #define CTL_CAPTURE_MAX_COUNT 10000000
 #define CTL_CAPTURE_MAX_DURATION_S 86400
 #define CTL_CAPTURE_FILTER_MAX 1024

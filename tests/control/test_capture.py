@@ -424,6 +424,44 @@ def test_slow_steady_reader_gets_the_whole_file(box, tmp_path):
     assert (total - 512 * 1024) / rate > GRACE_S + 2, total
 
 
+def test_slow_steady_reader_of_a_running_capture(box, tmp_path):
+    """While a capture runs, regiond reads regionfwd only once the client
+    took what it holds, and regionfwd ends a capture not read for 10 s: a
+    client at 256 KiB/s would take 16 s over one 4 MiB chunk (cut at 15 s
+    before). It keeps the
+    capture (regiond reads ahead for a client that keeps taking), until
+    its Ctrl-C, with a file read whole."""
+    rate, run_s = 256 * 1024, 20
+    path = tmp_path / "running.pcapng"
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "-w", "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    total, t0, interrupted, ended = 0, time.monotonic(), False, None
+    try:
+        with open(path, "wb") as f:
+            while True:
+                chunk = p.stdout.read1(8192)
+                if not chunk:
+                    ended = time.monotonic() - t0
+                    break
+                f.write(chunk)
+                total += len(chunk)
+                if not interrupted and time.monotonic() - t0 >= run_s:
+                    p.send_signal(signal.SIGINT)
+                    interrupted = True
+                ahead = total / rate - (time.monotonic() - t0)
+                if ahead > 0 and not interrupted:
+                    time.sleep(ahead)
+        rc = p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read().decode()
+    assert interrupted, f"the stream ended after {ended:.1f} s, {total} bytes: {err}"
+    assert rc == 0 and "(interrupted)" in err, (rc, err)
+    assert packet_count(str(path)) > 0
+
+
 def test_trickling_client_loses_the_slot(box):
     """A client that takes a few bytes a second once the capture is over
     (less than DRAIN_BYTES a grace) is no steady reader: its connection is
