@@ -47,6 +47,7 @@ static const unsigned short reason_http[FWD_R_MAX] = {
 	[FWD_R_HASH_MISMATCH] = 422,
 	[FWD_R_ROLLOUT_IN_PROGRESS] = 409,
 	[FWD_R_NO_ROLLOUT] = 404,
+	[FWD_R_NO_PIN] = 404,
 	[FWD_R_NOT_FLEET] = 404,
 	[FWD_R_ROLLOUT_ABORTED] = 409,
 	[FWD_R_INTERNAL] = 500,

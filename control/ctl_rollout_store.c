@@ -670,3 +670,270 @@ fail:
 	free(tmp);
 	return rc;
 }
+
+/* ---- pins ---------------------------------------------------------------- */
+
+const char *ctl_pin_owner_name(enum ctl_pin_owner o)
+{
+	static const char *const names[] = {"active", "finished", "unknown", "operator",
+					    "unreadable"};
+
+	return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "?";
+}
+
+json_t *ctl_rstore_pin_json(const struct ctl_rstore_pin *p)
+{
+	return json_pack("{s:s, s:s?, s:s?, s:I, s:s, s:b, s:s?}", "node", p->node, "table",
+			 p->table[0] ? p->table : NULL, "rollout",
+			 p->rollout[0] ? p->rollout : NULL, "revision", (json_int_t)p->mod_revision,
+			 "owner", ctl_pin_owner_name(p->owner), "stray", ctl_rstore_pin_stray(p),
+			 "error", p->why[0] ? p->why : NULL);
+}
+
+/* A rollout id as records carry them, [a-z0-9-]{1,CTL_ROLLOUT_ID_MAX}: only
+ * such an id is looked up (it becomes part of a key). */
+static bool id_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= CTL_ROLLOUT_ID_MAX &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+int ctl_rstore_active_id(struct ctl_etcd *e, const char *facility, int64_t revision,
+			 int64_t *create_rev, char id[CTL_ROLLOUT_ID_MAX + 1], struct fwd_err *err)
+{
+	struct ctl_etcd_range rg = {0};
+	char key[160];
+	json_t *j;
+	const char *v;
+	int rc;
+
+	ctl_rstore_key(key, sizeof(key), facility, "rollout/active");
+	if ((rc = ctl_etcd_range(e, key, CTL_ETCD_KEYS_ONLY, revision, 1, &rg, err)))
+		return rc;
+	if (rg.count == 0) {
+		ctl_etcd_range_free(&rg);
+		*create_rev = 0;
+		id[0] = '\0';
+		return 0;
+	}
+	if (rg.kvs[0].create_revision == *create_rev && id[0]) {
+		ctl_etcd_range_free(&rg);
+		return 0;
+	}
+	*create_rev = rg.kvs[0].create_revision;
+	ctl_etcd_range_free(&rg);
+	id[0] = '\0';
+	if ((rc = ctl_etcd_range(e, key, 0, revision, 1, &rg, err)))
+		return rc;
+	j = rg.count ? fwd_json_loadb(rg.kvs[0].value, rg.kvs[0].value_len, 0, NULL) : NULL;
+	v = json_string_value(json_object_get(j, "id"));
+	if (v && id_ok(v))
+		snprintf(id, CTL_ROLLOUT_ID_MAX + 1, "%s", v);
+	else if (rg.count)
+		rc = fwd_err_fail(err, FWD_R_INVALID_FLEET_KEY, NULL, 0, "id",
+				  "%s has no readable \"id\": which rollout owns a pin cannot be "
+				  "told",
+				  key);
+	json_decref(j);
+	ctl_etcd_range_free(&rg);
+	return rc;
+}
+
+/* One pins/N key into @p (the value hostile: checked as the node checks it). */
+static void parse_pin(const struct ctl_etcd_kv *kv, size_t plen, struct ctl_rstore_pin *p)
+{
+	size_t nl = kv->key_len > plen ? kv->key_len - plen : 0;
+	json_t *j, *v;
+
+	memset(p, 0, sizeof(*p));
+	snprintf(p->node, sizeof(p->node), "%.*s",
+		 (int)(nl < sizeof(p->node) - 1 ? nl : sizeof(p->node) - 1), kv->key + plen);
+	fwd_utf8_clean(p->node);
+	p->mod_revision = kv->mod_revision;
+	p->owner = CTL_PIN_OWNER_UNREADABLE;
+	j = fwd_json_loadb(kv->value, kv->value_len, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(j)) {
+		snprintf(p->why, sizeof(p->why), "not a JSON object");
+		goto out;
+	}
+	v = json_object_get(j, "schema");
+	if (!json_is_integer(v) || json_integer_value(v) != CTL_ROLLOUT_SCHEMA) {
+		snprintf(p->why, sizeof(p->why), "schema: not %d", CTL_ROLLOUT_SCHEMA);
+		goto out;
+	}
+	v = json_object_get(j, "table");
+	if (!json_is_string(v) || json_string_length(v) != 16 ||
+	    strspn(json_string_value(v), "0123456789abcdef") != 16) {
+		snprintf(p->why, sizeof(p->why), "table: not 16 lowercase hex digits");
+		goto out;
+	}
+	memcpy(p->table, json_string_value(v), 17);
+	v = json_object_get(j, "rollout");
+	if (v && !json_is_null(v) &&
+	    (!json_is_string(v) || json_string_length(v) == 0 ||
+	     json_string_length(v) >= sizeof(p->rollout))) {
+		p->table[0] = '\0';
+		snprintf(p->why, sizeof(p->why), "rollout: not null or an id of 1..64 characters");
+		goto out;
+	}
+	if (json_is_string(v)) {
+		snprintf(p->rollout, sizeof(p->rollout), "%s", json_string_value(v));
+		fwd_utf8_clean(p->rollout);
+	}
+	p->owner = p->rollout[0] ? CTL_PIN_OWNER_UNKNOWN : CTL_PIN_OWNER_OPERATOR;
+out:
+	json_decref(j);
+}
+
+/* The owner of @p, a readable pin naming a rollout, at @rev: the active one,
+ * one in the history, or unknown. With an unreadable active record nothing
+ * is called finished (it might be that very rollout). */
+static int classify(struct ctl_etcd *e, const char *facility, int64_t rev, const char *active,
+		    bool active_unreadable, struct ctl_rstore_pin *p, struct fwd_err *err)
+{
+	struct ctl_etcd_range rg = {0};
+	char key[200];
+	int rc;
+
+	if (p->owner != CTL_PIN_OWNER_UNKNOWN)
+		return 0;
+	if (active[0] && strcmp(active, p->rollout) == 0) {
+		p->owner = CTL_PIN_OWNER_ACTIVE;
+		return 0;
+	}
+	if (active_unreadable || !id_ok(p->rollout))
+		return 0;
+	ctl_rstore_key(key, sizeof(key), facility, "rollout/history/%s", p->rollout);
+	if ((rc = ctl_etcd_range(e, key, CTL_ETCD_KEYS_ONLY, rev, 1, &rg, err)))
+		return rc;
+	if (rg.count)
+		p->owner = CTL_PIN_OWNER_FINISHED;
+	ctl_etcd_range_free(&rg);
+	return 0;
+}
+
+int ctl_rstore_pins(struct ctl_etcd *e, const char *facility, struct ctl_rstore_pin *pins,
+		    size_t max, char active[CTL_ROLLOUT_ID_MAX + 1], struct fwd_err *err)
+{
+	struct ctl_etcd_range rg = {0};
+	struct fwd_err ae = {0};
+	int64_t create = 0;
+	char key[160];
+	size_t plen, n = 0;
+	bool unreadable;
+	int rc;
+
+	active[0] = '\0';
+	ctl_rstore_key(key, sizeof(key), facility, "pins/");
+	plen = strlen(key);
+	if ((rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX, 0, 0, &rg, err)))
+		return rc;
+	/* rollout/active at the pins' revision: a wave's pins and its record
+	 * change in one transaction, so one revision never shows a rollout's
+	 * pin without its record. */
+	rc = ctl_rstore_active_id(e, facility, rg.revision, &create, active, &ae);
+	if (rc && ae.reason_code != FWD_R_INVALID_FLEET_KEY) {
+		*err = ae;
+		goto out;
+	}
+	unreadable = rc != 0;
+	rc = 0;
+	for (size_t i = 0; i < rg.count && n < max; i++, n++) {
+		parse_pin(&rg.kvs[i], plen, &pins[n]);
+		if ((rc = classify(e, facility, rg.revision, active, unreadable, &pins[n], err)))
+			goto out;
+	}
+out:
+	n = rg.count;
+	ctl_etcd_range_free(&rg);
+	return rc ? rc : (int)n;
+}
+
+int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node, int64_t expect_mod,
+		     bool only_finished, const struct ctl_etcd_cmp *leader,
+		     struct ctl_rstore_pin *out, struct fwd_err *err)
+{
+	char pkey[200], akey[160], active[CTL_ROLLOUT_ID_MAX + 1];
+	size_t plen;
+
+	ctl_rstore_key(pkey, sizeof(pkey), facility, "pins/");
+	plen = strlen(pkey);
+	if (!ctl_rollout_node_name_ok(node))
+		return fwd_err_fail(err, FWD_R_BAD_REQUEST, NULL, 0, "node",
+				    "a node is 1..%d of a-z 0-9 -", CTL_ROLLOUT_NAME_MAX);
+	ctl_rstore_key(pkey, sizeof(pkey), facility, "pins/%s", node);
+	ctl_rstore_key(akey, sizeof(akey), facility, "rollout/active");
+	/* A rollout stepping meanwhile fails the compare: read again. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct ctl_etcd_range rg = {0};
+		struct ctl_etcd_txn_result res = {0};
+		struct ctl_etcd_cmp cmp[3];
+		struct ctl_etcd_op del = {.type = CTL_ETCD_OP_DELETE, .key = pkey};
+		struct fwd_err ae = {0};
+		int64_t create = 0;
+		size_t ncmp = 0;
+		int rc;
+
+		if ((rc = ctl_etcd_range(e, pkey, 0, 0, 1, &rg, err)))
+			return rc;
+		if (rg.count == 0) {
+			ctl_etcd_range_free(&rg);
+			return fwd_err_fail(err, FWD_R_NO_PIN, NULL, 0, "node",
+					    "node %s has no pin: it follows desired", node);
+		}
+		parse_pin(&rg.kvs[0], plen, out);
+		rc = ctl_rstore_active_id(e, facility, rg.revision, &create, active, &ae);
+		if (rc && ae.reason_code != FWD_R_INVALID_FLEET_KEY) {
+			*err = ae;
+			ctl_etcd_range_free(&rg);
+			return rc;
+		}
+		if (rc == 0)
+			rc = classify(e, facility, rg.revision, active, false, out, err);
+		else if (out->owner == CTL_PIN_OWNER_UNKNOWN) {
+			/* It may be that rollout's: not without its record. */
+			ctl_etcd_range_free(&rg);
+			*err = ae;
+			return -EINVAL;
+		} else
+			rc = 0;
+		ctl_etcd_range_free(&rg);
+		if (rc)
+			return rc;
+		if (expect_mod && out->mod_revision != expect_mod)
+			return fwd_err_fail(err, FWD_R_STALE_GENERATION, NULL, 0, "node",
+					    "the pin of node %s changed since it was read", node);
+		if (out->owner == CTL_PIN_OWNER_ACTIVE)
+			return fwd_err_fail(err, FWD_R_ROLLOUT_IN_PROGRESS, NULL, 0, "node",
+					    "node %s is pinned by rollout %s in progress: abort it "
+					    "(regionctl fleet abort) to send the node back",
+					    node, out->rollout);
+		if (only_finished && out->owner != CTL_PIN_OWNER_FINISHED)
+			return fwd_err_fail(err, FWD_R_STALE_GENERATION, NULL, 0, "node",
+					    "the pin of node %s is not a finished rollout's", node);
+		cmp[ncmp++] = (struct ctl_etcd_cmp){.key = pkey,
+						    .target = CTL_ETCD_CMP_MOD,
+						    .result = CTL_ETCD_EQUAL,
+						    .number = out->mod_revision};
+		cmp[ncmp++] = (struct ctl_etcd_cmp){.key = akey,
+						    .target = CTL_ETCD_CMP_CREATE,
+						    .result = CTL_ETCD_EQUAL,
+						    .number = create};
+		if (leader)
+			cmp[ncmp++] = *leader;
+		rc = ctl_etcd_txn(e, cmp, ncmp, &del, 1, NULL, 0, &res, err);
+		ctl_etcd_range_free(&res.range);
+		if (rc)
+			return rc;
+		if (res.succeeded)
+			return 0;
+		if (expect_mod)
+			return fwd_err_fail(err, FWD_R_STALE_GENERATION, NULL, 0, "node",
+					    "the pin of node %s, or the rollout, changed meanwhile",
+					    node);
+	}
+	return fwd_err_fail(err, FWD_R_ETCD_ERROR, NULL, 0, "",
+			    "the pin or rollout/active kept changing: try again");
+}

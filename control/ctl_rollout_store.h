@@ -24,6 +24,7 @@
 #define CTL_ROLLOUT_STORE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -102,5 +103,73 @@ int ctl_rstore_prune_history(struct ctl_etcd *e, const char *facility, size_t ke
  */
 int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollout_node *nodes,
 		     size_t max, json_t **view, struct fwd_err *err);
+
+/* ---- pins (docs/fleet.md, "Pins nobody owns") --------------------------- */
+
+/* Who a pin (pins/N) belongs to, as far as etcd tells at one revision. */
+enum ctl_pin_owner {
+	CTL_PIN_OWNER_ACTIVE, /* the rollout in rollout/active */
+	CTL_PIN_OWNER_FINISHED, /* a rollout in rollout/history: it ended without it */
+	CTL_PIN_OWNER_UNKNOWN, /* a rollout neither active nor in the history (another
+				* tool's, a pruned record, a hand-written id) */
+	CTL_PIN_OWNER_OPERATOR, /* "rollout": null: written by hand */
+	CTL_PIN_OWNER_UNREADABLE, /* not a pin's JSON (the node refuses it too) */
+};
+
+const char *ctl_pin_owner_name(enum ctl_pin_owner o);
+
+struct ctl_rstore_pin {
+	char node[CTL_ROLLOUT_NAME_MAX + 1]; /* from the key (cleaned, maybe cut) */
+	char table[17]; /* "" when unreadable */
+	char rollout[CTL_ROLLOUT_NAME_MAX + 1]; /* as written (cleaned); "" for null */
+	int64_t mod_revision;
+	enum ctl_pin_owner owner;
+	char why[200]; /* unreadable: which field, why */
+};
+
+/** Every pin is stray but the active rollout's. */
+static inline int ctl_rstore_pin_stray(const struct ctl_rstore_pin *p)
+{
+	return p->owner != CTL_PIN_OWNER_ACTIVE;
+}
+
+json_t *ctl_rstore_pin_json(const struct ctl_rstore_pin *p);
+
+/**
+ * The id of rollout/active at @revision (0: the latest) into @id ("" when
+ * there is none). @create_rev caches the record's create_revision with @id:
+ * a record of the same create_revision is the same rollout (its id never
+ * changes), so only a new record is read whole (they are 100 KiB and more).
+ * @return 0; -EINVAL (FWD_R_INVALID_FLEET_KEY) when the record has no
+ *         readable "id" (then @id is ""); an etcd error.
+ */
+int ctl_rstore_active_id(struct ctl_etcd *e, const char *facility, int64_t revision,
+			 int64_t *create_rev, char id[CTL_ROLLOUT_ID_MAX + 1], struct fwd_err *err);
+
+/**
+ * The facility's pins, at most @max into @pins, each with its owner, read with
+ * rollout/active (and the history keys of the rollouts they name) at one
+ * revision. @active: the active rollout's id ("" when none or unreadable).
+ * @return the number of pins (may exceed @max: only @max are filled), or a
+ *         negative errno with @err.
+ */
+int ctl_rstore_pins(struct ctl_etcd *e, const char *facility, struct ctl_rstore_pin *pins,
+		    size_t max, char active[CTL_ROLLOUT_ID_MAX + 1], struct fwd_err *err);
+
+/**
+ * Delete node @node's pin, unless the active rollout owns it (its wave or
+ * its revert: abort the rollout instead). One transaction compares the pin's
+ * mod_revision and rollout/active's create_revision as read, and @leader
+ * when not NULL (the driver's leader key): nothing changed in between, or
+ * nothing is deleted. @expect_mod (0: any) and @only_finished (the leader's
+ * sweep: only a pin of a rollout in the history) narrow what may go.
+ * @out: the pin deleted.
+ * @return 0; -ENOENT (FWD_R_NO_PIN); -EBUSY (FWD_R_ROLLOUT_IN_PROGRESS: the
+ *         active rollout's); -ESTALE when it changed since @expect_mod, or
+ *         is not a finished rollout's with @only_finished; an etcd error.
+ */
+int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node, int64_t expect_mod,
+		     bool only_finished, const struct ctl_etcd_cmp *leader,
+		     struct ctl_rstore_pin *out, struct fwd_err *err);
 
 #endif /* CTL_ROLLOUT_STORE_H */
