@@ -33,6 +33,8 @@ struct ctl_rdriver {
 	char rollout[CTL_ROLLOUT_ID_MAX + 1];
 	char state[16]; /* the active rollout's, as last stepped; "" when none */
 	uint64_t steps, commits;
+	int stray_pins; /* as the leader last saw them; -1: not looked yet */
+	uint64_t unpinned; /* stray pins it deleted */
 	/* the thread's own */
 	int64_t lease, leader_create;
 	uint64_t lease_renewed; /* monotonic ms of the last successful keepalive */
@@ -40,7 +42,20 @@ struct ctl_rdriver {
 	struct ctl_rollout_node *reports;
 	struct seen *seen;
 	unsigned n_seen;
+	/* The stray pins seen, and since when (monotonic ms): the grace of
+	 * conf.unpin_after_s runs from the leader's first sight, on its own
+	 * clock (not a record's time, which is etcd's and hostile). */
+	struct ctl_rstore_pin *pins;
+	struct stray {
+		char node[CTL_ROLLOUT_NAME_MAX + 1];
+		int64_t mod_revision;
+		uint64_t since;
+	} * strays;
+	unsigned n_strays;
+	uint64_t pins_at; /* monotonic ms of the next look at the pins */
 };
+
+#define PINS_EVERY_MS 3000 /* the leader's look at the pins */
 
 static uint64_t mono_ms(void)
 {
@@ -101,8 +116,10 @@ static void lose_leadership(struct ctl_rdriver *d, const char *why)
 			d->conf.facility, why);
 	d->leader_create = 0;
 	d->lease = 0;
+	d->n_strays = 0; /* the next leader's grace starts from its own sight */
 	pthread_mutex_lock(&d->lock);
 	d->leader = false;
+	d->stray_pins = -1;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -370,6 +387,103 @@ out:
 	return wait;
 }
 
+/* The leader's look at the pins: a stray one is logged when first seen and
+ * counted; one of a finished rollout is deleted once seen for
+ * conf.unpin_after_s. Pins an operator wrote ("rollout": null) or naming a
+ * rollout etcd does not know are left: they may be meant, and the node's
+ * report and alarm say so (docs/fleet.md, "Pins nobody owns"). */
+static void look_at_pins(struct ctl_rdriver *d)
+{
+	struct fwd_err err = {0};
+	char active[CTL_ROLLOUT_ID_MAX + 1], lkey[160];
+	struct ctl_etcd_cmp leader;
+	struct stray *kept;
+	unsigned n_kept = 0;
+	int n, strays = 0;
+	uint64_t now = mono_ms();
+
+	if (now < d->pins_at)
+		return;
+	d->pins_at = now + PINS_EVERY_MS;
+	n = ctl_rstore_pins(d->e, d->conf.facility, d->pins, CTL_ROLLOUT_NODES_MAX, active, &err);
+	if (n < 0) {
+		/* Not a pause: the rollout's own reads say whether etcd is there. */
+		fwd_log(FWD_LOG_DEBUG, "fleet (%s): cannot read the pins: %s", d->conf.facility,
+			err.reason);
+		return;
+	}
+	if ((size_t)n > CTL_ROLLOUT_NODES_MAX)
+		n = CTL_ROLLOUT_NODES_MAX;
+	kept = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*kept));
+	if (kept == NULL)
+		return;
+	ctl_rstore_key(lkey, sizeof(lkey), d->conf.facility, "rollout/leader");
+	leader = (struct ctl_etcd_cmp){.key = lkey,
+				       .target = CTL_ETCD_CMP_CREATE,
+				       .result = CTL_ETCD_EQUAL,
+				       .number = d->leader_create};
+	for (int i = 0; i < n; i++) {
+		const struct ctl_rstore_pin *p = &d->pins[i];
+		struct stray *s = NULL;
+		struct ctl_rstore_pin gone;
+
+		if (!ctl_rstore_pin_stray(p))
+			continue;
+		strays++;
+		for (unsigned k = 0; k < d->n_strays && !s; k++)
+			if (strcmp(d->strays[k].node, p->node) == 0 &&
+			    d->strays[k].mod_revision == p->mod_revision)
+				s = &d->strays[k];
+		if (s == NULL) {
+			fwd_log(FWD_LOG_WARNING,
+				"fleet (%s): node %s is pinned to table %s by %s%s%s, which no "
+				"active "
+				"rollout owns (%s pin)%s",
+				d->conf.facility, p->node, p->table[0] ? p->table : "?",
+				p->rollout[0] ? "rollout " : "hand",
+				p->rollout[0] ? p->rollout : "", p->why[0] ? p->why : "",
+				ctl_pin_owner_name(p->owner),
+				p->owner == CTL_PIN_OWNER_FINISHED && d->conf.unpin_after_s
+					? ": deleted if it stays"
+					: ": left; regionctl fleet unpin removes it");
+			s = &kept[n_kept];
+			snprintf(s->node, sizeof(s->node), "%s", p->node);
+			s->mod_revision = p->mod_revision;
+			s->since = now;
+		} else {
+			kept[n_kept] = *s;
+			s = &kept[n_kept];
+		}
+		n_kept++;
+		if (p->owner != CTL_PIN_OWNER_FINISHED || d->conf.unpin_after_s == 0 ||
+		    now - s->since < d->conf.unpin_after_s * 1000ull)
+			continue;
+		if (ctl_rstore_unpin(d->e, d->conf.facility, p->node, p->mod_revision, true,
+				     &leader, &gone, &err) == 0) {
+			fwd_log(FWD_LOG_NOTICE,
+				"fleet (%s): deleted the pin of node %s (table %s of rollout %s, "
+				"finished): it follows desired again",
+				d->conf.facility, gone.node, gone.table, gone.rollout);
+			n_kept--;
+			strays--;
+			pthread_mutex_lock(&d->lock);
+			d->unpinned++;
+			pthread_mutex_unlock(&d->lock);
+		} else if (err.reason_code != FWD_R_STALE_GENERATION) {
+			/* A compare that failed is no error: it changed, and is
+			 * looked at again next time. */
+			fwd_log(FWD_LOG_WARNING, "fleet (%s): cannot delete the pin of node %s: %s",
+				d->conf.facility, p->node, err.reason);
+		}
+	}
+	free(d->strays);
+	d->strays = kept;
+	d->n_strays = n_kept;
+	pthread_mutex_lock(&d->lock);
+	d->stray_pins = strays;
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void *run(void *arg)
 {
 	struct ctl_rdriver *d = arg;
@@ -379,8 +493,10 @@ static void *run(void *arg)
 
 		if (d->leader_create == 0)
 			campaign(d);
-		if (d->leader_create && keep_lease(d))
+		if (d->leader_create && keep_lease(d)) {
 			wait = drive(d);
+			look_at_pins(d);
+		}
 		/* A follower looks for a vacancy at a third of the lease (its
 		 * own keepalive's pace), at least every second: a fleet of 50
 		 * followers costs etcd a few reads a second, and a takeover
@@ -415,7 +531,9 @@ struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struc
 	d->r = malloc(sizeof(*d->r));
 	d->reports = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*d->reports));
 	d->seen = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*d->seen));
-	if (d->r == NULL || d->reports == NULL || d->seen == NULL)
+	d->pins = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*d->pins));
+	d->stray_pins = -1;
+	if (d->r == NULL || d->reports == NULL || d->seen == NULL || d->pins == NULL)
 		goto nomem;
 	d->e = ctl_etcd_create(&d->conf.etcd, err);
 	if (d->e == NULL)
@@ -434,6 +552,7 @@ fail:
 		free(d->r);
 		free(d->reports);
 		free(d->seen);
+		free(d->pins);
 	}
 	free(d);
 	return NULL;
@@ -454,6 +573,8 @@ void ctl_rdriver_stop(struct ctl_rdriver *d)
 	free(d->r);
 	free(d->reports);
 	free(d->seen);
+	free(d->pins);
+	free(d->strays);
 	free(d);
 }
 
@@ -462,12 +583,14 @@ json_t *ctl_rdriver_status(struct ctl_rdriver *d)
 	json_t *j;
 
 	pthread_mutex_lock(&d->lock);
-	j = json_pack("{s:b, s:s, s:b, s:s, s:I, s:I, s:o, s:o}", "leader", d->leader,
+	j = json_pack("{s:b, s:s, s:b, s:s, s:I, s:I, s:o, s:o, s:o, s:I}", "leader", d->leader,
 		      "leader_node", d->leader_node, "paused", d->paused, "last_error",
 		      d->last_error, "steps", (json_int_t)d->steps, "commits",
 		      (json_int_t)d->commits, "rollout",
 		      d->rollout[0] ? json_string(d->rollout) : json_null(), "state",
-		      d->state[0] ? json_string(d->state) : json_null());
+		      d->state[0] ? json_string(d->state) : json_null(), "stray_pins",
+		      d->leader && d->stray_pins >= 0 ? json_integer(d->stray_pins) : json_null(),
+		      "unpinned", (json_int_t)d->unpinned);
 	pthread_mutex_unlock(&d->lock);
 	return j;
 }
@@ -499,6 +622,16 @@ static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
 	if (d->leader && d->state[0])
 		ctl_metrics_sample(out, "regiond_fleet_rollout_active", 1, "facility",
 				   d->conf.facility, "state", d->state, NULL);
+	ctl_metrics_family(out, "regiond_fleet_stray_pins",
+			   "pins no active rollout owns, as the leader last saw them", "gauge");
+	if (d->leader && d->stray_pins >= 0)
+		ctl_metrics_sample(out, "regiond_fleet_stray_pins", d->stray_pins, "facility",
+				   d->conf.facility, NULL);
+	ctl_metrics_family(out, "regiond_fleet_unpinned_total",
+			   "stray pins of finished rollouts this regiond deleted as the leader",
+			   "counter");
+	ctl_metrics_sample(out, "regiond_fleet_unpinned_total", (double)d->unpinned, "facility",
+			   d->conf.facility, NULL);
 	ctl_metrics_family(out, "regiond_fleet_rollout_steps_total",
 			   "rollout steps this driver ran as the leader", "counter");
 	ctl_metrics_sample(out, "regiond_fleet_rollout_steps_total", (double)d->steps, "facility",

@@ -14,6 +14,11 @@
  * A driver that cannot reach etcd is paused: it writes nothing it has not
  * just read a fresh record for, so it never promotes or reverts blind; a
  * leader whose lease lapsed stops driving before another may start.
+ *
+ * The leader also looks at the facility's pins every few seconds: one no
+ * active rollout owns is logged and counted (status "stray_pins"), and one
+ * of a finished rollout is deleted after conf.unpin_after_s, by
+ * ctl_rstore_unpin() with the leader key compared.
  */
 #ifndef CTL_ROLLOUT_DRIVER_H
 #define CTL_ROLLOUT_DRIVER_H
@@ -32,6 +37,12 @@ struct ctl_rdriver_conf {
 	const char *node; /* this regiond's node name, written in the leader key */
 	unsigned lease_s; /* the leader key's lease; 0: 10 */
 	unsigned poll_ms; /* how often the leader reads the facility; 0: 500 */
+	/* A pin that names a rollout of the history (it finished without
+	 * deleting it) is deleted by the leader once it has seen it for this
+	 * long; 0: never (such pins are only reported). Other stray pins (an
+	 * operator's, "rollout": null, or an unknown rollout's) are reported
+	 * only (docs/fleet.md, "Pins nobody owns"). */
+	unsigned unpin_after_s;
 };
 
 /**
@@ -45,7 +56,8 @@ struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struc
 void ctl_rdriver_stop(struct ctl_rdriver *d);
 
 /** What the driver does now: {"leader", "leader_node", "paused",
- *  "last_error", "steps", "commits", "rollout", "state"}. NULL on ENOMEM. */
+ *  "last_error", "steps", "commits", "rollout", "state", "stray_pins",
+ *  "unpinned"}. NULL on ENOMEM. */
 json_t *ctl_rdriver_status(struct ctl_rdriver *d);
 
 /** The extension "rollouts": its status (the above) and its /metrics

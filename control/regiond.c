@@ -85,7 +85,7 @@ struct regiond_opts {
 	const char *fleet_endpoints, *fleet_node, *fleet_facility;
 	struct fwd_opt_list fleet_labels;
 	const char *fleet_ca, *fleet_cert, *fleet_key, *fleet_user, *fleet_password_file;
-	uint64_t fleet_lease_s, fleet_report_ms, fleet_timeout_ms;
+	uint64_t fleet_lease_s, fleet_report_ms, fleet_timeout_ms, fleet_unpin_after_s;
 	int fleet_validate_only;
 };
 
@@ -357,6 +357,16 @@ static const struct fwd_opt options[] = {
 	 .max = 60000,
 	 .refused = "--fleet-timeout-ms takes 100..60000",
 	 .help = "fleet mode: one etcd call waits at most this long per endpoint"},
+	{.name = "fleet-unpin-after",
+	 .arg = "S",
+	 .def = "60",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(fleet_unpin_after_s),
+	 .min = 0,
+	 .max = 86400,
+	 .refused = "--fleet-unpin-after takes 0..86400 (seconds)",
+	 .help = "fleet mode: the leader deletes a pin left by a finished rollout after S "
+		 "seconds (0: never; other stray pins are only reported)"},
 	{.name = "fleet-validate-only",
 	 .kind = FWD_OPT_FLAG,
 	 .off = AT(fleet_validate_only),
@@ -945,6 +955,7 @@ static int start_fleet(struct regiond *d)
 		.facility = d->fleet_conf.facility,
 		.node = d->fleet_conf.node,
 		.lease_s = d->fleet_conf.lease_s,
+		.unpin_after_s = (unsigned)d->o.fleet_unpin_after_s,
 	};
 	d->rollouts = ctl_rdriver_start(&d->rollout_conf, &e);
 	if (d->rollouts == NULL) {

@@ -621,3 +621,55 @@ def test_whole_cluster_stopped_mid_rollout(cluster, fac):
     assert rec["state"] == "completed", rec
     assert "paused" in err, err[-2000:]
     assert all(n.applied == [NEW] for n in nodes), [n.applied for n in nodes]
+
+
+def test_stray_pins_owners_unpin_and_sweep(cluster, fac):
+    """Pins no active rollout owns: each classified (finished, unknown,
+    operator, unreadable); unpin refuses the active rollout's own pin and
+    deletes the others; the leader deletes only a finished rollout's, after
+    its grace, and leaves the rest (they may be meant)."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    cluster.put(pre + "rollout/history/r-1-0001", {"id": "r-1-0001", "state": "aborted"})
+    etcdlab.set_pin(cluster, f, "n1", NEW, rollout="r-1-0001")  # finished
+    etcdlab.set_pin(cluster, f, "n2", NEW, rollout=None)  # by hand
+    etcdlab.set_pin(cluster, f, "n3", NEW, rollout="r-9-nobody")  # unknown
+    cluster.put(pre + "pins/n4", '{"schema": 1, "table": 7}')  # hostile
+    rc, out, err = probe(cluster, "pins", f)
+    assert rc == 0, err
+    owners = {p["node"]: (p["owner"], p["stray"]) for p in out["pins"]}
+    assert owners == {"n1": ("finished", True), "n2": ("operator", True),
+                      "n3": ("unknown", True), "n4": ("unreadable", True)}, out
+    assert out["active"] is None
+    d = driver(cluster, f, "d1", seconds=8, UNPIN_AFTER_S="1")
+    wait_for(lambda: cluster.get(pre + "pins/n1") is None, timeout=15, what="finished pin deleted")
+    out_d, _ = stop(d)
+    st = json.loads(out_d.splitlines()[-1])
+    assert st["unpinned"] == 1 and st["stray_pins"] == 3, st
+    assert all(cluster.get(pre + "pins/" + n) is not None for n in ("n2", "n3", "n4"))
+    # The active rollout's own pin is not unpinned behind its back.
+    rc, out, err = probe(cluster, "create", f, doc)
+    assert rc == 0, (out, err)
+    rid = out["rollout"]["id"]
+    etcdlab.set_pin(cluster, f, "n3", NEW, rollout=rid)
+    rc, out, _ = probe(cluster, "pins", f)
+    assert {p["node"]: p["owner"] for p in out["pins"]}["n3"] == "active" and out["active"] == rid
+    rc, out, _ = probe(cluster, "unpin", f, "n3")
+    assert rc == 1 and out["code"] == "rollout_in_progress" and rid in out["message"], out
+    assert cluster.get(pre + "pins/n3") is not None
+    for n in ("n2", "n4"):
+        rc, out, _ = probe(cluster, "unpin", f, n)
+        assert rc == 0 and out["unpinned"]["node"] == n, out
+    rc, out, _ = probe(cluster, "unpin", f, "n2")
+    assert rc == 1 and out["code"] == "no_pin", out
+    rc, out, _ = probe(cluster, "unpin", f, "../x")
+    assert rc == 1 and out["code"] == "bad_request", out
+    # A forged active record without a readable id: nothing is called
+    # finished or unpinned on a guess.
+    cluster.put(pre + "rollout/active", '{"schema": 1, "id": 5}')
+    etcdlab.set_pin(cluster, f, "n1", NEW, rollout="r-1-0001")
+    rc, out, _ = probe(cluster, "pins", f)
+    assert {p["node"]: p["owner"] for p in out["pins"]}["n1"] == "unknown", out
+    rc, out, _ = probe(cluster, "unpin", f, "n1")
+    assert rc == 1 and out["code"] == "invalid_fleet_key", out
+    cluster.delete(pre + "rollout/active")

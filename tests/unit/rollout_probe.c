@@ -10,7 +10,10 @@
  *   create FACILITY FILE [OPTIONS_JSON]   a rollout of FILE (no validation here)
  *   abort FACILITY                        ask the active rollout to abort
  *   drive FACILITY NODE SECONDS [LEASE_S] run a driver until SECONDS or SIGTERM,
- *                                         then print its status
+ *                                         then print its status (UNPIN_AFTER_S:
+ *                                         its grace for a finished rollout's pin)
+ *   pins FACILITY                         the pins, each with its owner
+ *   unpin FACILITY NODE                   delete a pin the active rollout does not own
  */
 #include <errno.h>
 #include <jansson.h>
@@ -141,6 +144,8 @@ int main(int argc, char **argv)
 		if (argc >= 6)
 			dc.lease_s = (unsigned)atoi(argv[5]);
 		dc.poll_ms = 200;
+		dc.unpin_after_s =
+			getenv("UNPIN_AFTER_S") ? (unsigned)atoi(getenv("UNPIN_AFTER_S")) : 60;
 		d = ctl_rdriver_start(&dc, &err);
 		if (d == NULL) {
 			ctl_etcd_free(e);
@@ -155,6 +160,32 @@ int main(int argc, char **argv)
 				 secs);
 		print(ctl_rdriver_status(d));
 		ctl_rdriver_stop(d);
+	} else if (strcmp(argv[1], "pins") == 0) {
+		struct ctl_rstore_pin *pins = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*pins));
+		char active[CTL_ROLLOUT_ID_MAX + 1];
+		int n = pins ? ctl_rstore_pins(e, argv[2], pins, CTL_ROLLOUT_NODES_MAX, active,
+					       &err)
+			     : -ENOMEM;
+
+		if (n < 0) {
+			rc = print_err(n, &err);
+		} else {
+			json_t *a = json_array();
+
+			for (int i = 0; i < n && i < CTL_ROLLOUT_NODES_MAX; i++)
+				json_array_append_new(a, ctl_rstore_pin_json(&pins[i]));
+			print(json_pack("{s:s?, s:o}", "active", active[0] ? active : NULL, "pins",
+					a));
+		}
+		free(pins);
+	} else if (strcmp(argv[1], "unpin") == 0 && argc >= 4) {
+		struct ctl_rstore_pin p;
+
+		rc = ctl_rstore_unpin(e, argv[2], argv[3], 0, false, NULL, &p, &err);
+		if (rc)
+			print_err(rc, &err);
+		else
+			print(json_pack("{s:o}", "unpinned", ctl_rstore_pin_json(&p)));
 	} else {
 		fprintf(stderr, "rollout_probe: unknown command %s\n", argv[1]);
 		rc = 2;
