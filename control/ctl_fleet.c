@@ -19,6 +19,7 @@
 #include "ctl_etcd.h"
 #include "ctl_metrics.h"
 #include "ctl_rollout.h"
+#include "ctl_rollout_store.h"
 #include "fwd_ctl.pb-c.h"
 #include "fwd_hash.h"
 #include "fwd_log.h"
@@ -32,6 +33,10 @@
 #define FLEET_POLL_MS 100 /* each watch's wait per turn */
 #define FLEET_RETRY_MS 2000 /* a target that failed for a passing reason */
 #define FLEET_DOWN_PAUSE_MS 500 /* between attempts while etcd does not answer */
+/* Off its target this many leases (applying: etcd or regionfwd not there,
+ * a slow apply) before the node raises its alarm; refused: at once. A
+ * rollout's wave takes well under a lease to apply, so it never raises it. */
+#define FLEET_OFF_TARGET_LEASES 3
 
 /* The agent's counters, in /metrics as regiond_fleet_NAME_total. */
 #define FLEET_COUNTERS(X)                                                                          \
@@ -85,6 +90,9 @@ struct view {
 	char last_error[600];
 	int64_t last_error_at; /* unix seconds, 0: none */
 	int64_t lease;
+	struct target pin; /* the pin, when there is one (present) */
+	int pin_stray; /* no active rollout owns it (checked at one revision) */
+	int off_target; /* off its target long enough, or refused: the alarm */
 	json_t *report; /* the last report written */
 	uint64_t counters[FC_MAX];
 };
@@ -124,6 +132,15 @@ struct ctl_fleet {
 	int tried_ok;
 	int64_t retry_at_ms;
 	char validated[17]; /* validate-only: the last target that validated */
+	/* Whether the active rollout owns the pin: the verdict, for the pin of
+	 * mod_revision owner_rev, checked again every third of the lease (a
+	 * rollout that finishes leaves its pin unchanged); the active record's
+	 * id, cached by its create_revision. */
+	int64_t owner_rev, owner_checked_ms, active_create;
+	int pin_stray;
+	char active_id[CTL_ROLLOUT_ID_MAX + 1];
+	int64_t off_since_ms; /* off its target since (0: on it) */
+	char alarm[CTL_ALARM_LEN]; /* the alarm last raised ("" none) */
 	struct fwd_report *counters; /* regionfwd's last totals, or NULL */
 
 	pthread_mutex_t mu;
@@ -899,6 +916,63 @@ static const char *node_state(const struct view *v, int validate_only)
 	return v->in_sync ? "in_sync" : "applying";
 }
 
+/* The report's "pin": null, or the pin with whether it is stray (no active
+ * rollout owns it). */
+static json_t *pin_json(const struct target *pin, int stray)
+{
+	if (!pin->present)
+		return json_null();
+	return json_pack("{s:s?, s:s?, s:I, s:b}", "table", pin->table[0] ? pin->table : NULL,
+			 "rollout", pin->rollout[0] ? pin->rollout : NULL, "revision",
+			 (json_int_t)pin->revision, "stray", stray);
+}
+
+/* The node's fleet alarm (status "alarm", so health says degraded): a stray
+ * pin holds it off desired, or it has not run its target for
+ * FLEET_OFF_TARGET_LEASES leases (at once when it refused it): a node that a
+ * rollout's abort could not revert runs a table that failed its gates while
+ * desired says otherwise, and nothing else would say so. @return 1 when the
+ * alarm changed (the health just read is then out of date). */
+static int fleet_alarm(struct ctl_fleet *f, const struct target *t, const char *source,
+		       const char *running, int in_sync, int refused, const char *why)
+{
+	char a[CTL_ALARM_LEN] = "", b[200] = "";
+	int64_t now = mono_ms();
+	int off = f->read_once && !in_sync && (t->present || t->refused);
+
+	if (!off)
+		f->off_since_ms = 0;
+	else if (!f->off_since_ms)
+		f->off_since_ms = now;
+	off = off && (refused || now - f->off_since_ms >=
+					 (int64_t)f->lease_s * 1000 * FLEET_OFF_TARGET_LEASES);
+	if (f->pin.present && f->pin_stray && f->owner_rev == f->pin.revision)
+		snprintf(a, sizeof(a),
+			 "fleet: pinned to table %s by %s%s, which no active rollout owns (desired "
+			 "is %s; regionctl fleet unpin %s)",
+			 f->pin.table, f->pin.rollout[0] ? "rollout " : "hand (rollout null)",
+			 f->pin.rollout, f->desired.present ? f->desired.table : "none", f->node);
+	if (off)
+		snprintf(b, sizeof(b), "fleet: runs table %s, not its target %s (%s): %s%s%s",
+			 running && running[0] ? running : "none",
+			 t->table[0] ? t->table : "unreadable", source ? source : "?",
+			 refused ? "refused" : "still applying", why ? ", " : "", why ? why : "");
+	if (a[0] && b[0])
+		snprintf(a + strlen(a), sizeof(a) - strlen(a), "; %s", b);
+	else if (b[0])
+		snprintf(a, sizeof(a), "%s", b);
+	pthread_mutex_lock(&f->mu);
+	f->v.off_target = off;
+	pthread_mutex_unlock(&f->mu);
+	if (!strcmp(a, f->alarm))
+		return 0;
+	snprintf(f->alarm, sizeof(f->alarm), "%s", a);
+	pthread_mutex_lock(f->st->lock);
+	ctl_state_alarm(f->st, CTL_ALARM_FLEET, a[0] ? "%s" : NULL, a);
+	pthread_mutex_unlock(f->st->lock);
+	return 1;
+}
+
 /* Build the report; in *@changed whether anything but the counters and
  * the time moved since the last one written. */
 static json_t *build_report(struct ctl_fleet *f, int *changed)
@@ -918,11 +992,32 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 		const char *rt;
 		int dp_in_sync;
 
+		char rtab[17], why[48];
+		int refused, failed;
+
 		health = health_summary(f, &running, &dp_in_sync);
 		rt = json_string_value(json_object_get(running, "table"));
+		snprintf(rtab, sizeof(rtab), "%s", rt ? rt : "");
 		/* No target yet: nothing is asked of the node. Else the
 		 * target is regiond's current generation and regionfwd runs it. */
 		in_sync = !t->present || (!t->refused && rt && !strcmp(rt, t->table) && dp_in_sync);
+		/* Before its first read the node does not know its target yet. */
+		in_sync = in_sync && f->read_once;
+		pthread_mutex_lock(&f->mu);
+		failed = f->v.has_apply_err;
+		if (failed)
+			snprintf(why, sizeof(why), "%s",
+				 fwd_reason_name(f->v.apply_err.reason_code));
+		pthread_mutex_unlock(&f->mu);
+		/* Refused for what it is (not tried again until its key
+		 * changes), or failing for a reason that may pass (retried). */
+		refused = t->refused || (failed && f->tried_final);
+		if (fleet_alarm(f, t, source, rtab, in_sync && !failed, refused,
+				failed ? why : NULL)) {
+			json_decref(health);
+			json_decref(running);
+			health = health_summary(f, &running, &dp_in_sync);
+		}
 	}
 	/* Before its first read the node does not know its target yet. */
 	in_sync = in_sync && f->read_once;
@@ -930,17 +1025,19 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 	f->v.in_sync = in_sync && !f->v.has_apply_err;
 	f->v.target = *t;
 	f->v.source = source;
+	f->v.pin = f->pin;
+	f->v.pin_stray = f->pin.present && f->pin_stray && f->owner_rev == f->pin.revision;
 	f->v.state = node_state(&f->v, f->validate_only);
 	if (f->v.has_apply_err)
 		err = json_pack("{s:s?, s:s, s:s}", "table",
 				f->v.apply_table[0] ? f->v.apply_table : NULL, "reason",
 				fwd_reason_name(f->v.apply_err.reason_code), "message",
 				f->v.apply_err.reason);
-	r = json_pack("{s:i, s:s, s:s, s:O, s:s, s:s, s:o, s:o, s:b, s:b, s:o, s:o}", "schema",
+	r = json_pack("{s:i, s:s, s:s, s:O, s:s, s:s, s:o, s:o, s:o, s:b, s:b, s:o, s:o}", "schema",
 		      FLEET_SCHEMA, "node", f->node, "facility", f->facility, "labels", f->labels,
 		      "version", f->version, "state", f->v.state, "target", target_json(t, source),
-		      "running", running, "in_sync", f->v.in_sync, "stale", f->v.stale,
-		      "apply_error", err, "health", health);
+		      "pin", pin_json(&f->v.pin, f->v.pin_stray), "running", running, "in_sync",
+		      f->v.in_sync, "stale", f->v.stale, "apply_error", err, "health", health);
 	pthread_mutex_unlock(&f->mu);
 	if (!r)
 		return NULL;
@@ -1088,6 +1185,47 @@ static void check_watches(struct ctl_fleet *f)
 	f->suspect_rev = rev;
 }
 
+/* Whether the active rollout owns the pin: the pin and rollout/active read
+ * at one revision (a rollout pins and finishes in one transaction with its
+ * record, so one revision never shows its pin without it). A pin that the
+ * watch has not caught up with is left for the next turn: the verdict is
+ * always about the pin the node follows. */
+static void check_pin_owner(struct ctl_fleet *f)
+{
+	struct ctl_etcd_range r;
+	struct fwd_err e;
+	int64_t rev;
+	int rc;
+
+	if (!f->pin.present || f->pin.refused) {
+		f->owner_rev = 0;
+		f->pin_stray = 0;
+		return;
+	}
+	if (f->owner_rev == f->pin.revision &&
+	    mono_ms() - f->owner_checked_ms < (int64_t)f->lease_s * 1000 / 3)
+		return;
+	f->owner_checked_ms = mono_ms();
+	if (ctl_etcd_range(f->etcd, f->k_pin, CTL_ETCD_KEYS_ONLY, 0, 1, &r, &e) < 0) {
+		etcd_failed(f, &e);
+		return;
+	}
+	rev = r.revision;
+	rc = r.count == 1 && r.kvs[0].mod_revision == f->pin.revision;
+	ctl_etcd_range_free(&r);
+	if (!rc)
+		return; /* the watch brings the change; checked then */
+	rc = ctl_rstore_active_id(f->etcd, f->facility, rev, &f->active_create, f->active_id, &e);
+	if (rc < 0 && e.reason_code != FWD_R_INVALID_FLEET_KEY) {
+		etcd_failed(f, &e);
+		return;
+	}
+	/* An active record without a readable id might be the pin's own
+	 * rollout: not called stray (the driver pauses on it and says so). */
+	f->pin_stray = rc == 0 && (!f->pin.rollout[0] || strcmp(f->pin.rollout, f->active_id));
+	f->owner_rev = f->pin.revision;
+}
+
 static void *fleet_thread(void *arg)
 {
 	struct ctl_fleet *f = arg;
@@ -1119,6 +1257,7 @@ static void *fleet_thread(void *arg)
 			}
 		}
 		converge(f);
+		check_pin_owner(f);
 		pthread_mutex_lock(&f->mu);
 		if (f->v.stale && !f->need_read && (f->tried_ok || f->tried_final))
 			f->v.stale = 0; /* read afresh and converged (or refused) */
@@ -1257,17 +1396,18 @@ json_t *ctl_fleet_view(struct ctl_fleet *f)
 				f->v.apply_table[0] ? f->v.apply_table : NULL, "reason",
 				fwd_reason_name(f->v.apply_err.reason_code), "message",
 				f->v.apply_err.reason);
-	v = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:o, s:s, s:b, s:b, s:o, s:s?, "
-		      "s:I, s:I, s:O?, s:o}",
+	v = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:o, s:o, s:b, s:s, s:b, s:b, "
+		      "s:o, s:s?, s:I, s:I, s:O?, s:o}",
 		      "node", f->node, "facility", f->facility, "mode",
 		      f->validate_only ? "validate_only" : "apply", "connected", f->v.connected,
 		      "stale", f->v.stale, "endpoint", f->v.endpoint, "watch_endpoint",
 		      f->v.watch_endpoint, "revision", (json_int_t)f->v.revision, "target",
-		      target_json(&f->v.target, f->v.source), "state", f->v.state, "in_sync",
-		      f->v.in_sync, "validate_only", f->validate_only, "apply_error", err,
-		      "last_error", f->v.last_error[0] ? f->v.last_error : NULL, "last_error_at",
-		      (json_int_t)f->v.last_error_at, "lease", (json_int_t)f->v.lease, "report",
-		      f->v.report, "counters", cnt);
+		      target_json(&f->v.target, f->v.source), "pin",
+		      pin_json(&f->v.pin, f->v.pin_stray), "off_target", f->v.off_target, "state",
+		      f->v.state, "in_sync", f->v.in_sync, "validate_only", f->validate_only,
+		      "apply_error", err, "last_error", f->v.last_error[0] ? f->v.last_error : NULL,
+		      "last_error_at", (json_int_t)f->v.last_error_at, "lease",
+		      (json_int_t)f->v.lease, "report", f->v.report, "counters", cnt);
 	pthread_mutex_unlock(&f->mu);
 	if (v && !error_at)
 		json_object_set_new(v, "last_error_at", json_null());
@@ -1307,6 +1447,17 @@ static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
 			   "converged since",
 			   "gauge");
 	ctl_metrics_sample(out, "regiond_fleet_stale", v.stale, NULL);
+	ctl_metrics_family(out, "regiond_fleet_pinned",
+			   "1 when a pin (pins/N) holds the node instead of desired", "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_pinned", v.pin.present, NULL);
+	ctl_metrics_family(out, "regiond_fleet_pin_stray",
+			   "1 when the node's pin is no active rollout's (a stray pin)", "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_pin_stray", v.pin_stray, NULL);
+	ctl_metrics_family(out, "regiond_fleet_off_target",
+			   "1 when the node refused its target or has not run it for "
+			   "3 leases (its alarm)",
+			   "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_off_target", v.off_target, NULL);
 	ctl_metrics_family(out, "regiond_fleet_state", "the node's fleet state (1: this one)",
 			   "gauge");
 	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)

@@ -92,6 +92,7 @@ enum ctl_alarm_owner {
 	CTL_ALARM_FEED,
 	CTL_ALARM_RECORD,
 	CTL_ALARM_DP_SAVE, /* regionfwd cannot save what it runs for a restart */
+	CTL_ALARM_FLEET, /* fleet mode: a stray pin, or the node off its target */
 	CTL_ALARM_OWNERS
 };
 #define CTL_ALARM_LEN 320 /* one owner's sentence, with its NUL */
