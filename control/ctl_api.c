@@ -1307,10 +1307,67 @@ static void h_fleet_nodes(struct ctl_api *api, const struct req *q, struct reply
 	if (ctl_rstore_nodes(c, api->fleet->facility, NULL, 0, &v, &e) < 0)
 		reply_err(r, &e);
 	else {
-		r->status = 200;
-		r->body = json_pack("{s:s, s:o}", "facility", api->fleet->facility, "nodes", v);
+		struct ctl_rstore_pin *pins = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*pins));
+		char active[CTL_ROLLOUT_ID_MAX + 1];
+		json_t *pv = json_array();
+		int n = pins && pv ? ctl_rstore_pins(c, api->fleet->facility, pins,
+						     CTL_ROLLOUT_NODES_MAX, active, &e)
+				   : fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+
+		/* Every pin, with who owns it: a node's report says its own,
+		 * this says those of nodes that do not report too. */
+		for (int i = 0; i < n && i < CTL_ROLLOUT_NODES_MAX; i++)
+			json_array_append_new(pv, ctl_rstore_pin_json(&pins[i]));
+		free(pins);
+		if (n < 0) {
+			json_decref(v);
+			json_decref(pv);
+			reply_err(r, &e);
+		} else {
+			r->status = 200;
+			r->body = json_pack("{s:s, s:o, s:o, s:s?}", "facility",
+					    api->fleet->facility, "nodes", v, "pins", pv,
+					    "active_rollout", active[0] ? active : NULL);
+		}
 	}
 	ctl_etcd_free(c);
+}
+
+/* POST /v1/fleet/unpin {"node": N}: delete a pin no active rollout owns (a
+ * rollout's own pins go with an abort, never behind its back). */
+static void h_fleet_unpin(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	static const char *const keys[] = {"node", NULL};
+	json_t *b = body_json(q, r);
+	struct ctl_rstore_pin p;
+	struct ctl_etcd *c = NULL;
+	const char *node;
+	struct fwd_err e;
+
+	if (b == NULL)
+		return;
+	if (check_keys(b, keys, r))
+		goto out;
+	node = json_string_value(json_object_get(b, "node"));
+	if (node == NULL || !ctl_rollout_node_name_ok(node)) {
+		reply_simple(r, FWD_R_BAD_REQUEST, "node",
+			     "'node' (1..64 of a-z 0-9 -) is required");
+		goto out;
+	}
+	if ((c = fleet_client(api, r)) == NULL)
+		goto out;
+	if (ctl_rstore_unpin(c, api->fleet->facility, node, 0, false, NULL, &p, &e)) {
+		reply_err(r, &e);
+		goto out;
+	}
+	fwd_log(FWD_LOG_NOTICE, "fleet: pin of node %s (table %s, %s %s) deleted by %s", node,
+		p.table[0] ? p.table : "unreadable", ctl_pin_owner_name(p.owner),
+		p.rollout[0] ? p.rollout : "pin", q->who);
+	r->status = 200;
+	r->body = json_pack("{s:o}", "unpinned", ctl_rstore_pin_json(&p));
+out:
+	ctl_etcd_free(c);
+	json_decref(b);
 }
 
 /* Every endpoint once (docs/api.md): method, path, whether it writes
@@ -1368,6 +1425,7 @@ static const struct route {
 	{"GET", "/v1/fleet/rollouts/active", ROUTE_FLEET, h_fleet_rollout_active},
 	{"POST", "/v1/fleet/rollouts/active/abort", ROUTE_FLEET | ROUTE_FLEET_WRITE,
 	 h_fleet_rollout_abort},
+	{"POST", "/v1/fleet/unpin", ROUTE_FLEET | ROUTE_FLEET_WRITE, h_fleet_unpin},
 };
 
 /* What the bearer token in @h (an Authorization header) allows, and the

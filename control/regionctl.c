@@ -2309,6 +2309,48 @@ static void print_fleet_nodes(json_t *r, const char *arg)
 		       ji(json_object_get(n, "counters"), "drops"),
 		       json_is_object(err) ? js(err, "reason") : "");
 	}
+	/* What needs an operator, under the table: each node's alarm (a stray
+	 * pin, a node off its target), then every pin with who owns it. */
+	json_array_foreach(json_object_get(r, "nodes"), i, n) {
+		const char *a =
+			json_string_value(json_object_get(json_object_get(n, "health"), "alarm"));
+
+		if (a && a[0] && json_is_string(json_object_get(n, "node")))
+			printf("alarm on %s: %s\n", js(n, "node"), a);
+	}
+	if (json_array_size(json_object_get(r, "pins")) == 0)
+		return;
+	printf("pins (take precedence over desired; active rollout %s):\n",
+	       json_is_string(json_object_get(r, "active_rollout")) ? js(r, "active_rollout")
+								    : "none");
+	printf("  %-20s %-16s %-28s %s\n", "NODE", "TABLE", "ROLLOUT", "OWNER");
+	json_array_foreach(json_object_get(r, "pins"), i, n) {
+		const char *owner = js(n, "owner");
+
+		printf("  %-20s %-16s %-28s %s%s%s\n", js(n, "node"),
+		       json_is_string(json_object_get(n, "table")) ? js(n, "table") : "-",
+		       json_is_string(json_object_get(n, "rollout")) ? js(n, "rollout") : "(hand)",
+		       owner, json_is_true(json_object_get(n, "stray")) ? ": STRAY" : "",
+		       !strcmp(owner, "finished")		   ? " (the leader deletes it)"
+		       : json_is_true(json_object_get(n, "stray")) ? " (regionctl fleet unpin NODE)"
+								   : "");
+	}
+}
+
+static void print_unpin(json_t *r, const char *arg)
+{
+	json_t *p = json_object_get(r, "unpinned");
+
+	(void)arg;
+	printf("node %s: pin to table %s (%s) deleted; the node follows desired\n", js(p, "node"),
+	       json_is_string(json_object_get(p, "table")) ? js(p, "table") : "unreadable",
+	       json_is_string(json_object_get(p, "rollout")) ? js(p, "rollout") : js(p, "owner"));
+}
+
+static int cmd_fleet_unpin(const struct opts *o, const struct ctl_call *c)
+{
+	return show(o, "POST", "/v1/fleet/unpin", json_pack("{s:s}", "node", c->pos[0]),
+		    print_unpin, NULL);
 }
 
 static int cmd_fleet_status(const struct opts *o, const struct ctl_call *c)
@@ -2758,6 +2800,18 @@ static const struct ctl_cmd fleet_cmds[] = {
 	{.name = "history",
 	 .run = cmd_fleet_history,
 	 .summary = "finished rollouts, newest first, with why they aborted"},
+	{.name = "unpin",
+	 .run = cmd_fleet_unpin,
+	 .args = "NODE",
+	 .min_args = 1,
+	 .max_args = 1,
+	 .summary = "delete NODE's pin when no active rollout owns it: it follows desired",
+	 .detail = "A pin (pins/NODE) holds a node on its table instead of the facility's desired\n"
+		   "one. A rollout deletes its own pins; one left behind (its rollout finished,\n"
+		   "or written by hand) is stray: fleet status lists it and the node raises an\n"
+		   "alarm. This deletes it, in one transaction with the pin and the active\n"
+		   "rollout as read; the active rollout's own pins are refused (409\n"
+		   "rollout_in_progress: abort the rollout instead) (docs/fleet.md)."},
 	{0},
 };
 

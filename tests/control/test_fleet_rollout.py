@@ -30,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -50,7 +51,8 @@ pytestmark = [
 FAC = "fr-roll"
 PORTS = ["local0", "sg0", "usw0", "usw1", "br0"]
 TX_NS = "fleetroll-tx"
-FLEET_ARGS = ["--fleet-lease", "3", "--fleet-report-ms", "300", "--fleet-timeout-ms", "700"]
+FLEET_ARGS = ["--fleet-lease", "3", "--fleet-report-ms", "300", "--fleet-timeout-ms", "700",
+              "--fleet-unpin-after", "2"]
 DEMO_TEXT = open(DEMO).read()
 
 
@@ -450,3 +452,110 @@ def test_residency_violation_refused_before_etcd(fleet, tmp_path):
     assert rc == 1 and "options.wave" in err, err
     # Single-box regionds have no fleet: a clear refusal, exit 1.
     assert fleet.cluster.get(fleet.key("rollout/active")) is None
+
+
+STRAY = variant('"ingress table, Mumbai facility (demo)"', '"ingress table, stray pin"')
+UNREVERTED = variant('"ingress table, Mumbai facility (demo)"', '"ingress table, unreverted"')
+
+
+def alarm_of(rep):
+    return rep["health"]["alarm"] or ""
+
+
+def test_stray_pin_reported_and_unpinned(fleet, tmp_path):
+    """A pin no active rollout owns (left behind, or written by hand) holds
+    its node off desired: the node's report, health and /metrics say so,
+    fleet status lists it, regionctl fleet unpin removes it; the leader
+    removes one of a finished rollout by itself and leaves the others."""
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    h = etcdlab.publish_table(fleet.cluster, FAC, STRAY.encode())
+    etcdlab.set_pin(fleet.cluster, FAC, "n2", h, rollout="r-1-dead")
+    wait_for(lambda: (fleet.reports()["n2"].get("pin") or {}).get("stray") is True and
+             "no active rollout owns" in alarm_of(fleet.reports()["n2"]),
+             timeout=20, what="n2 reports its stray pin")
+    rep = fleet.reports()["n2"]
+    assert rep["running"]["table"] == h and rep["pin"]["rollout"] == "r-1-dead"
+    assert rep["health"]["code"] == 1 and "regionctl fleet unpin n2" in alarm_of(rep)
+    assert json.loads(n[2].get("/v1/status")[1])["health"]["state"] == "degraded"
+    assert "regiond_fleet_pin_stray 1" in n[2].get("/metrics")[1]
+    rc, out, _ = n[0].ctl("fleet", "status")
+    assert rc == 0 and "STRAY" in out and "alarm on n2" in out, out
+    rc, st, _ = n[0].ctl("fleet", "status", json_out=True)
+    assert [(p["node"], p["owner"], p["stray"]) for p in st["pins"]] == [("n2", "unknown", True)]
+    # A rollout the history does not know may be meant: the leader leaves it.
+    time.sleep(5)
+    assert fleet.cluster.get(fleet.key("pins/n2")) is not None
+    rc, out, err = n[0].ctl("fleet", "unpin", "n2")
+    assert rc == 0 and "deleted" in out, (out, err)
+    fleet.wait_converged(prev)
+    wait_for(lambda: alarm_of(fleet.reports()["n2"]) == "" and fleet.reports()["n2"]["pin"] is None,
+             timeout=10, what="the alarm cleared")
+    rc, _, err = n[0].ctl("fleet", "unpin", "n2")
+    assert rc == 1 and "no_pin" in err, err
+    rc, _, err = n[0].ctl("fleet", "unpin", "N2/../x")
+    assert rc == 1 and "bad_request" in err, err
+    # A pin by hand (rollout null) is an operator's: reported, never deleted.
+    etcdlab.set_pin(fleet.cluster, FAC, "n1", h, rollout=None)
+    wait_for(lambda: "hand (rollout null)" in alarm_of(fleet.reports()["n1"]), timeout=20,
+             what="n1 reports its hand pin")
+    # One naming a finished rollout: the leader deletes it after its grace.
+    hist = fleet.history()
+    rid = next(iter(hist)) if hist else "r-1-0000"
+    if not hist:
+        fleet.cluster.put(fleet.key("rollout/history/" + rid),
+                          {"id": rid, "state": "aborted", "table": "0" * 16})
+    etcdlab.set_pin(fleet.cluster, FAC, "n2", h, rollout=rid)
+    wait_for(lambda: fleet.reports()["n2"]["running"]["table"] == h, timeout=20, what="n2 pinned")
+    wait_for(lambda: fleet.cluster.get(fleet.key("pins/n2")) is None, timeout=20,
+             what="the leader deletes the finished rollout's pin")
+    assert fleet.cluster.get(fleet.key("pins/n1")) is not None
+    rc, out, err = n[0].ctl("fleet", "unpin", "n1")
+    assert rc == 0, err
+    fleet.wait_converged(prev)
+    assert any("deleted the pin of node n2" in node.log() for node in n)
+
+
+def test_unreverted_node_is_visible_until_it_converges(fleet, tmp_path):
+    """A node that could not take the previous table back when its rollout
+    aborted is recorded unreverted and its pin deleted: it keeps running the
+    table that was rolled back while desired says previous. Its report,
+    health and /metrics say so, and it converges once it can."""
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    h = etcdlab.table_hash(UNREVERTED.encode())
+    p = n[1].ctl_bg("fleet", "apply", write(tmp_path, "u.yaml", UNREVERTED), "--canary", 1,
+                    "--bake", 120, "--sync-timeout", 3)
+    assert p.wait(60) == 0, p.stderr.read()
+    wait_for(lambda: fleet.reports()["n0"]["running"]["table"] == h, timeout=40, what="canary on the table")
+    rid = fleet.cluster.get_json(fleet.key("rollout/active"))["id"]
+    # The previous table's copy in etcd damaged: n0 cannot fetch it back.
+    ck = fleet.key("tables/%s/chunk/000000" % prev)
+    saved = fleet.cluster.get(ck)
+    fleet.cluster.put(ck, saved.replace(b"Mumbai", b"Mumbaj", 1))
+    try:
+        rc, out, err = n[2].ctl("fleet", "abort")
+        assert rc == 0, err
+        wait_for(lambda: fleet.cluster.get(fleet.key("rollout/active")) is None, timeout=40, what="abort done")
+        rec = fleet.history()[rid]
+        assert {x["name"]: x["status"] for x in rec["nodes"]}["n0"] == "unreverted", rec["nodes"]
+        assert fleet.cluster.get(fleet.key("pins/"), prefix=True) == {}
+        wait_for(lambda: "not its target" in alarm_of(fleet.reports()["n0"]), timeout=20,
+                 what="n0's alarm")
+        rep = fleet.reports()["n0"]
+        assert rep["running"]["table"] == h and rep["target"]["table"] == prev
+        assert rep["target"]["source"] == "desired" and rep["in_sync"] is False
+        assert rep["state"] == "failed" and rep["apply_error"]["reason"] == "hash_mismatch"
+        assert rep["health"]["code"] == 1 and rep["pin"] is None
+        assert "regiond_fleet_off_target 1" in n[0].get("/metrics")[1]
+        rc, out, _ = n[1].ctl("fleet", "status")
+        assert "alarm on n0: fleet: runs table %s, not its target %s" % (h, prev) in out, out
+    finally:
+        fleet.cluster.put(ck, saved)
+    # Mended, and desired written again: the node converges, the alarm goes.
+    etcdlab.set_desired(fleet.cluster, FAC, prev)
+    fleet.wait_converged(prev)
+    wait_for(lambda: alarm_of(fleet.reports()["n0"]) == "", timeout=10, what="n0's alarm cleared")
+    assert "regiond_fleet_off_target 0" in n[0].get("/metrics")[1]
