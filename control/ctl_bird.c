@@ -24,12 +24,17 @@
  * the log: bytes that are not UTF-8 would keep the status from being built
  * (it stayed at its last view, the sessions up), control characters would
  * forge log lines. BIRD writes neither: each becomes '?'. */
-static void clean(char *s)
+static void clean_but(char *s, char keep)
 {
 	fwd_utf8_clean(s);
 	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+		if (((unsigned char)*s < 0x20 || *s == 0x7f) && *s != keep)
 			*s = '?';
+}
+
+static void clean(char *s)
+{
+	clean_but(s, 0);
 }
 
 /* The 4-digit code of @line and where its text starts, or -1 for a
@@ -165,7 +170,9 @@ int ctl_bird_parse(const char *reply, struct ctl_bird_session *out, unsigned max
 		c = line_code(line, &text, &last);
 		if (c == -2)
 			return -EPROTO;
-		clean(line); /* what @why quotes of it */
+		/* What @why quotes of it; tabs stay, as they separate the
+		 * fields (cleaned again once split), and forge no log line. */
+		clean_but(line, '\t');
 		if (c >= 0)
 			code = c;
 		if (code == 0) {

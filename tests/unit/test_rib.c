@@ -874,6 +874,12 @@ static void test_bird_hostile_bytes(void **state)
 	assert_int_equal(ctl_bird_parse("9001 bad \xe2\x82\n", s, 2, NULL, why, sizeof(why)),
 			 -EINVAL);
 	assert_string_equal(why, "BIRD: bad ??");
+	/* Tabs separate fields as spaces do: cleaning must not merge them. */
+	assert_int_equal(ctl_bird_parse("1002-peer1\tBGP\t---\tup\t13:38:36\tEstablished\n0000 \n",
+					s, 2, NULL, why, sizeof(why)),
+			 1);
+	assert_string_equal(s[0].name, "peer1");
+	assert_true(s[0].up);
 }
 
 static void test_pfx_text(void **state)
