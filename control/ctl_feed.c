@@ -94,6 +94,7 @@ struct ctl_feed {
 	char why[256]; /* why the feed is not up */
 	char last_error[512];
 	uint64_t resyncs, batches, events;
+	uint64_t batches_failed; /* batches not applied as a whole (retried) */
 	uint64_t withdrawals; /* RTM_DELROUTE since the last batch while up */
 	int64_t orphans; /* recorded prefixes of regions no longer followed */
 	struct {
@@ -734,6 +735,7 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 			fwd_log(FWD_LOG_WARNING,
 				"bgp feed: batch not applied (retried every second): %s", buf);
 		snprintf(f->last_error, sizeof(f->last_error), "%s", buf);
+		f->batches_failed++;
 		f->retry_ms = ctl_mono_ms() + 1000;
 		f->need_full = f->need_full || full;
 	} else {
@@ -892,6 +894,7 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	json_object_set_new(j, "pending", json_integer((json_int_t)s.pending));
 	json_object_set_new(j, "batch_ms", json_integer((json_int_t)f->c.batch_ms));
 	json_object_set_new(j, "batches", json_integer((json_int_t)f->batches));
+	json_object_set_new(j, "batches_failed", json_integer((json_int_t)f->batches_failed));
 	json_object_set_new(j, "resyncs", json_integer((json_int_t)f->resyncs));
 	json_object_set_new(j, "last_batch",
 			    f->last.time ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
@@ -1060,6 +1063,9 @@ static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
 		"counter", json_object_get(j, "overflow"));
 	counter(out, "regiond_feed_batches_total", "batches the feed applied", "counter",
 		json_object_get(j, "batches"));
+	counter(out, "regiond_feed_batches_failed_total",
+		"batches not applied (regionfwd away, a confirm pending, the disk: retried)",
+		"counter", json_object_get(j, "batches_failed"));
 	counter(out, "regiond_feed_resyncs_total", "netlink dumps the feed made", "counter",
 		json_object_get(j, "resyncs"));
 	ctl_metrics_family(out, "regiond_feed_session_up",

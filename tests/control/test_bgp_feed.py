@@ -584,7 +584,8 @@ def test_batch_refused_while_unsaved_does_not_rewrite_feed_owned(lab):
                      what="the batch refused")
         assert f["pending"] >= 1, f
         st0 = os.stat(owned)
-        time.sleep(3.5)  # three retries at least
+        tries = f["batches_failed"]
+        wait_for(lambda: lab.feed()["batches_failed"] >= tries + 3, what="three more tries")
         st1 = os.stat(owned)
         assert (st1.st_ino, st1.st_size, st1.st_mtime_ns) == (st0.st_ino, st0.st_size, st0.st_mtime_ns)
         assert "not recorded yet" in (lab.feed()["last_error"] or "")  # still retried
