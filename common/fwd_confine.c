@@ -18,19 +18,43 @@
 
 int fwd_confine_no_openat2;
 
+/* openat2 answers EAGAIN when a rename raced its walk (RESOLVE_BENEATH
+ * cannot then vouch for the result): tried again this often, then said. */
+#define OPENAT2_TRIES 8
+
+const char *fwd_confine_shown(const char *name, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	if (cap == 0)
+		return "";
+	for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 < cap; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 static int refuse(const struct fwd_confine *w, const char *name, struct fwd_err *err,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The name as the document wrote it, its control characters as \xNN: a
+ * newline in it would otherwise forge a line wherever the refusal is
+ * printed (regionctl's stderr, a log that does not escape). */
 static int refuse(const struct fwd_confine *w, const char *name, struct fwd_err *err,
 		  const char *fmt, ...)
 {
-	char why[300];
+	char why[300], shown[96];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	return fwd_err_set(err, w->doc, w->line, w->field, "names_file '%.80s' refused: %s", name,
+	fwd_confine_shown(name, shown, sizeof(shown));
+	return fwd_err_set(err, w->doc, w->line, w->field, "names_file '%.80s' refused: %s", shown,
 			   why);
 }
 
@@ -64,84 +88,113 @@ static const char *beneath_trusted(const char *trusted, const char *name)
 	return name + strspn(name, "/");
 }
 
-static int fd_path(int fd, char *out, size_t len)
-{
-	char link[64];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, out, len - 1);
-	if (n < 0 || (size_t)n >= len - 1)
-		return -1;
-	out[n] = '\0';
-	return 0;
-}
+/* Why an open was refused, besides -errno: the open_*() below return it. */
+enum { LEADS_OUT = 1, SYMLINK_NO_OPENAT2 };
 
 /*
- * Without openat2: O_PATH follows the path without opening the file (no
- * FIFO waits, no device is touched), then the file it reached must be
- * beneath @dfd by their /proc/self/fd names, and only a regular file is
- * opened for reading, through that descriptor (what was checked is what is
- * read, whatever is renamed meanwhile). -EXDEV when it is outside; another
- * file than a regular one comes back as the O_PATH descriptor, for the
- * caller to refuse by its type.
+ * Without openat2: the path is walked one component at a time, each opened
+ * relative to the one before with O_PATH|O_NOFOLLOW (O_PATH opens nothing:
+ * no FIFO waits, no device is touched), so no symlink is ever followed and
+ * no component can be swapped between a check and the open; '..' never
+ * gets here (refused by name). A symlink anywhere is refused: without the
+ * kernel's RESOLVE_BENEATH, where one leads cannot be checked without a
+ * race (comparing /proc/self/fd names at two moments can be beaten by a
+ * rename in between). @return an O_PATH descriptor of what the path names
+ * (a directory for "." or a trailing '/'), or -errno with *@why set for a
+ * refusal.
  */
-static int open_checked(int dfd, const char *rel)
+static int walk_nofollow(int dfd, const char *rel, int *why)
 {
-	char root[PATH_MAX], got[PATH_MAX], link[64];
-	struct stat a, b;
-	size_t rl;
-	int pfd = openat(dfd, rel, O_PATH | O_CLOEXEC), fd;
+	int cur = openat(dfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 
-	if (pfd < 0)
+	if (cur < 0)
 		return -errno;
-	if (fd_path(dfd, root, sizeof(root)) || fd_path(pfd, got, sizeof(got))) {
-		close(pfd);
-		return -EOPNOTSUPP; /* no /proc: where it leads cannot be told */
-	}
-	rl = strcmp(root, "/") == 0 ? 0 : strlen(root);
-	if (strncmp(got, root, rl) != 0 || got[rl] != '/') {
-		close(pfd);
-		return -EXDEV;
-	}
-	if (fstat(pfd, &a) < 0 || !S_ISREG(a.st_mode))
-		return pfd;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
-	fd = open(link, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0 || fstat(fd, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
-		int rc = fd < 0 ? -errno : -EXDEV;
+	while (*rel) {
+		char comp[NAME_MAX + 1];
+		size_t n = strcspn(rel, "/"), slashes = strspn(rel + n, "/");
+		int last = rel[n + slashes] == '\0', next;
 
-		if (fd >= 0)
-			close(fd);
-		close(pfd);
-		return rc;
+		if (n > NAME_MAX) {
+			close(cur);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, rel, n);
+		comp[n] = '\0';
+		rel += n + slashes;
+		if (n == 0 || (n == 1 && comp[0] == '.'))
+			continue;
+		/* A component followed by a '/' must be a directory; the last one
+		 * may be anything (its type is the caller's to refuse), a symlink
+		 * then coming back as itself. */
+		next = openat(cur, comp,
+			      O_PATH | O_NOFOLLOW | O_CLOEXEC |
+				      (last && slashes == 0 ? 0 : O_DIRECTORY));
+		if (next < 0) {
+			int e = errno;
+			struct stat st;
+
+			/* O_DIRECTORY|O_NOFOLLOW on a symlink: ENOTDIR, like a file.
+			 * Told apart only for the message: a swap meanwhile changes
+			 * what is said, never what is opened (nothing is). */
+			if (e == ENOTDIR && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode)) {
+				*why = SYMLINK_NO_OPENAT2;
+				e = ELOOP;
+			}
+			close(cur);
+			return -e;
+		}
+		close(cur);
+		cur = next;
+		if (last) {
+			struct stat st;
+
+			if (fstat(cur, &st) == 0 && S_ISLNK(st.st_mode)) {
+				close(cur);
+				*why = SYMLINK_NO_OPENAT2;
+				return -ELOOP;
+			}
+			break;
+		}
 	}
-	close(pfd);
-	return fd;
+	return cur;
 }
 
-/* @rel opened for reading beneath @dfd, or -errno (-EXDEV: it leads out). */
-static int open_beneath(int dfd, const char *rel)
+/* @rel beneath @dfd as an O_PATH descriptor (nothing opened yet: the type
+ * is checked before any open that could have an effect), or -errno with
+ * *@why set for a refusal. */
+static int open_path_beneath(int dfd, const char *rel, int *why)
 {
 #ifdef SYS_openat2
 	if (!fwd_confine_no_openat2) {
-		/* O_NONBLOCK: a FIFO is opened without waiting for a writer, and
-		 * refused by its type. */
-		struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+		struct open_how how = {.flags = O_PATH | O_CLOEXEC,
 				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
-		long fd = syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
 
-		if (fd >= 0)
-			return (int)fd;
-		/* An older kernel, or a seccomp filter that does not know the
-		 * call (containers answer EPERM): the check below does. */
-		if (errno != ENOSYS && errno != EPERM && errno != E2BIG)
-			return -errno;
+		for (int i = 0; i < OPENAT2_TRIES; i++) {
+			long fd = syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
+
+			if (fd >= 0)
+				return (int)fd;
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			if (errno == EXDEV || errno == ELOOP) {
+				*why = LEADS_OUT;
+				return -errno;
+			}
+			/* An older kernel, or a seccomp filter that does not know
+			 * the call (containers answer EPERM): the walk below does. */
+			if (errno != ENOSYS && errno != EPERM && errno != E2BIG)
+				return -errno;
+			goto walk;
+		}
+		return -EAGAIN;
 	}
+walk:
 #endif
-	return open_checked(dfd, rel);
+	return walk_nofollow(dfd, rel, why);
 }
 
+/* What a file that is not a regular one is, or NULL when not known. */
 static const char *type_name(mode_t m)
 {
 	return S_ISDIR(m)    ? "a directory"
@@ -149,16 +202,17 @@ static const char *type_name(mode_t m)
 	       : S_ISSOCK(m) ? "a socket"
 	       : S_ISCHR(m)  ? "a character device"
 	       : S_ISBLK(m)  ? "a block device"
-			     : "not a regular file";
+	       : S_ISLNK(m)  ? "a symlink"
+			     : NULL;
 }
 
 int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf, size_t *len,
 		      struct fwd_err *err)
 {
-	const char *rel = name, *base = w->dir[0] ? w->dir : ".";
-	char shown[PATH_MAX];
-	struct stat st = {0};
-	int dfd, fd, rc;
+	const char *rel = name, *base = w->dir[0] ? w->dir : ".", *type;
+	char shown[PATH_MAX], clean[PATH_MAX], link[64];
+	struct stat st, rd;
+	int dfd, pfd, fd, rc, why = 0;
 
 	if (name[0] == '\0')
 		return refuse(w, name, err, "an empty path");
@@ -177,8 +231,8 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 			      "directory tree only");
 	if (rel[0] == '\0')
 		return refuse(w, name, err, "names a directory, not a file");
-	if (snprintf(shown, sizeof(shown), "%s%s", name[0] == '/' ? "" : w->dir, name) >=
-	    (int)sizeof(shown))
+	if (snprintf(shown, sizeof(shown), "%s%s", name[0] == '/' ? "" : w->dir,
+		     fwd_confine_shown(name, clean, sizeof(clean))) >= (int)sizeof(shown))
 		return refuse(w, name, err, "too long a path");
 	if ((dfd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		rc = -errno;
@@ -186,28 +240,75 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 			    strerror(errno));
 		return rc;
 	}
-	fd = open_beneath(dfd, rel);
+	pfd = open_path_beneath(dfd, rel, &why);
 	close(dfd);
-	if (fd == -EXDEV || fd == -ELOOP)
+	if (why == LEADS_OUT)
 		return refuse(w, name, err,
 			      "it leads out of %s through a symlink (one inside must be relative "
 			      "and stay inside)",
 			      name[0] == '/' ? "the --names-dir directory"
 					     : "the document's directory tree");
-	if (fd == -EOPNOTSUPP)
+	if (why == SYMLINK_NO_OPENAT2)
 		return refuse(w, name, err,
-			      "where it leads cannot be checked here (no openat2, no /proc)");
-	if (fd < 0) {
-		fwd_err_set(err, shown, 0, w->field, "cannot open: %s", strerror(-fd));
-		return fd;
+			      "it goes through a symlink; symlinks are followed only where the "
+			      "kernel confines them (openat2), which this system does not offer");
+	if (pfd == -EAGAIN)
+		return refuse(w, name, err,
+			      "its directories kept being renamed while it was opened; try again");
+	if (pfd < 0) {
+		fwd_err_set(err, shown, 0, w->field, "cannot open: %s", strerror(-pfd));
+		return pfd;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return refuse(w, name, err, "%s, not a regular file", type_name(st.st_mode));
+	/* The type, the mode and the size, before anything is opened for
+	 * reading: opening a device can have effects (a watchdog), a FIFO
+	 * would wait for a writer. */
+	if (fstat(pfd, &st) < 0) {
+		rc = -errno;
+		close(pfd);
+		fwd_err_set(err, shown, 0, w->field, "cannot examine it: %s", strerror(-rc));
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(pfd);
+		type = type_name(st.st_mode);
+		return type ? refuse(w, name, err, "%s, not a regular file", type)
+			    : refuse(w, name, err, "not a regular file");
+	}
+	/* Every API reader sees the table, so what the table is made of must
+	 * be no secret: a file its owner keeps from others (0600, 0640: every
+	 * key, token and password the package's units read) is refused even
+	 * when it lies beneath the document's directory, as a document kept
+	 * next to them (/etc/regionfwd/table.yaml and credentials/), or one in
+	 * '/' or a home directory, would otherwise reach it. */
+	if (!(st.st_mode & S_IROTH)) {
+		close(pfd);
+		return refuse(w, name, err,
+			      "not readable by others; a names file becomes part of the table "
+			      "every API reader sees");
 	}
 	if ((uint64_t)st.st_size > FWD_DOC_MAX_BYTES) {
-		close(fd);
+		close(pfd);
 		return refuse(w, name, err, "larger than %u bytes", FWD_DOC_MAX_BYTES);
+	}
+	/* Opened for reading through the descriptor that was checked: its
+	 * /proc/self/fd link is that very file, whatever is renamed meanwhile
+	 * (openat(pfd, "") cannot reopen an O_PATH descriptor for reading). */
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
+	fd = open(link, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	rc = fd < 0 ? -errno : 0;
+	if (fd >= 0 && (fstat(fd, &rd) < 0 || rd.st_dev != st.st_dev || rd.st_ino != st.st_ino)) {
+		close(fd); /* not the file that was checked: /proc is not what it seems */
+		fd = -1;
+		rc = -EXDEV;
+	}
+	close(pfd);
+	if (fd < 0 && (rc == -ENOENT || rc == -EXDEV))
+		return refuse(w, name, err,
+			      "it cannot be reopened for reading through /proc/self/fd here (no "
+			      "/proc?)");
+	if (fd < 0) {
+		fwd_err_set(err, shown, 0, w->field, "cannot open: %s", strerror(-rc));
+		return rc;
 	}
 	rc = fwd_read_fd(fd, shown, buf, len, err);
 	close(fd);

@@ -7,17 +7,23 @@
  * its path followed anywhere, `names_file: /etc/shadow` would copy what the
  * operator can read into the table, which everyone who may read the API
  * sees. So the path is relative, has no '..' component, and resolves
- * (symlinks followed) beneath the document's own directory; or, absolute,
- * beneath a directory the operator named on the command line (regionctl
- * --names-dir), which a document cannot give itself. The file is a regular
- * file of at most FWD_DOC_MAX_BYTES: a FIFO would hang the reader, a
- * device has no end.
+ * beneath the document's own directory; or, absolute, beneath a directory
+ * the operator named on the command line (regionctl --names-dir), which a
+ * document cannot give itself. The file is a regular file (a FIFO would
+ * hang the reader, a device has no end and opening one can have effects)
+ * of at most FWD_DOC_MAX_BYTES, readable by others (mode o+r): the
+ * directory alone confines little when the document lies next to secrets
+ * (/etc/regionfwd/table.yaml beside credentials/) or in '/' or a home
+ * directory, and a file its owner keeps private is no list for everyone.
  *
- * The open itself cannot leave the tree: openat2(RESOLVE_BENEATH) on
- * Linux >= 5.6 (symlinks must then be relative and stay inside); where the
- * kernel lacks it (or a seccomp filter hides it), the path is opened with
- * O_PATH, which opens nothing, and the file it reached is checked by its
- * /proc/self/fd name before it is opened for reading.
+ * Nothing is opened for reading before its type and mode are known: the
+ * path is opened with O_PATH (which opens nothing), checked with fstat,
+ * then reopened for reading through /proc/self/fd (the same inode). The
+ * O_PATH open cannot leave the tree: openat2(RESOLVE_BENEATH) on Linux >=
+ * 5.6 (symlinks must then be relative and stay inside); where the kernel
+ * lacks it (or a seccomp filter hides it), a walk of one O_PATH|O_NOFOLLOW
+ * open per component, each relative to the one before, which refuses every
+ * symlink (where one leads cannot be checked there without a race).
  */
 #ifndef FWD_CONFINE_H
 #define FWD_CONFINE_H
@@ -40,12 +46,18 @@ struct fwd_confine {
 /**
  * Read @name (as the document wrote it) into a NUL-terminated malloc'd
  * buffer. @return 0; or -errno with @err naming the field: refused (an
- * absolute path outside @trusted, a '..', out of the tree, not a regular
- * file, too large; the document and line as the place) or unreadable (the
+ * absolute path outside @trusted, a '..', out of the tree, a symlink
+ * without openat2, not a regular file, not readable by others, too large;
+ * the document and line as the place) or unreadable (the
  * file's path as the place). The file's content is never in @err.
  */
 int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf, size_t *len,
 		      struct fwd_err *err);
+
+/** @name into @out (@cap bytes) with its control characters as \xNN, for
+ *  an error message or a log line: a newline in a path a document gives
+ *  would forge a line. @return @out. */
+const char *fwd_confine_shown(const char *name, char *out, size_t cap);
 
 /** Tests only: nonzero takes the path without openat2(), as on an older kernel. */
 extern int fwd_confine_no_openat2;

@@ -40,7 +40,12 @@ static json_t *embedded(const struct fwd_node *n, uint32_t i, const struct fwd_c
 	w.field = path;
 	if (fwd_read_confined(&w, n->str, &text, &len, err))
 		return NULL;
-	snprintf(full, sizeof(full), "%s%s", n->str[0] == '/' ? "" : w.dir, n->str);
+	{ /* for errors only: a path a document gave, its control characters escaped */
+		char shown[PATH_MAX];
+
+		snprintf(full, sizeof(full), "%s%s", n->str[0] == '/' ? "" : w.dir,
+			 fwd_confine_shown(n->str, shown, sizeof(shown)));
+	}
 	{ /* a NUL would end the text where the reader stops: refused here, by line */
 		const char *nul = memchr(text, '\0', len);
 

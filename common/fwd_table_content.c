@@ -85,13 +85,18 @@ static int parse_names_inline(struct vctx *c, const struct fwd_node *n, const ch
 }
 
 /* A names file: one name a line; '#' starts a comment; blank lines and
- * surrounding blanks ignored. A refusal names @file and the line. */
-static int parse_names_text(struct vctx *c, const char *text, size_t len, const char *file,
+ * surrounding blanks ignored. A refusal names @file (its control
+ * characters escaped: it is a path a document gave) and the line, and says
+ * why, but never quotes the line: a file that is not a list of names (a
+ * key, a password file) must not leak through the refusal. */
+static int parse_names_text(struct vctx *c, const char *text, size_t len, const char *name,
 			    const char *path, struct fwd_content_rule *cr, size_t *cap)
 {
-	char norm[FWD_NS_NAME_MAX + 1];
+	char norm[FWD_NS_NAME_MAX + 1], file[PATH_MAX];
 	uint32_t line = 0;
 	int rc;
+
+	fwd_confine_shown(name, file, sizeof(file));
 
 	for (size_t at = 0; at < len;) {
 		const char *b = text + at, *nl = memchr(b, '\n', len - at);
@@ -111,8 +116,9 @@ static int parse_names_text(struct vctx *c, const char *text, size_t len, const 
 		if (n == 0)
 			continue;
 		if ((l = fwd_name_normalize(b, n, norm, &kind, &why)) < 0)
-			return fwd_err_set(c->err, file, line, path, "line %u: '%.*s': %s", line,
-					   n > 80 ? 80 : (int)n, b, why);
+			return fwd_err_set(c->err, file, line, path,
+					   "line %u is not a name (%zu bytes, not shown): %s", line,
+					   n, why);
 		if ((rc = names_add(cr, cap, norm, (size_t)l, kind)))
 			return rc;
 		if (cr->nnames > FWD_MAX_NAMES)
@@ -173,7 +179,7 @@ static int parse_names_file(struct vctx *c, const struct fwd_node *n, const char
 		return tv_fail(c, n, path,
 			       "names_file '%.80s' cannot be read here: this document came as "
 			       "text; send it with regionctl apply FILE, which embeds the file",
-			       s);
+			       fwd_confine_shown(s, full, sizeof(full)));
 	{
 		const struct fwd_confine w = {
 			.dir = c->dir, .doc = c->file, .line = n->line, .field = path};

@@ -672,6 +672,7 @@ def test_name_sets_end_to_end(box_sni, tmp_path):
     refused with the file and line, and a changed file is a new generation."""
     box = box_sni
     (tmp_path / "blocked.txt").write_text("# telemetry endpoints\nmetrics.example.org\n*.track.example.org\n")
+    (tmp_path / "blocked.txt").chmod(0o644)  # readable by others, whatever the umask
     doc = open(DEMO).read().replace("content_rules:\n", "content_rules:\n"
                                     "  - {name: blocklist, field: tls_sni, names_file: blocked.txt, "
                                     "services: [https], action: drop}\n", 1)
@@ -728,13 +729,21 @@ def test_names_file_confined_to_the_document(tmp_path):
     make the operator's regionctl send /etc/shadow, a key or another table
     (common/fwd_confine.c). Refused before anything is sent, naming the field
     and the line, never echoing the file; regionctl reaches nothing here
-    (no regiond), so an accepted document fails only for want of one."""
+    (no regiond), so an accepted document fails only for want of one. A
+    document kept next to credentials (the package's
+    /etc/regionfwd/table.yaml beside credentials/) reaches them beneath its
+    directory: a file not readable by others is refused."""
     top = tmp_path / "top"
     (top / "doc" / "lists").mkdir(parents=True)
+    (top / "doc" / "credentials").mkdir(mode=0o700)
     (top / "trusted").mkdir()
-    (top / "secret.txt").write_text("root:$6$secret hash:19000\n")
-    (top / "doc" / "lists" / "ok.txt").write_text("a.example\n")
-    (top / "trusted" / "ok.txt").write_text("b.example\n")
+    for path, text, mode in ((top / "secret.txt", "root:$6$secret hash:19000\n", 0o644),
+                             (top / "doc" / "lists" / "ok.txt", "a.example\n", 0o644),
+                             (top / "trusted" / "ok.txt", "b.example\n", 0o644),
+                             (top / "doc" / "credentials" / "etcd-password", "root:$6$secret hash\n", 0o600),
+                             (top / "doc" / "server.pem", "root:$6$secret hash\n", 0o640)):
+        path.write_text(text)
+        path.chmod(mode)  # the mode is a rule: whatever the umask
     os.symlink("../secret.txt", top / "doc" / "out-link")
     os.symlink("lists/ok.txt", top / "doc" / "in-link")
     os.mkfifo(top / "doc" / "fifo")
@@ -753,7 +762,11 @@ def test_names_file_confined_to_the_document(tmp_path):
     for nf, why in ((str(top / "secret.txt"), "an absolute path"), ("/etc/passwd", "an absolute path"),
                     ("../secret.txt", "a '..' component"), ("lists/../../secret.txt", "a '..' component"),
                     ("out-link", "it leads out of the document's directory tree"),
-                    ("fifo", "a FIFO, not a regular file"), ("lists", "a directory, not a regular file")):
+                    ("fifo", "a FIFO, not a regular file"), ("lists", "a directory, not a regular file"),
+                    (".", "a directory, not a regular file"),
+                    ("credentials/etcd-password", "not readable by others; a names file becomes part of the "
+                                                  "table every API reader sees"),
+                    ("server.pem", "not readable by others")):
         rc, err, line = apply(nf)
         assert rc == 2 and f"t.yaml:{line}: content_rules[0].names_file: names_file '{nf}' refused: {why}" in err, \
             (nf, rc, err)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -546,6 +547,7 @@ static void test_document_file(void **state)
 	f = fopen(p, "w");
 	fprintf(f, "one.example\n*.two.example\r\n\n# comment\nthree..example\n");
 	fclose(f);
+	assert_int_equal(chmod(p, 0644), 0); /* readable by others, whatever the umask */
 	snprintf(p, sizeof(p), "%s/t.yaml", dir);
 	t = fwd_table_load(p, &err);
 	assert_null(t);
@@ -590,6 +592,7 @@ static void test_embed(void **state)
 	f = fopen(p, "w");
 	fputs("# zones\nexample.com\n*.Example.org.\n", f);
 	fclose(f);
+	assert_int_equal(chmod(p, 0644), 0); /* readable by others, whatever the umask */
 	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, NULL, &out, &len, &err), 0);
 	assert_non_null(out);
 	assert_non_null(strstr(out, "\"text\":\"# zones\\nexample.com"));
