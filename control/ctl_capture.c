@@ -34,7 +34,8 @@ struct ctl_capture {
 	size_t drained;
 	size_t taken; /* handed to the client since regionfwd's last read */
 	int client_fd;
-	int fwd_done; /* regionfwd sent its last chunk */
+	int fwd_done; /* regionfwd sent its last chunk, or failed (fwd_lost) */
+	char fwd_why[160]; /* why regionfwd's last exchange failed */
 	int finished; /* nothing more will be added to out */
 	struct ctl_buf out; /* the stream, from out_off on not yet handed over */
 	size_t out_off;
@@ -199,11 +200,16 @@ static int fwd_turn(struct ctl_capture *c, int stop)
 	if (rc) {
 		fwd_log(FWD_LOG_NOTICE, "capture %llu: regionfwd: %s", (unsigned long long)c->id,
 			e.reason);
+		snprintf(c->fwd_why, sizeof(c->fwd_why), "%.150s", e.reason);
 		return rc;
 	}
 	c->read_ms = ctl_mono_ms();
 	c->taken = 0;
 	rc = take_blocks(c, d->pcapng.data, d->pcapng.len);
+	if (rc)
+		snprintf(c->fwd_why, sizeof(c->fwd_why), "%s",
+			 rc == -ENOMEM ? "out of memory"
+				       : "a chunk that is not whole pcapng blocks");
 	if (d->done) {
 		c->fwd_done = 1;
 		fwd_log(FWD_LOG_NOTICE,
@@ -388,12 +394,39 @@ static void count_drained(struct ctl_capture *c, size_t n)
 	}
 }
 
+/* regionfwd failed to hand over its next chunk while regiond holds bytes
+ * the client has not taken (its lease lapsed, it restarted, its answer was
+ * broken): those bytes are whole blocks of the capture, up to
+ * CTL_CAPTURE_HOLD_MAX and more, and aborting the stream would throw them
+ * away. So regionfwd counts as done, as if it had ended the capture: a
+ * statistics block of regiond's own on regionfwd's first interface says
+ * why (where regionfwd's would have said end=...), regiond logs it, the
+ * XDP side closes, and the client takes the rest under the rule for a
+ * capture that is over. regionfwd's capture, if it still runs, ends by its
+ * lease: nothing reads it any more. */
+static void fwd_lost(struct ctl_capture *c, size_t held)
+{
+	char text[256];
+
+	fwd_log(FWD_LOG_NOTICE,
+		"capture %llu ended: regionfwd failed (%s) while %zu bytes were held for the "
+		"client; they are sent, the file ends there",
+		(unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer", held);
+	snprintf(text, sizeof(text),
+		 "regiond capture %llu: end=regionfwd failed (%s); everything regionfwd had "
+		 "handed over is in this file",
+		 (unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer");
+	if (c->fwd_interfaces > 0)
+		ctl_pcapng_isb(&c->out, 0, real_ns(), c->packets - c->xdp_written, 0, text);
+	c->fwd_done = 1;
+}
+
 /* The client still has bytes to take and regionfwd runs: its next chunk is
  * taken now, behind them, when the duration has passed (the capture stops
  * now, not once the client has taken them: the end, and the deadline that
  * runs from it, does not wait on a slow client) or when a steady client
  * would otherwise outlast regionfwd's lease (CTL_CAPTURE_HOLD_MAX). */
-static int read_ahead(struct ctl_capture *c)
+static void read_ahead(struct ctl_capture *c)
 {
 	int64_t now = ctl_mono_ms();
 	size_t held = c->out.len - c->out_off;
@@ -401,7 +434,7 @@ static int read_ahead(struct ctl_capture *c)
 
 	if (!over &&
 	    (now - c->read_ms < FWD_CAPTURE_LEASE_MS / 2 || c->taken < CTL_CAPTURE_DRAIN_BYTES))
-		return 0;
+		return;
 	stop = over || held >= CTL_CAPTURE_HOLD_MAX;
 	if (stop && !over)
 		fwd_log(FWD_LOG_NOTICE,
@@ -411,13 +444,16 @@ static int read_ahead(struct ctl_capture *c)
 	memmove(c->out.data, c->out.data + c->out_off, held);
 	c->out.len = held;
 	c->out_off = 0;
-	return turn(c, stop);
+	if (turn(c, stop)) {
+		fwd_lost(c, held);
+		turn(c, 0); /* no exchange now: the XDP side closes, the end is set */
+	}
 }
 
 ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 {
-	if (!c->fwd_done && c->out_off < c->out.len && read_ahead(c))
-		return -1;
+	if (!c->fwd_done && c->out_off < c->out.len)
+		read_ahead(c); /* a failed one ends the capture, what is held kept (fwd_lost) */
 	for (;;) {
 		size_t before;
 		int stop;
@@ -456,11 +492,14 @@ int64_t ctl_capture_deadline(const struct ctl_capture *c)
 	int64_t end = ended_ms(c),
 		d = c->finished ? INT64_MAX : c->read_ms + FWD_CAPTURE_LEASE_MS + 1000;
 
+	/* No cap after the end: nothing is added to the stream once it is over,
+	 * so a client that keeps taking CTL_CAPTURE_DRAIN_BYTES a grace is done
+	 * by itself, within (what was held) / CTL_CAPTURE_DRAIN_BYTES graces
+	 * (ctl_capture.h: at most some 64 minutes). A fixed cap would cut the
+	 * steady client the hold cap promised a whole file. */
 	if (end != INT64_MAX) {
 		int64_t drain = (c->drain_ms > end ? c->drain_ms : end) + CTL_CAPTURE_GRACE_MS;
 
-		if (drain > end + CTL_CAPTURE_DRAIN_MAX_MS)
-			drain = end + CTL_CAPTURE_DRAIN_MAX_MS;
 		if (drain < d)
 			d = drain;
 	}

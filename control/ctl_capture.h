@@ -37,12 +37,18 @@
  * as long again from each time it has taken CTL_CAPTURE_DRAIN_BYTES more
  * (or the rest): a slow but steady reader (a big capture over a slow link)
  * gets the whole file, one that stalls or trickles loses the connection and
- * the capture slot. Never more than CTL_CAPTURE_DRAIN_MAX_MS after the end:
- * at the smallest rate that keeps it (6.4 KiB/s) the slot would otherwise
- * be held for as long as the client liked. */
+ * the capture slot. There is no cap after the end: nothing is added to the
+ * stream once the capture is over, so a client at the smallest rate that
+ * keeps it (6.4 KiB/s) is done by itself, within what regiond held at the
+ * end / CTL_CAPTURE_DRAIN_BYTES graces. That is bounded (below): at most
+ * CTL_CAPTURE_HOLD_MAX and two of regionfwd's chunks (DP_CAP_BUF_MAX, 4
+ * MiB: the last read before the hold cap tripped, and the stopping read),
+ * some 24 MiB, so the slot is held at most some 64 minutes after the end,
+ * by a client that keeps taking 64 KiB every 10 s all along; a faster one
+ * takes proportionally less. (A fixed cap, once 5 minutes, cut exactly
+ * the steady client the hold cap below promises a whole file.) */
 #define CTL_CAPTURE_GRACE_MS 10000
 #define CTL_CAPTURE_DRAIN_BYTES (64u * 1024)
-#define CTL_CAPTURE_DRAIN_MAX_MS (5 * 60 * 1000)
 /* While a capture runs, regionfwd ends it FWD_CAPTURE_LEASE_MS after
  * regiond's last read, and regiond reads only once the client has taken
  * what it holds: a chunk a slow client takes longer than that to drain
@@ -50,7 +56,11 @@
  * CTL_CAPTURE_DRAIN_BYTES since the last read has regionfwd read again
  * after half a lease anyway, what it hands over held behind the rest; once
  * regiond holds CTL_CAPTURE_HOLD_MAX the client cannot keep up with the
- * capture, which is stopped instead (the client still gets a whole file). */
+ * capture, which is stopped instead: the client still gets a whole file,
+ * drained under the rule above. Should such a read fail (regionfwd's lease
+ * lapsed, regionfwd restarted), what is held is not thrown away: the
+ * capture ends there, a statistics block of regiond's saying why
+ * ("end=regionfwd failed (...)"), and the client takes the rest. */
 #define CTL_CAPTURE_HOLD_MAX (16u * 1024 * 1024)
 #define CTL_CAPTURE_MAX_COUNT 10000000
 #define CTL_CAPTURE_MAX_DURATION_S 86400
@@ -90,7 +100,8 @@ struct ctl_capture *ctl_capture_start(struct ctl_dp *dp, const struct ctl_captur
 /**
  * The next bytes of the stream into @buf (at most @max); blocks until there
  * are some. @return their number, 0 at the end of the stream, -1 when the
- * capture broke (regionfwd gone) or the client went away.
+ * capture broke (regionfwd gone while nothing was held for the client:
+ * else the capture ends with what is held) or the client went away.
  */
 ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max);
 
@@ -105,8 +116,7 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max);
  *  - a capture that is over (its count reached, regionfwd ended it, or its
  *    duration passed): CTL_CAPTURE_GRACE_MS after it ended or after the
  *    client last took another CTL_CAPTURE_DRAIN_BYTES (or the rest) since
- *    then, whichever is later, and CTL_CAPTURE_DRAIN_MAX_MS after the end
- *    at the latest;
+ *    then, whichever is later (no cap: the stream is bounded once over);
  *  - one that runs: regionfwd ends it FWD_CAPTURE_LEASE_MS after regiond's
  *    last read, and nothing can be read of it after that (the reader would
  *    fail), so then, and a second for regionfwd to have logged why.

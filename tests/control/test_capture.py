@@ -387,6 +387,10 @@ def test_stalled_client_frees_the_slot(box):
 
 GRACE_S = 10  # CTL_CAPTURE_GRACE_MS
 DRAIN_BYTES = 64 * 1024  # CTL_CAPTURE_DRAIN_BYTES
+LEASE_S = 10  # FWD_CAPTURE_LEASE_MS: regionfwd ends a capture not read for this long
+CHUNK = 4 * 1024 * 1024  # DP_CAP_BUF_MAX: the most one read of regionfwd hands over
+HOLD_MAX = 16 * 1024 * 1024  # CTL_CAPTURE_HOLD_MAX
+SOCKET_BUFFERS = 512 * 1024  # what the sockets between regiond and the test take at once
 
 
 def test_slow_steady_reader_gets_the_whole_file(box, tmp_path):
@@ -424,18 +428,14 @@ def test_slow_steady_reader_gets_the_whole_file(box, tmp_path):
     assert (total - 512 * 1024) / rate > GRACE_S + 2, total
 
 
-def test_slow_steady_reader_of_a_running_capture(box, tmp_path):
-    """While a capture runs, regiond reads regionfwd only once the client
-    took what it holds, and regionfwd ends a capture not read for 10 s: a
-    client at 256 KiB/s would take 16 s over one 4 MiB chunk (cut at 15 s
-    before). It keeps the
-    capture (regiond reads ahead for a client that keeps taking), until
-    its Ctrl-C, with a file read whole."""
-    rate, run_s = 256 * 1024, 20
-    path = tmp_path / "running.pcapng"
+def slow_running_capture(box, path, rate, run_s, on_tick=None):
+    """regionctl capture -w - of a running capture, read at `rate` until
+    SIGINT at `run_s` (on_tick(elapsed, total) may return a new rate, None:
+    no pacing), then to its end. (rc, stderr, bytes at SIGINT, bytes in all,
+    whether it was interrupted, when the stream ended)."""
     p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "-w", "-"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    total, t0, interrupted, ended = 0, time.monotonic(), False, None
+    total, t0, interrupted, ended, at_int = 0, time.monotonic(), False, None, None
     try:
         with open(path, "wb") as f:
             while True:
@@ -445,10 +445,13 @@ def test_slow_steady_reader_of_a_running_capture(box, tmp_path):
                     break
                 f.write(chunk)
                 total += len(chunk)
-                if not interrupted and time.monotonic() - t0 >= run_s:
+                now = time.monotonic() - t0
+                if on_tick:
+                    rate = on_tick(now, total)
+                if not interrupted and run_s is not None and now >= run_s:
                     p.send_signal(signal.SIGINT)
-                    interrupted = True
-                ahead = total / rate - (time.monotonic() - t0)
+                    interrupted, at_int = True, total
+                ahead = total / rate - now if rate else 0
                 if ahead > 0 and not interrupted:
                     time.sleep(ahead)
         rc = p.wait(timeout=60)
@@ -456,10 +459,67 @@ def test_slow_steady_reader_of_a_running_capture(box, tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait()
-    err = p.stderr.read().decode()
+    return rc, p.stderr.read().decode(), at_int, total, interrupted, ended
+
+
+def test_slow_steady_reader_of_a_running_capture(box, tmp_path):
+    """While a capture runs, regiond reads regionfwd only once the client
+    took what it holds, and regionfwd ends a capture not read for 10 s: a
+    client at 256 KiB/s would take 16 s over one 4 MiB chunk (cut some 11 s
+    in before). It keeps the capture (regiond reads ahead for a client that
+    keeps taking), until its Ctrl-C, with a file read whole.
+
+    Ctrl-C at 16 s: past where it was cut, and before the hold cap can trip
+    whatever this box's speed. A read-ahead comes at most every half lease
+    (5 s) and adds at most one chunk, and the cap stops the capture only
+    once 16 MiB are held before one, that is four chunks on top of each
+    other: not before the fifth read, 20 s in."""
+    rate, run_s = 256 * 1024, 16
+    assert run_s < (HOLD_MAX // CHUNK) * LEASE_S / 2
+    rc, err, at_int, total, interrupted, ended = slow_running_capture(
+        box, tmp_path / "running.pcapng", rate, run_s)
     assert interrupted, f"the stream ended after {ended:.1f} s, {total} bytes: {err}"
     assert rc == 0 and "(interrupted)" in err, (rc, err)
+    assert packet_count(str(tmp_path / "running.pcapng")) > 0
+    # What the test means: the capture kept the client busy at its rate for
+    # longer than a lease past what the sockets hold, so without reading
+    # ahead regionfwd's lease would have run out under it. A box too slow to
+    # capture faster than the client reads would pass without the scenario.
+    assert (at_int - SOCKET_BUFFERS) / rate > LEASE_S + 2, \
+        f"{at_int} bytes in {run_s} s: the capture did not outpace a {rate} B/s client"
+    log = open(box.tmp / "regiond.log").read()
+    assert "takes less than the capture makes" not in log, log[-2000:]
+
+
+def test_regionfwd_lost_while_held_keeps_the_file(box, tmp_path):
+    """regionfwd goes away (here SIGKILL; a lapsed lease or a restart alike)
+    while regiond holds megabytes the slow client has not taken: the read
+    ahead fails, and what was held is still sent, the capture ending there
+    with regiond's statistics block saying why; the file is whole and
+    regionctl exits 0. (It was the stream aborted, the held bytes lost.)"""
+    rate, kill_at = 256 * 1024, 7.0  # after the first read-ahead (5 s): some 6 MiB held
+    state = {"killed": None, "after": 0}
+
+    def tick(now, total):
+        if state["killed"] is None and now >= kill_at:
+            box.fwd.kill()
+            box.fwd.wait()
+            state["killed"] = total
+        if state["killed"] is not None:
+            state["after"] = total - state["killed"]
+            # the next read-ahead (within 5 s) fails: then as fast as it comes
+            return None if now >= kill_at + 6 else rate
+        return rate
+
+    path = tmp_path / "lost.pcapng"
+    rc, err, _, total, _, ended = slow_running_capture(box, path, rate, None, on_tick=tick)
+    assert state["killed"] is not None, f"the stream ended after {ended:.1f} s, {total} bytes: {err}"
+    assert rc == 0 and "end=regionfwd failed" in err, (rc, err)
+    # what regiond held when regionfwd went: more than the sockets hold
+    assert state["after"] > SOCKET_BUFFERS + CHUNK // 4, state
     assert packet_count(str(path)) > 0
+    log = open(box.tmp / "regiond.log").read()
+    assert "regionfwd failed" in log and "they are sent" in log, log[-2000:]
 
 
 def test_trickling_client_loses_the_slot(box):
