@@ -194,6 +194,38 @@ walk:
 	return walk_nofollow(dfd, rel, why);
 }
 
+/* Whether every directory between @dfd and the file @rel names can be
+ * entered by others (o+x), its first one not searchable into @bad. A file
+ * others may read in a directory they cannot enter (the package's
+ * credentials/ is 0700) is no more public than one they cannot read. The
+ * directories are looked at by name after the file was opened: a rename
+ * meanwhile can only change which directory is judged, never which file is
+ * read, and whoever can rename inside the tree could place a file there. */
+static int dirs_public(int dfd, const char *rel, char *bad, size_t cap)
+{
+	char prefix[PATH_MAX];
+	size_t n = strlen(rel);
+
+	if (n >= sizeof(prefix))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+
+		if (rel[i] != '/' || i == 0 || rel[i - 1] == '/')
+			continue;
+		if (rel[i - 1] == '.' && (i == 1 || rel[i - 2] == '/'))
+			continue; /* "." is the directory before it, judged already */
+		memcpy(prefix, rel, i);
+		prefix[i] = '\0';
+		if (fstatat(dfd, prefix, &st, 0) < 0 || !S_ISDIR(st.st_mode) ||
+		    !(st.st_mode & S_IXOTH)) {
+			snprintf(bad, cap, "%s", prefix);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 /* What a file that is not a regular one is, or NULL when not known. */
 static const char *type_name(mode_t m)
 {
@@ -210,7 +242,7 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 		      struct fwd_err *err)
 {
 	const char *rel = name, *base = w->dir[0] ? w->dir : ".", *type;
-	char shown[PATH_MAX], clean[PATH_MAX], link[64];
+	char shown[PATH_MAX], clean[PATH_MAX], link[64], bad[PATH_MAX];
 	struct stat st, rd;
 	int dfd, pfd, fd, rc, why = 0;
 
@@ -241,7 +273,8 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 		return rc;
 	}
 	pfd = open_path_beneath(dfd, rel, &why);
-	close(dfd);
+	if (pfd < 0)
+		close(dfd);
 	if (why == LEADS_OUT)
 		return refuse(w, name, err,
 			      "it leads out of %s through a symlink (one inside must be relative "
@@ -265,11 +298,13 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 	if (fstat(pfd, &st) < 0) {
 		rc = -errno;
 		close(pfd);
+		close(dfd);
 		fwd_err_set(err, shown, 0, w->field, "cannot examine it: %s", strerror(-rc));
 		return rc;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(pfd);
+		close(dfd);
 		type = type_name(st.st_mode);
 		return type ? refuse(w, name, err, "%s, not a regular file", type)
 			    : refuse(w, name, err, "not a regular file");
@@ -282,10 +317,20 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 	 * '/' or a home directory, would otherwise reach it. */
 	if (!(st.st_mode & S_IROTH)) {
 		close(pfd);
+		close(dfd);
 		return refuse(w, name, err,
 			      "not readable by others; a names file becomes part of the table "
 			      "every API reader sees");
 	}
+	if (!dirs_public(dfd, rel, bad, sizeof(bad))) {
+		close(pfd);
+		close(dfd);
+		return refuse(w, name, err,
+			      "its directory %s cannot be entered by others; a names file becomes "
+			      "part of the table every API reader sees",
+			      fwd_confine_shown(bad, clean, sizeof(clean)));
+	}
+	close(dfd);
 	if ((uint64_t)st.st_size > FWD_DOC_MAX_BYTES) {
 		close(pfd);
 		return refuse(w, name, err, "larger than %u bytes", FWD_DOC_MAX_BYTES);

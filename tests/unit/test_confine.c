@@ -160,6 +160,11 @@ static int setup(void **state)
 	dir("root/etc/regionfwd");
 	dir("root/etc/regionfwd/credentials");
 	put_mode("root/etc/regionfwd/credentials/etcd-password", SECRET "\n", 0600);
+	/* Readable by all, in a directory others cannot enter (as the
+	 * package's credentials/ is): no more public. */
+	put("root/etc/regionfwd/credentials/names.txt", SECRET "\n");
+	snprintf(p, sizeof(p), "%s/root/etc/regionfwd/credentials", top);
+	assert_int_equal(chmod(p, 0700), 0);
 	return 0;
 }
 
@@ -375,7 +380,10 @@ static void test_root_like(void **state)
 	refused("etc/shadow", NULL, "not readable by others");
 	refused("root/.ssh/id_rsa", NULL, "not readable by others");
 	refused("etc/regionfwd/credentials/etcd-password", NULL, "not readable by others");
+	refused("etc/regionfwd/credentials/names.txt", NULL,
+		"its directory etc/regionfwd/credentials cannot be entered by others");
 	accepted("etc/hostname", NULL, "box1.example");
+	accepted("./etc/hostname", NULL, "box1.example");
 	docdir = "doc";
 }
 
