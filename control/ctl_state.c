@@ -1644,21 +1644,37 @@ static Regionfwd__Ctl__TableReply *dp_table(struct ctl_state *st, struct fwd_err
  * than push its current generation over it: when its own state is empty
  * (no generation, or only the --table this start seeded an empty state
  * directory with, against a table some regiond pushed), or older (regionfwd
- * runs a generation a regiond pushed with a higher id than regiond's
- * current: this state directory missed changes, e.g. restored from a
- * backup). A regionfwd running its own --table file (not pushed) is brought
- * to regiond's table instead: that file is a start-up default. */
+ * runs a generation a regiond pushed with an id this state directory never
+ * handed out: it missed changes, e.g. restored from a backup). A regionfwd
+ * running its own --table file (not pushed) is brought to regiond's table
+ * instead: that file is a start-up default.
+ *
+ * An id between the current one and next_id was spent here on a change
+ * that did not become current: most often a push regionfwd saved and then
+ * died before answering, which regiond answered "nothing changed" for.
+ * regionfwd restarts on that save; taking it as newer would run and record
+ * a change its client was told was refused. */
+static int spent_here(const struct ctl_state *st, uint64_t id)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	return cur && id > cur->id && id < st->next_id;
+}
+
 static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
-	int pushed;
+	uint64_t id;
 
 	if (r->generation == NULL || r->generation->hash == 0)
 		return 0;
 	if (cur == NULL)
 		return 1;
-	pushed = strcmp(r->generation->source, "regiond") == 0;
-	return pushed && (st->seeded || r->generation->id > cur->id);
+	if (strcmp(r->generation->source, "regiond") != 0)
+		return 0;
+	id = r->generation->id;
+	/* Seeded: the seed is this regiond's only id, any other is a stranger's. */
+	return id >= st->next_id || (st->seeded && !spent_here(st, id));
 }
 
 /* The whole document of what regionfwd runs (@tr): its document, or, when
@@ -1810,8 +1826,13 @@ int ctl_state_sync(struct ctl_state *st)
 		fwd_log(FWD_LOG_NOTICE,
 			"regionfwd runs generation %" PRIu64 " (%016" PRIx64
 			"), pushed by a regiond, not this regiond's current generation %" PRIu64
-			" (an older one, or another regiond's): pushing %" PRIu64,
-			r->generation->id, r->generation->hash, cur->id, cur->id);
+			" (%s): pushing %" PRIu64,
+			r->generation->id, r->generation->hash, cur->id,
+			spent_here(st, r->generation->id)
+				? "a change this regiond answered was not made: regionfwd "
+				  "saved its push and restarted before answering"
+				: "an older one, or another regiond's",
+			cur->id);
 	st->reported = r->generation && !in_sync ? r->generation->hash : 0;
 	/* regionfwd runs our table but does not know it is managed (it never
 	 * got a push: its --table had the same content, or it restarted on

@@ -250,3 +250,54 @@ def test_a_regiond_without_any_table_adopts_the_file_table(tmp_path):
             c.close()
     finally:
         b.stop()
+
+
+def test_a_push_answered_as_refused_is_not_adopted_after_a_restart(tmp_path):
+    """regionfwd saved a push and died before answering it: regiond told its
+    client "nothing changed". regionfwd restarts on its save, a generation a
+    regiond pushed with an id above regiond's current one; regiond once took
+    that for a newer state's table and adopted it, so the refused change ran
+    and was recorded. The id is one regiond spent itself (below its next_id):
+    it pushes its current generation over it instead, and says why."""
+    b = Box(tmp_path, "spent", regiond_args=("--dataplane-timeout", "2000"))
+    try:
+        first = dp_generation(b)
+        new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+        os.kill(b.fwd.pid, signal.SIGSTOP)  # the push gets no answer ...
+        try:
+            rc, out, err = b.ctl("apply", new)
+            assert rc == 3 and "nothing changed" in err, (rc, out, err)
+            b.rd.terminate()
+            b.rd.wait(30)
+        finally:
+            b.fwd.kill()  # ... and regionfwd dies
+            b.fwd.wait(30)
+            os.unlink(b.fwd_sock)  # its socket stays behind: wait for the new one
+        # What a regionfwd killed after saving that push and before its
+        # answer starts on: generation 2 (regiond's spent id), saved as
+        # pushed by regiond (made here by a push on its socket, as regiond
+        # sent it).
+        b.start_fwd()
+        c = Ctl(b.fwd_sock)
+        try:
+            assert c.call("push", document=open(new).read(), generation=2, name="regiond")["ok"]
+        finally:
+            c.close()
+        b.fwd.kill()
+        b.fwd.wait(30)
+        os.unlink(b.fwd_sock)
+        b.start_fwd()
+        assert dp_generation(b)["id"] == 2 and "starting on generation 2" in fwd_log(b)
+        b.start_regiond(("--dataplane-timeout", "2000"))
+        wait_for(lambda: dp_generation(b)["hash"] == first["hash"], timeout=20,
+                 what="regiond's current generation pushed back")
+        s = b.status()
+        assert s["generation"]["id"] == 1 and s["dataplane"]["in_sync"], s
+        assert [g["id"] for g in b.ctl("history", json_out=True)[1]["history"]] == [1]
+        log = open(tmp_path / "regiond.log").read()
+        assert "adopted" not in log, log
+        assert "a change this regiond answered was not made" in log, log
+        rc, out, err = b.ctl("apply", new)  # the change is made when asked again
+        assert rc == 0 and "generation 3" in out, (rc, out, err)
+    finally:
+        b.stop()
