@@ -1765,7 +1765,7 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 	}
 	fwd_log(FWD_LOG_NOTICE,
 		"adopted what regionfwd runs (generation %" PRIu64 ", %016" PRIx64
-		") as generation %" PRId64 ": this state directory was %s\n",
+		") as generation %" PRId64 ": this state directory was %s",
 		id, hash, got, st->seeded ? "empty (seeded from --table)" : "empty or older");
 	st->seeded = 0;
 	st->held_back = 0;
