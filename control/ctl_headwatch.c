@@ -1,6 +1,7 @@
 #include "ctl_headwatch.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +17,11 @@ struct watched {
 	int fd; /* the connection's socket: libmicrohttpd's, valid until CLOSED */
 	int64_t deadline_ms; /* 0: a request is being served */
 	int stream; /* deadline_ms is a streamed answer's, not a head's */
+	/* Between a head and the end of its body: the body must keep up with
+	 * the watch's rate, counted from body_ms (deadline_ms is then 0). */
+	int body;
+	int64_t body_ms;
+	uint64_t body_bytes;
 };
 
 struct ctl_headwatch {
@@ -24,9 +30,22 @@ struct ctl_headwatch {
 	pthread_t thread;
 	int quit;
 	unsigned head_ms;
+	uint64_t body_rate; /* bytes/s a body must average after head_ms of grace */
 	struct watched *list;
 	unsigned long closed; /* for want of a head */
+	unsigned long closed_body; /* for a body slower than body_rate */
 };
+
+/* A body is late once what arrived is less than body_rate would have
+ * brought after the grace: a client trickling a byte now and then (each
+ * one resetting libmicrohttpd's idle timeout) holds its connection no
+ * longer than one that says nothing. */
+static int body_late(const struct ctl_headwatch *w, const struct watched *c, int64_t now)
+{
+	int64_t owed = now - c->body_ms - (int64_t)w->head_ms;
+
+	return owed > 0 && c->body_bytes < (uint64_t)owed * w->body_rate / 1000;
+}
 
 static int64_t mono_ms(void)
 {
@@ -40,7 +59,7 @@ static void *watch_main(void *arg)
 {
 	struct ctl_headwatch *w = arg;
 	int64_t last_log = 0;
-	unsigned long logged = 0;
+	unsigned long logged = 0, logged_body = 0;
 
 	pthread_mutex_lock(&w->lock);
 	while (!w->quit) {
@@ -48,6 +67,11 @@ static void *watch_main(void *arg)
 		int64_t now = mono_ms();
 
 		for (struct watched *c = w->list; c; c = c->next) {
+			if (c->body && body_late(w, c, now)) {
+				shutdown(c->fd, SHUT_RDWR); /* as below */
+				c->body = 0;
+				w->closed_body++;
+			}
 			if (c->deadline_ms && now > c->deadline_ms) {
 				/* Under the lock that CLOSED takes to drop the
 				 * entry, and libmicrohttpd closes the socket only
@@ -68,6 +92,14 @@ static void *watch_main(void *arg)
 			logged = w->closed;
 			last_log = now;
 		}
+		if (w->closed_body != logged_body && now - last_log >= 10000) {
+			fwd_log(FWD_LOG_WARNING,
+				"API: %lu connections closed so far whose request body arrived "
+				"at under %" PRIu64 " bytes/s (after %u ms)",
+				w->closed_body, w->body_rate, w->head_ms);
+			logged_body = w->closed_body;
+			last_log = now;
+		}
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += 250 * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {
@@ -80,13 +112,14 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
-struct ctl_headwatch *ctl_headwatch_new(unsigned head_ms)
+struct ctl_headwatch *ctl_headwatch_new(unsigned head_ms, uint64_t body_rate)
 {
 	struct ctl_headwatch *w = calloc(1, sizeof(*w));
 
 	if (w == NULL)
 		return NULL;
 	w->head_ms = head_ms;
+	w->body_rate = body_rate;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
 	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
@@ -158,7 +191,7 @@ void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_c
 	*socket_context = NULL;
 }
 
-enum deadline { HEAD_IN, HEAD_NEXT, STREAM };
+enum deadline { HEAD_IN, BODY_IN, HEAD_NEXT, STREAM };
 
 static void set_deadline(struct MHD_Connection *con, enum deadline what, int64_t stream_ms)
 {
@@ -169,16 +202,37 @@ static void set_deadline(struct MHD_Connection *con, enum deadline what, int64_t
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&c->w->lock);
-	c->deadline_ms = what == HEAD_IN     ? 0
-			 : what == HEAD_NEXT ? mono_ms() + c->w->head_ms
-					     : stream_ms;
+	c->deadline_ms = what == HEAD_IN || what == BODY_IN ? 0
+			 : what == HEAD_NEXT		    ? mono_ms() + c->w->head_ms
+							    : stream_ms;
 	c->stream = what == STREAM;
+	c->body = what == HEAD_IN;
+	c->body_ms = mono_ms();
+	c->body_bytes = 0;
 	pthread_mutex_unlock(&c->w->lock);
 }
 
 void ctl_headwatch_request_begins(struct MHD_Connection *con)
 {
 	set_deadline(con, HEAD_IN, 0);
+}
+
+void ctl_headwatch_body(struct MHD_Connection *con, size_t n)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct watched *c = ci ? ci->socket_context : NULL;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->w->lock);
+	c->body_bytes += n;
+	pthread_mutex_unlock(&c->w->lock);
+}
+
+void ctl_headwatch_body_done(struct MHD_Connection *con)
+{
+	set_deadline(con, BODY_IN, 0);
 }
 
 void ctl_headwatch_request_ends(struct MHD_Connection *con)

@@ -1,5 +1,5 @@
 /*
- * ctl_headwatch.h - a deadline for each HTTP request's head.
+ * ctl_headwatch.h - a deadline for each HTTP request's head and body.
  *
  * libmicrohttpd times a connection out only when it is silent: a client
  * that sends its request head a byte at a time keeps its connection (and,
@@ -7,8 +7,13 @@
  * the head is in) for as long as it likes, and enough of them fill the
  * connection limit and shut every operator out. The watch gives each
  * connection a deadline for a whole head: from its start, and again from
- * the end of each request it made (keep-alive); none while a request is
- * being served (its body has the API's own limits). A thread checks every
+ * the end of each request it made (keep-alive). A body is held to a rate
+ * instead: after the same grace, what arrived must average the watch's
+ * bytes/s, so a client that sends a head and then trickles its body (each
+ * byte resets libmicrohttpd's idle timeout) cannot hold its connection for
+ * ever either; 64 of them took every unix socket connection and left
+ * `regionctl status` waiting. No deadline while a request is being served
+ * (a push waits for regionfwd). A thread checks every
  * 250 ms and shuts a late connection's socket down, which libmicrohttpd
  * sees as the peer's close. It does so under the lock that the CLOSED
  * notification takes to drop the connection, and libmicrohttpd closes a
@@ -35,8 +40,12 @@
 
 struct ctl_headwatch;
 
-/** A watch with deadline @head_ms, its thread started; NULL on failure. */
-struct ctl_headwatch *ctl_headwatch_new(unsigned head_ms);
+/**
+ * A watch with deadline @head_ms for a head and, for a body, @body_rate
+ * bytes/s on average once @head_ms have passed since its head; its thread
+ * started; NULL on failure.
+ */
+struct ctl_headwatch *ctl_headwatch_new(unsigned head_ms, uint64_t body_rate);
 
 /** Stop the thread and free; after every daemon using it is stopped. */
 void ctl_headwatch_free(struct ctl_headwatch *w);
@@ -45,8 +54,14 @@ void ctl_headwatch_free(struct ctl_headwatch *w);
 void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_context,
 			  enum MHD_ConnectionNotificationCode toe);
 
-/** The connection's head is in: no deadline until the request ends. */
+/** The connection's head is in: its body (if any) is held to the rate. */
 void ctl_headwatch_request_begins(struct MHD_Connection *con);
+
+/** @n more bytes of the request's body arrived. */
+void ctl_headwatch_body(struct MHD_Connection *con, size_t n);
+
+/** The body is whole: no deadline while the request is served. */
+void ctl_headwatch_body_done(struct MHD_Connection *con);
 
 /** The request is done: the next head has the deadline from now. */
 void ctl_headwatch_request_ends(struct MHD_Connection *con);

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -171,6 +172,64 @@ def test_trickled_request_heads_cannot_shut_out_the_unix_socket(tmp_path):
                 pass
         assert closed >= 60, closed
     finally:
+        for s in flood:
+            s.close()
+        b.stop()
+
+
+def test_trickled_request_bodies_cannot_shut_out_the_unix_socket(tmp_path):
+    """70 local clients sending a whole PUT head and then its body a byte a
+    second held the API's 64 connections for as long as they kept trickling
+    (the head deadline ends with the head, and each byte reset the idle
+    timeout): regionctl status waited for ever. A body must average 256 KiB/s
+    after 10 s; the trickling connections are closed, said once in the log,
+    the operator gets through and nothing changed."""
+    b = Box(tmp_path, "sec-body")
+    flood, stop = [], threading.Event()
+    try:
+        for _ in range(70):
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(2)
+                s.connect(b.api)
+                s.sendall(b"PUT /v1/table HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nregions:")
+                flood.append(s)
+            except OSError:
+                pass
+
+        def trickle():
+            while not stop.wait(1):
+                for s in flood:
+                    try:
+                        s.sendall(b" ")
+                    except OSError:
+                        pass
+        threading.Thread(target=trickle, daemon=True).start()
+        start = time.time()
+        try:
+            p = subprocess.run([REGIONCTL, "-s", b.api, "status"], capture_output=True, text=True,
+                               timeout=40)
+            served = p.returncode == 0 and "generation   1" in p.stdout
+        except subprocess.TimeoutExpired:
+            served = False
+        assert served and time.time() - start < 20, "the operator never got through the trickling bodies"
+        stop.set()
+        closed = 0
+        for s in flood:
+            s.settimeout(0.2)
+            try:
+                closed += s.recv(1) in (b"", None)
+            except (ConnectionResetError, BrokenPipeError):
+                closed += 1
+            except socket.timeout:
+                pass
+        assert closed >= 60, closed
+        assert b.gen() == 1
+        time.sleep(1)
+        log = open(tmp_path / "regiond.log").read()
+        assert "whose request body arrived at under 262144 bytes/s" in log, log
+    finally:
+        stop.set()
         for s in flood:
             s.close()
         b.stop()
