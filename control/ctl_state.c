@@ -148,40 +148,47 @@ static const struct ctl_gen *referenced(const struct ctl_state *st, uint64_t id)
  * the next id, it never ran), and the other kind's file of a generation
  * retention was folding (a checkpoint document not yet in the history, or
  * the delta a recorded checkpoint replaced): both are removed. Any other
- * stranger means the directory was edited or mixed up: corrupt, and
- * nothing is deleted. */
-static int check_documents(struct ctl_state *st, uint64_t disk_next_id, struct fwd_err *e)
+ * stranger means the directory was edited or mixed up (or lost its
+ * history.json, @fresh): corrupt, and nothing is deleted, not even the
+ * leftovers, which are removed only once no stranger was found. */
+static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fresh,
+			   struct fwd_err *e)
 {
-	DIR *d = opendir(st->dir);
-	struct dirent *de;
 	int rc = 0;
 
-	while (d && rc == 0 && (de = readdir(d)) != NULL) {
-		const struct ctl_gen *g;
-		enum ctl_gen_kind kind;
-		uint64_t id;
-		char tail[8], p[512];
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		DIR *d = opendir(st->dir);
+		struct dirent *de;
 
-		if (sscanf(de->d_name, "gen-%" SCNu64 ".%6s", &id, tail) != 2 ||
-		    (strcmp(tail, "doc") && strcmp(tail, "delta")))
-			continue;
-		kind = strcmp(tail, "doc") ? CTL_GEN_DELTA : CTL_GEN_DOCUMENT;
-		g = referenced(st, id);
-		if (g && g->kind == kind)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
-		if (id == disk_next_id || g) {
-			unlink(p);
-			continue;
+		while (d && rc == 0 && (de = readdir(d)) != NULL) {
+			const struct ctl_gen *g;
+			enum ctl_gen_kind kind;
+			uint64_t id;
+			char tail[8], p[512];
+
+			if (sscanf(de->d_name, "gen-%" SCNu64 ".%6s", &id, tail) != 2 ||
+			    (strcmp(tail, "doc") && strcmp(tail, "delta")))
+				continue;
+			kind = strcmp(tail, "doc") ? CTL_GEN_DELTA : CTL_GEN_DOCUMENT;
+			g = referenced(st, id);
+			if (g && g->kind == kind)
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
+			if (id == disk_next_id || g) {
+				if (pass == 1)
+					unlink(p);
+				continue;
+			}
+			rc = fwd_err_fail(
+				e, FWD_R_STATE_CORRUPT, p, 0, "",
+				"generation %" PRIu64 " is not in history.json%s: the state "
+				"directory was edited or mixed up; regiond will not guess (move "
+				"the directory away to start afresh)",
+				id, fresh ? " (there is no history.json)" : "");
 		}
-		rc = fwd_err_fail(e, FWD_R_STATE_CORRUPT, p, 0, "",
-				  "generation %" PRIu64 " is not in history.json: the state "
-				  "directory was edited or mixed up; regiond will not guess (move "
-				  "the directory away to start afresh)",
-				  id);
+		if (d)
+			closedir(d);
 	}
-	if (d)
-		closedir(d);
 	return rc;
 }
 
@@ -480,7 +487,7 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 	cf = json_object_get(root, "confirm");
 	if (cf != NULL && !json_is_null(cf) && load_confirm(st, cf, path, e))
 		goto out;
-	if (check_documents(st, disk_next, e))
+	if (check_documents(st, disk_next, 0, e))
 		goto out;
 	if (st->hidden && st->hidden + 2 > st->nhist) {
 		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "generations",
@@ -503,6 +510,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	struct ctl_ext ext[CTL_MAX_EXT];
 	unsigned next = st->next;
 	char path[512];
+	struct stat sb;
 
 	memcpy(ext, st->ext, sizeof(ext));
 	memset(st, 0, sizeof(*st));
@@ -520,8 +528,10 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 		return -errno;
 	}
 	snprintf(path, sizeof(path), "%s/history.json", dir);
-	if (access(path, F_OK) != 0) /* a fresh state directory */
-		return check_documents(st, 1, e) ? -EINVAL : 0;
+	/* lstat: a history.json that is a dangling symlink is not "none" (a
+	 * fresh state directory) but one that cannot be read, said by name. */
+	if (lstat(path, &sb) != 0 && errno == ENOENT) /* a fresh state directory */
+		return check_documents(st, 1, 1, e) ? -EINVAL : 0;
 	return load_history(st, path, e);
 }
 

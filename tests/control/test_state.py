@@ -106,6 +106,11 @@ CORRUPTIONS = [
     ("not JSON", None, "history.json", ""),
     # json_load_file() waited on it for ever: no log, no API socket
     ("history a FIFO", "fifo", "history.json", "not a regular file"),
+    # taken for a fresh directory: gen-1.doc, the leftover of a first apply
+    # killed before its record, was deleted before the stranger stopped it
+    ("history.json lost", "lost", "gen-2.doc", "there is no history.json"),
+    # also taken for a fresh directory (access() follows the link)
+    ("history a dangling symlink", "dangling", "history.json", "cannot open"),
     ("a document edited", "doc", "gen-1.doc", "hash"),
     ("a stranger document", "stranger", "gen-7.doc", "not in history.json"),
     ("confirm reverts to a missing generation",
@@ -135,6 +140,11 @@ def test_corrupt_state_stops_regiond_and_changes_nothing(tmp_path, name, change,
         elif change == "fifo":
             os.unlink(hist)
             os.mkfifo(hist)
+        elif change == "lost":
+            os.unlink(hist)
+        elif change == "dangling":
+            os.unlink(hist)
+            os.symlink(os.path.join(b.state, "gone.json"), hist)
         elif change == "doc":
             with open(os.path.join(b.state, "gen-1.doc"), "a") as f:
                 f.write("\n# edited\n")
@@ -149,7 +159,7 @@ def test_corrupt_state_stops_regiond_and_changes_nothing(tmp_path, name, change,
         assert rc not in (None, 0), out
         assert names in out and words in out, out
         assert dp_generation(b) == before  # live policy untouched
-        assert os.path.exists(os.path.join(b.state, "gen-2.doc"))  # nothing deleted
+        assert all(os.path.exists(os.path.join(b.state, f"gen-{i}.doc")) for i in (1, 2))  # nothing deleted
     finally:
         b.stop()
 
