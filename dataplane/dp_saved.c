@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -147,8 +148,20 @@ static void read_journal(const char *path, struct dp_saved *out)
 	size_t len, off = 0;
 
 	journal_path(path, jp, sizeof(jp));
-	if (fwd_read_file(jp, &buf, &len, &e))
+	if (fwd_read_file(jp, &buf, &len, &e)) {
+		struct stat st;
+
+		/* None: no delta since the document. Anything else there (a
+		 * directory, a FIFO, a dangling link, unreadable) is said: the
+		 * start would otherwise run the document alone, an older table
+		 * than was pushed, without a word. */
+		if (lstat(jp, &st) == 0 || errno != ENOENT)
+			snprintf(out->journal_note, sizeof(out->journal_note),
+				 "%.100s: %.80s: the prefix changes pushed after the document "
+				 "are not applied",
+				 jp, e.reason);
 		return;
+	}
 	while (off < len) {
 		const uint8_t *r = (const uint8_t *)buf + off;
 		uint32_t n;
@@ -241,6 +254,7 @@ out:
 int dp_saved_read(const char *path, struct dp_saved *out, struct fwd_err *err)
 {
 	struct fwd_err rerr = {0};
+	struct stat st;
 	char *buf, *nl;
 	size_t len, hlen;
 	json_int_t bytes = 0;
@@ -248,6 +262,11 @@ int dp_saved_read(const char *path, struct dp_saved *out, struct fwd_err *err)
 
 	memset(out, 0, sizeof(*out));
 	rc = fwd_read_file(path, &buf, &len, &rerr);
+	if (rc == -ENOENT && lstat(path, &st) == 0) {
+		/* A dangling symlink is a save that cannot be read, not none. */
+		fwd_err_set(err, path, 0, NULL, "a symbolic link to nothing");
+		return -EINVAL;
+	}
 	if (rc == -ENOENT)
 		return rc;
 	if (rc) {

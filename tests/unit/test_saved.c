@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -148,6 +149,40 @@ static void test_damage_is_refused(void **state)
 	free(good);
 }
 
+/* A journal of deltas that is there but cannot be read (a directory, a
+ * dangling link) is said: the start would run the document alone, an
+ * older table than was pushed. It was ignored as if there were none. A
+ * save that is a dangling link is refused, not taken for none. */
+static void test_unreadable_journal_and_dangling_save_are_said(void **state)
+{
+	char jp[160];
+	struct dp_saved s;
+	struct fwd_err e = {0};
+
+	(void)state;
+	snprintf(jp, sizeof(jp), "%s.deltas", path);
+	assert_int_equal(dp_saved_write(path, 7, 0, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_string_equal(s.journal_note, ""); /* none: no delta since */
+	dp_saved_clear(&s);
+	assert_int_equal(mkdir(jp, 0700), 0);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_non_null(strstr(s.journal_note, jp));
+	assert_non_null(strstr(s.journal_note, "not a regular file"));
+	assert_int_equal(s.ndeltas, 0);
+	dp_saved_clear(&s);
+	assert_int_equal(rmdir(jp), 0);
+	assert_int_equal(symlink("/nonexistent/deltas", jp), 0);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_non_null(strstr(s.journal_note, "are not applied"));
+	dp_saved_clear(&s);
+	assert_int_equal(unlink(jp), 0);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/nonexistent/pushed", path), 0);
+	refused("symbolic link to nothing");
+	assert_int_equal(unlink(path), 0);
+}
+
 static void test_unwritable_directory(void **state)
 {
 	char bad[160];
@@ -163,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_absent_is_not_an_error),
 		cmocka_unit_test(test_damage_is_refused),
+		cmocka_unit_test(test_unreadable_journal_and_dangling_save_are_said),
 		cmocka_unit_test(test_unwritable_directory),
 	};
 
