@@ -231,8 +231,15 @@ ssize_t ctl_conn_recv(struct ctl_conn *c, void *buf, size_t len)
 			return r;
 		}
 		r = gnutls_record_recv(c->s, buf, len);
-		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+		if (r == GNUTLS_E_INTERRUPTED)
 			continue;
+		if (r == GNUTLS_E_AGAIN) {
+			/* The socket is blocking: its receive timeout ran out
+			 * (SO_RCVTIMEO, the caller's bound), not "try again". */
+			snprintf(c->why, sizeof(c->why), "%s", strerror(EAGAIN));
+			errno = EAGAIN;
+			return -1;
+		}
 		if (r == GNUTLS_E_PREMATURE_TERMINATION) {
 			c->truncated = 1;
 			return 0;

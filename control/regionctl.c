@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,7 +52,16 @@ struct opts {
 	struct ctl_tls_client_conf tls; /* --ca, --cert, --key */
 	struct ctl_tls_client *tls_client; /* loaded from tls, with https */
 	int json;
+	/* A bound on connecting to regiond and on each wait for its bytes (ms;
+	 * 0: none). Only status sets it: it is the command a monitoring check
+	 * runs and whose exit says "regiond does not answer"; a write may wait
+	 * for regionfwd, a capture for packets. */
+	int timeout_ms;
 };
+
+/* status answers from regiond's view at once, even while a write waits for
+ * a hung regionfwd; a regiond that says nothing for this long is hung. */
+#define STATUS_TIMEOUT_MS 30000
 
 /*
  * Every command is one descriptor in the table near the end of this file:
@@ -149,6 +159,29 @@ static void opts_into_body(const struct ctl_call *c, json_t *b)
 
 /* A connection to regiond: the unix socket, or --url's address, over TLS
  * for https://. NULL with @why. */
+/* @fd's connect and each send and receive wait @ms at most (0: no bound). */
+static void bound_waits(int fd, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	if (fd >= 0 && ms > 0) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		/* also bounds connect(): a unix socket whose listen queue is
+		 * full (every connection taken) waits in it */
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+}
+
+/* Why a connect, send or receive failed with @err, for the operator. */
+static const char *wait_failed(const struct opts *o, int err, char *buf, size_t len)
+{
+	if (o->timeout_ms > 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINPROGRESS))
+		snprintf(buf, len, "no answer within %d s", o->timeout_ms / 1000);
+	else
+		snprintf(buf, len, "%s", strerror(err));
+	return buf;
+}
+
 static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 {
 	int fd = -1;
@@ -192,6 +225,7 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 		 * may listen on 127.0.0.1 only. */
 		for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
 			fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			bound_waits(fd, o->timeout_ms);
 			if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
 				int e = errno;
 
@@ -202,7 +236,7 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 		}
 		freeaddrinfo(ai);
 		if (fd < 0) {
-			snprintf(why, len, "%s", strerror(errno));
+			wait_failed(o, errno, why, len);
 			return NULL;
 		}
 		if (o->https)
@@ -216,11 +250,12 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 		}
 		strcpy(sa.sun_path, o->sock);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bound_waits(fd, o->timeout_ms);
 		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			int e = errno;
 
 			close(fd);
-			snprintf(why, len, "%s", strerror(e));
+			wait_failed(o, e, why, len);
 			return NULL;
 		}
 		if (fd < 0) {
@@ -291,7 +326,13 @@ static int http(const struct opts *o, const char *method, const char *path, json
 			cap = (rlen + 65536) * 2;
 			resp = realloc(resp, cap);
 		}
+		errno = 0;
 		r = ctl_conn_recv(c, resp + rlen, cap - rlen - 1);
+		if (r < 0 && o->timeout_ms > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* a partial answer is no answer either */
+			wait_failed(o, errno, why, whylen);
+			goto out;
+		}
 		if (r < 0 && rlen == 0) {
 			snprintf(why, whylen, "%s", ctl_conn_error(c));
 			goto out;
@@ -579,9 +620,12 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *g, *dp, *cf;
 	char t[32];
-	int rc = call(o, "GET", "/v1/status", NULL, &r), health;
+	struct opts bounded = *o;
+	int rc, health;
 
 	(void)c;
+	bounded.timeout_ms = STATUS_TIMEOUT_MS;
+	rc = call(&bounded, "GET", "/v1/status", NULL, &r);
 	if (rc == CTL_EXIT_UNREACHABLE) /* regiond itself */
 		return HEALTH_UNREACHABLE;
 	if (rc)

@@ -113,3 +113,25 @@ def test_reads_are_answered_while_a_push_waits_for_a_hung_regionfwd(tmp_path):
         assert code == 200, c
     finally:
         b.stop()
+
+
+def test_status_of_a_hung_regiond_exits_unreachable(tmp_path):
+    """regiond itself hung (SIGSTOP; a deadlock, a paused VM): regionctl
+    status waited for ever on its socket, so a monitoring check that runs
+    it never said CRITICAL. It now gives up after 30 s: exit 2 with the
+    reason; and answers as before once regiond runs again."""
+    b = Box(tmp_path, "hung-rd")
+    try:
+        os.kill(b.rd.pid, signal.SIGSTOP)
+        try:
+            start = time.time()
+            p = subprocess.run([REGIONCTL, "-s", b.api, "status"], capture_output=True, text=True,
+                               timeout=90)
+            took = time.time() - start
+            assert p.returncode == 2 and "no answer within 30 s" in p.stderr, (p.returncode, p.stderr)
+            assert 29 < took < 45, took
+        finally:
+            os.kill(b.rd.pid, signal.SIGCONT)
+        wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
+    finally:
+        b.stop()
