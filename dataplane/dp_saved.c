@@ -309,6 +309,38 @@ fail:
 	return rc < 0 ? rc : -EINVAL;
 }
 
+int dp_saved_foreign(const char *path, struct fwd_err *err)
+{
+	char head[256];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode))
+		return 0; /* nothing, or a link a save replaces, not follows */
+	if (!S_ISREG(st.st_mode)) {
+		fwd_err_set(err, path, 0, NULL,
+			    "pushed_table: the path exists and is not a regular file; not "
+			    "replacing it (give pushed_table a path of its own)");
+		return 1;
+	}
+	if (st.st_size == 0 || (fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+		return 0;
+	n = read(fd, head, sizeof(head) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	head[n] = '\0';
+	head[strcspn(head, "\n")] = '\0';
+	if (strstr(head, "\"format\":\"" SAVED_FORMAT "\"") != NULL)
+		return 0;
+	fwd_err_set(err, path, 1, NULL,
+		    "pushed_table: the file there is not a table regionfwd saved (its first "
+		    "line is not the header); not replacing it (a typo for the --table "
+		    "path? give pushed_table a path of its own)");
+	return 1;
+}
+
 void dp_saved_clear(struct dp_saved *s)
 {
 	for (uint32_t i = 0; i < s->ndeltas; i++)

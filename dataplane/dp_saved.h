@@ -66,6 +66,16 @@ int dp_saved_append(const char *path, uint64_t id, uint64_t hash, const uint8_t 
  */
 int dp_saved_read(const char *path, struct dp_saved *out, struct fwd_err *err);
 
+/**
+ * Whether something is at @path that regionfwd did not write there: not a
+ * regular file, or one whose first line is not a save's header (an empty
+ * file is taken for a damaged save). A save replaces what is at its path,
+ * and --start-on table removes it: a pushed_table that names another file
+ * (a typo for the --table path, say) would lose it. @return 1 with @err
+ * (the path and what is there), else 0.
+ */
+int dp_saved_foreign(const char *path, struct fwd_err *err);
+
 /** Free what dp_saved_read() filled in. */
 void dp_saved_clear(struct dp_saved *s);
 

@@ -636,6 +636,13 @@ int main(int argc, char **argv)
 		snprintf(ctx.node.control_socket, sizeof(ctx.node.control_socket),
 			 "%s/regionfwd.sock", rte_eal_get_runtime_dir());
 	saved_path(&ctx);
+	/* Before start_table: --start-on table removes the save, and every
+	 * push replaces it. */
+	if (dp_saved_foreign(ctx.saved_path, &err)) {
+		char why[1024];
+
+		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, why, sizeof(why)));
+	}
 	if (start_table(&ctx, &opts) < 0)
 		rte_exit(EXIT_FAILURE, "not starting without a valid table\n");
 	if (setup_workers(&ctx))

@@ -19,7 +19,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from test_e2e import REGIOND, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+from test_e2e import DEMO, REGIOND, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+from dprun import eal_args, regionfwd_bin  # noqa: E402
 from ctlclient import Ctl  # noqa: E402
 from test_state import box_on_tmpfs, dp_generation  # noqa: E402
 
@@ -299,5 +300,38 @@ def test_a_push_answered_as_refused_is_not_adopted_after_a_restart(tmp_path):
         assert "a change this regiond answered was not made" in log, log
         rc, out, err = b.ctl("apply", new)  # the change is made when asked again
         assert rc == 0 and "generation 3" in out, (rc, out, err)
+    finally:
+        b.stop()
+
+
+def test_a_pushed_table_path_naming_another_file_stops_the_start(tmp_path):
+    """pushed_table set to a file regionfwd did not write (a typo for the
+    --table path): every push replaced it with a save, and --start-on table
+    deleted it, here the very table regionfwd was to start on. Like a
+    control_socket path that is not a socket, it now stops the start,
+    naming it, and the file is left as it was."""
+    b = Box(tmp_path, "foreign")
+    try:
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.fwd.terminate()
+        b.fwd.wait(30)
+        table = tmp_path / "table.yaml"
+        shutil.copy(DEMO, table)
+        node = open(b.node).read()
+        with open(b.node, "w") as f:
+            f.write(node + f"pushed_table: {table}\n")
+        for extra in ((), ("--start-on", "table")):
+            p = subprocess.Popen([regionfwd_bin()] + eal_args("e2e-foreign") + [
+                "--", "--node", b.node, "--table", str(table), *extra],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                out, _ = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.terminate()  # it started: on a file it would replace
+                out, _ = p.communicate(timeout=30)
+            assert p.returncode not in (0, None) and "Cause" in out, (extra, out)
+            assert str(table) in out and "not a table regionfwd saved" in out, out
+            assert table.read_text() == open(DEMO).read(), extra  # neither replaced nor removed
     finally:
         b.stop()
