@@ -277,9 +277,15 @@ static int load_record(struct ctl_state *st, const json_t *v, const char *where,
 	snprintf(path, sizeof(path), "%s/%s", st->dir, f);
 	if (g->kind == CTL_GEN_DELTA)
 		return load_delta(st, v, where, g, path, e);
-	if (fwd_read_file(path, &g->doc, &g->len, &fe) || fwd_hash64(g->doc, g->len) != g->doc_hash)
+	/* Which of the two: "missing" sent operators looking for a file that
+	 * was there, as a directory or a FIFO. */
+	if (fwd_read_file(path, &g->doc, &g->len, &fe))
 		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "",
-				    "missing or does not match its hash in history.json");
+				    "%s; history.json names it as generation %" PRIu64, fe.reason,
+				    g->id);
+	if (fwd_hash64(g->doc, g->len) != g->doc_hash)
+		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "",
+				    "does not match its hash in history.json");
 	return 0;
 }
 

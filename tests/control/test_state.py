@@ -112,6 +112,8 @@ CORRUPTIONS = [
     # also taken for a fresh directory (access() follows the link)
     ("history a dangling symlink", "dangling", "history.json", "cannot open"),
     ("a document edited", "doc", "gen-1.doc", "hash"),
+    # said "missing or does not match its hash": which, and why, unsaid
+    ("a document a directory", "docdir", "gen-1.doc", "not a regular file"),
     ("a stranger document", "stranger", "gen-7.doc", "not in history.json"),
     ("confirm reverts to a missing generation",
      lambda h, d: h.update(confirm={"generation": 2, "revert_to": 9, "deadline": 0}), "history.json",
@@ -145,6 +147,9 @@ def test_corrupt_state_stops_regiond_and_changes_nothing(tmp_path, name, change,
         elif change == "dangling":
             os.unlink(hist)
             os.symlink(os.path.join(b.state, "gone.json"), hist)
+        elif change == "docdir":
+            os.rename(os.path.join(b.state, "gen-1.doc"), os.path.join(b.state, "gen-1.saved"))
+            os.mkdir(os.path.join(b.state, "gen-1.doc"))
         elif change == "doc":
             with open(os.path.join(b.state, "gen-1.doc"), "a") as f:
                 f.write("\n# edited\n")
