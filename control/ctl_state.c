@@ -1835,6 +1835,15 @@ int ctl_state_sync(struct ctl_state *st)
 	cur = ctl_state_current(st);
 	keep_report(st, r);
 	st->held_back = 0;
+	/* Commit-confirm's revert is due and its push was not answered in
+	 * time: what regionfwd runs may be that revert, finished late (under
+	 * an id spent here). The confirm tick pushes the revert again within a
+	 * second; pushing the unconfirmed current generation meanwhile would
+	 * run again the change the revert undoes. */
+	if (!in_sync && st->confirm_gen && (int64_t)time(NULL) > st->confirm_deadline) {
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		return 0;
+	}
 	if (!in_sync && cur != NULL && r->generation &&
 	    strcmp(r->generation->source, "regiond") == 0 && r->generation->hash != st->reported)
 		/* Not silent: another regiond's table (an id this one already
