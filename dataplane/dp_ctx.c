@@ -510,8 +510,25 @@ void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
 	/* The document once per chain, then each delta appended: a small
 	 * change costs a small write, not the whole table. */
 	if (ctx->saved_doc_hash != ctx->doc_gen_hash || ctx->saved_deltas > ctx->journal.n) {
+		struct fwd_err ferr = {0};
+
 		ctx->saved_doc_hash = 0;
 		ctx->saved_deltas = 0;
+		/* A file regionfwd did not write (an operator's --table named
+		 * as pushed_table by a typo) is never replaced: the push runs,
+		 * unsaved, and says so until the file is moved away. */
+		if (dp_saved_foreign(ctx->saved_path, &ferr)) {
+			char why[sizeof(ctx->save_error)];
+
+			snprintf(why, sizeof(why), "cannot save generation %llu: %.150s",
+				 (unsigned long long)g->id, ferr.reason);
+			if (strcmp(why, ctx->save_error) != 0)
+				DP_LOG(ERR, "%s; a restart of regionfwd would start on --table",
+				       why);
+			memcpy(ctx->save_error, why, sizeof(why));
+			ctx->saved_hash = 0;
+			return;
+		}
 		rc = dp_saved_write(ctx->saved_path, ctx->doc_gen_id, ctx->doc_gen_hash, pushed_by,
 				    ctx->doc, ctx->doc_len);
 		if (rc == 0)

@@ -55,6 +55,7 @@ static void on_signal(int sig)
 enum start_on {
 	START_ON_PUSHED, /* the last pushed table (node pushed_table) if sound, else --table */
 	START_ON_TABLE, /* --table; the saved pushed table is removed */
+	START_ON_FILE_ONLY, /* --table, the save path untouched: it holds a file not ours */
 };
 
 struct app_opts {
@@ -637,11 +638,16 @@ int main(int argc, char **argv)
 			 "%s/regionfwd.sock", rte_eal_get_runtime_dir());
 	saved_path(&ctx);
 	/* Before start_table: --start-on table removes the save, and every
-	 * push replaces it. */
+	 * push replaces it. A file regionfwd did not write there is neither
+	 * read, removed nor replaced: regionfwd starts on --table and forwards
+	 * (a corrupt disk must not stop the fast path), and every push says,
+	 * in its status, that it could not be saved (dp_ctx_save_pushed). */
 	if (dp_saved_foreign(ctx.saved_path, &err)) {
 		char why[1024];
 
-		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, why, sizeof(why)));
+		DP_LOG(ERR, "%s; starting on --table, and saving no push there while it stays",
+		       fwd_err_str(&err, why, sizeof(why)));
+		opts.start_on = START_ON_FILE_ONLY;
 	}
 	if (start_table(&ctx, &opts) < 0)
 		rte_exit(EXIT_FAILURE, "not starting without a valid table\n");

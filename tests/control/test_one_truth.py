@@ -304,12 +304,14 @@ def test_a_push_answered_as_refused_is_not_adopted_after_a_restart(tmp_path):
         b.stop()
 
 
-def test_a_pushed_table_path_naming_another_file_stops_the_start(tmp_path):
+def test_a_pushed_table_path_naming_another_file_is_left_alone(tmp_path):
     """pushed_table set to a file regionfwd did not write (a typo for the
     --table path): every push replaced it with a save, and --start-on table
-    deleted it, here the very table regionfwd was to start on. Like a
-    control_socket path that is not a socket, it now stops the start,
-    naming it, and the file is left as it was."""
+    deleted it, here the very table regionfwd was to start on. regionfwd now
+    leaves such a file alone: it starts on --table and forwards (a disk that
+    holds something unexpected must not stop the fast path), says why at
+    start, and each push runs unsaved with save_error in its status (which
+    regiond raises as an alarm) while the file stays."""
     b = Box(tmp_path, "foreign")
     try:
         b.rd.terminate()
@@ -321,17 +323,35 @@ def test_a_pushed_table_path_naming_another_file_stops_the_start(tmp_path):
         node = open(b.node).read()
         with open(b.node, "w") as f:
             f.write(node + f"pushed_table: {table}\n")
+        variant = open(demo_variant(tmp_path, "v.yaml", *SG_LOCAL)).read()
         for extra in ((), ("--start-on", "table")):
-            p = subprocess.Popen([regionfwd_bin()] + eal_args("e2e-foreign") + [
-                "--", "--node", b.node, "--table", str(table), *extra],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            log = tmp_path / f"fwd-{len(extra)}.log"
+            with open(log, "w") as lf:
+                p = subprocess.Popen([regionfwd_bin()] + eal_args("e2e-foreign") + [
+                    "--", "--node", b.node, "--table", str(table), *extra], stdout=lf, stderr=subprocess.STDOUT)
             try:
-                out, _ = p.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.terminate()  # it started: on a file it would replace
-                out, _ = p.communicate(timeout=30)
-            assert p.returncode not in (0, None) and "Cause" in out, (extra, out)
-            assert str(table) in out and "not a table regionfwd saved" in out, out
-            assert table.read_text() == open(DEMO).read(), extra  # neither replaced nor removed
+                ctl = wait_for(lambda: try_ctl(b.fwd_sock), timeout=60, what="regionfwd up")
+                out = log.read_text()
+                assert str(table) in out and "not a table regionfwd saved" in out, out
+                assert "starting on --table" in out, out
+                st = ctl.call("status")
+                assert st["ok"] and st["generation"]["source"] != "regiond", st
+                r = ctl.call("push", document=variant, generation=7, name="regiond")
+                assert r["ok"], r
+                st = ctl.call("status")
+                assert st["generation"]["id"] == 7, st  # it runs
+                assert "not a table regionfwd saved" in st["save_error"], st
+                ctl.close()
+                assert table.read_text() == open(DEMO).read(), extra  # neither replaced nor removed
+            finally:
+                p.terminate()
+                p.wait(30)
     finally:
         b.stop()
+
+
+def try_ctl(path):
+    try:
+        return Ctl(path, timeout=30)
+    except OSError:
+        return None

@@ -68,7 +68,7 @@ def to_dict(opname, msg):
                             "dropped": p.dropped},
                 "ports": [{"name": x.name, "device": x.device, "ingress": x.ingress, "port_id": x.port_id,
                            "mac": x.mac} for x in msg.ports],
-                "managed_by": msg.managed_by}
+                "managed_by": msg.managed_by, "save_error": msg.save_error}
     if opname == "table":
         return {"generation": _generation(msg.generation), "document": msg.document, "managed_by": msg.managed_by,
                 "deltas": list(msg.deltas), "document_hash": f"{msg.document_hash:016x}"}
