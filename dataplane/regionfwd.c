@@ -186,6 +186,53 @@ out:
 	return rc;
 }
 
+/*
+ * regionfwd --check-table FILE | --check-node FILE [--table FILE]: the whole
+ * command line is the check, parsed strictly. An argument it does not take
+ * was once ignored ("--check-table a.yaml b.yaml" said a.yaml is valid, as
+ * if b.yaml were too) and a check without its FILE fell through to EAL,
+ * which printed its whole usage: both are a one-line error naming the
+ * option, exit 2. -1: not a check, start as the fast path.
+ */
+static int check_mode(int argc, char **argv)
+{
+	const char *mode = NULL, *file = NULL, *table = NULL;
+
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--check-table") == 0 || strcmp(argv[i], "--check-node") == 0)
+			mode = mode ? mode : argv[i];
+	if (mode == NULL)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char **slot = strcmp(a, mode) == 0 ? &file
+				    : strcmp(mode, "--check-node") == 0 && strcmp(a, "--table") == 0
+					    ? &table
+					    : NULL;
+
+		if (slot == NULL) {
+			fprintf(stderr, "regionfwd: %s: unexpected argument '%s'\n", mode, a);
+			return 2;
+		}
+		if (*slot != NULL) {
+			fprintf(stderr, "regionfwd: %s given twice\n", a);
+			return 2;
+		}
+		/* an option where its FILE should be is a FILE forgotten, not
+		 * a file called "--table" */
+		if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
+			fprintf(stderr, "regionfwd: %s takes a FILE (%s)\n", a,
+				slot == &table ? "the table to check the node's links against"
+				: strcmp(mode, "--check-table") == 0
+					? "the table document to validate"
+					: "the node config to validate");
+			return 2;
+		}
+		*slot = argv[++i];
+	}
+	return strcmp(mode, "--check-table") == 0 ? check_table(file) : check_node(file, table);
+}
+
 static int parse_app_args(int argc, char **argv, struct app_opts *o)
 {
 	static const struct option longopts[] = {
@@ -554,18 +601,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		}
-	for (int i = 1; i + 1 < argc; i++)
-		if (strcmp(argv[i], "--check-node") == 0) {
-			const char *table = NULL;
-
-			for (int j = 1; j + 1 < argc; j++)
-				if (strcmp(argv[j], "--table") == 0)
-					table = argv[j + 1];
-			return check_node(argv[i + 1], table);
-		}
-	for (int i = 1; i + 1 < argc; i++)
-		if (strcmp(argv[i], "--check-table") == 0)
-			return check_table(argv[i + 1]);
+	if ((rc = check_mode(argc, argv)) >= 0)
+		return rc;
 
 	/* --log after "--" is ours, but EAL logs before our arguments are
 	 * parsed: take it now. */

@@ -92,6 +92,33 @@ def test_a_fifo_is_refused_not_waited_on(tmp_path):
     assert r.returncode == 1 and "not a regular file" in r.stderr, r.stderr
 
 
+CHECK_MISUSE = [
+    (["--check-table", "T", "extra"], "regionfwd: --check-table: unexpected argument 'extra'"),
+    (["--check-table"], "regionfwd: --check-table takes a FILE (the table document to validate)"),
+    (["--check-table", "--table", "T"], "regionfwd: --check-table takes a FILE"),
+    (["--check-table", "T", "--check-table", "T"], "regionfwd: --check-table given twice"),
+    (["--check-node"], "regionfwd: --check-node takes a FILE (the node config to validate)"),
+    (["--check-node", "N", "--table"], "regionfwd: --table takes a FILE"),
+    (["--check-node", "N", "--table", "T", "x"], "regionfwd: --check-node: unexpected argument 'x'"),
+    (["--check-table", "T", "--check-node", "N"], "unexpected argument '--check-node'"),
+]
+
+
+@pytest.mark.parametrize("args,said", CHECK_MISUSE, ids=[" ".join(c[0]) for c in CHECK_MISUSE])
+def test_check_modes_refuse_what_they_do_not_take(args, said):
+    """--check-table once ignored an extra argument (so "--check-table
+    a.yaml b.yaml" said valid for a.yaml alone) and, without its FILE,
+    fell through to EAL, which printed its whole usage text. A check is
+    the whole command line: anything else is a one-line error naming the
+    option, exit 2 (usage), nothing checked."""
+    files = {"T": os.path.join(EX, "demo-table.yaml"), "N": os.path.join(EX, "node-lab.yaml")}
+    argv = [files.get(a, a) for a in args]
+    r = subprocess.run([regionfwd_bin(), *argv], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert said in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stdout == "" and "EAL" not in r.stderr, r
+
+
 @pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
 def test_lab_example_forwards_between_taps(tmp_path):
     ns = "rfw-lab-test"
