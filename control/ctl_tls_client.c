@@ -192,8 +192,16 @@ int ctl_conn_send(struct ctl_conn *c, const void *buf, size_t len)
 
 		if (c->s) {
 			w = gnutls_record_send(c->s, (const char *)buf + off, len - off);
-			if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
+			if (w == GNUTLS_E_INTERRUPTED)
 				continue;
+			if (w == GNUTLS_E_AGAIN) {
+				/* The socket is blocking: its send timeout ran
+				 * out (SO_SNDTIMEO, the caller's bound). Retrying
+				 * spun for ever on a regiond that stopped reading. */
+				snprintf(c->why, sizeof(c->why), "%s", strerror(EAGAIN));
+				errno = EAGAIN;
+				return -1;
+			}
 			if (w < 0) {
 				snprintf(c->why, sizeof(c->why), "TLS: %s",
 					 gnutls_strerror((int)w));

@@ -52,16 +52,27 @@ struct opts {
 	struct ctl_tls_client_conf tls; /* --ca, --cert, --key */
 	struct ctl_tls_client *tls_client; /* loaded from tls, with https */
 	int json;
-	/* A bound on connecting to regiond and on each wait for its bytes (ms;
-	 * 0: none). Only status sets it: it is the command a monitoring check
-	 * runs and whose exit says "regiond does not answer"; a write may wait
-	 * for regionfwd, a capture for packets. */
+	/* --timeout S, in ms (0: not given): the bound on every wait of every
+	 * command, reads and writes alike, in place of their defaults. */
 	int timeout_ms;
+	/* The bound on connecting to regiond and on each wait for its bytes in
+	 * the exchange under way (ms; 0: none), and whether that exchange may
+	 * change something (then a timeout leaves its outcome unknown). */
+	int wait_ms;
+	int writes;
 };
 
-/* status answers from regiond's view at once, even while a write waits for
- * a hung regionfwd; a regiond that says nothing for this long is hung. */
-#define STATUS_TIMEOUT_MS 30000
+/* Every command waits for regiond a bounded time: a regiond stopped,
+ * deadlocked or paused once left every command but status (and a
+ * monitoring script running one) waiting for ever. A read is answered from
+ * regiond's own view at once, even while a write waits for a hung
+ * regionfwd: 30 s of silence means regiond is hung. A write may wait for
+ * regionfwd up to regiond's --dataplane-timeout (120 s by default) after
+ * validating the document (seconds for a million prefixes), and behind
+ * another write doing the same: 300 s is past all of that. --timeout
+ * replaces both (a regiond whose --dataplane-timeout is longer). */
+#define READ_TIMEOUT_MS 30000
+#define WRITE_TIMEOUT_MS 300000
 
 /*
  * Every command is one descriptor in the table near the end of this file:
@@ -172,11 +183,19 @@ static void bound_waits(int fd, int ms)
 	}
 }
 
+/* Each receive on @fd waits @ms at most (0: no bound, cleared). */
+static void silence_bound(int fd, int ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
 /* Why a connect, send or receive failed with @err, for the operator. */
 static const char *wait_failed(const struct opts *o, int err, char *buf, size_t len)
 {
-	if (o->timeout_ms > 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINPROGRESS))
-		snprintf(buf, len, "no answer within %d s", o->timeout_ms / 1000);
+	if (o->wait_ms > 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINPROGRESS))
+		snprintf(buf, len, "no answer within %d s", o->wait_ms / 1000);
 	else
 		snprintf(buf, len, "%s", strerror(err));
 	return buf;
@@ -225,7 +244,7 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 		 * may listen on 127.0.0.1 only. */
 		for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
 			fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			bound_waits(fd, o->timeout_ms);
+			bound_waits(fd, o->wait_ms);
 			if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
 				int e = errno;
 
@@ -250,7 +269,7 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 		}
 		strcpy(sa.sun_path, o->sock);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bound_waits(fd, o->timeout_ms);
+		bound_waits(fd, o->wait_ms);
 		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			int e = errno;
 
@@ -292,11 +311,44 @@ static void request_head(FILE *f, const struct opts *o, const char *method, cons
 		fputs(b, f);
 }
 
+/* Whether @method @path may change something: every route but GET and the
+ * two POSTs that only compute an answer (api.md). */
+static int is_write(const char *method, const char *path)
+{
+	return strcmp(method, "GET") != 0 && strcmp(path, "/v1/validate") != 0 &&
+	       strcmp(path, "/v1/explain") != 0;
+}
+
+/* @o with the bound of an exchange @method @path: --timeout, else the
+ * default of a read or a write. */
+static struct opts bounded(const struct opts *o, const char *method, const char *path)
+{
+	struct opts b = *o;
+
+	b.writes = is_write(method, path);
+	b.wait_ms = o->timeout_ms ? o->timeout_ms : b.writes ? WRITE_TIMEOUT_MS : READ_TIMEOUT_MS;
+	return b;
+}
+
+/* @why for a wait on regiond that ran out (@timed_out) after a write's
+ * request went out: regiond may have carried it out and not yet answered,
+ * so it is never said to have failed. */
+static void outcome_unknown(const struct opts *o, int timed_out, char *why, size_t whylen)
+{
+	size_t n = strlen(why);
+
+	if (o->writes && timed_out && n < whylen)
+		snprintf(why + n, whylen - n,
+			 "; the change may or may not have been applied: 'regionctl history' "
+			 "says whether it was");
+}
+
 /* One HTTP/1.1 exchange (Connection: close). Returns the status, or -1
  * with @why (regiond unreachable, or TLS refused). */
-static int http(const struct opts *o, const char *method, const char *path, json_t *body,
+static int http(const struct opts *unbounded, const char *method, const char *path, json_t *body,
 		json_t **out, char **raw, char *why, size_t whylen)
 {
+	struct opts bo = bounded(unbounded, method, path), *o = &bo;
 	char *req = NULL, *resp = NULL, *b = body ? json_dumps(body, JSON_COMPACT) : NULL, *sep;
 	size_t rlen = 0, cap = 0;
 	struct ctl_conn *c = conn_open(o, why, whylen);
@@ -315,8 +367,15 @@ static int http(const struct opts *o, const char *method, const char *path, json
 	f = open_memstream(&req, &qlen);
 	request_head(f, o, method, path, b);
 	fclose(f);
+	errno = 0;
 	if (ctl_conn_send(c, req, qlen)) {
-		snprintf(why, whylen, "%s", ctl_conn_error(c));
+		int e = errno;
+
+		if (e == EAGAIN || e == EWOULDBLOCK)
+			wait_failed(o, e, why, whylen);
+		else
+			snprintf(why, whylen, "%s", ctl_conn_error(c));
+		outcome_unknown(o, e == EAGAIN || e == EWOULDBLOCK, why, whylen);
 		goto out;
 	}
 	for (;;) {
@@ -328,9 +387,10 @@ static int http(const struct opts *o, const char *method, const char *path, json
 		}
 		errno = 0;
 		r = ctl_conn_recv(c, resp + rlen, cap - rlen - 1);
-		if (r < 0 && o->timeout_ms > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (r < 0 && o->wait_ms > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* a partial answer is no answer either */
 			wait_failed(o, errno, why, whylen);
+			outcome_unknown(o, 1, why, whylen);
 			goto out;
 		}
 		if (r < 0 && rlen == 0) {
@@ -620,12 +680,10 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *g, *dp, *cf;
 	char t[32];
-	struct opts bounded = *o;
 	int rc, health;
 
 	(void)c;
-	bounded.timeout_ms = STATUS_TIMEOUT_MS;
-	rc = call(&bounded, "GET", "/v1/status", NULL, &r);
+	rc = call(o, "GET", "/v1/status", NULL, &r);
 	if (rc == CTL_EXIT_UNREACHABLE) /* regiond itself */
 		return HEALTH_UNREACHABLE;
 	if (rc)
@@ -1980,9 +2038,20 @@ static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p
 /* POST @path with @body and stream the pcapng answer into @k. @return 0
  * (whole, or cut short by Ctrl-C: cap_interrupted), or an exit code with
  * the reason said. *@started: regiond accepted and the stream began. */
-static int http_stream(const struct opts *o, const char *path, json_t *body, struct cap_sink *k,
-		       int *started)
+static int http_stream(const struct opts *unbounded, const char *path, json_t *body,
+		       struct cap_sink *k, int *started)
 {
+	/* Starting a capture changes nothing, and regiond answers it once
+	 * regionfwd has (10 s at most): the head waits as a read does. */
+	struct opts bo = bounded(unbounded, "GET", path), *o = &bo;
+	/* Then the stream: packets may be rare, so no bound on the whole of
+	 * it, only on a silence. --timeout is one; with --duration, regiond
+	 * ends the stream by then, so a silence past it and a read's bound is
+	 * a hung regiond; else none (Ctrl-C or --count ends it). */
+	json_int_t duration = json_integer_value(json_object_get(body, "duration_s"));
+	int silence_ms = unbounded->timeout_ms ? unbounded->timeout_ms
+			 : duration > 0	       ? (int)duration * 1000 + READ_TIMEOUT_MS
+					       : 0;
 	char why[512], *req = NULL, *b = json_dumps(body, JSON_COMPACT), *sep;
 	struct ctl_conn *c = conn_open(o, why, sizeof(why));
 	struct ctl_buf head = {0};
@@ -2002,16 +2071,34 @@ static int http_stream(const struct opts *o, const char *path, json_t *body, str
 	request_head(f, o, "POST", path, b);
 	fclose(f);
 	free(b);
+	errno = 0;
 	if (ctl_conn_send(c, req, qlen)) {
-		fprintf(stderr, "regionctl: cannot reach regiond: %s\n", ctl_conn_error(c));
+		fprintf(stderr, "regionctl: cannot reach regiond: %s\n",
+			errno == EAGAIN || errno == EWOULDBLOCK
+				? wait_failed(o, errno, why, sizeof(why))
+				: ctl_conn_error(c));
 		goto out;
 	}
 	cap_sock = ctl_conn_fd(c);
 	/* The head, then the body: JSON with an error status, else pcapng. */
 	for (;;) {
 		uint8_t buf[65536];
-		ssize_t r = ctl_conn_recv(c, buf, sizeof(buf));
+		ssize_t r;
 
+		errno = 0;
+		r = ctl_conn_recv(c, buf, sizeof(buf));
+		if (r < 0 && !cap_interrupted && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (*started)
+				fprintf(stderr,
+					"regionctl: the capture stopped: nothing from regiond "
+					"within %d s\n",
+					o->wait_ms / 1000);
+			else
+				fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
+					o->url ? o->url : o->sock,
+					wait_failed(o, errno, why, sizeof(why)));
+			goto out;
+		}
 		if (r < 0 && !cap_interrupted) {
 			fprintf(stderr, "regionctl: %s\n", ctl_conn_error(c));
 			goto out;
@@ -2035,6 +2122,8 @@ static int http_stream(const struct opts *o, const char *path, json_t *body, str
 			if (status != 200)
 				continue; /* the JSON error: read it whole */
 			*started = 1;
+			bo.wait_ms = silence_ms;
+			silence_bound(ctl_conn_fd(c), silence_ms);
 			if (k->fd >= 0 && ftruncate(k->fd, 0) < 0 && errno != EINVAL)
 				fprintf(stderr, "regionctl: cannot empty the file: %s\n",
 					strerror(errno));
@@ -2566,6 +2655,9 @@ static const struct ctl_opt global_opts[] = {
 	 .arg = "DIR",
 	 .help = "a document's names_file may also be an absolute path beneath DIR"},
 	{.name = "--json", .alias = "-j", .help = "print the API's JSON instead of tables"},
+	{.name = "--timeout",
+	 .arg = "S",
+	 .help = "wait for regiond S s at most, 1..86400 (reads 30, writes 300)"},
 	{.name = "--help", .alias = "-h", .help = "this help, or a command's: nothing is run"},
 	{0},
 };
@@ -3255,6 +3347,19 @@ int main(int argc, char **argv)
 		o.sock = global_val(gval, "-s");
 	if ((rc = endpoint(&o, gval)))
 		return rc;
+	if (global_val(gval, "--timeout")) {
+		const char *v = global_val(gval, "--timeout");
+		struct ctl_call top = {.path = {&root}};
+		char *end;
+		unsigned long s;
+
+		errno = 0;
+		s = strtoul(v, &end, 10);
+		/* strict: "5s", "-1" or "" bound nothing the operator meant */
+		if (v[0] < '0' || v[0] > '9' || *end || errno || s < 1 || s > 86400)
+			return usage_error(&top, "--timeout takes seconds 1..86400, not '%s'", v);
+		o.timeout_ms = (int)s * 1000;
+	}
 	if ((names_dir = global_val(gval, "--names-dir")) != NULL) {
 		struct ctl_call top = {.path = {&root}};
 		struct stat st;

@@ -11,7 +11,7 @@ _regionctl_globals() {
     for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
         w=${COMP_WORDS[i]}
         case "$w" in
-            -s | --url | --token-file) _regionctl_g+=("$w" "${COMP_WORDS[i + 1]}") ;;
+            -s | --url | --token-file | --timeout) _regionctl_g+=("$w" "${COMP_WORDS[i + 1]}") ;;
         esac
     done
 }
@@ -45,7 +45,7 @@ _regionctl() {
             ;;
         --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
             --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
-            --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health)
+            --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health | --timeout)
             return
             ;;
     esac
@@ -53,7 +53,7 @@ _regionctl() {
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         case "$w" in
-            -s | --url | --token-file | --names-dir) ((i++)) ;;
+            -s | --url | --token-file | --names-dir | --timeout) ((i++)) ;;
             --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
                 --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
                 --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health) ((i++)) ;;
@@ -71,7 +71,7 @@ _regionctl() {
     done
 
     if [[ $cur == -* ]]; then
-        local opts="-s --url --token-file -j --json -h --help"
+        local opts="-s --url --token-file --timeout -j --json -h --help"
         if [ -n "$cmd" ]; then
             opts+=" $("$prog" $cmd $sub --help 2>/dev/null | sed -n 's/^  \(--[a-z-]*\).*/\1/p')"
         fi

@@ -135,3 +135,54 @@ def test_status_of_a_hung_regiond_exits_unreachable(tmp_path):
         wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
     finally:
         b.stop()
+
+
+def test_every_command_gives_up_on_a_hung_regiond(tmp_path):
+    """Every command but status waited for ever on a stopped regiond: an
+    operator's `show table`, a monitoring script's `counters`, an `apply`.
+    Each now waits --timeout at most (default 30 s for reads, 300 s for
+    writes), exit 3 with the reason; a write that timed out is never said
+    to have failed: its outcome is unknown, and history says it."""
+    b = Box(tmp_path, "hung-rd-all")
+    new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+    add = tmp_path / "add.txt"
+    add.write_text("10.1.0.0/16\n")
+    try:
+        os.kill(b.rd.pid, signal.SIGSTOP)
+        try:
+            # apply asks for the current generation first: that read is
+            # what times out, before anything is sent, so nothing changed.
+            for args, write in ((["prefixes", "add", "india", str(add)], True),
+                                (["show", "table"], False), (["counters"], False),
+                                (["explain", "103.21.130.1", "198.51.100.1", "tcp", "7005"], False),
+                                (["history"], False), (["apply", new], False),
+                                (["capture", "--count", "1"], False)):
+                start = time.time()
+                p = subprocess.run([REGIONCTL, "-s", b.api, "--timeout", "2", *args],
+                                   capture_output=True, text=True, timeout=30)
+                took = time.time() - start
+                assert p.returncode == 3, (args, p.returncode, p.stderr)
+                assert "no answer within 2 s" in p.stderr, (args, p.stderr)
+                assert 1.5 < took < 10, (args, took)
+                unknown = "may or may not have been applied" in p.stderr
+                assert unknown == write, (args, p.stderr)
+                if write:
+                    assert "'regionctl history'" in p.stderr, p.stderr
+        finally:
+            os.kill(b.rd.pid, signal.SIGCONT)
+        # The write's request was taken whole: regiond carries it out on
+        # waking (it was only slow), as history tells; the apply's never was.
+        wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
+        wait_for(lambda: b.gen() == 2, timeout=30, what="the timed-out write applied")
+        rc, out, err = b.ctl("--timeout", "10", "history")
+        assert rc == 0 and out.split("\n")[1].split()[0] == "2", (rc, out, err)
+    finally:
+        b.stop()
+
+
+def test_timeout_takes_whole_seconds():
+    for bad in ("0", "5s", "-1", "", "86401", "1e3"):
+        p = subprocess.run([REGIONCTL, "-s", "/nonexistent.sock", "--timeout", bad, "history"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2, (bad, p)
+        assert f"--timeout takes seconds 1..86400, not '{bad}'" in p.stderr, (bad, p.stderr)
