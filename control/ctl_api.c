@@ -70,6 +70,16 @@ struct ctl_api {
 	int tls_client;
 	const char *const *writers;
 	size_t max_body;
+	/* Bytes the bodies of all requests in flight hold (their buffers'
+	 * capacity), and the most they may (--max-buffered): each connection
+	 * may buffer max_body, and 64 of them could hold 64 times it. Updated
+	 * with atomics: every connection has its thread. */
+	size_t max_buffered, buffered;
+	/* Bodies refused for it since the last log line, and when that was:
+	 * one line a second at most, however fast they come. */
+	pthread_mutex_t full_lock;
+	unsigned long full_refused;
+	int64_t full_logged_ms;
 	int64_t started;
 	/* The read view GET /v1/status answers from: rebuilt under the state
 	 * lock at the end of every write, whoever made it (ctl_state's
@@ -103,6 +113,8 @@ struct req {
 	char *body;
 	size_t len, cap;
 	int too_big;
+	int too_many; /* its body would pass --max-buffered: not buffered */
+	size_t announced; /* Content-Length, 0: none (the buffer grows by it) */
 	int tcp;
 	int answered; /* refused from its headers: its body is never read */
 	/* Its credentials, from the connection and the headers alone
@@ -1615,6 +1627,8 @@ static void log_refused(const struct ctl_state *st, const struct req *q, const s
 	json_decref(b);
 }
 
+static void uploads_full(struct ctl_api *api, struct reply *r);
+
 static void route(struct ctl_api *api, const char *url, const char *method, const struct req *q,
 		  struct reply *r)
 {
@@ -1629,6 +1643,10 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 		snprintf(reason, sizeof(reason), "request body larger than %zu bytes",
 			 api->max_body);
 		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
+		return;
+	}
+	if (q->too_many) {
+		uploads_full(api, r);
 		return;
 	}
 	filters = ctl_state_ext(api->st, "filters");
@@ -1722,6 +1740,51 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 	return ret;
 }
 
+/* Take @n more bytes of --max-buffered for a request's body: 0, or -1
+ * when they would pass it (nothing taken). */
+static int buffered_take(struct ctl_api *api, size_t n)
+{
+	size_t cur = __atomic_load_n(&api->buffered, __ATOMIC_RELAXED);
+
+	do {
+		if (n > api->max_buffered || cur > api->max_buffered - n)
+			return -1;
+	} while (!__atomic_compare_exchange_n(&api->buffered, &cur, cur + n, 1, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	return 0;
+}
+
+static void buffered_give(struct ctl_api *api, size_t n)
+{
+	__atomic_fetch_sub(&api->buffered, n, __ATOMIC_RELAXED);
+}
+
+/* The answer to a request whose body would pass --max-buffered, and the
+ * log line that says so: one a second at most with the count since, so
+ * a flood of them cannot flood the log. */
+static void uploads_full(struct ctl_api *api, struct reply *r)
+{
+	char reason[200];
+	int64_t now = ctl_mono_ms();
+
+	snprintf(reason, sizeof(reason),
+		 "the bodies of requests in flight fill --max-buffered (%zu bytes); "
+		 "try again once they are taken",
+		 api->max_buffered);
+	reply_simple(r, FWD_R_UPLOADS_FULL, "", reason);
+	pthread_mutex_lock(&api->full_lock);
+	api->full_refused++;
+	if (now - api->full_logged_ms >= 1000) {
+		fwd_log(FWD_LOG_WARNING,
+			"API: %lu request(s) refused: request bodies in flight would pass "
+			"--max-buffered %zu bytes",
+			api->full_refused, api->max_buffered);
+		api->full_refused = 0;
+		api->full_logged_ms = now;
+	}
+	pthread_mutex_unlock(&api->full_lock);
+}
+
 /* Refuse from the headers alone: missing or insufficient credentials, or a
  * Content-Length over the limit. 1 with @r filled when refused. */
 static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const char *url,
@@ -1738,6 +1801,14 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 		snprintf(reason, sizeof(reason), "request body larger than %zu bytes",
 			 api->max_body);
 		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
+		return 1;
+	}
+	/* A body that cannot fit beside those in flight now is refused
+	 * before a byte of it is read (nothing is taken for it yet: an
+	 * announced length that never comes holds nothing). */
+	if (cl && strtoull(cl, &end, 10) >
+			  api->max_buffered - __atomic_load_n(&api->buffered, __ATOMIC_RELAXED)) {
+		uploads_full(api, r);
 		return 1;
 	}
 	return 0;
@@ -1764,6 +1835,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		*con_cls = q;
 		ctl_headwatch_request_begins(con);
 		credentials(api, con, q);
+		{
+			const char *cl =
+				MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
+			unsigned long long n = cl ? strtoull(cl, NULL, 10) : 0;
+
+			q->announced = n <= api->max_body ? (size_t)n : 0;
+		}
 		/* Credentials and the announced length are checked from the
 		 * headers, before a byte of the body is read: a stranger or an
 		 * oversized upload costs no memory (libmicrohttpd drops the body of
@@ -1782,21 +1860,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		ctl_headwatch_body(con, *data_size);
 		if (!q->too_big && q->len + *data_size > api->max_body) {
 			q->too_big = 1;
+			buffered_give(api, q->cap);
 			free(q->body);
 			q->body = NULL;
 			q->len = q->cap = 0;
 		}
-		if (!q->too_big) {
-			if (q->len + *data_size > q->cap) {
-				size_t cap = (q->len + *data_size) * 2;
-				char *nb =
-					realloc(q->body, cap > api->max_body ? api->max_body : cap);
+		if (!q->too_big && !q->too_many && q->len + *data_size > q->cap) {
+			/* Grown by doubling up to max_body, or to the announced
+			 * length at once: the capacity is what --max-buffered
+			 * counts, so it is never more than the body needs. */
+			size_t cap = (q->len + *data_size) * 2;
 
-				if (nb == NULL)
+			if (cap > api->max_body)
+				cap = api->max_body;
+			if (q->announced >= q->len + *data_size && cap > q->announced)
+				cap = q->announced;
+			if (buffered_take(api, cap - q->cap)) {
+				/* the rest is read and dropped, the answer 503 */
+				buffered_give(api, q->cap);
+				free(q->body);
+				q->body = NULL;
+				q->len = q->cap = 0;
+				q->too_many = 1;
+			} else {
+				char *nb = realloc(q->body, cap);
+
+				if (nb == NULL) {
+					buffered_give(api, cap - q->cap);
 					return MHD_NO;
+				}
 				q->body = nb;
-				q->cap = cap > api->max_body ? api->max_body : cap;
+				q->cap = cap;
 			}
+		}
+		if (!q->too_big && !q->too_many) {
 			memcpy(q->body + q->len, data, *data_size);
 			q->len += *data_size;
 		}
@@ -1813,9 +1910,9 @@ static void on_done(void *cls, struct MHD_Connection *con, void **con_cls,
 {
 	struct req *q = *con_cls;
 
-	(void)cls;
 	(void)toe;
 	if (q) {
+		buffered_give(cls, q->cap);
 		free(q->body);
 		free(q);
 	}
@@ -1837,6 +1934,11 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->tls_client = conf->tls_client_ca != NULL;
 	api->writers = conf->tls_writers;
 	api->max_body = conf->max_body;
+	/* a caller without a bound of its own (tests): twice max_body */
+	api->max_buffered = conf->max_buffered		    ? conf->max_buffered
+			    : conf->max_body > SIZE_MAX / 2 ? SIZE_MAX
+							    : conf->max_body * 2;
+	pthread_mutex_init(&api->full_lock, NULL);
 	api->fleet = conf->rollouts;
 	api->fleet_driver = conf->rollout_driver;
 	api->started = started;

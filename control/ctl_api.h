@@ -36,6 +36,10 @@ struct ctl_api_conf {
 	const struct ctl_token *tokens;
 	unsigned ntokens;
 	size_t max_body;
+	/* The bytes all requests in flight may buffer together (>= max_body):
+	 * each connection may hold max_body, and 64 of them once could make
+	 * regiond hold 16 GiB. A body that would pass it is refused. */
+	size_t max_buffered;
 	/* TLS on tcp_listen, PEM text (checked with ctl_tls_check; kept by the
 	 * caller while the API runs). With tls_cert and tls_key, TCP serves
 	 * HTTPS only. With tls_client_ca every TCP request needs a client

@@ -72,7 +72,7 @@ struct regiond_opts {
 	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file,
 		*read_token_file;
 	const char *tls_cert, *tls_key, *tls_client_ca, *tls_writers;
-	uint64_t keep, max_body, dp_timeout_ms;
+	uint64_t keep, max_body, max_buffered, dp_timeout_ms;
 	struct fwd_opt_list xdp_ifaces;
 	uint64_t xdp_mode; /* index in xdp_modes[] */
 	const char *bpf_pin_dir;
@@ -186,6 +186,15 @@ static const struct fwd_opt options[] = {
 	 .max = UINT64_MAX,
 	 .refused = "--max-body takes bytes >= 1024",
 	 .help = "largest request body"},
+	{.name = "max-buffered",
+	 .arg = "BYTES",
+	 .def = "0",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(max_buffered),
+	 .min = 0,
+	 .max = UINT64_MAX,
+	 .refused = "--max-buffered takes bytes (0: twice --max-body)",
+	 .help = "request bodies held at once, all together (0: twice --max-body)"},
 	{.name = "xdp-iface",
 	 .arg = "IF",
 	 .kind = FWD_OPT_LIST,
@@ -407,6 +416,17 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 		return 2;
 	case FWD_OPTS_OK:
 		break;
+	}
+	/* Each connection may buffer --max-body: without a bound on them
+	 * all, 64 connections could hold 64 times it. */
+	if (o->max_buffered == 0)
+		o->max_buffered = o->max_body > UINT64_MAX / 2 ? UINT64_MAX : o->max_body * 2;
+	if (o->max_buffered < o->max_body) {
+		fwd_log(FWD_LOG_ERR,
+			"--max-buffered %" PRIu64 " is below --max-body %" PRIu64
+			": a body of the largest size allowed could never be taken",
+			o->max_buffered, o->max_body);
+		return 2;
 	}
 #ifndef REGIOND_BPF
 	for (size_t i = 0; i < NOPTIONS; i++)
@@ -990,6 +1010,7 @@ static int start_api(struct regiond *d)
 	d->conf.tls_client_ca = d->tls_ca;
 	d->conf.tls_writers = d->writers;
 	d->conf.max_body = (size_t)d->o.max_body;
+	d->conf.max_buffered = d->o.max_buffered > SIZE_MAX ? SIZE_MAX : (size_t)d->o.max_buffered;
 	snprintf(dir, sizeof(dir), "%s", d->conf.unix_path);
 	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
 		*strrchr(dir, '/') = '\0';

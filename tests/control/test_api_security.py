@@ -11,7 +11,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_e2e import REGIOND, REGIONCTL, Box  # noqa: E402
+from test_e2e import REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant  # noqa: E402
 
 
 def free_port():
@@ -289,3 +289,75 @@ def test_named_tokens_are_recorded_by_name(tmp_path):
                         "--listen", f"127.0.0.1:{free_port()}", "--token-file", f, "--read-token-file", r],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "given twice" in p.stderr, p.stderr
+
+
+def test_uploads_in_flight_share_one_bound(tmp_path):
+    """Each API connection could buffer --max-body (256 MiB) and there are
+    64 of them: regiond could be made to hold 16 GiB. The bodies in flight
+    now share --max-buffered: a request whose body would pass it is refused
+    503 uploads_full (before its body when its length says so, else as it
+    grows), one log line a second; regiond's memory stays bounded, status
+    answers, and once the uploads end a write gets through."""
+    mib = 1 << 20
+    b = Box(tmp_path, "sec-buffered", regiond_args=("--max-body", str(mib), "--max-buffered", str(2 * mib)))
+    slow = []
+    try:
+        before = rss_kib(b.rd.pid)
+        head = b"PUT /v1/table HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"
+        answers = []
+        for _ in range(20):  # each sends 900 KB of its 1 MB and stalls
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(b.api)
+            s.sendall(head)
+            try:
+                s.sendall(b" " * 900000)
+            except OSError:
+                pass  # answered and closed before its body: the point
+            slow.append(s)
+        time.sleep(0.5)
+        for s in slow:
+            s.settimeout(0.5)
+            try:
+                answers.append(s.recv(4096))
+            except socket.timeout:
+                answers.append(None)  # still buffered, waiting for the rest
+        held = [a for a in answers if a is None]
+        refused = [a for a in answers if a and a.startswith(b"HTTP/1.1 503")]
+        assert len(held) == 2 and len(refused) == 18, answers
+        assert all(b'"uploads_full"' in a and b"--max-buffered (2097152 bytes)" in a for a in refused), refused[0]
+        # A body without a length is refused as it grows past the bound.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(b.api)
+            s.sendall(b"PUT /v1/table HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(4):
+                s.sendall(b"%x\r\n%s\r\n" % (100000, b" " * 100000))
+            s.sendall(b"0\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 503"), "a chunked body past the bound"
+        assert rss_kib(b.rd.pid) - before < 12 * 1024, (before, rss_kib(b.rd.pid))
+        rc, out, err = b.ctl("status")
+        assert rc == 0 and "generation   1" in out, (rc, out, err)
+        log = open(tmp_path / "regiond.log").read()
+        assert "request bodies in flight would pass --max-buffered 2097152 bytes" in log, log
+        assert log.count("would pass --max-buffered") <= 3, log
+        # The stalled uploads end: what they held is free again.
+        for s in slow:
+            s.close()
+        slow = []
+        time.sleep(0.5)
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))
+        assert rc == 0 and b.gen() == 2, (rc, out, err)
+    finally:
+        for s in slow:
+            s.close()
+        b.stop()
+
+
+def test_max_buffered_below_max_body_is_refused(tmp_path):
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                        str(tmp_path / "api.sock"), "--state-dir", str(tmp_path / "state"),
+                        "--max-body", "1048576", "--max-buffered", "1000000"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, p
+    assert "--max-buffered 1000000 is below --max-body 1048576" in p.stderr, p.stderr
