@@ -17,6 +17,10 @@ enum ctl_exit {
 	CTL_EXIT_USAGE = 2,
 	CTL_EXIT_UNREACHABLE = 3,
 	CTL_EXIT_FAILED = 4,
+	/* A write whose request went out whole and got no answer (a regiond
+	 * that hung past --timeout, or died): it may have been carried out.
+	 * Not 3, which a script may retry as "nothing changed". */
+	CTL_EXIT_UNKNOWN = 5,
 };
 
 /** The exit status for @r. */

@@ -330,21 +330,27 @@ static struct opts bounded(const struct opts *o, const char *method, const char 
 	return b;
 }
 
-/* @why for a wait on regiond that ran out (@timed_out) after a write's
- * request went out: regiond may have carried it out and not yet answered,
- * so it is never said to have failed. */
-static void outcome_unknown(const struct opts *o, int timed_out, char *why, size_t whylen)
+/* @why for a write whose request went out and got no answer (@unanswered:
+ * the wait ran out, or the connection ended first): regiond may have
+ * carried it out and not yet answered, or died after, so it is never said
+ * to have failed. @return 1 when the outcome is unknown (http() then
+ * answers -2: exit CTL_EXIT_UNKNOWN) */
+static int outcome_unknown(const struct opts *o, int unanswered, char *why, size_t whylen)
 {
 	size_t n = strlen(why);
 
-	if (o->writes && timed_out && n < whylen)
+	if (!o->writes || !unanswered)
+		return 0;
+	if (n < whylen)
 		snprintf(why + n, whylen - n,
 			 "; the change may or may not have been applied: 'regionctl history' "
 			 "says whether it was");
+	return 1;
 }
 
 /* One HTTP/1.1 exchange (Connection: close). Returns the status, or -1
- * with @why (regiond unreachable, or TLS refused). */
+ * with @why (regiond unreachable, or TLS refused), or -2 with @why for a
+ * write sent whole and not answered (its outcome unknown). */
 static int http(const struct opts *unbounded, const char *method, const char *path, json_t *body,
 		json_t **out, char **raw, char *why, size_t whylen)
 {
@@ -375,7 +381,8 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 			wait_failed(o, e, why, whylen);
 		else
 			snprintf(why, whylen, "%s", ctl_conn_error(c));
-		outcome_unknown(o, e == EAGAIN || e == EWOULDBLOCK, why, whylen);
+		if (outcome_unknown(o, e == EAGAIN || e == EWOULDBLOCK, why, whylen))
+			status = -2;
 		goto out;
 	}
 	for (;;) {
@@ -390,11 +397,14 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		if (r < 0 && o->wait_ms > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* a partial answer is no answer either */
 			wait_failed(o, errno, why, whylen);
-			outcome_unknown(o, 1, why, whylen);
+			if (outcome_unknown(o, 1, why, whylen))
+				status = -2;
 			goto out;
 		}
 		if (r < 0 && rlen == 0) {
 			snprintf(why, whylen, "%s", ctl_conn_error(c));
+			if (outcome_unknown(o, 1, why, whylen)) /* sent whole, then cut */
+				status = -2;
 			goto out;
 		}
 		if (r <= 0)
@@ -403,8 +413,11 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	}
 	snprintf(why, whylen, "no HTTP response%s",
 		 o->url && !o->https ? " (does it serve HTTPS? then use https://)" : "");
-	if (resp == NULL)
+	if (resp == NULL) {
+		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, closed unanswered */
+			status = -2;
 		goto out;
+	}
 	resp[rlen] = '\0';
 	if (sscanf(resp, "HTTP/1.%*d %d", &n) != 1 || (sep = strstr(resp, "\r\n\r\n")) == NULL)
 		goto out;
@@ -473,9 +486,10 @@ static int call(const struct opts *o, const char *method, const char *path, json
 	int st = http(o, method, path, body, out, NULL, why, sizeof(why));
 
 	if (st < 0) {
-		fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
-			o->url ? o->url : o->sock, why);
-		return EXIT_UNREACHABLE;
+		fprintf(stderr, "regionctl: %s regiond at %s: %s\n",
+			st == -2 ? "no answer from" : "cannot reach", o->url ? o->url : o->sock,
+			why);
+		return st == -2 ? CTL_EXIT_UNKNOWN : EXIT_UNREACHABLE;
 	}
 	if (st >= 400 || *out == NULL) {
 		int rc = *out ? show_error(st, *out)
@@ -3164,7 +3178,7 @@ static void print_help(FILE *f, const struct ctl_call *c)
 		print_opts(f, "global options (before or after the command)", root.opts);
 		fprintf(f, "\n'regionctl COMMAND --help' or 'regionctl help COMMAND' describes "
 			   "one command.\n"
-			   "Exit: 0 done, 1 refused, 2 usage, 3 unreachable, 4 failed.\n");
+			   "Exit: 0 done, 1 refused, 2 usage, 3 unreachable, 4 failed, 5 a write unanswered.\n");
 		return;
 	}
 	fprintf(f, "\n%s\n", cmd->summary);
