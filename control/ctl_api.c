@@ -48,9 +48,10 @@
 /* A request head must arrive whole within this (ctl_headwatch.h): a head
  * is a few hundred bytes, sent in one write by every real client. */
 #define CTL_API_HEAD_MS 10000
-/* ... and a body, after the same 10 s, at 256 KiB/s on average: a
- * routing-scale document (30 MB) over a 2 Mbit/s link; a client that
- * trickles its body is cut off as one that trickles its head is. */
+/* ... and a body, after the same 10 s, at 256 KiB/s on average unless
+ * regiond --min-body-rate says otherwise: a routing-scale document (30 MB)
+ * over a 2 Mbit/s link; a client that trickles its body is cut off as one
+ * that trickles its head is. */
 #define CTL_API_BODY_RATE (256u * 1024)
 /* TLS 1.2 and 1.3 only, with GnuTLS's NORMAL ciphers. */
 #define CTL_API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -2011,7 +2012,9 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 
 	if (api == NULL)
 		return NULL;
-	if ((api->headwatch = ctl_headwatch_new(CTL_API_HEAD_MS, CTL_API_BODY_RATE)) == NULL) {
+	if ((api->headwatch = ctl_headwatch_new(CTL_API_HEAD_MS,
+						conf->min_body_rate ? conf->min_body_rate
+								    : CTL_API_BODY_RATE)) == NULL) {
 		fwd_log(FWD_LOG_ERR, "API: cannot start the request-head watch");
 		goto fail;
 	}

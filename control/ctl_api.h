@@ -40,6 +40,11 @@ struct ctl_api_conf {
 	 * each connection may hold max_body, and 64 of them once could make
 	 * regiond hold 16 GiB. A body that would pass it is refused. */
 	size_t max_buffered;
+	/* Bytes a second a request body must average once CTL_API_HEAD_MS
+	 * have passed since its head (0: the default, 256 KiB/s): a client
+	 * trickling its body holds its connection no longer than one that
+	 * trickles its head. */
+	uint64_t min_body_rate;
 	/* TLS on tcp_listen, PEM text (checked with ctl_tls_check; kept by the
 	 * caller while the API runs). With tls_cert and tls_key, TCP serves
 	 * HTTPS only. With tls_client_ca every TCP request needs a client

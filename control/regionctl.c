@@ -379,6 +379,14 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 
 		if (e == EAGAIN || e == EWOULDBLOCK)
 			wait_failed(o, e, why, whylen);
+		else if ((e == EPIPE || e == ECONNRESET) && b != NULL)
+			/* regiond closes a connection whose body it will not take:
+			 * too slow for its --min-body-rate, or past --max-body. */
+			snprintf(why, whylen,
+				 "%s: regiond closed the connection before the whole request "
+				 "was sent (an upload slower than its --min-body-rate, or a body "
+				 "past its --max-body?); nothing changed",
+				 ctl_conn_error(c));
 		else
 			snprintf(why, whylen, "%s", ctl_conn_error(c));
 		if (outcome_unknown(o, e == EAGAIN || e == EWOULDBLOCK, why, whylen))
@@ -3178,7 +3186,8 @@ static void print_help(FILE *f, const struct ctl_call *c)
 		print_opts(f, "global options (before or after the command)", root.opts);
 		fprintf(f, "\n'regionctl COMMAND --help' or 'regionctl help COMMAND' describes "
 			   "one command.\n"
-			   "Exit: 0 done, 1 refused, 2 usage, 3 unreachable, 4 failed, 5 a write unanswered.\n");
+			   "Exit: 0 done, 1 refused, 2 usage, 3 unreachable, 4 failed, 5 a write "
+			   "unanswered.\n");
 		return;
 	}
 	fprintf(f, "\n%s\n", cmd->summary);

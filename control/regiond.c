@@ -72,7 +72,7 @@ struct regiond_opts {
 	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file,
 		*read_token_file;
 	const char *tls_cert, *tls_key, *tls_client_ca, *tls_writers;
-	uint64_t keep, max_body, max_buffered, dp_timeout_ms;
+	uint64_t keep, max_body, max_buffered, min_body_rate, dp_timeout_ms;
 	struct fwd_opt_list xdp_ifaces;
 	uint64_t xdp_mode; /* index in xdp_modes[] */
 	const char *bpf_pin_dir;
@@ -195,6 +195,16 @@ static const struct fwd_opt options[] = {
 	 .max = UINT64_MAX,
 	 .refused = "--max-buffered takes bytes (0: twice --max-body)",
 	 .help = "request bodies held at once, all together (0: twice --max-body)"},
+	{.name = "min-body-rate",
+	 .arg = "BYTES",
+	 .def = "262144",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(min_body_rate),
+	 .min = 1024,
+	 .max = UINT64_MAX,
+	 .refused = "--min-body-rate takes bytes a second >= 1024",
+	 .help = "bytes a second a request body must average after 10 s, else its "
+		 "connection is closed (a slow link: lower it)"},
 	{.name = "xdp-iface",
 	 .arg = "IF",
 	 .kind = FWD_OPT_LIST,
@@ -1011,6 +1021,7 @@ static int start_api(struct regiond *d)
 	d->conf.tls_writers = d->writers;
 	d->conf.max_body = (size_t)d->o.max_body;
 	d->conf.max_buffered = d->o.max_buffered > SIZE_MAX ? SIZE_MAX : (size_t)d->o.max_buffered;
+	d->conf.min_body_rate = d->o.min_body_rate;
 	snprintf(dir, sizeof(dir), "%s", d->conf.unix_path);
 	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
 		*strrchr(dir, '/') = '\0';

@@ -11,7 +11,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_e2e import REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant  # noqa: E402
+from test_e2e import REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
 
 
 def free_port():
@@ -232,6 +232,36 @@ def test_trickled_request_bodies_cannot_shut_out_the_unix_socket(tmp_path):
         stop.set()
         for s in flood:
             s.close()
+        b.stop()
+
+
+def test_min_body_rate_sets_the_bound(tmp_path):
+    """--min-body-rate moves the bound a body must keep (a slow link lowers
+    it); here raised to 1 MiB/s, a body sent at about 100 KiB/s is cut once
+    the 10 s have passed, with the rate in the log, and nothing changed."""
+    b = Box(tmp_path, "sec-rate", regiond_args=("--min-body-rate", "1048576"))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(5)
+        s.connect(b.api)
+        s.sendall(b"PUT /v1/table HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+        start, cut = time.time(), False
+        while time.time() - start < 40:
+            try:
+                s.sendall(b"#" * 10240)
+            except OSError:
+                cut = True
+                break
+            time.sleep(0.1)
+        assert cut, "a body under --min-body-rate kept its connection"
+        assert time.time() - start > 9, "cut before the 10 s of grace"
+        assert b.gen() == 1
+        wait_for(lambda: "under 1048576 bytes/s" in open(tmp_path / "regiond.log").read(), timeout=15,
+                 what="the log line")
+        p = subprocess.run([REGIOND, "--min-body-rate", "100"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "--min-body-rate takes bytes a second >= 1024" in p.stderr, p
+    finally:
+        s.close()
         b.stop()
 
 
