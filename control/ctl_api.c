@@ -1325,10 +1325,10 @@ static void h_fleet_nodes(struct ctl_api *api, const struct req *q, struct reply
 		reply_err(r, &e);
 	else {
 		struct ctl_rstore_pin *pins = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*pins));
-		char active[CTL_ROLLOUT_ID_MAX + 1];
+		struct ctl_rstore_pinset set = {0};
 		json_t *pv = json_array();
 		int n = pins && pv ? ctl_rstore_pins(c, api->fleet->facility, pins,
-						     CTL_ROLLOUT_NODES_MAX, active, &e)
+						     CTL_ROLLOUT_NODES_MAX, &set, &e)
 				   : fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 
 		/* Every pin, with who owns it: a node's report says its own,
@@ -1344,7 +1344,7 @@ static void h_fleet_nodes(struct ctl_api *api, const struct req *q, struct reply
 			r->status = 200;
 			r->body = json_pack("{s:s, s:o, s:o, s:s?}", "facility",
 					    api->fleet->facility, "nodes", v, "pins", pv,
-					    "active_rollout", active[0] ? active : NULL);
+					    "active_rollout", set.active[0] ? set.active : NULL);
 		}
 	}
 	ctl_etcd_free(c);
@@ -1373,7 +1373,7 @@ static void h_fleet_unpin(struct ctl_api *api, const struct req *q, struct reply
 	}
 	if ((c = fleet_client(api, r)) == NULL)
 		goto out;
-	if (ctl_rstore_unpin(c, api->fleet->facility, node, 0, false, NULL, &p, &e)) {
+	if (ctl_rstore_unpin(c, api->fleet->facility, node, 0, false, NULL, NULL, &p, &e)) {
 		reply_err(r, &e);
 		goto out;
 	}

@@ -53,6 +53,7 @@ struct ctl_rdriver {
 	} * strays;
 	unsigned n_strays;
 	uint64_t pins_at; /* monotonic ms of the next look at the pins */
+	struct ctl_rstore_pinset pinset; /* the active record's id, cached */
 };
 
 #define PINS_EVERY_MS 3000 /* the leader's look at the pins */
@@ -395,7 +396,7 @@ out:
 static void look_at_pins(struct ctl_rdriver *d)
 {
 	struct fwd_err err = {0};
-	char active[CTL_ROLLOUT_ID_MAX + 1], lkey[160];
+	char lkey[160];
 	struct ctl_etcd_cmp leader;
 	struct stray *kept;
 	unsigned n_kept = 0;
@@ -405,15 +406,14 @@ static void look_at_pins(struct ctl_rdriver *d)
 	if (now < d->pins_at)
 		return;
 	d->pins_at = now + PINS_EVERY_MS;
-	n = ctl_rstore_pins(d->e, d->conf.facility, d->pins, CTL_ROLLOUT_NODES_MAX, active, &err);
+	n = ctl_rstore_pins(d->e, d->conf.facility, d->pins, CTL_ROLLOUT_NODES_MAX, &d->pinset,
+			    &err);
 	if (n < 0) {
 		/* Not a pause: the rollout's own reads say whether etcd is there. */
 		fwd_log(FWD_LOG_DEBUG, "fleet (%s): cannot read the pins: %s", d->conf.facility,
 			err.reason);
 		return;
 	}
-	if ((size_t)n > CTL_ROLLOUT_NODES_MAX)
-		n = CTL_ROLLOUT_NODES_MAX;
 	kept = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*kept));
 	if (kept == NULL)
 		return;
@@ -459,7 +459,7 @@ static void look_at_pins(struct ctl_rdriver *d)
 		    now - s->since < d->conf.unpin_after_s * 1000ull)
 			continue;
 		if (ctl_rstore_unpin(d->e, d->conf.facility, p->node, p->mod_revision, true,
-				     &leader, &gone, &err) == 0) {
+				     &leader, &d->pinset, &gone, &err) == 0) {
 			fwd_log(FWD_LOG_NOTICE,
 				"fleet (%s): deleted the pin of node %s (table %s of rollout %s, "
 				"finished): it follows desired again",

@@ -683,11 +683,12 @@ const char *ctl_pin_owner_name(enum ctl_pin_owner o)
 
 json_t *ctl_rstore_pin_json(const struct ctl_rstore_pin *p)
 {
-	return json_pack("{s:s, s:s?, s:s?, s:I, s:s, s:b, s:s?}", "node", p->node, "table",
-			 p->table[0] ? p->table : NULL, "rollout",
-			 p->rollout[0] ? p->rollout : NULL, "revision", (json_int_t)p->mod_revision,
-			 "owner", ctl_pin_owner_name(p->owner), "stray", ctl_rstore_pin_stray(p),
-			 "error", p->why[0] ? p->why : NULL);
+	/* "node" null: the key names none (the reason in "error"). */
+	return json_pack("{s:s?, s:s?, s:s?, s:I, s:s, s:b, s:s?}", "node",
+			 p->node[0] ? p->node : NULL, "table", p->table[0] ? p->table : NULL,
+			 "rollout", p->rollout[0] ? p->rollout : NULL, "revision",
+			 (json_int_t)p->mod_revision, "owner", ctl_pin_owner_name(p->owner),
+			 "stray", ctl_rstore_pin_stray(p), "error", p->why[0] ? p->why : NULL);
 }
 
 /* A rollout id as records carry them, [a-z0-9-]{1,CTL_ROLLOUT_ID_MAX}: only
@@ -727,74 +728,120 @@ int ctl_rstore_active_id(struct ctl_etcd *e, const char *facility, int64_t revis
 	id[0] = '\0';
 	if ((rc = ctl_etcd_range(e, key, 0, revision, 1, &rg, err)))
 		return rc;
-	j = rg.count ? fwd_json_loadb(rg.kvs[0].value, rg.kvs[0].value_len, 0, NULL) : NULL;
+	/* Duplicate keys refused, as the driver's parser does: a record with
+	 * two "id"s must not name one rollout here and another there. */
+	j = rg.count ? fwd_json_loadb(rg.kvs[0].value, rg.kvs[0].value_len, JSON_REJECT_DUPLICATES,
+				      NULL)
+		     : NULL;
 	v = json_string_value(json_object_get(j, "id"));
 	if (v && id_ok(v))
 		snprintf(id, CTL_ROLLOUT_ID_MAX + 1, "%s", v);
 	else if (rg.count)
 		rc = fwd_err_fail(err, FWD_R_INVALID_FLEET_KEY, NULL, 0, "id",
-				  "%s has no readable \"id\": which rollout owns a pin cannot be "
-				  "told",
+				  "%s has no readable \"id\" (or holds a key twice): which "
+				  "rollout owns a pin cannot be told",
 				  key);
 	json_decref(j);
 	ctl_etcd_range_free(&rg);
 	return rc;
 }
 
-/* One pins/N key into @p (the value hostile: checked as the node checks it). */
-static void parse_pin(const struct ctl_etcd_kv *kv, size_t plen, struct ctl_rstore_pin *p)
+/* The node a pins/N key names into @p->node, or "" with @p unreadable and
+ * the key in @p->why: a key that is no node name is never cut into one (a
+ * 65-character key would become another node's 64-character name, and an
+ * unpin would delete that one). */
+static bool pin_key(const char *key, size_t key_len, size_t plen, struct ctl_rstore_pin *p)
 {
-	size_t nl = kv->key_len > plen ? kv->key_len - plen : 0;
+	size_t nl = key_len > plen ? key_len - plen : 0;
+	char shown[64];
+
+	p->key_hash = fwd_hash64(key, key_len);
+	if (nl >= 1 && nl <= CTL_ROLLOUT_NAME_MAX && !memchr(key + plen, '\0', nl)) {
+		memcpy(p->node, key + plen, nl);
+		p->node[nl] = '\0';
+		if (ctl_rollout_node_name_ok(p->node))
+			return true;
+	}
+	p->node[0] = '\0';
+	snprintf(shown, sizeof(shown), "%.*s", (int)(nl < 48 ? nl : 48), key + plen);
+	fwd_utf8_clean(shown);
+	p->owner = CTL_PIN_OWNER_UNREADABLE;
+	snprintf(p->why, sizeof(p->why),
+		 "key: pins/%s%s (%zu bytes) is no node name (1..%d of a-z 0-9 -): left alone",
+		 shown, nl > 48 ? "..." : "", nl, CTL_ROLLOUT_NAME_MAX);
+	return false;
+}
+
+/* One pin's value into @p (hostile: checked as the node checks it). */
+static void parse_pin(const char *value, size_t value_len, struct ctl_rstore_pin *p)
+{
 	json_t *j, *v;
 
-	memset(p, 0, sizeof(*p));
-	snprintf(p->node, sizeof(p->node), "%.*s",
-		 (int)(nl < sizeof(p->node) - 1 ? nl : sizeof(p->node) - 1), kv->key + plen);
-	fwd_utf8_clean(p->node);
-	p->mod_revision = kv->mod_revision;
 	p->owner = CTL_PIN_OWNER_UNREADABLE;
-	j = fwd_json_loadb(kv->value, kv->value_len, JSON_REJECT_DUPLICATES, NULL);
+	if (value_len > CTL_RSTORE_PIN_BYTES) {
+		snprintf(p->why, sizeof(p->why), "value: %zu bytes (a pin is at most %u)",
+			 value_len, CTL_RSTORE_PIN_BYTES);
+		return;
+	}
+	j = fwd_json_loadb(value, value_len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(j)) {
 		snprintf(p->why, sizeof(p->why), "not a JSON object");
 		goto out;
+	}
+	/* The rollout it names, even when the rest is unreadable (another
+	 * schema): an unpin must know whether the active rollout may own it. */
+	v = json_object_get(j, "rollout");
+	if (json_is_string(v) && json_string_length(v) > 0 &&
+	    json_string_length(v) < sizeof(p->rollout)) {
+		snprintf(p->rollout, sizeof(p->rollout), "%s", json_string_value(v));
+		fwd_utf8_clean(p->rollout);
+		p->rollout_known = true;
 	}
 	v = json_object_get(j, "schema");
 	if (!json_is_integer(v) || json_integer_value(v) != CTL_ROLLOUT_SCHEMA) {
 		snprintf(p->why, sizeof(p->why), "schema: not %d", CTL_ROLLOUT_SCHEMA);
 		goto out;
 	}
+	/* Schema 1: a rollout's pin names it; null or none is a hand's. */
+	v = json_object_get(j, "rollout");
+	p->rollout_known = p->rollout[0] || v == NULL || json_is_null(v);
 	v = json_object_get(j, "table");
 	if (!json_is_string(v) || json_string_length(v) != 16 ||
 	    strspn(json_string_value(v), "0123456789abcdef") != 16) {
 		snprintf(p->why, sizeof(p->why), "table: not 16 lowercase hex digits");
 		goto out;
 	}
-	memcpy(p->table, json_string_value(v), 17);
 	v = json_object_get(j, "rollout");
-	if (v && !json_is_null(v) &&
-	    (!json_is_string(v) || json_string_length(v) == 0 ||
-	     json_string_length(v) >= sizeof(p->rollout))) {
-		p->table[0] = '\0';
+	if (v && !json_is_null(v) && (!json_is_string(v) || !p->rollout[0])) {
 		snprintf(p->why, sizeof(p->why), "rollout: not null or an id of 1..64 characters");
 		goto out;
 	}
-	if (json_is_string(v)) {
-		snprintf(p->rollout, sizeof(p->rollout), "%s", json_string_value(v));
-		fwd_utf8_clean(p->rollout);
-	}
+	memcpy(p->table, json_string_value(json_object_get(j, "table")), 17);
 	p->owner = p->rollout[0] ? CTL_PIN_OWNER_UNKNOWN : CTL_PIN_OWNER_OPERATOR;
 out:
 	json_decref(j);
 }
 
+/* Whether rollouts are in the history, as one pass has looked them up: a
+ * thousand pins left by one rollout cost one read, not a thousand. */
+struct hist_memo {
+	struct {
+		char id[CTL_ROLLOUT_ID_MAX + 1];
+		bool finished;
+	} * ids;
+	size_t n, cap;
+};
+
 /* The owner of @p, a readable pin naming a rollout, at @rev: the active one,
  * one in the history, or unknown. With an unreadable active record nothing
  * is called finished (it might be that very rollout). */
 static int classify(struct ctl_etcd *e, const char *facility, int64_t rev, const char *active,
-		    bool active_unreadable, struct ctl_rstore_pin *p, struct fwd_err *err)
+		    bool active_unreadable, struct hist_memo *memo, struct ctl_rstore_pin *p,
+		    struct fwd_err *err)
 {
 	struct ctl_etcd_range rg = {0};
 	char key[200];
+	bool finished;
 	int rc;
 
 	if (p->owner != CTL_PIN_OWNER_UNKNOWN)
@@ -805,59 +852,129 @@ static int classify(struct ctl_etcd *e, const char *facility, int64_t rev, const
 	}
 	if (active_unreadable || !id_ok(p->rollout))
 		return 0;
+	for (size_t i = 0; memo && i < memo->n; i++)
+		if (strcmp(memo->ids[i].id, p->rollout) == 0) {
+			if (memo->ids[i].finished)
+				p->owner = CTL_PIN_OWNER_FINISHED;
+			return 0;
+		}
 	ctl_rstore_key(key, sizeof(key), facility, "rollout/history/%s", p->rollout);
 	if ((rc = ctl_etcd_range(e, key, CTL_ETCD_KEYS_ONLY, rev, 1, &rg, err)))
 		return rc;
-	if (rg.count)
-		p->owner = CTL_PIN_OWNER_FINISHED;
+	finished = rg.count > 0;
 	ctl_etcd_range_free(&rg);
+	if (finished)
+		p->owner = CTL_PIN_OWNER_FINISHED;
+	if (memo && memo->n < memo->cap) {
+		snprintf(memo->ids[memo->n].id, sizeof(memo->ids[0].id), "%s", p->rollout);
+		memo->ids[memo->n++].finished = finished;
+	}
+	return 0;
+}
+
+/* Read one pin's value alone at @rev (the values of all did not fit one
+ * reply). A value etcd cannot hand over within the client's bound makes
+ * that pin unreadable; etcd not there fails the read. */
+static int pin_value_alone(struct ctl_etcd *e, const struct ctl_etcd_kv *kv, int64_t rev,
+			   struct ctl_rstore_pin *p, struct fwd_err *err)
+{
+	struct ctl_etcd_range v = {0};
+	struct fwd_err ve = {0};
+	char *key = malloc(kv->key_len + 1);
+	int rc;
+
+	if (key == NULL)
+		return fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	memcpy(key, kv->key, kv->key_len);
+	key[kv->key_len] = '\0';
+	rc = ctl_etcd_range(e, key, 0, rev, 1, &v, &ve);
+	free(key);
+	if (rc && ve.reason_code != FWD_R_ETCD_ERROR) {
+		*err = ve;
+		return rc;
+	}
+	p->owner = CTL_PIN_OWNER_UNREADABLE;
+	if (rc)
+		snprintf(p->why, sizeof(p->why), "value: cannot be read: %.150s", ve.reason);
+	else if (v.count != 1)
+		snprintf(p->why, sizeof(p->why), "value: gone at revision %lld", (long long)rev);
+	else
+		parse_pin(v.kvs[0].value, v.kvs[0].value_len, p);
+	ctl_etcd_range_free(&v);
 	return 0;
 }
 
 int ctl_rstore_pins(struct ctl_etcd *e, const char *facility, struct ctl_rstore_pin *pins,
-		    size_t max, char active[CTL_ROLLOUT_ID_MAX + 1], struct fwd_err *err)
+		    size_t max, struct ctl_rstore_pinset *set, struct fwd_err *err)
 {
 	struct ctl_etcd_range rg = {0};
 	struct fwd_err ae = {0};
-	int64_t create = 0;
+	struct hist_memo memo = {.ids = calloc(max ? max : 1, sizeof(*memo.ids)), .cap = max};
 	char key[160];
 	size_t plen, n = 0;
-	bool unreadable;
 	int rc;
 
-	active[0] = '\0';
+	set->active_unreadable = set->truncated = set->values_alone = false;
+	if (memo.ids == NULL)
+		return fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 	ctl_rstore_key(key, sizeof(key), facility, "pins/");
 	plen = strlen(key);
-	if ((rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX, 0, 0, &rg, err)))
-		return rc;
+	/* At most @max keys, with their values in one reply. Values are
+	 * hostile and etcd has no bound per value: a few of megabytes pass
+	 * the client's reply bound, and then the keys are read alone and
+	 * each value by itself, so one bad pin costs only itself. */
+	rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX, 0, max, &rg, err);
+	if (rc && err->reason_code == FWD_R_ETCD_ERROR) {
+		set->values_alone = true;
+		rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX | CTL_ETCD_KEYS_ONLY, 0, max, &rg, err);
+	}
+	if (rc)
+		goto out;
+	set->truncated = rg.more;
 	/* rollout/active at the pins' revision: a wave's pins and its record
 	 * change in one transaction, so one revision never shows a rollout's
 	 * pin without its record. */
-	rc = ctl_rstore_active_id(e, facility, rg.revision, &create, active, &ae);
+	rc = ctl_rstore_active_id(e, facility, rg.revision, &set->active_create, set->active, &ae);
 	if (rc && ae.reason_code != FWD_R_INVALID_FLEET_KEY) {
 		*err = ae;
 		goto out;
 	}
-	unreadable = rc != 0;
+	set->active_unreadable = rc != 0;
 	rc = 0;
-	for (size_t i = 0; i < rg.count && n < max; i++, n++) {
-		parse_pin(&rg.kvs[i], plen, &pins[n]);
-		if ((rc = classify(e, facility, rg.revision, active, unreadable, &pins[n], err)))
+	for (size_t i = 0; i < rg.count && n < max; i++) {
+		struct ctl_rstore_pin *p = &pins[n++];
+
+		memset(p, 0, sizeof(*p));
+		p->mod_revision = rg.kvs[i].mod_revision;
+		if (!pin_key(rg.kvs[i].key, rg.kvs[i].key_len, plen, p))
+			continue;
+		if (set->values_alone)
+			rc = pin_value_alone(e, &rg.kvs[i], rg.revision, p, err);
+		else
+			parse_pin(rg.kvs[i].value, rg.kvs[i].value_len, p);
+		if (rc == 0)
+			rc = classify(e, facility, rg.revision, set->active, set->active_unreadable,
+				      &memo, p, err);
+		if (rc)
 			goto out;
 	}
 out:
-	n = rg.count;
 	ctl_etcd_range_free(&rg);
+	free(memo.ids);
 	return rc ? rc : (int)n;
 }
 
 int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node, int64_t expect_mod,
 		     bool only_finished, const struct ctl_etcd_cmp *leader,
-		     struct ctl_rstore_pin *out, struct fwd_err *err)
+		     struct ctl_rstore_pinset *cache, struct ctl_rstore_pin *out,
+		     struct fwd_err *err)
 {
-	char pkey[200], akey[160], active[CTL_ROLLOUT_ID_MAX + 1];
+	struct ctl_rstore_pinset own = {0};
+	char pkey[200], akey[160];
 	size_t plen;
 
+	if (cache == NULL)
+		cache = &own;
 	ctl_rstore_key(pkey, sizeof(pkey), facility, "pins/");
 	plen = strlen(pkey);
 	if (!ctl_rollout_node_name_ok(node))
@@ -872,10 +989,11 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 		struct ctl_etcd_cmp cmp[3];
 		struct ctl_etcd_op del = {.type = CTL_ETCD_OP_DELETE, .key = pkey};
 		struct fwd_err ae = {0};
-		int64_t create = 0;
 		size_t ncmp = 0;
 		int rc;
 
+		/* The value alone, bounded by the client's reply bound: one
+		 * too large to hand over is an etcd error, said as such. */
 		if ((rc = ctl_etcd_range(e, pkey, 0, 0, 1, &rg, err)))
 			return rc;
 		if (rg.count == 0) {
@@ -883,16 +1001,22 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 			return fwd_err_fail(err, FWD_R_NO_PIN, NULL, 0, "node",
 					    "node %s has no pin: it follows desired", node);
 		}
-		parse_pin(&rg.kvs[0], plen, out);
-		rc = ctl_rstore_active_id(e, facility, rg.revision, &create, active, &ae);
+		memset(out, 0, sizeof(*out));
+		out->mod_revision = rg.kvs[0].mod_revision;
+		pin_key(rg.kvs[0].key, rg.kvs[0].key_len, plen, out);
+		parse_pin(rg.kvs[0].value, rg.kvs[0].value_len, out);
+		rc = ctl_rstore_active_id(e, facility, rg.revision, &cache->active_create,
+					  cache->active, &ae);
 		if (rc && ae.reason_code != FWD_R_INVALID_FLEET_KEY) {
 			*err = ae;
 			ctl_etcd_range_free(&rg);
 			return rc;
 		}
 		if (rc == 0)
-			rc = classify(e, facility, rg.revision, active, false, out, err);
-		else if (out->owner == CTL_PIN_OWNER_UNKNOWN) {
+			rc = classify(e, facility, rg.revision, cache->active, false, NULL, out,
+				      err);
+		else if (out->owner == CTL_PIN_OWNER_UNKNOWN ||
+			 out->owner == CTL_PIN_OWNER_UNREADABLE) {
 			/* It may be that rollout's: not without its record. */
 			ctl_etcd_range_free(&rg);
 			*err = ae;
@@ -910,6 +1034,17 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 					    "node %s is pinned by rollout %s in progress: abort it "
 					    "(regionctl fleet abort) to send the node back",
 					    node, out->rollout);
+		/* An unreadable pin (another schema, a damaged value) may be
+		 * the active rollout's own: only one that names another
+		 * rollout goes while a rollout is active. */
+		if (out->owner == CTL_PIN_OWNER_UNREADABLE && cache->active_create &&
+		    (!out->rollout_known || strcmp(out->rollout, cache->active) == 0))
+			return fwd_err_fail(
+				err, FWD_R_ROLLOUT_IN_PROGRESS, NULL, 0, "node",
+				"the pin of node %s cannot be read (%s) and rollout %s "
+				"is active: it may be that rollout's; unpin it once the "
+				"rollout has finished, or abort it",
+				node, out->why, cache->active);
 		if (only_finished && out->owner != CTL_PIN_OWNER_FINISHED)
 			return fwd_err_fail(err, FWD_R_STALE_GENERATION, NULL, 0, "node",
 					    "the pin of node %s is not a finished rollout's", node);
@@ -920,7 +1055,7 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 		cmp[ncmp++] = (struct ctl_etcd_cmp){.key = akey,
 						    .target = CTL_ETCD_CMP_CREATE,
 						    .result = CTL_ETCD_EQUAL,
-						    .number = create};
+						    .number = cache->active_create};
 		if (leader)
 			cmp[ncmp++] = *leader;
 		rc = ctl_etcd_txn(e, cmp, ncmp, &del, 1, NULL, 0, &res, err);

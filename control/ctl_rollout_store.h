@@ -118,10 +118,27 @@ enum ctl_pin_owner {
 
 const char *ctl_pin_owner_name(enum ctl_pin_owner o);
 
+/* A pin's value is a small JSON object (under 200 bytes): a larger one is
+ * reported unreadable, never parsed (every etcd value is hostile; one of
+ * megabytes must not cost every reader its memory or its reply bound). */
+#define CTL_RSTORE_PIN_BYTES 4096
+
 struct ctl_rstore_pin {
-	char node[CTL_ROLLOUT_NAME_MAX + 1]; /* from the key (cleaned, maybe cut) */
+	/* The node the key names; "" when the key is no node name (upper case,
+	 * longer than CTL_ROLLOUT_NAME_MAX, a byte outside a-z 0-9 -): such a
+	 * pin is unreadable and @why shows the key, never cut into the name of
+	 * another node that an unpin would then delete. */
+	char node[CTL_ROLLOUT_NAME_MAX + 1];
+	uint64_t key_hash; /* fwd_hash64 of the whole key: tells every key apart */
 	char table[17]; /* "" when unreadable */
-	char rollout[CTL_ROLLOUT_NAME_MAX + 1]; /* as written (cleaned); "" for null */
+	/* As written (cleaned); "" for null. An unreadable pin keeps one that
+	 * reads as an id: an unpin then knows whether it may be the active
+	 * rollout's. */
+	char rollout[CTL_ROLLOUT_NAME_MAX + 1];
+	/* Whether @rollout says whose it is: a string, or a schema-1 value
+	 * (where null or none is an operator's). An unreadable pin of another
+	 * schema without one may be anybody's, the active rollout's too. */
+	bool rollout_known;
 	int64_t mod_revision;
 	enum ctl_pin_owner owner;
 	char why[200]; /* unreadable: which field, why */
@@ -140,36 +157,59 @@ json_t *ctl_rstore_pin_json(const struct ctl_rstore_pin *p);
  * there is none). @create_rev caches the record's create_revision with @id:
  * a record of the same create_revision is the same rollout (its id never
  * changes), so only a new record is read whole (they are 100 KiB and more).
+ * The record is parsed as the driver parses it (duplicate keys refused).
  * @return 0; -EINVAL (FWD_R_INVALID_FLEET_KEY) when the record has no
  *         readable "id" (then @id is ""); an etcd error.
  */
 int ctl_rstore_active_id(struct ctl_etcd *e, const char *facility, int64_t revision,
 			 int64_t *create_rev, char id[CTL_ROLLOUT_ID_MAX + 1], struct fwd_err *err);
 
+/* What ctl_rstore_pins() and ctl_rstore_unpin() keep between calls (zero it
+ * once, keep it while reading one facility): rollout/active's id with its
+ * create_revision, so the record is read whole only when a new rollout
+ * starts. And what one ctl_rstore_pins() found besides the pins. */
+struct ctl_rstore_pinset {
+	int64_t active_create; /* kept: rollout/active's create_revision, 0 none */
+	char active[CTL_ROLLOUT_ID_MAX + 1]; /* kept: its id, "" none or unreadable */
+	bool active_unreadable; /* out: a record without a readable "id" */
+	bool truncated; /* out: more pins than @max: only the first @max (in key
+			 * order) were read */
+	bool values_alone; /* out: the values did not fit one reply (a hostile
+			    * one): each was read alone, bounded */
+};
+
 /**
  * The facility's pins, at most @max into @pins, each with its owner, read with
- * rollout/active (and the history keys of the rollouts they name) at one
- * revision. @active: the active rollout's id ("" when none or unreadable).
- * @return the number of pins (may exceed @max: only @max are filled), or a
- *         negative errno with @err.
+ * rollout/active (and the history keys of the rollouts they name, one read
+ * per rollout named) at one revision. A pin that cannot be read (its key, a
+ * value over CTL_RSTORE_PIN_BYTES or over the client's reply bound, bad JSON)
+ * is there as unreadable with the reason: it never fails the others.
+ * @set: the cache and what was found (above).
+ * @return the number of pins filled (<= @max), or a negative errno with
+ *         @err (etcd not there, or not answering as etcd).
  */
 int ctl_rstore_pins(struct ctl_etcd *e, const char *facility, struct ctl_rstore_pin *pins,
-		    size_t max, char active[CTL_ROLLOUT_ID_MAX + 1], struct fwd_err *err);
+		    size_t max, struct ctl_rstore_pinset *set, struct fwd_err *err);
 
 /**
  * Delete node @node's pin, unless the active rollout owns it (its wave or
- * its revert: abort the rollout instead). One transaction compares the pin's
+ * its revert: abort the rollout instead), or may own it: an unreadable pin
+ * while a rollout is active is refused unless it names another rollout.
+ * One transaction compares the pin's
  * mod_revision and rollout/active's create_revision as read, and @leader
  * when not NULL (the driver's leader key): nothing changed in between, or
  * nothing is deleted. @expect_mod (0: any) and @only_finished (the leader's
  * sweep: only a pin of a rollout in the history) narrow what may go.
+ * @cache (may be NULL): as for ctl_rstore_pins(), the active record's id.
  * @out: the pin deleted.
  * @return 0; -ENOENT (FWD_R_NO_PIN); -EBUSY (FWD_R_ROLLOUT_IN_PROGRESS: the
- *         active rollout's); -ESTALE when it changed since @expect_mod, or
- *         is not a finished rollout's with @only_finished; an etcd error.
+ *         active rollout's, or maybe); -ESTALE when it changed since
+ *         @expect_mod, or is not a finished rollout's with @only_finished;
+ *         an etcd error.
  */
 int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node, int64_t expect_mod,
 		     bool only_finished, const struct ctl_etcd_cmp *leader,
-		     struct ctl_rstore_pin *out, struct fwd_err *err);
+		     struct ctl_rstore_pinset *cache, struct ctl_rstore_pin *out,
+		     struct fwd_err *err);
 
 #endif /* CTL_ROLLOUT_STORE_H */

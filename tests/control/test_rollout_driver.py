@@ -660,6 +660,14 @@ def test_stray_pins_owners_unpin_and_sweep(cluster, fac):
     for n in ("n2", "n4"):
         rc, out, _ = probe(cluster, "unpin", f, n)
         assert rc == 0 and out["unpinned"]["node"] == n, out
+    # A pin of another schema may be the running rollout's own: refused
+    # while a rollout is active, unless it names another rollout.
+    cluster.put(pre + "pins/n1", {"schema": 2, "table": NEW})
+    rc, out, _ = probe(cluster, "unpin", f, "n1")
+    assert rc == 1 and out["code"] == "rollout_in_progress" and rid in out["message"], out
+    cluster.put(pre + "pins/n1", {"schema": 2, "table": NEW, "rollout": "r-1-0001"})
+    rc, out, _ = probe(cluster, "unpin", f, "n1")
+    assert rc == 0 and out["unpinned"]["owner"] == "unreadable", out
     rc, out, _ = probe(cluster, "unpin", f, "n2")
     assert rc == 1 and out["code"] == "no_pin", out
     rc, out, _ = probe(cluster, "unpin", f, "../x")
@@ -672,4 +680,9 @@ def test_stray_pins_owners_unpin_and_sweep(cluster, fac):
     assert {p["node"]: p["owner"] for p in out["pins"]}["n1"] == "unknown", out
     rc, out, _ = probe(cluster, "unpin", f, "n1")
     assert rc == 1 and out["code"] == "invalid_fleet_key", out
+    # One holding "id" twice is as unreadable as for the driver's parser.
+    cluster.put(pre + "rollout/active", '{"schema": 1, "id": "r-1-0001", "id": "r-2-0002"}')
+    rc, out, _ = probe(cluster, "pins", f)
+    assert out["active"] is None and {p["node"]: p["owner"] for p in out["pins"]}["n1"] == "unknown", out
     cluster.delete(pre + "rollout/active")
+

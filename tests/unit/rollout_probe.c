@@ -5,14 +5,16 @@
  * per run; its result or error is one JSON line on stdout.
  *
  * Environment: ETCD_ENDPOINTS (required), ETCD_TIMEOUT_MS, ETCD_USER,
- * ETCD_PASSWORD.
+ * ETCD_PASSWORD, ETCD_MAX_REPLY (the client's reply bound: a small one
+ * stands for many megabytes of hostile values in a test).
  *
  *   create FACILITY FILE [OPTIONS_JSON]   a rollout of FILE (no validation here)
  *   abort FACILITY                        ask the active rollout to abort
  *   drive FACILITY NODE SECONDS [LEASE_S] run a driver until SECONDS or SIGTERM,
  *                                         then print its status (UNPIN_AFTER_S:
  *                                         its grace for a finished rollout's pin)
- *   pins FACILITY                         the pins, each with its owner
+ *   pins FACILITY                         the pins, each with its owner (PINS_MAX:
+ *                                         how many at most)
  *   unpin FACILITY NODE                   delete a pin the active rollout does not own
  */
 #include <errno.h>
@@ -84,6 +86,8 @@ int main(int argc, char **argv)
 	conf.password = getenv("ETCD_PASSWORD");
 	if (getenv("ETCD_TIMEOUT_MS"))
 		conf.timeout_ms = (unsigned)atoi(getenv("ETCD_TIMEOUT_MS"));
+	if (getenv("ETCD_MAX_REPLY"))
+		conf.max_reply = (size_t)atol(getenv("ETCD_MAX_REPLY"));
 	e = ctl_etcd_create(&conf, &err);
 	if (e == NULL)
 		return print_err(-EINVAL, &err);
@@ -162,9 +166,13 @@ int main(int argc, char **argv)
 		ctl_rdriver_stop(d);
 	} else if (strcmp(argv[1], "pins") == 0) {
 		struct ctl_rstore_pin *pins = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*pins));
-		char active[CTL_ROLLOUT_ID_MAX + 1];
-		int n = pins ? ctl_rstore_pins(e, argv[2], pins, CTL_ROLLOUT_NODES_MAX, active,
-					       &err)
+		struct ctl_rstore_pinset set = {0};
+		size_t max = getenv("PINS_MAX") ? (size_t)atol(getenv("PINS_MAX"))
+						: CTL_ROLLOUT_NODES_MAX;
+		int n = pins ? ctl_rstore_pins(e, argv[2], pins,
+					       max < CTL_ROLLOUT_NODES_MAX ? max
+									   : CTL_ROLLOUT_NODES_MAX,
+					       &set, &err)
 			     : -ENOMEM;
 
 		if (n < 0) {
@@ -174,14 +182,15 @@ int main(int argc, char **argv)
 
 			for (int i = 0; i < n && i < CTL_ROLLOUT_NODES_MAX; i++)
 				json_array_append_new(a, ctl_rstore_pin_json(&pins[i]));
-			print(json_pack("{s:s?, s:o}", "active", active[0] ? active : NULL, "pins",
-					a));
+			print(json_pack("{s:s?, s:o, s:b, s:b}", "active",
+					set.active[0] ? set.active : NULL, "pins", a, "truncated",
+					set.truncated, "values_alone", set.values_alone));
 		}
 		free(pins);
 	} else if (strcmp(argv[1], "unpin") == 0 && argc >= 4) {
 		struct ctl_rstore_pin p;
 
-		rc = ctl_rstore_unpin(e, argv[2], argv[3], 0, false, NULL, &p, &err);
+		rc = ctl_rstore_unpin(e, argv[2], argv[3], 0, false, NULL, NULL, &p, &err);
 		if (rc)
 			print_err(rc, &err);
 		else
