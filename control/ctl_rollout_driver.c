@@ -34,6 +34,7 @@ struct ctl_rdriver {
 	char state[16]; /* the active rollout's, as last stepped; "" when none */
 	uint64_t steps, commits;
 	int stray_pins; /* as the leader last saw them; -1: not looked yet */
+	bool pins_truncated; /* more pins than it reads (CTL_ROLLOUT_NODES_MAX) */
 	uint64_t unpinned; /* stray pins it deleted */
 	/* the thread's own */
 	int64_t lease, leader_create;
@@ -47,16 +48,25 @@ struct ctl_rdriver {
 	 * clock (not a record's time, which is etcd's and hostile). */
 	struct ctl_rstore_pin *pins;
 	struct stray {
-		char node[CTL_ROLLOUT_NAME_MAX + 1];
+		uint64_t key_hash; /* the whole key's: keys no node name included */
 		int64_t mod_revision;
 		uint64_t since;
+		int warned; /* the reason last logged for a failed unpin, 0 none */
 	} * strays;
 	unsigned n_strays;
 	uint64_t pins_at; /* monotonic ms of the next look at the pins */
 	struct ctl_rstore_pinset pinset; /* the active record's id, cached */
+	/* why the pins could not be read, as last logged (whole: a cut copy
+	 * would never compare equal, and be logged every look) */
+	char pins_error[sizeof(((struct fwd_err *)0)->reason)];
+	bool pins_truncated_said;
 };
 
 #define PINS_EVERY_MS 3000 /* the leader's look at the pins */
+/* Unpins one look makes at most (each is four round trips to etcd): the
+ * rest wait for the next look, so the thread that keeps the leader's lease
+ * never spends a lease on them (512 pins at 5 ms would take 10 s). */
+#define PINS_UNPIN_PER_LOOK 16
 
 static uint64_t mono_ms(void)
 {
@@ -118,6 +128,8 @@ static void lose_leadership(struct ctl_rdriver *d, const char *why)
 	d->leader_create = 0;
 	d->lease = 0;
 	d->n_strays = 0; /* the next leader's grace starts from its own sight */
+	d->pins_error[0] = '\0';
+	d->pins_truncated_said = false;
 	pthread_mutex_lock(&d->lock);
 	d->leader = false;
 	d->stray_pins = -1;
@@ -390,30 +402,46 @@ out:
 
 /* The leader's look at the pins: a stray one is logged when first seen and
  * counted; one of a finished rollout is deleted once seen for
- * conf.unpin_after_s. Pins an operator wrote ("rollout": null) or naming a
- * rollout etcd does not know are left: they may be meant, and the node's
- * report and alarm say so (docs/fleet.md, "Pins nobody owns"). */
+ * conf.unpin_after_s, at most PINS_UNPIN_PER_LOOK a look, the lease kept
+ * between. Pins an operator wrote ("rollout": null), naming a rollout etcd
+ * does not know, or unreadable are left: they may be meant, and the node's
+ * report (and alarm, for a rollout's) says so (docs/fleet.md, "Pins nobody
+ * owns"). Each failure is logged once per cause, never every look. */
 static void look_at_pins(struct ctl_rdriver *d)
 {
 	struct fwd_err err = {0};
 	char lkey[160];
 	struct ctl_etcd_cmp leader;
 	struct stray *kept;
-	unsigned n_kept = 0;
+	unsigned n_kept = 0, unpins = 0;
 	int n, strays = 0;
 	uint64_t now = mono_ms();
 
-	if (now < d->pins_at)
+	if (d->leader_create == 0 || now < d->pins_at)
 		return;
 	d->pins_at = now + PINS_EVERY_MS;
 	n = ctl_rstore_pins(d->e, d->conf.facility, d->pins, CTL_ROLLOUT_NODES_MAX, &d->pinset,
 			    &err);
 	if (n < 0) {
-		/* Not a pause: the rollout's own reads say whether etcd is there. */
-		fwd_log(FWD_LOG_DEBUG, "fleet (%s): cannot read the pins: %s", d->conf.facility,
-			err.reason);
+		/* Not a pause: the rollout's own reads say whether etcd is
+		 * there. Said once per cause: the look comes every 3 s. */
+		if (strcmp(d->pins_error, err.reason) != 0)
+			fwd_log(FWD_LOG_WARNING,
+				"fleet (%s): cannot read the pins (stray ones are neither "
+				"counted nor deleted meanwhile): %s",
+				d->conf.facility, err.reason);
+		snprintf(d->pins_error, sizeof(d->pins_error), "%s", err.reason);
 		return;
 	}
+	if (d->pins_error[0])
+		fwd_log(FWD_LOG_INFO, "fleet (%s): the pins can be read again", d->conf.facility);
+	d->pins_error[0] = '\0';
+	if (d->pinset.truncated && !d->pins_truncated_said)
+		fwd_log(FWD_LOG_WARNING,
+			"fleet (%s): more than %d pins under pins/: only the first %d are looked "
+			"at",
+			d->conf.facility, CTL_ROLLOUT_NODES_MAX, CTL_ROLLOUT_NODES_MAX);
+	d->pins_truncated_said = d->pinset.truncated;
 	kept = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*kept));
 	if (kept == NULL)
 		return;
@@ -431,23 +459,23 @@ static void look_at_pins(struct ctl_rdriver *d)
 			continue;
 		strays++;
 		for (unsigned k = 0; k < d->n_strays && !s; k++)
-			if (strcmp(d->strays[k].node, p->node) == 0 &&
+			if (d->strays[k].key_hash == p->key_hash &&
 			    d->strays[k].mod_revision == p->mod_revision)
 				s = &d->strays[k];
 		if (s == NULL) {
 			fwd_log(FWD_LOG_WARNING,
-				"fleet (%s): node %s is pinned to table %s by %s%s%s, which no "
-				"active "
-				"rollout owns (%s pin)%s",
-				d->conf.facility, p->node, p->table[0] ? p->table : "?",
-				p->rollout[0] ? "rollout " : "hand",
-				p->rollout[0] ? p->rollout : "", p->why[0] ? p->why : "",
+				"fleet (%s): node %s is pinned to table %s by %s%s%s%s, which no "
+				"active rollout owns (%s pin)%s",
+				d->conf.facility, p->node[0] ? p->node : "?",
+				p->table[0] ? p->table : "?", p->rollout[0] ? "rollout " : "hand",
+				p->rollout[0] ? p->rollout : "", p->why[0] ? ": " : "", p->why,
 				ctl_pin_owner_name(p->owner),
 				p->owner == CTL_PIN_OWNER_FINISHED && d->conf.unpin_after_s
 					? ": deleted if it stays"
-					: ": left; regionctl fleet unpin removes it");
+				: p->node[0] ? ": left; regionctl fleet unpin removes it"
+					     : ": left; etcdctl del removes it");
 			s = &kept[n_kept];
-			snprintf(s->node, sizeof(s->node), "%s", p->node);
+			s->key_hash = p->key_hash;
 			s->mod_revision = p->mod_revision;
 			s->since = now;
 		} else {
@@ -455,9 +483,15 @@ static void look_at_pins(struct ctl_rdriver *d)
 			s = &kept[n_kept];
 		}
 		n_kept++;
-		if (p->owner != CTL_PIN_OWNER_FINISHED || d->conf.unpin_after_s == 0 ||
-		    now - s->since < d->conf.unpin_after_s * 1000ull)
+		if (p->owner != CTL_PIN_OWNER_FINISHED || !p->node[0] ||
+		    d->conf.unpin_after_s == 0 || now - s->since < d->conf.unpin_after_s * 1000ull)
 			continue;
+		/* Bounded, and only while this driver still leads: the rest
+		 * are deleted by a later look (or by the next leader). */
+		if (unpins >= PINS_UNPIN_PER_LOOK || !keep_lease(d) || d->leader_create == 0)
+			continue;
+		unpins++;
+		leader.number = d->leader_create;
 		if (ctl_rstore_unpin(d->e, d->conf.facility, p->node, p->mod_revision, true,
 				     &leader, &d->pinset, &gone, &err) == 0) {
 			fwd_log(FWD_LOG_NOTICE,
@@ -469,18 +503,28 @@ static void look_at_pins(struct ctl_rdriver *d)
 			pthread_mutex_lock(&d->lock);
 			d->unpinned++;
 			pthread_mutex_unlock(&d->lock);
-		} else if (err.reason_code != FWD_R_STALE_GENERATION) {
+		} else if (err.reason_code != FWD_R_STALE_GENERATION &&
+			   s->warned != (int)err.reason_code) {
 			/* A compare that failed is no error: it changed, and is
-			 * looked at again next time. */
+			 * looked at again next time. Another failure is said
+			 * once for this pin and cause, then retried quietly. */
 			fwd_log(FWD_LOG_WARNING, "fleet (%s): cannot delete the pin of node %s: %s",
 				d->conf.facility, p->node, err.reason);
+			s->warned = (int)err.reason_code;
 		}
+	}
+	if (d->leader_create == 0) {
+		/* Lost on the way (keep_lease): what was seen is the next
+		 * leader's to see again, from its own sight. */
+		free(kept);
+		return;
 	}
 	free(d->strays);
 	d->strays = kept;
 	d->n_strays = n_kept;
 	pthread_mutex_lock(&d->lock);
 	d->stray_pins = strays;
+	d->pins_truncated = d->pinset.truncated;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -495,7 +539,10 @@ static void *run(void *arg)
 			campaign(d);
 		if (d->leader_create && keep_lease(d)) {
 			wait = drive(d);
-			look_at_pins(d);
+			/* drive() may have lost the leadership (a commit's
+			 * compare): only the leader looks at the pins. */
+			if (d->leader_create)
+				look_at_pins(d);
 		}
 		/* A follower looks for a vacancy at a third of the lease (its
 		 * own keepalive's pace), at least every second: a fleet of 50
@@ -583,14 +630,15 @@ json_t *ctl_rdriver_status(struct ctl_rdriver *d)
 	json_t *j;
 
 	pthread_mutex_lock(&d->lock);
-	j = json_pack("{s:b, s:s, s:b, s:s, s:I, s:I, s:o, s:o, s:o, s:I}", "leader", d->leader,
-		      "leader_node", d->leader_node, "paused", d->paused, "last_error",
+	j = json_pack("{s:b, s:s, s:b, s:s, s:I, s:I, s:o, s:o, s:o, s:b, s:I}", "leader",
+		      d->leader, "leader_node", d->leader_node, "paused", d->paused, "last_error",
 		      d->last_error, "steps", (json_int_t)d->steps, "commits",
 		      (json_int_t)d->commits, "rollout",
 		      d->rollout[0] ? json_string(d->rollout) : json_null(), "state",
 		      d->state[0] ? json_string(d->state) : json_null(), "stray_pins",
 		      d->leader && d->stray_pins >= 0 ? json_integer(d->stray_pins) : json_null(),
-		      "unpinned", (json_int_t)d->unpinned);
+		      "pins_truncated", d->leader && d->pins_truncated, "unpinned",
+		      (json_int_t)d->unpinned);
 	pthread_mutex_unlock(&d->lock);
 	return j;
 }

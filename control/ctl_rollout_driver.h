@@ -57,7 +57,7 @@ void ctl_rdriver_stop(struct ctl_rdriver *d);
 
 /** What the driver does now: {"leader", "leader_node", "paused",
  *  "last_error", "steps", "commits", "rollout", "state", "stray_pins",
- *  "unpinned"}. NULL on ENOMEM. */
+ *  "pins_truncated" (more pins than it reads), "unpinned"}. NULL on ENOMEM. */
 json_t *ctl_rdriver_status(struct ctl_rdriver *d);
 
 /** The extension "rollouts": its status (the above) and its /metrics

@@ -686,3 +686,57 @@ def test_stray_pins_owners_unpin_and_sweep(cluster, fac):
     assert out["active"] is None and {p["node"]: p["owner"] for p in out["pins"]}["n1"] == "unknown", out
     cluster.delete(pre + "rollout/active")
 
+
+def test_hostile_pins_bounded_and_left_alone(cluster, fac):
+    """Hostile keys under pins/ never fail the others, never become another
+    node's name, never make the leader log every look; the sweep deletes at
+    most PINS_UNPIN_PER_LOOK (16) pins a look, the rest at the next ones."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    cluster.put(pre + "rollout/history/r-1-0002", {"id": "r-1-0002", "state": "done"})
+    # Values that together pass the client's reply bound (64 KiB here, for
+    # 8 MiB and megabytes of values): each is read alone, and one over a
+    # pin's 4 KiB is unreadable with the reason.
+    for i in range(3):
+        cluster.put(pre + "pins/big%d" % i, "x" * 30000)
+    cluster.put(pre + "pins/mid", "y" * 5000)
+    long_key = "a" * 65
+    etcdlab.set_pin(cluster, f, long_key, NEW, rollout="r-1-0002")  # finished, key no name
+    etcdlab.set_pin(cluster, f, "N5", NEW, rollout="r-1-0002")  # upper case
+    etcdlab.set_pin(cluster, f, "a" * 64, NEW, rollout=None)  # what the long key would cut to
+    rc, out, err = probe(cluster, "pins", f, ETCD_MAX_REPLY="65536")
+    assert rc == 0, (out, err)
+    assert out["values_alone"] is True and out["truncated"] is False, out
+    bigs = [p for p in out["pins"] if (p["node"] or "").startswith("big")]
+    assert len(bigs) == 3 and all(p["owner"] == "unreadable" and "value" in p["error"] for p in bigs), out
+    mid = [p for p in out["pins"] if p["node"] == "mid"][0]
+    assert mid["owner"] == "unreadable" and "5000 bytes" in mid["error"], mid
+    bad = [p for p in out["pins"] if p["node"] is None]
+    assert len(bad) == 2 and all(p["owner"] == "unreadable" and "key" in p["error"] for p in bad), out
+    assert [p["owner"] for p in out["pins"] if p["node"] == "a" * 64] == ["operator"], out
+    # Read with the usual bound, and only the first pins: said truncated.
+    rc, out, _ = probe(cluster, "pins", f, PINS_MAX="3")
+    assert rc == 0 and len(out["pins"]) == 3 and out["truncated"] is True, out
+    # 20 pins of one finished rollout: deleted 16 at a look, then the rest;
+    # the keys that name no node and the operator's stay, said once.
+    for i in range(20):
+        etcdlab.set_pin(cluster, f, "s%02d" % i, NEW, rollout="r-1-0002")
+    left = lambda: len([k for k in cluster.get(pre + "pins/", prefix=True)
+                        if k.rsplit("/", 1)[1].startswith("s")])
+    seen = set()
+    d = driver(cluster, f, "d1", seconds=30, UNPIN_AFTER_S="1")
+
+    def swept():
+        seen.add(left())
+        return left() == 0
+    wait_for(swept, timeout=25, what="the finished rollout's pins deleted")
+    time.sleep(4)  # more looks: nothing said again
+    out_d, err_d = stop(d)
+    assert 4 in seen and min(seen - {0}) >= 4, seen  # 16 at the first look, 4 at the next
+    st = json.loads(out_d.splitlines()[-1])
+    assert st["unpinned"] == 20 and st["pins_truncated"] is False, st
+    for k in (long_key, "N5", "a" * 64, "big0", "mid"):
+        assert cluster.get(pre + "pins/" + k) is not None, k
+    assert "cannot delete" not in err_d, err_d[-2000:]
+    # Each stray pin is said once, however many looks.
+    assert err_d.count("pins/N5 ") == 1 and err_d.count("node big0 ") == 1, err_d[-3000:]
