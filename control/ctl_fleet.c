@@ -33,10 +33,16 @@
 #define FLEET_POLL_MS 100 /* each watch's wait per turn */
 #define FLEET_RETRY_MS 2000 /* a target that failed for a passing reason */
 #define FLEET_DOWN_PAUSE_MS 500 /* between attempts while etcd does not answer */
-/* Off its target this many leases (applying: etcd or regionfwd not there,
- * a slow apply) before the node raises its alarm; refused: at once. A
- * rollout's wave takes well under a lease to apply, so it never raises it. */
-#define FLEET_OFF_TARGET_LEASES 3
+/* Still applying one target this long (no refusal: a slow fetch of a
+ * routing-scale table, etcd or regionfwd not there and retried) before the
+ * node raises its alarm; refused: at once. The alarm degrades health, which
+ * load balancers read: a wave node whose apply takes a minute must not drop
+ * out of them mid-rollout. A rollout gives its wave at most
+ * CTL_ROLLOUT_SYNC_TIMEOUT_MAX to converge (its sync_timeout gate aborts it
+ * otherwise), so a node of a healthy rollout never raises it; one still off
+ * its target after that is stuck by any measure. Its report says
+ * "applying" (and not in sync) the whole time. */
+#define FLEET_STUCK_MS (CTL_ROLLOUT_SYNC_TIMEOUT_MAX * 1000ll)
 
 /* The agent's counters, in /metrics as regiond_fleet_NAME_total. */
 #define FLEET_COUNTERS(X)                                                                          \
@@ -140,6 +146,7 @@ struct ctl_fleet {
 	int pin_stray;
 	char active_id[CTL_ROLLOUT_ID_MAX + 1];
 	int64_t off_since_ms; /* off its target since (0: on it) */
+	char off_table[17]; /* ... that target: a new one starts the time again */
 	char alarm[CTL_ALARM_LEN]; /* the alarm last raised ("" none) */
 	struct fwd_report *counters; /* regionfwd's last totals, or NULL */
 
@@ -928,11 +935,15 @@ static json_t *pin_json(const struct target *pin, int stray)
 }
 
 /* The node's fleet alarm (status "alarm", so health says degraded): a stray
- * pin holds it off desired, or it has not run its target for
- * FLEET_OFF_TARGET_LEASES leases (at once when it refused it): a node that a
- * rollout's abort could not revert runs a table that failed its gates while
- * desired says otherwise, and nothing else would say so. @return 1 when the
- * alarm changed (the health just read is then out of date). */
+ * pin that names a rollout holds it off desired (its rollout finished
+ * without it, or etcd does not know that rollout), or it refused its target
+ * (at once), or it has been applying the same target for FLEET_STUCK_MS: a
+ * node that a rollout's abort could not revert runs a table that failed its
+ * gates while desired says otherwise, and nothing else would say so. A pin
+ * with "rollout": null is an operator's, a box held on a table on purpose:
+ * reported (the report's pin, /metrics regiond_fleet_pin_by_hand), never
+ * an alarm. @return 1 when the alarm changed (the health just read is then
+ * out of date). */
 static int fleet_alarm(struct ctl_fleet *f, const struct target *t, const char *source,
 		       const char *running, int in_sync, int refused, const char *why)
 {
@@ -940,23 +951,25 @@ static int fleet_alarm(struct ctl_fleet *f, const struct target *t, const char *
 	int64_t now = mono_ms();
 	int off = f->read_once && !in_sync && (t->present || t->refused);
 
-	if (!off)
+	if (!off || strcmp(f->off_table, t->table) != 0)
 		f->off_since_ms = 0;
-	else if (!f->off_since_ms)
+	if (off && !f->off_since_ms) {
 		f->off_since_ms = now;
-	off = off && (refused || now - f->off_since_ms >=
-					 (int64_t)f->lease_s * 1000 * FLEET_OFF_TARGET_LEASES);
-	if (f->pin.present && f->pin_stray && f->owner_rev == f->pin.revision)
+		snprintf(f->off_table, sizeof(f->off_table), "%s", t->table);
+	}
+	off = off && (refused || now - f->off_since_ms >= FLEET_STUCK_MS);
+	if (f->pin.present && f->pin_stray && f->owner_rev == f->pin.revision && f->pin.rollout[0])
 		snprintf(a, sizeof(a),
-			 "fleet: pinned to table %s by %s%s, which no active rollout owns (desired "
-			 "is %s; regionctl fleet unpin %s)",
-			 f->pin.table, f->pin.rollout[0] ? "rollout " : "hand (rollout null)",
-			 f->pin.rollout, f->desired.present ? f->desired.table : "none", f->node);
+			 "fleet: pinned to table %s by rollout %s, which no active rollout owns "
+			 "(desired is %s; regionctl fleet unpin %s)",
+			 f->pin.table, f->pin.rollout,
+			 f->desired.present ? f->desired.table : "none", f->node);
 	if (off)
 		snprintf(b, sizeof(b), "fleet: runs table %s, not its target %s (%s): %s%s%s",
 			 running && running[0] ? running : "none",
 			 t->table[0] ? t->table : "unreadable", source ? source : "?",
-			 refused ? "refused" : "still applying", why ? ", " : "", why ? why : "");
+			 refused ? "refused" : "still applying after an hour", why ? ", " : "",
+			 why ? why : "");
 	if (a[0] && b[0])
 		snprintf(a + strlen(a), sizeof(a) - strlen(a), "; %s", b);
 	else if (b[0])
@@ -1453,9 +1466,15 @@ static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
 	ctl_metrics_family(out, "regiond_fleet_pin_stray",
 			   "1 when the node's pin is no active rollout's (a stray pin)", "gauge");
 	ctl_metrics_sample(out, "regiond_fleet_pin_stray", v.pin_stray, NULL);
+	ctl_metrics_family(out, "regiond_fleet_pin_by_hand",
+			   "1 when the node's pin has \"rollout\": null (an operator's: no "
+			   "alarm)",
+			   "gauge");
+	ctl_metrics_sample(out, "regiond_fleet_pin_by_hand",
+			   v.pin.present && !v.pin.refused && !v.pin.rollout[0], NULL);
 	ctl_metrics_family(out, "regiond_fleet_off_target",
-			   "1 when the node refused its target or has not run it for "
-			   "3 leases (its alarm)",
+			   "1 when the node refused its target or has been applying it for an "
+			   "hour (its alarm)",
 			   "gauge");
 	ctl_metrics_sample(out, "regiond_fleet_off_target", v.off_target, NULL);
 	ctl_metrics_family(out, "regiond_fleet_state", "the node's fleet state (1: this one)",

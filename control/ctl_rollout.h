@@ -41,6 +41,9 @@
 #define CTL_ROLLOUT_NAME_MAX 64 /* node names: [a-z0-9-]{1,64} */
 #define CTL_ROLLOUT_FAC_MAX 32 /* facility names: [a-z0-9-]{1,32} */
 #define CTL_ROLLOUT_ID_MAX 40 /* rollout ids: [a-z0-9-]{1,40} */
+/* The longest sync_timeout_s a rollout may set: a node still applying its
+ * target after this long is stuck by any rollout's measure (ctl_fleet.c). */
+#define CTL_ROLLOUT_SYNC_TIMEOUT_MAX 3600
 #define CTL_ROLLOUT_LABEL_MAX 63 /* label keys and values: [A-Za-z0-9._-] */
 #define CTL_ROLLOUT_LABELS_MAX 16 /* labels per node kept */
 #define CTL_ROLLOUT_LINKS_MAX 16 /* names of links down kept per node (the first, sorted) */

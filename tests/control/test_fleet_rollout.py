@@ -496,10 +496,20 @@ def test_stray_pin_reported_and_unpinned(fleet, tmp_path):
     assert rc == 1 and "no_pin" in err, err
     rc, _, err = n[0].ctl("fleet", "unpin", "N2/../x")
     assert rc == 1 and "bad_request" in err, err
-    # A pin by hand (rollout null) is an operator's: reported, never deleted.
+    # A pin by hand (rollout null) is an operator's, a box held on purpose:
+    # reported (report, fleet status, /metrics), never deleted, and no alarm:
+    # its health (which load balancers read) stays ok.
     etcdlab.set_pin(fleet.cluster, FAC, "n1", h, rollout=None)
-    wait_for(lambda: "hand (rollout null)" in alarm_of(fleet.reports()["n1"]), timeout=20,
+    wait_for(lambda: fleet.reports()["n1"]["running"]["table"] == h and
+             (fleet.reports()["n1"].get("pin") or {}).get("stray") is True, timeout=20,
              what="n1 reports its hand pin")
+    rep = fleet.reports()["n1"]
+    assert rep["pin"]["rollout"] is None and alarm_of(rep) == "" and rep["health"]["code"] == 0, rep
+    assert json.loads(n[1].get("/v1/status")[1])["health"]["state"] == "healthy"
+    assert n[1].get("/v1/health")[0] == 200
+    assert "regiond_fleet_pin_by_hand 1" in n[1].get("/metrics")[1]
+    rc, out, _ = n[0].ctl("fleet", "status")
+    assert "(hand)" in out and "operator: STRAY" in out and "alarm on n1" not in out, out
     # One naming a finished rollout: the leader deletes it after its grace.
     hist = fleet.history()
     rid = next(iter(hist)) if hist else "r-1-0000"
