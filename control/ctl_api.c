@@ -106,6 +106,11 @@ struct ctl_api {
 	 * status they show; NULL in single-box mode. */
 	const struct ctl_rdriver_conf *fleet;
 	struct ctl_rdriver *fleet_driver;
+	/* GET /v1/fleet/nodes' cache of rollout/active's id (a record of
+	 * 100 KiB and more, read whole only when a new rollout starts): copied
+	 * in and out under pins_lock, never held over etcd. */
+	pthread_mutex_t pins_lock;
+	struct ctl_rstore_pinset pins_cache;
 };
 
 enum access { ACCESS_NONE, ACCESS_READ, ACCESS_WRITE };
@@ -1325,26 +1330,46 @@ static void h_fleet_nodes(struct ctl_api *api, const struct req *q, struct reply
 		reply_err(r, &e);
 	else {
 		struct ctl_rstore_pin *pins = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*pins));
-		struct ctl_rstore_pinset set = {0};
+		struct ctl_rstore_pinset set;
 		json_t *pv = json_array();
-		int n = pins && pv ? ctl_rstore_pins(c, api->fleet->facility, pins,
-						     CTL_ROLLOUT_NODES_MAX, &set, &e)
-				   : fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		int n;
 
+		pthread_mutex_lock(&api->pins_lock);
+		set = api->pins_cache;
+		pthread_mutex_unlock(&api->pins_lock);
+		n = pins && pv ? ctl_rstore_pins(c, api->fleet->facility, pins,
+						 CTL_ROLLOUT_NODES_MAX, &set, &e)
+			       : fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		if (n >= 0) {
+			pthread_mutex_lock(&api->pins_lock);
+			api->pins_cache = set;
+			pthread_mutex_unlock(&api->pins_lock);
+		}
 		/* Every pin, with who owns it: a node's report says its own,
-		 * this says those of nodes that do not report too. */
+		 * this says those of nodes that do not report too. A pin that
+		 * cannot be read is one entry saying why; pins that cannot be
+		 * read at all (etcd) leave the nodes shown, with the error. */
 		for (int i = 0; i < n && i < CTL_ROLLOUT_NODES_MAX; i++)
 			json_array_append_new(pv, ctl_rstore_pin_json(&pins[i]));
 		free(pins);
 		if (n < 0) {
-			json_decref(v);
+			char buf[400];
+
 			json_decref(pv);
-			reply_err(r, &e);
+			pv = json_null();
+			snprintf(buf, sizeof(buf), "%s: %s", fwd_reason_name(e.reason_code),
+				 e.reason);
+			r->status = 200;
+			r->body = json_pack("{s:s, s:o, s:o, s:s, s:n}", "facility",
+					    api->fleet->facility, "nodes", v, "pins", pv,
+					    "pins_error", buf, "active_rollout");
 		} else {
 			r->status = 200;
-			r->body = json_pack("{s:s, s:o, s:o, s:s?}", "facility",
+			r->body = json_pack("{s:s, s:o, s:o, s:b, s:s?, s:I}", "facility",
 					    api->fleet->facility, "nodes", v, "pins", pv,
-					    "active_rollout", set.active[0] ? set.active : NULL);
+					    "pins_truncated", set.truncated, "active_rollout",
+					    set.active[0] ? set.active : NULL, "unpin_after_s",
+					    (json_int_t)api->fleet->unpin_after_s);
 		}
 	}
 	ctl_etcd_free(c);
@@ -1947,6 +1972,7 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	pthread_mutex_init(&api->view_lock, NULL);
 	pthread_mutex_init(&api->dp_read_lock, NULL);
 	pthread_mutex_init(&api->capture_lock, NULL);
+	pthread_mutex_init(&api->pins_lock, NULL);
 	api->dp_read = ctl_dp_create_like(st->dp); /* NULL: reads asking regionfwd say so */
 	if (st->lock == NULL)
 		st->lock = lock; /* writes let it go while they wait for regionfwd */
@@ -2136,5 +2162,6 @@ void ctl_api_stop(struct ctl_api *api)
 	ctl_dp_free(api->dp_read);
 	pthread_mutex_destroy(&api->dp_read_lock);
 	pthread_mutex_destroy(&api->capture_lock);
+	pthread_mutex_destroy(&api->pins_lock);
 	free(api);
 }

@@ -2473,22 +2473,45 @@ static void print_fleet_nodes(json_t *r, const char *arg)
 		if (a && a[0] && json_is_string(json_object_get(n, "node")))
 			printf("alarm on %s: %s\n", js(n, "node"), a);
 	}
+	if (json_is_string(json_object_get(r, "pins_error")))
+		printf("pins: cannot be read: %s\n", js(r, "pins_error"));
 	if (json_array_size(json_object_get(r, "pins")) == 0)
 		return;
-	printf("pins (take precedence over desired; active rollout %s):\n",
+	printf("pins (take precedence over desired; active rollout %s)%s:\n",
 	       json_is_string(json_object_get(r, "active_rollout")) ? js(r, "active_rollout")
-								    : "none");
+								    : "none",
+	       json_is_true(json_object_get(r, "pins_truncated"))
+		       ? "; only the first ones: more are under pins/"
+		       : "");
 	printf("  %-20s %-16s %-28s %s\n", "NODE", "TABLE", "ROLLOUT", "OWNER");
 	json_array_foreach(json_object_get(r, "pins"), i, n) {
 		const char *owner = js(n, "owner");
+		int stray = json_is_true(json_object_get(n, "stray"));
+		int named = json_is_string(json_object_get(n, "node"));
+		json_int_t after = json_integer_value(json_object_get(r, "unpin_after_s"));
+		char note[160] = "";
 
-		printf("  %-20s %-16s %-28s %s%s%s\n", js(n, "node"),
+		/* What becomes of it, as this regiond is set (a fleet runs one
+		 * --fleet-unpin-after): only a finished rollout's pin goes by
+		 * itself, and only when that is not 0. */
+		if (!strcmp(owner, "finished") && after > 0)
+			snprintf(note, sizeof(note), " (the leader deletes it after %llds)",
+				 (long long)after);
+		else if (!strcmp(owner, "finished"))
+			snprintf(note, sizeof(note),
+				 " (--fleet-unpin-after 0: regionctl fleet unpin NODE)");
+		else if (stray && !named)
+			snprintf(note, sizeof(note), " (%s; etcdctl del removes it)",
+				 js(n, "error"));
+		else if (!strcmp(owner, "operator"))
+			snprintf(note, sizeof(note),
+				 " (held on purpose? regionctl fleet unpin NODE)");
+		else if (stray)
+			snprintf(note, sizeof(note), " (regionctl fleet unpin NODE)");
+		printf("  %-20s %-16s %-28s %s%s%s\n", named ? js(n, "node") : "(bad key)",
 		       json_is_string(json_object_get(n, "table")) ? js(n, "table") : "-",
 		       json_is_string(json_object_get(n, "rollout")) ? js(n, "rollout") : "(hand)",
-		       owner, json_is_true(json_object_get(n, "stray")) ? ": STRAY" : "",
-		       !strcmp(owner, "finished")		   ? " (the leader deletes it)"
-		       : json_is_true(json_object_get(n, "stray")) ? " (regionctl fleet unpin NODE)"
-								   : "");
+		       owner, stray ? ": STRAY" : "", note);
 	}
 }
 
@@ -2966,10 +2989,12 @@ static const struct ctl_cmd fleet_cmds[] = {
 	 .summary = "delete NODE's pin when no active rollout owns it: it follows desired",
 	 .detail = "A pin (pins/NODE) holds a node on its table instead of the facility's desired\n"
 		   "one. A rollout deletes its own pins; one left behind (its rollout finished,\n"
-		   "or written by hand) is stray: fleet status lists it and the node raises an\n"
-		   "alarm. This deletes it, in one transaction with the pin and the active\n"
-		   "rollout as read; the active rollout's own pins are refused (409\n"
-		   "rollout_in_progress: abort the rollout instead) (docs/fleet.md)."},
+		   "or written by hand) is stray: fleet status lists it, and the node raises an\n"
+		   "alarm when it names a rollout (\"rollout\": null is an operator's: no alarm).\n"
+		   "This deletes it, in one transaction with the pin and the active rollout as\n"
+		   "read; the active rollout's own pins are refused (409 rollout_in_progress:\n"
+		   "abort the rollout instead), so is an unreadable pin while a rollout runs\n"
+		   "unless it names another rollout (docs/fleet.md)."},
 	{0},
 };
 

@@ -525,6 +525,18 @@ def test_stray_pin_reported_and_unpinned(fleet, tmp_path):
     assert rc == 0, err
     fleet.wait_converged(prev)
     assert any("deleted the pin of node n2" in node.log() for node in n)
+    # Values under pins/ past the 8 MiB reply bound together: fleet status
+    # still lists the nodes, each such pin unreadable with its reason.
+    big = ["zz%d" % i for i in range(6)]
+    for k in big:
+        fleet.cluster.put(fleet.key("pins/" + k), "x" * 1400000, timeout=30)
+    try:
+        rc, st, err = n[0].ctl("fleet", "status", json_out=True)
+        assert rc == 0 and len(st["nodes"]) == 3 and st["pins_truncated"] is False, err
+        assert sorted(p["node"] for p in st["pins"] if p["owner"] == "unreadable" and
+                      "value" in p["error"]) == big, st["pins"]
+    finally:
+        fleet.cluster.delete(fleet.key("pins/"), prefix=True)
 
 
 def test_unreverted_node_is_visible_until_it_converges(fleet, tmp_path):
