@@ -527,7 +527,11 @@ def test_bird_reply_over_1mib_is_refused_and_said(lab):
             wait_for(lambda: words in lab.box.ctl("status")[1], what="regionctl status says it")
             time.sleep(2.5)  # a reply a second, each refused: regiond neither grows nor stops
             assert lab.box.rd.poll() is None
-            assert lab.rss_kb() - rss0 < 8 * 1024, (mode, rss0, lab.rss_kb())
+            # The release build's bound; under ASan freed memory sits in a
+            # quarantine (see test_flapping_route_is_coalesced_and_bounded), so only growth far
+            # past the reply's size would tell there.
+            bound = 8 * 1024 if os.environ.get("SANITIZE", "none") in ("", "none") else 64 * 1024
+            assert lab.rss_kb() - rss0 < bound, (mode, rss0, lab.rss_kb())
             assert lab.box.gen() == gen and lab.region_prefixes() == table, mode
             assert lab.feed()["state"] == "holding", mode
             bird.mode = "up"

@@ -564,8 +564,11 @@ def test_unreverted_node_is_visible_until_it_converges(fleet, tmp_path):
         rec = fleet.history()[rid]
         assert {x["name"]: x["status"] for x in rec["nodes"]}["n0"] == "unreverted", rec["nodes"]
         assert fleet.cluster.get(fleet.key("pins/"), prefix=True) == {}
-        wait_for(lambda: "not its target" in alarm_of(fleet.reports()["n0"]), timeout=20,
-                 what="n0's alarm")
+        # The pin (to previous, refused alike) raised the alarm first; the
+        # report says desired once the node has seen the pin go.
+        wait_for(lambda: (lambda r: "not its target" in alarm_of(r) and r["target"]["source"] == "desired"
+                          and r["state"] == "failed")(fleet.reports()["n0"]), timeout=30,
+                 what="n0's alarm, off desired")
         rep = fleet.reports()["n0"]
         assert rep["running"]["table"] == h and rep["target"]["table"] == prev
         assert rep["target"]["source"] == "desired" and rep["in_sync"] is False
