@@ -15,28 +15,13 @@
 #endif
 
 #include "fwd_doc.h"
+#include "fwd_log.h"
 
 int fwd_confine_no_openat2;
 
 /* openat2 answers EAGAIN when a rename raced its walk (RESOLVE_BENEATH
  * cannot then vouch for the result): tried again this often, then said. */
 #define OPENAT2_TRIES 8
-
-const char *fwd_confine_shown(const char *name, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	if (cap == 0)
-		return "";
-	for (const unsigned char *p = (const unsigned char *)name; *p && o + 5 < cap; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-		else
-			out[o++] = (char)*p;
-	}
-	out[o] = '\0';
-	return out;
-}
 
 static int refuse(const struct fwd_confine *w, const char *name, struct fwd_err *err,
 		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -53,7 +38,7 @@ static int refuse(const struct fwd_confine *w, const char *name, struct fwd_err 
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	fwd_confine_shown(name, shown, sizeof(shown));
+	fwd_escape_controls(name, shown, sizeof(shown));
 	return fwd_err_set(err, w->doc, w->line, w->field, "names_file '%.80s' refused: %s", shown,
 			   why);
 }
@@ -264,7 +249,7 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 	if (rel[0] == '\0')
 		return refuse(w, name, err, "names a directory, not a file");
 	if (snprintf(shown, sizeof(shown), "%s%s", name[0] == '/' ? "" : w->dir,
-		     fwd_confine_shown(name, clean, sizeof(clean))) >= (int)sizeof(shown))
+		     fwd_escape_controls(name, clean, sizeof(clean))) >= (int)sizeof(shown))
 		return refuse(w, name, err, "too long a path");
 	if ((dfd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		rc = -errno;
@@ -328,7 +313,7 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 		return refuse(w, name, err,
 			      "its directory %s cannot be entered by others; a names file becomes "
 			      "part of the table every API reader sees",
-			      fwd_confine_shown(bad, clean, sizeof(clean)));
+			      fwd_escape_controls(bad, clean, sizeof(clean)));
 	}
 	close(dfd);
 	if ((uint64_t)st.st_size > FWD_DOC_MAX_BYTES) {

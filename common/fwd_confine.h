@@ -54,11 +54,6 @@ struct fwd_confine {
 int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf, size_t *len,
 		      struct fwd_err *err);
 
-/** @name into @out (@cap bytes) with its control characters as \xNN, for
- *  an error message or a log line: a newline in a path a document gives
- *  would forge a line. @return @out. */
-const char *fwd_confine_shown(const char *name, char *out, size_t cap);
-
 /** Tests only: nonzero takes the path without openat2(), as on an older kernel. */
 extern int fwd_confine_no_openat2;
 

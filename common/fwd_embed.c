@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "fwd_confine.h"
+#include "fwd_log.h"
 #include "fwd_doc.h"
 #include "fwd_hash.h"
 #include "fwd_names.h"
@@ -44,7 +45,7 @@ static json_t *embedded(const struct fwd_node *n, uint32_t i, const struct fwd_c
 		char shown[PATH_MAX];
 
 		snprintf(full, sizeof(full), "%s%s", n->str[0] == '/' ? "" : w.dir,
-			 fwd_confine_shown(n->str, shown, sizeof(shown)));
+			 fwd_escape_controls(n->str, shown, sizeof(shown)));
 	}
 	{ /* a NUL would end the text where the reader stops: refused here, by line */
 		const char *nul = memchr(text, '\0', len);

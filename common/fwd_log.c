@@ -68,14 +68,14 @@ static void to_stderr(int level, const char *msg)
 	}
 }
 
-/* Control characters of @in (what a client or a file gave: an author, a
- * comment, a name in a refusal) as \xNN in @out, so a log line is one line
- * and never carries a terminal escape: a newline in an author once forged a
- * whole log line. */
-static const char *one_line(const char *in, char *out, size_t cap)
+/* A newline in an author once forged a whole log line: every line goes
+ * through this before it is written. */
+const char *fwd_escape_controls(const char *in, char *out, size_t cap)
 {
 	size_t o = 0;
 
+	if (cap == 0)
+		return "";
 	for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
 		if (*p < 0x20 || *p == 0x7f)
 			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
@@ -93,7 +93,7 @@ static void emit(int level, const char *raw, const struct fwd_log_change *c)
 
 	for (const unsigned char *p = (const unsigned char *)raw; *p; p++)
 		if (*p < 0x20 || *p == 0x7f) {
-			msg = one_line(raw, buf, sizeof(buf));
+			msg = fwd_escape_controls(raw, buf, sizeof(buf));
 			break;
 		}
 	if (level < FWD_LOG_ERR)

@@ -18,6 +18,7 @@
 #ifndef FWD_LOG_H
 #define FWD_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum fwd_log_level {
@@ -58,5 +59,14 @@ struct fwd_log_change {
 void fwd_log_change(const struct fwd_log_change *c);
 
 void fwd_log_close(void);
+
+/**
+ * @in into @out (@cap bytes, NUL-terminated, cut short rather than
+ * overrun) with control characters (below 0x20, and 0x7f) as \xNN: for
+ * anything a client, a document or a device gave that goes into a log
+ * line or an error message, where a newline would forge a line and an
+ * escape would drive the reader's terminal. @return @out ("" when @cap is 0).
+ */
+const char *fwd_escape_controls(const char *in, char *out, size_t cap);
 
 #endif /* FWD_LOG_H */

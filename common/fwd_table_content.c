@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fwd_confine.h"
+#include "fwd_log.h"
 #include "fwd_doc.h"
 #include "fwd_hash.h"
 #include "fwd_nameset.h"
@@ -96,7 +97,7 @@ static int parse_names_text(struct vctx *c, const char *text, size_t len, const 
 	uint32_t line = 0;
 	int rc;
 
-	fwd_confine_shown(name, file, sizeof(file));
+	fwd_escape_controls(name, file, sizeof(file));
 
 	for (size_t at = 0; at < len;) {
 		const char *b = text + at, *nl = memchr(b, '\n', len - at);
@@ -179,7 +180,7 @@ static int parse_names_file(struct vctx *c, const struct fwd_node *n, const char
 		return tv_fail(c, n, path,
 			       "names_file '%.80s' cannot be read here: this document came as "
 			       "text; send it with regionctl apply FILE, which embeds the file",
-			       fwd_confine_shown(s, full, sizeof(full)));
+			       fwd_escape_controls(s, full, sizeof(full)));
 	{
 		const struct fwd_confine w = {
 			.dir = c->dir, .doc = c->file, .line = n->line, .field = path};
