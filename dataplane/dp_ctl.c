@@ -283,6 +283,22 @@ static uint8_t *reply_error(unsigned op, const struct fwd_err *err, size_t *len)
 	return fwd_msg_pack_error(op, err, len);
 }
 
+/* The pusher's name goes into log lines, `show` and the save: a control
+ * character in it would forge a line or drive the operator's terminal. */
+#define PUSHER_NAME_RULE "'name' must be 1..100 bytes, none of them a control character"
+
+static int pusher_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 100)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
 static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *req, size_t *len)
 {
 	Regionfwd__Ctl__PushReply rep = REGIONFWD__CTL__PUSH_REPLY__INIT;
@@ -295,8 +311,8 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 	if (req->document.len == 0)
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "document",
 			     "the push carries no table document");
-	else if (req->name[0] == '\0' || strlen(req->name) > 100)
-		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", "'name' must be 1..100 bytes");
+	else if (!pusher_name_ok(req->name))
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", PUSHER_NAME_RULE);
 	else if (req->has_content && req->n_content_db > FWD_CONTENT_FIELDS)
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "content_db",
 			     "%zu databases: there are %d content fields", req->n_content_db,
@@ -342,8 +358,8 @@ static uint8_t *op_delta(struct dp_ctl *ctl, const Regionfwd__Ctl__DeltaRequest 
 	char nm[128];
 	int rc;
 
-	if (req->name[0] == '\0' || strlen(req->name) > 100) {
-		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", "'name' must be 1..100 bytes");
+	if (!pusher_name_ok(req->name)) {
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", PUSHER_NAME_RULE);
 		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
 	}
 	snprintf(nm, sizeof(nm), "%s", req->name);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/types.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include "fwd_log.h"
 
@@ -44,6 +46,53 @@ static ssize_t stream_write(void *cookie, const char *buf, size_t len)
 		pending[npending++] = buf[i];
 	}
 	return (ssize_t)len;
+}
+
+/*
+ * Without --log, DPDK's own default (each message to stderr and to syslog)
+ * with one change: control characters other than newline and tab as \xNN.
+ * Device strings and a pusher's name reach these lines, and an escape in
+ * them would drive the operator's terminal, a newline forge a line.
+ */
+static ssize_t plain_write(void *cookie, const char *buf, size_t len)
+{
+	char out[4 * 512 + 1];
+	size_t o = 0;
+
+	(void)cookie;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (o + 5 > sizeof(out)) { /* a long message: in pieces */
+			if (write(STDERR_FILENO, out, o) < 0) {
+				/* Nowhere else to say it. */
+			}
+			syslog(rte_log_cur_msg_loglevel() - 1, "%.*s", (int)o, out);
+			o = 0;
+		}
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	if (o) {
+		if (write(STDERR_FILENO, out, o) < 0) {
+			/* Nowhere else to say it. */
+		}
+		/* Syslog's levels are rte_log's minus one, as DPDK's default has them. */
+		syslog(rte_log_cur_msg_loglevel() - 1, "%.*s", (int)o, out);
+	}
+	return (ssize_t)len;
+}
+
+int dp_log_plain(void)
+{
+	cookie_io_functions_t io = {.write = plain_write};
+	FILE *f = fopencookie(NULL, "w", io);
+
+	if (f == NULL)
+		return -errno;
+	return rte_openlog_stream(f) ? -EINVAL : 0;
 }
 
 int dp_log_redirect(const char *target)

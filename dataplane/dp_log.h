@@ -18,4 +18,11 @@ extern int dp_logtype;
  */
 int dp_log_redirect(const char *target);
 
+/**
+ * Without --log: DPDK's default (stderr and syslog, lines as DPDK prints
+ * them) but with control characters other than newline and tab as \xNN.
+ * Call before rte_eal_init. @return 0 or -errno
+ */
+int dp_log_plain(void);
+
 #endif /* DP_LOG_H */

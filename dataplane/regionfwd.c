@@ -587,7 +587,7 @@ int main(int argc, char **argv)
 	char buf[1024];
 	static struct idle_watch idle; /* --idle-exit */
 	uint64_t save_tried = 0; /* TSC of the last retry of a failed save */
-	int n, rc = 0;
+	int n, rc = 0, log_taken = 0;
 
 	/* --help first: "--check-table --help" asks for help, it does not
 	 * name a table called "--help". */
@@ -612,6 +612,8 @@ int main(int argc, char **argv)
 		else if (app && strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
 			int lrc = dp_log_redirect(argv[i + 1]);
 
+			log_taken = 1;
+
 			if (lrc) {
 				fprintf(stderr, "regionfwd: --log %s: %s\n", argv[i + 1],
 					lrc == -ENOTSUP
@@ -621,6 +623,10 @@ int main(int argc, char **argv)
 				return 2;
 			}
 		}
+	}
+	if (!log_taken && dp_log_plain()) {
+		fprintf(stderr, "regionfwd: cannot open the log stream\n");
+		return 1;
 	}
 
 	memset(&ctx, 0, sizeof(ctx));

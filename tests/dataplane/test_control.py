@@ -92,6 +92,11 @@ def test_push_status_explain_and_bad_requests(tmp_path):
             (frame(op_of("push"), b"\xff\xff\xff\xff"), "bad_request", "push"),  # not a PushRequest
             (frame(op_of("push"), pb.PushRequest(name="x").SerializeToString()), "bad_request", "document"),
             (frame(op_of("push"), pb.PushRequest(document=b"x", name="").SerializeToString()), "bad_request", "name"),
+            # The name goes into log lines and the save: no control characters.
+            (frame(op_of("push"), pb.PushRequest(document=doc.encode(), name="a\x1b[31m").SerializeToString()),
+             "bad_request", "name"),
+            (frame(op_of("delta"), pb.DeltaRequest(changes=b"x", name="a\nforged line").SerializeToString()),
+             "bad_request", "name"),
             (frame(op_of("push"), pb.PushRequest(document=b"x", name="n", has_content=True,
                                                  content_db=[b""] * 5).SerializeToString()), "bad_request", "content_db"),
         ]

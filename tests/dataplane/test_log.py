@@ -29,3 +29,21 @@ def test_log_unknown_target():
     p = subprocess.run([regionfwd_bin(), "-l", "0", "--", "--log", "console"], capture_output=True, text=True)
     assert p.returncode == 2 and "--log console: takes stderr, journal or syslog" in p.stderr, p
     assert "EAL" not in p.stderr
+
+
+def test_without_log_control_characters_are_escaped(tmp_path):
+    """Without --log, DPDK's default stays (its lines on stderr, unprefixed),
+    but a control character from outside (here a node path an operator's
+    script built badly) reaches the terminal as \\xNN, never raw."""
+    node = str(tmp_path / "no\x1b[2Jde\x07.yaml")
+    args = ["-l", "0", "--no-huge", "-m", "256", "--no-pci", "--file-prefix", "logplain"]
+    p = subprocess.run([regionfwd_bin()] + args + [
+        "--", "--node", node, "--table",
+        os.path.join(ROOT, "docs", "examples", "demo-table.yaml")], capture_output=True, timeout=120)
+    err = p.stderr.decode("utf-8", "replace")
+    assert p.returncode != 0
+    assert b"\x1b" not in p.stderr and b"\x07" not in p.stderr, err
+    assert "no\\x1b[2Jde\\x07.yaml" in err, err
+    # DPDK's own format, not --log stderr's timestamped one.
+    assert any(ln.startswith("EAL: ") for ln in err.splitlines()), err
+    assert not any(LINE.match(ln) for ln in err.splitlines()), err
