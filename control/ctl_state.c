@@ -1157,17 +1157,25 @@ static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, uint
 	return id;
 }
 
+/* Nothing is stacked on a generation the disk does not know: a change
+ * (whole or delta) first records the one that runs, and is refused when
+ * that still fails. @return 0, or -1 with @e saying why and that nothing
+ * changed. */
+static int refused_while_unsaved(struct ctl_state *st, struct fwd_err *e)
+{
+	if (!ctl_state_persist_unsaved(st, e))
+		return 0;
+	snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
+		 " (generation %" PRIu64 ", which runs, is not recorded yet); nothing changed",
+		 st->unsaved_id);
+	return -1;
+}
+
 int64_t ctl_state_apply(struct ctl_state *st, const char *doc, size_t len, const char *author,
 			const char *comment, int64_t expected, int push_it, struct fwd_err *e)
 {
-	if (ctl_state_persist_unsaved(st, e)) {
-		/* Nothing is stacked on a generation the disk does not know. */
-		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
-			 " (generation %" PRIu64 ", which runs, is not recorded yet); "
-			 "nothing changed",
-			 st->unsaved_id);
+	if (refused_while_unsaved(st, e))
 		return -1;
-	}
 	int64_t id = apply_gen(st, doc, len, 0, author, comment, expected, push_it, 0, e);
 
 	if (id >= 0 && push_it) { /* the table the operator chose runs */
@@ -1394,13 +1402,8 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
  * names them. @return 0, or -1 with @e. */
 static int delta_precheck(struct ctl_state *st, int64_t expected, struct fwd_err *e)
 {
-	if (ctl_state_persist_unsaved(st, e)) {
-		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
-			 " (generation %" PRIu64 ", which runs, is not recorded yet); "
-			 "nothing changed",
-			 st->unsaved_id);
+	if (refused_while_unsaved(st, e))
 		return -1;
-	}
 	/* Every delta, the API's or a feed's: a revert armed by commit-confirm
 	 * goes back to a table without it, and its target must stay listed. */
 	if (precheck(st, expected, e) || ctl_confirm_none_pending(st, e))
