@@ -193,11 +193,19 @@ void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_c
 
 enum deadline { HEAD_IN, BODY_IN, HEAD_NEXT, STREAM };
 
-static void set_deadline(struct MHD_Connection *con, enum deadline what, int64_t stream_ms)
+/* @con's entry in the list, as the notify callback stored it; NULL for a
+ * connection left unwatched (no fd, or out of memory at its start). */
+static struct watched *watched_of(struct MHD_Connection *con)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	struct watched *c = ci ? ci->socket_context : NULL;
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void set_deadline(struct MHD_Connection *con, enum deadline what, int64_t stream_ms)
+{
+	struct watched *c = watched_of(con);
 
 	if (c == NULL)
 		return;
@@ -219,9 +227,7 @@ void ctl_headwatch_request_begins(struct MHD_Connection *con)
 
 void ctl_headwatch_body(struct MHD_Connection *con, size_t n)
 {
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	struct watched *c = ci ? ci->socket_context : NULL;
+	struct watched *c = watched_of(con);
 
 	if (c == NULL)
 		return;
