@@ -780,6 +780,7 @@ static void tick(struct ctl_feed *f, int64_t now)
 {
 	struct ctl_rib_stats s;
 	struct fwd_err e;
+	int rc;
 
 	ctl_rib_stats(f->rib, &s);
 	if (f->state == FS_UP && f->c.bird_socket && s.pending && f->withdrawals) {
@@ -812,8 +813,12 @@ static void tick(struct ctl_feed *f, int64_t now)
 		f->synced = 0;
 	}
 	ctl_rib_stats(f->rib, &s);
-	if (ctl_owned_compact(f->owned, f->rib, s.owned, &e))
+	rc = ctl_owned_compact(f->owned, f->rib, s.owned, now, &e);
+	if (rc < 0)
 		fwd_log(FWD_LOG_WARNING, "bgp feed: %s", e.reason);
+	else if (rc > 0)
+		fwd_log(FWD_LOG_NOTICE,
+			"bgp feed: the record of owned prefixes is rewritten again");
 	alarms(f);
 }
 

@@ -1,6 +1,7 @@
 #include "ctl_owned.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,15 @@ struct ctl_owned {
 	 * or lack an undo. It is rewritten from what the feed owns at the next
 	 * compaction, whatever its size. */
 	int rewrite;
+	/* A rewrite failed (a full or failing disk): tried again after
+	 * backoff_ms, doubled each time up to OWNED_RETRY_MAX_MS, so a disk
+	 * that stays bad costs a line in the log now and then, not every
+	 * tick. The appends go on meanwhile: the file only stays long. */
+	int64_t retry_at_ms, backoff_ms;
 };
+
+#define OWNED_RETRY_FIRST_MS 1000
+#define OWNED_RETRY_MAX_MS 300000
 
 static int parse_line(char *line, struct ctl_rib_pfx *p, char **region, int *owned)
 {
@@ -213,36 +222,55 @@ static int add_line(void *arg, const struct ctl_rib_pfx *p, const char *region)
 	return 0;
 }
 
-int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t owned,
+/* The rewrite failed: set when to try again. @return the wait, seconds */
+static int64_t next_try(struct ctl_owned *o, int64_t now_ms)
+{
+	o->backoff_ms = o->backoff_ms ? o->backoff_ms * 2 : OWNED_RETRY_FIRST_MS;
+	if (o->backoff_ms > OWNED_RETRY_MAX_MS)
+		o->backoff_ms = OWNED_RETRY_MAX_MS;
+	o->retry_at_ms = now_ms + o->backoff_ms;
+	return o->backoff_ms / 1000;
+}
+
+int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t owned, int64_t now_ms,
 		      struct fwd_err *e)
 {
 	struct out w = {.cap = 65536};
 	struct iovec part;
-	int rc, fd;
+	int rc, fd, recovered = o->backoff_ms != 0;
 
 	if (!o->rewrite && o->lines <= 2 * owned + 4096)
 		return 0;
+	if (now_ms < o->retry_at_ms)
+		return 0;
 	if ((w.buf = malloc(w.cap)) == NULL)
-		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "",
+				    "out of memory (tried again in %" PRId64 " s)",
+				    next_try(o, now_ms));
 	memcpy(w.buf, OWNED_HEADER, strlen(OWNED_HEADER));
 	w.len = strlen(OWNED_HEADER);
 	if (ctl_rib_foreach_owned(r, add_line, &w)) {
 		free(w.buf);
-		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "",
+				    "out of memory (tried again in %" PRId64 " s)",
+				    next_try(o, now_ms));
 	}
 	part = (struct iovec){.iov_base = w.buf, .iov_len = w.len};
 	rc = fwd_write_atomic(o->dir, OWNED_FILE, &part, 1);
 	free(w.buf);
 	if (rc)
-		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "", "cannot rewrite: %s",
-				    strerror(-rc));
+		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
+				    "cannot rewrite: %s (tried again in %" PRId64 " s)",
+				    strerror(-rc), next_try(o, now_ms));
 	fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (fd < 0)
-		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "", "cannot reopen: %s",
-				    strerror(errno));
+		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
+				    "cannot reopen: %s (tried again in %" PRId64 " s)",
+				    strerror(errno), next_try(o, now_ms));
 	close(o->fd);
 	o->fd = fd;
 	o->lines = w.lines;
 	o->rewrite = 0;
-	return 0;
+	o->backoff_ms = o->retry_at_ms = 0;
+	return recovered;
 }

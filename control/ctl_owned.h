@@ -47,9 +47,15 @@ int ctl_owned_record(struct ctl_owned *o, const struct ctl_rib_pfx *p, const cha
 /** Append what is queued and fdatasync it. @return 0 or -errno with @e. */
 int ctl_owned_commit(struct ctl_owned *o, struct fwd_err *e);
 
-/** Rewrite the file from @r's owned prefixes when it has grown past twice
- *  their number (plus slack) or a commit failed since; else nothing. @return 0 or -errno with @e. */
-int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t owned,
+/**
+ * Rewrite the file from @r's owned prefixes when it has grown past twice
+ * their number (plus slack) or a commit failed since; else nothing. A
+ * failed rewrite is tried again 1 s later, then 2, 4, ... up to 5 min
+ * (@now_ms, monotonic), not at every call.
+ * @return 0 (rewritten, or not due); 1 rewritten after failures; or
+ *         -errno with @e, which says when it is tried again
+ */
+int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t owned, int64_t now_ms,
 		      struct fwd_err *e);
 
 #endif /* CTL_OWNED_H */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -771,6 +772,56 @@ static void test_owned_record(void **state)
 	ctl_rib_free(x.r);
 }
 
+/* A rewrite that fails (its directory gone, as a failing disk would
+ * refuse it) is tried again after 1 s, 2 s, ... not at every tick; it says
+ * when, and it says once it succeeds again. */
+static void test_owned_compaction_backs_off(void **state)
+{
+	char dir[] = "/tmp/test_rib.XXXXXX", path[64], held[80];
+	struct replay x = {.r = ctl_rib_new(regions, 3, 1000)};
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24");
+	struct fwd_err e = {0};
+	struct ctl_owned *o;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/feed-owned", dir);
+	snprintf(held, sizeof(held), "%s.away", dir);
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o);
+	/* Past twice what it describes plus the slack: due for a rewrite. */
+	for (int i = 0; i < 2100; i++) {
+		assert_int_equal(ctl_owned_record(o, &a, "india", 1), 0);
+		assert_int_equal(ctl_owned_record(o, &a, "india", 0), 0);
+	}
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	assert_int_equal(rename(dir, held), 0); /* the directory is gone */
+	memset(&e, 0, sizeof(e));
+	assert_true(ctl_owned_compact(o, x.r, 0, 10000, &e) < 0);
+	assert_int_equal(e.reason_code, FWD_R_PERSIST_FAILED);
+	assert_non_null(strstr(e.reason, "tried again in 1 s"));
+	assert_int_equal(rename(held, dir), 0); /* back, but not tried before its time */
+	assert_int_equal(ctl_owned_compact(o, x.r, 0, 10999, &e), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > 4200 * 10); /* still the long file */
+	/* Gone again: the next wait is twice as long. */
+	assert_int_equal(rename(dir, held), 0);
+	memset(&e, 0, sizeof(e));
+	assert_true(ctl_owned_compact(o, x.r, 0, 11000, &e) < 0);
+	assert_non_null(strstr(e.reason, "tried again in 2 s"));
+	assert_int_equal(ctl_owned_compact(o, x.r, 0, 12999, &e), 0);
+	assert_int_equal(rename(held, dir), 0);
+	/* Due: rewritten, and said to be so after the failures. */
+	assert_int_equal(ctl_owned_compact(o, x.r, 0, 13000, &e), 1);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < 200);
+	ctl_owned_close(o);
+	unlink(path);
+	rmdir(dir);
+	ctl_rib_free(x.r);
+}
+
 /* --- BIRD's replies --- */
 
 static void test_bird_parse(void **state)
@@ -914,6 +965,7 @@ int main(void)
 		cmocka_unit_test(test_withdraw_keep_and_other_failures),
 		cmocka_unit_test(test_region_missing_from_table),
 		cmocka_unit_test(test_owned_record),
+		cmocka_unit_test(test_owned_compaction_backs_off),
 		cmocka_unit_test(test_bird_parse),
 		cmocka_unit_test(test_bird_many_sessions),
 		cmocka_unit_test(test_bird_long_names),
