@@ -46,6 +46,8 @@
 /* And a full dump this often whatever happened: what no notification
  * reports is found within this time (docs/bgp-feed.md). */
 #define FEED_RESYNC_MS (300 * 1000)
+/* Tries of a batch while regionfwd does not answer, whatever the sync says. */
+#define FEED_DP_AWAY_RETRY_MS (30 * 1000)
 #define FEED_LISTED 32 /* shadowed prefixes listed in GET /v1/feed */
 #define FEED_LISTED_SUMMARY 8 /* and in GET /v1/status */
 #define ALARM_PREFIX "bgp feed: "
@@ -91,6 +93,13 @@ struct ctl_feed {
 	int snap_due; /* a batch ran: refresh the status snapshot now */
 	uint64_t gen_seen; /* regiond's generation the feed last reconciled with */
 	int64_t retry_ms; /* after a failed apply: not before this */
+	/* The last apply failed because regionfwd did not answer: the next
+	 * waits until regiond's sync (every second) hears it again, or
+	 * FEED_DP_AWAY_RETRY_MS after dp_away_since. Each try writes the additions ahead to
+	 * feed-owned and the pending record, then undoes them: a regionfwd
+	 * down for an hour cost 3600 of each. */
+	int dp_away;
+	int64_t dp_away_since;
 	char why[256]; /* why the feed is not up */
 	char last_error[512];
 	uint64_t resyncs, batches, events;
@@ -699,8 +708,12 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	pthread_mutex_lock(f->st->lock);
 	cur = ctl_state_current(f->st);
 	full = f->need_full || (cur && cur->id != f->gen_seen);
+	/* dp_report_ms is when regionfwd last answered the sync's status call. */
+	if (f->dp_away && ((f->st->dp_report != NULL && f->st->dp_report_ms > f->dp_away_since) ||
+			   now >= f->dp_away_since + FEED_DP_AWAY_RETRY_MS))
+		f->dp_away = 0;
 	pthread_mutex_unlock(f->st->lock);
-	if (cur == NULL || (!full && s.pending == 0) || now < f->retry_ms)
+	if (cur == NULL || (!full && s.pending == 0) || now < f->retry_ms || f->dp_away)
 		return;
 	t0 = ctl_mono_ms();
 	ctl_state_write_begin(f->st);
@@ -733,10 +746,18 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 		fwd_err_str(&e, buf, sizeof(buf));
 		if (strcmp(buf, f->last_error) != 0)
 			fwd_log(FWD_LOG_WARNING,
-				"bgp feed: batch not applied (retried every second): %s", buf);
+				"bgp feed: batch not applied (retried every second%s): %s",
+				e.reason_code == FWD_R_DATAPLANE_UNAVAILABLE
+					? ", or once regionfwd answers again"
+					: "",
+				buf);
 		snprintf(f->last_error, sizeof(f->last_error), "%s", buf);
 		f->batches_failed++;
 		f->retry_ms = ctl_mono_ms() + 1000;
+		if (e.reason_code == FWD_R_DATAPLANE_UNAVAILABLE) {
+			f->dp_away = 1;
+			f->dp_away_since = ctl_mono_ms();
+		}
 		f->need_full = f->need_full || full;
 	} else {
 		f->last_error[0] = '\0';

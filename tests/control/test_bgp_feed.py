@@ -628,3 +628,42 @@ def test_prefixes_of_a_generation_pending_at_start_stay_the_feeds(lab):
     lab.withdraw([x])  # still the feed's: it goes with its route
     wait_held(lab, x, None)
     feed_settled(lab)
+
+
+def test_batch_waits_for_regionfwd_instead_of_churning_the_record(lab):
+    """regionfwd down: each try of the feed's batch used to write its
+    additions ahead to feed-owned and the pending record, then undo them,
+    every second for as long as regionfwd stayed down. Now, after a try
+    that regionfwd did not answer, the feed waits until regiond's sync
+    hears it again (or 30 s), then applies the batch at once."""
+    z = "100.64.12.0/24"
+    owned = os.path.join(lab.box.state, "feed-owned")
+    feed_settled(lab)
+    lab.box.fwd.terminate()
+    lab.box.fwd.wait(60)
+    try:
+        wait_for(lambda: lab.box.status()["dataplane"]["connected"] is False, what="regiond sees regionfwd gone")
+        tries = lab.feed()["batches_failed"]
+        lab.announce({z: 101})
+        wait_for(lambda: "regionfwd did not answer" in (lab.feed()["last_error"] or "")
+                 or lab.feed()["batches_failed"] > tries, what="the batch tried once")
+        st0 = os.stat(owned)
+        failed0 = lab.feed()["batches_failed"]
+        time.sleep(6)
+        f = lab.feed()
+        st1 = os.stat(owned)
+        # At most one more try may have been under way; not one a second.
+        assert f["batches_failed"] - failed0 <= 1, f
+        assert f["batches_failed"] - failed0 == 0 or st1.st_size - st0.st_size < 200
+        if f["batches_failed"] == failed0:
+            assert (st1.st_size, st1.st_mtime_ns) == (st0.st_size, st0.st_mtime_ns)
+        assert f["last_error"], f  # still said
+        assert lab.held_by(z) is None
+    finally:
+        lab.box.start_fwd()
+    # Back: the sync hears it, and the batch applies without waiting 30 s.
+    wait_held(lab, z, "india", timeout=20)
+    assert (z, "india") in recorded_owned(lab)
+    lab.withdraw([z])
+    wait_held(lab, z, None)
+    feed_settled(lab)
