@@ -992,9 +992,18 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 		size_t ncmp = 0;
 		int rc;
 
-		/* The value alone, bounded by the client's reply bound: one
-		 * too large to hand over is an etcd error, said as such. */
-		if ((rc = ctl_etcd_range(e, pkey, 0, 0, 1, &rg, err)))
+		struct fwd_err ve = {0};
+
+		/* The value, bounded by the client's reply bound. One too large
+		 * to hand over (etcd's own error) is unreadable: its key alone
+		 * gives the revision the delete compares, so a hostile value
+		 * cannot keep its pin from being removed. */
+		rc = ctl_etcd_range(e, pkey, 0, 0, 1, &rg, &ve);
+		if (rc && ve.reason_code == FWD_R_ETCD_ERROR)
+			rc = ctl_etcd_range(e, pkey, CTL_ETCD_KEYS_ONLY, 0, 1, &rg, err);
+		else if (rc)
+			*err = ve;
+		if (rc)
 			return rc;
 		if (rg.count == 0) {
 			ctl_etcd_range_free(&rg);
@@ -1004,7 +1013,12 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 		memset(out, 0, sizeof(*out));
 		out->mod_revision = rg.kvs[0].mod_revision;
 		pin_key(rg.kvs[0].key, rg.kvs[0].key_len, plen, out);
-		parse_pin(rg.kvs[0].value, rg.kvs[0].value_len, out);
+		if (ve.reason[0]) {
+			out->owner = CTL_PIN_OWNER_UNREADABLE;
+			snprintf(out->why, sizeof(out->why), "value: cannot be read: %.150s",
+				 ve.reason);
+		} else
+			parse_pin(rg.kvs[0].value, rg.kvs[0].value_len, out);
 		rc = ctl_rstore_active_id(e, facility, rg.revision, &cache->active_create,
 					  cache->active, &ae);
 		if (rc && ae.reason_code != FWD_R_INVALID_FLEET_KEY) {
