@@ -17,7 +17,29 @@
 #include "fwd_hash.h"
 
 #define SAVED_FORMAT "regionfwd-pushed-table"
-#define SAVED_VERSION 1
+/* Version 2 adds "check", a hash of the header's own fields: the document
+ * had its hash, but a flipped digit in the generation id or the pusher
+ * went unseen. Version 1 (a previous release's save, no check) is still
+ * read, so an upgrade resumes what ran. */
+#define SAVED_VERSION 2
+#define SAVED_VERSION_UNCHECKED 1
+
+/* The hash that "check" records: every other field, in a fixed order, one
+ * a line (a pusher's name may hold any byte but NUL; its length is in the
+ * line before it, so no field can pass for another). */
+static uint64_t header_check(json_int_t version, uint64_t id, uint64_t hash, json_int_t bytes,
+			     const char *pushed_by, uint64_t gen_hash)
+{
+	char canon[512];
+	int n = snprintf(canon, sizeof(canon),
+			 "%s\n%lld\n%" PRIu64 "\n%016" PRIx64 "\n%lld\n%016" PRIx64 "\n%zu\n%s",
+			 SAVED_FORMAT, (long long)version, id, hash, (long long)bytes, gen_hash,
+			 strlen(pushed_by), pushed_by);
+
+	return fwd_hash64(canon, n < 0			     ? 0
+				 : (size_t)n < sizeof(canon) ? (size_t)n
+							     : sizeof(canon) - 1);
+}
 
 static void journal_path(const char *path, char *out, size_t len)
 {
@@ -42,12 +64,19 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 			      SAVED_VERSION, "generation", (json_int_t)id, "hash", hash, "bytes",
 			      (json_int_t)len, "pushed_by", pushed_by);
 
-	if (j && gen_hash && gen_hash != fwd_hash64(doc, len)) {
+	uint64_t doc_hash = fwd_hash64(doc, len), own = gen_hash ? gen_hash : doc_hash;
+	char check[17];
+
+	if (j && own != doc_hash) {
 		char gh[17];
 
-		snprintf(gh, sizeof(gh), "%016" PRIx64, gen_hash);
+		snprintf(gh, sizeof(gh), "%016" PRIx64, own);
 		json_object_set_new(j, "generation_hash", json_string(gh));
 	}
+	snprintf(check, sizeof(check), "%016" PRIx64,
+		 header_check(SAVED_VERSION, id, doc_hash, (json_int_t)len, pushed_by, own));
+	if (j)
+		json_object_set_new(j, "check", json_string(check));
 	head = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (head == NULL)
@@ -218,10 +247,13 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 				 "(format, version, generation, hash, bytes, pushed_by)");
 		goto out;
 	}
-	if (strcmp(format, SAVED_FORMAT) != 0 || version != SAVED_VERSION) {
-		rc = fwd_err_set(err, path, 1, "format",
-				 "format '%s' version %lld: this regionfwd reads %s version %d",
-				 format, (long long)version, SAVED_FORMAT, SAVED_VERSION);
+	if (strcmp(format, SAVED_FORMAT) != 0 ||
+	    (version != SAVED_VERSION && version != SAVED_VERSION_UNCHECKED)) {
+		rc = fwd_err_set(
+			err, path, 1, "format",
+			"format '%s' version %lld: this regionfwd reads %s versions %d and %d",
+			format, (long long)version, SAVED_FORMAT, SAVED_VERSION_UNCHECKED,
+			SAVED_VERSION);
 		goto out;
 	}
 	errno = 0;
@@ -242,6 +274,24 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 		if (strlen(gen_hash) != 16 || *end || errno) {
 			rc = fwd_err_set(err, path, 1, "generation_hash",
 					 "not a hash of 16 hex digits");
+			goto out;
+		}
+	}
+	if (version == SAVED_VERSION) {
+		const char *check = NULL;
+		uint64_t want;
+
+		if (json_unpack(j, "{s:s}", "check", &check)) {
+			rc = fwd_err_set(err, path, 1, "check", "missing: version %d has one",
+					 SAVED_VERSION);
+			goto out;
+		}
+		errno = 0;
+		want = strtoull(check, &end, 16);
+		if (strlen(check) != 16 || *end || errno ||
+		    want != header_check(version, out->id, out->hash, *bytes, by, out->gen_hash)) {
+			rc = fwd_err_set(err, path, 1, "check",
+					 "the header does not match its check: corrupt or edited");
 			goto out;
 		}
 	}

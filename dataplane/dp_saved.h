@@ -5,10 +5,11 @@
  *
  * One file: a JSON header line (format, generation id, content hash, byte
  * count, who pushed it, the generation's own hash when it is not the
- * document's), then the document exactly as pushed; and a journal of the
- * deltas applied since (dp_saved_append). Written
- * atomically and durably (fwd_write_atomic); read back only when every
- * header field is sound and the document's hash is the recorded one, so a
+ * document's, and a check over those fields), then the document exactly as
+ * pushed; and a journal of the deltas applied since (dp_saved_append).
+ * Written atomically and durably (fwd_write_atomic); read back only when
+ * every header field is sound, the check matches them (version 2; a
+ * version-1 save has none) and the document's hash is the recorded one, so a
  * torn, truncated or edited file is refused with its path and reason rather
  * than run. Plain C (no DPDK): linked into the unit tests.
  */

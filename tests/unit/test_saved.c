@@ -138,15 +138,51 @@ static void test_damage_is_refused(void **state)
 	put("", 0);
 	refused("no header line");
 	memcpy(b, good, len);
-	memcpy(strstr(b, "\"version\":1"), "\"version\":2", 11);
+	memcpy(strstr(b, "\"version\":2"), "\"version\":3", 11);
 	put(b, len);
-	refused("version 2");
+	refused("version 3");
 	memcpy(b, good, len);
 	memcpy(strstr(b, "\"generation\":7"), "\"generation\":0", 14);
 	put(b, len);
 	refused("out of range");
+	/* The header's own fields are checked too: a flipped digit in the
+	 * generation id, or another pusher, is not resumed as if sound. */
+	memcpy(b, good, len);
+	memcpy(strstr(b, "\"generation\":7"), "\"generation\":8", 14);
+	put(b, len);
+	refused("does not match its check");
+	memcpy(b, good, len);
+	memcpy(strstr(b, "\"pushed_by\":\"regiond\""), "\"pushed_by\":\"regionx\"", 21);
+	put(b, len);
+	refused("does not match its check");
+	memcpy(b, good, len);
+	memcpy(strstr(b, "\"check\":\""), "\"chock\":\"", 9);
+	put(b, len);
+	refused("missing");
 	free(b);
 	free(good);
+}
+
+/* A save of the previous release (version 1, no check) is still resumed
+ * after an upgrade. */
+static void test_version_1_is_read(void **state)
+{
+	struct dp_saved s;
+	struct fwd_err e = {0};
+	char b[512];
+	int n;
+
+	(void)state;
+	n = snprintf(b, sizeof(b),
+		     "{\"format\":\"regionfwd-pushed-table\",\"version\":1,\"generation\":9,"
+		     "\"hash\":\"%016llx\",\"bytes\":%zu,\"pushed_by\":\"regiond\"}\n%s",
+		     (unsigned long long)fwd_hash64(doc, strlen(doc)), strlen(doc), doc);
+	put(b, (size_t)n);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_int_equal(s.id, 9);
+	assert_string_equal(s.pushed_by, "regiond");
+	assert_memory_equal(s.doc, doc, strlen(doc));
+	dp_saved_clear(&s);
 }
 
 /* A journal of deltas that is there but cannot be read (a directory, a
@@ -198,6 +234,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_absent_is_not_an_error),
 		cmocka_unit_test(test_damage_is_refused),
+		cmocka_unit_test(test_version_1_is_read),
 		cmocka_unit_test(test_unreadable_journal_and_dangling_save_are_said),
 		cmocka_unit_test(test_unwritable_directory),
 	};
