@@ -1,5 +1,7 @@
 #include "fwd_err.h"
 
+#include "fwd_log.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,18 +143,23 @@ int fwd_err_fail(struct fwd_err *err, enum fwd_reason r, const char *file, uint3
 
 const char *fwd_err_str(const struct fwd_err *err, char *buf, size_t len)
 {
+	/* Every field whole (sizeof the struct bounds them), then shown: a
+	 * path or reason quotes what the input said, and a control character
+	 * in a document's name would drive the terminal it is printed on. */
+	char raw[sizeof(err->file) + sizeof(err->path) + sizeof(err->reason) + 32];
 	size_t n = 0;
 
-	buf[0] = '\0';
+	if (len == 0)
+		return buf;
+	raw[0] = '\0';
 	if (err->file[0])
-		n += (size_t)snprintf(buf + n, len - n, "%s:", err->file);
-	if (err->line && n < len)
-		n += (size_t)snprintf(buf + n, len - n, "%u:", err->line);
-	if (n && n < len)
-		n += (size_t)snprintf(buf + n, len - n, " ");
-	if (err->path[0] && n < len)
-		n += (size_t)snprintf(buf + n, len - n, "%s: ", err->path);
-	if (n < len)
-		snprintf(buf + n, len - n, "%s", err->reason);
-	return buf;
+		n += (size_t)snprintf(raw + n, sizeof(raw) - n, "%s:", err->file);
+	if (err->line)
+		n += (size_t)snprintf(raw + n, sizeof(raw) - n, "%u:", err->line);
+	if (n)
+		n += (size_t)snprintf(raw + n, sizeof(raw) - n, " ");
+	if (err->path[0])
+		n += (size_t)snprintf(raw + n, sizeof(raw) - n, "%s: ", err->path);
+	snprintf(raw + n, sizeof(raw) - n, "%s", err->reason);
+	return fwd_escape_controls(raw, buf, len);
 }

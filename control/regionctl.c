@@ -37,6 +37,7 @@
 #include "fwd_doc.h"
 #include "fwd_embed.h"
 #include "fwd_names.h"
+#include "fwd_log.h"
 #include "fwd_opts.h"
 #include "fwd_parse.h"
 #include "fwd_report.h"
@@ -470,20 +471,20 @@ static int show_error(int status, json_t *r)
 	int line = (int)json_integer_value(json_object_get(e, "line"));
 	const char *path = json_string_value(json_object_get(e, "path"));
 
-	fprintf(stderr,
-		"regionctl: %s (%d): ", json_string_value(json_object_get(e, "code")) ?: "error",
-		status);
-	if (file && file[0])
-		fprintf(stderr, "%s:", file);
-	if (line)
-		fprintf(stderr, "%d:", line);
-	if ((file && file[0]) || line)
-		fputc(' ', stderr);
-	if (path && path[0])
-		fprintf(stderr, "%s: ", path);
-	fprintf(stderr, "%s\n",
-		json_string_value(json_object_get(e, "reason")) ?: "no reason given");
-	return (int)ctl_exit_code_of(json_string_value(json_object_get(e, "code")), status);
+	const char *code = json_string_value(json_object_get(e, "code"));
+	/* As the CLIs print their own errors (fwd_err_str): a reason quotes
+	 * what a document said, control characters shown as \xNN. */
+	struct fwd_err shown = {.line = line > 0 ? (uint32_t)line : 0};
+	char msg[1024], head[64];
+
+	snprintf(shown.file, sizeof(shown.file), "%s", file ? file : "");
+	snprintf(shown.path, sizeof(shown.path), "%s", path ? path : "");
+	snprintf(shown.reason, sizeof(shown.reason), "%s",
+		 json_string_value(json_object_get(e, "reason")) ?: "no reason given");
+	fprintf(stderr, "regionctl: %s (%d): %s\n",
+		fwd_escape_controls(code ? code : "error", head, sizeof(head)), status,
+		fwd_err_str(&shown, msg, sizeof(msg)));
+	return (int)ctl_exit_code_of(code, status);
 }
 
 /* Call the API; on failure print why and return the exit code (> 0). */

@@ -285,6 +285,22 @@ def test_bad_documents_change_nothing(box, tmp_path, name, change, status, code,
     assert_unchanged(box)
 
 
+def test_errors_quoting_a_document_show_control_characters_escaped(box, tmp_path):
+    """A reason quotes what the document said; a control character in it
+    (a region named with a terminal escape) reaches the operator's terminal
+    as \\xNN from regionctl (the API's reason) and from regionfwd's own
+    check, never raw."""
+    path = tmp_path / "esc.yaml"
+    # YAML's own escape (raw control characters are refused by the parser).
+    path.write_bytes(b'version: 1\nregions:\n  "in\\e[2Jdia": {prefixes: [10.0.0.0/8]}\n')
+    rc, _, err = box.ctl("validate", str(path))
+    assert rc == 1 and "\x1b" not in err and "in\\x1b[2Jdia" in err, repr(err)
+    assert f"{path}:3: regions.in\\x1b[2Jdia: " in err, repr(err)
+    p = subprocess.run([regionfwd_bin(), "--check-table", str(path)], capture_output=True, text=True)
+    assert p.returncode != 0 and "\x1b" not in p.stderr and "in\\x1b[2Jdia" in p.stderr, repr(p.stderr)
+    assert_unchanged(box)
+
+
 def test_bad_requests_change_nothing(box):
     doc = open(DEMO).read().replace(*SG_LOCAL)
     cases = [
