@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* fopencookie */
 #include "fwd_log.h"
 
 #include <errno.h>
@@ -84,6 +85,63 @@ const char *fwd_escape_controls(const char *in, char *out, size_t cap)
 	}
 	out[o] = '\0';
 	return out;
+}
+
+size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size_t cap)
+{
+	size_t i = 0, o = 0;
+
+	for (; i < n && o + 5 <= cap; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+			static const char hex[] = "0123456789abcdef";
+
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else
+			out[o++] = (char)c;
+	}
+	*taken = i;
+	return o;
+}
+
+static ssize_t escaped_write(void *cookie, const char *buf, size_t len)
+{
+	int fd = (int)(intptr_t)cookie;
+	size_t off = 0;
+
+	while (off < len) {
+		char out[1024];
+		size_t taken, o = fwd_escape_chunk(buf + off, len - off, &taken, out, sizeof(out));
+
+		for (size_t w = 0; w < o;) {
+			ssize_t k = write(fd, out + w, o - w);
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				return off ? (ssize_t)off : -1;
+			w += (size_t)k;
+		}
+		off += taken;
+	}
+	return (ssize_t)len;
+}
+
+int fwd_stderr_escaped(void)
+{
+	cookie_io_functions_t io = {.write = escaped_write};
+	FILE *f = fopencookie((void *)(intptr_t)STDERR_FILENO, "w", io);
+
+	if (f == NULL)
+		return -errno;
+	/* Unbuffered, as stderr is: a message is out before an exit or a crash. */
+	setvbuf(f, NULL, _IONBF, 0);
+	stderr = f;
+	return 0;
 }
 
 static void emit(int level, const char *raw, const struct fwd_log_change *c)

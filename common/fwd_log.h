@@ -69,4 +69,19 @@ void fwd_log_close(void);
  */
 const char *fwd_escape_controls(const char *in, char *out, size_t cap);
 
+/**
+ * As fwd_escape_controls, for a stream of lines: newline and tab kept, @in
+ * (@n bytes, NULs included) taken until @out (@cap bytes, at least 5) is
+ * full. @return the bytes written to @out; *@taken, the bytes of @in used.
+ */
+size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size_t cap);
+
+/**
+ * Make the process's stderr write through fwd_escape_chunk: every message
+ * a command prints there (usage errors echo its arguments; errors quote a
+ * peer's words) reaches the terminal without a raw control character.
+ * @return 0, or -errno (stderr left as it was)
+ */
+int fwd_stderr_escaped(void);
+
 #endif /* FWD_LOG_H */

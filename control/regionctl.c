@@ -3382,7 +3382,14 @@ int main(int argc, char **argv)
 	const char *gval[CTL_MAX_OPTS] = {0};
 	struct ctl_call c;
 	char *token = NULL;
-	int rc = parse(argc, argv, &c, gval);
+	int rc;
+
+	/* Before anything is said: usage errors echo the arguments, and
+	 * errors quote regiond's and documents' words. */
+	if (fwd_stderr_escaped()) {
+		/* stderr as it was: nothing to refuse a command for */
+	}
+	rc = parse(argc, argv, &c, gval);
 
 	if (rc == 1) {
 		print_help(stdout, &c);

@@ -56,31 +56,19 @@ static ssize_t stream_write(void *cookie, const char *buf, size_t len)
  */
 static ssize_t plain_write(void *cookie, const char *buf, size_t len)
 {
-	char out[4 * 512 + 1];
-	size_t o = 0;
+	size_t off = 0;
 
 	(void)cookie;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)buf[i];
+	while (off < len) {
+		char out[2048];
+		size_t taken, o = fwd_escape_chunk(buf + off, len - off, &taken, out, sizeof(out));
 
-		if (o + 5 > sizeof(out)) { /* a long message: in pieces */
-			if (write(STDERR_FILENO, out, o) < 0) {
-				/* Nowhere else to say it. */
-			}
-			syslog(rte_log_cur_msg_loglevel() - 1, "%.*s", (int)o, out);
-			o = 0;
-		}
-		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	if (o) {
 		if (write(STDERR_FILENO, out, o) < 0) {
 			/* Nowhere else to say it. */
 		}
 		/* Syslog's levels are rte_log's minus one, as DPDK's default has them. */
 		syslog(rte_log_cur_msg_loglevel() - 1, "%.*s", (int)o, out);
+		off += taken;
 	}
 	return (ssize_t)len;
 }

@@ -231,6 +231,22 @@ def test_bad_values_are_usage_errors(args, words):
     usage_error(args, *words)
 
 
+@pytest.mark.parametrize("args", [
+    ["\x1b[2Jx"],
+    ["show", "\x1b[2Jx"],
+    ["--timeout", "\x1b]0;owned\x07", "status"],
+    ["-s", "/nonexistent\x1b[31m.sock", "show", "links"],
+])
+def test_arguments_echoed_in_errors_show_control_characters_escaped(args):
+    """regionctl's errors echo its arguments (a script may pass words it
+    did not write): on the terminal, a control character is \\xNN, never
+    a raw escape that clears the screen or retitles the window."""
+    p = subprocess.run([REGIONCTL, *args], capture_output=True, timeout=30)
+    assert p.returncode in (2, 3) and p.stderr, p
+    assert not any(b < 0x20 and b not in b"\n\t" or b == 0x7f for b in p.stderr), p.stderr
+    assert b"\\x1b" in p.stderr, p.stderr
+
+
 def test_missing_file_is_still_exit_2(tmp_path):
     missing = str(tmp_path / "missing.yaml")
     for cmd in ("validate", "diff", "apply"):
