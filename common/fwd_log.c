@@ -69,34 +69,20 @@ static void to_stderr(int level, const char *msg)
 	}
 }
 
-/* A newline in an author once forged a whole log line: every line goes
- * through this before it is written. */
-const char *fwd_escape_controls(const char *in, char *out, size_t cap)
+/* The one escaping loop: @in's control characters as \xNN into @out while
+ * a whole escape still fits; newline and tab kept when @keep_lines. A
+ * newline in an author once forged a whole log line: every log line goes
+ * through it before it is written. */
+static size_t escape_bytes(const char *in, size_t n, int keep_lines, size_t *taken, char *out,
+			   size_t cap)
 {
-	size_t o = 0;
-
-	if (cap == 0)
-		return "";
-	for (const unsigned char *p = (const unsigned char *)in; *p && o + 5 < cap; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", *p);
-		else
-			out[o++] = (char)*p;
-	}
-	out[o] = '\0';
-	return out;
-}
-
-size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size_t cap)
-{
+	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, o = 0;
 
-	for (; i < n && o + 5 <= cap; i++) {
+	for (; i < n && o + 4 <= cap; i++) {
 		unsigned char c = (unsigned char)in[i];
 
-		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
-			static const char hex[] = "0123456789abcdef";
-
+		if ((c < 0x20 && !(keep_lines && (c == '\n' || c == '\t'))) || c == 0x7f) {
 			out[o++] = '\\';
 			out[o++] = 'x';
 			out[o++] = hex[c >> 4];
@@ -106,6 +92,21 @@ size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size
 	}
 	*taken = i;
 	return o;
+}
+
+const char *fwd_escape_controls(const char *in, char *out, size_t cap)
+{
+	size_t taken;
+
+	if (cap == 0)
+		return "";
+	out[escape_bytes(in, strlen(in), 0, &taken, out, cap - 1)] = '\0';
+	return out;
+}
+
+size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size_t cap)
+{
+	return escape_bytes(in, n, 1, taken, out, cap);
 }
 
 static ssize_t escaped_write(void *cookie, const char *buf, size_t len)
