@@ -7,8 +7,10 @@ filter's drops come through a veth pair in a namespace of the test's own.
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -520,6 +522,125 @@ def test_regionfwd_lost_while_held_keeps_the_file(box, tmp_path):
     assert packet_count(str(path)) > 0
     log = open(box.tmp / "regiond.log").read()
     assert "regionfwd failed" in log and "they are sent" in log, log[-2000:]
+
+
+def pcapng_blocks(path):
+    """Every block of a pcapng file as (type, body), its framing checked
+    whole: each block's two lengths agree and the last one ends the file."""
+    data = open(path, "rb").read()
+    assert data[:4] == b"\x0a\x0d\x0d\x0a" and data[8:12] == b"\x4d\x3c\x2b\x1a", data[:16]
+    blocks, off = [], 0
+    while off < len(data):
+        assert off + 12 <= len(data), f"a partial block at {off} of {len(data)}"
+        btype, blen = struct.unpack_from("<II", data, off)
+        assert blen >= 12 and blen % 4 == 0 and off + blen <= len(data), (off, btype, blen, len(data))
+        assert struct.unpack_from("<I", data, off + blen - 4)[0] == blen, (off, btype, blen)
+        blocks.append((btype, data[off + 8:off + blen - 4]))
+        off += blen
+    return blocks
+
+
+def isb_comments(blocks):
+    """The comments (option 1) of the interface statistics blocks."""
+    out = []
+    for btype, body in blocks:
+        if btype != 5:
+            continue
+        off = 12  # interface id, timestamp high and low
+        while off + 4 <= len(body):
+            code, olen = struct.unpack_from("<HH", body, off)
+            if code == 0:
+                break
+            if code == 1:
+                out.append(body[off + 4:off + 4 + olen].decode("utf-8", "replace"))
+            off += 4 + (olen + 3) // 4 * 4
+    return out
+
+
+def vm_kib(pid, field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_hold_cap_stops_a_capture_its_client_cannot_keep_up_with(box, tmp_path):
+    """While a capture runs, regiond reads ahead for a slow client and holds
+    what it has not taken; once it holds HOLD_MAX, the client cannot keep up
+    and the capture is stopped (api.md, regionctl.md): regiond logs why, the
+    held bytes stay bounded (the cap, the chunk read before it tripped and
+    the stopping read: some 24 MiB), and the client still gets a whole file
+    ending in regionfwd's statistics block with end=stopped, regionctl
+    exiting 0. regiond and regionfwd go on: the next capture runs.
+
+    The client reads at 128 KiB/s (640 KiB a read-ahead, enough to keep the
+    lease) while the traffic fills regionfwd's 4 MiB buffer between two
+    reads: held grows by some 3.4 MiB every 5 s and the cap trips some 25 s
+    in; from then on the client reads as fast as it can."""
+    rate, trip_by, drain_by = 128 * 1024, 50, 20
+    log_path = box.tmp / "regiond.log"
+    path = tmp_path / "capped.pcapng"
+    hwm0 = vm_kib(box.rd.pid, "VmRSS")
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "-w", "-"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    total, t0, tripped, at_trip, ended, looked = 0, time.monotonic(), None, None, None, 0.0
+    try:
+        with open(path, "wb") as f:
+            while True:
+                chunk = p.stdout.read1(65536)
+                now = time.monotonic() - t0
+                if not chunk:
+                    ended = now
+                    break
+                f.write(chunk)
+                total += len(chunk)
+                if tripped is None and now - looked >= 0.5:
+                    looked = now
+                    if "takes less than the capture makes" in open(log_path).read():
+                        tripped, at_trip = now, total
+                if tripped is None:
+                    if now > trip_by:
+                        break  # the cap never tripped: reported below
+                    ahead = total / rate - now
+                    if ahead > 0:
+                        time.sleep(ahead)
+                elif now > tripped + drain_by:
+                    break  # the stream did not end once the capture stopped
+        if ended is None:
+            p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read().decode()
+    log = open(log_path).read()
+    assert tripped is not None, \
+        f"no hold cap within {trip_by} s ({total} bytes at {rate} B/s): {err} {log[-1500:]}"
+    assert ended is not None, f"the stream went on {drain_by} s after the cap tripped ({total} bytes): {err}"
+    assert rc == 0 and "cut short" not in err and "end=stopped" in err, (rc, err)
+    # What regiond held when the cap tripped, as it logged it: at least the
+    # cap (that is what trips it), at most the cap and one more chunk.
+    held = int(re.search(r"\((\d+) bytes held for it\): stopped", log).group(1))
+    assert HOLD_MAX <= held < HOLD_MAX + CHUNK, held
+    # Everything the client took after the trip was held by regiond then,
+    # or came with the stopping read, or sat in the sockets' buffers.
+    after = total - at_trip
+    assert after <= HOLD_MAX + 2 * CHUNK + SOCKET_BUFFERS, (after, at_trip, total)
+    if os.environ.get("SANITIZE", "none") in ("", "none"):
+        # and regiond's memory with it: its peak, over what it had before,
+        # is the held bytes and a chunk or two in flight, not the capture
+        hwm = vm_kib(box.rd.pid, "VmHWM")
+        assert (hwm - hwm0) * 1024 < HOLD_MAX + 4 * CHUNK + (16 << 20), (hwm0, hwm)
+    # A whole file: every block framed, regionfwd's statistics block last
+    # of its own saying why it ended, read whole by capinfos.
+    blocks = pcapng_blocks(str(path))
+    ends = [c for c in isb_comments(blocks) if c.startswith("regionfwd capture")]
+    assert len(ends) == 1 and "end=stopped" in ends[0], ends
+    assert packet_count(str(path)) == sum(1 for b in blocks if b[0] == 6) > 0
+    assert box.rd.poll() is None and box.fwd.poll() is None
+    rc, out, err = capture(box, "--count", "3", "-w", str(tmp_path / "next.pcapng"))
+    assert rc == 0 and packet_count(str(tmp_path / "next.pcapng")) == 3, (rc, err)
 
 
 def test_trickling_client_loses_the_slot(box):
