@@ -10,9 +10,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -641,6 +643,147 @@ def test_hold_cap_stops_a_capture_its_client_cannot_keep_up_with(box, tmp_path):
     assert box.rd.poll() is None and box.fwd.poll() is None
     rc, out, err = capture(box, "--count", "3", "-w", str(tmp_path / "next.pcapng"))
     assert rc == 0 and packet_count(str(tmp_path / "next.pcapng")) == 3, (rc, err)
+
+
+@pytest.mark.parametrize("opts, args, silence_s", [(["--timeout", "3"], [], 3), ([], ["--duration", "2"], 32)],
+                         ids=["timeout", "duration"])
+def test_capture_gives_up_on_a_silent_regiond(box, tmp_path, opts, args, silence_s):
+    """Once a capture's stream flows, only a silence bounds it
+    (regionctl.md): --timeout S of nothing from regiond, or with --duration
+    D (regiond ends the stream by then) D s and 30 s. A regiond stopped
+    mid-capture (here SIGSTOP once bytes have come) ends it after that
+    silence: exit 3, "the capture stopped: nothing from regiond within S s",
+    what came is in the file. On waking, regiond frees the capture slot."""
+    path = tmp_path / "silent.pcapng"
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, *opts, "capture", *args, "-w", str(path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = None
+    try:
+        wait_for(lambda: path.stat().st_size > 0, timeout=30, what="the stream's first bytes")
+        os.kill(box.rd.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        rc = p.wait(timeout=silence_s + 40)
+        took = time.monotonic() - stopped
+    finally:
+        if stopped is not None:
+            os.kill(box.rd.pid, signal.SIGCONT)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read()
+    assert rc == 3, (rc, err)
+    assert f"regionctl: the capture stopped: nothing from regiond within {silence_s} s" in err, err
+    # not sooner than the silence (what the sockets held came at once),
+    # and not much later
+    assert silence_s - 0.5 <= took < silence_s + 20, (took, err)
+    assert path.stat().st_size > 0
+    wait_for(lambda: capture(box, "--count", "1")[0] == 0, timeout=60, what="a capture after regiond woke")
+
+
+class Trickle:
+    """A proxy in front of regiond's API socket: what regiond sends goes on
+    to the client `step` bytes every `gap` s for `slow_s` s from its first
+    byte, then as fast as it comes."""
+
+    def __init__(self, path, upstream, step, gap, slow_s):
+        self.upstream, self.step, self.gap, self.slow_s = upstream, step, gap, slow_s
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.relay, args=(c,), daemon=True).start()
+
+    def relay(self, c):
+        u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        u.connect(self.upstream)
+        held, lock, done = bytearray(), threading.Lock(), threading.Event()
+
+        def up():  # the client's request, as it is
+            try:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    u.sendall(b)
+            except OSError:
+                pass
+
+        def down():  # regiond's answer, held for the pacing below
+            try:
+                while True:
+                    b = u.recv(1 << 20)
+                    if not b:
+                        break
+                    with lock:
+                        held.extend(b)
+            except OSError:
+                pass
+            done.set()
+
+        for fn in (up, down):
+            threading.Thread(target=fn, daemon=True).start()
+        t0 = None
+        try:
+            while True:
+                with lock:
+                    if t0 is None and held:
+                        t0 = time.monotonic()
+                    slow = t0 is not None and time.monotonic() - t0 < self.slow_s
+                    n = min(len(held), self.step) if slow else len(held)
+                    out = bytes(held[:n])
+                    del held[:n]
+                    empty = not held
+                if out:
+                    c.sendall(out)
+                elif done.is_set() and empty:
+                    break
+                time.sleep(self.gap if slow else 0.01)
+        except OSError:
+            pass
+        finally:
+            # shut down first: a close alone leaves the connection open
+            # while up() still waits in recv on it
+            for x in (c, u):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                x.close()
+
+    def close(self):
+        try:
+            self.srv.shutdown(socket.SHUT_RDWR)  # wakes serve()'s accept
+        except OSError:
+            pass
+        self.srv.close()
+
+
+def test_capture_slow_but_flowing_is_not_silence(box, tmp_path):
+    """The silence bound is on each wait, not on the stream: a capture whose
+    bytes come slowly but steadily (here 2 KiB a second for 12 s, through a
+    proxy, --timeout 4) is not given up after 4 s: it ends with its count,
+    exit 0, the file whole."""
+    proxy = Trickle(str(tmp_path / "slow.sock"), box.api, 2048, 1.0, 12)
+    path = tmp_path / "slow.pcapng"
+    try:
+        t0 = time.monotonic()
+        p = subprocess.run([REGIONCTL, "-s", str(tmp_path / "slow.sock"), "--timeout", "4", "capture",
+                            "--count", "2000", "-w", str(path)], capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        proxy.close()
+    assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
+    assert "capture: 2000 packets written" in p.stdout and "end=count reached" in p.stdout, p.stdout
+    assert packet_count(str(path)) == 2000
+    # What the test means: the stream took far longer than the bound.
+    assert took > 10, took
 
 
 def test_trickling_client_loses_the_slot(box):
