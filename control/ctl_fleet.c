@@ -91,6 +91,7 @@ struct view {
 	const char *state;
 	int in_sync, stale;
 	int has_apply_err;
+	int apply_final; /* refused: not tried again until its key changes */
 	char apply_table[17];
 	struct fwd_err apply_err;
 	char last_error[600];
@@ -667,6 +668,8 @@ static void set_apply_error(struct ctl_fleet *f, const char *table, const struct
 {
 	pthread_mutex_lock(&f->mu);
 	f->v.has_apply_err = e != NULL;
+	/* A failure that may pass is retried: the node is still applying. */
+	f->v.apply_final = e != NULL && f->tried_final;
 	if (e) {
 		f->v.apply_err = *e;
 		snprintf(f->v.apply_table, sizeof(f->v.apply_table), "%s", table ? table : "");
@@ -914,7 +917,7 @@ static json_t *health_summary(struct ctl_fleet *f, json_t **running, int *dp_in_
 /* The node's state from what the view holds (f->mu held). */
 static const char *node_state(const struct view *v, int validate_only)
 {
-	if (v->has_apply_err)
+	if (v->has_apply_err && v->apply_final)
 		return "failed";
 	if (v->stale)
 		return "stale";

@@ -578,6 +578,52 @@ def test_same_packets_same_output_on_every_node(fleet):
         assert n.status()["generation"]["hash"] == h
 
 
+def test_slow_apply_raises_no_alarm(fleet):
+    """A node that cannot apply its target yet for a reason that may pass
+    (here its regionfwd is down, so the push is refused and tried again
+    every 2 s; a slow fetch of a large table alike) reports `applying`, not
+    in sync, the failure in its apply_error (fleet.md: `failed` is for a
+    target refused), and raises no fleet alarm: the alarm degrades health,
+    which load balancers read, and comes only after an hour on the same
+    target. Watched here for six leases (18 s), twice what once raised it
+    (three leases), the report kept fresh all along; once regionfwd runs
+    again the node converges, no alarm raised on the way. (The hour itself
+    is not reached: FLEET_STUCK_MS has no knob.)"""
+    c = fleet.cluster
+    n0 = fleet.nodes[0]
+    fleet.wait_converged(fleet.current)
+    h = fleet.variant("slow-apply", "dns: [any/53]", "dns: [any/53]\n  ntp3: [udp/125]")
+    args, log_at = n0.fwd.args, len(n0.log())
+    n0.fwd.kill()
+    n0.fwd.wait()
+    try:
+        etcdlab.set_desired(c, FAC, h)
+        t0 = time.monotonic()
+        fleet.wait_converged(h, nodes=fleet.nodes[1:])
+        wait_for(lambda: (fleet.reports()["n0"]["apply_error"] or {}).get("table") == h, timeout=20,
+                 what="n0 tried the target")
+        looks = 0
+        while time.monotonic() < t0 + 18:
+            r = fleet.reports()["n0"]
+            assert r["target"]["table"] == h and not r["in_sync"] and r["state"] == "applying", r
+            assert r["apply_error"]["reason"] == "dataplane_unavailable", r["apply_error"]
+            assert "not its target" not in (r["health"]["alarm"] or ""), r["health"]
+            assert r["updated_at"] / 1000 > time.time() - 5, "n0's report is not kept fresh"
+            m = n0.http("GET", "/metrics")[1]
+            assert "regiond_fleet_off_target 0" in m, [x for x in m.splitlines() if "off_target" in x]
+            assert n0.fleet()["state"] == "applying"
+            looks += 1
+            time.sleep(1)
+        assert looks >= 8, looks  # off its target for longer than three leases
+    finally:
+        n0.fwd = subprocess.Popen(args, stdout=open(n0.tmp / "fwd.log", "a"), stderr=subprocess.STDOUT)
+    fleet.wait_converged(h, timeout=60)
+    fleet.current = h
+    assert "not its target" not in n0.log()[log_at:]
+    r = fleet.reports()["n0"]
+    assert r["state"] == "in_sync" and r["apply_error"] is None and r["health"]["alarm"] == "", r
+
+
 def test_nodes_stop_cleanly(fleet):
     """Last: every regiond exits 0 on SIGTERM (its lease revoked: the
     reports go at once), with nothing from the sanitizers in its log."""
