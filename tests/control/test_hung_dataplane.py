@@ -3,9 +3,13 @@ regiond's view with the age of its dataplane report, a push has a deadline,
 and a table whose push was answered "nothing changed" is never published
 when regionfwd wakes up."""
 import os
+import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -187,3 +191,141 @@ def test_timeout_takes_whole_seconds():
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 2, (bad, p)
         assert f"--timeout takes seconds 1..86400, not '{bad}'" in p.stderr, (bad, p.stderr)
+
+
+class PushAnswerEater:
+    """A proxy on regiond's dataplane socket that, while `eat` is set,
+    drops regionfwd's answers to pushes (OP_PUSH, OP_DELTA): regionfwd runs
+    what it was pushed, regiond never hears so and gives up on it; every
+    other answer (status first) passes."""
+
+    OPS = (1, 9)  # REGIONFWD__CTL__OP__OP_PUSH, OP_DELTA
+
+    def __init__(self, path, upstream):
+        self.upstream, self.eat, self.eaten, self.statuses = upstream, False, 0, 0
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(8)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            u.connect(self.upstream)
+            threading.Thread(target=self.copy, args=(c, u), daemon=True).start()
+            threading.Thread(target=self.answers, args=(u, c), daemon=True).start()
+
+    @staticmethod
+    def close(*socks):
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def copy(self, a, b):
+        try:
+            while True:
+                d = a.recv(1 << 20)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        self.close(a, b)
+
+    def answers(self, u, c):
+        def exactly(n):
+            buf = b""
+            while len(buf) < n:
+                d = u.recv(n - len(buf))
+                if not d:
+                    raise EOFError
+                buf += d
+            return buf
+
+        try:
+            while True:
+                hdr = exactly(16)
+                magic, _, op, flags, _, n = struct.unpack(">IHHHHI", hdr)
+                assert magic == 0x52465743, hdr
+                body = exactly(n)
+                if self.eat and op in self.OPS and flags & 1:
+                    self.eaten += 1
+                    continue
+                if op == 2 and flags & 1:  # OP_STATUS: a sync of regiond's
+                    self.statuses += 1
+                c.sendall(hdr + body)
+        except (OSError, EOFError):
+            pass
+        self.close(u, c)
+
+    def stop(self):
+        self.close(self.srv)
+
+
+def published(b):
+    """(id, hash) of every generation regionfwd built and published, in order."""
+    return [(int(m.group(1)), m.group(2)) for m in
+            re.finditer(r"generation (\d+) \(([0-9a-f]{16})\) from .*built and published",
+                        open(b.tmp / "fwd.log").read())]
+
+
+def test_a_late_revert_is_not_undone_by_the_sync(tmp_path):
+    """Commit-confirm's revert is pushed at the deadline; regionfwd runs it
+    but its answer never reaches regiond (here a proxy drops the answers to
+    pushes; a revert finished after regiond's --dataplane-timeout alike):
+    regiond counts the revert failed, its id spent, and retries it every
+    second. Its sync meanwhile sees regionfwd run an id between current and
+    next; it must leave regionfwd to the confirm tick (commit f4dbdea), not
+    push the unconfirmed change back over the revert. Once the answers come
+    through again the revert is recorded and regionfwd never ran the
+    change again."""
+    b = Box(tmp_path, "late-revert")
+    proxy = None
+    try:
+        first = dp_generation(b)["hash"]
+        # regiond again, on the proxy, pushes waiting 2 s
+        b.rd.terminate()
+        b.rd.wait(30)
+        proxy = PushAnswerEater(str(tmp_path / "dp-proxy.sock"), b.fwd_sock)
+        real, b.fwd_sock = b.fwd_sock, str(tmp_path / "dp-proxy.sock")
+        b.start_regiond(["--dataplane-timeout", "2000"])
+        b.fwd_sock = real
+        new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+        rc, out, err = b.ctl("apply", new, "--confirm-timeout", "6")
+        assert rc == 0, (rc, out, err)
+        change = dp_generation(b)["hash"]
+        assert change != first
+        proxy.eat = True
+        # the revert runs at regionfwd, unheard by regiond
+        wait_for(lambda: dp_generation(b)["hash"] == first, timeout=30, what="the revert at regionfwd")
+        wait_for(lambda: "the revert to generation 1 failed" in open(tmp_path / "regiond.log").read(),
+                 timeout=30, what="regiond gives the revert up")
+        # Three syncs (one a second) see regionfwd run the revert under an
+        # id regiond spent (the first would have pushed the change back).
+        seen = proxy.statuses
+        wait_for(lambda: proxy.statuses >= seen + 3, timeout=30, what="three syncs")
+        assert dp_generation(b)["hash"] == first, "the unconfirmed change was pushed back over the revert"
+        # still due at regiond: the revert not recorded, generation 2 current
+        s = b.status()
+        assert s["confirm"] and s["confirm"]["generation"] == 2 and s["generation"]["id"] == 2, s
+        proxy.eat = False
+        wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="the revert recorded, healthy")
+        assert dp_generation(b)["hash"] == first
+        pubs = published(b)
+        at = max(i for i, (_, h) in enumerate(pubs) if h == change)
+        assert all(h != change for _, h in pubs[at + 1:]) and any(h == first for _, h in pubs[at + 1:]), pubs
+        assert [h for _, h in pubs].count(change) == 1, ("the change ran again", pubs)
+        rc, out, err = b.ctl("history")
+        assert rc == 0 and "automatic revert" in out, out
+        assert proxy.eaten > 0
+    finally:
+        b.stop()
+        if proxy:
+            proxy.stop()
