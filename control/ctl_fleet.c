@@ -120,6 +120,15 @@ struct ctl_fleet {
 	pthread_t thread;
 	int thread_started;
 	atomic_int quit;
+	/* The lease's keeper while the thread fetches and applies a target
+	 * (keep_begin): a client of its own, its thread, told to stop under
+	 * kmu. */
+	struct ctl_etcd *keeper_etcd;
+	pthread_t keeper;
+	pthread_mutex_t kmu;
+	pthread_cond_t kcv;
+	int keeper_stop;
+	int64_t keeper_lease;
 
 	/* thread-only */
 	struct ctl_etcd_watch *w_desired, *w_pin;
@@ -734,6 +743,60 @@ static void running_table(struct ctl_state *st, char out[17], uint64_t *gen)
 
 /* Bring the node to its target. Called every turn; does nothing while
  * the target is what runs, or was refused at this revision. */
+static void report(struct ctl_fleet *f, int force);
+
+/* The lease kept alive every third of it while the agent's thread fetches
+ * and applies a target: that can take longer than the lease (a table of
+ * many chunks, a push of a routing-scale table, regionfwd stopped until
+ * --dataplane-timeout), and a node whose lease lapsed leaves the fleet
+ * view (its report goes with it: a rollout takes it for lost) though it is
+ * only applying. On a client of its own: the thread's is in use. */
+static void *keeper_thread(void *arg)
+{
+	struct ctl_fleet *f = arg;
+	struct fwd_err e;
+	int64_t ttl;
+
+	pthread_mutex_lock(&f->kmu);
+	while (!f->keeper_stop) {
+		struct timespec ts;
+		int64_t ms = (int64_t)f->lease_s * 1000 / 3;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000 + (ts.tv_nsec + (ms % 1000) * 1000000) / 1000000000;
+		ts.tv_nsec = (ts.tv_nsec + (ms % 1000) * 1000000) % 1000000000;
+		pthread_cond_timedwait(&f->kcv, &f->kmu, &ts);
+		if (f->keeper_stop)
+			break;
+		pthread_mutex_unlock(&f->kmu);
+		ctl_etcd_lease_keepalive(f->keeper_etcd, f->keeper_lease, &ttl, &e);
+		pthread_mutex_lock(&f->kmu);
+	}
+	pthread_mutex_unlock(&f->kmu);
+	return NULL;
+}
+
+/* @return 1 when a keeper runs (keep_end() must follow). */
+static int keep_begin(struct ctl_fleet *f)
+{
+	if (!f->lease || !f->keeper_etcd)
+		return 0;
+	f->keeper_lease = f->lease;
+	f->keeper_stop = 0;
+	return pthread_create(&f->keeper, NULL, keeper_thread, f) == 0;
+}
+
+static void keep_end(struct ctl_fleet *f, int started)
+{
+	if (!started)
+		return;
+	pthread_mutex_lock(&f->kmu);
+	f->keeper_stop = 1;
+	pthread_cond_signal(&f->kcv);
+	pthread_mutex_unlock(&f->kmu);
+	pthread_join(f->keeper, NULL);
+}
+
 static void converge(struct ctl_fleet *f)
 {
 	const char *source;
@@ -743,7 +806,7 @@ static void converge(struct ctl_fleet *f)
 	uint64_t gen;
 	char *doc = NULL;
 	size_t len = 0;
-	int same;
+	int same, keeping, rc;
 
 	if (t->refused) {
 		if (!(f->tried_final && f->tried_revision == t->revision &&
@@ -807,8 +870,14 @@ static void converge(struct ctl_fleet *f)
 	f->tried_source = source;
 	f->tried_ok = 0;
 	f->tried_final = 0;
-	if (fetch_table(f, t->table, &doc, &len, &e) == 0 &&
-	    apply_doc(f, t, source, doc, len, &e) == 0) {
+	/* The fleet sees the node on its way to the new target, and keeps
+	 * seeing it however long the fetch and the apply take. */
+	report(f, 0);
+	keeping = keep_begin(f);
+	rc = fetch_table(f, t->table, &doc, &len, &e) == 0 &&
+	     apply_doc(f, t, source, doc, len, &e) == 0;
+	keep_end(f, keeping);
+	if (rc) {
 		free(doc);
 		f->tried_ok = 1;
 		set_apply_error(f, NULL, NULL);
@@ -1325,6 +1394,8 @@ struct ctl_fleet *ctl_fleet_start(const struct ctl_fleet_conf *c, struct ctl_sta
 		return NULL;
 	}
 	pthread_mutex_init(&f->mu, NULL);
+	pthread_mutex_init(&f->kmu, NULL);
+	pthread_cond_init(&f->kcv, NULL);
 	snprintf(f->node, sizeof(f->node), "%s", c->node);
 	snprintf(f->facility, sizeof(f->facility), "%s", c->facility);
 	snprintf(f->version, sizeof(f->version), "%s", c->version ? c->version : "");
@@ -1349,7 +1420,7 @@ struct ctl_fleet *ctl_fleet_start(const struct ctl_fleet_conf *c, struct ctl_sta
 		goto nomem;
 	f->v.state = c->validate_only ? "validate_only" : "applying";
 	f->etcd = ctl_etcd_create(&ec, e);
-	if (!f->etcd || !f->labels)
+	if (!f->etcd || !f->labels || !(f->keeper_etcd = ctl_etcd_create(&ec, e)))
 		goto fail;
 	snprintf(f->v.endpoint, sizeof(f->v.endpoint), "%s", ctl_etcd_endpoint(f->etcd));
 	if (!c->validate_only && !(f->dp = ctl_dp_create_like(st->dp)))
@@ -1388,12 +1459,15 @@ void ctl_fleet_free(struct ctl_fleet *f)
 	ctl_etcd_watch_free(f->w_desired);
 	ctl_etcd_watch_free(f->w_pin);
 	ctl_etcd_free(f->etcd);
+	ctl_etcd_free(f->keeper_etcd);
 	ctl_dp_free(f->dp);
 	fwd_report_free(f->counters);
 	free(f->last_report_text);
 	json_decref(f->labels);
 	json_decref(f->v.report);
 	pthread_mutex_destroy(&f->mu);
+	pthread_mutex_destroy(&f->kmu);
+	pthread_cond_destroy(&f->kcv);
 	free(f);
 }
 

@@ -624,6 +624,42 @@ def test_slow_apply_raises_no_alarm(fleet):
     assert r["state"] == "in_sync" and r["apply_error"] is None and r["health"]["alarm"] == "", r
 
 
+def test_a_long_apply_keeps_the_node_in_the_fleet_view(fleet):
+    """A fetch and apply longer than the lease (here the push waits for a
+    stopped regionfwd, up to --dataplane-timeout; a routing-scale table's
+    push or a fetch of many chunks alike) keeps the node's lease alive: its
+    report stays in the fleet view, naming the new target, `applying`, no
+    alarm, for four leases (it went after one: the agent's thread, the one
+    that kept the lease, waited on the push, and a rollout would have taken
+    the node for lost). Once regionfwd runs again the push completes and
+    the node converges."""
+    c = fleet.cluster
+    n0 = fleet.nodes[0]
+    fleet.wait_converged(fleet.current)
+    h = fleet.variant("long-apply", "dns: [any/53]", "dns: [any/53]\n  ntp4: [udp/126]")
+    n0.fwd.send_signal(signal.SIGSTOP)
+    try:
+        etcdlab.set_desired(c, FAC, h)
+        t0 = time.monotonic()
+        fleet.wait_converged(h, nodes=fleet.nodes[1:])
+        wait_for(lambda: fleet.reports()["n0"]["target"]["table"] == h, timeout=20,
+                 what="n0 reports its new target")
+        looks = 0
+        while time.monotonic() < t0 + 12:
+            r = fleet.reports().get("n0")
+            assert r is not None, "n0's report left the fleet view while it applies"
+            assert r["target"]["table"] == h and not r["in_sync"] and r["state"] == "applying", r
+            assert "not its target" not in (r["health"]["alarm"] or ""), r["health"]
+            looks += 1
+            time.sleep(0.5)
+        assert looks >= 10, looks
+        assert n0.fwd.poll() is None
+    finally:
+        n0.fwd.send_signal(signal.SIGCONT)
+    fleet.wait_converged(h, timeout=60)
+    fleet.current = h
+
+
 def test_nodes_stop_cleanly(fleet):
     """Last: every regiond exits 0 on SIGTERM (its lease revoked: the
     reports go at once), with nothing from the sanitizers in its log."""
