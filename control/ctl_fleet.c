@@ -741,8 +741,6 @@ static void running_table(struct ctl_state *st, char out[17], uint64_t *gen)
 		snprintf(out, 17, "%016" PRIx64, cur->hash);
 }
 
-/* Bring the node to its target. Called every turn; does nothing while
- * the target is what runs, or was refused at this revision. */
 static void report(struct ctl_fleet *f, int force);
 
 /* The lease kept alive every third of it while the agent's thread fetches
@@ -797,6 +795,8 @@ static void keep_end(struct ctl_fleet *f, int started)
 	pthread_join(f->keeper, NULL);
 }
 
+/* Bring the node to its target. Called every turn; does nothing while
+ * the target is what runs, or was refused at this revision. */
 static void converge(struct ctl_fleet *f)
 {
 	const char *source;
