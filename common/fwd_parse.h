@@ -319,9 +319,14 @@ FWD_INLINE void fwd_pkt_set_plain(struct fwd_pkt *pkt, uint8_t l3_len, uint8_t f
 				  uint8_t proto, const uint8_t *l4)
 {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	/* l2_len 14, l3_len, family, proto, frag NONE, no VLAN tags */
-	uint64_t head =
-		14 | (uint64_t)l3_len << 16 | (uint64_t)family << 32 | (uint64_t)proto << 40;
+	/* l2_len 14, l3_len, family, proto 0 (written next), frag NONE, no
+	 * VLAN tags: a constant word in the fast path's loops, stored as it is,
+	 * then the protocol's byte over it. With the protocol shifted and ORed
+	 * in, the word cost a shift, an OR and the register for the constant
+	 * (callgrind: 2 instructions a packet more). The loops after it read
+	 * proto as a byte, which the byte store alone forwards (a wider read
+	 * would only wait for both stores). */
+	uint64_t head = 14 | (uint64_t)l3_len << 16 | (uint64_t)family << 32;
 	uint32_t ports;
 	uint64_t tail;
 
@@ -330,6 +335,7 @@ FWD_INLINE void fwd_pkt_set_plain(struct fwd_pkt *pkt, uint8_t l3_len, uint8_t f
 	__builtin_memcpy(&ports, l4, 4);
 	tail = __builtin_bswap32(ports);
 	__builtin_memcpy(pkt, &head, 8);
+	pkt->proto = proto;
 	__builtin_memcpy((uint8_t *)pkt + 8, &tail, 8);
 #else
 	pkt->l2_len = 14;
