@@ -782,7 +782,13 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 		run:
 			for (; likely(lk[i] < DP_CELL_GROUP); i++) {
 				struct rte_mbuf *m = pkts[i];
-				uint8_t *ip = rte_pktmbuf_mtod_offset(m, uint8_t *, 14);
+				/* TTL, checksum and link header at offsets from
+				 * the frame's start: with the header written at
+				 * ip - 14, GCC kept both addresses in registers
+				 * (callgrind: 3.4 instructions a packet more on
+				 * the IPv6 mix, 1.1 with NIC verdicts). */
+				uint8_t *eth = rte_pktmbuf_mtod(m, uint8_t *);
+				uint8_t *ip = eth + 14;
 				const uint32_t len = rte_pktmbuf_pkt_len(m);
 				const struct dp_link_out *o = &e.links[lk[i]];
 				/* From meta, not the version nibble: that would
@@ -795,7 +801,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 				c->pkts++;
 				c->bytes += len;
 				fwd_ip_ttl_dec(ip, v6);
-				memcpy(ip - 14, o->hdr[v6], 14);
+				memcpy(eth, o->hdr[v6], 14);
 				stage_cached(lc, m, o, lk[i], len, &e.cs, &e.cport, &e.cn);
 			}
 			if (i == n)
