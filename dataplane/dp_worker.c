@@ -728,9 +728,13 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 	 * for the CPU to keep the loads of many packets in flight (the port,
 	 * matrix and counter tables of a big table do not fit in L1); the
 	 * counter cells are prefetched for the pass below. Unrolled by four,
-	 * as the TX accounting loops are. */
+	 * as the TX accounting loops are. The indices of this loop, of the
+	 * plain-cell loop and of stage 1 are as wide as the addresses they
+	 * form: a narrower one was copied or extended for its loads and
+	 * stores (callgrind: 1.5 to 3.3 instructions a packet, see
+	 * docs/benchmarks.md, round 9). */
 #pragma GCC unroll 4
-	for (unsigned int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		const struct fwd_pkt *p = &meta[i];
 		uint16_t s;
 		uint32_t c;
@@ -767,7 +771,7 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 					    svc[i], cell[i], pid[i], 0, cap);
 		}
 	} else {
-		for (unsigned int i = 0; i < n; i++) {
+		for (size_t i = 0; i < n; i++) {
 			/* A run of packets whose cell's decision is its link
 			 * (dp_gen.h cell_link): count, TTL, the link's untagged
 			 * header, stage. No calls in this loop, so its state stays
@@ -939,7 +943,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 	 * collect the source addresses per family. */
 	for (uint16_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
-	for (uint16_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) { /* size_t: see stage3()'s bulk loop */
 		struct rte_mbuf *m = pkts[i];
 		const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
 		struct fwd_pkt *p = &meta[i];
