@@ -122,13 +122,13 @@ struct ctl_fleet {
 	atomic_int quit;
 	/* The lease's keeper while the thread fetches and applies a target
 	 * (keep_begin): a client of its own, its thread, told to stop under
-	 * kmu. */
+	 * kmu. It reads f->lease, which the agent's thread, blocked in the
+	 * fetch or apply meanwhile, does not change until keep_end() joins. */
 	struct ctl_etcd *keeper_etcd;
 	pthread_t keeper;
 	pthread_mutex_t kmu;
 	pthread_cond_t kcv;
 	int keeper_stop;
-	int64_t keeper_lease;
 
 	/* thread-only */
 	struct ctl_etcd_watch *w_desired, *w_pin;
@@ -767,7 +767,7 @@ static void *keeper_thread(void *arg)
 		if (f->keeper_stop)
 			break;
 		pthread_mutex_unlock(&f->kmu);
-		ctl_etcd_lease_keepalive(f->keeper_etcd, f->keeper_lease, &ttl, &e);
+		ctl_etcd_lease_keepalive(f->keeper_etcd, f->lease, &ttl, &e);
 		pthread_mutex_lock(&f->kmu);
 	}
 	pthread_mutex_unlock(&f->kmu);
@@ -779,7 +779,6 @@ static int keep_begin(struct ctl_fleet *f)
 {
 	if (!f->lease || !f->keeper_etcd)
 		return 0;
-	f->keeper_lease = f->lease;
 	f->keeper_stop = 0;
 	return pthread_create(&f->keeper, NULL, keeper_thread, f) == 0;
 }
@@ -986,7 +985,7 @@ static json_t *health_summary(struct ctl_fleet *f, json_t **running, int *dp_in_
 /* The node's state from what the view holds (f->mu held). */
 static const char *node_state(const struct view *v, int validate_only)
 {
-	if (v->has_apply_err && v->apply_final)
+	if (v->apply_final) /* a refusal; a failure that may pass is applying */
 		return "failed";
 	if (v->stale)
 		return "stale";
