@@ -55,11 +55,13 @@ LIVE_TABLE = ("regions: {a: {prefixes: [10.1.0.0/16, '2001:db8:1::/48']}, b: {pr
               "           {region: b, service: dns, action: drop}]\n"
               "default: {action: drop}\n")
 
-# Rings of 4,096 frames (the PMD's default is 512, 51 ms at 10 kpps): on a
-# loaded machine a process can go unscheduled for 80 ms, and the host's ring
-# then overflows before regionfwd or the generator reads it. Loss there is
-# not regionfwd's; the rings make it rare.
-RING = ",framecnt=4096"
+# Rings of 16,384 frames, 1.6 s at 10 kpps (the PMD's default is 512, 51 ms):
+# on a loaded machine a process can go unscheduled for hundreds of
+# milliseconds (601 ms seen in CI, when rings of 4,096 lost 312 frames), and
+# the host's ring then overflows before regionfwd or the generator reads it.
+# DPDK 22.11's af_packet PMD does not report those drops (no imissed), so
+# the rings must hold any stall: 32 MiB of kernel memory each.
+RING = ",framecnt=16384"
 
 
 def live_loop(tmp_path, gen_tx_ring, rate):
