@@ -16,6 +16,7 @@
 #include "fwd_doc.h"
 #include "fwd_log.h"
 #include "fwd_names.h"
+#include "fwd_clock.h"
 
 /* A literal as a regex: every byte as \xHH, so nothing in it is special. */
 /* A literal as an expression: letters, digits and '_' as they are (no
@@ -84,14 +85,6 @@ struct child_watch {
 	int timed_out; /* set when the deadline passed */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The child's scheduler state and CPU ticks (utime + stime) from
  * /proc/PID/stat; 0 when they cannot be read. */
 static int child_sample(pid_t pid, char *state, unsigned long long *cpu)
@@ -124,7 +117,7 @@ static int child_wait(int fd, struct child_watch *w)
 {
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int64_t left = w->deadline_ms - now_ms();
+		int64_t left = w->deadline_ms - fwd_mono_ms();
 		int r;
 		char state = 'R';
 		unsigned long long cpu = 0;
@@ -387,7 +380,7 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 	}
 	close(pfd[1]);
 	w.pid = pid;
-	w.deadline_ms = now_ms() + (int64_t)lim->cpu_seconds * 3000 + 5000;
+	w.deadline_ms = fwd_mono_ms() + (int64_t)lim->cpu_seconds * 3000 + 5000;
 	w.last_cpu = ~0ull;
 	if (read_all(pfd[0], &ok, 1, &w) == 0 && ok == 0) {
 		uint32_t rule = UINT32_MAX, mlen = 0;

@@ -9,14 +9,6 @@
 
 static __thread struct fwd_stages *current;
 
-uint64_t fwd_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void fwd_stages_begin(struct fwd_stages *st)
 {
 	memset(st, 0, sizeof(*st));

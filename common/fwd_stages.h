@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwd_clock.h" /* fwd_mono_ns(), which the users of stages time with */
+
 #define FWD_STAGES_MAX 24
 
 struct fwd_stages {
@@ -27,9 +29,6 @@ struct fwd_stages {
 	} s[FWD_STAGES_MAX];
 	struct fwd_stages *outer; /* the thread's current stages before these */
 };
-
-/** CLOCK_MONOTONIC in ns. */
-uint64_t fwd_mono_ns(void);
 
 /** Start @st and make it this thread's current stages (until fwd_stages_end). */
 void fwd_stages_begin(struct fwd_stages *st);

@@ -34,6 +34,7 @@
 #include "fwd_json.h"
 #include "fwd_opts.h"
 #include "fwd_unixsock.h"
+#include "fwd_clock.h"
 
 /* Connection limits. The unix socket (the operators' and regionctl's way
  * in) and TCP have separate daemons and budgets, so no flood of TCP
@@ -500,7 +501,7 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 		const struct ctl_ext *f = ctl_state_ext(api->st, "filters");
 		json_t *diff = ctl_diff(api->st->table, t),
 		       *imp = ctl_impact(api->st->table, t, 10000),
-		       *win = api->st->traffic ? ctl_traffic_window(api->st->traffic, ctl_mono_ms())
+		       *win = api->st->traffic ? ctl_traffic_window(api->st->traffic, fwd_mono_ms())
 					       : NULL,
 		       *fs = f && f->status ? f->status(f->arg, api->st->table) : NULL;
 
@@ -701,7 +702,7 @@ static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 				      (json_int_t)(time(NULL) - api->started)));
 	/* null until regiond first asked regionfwd */
 	json_object_set_new(json_object_get(b, "dataplane"), "report_age_ms",
-			    *report_ms ? json_integer(ctl_mono_ms() - *report_ms) : json_null());
+			    *report_ms ? json_integer(fwd_mono_ms() - *report_ms) : json_null());
 	json_object_set_new(b, "health", ctl_api_health(b));
 	return b;
 }
@@ -794,11 +795,11 @@ static int read_dp_call(struct ctl_api *api, unsigned op, const ProtobufCMessage
 	pthread_mutex_lock(&api->view_lock);
 	seen = api->view_report_ms;
 	pthread_mutex_unlock(&api->view_lock);
-	if (seen && ctl_mono_ms() - seen > 10000) {
+	if (seen && fwd_mono_ms() - seen > 10000) {
 		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
 			     "regionfwd has not answered regiond for %lld s (regionctl status): "
 			     "not asked",
-			     (long long)((ctl_mono_ms() - seen) / 1000));
+			     (long long)((fwd_mono_ms() - seen) / 1000));
 		return -EAGAIN;
 	}
 	if (api->dp_read == NULL) {
@@ -913,7 +914,7 @@ static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 	struct ctl_metrics_in in = {
 		.st = api->st,
 		.r = c,
-		.report_age_ms = report_ms ? ctl_mono_ms() - report_ms : -1,
+		.report_age_ms = report_ms ? fwd_mono_ms() - report_ms : -1,
 		.health = (int)json_integer_value(
 			json_object_get(json_object_get(s, "health"), "exit")),
 		.started = api->started,
@@ -1059,13 +1060,13 @@ static void h_capture(struct ctl_api *api, const struct req *q, struct reply *r)
 			 "a capture for %s runs (%lld s so far); one at a time: wait for it or "
 			 "stop it",
 			 api->capture_owner,
-			 (long long)((ctl_mono_ms() - api->capture_since) / 1000));
+			 (long long)((fwd_mono_ms() - api->capture_since) / 1000));
 		pthread_mutex_unlock(&api->capture_lock);
 		reply_simple(r, FWD_R_CAPTURE_BUSY, "", reason);
 		goto out;
 	}
 	snprintf(api->capture_owner, sizeof(api->capture_owner), "%s", q->who);
-	api->capture_since = ctl_mono_ms();
+	api->capture_since = fwd_mono_ms();
 	pthread_mutex_unlock(&api->capture_lock);
 	s = calloc(1, sizeof(*s));
 	dp = api->dp_read ? ctl_dp_create_like(api->dp_read) : NULL;
@@ -1121,7 +1122,7 @@ out:
  */
 static void capture_arm(struct MHD_Connection *con, const struct ctl_capture *cap)
 {
-	int64_t deadline = ctl_capture_deadline(cap), left = deadline - ctl_mono_ms();
+	int64_t deadline = ctl_capture_deadline(cap), left = deadline - fwd_mono_ms();
 
 	ctl_headwatch_stream_deadline(con, deadline);
 	/* In seconds, and 0 would mean none: at least 1. */
@@ -1230,7 +1231,7 @@ static void h_fleet_rollout_create(struct ctl_api *api, const struct req *q, str
 	snprintf(by, sizeof(by), "%.63s%s%.120s", author ? author : "", author ? " via " : "",
 		 q->who);
 	if (ctl_rstore_create(c, api->fleet->facility, json_string_value(d), json_string_length(d),
-			      &opts, by, (uint64_t)time(NULL) * 1000 + ctl_mono_ms() % 1000, ro,
+			      &opts, by, (uint64_t)time(NULL) * 1000 + fwd_mono_ms() % 1000, ro,
 			      &e)) {
 		reply_err(r, &e);
 		goto out;
@@ -1791,7 +1792,7 @@ static void buffered_give(struct ctl_api *api, size_t n)
 static void uploads_full(struct ctl_api *api, struct reply *r)
 {
 	char reason[200];
-	int64_t now = ctl_mono_ms();
+	int64_t now = fwd_mono_ms();
 
 	snprintf(reason, sizeof(reason),
 		 "the bodies of requests in flight fill --max-buffered (%zu bytes); "

@@ -11,8 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "ctl_state.h" /* ctl_mono_ms */
 #include "fwd_err.h" /* fwd_utf8_clean */
+#include "fwd_clock.h"
 
 /* A reply larger than this is not one BIRD sends for show protocols with
  * a sane number of protocols: refused rather than buffered without bound. */
@@ -214,7 +214,7 @@ static int read_reply(int fd, char **buf, size_t *len, int64_t deadline, int gre
 		return -ENOMEM;
 	for (;;) {
 		struct pollfd pf = {.fd = fd, .events = POLLIN};
-		int64_t left = deadline - ctl_mono_ms();
+		int64_t left = deadline - fwd_mono_ms();
 		ssize_t n;
 
 		(*buf)[*len] = '\0';
@@ -261,7 +261,7 @@ int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session 
 		      unsigned *down, char *why, size_t whylen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int64_t deadline = ctl_mono_ms() + timeout_ms;
+	int64_t deadline = fwd_mono_ms() + timeout_ms;
 	static const char cmd[] = "show protocols\n";
 	char *buf = NULL;
 	size_t len;

@@ -14,9 +14,9 @@
 #include "ctl_dp.h"
 #include "fwd_log.h"
 #include "ctl_pcapng.h"
-#include "ctl_state.h" /* ctl_mono_ms */
 #include "fwd_msg.h"
 #include "fwd_names.h"
+#include "fwd_clock.h"
 
 #define CTL_CAPTURE_DP_TIMEOUT_MS 10000
 #define CTL_CAPTURE_MAX_XDP_IFS 8
@@ -50,14 +50,6 @@ struct ctl_capture {
 	unsigned nxifs;
 	uint64_t xdp_written;
 };
-
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int opt_name(const json_t *b, const char *key, char *out, size_t len, struct fwd_err *e)
 {
@@ -203,7 +195,7 @@ static int fwd_turn(struct ctl_capture *c, int stop)
 		snprintf(c->fwd_why, sizeof(c->fwd_why), "%.150s", e.reason);
 		return rc;
 	}
-	c->read_ms = ctl_mono_ms();
+	c->read_ms = fwd_mono_ms();
 	c->taken = 0;
 	rc = take_blocks(c, d->pcapng.data, d->pcapng.len);
 	if (rc)
@@ -276,7 +268,7 @@ static void xdp_close(struct ctl_capture *c)
 		 (unsigned long long)captured, (unsigned long long)c->xdp_written,
 		 (unsigned long long)lost);
 	if (xdp_ifid(c, c->nxifs ? c->xifs[0] : "filter", &id) == 0)
-		ctl_pcapng_isb(&c->out, id, real_ns(), captured + lost, lost, text);
+		ctl_pcapng_isb(&c->out, id, fwd_wall_ns(), captured + lost, lost, text);
 }
 
 struct ctl_capture *ctl_capture_start(struct ctl_dp *dp, const struct ctl_capture_req *q,
@@ -332,7 +324,7 @@ struct ctl_capture *ctl_capture_start(struct ctl_dp *dp, const struct ctl_captur
 			goto fail;
 	}
 	if (q->duration_s)
-		c->deadline_ms = ctl_mono_ms() + (int64_t)q->duration_s * 1000;
+		c->deadline_ms = fwd_mono_ms() + (int64_t)q->duration_s * 1000;
 	return c;
 fail:
 	ctl_capture_free(c);
@@ -374,7 +366,7 @@ static int turn(struct ctl_capture *c, int stop)
 		 * it, its own statistics last. */
 		xdp_close(c);
 		c->finished = 1;
-		c->finished_ms = ctl_mono_ms();
+		c->finished_ms = fwd_mono_ms();
 	}
 	return 0;
 }
@@ -383,7 +375,7 @@ static int turn(struct ctl_capture *c, int stop)
  * (or the last of the stream) moves its deadline on. */
 static void count_drained(struct ctl_capture *c, size_t n)
 {
-	int64_t now = ctl_mono_ms();
+	int64_t now = fwd_mono_ms();
 
 	if (now < ended_ms(c))
 		return;
@@ -417,7 +409,7 @@ static void fwd_lost(struct ctl_capture *c, size_t held)
 		 "handed over is in this file",
 		 (unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer");
 	if (c->fwd_interfaces > 0)
-		ctl_pcapng_isb(&c->out, 0, real_ns(), c->packets - c->xdp_written, 0, text);
+		ctl_pcapng_isb(&c->out, 0, fwd_wall_ns(), c->packets - c->xdp_written, 0, text);
 	c->fwd_done = 1;
 }
 
@@ -428,7 +420,7 @@ static void fwd_lost(struct ctl_capture *c, size_t held)
  * would otherwise outlast regionfwd's lease (CTL_CAPTURE_HOLD_MAX). */
 static void read_ahead(struct ctl_capture *c)
 {
-	int64_t now = ctl_mono_ms();
+	int64_t now = fwd_mono_ms();
 	size_t held = c->out.len - c->out_off;
 	int over = c->deadline_ms && now >= c->deadline_ms, stop;
 
@@ -476,7 +468,7 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 		if (client_gone(c, 0))
 			return -1;
 		before = c->out.len;
-		stop = (c->deadline_ms && ctl_mono_ms() >= c->deadline_ms) ||
+		stop = (c->deadline_ms && fwd_mono_ms() >= c->deadline_ms) ||
 		       (c->count && c->packets >= c->count);
 		if (turn(c, stop))
 			return -1;
@@ -513,7 +505,7 @@ void ctl_capture_free(struct ctl_capture *c)
 	/* Past its deadline, the client stopped reading and regiond closed
 	 * its connection (ctl_capture_deadline): said here, as the client
 	 * may never say anything. */
-	if (c->id && ctl_mono_ms() >= ctl_capture_deadline(c))
+	if (c->id && fwd_mono_ms() >= ctl_capture_deadline(c))
 		fwd_log(FWD_LOG_NOTICE,
 			"capture %llu: its client stopped reading (or took less than %u KiB in "
 			"%d s once it was over); connection closed at the capture's deadline",

@@ -1,5 +1,6 @@
 #include "ctl_confirm.h"
 #include "fwd_log.h"
+#include "fwd_clock.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 		return;
 	/* A failed revert (regionfwd not answering) spends a generation id
 	 * per try: once a second, not at every 200 ms tick. */
-	if (st->revert_tried_ms && ctl_mono_ms() - st->revert_tried_ms < 1000)
+	if (st->revert_tried_ms && fwd_mono_ms() - st->revert_tried_ms < 1000)
 		return;
 	to = ctl_state_find(st, target);
 	if (to == NULL) {
@@ -116,7 +117,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 	 * (the text stays valid through the revert: it is copied first). */
 	doc = ctl_state_doc(st, to, &len, &e);
 	id = doc ? ctl_state_revert(st, doc, len, c, &e) : -1;
-	st->revert_tried_ms = id < 0 ? ctl_mono_ms() : 0;
+	st->revert_tried_ms = id < 0 ? fwd_mono_ms() : 0;
 	if (id >= 0) /* regionfwd just answered: the view shows what now runs */
 		ctl_state_refresh(st);
 	if (id < 0) {

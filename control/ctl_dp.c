@@ -13,6 +13,7 @@
 
 #include "fwd_msg.h"
 #include "fwd_report.h"
+#include "fwd_clock.h"
 
 struct ctl_dp {
 	char path[108];
@@ -49,18 +50,10 @@ void ctl_dp_free(struct ctl_dp *dp)
 	free(dp);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int wait_fd(int fd, short ev, int64_t deadline)
 {
 	struct pollfd p = {.fd = fd, .events = ev};
-	int64_t left = deadline - now_ms();
+	int64_t left = deadline - fwd_mono_ms();
 	int rc;
 
 	if (left <= 0)
@@ -119,7 +112,7 @@ static int dp_connect(struct ctl_dp *dp)
 int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req,
 		ProtobufCMessage **reply, int timeout_ms, struct fwd_err *e)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = fwd_mono_ms() + timeout_ms;
 	uint8_t *frame = NULL, hdr[FWD_MSG_HDR_LEN], *body = NULL;
 	struct fwd_msg_hdr h;
 	struct fwd_err fe;

@@ -1,5 +1,6 @@
 /* ctl_etcd.c - the etcd v3 JSON gateway client (contract in ctl_etcd.h). */
 #include "ctl_etcd.h"
+#include "fwd_clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -55,14 +56,6 @@ struct ctl_etcd_watch {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -1050,7 +1043,7 @@ static int stream_open(struct ctl_etcd_watch *w, struct fwd_err *err)
 		stream_close(w);
 		return fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 	}
-	w->started_ms = now_ms();
+	w->started_ms = (uint64_t)fwd_mono_ms();
 	return 0;
 }
 
@@ -1180,7 +1173,7 @@ static int watch_drain(struct ctl_etcd_watch *w, ctl_etcd_watch_cb cb, void *arg
 int ctl_etcd_watch_poll(struct ctl_etcd_watch *w, unsigned wait_ms, ctl_etcd_watch_cb cb, void *arg,
 			struct fwd_err *err)
 {
-	uint64_t deadline = now_ms() + wait_ms;
+	uint64_t deadline = (uint64_t)fwd_mono_ms() + wait_ms;
 	int total = 0, rc;
 
 	if (!w->curl) {
@@ -1211,7 +1204,7 @@ int ctl_etcd_watch_poll(struct ctl_etcd_watch *w, unsigned wait_ms, ctl_etcd_wat
 				rc = stream_failed(w, FWD_R_ETCD_UNAVAILABLE, why, err);
 				return total ? total : rc;
 			}
-		now = now_ms();
+		now = (uint64_t)fwd_mono_ms();
 		/* A member that takes the connection but never confirms the
 		 * watch is as good as down. */
 		if (!w->created && now - w->started_ms > w->e->timeout_ms)

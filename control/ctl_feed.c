@@ -22,6 +22,7 @@
 #include "ctl_metrics.h"
 #include "ctl_owned.h"
 #include "fwd_log.h"
+#include "fwd_clock.h"
 
 /* The netlink receive buffer: a routing daemon installing a full table
  * sends hundreds of thousands of messages while the feed may be busy
@@ -500,7 +501,7 @@ static void resync(struct ctl_feed *f, int full)
 			f->dumping = 0;
 			f->synced = 1;
 			f->verify = 0;
-			f->next_resync = ctl_mono_ms() + FEED_RESYNC_MS;
+			f->next_resync = fwd_mono_ms() + FEED_RESYNC_MS;
 			f->resyncs++;
 			f->need_full = f->need_full || full;
 			f->resync_on_recovery = 0;
@@ -524,7 +525,7 @@ static void resync(struct ctl_feed *f, int full)
  * hold off the batches). */
 static void read_nl(struct ctl_feed *f, int64_t budget_ms)
 {
-	int64_t end = ctl_mono_ms() + budget_ms;
+	int64_t end = fwd_mono_ms() + budget_ms;
 
 	while (f->nl) {
 		ssize_t n = mnl_socket_recvfrom(f->nl, f->buf, FEED_RECV_BUF);
@@ -548,7 +549,7 @@ static void read_nl(struct ctl_feed *f, int64_t budget_ms)
 		}
 		if (f->synced)
 			mnl_cb_run(f->buf, (size_t)n, 0, 0, route_cb, f);
-		if (ctl_mono_ms() >= end)
+		if (fwd_mono_ms() >= end)
 			return;
 	}
 }
@@ -562,7 +563,7 @@ static void poll_bird(struct ctl_feed *f)
 	int n = ctl_bird_sessions(f->bird_socket, 2000, f->sessions, CTL_BIRD_MAX_SESSIONS, &down,
 				  why, sizeof(why));
 
-	f->bird_at = ctl_mono_ms();
+	f->bird_at = fwd_mono_ms();
 	if (n < 0) {
 		f->nsessions = f->total_sessions = 0;
 		f->down_sessions = 0;
@@ -715,7 +716,7 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	pthread_mutex_unlock(f->st->lock);
 	if (cur == NULL || (!full && s.pending == 0) || now < f->retry_ms || f->dp_away)
 		return;
-	t0 = ctl_mono_ms();
+	t0 = fwd_mono_ms();
 	ctl_state_write_begin(f->st);
 	cur = ctl_state_current(f->st);
 	full = f->need_full || (cur && cur->id != f->gen_seen);
@@ -753,10 +754,10 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 				buf);
 		snprintf(f->last_error, sizeof(f->last_error), "%s", buf);
 		f->batches_failed++;
-		f->retry_ms = ctl_mono_ms() + 1000;
+		f->retry_ms = fwd_mono_ms() + 1000;
 		if (e.reason_code == FWD_R_DATAPLANE_UNAVAILABLE) {
 			f->dp_away = 1;
-			f->dp_away_since = ctl_mono_ms();
+			f->dp_away_since = fwd_mono_ms();
 		}
 		f->need_full = f->need_full || full;
 	} else {
@@ -788,7 +789,7 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	f->last.removed = b.removed;
 	f->last.refused = b.refused;
 	f->last.applies = b.applies;
-	f->last.duration_ms = ctl_mono_ms() - t0;
+	f->last.duration_ms = fwd_mono_ms() - t0;
 	f->last.generation = b.generation;
 	fwd_log(b.refused ? FWD_LOG_WARNING : FWD_LOG_INFO,
 		"bgp feed: batch: %u added, %u removed, %u refused in %" PRId64
@@ -960,7 +961,7 @@ static void *feed_main(void *arg)
 		struct pollfd pf[2] = {
 			{.fd = f->wake[0], .events = POLLIN},
 			{.fd = f->nl ? mnl_socket_get_fd(f->nl) : -1, .events = POLLIN}};
-		int64_t now = ctl_mono_ms(), wait = next_tick - now;
+		int64_t now = fwd_mono_ms(), wait = next_tick - now;
 
 		poll(pf, 2, wait < 0 ? 0 : wait > f->c.batch_ms ? (int)f->c.batch_ms : (int)wait);
 		if (atomic_load(&f->stop))
@@ -970,7 +971,7 @@ static void *feed_main(void *arg)
 		 * synced, swapped by regionfwd), so while a table streams in,
 		 * fewer and larger batches converge sooner. */
 		read_nl(f, f->c.batch_ms);
-		now = ctl_mono_ms();
+		now = fwd_mono_ms();
 		if (f->nl == NULL && now >= next_nl) {
 			next_nl = now + 1000;
 			if (open_nl(f) == 0)
@@ -998,7 +999,7 @@ static void *feed_main(void *arg)
 			if (!f->synced)
 				next_nl = now + 1000;
 		}
-		now = ctl_mono_ms();
+		now = fwd_mono_ms();
 		update_state(f, now);
 		if (now >= next_tick) {
 			tick(f, now);
@@ -1191,7 +1192,7 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 			f->orphans);
 	ctl_rib_stats(f->rib, &s);
 	/* Until the feed is up, what it added is held as after a loss. */
-	f->lost_ms = ctl_mono_ms();
+	f->lost_ms = fwd_mono_ms();
 	f->state = s.owned ? FS_HOLDING : FS_DOWN;
 	f->state_since = (int64_t)time(NULL);
 	snprintf(f->why, sizeof(f->why), "starting");
@@ -1201,7 +1202,7 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 		c->ntables, c->hold_s, c->batch_ms, c->max_prefixes,
 		c->bird_socket ? ", BGP sessions from " : "", c->bird_socket ? c->bird_socket : "",
 		s.owned);
-	snapshot(f, ctl_mono_ms());
+	snapshot(f, fwd_mono_ms());
 	if (pthread_create(&f->thread, NULL, feed_main, f)) {
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "cannot start the feed's thread");
 		goto fail;

@@ -15,6 +15,7 @@
 
 #include "ctl_metrics.h"
 #include "fwd_filter.h"
+#include "fwd_clock.h"
 
 struct ctl_filter {
 	struct ctl_filter_conf conf;
@@ -332,14 +333,6 @@ static const char *const why_names[] = {
 	[FWD_FLT_WHY_MALFORMED] = "malformed",
 };
 
-static int64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* One record of the ring buffer (fwd_filter_kern_user.h) to the capture. */
 static int cap_record(void *ctx, void *data, size_t size)
 {
@@ -407,7 +400,7 @@ static void *filter_capture_open(void *arg, const struct fwd_table *t, struct fw
 		for (uint16_t i = 0; i < c->nrules; i++)
 			snprintf(c->rules[i], sizeof(c->rules[i]), "%s", t->filters.rules[i].name);
 	}
-	c->mono_to_real_ns = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+	c->mono_to_real_ns = (int64_t)(fwd_wall_ns() - fwd_mono_ns());
 	ctl_bpf_counters(f->bpf, c->c0);
 	c->rb = ring_buffer__new(fd, cap_record, c, NULL);
 	if (c->rb == NULL)

@@ -25,6 +25,7 @@
 #include "fwd_log.h"
 #include "fwd_names.h"
 #include "fwd_report.h"
+#include "fwd_clock.h"
 
 #define FLEET_SCHEMA 1
 #define FLEET_CHUNK_MAX (512u << 10) /* the contract's chunk size bound */
@@ -170,19 +171,6 @@ struct ctl_fleet {
 	int logged_down, reached;
 };
 
-static int64_t mono_ms(void)
-{
-	return ctl_mono_ms();
-}
-
-static int64_t unix_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* ---- configuration ------------------------------------------------------ */
 
 /* [a-z0-9-]{1,max}, the contract's names. */
@@ -269,7 +257,7 @@ static void etcd_failed(struct ctl_fleet *f, const struct fwd_err *e)
 {
 	char buf[600];
 	int say, down = e->reason_code == FWD_R_ETCD_UNAVAILABLE;
-	int64_t now = mono_ms();
+	int64_t now = fwd_mono_ms();
 
 	fwd_err_str(e, buf, sizeof(buf));
 	pthread_mutex_lock(&f->mu);
@@ -293,7 +281,7 @@ static void etcd_ok(struct ctl_fleet *f)
 {
 	int first, back;
 
-	f->last_ok_ms = mono_ms();
+	f->last_ok_ms = fwd_mono_ms();
 	pthread_mutex_lock(&f->mu);
 	first = !f->reached;
 	back = f->logged_down;
@@ -757,12 +745,8 @@ static void *keeper_thread(void *arg)
 
 	pthread_mutex_lock(&f->kmu);
 	while (!f->keeper_stop) {
-		struct timespec ts;
-		int64_t ms = (int64_t)f->lease_s * 1000 / 3;
+		struct timespec ts = fwd_wall_after_ms((int64_t)f->lease_s * 1000 / 3);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += ms / 1000 + (ts.tv_nsec + (ms % 1000) * 1000000) / 1000000000;
-		ts.tv_nsec = (ts.tv_nsec + (ms % 1000) * 1000000) % 1000000000;
 		pthread_cond_timedwait(&f->kcv, &f->kmu, &ts);
 		if (f->keeper_stop)
 			break;
@@ -859,7 +843,7 @@ static void converge(struct ctl_fleet *f)
 	 * current, or the main loop's sync keeps regionfwd on it): not again. */
 	if (same && f->tried_ok)
 		return;
-	if (same && !f->tried_final && mono_ms() < f->retry_at_ms)
+	if (same && !f->tried_final && fwd_mono_ms() < f->retry_at_ms)
 		return;
 	pthread_mutex_lock(&f->mu);
 	f->v.state = "applying";
@@ -887,7 +871,7 @@ static void converge(struct ctl_fleet *f)
 	if (e.reason_code == FWD_R_ETCD_UNAVAILABLE || e.reason_code == FWD_R_ETCD_ERROR)
 		etcd_failed(f, &e);
 	if (passing(e.reason_code)) {
-		f->retry_at_ms = mono_ms() + FLEET_RETRY_MS;
+		f->retry_at_ms = fwd_mono_ms() + FLEET_RETRY_MS;
 	} else {
 		char b[600];
 
@@ -960,7 +944,7 @@ static json_t *health_summary(struct ctl_fleet *f, json_t **running, int *dp_in_
 	*dp_in_sync = ran && ctl_state_runs(st, strtoull(ran, NULL, 16));
 	model = json_pack("{s:{s:O?, s:o, s:b}, s:s?, s:o}", "dataplane", "status", st->dp_report,
 			  "report_age_ms",
-			  st->dp_report_ms ? json_integer(ctl_mono_ms() - st->dp_report_ms)
+			  st->dp_report_ms ? json_integer(fwd_mono_ms() - st->dp_report_ms)
 					   : json_null(),
 			  "in_sync", *dp_in_sync, "alarm", st->alarm[0] ? st->alarm : NULL,
 			  "generation", ctl_state_current(st) ? json_true() : json_null());
@@ -1019,7 +1003,7 @@ static int fleet_alarm(struct ctl_fleet *f, const struct target *t, const char *
 		       const char *running, int in_sync, int refused, const char *why)
 {
 	char a[CTL_ALARM_LEN] = "", b[200] = "";
-	int64_t now = mono_ms();
+	int64_t now = fwd_mono_ms();
 	int off = f->read_once && !in_sync && (t->present || t->refused);
 
 	if (!off || strcmp(f->off_table, t->table) != 0)
@@ -1131,7 +1115,7 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 	f->last_report_text = text;
 	cmp = counters_json(f->counters);
 	json_object_set_new(r, "counters", cmp);
-	json_object_set_new(r, "updated_at", json_integer(unix_ms()));
+	json_object_set_new(r, "updated_at", json_integer(fwd_wall_ms()));
 	return r;
 }
 
@@ -1140,7 +1124,7 @@ static void report(struct ctl_fleet *f, int force)
 {
 	struct fwd_err e;
 	int changed = 0;
-	int64_t now = mono_ms();
+	int64_t now = fwd_mono_ms();
 	json_t *r;
 	char *text;
 
@@ -1189,7 +1173,7 @@ static void report(struct ctl_fleet *f, int force)
 static int session(struct ctl_fleet *f)
 {
 	struct fwd_err e;
-	int64_t now = mono_ms(), ttl;
+	int64_t now = fwd_mono_ms(), ttl;
 
 	if (f->lease && now - f->lease_kept_ms >= (int64_t)f->lease_s * 1000 / 3) {
 		int rc = ctl_etcd_lease_keepalive(f->etcd, f->lease, &ttl, &e);
@@ -1244,9 +1228,9 @@ static void check_watches(struct ctl_fleet *f)
 	struct target d, p;
 	int64_t rev, rev2;
 
-	if (mono_ms() - f->checked_ms < (int64_t)f->lease_s * 1000 / 3)
+	if (fwd_mono_ms() - f->checked_ms < (int64_t)f->lease_s * 1000 / 3)
 		return;
-	f->checked_ms = mono_ms();
+	f->checked_ms = fwd_mono_ms();
 	if (read_key(f, f->k_desired, 0, 0, &d, &rev, &e) < 0 ||
 	    read_key(f, f->k_pin, rev, 1, &p, &rev2, &e) < 0) {
 		etcd_failed(f, &e);
@@ -1287,9 +1271,9 @@ static void check_pin_owner(struct ctl_fleet *f)
 		return;
 	}
 	if (f->owner_rev == f->pin.revision &&
-	    mono_ms() - f->owner_checked_ms < (int64_t)f->lease_s * 1000 / 3)
+	    fwd_mono_ms() - f->owner_checked_ms < (int64_t)f->lease_s * 1000 / 3)
 		return;
-	f->owner_checked_ms = mono_ms();
+	f->owner_checked_ms = fwd_mono_ms();
 	if (ctl_etcd_range(f->etcd, f->k_pin, CTL_ETCD_KEYS_ONLY, 0, 1, &r, &e) < 0) {
 		etcd_failed(f, &e);
 		return;
@@ -1315,7 +1299,7 @@ static void *fleet_thread(void *arg)
 	struct ctl_fleet *f = arg;
 	int was_connected = 1;
 
-	f->last_ok_ms = mono_ms();
+	f->last_ok_ms = fwd_mono_ms();
 	while (!atomic_load(&f->quit)) {
 		int connected;
 
@@ -1323,7 +1307,7 @@ static void *fleet_thread(void *arg)
 		 * stale until it has read its target afresh and converged. */
 		pthread_mutex_lock(&f->mu);
 		connected = f->v.connected;
-		if (!connected && mono_ms() - f->last_ok_ms > (int64_t)f->lease_s * 1000)
+		if (!connected && fwd_mono_ms() - f->last_ok_ms > (int64_t)f->lease_s * 1000)
 			f->v.stale = 1;
 		pthread_mutex_unlock(&f->mu);
 		if (!connected && was_connected)

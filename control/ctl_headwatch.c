@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fwd_log.h"
+#include "fwd_clock.h"
 
 struct watched {
 	struct watched *prev, *next;
@@ -47,14 +48,6 @@ static int body_late(const struct ctl_headwatch *w, const struct watched *c, int
 	return owed > 0 && c->body_bytes < (uint64_t)owed * w->body_rate / 1000;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *watch_main(void *arg)
 {
 	struct ctl_headwatch *w = arg;
@@ -64,7 +57,7 @@ static void *watch_main(void *arg)
 	pthread_mutex_lock(&w->lock);
 	while (!w->quit) {
 		struct timespec until;
-		int64_t now = mono_ms();
+		int64_t now = fwd_mono_ms();
 
 		for (struct watched *c = w->list; c; c = c->next) {
 			if (c->body && body_late(w, c, now)) {
@@ -100,12 +93,7 @@ static void *watch_main(void *arg)
 			logged_body = w->closed_body;
 			last_log = now;
 		}
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 250 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		until = fwd_wall_after_ms(250);
 		pthread_cond_timedwait(&w->wake, &w->lock, &until);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -167,7 +155,7 @@ void ctl_headwatch_notify(void *cls, struct MHD_Connection *con, void **socket_c
 		c->fd = ci->connect_fd;
 		c->w = w;
 		pthread_mutex_lock(&w->lock);
-		c->deadline_ms = mono_ms() + w->head_ms;
+		c->deadline_ms = fwd_mono_ms() + w->head_ms;
 		c->next = w->list;
 		if (w->list)
 			w->list->prev = c;
@@ -211,11 +199,11 @@ static void set_deadline(struct MHD_Connection *con, enum deadline what, int64_t
 		return;
 	pthread_mutex_lock(&c->w->lock);
 	c->deadline_ms = what == HEAD_IN || what == BODY_IN ? 0
-			 : what == HEAD_NEXT		    ? mono_ms() + c->w->head_ms
+			 : what == HEAD_NEXT		    ? fwd_mono_ms() + c->w->head_ms
 							    : stream_ms;
 	c->stream = what == STREAM;
 	c->body = what == HEAD_IN;
-	c->body_ms = mono_ms();
+	c->body_ms = fwd_mono_ms();
 	c->body_bytes = 0;
 	pthread_mutex_unlock(&c->w->lock);
 }

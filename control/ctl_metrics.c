@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "fwd_names.h"
+#include "fwd_clock.h"
 
 /* Prometheus label values: escape \, " and newline. */
 static void prom_label(FILE *f, const char *s)
@@ -96,10 +97,7 @@ static const struct {
 
 static double now_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)fwd_wall_ns() / 1e9;
 }
 
 static const char *attr(const struct fwd_report_row *row, int a)

@@ -12,6 +12,7 @@
 #include "ctl_rollout.h"
 #include "ctl_rollout_store.h"
 #include "fwd_log.h"
+#include "fwd_clock.h"
 
 /* Each node's last two distinct reports, for the rates. */
 struct seen {
@@ -68,23 +69,6 @@ struct ctl_rdriver {
  * never spends a lease on them (512 pins at 5 ms would take 10 s). */
 #define PINS_UNPIN_PER_LOOK 16
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* Wall clock: records and node reports carry Unix ms. */
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void set_error(struct ctl_rdriver *d, const struct fwd_err *err, bool paused)
 {
 	char buf[400];
@@ -102,16 +86,9 @@ static void set_error(struct ctl_rdriver *d, const struct fwd_err *err, bool pau
 /* Sleep up to @ms unless stopped; returns true when stopping. */
 static bool nap(struct ctl_rdriver *d, uint64_t ms)
 {
-	struct timespec ts;
+	struct timespec ts = fwd_wall_after_ms((int64_t)ms);
 	bool stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&d->lock);
 	if (!d->stop)
 		pthread_cond_timedwait(&d->wake, &d->lock, &ts);
@@ -152,18 +129,18 @@ static void campaign(struct ctl_rdriver *d)
 			d->lease = 0;
 			return;
 		}
-		d->lease_renewed = mono_ms();
-	} else if (mono_ms() - d->lease_renewed >= d->conf.lease_s * 1000u / 3) {
+		d->lease_renewed = (uint64_t)fwd_mono_ms();
+	} else if ((uint64_t)fwd_mono_ms() - d->lease_renewed >= d->conf.lease_s * 1000u / 3) {
 		if (ctl_etcd_lease_keepalive(d->e, d->lease, NULL, &err)) {
 			d->lease = 0; /* a new one next time */
 			set_error(d, &err, true);
 			return;
 		}
-		d->lease_renewed = mono_ms();
+		d->lease_renewed = (uint64_t)fwd_mono_ms();
 	}
 	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
 	who = json_pack("{s:i, s:s, s:I}", "schema", CTL_ROLLOUT_SCHEMA, "node", d->conf.node,
-			"since", (json_int_t)wall_ms());
+			"since", (json_int_t)(uint64_t)fwd_wall_ms());
 	value = who ? json_dumps(who, JSON_COMPACT) : NULL;
 	json_decref(who);
 	who = NULL;
@@ -242,7 +219,7 @@ static bool still_leader(struct ctl_rdriver *d)
 static bool keep_lease(struct ctl_rdriver *d)
 {
 	struct fwd_err err = {0};
-	uint64_t now = mono_ms();
+	uint64_t now = (uint64_t)fwd_mono_ms();
 
 	if (now - d->lease_renewed < d->conf.lease_s * 1000u / 3)
 		return true;
@@ -341,7 +318,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 		set_error(d, &err, true);
 		goto out;
 	}
-	now = wall_ms();
+	now = (uint64_t)fwd_wall_ms();
 	if (ctl_rollout_step(d->r, d->reports, (size_t)n, now, act)) {
 		fwd_err_fail(&err, FWD_R_INVALID_FLEET_KEY, NULL, 0, "rollout/active",
 			     "does not hold together");
@@ -415,7 +392,7 @@ static void look_at_pins(struct ctl_rdriver *d)
 	struct stray *kept;
 	unsigned n_kept = 0, unpins = 0;
 	int n, strays = 0;
-	uint64_t now = mono_ms();
+	uint64_t now = (uint64_t)fwd_mono_ms();
 
 	if (d->leader_create == 0 || now < d->pins_at)
 		return;

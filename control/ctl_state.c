@@ -24,6 +24,7 @@
 #include "fwd_hs.h"
 #include "fwd_residency.h"
 #include "fwd_stages.h"
+#include "fwd_clock.h"
 
 /* One buffer, written atomically and durably (fwd_write_atomic). */
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
@@ -756,7 +757,7 @@ static int dp_call(struct ctl_state *st, unsigned op, const ProtobufCMessage *re
  * (docs/architecture.md, push deadline). */
 static uint64_t push_deadline(const struct ctl_state *st)
 {
-	return (uint64_t)(ctl_mono_ms() + st->dp_timeout_ms -
+	return (uint64_t)(fwd_mono_ms() + st->dp_timeout_ms -
 			  (st->dp_timeout_ms / 10 < 1000 ? st->dp_timeout_ms / 10 : 1000)) *
 	       1000000u;
 }
@@ -1569,14 +1570,6 @@ static Regionfwd__Ctl__StatusReply *dp_status(struct ctl_state *st)
 	return (Regionfwd__Ctl__StatusReply *)reply;
 }
 
-int64_t ctl_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Keep what regionfwd said (@r, or NULL: it did not answer) as the report
  * reads answer from. */
 static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
@@ -1585,7 +1578,7 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 	st->dp_report = r ? ctl_dp_status_json(r) : NULL;
 	st->dp_in_sync = r ? runs_current(st, r) : 0;
 	if (r) /* the age is that of the last answer, not of the last attempt */
-		st->dp_report_ms = ctl_mono_ms();
+		st->dp_report_ms = fwd_mono_ms();
 }
 
 int ctl_state_refresh(struct ctl_state *st)
@@ -1744,9 +1737,9 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 	int64_t got;
 
 	/* A fetch is the whole document: not more than once in 5 s. */
-	if (st->adopt_tried_ms && ctl_mono_ms() - st->adopt_tried_ms < 5000)
+	if (st->adopt_tried_ms && fwd_mono_ms() - st->adopt_tried_ms < 5000)
 		return -1;
-	st->adopt_tried_ms = ctl_mono_ms();
+	st->adopt_tried_ms = fwd_mono_ms();
 	tr = dp_table(st, &e);
 	if (tr == NULL) {
 		snprintf(why, sizeof(why), "fetching it failed: %s", e.reason);
@@ -1885,7 +1878,7 @@ void ctl_state_sample_traffic(struct ctl_state *st)
 
 	if (st->traffic == NULL && (st->traffic = ctl_traffic_new()) == NULL)
 		return;
-	if (!ctl_traffic_due(st->traffic, ctl_mono_ms()) ||
+	if (!ctl_traffic_due(st->traffic, fwd_mono_ms()) ||
 	    dp_call(st, REGIONFWD__CTL__OP__OP_COUNTERS, &req.base, (ProtobufCMessage **)&rep, 5000,
 		    &e))
 		return;
@@ -1894,7 +1887,7 @@ void ctl_state_sample_traffic(struct ctl_state *st)
 	r = j ? fwd_report_from_json(j, &e) : NULL;
 	json_decref(j);
 	if (r)
-		ctl_traffic_add(st->traffic, r, ctl_mono_ms());
+		ctl_traffic_add(st->traffic, r, fwd_mono_ms());
 }
 
 json_t *ctl_state_history(const struct ctl_state *st)

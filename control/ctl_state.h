@@ -352,9 +352,6 @@ int ctl_state_sync(struct ctl_state *st);
  */
 int ctl_state_refresh(struct ctl_state *st);
 
-/** CLOCK_MONOTONIC in milliseconds: ages and deadlines, never wall time. */
-int64_t ctl_mono_ms(void);
-
 /** History as JSON, newest first (no documents): each generation's kind,
  *  "document" or "delta" (with its parent and counts). */
 json_t *ctl_state_history(const struct ctl_state *st);

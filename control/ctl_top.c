@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fwd_names.h"
+#include "fwd_clock.h"
 
 static volatile sig_atomic_t stop;
 
@@ -339,10 +340,7 @@ static int keys(struct ctl_top_conf *c, unsigned *hidden, char *filter, size_t f
 
 double ctl_top_mono_s(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)fwd_mono_ns() / 1e9;
 }
 
 int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *src)

@@ -25,6 +25,7 @@
 #include "dp_worker.h"
 #include "fwd_hash.h"
 #include "fwd_names.h"
+#include "fwd_clock.h"
 
 /* Records drained per ring in one control-loop turn: the loop also serves
  * the control socket, so a busy capture must not hold it for long. */
@@ -61,22 +62,6 @@ struct dp_cap {
 	uint64_t started_tsc; /* the TSC at started_ns: the blocks' clock (block_time) */
 	char owner[400], end[128];
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct dp_cap *dp_cap_create(const struct dp_node *node, const struct dp_ports *ports,
 			     struct dp_lcore *const *workers, uint16_t nworkers, uint32_t frame_max)
@@ -364,7 +349,7 @@ static void end(struct dp_cap *c, struct dp_pub *pub, const char *why)
 	/* Interface statistics of the first port: received = matched (captured
 	 * or lost), dropped = lost. Stamped again, as the packets are. */
 	at = lseek(c->fd, 0, SEEK_CUR);
-	now = real_ns();
+	now = fwd_wall_ns();
 	if (rte_pcapng_write_stats(c->out, c->ports->port_id[0], text, c->started_ns, now,
 				   c->captured + ovf + c->lost_writer, ovf + c->lost_writer) < 0) {
 		DP_LOG(WARNING, "capture %llu: cannot write its statistics block",
@@ -562,7 +547,7 @@ int dp_cap_start(struct dp_cap *c, struct dp_pub *pub, const struct dp_gen *g,
 		return fwd_err_fail(err, FWD_R_CAPTURE_BUSY, NULL, 0, "",
 				    "capture %llu for %s runs (%.0f s so far); one at a time",
 				    (unsigned long long)c->id, c->owner,
-				    (double)(real_ns() - c->started_ns) / 1e9);
+				    (double)(fwd_wall_ns() - c->started_ns) / 1e9);
 	if (q->owner == NULL || q->owner[0] == '\0' || strlen(q->owner) >= sizeof(c->owner))
 		return fwd_err_fail(err, FWD_R_BAD_REQUEST, NULL, 0, "owner",
 				    "'owner' must be 1..%zu bytes", sizeof(c->owner) - 1);
@@ -615,9 +600,9 @@ int dp_cap_start(struct dp_cap *c, struct dp_pub *pub, const struct dp_gen *g,
 	c->captured = c->lost_writer = 0;
 	c->held_packets = 0;
 	c->overflow0 = overflow_now(c);
-	c->last_read_ms = mono_ms();
+	c->last_read_ms = fwd_mono_ms();
 	c->started_tsc = rte_get_tsc_cycles();
-	c->started_ns = real_ns();
+	c->started_ns = fwd_wall_ns();
 	c->end[0] = '\0';
 	snprintf(c->owner, sizeof(c->owner), "%s", q->owner);
 	/* Anything a ring still holds belongs to no capture. */
@@ -645,7 +630,7 @@ int dp_cap_read(struct dp_cap *c, struct dp_pub *pub, uint64_t id, int stop,
 		return fwd_err_fail(err, FWD_R_NO_CAPTURE, NULL, 0, "id",
 				    "no capture %llu runs here%s", (unsigned long long)id,
 				    c->on ? " (another one does)" : "");
-	c->last_read_ms = mono_ms();
+	c->last_read_ms = fwd_mono_ms();
 	if (stop)
 		end(c, pub, "stopped");
 	else if (!c->done)
@@ -692,7 +677,7 @@ void dp_cap_poll(struct dp_cap *c, struct dp_pub *pub)
 	drain(c, DP_CAP_POLL_BUDGET);
 	if (c->count && c->captured >= c->count)
 		end(c, pub, "count reached");
-	else if (mono_ms() - c->last_read_ms > DP_CAP_LEASE_MS) {
+	else if (fwd_mono_ms() - c->last_read_ms > DP_CAP_LEASE_MS) {
 		DP_LOG(WARNING, "capture %llu for %s: not read for %d s, ended",
 		       (unsigned long long)c->id, c->owner, DP_CAP_LEASE_MS / 1000);
 		end(c, pub, "not read");

@@ -25,6 +25,7 @@
 #include "fwd_doc.h"
 #include "fwd_hs.h"
 #include "fwd_msg.h"
+#include "fwd_clock.h"
 
 #define DP_CTL_MAX_CLIENTS 16
 /* Time limits (node config control_frame_timeout_ms, default 30 s, and
@@ -92,14 +93,6 @@ struct dp_ctl {
 	struct ctl_client c[DP_CTL_MAX_CLIENTS];
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Bytes of the frame in flight on @c moved so far (the request read, or
  * the reply sent). */
 static uint64_t frame_moved(const struct ctl_client *c)
@@ -130,7 +123,7 @@ static void log_flush(struct ctl_log_limit *l, int64_t sec)
 static int log_allowed(struct dp_ctl *ctl, enum ctl_log_kind kind)
 {
 	struct ctl_log_limit *l = &ctl->lim[kind];
-	int64_t sec = now_ms() / 1000;
+	int64_t sec = fwd_mono_ms() / 1000;
 
 	if (sec != l->second) {
 		log_flush(l, sec);
@@ -735,7 +728,7 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 			if (r < 0)
 				return errno == EAGAIN || errno == EINTR ? 0 : -1;
 			if (c->hdr_got == 0)
-				frame_begin(c, now_ms());
+				frame_begin(c, fwd_mono_ms());
 			c->hdr_got += (size_t)r;
 			if (c->hdr_got < FWD_MSG_HDR_LEN)
 				continue;
@@ -778,7 +771,7 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 				c->out = reply_error(c->h.op, &e, &c->out_len);
 				c->out_sent = 0;
 				c->close_after = 1;
-				frame_begin(c, now_ms());
+				frame_begin(c, fwd_mono_ms());
 				return c->out ? 0 : -1;
 			}
 			b = realloc(c->body, cap);
@@ -805,7 +798,7 @@ static int client_read(struct dp_ctl *ctl, struct ctl_client *c)
 		c->body = NULL;
 		c->got = c->cap = 0;
 		c->hdr_got = 0;
-		frame_begin(c, now_ms()); /* the reply's turn: it must leave in time too */
+		frame_begin(c, fwd_mono_ms()); /* the reply's turn: it must leave in time too */
 		return c->out ? 0 : -1;
 	}
 }
@@ -824,7 +817,7 @@ static int client_write(struct ctl_client *c)
 	free(c->out);
 	c->out = NULL;
 	c->frame_start_ms = 0;
-	c->idle_since_ms = now_ms();
+	c->idle_since_ms = fwd_mono_ms();
 	c->served++;
 	return c->close_after ? -1 : 0;
 }
@@ -833,7 +826,7 @@ static int client_write(struct ctl_client *c)
  * connection's loss is the client's only cost; nothing else changes). */
 static void expire(struct dp_ctl *ctl)
 {
-	int64_t now = now_ms();
+	int64_t now = fwd_mono_ms();
 	int64_t frame_ms = ctl->ctx->node.control_frame_timeout_ms;
 	int64_t idle_ms = ctl->ctx->node.control_idle_timeout_ms;
 
@@ -959,7 +952,7 @@ int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 				close(fd);
 			} else {
 				ctl->c[i].fd = fd;
-				ctl->c[i].idle_since_ms = now_ms();
+				ctl->c[i].idle_since_ms = fwd_mono_ms();
 			}
 		}
 	}

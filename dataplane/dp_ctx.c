@@ -22,6 +22,7 @@
 #include "fwd_embed.h"
 #include "fwd_names.h"
 #include "fwd_stages.h"
+#include "fwd_clock.h"
 
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 {
@@ -260,21 +261,12 @@ static void journal_pop(struct dp_ctx *ctx)
 	free(j->rec[j->n]);
 }
 
-/* CLOCK_MONOTONIC ns: the clock regiond's push deadlines are in. */
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A push regiond stopped waiting for (it answered "nothing changed") must
  * not be published: checked on arrival (a stopped or busy regionfwd reads
  * it late) and again just before the swap (building may take long). */
 static int expired(uint64_t deadline_ns, struct fwd_err *err)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = fwd_mono_ns();
 
 	if (deadline_ns == 0 || now <= deadline_ns)
 		return 0;

@@ -15,6 +15,7 @@
 #include "fwd_doc.h"
 #include "fwd_residency.h"
 #include "fwd_stages.h"
+#include "fwd_clock.h"
 
 /* Room the FIBs keep for deltas (dp_fibs_apply): groups on top of what the
  * table needs, a quarter more and 1,024. Past it they grow by themselves:
@@ -233,7 +234,6 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 			    struct fwd_err *err)
 {
 	struct dp_gen *g;
-	struct timespec ts;
 
 	dp_fib_drain(); /* a retired generation's FIBs are back in the heap first */
 	g = rte_zmalloc("dp_gen", sizeof(*g), RTE_CACHE_LINE_SIZE);
@@ -247,8 +247,7 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 	g->hash = hash;
 	g->table = t;
 	g->nworkers = nworkers;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	g->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	g->created_unix_ns = fwd_wall_ns();
 	g->cls = fwd_class_build(t);
 	if (g->cls == NULL) {
 		fwd_err_set(err, t->source, 0, "", "out of memory compiling the classifier");
@@ -278,7 +277,6 @@ struct dp_gen *dp_gen_derive(struct dp_gen *g, struct fwd_table *t, struct dp_fi
 			     uint64_t hash)
 {
 	struct dp_gen *n = rte_malloc("dp_gen", sizeof(*n), RTE_CACHE_LINE_SIZE);
-	struct timespec ts;
 
 	if (n == NULL)
 		return NULL;
@@ -289,8 +287,7 @@ struct dp_gen *dp_gen_derive(struct dp_gen *g, struct fwd_table *t, struct dp_fi
 	n->id = id;
 	n->hash = hash;
 	n->seq = 0; /* the caller numbers it */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	n->created_unix_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	n->created_unix_ns = fwd_wall_ns();
 	n->table = t;
 	n->fib4 = f->fib4;
 	n->fib6 = f->fib6;

@@ -1,0 +1,59 @@
+/*
+ * fwd_clock.h - the project's clock readings, in one place.
+ *
+ * Monotonic time (CLOCK_MONOTONIC) for ages, deadlines and timeouts: it
+ * never jumps when an operator or NTP sets the clock. Wall time
+ * (CLOCK_REALTIME) only where a time is shown, stored or compared with
+ * another box's, and for pthread_cond_timedwait(), whose deadline is on
+ * that clock by default. Not for the fast path: workers read the TSC.
+ */
+#ifndef FWD_CLOCK_H
+#define FWD_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/** Clock @id in ns. */
+static inline uint64_t fwd_clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/** CLOCK_MONOTONIC in ns. */
+static inline uint64_t fwd_mono_ns(void)
+{
+	return fwd_clock_ns(CLOCK_MONOTONIC);
+}
+
+/** CLOCK_MONOTONIC in ms. */
+static inline int64_t fwd_mono_ms(void)
+{
+	return (int64_t)(fwd_mono_ns() / 1000000u);
+}
+
+/** CLOCK_REALTIME in ns since the Unix epoch. */
+static inline uint64_t fwd_wall_ns(void)
+{
+	return fwd_clock_ns(CLOCK_REALTIME);
+}
+
+/** CLOCK_REALTIME in ms since the Unix epoch. */
+static inline int64_t fwd_wall_ms(void)
+{
+	return (int64_t)(fwd_wall_ns() / 1000000u);
+}
+
+/** The CLOCK_REALTIME instant @ms (>= 0) from now, as the deadline of a
+ *  pthread_cond_timedwait() on a condition variable of default attributes. */
+static inline struct timespec fwd_wall_after_ms(int64_t ms)
+{
+	uint64_t at = fwd_wall_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000u;
+
+	return (struct timespec){.tv_sec = (time_t)(at / 1000000000u),
+				 .tv_nsec = (long)(at % 1000000000u)};
+}
+
+#endif /* FWD_CLOCK_H */
