@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
 from scapy.all import IP, UDP, Ether, IPOption_NOP, Raw, rdpcap  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, Box, wait_for  # noqa: E402
+from unixproxy import UnixProxy  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None or not os.path.exists(REGIOND),
                                 reason="needs tshark and regiond")
@@ -324,7 +325,6 @@ def test_xdp_drops(tmp_path):
 
 
 def test_over_tcp_needs_a_write_credential(tmp_path):
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -356,7 +356,6 @@ def test_stalled_client_frees_the_slot(box):
     once the capture's duration and a grace have passed, or regionfwd ended
     it for want of reads, regiond closes that connection and the next
     capture runs."""
-    import socket
     for n, body in ((1, {"duration_s": 2}), (3, {})):  # capture 2 is the probe's
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -709,45 +708,22 @@ def test_capture_with_a_duration_waits_past_it_for_a_silent_regiond(box, tmp_pat
     assert packet_count(str(path)) > 0
 
 
-class Trickle:
+class Trickle(UnixProxy):
     """A proxy in front of regiond's API socket: what regiond sends goes on
     to the client `step` bytes every `gap` s for `slow_s` s from its first
     byte, then as fast as it comes."""
 
     def __init__(self, path, upstream, step, gap, slow_s):
-        self.upstream, self.step, self.gap, self.slow_s = upstream, step, gap, slow_s
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(4)
-        threading.Thread(target=self.serve, daemon=True).start()
+        self.step, self.gap, self.slow_s = step, gap, slow_s
+        super().__init__(path, upstream, backlog=4)
 
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.relay, args=(c,), daemon=True).start()
-
-    def relay(self, c):
-        u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        u.connect(self.upstream)
+    def downward(self, client, up):
         held, lock, done = bytearray(), threading.Lock(), threading.Event()
 
-        def up():  # the client's request, as it is
+        def read():  # regiond's answer, held for the pacing below
             try:
                 while True:
-                    b = c.recv(65536)
-                    if not b:
-                        break
-                    u.sendall(b)
-            except OSError:
-                pass
-
-        def down():  # regiond's answer, held for the pacing below
-            try:
-                while True:
-                    b = u.recv(1 << 20)
+                    b = up.recv(1 << 20)
                     if not b:
                         break
                     with lock:
@@ -756,42 +732,22 @@ class Trickle:
                 pass
             done.set()
 
-        for fn in (up, down):
-            threading.Thread(target=fn, daemon=True).start()
+        threading.Thread(target=read, daemon=True).start()
         t0 = None
-        try:
-            while True:
-                with lock:
-                    if t0 is None and held:
-                        t0 = time.monotonic()
-                    slow = t0 is not None and time.monotonic() - t0 < self.slow_s
-                    n = min(len(held), self.step) if slow else len(held)
-                    out = bytes(held[:n])
-                    del held[:n]
-                    empty = not held
-                if out:
-                    c.sendall(out)
-                elif done.is_set() and empty:
-                    break
-                time.sleep(self.gap if slow else 0.01)
-        except OSError:
-            pass
-        finally:
-            # shut down first: a close alone leaves the connection open
-            # while up() still waits in recv on it
-            for x in (c, u):
-                try:
-                    x.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                x.close()
-
-    def close(self):
-        try:
-            self.srv.shutdown(socket.SHUT_RDWR)  # wakes serve()'s accept
-        except OSError:
-            pass
-        self.srv.close()
+        while True:
+            with lock:
+                if t0 is None and held:
+                    t0 = time.monotonic()
+                slow = t0 is not None and time.monotonic() - t0 < self.slow_s
+                n = min(len(held), self.step) if slow else len(held)
+                out = bytes(held[:n])
+                del held[:n]
+                empty = not held
+            if out:
+                client.sendall(out)
+            elif done.is_set() and empty:
+                return
+            time.sleep(self.gap if slow else 0.01)
 
 
 def test_capture_slow_but_flowing_is_not_silence(box, tmp_path):
@@ -823,8 +779,6 @@ def test_trickling_client_loses_the_slot(box):
     last chunk (megabytes: the traffic fills regionfwd's buffer between two
     reads), so that it is the rule for a capture that is over that cuts it,
     not regionfwd's lease."""
-    import socket
-    import threading
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stop = threading.Event()
     tail = [b""]

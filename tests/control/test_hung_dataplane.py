@@ -5,16 +5,15 @@ when regionfwd wakes up."""
 import os
 import re
 import signal
-import socket
-import struct
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from ctlclient import HDR, MAGIC, REPLY, op_of  # noqa: E402
 from test_e2e import REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+from unixproxy import UnixProxy  # noqa: E402
 from test_state import dp_generation  # noqa: E402
 
 
@@ -193,80 +192,38 @@ def test_timeout_takes_whole_seconds():
         assert f"--timeout takes seconds 1..86400, not '{bad}'" in p.stderr, (bad, p.stderr)
 
 
-class PushAnswerEater:
+class PushAnswerEater(UnixProxy):
     """A proxy on regiond's dataplane socket that, while `eat` is set,
     drops regionfwd's answers to pushes (OP_PUSH, OP_DELTA): regionfwd runs
     what it was pushed, regiond never hears so and gives up on it; every
     other answer (status first) passes."""
 
-    OPS = (1, 9)  # REGIONFWD__CTL__OP__OP_PUSH, OP_DELTA
-
     def __init__(self, path, upstream):
-        self.upstream, self.eat, self.eaten, self.statuses = upstream, False, 0, 0
-        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.srv.bind(path)
-        self.srv.listen(8)
-        threading.Thread(target=self.serve, daemon=True).start()
+        self.eat, self.eaten, self.statuses = False, 0, 0
+        self.ops, self.op_status = (op_of("push"), op_of("delta")), op_of("status")
+        super().__init__(path, upstream)
 
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            u.connect(self.upstream)
-            threading.Thread(target=self.copy, args=(c, u), daemon=True).start()
-            threading.Thread(target=self.answers, args=(u, c), daemon=True).start()
-
-    @staticmethod
-    def close(*socks):
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def copy(self, a, b):
-        try:
-            while True:
-                d = a.recv(1 << 20)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        self.close(a, b)
-
-    def answers(self, u, c):
+    def downward(self, client, up):
         def exactly(n):
             buf = b""
             while len(buf) < n:
-                d = u.recv(n - len(buf))
+                d = up.recv(n - len(buf))
                 if not d:
                     raise EOFError
                 buf += d
             return buf
 
-        try:
-            while True:
-                hdr = exactly(16)
-                magic, _, op, flags, _, n = struct.unpack(">IHHHHI", hdr)
-                assert magic == 0x52465743, hdr
-                body = exactly(n)
-                if self.eat and op in self.OPS and flags & 1:
-                    self.eaten += 1
-                    continue
-                if op == 2 and flags & 1:  # OP_STATUS: a sync of regiond's
-                    self.statuses += 1
-                c.sendall(hdr + body)
-        except (OSError, EOFError):
-            pass
-        self.close(u, c)
-
-    def stop(self):
-        self.close(self.srv)
+        while True:
+            hdr = exactly(HDR.size)
+            magic, _, op, flags, _, n = HDR.unpack(hdr)
+            assert magic == MAGIC, hdr
+            body = exactly(n)
+            if self.eat and op in self.ops and flags & REPLY:
+                self.eaten += 1
+                continue
+            if op == self.op_status and flags & REPLY:  # a sync of regiond's
+                self.statuses += 1
+            client.sendall(hdr + body)
 
 
 def published(b):
@@ -328,4 +285,4 @@ def test_a_late_revert_is_not_undone_by_the_sync(tmp_path):
     finally:
         b.stop()
         if proxy:
-            proxy.stop()
+            proxy.close()
