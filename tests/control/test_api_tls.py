@@ -12,6 +12,8 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 import http.client
 
 import pytest
@@ -303,3 +305,48 @@ def test_bad_key_and_certificate_files_stop_regiond(tmp_path, pki):
     open_writers.chmod(0o666)
     rc, err = regiond_start_error(tmp_path, *tls_args(pki)[:6], "--tls-writers", str(open_writers))
     assert rc == 2 and f"--tls-writers {open_writers}: mode 0666" in err, err
+
+
+def test_a_tls_peer_that_stops_reading_does_not_hold_regionctl(tmp_path, pki):
+    """A peer that completes the TLS handshake, then reads nothing (a hung
+    regiond behind its TLS port, a stuck proxy): regionctl's send times out
+    (SO_SNDTIMEO, --timeout), which GnuTLS reports as GNUTLS_E_AGAIN.
+    regionctl took that for "try again" and spun at full CPU for ever; it
+    now gives up within --timeout: exit 5, a write whose outcome is unknown,
+    with the reason."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki / "server.pem"), str(pki / "server.key"))
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # A small receive buffer (accepted sockets inherit it): the peer's window
+    # fills after some kilobytes, not megabytes.
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    held, done = [], threading.Event()
+
+    def serve():
+        try:
+            c, _ = srv.accept()
+            held.append(ctx.wrap_socket(c, server_side=True))  # the handshake, then silence
+        except (OSError, ssl.SSLError):
+            pass
+        done.wait(90)
+
+    threading.Thread(target=serve, daemon=True).start()
+    # 200,000 prefixes: some 3 MB of request body, far past both buffers.
+    big = tmp_path / "big.txt"
+    big.write_text("".join(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}/32\n" for i in range(200000)))
+    try:
+        start = time.monotonic()
+        p = ctl(port, pki, "--timeout", "2", "prefixes", "add", "india", str(big))
+        took = time.monotonic() - start
+        assert held, "regionctl never completed the handshake"
+        assert p.returncode == 5, (p.returncode, p.stderr)
+        assert "may or may not have been applied" in p.stderr, p.stderr
+        assert took < 30, took  # ctl()'s own bound is 60 s; the spin never ended
+    finally:
+        done.set()
+        for s in held:
+            s.close()
+        srv.close()
