@@ -96,9 +96,9 @@ struct ctl_feed {
 	int64_t retry_ms; /* after a failed apply: not before this */
 	/* The last apply failed because regionfwd did not answer: the next
 	 * waits until regiond's sync (every second) hears it again, or
-	 * FEED_DP_AWAY_RETRY_MS after dp_away_since. Each try writes the additions ahead to
-	 * feed-owned and the pending record, then undoes them: a regionfwd
-	 * down for an hour cost 3600 of each. */
+	 * FEED_DP_AWAY_RETRY_MS after dp_away_since. Each try writes the
+	 * additions ahead to feed-owned and the pending record, then undoes
+	 * them: a regionfwd down for an hour cost 3600 of each. */
 	int dp_away;
 	int64_t dp_away_since;
 	char why[256]; /* why the feed is not up */
