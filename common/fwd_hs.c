@@ -331,7 +331,7 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 		      struct fwd_hs_dbs *out, struct fwd_err *e, int *stuck)
 {
 	int pfd[2], status = 0, rc = 0;
-	struct timespec t0, t1;
+	uint64_t t0, t1;
 	uint8_t ok = 2; /* neither answer: the child died before writing */
 	pid_t pid;
 	struct child_watch w = {0};
@@ -348,7 +348,7 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 			     "pipe: %s", strerror(errno));
 		return rc0;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = fwd_mono_ns();
 	pid = fork();
 	if (pid < 0) {
 		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
@@ -435,7 +435,7 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	t1 = fwd_mono_ns();
 	if (w.stuck) {
 		fwd_hs_free(out);
 		*stuck = 1;
@@ -452,7 +452,7 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 			     lim->cpu_seconds * 3 + 5);
 		return -E2BIG;
 	}
-	out->compile_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	out->compile_s = (double)(t1 - t0) / 1e9;
 	if (rc == -EPROTO || (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))) {
 		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0,
 			     FWD_KEY_NAME(DOC, CONTENT_RULES),

@@ -1231,8 +1231,7 @@ static void h_fleet_rollout_create(struct ctl_api *api, const struct req *q, str
 	snprintf(by, sizeof(by), "%.63s%s%.120s", author ? author : "", author ? " via " : "",
 		 q->who);
 	if (ctl_rstore_create(c, api->fleet->facility, json_string_value(d), json_string_length(d),
-			      &opts, by, (uint64_t)time(NULL) * 1000 + fwd_mono_ms() % 1000, ro,
-			      &e)) {
+			      &opts, by, (uint64_t)fwd_wall_ms(), ro, &e)) {
 		reply_err(r, &e);
 		goto out;
 	}

@@ -140,7 +140,7 @@ static void campaign(struct ctl_rdriver *d)
 	}
 	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
 	who = json_pack("{s:i, s:s, s:I}", "schema", CTL_ROLLOUT_SCHEMA, "node", d->conf.node,
-			"since", (json_int_t)(uint64_t)fwd_wall_ms());
+			"since", (json_int_t)fwd_wall_ms());
 	value = who ? json_dumps(who, JSON_COMPACT) : NULL;
 	json_decref(who);
 	who = NULL;
