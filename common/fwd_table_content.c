@@ -169,8 +169,11 @@ static int parse_names_file(struct vctx *c, const struct fwd_node *n, const char
 				       "altered",
 				       s, full);
 		}
-		snprintf(p, sizeof(p), "%s.%s", path, KEY(NAMES_FILE, TEXT));
-		if ((rc = parse_names_text(c, text, len, file, p, cr, cap)))
+		/* A bad line is named by the file and line, and the field the
+		 * document's author wrote (names_file), not the embedded form's
+		 * .text, which regionctl made: the refusal reads the same as
+		 * regionfwd --check-table's on the file itself. */
+		if ((rc = parse_names_text(c, text, len, file, path, cr, cap)))
 			return rc;
 		return names_total_ok(c, n, path);
 	}

@@ -560,9 +560,14 @@ static void when(long long t, char *buf, size_t len)
 /* The exit code of 'status' for monitoring (docs/operations.md): regiond's
  * own verdict, health.exit in the status model (ctl_api.c health_json), in
  * the monitoring-plugin convention: 0 healthy, 1 degraded, 2 unreachable.
- * regiond itself unreachable is 2 as well. Only 'status' answers with
- * health; every other command keeps ctl_exit.c's codes (3 "unreachable"). */
+ * regiond itself unreachable is 2 as well; regiond answering with an error
+ * instead of the status (a missing or wrong token, a 5xx) is 3, unknown:
+ * the convention's own code for a check that could not tell, where
+ * ctl_exit.c's 1 ("refused") would read as degraded. Only 'status' answers
+ * with health; every other command keeps ctl_exit.c's codes (3
+ * "unreachable"). */
 #define HEALTH_UNREACHABLE 2
+#define HEALTH_UNKNOWN 3
 
 static int status_health(const json_t *r)
 {
@@ -709,8 +714,10 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 	rc = call(o, "GET", "/v1/status", NULL, &r);
 	if (rc == CTL_EXIT_UNREACHABLE) /* regiond itself */
 		return HEALTH_UNREACHABLE;
-	if (rc)
+	if (rc == EXIT_USAGE)
 		return rc;
+	if (rc) /* said on stderr: regiond's error, or an answer not understood */
+		return HEALTH_UNKNOWN;
 	health = status_health(r);
 	if (o->json) {
 		print_json(r);
@@ -1216,6 +1223,12 @@ out:
 	return 0;
 }
 
+/* The body of validate, diff and apply: the document at @file, its names
+ * files embedded. A file that cannot be read is the command line's fault
+ * (exit 2); a document that cannot be sent as it is (a names_file refused,
+ * bytes that are not UTF-8) is refused like an invalid table (exit 1), as
+ * docs/regionctl.md has 'validate' exit: a script that gates on it must not
+ * take a bad document for its own mistake. */
 static json_t *doc_body(const char *file, int *rc)
 {
 	struct fwd_err e = {0};
@@ -1234,10 +1247,12 @@ static json_t *doc_body(const char *file, int *rc)
 		size_t elen;
 
 		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - file + 1) : 0, file);
-		if (fwd_embed_names(buf, len, file, dir, names_dir, &emb, &elen, &e)) {
+		int erc = fwd_embed_names(buf, len, file, dir, names_dir, &emb, &elen, &e);
+
+		if (erc) {
 			fprintf(stderr, "regionctl: %s\n", fwd_err_str(&e, msg, sizeof(msg)));
 			free(buf);
-			*rc = EXIT_USAGE;
+			*rc = erc == -ENOMEM ? CTL_EXIT_FAILED : EXIT_REFUSED;
 			return NULL;
 		}
 		if (emb) {
@@ -1256,14 +1271,16 @@ static json_t *doc_body(const char *file, int *rc)
 		for (size_t i = 0; i < ok && i < len; i++, col++)
 			if (buf[i] == '\n')
 				line++, col = 0;
-		if (ok < len)
+		if (ok < len) {
 			fprintf(stderr,
 				"regionctl: %s:%zu: not UTF-8 text (byte 0x%02x at column %zu): a "
 				"table document is UTF-8\n",
 				file, line, (unsigned char)buf[ok], col);
-		else
+			*rc = EXIT_REFUSED;
+		} else {
 			fprintf(stderr, "regionctl: %s: out of memory\n", file);
-		*rc = EXIT_USAGE;
+			*rc = CTL_EXIT_FAILED;
+		}
 	}
 	free(buf);
 	return b;

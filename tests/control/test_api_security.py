@@ -99,6 +99,32 @@ def test_credentials_and_length_checked_before_the_body(tmp_path):
         b.stop()
 
 
+def test_status_without_the_right_token_exits_unknown(tmp_path):
+    """regionctl status exits with the box's health (0, 1, 2), and a
+    credential refused is none of them: it once exited 1, which a
+    monitoring check reads as degraded, for a healthy box. It is 3, the
+    monitoring-plugin convention's unknown; other commands keep 1."""
+    tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
+    wrong = token_file(tmp_path / "wrong", "not-the-token-0123456789")
+    port = free_port()
+    b = Box(tmp_path, "sec-status", regiond_args=("--listen", f"127.0.0.1:{port}", "--token-file", tok))
+    url = ["--url", f"http://127.0.0.1:{port}"]
+    try:
+        def ctl(*args):
+            return subprocess.run([REGIONCTL, *args], capture_output=True, text=True, timeout=30)
+
+        for cred in ([], ["--token-file", wrong]):
+            for js in ([], ["-j"]):
+                p = ctl(*url, *cred, *js, "status")
+                assert p.returncode == 3 and "unauthorized (401)" in p.stderr and p.stdout == "", (cred, js, p)
+            p = ctl(*url, *cred, "history")
+            assert p.returncode == 1 and "unauthorized (401)" in p.stderr, (cred, p)
+        p = ctl(*url, "--token-file", tok, "status")
+        assert p.returncode == 0 and "generation   1" in p.stdout, p
+    finally:
+        b.stop()
+
+
 def test_slow_connection_flood_does_not_shut_out(tmp_path):
     tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
     port = free_port()

@@ -201,8 +201,8 @@ def test_client_certificates(tmp_path, pki):
                                                   *tls_args(pki)))
     try:
         # No client certificate: refused, whatever the token, before the body.
-        p = ctl(port, pki, "status", token=tok)
-        assert p.returncode == 1 and "unauthorized (401)" in p.stderr and "client certificate" in p.stderr, p
+        p = ctl(port, pki, "status", token=tok)  # 3: health unknown (1 would read as degraded)
+        assert p.returncode == 3 and "unauthorized (401)" in p.stderr and "client certificate" in p.stderr, p
         line = tls_head_only(port, pki, f"PUT /v1/table HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WRITE_TOKEN}\r\n")
         assert line.startswith("HTTP/1.1 401"), line
         # One from another CA (python sends it; GnuTLS would not even offer it).

@@ -748,7 +748,10 @@ def test_names_file_confined_to_the_document(tmp_path):
     (no regiond), so an accepted document fails only for want of one. A
     document kept next to credentials (the package's
     /etc/regionfwd/table.yaml beside credentials/) reaches them beneath its
-    directory: a file not readable by others is refused."""
+    directory: a file not readable by others is refused. A refusal exits 1,
+    as an invalid table does (it was 2, a usage error, which a script gating
+    on validate takes for its own mistake); --names-dir itself is a usage
+    error."""
     top = tmp_path / "top"
     (top / "doc" / "lists").mkdir(parents=True)
     (top / "doc" / "credentials").mkdir(mode=0o700)
@@ -784,7 +787,7 @@ def test_names_file_confined_to_the_document(tmp_path):
                                                   "table every API reader sees"),
                     ("server.pem", "not readable by others")):
         rc, err, line = apply(nf)
-        assert rc == 2 and f"t.yaml:{line}: content_rules[0].names_file: names_file '{nf}' refused: {why}" in err, \
+        assert rc == 1 and f"t.yaml:{line}: content_rules[0].names_file: names_file '{nf}' refused: {why}" in err, \
             (nf, rc, err)
         assert "secret hash" not in err and "root:" not in err, err
     for nf in ("lists/ok.txt", "in-link"):
@@ -794,7 +797,7 @@ def test_names_file_confined_to_the_document(tmp_path):
     rc, err, _ = apply(str(top / "trusted" / "ok.txt"), "--names-dir", str(top / "trusted"))
     assert rc == 3, err
     rc, err, _ = apply(str(top / "secret.txt"), "--names-dir", str(top / "trusted"))
-    assert rc == 2 and "an absolute path" in err, err
+    assert rc == 1 and "an absolute path" in err, err
     rc, err, _ = apply("lists/ok.txt", "--names-dir", "trusted")
     assert rc == 2 and "--names-dir takes an absolute directory" in err, err
 

@@ -268,13 +268,15 @@ def test_unreachable_is_exit_3():
 @pytest.mark.parametrize("cmd", ["validate", "diff", "apply"])
 def test_a_document_that_is_not_utf8_is_refused_before_sending(cmd, listener, tmp_path):
     """A JSON body cannot carry it: regionctl names the line and byte and
-    exits 2 without contacting regiond (it once sent nothing and exited 0,
-    which automation reads as applied)."""
+    exits 1, refused as an invalid table is, without contacting regiond (it
+    once sent nothing and exited 0, which automation reads as applied; then
+    2, a usage error, which a script gating on validate takes for its own
+    mistake)."""
     path, s = listener
     doc = tmp_path / "t.yaml"
     doc.write_bytes(b"regions:\n  in: {prefixes: [10.0.0.0/8], description: 't\xe9st'}\n")
     p = ctl("-s", path, cmd, str(doc))
-    assert p.returncode == 2, p
+    assert p.returncode == 1, p
     assert f"{doc}:2: not UTF-8 text (byte 0xe9 at column 47)" in p.stderr, p.stderr
     assert not connected(s)
 

@@ -526,7 +526,7 @@ static void test_document_embedded(void **state)
 		 (unsigned long long)fwd_hash64("ok.com\n\n# c\nb\xc3\xa4.com\n",
 						strlen("ok.com\n\n# c\nb\xc3\xa4.com\n")),
 		 "ok.com\\n\\n# c\\nb\xc3\xa4.com\\n");
-	expect_refused(doc, "list.txt", 4, "content_rules[0].names_file.text", "line 4");
+	expect_refused(doc, "list.txt", 4, "content_rules[0].names_file", "line 4");
 }
 
 static void test_document_file(void **state)
