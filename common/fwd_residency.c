@@ -70,6 +70,81 @@ static const struct fwd_link *cell_breaks(const struct fwd_table *t, const struc
 	return NULL;
 }
 
+/* 1 when content rule @cr runs on traffic classified as @region. */
+static int content_scopes(const struct fwd_content_rule *cr, uint16_t region)
+{
+	if (cr->nregions == 0)
+		return 1;
+	for (uint16_t k = 0; k < cr->nregions; k++)
+		if (cr->regions[k] == region)
+			return 1;
+	return 0;
+}
+
+/* The first link content rule @cr would carry traffic of one of rule @r's
+ * services on that @r does not allow, with the service and how; NULL when
+ * it keeps to the rule (count and drop send nothing anywhere). Scope by
+ * region is the caller's. */
+static const struct fwd_link *content_breaks(const struct fwd_table *t,
+					     const struct fwd_content_rule *cr,
+					     const struct fwd_residency *r, uint16_t *svc_out,
+					     char *how, size_t howlen)
+{
+	int svc = -1;
+
+	if (cr->action != FWD_CA_MIRROR && cr->action != FWD_CA_STEER)
+		return NULL;
+	for (uint16_t k = 0; k < cr->nservices && svc < 0; k++)
+		for (uint16_t m = 0; m < r->nservices && svc < 0; m++)
+			if (r->services[m] == FWD_ANY || r->services[m] == cr->services[k])
+				svc = cr->services[k];
+	if (svc < 0)
+		return NULL;
+	*svc_out = (uint16_t)svc;
+	if (cr->target_kind == FWD_ACT_LINK) {
+		if (fwd_link_allowed(&t->links[cr->target], r))
+			return NULL;
+		snprintf(how, howlen, "%ss to", fwd_content_action_name(cr->action));
+		return &t->links[cr->target];
+	}
+	const struct fwd_group *g = &t->groups[cr->target];
+
+	for (uint16_t m = 0; m < g->nmembers; m++)
+		if (g->members[m].weight && !fwd_link_allowed(&t->links[g->members[m].link], r)) {
+			snprintf(how, howlen, "steers to group '%s' with", g->name);
+			return &t->links[g->members[m].link];
+		}
+	return NULL;
+}
+
+int fwd_residency_check_content(const struct fwd_table *t, const struct fwd_content_rule *cr,
+				const char *path, struct fwd_err *err)
+{
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		const struct fwd_residency *r = &t->residency[i];
+		char how[96];
+		uint16_t s;
+		const struct fwd_link *l;
+
+		if (!content_scopes(cr, r->region) ||
+		    (l = content_breaks(t, cr, r, &s, how, sizeof(how))) == NULL)
+			continue;
+		if (cr->target_kind == FWD_ACT_LINK)
+			return fwd_err_fail(
+				err, FWD_R_RESIDENCY_VIOLATION, t->source, cr->line, path,
+				"breaks residency rule '%s': %ss region '%s' traffic to "
+				"link '%s'",
+				r->name, fwd_content_action_name(cr->action),
+				t->region_names[r->region], l->name);
+		return fwd_err_fail(err, FWD_R_RESIDENCY_VIOLATION, t->source, cr->line, path,
+				    "breaks residency rule '%s': steers region '%s' traffic to "
+				    "group '%s' with link '%s'",
+				    r->name, t->region_names[r->region], t->groups[cr->target].name,
+				    l->name);
+	}
+	return 0;
+}
+
 static int rule_services(const struct fwd_residency *r, uint16_t k)
 {
 	return r->nservices == 1 && r->services[0] == FWD_ANY ? k : r->services[k];
@@ -114,6 +189,33 @@ int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *
 				inner_pfx, t->region_names[inner], outer_pfx,
 				t->region_names[outer], r->name, t->service_names[s], want,
 				t->region_names[inner], how, l->name, have);
+			return -EPERM;
+		}
+		/* The content rules of the inner region act on the outer's
+		 * protected users too; rules of every region are checked
+		 * against the outer itself (fwd_residency_check_content). */
+		for (uint32_t ci = 0; ci < t->ncontent; ci++) {
+			const struct fwd_content_rule *cr = &t->content[ci];
+			char how[96], have[256], want[256];
+			uint16_t s;
+			const struct fwd_link *l;
+
+			if (cr->nregions == 0 || !content_scopes(cr, inner) ||
+			    (l = content_breaks(t, cr, r, &s, how, sizeof(how))) == NULL)
+				continue;
+			tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, have,
+				 sizeof(have));
+			tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want,
+				 sizeof(want));
+			fwd_err_fail(
+				err, FWD_R_RESIDENCY_VIOLATION, t->source, line, path,
+				"prefix %s of region '%s' lies inside %s of region '%s' and would "
+				"take its protected traffic out: residency rule '%s' allows "
+				"service '%s' only on links tagged %s, but content rule '%s' of "
+				"region '%s' %s link '%s' (tags: %s)",
+				inner_pfx, t->region_names[inner], outer_pfx,
+				t->region_names[outer], r->name, t->service_names[s], want,
+				cr->name, t->region_names[inner], how, l->name, have);
 			return -EPERM;
 		}
 	}
@@ -261,6 +363,15 @@ int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, st
 			if (l)
 				return violation(t, r, s, pid, l, how, err);
 		}
+	}
+	/* Again here, not only when the document is parsed: a table changed
+	 * by a delta (a group's weight raised) is checked whole. */
+	for (uint32_t i = 0; i < t->ncontent && t->nresidency; i++) {
+		char path[48];
+
+		snprintf(path, sizeof(path), "%s[%u]", FWD_KEY_NAME(DOC, CONTENT_RULES), i);
+		if (fwd_residency_check_content(t, &t->content[i], path, err))
+			return -EPERM;
 	}
 	return check_nesting(t, c, err);
 }

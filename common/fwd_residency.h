@@ -26,12 +26,24 @@
  */
 int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, struct fwd_err *err);
 
+/**
+ * Content rule @cr (a mirror or steer) against every residency rule of a
+ * region it runs on: -EPERM with @err (FWD_R_RESIDENCY_VIOLATION, at @path
+ * and the rule's line) when it would carry protected traffic on a link the
+ * rule does not allow. Called by the parser for each rule, and by
+ * fwd_residency_check() for the whole table; a region nested in a
+ * protected one is fwd_residency_check_pair()'s.
+ */
+int fwd_residency_check_content(const struct fwd_table *t, const struct fwd_content_rule *cr,
+				const char *path, struct fwd_err *err);
+
 /*
  * Nested prefixes. Longest prefix wins, so a prefix of region B inside a
  * prefix of region A takes those addresses from A. When a residency rule
  * protects A, that would carve A's protected users out to B's links: it is
  * allowed only when B's policy for every service the rule protects keeps to
- * the rule's links. That holds for every protected prefix that covers B's,
+ * the rule's links, and so does every content rule scoped to B that mirrors
+ * or steers one of those services. That holds for every protected prefix that covers B's,
  * not only the nearest: a region in between does not lift A's rules.
  * fwd_residency_check() checks every prefix against each of its protected
  * covers (sorted prefixes, one walk); deltas check the pairs they add with

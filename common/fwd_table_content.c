@@ -15,6 +15,7 @@
 #include "fwd_confine.h"
 #include "fwd_log.h"
 #include "fwd_doc.h"
+#include "fwd_residency.h"
 #include "fwd_hash.h"
 #include "fwd_nameset.h"
 
@@ -226,51 +227,6 @@ static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *p
 	return 0;
 }
 
-/* A content rule that mirrors or steers traffic a residency rule protects
- * may only use links the rule allows (every carrying member of a group). */
-static int content_residency(struct vctx *c, const struct fwd_content_rule *cr, const char *path)
-{
-	const struct fwd_table *t = c->t;
-
-	if (cr->action != FWD_CA_MIRROR && cr->action != FWD_CA_STEER)
-		return 0;
-	for (uint16_t i = 0; i < t->nresidency; i++) {
-		const struct fwd_residency *r = &t->residency[i];
-		int region = cr->nregions == 0, svc = 0;
-
-		for (uint16_t k = 0; k < cr->nregions; k++)
-			region |= cr->regions[k] == r->region;
-		for (uint16_t k = 0; k < cr->nservices; k++)
-			for (uint16_t m = 0; m < r->nservices; m++)
-				svc |= r->services[m] == FWD_ANY ||
-				       r->services[m] == cr->services[k];
-		if (!region || !svc)
-			continue;
-		if (cr->target_kind == FWD_ACT_LINK) {
-			if (!fwd_link_allowed(&t->links[cr->target], r))
-				return fwd_err_set(c->err, c->file, cr->line, path,
-						   "breaks residency rule '%s': %ss region '%s' "
-						   "traffic to link '%s'",
-						   r->name, fwd_content_action_name(cr->action),
-						   t->region_names[r->region],
-						   t->links[cr->target].name);
-		} else {
-			const struct fwd_group *g = &t->groups[cr->target];
-
-			for (uint16_t m = 0; m < g->nmembers; m++)
-				if (g->members[m].weight &&
-				    !fwd_link_allowed(&t->links[g->members[m].link], r))
-					return fwd_err_set(
-						c->err, c->file, cr->line, path,
-						"breaks residency rule '%s': steers region '%s' "
-						"traffic to group '%s' with link '%s'",
-						r->name, t->region_names[r->region], g->name,
-						t->links[g->members[m].link].name);
-		}
-	}
-	return 0;
-}
-
 int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 {
 	const struct names *nm = &c->nm;
@@ -451,8 +407,12 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 					}
 		}
 		snprintf(path, sizeof(path), "%s[%u]", sec, i);
-		if ((rc = content_residency(c, cr, path)))
-			return rc;
+		/* A mirror or steer of traffic a residency rule protects may
+		 * use only links the rule allows (every carrying member of a
+		 * group); fwd_residency_check() checks the whole table again,
+		 * nested regions included. */
+		if (fwd_residency_check_content(t, cr, path, c->err))
+			return -EPERM;
 	}
 	return 0;
 }

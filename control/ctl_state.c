@@ -676,7 +676,10 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 
 	if (t == NULL) {
 		*e = fe;
-		e->reason_code = FWD_R_INVALID_TABLE;
+		/* A content rule's mirror or steer is checked against the
+		 * residency rules as it is parsed: that refusal keeps its code. */
+		if (fe.reason_code != FWD_R_RESIDENCY_VIOLATION)
+			e->reason_code = FWD_R_INVALID_TABLE;
 		return NULL;
 	}
 	c = fwd_class_build(t);

@@ -266,6 +266,15 @@ BAD_DOCS = [
     ("residency violation", ("{region: india, service: sync, action: steer, to: local}",
                              "{region: india, service: sync, action: steer, to: to-sg}"),
      422, "residency_violation", "breaks residency rule 'india-personal-data'"),
+    # A content rule's mirror of protected traffic, of the protected region
+    # (it said invalid_table) and of a region nested in it (it passed).
+    ("content rule residency", ("content_rules:\n", "content_rules:\n  - {name: leak, field: payload, "
+                                "pattern: abc, services: [sync], regions: [india], action: mirror, to: to-sg}\n"),
+     422, "residency_violation", "breaks residency rule 'india-personal-data': mirrors region 'india' traffic"),
+    ("nested content rule residency", ("content_rules:\n", "content_rules:\n  - {name: leak, field: payload, "
+                                       "pattern: abc, services: [sync], regions: [india-partner], action: "
+                                       "mirror, to: to-sg}\n"),
+     422, "residency_violation", "but content rule 'leak' of region 'india-partner' mirrors to link 'to-sg'"),
 ]
 
 

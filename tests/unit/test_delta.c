@@ -502,6 +502,127 @@ static void test_nested_residency(void **state)
 	fwd_table_free(t);
 }
 
+/* A content rule scoped to a region nested in a protected one acts on the
+ * protected region's users too: its mirror or steer must keep to the rule,
+ * as the region's policies must. It was checked only against the regions it
+ * names, so a rule of 'partner' (10.1/16 inside India's 10/8) could mirror
+ * India's sync traffic to Singapore. */
+#define CONTENT_DOC(partner_prefixes, rule)                                                        \
+	"regions:\n"                                                                               \
+	"  in: {prefixes: [10.0.0.0/8, 2001:db8::/32]}\n"                                          \
+	"  partner: {prefixes: [" partner_prefixes "]}\n"                                          \
+	"services: {sync: [tcp/7000], dnsu: [udp/53], web: [tcp/443]}\n" LINKS                     \
+	"link_groups: {both: {members: {local: 1, to-sg: 1}}}\n"                                   \
+	"policies:\n"                                                                              \
+	"  - {region: in, service: any, action: steer, to: local}\n"                               \
+	"  - {region: partner, service: any, action: steer, to: local}\n"                          \
+	"default: {action: steer, to: to-sg}\n"                                                    \
+	"residency:\n"                                                                             \
+	"  - {name: keep, region: in, services: [sync, dnsu], allowed_tags: [in]}\n"               \
+	"content_rules:\n"                                                                         \
+	"  - " rule "\n"
+
+static int whole_check(const char *doc, struct fwd_err *e)
+{
+	struct fwd_table *t = parse(doc);
+	struct fwd_class *c = fwd_class_build(t);
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	rc = fwd_residency_check(t, c, e);
+	fwd_class_free(c);
+	fwd_table_free(t);
+	return rc;
+}
+
+static void test_nested_content_rules(void **state)
+{
+	struct fwd_table *t;
+	struct fwd_delta d = {0};
+	struct fwd_err e;
+
+	(void)state;
+	/* A mirror, IPv4 and IPv6. */
+	assert_int_equal(whole_check(CONTENT_DOC("10.1.0.0/16", "{name: leak, field: payload, "
+								"pattern: abc, services: [sync], "
+								"regions: [partner], action: "
+								"mirror, to: to-sg}"),
+				     &e),
+			 -EPERM);
+	assert_int_equal(e.reason_code, FWD_R_RESIDENCY_VIOLATION);
+	assert_string_equal(e.path, "regions.partner.prefixes");
+	assert_int_equal(e.line, 3);
+	assert_string_equal(
+		e.reason, "prefix 10.1.0.0/16 of region 'partner' lies inside 10.0.0.0/8 of region "
+			  "'in' and would take its protected traffic out: residency rule 'keep' "
+			  "allows service 'sync' only on links tagged in, but content rule 'leak' "
+			  "of region 'partner' mirrors to link 'to-sg' (tags: sg)");
+	assert_int_equal(whole_check(CONTENT_DOC("2001:db8:1::/48", "{name: leak, field: payload, "
+								    "pattern: abc, services: "
+								    "[sync], regions: [partner], "
+								    "action: mirror, to: to-sg}"),
+				     &e),
+			 -EPERM);
+	assert_non_null(strstr(e.reason, "prefix 2001:db8:1::/48 of region 'partner' lies inside "
+					 "2001:db8::/32 of region 'in'"));
+	/* A steer of a UDP service to a group with a foreign member. */
+	assert_int_equal(
+		whole_check(CONTENT_DOC("10.1.0.0/16", "{name: s, field: dns_qname, "
+						       "pattern: x, services: [dnsu], "
+						       "regions: [partner], action: steer, "
+						       "to: both}"),
+			    &e),
+		-EPERM);
+	assert_non_null(strstr(e.reason, "but content rule 's' of region 'partner' steers to "
+					 "group 'both' with link 'to-sg' (tags: sg)"));
+	/* Kept to the rule's links, or on a service the rule does not protect,
+	 * or with nothing nested: allowed. */
+	assert_int_equal(whole_check(CONTENT_DOC("10.1.0.0/16", "{name: ok, field: payload, "
+								"pattern: abc, services: [sync], "
+								"regions: [partner], action: "
+								"mirror, to: local}"),
+				     &e),
+			 0);
+	assert_int_equal(whole_check(CONTENT_DOC("10.1.0.0/16", "{name: ok, field: payload, "
+								"pattern: abc, services: [web], "
+								"regions: [partner], action: "
+								"mirror, to: to-sg}"),
+				     &e),
+			 0);
+	assert_int_equal(
+		whole_check(CONTENT_DOC("12.0.0.0/8", "{name: ok, field: payload, "
+						      "pattern: abc, services: [sync], "
+						      "regions: [partner], action: mirror, "
+						      "to: to-sg}"),
+			    &e),
+		0);
+	/* The delta that nests the partner's prefix is refused alike (the
+	 * BGP feed and regionctl prefixes add go this way). */
+	t = parse(CONTENT_DOC("12.0.0.0/8", "{name: leak, field: payload, pattern: abc, services: "
+					    "[sync], regions: [partner], action: mirror, to: "
+					    "to-sg}"));
+	assert_int_equal(add(&d, FWD_DELTA_ADD, t, "partner", "10.1.0.0/16"), 0);
+	refused(t, &d, FWD_R_RESIDENCY_VIOLATION, "changes[0]",
+		"but content rule 'leak' of region 'partner' mirrors to link 'to-sg'");
+	fwd_delta_clear(&d);
+	fwd_table_free(t);
+	/* The rule scoped to the protected region itself: refused as the
+	 * document is parsed, as a residency violation (it said invalid_table). */
+	{
+		const char *doc = CONTENT_DOC("12.0.0.0/8", "{name: direct, field: payload, "
+							    "pattern: abc, services: [sync], "
+							    "regions: [in], action: mirror, to: "
+							    "to-sg}");
+		struct fwd_err pe = {0};
+
+		assert_null(fwd_table_parse(doc, strlen(doc), "t.yaml", 0, &pe));
+		assert_int_equal(pe.reason_code, FWD_R_RESIDENCY_VIOLATION);
+		assert_string_equal(pe.path, "content_rules[0]");
+		assert_string_equal(pe.reason, "breaks residency rule 'keep': mirrors region 'in' "
+					       "traffic to link 'to-sg'");
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -509,6 +630,7 @@ int main(void)
 		cmocka_unit_test(test_noop_and_effective),
 		cmocka_unit_test(test_random_chains),
 		cmocka_unit_test(test_nested_residency),
+		cmocka_unit_test(test_nested_content_rules),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
