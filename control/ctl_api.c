@@ -72,11 +72,22 @@ struct ctl_api {
 	int tls_client;
 	const char *const *writers;
 	size_t max_body;
-	/* Bytes the bodies of all requests in flight hold (their buffers'
-	 * capacity), and the most they may (--max-buffered): each connection
-	 * may buffer max_body, and 64 of them could hold 64 times it. Updated
-	 * with atomics: every connection has its thread. */
-	size_t max_buffered, buffered;
+	/* Bytes the bodies of requests in flight hold (their buffers'
+	 * capacity): all of them, TCP's, and read-only credentials'; and the
+	 * most each may hold. All together max_buffered (--max-buffered: each
+	 * connection may buffer max_body, and 64 of them could hold 64 times
+	 * it). TCP clients tcp_cap, which keeps one max_body (at most half)
+	 * for the unix socket, so the local operator's upload fits whatever
+	 * TCP clients send; read-only credentials ro_cap, half of TCP's, so a
+	 * reader's validate bodies leave room to writers (a hostile probe
+	 * filled the whole bound with two 256 MiB validate bodies on a read
+	 * token and every write was refused, unix ones too). Under
+	 * buffered_lock: the three move together, and a request takes
+	 * memory a few times in its life (its buffer doubles), so the lock
+	 * is rare. */
+	pthread_mutex_t buffered_lock;
+	size_t max_buffered, tcp_cap, ro_cap;
+	size_t buffered, buffered_tcp, buffered_ro;
 	/* Bodies refused for it since the last log line, and when that was:
 	 * one line a second at most, however fast they come. */
 	pthread_mutex_t full_lock;
@@ -1766,23 +1777,45 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 	return ret;
 }
 
-/* Take @n more bytes of --max-buffered for a request's body: 0, or -1
- * when they would pass it (nothing taken). */
-static int buffered_take(struct ctl_api *api, size_t n)
+static int read_only(const struct req *q)
 {
-	size_t cur = __atomic_load_n(&api->buffered, __ATOMIC_RELAXED);
-
-	do {
-		if (n > api->max_buffered || cur > api->max_buffered - n)
-			return -1;
-	} while (!__atomic_compare_exchange_n(&api->buffered, &cur, cur + n, 1, __ATOMIC_RELAXED,
-					      __ATOMIC_RELAXED));
-	return 0;
+	return q->access != ACCESS_WRITE;
 }
 
-static void buffered_give(struct ctl_api *api, size_t n)
+/* Whether @n more bytes fit beside the bodies in flight, in every account
+ * @q counts in. Under buffered_lock; each account stays within its bound,
+ * so the differences cannot wrap. */
+static int buffered_fits(const struct ctl_api *api, const struct req *q, size_t n)
 {
-	__atomic_fetch_sub(&api->buffered, n, __ATOMIC_RELAXED);
+	return n <= api->max_buffered - api->buffered &&
+	       (!q->tcp || n <= api->tcp_cap - api->buffered_tcp) &&
+	       (!read_only(q) || n <= api->ro_cap - api->buffered_ro);
+}
+
+/* Take @n more bytes of --max-buffered for @q's body: 0, or -1 when they
+ * would pass a bound it counts in (nothing taken). */
+static int buffered_take(struct ctl_api *api, const struct req *q, size_t n)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&api->buffered_lock);
+	if (buffered_fits(api, q, n)) {
+		api->buffered += n;
+		api->buffered_tcp += q->tcp ? n : 0;
+		api->buffered_ro += read_only(q) ? n : 0;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&api->buffered_lock);
+	return rc;
+}
+
+static void buffered_give(struct ctl_api *api, const struct req *q, size_t n)
+{
+	pthread_mutex_lock(&api->buffered_lock);
+	api->buffered -= n;
+	api->buffered_tcp -= q->tcp ? n : 0;
+	api->buffered_ro -= read_only(q) ? n : 0;
+	pthread_mutex_unlock(&api->buffered_lock);
 }
 
 /* The answer to a request whose body would pass --max-buffered, and the
@@ -1790,13 +1823,14 @@ static void buffered_give(struct ctl_api *api, size_t n)
  * a flood of them cannot flood the log. */
 static void uploads_full(struct ctl_api *api, struct reply *r)
 {
-	char reason[200];
+	char reason[300];
 	int64_t now = fwd_mono_ms();
 
 	snprintf(reason, sizeof(reason),
-		 "the bodies of requests in flight fill --max-buffered (%zu bytes); "
+		 "the bodies of requests in flight fill what this client may hold of "
+		 "--max-buffered (%zu bytes; TCP clients %zu, read-only credentials %zu); "
 		 "try again once they are taken",
-		 api->max_buffered);
+		 api->max_buffered, api->tcp_cap, api->ro_cap);
 	reply_simple(r, FWD_R_UPLOADS_FULL, "", reason);
 	pthread_mutex_lock(&api->full_lock);
 	api->full_refused++;
@@ -1832,10 +1866,17 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 	/* A body that cannot fit beside those in flight now is refused
 	 * before a byte of it is read (nothing is taken for it yet: an
 	 * announced length that never comes holds nothing). */
-	if (cl && strtoull(cl, &end, 10) >
-			  api->max_buffered - __atomic_load_n(&api->buffered, __ATOMIC_RELAXED)) {
-		uploads_full(api, r);
-		return 1;
+	if (cl) {
+		unsigned long long n = strtoull(cl, &end, 10);
+		int fits;
+
+		pthread_mutex_lock(&api->buffered_lock);
+		fits = buffered_fits(api, q, (size_t)n);
+		pthread_mutex_unlock(&api->buffered_lock);
+		if (!fits) {
+			uploads_full(api, r);
+			return 1;
+		}
 	}
 	return 0;
 }
@@ -1886,7 +1927,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		ctl_headwatch_body(con, *data_size);
 		if (!q->too_big && q->len + *data_size > api->max_body) {
 			q->too_big = 1;
-			buffered_give(api, q->cap);
+			buffered_give(api, q, q->cap);
 			free(q->body);
 			q->body = NULL;
 			q->len = q->cap = 0;
@@ -1901,9 +1942,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 				cap = api->max_body;
 			if (q->announced >= q->len + *data_size && cap > q->announced)
 				cap = q->announced;
-			if (buffered_take(api, cap - q->cap)) {
+			if (buffered_take(api, q, cap - q->cap)) {
 				/* the rest is read and dropped, the answer 503 */
-				buffered_give(api, q->cap);
+				buffered_give(api, q, q->cap);
 				free(q->body);
 				q->body = NULL;
 				q->len = q->cap = 0;
@@ -1912,7 +1953,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 				char *nb = realloc(q->body, cap);
 
 				if (nb == NULL) {
-					buffered_give(api, cap - q->cap);
+					buffered_give(api, q, cap - q->cap);
 					return MHD_NO;
 				}
 				q->body = nb;
@@ -1938,7 +1979,7 @@ static void on_done(void *cls, struct MHD_Connection *con, void **con_cls,
 
 	(void)toe;
 	if (q) {
-		buffered_give(cls, q->cap);
+		buffered_give(cls, q, q->cap);
 		free(q->body);
 		free(q);
 	}
@@ -1964,6 +2005,11 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->max_buffered = conf->max_buffered		    ? conf->max_buffered
 			    : conf->max_body > SIZE_MAX / 2 ? SIZE_MAX
 							    : conf->max_body * 2;
+	api->tcp_cap =
+		api->max_buffered -
+		(api->max_body < api->max_buffered / 2 ? api->max_body : api->max_buffered / 2);
+	api->ro_cap = api->tcp_cap / 2;
+	pthread_mutex_init(&api->buffered_lock, NULL);
 	pthread_mutex_init(&api->full_lock, NULL);
 	api->fleet = conf->rollouts;
 	api->fleet_driver = conf->rollout_driver;
@@ -2159,6 +2205,7 @@ void ctl_api_stop(struct ctl_api *api)
 		unlink(api->unix_path);
 	json_decref(api->view);
 	pthread_mutex_destroy(&api->view_lock);
+	pthread_mutex_destroy(&api->buffered_lock);
 	ctl_dp_free(api->dp_read);
 	pthread_mutex_destroy(&api->dp_read_lock);
 	pthread_mutex_destroy(&api->capture_lock);

@@ -347,6 +347,79 @@ def test_named_tokens_are_recorded_by_name(tmp_path):
     assert p.returncode == 2 and "given twice" in p.stderr, p.stderr
 
 
+def stalled_uploads(port_or_path, head, n, size):
+    """@n connections that each send @head and then 90 % of a @size body and
+    stall; returns (sockets, answers: None for one still buffered)."""
+    socks, answers = [], []
+    for _ in range(n):
+        if isinstance(port_or_path, int):
+            s = socket.create_connection(("127.0.0.1", port_or_path), timeout=5)
+        else:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            s.connect(port_or_path)
+        s.sendall(head)
+        try:
+            s.sendall(b" " * (size * 9 // 10))
+        except OSError:
+            pass  # answered and closed before its body
+        socks.append(s)
+    time.sleep(0.5)
+    for s in socks:
+        s.settimeout(0.5)
+        try:
+            answers.append(s.recv(4096))
+        except socket.timeout:
+            answers.append(None)
+    return socks, answers
+
+
+def test_readers_and_tcp_clients_cannot_fill_the_bound_for_writers(tmp_path):
+    """Two validate bodies of 256 MiB on a read token once filled
+    --max-buffered, and every write was refused 503 uploads_full, on the
+    unix socket too, for as long as they trickled. Read-only credentials
+    now hold at most half of what TCP clients may, and TCP clients leave
+    one --max-body to the unix socket."""
+    mib = 1 << 20
+    tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
+    rtok = token_file(tmp_path / "rtoken", "read-only-token-0123456789")
+    port = free_port()
+    # --max-buffered 4 MiB: TCP 3 MiB, read-only 1.5 MiB, the unix socket's 1 MiB kept.
+    b = Box(tmp_path, "sec-shares", regiond_args=("--max-body", str(mib), "--max-buffered", str(4 * mib),
+                                                  "--listen", f"127.0.0.1:{port}", "--token-file", tok,
+                                                  "--read-token-file", rtok))
+    socks = []
+    url = ["--url", f"http://127.0.0.1:{port}"]
+    try:
+        # Bodies of --max-body each: four of them filled the whole bound.
+        head = (b"POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer read-only-token-0123456789\r\n"
+                b"Content-Length: %d\r\n\r\n" % mib)
+        s, answers = stalled_uploads(port, head, 6, mib)
+        socks += s
+        # One is held whole; a second grows until it would pass 1.5 MiB (its
+        # 503 comes when its body ends); the rest are refused from their heads.
+        refused = [a for a in answers if a]
+        assert len(refused) >= 4 and all(a.startswith(b"HTTP/1.1 503") and b'"uploads_full"' in a and
+                                         b"read-only credentials 1572864" in a for a in refused), answers
+        # A writer on TCP still gets through, and so does the unix socket.
+        p = subprocess.run([REGIONCTL, *url, "--token-file", tok, "apply",
+                            demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and b.gen() == 2, p
+        # Writers on TCP filling their share: the unix socket keeps its own.
+        head = (b"PUT /v1/table HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-token-0123456789\r\n"
+                b"Content-Length: %d\r\n\r\n" % mib)
+        s, answers = stalled_uploads(port, head, 4, mib)
+        socks += s
+        refused = [a for a in answers if a]  # with the reader's 1 MiB: 3 MiB of TCP
+        assert len(refused) >= 1 and all(b"TCP clients 3145728" in a for a in refused), answers
+        rc, out, err = b.ctl("rollback", "1")
+        assert rc == 0 and b.gen() == 3, (rc, out, err)
+    finally:
+        for s in socks:
+            s.close()
+        b.stop()
+
+
 def test_uploads_in_flight_share_one_bound(tmp_path):
     """Each API connection could buffer --max-body (256 MiB) and there are
     64 of them: regiond could be made to hold 16 GiB. The bodies in flight
@@ -381,7 +454,7 @@ def test_uploads_in_flight_share_one_bound(tmp_path):
         held = [a for a in answers if a is None]
         refused = [a for a in answers if a and a.startswith(b"HTTP/1.1 503")]
         assert len(held) == 2 and len(refused) == 18, answers
-        assert all(b'"uploads_full"' in a and b"--max-buffered (2097152 bytes)" in a for a in refused), refused[0]
+        assert all(b'"uploads_full"' in a and b"--max-buffered (2097152 bytes;" in a for a in refused), refused[0]
         # A body without a length is refused as it grows past the bound.
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(10)
