@@ -57,6 +57,35 @@
 /* TLS 1.2 and 1.3 only, with GnuTLS's NORMAL ciphers. */
 #define CTL_API_TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
+/* An answer's text that several requests send (GET /v1/table of one
+ * generation): counted references, one for the cache and one for each
+ * response that sends it (libmicrohttpd drops its own with the response,
+ * shared_put). */
+struct shared_text {
+	unsigned long refs;
+	size_t len;
+	char text[];
+};
+
+static struct shared_text *shared_get(struct shared_text *s)
+{
+	/* Relaxed: a reference is taken from one that is held (the cache's,
+	 * under table_lock), so the count cannot reach 0 meanwhile. */
+	__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+	return s;
+}
+
+static void shared_put(void *cls)
+{
+	struct shared_text *s = cls;
+
+	/* Acq-rel: whoever drops the last reference sees every write of the
+	 * text before it frees it (the text is written once, before the
+	 * first reference is shared, so this is the standard pattern). */
+	if (s && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(s);
+}
+
 struct ctl_api {
 	struct MHD_Daemon *unix_d, *tcp_d;
 	struct ctl_headwatch *headwatch; /* both daemons' request-head deadline */
@@ -123,6 +152,15 @@ struct ctl_api {
 	 * in and out under pins_lock, never held over etcd. */
 	pthread_mutex_t pins_lock;
 	struct ctl_rstore_pinset pins_cache;
+	/* GET /v1/table's whole answer for one generation (its id and hash),
+	 * made once and sent by every request for it: made per request, 120
+	 * readers that did not read their answers held 120 copies (7.6 MB
+	 * each for a 200k-prefix table, regiond at 1.3 GB), each made under
+	 * the state lock (0.25 s), so such readers held writes off for
+	 * minutes. Under table_lock (h_table runs under the state lock too). */
+	pthread_mutex_t table_lock;
+	struct shared_text *table_text;
+	uint64_t table_id, table_hash;
 };
 
 enum access { ACCESS_NONE, ACCESS_READ, ACCESS_WRITE };
@@ -153,6 +191,7 @@ struct reply {
 	char *text;
 	const char *ctype;
 	struct capture_stream *stream; /* a capture's pcapng instead (ROUTE_CAPTURE) */
+	struct shared_text *shared; /* a shared text instead (one reference) */
 };
 
 static json_t *err_json(const struct fwd_err *e)
@@ -752,7 +791,8 @@ static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	const struct ctl_gen *g = ctl_state_current(api->st);
 	const char *doc, *model;
-	char *gen = NULL, *dtext = NULL;
+	char *gen = NULL, *dtext = NULL, *text = NULL;
+	struct shared_text *s = NULL;
 	json_t *gj = NULL, *ds = NULL;
 	struct fwd_err e;
 	size_t len, mlen, tlen;
@@ -763,9 +803,19 @@ static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 		reply_simple(r, FWD_R_NO_TABLE, "", "no table yet");
 		return;
 	}
+	pthread_mutex_lock(&api->table_lock);
+	if (api->table_text && api->table_id == g->id && api->table_hash == g->hash)
+		r->shared = shared_get(api->table_text);
+	pthread_mutex_unlock(&api->table_lock);
+	if (r->shared) {
+		r->status = 200;
+		r->ctype = "application/json";
+		return;
+	}
 	/* The model's text is made once per generation and cached (a delta
 	 * generation's document is that same text): a 1M-prefix table is not
-	 * written out again for every read. The answer is put together as text. */
+	 * written out again for every read. The answer is put together as text,
+	 * once per generation too. */
 	if ((model = ctl_state_model_text(api->st, &mlen, &e)) == NULL ||
 	    (doc = ctl_state_doc(api->st, g, &len, &e)) == NULL) {
 		reply_err(r, &e);
@@ -774,17 +824,28 @@ static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 	gen = json_dumps(gj = gen_json(g), JSON_COMPACT | JSON_SORT_KEYS);
 	ds = json_stringn(doc, len);
 	dtext = ds ? json_dumps(ds, JSON_ENCODE_ANY) : NULL;
-	if (gen && dtext && (f = open_memstream(&r->text, &tlen)) != NULL) {
+	if (gen && dtext && (f = open_memstream(&text, &tlen)) != NULL) {
 		fprintf(f, "{\"document\": %s, \"generation\": %s, \"model\": ", dtext, gen);
 		fwrite(model, 1, mlen, f);
 		fputs("}\n", f);
-		if (fclose(f) == 0)
-			r->status = 200;
+		if (fclose(f) == 0 && (s = malloc(sizeof(*s) + tlen)) != NULL) {
+			s->refs = 1; /* the cache's */
+			s->len = tlen;
+			memcpy(s->text, text, tlen);
+		}
 	}
-	if (r->status != 200) {
-		free(r->text);
-		r->text = NULL;
+	free(text);
+	if (s == NULL) {
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
+	} else {
+		pthread_mutex_lock(&api->table_lock);
+		shared_put(api->table_text); /* freed once its last reader is done */
+		api->table_text = s;
+		api->table_id = g->id;
+		api->table_hash = g->hash;
+		r->shared = shared_get(s);
+		pthread_mutex_unlock(&api->table_lock);
+		r->status = 200;
 	}
 	r->ctype = "application/json";
 	json_decref(gj);
@@ -1758,6 +1819,18 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 		MHD_destroy_response(resp);
 		return ret;
 	}
+	if (r->shared) {
+		resp = MHD_create_response_from_buffer_with_free_callback_cls(
+			r->shared->len, r->shared->text, shared_put, r->shared);
+		if (resp == NULL) {
+			shared_put(r->shared);
+			return MHD_NO;
+		}
+		MHD_add_response_header(resp, "Content-Type", r->ctype);
+		ret = MHD_queue_response(con, (unsigned)r->status, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
 	if (r->body) {
 		text = json_dumps(r->body, JSON_INDENT(2) | JSON_SORT_KEYS);
 		json_decref(r->body);
@@ -2010,6 +2083,7 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 		(api->max_body < api->max_buffered / 2 ? api->max_body : api->max_buffered / 2);
 	api->ro_cap = api->tcp_cap / 2;
 	pthread_mutex_init(&api->buffered_lock, NULL);
+	pthread_mutex_init(&api->table_lock, NULL);
 	pthread_mutex_init(&api->full_lock, NULL);
 	api->fleet = conf->rollouts;
 	api->fleet_driver = conf->rollout_driver;
@@ -2048,6 +2122,9 @@ int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, c
 		*out = json_dumps(r.body, JSON_COMPACT | JSON_SORT_KEYS);
 		json_decref(r.body);
 		free(r.text);
+	} else if (r.shared) {
+		*out = strndup(r.shared->text, r.shared->len);
+		shared_put(r.shared);
 	} else {
 		*out = r.text;
 	}
@@ -2206,6 +2283,8 @@ void ctl_api_stop(struct ctl_api *api)
 	json_decref(api->view);
 	pthread_mutex_destroy(&api->view_lock);
 	pthread_mutex_destroy(&api->buffered_lock);
+	shared_put(api->table_text);
+	pthread_mutex_destroy(&api->table_lock);
 	ctl_dp_free(api->dp_read);
 	pthread_mutex_destroy(&api->dp_read_lock);
 	pthread_mutex_destroy(&api->capture_lock);

@@ -3,6 +3,7 @@ open modes are refused; over TCP every request needs a token and a body is
 never read before its credentials and announced length are checked; a flood
 of slow connections from one address does not shut out an authenticated
 client nor the unix socket. Traffic stays on loopback."""
+import json
 import os
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_e2e import REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
 
 
 def free_port():
@@ -122,6 +123,59 @@ def test_status_without_the_right_token_exits_unknown(tmp_path):
         p = ctl(*url, "--token-file", tok, "status")
         assert p.returncode == 0 and "generation   1" in p.stdout, p
     finally:
+        b.stop()
+
+
+def test_unread_table_answers_share_one_copy(tmp_path):
+    """GET /v1/table's answer was made for every request, under the state
+    lock: 120 read clients that did not read it held 120 copies (regiond
+    at 1.3 GB for a 200k-prefix table) and held writes off for minutes.
+    It is made once per generation and sent from that one copy."""
+    b = Box(tmp_path, "sec-table")
+    socks = []
+    try:
+        extra = "".join(f"      - 10.{i >> 8}.{i & 255}.0/24\n" for i in range(60000))
+        doc = open(DEMO).read().replace("      - 49.36.0.0/14\n", "      - 49.36.0.0/14\n" + extra, 1)
+        got, r = b.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1})
+        assert got == 200 and b.gen() == 2, r
+        got, whole = b.http("GET", "/v1/table")
+        assert got == 200 and whole["generation"]["id"] == 2 and "10.234.95.0/24" in whole["document"]
+        size = len(json.dumps(whole))
+        assert size > 2 * 1024 * 1024, size
+        before = rss_kib(b.rd.pid)
+        for _ in range(40):  # each asks for the table and reads nothing
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(b.api)
+            s.sendall(b"GET /v1/table HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        time.sleep(2)
+        grown = rss_kib(b.rd.pid) - before
+        # One copy (the cache's) and change; 40 would be 40 times the size.
+        assert grown * 1024 < 4 * size, (grown, size)
+        # A write still goes through, and the next read has the new generation.
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))
+        assert rc == 0 and b.gen() == 3, (rc, out, err)
+        got, r = b.http("GET", "/v1/table")
+        assert got == 200 and r["generation"]["id"] == 3 and "10.234.95.0/24" not in r["document"], r["generation"]
+        # The readers still get whole answers of the generation they asked for.
+        s = socks.pop()
+        s.settimeout(30)
+        data = b""
+        while True:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+            if b"\r\n\r\n" in data:
+                head, _, body = data.partition(b"\r\n\r\n")
+                n = next(int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+                if len(body) >= n:
+                    break
+        assert json.loads(body)["generation"]["id"] == 2
+    finally:
+        for s in socks:
+            s.close()
         b.stop()
 
 
