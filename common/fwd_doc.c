@@ -89,9 +89,32 @@ static int key_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* The path of @target beneath @n, from @buf[@at] on ("regions",
+ * "content_rules[2]"): 1 when it is there. For an error only: a walk of the
+ * tree built so far (a map is linked into its parent before its keys). */
+static int path_to(const struct fwd_node *n, const struct fwd_node *target, char *buf, size_t len,
+		   size_t at)
+{
+	uint32_t i = 0;
+
+	if (n == target)
+		return 1;
+	for (const struct fwd_node *c = n->child; c; c = c->next, i++) {
+		int w = n->type == FWD_NODE_MAP
+				? snprintf(buf + at, len - at, "%s%s", at ? "." : "", c->key)
+				: snprintf(buf + at, len - at, "[%u]", i);
+
+		if (w > 0 && at + (size_t)w < len && path_to(c, target, buf, len, at + (size_t)w))
+			return 1;
+	}
+	buf[at] = '\0';
+	return 0;
+}
+
 /* Duplicate keys are refused: a document where `links.sg1` appears twice has
  * no single meaning, and libyaml does not check it. Sorting keeps it
- * O(n log n) for large maps. */
+ * O(n log n) for large maps. The error's path is the key's whole path, as
+ * every other error's is (`regions.brazil`, not `brazil`). */
 static int check_dup_keys(struct fwd_doc *doc, const struct fwd_node *map, struct fwd_err *err)
 {
 	const char **keys;
@@ -110,12 +133,16 @@ static int check_dup_keys(struct fwd_doc *doc, const struct fwd_node *map, struc
 	for (uint32_t j = 1; j < i; j++) {
 		if (strcmp(keys[j - 1], keys[j]) == 0) {
 			const struct fwd_node *dup = NULL;
+			char where[200] = "", path[320];
 			int seen = 0;
 
 			for (c = map->child; c; c = c->next)
 				if (strcmp(c->key, keys[j]) == 0 && seen++ == 1)
 					dup = c;
-			rc = fwd_err_set(err, doc->name, dup ? dup->line : map->line, keys[j],
+			if (doc->root)
+				path_to(doc->root, map, where, sizeof(where), 0);
+			snprintf(path, sizeof(path), "%s%s%s", where, where[0] ? "." : "", keys[j]);
+			rc = fwd_err_set(err, doc->name, dup ? dup->line : map->line, path,
 					 "duplicate key '%s'", keys[j]);
 			break;
 		}

@@ -192,6 +192,10 @@ static const struct bad_case bad_cases[] = {
 	 "t.yaml:2: more than one YAML document in the stream"},
 	{"duplicate key", "regions: {}\nregions: {}\n",
 	 "t.yaml:2: regions: duplicate key 'regions'"},
+	{"duplicate key, nested", "regions:\n  in: {prefixes: [10.0.0.0/8]}\n  in: {}\n",
+	 "t.yaml:3: regions.in: duplicate key 'in'"},
+	{"duplicate key in a list", "policies:\n  - {region: a, region: b}\n",
+	 "t.yaml:2: policies[0].region: duplicate key 'region'"},
 	{"unknown top field", "region: {}\n",
 	 "t.yaml:1: region: unknown field 'region' (expected one of: version, description, "
 	 "regions, services, links, link_groups, policies, default, residency, filters, "
