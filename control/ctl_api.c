@@ -347,6 +347,25 @@ static json_t *gen_json(const struct ctl_gen *g)
 			 (json_int_t)g->time, "author", g->author, "comment", g->comment);
 }
 
+/* A change that changes nothing (a PATCH to what the table already says, a
+ * rollback to the current generation): answered as ctl_state_apply()
+ * answers the current document again, 200 with changed false, after the
+ * same precondition. Each once made a generation, pushed to regionfwd (a
+ * PATCH's document is the model as JSON, never the bytes of a YAML
+ * table, and a delta generation's hash is its chain's). */
+static void reply_noop(struct ctl_api *api, struct reply *r, int64_t expected)
+{
+	struct fwd_err e;
+
+	if (ctl_state_precheck(api->st, expected, &e)) {
+		reply_err(r, &e);
+		return;
+	}
+	r->status = 200;
+	r->body = json_pack("{s:o, s:b}", "generation", gen_json(ctl_state_current(api->st)),
+			    "changed", 0);
+}
+
 /* Apply and answer with the new generation (or the no-op). */
 /* A document applied as PUT applies it. For a PATCH, @model and @src (else
  * NULL) are the patched model and its origins, which name a refusal by the
@@ -423,7 +442,7 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 {
 	static const char *const keys[] = {"changes", "expected_generation", "author",
 					   "comment", "confirm_timeout_s",   NULL};
-	json_t *b = body_json(q, r), *m = NULL, *changes;
+	json_t *b = body_json(q, r), *m = NULL, *m0 = NULL, *changes;
 	const char *author, *comment;
 	int64_t expected = -1, confirm = 0;
 	struct ctl_patch_src src = {0};
@@ -449,12 +468,17 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 	if (confirm_pending(api->st, r))
 		goto out;
 	m = ctl_model(api->st->table);
-	if (m == NULL) {
+	m0 = m ? json_deep_copy(m) : NULL;
+	if (m == NULL || m0 == NULL) {
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
 		goto out;
 	}
 	if (ctl_patch_apply(m, changes, &src, &e)) {
 		reply_err(r, &e);
+		goto out;
+	}
+	if (json_equal(m, m0)) {
+		reply_noop(api, r, expected);
 		goto out;
 	}
 	doc = json_dumps(m, JSON_COMPACT);
@@ -467,6 +491,7 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 	free(doc);
 out:
 	ctl_patch_src_free(&src);
+	json_decref(m0);
 	json_decref(m);
 	json_decref(b);
 }
@@ -598,6 +623,10 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 				 : "there is no previous generation");
 		goto out;
 	}
+	if (cur && to->id == cur->id) {
+		reply_noop(api, r, expected);
+		goto out;
+	}
 	snprintf(c, sizeof(c), "rollback to generation %" PRIu64 "%s%s", to->id,
 		 comment ? ": " : "", comment ? comment : "");
 	/* The target's document gets a new id; residency is checked again. A
@@ -608,7 +637,6 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 		goto out;
 	}
 	do_apply(api, r, doc, len, author, c, expected, 0, NULL, NULL);
-	(void)cur;
 out:
 	json_decref(b);
 }

@@ -1225,6 +1225,11 @@ static int precheck(const struct ctl_state *st, int64_t expected, struct fwd_err
 	return 0;
 }
 
+int ctl_state_precheck(const struct ctl_state *st, int64_t expected, struct fwd_err *e)
+{
+	return precheck(st, expected, e);
+}
+
 /* A new generation record @g (id, time, author, comment, by) for a change. */
 static void gen_init(const struct ctl_state *st, struct ctl_gen *g, uint64_t id, const char *author,
 		     const char *comment, int must_run)

@@ -307,6 +307,13 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 				     const char *name, struct fwd_err *e);
 
 /**
+ * What every write checks first: @expected (the generation the writer based
+ * its change on, or -1) is the current one, and no generation left pending
+ * by a crash awaits regionfwd's word. 0, or -1 with @e filled.
+ */
+int ctl_state_precheck(const struct ctl_state *st, int64_t expected, struct fwd_err *e);
+
+/**
  * Make @doc the new generation.
  * @param expected  the generation the writer based its change on, or -1
  * @param push      0: record without pushing (start-up, no dataplane yet)

@@ -212,6 +212,16 @@ def test_apply_diff_patch_rollback_history(box, tmp_path):
     e = box.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 443})[1]
     assert e["generation"] == 2 and e["link"] == "local"
 
+    # A PATCH that changes nothing makes no generation (it once made one,
+    # pushed to regionfwd: its document is the model as JSON, not the YAML
+    # bytes the no-op test compared), after the same precondition.
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 2, "changes": [
+        {"op": "set_link_state", "link": "to-br", "state": "up"},
+        {"op": "add_prefixes", "region": "brazil", "prefixes": []}]})
+    assert code == 200 and r["changed"] is False and r["generation"]["id"] == 2, r
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 1, "changes": [
+        {"op": "set_link_state", "link": "to-br", "state": "up"}]})
+    assert code == 409 and r["error"]["code"] == "stale_generation", r
     code, r = box.http("PATCH", "/v1/table", {"expected_generation": 2, "comment": "brazil grows", "changes": [
         {"op": "add_prefixes", "region": "brazil", "prefixes": ["177.0.0.0/8", "2800:3f0::/32"]},
         {"op": "set_weight", "group": "us-west", "link": "to-us-west-b", "weight": 0},
@@ -229,6 +239,13 @@ def test_apply_diff_patch_rollback_history(box, tmp_path):
     code, r = box.http("PATCH", "/v1/table", {"expected_generation": 4, "changes": [
         {"op": "remove_prefixes", "region": "brazil", "prefixes": ["177.0.0.0/8"]}]})
     assert code == 422 and r["error"]["reason"] == "prefix 177.0.0.0/8 is not in region 'brazil'"
+    # The same no-op on a generation a PATCH made, and a rollback to the
+    # current generation.
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 4, "changes": [
+        {"op": "set_link_state", "link": "to-br", "state": "down"}]})
+    assert code == 200 and r["changed"] is False and r["generation"]["id"] == 4, r
+    code, r = box.http("POST", "/v1/rollback", {"generation": 4})
+    assert code == 200 and r["changed"] is False and r["generation"]["id"] == 4, r
 
     rc, out, _ = box.ctl("rollback")
     assert rc == 0 and "generation 5" in out
