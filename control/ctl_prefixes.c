@@ -17,11 +17,19 @@ struct scan {
  * its list); anything deeper is refused before it costs stack. */
 #define MAX_DEPTH 32
 
+/* Named as every other endpoint names a body that is not JSON: file
+ * "body", its line, and the column in the reason (1-based, in bytes). */
 static int syntax(struct scan *s, const char *what)
 {
-	return fwd_err_fail(s->e, FWD_R_BAD_REQUEST, NULL, 0, "",
-			    "body is not valid JSON at byte %zu: %s", (size_t)(s->p - s->start),
-			    what);
+	uint32_t line = 1;
+	size_t col = 1;
+
+	for (const char *c = s->start; c < s->p; c++, col++)
+		if (*c == '\n')
+			line++, col = 0;
+	return fwd_err_fail(s->e, FWD_R_BAD_REQUEST, "body", line, "",
+			    "body is not valid JSON: %s (column %zu, byte %zu)", what, col,
+			    (size_t)(s->p - s->start));
 }
 
 static int ws_peek(struct scan *s)

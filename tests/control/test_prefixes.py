@@ -134,6 +134,11 @@ def test_batches_noop_errors_history(box, tmp_path):
                        "comment")):
         code, r = box.http("POST", "/v1/prefixes", raw=raw)
         assert code == 400 and r["error"]["code"] == "bad_request" and r["error"]["path"] == path, (raw, r)
+    # Not JSON: named as the other endpoints name it, by file "body", line
+    # and column (it said file "", line 0, "at byte N").
+    code, r = box.http("POST", "/v1/prefixes", raw=b'{"changes": [\n  {"region": "india" "add": []}]}')
+    assert code == 400 and (r["error"]["file"], r["error"]["line"]) == ("body", 2), r
+    assert "(column 22, byte 35)" in r["error"]["reason"], r
     # Optimistic concurrency, as for PUT.
     code, r = post(box, [{"region": "india", "add": ["10.8.0.0/16"]}], expected_generation=2)
     assert code == 409 and r["error"]["code"] == "stale_generation", r
