@@ -405,7 +405,7 @@ def test_oversized_body_and_tcp_token(tmp_path):
         assert code == 413 and r["error"]["code"] == "body_too_large"
         url = f"http://127.0.0.1:{port}"
         p = subprocess.run([REGIONCTL, "--url", url, "status"], capture_output=True, text=True)
-        assert p.returncode == 1 and "unauthorized" in p.stderr  # reads need a token on TCP too
+        assert p.returncode == 3 and "unauthorized" in p.stderr  # reads need a token on TCP too (3: health unknown)
         p = subprocess.run([REGIONCTL, "--url", url, "--token-file", str(reader), "status"],
                            capture_output=True, text=True)
         assert p.returncode == 0 and "generation   1" in p.stdout, p.stderr
