@@ -107,8 +107,9 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end)
 }
 
 /* A string at the scanner (its opening quote next), decoded into @out
- * (NUL-terminated, cut at @cap - 1; @out may be NULL to only check it);
- * *@n is its whole decoded length. */
+ * (NUL-terminated, cut to fit @cap at a character's start: a cut author
+ * goes into a log line; @out may be NULL to only check it); *@n is its
+ * whole decoded length. */
 static int str(struct scan *s, char *out, size_t cap, size_t *n)
 {
 	*n = 0;
@@ -179,8 +180,10 @@ static int str(struct scan *s, char *out, size_t cap, size_t *n)
 	if (s->p >= s->end)
 		return syntax(s, "an unfinished string");
 	s->p++;
+	/* What was decoded is valid UTF-8: when cut, its valid length is up
+	 * to the last whole character. */
 	if (out && cap)
-		out[*n < cap ? *n : cap - 1] = '\0';
+		out[*n < cap ? *n : fwd_utf8_valid_len(out, cap - 1)] = '\0';
 	return 0;
 }
 

@@ -30,6 +30,7 @@
 #include "ctl_api.h"
 #include "ctl_dp.h"
 #include "ctl_metrics.h"
+#include "ctl_prefixes.h"
 #include "fwd_msg.h"
 
 static const char table_doc[] =
@@ -665,6 +666,27 @@ static void test_prefixes(void **state)
 		json_decref(r);
 	}
 	assert_int_equal(count_op("delta") + count_op("push"), 0);
+	{
+		/* A refused batch's author, for its log line, is cut at a
+		 * character's start: 40 é are 80 bytes, 63 would end inside
+		 * the 32nd. */
+		char body[256], au[64], want[64];
+		size_t n = 0;
+
+		n += (size_t)snprintf(body, sizeof(body), "{\"author\": \"");
+		for (int i = 0; i < 40; i++)
+			n += (size_t)snprintf(body + n, sizeof(body) - n, "\xc3\xa9");
+		snprintf(body + n, sizeof(body) - n, "\", \"changes\": []}");
+		ctl_prefixes_author(body, strlen(body), au, sizeof(au));
+		for (int i = 0; i < 31; i++)
+			memcpy(want + 2 * i, "\xc3\xa9", 2);
+		want[62] = '\0';
+		assert_string_equal(au, want);
+		/* one that fits is whole */
+		snprintf(body, sizeof(body), "{\"author\": \"Jos\\u00e9\"}");
+		ctl_prefixes_author(body, strlen(body), au, sizeof(au));
+		assert_string_equal(au, "Jos\xc3\xa9");
+	}
 	/* An escaped name is the name; the older regionfwd refuses the delta
 	 * with an error framed as a status reply, and gets the table whole,
 	 * named by the chain hash. */
