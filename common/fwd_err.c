@@ -57,16 +57,51 @@ void fwd_utf8_clean(char *s)
 	}
 }
 
+size_t fwd_utf8_char_len(const char *s, size_t n)
+{
+	unsigned char c = n ? (unsigned char)s[0] : 0;
+	size_t k = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+
+	return n && k <= n && fwd_utf8_valid_len(s, k) == k ? k : 0;
+}
+
+size_t fwd_control_len(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (n == 0)
+		return 0;
+	if (p[0] < 0x20 || p[0] == 0x7f)
+		return 1;
+	return n >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
+}
+
 int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+		const unsigned char *p = (const unsigned char *)s + i;
+		size_t k = fwd_control_len(s + i, n - i);
 
-		if (c < 0x20 || c == 0x7f) {
+		if (k == 1) {
 			snprintf(reason, cap,
 				 "'%s' must be one line of text: byte 0x%02x at offset %zu is a "
 				 "control character",
-				 field, c, i);
+				 field, p[0], i);
+			return -EINVAL;
+		}
+		if (k == 2) { /* c2 80..c2 9f: U+0080..U+009F */
+			snprintf(reason, cap,
+				 "'%s' must be one line of text: U+%04X at offset %zu is a "
+				 "control character",
+				 field, (unsigned)p[1], i);
+			return -EINVAL;
+		}
+		if (n - i >= 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+			snprintf(reason, cap,
+				 "'%s' must be one line of text: U+%04X at offset %zu is a %s "
+				 "separator",
+				 field, p[2] == 0xa8 ? 0x2028u : 0x2029u, i,
+				 p[2] == 0xa8 ? "line" : "paragraph");
 			return -EINVAL;
 		}
 	}

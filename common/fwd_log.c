@@ -1,6 +1,8 @@
 #define _GNU_SOURCE /* fopencookie */
 #include "fwd_log.h"
 
+#include "fwd_err.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -69,29 +71,56 @@ static void to_stderr(int level, const char *msg)
 	}
 }
 
-/* The one escaping loop: @in's control characters as \xNN into @out while
- * a whole escape still fits; newline and tab kept when @keep_lines. A
- * newline in an author once forged a whole log line: every log line goes
- * through it before it is written. */
+/* The one escaping loop: @in's control characters (fwd_control_len: C0,
+ * DEL, C1) as \xNN, each of their bytes, into @out while a whole escape or
+ * character still fits; newline and tab kept when @keep_lines. A byte that
+ * is not UTF-8 is escaped on its own too: a lone 0x9b is CSI to a terminal
+ * in an 8-bit mode. Valid UTF-8 (é, 漢字) is copied as it is, never cut.
+ * A newline in an author once forged a whole log line, and U+009B reached
+ * it raw: every log line goes through it before it is written. A character
+ * split between two writes of a stream is escaped, as bytes that are not
+ * UTF-8 on their own; a message is one write. */
 static size_t escape_bytes(const char *in, size_t n, int keep_lines, size_t *taken, char *out,
 			   size_t cap)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i = 0, o = 0;
 
-	for (; i < n && o + 4 <= cap; i++) {
+	while (i < n) {
 		unsigned char c = (unsigned char)in[i];
+		size_t ctl = fwd_control_len(in + i, n - i);
+		/* A C1's first byte escaped here, its second as not UTF-8 on
+		 * its own: each escape a unit of 4 bytes, as C0's. */
+		size_t k = ctl ? 1 : fwd_utf8_char_len(in + i, n - i);
+		int esc = (ctl && !(keep_lines && (c == '\n' || c == '\t'))) || k == 0;
 
-		if ((c < 0x20 && !(keep_lines && (c == '\n' || c == '\t'))) || c == 0x7f) {
+		if (o + (esc ? 4 : k) > cap)
+			break;
+		if (esc) {
 			out[o++] = '\\';
 			out[o++] = 'x';
 			out[o++] = hex[c >> 4];
 			out[o++] = hex[c & 15];
-		} else
-			out[o++] = (char)c;
+			i++;
+		} else {
+			memcpy(out + o, in + i, k);
+			o += k;
+			i += k;
+		}
 	}
 	*taken = i;
 	return o;
+}
+
+/* Whether escape_bytes would change the @n bytes at @s. */
+static int needs_escape(const char *s, size_t n)
+{
+	/* Valid UTF-8 holds c2 only as a lead byte: a byte-wise scan finds
+	 * every control character. */
+	for (size_t i = 0; i < n; i++)
+		if (fwd_control_len(s + i, n - i))
+			return 1;
+	return fwd_utf8_valid_len(s, n) != n;
 }
 
 const char *fwd_escape_controls(const char *in, char *out, size_t cap)
@@ -150,11 +179,8 @@ static void emit(int level, const char *raw, const struct fwd_log_change *c)
 	char buf[4 * 1536 + 1];
 	const char *msg = raw;
 
-	for (const unsigned char *p = (const unsigned char *)raw; *p; p++)
-		if (*p < 0x20 || *p == 0x7f) {
-			msg = fwd_escape_controls(raw, buf, sizeof(buf));
-			break;
-		}
+	if (needs_escape(raw, strlen(raw)))
+		msg = fwd_escape_controls(raw, buf, sizeof(buf));
 	if (level < FWD_LOG_ERR)
 		level = FWD_LOG_ERR;
 	if (level > FWD_LOG_DEBUG)

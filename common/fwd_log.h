@@ -62,10 +62,13 @@ void fwd_log_close(void);
 
 /**
  * @in into @out (@cap bytes, NUL-terminated, cut short rather than
- * overrun) with control characters (below 0x20, and 0x7f) as \xNN: for
- * anything a client, a document or a device gave that goes into a log
+ * overrun, never inside a character) with each byte of a control character
+ * (fwd_control_len: C0 below 0x20, DEL 0x7f, C1 U+0080..U+009F, so U+009B
+ * is \xc2\x9b) and each byte that is not UTF-8 (a lone 0x9b) as \xNN:
+ * for anything a client, a document or a device gave that goes into a log
  * line or an error message, where a newline would forge a line and an
- * escape would drive the reader's terminal. @return @out ("" when @cap is 0).
+ * escape would drive the reader's terminal. Other UTF-8 is kept as it is.
+ * @return @out ("" when @cap is 0).
  */
 const char *fwd_escape_controls(const char *in, char *out, size_t cap);
 

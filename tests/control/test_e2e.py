@@ -317,13 +317,15 @@ def test_errors_quoting_a_document_show_control_characters_escaped(box, tmp_path
     as \\xNN from regionctl (the API's reason) and from regionfwd's own
     check, never raw."""
     path = tmp_path / "esc.yaml"
-    # YAML's own escape (raw control characters are refused by the parser).
-    path.write_bytes(b'version: 1\nregions:\n  "in\\e[2Jdia": {prefixes: [10.0.0.0/8]}\n')
-    rc, _, err = box.ctl("validate", str(path))
-    assert rc == 1 and "\x1b" not in err and "in\\x1b[2Jdia" in err, repr(err)
-    assert f"{path}:3: regions.in\\x1b[2Jdia: " in err, repr(err)
-    p = subprocess.run([regionfwd_bin(), "--check-table", str(path)], capture_output=True, text=True)
-    assert p.returncode != 0 and "\x1b" not in p.stderr and "in\\x1b[2Jdia" in p.stderr, repr(p.stderr)
+    # YAML's own escapes (raw control characters are refused by the
+    # parser): ESC, and the C1 CSI (U+009B, bytes c2 9b) shown per byte.
+    for esc, raw, shown in (("\\e", "\x1b", "\\x1b"), ("\\x9b", "\x9b", "\\xc2\\x9b")):
+        path.write_text(f'version: 1\nregions:\n  "in{esc}[2Jdia": {{prefixes: [10.0.0.0/8]}}\n')
+        rc, _, err = box.ctl("validate", str(path))
+        assert rc == 1 and raw not in err and f"in{shown}[2Jdia" in err, repr(err)
+        assert f"{path}:3: regions.in{shown}[2Jdia: " in err, repr(err)
+        p = subprocess.run([regionfwd_bin(), "--check-table", str(path)], capture_output=True, text=True)
+        assert p.returncode != 0 and raw not in p.stderr and f"in{shown}[2Jdia" in p.stderr, repr(p.stderr)
     assert_unchanged(box)
 
 
@@ -344,6 +346,16 @@ def test_bad_requests_change_nothing(box):
          400, "bad_request"),
         (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 1, "comment": "x\x1b[31m"}),
          400, "bad_request"),
+        # C1 is control too (U+009B is CSI, as ESC [ is), and the line and
+        # paragraph separators break a line as a newline does.
+        (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 1, "comment": "a\u009b31m"}),
+         400, "bad_request"),
+        (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 1, "author": "x\u2028y"}),
+         400, "bad_request"),
+        (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 1, "comment": "x\u2029y"}),
+         400, "bad_request"),
+        (("POST", "/v1/prefixes"), dict(body={"comment": "a\u009b31m", "changes": [
+            {"region": "india", "add": ["10.99.0.0/16"]}]}), 400, "bad_request"),
         (("PUT", "/v1/table"), dict(body={"document": doc, "expected_generation": 0}), 409, "stale_generation"),
         (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [{"op": "explode"}]}), 400, "bad_request"),
         (("PATCH", "/v1/table"), dict(body={"expected_generation": 1, "changes": [{"op": "add_prefixes", "region": "mars", "prefixes": []}]}), 422, "invalid_change"),

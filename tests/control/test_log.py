@@ -72,3 +72,42 @@ def test_a_line_cannot_be_forged_through_a_refusal(box, tmp_path):
     assert "\x1b" not in log
     refused = [ln for ln in log.splitlines() if "change refused" in ln]
     assert len(refused) == 1 and "no\\x1bwhere\\x0a2026-12-01T00:00:00.000Z notice regiond: FAKE" in refused[0], refused
+
+
+def test_c1_controls_and_separators_never_reach_the_log_raw(box):
+    """C1 controls are control characters too: U+009B is CSI, which a
+    terminal acts on as it does on ESC [. An author or comment holding one,
+    or U+2028/U+2029 (which break a line for many log readers), is refused;
+    the refusal's line shows the author's bytes as \\xNN. A refused batch's
+    author is cut to fit at a character's start, never inside one. Text in
+    other languages is logged and kept in the history as it is."""
+    doc = open(DEMO).read().replace("to: to-sg", "to: local")
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1,
+                                           "author": "evil\u009b31m", "comment": "x"})
+    assert code == 400 and r["error"]["path"] == "author", r
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1,
+                                           "author": "bob", "comment": "x\u2028y"})
+    assert code == 400 and r["error"]["path"] == "comment", r
+    code, r = box.http("POST", "/v1/prefixes", {"author": "\u00e9" * 40, "changes": [
+        {"region": "india", "add": ["10.8.0.0/16"]}]})
+    assert code == 400 and r["error"]["path"] == "author", r
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1,
+                                           "author": "Jos\u00e9", "comment": "\u6f22\u5b57"})
+    assert code == 200, r
+    box.rd_log.flush()
+    raw = (box.tmp / "regiond.log").read_bytes()
+    assert b"\xc2\x9b" not in raw and b"\xe2\x80\xa8" not in raw, raw
+    log = raw.decode("utf-8")  # no byte cut from its character
+    for line in log.splitlines():
+        assert LINE.match(line), line
+    refused = [ln for ln in log.splitlines() if "change refused" in ln]
+    assert len(refused) == 3, refused
+    assert refused[0].endswith("(PUT /v1/table), author 'evil\\xc2\\x9b31m': 'author' must be one line of "
+                               "text: U+009B at offset 4 is a control character"), refused[0]
+    assert refused[1].endswith("(PUT /v1/table), author 'bob': 'comment' must be one line of text: U+2028 "
+                               "at offset 1 is a line separator"), refused[1]
+    assert f"(POST /v1/prefixes), author '{chr(0xe9) * 31}': " in refused[2], refused[2]
+    applied = [ln for ln in log.splitlines() if " applied by uid " in ln]
+    assert len(applied) == 1 and applied[0].endswith("author 'Jos\u00e9': \u6f22\u5b57"), applied
+    rc, out, err = box.ctl("history")
+    assert rc == 0 and "Jos\u00e9" in out and "\u6f22\u5b57" in out, (out, err)

@@ -146,6 +146,17 @@ def test_batches_noop_errors_history(box, tmp_path):
     f.write_text("10.8.0.0/16\n10.8.1.0/16\n")
     rc, out, err = box.ctl("prefixes", "add", "india", str(f))
     assert rc == 1 and ":2:" in err and "10.8.1.0/16" in err and "nothing was sent" in err, err
+    # A control character in the line it quotes reaches the terminal as
+    # \xNN: C0's ESC, C1's CSI (U+009B, bytes c2 9b) and a byte that is not
+    # UTF-8 (a lone 9b, CSI to a terminal in an 8-bit mode) alike.
+    for line, shown in ((b"1.2.3.0/24\x1b[31m", b"1.2.3.0/24\\x1b[31m"),
+                        (b"1.2.3.0/24\xc2\x9b31m", b"1.2.3.0/24\\xc2\\x9b31m"),
+                        (b"1.2.3.0/24\x9b31m", b"1.2.3.0/24\\x9b31m")):
+        f.write_bytes(b"10.8.0.0/16\n" + line + b"\n")
+        p = subprocess.run([REGIONCTL, "-s", box.api, "prefixes", "add", "india", str(f)],
+                           capture_output=True, timeout=60)
+        assert p.returncode == 1 and b":2:" in p.stderr and shown in p.stderr, p.stderr
+        assert b"\x1b" not in p.stderr and b"\x9b" not in p.stderr, p.stderr
     rc, out, err = box.ctl("prefixes", "add", "india", str(f), "--expected-generation", "x")
     assert rc == 2, err
     assert model(box) == before and box.gen() == gen

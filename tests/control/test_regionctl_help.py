@@ -231,20 +231,28 @@ def test_bad_values_are_usage_errors(args, words):
     usage_error(args, *words)
 
 
-@pytest.mark.parametrize("args", [
-    ["\x1b[2Jx"],
-    ["show", "\x1b[2Jx"],
-    ["--timeout", "\x1b]0;owned\x07", "status"],
-    ["-s", "/nonexistent\x1b[31m.sock", "show", "links"],
+@pytest.mark.parametrize("args,shown", [
+    (["\x1b[2Jx"], b"\\x1b"),
+    (["show", "\x1b[2Jx"], b"\\x1b"),
+    (["--timeout", "\x1b]0;owned\x07", "status"], b"\\x1b"),
+    (["-s", "/nonexistent\x1b[31m.sock", "show", "links"], b"\\x1b"),
+    # C1: U+009B is CSI (bytes c2 9b); a lone 0x9b (not UTF-8) is CSI to
+    # a terminal in an 8-bit mode.
+    (["\u009b2Jx"], b"\\xc2\\x9b2Jx"),
+    (["show", "\u009d0;owned\u009c"], b"\\xc2\\x9d0;owned\\xc2\\x9c"),
+    (["show", os.fsdecode(b"x\x9b2J")], b"x\\x9b2J"),
 ])
-def test_arguments_echoed_in_errors_show_control_characters_escaped(args):
+def test_arguments_echoed_in_errors_show_control_characters_escaped(args, shown):
     """regionctl's errors echo its arguments (a script may pass words it
-    did not write): on the terminal, a control character is \\xNN, never
-    a raw escape that clears the screen or retitles the window."""
+    did not write): on the terminal, a control character (C0, DEL, C1) or
+    a byte that is not UTF-8 is \\xNN, never a raw escape that clears the
+    screen or retitles the window."""
     p = subprocess.run([REGIONCTL, *args], capture_output=True, timeout=30)
     assert p.returncode in (2, 3) and p.stderr, p
     assert not any(b < 0x20 and b not in b"\n\t" or b == 0x7f for b in p.stderr), p.stderr
-    assert b"\\x1b" in p.stderr, p.stderr
+    text = p.stderr.decode("utf-8")  # raises on a byte that is not UTF-8
+    assert not any(0x80 <= ord(c) <= 0x9f for c in text), p.stderr
+    assert shown in p.stderr, p.stderr
 
 
 def test_missing_file_is_still_exit_2(tmp_path):

@@ -351,6 +351,40 @@ static void test_errors_carry_their_reasons_status(void **state)
 			 422);
 	assert_string_equal(code_of(r), "invalid_table");
 	json_decref(r);
+	{
+		/* An author or a comment is one line of text: C1 controls (CSI,
+		 * U+009B) and the line separators are refused as C0 is, by name,
+		 * before the generation is looked at. */
+		static const char *const bad[][3] = {
+			{"\"comment\": \"a\\u009b31m\"", "comment",
+			 "'comment' must be one line of text: U+009B at offset 1 is a control "
+			 "character"},
+			{"\"author\": \"x\\u2028y\"", "author",
+			 "'author' must be one line of text: U+2028 at offset 1 is a line "
+			 "separator"},
+			{"\"comment\": \"\\u2029\"", "comment",
+			 "'comment' must be one line of text: U+2029 at offset 0 is a paragraph "
+			 "separator"},
+			{"\"author\": \"\\u0085\"", "author",
+			 "'author' must be one line of text: U+0085 at offset 0 is a control "
+			 "character"},
+		};
+		char body[256];
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(body, sizeof(body),
+				 "{\"document\": \"{}\", \"expected_generation\": 77, %s}",
+				 bad[i][0]);
+			assert_int_equal(call("PUT", "/v1/table", body, &r), 400);
+			assert_string_equal(json_string_value(json_object_get(
+						    json_object_get(r, "error"), "path")),
+					    bad[i][1]);
+			assert_string_equal(json_string_value(json_object_get(
+						    json_object_get(r, "error"), "reason")),
+					    bad[i][2]);
+			json_decref(r);
+		}
+	}
 	assert_int_equal(
 		call("PUT", "/v1/table", "{\"document\": \"{}\", \"expected_generation\": 77}", &r),
 		409);
@@ -634,6 +668,16 @@ static void test_prefixes(void **state)
 		{"{\"changes\": [{\"region\": \"india\", \"add\": [\"\\ud800\"]}]}", "bad_request",
 		 ""},
 		{"{\"author\": 7, \"changes\": [{\"region\": \"india\", \"add\": []}]}",
+		 "bad_request", "author"},
+		/* one line of text, C1 and the separators included */
+		{"{\"comment\": \"a\\u009b31m\", \"changes\": [{\"region\": \"india\", "
+		 "\"add\": [\"10.1.0.0/16\"]}]}",
+		 "bad_request", "comment"},
+		{"{\"author\": \"a\xc2\x9b\", \"changes\": [{\"region\": \"india\", "
+		 "\"add\": [\"10.1.0.0/16\"]}]}",
+		 "bad_request", "author"},
+		{"{\"author\": \"x\\u2028y\", \"changes\": [{\"region\": \"india\", "
+		 "\"add\": [\"10.1.0.0/16\"]}]}",
 		 "bad_request", "author"},
 		{"{\"expected_generation\": 1.5, \"changes\": [{\"region\": \"india\", \"add\": "
 		 "[]}]}",
