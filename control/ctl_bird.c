@@ -26,10 +26,13 @@
  * forge log lines. BIRD writes neither: each becomes '?'. */
 static void clean_but(char *s, char keep)
 {
+	size_t n, k;
+
 	fwd_utf8_clean(s);
-	for (; *s; s++)
-		if (((unsigned char)*s < 0x20 || *s == 0x7f) && *s != keep)
-			*s = '?';
+	n = strlen(s);
+	for (size_t i = 0; i < n; i += k ? k : 1)
+		if ((k = fwd_control_len(s + i, n - i)) != 0 && s[i] != keep)
+			memset(s + i, '?', k); /* C1: both its bytes */
 }
 
 static void clean(char *s)

@@ -1120,7 +1120,7 @@ void ctl_state_alarm(struct ctl_state *st, enum ctl_alarm_owner owner, const cha
 		 * split a UTF-8 sequence, and the status view (JSON) must never
 		 * fail to build over it. The alarm is ASCII. */
 		for (char *c = now; *c; c++)
-			if ((unsigned char)*c >= 0x80 || (unsigned char)*c < 0x20)
+			if ((unsigned char)*c >= 0x80 || fwd_control_len(c, 1))
 				*c = '?';
 	}
 	if (strcmp(now, slot) == 0)

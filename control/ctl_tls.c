@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "fwd_err.h" /* fwd_control_len */
+
 static gnutls_datum_t datum(const char *s)
 {
 	return (gnutls_datum_t){.data = (unsigned char *)s, .size = (unsigned)strlen(s)};
@@ -171,10 +173,11 @@ enum ctl_tls_peer ctl_tls_peer(void *session, char *subject, size_t slen, char *
 	subject[dn.size] = '\0';
 	gnutls_free(dn.data);
 	gnutls_x509_crt_deinit(crt);
-	/* It goes into the log and the history: one line, whatever it holds. */
-	for (char *p = subject; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	/* It goes into the log and the history: one line, whatever it holds
+	 * (a C1 control, both its bytes, too). */
+	for (size_t i = 0, len = strlen(subject), k; i < len; i += k ? k : 1)
+		if ((k = fwd_control_len(subject + i, len - i)) != 0)
+			memset(subject + i, '?', k);
 	why[0] = '\0';
 	return CTL_TLS_PEER_OK;
 }

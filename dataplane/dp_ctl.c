@@ -286,8 +286,8 @@ static int pusher_name_ok(const char *name)
 
 	if (n == 0 || n > 100)
 		return 0;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
+	for (size_t i = 0; i < n; i++)
+		if (fwd_control_len(name + i, n - i))
 			return 0;
 	return 1;
 }
