@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -192,6 +193,7 @@ struct reply {
 	const char *ctype;
 	struct capture_stream *stream; /* a capture's pcapng instead (ROUTE_CAPTURE) */
 	struct shared_text *shared; /* a shared text instead (one reference) */
+	int close; /* "Connection: close": the connection ends with this answer */
 };
 
 static json_t *err_json(const struct fwd_err *e)
@@ -1873,6 +1875,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
+	if (r->close)
+		MHD_add_response_header(resp, "Connection", "close");
 	ret = MHD_queue_response(con, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -1946,6 +1950,68 @@ static void uploads_full(struct ctl_api *api, struct reply *r)
 	pthread_mutex_unlock(&api->full_lock);
 }
 
+/* What the framing headers of a request say (framing_header()). */
+struct framing {
+	unsigned lengths; /* Content-Length headers */
+	unsigned long long cl; /* the first one's value */
+	int cl_bad; /* one is not 1*DIGIT, or differs from the first */
+	unsigned encodings; /* Transfer-Encoding headers */
+	int te_bad; /* one is not "chunked" alone */
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				      const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	if (strcasecmp(key, "Content-Length") == 0) {
+		unsigned long long n;
+		char *end;
+
+		errno = 0;
+		n = strtoull(value ? value : "", &end, 10);
+		if (value == NULL || value[0] < '0' || value[0] > '9' || *end || errno ||
+		    (f->lengths && n != f->cl))
+			f->cl_bad = 1;
+		if (f->lengths++ == 0)
+			f->cl = n;
+	} else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+		f->encodings++;
+		if (value == NULL || strcasecmp(value, "chunked") != 0)
+			f->te_bad = 1;
+	}
+	return MHD_YES;
+}
+
+/* RFC 9112 section 6.3: a request whose body's length its headers do not
+ * say one way (Content-Length values that differ or are not numbers, one
+ * with Transfer-Encoding, a coding other than chunked alone) is answered
+ * 400 and its connection closed. libmicrohttpd 0.9.75 takes the first
+ * Content-Length and reads what the others announce as the next request:
+ * a proxy in front that honours another one would pass a request it never
+ * saw (request smuggling). 1 with @r filled when refused. */
+static int refused_framing(struct MHD_Connection *con, struct reply *r)
+{
+	struct framing f = {0};
+	const char *why = NULL;
+
+	MHD_get_connection_values(con, MHD_HEADER_KIND, framing_header, &f);
+	if (f.lengths && f.encodings)
+		why = "Content-Length with Transfer-Encoding: the body's length is ambiguous";
+	else if (f.cl_bad)
+		why = f.lengths > 1 ? "Content-Length headers that differ: the body's length is "
+				      "ambiguous"
+				    : "Content-Length is not a number";
+	else if (f.encodings > 1 || f.te_bad)
+		why = "Transfer-Encoding other than chunked alone";
+	if (why == NULL)
+		return 0;
+	reply_simple(r, FWD_R_BAD_REQUEST, "", why);
+	r->close = 1; /* what follows on the connection is not a request to answer */
+	return 1;
+}
+
 /* Refuse from the headers alone: missing or insufficient credentials, or a
  * Content-Length over the limit. 1 with @r filled when refused. */
 static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const char *url,
@@ -2002,6 +2068,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		q->con = con;
 		*con_cls = q;
 		ctl_headwatch_request_begins(con);
+		/* Where its body ends, before anything of it is used: its
+		 * credentials, its route, its announced length. */
+		if (refused_framing(con, &r)) {
+			q->answered = 1;
+			return send_reply(con, &r);
+		}
 		credentials(api, con, q);
 		{
 			const char *cl =

@@ -100,6 +100,56 @@ def test_credentials_and_length_checked_before_the_body(tmp_path):
         b.stop()
 
 
+def exchange(port, data, wait=5):
+    """Send @data on one connection; return what came back and whether
+    regiond closed the connection (False: still open after @wait s)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(data)
+        got = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return got, True
+                got += chunk
+        except socket.timeout:
+            return got, False
+
+
+def test_ambiguous_body_length_is_refused_and_the_connection_closed(tmp_path):
+    """Two Content-Length headers: libmicrohttpd took the first (0) and
+    answered the 58-byte "body" as a second request, the history, which a
+    proxy that honours the last Content-Length never saw (request
+    smuggling). RFC 9112 section 6.3: 400, and the connection closed."""
+    tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
+    port = free_port()
+    b = Box(tmp_path, "sec-smuggle", regiond_args=("--listen", f"127.0.0.1:{port}", "--token-file", tok))
+    auth = b"Authorization: Bearer s3cret-token-0123456789\r\n"
+    inner = b"GET /v1/history HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
+    head = b"POST /v1/validate HTTP/1.1\r\nHost: x\r\n" + auth
+    try:
+        for framing, body in ((b"Content-Length: 0\r\nContent-Length: %d\r\n" % len(inner), inner),
+                              (b"Content-Length: %d\r\nContent-Length: 0\r\n" % len(inner), inner),
+                              (b"Content-Length: 0\r\nContent-Length: x\r\n", inner),
+                              (b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n" + inner),
+                              (b"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", b"0\r\n\r\n" + inner),
+                              (b"Transfer-Encoding: gzip\r\n", inner)):
+            got, closed = exchange(port, head + framing + b"\r\n" + body)
+            text = got.decode(errors="replace")
+            assert closed, (framing, text)
+            assert text.count("HTTP/1.1 ") == 1 and text.startswith("HTTP/1.1 400 "), (framing, text)
+            resp_head, resp_body = text.split("\r\n\r\n", 1)
+            assert "\r\nConnection: close" in resp_head, (framing, resp_head)
+            assert json.loads(resp_body)["error"]["code"] == "bad_request", (framing, resp_body)
+            assert "history" not in resp_body, (framing, text)
+        # One length said twice is one length: a pipelined second request is answered.
+        got, _ = exchange(port, head + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}" + inner, wait=2)
+        assert got.count(b"HTTP/1.1 400 ") == 1 and b"HTTP/1.1 200 OK" in got and b'"history"' in got, got
+        assert b.gen() == 1
+    finally:
+        b.stop()
+
+
 def test_status_without_the_right_token_exits_unknown(tmp_path):
     """regionctl status exits with the box's health (0, 1, 2), and a
     credential refused is none of them: it once exited 1, which a
