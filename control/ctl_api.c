@@ -124,6 +124,9 @@ struct ctl_api {
 	unsigned long full_refused;
 	int64_t full_logged_ms;
 	int64_t started;
+	/* libmicrohttpd older than 1.0 hands a raw NUL byte in the request
+	 * line on (1.0 refuses it itself): on_request() looks for it. */
+	int raw_nul_check;
 	/* The read view GET /v1/status answers from: rebuilt under the state
 	 * lock at the end of every write, whoever made it (ctl_state's
 	 * on_write_end hook: requests, the fleet agent, the feed, the main
@@ -182,6 +185,13 @@ struct req {
 	char why[256];
 	char who[sizeof(((struct ctl_state *)0)->who)];
 	struct MHD_Connection *con; /* NULL through ctl_api_dispatch() */
+	/* Its request-target as it came (on_uri()), before libmicrohttpd
+	 * split off the query and decoded it in place, and whether its path
+	 * holds a NUL byte: refused, as the decoded URL ends there. */
+	const char *raw_uri;
+	size_t raw_len;
+	int bad_path;
+	int begun; /* on_request() has seen it */
 };
 
 struct capture_stream;
@@ -2012,7 +2022,8 @@ static int refused_framing(struct MHD_Connection *con, struct reply *r)
 	return 1;
 }
 
-/* Refuse from the headers alone: missing or insufficient credentials, or a
+/* Refuse from the headers alone: missing or insufficient credentials, a
+ * path with a NUL byte in it (as one that matches no route), or a
  * Content-Length over the limit. 1 with @r filled when refused. */
 static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const char *url,
 			 const char *method, const struct req *q, struct reply *r)
@@ -2020,8 +2031,16 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 	const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Length");
 	char *end;
 
-	if (refused(q, find_route(method, url), r))
+	/* The decoded URL ends at the NUL: "/v1/table%00.old" would be
+	 * taken for /v1/table. */
+	if (refused(q, q->bad_path ? NULL : find_route(method, url), r))
 		return 1;
+	if (q->bad_path) {
+		reply_simple(
+			r, FWD_R_NOT_FOUND, "",
+			"the URL holds a NUL byte (raw, or %00 in its path): no endpoint has one");
+		return 1;
+	}
 	if (cl && strtoull(cl, &end, 10) > api->max_body) {
 		char reason[100];
 
@@ -2048,6 +2067,27 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 	return 0;
 }
 
+/* A request's struct req, made as libmicrohttpd has read its request line
+ * (MHD_OPTION_URI_LOG_CALLBACK: it becomes on_request()'s *con_cls), with
+ * its request-target as it came, before the query is split off and the
+ * path decoded in place. NULL when out of memory. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
+{
+	struct req *q = calloc(1, sizeof(*q));
+
+	(void)cls;
+	(void)con;
+	if (q && uri) {
+		const char *z = strstr(uri, "%00");
+
+		q->raw_uri = uri;
+		q->raw_len = strlen(uri);
+		/* in the path; the query is not read */
+		q->bad_path = z && (size_t)(z - uri) < strcspn(uri, "?");
+	}
+	return q;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
 				  const char *method, const char *version, const char *data,
 				  size_t *data_size, void **con_cls)
@@ -2056,18 +2096,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 	struct req *q = *con_cls;
 	struct reply r = {0};
 
-	(void)version;
-	if (q == NULL) {
+	if (q == NULL) /* on_uri() was out of memory */
+		return MHD_NO;
+	if (!q->begun) {
 		const union MHD_ConnectionInfo *ci =
 			MHD_get_connection_info(con, MHD_CONNECTION_INFO_DAEMON);
 
-		q = calloc(1, sizeof(*q));
-		if (q == NULL)
-			return MHD_NO;
+		q->begun = 1;
 		q->tcp = ci && ci->daemon == api->tcp_d && api->tcp_d != NULL;
 		q->con = con;
-		*con_cls = q;
 		ctl_headwatch_request_begins(con);
+		/* A raw NUL byte in the request-target: libmicrohttpd 0.9
+		 * keeps the request line in place, the target (which on_uri()
+		 * saw up to its first NUL, @url now) ending where the space
+		 * before @version was. Its length is on_uri()'s unless a NUL
+		 * cut what on_uri() saw short. */
+		if (api->raw_nul_check && q->raw_uri && url == q->raw_uri &&
+		    version != q->raw_uri + q->raw_len + 1)
+			q->bad_path = 1;
 		/* Where its body ends, before anything of it is used: its
 		 * credentials, its route, its announced length. */
 		if (refused_framing(con, &r)) {
@@ -2188,6 +2234,7 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->fleet = conf->rollouts;
 	api->fleet_driver = conf->rollout_driver;
 	api->started = started;
+	api->raw_nul_check = strncmp(MHD_get_version(), "0.", 2) == 0;
 	api->unix_fd = -1;
 	pthread_mutex_init(&api->view_lock, NULL);
 	pthread_mutex_init(&api->dp_read_lock, NULL);
@@ -2288,9 +2335,10 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	api->unix_d = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
 		(void *)api->unix_path, MHD_OPTION_LISTEN_SOCKET, api->unix_fd,
-		MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_NOTIFY_CONNECTION,
-		ctl_headwatch_notify, api->headwatch, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)CTL_API_UNIX_CONNECTIONS, MHD_OPTION_END);
+		MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_URI_LOG_CALLBACK, on_uri, api,
+		MHD_OPTION_NOTIFY_CONNECTION, ctl_headwatch_notify, api->headwatch,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)CTL_API_UNIX_CONNECTIONS, MHD_OPTION_END);
 	if (api->unix_d == NULL) {
 		fwd_log(FWD_LOG_ERR, "cannot start the API on %s", conf->unix_path);
 		goto fail;
@@ -2343,12 +2391,12 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 				(use_tls ? MHD_USE_TLS : 0),
 			0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
 			(void *)api->tcp_listen, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-			MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_NOTIFY_CONNECTION,
-			ctl_headwatch_notify, api->headwatch, MHD_OPTION_CONNECTION_TIMEOUT,
-			(unsigned)CTL_API_TCP_IDLE_S, MHD_OPTION_CONNECTION_LIMIT,
-			(unsigned)CTL_API_TCP_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			(unsigned)CTL_API_TCP_PER_ADDRESS, MHD_OPTION_ARRAY,
-			use_tls ? tls : &tls[4], MHD_OPTION_END);
+			MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_URI_LOG_CALLBACK,
+			on_uri, api, MHD_OPTION_NOTIFY_CONNECTION, ctl_headwatch_notify,
+			api->headwatch, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CTL_API_TCP_IDLE_S,
+			MHD_OPTION_CONNECTION_LIMIT, (unsigned)CTL_API_TCP_CONNECTIONS,
+			MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)CTL_API_TCP_PER_ADDRESS,
+			MHD_OPTION_ARRAY, use_tls ? tls : &tls[4], MHD_OPTION_END);
 		freeaddrinfo(ai);
 		if (api->tcp_d == NULL) {
 			fwd_log(FWD_LOG_ERR, "cannot %s on %s (libmicrohttpd's reason above)",

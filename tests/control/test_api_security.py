@@ -150,6 +150,37 @@ def test_ambiguous_body_length_is_refused_and_the_connection_closed(tmp_path):
         b.stop()
 
 
+def test_a_nul_byte_in_the_url_matches_no_endpoint(tmp_path):
+    """The route was a strcmp on the decoded URL, which ends at a NUL:
+    'PUT /v1/table%00.old' applied a table and 'GET /v1/status%00x'
+    answered the status. A NUL in the path, raw or %00, is no endpoint
+    (404 not_found, as an unknown path), on either socket, and a stranger
+    on TCP still gets 401 first."""
+    tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
+    port = free_port()
+    b = Box(tmp_path, "sec-nul", regiond_args=("--listen", f"127.0.0.1:{port}", "--token-file", tok))
+    auth = "Authorization: Bearer s3cret-token-0123456789\r\n"
+    try:
+        doc = b.http("GET", "/v1/table")[1]["document"]
+        for method, path, body in (("GET", "/v1/status%00x", None), ("GET", "/v1/status\0x", None),
+                                   ("GET", "/v1/status%00", None), ("GET", "/v1/history?\0", None),
+                                   ("PUT", "/v1/table%00.old", {"document": doc}),
+                                   ("PUT", "/v1/table\0.old", {"document": doc}),
+                                   ("POST", "/v1/rollback%00", {"generation": 1})):
+            code, r = b.http(method, path, body)
+            assert code == 404 and r["error"]["code"] == "not_found" and "NUL" in r["error"]["reason"], \
+                (method, path, r)
+            head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+            assert raw_request(port, head + auth + "\r\n").startswith("HTTP/1.1 404 "), (method, path)
+            assert raw_request(port, head + "\r\n").startswith("HTTP/1.1 401 "), (method, path)
+        # The same paths without the NUL, and a %00 in the query (not read), still answer.
+        assert b.http("GET", "/v1/status")[0] == 200
+        assert b.http("GET", "/v1/history?x=%00")[0] == 200
+        assert b.gen() == 1
+    finally:
+        b.stop()
+
+
 def test_status_without_the_right_token_exits_unknown(tmp_path):
     """regionctl status exits with the box's health (0, 1, 2), and a
     credential refused is none of them: it once exited 1, which a
