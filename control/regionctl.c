@@ -202,41 +202,77 @@ static const char *wait_failed(const struct opts *o, int err, char *buf, size_t 
 	return buf;
 }
 
+/* --url's HOST (an IPv6 address without its brackets) and PORT, from
+ * [http(s)://]HOST:PORT[/]: -1 with @why when it is not that. Checked as
+ * the options are parsed (endpoint(): a usage error), so a URL that
+ * cannot be one never reads as regiond unreachable. */
+static int url_split(const char *url, char *host, size_t hlen, char *port, size_t plen, char *why,
+		     size_t len)
+{
+	const char *p = strstr(url, "://") ? strstr(url, "://") + 3 : url;
+	char buf[256], *path, *colon, *h = buf;
+
+	if (strlen(p) >= sizeof(buf)) {
+		snprintf(why, len, "the URL is longer than %zu bytes", sizeof(buf) - 1);
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s", p);
+	path = buf + strcspn(buf, "/");
+	if (*path && strcmp(path, "/") != 0) {
+		/* The API's paths are regionctl's to choose: a path here
+		 * would be dropped without a word. */
+		snprintf(why, len, "the URL has a path (%s)", path);
+		return -1;
+	}
+	*path = '\0';
+	if (buf[0] == '[') { /* [IPv6]:PORT */
+		char *rb = strchr(buf, ']');
+
+		if (rb == NULL || rb == buf + 1) {
+			snprintf(why, len, "the URL's host '%s' is not an [IPv6 address]", buf);
+			return -1;
+		}
+		*rb = '\0';
+		h = buf + 1;
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+		if (colon == NULL && rb[1]) {
+			snprintf(why, len, "the URL has '%s' after its host, not :PORT", rb + 1);
+			return -1;
+		}
+	} else {
+		colon = strrchr(buf, ':');
+		if (colon)
+			*colon = '\0';
+	}
+	if (h[0] == '\0') {
+		snprintf(why, len, "the URL has no host");
+		return -1;
+	}
+	if (colon == NULL) {
+		snprintf(why, len, "the URL has no :PORT");
+		return -1;
+	}
+	if (fwd_parse_port(colon + 1) < 0) {
+		snprintf(why, len, "the URL's port '%s' is not in 1..65535", colon + 1);
+		return -1;
+	}
+	snprintf(host, hlen, "%s", h);
+	snprintf(port, plen, "%s", colon + 1);
+	return 0;
+}
+
 static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 {
 	int fd = -1;
 
 	if (o->url) { /* http(s)://HOST:PORT */
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-		char host[256], *colon, *path;
-		const char *p = strstr(o->url, "://") ? strstr(o->url, "://") + 3 : o->url;
+		char host[256], port[8];
 		int rc;
 
-		snprintf(host, sizeof(host), "%s", p);
-		path = host + strcspn(host, "/");
-		if (*path && strcmp(path, "/") != 0) {
-			/* The API's paths are regionctl's to choose: a path here
-			 * would be dropped without a word. */
-			snprintf(why, len, "the URL has a path (%s): give http(s)://HOST:PORT",
-				 path);
+		if (url_split(o->url, host, sizeof(host), port, sizeof(port), why, len))
 			return NULL;
-		}
-		*path = '\0';
-		colon = strrchr(host, ':');
-		if (colon == NULL) {
-			snprintf(why, len, "the URL has no :PORT");
-			return NULL;
-		}
-		*colon = '\0';
-		if (fwd_parse_port(colon + 1) < 0) {
-			snprintf(why, len, "the URL's port '%s' is not in 1..65535", colon + 1);
-			return NULL;
-		}
-		if (host[0] == '[') {
-			memmove(host, host + 1, strlen(host));
-			host[strlen(host) - 1] = '\0';
-		}
-		if ((rc = getaddrinfo(host, colon + 1, &hints, &ai))) {
+		if ((rc = getaddrinfo(host, port, &hints, &ai))) {
 			snprintf(why, len, "%s", gai_strerror(rc));
 			return NULL;
 		}
@@ -3385,6 +3421,15 @@ static int endpoint(struct opts *o, const char **gval)
 		return usage_error(&top,
 				   "--url takes http://HOST:PORT or https://HOST:PORT, not '%s'",
 				   o->url);
+	if (o->url) {
+		char host[256], port[8], why[200];
+
+		if (url_split(o->url, host, sizeof(host), port, sizeof(port), why, sizeof(why)))
+			return usage_error(&top,
+					   "--url takes http://HOST:PORT or https://HOST:PORT, not "
+					   "'%s': %s",
+					   o->url, why);
+	}
 	if (!o->https && (o->tls.ca_file || o->tls.cert_file || o->tls.key_file))
 		return usage_error(&top, "--ca, --cert and --key are for --url https://HOST:PORT");
 	if (!o->tls.cert_file != !o->tls.key_file)

@@ -255,6 +255,35 @@ def test_arguments_echoed_in_errors_show_control_characters_escaped(args, shown)
     assert shown in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("url,why", [
+    ("http://127.0.0.1:99999", "the URL's port '99999' is not in 1..65535"),
+    ("http://127.0.0.1:0", "the URL's port '0' is not in 1..65535"),
+    ("http://127.0.0.1:", "the URL's port '' is not in 1..65535"),
+    ("http://127.0.0.1", "the URL has no :PORT"),
+    ("http://:8080", "the URL has no host"),
+    ("https://[::1]", "the URL has no :PORT"),
+    ("http://[::1]8080", "the URL has '8080' after its host, not :PORT"),
+    ("ftp://127.0.0.1:8080", ""),
+])
+def test_malformed_url_is_a_usage_error(url, why):
+    """A URL that cannot be one exited 3, "cannot reach regiond", which a
+    script takes for "try again"; it is the command line's fault: 2."""
+    err = usage_error(["--url", url, "history"], "--url takes http://HOST:PORT or https://HOST:PORT",
+                      f"'{url}'", why)
+    assert "See 'regionctl --help'." in err and "cannot reach" not in err, err
+
+
+def test_url_with_a_path_is_a_usage_error_and_connects_nowhere():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        s.setblocking(False)
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+        err = usage_error(["--url", url, "history"], "--url takes", f"'{url}'", "the URL has a path (/v1)")
+        assert "cannot reach" not in err, err
+        assert not connected(s)
+
+
 def test_missing_file_is_still_exit_2(tmp_path):
     missing = str(tmp_path / "missing.yaml")
     for cmd in ("validate", "diff", "apply"):
