@@ -1690,12 +1690,23 @@ static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 	return simple_post(o, "/v1/rollback", b, "rollback");
 }
 
+/* The second line of a prefix file refused before anything was sent. */
+static void nothing_sent(const struct ctl_call *c)
+{
+	fprintf(stderr, "nothing was sent. See '");
+	print_path(stderr, c);
+	fprintf(stderr, " --help'.\n");
+}
+
 /*
  * 'prefixes add|remove REGION FILE|-': the prefixes of a file, one a line
  * ('#' comments and blank lines allowed), as one POST /v1/prefixes batch.
  * Every line is checked here first, with the same parser regiond uses
  * (fwd_delta_add_text), so a typo is refused with its line number before
  * anything is sent; regiond checks the batch again against its table.
+ * What the file holds is the input's fault, refused as regiond refuses a
+ * bad batch (exit 1): a bad line, a NUL byte, no prefix at all. Only a
+ * file that cannot be opened or read is the command line's (exit 2).
  */
 static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 {
@@ -1732,7 +1743,8 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			 * than the line holds, or none. */
 			fprintf(stderr, "regionctl: %s:%u: a NUL byte in the line\n",
 				strcmp(file, "-") ? file : "stdin", n);
-			*rc = EXIT_USAGE;
+			nothing_sent(c);
+			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 			break;
 		}
 		p[strcspn(p, "#")] = '\0';
@@ -1747,9 +1759,7 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			fprintf(stderr, "regionctl: %s:%u: %s%s%s\n",
 				strcmp(file, "-") ? file : "stdin", n, e.reason,
 				strstr(e.reason, p) ? "" : ": ", strstr(e.reason, p) ? "" : p);
-			fprintf(stderr, "nothing was sent. See '");
-			print_path(stderr, c);
-			fprintf(stderr, " --help'.\n");
+			nothing_sent(c);
 			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 			break;
 		}
@@ -1764,9 +1774,11 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 	free(line);
 	fwd_delta_clear(&one);
 	if (*rc == 0 && json_array_size(list) == 0) {
-		fprintf(stderr, "regionctl: %s: no prefixes in it\n",
-			strcmp(file, "-") ? file : "stdin");
-		*rc = EXIT_USAGE;
+		/* empty, or only comments and blank lines: a batch of nothing */
+		fprintf(stderr, "regionctl: no prefixes in %s: nothing to %s\n",
+			strcmp(file, "-") ? file : "stdin", cmd_of(c)->name);
+		nothing_sent(c);
+		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 	}
 	if (*rc) {
 		json_decref(list);
@@ -2860,9 +2872,10 @@ static const struct ctl_opt prefixes_opts[] = {
 #define PREFIXES_DETAIL                                                                            \
 	"FILE ('-': standard input) holds one prefix a line (10.1.0.0/16, 2001:db8::/32);\n"       \
 	"'#' starts a comment, blank lines are skipped. A bad line is refused with its\n"          \
-	"number before anything is sent. The batch is one POST /v1/prefixes: all or\n"             \
-	"nothing, a new generation holding only the changes (a delta), recorded with\n"            \
-	"who made it. Without --expected-generation it applies to whatever is current."
+	"number before anything is sent (exit 1), and so is a file without prefixes.\n"            \
+	"The batch is one POST /v1/prefixes: all or nothing, a new generation holding\n"           \
+	"only the changes (a delta), recorded with who made it. Without\n"                         \
+	"--expected-generation it applies to whatever is current."
 
 static const struct ctl_cmd prefixes_cmds[] = {
 	{.name = "add",

@@ -319,6 +319,9 @@ def test_a_document_that_is_not_utf8_is_refused_before_sending(cmd, listener, tm
 
 
 def test_prefix_files_that_are_not_text_lines(listener, tmp_path):
+    """A file that cannot be read is the command line's fault (2); what a
+    file holds is the input's: a NUL byte, like a bad line, is refused with
+    exit 1 and nothing sent (it once exited 2, a usage error)."""
     path, s = listener
     d = tmp_path / "dir"
     d.mkdir()
@@ -327,7 +330,26 @@ def test_prefix_files_that_are_not_text_lines(listener, tmp_path):
     f = tmp_path / "nul.txt"
     f.write_bytes(b"10.0.0.0/8\n\x001.2.3.0/24\n")
     p = ctl("-s", path, "prefixes", "add", "in", str(f))
-    assert p.returncode == 2 and f"{f}:2: a NUL byte in the line" in p.stderr, p
+    assert p.returncode == 1 and f"{f}:2: a NUL byte in the line" in p.stderr, p
+    assert "nothing was sent. See 'regionctl prefixes add --help'." in p.stderr, p
+    assert not connected(s)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# AS64500, nothing yet\n  # still nothing\n\n"])
+@pytest.mark.parametrize("sub", ["add", "remove"])
+def test_prefix_file_without_prefixes_is_refused(sub, text, listener, tmp_path):
+    """An empty file, or one of comments and blank lines only, adds
+    nothing: refused as the input's fault (exit 1), not as usage (2)."""
+    path, s = listener
+    f = tmp_path / "none.txt"
+    f.write_text(text)
+    p = ctl("-s", path, "prefixes", sub, "in", str(f))
+    assert p.returncode == 1, p
+    assert f"regionctl: no prefixes in {f}: nothing to {sub}" in p.stderr, p
+    assert f"nothing was sent. See 'regionctl prefixes {sub} --help'." in p.stderr, p
+    p = subprocess.run([REGIONCTL, "-s", path, "prefixes", sub, "in", "-"], input=text, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 1 and f"no prefixes in stdin: nothing to {sub}" in p.stderr, p
     assert not connected(s)
 
 
