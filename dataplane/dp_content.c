@@ -261,6 +261,7 @@ struct match_ctx {
 	struct dp_content_verdict *v;
 	uint32_t nseen; /* name-set rules matched by this packet's names */
 	uint32_t seen[DP_CONTENT_SEEN];
+	int field; /* the field hs_scan() scans */
 };
 
 static inline int rank(uint8_t action)
@@ -344,10 +345,24 @@ static void matched(struct match_ctx *m, unsigned id, uint32_t entry, uint8_t ki
 static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
 		    void *arg)
 {
+	struct match_ctx *m = arg;
+	const struct fwd_table *t = m->c->t;
+
 	(void)from;
 	(void)to;
 	(void)flags;
-	matched(arg, id, 0, 0);
+	/* The id indexes the rules. A database regiond compiled reports only
+	 * this field's pattern rules; one pushed by another client of the
+	 * control socket (a frame is outside input) may report any id, and
+	 * one past the rules was read and counted through (a hostile probe's
+	 * push crashed the worker). Anything else ends the scan as a failed
+	 * one: counted (content_scan_error), the packet keeps its policy
+	 * decision. The id cannot be checked when the database arrives:
+	 * Hyperscan does not list a serialized database's ids. */
+	if (unlikely(id >= t->ncontent || t->content[id].field != m->field ||
+		     t->content[id].pattern == NULL))
+		return 1;
+	matched(m, id, 0, 0);
 	return 0; /* go on: every matching rule is counted */
 }
 
@@ -463,9 +478,10 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 			else
 				fwd_nameset_match(c->ns[f], data, (size_t)n, on_name, &m);
 		}
+		m.field = f;
 		if (c->db[f] &&
 		    hs_scan(c->db[f], data, (unsigned)n, 0, s, on_match, &m) != HS_SUCCESS)
-			v->scan_error = 1;
+			v->scan_error = 1; /* HS_SCAN_TERMINATED too: a foreign id */
 	}
 	return scanned;
 }

@@ -321,6 +321,65 @@ def test_hostile_content_db_changes_nothing(tmp_path):
     assert f.p.returncode == 0, log
 
 
+def hs_database(pattern, rule_id):
+    """A serialized block-mode Hyperscan database of @pattern reporting
+    @rule_id, made with libhs itself, as a client of regionfwd's control
+    socket other than regiond could make one."""
+    import ctypes
+
+    hs = ctypes.CDLL("libhs.so.5")
+    db, err = ctypes.c_void_p(), ctypes.c_void_p()
+    exprs = (ctypes.c_char_p * 1)(pattern.encode())
+    flags = (ctypes.c_uint * 1)(2 | 8)  # HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH
+    ids = (ctypes.c_uint * 1)(rule_id)
+    assert hs.hs_compile_multi(exprs, flags, ids, 1, 1, None, ctypes.byref(db), ctypes.byref(err)) == 0
+    out, n = ctypes.c_void_p(), ctypes.c_size_t()
+    assert hs.hs_serialize_database(db, ctypes.byref(out), ctypes.byref(n)) == 0
+    data = ctypes.string_at(out, n.value)
+    ctypes.CDLL(None).free(out)
+    hs.hs_free_database(db)
+    return data
+
+
+def test_pushed_database_with_foreign_rule_ids_cannot_crash_the_worker(tmp_path):
+    """A push's databases are checked against the table's rules by their
+    hash, but the ids a database reports indexed the rules unchecked: a
+    hostile probe pushed one reporting id 100000 and the first matching
+    packet crashed the worker. An id that is not one of the field's
+    pattern rules now fails the scan, counted (content_scan_error); the
+    packet keeps its policy decision and regionfwd keeps forwarding."""
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.2.0.1", dst="192.0.2.1") /
+                  UDP(sport=4000 + i, dport=7000) / Raw(b"xxEVILxx") for i in range(64)])
+    f = Fwd(tmp_path, "content-ids", pcap, str(table))
+    # The rules scoped to udp/7000 (bulk): one payload rule, so the payload
+    # database is scanned for every packet.
+    other = TABLE.replace("version: 1", "version: 1\ndescription: ids").replace(
+        "services: [sync], action: drop}", "services: [sync, bulk], action: drop}")
+    try:
+        right = content_hash(yaml.safe_load(other)["content_rules"])
+        sni_rule = 0  # a rule of another field: its id is foreign to the payload database
+        for bad_id in (100000, 9, sni_rule):
+            db = hs_database("EVIL", bad_id)
+            r = f.ctl.call("push", document=other + f"# {bad_id}\n",
+                           content_db={"rules_hash": right, "dbs": {fld: db for fld in
+                                                                    ("payload", "tls_sni", "http_host", "dns_qname")}})
+            assert r["ok"], r
+            before = f.ctl.call("counters")
+            deadline = time.time() + 30
+            while f.ctl.call("counters")["events"]["content_scan_error"] <= before["events"]["content_scan_error"]:
+                assert time.time() < deadline, "no scan failed"
+                time.sleep(0.1)
+            c = f.ctl.call("counters")
+            # Still forwarding, the packets on their policy decision (steer).
+            assert c["packets"]["tx"] > before["packets"]["tx"] and c["generation"]["id"] == r["generation"], c
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+
+
 def test_swaps_while_content_traffic_flows(tmp_path):
     """The ruleset flips between 'drop telemetry SNI' and 'count it' while
     the pcap replays forever: nothing lost (rx = tx + drops), both verdicts
