@@ -824,6 +824,20 @@ int fwd_delta_unpack(const uint8_t *buf, size_t len, struct fwd_delta *d, struct
 		op->region = (uint16_t)(r[4] << 8 | r[5]);
 		memcpy(op->addr, r + 8, 16);
 		op->index = i;
+		/* As fwd_delta_add_text() refuses it: a delta on regionfwd's
+		 * control socket took one, which its saved document then
+		 * carried, and regionfwd refused its own save at the next
+		 * start (running the stale --table instead). */
+		if (fam == 6 && fwd_prefix6_mapped(op->addr, op->len)) {
+			char text[64], path[32];
+
+			fwd_delta_prefix_str(op, text, sizeof(text));
+			snprintf(path, sizeof(path), "changes[%u]", i);
+			fwd_delta_clear(d);
+			return fwd_err_fail(e, FWD_R_INVALID_DELTA, NULL, 0, path,
+					    FWD_PREFIX6_MAPPED_FMT, text,
+					    FWD_PREFIX6_MAPPED_ARGS(r + 8, (unsigned)r[2]));
+		}
 	}
 	d->n = d->cap;
 	return 0;

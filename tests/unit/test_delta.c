@@ -203,6 +203,24 @@ static void test_noop_and_effective(void **state)
 	p[1] = 4;
 	p[8 + 3] = 1; /* host bits of 9.0.0.0/8 */
 	assert_int_equal(fwd_delta_unpack(p, len, &back, &e), -EINVAL);
+	/* An IPv4-mapped IPv6 prefix, refused as the text path refuses it
+	 * (a control-socket delta took one, and regionfwd then refused its
+	 * own save at start). */
+	{
+		static const uint8_t mapped[24] = {/* add, IPv6, /104, region 1 */
+						   FWD_DELTA_ADD, 6, 104, 0, 0, 1, 0, 0,
+						   /* ::ffff:10.0.0.0 */
+						   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0,
+						   0, 0};
+
+		memset(&e, 0, sizeof(e));
+		assert_int_equal(fwd_delta_unpack(mapped, sizeof(mapped), &back, &e), -EINVAL);
+		assert_int_equal(e.reason_code, FWD_R_INVALID_DELTA);
+		assert_string_equal(e.path, "changes[0]");
+		assert_non_null(strstr(e.reason, "'::ffff:10.0.0.0/104' is an IPv4-mapped IPv6 "
+						 "prefix"));
+		assert_non_null(strstr(e.reason, "write 10.0.0.0/8"));
+	}
 	free(p);
 	fwd_delta_clear(&back);
 	fwd_delta_clear(&eff);
