@@ -54,6 +54,9 @@ PART_NS = "fleetnode-part"  # where node 2's regiond runs
 PART_OUTER, PART_INNER = "fleetnodepo", "fleetnodepi"
 PART_HOST, PART_NODE_ADDR = "10.201.0.1", "10.201.0.2"
 FLEET_ARGS = ["--fleet-lease", "3", "--fleet-report-ms", "300", "--fleet-timeout-ms", "700"]
+# How long a node's regionfwd and regiond may take to come up: an ASan build
+# of regionfwd beside three other meson tests once took over 30 s.
+START_S = 30 if os.environ.get("SANITIZE", "none") in ("", "none") else 120
 
 
 def sources():
@@ -85,17 +88,31 @@ class Node:
                         "".join(f"  {p}: {{device: 'net_pcap_fn{i}{p},tx_pcap={self.out}/{p}.pcap'}}\n"
                                 for p in PORTS) +
                         f"control_socket: {self.fwd_sock}\n")
+        self.rd = None
         self.fwd = subprocess.Popen([regionfwd_bin()] + eal_args(f"fleetnode{i}") +
                                     ["--", "--node", str(node), "--table", DEMO],
                                     stdout=open(tmp / "fwd.log", "a"), stderr=subprocess.STDOUT)
-        wait_for(lambda: os.path.exists(self.fwd_sock), what="regionfwd %d up" % i)
-        argv = ([] if ns is None else netns.in_ns(ns)) + [
-            REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
-            "--state-dir", str(tmp / "state"), "--table", DEMO,
-            "--fleet-endpoints", endpoints, "--fleet-node", self.name, "--fleet-facility", FAC,
-            "--fleet-label", "role=" + label, *FLEET_ARGS]
-        self.rd = subprocess.Popen(argv, stdout=open(tmp / "regiond.log", "a"), stderr=subprocess.STDOUT)
-        wait_for(lambda: self.http("GET", "/v1/fleet")[0] == 200, what="regiond %d up" % i)
+        try:
+            self.started(lambda: os.path.exists(self.fwd_sock), "regionfwd", "fwd.log")
+            argv = ([] if ns is None else netns.in_ns(ns)) + [
+                REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
+                "--state-dir", str(tmp / "state"), "--table", DEMO,
+                "--fleet-endpoints", endpoints, "--fleet-node", self.name, "--fleet-facility", FAC,
+                "--fleet-label", "role=" + label, *FLEET_ARGS]
+            self.rd = subprocess.Popen(argv, stdout=open(tmp / "regiond.log", "a"), stderr=subprocess.STDOUT)
+            self.started(lambda: self.http("GET", "/v1/fleet")[0] == 200, "regiond", "regiond.log")
+        except BaseException:
+            self.stop()  # a node that did not come up leaves nothing running
+            raise
+
+    def started(self, up, what, log):
+        """Wait for @up; else fail with the process's log. An ASan build of
+        regionfwd beside three other meson tests once took over 30 s."""
+        try:
+            wait_for(up, timeout=START_S, what=f"{what} {self.i} up")
+        except AssertionError as e:
+            tail = open(self.tmp / log, errors="replace").read()[-3000:]
+            raise AssertionError(f"{e}; its log:\n{tail}") from None
 
     def http(self, method, path, timeout=10):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -163,14 +180,21 @@ class Fleet:
         etcdlab.set_desired(self.cluster, FAC, self.h0)
         self.current = self.h0
         self.nodes = []
-        for i in range(3):
-            d = tmp / ("node%d" % i)
-            d.mkdir()
-            if i == 2:
-                ep = self.cluster.endpoints(host=PART_HOST)
-                self.nodes.append(Node(d, i, ep, ns=PART_NS, label="rest"))
-            else:
-                self.nodes.append(Node(d, i, self.cluster.endpoints(), label="canary" if i == 0 else "rest"))
+        try:
+            for i in range(3):
+                d = tmp / ("node%d" % i)
+                d.mkdir()
+                if i == 2:
+                    ep = self.cluster.endpoints(host=PART_HOST)
+                    self.nodes.append(Node(d, i, ep, ns=PART_NS, label="rest"))
+                else:
+                    self.nodes.append(Node(d, i, self.cluster.endpoints(), label="canary" if i == 0 else "rest"))
+        except BaseException:
+            # The fixture never gets this Fleet to close: the nodes that
+            # came up (busy-polling regionfwds) once ran on through the
+            # rest of the suite, slowing every other test.
+            self.close()
+            raise
 
     def publish(self, name, doc, chunk=etcdlab.CHUNK):
         h = etcdlab.publish_table(self.cluster, FAC, doc, chunk=chunk)
