@@ -245,31 +245,30 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
+	unsigned seen = 0;
+	int c, li = 0;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
 		char *end;
 
+		/* Given twice, one would be dropped without a word (a stray second
+		 * --start-on table would delete the saved pushed table). */
+		if (c != '?' && c != 'h') {
+			if (seen & 1u << li) {
+				fprintf(stderr, "regionfwd: --%s given twice\n", longopts[li].name);
+				return -EINVAL;
+			}
+			seen |= 1u << li;
+		}
 		switch (c) {
 		case 'n':
 		case 't':
-		case 's': {
-			/* Given twice, one would be dropped without a word. */
-			const char **slot = c == 'n'   ? &o->node_path
-					    : c == 't' ? &o->table_path
-						       : &o->stats_json;
-
-			if (*slot != NULL) {
-				fprintf(stderr, "regionfwd: --%s given twice\n",
-					c == 'n'   ? "node"
-					: c == 't' ? "table"
-						   : "stats-json");
-				return -EINVAL;
-			}
-			*slot = optarg;
+		case 's':
+			*(c == 'n'   ? &o->node_path
+			  : c == 't' ? &o->table_path
+				     : &o->stats_json) = optarg;
 			break;
-		}
 		case 'S':
 			if (strcmp(optarg, "pushed") == 0) {
 				o->start_on = START_ON_PUSHED;
@@ -605,23 +604,31 @@ int main(int argc, char **argv)
 		return rc;
 
 	/* --log after "--" is ours, but EAL logs before our arguments are
-	 * parsed: take it now. */
+	 * parsed: take it now, once (a second one is refused before the
+	 * first is applied). */
+	const char *log_to = NULL;
+
 	for (int i = 1, app = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
+		if (strcmp(argv[i], "--") == 0) {
 			app = 1;
-		else if (app && strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
-			int lrc = dp_log_redirect(argv[i + 1]);
-
-			log_taken = 1;
-
-			if (lrc) {
-				fprintf(stderr, "regionfwd: --log %s: %s\n", argv[i + 1],
-					lrc == -ENOTSUP
-						? "built without libsystemd (stderr goes to "
-						  "the journal under systemd too)"
-						: "takes stderr, journal or syslog");
+		} else if (app && strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
+			if (log_to) {
+				fprintf(stderr, "regionfwd: --log given twice\n");
 				return 2;
 			}
+			log_to = argv[++i];
+		}
+	}
+	if (log_to) {
+		int lrc = dp_log_redirect(log_to);
+
+		log_taken = 1;
+		if (lrc) {
+			fprintf(stderr, "regionfwd: --log %s: %s\n", log_to,
+				lrc == -ENOTSUP ? "built without libsystemd (stderr goes to "
+						  "the journal under systemd too)"
+						: "takes stderr, journal or syslog");
+			return 2;
 		}
 	}
 	if (!log_taken && dp_log_plain()) {

@@ -179,6 +179,11 @@ for p in s.results:
 @pytest.mark.parametrize("args,words", [
     (["--table", "a.yaml", "--table", "b.yaml"], "--table given twice"),
     (["--node", "a.yaml", "--node", "b.yaml"], "--node given twice"),
+    (["--stats-json", "/tmp/a.json", "--stats-json", "/tmp/b.json"], "--stats-json given twice"),
+    (["--idle-exit", "500", "--idle-exit", "600"], "--idle-exit given twice"),
+    (["--start-on", "pushed", "--start-on", "table"], "--start-on given twice"),
+    (["--log", "stderr", "--log", "stderr"], "--log given twice"),
+    (["--log=stderr", "--log=stderr"], "--log given twice"),
     (["--stats-json", "/"], "--stats-json /: cannot be written"),
     (["--stats-json", "/nonexistent-rfw/s.json"], "its directory /nonexistent-rfw missing"),
 ])
