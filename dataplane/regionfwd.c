@@ -58,6 +58,9 @@ enum start_on {
 	START_ON_FILE_ONLY, /* --table, the save path untouched: it holds a file not ours */
 };
 
+/* --idle-exit's bound: a year. */
+#define IDLE_EXIT_MAX_MS 31536000000ULL
+
 struct app_opts {
 	const char *node_path, *table_path, *stats_json;
 	uint64_t idle_exit_ms;
@@ -93,8 +96,9 @@ static void usage(FILE *out)
 		"  --node FILE        node config: ports, workers, pool sizes "
 		"(docs/operations.md)\n"
 		"  --table FILE       table document, YAML or JSON (docs/table-format.md)\n"
-		"  --idle-exit MS     stop once no packet has arrived for MS milliseconds\n"
-		"                     (the window restarts after a stall of this process)\n"
+		"  --idle-exit MS     stop once no packet has arrived for MS milliseconds,\n"
+		"                     1..31536000000 (a year); the window restarts after a\n"
+		"                     stall of this process\n"
 		"  --stats-json FILE  write the final counters as JSON to FILE\n"
 		"  --start-on pushed|table\n"
 		"                     which table to run from the start until regiond\n"
@@ -285,10 +289,14 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 		case 'i':
 			errno = 0;
 			o->idle_exit_ms = strtoull(optarg, &end, 10);
-			if (*end || errno || o->idle_exit_ms == 0 || optarg[0] == '-') {
+			/* Past a year, rte_get_tsc_hz() / 1000 * MS overflows and the
+			 * run stopped after about a second. */
+			if (*end || errno || o->idle_exit_ms == 0 || optarg[0] == '-' ||
+			    o->idle_exit_ms > IDLE_EXIT_MAX_MS) {
 				fprintf(stderr,
-					"regionfwd: --idle-exit takes milliseconds > 0, not '%s'\n",
-					optarg);
+					"regionfwd: --idle-exit takes milliseconds, 1..%llu (a "
+					"year), not '%s'\n",
+					IDLE_EXIT_MAX_MS, optarg);
 				return -EINVAL;
 			}
 			break;

@@ -184,6 +184,8 @@ for p in s.results:
     (["--start-on", "pushed", "--start-on", "table"], "--start-on given twice"),
     (["--log", "stderr", "--log", "stderr"], "--log given twice"),
     (["--log=stderr", "--log=stderr"], "--log given twice"),
+    (["--idle-exit", "7094901566812"], "--idle-exit takes milliseconds, 1..31536000000"),
+    (["--idle-exit", "31536000001"], "--idle-exit takes milliseconds, 1..31536000000"),
     (["--stats-json", "/"], "--stats-json /: cannot be written"),
     (["--stats-json", "/nonexistent-rfw/s.json"], "its directory /nonexistent-rfw missing"),
 ])
