@@ -1117,10 +1117,27 @@ static void explain_xdp_print(json_t *x)
 static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 {
 	const char *const *argv = c->pos;
-	int argc = c->npos, rc;
+	int argc = c->npos, rc, proto;
 	json_t *b, *r;
 
-	b = json_pack("{s:s, s:s, s:s}", "src", argv[0], "dst", argv[1], "proto", argv[2]);
+	/* A number goes as one (regiond checks 0..255, as for the API), a word
+	 * as a string. TCP, UDP and SCTP need DPORT; other protocols have no
+	 * ports, which regiond then takes as 0. */
+	if (argv[2][0] && strspn(argv[2], "0123456789") == strlen(argv[2])) {
+		long long v = strtoll(argv[2], NULL, 10); /* past the range: LLONG_MAX */
+
+		proto = v <= 255 ? (int)v : -1;
+		b = json_pack("{s:s, s:s, s:I}", "src", argv[0], "dst", argv[1], "proto",
+			      (json_int_t)v);
+	} else {
+		proto = fwd_proto_by_name(argv[2]);
+		b = json_pack("{s:s, s:s, s:s}", "src", argv[0], "dst", argv[1], "proto", argv[2]);
+	}
+	if (argc < 4 &&
+	    (proto == FWD_PROTO_TCP || proto == FWD_PROTO_UDP || proto == FWD_PROTO_SCTP)) {
+		json_decref(b);
+		return usage_error(c, "missing argument DPORT (%s has ports)", argv[2]);
+	}
 	opts_into_body(c, b);
 	for (int i = 3; i < argc; i++) {
 		char *end;
@@ -3088,13 +3105,15 @@ static const struct ctl_cmd commands[] = {
 	{.name = "explain",
 	 .run = cmd_explain,
 	 .opts = explain_opts,
-	 .args = "SRC DST PROTO [SPORT] DPORT",
-	 .min_args = 4,
+	 .args = "SRC DST PROTO [[SPORT] DPORT]",
+	 .min_args = 3,
 	 .max_args = 5,
 	 .summary = "where would this packet go?",
 	 .detail = "Runs regionfwd's own classifier on a synthetic packet against the running\n"
 		   "generation; counters are not touched. With a payload or a name, also shows\n"
-		   "which content rule matched."},
+		   "which content rule matched. PROTO is tcp, udp, sctp, icmp, icmpv6 or a\n"
+		   "number 0..255; tcp, udp and sctp (6, 17, 132) need DPORT, other protocols\n"
+		   "take the ports as 0 when none are given."},
 	{.name = "counters",
 	 .run = cmd_counters,
 	 .opts = rate_opts,
@@ -3299,8 +3318,7 @@ static void print_help(FILE *f, const struct ctl_call *c)
 	fputs("): see 'regionctl --help'\n", f);
 }
 
-/* The @n-th required word of @args ("SRC DST PROTO [SPORT] DPORT", 3: DPORT), to name what
- * is missing. */
+/* The @n-th required word of @args ("REGION FILE", 1: FILE), to name what is missing. */
 static void required_arg(const char *args, int n, char *buf, size_t len)
 {
 	int depth = 0;

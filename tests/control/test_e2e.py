@@ -194,6 +194,19 @@ def test_status_show_explain(box):
     assert rc == 0 and out["group"] == "us-west" and out["link"] in ("to-us-west-a", "to-us-west-b")
     rc, out, err = box.ctl("explain", "nonsense", "1.1.1.1", "tcp", "80")
     assert rc == 1 and "'src' must be an IPv4 or IPv6 address" in err
+    # A numeric PROTO goes to the API as a number (every one was refused as
+    # not a protocol word), and a protocol without ports needs none.
+    rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "6", "7005", json_out=True)
+    assert rc == 0 and out["service"] == "sync" and out["region"] == "india", err
+    rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "47", "0", json_out=True)
+    assert rc == 0 and out["region"] == "india" and out["service"] not in ("sync", "ping"), err
+    for proto in ("icmp", "1"):
+        rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", proto, json_out=True)
+        assert rc == 0 and out["service"] == "ping", err
+    rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "47")
+    assert rc == 0 and "region      india" in out, err
+    rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "256")
+    assert rc == 1 and "'proto' must be" in err
     rc, out, _ = box.ctl("show", "nothing")
     assert rc == 2
 

@@ -201,6 +201,8 @@ def test_missing_or_unknown_subcommand(parent):
     (["apply"], ["regionctl apply:", "missing argument FILE"]),
     (["apply", "--comment", "c"], ["regionctl apply:", "missing argument FILE"]),
     (["explain", "1.1.1.1", "2.2.2.2", "tcp"], ["regionctl explain:", "missing argument DPORT"]),
+    (["explain", "1.1.1.1", "2.2.2.2", "17"], ["regionctl explain:", "missing argument DPORT"]),
+    (["explain", "1.1.1.1", "2.2.2.2"], ["regionctl explain:", "missing argument PROTO"]),
     (["explain", "1.1.1.1"], ["regionctl explain:", "missing argument DST"]),
     (["explain", "1.1.1.1", "2.2.2.2", "tcp", "1", "2", "3"], ["regionctl explain:", "'3'"]),
     (["rollback", "1", "2"], ["regionctl rollback:", "'2'"]),
