@@ -237,6 +237,10 @@ static int check_mode(int argc, char **argv)
 	return strcmp(mode, "--check-table") == 0 ? check_table(file) : check_node(file, table);
 }
 
+/* The --log value main() took before EAL started, for parse_app_args() to
+ * check that it saw the same one. */
+static const char *log_early;
+
 static int parse_app_args(int argc, char **argv, struct app_opts *o)
 {
 	static const struct option longopts[] = {
@@ -300,7 +304,15 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 				return -EINVAL;
 			}
 			break;
-		case 'l': /* taken before EAL started: main() */
+		case 'l':
+			/* Taken before EAL started (main()); a spelling that
+			 * scan did not see (getopt takes --lo for --log) would
+			 * be parsed here and never applied. */
+			if (log_early == NULL || strcmp(optarg, log_early) != 0) {
+				fprintf(stderr, "regionfwd: write --log TO or --log=TO in full: "
+						"it is taken before DPDK starts\n");
+				return -EINVAL;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -617,16 +629,22 @@ int main(int argc, char **argv)
 	const char *log_to = NULL;
 
 	for (int i = 1, app = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0) {
+		const char *v = NULL;
+
+		if (strcmp(argv[i], "--") == 0)
 			app = 1;
-		} else if (app && strcmp(argv[i], "--log") == 0 && i + 1 < argc) {
-			if (log_to) {
-				fprintf(stderr, "regionfwd: --log given twice\n");
-				return 2;
-			}
-			log_to = argv[++i];
+		else if (app && strcmp(argv[i], "--log") == 0 && i + 1 < argc)
+			v = argv[++i];
+		else if (app && strncmp(argv[i], "--log=", 6) == 0)
+			v = argv[i] + 6;
+		if (v && log_to) {
+			fprintf(stderr, "regionfwd: --log given twice\n");
+			return 2;
 		}
+		if (v)
+			log_to = v;
 	}
+	log_early = log_to;
 	if (log_to) {
 		int lrc = dp_log_redirect(log_to);
 

@@ -5,6 +5,7 @@ its ingress TAP to the right link's TAP with the link's VLAN tag.
 The lab box runs inside a network namespace of the test's own, so its TAP
 interfaces (and the frames on them) never touch the root namespace."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -176,6 +177,23 @@ for p in s.results:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+def test_log_equals_form_is_applied(tmp_path):
+    """--log=stderr was parsed and ignored (only --log stderr was taken
+    before EAL started): DPDK's lines then came without timestamps."""
+    node, table = tmp_path / "node.yaml", tmp_path / "t.yaml"
+    node.write_text("ports:\n  in0: {device: 'net_null_li0,no-rx=1', ingress: true}\n"
+                    "  out0: {device: 'net_null_lo0,no-rx=1'}\n")
+    table.write_text("regions: {r: {prefixes: [10.0.0.0/8]}}\nlinks: {l: {port: out0, "
+                     "next_hop_mac: '02:00:00:00:00:01'}}\ndefault: {action: steer, to: l}\n")
+    r = subprocess.run([regionfwd_bin(), *eal_args("log-eq", mem=512), "--", "--node", str(node),
+                        "--table", str(table), "--log=stderr", "--idle-exit", "200"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # --log's stream: timestamped, with the level (the plain one has neither).
+    line = [ln for ln in r.stderr.splitlines() if "forwarding with 1 workers" in ln]
+    assert line and re.match(r"\d{4}-\d\d-\d\dT[0-9:.]+Z info regionfwd: ", line[0]), r.stderr
+
+
 @pytest.mark.parametrize("args,words", [
     (["--table", "a.yaml", "--table", "b.yaml"], "--table given twice"),
     (["--node", "a.yaml", "--node", "b.yaml"], "--node given twice"),
@@ -184,6 +202,10 @@ for p in s.results:
     (["--start-on", "pushed", "--start-on", "table"], "--start-on given twice"),
     (["--log", "stderr", "--log", "stderr"], "--log given twice"),
     (["--log=stderr", "--log=stderr"], "--log given twice"),
+    (["--log", "stderr", "--log=syslog"], "--log given twice"),
+    # getopt takes --lo for --log, which main() takes before EAL starts:
+    # parsed here, never applied.
+    (["--lo", "stderr"], "write --log TO or --log=TO in full"),
     (["--idle-exit", "7094901566812"], "--idle-exit takes milliseconds, 1..31536000000"),
     (["--idle-exit", "31536000001"], "--idle-exit takes milliseconds, 1..31536000000"),
     (["--stats-json", "/"], "--stats-json /: cannot be written"),
