@@ -188,7 +188,29 @@ def test_af_packet_on_veth(tmp_path):
             wait_started(proc, log)
             lab.send("rfa1", "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/"
                              "UDP(dport=53)/Raw(b'afp') for i in range(1, 51)], iface=IFACE, verbose=False)")
-            wait_pcap(str(tmp_path / "cap.pcap"), 50, lambda f: raw(f).endswith(b"afp"))
+            def afp(f):
+                return raw(f).endswith(b"afp")
+
+            def held():
+                try:  # tcpdump may be writing a record as it is read
+                    return len([f for f in read_pcaps(str(tmp_path / "cap.pcap")) if afp(f)])
+                except Exception:
+                    return 0
+
+            wait_pcap(str(tmp_path / "cap.pcap"), 50, afp)
+            # DPDK 22.11's net_af_packet counts a burst as sent when the
+            # kernel's kick of its TX ring says EAGAIN or ENOBUFS (under
+            # load), and leaves what was not sent in the ring until the
+            # next transmit: a quiet link's last frames wait for the next
+            # one (docs/operations.md). A CI-loaded run once captured 49
+            # of 50 after 30 s. Frames of their own then send the rest:
+            # none may be lost, only held.
+            for kick in range(5):
+                if held() >= 50:
+                    break
+                lab.send("rfa1", "sendp(Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.99', dst='192.0.2.1')/"
+                                 "UDP(dport=53)/Raw(b'kick'), iface=IFACE, verbose=False)")
+                wait_pcap(str(tmp_path / "cap.pcap"), 50, afp, timeout=10)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -196,7 +218,7 @@ def test_af_packet_on_veth(tmp_path):
             cap.wait(timeout=10)
     assert proc.returncode == 0, log.read_text()[-3000:]
     s = json.load(open(tmp_path / "s.json"))
-    assert s["links"]["out"]["packets"] == 50
+    assert s["links"]["out"]["packets"] >= 50  # the kicks, if any, too
     got = read_pcaps(str(tmp_path / "cap.pcap"))
     assert len([f for f in got if raw(f).endswith(b"afp")]) == 50
     assert all(f[IP].ttl == 63 for f in got)
