@@ -194,6 +194,11 @@ struct req {
 	int begun; /* on_request() has seen it */
 };
 
+static int read_only(const struct req *q)
+{
+	return q->access != ACCESS_WRITE;
+}
+
 struct capture_stream;
 
 struct reply {
@@ -369,7 +374,7 @@ static void reply_noop(struct ctl_api *api, struct reply *r, int64_t expected)
 {
 	struct fwd_err e;
 
-	if (ctl_state_precheck(api->st, expected, &e)) {
+	if (ctl_state_apply_noop(api->st, expected, &e)) {
 		reply_err(r, &e);
 		return;
 	}
@@ -1767,6 +1772,34 @@ static void log_refused(const struct ctl_state *st, const struct req *q, const s
 
 static void uploads_full(struct ctl_api *api, struct reply *r);
 
+/* The largest body @q may send with nothing else in flight: --max-body,
+ * or its class's share of --max-buffered when that is less (TCP clients,
+ * read-only credentials). Past it the answer is 413, not 503 "try again":
+ * no wait would let it fit. */
+static size_t body_cap(const struct ctl_api *api, const struct req *q)
+{
+	size_t c = api->max_body;
+
+	if (q->tcp && api->tcp_cap < c)
+		c = api->tcp_cap;
+	if (read_only(q) && api->ro_cap < c)
+		c = api->ro_cap;
+	return c;
+}
+
+static void body_too_large(const struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	char reason[200];
+	size_t c = body_cap(api, q);
+
+	snprintf(reason, sizeof(reason), "request body larger than %zu bytes%s", c,
+		 c == api->max_body ? ""
+		 : read_only(q)	    ? " (what read-only credentials may send: their share of "
+				      "--max-buffered)"
+				: " (what TCP clients may send: their share of --max-buffered)");
+	reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
+}
+
 static void route(struct ctl_api *api, const char *url, const char *method, const struct req *q,
 		  struct reply *r)
 {
@@ -1776,11 +1809,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 	if (refused(q, rt, r))
 		return;
 	if (q->too_big) {
-		char reason[100];
-
-		snprintf(reason, sizeof(reason), "request body larger than %zu bytes",
-			 api->max_body);
-		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
+		body_too_large(api, q, r);
 		return;
 	}
 	if (q->too_many) {
@@ -1890,11 +1919,6 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 	ret = MHD_queue_response(con, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
-}
-
-static int read_only(const struct req *q)
-{
-	return q->access != ACCESS_WRITE;
 }
 
 /* Whether @n more bytes fit beside the bodies in flight, in every account
@@ -2041,12 +2065,8 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 			"the URL holds a NUL byte (raw, or %00 in its path): no endpoint has one");
 		return 1;
 	}
-	if (cl && strtoull(cl, &end, 10) > api->max_body) {
-		char reason[100];
-
-		snprintf(reason, sizeof(reason), "request body larger than %zu bytes",
-			 api->max_body);
-		reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
+	if (cl && strtoull(cl, &end, 10) > body_cap(api, q)) {
+		body_too_large(api, q, r);
 		return 1;
 	}
 	/* A body that cannot fit beside those in flight now is refused
@@ -2088,6 +2108,22 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
 	return q;
 }
 
+/* Whether @con came through the unix socket, by its socket's own family:
+ * comparing daemons read api->tcp_d, which is stored only after the TCP
+ * daemon already answers, so a request in between was taken for the unix
+ * socket's (write access without a token). Anything unknown counts as TCP,
+ * which needs credentials. */
+static int on_unix_socket(struct MHD_Connection *con)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(con, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	return ci && getsockname(ci->connect_fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	       ss.ss_family == AF_UNIX;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
 				  const char *method, const char *version, const char *data,
 				  size_t *data_size, void **con_cls)
@@ -2099,11 +2135,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 	if (q == NULL) /* on_uri() was out of memory */
 		return MHD_NO;
 	if (!q->begun) {
-		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(con, MHD_CONNECTION_INFO_DAEMON);
-
 		q->begun = 1;
-		q->tcp = ci && ci->daemon == api->tcp_d && api->tcp_d != NULL;
+		q->tcp = !on_unix_socket(con);
 		q->con = con;
 		ctl_headwatch_request_begins(con);
 		/* A raw NUL byte in the request-target: libmicrohttpd 0.9
@@ -2144,7 +2177,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 	}
 	if (*data_size) {
 		ctl_headwatch_body(con, *data_size);
-		if (!q->too_big && q->len + *data_size > api->max_body) {
+		if (!q->too_big && q->len + *data_size > body_cap(api, q)) {
 			q->too_big = 1;
 			buffered_give(api, q, q->cap);
 			free(q->body);
@@ -2152,13 +2185,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 			q->len = q->cap = 0;
 		}
 		if (!q->too_big && !q->too_many && q->len + *data_size > q->cap) {
-			/* Grown by doubling up to max_body, or to the announced
+			/* Grown by doubling up to body_cap(), or to the announced
 			 * length at once: the capacity is what --max-buffered
 			 * counts, so it is never more than the body needs. */
 			size_t cap = (q->len + *data_size) * 2;
 
-			if (cap > api->max_body)
-				cap = api->max_body;
+			if (cap > body_cap(api, q))
+				cap = body_cap(api, q);
 			if (q->announced >= q->len + *data_size && cap > q->announced)
 				cap = q->announced;
 			if (buffered_take(api, q, cap - q->cap)) {

@@ -1225,9 +1225,13 @@ static int precheck(const struct ctl_state *st, int64_t expected, struct fwd_err
 	return 0;
 }
 
-int ctl_state_precheck(const struct ctl_state *st, int64_t expected, struct fwd_err *e)
+int64_t ctl_state_apply_noop(struct ctl_state *st, int64_t expected, struct fwd_err *e)
 {
-	return precheck(st, expected, e);
+	if (refused_while_unsaved(st, e) || precheck(st, expected, e))
+		return -1;
+	st->seeded = 0; /* as ctl_state_apply() after its no-op */
+	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
+	return 0;
 }
 
 /* A new generation record @g (id, time, author, comment, by) for a change. */

@@ -307,11 +307,13 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 				     const char *name, struct fwd_err *e);
 
 /**
- * What every write checks first: @expected (the generation the writer based
- * its change on, or -1) is the current one, and no generation left pending
- * by a crash awaits regionfwd's word. 0, or -1 with @e filled.
+ * A write that changes nothing (a PATCH to what the table says, a rollback
+ * to the current generation), answered as ctl_state_apply() answers the
+ * current document again: the same checks first (an unsaved generation's
+ * record retried, @expected, a pending generation), and the operator's
+ * table then counts as chosen (no longer seeded). 0, or -1 with @e filled.
  */
-int ctl_state_precheck(const struct ctl_state *st, int64_t expected, struct fwd_err *e);
+int64_t ctl_state_apply_noop(struct ctl_state *st, int64_t expected, struct fwd_err *e);
 
 /**
  * Make @doc the new generation.

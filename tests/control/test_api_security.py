@@ -207,6 +207,46 @@ def test_status_without_the_right_token_exits_unknown(tmp_path):
         b.stop()
 
 
+def test_a_body_past_its_share_is_too_large_not_retried(tmp_path):
+    """A body within --max-body but past what its client's class may ever
+    hold of --max-buffered was answered 503 uploads_full, "try again",
+    which no retry could satisfy. It is 413 body_too_large, naming the
+    share; the unix socket keeps --max-body."""
+    kib = 1024
+    tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
+    rtok = token_file(tmp_path / "rtoken", "read-only-token-0123456789")
+    port = free_port()
+    # --max-buffered = --max-body = 1 MiB: TCP 512 KiB, read-only 256 KiB.
+    b = Box(tmp_path, "sec-cap", regiond_args=("--max-body", str(1024 * kib), "--max-buffered", str(1024 * kib),
+                                               "--listen", f"127.0.0.1:{port}", "--token-file", tok,
+                                               "--read-token-file", rtok))
+    try:
+        for bearer, method, n, words in (
+                ("read-only-token-0123456789", "POST /v1/validate", 400 * kib,
+                 b"request body larger than 262144 bytes (what read-only credentials may send"),
+                ("s3cret-token-0123456789", "PUT /v1/table", 700 * kib,
+                 b"request body larger than 524288 bytes (what TCP clients may send")):
+            line = raw_request(port, f"{method} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\n"
+                                     f"Content-Length: {n}\r\n\r\n")
+            assert line.startswith("HTTP/1.1 413"), (method, line)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(f"{method} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {bearer}\r\n"
+                          f"Content-Length: {n}\r\n\r\n".encode())
+                data = b""
+                while b"}" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                assert b'"body_too_large"' in data and words in data, data
+        # The unix socket may send up to --max-body: this one is read (and
+        # refused for what it says, not for its size).
+        code, r = b.http("POST", "/v1/validate", raw=b"{" + b" " * (900 * kib) + b"}")
+        assert code == 400 and r["error"]["code"] == "bad_request", r
+    finally:
+        b.stop()
+
+
 def test_unread_table_answers_share_one_copy(tmp_path):
     """GET /v1/table's answer was made for every request, under the state
     lock: 120 read clients that did not read it held 120 copies (regiond
