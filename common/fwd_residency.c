@@ -155,6 +155,27 @@ static uint16_t rule_nservices(const struct fwd_table *t, const struct fwd_resid
 	return r->nservices == 1 && r->services[0] == FWD_ANY ? t->nservices : r->nservices;
 }
 
+/* The refusal of a region @inner nested in protected @outer: @who (the
+ * region, or one of its content rules) @how (steers to, mirrors to) link
+ * @l, which rule @r does not allow for service @s. */
+static int nested_refusal(const struct fwd_table *t, const struct fwd_residency *r, uint16_t inner,
+			  uint16_t outer, const char *inner_pfx, const char *outer_pfx,
+			  uint32_t line, const char *path, uint16_t s, const char *who,
+			  const char *how, const struct fwd_link *l, struct fwd_err *err)
+{
+	char have[256], want[256];
+
+	tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, have, sizeof(have));
+	tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want, sizeof(want));
+	fwd_err_fail(err, FWD_R_RESIDENCY_VIOLATION, t->source, line, path,
+		     "prefix %s of region '%s' lies inside %s of region '%s' and would take its "
+		     "protected traffic out: residency rule '%s' allows service '%s' only on "
+		     "links tagged %s, but %s %s link '%s' (tags: %s)",
+		     inner_pfx, t->region_names[inner], outer_pfx, t->region_names[outer], r->name,
+		     t->service_names[s], want, who, how, l->name, have);
+	return -EPERM;
+}
+
 int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *c, uint16_t inner,
 			     uint16_t outer, const char *inner_pfx, const char *outer_pfx,
 			     uint32_t line, const char *path, struct fwd_err *err)
@@ -169,54 +190,33 @@ int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *
 			continue;
 		for (uint16_t k = 0; k < n; k++) {
 			uint16_t s = (uint16_t)rule_services(r, k);
-			char how[64], have[256], want[256];
+			char how[64], who[160];
 			uint32_t pid;
 			const struct fwd_link *l =
 				cell_breaks(t, c, r, inner, s, &pid, how, sizeof(how));
 
 			if (l == NULL)
 				continue;
-			tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, have,
-				 sizeof(have));
-			tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want,
-				 sizeof(want));
-			fwd_err_fail(
-				err, FWD_R_RESIDENCY_VIOLATION, t->source, line, path,
-				"prefix %s of region '%s' lies inside %s of region '%s' and would "
-				"take its protected traffic out: residency rule '%s' allows "
-				"service '%s' only on links tagged %s, but region '%s' %s link "
-				"'%s' (tags: %s)",
-				inner_pfx, t->region_names[inner], outer_pfx,
-				t->region_names[outer], r->name, t->service_names[s], want,
-				t->region_names[inner], how, l->name, have);
-			return -EPERM;
+			snprintf(who, sizeof(who), "region '%s'", t->region_names[inner]);
+			return nested_refusal(t, r, inner, outer, inner_pfx, outer_pfx, line, path,
+					      s, who, how, l, err);
 		}
 		/* The content rules of the inner region act on the outer's
 		 * protected users too; rules of every region are checked
 		 * against the outer itself (fwd_residency_check_content). */
 		for (uint32_t ci = 0; ci < t->ncontent; ci++) {
 			const struct fwd_content_rule *cr = &t->content[ci];
-			char how[96], have[256], want[256];
+			char how[96], who[160];
 			uint16_t s;
 			const struct fwd_link *l;
 
 			if (cr->nregions == 0 || !content_scopes(cr, inner) ||
 			    (l = content_breaks(t, cr, r, &s, how, sizeof(how))) == NULL)
 				continue;
-			tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, have,
-				 sizeof(have));
-			tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want,
-				 sizeof(want));
-			fwd_err_fail(
-				err, FWD_R_RESIDENCY_VIOLATION, t->source, line, path,
-				"prefix %s of region '%s' lies inside %s of region '%s' and would "
-				"take its protected traffic out: residency rule '%s' allows "
-				"service '%s' only on links tagged %s, but content rule '%s' of "
-				"region '%s' %s link '%s' (tags: %s)",
-				inner_pfx, t->region_names[inner], outer_pfx,
-				t->region_names[outer], r->name, t->service_names[s], want,
-				cr->name, t->region_names[inner], how, l->name, have);
-			return -EPERM;
+			snprintf(who, sizeof(who), "content rule '%s' of region '%s'", cr->name,
+				 t->region_names[inner]);
+			return nested_refusal(t, r, inner, outer, inner_pfx, outer_pfx, line, path,
+					      s, who, how, l, err);
 		}
 	}
 	return 0;
