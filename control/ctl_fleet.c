@@ -846,6 +846,9 @@ static void converge(struct ctl_fleet *f)
 		return;
 	pthread_mutex_lock(&f->mu);
 	f->v.state = "applying";
+	/* The last error stays until this try's outcome replaces it, but it
+	 * is no longer a refusal of what the node is asked to run. */
+	f->v.apply_final = 0;
 	pthread_mutex_unlock(&f->mu);
 	snprintf(f->tried_table, sizeof(f->tried_table), "%s", t->table);
 	f->tried_revision = t->revision;
@@ -965,10 +968,22 @@ static json_t *health_summary(struct ctl_fleet *f, json_t **running, int *dp_in_
 	return h;
 }
 
-/* The node's state from what the view holds (f->mu held). */
-static const char *node_state(const struct view *v, int validate_only)
+/* Whether the last try was of target @t from @source: a refusal of another
+ * target (the pin just deleted, a desired key since rewritten) says nothing
+ * of this one until it is tried too. */
+static int tried_this(const struct ctl_fleet *f, const struct target *t, const char *source)
 {
-	if (v->apply_final) /* a refusal; a failure that may pass is applying */
+	return f->tried_revision == t->revision && f->tried_source == source &&
+	       (t->refused || !strcmp(f->tried_table, t->table));
+}
+
+/* The node's state from what the view holds (f->mu held); @tried_here:
+ * tried_this() of the current target. */
+static const char *node_state(const struct view *v, int validate_only, int tried_here)
+{
+	/* A refusal of this target; a failure that may pass is applying, and
+	 * so is a target not tried yet, whatever the last one's fate. */
+	if (v->apply_final && tried_here)
 		return "failed";
 	if (v->stale)
 		return "stale";
@@ -1078,7 +1093,7 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 		pthread_mutex_unlock(&f->mu);
 		/* Refused for what it is (not tried again until its key
 		 * changes), or failing for a reason that may pass (retried). */
-		refused = t->refused || (failed && f->tried_final);
+		refused = t->refused || (failed && f->tried_final && tried_this(f, t, source));
 		if (fleet_alarm(f, t, source, rtab, in_sync && !failed, refused,
 				failed ? why : NULL)) {
 			json_decref(health);
@@ -1094,7 +1109,7 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 	f->v.source = source;
 	f->v.pin = f->pin;
 	f->v.pin_stray = f->pin.present && f->pin_stray && f->owner_rev == f->pin.revision;
-	f->v.state = node_state(&f->v, f->validate_only);
+	f->v.state = node_state(&f->v, f->validate_only, tried_this(f, t, source));
 	if (f->v.has_apply_err)
 		err = json_pack("{s:s?, s:s, s:s}", "table",
 				f->v.apply_table[0] ? f->v.apply_table : NULL, "reason",

@@ -462,6 +462,14 @@ def alarm_of(rep):
     return rep["health"]["alarm"] or ""
 
 
+def metric(node, name):
+    """The value of an unlabelled counter in @node's /metrics."""
+    for line in node.get("/metrics")[1].splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("%s not in /metrics" % name)
+
+
 def test_stray_pin_reported_and_unpinned(fleet, tmp_path):
     """A pin no active rollout owns (left behind, or written by hand) holds
     its node off desired: the node's report, health and /metrics say so,
@@ -564,6 +572,8 @@ def test_unreverted_node_is_visible_until_it_converges(fleet, tmp_path):
     ck = fleet.key("tables/%s/chunk/000000" % prev)
     saved = fleet.cluster.get(ck)
     fleet.cluster.put(ck, saved.replace(b"Mumbai", b"Mumbaj", 1))
+    since = fleet.cluster.revision() + 1
+    refusals = metric(n[0], "regiond_fleet_refusals_total")
     try:
         rc, out, err = n[2].ctl("fleet", "abort")
         assert rc == 0, err
@@ -576,6 +586,22 @@ def test_unreverted_node_is_visible_until_it_converges(fleet, tmp_path):
         wait_for(lambda: (lambda r: "not its target" in alarm_of(r) and r["target"]["source"] == "desired"
                           and r["state"] == "failed")(fleet.reports()["n0"]), timeout=30,
                  what="n0's alarm, off desired")
+        # Every report n0 wrote on its way (the watch sees each one, also
+        # those a poll would miss) says one thing: refused means failed, the
+        # alarm and health 1. The pin's refusal is not the desired key's:
+        # once the pin is gone n0 is applying until it has tried desired.
+        # Its second refusal (the pin's, then desired's) is the end.
+        wait_for(lambda: metric(n[0], "regiond_fleet_refusals_total") >= refusals + 2, timeout=30,
+                 what="n0 refused desired too")
+        seen = fleet.cluster.watch(fleet.key("nodes/n0"), since, until=lambda v: False, timeout=30,
+                                   until_rev=fleet.cluster.revision())
+        for rev, v in seen:
+            r = json.loads(v) if v is not None else None
+            if r is None or r["running"]["table"] != h or r["target"]["table"] != prev:
+                continue
+            failed, alarm = r["state"] == "failed", "not its target" in alarm_of(r)
+            assert failed == alarm and (not alarm or r["health"]["code"] == 1), \
+                (rev, r["state"], r["target"], r["health"], r["apply_error"])
         rep = fleet.reports()["n0"]
         assert rep["running"]["table"] == h and rep["target"]["table"] == prev
         assert rep["target"]["source"] == "desired" and rep["in_sync"] is False

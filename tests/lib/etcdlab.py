@@ -366,11 +366,12 @@ class Cluster:
             req["range_end"] = _b64(prefix_end(key))
         return int(self.call("/v3/kv/deleterange", req, user=user).get("deleted", 0))
 
-    def watch(self, key, start_revision, until, prefix=False, timeout=30):
+    def watch(self, key, start_revision, until, prefix=False, timeout=30, until_rev=None):
         """Follow @key from @start_revision through the gateway's watch
         stream; returns [(mod_revision, value bytes or None for a delete)]
-        up to the first for which until(value) is true. Every change is
-        seen, also the short-lived ones a poll would miss."""
+        up to the first for which until(value) is true, or (@until_rev) the
+        first at or past that revision. Every change is seen, also the
+        short-lived ones a poll would miss."""
         import http.client
         req = {"key": _b64(key), "start_revision": str(start_revision)}
         if prefix:
@@ -395,7 +396,7 @@ class Cluster:
                     kv = ev["kv"]
                     val = base64.b64decode(kv["value"]) if ev.get("type") != "DELETE" else None
                     seen.append((int(kv["mod_revision"]), val))
-                    if until(val):
+                    if until(val) or (until_rev is not None and seen[-1][0] >= until_rev):
                         return seen
         finally:
             conn.close()
