@@ -72,6 +72,7 @@ struct dp_cap *dp_cap_create(const struct dp_node *node, const struct dp_ports *
 
 	if (c == NULL)
 		return NULL;
+	rte_errno = 0; /* what failed below says why, not an earlier call */
 	c->node = node;
 	c->ports = ports;
 	c->workers = workers;
@@ -82,13 +83,17 @@ struct dp_cap *dp_cap_create(const struct dp_node *node, const struct dp_ports *
 	 * flags and queue options (rte_pcapng_mbuf_size), then the comment
 	 * and the end of options this file appends. */
 	c->block_max = rte_pcapng_mbuf_size(frame_max) + 4 + DP_CAP_COMMENT_MAX + 4 + 4;
+	/* Each call checked as it returns: a later DPDK call may set rte_errno
+	 * too (a lookup's ENOENT once named a pool too large for memory). */
 	c->pool = rte_pktmbuf_pool_create("cap_copies", node->capture_mbufs, 0, priv,
 					  (uint16_t)(RTE_PKTMBUF_HEADROOM + frame_max),
 					  (int)rte_socket_id());
+	if (c->pool == NULL)
+		goto fail;
 	c->fmt = rte_pktmbuf_pool_create("cap_blocks", DP_CAP_FMT_MBUFS, 0, 0,
 					 (uint16_t)(RTE_PKTMBUF_HEADROOM + c->block_max),
 					 (int)rte_socket_id());
-	if (c->pool == NULL || c->fmt == NULL)
+	if (c->fmt == NULL)
 		goto fail;
 	for (uint16_t w = 0; w < nworkers; w++) {
 		snprintf(name, sizeof(name), "cap_ring%u", w);
@@ -101,9 +106,12 @@ struct dp_cap *dp_cap_create(const struct dp_node *node, const struct dp_ports *
 			goto fail;
 	}
 	return c;
-fail:
-	errno = rte_errno ? rte_errno : ENOMEM;
+fail:;
+	/* dp_cap_free() calls into libc and DPDK, which may set errno. */
+	int why = rte_errno ? rte_errno : ENOMEM;
+
 	dp_cap_free(c);
+	errno = why;
 	return NULL;
 }
 

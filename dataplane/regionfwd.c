@@ -391,7 +391,9 @@ static int pick_workers(struct dp_ctx *ctx)
 	return 0;
 }
 
-static int setup_workers(struct dp_ctx *ctx)
+/* The workers' state; on failure what could not be had, and the node
+ * field that sizes it, in @why. */
+static int setup_workers(struct dp_ctx *ctx, char *why, size_t len)
 {
 	uint64_t frag_bytes = dp_frag_mem_size(ctx->node.frag_entries);
 	uint64_t timeout = rte_get_tsc_hz() / 1000 * ctx->node.frag_timeout_ms;
@@ -404,8 +406,10 @@ static int setup_workers(struct dp_ctx *ctx)
 		struct dp_lcore *l =
 			rte_zmalloc_socket("dp_lcore", sizeof(*l), RTE_CACHE_LINE_SIZE, socket);
 
-		if (l == NULL)
+		if (l == NULL) {
+			snprintf(why, len, "worker %u's state (%zu bytes)", w, sizeof(*l));
 			return -ENOMEM;
+		}
 		ctx->workers[w] = l;
 		l->pub = &ctx->pub;
 		l->pool = ctx->pool;
@@ -414,13 +418,23 @@ static int setup_workers(struct dp_ctx *ctx)
 		l->gen_seen = UINT64_MAX;
 		l->frag_mem =
 			rte_zmalloc_socket("dp_frag", frag_bytes, RTE_CACHE_LINE_SIZE, socket);
-		if (l->frag_mem == NULL)
+		if (l->frag_mem == NULL) {
+			snprintf(why, len,
+				 "worker %u's fragment table: %" PRIu64
+				 " bytes for node frag_entries %u",
+				 w, frag_bytes, ctx->node.frag_entries);
 			return -ENOMEM;
+		}
 		dp_frag_init(&l->frag, l->frag_mem, ctx->node.frag_entries, timeout);
 		l->flow_mem =
 			rte_zmalloc_socket("dp_flow", flow_bytes, RTE_CACHE_LINE_SIZE, socket);
-		if (l->flow_mem == NULL)
+		if (l->flow_mem == NULL) {
+			snprintf(why, len,
+				 "worker %u's content flow table: %" PRIu64
+				 " bytes for node content_flow_entries %u",
+				 w, flow_bytes, ctx->node.content_flow_entries);
 			return -ENOMEM;
+		}
 		dp_flow_init(&l->flow, l->flow_mem, ctx->node.content_flow_entries, flow_timeout);
 		for (uint16_t p = 0; p < ctx->node.nports; p++) {
 			if (!ctx->node.ports[p].ingress)
@@ -603,7 +617,7 @@ int main(int argc, char **argv)
 	struct dp_ctx ctx;
 	struct fwd_err err = {0};
 	struct dp_ctl *ctl = NULL;
-	char buf[1024];
+	char buf[1024], scarce[200];
 	static struct idle_watch idle; /* --idle-exit */
 	uint64_t save_tried = 0; /* TSC of the last retry of a failed save */
 	int n, rc = 0, log_taken = 0;
@@ -727,8 +741,11 @@ int main(int argc, char **argv)
 	}
 	if (start_table(&ctx, &opts) < 0)
 		rte_exit(EXIT_FAILURE, "not starting without a valid table\n");
-	if (setup_workers(&ctx))
-		start_failed(&ctx, "cannot allocate worker state\n");
+	if (setup_workers(&ctx, scarce, sizeof(scarce)))
+		start_failed(&ctx,
+			     "cannot allocate %s: a smaller value, or more memory (EAL -m, "
+			     "hugepages)\n",
+			     scarce);
 	/* The capture's pools and rings, before the workers start: a capture
 	 * asked for at an incident must not fail for memory then. */
 	ctx.cap = dp_cap_create(&ctx.node, &ctx.ports, ctx.workers, ctx.nworkers,
@@ -737,7 +754,8 @@ int main(int argc, char **argv)
 		start_failed(&ctx,
 			     "cannot allocate the capture's %u mbufs and rings of %u: %s (node "
 			     "capture_mbufs, capture_ring)\n",
-			     ctx.node.capture_mbufs, ctx.node.capture_ring, strerror(errno));
+			     ctx.node.capture_mbufs, ctx.node.capture_ring,
+			     rte_strerror(errno)); /* errno: DPDK's rte_errno codes too */
 	if (dp_telemetry_register(&ctx))
 		DP_LOG(WARNING, "telemetry commands not registered");
 	ctl = dp_ctl_create(&ctx, ctx.node.control_socket, ctx.node.control_group);

@@ -178,14 +178,23 @@ def test_a_start_short_of_memory_exits_cleanly(tmp_path):
     FIB thread it started with the table is still building (it did: SIGSEGV
     from rte_exit's cleanup under that thread). The FIBs live outside EAL
     memory now, so the worker state is made too large for it (a content
-    flow table of 4M entries per worker) rather than the memory too small."""
+    flow table of 4M entries per worker) rather than the memory too small.
+    The reason names the node field that sized what could not be had."""
     table = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples", "demo-table.yaml")
     pkt = Ether() / IP(src="8.130.0.1", dst="198.51.100.1") / UDP(dport=53)
     for i in range(3):
         r = run_pcap(str(tmp_path), table, [pkt], ["br0", "local0", "sg0", "usw0", "usw1"],
                      f"faults-lowmem{i}", mem=256, extra_node="content_flow_entries: 4194304\n")
         assert r.rc == 1, (r.rc, r.stderr[-800:])
-        assert "Cause: cannot allocate worker state" in r.stderr, r.stderr[-800:]
+        assert "Cause: cannot allocate worker 0's content flow table: " in r.stderr, r.stderr[-800:]
+        assert " bytes for node content_flow_entries 4194304: a smaller value" in r.stderr, r.stderr[-800:]
+    # The capture's pool, made before the workers start: its errno is the
+    # pool's (it once read "No such file or directory", a later call's).
+    r = run_pcap(str(tmp_path), table, [pkt], ["br0", "local0", "sg0", "usw0", "usw1"],
+                 "faults-lowmem-cap", mem=256, extra_node="capture_mbufs: 1048575\n")
+    assert r.rc == 1, (r.rc, r.stderr[-800:])
+    assert ("Cause: cannot allocate the capture's 1048575 mbufs and rings of 1024: Cannot allocate "
+            "memory (node capture_mbufs, capture_ring)") in r.stderr, r.stderr[-800:]
 
 
 def test_a_pcap_record_over_64k_is_dropped_not_crashed_on(tmp_path):
