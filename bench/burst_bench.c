@@ -216,6 +216,7 @@ int main(int argc, char **argv)
 	g->seq = 1; /* as dp_ctx_apply numbers the first generation */
 	lc = rte_zmalloc("lc", sizeof(*lc), RTE_CACHE_LINE_SIZE);
 	lc->pool = pool;
+	dp_worker_set_mtu(lc, node.mtu);
 	lc->rx_verdicts = (uint8_t)verdicts;
 	for (uint32_t k = 0; k < nframes; k++)
 		nic_verdicts(k);

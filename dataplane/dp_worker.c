@@ -943,6 +943,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 	 * collect the source addresses per family. */
 	for (uint16_t i = 0; i < n && i < PREFETCH_AHEAD; i++)
 		rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
+	const uint32_t fast_max = lc->fast_frame_max;
 	for (size_t i = 0; i < n; i++) { /* size_t: see stage3()'s bulk loop */
 		struct rte_mbuf *m = pkts[i];
 		const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
@@ -955,9 +956,12 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 		rx_bytes += rte_pktmbuf_pkt_len(m);
 		/* fwd_parse() in two steps, to know which bursts are all plain.
 		 * A frame in more than one segment, or whose length is not its
-		 * segment's, takes the general path, which checks the chain: the
-		 * fast path sees it as empty (a select, not a branch). */
-		fast_end = d + (rte_pktmbuf_pkt_len(m) == rte_pktmbuf_data_len(m)
+		 * segment's, takes the general path, which checks the chain; so
+		 * does one longer than an untagged frame of the mtu, which the
+		 * general path measures. The fast path sees them as empty (a
+		 * select, not a branch: '&', not '&&'). */
+		fast_end = d + (((rte_pktmbuf_pkt_len(m) == rte_pktmbuf_data_len(m)) &
+				 (rte_pktmbuf_data_len(m) <= fast_max))
 					? rte_pktmbuf_data_len(m)
 					: 0);
 		if (verdicts && rx_verified_ipv4(m))
@@ -996,13 +1000,28 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 		}
 		rc = fwd_parse_full(d, d + rte_pktmbuf_data_len(m), p);
 		if (unlikely(rc != FWD_OK)) {
-			/* Headers that continue in a second segment look truncated. */
-			enum fwd_drop why =
-				m->nb_segs > 1 ? FWD_DROP_MULTISEG : FWD_ERR_TO_DROP(rc);
+			/* Headers that continue in a second segment look truncated;
+			 * a chain of a packet over the mtu whatever its tags (a
+			 * segment holds the mtu with two tags) is too big first. */
+			enum fwd_drop why = m->nb_segs == 1 ? FWD_ERR_TO_DROP(rc)
+					    : rte_pktmbuf_pkt_len(m) > lc->l3_max + 22
+						    ? FWD_DROP_TOO_BIG
+						    : FWD_DROP_MULTISEG;
 
 			if (unlikely(lc->cap != NULL))
 				capture_pkt(lc, lc->cap, g, m, NULL, 0, (uint8_t)(1 + why));
 			drop_pkt(lc, m, why);
+			pkts[i] = NULL;
+			continue;
+		}
+		/* No port sends an IP packet over the mtu: a real NIC would
+		 * refuse it or put a giant on the wire. The fast path took only
+		 * untagged frames within fast_frame_max, so it needs no test. */
+		if (unlikely(rte_pktmbuf_pkt_len(m) - p->l2_len > lc->l3_max)) {
+			if (unlikely(lc->cap != NULL))
+				capture_pkt(lc, lc->cap, g, m, NULL, 0,
+					    (uint8_t)(1 + FWD_DROP_TOO_BIG));
+			drop_pkt(lc, m, FWD_DROP_TOO_BIG);
 			pkts[i] = NULL;
 			continue;
 		}

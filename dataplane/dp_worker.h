@@ -98,6 +98,10 @@ struct dp_lcore {
 	} rx[DP_MAX_PORTS];
 	/* The burst being processed comes from a port whose verdicts are used. */
 	uint8_t rx_verdicts;
+	/* The node's mtu: the longest IP packet (frame less its Ethernet
+	 * header and VLAN tags) any port sends; and that plus an untagged
+	 * Ethernet header, the longest frame the fast parser may take. */
+	uint32_t l3_max, fast_frame_max;
 	uint64_t gen_seen;
 	struct dp_frag_table frag;
 	void *frag_mem;
@@ -114,6 +118,14 @@ struct dp_lcore {
 	struct dp_content_input cin[FWD_BURST];
 	struct dp_content_prep cprep[FWD_BURST];
 } __rte_cache_aligned;
+
+/** Set @lc's bounds from the node's @mtu (the longest IP packet a port
+ * sends); before its first burst. A frame longer is dropped as too_big. */
+static inline void dp_worker_set_mtu(struct dp_lcore *lc, uint32_t mtu)
+{
+	lc->l3_max = mtu;
+	lc->fast_frame_max = mtu + 14; /* an untagged Ethernet header */
+}
 
 /** lcore entry point (rte_eal_remote_launch); @arg is the struct dp_lcore. */
 int dp_worker_main(void *arg);

@@ -224,3 +224,56 @@ def test_a_pcap_record_over_64k_is_dropped_not_crashed_on(tmp_path):
     stats = json.load(open(tmp_path / "s.json"))
     assert stats["packets"]["rx"] == 3 and stats["packets"]["tx"] == 1, stats["packets"]
     assert stats["drops"]["bad_mbuf"] == 2, stats["drops"]
+
+
+MTU_TABLE = """
+regions: {r: {prefixes: [10.1.0.0/16, "2001:db8::/32"]}}
+services: {dns: [udp/53]}
+links: {out: {port: out0, next_hop_mac: "02:00:00:00:00:01"}}
+policies: [{region: r, service: dns, action: steer, to: out}]
+default: {action: drop}
+"""
+
+
+def test_a_packet_over_the_mtu_is_dropped_not_sent(tmp_path):
+    """No port sends an IP packet longer than the node's mtu: a real NIC
+    would refuse it or put a giant on the wire. net_pcap reads a 9000-byte
+    record into a chain of mbufs (found by a hostile probe: it left an
+    MTU-1500 port whole); the mbufs, sized for the mtu with two VLAN tags,
+    hold an untagged frame a few bytes over it in one. Each is dropped as
+    too_big, counted, whatever its tags or family; at exactly the mtu it
+    forwards. With mtu 9000 the same 9000-byte packet forwards."""
+    from scapy.all import Dot1Q, IPv6
+    table = tmp_path / "t.yaml"
+    table.write_text(MTU_TABLE)
+    eth = Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02")
+
+    def v4(l3_len, tags=0, tag=0):
+        hdr = eth
+        for t in range(tags):
+            hdr = hdr / Dot1Q(vlan=100 + t)
+        return hdr / IP(src="10.1.0.%d" % (tag + 1), dst="198.51.100.1") / UDP(dport=53) / Raw(b"x" * (l3_len - 28))
+
+    def v6(l3_len, tag=0):
+        return eth / IPv6(src="2001:db8::%x" % (tag + 1), dst="2001:db8:ffff::1") / UDP(dport=53) / Raw(
+            b"x" * (l3_len - 48))
+
+    fits = [v4(1500, tag=1), v4(1500, 1, tag=2), v4(1500, 2, tag=3), v6(1500, tag=4)]
+    over = [v4(1501, tag=11), v4(1512, tag=12), v4(1501, 1, tag=13), v4(1501, 2, tag=14), v6(1501, tag=15),
+            v4(9000, tag=16), v6(9000, tag=17)]
+    r = run_pcap(str(tmp_path), str(table), fits + over, ["out0"], "faults-mtu")
+    assert r.rc == 0, r.stderr[-800:]
+    assert r.stats["packets"]["rx"] == 11, r.stats["packets"]
+    assert r.stats["drops"].get("too_big") == 7, {k: v for k, v in r.stats["drops"].items() if v}
+    assert r.stats["packets"]["tx"] == 4, (r.stats["packets"], r.stats["drops"])
+    sent = sorted(bytes(f[IP].src if IP in f else f[IPv6].src, "ascii") for f in r.outputs["out0"])
+    assert sent == [b"10.1.0.2", b"10.1.0.3", b"10.1.0.4", b"2001:db8::5"], sent
+    assert all(len(f) - 14 <= 1500 + 4 for f in r.outputs["out0"])  # the link adds no tag here
+
+    big = tmp_path / "big"
+    big.mkdir()
+    r = run_pcap(str(big), str(table), [v4(9000, tag=16), v4(9001, tag=17)], ["out0"], "faults-mtu9k",
+                 extra_node="mtu: 9000\n")
+    assert r.rc == 0, r.stderr[-800:]
+    assert r.stats["packets"]["tx"] == 1 and r.stats["drops"].get("too_big") == 1, r.stats
+    assert len(r.outputs["out0"]) == 1 and len(r.outputs["out0"][0]) == 9014

@@ -72,7 +72,7 @@ def test_each_class_alone(tmp_path):
 
 def test_jumbo_with_mtu(tmp_path):
     """With `mtu: 9000` in the node config the mbufs hold a jumbo frame whole,
-    and it is forwarded (with the default 1500 it is multiseg_headers)."""
+    and it is forwarded (with the default 1500 it is too_big)."""
     manifest = json.load(open(os.path.join(DATA, "malformed.json")))
     frames = rdpcap(os.path.join(DATA, "malformed.pcap"))
     jumbo = [frames[i] for i, m in enumerate(manifest) if "jumbo" in m["class"]]
@@ -81,4 +81,4 @@ def test_jumbo_with_mtu(tmp_path):
     run = run_pcap(str(tmp_path), str(table), jumbo, ["out0"], "malformed-jumbo", extra_node="mtu: 9000\n")
     assert run.rc == 0, run.stderr
     assert run.stats["packets"]["tx"] == len(jumbo) == 1
-    assert len(run.outputs["out0"]) == 1 and len(run.outputs["out0"][0]) == 9018
+    assert len(run.outputs["out0"]) == 1 and len(run.outputs["out0"][0]) == 9014

@@ -182,6 +182,7 @@ static void run(int verdicts, enum flags_mode mode, struct outcome *o)
 
 	assert_non_null(lc);
 	lc->pool = pool;
+	dp_worker_set_mtu(lc, node.mtu);
 	lc->rx_verdicts = (uint8_t)verdicts;
 	lc->frag_mem = rte_zmalloc("f", dp_frag_mem_size(node.frag_entries), RTE_CACHE_LINE_SIZE);
 	lc->flow_mem =
