@@ -73,7 +73,10 @@ size_t fwd_control_len(const char *s, size_t n)
 		return 0;
 	if (p[0] < 0x20 || p[0] == 0x7f)
 		return 1;
-	return n >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
+	if (n >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return 2;
+	/* e2 80 a8 / e2 80 a9: U+2028 and U+2029 */
+	return n >= 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9) ? 3 : 0;
 }
 
 int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap)
@@ -96,7 +99,7 @@ int fwd_text_check(const char *s, size_t n, const char *field, char *reason, siz
 				 field, (unsigned)p[1], i);
 			return -EINVAL;
 		}
-		if (n - i >= 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+		if (k == 3) {
 			snprintf(reason, cap,
 				 "'%s' must be one line of text: U+%04X at offset %zu is a %s "
 				 "separator",

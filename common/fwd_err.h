@@ -65,15 +65,17 @@ size_t fwd_utf8_char_len(const char *s, size_t n);
  * escaper: the bytes of the one that starts the @n bytes at @s, 1 for C0
  * (below 0x20) and DEL (0x7f), 2 for C1 (U+0080..U+009F, the UTF-8
  * sequences c2 80..c2 9f: U+009B is CSI, which a terminal acts on as it
- * does on ESC [); 0 when they start none.
+ * does on ESC [), 3 for U+2028 and U+2029 (the line and paragraph
+ * separators: format characters, not controls, but they break a line for
+ * many log readers and JavaScript, so a log line or a one-line field must
+ * not carry them raw either); 0 when they start none.
  */
 size_t fwd_control_len(const char *s, size_t n);
 
 /** 0 when the @n bytes at @s hold no control character (fwd_control_len:
- *  C0, DEL, C1) and neither U+2028 nor U+2029 (line and paragraph
- *  separators, which break a line for many log readers): text that is
- *  shown as one line (an author, a comment). Else -EINVAL with @reason
- *  naming @field, the character and its offset. */
+ *  C0, DEL, C1, U+2028, U+2029): text that is shown as one line (an
+ *  author, a comment). Else -EINVAL with @reason naming @field, the
+ *  character and its offset. */
 int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap);
 
 /** Replace every byte fwd_utf8_valid_len() stops at by '?', in place. */

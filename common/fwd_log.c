@@ -72,7 +72,7 @@ static void to_stderr(int level, const char *msg)
 }
 
 /* The one escaping loop: @in's control characters (fwd_control_len: C0,
- * DEL, C1) as \xNN, each of their bytes, into @out while a whole escape or
+ * DEL, C1, U+2028/9) as \xNN, each of their bytes, into @out while a whole escape or
  * character still fits; newline and tab kept when @keep_lines. A byte that
  * is not UTF-8 is escaped on its own too: a lone 0x9b is CSI to a terminal
  * in an 8-bit mode. Valid UTF-8 (é, 漢字) is copied as it is, never cut.
@@ -89,8 +89,8 @@ static size_t escape_bytes(const char *in, size_t n, int keep_lines, size_t *tak
 	while (i < n) {
 		unsigned char c = (unsigned char)in[i];
 		size_t ctl = fwd_control_len(in + i, n - i);
-		/* A C1's first byte escaped here, its second as not UTF-8 on
-		 * its own: each escape a unit of 4 bytes, as C0's. */
+		/* A C1's or separator's first byte escaped here, the rest as not
+		 * UTF-8 on their own: each escape a unit of 4 bytes, as C0's. */
 		size_t k = ctl ? 1 : fwd_utf8_char_len(in + i, n - i);
 		int esc = (ctl && !(keep_lines && (c == '\n' || c == '\t'))) || k == 0;
 
@@ -171,6 +171,24 @@ int fwd_stderr_escaped(void)
 	/* Unbuffered, as stderr is: a message is out before an exit or a crash. */
 	setvbuf(f, NULL, _IONBF, 0);
 	stderr = f;
+	return 0;
+}
+
+int fwd_stdout_escaped(void)
+{
+	static char buf[1 << 16];
+	cookie_io_functions_t io = {.write = escaped_write};
+	FILE *f;
+
+	fflush(stdout);
+	f = fopencookie((void *)(intptr_t)STDOUT_FILENO, "w", io);
+	if (f == NULL)
+		return -errno;
+	/* A line a write, as a terminal's stdout is: a character is cut
+	 * between two writes (and then escaped as bytes that are not UTF-8)
+	 * only in a line longer than the buffer. exit() flushes it. */
+	setvbuf(f, buf, _IOLBF, sizeof(buf));
+	stdout = f;
 	return 0;
 }
 

@@ -64,7 +64,8 @@ void fwd_log_close(void);
  * @in into @out (@cap bytes, NUL-terminated, cut short rather than
  * overrun, never inside a character) with each byte of a control character
  * (fwd_control_len: C0 below 0x20, DEL 0x7f, C1 U+0080..U+009F, so U+009B
- * is \xc2\x9b) and each byte that is not UTF-8 (a lone 0x9b) as \xNN:
+ * is \xc2\x9b, and U+2028/U+2029, \xe2\x80\xa8) and each byte that is not
+ * UTF-8 (a lone 0x9b) as \xNN:
  * for anything a client, a document or a device gave that goes into a log
  * line or an error message, where a newline would forge a line and an
  * escape would drive the reader's terminal. Other UTF-8 is kept as it is.
@@ -86,5 +87,13 @@ size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size
  * @return 0, or -errno (stderr left as it was)
  */
 int fwd_stderr_escaped(void);
+
+/**
+ * The same for stdout, line-buffered: for a command's text output, which
+ * quotes what a daemon, a peer or an operator wrote (an author, an alarm).
+ * Not for output that is not text for a terminal (a pcapng, a document to
+ * save, a full-screen view). @return 0, or -errno (stdout left as it was)
+ */
+int fwd_stdout_escaped(void);
 
 #endif /* FWD_LOG_H */

@@ -103,6 +103,10 @@ struct ctl_cmd {
 	int min_args, max_args;
 	int (*run)(const struct opts *o, const struct ctl_call *c);
 	const struct ctl_cmd *subs; /* ends with {0}; then the command itself has no run */
+	/* Its stdout is not text for a terminal (a document to save, a
+	 * pcapng, a full-screen view): written as it is. Every other
+	 * command's text goes through fwd_stdout_escaped(). */
+	int raw_stdout;
 };
 
 /* A parsed command line: the words that named the command, then its arguments. */
@@ -2995,6 +2999,7 @@ static const struct ctl_cmd show_cmds[] = {
 	{.name = "policies", .run = cmd_show, .summary = "policies, then the default"},
 	{.name = "table",
 	 .run = cmd_show,
+	 .raw_stdout = 1,
 	 .summary = "the table document as it was applied",
 	 .detail = "With -j, the table's model (every section) instead."},
 	{0},
@@ -3122,6 +3127,7 @@ static const struct ctl_cmd commands[] = {
 		   "packets/s and bits/s over a window: two reads --interval apart."},
 	{.name = "top",
 	 .run = cmd_top,
+	 .raw_stdout = 1,
 	 .opts = top_opts,
 	 .summary = "a live view: rates per link, region, service, policy, drop reason",
 	 .detail = "Refreshes every --interval: totals and rates (two reads of the counters),\n"
@@ -3136,6 +3142,7 @@ static const struct ctl_cmd commands[] = {
 	 .summary = "the non-zero drop reasons, most frequent first (all with -j)"},
 	{.name = "capture",
 	 .run = cmd_capture,
+	 .raw_stdout = 1,
 	 .opts = capture_opts,
 	 .summary = "capture packets at regionfwd, with their verdicts",
 	 .detail =
@@ -3538,6 +3545,14 @@ int main(int argc, char **argv)
 			free(token);
 			return EXIT_USAGE;
 		}
+	}
+	/* Text quotes regiond's words (an author, a comment, an alarm, a
+	 * peer's reason), saved before any check refused what they hold:
+	 * each control character reaches the terminal as \xNN. JSON goes
+	 * out as its encoder writes it (C0 as \u00XX, the rest as UTF-8:
+	 * it is for programs), and raw output as it is. */
+	if (!o.json && !cmd_of(&c)->raw_stdout && fwd_stdout_escaped()) {
+		/* stdout as it was: nothing to refuse a command for */
 	}
 	rc = cmd_of(&c)->run(&o, &c);
 	ctl_tls_client_free(o.tls_client);

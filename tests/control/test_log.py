@@ -111,3 +111,56 @@ def test_c1_controls_and_separators_never_reach_the_log_raw(box):
     assert len(applied) == 1 and applied[0].endswith("author 'Jos\u00e9': \u6f22\u5b57"), applied
     rc, out, err = box.ctl("history")
     assert rc == 0 and "Jos\u00e9" in out and "\u6f22\u5b57" in out, (out, err)
+
+
+def test_regionctl_text_never_carries_a_daemons_controls_raw(tmp_path):
+    """regionctl's text quotes what regiond answers: an author or comment
+    saved before regiond refused such characters, or a daemon that is not
+    what it should be. A fake regiond answers with ESC, CSI (U+009B), a line
+    separator: the text shows each of their bytes as \\xNN,
+    other languages as they are; -j gives the strings as the API holds them."""
+    import json
+    import socket
+    import threading
+    path = str(tmp_path / "api.sock")
+    history = {"history": [{"id": 7, "time": 1796000000, "hash": "00112233aabbccdd",
+                            "author": "evil\x1b[2J\u009b31m", "comment": "a\u2028b Jos\u00e9 \u6f22",
+                            "by": "x\u2029y"}]}
+    body = json.dumps(history).encode()
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    got = c.recv(4096)
+                    if not got:
+                        break
+                    req += got
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                          b"Connection: close\r\n\r\n%s" % (len(body), body))
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    ctl = os.environ.get("REGIONCTL", os.path.join(os.path.dirname(REGIOND), "regionctl"))
+    try:
+        p = subprocess.run([ctl, "-s", path, "history"], capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        out = p.stdout
+        for raw in (b"\x1b", b"\xc2\x9b", b"\xe2\x80\xa8", b"\xe2\x80\xa9"):
+            assert raw not in out, out
+        assert b"evil\\x1b[2J\\xc2\\x9b31m" in out, out
+        assert "a\\xe2\\x80\\xa8b Jos\u00e9 \u6f22".encode() in out, out
+        assert b"[by x\\xe2\\x80\\xa9y]" in out, out
+        p = subprocess.run([ctl, "-s", path, "-j", "history"], capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert json.loads(p.stdout) == history
+    finally:
+        srv.close()

@@ -841,6 +841,14 @@ static void test_control_characters(void **state)
 						"31m\x1b[0m\x7f",
 						out, sizeof(out)),
 			    "a\\xc2\\x9b31m\\x1b[0m\\x7f");
+	/* ... and the line and paragraph separators, each of their bytes: a
+	 * log reader or a browser breaks the line at them. */
+	assert_string_equal(
+		fwd_escape_controls("x\xe2\x80\xa8y\xe2\x80\xa9z\xe2\x80\xa7", out, sizeof(out)),
+		"x\\xe2\\x80\\xa8y\\xe2\\x80\\xa9z\xe2\x80\xa7");
+	o = fwd_escape_chunk("a\n\xe2\x80\xa8", 5, &taken, out, sizeof(out));
+	assert_int_equal(taken, 5);
+	assert_memory_equal(out, "a\n\\xe2\\x80\\xa8", o);
 	/* A byte that is not UTF-8 is escaped on its own: a lone 0x9b is CSI
 	 * to a terminal in an 8-bit mode; so is a sequence cut short. */
 	assert_string_equal(fwd_escape_controls("a\x9b"
