@@ -27,6 +27,16 @@ static int resolve_device(const struct dp_node_port *np, uint16_t *port_id)
 	if (rc < 0) {
 		DP_LOG(ERR, "port %s: cannot probe device '%s': %s", np->name, np->device,
 		       strerror(-rc));
+		/* DPDK 22.11's net_af_packet names its PACKET_FANOUT group
+		 * (pid ^ ifindex) & 0xffff: one equal to another socket's group
+		 * in this network namespace is refused (EINVAL), and only a new
+		 * pid changes it. */
+		if (strncmp(np->device, "net_af_packet", 13) == 0)
+			DP_LOG(ERR,
+			       "port %s: when DPDK said 'could not set PACKET_FANOUT' above, its "
+			       "fanout group id (process id XOR interface index) is another "
+			       "socket's in this network namespace: start regionfwd again",
+			       np->name);
 		return rc;
 	}
 	if (rte_eth_dev_get_port_by_name(name, port_id) != 0) {

@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import etcdlab  # noqa: E402
 import netns  # noqa: E402
-from dprun import eal_args, regionfwd_bin  # noqa: E402
+from dprun import eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
 from test_e2e import DEMO, REGIOND, wait_for  # noqa: E402
 from test_etcd_client import Fake  # noqa: E402
 
@@ -89,9 +89,9 @@ class Node:
                                 for p in PORTS) +
                         f"control_socket: {self.fwd_sock}\n")
         self.rd = None
-        self.fwd = subprocess.Popen([regionfwd_bin()] + eal_args(f"fleetnode{i}") +
-                                    ["--", "--node", str(node), "--table", DEMO],
-                                    stdout=open(tmp / "fwd.log", "a"), stderr=subprocess.STDOUT)
+        self.fwd = start_regionfwd([regionfwd_bin()] + eal_args(f"fleetnode{i}") +
+                                   ["--", "--node", str(node), "--table", DEMO], str(tmp / "fwd.log"),
+                                   lambda: os.path.exists(self.fwd_sock), timeout=START_S)
         try:
             self.started(lambda: os.path.exists(self.fwd_sock), "regionfwd", "fwd.log")
             argv = ([] if ns is None else netns.in_ns(ns)) + [

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import etcdlab  # noqa: E402
 import netns  # noqa: E402
-from dprun import eal_args, regionfwd_bin  # noqa: E402
+from dprun import eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, wait_for  # noqa: E402
 
 from scapy.all import IP, UDP, Ether, Raw  # noqa: E402
@@ -127,9 +127,9 @@ class Node:
                         f"  in0: {{device: 'net_af_packet{i},iface={self.iface}', ingress: true}}\n" +
                         "".join(f"  {p}: {{device: 'net_null_fr{i}{p}'}}\n" for p in PORTS) +
                         f"control_socket: {self.fwd_sock}\n")
-        self.fwd = subprocess.Popen([regionfwd_bin()] + eal_args(f"fleetroll{i}") +
-                                    ["--", "--node", str(node), "--table", DEMO],
-                                    stdout=open(tmp / "fwd.log", "a"), stderr=subprocess.STDOUT)
+        self.fwd = start_regionfwd([regionfwd_bin()] + eal_args(f"fleetroll{i}") +
+                                   ["--", "--node", str(node), "--table", DEMO], str(tmp / "fwd.log"),
+                                   lambda: os.path.exists(self.fwd_sock))
         wait_for(lambda: os.path.exists(self.fwd_sock), what="regionfwd %d up" % i)
         self.rd_argv = [REGIOND, "--dataplane", self.fwd_sock, "--api-socket", self.api,
                         "--state-dir", str(tmp / "state"), "--table", DEMO,

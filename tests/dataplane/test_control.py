@@ -16,7 +16,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
 import ctlclient  # noqa: E402
 from ctlclient import Ctl, frame, op_of  # noqa: E402
-from dprun import Served, eal_args, pcap_in_null_out, read_pcaps, regionfwd_bin, wait_pcap  # noqa: E402
+from dprun import (Served, eal_args, pcap_in_null_out, read_pcaps, regionfwd_bin, start_regionfwd,  # noqa: E402
+                   wait_pcap)
 
 from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
@@ -223,13 +224,14 @@ def test_fragments_follow_across_a_swap(tmp_path):
         # Send nothing before the capture runs: on a loaded machine tcpdump can
         # take longer to start than regionfwd (this test once lost frames so).
         assert b"listening on" in netns.readline_within(cap.stderr)
-        proc = subprocess.Popen([regionfwd_bin()] + eal_args("ctl-fragswap") + [
+        log = tmp_path / "fwd.log"
+        proc = start_regionfwd([regionfwd_bin()] + eal_args("ctl-fragswap") + [
             "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            str(log), lambda: os.path.exists(sock))
         try:
             deadline = time.time() + 20
             while not os.path.exists(sock):
-                assert time.time() < deadline and proc.poll() is None
+                assert time.time() < deadline and proc.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.1)
             c = Ctl(sock)
 
@@ -251,7 +253,8 @@ def test_fragments_follow_across_a_swap(tmp_path):
             wait_pcap(str(tmp_path / "cap.pcap"), 4)
         finally:
             proc.terminate()
-            out = proc.communicate(timeout=30)[0]
+            proc.wait(timeout=30)
+            out = log.read_text()
             cap.terminate()
             cap.wait(timeout=10)
     assert proc.returncode == 0, out

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
-from dprun import eal_args, regionfwd_bin, wait_started  # noqa: E402
+from dprun import eal_args, regionfwd_bin, start_regionfwd, wait_started  # noqa: E402
 from refclass import ExactTable  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, IPv6, rdpcap  # noqa: E402
@@ -75,10 +75,9 @@ def live_loop(tmp_path, gen_tx_ring, rate):
         node.write_text(f"ports:\n  in0: {{device: 'net_af_packet0,iface=rgi0{RING}', ingress: true}}\n"
                         f"  out0: {{device: 'net_af_packet1,iface=rgo0{RING}'}}\n")
         log = tmp_path / "fwd.log"
-        with open(log, "w") as out:  # regionfwd writes to its own copy
-            fwd = subprocess.Popen([regionfwd_bin()] + eal_args("gen-fwd") + [
-                "--", "--node", str(node), "--table", str(table)], stdout=out, stderr=subprocess.STDOUT,
-                text=True)
+        fwd = start_regionfwd([regionfwd_bin()] + eal_args("gen-fwd") + [
+            "--", "--node", str(node), "--table", str(table)], str(log),
+            lambda: "forwarding with" in log.read_text())
         try:
             # Its workers poll once it says so; a fixed sleep was too short
             # on a loaded machine (the generator's first packets were lost).

@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
-from dprun import ROOT, read_pcaps, run_node, wait_pcap, wait_started  # noqa: E402
+from dprun import ROOT, read_pcaps, run_node, start_regionfwd, wait_pcap, wait_started  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, raw, wrpcap  # noqa: E402
 
@@ -180,10 +180,9 @@ def test_af_packet_on_veth(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert "listening on" in netns.readline_within(cap.stderr)
         log = tmp_path / "fwd.log"
-        with open(log, "w") as out:  # regionfwd writes to its own copy
-            proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-afp") + [
-                "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
-                stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = start_regionfwd([regionfwd_bin()] + eal_args("dp-afp") + [
+            "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
+            str(log), lambda: "forwarding with" in log.read_text())
         try:
             wait_started(proc, log)
             lab.send("rfa1", "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, dst='192.0.2.1')/"

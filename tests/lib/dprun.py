@@ -23,6 +23,33 @@ def eal_args(prefix, lcores="0,1", mem=1024):
             "--log-level", "pmd.net.pcap:warning", "--log-level", "lib.eal:warning"]
 
 
+FANOUT_CLASH = "could not set PACKET_FANOUT"
+
+
+def start_regionfwd(argv, log_path, up, timeout=30, tries=3):
+    """Popen regionfwd (@argv) logging to @log_path and wait for up() or
+    its exit. DPDK 22.11's net_af_packet names its PACKET_FANOUT group
+    (pid ^ ifindex) & 0xffff: when that equals the group of another socket
+    in the network namespace (another regionfwd of a concurrent test, on
+    another veth), the kernel refuses the join (EINVAL) and the device is
+    not probed. A new process has a new pid, so that start alone is tried
+    again. Returns the process: up, or dead (or slow) for another reason,
+    which the caller's own wait reports with the log."""
+    for attempt in range(tries):
+        start = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+        p = subprocess.Popen(argv, stdout=open(log_path, "a"), stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline and p.poll() is None and not up():
+            time.sleep(0.05)
+        if p.poll() is None or attempt == tries - 1:
+            return p
+        with open(log_path, errors="replace") as f:
+            f.seek(start)
+            if FANOUT_CLASH not in f.read():
+                return p
+    return p
+
+
 def write_node(path, in_pcap, out_dir, out_ports, extra=""):
     """Node config: one pcap ingress, one pcap writer per output port."""
     lines = ["ports:",
@@ -187,9 +214,11 @@ class Served:
         node = tmp / "node.yaml"
         node.write_text("ports:\n" + "".join(f"  {n}: {d}\n" for n, d in ports) +
                         f"control_socket: {self.sock}\n" + extra_node)
-        self.log = open(tmp / log, "w+")
-        self.p = subprocess.Popen([regionfwd_bin()] + eal_args(prefix) + [
-            "--", "--node", str(node), "--table", str(table)], stdout=self.log, stderr=subprocess.STDOUT)
+        open(tmp / log, "w").close()
+        self.p = start_regionfwd([regionfwd_bin()] + eal_args(prefix) + [
+            "--", "--node", str(node), "--table", str(table)], str(tmp / log),
+            lambda: os.path.exists(self.sock))
+        self.log = open(tmp / log, "a+")
         deadline = time.time() + 30
         while True:
             try:
