@@ -351,8 +351,11 @@ def test_trickled_request_heads_cannot_shut_out_the_unix_socket(tmp_path):
                 flood.append(s)
             except OSError:
                 pass
+        # The head deadline is 10 s; the bound here is for a loaded machine
+        # (it once passed 30 s under load): the trickling clients keep
+        # trying throughout, and the operator must get through.
         served, closed, start = False, 0, time.time()
-        while time.time() - start < 30 and not served:
+        while time.time() - start < 90 and not served:
             for s in flood:
                 try:
                     s.sendall(b"E")

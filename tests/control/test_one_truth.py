@@ -106,6 +106,52 @@ def test_an_empty_regiond_adopts_a_pushed_table(tmp_path):
         b.stop()
 
 
+def test_a_no_op_change_makes_the_seed_the_operators_table(tmp_path):
+    """A regiond seeded from its --table at this start takes a table another
+    regiond pushed as its own when it first reaches regionfwd (the seed was
+    nobody's choice). A change the operator makes before then counts as
+    choosing the seed, also one that changes nothing (a PATCH to what the
+    table says): regiond then pushes its table and adopts nothing. The
+    no-op once answered changed:false without marking that choice."""
+    b = Box(tmp_path, "noop-seed")
+    rd = None
+    try:
+        wait_for(lambda: b.status()["dataplane"]["status"]["managed_by"] == "regiond", timeout=20,
+                 what="regiond claims the running table")
+        other = dp_generation(b)
+        assert other["id"] == 1  # the other regiond's generation 1: the demo table
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.fwd.terminate()
+        b.fwd.wait(30)
+        shutil.rmtree(b.state)
+        # A regiond with another --table, seeded while regionfwd is away.
+        seed = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+        rd_log = open(tmp_path / "regiond2.log", "a+")
+        rd = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", b.api, "--state-dir",
+                               b.state, "--table", seed], stdout=rd_log, stderr=subprocess.STDOUT)
+        wait_for(lambda: isinstance(b.ctl("status", json_out=True)[1], dict), timeout=30, what="regiond up")
+        code, r = b.http("PATCH", "/v1/table", {"expected_generation": 1, "changes": [
+            {"op": "set_link_state", "link": "to-br", "state": "up"}]})
+        assert code == 200 and r["changed"] is False and r["generation"]["id"] == 1, r
+        mine = r["generation"]["hash"]
+        assert mine != other["hash"]
+        b.start_fwd()  # resumes the other regiond's push, generation 1
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     timeout=30, what="regionfwd runs regiond's table")
+        assert s["generation"]["id"] == 1 and s["generation"]["hash"] == mine, s
+        assert dp_generation(b)["hash"] == mine
+        rd_log.flush()
+        assert "adopted what regionfwd runs" not in open(tmp_path / "regiond2.log").read()
+        e = b.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 443})[1]
+        assert e["link"] == "local", e  # the seed's policy, not the other table's
+    finally:
+        if rd is not None and rd.poll() is None:
+            rd.terminate()
+            rd.wait(30)
+        b.stop()
+
+
 def test_an_older_state_adopts_what_regionfwd_runs(tmp_path):
     """A state directory restored from a backup (older than what regionfwd
     runs) does not take the box back: the newer running table is adopted."""
