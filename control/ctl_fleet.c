@@ -41,8 +41,10 @@
  * CTL_ROLLOUT_SYNC_TIMEOUT_MAX to converge (its sync_timeout gate aborts it
  * otherwise), so a node of a healthy rollout never raises it; one still off
  * its target after that is stuck by any measure. Its report says
- * "applying" (and not in sync) the whole time. */
-#define FLEET_STUCK_MS (CTL_ROLLOUT_SYNC_TIMEOUT_MAX * 1000ll)
+ * "applying" (and not in sync) the whole time. A facility whose rollouts
+ * sync faster may say so (--fleet-stuck-after): a stuck node is then
+ * named sooner. */
+#define FLEET_STUCK_S CTL_ROLLOUT_SYNC_TIMEOUT_MAX /* --fleet-stuck-after's default */
 
 /* The agent's counters, in /metrics as regiond_fleet_NAME_total. */
 #define FLEET_COUNTERS(X)                                                                          \
@@ -110,6 +112,7 @@ struct ctl_fleet {
 	json_t *labels;
 	int validate_only;
 	unsigned lease_s, report_ms;
+	unsigned stuck_after_s; /* still applying this long: the alarm */
 	char version[32];
 	/* keys */
 	char k_prefix[64], k_desired[80], k_pin[160], k_node[160];
@@ -227,6 +230,9 @@ int ctl_fleet_conf_check(const struct ctl_fleet_conf *c, struct fwd_err *e)
 	if (c->report_ms < 100 || c->report_ms > 600000)
 		return fwd_err_set(e, NULL, 0, "fleet-report-ms",
 				   "--fleet-report-ms takes 100..600000");
+	if (c->stuck_after_s > 86400)
+		return fwd_err_set(e, NULL, 0, "fleet-stuck-after",
+				   "--fleet-stuck-after takes 1..86400 (s)");
 	probe = ctl_etcd_create(&ec, e);
 	if (!probe) {
 		char why[sizeof(e->reason)];
@@ -1006,7 +1012,7 @@ static json_t *pin_json(const struct target *pin, int stray)
 /* The node's fleet alarm (status "alarm", so health says degraded): a stray
  * pin that names a rollout holds it off desired (its rollout finished
  * without it, or etcd does not know that rollout), or it refused its target
- * (at once), or it has been applying the same target for FLEET_STUCK_MS: a
+ * (at once), or it has been applying the same target for stuck_after_s: a
  * node that a rollout's abort could not revert runs a table that failed its
  * gates while desired says otherwise, and nothing else would say so. A pin
  * with "rollout": null is an operator's, a box held on a table on purpose:
@@ -1026,19 +1032,22 @@ static int fleet_alarm(struct ctl_fleet *f, const struct target *t, const char *
 		f->off_since_ms = now;
 		snprintf(f->off_table, sizeof(f->off_table), "%s", t->table);
 	}
-	off = off && (refused || now - f->off_since_ms >= FLEET_STUCK_MS);
+	off = off && (refused || now - f->off_since_ms >= (int64_t)f->stuck_after_s * 1000);
 	if (f->pin.present && f->pin_stray && f->owner_rev == f->pin.revision && f->pin.rollout[0])
 		snprintf(a, sizeof(a),
 			 "fleet: pinned to table %s by rollout %s, which no active rollout owns "
 			 "(desired is %s; regionctl fleet unpin %s)",
 			 f->pin.table, f->pin.rollout,
 			 f->desired.present ? f->desired.table : "none", f->node);
-	if (off)
+	if (off) {
+		char still[48];
+
+		snprintf(still, sizeof(still), "still applying after %u s", f->stuck_after_s);
 		snprintf(b, sizeof(b), "fleet: runs table %s, not its target %s (%s): %s%s%s",
 			 running && running[0] ? running : "none",
 			 t->table[0] ? t->table : "unreadable", source ? source : "?",
-			 refused ? "refused" : "still applying after an hour", why ? ", " : "",
-			 why ? why : "");
+			 refused ? "refused" : still, why ? ", " : "", why ? why : "");
+	}
 	if (a[0] && b[0])
 		snprintf(a + strlen(a), sizeof(a) - strlen(a), "; %s", b);
 	else if (b[0])
@@ -1399,6 +1408,7 @@ struct ctl_fleet *ctl_fleet_start(const struct ctl_fleet_conf *c, struct ctl_sta
 	f->validate_only = c->validate_only;
 	f->lease_s = c->lease_s;
 	f->report_ms = c->report_ms;
+	f->stuck_after_s = c->stuck_after_s ? c->stuck_after_s : FLEET_STUCK_S;
 	f->st = st;
 	f->labels = json_object();
 	for (unsigned i = 0; f->labels && i < c->nlabels; i++) {

@@ -58,6 +58,9 @@ struct ctl_fleet_conf {
 	unsigned lease_s; /* 2..3600 */
 	unsigned report_ms; /* 100..600000 */
 	unsigned etcd_timeout_ms; /* per etcd call; 0: 2000 */
+	/* Still applying one target this long raises the fleet alarm;
+	 * 0: CTL_ROLLOUT_SYNC_TIMEOUT_MAX (an hour). */
+	unsigned stuck_after_s;
 	int validate_only;
 	const char *version; /* regiond's, for the report */
 };

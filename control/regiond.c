@@ -85,7 +85,8 @@ struct regiond_opts {
 	const char *fleet_endpoints, *fleet_node, *fleet_facility;
 	struct fwd_opt_list fleet_labels;
 	const char *fleet_ca, *fleet_cert, *fleet_key, *fleet_user, *fleet_password_file;
-	uint64_t fleet_lease_s, fleet_report_ms, fleet_timeout_ms, fleet_unpin_after_s;
+	uint64_t fleet_lease_s, fleet_report_ms, fleet_timeout_ms, fleet_unpin_after_s,
+		fleet_stuck_after_s;
 	int fleet_validate_only;
 };
 
@@ -386,6 +387,17 @@ static const struct fwd_opt options[] = {
 	 .refused = "--fleet-unpin-after takes 0..86400 (seconds)",
 	 .help = "fleet mode: the leader deletes a pin left by a finished rollout after S "
 		 "seconds (0: never; other stray pins are only reported)"},
+	{.name = "fleet-stuck-after",
+	 .arg = "S",
+	 .def = "3600",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(fleet_stuck_after_s),
+	 .min = 1,
+	 .max = 86400,
+	 .refused = "--fleet-stuck-after takes 1..86400 (seconds)",
+	 .help = "fleet mode: a node still applying one target after S seconds raises its "
+		 "fleet alarm (health degraded); below the rollouts' --sync-timeout a wave "
+		 "node would raise it mid-rollout"},
 	{.name = "fleet-validate-only",
 	 .kind = FWD_OPT_FLAG,
 	 .off = AT(fleet_validate_only),
@@ -931,6 +943,7 @@ static int load_fleet_conf(struct regiond *d)
 		.lease_s = (unsigned)o->fleet_lease_s,
 		.report_ms = (unsigned)o->fleet_report_ms,
 		.etcd_timeout_ms = (unsigned)o->fleet_timeout_ms,
+		.stuck_after_s = (unsigned)o->fleet_stuck_after_s,
 		.validate_only = o->fleet_validate_only,
 		.version = CTL_REGIOND_VERSION,
 	};

@@ -53,7 +53,11 @@ TX_NS = "fleetnode-tx"  # where the test packets are sent from
 PART_NS = "fleetnode-part"  # where node 2's regiond runs
 PART_OUTER, PART_INNER = "fleetnodepo", "fleetnodepi"
 PART_HOST, PART_NODE_ADDR = "10.201.0.1", "10.201.0.2"
-FLEET_ARGS = ["--fleet-lease", "3", "--fleet-report-ms", "300", "--fleet-timeout-ms", "700"]
+# --fleet-stuck-after 30: past every window a test watches a slow apply for
+# without the alarm (18 s at most), short enough to see it come.
+STUCK_S = 30
+FLEET_ARGS = ["--fleet-lease", "3", "--fleet-report-ms", "300", "--fleet-timeout-ms", "700",
+              "--fleet-stuck-after", str(STUCK_S)]
 # How long a node's regionfwd and regiond may take to come up: an ASan build
 # of regionfwd beside three other meson tests once took over 30 s.
 START_S = 30 if os.environ.get("SANITIZE", "none") in ("", "none") else 120
@@ -609,10 +613,11 @@ def test_slow_apply_raises_no_alarm(fleet):
     in sync, the failure in its apply_error (fleet.md: `failed` is for a
     target refused), and raises no fleet alarm: the alarm degrades health,
     which load balancers read, and comes only after an hour on the same
-    target. Watched here for six leases (18 s), twice what once raised it
-    (three leases), the report kept fresh all along; once regionfwd runs
-    again the node converges, no alarm raised on the way. (The hour itself
-    is not reached: FLEET_STUCK_MS has no knob.)"""
+    target (--fleet-stuck-after, here 30 s). Watched here for six leases
+    (18 s), twice what once raised it (three leases), the report kept fresh
+    all along. Past --fleet-stuck-after the node is stuck by any measure:
+    the alarm comes (health degraded, regiond_fleet_off_target 1), still
+    `applying`; once regionfwd runs again the node converges and it goes."""
     c = fleet.cluster
     n0 = fleet.nodes[0]
     fleet.wait_converged(fleet.current)
@@ -639,13 +644,22 @@ def test_slow_apply_raises_no_alarm(fleet):
             looks += 1
             time.sleep(1)
         assert looks >= 8, looks  # off its target for longer than three leases
+        r = wait_for(lambda: (lambda r: r if "not its target" in (r["health"]["alarm"] or "") else None)(
+            fleet.reports()["n0"]), timeout=STUCK_S + 20, what="n0's alarm after --fleet-stuck-after")
+        assert time.monotonic() - t0 >= STUCK_S - 1, "the alarm came before --fleet-stuck-after"
+        assert r["health"]["alarm"] == ("fleet: runs table %s, not its target %s (desired): still applying "
+                                        "after %d s, dataplane_unavailable" % (fleet.current, h, STUCK_S)), r
+        assert r["state"] == "applying" and r["health"]["code"] >= 1, r
+        assert "regiond_fleet_off_target 1" in n0.http("GET", "/metrics")[1]
     finally:
         n0.fwd = subprocess.Popen(args, stdout=open(n0.tmp / "fwd.log", "a"), stderr=subprocess.STDOUT)
     fleet.wait_converged(h, timeout=60)
     fleet.current = h
-    assert "not its target" not in n0.log()[log_at:]
+    wait_for(lambda: fleet.reports()["n0"]["health"]["alarm"] == "", timeout=10, what="n0's alarm cleared")
+    assert n0.log()[log_at:].count("not its target") <= 2, n0.log()[log_at:]  # raised, cleared: once each
     r = fleet.reports()["n0"]
     assert r["state"] == "in_sync" and r["apply_error"] is None and r["health"]["alarm"] == "", r
+    assert "regiond_fleet_off_target 0" in n0.http("GET", "/metrics")[1]
 
 
 def test_a_long_apply_keeps_the_node_in_the_fleet_view(fleet):
