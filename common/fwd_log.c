@@ -186,7 +186,8 @@ int fwd_stdout_escaped(void)
 		return -errno;
 	/* A line a write, as a terminal's stdout is: a character is cut
 	 * between two writes (and then escaped as bytes that are not UTF-8)
-	 * only in a line longer than the buffer. exit() flushes it. */
+	 * only by one stdio call of more than the buffer (regionctl prints a
+	 * line, or a row, a call). exit() flushes it. */
 	setvbuf(f, buf, _IOLBF, sizeof(buf));
 	stdout = f;
 	return 0;

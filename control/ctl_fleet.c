@@ -1102,7 +1102,7 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 		pthread_mutex_unlock(&f->mu);
 		/* Refused for what it is (not tried again until its key
 		 * changes), or failing for a reason that may pass (retried). */
-		refused = t->refused || (failed && f->tried_final && tried_this(f, t, source));
+		refused = tried_this(f, t, source) && (t->refused || (failed && f->tried_final));
 		if (fleet_alarm(f, t, source, rtab, in_sync && !failed, refused,
 				failed ? why : NULL)) {
 			json_decref(health);

@@ -103,10 +103,10 @@ struct ctl_cmd {
 	int min_args, max_args;
 	int (*run)(const struct opts *o, const struct ctl_call *c);
 	const struct ctl_cmd *subs; /* ends with {0}; then the command itself has no run */
-	/* Its stdout is not text for a terminal (a document to save, a
-	 * pcapng, a full-screen view): written as it is. Every other
-	 * command's text goes through fwd_stdout_escaped(). */
-	int raw_stdout;
+	/* Whether its stdout, this time, is not text for a terminal (a
+	 * document to save, a pcapng, a full-screen view): then written as it
+	 * is. NULL, and every other time: through fwd_stdout_escaped(). */
+	int (*raw_stdout)(const struct opts *o, const struct ctl_call *c);
 };
 
 /* A parsed command line: the words that named the command, then its arguments. */
@@ -943,6 +943,13 @@ static void print_drops(const struct fwd_report *c, const json_t *rates)
 	}
 }
 
+/* show table: the document, to save and apply again byte for byte. */
+static int raw_always(const struct opts *o, const struct ctl_call *c)
+{
+	(void)o, (void)c;
+	return 1;
+}
+
 static int cmd_show(const struct opts *o, const struct ctl_call *c)
 {
 	const char *what = cmd_of(c)->name;
@@ -1483,13 +1490,20 @@ static int top_status(void *arg, json_t **out)
 	return call(arg, "GET", "/v1/status", NULL, out);
 }
 
+/* top's full-screen view (curses) writes its own terminal sequences. */
+static int top_is_curses(const struct opts *o, const struct ctl_call *c)
+{
+	(void)c;
+	return !o->json && isatty(STDOUT_FILENO);
+}
+
 static int cmd_top(const struct opts *o, const struct ctl_call *c)
 {
 	const char *cnt = opt_val(c, "--count"), *sort = opt_val(c, "--sort");
 	struct ctl_top_conf conf = {.interval = 1.0,
 				    .filter = opt_val(c, "--filter"),
 				    .json = o->json,
-				    .curses = !o->json && isatty(STDOUT_FILENO)};
+				    .curses = top_is_curses(o, c)};
 	struct ctl_top_source src = {
 		.arg = (void *)o, .counters = top_counters, .status = top_status};
 	char *end;
@@ -2305,6 +2319,15 @@ static int parse_count(const struct ctl_call *c, const char *opt, unsigned long 
 	return 0;
 }
 
+/* capture -w -: the pcapng itself goes to stdout. */
+static int capture_to_stdout(const struct opts *o, const struct ctl_call *c)
+{
+	const char *file = opt_val(c, "-w");
+
+	(void)o;
+	return file && strcmp(file, "-") == 0;
+}
+
 static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 {
 	const char *file = opt_val(c, "-w");
@@ -2999,7 +3022,7 @@ static const struct ctl_cmd show_cmds[] = {
 	{.name = "policies", .run = cmd_show, .summary = "policies, then the default"},
 	{.name = "table",
 	 .run = cmd_show,
-	 .raw_stdout = 1,
+	 .raw_stdout = raw_always,
 	 .summary = "the table document as it was applied",
 	 .detail = "With -j, the table's model (every section) instead."},
 	{0},
@@ -3127,7 +3150,7 @@ static const struct ctl_cmd commands[] = {
 		   "packets/s and bits/s over a window: two reads --interval apart."},
 	{.name = "top",
 	 .run = cmd_top,
-	 .raw_stdout = 1,
+	 .raw_stdout = top_is_curses,
 	 .opts = top_opts,
 	 .summary = "a live view: rates per link, region, service, policy, drop reason",
 	 .detail = "Refreshes every --interval: totals and rates (two reads of the counters),\n"
@@ -3142,7 +3165,7 @@ static const struct ctl_cmd commands[] = {
 	 .summary = "the non-zero drop reasons, most frequent first (all with -j)"},
 	{.name = "capture",
 	 .run = cmd_capture,
-	 .raw_stdout = 1,
+	 .raw_stdout = capture_to_stdout,
 	 .opts = capture_opts,
 	 .summary = "capture packets at regionfwd, with their verdicts",
 	 .detail =
@@ -3551,7 +3574,8 @@ int main(int argc, char **argv)
 	 * each control character reaches the terminal as \xNN. JSON goes
 	 * out as its encoder writes it (C0 as \u00XX, the rest as UTF-8:
 	 * it is for programs), and raw output as it is. */
-	if (!o.json && !cmd_of(&c)->raw_stdout && fwd_stdout_escaped()) {
+	if (!o.json && !(cmd_of(&c)->raw_stdout && cmd_of(&c)->raw_stdout(&o, &c)) &&
+	    fwd_stdout_escaped()) {
 		/* stdout as it was: nothing to refuse a command for */
 	}
 	rc = cmd_of(&c)->run(&o, &c);

@@ -33,7 +33,7 @@ static int resolve_device(const struct dp_node_port *np, uint16_t *port_id)
 		 * pid changes it. */
 		if (strncmp(np->device, "net_af_packet", 13) == 0)
 			DP_LOG(ERR,
-			       "port %s: when DPDK said 'could not set PACKET_FANOUT' above, its "
+			       "port %s: if DPDK's error above is about PACKET_FANOUT, the "
 			       "fanout group id (process id XOR interface index) is another "
 			       "socket's in this network namespace: start regionfwd again",
 			       np->name);

@@ -23,7 +23,7 @@ def eal_args(prefix, lcores="0,1", mem=1024):
             "--log-level", "pmd.net.pcap:warning", "--log-level", "lib.eal:warning"]
 
 
-FANOUT_CLASH = "could not set PACKET_FANOUT"
+FANOUT_CLASH = "could not set PACKET_FANOUT on AF_PACKET socket"
 
 
 def start_regionfwd(argv, log_path, up, timeout=30, tries=3):
