@@ -554,6 +554,9 @@ static int fetch_table(struct ctl_fleet *f, const char *h, char **doc, size_t *l
 	rev = r.revision;
 	m = json_loadb(r.kvs[0].value, r.kvs[0].value_len, JSON_REJECT_DUPLICATES, &je);
 	ctl_etcd_range_free(&r);
+	if (m == NULL) /* jansson's words: a number past 64 bits, say */
+		return fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, je.line, "",
+				    "the manifest is not JSON: %s (column %d)", je.text, je.column);
 	if (!json_is_object(m)) {
 		json_decref(m);
 		return fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "",

@@ -643,6 +643,13 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		}
 		applies++;
 		out->applies++;
+		/* The table names a refused change by its place in what it was
+		 * given (changes[N], as fwd_delta's checks count): each op's index
+		 * is made that place, so both ways of naming one agree. An index
+		 * kept from the whole batch named the wrong change once a part
+		 * started past 0, and refused a good route with another's reason. */
+		for (uint32_t k = 0; k < part.n; k++)
+			part.ops[k].index = k;
 		gen = t->apply(t->arg, &part, &fe);
 		if (gen >= 0) {
 			if (gen > 0)
@@ -663,15 +670,12 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 			continue;
 		}
 		named = named_change(&fe);
-		for (uint32_t i = g.lo; named >= 0 && i < g.hi; i++)
-			if (d->ops[i].index == (uint32_t)named) {
-				swap_ops(&d->ops[g.lo], &d->ops[i]);
-				settle(r, t, &d->ops[g.lo], 0, fe.reason, out);
-				stack[sp++] = (struct range){g.lo + 1, g.hi};
-				named = -2;
-			}
-		if (named == -2)
+		if (named >= 0 && (uint32_t)named < part.n) {
+			swap_ops(&d->ops[g.lo], &d->ops[g.lo + (uint32_t)named]);
+			settle(r, t, &d->ops[g.lo], 0, fe.reason, out);
+			stack[sp++] = (struct range){g.lo + 1, g.hi};
 			continue;
+		}
 		stack[sp++] = (struct range){g.lo + (g.hi - g.lo) / 2, g.hi};
 		stack[sp++] = (struct range){g.lo, g.lo + (g.hi - g.lo) / 2};
 	}

@@ -409,6 +409,21 @@ def test_local_table_writes_are_refused(fleet):
     assert gen_of(n) == before
 
 
+def huge_manifest(f):
+    """A manifest whose chunk count is past 64 bits: jansson cannot read it
+    (it was called "not a JSON object"; a hostile probe)."""
+    doc = open(DEMO, "rb").read().replace(b"Mumbai", b"Mumbax")
+    h = etcdlab.table_hash(doc)
+    base = etcdlab.fac_prefix(FAC) + "tables/%s/" % h
+    f.cluster.put(base + "chunk/000000", doc)
+    f.cluster.put(base + "manifest", {"schema": 1, "hash": h, "len": len(doc), "chunks": 2 ** 63,
+                                      "format": "yaml"})
+    return h
+
+
+# What the refusal's message says, where it matters.
+MESSAGES = {"invalid_fleet_key": "the manifest is not JSON: too big integer"}
+
 BAD = [
     ("invalid_table", lambda f: f.publish("invalid", open(DEMO).read().replace(
         "prefixes: [8.128.0.0/13, 2406:da18::/32]", "prefixes: [8.128.0.1/13]").encode()), {}),
@@ -417,6 +432,7 @@ BAD = [
     ("facility_mismatch", lambda f: f.current, {"name": "ams"}),
     ("unsupported_schema", lambda f: f.current, {"schema": 2}),
     ("hash_mismatch", None, {}),
+    ("invalid_fleet_key", huge_manifest, {}),
 ]
 
 
@@ -442,6 +458,7 @@ def test_bad_desired_is_refused_by_every_node(fleet, reason, table, kw):
         assert rep["running"]["table"] == fleet.current and not rep["in_sync"]
         assert gen_of(n) == g  # nothing changed
         assert n.fleet()["apply_error"]["reason"] == reason
+        assert MESSAGES.get(reason, "") in rep["apply_error"]["message"], rep["apply_error"]
     # back to the good table: converges again
     etcdlab.set_desired(fleet.cluster, FAC, fleet.current)
     fleet.wait_converged(fleet.current)

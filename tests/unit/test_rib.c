@@ -36,7 +36,9 @@ struct fake {
 	struct ctl_rib_pfx forbidden[8]; /* residency: refused as additions */
 	int nforbidden;
 	int other_failure; /* refuse everything for another reason */
-	int name_change; /* errors name changes[i] */
+	/* errors name changes[N]: 1 by the op's index, 2 by its place in
+	 * what apply was given (as fwd_delta's checks count) */
+	int name_change;
 	int applies, records, records_at_apply;
 	int64_t gen;
 	/* What the record says the feed owns: each "+" without a later "-". */
@@ -83,12 +85,13 @@ static void op_pfx(const struct fwd_delta_op *op, struct ctl_rib_pfx *p)
 	memcpy(p->addr, op->addr, 16);
 }
 
-static int64_t refuse(struct fake *f, const struct fwd_delta_op *op, enum fwd_reason r,
-		      const char *why, struct fwd_err *e)
+static int64_t refuse(struct fake *f, const struct fwd_delta *d, const struct fwd_delta_op *op,
+		      enum fwd_reason r, const char *why, struct fwd_err *e)
 {
 	char path[32];
 
-	snprintf(path, sizeof(path), "changes[%u]", op->index);
+	snprintf(path, sizeof(path), "changes[%u]",
+		 f->name_change == 2 ? (unsigned)(op - d->ops) : op->index);
 	fwd_err_fail(e, r, NULL, 0, f->name_change ? path : "", "%s", why);
 	return -1;
 }
@@ -115,17 +118,17 @@ static int64_t fake_apply(void *arg, const struct fwd_delta *d, struct fwd_err *
 
 			op_pfx(&d->ops[k], &q);
 			if (same_pfx(&p, &q))
-				return refuse(f, op, FWD_R_INVALID_DELTA, "named twice", e);
+				return refuse(f, d, op, FWD_R_INVALID_DELTA, "named twice", e);
 		}
 		at = fake_find(f, &p);
 		for (int k = 0; op->kind == FWD_DELTA_ADD && k < f->nforbidden; k++)
 			if (same_pfx(&p, &f->forbidden[k]))
-				return refuse(f, op, FWD_R_RESIDENCY_VIOLATION,
+				return refuse(f, d, op, FWD_R_RESIDENCY_VIOLATION,
 					      "would carve protected users out", e);
 		if (op->kind == FWD_DELTA_ADD && at >= 0 && f->held[at].region != op->region)
-			return refuse(f, op, FWD_R_INVALID_DELTA, "held by another region", e);
+			return refuse(f, d, op, FWD_R_INVALID_DELTA, "held by another region", e);
 		if (op->kind == FWD_DELTA_REMOVE && (at < 0 || f->held[at].region != op->region))
-			return refuse(f, op, FWD_R_INVALID_DELTA, "not in that region", e);
+			return refuse(f, d, op, FWD_R_INVALID_DELTA, "not in that region", e);
 	}
 	for (uint32_t i = 0; i < d->n; i++) {
 		struct ctl_rib_pfx p;
@@ -415,6 +418,12 @@ static void residency_split(int name_change)
 	assert_int_equal(b.added, 97);
 	assert_int_equal(b.refused, 3);
 	assert_int_equal(f->n, 97);
+	/* The three refused, and those alone: a change named by its place in
+	 * a part that starts past the batch's first once refused a good route
+	 * with the named one's reason (a hostile probe, the BGP feed). */
+	for (unsigned i = 0; i < 100; i++)
+		assert_int_equal(fake_find(f, (struct ctl_rib_pfx[]){nth4(i)}) >= 0,
+				 i != 7 && i != 50 && i != 99);
 	if (name_change)
 		assert_int_equal(b.applies, 4); /* each refusal named: one apply each */
 	else
@@ -435,6 +444,7 @@ static void test_refused_change_is_split_out(void **state)
 {
 	(void)state;
 	residency_split(1);
+	residency_split(2);
 	residency_split(0);
 }
 
