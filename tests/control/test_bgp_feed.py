@@ -354,6 +354,35 @@ def test_routes_the_kernel_flushes_with_a_link_leave(lab):
         subprocess.run(netns.in_ns(RTR_NS) + ["ip", "link", "del", "bgpfd0"], capture_output=True)
 
 
+def test_refused_routes_in_one_batch_refuse_only_themselves(lab):
+    """Routes into India's protected 103.21.0.0/16 for Brazil, between good
+    ones, added in one go (one batch): each refused with its own reason,
+    every good one held. The table names a refusal by its place in the part
+    tried; matched against places in the whole batch, a second refusal once
+    refused a good route with another's reason (a hostile probe), and it was
+    not tried again."""
+    bad = ["103.21.%d.0/24" % (50 + i) for i in range(4)]
+    good = ["100.68.%d.0/24" % i for i in range(4)]
+    batch = lab.tmp / "routes.batch"
+    batch.write_text("".join("route add %s via 10.99.0.1 table 103\n" % p
+                             for pair in zip(good, bad) for p in pair))
+    p = subprocess.run(netns.in_ns(RTR_NS) + ["ip", "-batch", str(batch)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    try:
+        for g in good:
+            wait_held(lab, g, "brazil")
+        f = wait_for(lambda: (lambda f: f if len([x for x in f["refusals"] if x["prefix"] in bad]) == 4
+                              else None)(lab.feed()), what="the four refused")
+        for x in f["refusals"]:
+            assert x["prefix"] in bad and x["prefix"] in x["reason"], x  # its own reason, no other
+        assert all(lab.held_by(b) is None for b in bad)
+    finally:
+        batch.write_text("".join("route del %s table 103\n" % p for p in good + bad))
+        subprocess.run(netns.in_ns(RTR_NS) + ["ip", "-batch", str(batch)], capture_output=True)
+    wait_for(lambda: lab.feed()["refused"] == 0 and all(lab.held_by(g) is None for g in good),
+             what="the routes gone")
+
+
 def test_ipv4_mapped_route_is_refused(lab):
     """An IPv4-mapped IPv6 prefix matches no packet, and a table refuses
     it: the feed refuses its route, counted, listed and logged."""
