@@ -161,36 +161,38 @@ static ssize_t escaped_write(void *cookie, const char *buf, size_t len)
 	return (ssize_t)len;
 }
 
-int fwd_stderr_escaped(void)
+/* A stream writing to @fd through escaped_write(), buffered as @mode says
+ * (setvbuf's), in @buf of @size bytes; *@stream replaced by it, after a
+ * flush of what it held. */
+static int escape_stream(FILE **stream, int fd, int mode, char *buf, size_t size)
 {
 	cookie_io_functions_t io = {.write = escaped_write};
-	FILE *f = fopencookie((void *)(intptr_t)STDERR_FILENO, "w", io);
+	FILE *f;
 
+	fflush(*stream);
+	f = fopencookie((void *)(intptr_t)fd, "w", io);
 	if (f == NULL)
 		return -errno;
-	/* Unbuffered, as stderr is: a message is out before an exit or a crash. */
-	setvbuf(f, NULL, _IONBF, 0);
-	stderr = f;
+	setvbuf(f, buf, mode, size);
+	*stream = f;
 	return 0;
+}
+
+int fwd_stderr_escaped(void)
+{
+	/* Unbuffered, as stderr is: a message is out before an exit or a crash. */
+	return escape_stream(&stderr, STDERR_FILENO, _IONBF, NULL, 0);
 }
 
 int fwd_stdout_escaped(void)
 {
 	static char buf[1 << 16];
-	cookie_io_functions_t io = {.write = escaped_write};
-	FILE *f;
 
-	fflush(stdout);
-	f = fopencookie((void *)(intptr_t)STDOUT_FILENO, "w", io);
-	if (f == NULL)
-		return -errno;
 	/* A line a write, as a terminal's stdout is: a character is cut
 	 * between two writes (and then escaped as bytes that are not UTF-8)
 	 * only by one stdio call of more than the buffer (regionctl prints a
 	 * line, or a row, a call). exit() flushes it. */
-	setvbuf(f, buf, _IOLBF, sizeof(buf));
-	stdout = f;
-	return 0;
+	return escape_stream(&stdout, STDOUT_FILENO, _IOLBF, buf, sizeof(buf));
 }
 
 static void emit(int level, const char *raw, const struct fwd_log_change *c)
