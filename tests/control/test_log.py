@@ -113,20 +113,11 @@ def test_c1_controls_and_separators_never_reach_the_log_raw(box):
     assert rc == 0 and "Jos\u00e9" in out and "\u6f22\u5b57" in out, (out, err)
 
 
-def test_regionctl_text_never_carries_a_daemons_controls_raw(tmp_path):
-    """regionctl's text quotes what regiond answers: an author or comment
-    saved before regiond refused such characters, or a daemon that is not
-    what it should be. A fake regiond answers with ESC, CSI (U+009B), a line
-    separator: the text shows each of their bytes as \\xNN,
-    other languages as they are; -j gives the strings as the API holds them."""
-    import json
+def fake_regiond(path, head, body):
+    """A regiond on @path that answers every request with @head and @body;
+    returns the listening socket (close it to stop)."""
     import socket
     import threading
-    path = str(tmp_path / "api.sock")
-    history = {"history": [{"id": 7, "time": 1796000000, "hash": "00112233aabbccdd",
-                            "author": "evil\x1b[2J\u009b31m", "comment": "a\u2028b Jos\u00e9 \u6f22",
-                            "by": "x\u2029y"}]}
-    body = json.dumps(history).encode()
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     srv.listen(8)
@@ -144,12 +135,31 @@ def test_regionctl_text_never_carries_a_daemons_controls_raw(tmp_path):
                     if not got:
                         break
                     req += got
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                          b"Connection: close\r\n\r\n%s" % (len(body), body))
+                c.sendall(head + body)
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    ctl = os.environ.get("REGIONCTL", os.path.join(os.path.dirname(REGIOND), "regionctl"))
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def regionctl():
+    return os.environ.get("REGIONCTL", os.path.join(os.path.dirname(REGIOND), "regionctl"))
+
+
+def test_regionctl_text_never_carries_a_daemons_controls_raw(tmp_path):
+    """regionctl's text quotes what regiond answers: an author or comment
+    saved before regiond refused such characters, or a daemon that is not
+    what it should be. A fake regiond answers with ESC, CSI (U+009B), a line
+    separator: the text shows each of their bytes as \\xNN,
+    other languages as they are; -j gives the strings as the API holds them."""
+    import json
+    path = str(tmp_path / "api.sock")
+    history = {"history": [{"id": 7, "time": 1796000000, "hash": "00112233aabbccdd",
+                            "author": "evil\x1b[2J\u009b31m", "comment": "a\u2028b Jos\u00e9 \u6f22",
+                            "by": "x\u2029y"}]}
+    body = json.dumps(history).encode()
+    srv = fake_regiond(path, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                       b"Connection: close\r\n\r\n" % len(body), body)
+    ctl = regionctl()
     try:
         p = subprocess.run([ctl, "-s", path, "history"], capture_output=True, timeout=30)
         assert p.returncode == 0, p.stderr
@@ -162,5 +172,74 @@ def test_regionctl_text_never_carries_a_daemons_controls_raw(tmp_path):
         p = subprocess.run([ctl, "-s", path, "-j", "history"], capture_output=True, timeout=30)
         assert p.returncode == 0, p.stderr
         assert json.loads(p.stdout) == history
+    finally:
+        srv.close()
+
+
+def pcapng_block(btype, body):
+    import struct
+    body += b"\0" * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+def pcapng_comment(text):
+    import struct
+    raw = text.encode()
+    return struct.pack("<HH", 1, len(raw)) + raw + b"\0" * (-len(raw) % 4) + struct.pack("<HH", 0, 0)
+
+
+def test_regionctl_capture_text_never_carries_a_daemons_controls_raw(tmp_path):
+    """capture's text (a line a packet, the summary with the statistics
+    blocks' comments) quotes the pcapng regiond streams: a fake regiond puts
+    ESC, CSI and a line separator in a packet's comment and in the
+    statistics comment. The text escapes them; -w - writes the pcapng
+    byte for byte (it is not text); -j keeps the strings."""
+    import json
+    import struct
+    path = str(tmp_path / "api.sock")
+    ip = bytearray(bytes.fromhex("4500001c000100004011") + b"\0\0" + bytes([10, 0, 0, 1, 10, 0, 0, 2]))
+    total = sum(struct.unpack(">10H", ip))
+    total = (total & 0xffff) + (total >> 16)
+    ip[10:12] = struct.pack(">H", ~total & 0xffff)
+    frame = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + bytes(ip) + struct.pack(">HHHH", 1234, 53, 8, 0)
+    ts = 1796000000 * 10**9
+    stream = (pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) +
+              pcapng_block(1, struct.pack("<HHI", 1, 0, 65535) +
+                           struct.pack("<HHB", 9, 1, 9) + b"\0\0\0" + struct.pack("<HH", 0, 0)) +
+              pcapng_block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xffffffff, len(frame), len(frame)) +
+                           frame + b"\0" * (-len(frame) % 4) +
+                           pcapng_comment("rx fwd link=evil\x1b[2J\u009b31m x\u2028y")) +
+              pcapng_block(5, struct.pack("<III", 0, ts >> 32, ts & 0xffffffff) +
+                           pcapng_comment("lost 0\x1b]0;owned\x07 \u2029end")))
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(stream), stream)
+    srv = fake_regiond(path, b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pcapng\r\n"
+                       b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n", chunked)
+    ctl = regionctl()
+    raws = (b"\x1b", b"\x07", b"\xc2\x9b", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+    try:
+        p = subprocess.run([ctl, "-s", path, "capture", "--count", "1"], capture_output=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr
+        for raw in raws:
+            assert raw not in p.stdout, p.stdout
+            assert raw not in p.stderr, p.stderr
+        assert b"udp 10.0.0.1:1234 > 10.0.0.2:53 len 42" in p.stdout, p.stdout
+        assert b"link=evil\\x1b[2J\\xc2\\x9b31m x\\xe2\\x80\\xa8y" in p.stdout, p.stdout
+        assert b"capture: 1 packets" in p.stderr, p.stderr
+        assert b"lost 0\\x1b]0;owned\\x07 \\xe2\\x80\\xa9end" in p.stderr, p.stderr
+
+        p = subprocess.run([ctl, "-s", path, "capture", "--count", "1", "-w", "-"],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == stream
+        for raw in raws:
+            assert raw not in p.stderr, p.stderr
+
+        p = subprocess.run([ctl, "-s", path, "-j", "capture", "--count", "1"],
+                           capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        lines = [json.loads(x) for x in p.stdout.split(b"\n") if x]
+        assert lines[0]["comment"] == "rx fwd link=evil\x1b[2J\u009b31m x\u2028y", lines
     finally:
         srv.close()
