@@ -1,17 +1,37 @@
 #include "ctl_content.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#define CACHE_SLOTS 4
+#include "fwd_clock.h"
 
-/* The databases of the last few rule sets, by fwd_content_hash(). */
+#define CACHE_SLOTS 4
+/* How long a rule set's refusal is answered from memory: a compile that
+ * ran out of CPU time on a busy machine may pass later. */
+#define REFUSAL_TTL_MS 60000
+
+/* The databases of the last few rule sets, by fwd_content_hash(); and
+ * the refusals of the last few. Read and changed under regiond's state
+ * lock only: a push borrows the databases while holding it. */
 static struct {
 	int used;
 	struct fwd_hs_dbs dbs;
 } cache[CACHE_SLOTS];
 static unsigned cache_next;
+static struct {
+	int used;
+	uint64_t hash;
+	int64_t at_ms;
+	struct fwd_err e;
+} refusals[CACHE_SLOTS];
+static unsigned refusal_next;
+
+/* One compile at a time outside the state lock for reads, one for writes:
+ * the CPU a compile takes stays bounded, and a stream of reads cannot
+ * make a write wait. Taken before the state lock, never under it. */
+static pthread_mutex_t compile_mu[2] = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER};
 
 static const struct fwd_hs_dbs *cache_get(uint64_t key)
 {
@@ -21,24 +41,105 @@ static const struct fwd_hs_dbs *cache_get(uint64_t key)
 	return NULL;
 }
 
-/* Compile into the cache; returns the cached databases (borrowed) or NULL with @e. */
-static const struct fwd_hs_dbs *compile(const struct fwd_table *t, struct fwd_err *e)
+static const struct fwd_hs_dbs *cache_put(struct fwd_hs_dbs *d)
 {
-	static const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
-	const struct fwd_hs_dbs *hit = cache_get(fwd_content_hash(t));
-	struct fwd_hs_dbs d;
+	const struct fwd_hs_dbs *hit;
 
-	if (hit)
-		return hit;
-	if (fwd_hs_build(t, &lim, &d, e))
-		return NULL;
 	if (cache[cache_next].used)
 		fwd_hs_free(&cache[cache_next].dbs);
-	cache[cache_next].dbs = d;
+	cache[cache_next].dbs = *d;
 	cache[cache_next].used = 1;
 	hit = &cache[cache_next].dbs;
 	cache_next = (cache_next + 1) % CACHE_SLOTS;
 	return hit;
+}
+
+static const struct fwd_err *refusal_get(uint64_t key)
+{
+	for (unsigned i = 0; i < CACHE_SLOTS; i++)
+		if (refusals[i].used && refusals[i].hash == key &&
+		    fwd_mono_ms() - refusals[i].at_ms < REFUSAL_TTL_MS)
+			return &refusals[i].e;
+	return NULL;
+}
+
+/* A refusal for what the rules are (not a fork or pipe that failed). */
+static void refusal_put(uint64_t key, const struct fwd_err *e)
+{
+	if (e->reason_code == FWD_R_INTERNAL)
+		return;
+	refusals[refusal_next].used = 1;
+	refusals[refusal_next].hash = key;
+	refusals[refusal_next].at_ms = fwd_mono_ms();
+	refusals[refusal_next].e = *e;
+	refusal_next = (refusal_next + 1) % CACHE_SLOTS;
+}
+
+/* A remembered refusal as @t's: the same rules (by hash, in the same
+ * order) may sit in another document, or at other lines of it. */
+static void refusal_for(const struct fwd_table *t, const struct fwd_err *no, struct fwd_err *e)
+{
+	unsigned rule;
+
+	*e = *no;
+	snprintf(e->file, sizeof(e->file), "%s", t->source);
+	if (e->line && sscanf(e->path, "content_rules[%u]", &rule) == 1 && rule < t->ncontent)
+		e->line = t->content[rule].line;
+}
+
+/* Compile into the cache; returns the cached databases (borrowed) or NULL
+ * with @e. Under the state lock: fast when ctl_content_prepare() ran. */
+static const struct fwd_hs_dbs *compile(const struct fwd_table *t, struct fwd_err *e)
+{
+	static const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
+	const uint64_t key = fwd_content_hash(t);
+	const struct fwd_hs_dbs *hit = cache_get(key);
+	const struct fwd_err *no = hit ? NULL : refusal_get(key);
+	struct fwd_hs_dbs d;
+
+	if (hit)
+		return hit;
+	if (no) {
+		refusal_for(t, no, e);
+		return NULL;
+	}
+	if (fwd_hs_build(t, &lim, &d, e)) {
+		refusal_put(key, e);
+		return NULL;
+	}
+	return cache_put(&d);
+}
+
+void ctl_content_prepare(const struct fwd_table *t, pthread_mutex_t *state_lock, int writer)
+{
+	static const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
+	const uint64_t key = t->ncontent ? fwd_content_hash(t) : 0;
+	struct fwd_hs_dbs d;
+	struct fwd_err e;
+	int known, rc;
+
+	if (t->ncontent == 0)
+		return;
+	pthread_mutex_lock(&compile_mu[writer != 0]);
+	if (state_lock)
+		pthread_mutex_lock(state_lock);
+	known = cache_get(key) != NULL || refusal_get(key) != NULL;
+	if (state_lock)
+		pthread_mutex_unlock(state_lock);
+	if (!known) {
+		rc = fwd_hs_build(t, &lim, &d, &e);
+		if (state_lock)
+			pthread_mutex_lock(state_lock);
+		if (rc)
+			refusal_put(key, &e);
+		else if (cache_get(key)) /* compiled under the lock meanwhile */
+			fwd_hs_free(&d);
+		else
+			cache_put(&d);
+		if (state_lock)
+			pthread_mutex_unlock(state_lock);
+	}
+	pthread_mutex_unlock(&compile_mu[writer != 0]);
 }
 
 int ctl_content_validate(const struct fwd_table *t, struct fwd_err *e)
@@ -72,6 +173,13 @@ static int ext_validate(void *arg, const struct fwd_table *t, struct fwd_err *e)
 	return ctl_content_validate(t, e);
 }
 
+static void ext_prepare(void *arg, const struct fwd_table *t, pthread_mutex_t *state_lock,
+			int writer)
+{
+	(void)arg;
+	ctl_content_prepare(t, state_lock, writer);
+}
+
 static const struct fwd_hs_dbs *ext_dbs(void *arg, const struct fwd_table *t)
 {
 	(void)arg;
@@ -80,6 +188,8 @@ static const struct fwd_hs_dbs *ext_dbs(void *arg, const struct fwd_table *t)
 
 struct ctl_ext ctl_content_ext(void)
 {
-	return (struct ctl_ext){
-		.name = "content", .validate = ext_validate, .content_dbs = ext_dbs};
+	return (struct ctl_ext){.name = "content",
+				.validate = ext_validate,
+				.prepare = ext_prepare,
+				.content_dbs = ext_dbs};
 }

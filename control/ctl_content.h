@@ -7,10 +7,15 @@
  * A small cache keyed by fwd_content_hash() holds the databases of the
  * last few rule sets: validation compiles, the push that follows (and a
  * re-push after a regionfwd restart, or a rollback to a recent generation)
- * reuses the same bytes. Single-threaded like the rest of regiond's state.
+ * reuses the same bytes. The cache is read and changed under regiond's
+ * state lock, like the rest of its state; ctl_content_prepare() compiles
+ * outside it, so that no lock is held through a compile (a read of a
+ * hostile table held the main loop 30 s).
  */
 #ifndef CTL_CONTENT_H
 #define CTL_CONTENT_H
+
+#include <pthread.h>
 
 #include "ctl_state.h"
 #include "fwd_hs.h"
@@ -18,6 +23,15 @@
 
 /** Compile @t's content rules; 0, or -errno with @e (422 invalid_pattern / pattern_too_expensive). */
 int ctl_content_validate(const struct fwd_table *t, struct fwd_err *e);
+
+/**
+ * Without the state lock: compile @t's content rules into the cache (or
+ * remember their refusal for a minute), so that the validate under the
+ * lock that follows finds them. One compile at a time per kind (@writer
+ * or not); @state_lock (NULL: none) is taken only to read and fill the
+ * cache.
+ */
+void ctl_content_prepare(const struct fwd_table *t, pthread_mutex_t *state_lock, int writer);
 
 /**
  * The compiled databases of @t's content rules, to ship with the push

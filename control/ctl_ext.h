@@ -11,6 +11,7 @@
 #ifndef CTL_EXT_H
 #define CTL_EXT_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,6 +36,13 @@ struct ctl_ext {
 	void *arg;
 	/* Before anything changes: refuse @t with a reason, or 0. */
 	int (*validate)(void *arg, const struct fwd_table *t, struct fwd_err *e);
+	/* Without the state lock, before validate: do validate's slow part
+	 * (compiling content rules) so that validate, under the lock, finds
+	 * it done. May take @state_lock (NULL: none) for short spells.
+	 * @writer: for a write (a separate queue from reads, so that reads
+	 * cannot hold a write back). */
+	void (*prepare)(void *arg, const struct fwd_table *t, pthread_mutex_t *state_lock,
+			int writer);
 	/* What to ship with the push of @t (compiled content databases), or NULL. */
 	const struct fwd_hs_dbs *(*content_dbs)(void *arg, const struct fwd_table *t);
 	/* Once regionfwd runs generation @gen of @t; a refusal puts regionfwd

@@ -694,9 +694,12 @@ static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *so
 		struct fwd_table *tab;
 
 		snprintf(name, sizeof(name), "fleet table %s", t->table);
+		/* Compiled before the lock, not under it (ctl_state_prepare). */
+		ctl_state_prepare(st, doc, len, name, 1);
 		pthread_mutex_lock(st->lock);
 		tab = ctl_state_validate(st, doc, len, name, e);
 		pthread_mutex_unlock(st->lock);
+		ctl_state_prepared_drop();
 		if (!tab)
 			return -1;
 		fwd_table_free(tab);
@@ -709,6 +712,7 @@ static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *so
 	else
 		snprintf(comment, sizeof(comment), "fleet %s: table %s (etcd revision %" PRId64 ")",
 			 source, t->table, t->revision);
+	ctl_state_prepare(st, doc, len, "document", 1);
 	ctl_state_write_begin(st);
 	snprintf(st->who, sizeof(st->who), "fleet agent (node %s, etcd %s)", f->node,
 		 ctl_etcd_endpoint(f->etcd));
@@ -719,6 +723,7 @@ static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *so
 	st->who[0] = '\0';
 	st->request[0] = '\0';
 	ctl_state_write_end(st);
+	ctl_state_prepared_drop();
 	if (gen > 0)
 		fwd_log(FWD_LOG_NOTICE, "fleet: generation %" PRId64 " runs table %s (%s)", gen,
 			t->table, comment);

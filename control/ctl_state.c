@@ -667,8 +667,23 @@ int ctl_state_runs(const struct ctl_state *st, uint64_t hash)
 	       (hash == cur->hash || (st->alias_id == cur->id && hash == st->alias_hash));
 }
 
-struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc, size_t len,
-				     const char *name, struct fwd_err *e)
+/* What ctl_state_prepare() checked for this thread, for its validate. */
+static __thread struct {
+	struct fwd_table *t;
+	uint64_t hash;
+	size_t len;
+	char name[64];
+} prepared;
+
+void ctl_state_prepared_drop(void)
+{
+	fwd_table_free(prepared.t);
+	prepared.t = NULL;
+}
+
+/* Parse, classify and check residency: the part of validation that reads
+ * nothing of the state. NULL with @e. */
+static struct fwd_table *check_doc(const char *doc, size_t len, const char *name, struct fwd_err *e)
 {
 	struct fwd_err fe = {0};
 	struct fwd_table *t = fwd_table_parse(doc, len, name, -1, &fe);
@@ -697,6 +712,40 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 	}
 	fwd_class_free(c);
 	fwd_stage("classifier + residency");
+	return t;
+}
+
+void ctl_state_prepare(const struct ctl_state *st, const char *doc, size_t len, const char *name,
+		       int writer)
+{
+	struct fwd_err e;
+	struct fwd_table *t;
+
+	ctl_state_prepared_drop();
+	if ((t = check_doc(doc, len, name, &e)) == NULL)
+		return;
+	for (unsigned i = 0; i < st->next; i++)
+		if (st->ext[i].prepare)
+			st->ext[i].prepare(st->ext[i].arg, t, st->lock, writer);
+	prepared.t = t;
+	prepared.hash = fwd_hash64(doc, len);
+	prepared.len = len;
+	snprintf(prepared.name, sizeof(prepared.name), "%s", name);
+}
+
+struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc, size_t len,
+				     const char *name, struct fwd_err *e)
+{
+	struct fwd_table *t = NULL;
+
+	/* The table prepared from this very document, if any: taken over. */
+	if (prepared.t && prepared.len == len && strcmp(prepared.name, name) == 0 &&
+	    prepared.hash == fwd_hash64(doc, len)) {
+		t = prepared.t;
+		prepared.t = NULL;
+	}
+	if (t == NULL && (t = check_doc(doc, len, name, e)) == NULL)
+		return NULL;
 	if (ext_validate(st, t, e)) {
 		fwd_table_free(t);
 		return NULL;

@@ -307,6 +307,23 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 				     const char *name, struct fwd_err *e);
 
 /**
+ * Without the state lock: the slow part of ctl_state_validate() of @doc
+ * ahead of it. Parses and checks @doc, runs every extension's prepare
+ * (the content rules' compile, up to its 30 s limit), and keeps the table
+ * for this thread, so that the ctl_state_validate() of the same @doc and
+ * @name that follows, under the lock, neither parses nor compiles again.
+ * A document that does not pass is simply not kept: validate finds the
+ * same error. The state lock (and with it the main loop's sync, health
+ * and XDP re-attach) is then never held through a compile. @writer: the
+ * caller writes (its compile does not queue behind reads').
+ */
+void ctl_state_prepare(const struct ctl_state *st, const char *doc, size_t len, const char *name,
+		       int writer);
+
+/** Free what ctl_state_prepare() kept for this thread and was not used. */
+void ctl_state_prepared_drop(void);
+
+/**
  * A write that changes nothing (a PATCH to what the table says, a rollback
  * to the current generation), answered as ctl_state_apply() answers the
  * current document again: the same checks first (an unsaved generation's

@@ -361,13 +361,17 @@ static int is_write(const char *method, const char *path)
 }
 
 /* @o with the bound of an exchange @method @path: --timeout, else the
- * default of a read or a write. */
+ * default of a read or a write. A validate (validate, diff) is a read that
+ * does a write's work: the document's content rules compile for up to 30 s
+ * of CPU, a million prefixes take their time; it waits as a write does. */
 static struct opts bounded(const struct opts *o, const char *method, const char *path)
 {
 	struct opts b = *o;
 
 	b.writes = is_write(method, path);
-	b.wait_ms = o->timeout_ms ? o->timeout_ms : b.writes ? WRITE_TIMEOUT_MS : READ_TIMEOUT_MS;
+	b.wait_ms = o->timeout_ms				    ? o->timeout_ms
+		    : b.writes || strcmp(path, "/v1/validate") == 0 ? WRITE_TIMEOUT_MS
+								    : READ_TIMEOUT_MS;
 	return b;
 }
 

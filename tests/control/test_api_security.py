@@ -670,3 +670,55 @@ def test_max_buffered_below_max_body_is_refused(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2, p
     assert "--max-buffered 1000000 is below --max-body 1048576" in p.stderr, p.stderr
+
+
+def expensive_rules(n):
+    """A demo table with @n payload rules whose database Hyperscan cannot
+    build within the compile's 30 s of CPU (found by a hostile probe)."""
+    rules = "".join(f"  - {{name: q{i}, field: payload, pattern: 'q{i}[^z]{{1000,3000}}z[^y]{{1000,3000}}y', "
+                    f"services: [sync], action: count}}\n" for i in range(n))
+    return open(DEMO).read() + rules
+
+
+def test_a_long_compile_of_a_read_holds_no_one_back(tmp_path):
+    """POST /v1/validate compiled the document's content rules holding the
+    state lock: for the compile's 30 s the main loop (regionfwd's sync,
+    health, the XDP filter's re-attach) and every write waited, and status
+    said regionfwd unreachable. A reader may send such a table. The compile
+    now runs before the lock: while it runs, status is healthy and an apply
+    goes through; the validate still ends with pattern_too_expensive (and
+    regionctl waits for it), and so does its repetition."""
+    tok = token_file(tmp_path / "token", "writer-token-0123456789")
+    rtok = token_file(tmp_path / "rtoken", "reader-token-0123456789")
+    port = free_port()
+    doc = tmp_path / "expensive.yaml"
+    doc.write_text(expensive_rules(1000))
+    b = Box(tmp_path, "sec-compile", regiond_args=["--listen", f"127.0.0.1:{port}", "--token-file", tok,
+                                                   "--read-token-file", rtok])
+    reader = [REGIONCTL, "--url", f"http://127.0.0.1:{port}", "--token-file", rtok, "validate", str(doc)]
+    try:
+        answer = {}
+
+        def validate():
+            answer["p"] = subprocess.run(reader, capture_output=True, text=True, timeout=400)
+        t = threading.Thread(target=validate)
+        t.start()
+        # The compile starts once regiond has read the body; a moment
+        # later (not a bound on anything) the others ask.
+        time.sleep(3)
+        assert t.is_alive(), answer
+        rc, out, err = b.ctl("status")
+        still_compiling = t.is_alive()
+        assert rc == 0 and "unreachable" not in out, (rc, out, err)
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))
+        assert rc == 0 and b.gen() == 2, (rc, out, err)
+        # Both answered while the compile ran: they did not wait for it.
+        assert still_compiling and t.is_alive(), "status or the apply waited for the compile (or it ended first)"
+        t.join(400)
+        p = answer["p"]
+        assert p.returncode == 1 and "pattern_too_expensive" in p.stderr + p.stdout, \
+            (p.returncode, p.stdout, p.stderr)
+        again = subprocess.run(reader, capture_output=True, text=True, timeout=400)
+        assert (again.returncode, again.stdout, again.stderr) == (p.returncode, p.stdout, p.stderr)
+    finally:
+        b.stop()
