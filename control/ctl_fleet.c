@@ -31,6 +31,9 @@
 #define FLEET_TABLE_MAX (256ull << 20) /* the API's default --max-body */
 #define FLEET_CHUNKS_MAX 65536 /* a sanity bound: 4 KiB chunks of the largest table */
 #define FLEET_POLL_MS 100 /* each watch's wait per turn */
+/* The author of every generation the agent applies: what the node runs
+ * came from the fleet. */
+#define FLEET_AUTHOR "fleet"
 #define FLEET_RETRY_MS 2000 /* a target that failed for a passing reason */
 #define FLEET_DOWN_PAUSE_MS 500 /* between attempts while etcd does not answer */
 /* Still applying one target this long (no refusal: a slow fetch of a
@@ -148,6 +151,7 @@ struct ctl_fleet {
 	int64_t tried_revision;
 	const char *tried_source;
 	int tried_final; /* refused: not tried again until its key changes */
+	int had_target; /* a pin or desired was seen since regiond started */
 	int tried_ok;
 	int64_t retry_at_ms;
 	char validated[17]; /* validate-only: the last target that validated */
@@ -717,7 +721,7 @@ static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *so
 	snprintf(st->who, sizeof(st->who), "fleet agent (node %s, etcd %s)", f->node,
 		 ctl_etcd_endpoint(f->etcd));
 	snprintf(st->request, sizeof(st->request), "fleet %s", source);
-	gen = ctl_state_apply(st, doc, len, "fleet", comment, -1, 1, e);
+	gen = ctl_state_apply(st, doc, len, FLEET_AUTHOR, comment, -1, 1, e);
 	if (gen >= 0)
 		ctl_state_refresh(st);
 	st->who[0] = '\0';
@@ -1028,7 +1032,7 @@ static json_t *pin_json(const struct target *pin, int stray)
  * an alarm. @return 1 when the alarm changed (the health just read is then
  * out of date). */
 static int fleet_alarm(struct ctl_fleet *f, const struct target *t, const char *source,
-		       const char *running, int in_sync, int refused, const char *why)
+		       const char *running, int in_sync, int refused, const char *why, int orphan)
 {
 	char a[CTL_ALARM_LEN] = "", b[200] = "";
 	int64_t now = fwd_mono_ms();
@@ -1056,12 +1060,18 @@ static int fleet_alarm(struct ctl_fleet *f, const struct target *t, const char *
 			 t->table[0] ? t->table : "unreadable", source ? source : "?",
 			 refused ? "refused" : still, why ? ", " : "", why ? why : "");
 	}
+	if (orphan)
+		snprintf(b, sizeof(b),
+			 "fleet: runs table %s from the fleet, but the facility has no desired "
+			 "table (its first rollout aborted, or etcd lost its keys): regionctl "
+			 "fleet apply the table it should run",
+			 running && running[0] ? running : "(a delta generation)");
 	if (a[0] && b[0])
 		snprintf(a + strlen(a), sizeof(a) - strlen(a), "; %s", b);
 	else if (b[0])
 		snprintf(a, sizeof(a), "%s", b);
 	pthread_mutex_lock(&f->mu);
-	f->v.off_target = off;
+	f->v.off_target = off || orphan;
 	pthread_mutex_unlock(&f->mu);
 	if (!strcmp(a, f->alarm))
 		return 0;
@@ -1092,7 +1102,7 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 		int dp_in_sync;
 
 		char rtab[17], why[48];
-		int refused, failed;
+		int refused, failed, orphan = 0;
 
 		health = health_summary(f, &running, &dp_in_sync);
 		rt = json_string_value(json_object_get(running, "table"));
@@ -1111,8 +1121,23 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 		/* Refused for what it is (not tried again until its key
 		 * changes), or failing for a reason that may pass (retried). */
 		refused = tried_this(f, t, source) && (t->refused || (failed && f->tried_final));
+		/* No target, yet the node had one, or what runs came from
+		 * the fleet: etcd lost desired, or a first rollout's abort
+		 * had no previous table to pin back to. Nothing else would
+		 * say that the node runs a table no one now asks for (a
+		 * hostile probe). */
+		if (t->present)
+			f->had_target = 1;
+		if (f->read_once && !t->present && !t->refused) {
+			const struct ctl_gen *cur;
+
+			pthread_mutex_lock(f->st->lock);
+			cur = ctl_state_current(f->st);
+			orphan = f->had_target || (cur && strcmp(cur->author, FLEET_AUTHOR) == 0);
+			pthread_mutex_unlock(f->st->lock);
+		}
 		if (fleet_alarm(f, t, source, rtab, in_sync && !failed, refused,
-				failed ? why : NULL)) {
+				failed ? why : NULL, orphan)) {
 			json_decref(health);
 			json_decref(running);
 			health = health_summary(f, &running, &dp_in_sync);

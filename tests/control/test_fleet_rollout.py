@@ -617,3 +617,50 @@ def test_unreverted_node_is_visible_until_it_converges(fleet, tmp_path):
     fleet.wait_converged(prev)
     wait_for(lambda: alarm_of(fleet.reports()["n0"]) == "", timeout=10, what="n0's alarm cleared")
     assert "regiond_fleet_off_target 0" in n[0].get("/metrics")[1]
+
+
+def test_a_fleet_table_without_desired_is_never_silent(fleet, tmp_path):
+    """A node whose table came from the fleet while the facility names no
+    table (etcd lost desired; a first rollout aborted with nothing to pin
+    back to) ran it with health 0, state in_sync, no alarm: a hostile probe
+    saw a rolled-back table go on dropping four regions' traffic unseen.
+    Each such node now says so (alarm, health 1, off_target 1) until a
+    table is applied through the fleet again."""
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    bad = etcdlab.table_hash(BAD.encode())
+    lost = "but the facility has no desired table"
+    try:
+        fleet.cluster.delete(fleet.key("desired"))
+        for node in n:
+            wait_for(lambda: lost in alarm_of(fleet.reports()[node.name]), timeout=30,
+                     what="%s's alarm for a lost desired" % node.name)
+            rep = fleet.reports()[node.name]
+            assert rep["health"]["code"] == 1 and rep["target"] is None, rep
+            assert rep["running"]["table"] == prev and prev in alarm_of(rep)
+            assert "regiond_fleet_off_target 1" in node.get("/metrics")[1]
+        # A rollout with nothing to go back to, aborted by its drop gate:
+        # the canary keeps the bad table, and says so.
+        rc, out, err = n[2].ctl("fleet", "apply", write(tmp_path, "bad.yaml", BAD), "--canary", 1,
+                                "--bake", 8, "--wave", 2, "--sync-timeout", 30, "--max-drop-pps", 50,
+                                "--wait")
+        assert rc == 1 and "rollout_aborted" in err, (out, err)
+        rec = [r for r in fleet.history().values() if r["table"] == bad][-1]
+        assert rec["previous"] is None and rec["abort"]["node"] == "n0", rec
+        assert {x["name"]: x["status"] for x in rec["nodes"]}["n0"] == "unreverted", rec["nodes"]
+        wait_for(lambda: (lambda r: r["pin"] is None and r["running"]["table"] == bad
+                          and lost in alarm_of(r) and bad in alarm_of(r))(fleet.reports()["n0"]),
+                 timeout=30, what="n0's alarm on the bad table")
+        assert fleet.reports()["n0"]["health"]["code"] == 1
+        rc, out, _ = n[1].ctl("fleet", "status")
+        assert "alarm on n0: fleet: runs table %s from the fleet" % bad in out, out
+    finally:
+        # The fleet's table again: every node converges, the alarms go.
+        if fleet.cluster.get(fleet.key("desired")) is None:
+            etcdlab.set_desired(fleet.cluster, FAC, prev)
+    fleet.wait_converged(prev)
+    for node in n:
+        wait_for(lambda: alarm_of(fleet.reports()[node.name]) == "", timeout=20,
+                 what="%s's alarm cleared" % node.name)
+        assert "regiond_fleet_off_target 0" in node.get("/metrics")[1]
