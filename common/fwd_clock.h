@@ -4,12 +4,15 @@
  * Monotonic time (CLOCK_MONOTONIC) for ages, deadlines and timeouts: it
  * never jumps when an operator or NTP sets the clock. Wall time
  * (CLOCK_REALTIME) only where a time is shown, stored or compared with
- * another box's, and for pthread_cond_timedwait(), whose deadline is on
- * that clock by default. Not for the fast path: workers read the TSC.
+ * another box's. Condition variables waited on with a deadline are made
+ * with fwd_cond_init_mono(), so that their deadline is monotonic too (on a
+ * default one, a clock set back an hour made a 1 s nap an hour long).
+ * Not for the fast path: workers read the TSC.
  */
 #ifndef FWD_CLOCK_H
 #define FWD_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -46,11 +49,25 @@ static inline int64_t fwd_wall_ms(void)
 	return (int64_t)(fwd_wall_ns() / 1000000u);
 }
 
-/** The CLOCK_REALTIME instant @ms (>= 0) from now, as the deadline of a
- *  pthread_cond_timedwait() on a condition variable of default attributes. */
-static inline struct timespec fwd_wall_after_ms(int64_t ms)
+/** Initialise @cv to time its waits on CLOCK_MONOTONIC. @return 0 or an errno. */
+static inline int fwd_cond_init_mono(pthread_cond_t *cv)
 {
-	uint64_t at = fwd_wall_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000u;
+	pthread_condattr_t a;
+	int rc = pthread_condattr_init(&a);
+
+	if (rc == 0)
+		rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+	return rc;
+}
+
+/** The CLOCK_MONOTONIC instant @ms (>= 0) from now, as the deadline of a
+ *  pthread_cond_timedwait() on a condition variable of fwd_cond_init_mono(). */
+static inline struct timespec fwd_mono_after_ms(int64_t ms)
+{
+	uint64_t at = fwd_mono_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000u;
 
 	return (struct timespec){.tv_sec = (time_t)(at / 1000000000u),
 				 .tv_nsec = (long)(at % 1000000000u)};

@@ -14,7 +14,26 @@ int ctl_confirm_none_pending(const struct ctl_state *st, struct fwd_err *e)
 	return fwd_err_fail(e, FWD_R_CONFIRM_PENDING, NULL, 0, "",
 			    "generation %" PRIu64 " awaits confirmation (reverts in %" PRId64
 			    " s); confirm it first",
-			    st->confirm_gen, st->confirm_deadline + 1 - (int64_t)time(NULL));
+			    st->confirm_gen, ctl_confirm_left_s(st));
+}
+
+void ctl_confirm_set_due(struct ctl_state *st)
+{
+	/* Reverted once the deadline's whole second has passed: at wall
+	 * deadline + 1 s, counted from now on the monotonic clock. */
+	st->confirm_due_ms = fwd_mono_ms() + (st->confirm_deadline + 1) * 1000 - fwd_wall_ms();
+}
+
+int ctl_confirm_due(const struct ctl_state *st)
+{
+	return st->confirm_gen && fwd_mono_ms() >= st->confirm_due_ms;
+}
+
+int64_t ctl_confirm_left_s(const struct ctl_state *st)
+{
+	int64_t left = st->confirm_due_ms - fwd_mono_ms();
+
+	return left > 0 ? (left + 999) / 1000 : 0;
 }
 
 int ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int64_t seconds,
@@ -23,6 +42,7 @@ int ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int6
 	st->confirm_gen = gen;
 	st->revert_to = revert_to;
 	st->confirm_deadline = (int64_t)time(NULL) + seconds;
+	ctl_confirm_set_due(st);
 	return ctl_state_save(st, e);
 }
 
@@ -88,7 +108,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 	/* The deadline is a whole second, armed at now + S: up to and through
 	 * that second the change may still be confirmed, so it never reverts
 	 * before S seconds have passed (at most S + 1 and a tick). */
-	if (!gen || (int64_t)time(NULL) <= st->confirm_deadline)
+	if (!gen || !ctl_confirm_due(st))
 		return;
 	/* A failed revert (regionfwd not answering) spends a generation id
 	 * per try: once a second, not at every 200 ms tick. */

@@ -26,6 +26,16 @@ int ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int6
  *  FWD_R_NOTHING_TO_CONFIRM in @e. */
 uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e);
 
+/** Derive confirm_due_ms (monotonic) from confirm_deadline (wall seconds):
+ *  when armed, and when the record is loaded from disk. */
+void ctl_confirm_set_due(struct ctl_state *st);
+
+/** Whether a pending confirmation's deadline has passed (monotonic). */
+int ctl_confirm_due(const struct ctl_state *st);
+
+/** Whole seconds until the revert, 0 when due. */
+int64_t ctl_confirm_left_s(const struct ctl_state *st);
+
 /** The timer (regiond's main loop): past the deadline, revert. */
 void ctl_confirm_tick(struct ctl_state *st);
 

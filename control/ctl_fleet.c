@@ -762,7 +762,7 @@ static void *keeper_thread(void *arg)
 
 	pthread_mutex_lock(&f->kmu);
 	while (!f->keeper_stop) {
-		struct timespec ts = fwd_wall_after_ms((int64_t)f->lease_s * 1000 / 3);
+		struct timespec ts = fwd_mono_after_ms((int64_t)f->lease_s * 1000 / 3);
 
 		pthread_cond_timedwait(&f->kcv, &f->kmu, &ts);
 		if (f->keeper_stop)
@@ -1434,7 +1434,7 @@ struct ctl_fleet *ctl_fleet_start(const struct ctl_fleet_conf *c, struct ctl_sta
 	}
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_mutex_init(&f->kmu, NULL);
-	pthread_cond_init(&f->kcv, NULL);
+	fwd_cond_init_mono(&f->kcv);
 	snprintf(f->node, sizeof(f->node), "%s", c->node);
 	snprintf(f->facility, sizeof(f->facility), "%s", c->facility);
 	snprintf(f->version, sizeof(f->version), "%s", c->version ? c->version : "");

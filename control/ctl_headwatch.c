@@ -93,7 +93,7 @@ static void *watch_main(void *arg)
 			logged_body = w->closed_body;
 			last_log = now;
 		}
-		until = fwd_wall_after_ms(250);
+		until = fwd_mono_after_ms(250);
 		pthread_cond_timedwait(&w->wake, &w->lock, &until);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -109,7 +109,7 @@ struct ctl_headwatch *ctl_headwatch_new(unsigned head_ms, uint64_t body_rate)
 	w->head_ms = head_ms;
 	w->body_rate = body_rate;
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->wake, NULL);
+	fwd_cond_init_mono(&w->wake);
 	if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
 		pthread_cond_destroy(&w->wake);
 		pthread_mutex_destroy(&w->lock);

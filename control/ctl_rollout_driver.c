@@ -86,7 +86,7 @@ static void set_error(struct ctl_rdriver *d, const struct fwd_err *err, bool pau
 /* Sleep up to @ms unless stopped; returns true when stopping. */
 static bool nap(struct ctl_rdriver *d, uint64_t ms)
 {
-	struct timespec ts = fwd_wall_after_ms((int64_t)ms);
+	struct timespec ts = fwd_mono_after_ms((int64_t)ms);
 	bool stop;
 
 	pthread_mutex_lock(&d->lock);
@@ -563,7 +563,7 @@ struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struc
 	if (d->e == NULL)
 		goto fail;
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->wake, NULL);
+	fwd_cond_init_mono(&d->wake);
 	if (pthread_create(&d->thread, NULL, run, d) != 0) {
 		ctl_etcd_free(d->e);
 		goto nomem;

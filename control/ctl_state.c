@@ -360,6 +360,7 @@ static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path
 	st->confirm_gen = gen;
 	st->revert_to = (uint64_t)json_integer_value(to);
 	st->confirm_deadline = json_integer_value(dl);
+	ctl_confirm_set_due(st);
 	return 0;
 }
 
@@ -1897,7 +1898,7 @@ int ctl_state_sync(struct ctl_state *st)
 	 * an id spent here). The confirm tick pushes the revert again within a
 	 * second; pushing the unconfirmed current generation meanwhile would
 	 * run again the change the revert undoes. */
-	if (!in_sync && st->confirm_gen && (int64_t)time(NULL) > st->confirm_deadline) {
+	if (!in_sync && ctl_confirm_due(st)) {
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 		return 0;
 	}

@@ -126,6 +126,11 @@ struct ctl_state {
 	/* commit-confirm: revert to revert_to unless confirmed by deadline */
 	uint64_t confirm_gen, revert_to;
 	int64_t confirm_deadline;
+	/* When it is due on CLOCK_MONOTONIC (ms): the revert compares this,
+	 * not the wall clock, which an operator or NTP may step (a step
+	 * forward reverted a change before its time). Derived from
+	 * confirm_deadline when armed and when loaded from disk. */
+	int64_t confirm_due_ms;
 	int64_t revert_tried_ms; /* CLOCK_MONOTONIC of the last failed revert: retried once a second */
 	/* A generation regionfwd runs and regiond holds as current whose
 	 * document and record could not be written (an automatic revert on a

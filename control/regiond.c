@@ -36,6 +36,7 @@
 
 #include "ctl_api.h"
 #include "fwd_log.h"
+#include "fwd_clock.h"
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
 #include "ctl_state.h"
@@ -1050,7 +1051,7 @@ static int start_api(struct regiond *d)
 static void main_loop(struct regiond *d)
 {
 	const struct ctl_gen *cur = ctl_state_current(&d->st);
-	int64_t last_sync = 0;
+	int64_t last_sync = INT64_MIN / 2;
 	int in_sync = -1;
 
 	signal(SIGINT, on_signal);
@@ -1066,13 +1067,16 @@ static void main_loop(struct regiond *d)
 		d->o.dataplane ? d->o.dataplane : "none (validate only)", d->o.state_dir,
 		cur ? cur->id : 0);
 	while (!quit) {
-		int64_t now = (int64_t)time(NULL);
+		/* Monotonic: paced by the wall clock, a clock set back 30 s
+		 * stopped the sync for 30 s, and status called a healthy
+		 * regionfwd unreachable (a hostile probe, with faketime). */
+		int64_t now = fwd_mono_ms();
 
 		usleep(200000);
 		ctl_state_write_begin(&d->st);
 		ctl_confirm_tick(&d->st);
 		/* --fleet-validate-only runs without regionfwd: nothing to sync. */
-		if (now - last_sync >= 1 && !d->o.fleet_validate_only) {
+		if (now - last_sync >= 1000 && !d->o.fleet_validate_only) {
 			int s = ctl_state_sync(&d->st);
 
 			if (s != in_sync)

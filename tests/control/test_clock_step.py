@@ -1,0 +1,129 @@
+"""regiond when the wall clock is stepped (an operator, NTP after a long
+outage, a VM restored from a snapshot). A hostile probe found the main
+loop paced by the wall clock: set back 30 s, it stopped asking regionfwd
+for 30 s and status called a healthy regionfwd unreachable (503 on
+/v1/health, which a load balancer acts on). The commit-confirm revert was
+due by the wall clock too: a step forward reverted a change before its
+time. Both now run on the monotonic clock.
+
+The step is made by a small LD_PRELOAD library built here with the C
+compiler the build uses: time(), gettimeofday() and clock_gettime() of
+CLOCK_REALTIME (and its variants) read an offset from a file; the
+monotonic clock is left alone, as a real step leaves it."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_e2e import SG_LOCAL, Box, demo_variant  # noqa: E402
+
+SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <time.h>
+
+static long offset(void)
+{
+	const char *p = getenv("CLOCK_STEP_FILE");
+	FILE *f = p ? fopen(p, "r") : NULL;
+	long s = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld", &s) != 1)
+			s = 0;
+		fclose(f);
+	}
+	return s;
+}
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+	static int (*real)(clockid_t, struct timespec *);
+	int rc;
+
+	if (!real)
+		real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+	rc = real(id, ts);
+	if (rc == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE))
+		ts->tv_sec += offset();
+	return rc;
+}
+
+time_t time(time_t *t)
+{
+	struct timespec ts;
+	time_t now;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = ts.tv_sec;
+	if (t)
+		*t = now;
+	return now;
+}
+
+int gettimeofday(struct timeval *tv, void *tz)
+{
+	struct timespec ts;
+
+	(void)tz;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	tv->tv_sec = ts.tv_sec;
+	tv->tv_usec = ts.tv_nsec / 1000;
+	return 0;
+}
+"""
+
+pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the clock shim")
+
+
+@pytest.fixture
+def stepped(tmp_path):
+    src = tmp_path / "clockstep.c"
+    src.write_text(SHIM)
+    lib = tmp_path / "clockstep.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(src), "-ldl"], check=True)
+    step = tmp_path / "step"
+    step.write_text("0\n")
+    # Under ASan the runtime must come first: the shim goes after it.
+    pre = str(lib)
+    if os.environ.get("SANITIZE", "none") != "none":
+        asan = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+        pre = asan + ":" + pre
+    wrapper = ["env", f"LD_PRELOAD={pre}", f"CLOCK_STEP_FILE={step}"]
+    b = Box(tmp_path, "clock", wrapper=wrapper)
+    yield b, step
+    b.stop()
+
+
+def test_wall_clock_set_back_does_not_make_regionfwd_unreachable(stepped):
+    b, step = stepped
+    rc, out, err = b.ctl("status")
+    assert rc == 0, (out, err)
+    step.write_text("-60\n")
+    # Past the 10 s after which an unanswering regionfwd is unreachable.
+    time.sleep(13)
+    rc, out, err = b.ctl("status")
+    assert rc == 0 and "unreachable" not in out, (rc, out, err)
+    rc, st, _ = b.ctl("status", json_out=True)
+    assert st["dataplane"]["report_age_ms"] < 10000, st["dataplane"]
+
+
+def test_wall_clock_set_forward_does_not_revert_an_unconfirmed_change(stepped, tmp_path):
+    b, step = stepped
+    rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
+                         "--confirm-timeout", "600")
+    assert rc == 0 and b.gen() == 2, (rc, out, err)
+    step.write_text("3600\n")
+    # A few of the confirm timer's ticks (200 ms each) with the wall clock
+    # an hour past the deadline: the change stays until its 600 s run out.
+    time.sleep(3)
+    assert b.gen() == 2, b.ctl("history")
+    rc, out, err = b.ctl("confirm")
+    assert rc == 0 and b.gen() == 2, (rc, out, err)
