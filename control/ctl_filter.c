@@ -46,14 +46,30 @@ static const char *const counter_help[FWD_FLT_CNT_MAX] = {
 #undef X
 };
 
+/* All or nothing: a start that fails leaves every interface as it found
+ * it (found by a hostile probe: a second --xdp-iface that did not exist, or
+ * ran another program, left the first one with a freshly loaded filter that
+ * passed everything, and a regiond that had exited). Every interface is
+ * checked before anything is loaded or attached; an attach that fails still
+ * (the interface went away meanwhile, native mode refused) takes back what
+ * this start attached, and the pins this start made. A filter found
+ * attached (adopted from an earlier regiond's pins, or the fast path's) is
+ * never taken off: it enforces the table that regiond left, and removing it
+ * would open the box because a restart failed. */
 struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err)
 {
 	struct ctl_filter *f = calloc(1, sizeof(*f));
+	struct ctl_bpf_prev prev[CTL_FILTER_MAX_IFACES];
+	unsigned checked = 0, attached = 0;
+	int pinned = 0;
 
 	if (f == NULL)
 		return NULL;
 	f->conf = *conf;
 	f->capturing = 0;
+	for (; checked < conf->nifaces; checked++)
+		if (ctl_bpf_check(conf->ifaces[checked], &prev[checked], err))
+			goto fail;
 	{
 		/* The filter DPDK's net_af_xdp attached (xdp_prog=) comes first: it
 		 * owns the XSKMAP, and regiond only manages its rules. Otherwise our
@@ -67,28 +83,50 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		    (f->bpf = ctl_bpf_open_attached(conf->ifaces[0], &ignore)) != NULL)
 			f->adopted = 2;
 	}
-	if (f->bpf == NULL)
-		f->bpf = ctl_bpf_open_pinned(&conf->sizes, conf->pin_dir, &f->adopted, err);
 	if (f->bpf == NULL) {
-		free(f);
-		return NULL;
+		f->bpf = ctl_bpf_open_pinned(&conf->sizes, conf->pin_dir, &f->adopted, err);
+		pinned = f->bpf != NULL && !f->adopted; /* loaded and pinned by this start */
 	}
+	if (f->bpf == NULL)
+		goto fail;
 	/* A capture flag a previous regiond left set (it stopped mid-capture)
 	 * would have the program copy drops nobody reads. */
 	ctl_bpf_capture(f->bpf, 0);
-	for (unsigned i = 0; i < conf->nifaces; i++) {
-		if (ctl_bpf_attach(f->bpf, conf->ifaces[i], conf->mode, f->mode[i],
-				   sizeof(f->mode[i]), err)) {
-			ctl_filter_free(f);
-			return NULL;
-		}
+	for (; attached < conf->nifaces; attached++) {
+		if (ctl_bpf_attach(f->bpf, conf->ifaces[attached], conf->mode, f->mode[attached],
+				   sizeof(f->mode[attached]), err))
+			goto fail;
 		fwd_log(FWD_LOG_NOTICE, "XDP filter %s %s in %s mode (program id %u)",
 			f->adopted == 2 ? "adopted from the fast path's AF_XDP port on"
 			: f->adopted	? "adopted on"
 					: "attached to",
-			conf->ifaces[i], f->mode[i], ctl_bpf_prog_id(f->bpf));
+			conf->ifaces[attached], f->mode[attached], ctl_bpf_prog_id(f->bpf));
 	}
+	for (unsigned i = 0; i < checked; i++)
+		ctl_bpf_prev_close(&prev[i]);
 	return f;
+fail:
+	for (unsigned i = 0; i < checked; i++) {
+		if (i < attached && f->bpf && prev[i].id != ctl_bpf_prog_id(f->bpf)) {
+			char mode[32];
+			uint32_t before = prev[i].id;
+
+			ctl_bpf_restore(f->bpf, conf->ifaces[i], &prev[i]);
+			if (ctl_bpf_query(conf->ifaces[i], mode, sizeof(mode)) == before)
+				fwd_log(FWD_LOG_NOTICE,
+					"XDP filter taken off %s again: the start failed",
+					conf->ifaces[i]);
+			else
+				fwd_log(FWD_LOG_WARNING,
+					"XDP filter: %s could not be put back as it was",
+					conf->ifaces[i]);
+		}
+		ctl_bpf_prev_close(&prev[i]);
+	}
+	if (pinned)
+		ctl_bpf_unpin(conf->pin_dir);
+	ctl_filter_free(f);
+	return NULL;
 }
 
 int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct fwd_err *e)

@@ -316,3 +316,83 @@ def test_interface_created_again_is_filtered_again(tmp_path):
             box.stop()
             subprocess.run(["ip", "link", "set", "dev", "xfd0", "xdp", "off"])
             subprocess.run(["rm", "-rf", pin])
+
+
+PASS_C = """#include <linux/bpf.h>
+__attribute__((section("xdp"), used)) int foreign_pass(struct xdp_md *c) { return XDP_PASS; }
+char _license[] __attribute__((section("license"), used)) = "GPL";
+"""
+
+
+def foreign_xdp(tmp_path, iface):
+    """Attach a program that is not regiond's to @iface: its id."""
+    src, obj = tmp_path / "pass.c", tmp_path / "pass.o"
+    if not obj.exists():
+        src.write_text(PASS_C)
+        arch = subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
+        subprocess.run(["clang", "-O2", "-target", "bpf", f"-I/usr/include/{arch}-linux-gnu", "-c", str(src),
+                        "-o", str(obj)], check=True)
+    subprocess.run(["ip", "-force", "link", "set", "dev", iface, "xdp", "obj", str(obj), "sec", "xdp"], check=True)
+    return xdp_prog(iface)
+
+
+def xdp_prog(iface):
+    """The id of the XDP program on @iface, 0 for none."""
+    import json
+    out = subprocess.run(["ip", "-j", "link", "show", iface], capture_output=True, text=True, check=True).stdout
+    x = json.loads(out)[0].get("xdp", {})
+    return x.get("prog", {}).get("id", 0) or next((p["prog"]["id"] for p in x.get("attached", [])), 0)
+
+
+def test_failed_start_leaves_interfaces_as_found(tmp_path):
+    """A start with several --xdp-iface is all or nothing: one that does not
+    exist, or runs another program, used to leave the ones before it with a
+    freshly loaded filter passing everything (found by a hostile probe). A
+    filter adopted from an earlier regiond stays: it enforces its table."""
+    pin = "/sys/fs/bpf/rfwd-test-allornot"
+    subprocess.run(["rm", "-rf", pin])
+    t1 = tmp_path / "t1.yaml"
+    t1.write_text(open(DEMO).read() + FILTERS.format(extra="").replace("default: pass", "default: pass\n  malformed: drop"))
+
+    def start(*ifaces):
+        args = [a for i in ifaces for a in ("--xdp-iface", i)]
+        return subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                               str(tmp_path / "api2.sock"), "--state-dir", str(tmp_path / "state2"),
+                               "--table", str(t1), *args, "--bpf-pin-dir", pin],
+                              capture_output=True, text=True, timeout=120)
+    with netns.VethLab("rfwd-test-allornot", [("xfe0", "xfe1"), ("xfe2", "xfe3")]):
+        try:
+            p = start("xfe0", "xfenonexist")
+            assert p.returncode == 1 and "no interface 'xfenonexist'" in p.stderr, p.stderr
+            assert xdp_prog("xfe0") == 0, p.stderr
+            assert not os.path.exists(pin)
+            foreign = foreign_xdp(tmp_path, "xfe2")
+            p = start("xfe0", "xfe2")
+            assert p.returncode == 1 and "already runs XDP program" in p.stderr, p.stderr
+            assert xdp_prog("xfe0") == 0 and xdp_prog("xfe2") == foreign, p.stderr
+            assert not os.path.exists(pin)
+            # the foreign program listed first: nothing is touched either
+            p = start("xfe2", "xfe0")
+            assert p.returncode == 1 and xdp_prog("xfe0") == 0 and xdp_prog("xfe2") == foreign
+
+            # An earlier regiond's filter, adopted from its pins, enforces its
+            # table: a restart that fails leaves it attached and pinned.
+            box = Box(tmp_path, "allornot", regiond_args=("--xdp-iface", "xfe0", "--bpf-pin-dir", pin))
+            try:
+                rc, _, err = box.ctl("apply", str(t1))
+                assert rc == 0, err
+                prog = xdp_prog("xfe0")
+                box.rd.send_signal(signal.SIGKILL)
+                box.rd.wait()
+                p = subprocess.run([REGIOND, "--dataplane", box.fwd_sock, "--api-socket", str(tmp_path / "api3.sock"),
+                                    "--state-dir", box.state, "--xdp-iface", "xfe0", "--xdp-iface", "xfe2",
+                                    "--bpf-pin-dir", pin], capture_output=True, text=True, timeout=120)
+                assert p.returncode == 1 and "already runs XDP program" in p.stderr, p.stderr
+                assert xdp_prog("xfe0") == prog and xdp_prog("xfe2") == foreign
+                assert os.path.exists(os.path.join(pin, "prog"))
+            finally:
+                box.stop()
+        finally:
+            for i in ("xfe0", "xfe2"):
+                subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
+            subprocess.run(["rm", "-rf", pin])
