@@ -268,6 +268,37 @@ int ctl_bpf_rule_stats(const struct ctl_bpf *b, uint16_t rule, struct fwd_flt_ru
 	return rc ? -errno : 0;
 }
 
+int ctl_bpf_rule_stats_reset(const struct ctl_bpf *b, uint16_t rule)
+{
+	struct fwd_flt_rule_stats *vals = calloc((size_t)b->ncpus, sizeof(*vals));
+	uint32_t k = rule;
+	int rc;
+
+	if (vals == NULL)
+		return -ENOMEM;
+	rc = bpf_map_update_elem(b->fd[M_RULE_STATS], &k, vals, BPF_ANY) ? -errno : 0;
+	free(vals);
+	return rc;
+}
+
+int ctl_bpf_active_tags(const struct ctl_bpf *b, uint32_t tags[FWD_FLT_MAX_RULES])
+{
+	struct fwd_flt_cfg cfg;
+	uint32_t zero = 0;
+
+	memset(tags, 0, sizeof(tags[0]) * FWD_FLT_MAX_RULES);
+	if (bpf_map_lookup_elem(b->fd[M_CFG], &zero, &cfg))
+		return -errno;
+	for (uint32_t i = 0; i < FWD_FLT_MAX_RULES; i++) {
+		uint32_t k = (cfg.active & 1) * FWD_FLT_MAX_RULES + i;
+		struct fwd_flt_rule r;
+
+		if (bpf_map_lookup_elem(b->fd[M_RULES], &k, &r) == 0)
+			tags[i] = r.tag;
+	}
+	return 0;
+}
+
 void ctl_bpf_free(struct ctl_bpf *b)
 {
 	if (b == NULL)

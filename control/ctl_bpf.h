@@ -106,6 +106,13 @@ int ctl_bpf_counters(const struct ctl_bpf *b, uint64_t out[FWD_FLT_CNT_MAX]);
 /** One rule's hits summed over CPUs. */
 int ctl_bpf_rule_stats(const struct ctl_bpf *b, uint16_t rule, struct fwd_flt_rule_stats *out);
 
+/** Zero one rule id's hits, before a rule new to it is installed there. */
+int ctl_bpf_rule_stats_reset(const struct ctl_bpf *b, uint16_t rule);
+
+/** The tag (struct fwd_flt_rule) of each rule id of the half the program
+ *  reads: what a restarted regiond finds its rule names' ids from. */
+int ctl_bpf_active_tags(const struct ctl_bpf *b, uint32_t tags[FWD_FLT_MAX_RULES]);
+
 /**
  * Drop capture: set the flag that makes the program copy what it drops
  * into its ring buffer (fwd_filter_kern_user.h). @return 0, or -ENOTSUP

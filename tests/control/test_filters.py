@@ -396,3 +396,74 @@ def test_failed_start_leaves_interfaces_as_found(tmp_path):
             for i in ("xfe0", "xfe2"):
                 subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
             subprocess.run(["rm", "-rf", pin])
+
+
+def rules_table(tmp_path, name, rules):
+    """DEMO with a filters section of @rules, in that order."""
+    body = {"deny-lab": "{name: deny-lab, action: drop, prefixes: [10.9.0.0/16]}",
+            "allow-ops": "{name: allow-ops, action: pass, prefixes: [10.9.7.0/24]}",
+            "no-telnet": "{name: no-telnet, action: drop, services: [tcp/23]}",
+            "zz-new": "{name: zz-new, action: drop, prefixes: [10.77.0.0/16]}"}
+    p = tmp_path / name
+    p.write_text(open(DEMO).read() + "\nfilters:\n  default: pass\n  rules:\n" +
+                 "".join(f"    - {body[r]}\n" for r in rules))
+    return str(p)
+
+
+def test_rule_counters_follow_names(tmp_path):
+    """Per-rule counters were kept by rule position: a table that put a new
+    rule first showed the old first rule's hits under the new name, and 0
+    for the rule that had them (found by a hostile probe). They follow the
+    rule's name through reorders, insertions, removals, both halves and a
+    restart; a rule removed and added again starts from 0."""
+    pin = "/sys/fs/bpf/rfwd-test-names"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-names", [("xfn0", "xfn1")]) as lab:
+        box = Box(tmp_path, "names", regiond_args=("--xdp-iface", "xfn0", "--bpf-pin-dir", pin))
+        try:
+            def rules():
+                return {k: (v["packets"], v["bytes"]) for k, v in
+                        box.ctl("filter", "status", json_out=True)[1]["rules"].items()}
+
+            def send(n):  # n / 2 packets from 10.9.0.x: deny-lab's while it exists
+                before = box.ctl("filter", "status", json_out=True)[1]["counters"]
+                lab.send("xfn1", f"N = {n}\nINTER = 0.0005\n" + SEND)
+                wait_for(lambda: (lambda c: c["pass"] + c["drop"] - before["pass"] - before["drop"] >= n)(
+                    box.ctl("filter", "status", json_out=True)[1]["counters"]), what="the filter's counts")
+
+            def apply(name, order):
+                rc, _, err = box.ctl("apply", rules_table(tmp_path, name, order))
+                assert rc == 0, err
+
+            apply("a.yaml", ["deny-lab", "allow-ops", "no-telnet"])
+            send(14)
+            lab0 = rules()["deny-lab"]
+            assert lab0[0] == 7 and lab0[1] > 0, rules()
+            # a new rule first, deny-lab last: two applies, so both halves
+            apply("b.yaml", ["zz-new", "allow-ops", "no-telnet", "deny-lab"])
+            assert rules() == {"zz-new": (0, 0), "allow-ops": (0, 0), "no-telnet": (0, 0), "deny-lab": lab0}
+            apply("b2.yaml", ["no-telnet", "deny-lab", "zz-new", "allow-ops"])
+            assert rules()["deny-lab"] == lab0 and rules()["zz-new"] == (0, 0)
+            send(14)
+            r = rules()
+            assert r["deny-lab"] == (14, 2 * lab0[1]) and r["zz-new"] == (0, 0), r
+            _, m = box.http("GET", "/metrics")
+            assert 'regiond_xdp_rule_packets_total{rule="zz-new"} 0' in m, m
+            assert 'regiond_xdp_rule_packets_total{rule="deny-lab"} 14' in m, m
+            # a restart finds the names' counters again
+            box.rd.send_signal(signal.SIGKILL)
+            box.rd.wait()
+            box.start_regiond(("--xdp-iface", "xfn0", "--bpf-pin-dir", pin))
+            assert rules() == r
+            # removed: gone; added again later: from 0, not another rule's counts
+            apply("c.yaml", ["zz-new", "allow-ops"])
+            send(14)
+            assert rules() == {"zz-new": (0, 0), "allow-ops": (0, 0)}
+            apply("d.yaml", ["deny-lab", "zz-new", "allow-ops", "no-telnet"])
+            assert rules() == {"deny-lab": (0, 0), "zz-new": (0, 0), "allow-ops": (0, 0), "no-telnet": (0, 0)}
+            send(14)
+            assert rules()["deny-lab"] == (7, lab0[1]) and rules()["zz-new"] == (0, 0)
+        finally:
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfn0", "xdp", "off"], capture_output=True)
+            subprocess.run(["rm", "-rf", pin])
