@@ -996,7 +996,9 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 		const struct ctl_ext *f = ctl_state_ext(api->st, "filters");
 		json_t *fs = f && f->status ? f->status(f->arg, api->st->table) : NULL;
 
-		xdp = ctl_explain_xdp(x, api->st->table, json_object_get(fs, "interfaces"));
+		const struct ctl_gen *cur = ctl_state_current(api->st);
+
+		xdp = ctl_explain_xdp(x, api->st->table, fs, cur ? cur->id : 0);
 		json_decref(fs);
 	}
 	pthread_mutex_unlock(api->lock);

@@ -467,3 +467,53 @@ def test_rule_counters_follow_names(tmp_path):
             box.stop()
             subprocess.run(["ip", "link", "set", "dev", "xfn0", "xdp", "off"], capture_output=True)
             subprocess.run(["rm", "-rf", pin])
+
+
+def test_explain_says_where_the_filter_is_enforced_now(tmp_path):
+    """explain said a packet was dropped in XDP "on" an interface whose
+    filter another program had replaced (status: NOT OURS), or that was
+    gone (NOT ATTACHED) (found by a hostile probe). enforced_on now holds
+    only the interfaces that carry our program at the current generation,
+    the truth status reads; the others are named with why."""
+    pin = "/sys/fs/bpf/rfwd-test-explain"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-explain", [("xfx0", "xfx1"), ("xfx2", "xfx3")]):
+        box = Box(tmp_path, "explain", regiond_args=("--xdp-iface", "xfx0", "--xdp-iface", "xfx2",
+                                                     "--bpf-pin-dir", pin))
+        try:
+            rc, _, err = box.ctl("apply", table(tmp_path, "f.yaml"))
+            assert rc == 0, err
+            args = ("10.9.1.1", "192.0.2.1", "udp", "9")
+
+            def explain():
+                rc, e, err = box.ctl("explain", *args, json_out=True)
+                assert rc == 0, err
+                rc, out, err = box.ctl("explain", *args)
+                assert rc == 0, err
+                return e["xdp"], out
+            x, out = explain()
+            assert (x["verdict"], x["enforced_on"], x.get("not_enforced_on", [])) == ("drop", ["xfx0", "xfx2"], []), x
+            assert "it never reaches regionfwd" in out
+            foreign = foreign_xdp(tmp_path, "xfx2")
+            x, out = explain()
+            assert x["enforced_on"] == ["xfx0"], x
+            assert x["not_enforced_on"] == [{"interface": "xfx2",
+                                            "why": f"it runs another XDP program (id {foreign})"}], x
+            assert "drop by rule deny-lab (source prefix 10.9.0.0/16) on xfx0\n" in out, out
+            assert f"not enforced on xfx2: it runs another XDP program (id {foreign})" in out, out
+            foreign_xdp(tmp_path, "xfx0")
+            x, out = explain()
+            assert x["enforced_on"] == [] and [i["interface"] for i in x["not_enforced_on"]] == ["xfx0", "xfx2"], x
+            assert " on xfx" not in out.splitlines()[1] and "it never reaches regionfwd" not in out, out
+            assert "not enforced on any interface" in out and "the filter would drop it but" in out, out
+            subprocess.run(["ip", "link", "del", "xfx0"], check=True)
+            wait_for(lambda: "NOT ATTACHED" in box.ctl("status")[1], what="status says NOT ATTACHED")
+            x, out = explain()
+            assert x["enforced_on"] == [] and x["not_enforced_on"][0] == {"interface": "xfx0",
+                                                                          "why": "no such interface"}, x
+            assert "xfx0: no such interface" in out and "it never reaches regionfwd" not in out, out
+        finally:
+            box.stop()
+            for i in ("xfx0", "xfx2"):
+                subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
+            subprocess.run(["rm", "-rf", pin])
