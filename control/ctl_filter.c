@@ -4,6 +4,7 @@
 #include "fwd_names.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,9 @@ struct ctl_filter {
 	 * its program detached by hand): said once, re-attached when it can. */
 	int lost[CTL_FILTER_MAX_IFACES];
 	struct rule_ids *ids;
+	/* The ids' names: written by an apply (under the state lock), read by
+	 * a capture's reader, which runs without it. */
+	pthread_mutex_t names_lock;
 };
 
 /*
@@ -140,6 +144,7 @@ void ctl_filter_bind(struct ctl_filter *f, const struct fwd_table *t, uint64_t g
 		free(tags);
 		return;
 	}
+	pthread_mutex_lock(&f->names_lock);
 	for (uint32_t s = 0; s < FWD_FLT_MAX_RULES; s++)
 		if (tags[s])
 			x->busy[s] = 1, any = 1, top = (int)s;
@@ -165,6 +170,7 @@ void ctl_filter_bind(struct ctl_filter *f, const struct fwd_table *t, uint64_t g
 	}
 	x->cursor = (uint16_t)((top + 1) % FWD_FLT_MAX_RULES);
 	ids_index(x);
+	pthread_mutex_unlock(&f->names_lock);
 	free(tags);
 }
 
@@ -283,6 +289,7 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		free(f);
 		return NULL;
 	}
+	pthread_mutex_init(&f->names_lock, NULL);
 	for (; checked < conf->nifaces; checked++)
 		if (ctl_bpf_check(conf->ifaces[checked], &prev[checked], err))
 			goto fail;
@@ -381,8 +388,11 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 			   fl->present ? fl->non_ip_action : FWD_FLT_PASS,
 			   fl->present ? fl->malformed_action : FWD_FLT_PASS, fl->redirect,
 			   (uint32_t)gen, &fe);
-	if (rc == 0)
+	if (rc == 0) {
+		pthread_mutex_lock(&f->names_lock);
 		ids_commit(f->ids, fl, ids, (uint32_t)gen);
+		pthread_mutex_unlock(&f->names_lock);
+	}
 out:
 	fwd_flt_image_free(img);
 	free(ids);
@@ -493,6 +503,7 @@ void ctl_filter_free(struct ctl_filter *f)
 	if (f == NULL)
 		return;
 	ctl_bpf_free(f->bpf);
+	pthread_mutex_destroy(&f->names_lock);
 	free(f->ids);
 	free(f);
 }
@@ -607,12 +618,14 @@ static void filter_metrics(void *arg, const struct fwd_table *t, FILE *out)
 	ctl_filter_metrics(arg, t, out);
 }
 
-/* A drop capture: the ring buffer's reader; a record's rule is named by
- * its id (the names of the generation current when it opened). */
+/* A drop capture: the ring buffer's reader. A record's rule is named by
+ * its id and generation (the ids' history, struct rule_ids): the name it
+ * had in the generation that dropped the packet, also one applied while
+ * the capture runs (it used to take the names once, at the start, and
+ * label the drops of any later generation "rule=#ID"). */
 struct filter_cap {
 	struct ctl_filter *f;
 	struct ring_buffer *rb;
-	uint32_t gen;
 	int64_t mono_to_real_ns; /* bpf_ktime_get_ns() is CLOCK_MONOTONIC */
 	uint64_t c0[FWD_FLT_CNT_MAX]; /* the counters when it opened */
 	void (*fn)(void *fa, const struct ctl_ext_pkt *p); /* during a poll */
@@ -638,11 +651,12 @@ static int cap_record(void *ctx, void *data, size_t size)
 		return 0;
 	if (if_indextoname(r->ifindex, ifname) == NULL)
 		snprintf(ifname, sizeof(ifname), "if%u", r->ifindex);
-	if (r->rule && r->generation == c->gen &&
-	    (name = id_name(c->f->ids, r->rule - 1u, r->generation)))
+	pthread_mutex_lock(&c->f->names_lock);
+	if (r->rule && (name = id_name(c->f->ids, r->rule - 1u, r->generation)))
 		snprintf(rule, sizeof(rule), " rule=%s", name);
-	else if (r->rule) /* a rule set newer than the names taken at the start */
+	else if (r->rule) /* an id whose name regiond no longer knows */
 		snprintf(rule, sizeof(rule), " rule=#%u", r->rule - 1);
+	pthread_mutex_unlock(&c->f->names_lock);
 	snprintf(comment, sizeof(comment), "xdp drop%s why=%s gen=%u in=%s", rule,
 		 r->why < sizeof(why_names) / sizeof(why_names[0]) ? why_names[r->why] : "?",
 		 r->generation, ifname);
@@ -685,7 +699,6 @@ static void *filter_capture_open(void *arg, const struct fwd_table *t, struct fw
 		return NULL;
 	}
 	c->f = f;
-	c->gen = ctl_bpf_generation(f->bpf);
 	(void)t;
 	c->mono_to_real_ns = (int64_t)(fwd_wall_ns() - fwd_mono_ns());
 	ctl_bpf_counters(f->bpf, c->c0);
