@@ -83,7 +83,10 @@ struct fwd_flt_rule {
 	__u8 pad[3];
 	__u32 rate_pps; /* FWD_FLT_RATE: packets per second per source prefix */
 	__u32 burst; /* FWD_FLT_RATE: packets allowed back to back */
-	__u32 pad2;
+	/* The loader's, never read by the program: a hash of the rule's name,
+	 * so that a restarted regiond finds which rule id (and counters) each
+	 * rule name holds (control/ctl_filter.c). 0: none. */
+	__u32 tag;
 };
 
 /* Rate state per prefix (GCRA): the theoretical arrival time of the next

@@ -996,7 +996,9 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 		const struct ctl_ext *f = ctl_state_ext(api->st, "filters");
 		json_t *fs = f && f->status ? f->status(f->arg, api->st->table) : NULL;
 
-		xdp = ctl_explain_xdp(x, api->st->table, json_object_get(fs, "interfaces"));
+		const struct ctl_gen *cur = ctl_state_current(api->st);
+
+		xdp = ctl_explain_xdp(x, api->st->table, fs, cur ? cur->id : 0);
 		json_decref(fs);
 	}
 	pthread_mutex_unlock(api->lock);
@@ -1193,8 +1195,9 @@ static void h_capture(struct ctl_api *api, const struct req *q, struct reply *r)
 		goto fail;
 	}
 	ci = MHD_get_connection_info(q->con, MHD_CONNECTION_INFO_CONNECTION_FD);
-	/* The XDP capture takes the rule names of the current table: under
-	 * the state lock, held only for the start. */
+	/* The XDP capture opens under the state lock, held only for the
+	 * start (its drops are named later by the filter's own rule ids, for
+	 * the generation that dropped each: ctl_filter.c). */
 	pthread_mutex_lock(api->lock);
 	xdp = ctl_state_ext(api->st, "filters");
 	s->cap = ctl_capture_start(dp, &cq, q->who, xdp, api->st->table, ci ? ci->connect_fd : -1,

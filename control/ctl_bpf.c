@@ -268,6 +268,37 @@ int ctl_bpf_rule_stats(const struct ctl_bpf *b, uint16_t rule, struct fwd_flt_ru
 	return rc ? -errno : 0;
 }
 
+int ctl_bpf_rule_stats_reset(const struct ctl_bpf *b, uint16_t rule)
+{
+	struct fwd_flt_rule_stats *vals = calloc((size_t)b->ncpus, sizeof(*vals));
+	uint32_t k = rule;
+	int rc;
+
+	if (vals == NULL)
+		return -ENOMEM;
+	rc = bpf_map_update_elem(b->fd[M_RULE_STATS], &k, vals, BPF_ANY) ? -errno : 0;
+	free(vals);
+	return rc;
+}
+
+int ctl_bpf_active_tags(const struct ctl_bpf *b, uint32_t tags[FWD_FLT_MAX_RULES])
+{
+	struct fwd_flt_cfg cfg;
+	uint32_t zero = 0;
+
+	memset(tags, 0, sizeof(tags[0]) * FWD_FLT_MAX_RULES);
+	if (bpf_map_lookup_elem(b->fd[M_CFG], &zero, &cfg))
+		return -errno;
+	for (uint32_t i = 0; i < FWD_FLT_MAX_RULES; i++) {
+		uint32_t k = (cfg.active & 1) * FWD_FLT_MAX_RULES + i;
+		struct fwd_flt_rule r;
+
+		if (bpf_map_lookup_elem(b->fd[M_RULES], &k, &r) == 0)
+			tags[i] = r.tag;
+	}
+	return 0;
+}
+
 void ctl_bpf_free(struct ctl_bpf *b)
 {
 	if (b == NULL)
@@ -667,6 +698,59 @@ int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode
 	else
 		snprintf(out, len, "generic (native refused: %s)", cur);
 	return 0;
+}
+
+int ctl_bpf_check(const char *ifname, struct ctl_bpf_prev *prev, struct fwd_err *err)
+{
+	struct bpf_prog_info info = {0};
+	uint32_t il = sizeof(info);
+	char mode[32];
+
+	*prev = (struct ctl_bpf_prev){.fd = -1};
+	if (if_nametoindex(ifname) == 0)
+		return fwd_err_set(err, "", 0, "xdp", "no interface '%s'", ifname);
+	prev->id = ctl_bpf_query(ifname, mode, sizeof(mode));
+	prev->generic = strcmp(mode, "generic") == 0;
+	if (prev->id == 0)
+		return 0;
+	prev->fd = bpf_prog_get_fd_by_id(prev->id);
+	if (prev->fd < 0 || bpf_obj_get_info_by_fd(prev->fd, &info, &il) ||
+	    strcmp(info.name, "xdp_filter")) {
+		ctl_bpf_prev_close(prev);
+		return fwd_err_set(err, "", 0, "xdp",
+				   "%s already runs XDP program id %u (not regiond's); detach it "
+				   "first",
+				   ifname, prev->id);
+	}
+	return 0;
+}
+
+void ctl_bpf_prev_close(struct ctl_bpf_prev *prev)
+{
+	if (prev->fd >= 0)
+		close(prev->fd);
+	prev->fd = -1;
+}
+
+void ctl_bpf_restore(const struct ctl_bpf *b, const char *ifname, struct ctl_bpf_prev *prev)
+{
+	unsigned idx = if_nametoindex(ifname);
+	char mode[32];
+	uint32_t there = idx ? ctl_bpf_query(ifname, mode, sizeof(mode)) : 0;
+
+	/* Only our program, attached by this start, is taken back. */
+	if (idx && there && there != prev->id && there == ctl_bpf_prog_id(b)) {
+		bpf_xdp_detach((int)idx,
+			       strcmp(mode, "generic") ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE,
+			       NULL);
+		if (prev->fd >= 0 &&
+		    bpf_xdp_attach((int)idx, prev->fd,
+				   prev->generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, NULL))
+			fwd_log(FWD_LOG_WARNING,
+				"XDP filter: could not attach program id %u to %s again", prev->id,
+				ifname);
+	}
+	ctl_bpf_prev_close(prev);
 }
 
 int ctl_bpf_detach(struct ctl_bpf *b, const char *ifname)

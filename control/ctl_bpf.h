@@ -47,6 +47,28 @@ enum ctl_xdp_mode { CTL_XDP_AUTO, CTL_XDP_NATIVE, CTL_XDP_GENERIC };
 int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode, char *mode_out,
 		   size_t len, struct fwd_err *err);
 
+/* What an interface carried before a start attached the filter to it, to
+ * put it back when the start fails (ctl_bpf_check, ctl_bpf_restore). */
+struct ctl_bpf_prev {
+	uint32_t id; /* 0: no program */
+	int fd; /* a reference on it, so a replaced program outlives the attach; -1 */
+	int generic; /* it was attached in SKB mode */
+};
+
+/**
+ * Whether the filter may be attached to @ifname: it exists and carries no
+ * program, or one named xdp_filter (ours, or an earlier regiond's). What it
+ * carries goes into @prev (close with ctl_bpf_restore or ctl_bpf_prev_close).
+ * @return 0, or -errno with @err naming the interface and what to do
+ */
+int ctl_bpf_check(const char *ifname, struct ctl_bpf_prev *prev, struct fwd_err *err);
+
+/** Put back on @ifname what it carried before (@prev): our program
+ *  detached, or the earlier one attached again. Closes @prev. */
+void ctl_bpf_restore(const struct ctl_bpf *b, const char *ifname, struct ctl_bpf_prev *prev);
+
+void ctl_bpf_prev_close(struct ctl_bpf_prev *prev);
+
 /** Detach from @ifname if our program is the one attached. */
 int ctl_bpf_detach(struct ctl_bpf *b, const char *ifname);
 
@@ -83,6 +105,13 @@ int ctl_bpf_counters(const struct ctl_bpf *b, uint64_t out[FWD_FLT_CNT_MAX]);
 
 /** One rule's hits summed over CPUs. */
 int ctl_bpf_rule_stats(const struct ctl_bpf *b, uint16_t rule, struct fwd_flt_rule_stats *out);
+
+/** Zero one rule id's hits, before a rule new to it is installed there. */
+int ctl_bpf_rule_stats_reset(const struct ctl_bpf *b, uint16_t rule);
+
+/** The tag (struct fwd_flt_rule) of each rule id of the half the program
+ *  reads: what a restarted regiond finds its rule names' ids from. */
+int ctl_bpf_active_tags(const struct ctl_bpf *b, uint32_t tags[FWD_FLT_MAX_RULES]);
 
 /**
  * Drop capture: set the flag that makes the program copy what it drops

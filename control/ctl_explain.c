@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fwd_filter.h"
@@ -161,9 +163,38 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 	return content_args(b, x, e);
 }
 
-json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t,
-			const json_t *ifaces)
+/* Whether the interface @i of the filter status @fs enforces generation
+ * @gen now: our program on it, running that generation (what status and
+ * health read). NULL when it does, else why not. */
+static const char *not_enforced(const json_t *fs, const json_t *i, uint64_t gen, char *why,
+				size_t len)
 {
+	const char *name = json_string_value(json_object_get(i, "interface"));
+	json_int_t id = json_integer_value(json_object_get(i, "program_id"));
+	json_int_t fgen = json_integer_value(json_object_get(fs, "generation"));
+
+	if (json_is_true(json_object_get(i, "ours")) && (uint64_t)fgen == (uint32_t)gen)
+		return NULL;
+	if (json_is_true(json_object_get(i, "ours")))
+		snprintf(why, len, "it runs generation %lld, not %llu", (long long)fgen,
+			 (unsigned long long)gen);
+	else if (id)
+		snprintf(why, len, "it runs another XDP program (id %lld)", (long long)id);
+	else if (json_is_true(json_object_get(fs, "detached")))
+		snprintf(why, len, "detached (regionctl filter detach)");
+	else if (name && if_nametoindex(name) == 0)
+		snprintf(why, len, "no such interface");
+	else
+		snprintf(why, len, "it carries no XDP program");
+	return why;
+}
+
+json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t, const json_t *fs,
+			uint64_t gen)
+{
+	const json_t *ifaces = json_object_get(fs, "interfaces");
+	json_t *off = json_array();
+	char why[96];
 	const struct fwd_filters *f = &t->filters;
 	int family = x->req.src.len == 4 ? 4 : 6, ports;
 	struct fwd_flt_verdict v;
@@ -189,10 +220,17 @@ json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t,
 						  : FWD_SCHEMA_POS(PROTO, SCTP))],
 			v.lo, v.hi != v.lo ? "-" : "", v.hi != v.lo ? v.hi : 0u);
 	}
-	json_array_foreach(ifaces, k, i)
-		if (json_is_string(json_object_get(i, "interface")))
+	json_array_foreach(ifaces, k, i) {
+		if (!json_is_string(json_object_get(i, "interface")))
+			continue;
+		if (not_enforced(fs, i, gen, why, sizeof(why)) == NULL)
 			json_array_append(on, json_object_get(i, "interface"));
-	o = json_pack("{s:b, s:s, s:s?, s:s, s:s?, s:s, s:o}", "section", f->present != 0,
+		else
+			json_array_append_new(off, json_pack("{s:O, s:s}", "interface",
+							     json_object_get(i, "interface"), "why",
+							     why));
+	}
+	o = json_pack("{s:b, s:s, s:s?, s:s, s:s?, s:s, s:o, s:o}", "section", f->present != 0,
 		      "verdict", fwd_schema_names[FWD_SCHEMA_BEGIN_FILTER_ACTION + v.action],
 		      "rule", v.rule >= 0 ? f->rules[v.rule].name : NULL, "by",
 		      !f->present		   ? "no filters section"
@@ -200,7 +238,8 @@ json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t,
 		      : v.by == FWD_FLT_BY_SERVICE ? "service"
 						   : "default",
 		      "match", match[0] ? match : NULL, "redirect",
-		      f->present && f->redirect ? "af_xdp" : "kernel", "enforced_on", on);
+		      f->present && f->redirect ? "af_xdp" : "kernel", "enforced_on", on,
+		      "not_enforced_on", off);
 	if (o && v.rule >= 0 && v.action == FWD_FLT_RATE) {
 		json_object_set_new(o, "rate_pps", json_integer(f->rules[v.rule].rate_pps));
 		json_object_set_new(o, "burst", json_integer(f->rules[v.rule].burst));

@@ -31,12 +31,15 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e);
 /**
  * The XDP stage of the explanation: what table @t's filters section does
  * with the packet of @x (fwd_flt_decide, the model the XDP program runs),
- * and where it is enforced: @ifaces, the interfaces regiond attached it to
- * (the filter status's "interfaces", NULL or empty when none). JSON:
+ * and where it is enforced now: of the interfaces in @fs (the filter
+ * status, NULL without --xdp-iface), those that carry our program running
+ * generation @gen (@t's) in "enforced_on"; the others, with why, in
+ * "not_enforced_on" (the same truth status and health read). JSON:
  * {"section", "verdict", "rule", "by", "match", "rate_pps", "burst",
- * "redirect", "enforced_on"} (new reference; NULL on ENOMEM).
+ * "redirect", "enforced_on", "not_enforced_on"} (new reference; NULL on
+ * ENOMEM).
  */
-json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t,
-			const json_t *ifaces);
+json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t, const json_t *fs,
+			uint64_t gen);
 
 #endif /* CTL_EXPLAIN_H */

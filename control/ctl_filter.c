@@ -4,6 +4,7 @@
 #include "fwd_names.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,222 @@ struct ctl_filter {
 	/* An interface found without our program (removed and created again,
 	 * its program detached by hand): said once, re-attached when it can. */
 	int lost[CTL_FILTER_MAX_IFACES];
+	struct rule_ids *ids;
+	/* The ids' names: written by an apply (under the state lock), read by
+	 * a capture's reader, which runs without it. */
+	pthread_mutex_t names_lock;
 };
+
+/*
+ * Rule ids by name. The program counts each rule's hits under its rule id
+ * (flt_rule_stats, one array for both halves); the ids were the rules'
+ * positions in the table, so a table that inserted, removed or reordered
+ * rules moved every count to whatever rule took the position (found by a
+ * hostile probe: a new rule at the top showed the hits of the one it pushed
+ * down, which read 0). regiond now gives ids by name: a rule keeps its id
+ * (and counts) as long as it is in the table; a new name takes an id that
+ * neither half uses, its counts zeroed before the flip that makes it live.
+ * An id given up (its rule removed) is not handed out again by the next
+ * update, while the half it lives in may still be finishing packets, and
+ * new names take ids round the array, so they are reused as late as can be.
+ * Each rule in the kernel carries a hash of its name (fwd_flt_rule.tag),
+ * which is how a restarted regiond finds the ids again.
+ *
+ * Per id, its last names and from which generation on (newest first): what
+ * names the rule of a drop a capture read, for the generation that decided
+ * it, whatever changed since. "" means the id was free from then on.
+ */
+#define ID_HIST 3
+struct id_hist {
+	char name[FWD_NAME_MAX];
+	uint32_t from;
+};
+
+struct rule_ids {
+	struct id_hist h[FWD_FLT_MAX_RULES][ID_HIST];
+	uint8_t busy[FWD_FLT_MAX_RULES]; /* the running half uses it, for a name unknown */
+	uint16_t index[2 * FWD_FLT_MAX_RULES]; /* by name_tag(): id + 1, 0 empty */
+	uint16_t cursor; /* where the next new name's id is looked for */
+	int bound; /* found from the kernel (ctl_filter_bind) */
+};
+
+static uint32_t name_tag(const char *n)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *n; n++)
+		h = (h ^ (uint8_t)*n) * 16777619u;
+	return h ? h : 1;
+}
+
+static void ids_index(struct rule_ids *x)
+{
+	const uint32_t mask = 2 * FWD_FLT_MAX_RULES - 1;
+
+	memset(x->index, 0, sizeof(x->index));
+	for (uint32_t s = 0; s < FWD_FLT_MAX_RULES; s++) {
+		uint32_t i;
+
+		if (!x->h[s][0].name[0])
+			continue;
+		for (i = name_tag(x->h[s][0].name) & mask; x->index[i]; i = (i + 1) & mask)
+			;
+		x->index[i] = (uint16_t)(s + 1);
+	}
+}
+
+/* The id @name holds in the running half, or -1. */
+static int id_of(const struct rule_ids *x, const char *name)
+{
+	const uint32_t mask = 2 * FWD_FLT_MAX_RULES - 1;
+
+	for (uint32_t i = name_tag(name) & mask; x->index[i]; i = (i + 1) & mask)
+		if (!strcmp(x->h[x->index[i] - 1][0].name, name))
+			return x->index[i] - 1;
+	return -1;
+}
+
+static void id_push(struct rule_ids *x, uint32_t s, const char *name, uint32_t gen)
+{
+	if (!strcmp(x->h[s][0].name, name))
+		return;
+	memmove(&x->h[s][1], &x->h[s][0], sizeof(x->h[s][0]) * (ID_HIST - 1));
+	snprintf(x->h[s][0].name, sizeof(x->h[s][0].name), "%s", name);
+	x->h[s][0].from = gen;
+}
+
+/* The name id @s had in generation @gen, or NULL. A free entry defers to
+ * the name before it: the program reads the generation after the half,
+ * so a packet decided by the old half while the flip lands is labelled
+ * with the new generation (an id is never reused by the very next one). */
+static const char *id_name(const struct rule_ids *x, uint32_t s, uint32_t gen)
+{
+	for (int k = 0; s < FWD_FLT_MAX_RULES && k < ID_HIST; k++) {
+		if (x->h[s][k].from > gen)
+			continue;
+		if (x->h[s][k].name[0])
+			return x->h[s][k].name;
+		return k + 1 < ID_HIST && x->h[s][k + 1].name[0] ? x->h[s][k + 1].name : NULL;
+	}
+	return NULL;
+}
+
+void ctl_filter_bind(struct ctl_filter *f, const struct fwd_table *t, uint64_t gen)
+{
+	struct rule_ids *x = f->ids;
+	uint32_t *tags = calloc(FWD_FLT_MAX_RULES, sizeof(*tags)), kgen = ctl_filter_generation(f);
+	int any = 0, top = -1;
+
+	x->bound = 1;
+	if (tags == NULL || ctl_bpf_active_tags(f->bpf, tags)) {
+		free(tags);
+		return;
+	}
+	pthread_mutex_lock(&f->names_lock);
+	for (uint32_t s = 0; s < FWD_FLT_MAX_RULES; s++)
+		if (tags[s])
+			x->busy[s] = 1, any = 1, top = (int)s;
+	for (uint16_t r = 0; t && r < t->filters.nrules; r++) {
+		const char *n = t->filters.rules[r].name;
+		int s = -1;
+
+		if (any) {
+			uint32_t tag = name_tag(n);
+
+			for (uint32_t k = 0; k < FWD_FLT_MAX_RULES && s != -2; k++)
+				if (tags[k] == tag)
+					s = s == -1 ? (int)k
+						    : -2; /* two names, one hash: neither */
+		} else if (kgen && kgen == (uint32_t)gen) {
+			s = r; /* an earlier regiond's filter: its ids were the positions */
+			top = r > top ? r : top;
+		}
+		if (s >= 0) {
+			id_push(x, (uint32_t)s, n, 0);
+			x->busy[s] = 0;
+		}
+	}
+	x->cursor = (uint16_t)((top + 1) % FWD_FLT_MAX_RULES);
+	ids_index(x);
+	pthread_mutex_unlock(&f->names_lock);
+	free(tags);
+}
+
+/* Ids for the rules of @fl: @ids per position, @fresh where new. */
+static void ids_assign(struct rule_ids *x, const struct fwd_filters *fl, uint16_t *ids,
+		       uint8_t *fresh)
+{
+	uint8_t taken[FWD_FLT_MAX_RULES] = {0};
+
+	for (uint16_t r = 0; r < fl->nrules; r++) {
+		int s = id_of(x, fl->rules[r].name);
+
+		fresh[r] = s < 0;
+		if (s >= 0)
+			ids[r] = (uint16_t)s, taken[s] = 1;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (uint16_t r = 0; r < fl->nrules; r++) {
+			uint32_t s = x->cursor, n = 0;
+
+			if (fresh[r] != 1)
+				continue;
+			/* Pass 0: an id neither half uses. Pass 1 (the old and the new
+			 * table name more than 4,096 rules): one a removed rule had,
+			 * whose last packets may then count for the new one. */
+			for (; n < FWD_FLT_MAX_RULES; n++, s = (s + 1) % FWD_FLT_MAX_RULES)
+				if (!taken[s] &&
+				    (pass == 1 || (!x->h[s][0].name[0] && !x->busy[s])))
+					break;
+			if (n == FWD_FLT_MAX_RULES)
+				continue;
+			ids[r] = (uint16_t)s;
+			taken[s] = 1;
+			fresh[r] = 2;
+			x->cursor = (uint16_t)((s + 1) % FWD_FLT_MAX_RULES);
+		}
+}
+
+/* After the flip: the running half holds @fl's rules under @ids. */
+static void ids_commit(struct rule_ids *x, const struct fwd_filters *fl, const uint16_t *ids,
+		       uint32_t gen)
+{
+	uint8_t live[FWD_FLT_MAX_RULES] = {0};
+
+	for (uint16_t r = 0; r < fl->nrules; r++) {
+		id_push(x, ids[r], fl->rules[r].name, gen);
+		live[ids[r]] = 1;
+	}
+	for (uint32_t s = 0; s < FWD_FLT_MAX_RULES; s++) {
+		if (!live[s] && x->h[s][0].name[0])
+			id_push(x, s, "", gen);
+		x->busy[s] = 0;
+	}
+	ids_index(x);
+}
+
+/* The image's rule ids (positions) to @ids, each rule tagged with its name. */
+static int image_ids(struct fwd_flt_image *img, const struct fwd_filters *fl, const uint16_t *ids)
+{
+	struct fwd_flt_rule *pos = malloc(sizeof(*pos) * (fl->nrules ? fl->nrules : 1));
+
+	if (pos == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < img->nprefix; i++)
+		img->prefix_rule[i] = ids[img->prefix_rule[i]];
+	for (uint32_t k = 0; k < 3 * 65536; k++)
+		if (img->ports[k])
+			img->ports[k] = (uint16_t)(ids[img->ports[k] - 1] + 1);
+	memcpy(pos, img->rules, sizeof(*pos) * fl->nrules);
+	memset(img->rules, 0, sizeof(img->rules));
+	for (uint16_t r = 0; r < fl->nrules; r++) {
+		img->rules[ids[r]] = pos[r];
+		img->rules[ids[r]].tag = name_tag(fl->rules[r].name);
+	}
+	img->nrules = FWD_FLT_MAX_RULES;
+	free(pos);
+	return 0;
+}
 
 static const char *const counter_names[FWD_FLT_CNT_MAX] = {
 #define X(id, name, help) [FWD_FLT_CNT_##id] = name,
@@ -46,14 +262,37 @@ static const char *const counter_help[FWD_FLT_CNT_MAX] = {
 #undef X
 };
 
+/* All or nothing: a start that fails leaves every interface as it found
+ * it (found by a hostile probe: a second --xdp-iface that did not exist, or
+ * ran another program, left the first one with a freshly loaded filter that
+ * passed everything, and a regiond that had exited). Every interface is
+ * checked before anything is loaded or attached; an attach that fails still
+ * (the interface went away meanwhile, native mode refused) takes back what
+ * this start attached, and the pins this start made. A filter found
+ * attached (adopted from an earlier regiond's pins, or the fast path's) is
+ * never taken off: it enforces the table that regiond left, and removing it
+ * would open the box because a restart failed. */
 struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err)
 {
 	struct ctl_filter *f = calloc(1, sizeof(*f));
+	struct ctl_bpf_prev prev[CTL_FILTER_MAX_IFACES];
+	unsigned checked = 0, attached = 0;
+	int pinned = 0;
 
 	if (f == NULL)
 		return NULL;
 	f->conf = *conf;
 	f->capturing = 0;
+	f->ids = calloc(1, sizeof(*f->ids));
+	if (f->ids == NULL) {
+		fwd_err_set(err, "", 0, "filters", "out of memory");
+		free(f);
+		return NULL;
+	}
+	pthread_mutex_init(&f->names_lock, NULL);
+	for (; checked < conf->nifaces; checked++)
+		if (ctl_bpf_check(conf->ifaces[checked], &prev[checked], err))
+			goto fail;
 	{
 		/* The filter DPDK's net_af_xdp attached (xdp_prog=) comes first: it
 		 * owns the XSKMAP, and regiond only manages its rules. Otherwise our
@@ -67,28 +306,50 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		    (f->bpf = ctl_bpf_open_attached(conf->ifaces[0], &ignore)) != NULL)
 			f->adopted = 2;
 	}
-	if (f->bpf == NULL)
-		f->bpf = ctl_bpf_open_pinned(&conf->sizes, conf->pin_dir, &f->adopted, err);
 	if (f->bpf == NULL) {
-		free(f);
-		return NULL;
+		f->bpf = ctl_bpf_open_pinned(&conf->sizes, conf->pin_dir, &f->adopted, err);
+		pinned = f->bpf != NULL && !f->adopted; /* loaded and pinned by this start */
 	}
+	if (f->bpf == NULL)
+		goto fail;
 	/* A capture flag a previous regiond left set (it stopped mid-capture)
 	 * would have the program copy drops nobody reads. */
 	ctl_bpf_capture(f->bpf, 0);
-	for (unsigned i = 0; i < conf->nifaces; i++) {
-		if (ctl_bpf_attach(f->bpf, conf->ifaces[i], conf->mode, f->mode[i],
-				   sizeof(f->mode[i]), err)) {
-			ctl_filter_free(f);
-			return NULL;
-		}
+	for (; attached < conf->nifaces; attached++) {
+		if (ctl_bpf_attach(f->bpf, conf->ifaces[attached], conf->mode, f->mode[attached],
+				   sizeof(f->mode[attached]), err))
+			goto fail;
 		fwd_log(FWD_LOG_NOTICE, "XDP filter %s %s in %s mode (program id %u)",
 			f->adopted == 2 ? "adopted from the fast path's AF_XDP port on"
 			: f->adopted	? "adopted on"
 					: "attached to",
-			conf->ifaces[i], f->mode[i], ctl_bpf_prog_id(f->bpf));
+			conf->ifaces[attached], f->mode[attached], ctl_bpf_prog_id(f->bpf));
 	}
+	for (unsigned i = 0; i < checked; i++)
+		ctl_bpf_prev_close(&prev[i]);
 	return f;
+fail:
+	for (unsigned i = 0; i < checked; i++) {
+		if (i < attached && f->bpf && prev[i].id != ctl_bpf_prog_id(f->bpf)) {
+			char mode[32];
+			uint32_t before = prev[i].id;
+
+			ctl_bpf_restore(f->bpf, conf->ifaces[i], &prev[i]);
+			if (ctl_bpf_query(conf->ifaces[i], mode, sizeof(mode)) == before)
+				fwd_log(FWD_LOG_NOTICE,
+					"XDP filter taken off %s again: the start failed",
+					conf->ifaces[i]);
+			else
+				fwd_log(FWD_LOG_WARNING,
+					"XDP filter: %s could not be put back as it was",
+					conf->ifaces[i]);
+		}
+		ctl_bpf_prev_close(&prev[i]);
+	}
+	if (pinned)
+		ctl_bpf_unpin(conf->pin_dir);
+	ctl_filter_free(f);
+	return NULL;
 }
 
 int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct fwd_err *e)
@@ -97,21 +358,63 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 	const struct fwd_filters *fl = &t->filters;
 	struct fwd_err fe = {0};
 	struct fwd_flt_image *img = fwd_flt_compile_table(fl, &fe);
+	uint16_t *ids = NULL;
+	uint8_t *fresh = NULL;
 	int rc;
 
 	if (img == NULL) {
 		fwd_err_fail(e, FWD_R_INVALID_FILTERS, NULL, 0, fe.path, "%s", fe.reason);
 		return -EINVAL;
 	}
+	if (!f->ids->bound)
+		ctl_filter_bind(f, NULL, 0);
+	ids = calloc(fl->nrules ? fl->nrules : 1, sizeof(*ids));
+	fresh = calloc(fl->nrules ? fl->nrules : 1, 1);
+	if (ids == NULL || fresh == NULL) {
+		rc = -ENOMEM;
+		snprintf(fe.reason, sizeof(fe.reason), "out of memory");
+		goto out;
+	}
+	ids_assign(f->ids, fl, ids, fresh);
+	if ((rc = image_ids(img, fl, ids))) {
+		snprintf(fe.reason, sizeof(fe.reason), "out of memory");
+		goto out;
+	}
+	/* A name new to its id starts from 0, before the flip makes it live. */
+	for (uint16_t r = 0; r < fl->nrules; r++)
+		if (fresh[r])
+			ctl_bpf_rule_stats_reset(f->bpf, ids[r]);
 	rc = ctl_bpf_apply(f->bpf, img, fl->present ? fl->default_action : FWD_FLT_PASS,
 			   fl->present ? fl->non_ip_action : FWD_FLT_PASS,
 			   fl->present ? fl->malformed_action : FWD_FLT_PASS, fl->redirect,
 			   (uint32_t)gen, &fe);
+	if (rc == 0) {
+		pthread_mutex_lock(&f->names_lock);
+		ids_commit(f->ids, fl, ids, (uint32_t)gen);
+		pthread_mutex_unlock(&f->names_lock);
+	}
+out:
 	fwd_flt_image_free(img);
+	free(ids);
+	free(fresh);
 	if (rc)
 		fwd_err_fail(e, FWD_R_FILTER_REFUSED, NULL, 0, FWD_KEY_NAME(DOC, FILTERS), "%s",
 			     fe.reason);
 	return rc;
+}
+
+/* One rule's hits, by its name's id (0 for a rule the filter does not
+ * hold yet: a table newer than what it runs). */
+static void rule_stats(struct ctl_filter *f, const char *name, struct fwd_flt_rule_stats *st)
+{
+	int s;
+
+	if (!f->ids->bound)
+		ctl_filter_bind(f, NULL, 0);
+	s = id_of(f->ids, name);
+	memset(st, 0, sizeof(*st));
+	if (s >= 0)
+		ctl_bpf_rule_stats(f->bpf, (uint16_t)s, st);
 }
 
 /* Before anything changes (validate, diff, and a write before its push):
@@ -165,7 +468,7 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 	for (uint16_t r = 0; t && r < t->filters.nrules; r++) {
 		struct fwd_flt_rule_stats st;
 
-		ctl_bpf_rule_stats(f->bpf, r, &st);
+		rule_stats(f, t->filters.rules[r].name, &st);
 		json_object_set_new(rules, t->filters.rules[r].name,
 				    json_pack("{s:s, s:I, s:I}", "action",
 					      /* enum fwd_flt_action indexes the .def's words */
@@ -200,6 +503,8 @@ void ctl_filter_free(struct ctl_filter *f)
 	if (f == NULL)
 		return;
 	ctl_bpf_free(f->bpf);
+	pthread_mutex_destroy(&f->names_lock);
+	free(f->ids);
 	free(f);
 }
 
@@ -300,7 +605,7 @@ void ctl_filter_metrics(struct ctl_filter *f, const struct fwd_table *t, FILE *o
 	for (uint16_t r = 0; t && r < t->filters.nrules; r++) {
 		struct fwd_flt_rule_stats st;
 
-		ctl_bpf_rule_stats(f->bpf, r, &st);
+		rule_stats(f, t->filters.rules[r].name, &st);
 		ctl_metrics_sample(out, "regiond_xdp_rule_packets_total", (double)st.packets,
 				   "rule", t->filters.rules[r].name, NULL);
 		ctl_metrics_sample(out, "regiond_xdp_rule_bytes_total", (double)st.bytes, "rule",
@@ -313,14 +618,14 @@ static void filter_metrics(void *arg, const struct fwd_table *t, FILE *out)
 	ctl_filter_metrics(arg, t, out);
 }
 
-/* A drop capture: the ring buffer's reader, and what names a record's
- * rule (the rule names of the generation current when it opened). */
+/* A drop capture: the ring buffer's reader. A record's rule is named by
+ * its id and generation (the ids' history, struct rule_ids): the name it
+ * had in the generation that dropped the packet, also one applied while
+ * the capture runs (it used to take the names once, at the start, and
+ * label the drops of any later generation "rule=#ID"). */
 struct filter_cap {
 	struct ctl_filter *f;
 	struct ring_buffer *rb;
-	uint32_t gen;
-	uint16_t nrules;
-	char (*rules)[FWD_NAME_MAX];
 	int64_t mono_to_real_ns; /* bpf_ktime_get_ns() is CLOCK_MONOTONIC */
 	uint64_t c0[FWD_FLT_CNT_MAX]; /* the counters when it opened */
 	void (*fn)(void *fa, const struct ctl_ext_pkt *p); /* during a poll */
@@ -339,16 +644,19 @@ static int cap_record(void *ctx, void *data, size_t size)
 	struct filter_cap *c = ctx;
 	const struct fwd_flt_cap_rec *r = data;
 	char ifname[IF_NAMESIZE], rule[FWD_NAME_MAX + 16] = "", comment[160];
+	const char *name;
 	struct ctl_ext_pkt p;
 
 	if (size < sizeof(*r) || r->caplen > FWD_FLT_CAP_SNAP)
 		return 0;
 	if (if_indextoname(r->ifindex, ifname) == NULL)
 		snprintf(ifname, sizeof(ifname), "if%u", r->ifindex);
-	if (r->rule && r->generation == c->gen && r->rule <= c->nrules)
-		snprintf(rule, sizeof(rule), " rule=%s", c->rules[r->rule - 1]);
-	else if (r->rule) /* a rule set newer than the names taken at the start */
+	pthread_mutex_lock(&c->f->names_lock);
+	if (r->rule && (name = id_name(c->f->ids, r->rule - 1u, r->generation)))
+		snprintf(rule, sizeof(rule), " rule=%s", name);
+	else if (r->rule) /* an id whose name regiond no longer knows */
 		snprintf(rule, sizeof(rule), " rule=#%u", r->rule - 1);
+	pthread_mutex_unlock(&c->f->names_lock);
 	snprintf(comment, sizeof(comment), "xdp drop%s why=%s gen=%u in=%s", rule,
 		 r->why < sizeof(why_names) / sizeof(why_names[0]) ? why_names[r->why] : "?",
 		 r->generation, ifname);
@@ -391,15 +699,7 @@ static void *filter_capture_open(void *arg, const struct fwd_table *t, struct fw
 		return NULL;
 	}
 	c->f = f;
-	c->gen = ctl_bpf_generation(f->bpf);
-	if (t && t->filters.nrules) {
-		c->rules = calloc(t->filters.nrules, sizeof(*c->rules));
-		if (c->rules == NULL)
-			goto nomem;
-		c->nrules = t->filters.nrules;
-		for (uint16_t i = 0; i < c->nrules; i++)
-			snprintf(c->rules[i], sizeof(c->rules[i]), "%s", t->filters.rules[i].name);
-	}
+	(void)t;
 	c->mono_to_real_ns = (int64_t)(fwd_wall_ns() - fwd_mono_ns());
 	ctl_bpf_counters(f->bpf, c->c0);
 	c->rb = ring_buffer__new(fd, cap_record, c, NULL);
@@ -410,7 +710,6 @@ static void *filter_capture_open(void *arg, const struct fwd_table *t, struct fw
 	if (ring_buffer__consume(c->rb) < 0 || ctl_bpf_capture(f->bpf, 1)) {
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "xdp", "cannot start the XDP capture");
 		ring_buffer__free(c->rb);
-		free(c->rules);
 		free(c);
 		return NULL;
 	}
@@ -418,7 +717,6 @@ static void *filter_capture_open(void *arg, const struct fwd_table *t, struct fw
 	return c;
 nomem:
 	fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
-	free(c->rules);
 	free(c);
 	return NULL;
 }
@@ -446,7 +744,6 @@ static void filter_capture_close(void *cap, void (*fn)(void *fa, const struct ct
 	*lost = k[FWD_FLT_CNT_CAPTURE_LOST] - c->c0[FWD_FLT_CNT_CAPTURE_LOST];
 	ring_buffer__free(c->rb);
 	c->f->capturing = 0;
-	free(c->rules);
 	free(c);
 }
 

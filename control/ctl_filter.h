@@ -28,7 +28,14 @@ struct ctl_filter;
 /** Adopt or load, attach everywhere. NULL with @err on failure. */
 struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err);
 
-/** Install @t's filters as generation @gen. */
+/** Find the rule ids the adopted filter's running half gives the rule
+ *  names (their tags; an earlier regiond's ids were positions: then @t's,
+ *  if it is the generation @gen the filter runs). Once, before the first
+ *  apply or status; a filter loaded by this start holds none. */
+void ctl_filter_bind(struct ctl_filter *f, const struct fwd_table *t, uint64_t gen);
+
+/** Install @t's filters as generation @gen, each rule under its name's id
+ *  (its counters follow the name across updates). */
 int ctl_filter_apply(void *filter, const struct fwd_table *t, uint64_t gen, struct fwd_err *e);
 
 /** Generation the kernel side holds. */

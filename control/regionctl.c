@@ -1097,12 +1097,16 @@ static void explain_content_print(json_t *c)
 		printf("  verdict   none: no content rule matched\n");
 }
 
-/* The XDP stage of an explanation: what the filter does before regionfwd. */
+/* The XDP stage of an explanation: what the filter does before regionfwd,
+ * and only where it is enforced now (enforced_on: our program attached and
+ * running this generation); the interfaces it should guard but does not
+ * are named with why. */
 static void explain_xdp_print(json_t *x)
 {
-	json_t *on = json_object_get(x, "enforced_on"), *v;
-	char where[160] = "";
-	size_t i, n = 0;
+	json_t *on = json_object_get(x, "enforced_on"),
+	       *off = json_object_get(x, "not_enforced_on"), *v;
+	char where[160] = "", lost[320] = "";
+	size_t i, n = 0, m = 0;
 
 	if (!json_is_object(x))
 		return;
@@ -1113,6 +1117,9 @@ static void explain_xdp_print(json_t *x)
 	json_array_foreach(on, i, v)
 		n += (size_t)snprintf(where + n, n < sizeof(where) ? sizeof(where) - n : 0, "%s%s",
 				      i ? ", " : "", json_string_value(v));
+	json_array_foreach(off, i, v)
+		m += (size_t)snprintf(lost + m, m < sizeof(lost) ? sizeof(lost) - m : 0, "%s%s: %s",
+				      i ? "; " : "", js(v, "interface"), js(v, "why"));
 	printf("xdp filter  %s", js(x, "verdict"));
 	if (json_is_string(json_object_get(x, "rule")))
 		printf(" by rule %s (%s %s)", js(x, "rule"), js(x, "by"), js(x, "match"));
@@ -1122,11 +1129,18 @@ static void explain_xdp_print(json_t *x)
 		printf(", up to %lld pkts/s, burst %lld", ji(x, "rate_pps"), ji(x, "burst"));
 	if (json_array_size(on))
 		printf(" on %s", where);
+	else if (json_array_size(off))
+		printf("; not enforced on any interface");
 	else
 		printf("; regiond attaches the filter nowhere (no --xdp-iface)");
 	putchar('\n');
+	if (json_array_size(off))
+		printf("            not enforced on %s\n", lost);
 	if (!strcmp(js(x, "verdict"), "drop") && json_array_size(on))
 		printf("            dropped there: it never reaches regionfwd; if it did:\n");
+	else if (!strcmp(js(x, "verdict"), "drop") && json_array_size(off))
+		printf("            the filter would drop it but is not enforced on any "
+		       "interface; if it reaches regionfwd:\n");
 }
 
 static int cmd_explain(const struct opts *o, const struct ctl_call *c)

@@ -820,6 +820,7 @@ static int start_filters(struct regiond *d)
 		fwd_log(FWD_LOG_ERR, "XDP filter: %s", fe.reason);
 		return -1;
 	}
+	ctl_filter_bind(d->filter, cur ? d->st.table : NULL, cur ? cur->id : 0);
 	struct ctl_ext filters = ctl_filter_ext(d->filter);
 
 	ctl_state_add_ext(&d->st, &filters);

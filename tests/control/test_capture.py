@@ -898,3 +898,52 @@ def test_filters_agree_with_libpcap(tmp_path):
             assert len(got) == (200 if expected else 0), (expr, expected, len(got), out)
     finally:
         box.stop()
+
+
+@pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
+def test_xdp_drops_keep_their_rule_names_across_table_changes(tmp_path):
+    """A capture outlives table changes: the drops of a generation applied
+    while it ran were labelled rule=#ID, the names having been taken once at
+    its start (found by a hostile probe). Each drop is named by the rule of
+    the generation that decided it."""
+    pin = f"/sys/fs/bpf/rfwd-cap-gens-{os.getpid()}"
+    tables = [("deny-lab", "    - {name: deny-lab, action: drop, prefixes: [10.9.0.0/16]}\n"),
+              ("deny-new", "    - {name: zz-pass, action: pass, prefixes: [10.50.0.0/16]}\n"
+                           "    - {name: deny-new, action: drop, prefixes: [10.9.0.0/16]}\n"),
+              ("deny-third", "    - {name: deny-third, action: drop, prefixes: [10.9.0.0/16]}\n"
+                             "    - {name: deny-new, action: drop, prefixes: [10.66.0.0/16]}\n")]
+    with netns.VethLab("rfwd-cap-gens", [("xcg0", "xcg1")]) as lab:
+        box = Box(tmp_path, "cap-gens", regiond_args=("--xdp-iface", "xcg0", "--bpf-pin-dir", pin))
+        senders = []
+        try:
+            def apply(i):
+                t = tmp_path / f"g{i}.yaml"
+                t.write_text(open(DEMO).read() + "\nfilters:\n  default: pass\n  rules:\n" + tables[i][1])
+                rc, _, err = box.ctl("apply", str(t))
+                assert rc == 0, err
+            apply(0)
+            gen0 = box.gen()
+            senders = [lab.armed_sender("xcg1", SEND) for _ in tables]
+            f = str(tmp_path / "gens.pcapng")
+            cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--duration", "10",
+                                    "--filter", "not host 2.2.2.2", "-w", f], stdout=subprocess.PIPE, text=True)
+            capture_running(tmp_path, 1, f)
+            for i, go in enumerate(senders):
+                if i:
+                    apply(i)
+                go()
+            assert cap.wait(60) == 0
+            err = cap.stdout.read()
+            seen = {}
+            for p in tshark(f):
+                v = verdict(p["frame.comment"])
+                assert (v["source"], v["why"]) == ("xdp", "rule"), p
+                seen[(v["gen"], v["rule"])] = seen.get((v["gen"], v["rule"]), 0) + 1
+            want = {(str(gen0 + i), name): 20 for i, (name, _) in enumerate(tables)}
+            assert seen == want, (seen, err)
+        finally:
+            for go in senders:
+                if go.proc.poll() is None:
+                    go.proc.kill()
+            box.stop()
+            subprocess.run(["rm", "-rf", pin])

@@ -316,3 +316,204 @@ def test_interface_created_again_is_filtered_again(tmp_path):
             box.stop()
             subprocess.run(["ip", "link", "set", "dev", "xfd0", "xdp", "off"])
             subprocess.run(["rm", "-rf", pin])
+
+
+PASS_C = """#include <linux/bpf.h>
+__attribute__((section("xdp"), used)) int foreign_pass(struct xdp_md *c) { return XDP_PASS; }
+char _license[] __attribute__((section("license"), used)) = "GPL";
+"""
+
+
+def foreign_xdp(tmp_path, iface):
+    """Attach a program that is not regiond's to @iface: its id."""
+    src, obj = tmp_path / "pass.c", tmp_path / "pass.o"
+    if not obj.exists():
+        src.write_text(PASS_C)
+        arch = subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
+        subprocess.run(["clang", "-O2", "-target", "bpf", f"-I/usr/include/{arch}-linux-gnu", "-c", str(src),
+                        "-o", str(obj)], check=True)
+    subprocess.run(["ip", "-force", "link", "set", "dev", iface, "xdp", "obj", str(obj), "sec", "xdp"], check=True)
+    return xdp_prog(iface)
+
+
+def xdp_prog(iface):
+    """The id of the XDP program on @iface, 0 for none."""
+    import json
+    out = subprocess.run(["ip", "-j", "link", "show", iface], capture_output=True, text=True, check=True).stdout
+    x = json.loads(out)[0].get("xdp", {})
+    return x.get("prog", {}).get("id", 0) or next((p["prog"]["id"] for p in x.get("attached", [])), 0)
+
+
+def test_failed_start_leaves_interfaces_as_found(tmp_path):
+    """A start with several --xdp-iface is all or nothing: one that does not
+    exist, or runs another program, used to leave the ones before it with a
+    freshly loaded filter passing everything (found by a hostile probe). A
+    filter adopted from an earlier regiond stays: it enforces its table."""
+    pin = "/sys/fs/bpf/rfwd-test-allornot"
+    subprocess.run(["rm", "-rf", pin])
+    t1 = tmp_path / "t1.yaml"
+    t1.write_text(open(DEMO).read() + FILTERS.format(extra="").replace("default: pass", "default: pass\n  malformed: drop"))
+
+    def start(*ifaces):
+        args = [a for i in ifaces for a in ("--xdp-iface", i)]
+        return subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                               str(tmp_path / "api2.sock"), "--state-dir", str(tmp_path / "state2"),
+                               "--table", str(t1), *args, "--bpf-pin-dir", pin],
+                              capture_output=True, text=True, timeout=120)
+    with netns.VethLab("rfwd-test-allornot", [("xfe0", "xfe1"), ("xfe2", "xfe3")]):
+        try:
+            p = start("xfe0", "xfenonexist")
+            assert p.returncode == 1 and "no interface 'xfenonexist'" in p.stderr, p.stderr
+            assert xdp_prog("xfe0") == 0, p.stderr
+            assert not os.path.exists(pin)
+            foreign = foreign_xdp(tmp_path, "xfe2")
+            p = start("xfe0", "xfe2")
+            assert p.returncode == 1 and "already runs XDP program" in p.stderr, p.stderr
+            assert xdp_prog("xfe0") == 0 and xdp_prog("xfe2") == foreign, p.stderr
+            assert not os.path.exists(pin)
+            # the foreign program listed first: nothing is touched either
+            p = start("xfe2", "xfe0")
+            assert p.returncode == 1 and xdp_prog("xfe0") == 0 and xdp_prog("xfe2") == foreign
+
+            # An earlier regiond's filter, adopted from its pins, enforces its
+            # table: a restart that fails leaves it attached and pinned.
+            box = Box(tmp_path, "allornot", regiond_args=("--xdp-iface", "xfe0", "--bpf-pin-dir", pin))
+            try:
+                rc, _, err = box.ctl("apply", str(t1))
+                assert rc == 0, err
+                prog = xdp_prog("xfe0")
+                box.rd.send_signal(signal.SIGKILL)
+                box.rd.wait()
+                p = subprocess.run([REGIOND, "--dataplane", box.fwd_sock, "--api-socket", str(tmp_path / "api3.sock"),
+                                    "--state-dir", box.state, "--xdp-iface", "xfe0", "--xdp-iface", "xfe2",
+                                    "--bpf-pin-dir", pin], capture_output=True, text=True, timeout=120)
+                assert p.returncode == 1 and "already runs XDP program" in p.stderr, p.stderr
+                assert xdp_prog("xfe0") == prog and xdp_prog("xfe2") == foreign
+                assert os.path.exists(os.path.join(pin, "prog"))
+            finally:
+                box.stop()
+        finally:
+            for i in ("xfe0", "xfe2"):
+                subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
+            subprocess.run(["rm", "-rf", pin])
+
+
+def rules_table(tmp_path, name, rules):
+    """DEMO with a filters section of @rules, in that order."""
+    body = {"deny-lab": "{name: deny-lab, action: drop, prefixes: [10.9.0.0/16]}",
+            "allow-ops": "{name: allow-ops, action: pass, prefixes: [10.9.7.0/24]}",
+            "no-telnet": "{name: no-telnet, action: drop, services: [tcp/23]}",
+            "zz-new": "{name: zz-new, action: drop, prefixes: [10.77.0.0/16]}"}
+    p = tmp_path / name
+    p.write_text(open(DEMO).read() + "\nfilters:\n  default: pass\n  rules:\n" +
+                 "".join(f"    - {body[r]}\n" for r in rules))
+    return str(p)
+
+
+def test_rule_counters_follow_names(tmp_path):
+    """Per-rule counters were kept by rule position: a table that put a new
+    rule first showed the old first rule's hits under the new name, and 0
+    for the rule that had them (found by a hostile probe). They follow the
+    rule's name through reorders, insertions, removals, both halves and a
+    restart; a rule removed and added again starts from 0."""
+    pin = "/sys/fs/bpf/rfwd-test-names"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-names", [("xfn0", "xfn1")]) as lab:
+        box = Box(tmp_path, "names", regiond_args=("--xdp-iface", "xfn0", "--bpf-pin-dir", pin))
+        try:
+            def rules():
+                return {k: (v["packets"], v["bytes"]) for k, v in
+                        box.ctl("filter", "status", json_out=True)[1]["rules"].items()}
+
+            def send(n):  # n / 2 packets from 10.9.0.x: deny-lab's while it exists
+                before = box.ctl("filter", "status", json_out=True)[1]["counters"]
+                lab.send("xfn1", f"N = {n}\nINTER = 0.0005\n" + SEND)
+                wait_for(lambda: (lambda c: c["pass"] + c["drop"] - before["pass"] - before["drop"] >= n)(
+                    box.ctl("filter", "status", json_out=True)[1]["counters"]), what="the filter's counts")
+
+            def apply(name, order):
+                rc, _, err = box.ctl("apply", rules_table(tmp_path, name, order))
+                assert rc == 0, err
+
+            apply("a.yaml", ["deny-lab", "allow-ops", "no-telnet"])
+            send(14)
+            lab0 = rules()["deny-lab"]
+            assert lab0[0] == 7 and lab0[1] > 0, rules()
+            # a new rule first, deny-lab last: two applies, so both halves
+            apply("b.yaml", ["zz-new", "allow-ops", "no-telnet", "deny-lab"])
+            assert rules() == {"zz-new": (0, 0), "allow-ops": (0, 0), "no-telnet": (0, 0), "deny-lab": lab0}
+            apply("b2.yaml", ["no-telnet", "deny-lab", "zz-new", "allow-ops"])
+            assert rules()["deny-lab"] == lab0 and rules()["zz-new"] == (0, 0)
+            send(14)
+            r = rules()
+            assert r["deny-lab"] == (14, 2 * lab0[1]) and r["zz-new"] == (0, 0), r
+            _, m = box.http("GET", "/metrics")
+            assert 'regiond_xdp_rule_packets_total{rule="zz-new"} 0' in m, m
+            assert 'regiond_xdp_rule_packets_total{rule="deny-lab"} 14' in m, m
+            # a restart finds the names' counters again
+            box.rd.send_signal(signal.SIGKILL)
+            box.rd.wait()
+            box.start_regiond(("--xdp-iface", "xfn0", "--bpf-pin-dir", pin))
+            assert rules() == r
+            # removed: gone; added again later: from 0, not another rule's counts
+            apply("c.yaml", ["zz-new", "allow-ops"])
+            send(14)
+            assert rules() == {"zz-new": (0, 0), "allow-ops": (0, 0)}
+            apply("d.yaml", ["deny-lab", "zz-new", "allow-ops", "no-telnet"])
+            assert rules() == {"deny-lab": (0, 0), "zz-new": (0, 0), "allow-ops": (0, 0), "no-telnet": (0, 0)}
+            send(14)
+            assert rules()["deny-lab"] == (7, lab0[1]) and rules()["zz-new"] == (0, 0)
+        finally:
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfn0", "xdp", "off"], capture_output=True)
+            subprocess.run(["rm", "-rf", pin])
+
+
+def test_explain_says_where_the_filter_is_enforced_now(tmp_path):
+    """explain said a packet was dropped in XDP "on" an interface whose
+    filter another program had replaced (status: NOT OURS), or that was
+    gone (NOT ATTACHED) (found by a hostile probe). enforced_on now holds
+    only the interfaces that carry our program at the current generation,
+    the truth status reads; the others are named with why."""
+    pin = "/sys/fs/bpf/rfwd-test-explain"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-explain", [("xfx0", "xfx1"), ("xfx2", "xfx3")]):
+        box = Box(tmp_path, "explain", regiond_args=("--xdp-iface", "xfx0", "--xdp-iface", "xfx2",
+                                                     "--bpf-pin-dir", pin))
+        try:
+            rc, _, err = box.ctl("apply", table(tmp_path, "f.yaml"))
+            assert rc == 0, err
+            args = ("10.9.1.1", "192.0.2.1", "udp", "9")
+
+            def explain():
+                rc, e, err = box.ctl("explain", *args, json_out=True)
+                assert rc == 0, err
+                rc, out, err = box.ctl("explain", *args)
+                assert rc == 0, err
+                return e["xdp"], out
+            x, out = explain()
+            assert (x["verdict"], x["enforced_on"], x.get("not_enforced_on", [])) == ("drop", ["xfx0", "xfx2"], []), x
+            assert "it never reaches regionfwd" in out
+            foreign = foreign_xdp(tmp_path, "xfx2")
+            x, out = explain()
+            assert x["enforced_on"] == ["xfx0"], x
+            assert x["not_enforced_on"] == [{"interface": "xfx2",
+                                            "why": f"it runs another XDP program (id {foreign})"}], x
+            assert "drop by rule deny-lab (source prefix 10.9.0.0/16) on xfx0\n" in out, out
+            assert f"not enforced on xfx2: it runs another XDP program (id {foreign})" in out, out
+            foreign_xdp(tmp_path, "xfx0")
+            x, out = explain()
+            assert x["enforced_on"] == [] and [i["interface"] for i in x["not_enforced_on"]] == ["xfx0", "xfx2"], x
+            assert " on xfx" not in out.splitlines()[1] and "it never reaches regionfwd" not in out, out
+            assert "not enforced on any interface" in out and "the filter would drop it but" in out, out
+            subprocess.run(["ip", "link", "del", "xfx0"], check=True)
+            wait_for(lambda: "NOT ATTACHED" in box.ctl("status")[1], what="status says NOT ATTACHED")
+            x, out = explain()
+            assert x["enforced_on"] == [] and x["not_enforced_on"][0] == {"interface": "xfx0",
+                                                                          "why": "no such interface"}, x
+            assert "xfx0: no such interface" in out and "it never reaches regionfwd" not in out, out
+        finally:
+            box.stop()
+            for i in ("xfx0", "xfx2"):
+                subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
+            subprocess.run(["rm", "-rf", pin])
