@@ -534,6 +534,44 @@ def test_notifications_queued_before_a_dump_are_not_replayed_on_it(lab):
         wait_held(lab, marker, None)
 
 
+def test_a_slow_relearn_withdraws_nothing_still_announced(lab):
+    """Back from a session drop, a routing daemon on a slow link relearned
+    100,000 routes over 12 s: the feed compared everything after a fixed
+    5 s and withdrew the 55,000 not yet back, then re-added them (a hostile
+    probe). Removals now wait until routes stop arriving for 5 s: routes
+    relearned one every 1.5 s all stay held throughout; one never relearned
+    leaves once they stop."""
+    back = ["100.72.%d.0/24" % i for i in range(8)]
+    gone = "100.72.99.0/24"
+    with regiond_with_fake_bird(lab) as bird:
+        for p in back + [gone]:
+            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        for p in back + [gone]:
+            wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        # The session drops: the daemon takes its routes out of the kernel.
+        bird.mode = "down"
+        feed_settled(lab, "holding")
+        for p in back + [gone]:
+            rtr("route", "del", p, "table", "103")
+        bird.mode = "up"
+        wait_for(lambda: lab.feed()["state"] == "up", timeout=20, what="feed up again")
+        # Relearned slowly: 12 s in all, longer than the 5 s after which
+        # the feed used to compare everything.
+        for p in back:
+            time.sleep(1.5)
+            held = {q: lab.held_by(q) for q in back + [gone]}
+            assert set(held.values()) == {"brazil"}, held
+            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        # Quiet now: the one never relearned goes, the rest stay.
+        wait_held(lab, gone, None, timeout=20)
+        for p in back:
+            assert lab.held_by(p) == "brazil", p
+            rtr("route", "del", p, "table", "103")
+        for p in back:
+            wait_held(lab, p, None)
+
+
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
     """A control socket that answers with more than 1 MiB (hostile, or not
     BIRD): not read past the bound, the feed lost with the reason in its
