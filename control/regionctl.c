@@ -2100,6 +2100,22 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 	if (ctl_buf_put(&k->pend, p, n))
 		return -1;
 	while ((rc = ctl_pcapng_block(k->pend.data + off, k->pend.len - off, &b)) == 1) {
+		if (k->fd >= 0 && write_all(k->fd, b.p, b.len)) {
+			int err = errno;
+
+			/* Only whole blocks stay, so the file still reads (a full
+			 * disk cut one mid-packet, found by a hostile probe); a
+			 * pipe or a device cannot be cut back. */
+			if (ftruncate(k->fd, (off_t)k->bytes) == 0)
+				snprintf(k->why, sizeof(k->why),
+					 "cannot write the capture: %s; the file keeps the %llu "
+					 "whole packets before it",
+					 strerror(err), (unsigned long long)k->packets);
+			else
+				snprintf(k->why, sizeof(k->why), "cannot write the capture: %s",
+					 strerror(err));
+			return -1;
+		}
 		if (b.type == CTL_PCAPNG_EPB) {
 			k->packets++;
 			if (k->fd < 0)
@@ -2107,11 +2123,6 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 		} else if (b.type == CTL_PCAPNG_ISB && k->nstats < 4) {
 			ctl_pcapng_comment(&b, k->stats[k->nstats], sizeof(k->stats[0]));
 			k->nstats += k->stats[k->nstats][0] != '\0';
-		}
-		if (k->fd >= 0 && write_all(k->fd, b.p, b.len)) {
-			snprintf(k->why, sizeof(k->why), "cannot write the capture: %s",
-				 strerror(errno));
-			return -1;
 		}
 		k->bytes += b.len;
 		off += b.len;

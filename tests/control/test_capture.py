@@ -217,6 +217,26 @@ def test_one_at_a_time_and_interrupt(box, tmp_path):
     assert rc == 0, err
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_a_full_disk_keeps_only_whole_packets(box, tmp_path):
+    """A capture to a disk that fills up: the file ended in the middle of a
+    packet (tshark: cut short) and the count said one more packet than it
+    held (a hostile probe). The file is cut back to its last whole block,
+    which tshark reads, and the count is of the packets in it."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    try:
+        f = str(disk / "c.pcapng")
+        rc, out, err = capture(box, "--count", "100000", "-w", f)
+        assert rc == 4 and "No space left on device" in err, (rc, out, err)
+        n = int((out + err).split("capture: ")[1].split()[0])
+        assert n > 0 and len(tshark(f)) == n, (n, out, err)
+        assert "the file keeps the %d whole packets before it" % n in err, err
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
 def test_overflow_counted(tmp_path):
     # A small ring and pool, traffic at full speed (net_pcap infinite_rx):
     # the workers copy faster than the writer drains, and never wait.
