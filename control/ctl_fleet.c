@@ -152,6 +152,9 @@ struct ctl_fleet {
 	const char *tried_source;
 	int tried_final; /* refused: not tried again until its key changes */
 	int had_target; /* a pin or desired was seen since regiond started */
+	/* The report key's mod_revision after our last write (0: none yet),
+	 * and when another writer's report was last found in its place. */
+	int64_t report_rev, dup_seen_ms, dup_lease;
 	int tried_ok;
 	int64_t retry_at_ms;
 	char validated[17]; /* validate-only: the last target that validated */
@@ -1060,6 +1063,19 @@ static int fleet_alarm(struct ctl_fleet *f, const struct target *t, const char *
 			 t->table[0] ? t->table : "unreadable", source ? source : "?",
 			 refused ? "refused" : still, why ? ", " : "", why ? why : "");
 	}
+	if (f->dup_seen_ms &&
+	    now - f->dup_seen_ms < (int64_t)f->lease_s * 2000 + 2 * f->report_ms) {
+		char d[200];
+
+		snprintf(d, sizeof(d),
+			 "fleet: another regiond reports as node %s (etcd lease %" PRIx64
+			 "): give each box its own --fleet-node",
+			 f->node, (uint64_t)f->dup_lease);
+		if (a[0])
+			snprintf(a + strlen(a), sizeof(a) - strlen(a), "; %s", d);
+		else
+			snprintf(a, sizeof(a), "%s", d);
+	}
 	if (orphan)
 		snprintf(b, sizeof(b),
 			 "fleet: runs table %s from the fleet, but the facility has no desired "
@@ -1097,6 +1113,9 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 		running = json_pack("{s:i, s:s?, s:n}", "generation", 0, "table",
 				    f->validated[0] ? f->validated : NULL, "hash");
 		in_sync = !t->present || (!t->refused && !strcmp(f->validated, t->table));
+		/* Nothing runs here to be off target; a stray pin or a twin
+		 * reporting under this name still says so. */
+		fleet_alarm(f, t, source, f->validated, 1, 0, NULL, 0);
 	} else {
 		const char *rt;
 		int dp_in_sync;
@@ -1176,6 +1195,40 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 }
 
 /* Write the report when it changed or report_ms passed (@force: now). */
+/* Put the report, and notice another writer of the same key: the key
+ * is ours as long as its mod_revision is that of our last write. Another
+ * regiond given the same --fleet-node overwrites it between our writes
+ * (a hostile probe saw the two alternate unseen, fleet status listing one
+ * node); a report of ours that lapsed with its lease, or our former self
+ * before our first write, is not one. Written either way: the node is
+ * not dropped from the fleet view for a conflict it cannot settle. */
+static int write_report(struct ctl_fleet *f, const char *text, struct fwd_err *e)
+{
+	struct ctl_etcd_cmp cmp = {.key = f->k_node,
+				   .target = CTL_ETCD_CMP_MOD,
+				   .result = CTL_ETCD_EQUAL,
+				   .number = f->report_rev};
+	struct ctl_etcd_op put = {.type = CTL_ETCD_OP_PUT,
+				  .key = f->k_node,
+				  .value = text,
+				  .value_len = strlen(text),
+				  .lease = f->lease};
+	struct ctl_etcd_op fail[2] = {{.type = CTL_ETCD_OP_RANGE, .key = f->k_node}, put};
+	struct ctl_etcd_txn_result res = {0};
+	int rc = ctl_etcd_txn(f->etcd, &cmp, 1, &put, 1, fail, 2, &res, e);
+
+	if (rc)
+		return rc;
+	if (!res.succeeded && f->report_rev && res.range.count == 1 &&
+	    res.range.kvs[0].lease != f->lease) {
+		f->dup_seen_ms = fwd_mono_ms();
+		f->dup_lease = res.range.kvs[0].lease;
+	}
+	f->report_rev = res.revision;
+	ctl_etcd_range_free(&res.range);
+	return 0;
+}
+
 static void report(struct ctl_fleet *f, int force)
 {
 	struct fwd_err e;
@@ -1203,7 +1256,7 @@ static void report(struct ctl_fleet *f, int force)
 		json_object_set_new(r, "counters", counters_json(f->counters));
 	}
 	text = json_dumps(r, JSON_COMPACT | JSON_SORT_KEYS);
-	if (text && ctl_etcd_put(f->etcd, f->k_node, text, strlen(text), f->lease, NULL, &e) == 0) {
+	if (text && write_report(f, text, &e) == 0) {
 		etcd_ok(f);
 		f->report_at_ms = now + f->report_ms;
 		pthread_mutex_lock(&f->mu);

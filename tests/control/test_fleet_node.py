@@ -715,6 +715,33 @@ def test_a_long_apply_keeps_the_node_in_the_fleet_view(fleet):
     fleet.current = h
 
 
+def test_a_second_regiond_with_the_same_node_name_is_said(fleet, tmp_path):
+    """Two regionds given one --fleet-node overwrote each other's report
+    in turn; fleet status listed one node and nothing said so (a hostile
+    probe). Each now notices the other's report in place of its own: the
+    alarm names the node and the other's lease, health is degraded; it
+    goes once the other has stopped."""
+    n1 = fleet.nodes[1]
+    api = str(tmp_path / "twin.sock")
+    twin = subprocess.Popen([REGIOND, "--fleet-validate-only", "--api-socket", api,
+                             "--state-dir", str(tmp_path / "st"), "--fleet-endpoints", fleet.cluster.endpoints(),
+                             "--fleet-node", "n1", "--fleet-facility", FAC, *FLEET_ARGS],
+                            stdout=open(tmp_path / "twin.log", "w"), stderr=subprocess.STDOUT)
+    said = "another regiond reports as node n1"
+    try:
+        wait_for(lambda: said in (n1.status()["alarm"] or ""), timeout=30, what="n1's alarm of its twin")
+        assert n1.status()["health"]["exit"] == 1
+        other = Node.__new__(Node)
+        other.api = api
+        wait_for(lambda: said in (other.status()["alarm"] or ""), timeout=30, what="the twin's alarm")
+    finally:
+        twin.terminate()
+        assert twin.wait(30) == 0
+    # Gone: the alarm clears within two leases and a little more.
+    wait_for(lambda: said not in (n1.status()["alarm"] or ""), timeout=30, what="n1's alarm cleared")
+    fleet.wait_converged(fleet.current)
+
+
 def test_nodes_stop_cleanly(fleet):
     """Last: every regiond exits 0 on SIGTERM (its lease revoked: the
     reports go at once), with nothing from the sanitizers in its log."""
