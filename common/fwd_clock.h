@@ -73,4 +73,29 @@ static inline struct timespec fwd_mono_after_ms(int64_t ms)
 				 .tv_nsec = (long)(at % 1000000000u)};
 }
 
+/**
+ * A wall clock that does not follow steps: the wall time when it was
+ * anchored, advanced on the monotonic clock. For times whose differences
+ * must be true durations although they are stored as wall times and read
+ * by other boxes (a fleet report's updated_at, over which a rollout's drop
+ * rates are taken; the rollout leader's phases): a node's clock stepped an
+ * hour mid-bake once diluted a canary's drop rate over that hour, and a
+ * leader's ended a 300 s bake at once. It shows a step only once
+ * anchored again (regiond's restart).
+ */
+struct fwd_steady {
+	int64_t wall0, mono0;
+};
+
+static inline void fwd_steady_init(struct fwd_steady *s)
+{
+	s->wall0 = fwd_wall_ms();
+	s->mono0 = fwd_mono_ms();
+}
+
+static inline int64_t fwd_steady_ms(const struct fwd_steady *s)
+{
+	return s->wall0 + (fwd_mono_ms() - s->mono0);
+}
+
 #endif /* FWD_CLOCK_H */

@@ -1351,7 +1351,10 @@ static void h_fleet_rollout_create(struct ctl_api *api, const struct req *q, str
 	snprintf(by, sizeof(by), "%.63s%s%.120s", author ? author : "", author ? " via " : "",
 		 q->who);
 	if (ctl_rstore_create(c, api->fleet->facility, json_string_value(d), json_string_length(d),
-			      &opts, by, (uint64_t)fwd_wall_ms(), ro, &e)) {
+			      &opts, by,
+			      (uint64_t)(api->fleet_driver ? ctl_rdriver_now_ms(api->fleet_driver)
+							   : fwd_wall_ms()),
+			      ro, &e)) {
 		reply_err(r, &e);
 		goto out;
 	}

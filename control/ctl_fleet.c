@@ -152,6 +152,7 @@ struct ctl_fleet {
 	const char *tried_source;
 	int tried_final; /* refused: not tried again until its key changes */
 	int had_target; /* a pin or desired was seen since regiond started */
+	struct fwd_steady clock; /* the reports' updated_at */
 	/* The report key's mod_revision after our last write (0: none yet),
 	 * and when another writer's report was last found in its place. */
 	int64_t report_rev, dup_seen_ms, dup_lease;
@@ -1190,7 +1191,8 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 	f->last_report_text = text;
 	cmp = counters_json(f->counters);
 	json_object_set_new(r, "counters", cmp);
-	json_object_set_new(r, "updated_at", json_integer(fwd_wall_ms()));
+	/* Step-free (fwd_steady_ms): rollouts take rates over it. */
+	json_object_set_new(r, "updated_at", json_integer(fwd_steady_ms(&f->clock)));
 	return r;
 }
 
@@ -1494,6 +1496,7 @@ struct ctl_fleet *ctl_fleet_start(const struct ctl_fleet_conf *c, struct ctl_sta
 	f->validate_only = c->validate_only;
 	f->lease_s = c->lease_s;
 	f->report_ms = c->report_ms;
+	fwd_steady_init(&f->clock);
 	f->stuck_after_s = c->stuck_after_s ? c->stuck_after_s : FLEET_STUCK_S;
 	f->st = st;
 	f->labels = json_object();

@@ -40,6 +40,7 @@ struct ctl_rdriver {
 	/* the thread's own */
 	int64_t lease, leader_create;
 	uint64_t lease_renewed; /* monotonic ms of the last successful keepalive */
+	struct fwd_steady clock; /* the rollout's times: fwd_steady_ms() */
 	struct ctl_rollout *r;
 	struct ctl_rollout_node *reports;
 	struct seen *seen;
@@ -140,7 +141,7 @@ static void campaign(struct ctl_rdriver *d)
 	}
 	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
 	who = json_pack("{s:i, s:s, s:I}", "schema", CTL_ROLLOUT_SCHEMA, "node", d->conf.node,
-			"since", (json_int_t)fwd_wall_ms());
+			"since", (json_int_t)fwd_steady_ms(&d->clock));
 	value = who ? json_dumps(who, JSON_COMPACT) : NULL;
 	json_decref(who);
 	who = NULL;
@@ -318,7 +319,10 @@ static uint64_t drive(struct ctl_rdriver *d)
 		set_error(d, &err, true);
 		goto out;
 	}
-	now = (uint64_t)fwd_wall_ms();
+	/* Step-free: a leader's clock set forward an hour ended a 300 s bake
+	 * at once; set back, the record's phase seemed to start in the
+	 * future (a hostile probe). */
+	now = (uint64_t)fwd_steady_ms(&d->clock);
 	if (ctl_rollout_step(d->r, d->reports, (size_t)n, now, act)) {
 		fwd_err_fail(&err, FWD_R_INVALID_FLEET_KEY, NULL, 0, "rollout/active",
 			     "does not hold together");
@@ -564,6 +568,7 @@ struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struc
 		goto fail;
 	pthread_mutex_init(&d->lock, NULL);
 	fwd_cond_init_mono(&d->wake);
+	fwd_steady_init(&d->clock);
 	if (pthread_create(&d->thread, NULL, run, d) != 0) {
 		ctl_etcd_free(d->e);
 		goto nomem;
@@ -600,6 +605,11 @@ void ctl_rdriver_stop(struct ctl_rdriver *d)
 	free(d->pins);
 	free(d->strays);
 	free(d);
+}
+
+int64_t ctl_rdriver_now_ms(const struct ctl_rdriver *d)
+{
+	return fwd_steady_ms(&d->clock);
 }
 
 json_t *ctl_rdriver_status(struct ctl_rdriver *d)

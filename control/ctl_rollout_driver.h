@@ -60,6 +60,11 @@ void ctl_rdriver_stop(struct ctl_rdriver *d);
  *  "pins_truncated" (more pins than it reads), "unpinned"}. NULL on ENOMEM. */
 json_t *ctl_rdriver_status(struct ctl_rdriver *d);
 
+/** The rollouts' clock, ms since the epoch (fwd_steady_ms: a clock step
+ *  after regiond's start does not move it): the times a rollout record is
+ *  created with, so that its leader reads them on the same clock. */
+int64_t ctl_rdriver_now_ms(const struct ctl_rdriver *d);
+
 /** The extension "rollouts": its status (the above) and its /metrics
  *  series (regiond_fleet_rollout_*), each under the driver's own mutex. */
 struct ctl_ext ctl_rdriver_ext(struct ctl_rdriver *d);

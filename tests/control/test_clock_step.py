@@ -19,7 +19,9 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_e2e import SG_LOCAL, Box, demo_variant  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import etcdlab  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -83,8 +85,8 @@ int gettimeofday(struct timeval *tv, void *tz)
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the clock shim")
 
 
-@pytest.fixture
-def stepped(tmp_path):
+def shim(tmp_path):
+    """The LD_PRELOAD wrapper and the file that holds the step (seconds)."""
     src = tmp_path / "clockstep.c"
     src.write_text(SHIM)
     lib = tmp_path / "clockstep.so"
@@ -93,10 +95,15 @@ def stepped(tmp_path):
     step.write_text("0\n")
     # Under ASan the runtime must come first: the shim goes after it.
     pre = str(lib)
-    if os.environ.get("SANITIZE", "none") != "none":
+    if os.environ.get("SANITIZE", "none") not in ("", "none"):
         asan = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
         pre = asan + ":" + pre
-    wrapper = ["env", f"LD_PRELOAD={pre}", f"CLOCK_STEP_FILE={step}"]
+    return ["env", f"LD_PRELOAD={pre}", f"CLOCK_STEP_FILE={step}"], step
+
+
+@pytest.fixture
+def stepped(tmp_path):
+    wrapper, step = shim(tmp_path)
     b = Box(tmp_path, "clock", wrapper=wrapper)
     yield b, step
     b.stop()
@@ -127,3 +134,49 @@ def test_wall_clock_set_forward_does_not_revert_an_unconfirmed_change(stepped, t
     assert b.gen() == 2, b.ctl("history")
     rc, out, err = b.ctl("confirm")
     assert rc == 0 and b.gen() == 2, (rc, out, err)
+
+
+@pytest.mark.skipif(not etcdlab.available(), reason="needs etcd and etcdctl (etcd-server, etcd-client)")
+def test_a_stepped_clock_neither_ends_a_bake_nor_dilutes_a_rate(tmp_path):
+    """A fleet regiond (validate-only: its own node and the rollout's
+    leader) whose clock is set an hour forward while its canary bakes: the
+    leader ended a 300 s bake at once, and the node's report time (over
+    which drop rates are taken) jumped the hour, diluting a canary's rate
+    to nothing (a hostile probe). Both now run on a step-free clock."""
+    wrapper, step = shim(tmp_path)
+    fac = "clk"
+    with etcdlab.Cluster(tmp_path / "etcd", members=1, name="clockstep") as c:
+        h0 = etcdlab.publish_table(c, fac, open(DEMO, "rb").read())
+        etcdlab.set_desired(c, fac, h0)
+        api = str(tmp_path / "api.sock")
+        rd = subprocess.Popen(wrapper + [REGIOND, "--fleet-validate-only", "--api-socket", api,
+                                         "--state-dir", str(tmp_path / "st"), "--fleet-endpoints", c.endpoints(),
+                                         "--fleet-node", "n0", "--fleet-facility", fac, "--fleet-lease", "3",
+                                         "--fleet-report-ms", "300", "--fleet-timeout-ms", "2000"],
+                              stdout=open(tmp_path / "rd.log", "w"), stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: etcdlab.node_reports(c, fac).get("n0", {}).get("in_sync") is True, timeout=60,
+                     what="the node validated its table")
+            doc = tmp_path / "next.yaml"
+            doc.write_text(open(DEMO).read().replace('"ingress table, Mumbai facility (demo)"',
+                                                     '"ingress table, clock step"'))
+            p = subprocess.run([REGIONCTL, "-s", api, "fleet", "apply", str(doc), "--canary", "1",
+                                "--bake", "300", "--sync-timeout", "30"], capture_output=True, text=True,
+                               timeout=120)
+            assert p.returncode == 0, (p.stdout, p.stderr)
+            active = etcdlab.fac_prefix(fac) + "rollout/active"
+            wait_for(lambda: c.get_json(active)["state"] == "baking", timeout=60, what="the canary bakes")
+            u0 = etcdlab.node_reports(c, fac)["n0"]["updated_at"]
+            step.write_text("3600\n")
+            # Long enough for the leader's steps and several reports.
+            time.sleep(4)
+            rec = c.get_json(active)
+            assert rec is not None and rec["state"] == "baking" and rec["wave"] == 0, rec
+            u1 = etcdlab.node_reports(c, fac)["n0"]["updated_at"]
+            assert 0 < u1 - u0 < 60000, (u0, u1)
+            p = subprocess.run([REGIONCTL, "-s", api, "fleet", "abort"], capture_output=True, text=True,
+                               timeout=60)
+            assert p.returncode == 0, p.stderr
+        finally:
+            rd.terminate()
+            assert rd.wait(30) == 0, open(tmp_path / "rd.log").read()[-2000:]
