@@ -597,6 +597,31 @@ int ctl_rstore_prune_history(struct ctl_etcd *e, const char *facility, size_t ke
 	return rc ? rc : n;
 }
 
+/* One key's value alone at @rev into @v (its one kv), 0; or -errno with
+ * @err: FWD_R_ETCD_ERROR when etcd cannot hand it over within the client's
+ * bound, FWD_R_INVALID_FLEET_KEY when it is gone at @rev, else etcd's. */
+static int value_alone(struct ctl_etcd *e, const struct ctl_etcd_kv *kv, int64_t rev,
+		       struct ctl_etcd_range *v, struct fwd_err *err)
+{
+	char *key = malloc(kv->key_len + 1);
+	int rc;
+
+	if (key == NULL)
+		return fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	memcpy(key, kv->key, kv->key_len);
+	key[kv->key_len] = '\0';
+	rc = ctl_etcd_range(e, key, 0, rev, 1, v, err);
+	free(key);
+	if (rc == 0 && v->count != 1) {
+		ctl_etcd_range_free(v);
+		return fwd_err_fail(err, FWD_R_INVALID_FLEET_KEY, NULL, 0, "",
+				    "gone at revision %lld", (long long)rev);
+	}
+	if (rc && err->reason_code == FWD_R_ETCD_ERROR)
+		snprintf(err->path, sizeof(err->path), "value");
+	return rc;
+}
+
 int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollout_node *nodes,
 		     size_t max, json_t **view, struct fwd_err *err)
 {
@@ -604,7 +629,7 @@ int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 	struct ctl_rollout_node *tmp = malloc(sizeof(*tmp));
 	char key[160];
 	size_t plen;
-	int n = 0, rc;
+	int n = 0, rc, alone = 0;
 
 	if (view)
 		*view = json_array();
@@ -614,13 +639,39 @@ int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 	}
 	ctl_rstore_key(key, sizeof(key), facility, "nodes/");
 	plen = strlen(key);
+	/* Values are hostile and etcd has no bound per value: a few reports
+	 * of megabytes passed the client's reply bound, and fleet status and
+	 * every rollout stopped (a hostile probe). Then, as for pins, the
+	 * keys are read alone and each value by itself, so one bad report
+	 * costs only itself (unreadable, which holds a rollout back). */
 	rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX, 0, 0, &rg, err);
+	if (rc && err->reason_code == FWD_R_ETCD_ERROR) {
+		alone = 1;
+		rc = ctl_etcd_range(e, key, CTL_ETCD_PREFIX | CTL_ETCD_KEYS_ONLY, 0, 0, &rg, err);
+	}
 	if (rc)
 		goto fail;
 	for (size_t i = 0; i < rg.count; i++) {
 		const struct ctl_etcd_kv *kv = &rg.kvs[i];
+		struct ctl_etcd_range v = {0};
 		struct fwd_err pe = {0};
-		int ok = ctl_rollout_node_parse(kv->value, kv->value_len, tmp, &pe) == 0;
+		const char *value = kv->value;
+		size_t value_len = kv->value_len;
+		int ok;
+
+		if (alone) {
+			rc = value_alone(e, kv, rg.revision, &v, &pe);
+			if (rc && pe.reason_code != FWD_R_ETCD_ERROR &&
+			    pe.reason_code != FWD_R_INVALID_FLEET_KEY) {
+				*err = pe;
+				ctl_etcd_range_free(&rg);
+				goto fail;
+			}
+			value = rc ? NULL : v.kvs[0].value;
+			value_len = rc ? 0 : v.kvs[0].value_len;
+			rc = 0;
+		}
+		ok = value && ctl_rollout_node_parse(value, value_len, tmp, &pe) == 0;
 
 		if (ok && (kv->key_len <= plen || strcmp(kv->key + plen, tmp->name) != 0)) {
 			fwd_err_fail(&pe, FWD_R_INVALID_FLEET_KEY, NULL, 0, "node",
@@ -628,10 +679,11 @@ int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 			ok = 0;
 		}
 		if (view) {
-			json_t *j = ok ? fwd_json_loadb(kv->value, kv->value_len, 0, NULL) : NULL;
+			json_t *j = ok ? fwd_json_loadb(value, value_len, 0, NULL) : NULL;
 
 			json_array_append_new(*view, j ? j : bad_key(kv, &pe));
 		}
+		ctl_etcd_range_free(&v);
 		if (ok && nodes && (size_t)n < max) {
 			nodes[n++] = *tmp;
 		} else if (!ok && nodes && (size_t)n < max) {

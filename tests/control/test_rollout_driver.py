@@ -687,6 +687,30 @@ def test_stray_pins_owners_unpin_and_sweep(cluster, fac):
     cluster.delete(pre + "rollout/active")
 
 
+def test_hostile_reports_read_alone_and_said_unreadable(cluster, fac):
+    """Reports under nodes/ whose values together pass the client's reply
+    bound (six of 1.4 MB against 8 MiB, found by a hostile probe: fleet
+    status failed and every rollout stopped) are read key by key: the
+    nodes are listed, each hostile key unreadable with the reason."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    try:
+        # Together past the bound (64 KiB here, for 8 MiB), the last
+        # alone too.
+        for i, size in enumerate((30000, 30000, 70000)):
+            cluster.put(pre + "nodes/zz%d" % i, "x" * size)
+        rc, out, err = probe(cluster, "nodes", f, ETCD_MAX_REPLY="65536")
+        assert rc == 0, (out, err)
+        got = {n["name"]: n for n in out["nodes"]}
+        assert {"n1", "n2", "n3"} <= set(got) and not any(got[n]["unreadable"] for n in ("n1", "n2", "n3")), out
+        assert all(got["zz%d" % i]["unreadable"] for i in range(3)), out
+        assert "expected" in got["zz0"]["why"] and got["zz2"]["why"].startswith("value: "), out
+        assert sum(1 for v in out["view"] if "error" in v) == 3, out["view"]
+    finally:
+        for i in range(3):
+            cluster.delete(pre + "nodes/zz%d" % i)
+
+
 def test_hostile_pins_bounded_and_left_alone(cluster, fac):
     """Hostile keys under pins/ never fail the others, never become another
     node's name, never make the leader log every look; the sweep deletes at

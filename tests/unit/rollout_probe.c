@@ -76,8 +76,8 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	if (argc < 3 || conf.endpoints == NULL) {
-		fprintf(stderr,
-			"usage: ETCD_ENDPOINTS=... rollout_probe create|abort|history|drive ...\n");
+		fprintf(stderr, "usage: ETCD_ENDPOINTS=... rollout_probe "
+				"create|abort|history|drive|pins|nodes|unpin ...\n");
 		return 2;
 	}
 	signal(SIGTERM, on_term);
@@ -187,6 +187,26 @@ int main(int argc, char **argv)
 					set.truncated, "values_alone", set.values_alone));
 		}
 		free(pins);
+	} else if (strcmp(argv[1], "nodes") == 0) {
+		struct ctl_rollout_node *nodes = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*nodes));
+		json_t *view = NULL;
+		int n = nodes ? ctl_rstore_nodes(e, argv[2], nodes, CTL_ROLLOUT_NODES_MAX, &view,
+						 &err)
+			      : -ENOMEM;
+
+		if (n < 0) {
+			rc = print_err(n, &err);
+		} else {
+			json_t *a = json_array();
+
+			for (int i = 0; i < n; i++)
+				json_array_append_new(a, json_pack("{s:s, s:b, s:s}", "name",
+								   nodes[i].name, "unreadable",
+								   nodes[i].unreadable, "why",
+								   nodes[i].unreadable_why));
+			print(json_pack("{s:o, s:o}", "nodes", a, "view", view));
+		}
+		free(nodes);
 	} else if (strcmp(argv[1], "unpin") == 0 && argc >= 4) {
 		struct ctl_rstore_pin p;
 
