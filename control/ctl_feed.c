@@ -36,11 +36,15 @@
 #define FEED_MAX_BATCH 262144
 /* A routing daemon that came back relearns its routes over a few seconds:
  * until then what the feed added and no longer sees is kept, not removed.
- * The wait lasts until no route has arrived for this long (at most what is
- * left of the hold time): a fixed 5 s withdrew, then re-added, 55,000 of
- * 100,000 still-announced prefixes when a BIRD on a slow link took 12 s to
- * relearn them (a hostile probe). */
+ * The wait lasts until the learned prefixes have not grown past their
+ * peak for this long, at most FEED_SETTLE_MAX_MS and what is left of the
+ * hold time: a fixed 5 s withdrew, then re-added, 55,000 of 100,000
+ * still-announced prefixes when a BIRD on a slow link took 12 s to relearn
+ * them (a hostile probe). Growth past the peak, not any route event: a
+ * full table's routine churn would otherwise keep every removal back for
+ * the whole hold (a review). */
 #define FEED_SETTLE_MS 5000
+#define FEED_SETTLE_MAX_MS 60000
 /* A dump that verifies what notifications cannot tell (a delete of one of
  * several routes for a prefix, a unicast route replaced by a blackhole,
  * routes the kernel flushes with a link or address without RTM_DELROUTE)
@@ -91,8 +95,8 @@ struct ctl_feed {
 	int64_t lost_ms; /* when the feed was lost (or regiond started) */
 	int64_t state_since; /* unix seconds */
 	int64_t settle_until; /* ms: removals wait until then (FEED_SETTLE_MS) */
-	int64_t settle_cap; /* ms: ... and never past this (the hold's end) */
-	uint64_t settle_events; /* events seen when settle_until was last moved */
+	int64_t settle_cap; /* ms: ... and never past this (FEED_SETTLE_MAX_MS, the hold) */
+	uint64_t settle_peak; /* the most prefixes learned since the feed was back */
 	int resync_on_recovery; /* lost since the last dump: dump again when back */
 	int need_full; /* compare every prefix, not only changed ones */
 	int withdraw_done;
@@ -641,8 +645,9 @@ static void update_state(struct ctl_feed *f, int64_t now)
 
 			f->settle_until = now + (left < FEED_SETTLE_MS ? (left > 0 ? left : 0)
 								       : FEED_SETTLE_MS);
-			f->settle_cap = now + (left > 0 ? left : 0);
-			f->settle_events = f->events;
+			f->settle_cap = now + (left < FEED_SETTLE_MAX_MS ? (left > 0 ? left : 0)
+									 : FEED_SETTLE_MAX_MS);
+			f->settle_peak = 0;
 			f->need_full = 1;
 			f->withdraw_done = 0;
 			set_state(f, FS_UP, "");
@@ -826,11 +831,11 @@ static void tick(struct ctl_feed *f, int64_t now)
 	if (f->state == FS_UP) {
 		int settling;
 
-		/* Routes still arriving: the daemon is still relearning. */
-		if (now < f->settle_until && f->events != f->settle_events) {
+		/* More prefixes than ever since it was back: still relearning. */
+		if (now < f->settle_until && s.learned > f->settle_peak) {
 			int64_t until = now + FEED_SETTLE_MS;
 
-			f->settle_events = f->events;
+			f->settle_peak = s.learned;
 			if (until > f->settle_cap)
 				until = f->settle_cap;
 			if (until > f->settle_until)

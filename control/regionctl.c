@@ -2541,11 +2541,18 @@ static void print_active(json_t *r, const char *arg)
 
 	(void)arg;
 	print_rollout(json_object_get(r, "rollout"));
+	/* Paused: its own reason (etcd, or a record that does not hold
+	 * together), not a guess. */
 	if (json_is_object(d))
-		printf("driver on this regiond: %s%s%s\n",
+		printf("driver on this regiond: %s%s%s%s\n",
 		       json_is_true(json_object_get(d, "leader")) ? "leader" : "follower of ",
 		       json_is_true(json_object_get(d, "leader")) ? "" : js(d, "leader_node"),
-		       json_is_true(json_object_get(d, "paused")) ? ", paused (etcd)" : "");
+		       json_is_true(json_object_get(d, "paused")) ? ", paused: " : "",
+		       json_is_true(json_object_get(d, "paused"))
+			       ? (json_string_value(json_object_get(d, "last_error"))
+					  ? json_string_value(json_object_get(d, "last_error"))
+					  : "(no reason given)")
+			       : "");
 }
 
 static void print_fleet_history(json_t *r, const char *arg)
