@@ -1866,14 +1866,14 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 		rt->prepare(api, q, (rt->flags & (ROUTE_WRITE | ROUTE_FLEET_WRITE)) != 0);
 	if (rt->flags & (ROUTE_VIEW | ROUTE_DP | ROUTE_CAPTURE | ROUTE_FLEET)) {
 		rt->handle(api, q, r);
-		ctl_state_prepared_drop();
+		ctl_state_prepared_drop(api->st);
 		return;
 	}
 	if (!(rt->flags & ROUTE_WRITE)) {
 		pthread_mutex_lock(api->lock);
 		rt->handle(api, q, r);
 		pthread_mutex_unlock(api->lock);
-		ctl_state_prepared_drop();
+		ctl_state_prepared_drop(api->st);
 		return;
 	}
 	ctl_state_write_begin(api->st);
@@ -1889,7 +1889,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 	if (r->status < 300)
 		ctl_state_refresh(api->st);
 	ctl_state_write_end(api->st); /* publishes the view (publish_on_write) */
-	ctl_state_prepared_drop();
+	ctl_state_prepared_drop(api->st);
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fwd_clock.h"
 
@@ -27,6 +28,42 @@ static struct {
 	struct fwd_err e;
 } refusals[CACHE_SLOTS];
 static unsigned refusal_next;
+
+/* What this thread's prepare found or compiled, for its own validate under
+ * the lock: a copy of its own, which no other request can push out of the
+ * shared cache in between (a review: four cheap refusals between the
+ * prepare and the validate of an expensive table made the validate
+ * compile again, under the lock). */
+static __thread struct {
+	int state; /* 0: nothing, 1: dbs, 2: the refusal e */
+	uint64_t key;
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e;
+} mine;
+
+static void mine_drop(void)
+{
+	if (mine.state == 1)
+		fwd_hs_free(&mine.dbs);
+	mine.state = 0;
+}
+
+static int dbs_copy(struct fwd_hs_dbs *to, const struct fwd_hs_dbs *from)
+{
+	*to = *from;
+	for (int f = 0; f < 4; f++) {
+		to->bytes[f] = NULL;
+		if (from->bytes[f] == NULL)
+			continue;
+		to->bytes[f] = malloc(from->len[f] ? from->len[f] : 1);
+		if (to->bytes[f] == NULL) {
+			fwd_hs_free(to);
+			return -ENOMEM;
+		}
+		memcpy(to->bytes[f], from->bytes[f], from->len[f]);
+	}
+	return 0;
+}
 
 /* One compile at a time outside the state lock for reads, one for writes:
  * the CPU a compile takes stays bounded, and a stream of reads cannot
@@ -99,6 +136,14 @@ static const struct fwd_hs_dbs *compile(const struct fwd_table *t, struct fwd_er
 
 	if (hit)
 		return hit;
+	if (mine.state && mine.key == key) {
+		if (mine.state == 2) {
+			refusal_for(t, &mine.e, e);
+			return NULL;
+		}
+		mine.state = 0;
+		return cache_put(&mine.dbs); /* the cache owns it now */
+	}
 	if (no) {
 		refusal_for(t, no, e);
 		return NULL;
@@ -113,29 +158,43 @@ static const struct fwd_hs_dbs *compile(const struct fwd_table *t, struct fwd_er
 void ctl_content_prepare(const struct fwd_table *t, pthread_mutex_t *state_lock, int writer)
 {
 	static const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
-	const uint64_t key = t->ncontent ? fwd_content_hash(t) : 0;
-	struct fwd_hs_dbs d;
+	const struct fwd_hs_dbs *hit;
+	const struct fwd_err *no;
+	struct fwd_hs_dbs d, c;
 	struct fwd_err e;
-	int known, rc;
+	uint64_t key;
+	int rc;
 
-	if (t->ncontent == 0)
+	mine_drop();
+	if (t == NULL || t->ncontent == 0)
 		return;
+	key = fwd_content_hash(t);
 	pthread_mutex_lock(&compile_mu[writer != 0]);
 	if (state_lock)
 		pthread_mutex_lock(state_lock);
-	known = cache_get(key) != NULL || refusal_get(key) != NULL;
+	hit = cache_get(key);
+	no = hit ? NULL : refusal_get(key);
+	if (hit && dbs_copy(&mine.dbs, hit) == 0)
+		mine.state = 1;
+	else if (no)
+		mine.e = *no, mine.state = 2;
+	mine.key = key;
 	if (state_lock)
 		pthread_mutex_unlock(state_lock);
-	if (!known) {
+	if (!hit && !no) {
 		rc = fwd_hs_build(t, &lim, &d, &e);
 		if (state_lock)
 			pthread_mutex_lock(state_lock);
-		if (rc)
+		if (rc) {
 			refusal_put(key, &e);
-		else if (cache_get(key)) /* compiled under the lock meanwhile */
-			fwd_hs_free(&d);
-		else
-			cache_put(&d);
+			if (e.reason_code != FWD_R_INTERNAL)
+				mine.e = e, mine.state = 2;
+		} else {
+			if (!cache_get(key) && dbs_copy(&c, &d) == 0)
+				cache_put(&c);
+			mine.dbs = d;
+			mine.state = 1;
+		}
 		if (state_lock)
 			pthread_mutex_unlock(state_lock);
 	}

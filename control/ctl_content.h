@@ -26,10 +26,11 @@ int ctl_content_validate(const struct fwd_table *t, struct fwd_err *e);
 
 /**
  * Without the state lock: compile @t's content rules into the cache (or
- * remember their refusal for a minute), so that the validate under the
- * lock that follows finds them. One compile at a time per kind (@writer
- * or not); @state_lock (NULL: none) is taken only to read and fill the
- * cache.
+ * remember their refusal for a minute), and keep this thread's own copy
+ * of the result, so that the validate under the lock that follows finds
+ * it whatever else the cache took meanwhile. One compile at a time per
+ * kind (@writer or not); @state_lock (NULL: none) is taken only to read
+ * and fill the cache. @t NULL: drop this thread's copy.
  */
 void ctl_content_prepare(const struct fwd_table *t, pthread_mutex_t *state_lock, int writer);
 

@@ -40,7 +40,8 @@ struct ctl_ext {
 	 * (compiling content rules) so that validate, under the lock, finds
 	 * it done. May take @state_lock (NULL: none) for short spells.
 	 * @writer: for a write (a separate queue from reads, so that reads
-	 * cannot hold a write back). */
+	 * cannot hold a write back). @t NULL: the request is over, drop
+	 * what this thread prepared. */
 	void (*prepare)(void *arg, const struct fwd_table *t, pthread_mutex_t *state_lock,
 			int writer);
 	/* What to ship with the push of @t (compiled content databases), or NULL. */

@@ -707,7 +707,7 @@ static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *so
 		pthread_mutex_lock(st->lock);
 		tab = ctl_state_validate(st, doc, len, name, e);
 		pthread_mutex_unlock(st->lock);
-		ctl_state_prepared_drop();
+		ctl_state_prepared_drop(st);
 		if (!tab)
 			return -1;
 		fwd_table_free(tab);
@@ -731,7 +731,7 @@ static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *so
 	st->who[0] = '\0';
 	st->request[0] = '\0';
 	ctl_state_write_end(st);
-	ctl_state_prepared_drop();
+	ctl_state_prepared_drop(st);
 	if (gen > 0)
 		fwd_log(FWD_LOG_NOTICE, "fleet: generation %" PRId64 " runs table %s (%s)", gen,
 			t->table, comment);

@@ -676,10 +676,13 @@ static __thread struct {
 	char name[64];
 } prepared;
 
-void ctl_state_prepared_drop(void)
+void ctl_state_prepared_drop(const struct ctl_state *st)
 {
 	fwd_table_free(prepared.t);
 	prepared.t = NULL;
+	for (unsigned i = 0; i < st->next; i++)
+		if (st->ext[i].prepare)
+			st->ext[i].prepare(st->ext[i].arg, NULL, NULL, 0);
 }
 
 /* Parse, classify and check residency: the part of validation that reads
@@ -722,7 +725,7 @@ void ctl_state_prepare(const struct ctl_state *st, const char *doc, size_t len, 
 	struct fwd_err e;
 	struct fwd_table *t;
 
-	ctl_state_prepared_drop();
+	ctl_state_prepared_drop(st);
 	if ((t = check_doc(doc, len, name, &e)) == NULL)
 		return;
 	for (unsigned i = 0; i < st->next; i++)

@@ -325,8 +325,9 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 void ctl_state_prepare(const struct ctl_state *st, const char *doc, size_t len, const char *name,
 		       int writer);
 
-/** Free what ctl_state_prepare() kept for this thread and was not used. */
-void ctl_state_prepared_drop(void);
+/** Free what ctl_state_prepare() kept for this thread (the table, the
+ *  extensions' prepared work) and was not used: at the end of a request. */
+void ctl_state_prepared_drop(const struct ctl_state *st);
 
 /**
  * A write that changes nothing (a PATCH to what the table says, a rollback
