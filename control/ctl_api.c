@@ -411,6 +411,9 @@ static void do_apply(struct ctl_api *api, struct reply *r, const char *doc, size
 			    id > 0);
 	if (id > 0 && confirm_s > 0)
 		json_object_set_new(r->body, "confirm_by", json_integer(st->confirm_deadline));
+	if (id > 0 && confirm_s > 0)
+		json_object_set_new(r->body, "confirm_within_s",
+				    json_integer(ctl_confirm_left_s(st)));
 }
 
 static void h_put_table(struct ctl_api *api, const struct req *q, struct reply *r)

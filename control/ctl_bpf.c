@@ -738,11 +738,21 @@ void ctl_bpf_restore(const struct ctl_bpf *b, const char *ifname, struct ctl_bpf
 	char mode[32];
 	uint32_t there = idx ? ctl_bpf_query(ifname, mode, sizeof(mode)) : 0;
 
-	/* Only our program, attached by this start, is taken back. */
+	/* Only our program, attached by this start, is taken back. The one
+	 * that was there goes back in its place in one step where the mode
+	 * allows (an attach replaces what runs): detaching first left the
+	 * interface without a filter for a moment, for good if the attach
+	 * then failed (a review). */
 	if (idx && there && there != prev->id && there == ctl_bpf_prog_id(b)) {
-		bpf_xdp_detach((int)idx,
-			       strcmp(mode, "generic") ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE,
-			       NULL);
+		const int generic = strcmp(mode, "generic") == 0;
+
+		if (prev->fd >= 0 && prev->generic == generic &&
+		    bpf_xdp_attach((int)idx, prev->fd,
+				   generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, NULL) == 0) {
+			ctl_bpf_prev_close(prev);
+			return;
+		}
+		bpf_xdp_detach((int)idx, generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, NULL);
 		if (prev->fd >= 0 &&
 		    bpf_xdp_attach((int)idx, prev->fd,
 				   prev->generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE, NULL))

@@ -21,7 +21,21 @@ void ctl_confirm_set_due(struct ctl_state *st)
 {
 	/* Reverted once the deadline's whole second has passed: at wall
 	 * deadline + 1 s, counted from now on the monotonic clock. */
-	st->confirm_due_ms = fwd_mono_ms() + (st->confirm_deadline + 1) * 1000 - fwd_wall_ms();
+	const int64_t wall_ms = fwd_wall_ms();
+	/* A deadline from disk is clamped to what an apply can ask (86400 s
+	 * from now): no overflow for a damaged record, no revert put off past
+	 * what anyone asked for by a clock set back meanwhile. */
+	int64_t left_ms;
+
+	if (st->confirm_deadline > wall_ms / 1000 + 86400 + 1)
+		left_ms = (int64_t)(86400 + 1) * 1000;
+	else if (st->confirm_deadline < wall_ms / 1000 - 1)
+		left_ms = 0;
+	else
+		left_ms = (st->confirm_deadline + 1) * 1000 - wall_ms;
+	if (left_ms < 0)
+		left_ms = 0;
+	st->confirm_due_ms = fwd_mono_ms() + left_ms;
 }
 
 int ctl_confirm_due(const struct ctl_state *st)
@@ -167,6 +181,10 @@ json_t *ctl_confirm_json(const struct ctl_state *st)
 {
 	if (!st->confirm_gen)
 		return json_null();
-	return json_pack("{s:I, s:I, s:I}", "generation", (json_int_t)st->confirm_gen, "revert_to",
-			 (json_int_t)st->revert_to, "deadline", (json_int_t)st->confirm_deadline);
+	/* reverts_in_s: on regiond's monotonic clock, true whatever the wall
+	 * clocks of regiond (stepped since) and of the reader say. */
+	return json_pack("{s:I, s:I, s:I, s:I}", "generation", (json_int_t)st->confirm_gen,
+			 "revert_to", (json_int_t)st->revert_to, "deadline",
+			 (json_int_t)st->confirm_deadline, "reverts_in_s",
+			 (json_int_t)ctl_confirm_left_s(st));
 }

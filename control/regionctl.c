@@ -791,7 +791,9 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 		/* The deadline second is still in time: the revert follows it. */
 		printf("confirm      generation %lld reverts to %lld in %lld s unless confirmed\n",
 		       ji(cf, "generation"), ji(cf, "revert_to"),
-		       ji(cf, "deadline") + 1 - (long long)time(NULL));
+		       json_object_get(cf, "reverts_in_s")
+			       ? ji(cf, "reverts_in_s")
+			       : ji(cf, "deadline") + 1 - (long long)time(NULL));
 	if (json_is_string(json_object_get(r, "alarm")))
 		printf("ALARM        %s\n", js(r, "alarm"));
 	status_mbufs(json_object_get(json_object_get(dp, "status"), "mbufs"));
@@ -1599,7 +1601,9 @@ static void print_gen(json_t *r, const char *what)
 		       ji(g, "id"));
 	if (json_object_get(r, "confirm_by"))
 		printf("confirm within %lld s with 'regionctl confirm', or it reverts by itself\n",
-		       ji(r, "confirm_by") - (long long)time(NULL));
+		       json_object_get(r, "confirm_within_s")
+			       ? ji(r, "confirm_within_s")
+			       : ji(r, "confirm_by") - (long long)time(NULL));
 }
 
 /* --confirm-timeout's seconds into *@confirm (0 without it). Strict: a typo

@@ -132,6 +132,13 @@ def test_wall_clock_set_forward_does_not_revert_an_unconfirmed_change(stepped, t
     # an hour past the deadline: the change stays until its 600 s run out.
     time.sleep(3)
     assert b.gen() == 2, b.ctl("history")
+    # What is left is said on regiond's monotonic clock, not a wall clock's
+    # difference (an hour past the deadline it read -3000 s).
+    rc, st, _ = b.ctl("status", json_out=True)
+    assert 500 < st["confirm"]["reverts_in_s"] <= 600, st["confirm"]
+    rc, out, _ = b.ctl("status")
+    left = int(out.split(" reverts to 1 in ")[1].split()[0])
+    assert 500 < left <= 600, out
     rc, out, err = b.ctl("confirm")
     assert rc == 0 and b.gen() == 2, (rc, out, err)
 
