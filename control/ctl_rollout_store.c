@@ -672,6 +672,16 @@ int ctl_rstore_nodes(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 			rc = 0;
 		}
 		ok = value && ctl_rollout_node_parse(value, value_len, tmp, &pe) == 0;
+		/* Every node writes its report on its lease, which takes the
+		 * report when the node is gone: a key on none is a leftover or
+		 * written by hand, and was listed as a live node for good (a
+		 * hostile probe's ghost was picked as a rollout's canary). */
+		if (ok && kv->lease == 0) {
+			fwd_err_fail(&pe, FWD_R_INVALID_FLEET_KEY, NULL, 0, "lease",
+				     "the report is on no lease: no node writes it so (a leftover "
+				     "or hand-written key; delete it)");
+			ok = 0;
+		}
 
 		if (ok && (kv->key_len <= plen || strcmp(kv->key + plen, tmp->name) != 0)) {
 			fwd_err_fail(&pe, FWD_R_INVALID_FLEET_KEY, NULL, 0, "node",

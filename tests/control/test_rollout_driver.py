@@ -709,6 +709,17 @@ def test_hostile_reports_read_alone_and_said_unreadable(cluster, fac):
     finally:
         for i in range(3):
             cluster.delete(pre + "nodes/zz%d" % i)
+    # A well-formed report on no lease (a leftover, or written by hand) was
+    # a live node for good, and could be picked as a canary: unreadable.
+    ghost = dict(json.loads(cluster.get(pre + "nodes/n1")), node="g1")
+    try:
+        cluster.put(pre + "nodes/g1", ghost)
+        rc, out, err = probe(cluster, "nodes", f)
+        assert rc == 0, (out, err)
+        g = [n for n in out["nodes"] if n["name"] == "g1"][0]
+        assert g["unreadable"] and "on no lease" in g["why"], g
+    finally:
+        cluster.delete(pre + "nodes/g1")
 
 
 def test_hostile_pins_bounded_and_left_alone(cluster, fac):
