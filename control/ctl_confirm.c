@@ -45,9 +45,11 @@ int ctl_confirm_due(const struct ctl_state *st)
 
 int64_t ctl_confirm_left_s(const struct ctl_state *st)
 {
+	/* Whole seconds, rounded down: what an apply of S seconds says at
+	 * once is S (the revert comes up to a second later, never sooner). */
 	int64_t left = st->confirm_due_ms - fwd_mono_ms();
 
-	return left > 0 ? (left + 999) / 1000 : 0;
+	return left > 0 ? left / 1000 : 0;
 }
 
 int ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int64_t seconds,
