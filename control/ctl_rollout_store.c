@@ -942,24 +942,17 @@ static int pin_value_alone(struct ctl_etcd *e, const struct ctl_etcd_kv *kv, int
 {
 	struct ctl_etcd_range v = {0};
 	struct fwd_err ve = {0};
-	char *key = malloc(kv->key_len + 1);
-	int rc;
+	int rc = value_alone(e, kv, rev, &v, &ve);
 
-	if (key == NULL)
-		return fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
-	memcpy(key, kv->key, kv->key_len);
-	key[kv->key_len] = '\0';
-	rc = ctl_etcd_range(e, key, 0, rev, 1, &v, &ve);
-	free(key);
-	if (rc && ve.reason_code != FWD_R_ETCD_ERROR) {
+	if (rc && ve.reason_code != FWD_R_ETCD_ERROR && ve.reason_code != FWD_R_INVALID_FLEET_KEY) {
 		*err = ve;
 		return rc;
 	}
 	p->owner = CTL_PIN_OWNER_UNREADABLE;
-	if (rc)
-		snprintf(p->why, sizeof(p->why), "value: cannot be read: %.150s", ve.reason);
-	else if (v.count != 1)
+	if (rc && ve.reason_code == FWD_R_INVALID_FLEET_KEY)
 		snprintf(p->why, sizeof(p->why), "value: gone at revision %lld", (long long)rev);
+	else if (rc)
+		snprintf(p->why, sizeof(p->why), "value: cannot be read: %.150s", ve.reason);
 	else
 		parse_pin(v.kvs[0].value, v.kvs[0].value_len, p);
 	ctl_etcd_range_free(&v);
