@@ -1196,7 +1196,6 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 	return r;
 }
 
-/* Write the report when it changed or report_ms passed (@force: now). */
 /* Put the report, and notice another writer of the same key: the key
  * is ours as long as its mod_revision is that of our last write. Another
  * regiond given the same --fleet-node overwrites it between our writes
@@ -1231,6 +1230,7 @@ static int write_report(struct ctl_fleet *f, const char *text, struct fwd_err *e
 	return 0;
 }
 
+/* Write the report when it changed or report_ms passed (@force: now). */
 static void report(struct ctl_fleet *f, int force)
 {
 	struct fwd_err e;
