@@ -151,6 +151,9 @@ struct ctl_fleet {
 	int64_t tried_revision;
 	const char *tried_source;
 	int tried_final; /* refused: not tried again until its key changes */
+	/* ... but for a table refused for having no manifest yet: looked for
+	 * again every FLEET_RETRY_MS, applied once it is published. */
+	int await_manifest;
 	int had_target; /* a pin or desired was seen since regiond started */
 	struct fwd_steady clock; /* the reports' updated_at */
 	/* The report key's mod_revision after our last write (0: none yet),
@@ -556,6 +559,7 @@ static int fetch_table(struct ctl_fleet *f, const char *h, char **doc, size_t *l
 		return rc;
 	if (r.count == 0) {
 		ctl_etcd_range_free(&r);
+		f->await_manifest = 1;
 		return fwd_err_fail(e, FWD_R_INVALID_FLEET_KEY, key, 0, "",
 				    "table %s has no manifest in etcd", h);
 	}
@@ -799,6 +803,32 @@ static void keep_end(struct ctl_fleet *f, int started)
 	pthread_join(f->keeper, NULL);
 }
 
+/* Whether the table refused for having no manifest is published now.
+ * The refusal stays, with its alarm, until it is: a mistyped hash must not
+ * pass for a slow publisher. But automation that writes desired a moment
+ * before the table's keys must not leave the node refusing a table that is
+ * there, until someone writes desired again. One small read each
+ * FLEET_RETRY_MS while it waits; an etcd failure waits for the next. */
+static int manifest_published(struct ctl_fleet *f, const char *h)
+{
+	char key[200];
+	struct ctl_etcd_range r;
+	struct fwd_err e;
+	int found;
+
+	if (!f->await_manifest || fwd_mono_ms() < f->retry_at_ms)
+		return 0;
+	f->retry_at_ms = fwd_mono_ms() + FLEET_RETRY_MS;
+	snprintf(key, sizeof(key), "%stables/%s/manifest", f->k_prefix, h);
+	if (ctl_etcd_range(f->etcd, key, CTL_ETCD_KEYS_ONLY, 0, 1, &r, &e) < 0)
+		return 0;
+	found = r.count > 0;
+	ctl_etcd_range_free(&r);
+	if (found)
+		fwd_log(FWD_LOG_INFO, "fleet: table %s is published now: trying it again", h);
+	return found;
+}
+
 /* Bring the node to its target. Called every turn; does nothing while
  * the target is what runs, or was refused at this revision. */
 static void converge(struct ctl_fleet *f)
@@ -837,7 +867,7 @@ static void converge(struct ctl_fleet *f)
 	}
 	same = !strcmp(f->tried_table, t->table) && f->tried_revision == t->revision &&
 	       f->tried_source == source;
-	if (same && f->tried_final)
+	if (same && f->tried_final && !manifest_published(f, t->table))
 		return; /* refused at this revision: not again until it changes */
 	if (f->validate_only) {
 		if (same && f->tried_ok)
@@ -877,6 +907,7 @@ static void converge(struct ctl_fleet *f)
 	f->tried_source = source;
 	f->tried_ok = 0;
 	f->tried_final = 0;
+	f->await_manifest = 0;
 	/* The fleet sees the node on its way to the new target, and keeps
 	 * seeing it however long the fetch and the apply take. */
 	report(f, 0);
@@ -900,6 +931,7 @@ static void converge(struct ctl_fleet *f)
 		char b[600];
 
 		f->tried_final = 1;
+		f->retry_at_ms = fwd_mono_ms() + FLEET_RETRY_MS; /* await_manifest */
 		count(f, FC_refusals);
 		fwd_log(FWD_LOG_WARNING, "fleet: table %s (%s) refused: %s", t->table, source,
 			fwd_err_str(&e, b, sizeof(b)));

@@ -464,6 +464,33 @@ def test_bad_desired_is_refused_by_every_node(fleet, reason, table, kw):
     fleet.wait_converged(fleet.current)
 
 
+def test_a_table_published_after_desired_is_applied(fleet):
+    """Desired naming a table whose keys are not in etcd yet is refused at
+    once, with the alarm (a mistyped hash must be loud), and applied when
+    the table is published, without desired being written again: it was
+    refused until someone rewrote desired."""
+    gens = settled_gens(fleet)
+    doc = open(DEMO, "rb").read().replace(b"Mumbai", b"Mumbaa")
+    h = etcdlab.table_hash(doc)
+    etcdlab.set_desired(fleet.cluster, FAC, h)
+    wait_for(lambda: len(fleet.reports()) == 3 and all(
+        r["state"] == "failed" and r["apply_error"]["reason"] == "invalid_fleet_key" and
+        "has no manifest" in r["apply_error"]["message"] for r in fleet.reports().values()),
+        timeout=20, what="every node refuses a table not published")
+    for n, g in zip(fleet.nodes, gens):
+        assert gen_of(n) == g  # nothing changed
+        assert n.http("GET", "/v1/health")[0] == 503  # the alarm, at once
+    rev = fleet.cluster.get(etcdlab.fac_prefix(FAC) + "desired")
+    assert fleet.publish("late", doc) == h
+    fleet.wait_converged(h, timeout=30)
+    # desired itself was not touched
+    assert fleet.cluster.get(etcdlab.fac_prefix(FAC) + "desired") == rev
+    for n in fleet.nodes:
+        assert n.http("GET", "/v1/health")[0] == 200
+    etcdlab.set_desired(fleet.cluster, FAC, fleet.current)
+    fleet.wait_converged(fleet.current)
+
+
 def test_compaction_under_a_fetch_is_tried_again(fleet):
     """A node reads a table's chunks at its manifest's revision; etcd
     compacting that revision away meanwhile is a failure that passes (the
