@@ -1083,9 +1083,17 @@ static void explain_content_print(json_t *c)
 	json_array_foreach(json_object_get(c, "scoped_fields"), i, v)
 		printf(" %s", json_string_value(v));
 	printf("\n");
-	json_object_foreach(json_object_get(c, "extracted"), k, v)
-		printf("  %-9s  %s\n", k,
-		       json_is_string(v) ? json_string_value(v) : "(none found)");
+	json_object_foreach(json_object_get(c, "extracted"), k, v) {
+		const char *why =
+			json_string_value(json_object_get(json_object_get(c, "unreadable"), k));
+
+		if (json_is_string(v))
+			printf("  %-9s  %s\n", k, json_string_value(v));
+		else if (why)
+			printf("  %-9s  (there, but unreadable: %s)\n", k, why);
+		else
+			printf("  %-9s  (none found)\n", k);
+	}
 	json_array_foreach(json_object_get(c, "matches"), i, v)
 		if (json_is_string(json_object_get(v, "name")))
 			printf("  matched   %s (%s, %s) by name %s\n", js(v, "rule"),

@@ -429,6 +429,14 @@ void dp_content_prepare(const struct dp_content *c, const struct dp_content_inpu
 		}
 }
 
+static inline void unreadable(struct dp_content_verdict *v, int f, int x)
+{
+	if (x < 0) {
+		v->unreadable[f] = (int8_t)x;
+		v->any_unreadable = 1;
+	}
+}
+
 static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
 		struct dp_content_prep *pr, struct dp_content_verdict *v)
 {
@@ -443,6 +451,8 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 	v->rule = DP_CONTENT_NONE;
 	v->nhits = 0;
 	v->scan_error = 0;
+	memset(v->unreadable, 0, sizeof(v->unreadable));
+	v->any_unreadable = 0;
 	for (unsigned todo = in->fields & c->fields_used; todo; todo &= todo - 1) {
 		const int f = __builtin_ctz(todo);
 		struct fwd_ns_query *staged = NULL; /* the name's lookup, begun */
@@ -453,16 +463,20 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 			data = (const char *)in->payload;
 			n = (int)in->len;
 		} else if (pr) {
-			if ((n = pr->n[f - 1]) <= 0)
+			if ((n = pr->n[f - 1]) <= 0) {
+				unreadable(v, f, n);
 				continue;
+			}
 			data = pr->name[f - 1];
 			staged = &pr->q[f - 1];
 		} else if (in->given[f]) {
 			data = in->given[f];
 			n = (int)strlen(data);
 		} else {
-			if ((n = extract_field(in, f, name)) <= 0)
+			if ((n = extract_field(in, f, name)) <= 0) {
+				unreadable(v, f, n);
 				continue;
+			}
 			data = name;
 			if (in->names)
 				memcpy(in->names[f], name, (size_t)n + 1);

@@ -87,6 +87,12 @@ struct dp_content_verdict {
 	uint32_t hit_entry[DP_CONTENT_MAX_HITS];
 	uint8_t hit_kind[DP_CONTENT_MAX_HITS];
 	int scan_error; /* hs_scan failed (counted; the packet keeps its policy decision) */
+	/* Per content field: the FWD_X_* (< 0) its extractor gave when the
+	 * name was there but could not be read (a ClientHello cut by the
+	 * segment's end, two Host headers, a name past 255 bytes), else 0.
+	 * No name rule saw such a packet: counted, and said by explain. */
+	int8_t unreadable[4];
+	int any_unreadable;
 };
 
 /**

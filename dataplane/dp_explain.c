@@ -90,6 +90,21 @@ static json_t *matched_prefix(const struct dp_gen *g, const struct fwd_pkt *k)
 	return json_string(out);
 }
 
+/* Why a name that was there could not be read (fwd_extract.h's FWD_X_*). */
+static const char *unreadable_name(int x)
+{
+	switch (x) {
+	case FWD_X_TRUNCATED:
+		return "truncated";
+	case FWD_X_MALFORMED:
+		return "malformed";
+	case FWD_X_TOO_LONG:
+		return "too_long";
+	default:
+		return "unknown";
+	}
+}
+
 /* Content rules for explain, with the control thread's scratch: what is in
  * scope, what the extractors found, which rules matched and which decides.
  * Applies the verdict to @d as a worker would. null when nothing is scoped. */
@@ -105,7 +120,7 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 				      .len = probe->payload_len,
 				      .names = names};
 	struct dp_content_verdict v;
-	json_t *o, *scope, *found, *matches;
+	json_t *o, *scope, *found, *matches, *unread;
 
 	if (cs == NULL || (in.fields = dp_content_scope(cs, d->region, d->service)) == 0)
 		return json_null();
@@ -116,6 +131,7 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 	dp_content_scan(cs, cs->scratch[cs->nworkers], &in, &v);
 	scope = json_array();
 	found = json_object();
+	unread = json_object();
 	matches = json_array();
 	for (int f = 0; f < 4; f++) {
 		if (!(in.fields & (1u << f)))
@@ -126,6 +142,9 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 					    probe->given[f] ? json_string(probe->given[f])
 					    : names[f][0]   ? json_string(names[f])
 							    : json_null());
+		if (v.unreadable[f])
+			json_object_set_new(unread, fwd_content_field_name(f),
+					    json_string(unreadable_name(v.unreadable[f])));
 	}
 	for (uint32_t h = 0; h < v.nhits && h < DP_CONTENT_MAX_HITS; h++) {
 		const struct fwd_content_rule *r = &g->table->content[v.hits[h]];
@@ -144,9 +163,9 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 		}
 		json_array_append_new(matches, mo);
 	}
-	o = json_pack("{s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found,
-		      "matches", matches, "matched", (int)v.nhits, "payload_given",
-		      probe->payload != NULL);
+	o = json_pack("{s:o, s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found,
+		      "unreadable", unread, "matches", matches, "matched", (int)v.nhits,
+		      "payload_given", probe->payload != NULL);
 	if (v.rule != DP_CONTENT_NONE) {
 		dp_content_act(cs, g->cls, k, v.rule, d);
 		json_object_set_new(o, "verdict", json_string(g->table->content[v.rule].name));

@@ -403,6 +403,8 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 	}
 	if (unlikely(v.scan_error))
 		lc->cnt.evt[FWD_EVT_CONTENT_SCAN_ERROR]++;
+	if (unlikely(v.any_unreadable))
+		lc->cnt.evt[FWD_EVT_CONTENT_UNREADABLE]++;
 	if (v.rule == DP_CONTENT_NONE)
 		return;
 	dp_content_act(cs, g->cls, p, v.rule, d);

@@ -697,6 +697,15 @@ def test_content_rules_end_to_end(box, tmp_path):
     rc, e, _ = box.ctl("explain", "103.21.0.1", "198.51.100.1", "tcp", "7001",
                        "--payload-hex", "41" + "90" * 12 + "cc", json_out=True)
     assert e["content"]["verdict"] == "sync-exploit" and e["drop_reason"] == "content_drop"
+    # A ClientHello cut by the segment's end: regionctl says the name was
+    # there but unreadable, not that none was found.
+    from refcontent import client_hello
+    hello = client_hello("api.telemetry.example.in")[:60].hex()
+    rc, out, err = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--payload-hex", hello)
+    assert rc == 0, err
+    print(out)
+    assert "  tls_sni    (there, but unreadable: truncated)\n" in out, out
+    assert "verdict   none: no content rule matched" in out and "dropped" not in out, out
     # PATCH one policy: the content rules are still there afterwards.
     code, r = box.http("PATCH", "/v1/table", {"expected_generation": 2, "changes": [
         {"op": "set_link_state", "link": "to-br", "state": "down"}]})

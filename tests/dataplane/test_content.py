@@ -178,6 +178,7 @@ def test_content_rules_match_the_reference(tmp_path):
     assert st["events"]["content_scanned"] == scanned - flow_hits
     assert st["events"]["mirror_tx"] == len(mirrored) > 10
     assert st["events"]["content_scan_error"] == 0 and st["events"]["content_bad_tcp"] == 0
+    assert st["events"]["content_unreadable"] == 0  # every name here is whole
     # every rule did something in this traffic, so none of the checks above is vacuous
     assert all(ref.matches[n] > 0 for n in ref.matches), ref.matches
 
@@ -250,6 +251,17 @@ def test_explain_with_content(tmp_path):
         r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="tcp", dport=9000,
                        payload="xx SELECT a FROM b")
         assert r["content"]["verdict"] == "sql-mirror" and r["mirror"] == "ids"
+        assert c["unreadable"] == {}
+        # A ClientHello cut by the segment's end: the name is there, unread
+        # (a split hello evades name rules; explain and a counter say so).
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                       payload_hex=client_hello("api7.corp.example")[:60].hex())
+        c = r["content"]
+        assert c["extracted"]["tls_sni"] is None and c["unreadable"] == {"tls_sni": "truncated"}
+        assert c["verdict"] is None and r["mirror"] is None and r["link"] == "local"
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
+                       payload="GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+        assert r["content"]["unreadable"] == {"http_host": "malformed"}
         r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="udp", dport=7000,
                        payload="SELECT a FROM b")
         assert r["content"] is None  # bulk is in no rule's scope
@@ -453,6 +465,15 @@ def test_malformed_content_through_the_fast_path(tmp_path):
     whole = sum(1 for svc, b in bodies[:len(hello) + len(req)] if svc == "web" and b"Host: evil.example\r\n" in b)
     upto = sum(1 for svc, b in bodies[:len(hello) + len(req)] if svc == "web" and b"Host: evil.example" in b)
     assert whole <= m["host-drop"] <= upto, (whole, upto, m)
+    # Names there but unreadable are counted: every cut of the ClientHello
+    # but the empty one (it starts a handshake record, then ends), the DNS
+    # queries cut inside their 12-byte header, the record and handshake
+    # lengths set past what holds them, the two Host headers, the 300-byte
+    # Host and the three broken questions. An HTTP request cut before its
+    # request line ends may be too; an empty body or a cut method is not.
+    floor = (len(hello) - 1) + 12 + 2 + 2 + 3
+    nothing = 1 + 1 + 1  # empty hello, empty request, the hello with no ClientHello type (off 5)
+    assert floor <= st["events"]["content_unreadable"] <= len(pkts) - nothing, (floor, st["events"])
 
 
 def test_large_rule_set_compiles_inside_regionfwd(tmp_path):
