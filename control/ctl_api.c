@@ -693,7 +693,7 @@ void ctl_api_publish(struct ctl_api *api)
 	const char *ran = json_string_value(
 		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
 	const struct ctl_ext *x = ctl_state_ext(st, "filters");
-	json_t *v, *old, *filters = NULL;
+	json_t *v, *old, *filters = NULL, *fleet;
 	int in_sync;
 
 	/* Compared now, not when the report was taken: a change made since
@@ -715,7 +715,9 @@ void ctl_api_publish(struct ctl_api *api)
 	json_object_set_new(v, "feed", x && x->status ? x->status(x->arg, NULL) : json_null());
 	/* The fleet agent's view (GET /v1/fleet without its last report). */
 	x = ctl_state_ext(st, "fleet");
-	json_object_set_new(v, "fleet", x && x->status ? x->status(x->arg, NULL) : json_null());
+	fleet = x && x->status ? x->status(x->arg, NULL) : NULL;
+	json_object_del(fleet, "report");
+	json_object_set_new(v, "fleet", fleet ? fleet : json_null());
 	pthread_mutex_lock(&api->view_lock);
 	old = api->view;
 	api->view = v;

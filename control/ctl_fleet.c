@@ -1632,13 +1632,12 @@ json_t *ctl_fleet_view(struct ctl_fleet *f)
 	return v;
 }
 
+/* The whole view, the report last written included (GET /v1/fleet);
+ * status's summary leaves the report out. */
 static json_t *ext_status(void *arg, const struct fwd_table *t)
 {
-	json_t *v = ctl_fleet_view(arg);
-
 	(void)t;
-	json_object_del(v, "report");
-	return v;
+	return ctl_fleet_view(arg);
 }
 
 static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)

@@ -391,6 +391,9 @@ def test_nodes_converge_and_report(fleet):
         assert v["enabled"] and v["connected"] and v["state"] == "in_sync" and v["target"]["table"] == h1
         # status's fleet part moved with the node's report, not a tick later
         assert "fleet" in st and st["fleet"]["node"] == n.name and st["fleet"]["state"] == "in_sync"
+        # GET /v1/fleet carries the report last written (api.md); status's summary does not
+        assert v["report"]["node"] == n.name and v["report"]["running"]["table"] == h1, v
+        assert "report" not in st["fleet"]
         m = n.http("GET", "/metrics")[1]
         assert "regiond_fleet_in_sync 1" in m and 'regiond_fleet_state{state="in_sync"} 1' in m
     fleet.current = h1
