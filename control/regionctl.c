@@ -992,15 +992,26 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		json_object_set_new(m, what, sec); /* r owns it from here */
 		json_object_set_new(m, FWD_KEY_NAME(DOC, LINK_GROUPS), json_object());
 	}
-	if (o->json && rates) {
-		json_t *out = json_pack("{s:O, s:O, s:O}", what, sec, "rates",
-					json_object_get(rates, what), "interval_s",
-					json_object_get(rates, "interval_s"));
+	if (o->json && !strcmp(what, "table")) {
+		print_json(m);
+	} else if (o->json) {
+		/* What the text shows, as the model has it: the section under
+		 * its own key, with the groups of `show links` and the default
+		 * of `show policies`, and the rates of --rate. */
+		json_t *out = json_pack("{s:O}", what, sec);
 
+		if (!strcmp(what, FWD_KEY_NAME(DOC, LINKS)))
+			json_object_set(out, FWD_KEY_NAME(DOC, LINK_GROUPS),
+					json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS)));
+		if (!strcmp(what, FWD_KEY_NAME(DOC, POLICIES)))
+			json_object_set(out, FWD_KEY_NAME(DOC, DEFAULT),
+					json_object_get(m, FWD_KEY_NAME(DOC, DEFAULT)));
+		if (rates) {
+			json_object_set(out, "rates", json_object_get(rates, what));
+			json_object_set(out, "interval_s", json_object_get(rates, "interval_s"));
+		}
 		print_json(out);
 		json_decref(out);
-	} else if (o->json) {
-		print_json(sec);
 	} else if (!strcmp(what, "table")) {
 		fputs(json_string_value(json_object_get(r, "document")), stdout);
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, REGIONS))) {

@@ -184,9 +184,16 @@ def test_status_show_explain(box):
     rc, out, _ = box.ctl("show", "links")
     assert rc == 0 and "to-sg" in out and "sg0" in out and "group us-west" in out
     rc, out, _ = box.ctl("show", "regions", json_out=True)
-    assert rc == 0 and "2401:4900::/32" in out["india"]["prefixes"]
+    assert rc == 0 and "2401:4900::/32" in out["regions"]["india"]["prefixes"] and list(out) == ["regions"]
     rc, out, _ = box.ctl("show", "policies")
     assert rc == 0 and "(default)" in out
+    # -j holds what the text shows: the groups of show links, the default of show policies
+    rc, t, _ = box.ctl("show", "table", json_out=True)
+    rc, out, _ = box.ctl("show", "links", json_out=True)
+    assert rc == 0 and out == {"links": t["links"], "link_groups": t["link_groups"]}, out
+    assert "us-west" in out["link_groups"]
+    rc, out, _ = box.ctl("show", "policies", json_out=True)
+    assert rc == 0 and out == {"policies": t["policies"], "default": t["default"]}, out
     rc, out, _ = box.ctl("explain", "103.21.130.1", "198.51.100.1", "tcp", "7005")
     assert rc == 0 and "region      india (matched 103.21.128.0/17)" in out
     assert "policy      india/sync: steer local" in out and "leaves on   link local, port local0" in out
@@ -544,7 +551,7 @@ def test_link_commands(box, tmp_path):
     assert rc == 0, err
     wait_for(lambda: link_packets("to-us-west-a") > a, what="traffic on to-us-west-a again")
     rc, lk, _ = box.ctl("show", "links", json_out=True)
-    assert lk["to-us-west-a"]["state"] == "up"
+    assert lk["links"]["to-us-west-a"]["state"] == "up"
     rc, out, err = box.ctl("link", "weight", "to-us-west-b", "2")
     assert rc == 0 and out.startswith("link weight to-us-west-b 2: generation 5 "), err
     rc, t, _ = box.ctl("show", "table", json_out=True)

@@ -69,6 +69,7 @@ def test_rates_in_counters_drops_and_links(tmp_path):
         assert rc == 0 and "PKTS/S" in out.splitlines()[0] and "BITS/S" in out.splitlines()[0], out
         rc, l, err = b.ctl("show", "links", "--rate", json_out=True)
         assert set(l["links"]) == set(l["rates"]) and l["rates"]["local"]["packets_per_s"] > 0, l
+        assert set(l) == {"links", "link_groups", "rates", "interval_s"}, l
 
         for args, said in ((("counters", "--interval", "0"), "--interval takes seconds 0.1..3600"),
                            (("drops", "--interval", "x"), "--interval takes seconds"),
