@@ -3612,11 +3612,21 @@ int main(int argc, char **argv)
 		struct fwd_err e = {0};
 		size_t len;
 
-		if (fwd_read_file(global_val(gval, "--token-file"), &token, &len, &e)) {
-			fprintf(stderr, "regionctl: %s\n", e.reason);
+		const char *tf = global_val(gval, "--token-file");
+
+		if (fwd_read_file(tf, &token, &len, &e)) {
+			fprintf(stderr, "regionctl: --token-file %s: %s\n", tf, e.reason);
 			return EXIT_USAGE;
 		}
 		token[strcspn(token, "\r\n")] = '\0';
+		if (token[0] == '\0') { /* sent, it would only read as unauthorized */
+			fprintf(stderr,
+				"regionctl: --token-file %s: its first line is empty: it holds the "
+				"API token alone\n",
+				tf);
+			free(token);
+			return EXIT_USAGE;
+		}
 		o.token = token;
 	}
 	if (o.https) {

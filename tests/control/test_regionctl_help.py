@@ -295,6 +295,19 @@ def test_missing_file_is_still_exit_2(tmp_path):
     assert p.returncode == 2 and "missing.yaml" in p.stderr, p
 
 
+def test_token_file_errors_name_the_option_and_the_file(listener, tmp_path):
+    """A token file that cannot be read, or whose first line is empty (it
+    would only read as unauthorized), is said with --token-file and its path
+    before anything is sent (it was "cannot open: ..." alone)."""
+    sock, s = listener
+    empty = tmp_path / "empty.token"
+    empty.write_text("\n")
+    for path, said in ((str(tmp_path / "missing.token"), "cannot open"),
+                       (str(empty), "its first line is empty")):
+        p = ctl("--url", "http://127.0.0.1:1", "--token-file", path, "history")
+        assert p.returncode == 2 and f"--token-file {path}: {said}" in p.stderr, p
+
+
 def test_unreachable_is_exit_3():
     # status answers with health instead: 2 unreachable (monitoring plugins' CRITICAL)
     p = ctl("-s", "/nonexistent.sock", "status")
