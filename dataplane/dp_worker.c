@@ -377,10 +377,17 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 		e = dp_flow_lookup(&lc->flow, &k, now);
 		if (e != NULL) {
 			/* Decided under an earlier generation: the same rule by name,
-			 * if this generation still has it; otherwise scan afresh. */
+			 * if this generation still has it and it still scopes the
+			 * packet's region and service; otherwise scan afresh. A rule
+			 * this generation narrowed away from the flow must not act
+			 * on it: its mirror or steer was validated (residency
+			 * included) only for the scope it has now. */
 			uint32_t rule = e->gen == g->seq ? e->rule
 							 : dp_content_rule_by_key(cs, e->rule_key);
 
+			if (rule != DP_CONTENT_NONE && e->gen != g->seq &&
+			    !dp_content_rule_scopes(cs, rule, d->region, d->service))
+				rule = DP_CONTENT_NONE;
 			if (rule != DP_CONTENT_NONE) {
 				lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
 				gc->content_flow[rule]++;
