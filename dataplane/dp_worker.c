@@ -455,6 +455,9 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		lc->cnt.evt[FWD_EVT_FRAG_ACROSS_GEN]++;
 		l = d->drop ? FWD_LINK_NONE : dp_gen_link_by_key(g, e->link_key);
 		d->mirror = e->mirror_key ? dp_gen_link_by_key(g, e->mirror_key) : FWD_LINK_NONE;
+		/* A mirror link that is down is skipped, as a policy's is. */
+		if (d->mirror != FWD_LINK_NONE && !g->table->links[d->mirror].up)
+			d->mirror = FWD_LINK_NONE;
 		if (!d->drop && (l == FWD_LINK_NONE || !g->table->links[l].up)) {
 			d->drop = 1 + FWD_DROP_NO_LINK;
 			l = FWD_LINK_NONE;
