@@ -114,29 +114,9 @@ static int copy_name(const uint8_t *s, size_t n, char *out, size_t outlen)
 	return (int)n;
 }
 
-int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
+/* The ClientHello's body [q, end): its server_name. */
+static int sni_hello(const uint8_t *q, const uint8_t *end, char *out, size_t outlen)
 {
-	const uint8_t *end, *q;
-	size_t rec, hs;
-
-	if (len < 1 || p[0] != 0x16)
-		return FWD_X_NONE; /* not a TLS handshake record */
-	if (len < 9)
-		return FWD_X_TRUNCATED;
-	if (p[1] != 3)
-		return FWD_X_NONE; /* not TLS (SSL 3.0 / TLS 1.x record version) */
-	if (p[5] != 1)
-		return FWD_X_NONE; /* a handshake, but not a ClientHello */
-	rec = rd16(p + 3);
-	hs = rd24(p + 6);
-	if (rec > 16384)
-		return FWD_X_MALFORMED; /* RFC 8446 5.1: a record carries at most 2^14 bytes */
-	if (hs + 4 > rec)
-		return FWD_X_MALFORMED; /* ClientHello larger than its record */
-	end = p + 9 + hs;
-	if (end > p + len)
-		return FWD_X_TRUNCATED; /* the hello continues in another segment */
-	q = p + 9;
 	/* client_version (2), random (32) */
 	if (q + 35 > end)
 		return FWD_X_MALFORMED;
@@ -189,6 +169,84 @@ int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
 		q += elen;
 	}
 	return FWD_X_NONE;
+}
+
+#define X_HELLO_MAX 16384 /* what one record may carry: the bound a hello always had */
+
+/*
+ * A ClientHello over several handshake records of this payload: RFC 8446
+ * 5.1 lets a handshake message span records and servers reassemble it, so
+ * a hello split so (one byte per record, say) names its server all the
+ * same. Its fragments are gathered into a buffer on the stack, out of line
+ * (the usual hello, in one record, never comes here). Each record must be
+ * a non-empty TLS handshake record; the hello, header included, at most
+ * X_HELLO_MAX bytes, as in one record.
+ */
+static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, char *out,
+						 size_t outlen)
+{
+	uint8_t buf[X_HELLO_MAX];
+	const uint8_t *q = p, *end = p + len;
+	size_t got = 0, need = 4; /* the handshake header first, then its length */
+
+	while (got < need) { /* each record advances q by at least 6 bytes */
+		const uint8_t *f, *fend;
+		size_t rl;
+
+		if (q + 5 > end)
+			return FWD_X_TRUNCATED; /* the hello continues in another segment */
+		if (q[0] != 0x16 || q[1] != 3)
+			return FWD_X_MALFORMED; /* the hello is cut by something else */
+		rl = rd16(q + 3);
+		if (rl == 0 || rl > 16384)
+			return FWD_X_MALFORMED; /* RFC 8446 5.1: no empty handshake fragments */
+		f = q + 5;
+		fend = f + rl;
+		if (fend > end)
+			return FWD_X_TRUNCATED;
+		while (f < fend && got < need) {
+			size_t take =
+				(size_t)(fend - f) < need - got ? (size_t)(fend - f) : need - got;
+
+			memcpy(buf + got, f, take);
+			got += take;
+			f += take;
+			if (need == 4 && got == 4) {
+				if (buf[0] != 1)
+					return FWD_X_NONE; /* a handshake, but not a ClientHello */
+				need = 4 + rd24(buf + 1);
+				if (need > X_HELLO_MAX)
+					return FWD_X_MALFORMED;
+			}
+		}
+		q = fend;
+	}
+	return sni_hello(buf + 4, buf + need, out, outlen);
+}
+
+int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
+{
+	const uint8_t *end;
+	size_t rec, hs;
+
+	if (len < 1 || p[0] != 0x16)
+		return FWD_X_NONE; /* not a TLS handshake record */
+	if (len < 9)
+		return FWD_X_TRUNCATED;
+	if (p[1] != 3)
+		return FWD_X_NONE; /* not TLS (SSL 3.0 / TLS 1.x record version) */
+	if (p[5] != 1)
+		return FWD_X_NONE; /* a handshake, but not a ClientHello */
+	rec = rd16(p + 3);
+	hs = rd24(p + 6);
+	if (rec > 16384)
+		return FWD_X_MALFORMED; /* RFC 8446 5.1: a record carries at most 2^14 bytes */
+	if (hs + 4 > rec)
+		return sni_records(p, len, out, outlen); /* the hello spans records */
+	end = p + 9 + hs;
+	if (end > p + len)
+		return FWD_X_TRUNCATED; /* the hello continues in another segment */
+	return sni_hello(p + 9, end, out, outlen);
 }
 
 static int is_method(const uint8_t *p, size_t len)

@@ -286,6 +286,12 @@ static int in_rule_scope(const struct fwd_content_rule *r, uint16_t region, uint
 	return 0;
 }
 
+int dp_content_rule_scopes(const struct dp_content *c, uint32_t rule, uint16_t region,
+			   uint16_t service)
+{
+	return in_rule_scope(&c->t->content[rule], region, service);
+}
+
 /* Space-saving (Metwally et al.): a name already held counts up; another
  * takes the smallest slot and its count plus one, so a name matched more
  * than 1/K of the time always holds a slot. Only this worker writes these

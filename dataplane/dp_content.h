@@ -114,6 +114,11 @@ static inline uint8_t dp_content_scope(const struct dp_content *c, uint16_t regi
 /** Index of the rule named by @key in this generation, or DP_CONTENT_NONE. */
 uint32_t dp_content_rule_by_key(const struct dp_content *c, uint64_t key);
 
+/** Whether rule @rule of this generation scopes (@region, @service): the
+ * test a match passes before it counts (its regions, if any, and services). */
+int dp_content_rule_scopes(const struct dp_content *c, uint32_t rule, uint16_t region,
+			   uint16_t service);
+
 /* What is scanned for one packet. */
 struct dp_content_input {
 	uint8_t fields; /* dp_content_scope() bits */

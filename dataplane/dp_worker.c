@@ -377,10 +377,17 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 		e = dp_flow_lookup(&lc->flow, &k, now);
 		if (e != NULL) {
 			/* Decided under an earlier generation: the same rule by name,
-			 * if this generation still has it; otherwise scan afresh. */
+			 * if this generation still has it and it still scopes the
+			 * packet's region and service; otherwise scan afresh. A rule
+			 * this generation narrowed away from the flow must not act
+			 * on it: its mirror or steer was validated (residency
+			 * included) only for the scope it has now. */
 			uint32_t rule = e->gen == g->seq ? e->rule
 							 : dp_content_rule_by_key(cs, e->rule_key);
 
+			if (rule != DP_CONTENT_NONE && e->gen != g->seq &&
+			    !dp_content_rule_scopes(cs, rule, d->region, d->service))
+				rule = DP_CONTENT_NONE;
 			if (rule != DP_CONTENT_NONE) {
 				lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
 				gc->content_flow[rule]++;
@@ -450,6 +457,9 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		lc->cnt.evt[FWD_EVT_FRAG_ACROSS_GEN]++;
 		l = d->drop ? FWD_LINK_NONE : dp_gen_link_by_key(g, e->link_key);
 		d->mirror = e->mirror_key ? dp_gen_link_by_key(g, e->mirror_key) : FWD_LINK_NONE;
+		/* A mirror link that is down is skipped, as a policy's is. */
+		if (d->mirror != FWD_LINK_NONE && !g->table->links[d->mirror].up)
+			d->mirror = FWD_LINK_NONE;
 		if (!d->drop && (l == FWD_LINK_NONE || !g->table->links[l].up)) {
 			d->drop = 1 + FWD_DROP_NO_LINK;
 			l = FWD_LINK_NONE;

@@ -494,3 +494,47 @@ def test_large_rule_set_compiles_inside_regionfwd(tmp_path):
     run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "content-large", mem=3072)
     assert run.rc == 0, run.stderr
     assert run.stats["drops"]["content_drop"] == 100
+
+
+def test_a_flow_verdict_across_a_swap_keeps_to_the_rules_scope(tmp_path):
+    """A TCP flow pinned to a mirror rule, then a table whose rule of that
+    name no longer scopes the flow's region and whose residency rule keeps
+    that region's https on links tagged 'in': the flow's packets are no
+    longer mirrored (they were, by the rule's name alone: residency broken,
+    and explain said no mirror)."""
+    doc = """
+regions: {india: {prefixes: [10.1.0.0/16]}, brazil: {prefixes: [10.2.0.0/16]}}
+services: {https: [tcp/443]}
+links:
+  local: {port: out0, next_hop_mac: "02:00:00:00:00:01", tags: [in]}
+  ids:   {port: out1, next_hop_mac: "02:00:00:00:00:04", tags: [ids]}
+default: {action: steer, to: local}
+content_rules:
+  - {name: tap, field: payload, pattern: HELLO, literal: true, services: [https], action: mirror, to: ids%s}
+  - {name: cnt, field: payload, pattern: nothing-matches-this, literal: true, services: [https], action: count}
+%s"""
+    flow = Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.1.0.7", dst="192.0.2.1") / TCP(sport=4000, dport=443, flags="PA")
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [flow / Raw(b"HELLO there"), flow / Raw(b"the rest of it")])
+    table = tmp_path / "t.yaml"
+    table.write_text(doc % ("", ""))
+    f = Fwd(tmp_path, "content-flow-scope", pcap, str(table))
+    try:
+        deadline = time.time() + 30
+        while f.ctl.call("counters")["events"]["mirror_tx"] == 0:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        r = f.ctl.call("push", document=doc % (", regions: [brazil]",
+                                                "residency:\n  - {name: keep, region: india, services: [https], allowed_tags: [in]}\n"))
+        assert r["ok"] and not r["noop"], r
+        e = f.ctl.call("explain", src="10.1.0.7", dst="192.0.2.1", proto="tcp", sport=4000, dport=443,
+                       payload="HELLO there")
+        assert (e["region"], e["link"], e["mirror"]) == ("india", "local", None), e
+        before = f.ctl.call("counters")
+        time.sleep(0.5)
+        after = f.ctl.call("counters")
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert after["packets"]["rx"] > before["packets"]["rx"]
+    assert after["events"]["mirror_tx"] == before["events"]["mirror_tx"], (before["events"], after["events"])

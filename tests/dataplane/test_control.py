@@ -271,6 +271,49 @@ def test_fragments_follow_across_a_swap(tmp_path):
     assert new and all(f[Ether].dst == "02:00:00:00:00:b1" for f in new)
 
 
+
+def test_later_fragments_across_a_swap_skip_a_mirror_link_now_down(tmp_path):
+    """A first fragment decided with a mirror, then a table that sets the
+    mirror link down: later fragments still follow their first fragment's
+    link, but a down link carries nothing, mirror copies included (they
+    were copied to it, by the link's name alone). One port plays the first
+    fragment once, another replays later fragments for ever; one worker
+    polls both, so they share its fragment table."""
+    doc = ("regions: {{r1: {{prefixes: [10.1.0.0/16]}}}}\n"
+           "links:\n"
+           "  a1: {{port: out0, next_hop_mac: '02:00:00:00:00:a1'}}\n"
+           "  m1: {{port: out1, next_hop_mac: '02:00:00:00:00:e1', state: {state}}}\n"
+           "policies: [{{region: r1, service: any, action: steer, to: a1, mirror: m1}}]\n")
+    table = tmp_path / "t.yaml"
+    table.write_text(doc.format(state="up"))
+    e = Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02")
+    first, later = str(tmp_path / "first.pcap"), str(tmp_path / "later.pcap")
+    wrpcap(first, [e / IP(src="10.1.0.9", dst="192.0.2.1", id=4242, flags="MF", proto=17) /
+                   Raw(bytes(UDP(sport=5, dport=9)) + b"f" * 8)])
+    wrpcap(later, [e / IP(src="10.1.0.9", dst="192.0.2.1", id=4242, frag=2, proto=17) / Raw(b"L" * 8)])
+    ports = [("in0", f'{{device: "net_pcap_in0,rx_pcap={first}", ingress: true}}'),
+             ("in1", f'{{device: "net_pcap_in1,rx_pcap={later},infinite_rx=1", ingress: true}}'),
+             ("out0", "{device: net_null_o0}"), ("out1", "{device: net_null_o1}")]
+    f = Served(tmp_path, "ctl-frag-mirror", ports, table, extra_node="frag_timeout_ms: 60000\n")
+    try:
+        deadline = time.time() + 30
+        while f.ctl.call("counters")["events"]["frag_followed"] == 0:
+            assert time.time() < deadline and f.p.poll() is None, f.text()[-3000:]
+            time.sleep(0.05)
+        assert f.ctl.call("counters")["events"]["mirror_tx"] > 0
+        r = f.ctl.call("push", document=doc.format(state="down"), generation=2)
+        assert r["ok"] and r["generation"] == 2, r
+        before = f.ctl.call("counters")
+        time.sleep(0.5)
+        after = f.ctl.call("counters")
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    followed = after["events"]["frag_across_gen"] - before["events"]["frag_across_gen"]
+    assert followed > 0 and after["drops"]["frag_no_first"] == before["drops"]["frag_no_first"]
+    assert after["links"]["a1"]["packets"] > before["links"]["a1"]["packets"]
+    assert after["events"]["mirror_tx"] == before["events"]["mirror_tx"], (before["events"], after["events"])
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))

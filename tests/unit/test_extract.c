@@ -130,6 +130,57 @@ static void test_sni_malformed(void **state)
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
 }
 
+/* The hello of @h re-framed as records of at most @chunk handshake bytes
+ * each, all in one payload (RFC 8446 5.1: a handshake message may span
+ * records). */
+static void split_records(struct buf *h, size_t chunk)
+{
+	struct buf x = {.n = 0};
+	size_t hs = h->n - 5;
+
+	for (size_t k = 0; k < hs; k += chunk) {
+		size_t n = hs - k < chunk ? hs - k : chunk;
+
+		put8(&x, 0x16);
+		put16(&x, 0x0301);
+		put16(&x, (uint32_t)n);
+		put(&x, h->b + 5 + k, n);
+	}
+	memcpy(h->b, x.b, x.n);
+	h->n = x.n;
+}
+
+static void test_sni_over_several_records(void **state)
+{
+	static const size_t chunks[] = {1, 2, 3, 4, 5, 40, 100};
+	struct buf h;
+	char out[FWD_X_NAME_MAX];
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+		client_hello(&h, "Telemetry.Example.com", 21, 1);
+		split_records(&h, chunks[c]);
+		assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 21);
+		assert_string_equal(out, "telemetry.example.com");
+		/* cut anywhere: the hello continues in another segment */
+		for (size_t n = 9; n < h.n; n++)
+			assert_int_equal(fwd_extract_sni(h.b, n, out, sizeof(out)) > 0, 0);
+	}
+	client_hello(&h, "a.example", 9, 0);
+	split_records(&h, 40);
+	h.b[5 + 40] = 0x17; /* the second record is application data */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "a.example", 9, 0);
+	split_records(&h, 40);
+	h.b[5 + 40 + 3] = 0; /* an empty record in between */
+	h.b[5 + 40 + 4] = 0;
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "a.example", 9, 0);
+	split_records(&h, 2);
+	h.b[5] = 2; /* a ServerHello over records */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_NONE);
+}
+
 static void test_every_truncation(void **state)
 {
 	struct buf h;
@@ -561,6 +612,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sni),
 		cmocka_unit_test(test_sni_malformed),
+		cmocka_unit_test(test_sni_over_several_records),
 		cmocka_unit_test(test_http_host),
 		cmocka_unit_test(test_dns),
 		cmocka_unit_test(test_every_truncation),
