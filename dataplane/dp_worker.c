@@ -369,6 +369,7 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 	struct dp_content_verdict v;
 	struct dp_flow_key k;
 	uint8_t tcp_flags;
+	uint32_t pinned = DP_CONTENT_NONE;
 
 	if (p->proto == FWD_PROTO_TCP) {
 		struct dp_flow_entry *e;
@@ -388,12 +389,21 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 			if (rule != DP_CONTENT_NONE && e->gen != g->seq &&
 			    !dp_content_rule_scopes(cs, rule, d->region, d->service))
 				rule = DP_CONTENT_NONE;
-			if (rule != DP_CONTENT_NONE) {
+			/* A drop is final: the rest of the flow follows it unscanned.
+			 * Any other verdict keeps the flow on its link and mirror,
+			 * but each packet is still scanned for a drop: an HTTP/1.1
+			 * connection carries a Host per request, DNS over TCP a
+			 * question per query, and a signature may come in any
+			 * segment (a hostile probe: a first request whose Host
+			 * only a count rule matched let the next request, Host
+			 * evil.example, pass a drop rule unscanned). */
+			if (rule != DP_CONTENT_NONE && cs->t->content[rule].action == FWD_CA_DROP) {
 				lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
 				gc->content_flow[rule]++;
 				dp_content_act(cs, g->cls, p, rule, d);
 				return;
 			}
+			pinned = rule;
 		}
 	}
 	if (pin != NULL && pin->fields == fields) {
@@ -403,7 +413,8 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 		if (unlikely(fwd_l4_payload(data, data + rte_pktmbuf_data_len(m), p, &in.payload,
 					    &in.len, &tcp_flags))) {
 			lc->cnt.evt[FWD_EVT_CONTENT_BAD_TCP]++;
-			return;
+			v.rule = DP_CONTENT_NONE;
+			goto follow; /* not scanned; a decided flow keeps its verdict */
 		}
 		lc->cnt.evt[FWD_EVT_CONTENT_SCANNED]++;
 		dp_content_scan(cs, cs->scratch[lc->idx], &in, &v);
@@ -412,6 +423,16 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 		lc->cnt.evt[FWD_EVT_CONTENT_SCAN_ERROR]++;
 	if (unlikely(v.any_unreadable))
 		lc->cnt.evt[FWD_EVT_CONTENT_UNREADABLE]++;
+follow:
+	/* A decided flow: its verdict, unless this packet matched a drop,
+	 * which then decides the flow from here on. */
+	if (pinned != DP_CONTENT_NONE &&
+	    (v.rule == DP_CONTENT_NONE || cs->t->content[v.rule].action != FWD_CA_DROP)) {
+		lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
+		gc->content_flow[pinned]++;
+		dp_content_act(cs, g->cls, p, pinned, d);
+		return;
+	}
 	if (v.rule == DP_CONTENT_NONE)
 		return;
 	dp_content_act(cs, g->cls, p, v.rule, d);

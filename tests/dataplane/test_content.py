@@ -110,6 +110,8 @@ def gen_traffic(seed, nflows):
         for k in range(npk):
             i = len(out)
             payload = (first if k == 0 else bytes(rng.randrange(0, 256) for _ in range(20))) + tag(i)
+            if k and payload[0] == 0x16:  # a later segment that would start a TLS record: no name in it
+                payload = b"\x17" + payload[1:]
             ip = IPv6(src=src, dst="2001:db8:ff::1") if ":" in src else IP(src=src, dst="198.51.100.1")
             l4 = TCP(sport=sport, dport=dport, flags="PA", seq=1000 + k * 100) if proto == "tcp" else \
                 UDP(sport=sport, dport=dport)
@@ -175,12 +177,56 @@ def test_content_rules_match_the_reference(tmp_path):
     flow_hits = sum(ref.flow_packets.values())
     assert flow_hits > 20
     assert st["events"]["content_flow_followed"] == flow_hits
-    assert st["events"]["content_scanned"] == scanned - flow_hits
+    assert st["events"]["content_scanned"] == scanned - ref.unscanned
+    assert 0 < ref.unscanned < flow_hits  # both kinds of decided flows are in this traffic
     assert st["events"]["mirror_tx"] == len(mirrored) > 10
     assert st["events"]["content_scan_error"] == 0 and st["events"]["content_bad_tcp"] == 0
     assert st["events"]["content_unreadable"] == 0  # every name here is whole
     # every rule did something in this traffic, so none of the checks above is vacuous
     assert all(ref.matches[n] > 0 for n in ref.matches), ref.matches
+
+
+def test_a_decided_flow_still_meets_drop_rules(tmp_path):
+    """A TCP flow decided by a count or mirror rule keeps that verdict, but
+    its later packets are still scanned for a drop: a second request on a
+    keep-alive connection, or a signature after a harmless first segment,
+    was forwarded unscanned (a hostile probe). A drop then decides the rest
+    of the flow; a flow decided as dropped is followed unscanned."""
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    flows = [  # (src, service, [payload per packet]), expected fate per packet
+        ("10.1.0.9", "web", [http_request("shop.example.com"), http_request("evil.example"), b"after"],
+         [("local", None), None, None]),
+        ("10.2.0.9", "sync", [b"SELECT a FROM b", b"\x90" * 8 + b"\xcc", b"after"],
+         [("local", "ids"), None, None]),
+        ("10.2.0.10", "sync", [b"SELECT a FROM b", b"hello", b"\x90" * 8 + b"\xcc"],
+         [("local", "ids"), ("local", "ids"), None]),
+        ("10.1.0.11", "web", [http_request("evil.example"), http_request("shop.example.com")],
+         [None, None]),
+    ]
+    pkts, want = [], []
+    for f, (src, svc, bodies, fates) in enumerate(flows):
+        proto, dport = SERVICE_PORT[svc]
+        for k, body in enumerate(bodies):
+            i = len(pkts)
+            pkts.append(Ether(src=SRC_MAC, dst=DST_MAC) / IP(src=src, dst="198.51.100.1") /
+                        TCP(sport=42000 + f, dport=dport, flags="PA", seq=1000 + 100 * k) / Raw(body + tag(i)))
+            want.append(fates[k])
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "content-keepalive")
+    assert run.rc == 0, run.stderr
+    fwd = {tag_of(p): MAC_LINK[p[Ether].dst] for p in run.outputs["out0"]}
+    mir = {tag_of(p): MAC_LINK[p[Ether].dst] for p in run.outputs["out1"]}
+    got = [(fwd[i], mir.get(i)) if i in fwd else None for i in range(len(pkts))]
+    assert got == want
+    st = run.stats
+    assert st["drops"]["content_drop"] == sum(1 for w in want if w is None)
+    c = st["content_rules"]
+    assert c["host-drop"]["matches"] == 2 and c["sig-drop"]["matches"] == 2, c
+    # followed: the count's and mirrors' later packets, and the drops' after them
+    assert c["host-count"]["flow_packets"] == 0 and c["sql-mirror"]["flow_packets"] == 1, c
+    assert c["host-drop"]["flow_packets"] == 2 and c["sig-drop"]["flow_packets"] == 1, c
+    # scanned: all but the three that followed a drop unscanned
+    assert st["events"]["content_scanned"] == len(pkts) - 3, st["events"]
 
 
 def test_unscoped_traffic_is_not_scanned(tmp_path):

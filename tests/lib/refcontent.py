@@ -9,7 +9,10 @@ Semantics mirrored from docs/content-rules.md:
   DOTALL, as Hyperscan does with HS_FLAG_DOTALL;
 - verdict: drop > steer > mirror > count, first rule in document order
   among equals; every matching rule counts a match;
-- a TCP flow that got a verdict keeps it for its later packets (no scan);
+- a TCP flow that got a drop verdict drops its later packets unscanned; one
+  that got another verdict keeps it for its later packets, which are still
+  scanned: a later packet that matches a drop rule is dropped, and the flow
+  is decided as dropped from then on;
 - name sets (`names`, `names_file`): a name, lowercased and without one
   trailing dot, matches an exact entry equal to it, or a `*.` entry whose
   name it ends with after a dot; a name with an empty label matches nothing.
@@ -147,6 +150,7 @@ class RefContent:
         self.flows = {}  # TCP 5-tuple -> rule index
         self.matches = {r.name: 0 for r in self.rules}
         self.flow_packets = {r.name: 0 for r in self.rules}
+        self.unscanned = 0  # packets of dropped flows, followed without a scan
 
     def scoped(self, region, service):
         return any(r.in_scope(region, service) for r in self.rules)
@@ -156,10 +160,13 @@ class RefContent:
         (None when the extractor finds nothing); `flow`: 5-tuple for TCP."""
         if not self.scoped(region, service):
             return None
+        pinned = None
         if proto == "tcp" and flow in self.flows:
-            r = self.rules[self.flows[flow]]
-            self.flow_packets[r.name] += 1
-            return r
+            pinned = self.rules[self.flows[flow]]
+            if pinned.action == "drop":
+                self.flow_packets[pinned.name] += 1
+                self.unscanned += 1
+                return pinned
         best = None
         for r in self.rules:
             if not r.in_scope(region, service):
@@ -173,6 +180,9 @@ class RefContent:
                 self.matches[r.name] += 1
                 if best is None or RANK[r.action] > RANK[best.action]:
                     best = r
+        if pinned is not None and (best is None or best.action != "drop"):
+            self.flow_packets[pinned.name] += 1
+            return pinned
         if best is not None and proto == "tcp":
             self.flows[flow] = best.index
         return best
