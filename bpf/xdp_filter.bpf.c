@@ -242,6 +242,23 @@ static __always_inline __u32 lookup_v6(__u32 half, __u32 nlen, const __u8 *src)
 	return w.found;
 }
 
+/* The rule (id + 1) of the longest prefix holding the source, 0 for none;
+ * *@hit the prefix's index (+ 1), the key of its rate state. */
+static __always_inline __u32 prefix_rule(__u32 half, const struct fwd_flt_cfg *cfg,
+					 const struct fwd_pkt *p, __u32 *hit)
+{
+	__u16 *rid;
+	__u32 k;
+
+	*hit = p->family == 4 ? lookup_v4(half, p->src)
+			      : lookup_v6(half, cfg->n_v6_lengths[half & 1], p->src);
+	if (*hit == 0)
+		return 0;
+	k = *hit - 1; /* the loader offsets indexes by half already */
+	rid = bpf_map_lookup_elem(&flt_prefix_rule, &k);
+	return rid ? (__u32)*rid + 1 : 0;
+}
+
 SEC("xdp")
 int xdp_filter(struct xdp_md *ctx)
 {
@@ -256,10 +273,31 @@ int xdp_filter(struct xdp_md *ctx)
 	if (cfg == NULL)
 		return XDP_PASS; /* not configured: fail open */
 	half = cfg->active & 1;
+	p.family = 0; /* set by the parser with the addresses, as it reads them */
 	rc = fwd_parse(data, end, &p);
 	if (rc != FWD_OK) {
 		int non_ip = rc == FWD_ERR(NON_IP);
 
+		/* A source-prefix rule that drops or limits holds for every IP
+		 * packet whose addresses were read, however broken the rest:
+		 * a hostile probe got a dropped prefix's packets to the kernel,
+		 * which takes them, with nine IPv6 destination-options headers
+		 * (a chain the parser calls malformed, which passes by
+		 * default). A pass rule does not let a malformed packet by. */
+		if (!non_ip && (p.family == 4 || p.family == 6)) {
+			rule = prefix_rule(half, cfg, &p, &hit);
+			if (rule) {
+				__u32 k = half * FWD_FLT_MAX_RULES + rule - 1;
+
+				r = bpf_map_lookup_elem(&flt_rules, &k);
+				if (r && r->action != FWD_FLT_PASS) {
+					count(FWD_FLT_CNT_PREFIX_HIT);
+					goto decide;
+				}
+			}
+			rule = 0;
+			r = NULL;
+		}
 		count(non_ip ? FWD_FLT_CNT_NON_IP : FWD_FLT_CNT_MALFORMED);
 		action = non_ip ? cfg->non_ip_action : cfg->malformed_action;
 		count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
@@ -269,17 +307,9 @@ int xdp_filter(struct xdp_md *ctx)
 			     cfg->generation);
 		return XDP_DROP;
 	}
-	hit = p.family == 4 ? lookup_v4(half, p.src)
-			    : lookup_v6(half, cfg->n_v6_lengths[half & 1], p.src);
-	if (hit) {
-		__u32 k = hit - 1; /* the loader offsets indexes by half already */
-		__u16 *rid = bpf_map_lookup_elem(&flt_prefix_rule, &k);
-
-		if (rid) {
-			rule = (__u32)*rid + 1;
-			count(FWD_FLT_CNT_PREFIX_HIT);
-		}
-	}
+	rule = prefix_rule(half, cfg, &p, &hit);
+	if (rule)
+		count(FWD_FLT_CNT_PREFIX_HIT);
 	if (rule == 0 && p.frag != FWD_FRAG_LATER) {
 		int pi = p.proto == FWD_PROTO_TCP    ? 0
 			 : p.proto == FWD_PROTO_UDP  ? 1
@@ -296,6 +326,7 @@ int xdp_filter(struct xdp_md *ctx)
 			}
 		}
 	}
+decide:
 	if (rule == 0) {
 		count(FWD_FLT_CNT_DEFAULT);
 		action = cfg->default_action;

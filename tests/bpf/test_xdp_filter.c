@@ -162,6 +162,88 @@ static void test_fixtures(void **state)
 	fwd_flt_image_free(img);
 }
 
+/* A source-prefix rule that drops holds for malformed packets too, when
+ * their addresses were read (a hostile probe: nine IPv6 destination-options
+ * headers, a chain the kernel takes, got a dropped prefix past the filter);
+ * a pass rule does not let a malformed packet by, and a packet whose
+ * addresses were not read follows the malformed policy. */
+static struct pb long_chain6(const uint8_t src[16])
+{
+	struct pb p;
+	const uint8_t dst[16] = {0x20, 0x01, 0x0d, 0xb8, 0xff, [15] = 1};
+
+	pb_eth(&p, 0x86dd);
+	pb_ipv6(&p, src, dst, 60);
+	for (int i = 0; i < FWD_MAX_IPV6_EXT + 1; i++)
+		pb_ext6(&p, i == FWD_MAX_IPV6_EXT ? FWD_PROTO_TCP : 60);
+	pb_ports(&p, 1234, 80, 20);
+	pb_finish_v6(&p);
+	return p;
+}
+
+static struct pb short_l4(const char src[4])
+{
+	struct pb p;
+
+	pb_eth(&p, 0x0800);
+	pb_ipv4(&p, src, (char[]){192, 0, 2, 1}, FWD_PROTO_TCP, 0);
+	pb_payload(&p, 2); /* no room for the ports */
+	pb_finish_v4(&p);
+	return p;
+}
+
+static void test_prefix_rules_hold_for_malformed_packets(void **state)
+{
+	struct fwd_flt_prefix px[] = {
+		v4p(10, 9, 0, 0, 16, 0),
+		v4p(10, 9, 1, 0, 24, 1),
+		{.family = 6, .len = 32, .rule = 2, .addr = {0x20, 0x01, 0x0d, 0xb8}},
+	};
+	uint8_t act[] = {FWD_FLT_DROP, FWD_FLT_PASS, FWD_FLT_DROP};
+	const uint8_t in[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 5};
+	const uint8_t out[16] = {0x20, 0x01, 0x0d, 0xb9, [15] = 5};
+	uint64_t b[FWD_FLT_CNT_MAX], a[FWD_FLT_CNT_MAX];
+	struct fwd_err err = {0};
+	struct fwd_flt_image *img;
+	struct pb p;
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	img = fwd_flt_compile(px, 3, NULL, 0, act, 3, &err);
+	assert_non_null(img);
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 1, &err),
+		0);
+	ctl_bpf_counters(filter, b);
+	p = long_chain6(in);
+	assert_int_equal(run(p.b, p.len), XDP_DROP); /* the drop prefix's rule */
+	p = long_chain6(out);
+	assert_int_equal(run(p.b, p.len), XDP_PASS); /* no rule: malformed, which passes */
+	p = short_l4((char[]){10, 9, 2, 2});
+	assert_int_equal(run(p.b, p.len), XDP_DROP);
+	p = short_l4((char[]){10, 9, 1, 1});
+	assert_int_equal(run(p.b, p.len), XDP_PASS); /* a pass rule: malformed decides */
+	p = short_l4((char[]){10, 9, 2, 2});
+	p.b[24] ^= 0xff; /* bad checksum: the addresses are not read */
+	assert_int_equal(run(p.b, p.len), XDP_PASS);
+	ctl_bpf_counters(filter, a);
+#define D(c) (int)(a[FWD_FLT_CNT_##c] - b[FWD_FLT_CNT_##c])
+	assert_int_equal(D(DROP), 2);
+	assert_int_equal(D(PASS), 3);
+	assert_int_equal(D(PREFIX_HIT), 2);
+	assert_int_equal(D(MALFORMED), 3);
+	/* The same with malformed: drop: the pass rule lets nothing malformed by. */
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 2, &err),
+		0);
+	p = short_l4((char[]){10, 9, 1, 1});
+	assert_int_equal(run(p.b, p.len), XDP_DROP);
+	p = long_chain6(out);
+	assert_int_equal(run(p.b, p.len), XDP_DROP);
+#undef D
+	fwd_flt_image_free(img);
+}
+
 /* Drop capture: what the ring buffer handed over. */
 struct rb_seen {
 	int n;
@@ -472,9 +554,13 @@ static void test_malformed_corpus(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fixtures),	 cmocka_unit_test(test_matches_naive_lpm),
-		cmocka_unit_test(test_swaps_are_whole),	 cmocka_unit_test(test_rate_per_prefix),
-		cmocka_unit_test(test_malformed_corpus), cmocka_unit_test(test_capture_ringbuf),
+		cmocka_unit_test(test_fixtures),
+		cmocka_unit_test(test_matches_naive_lpm),
+		cmocka_unit_test(test_swaps_are_whole),
+		cmocka_unit_test(test_rate_per_prefix),
+		cmocka_unit_test(test_malformed_corpus),
+		cmocka_unit_test(test_prefix_rules_hold_for_malformed_packets),
+		cmocka_unit_test(test_capture_ringbuf),
 	};
 
 	return cmocka_run_group_tests_name("xdp_filter", tests, setup, teardown);
