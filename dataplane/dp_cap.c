@@ -531,6 +531,7 @@ static void describe(const struct dp_cap_req *q, uint64_t id, char *buf, size_t 
 		 {"filter", q->filter}};
 	size_t n = (size_t)snprintf(
 		buf, len, "regionfwd capture %llu for %s:", (unsigned long long)id, q->owner);
+	const size_t head = n;
 
 	if (n < len && q->drops_only)
 		n += (size_t)snprintf(buf + n, len - n, " drops-only");
@@ -538,7 +539,10 @@ static void describe(const struct dp_cap_req *q, uint64_t id, char *buf, size_t 
 		if (n < len && f[i].val && f[i].val[0])
 			n += (size_t)snprintf(buf + n, len - n, " %s='%s'", f[i].key, f[i].val);
 	if (n < len && q->count)
-		snprintf(buf + n, len - n, " count=%llu", (unsigned long long)q->count);
+		n += (size_t)snprintf(buf + n, len - n, " count=%llu",
+				      (unsigned long long)q->count);
+	if (n == head) /* no criterion: the colon must not end the line */
+		snprintf(buf + n, len - n, " every packet");
 }
 
 int dp_cap_start(struct dp_cap *c, struct dp_pub *pub, const struct dp_gen *g,

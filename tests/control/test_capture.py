@@ -198,6 +198,11 @@ def test_one_at_a_time_and_interrupt(box, tmp_path):
         assert first.wait(30) == 0
     out = first.stdout.read()
     assert "capture: 0 packets" in out and "end=stopped" in out, out
+    # A capture of everything says so in the log, not a line ending in a colon
+    rc, _, err = capture(box, "--duration", "1", "-w", str(tmp_path / "all.pcapng"))
+    assert rc == 0, err
+    started = [line for line in open(tmp_path / "fwd.log") if "capture 2 started" in line]
+    assert len(started) == 1 and started[0].rstrip().endswith(": every packet"), started
     assert tshark(str(tmp_path / "quiet.pcapng")) == []
 
     # Ctrl-C: the file ends at its last whole block, tshark reads it, and
