@@ -3187,7 +3187,8 @@ static const struct ctl_cmd commands[] = {
 	 .detail = "Shows every link (admin state from the table, operational from its port),\n"
 		   "every port (link, speed, errors, imissed, rx_nombuf), the mbuf pool and the\n"
 		   "XDP filter's counters. Exits with the box's health: 0 healthy, 1 degraded\n"
-		   "(regionfwd runs another generation, or an alarm is raised), 2 unreachable."},
+		   "(regionfwd runs another generation, or an alarm is raised), 2 unreachable,\n"
+		   "3 unknown (regiond answered with an error: a refused token, a 5xx)."},
 	{.name = "show", .subs = show_cmds, .summary = "the running table, one section at a time"},
 	{.name = "explain",
 	 .run = cmd_explain,
