@@ -1307,16 +1307,22 @@ static void gen_init(const struct ctl_state *st, struct ctl_gen *g, uint64_t id,
  * with @e and nothing left of it (memory or disk). */
 static int write_pending(struct ctl_state *st, const struct ctl_gen *g, struct fwd_err *e)
 {
-	/* The id is spent from here on, whatever happens: never reused. */
+	/* The id is spent once this record is durable, whatever happens next:
+	 * never reused. */
 	st->next_id = g->id + 1;
 	st->pending = *g;
 	st->has_pending = 1;
 	if (ctl_state_save(st, e) == 0)
 		return 0;
 	/* On disk the history is as it was (the write is atomic): the pending
-	 * file is a stranger only until it is removed here. */
+	 * file is a stranger only until it is removed here. Nothing ran the id
+	 * and the disk still names it next: kept spent in memory alone, the
+	 * next change's file would carry an id past the disk's next_id, which
+	 * a crash before its record leaves as corruption (regiond would not
+	 * start again). */
 	drop_pending(st);
 	unlink_doc(st, g->id);
+	st->next_id = g->id;
 	snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
 		 "; nothing changed");
 	return -1;
