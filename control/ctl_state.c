@@ -331,9 +331,10 @@ const struct ctl_ext *ctl_state_ext(const struct ctl_state *st, const char *name
 }
 
 /* The commit-confirm record. It names the current generation while one
- * awaits confirmation; an older one when regiond stopped between recording
- * the automatic revert and clearing the record (the revert happened: the
- * record is spent). Anything else, or a revert target the history does not
+ * awaits confirmation, or the pending one when regiond stopped while
+ * applying it (written ahead with it; resolved with it); an older one when
+ * regiond stopped between recording the automatic revert and clearing the
+ * record (the revert happened: the record is spent). Anything else, or a revert target the history does not
  * hold, is corruption: regiond will not guess what to revert to. */
 static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path, struct fwd_err *e)
 {
@@ -349,7 +350,7 @@ static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path
 	gen = (uint64_t)json_integer_value(g);
 	if (cur && gen < cur->id)
 		return 0;
-	if (cur == NULL || gen > cur->id)
+	if ((cur == NULL || gen > cur->id) && !(st->has_pending && gen == st->pending.id && cur))
 		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "confirm.generation",
 				    "generation %" PRIu64 " is not in the history", gen);
 	if (ctl_state_find(st, (uint64_t)json_integer_value(to)) == NULL ||
@@ -973,6 +974,13 @@ static void drop_pending(struct ctl_state *st)
 	st->has_pending = 0;
 }
 
+/* Generation @id never became current: its commit-confirm goes with it. */
+static void disarm(struct ctl_state *st, uint64_t id)
+{
+	if (st->confirm_gen == id)
+		st->confirm_gen = 0;
+}
+
 /* Fold delta generation hist[@i] into a checkpoint: its table's model
  * written whole as gen-N.doc (durable), the record a document keeping its
  * chain hash as identity; its delta file is deleted with the next durable
@@ -1075,6 +1083,10 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	}
 	st->hist = hist;
 	st->hist[st->nhist++] = st->pending;
+	/* A change's commit-confirm, armed with its write-ahead record, counts
+	 * its seconds from now, as the answer does. */
+	if (st->confirm_next_s > 0 && st->confirm_gen == st->pending.id)
+		ctl_confirm_arm(st, st->confirm_gen, st->revert_to, st->confirm_next_s);
 	memset(&st->pending, 0, sizeof(st->pending));
 	st->has_pending = 0;
 	fwd_table_free(st->table);
@@ -1321,6 +1333,7 @@ static int write_pending(struct ctl_state *st, const struct ctl_gen *g, struct f
 	 * a crash before its record leaves as corruption (regiond would not
 	 * start again). */
 	drop_pending(st);
+	disarm(st, g->id);
 	unlink_doc(st, g->id);
 	st->next_id = g->id;
 	snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
@@ -1341,6 +1354,7 @@ static void undo_pending(struct ctl_state *st, int pushed, uint64_t id)
 	if (pushed && cur)
 		push_gen(st, cur, st->table, &ignored);
 	drop_pending(st);
+	disarm(st, id);
 	if (ctl_state_save(st, &ignored) == 0)
 		unlink_doc(st, id);
 }
@@ -1426,6 +1440,11 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	memcpy(g.doc, doc, len);
 	g.doc[len] = '\0';
 	g.len = len;
+	/* A commit-confirm is durable with the change: its write-ahead record
+	 * carries it, so that a crash before the commit, resolved as current
+	 * by what regionfwd runs, still reverts at the deadline. */
+	if (!must_run && st->confirm_next_s > 0)
+		ctl_confirm_arm(st, id, cur ? cur->id : 0, st->confirm_next_s);
 	if (unsaved || must_run) {
 		/* The id is spent from here on, whatever happens: never reused. */
 		st->next_id = id + 1;
@@ -1708,6 +1727,7 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 		"stopped and regionfwd does not run it: dropped",
 		id);
 	drop_pending(st);
+	disarm(st, id);
 	if (ctl_state_save(st, &e) == 0)
 		unlink_doc(st, id);
 }

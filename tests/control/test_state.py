@@ -415,3 +415,54 @@ def test_a_spent_confirm_record_is_not_corruption(tmp_path):
         assert b.status()["confirm"] is None
     finally:
         b.stop()
+
+
+def test_a_commit_confirm_change_cut_short_by_a_crash_still_reverts(tmp_path):
+    """The confirmation of a confirm_timeout_s change was recorded only after
+    the change was committed, by a write of its own: regiond killed once
+    regionfwd ran the change (its write-ahead record then resolved as
+    current at the restart), or between its commit and that write, came
+    back with the change current and nothing awaiting confirmation: it
+    never reverted. The confirmation is written ahead with the change now."""
+    from test_hung_dataplane import PushAnswerEater  # it imports this module
+
+    b = Box(tmp_path, "st-cc-crash")
+    proxy = None
+    try:
+        first = dp_generation(b)
+        b.rd.terminate()
+        b.rd.wait(30)
+        real = b.fwd_sock
+        # regionfwd runs the change, regiond never hears so
+        proxy = PushAnswerEater(str(tmp_path / "proxy.sock"), real)
+        proxy.eat = True
+        b.fwd_sock = str(tmp_path / "proxy.sock")
+        try:
+            b.start_regiond()
+        finally:
+            b.fwd_sock = real
+        apply = subprocess.Popen([REGIONCTL, "-s", b.api, "apply", "--confirm-timeout", "4",
+                                  demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: proxy.eaten and dp_generation(b)["id"] == 2, timeout=30,
+                     what="regionfwd runs the change")
+            h = json.load(open(os.path.join(b.state, "history.json")))
+            assert h["pending"]["id"] == 2, h
+        finally:
+            b.rd.kill()
+            b.rd.wait(30)
+            apply.wait(30)
+        proxy.close()
+        b.start_regiond()
+        s = b.status()
+        assert s["generation"]["id"] == 2 and s["confirm"] and s["confirm"]["generation"] == 2, s
+        assert s["confirm"]["revert_to"] == 1, s
+        s = wait_for(lambda: (lambda st: st if st["generation"]["id"] == 3 else None)(b.status()), timeout=20,
+                     what="the automatic revert")
+        assert "not confirmed in time" in s["generation"]["comment"] and s["confirm"] is None, s
+        assert dp_generation(b)["hash"] == first["hash"]
+    finally:
+        if proxy:
+            proxy.close()
+        b.stop()
