@@ -1667,6 +1667,8 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 	json_decref(st->dp_report);
 	st->dp_report = r ? ctl_dp_status_json(r) : NULL;
 	st->dp_in_sync = r ? runs_current(st, r) : 0;
+	if (st->dp_in_sync && ctl_state_current(st))
+		st->ran_hash = ctl_state_current(st)->hash;
 	if (r) /* the age is that of the last answer, not of the last attempt */
 		st->dp_report_ms = fwd_mono_ms();
 }
@@ -1885,6 +1887,21 @@ refused:
 	return -1;
 }
 
+/* Whether regionfwd, seen running this regiond's current generation,
+ * now runs another table a regiond pushed under that same id: another
+ * regiond's generation N in place of this one's (a newer id is adopted,
+ * an older one is replaced, and the other regiond then adopts this one's).
+ * Two regionds on one regionfwd at one id each pushed their table back
+ * once a second, regionfwd flipping between them while both said in sync;
+ * the one overwritten says so and holds back instead. */
+static int overwritten(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	return cur != NULL && st->ran_hash == cur->hash && r->generation != NULL &&
+	       strcmp(r->generation->source, "regiond") == 0 && r->generation->id == cur->id;
+}
+
 int ctl_state_sync(struct ctl_state *st)
 {
 	const struct ctl_gen *cur;
@@ -1918,6 +1935,21 @@ int ctl_state_sync(struct ctl_state *st)
 			return 0;
 		}
 		in_sync = runs_current(st, r);
+	}
+	if (!in_sync && overwritten(st, r)) {
+		ctl_state_alarm(
+			st, CTL_ALARM_TABLE,
+			"regionfwd runs generation %" PRIu64 " (%016" PRIx64
+			"), pushed by another regiond in place of this regiond's generation "
+			"%" PRIu64 " (%016" PRIx64
+			"): two regionds manage this regionfwd? not pushed back; apply a table "
+			"here to take it over",
+			r->generation->id, r->generation->hash, ctl_state_current(st)->id,
+			ctl_state_current(st)->hash);
+		st->held_back = 1;
+		keep_report(st, r);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		return 0;
 	}
 	cur = ctl_state_current(st);
 	keep_report(st, r);

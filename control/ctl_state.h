@@ -185,6 +185,10 @@ struct ctl_state {
 	int held_back;
 	int64_t adopt_tried_ms; /* CLOCK_MONOTONIC ms of the last failed adoption */
 	uint64_t reported; /* hash of a foreign table already logged as replaced */
+	/* The hash of the current generation once regionfwd was seen running
+	 * it: a regiond-pushed table found in its place later was pushed by
+	 * another regiond since (ctl_state_sync). */
+	uint64_t ran_hash;
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[384];
