@@ -392,20 +392,19 @@ static void do_apply(struct ctl_api *api, struct reply *r, const char *doc, size
 		     const json_t *model, const struct ctl_patch_src *src)
 {
 	struct ctl_state *st = api->st;
-	const struct ctl_gen *before = ctl_state_current(st);
-	uint64_t prev = before ? before->id : 0;
 	struct fwd_err e;
-	int64_t id =
-		ctl_state_apply(st, doc, len, author ? author : "api", comment, expected, 1, &e);
+	int64_t id;
 
+	/* Armed with the change's write-ahead record (ctl_state.h). */
+	st->confirm_next_s = confirm_s;
+	id = ctl_state_apply(st, doc, len, author ? author : "api", comment, expected, 1, &e);
+	st->confirm_next_s = 0;
 	if (id < 0) {
 		if (model != NULL && strcmp(e.file, "document") == 0)
 			ctl_patch_name_source(src, model, &e);
 		reply_err(r, &e);
 		return;
 	}
-	if (id > 0 && confirm_s > 0)
-		ctl_confirm_arm(st, (uint64_t)id, prev, confirm_s, &e);
 	r->status = 200;
 	r->body = json_pack("{s:o, s:b}", "generation", gen_json(ctl_state_current(st)), "changed",
 			    id > 0);

@@ -52,14 +52,12 @@ int64_t ctl_confirm_left_s(const struct ctl_state *st)
 	return left > 0 ? left / 1000 : 0;
 }
 
-int ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int64_t seconds,
-		    struct fwd_err *e)
+void ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int64_t seconds)
 {
 	st->confirm_gen = gen;
 	st->revert_to = revert_to;
 	st->confirm_deadline = (int64_t)time(NULL) + seconds;
 	ctl_confirm_set_due(st);
-	return ctl_state_save(st, e);
 }
 
 uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
@@ -125,6 +123,10 @@ void ctl_confirm_tick(struct ctl_state *st)
 	 * that second the change may still be confirmed, so it never reverts
 	 * before S seconds have passed (at most S + 1 and a tick). */
 	if (!gen || !ctl_confirm_due(st))
+		return;
+	/* Left pending by a crash: reverted once it is resolved as current
+	 * (a dropped one takes its confirmation with it). */
+	if (st->has_pending && st->pending.id == gen)
 		return;
 	/* A failed revert (regionfwd not answering) spends a generation id
 	 * per try: once a second, not at every 200 ms tick. */

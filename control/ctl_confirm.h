@@ -17,10 +17,10 @@
 /** 0 when nothing awaits confirmation; else FWD_R_CONFIRM_PENDING in @e. */
 int ctl_confirm_none_pending(const struct ctl_state *st, struct fwd_err *e);
 
-/** Generation @gen (which replaced @revert_to) must be confirmed within
- *  @seconds. @return 0, or the error of persisting the record. */
-int ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int64_t seconds,
-		    struct fwd_err *e);
+/** Generation @gen (which replaces @revert_to) must be confirmed within
+ *  @seconds, in memory: recorded by the save of the change's write-ahead
+ *  and commit records (ctl_state_apply() with confirm_next_s). */
+void ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int64_t seconds);
 
 /** Keep the pending generation. @return its id, or 0 with
  *  FWD_R_NOTHING_TO_CONFIRM in @e. */

@@ -331,9 +331,10 @@ const struct ctl_ext *ctl_state_ext(const struct ctl_state *st, const char *name
 }
 
 /* The commit-confirm record. It names the current generation while one
- * awaits confirmation; an older one when regiond stopped between recording
- * the automatic revert and clearing the record (the revert happened: the
- * record is spent). Anything else, or a revert target the history does not
+ * awaits confirmation, or the pending one when regiond stopped while
+ * applying it (written ahead with it; resolved with it); an older one when
+ * regiond stopped between recording the automatic revert and clearing the
+ * record (the revert happened: the record is spent). Anything else, or a revert target the history does not
  * hold, is corruption: regiond will not guess what to revert to. */
 static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path, struct fwd_err *e)
 {
@@ -349,7 +350,7 @@ static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path
 	gen = (uint64_t)json_integer_value(g);
 	if (cur && gen < cur->id)
 		return 0;
-	if (cur == NULL || gen > cur->id)
+	if ((cur == NULL || gen > cur->id) && !(st->has_pending && gen == st->pending.id && cur))
 		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "confirm.generation",
 				    "generation %" PRIu64 " is not in the history", gen);
 	if (ctl_state_find(st, (uint64_t)json_integer_value(to)) == NULL ||
@@ -973,6 +974,13 @@ static void drop_pending(struct ctl_state *st)
 	st->has_pending = 0;
 }
 
+/* Generation @id never became current: its commit-confirm goes with it. */
+static void disarm(struct ctl_state *st, uint64_t id)
+{
+	if (st->confirm_gen == id)
+		st->confirm_gen = 0;
+}
+
 /* Fold delta generation hist[@i] into a checkpoint: its table's model
  * written whole as gen-N.doc (durable), the record a document keeping its
  * chain hash as identity; its delta file is deleted with the next durable
@@ -1075,6 +1083,10 @@ static int commit_pending(struct ctl_state *st, struct fwd_table *t, int unsaved
 	}
 	st->hist = hist;
 	st->hist[st->nhist++] = st->pending;
+	/* A change's commit-confirm, armed with its write-ahead record, counts
+	 * its seconds from now, as the answer does. */
+	if (st->confirm_next_s > 0 && st->confirm_gen == st->pending.id)
+		ctl_confirm_arm(st, st->confirm_gen, st->revert_to, st->confirm_next_s);
 	memset(&st->pending, 0, sizeof(st->pending));
 	st->has_pending = 0;
 	fwd_table_free(st->table);
@@ -1307,16 +1319,23 @@ static void gen_init(const struct ctl_state *st, struct ctl_gen *g, uint64_t id,
  * with @e and nothing left of it (memory or disk). */
 static int write_pending(struct ctl_state *st, const struct ctl_gen *g, struct fwd_err *e)
 {
-	/* The id is spent from here on, whatever happens: never reused. */
+	/* The id is spent once this record is durable, whatever happens next:
+	 * never reused. */
 	st->next_id = g->id + 1;
 	st->pending = *g;
 	st->has_pending = 1;
 	if (ctl_state_save(st, e) == 0)
 		return 0;
 	/* On disk the history is as it was (the write is atomic): the pending
-	 * file is a stranger only until it is removed here. */
+	 * file is a stranger only until it is removed here. Nothing ran the id
+	 * and the disk still names it next: kept spent in memory alone, the
+	 * next change's file would carry an id past the disk's next_id, which
+	 * a crash before its record leaves as corruption (regiond would not
+	 * start again). */
 	drop_pending(st);
+	disarm(st, g->id);
 	unlink_doc(st, g->id);
+	st->next_id = g->id;
 	snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
 		 "; nothing changed");
 	return -1;
@@ -1335,6 +1354,7 @@ static void undo_pending(struct ctl_state *st, int pushed, uint64_t id)
 	if (pushed && cur)
 		push_gen(st, cur, st->table, &ignored);
 	drop_pending(st);
+	disarm(st, id);
 	if (ctl_state_save(st, &ignored) == 0)
 		unlink_doc(st, id);
 }
@@ -1420,6 +1440,11 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	memcpy(g.doc, doc, len);
 	g.doc[len] = '\0';
 	g.len = len;
+	/* A commit-confirm is durable with the change: its write-ahead record
+	 * carries it, so that a crash before the commit, resolved as current
+	 * by what regionfwd runs, still reverts at the deadline. */
+	if (!must_run && st->confirm_next_s > 0)
+		ctl_confirm_arm(st, id, cur ? cur->id : 0, st->confirm_next_s);
 	if (unsaved || must_run) {
 		/* The id is spent from here on, whatever happens: never reused. */
 		st->next_id = id + 1;
@@ -1642,6 +1667,8 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 	json_decref(st->dp_report);
 	st->dp_report = r ? ctl_dp_status_json(r) : NULL;
 	st->dp_in_sync = r ? runs_current(st, r) : 0;
+	if (st->dp_in_sync && ctl_state_current(st))
+		st->ran_hash = ctl_state_current(st)->hash;
 	if (r) /* the age is that of the last answer, not of the last attempt */
 		st->dp_report_ms = fwd_mono_ms();
 }
@@ -1702,6 +1729,7 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 		"stopped and regionfwd does not run it: dropped",
 		id);
 	drop_pending(st);
+	disarm(st, id);
 	if (ctl_state_save(st, &e) == 0)
 		unlink_doc(st, id);
 }
@@ -1859,6 +1887,21 @@ refused:
 	return -1;
 }
 
+/* Whether regionfwd, seen running this regiond's current generation,
+ * now runs another table a regiond pushed under that same id: another
+ * regiond's generation N in place of this one's (a newer id is adopted,
+ * an older one is replaced, and the other regiond then adopts this one's).
+ * Two regionds on one regionfwd at one id each pushed their table back
+ * once a second, regionfwd flipping between them while both said in sync;
+ * the one overwritten says so and holds back instead. */
+static int overwritten(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	return cur != NULL && st->ran_hash == cur->hash && r->generation != NULL &&
+	       strcmp(r->generation->source, "regiond") == 0 && r->generation->id == cur->id;
+}
+
 int ctl_state_sync(struct ctl_state *st)
 {
 	const struct ctl_gen *cur;
@@ -1892,6 +1935,21 @@ int ctl_state_sync(struct ctl_state *st)
 			return 0;
 		}
 		in_sync = runs_current(st, r);
+	}
+	if (!in_sync && overwritten(st, r)) {
+		ctl_state_alarm(
+			st, CTL_ALARM_TABLE,
+			"regionfwd runs generation %" PRIu64 " (%016" PRIx64
+			"), pushed by another regiond in place of this regiond's generation "
+			"%" PRIu64 " (%016" PRIx64
+			"): two regionds manage this regionfwd? not pushed back; apply a table "
+			"here to take it over",
+			r->generation->id, r->generation->hash, ctl_state_current(st)->id,
+			ctl_state_current(st)->hash);
+		st->held_back = 1;
+		keep_report(st, r);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		return 0;
 	}
 	cur = ctl_state_current(st);
 	keep_report(st, r);

@@ -131,6 +131,11 @@ struct ctl_state {
 	 * forward reverted a change before its time). Derived from
 	 * confirm_deadline when armed and when loaded from disk. */
 	int64_t confirm_due_ms;
+	/* The confirm_timeout_s (0: none) of the change being applied: armed
+	 * with its write-ahead record and recorded with its commit, so that no
+	 * crash and no refused write leaves it current without its deadline
+	 * on disk. Set by the caller around ctl_state_apply() only. */
+	int64_t confirm_next_s;
 	int64_t revert_tried_ms; /* CLOCK_MONOTONIC of the last failed revert: retried once a second */
 	/* A generation regionfwd runs and regiond holds as current whose
 	 * document and record could not be written (an automatic revert on a
@@ -180,6 +185,10 @@ struct ctl_state {
 	int held_back;
 	int64_t adopt_tried_ms; /* CLOCK_MONOTONIC ms of the last failed adoption */
 	uint64_t reported; /* hash of a foreign table already logged as replaced */
+	/* The hash of the current generation once regionfwd was seen running
+	 * it: a regiond-pushed table found in its place later was pushed by
+	 * another regiond since (ctl_state_sync). */
+	uint64_t ran_hash;
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[384];

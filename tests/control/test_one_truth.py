@@ -8,6 +8,7 @@ so; when it cannot adopt it, it does not overwrite it either: one alarm
 until it can or an operator applies a table. And regionfwd restarted
 resumes the generation regiond pushed (saved by regionfwd, hash-checked),
 not its stale --table file."""
+import json
 import os
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from test_e2e import DEMO, REGIOND, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
 from dprun import eal_args, regionfwd_bin  # noqa: E402
 from ctlclient import Ctl  # noqa: E402
 from test_state import box_on_tmpfs, dp_generation  # noqa: E402
@@ -401,3 +402,78 @@ def try_ctl(path):
         return Ctl(path, timeout=30)
     except OSError:
         return None
+
+
+def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
+    """Two regionds pointed at one regionfwd, each with a generation 2 of its
+    own: each found regionfwd running the other's table under its own id
+    and pushed its table back, once a second each, for ever; regionfwd
+    flipped between the two tables while both said in sync and healthy.
+    The one overwritten says so (alarm, not in sync) and holds back; a
+    change applied there takes regionfwd over, which the other adopts."""
+    import threading
+
+    b = Box(tmp_path, "two-rd")
+    api2, rd2 = str(tmp_path / "api2.sock"), None
+    try:
+        rd2 = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", api2, "--state-dir",
+                                str(tmp_path / "state2"), "--table", DEMO],
+                               stdout=open(tmp_path / "regiond2.log", "a"), stderr=subprocess.STDOUT)
+
+        def status(api):
+            p = subprocess.run([REGIONCTL, "-s", api, "-j", "status"], capture_output=True, text=True, timeout=60)
+            return json.loads(p.stdout) if p.stdout.startswith("{") else None
+
+        wait_for(lambda: (status(api2) or {}).get("dataplane", {}).get("in_sync"), timeout=30, what="second regiond up")
+        # Both write generation 2 while regionfwd is stopped: neither can
+        # adopt the other's before its own change is made.
+        answers = {}
+
+        def put(api, name, old, new):
+            p = subprocess.run([REGIONCTL, "-s", api, "apply", demo_variant(tmp_path, name, old, new)],
+                               capture_output=True, text=True, timeout=120)
+            answers[api] = (p.returncode, p.stdout + p.stderr)
+
+        os.kill(b.fwd.pid, signal.SIGSTOP)
+        try:
+            ts = [threading.Thread(target=put, args=(b.api, "a.yaml", *SG_LOCAL)),
+                  threading.Thread(target=put, args=(api2, "b.yaml", "ingress table", "ingress table b"))]
+            for t in ts:
+                t.start()
+            time.sleep(1)
+        finally:
+            os.kill(b.fwd.pid, signal.SIGCONT)
+        for t in ts:
+            t.join()
+        assert all(rc == 0 and "generation 2" in out for rc, out in answers.values()), answers
+        time.sleep(3)  # each main loop has looked at regionfwd
+        seen = set()
+        for _ in range(40):
+            seen.add(dp_generation(b)["hash"])
+            time.sleep(0.1)
+        assert len(seen) == 1, f"regionfwd flips between {seen}"
+        running = seen.pop()
+        views = {api: status(api) for api in (b.api, api2)}
+        winner = [api for api, s in views.items() if s["generation"]["hash"] == running]
+        loser = [api for api in views if api not in winner]
+        assert len(winner) == 1 and len(loser) == 1, views
+        w, lo = views[winner[0]], views[loser[0]]
+        assert w["dataplane"]["in_sync"] and w["alarm"] is None, w
+        assert not lo["dataplane"]["in_sync"] and "another regiond" in lo["alarm"], lo
+        assert lo["health"]["state"] == "degraded", lo
+        # The operator takes regionfwd over from the one that held back.
+        p = subprocess.run([REGIONCTL, "-s", loser[0], "apply", demo_variant(tmp_path, "c.yaml", "ingress table",
+                                                                             "ingress table c")],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0 and "generation 3" in p.stdout, (p.stdout, p.stderr)
+        for api in (b.api, api2):
+            s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] and
+                                  st["generation"]["id"] == 3 else None)(status(api)),
+                         timeout=20, what="both in sync on generation 3")
+            assert s["alarm"] is None, s
+        assert dp_generation(b)["id"] == 3
+    finally:
+        if rd2:
+            rd2.terminate()
+            rd2.wait(30)
+        b.stop()

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from ctlclient import Ctl  # noqa: E402
-from test_e2e import DEMO, REGIOND, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
 
 
 def dp_generation(box):
@@ -93,6 +93,50 @@ def test_full_disk_refuses_the_change_and_changes_nothing(tmp_path):
         assert b.gen() == gen and dp_generation(b) == before
         rc, out, err = b.ctl("apply", new)  # and takes the change now, with a fresh id
         assert rc == 0 and f"generation {gen + 1}" in out, err
+        assert dp_generation(b)["id"] == gen + 1
+
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_a_crash_after_a_refused_change_leaves_a_state_that_starts(tmp_path):
+    """A change refused 'persist_failed' once its document was written (its
+    history was not) once kept its id spent in memory only: history.json
+    still said next_id N. The next change then wrote gen-(N+1).doc, and a
+    regiond killed before that change's history was written left a file
+    that is neither the disk's next id nor in the history: corrupt, regiond
+    would not start again. The refused id was never pushed: it is reused."""
+    with box_on_tmpfs(tmp_path, "st-reuse", "512k") as (b, state):
+        gen, before = b.gen(), dp_generation(b)
+        with open(state / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError:
+                pass
+        os.truncate(state / "filler", os.path.getsize(state / "filler") - 4096)  # one page left
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v1.yaml", "ingress table", "ingress table v1"))
+        assert rc == 4 and "persist_failed" in err and "history.json" in err, (rc, out, err)
+        os.unlink(state / "filler")
+        # The next change stops at its write-ahead record: history.json's
+        # temporary file is a FIFO, whose open() waits for a reader.
+        os.mkfifo(state / ".history.json.tmp")
+        docs = set(os.listdir(state))
+        apply = subprocess.Popen([REGIONCTL, "-s", b.api, "apply",
+                                  demo_variant(tmp_path, "v2.yaml", "ingress table", "ingress table v2")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: {f for f in os.listdir(state) if f.startswith("gen-")} - docs, timeout=30,
+                     what="the change's document written")
+            b.rd.kill()  # regiond dies between its document and its record
+            b.rd.wait(30)
+        finally:
+            apply.wait(30)
+        os.unlink(state / ".history.json.tmp")
+        b.start_regiond()  # starts: the leftover carries the disk's next id
+        assert b.gen() == gen and dp_generation(b) == before
+        assert b.status()["alarm"] is None
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v3.yaml", "ingress table", "ingress table v3"))
+        assert rc == 0 and f"generation {gen + 1}" in out, (out, err)
         assert dp_generation(b)["id"] == gen + 1
 
 
@@ -370,4 +414,55 @@ def test_a_spent_confirm_record_is_not_corruption(tmp_path):
         assert b.gen() == 3 and dp_generation(b) == before
         assert b.status()["confirm"] is None
     finally:
+        b.stop()
+
+
+def test_a_commit_confirm_change_cut_short_by_a_crash_still_reverts(tmp_path):
+    """The confirmation of a confirm_timeout_s change was recorded only after
+    the change was committed, by a write of its own: regiond killed once
+    regionfwd ran the change (its write-ahead record then resolved as
+    current at the restart), or between its commit and that write, came
+    back with the change current and nothing awaiting confirmation: it
+    never reverted. The confirmation is written ahead with the change now."""
+    from test_hung_dataplane import PushAnswerEater  # it imports this module
+
+    b = Box(tmp_path, "st-cc-crash")
+    proxy = None
+    try:
+        first = dp_generation(b)
+        b.rd.terminate()
+        b.rd.wait(30)
+        real = b.fwd_sock
+        # regionfwd runs the change, regiond never hears so
+        proxy = PushAnswerEater(str(tmp_path / "proxy.sock"), real)
+        proxy.eat = True
+        b.fwd_sock = str(tmp_path / "proxy.sock")
+        try:
+            b.start_regiond()
+        finally:
+            b.fwd_sock = real
+        apply = subprocess.Popen([REGIONCTL, "-s", b.api, "apply", "--confirm-timeout", "4",
+                                  demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: proxy.eaten and dp_generation(b)["id"] == 2, timeout=30,
+                     what="regionfwd runs the change")
+            h = json.load(open(os.path.join(b.state, "history.json")))
+            assert h["pending"]["id"] == 2, h
+        finally:
+            b.rd.kill()
+            b.rd.wait(30)
+            apply.wait(30)
+        proxy.close()
+        b.start_regiond()
+        s = b.status()
+        assert s["generation"]["id"] == 2 and s["confirm"] and s["confirm"]["generation"] == 2, s
+        assert s["confirm"]["revert_to"] == 1, s
+        s = wait_for(lambda: (lambda st: st if st["generation"]["id"] == 3 else None)(b.status()), timeout=20,
+                     what="the automatic revert")
+        assert "not confirmed in time" in s["generation"]["comment"] and s["confirm"] is None, s
+        assert dp_generation(b)["hash"] == first["hash"]
+    finally:
+        if proxy:
+            proxy.close()
         b.stop()
