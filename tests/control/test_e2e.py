@@ -377,6 +377,10 @@ def test_descriptions_survive_patch_and_history(box, tmp_path):
     assert rc == 0 and "generation 5" in out, (out, err)
     code, t = box.http("GET", "/v1/table")
     assert descriptions(json.loads(t["document"])) == DESCRIPTIONS
+    # A description alone changed: the region is listed as changed, for it.
+    doc.write_text(text.replace('"users in Singapore"', '"people in Singapore"'))
+    rc, out, err = box.ctl("diff", str(doc))
+    assert rc == 0 and "~ regions singapore: +0 -0 prefixes, description\n" in out, (out, err)
 
 
 def assert_unchanged(box, gen=1):
