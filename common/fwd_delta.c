@@ -887,6 +887,8 @@ struct fwd_table *fwd_table_with_prefixes(const struct fwd_table *t, struct fwd_
 	/* Nothing shared: every pointer is replaced before anything can fail
 	 * (fwd_table_free of a half-copied table frees only copies). */
 	c->region_names = NULL;
+	c->region_desc = NULL;
+	c->descs = NULL;
 	c->service_names = NULL;
 	c->ranges = NULL;
 	c->links = NULL;
@@ -902,6 +904,8 @@ struct fwd_table *fwd_table_with_prefixes(const struct fwd_table *t, struct fwd_
 	c->prefix6 = p6;
 	c->nprefix6 = n6;
 	DUP(region_names, t->nregions);
+	DUP(region_desc, t->nregions);
+	DUP(descs, t->descs_len); /* the descriptions: the things' offsets stay valid */
 	DUP(service_names, t->nservices);
 	DUP(ranges, t->nranges);
 	DUP(links, t->nlinks);

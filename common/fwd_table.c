@@ -206,6 +206,68 @@ int tv_get_name(struct vctx *c, const struct fwd_node *n, const char *path, cons
 	return 0;
 }
 
+/* A description, of the table or of a thing in it: one line of text (no
+ * control character, as a generation's comment) of at most FWD_DESC_MAX
+ * bytes. Once cut short to fit without a word; now refused, naming the
+ * field, so what a document says is what the table keeps. */
+int tv_check_desc(struct vctx *c, const struct fwd_node *n, const char *path, const char **out)
+{
+	char why[160];
+	size_t len;
+	int rc = tv_get_scalar(c, n, path, out);
+
+	if (rc)
+		return rc;
+	len = strlen(*out);
+	if (len > FWD_DESC_MAX)
+		return tv_fail(c, n, path, "a description is at most %d bytes, not %zu",
+			       FWD_DESC_MAX, len);
+	if (fwd_text_check(*out, len, fwd_schema_name(FWD_F_DOC_DESCRIPTION), why, sizeof(why)))
+		return tv_fail(c, n, path, "%s", why);
+	return 0;
+}
+
+int tv_get_desc(struct vctx *c, const struct fwd_node *map, const char *base, enum fwd_schema field,
+		uint32_t *out)
+{
+	struct fwd_table *t = c->t;
+	const char *const key = fwd_schema_name(field);
+	const struct fwd_node *n = map && map->type == FWD_NODE_MAP ? fwd_node_get(map, key) : NULL;
+	char path[360];
+	const char *s;
+	size_t len, need;
+	int rc;
+
+	*out = 0;
+	if (n == NULL || n->type == FWD_NODE_NULL)
+		return 0;
+	snprintf(path, sizeof(path), "%s%s%s", base, base[0] ? "." : "", key);
+	if ((rc = tv_check_desc(c, n, path, &s)))
+		return rc;
+	if ((len = strlen(s)) == 0)
+		return 0;
+	need = (t->descs_len ? t->descs_len : 1) + len + 1;
+	if (need > UINT32_MAX)
+		return tv_fail(c, n, path, "too many descriptions");
+	if (need > c->descs_cap) {
+		size_t cap = c->descs_cap ? c->descs_cap : 256;
+		char *p;
+
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(t->descs, cap)) == NULL)
+			return -ENOMEM;
+		t->descs = p;
+		c->descs_cap = cap;
+	}
+	if (t->descs_len == 0)
+		t->descs[t->descs_len++] = '\0'; /* offset 0: no description */
+	memcpy(t->descs + t->descs_len, s, len + 1);
+	*out = (uint32_t)t->descs_len;
+	t->descs_len += len + 1;
+	return 0;
+}
+
 /* A section that maps names to entries (regions, services, links, groups):
  * absent or null is empty (returns 1), otherwise a map of at most @max keys. */
 int tv_section_map(struct vctx *c, const struct fwd_node *n, const char *name, uint32_t max,
@@ -259,9 +321,9 @@ static int parse_description(struct vctx *c, const struct fwd_node *f)
 
 	if (f == NULL)
 		return 0;
-	if ((rc = tv_get_scalar(c, f, KEY(DOC, DESCRIPTION), &s)))
+	if ((rc = tv_check_desc(c, f, KEY(DOC, DESCRIPTION), &s)))
 		return rc;
-	snprintf(c->t->description, sizeof(c->t->description), "%s", s);
+	memcpy(c->t->description, s, strlen(s) + 1);
 	return 0;
 }
 
@@ -401,6 +463,8 @@ void fwd_table_free(struct fwd_table *t)
 	free(t->ranges);
 	free(t->service_names);
 	free(t->region_names);
+	free(t->region_desc);
+	free(t->descs);
 	free(t);
 }
 
@@ -436,6 +500,11 @@ int fwd_table_group_id(const struct fwd_table *t, const char *name)
 	return t->ngroups ? find_name((const char(*)[FWD_NAME_MAX])t->groups[0].name,
 				      sizeof(struct fwd_group), t->ngroups, name)
 			  : -ENOENT;
+}
+
+const char *fwd_table_desc(const struct fwd_table *t, uint32_t off)
+{
+	return t->descs && off < t->descs_len ? t->descs + off : "";
 }
 
 const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_policy *p)

@@ -57,6 +57,7 @@ struct fwd_link {
 	uint8_t drained; /* admin state drain: up, but takes no slot of a link group */
 	uint8_t ntags;
 	char tags[FWD_MAX_TAGS][FWD_NAME_MAX];
+	uint32_t desc; /* description: fwd_table_desc(); last, off the fields the fast path reads */
 };
 
 struct fwd_group_member {
@@ -67,6 +68,7 @@ struct fwd_group_member {
 struct fwd_group {
 	char name[FWD_NAME_MAX];
 	uint16_t nmembers;
+	uint32_t desc; /* description: fwd_table_desc() */
 	struct fwd_group_member members[FWD_MAX_GROUP_MEMBERS];
 };
 
@@ -77,6 +79,8 @@ struct fwd_policy {
 	uint16_t target; /* link id (LINK) or group id (GROUP) */
 	uint16_t mirror; /* link id or FWD_LINK_NONE */
 	uint32_t line;
+	uint32_t desc; /* description: fwd_table_desc(). The fast path reads the
+			* compiled struct fwd_class_policy, never this one */
 };
 
 struct fwd_residency {
@@ -86,6 +90,7 @@ struct fwd_residency {
 	uint16_t *services; /* service ids; FWD_ANY alone means every service */
 	uint8_t ntags;
 	char tags[FWD_MAX_TAGS][FWD_NAME_MAX];
+	uint32_t desc; /* description: fwd_table_desc() */
 };
 
 /* The XDP filter section (docs/filters.md). Prefixes carry the rule id in
@@ -95,6 +100,7 @@ struct fwd_filter_rule {
 	uint8_t action; /* enum fwd_flt_action */
 	uint32_t rate_pps, burst; /* action rate */
 	uint32_t line;
+	uint32_t desc; /* description: fwd_table_desc() */
 };
 
 struct fwd_filters {
@@ -102,6 +108,7 @@ struct fwd_filters {
 	uint8_t default_action, non_ip_action, malformed_action;
 	uint8_t redirect; /* admitted IP traffic to AF_XDP sockets instead of the kernel */
 	uint16_t nrules;
+	uint32_t desc; /* the section's description: fwd_table_desc() */
 	struct fwd_filter_rule *rules;
 	uint32_t nprefix4, nprefix6, nranges;
 	struct fwd_prefix4 *prefix4;
@@ -150,11 +157,15 @@ struct fwd_content_rule {
 	uint16_t nservices, nregions; /* nregions 0: every region */
 	uint16_t *services, *regions;
 	uint32_t line;
+	uint32_t desc; /* description: fwd_table_desc() */
 };
+
+/* The longest description, in bytes (UTF-8), of the table and of each thing in it. */
+#define FWD_DESC_MAX 255
 
 struct fwd_table {
 	char source[128]; /* file name or "request" */
-	char description[256];
+	char description[FWD_DESC_MAX + 1]; /* the table's own */
 	uint16_t nregions; /* including 'unknown' at 0 */
 	uint16_t nservices; /* including 'other' at 0 */
 	uint16_t nlinks, ngroups;
@@ -173,6 +184,13 @@ struct fwd_table {
 	struct fwd_filters filters;
 	uint32_t ncontent;
 	struct fwd_content_rule *content;
+	/* The descriptions of everything but the table: NUL-terminated strings
+	 * one after the other, owned by the table. A thing's 'desc' is the
+	 * offset of its own; offset 0 is the empty string, no description
+	 * (descs is NULL while there is none at all). */
+	char *descs;
+	size_t descs_len;
+	uint32_t *region_desc; /* per region id, nregions of them */
 };
 
 /* Prefixes are read by a fast path for their common shapes and sorted by a
@@ -205,6 +223,9 @@ int fwd_table_region_id(const struct fwd_table *t, const char *name);
 int fwd_table_service_id(const struct fwd_table *t, const char *name);
 int fwd_table_link_id(const struct fwd_table *t, const char *name);
 int fwd_table_group_id(const struct fwd_table *t, const char *name);
+
+/** The description at offset @off of @t's pool (a thing's 'desc'); "" for none. */
+const char *fwd_table_desc(const struct fwd_table *t, uint32_t off);
 
 /** Name of a policy's target ("drop", a link or a group). */
 const char *fwd_table_policy_target(const struct fwd_table *t, const struct fwd_policy *p);

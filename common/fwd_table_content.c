@@ -256,6 +256,8 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 			return rc;
 		t->ncontent++; /* owned from here: freed with the table */
 		cr->line = m->line;
+		if ((rc = tv_get_desc(c, m, path, FWD_F_CONTENT_DESCRIPTION, &cr->desc)))
+			return rc;
 #define REQ(id)                                                                                    \
 	snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, id));                       \
 	if ((f = fwd_node_get(m, KEY(CONTENT, id))) == NULL)                                       \

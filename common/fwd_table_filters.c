@@ -67,7 +67,8 @@ int tv_parse_filters(struct vctx *c, const struct fwd_node *f)
 	if (f == NULL || f->type == FWD_NODE_NULL)
 		return 0;
 	if ((rc = tv_want(c, f, sec, FWD_NODE_MAP)) ||
-	    (rc = tv_check_keys(c, f, sec, FWD_SC_FILTERS)))
+	    (rc = tv_check_keys(c, f, sec, FWD_SC_FILTERS)) ||
+	    (rc = tv_get_desc(c, f, sec, FWD_F_FILTERS_DESCRIPTION, &fl->desc)))
 		return rc;
 	fl->present = 1;
 	for (size_t k = 0; k < sizeof(actions) / sizeof(actions[0]); k++) {
@@ -131,7 +132,8 @@ int tv_parse_filters(struct vctx *c, const struct fwd_node *f)
 
 		snprintf(path, sizeof(path), "%s[%u]", rules_path, i);
 		if ((rc = tv_want(c, r, path, FWD_NODE_MAP)) ||
-		    (rc = tv_check_keys(c, r, path, FWD_SC_FILTER_RULE)))
+		    (rc = tv_check_keys(c, r, path, FWD_SC_FILTER_RULE)) ||
+		    (rc = tv_get_desc(c, r, path, FWD_F_FILTER_RULE_DESCRIPTION, &fr->desc)))
 			goto out;
 		snprintf(path, sizeof(path), "%s[%u].%s", rules_path, i, name);
 		if ((n = fwd_node_get(r, name)) == NULL) {

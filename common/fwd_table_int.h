@@ -61,6 +61,7 @@ struct vctx {
 	const char *dir; /* the document file's directory ("" or ending in '/'),
 			  * NULL for a document sent as text */
 	uint64_t names_total; /* names in the name sets of the rules before this one */
+	size_t descs_cap; /* bytes allocated for t->descs */
 };
 
 /* ---- helpers (fwd_table.c, each described there) --------------------------
@@ -81,6 +82,14 @@ int tv_get_uint(struct vctx *c, const struct fwd_node *n, const char *path, uint
 		uint64_t max, uint64_t *out);
 int tv_get_name(struct vctx *c, const struct fwd_node *n, const char *path, const char *what,
 		char out[FWD_NAME_MAX]);
+
+/* A description's text at @n (tv_check_desc), or the description field
+ * @field (FWD_F_LINK_DESCRIPTION...) of map @map added to the table's pool
+ * (tv_get_desc: *@out its offset, 0 when absent, null or empty); @base is
+ * the map's path. */
+int tv_check_desc(struct vctx *c, const struct fwd_node *n, const char *path, const char **out);
+int tv_get_desc(struct vctx *c, const struct fwd_node *map, const char *base, enum fwd_schema field,
+		uint32_t *out);
 
 int tv_section_map(struct vctx *c, const struct fwd_node *n, const char *name, uint32_t max,
 		   const char *what);

@@ -67,7 +67,8 @@ int tv_parse_links(struct vctx *c, const struct fwd_node *links)
 		uint64_t v;
 
 		if ((rc = tv_section_entry(c, l, sec, "link", FWD_SC_LINK, lk->name, path,
-					   sizeof(path))))
+					   sizeof(path))) ||
+		    (rc = tv_get_desc(c, l, path, FWD_F_LINK_DESCRIPTION, &lk->desc)))
 			return rc;
 		snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, PORT));
 		if ((f = fwd_node_get(l, KEY(LINK, PORT))) == NULL)
@@ -152,7 +153,8 @@ int tv_parse_groups(struct vctx *c, const struct fwd_node *groups)
 		uint64_t wsum = 0;
 
 		if ((rc = tv_section_entry(c, g, sec, "link group", FWD_SC_GROUP, gr->name, path,
-					   sizeof(path))))
+					   sizeof(path))) ||
+		    (rc = tv_get_desc(c, g, path, FWD_F_GROUP_DESCRIPTION, &gr->desc)))
 			return rc;
 		if (tv_nidx_find(links, g->key) >= 0)
 			return tv_fail(c, g, path,

@@ -143,7 +143,9 @@ int tv_parse_policies(struct vctx *c, const struct fwd_node *pol)
 	if (def && def->type != FWD_NODE_NULL) {
 		if ((rc = tv_want(c, def, dsec, FWD_NODE_MAP)) ||
 		    (rc = tv_check_keys(c, def, dsec, FWD_SC_DEFAULT)) ||
-		    (rc = parse_action(c, nm, def, dsec, 1, &t->policies[0])))
+		    (rc = parse_action(c, nm, def, dsec, 1, &t->policies[0])) ||
+		    (rc = tv_get_desc(c, def, dsec, FWD_F_DEFAULT_DESCRIPTION,
+				      &t->policies[0].desc)))
 			return rc;
 		t->policies[0].region = FWD_ANY;
 		t->policies[0].service = FWD_ANY;
@@ -170,7 +172,8 @@ int tv_parse_policies(struct vctx *c, const struct fwd_node *pol)
 					   WORD(BUILTIN, UNKNOWN), &p->region)) ||
 		    (rc = tv_resolve_scope(c, &nm->services, m, path, KEY(POLICY, SERVICE),
 					   WORD(BUILTIN, OTHER), &p->service)) ||
-		    (rc = parse_action(c, nm, m, path, 0, p)))
+		    (rc = parse_action(c, nm, m, path, 0, p)) ||
+		    (rc = tv_get_desc(c, m, path, FWD_F_POLICY_DESCRIPTION, &p->desc)))
 			goto out;
 		if (p->region == FWD_ANY && p->service == FWD_ANY) {
 			rc = tv_fail(c, m, path, "%s '%s' with %s '%s' is the '%s' section",

@@ -356,7 +356,8 @@ int tv_parse_regions(struct vctx *c, const struct fwd_node *regions)
 		regions = NULL;
 	t->nregions = (uint16_t)(1 + (regions ? regions->count : 0));
 	t->region_names = calloc(t->nregions, FWD_NAME_MAX);
-	if (t->region_names == NULL)
+	t->region_desc = calloc(t->nregions, sizeof(*t->region_desc));
+	if (t->region_names == NULL || t->region_desc == NULL)
 		return -ENOMEM;
 	strcpy(t->region_names[0], WORD(BUILTIN, UNKNOWN));
 
@@ -393,7 +394,8 @@ int tv_parse_regions(struct vctx *c, const struct fwd_node *regions)
 		if (r->type == FWD_NODE_NULL)
 			continue;
 		if ((rc = tv_want(c, r, path, FWD_NODE_MAP)) ||
-		    (rc = tv_check_keys(c, r, path, FWD_SC_REGION)))
+		    (rc = tv_check_keys(c, r, path, FWD_SC_REGION)) ||
+		    (rc = tv_get_desc(c, r, path, FWD_F_REGION_DESCRIPTION, &t->region_desc[id])))
 			return rc;
 		p = fwd_node_get(r, prefixes);
 		if (p == NULL || p->type == FWD_NODE_NULL)

@@ -34,7 +34,8 @@ int tv_parse_residency(struct vctx *c, const struct fwd_node *res)
 
 		snprintf(path, sizeof(path), "%s[%u]", sec, i);
 		if ((rc = tv_want(c, m, path, FWD_NODE_MAP)) ||
-		    (rc = tv_check_keys(c, m, path, FWD_SC_RESIDENCY)))
+		    (rc = tv_check_keys(c, m, path, FWD_SC_RESIDENCY)) ||
+		    (rc = tv_get_desc(c, m, path, FWD_F_RESIDENCY_DESCRIPTION, &r->desc)))
 			return rc;
 		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(RESIDENCY, NAME));
 		if ((f = fwd_node_get(m, KEY(RESIDENCY, NAME))) == NULL)

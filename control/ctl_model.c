@@ -21,6 +21,17 @@ static json_t *str_list(const char (*v)[FWD_NAME_MAX], uint8_t n)
 	return a;
 }
 
+/* A thing's description (pool offset @off) into its map @o under @key, when
+ * it has one: as the document has it, so a PATCH (model -> document) and a
+ * checkpoint keep it. */
+static void set_desc(json_t *o, const char *key, const struct fwd_table *t, uint32_t off)
+{
+	const char *d = fwd_table_desc(t, off);
+
+	if (d[0])
+		json_object_set_new(o, key, json_string(d));
+}
+
 static const char *scope_name(const struct fwd_table *t, uint16_t id, int region)
 {
 	if (id == FWD_ANY)
@@ -66,8 +77,9 @@ static void port_range_str(const struct fwd_svc_range *r, char *buf, size_t len)
 
 /* The XDP filter section, rebuilt from the table (rule ids sit in the
  * prefixes' region and the ranges' service fields). */
-static json_t *filters_model(const struct fwd_filters *fl)
+static json_t *filters_model(const struct fwd_table *t)
 {
+	const struct fwd_filters *fl = &t->filters;
 	json_t *rules = json_array(), *f;
 	char buf[INET6_ADDRSTRLEN + 8], a[INET6_ADDRSTRLEN];
 
@@ -112,6 +124,7 @@ static json_t *filters_model(const struct fwd_filters *fl)
 			json_object_set_new(o, KEY(FILTER_RULE, SERVICES), svc);
 		else
 			json_decref(svc);
+		set_desc(o, KEY(FILTER_RULE, DESCRIPTION), t, r->desc);
 		json_array_append_new(rules, o);
 	}
 	f = json_pack("{s:s, s:s, s:s, s:s, s:o}", KEY(FILTERS, DEFAULT),
@@ -120,6 +133,7 @@ static json_t *filters_model(const struct fwd_filters *fl)
 		      flt_action(fl->malformed_action), KEY(FILTERS, REDIRECT),
 		      fl->redirect ? WORD(REDIRECT, AF_XDP) : WORD(REDIRECT, KERNEL),
 		      KEY(FILTERS, RULES), rules);
+	set_desc(f, KEY(FILTERS, DESCRIPTION), t, fl->desc);
 	return f;
 }
 
@@ -164,6 +178,7 @@ static json_t *content_model(const struct fwd_table *t)
 					    json_string(r->target_kind == FWD_ACT_GROUP
 								? t->groups[r->target].name
 								: t->links[r->target].name));
+		set_desc(o, KEY(CONTENT, DESCRIPTION), t, r->desc);
 		json_array_append_new(a, o);
 	}
 	return a;
@@ -179,9 +194,13 @@ json_t *ctl_model(const struct fwd_table *t)
 	json_object_set_new(m, KEY(DOC, VERSION), json_integer(1));
 	if (t->description[0])
 		json_object_set_new(m, KEY(DOC, DESCRIPTION), json_string(t->description));
-	for (uint16_t r = 1; r < t->nregions; r++)
-		json_object_set_new(regions, t->region_names[r],
-				    json_pack("{s:[]}", KEY(REGION, PREFIXES)));
+	for (uint16_t r = 1; r < t->nregions; r++) {
+		json_t *o = json_pack("{s:[]}", KEY(REGION, PREFIXES));
+
+		if (t->region_desc)
+			set_desc(o, KEY(REGION, DESCRIPTION), t, t->region_desc[r]);
+		json_object_set_new(regions, t->region_names[r], o);
+	}
 	for (uint32_t i = 0; i < t->nprefix4; i++) {
 		const struct fwd_prefix4 *p = &t->prefix4[i];
 		struct in_addr ia = {.s_addr = htonl(p->addr)};
@@ -225,16 +244,19 @@ json_t *ctl_model(const struct fwd_table *t)
 			      KEY(LINK, STATE), fwd_link_state_name(l));
 		if (l->vlan)
 			json_object_set_new(o, KEY(LINK, VLAN), json_integer(l->vlan));
+		set_desc(o, KEY(LINK, DESCRIPTION), t, l->desc);
 		json_object_set_new(links, l->name, o);
 	}
 	for (uint16_t i = 0; i < t->ngroups; i++) {
 		const struct fwd_group *g = &t->groups[i];
-		json_t *mem = json_object();
+		json_t *mem = json_object(), *o;
 
 		for (uint16_t k = 0; k < g->nmembers; k++)
 			json_object_set_new(mem, t->links[g->members[k].link].name,
 					    json_integer(g->members[k].weight));
-		json_object_set_new(groups, g->name, json_pack("{s:o}", KEY(GROUP, MEMBERS), mem));
+		o = json_pack("{s:o}", KEY(GROUP, MEMBERS), mem);
+		set_desc(o, KEY(GROUP, DESCRIPTION), t, g->desc);
+		json_object_set_new(groups, g->name, o);
 	}
 	for (uint32_t i = 1; i < t->npolicies; i++) {
 		const struct fwd_policy *p = &t->policies[i];
@@ -244,30 +266,37 @@ json_t *ctl_model(const struct fwd_table *t)
 				    json_string(scope_name(t, p->region, 1)));
 		json_object_set_new(o, KEY(POLICY, SERVICE),
 				    json_string(scope_name(t, p->service, 0)));
+		set_desc(o, KEY(POLICY, DESCRIPTION), t, p->desc);
 		json_array_append_new(pols, o);
 	}
 	for (uint16_t i = 0; i < t->nresidency; i++) {
 		const struct fwd_residency *r = &t->residency[i];
-		json_t *svc = json_array();
+		json_t *svc = json_array(), *o;
 
 		for (uint16_t k = 0; k < r->nservices; k++)
 			json_array_append_new(svc, json_string(scope_name(t, r->services[k], 0)));
-		json_array_append_new(
-			res, json_pack("{s:s, s:s, s:o, s:o}", KEY(RESIDENCY, NAME), r->name,
-				       KEY(RESIDENCY, REGION), t->region_names[r->region],
-				       KEY(RESIDENCY, SERVICES), svc, KEY(RESIDENCY, ALLOWED_TAGS),
-				       str_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags)));
+		o = json_pack("{s:s, s:s, s:o, s:o}", KEY(RESIDENCY, NAME), r->name,
+			      KEY(RESIDENCY, REGION), t->region_names[r->region],
+			      KEY(RESIDENCY, SERVICES), svc, KEY(RESIDENCY, ALLOWED_TAGS),
+			      str_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags));
+		set_desc(o, KEY(RESIDENCY, DESCRIPTION), t, r->desc);
+		json_array_append_new(res, o);
 	}
 	json_object_set_new(m, KEY(DOC, REGIONS), regions);
 	json_object_set_new(m, KEY(DOC, SERVICES), services);
 	json_object_set_new(m, KEY(DOC, LINKS), links);
 	json_object_set_new(m, KEY(DOC, LINK_GROUPS), groups);
 	json_object_set_new(m, KEY(DOC, POLICIES), pols);
-	json_object_set_new(m, KEY(DOC, DEFAULT), action_json(t, &t->policies[0], 1));
+	{
+		json_t *d = action_json(t, &t->policies[0], 1);
+
+		set_desc(d, KEY(DEFAULT, DESCRIPTION), t, t->policies[0].desc);
+		json_object_set_new(m, KEY(DOC, DEFAULT), d);
+	}
 	json_object_set_new(m, KEY(DOC, RESIDENCY), res);
 	/* Every section, so a PATCH (model -> document) keeps what it does not touch. */
 	if (t->filters.present)
-		json_object_set_new(m, KEY(DOC, FILTERS), filters_model(&t->filters));
+		json_object_set_new(m, KEY(DOC, FILTERS), filters_model(t));
 	if (t->ncontent)
 		json_object_set_new(m, KEY(DOC, CONTENT_RULES), content_model(t));
 	return m;
@@ -314,10 +343,16 @@ static json_t *section_diff(json_t *mo, json_t *mn, const char *sec, int prefixe
 			json_t *po = json_object_get(v, KEY(REGION, PREFIXES));
 			json_t *pn = json_object_get(nv, KEY(REGION, PREFIXES));
 
-			json_array_append_new(changed,
-					      json_pack("{s:s, s:o, s:o}", "name", k,
-							"prefixes_added", list_minus(pn, po),
-							"prefixes_removed", list_minus(po, pn)));
+			json_t *dk = json_object_get(v, KEY(REGION, DESCRIPTION));
+			json_t *dn = json_object_get(nv, KEY(REGION, DESCRIPTION));
+
+			/* Equal prefixes: the description is what changed. */
+			json_array_append_new(
+				changed,
+				json_pack("{s:s, s:o, s:o, s:b}", "name", k, "prefixes_added",
+					  list_minus(pn, po), "prefixes_removed",
+					  list_minus(po, pn), "description_changed",
+					  !(dk == dn || (dk && dn && json_equal(dk, dn)))));
 		} else {
 			json_array_append_new(changed, json_pack("{s:s, s:O, s:O}", "name", k,
 								 "before", v, "after", nv));
@@ -382,8 +417,11 @@ json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new)
 
 		json_object_set_new(d, flt, section_diff(ro, rn, flt, 0));
 		json_object_set_new(d, cr, section_diff(co, cn, cr, 0));
+		/* The settings are what the filter does: not its description. */
 		json_object_del(so, KEY(FILTERS, RULES));
 		json_object_del(sn, KEY(FILTERS, RULES));
+		json_object_del(so, KEY(FILTERS, DESCRIPTION));
+		json_object_del(sn, KEY(FILTERS, DESCRIPTION));
 		json_object_set_new(d, "filters_settings_changed",
 				    json_boolean(so && sn && !json_equal(so, sn)));
 		json_object_set_new(d, "filters_section",

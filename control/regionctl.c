@@ -1445,10 +1445,13 @@ static void print_diff(json_t *r, const char *unused)
 			printf("- %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
 		json_array_foreach(json_object_get(sd, "changed"), i, v) {
 			if (json_object_get(v, "prefixes_added"))
-				printf("~ %s %s: +%zu -%zu prefixes\n", fwd_schema_name(secs[s]),
+				printf("~ %s %s: +%zu -%zu prefixes%s\n", fwd_schema_name(secs[s]),
 				       js(v, "name"),
 				       json_array_size(json_object_get(v, "prefixes_added")),
-				       json_array_size(json_object_get(v, "prefixes_removed")));
+				       json_array_size(json_object_get(v, "prefixes_removed")),
+				       json_is_true(json_object_get(v, "description_changed"))
+					       ? ", description"
+					       : "");
 			else
 				printf("~ %s %s\n", fwd_schema_name(secs[s]), js(v, "name"));
 		}

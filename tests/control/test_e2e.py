@@ -284,6 +284,126 @@ def test_apply_diff_patch_rollback_history(box, tmp_path):
     assert rc == 0 and "rollback to generation 1" in out
 
 
+# A description at every level the format has one (the demo has the table's
+# and two regions'), each as the document puts it.
+DESCRIBED = [
+    ("  singapore:\n    prefixes:", '  singapore:\n    description: "users in Singapore"\n    prefixes:'),
+    ("    port: local0\n", '    port: local0\n    description: "this facility"\n'),
+    ("    members: {to-us-west-a: 3, to-us-west-b: 1}\n",
+     '    members: {to-us-west-a: 3, to-us-west-b: 1}\n    description: "Oregon, 3:1"\n'),
+    ("{region: brazil, service: any, action: steer, to: to-br}",
+     '{region: brazil, service: any, action: steer, to: to-br, description: "Brazil at home"}'),
+    ("default: {action: drop}", 'default: {action: drop, description: "fail closed"}'),
+    ("    allowed_tags: [in]\n", '    allowed_tags: [in]\n    description: "DPDP Act"\n'),
+    ("    action: count\n", '    action: count\n    description: "the regional zone\'s share"\n'),
+]
+DESCRIBED_FILTERS = ('filters:\n  description: "the edge"\n  rules:\n'
+                     '    - {name: bogons, action: drop, prefixes: [0.0.0.0/8], description: "no bogons"}\n')
+DESCRIPTIONS = {
+    "": "ingress table, Mumbai facility (demo)",
+    "regions.india": "users in India: personal data must stay in India (DPDP Act)",
+    "regions.india-partner": "a partner network inside an India block, steered separately",
+    "regions.singapore": "users in Singapore",
+    "links.local": "this facility",
+    "link_groups.us-west": "Oregon, 3:1",
+    "policies.brazil/any": "Brazil at home",
+    "default": "fail closed",
+    "residency.india-personal-data": "DPDP Act",
+    "filters": "the edge",
+    "filters.rules.bogons": "no bogons",
+    "content_rules.zone-example-in": "the regional zone's share",
+}
+
+
+def descriptions(doc):
+    """Every description of a table document (a dict), by where it is."""
+    out = {}
+
+    def take(path, o):
+        if isinstance(o, dict) and "description" in o:
+            out[path] = o["description"]
+    take("", doc)
+    for sec in ("regions", "links", "link_groups"):
+        for k, v in (doc.get(sec) or {}).items():
+            take(f"{sec}.{k}", v)
+    for p in doc.get("policies") or []:
+        take(f"policies.{p['region']}/{p['service']}", p)
+    take("default", doc.get("default"))
+    for sec in ("residency", "content_rules"):
+        for r in doc.get(sec) or []:
+            take(f"{sec}.{r['name']}", r)
+    take("filters", doc.get("filters"))
+    for r in (doc.get("filters") or {}).get("rules") or []:
+        take(f"filters.rules.{r['name']}", r)
+    return out
+
+
+def test_descriptions_survive_patch_and_history(box, tmp_path):
+    """A PATCH applies the model as the new document: every description of
+    the table (of a region, link, link group, policy, the default, a
+    residency rule, the filters, a filter rule, a content rule) is in the
+    model, so 'regionctl link down' keeps them all. It once kept the
+    table's own alone. 'prefixes list REGION -j' shows the region's."""
+    text = open(DEMO).read()
+    for old, new in DESCRIBED:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    text += DESCRIBED_FILTERS
+    doc = tmp_path / "described.yaml"
+    doc.write_text(text)
+    rc, out, err = box.ctl("apply", str(doc))
+    assert rc == 0 and "generation 2" in out, err
+    code, t = box.http("GET", "/v1/table")
+    assert code == 200 and descriptions(t["model"]) == DESCRIPTIONS, t["model"]
+
+    rc, out, err = box.ctl("link", "down", "to-br")
+    assert rc == 0 and "generation 3" in out, (out, err)
+    code, t = box.http("GET", "/v1/table")
+    assert t["generation"]["id"] == 3 and t["model"]["links"]["to-br"]["state"] == "down"
+    assert descriptions(t["model"]) == DESCRIPTIONS, t["model"]
+    # The stored document of the PATCHed generation is the model as JSON.
+    assert descriptions(json.loads(t["document"])) == DESCRIPTIONS
+    rc, out, _ = box.ctl("show", "table")
+    assert rc == 0 and out.count('"description"') == len(DESCRIPTIONS), out
+    # A PATCH that changes nothing still makes no generation.
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 3, "changes": [
+        {"op": "set_link_state", "link": "to-br", "state": "down"}]})
+    assert code == 200 and r["changed"] is False and r["generation"]["id"] == 3, r
+
+    rc, out, err = box.ctl("prefixes", "list", "singapore", "-j")
+    assert rc == 0 and json.loads(out) == {"prefixes": ["8.128.0.0/13", "2406:da18::/32"],
+                                           "description": "users in Singapore"}, (out, err)
+    rc, out, err = box.ctl("prefixes", "list", "oregon", "-j")
+    assert rc == 0 and "description" not in json.loads(out), out
+    rc, out, err = box.ctl("prefixes", "list", "singapore")
+    assert rc == 0 and out == "8.128.0.0/13\n2406:da18::/32\n", out
+    # ... and a rollback to the PUT generation, and forward again by PATCH.
+    rc, out, err = box.ctl("rollback", "2")
+    assert rc == 0 and "generation 4" in out, err
+    rc, out, err = box.ctl("link", "drain", "local")
+    assert rc == 0 and "generation 5" in out, (out, err)
+    code, t = box.http("GET", "/v1/table")
+    assert descriptions(json.loads(t["document"])) == DESCRIPTIONS
+    # A description alone changed: the region is listed as changed, for it.
+    doc.write_text(text.replace('"users in Singapore"', '"people in Singapore"'))
+    rc, out, err = box.ctl("diff", str(doc))
+    assert rc == 0 and "~ regions singapore: +0 -0 prefixes, description\n" in out, (out, err)
+    # A policy a PATCH adds keeps its description; one too long is refused,
+    # naming the change, and changes nothing.
+    pol = {"region": "oregon", "service": "dns", "action": "drop", "description": "x" * 256}
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 5, "changes": [
+        {"op": "add_policy", "policy": pol}]})
+    assert code == 422 and r["error"]["path"] == "changes[0].policy.description", r
+    assert r["error"]["reason"] == "a description is at most 255 bytes, not 256", r
+    assert box.gen() == 5
+    pol["description"] = "no DNS to Oregon"
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 5, "changes": [
+        {"op": "add_policy", "policy": pol}]})
+    assert code == 200 and r["generation"]["id"] == 6, r
+    code, t = box.http("GET", "/v1/table")
+    assert descriptions(t["model"]) == {**DESCRIPTIONS, "policies.oregon/dns": "no DNS to Oregon"}
+
+
 def assert_unchanged(box, gen=1):
     s = box.status()
     assert s["generation"]["id"] == gen

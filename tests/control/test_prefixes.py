@@ -265,11 +265,17 @@ def test_retention_folds_checkpoints(tmp_path):
         assert [g["kind"] for g in hist[:2]] == ["delta", "delta"]
         files = sorted(f for f in os.listdir(b.state) if f.startswith("gen-"))
         assert files == ["gen-4.doc", "gen-5.delta", "gen-6.delta"], files
+        # The checkpoint is written from the table's model: the regions'
+        # descriptions are in it (it once kept only the table's own).
+        india = "users in India: personal data must stay in India (DPDP Act)"
+        with open(os.path.join(b.state, "gen-4.doc"), encoding="utf-8") as f:
+            assert india in f.read()
         # Every listed generation can be produced: the oldest first.
         for gen in (4, 5):
             code, r = b.http("POST", "/v1/rollback", {"generation": gen})
             assert code == 200, r
             assert model(b) == models[gen]
+            assert model(b)["regions"]["india"]["description"] == india
         # Past --keep a generation is no longer listed nor rolled back to,
         # though its file stays while listed deltas chain from it: the
         # whole table is folded once per --keep changes, not at each.

@@ -16,6 +16,7 @@
 #include "ctl_model.h"
 #include "ctl_state.h"
 #include "ctl_traffic.h"
+#include "fwd_delta.h"
 
 static const char doc[] =
 	"regions: {india: {prefixes: [103.21.0.0/16, '2401:4900::/32']}, brazil: {prefixes: "
@@ -196,10 +197,178 @@ static void test_alarm_owners(void **state)
 	free(st);
 }
 
+/* Descriptions at every level the format has one, and where it puts each. */
+static const char desc_doc[] =
+	"description: the table\n"
+	"regions:\n"
+	"  in: {prefixes: [10.0.0.0/8], description: users in India}\n"
+	"  sg: {prefixes: [11.0.0.0/8]}\n"
+	"services: {https: [tcp/443], dns: [udp/53]}\n"
+	"links:\n"
+	"  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', tags: [in], description: first}\n"
+	"  l2: {port: p1, next_hop_mac: '02:00:00:00:00:02', description: 'Jos\xc3\xa9'}\n"
+	"link_groups: {g: {members: {l1: 1, l2: 1}, description: both}}\n"
+	"policies:\n"
+	"  - {region: in, service: https, action: steer, to: g, description: india web}\n"
+	"  - {region: sg, service: any, action: drop}\n"
+	"default: {action: steer, to: l1, description: the rest}\n"
+	"residency: [{name: r, region: in, services: [https], allowed_tags: [in], description: "
+	"stays}]\n"
+	"filters:\n"
+	"  description: the edge\n"
+	"  rules:\n"
+	"    - {name: bogons, action: drop, prefixes: [0.0.0.0/8], description: no bogons}\n"
+	"content_rules:\n"
+	"  - {name: c, field: tls_sni, pattern: x, services: [https], action: count, "
+	"description: count x}\n";
+
+/* The description of map @o, "(none)" without one: a failure says what is missing. */
+static const char *desc_of(const json_t *o)
+{
+	const json_t *d = json_object_get(o, "description");
+
+	return d ? json_string_value(d) : "(none)";
+}
+
+/* Each description of @m at its place, and only those: 11 of them. */
+static void assert_descs(const json_t *m)
+{
+	const char *const d = "description";
+	const json_t *pols = json_object_get(m, "policies");
+	char *text = json_dumps(m, JSON_COMPACT);
+	size_t n = 0;
+
+	assert_string_equal(desc_of(m), "the table");
+	assert_string_equal(desc_of(json_object_get(json_object_get(m, "regions"), "in")),
+			    "users in India");
+	assert_null(json_object_get(json_object_get(json_object_get(m, "regions"), "sg"), d));
+	assert_string_equal(desc_of(json_object_get(json_object_get(m, "links"), "l1")), "first");
+	assert_string_equal(desc_of(json_object_get(json_object_get(m, "links"), "l2")),
+			    "Jos\xc3\xa9");
+	assert_string_equal(desc_of(json_object_get(json_object_get(m, "link_groups"), "g")),
+			    "both");
+	assert_string_equal(desc_of(json_array_get(pols, 0)), "india web");
+	assert_null(json_object_get(json_array_get(pols, 1), d));
+	assert_string_equal(desc_of(json_object_get(m, "default")), "the rest");
+	assert_string_equal(desc_of(json_array_get(json_object_get(m, "residency"), 0)), "stays");
+	assert_string_equal(desc_of(json_object_get(m, "filters")), "the edge");
+	assert_string_equal(
+		desc_of(json_array_get(json_object_get(json_object_get(m, "filters"), "rules"), 0)),
+		"no bogons");
+	assert_string_equal(desc_of(json_array_get(json_object_get(m, "content_rules"), 0)),
+			    "count x");
+	for (const char *p = text; (p = strstr(p, "\"description\"")) != NULL; p++)
+		n++;
+	assert_int_equal(n, 11);
+	free(text);
+}
+
+/* A description of a region, link, group, policy, the default, a residency
+ * rule, the filters, a filter rule or a content rule is in the model (a
+ * PATCH applies the model as the new document; a checkpoint is written
+ * from it), survives model -> table -> model and a delta's copy of the
+ * table. Regression: the model had the table's own description only, so
+ * 'regionctl link down' dropped every other one. */
+static void test_descriptions_kept(void **state)
+{
+	struct fwd_err e = {0};
+	char b[512];
+	struct fwd_table *t = fwd_table_parse(desc_doc, strlen(desc_doc), "d.yaml", 0, &e), *t2,
+			 *cp;
+	struct fwd_prefix4 *p4;
+	struct fwd_prefix6 *p6;
+	json_t *m, *m2, *m3, *patched, *d;
+	char *text;
+
+	(void)state;
+	if (t == NULL)
+		fail_msg("%s", fwd_err_str(&e, b, sizeof(b)));
+	m = ctl_model(t);
+	assert_descs(m);
+	text = json_dumps(m, JSON_COMPACT);
+	t2 = fwd_table_parse(text, strlen(text), "model", 1, &e);
+	if (t2 == NULL)
+		fail_msg("%s", fwd_err_str(&e, b, sizeof(b)));
+	m2 = ctl_model(t2);
+	assert_true(json_equal(m, m2));
+	free(text);
+
+	/* A delta generation's table is a copy with other prefixes. */
+	p4 = malloc(sizeof(*p4) * t->nprefix4);
+	p6 = malloc(sizeof(*p6) * (t->nprefix6 ? t->nprefix6 : 1));
+	memcpy(p4, t->prefix4, sizeof(*p4) * t->nprefix4);
+	memcpy(p6, t->prefix6, sizeof(*p6) * t->nprefix6);
+	cp = fwd_table_with_prefixes(t, p4, t->nprefix4, p6, t->nprefix6);
+	assert_non_null(cp);
+	fwd_table_free(t); /* the copy shares nothing */
+	t = NULL;
+	m3 = ctl_model(cp);
+	assert_true(json_equal(m2, m3));
+
+	/* A link down, as a PATCH makes it: every description stays; only the
+	 * link's state changed. */
+	patched = json_deep_copy(m2);
+	json_object_set_new(json_object_get(json_object_get(patched, "links"), "l2"), "state",
+			    json_string("down"));
+	text = json_dumps(patched, JSON_COMPACT);
+	fwd_table_free(cp);
+	cp = fwd_table_parse(text, strlen(text), "patched", 1, &e);
+	if (cp == NULL)
+		fail_msg("%s", fwd_err_str(&e, b, sizeof(b)));
+	json_decref(m3);
+	m3 = ctl_model(cp);
+	assert_descs(m3);
+	assert_true(json_equal(m3, patched));
+	free(text);
+
+	/* A description alone changed: the thing it describes changed, and
+	 * nothing it does; the filters' settings did not. */
+	json_decref(patched);
+	patched = json_deep_copy(m2);
+	json_object_set_new(json_object_get(json_object_get(patched, "regions"), "in"),
+			    "description", json_string("people in India"));
+	json_object_set_new(json_object_get(patched, "filters"), "description",
+			    json_string("the border"));
+	text = json_dumps(patched, JSON_COMPACT);
+	fwd_table_free(cp);
+	cp = fwd_table_parse(text, strlen(text), "patched", 1, &e);
+	assert_non_null(cp);
+	d = ctl_diff(t2, cp);
+	{
+		const json_t *ch = json_object_get(json_object_get(d, "regions"), "changed");
+
+		assert_int_equal(json_array_size(ch), 1);
+		assert_string_equal(
+			json_string_value(json_object_get(json_array_get(ch, 0), "name")), "in");
+		assert_true(json_is_true(
+			json_object_get(json_array_get(ch, 0), "description_changed")));
+		assert_int_equal(
+			json_array_size(json_object_get(json_array_get(ch, 0), "prefixes_added")),
+			0);
+		assert_false(json_is_true(json_object_get(d, "filters_settings_changed")));
+	}
+	json_decref(d);
+	/* ... and a table against itself differs in nothing. */
+	d = ctl_diff(t2, t2);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(d, "regions"), "changed")),
+			 0);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(d, "links"), "changed")),
+			 0);
+	json_decref(d);
+	free(text);
+	json_decref(patched);
+	json_decref(m);
+	json_decref(m2);
+	json_decref(m3);
+	fwd_table_free(cp);
+	fwd_table_free(t2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_keeps_every_section),
+		cmocka_unit_test(test_descriptions_kept),
 		cmocka_unit_test(test_moves),
 		cmocka_unit_test(test_alarm_owners),
 	};
