@@ -206,13 +206,15 @@ int tv_get_name(struct vctx *c, const struct fwd_node *n, const char *path, cons
 	return 0;
 }
 
-/* A description, of the table or of a thing in it: one line of text (no
- * control character, as a generation's comment) of at most FWD_DESC_MAX
- * bytes. Once cut short to fit without a word; now refused, naming the
- * field, so what a document says is what the table keeps. */
+/* A description, of the table or of a thing in it: text of at most
+ * FWD_DESC_MAX bytes, lines and tabs allowed (a YAML block of prose is what
+ * people write; documents that ran before must still load), any other
+ * control character refused (C0, DEL, C1, U+2028/U+2029: they would reach
+ * a terminal through `show table -j` or a script's output). The table's
+ * own was once cut short to 255 bytes without a word, and the others were
+ * not read at all; now each is kept whole or refused, naming the field. */
 int tv_check_desc(struct vctx *c, const struct fwd_node *n, const char *path, const char **out)
 {
-	char why[160];
 	size_t len;
 	int rc = tv_get_scalar(c, n, path, out);
 
@@ -222,8 +224,25 @@ int tv_check_desc(struct vctx *c, const struct fwd_node *n, const char *path, co
 	if (len > FWD_DESC_MAX)
 		return tv_fail(c, n, path, "a description is at most %d bytes, not %zu",
 			       FWD_DESC_MAX, len);
-	if (fwd_text_check(*out, len, fwd_schema_name(FWD_F_DOC_DESCRIPTION), why, sizeof(why)))
-		return tv_fail(c, n, path, "%s", why);
+	for (size_t i = 0; i < len; i++) {
+		const unsigned char *b = (const unsigned char *)*out + i;
+		size_t k = *b == '\n' || *b == '\t' ? 0 : fwd_control_len(*out + i, len - i);
+
+		if (k == 1)
+			return tv_fail(c, n, path,
+				       "byte 0x%02x at offset %zu is a control character (a "
+				       "description takes text, line breaks and tabs)",
+				       b[0], i);
+		if (k > 1)
+			return tv_fail(
+				c, n, path,
+				"U+%04X at offset %zu is a control character or separator (a "
+				"description takes text, line breaks and tabs)",
+				k == 2	       ? (unsigned)b[1]
+				: b[2] == 0xa8 ? 0x2028u
+					       : 0x2029u,
+				i);
+	}
 	return 0;
 }
 

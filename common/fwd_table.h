@@ -161,7 +161,7 @@ struct fwd_content_rule {
 };
 
 /* The longest description, in bytes (UTF-8), of the table and of each thing in it. */
-#define FWD_DESC_MAX 255
+#define FWD_DESC_MAX 4096
 
 struct fwd_table {
 	char source[128]; /* file name or "request" */

@@ -390,11 +390,11 @@ def test_descriptions_survive_patch_and_history(box, tmp_path):
     assert rc == 0 and "~ regions singapore: +0 -0 prefixes, description\n" in out, (out, err)
     # A policy a PATCH adds keeps its description; one too long is refused,
     # naming the change, and changes nothing.
-    pol = {"region": "oregon", "service": "dns", "action": "drop", "description": "x" * 256}
+    pol = {"region": "oregon", "service": "dns", "action": "drop", "description": "x" * 4097}
     code, r = box.http("PATCH", "/v1/table", {"expected_generation": 5, "changes": [
         {"op": "add_policy", "policy": pol}]})
     assert code == 422 and r["error"]["path"] == "changes[0].policy.description", r
-    assert r["error"]["reason"] == "a description is at most 255 bytes, not 256", r
+    assert r["error"]["reason"] == "a description is at most 4096 bytes, not 4097", r
     assert box.gen() == 5
     pol["description"] = "no DNS to Oregon"
     code, r = box.http("PATCH", "/v1/table", {"expected_generation": 5, "changes": [
