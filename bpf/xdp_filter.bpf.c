@@ -278,19 +278,22 @@ int xdp_filter(struct xdp_md *ctx)
 	if (rc != FWD_OK) {
 		int non_ip = rc == FWD_ERR(NON_IP);
 
-		/* A source-prefix rule that drops or limits holds for every IP
-		 * packet whose addresses were read, however broken the rest:
-		 * a hostile probe got a dropped prefix's packets to the kernel,
+		/* A source-prefix rule that drops holds for every IP packet
+		 * whose addresses were read, however broken the rest: a
+		 * hostile probe got a dropped prefix's packets to the kernel,
 		 * which takes them, with nine IPv6 destination-options headers
 		 * (a chain the parser calls malformed, which passes by
-		 * default). A pass rule does not let a malformed packet by. */
+		 * default). Only a drop: a pass rule must not let a malformed
+		 * packet by, nor a rate rule's conforming packets past
+		 * `malformed: drop` (or into the AF_XDP redirect); both
+		 * follow the malformed policy, as before. */
 		if (!non_ip && (p.family == 4 || p.family == 6)) {
 			rule = prefix_rule(half, cfg, &p, &hit);
 			if (rule) {
 				__u32 k = half * FWD_FLT_MAX_RULES + rule - 1;
 
 				r = bpf_map_lookup_elem(&flt_rules, &k);
-				if (r && r->action != FWD_FLT_PASS) {
+				if (r && r->action == FWD_FLT_DROP) {
 					count(FWD_FLT_CNT_PREFIX_HIT);
 					goto decide;
 				}

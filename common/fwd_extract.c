@@ -235,9 +235,14 @@ int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
 		return FWD_X_TRUNCATED;
 	if (p[1] != 3)
 		return FWD_X_NONE; /* not TLS (SSL 3.0 / TLS 1.x record version) */
+	rec = rd16(p + 3);
+	/* A record too short for the handshake header (an empty one, even):
+	 * p[5] is not this record's, so the records decide (a review: a
+	 * leading empty record hid the hello behind it as "not one"). */
+	if (rec < 4)
+		return sni_records(p, len, out, outlen);
 	if (p[5] != 1)
 		return FWD_X_NONE; /* a handshake, but not a ClientHello */
-	rec = rd16(p + 3);
 	hs = rd24(p + 6);
 	if (rec > 16384)
 		return FWD_X_MALFORMED; /* RFC 8446 5.1: a record carries at most 2^14 bytes */

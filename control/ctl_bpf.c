@@ -213,6 +213,29 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 			goto out;
 		b->nv6keys[half]++;
 	}
+	/* The rate state of the prefixes this half now holds starts fresh: an
+	 * index keeps no state of the prefix it named two updates ago (a
+	 * review found none was cleared: a new rate rule inherited the old
+	 * one's theoretical arrival time, up to burst / rate ahead, and
+	 * dropped its first packets for that long). The program is not
+	 * reading this half; the spin lock field is not copied from here. */
+	for (uint32_t i = 0; rc == 0 && i < img->nrules; i++)
+		if (img->rules[i].action == FWD_FLT_RATE) {
+			struct fwd_flt_bucket *zeros =
+				calloc(img->nprefix ? img->nprefix : 1, sizeof(*zeros));
+
+			if (zeros == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			if (img->nprefix)
+				rc = array_write(b->fd[M_BUCKETS], pbase, zeros, sizeof(*zeros),
+						 img->nprefix);
+			free(zeros);
+			if (rc)
+				goto out;
+			break;
+		}
 	/* The flip: one update of a single array element, which the program
 	 * reads once per packet. Packets already past that read finish on the
 	 * old half, which is left untouched until the next apply. */

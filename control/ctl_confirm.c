@@ -69,6 +69,16 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
 			     "no apply awaits confirmation");
 		return 0;
 	}
+	/* Armed with a write-ahead record a crash left undecided: the change
+	 * may yet be dropped, and "kept" would be a promise about a
+	 * generation that never becomes current (a review). */
+	if (st->has_pending && st->pending.id == gen) {
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+			     "generation %" PRIu64 " was being applied when regiond stopped; it is "
+			     "resolved once regionfwd answers; confirm it then",
+			     gen);
+		return 0;
+	}
 	/* A confirmation only the memory knows would be undone by a restart
 	 * (the record on disk still says "revert at the deadline"): it is
 	 * durable or it is refused, and the deadline still holds. */

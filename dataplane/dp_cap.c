@@ -541,7 +541,7 @@ static void describe(const struct dp_cap_req *q, uint64_t id, char *buf, size_t 
 	if (n < len && q->count)
 		n += (size_t)snprintf(buf + n, len - n, " count=%llu",
 				      (unsigned long long)q->count);
-	if (n == head) /* no criterion: the colon must not end the line */
+	if (n == head && n < len) /* no criterion: the colon must not end the line */
 		snprintf(buf + n, len - n, " every packet");
 }
 

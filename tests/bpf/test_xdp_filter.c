@@ -240,6 +240,25 @@ static void test_prefix_rules_hold_for_malformed_packets(void **state)
 	assert_int_equal(run(p.b, p.len), XDP_DROP);
 	p = long_chain6(out);
 	assert_int_equal(run(p.b, p.len), XDP_DROP);
+	fwd_flt_image_free(img);
+	/* A rate rule's source: malformed packets follow the malformed policy,
+	 * never the rule's conforming share (a review: they passed, and with
+	 * `malformed: drop` too). */
+	px[0].rule = 0;
+	act[0] = FWD_FLT_RATE;
+	img = fwd_flt_compile(px, 1, NULL, 0, act, 1, &err);
+	assert_non_null(img);
+	fwd_flt_image_rate(img, 0, 1000, 100);
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 0, 3, &err),
+		0);
+	ctl_bpf_counters(filter, b);
+	p = short_l4((char[]){10, 9, 2, 2});
+	assert_int_equal(run(p.b, p.len), XDP_DROP);
+	assert_int_equal(run_v4((char[]){10, 9, 2, 2}, FWD_PROTO_TCP, 80), XDP_PASS); /* whole */
+	ctl_bpf_counters(filter, a);
+	assert_int_equal(D(MALFORMED), 1);
+	assert_int_equal(D(PREFIX_HIT), 1);
 #undef D
 	fwd_flt_image_free(img);
 }
@@ -473,6 +492,17 @@ static void test_rate_per_prefix(void **state)
 	assert_int_equal(pass6, 5);
 	ctl_bpf_counters(filter, after);
 	assert_int_equal(after[FWD_FLT_CNT_RATE_LIMITED] - before[FWD_FLT_CNT_RATE_LIMITED], 30);
+	/* Two updates later the same half holds the prefixes again, and their
+	 * state starts fresh: the whole burst passes again (a review found the
+	 * old theoretical arrival time kept: nothing passed for seconds). */
+	for (uint32_t gen = 31; gen <= 32; gen++)
+		assert_int_equal(ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS,
+					       FWD_FLT_PASS, 0, gen, &err),
+				 0);
+	pass5 = 0;
+	for (int i = 0; i < 20; i++)
+		pass5 += run_v4((char[]){10, 5, 1, (char)i}, FWD_PROTO_UDP, 9) == XDP_PASS;
+	assert_int_equal(pass5, 5);
 	fwd_flt_image_free(img);
 }
 

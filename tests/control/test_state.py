@@ -454,6 +454,18 @@ def test_a_commit_confirm_change_cut_short_by_a_crash_still_reverts(tmp_path):
             b.rd.wait(30)
             apply.wait(30)
         proxy.close()
+        # regionfwd out of reach: the change stays undecided, and a confirm
+        # of it is refused, not logged as kept (a review)
+        rd = subprocess.Popen([REGIOND, "--dataplane", str(tmp_path / "nowhere.sock"), "--api-socket", b.api,
+                               "--state-dir", b.state, "--table", DEMO], stdout=b.rd_log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: isinstance(b.ctl("status", json_out=True)[1], dict), what="regiond up, alone")
+            code, r = b.http("POST", "/v1/confirm", {})
+            assert code == 503 and r["error"]["code"] == "dataplane_unavailable", r
+            assert "confirm it then" in r["error"]["reason"], r
+        finally:
+            rd.terminate()
+            rd.wait(30)
         b.start_regiond()
         s = b.status()
         assert s["generation"]["id"] == 2 and s["confirm"] and s["confirm"]["generation"] == 2, s

@@ -179,6 +179,20 @@ static void test_sni_over_several_records(void **state)
 	split_records(&h, 2);
 	h.b[5] = 2; /* a ServerHello over records */
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_NONE);
+	/* An empty record first: p[5] is the next record's, not a handshake
+	 * type; the records say it is malformed (a review: it read as "not a
+	 * ClientHello", hiding the name from rules and from the counter). */
+	client_hello(&h, "a.example", 9, 0);
+	memmove(h.b + 5, h.b, h.n);
+	memcpy(h.b, "\x16\x03\x01\x00\x00", 5);
+	h.n += 5;
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	/* A first record of 1..3 bytes: the hello over the records. */
+	for (size_t c = 1; c <= 3; c++) {
+		client_hello(&h, "a.example", 9, 0);
+		split_records(&h, c);
+		assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 9);
+	}
 }
 
 static void test_every_truncation(void **state)
