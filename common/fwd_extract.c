@@ -441,6 +441,61 @@ static inline const uint8_t *next_line_mark(const uint8_t *start, const uint8_t 
 	return NULL;
 }
 
+/* Whether [@t, @end) starts with the lowercase @lit, in any case. */
+static int starts_caseless(const uint8_t *t, const uint8_t *end, const char *lit)
+{
+	for (; *lit; lit++, t++)
+		if (t >= end || (*t | 0x20) != (uint8_t)*lit)
+			return 0;
+	return 1;
+}
+
+/*
+ * The host of an absolute-form request-target, [@t, @te): "http://host/..."
+ * (RFC 9112 3.2.2). A server takes the host from it and ignores Host, so a
+ * rule on Host must too (a hostile probe: "GET http://other.org/" with
+ * "Host: example.com" was matched as example.com). Userinfo ("user@") and
+ * the port go; an IPv6 literal keeps its brackets, as in Host.
+ * @return 1 with *@h, *@hl; 0 when the target is not absolute-form; or
+ * FWD_X_MALFORMED (no host, an unclosed IPv6 literal).
+ */
+static int absolute_host(const uint8_t *t, const uint8_t *te, const uint8_t **h, size_t *hl)
+{
+	const uint8_t *a, *e, *at;
+
+	if (starts_caseless(t, te, "http://"))
+		a = t + 7;
+	else if (starts_caseless(t, te, "https://"))
+		a = t + 8;
+	else
+		return 0;
+	for (e = a; e < te && *e != '/' && *e != '?' && *e != '#'; e++)
+		;
+	for (at = e; at > a && at[-1] != '@'; at--)
+		;
+	a = at; /* past the last '@' of the authority, if any */
+	if (a < e && *a == '[') { /* to its ']' */
+		const uint8_t *rb = a;
+
+		while (rb < e && *rb != ']')
+			rb++;
+		if (rb == e)
+			return FWD_X_MALFORMED;
+		e = rb + 1;
+	} else { /* to the port's ':' */
+		const uint8_t *colon = a;
+
+		while (colon < e && *colon != ':')
+			colon++;
+		e = colon;
+	}
+	if (e == a)
+		return FWD_X_MALFORMED;
+	*h = a;
+	*hl = (size_t)(e - a);
+	return 1;
+}
+
 /*
  * Only two kinds of header line matter: one starting with 'h' (a Host
  * header, maybe) and the empty line that ends the headers. So rather than
@@ -465,6 +520,15 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	stop = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
 	if (stop - p < 14 || memcmp(stop - 8, "HTTP/1.", 7))
 		return FWD_X_NONE; /* not HTTP/1.x */
+	{
+		/* the target: after the method's space, before " HTTP/1.x" */
+		const uint8_t *t = find_byte(p, p, stop, ' '), *te = stop - 9;
+		int rc;
+
+		if (t != NULL && t + 1 < te && *te == ' ' &&
+		    (rc = absolute_host(t + 1, te, &host, &host_len)) != 0)
+			return rc < 0 ? rc : copy_name(host, host_len, out, outlen);
+	}
 	for (q = eol;;) { /* q: a line end; the line after it starts at q + 1 */
 		const uint8_t *line = q + 1;
 		int rc;

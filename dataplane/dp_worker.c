@@ -437,7 +437,8 @@ follow:
 		return;
 	dp_content_act(cs, g->cls, p, v.rule, d);
 	if (p->proto == FWD_PROTO_TCP) {
-		lc->cnt.evt[FWD_EVT_CONTENT_FLOW_NEW]++;
+		/* A flow decided again (as dropped) is the same flow: counted once. */
+		lc->cnt.evt[FWD_EVT_CONTENT_FLOW_NEW] += pinned == DP_CONTENT_NONE;
 		if (dp_flow_insert(&lc->flow, &k, g->seq, v.rule, cs->rule_keys[v.rule], now))
 			lc->cnt.evt[FWD_EVT_CONTENT_FLOW_EVICTED]++;
 	}

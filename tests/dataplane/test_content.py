@@ -227,6 +227,8 @@ def test_a_decided_flow_still_meets_drop_rules(tmp_path):
     assert c["host-drop"]["flow_packets"] == 2 and c["sig-drop"]["flow_packets"] == 1, c
     # scanned: all but the three that followed a drop unscanned
     assert st["events"]["content_scanned"] == len(pkts) - 3, st["events"]
+    # decided: each flow once, a flow decided again as dropped included
+    assert st["events"]["content_flow_decided"] == len(flows), st["events"]
 
 
 def test_unscoped_traffic_is_not_scanned(tmp_path):

@@ -263,6 +263,28 @@ static void test_http_host(void **state)
 			 FWD_X_MALFORMED);
 	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n")),
 			 FWD_X_MALFORMED);
+	/* Absolute-form: the server takes the target's host and ignores Host
+	 * (RFC 9112 3.2.2), and so does the extractor (a hostile probe). */
+	assert_int_equal(fwd_extract_http_host(H("GET http://Other.ORG/x HTTP/1.1\r\nHost: "
+						 "example.com\r\n\r\n")),
+			 9);
+	assert_string_equal(out, "other.org");
+	assert_int_equal(fwd_extract_http_host(H("GET HTTPS://u:p@evil.example:8443?q HTTP/1.1\r\n"
+						 "\r\n")),
+			 12);
+	assert_string_equal(out, "evil.example");
+	assert_int_equal(fwd_extract_http_host(H("GET http://[2001:db8::1]:80/ HTTP/1.1\r\n\r\n")),
+			 13);
+	assert_string_equal(out, "[2001:db8::1]");
+	assert_int_equal(fwd_extract_http_host(H("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET http://[::1/ HTTP/1.1\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	/* a path that merely holds "http://" is origin-form: Host decides */
+	assert_int_equal(fwd_extract_http_host(H("GET /r?u=http://x.org HTTP/1.1\r\nHost: "
+						 "a.example\r\n\r\n")),
+			 9);
+	assert_string_equal(out, "a.example");
 #undef H
 }
 
