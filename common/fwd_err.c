@@ -79,36 +79,48 @@ size_t fwd_control_len(const char *s, size_t n)
 	return n >= 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9) ? 3 : 0;
 }
 
-int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap)
+/* fwd_text_check() and fwd_prose_check(): @prose lets line feeds and tabs
+ * by, and says so in the reason. */
+static int text_check(const char *s, size_t n, const char *field, int prose, char *reason,
+		      size_t cap)
 {
+	const char *what =
+		prose ? "must be text (line breaks and tabs are)" : "must be one line of text";
+
 	for (size_t i = 0; i < n; i++) {
 		const unsigned char *p = (const unsigned char *)s + i;
-		size_t k = fwd_control_len(s + i, n - i);
+		size_t k = prose && (*p == '\n' || *p == '\t') ? 0 : fwd_control_len(s + i, n - i);
 
 		if (k == 1) {
 			snprintf(reason, cap,
-				 "'%s' must be one line of text: byte 0x%02x at offset %zu is a "
-				 "control character",
-				 field, p[0], i);
+				 "'%s' %s: byte 0x%02x at offset %zu is a control character", field,
+				 what, p[0], i);
 			return -EINVAL;
 		}
 		if (k == 2) { /* c2 80..c2 9f: U+0080..U+009F */
 			snprintf(reason, cap,
-				 "'%s' must be one line of text: U+%04X at offset %zu is a "
-				 "control character",
-				 field, (unsigned)p[1], i);
+				 "'%s' %s: U+%04X at offset %zu is a control character", field,
+				 what, (unsigned)p[1], i);
 			return -EINVAL;
 		}
 		if (k == 3) {
-			snprintf(reason, cap,
-				 "'%s' must be one line of text: U+%04X at offset %zu is a %s "
-				 "separator",
-				 field, p[2] == 0xa8 ? 0x2028u : 0x2029u, i,
+			snprintf(reason, cap, "'%s' %s: U+%04X at offset %zu is a %s separator",
+				 field, what, p[2] == 0xa8 ? 0x2028u : 0x2029u, i,
 				 p[2] == 0xa8 ? "line" : "paragraph");
 			return -EINVAL;
 		}
 	}
 	return 0;
+}
+
+int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap)
+{
+	return text_check(s, n, field, 0, reason, cap);
+}
+
+int fwd_prose_check(const char *s, size_t n, const char *field, char *reason, size_t cap)
+{
+	return text_check(s, n, field, 1, reason, cap);
 }
 
 static const struct {

@@ -78,6 +78,10 @@ size_t fwd_control_len(const char *s, size_t n);
  *  character and its offset. */
 int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap);
 
+/** fwd_text_check() for text of several lines (a description): line feeds
+ *  and tabs are let by, every other control character refused alike. */
+int fwd_prose_check(const char *s, size_t n, const char *field, char *reason, size_t cap);
+
 /** Replace every byte fwd_utf8_valid_len() stops at by '?', in place. */
 void fwd_utf8_clean(char *s);
 

@@ -215,6 +215,7 @@ int tv_get_name(struct vctx *c, const struct fwd_node *n, const char *path, cons
  * not read at all; now each is kept whole or refused, naming the field. */
 int tv_check_desc(struct vctx *c, const struct fwd_node *n, const char *path, const char **out)
 {
+	char why[160];
 	size_t len;
 	int rc = tv_get_scalar(c, n, path, out);
 
@@ -224,25 +225,8 @@ int tv_check_desc(struct vctx *c, const struct fwd_node *n, const char *path, co
 	if (len > FWD_DESC_MAX)
 		return tv_fail(c, n, path, "a description is at most %d bytes, not %zu",
 			       FWD_DESC_MAX, len);
-	for (size_t i = 0; i < len; i++) {
-		const unsigned char *b = (const unsigned char *)*out + i;
-		size_t k = *b == '\n' || *b == '\t' ? 0 : fwd_control_len(*out + i, len - i);
-
-		if (k == 1)
-			return tv_fail(c, n, path,
-				       "byte 0x%02x at offset %zu is a control character (a "
-				       "description takes text, line breaks and tabs)",
-				       b[0], i);
-		if (k > 1)
-			return tv_fail(
-				c, n, path,
-				"U+%04X at offset %zu is a control character or separator (a "
-				"description takes text, line breaks and tabs)",
-				k == 2	       ? (unsigned)b[1]
-				: b[2] == 0xa8 ? 0x2028u
-					       : 0x2029u,
-				i);
-	}
+	if (fwd_prose_check(*out, len, fwd_schema_name(FWD_F_DOC_DESCRIPTION), why, sizeof(why)))
+		return tv_fail(c, n, path, "%s", why);
 	return 0;
 }
 

@@ -130,6 +130,14 @@ static int array_write(int fd, uint32_t first, const void *vals, size_t vsize, u
 	return rc;
 }
 
+static int has_rate_rule(const struct fwd_flt_image *img)
+{
+	for (uint32_t i = 0; i < img->nrules; i++)
+		if (img->rules[i].action == FWD_FLT_RATE)
+			return 1;
+	return 0;
+}
+
 int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t default_action,
 		  uint8_t non_ip_action, uint8_t malformed_action, uint8_t redirect, uint32_t gen,
 		  struct fwd_err *err)
@@ -219,23 +227,18 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 	 * one's theoretical arrival time, up to burst / rate ahead, and
 	 * dropped its first packets for that long). The program is not
 	 * reading this half; the spin lock field is not copied from here. */
-	for (uint32_t i = 0; rc == 0 && i < img->nrules; i++)
-		if (img->rules[i].action == FWD_FLT_RATE) {
-			struct fwd_flt_bucket *zeros =
-				calloc(img->nprefix ? img->nprefix : 1, sizeof(*zeros));
+	if (has_rate_rule(img) && img->nprefix) {
+		struct fwd_flt_bucket *zeros = calloc(img->nprefix, sizeof(*zeros));
 
-			if (zeros == NULL) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			if (img->nprefix)
-				rc = array_write(b->fd[M_BUCKETS], pbase, zeros, sizeof(*zeros),
-						 img->nprefix);
-			free(zeros);
-			if (rc)
-				goto out;
-			break;
+		if (zeros == NULL) {
+			rc = -ENOMEM;
+			goto out;
 		}
+		rc = array_write(b->fd[M_BUCKETS], pbase, zeros, sizeof(*zeros), img->nprefix);
+		free(zeros);
+		if (rc)
+			goto out;
+	}
 	/* The flip: one update of a single array element, which the program
 	 * reads once per packet. Packets already past that read finish on the
 	 * old half, which is left untouched until the next apply. */

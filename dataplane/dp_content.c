@@ -435,14 +435,6 @@ void dp_content_prepare(const struct dp_content *c, const struct dp_content_inpu
 		}
 }
 
-static inline void unreadable(struct dp_content_verdict *v, int f, int x)
-{
-	if (x < 0) {
-		v->unreadable[f] = (int8_t)x;
-		v->any_unreadable = 1;
-	}
-}
-
 static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
 		struct dp_content_prep *pr, struct dp_content_verdict *v)
 {
@@ -458,7 +450,6 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 	v->nhits = 0;
 	v->scan_error = 0;
 	memset(v->unreadable, 0, sizeof(v->unreadable));
-	v->any_unreadable = 0;
 	for (unsigned todo = in->fields & c->fields_used; todo; todo &= todo - 1) {
 		const int f = __builtin_ctz(todo);
 		struct fwd_ns_query *staged = NULL; /* the name's lookup, begun */
@@ -470,7 +461,7 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 			n = (int)in->len;
 		} else if (pr) {
 			if ((n = pr->n[f - 1]) <= 0) {
-				unreadable(v, f, n);
+				v->unreadable[f] = (int8_t)(n < 0 ? n : 0);
 				continue;
 			}
 			data = pr->name[f - 1];
@@ -480,7 +471,7 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 			n = (int)strlen(data);
 		} else {
 			if ((n = extract_field(in, f, name)) <= 0) {
-				unreadable(v, f, n);
+				v->unreadable[f] = (int8_t)(n < 0 ? n : 0);
 				continue;
 			}
 			data = name;

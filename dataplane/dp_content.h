@@ -92,8 +92,13 @@ struct dp_content_verdict {
 	 * segment's end, two Host headers, a name past 255 bytes), else 0.
 	 * No name rule saw such a packet: counted, and said by explain. */
 	int8_t unreadable[4];
-	int any_unreadable;
 };
+
+/** Whether some name of @v's packet was there but unreadable. */
+static inline int dp_content_any_unreadable(const struct dp_content_verdict *v)
+{
+	return (v->unreadable[0] | v->unreadable[1] | v->unreadable[2] | v->unreadable[3]) != 0;
+}
 
 /**
  * Build @t's content state. @shipped: the databases from the push (their

@@ -421,7 +421,7 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 	}
 	if (unlikely(v.scan_error))
 		lc->cnt.evt[FWD_EVT_CONTENT_SCAN_ERROR]++;
-	if (unlikely(v.any_unreadable))
+	if (unlikely(dp_content_any_unreadable(&v)))
 		lc->cnt.evt[FWD_EVT_CONTENT_UNREADABLE]++;
 follow:
 	/* A decided flow: its verdict, unless this packet matched a drop,

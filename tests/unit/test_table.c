@@ -938,7 +938,7 @@ static void test_descriptions(void **state)
 /* Each description is checked as the table's own is: a value, one line of
  * text (lines and tabs taken), at most FWD_DESC_MAX bytes (a longer one was once cut short in
  * silence, and the others were not read at all). Refused naming the field. */
-#define T " (a description takes text, line breaks and tabs)"
+#define T "'description' must be text (line breaks and tabs are): "
 static void test_bad_descriptions(void **state)
 {
 	char long_desc[FWD_DESC_MAX + 2], doc[FWD_DESC_MAX + 1024], buf[1024], want[512];
@@ -946,23 +946,21 @@ static void test_bad_descriptions(void **state)
 		const char *doc, *error;
 	} cases[] = {
 		{"regions:\n  in: {prefixes: [10.0.0.0/8], description: \"a\\rb\"}\n",
-		 "t.yaml:2: regions.in.description: byte 0x0d at offset 1 is a control "
-		 "character" T},
+		 "t.yaml:2: regions.in.description: " T
+		 "byte 0x0d at offset 1 is a control character"},
 		{BASE_LINKS "link_groups: {g: {members: {l1: 1}, description: \"\\e[31m\"}}\n",
-		 "t.yaml:4: link_groups.g.description: byte 0x1b at offset 0 is a control "
-		 "character" T},
+		 "t.yaml:4: link_groups.g.description: " T
+		 "byte 0x1b at offset 0 is a control character"},
 		{BASE_LINKS "default: {action: drop, description: \"x\\u009by\"}\n",
-		 "t.yaml:4: default.description: U+009B at offset 1 is a control character or "
-		 "separator" T},
+		 "t.yaml:4: default.description: " T "U+009B at offset 1 is a control character"},
 		{BASE_LINKS "policies: [{region: any, service: other, action: drop, description: "
 			    "[a]}]\n",
 		 "t.yaml:4: policies[0].description: expected a value, got list"},
 		{"description: \"two\\n\\u2028lines\"\n",
-		 "t.yaml:1: description: U+2028 at offset 4 is a control character or "
-		 "separator" T},
+		 "t.yaml:1: description: " T "U+2028 at offset 4 is a line separator"},
 		{"filters: {description: \"\\x7f\"}\n",
-		 "t.yaml:1: filters.description: byte 0x7f at offset 0 is a control "
-		 "character" T},
+		 "t.yaml:1: filters.description: " T
+		 "byte 0x7f at offset 0 is a control character"},
 	};
 	/* Too long, at every level; FWD_DESC_MAX bytes itself is taken. */
 	static const struct {
