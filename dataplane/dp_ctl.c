@@ -326,7 +326,7 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 		shipped = &db;
 	}
 	rc = dp_ctx_apply(ctl->ctx, (const char *)req->document.data, req->document.len, nm,
-			  req->generation, req->generation_hash, shipped, req->deadline_mono_ns,
+			  req->generation, req->generation_hash, shipped, req->deadline_mono_ns, nm,
 			  &e);
 	if (rc < 0) {
 		if (e.reason_code == FWD_R_INVALID)
@@ -336,9 +336,12 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 	/* From now on the table is the pusher's: SIGHUP refuses to reload
 	 * the file (regionfwd.c). */
 	snprintf(ctl->ctx->managed_by, sizeof(ctl->ctx->managed_by), "%s", nm);
-	/* And the next start resumes it (dp_saved.h), before the reply: once
-	 * regiond hears "runs", a restart of regionfwd runs it too. */
-	dp_ctx_save_pushed(ctl->ctx, nm);
+	/* The next start resumes it (dp_saved.h): saved before the reply, so
+	 * once regiond hears "runs" a restart of regionfwd runs it too. A
+	 * table published was saved before its swap (dp_ctx_apply); a no-op
+	 * is saved here, once, when its generation came from --table. */
+	if (rc == 1)
+		dp_ctx_save_pushed(ctl->ctx, nm);
 	rep.generation = ctl->ctx->pub.gen->id;
 	rep.hash = ctl->ctx->pub.gen->hash;
 	rep.noop = rc == 1;
@@ -358,12 +361,11 @@ static uint8_t *op_delta(struct dp_ctl *ctl, const Regionfwd__Ctl__DeltaRequest 
 	}
 	snprintf(nm, sizeof(nm), "%s", req->name);
 	rc = dp_ctx_apply_delta(ctl->ctx, req->changes.data, req->changes.len, nm, req->generation,
-				req->base_hash, req->hash, req->deadline_mono_ns, &e);
+				req->base_hash, req->hash, req->deadline_mono_ns, nm, &e);
 	if (rc < 0)
 		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
 	snprintf(ctl->ctx->managed_by, sizeof(ctl->ctx->managed_by), "%s", nm);
-	/* The journal next to the saved document, before the reply, as a push. */
-	dp_ctx_save_pushed(ctl->ctx, nm);
+	/* Its journal record was saved before its swap (dp_ctx_apply_delta). */
 	rep.generation = ctl->ctx->pub.gen->id;
 	rep.hash = ctl->ctx->pub.gen->hash;
 	return reply_msg(REGIONFWD__CTL__OP__OP_DELTA, &rep.base, len);

@@ -276,10 +276,100 @@ static int expired(uint64_t deadline_ns, struct fwd_err *err)
 	return 1;
 }
 
+/* Bring the saved file (dp_saved.h) to generation @gen_id: the chain's
+ * document @doc (@doc_hash names it) and the first @njournal journal
+ * records. The document once per chain, then each delta appended: a small
+ * change costs a small write, not the whole table. @return 0 saved; 1 the
+ * file is not regionfwd's and was left alone; -errno failed. Each failure
+ * is said once a cause (status: save_error) and retried by regionfwd.c's
+ * loop. */
+static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by, uint64_t doc_hash,
+		      uint64_t doc_id, const char *doc, size_t doc_len, uint32_t njournal)
+{
+	int rc = 0;
+
+	if (ctx->saved_doc_hash != doc_hash || ctx->saved_deltas > njournal) {
+		struct fwd_err ferr = {0};
+
+		ctx->saved_doc_hash = 0;
+		ctx->saved_deltas = 0;
+		/* A file regionfwd did not write (an operator's --table named
+		 * as pushed_table by a typo) is never replaced: the push runs,
+		 * unsaved, and says so until the file is moved away. */
+		if (dp_saved_foreign(ctx->saved_path, &ferr)) {
+			char why[sizeof(ctx->save_error)];
+
+			snprintf(why, sizeof(why), "cannot save generation %llu: %.150s",
+				 (unsigned long long)gen_id, ferr.reason);
+			if (strcmp(why, ctx->save_error) != 0)
+				DP_LOG(ERR, "%s; a restart of regionfwd would start on --table",
+				       why);
+			memcpy(ctx->save_error, why, sizeof(why));
+			ctx->saved_hash = 0;
+			return 1;
+		}
+		rc = dp_saved_write(ctx->saved_path, doc_id, doc_hash, pushed_by, doc, doc_len);
+		if (rc == 0)
+			ctx->saved_doc_hash = doc_hash;
+	}
+	for (uint32_t i = ctx->saved_deltas; rc == 0 && i < njournal; i++) {
+		rc = dp_saved_append(ctx->saved_path, ctx->journal.id[i], ctx->journal.hash[i],
+				     ctx->journal.rec[i], ctx->journal.len[i]);
+		if (rc == 0)
+			ctx->saved_deltas = i + 1;
+	}
+	if (rc) {
+		char why[sizeof(ctx->save_error)];
+
+		snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
+			 (unsigned long long)gen_id, ctx->saved_path, strerror(-rc));
+		/* Retried every few seconds (regionfwd.c): one line a cause. */
+		if (strcmp(why, ctx->save_error) != 0)
+			DP_LOG(ERR,
+			       "%s; a restart of regionfwd would start on an older table until "
+			       "regiond pushes again (retrying)",
+			       why);
+		memcpy(ctx->save_error, why, sizeof(why));
+		/* Written whole next time: a failed append may have left a
+		 * torn record, which a restart stops reading at. */
+		ctx->saved_doc_hash = 0;
+		ctx->saved_hash = 0;
+		return rc;
+	}
+	if (ctx->save_error[0])
+		DP_LOG(NOTICE, "generation %llu saved to %s: a restart resumes it again",
+		       (unsigned long long)gen_id, ctx->saved_path);
+	ctx->save_error[0] = '\0';
+	return 0;
+}
+
+/* A push is saved before it is published, not after. A save that hangs (a
+ * stalled disk) past the pusher's deadline then meets the deadline check
+ * before the swap, and the table regiond answered as refused never runs;
+ * saved after the swap, it ran for the hang's length while regiond said
+ * "nothing changed". The file written for a push that then missed its
+ * deadline names a table that never ran: it goes back to the running
+ * generation, or away when that generation was not pushed (a restart then
+ * starts on --table, which is what runs). */
+static void save_restore(struct dp_ctx *ctx)
+{
+	int rc;
+
+	ctx->saved_hash = 0;
+	ctx->saved_doc_hash = 0;
+	ctx->saved_deltas = 0;
+	if (ctx->managed_by[0])
+		dp_ctx_save_pushed(ctx, ctx->managed_by);
+	else if ((rc = dp_saved_remove(ctx->saved_path)) < 0)
+		DP_LOG(ERR, "cannot remove %s, saved for a push that was not published: %s",
+		       ctx->saved_path, strerror(-rc));
+}
+
 static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
 		     uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
-		     struct fwd_stages *stages, struct fwd_err *err)
+		     const char *save_as, struct fwd_stages *stages, struct fwd_err *err)
 {
+	int saved = 1; /* save_chain's: 1 nothing written */
 	uint64_t hash = gen_hash ? gen_hash : fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
 	struct fwd_table *t;
 	struct dp_gen *g;
@@ -309,9 +399,16 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, content_db, err);
 	if (g == NULL)
 		return -EINVAL;
+	/* Saved before it is published (save_restore says why). */
+	if (save_as && ctx->saved_path[0] && !expired(deadline_ns, err)) {
+		saved = save_chain(ctx, g->id, save_as, hash, g->id, buf, len, 0);
+		fwd_stage("save");
+	}
 	if (expired(deadline_ns, err)) {
 		DP_LOG(WARNING, "push from %s refused: %s", name, err->reason);
 		dp_gen_free(g);
+		if (saved <= 0)
+			save_restore(ctx);
 		return -ETIMEDOUT;
 	}
 	/* Before the swap, so a generation never runs without the document
@@ -338,6 +435,8 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 	ctx->doc_gen_hash = hash;
 	ctx->doc_gen_id = g->id;
 	journal_clear(ctx);
+	if (saved == 0)
+		ctx->saved_hash = hash;
 	standby_start(ctx, NULL, NULL);
 	fwd_stage("publish + retire");
 	DP_LOG(INFO,
@@ -371,22 +470,24 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
  * the generation: parse, validate, build, publish. */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
 		 uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
-		 struct fwd_err *err)
+		 const char *save_as, struct fwd_err *err)
 {
 	struct fwd_stages stages;
 	int rc;
 
 	fwd_stages_begin(&stages);
-	rc = apply_doc(ctx, buf, len, name, id, gen_hash, content_db, deadline_ns, &stages, err);
+	rc = apply_doc(ctx, buf, len, name, id, gen_hash, content_db, deadline_ns, save_as, &stages,
+		       err);
 	fwd_stages_end(&stages);
 	return rc;
 }
 
 int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, const char *name,
 		       uint64_t id, uint64_t base_hash, uint64_t hash, uint64_t deadline_ns,
-		       struct fwd_err *err)
+		       const char *save_as, struct fwd_err *err)
 {
 	uint64_t t0 = rte_get_tsc_cycles();
+	int saved = 1; /* save_chain's: 1 nothing written */
 	struct dp_gen *cur = ctx->pub.gen, *g;
 	struct fwd_delta d = {0}, eff = {0};
 	struct fwd_delta_stats st;
@@ -443,26 +544,34 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 	}
 	t_fib = rte_get_tsc_cycles();
 	if (expired(deadline_ns, err)) {
-		/* @f mirrors no generation: the running one keeps its FIBs,
-		 * and the standby is built again. */
 		DP_LOG(WARNING, "delta from %s refused: %s", name, err->reason);
-		dp_fibs_free(&f);
-		standby_start(ctx, NULL, NULL);
 		rc = -ETIMEDOUT;
-		goto out;
+		goto refused;
 	}
 	if (id == 0)
 		id = ctx->next_gen_id;
-	if ((rc = journal_add(ctx, packed, len, id, hash)) != 0 ||
-	    (g = dp_gen_derive(cur, t, &f, id, hash)) == NULL) {
-		if (rc == 0)
-			journal_pop(ctx);
-		dp_fibs_free(&f);
-		standby_start(ctx, NULL, NULL);
+	if (journal_add(ctx, packed, len, id, hash) != 0) {
 		rc = fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
-		goto out;
+		goto refused;
+	}
+	/* Saved before it is published, as a whole push (save_restore), and
+	 * before dp_gen_derive, which takes the running generation's parts
+	 * over: past it there is no way back. */
+	if (save_as && ctx->saved_path[0])
+		saved = save_chain(ctx, id, save_as, ctx->doc_gen_hash, ctx->doc_gen_id, ctx->doc,
+				   ctx->doc_len, ctx->journal.n);
+	if (expired(deadline_ns, err)) {
+		DP_LOG(WARNING, "delta from %s refused: %s", name, err->reason);
+		rc = -ETIMEDOUT;
+		goto refused_journaled;
+	}
+	if ((g = dp_gen_derive(cur, t, &f, id, hash)) == NULL) {
+		rc = fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		goto refused_journaled;
 	}
 	t = NULL; /* the generation's now */
+	if (saved == 0)
+		ctx->saved_hash = hash;
 	if (g->id >= ctx->next_gen_id && g->id < UINT64_MAX)
 		ctx->next_gen_id = g->id + 1;
 	g->seq = ++ctx->gen_seq;
@@ -485,6 +594,16 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 	       (double)(t_pub - t0) * ms, (double)(t_valid - t0) * ms,
 	       (double)(t_fib - t_valid) * ms, (double)(t_pub - t_fib) * ms);
 	rc = 0;
+	goto out;
+refused_journaled:
+	journal_pop(ctx);
+	if (saved <= 0)
+		save_restore(ctx);
+refused:
+	/* @f mirrors no generation: the running one keeps its FIBs, and the
+	 * standby is built again. */
+	dp_fibs_free(&f);
+	standby_start(ctx, NULL, NULL);
 out:
 	fwd_table_free(t);
 	fwd_delta_clear(&eff);
@@ -494,67 +613,13 @@ out:
 void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
 {
 	const struct dp_gen *g = ctx->pub.gen;
-	int rc = 0;
 
 	if (ctx->saved_path[0] == '\0' || g == NULL || ctx->doc == NULL ||
 	    ctx->saved_hash == g->hash)
 		return;
-	/* The document once per chain, then each delta appended: a small
-	 * change costs a small write, not the whole table. */
-	if (ctx->saved_doc_hash != ctx->doc_gen_hash || ctx->saved_deltas > ctx->journal.n) {
-		struct fwd_err ferr = {0};
-
-		ctx->saved_doc_hash = 0;
-		ctx->saved_deltas = 0;
-		/* A file regionfwd did not write (an operator's --table named
-		 * as pushed_table by a typo) is never replaced: the push runs,
-		 * unsaved, and says so until the file is moved away. */
-		if (dp_saved_foreign(ctx->saved_path, &ferr)) {
-			char why[sizeof(ctx->save_error)];
-
-			snprintf(why, sizeof(why), "cannot save generation %llu: %.150s",
-				 (unsigned long long)g->id, ferr.reason);
-			if (strcmp(why, ctx->save_error) != 0)
-				DP_LOG(ERR, "%s; a restart of regionfwd would start on --table",
-				       why);
-			memcpy(ctx->save_error, why, sizeof(why));
-			ctx->saved_hash = 0;
-			return;
-		}
-		rc = dp_saved_write(ctx->saved_path, ctx->doc_gen_id, ctx->doc_gen_hash, pushed_by,
-				    ctx->doc, ctx->doc_len);
-		if (rc == 0)
-			ctx->saved_doc_hash = ctx->doc_gen_hash;
-	}
-	for (uint32_t i = ctx->saved_deltas; rc == 0 && i < ctx->journal.n; i++) {
-		rc = dp_saved_append(ctx->saved_path, ctx->journal.id[i], ctx->journal.hash[i],
-				     ctx->journal.rec[i], ctx->journal.len[i]);
-		if (rc == 0)
-			ctx->saved_deltas = i + 1;
-	}
-	if (rc) {
-		char why[sizeof(ctx->save_error)];
-
-		snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
-			 (unsigned long long)g->id, ctx->saved_path, strerror(-rc));
-		/* Retried every few seconds (regionfwd.c): one line a cause. */
-		if (strcmp(why, ctx->save_error) != 0)
-			DP_LOG(ERR,
-			       "%s; a restart of regionfwd would start on an older table until "
-			       "regiond pushes again (retrying)",
-			       why);
-		memcpy(ctx->save_error, why, sizeof(why));
-		/* Written whole next time: a failed append may have left a
-		 * torn record, which a restart stops reading at. */
-		ctx->saved_doc_hash = 0;
-		ctx->saved_hash = 0;
-		return;
-	}
-	ctx->saved_hash = g->hash;
-	if (ctx->save_error[0])
-		DP_LOG(NOTICE, "generation %llu saved to %s: a restart resumes it again",
-		       (unsigned long long)g->id, ctx->saved_path);
-	ctx->save_error[0] = '\0';
+	if (save_chain(ctx, g->id, pushed_by, ctx->doc_gen_hash, ctx->doc_gen_id, ctx->doc,
+		       ctx->doc_len, ctx->journal.n) == 0)
+		ctx->saved_hash = g->hash;
 }
 
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
@@ -584,7 +649,7 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 			len = elen;
 		}
 	}
-	rc = dp_ctx_apply(ctx, buf, len, path, 0, 0, NULL, 0, err);
+	rc = dp_ctx_apply(ctx, buf, len, path, 0, 0, NULL, 0, NULL, err);
 	free(buf);
 	return rc;
 }

@@ -103,11 +103,16 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
  *                    NULL to compile them here (tables read from a file)
  * @param deadline_ns  CLOCK_MONOTONIC ns after which the table must not be
  *                    published (-ETIMEDOUT, push_expired); 0: none
- * @return 0 published, 1 no-op, or -errno with @err filled (nothing changed)
+ * @param save_as     the pusher, to save the table to saved_path as its
+ *                    push before it is published (checked against the
+ *                    deadline after the save: a hung save never publishes
+ *                    a table the pusher gave up on); NULL: not saved
+ * @return 0 published, 1 no-op, or -errno with @err filled (nothing changed;
+ *         the saved file names the running generation again)
  */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
 		 uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
-		 struct fwd_err *err);
+		 const char *save_as, struct fwd_err *err);
 
 /**
  * Apply a delta (common/fwd_delta.h) to the published generation, which
@@ -115,12 +120,14 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
  * fwd_delta_apply() like regiond did, applied to the standby FIBs and
  * published as generation @id with hash @hash, which must be
  * fwd_delta_hash(@base_hash, @packed) (0: computed here). Nothing but the FIBs and the table
- * is rebuilt; counters carry on. Control thread only.
+ * is rebuilt; counters carry on. Its journal record is saved before it is
+ * published when @save_as names the pusher, as dp_ctx_apply() saves a
+ * document. Control thread only.
  * @return 0 published, or -errno with @err filled (nothing changed)
  */
 int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, const char *name,
 		       uint64_t id, uint64_t base_hash, uint64_t hash, uint64_t deadline_ns,
-		       struct fwd_err *err);
+		       const char *save_as, struct fwd_err *err);
 
 /** At exit: wait for the standby builder, free the standby FIBs and the
  *  journal of deltas. */

@@ -100,6 +100,18 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 	return rc;
 }
 
+int dp_saved_remove(const char *path)
+{
+	char jp[PATH_MAX + 8];
+
+	journal_path(path, jp, sizeof(jp));
+	if (unlink(jp) && errno != ENOENT)
+		return -errno;
+	if (unlink(path) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
+
 #define JOURNAL_MAGIC 0x52464a44u /* "RFJD" */
 #define JOURNAL_HEAD 28u /* magic, id, hash, length */
 

@@ -48,6 +48,14 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 		   const char *doc, size_t len);
 
 /**
+ * Remove the saved table at @path and its journal, the journal first (a
+ * journal without its document is never read, a document without its
+ * journal is a sound older chain).
+ * @return 1 the document was removed, 0 there was none, -errno
+ */
+int dp_saved_remove(const char *path);
+
+/**
  * The journal: PATH.deltas, one record per delta applied since the saved
  * document (magic, generation id and hash, the packed changes, a checksum),
  * appended and fsync'd before the delta is answered. dp_saved_write()

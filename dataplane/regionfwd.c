@@ -526,7 +526,8 @@ static int start_saved(struct dp_ctx *ctx)
 		DP_LOG(ERR, "saved pushed table refused: %s", fwd_err_str(&err, buf, sizeof(buf)));
 		return -1;
 	}
-	rc = dp_ctx_apply(ctx, sv.doc, sv.len, sv.pushed_by, sv.id, sv.gen_hash, NULL, 0, &err);
+	rc = dp_ctx_apply(ctx, sv.doc, sv.len, sv.pushed_by, sv.id, sv.gen_hash, NULL, 0, NULL,
+			  &err);
 	if (rc < 0) {
 		DP_LOG(ERR, "saved pushed table %s (generation %llu) refused: %s", ctx->saved_path,
 		       (unsigned long long)sv.id, fwd_err_str(&err, buf, sizeof(buf)));
@@ -541,7 +542,7 @@ static int start_saved(struct dp_ctx *ctx)
 		const struct dp_saved_delta *d = &sv.deltas[applied];
 
 		if (dp_ctx_apply_delta(ctx, d->changes, d->len, sv.pushed_by, d->id,
-				       ctx->pub.gen->hash, d->hash, 0, &err) < 0) {
+				       ctx->pub.gen->hash, d->hash, 0, NULL, &err) < 0) {
 			DP_LOG(ERR,
 			       "saved delta %u of %s (generation %llu) refused: %s; starting on "
 			       "generation %llu",
@@ -579,13 +580,7 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 		       o->table_path);
 		return 0;
 	}
-	if (o->start_on == START_ON_TABLE) {
-		char jp[sizeof(ctx->saved_path) + 8];
-
-		snprintf(jp, sizeof(jp), "%s.deltas", ctx->saved_path);
-		unlink(jp);
-	}
-	if (o->start_on == START_ON_TABLE && unlink(ctx->saved_path) == 0)
+	if (o->start_on == START_ON_TABLE && dp_saved_remove(ctx->saved_path) == 1)
 		/* Else a later restart would go back to a table older than the
 		 * file the operator chose to run now. */
 		DP_LOG(NOTICE, "--start-on table: removed the saved pushed table %s",

@@ -45,9 +45,10 @@ def wait_for(fn, timeout=30.0, what="condition"):
 class Box:
     """regionfwd + regiond in a temporary directory."""
 
-    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=(), node_extra=""):
+    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=(), node_extra="", fwd_wrapper=()):
         self.tmp = tmp
         self.wrapper = list(wrapper)
+        self.fwd_wrapper = list(fwd_wrapper)
         self.name = name
         self.fwd_sock = str(tmp / "fwd.sock")
         self.api = str(tmp / "api.sock")
@@ -74,7 +75,7 @@ class Box:
 
     def start_fwd(self, table=DEMO, extra=()):
         self.fwd_log = open(self.tmp / "fwd.log", "a+")
-        self.fwd = subprocess.Popen([regionfwd_bin()] + eal_args(f"e2e-{self.name}") + [
+        self.fwd = subprocess.Popen(self.fwd_wrapper + [regionfwd_bin()] + eal_args(f"e2e-{self.name}") + [
             "--", "--node", self.node, "--table", table, *extra], stdout=self.fwd_log, stderr=subprocess.STDOUT)
         wait_for(lambda: os.path.exists(self.fwd_sock) and self.fwd.poll() is None, what="regionfwd up")
 

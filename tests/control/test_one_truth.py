@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import signal
+import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -476,4 +478,188 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
         if rd2:
             rd2.terminate()
             rd2.wait(30)
+        b.stop()
+
+
+HANG_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A stalled disk under regionfwd's saved table: an fsync of a file whose
+ * path holds ".pushed" waits while SAVE_HANG_FILE exists (at most 60 s),
+ * and leaves SAVE_HANG_FILE.seen to say it did. */
+static void hang(int fd)
+{
+	const char *flag = getenv("SAVE_HANG_FILE");
+	char link[64], path[4096], seen[4200];
+	ssize_t n;
+
+	if (flag == NULL || access(flag, F_OK) != 0)
+		return;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (n <= 0)
+		return;
+	path[n] = '\0';
+	if (strstr(path, ".pushed") == NULL)
+		return;
+	snprintf(seen, sizeof(seen), "%s.seen", flag);
+	close(open(seen, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	for (int i = 0; i < 1200 && access(flag, F_OK) == 0; i++)
+		usleep(50000);
+}
+
+int fsync(int fd)
+{
+	static int (*real)(int);
+
+	if (!real)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	hang(fd);
+	return real(fd);
+}
+
+int fdatasync(int fd)
+{
+	static int (*real)(int);
+
+	if (!real)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+	hang(fd);
+	return real(fd);
+}
+"""
+
+
+def hang_shim(tmp_path):
+    """The LD_PRELOAD wrapper that stalls regionfwd's saves, and its flag."""
+    src = tmp_path / "savehang.c"
+    src.write_text(HANG_SHIM)
+    lib = tmp_path / "savehang.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(src), "-ldl"], check=True)
+    pre = str(lib)
+    if os.environ.get("SANITIZE", "none") not in ("", "none"):  # the ASan runtime first
+        asan = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+        pre = asan + ":" + pre
+    flag = tmp_path / "hang"
+    return ["env", f"LD_PRELOAD={pre}", f"SAVE_HANG_FILE={flag}"], flag
+
+
+def telemetry_generation(prefix):
+    """The generation regionfwd's workers run, from DPDK's telemetry
+    thread: it answers while the control thread is stuck in a save."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        s.connect(f"/var/run/dpdk/{prefix}/dpdk_telemetry.v2")
+        s.recv(16384)  # greeting
+        s.send(b"/regionfwd/generation")
+        return json.loads(s.recv(1 << 20).decode())["/regionfwd/generation"]
+    finally:
+        s.close()
+
+
+def saved_header(tmp_path):
+    with open(tmp_path / "fwd.sock.pushed") as f:
+        return json.loads(f.readline())
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the save shim")
+@pytest.mark.parametrize("kind", ["push", "delta"])
+def test_a_save_hung_past_the_deadline_never_runs_the_refused_table(tmp_path, kind):
+    """regionfwd saved a push after publishing it: a save stalled past
+    regiond's deadline ran, for the stall's length, the table regiond had
+    answered "nothing changed" for (and a delta likewise). It is now saved
+    before the swap and checked against the deadline after the save: the
+    table never runs, and the saved file names the running generation again,
+    so a restart resumes what ran."""
+    wrapper, flag = hang_shim(tmp_path)
+    name = f"hungsave-{kind}"
+    b = Box(tmp_path, name, regiond_args=("--dataplane-timeout", "2000"), fwd_wrapper=wrapper)
+    try:
+        first = dp_generation(b)
+        wait_for(lambda: saved_header(tmp_path)["generation"] == first["id"], what="the first push saved")
+        flag.write_text("")
+        if kind == "push":
+            rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))
+        else:
+            pf = tmp_path / "more.txt"
+            pf.write_text("10.1.0.0/16\n")
+            rc, out, err = b.ctl("prefixes", "add", "india", str(pf))
+        assert rc == 3 and "nothing changed" in err, (rc, out, err)
+        assert os.path.exists(f"{flag}.seen"), "the save did not stall: the test missed its case"
+        # regiond gave up; the save still hangs. What the workers run:
+        for _ in range(10):
+            g = telemetry_generation(f"e2e-{name}")
+            assert (g["id"], g["hash"]) == (first["id"], first["hash"]), g
+            time.sleep(0.1)
+        flag.unlink()
+        wait_for(lambda: (lambda s: s["dataplane"]["in_sync"] and s["generation"]["id"] == first["id"])(b.status()),
+                 what="regiond and regionfwd agree on generation 1")
+        assert dp_generation(b)["hash"] == first["hash"]
+        log = open(tmp_path / "fwd.log").read()
+        assert "after its deadline: not published" in log, log
+        # The file names what runs again, and a restart resumes it.
+        h = saved_header(tmp_path)
+        assert h["generation"] == first["id"], h
+        assert not os.path.exists(tmp_path / "fwd.sock.pushed.deltas")
+        b.fwd.kill()
+        b.fwd.wait(30)
+        os.unlink(b.fwd_sock)
+        b.start_fwd()
+        assert dp_generation(b)["hash"] == first["hash"]
+        assert "starting on generation 1" in fwd_log(b)
+    finally:
+        if flag.exists():
+            flag.unlink()
+        b.stop()
+
+
+class FwdOnly(Box):
+    """regionfwd alone, on its --table: nothing has pushed to it yet."""
+
+    def start_regiond(self, extra=()):
+        pass
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the save shim")
+def test_a_first_push_refused_after_its_save_leaves_no_saved_table(tmp_path):
+    """The first push to a regionfwd running its --table, saved and then
+    refused for its deadline: the file it left would have made a restart
+    start on a table that never ran. It is removed: a restart starts on
+    --table, which is what runs, and SIGHUP still reloads the file."""
+    wrapper, flag = hang_shim(tmp_path)
+    b = FwdOnly(tmp_path, "hungsave-first", fwd_wrapper=wrapper)
+    try:
+        first = dp_generation(b)
+        new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+        flag.write_text("")
+        unstall = threading.Timer(3.0, flag.unlink)
+        unstall.start()
+        c = Ctl(b.fwd_sock)
+        try:
+            r = c.call("push", document=open(new).read(), generation=7, name="regiond",
+                       deadline_mono_ns=time.monotonic_ns() + 1_500_000_000)
+            st = c.call("status")
+        finally:
+            c.close()
+            unstall.join()
+        assert not r["ok"] and r["error"]["code"] == "push_expired", r
+        assert os.path.exists(f"{flag}.seen"), "the save did not stall: the test missed its case"
+        assert (st["generation"]["id"], st["generation"]["hash"]) == (first["id"], first["hash"]), st
+        assert st["managed_by"] == "", st
+        assert not os.path.exists(tmp_path / "fwd.sock.pushed")
+        b.fwd.kill()
+        b.fwd.wait(30)
+        os.unlink(b.fwd_sock)
+        b.start_fwd()
+        assert dp_generation(b)["hash"] == first["hash"]
+        assert "starting on generation" not in fwd_log(b)
+    finally:
+        if flag.exists():
+            flag.unlink()
         b.stop()

@@ -90,10 +90,11 @@ def explain_request(src, dst, proto, sport=0, dport=0, payload=None, payload_hex
     return m
 
 
-def push_request(document, generation=0, name="test", content_db=None, generation_hash=0):
+def push_request(document, generation=0, name="test", content_db=None, generation_hash=0, deadline_mono_ns=0):
     """content_db: None, or {"rules_hash": int, "dbs": {field: bytes}}."""
     m = pb().PushRequest(document=document.encode() if isinstance(document, str) else document,
-                         generation=generation, name=name, generation_hash=generation_hash)
+                         generation=generation, name=name, generation_hash=generation_hash,
+                         deadline_mono_ns=deadline_mono_ns)
     if content_db is not None:
         m.has_content = True
         m.content_rules_hash = content_db["rules_hash"]
