@@ -514,25 +514,17 @@ static void hang(int fd)
 		usleep(50000);
 }
 
-int fsync(int fd)
-{
-	static int (*real)(int);
-
-	if (!real)
-		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-	hang(fd);
-	return real(fd);
-}
-
-int fdatasync(int fd)
-{
-	static int (*real)(int);
-
-	if (!real)
-		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-	hang(fd);
-	return real(fd);
-}
+#define STALLED(name)                                                   \
+	int name(int fd)                                                \
+	{                                                               \
+		static int (*real)(int);                                \
+		if (!real)                                              \
+			real = (int (*)(int))dlsym(RTLD_NEXT, #name);   \
+		hang(fd);                                               \
+		return real(fd);                                        \
+	}
+STALLED(fsync)
+STALLED(fdatasync)
 """
 
 
