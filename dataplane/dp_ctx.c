@@ -312,23 +312,34 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
 		if (rc == 0)
 			ctx->saved_doc_hash = doc_hash;
 	}
-	for (uint32_t i = ctx->saved_deltas; rc == 0 && i < njournal; i++) {
-		rc = dp_saved_append(ctx->saved_path, ctx->journal.id[i], ctx->journal.hash[i],
-				     ctx->journal.rec[i], ctx->journal.len[i]);
+	if (rc == 0 && ctx->saved_deltas < njournal) {
+		uint32_t k = ctx->saved_deltas;
+
+		rc = dp_saved_append(ctx->saved_path, ctx->journal.id + k, ctx->journal.hash + k,
+				     ctx->journal.rec + k, ctx->journal.len + k, njournal - k);
 		if (rc == 0)
-			ctx->saved_deltas = i + 1;
+			ctx->saved_deltas = njournal;
 	}
 	if (rc) {
 		char why[sizeof(ctx->save_error)];
 
-		snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
-			 (unsigned long long)gen_id, ctx->saved_path, strerror(-rc));
+		if (ctx->saved_refused_id)
+			snprintf(why, sizeof(why),
+				 "cannot save generation %llu to %.120s: %s; the file still names "
+				 "generation %llu, a push refused after its deadline, which a "
+				 "restart "
+				 "of regionfwd would start on",
+				 (unsigned long long)gen_id, ctx->saved_path, strerror(-rc),
+				 (unsigned long long)ctx->saved_refused_id);
+		else
+			snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
+				 (unsigned long long)gen_id, ctx->saved_path, strerror(-rc));
 		/* Retried every few seconds (regionfwd.c): one line a cause. */
 		if (strcmp(why, ctx->save_error) != 0)
-			DP_LOG(ERR,
-			       "%s; a restart of regionfwd would start on an older table until "
-			       "regiond pushes again (retrying)",
-			       why);
+			DP_LOG(ERR, "%s%s until regiond pushes again (retrying)", why,
+			       ctx->saved_refused_id
+				       ? ""
+				       : "; a restart of regionfwd would start on an older table");
 		memcpy(ctx->save_error, why, sizeof(why));
 		/* Written whole next time: a failed append may have left a
 		 * torn record, which a restart stops reading at. */
@@ -340,6 +351,7 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
 		DP_LOG(NOTICE, "generation %llu saved to %s: a restart resumes it again",
 		       (unsigned long long)gen_id, ctx->saved_path);
 	ctx->save_error[0] = '\0';
+	ctx->saved_refused_id = 0;
 	return 0;
 }
 
@@ -351,29 +363,38 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
  * deadline names a table that never ran: it goes back to the running
  * generation, or away when that generation was not pushed (a restart then
  * starts on --table, which is what runs). */
-static void save_restore(struct dp_ctx *ctx)
+static void save_restore(struct dp_ctx *ctx, uint64_t refused_id)
 {
-	int rc;
-
+	ctx->saved_refused_id = refused_id;
 	ctx->saved_hash = 0;
 	ctx->saved_doc_hash = 0;
 	ctx->saved_deltas = 0;
-	if (ctx->managed_by[0])
-		dp_ctx_save_pushed(ctx, ctx->managed_by);
-	else if ((rc = dp_saved_remove(ctx->saved_path)) < 0)
-		DP_LOG(ERR, "cannot remove %s, saved for a push that was not published: %s",
-		       ctx->saved_path, strerror(-rc));
+	dp_ctx_save_retry(ctx);
+}
+
+/* After a push refused past its deadline: the file back to what runs, its
+ * message put back if nothing was written (a file regionfwd does not own).
+ * @saved is save_chain's, SAVE_NONE when no save was tried. */
+#define SAVE_NONE 2
+static void save_refused(struct dp_ctx *ctx, int saved, uint64_t refused_id,
+			 const char *error_before)
+{
+	if (saved == 1)
+		memcpy(ctx->save_error, error_before, sizeof(ctx->save_error));
+	else if (saved <= 0)
+		save_restore(ctx, refused_id);
 }
 
 static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
 		     uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
 		     const char *save_as, struct fwd_stages *stages, struct fwd_err *err)
 {
-	int saved = 1; /* save_chain's: 1 nothing written */
+	int saved = SAVE_NONE;
 	uint64_t hash = gen_hash ? gen_hash : fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
+	char times[512], error_before[sizeof(ctx->save_error)];
 	struct fwd_table *t;
 	struct dp_gen *g;
-	char times[512];
+	char *copy;
 
 	fwd_stage("hash");
 	if (ctx->pub.gen && ctx->pub.gen->hash == hash)
@@ -399,7 +420,18 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 	g = dp_gen_build(t, id, hash, &ctx->node, &ctx->ports, ctx->nworkers, content_db, err);
 	if (g == NULL)
 		return -EINVAL;
+	/* Before the save and the swap, so a generation never runs without
+	 * the document OP_TABLE answers with, and nothing can fail between
+	 * the save and the swap but the deadline. */
+	if ((copy = malloc(len + 1)) == NULL) {
+		fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		dp_gen_free(g);
+		return -ENOMEM;
+	}
+	memcpy(copy, buf, len);
+	copy[len] = '\0';
 	/* Saved before it is published (save_restore says why). */
+	memcpy(error_before, ctx->save_error, sizeof(error_before));
 	if (save_as && ctx->saved_path[0] && !expired(deadline_ns, err)) {
 		saved = save_chain(ctx, g->id, save_as, hash, g->id, buf, len, 0);
 		fwd_stage("save");
@@ -407,21 +439,10 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 	if (expired(deadline_ns, err)) {
 		DP_LOG(WARNING, "push from %s refused: %s", name, err->reason);
 		dp_gen_free(g);
-		if (saved <= 0)
-			save_restore(ctx);
+		free(copy);
+		save_refused(ctx, saved, id, error_before);
 		return -ETIMEDOUT;
 	}
-	/* Before the swap, so a generation never runs without the document
-	 * OP_TABLE answers with. */
-	char *copy = malloc(len + 1);
-
-	if (copy == NULL) {
-		fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
-		dp_gen_free(g);
-		return -ENOMEM;
-	}
-	memcpy(copy, buf, len);
-	copy[len] = '\0';
 	if (id >= ctx->next_gen_id && id < UINT64_MAX)
 		ctx->next_gen_id = id + 1;
 	g->seq = ++ctx->gen_seq;
@@ -487,7 +508,8 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		       const char *save_as, struct fwd_err *err)
 {
 	uint64_t t0 = rte_get_tsc_cycles();
-	int saved = 1; /* save_chain's: 1 nothing written */
+	int saved = SAVE_NONE;
+	char error_before[sizeof(ctx->save_error)];
 	struct dp_gen *cur = ctx->pub.gen, *g;
 	struct fwd_delta d = {0}, eff = {0};
 	struct fwd_delta_stats st;
@@ -557,6 +579,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 	/* Saved before it is published, as a whole push (save_restore), and
 	 * before dp_gen_derive, which takes the running generation's parts
 	 * over: past it there is no way back. */
+	memcpy(error_before, ctx->save_error, sizeof(error_before));
 	if (save_as && ctx->saved_path[0])
 		saved = save_chain(ctx, id, save_as, ctx->doc_gen_hash, ctx->doc_gen_id, ctx->doc,
 				   ctx->doc_len, ctx->journal.n);
@@ -600,8 +623,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 	goto out;
 refused_journaled:
 	journal_pop(ctx);
-	if (saved <= 0)
-		save_restore(ctx);
+	save_refused(ctx, saved, id, error_before);
 refused:
 	/* @f mirrors no generation: the running one keeps its FIBs, and the
 	 * standby is built again. */
@@ -623,6 +645,36 @@ void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
 	if (save_chain(ctx, g->id, pushed_by, ctx->doc_gen_hash, ctx->doc_gen_id, ctx->doc,
 		       ctx->doc_len, ctx->journal.n) == 0)
 		ctx->saved_hash = g->hash;
+}
+
+void dp_ctx_save_retry(struct dp_ctx *ctx)
+{
+	char why[sizeof(ctx->save_error)];
+	int rc;
+
+	if (ctx->managed_by[0]) {
+		dp_ctx_save_pushed(ctx, ctx->managed_by);
+		return;
+	}
+	if (ctx->saved_refused_id == 0)
+		return;
+	/* What runs came from --table and is not saved: the file of the
+	 * refused push goes, and a restart starts on --table too. */
+	if ((rc = dp_saved_remove(ctx->saved_path)) >= 0) {
+		if (ctx->save_error[0])
+			DP_LOG(NOTICE, "%s removed: a restart starts on --table again",
+			       ctx->saved_path);
+		ctx->save_error[0] = '\0';
+		ctx->saved_refused_id = 0;
+		return;
+	}
+	snprintf(why, sizeof(why),
+		 "cannot remove %.120s, saved for generation %llu, a push refused after its "
+		 "deadline: %s; a restart of regionfwd would start on it",
+		 ctx->saved_path, (unsigned long long)ctx->saved_refused_id, strerror(-rc));
+	if (strcmp(why, ctx->save_error) != 0)
+		DP_LOG(ERR, "%s (retrying)", why);
+	memcpy(ctx->save_error, why, sizeof(why));
 }
 
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)

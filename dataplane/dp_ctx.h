@@ -53,7 +53,10 @@ struct dp_ctx {
 	uint64_t saved_hash;
 	/* The last save's failure, "" once one succeeds (status: save_error);
 	 * control thread only, as the saves are. */
-	char save_error[192];
+	char save_error[320];
+	/* The saved file names this generation, a push saved and then refused
+	 * for its deadline, until it is written back to what runs (0: no). */
+	uint64_t saved_refused_id;
 	/* Incremental generations (dp_ctx_apply_delta). The standby FIBs
 	 * mirror the published generation's prefixes when standby_ok: a delta
 	 * is applied to them, they go live in the derived generation, and
@@ -139,6 +142,13 @@ void dp_ctx_standby_stop(struct dp_ctx *ctx);
  * generation runs regardless: regiond holds the durable copy).
  */
 void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by);
+
+/**
+ * Try again what a failed save left undone (regionfwd.c's loop, while
+ * save_error is set): the running generation's save when a controller
+ * pushed it, else the removal of a file saved for a push then refused.
+ */
+void dp_ctx_save_retry(struct dp_ctx *ctx);
 
 /** dp_ctx_apply() on a file (its own hash as identity). */
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);

@@ -130,37 +130,41 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
-int dp_saved_append(const char *path, uint64_t id, uint64_t hash, const uint8_t *changes,
-		    size_t len)
+int dp_saved_append(const char *path, const uint64_t *id, const uint64_t *hash,
+		    uint8_t *const *changes, const size_t *len, uint32_t n)
 {
 	char jp[PATH_MAX + 8];
-	uint8_t head[JOURNAL_HEAD], sum[8];
-	uint64_t h;
 	int fd, rc = 0, created;
 
-	if (len > UINT32_MAX)
-		return -E2BIG;
+	for (uint32_t i = 0; i < n; i++)
+		if (len[i] > UINT32_MAX)
+			return -E2BIG;
 	journal_path(path, jp, sizeof(jp));
 	created = access(jp, F_OK) != 0;
 	fd = open(jp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	put64(head, JOURNAL_MAGIC);
-	put64(head + 4, id);
-	put64(head + 12, hash);
-	head[20] = (uint8_t)len;
-	head[21] = (uint8_t)(len >> 8);
-	head[22] = (uint8_t)(len >> 16);
-	head[23] = (uint8_t)(len >> 24);
-	memset(head + 24, 0, 4);
-	h = fwd_hash64_update(fwd_hash64(head, sizeof(head)), changes, len);
-	put64(sum, h);
-	struct iovec v[] = {{head, sizeof(head)}, {(void *)changes, len}, {sum, sizeof(sum)}};
-	ssize_t want = (ssize_t)(sizeof(head) + len + sizeof(sum)), n = writev(fd, v, 3);
+	for (uint32_t i = 0; rc == 0 && i < n; i++) {
+		uint8_t head[JOURNAL_HEAD], sum[8];
 
-	if (n != want)
-		rc = n < 0 ? -errno : -ENOSPC;
-	else if (fsync(fd))
+		put64(head, JOURNAL_MAGIC);
+		put64(head + 4, id[i]);
+		put64(head + 12, hash[i]);
+		head[20] = (uint8_t)len[i];
+		head[21] = (uint8_t)(len[i] >> 8);
+		head[22] = (uint8_t)(len[i] >> 16);
+		head[23] = (uint8_t)(len[i] >> 24);
+		memset(head + 24, 0, 4);
+		put64(sum, fwd_hash64_update(fwd_hash64(head, sizeof(head)), changes[i], len[i]));
+		struct iovec v[] = {{head, sizeof(head)}, {changes[i], len[i]}, {sum, sizeof(sum)}};
+		ssize_t want = (ssize_t)(sizeof(head) + len[i] + sizeof(sum)), w = writev(fd, v, 3);
+
+		if (w != want)
+			rc = w < 0 ? -errno : -ENOSPC;
+	}
+	/* One fsync for every record: a chain written whole after a failed
+	 * save (thousands of small deltas) costs one flush, not thousands. */
+	if (rc == 0 && fsync(fd))
 		rc = -errno;
 	close(fd);
 	if (rc == 0 && created) {

@@ -58,14 +58,16 @@ int dp_saved_remove(const char *path);
 /**
  * The journal: PATH.deltas, one record per delta applied since the saved
  * document (magic, generation id and hash, the packed changes, a checksum),
- * appended and fsync'd before the delta is answered. dp_saved_write()
+ * appended and fsync'd before the delta is published. dp_saved_write()
  * starts a new document and removes the journal (after the document is
  * durable: a journal left by a crash in between names another base in its
  * chain hashes and is not applied). A torn record ends the journal read.
- * @return 0 or -errno
+ * Appends @n records (generation @id[i], @hash[i], @changes[i] of @len[i]
+ * bytes) with one fsync.
+ * @return 0 or -errno (some records may be written, the last one torn)
  */
-int dp_saved_append(const char *path, uint64_t id, uint64_t hash, const uint8_t *changes,
-		    size_t len);
+int dp_saved_append(const char *path, const uint64_t *id, const uint64_t *hash,
+		    uint8_t *const *changes, const size_t *len, uint32_t n);
 
 /**
  * Read @path back.

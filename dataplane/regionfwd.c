@@ -556,11 +556,16 @@ static int start_saved(struct dp_ctx *ctx)
 		DP_LOG(WARNING, "%s", sv.journal_note);
 	snprintf(ctx->managed_by, sizeof(ctx->managed_by), "%s", sv.pushed_by);
 	/* What the files hold is what runs, unless part of the journal was
-	 * not applied: then the next push writes them whole. */
+	 * not applied: then the next push writes them whole. They hold it as
+	 * the document and its records; a journal folded while it was
+	 * replayed made ctx's chain another document, which the next save
+	 * writes whole (the records that follow it name that document). */
 	if (applied == sv.ndeltas && !sv.journal_note[0]) {
-		ctx->saved_doc_hash = ctx->doc_gen_hash;
-		ctx->saved_deltas = applied;
 		ctx->saved_hash = ctx->pub.gen->hash;
+		if (ctx->journal.n == applied) {
+			ctx->saved_doc_hash = ctx->doc_gen_hash;
+			ctx->saved_deltas = applied;
+		}
 	}
 	dp_saved_clear(&sv);
 	return 0;
@@ -780,7 +785,7 @@ int main(int argc, char **argv)
 			 * disk): tried again, so a restart resumes it once the disk
 			 * takes it, without waiting for the next push. */
 			save_tried = rte_get_timer_cycles();
-			dp_ctx_save_pushed(&ctx, ctx.managed_by);
+			dp_ctx_save_retry(&ctx);
 		}
 		if (sig_usr1) {
 			sig_usr1 = 0;

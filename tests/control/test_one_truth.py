@@ -484,6 +484,7 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
 HANG_SHIM = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,26 +493,35 @@ HANG_SHIM = r"""
 
 /* A stalled disk under regionfwd's saved table: an fsync of a file whose
  * path holds ".pushed" waits while SAVE_HANG_FILE exists (at most 60 s),
- * and leaves SAVE_HANG_FILE.seen to say it did. */
-static void hang(int fd)
+ * and leaves SAVE_HANG_FILE.seen to say it did; then, while
+ * SAVE_HANG_FILE.fail exists, it fails with EIO. @return 0 or -1 */
+static int hang(int fd)
 {
 	const char *flag = getenv("SAVE_HANG_FILE");
-	char link[64], path[4096], seen[4200];
+	char link[64], path[4096], seen[4200], fail[4200];
 	ssize_t n;
 
-	if (flag == NULL || access(flag, F_OK) != 0)
-		return;
+	if (flag == NULL)
+		return 0;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, path, sizeof(path) - 1);
 	if (n <= 0)
-		return;
+		return 0;
 	path[n] = '\0';
 	if (strstr(path, ".pushed") == NULL)
-		return;
-	snprintf(seen, sizeof(seen), "%s.seen", flag);
-	close(open(seen, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-	for (int i = 0; i < 1200 && access(flag, F_OK) == 0; i++)
-		usleep(50000);
+		return 0;
+	if (access(flag, F_OK) == 0) {
+		snprintf(seen, sizeof(seen), "%s.seen", flag);
+		close(open(seen, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+		for (int i = 0; i < 1200 && access(flag, F_OK) == 0; i++)
+			usleep(50000);
+	}
+	snprintf(fail, sizeof(fail), "%s.fail", flag);
+	if (access(fail, F_OK) == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
 }
 
 #define STALLED(name)                                                   \
@@ -520,11 +530,26 @@ static void hang(int fd)
 		static int (*real)(int);                                \
 		if (!real)                                              \
 			real = (int (*)(int))dlsym(RTLD_NEXT, #name);   \
-		hang(fd);                                               \
-		return real(fd);                                        \
+		return hang(fd) ? -1 : real(fd);                        \
 	}
 STALLED(fsync)
 STALLED(fdatasync)
+
+int unlink(const char *p)
+{
+	static int (*real)(const char *);
+	const char *flag = getenv("SAVE_HANG_FILE");
+	char fail[4200];
+
+	if (!real)
+		real = (int (*)(const char *))dlsym(RTLD_NEXT, "unlink");
+	snprintf(fail, sizeof(fail), "%s.fail", flag ? flag : "");
+	if (flag && strstr(p, ".pushed") && access(fail, F_OK) == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return real(p);
+}
 """
 
 
@@ -654,4 +679,108 @@ def test_a_first_push_refused_after_its_save_leaves_no_saved_table(tmp_path):
     finally:
         if flag.exists():
             flag.unlink()
+        b.stop()
+
+
+def test_a_journal_folded_at_restart_keeps_the_next_delta_saved(tmp_path):
+    """A delta is saved before its swap, so a journal folded after one
+    (delta_journal_bytes passed) stays in the file as the document and its
+    records, and a restart replays and folds it again. The start then took
+    the folded document for the file's: the next delta was neither written
+    nor said unsaved, and the restart after it went back a generation."""
+    b = Box(tmp_path, "fold-restart", node_extra="delta_journal_bytes: 4096\n")
+
+    def restart():
+        b.fwd.kill()
+        b.fwd.wait(30)
+        os.unlink(b.fwd_sock)
+        b.start_fwd()
+
+    try:
+        big = tmp_path / "big.txt"
+        big.write_text("".join(f"10.{i // 256}.{i % 256}.0/24\n" for i in range(3000)))
+        rc, out, err = b.ctl("prefixes", "add", "india", str(big))
+        assert rc == 0, (out, err)
+        assert "folded into its document" in fwd_log(b)
+        restart()
+        assert dp_generation(b)["id"] == 2
+        wait_for(lambda: b.status()["dataplane"]["in_sync"], what="regiond in sync after the restart")
+        small = tmp_path / "small.txt"
+        small.write_text("10.200.0.0/24\n")
+        rc, out, err = b.ctl("prefixes", "add", "india", str(small))
+        assert rc == 0, (out, err)
+        third = dp_generation(b)
+        c = Ctl(b.fwd_sock)
+        try:
+            assert third["id"] == 3 and c.call("status")["save_error"] == ""
+        finally:
+            c.close()
+        restart()
+        assert dp_generation(b)["hash"] == third["hash"], fwd_log(b)[-2000:]
+        assert "starting on generation 3" in fwd_log(b)
+    finally:
+        b.stop()
+
+
+def fwd_status(b):
+    c = Ctl(b.fwd_sock)
+    try:
+        return c.call("status")
+    finally:
+        c.close()
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the save shim")
+@pytest.mark.parametrize("managed", [True, False], ids=["pushed-before", "nothing-pushed"])
+def test_a_refused_push_whose_file_cannot_be_put_back_is_said_and_retried(tmp_path, managed):
+    """A push saved, then refused for its deadline, and the disk fails the
+    write back (or the removal, when nothing was pushed before): the file
+    names a table that never ran, which a restart would start on. regionfwd
+    says so in save_error, naming the refused generation (regiond raises it
+    as an alarm), and tries again until the disk takes it."""
+    wrapper, flag = hang_shim(tmp_path)
+    fail = tmp_path / "hang.fail"
+    name = f"putback-{int(managed)}"
+    if managed:
+        b = Box(tmp_path, name, regiond_args=("--dataplane-timeout", "2000"), fwd_wrapper=wrapper)
+    else:
+        b = FwdOnly(tmp_path, name, fwd_wrapper=wrapper)
+    try:
+        first = dp_generation(b)
+        if managed:
+            wait_for(lambda: saved_header(tmp_path)["generation"] == first["id"], what="the first push saved")
+        new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+        flag.write_text("")
+        unstall = threading.Timer(3.0, lambda: (fail.write_text(""), flag.unlink()))
+        unstall.start()
+        try:
+            if managed:
+                rc, out, err = b.ctl("apply", new)
+                assert rc == 3 and "nothing changed" in err, (rc, out, err)
+            else:
+                c = Ctl(b.fwd_sock)
+                try:
+                    r = c.call("push", document=open(new).read(), generation=2, name="regiond",
+                               deadline_mono_ns=time.monotonic_ns() + 1_500_000_000)
+                finally:
+                    c.close()
+                assert not r["ok"] and r["error"]["code"] == "push_expired", r
+        finally:
+            unstall.join()
+        st = wait_for(lambda: (lambda s: s if s["save_error"] else None)(fwd_status(b)),
+                      what="save_error said")
+        assert "generation 2, a push refused after its deadline" in st["save_error"], st
+        assert (st["generation"]["id"], st["generation"]["hash"]) == (first["id"], first["hash"]), st
+        if managed:  # regiond raises it
+            wait_for(lambda: "push refused after its deadline" in json.dumps(b.status()), what="regiond's alarm")
+        fail.unlink()
+        wait_for(lambda: fwd_status(b)["save_error"] == "", what="the retry puts the file back")
+        if managed:
+            assert saved_header(tmp_path)["generation"] == first["id"]
+        else:
+            assert not os.path.exists(tmp_path / "fwd.sock.pushed")
+    finally:
+        for f in (flag, fail):
+            if f.exists():
+                f.unlink()
         b.stop()
