@@ -100,6 +100,55 @@ static void test_round_trip(void **state)
 	assert_int_equal(access(tmp, F_OK), -1);
 }
 
+/* Records appended in one call (a chain written whole: one fsync) and one
+ * by one read back alike, in order; a torn last record ends the journal,
+ * and removing the save takes the journal with it. */
+static void test_journal_records_and_remove(void **state)
+{
+	uint8_t a[] = {1, 2, 3}, b[] = {4}, c[] = {5, 6}, d[] = {7, 8, 9, 10};
+	uint8_t *const recs[] = {a, b, c};
+	const uint64_t ids[] = {43, 44, 45}, hashes[] = {0x43, 0x44, 0x45};
+	const size_t lens[] = {sizeof(a), sizeof(b), sizeof(c)};
+	uint8_t *const more[] = {d};
+	const uint64_t id4 = 46, hash4 = 0x46;
+	const size_t len4 = sizeof(d);
+	struct dp_saved s;
+	struct fwd_err e = {0};
+	char jp[160];
+
+	(void)state;
+	snprintf(jp, sizeof(jp), "%s.deltas", path);
+	assert_int_equal(dp_saved_write(path, 42, 0, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_append(path, ids, hashes, recs, lens, 3), 0);
+	assert_int_equal(dp_saved_append(path, &id4, &hash4, more, &len4, 1), 0);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_int_equal(s.ndeltas, 4);
+	for (uint32_t i = 0; i < 3; i++) {
+		assert_int_equal(s.deltas[i].id, ids[i]);
+		assert_int_equal(s.deltas[i].hash, hashes[i]);
+		assert_int_equal(s.deltas[i].len, lens[i]);
+		assert_memory_equal(s.deltas[i].changes, recs[i], lens[i]);
+	}
+	assert_int_equal(s.deltas[3].id, 46);
+	assert_memory_equal(s.deltas[3].changes, d, sizeof(d));
+	assert_string_equal(s.journal_note, "");
+	dp_saved_clear(&s);
+	/* The last record torn (a crash in its write): the first three stay. */
+	struct stat st;
+
+	assert_int_equal(stat(jp, &st), 0);
+	assert_int_equal(truncate(jp, st.st_size - 3), 0);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_int_equal(s.ndeltas, 3);
+	assert_int_equal(s.deltas[2].id, 45);
+	assert_string_not_equal(s.journal_note, "");
+	dp_saved_clear(&s);
+	assert_int_equal(dp_saved_remove(path), 1);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(access(jp, F_OK), -1);
+	assert_int_equal(dp_saved_remove(path), 0);
+}
+
 static void test_absent_is_not_an_error(void **state)
 {
 	struct dp_saved s;
@@ -236,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_damage_is_refused),
 		cmocka_unit_test(test_version_1_is_read),
 		cmocka_unit_test(test_unreadable_journal_and_dangling_save_are_said),
+		cmocka_unit_test(test_journal_records_and_remove),
 		cmocka_unit_test(test_unwritable_directory),
 	};
 
