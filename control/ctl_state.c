@@ -1918,11 +1918,13 @@ int ctl_state_sync(struct ctl_state *st)
 	 * older table until this regiond pushes again. Said while it lasts;
 	 * an older regionfwd does not say (""). */
 	if (r->save_error && r->save_error[0])
-		ctl_state_alarm(
-			st, CTL_ALARM_DP_SAVE,
-			"regionfwd %s; a restart of regionfwd would start on an older table "
-			"until regiond pushes again",
-			r->save_error);
+		/* regionfwd says itself what a restart would start on when it
+		 * is not an older table (a file naming a push it refused). */
+		ctl_state_alarm(st, CTL_ALARM_DP_SAVE, "regionfwd %s%s until regiond pushes again",
+				r->save_error,
+				strstr(r->save_error, "a restart of regionfwd would start on")
+					? ","
+					: "; a restart of regionfwd would start on an older table");
 	else
 		ctl_state_alarm(st, CTL_ALARM_DP_SAVE, NULL);
 	if (st->has_pending)
