@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,10 +23,44 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
+/* A whole number in decimal digits and nothing else: strtoull alone takes
+ * "" as 0 and " 20", "+20", "-1" (wrapped) and "7junk" as numbers. */
+static int parse_whole(const char *s, unsigned long long *v)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return *end || errno ? -EINVAL : 0;
+}
+
+/* A finite decimal number, digits first ("1.5", "2e3"): strtod alone takes
+ * "", "nan", "inf", " 1", "1junk" and "0x1p3" (atof even "abc", as 0). */
+static int parse_real(const char *s, double *v)
+{
+	char *end;
+
+	if (((*s < '0' || *s > '9') && *s != '.') || s[strspn(s, "0123456789.eE+-")])
+		return -EINVAL; /* hexadecimal ("0x1p3") too */
+	errno = 0;
+	*v = strtod(s, &end);
+	return *end || errno || !isfinite(*v) ? -EINVAL : 0;
+}
+
+static int refuse(const struct fwd_opt *d, const char *arg, struct fwd_err *e)
+{
+	if (d->refused)
+		return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "%s (given \"%.40s\")",
+				    d->refused, arg);
+	return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name,
+			    "--%s: \"%.40s\" is not a number in range", d->name, arg);
+}
+
 int fwd_opt_set(const struct fwd_opt *d, void *o, const char *arg, struct fwd_err *e)
 {
 	void *at = (char *)o + d->off;
-	char *end;
 
 	switch (d->kind) {
 	case FWD_OPT_STR:
@@ -34,20 +69,27 @@ int fwd_opt_set(const struct fwd_opt *d, void *o, const char *arg, struct fwd_er
 	case FWD_OPT_UINT: {
 		unsigned long long v;
 
-		errno = 0;
-		v = strtoull(arg, &end, 10);
-		if (*arg == '-' || *end || errno || v < d->min || v > d->max)
-			return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "%s",
-					    d->refused ? d->refused : "out of range");
+		if (parse_whole(arg, &v) || v < d->min || v > d->max)
+			return refuse(d, arg, e);
 		*(uint64_t *)at = v;
 		return 0;
 	}
-	case FWD_OPT_U32:
-		*(uint32_t *)at = (uint32_t)strtoul(arg, NULL, 10);
+	case FWD_OPT_U32: {
+		unsigned long long v;
+
+		if (parse_whole(arg, &v) || v < d->min || v > (d->max ? d->max : UINT32_MAX))
+			return refuse(d, arg, e);
+		*(uint32_t *)at = (uint32_t)v;
 		return 0;
-	case FWD_OPT_REAL:
-		*(double *)at = atof(arg);
+	}
+	case FWD_OPT_REAL: {
+		double v;
+
+		if (parse_real(arg, &v) || v < (double)d->min || (d->max && v > (double)d->max))
+			return refuse(d, arg, e);
+		*(double *)at = v;
 		return 0;
+	}
 	case FWD_OPT_LIST: {
 		struct fwd_opt_list *l = at;
 
@@ -118,6 +160,14 @@ enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc,
 		d = &t[c - OPT_VAL0];
 		if (d->kind == FWD_OPT_HELP)
 			return FWD_OPTS_HELP;
+		/* A second value would silently win over the first (a unit's
+		 * own --log and one in its ARGS): said, as regionfwd does. */
+		if (d->kind != FWD_OPT_LIST && d->kind != FWD_OPT_FLAG &&
+		    (seen & (1ull << (c - OPT_VAL0)))) {
+			fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "--%s given twice",
+				     d->name);
+			return FWD_OPTS_ERROR;
+		}
 		if (fwd_opt_set(d, o, optarg, e))
 			return FWD_OPTS_ERROR;
 		seen |= 1ull << (c - OPT_VAL0);

@@ -21,8 +21,8 @@
 enum fwd_opt_kind {
 	FWD_OPT_STR, /* const char *: the argument as is */
 	FWD_OPT_UINT, /* uint64_t in min..max, else the 'refused' message */
-	FWD_OPT_U32, /* uint32_t, unchecked here (the program checks its range) */
-	FWD_OPT_REAL, /* double */
+	FWD_OPT_U32, /* uint32_t in min..max (max 0: UINT32_MAX), else 'refused' */
+	FWD_OPT_REAL, /* a finite double in min..max (max 0: no bound), else 'refused' */
 	FWD_OPT_LIST, /* struct fwd_opt_list: appended, at most max times */
 	FWD_OPT_CHOICE, /* uint64_t: the index of the argument in choices[] */
 	FWD_OPT_MAC, /* uint8_t[6]: a MAC address */
@@ -44,7 +44,7 @@ struct fwd_opt {
 	const char *help; /* one line; --help adds "(default DEF)" */
 	enum fwd_opt_kind kind;
 	size_t off; /* the member it sets */
-	uint64_t min, max; /* FWD_OPT_UINT: the range; FWD_OPT_LIST: how many */
+	uint64_t min, max; /* FWD_OPT_UINT, _U32, _REAL: the range; FWD_OPT_LIST: how many */
 	const char *const *choices; /* FWD_OPT_CHOICE: NULL-terminated */
 	const char *refused; /* FWD_OPT_UINT, FWD_OPT_CHOICE: the message for a bad value */
 	unsigned required : 1; /* the program refuses to start without it */
@@ -62,7 +62,10 @@ enum fwd_opts_result {
 
 /**
  * The defaults of @t (n entries, at most 64), then @argv, into @o; a
- * required option missing is an error. @given (optional) gets a bit per
+ * required option missing, or one given twice (but a list or a flag), is an
+ * error.
+ * Numbers are decimal digits first, nothing after: "", " 5", "+5", "5k",
+ * "nan" and "inf" are refused, naming the option. @given (optional) gets a bit per
  * option the command line gave.
  */
 enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc, char **argv,

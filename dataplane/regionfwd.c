@@ -326,6 +326,10 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 		fprintf(stderr, "regionfwd: unexpected argument '%s'\n", argv[optind]);
 		return -EINVAL;
 	}
+	if (o->stats_json && o->stats_json[0] == '\0') {
+		fprintf(stderr, "regionfwd: --stats-json: an empty path\n");
+		return -EINVAL;
+	}
 	if (o->stats_json) {
 		/* Written at exit: say now, not after the whole run, that it cannot
 		 * be (its directory missing, or the path a directory). */
@@ -831,7 +835,8 @@ int main(int argc, char **argv)
 
 		if (j == NULL ||
 		    json_dump_file(j, opts.stats_json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
-			DP_LOG(ERR, "cannot write %s", opts.stats_json);
+			DP_LOG(ERR, "cannot write --stats-json %s: %s", opts.stats_json,
+			       j == NULL ? "out of memory" : strerror(errno));
 			rc = 1;
 		}
 		json_decref(j);

@@ -49,6 +49,9 @@ RTE_LOG_REGISTER_DEFAULT(dp_logtype, INFO);
 
 #define MAGIC 0x52464e47454e3031ull /* "RFNGEN01" */
 #define MAX_FLOWS (1u << 20)
+#define MAX_DURATION_S 31536000 /* a year: duration x TSC hz stays in 64 bits */
+#define RATE_RULE "--rate takes packets a second: 0 (as fast as the port takes) or 1..1e9"
+#define DURATION_RULE "--duration takes seconds, more than 0 and at most 31536000"
 #define MAX_RX 8
 #define LAT_BUCKETS 40 /* log2 of nanoseconds */
 
@@ -72,11 +75,23 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/* Frame @i's bytes on the wire under --size @size, or -1 when @size is
+ * neither imix nor 60..1518 in decimal digits alone. */
 static int frame_size(const char *size, uint32_t i)
 {
 	static const uint16_t imix[12] = {64, 64, 64, 64, 64, 64, 64, 570, 570, 570, 570, 1518};
+	int v = 0;
 
-	return strcmp(size, "imix") == 0 ? imix[(i * 7) % 12] : atoi(size);
+	if (strcmp(size, "imix") == 0)
+		return imix[(i * 7) % 12];
+	if (*size == '\0' || strlen(size) > 4)
+		return -1;
+	for (const char *c = size; *c; c++) {
+		if (*c < '0' || *c > '9')
+			return -1;
+		v = v * 10 + (*c - '0');
+	}
+	return v >= 60 && v <= 1518 ? v : -1;
 }
 
 static uint32_t rnd(uint64_t *s)
@@ -236,12 +251,16 @@ static const struct fwd_opt options[] = {
 	 .def = "0",
 	 .kind = FWD_OPT_REAL,
 	 .off = AT(rate),
+	 .max = 1000000000,
+	 .refused = RATE_RULE,
 	 .help = "target rate; 0: as fast as the port takes it"},
 	{.name = "duration",
 	 .arg = "S",
 	 .def = "10",
 	 .kind = FWD_OPT_REAL,
 	 .off = AT(duration),
+	 .max = MAX_DURATION_S,
+	 .refused = DURATION_RULE,
 	 .help = "seconds of sending, then up to 10 s of collecting"},
 	{.name = "size",
 	 .arg = "N|imix",
@@ -254,6 +273,9 @@ static const struct fwd_opt options[] = {
 	 .def = "4096",
 	 .kind = FWD_OPT_U32,
 	 .off = AT(flows),
+	 .min = 1,
+	 .max = MAX_FLOWS,
+	 .refused = "--flows takes 1..1048576",
 	 .help = "distinct frames, sent round robin, 1..1048576"},
 	{.name = "dst-mac",
 	 .arg = "MAC",
@@ -317,11 +339,14 @@ static int parse_options(int argc, char **argv, struct gen_opts *o)
 	}
 	if (o->table == NULL || (o->tx == NULL && o->pcap == NULL))
 		rte_exit(EXIT_FAILURE, "need --table and --tx or --pcap\n");
-	if (o->flows < 1 || o->flows > MAX_FLOWS || o->rate < 0 || o->duration <= 0 ||
-	    (strcmp(o->size, "imix") && (atoi(o->size) < 60 || atoi(o->size) > 1518)))
-		rte_exit(EXIT_FAILURE,
-			 "bad --flows (1..%u), --rate, --duration or --size (60..1518 or imix)\n",
-			 MAX_FLOWS);
+	/* Below 1 pps a burst's spacing overflows the TSC's 64 bits. */
+	if (o->rate > 0 && o->rate < 1)
+		rte_exit(EXIT_FAILURE, "%s (given \"%g\")\n", RATE_RULE, o->rate);
+	if (o->duration <= 0)
+		rte_exit(EXIT_FAILURE, "%s (given \"%g\")\n", DURATION_RULE, o->duration);
+	if (frame_size(o->size, 0) < 0)
+		rte_exit(EXIT_FAILURE, "--size takes 60..1518 or imix (given \"%.40s\")\n",
+			 o->size);
 	return -1;
 }
 

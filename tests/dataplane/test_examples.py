@@ -209,6 +209,7 @@ def test_log_equals_form_is_applied(tmp_path):
     (["--idle-exit", "7094901566812"], "--idle-exit takes milliseconds, 1..31536000000"),
     (["--idle-exit", "31536000001"], "--idle-exit takes milliseconds, 1..31536000000"),
     (["--stats-json", "/"], "--stats-json /: cannot be written"),
+    (["--stats-json", ""], "--stats-json: an empty path"),
     (["--stats-json", "/nonexistent-rfw/s.json"], "its directory /nonexistent-rfw missing"),
 ])
 def test_arguments_refused_before_the_run(args, words):

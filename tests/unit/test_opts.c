@@ -121,7 +121,7 @@ static void test_refusals(void **state)
 
 	(void)state;
 	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--count", "1"), FWD_OPTS_ERROR);
-	assert_string_equal(e.reason, "--count takes 2..100");
+	assert_string_equal(e.reason, "--count takes 2..100 (given \"1\")");
 	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--count", "-5"), FWD_OPTS_ERROR);
 	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--count", "7x"), FWD_OPTS_ERROR);
 	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--mode", "turbo"), FWD_OPTS_ERROR);
@@ -142,6 +142,48 @@ static void test_refusals(void **state)
 	/* Help wins over an error before or after it. */
 	assert_int_equal(run(&o, NULL, &e, 3, "--bogus", "--help"), FWD_OPTS_HELP);
 	assert_int_equal(run(&o, NULL, &e, 4, "--count", "7x", "-h"), FWD_OPTS_HELP);
+}
+
+/* Numbers are digits first and nothing after: strtoull took "" as 0 and
+ * " 20", "+20" as 20, atof "abc" as 0; a repeated option kept its last
+ * value without a word. */
+static void test_strict_numbers_and_repeats(void **state)
+{
+	static const char *const bad_whole[] = {"", " 20", "+20", "20 ", "0x10", "1e3", "nan"};
+	static const char *const bad_real[] = {"",    " 1",    "+1",	"-1",  "nan",
+					       "inf", "1e400", "1junk", "abc", "0x1p3"};
+	struct o o;
+	struct fwd_err e;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_whole) / sizeof(bad_whole[0]); i++) {
+		assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--count", bad_whole[i]),
+				 FWD_OPTS_ERROR);
+		assert_non_null(strstr(e.reason, "--count takes 2..100"));
+		assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--n", bad_whole[i]),
+				 FWD_OPTS_ERROR);
+		assert_non_null(strstr(e.reason, "--n:"));
+	}
+	for (size_t i = 0; i < sizeof(bad_real) / sizeof(bad_real[0]); i++) {
+		assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--rate", bad_real[i]),
+				 FWD_OPTS_ERROR);
+		assert_non_null(strstr(e.reason, "--rate"));
+	}
+	/* A uint32_t past its 32 bits is refused, not wrapped. */
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--n", "4294967297"), FWD_OPTS_ERROR);
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--n", "4294967295"), FWD_OPTS_OK);
+	assert_int_equal(o.n, 4294967295u);
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--rate", ".5"), FWD_OPTS_OK);
+	assert_true(o.rate > 0.49 && o.rate < 0.51);
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--rate", "2e3"), FWD_OPTS_OK);
+	assert_true(o.rate > 1999 && o.rate < 2001);
+	assert_int_equal(run(&o, NULL, &e, 7, "--name", "x", "--count", "5", "--count", "6"),
+			 FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "--count given twice");
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--name", "y"), FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "--name given twice");
+	/* A flag twice says the same thing twice: taken. */
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--json", "--json"), FWD_OPTS_OK);
 }
 
 static void test_help_lines(void **state)
@@ -165,6 +207,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds_and_defaults),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_strict_numbers_and_repeats),
 		cmocka_unit_test(test_help_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
