@@ -25,6 +25,34 @@ def gen_bin():
     return os.path.join(os.path.dirname(regionfwd_bin()), "regionfwd-gen")
 
 
+@pytest.mark.parametrize("args,words", [
+    (["--duration", "nan"], '--duration takes seconds, more than 0 and at most 31536000 (given "nan")'),
+    (["--duration", "inf"], "--duration takes seconds"),
+    (["--duration", "1e10"], "--duration takes seconds"),
+    (["--duration", "0"], "--duration takes seconds"),
+    (["--rate", "nan"], "--rate takes packets a second"),
+    (["--rate", "abc"], "--rate takes packets a second"),
+    (["--rate", "1e-300"], "--rate takes packets a second"),
+    (["--rate", "0.5"], "--rate takes packets a second"),
+    (["--flows", "4294967297"], '--flows takes 1..1048576 (given "4294967297")'),
+    (["--flows", "-4294967295"], "--flows takes 1..1048576"),
+    (["--flows", "7junk"], "--flows takes 1..1048576"),
+    (["--size", "64abc"], '--size takes 60..1518 or imix (given "64abc")'),
+    (["--size", "4294967360"], "--size takes 60..1518 or imix"),
+    (["--table", DEMO], "--table given twice"),
+])
+def test_bad_numbers_are_refused_naming_the_option(tmp_path, args, words):
+    """--duration nan never stopped and inf sent nothing with exit 0; --rate
+    abc was 'as fast as possible' and 1e-300 overflowed the spacing of
+    bursts; --flows 4294967297 was 1 and 7junk 7; --size 64abc was 64; a
+    second --table went unsaid; and one message named four options."""
+    p = subprocess.run([gen_bin()] + eal_args("gen-args", "0", 512) + [
+        "--", "--table", DEMO, "--pcap", str(tmp_path / "g.pcap"), *args],
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and words in p.stdout + p.stderr, p.stdout + p.stderr
+    assert not os.path.exists(tmp_path / "g.pcap")
+
+
 def test_pcap_covers_the_table(tmp_path):
     out = tmp_path / "gen.pcap"
     p = subprocess.run([gen_bin()] + eal_args("gen-pcap", "0", 512) + [
