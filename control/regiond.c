@@ -39,6 +39,7 @@
 #include "fwd_clock.h"
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
+#include "ctl_file.h"
 #include "ctl_state.h"
 #include "ctl_tls.h"
 #include "fwd_opts.h"
@@ -494,30 +495,17 @@ struct regiond {
 };
 
 /* The text of option @opt's file @path, or NULL with the reason said
- * (naming the option and the file). A @secret (a token, a key) that its
- * group or others may read or write is refused: anyone who can read it
- * holds the credential. Any other file (@what it decides) is refused when
- * they may change it. */
+ * (naming the option and the file): not a regular file, too large, a NUL
+ * byte in it (ctl_file_read). A @secret (a token, a key) that its group or
+ * others may read or write is refused: anyone who can read it holds the
+ * credential. Any other file (@what it decides) is refused when they may
+ * change it. */
 static char *read_conf_file(const char *opt, const char *path, int secret, const char *what)
 {
-	struct fwd_err e = {0};
-	struct stat sb;
-	char *buf;
-	size_t len;
+	char why[256], *buf = ctl_file_read(path, secret, what, NULL, why, sizeof(why));
 
-	if (stat(path, &sb) < 0) {
-		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, strerror(errno));
-		return NULL;
-	}
-	if (sb.st_mode & (secret ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH))) {
-		fwd_log(FWD_LOG_ERR, "%s %s: mode %04o lets its group or others %s; chmod %s it",
-			opt, path, (unsigned)(sb.st_mode & 07777), what, secret ? "600" : "644");
-		return NULL;
-	}
-	if (fwd_read_file(path, &buf, &len, &e)) {
-		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, e.reason);
-		return NULL;
-	}
+	if (buf == NULL)
+		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, why);
 	return buf;
 }
 

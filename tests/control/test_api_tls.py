@@ -368,3 +368,31 @@ def test_a_tls_peer_that_stops_reading_does_not_hold_regionctl(tmp_path, pki):
         for s in held:
             s.close()
         srv.close()
+
+
+def test_a_nul_byte_in_a_token_or_writers_file_stops_regiond(tmp_path, pki):
+    """Text after a NUL byte was silently dropped: `alice TOKEN\\0\\nbob TOKEN2`
+    started regiond with alice's token only (bob got 401, nothing logged),
+    and `CN=a\\0\\nnoequals` passed though `noequals` alone is refused. Such a
+    file now stops regiond, naming it and the line."""
+    tok = tmp_path / "token"
+    tok.write_bytes(b"alice alice-token-0123456789\x00\nbob bob-token-0123456789\n")
+    tok.chmod(0o600)
+    rc, err = regiond_start_error(tmp_path, "--token-file", str(tok))
+    assert rc == 2 and f"--token-file {tok}: line 1 holds a NUL byte" in err, err
+    good = token_file(tmp_path / "good-token", WRITE_TOKEN)
+    rc, err = regiond_start_error(tmp_path, "--token-file", good, "--read-token-file", str(tok))
+    assert rc == 2 and f"--read-token-file {tok}: line 1 holds a NUL byte" in err, err
+    writers = tmp_path / "writers"
+    writers.write_bytes(b"# who may write\nCN=a\x00\nnoequals\n")
+    rc, err = regiond_start_error(tmp_path, "--token-file", good, *tls_args(pki)[:6], "--tls-writers",
+                                  str(writers))
+    assert rc == 2 and f"--tls-writers {writers}: line 2 holds a NUL byte" in err, err
+    # The API's own files, as before but for the device and the FIFO.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for opt, path in (("--tls-cert", "/dev/zero"), ("--tls-client-ca", str(fifo))):
+        args = dict(zip(tls_args(pki)[:6:2], tls_args(pki)[1:6:2]))
+        args[opt] = path
+        rc, err = regiond_start_error(tmp_path, "--token-file", good, *[x for kv in args.items() for x in kv])
+        assert rc == 2 and f"{opt} {path}: not a regular file" in err, err
