@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "ctl_exit.h"
+#include "ctl_file.h"
 #include "ctl_pcapng.h"
 #include "ctl_top.h"
 #include "ctl_tls_client.h"
@@ -3613,13 +3614,11 @@ int main(int argc, char **argv)
 					   names_dir);
 	}
 	if (global_val(gval, "--token-file")) {
-		struct fwd_err e = {0};
-		size_t len;
-
 		const char *tf = global_val(gval, "--token-file");
+		char why[256];
 
-		if (fwd_read_file(tf, &token, &len, &e)) {
-			fprintf(stderr, "regionctl: --token-file %s: %s\n", tf, e.reason);
+		if ((token = ctl_file_read(tf, 0, NULL, NULL, why, sizeof(why))) == NULL) {
+			fprintf(stderr, "regionctl: --token-file %s: %s\n", tf, why);
 			return EXIT_USAGE;
 		}
 		token[strcspn(token, "\r\n")] = '\0';

@@ -302,7 +302,7 @@ def test_token_file_errors_name_the_option_and_the_file(listener, tmp_path):
     sock, s = listener
     empty = tmp_path / "empty.token"
     empty.write_text("\n")
-    for path, said in ((str(tmp_path / "missing.token"), "cannot open"),
+    for path, said in ((str(tmp_path / "missing.token"), "No such file"),
                        (str(empty), "its first line is empty")):
         p = ctl("--url", "http://127.0.0.1:1", "--token-file", path, "history")
         assert p.returncode == 2 and f"--token-file {path}: {said}" in p.stderr, p
