@@ -872,8 +872,56 @@ static int start_feed(struct regiond *d)
 	return 0;
 }
 
+/* --fleet-ca, --fleet-cert and --fleet-key read and checked with GnuTLS
+ * before anything starts, as the API's --tls-* files are: libcurl reads
+ * them again for each connection to etcd, where a device or a FIFO would
+ * be read for ever and a bad file only said as "paused" later. @return 0
+ * or 2 (said). */
+static int check_fleet_tls(const struct regiond_opts *o)
+{
+	char *ca = NULL, *cert = NULL, *key = NULL, why[512], warn[256];
+	int rc = 2;
+
+	if (!o->fleet_ca && !o->fleet_cert)
+		return 0;
+	if ((o->fleet_ca && (ca = read_conf_file("--fleet-ca", o->fleet_ca, 0,
+						 "change whom it trusts")) == NULL) ||
+	    (o->fleet_cert &&
+	     ((cert = read_conf_file("--fleet-cert", o->fleet_cert, 0, "change it")) == NULL ||
+	      (key = read_conf_file("--fleet-key", o->fleet_key, 1, "read or change the key")) ==
+		      NULL)))
+		goto out;
+	/* A validity warning is left to etcd: it names the server's side. */
+	switch (ctl_tls_check(cert, key, ca, why, sizeof(why), warn, sizeof(warn))) {
+	case CTL_TLS_OK:
+		rc = 0;
+		break;
+	case CTL_TLS_BAD_CERT:
+		fwd_log(FWD_LOG_ERR, "--fleet-cert %s: %s", o->fleet_cert, why);
+		break;
+	case CTL_TLS_BAD_KEY:
+		fwd_log(FWD_LOG_ERR, "--fleet-key %s: %s", o->fleet_key, why);
+		break;
+	case CTL_TLS_MISMATCH:
+		fwd_log(FWD_LOG_ERR, "--fleet-key %s and --fleet-cert %s: %s", o->fleet_key,
+			o->fleet_cert, why);
+		break;
+	case CTL_TLS_BAD_CA:
+		fwd_log(FWD_LOG_ERR, "--fleet-ca %s: %s", o->fleet_ca, why);
+		break;
+	}
+out:
+	free(ca);
+	free(cert);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	return rc;
+}
+
 /* --fleet-* checked before anything starts (names, labels, endpoints, the
- * password file's mode). Without --fleet-endpoints none may be given: the
+ * password file's mode, the TLS files). Without --fleet-endpoints none may be given: the
  * single-box mode needs no etcd. @return 0 or 2 (said). */
 static int load_fleet_conf(struct regiond *d)
 {
@@ -939,20 +987,11 @@ static int load_fleet_conf(struct regiond *d)
 	};
 	for (unsigned i = 0; i < o->fleet_labels.n; i++)
 		c->labels[c->nlabels++] = o->fleet_labels.v[i];
-	if (o->fleet_key) {
-		/* Read only to check its mode here: libcurl reads it itself. */
-		char *k = read_conf_file("--fleet-key", o->fleet_key, 1, "read or change the key");
-
-		if (!k)
-			return 2;
-		explicit_bzero(k, strlen(k));
-		free(k);
-	}
 	if (ctl_fleet_conf_check(c, &e)) {
 		fwd_log(FWD_LOG_ERR, "%s", e.reason);
 		return 2;
 	}
-	return 0;
+	return check_fleet_tls(o);
 }
 
 /* The fleet agent, when --fleet-endpoints is given. @return 0 or -1 (said) */
