@@ -10,7 +10,7 @@
 
 static gnutls_datum_t datum(const char *s)
 {
-	return (gnutls_datum_t){.data = (unsigned char *)s, .size = (unsigned)strlen(s)};
+	return (gnutls_datum_t){.data = (unsigned char *)s, .size = s ? (unsigned)strlen(s) : 0};
 }
 
 /* The certificates in PEM text @pem: their number (>0), or a gnutls error. */
@@ -63,6 +63,8 @@ enum ctl_tls_bad ctl_tls_check(const char *cert, const char *key, const char *ca
 
 	warn[0] = '\0';
 	why[0] = '\0';
+	if (cert == NULL)
+		goto ca;
 	if ((rc = import_certs(cert, &list, &n)) < 0 || n == 0) {
 		snprintf(why, whylen, "no PEM certificate in it (GnuTLS: %s)",
 			 gnutls_strerror(rc < 0 ? rc : GNUTLS_E_NO_CERTIFICATE_FOUND));
@@ -88,6 +90,7 @@ enum ctl_tls_bad ctl_tls_check(const char *cert, const char *key, const char *ca
 		bad = CTL_TLS_MISMATCH;
 		goto out;
 	}
+ca:
 	if (ca) {
 		if ((rc = import_certs(ca, &list, &n)) < 0 || n == 0) {
 			snprintf(why, whylen, "no PEM certificate in it (GnuTLS: %s)",

@@ -22,7 +22,8 @@ enum ctl_tls_bad {
 /**
  * Check the PEM text of the server's certificate (chain) @cert, its private
  * key @key and, unless NULL, the client CA certificates @ca, as
- * libmicrohttpd will load them. @why gets the reason when one is refused;
+ * libmicrohttpd will load them. @cert and @key NULL: @ca alone (a client's
+ * trusted CAs; a client's certificate and key are checked the same way). @why gets the reason when one is refused;
  * @warn (always written, "" when none) a problem that does not stop the
  * start: a certificate outside its validity period.
  * @return CTL_TLS_OK or which file is wrong

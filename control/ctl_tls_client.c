@@ -1,4 +1,5 @@
 #include "ctl_tls_client.h"
+#include "ctl_file.h"
 #include "ctl_tls.h"
 
 #include <arpa/inet.h>
@@ -39,56 +40,93 @@ struct ctl_conn *ctl_conn_plain(int fd)
 	return c;
 }
 
-/* Whom to trust, and the client certificate if any. @return 0, or -1 with @why. */
+/* Which of @conf's files ctl_tls_check() refused (@bad), and why (@text),
+ * into @why. */
+static void tls_refused(enum ctl_tls_bad bad, const struct ctl_tls_client_conf *conf,
+			const char *text, char *why, size_t len)
+{
+	if (bad == CTL_TLS_BAD_CA)
+		snprintf(why, len, "--ca %s: %s", conf->ca_file, text);
+	else if (bad == CTL_TLS_BAD_CERT)
+		snprintf(why, len, "--cert %s: %s", conf->cert_file, text);
+	else if (bad == CTL_TLS_BAD_KEY)
+		snprintf(why, len, "--key %s: %s", conf->key_file, text);
+	else
+		snprintf(why, len, "--cert %s, --key %s: %s", conf->cert_file, conf->key_file,
+			 text);
+}
+
+/* Whom to trust, and the client certificate if any: each file read with
+ * ctl_file_read() (a regular file of bounded size: not /dev/zero or a FIFO,
+ * which GnuTLS would read for ever or wait on), checked with ctl_tls_check()
+ * and handed to GnuTLS as text. @return 0, or -1 with @why. */
 static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 {
 	const struct ctl_tls_client_conf *conf = t->conf;
-	struct stat sb;
-	int rc;
+	char *ca = NULL, *cert = NULL, *key = NULL, text[512], warn[256];
+	size_t calen = 0, certlen = 0, keylen = 0;
+	enum ctl_tls_bad bad;
+	int rc, ret = -1;
 
 	if ((rc = gnutls_certificate_allocate_credentials(&t->cred)) < 0) {
 		snprintf(why, len, "TLS: %s", gnutls_strerror(rc));
 		return -1;
 	}
-	if (conf->ca_file) {
-		rc = gnutls_certificate_set_x509_trust_file(t->cred, conf->ca_file,
-							    GNUTLS_X509_FMT_PEM);
+	if (conf->ca_file &&
+	    (ca = ctl_file_read(conf->ca_file, 0, NULL, &calen, text, sizeof(text))) == NULL) {
+		snprintf(why, len, "--ca %s: %s", conf->ca_file, text);
+		goto out;
+	}
+	if (conf->cert_file && ((cert = ctl_file_read(conf->cert_file, 0, NULL, &certlen, text,
+						      sizeof(text))) == NULL ||
+				(key = ctl_file_read(conf->key_file, 1, "read or change the key",
+						     &keylen, text, sizeof(text))) == NULL)) {
+		snprintf(why, len, "--%s %s: %s", cert ? "key" : "cert",
+			 cert ? conf->key_file : conf->cert_file, text);
+		goto out;
+	}
+	if ((ca || cert) && (bad = ctl_tls_check(cert, key, ca, text, sizeof(text), warn,
+						 sizeof(warn))) != CTL_TLS_OK) {
+		tls_refused(bad, conf, text, why, len);
+		goto out;
+	}
+	if (ca) {
+		gnutls_datum_t d = {.data = (unsigned char *)ca, .size = (unsigned)calen};
+
+		rc = gnutls_certificate_set_x509_trust_mem(t->cred, &d, GNUTLS_X509_FMT_PEM);
 		if (rc <= 0) {
 			snprintf(why, len, "--ca %s: %s", conf->ca_file,
-				 access(conf->ca_file, R_OK) != 0 ? strerror(errno)
-				 : rc < 0			  ? gnutls_strerror(rc)
-								  : "no PEM certificate in it");
-			return -1;
+				 rc < 0 ? gnutls_strerror(rc) : "no PEM certificate in it");
+			goto out;
 		}
 	} else {
 		/* None there (no ca-certificates): nothing verifies, and the
 		 * handshake's error says to give --ca. */
 		(void)gnutls_certificate_set_x509_system_trust(t->cred);
 	}
-	if (conf->cert_file == NULL)
-		return 0;
-	if (stat(conf->key_file, &sb) < 0) {
-		snprintf(why, len, "--key %s: %s", conf->key_file, strerror(errno));
-		return -1;
+	if (cert) {
+		gnutls_datum_t c = {.data = (unsigned char *)cert, .size = (unsigned)certlen},
+			       k = {.data = (unsigned char *)key, .size = (unsigned)keylen};
+
+		rc = gnutls_certificate_set_x509_key_mem(t->cred, &c, &k, GNUTLS_X509_FMT_PEM);
+		if (rc < 0) {
+			snprintf(why, len, "--cert %s, --key %s: %s", conf->cert_file,
+				 conf->key_file,
+				 rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
+					 ? "the key does not match the certificate"
+					 : gnutls_strerror(rc));
+			goto out;
+		}
 	}
-	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
-		snprintf(why, len,
-			 "--key %s: mode %04o lets its group or others read or change the key; "
-			 "chmod 600 it",
-			 conf->key_file, (unsigned)(sb.st_mode & 07777));
-		return -1;
+	ret = 0;
+out:
+	free(ca);
+	free(cert);
+	if (key) {
+		explicit_bzero(key, keylen);
+		free(key);
 	}
-	rc = gnutls_certificate_set_x509_key_file(t->cred, conf->cert_file, conf->key_file,
-						  GNUTLS_X509_FMT_PEM);
-	if (rc < 0) {
-		snprintf(why, len, "--cert %s, --key %s: %s", conf->cert_file, conf->key_file,
-			 access(conf->cert_file, R_OK) != 0 ? strerror(errno)
-			 : rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
-				 ? "the key does not match the certificate"
-				 : gnutls_strerror(rc));
-		return -1;
-	}
-	return 0;
+	return ret;
 }
 
 struct ctl_tls_client *ctl_tls_client_new(const struct ctl_tls_client_conf *conf, char *why,

@@ -22,7 +22,10 @@ struct ctl_conn;
 
 /**
  * The credentials of @conf loaded: whom to trust, the client certificate.
- * A --key that its group or others may read is refused, as ssh does.
+ * Each file must be a regular file of at most CTL_FILE_MAX_BYTES without a
+ * NUL byte (ctl_file.h) holding PEM certificates, or the certificate's
+ * unencrypted key. A --key that its group or others may read is refused,
+ * as ssh does.
  * @return them, or NULL with the reason (naming the option and file) in @why.
  * @conf must outlive them.
  */

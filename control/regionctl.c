@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include "ctl_exit.h"
+#include "ctl_file.h"
 #include "ctl_pcapng.h"
 #include "ctl_top.h"
 #include "ctl_tls_client.h"
@@ -1777,6 +1778,82 @@ static void nothing_sent(const struct ctl_call *c)
 	fprintf(stderr, " --help'.\n");
 }
 
+/* A prefix file's bounds. A line holds a prefix (at most 43 bytes) or a
+ * comment; the whole file becomes one request body, and regiond accepts at
+ * most --max-body (256 MiB by default) of those: a larger file could never
+ * be sent. */
+#define PREFIX_LINE_MAX 4096
+#define PREFIX_FILE_MAX (256u * 1024u * 1024u)
+
+/* The next line of @f into @buf (PREFIX_LINE_MAX + 1 bytes), '\n' dropped,
+ * NUL-terminated; *@total counts what was read. @return its length (a NUL
+ * byte in it counts), -1 at the end, -2 when longer than PREFIX_LINE_MAX
+ * bytes, -3 past PREFIX_FILE_MAX, -4 a read error (errno says). */
+static ssize_t prefix_line(FILE *f, char *buf, size_t *total)
+{
+	size_t n = 0;
+	int ch;
+
+	while ((ch = getc_unlocked(f)) != EOF) {
+		if (++*total > PREFIX_FILE_MAX)
+			return -3;
+		if (ch == '\n')
+			break;
+		if (n == PREFIX_LINE_MAX)
+			return -2;
+		buf[n++] = (char)ch;
+	}
+	buf[n] = '\0';
+	if (ch == EOF && ferror(f))
+		return -4;
+	return ch == EOF && n == 0 ? -1 : (ssize_t)n;
+}
+
+/* @file (or stdin, "-") to read prefix lines from: a regular file or a
+ * pipe, opened without waiting for a FIFO's writer. Not /dev/zero or a
+ * directory, which would read for ever or fail at once. @return it, or NULL
+ * (said) with the exit code in @rc. */
+static FILE *prefix_file(const struct ctl_call *c, const char *file, int *rc)
+{
+	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : 0;
+	struct stat st;
+	FILE *f;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !(fd == 0 && isatty(0))) {
+		fprintf(stderr, "regionctl: %s: %s\n", fd ? file : "stdin",
+			S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file or a pipe");
+		goto fail;
+	}
+	if (S_ISREG(st.st_mode) && (unsigned long long)st.st_size > PREFIX_FILE_MAX) {
+		fprintf(stderr,
+			"regionctl: %s: larger than %u bytes, more than regiond takes in one "
+			"batch (--max-body's default): split it\n",
+			fd ? file : "stdin", PREFIX_FILE_MAX);
+		nothing_sent(c);
+		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
+		goto fail;
+	}
+	if (fd == 0)
+		return stdin;
+	/* Reads wait for a pipe's writer, as for standard input. */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
+	    (f = fdopen(fd, "r")) == NULL) {
+		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
+		goto fail;
+	}
+	return f;
+fail:
+	if (*rc == 0)
+		*rc = EXIT_USAGE;
+	if (fd > 0)
+		close(fd);
+	return NULL;
+}
+
 /*
  * 'prefixes add|remove REGION FILE|-': the prefixes of a file, one a line
  * ('#' comments and blank lines allowed), as one POST /v1/prefixes batch.
@@ -1784,44 +1861,41 @@ static void nothing_sent(const struct ctl_call *c)
  * (fwd_delta_add_text), so a typo is refused with its line number before
  * anything is sent; regiond checks the batch again against its table.
  * What the file holds is the input's fault, refused as regiond refuses a
- * bad batch (exit 1): a bad line, a NUL byte, no prefix at all. Only a
- * file that cannot be opened or read is the command line's (exit 2).
+ * bad batch (exit 1): a bad line, a NUL byte, a line longer than
+ * PREFIX_LINE_MAX, more than PREFIX_FILE_MAX bytes, no prefix at all. A
+ * file that cannot be opened or read, or is not a file or a pipe, is the
+ * command line's (exit 2).
  */
 static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 {
-	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	const char *name = strcmp(file, "-") ? file : "stdin";
+	FILE *f;
 	struct fwd_delta one = {0};
 	struct fwd_err e;
-	json_t *list = json_array();
-	char *line = NULL;
-	size_t cap = 0;
+	json_t *list;
+	char *line;
+	size_t total = 0;
 	unsigned n = 0;
 	ssize_t got;
-	struct stat st;
 
 	*rc = 0;
-	/* A directory opens, and then reads as an error a loop on getline()
-	 * would take for the end: refuse what is not a file or a pipe. */
-	if (f != NULL && fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-		fclose(f);
-		f = NULL;
-		errno = EISDIR;
-	}
-	if (f == NULL) {
-		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
-		*rc = EXIT_USAGE;
-		json_decref(list);
+	if ((f = prefix_file(c, file, rc)) == NULL)
 		return NULL;
+	list = json_array();
+	line = malloc(PREFIX_LINE_MAX + 1);
+	if (list == NULL || line == NULL) {
+		fprintf(stderr, "regionctl: out of memory\n");
+		*rc = EXIT_USAGE;
+		goto out;
 	}
-	while ((got = getline(&line, &cap, f)) >= 0) {
+	while ((got = prefix_line(f, line, &total)) >= 0) {
 		char *p = line, *end;
 
 		n++;
 		if (memchr(line, '\0', (size_t)got) != NULL) {
 			/* Text cut short at a NUL would be a different prefix
 			 * than the line holds, or none. */
-			fprintf(stderr, "regionctl: %s:%u: a NUL byte in the line\n",
-				strcmp(file, "-") ? file : "stdin", n);
+			fprintf(stderr, "regionctl: %s:%u: a NUL byte in the line\n", name, n);
 			nothing_sent(c);
 			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 			break;
@@ -1835,8 +1909,7 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			continue;
 		one.n = 0; /* the op is only checked, not kept */
 		if (fwd_delta_add_text(&one, FWD_DELTA_ADD, 1, p, "", &e)) {
-			fprintf(stderr, "regionctl: %s:%u: %s%s%s\n",
-				strcmp(file, "-") ? file : "stdin", n, e.reason,
+			fprintf(stderr, "regionctl: %s:%u: %s%s%s\n", name, n, e.reason,
 				strstr(e.reason, p) ? "" : ": ", strstr(e.reason, p) ? "" : p);
 			nothing_sent(c);
 			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
@@ -1844,21 +1917,35 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 		}
 		json_array_append_new(list, json_string(p));
 	}
-	if (*rc == 0 && ferror(f)) {
-		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
+	if (got == -2 || got == -3) {
+		if (got == -2)
+			fprintf(stderr, "regionctl: %s:%u: a line longer than %d bytes\n", name,
+				n + 1, PREFIX_LINE_MAX);
+		else
+			fprintf(stderr,
+				"regionctl: %s:%u: larger than %u bytes, more than regiond takes "
+				"in "
+				"one batch (--max-body's default): split it\n",
+				name, n + 1, PREFIX_FILE_MAX);
+		nothing_sent(c);
+		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
+	} else if (got == -4) {
+		fprintf(stderr, "regionctl: %s:%u: cannot read: %s\n", name, n + 1,
+			strerror(errno));
 		*rc = EXIT_USAGE;
 	}
+	if (*rc == 0 && json_array_size(list) == 0) {
+		/* empty, or only comments and blank lines: a batch of nothing */
+		fprintf(stderr, "regionctl: no prefixes in %s: nothing to %s\n", name,
+			cmd_of(c)->name);
+		nothing_sent(c);
+		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
+	}
+out:
 	if (f != stdin)
 		fclose(f);
 	free(line);
 	fwd_delta_clear(&one);
-	if (*rc == 0 && json_array_size(list) == 0) {
-		/* empty, or only comments and blank lines: a batch of nothing */
-		fprintf(stderr, "regionctl: no prefixes in %s: nothing to %s\n",
-			strcmp(file, "-") ? file : "stdin", cmd_of(c)->name);
-		nothing_sent(c);
-		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
-	}
 	if (*rc) {
 		json_decref(list);
 		return NULL;
@@ -3613,13 +3700,11 @@ int main(int argc, char **argv)
 					   names_dir);
 	}
 	if (global_val(gval, "--token-file")) {
-		struct fwd_err e = {0};
-		size_t len;
-
 		const char *tf = global_val(gval, "--token-file");
+		char why[256];
 
-		if (fwd_read_file(tf, &token, &len, &e)) {
-			fprintf(stderr, "regionctl: --token-file %s: %s\n", tf, e.reason);
+		if ((token = ctl_file_read(tf, 0, NULL, NULL, why, sizeof(why))) == NULL) {
+			fprintf(stderr, "regionctl: --token-file %s: %s\n", tf, why);
 			return EXIT_USAGE;
 		}
 		token[strcspn(token, "\r\n")] = '\0';

@@ -39,6 +39,7 @@
 #include "fwd_clock.h"
 #include "ctl_confirm.h"
 #include "ctl_dp.h"
+#include "ctl_file.h"
 #include "ctl_state.h"
 #include "ctl_tls.h"
 #include "fwd_opts.h"
@@ -494,30 +495,17 @@ struct regiond {
 };
 
 /* The text of option @opt's file @path, or NULL with the reason said
- * (naming the option and the file). A @secret (a token, a key) that its
- * group or others may read or write is refused: anyone who can read it
- * holds the credential. Any other file (@what it decides) is refused when
- * they may change it. */
+ * (naming the option and the file): not a regular file, too large, a NUL
+ * byte in it (ctl_file_read). A @secret (a token, a key) that its group or
+ * others may read or write is refused: anyone who can read it holds the
+ * credential. Any other file (@what it decides) is refused when they may
+ * change it. */
 static char *read_conf_file(const char *opt, const char *path, int secret, const char *what)
 {
-	struct fwd_err e = {0};
-	struct stat sb;
-	char *buf;
-	size_t len;
+	char why[256], *buf = ctl_file_read(path, secret, what, NULL, why, sizeof(why));
 
-	if (stat(path, &sb) < 0) {
-		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, strerror(errno));
-		return NULL;
-	}
-	if (sb.st_mode & (secret ? (S_IRWXG | S_IRWXO) : (S_IWGRP | S_IWOTH))) {
-		fwd_log(FWD_LOG_ERR, "%s %s: mode %04o lets its group or others %s; chmod %s it",
-			opt, path, (unsigned)(sb.st_mode & 07777), what, secret ? "600" : "644");
-		return NULL;
-	}
-	if (fwd_read_file(path, &buf, &len, &e)) {
-		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, e.reason);
-		return NULL;
-	}
+	if (buf == NULL)
+		fwd_log(FWD_LOG_ERR, "%s %s: %s", opt, path, why);
 	return buf;
 }
 
@@ -884,8 +872,56 @@ static int start_feed(struct regiond *d)
 	return 0;
 }
 
+/* --fleet-ca, --fleet-cert and --fleet-key read and checked with GnuTLS
+ * before anything starts, as the API's --tls-* files are: libcurl reads
+ * them again for each connection to etcd, where a device or a FIFO would
+ * be read for ever and a bad file only said as "paused" later. @return 0
+ * or 2 (said). */
+static int check_fleet_tls(const struct regiond_opts *o)
+{
+	char *ca = NULL, *cert = NULL, *key = NULL, why[512], warn[256];
+	int rc = 2;
+
+	if (!o->fleet_ca && !o->fleet_cert)
+		return 0;
+	if ((o->fleet_ca && (ca = read_conf_file("--fleet-ca", o->fleet_ca, 0,
+						 "change whom it trusts")) == NULL) ||
+	    (o->fleet_cert &&
+	     ((cert = read_conf_file("--fleet-cert", o->fleet_cert, 0, "change it")) == NULL ||
+	      (key = read_conf_file("--fleet-key", o->fleet_key, 1, "read or change the key")) ==
+		      NULL)))
+		goto out;
+	/* A validity warning is left to etcd: it names the server's side. */
+	switch (ctl_tls_check(cert, key, ca, why, sizeof(why), warn, sizeof(warn))) {
+	case CTL_TLS_OK:
+		rc = 0;
+		break;
+	case CTL_TLS_BAD_CERT:
+		fwd_log(FWD_LOG_ERR, "--fleet-cert %s: %s", o->fleet_cert, why);
+		break;
+	case CTL_TLS_BAD_KEY:
+		fwd_log(FWD_LOG_ERR, "--fleet-key %s: %s", o->fleet_key, why);
+		break;
+	case CTL_TLS_MISMATCH:
+		fwd_log(FWD_LOG_ERR, "--fleet-key %s and --fleet-cert %s: %s", o->fleet_key,
+			o->fleet_cert, why);
+		break;
+	case CTL_TLS_BAD_CA:
+		fwd_log(FWD_LOG_ERR, "--fleet-ca %s: %s", o->fleet_ca, why);
+		break;
+	}
+out:
+	free(ca);
+	free(cert);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	return rc;
+}
+
 /* --fleet-* checked before anything starts (names, labels, endpoints, the
- * password file's mode). Without --fleet-endpoints none may be given: the
+ * password file's mode, the TLS files). Without --fleet-endpoints none may be given: the
  * single-box mode needs no etcd. @return 0 or 2 (said). */
 static int load_fleet_conf(struct regiond *d)
 {
@@ -951,20 +987,11 @@ static int load_fleet_conf(struct regiond *d)
 	};
 	for (unsigned i = 0; i < o->fleet_labels.n; i++)
 		c->labels[c->nlabels++] = o->fleet_labels.v[i];
-	if (o->fleet_key) {
-		/* Read only to check its mode here: libcurl reads it itself. */
-		char *k = read_conf_file("--fleet-key", o->fleet_key, 1, "read or change the key");
-
-		if (!k)
-			return 2;
-		explicit_bzero(k, strlen(k));
-		free(k);
-	}
 	if (ctl_fleet_conf_check(c, &e)) {
 		fwd_log(FWD_LOG_ERR, "%s", e.reason);
 		return 2;
 	}
-	return 0;
+	return check_fleet_tls(o);
 }
 
 /* The fleet agent, when --fleet-endpoints is given. @return 0 or -1 (said) */

@@ -19,8 +19,10 @@ import http.client
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import REGIOND, REGIONCTL, Box, SG_LOCAL, demo_variant  # noqa: E402
 from test_api_security import free_port, token_file  # noqa: E402
+from memcap import capped  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 
@@ -368,3 +370,75 @@ def test_a_tls_peer_that_stops_reading_does_not_hold_regionctl(tmp_path, pki):
         for s in held:
             s.close()
         srv.close()
+
+
+def test_regionctl_refuses_tls_files_that_are_not_small_pem_files(tmp_path, pki):
+    """--ca, --cert and --key are read by regionctl itself (ctl_file_read) and
+    checked before any connection: /dev/zero was read without limit by
+    GnuTLS (4.6 GB), a FIFO hung it, a huge file was read whole. Each is now
+    refused naming the option, the file and why, exit 2."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.pem"
+    with open(big, "wb") as f:
+        f.truncate(2 << 20)
+    nul = tmp_path / "nul.pem"
+    nul.write_bytes((pki / "ca.pem").read_bytes().replace(b"\n", b"\n\x00", 1))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    garbage.chmod(0o600)  # a key's mode, to be read as one
+    key = tmp_path / "writer.key"
+    shutil.copy(pki / "writer.key", key)
+    key.chmod(0o600)
+    open_key = tmp_path / "open.key"
+    shutil.copy(key, open_key)
+    open_key.chmod(0o644)
+    cert = str(pki / "writer.pem")
+    port = free_port()  # nothing listens: every refusal comes first
+    for args, said in (
+            (["--ca", "/dev/zero"], "--ca /dev/zero: not a regular file"),
+            (["--ca", str(fifo)], f"--ca {fifo}: not a regular file"),
+            (["--ca", str(big)], f"--ca {big}: larger than 1048576 bytes"),
+            (["--ca", str(nul)], f"--ca {nul}: line 2 holds a NUL byte"),
+            (["--ca", str(garbage)], f"--ca {garbage}: no PEM certificate"),
+            (["--ca", str(tmp_path / "missing.pem")], f"--ca {tmp_path / 'missing.pem'}: No such file"),
+            (["--cert", "/dev/zero", "--key", str(key)], "--cert /dev/zero: not a regular file"),
+            (["--cert", cert, "--key", str(fifo)], f"--key {fifo}: not a regular file"),
+            (["--cert", cert, "--key", str(open_key)], f"--key {open_key}: mode 0644"),
+            (["--cert", str(garbage), "--key", str(key)], f"--cert {garbage}: no PEM certificate"),
+            (["--cert", cert, "--key", str(garbage)], f"--key {garbage}: no unencrypted PEM private key"),
+            (["--cert", cert, "--key", str(pki / "server.key")],
+             f"--cert {cert}, --key {pki / 'server.key'}: the key does not match"),
+    ):
+        p = subprocess.run([REGIONCTL, "--url", f"https://127.0.0.1:{port}", *args, "history"],
+                           capture_output=True, text=True, timeout=30, preexec_fn=capped)
+        assert p.returncode == 2 and f"regionctl: {said}" in p.stderr, (args, p)
+        assert "cannot reach" not in p.stderr, (args, p)
+
+
+def test_a_nul_byte_in_a_token_or_writers_file_stops_regiond(tmp_path, pki):
+    """Text after a NUL byte was silently dropped: `alice TOKEN\\0\\nbob TOKEN2`
+    started regiond with alice's token only (bob got 401, nothing logged),
+    and `CN=a\\0\\nnoequals` passed though `noequals` alone is refused. Such a
+    file now stops regiond, naming it and the line."""
+    tok = tmp_path / "token"
+    tok.write_bytes(b"alice alice-token-0123456789\x00\nbob bob-token-0123456789\n")
+    tok.chmod(0o600)
+    rc, err = regiond_start_error(tmp_path, "--token-file", str(tok))
+    assert rc == 2 and f"--token-file {tok}: line 1 holds a NUL byte" in err, err
+    good = token_file(tmp_path / "good-token", WRITE_TOKEN)
+    rc, err = regiond_start_error(tmp_path, "--token-file", good, "--read-token-file", str(tok))
+    assert rc == 2 and f"--read-token-file {tok}: line 1 holds a NUL byte" in err, err
+    writers = tmp_path / "writers"
+    writers.write_bytes(b"# who may write\nCN=a\x00\nnoequals\n")
+    rc, err = regiond_start_error(tmp_path, "--token-file", good, *tls_args(pki)[:6], "--tls-writers",
+                                  str(writers))
+    assert rc == 2 and f"--tls-writers {writers}: line 2 holds a NUL byte" in err, err
+    # The API's own files, as before but for the device and the FIFO.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for opt, path in (("--tls-cert", "/dev/zero"), ("--tls-client-ca", str(fifo))):
+        args = dict(zip(tls_args(pki)[:6:2], tls_args(pki)[1:6:2]))
+        args[opt] = path
+        rc, err = regiond_start_error(tmp_path, "--token-file", good, *[x for kv in args.items() for x in kv])
+        assert rc == 2 and f"{opt} {path}: not a regular file" in err, err

@@ -35,6 +35,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import etcdlab  # noqa: E402
+from memcap import capped  # noqa: E402
 import netns  # noqa: E402
 from dprun import eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
 from test_e2e import DEMO, REGIOND, wait_for  # noqa: E402
@@ -267,6 +268,47 @@ def test_bad_fleet_options_refused_before_anything(tmp_path, args, said):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and said in p.stderr, p.stderr
     assert not os.path.exists(tmp_path / "st")  # nothing started
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+def test_bad_fleet_tls_files_refused_before_anything(tmp_path):
+    """--fleet-ca, --fleet-cert and --fleet-key are checked at start as the
+    API's --tls-* files are. They went to libcurl as paths: --fleet-ca
+    /dev/zero was read at run time (2.4 GB), and a garbage CA started
+    regiond, said only later as the fleet "paused"."""
+    pki = etcdlab.Pki(str(tmp_path / "pki"))
+    cert, key = pki.client("fleet-fa")
+    os.chmod(key, 0o600)
+    other_cert, _ = pki.client("fleet-fb")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    garbage.chmod(0o600)
+    big = tmp_path / "big.pem"
+    with open(big, "wb") as f:
+        f.truncate(2 << 20)
+    base = ["--fleet-endpoints", "https://127.0.0.1:1", "--fleet-node", "a", "--fleet-facility", "f"]
+    for args, said in (
+            (["--fleet-ca", "/dev/zero"], "--fleet-ca /dev/zero: not a regular file"),
+            (["--fleet-ca", str(fifo)], f"--fleet-ca {fifo}: not a regular file"),
+            (["--fleet-ca", str(big)], f"--fleet-ca {big}: larger than 1048576 bytes"),
+            (["--fleet-ca", str(garbage)], f"--fleet-ca {garbage}: no PEM certificate"),
+            (["--fleet-ca", pki.ca, "--fleet-cert", "/dev/zero", "--fleet-key", key],
+             "--fleet-cert /dev/zero: not a regular file"),
+            (["--fleet-cert", str(garbage), "--fleet-key", key], f"--fleet-cert {garbage}: no PEM certificate"),
+            (["--fleet-cert", cert, "--fleet-key", str(fifo)], f"--fleet-key {fifo}: not a regular file"),
+            (["--fleet-cert", cert, "--fleet-key", str(garbage)],
+             f"--fleet-key {garbage}: no unencrypted PEM private key"),
+            (["--fleet-cert", other_cert, "--fleet-key", key],
+             f"--fleet-key {key} and --fleet-cert {other_cert}: the key does not match"),
+    ):
+        st = tmp_path / "st"
+        p = subprocess.run([REGIOND, "--fleet-validate-only", "--api-socket", str(tmp_path / "api.sock"),
+                            "--state-dir", str(st), *base, *args],
+                           capture_output=True, text=True, timeout=30, preexec_fn=capped)
+        assert p.returncode == 2 and said in p.stderr, (args, p.stderr)
+        assert not os.path.exists(st), args  # nothing started
 
 
 # First the tests with nodes of their own, before the three real nodes

@@ -9,8 +9,12 @@ import os
 import re
 import socket
 import subprocess
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from memcap import capped  # noqa: E402
 
 BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "build")
 REGIONCTL = os.environ.get("REGIONCTL", os.path.join(BUILD, "control", "regionctl"))
@@ -302,7 +306,7 @@ def test_token_file_errors_name_the_option_and_the_file(listener, tmp_path):
     sock, s = listener
     empty = tmp_path / "empty.token"
     empty.write_text("\n")
-    for path, said in ((str(tmp_path / "missing.token"), "cannot open"),
+    for path, said in ((str(tmp_path / "missing.token"), "No such file"),
                        (str(empty), "its first line is empty")):
         p = ctl("--url", "http://127.0.0.1:1", "--token-file", path, "history")
         assert p.returncode == 2 and f"--token-file {path}: {said}" in p.stderr, p
@@ -346,6 +350,36 @@ def test_prefix_files_that_are_not_text_lines(listener, tmp_path):
     f.write_bytes(b"10.0.0.0/8\n\x001.2.3.0/24\n")
     p = ctl("-s", path, "prefixes", "add", "in", str(f))
     assert p.returncode == 1 and f"{f}:2: a NUL byte in the line" in p.stderr, p
+    assert "nothing was sent. See 'regionctl prefixes add --help'." in p.stderr, p
+    assert not connected(s)
+
+
+def test_prefix_files_that_never_end(listener, tmp_path):
+    """/dev/zero was read into memory without limit (1 GB), then said as
+    "no prefixes in /dev/zero" (a read failure taken for the end). A file
+    that is neither a regular file nor a pipe is refused (2); a line longer
+    than 4096 bytes, or a file larger than regiond takes in one batch
+    (256 MiB), is the input's fault (1), nothing sent."""
+    path, s = listener
+    p = subprocess.run([REGIONCTL, "-s", path, "prefixes", "add", "in", "/dev/zero"], capture_output=True,
+                       text=True, timeout=30, preexec_fn=capped)
+    assert p.returncode == 2 and "regionctl: /dev/zero: not a regular file or a pipe" in p.stderr, p
+    with open("/dev/zero", "rb") as zero:
+        p = subprocess.run([REGIONCTL, "-s", path, "prefixes", "add", "in", "-"], stdin=zero,
+                           capture_output=True, text=True, timeout=30, preexec_fn=capped)
+    assert p.returncode == 2 and "regionctl: stdin: not a regular file or a pipe" in p.stderr, p
+    long = tmp_path / "long.txt"
+    long.write_text("10.0.0.0/8\n# " + "x" * 5000 + "\n")
+    p = ctl("-s", path, "prefixes", "add", "in", str(long))
+    assert p.returncode == 1 and f"regionctl: {long}:2: a line longer than 4096 bytes" in p.stderr, p
+    p = subprocess.run([REGIONCTL, "-s", path, "prefixes", "add", "in", "-"], input="1" * 100000,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "regionctl: stdin:1: a line longer than 4096 bytes" in p.stderr, p
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(300 << 20)
+    p = ctl("-s", path, "prefixes", "add", "in", str(big))
+    assert p.returncode == 1 and f"regionctl: {big}: larger than 268435456 bytes" in p.stderr, p
     assert "nothing was sent. See 'regionctl prefixes add --help'." in p.stderr, p
     assert not connected(s)
 
