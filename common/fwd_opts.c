@@ -122,10 +122,10 @@ int fwd_opt_set(const struct fwd_opt *d, void *o, const char *arg, struct fwd_er
 }
 
 enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc, char **argv,
-				    void *o, uint64_t *given, struct fwd_err *e)
+				    void *o, uint64_t *given, uint64_t *repeated, struct fwd_err *e)
 {
 	struct option lopts[65];
-	uint64_t seen = 0;
+	uint64_t seen = 0, again = 0;
 	int c;
 
 	if (n > 64)
@@ -160,13 +160,16 @@ enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc,
 		d = &t[c - OPT_VAL0];
 		if (d->kind == FWD_OPT_HELP)
 			return FWD_OPTS_HELP;
-		/* A second value would silently win over the first (a unit's
-		 * own --log and one in its ARGS): said, as regionfwd does. */
+		/* A second value silently won over the first: refused, as
+		 * regionfwd does, or said by the program (@repeated). */
 		if (d->kind != FWD_OPT_LIST && d->kind != FWD_OPT_FLAG &&
 		    (seen & (1ull << (c - OPT_VAL0)))) {
-			fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "--%s given twice",
-				     d->name);
-			return FWD_OPTS_ERROR;
+			if (repeated == NULL) {
+				fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "--%s given twice",
+					     d->name);
+				return FWD_OPTS_ERROR;
+			}
+			again |= 1ull << (c - OPT_VAL0);
 		}
 		if (fwd_opt_set(d, o, optarg, e))
 			return FWD_OPTS_ERROR;
@@ -185,6 +188,8 @@ enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc,
 		}
 	if (given)
 		*given = seen;
+	if (repeated)
+		*repeated = again;
 	return FWD_OPTS_OK;
 }
 

@@ -62,14 +62,18 @@ enum fwd_opts_result {
 
 /**
  * The defaults of @t (n entries, at most 64), then @argv, into @o; a
- * required option missing, or one given twice (but a list or a flag), is an
- * error.
+ * required option missing is an error. An option given twice (but a list
+ * or a flag) is an error too when @repeated is NULL; else its last value
+ * is taken and its bit set in @repeated, for the program to say (a
+ * systemd unit's own option repeated in its ARGS once worked, and an
+ * upgrade must not stop the daemon for it).
  * Numbers are decimal digits first, nothing after: "", " 5", "+5", "5k",
  * "nan" and "inf" are refused, naming the option. @given (optional) gets a bit per
  * option the command line gave.
  */
 enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc, char **argv,
-				    void *o, uint64_t *given, struct fwd_err *e);
+				    void *o, uint64_t *given, uint64_t *repeated,
+				    struct fwd_err *e);
 
 /** A TCP port in decimal, 1..65535 and nothing else (getaddrinfo() takes
  *  "84010" and wraps it to 18474), or -1. */

@@ -95,7 +95,7 @@ enum ctl_alarm_owner {
 	CTL_ALARM_FLEET, /* fleet mode: a stray pin, or the node off its target */
 	CTL_ALARM_OWNERS
 };
-#define CTL_ALARM_LEN 320 /* one owner's sentence, with its NUL */
+#define CTL_ALARM_LEN 512 /* one owner's sentence, with its NUL (a save error's path, too) */
 
 struct ctl_state {
 	char dir[256];

@@ -428,9 +428,9 @@ static void usage(FILE *out)
 static int parse_options(int argc, char **argv, struct regiond_opts *o)
 {
 	struct fwd_err e = {0};
-	uint64_t given = 0;
+	uint64_t given = 0, repeated = 0;
 
-	switch (fwd_opts_parse(options, NOPTIONS, argc, argv, o, &given, &e)) {
+	switch (fwd_opts_parse(options, NOPTIONS, argc, argv, o, &given, &repeated, &e)) {
 	case FWD_OPTS_HELP:
 		usage(stdout);
 		return 0;
@@ -441,6 +441,14 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 	case FWD_OPTS_OK:
 		break;
 	}
+	/* The units give --dataplane, --state-dir, --api-socket and --log
+	 * before $REGIOND_ARGS, where an operator may have given them again:
+	 * that worked (the last wins) and an upgrade must not stop regiond
+	 * for it, but it is said. */
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (repeated & (1ull << i))
+			fwd_log(FWD_LOG_WARNING, "--%s given more than once: the last one is used",
+				options[i].name);
 	/* Each connection may buffer --max-body: without a bound on them
 	 * all, 64 connections could hold 64 times it. */
 	if (o->max_buffered == 0)

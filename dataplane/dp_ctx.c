@@ -276,6 +276,15 @@ static int expired(uint64_t deadline_ns, struct fwd_err *err)
 	return 1;
 }
 
+/* A save's failure @why, in status (save_error) and logged with @then once
+ * a cause: regionfwd.c's loop retries every 2 s. */
+static void save_failed(struct dp_ctx *ctx, const char *why, const char *then)
+{
+	if (strcmp(why, ctx->save_error) != 0)
+		DP_LOG(ERR, "%s%s", why, then);
+	snprintf(ctx->save_error, sizeof(ctx->save_error), "%s", why);
+}
+
 /* Bring the saved file (dp_saved.h) to generation @gen_id: the chain's
  * document @doc (@doc_hash names it) and the first @njournal journal
  * records. The document once per chain, then each delta appended: a small
@@ -286,6 +295,7 @@ static int expired(uint64_t deadline_ns, struct fwd_err *err)
 static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by, uint64_t doc_hash,
 		      uint64_t doc_id, const char *doc, size_t doc_len, uint32_t njournal)
 {
+	char why[sizeof(ctx->save_error)];
 	int rc = 0;
 
 	if (ctx->saved_doc_hash != doc_hash || ctx->saved_deltas > njournal) {
@@ -297,14 +307,9 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
 		 * as pushed_table by a typo) is never replaced: the push runs,
 		 * unsaved, and says so until the file is moved away. */
 		if (dp_saved_foreign(ctx->saved_path, &ferr)) {
-			char why[sizeof(ctx->save_error)];
-
 			snprintf(why, sizeof(why), "cannot save generation %llu: %.150s",
 				 (unsigned long long)gen_id, ferr.reason);
-			if (strcmp(why, ctx->save_error) != 0)
-				DP_LOG(ERR, "%s; a restart of regionfwd would start on --table",
-				       why);
-			memcpy(ctx->save_error, why, sizeof(why));
+			save_failed(ctx, why, "; a restart of regionfwd would start on --table");
 			ctx->saved_hash = 0;
 			return 1;
 		}
@@ -321,26 +326,20 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
 			ctx->saved_deltas = njournal;
 	}
 	if (rc) {
-		char why[sizeof(ctx->save_error)];
-
-		if (ctx->saved_refused_id)
-			snprintf(why, sizeof(why),
-				 "cannot save generation %llu to %.120s: %s; the file still names "
-				 "generation %llu, a push refused after its deadline, which a "
-				 "restart "
-				 "of regionfwd would start on",
-				 (unsigned long long)gen_id, ctx->saved_path, strerror(-rc),
-				 (unsigned long long)ctx->saved_refused_id);
-		else
-			snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
+		int n = snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
 				 (unsigned long long)gen_id, ctx->saved_path, strerror(-rc));
-		/* Retried every few seconds (regionfwd.c): one line a cause. */
-		if (strcmp(why, ctx->save_error) != 0)
-			DP_LOG(ERR, "%s%s until regiond pushes again (retrying)", why,
-			       ctx->saved_refused_id
-				       ? ""
-				       : "; a restart of regionfwd would start on an older table");
-		memcpy(ctx->save_error, why, sizeof(why));
+
+		if (ctx->saved_refused_id && n > 0 && (size_t)n < sizeof(why))
+			snprintf(why + n, sizeof(why) - (size_t)n,
+				 "; the file may still hold generation %llu, a push that was "
+				 "refused, which a restart of regionfwd would start on",
+				 (unsigned long long)ctx->saved_refused_id);
+		save_failed(
+			ctx, why,
+			ctx->saved_refused_id
+				? " until regiond pushes again (retrying)"
+				: "; a restart of regionfwd would start on an older table until "
+				  "regiond pushes again (retrying)");
 		/* Written whole next time: a failed append may have left a
 		 * torn record, which a restart stops reading at. */
 		ctx->saved_doc_hash = 0;
@@ -359,30 +358,35 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
  * stalled disk) past the pusher's deadline then meets the deadline check
  * before the swap, and the table regiond answered as refused never runs;
  * saved after the swap, it ran for the hang's length while regiond said
- * "nothing changed". The file written for a push that then missed its
- * deadline names a table that never ran: it goes back to the running
- * generation, or away when that generation was not pushed (a restart then
- * starts on --table, which is what runs). */
-static void save_restore(struct dp_ctx *ctx, uint64_t refused_id)
+ * "nothing changed". The file written for a push then refused may name a
+ * table that never ran: it goes back to the running generation, or away
+ * when that generation was not pushed (a restart then starts on --table,
+ * which is what runs). A delta's record alone appended is cut off again
+ * (@journal_len: the journal's length before it; -1 when the save wrote
+ * more), not the whole chain written again on the disk that just stalled.
+ * @saved is save_chain's, SAVE_NONE when no save was tried. */
+#define SAVE_NONE 2
+static void save_refused(struct dp_ctx *ctx, int saved, uint64_t refused_id,
+			 const char *error_before, long long journal_len, uint64_t running_hash)
 {
+	if (saved == SAVE_NONE)
+		return;
+	if (saved == 1) { /* nothing written (a file not regionfwd's) */
+		memcpy(ctx->save_error, error_before, sizeof(ctx->save_error));
+		return;
+	}
+	if (journal_len >= 0 && dp_saved_journal_cut(ctx->saved_path, journal_len) == 0) {
+		ctx->saved_doc_hash = ctx->doc_gen_hash;
+		ctx->saved_deltas = ctx->journal.n;
+		ctx->saved_hash = running_hash;
+		memcpy(ctx->save_error, error_before, sizeof(ctx->save_error));
+		return;
+	}
 	ctx->saved_refused_id = refused_id;
 	ctx->saved_hash = 0;
 	ctx->saved_doc_hash = 0;
 	ctx->saved_deltas = 0;
 	dp_ctx_save_retry(ctx);
-}
-
-/* After a push refused past its deadline: the file back to what runs, its
- * message put back if nothing was written (a file regionfwd does not own).
- * @saved is save_chain's, SAVE_NONE when no save was tried. */
-#define SAVE_NONE 2
-static void save_refused(struct dp_ctx *ctx, int saved, uint64_t refused_id,
-			 const char *error_before)
-{
-	if (saved == 1)
-		memcpy(ctx->save_error, error_before, sizeof(ctx->save_error));
-	else if (saved <= 0)
-		save_restore(ctx, refused_id);
 }
 
 static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
@@ -430,7 +434,7 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 	}
 	memcpy(copy, buf, len);
 	copy[len] = '\0';
-	/* Saved before it is published (save_restore says why). */
+	/* Saved before it is published (save_refused says why). */
 	memcpy(error_before, ctx->save_error, sizeof(error_before));
 	if (save_as && ctx->saved_path[0] && !expired(deadline_ns, err)) {
 		saved = save_chain(ctx, g->id, save_as, hash, g->id, buf, len, 0);
@@ -440,7 +444,7 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 		DP_LOG(WARNING, "push from %s refused: %s", name, err->reason);
 		dp_gen_free(g);
 		free(copy);
-		save_refused(ctx, saved, id, error_before);
+		save_refused(ctx, saved, id, error_before, -1, 0);
 		return -ETIMEDOUT;
 	}
 	if (id >= ctx->next_gen_id && id < UINT64_MAX)
@@ -509,6 +513,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 {
 	uint64_t t0 = rte_get_tsc_cycles();
 	int saved = SAVE_NONE;
+	long long journal_len = -1; /* save_refused's */
 	char error_before[sizeof(ctx->save_error)];
 	struct dp_gen *cur = ctx->pub.gen, *g;
 	struct fwd_delta d = {0}, eff = {0};
@@ -576,13 +581,17 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 		rc = fwd_err_fail(err, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		goto refused;
 	}
-	/* Saved before it is published, as a whole push (save_restore), and
+	/* Saved before it is published, as a whole push (save_refused), and
 	 * before dp_gen_derive, which takes the running generation's parts
 	 * over: past it there is no way back. */
 	memcpy(error_before, ctx->save_error, sizeof(error_before));
-	if (save_as && ctx->saved_path[0])
+	if (save_as && ctx->saved_path[0]) {
+		if (ctx->saved_hash == cur->hash && ctx->saved_doc_hash == ctx->doc_gen_hash &&
+		    ctx->saved_deltas + 1 == ctx->journal.n)
+			journal_len = dp_saved_journal_len(ctx->saved_path);
 		saved = save_chain(ctx, id, save_as, ctx->doc_gen_hash, ctx->doc_gen_id, ctx->doc,
 				   ctx->doc_len, ctx->journal.n);
+	}
 	uint64_t t_saved = rte_get_tsc_cycles();
 
 	if (expired(deadline_ns, err)) {
@@ -623,7 +632,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 	goto out;
 refused_journaled:
 	journal_pop(ctx);
-	save_refused(ctx, saved, id, error_before);
+	save_refused(ctx, saved, id, error_before, journal_len, cur->hash);
 refused:
 	/* @f mirrors no generation: the running one keeps its FIBs, and the
 	 * standby is built again. */
@@ -669,12 +678,10 @@ void dp_ctx_save_retry(struct dp_ctx *ctx)
 		return;
 	}
 	snprintf(why, sizeof(why),
-		 "cannot remove %.120s, saved for generation %llu, a push refused after its "
-		 "deadline: %s; a restart of regionfwd would start on it",
+		 "cannot remove %.120s, which may hold generation %llu, a push that was refused: "
+		 "%s; a restart of regionfwd would start on it",
 		 ctx->saved_path, (unsigned long long)ctx->saved_refused_id, strerror(-rc));
-	if (strcmp(why, ctx->save_error) != 0)
-		DP_LOG(ERR, "%s (retrying)", why);
-	memcpy(ctx->save_error, why, sizeof(why));
+	save_failed(ctx, why, " (retrying)");
 }
 
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)

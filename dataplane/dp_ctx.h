@@ -54,8 +54,8 @@ struct dp_ctx {
 	/* The last save's failure, "" once one succeeds (status: save_error);
 	 * control thread only, as the saves are. */
 	char save_error[320];
-	/* The saved file names this generation, a push saved and then refused
-	 * for its deadline, until it is written back to what runs (0: no). */
+	/* The saved file may hold this generation, a push saved and then
+	 * refused, until it is written back to what runs (0: no). */
 	uint64_t saved_refused_id;
 	/* Incremental generations (dp_ctx_apply_delta). The standby FIBs
 	 * mirror the published generation's prefixes when standby_ok: a delta

@@ -100,6 +100,33 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 	return rc;
 }
 
+long long dp_saved_journal_len(const char *path)
+{
+	char jp[PATH_MAX + 8];
+	struct stat st;
+
+	journal_path(path, jp, sizeof(jp));
+	if (stat(jp, &st) == 0)
+		return S_ISREG(st.st_mode) ? (long long)st.st_size : -EINVAL;
+	return errno == ENOENT ? 0 : -errno;
+}
+
+int dp_saved_journal_cut(const char *path, long long len)
+{
+	char jp[PATH_MAX + 8];
+	int fd, rc = 0;
+
+	journal_path(path, jp, sizeof(jp));
+	/* Truncated and fsync'd in place, not removed: the file's own fsync
+	 * makes it durable, where a removal would need the directory's. */
+	if ((fd = open(jp, O_WRONLY | O_CLOEXEC)) < 0)
+		return errno == ENOENT && len == 0 ? 0 : -errno;
+	if (ftruncate(fd, (off_t)len) || fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 int dp_saved_remove(const char *path)
 {
 	char jp[PATH_MAX + 8];

@@ -47,6 +47,16 @@ struct dp_saved {
 int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char *pushed_by,
 		   const char *doc, size_t len);
 
+/** The length in bytes of @path's journal (0: there is none), or -errno. */
+long long dp_saved_journal_len(const char *path);
+
+/**
+ * Cut @path's journal back to @len bytes (dp_saved_journal_len's before an
+ * append), durably: the records appended since are gone.
+ * @return 0 or -errno
+ */
+int dp_saved_journal_cut(const char *path, long long len);
+
 /**
  * Remove the saved table at @path and its journal, the journal first (a
  * journal without its document is never read, a document without its

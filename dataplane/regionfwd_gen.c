@@ -327,7 +327,7 @@ static int parse_options(int argc, char **argv, struct gen_opts *o)
 	struct fwd_err e = {0};
 	char line[512];
 
-	switch (fwd_opts_parse(options, NOPTIONS, argc, argv, o, NULL, &e)) {
+	switch (fwd_opts_parse(options, NOPTIONS, argc, argv, o, NULL, NULL, &e)) {
 	case FWD_OPTS_HELP:
 		usage(stdout);
 		return 0;

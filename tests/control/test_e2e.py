@@ -1072,3 +1072,29 @@ def test_regiond_under_valgrind(tmp_path):
     assert rc == 0, text[-3000:]
     assert "ERROR SUMMARY: 0 errors" in text, text[-3000:]
     assert "definitely lost: 0 bytes" in text or "All heap blocks were freed" in text, text[-3000:]
+
+
+def test_regiond_numbers_are_strict_and_a_repeat_is_said(tmp_path):
+    """regiond took --keep "" as 0 and " 20", +20 as 20, and an option given
+    twice kept its last value without a word. Numbers are now digits alone,
+    refused naming the option and the value; a repeat (a unit's own option
+    given again in its ARGS) still takes the last value, and says so."""
+    base = [REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket", str(tmp_path / "api.sock"),
+            "--state-dir", str(tmp_path / "st")]
+    for bad, words in ((["--keep", ""], '--keep takes 2..10000 (given "")'),
+                       (["--keep", " 20"], '--keep takes 2..10000 (given " 20")'),
+                       (["--keep", "+20"], '--keep takes 2..10000 (given "+20")'),
+                       (["--dataplane-timeout", "5000ms"], "--dataplane-timeout takes"),
+                       (["--feed-hold", ""], "--feed-hold takes")):
+        p = subprocess.run(base + bad, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and words in p.stderr, (bad, p.stderr)
+        assert not os.path.exists(tmp_path / "st")  # nothing touched
+    with open(tmp_path / "rd.log", "w") as log:
+        p = subprocess.Popen(base + ["--keep", "5", "--keep", "6"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "--keep given more than once: the last one is used" in open(tmp_path / "rd.log").read(),
+                 what="the repeat said")
+        assert p.poll() is None  # and regiond runs
+    finally:
+        p.terminate()
+        p.wait(30)

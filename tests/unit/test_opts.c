@@ -84,7 +84,7 @@ static enum fwd_opts_result run(struct o *o, uint64_t *given, struct fwd_err *e,
 	va_end(ap);
 	memset(o, 0, sizeof(*o));
 	memset(e, 0, sizeof(*e));
-	return fwd_opts_parse(table, N, argc, argv, o, given, e);
+	return fwd_opts_parse(table, N, argc, argv, o, given, NULL, e);
 }
 
 static void test_kinds_and_defaults(void **state)
@@ -184,6 +184,15 @@ static void test_strict_numbers_and_repeats(void **state)
 	assert_string_equal(e.reason, "--name given twice");
 	/* A flag twice says the same thing twice: taken. */
 	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--json", "--json"), FWD_OPTS_OK);
+	/* With @repeated the last value is taken and the repeat marked. */
+	char *argv[] = {"prog", "--name", "x", "--count", "5", "--count",
+			"6",	"--if",	  "a", "--if",	  "b"};
+	uint64_t repeated = 7;
+
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(fwd_opts_parse(table, N, 11, argv, &o, NULL, &repeated, &e), FWD_OPTS_OK);
+	assert_int_equal(o.count, 6);
+	assert_int_equal(repeated, 1u << 1); /* --count; not the list --if */
 }
 
 static void test_help_lines(void **state)

@@ -119,7 +119,20 @@ static void test_journal_records_and_remove(void **state)
 	(void)state;
 	snprintf(jp, sizeof(jp), "%s.deltas", path);
 	assert_int_equal(dp_saved_write(path, 42, 0, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_journal_len(path), 0); /* none yet */
+	assert_int_equal(dp_saved_journal_cut(path, 0), 0);
 	assert_int_equal(dp_saved_append(path, ids, hashes, recs, lens, 3), 0);
+	/* A record appended and cut off again (its push refused): as before. */
+	long long three = dp_saved_journal_len(path);
+
+	assert_true(three > 0);
+	assert_int_equal(dp_saved_append(path, &id4, &hash4, more, &len4, 1), 0);
+	assert_int_equal(dp_saved_journal_cut(path, three), 0);
+	assert_int_equal(dp_saved_journal_len(path), three);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_int_equal(s.ndeltas, 3);
+	assert_string_equal(s.journal_note, "");
+	dp_saved_clear(&s);
 	assert_int_equal(dp_saved_append(path, &id4, &hash4, more, &len4, 1), 0);
 	assert_int_equal(dp_saved_read(path, &s, &e), 0);
 	assert_int_equal(s.ndeltas, 4);
