@@ -40,22 +40,6 @@ struct ctl_conn *ctl_conn_plain(int fd)
 	return c;
 }
 
-/* Which of @conf's files ctl_tls_check() refused (@bad), and why (@text),
- * into @why. */
-static void tls_refused(enum ctl_tls_bad bad, const struct ctl_tls_client_conf *conf,
-			const char *text, char *why, size_t len)
-{
-	if (bad == CTL_TLS_BAD_CA)
-		snprintf(why, len, "--ca %s: %s", conf->ca_file, text);
-	else if (bad == CTL_TLS_BAD_CERT)
-		snprintf(why, len, "--cert %s: %s", conf->cert_file, text);
-	else if (bad == CTL_TLS_BAD_KEY)
-		snprintf(why, len, "--key %s: %s", conf->key_file, text);
-	else
-		snprintf(why, len, "--cert %s, --key %s: %s", conf->cert_file, conf->key_file,
-			 text);
-}
-
 /* Whom to trust, and the client certificate if any: each file read with
  * ctl_file_read() (a regular file of bounded size: not /dev/zero or a FIFO,
  * which GnuTLS would read for ever or wait on), checked with ctl_tls_check()
@@ -63,6 +47,12 @@ static void tls_refused(enum ctl_tls_bad bad, const struct ctl_tls_client_conf *
 static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 {
 	const struct ctl_tls_client_conf *conf = t->conf;
+	const struct ctl_tls_files names = {.cert_opt = "--cert",
+					    .cert = conf->cert_file,
+					    .key_opt = "--key",
+					    .key = conf->key_file,
+					    .ca_opt = "--ca",
+					    .ca = conf->ca_file};
 	char *ca = NULL, *cert = NULL, *key = NULL, text[512], warn[256];
 	size_t calen = 0, certlen = 0, keylen = 0;
 	enum ctl_tls_bad bad;
@@ -87,7 +77,7 @@ static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 	}
 	if ((ca || cert) && (bad = ctl_tls_check(cert, key, ca, text, sizeof(text), warn,
 						 sizeof(warn))) != CTL_TLS_OK) {
-		tls_refused(bad, conf, text, why, len);
+		ctl_tls_refused(bad, &names, text, why, len);
 		goto out;
 	}
 	if (ca) {
@@ -95,8 +85,9 @@ static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 
 		rc = gnutls_certificate_set_x509_trust_mem(t->cred, &d, GNUTLS_X509_FMT_PEM);
 		if (rc <= 0) {
-			snprintf(why, len, "--ca %s: %s", conf->ca_file,
-				 rc < 0 ? gnutls_strerror(rc) : "no PEM certificate in it");
+			ctl_tls_refused(CTL_TLS_BAD_CA, &names,
+					rc < 0 ? gnutls_strerror(rc) : "no PEM certificate in it",
+					why, len);
 			goto out;
 		}
 	} else {
@@ -110,11 +101,11 @@ static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 
 		rc = gnutls_certificate_set_x509_key_mem(t->cred, &c, &k, GNUTLS_X509_FMT_PEM);
 		if (rc < 0) {
-			snprintf(why, len, "--cert %s, --key %s: %s", conf->cert_file,
-				 conf->key_file,
-				 rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
-					 ? "the key does not match the certificate"
-					 : gnutls_strerror(rc));
+			ctl_tls_refused(CTL_TLS_MISMATCH, &names,
+					rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
+						? "the key does not match the certificate"
+						: gnutls_strerror(rc),
+					why, len);
 			goto out;
 		}
 	}

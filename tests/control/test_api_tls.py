@@ -376,7 +376,8 @@ def test_regionctl_refuses_tls_files_that_are_not_small_pem_files(tmp_path, pki)
     """--ca, --cert and --key are read by regionctl itself (ctl_file_read) and
     checked before any connection: /dev/zero was read without limit by
     GnuTLS (4.6 GB), a FIFO hung it, a huge file was read whole. Each is now
-    refused naming the option, the file and why, exit 2."""
+    refused naming the option, the file and why, exit 2; a mismatched pair
+    is said as regiond says it ("--key K and --cert C")."""
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     big = tmp_path / "big.pem"
@@ -408,7 +409,7 @@ def test_regionctl_refuses_tls_files_that_are_not_small_pem_files(tmp_path, pki)
             (["--cert", str(garbage), "--key", str(key)], f"--cert {garbage}: no PEM certificate"),
             (["--cert", cert, "--key", str(garbage)], f"--key {garbage}: no unencrypted PEM private key"),
             (["--cert", cert, "--key", str(pki / "server.key")],
-             f"--cert {cert}, --key {pki / 'server.key'}: the key does not match"),
+             f"--key {pki / 'server.key'} and --cert {cert}: the key does not match"),
     ):
         p = subprocess.run([REGIONCTL, "--url", f"https://127.0.0.1:{port}", *args, "history"],
                            capture_output=True, text=True, timeout=30, preexec_fn=capped)
