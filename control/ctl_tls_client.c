@@ -41,8 +41,8 @@ struct ctl_conn *ctl_conn_plain(int fd)
 }
 
 /* Whom to trust, and the client certificate if any: each file read with
- * ctl_file_read() (a regular file of bounded size: not /dev/zero or a FIFO,
- * which GnuTLS would read for ever or wait on), checked with ctl_tls_check()
+ * ctl_file_read_from() (a regular file or a pipe, read to a bound: not
+ * /dev/zero, which GnuTLS would read for ever), checked with ctl_tls_check()
  * and handed to GnuTLS as text. @return 0, or -1 with @why. */
 static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 {
@@ -62,15 +62,16 @@ static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 		snprintf(why, len, "TLS: %s", gnutls_strerror(rc));
 		return -1;
 	}
-	if (conf->ca_file &&
-	    (ca = ctl_file_read(conf->ca_file, 0, NULL, &calen, text, sizeof(text))) == NULL) {
+	if (conf->ca_file && (ca = ctl_file_read_from(conf->ca_file, CTL_FILE_PIPE, 0, NULL, &calen,
+						      text, sizeof(text))) == NULL) {
 		snprintf(why, len, "--ca %s: %s", conf->ca_file, text);
 		goto out;
 	}
-	if (conf->cert_file && ((cert = ctl_file_read(conf->cert_file, 0, NULL, &certlen, text,
-						      sizeof(text))) == NULL ||
-				(key = ctl_file_read(conf->key_file, 1, "read or change the key",
-						     &keylen, text, sizeof(text))) == NULL)) {
+	if (conf->cert_file &&
+	    ((cert = ctl_file_read_from(conf->cert_file, CTL_FILE_PIPE, 0, NULL, &certlen, text,
+					sizeof(text))) == NULL ||
+	     (key = ctl_file_read_from(conf->key_file, CTL_FILE_PIPE, 1, "read or change the key",
+				       &keylen, text, sizeof(text))) == NULL)) {
 		snprintf(why, len, "--%s %s: %s", cert ? "key" : "cert",
 			 cert ? conf->key_file : conf->cert_file, text);
 		goto out;
