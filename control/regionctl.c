@@ -1809,39 +1809,36 @@ static ssize_t prefix_line(FILE *f, char *buf, size_t *total)
 	return ch == EOF && n == 0 ? -1 : (ssize_t)n;
 }
 
-/* @file (or stdin, "-") to read prefix lines from: a regular file or a
- * pipe, opened without waiting for a FIFO's writer. Not /dev/zero or a
- * directory, which would read for ever or fail at once. @return it, or NULL
- * (said) with the exit code in @rc. */
+/* @file (or stdin, "-") to read prefix lines from, opened and checked by
+ * ctl_file_open(): a regular file, a pipe (a named FIFO waits for its
+ * writer, as with '<'), /dev/null (empty) or, for stdin, a terminal. Not
+ * /dev/zero or a directory, which would read for ever or fail at once.
+ * @return it, or NULL (said) with the exit code in @rc. */
 static FILE *prefix_file(const struct ctl_call *c, const char *file, int *rc)
 {
-	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : 0;
+	const char *name = strcmp(file, "-") ? file : "stdin";
+	char why[256];
 	struct stat st;
 	FILE *f;
+	int fd = ctl_file_open(strcmp(file, "-") ? file : NULL, CTL_FILE_PIPE | CTL_FILE_DEVNULL,
+			       &st, why, sizeof(why));
 
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !(fd == 0 && isatty(0))) {
-		fprintf(stderr, "regionctl: %s: %s\n", fd ? file : "stdin",
-			S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file or a pipe");
+	if (fd < 0) {
+		fprintf(stderr, "regionctl: %s: %s\n", name, why);
 		goto fail;
 	}
 	if (S_ISREG(st.st_mode) && (unsigned long long)st.st_size > PREFIX_FILE_MAX) {
 		fprintf(stderr,
 			"regionctl: %s: larger than %u bytes, more than regiond takes in one "
 			"batch (--max-body's default): split it\n",
-			fd ? file : "stdin", PREFIX_FILE_MAX);
+			name, PREFIX_FILE_MAX);
 		nothing_sent(c);
 		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 		goto fail;
 	}
 	if (fd == 0)
 		return stdin;
-	/* Reads wait for a pipe's writer, as for standard input. */
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
-	    (f = fdopen(fd, "r")) == NULL) {
+	if ((f = fdopen(fd, "r")) == NULL) {
 		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
 		goto fail;
 	}
