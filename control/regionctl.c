@@ -1780,10 +1780,27 @@ static void nothing_sent(const struct ctl_call *c)
 
 /* A prefix file's bounds. A line holds a prefix (at most 43 bytes) or a
  * comment; the whole file becomes one request body, and regiond accepts at
- * most --max-body (256 MiB by default) of those: a larger file could never
- * be sent. */
+ * most --max-body (256 MiB by default) of those: a larger file could not be
+ * sent to a regiond left at its default. The bound is fixed, since
+ * regionctl cannot know regiond's --max-body, and keeps what regionctl
+ * holds bounded: a larger file is split, each part its own batch. */
 #define PREFIX_LINE_MAX 4096
 #define PREFIX_FILE_MAX (256u * 1024u * 1024u)
+
+/* Says that prefix file @name (at line @line, 0: as a whole) is larger
+ * than PREFIX_FILE_MAX, and what to do. */
+static void prefix_file_too_large(const char *name, unsigned line)
+{
+	char at[16] = "";
+
+	if (line)
+		snprintf(at, sizeof(at), ":%u", line);
+	fprintf(stderr,
+		"regionctl: %s%s: larger than %u bytes, more than regiond takes in one batch "
+		"by default (--max-body): split it into files of fewer lines, each sent as a "
+		"batch of its own\n",
+		name, at, PREFIX_FILE_MAX);
+}
 
 /* The next line of @f into @buf (PREFIX_LINE_MAX + 1 bytes), '\n' dropped,
  * NUL-terminated; *@total counts what was read. @return its length (a NUL
@@ -1828,10 +1845,7 @@ static FILE *prefix_file(const struct ctl_call *c, const char *file, int *rc)
 		goto fail;
 	}
 	if (S_ISREG(st.st_mode) && (unsigned long long)st.st_size > PREFIX_FILE_MAX) {
-		fprintf(stderr,
-			"regionctl: %s: larger than %u bytes, more than regiond takes in one "
-			"batch (--max-body's default): split it\n",
-			name, PREFIX_FILE_MAX);
+		prefix_file_too_large(name, 0);
 		nothing_sent(c);
 		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 		goto fail;
@@ -1919,11 +1933,7 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			fprintf(stderr, "regionctl: %s:%u: a line longer than %d bytes\n", name,
 				n + 1, PREFIX_LINE_MAX);
 		else
-			fprintf(stderr,
-				"regionctl: %s:%u: larger than %u bytes, more than regiond takes "
-				"in "
-				"one batch (--max-body's default): split it\n",
-				name, n + 1, PREFIX_FILE_MAX);
+			prefix_file_too_large(name, n + 1);
 		nothing_sent(c);
 		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 	} else if (got == -4) {

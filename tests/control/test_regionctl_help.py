@@ -382,6 +382,7 @@ def test_prefix_files_that_never_end(listener, tmp_path):
         f.truncate(300 << 20)
     p = ctl("-s", path, "prefixes", "add", "in", str(big))
     assert p.returncode == 1 and f"regionctl: {big}: larger than 268435456 bytes" in p.stderr, p
+    assert "split it into files of fewer lines, each sent as a batch of its own" in p.stderr, p
     assert "nothing was sent. See 'regionctl prefixes add --help'." in p.stderr, p
     assert not connected(s)
 
