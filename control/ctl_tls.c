@@ -110,6 +110,20 @@ out:
 	return bad;
 }
 
+void ctl_tls_refused(enum ctl_tls_bad bad, const struct ctl_tls_files *f, const char *why,
+		     char *buf, size_t len)
+{
+	if (bad == CTL_TLS_BAD_CA)
+		snprintf(buf, len, "%s %s: %s", f->ca_opt, f->ca, why);
+	else if (bad == CTL_TLS_BAD_CERT)
+		snprintf(buf, len, "%s %s: %s", f->cert_opt, f->cert, why);
+	else if (bad == CTL_TLS_BAD_KEY)
+		snprintf(buf, len, "%s %s: %s", f->key_opt, f->key, why);
+	else
+		snprintf(buf, len, "%s %s and %s %s: %s", f->key_opt, f->key, f->cert_opt, f->cert,
+			 why);
+}
+
 void ctl_tls_status_text(unsigned status, char *buf, size_t len)
 {
 	gnutls_datum_t out = {0};

@@ -31,6 +31,23 @@ enum ctl_tls_bad {
 enum ctl_tls_bad ctl_tls_check(const char *cert, const char *key, const char *ca, char *why,
 			       size_t whylen, char *warn, size_t warnlen);
 
+/* The options that named the files ctl_tls_check() was given, and their
+ * paths: regionctl's --cert, --key, --ca; regiond's --tls-cert, --tls-key,
+ * --tls-client-ca, or --fleet-cert, --fleet-key, --fleet-ca. */
+struct ctl_tls_files {
+	const char *cert_opt, *cert;
+	const char *key_opt, *key;
+	const char *ca_opt, *ca;
+};
+
+/**
+ * Which file @bad (not CTL_TLS_OK) says is wrong and @why, as one line
+ * into @buf: "--ca F: why", or for CTL_TLS_MISMATCH "--key K and --cert C:
+ * why".
+ */
+void ctl_tls_refused(enum ctl_tls_bad bad, const struct ctl_tls_files *f, const char *why,
+		     char *buf, size_t len);
+
 enum ctl_tls_peer {
 	CTL_TLS_PEER_NONE, /* no client certificate */
 	CTL_TLS_PEER_UNTRUSTED, /* one that does not verify (@why says why) */

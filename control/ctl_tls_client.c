@@ -40,29 +40,19 @@ struct ctl_conn *ctl_conn_plain(int fd)
 	return c;
 }
 
-/* Which of @conf's files ctl_tls_check() refused (@bad), and why (@text),
- * into @why. */
-static void tls_refused(enum ctl_tls_bad bad, const struct ctl_tls_client_conf *conf,
-			const char *text, char *why, size_t len)
-{
-	if (bad == CTL_TLS_BAD_CA)
-		snprintf(why, len, "--ca %s: %s", conf->ca_file, text);
-	else if (bad == CTL_TLS_BAD_CERT)
-		snprintf(why, len, "--cert %s: %s", conf->cert_file, text);
-	else if (bad == CTL_TLS_BAD_KEY)
-		snprintf(why, len, "--key %s: %s", conf->key_file, text);
-	else
-		snprintf(why, len, "--cert %s, --key %s: %s", conf->cert_file, conf->key_file,
-			 text);
-}
-
 /* Whom to trust, and the client certificate if any: each file read with
- * ctl_file_read() (a regular file of bounded size: not /dev/zero or a FIFO,
- * which GnuTLS would read for ever or wait on), checked with ctl_tls_check()
+ * ctl_file_read_from() (a regular file or a pipe, read to a bound: not
+ * /dev/zero, which GnuTLS would read for ever), checked with ctl_tls_check()
  * and handed to GnuTLS as text. @return 0, or -1 with @why. */
 static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 {
 	const struct ctl_tls_client_conf *conf = t->conf;
+	const struct ctl_tls_files names = {.cert_opt = "--cert",
+					    .cert = conf->cert_file,
+					    .key_opt = "--key",
+					    .key = conf->key_file,
+					    .ca_opt = "--ca",
+					    .ca = conf->ca_file};
 	char *ca = NULL, *cert = NULL, *key = NULL, text[512], warn[256];
 	size_t calen = 0, certlen = 0, keylen = 0;
 	enum ctl_tls_bad bad;
@@ -72,22 +62,23 @@ static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 		snprintf(why, len, "TLS: %s", gnutls_strerror(rc));
 		return -1;
 	}
-	if (conf->ca_file &&
-	    (ca = ctl_file_read(conf->ca_file, 0, NULL, &calen, text, sizeof(text))) == NULL) {
+	if (conf->ca_file && (ca = ctl_file_read_from(conf->ca_file, CTL_FILE_PIPE, 0, NULL, &calen,
+						      text, sizeof(text))) == NULL) {
 		snprintf(why, len, "--ca %s: %s", conf->ca_file, text);
 		goto out;
 	}
-	if (conf->cert_file && ((cert = ctl_file_read(conf->cert_file, 0, NULL, &certlen, text,
-						      sizeof(text))) == NULL ||
-				(key = ctl_file_read(conf->key_file, 1, "read or change the key",
-						     &keylen, text, sizeof(text))) == NULL)) {
+	if (conf->cert_file &&
+	    ((cert = ctl_file_read_from(conf->cert_file, CTL_FILE_PIPE, 0, NULL, &certlen, text,
+					sizeof(text))) == NULL ||
+	     (key = ctl_file_read_from(conf->key_file, CTL_FILE_PIPE, 1, "read or change the key",
+				       &keylen, text, sizeof(text))) == NULL)) {
 		snprintf(why, len, "--%s %s: %s", cert ? "key" : "cert",
 			 cert ? conf->key_file : conf->cert_file, text);
 		goto out;
 	}
 	if ((ca || cert) && (bad = ctl_tls_check(cert, key, ca, text, sizeof(text), warn,
 						 sizeof(warn))) != CTL_TLS_OK) {
-		tls_refused(bad, conf, text, why, len);
+		ctl_tls_refused(bad, &names, text, why, len);
 		goto out;
 	}
 	if (ca) {
@@ -95,8 +86,9 @@ static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 
 		rc = gnutls_certificate_set_x509_trust_mem(t->cred, &d, GNUTLS_X509_FMT_PEM);
 		if (rc <= 0) {
-			snprintf(why, len, "--ca %s: %s", conf->ca_file,
-				 rc < 0 ? gnutls_strerror(rc) : "no PEM certificate in it");
+			ctl_tls_refused(CTL_TLS_BAD_CA, &names,
+					rc < 0 ? gnutls_strerror(rc) : "no PEM certificate in it",
+					why, len);
 			goto out;
 		}
 	} else {
@@ -110,11 +102,11 @@ static int load_credentials(struct ctl_tls_client *t, char *why, size_t len)
 
 		rc = gnutls_certificate_set_x509_key_mem(t->cred, &c, &k, GNUTLS_X509_FMT_PEM);
 		if (rc < 0) {
-			snprintf(why, len, "--cert %s, --key %s: %s", conf->cert_file,
-				 conf->key_file,
-				 rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
-					 ? "the key does not match the certificate"
-					 : gnutls_strerror(rc));
+			ctl_tls_refused(CTL_TLS_MISMATCH, &names,
+					rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
+						? "the key does not match the certificate"
+						: gnutls_strerror(rc),
+					why, len);
 			goto out;
 		}
 	}

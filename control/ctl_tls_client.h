@@ -22,8 +22,9 @@ struct ctl_conn;
 
 /**
  * The credentials of @conf loaded: whom to trust, the client certificate.
- * Each file must be a regular file of at most CTL_FILE_MAX_BYTES without a
- * NUL byte (ctl_file.h) holding PEM certificates, or the certificate's
+ * Each file must be a regular file or a pipe (--ca <(vault ...), a FIFO,
+ * whose writer is waited for) of at most CTL_FILE_MAX_BYTES without a NUL
+ * byte (ctl_file.h) holding PEM certificates, or the certificate's
  * unencrypted key. A --key that its group or others may read is refused,
  * as ssh does.
  * @return them, or NULL with the reason (naming the option and file) in @why.

@@ -1780,10 +1780,27 @@ static void nothing_sent(const struct ctl_call *c)
 
 /* A prefix file's bounds. A line holds a prefix (at most 43 bytes) or a
  * comment; the whole file becomes one request body, and regiond accepts at
- * most --max-body (256 MiB by default) of those: a larger file could never
- * be sent. */
+ * most --max-body (256 MiB by default) of those: a larger file could not be
+ * sent to a regiond left at its default. The bound is fixed, since
+ * regionctl cannot know regiond's --max-body, and keeps what regionctl
+ * holds bounded: a larger file is split, each part its own batch. */
 #define PREFIX_LINE_MAX 4096
 #define PREFIX_FILE_MAX (256u * 1024u * 1024u)
+
+/* Says that prefix file @name (at line @line, 0: as a whole) is larger
+ * than PREFIX_FILE_MAX, and what to do. */
+static void prefix_file_too_large(const char *name, unsigned line)
+{
+	char at[16] = "";
+
+	if (line)
+		snprintf(at, sizeof(at), ":%u", line);
+	fprintf(stderr,
+		"regionctl: %s%s: larger than %u bytes, more than regiond takes in one batch "
+		"by default (--max-body): split it into files of fewer lines, each sent as a "
+		"batch of its own\n",
+		name, at, PREFIX_FILE_MAX);
+}
 
 /* The next line of @f into @buf (PREFIX_LINE_MAX + 1 bytes), '\n' dropped,
  * NUL-terminated; *@total counts what was read. @return its length (a NUL
@@ -1809,39 +1826,33 @@ static ssize_t prefix_line(FILE *f, char *buf, size_t *total)
 	return ch == EOF && n == 0 ? -1 : (ssize_t)n;
 }
 
-/* @file (or stdin, "-") to read prefix lines from: a regular file or a
- * pipe, opened without waiting for a FIFO's writer. Not /dev/zero or a
- * directory, which would read for ever or fail at once. @return it, or NULL
- * (said) with the exit code in @rc. */
+/* @file (or stdin, "-") to read prefix lines from, opened and checked by
+ * ctl_file_open(): a regular file, a pipe (a named FIFO waits for its
+ * writer, as with '<'), /dev/null (empty) or, for stdin, a terminal. Not
+ * /dev/zero or a directory, which would read for ever or fail at once.
+ * @return it, or NULL (said) with the exit code in @rc. */
 static FILE *prefix_file(const struct ctl_call *c, const char *file, int *rc)
 {
-	int fd = strcmp(file, "-") ? open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : 0;
+	const char *name = strcmp(file, "-") ? file : "stdin";
+	char why[256];
 	struct stat st;
 	FILE *f;
+	int fd = ctl_file_open(strcmp(file, "-") ? file : NULL, CTL_FILE_PIPE | CTL_FILE_DEVNULL,
+			       &st, why, sizeof(why));
 
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !(fd == 0 && isatty(0))) {
-		fprintf(stderr, "regionctl: %s: %s\n", fd ? file : "stdin",
-			S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file or a pipe");
+	if (fd < 0) {
+		fprintf(stderr, "regionctl: %s: %s\n", name, why);
 		goto fail;
 	}
 	if (S_ISREG(st.st_mode) && (unsigned long long)st.st_size > PREFIX_FILE_MAX) {
-		fprintf(stderr,
-			"regionctl: %s: larger than %u bytes, more than regiond takes in one "
-			"batch (--max-body's default): split it\n",
-			fd ? file : "stdin", PREFIX_FILE_MAX);
+		prefix_file_too_large(name, 0);
 		nothing_sent(c);
 		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 		goto fail;
 	}
 	if (fd == 0)
 		return stdin;
-	/* Reads wait for a pipe's writer, as for standard input. */
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
-	    (f = fdopen(fd, "r")) == NULL) {
+	if ((f = fdopen(fd, "r")) == NULL) {
 		fprintf(stderr, "regionctl: %s: %s\n", file, strerror(errno));
 		goto fail;
 	}
@@ -1922,11 +1933,7 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			fprintf(stderr, "regionctl: %s:%u: a line longer than %d bytes\n", name,
 				n + 1, PREFIX_LINE_MAX);
 		else
-			fprintf(stderr,
-				"regionctl: %s:%u: larger than %u bytes, more than regiond takes "
-				"in "
-				"one batch (--max-body's default): split it\n",
-				name, n + 1, PREFIX_FILE_MAX);
+			prefix_file_too_large(name, n + 1);
 		nothing_sent(c);
 		*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 	} else if (got == -4) {

@@ -671,7 +671,8 @@ static int load_writers(struct regiond *d)
 static int load_tls(struct regiond *d)
 {
 	const struct regiond_opts *o = &d->o;
-	char why[512], warn[256];
+	char why[512], warn[256], line[1024];
+	enum ctl_tls_bad bad;
 
 	if (!o->tls_cert != !o->tls_key) {
 		fwd_log(FWD_LOG_ERR, "--tls-cert and --tls-key go together");
@@ -697,22 +698,17 @@ static int load_tls(struct regiond *d)
 	    (o->tls_client_ca && (d->tls_ca = read_conf_file("--tls-client-ca", o->tls_client_ca, 0,
 							     "change whom it trusts")) == NULL))
 		return 2;
-	switch (ctl_tls_check(d->tls_cert, d->tls_key, d->tls_ca, why, sizeof(why), warn,
-			      sizeof(warn))) {
-	case CTL_TLS_OK:
-		break;
-	case CTL_TLS_BAD_CERT:
-		fwd_log(FWD_LOG_ERR, "--tls-cert %s: %s", o->tls_cert, why);
-		return 2;
-	case CTL_TLS_BAD_KEY:
-		fwd_log(FWD_LOG_ERR, "--tls-key %s: %s", o->tls_key, why);
-		return 2;
-	case CTL_TLS_MISMATCH:
-		fwd_log(FWD_LOG_ERR, "--tls-key %s and --tls-cert %s: %s", o->tls_key, o->tls_cert,
-			why);
-		return 2;
-	case CTL_TLS_BAD_CA:
-		fwd_log(FWD_LOG_ERR, "--tls-client-ca %s: %s", o->tls_client_ca, why);
+	if ((bad = ctl_tls_check(d->tls_cert, d->tls_key, d->tls_ca, why, sizeof(why), warn,
+				 sizeof(warn))) != CTL_TLS_OK) {
+		const struct ctl_tls_files names = {.cert_opt = "--tls-cert",
+						    .cert = o->tls_cert,
+						    .key_opt = "--tls-key",
+						    .key = o->tls_key,
+						    .ca_opt = "--tls-client-ca",
+						    .ca = o->tls_client_ca};
+
+		ctl_tls_refused(bad, &names, why, line, sizeof(line));
+		fwd_log(FWD_LOG_ERR, "%s", line);
 		return 2;
 	}
 	if (warn[0])
@@ -887,7 +883,8 @@ static int start_feed(struct regiond *d)
  * or 2 (said). */
 static int check_fleet_tls(const struct regiond_opts *o)
 {
-	char *ca = NULL, *cert = NULL, *key = NULL, why[512], warn[256];
+	char *ca = NULL, *cert = NULL, *key = NULL, why[512], warn[256], line[1024];
+	enum ctl_tls_bad bad;
 	int rc = 2;
 
 	if (!o->fleet_ca && !o->fleet_cert)
@@ -900,23 +897,19 @@ static int check_fleet_tls(const struct regiond_opts *o)
 		      NULL)))
 		goto out;
 	/* A validity warning is left to etcd: it names the server's side. */
-	switch (ctl_tls_check(cert, key, ca, why, sizeof(why), warn, sizeof(warn))) {
-	case CTL_TLS_OK:
+	if ((bad = ctl_tls_check(cert, key, ca, why, sizeof(why), warn, sizeof(warn))) ==
+	    CTL_TLS_OK) {
 		rc = 0;
-		break;
-	case CTL_TLS_BAD_CERT:
-		fwd_log(FWD_LOG_ERR, "--fleet-cert %s: %s", o->fleet_cert, why);
-		break;
-	case CTL_TLS_BAD_KEY:
-		fwd_log(FWD_LOG_ERR, "--fleet-key %s: %s", o->fleet_key, why);
-		break;
-	case CTL_TLS_MISMATCH:
-		fwd_log(FWD_LOG_ERR, "--fleet-key %s and --fleet-cert %s: %s", o->fleet_key,
-			o->fleet_cert, why);
-		break;
-	case CTL_TLS_BAD_CA:
-		fwd_log(FWD_LOG_ERR, "--fleet-ca %s: %s", o->fleet_ca, why);
-		break;
+	} else {
+		const struct ctl_tls_files names = {.cert_opt = "--fleet-cert",
+						    .cert = o->fleet_cert,
+						    .key_opt = "--fleet-key",
+						    .key = o->fleet_key,
+						    .ca_opt = "--fleet-ca",
+						    .ca = o->fleet_ca};
+
+		ctl_tls_refused(bad, &names, why, line, sizeof(line));
+		fwd_log(FWD_LOG_ERR, "%s", line);
 	}
 out:
 	free(ca);

@@ -375,10 +375,9 @@ def test_a_tls_peer_that_stops_reading_does_not_hold_regionctl(tmp_path, pki):
 def test_regionctl_refuses_tls_files_that_are_not_small_pem_files(tmp_path, pki):
     """--ca, --cert and --key are read by regionctl itself (ctl_file_read) and
     checked before any connection: /dev/zero was read without limit by
-    GnuTLS (4.6 GB), a FIFO hung it, a huge file was read whole. Each is now
-    refused naming the option, the file and why, exit 2."""
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
+    GnuTLS (4.6 GB), a huge file was read whole. Each is now refused naming
+    the option, the file and why, exit 2; a mismatched pair is said as
+    regiond says it ("--key K and --cert C")."""
     big = tmp_path / "big.pem"
     with open(big, "wb") as f:
         f.truncate(2 << 20)
@@ -396,24 +395,94 @@ def test_regionctl_refuses_tls_files_that_are_not_small_pem_files(tmp_path, pki)
     cert = str(pki / "writer.pem")
     port = free_port()  # nothing listens: every refusal comes first
     for args, said in (
-            (["--ca", "/dev/zero"], "--ca /dev/zero: not a regular file"),
-            (["--ca", str(fifo)], f"--ca {fifo}: not a regular file"),
+            (["--ca", "/dev/zero"], "--ca /dev/zero: not a regular file or a pipe"),
+            (["--ca", "/dev/null"], "--ca /dev/null: not a regular file or a pipe"),
+            (["--ca", str(tmp_path)], f"--ca {tmp_path}: Is a directory"),
             (["--ca", str(big)], f"--ca {big}: larger than 1048576 bytes"),
             (["--ca", str(nul)], f"--ca {nul}: line 2 holds a NUL byte"),
             (["--ca", str(garbage)], f"--ca {garbage}: no PEM certificate"),
             (["--ca", str(tmp_path / "missing.pem")], f"--ca {tmp_path / 'missing.pem'}: No such file"),
             (["--cert", "/dev/zero", "--key", str(key)], "--cert /dev/zero: not a regular file"),
-            (["--cert", cert, "--key", str(fifo)], f"--key {fifo}: not a regular file"),
             (["--cert", cert, "--key", str(open_key)], f"--key {open_key}: mode 0644"),
             (["--cert", str(garbage), "--key", str(key)], f"--cert {garbage}: no PEM certificate"),
             (["--cert", cert, "--key", str(garbage)], f"--key {garbage}: no unencrypted PEM private key"),
             (["--cert", cert, "--key", str(pki / "server.key")],
-             f"--cert {cert}, --key {pki / 'server.key'}: the key does not match"),
+             f"--key {pki / 'server.key'} and --cert {cert}: the key does not match"),
     ):
         p = subprocess.run([REGIONCTL, "--url", f"https://127.0.0.1:{port}", *args, "history"],
                            capture_output=True, text=True, timeout=30, preexec_fn=capped)
         assert p.returncode == 2 and f"regionctl: {said}" in p.stderr, (args, p)
         assert "cannot reach" not in p.stderr, (args, p)
+
+
+def feed_later(path, data, delay=0.5):
+    """Write @data into @path (a FIFO) or @path's descriptor (an int: a pipe's
+    write end, closed after) once @delay seconds have passed."""
+    def run():
+        time.sleep(delay)
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+        except BrokenPipeError:
+            pass
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_regionctl_reads_tls_files_from_pipes(tmp_path, pki):
+    """`--ca <(vault read ...)` (a pipe as /dev/fd/N), `--ca /dev/stdin` and
+    a named FIFO were refused as "not a regular file" once regionctl read
+    them itself: they are read again, to the same 1 MiB bound (counted while
+    reading, as a pipe has no size) and checked as files are. A FIFO waits
+    for its writer; a key FIFO others may read is refused for its mode."""
+    port = free_port()  # nothing listens: reaching for it means the files passed
+    url = ["--url", f"https://127.0.0.1:{port}"]
+    ca = (pki / "ca.pem").read_bytes()
+    key = tmp_path / "writer.key"
+    shutil.copy(pki / "writer.key", key)
+    key.chmod(0o600)
+
+    def run(args, pipe=None, **kw):
+        if pipe is None:
+            return subprocess.run([REGIONCTL, *url, *args, "history"], capture_output=True, text=True,
+                                  timeout=30, **kw)
+        r, w = os.pipe()
+        feed_later(w, pipe, 0)
+        try:
+            p = subprocess.Popen([REGIONCTL, *url, *[a.replace("PIPE", f"/dev/fd/{r}") for a in args],
+                                  "history"], pass_fds=(r,), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        finally:
+            os.close(r)
+        out, err = p.communicate(timeout=30)
+        return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+    p = run(["--ca", "PIPE"], pipe=ca)
+    assert "cannot reach" in p.stderr, p
+    p = run(["--ca", "/dev/stdin"], input=ca.decode())
+    assert "cannot reach" in p.stderr, p
+    p = run(["--ca", str(pki / "ca.pem"), "--cert", str(pki / "writer.pem"), "--key", "PIPE"],
+            pipe=key.read_bytes())
+    assert "cannot reach" in p.stderr, p
+    fifo = tmp_path / "ca.fifo"
+    os.mkfifo(fifo)
+    t = feed_later(fifo, ca)
+    p = run(["--ca", str(fifo)])
+    t.join(5)
+    assert "cannot reach" in p.stderr, p
+    for data, said in ((b"a" * (2 << 20), "larger than 1048576 bytes"),
+                       (ca.replace(b"\n", b"\n\x00", 1), "line 2 holds a NUL byte"),
+                       (b"not a certificate\n", "no PEM certificate")):
+        p = run(["--ca", "PIPE"], pipe=data)
+        assert p.returncode == 2 and re.search(rf"regionctl: --ca /dev/fd/\d+: {said}", p.stderr), p
+    open_key = tmp_path / "key.fifo"
+    os.mkfifo(open_key)
+    open_key.chmod(0o644)
+    t = feed_later(open_key, key.read_bytes())
+    p = run(["--ca", str(pki / "ca.pem"), "--cert", str(pki / "writer.pem"), "--key", str(open_key)])
+    t.join(5)
+    assert p.returncode == 2 and f"regionctl: --key {open_key}: mode 0644" in p.stderr, p
 
 
 def test_a_nul_byte_in_a_token_or_writers_file_stops_regiond(tmp_path, pki):

@@ -10,6 +10,8 @@ import re
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -380,7 +382,55 @@ def test_prefix_files_that_never_end(listener, tmp_path):
         f.truncate(300 << 20)
     p = ctl("-s", path, "prefixes", "add", "in", str(big))
     assert p.returncode == 1 and f"regionctl: {big}: larger than 268435456 bytes" in p.stderr, p
+    assert "split it into files of fewer lines, each sent as a batch of its own" in p.stderr, p
     assert "nothing was sent. See 'regionctl prefixes add --help'." in p.stderr, p
+    assert not connected(s)
+
+
+def write_later(path, data, delay=0.5):
+    """Open @path for writing after @delay seconds (as a writer started
+    after regionctl would), write @data and close it."""
+    def run():
+        time.sleep(delay)
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+        except BrokenPipeError:
+            pass
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_prefix_fifo_waits_for_its_writer(listener, tmp_path):
+    """A named FIFO whose writer had not opened it yet read as empty ("no
+    prefixes in pf.fifo: nothing to add", exit 1): it was opened without
+    waiting and read at once. It is waited on, as a shell's '<' does, and
+    its prefixes sent."""
+    path, s = listener
+    fifo = tmp_path / "pf.fifo"
+    os.mkfifo(fifo)
+    t = write_later(fifo, b"10.0.0.0/8\n")
+    p = ctl("-s", path, "--timeout", "1", "prefixes", "add", "in", str(fifo))
+    t.join(5)
+    assert "no prefixes" not in p.stderr, p
+    assert p.returncode == 5 and "no answer from regiond" in p.stderr, p
+    assert connected(s)
+
+
+def test_dev_null_is_an_empty_prefix_file(listener, tmp_path):
+    """`prefixes add R - < /dev/null` was refused as "not a regular file or
+    a pipe" (exit 2): /dev/null reads as an empty file, which has no prefix
+    (exit 1). Other devices stay refused."""
+    path, s = listener
+    for name, stdin in (("stdin", "/dev/null"), ("/dev/null", None)):
+        with open(stdin or "/dev/null", "rb") as f:
+            p = subprocess.run([REGIONCTL, "-s", path, "prefixes", "add", "in", "-" if stdin else name],
+                               stdin=f, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and f"regionctl: no prefixes in {name}: nothing to add" in p.stderr, p
+    for dev in ("/dev/zero", "/dev/full"):
+        p = ctl("-s", path, "prefixes", "add", "in", dev)
+        assert p.returncode == 2 and f"regionctl: {dev}: not a regular file or a pipe" in p.stderr, p
     assert not connected(s)
 
 
