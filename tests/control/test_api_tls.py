@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import REGIOND, REGIONCTL, Box, SG_LOCAL, demo_variant  # noqa: E402
 from test_api_security import free_port, token_file  # noqa: E402
 from memcap import capped  # noqa: E402
+from latewriter import write_later  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 
@@ -415,21 +416,6 @@ def test_regionctl_refuses_tls_files_that_are_not_small_pem_files(tmp_path, pki)
         assert "cannot reach" not in p.stderr, (args, p)
 
 
-def feed_later(path, data, delay=0.5):
-    """Write @data into @path (a FIFO) or @path's descriptor (an int: a pipe's
-    write end, closed after) once @delay seconds have passed."""
-    def run():
-        time.sleep(delay)
-        try:
-            with open(path, "wb") as f:
-                f.write(data)
-        except BrokenPipeError:
-            pass
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
-
-
 def test_regionctl_reads_tls_files_from_pipes(tmp_path, pki):
     """`--ca <(vault read ...)` (a pipe as /dev/fd/N), `--ca /dev/stdin` and
     a named FIFO were refused as "not a regular file" once regionctl read
@@ -448,7 +434,7 @@ def test_regionctl_reads_tls_files_from_pipes(tmp_path, pki):
             return subprocess.run([REGIONCTL, *url, *args, "history"], capture_output=True, text=True,
                                   timeout=30, **kw)
         r, w = os.pipe()
-        feed_later(w, pipe, 0)
+        write_later(w, pipe, 0)
         try:
             p = subprocess.Popen([REGIONCTL, *url, *[a.replace("PIPE", f"/dev/fd/{r}") for a in args],
                                   "history"], pass_fds=(r,), stdout=subprocess.PIPE,
@@ -467,7 +453,7 @@ def test_regionctl_reads_tls_files_from_pipes(tmp_path, pki):
     assert "cannot reach" in p.stderr, p
     fifo = tmp_path / "ca.fifo"
     os.mkfifo(fifo)
-    t = feed_later(fifo, ca)
+    t = write_later(fifo, ca)
     p = run(["--ca", str(fifo)])
     t.join(5)
     assert "cannot reach" in p.stderr, p
@@ -479,7 +465,7 @@ def test_regionctl_reads_tls_files_from_pipes(tmp_path, pki):
     open_key = tmp_path / "key.fifo"
     os.mkfifo(open_key)
     open_key.chmod(0o644)
-    t = feed_later(open_key, key.read_bytes())
+    t = write_later(open_key, key.read_bytes())
     p = run(["--ca", str(pki / "ca.pem"), "--cert", str(pki / "writer.pem"), "--key", str(open_key)])
     t.join(5)
     assert p.returncode == 2 and f"regionctl: --key {open_key}: mode 0644" in p.stderr, p

@@ -10,13 +10,12 @@ import re
 import socket
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from memcap import capped  # noqa: E402
+from latewriter import write_later  # noqa: E402
 
 BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "build")
 REGIONCTL = os.environ.get("REGIONCTL", os.path.join(BUILD, "control", "regionctl"))
@@ -385,21 +384,6 @@ def test_prefix_files_that_never_end(listener, tmp_path):
     assert "split it into files of fewer lines, each sent as a batch of its own" in p.stderr, p
     assert "nothing was sent. See 'regionctl prefixes add --help'." in p.stderr, p
     assert not connected(s)
-
-
-def write_later(path, data, delay=0.5):
-    """Open @path for writing after @delay seconds (as a writer started
-    after regionctl would), write @data and close it."""
-    def run():
-        time.sleep(delay)
-        try:
-            with open(path, "wb") as f:
-                f.write(data)
-        except BrokenPipeError:
-            pass
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
 
 
 def test_a_prefix_fifo_waits_for_its_writer(listener, tmp_path):
