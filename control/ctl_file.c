@@ -108,9 +108,14 @@ char *ctl_file_read_from(const char *path, unsigned flags, int secret, const cha
 		snprintf(why, whylen, "out of memory");
 		goto out;
 	}
-	if ((len = read_most(fd, buf, max)) < 0 || (size_t)len > CTL_FILE_MAX_BYTES) {
+	if ((len = read_most(fd, buf, max)) < 0 || (size_t)len > max) {
+		/* A regular file that grew past its size while read (being
+		 * written) would be taken cut short: a token or a key half
+		 * there. */
 		if (len < 0)
 			snprintf(why, whylen, "cannot read: %s", strerror(errno));
+		else if (S_ISREG(sb.st_mode))
+			snprintf(why, whylen, "changed while it was read; try again");
 		else
 			snprintf(why, whylen, "larger than %u bytes", CTL_FILE_MAX_BYTES);
 		goto bad;

@@ -307,8 +307,11 @@ def test_token_file_errors_name_the_option_and_the_file(listener, tmp_path):
     sock, s = listener
     empty = tmp_path / "empty.token"
     empty.write_text("\n")
+    # A regular file that reads longer than its size (procfs's are 0
+    # bytes; one being written grows) was taken cut short at that size.
     for path, said in ((str(tmp_path / "missing.token"), "No such file"),
-                       (str(empty), "its first line is empty")):
+                       (str(empty), "its first line is empty"),
+                       ("/proc/self/status", "changed while it was read")):
         p = ctl("--url", "http://127.0.0.1:1", "--token-file", path, "history")
         assert p.returncode == 2 and f"--token-file {path}: {said}" in p.stderr, p
 
