@@ -86,7 +86,13 @@ char *ctl_file_read_from(const char *path, unsigned flags, int secret, const cha
 	ssize_t len;
 	int fd;
 
-	if ((fd = ctl_file_open(path, flags, &sb, why, whylen)) < 0)
+	/* A named FIFO with a loose mode is refused before its open waits for
+	 * a writer that may never come: the operator hears why at once. The
+	 * check after the open below stays the one that counts. */
+	if (path && (flags & CTL_FILE_PIPE) && stat(path, &sb) == 0 && S_ISFIFO(sb.st_mode) &&
+	    (sb.st_mode & shared))
+		fd = -1;
+	else if ((fd = ctl_file_open(path, flags, &sb, why, whylen)) < 0)
 		return NULL;
 	if ((S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode)) && (sb.st_mode & shared)) {
 		snprintf(why, whylen, "mode %04o lets its group or others %s; chmod %s it",
