@@ -222,6 +222,39 @@ int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *
 	return 0;
 }
 
+int fwd_residency_link_may_carry(const struct fwd_table *t, const struct fwd_class *c,
+				 uint16_t region, uint16_t service, uint16_t link)
+{
+	const struct fwd_policy *p;
+
+	if (t->nresidency == 0)
+		return 1;
+	if (region >= t->nregions || service >= t->nservices || link >= t->nlinks)
+		return 0;
+	p = &t->policies[c->matrix[(uint32_t)region * t->nservices + service]];
+	if ((p->action == FWD_ACT_LINK && p->target == link) || p->mirror == link)
+		return 1;
+	if (p->action == FWD_ACT_GROUP) {
+		const struct fwd_group *g = &t->groups[p->target];
+
+		for (uint16_t m = 0; m < g->nmembers; m++)
+			if (g->members[m].link == link && g->members[m].weight)
+				return 1;
+	}
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		const struct fwd_residency *r = &t->residency[i];
+		uint16_t n = rule_nservices(t, r);
+
+		for (uint16_t k = 0; k < n; k++)
+			if (rule_services(r, k) == service) {
+				if (!fwd_link_allowed(&t->links[link], r))
+					return 0;
+				break;
+			}
+	}
+	return 1;
+}
+
 int fwd_residency_protects(const struct fwd_table *t, uint16_t region)
 {
 	for (uint16_t i = 0; i < t->nresidency; i++)

@@ -57,6 +57,19 @@ int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *
 			     uint16_t outer, const char *inner_pfx, const char *outer_pfx,
 			     uint32_t line, const char *path, struct fwd_err *err);
 
+/**
+ * 1 when link @link may carry traffic of (@region, @service) under table @t:
+ * the link the cell's policy steers or mirrors to, or a member of its group
+ * that takes flows (these keep to every rule, the table being valid), or any
+ * other link that every residency rule protecting @service allows (a rule
+ * of another region counts too: @region may lie nested in its prefixes).
+ * For a decision carried over from an older generation by link name (a
+ * later fragment's), which the new table's rules never saw; 0 when it would
+ * carry protected traffic where the table does not let it go.
+ */
+int fwd_residency_link_may_carry(const struct fwd_table *t, const struct fwd_class *c,
+				 uint16_t region, uint16_t service, uint16_t link);
+
 /** 1 when a residency rule names region @region. */
 int fwd_residency_protects(const struct fwd_table *t, uint16_t region);
 

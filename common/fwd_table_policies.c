@@ -185,14 +185,23 @@ int tv_parse_policies(struct vctx *c, const struct fwd_node *pol)
 			const struct fwd_policy *q = &t->policies[seen[h]];
 
 			if (((uint32_t)q->region << 16 | q->service) == key) {
+				char where[48];
+
+				/* A JSON document (and a PATCH's model) has no
+				 * lines: name the earlier policy by its index. */
+				if (q->line)
+					snprintf(where, sizeof(where), "line %u", q->line);
+				else
+					snprintf(where, sizeof(where), "%s[%u]",
+						 FWD_KEY_NAME(DOC, POLICIES), seen[h] - 1);
 				rc = tv_fail(
 					c, m, path,
-					"a policy for %s '%s', %s '%s' already exists (line %u)",
+					"a policy for %s '%s', %s '%s' already exists (%s)",
 					KEY(POLICY, REGION),
 					p->region == FWD_ANY ? any : t->region_names[p->region],
 					KEY(POLICY, SERVICE),
 					p->service == FWD_ANY ? any : t->service_names[p->service],
-					q->line);
+					where);
 				goto out;
 			}
 		}

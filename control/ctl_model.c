@@ -450,8 +450,11 @@ json_t *ctl_diff(const struct fwd_table *old, const struct fwd_table *new)
 	return d;
 }
 
-/* Outcome of (region, service) by names: "link X", "group G", "drop",
- * "drop (link X down)", or "absent" when either name does not exist. */
+/* Outcome of (region, service) by names: "link X", "link X (down)", "group G",
+ * "group G (no member up)", "drop", or "absent" when either name does not
+ * exist. A group whose every member that takes flows is down or drained
+ * carries nothing (no_link_up), as a down link does: said so, or a change
+ * that takes a region's whole group away would show as no change. */
 void ctl_outcome(const struct fwd_table *t, const struct fwd_class *c, const char *region,
 		 const char *service, char *buf, size_t len)
 {
@@ -463,13 +466,22 @@ void ctl_outcome(const struct fwd_table *t, const struct fwd_class *c, const cha
 		return;
 	}
 	p = &t->policies[c->matrix[(uint32_t)r * t->nservices + (uint32_t)s]];
-	if (p->action == FWD_ACT_DROP)
+	if (p->action == FWD_ACT_DROP) {
 		snprintf(buf, len, "drop");
-	else if (p->action == FWD_ACT_GROUP)
-		snprintf(buf, len, "group %s", t->groups[p->target].name);
-	else
+	} else if (p->action == FWD_ACT_GROUP) {
+		const struct fwd_group *g = &t->groups[p->target];
+		int carries = 0;
+
+		for (uint16_t m = 0; m < g->nmembers && !carries; m++) {
+			const struct fwd_link *l = &t->links[g->members[m].link];
+
+			carries = g->members[m].weight && l->up && !l->drained;
+		}
+		snprintf(buf, len, "group %s%s", g->name, carries ? "" : " (no member up)");
+	} else {
 		snprintf(buf, len, "link %s%s", t->links[p->target].name,
 			 t->links[p->target].up ? "" : " (down)");
+	}
 }
 
 json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, size_t limit)

@@ -32,8 +32,9 @@ json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, siz
 struct fwd_class;
 
 /** What table @t (classified as @c) does with (region, service) by names:
- *  "link X", "link X (down)", "group G", "drop", or "absent" when either
- *  name does not exist. */
+ *  "link X", "link X (down)", "group G", "group G (no member up)" (every
+ *  member that takes flows down or drained), "drop", or "absent" when
+ *  either name does not exist. */
 void ctl_outcome(const struct fwd_table *t, const struct fwd_class *c, const char *region,
 		 const char *service, char *buf, size_t len);
 

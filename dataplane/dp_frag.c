@@ -27,7 +27,7 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
 
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
 		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key,
-		   uint64_t now)
+		   uint8_t proto, uint16_t dport, uint64_t now)
 {
 	int evicted; /* a duplicate first fragment refreshes its own entry */
 	struct dp_frag_entry *e = dp_aged_insert(&ft->t, LAYOUT, key_hash(k), k, now, &evicted);
@@ -36,5 +36,7 @@ int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64
 	e->link_key = link_key;
 	e->mirror_key = mirror_key;
 	e->d = *d;
+	e->proto = proto;
+	e->dport = dport;
 	return evicted;
 }

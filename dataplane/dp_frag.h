@@ -41,6 +41,8 @@ struct dp_frag_entry { /* a dp_aged entry: key first, then expires */
 	uint64_t gen; /* generation the decision belongs to */
 	uint64_t link_key, mirror_key; /* name keys of d.link and d.mirror (dp_gen.h) */
 	struct fwd_decision d;
+	uint8_t proto; /* the first fragment's protocol and destination port: */
+	uint16_t dport; /* its service in a newer generation (dp_worker.c) */
 } __attribute__((aligned(64)));
 
 struct dp_frag_table {
@@ -84,6 +86,6 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
  */
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
 		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key,
-		   uint64_t now);
+		   uint8_t proto, uint16_t dport, uint64_t now);
 
 #endif /* DP_FRAG_H */

@@ -9,6 +9,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include "fwd_pktops.h"
+#include "fwd_residency.h"
 
 #define PREFETCH_AHEAD 4
 
@@ -482,6 +483,22 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		/* A mirror link that is down is skipped, as a policy's is. */
 		if (d->mirror != FWD_LINK_NONE && !g->table->links[d->mirror].up)
 			d->mirror = FWD_LINK_NONE;
+		/* The name may now stand for a link this generation's residency
+		 * rules keep the datagram's traffic off (the link was given other
+		 * tags, or a rule came): the datagram, as this generation
+		 * classifies it (this fragment's source, the first one's
+		 * protocol and port), must be allowed there, else the rest of
+		 * it leaves by nothing (no_link_up) and no copy is made. */
+		if (g->table->nresidency && (l != FWD_LINK_NONE || d->mirror != FWD_LINK_NONE)) {
+			uint16_t s = fwd_class_service(g->cls, e->proto, e->dport);
+
+			if (l != FWD_LINK_NONE &&
+			    !fwd_residency_link_may_carry(g->table, g->cls, region, s, l))
+				l = FWD_LINK_NONE;
+			if (d->mirror != FWD_LINK_NONE &&
+			    !fwd_residency_link_may_carry(g->table, g->cls, region, s, d->mirror))
+				d->mirror = FWD_LINK_NONE;
+		}
 		if (!d->drop && (l == FWD_LINK_NONE || !g->table->links[l].up)) {
 			d->drop = 1 + FWD_DROP_NO_LINK;
 			l = FWD_LINK_NONE;
@@ -505,7 +522,8 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		lc->cnt.evt[FWD_EVT_FRAG_FIRST]++;
 		if (dp_frag_insert(&lc->frag, &k, g->seq, d,
 				   d->link != FWD_LINK_NONE ? g->link_keys[d->link] : 0,
-				   d->mirror != FWD_LINK_NONE ? g->link_keys[d->mirror] : 0, *now))
+				   d->mirror != FWD_LINK_NONE ? g->link_keys[d->mirror] : 0,
+				   p->proto, p->dport, *now))
 			lc->cnt.evt[FWD_EVT_FRAG_EVICTED]++;
 	}
 	return 0;

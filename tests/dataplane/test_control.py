@@ -491,3 +491,81 @@ def test_a_repeated_generation_id_is_a_new_generation(tmp_path):
     finally:
         log = f.stop()
     assert f.p.returncode == 0, log
+
+
+
+KEEP_IN = "residency: [{name: keep-in, region: in, services: [bulk], allowed_tags: [in]}]\n"
+FRAG_SWAPS = {
+    # The first fragment left on 'local', in India; the new table gives
+    # that name to the Singapore link (out1), India's traffic to 'home'.
+    "name_given_to_another_link": (
+        "links:\n"
+        "  local: {port: out0, next_hop_mac: '02:00:00:00:00:a1', tags: [in]}\n"
+        "  to-sg: {port: out1, next_hop_mac: '02:00:00:00:00:b1', tags: [sg]}\n"
+        "policies: [{region: in, service: any, action: steer, to: local}]\n" + KEEP_IN,
+        "links:\n"
+        "  home: {port: out0, next_hop_mac: '02:00:00:00:00:a1', tags: [in]}\n"
+        "  local: {port: out1, next_hop_mac: '02:00:00:00:00:b1', tags: [sg]}\n"
+        "policies: [{region: in, service: any, action: steer, to: home}]\n" + KEEP_IN),
+    # The first fragment left for Singapore before a rule protected the
+    # service; the new table has the rule and keeps India's traffic home.
+    "rule_added": (
+        "links:\n"
+        "  local: {port: out0, next_hop_mac: '02:00:00:00:00:a1', tags: [in]}\n"
+        "  to-sg: {port: out1, next_hop_mac: '02:00:00:00:00:b1', tags: [sg]}\n"
+        "policies: [{region: in, service: any, action: steer, to: to-sg}]\n",
+        "links:\n"
+        "  local: {port: out0, next_hop_mac: '02:00:00:00:00:a1', tags: [in]}\n"
+        "  to-sg: {port: out1, next_hop_mac: '02:00:00:00:00:b1', tags: [sg]}\n"
+        "policies: [{region: in, service: any, action: steer, to: local}]\n" + KEEP_IN),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FRAG_SWAPS))
+def test_later_fragments_across_a_swap_keep_to_residency(tmp_path, case):
+    """A later fragment follows its first fragment's link by name into a
+    newer generation; that name must not take protected traffic where the
+    newer table's residency rules forbid it (the name now stands for a link
+    tagged for another region, or a rule now protects the service): the
+    rest of the datagram is dropped (no_link_up), never sent out of region.
+    Both tables are valid. One port plays the first fragment once, another
+    replays a later fragment for ever; one worker polls both."""
+    head = ("regions: {in: {prefixes: [10.1.0.0/16]}}\n"
+            "services: {bulk: [udp/9000]}\n")
+    old, new = FRAG_SWAPS[case]
+    table = tmp_path / "t.yaml"
+    table.write_text(head + old)
+    e = Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02")
+    first, later = str(tmp_path / "first.pcap"), str(tmp_path / "later.pcap")
+    wrpcap(first, [e / IP(src="10.1.0.9", dst="192.0.2.1", id=4242, flags="MF", proto=17) /
+                   Raw(bytes(UDP(sport=5, dport=9000)) + b"f" * 8)])
+    wrpcap(later, [e / IP(src="10.1.0.9", dst="192.0.2.1", id=4242, frag=2, proto=17) / Raw(b"L" * 8)])
+    ports = [("in0", f'{{device: "net_pcap_in0,rx_pcap={first}", ingress: true}}'),
+             ("in1", f'{{device: "net_pcap_in1,rx_pcap={later},infinite_rx=1", ingress: true}}'),
+             ("out0", "{device: net_null_o0}"), ("out1", "{device: net_null_o1}")]
+    f = Served(tmp_path, "ctl-frag-res-" + case[:8], ports, table, extra_node="frag_timeout_ms: 60000\n")
+
+    def until(what, cond):
+        deadline = time.time() + 30
+        while True:
+            k = f.ctl.call("counters")
+            if cond(k):
+                return k
+            assert time.time() < deadline and f.p.poll() is None, (what, f.text()[-3000:])
+            time.sleep(0.05)
+
+    def sent(k, port):
+        return k["ports"][port]["opackets"]
+    try:
+        until("later fragments followed", lambda k: k["events"]["frag_followed"] > 0)
+        r = f.ctl.call("push", document=head + new, generation=2)
+        assert r["ok"] and r["generation"] == 2, r
+        # Once a later fragment met the new generation, none leaves on out1.
+        before = until("a later fragment in the new generation", lambda k: k["events"]["frag_across_gen"] > 0)
+        after = until("more of them", lambda k: k["events"]["frag_across_gen"] > before["events"]["frag_across_gen"] + 100)
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert sent(after, "out1") == sent(before, "out1"), (before["ports"], after["ports"])
+    assert after["drops"]["no_link_up"] > before["drops"]["no_link_up"], after["drops"]
+    assert after["drops"]["frag_no_first"] == before["drops"]["frag_no_first"]

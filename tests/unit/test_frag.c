@@ -55,7 +55,7 @@ static void test_insert_lookup_expire(void **state)
 	(void)state;
 	key(&k, 4, 1, 1);
 	assert_null(dp_frag_lookup(&ft, &k, 10));
-	assert_int_equal(dp_frag_insert(&ft, &k, 5, &d, 0, 0, 10), 0);
+	assert_int_equal(dp_frag_insert(&ft, &k, 5, &d, 0, 0, 0, 0, 10), 0);
 	e = dp_frag_lookup(&ft, &k, 50);
 	assert_non_null(e);
 	assert_int_equal(e->d.link, 7);
@@ -71,7 +71,7 @@ static void test_families_distinct(void **state)
 	(void)state;
 	key(&k4, 4, 2, 1);
 	key(&k6, 6, 2, 1);
-	dp_frag_insert(&ft, &k4, 1, &d, 0, 0, 1000);
+	dp_frag_insert(&ft, &k4, 1, &d, 0, 0, 0, 0, 1000);
 	assert_null(dp_frag_lookup(&ft, &k6, 1001));
 	assert_non_null(dp_frag_lookup(&ft, &k4, 1001));
 }
@@ -87,7 +87,7 @@ static void test_eviction_counted(void **state)
 		struct dp_frag_key k;
 
 		key(&k, 4, i, 2);
-		evicted += dp_frag_insert(&ft, &k, 1, &d, 0, 0, 2000);
+		evicted += dp_frag_insert(&ft, &k, 1, &d, 0, 0, 0, 0, 2000);
 	}
 	assert_int_equal(evicted, 1000 - 64);
 	/* Duplicate first fragments refresh instead of evicting. */
@@ -95,7 +95,7 @@ static void test_eviction_counted(void **state)
 		struct dp_frag_key k;
 
 		key(&k, 4, 999, 2);
-		assert_int_equal(dp_frag_insert(&ft, &k, 1, &d, 0, 0, 2001), 0);
+		assert_int_equal(dp_frag_insert(&ft, &k, 1, &d, 0, 0, 0, 0, 2001), 0);
 	}
 }
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "ctl_model.h"
+#include "fwd_class.h"
 #include "ctl_state.h"
 #include "ctl_traffic.h"
 #include "fwd_delta.h"
@@ -364,12 +365,58 @@ static void test_descriptions_kept(void **state)
 	fwd_table_free(t2);
 }
 
+/* The outcome impact compares: a group that can carry nothing (every member
+ * that takes flows down or drained) says so, as a down link does; once it
+ * read "group G" either way, and a change that took a region's whole group
+ * down showed as no change at all. */
+static void test_outcome_of_a_group_that_carries_nothing(void **state)
+{
+	static const char *states[][3] = {
+		{"up", "up", "group g"},
+		{"down", "up", "group g"},
+		{"down", "drain", "group g (no member up)"},
+		{"drain", "drain", "group g (no member up)"},
+		{"down", "down", "group g (no member up)"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		char text[1024], out[80];
+		struct fwd_err err = {0};
+		struct fwd_table *t;
+		struct fwd_class *c;
+
+		snprintf(text, sizeof(text),
+			 "regions: {us: {prefixes: [30.0.0.0/8]}}\n"
+			 "links:\n"
+			 "  a: {port: p0, next_hop_mac: '02:00:00:00:01:01', state: %s}\n"
+			 "  b: {port: p1, next_hop_mac: '02:00:00:00:01:02', state: %s}\n"
+			 "  c: {port: p1, next_hop_mac: '02:00:00:00:01:03'}\n"
+			 "  d: {port: p1, next_hop_mac: '02:00:00:00:01:04', state: down}\n"
+			 "link_groups: {g: {members: {a: 1, b: 2, c: 0}}}\n"
+			 "policies:\n"
+			 "  - {region: us, service: any, action: steer, to: g}\n"
+			 "  - {region: unknown, service: any, action: steer, to: d}\n",
+			 states[i][0], states[i][1]);
+		t = fwd_table_parse(text, strlen(text), "t.yaml", -1, &err);
+		assert_non_null(t);
+		c = fwd_class_build(t);
+		assert_non_null(c);
+		ctl_outcome(t, c, "us", "other", out, sizeof(out));
+		assert_string_equal(out, states[i][2]);
+		ctl_outcome(t, c, "unknown", "other", out, sizeof(out));
+		assert_string_equal(out, "link d (down)");
+		fwd_class_free(c);
+		fwd_table_free(t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_keeps_every_section),
 		cmocka_unit_test(test_descriptions_kept),
 		cmocka_unit_test(test_moves),
+		cmocka_unit_test(test_outcome_of_a_group_that_carries_nothing),
 		cmocka_unit_test(test_alarm_owners),
 	};
 

@@ -140,12 +140,62 @@ static void test_any_services(void **state)
 				 "service 'other' steers to link 'x' (tags: us; allowed: in)");
 }
 
+/* A decision carried over by link name (a later fragment's, across a swap):
+ * the link the cell's policy uses is fine, as is any link every rule
+ * protecting the service allows; anything else is not. */
+static void test_link_may_carry(void **state)
+{
+	const char *doc =
+		HEAD "  - {name: keep-web, region: sg, services: [web], allowed_tags: [sg]}\n"
+		     "policies:\n"
+		     "  - {region: in, service: sync, action: steer, to: india}\n"
+		     "  - {region: in, service: web, action: steer, to: to-sg}\n"
+		     "  - {region: sg, service: any, action: steer, to: to-sg, mirror: to-sg}\n";
+	struct fwd_err err = {0};
+	struct fwd_table *t = fwd_table_parse(doc, strlen(doc), "r.yaml", 0, &err);
+	struct fwd_class *c;
+	int in, sg, unk = 0, sync, web, other = 0, local, local2, tosg;
+
+	(void)state;
+	assert_non_null(t);
+	c = fwd_class_build(t);
+	assert_int_equal(fwd_residency_check(t, c, &err), 0);
+	in = fwd_table_region_id(t, "in");
+	sg = fwd_table_region_id(t, "sg");
+	sync = fwd_table_service_id(t, "sync");
+	web = fwd_table_service_id(t, "web");
+	local = fwd_table_link_id(t, "local");
+	local2 = fwd_table_link_id(t, "local2");
+	tosg = fwd_table_link_id(t, "to-sg");
+	/* in/sync: its group's members, never to-sg */
+	assert_true(fwd_residency_link_may_carry(t, c, in, sync, local));
+	assert_true(fwd_residency_link_may_carry(t, c, in, sync, local2));
+	assert_false(fwd_residency_link_may_carry(t, c, in, sync, tosg));
+	/* in/web: its policy's link; local is not tagged sg, which keep-web
+	 * (another region's rule: a prefix may nest) asks of web */
+	assert_true(fwd_residency_link_may_carry(t, c, in, web, tosg));
+	assert_false(fwd_residency_link_may_carry(t, c, in, web, local));
+	/* sg/sync: its policy's link, or one keep-sync allows; sg/web: keep-web
+	 * asks sg of web, which local lacks */
+	assert_true(fwd_residency_link_may_carry(t, c, sg, sync, tosg));
+	assert_true(fwd_residency_link_may_carry(t, c, sg, sync, local2));
+	assert_false(fwd_residency_link_may_carry(t, c, sg, web, local));
+	/* a service no rule protects may leave on any link */
+	assert_true(fwd_residency_link_may_carry(t, c, unk, other, tosg));
+	assert_true(fwd_residency_link_may_carry(t, c, in, other, tosg));
+	/* ids out of range are never allowed */
+	assert_false(fwd_residency_link_may_carry(t, c, in, sync, (uint16_t)t->nlinks));
+	fwd_class_free(c);
+	fwd_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_allowed),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_any_services),
+		cmocka_unit_test(test_link_may_carry),
 	};
 
 	return cmocka_run_group_tests_name("residency", tests, NULL, NULL);

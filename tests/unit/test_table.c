@@ -312,6 +312,15 @@ static const struct bad_case bad_cases[] = {
 	 "https, action: steer, to: l1}\n",
 	 "t.yaml:14: policies[1]: a policy for region 'in', service 'https' already exists (line "
 	 "13)"},
+	{"duplicate policy in JSON",
+	 "{\"regions\": {\"in\": {\"prefixes\": [\"10.0.0.0/8\"]}}, \"links\": {\"l1\": "
+	 "{\"port\": \"p0\", \"next_hop_mac\": \"02:00:00:00:00:01\"}}, \"policies\": "
+	 "[{\"region\": \"any\", \"service\": \"other\", \"action\": \"drop\"}, "
+	 "{\"region\": \"in\", \"service\": \"any\", \"action\": \"drop\"}, "
+	 "{\"region\": \"in\", \"service\": \"any\", \"action\": \"steer\", \"to\": "
+	 "\"l1\"}]}",
+	 "t.yaml: policies[2]: a policy for region 'in', service 'any' already exists "
+	 "(policies[1])"},
 	{"any any policy",
 	 BASE_REGIONS BASE_SERVICES BASE_LINKS
 	 "policies:\n  - {region: any, service: any, action: drop}\n",
