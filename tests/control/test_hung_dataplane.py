@@ -161,6 +161,45 @@ def test_reads_queued_on_a_hung_regionfwd_each_answer_within_their_wait(tmp_path
         b.stop()
 
 
+def test_a_scrape_answers_within_the_scrapers_timeout_when_regionfwd_hangs(tmp_path):
+    """Prometheus gives a scrape 10 s by default (scrape_timeout) and says so
+    in X-Prometheus-Scrape-Timeout-Seconds. regiond waited 10 s for a
+    regionfwd that had just hung: the one scrape that would have said
+    regiond_dataplane_up 0 arrived too late and failed instead. regiond now
+    waits half a second less than the scraper will: asked with 2 s, the
+    scrape answers, within the 6 s this client waits, without regionfwd's
+    series."""
+    import socket
+    b = Box(tmp_path, "scrapeto")
+    try:
+        os.kill(b.fwd.pid, signal.SIGSTOP)
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(6)
+            s.connect(b.api)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      b"X-Prometheus-Scrape-Timeout-Seconds: 2\r\n\r\n")
+            resp = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    resp += chunk
+            except socket.timeout:
+                pass
+            s.close()
+            assert resp.startswith(b"HTTP/1.1 200"), resp[:300]
+            assert b"\nregiond_dataplane_up 0\n" in resp and b"regionfwd_packets_total" not in resp, resp[-500:]
+        finally:
+            os.kill(b.fwd.pid, signal.SIGCONT)
+        wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
+        code, m = b.http("GET", "/metrics")
+        assert code == 200 and "regiond_dataplane_up 1\n" in m
+    finally:
+        b.stop()
+
+
 def test_status_of_a_hung_regiond_exits_unreachable(tmp_path):
     """regiond itself hung (SIGSTOP; a deadlock, a paused VM): regionctl
     status waited for ever on its socket, so a monitoring check that runs
