@@ -507,11 +507,13 @@ static int stats_json_in_place(const json_t *j, const char *path)
 	return 0;
 }
 
-static int write_stats_json(const json_t *j, const char *path)
+static int write_stats_json(const json_t *j, const char *given)
 {
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], resolved[PATH_MAX];
 	struct stat st;
-	int exists = stat(path, &st) == 0;
+	int exists = stat(given, &st) == 0;
+	/* A symlink's target is replaced, not the link: beside the target. */
+	const char *path = exists && realpath(given, resolved) ? resolved : given;
 	FILE *f;
 	int fd, rc = 0;
 

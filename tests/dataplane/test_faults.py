@@ -317,6 +317,15 @@ def test_stats_json_replaces_the_file_whole(tmp_path):
     assert os.listdir(out) == ["s.json"], os.listdir(out)
     assert stats.stat().st_mode & 0o777 == 0o640
 
+    # Through a symlink: its target is replaced, the link stays a link.
+    link = tmp_path / "ln.json"
+    link.symlink_to(stats)
+    stats.write_text("{}")
+    p = run(link, "faults-sj4")
+    assert p.returncode == 0, p.stderr[-800:]
+    assert link.is_symlink() and json.load(open(stats))["packets"]["rx"] == 5
+    assert os.listdir(out) == ["s.json"], os.listdir(out)
+
     p = run("/dev/stdout", "faults-sj2")
     assert p.returncode == 0 and '"rx": 5' in p.stdout, (p.stdout[-500:], p.stderr[-500:])
 
