@@ -1129,7 +1129,8 @@ int dp_telemetry_register(struct dp_ctx *ctx)
 	} cmds[] = {
 		{"/regionfwd/packets", tel_packets, "rx, tx and dropped packets and bytes"},
 		{"/regionfwd/drops", tel_drops, "packets dropped, per reason"},
-		{"/regionfwd/events", tel_events, "fragment, mirror and generation events"},
+		{"/regionfwd/events", tel_events,
+		 "fragment, mirror, generation, content and capture events"},
 		{"/regionfwd/links", tel_links, "packets transmitted per link"},
 		{"/regionfwd/regions", tel_regions, "packets per source region"},
 		{"/regionfwd/services", tel_services, "packets per service"},
