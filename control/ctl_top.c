@@ -505,5 +505,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 	fwd_report_free(prev);
 	fwd_report_free(cur);
 	free(f);
-	return 0;
+	/* Stopped by --count on a read that failed: its exit code, so that a
+	 * script's `top -j --count 1` never takes no output for a frame. */
+	return stop ? 0 : rc;
 }

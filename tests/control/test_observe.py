@@ -153,6 +153,28 @@ def test_top_rates_after_regiond_was_away_cover_the_whole_gap(tmp_path):
         b.stop()
 
 
+def test_top_count_ending_on_a_failed_read_exits_with_its_code(tmp_path):
+    """`top -j --count N` counts a read that failed as a frame, and exited 0
+    when the last one had failed: a script sampling rates got fewer lines
+    than it asked for, or none, and success. It now exits with that read's
+    code (3: regiond away), after the frames it did show."""
+    import subprocess
+    from test_e2e import REGIONCTL  # noqa: E402
+    b = Box(tmp_path, "topcount")
+    try:
+        top = subprocess.Popen([REGIONCTL, "-s", b.api, "-j", "top", "--interval", "2", "--count", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = top.stdout.readline()
+        assert first.startswith("{"), first
+        b.rd.terminate()  # the second read, 2 s later, finds no regiond
+        b.rd.wait(30)
+        out, err = top.communicate(timeout=60)
+        assert out == "", out
+        assert top.returncode == 3 and "cannot reach regiond" in err, (top.returncode, err)
+    finally:
+        b.stop()
+
+
 def test_top_on_a_terminal_says_why_on_its_status_line(tmp_path):
     """On a terminal, a read that failed while top ran (regionfwd stopped)
     had regionctl's error line written to the terminal over the ncurses
