@@ -1050,24 +1050,26 @@ out:
 /* How long a scrape waits for regionfwd: READ_DP_MS, or less when the
  * scraper says it gives up sooner (Prometheus sends its scrape_timeout as
  * X-Prometheus-Scrape-Timeout-Seconds; 10 s by default): half a second
- * before that, at least 100 ms, so that the scrape that says
- * regiond_dataplane_up 0 when regionfwd hangs arrives in time instead of
- * failing. */
+ * before that (a tenth of it, when that is less), at least 100 ms, so
+ * that the scrape that says regiond_dataplane_up 0 when regionfwd hangs
+ * arrives in time instead of failing. */
 static int scrape_wait_ms(const struct req *q)
 {
 	const char *h = q->con ? MHD_lookup_connection_value(q->con, MHD_HEADER_KIND,
 							     "X-Prometheus-Scrape-Timeout-Seconds")
 			       : NULL;
 	char *end;
-	double s;
+	double s, ms;
 
 	if (h == NULL)
 		return READ_DP_MS;
 	errno = 0;
 	s = strtod(h, &end);
-	if (errno || end == h || *end != '\0' || !(s > 0) || s * 1000 - 500 >= READ_DP_MS)
+	if (errno || end == h || *end != '\0' || !(s > 0))
 		return READ_DP_MS;
-	return s * 1000 - 500 < 100 ? 100 : (int)(s * 1000 - 500);
+	ms = s * 1000;
+	ms -= ms / 10 < 500 ? ms / 10 : 500; /* the scraper's own margin */
+	return ms >= READ_DP_MS ? READ_DP_MS : ms < 100 ? 100 : (int)ms;
 }
 
 /* Everything regiond knows, and regionfwd's counters when it answers: a
