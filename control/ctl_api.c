@@ -906,11 +906,19 @@ static void h_table(struct ctl_api *api, const struct req *q, struct reply *r)
 /* A read's call to regionfwd (ROUTE_DP): on the reads' own connection,
  * without the state lock, so neither a write's push nor the main loop's
  * sync holds it up. Refused at once when regionfwd has not answered the
- * main loop for over 10 s (hung): a read must not take that long to say so. */
+ * main loop for over 10 s (hung): a read must not take that long to say so.
+ * Reads take the connection one at a time; the 10 s a read may wait
+ * cover its wait for the connection too, so reads that queue behind one
+ * on a regionfwd that just hung (two Prometheus servers, a top, a
+ * dashboard) each answer within 10 s, not 10 s times their place in the
+ * queue. */
+#define READ_DP_MS 10000
+
 static int read_dp_call(struct ctl_api *api, unsigned op, const ProtobufCMessage *req,
-			ProtobufCMessage **reply, struct fwd_err *e)
+			ProtobufCMessage **reply, int wait_ms, struct fwd_err *e)
 {
-	int64_t seen;
+	int64_t seen, start = fwd_mono_ms(), left;
+	struct timespec until;
 	int rc;
 
 	pthread_mutex_lock(&api->view_lock);
@@ -927,15 +935,29 @@ static int read_dp_call(struct ctl_api *api, unsigned op, const ProtobufCMessage
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&api->dp_read_lock);
-	rc = ctl_dp_call(api->dp_read, op, req, reply, 10000, e);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	if (pthread_mutex_clocklock(&api->dp_read_lock, CLOCK_MONOTONIC, &until) != 0) {
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+			     "regionfwd did not answer within %.1f s: the read before this one "
+			     "still waits for it",
+			     wait_ms / 1e3);
+		return -ETIMEDOUT;
+	}
+	left = wait_ms - (fwd_mono_ms() - start);
+	rc = ctl_dp_call(api->dp_read, op, req, reply, (int)(left > 1 ? left : 1), e);
 	pthread_mutex_unlock(&api->dp_read_lock);
 	return rc;
 }
 
 /* regionfwd's counter report, read through the one reader of its model
  * (fwd_report_from_json), or NULL with @e. */
-static struct fwd_report *dp_counters(struct ctl_api *api, struct fwd_err *e)
+static struct fwd_report *dp_counters(struct ctl_api *api, int wait_ms, struct fwd_err *e)
 {
 	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
 	Regionfwd__Ctl__CounterReport *rep;
@@ -944,7 +966,7 @@ static struct fwd_report *dp_counters(struct ctl_api *api, struct fwd_err *e)
 	json_t *j;
 
 	if (read_dp_call(api, REGIONFWD__CTL__OP__OP_COUNTERS, &req.base, (ProtobufCMessage **)&rep,
-			 e))
+			 wait_ms, e))
 		return NULL;
 	j = json_loadb((const char *)rep->json.data, rep->json.len, 0, NULL);
 	protobuf_c_message_free_unpacked(&rep->base, NULL);
@@ -959,7 +981,7 @@ static struct fwd_report *dp_counters(struct ctl_api *api, struct fwd_err *e)
 static void h_counters(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	struct fwd_err e;
-	struct fwd_report *c = dp_counters(api, &e);
+	struct fwd_report *c = dp_counters(api, READ_DP_MS, &e);
 
 	(void)q;
 	if (c == NULL) {
@@ -1007,7 +1029,7 @@ static void h_explain(struct ctl_api *api, const struct req *q, struct reply *r)
 	}
 	pthread_mutex_unlock(api->lock);
 	if (read_dp_call(api, REGIONFWD__CTL__OP__OP_EXPLAIN, &x->req.base,
-			 (ProtobufCMessage **)&rep, &e)) {
+			 (ProtobufCMessage **)&rep, READ_DP_MS, &e)) {
 		reply_err(r, &e);
 		goto out;
 	}
@@ -1025,13 +1047,38 @@ out:
 	json_decref(b);
 }
 
+/* How long a scrape waits for regionfwd: READ_DP_MS, or less when the
+ * scraper says it gives up sooner (Prometheus sends its scrape_timeout as
+ * X-Prometheus-Scrape-Timeout-Seconds; 10 s by default): half a second
+ * before that (a tenth of it, when that is less), at least 100 ms, so
+ * that the scrape that says regiond_dataplane_up 0 when regionfwd hangs
+ * arrives in time instead of failing. */
+static int scrape_wait_ms(const struct req *q)
+{
+	const char *h = q->con ? MHD_lookup_connection_value(q->con, MHD_HEADER_KIND,
+							     "X-Prometheus-Scrape-Timeout-Seconds")
+			       : NULL;
+	char *end;
+	double s, ms;
+
+	if (h == NULL)
+		return READ_DP_MS;
+	errno = 0;
+	s = strtod(h, &end);
+	if (errno || end == h || *end != '\0' || !(s > 0))
+		return READ_DP_MS;
+	ms = s * 1000;
+	ms -= ms / 10 < 500 ? ms / 10 : 500; /* the scraper's own margin */
+	return ms >= READ_DP_MS ? READ_DP_MS : ms < 100 ? 100 : (int)ms;
+}
+
 /* Everything regiond knows, and regionfwd's counters when it answers: a
  * regionfwd that is down still leaves the generation, its age, sync, alarm,
  * health and the XDP filter's counters to scrape. */
 static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	struct fwd_err e;
-	struct fwd_report *c = dp_counters(api, &e);
+	struct fwd_report *c = dp_counters(api, scrape_wait_ms(q), &e);
 	int64_t report_ms;
 	json_t *s = status_json(api, &report_ms);
 	struct ctl_metrics_in in = {

@@ -598,19 +598,26 @@ void ctl_filter_metrics(struct ctl_filter *f, const struct fwd_table *t, FILE *o
 	for (int i = 0; i < FWD_FLT_CNT_MAX; i++)
 		ctl_metrics_sample(out, "regiond_xdp_packets_total", (double)c[i], "counter",
 				   counter_names[i], NULL);
+	/* Each family's samples together, after its HELP and TYPE: the text
+	 * format asks for one group per family, and stricter parsers than
+	 * Prometheus's refuse or split an interleaved one. Each rule's stats
+	 * read once, so that its packets and bytes are of one read. */
+	uint16_t nrules = t ? t->filters.nrules : 0;
+	struct fwd_flt_rule_stats *st = calloc(nrules ? nrules : 1, sizeof(*st));
+
+	for (uint16_t r = 0; st && r < nrules; r++)
+		rule_stats(f, t->filters.rules[r].name, &st[r]);
 	ctl_metrics_family(out, "regiond_xdp_rule_packets_total",
 			   "Packets each filter rule decided.", "counter");
+	for (uint16_t r = 0; st && r < nrules; r++)
+		ctl_metrics_sample(out, "regiond_xdp_rule_packets_total", (double)st[r].packets,
+				   "rule", t->filters.rules[r].name, NULL);
 	ctl_metrics_family(out, "regiond_xdp_rule_bytes_total", "Bytes each filter rule decided.",
 			   "counter");
-	for (uint16_t r = 0; t && r < t->filters.nrules; r++) {
-		struct fwd_flt_rule_stats st;
-
-		rule_stats(f, t->filters.rules[r].name, &st);
-		ctl_metrics_sample(out, "regiond_xdp_rule_packets_total", (double)st.packets,
-				   "rule", t->filters.rules[r].name, NULL);
-		ctl_metrics_sample(out, "regiond_xdp_rule_bytes_total", (double)st.bytes, "rule",
+	for (uint16_t r = 0; st && r < nrules; r++)
+		ctl_metrics_sample(out, "regiond_xdp_rule_bytes_total", (double)st[r].bytes, "rule",
 				   t->filters.rules[r].name, NULL);
-	}
+	free(st);
 }
 
 static void filter_metrics(void *arg, const struct fwd_table *t, FILE *out)

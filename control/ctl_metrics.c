@@ -248,7 +248,7 @@ static void regionfwd_series(FILE *f, const struct fwd_report *r)
 					   families[k].label, sec->rows[i].name, NULL);
 	}
 	ctl_metrics_family(f, "regionfwd_events_total",
-			   "Fragment, mirror, generation and content events.", "counter");
+			   "Fragment, mirror, generation, content and capture events.", "counter");
 	for (int i = 0; i < FWD_EVT_MAX; i++)
 		ctl_metrics_sample(f, "regionfwd_events_total", (double)r->events[i], "event",
 				   fwd_evt_names[i], NULL);

@@ -343,15 +343,59 @@ double ctl_top_mono_s(void)
 	return (double)fwd_mono_ns() / 1e9;
 }
 
+/* One frame's reads. On the full screen (@caught set), what a failed read
+ * says on stderr (regionctl's one line: regiond away, regionfwd away) was
+ * written over the screen at the cursor, scrolling it from its last line;
+ * it is caught in @caught and given back in @why (its last line, without
+ * the "regionctl: ") for the status line. @return 0, or the exit code. */
+static int fetch(const struct ctl_top_source *src, FILE *caught, struct fwd_report **next,
+		 json_t **nst, char *why, size_t len)
+{
+	int saved = -1, rc;
+
+	why[0] = '\0';
+	if (caught) {
+		fflush(stderr);
+		rewind(caught);
+		if (ftruncate(fileno(caught), 0) == 0 && (saved = dup(STDERR_FILENO)) >= 0 &&
+		    dup2(fileno(caught), STDERR_FILENO) < 0) {
+			close(saved);
+			saved = -1;
+		}
+	}
+	rc = src->counters(src->arg, next);
+	if (rc == 0 && (rc = src->status(src->arg, nst)) != 0) {
+		fwd_report_free(*next);
+		*next = NULL;
+	}
+	if (saved >= 0) {
+		char line[512], last[512] = "";
+		const char *p;
+
+		fflush(stderr);
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+		rewind(caught);
+		while (fgets(line, sizeof(line), caught))
+			if (line[0] != '\n')
+				snprintf(last, sizeof(last), "%s", line);
+		last[strcspn(last, "\n")] = '\0';
+		p = strncmp(last, "regionctl: ", 11) == 0 ? last + 11 : last;
+		snprintf(why, len, "%.*s", (int)(len - 1), p);
+	}
+	return rc;
+}
+
 int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *src)
 {
 	struct ctl_top_conf c = *conf;
 	struct fwd_report *prev = NULL, *cur = NULL;
 	struct frame *f = calloc(1, sizeof(*f));
 	json_t *st = NULL, *rates = NULL;
-	char filter[64] = "", error[160] = "";
+	char filter[64] = "", error[224] = "", why[160] = "";
+	FILE *caught = NULL;
 	unsigned hidden = 0;
-	double t_prev;
+	double t_prev, t_read; /* the last fetch, tried or not; @prev's */
 	long shown = 0;
 	int rc;
 
@@ -365,8 +409,9 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		free(f);
 		return rc;
 	}
-	t_prev = ctl_top_mono_s();
+	t_prev = t_read = ctl_top_mono_s();
 	if (c.curses) {
+		caught = tmpfile(); /* NULL: stderr as it is */
 		initscr();
 		cbreak();
 		noecho();
@@ -407,16 +452,16 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		json_t *nst = NULL;
 		double t = ctl_top_mono_s();
 
-		rc = src->counters(src->arg, &next);
-		if (rc == 0 && (rc = src->status(src->arg, &nst)) != 0) {
-			fwd_report_free(next);
-			next = NULL;
-		}
+		rc = fetch(src, caught, &next, &nst, why, sizeof(why));
 		if (rc) {
 			/* A live view outlives a restart of regiond: said, retried. */
-			snprintf(error, sizeof(error),
-				 "regiond did not answer (exit %d); retrying every %.1f s", rc,
-				 c.interval);
+			if (why[0])
+				snprintf(error, sizeof(error), "%s; retrying every %.1f s", why,
+					 c.interval);
+			else
+				snprintf(error, sizeof(error),
+					 "regiond did not answer (exit %d); retrying every %.1f s",
+					 rc, c.interval);
 			if (c.curses)
 				draw(f, error);
 			else
@@ -427,14 +472,17 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		}
 		error[0] = '\0';
 		json_decref(rates);
-		rates = fwd_report_rates(prev, next, t - t_prev);
+		/* Over the time since @prev was read: after reads that failed
+		 * (regiond restarting), the counters moved for all of it, and a
+		 * rate over the last interval alone was that many times too high. */
+		rates = fwd_report_rates(prev, next, t - t_read);
 		fwd_report_free(prev);
 		fwd_report_free(cur);
 		prev = fwd_report_clone(next);
 		cur = next;
 		json_decref(st);
 		st = nst;
-		t_prev = t;
+		t_prev = t_read = t;
 		if (rates == NULL || prev == NULL)
 			break;
 		shown++;
@@ -450,10 +498,14 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 	}
 	if (c.curses)
 		endwin();
+	if (caught)
+		fclose(caught);
 	json_decref(rates);
 	json_decref(st);
 	fwd_report_free(prev);
 	fwd_report_free(cur);
 	free(f);
-	return 0;
+	/* Stopped by --count on a read that failed: its exit code, so that a
+	 * script's `top -j --count 1` never takes no output for a frame. */
+	return stop ? 0 : rc;
 }

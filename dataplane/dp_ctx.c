@@ -997,15 +997,53 @@ static pthread_mutex_t tel_lock = PTHREAD_MUTEX_INITIALIZER;
 /* DPDK 22.11 telemetry refuses dict keys outside [A-Za-z0-9_/] (silently,
  * for the caller of the command); table names may also hold '-' and '.',
  * which become '_' here. The JSON model (--stats-json, the API) keeps the
- * exact names. */
-static const char *tel_key(const char *name, char *buf, size_t len)
+ * exact names. Returns whether the name was changed. */
+static int tel_key(const char *name, char *buf, size_t len)
 {
+	int changed = 0;
 	size_t i;
 
-	for (i = 0; name[i] && i + 1 < len; i++)
+	for (i = 0; name[i] && i + 1 < len; i++) {
 		buf[i] = isalnum((unsigned char)name[i]) || name[i] == '/' ? name[i] : '_';
+		changed |= buf[i] != name[i];
+	}
 	buf[i] = '\0';
-	return buf;
+	return changed;
+}
+
+/* The telemetry keys of a section's first @n rows, all different: 'a-b',
+ * 'a.b' and 'a_b' all map to 'a_b', and a dict with one key three times
+ * reads as one entry in every JSON client (dpdk-telemetry.py too), the
+ * other counts lost without a word. A name that is a key as it is keeps
+ * it; a changed one that meets a key already taken gets the first free
+ * '_2', '_3', ... in the report's order. */
+typedef char tel_key_t[RTE_TEL_MAX_STRING_LEN];
+
+static int tel_key_taken(tel_key_t *keys, const int *set, uint32_t n, const char *k)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (set[i] && strcmp(keys[i], k) == 0)
+			return 1;
+	return 0;
+}
+
+static void tel_keys(const struct fwd_report_section *sec, uint32_t n, tel_key_t *keys)
+{
+	int changed[RTE_TEL_MAX_DICT_ENTRIES], set[RTE_TEL_MAX_DICT_ENTRIES];
+	char base[RTE_TEL_MAX_STRING_LEN];
+
+	for (uint32_t i = 0; i < n; i++) {
+		changed[i] = tel_key(sec->rows[i].name, keys[i], sizeof(keys[i]));
+		set[i] = !changed[i];
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		if (!changed[i])
+			continue;
+		snprintf(base, sizeof(base), "%s", keys[i]);
+		for (unsigned k = 2; tel_key_taken(keys, set, n, keys[i]); k++)
+			snprintf(keys[i], sizeof(keys[i]), "%.100s_%u", base, k);
+		set[i] = 1;
+	}
 }
 
 /* One telemetry dict from the typed report: a named section by its first
@@ -1020,17 +1058,24 @@ static int tel_section(int group, struct rte_tel_data *d)
 	pthread_mutex_lock(&tel_lock);
 	r = tel_ctx ? dp_ctx_report(tel_ctx) : NULL;
 	pthread_mutex_unlock(&tel_lock);
-	char k[RTE_TEL_MAX_STRING_LEN];
 
 	if (r == NULL)
 		return -ENOMEM;
 	rte_tel_data_start_dict(d);
 	if (group < FWD_RS_MAX) {
 		const struct fwd_report_section *sec = &r->sec[group];
+		/* A dict holds RTE_TEL_MAX_DICT_ENTRIES: the rest is left out. */
+		uint32_t n = RTE_MIN(sec->n, (uint32_t)RTE_TEL_MAX_DICT_ENTRIES);
+		tel_key_t *keys = calloc(n ? n : 1, sizeof(*keys));
 
-		for (uint32_t i = 0; i < sec->n; i++)
-			rte_tel_data_add_dict_u64(d, tel_key(sec->rows[i].name, k, sizeof(k)),
-						  sec->rows[i].v[0]);
+		if (keys == NULL) {
+			fwd_report_free(r);
+			return -ENOMEM;
+		}
+		tel_keys(sec, n, keys);
+		for (uint32_t i = 0; i < n; i++)
+			rte_tel_data_add_dict_u64(d, keys[i], sec->rows[i].v[0]);
+		free(keys);
 	} else if (group == TEL_DROPS) {
 		for (int i = 0; i < FWD_DROP_MAX; i++)
 			rte_tel_data_add_dict_u64(d, fwd_drop_names[i], r->drops[i]);
@@ -1084,7 +1129,8 @@ int dp_telemetry_register(struct dp_ctx *ctx)
 	} cmds[] = {
 		{"/regionfwd/packets", tel_packets, "rx, tx and dropped packets and bytes"},
 		{"/regionfwd/drops", tel_drops, "packets dropped, per reason"},
-		{"/regionfwd/events", tel_events, "fragment, mirror and generation events"},
+		{"/regionfwd/events", tel_events,
+		 "fragment, mirror, generation, content and capture events"},
 		{"/regionfwd/links", tel_links, "packets transmitted per link"},
 		{"/regionfwd/regions", tel_regions, "packets per source region"},
 		{"/regionfwd/services", tel_services, "packets per service"},

@@ -10,6 +10,7 @@
  * serves telemetry. Worker lcores forward (dp_worker.c). Only main() exits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -490,6 +491,62 @@ static int workers_idle(const struct dp_ctx *ctx, struct idle_watch *iw, uint64_
 	return idle;
 }
 
+/* --stats-json at exit. A regular file (or none yet) is replaced whole: the
+ * JSON goes to a temporary file beside it, fsync'd, then renamed over it,
+ * so a reader (a script that polls for it, one that has it open) sees the
+ * previous file or the whole new one, never half of it; written in place
+ * (truncated, then written) it was half a file for as long as the write
+ * took. Anything else (/dev/stdout, a FIFO) is written in place, and so is
+ * an existing file in a directory regionfwd may not create files in (the
+ * start checks only that the file can be written). 0, or -errno. */
+static int stats_json_in_place(const json_t *j, const char *path)
+{
+	errno = 0;
+	if (json_dump_file(j, path, JSON_INDENT(2) | JSON_SORT_KEYS))
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+static int write_stats_json(const json_t *j, const char *given)
+{
+	char tmp[PATH_MAX], resolved[PATH_MAX];
+	struct stat st;
+	int exists = stat(given, &st) == 0;
+	/* A symlink's target is replaced, not the link: beside the target. */
+	const char *path = exists && realpath(given, resolved) ? resolved : given;
+	FILE *f;
+	int fd, rc = 0;
+
+	if ((exists && !S_ISREG(st.st_mode)) ||
+	    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof(tmp))
+		return stats_json_in_place(j, path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		if ((errno == EACCES || errno == EROFS) && exists && access(path, W_OK) == 0)
+			return stats_json_in_place(j, path);
+		return -errno;
+	}
+	if (exists) /* the file keeps its mode (its owner, when it is ours) */
+		(void)fchmod(fd, st.st_mode & 07777);
+	f = fdopen(fd, "w");
+	if (f == NULL) {
+		rc = -errno;
+		close(fd);
+	} else {
+		errno = 0;
+		if (json_dumpf(j, f, JSON_INDENT(2) | JSON_SORT_KEYS) || fflush(f) ||
+		    fsync(fileno(f)))
+			rc = errno ? -errno : -EIO;
+		if (fclose(f) && rc == 0)
+			rc = -errno;
+	}
+	if (rc == 0 && rename(tmp, path))
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
 static void print_report(struct dp_ctx *ctx, FILE *out)
 {
 	struct fwd_report *r = dp_ctx_report(ctx);
@@ -833,10 +890,11 @@ int main(int argc, char **argv)
 		struct fwd_report *r = dp_ctx_report(&ctx);
 		json_t *j = r ? fwd_report_json(r) : NULL;
 
-		if (j == NULL ||
-		    json_dump_file(j, opts.stats_json, JSON_INDENT(2) | JSON_SORT_KEYS)) {
+		int wrc = j == NULL ? -ENOMEM : write_stats_json(j, opts.stats_json);
+
+		if (wrc) {
 			DP_LOG(ERR, "cannot write --stats-json %s: %s", opts.stats_json,
-			       j == NULL ? "out of memory" : strerror(errno));
+			       strerror(-wrc));
 			rc = 1;
 		}
 		json_decref(j);

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -114,6 +115,87 @@ def test_reads_are_answered_while_a_push_waits_for_a_hung_regionfwd(tmp_path):
         wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
         code, c = b.http("GET", "/v1/counters")
         assert code == 200, c
+    finally:
+        b.stop()
+
+
+def test_reads_queued_on_a_hung_regionfwd_each_answer_within_their_wait(tmp_path):
+    """Reads that ask regionfwd take regiond's read connection one at a
+    time. Several that arrive just as regionfwd hangs (two Prometheus
+    servers, a dashboard, a top) each waited its turn and then its own 10 s:
+    the sixth scrape answered after a minute, long past any scrape timeout,
+    so the scrape that should say regiond_dataplane_up 0 failed instead. The
+    10 s now cover the wait for the connection: every one of them answers
+    503 or regiond_dataplane_up 0 while a push with a 30 s deadline, sent
+    with them, still waits (the push is the clock, not the test's)."""
+    b = Box(tmp_path, "queued", regiond_args=("--dataplane-timeout", "30000"))
+    try:
+        os.kill(b.fwd.pid, signal.SIGSTOP)
+        try:
+            new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+            put = subprocess.Popen([REGIONCTL, "-s", b.api, "apply", new], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+            answers = {}
+
+            def read(i):
+                answers[i] = b.http("GET", "/metrics" if i % 2 else "/v1/counters")
+
+            threads = [threading.Thread(target=read, args=(i,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(90)
+            late = put.poll() is not None
+            assert len(answers) == 6, answers
+            for i, (code, body) in answers.items():
+                if i % 2:
+                    assert code == 200 and "regiond_dataplane_up 0" in body, (code, body[:300])
+                else:
+                    assert code == 503 and body["error"]["code"] == "dataplane_unavailable", (code, body)
+            assert not late, "the reads queued behind each other took longer than the 30 s push"
+        finally:
+            os.kill(b.fwd.pid, signal.SIGCONT)
+        put.communicate(timeout=60)
+        wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
+    finally:
+        b.stop()
+
+
+def test_a_scrape_answers_within_the_scrapers_timeout_when_regionfwd_hangs(tmp_path):
+    """Prometheus gives a scrape 10 s by default (scrape_timeout) and says so
+    in X-Prometheus-Scrape-Timeout-Seconds. regiond waited 10 s for a
+    regionfwd that had just hung: the one scrape that would have said
+    regiond_dataplane_up 0 arrived too late and failed instead. regiond now
+    waits half a second less than the scraper will: asked with 2 s, the
+    scrape answers, within the 6 s this client waits, without regionfwd's
+    series."""
+    import socket
+    b = Box(tmp_path, "scrapeto")
+    try:
+        os.kill(b.fwd.pid, signal.SIGSTOP)
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(6)
+            s.connect(b.api)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      b"X-Prometheus-Scrape-Timeout-Seconds: 2\r\n\r\n")
+            resp = b""
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    resp += chunk
+            except socket.timeout:
+                pass
+            s.close()
+            assert resp.startswith(b"HTTP/1.1 200"), resp[:300]
+            assert b"\nregiond_dataplane_up 0\n" in resp and b"regionfwd_packets_total" not in resp, resp[-500:]
+        finally:
+            os.kill(b.fwd.pid, signal.SIGCONT)
+        wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
+        code, m = b.http("GET", "/metrics")
+        assert code == 200 and "regiond_dataplane_up 1\n" in m
     finally:
         b.stop()
 

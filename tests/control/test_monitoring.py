@@ -141,9 +141,29 @@ def scrape(port, token):
         return r.read().decode()
 
 
+def assert_grouped(text):
+    """Each family's samples follow its own HELP and TYPE, all together, as
+    the text format asks ("all lines for a given metric must be provided as
+    one single group"): promtool 2.42 does not check it, stricter parsers
+    (OpenMetrics, prometheus_client) refuse or split an interleaved family."""
+    current, seen = None, set()
+    for line in text.splitlines():
+        m = re.match(r"# (HELP|TYPE) (\S+)", line)
+        if m:
+            if m.group(2) != current:
+                assert m.group(2) not in seen, f"family {m.group(2)} given twice: {line}"
+                seen.add(m.group(2))
+                current = m.group(2)
+            continue
+        if line and not line.startswith("#"):
+            name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+            assert name == current, f"{line!r} is not in its family's group (the group open is {current})"
+
+
 def promtool_metrics(text):
     p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout.strip() == "" and p.stderr.strip() == "", p.stdout + p.stderr
+    assert_grouped(text)
 
 
 def test_prometheus_scrapes_regiond_and_the_alerts_and_dashboard_hold(tmp_path):

@@ -122,6 +122,121 @@ def test_top_plain_text_and_json_lines(tmp_path):
     assert rc == 3 and "cannot reach regiond" in err, (rc, err)
 
 
+def test_top_rates_after_regiond_was_away_cover_the_whole_gap(tmp_path):
+    """top keeps running while regiond restarts. Its first frame after the
+    gap divided all the packets counted since its last good read by one
+    interval only: regiond away 3 s under a 0.3 s interval showed ten
+    times the real rate, a spike that never happened. The rate is over the
+    time since the last read that worked, and interval_s says so."""
+    import subprocess
+    import time
+    from test_e2e import REGIONCTL  # noqa: E402
+    b = Box(tmp_path, "topgap")
+    try:
+        top = subprocess.Popen([REGIONCTL, "-s", b.api, "-j", "top", "--interval", "0.3", "--count", "30"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = top.stdout.readline()
+        assert first.startswith("{"), (first, top.stderr.read() if top.poll() is not None else "")
+        b.rd.terminate()
+        b.rd.wait(30)
+        time.sleep(3)  # regiond away: top retries, the counters move on
+        b.start_regiond()
+        out, err = top.communicate(timeout=120)
+        frames = [json.loads(first)] + [json.loads(line) for line in out.splitlines()]
+        assert "retrying every 0.3 s" in err, err
+        gaps = [(a, z) for a, z in zip(frames, frames[1:]) if z["time"] - a["time"] >= 3]
+        assert gaps, [f["time"] for f in frames]
+        for a, z in gaps:
+            # "time" is whole seconds: the window is at least the gap less 1 s
+            assert z["rates"]["interval_s"] >= z["time"] - a["time"] - 1.01, (a["time"], z["time"], z["rates"])
+    finally:
+        b.stop()
+
+
+def test_top_count_ending_on_a_failed_read_exits_with_its_code(tmp_path):
+    """`top -j --count N` counts a read that failed as a frame, and exited 0
+    when the last one had failed: a script sampling rates got fewer lines
+    than it asked for, or none, and success. It now exits with that read's
+    code (3: regiond away), after the frames it did show."""
+    import subprocess
+    from test_e2e import REGIONCTL  # noqa: E402
+    b = Box(tmp_path, "topcount")
+    try:
+        top = subprocess.Popen([REGIONCTL, "-s", b.api, "-j", "top", "--interval", "2", "--count", "2"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = top.stdout.readline()
+        assert first.startswith("{"), first
+        b.rd.terminate()  # the second read, 2 s later, finds no regiond
+        b.rd.wait(30)
+        out, err = top.communicate(timeout=60)
+        assert out == "", out
+        assert top.returncode == 3 and "cannot reach regiond" in err, (top.returncode, err)
+    finally:
+        b.stop()
+
+
+def test_top_on_a_terminal_says_why_on_its_status_line(tmp_path):
+    """On a terminal, a read that failed while top ran (regionfwd stopped)
+    had regionctl's error line written to the terminal over the ncurses
+    screen, at the cursor on the last row, scrolling the screen by a line
+    under curses' feet, while the status line said "regiond did not
+    answer", which was not the case. The reason is now caught and shown on
+    the status line, and nothing else is written over the screen."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import termios
+    import time
+    from test_e2e import REGIONCTL  # noqa: E402
+    b = Box(tmp_path, "topterm")
+    pid = None
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["TERM"] = "xterm"
+            os.execv(REGIONCTL, [REGIONCTL, "-s", b.api, "top", "--interval", "0.3"])
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 250, 0, 0))
+        out = bytearray()
+
+        def read_until(cond, timeout=30):
+            end = time.time() + timeout
+            while time.time() < end and not cond():
+                if select.select([fd], [], [], 0.1)[0]:
+                    try:
+                        out.extend(os.read(fd, 65536))
+                    except OSError:
+                        return
+
+        read_until(lambda: b"LINKS" in out)
+        assert b"LINKS" in out, bytes(out[-500:])
+        mark = len(out)
+        b.fwd.terminate()
+        b.fwd.wait(30)
+        read_until(lambda: b"retrying every" in out[mark:])
+        after = bytes(out[mark:])
+        assert b"dataplane_unavailable (503)" in after and b"retrying every 0.3 s" in after, after[-800:]
+        assert b"regionctl: " not in after, after[-800:]  # nothing written over the screen
+        os.write(fd, b"q")
+        status = None
+        deadline = time.time() + 20
+        while status is None and time.time() < deadline:
+            read_until(lambda: False, 0.2)
+            done, st = os.waitpid(pid, os.WNOHANG)
+            status = st if done else None
+        pid = None if status is not None else pid
+        assert status is not None and os.waitstatus_to_exitcode(status) == 0, status
+    finally:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        b.stop()
+
+
 def test_explain_covers_the_xdp_stage_and_says_drop_once(tmp_path):
     """explain starts where the packet does: the XDP filter's verdict on the
     table's filters section (here not attached anywhere: said), then the

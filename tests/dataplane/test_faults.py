@@ -277,3 +277,73 @@ def test_a_packet_over_the_mtu_is_dropped_not_sent(tmp_path):
     assert r.rc == 0, r.stderr[-800:]
     assert r.stats["packets"]["tx"] == 1 and r.stats["drops"].get("too_big") == 1, r.stats
     assert len(r.outputs["out0"]) == 1 and len(r.outputs["out0"][0]) == 9014
+
+
+def test_stats_json_replaces_the_file_whole(tmp_path):
+    """--stats-json truncated its file and wrote it in place at exit: a
+    script polling for it, or one that had the last run's open, read half a
+    file for as long as the write took (an empty one first). It is now
+    written beside the path, fsync'd and renamed over it: a reader holding
+    the previous file keeps it whole, the path holds the whole new one, and
+    no temporary file is left. A directory gone by the exit is an error
+    naming the path, exit 1, no crash; /dev/stdout is still written in
+    place."""
+    import json
+    import signal
+    import subprocess
+    from dprun import eal_args, regionfwd_bin, wait_started, write_node
+    table = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples", "demo-table.yaml")
+    in_pcap = tmp_path / "in.pcap"
+    wrpcap(str(in_pcap), [Ether() / IP(src="8.130.0.1", dst="198.51.100.1") / UDP(dport=53)] * 5)
+    node = tmp_path / "node.yaml"
+    write_node(str(node), str(in_pcap), str(tmp_path), ["br0", "local0", "sg0", "usw0", "usw1"])
+    out = tmp_path / "out"
+    out.mkdir()
+    stats = out / "s.json"
+    stats.write_text('{"previous": "run"}\n')
+    stats.chmod(0o640)
+    held = open(stats)
+
+    def run(path, prefix):
+        return subprocess.run([regionfwd_bin(), *eal_args(prefix), "--", "--node", str(node),
+                               "--table", table, "--idle-exit", "500", "--stats-json", str(path)],
+                              capture_output=True, text=True, timeout=60)
+
+    p = run(stats, "faults-sj")
+    assert p.returncode == 0, p.stderr[-800:]
+    assert json.load(held) == {"previous": "run"}  # the old file, whole, for its reader
+    held.close()
+    assert json.load(open(stats))["packets"]["rx"] == 5
+    assert os.listdir(out) == ["s.json"], os.listdir(out)
+    assert stats.stat().st_mode & 0o777 == 0o640
+
+    # Through a symlink: its target is replaced, the link stays a link.
+    link = tmp_path / "ln.json"
+    link.symlink_to(stats)
+    stats.write_text("{}")
+    p = run(link, "faults-sj4")
+    assert p.returncode == 0, p.stderr[-800:]
+    assert link.is_symlink() and json.load(open(stats))["packets"]["rx"] == 5
+    assert os.listdir(out) == ["s.json"], os.listdir(out)
+
+    p = run("/dev/stdout", "faults-sj2")
+    assert p.returncode == 0 and '"rx": 5' in p.stdout, (p.stdout[-500:], p.stderr[-500:])
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    log = tmp_path / "gone.log"
+    with open(log, "w") as lf:
+        d = subprocess.Popen([regionfwd_bin(), *eal_args("faults-sj3"), "--", "--node", str(node),
+                              "--table", table, "--stats-json", str(gone / "s.json")],
+                             stdout=lf, stderr=subprocess.STDOUT)
+    try:
+        wait_started(d, log)
+        gone.rmdir()
+        d.send_signal(signal.SIGTERM)
+        d.wait(30)
+    finally:
+        if d.poll() is None:
+            d.kill()
+            d.wait()
+    assert d.returncode == 1, (d.returncode, log.read_text()[-800:])
+    assert f"cannot write --stats-json {gone}/s.json: No such file or directory" in log.read_text()

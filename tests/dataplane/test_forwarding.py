@@ -355,6 +355,50 @@ def test_telemetry_signals_and_hitless_reload(tmp_path):
     assert "BROKEN" not in log
 
 
+def test_telemetry_keys_of_names_that_map_alike_stay_apart(tmp_path):
+    """Telemetry keys hold no '-' or '.', so 'a-b', 'a.b' and 'a_b' were all
+    'a_b' in /regionfwd/regions: three entries with one key, which every
+    JSON client (dpdk-telemetry.py too) reads as one, two regions' counts
+    lost without a word. A name that is a key as it is keeps it ('a_b',
+    'a_b_2' here); a changed one that meets a taken key gets the first free
+    _2, _3, ...: each count is there once."""
+    from scapy.all import wrpcap
+    names = {"a-b": (10, 1), "a.b": (11, 2), "a_b": (12, 3), "a_b_2": (13, 4), "a--b": (14, 5)}
+    doc = {"version": 1,
+           "regions": {n: {"prefixes": [f"10.{o}.0.0/16"]} for n, (o, _) in names.items()},
+           "links": {"l.x": {"port": "out0", "next_hop_mac": "02:00:00:00:00:0a"},
+                     "l-x": {"port": "out0", "next_hop_mac": "02:00:00:00:00:0b"}},
+           "policies": [{"region": "a-b", "service": "any", "action": "steer", "to": "l.x"},
+                        {"region": "a.b", "service": "any", "action": "steer", "to": "l-x"}],
+           "default": {"action": "drop"}}
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps(doc))
+    pkts = [v4(f"10.{o}.0.1", 17, 53, i) for n, (o, k) in names.items() for i in range(k)]
+    in_pcap = str(tmp_path / "once.pcap")
+    wrpcap(in_pcap, pkts)
+    d = Daemon(str(tmp_path), str(table), in_pcap, OUT_PORTS, "dp-telkeys", infinite=False)
+    try:
+        wait_for(lambda: (d.telemetry("/regionfwd/packets") or {}).get("rx", 0) == len(pkts))
+
+        def pairs(cmd):
+            d.sock.send(cmd.encode())
+            return json.loads(d.sock.recv(1 << 20).decode(), object_pairs_hook=list)[0][1]
+
+        regions = pairs("/regionfwd/regions")
+        keys = [k for k, _ in regions]
+        assert len(keys) == len(set(keys)), regions
+        assert sorted(v for k, v in regions if k != "unknown") == [1, 2, 3, 4, 5], regions
+        assert dict(regions)["a_b"] == 3 and dict(regions)["a_b_2"] == 4, regions
+        links = pairs("/regionfwd/links")
+        assert sorted(k for k, _ in links) == ["l_x", "l_x_2"], links
+        assert sorted(v for _, v in links) == [1, 2], links
+        policies = pairs("/regionfwd/policies")
+        assert len({k for k, _ in policies}) == len(policies), policies
+    finally:
+        log = d.stop()
+    assert d.proc.returncode == 0, log
+
+
 @pytest.mark.parametrize("nregions,nservices", [(5, 4), (30, 20), (260, 260)])
 def test_region_service_policy_counters(tmp_path, nregions, nservices):
     """Region, service and policy counters, packets and bytes, in both ways
