@@ -752,7 +752,11 @@ static int seed_table(struct regiond *d)
 	if (ctl_state_apply(&d->st, buf, len, "regiond", "initial table", -1, 0, &e) < 0) {
 		char b[1024];
 
-		fwd_log(FWD_LOG_ERR, "%s refused: %s", table, fwd_err_str(&e, b, sizeof(b)));
+		/* The validator names the API's field, "document"; here the
+		 * document is the file, and its line is the file's line. */
+		if (strcmp(e.file, "document") == 0)
+			snprintf(e.file, sizeof(e.file), "%s", table);
+		fwd_log(FWD_LOG_ERR, "--table refused: %s", fwd_err_str(&e, b, sizeof(b)));
 		free(buf);
 		return -1;
 	}

@@ -1098,3 +1098,16 @@ def test_regiond_numbers_are_strict_and_a_repeat_is_said(tmp_path):
     finally:
         p.terminate()
         p.wait(30)
+
+
+def test_a_refused_seed_table_is_named_by_its_file_and_line(tmp_path):
+    """A bad --table for an empty state directory was named "document:4",
+    the API's field, not the file whose line 4 it is."""
+    bad = tmp_path / "seed.yaml"
+    bad.write_text("version: 1\nregions:\n  india:\n    prefixes: [10.0.0.0/8, 300.1.1.1/8]\n")
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket", str(tmp_path / "api.sock"),
+                        "--state-dir", str(tmp_path / "st"), "--table", str(bad)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0, p
+    assert f"--table refused: {bad}:4: regions.india.prefixes[1]:" in p.stderr, p.stderr
+    assert "document" not in p.stderr, p.stderr
