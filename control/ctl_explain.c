@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fwd_filter.h"
+#include "fwd_parse.h"
 
 /* One address into @out; its length (4 or 16), or 0 when it is not one. */
 static size_t parse_addr(json_t *v, uint8_t out[16])
@@ -157,6 +158,14 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 	} else {
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "proto", "%s", proto_words);
 	}
+	/* An IPv6 packet names these only as the headers before its
+	 * protocol; a probe with one cannot be built, and regionfwd would say
+	 * only that it does not parse. */
+	if (sl == 16 && fwd_ipv6_is_ext((uint8_t)x->req.proto))
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "proto",
+				    "'proto' %u is an IPv6 extension header, never a packet's "
+				    "protocol: give the protocol after the chain",
+				    (unsigned)x->req.proto);
 	if ((rc = parse_port(b, "sport", &x->req.sport, e)) ||
 	    (rc = parse_port(b, "dport", &x->req.dport, e)))
 		return rc;

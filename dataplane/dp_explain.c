@@ -188,7 +188,7 @@ json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct 
 	json_t *r, *content;
 
 	if (rc != FWD_OK) {
-		fwd_err_set(err, "", 0, "", "the probe does not parse: %s",
+		fwd_err_set(err, "", 0, "proto", "the probe does not parse: %s",
 			    fwd_drop_names[FWD_ERR_TO_DROP(rc)]);
 		return NULL;
 	}

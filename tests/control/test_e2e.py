@@ -232,6 +232,13 @@ def test_apply_diff_patch_rollback_history(box, tmp_path):
     assert rc == 0 and "no change" in out
     e = box.http("POST", "/v1/explain", {"src": "8.130.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 443})[1]
     assert e["generation"] == 2 and e["link"] == "local"
+    # An IPv6 probe whose protocol is an extension header's number was
+    # refused by regionfwd with no field named.
+    for proto in (0, 43, 51, 60):
+        code, r = box.http("POST", "/v1/explain", {"src": "2401:4900::1", "dst": "2001:db8::1", "proto": proto})
+        assert code == 400 and r["error"]["path"] == "proto" and "extension header" in r["error"]["reason"], r
+    code, e = box.http("POST", "/v1/explain", {"src": "103.21.9.9", "dst": "1.1.1.1", "proto": 51})
+    assert code == 200, e  # IPv4 has no chain: AH is a protocol there
 
     # A PATCH that changes nothing makes no generation (it once made one,
     # pushed to regionfwd: its document is the model as JSON, not the YAML
