@@ -99,6 +99,11 @@ enum ctl_alarm_owner {
 
 struct ctl_state {
 	char dir[256];
+	/* The state directory, open and locked (flock, exclusive) for as long
+	 * as the state is: two regionds on one directory once overwrote each
+	 * other's generations (gen-N.doc, history.json) without a word. 0
+	 * when not open. */
+	int dir_fd;
 	unsigned keep;
 	struct ctl_gen *hist; /* oldest first; the last one is current */
 	unsigned nhist;

@@ -1,0 +1,70 @@
+"""regiond as an operator starts and stops it: a second regiond started by
+hand beside a running one (on its state directory, or on its API socket)
+is refused at start, naming why, and takes nothing from the first; a stale
+socket (a regiond killed with SIGKILL) is taken over by the next start.
+No regionfwd is needed: regiond runs (unreachable) without one."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_e2e import DEMO, REGIOND, REGIONCTL  # noqa: E402
+
+
+def start(tmp, api, state):
+    log = open(tmp / (os.path.basename(api) + ".log"), "a")
+    return subprocess.Popen([REGIOND, "--dataplane", str(tmp / "nowhere.sock"), "--api-socket", api,
+                             "--state-dir", state, "--table", DEMO], stdout=log, stderr=subprocess.STDOUT)
+
+
+def up(p, api):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        assert p.poll() is None, p.returncode
+        r = subprocess.run([REGIONCTL, "-s", api, "-j", "history"], capture_output=True, text=True)
+        if r.returncode == 0:
+            return json.loads(r.stdout)
+        time.sleep(0.1)
+    raise AssertionError("regiond did not answer")
+
+
+def refused(tmp, api, state):
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp / "nowhere.sock"), "--api-socket", api,
+                        "--state-dir", state, "--table", DEMO], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stderr
+
+
+def test_a_second_regiond_takes_nothing_from_a_running_one(tmp_path):
+    a_api, state = str(tmp_path / "a.sock"), str(tmp_path / "state")
+    a = start(tmp_path, a_api, state)
+    try:
+        hist = up(a, a_api)
+        files = sorted(os.listdir(state))
+        ino = os.stat(a_api).st_ino
+
+        # its state directory: once both ran, handing out the same ids
+        # and writing each other's gen-N.doc
+        rc, err = refused(tmp_path, str(tmp_path / "b.sock"), state)
+        assert rc == 1 and "is in use by another regiond" in err, (rc, err)
+        assert not os.path.exists(tmp_path / "b.sock")
+
+        # its API socket: once renamed over, the first left unreachable
+        rc, err = refused(tmp_path, a_api, str(tmp_path / "state-b"))
+        assert rc == 1 and "a running process listens on it" in err, (rc, err)
+        assert os.stat(a_api).st_ino == ino
+
+        assert sorted(os.listdir(state)) == files
+        assert up(a, a_api) == hist and a.poll() is None
+
+        # killed with SIGKILL: its socket is stale, and the lock gone
+        a.send_signal(signal.SIGKILL)
+        a.wait(30)
+        assert os.path.exists(a_api)
+        a = start(tmp_path, a_api, state)
+        assert up(a, a_api) == hist
+    finally:
+        a.terminate()
+        a.wait(30)
