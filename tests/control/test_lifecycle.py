@@ -68,3 +68,26 @@ def test_a_second_regiond_takes_nothing_from_a_running_one(tmp_path):
     finally:
         a.terminate()
         a.wait(30)
+
+
+def test_sighup_and_sigusr1_do_not_end_regiond(tmp_path):
+    """kill -HUP (regionfwd's reload) or -USR1 (its counters) sent to
+    regiond once ended it at once, without a word; systemd counts an end
+    by SIGHUP as clean, so Restart=on-failure left the box without its
+    control plane. regiond says it has nothing to reload and goes on."""
+    api, state = str(tmp_path / "a.sock"), str(tmp_path / "state")
+    a = start(tmp_path, api, state)
+    try:
+        hist = up(a, api)
+        for sig, name in ((signal.SIGHUP, "SIGHUP"), (signal.SIGUSR1, "SIGUSR1")):
+            a.send_signal(sig)
+            deadline = time.time() + 30
+            log = tmp_path / "a.sock.log"
+            while f"{name} ignored" not in log.read_text():
+                assert a.poll() is None, (name, a.returncode, log.read_text()[-2000:])
+                assert time.time() < deadline, log.read_text()[-2000:]
+                time.sleep(0.1)
+            assert up(a, api) == hist
+    finally:
+        a.terminate()
+        a.wait(30)
