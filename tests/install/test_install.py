@@ -151,6 +151,32 @@ def test_units_verify(dest, tmp_path):
     assert p.returncode == 0 and p.stdout + p.stderr == "", p.stdout + p.stderr
 
 
+def test_no_unit_removes_another_units_runtime_directory(dest):
+    """systemd removes a unit's RuntimeDirectory whole when the unit stops
+    (or restarts): regiond.service's /run/regiond holds regiond@NAME's
+    /run/regiond/NAME/api.sock, so 'systemctl restart regiond' once took
+    every running instance's API socket away. A unit whose runtime
+    directory holds another's must preserve it."""
+    d, root, prefix = dest
+
+    def settings(name):
+        out = {}
+        for line in open(os.path.join(root, "lib", "systemd", "system", name)):
+            if "=" in line and not line.startswith("#"):
+                k, v = line.strip().split("=", 1)
+                out[k] = v
+        return out
+
+    units = {n: settings(n) for n in ("regiond.service", "regiond@.service", "regionfwd.service",
+                                      "regionfwd@.service")}
+    for n, s in units.items():
+        for other, o in units.items():
+            if n == other or "RuntimeDirectory" not in s or "RuntimeDirectory" not in o:
+                continue
+            if o["RuntimeDirectory"].startswith(s["RuntimeDirectory"] + "/"):
+                assert s.get("RuntimeDirectoryPreserve") == "yes", (n, other)
+
+
 def preflight(dest, tmp_path, *args, **env):
     d, root, prefix = dest
     sysfs, procfs, devfs = tmp_path / "sys", tmp_path / "proc", tmp_path / "dev"
