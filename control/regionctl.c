@@ -467,14 +467,21 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	}
 	snprintf(why, whylen, "no HTTP response%s",
 		 o->url && !o->https ? " (does it serve HTTPS? then use https://)" : "");
-	if (resp == NULL) {
+	/* resp is allocated before the first read: a connection closed
+	 * unanswered is an empty one (once tested as resp == NULL, never
+	 * true, so a write whose regiond died before answering exited 3,
+	 * "nothing changed", not 5). */
+	if (resp == NULL || rlen == 0) {
 		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, closed unanswered */
 			status = -2;
 		goto out;
 	}
 	resp[rlen] = '\0';
-	if (sscanf(resp, "HTTP/1.%*d %d", &n) != 1 || (sep = strstr(resp, "\r\n\r\n")) == NULL)
+	if (sscanf(resp, "HTTP/1.%*d %d", &n) != 1 || (sep = strstr(resp, "\r\n\r\n")) == NULL) {
+		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, not answered in HTTP */
+			status = -2;
 		goto out;
+	}
 	/* Over TLS a connection cut without close_notify may be an attacker's
 	 * truncation: the body must be as long as announced. */
 	clen = content_length(resp, sep);
@@ -532,6 +539,28 @@ static int show_error(int status, json_t *r)
 	return (int)ctl_exit_code_of(code, status);
 }
 
+/* Whether @r is what the API answers a write to @path that it carried out
+ * (api.md): a table change its generation (an id, and whether it changed),
+ * confirm the generation confirmed, a prefix batch its generation; other
+ * writes an object. */
+static int write_answered(const char *path, const json_t *r)
+{
+	const json_t *g = json_object_get(r, "generation");
+
+	if (!json_is_object(r))
+		return 0;
+	if (strcmp(path, "/v1/table") == 0 || strcmp(path, "/v1/rollback") == 0)
+		return json_is_boolean(json_object_get(r, "changed")) && json_is_object(g) &&
+		       json_is_integer(json_object_get(g, "id")) &&
+		       json_integer_value(json_object_get(g, "id")) >= 1;
+	if (strcmp(path, "/v1/confirm") == 0)
+		return json_is_integer(json_object_get(r, "confirmed")) &&
+		       json_integer_value(json_object_get(r, "confirmed")) >= 1;
+	if (strcmp(path, "/v1/prefixes") == 0)
+		return json_is_integer(g) && json_integer_value(g) >= 1;
+	return 1;
+}
+
 /* Call the API; on failure print why and return the exit code (> 0). */
 static int call(const struct opts *o, const char *method, const char *path, json_t *body,
 		json_t **out)
@@ -544,6 +573,23 @@ static int call(const struct opts *o, const char *method, const char *path, json
 			st == -2 ? "no answer from" : "cannot reach", o->url ? o->url : o->sock,
 			why);
 		return st == -2 ? CTL_EXIT_UNKNOWN : EXIT_UNREACHABLE;
+	}
+	/* A write that went out whole and was answered with something that is
+	 * not the API's answer (a 200 of another service behind --url, a
+	 * proxy's 5xx page, a body cut short): an {} once read as "no change,
+	 * generation 0 already has this table", exit 0, and a page as
+	 * unreachable, exit 3, which a script retries as "nothing changed". */
+	if (is_write(method, path) && (st < 400 || st >= 500) &&
+	    (*out == NULL || (st < 400 && !write_answered(path, *out)))) {
+		fprintf(stderr,
+			"regionctl: regiond at %s answered the write with HTTP %d and %s, not the "
+			"API's answer; the change may or may not have been applied: 'regionctl "
+			"history' says whether it was\n",
+			o->url ? o->url : o->sock, st,
+			*out ? "JSON without the outcome" : "a body that is not JSON");
+		json_decref(*out);
+		*out = NULL;
+		return CTL_EXIT_UNKNOWN;
 	}
 	if (st >= 400 || *out == NULL) {
 		int rc = *out ? show_error(st, *out)

@@ -152,3 +152,71 @@ def test_top_on_a_full_disk_ends_and_says_so(box):  # noqa: F811
         err = p.stderr.read()
         p.stderr.close()
         assert rc == -signal.SIGPIPE and not err, (args, rc, err)
+
+
+def answering(path, answer):
+    """A fake regiond on @path that reads a request (head and the body its
+    Content-Length announces) and answers @answer (b"": closes unanswered)."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                req = b""
+                while b"\r\n\r\n" not in req:
+                    got = c.recv(65536)
+                    if not got:
+                        break
+                    req += got
+                head, _, body = req.partition(b"\r\n\r\n")
+                n = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
+                while n and len(body) < n[0]:
+                    got = c.recv(65536)
+                    if not got:
+                        break
+                    body += got
+                c.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_a_write_answered_with_something_else_is_not_a_success(tmp_path):
+    """A write sent whole and answered with what is not the API's answer:
+    a 200 with {} or [] (another service behind --url) once printed 'no
+    change, generation 0 already has this table' and exited 0; a
+    connection closed unanswered (a regiond that died mid-write) exited 3,
+    'nothing changed', which a script retries. Both are 5 now, outcome
+    unknown, as docs/regionctl.md says; a read of such an answer stays 3."""
+    prefixes = tmp_path / "p.txt"
+    prefixes.write_text("10.1.0.0/16\n")
+    writes = [["confirm"], ["rollback"], ["prefixes", "add", "india", str(prefixes)]]
+
+    def ok(body):
+        return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n%s" % (len(body), body))
+
+    for i, (answer, read_rc) in enumerate([(ok(b"{}"), None), (ok(b"[]"), None), (ok(b"hello"), 3),
+                                           (b"", 3), (b"garbage\r\n\r\n", 3)]):
+        path = str(tmp_path / f"api{i}.sock")
+        srv = answering(path, answer)
+        try:
+            for args in writes:
+                for j in ([], ["-j"]):
+                    p = subprocess.run([regionctl(), "-s", path] + j + args, capture_output=True, text=True,
+                                       timeout=60)
+                    assert p.returncode == 5, (answer, args, p.returncode, p.stdout, p.stderr)
+                    assert "may or may not have been applied" in p.stderr, (answer, args, p.stderr)
+                    assert "no change" not in p.stdout, p.stdout
+            if read_rc:
+                p = subprocess.run([regionctl(), "-s", path, "history"], capture_output=True, text=True,
+                                   timeout=60)
+                assert p.returncode == read_rc, (answer, p.returncode, p.stderr)
+        finally:
+            srv.close()
