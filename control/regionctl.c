@@ -2498,6 +2498,16 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		json_decref(err);
 		goto out;
 	}
+	/* Bytes left that are no whole block at the end of a stream that
+	 * ended whole: not pcapng ("hello", a JSON answer of another service
+	 * with its 200), which once read as "capture: 0 packets", exit 0. A
+	 * stream cut short keeps its own message below. */
+	if (!k->why[0] && !cap_interrupted && k->pend.len &&
+	    (chunked ? ch.state == 4 : !ctl_conn_truncated(c)))
+		snprintf(k->why, sizeof(k->why),
+			 "regiond sent something that is not pcapng (%zu bytes that are no "
+			 "whole block at its end)",
+			 k->pend.len);
 	if (k->why[0]) {
 		if (k->out_errno != EPIPE) /* a reader gone: SIGPIPE, silent */
 			fprintf(stderr, "regionctl: %s\n", k->why);

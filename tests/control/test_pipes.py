@@ -220,3 +220,21 @@ def test_a_write_answered_with_something_else_is_not_a_success(tmp_path):
                 assert p.returncode == read_rc, (answer, p.returncode, p.stderr)
         finally:
             srv.close()
+
+
+def test_a_capture_answered_with_something_else_is_not_a_success(tmp_path):
+    """A capture answered 200 with what is not pcapng (JSON of another
+    service, a word) once said 'capture: 0 packets' and exited 0, as an
+    idle box's does."""
+    for i, body in enumerate((b"{}", b"hello", b'{"captured": 12}')):
+        path = str(tmp_path / f"api{i}.sock")
+        srv = answering(path, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                        b"Connection: close\r\n\r\n%s" % (len(body), body))
+        try:
+            for args in (["capture", "--count", "1"], ["-j", "capture", "--count", "1"],
+                         ["capture", "--count", "1", "-w", str(tmp_path / "c.pcapng")]):
+                p = subprocess.run([regionctl(), "-s", path] + args, capture_output=True, text=True, timeout=60)
+                assert p.returncode == 4, (body, args, p.returncode, p.stderr)
+                assert "regiond sent something that is not pcapng" in p.stderr, p.stderr
+        finally:
+            srv.close()
