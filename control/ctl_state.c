@@ -572,6 +572,31 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	return load_history(st, path, e);
 }
 
+void ctl_state_check_dir(struct ctl_state *st)
+{
+	struct stat held, named;
+	const char *why = NULL;
+
+	if (st->dir_fd <= 0 || fstat(st->dir_fd, &held) != 0)
+		return;
+	/* It once went unsaid: status healthy, exit 0, while every change
+	 * was refused persist_failed and a restart would have begun afresh. */
+	if (held.st_nlink == 0)
+		why = "was removed";
+	else if (stat(st->dir, &named) != 0)
+		why = "was moved away";
+	else if (named.st_dev != held.st_dev || named.st_ino != held.st_ino)
+		why = "was replaced by another directory";
+	if (why)
+		ctl_state_alarm(st, CTL_ALARM_STATE_DIR,
+				"the state directory %s %s while regiond runs: every change is "
+				"refused (persist_failed), and a restart would begin an empty "
+				"history; put it back, or restart regiond on the right one",
+				st->dir, why);
+	else
+		ctl_state_alarm(st, CTL_ALARM_STATE_DIR, NULL);
+}
+
 void ctl_state_close(struct ctl_state *st)
 {
 	for (unsigned i = 0; i < st->nhist; i++) {

@@ -1132,6 +1132,8 @@ static void main_loop(struct regiond *d)
 		said_nudge();
 		ctl_state_write_begin(&d->st);
 		ctl_confirm_tick(&d->st);
+		if (now - last_sync >= 1000)
+			ctl_state_check_dir(&d->st);
 		/* --fleet-validate-only runs without regionfwd: nothing to sync. */
 		if (now - last_sync >= 1000 && !d->o.fleet_validate_only) {
 			int s = ctl_state_sync(&d->st);

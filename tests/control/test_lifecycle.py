@@ -11,7 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_e2e import DEMO, REGIOND, REGIONCTL  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, box  # noqa: E402,F401
 
 
 def start(tmp, api, state):
@@ -91,3 +91,30 @@ def test_sighup_and_sigusr1_do_not_end_regiond(tmp_path):
     finally:
         a.terminate()
         a.wait(30)
+
+
+def status_until(box, rc, words=""):
+    deadline = time.time() + 30
+    while True:
+        p = subprocess.run([REGIONCTL, "-s", box.api, "status"], capture_output=True, text=True)
+        if p.returncode == rc and words in p.stdout:
+            return p.stdout
+        assert time.time() < deadline, (rc, p.returncode, p.stdout, p.stderr)
+        time.sleep(0.2)
+
+
+def test_a_state_directory_taken_away_is_an_alarm(box, tmp_path):  # noqa: F811
+    """The state directory moved away (or removed) under a running regiond:
+    every change is refused persist_failed, a restart would begin an empty
+    history, and status once said healthy, exit 0. Now an alarm, exit 1,
+    cleared when it is back."""
+    status_until(box, 0)
+    os.rename(box.state, box.state + ".away")
+    try:
+        out = status_until(box, 1, "was moved away while regiond runs")
+        assert "ALARM" in out, out
+        p = subprocess.run([REGIONCTL, "-s", box.api, "link", "down", "to-sg"], capture_output=True, text=True)
+        assert p.returncode == 4 and "persist_failed" in p.stderr, (p.returncode, p.stderr)
+    finally:
+        os.rename(box.state + ".away", box.state)
+    status_until(box, 0)
