@@ -11,6 +11,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import DEMO, REGIOND, REGIONCTL, box  # noqa: E402,F401
 
 
@@ -118,3 +119,26 @@ def test_a_state_directory_taken_away_is_an_alarm(box, tmp_path):  # noqa: F811
     finally:
         os.rename(box.state + ".away", box.state)
     status_until(box, 0)
+
+
+def test_a_second_regionfwd_on_one_file_prefix_says_why(tmp_path):
+    """Two regionfwds on one DPDK --file-prefix: the second is refused by
+    EAL, and once ended on 'EAL init failed: Success'."""
+    from dprun import Served, eal_args, regionfwd_bin
+    from test_e2e import PORTS
+    ports = [("in0", '{device: "net_null_i0,no-rx=1", ingress: true}')]
+    ports += [(n, f"{{device: net_null_{n}}}") for n in PORTS]
+    f = Served(tmp_path, "life-prefix", ports, DEMO)
+    try:
+        node = tmp_path / "node2.yaml"
+        node.write_text((tmp_path / "node.yaml").read_text().replace("ctl.sock", "ctl2.sock"))
+        p = subprocess.run([regionfwd_bin()] + eal_args("life-prefix") + ["--", "--node", str(node),
+                            "--table", DEMO], capture_output=True, text=True, timeout=120)
+        out = p.stdout + p.stderr
+        assert p.returncode != 0, out
+        assert "Is another primary process running?" in out, out
+        assert "Success" not in out, out
+        assert "EAL init failed (EAL's lines above say why)" in out, out
+        assert f.p.poll() is None
+    finally:
+        f.stop()
