@@ -138,10 +138,34 @@ size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size
 	return escape_bytes(in, n, 1, taken, out, cap);
 }
 
+/* Why the last write to stdout through one of these streams failed (0:
+ * none did): stdio keeps only that one did, and a line-buffered stream
+ * has dropped the line by the time its command ends. */
+static int stdout_errno;
+
+/* Writes @buf to @fd as it is (the cookie @fd | PLAIN) or escaped. */
+#define PLAIN ((intptr_t)1 << 16)
+
 static ssize_t escaped_write(void *cookie, const char *buf, size_t len)
 {
-	int fd = (int)(intptr_t)cookie;
+	int fd = (int)((intptr_t)cookie & (PLAIN - 1));
 	size_t off = 0;
+
+	if ((intptr_t)cookie & PLAIN) {
+		for (size_t w = 0; w < len;) {
+			ssize_t k = write(fd, buf + w, len - w);
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				if (fd == STDOUT_FILENO)
+					stdout_errno = k < 0 ? errno : EIO;
+				return w ? (ssize_t)w : -1;
+			}
+			w += (size_t)k;
+		}
+		return (ssize_t)len;
+	}
 
 	while (off < len) {
 		char out[1024];
@@ -152,8 +176,11 @@ static ssize_t escaped_write(void *cookie, const char *buf, size_t len)
 
 			if (k < 0 && errno == EINTR)
 				continue;
-			if (k <= 0)
+			if (k <= 0) {
+				if (fd == STDOUT_FILENO)
+					stdout_errno = k < 0 ? errno : EIO;
 				return off ? (ssize_t)off : -1;
+			}
 			w += (size_t)k;
 		}
 		off += taken;
@@ -164,13 +191,13 @@ static ssize_t escaped_write(void *cookie, const char *buf, size_t len)
 /* A stream writing to @fd through escaped_write(), buffered as @mode says
  * (setvbuf's), in @buf of @size bytes; *@stream replaced by it, after a
  * flush of what it held. */
-static int escape_stream(FILE **stream, int fd, int mode, char *buf, size_t size)
+static int escape_stream(FILE **stream, intptr_t fd, int mode, char *buf, size_t size)
 {
 	cookie_io_functions_t io = {.write = escaped_write};
 	FILE *f;
 
 	fflush(*stream);
-	f = fopencookie((void *)(intptr_t)fd, "w", io);
+	f = fopencookie((void *)fd, "w", io);
 	if (f == NULL)
 		return -errno;
 	setvbuf(f, buf, mode, size);
@@ -193,6 +220,20 @@ int fwd_stdout_escaped(void)
 	 * only by one stdio call of more than the buffer (regionctl prints a
 	 * line, or a row, a call). exit() flushes it. */
 	return escape_stream(&stdout, STDOUT_FILENO, _IOLBF, buf, sizeof(buf));
+}
+
+int fwd_stdout_plain(void)
+{
+	static char buf[1 << 16];
+
+	/* Fully buffered, as stdout to a file or pipe is: a document of a
+	 * million prefixes is not a million writes. */
+	return escape_stream(&stdout, STDOUT_FILENO | PLAIN, _IOFBF, buf, sizeof(buf));
+}
+
+int fwd_stdout_errno(void)
+{
+	return stdout_errno;
 }
 
 static void emit(int level, const char *raw, const struct fwd_log_change *c)

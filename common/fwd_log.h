@@ -96,4 +96,17 @@ int fwd_stderr_escaped(void);
  */
 int fwd_stdout_escaped(void);
 
+/**
+ * stdout as it is (fully buffered), through the same kind of stream, so
+ * that fwd_stdout_errno() can say why a write to it failed. Not for a
+ * terminal that curses draws on. @return 0, or -errno (stdout left as it was)
+ */
+int fwd_stdout_plain(void);
+
+/**
+ * Why the last write to stdout through fwd_stdout_escaped()'s or
+ * fwd_stdout_plain()'s stream failed (an errno: ENOSPC, EPIPE), or 0.
+ */
+int fwd_stdout_errno(void);
+
 #endif /* FWD_LOG_H */

@@ -14,13 +14,38 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* Whether a process listens on the socket at @path: a connection it
+ * accepts, or would (its backlog full), says so; a stopped process's socket
+ * refuses (ECONNREFUSED). The probe's connection is closed unused. */
+static int someone_listens(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, rc, err;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return 0;
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	err = errno;
+	close(fd);
+	return rc == 0 || err == EAGAIN || err == EINPROGRESS;
+}
+
 int fwd_unix_path_free(const char *path)
 {
 	struct stat st;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
-	return S_ISSOCK(st.st_mode) ? 0 : -EEXIST;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	/* A second regiond (or regionfwd) started on the path of a running
+	 * one once renamed its socket over the live one: the first ran on,
+	 * unreachable, and the path vanished when the second stopped. */
+	return someone_listens(path) ? -EADDRINUSE : 0;
 }
 
 static int fail(int fd, const char *bound, const char *what, const char **why)
@@ -45,8 +70,10 @@ static int refuse_unless_free(const char *p, const char **why)
 		return 0;
 	errno = -err;
 	return fail(-1, NULL,
-		    err == -EEXIST ? "the path exists and is not a socket; not replacing it"
-				   : "lstat",
+		    err == -EEXIST	 ? "the path exists and is not a socket; not replacing it"
+		    : err == -EADDRINUSE ? "a running process listens on it (another regiond or "
+					   "regionfwd?); not replacing it"
+					 : "lstat",
 		    why);
 }
 

@@ -18,9 +18,11 @@
 #include <sys/types.h>
 
 /** 0 when a socket may be created at @path: nothing is there, or a socket
- *  (one a stopped process left); -EEXIST when something else is (never
- *  replaced: regionfwd and regiond run as root, and a typo must not delete a
- *  file); or another -errno from lstat(). */
+ *  (one a stopped process left: it refuses connections); -EADDRINUSE when a
+ *  process listens on the socket there (a second regiond must not take a
+ *  running one's path); -EEXIST when something else is (never replaced:
+ *  regionfwd and regiond run as root, and a typo must not delete a file);
+ *  or another -errno from lstat(). */
 int fwd_unix_path_free(const char *path);
 
 /**
@@ -31,7 +33,8 @@ int fwd_unix_path_free(const char *path);
  *
  * @return the listening fd, or -errno with *@why (when not NULL) set to what
  * failed: "path too long", "the path exists and is not a socket; not replacing
- * it", "bind", "chmod", "chown", "listen" or "rename".
+ * it", "a running process listens on it ...; not replacing it", "bind",
+ * "chmod", "chown", "listen" or "rename".
  */
 int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, gid_t gid,
 		    const char **why);

@@ -2441,7 +2441,8 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		api->unix_fd = -1;
 		api->unix_path[0] = '\0'; /* not ours: never unlinked at stop */
 		fwd_log(FWD_LOG_ERR, "API socket %s: %s%s%s", conf->unix_path, why,
-			err == EEXIST ? "" : ": ", err == EEXIST ? "" : strerror(err));
+			err == EEXIST || err == EADDRINUSE ? "" : ": ",
+			err == EEXIST || err == EADDRINUSE ? "" : strerror(err));
 		goto fail;
 	}
 	api->unix_d = MHD_start_daemon(

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -536,12 +537,64 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 			     strerror(errno));
 		return -errno;
 	}
+	/* One regiond a state directory: a second one (a regiond started by
+	 * hand beside the unit's, a unit and a copy of it) would hand out the
+	 * same ids and write its gen-N.doc over the first's. */
+	st->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->dir_fd < 0) {
+		int err = errno;
+
+		st->dir_fd = 0;
+		fwd_err_fail(e, FWD_R_STATE_DIR, NULL, 0, "", "cannot open %s: %s", dir,
+			     strerror(err));
+		return -err;
+	}
+	if (flock(st->dir_fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+
+		close(st->dir_fd);
+		st->dir_fd = 0;
+		fwd_err_fail(
+			e, FWD_R_STATE_DIR, NULL, 0, "",
+			err == EWOULDBLOCK
+				? "%s is in use by another regiond (it holds the directory's "
+				  "lock): two on one history would overwrite each other's "
+				  "generations; stop it, or give this one a --state-dir of its own"
+				: "cannot lock %s: %s",
+			dir, strerror(err));
+		return -err;
+	}
 	snprintf(path, sizeof(path), "%s/history.json", dir);
 	/* lstat: a history.json that is a dangling symlink is not "none" (a
 	 * fresh state directory) but one that cannot be read, said by name. */
 	if (lstat(path, &sb) != 0 && errno == ENOENT) /* a fresh state directory */
 		return check_documents(st, 1, 1, e) ? -EINVAL : 0;
 	return load_history(st, path, e);
+}
+
+void ctl_state_check_dir(struct ctl_state *st)
+{
+	struct stat held, named;
+	const char *why = NULL;
+
+	if (st->dir_fd <= 0 || fstat(st->dir_fd, &held) != 0)
+		return;
+	/* It once went unsaid: status healthy, exit 0, while every change
+	 * was refused persist_failed and a restart would have begun afresh. */
+	if (held.st_nlink == 0)
+		why = "was removed";
+	else if (stat(st->dir, &named) != 0)
+		why = "was moved away";
+	else if (named.st_dev != held.st_dev || named.st_ino != held.st_ino)
+		why = "was replaced by another directory";
+	if (why)
+		ctl_state_alarm(st, CTL_ALARM_STATE_DIR,
+				"the state directory %s %s while regiond runs: every change is "
+				"refused (persist_failed), and a restart would begin an empty "
+				"history; put it back, or restart regiond on the right one",
+				st->dir, why);
+	else
+		ctl_state_alarm(st, CTL_ALARM_STATE_DIR, NULL);
 }
 
 void ctl_state_close(struct ctl_state *st)
@@ -559,6 +612,8 @@ void ctl_state_close(struct ctl_state *st)
 	json_decref(st->dp_report);
 	ctl_traffic_free(st->traffic);
 	pthread_mutex_destroy(&st->writer);
+	if (st->dir_fd > 0)
+		close(st->dir_fd); /* and its lock */
 	memset(st, 0, sizeof(*st));
 }
 

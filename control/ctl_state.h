@@ -93,12 +93,18 @@ enum ctl_alarm_owner {
 	CTL_ALARM_RECORD,
 	CTL_ALARM_DP_SAVE, /* regionfwd cannot save what it runs for a restart */
 	CTL_ALARM_FLEET, /* fleet mode: a stray pin, or the node off its target */
+	CTL_ALARM_STATE_DIR, /* the state directory removed or replaced under regiond */
 	CTL_ALARM_OWNERS
 };
 #define CTL_ALARM_LEN 512 /* one owner's sentence, with its NUL (a save error's path, too) */
 
 struct ctl_state {
 	char dir[256];
+	/* The state directory, open and locked (flock, exclusive) for as long
+	 * as the state is: two regionds on one directory once overwrote each
+	 * other's generations (gen-N.doc, history.json) without a word. 0
+	 * when not open. */
+	int dir_fd;
 	unsigned keep;
 	struct ctl_gen *hist; /* oldest first; the last one is current */
 	unsigned nhist;
@@ -374,6 +380,12 @@ int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e);
 /** Set (or with NULL clear) @owner's alarm; logs only when it changes. */
 void ctl_state_alarm(struct ctl_state *st, enum ctl_alarm_owner owner, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/** Raise (or clear) the alarm of a state directory that is no longer the
+ *  one regiond opened: removed, or moved away, while regiond runs (every
+ *  change then fails to persist, and a restart would begin an empty
+ *  history). Called by regiond's main loop every second. */
+void ctl_state_check_dir(struct ctl_state *st);
 
 /** Persist the pending confirmation (or its absence). */
 int ctl_state_save(struct ctl_state *st, struct fwd_err *e);

@@ -488,13 +488,17 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		shown++;
 		if (c.json) {
 			print_json_line(cur, rates, st, &c);
-			continue;
+		} else {
+			build(f, cur, rates, st, &c, hidden);
+			if (c.curses)
+				draw(f, NULL);
+			else
+				print_text(f);
 		}
-		build(f, cur, rates, st, &c, hidden);
-		if (c.curses)
-			draw(f, NULL);
-		else
-			print_text(f);
+		/* stdout on a full disk: printing into nothing for ever helps
+		 * no one; regionctl says it (stdout_checked) and exits 4. */
+		if (!c.curses && ferror(stdout))
+			break;
 	}
 	if (c.curses)
 		endwin();

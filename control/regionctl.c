@@ -467,14 +467,21 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	}
 	snprintf(why, whylen, "no HTTP response%s",
 		 o->url && !o->https ? " (does it serve HTTPS? then use https://)" : "");
-	if (resp == NULL) {
+	/* resp is allocated before the first read: a connection closed
+	 * unanswered is an empty one (once tested as resp == NULL, never
+	 * true, so a write whose regiond died before answering exited 3,
+	 * "nothing changed", not 5). */
+	if (resp == NULL || rlen == 0) {
 		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, closed unanswered */
 			status = -2;
 		goto out;
 	}
 	resp[rlen] = '\0';
-	if (sscanf(resp, "HTTP/1.%*d %d", &n) != 1 || (sep = strstr(resp, "\r\n\r\n")) == NULL)
+	if (sscanf(resp, "HTTP/1.%*d %d", &n) != 1 || (sep = strstr(resp, "\r\n\r\n")) == NULL) {
+		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, not answered in HTTP */
+			status = -2;
 		goto out;
+	}
 	/* Over TLS a connection cut without close_notify may be an attacker's
 	 * truncation: the body must be as long as announced. */
 	clen = content_length(resp, sep);
@@ -532,6 +539,28 @@ static int show_error(int status, json_t *r)
 	return (int)ctl_exit_code_of(code, status);
 }
 
+/* Whether @r is what the API answers a write to @path that it carried out
+ * (api.md): a table change its generation (an id, and whether it changed),
+ * confirm the generation confirmed, a prefix batch its generation; other
+ * writes an object. */
+static int write_answered(const char *path, const json_t *r)
+{
+	const json_t *g = json_object_get(r, "generation");
+
+	if (!json_is_object(r))
+		return 0;
+	if (strcmp(path, "/v1/table") == 0 || strcmp(path, "/v1/rollback") == 0)
+		return json_is_boolean(json_object_get(r, "changed")) && json_is_object(g) &&
+		       json_is_integer(json_object_get(g, "id")) &&
+		       json_integer_value(json_object_get(g, "id")) >= 1;
+	if (strcmp(path, "/v1/confirm") == 0)
+		return json_is_integer(json_object_get(r, "confirmed")) &&
+		       json_integer_value(json_object_get(r, "confirmed")) >= 1;
+	if (strcmp(path, "/v1/prefixes") == 0)
+		return json_is_integer(g) && json_integer_value(g) >= 1;
+	return 1;
+}
+
 /* Call the API; on failure print why and return the exit code (> 0). */
 static int call(const struct opts *o, const char *method, const char *path, json_t *body,
 		json_t **out)
@@ -544,6 +573,23 @@ static int call(const struct opts *o, const char *method, const char *path, json
 			st == -2 ? "no answer from" : "cannot reach", o->url ? o->url : o->sock,
 			why);
 		return st == -2 ? CTL_EXIT_UNKNOWN : EXIT_UNREACHABLE;
+	}
+	/* A write that went out whole and was answered with something that is
+	 * not the API's answer (a 200 of another service behind --url, a
+	 * proxy's 5xx page, a body cut short): an {} once read as "no change,
+	 * generation 0 already has this table", exit 0, and a page as
+	 * unreachable, exit 3, which a script retries as "nothing changed". */
+	if (is_write(method, path) && (st < 400 || st >= 500) &&
+	    (*out == NULL || (st < 400 && !write_answered(path, *out)))) {
+		fprintf(stderr,
+			"regionctl: regiond at %s answered the write with HTTP %d and %s, not the "
+			"API's answer; the change may or may not have been applied: 'regionctl "
+			"history' says whether it was\n",
+			o->url ? o->url : o->sock, st,
+			*out ? "JSON without the outcome" : "a body that is not JSON");
+		json_decref(*out);
+		*out = NULL;
+		return CTL_EXIT_UNKNOWN;
 	}
 	if (st >= 400 || *out == NULL) {
 		int rc = *out ? show_error(st, *out)
@@ -2097,6 +2143,10 @@ static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 	return 0;
 }
 
+/* Set once a command said that stdout cannot be written, so that the
+ * check at its end (stdout_checked) does not say it again. */
+static int stdout_said;
+
 /* ---- capture ---------------------------------------------------------- */
 
 /* A capture's pcapng on its way to a file, stdout or the terminal. Only
@@ -2110,6 +2160,7 @@ struct cap_sink {
 	char stats[4][320]; /* the statistics blocks' comments: what was lost, why it ended */
 	int nstats;
 	char why[128]; /* set when the stream is not pcapng or cannot be written */
+	int out_errno; /* why a write of the pcapng or of a packet's line failed */
 };
 
 /* Ctrl-C ends a capture early: the connection is shut down (regiond then
@@ -2150,7 +2201,9 @@ static json_t *verdict_json(const char *comment)
 	return v;
 }
 
-static void print_packet(const struct cap_sink *k, const struct ctl_pcapng_block *b)
+/* A packet's line (or JSON object) on stdout; 0, or the errno of a write
+ * that failed (a full disk, a reader gone). */
+static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block *b)
 {
 	struct ctl_pcapng_epb_info e;
 	struct fwd_pkt p;
@@ -2161,7 +2214,7 @@ static void print_packet(const struct cap_sink *k, const struct ctl_pcapng_block
 	int ok;
 
 	if (ctl_pcapng_epb_info(b, &e))
-		return;
+		return 0;
 	ctl_pcapng_comment(b, comment, sizeof(comment));
 	ok = fwd_parse(e.data, e.data + e.caplen, &p) == FWD_OK;
 	if (ok) {
@@ -2192,7 +2245,10 @@ static void print_packet(const struct cap_sink *k, const struct ctl_pcapng_block
 		printf("%s.%09llu (not IP) len %u  %s\n", when,
 		       (unsigned long long)(e.ts % 1000000000u), e.origlen, comment);
 	}
-	fflush(stdout);
+	errno = 0;
+	if (fflush(stdout) == EOF || ferror(stdout))
+		return fwd_stdout_errno() ? fwd_stdout_errno() : errno ? errno : EIO;
+	return 0;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -2223,6 +2279,8 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 		if (k->fd >= 0 && write_all(k->fd, b.p, b.len)) {
 			int err = errno;
 
+			k->out_errno = err;
+
 			/* Only whole blocks stay, so the file still reads (a full
 			 * disk cut one mid-packet, found by a hostile probe); a
 			 * pipe or a device cannot be cut back. */
@@ -2238,8 +2296,15 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 		}
 		if (b.type == CTL_PCAPNG_EPB) {
 			k->packets++;
-			if (k->fd < 0)
-				print_packet(k, &b);
+			/* Its reader gone or its disk full, a capture printed
+			 * into nothing for ever, holding the one capture slot. */
+			if (k->fd < 0 && (k->out_errno = print_packet(k, &b)) != 0) {
+				k->packets--; /* not printed */
+				snprintf(k->why, sizeof(k->why), "cannot write to stdout: %s",
+					 strerror(k->out_errno));
+				stdout_said = 1;
+				return -1;
+			}
 		} else if (b.type == CTL_PCAPNG_ISB && k->nstats < 4) {
 			ctl_pcapng_comment(&b, k->stats[k->nstats], sizeof(k->stats[0]));
 			k->nstats += k->stats[k->nstats][0] != '\0';
@@ -2433,8 +2498,19 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		json_decref(err);
 		goto out;
 	}
+	/* Bytes left that are no whole block at the end of a stream that
+	 * ended whole: not pcapng ("hello", a JSON answer of another service
+	 * with its 200), which once read as "capture: 0 packets", exit 0. A
+	 * stream cut short keeps its own message below. */
+	if (!k->why[0] && !cap_interrupted && k->pend.len &&
+	    (chunked ? ch.state == 4 : !ctl_conn_truncated(c)))
+		snprintf(k->why, sizeof(k->why),
+			 "regiond sent something that is not pcapng (%zu bytes that are no "
+			 "whole block at its end)",
+			 k->pend.len);
 	if (k->why[0]) {
-		fprintf(stderr, "regionctl: %s\n", k->why);
+		if (k->out_errno != EPIPE) /* a reader gone: SIGPIPE, silent */
+			fprintf(stderr, "regionctl: %s\n", k->why);
 		rc = CTL_EXIT_FAILED;
 		goto out;
 	}
@@ -2536,10 +2612,20 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	if (k.fd >= 0 && k.fd != STDOUT_FILENO)
 		close(k.fd);
 	ctl_buf_free(&k.pend);
+	if (k.out_errno == EPIPE) {
+		/* Its reader went away (regionctl capture | head -1): the
+		 * connection is closed, so regiond stops the capture; end
+		 * as every other command does then, by SIGPIPE, silent. */
+		signal(SIGPIPE, SIG_DFL);
+		raise(SIGPIPE);
+	}
 	if (!started)
 		return rc;
-	/* The summary: on stdout unless the pcapng went there. */
+	/* The summary: on stdout unless the pcapng went there (or stdout
+	 * failed). */
 	out = k.fd == STDOUT_FILENO ? stderr : k.fd < 0 && !o->json ? stderr : stdout;
+	if (out == stdout && ferror(stdout))
+		out = stderr;
 	if (o->json) {
 		json_t *stats = json_array(), *j;
 
@@ -3655,6 +3741,25 @@ static int endpoint(struct opts *o, const char **gval)
 	return 0;
 }
 
+/* What a command printed must have reached its file: a full disk
+ * (regionctl show table > backup.yaml) once exited 0 with the file empty
+ * or cut. @rc: the command's exit; kept when it is not 0, else 4 (failed)
+ * when stdout could not be written. A reader gone (a closed pipe) ends
+ * regionctl by SIGPIPE before this, as it ends any command of a shell. */
+static int stdout_checked(int rc)
+{
+	int e;
+
+	errno = 0;
+	if (fflush(stdout) != EOF && !ferror(stdout))
+		return rc;
+	e = fwd_stdout_errno() ? fwd_stdout_errno() : errno;
+	if (!stdout_said)
+		fprintf(stderr, "regionctl: cannot write to stdout%s%s\n", e ? ": " : "",
+			e ? strerror(e) : "");
+	return rc ? rc : CTL_EXIT_FAILED;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.sock = getenv("REGIOND_SOCKET") ? getenv("REGIOND_SOCKET")
@@ -3673,7 +3778,7 @@ int main(int argc, char **argv)
 
 	if (rc == 1) {
 		print_help(stdout, &c);
-		return 0;
+		return stdout_checked(0);
 	}
 	if (rc)
 		return rc;
@@ -3739,11 +3844,15 @@ int main(int argc, char **argv)
 	 * each control character reaches the terminal as \xNN. JSON goes
 	 * out as its encoder writes it (C0 as \u00XX, the rest as UTF-8:
 	 * it is for programs), and raw output as it is. */
-	if (!o.json && !(cmd_of(&c)->raw_stdout && cmd_of(&c)->raw_stdout(&o, &c)) &&
-	    fwd_stdout_escaped()) {
-		/* stdout as it was: nothing to refuse a command for */
+	if (!o.json && !(cmd_of(&c)->raw_stdout && cmd_of(&c)->raw_stdout(&o, &c))) {
+		if (fwd_stdout_escaped()) {
+			/* stdout as it was: nothing to refuse a command for */
+		}
+	} else if (!isatty(STDOUT_FILENO) && fwd_stdout_plain()) {
+		/* as it is (curses draws on a terminal's): a failed write is
+		 * still said, without its reason */
 	}
-	rc = cmd_of(&c)->run(&o, &c);
+	rc = stdout_checked(cmd_of(&c)->run(&o, &c));
 	ctl_tls_client_free(o.tls_client);
 	free(token);
 	return rc;

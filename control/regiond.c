@@ -61,6 +61,32 @@ static void on_signal(int sig)
 	quit = 1;
 }
 
+/* SIGHUP and SIGUSR1, which regionfwd takes (reload its --table, print
+ * its counters), once ended regiond at once and without a word; under
+ * systemd, which counts SIGHUP's end as clean, Restart=on-failure left it
+ * down (kill -HUP sent to both, by an operator or a logrotate habit).
+ * regiond has nothing to reload or reopen: they are logged, and it goes on. */
+static volatile sig_atomic_t nudged;
+
+static void on_nudge(int sig)
+{
+	nudged = sig;
+}
+
+static void said_nudge(void)
+{
+	int sig = nudged;
+
+	if (sig == 0)
+		return;
+	nudged = 0;
+	fwd_log(FWD_LOG_NOTICE,
+		"%s ignored: regiond has nothing to reload or reopen (its table changes through "
+		"its API, regionctl apply; it logs to stderr, the journal or syslog); "
+		"regionctl status and counters say what runs",
+		sig == SIGHUP ? "SIGHUP" : "SIGUSR1");
+}
+
 #ifdef REGIOND_BPF
 #define XDP_MAX_IFACES CTL_FILTER_MAX_IFACES
 #else
@@ -1090,6 +1116,7 @@ static void main_loop(struct regiond *d)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
+	said_nudge(); /* one that came while regiond started */
 	fwd_log(FWD_LOG_NOTICE, "API on %s%s%s%s, dataplane %s, state %s, generation %" PRIu64,
 		d->conf.unix_path, d->conf.tcp_listen ? " and " : "",
 		d->conf.tcp_listen ? d->conf.tcp_listen : "",
@@ -1106,8 +1133,11 @@ static void main_loop(struct regiond *d)
 		int64_t now = fwd_mono_ms();
 
 		usleep(200000);
+		said_nudge();
 		ctl_state_write_begin(&d->st);
 		ctl_confirm_tick(&d->st);
+		if (now - last_sync >= 1000)
+			ctl_state_check_dir(&d->st);
 		/* --fleet-validate-only runs without regionfwd: nothing to sync. */
 		if (now - last_sync >= 1000 && !d->o.fleet_validate_only) {
 			int s = ctl_state_sync(&d->st);
@@ -1186,6 +1216,10 @@ int main(int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
+	/* From the start: a state directory of a million prefixes takes
+	 * seconds to load. */
+	signal(SIGHUP, on_nudge);
+	signal(SIGUSR1, on_nudge);
 	if (fwd_log_open("regiond", (unsigned)d.o.log_target, FWD_LOG_ERR + (int)d.o.log_level)) {
 		fwd_log(FWD_LOG_ERR, "built without libsystemd: --log journal is not there; "
 				     "under systemd, --log stderr goes to the journal too");

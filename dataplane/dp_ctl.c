@@ -241,8 +241,9 @@ struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *g
 	if (ctl->fd < 0) {
 		err = -ctl->fd;
 		ctl->fd = -1;
-		DP_LOG(ERR, "control socket %s: %s%s%s", path, why, err == EEXIST ? "" : ": ",
-		       err == EEXIST ? "" : strerror(err));
+		DP_LOG(ERR, "control socket %s: %s%s%s", path, why,
+		       err == EEXIST || err == EADDRINUSE ? "" : ": ",
+		       err == EEXIST || err == EADDRINUSE ? "" : strerror(err));
 		goto fail;
 	}
 	return ctl;

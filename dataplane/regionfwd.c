@@ -748,8 +748,13 @@ int main(int argc, char **argv)
 	}
 
 	n = rte_eal_init(argc, argv);
+	/* Some of EAL's refusals leave rte_errno 0 (another primary process
+	 * on this --file-prefix): "EAL init failed: Success" told the
+	 * operator nothing; EAL's own line above it does. */
 	if (n < 0)
-		rte_exit(EXIT_FAILURE, "EAL init failed: %s\n", rte_strerror(rte_errno));
+		rte_exit(EXIT_FAILURE, "EAL init failed%s%s\n",
+			 rte_errno ? ": " : " (EAL's lines above say why)",
+			 rte_errno ? rte_strerror(rte_errno) : "");
 	argc -= n;
 	argv += n;
 	argv[0] = (char *)"regionfwd";

@@ -56,6 +56,33 @@ def test_layout(dest):
     assert os.access(os.path.join(root, "lib/regionfwd/regionfwd-preflight"), os.X_OK)
 
 
+def test_an_install_over_an_install_keeps_the_configs(tmp_path):
+    """meson install again (an upgrade from a build tree) once replaced
+    the operator's node.yaml, table.yaml and .env files with the examples
+    (install_data): the next start ran on the example's ports, lcores and
+    table. They are kept, as the package keeps its conffiles; one that is
+    missing is installed again."""
+    d = tmp_path / "destdir"
+
+    def install():
+        p = subprocess.run(["meson", "install", "-C", BUILD, "--destdir", str(d), "--no-rebuild", "--quiet"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+    install()
+    etc = etc_dir((d, str(d) + build_option("prefix"), build_option("prefix")))
+    edited = {}
+    for f in ("node.yaml", "table.yaml", "regionfwd.env", "regiond.env"):
+        with open(os.path.join(etc, f), "a") as fh:
+            fh.write("# the operator's edit\n")
+        edited[f] = open(os.path.join(etc, f)).read()
+    os.unlink(os.path.join(etc, "regiond.env"))
+    install()
+    for f in ("node.yaml", "table.yaml", "regionfwd.env"):
+        assert open(os.path.join(etc, f)).read() == edited[f], f
+    assert open(os.path.join(etc, "regiond.env")).read() == open(os.path.join(SOURCE, "dist", "regiond.env")).read()
+
+
 def test_installed_configs_are_valid_together(dest):
     d, root, prefix = dest
     etc = etc_dir(dest)
@@ -122,6 +149,32 @@ def test_units_verify(dest, tmp_path):
     p = subprocess.run(["systemd-analyze", "verify", *names], capture_output=True, text=True, env=env,
                        cwd=str(unitdir), timeout=60)
     assert p.returncode == 0 and p.stdout + p.stderr == "", p.stdout + p.stderr
+
+
+def test_no_unit_removes_another_units_runtime_directory(dest):
+    """systemd removes a unit's RuntimeDirectory whole when the unit stops
+    (or restarts): regiond.service's /run/regiond holds regiond@NAME's
+    /run/regiond/NAME/api.sock, so 'systemctl restart regiond' once took
+    every running instance's API socket away. A unit whose runtime
+    directory holds another's must preserve it."""
+    d, root, prefix = dest
+
+    def settings(name):
+        out = {}
+        for line in open(os.path.join(root, "lib", "systemd", "system", name)):
+            if "=" in line and not line.startswith("#"):
+                k, v = line.strip().split("=", 1)
+                out[k] = v
+        return out
+
+    units = {n: settings(n) for n in ("regiond.service", "regiond@.service", "regionfwd.service",
+                                      "regionfwd@.service")}
+    for n, s in units.items():
+        for other, o in units.items():
+            if n == other or "RuntimeDirectory" not in s or "RuntimeDirectory" not in o:
+                continue
+            if o["RuntimeDirectory"].startswith(s["RuntimeDirectory"] + "/"):
+                assert s.get("RuntimeDirectoryPreserve") == "yes", (n, other)
 
 
 def preflight(dest, tmp_path, *args, **env):

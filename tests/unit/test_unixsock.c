@@ -116,6 +116,32 @@ static void test_stale_socket_replaced(void **state)
 	close(fd);
 }
 
+static void test_live_socket_never_taken(void **state)
+{
+	const char *why = NULL;
+	struct stat before, after;
+	int old;
+
+	(void)state;
+	/* A second regiond started on a running one's --api-socket once
+	 * renamed its own over it: the first ran on, unreachable. */
+	old = fwd_unix_listen(path, 0, 4, 0600, (gid_t)-1, &why);
+	assert_true(old >= 0);
+	assert_int_equal(stat(path, &before), 0);
+	assert_int_equal(fwd_unix_path_free(path), -EADDRINUSE);
+	assert_int_equal(fwd_unix_listen(path, 0, 4, 0660, (gid_t)-1, &why), -EADDRINUSE);
+	assert_non_null(strstr(why, "a running process listens on it"));
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(before.st_ino, after.st_ino); /* still the first's */
+	assert_int_equal(entries(), 1); /* no temporary name left */
+	assert_int_equal(connect_to(path), 0);
+	close(old);
+	/* stopped, it is stale: taken over */
+	old = fwd_unix_listen(path, 0, 4, 0660, (gid_t)-1, &why);
+	assert_true(old >= 0);
+	close(old);
+}
+
 static void test_non_socket_refused_and_kept(void **state)
 {
 	const char *why = NULL;
@@ -237,6 +263,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_listens_with_its_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_live_socket_never_taken, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_socket_refused_and_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failures_leave_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_longest_path_binds_in_place, setup, teardown),

@@ -1,0 +1,144 @@
+"""regiond as an operator starts and stops it: a second regiond started by
+hand beside a running one (on its state directory, or on its API socket)
+is refused at start, naming why, and takes nothing from the first; a stale
+socket (a regiond killed with SIGKILL) is taken over by the next start.
+No regionfwd is needed: regiond runs (unreachable) without one."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from test_e2e import DEMO, REGIOND, REGIONCTL, box  # noqa: E402,F401
+
+
+def start(tmp, api, state):
+    log = open(tmp / (os.path.basename(api) + ".log"), "a")
+    return subprocess.Popen([REGIOND, "--dataplane", str(tmp / "nowhere.sock"), "--api-socket", api,
+                             "--state-dir", state, "--table", DEMO], stdout=log, stderr=subprocess.STDOUT)
+
+
+def up(p, api):
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        assert p.poll() is None, p.returncode
+        r = subprocess.run([REGIONCTL, "-s", api, "-j", "history"], capture_output=True, text=True)
+        if r.returncode == 0:
+            return json.loads(r.stdout)
+        time.sleep(0.1)
+    raise AssertionError("regiond did not answer")
+
+
+def refused(tmp, api, state):
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp / "nowhere.sock"), "--api-socket", api,
+                        "--state-dir", state, "--table", DEMO], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stderr
+
+
+def test_a_second_regiond_takes_nothing_from_a_running_one(tmp_path):
+    a_api, state = str(tmp_path / "a.sock"), str(tmp_path / "state")
+    a = start(tmp_path, a_api, state)
+    try:
+        hist = up(a, a_api)
+        files = sorted(os.listdir(state))
+        ino = os.stat(a_api).st_ino
+
+        # its state directory: once both ran, handing out the same ids
+        # and writing each other's gen-N.doc
+        rc, err = refused(tmp_path, str(tmp_path / "b.sock"), state)
+        assert rc == 1 and "is in use by another regiond" in err, (rc, err)
+        assert not os.path.exists(tmp_path / "b.sock")
+
+        # its API socket: once renamed over, the first left unreachable
+        rc, err = refused(tmp_path, a_api, str(tmp_path / "state-b"))
+        assert rc == 1 and "a running process listens on it" in err, (rc, err)
+        assert os.stat(a_api).st_ino == ino
+
+        assert sorted(os.listdir(state)) == files
+        assert up(a, a_api) == hist and a.poll() is None
+
+        # killed with SIGKILL: its socket is stale, and the lock gone
+        a.send_signal(signal.SIGKILL)
+        a.wait(30)
+        assert os.path.exists(a_api)
+        a = start(tmp_path, a_api, state)
+        assert up(a, a_api) == hist
+    finally:
+        a.terminate()
+        a.wait(30)
+
+
+def test_sighup_and_sigusr1_do_not_end_regiond(tmp_path):
+    """kill -HUP (regionfwd's reload) or -USR1 (its counters) sent to
+    regiond once ended it at once, without a word; systemd counts an end
+    by SIGHUP as clean, so Restart=on-failure left the box without its
+    control plane. regiond says it has nothing to reload and goes on."""
+    api, state = str(tmp_path / "a.sock"), str(tmp_path / "state")
+    a = start(tmp_path, api, state)
+    try:
+        hist = up(a, api)
+        for sig, name in ((signal.SIGHUP, "SIGHUP"), (signal.SIGUSR1, "SIGUSR1")):
+            a.send_signal(sig)
+            deadline = time.time() + 30
+            log = tmp_path / "a.sock.log"
+            while f"{name} ignored" not in log.read_text():
+                assert a.poll() is None, (name, a.returncode, log.read_text()[-2000:])
+                assert time.time() < deadline, log.read_text()[-2000:]
+                time.sleep(0.1)
+            assert up(a, api) == hist
+    finally:
+        a.terminate()
+        a.wait(30)
+
+
+def status_until(box, rc, words=""):
+    deadline = time.time() + 30
+    while True:
+        p = subprocess.run([REGIONCTL, "-s", box.api, "status"], capture_output=True, text=True)
+        if p.returncode == rc and words in p.stdout:
+            return p.stdout
+        assert time.time() < deadline, (rc, p.returncode, p.stdout, p.stderr)
+        time.sleep(0.2)
+
+
+def test_a_state_directory_taken_away_is_an_alarm(box, tmp_path):  # noqa: F811
+    """The state directory moved away (or removed) under a running regiond:
+    every change is refused persist_failed, a restart would begin an empty
+    history, and status once said healthy, exit 0. Now an alarm, exit 1,
+    cleared when it is back."""
+    status_until(box, 0)
+    os.rename(box.state, box.state + ".away")
+    try:
+        out = status_until(box, 1, "was moved away while regiond runs")
+        assert "ALARM" in out, out
+        p = subprocess.run([REGIONCTL, "-s", box.api, "link", "down", "to-sg"], capture_output=True, text=True)
+        assert p.returncode == 4 and "persist_failed" in p.stderr, (p.returncode, p.stderr)
+    finally:
+        os.rename(box.state + ".away", box.state)
+    status_until(box, 0)
+
+
+def test_a_second_regionfwd_on_one_file_prefix_says_why(tmp_path):
+    """Two regionfwds on one DPDK --file-prefix: the second is refused by
+    EAL, and once ended on 'EAL init failed: Success'."""
+    from dprun import Served, eal_args, regionfwd_bin
+    from test_e2e import PORTS
+    ports = [("in0", '{device: "net_null_i0,no-rx=1", ingress: true}')]
+    ports += [(n, f"{{device: net_null_{n}}}") for n in PORTS]
+    f = Served(tmp_path, "life-prefix", ports, DEMO)
+    try:
+        node = tmp_path / "node2.yaml"
+        node.write_text((tmp_path / "node.yaml").read_text().replace("ctl.sock", "ctl2.sock"))
+        p = subprocess.run([regionfwd_bin()] + eal_args("life-prefix") + ["--", "--node", str(node),
+                            "--table", DEMO], capture_output=True, text=True, timeout=120)
+        out = p.stdout + p.stderr
+        assert p.returncode != 0, out
+        assert "Is another primary process running?" in out, out
+        assert "Success" not in out, out
+        assert "EAL init failed (EAL's lines above say why)" in out, out
+        assert f.p.poll() is None
+    finally:
+        f.stop()
