@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -333,7 +334,7 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 	int pfd[2], status = 0, rc = 0;
 	uint64_t t0, t1;
 	uint8_t ok = 2; /* neither answer: the child died before writing */
-	pid_t pid;
+	pid_t pid, parent;
 	struct child_watch w = {0};
 
 	*stuck = 0;
@@ -349,6 +350,7 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 		return rc0;
 	}
 	t0 = fwd_mono_ns();
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
@@ -365,6 +367,15 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 		size_t base = address_space_now();
 		struct rlimit as = {base + lim->memory_bytes, base + lim->memory_bytes};
 
+		/* The child dies with its parent. Left running by a regiond or a
+		 * regionfwd killed mid-compile (SIGKILL, the OOM killer), it held
+		 * what it inherited, the state directory's lock and the listening
+		 * sockets, for up to its CPU limit: every restart in that time
+		 * was refused as a second instance, and systemd's restarts could
+		 * run out. Checked after setting it: a parent already gone. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
 		close(pfd[0]);
 		signal(SIGPIPE, SIG_DFL);
 		setrlimit(RLIMIT_CPU, &cpu);

@@ -142,3 +142,52 @@ def test_a_second_regionfwd_on_one_file_prefix_says_why(tmp_path):
         assert f.p.poll() is None
     finally:
         f.stop()
+
+
+def alive(pid):
+    """Whether @pid runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_regiond_killed_mid_compile_restarts_at_once(tmp_path):
+    """A regiond killed (SIGKILL, the OOM killer) while its child compiled
+    content rules left the child running for up to its 30 s CPU limit,
+    holding the state directory's lock and the API's listening socket it
+    inherited: every restart in that time was refused as a second regiond
+    (systemd, restarting every 2 s, could run out of tries). The child now
+    dies with its parent, and the next start comes up."""
+    from test_api_security import expensive_rules
+    api, state = str(tmp_path / "api.sock"), str(tmp_path / "state")
+    doc = tmp_path / "expensive.yaml"
+    doc.write_text(expensive_rules(1000))
+    p = start(tmp_path, api, state)
+    v = None
+    try:
+        hist = up(p, api)
+        v = subprocess.Popen([REGIONCTL, "-s", api, "validate", str(doc)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        kids = []
+        deadline = time.time() + 60
+        while not kids and time.time() < deadline:
+            kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
+            time.sleep(0.1)
+        assert kids, "regiond never started compiling"
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+        # Far less than the compile's 30 s of CPU: the child goes with it.
+        deadline = time.time() + 10
+        while any(alive(k) for k in kids) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not any(alive(k) for k in kids), "the compiling child outlived regiond"
+        p = start(tmp_path, api, state)
+        assert up(p, api) == hist
+    finally:
+        if v:
+            v.kill()
+            v.wait()
+        p.terminate()
+        p.wait(30)
