@@ -143,6 +143,27 @@ size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size
  * has dropped the line by the time its command ends. */
 static int stdout_errno;
 
+/* @n bytes of @b written to @fd whole. @return how many were written
+ * before a write failed (why kept for fwd_stdout_errno()), or @n. */
+static size_t write_whole(int fd, const char *b, size_t n)
+{
+	size_t w = 0;
+
+	while (w < n) {
+		ssize_t k = write(fd, b + w, n - w);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			if (fd == STDOUT_FILENO)
+				stdout_errno = k < 0 ? errno : EIO;
+			break;
+		}
+		w += (size_t)k;
+	}
+	return w;
+}
+
 /* Writes @buf to @fd as it is (the cookie @fd | PLAIN) or escaped. */
 #define PLAIN ((intptr_t)1 << 16)
 
@@ -152,37 +173,16 @@ static ssize_t escaped_write(void *cookie, const char *buf, size_t len)
 	size_t off = 0;
 
 	if ((intptr_t)cookie & PLAIN) {
-		for (size_t w = 0; w < len;) {
-			ssize_t k = write(fd, buf + w, len - w);
+		size_t w = write_whole(fd, buf, len);
 
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				if (fd == STDOUT_FILENO)
-					stdout_errno = k < 0 ? errno : EIO;
-				return w ? (ssize_t)w : -1;
-			}
-			w += (size_t)k;
-		}
-		return (ssize_t)len;
+		return w || len == 0 ? (ssize_t)w : -1;
 	}
-
 	while (off < len) {
 		char out[1024];
 		size_t taken, o = fwd_escape_chunk(buf + off, len - off, &taken, out, sizeof(out));
 
-		for (size_t w = 0; w < o;) {
-			ssize_t k = write(fd, out + w, o - w);
-
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				if (fd == STDOUT_FILENO)
-					stdout_errno = k < 0 ? errno : EIO;
-				return off ? (ssize_t)off : -1;
-			}
-			w += (size_t)k;
-		}
+		if (write_whole(fd, out, o) < o)
+			return off ? (ssize_t)off : -1;
 		off += taken;
 	}
 	return (ssize_t)len;
