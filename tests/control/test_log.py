@@ -114,8 +114,10 @@ def test_c1_controls_and_separators_never_reach_the_log_raw(box):
 
 
 def fake_regiond(path, head, body):
-    """A regiond on @path that answers every request with @head and @body;
-    returns the listening socket (close it to stop)."""
+    """A regiond on @path that reads every request (its head and the body
+    its Content-Length announces) and answers it with @head and @body, or
+    closes it unanswered when both are b""; returns the listening socket
+    (close it to stop)."""
     import socket
     import threading
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -131,10 +133,18 @@ def fake_regiond(path, head, body):
             with c:
                 req = b""
                 while b"\r\n\r\n" not in req:
-                    got = c.recv(4096)
+                    got = c.recv(65536)
                     if not got:
                         break
                     req += got
+                req_head, _, req_body = req.partition(b"\r\n\r\n")
+                n = [int(h.split(b":")[1]) for h in req_head.split(b"\r\n")
+                     if h.lower().startswith(b"content-length:")]
+                while n and len(req_body) < n[0]:
+                    got = c.recv(65536)
+                    if not got:
+                        break
+                    req_body += got
                 c.sendall(head + body)
 
     threading.Thread(target=serve, daemon=True).start()

@@ -154,39 +154,6 @@ def test_top_on_a_full_disk_ends_and_says_so(box):  # noqa: F811
         assert rc == -signal.SIGPIPE and not err, (args, rc, err)
 
 
-def answering(path, answer):
-    """A fake regiond on @path that reads a request (head and the body its
-    Content-Length announces) and answers @answer (b"": closes unanswered)."""
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(8)
-
-    def serve():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            with c:
-                req = b""
-                while b"\r\n\r\n" not in req:
-                    got = c.recv(65536)
-                    if not got:
-                        break
-                    req += got
-                head, _, body = req.partition(b"\r\n\r\n")
-                n = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
-                while n and len(body) < n[0]:
-                    got = c.recv(65536)
-                    if not got:
-                        break
-                    body += got
-                c.sendall(answer)
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
-
-
 def test_a_write_answered_with_something_else_is_not_a_success(tmp_path):
     """A write sent whole and answered with what is not the API's answer:
     a 200 with {} or [] (another service behind --url) once printed 'no
@@ -205,7 +172,7 @@ def test_a_write_answered_with_something_else_is_not_a_success(tmp_path):
     for i, (answer, read_rc) in enumerate([(ok(b"{}"), None), (ok(b"[]"), None), (ok(b"hello"), 3),
                                            (b"", 3), (b"garbage\r\n\r\n", 3)]):
         path = str(tmp_path / f"api{i}.sock")
-        srv = answering(path, answer)
+        srv = fake_regiond(path, answer, b"")
         try:
             for args in writes:
                 for j in ([], ["-j"]):
@@ -228,8 +195,8 @@ def test_a_capture_answered_with_something_else_is_not_a_success(tmp_path):
     idle box's does."""
     for i, body in enumerate((b"{}", b"hello", b'{"captured": 12}')):
         path = str(tmp_path / f"api{i}.sock")
-        srv = answering(path, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                        b"Connection: close\r\n\r\n%s" % (len(body), body))
+        srv = fake_regiond(path, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                           b"Connection: close\r\n\r\n%s" % (len(body), body), b"")
         try:
             for args in (["capture", "--count", "1"], ["-j", "capture", "--count", "1"],
                          ["capture", "--count", "1", "-w", str(tmp_path / "c.pcapng")]):
