@@ -575,7 +575,8 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 void ctl_state_check_dir(struct ctl_state *st)
 {
 	struct stat held, named;
-	const char *why = NULL;
+	const char *why = NULL, *then = "every change is refused (persist_failed), and a restart "
+					"would begin an empty history";
 
 	if (st->dir_fd <= 0 || fstat(st->dir_fd, &held) != 0)
 		return;
@@ -585,14 +586,15 @@ void ctl_state_check_dir(struct ctl_state *st)
 		why = "was removed";
 	else if (stat(st->dir, &named) != 0)
 		why = "was moved away";
-	else if (named.st_dev != held.st_dev || named.st_ino != held.st_ino)
+	else if (named.st_dev != held.st_dev || named.st_ino != held.st_ino) {
 		why = "was replaced by another directory";
+		then = "changes go into that one, which lacks the history they follow";
+	}
 	if (why)
 		ctl_state_alarm(st, CTL_ALARM_STATE_DIR,
-				"the state directory %s %s while regiond runs: every change is "
-				"refused (persist_failed), and a restart would begin an empty "
-				"history; put it back, or restart regiond on the right one",
-				st->dir, why);
+				"the state directory %s %s while regiond runs: %s; put it back, or "
+				"restart regiond on the right one",
+				st->dir, why, then);
 	else
 		ctl_state_alarm(st, CTL_ALARM_STATE_DIR, NULL);
 }

@@ -5,6 +5,7 @@ socket (a regiond killed with SIGKILL) is taken over by the next start.
 No regionfwd is needed: regiond runs (unreachable) without one."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,6 +117,12 @@ def test_a_state_directory_taken_away_is_an_alarm(box, tmp_path):  # noqa: F811
         assert "ALARM" in out, out
         p = subprocess.run([REGIONCTL, "-s", box.api, "link", "down", "to-sg"], capture_output=True, text=True)
         assert p.returncode == 4 and "persist_failed" in p.stderr, (p.returncode, p.stderr)
+        # another directory in its place takes changes, not the history
+        os.mkdir(box.state)
+        status_until(box, 1, "was replaced by another directory while regiond runs: changes go into")
+        p = subprocess.run([REGIONCTL, "-s", box.api, "link", "down", "to-sg"], capture_output=True, text=True)
+        assert p.returncode == 0 and "history.json" in os.listdir(box.state), (p.returncode, p.stderr)
+        shutil.rmtree(box.state)
     finally:
         os.rename(box.state + ".away", box.state)
     status_until(box, 0)
