@@ -488,16 +488,21 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		 * tags, or a rule came): the datagram, as this generation
 		 * classifies it (this fragment's source, the first one's
 		 * protocol and port), must be allowed there, else the rest of
-		 * it leaves by nothing (no_link_up) and no copy is made. */
+		 * it is dropped under a reason of its own (frag_residency: the
+		 * operator sees residency at work, not a link down) and no copy
+		 * is made. */
 		if (g->table->nresidency && (l != FWD_LINK_NONE || d->mirror != FWD_LINK_NONE)) {
 			uint16_t s = fwd_class_service(g->cls, e->proto, e->dport);
 
-			if (l != FWD_LINK_NONE &&
-			    !fwd_residency_link_may_carry(g->table, g->cls, region, s, l))
-				l = FWD_LINK_NONE;
 			if (d->mirror != FWD_LINK_NONE &&
 			    !fwd_residency_link_may_carry(g->table, g->cls, region, s, d->mirror))
 				d->mirror = FWD_LINK_NONE;
+			if (l != FWD_LINK_NONE &&
+			    !fwd_residency_link_may_carry(g->table, g->cls, region, s, l)) {
+				d->drop = 1 + FWD_DROP_FRAG_RESIDENCY;
+				d->link = FWD_LINK_NONE;
+				return 1;
+			}
 		}
 		if (!d->drop && (l == FWD_LINK_NONE || !g->table->links[l].up)) {
 			d->drop = 1 + FWD_DROP_NO_LINK;
