@@ -668,15 +668,30 @@ const struct fwd_node *fwd_node_get(const struct fwd_node *map, const char *key)
 
 int fwd_write_atomic(const char *dir, const char *name, const struct iovec *parts, int n)
 {
+	return fwd_write_atomic_mode(dir, name, parts, n, 0640);
+}
+
+int fwd_write_atomic_mode(const char *dir, const char *name, const struct iovec *parts, int n,
+			  mode_t mode)
+{
 	char tmp[PATH_MAX], dst[PATH_MAX];
+	struct stat st;
 	int fd, dfd, rc = 0;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp) ||
 	    (size_t)snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= sizeof(dst))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	/* A temporary file a crash left behind would keep its own mode
+	 * through O_TRUNC: made anew, it takes @mode less the umask. */
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		return -errno;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
+	/* The replacement keeps the mode of the file it replaces, exactly
+	 * (the umask narrows only the mode we choose). */
+	if (stat(dst, &st) == 0 && S_ISREG(st.st_mode) && fchmod(fd, st.st_mode & 07777) < 0)
+		rc = -errno;
 	for (int i = 0; i < n && rc == 0; i++) {
 		const char *p = parts[i].iov_base;
 		size_t off = 0;

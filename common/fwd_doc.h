@@ -77,9 +77,15 @@ int fwd_read_fd(int fd, const char *path, char **buf, size_t *len, struct fwd_er
  * Write @dir/@name atomically and durably from @n parts: a hidden temporary
  * file written and fsync'd, renamed over @name, then the directory fsync'd,
  * so a crash at any instant leaves the old file or the new one, never a mix.
+ * A new file is created 0640 (less the umask); one replacing a regular file
+ * keeps that file's mode, so an operator's chmod survives the next write.
  * @return 0 or -errno (nothing changed: the temporary file is removed)
  */
 int fwd_write_atomic(const char *dir, const char *name, const struct iovec *parts, int n);
+
+/** fwd_write_atomic() creating a new file with @mode (less the umask). */
+int fwd_write_atomic_mode(const char *dir, const char *name, const struct iovec *parts, int n,
+			  mode_t mode);
 
 const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc);
 const char *fwd_doc_name(const struct fwd_doc *doc);

@@ -491,14 +491,15 @@ static int workers_idle(const struct dp_ctx *ctx, struct idle_watch *iw, uint64_
 	return idle;
 }
 
-/* --stats-json at exit. A regular file (or none yet) is replaced whole: the
- * JSON goes to a temporary file beside it, fsync'd, then renamed over it,
- * so a reader (a script that polls for it, one that has it open) sees the
- * previous file or the whole new one, never half of it; written in place
- * (truncated, then written) it was half a file for as long as the write
- * took. Anything else (/dev/stdout, a FIFO) is written in place, and so is
- * an existing file in a directory regionfwd may not create files in (the
- * start checks only that the file can be written). 0, or -errno. */
+/* --stats-json at exit. A regular file (or none yet) is replaced whole
+ * (fwd_write_atomic_mode(): a temporary file beside it, fsync'd, renamed
+ * over it), so a reader (a script that polls for it, one that has it open)
+ * sees the previous file or the whole new one, never half of it; written in
+ * place (truncated, then written) it was half a file for as long as the
+ * write took. A symlink's target is replaced, not the link. Anything else
+ * (/dev/stdout, a FIFO) is written in place, and so is an existing file in
+ * a directory regionfwd may not create files in (the start checks only that
+ * the file can be written). 0, or -errno. */
 static int stats_json_in_place(const json_t *j, const char *path)
 {
 	errno = 0;
@@ -509,41 +510,34 @@ static int stats_json_in_place(const json_t *j, const char *path)
 
 static int write_stats_json(const json_t *j, const char *given)
 {
-	char tmp[PATH_MAX], resolved[PATH_MAX];
+	char resolved[PATH_MAX], dir[PATH_MAX];
 	struct stat st;
 	int exists = stat(given, &st) == 0;
-	/* A symlink's target is replaced, not the link: beside the target. */
 	const char *path = exists && realpath(given, resolved) ? resolved : given;
-	FILE *f;
-	int fd, rc = 0;
+	const char *slash = strrchr(path, '/');
+	struct iovec part;
+	char *text;
+	int rc;
 
-	if ((exists && !S_ISREG(st.st_mode)) ||
-	    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >= (int)sizeof(tmp))
+	if (exists && !S_ISREG(st.st_mode))
 		return stats_json_in_place(j, path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		if ((errno == EACCES || errno == EROFS) && exists && access(path, W_OK) == 0)
-			return stats_json_in_place(j, path);
-		return -errno;
-	}
-	if (exists) /* the file keeps its mode (its owner, when it is ours) */
-		(void)fchmod(fd, st.st_mode & 07777);
-	f = fdopen(fd, "w");
-	if (f == NULL) {
-		rc = -errno;
-		close(fd);
-	} else {
-		errno = 0;
-		if (json_dumpf(j, f, JSON_INDENT(2) | JSON_SORT_KEYS) || fflush(f) ||
-		    fsync(fileno(f)))
-			rc = errno ? -errno : -EIO;
-		if (fclose(f) && rc == 0)
-			rc = -errno;
-	}
-	if (rc == 0 && rename(tmp, path))
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if ((size_t)(slash - path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (text == NULL)
+		return -ENOMEM;
+	part.iov_base = text;
+	part.iov_len = strlen(text);
+	rc = fwd_write_atomic_mode(dir, slash ? slash + 1 : path, &part, 1, 0644);
+	free(text);
+	if ((rc == -EACCES || rc == -EROFS) && exists && access(path, W_OK) == 0)
+		return stats_json_in_place(j, path);
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "dp_saved.h"
+#include "fwd_doc.h"
 #include "fwd_hash.h"
 
 static char dir[64], path[128];
@@ -290,6 +291,42 @@ static void test_unwritable_directory(void **state)
 	assert_int_equal(dp_saved_write(bad, 1, 0, "regiond", doc, strlen(doc)), -ENOENT);
 }
 
+/* fwd_write_atomic() (under every saved file): a replacement keeps the
+ * mode the file it replaces has (an operator's chmod), and a temporary file
+ * a crash left behind lends the new one nothing, its loose mode least. */
+static void test_atomic_write_keeps_the_mode(void **state)
+{
+	char stale[160];
+	struct stat st;
+	struct iovec part = {.iov_base = (void *)doc, .iov_len = strlen(doc)};
+	mode_t old = umask(022);
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(fwd_write_atomic(dir, "kept", &part, 1), 0);
+	snprintf(stale, sizeof(stale), "%s/kept", dir);
+	assert_int_equal(stat(stale, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	assert_int_equal(chmod(stale, 0600), 0);
+	assert_int_equal(fwd_write_atomic(dir, "kept", &part, 1), 0);
+	assert_int_equal(stat(stale, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	snprintf(stale, sizeof(stale), "%s/.fresh.tmp", dir);
+	f = fopen(stale, "w");
+	assert_non_null(f);
+	fputs("left by a crash", f);
+	fclose(f);
+	assert_int_equal(chmod(stale, 0666), 0);
+	assert_int_equal(fwd_write_atomic_mode(dir, "fresh", &part, 1, 0644), 0);
+	assert_int_equal(stat(stale, &st), -1);
+	snprintf(stale, sizeof(stale), "%s/fresh", dir);
+	assert_int_equal(stat(stale, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	assert_int_equal(st.st_size, strlen(doc));
+	umask(old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +337,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable_journal_and_dangling_save_are_said),
 		cmocka_unit_test(test_journal_records_and_remove),
 		cmocka_unit_test(test_unwritable_directory),
+		cmocka_unit_test(test_atomic_write_keeps_the_mode),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
