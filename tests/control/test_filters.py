@@ -2,6 +2,7 @@
 into a veth pair whose root-namespace end carries the filter; tcpdump on that
 end sees exactly what the filter passed (AF_PACKET taps run after XDP)."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -396,6 +397,94 @@ def test_failed_start_leaves_interfaces_as_found(tmp_path):
             for i in ("xfe0", "xfe2"):
                 subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
             subprocess.run(["rm", "-rf", pin])
+
+
+ATTACH_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <net/if.h>
+#include <stdlib.h>
+/* bpf_xdp_attach() refuses the interface named by XDP_FAIL_IFACE, as a
+ * driver may refuse a program after every check passed. */
+int bpf_xdp_attach(int ifindex, int prog_fd, unsigned flags, const void *opts)
+{
+	static int (*real)(int, int, unsigned, const void *);
+	const char *fail = getenv("XDP_FAIL_IFACE");
+
+	if (fail && (unsigned)ifindex == if_nametoindex(fail))
+		return -EBUSY;
+	if (real == NULL)
+		real = (int (*)(int, int, unsigned, const void *))dlsym(RTLD_NEXT, "bpf_xdp_attach");
+	return real(ifindex, prog_fd, flags, opts);
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler for the attach shim")
+def test_a_refused_attach_puts_the_earlier_filter_back(tmp_path):
+    """A start whose attach to its second interface is refused after every
+    check passed (a driver's refusal) takes its new filter off the first
+    and puts back the filter that ran there before -- an earlier regiond's,
+    whose pins are gone -- in one step: the interface is never left
+    without it. The pins the start found stay (it did not make them)."""
+    pin1, pin2 = "/sys/fs/bpf/rfwd-test-back1", "/sys/fs/bpf/rfwd-test-back2"
+    src, lib = tmp_path / "attach.c", tmp_path / "attach.so"
+    src.write_text(ATTACH_SHIM)
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(src), "-ldl"], check=True)
+    pre = str(lib)
+    if os.environ.get("SANITIZE", "none") not in ("", "none"):  # the ASan runtime first
+        asan = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+        pre = asan + ":" + pre
+    t1 = tmp_path / "t1.yaml"
+    t1.write_text(open(DEMO).read() + FILTERS.format(extra=""))
+
+    def regiond(n, pin, *ifaces, env=None):
+        args = [a for i in ifaces for a in ("--xdp-iface", i)]
+        return subprocess.Popen([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                                 str(tmp_path / f"api{n}.sock"), "--state-dir", str(tmp_path / f"state{n}"),
+                                 "--table", str(t1), *args, "--bpf-pin-dir", pin],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    for p in (pin1, pin2):
+        subprocess.run(["rm", "-rf", p])
+    with netns.VethLab("rfwd-test-back", [("xfg0", "xfg1"), ("xfg2", "xfg3")]):
+        try:
+            first = regiond(1, pin1, "xfg0")
+            try:
+                wait_for(lambda: os.path.exists(os.path.join(pin1, "prog")) and xdp_prog("xfg0"), 60,
+                         "the first regiond's filter on xfg0")
+                before = xdp_prog("xfg0")
+            finally:
+                first.kill()
+                first.communicate()
+            subprocess.run(["rm", "-rf", pin1], check=True)  # its pins gone
+            assert xdp_prog("xfg0") == before
+            # Another regiond's filter, pinned under pin2, and taken off
+            # xfg2 again: the next start's program, which is not xfg0's.
+            second = regiond(2, pin2, "xfg2")
+            try:
+                wait_for(lambda: os.path.exists(os.path.join(pin2, "prog")) and xdp_prog("xfg2"), 60,
+                         "the second regiond's filter on xfg2")
+                pinned = xdp_prog("xfg2")
+            finally:
+                second.kill()
+                second.communicate()
+            subprocess.run(["ip", "link", "set", "dev", "xfg2", "xdp", "off"], check=True)
+            assert pinned != before
+
+            env = dict(os.environ, LD_PRELOAD=pre, XDP_FAIL_IFACE="xfg2")
+            third = regiond(3, pin2, "xfg0", "xfg2", env=env)
+            out, _ = third.communicate(timeout=120)
+            assert third.returncode == 1 and "XDP on xfg2 refused" in out, out[-2000:]
+            assert xdp_prog("xfg0") == before, out[-2000:]
+            assert xdp_prog("xfg2") == 0
+            assert "XDP filter taken off xfg0 again: the start failed" in out, out[-2000:]
+            assert os.path.exists(os.path.join(pin2, "prog"))  # not this start's to take
+        finally:
+            for i in ("xfg0", "xfg2"):
+                subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
+            for p in (pin1, pin2):
+                subprocess.run(["rm", "-rf", p])
 
 
 def rules_table(tmp_path, name, rules):
