@@ -655,7 +655,14 @@ static void update_state(struct ctl_feed *f, int64_t now)
 		return;
 	}
 	if (f->state == FS_UP) {
-		f->lost_ms = now;
+		/* Lost again while it still settles after the last loss (it
+		 * has not compared everything since: a session flapping
+		 * faster than that) is the same loss: its hold runs on. A
+		 * new hold at each flap once kept a withdrawn prefix, and
+		 * the feed out of withdrawn, for as long as the flapping
+		 * went on (a hostile probe). */
+		if (!(f->settle_until && now < f->settle_until))
+			f->lost_ms = now;
 		f->resync_on_recovery = 1;
 		set_state(f, FS_HOLDING, f->why);
 	}

@@ -575,6 +575,44 @@ def test_a_slow_relearn_withdraws_nothing_still_announced(lab):
             wait_held(lab, p, None)
 
 
+def test_a_session_flapping_faster_than_the_feed_settles_is_held_once(lab):
+    """A session that comes back and drops again before the feed has
+    compared everything: each loss used to start a new hold, so a prefix
+    the peer withdrew stayed in the table, and the feed out of withdrawn,
+    for as long as the flapping went on (a hostile probe: 24 s past a 4 s
+    hold). The hold runs from the first loss until the feed has settled."""
+    kept, gone = "100.73.1.0/24", "100.73.2.0/24"
+    hold = 6
+    with regiond_with_fake_bird(lab, hold=hold) as bird:
+        for p in (kept, gone):
+            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        for p in (kept, gone):
+            wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        deadline = time.monotonic() + 8 * hold
+        while lab.held_by(gone) is not None and time.monotonic() < deadline:
+            # Down: the daemon takes its routes out of the kernel.
+            bird.mode = "down"
+            for p in (kept, gone):
+                subprocess.run(netns.in_ns(RTR_NS) + ["ip", "route", "del", p, "table", "103"],
+                               capture_output=True)
+            wait_for(lambda: lab.feed()["state"] != "up", timeout=10, what="the loss seen")
+            time.sleep(1)
+            # Up for a moment: the route still announced comes back, the
+            # other never does; down again as soon as the feed is up.
+            bird.mode = "up"
+            rtr("route", "add", kept, "via", "10.99.0.1", "table", "103")
+            wait_for(lambda: lab.feed()["state"] == "up", timeout=10, what="the feed back")
+        assert lab.held_by(gone) is None, lab.feed()
+        # Steady again: the route still announced is held, the other is not.
+        bird.mode = "up"
+        wait_held(lab, kept, "brazil", timeout=30)
+        assert lab.held_by(gone) is None
+        wait_for(lambda: lab.box.status()["alarm"] is None, what="no alarm once steady")
+        rtr("route", "del", kept, "table", "103")
+        wait_held(lab, kept, None)
+
+
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
     """A control socket that answers with more than 1 MiB (hostile, or not
     BIRD): not read past the bound, the feed lost with the reason in its
