@@ -613,6 +613,51 @@ def test_a_session_flapping_faster_than_the_feed_settles_is_held_once(lab):
         wait_held(lab, kept, None)
 
 
+def test_a_full_put_while_the_feed_holds_keeps_what_it_holds(lab, tmp_path):
+    """A table applied while the feed holds a lost session's prefixes (a
+    full PUT carries the static prefixes only) took every held prefix out
+    of the table at once, for the rest of the hold, the status saying
+    "holding" all along (a hostile probe). They are put back as they were
+    held; one the PUT gives to a region as a static prefix stays static."""
+    held, given = "100.77.1.0/24", "100.77.2.0/24"
+    text = open(DEMO).read()
+    old = "prefixes: [8.128.0.0/13, 2406:da18::/32]"
+    assert old in text
+    static = tmp_path / "static.yaml"
+    static.write_text(text.replace(old, f"prefixes: [8.128.0.0/13, {given}, 2406:da18::/32]"))
+    with regiond_with_fake_bird(lab) as bird:
+        for p in (held, given):
+            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        for p in (held, given):
+            wait_held(lab, p, "brazil")
+        learned = feed_settled(lab)["learned"]
+        bird.mode = "down"
+        feed_settled(lab, "holding")
+        for p in (held, given):
+            rtr("route", "del", p, "table", "103")
+        wait_for(lambda: lab.feed()["learned"] == learned - 2, what="the routes gone from the kernel")
+        rc, _, err = lab.box.ctl("apply", str(static))
+        assert rc == 0, err
+        wait_for(lambda: lab.held_by(given) == "singapore", what="the static prefix applied")
+        wait_held(lab, held, "brazil")  # put back: it was dropped for the rest of the hold
+        assert lab.feed()["state"] == "holding"
+        assert lab.held_by("100.64.1.0/24") == "india"  # the real BIRD's, held the same way
+        # Back: the route relearned stays; the static prefix stays static.
+        bird.mode = "up"
+        rtr("route", "add", held, "via", "10.99.0.1", "table", "103")
+        feed_settled(lab)
+        time.sleep(6)  # past the relearning, every prefix compared
+        feed_settled(lab)
+        assert lab.held_by(held) == "brazil" and lab.held_by(given) == "singapore"
+        rc, _, err = lab.box.ctl("apply", DEMO)
+        assert rc == 0, err
+        rtr("route", "del", held, "table", "103")
+        wait_held(lab, held, None)
+        wait_held(lab, given, None)
+        wait_held(lab, "100.64.1.0/24", "india")
+        feed_settled(lab)
+
+
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
     """A control socket that answers with more than 1 MiB (hostile, or not
     BIRD): not read past the bound, the feed lost with the reason in its
