@@ -740,6 +740,13 @@ static void status_fleet(json_t *f)
 		       js(e, "reason"), js(e, "message"));
 	if (json_is_true(json_object_get(f, "connected"))) {
 		printf("             etcd connected (%s)\n", js(f, "endpoint"));
+		/* It answers but refuses (a role that may not write, its quota
+		 * full): the last minute's refusal, not one long past. */
+		if (json_is_string(json_object_get(f, "last_error")) &&
+		    ji(f, "last_error_at") >= (long long)time(NULL) - 60) {
+			when(ji(f, "last_error_at"), at, sizeof(at));
+			printf("             last etcd error %s: %s\n", at, js(f, "last_error"));
+		}
 		return;
 	}
 	printf("             etcd UNREACHABLE: no fleet change reaches this node");

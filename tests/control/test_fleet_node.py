@@ -355,6 +355,11 @@ def test_tls_role_per_facility(tmp_path):
             wait_for(lambda: "permission denied" in (node.fleet().get("last_error") or ""),
                      timeout=20, what="b's keys refused to a's identity")
             assert etcdlab.node_reports(c, "fb") == {}
+            # regionctl status says it: etcd answers, and refuses
+            st = subprocess.run([REGIONCTL, "-s", node.api, "status"], capture_output=True, text=True,
+                                timeout=60).stdout
+            assert "fleet        node x1 of fb: " in st and "etcd connected" in st, st
+            assert "last etcd error " in st and "permission denied" in st, st
             assert all(p.poll() is None for p in procs)
         finally:
             for p in procs:
