@@ -655,7 +655,14 @@ static void update_state(struct ctl_feed *f, int64_t now)
 		return;
 	}
 	if (f->state == FS_UP) {
-		f->lost_ms = now;
+		/* Lost again while it still settles after the last loss (it
+		 * has not compared everything since: a session flapping
+		 * faster than that) is the same loss: its hold runs on. A
+		 * new hold at each flap once kept a withdrawn prefix, and
+		 * the feed out of withdrawn, for as long as the flapping
+		 * went on (a hostile probe). */
+		if (!(f->settle_until && now < f->settle_until))
+			f->lost_ms = now;
 		f->resync_on_recovery = 1;
 		set_state(f, FS_HOLDING, f->why);
 	}
@@ -851,6 +858,19 @@ static void tick(struct ctl_feed *f, int64_t now)
 	} else if (f->state == FS_WITHDRAWN && (!f->withdraw_done || f->need_full)) {
 		f->need_full = 1;
 		reconcile(f, CTL_RIB_WITHDRAW, now);
+	} else if (f->state == FS_HOLDING || (f->state == FS_DOWN && s.owned)) {
+		/* Held: nothing learned meanwhile is applied. But a change of
+		 * the table (a full PUT carries the static prefixes only) must
+		 * not take out what the feed holds: put back as it was. */
+		const struct ctl_gen *cur;
+		int changed;
+
+		pthread_mutex_lock(f->st->lock);
+		cur = ctl_state_current(f->st);
+		changed = cur && cur->id != f->gen_seen;
+		pthread_mutex_unlock(f->st->lock);
+		if (changed || f->need_full)
+			reconcile(f, CTL_RIB_HOLD, now);
 	}
 	/* Space again after an overflow: the refused routes are only in the
 	 * kernel now, so dump again to learn them. */

@@ -491,6 +491,14 @@ static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *i
 
 	key_of(e, &p);
 	held = t->held_by(t->arg, &p);
+	/* Held (the feed lost, or a routing daemon back relearning), but the
+	 * table changed under the feed and dropped it: a full PUT carries the
+	 * static prefixes only, and once took every held prefix out of the
+	 * table for the rest of the hold while the status said "holding"
+	 * (a hostile probe). It goes back where the feed had it. */
+	if (e->owned && held == 0 && ids[e->owned - 1] > 0 &&
+	    (mode == CTL_RIB_HOLD || (mode == CTL_RIB_KEEP && e->holder == 0)))
+		return push_op(d, FWD_DELTA_ADD, e, ids[e->owned - 1]) ?: DO_OP;
 	if (e->owned && (ids[e->owned - 1] <= 0 || held != ids[e->owned - 1])) {
 		/* Someone else changed it (a full PUT dropped it or gave it to
 		 * another region): not the feed's any more. */
@@ -498,6 +506,8 @@ static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *i
 			t->record(t->arg, &p, r->regions[e->owned - 1], 0);
 		set_owned(r, e, 0);
 	}
+	if (mode == CTL_RIB_HOLD)
+		return DO_NOTHING; /* the rest waits until the feed is back */
 	set_flag(r, e, F_SHADOWED, 0);
 	set_flag(r, e, F_REFUSED, 0);
 	if (want == 0 && mode == CTL_RIB_KEEP)
@@ -578,10 +588,18 @@ static void settle(struct ctl_rib *r, const struct ctl_rib_table *t, const struc
 	if (!ok) {
 		refuse(r, e, e->holder ? e->holder : e->owned, why);
 		out->refused++;
+		/* A held prefix put back (decide) that the table now refuses
+		 * is not the feed's any more. */
+		if (op->kind == FWD_DELTA_ADD && e->owned) {
+			if (t->record)
+				t->record(t->arg, &p, r->regions[e->owned - 1], 0);
+			set_owned(r, e, 0);
+		}
 		return;
 	}
 	if (op->kind == FWD_DELTA_ADD) {
-		set_owned(r, e, e->holder);
+		/* Owned already: a held prefix put back where the feed had it. */
+		set_owned(r, e, e->owned ? e->owned : e->holder);
 		out->added++;
 	} else {
 		if (t->record && e->owned)
@@ -736,7 +754,9 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 
 				op_key(&d.ops[k], &p);
 				x = find(r, &p);
-				if (x && t->record(t->arg, &p, r->regions[x->holder - 1], 1)) {
+				/* A held prefix put back is recorded the feed's already. */
+				if (x && !x->owned &&
+				    t->record(t->arg, &p, r->regions[x->holder - 1], 1)) {
 					rc = fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
 							  "cannot record the feed's prefixes");
 					break;

@@ -160,6 +160,9 @@ enum ctl_rib_mode {
 	CTL_RIB_KEEP, /* the same, but what the feed added and no longer learns stays
 		       * (while a routing daemon that came back relearns its routes) */
 	CTL_RIB_WITHDRAW, /* the table loses every prefix the feed owns (fail closed) */
+	CTL_RIB_HOLD, /* the feed is lost: nothing learned is applied, but what the feed
+		       * owns and a change of the table took out (a full PUT, which
+		       * carries the static prefixes only) goes back as it was held */
 };
 
 /**

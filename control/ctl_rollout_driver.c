@@ -58,6 +58,10 @@ struct ctl_rdriver {
 	unsigned n_strays;
 	uint64_t pins_at; /* monotonic ms of the next look at the pins */
 	struct ctl_rstore_pinset pinset; /* the active record's id, cached */
+	/* The record's phase times on this driver's clock (rebase): the
+	 * record's mod_revision after our last commit, the last other one
+	 * seen and the shift taken for it. */
+	int64_t own_mod, seen_mod, shift;
 	/* why the pins could not be read, as last logged (whole: a cut copy
 	 * would never compare equal, and be logged every look) */
 	char pins_error[sizeof(((struct fwd_err *)0)->reason)];
@@ -289,6 +293,34 @@ static int read_nodes(struct ctl_rdriver *d, struct fwd_err *err)
 	return n;
 }
 
+/* A record's phase began at "since" on the clock of the regiond that wrote
+ * it: another leader's (a takeover), a restarted one's, or the API's that
+ * created it. Regionds' clocks differ (one set wrong, or not synced yet:
+ * a record up to CTL_ROLLOUT_SKEW_MS ahead is taken), and read as ours, a
+ * takeover by a leader 7 minutes ahead ended a 300 s bake at once, and one
+ * a minute ahead would abort a syncing wave by its sync_timeout gate (a
+ * hostile probe). A record another wrote is moved to this clock once, at
+ * first sight of its revision: what had passed of its phase when it was
+ * written (its updated_at - since, both its writer's) has passed on ours
+ * then. One ahead of us by more than the skew is left as it is: the step
+ * refuses it as from the future. */
+static void rebase(struct ctl_rdriver *d, int64_t mod, uint64_t now)
+{
+	struct ctl_rollout *r = d->r;
+
+	if (mod == d->own_mod)
+		return; /* our own commit: our clock */
+	if (mod != d->seen_mod) {
+		uint64_t passed = r->updated_at > r->since ? r->updated_at - r->since : 0;
+
+		d->seen_mod = mod;
+		d->shift = r->since > now + CTL_ROLLOUT_SKEW_MS || passed > now
+				   ? 0
+				   : (int64_t)(now - passed) - (int64_t)r->since;
+	}
+	r->since = (uint64_t)((int64_t)r->since + d->shift);
+}
+
 /* One round as the leader: returns how long to wait before the next. */
 static uint64_t drive(struct ctl_rdriver *d)
 {
@@ -323,6 +355,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 	 * at once; set back, the record's phase seemed to start in the
 	 * future (a hostile probe). */
 	now = (uint64_t)fwd_steady_ms(&d->clock);
+	rebase(d, mod, now);
 	if (ctl_rollout_step(d->r, d->reports, (size_t)n, now, act)) {
 		fwd_err_fail(&err, FWD_R_INVALID_FLEET_KEY, NULL, 0, "rollout/active",
 			     "does not hold together");
@@ -348,6 +381,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 			set_error(d, &err, true);
 			goto out;
 		}
+		d->own_mod = mod;
 		pthread_mutex_lock(&d->lock);
 		d->commits++;
 		pthread_mutex_unlock(&d->lock);

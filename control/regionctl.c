@@ -706,6 +706,59 @@ static void status_filters(json_t *f)
 	putchar('\n');
 }
 
+/* Fleet mode (docs/fleet.md): the node's state, its target, and whether it
+ * hears etcd. A node cut off from etcd takes no change of the fleet while
+ * its health stays as it was: said here, not only in GET /v1/fleet. */
+static void status_fleet(json_t *f)
+{
+	json_t *t, *p, *e;
+	char at[32];
+
+	if (!json_is_object(f))
+		return;
+	t = json_object_get(f, "target");
+	printf("fleet        node %s of %s: %s", js(f, "node"), js(f, "facility"), js(f, "state"));
+	if (json_is_object(t)) {
+		printf(", target %s (%s", js(t, "table"), js(t, "source"));
+		if (json_is_string(json_object_get(t, "rollout")))
+			printf(", rollout %s", js(t, "rollout"));
+		printf(", etcd revision %lld)", ji(t, "revision"));
+	} else {
+		printf(", no target (the facility has no desired table)");
+	}
+	putchar('\n');
+	if (json_is_object((p = json_object_get(f, "pin"))))
+		printf("             pinned to %s by %s%s\n", js(p, "table"),
+		       json_is_string(json_object_get(p, "rollout")) ? js(p, "rollout")
+								     : "an operator",
+		       json_is_true(json_object_get(p, "stray")) &&
+				       json_is_string(json_object_get(p, "rollout"))
+			       ? " (no active rollout owns it)"
+			       : "");
+	if (json_is_object((e = json_object_get(f, "apply_error"))))
+		printf("             apply error (table %s): %s: %s\n", js(e, "table"),
+		       js(e, "reason"), js(e, "message"));
+	if (json_is_true(json_object_get(f, "connected"))) {
+		printf("             etcd connected (%s)\n", js(f, "endpoint"));
+		/* It answers but refuses (a role that may not write, its quota
+		 * full): the last minute's refusal, not one long past. */
+		if (json_is_string(json_object_get(f, "last_error")) &&
+		    ji(f, "last_error_at") >= (long long)time(NULL) - 60) {
+			when(ji(f, "last_error_at"), at, sizeof(at));
+			printf("             last etcd error %s: %s\n", at, js(f, "last_error"));
+		}
+		return;
+	}
+	printf("             etcd UNREACHABLE: no fleet change reaches this node");
+	if (json_is_true(json_object_get(f, "stale")))
+		printf(" (stale: away longer than its lease, gone from the fleet view)");
+	putchar('\n');
+	if (json_is_string(json_object_get(f, "last_error"))) {
+		when(ji(f, "last_error_at"), at, sizeof(at));
+		printf("             last etcd error %s: %s\n", at, js(f, "last_error"));
+	}
+}
+
 /* The routing feed (docs/bgp-feed.md): its state, what it learned per
  * region, what it did not apply and why, its last batch. */
 static void status_feed(json_t *f)
@@ -846,6 +899,7 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 	status_mbufs(json_object_get(json_object_get(dp, "status"), "mbufs"));
 	status_filters(json_object_get(r, "filters"));
 	status_feed(json_object_get(r, "feed"));
+	status_fleet(json_object_get(r, "fleet"));
 	{
 		json_t *h = json_object_get(r, "health");
 

@@ -575,6 +575,89 @@ def test_a_slow_relearn_withdraws_nothing_still_announced(lab):
             wait_held(lab, p, None)
 
 
+def test_a_session_flapping_faster_than_the_feed_settles_is_held_once(lab):
+    """A session that comes back and drops again before the feed has
+    compared everything: each loss used to start a new hold, so a prefix
+    the peer withdrew stayed in the table, and the feed out of withdrawn,
+    for as long as the flapping went on (a hostile probe: 24 s past a 4 s
+    hold). The hold runs from the first loss until the feed has settled."""
+    kept, gone = "100.73.1.0/24", "100.73.2.0/24"
+    hold = 6
+    with regiond_with_fake_bird(lab, hold=hold) as bird:
+        for p in (kept, gone):
+            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        for p in (kept, gone):
+            wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        deadline = time.monotonic() + 8 * hold
+        while lab.held_by(gone) is not None and time.monotonic() < deadline:
+            # Down: the daemon takes its routes out of the kernel.
+            bird.mode = "down"
+            for p in (kept, gone):
+                subprocess.run(netns.in_ns(RTR_NS) + ["ip", "route", "del", p, "table", "103"],
+                               capture_output=True)
+            wait_for(lambda: lab.feed()["state"] != "up", timeout=10, what="the loss seen")
+            time.sleep(1)
+            # Up for a moment: the route still announced comes back, the
+            # other never does; down again as soon as the feed is up.
+            bird.mode = "up"
+            rtr("route", "add", kept, "via", "10.99.0.1", "table", "103")
+            wait_for(lambda: lab.feed()["state"] == "up", timeout=10, what="the feed back")
+        assert lab.held_by(gone) is None, lab.feed()
+        # Steady again: the route still announced is held, the other is not.
+        bird.mode = "up"
+        wait_held(lab, kept, "brazil", timeout=30)
+        assert lab.held_by(gone) is None
+        wait_for(lambda: lab.box.status()["alarm"] is None, what="no alarm once steady")
+        rtr("route", "del", kept, "table", "103")
+        wait_held(lab, kept, None)
+
+
+def test_a_full_put_while_the_feed_holds_keeps_what_it_holds(lab, tmp_path):
+    """A table applied while the feed holds a lost session's prefixes (a
+    full PUT carries the static prefixes only) took every held prefix out
+    of the table at once, for the rest of the hold, the status saying
+    "holding" all along (a hostile probe). They are put back as they were
+    held; one the PUT gives to a region as a static prefix stays static."""
+    held, given = "100.77.1.0/24", "100.77.2.0/24"
+    text = open(DEMO).read()
+    old = "prefixes: [8.128.0.0/13, 2406:da18::/32]"
+    assert old in text
+    static = tmp_path / "static.yaml"
+    static.write_text(text.replace(old, f"prefixes: [8.128.0.0/13, {given}, 2406:da18::/32]"))
+    with regiond_with_fake_bird(lab) as bird:
+        for p in (held, given):
+            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        for p in (held, given):
+            wait_held(lab, p, "brazil")
+        learned = feed_settled(lab)["learned"]
+        bird.mode = "down"
+        feed_settled(lab, "holding")
+        for p in (held, given):
+            rtr("route", "del", p, "table", "103")
+        wait_for(lambda: lab.feed()["learned"] == learned - 2, what="the routes gone from the kernel")
+        rc, _, err = lab.box.ctl("apply", str(static))
+        assert rc == 0, err
+        wait_for(lambda: lab.held_by(given) == "singapore", what="the static prefix applied")
+        wait_held(lab, held, "brazil")  # put back: it was dropped for the rest of the hold
+        assert lab.feed()["state"] == "holding"
+        assert lab.held_by("100.64.1.0/24") == "india"  # the real BIRD's, held the same way
+        # Back: the route relearned stays; the static prefix stays static.
+        bird.mode = "up"
+        rtr("route", "add", held, "via", "10.99.0.1", "table", "103")
+        feed_settled(lab)
+        time.sleep(6)  # past the relearning, every prefix compared
+        feed_settled(lab)
+        assert lab.held_by(held) == "brazil" and lab.held_by(given) == "singapore"
+        rc, _, err = lab.box.ctl("apply", DEMO)
+        assert rc == 0, err
+        rtr("route", "del", held, "table", "103")
+        wait_held(lab, held, None)
+        wait_held(lab, given, None)
+        wait_held(lab, "100.64.1.0/24", "india")
+        feed_settled(lab)
+
+
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
     """A control socket that answers with more than 1 MiB (hostile, or not
     BIRD): not read past the bound, the feed lost with the reason in its

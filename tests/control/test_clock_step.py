@@ -10,6 +10,7 @@ The step is made by a small LD_PRELOAD library built here with the C
 compiler the build uses: time(), gettimeofday() and clock_gettime() of
 CLOCK_REALTIME (and its variants) read an offset from a file; the
 monotonic clock is left alone, as a real step leaves it."""
+import json
 import os
 import shutil
 import subprocess
@@ -187,3 +188,73 @@ def test_a_stepped_clock_neither_ends_a_bake_nor_dilutes_a_rate(tmp_path):
         finally:
             rd.terminate()
             assert rd.wait(30) == 0, open(tmp_path / "rd.log").read()[-2000:]
+
+
+@pytest.mark.skipif(not etcdlab.available(), reason="needs etcd and etcdctl (etcd-server, etcd-client)")
+def test_a_leader_whose_clock_is_ahead_does_not_cut_a_bake_short(tmp_path):
+    """The record's phase times are its writer's clock. A regiond whose
+    clock was 7 minutes ahead took the lead mid-bake and read the 300 s
+    bake another leader had begun seconds before as long over: it went on
+    to the next wave at once (a hostile probe; a minute ahead, a syncing
+    wave's sync_timeout gate would abort it as soon). A record another
+    wrote is moved to the reader's clock, what had passed of its phase
+    kept."""
+    wrapper, step = shim(tmp_path)
+    step.write_text("420\n")  # 7 minutes ahead: within the skew a record may have
+    fac = "skew"
+    with etcdlab.Cluster(tmp_path / "etcd", members=1, name="clockskew") as c:
+        h0 = etcdlab.publish_table(c, fac, open(DEMO, "rb").read())
+        etcdlab.set_desired(c, fac, h0)
+        procs = {}
+
+        def start(name, label, pre=()):
+            d = tmp_path / name
+            d.mkdir()
+            procs[name] = subprocess.Popen(
+                list(pre) + [REGIOND, "--fleet-validate-only", "--api-socket", str(d / "api.sock"),
+                             "--state-dir", str(d / "st"), "--fleet-endpoints", c.endpoints(),
+                             "--fleet-node", name, "--fleet-facility", fac, "--fleet-lease", "3",
+                             "--fleet-report-ms", "300", "--fleet-timeout-ms", "2000",
+                             "--fleet-label", "role=" + label],
+                stdout=open(d / "rd.log", "w"), stderr=subprocess.STDOUT)
+            wait_for(lambda: etcdlab.node_reports(c, fac).get(name, {}).get("in_sync") is True, timeout=60,
+                     what=f"{name} validated its table")
+
+        leader = etcdlab.fac_prefix(fac) + "rollout/leader"
+        active = etcdlab.fac_prefix(fac) + "rollout/active"
+        try:
+            start("n0", "rest")  # the leader, on the right clock
+            wait_for(lambda: (c.get_json(leader) or {}).get("node") == "n0", what="n0 leads")
+            start("n1", "canary", wrapper)  # both others ahead: either may lead next
+            start("n2", "rest", wrapper)
+            doc = tmp_path / "next.yaml"
+            doc.write_text(open(DEMO).read().replace('"ingress table, Mumbai facility (demo)"',
+                                                     '"ingress table, clock skew"'))
+            api = str(tmp_path / "n0" / "api.sock")
+            p = subprocess.run([REGIONCTL, "-s", api, "fleet", "apply", str(doc), "--canary-label", "role=canary",
+                                "--bake", "300", "--wave", "2", "--sync-timeout", "60"],
+                               capture_output=True, text=True, timeout=120)
+            assert p.returncode == 0, (p.stdout, p.stderr)
+            wait_for(lambda: c.get_json(active)["state"] == "baking", timeout=60, what="the canary bakes")
+            procs["n0"].terminate()
+            procs["n0"].wait(30)
+            wait_for(lambda: (c.get_json(leader) or {}).get("node") in ("n1", "n2"), timeout=30,
+                     what="another leads")
+            api2 = str(tmp_path / c.get_json(leader)["node"] / "api.sock")
+
+            def steps():
+                r = subprocess.run([REGIONCTL, "-s", api2, "-j", "fleet", "rollout"], capture_output=True,
+                                   text=True, timeout=60)
+                return json.loads(r.stdout)["driver"]["steps"] if r.returncode == 0 else 0
+
+            wait_for(lambda: steps() >= 5, timeout=30, what="the new leader stepped the rollout")
+            rec = c.get_json(active)
+            assert rec is not None and rec["state"] == "baking" and rec["wave"] == 0, rec
+            p = subprocess.run([REGIONCTL, "-s", api2, "fleet", "abort"], capture_output=True, text=True,
+                               timeout=60)
+            assert p.returncode == 0, p.stderr
+        finally:
+            for name, rd in procs.items():
+                if rd.poll() is None:
+                    rd.terminate()
+                    rd.wait(30)

@@ -38,7 +38,7 @@ import etcdlab  # noqa: E402
 from memcap import capped  # noqa: E402
 import netns  # noqa: E402
 from dprun import eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
-from test_e2e import DEMO, REGIOND, wait_for  # noqa: E402
+from test_e2e import DEMO, REGIOND, REGIONCTL, wait_for  # noqa: E402
 from test_etcd_client import Fake  # noqa: E402
 
 from scapy.all import IP, UDP, Ether, Raw, rdpcap  # noqa: E402
@@ -355,6 +355,11 @@ def test_tls_role_per_facility(tmp_path):
             wait_for(lambda: "permission denied" in (node.fleet().get("last_error") or ""),
                      timeout=20, what="b's keys refused to a's identity")
             assert etcdlab.node_reports(c, "fb") == {}
+            # regionctl status says it: etcd answers, and refuses
+            st = subprocess.run([REGIONCTL, "-s", node.api, "status"], capture_output=True, text=True,
+                                timeout=60).stdout
+            assert "fleet        node x1 of fb: " in st and "etcd connected" in st, st
+            assert "last etcd error " in st and "permission denied" in st, st
             assert all(p.poll() is None for p in procs)
         finally:
             for p in procs:
@@ -381,6 +386,12 @@ def test_bad_etcd_endpoint_cannot_crash_or_block_regiond(tmp_path, mode):
             v = node.fleet()
             assert not v["connected"] and v["state"] != "in_sync"
             time.sleep(0.2)
+        # regionctl status says it too: it used to show nothing of the fleet,
+        # so a node that took no change for hours looked as any other.
+        p = subprocess.run([REGIONCTL, "-s", api, "status"], capture_output=True, text=True, timeout=60)
+        assert "fleet        node bad of fra: " in p.stdout, p.stdout
+        assert "etcd UNREACHABLE: no fleet change reaches this node" in p.stdout, p.stdout
+        assert "last etcd error " in p.stdout, p.stdout
         assert rd.poll() is None
     finally:
         if rd and rd.poll() is None:

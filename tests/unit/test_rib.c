@@ -696,6 +696,66 @@ static void test_withdraw_keep_and_other_failures(void **state)
 	free(f);
 }
 
+/* The feed lost (holding), or a routing daemon back relearning (KEEP): a
+ * full PUT that dropped what the feed holds (it carries static prefixes
+ * only) does not take it out for the rest of the hold. It goes back where
+ * the feed had it, without a new record; one the PUT gave to another
+ * region is static from then on; one the table now refuses is not the
+ * feed's any more. Nothing learned meanwhile is applied while holding. */
+static void test_held_prefixes_survive_a_full_put(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), b6 = pfx("2001:db8:1::/48"),
+			   c = pfx("100.64.2.0/24"), d = pfx("100.64.3.0/24"),
+			   n = pfx("100.64.9.0/24");
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats s;
+	int records;
+
+	(void)state;
+	ctl_rib_learn(r, &a, 0);
+	ctl_rib_learn(r, &b6, 0);
+	ctl_rib_learn(r, &c, 1);
+	ctl_rib_learn(r, &d, 2);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 4);
+	/* Lost: the routing daemon took its routes out; one new one came. */
+	ctl_rib_forget_all(r);
+	ctl_rib_learn(r, &n, 0);
+	assert_int_equal(ctl_rib_relearned(r), 0);
+	/* A full PUT: c given to india as a static prefix, d now refused,
+	 * the others dropped. */
+	f->n = 0;
+	f->held[f->n].p = c;
+	f->held[f->n++].region = 1;
+	f->forbidden[f->nforbidden++] = d;
+	records = f->records;
+	reconcile_ok(r, f, CTL_RIB_HOLD, 1, &b);
+	assert_int_equal(f->held[fake_find(f, &a)].region, 1);
+	assert_int_equal(f->held[fake_find(f, &b6)].region, 1);
+	assert_int_equal(f->held[fake_find(f, &c)].region, 1); /* the static one */
+	assert_int_equal(fake_find(f, &d), -1);
+	assert_int_equal(fake_find(f, &n), -1); /* learned while lost: waits */
+	assert_true(fake_recorded(f, &a) && fake_recorded(f, &b6));
+	assert_false(fake_recorded(f, &c) || fake_recorded(f, &d));
+	assert_int_equal(f->records - records, 2); /* c and d disowned, no new "+" */
+	ctl_rib_stats(r, &s);
+	assert_int_equal(s.owned, 2);
+	/* Relearning after it (KEEP): the same for a PUT then. */
+	f->n = 0;
+	reconcile_ok(r, f, CTL_RIB_KEEP, 1, &b);
+	assert_int_equal(f->held[fake_find(f, &a)].region, 1);
+	assert_int_equal(f->held[fake_find(f, &b6)].region, 1);
+	assert_int_equal(f->held[fake_find(f, &n)].region, 1);
+	/* The full comparison: what is not learned goes. */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 1, &b);
+	assert_int_equal(b.removed, 2);
+	assert_int_equal(f->n, 1);
+	ctl_rib_free(r);
+	free(f);
+}
+
 static void test_region_missing_from_table(void **state)
 {
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
@@ -973,6 +1033,7 @@ int main(void)
 		cmocka_unit_test(test_ipv4_mapped_prefix_is_refused),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_withdraw_keep_and_other_failures),
+		cmocka_unit_test(test_held_prefixes_survive_a_full_put),
 		cmocka_unit_test(test_region_missing_from_table),
 		cmocka_unit_test(test_owned_record),
 		cmocka_unit_test(test_owned_compaction_backs_off),
