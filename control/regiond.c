@@ -1110,7 +1110,7 @@ static int start_api(struct regiond *d)
 static void main_loop(struct regiond *d)
 {
 	const struct ctl_gen *cur = ctl_state_current(&d->st);
-	int64_t last_sync = INT64_MIN / 2;
+	int64_t last_sync = INT64_MIN / 2, last_kept = INT64_MIN / 2;
 	int in_sync = -1;
 
 	signal(SIGINT, on_signal);
@@ -1158,6 +1158,10 @@ static void main_loop(struct regiond *d)
 				ctl_state_sample_traffic(&d->st); /* for impact previews */
 		}
 		ctl_state_write_end(&d->st); /* publishes the API's view */
+		if (now - last_kept >= 1000) {
+			ctl_api_keep_socket(d->api); /* outside the lock: see ctl_api.h */
+			last_kept = now;
+		}
 	}
 }
 

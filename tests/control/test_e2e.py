@@ -45,12 +45,13 @@ def wait_for(fn, timeout=30.0, what="condition"):
 class Box:
     """regionfwd + regiond in a temporary directory."""
 
-    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=(), node_extra="", fwd_wrapper=()):
+    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=(), node_extra="", fwd_wrapper=(),
+                 fwd_sock=None):
         self.tmp = tmp
         self.wrapper = list(wrapper)
         self.fwd_wrapper = list(fwd_wrapper)
         self.name = name
-        self.fwd_sock = str(tmp / "fwd.sock")
+        self.fwd_sock = fwd_sock or str(tmp / "fwd.sock")
         self.api = str(tmp / "api.sock")
         self.state = str(tmp / "state")
         pcap = str(tmp / "in.pcap")
