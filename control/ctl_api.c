@@ -1815,8 +1815,13 @@ static int refused(const struct req *q, const struct route *rt, struct reply *r)
 	return 0;
 }
 
+/* HEAD is served by the GET route of its path (RFC 9110 9.3.2): the same
+ * status and headers, and libmicrohttpd sends no body. A monitor's
+ * `HEAD /metrics` or `HEAD /v1/status` was answered 404. */
 static const struct route *find_route(const char *method, const char *url)
 {
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (strcmp(routes[i].path, url) == 0 && strcmp(routes[i].method, method) == 0)
 			return &routes[i];
