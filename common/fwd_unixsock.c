@@ -14,24 +14,27 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Whether a process listens on the socket at @path: a connection it
- * accepts, or would (its backlog full), says so; a stopped process's socket
- * refuses (ECONNREFUSED). The probe's connection is closed unused. */
-static int someone_listens(const char *path)
+int fwd_unix_probe(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd, rc, err;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return 0;
+		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return 0;
+		return -errno;
 	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	err = errno;
 	close(fd);
-	return rc == 0 || err == EAGAIN || err == EINPROGRESS;
+	return rc == 0 || err == EAGAIN || err == EINPROGRESS ? 0 : -err;
+}
+
+/* Whether a process listens on the socket at @path (fwd_unix_probe). */
+static int someone_listens(const char *path)
+{
+	return fwd_unix_probe(path) == 0;
 }
 
 int fwd_unix_path_free(const char *path)

@@ -20,6 +20,12 @@
 /* The longest path a socket takes (sun_path, with its NUL). */
 #define FWD_UNIX_PATH_MAX 108
 
+/** 0 when a process listens on the socket at @path: a connection it
+ *  accepts, or would (its backlog full); a stopped process's socket refuses
+ *  (-ECONNREFUSED); or another -errno of connect() (-ENOENT: no file,
+ *  -ENOTSOCK ...). The probe's connection is closed unused. */
+int fwd_unix_probe(const char *path);
+
 /** 0 when a socket may be created at @path: nothing is there, or a socket
  *  (one a stopped process left: it refuses connections); -EADDRINUSE when a
  *  process listens on the socket there (a second regiond must not take a
