@@ -190,8 +190,15 @@ int fwd_unix_keep_check(struct fwd_unix_keep *k, int *fd)
 	struct stat made;
 	int nfd;
 
-	if (k->path[0] == '\0' || still_named(k))
+	if (k->path[0] == '\0')
 		return 0;
+	if (still_named(k)) {
+		/* Put back (a directory renamed away and back): the socket
+		 * bound at start serves there again. */
+		k->gone = "";
+		k->error[0] = '\0';
+		return 0;
+	}
 	nfd = unix_listen(k->path, k->sock_flags, k->backlog, k->mode, k->gid, &why, &made);
 	if (nfd < 0) {
 		/* fwd_unix_path_free()'s refusals carry their reason in @why. */

@@ -81,7 +81,8 @@ int fwd_unix_keep_listen(struct fwd_unix_keep *k, const char *path, int sock_fla
 /**
  * Whether @k's path still names the socket file bound; if not, listen on a
  * fresh one there (as fwd_unix_keep_listen() did at start).
- * @return 0 when it still does (nothing to do); 1 with *@fd the fresh
+ * @return 0 when it still does (nothing to do; again, after it was put
+ * back, k->error cleared); 1 with *@fd the fresh
  * listening socket, to serve from now on (the caller closes the one it held;
  * k->gone says what became of the old file); or -errno when the path no
  * longer names it and a fresh one cannot be bound there yet (the directory

@@ -929,7 +929,10 @@ static void keep_socket(struct dp_ctl *ctl)
 		return;
 	ctl->kept_ms = now;
 	rc = fwd_unix_keep_check(&ctl->keep, &fd);
-	if (rc == 1) {
+	if (rc == 0 && ctl->sock_error[0]) {
+		ctl->sock_error[0] = '\0';
+		DP_LOG(NOTICE, "control socket %s is back where it was bound", ctl->path);
+	} else if (rc == 1) {
 		close(ctl->fd);
 		ctl->fd = fd;
 		ctl->sock_error[0] = '\0';

@@ -240,6 +240,15 @@ def test_sockets_taken_away_are_bound_again(tmp_path):
         out = status_until(b, 1, f"regionfwd's control socket {b.fwd_sock} was removed or renamed away "
                            "and cannot be made again (bind: No such file or directory)")
         assert "ALARM" in out, out
+        assert "bind: No such file" in b.status()["dataplane"]["status"]["socket_error"]
+        # put back: the socket bound there serves again, and it is said
+        os.rename(tmp_path / "run.away", run)
+        status_until(b, 0)
+        log_says(b.tmp / "fwd.log", f"control socket {b.fwd_sock} is back where it was bound")
+        assert b.status()["dataplane"]["status"]["socket_error"] is None
+        # removed for good and made again: a fresh socket in it
+        shutil.rmtree(run)
+        status_until(b, 1, f"regionfwd's control socket {b.fwd_sock} was removed or renamed away")
         os.mkdir(run)
         status_until(b, 0)
         c = wait_for(lambda: Ctl(b.fwd_sock, timeout=30), what="regionfwd's socket back")

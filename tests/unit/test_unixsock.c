@@ -294,6 +294,13 @@ static void test_kept_on_its_path(void **state)
 	assert_int_equal(rename(sub, away), 0);
 	assert_int_equal(fwd_unix_keep_check(&k, &nfd), -ENOENT);
 	assert_string_equal(k.error, "bind: No such file or directory");
+	/* put back: the socket bound is there again, nothing is bound anew */
+	assert_int_equal(rename(away, sub), 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), 0);
+	assert_string_equal(k.error, "");
+	assert_int_equal(connect_to(p), 0);
+	assert_int_equal(rename(sub, away), 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), -ENOENT);
 	assert_int_equal(mkdir(sub, 0700), 0);
 
 	/* another process's live socket there is left alone */
