@@ -14,24 +14,27 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Whether a process listens on the socket at @path: a connection it
- * accepts, or would (its backlog full), says so; a stopped process's socket
- * refuses (ECONNREFUSED). The probe's connection is closed unused. */
-static int someone_listens(const char *path)
+int fwd_unix_probe(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd, rc, err;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return 0;
+		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return 0;
+		return -errno;
 	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	err = errno;
 	close(fd);
-	return rc == 0 || err == EAGAIN || err == EINPROGRESS;
+	return rc == 0 || err == EAGAIN || err == EINPROGRESS ? 0 : -err;
+}
+
+/* Whether a process listens on the socket at @path (fwd_unix_probe). */
+static int someone_listens(const char *path)
+{
+	return fwd_unix_probe(path) == 0;
 }
 
 int fwd_unix_path_free(const char *path)
@@ -77,8 +80,10 @@ static int refuse_unless_free(const char *p, const char **why)
 		    why);
 }
 
-int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, gid_t gid,
-		    const char **why)
+/* fwd_unix_listen(), and the identity of the socket file bound in *@made
+ * (when not NULL). */
+static int unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, gid_t gid,
+		       const char **why, struct stat *made)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	char tmp[sizeof(sa.sun_path)];
@@ -116,10 +121,103 @@ int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, 
 		return fail(fd, bound, "chown", why);
 	if (listen(fd, backlog) < 0)
 		return fail(fd, bound, "listen", why);
+	/* The file's identity before it is renamed (rename keeps it): the
+	 * path read after the rename might already name another's. */
+	if (made != NULL && lstat(bound, made) < 0)
+		return fail(fd, bound, "lstat", why);
 	/* rename() replaces a stale socket at @path in one step: a client sees
 	 * the old (refusing) socket or the new listening one, never no file and
 	 * never a file that is not yet listening. */
 	if (bound == tmp && rename(tmp, path) < 0)
 		return fail(fd, tmp, "rename", why);
 	return fd;
+}
+
+int fwd_unix_listen(const char *path, int sock_flags, int backlog, mode_t mode, gid_t gid,
+		    const char **why)
+{
+	return unix_listen(path, sock_flags, backlog, mode, gid, why, NULL);
+}
+
+int fwd_unix_keep_listen(struct fwd_unix_keep *k, const char *path, int sock_flags, int backlog,
+			 mode_t mode, gid_t gid, const char **why)
+{
+	struct stat made;
+	int fd;
+
+	memset(k, 0, sizeof(*k));
+	k->gone = "";
+	if (strlen(path) >= sizeof(k->path)) {
+		if (why != NULL)
+			*why = "path too long";
+		return -ENAMETOOLONG;
+	}
+	strcpy(k->path, path);
+	k->sock_flags = sock_flags;
+	k->backlog = backlog;
+	k->mode = mode;
+	k->gid = gid;
+	fd = unix_listen(path, sock_flags, backlog, mode, gid, why, &made);
+	if (fd < 0)
+		k->path[0] = '\0'; /* not ours: never checked, never unlinked */
+	else {
+		k->dev = made.st_dev;
+		k->ino = made.st_ino;
+	}
+	return fd;
+}
+
+/* Whether @k's path names the socket file bound: 1, or 0 with k->gone set. */
+static int still_named(struct fwd_unix_keep *k)
+{
+	struct stat st;
+
+	if (lstat(k->path, &st) < 0) {
+		/* ENOENT, ENOTDIR (the directory gone, or a file in its place);
+		 * EACCES too: no client of ours reaches it either. */
+		k->gone = "was removed or renamed away";
+		return 0;
+	}
+	if (st.st_dev == k->dev && st.st_ino == k->ino)
+		return 1;
+	k->gone = "was replaced by another file";
+	return 0;
+}
+
+int fwd_unix_keep_check(struct fwd_unix_keep *k, int *fd)
+{
+	const char *why = "";
+	struct stat made;
+	int nfd;
+
+	if (k->path[0] == '\0')
+		return 0;
+	if (still_named(k)) {
+		/* Put back (a directory renamed away and back): the socket
+		 * bound at start serves there again. */
+		k->gone = "";
+		k->error[0] = '\0';
+		return 0;
+	}
+	nfd = unix_listen(k->path, k->sock_flags, k->backlog, k->mode, k->gid, &why, &made);
+	if (nfd < 0) {
+		/* fwd_unix_path_free()'s refusals carry their reason in @why. */
+		snprintf(k->error, sizeof(k->error), "%s%s%s", why,
+			 nfd == -EEXIST || nfd == -EADDRINUSE ? "" : ": ",
+			 nfd == -EEXIST || nfd == -EADDRINUSE ? "" : strerror(-nfd));
+		return nfd;
+	}
+	k->dev = made.st_dev;
+	k->ino = made.st_ino;
+	k->error[0] = '\0';
+	*fd = nfd;
+	return 1;
+}
+
+void fwd_unix_keep_unlink(const struct fwd_unix_keep *k)
+{
+	struct stat st;
+
+	if (k->path[0] && lstat(k->path, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+		unlink(k->path);
 }

@@ -92,6 +92,12 @@ struct ctl_api {
 	struct ctl_headwatch *headwatch; /* both daemons' request-head deadline */
 	int unix_fd;
 	char unix_path[108];
+	struct fwd_unix_keep keep; /* the socket file, bound again if taken away */
+	/* The daemon of a socket taken away, quiesced: it accepts no more, and
+	 * is stopped once the requests it holds are over (or at the next). */
+	struct MHD_Daemon *retired;
+	int retired_fd; /* its listening socket, closed once it is stopped */
+	char sock_alarm[CTL_ALARM_LEN]; /* the socket's alarm as last set, "" when none */
 	char tcp_listen[160]; /* for the log */
 	struct ctl_state *st;
 	pthread_mutex_t *lock;
@@ -1809,8 +1815,13 @@ static int refused(const struct req *q, const struct route *rt, struct reply *r)
 	return 0;
 }
 
+/* HEAD is served by the GET route of its path (RFC 9110 9.3.2): the same
+ * status and headers, and libmicrohttpd sends no body. A monitor's
+ * `HEAD /metrics` or `HEAD /v1/status` was answered 404. */
 static const struct route *find_route(const char *method, const char *url)
 {
+	if (strcmp(method, "HEAD") == 0)
+		method = "GET";
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (strcmp(routes[i].path, url) == 0 && strcmp(routes[i].method, method) == 0)
 			return &routes[i];
@@ -2348,6 +2359,7 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->started = started;
 	api->raw_nul_check = strncmp(MHD_get_version(), "0.", 2) == 0;
 	api->unix_fd = -1;
+	api->retired_fd = -1;
 	pthread_mutex_init(&api->view_lock, NULL);
 	pthread_mutex_init(&api->dp_read_lock, NULL);
 	pthread_mutex_init(&api->capture_lock, NULL);
@@ -2404,6 +2416,112 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	fwd_log(FWD_LOG_ERR, "API on %s: %.*s", (const char *)cls, (int)n, line);
 }
 
+/* The API on the listening unix socket @fd (the daemon owns it once
+ * started). MHD_USE_ITC: a daemon whose socket was taken away is quiesced
+ * (ctl_api_keep_socket), which its polling thread must be woken for. */
+static struct MHD_Daemon *start_unix(struct ctl_api *api, int fd)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+			 MHD_USE_ERROR_LOG | MHD_USE_ITC;
+
+	return MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		(void *)api->unix_path, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED,
+		on_done, api, MHD_OPTION_URI_LOG_CALLBACK, on_uri, api,
+		MHD_OPTION_NOTIFY_CONNECTION, ctl_headwatch_notify, api->headwatch,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)CTL_API_UNIX_CONNECTIONS, MHD_OPTION_END);
+}
+
+/* Stop the retired daemon (all of its connections closed) and close its
+ * socket. */
+static void retire_end(struct ctl_api *api)
+{
+	if (api->retired == NULL)
+		return;
+	MHD_stop_daemon(api->retired);
+	if (api->retired_fd >= 0)
+		close(api->retired_fd);
+	api->retired = NULL;
+	api->retired_fd = -1;
+}
+
+/* Raise (@fmt) or clear (NULL) the API socket's alarm: the state's write
+ * lock is taken only when it changes. */
+static void socket_alarm(struct ctl_api *api, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void socket_alarm(struct ctl_api *api, const char *fmt, ...)
+{
+	char now[sizeof(api->sock_alarm)] = "";
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(now, sizeof(now), fmt, ap);
+		va_end(ap);
+	}
+	if (strcmp(now, api->sock_alarm) == 0)
+		return;
+	memcpy(api->sock_alarm, now, sizeof(now));
+	ctl_state_write_begin(api->st);
+	if (now[0])
+		ctl_state_alarm(api->st, CTL_ALARM_API_SOCKET, "%s", now);
+	else
+		ctl_state_alarm(api->st, CTL_ALARM_API_SOCKET, NULL);
+	ctl_state_write_end(api->st);
+}
+
+void ctl_api_keep_socket(struct ctl_api *api)
+{
+	const union MHD_DaemonInfo *di;
+	struct MHD_Daemon *d;
+	int fd = -1, rc;
+
+	if (api == NULL || api->unix_d == NULL)
+		return;
+	/* Quiesced, it takes no new connection: none is left to stop once
+	 * its count is 0. */
+	if (api->retired != NULL &&
+	    ((di = MHD_get_daemon_info(api->retired, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)) ==
+		     NULL ||
+	     di->num_connections == 0))
+		retire_end(api);
+	rc = fwd_unix_keep_check(&api->keep, &fd);
+	if (rc < 0) {
+		socket_alarm(api,
+			     "the API socket %s %s while regiond runs and cannot be made again "
+			     "(%s): regionctl cannot reach regiond there; trying every second",
+			     api->unix_path, api->keep.gone, api->keep.error);
+		return;
+	}
+	if (rc == 0) {
+		socket_alarm(api, NULL);
+		return;
+	}
+	if ((d = start_unix(api, fd)) == NULL) {
+		/* Taken away again, so the next check tries once more. */
+		fwd_unix_keep_unlink(&api->keep);
+		close(fd);
+		socket_alarm(api,
+			     "the API socket %s %s while regiond runs and cannot be served again "
+			     "(libmicrohttpd's reason above); trying every second",
+			     api->unix_path, api->keep.gone);
+		return;
+	}
+	fwd_log(FWD_LOG_NOTICE,
+		"API socket %s %s while regiond ran: listening on a fresh one there",
+		api->unix_path, api->keep.gone);
+	/* Requests in flight on the old socket's connections (a write waiting
+	 * for regionfwd) are answered there; it accepts no more. One taken
+	 * away before is stopped first, its connections closed: stopping
+	 * waits for their threads, so this runs without the state's lock. */
+	retire_end(api);
+	api->retired_fd = MHD_quiesce_daemon(api->unix_d);
+	api->retired = api->unix_d;
+	api->unix_d = d;
+	socket_alarm(api, NULL);
+}
+
 struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
 			      pthread_mutex_t *lock, int64_t started)
 {
@@ -2434,24 +2552,18 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	/* Replaces only a socket (a stopped regiond's), so a typo in
 	 * --api-socket cannot delete a file; the socket appears on the path
 	 * only once it listens (fwd_unixsock.h). */
-	api->unix_fd = fwd_unix_listen(conf->unix_path, 0, 64, 0660, (gid_t)-1, &why);
+	api->unix_fd =
+		fwd_unix_keep_listen(&api->keep, conf->unix_path, 0, 64, 0660, (gid_t)-1, &why);
 	if (api->unix_fd < 0) {
 		int err = -api->unix_fd;
 
 		api->unix_fd = -1;
-		api->unix_path[0] = '\0'; /* not ours: never unlinked at stop */
 		fwd_log(FWD_LOG_ERR, "API socket %s: %s%s%s", conf->unix_path, why,
 			err == EEXIST || err == EADDRINUSE ? "" : ": ",
 			err == EEXIST || err == EADDRINUSE ? "" : strerror(err));
 		goto fail;
 	}
-	api->unix_d = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, api, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-		(void *)api->unix_path, MHD_OPTION_LISTEN_SOCKET, api->unix_fd,
-		MHD_OPTION_NOTIFY_COMPLETED, on_done, api, MHD_OPTION_URI_LOG_CALLBACK, on_uri, api,
-		MHD_OPTION_NOTIFY_CONNECTION, ctl_headwatch_notify, api->headwatch,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)CTL_API_UNIX_CONNECTIONS, MHD_OPTION_END);
+	api->unix_d = start_unix(api, api->unix_fd);
 	if (api->unix_d == NULL) {
 		fwd_log(FWD_LOG_ERR, "cannot start the API on %s", conf->unix_path);
 		goto fail;
@@ -2536,11 +2648,11 @@ void ctl_api_stop(struct ctl_api *api)
 		MHD_stop_daemon(api->tcp_d);
 	if (api->unix_d)
 		MHD_stop_daemon(api->unix_d);
+	retire_end(api);
 	ctl_headwatch_free(api->headwatch);
 	if (api->unix_fd >= 0)
 		close(api->unix_fd);
-	if (api->unix_path[0])
-		unlink(api->unix_path);
+	fwd_unix_keep_unlink(&api->keep); /* not another process's, bound since */
 	json_decref(api->view);
 	pthread_mutex_destroy(&api->view_lock);
 	pthread_mutex_destroy(&api->buffered_lock);

@@ -68,6 +68,15 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 			      pthread_mutex_t *lock, int64_t started);
 void ctl_api_stop(struct ctl_api *api);
 
+/** The API socket still on its path, or a fresh one bound in its place
+ *  when it was taken away (removed, renamed) with the same mode, only where
+ *  nothing else is (fwd_unix_keep_check); if it cannot be, an alarm
+ *  (CTL_ALARM_API_SOCKET) until it is. Called by regiond's main loop every
+ *  second, without the state's write lock (it takes it to set the alarm):
+ *  stopping a retired socket's daemon waits for its requests, and a write
+ *  among them waits for that lock. */
+void ctl_api_keep_socket(struct ctl_api *api);
+
 /** Rebuild the read view GET /v1/status answers from (generation, confirm,
  *  alarm, regionfwd's last report). Call with the state lock held; the API
  *  calls it after each request it serves under that lock, regiond's main

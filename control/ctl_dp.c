@@ -277,13 +277,14 @@ json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 		gen.prefixes_v4 = g->prefixes_v4;
 		gen.prefixes_v6 = g->prefixes_v6;
 	}
-	return json_pack("{s:o, s:i, s:s, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o}",
+	return json_pack("{s:o, s:i, s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o}",
 			 "generation", fwd_report_gen_json(&gen), "workers", (int)s->workers,
 			 "managed_by", s->managed_by ? s->managed_by : "", "save_error",
-			 s->save_error && s->save_error[0] ? s->save_error : NULL, "packets", "rx",
-			 (json_int_t)(p ? p->rx : 0), "rx_bytes", (json_int_t)(p ? p->rx_bytes : 0),
-			 "tx", (json_int_t)(p ? p->tx : 0), "tx_bytes",
-			 (json_int_t)(p ? p->tx_bytes : 0), "dropped",
+			 s->save_error && s->save_error[0] ? s->save_error : NULL, "socket_error",
+			 s->socket_error && s->socket_error[0] ? s->socket_error : NULL, "packets",
+			 "rx", (json_int_t)(p ? p->rx : 0), "rx_bytes",
+			 (json_int_t)(p ? p->rx_bytes : 0), "tx", (json_int_t)(p ? p->tx : 0),
+			 "tx_bytes", (json_int_t)(p ? p->tx_bytes : 0), "dropped",
 			 (json_int_t)(p ? p->dropped : 0), "ports", ports, "links", links, "mbufs",
 			 s->mbufs ? json_pack("{s:I, s:I}", "pool", (json_int_t)s->mbufs->pool,
 					      "in_use", (json_int_t)s->mbufs->in_use)

@@ -1984,6 +1984,13 @@ int ctl_state_sync(struct ctl_state *st)
 					: "; a restart of regionfwd would start on an older table");
 	else
 		ctl_state_alarm(st, CTL_ALARM_DP_SAVE, NULL);
+	/* regionfwd's control socket taken away and not bound again: this
+	 * regiond, connected before, reaches it; regionctl and a restarted
+	 * regiond do not. regionfwd names the socket and why. */
+	if (r->socket_error && r->socket_error[0])
+		ctl_state_alarm(st, CTL_ALARM_DP_SOCKET, "regionfwd's %s", r->socket_error);
+	else
+		ctl_state_alarm(st, CTL_ALARM_DP_SOCKET, NULL);
 	if (st->has_pending)
 		resolve_pending(st, r);
 	in_sync = runs_current(st, r);

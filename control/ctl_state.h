@@ -94,6 +94,8 @@ enum ctl_alarm_owner {
 	CTL_ALARM_DP_SAVE, /* regionfwd cannot save what it runs for a restart */
 	CTL_ALARM_FLEET, /* fleet mode: a stray pin, or the node off its target */
 	CTL_ALARM_STATE_DIR, /* the state directory removed or replaced under regiond */
+	CTL_ALARM_API_SOCKET, /* the API socket taken away, not bound again yet */
+	CTL_ALARM_DP_SOCKET, /* regionfwd's control socket likewise (its status says) */
 	CTL_ALARM_OWNERS
 };
 #define CTL_ALARM_LEN 512 /* one owner's sentence, with its NUL (a save error's path, too) */

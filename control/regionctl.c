@@ -2637,7 +2637,10 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 		k.fd = STDOUT_FILENO;
 	} else if (file) {
 		created = stat(file, &st) != 0;
-		k.fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		/* 0600 (narrowed further by the umask): a capture holds the
+		 * customers' payload, which 0644 (tcpdump's) let every local
+		 * user read. A file already there keeps its mode. */
+		k.fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 		if (k.fd < 0) {
 			fprintf(stderr, "regionctl capture: cannot write '%s': %s\n", file,
 				strerror(errno));

@@ -43,6 +43,7 @@
 #include "ctl_state.h"
 #include "ctl_tls.h"
 #include "fwd_opts.h"
+#include "fwd_unixsock.h"
 #include "fwd_doc.h"
 #include "fwd_embed.h"
 #include "ctl_content.h"
@@ -116,6 +117,7 @@ struct regiond_opts {
 	uint64_t fleet_lease_s, fleet_report_ms, fleet_timeout_ms, fleet_unpin_after_s,
 		fleet_stuck_after_s;
 	int fleet_validate_only;
+	int check_dataplane;
 };
 
 /* Index = enum ctl_xdp_mode. */
@@ -431,6 +433,11 @@ static const struct fwd_opt options[] = {
 	 .off = AT(fleet_validate_only),
 	 .help = "fleet mode without regionfwd: validate and report each target, apply "
 		 "nothing (the scale-test mode)"},
+	{.name = "check-dataplane",
+	 .kind = FWD_OPT_FLAG,
+	 .off = AT(check_dataplane),
+	 .help = "only say whether something accepts on --dataplane's socket (exit 0) or "
+		 "not (1), and exit (regionfwd-preflight's probe)"},
 	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
 };
 
@@ -442,12 +449,34 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: regiond --dataplane SOCK [options]\n"
 		     "       regiond --fleet-validate-only --fleet-endpoints URL --fleet-node N "
-		     "--fleet-facility F [options]\n");
+		     "--fleet-facility F [options]\n"
+		     "       regiond --check-dataplane --dataplane SOCK\n");
 	fwd_opts_print(out, options, NOPTIONS);
 }
 
 /* Set what option @d sets from @arg. @return 0, or 2 (the exit status)
  * after saying why. */
+
+/* --check-dataplane: whether something accepts on regionfwd's control
+ * socket @sock. A socket file alone says nothing: one regionfwd left when
+ * killed (kill -9, the OOM killer) refuses every connection, and the units'
+ * preflight once took it for a running regionfwd. @return the exit status:
+ * 0, 1 (said why), 2 without --dataplane. */
+static int check_dataplane(const char *sock)
+{
+	int rc;
+
+	if (sock == NULL) {
+		fwd_log(FWD_LOG_ERR, "--check-dataplane needs --dataplane SOCK");
+		return 2;
+	}
+	rc = fwd_unix_probe(sock);
+	if (rc == 0)
+		return 0;
+	fprintf(stderr, "regiond: regionfwd's control socket %s: %s\n", sock,
+		rc == -ECONNREFUSED ? "nothing accepts on it" : strerror(-rc));
+	return 1;
+}
 
 /* The command line into @o. @return -1 to go on, else the exit status: 0
  * after --help, 2 for a usage error (said, with the usage). */
@@ -475,6 +504,8 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 		if (repeated & (1ull << i))
 			fwd_log(FWD_LOG_WARNING, "--%s given more than once: the last one is used",
 				options[i].name);
+	if (o->check_dataplane)
+		return check_dataplane(o->dataplane);
 	/* Each connection may buffer --max-body: without a bound on them
 	 * all, 64 connections could hold 64 times it. */
 	if (o->max_buffered == 0)
@@ -1110,7 +1141,7 @@ static int start_api(struct regiond *d)
 static void main_loop(struct regiond *d)
 {
 	const struct ctl_gen *cur = ctl_state_current(&d->st);
-	int64_t last_sync = INT64_MIN / 2;
+	int64_t last_sync = INT64_MIN / 2, last_kept = INT64_MIN / 2;
 	int in_sync = -1;
 
 	signal(SIGINT, on_signal);
@@ -1158,6 +1189,10 @@ static void main_loop(struct regiond *d)
 				ctl_state_sample_traffic(&d->st); /* for impact previews */
 		}
 		ctl_state_write_end(&d->st); /* publishes the API's view */
+		if (now - last_kept >= 1000) {
+			ctl_api_keep_socket(d->api); /* outside the lock: see ctl_api.h */
+			last_kept = now;
+		}
 	}
 }
 

@@ -88,6 +88,9 @@ struct dp_ctl {
 	struct dp_ctx *ctx;
 	int fd;
 	char path[108];
+	struct fwd_unix_keep keep; /* the socket file, bound again if taken away */
+	int64_t kept_ms; /* when it was last checked */
+	char sock_error[512]; /* status's socket_error: "" while it is reachable */
 	size_t buffered; /* bytes of every client's body buffer */
 	struct ctl_log_limit lim[CTL_LOG_N];
 	struct ctl_client c[DP_CTL_MAX_CLIENTS];
@@ -237,7 +240,7 @@ struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *g
 	 * names anything else -- a table, a config, a typo's victim -- is
 	 * refused, as regionfwd runs as root. The socket appears on @path only
 	 * once it listens, so a client that waits for the file is not refused. */
-	ctl->fd = fwd_unix_listen(path, SOCK_NONBLOCK, 16, 0660, gid, &why);
+	ctl->fd = fwd_unix_keep_listen(&ctl->keep, path, SOCK_NONBLOCK, 16, 0660, gid, &why);
 	if (ctl->fd < 0) {
 		err = -ctl->fd;
 		ctl->fd = -1;
@@ -261,7 +264,7 @@ void dp_ctl_free(struct dp_ctl *ctl)
 		client_close(ctl, &ctl->c[i]);
 	if (ctl->fd >= 0) {
 		close(ctl->fd);
-		unlink(ctl->path);
+		fwd_unix_keep_unlink(&ctl->keep); /* not another process's, bound since */
 	}
 	free(ctl);
 }
@@ -459,6 +462,7 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 	dp_ctx_totals(ctx, &tot);
 	rep.managed_by = ctx->managed_by;
 	rep.save_error = ctx->save_error;
+	rep.socket_error = ctl->sock_error;
 	gen_msg(&tot, &gi);
 	pk.rx = tot.rx;
 	pk.rx_bytes = tot.rx_bytes;
@@ -910,6 +914,44 @@ static int free_slot(struct dp_ctl *ctl)
 	return victim;
 }
 
+/* Every second: the socket file still there, or a fresh one bound in its
+ * place (fwd_unix_keep_check). Taken away (rm, a rename), the socket went
+ * on accepting where nobody could reach it: regiond, already connected,
+ * said all was well while regionctl and a restarted regiond could not
+ * reach regionfwd. What cannot be bound again is said once a cause, and in
+ * status (socket_error, which regiond raises as an alarm). */
+static void keep_socket(struct dp_ctl *ctl)
+{
+	int64_t now = fwd_mono_ms();
+	int fd = -1, rc;
+
+	if (now - ctl->kept_ms < 1000)
+		return;
+	ctl->kept_ms = now;
+	rc = fwd_unix_keep_check(&ctl->keep, &fd);
+	if (rc == 0 && ctl->sock_error[0]) {
+		ctl->sock_error[0] = '\0';
+		DP_LOG(NOTICE, "control socket %s is back where it was bound", ctl->path);
+	} else if (rc == 1) {
+		close(ctl->fd);
+		ctl->fd = fd;
+		ctl->sock_error[0] = '\0';
+		DP_LOG(NOTICE,
+		       "control socket %s %s while regionfwd ran: listening on a fresh one there",
+		       ctl->path, ctl->keep.gone);
+	} else if (rc < 0) {
+		char now_err[sizeof(ctl->sock_error)];
+
+		snprintf(now_err, sizeof(now_err),
+			 "control socket %s %s and cannot be made again (%s): regionctl and a "
+			 "restarted regiond cannot reach regionfwd; trying every second",
+			 ctl->path, ctl->keep.gone, ctl->keep.error);
+		if (strcmp(now_err, ctl->sock_error) != 0)
+			DP_LOG(ERR, "%s", now_err);
+		memcpy(ctl->sock_error, now_err, sizeof(now_err));
+	}
+}
+
 int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 {
 	struct pollfd pfd[DP_CTL_MAX_CLIENTS + 1];
@@ -927,6 +969,7 @@ int dp_ctl_poll(struct dp_ctl *ctl, int timeout_ms)
 	}
 	rc = poll(pfd, (nfds_t)n, timeout_ms);
 	expire(ctl);
+	keep_socket(ctl);
 	if (rc <= 0)
 		return rc < 0 && errno != EINTR ? -errno : 0;
 	for (int k = 1; k < n; k++) {

@@ -45,12 +45,13 @@ def wait_for(fn, timeout=30.0, what="condition"):
 class Box:
     """regionfwd + regiond in a temporary directory."""
 
-    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=(), node_extra="", fwd_wrapper=()):
+    def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=(), node_extra="", fwd_wrapper=(),
+                 fwd_sock=None):
         self.tmp = tmp
         self.wrapper = list(wrapper)
         self.fwd_wrapper = list(fwd_wrapper)
         self.name = name
-        self.fwd_sock = str(tmp / "fwd.sock")
+        self.fwd_sock = fwd_sock or str(tmp / "fwd.sock")
         self.api = str(tmp / "api.sock")
         self.state = str(tmp / "state")
         pcap = str(tmp / "in.pcap")
@@ -522,6 +523,43 @@ def test_bad_requests_change_nothing(box):
         got, r = box.http(method, path, **kw)
         assert got == status and r["error"]["code"] == code, (method, path, kw, got, r)
     assert_unchanged(box)
+
+
+def raw_request(path_sock, head):
+    """@head sent on the unix socket, read until regiond closes: (status
+    line, headers as a dict with lower-case names, body bytes)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(path_sock)
+    s.sendall(head.encode())
+    resp = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        resp += chunk
+    s.close()
+    top, _, body = resp.partition(b"\r\n\r\n")
+    lines = top.decode().split("\r\n")
+    return lines[0], {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in lines[1:])}, body
+
+
+def test_head_answers_as_get_without_a_body(box):
+    """HEAD on a GET route (a monitor's `HEAD /metrics`, a load balancer's
+    `HEAD /v1/status`) was 404: RFC 9110 9.3.2 wants GET's status and
+    headers, and no body. A path or method with no GET stays 404."""
+    for path in ("/metrics", "/v1/status", "/v1/health", "/v1/table", "/v1/history", "/v1/counters"):
+        req = f" {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        g_line, g_hdr, g_body = raw_request(box.api, "GET" + req)
+        h_line, h_hdr, h_body = raw_request(box.api, "HEAD" + req)
+        assert h_line == g_line and g_line.split()[1] in ("200", "503"), (path, g_line, h_line)
+        assert h_body == b"" and g_body != b"", (path, h_body[:200])
+        assert h_hdr.get("content-type") == g_hdr.get("content-type"), (path, h_hdr, g_hdr)
+        if path == "/v1/table":  # the same bytes each time: the same length
+            assert h_hdr["content-length"] == g_hdr["content-length"] == str(len(g_body)), (h_hdr, g_hdr)
+    for path in ("/v1/explain", "/v2/anything"):
+        line, _, body = raw_request(box.api, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert line.split()[1] == "404" and body == b"", (path, line, body)
 
 
 def test_two_concurrent_writers(box, tmp_path):

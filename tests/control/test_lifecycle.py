@@ -198,3 +198,113 @@ def test_a_regiond_killed_mid_compile_restarts_at_once(tmp_path):
             v.wait()
         p.terminate()
         p.wait(30)
+
+
+def log_says(path, words, timeout=30):
+    deadline = time.time() + timeout
+    while words not in open(path).read():
+        assert time.time() < deadline, (words, open(path).read()[-3000:])
+        time.sleep(0.2)
+
+
+def test_sockets_taken_away_are_bound_again(tmp_path):
+    """regiond's API socket removed, regionfwd's control socket renamed away,
+    while both run: each went on serving on a socket nobody could reach
+    until a restart (regiond, connected before, even said all was well).
+    Each now binds a fresh one at its path, with its mode, within seconds;
+    a directory gone is an alarm until it is back."""
+    from ctlclient import Ctl
+    from test_e2e import Box, wait_for
+    run = tmp_path / "run"
+    b = Box(tmp_path, "life-rebind", fwd_sock=str(run / "fwd.sock"))
+    try:
+        status_until(b, 0)
+        os.unlink(b.api)
+        status_until(b, 0)
+        log_says(b.tmp / "regiond.log", f"API socket {b.api} was removed or renamed away while regiond "
+                 "ran: listening on a fresh one there")
+        assert os.stat(b.api).st_mode & 0o7777 == 0o660
+
+        mode = os.stat(b.fwd_sock).st_mode & 0o7777
+        os.rename(b.fwd_sock, run / "old.sock")
+        c = wait_for(lambda: Ctl(b.fwd_sock, timeout=30), what="a fresh client reaches regionfwd")
+        assert c.call("status")["ok"]
+        c.close()
+        log_says(b.tmp / "fwd.log", f"control socket {b.fwd_sock} was removed or renamed away while "
+                 "regionfwd ran: listening on a fresh one there")
+        assert os.stat(b.fwd_sock).st_mode & 0o7777 == mode
+
+        # its directory gone: nothing can be bound; regiond, connected
+        # before, says so for regionfwd, which says why
+        os.rename(run, tmp_path / "run.away")
+        out = status_until(b, 1, f"regionfwd's control socket {b.fwd_sock} was removed or renamed away "
+                           "and cannot be made again (bind: No such file or directory)")
+        assert "ALARM" in out, out
+        assert "bind: No such file" in b.status()["dataplane"]["status"]["socket_error"]
+        # put back: the socket bound there serves again, and it is said
+        os.rename(tmp_path / "run.away", run)
+        status_until(b, 0)
+        log_says(b.tmp / "fwd.log", f"control socket {b.fwd_sock} is back where it was bound")
+        assert b.status()["dataplane"]["status"]["socket_error"] is None
+        # removed for good and made again: a fresh socket in it
+        shutil.rmtree(run)
+        status_until(b, 1, f"regionfwd's control socket {b.fwd_sock} was removed or renamed away")
+        os.mkdir(run)
+        status_until(b, 0)
+        c = wait_for(lambda: Ctl(b.fwd_sock, timeout=30), what="regionfwd's socket back")
+        assert c.call("status")["ok"]
+        c.close()
+    finally:
+        b.stop()
+
+
+def test_an_api_socket_whose_directory_is_gone_is_an_alarm(tmp_path):
+    """The API socket's directory removed while regiond runs: no socket can
+    be bound there; an alarm (seen over --listen), cleared once the
+    directory is back and the socket with it. Another process's live socket
+    at the path is never replaced."""
+    tok = tmp_path / "token"
+    tok.write_text("s3cret-token-0123456789\n")
+    tok.chmod(0o600)
+    run = tmp_path / "run"
+    api = str(run / "api.sock")
+    url = ["--url", "http://127.0.0.1:24117", "--token-file", str(tok)]
+    log = open(tmp_path / "regiond.log", "a")
+    a = subprocess.Popen([REGIOND, "--dataplane", str(tmp_path / "nowhere.sock"), "--api-socket", api,
+                          "--state-dir", str(tmp_path / "state"), "--table", DEMO, "--listen", "127.0.0.1:24117",
+                          "--token-file", str(tok)], stdout=log, stderr=subprocess.STDOUT)
+
+    def alarm():
+        p = subprocess.run([REGIONCTL, *url, "-j", "status"], capture_output=True, text=True)
+        return json.loads(p.stdout)["alarm"] or ""
+
+    try:
+        up(a, api)
+        os.rename(run, tmp_path / "run.away")
+        deadline = time.time() + 30
+        while "cannot be made again" not in alarm():
+            assert time.time() < deadline and a.poll() is None, open(tmp_path / "regiond.log").read()
+            time.sleep(0.2)
+        assert alarm() == (f"the API socket {api} was removed or renamed away while regiond runs and cannot "
+                           "be made again (bind: No such file or directory): regionctl cannot reach regiond "
+                           "there; trying every second"), alarm()
+        # another's live socket there is left alone, and said
+        os.mkdir(run)
+        import socket
+        other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        other.bind(api)
+        other.listen(1)
+        ino = os.stat(api).st_ino
+        deadline = time.time() + 30
+        while "a running process listens on it" not in alarm():
+            assert time.time() < deadline, alarm()
+            time.sleep(0.2)
+        assert os.stat(api).st_ino == ino
+        other.close()  # a socket nobody listens on: taken over
+        up(a, api)
+        assert alarm() == ""
+        assert os.stat(api).st_ino != ino
+    finally:
+        a.terminate()
+        a.wait(30)
+    assert not os.path.exists(api)

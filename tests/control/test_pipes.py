@@ -205,3 +205,38 @@ def test_a_capture_answered_with_something_else_is_not_a_success(tmp_path):
                 assert "regiond sent something that is not pcapng" in p.stderr, p.stderr
         finally:
             srv.close()
+
+
+def test_a_capture_file_is_created_for_its_owner_alone(tmp_path):
+    """capture -w FILE holds the customers' payload: it was created 0644
+    (every local user could read it); now 0600, narrowed further by the
+    umask, never widened. A file already there keeps its mode."""
+    path = str(tmp_path / "api.sock")
+    ip = bytes.fromhex("4500001c000100004011f9d7") + bytes([10, 0, 0, 1, 10, 0, 0, 2])
+    frame = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + struct.pack(">HHHH", 1234, 53, 8, 0)
+    ts = 1796000000 * 10**9
+    stream = (pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) +
+              pcapng_block(1, struct.pack("<HHI", 1, 0, 65535)) +
+              pcapng_block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xffffffff, len(frame), len(frame)) +
+                           frame + b"\0" * (-len(frame) % 4)))
+    srv = fake_regiond(path, b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pcapng\r\n"
+                       b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                       b"%x\r\n%s\r\n0\r\n\r\n" % (len(stream), stream))
+    try:
+        for umask, mode in ((0o022, 0o600), (0o000, 0o600), (0o077, 0o600), (0o277, 0o400)):
+            f = tmp_path / f"cap-{umask:03o}.pcapng"
+            p = subprocess.run([regionctl(), "-s", path, "capture", "--count", "1", "-w", str(f)],
+                               capture_output=True, text=True, timeout=30,
+                               preexec_fn=lambda u=umask: os.umask(u))
+            assert p.returncode == 0, (umask, p.stderr)
+            assert f.read_bytes() == stream
+            assert f.stat().st_mode & 0o7777 == mode, (umask, oct(f.stat().st_mode))
+        f = tmp_path / "kept.pcapng"
+        f.write_bytes(b"")
+        f.chmod(0o640)
+        p = subprocess.run([regionctl(), "-s", path, "capture", "--count", "1", "-w", str(f)],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and f.read_bytes() == stream, p.stderr
+        assert f.stat().st_mode & 0o7777 == 0o640
+    finally:
+        srv.close()

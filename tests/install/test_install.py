@@ -184,7 +184,8 @@ def preflight(dest, tmp_path, *args, **env):
         x.mkdir(exist_ok=True)
     (procfs / "mounts").touch()
     e = dict(os.environ, RFW_SYSFS=str(sysfs), RFW_PROC=str(procfs), RFW_DEV=str(devfs),
-             RFW_REGIONFWD=os.path.join(root, "bin", "regionfwd"), **env)
+             RFW_REGIONFWD=os.path.join(root, "bin", "regionfwd"), RFW_REGIOND=os.path.join(root, "bin", "regiond"),
+             **env)
     return subprocess.run([os.path.join(root, "lib", "regionfwd", "regionfwd-preflight"), *args],
                           capture_output=True, text=True, env=e, timeout=60)
 
@@ -274,7 +275,31 @@ def test_preflight_regiond_waits_for_the_socket(dest, tmp_path):
     s = socket.socket(socket.AF_UNIX)
     s.bind(str(tmp_path / "fwd.sock"))
     try:
+        s.listen(1)
         p = preflight(dest, tmp_path, "regiond", str(tmp_path / "fwd.sock"), "1")
-        assert p.returncode == 0, p.stderr
+        assert p.returncode == 0 and p.stderr == "", p.stderr
+    finally:
+        s.close()
+
+
+def test_preflight_regiond_wants_a_socket_that_accepts(dest, tmp_path):
+    """The socket a regionfwd killed with SIGKILL leaves behind refuses
+    every connection: the preflight once passed on the file alone, and
+    regiond started on a regionfwd that was not there. It waits for one
+    that accepts, as for a file not there yet."""
+    import threading
+    sock = str(tmp_path / "fwd.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(sock)  # bound, not listening: what a killed process leaves
+    try:
+        p = preflight(dest, tmp_path, "regiond", sock, "1")
+        assert p.returncode == 1, p.stderr
+        assert p.stderr == (f"regionfwd-preflight: regionfwd's control socket {sock} is there, but for 1 s "
+                            "nothing accepts on it: is regionfwd running (systemctl status regionfwd)? A "
+                            "regionfwd killed leaves its socket behind\n"), p.stderr
+        # regionfwd (re)started meanwhile: passed once it accepts
+        threading.Timer(1.0, s.listen, (1,)).start()
+        p = preflight(dest, tmp_path, "regiond", sock, "30")
+        assert p.returncode == 0 and p.stderr == "", p.stderr
     finally:
         s.close()

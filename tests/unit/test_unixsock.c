@@ -258,6 +258,75 @@ static void test_never_seen_before_it_listens(void **state)
 	assert_int_equal(refused, 0);
 }
 
+/* A socket taken away (removed, renamed, its directory gone) is bound
+ * again at its path, with its mode, only where nothing else listens; the
+ * file another process put there is never unlinked as ours. */
+static void test_kept_on_its_path(void **state)
+{
+	struct fwd_unix_keep k;
+	char sub[sizeof(dir) + 8], away[sizeof(dir) + 8], p[sizeof(sub) + 16];
+	const char *why = NULL;
+	struct stat st;
+	int fd, nfd = -1, other;
+
+	(void)state;
+	snprintf(sub, sizeof(sub), "%s/run", dir);
+	snprintf(away, sizeof(away), "%s/away", dir);
+	snprintf(p, sizeof(p), "%s/ctl.sock", sub);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	fd = fwd_unix_keep_listen(&k, p, 0, 4, 0640, (gid_t)-1, &why);
+	assert_true(fd >= 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), 0); /* still there */
+	assert_int_equal(nfd, -1);
+
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), 1);
+	assert_true(nfd >= 0);
+	assert_string_equal(k.gone, "was removed or renamed away");
+	close(fd);
+	fd = nfd;
+	assert_int_equal(lstat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(connect_to(p), 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), 0);
+
+	/* its directory gone: said, and tried again until it is back */
+	assert_int_equal(rename(sub, away), 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), -ENOENT);
+	assert_string_equal(k.error, "bind: No such file or directory");
+	/* put back: the socket bound is there again, nothing is bound anew */
+	assert_int_equal(rename(away, sub), 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), 0);
+	assert_string_equal(k.error, "");
+	assert_int_equal(connect_to(p), 0);
+	assert_int_equal(rename(sub, away), 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), -ENOENT);
+	assert_int_equal(mkdir(sub, 0700), 0);
+
+	/* another process's live socket there is left alone */
+	other = fwd_unix_listen(p, 0, 4, 0600, (gid_t)-1, &why);
+	assert_true(other >= 0);
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), -EADDRINUSE);
+	assert_non_null(strstr(k.error, "a running process listens on it"));
+	fwd_unix_keep_unlink(&k); /* not ours: kept */
+	assert_int_equal(connect_to(p), 0);
+	close(other); /* stale now: taken over */
+	assert_int_equal(fwd_unix_keep_check(&k, &nfd), 1);
+	assert_string_equal(k.gone, "was replaced by another file");
+	assert_string_equal(k.error, "");
+	close(fd);
+	fd = nfd;
+	assert_int_equal(connect_to(p), 0);
+	fwd_unix_keep_unlink(&k); /* ours: removed */
+	assert_int_equal(lstat(p, &st), -1);
+	close(fd);
+
+	snprintf(p, sizeof(p), "%s/ctl.sock", away);
+	unlink(p);
+	assert_int_equal(rmdir(away), 0);
+	assert_int_equal(rmdir(sub), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +337,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failures_leave_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_longest_path_binds_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_never_seen_before_it_listens, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kept_on_its_path, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
