@@ -331,12 +331,24 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 	return c;
 }
 
-/* The Content-Length of the response head @head (ending at @end), or -1. */
+/* The Content-Length of the response head @head (ending at @end): -1
+ * without one, -2 when it is not a length (negative, not a number, past
+ * long long). */
 static long long content_length(const char *head, const char *end)
 {
 	for (const char *p = strstr(head, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n"))
-		if (strncasecmp(p + 2, "Content-Length:", 15) == 0)
-			return strtoll(p + 17, NULL, 10);
+		if (strncasecmp(p + 2, "Content-Length:", 15) == 0) {
+			const char *v = p + 17 + strspn(p + 17, " \t");
+			char *e;
+			long long n;
+
+			errno = 0;
+			n = strtoll(v, &e, 10);
+			return *v >= '0' && *v <= '9' && !errno && e <= end &&
+					       (*e == '\r' || *e == ' ' || *e == '\t')
+				       ? n
+				       : -2;
+		}
 	return -1;
 }
 
@@ -394,6 +406,12 @@ static int outcome_unknown(const struct opts *o, int unanswered, char *why, size
 	return 1;
 }
 
+static size_t answer_max(const char *method, const char *path);
+
+/* An answer's head (status line and headers): regiond's are some 200
+ * bytes; one past this is not regiond's. */
+#define HEAD_MAX 65536
+
 /* One HTTP/1.1 exchange (Connection: close). Returns the status, or -1
  * with @why (regiond unreachable, or TLS refused), or -2 with @why for a
  * write sent whole and not answered (its outcome unknown). */
@@ -405,8 +423,10 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	size_t rlen = 0, cap = 0;
 	struct ctl_conn *c = conn_open(o, why, whylen);
 	int status = -1, n;
-	long long clen;
+	long long clen = -1;
+	size_t body_at = 0, from, max = answer_max(method, path);
 	json_error_t jerr;
+	double t0;
 	FILE *f;
 	size_t qlen;
 
@@ -440,18 +460,53 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 			status = -2;
 		goto out;
 	}
+	/* The head must come whole within the bound: a server that trickles
+	 * it (a byte every few seconds, each wait in time) held a command
+	 * for ever. Then the body, each wait bounded, at least 64 KiB every
+	 * 10 s on average (as a capture's stream: a slow link keeps up); it
+	 * ends at its Content-Length (a server that keeps the connection
+	 * open after the answer once made it wait out the bound), and is at
+	 * most answer_max() bytes (an endless one once took all memory). */
+	t0 = ctl_top_mono_s();
 	for (;;) {
+		double left = t0 + o->wait_ms / 1000.0 - ctl_top_mono_s();
 		ssize_t r;
 
+		if (body_at)
+			left += (double)(rlen - body_at) / 65536 * 10;
+		if (left > o->wait_ms / 1000.0)
+			left = o->wait_ms / 1000.0;
+		if (left <= 0) {
+			snprintf(why, whylen, "no whole answer within %d s (%zu bytes came)",
+				 o->wait_ms / 1000, rlen);
+			if (outcome_unknown(o, 1, why, whylen))
+				status = -2;
+			goto out;
+		}
+		silence_bound(ctl_conn_fd(c), (int)(left * 1000) + 1);
 		if (rlen + 65536 + 1 > cap) {
+			char *grown = realloc(resp, (rlen + 65536) * 2);
+
+			if (grown == NULL) {
+				snprintf(why, whylen, "out of memory for an answer of %zu bytes",
+					 rlen);
+				if (outcome_unknown(o, 1, why, whylen))
+					status = -2;
+				goto out;
+			}
+			resp = grown;
 			cap = (rlen + 65536) * 2;
-			resp = realloc(resp, cap);
 		}
 		errno = 0;
 		r = ctl_conn_recv(c, resp + rlen, cap - rlen - 1);
-		if (r < 0 && o->wait_ms > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* a partial answer is no answer either */
-			wait_failed(o, errno, why, whylen);
+			if (rlen)
+				snprintf(why, whylen,
+					 "no whole answer within %d s (%zu bytes came)",
+					 o->wait_ms / 1000, rlen);
+			else
+				wait_failed(o, errno, why, whylen);
 			if (outcome_unknown(o, 1, why, whylen))
 				status = -2;
 			goto out;
@@ -465,6 +520,29 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		if (r <= 0)
 			break;
 		rlen += (size_t)r;
+		resp[rlen] = '\0';
+		/* The head's end, looked for in what came since the last look
+		 * (resp is a string: a NUL in a head makes it no HTTP). */
+		from = rlen - (size_t)r > 3 ? rlen - (size_t)r - 3 : 0;
+		if (body_at == 0 && (sep = strstr(resp + from, "\r\n\r\n")) != NULL) {
+			body_at = (size_t)(sep + 4 - resp);
+			clen = content_length(resp, sep);
+			if (clen == -2 || clen > (long long)max)
+				break; /* said below */
+		}
+		if (body_at == 0 && rlen > HEAD_MAX)
+			break; /* no HTTP: said below */
+		if (body_at && clen >= 0 && rlen - body_at >= (size_t)clen) {
+			rlen = body_at + (size_t)clen; /* what follows is no part of it */
+			break;
+		}
+		if (rlen - body_at > max) {
+			snprintf(why, whylen, "an answer past %zu MiB, the largest %s %s has",
+				 max >> 20, method, path);
+			if (outcome_unknown(o, 1, why, whylen))
+				status = -2;
+			goto out;
+		}
 	}
 	snprintf(why, whylen, "no HTTP response%s",
 		 o->url && !o->https ? " (does it serve HTTPS? then use https://)" : "");
@@ -478,21 +556,36 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		goto out;
 	}
 	resp[rlen] = '\0';
-	if (sscanf(resp, "HTTP/1.%*d %d", &n) != 1 || (sep = strstr(resp, "\r\n\r\n")) == NULL) {
+	/* "HTTP/1.1 200 ...": a status of three digits, 100..599; a "-2"
+	 * once read as this function's own "outcome unknown". */
+	if (sscanf(resp, "HTTP/1.%*1[01] %3d", &n) != 1 || !(resp[12] == ' ' || resp[12] == '\r') ||
+	    n < 100 || n > 599 || body_at == 0 || clen == -2 || clen > (long long)max) {
+		if (body_at && clen == -2)
+			snprintf(why, whylen,
+				 "an HTTP answer whose Content-Length is not a length");
+		else if (body_at && clen > (long long)max)
+			snprintf(why, whylen,
+				 "an answer of %lld bytes, past %zu MiB, the largest %s %s has",
+				 clen, max >> 20, method, path);
 		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, not answered in HTTP */
 			status = -2;
 		goto out;
 	}
+	sep = resp + body_at - 4;
 	/* Over TLS a connection cut without close_notify may be an attacker's
-	 * truncation: the body must be as long as announced. */
-	clen = content_length(resp, sep);
-	if (ctl_conn_truncated(c) &&
-	    (clen < 0 || (size_t)clen != rlen - (size_t)(sep + 4 - resp))) {
-		snprintf(why, whylen, "TLS: the response was cut short");
+	 * truncation, and over either a body shorter than its Content-Length
+	 * is one cut short: the body must be as long as announced. */
+	if ((clen >= 0 && (size_t)clen != rlen - body_at) || (ctl_conn_truncated(c) && clen < 0)) {
+		snprintf(why, whylen, "%sthe answer was cut short (%zu bytes of its body, %s)",
+			 ctl_conn_truncated(c) ? "TLS: " : "", rlen - body_at,
+			 clen >= 0 ? "its Content-Length more" : "no Content-Length");
+		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, answered in part */
+			status = -2;
 		goto out;
 	}
 	status = n;
-	*out = json_loads(sep + 4, 0, &jerr);
+	/* by its length: a NUL byte in it is no end of it */
+	*out = json_loadb(sep + 4, rlen - body_at, 0, &jerr);
 	if (*out == NULL) /* said by the caller */
 		snprintf(why, whylen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 	if (raw)
@@ -913,23 +1006,47 @@ static const struct ans_field ans_rollout_made[] = {
 static const struct ans_route {
 	const char *method, *path;
 	const struct ans_field *fields;
+	/* its largest answer, MiB; 0: ANSWER_MAX_MIB. A table's holds its
+	 * document and its model, each up to regiond's --max-body (256 MiB by
+	 * default), and validate's diff may list every prefix of both. */
+	unsigned max_mib;
 } ans_routes[] = {
-	{"PUT", "/v1/table", ans_table_change},
-	{"PATCH", "/v1/table", ans_table_change},
-	{"POST", "/v1/rollback", ans_table_change},
-	{"POST", "/v1/confirm", ans_confirm},
-	{"POST", "/v1/prefixes", ans_prefixes},
-	{"GET", "/v1/status", ans_status},
-	{"GET", "/v1/table", ans_table},
-	{"GET", "/v1/history", ans_history},
-	{"POST", "/v1/validate", ans_validate},
-	{"POST", "/v1/explain", ans_explain},
-	{"GET", "/v1/filters", ans_filters},
-	{"GET", "/v1/fleet/rollouts/active", ans_rollout_active},
-	{"GET", "/v1/fleet/rollouts", ans_rollouts},
-	{"GET", "/v1/fleet/nodes", ans_fleet_nodes},
-	{"POST", "/v1/fleet/rollouts", ans_rollout_made},
+	{"PUT", "/v1/table", ans_table_change, 0},
+	{"PATCH", "/v1/table", ans_table_change, 0},
+	{"POST", "/v1/rollback", ans_table_change, 0},
+	{"POST", "/v1/confirm", ans_confirm, 0},
+	{"POST", "/v1/prefixes", ans_prefixes, 0},
+	{"GET", "/v1/status", ans_status, 0},
+	{"GET", "/v1/table", ans_table, 1024},
+	{"GET", "/v1/history", ans_history, 0},
+	{"POST", "/v1/validate", ans_validate, 1024},
+	{"POST", "/v1/explain", ans_explain, 0},
+	{"GET", "/v1/filters", ans_filters, 0},
+	{"GET", "/v1/fleet/rollouts/active", ans_rollout_active, 0},
+	{"GET", "/v1/fleet/rollouts", ans_rollouts, 0},
+	{"GET", "/v1/fleet/nodes", ans_fleet_nodes, 0},
+	{"POST", "/v1/fleet/rollouts", ans_rollout_made, 0},
 };
+
+/* Any other answer: a status, a history of --keep generations, an error
+ * are a few KiB to some MiB. */
+#define ANSWER_MAX_MIB 64
+
+static const struct ans_route *ans_route_of(const char *method, const char *path)
+{
+	for (size_t i = 0; i < sizeof(ans_routes) / sizeof(ans_routes[0]); i++)
+		if (!strcmp(ans_routes[i].method, method) && !strcmp(ans_routes[i].path, path))
+			return &ans_routes[i];
+	return NULL;
+}
+
+/* The most bytes of an answer's body regionctl takes from @method @path. */
+static size_t answer_max(const char *method, const char *path)
+{
+	const struct ans_route *r = ans_route_of(method, path);
+
+	return (size_t)(r && r->max_mib ? r->max_mib : ANSWER_MAX_MIB) << 20;
+}
 
 /* What @v is, for a message: "a string", "-3", "null". */
 static const char *ans_what(const json_t *v, char *buf, size_t len)
@@ -1057,16 +1174,14 @@ static int ans_walk(const json_t *v, const char *p, unsigned type, char *at, siz
  * else -1 with @why naming the first field that is not. */
 static int ans_check(const char *method, const char *path, const json_t *r, char *why, size_t len)
 {
-	const struct ans_field *f = NULL;
+	const struct ans_route *route = ans_route_of(method, path);
+	const struct ans_field *f = route ? route->fields : NULL;
 	char at[256] = "";
 
 	if (!json_is_object(r)) {
 		snprintf(why, len, "the answer is %s, not an object", ans_what(r, at, sizeof(at)));
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof(ans_routes) / sizeof(ans_routes[0]) && f == NULL; i++)
-		if (!strcmp(ans_routes[i].method, method) && !strcmp(ans_routes[i].path, path))
-			f = ans_routes[i].fields;
 	for (; f && f->path; f++)
 		if (ans_walk(r, f->path, f->type, at, 0, sizeof(at), why, len))
 			return -1;

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -184,3 +185,142 @@ def test_a_read_answered_with_what_is_not_json_says_why(tmp_path, body, said):
             assert said in p.stderr, p.stderr
     finally:
         srv.close()
+
+
+HISTORY = {"history": [{"id": 7, "time": 1796000000, "hash": "00112233aabbccdd", "author": "alice",
+                        "comment": "a change", "by": "uid 0"}]}
+
+
+def scripted_regiond(path, answer, sock=None, wrap=None):
+    """A regiond on @path (or the listening @sock; each connection through
+    @wrap, as TLS) that reads each request whole and hands the connection
+    to @answer(conn), then closes it; returns the listening socket."""
+    import socket
+    import threading
+    srv = sock or socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if sock is None:
+        srv.bind(path)
+    srv.listen(8)
+
+    def one(c):
+        if wrap:
+            try:
+                c = wrap(c)
+            except OSError:
+                return
+        with c:
+            req = b""
+            while b"\r\n\r\n" not in req:
+                got = c.recv(65536)
+                if not got:
+                    return
+                req += got
+            head, _, body = req.partition(b"\r\n\r\n")
+            n = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
+            while n and len(body) < n[0]:
+                body += c.recv(65536)
+            try:
+                answer(c)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=one, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def sends(data, then_wait=0.0):
+    def answer(c):
+        c.sendall(data)
+        time.sleep(then_wait)
+    return answer
+
+
+def trickle(data, every=0.3):
+    def answer(c):
+        for i in range(len(data)):
+            c.sendall(data[i:i + 1])
+            time.sleep(every)
+    return answer
+
+
+H = json.dumps(HISTORY).encode()
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+
+# (name, how the fake regiond answers 'history', exit, what stderr says)
+FRAMING = [
+    # the answer whole, then the connection kept open: it once waited out
+    # the bound and said "no answer", exit 3
+    ("kept-open", sends(HEAD % len(H) + H, then_wait=20), 0, ""),
+    # a Content-Length shorter than what follows: the rest is no part of it
+    ("length-shorter", sends(HEAD % len(H) + H + b"garbage"), 0, ""),
+    # longer: the body was cut short, even when what came parses
+    ("length-longer", sends(HEAD % (len(H) + 100) + H), 3,
+     "the answer was cut short (%d bytes of its body, its Content-Length more)" % len(H)),
+    ("length-negative", sends(HEAD.replace(b"%d", b"-5") + H), 3,
+     "an HTTP answer whose Content-Length is not a length"),
+    ("length-past-64-bits", sends(HEAD.replace(b"%d", b"99999999999999999999") + H), 3,
+     "an HTTP answer whose Content-Length is not a length"),
+    ("length-1TB", sends(HEAD % 10**12 + H), 3,
+     "an answer of 1000000000000 bytes, past 64 MiB, the largest GET /v1/history has"),
+    # 80 MB without a Content-Length (JSON whitespace, so that the old
+    # regionctl took it cheaply): it read answers without end, 100 MB of
+    # history entries once took 3.4 GB and 68 s
+    ("80MB", sends(HEAD.replace(b"Content-Length: %d\r\n", b"") + b" " * (80 << 20) + H), 3,
+     "an answer past 64 MiB, the largest GET /v1/history has"),
+    # a status that is no HTTP status: "-2" once read as a write's
+    # outcome unknown (exit 5) for a read
+    ("status-minus-2", sends(HEAD.replace(b"200 OK", b"-2 X") % len(H) + H), 3, "no HTTP response"),
+    ("status-99999", sends(HEAD.replace(b"200 OK", b"99999 X") % len(H) + H), 3, "no HTTP response"),
+    # a head that never ends (a byte every 0.3 s, each wait in time): it
+    # once held regionctl for ever
+    ("head-trickled", trickle(HEAD % len(H)), 3, "no whole answer within 2 s"),
+    # a body that trickles: the same
+    ("body-trickled", trickle(HEAD % len(H) + H, every=0.02), 3, "no whole answer within 2 s"),
+    # nothing at all: the bound, as it always was
+    ("silent", sends(b"", then_wait=20), 3, "no answer within 2 s"),
+]
+
+
+@pytest.mark.parametrize("name,answer,rc,said", FRAMING, ids=[f[0] for f in FRAMING])
+def test_a_read_takes_only_a_whole_http_answer(tmp_path, name, answer, rc, said):
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, answer)
+    try:
+        t0 = time.monotonic()
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "2", "history"], capture_output=True,
+                           text=True, timeout=60)
+        took = time.monotonic() - t0
+        assert p.returncode == rc, (p.returncode, p.stdout, p.stderr[:500])
+        if rc == 0:
+            assert "a change" in p.stdout and not p.stderr, (p.stdout, p.stderr)
+        else:
+            assert p.stdout == "" and said in p.stderr, p.stderr[:500]
+        assert took < 30, took  # bounded: the bound is 2 s, the 80 MB a few
+    finally:
+        srv.close()
+
+
+def test_a_write_answered_in_part_is_an_unknown_outcome(tmp_path):
+    """A write's answer cut short, by its Content-Length or a head without
+    an end, may follow a change that was made: exit 5, never 3."""
+    body = json.dumps({"confirmed": 4}).encode()
+    for i, answer in enumerate((sends(HEAD % (len(body) + 10) + body),
+                                trickle(HEAD % len(body)),
+                                sends(HEAD.replace(b"%d", b"-1") + body))):
+        path = str(tmp_path / f"api{i}.sock")
+        srv = scripted_regiond(path, answer)
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "2", "confirm"], capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == 5, (i, p.returncode, p.stderr)
+            assert "may or may not have been applied" in p.stderr, p.stderr
+        finally:
+            srv.close()
