@@ -16,7 +16,10 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+from test_api_tls import ctl, pki  # noqa: E402,F401
 from test_log import fake_regiond, regionctl  # noqa: E402
+
+PORT = 24210  # this file's first TCP port (loopback): one a test
 
 
 def ok(body):
@@ -324,3 +327,85 @@ def test_a_write_answered_in_part_is_an_unknown_outcome(tmp_path):
             assert "may or may not have been applied" in p.stderr, p.stderr
         finally:
             srv.close()
+
+
+def tls_regiond(pki, answer, port):
+    """A TLS server on @port (python's, OpenSSL: TLS 1.3 with session
+    tickets sent once it has read the request) answering with @answer."""
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki / "server.pem"), str(pki / "server.key"))
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", port))
+    return scripted_regiond(None, answer, sock=tcp, wrap=lambda c: ctx.wrap_socket(c, server_side=True))
+
+
+def test_an_answer_over_tls_with_session_tickets_is_read(tmp_path, pki):  # noqa: F811
+    """GnuTLS answers AGAIN at once for a record without data, such as the
+    session tickets an OpenSSL server (a TLS proxy in front of regiond)
+    sends after it read the request: regionctl took that for its bound run
+    out, 'no answer within 30 s' at once, exit 3 (5 for a write it made)."""
+    H = json.dumps(HISTORY).encode()
+    C = json.dumps({"confirmed": 4}).encode()
+
+    def answer(c):
+        c.sendall((HEAD % len(H) + H) if answer.read else (HEAD % len(C) + C))
+        c.unwrap()
+
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    for read, args, want in ((True, ["history"], "a change"), (False, ["confirm"], "confirmed generation 4")):
+        answer.read = read
+        srv = tls_regiond(pki, answer, PORT + 1 + read)
+        try:
+            p = ctl(PORT + 1 + read, pki, "--token-file", str(token), *args)
+            assert p.returncode == 0 and want in p.stdout, (args, p.returncode, p.stdout, p.stderr)
+        finally:
+            srv.close()
+
+
+def test_a_tls_handshake_never_answered_is_bounded(tmp_path, pki):  # noqa: F811
+    """A server that takes the connection and never answers the
+    ClientHello: --timeout 2 waited GnuTLS's own 40 s, 'TLS handshake
+    failed: The operation timed out'; now the bound, said as such."""
+    import socket
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", PORT + 3))
+    tcp.listen(4)
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    try:
+        t0 = time.monotonic()
+        p = ctl(PORT + 3, pki, "--token-file", str(token), "--timeout", "2", "history")
+        took = time.monotonic() - t0
+        assert p.returncode == 3 and "no answer within 2 s (the TLS handshake)" in p.stderr, p
+        assert took < 20, took
+    finally:
+        tcp.close()
+
+
+def test_a_write_whose_tls_answer_is_cut_is_an_unknown_outcome(tmp_path, pki):  # noqa: F811
+    """Over TLS, an answer without a Content-Length cut without close_notify
+    (regiond dying mid-answer, or an attacker's truncation) was refused as
+    'TLS: the response was cut short' with exit 3, "nothing changed", for a
+    write that went out whole: 5 now, as any write answered in part; a read
+    stays 3."""
+    def cut(c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                  b'{"confirmed": 4}')
+        os.close(c.detach())  # the TCP connection closed, without close_notify
+
+    srv = tls_regiond(pki, cut, PORT)
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    try:
+        for args, rc in ((["confirm"], 5), (["history"], 3)):
+            p = ctl(PORT, pki, "--token-file", str(token), *args)
+            assert p.returncode == rc, (args, p.returncode, p.stderr)
+            assert "TLS: the answer was cut short" in p.stderr, p.stderr
+            assert ("may or may not have been applied" in p.stderr) == (rc == 5), p.stderr
+    finally:
+        srv.close()
