@@ -3101,6 +3101,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 	struct chunked ch = {0};
 	size_t qlen;
 	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE;
+	double t0;
 	FILE *f;
 
 	*started = 0;
@@ -3123,11 +3124,27 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		goto out;
 	}
 	cap_sock = ctl_conn_fd(c);
-	/* The head, then the body: JSON with an error status, else pcapng. */
+	/* The head, then the body: JSON with an error status, else pcapng.
+	 * The head whole within the bound, and at most HEAD_MAX; an error's
+	 * body at most an answer's: a server that trickles or never ends
+	 * them once held the command for ever, or took all memory. */
+	t0 = ctl_top_mono_s();
 	for (;;) {
 		uint8_t buf[65536];
 		ssize_t r;
 
+		if (status == 0 || status != 200) {
+			double left = t0 + o->wait_ms / 1000.0 - ctl_top_mono_s();
+
+			if (left <= 0 || head.len > (status ? ANSWER_MAX_MIB << 20 : HEAD_MAX)) {
+				fprintf(stderr,
+					"regionctl: cannot reach regiond at %s: no whole answer "
+					"within %d s (%zu bytes came)\n",
+					o->url ? o->url : o->sock, o->wait_ms / 1000, head.len);
+				goto out;
+			}
+			silence_bound(ctl_conn_fd(c), (int)(left * 1000) + 1);
+		}
 		errno = 0;
 		r = ctl_conn_recv(c, buf, sizeof(buf));
 		if (r < 0 && !cap_interrupted && (errno == EAGAIN || errno == EWOULDBLOCK)) {

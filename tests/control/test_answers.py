@@ -409,3 +409,33 @@ def test_a_write_whose_tls_answer_is_cut_is_an_unknown_outcome(tmp_path, pki):  
             assert ("may or may not have been applied" in p.stderr) == (rc == 5), p.stderr
     finally:
         srv.close()
+
+
+def endless(chunk, total):
+    def answer(c):
+        for _ in range(total // len(chunk)):
+            c.sendall(chunk)
+    return answer
+
+
+CAPTURE_HEADS = [
+    # a head a byte every 0.3 s: each wait in time, it held capture for ever
+    ("head-trickled", trickle(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" * 10)),
+    # a head without end: it was kept whole in memory (here 200 MB)
+    ("head-endless", endless(b"HTTP/1.1 200 OK\r\nX: " + b"x" * 65536, 200 << 20)),
+    # an error whose body never ends (here 200 MB): the same
+    ("error-body-endless", endless(b"HTTP/1.1 500 Oops\r\n\r\n" + b" " * 65536, 200 << 20)),
+]
+
+
+@pytest.mark.parametrize("name,answer", CAPTURE_HEADS, ids=[c[0] for c in CAPTURE_HEADS])
+def test_a_capture_answer_head_is_bounded(tmp_path, name, answer):
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, answer)
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "2", "capture", "--count", "1"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 3, (p.returncode, p.stderr[:300])
+        assert "answer within 2 s" in p.stderr, p.stderr[:300]
+    finally:
+        srv.close()
