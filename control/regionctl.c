@@ -1293,8 +1293,12 @@ static void when(long long t, char *buf, size_t len)
 	time_t tt = (time_t)t;
 	struct tm tm;
 
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+	/* A time no calendar date of four digits holds (an answer's 2^62)
+	 * left tm unset: a date made of uninitialised memory. */
+	if (gmtime_r(&tt, &tm) == NULL || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900)
+		snprintf(buf, len, "time %lld", t);
+	else
+		strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
 /* The exit code of 'status' for monitoring (docs/operations.md): regiond's

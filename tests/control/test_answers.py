@@ -439,3 +439,18 @@ def test_a_capture_answer_head_is_bounded(tmp_path, name, answer):
         assert "answer within 2 s" in p.stderr, p.stderr[:300]
     finally:
         srv.close()
+
+
+@pytest.mark.parametrize("t", [2**62, -2**63, 2**63 - 1])
+def test_a_time_no_date_holds_is_shown_as_a_number(tmp_path, t):
+    """A time past any four-digit year (2^62 s) made gmtime_r fail and
+    strftime print the uninitialised struct tm: a date such as
+    '109626219-89981393-00'. It is shown as the number it is."""
+    body = json.dumps({"history": [dict(HISTORY["history"][0], time=t)]}).encode()
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, *ok(body))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "history"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and f"  time {t}  " in p.stdout, (p.returncode, p.stdout, p.stderr)
+    finally:
+        srv.close()
