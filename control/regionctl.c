@@ -1211,10 +1211,9 @@ static int call(const struct opts *o, const char *method, const char *path, json
 	if (is_write(method, path) && (st < 400 || st >= 500) &&
 	    (*out == NULL || (st < 400 && !answered))) {
 		fprintf(stderr,
-			"regionctl: regiond at %s answered the write with HTTP %d and %s%s%s%s, "
-			"not "
-			"the API's answer; the change may or may not have been applied: 'regionctl "
-			"history' says whether it was\n",
+			"regionctl: regiond at %s answered the write with HTTP %d and "
+			"%s%s%s%s, not the API's answer; the change may or may not have "
+			"been applied: 'regionctl history' says whether it was\n",
 			o->url ? o->url : o->sock, st,
 			*out ? "JSON without the outcome" : "a body that is not JSON",
 			bad[0] ? " (" : "", bad, bad[0] ? ")" : "");
@@ -1228,8 +1227,7 @@ static int call(const struct opts *o, const char *method, const char *path, json
 	if (st < 400 && *out && !answered) {
 		fprintf(stderr,
 			"regionctl: regiond at %s answered %s %s with what is not the API's "
-			"answer: "
-			"%s\n",
+			"answer: %s\n",
 			o->url ? o->url : o->sock, method, path, bad);
 		json_decref(*out);
 		*out = NULL;
@@ -1238,9 +1236,8 @@ static int call(const struct opts *o, const char *method, const char *path, json
 	if (st >= 400 || *out == NULL) {
 		int rc = *out ? show_error(st, *out)
 			      : (fprintf(stderr,
-					 "regionctl: regiond at %s answered %s %s with HTTP %d and "
-					 "a "
-					 "body that is not JSON (%s)\n",
+					 "regionctl: regiond at %s answered %s %s with HTTP %d "
+					 "and a body that is not JSON (%s)\n",
 					 o->url ? o->url : o->sock, method, path, st, why),
 				 EXIT_UNREACHABLE);
 
