@@ -19,8 +19,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from test_api_tls import ctl, pki  # noqa: E402,F401
 from test_log import fake_regiond, regionctl  # noqa: E402
 
-PORT = 24210  # this file's first TCP port (loopback): one a test
-
 
 def ok(body):
     return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
@@ -329,8 +327,8 @@ def test_a_write_answered_in_part_is_an_unknown_outcome(tmp_path):
             srv.close()
 
 
-def tls_regiond(pki, answer, port):
-    """A TLS server on @port (python's, OpenSSL: TLS 1.3 with session
+def tls_regiond(pki, answer):
+    """A TLS server on a free loopback port (python's, OpenSSL: TLS 1.3 with session
     tickets sent once it has read the request) answering with @answer."""
     import socket
     import ssl
@@ -338,8 +336,9 @@ def tls_regiond(pki, answer, port):
     ctx.load_cert_chain(str(pki / "server.pem"), str(pki / "server.key"))
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("127.0.0.1", port))
-    return scripted_regiond(None, answer, sock=tcp, wrap=lambda c: ctx.wrap_socket(c, server_side=True))
+    tcp.bind(("127.0.0.1", 0))
+    return (scripted_regiond(None, answer, sock=tcp, wrap=lambda c: ctx.wrap_socket(c, server_side=True)),
+            tcp.getsockname()[1])
 
 
 def test_an_answer_over_tls_with_session_tickets_is_read(tmp_path, pki):  # noqa: F811
@@ -358,9 +357,9 @@ def test_an_answer_over_tls_with_session_tickets_is_read(tmp_path, pki):  # noqa
     token.write_text("t\n")
     for read, args, want in ((True, ["history"], "a change"), (False, ["confirm"], "confirmed generation 4")):
         answer.read = read
-        srv = tls_regiond(pki, answer, PORT + 1 + read)
+        srv, port = tls_regiond(pki, answer)
         try:
-            p = ctl(PORT + 1 + read, pki, "--token-file", str(token), *args)
+            p = ctl(port, pki, "--token-file", str(token), *args)
             assert p.returncode == 0 and want in p.stdout, (args, p.returncode, p.stdout, p.stderr)
         finally:
             srv.close()
@@ -373,13 +372,13 @@ def test_a_tls_handshake_never_answered_is_bounded(tmp_path, pki):  # noqa: F811
     import socket
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("127.0.0.1", PORT + 3))
+    tcp.bind(("127.0.0.1", 0))
     tcp.listen(4)
     token = tmp_path / "token"
     token.write_text("t\n")
     try:
         t0 = time.monotonic()
-        p = ctl(PORT + 3, pki, "--token-file", str(token), "--timeout", "2", "history")
+        p = ctl(tcp.getsockname()[1], pki, "--token-file", str(token), "--timeout", "2", "history")
         took = time.monotonic() - t0
         assert p.returncode == 3 and "no answer within 2 s (the TLS handshake)" in p.stderr, p
         assert took < 20, took
@@ -398,12 +397,12 @@ def test_a_write_whose_tls_answer_is_cut_is_an_unknown_outcome(tmp_path, pki):  
                   b'{"confirmed": 4}')
         os.close(c.detach())  # the TCP connection closed, without close_notify
 
-    srv = tls_regiond(pki, cut, PORT)
+    srv, port = tls_regiond(pki, cut)
     token = tmp_path / "token"
     token.write_text("t\n")
     try:
         for args, rc in ((["confirm"], 5), (["history"], 3)):
-            p = ctl(PORT, pki, "--token-file", str(token), *args)
+            p = ctl(port, pki, "--token-file", str(token), *args)
             assert p.returncode == rc, (args, p.returncode, p.stderr)
             assert "TLS: the answer was cut short" in p.stderr, p.stderr
             assert ("may or may not have been applied" in p.stderr) == (rc == 5), p.stderr
