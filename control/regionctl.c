@@ -8,6 +8,7 @@
  * regionfwd unreachable; 4 regiond failed to carry it out.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -3036,6 +3037,16 @@ struct chunked {
 	size_t nline;
 };
 
+/* A stream that is not chunked framing: said as such (it once read as
+ * "the capture was cut short: regiond or regionfwd stopped it"). */
+static int chunked_bad(struct cap_sink *k)
+{
+	if (!k->why[0])
+		snprintf(k->why, sizeof(k->why),
+			 "regiond sent something that is not HTTP chunked framing");
+	return -1;
+}
+
 /* Feed @n raw bytes; decoded data goes to the sink. -1: not chunked framing. */
 static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p, size_t n)
 {
@@ -3053,7 +3064,7 @@ static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p
 		}
 		/* A line: the size, the CRLF after data, or a trailer line. */
 		if (ch->nline + 1 >= sizeof(ch->line))
-			return -1;
+			return chunked_bad(k);
 		ch->line[ch->nline++] = (char)*p++;
 		n--;
 		if (ch->nline < 2 || ch->line[ch->nline - 2] != '\r' ||
@@ -3063,13 +3074,17 @@ static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p
 		if (ch->state == 0) {
 			char *end;
 
+			/* hex digits, then an extension or nothing ("-1" once
+			 * read as ULONG_MAX, "1zz" as 1) */
+			errno = 0;
 			ch->left = strtoul(ch->line, &end, 16);
-			if (end == ch->line)
-				return -1;
+			if (!isxdigit((unsigned char)ch->line[0]) || errno ||
+			    (*end && *end != ';' && *end != ' ' && *end != '\t'))
+				return chunked_bad(k);
 			ch->state = ch->left ? 1 : 3;
 		} else if (ch->state == 2) {
 			if (ch->line[0])
-				return -1;
+				return chunked_bad(k);
 			ch->state = 0;
 		} else if (ch->line[0] == '\0') {
 			ch->state = 4;

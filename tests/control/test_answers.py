@@ -453,3 +453,40 @@ def test_a_time_no_date_holds_is_shown_as_a_number(tmp_path, t):
         assert p.returncode == 0 and f"  time {t}  " in p.stdout, (p.returncode, p.stdout, p.stderr)
     finally:
         srv.close()
+
+
+def pcapng_start():
+    import struct
+    from test_log import pcapng_block
+    return (pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) +
+            pcapng_block(1, struct.pack("<HHI", 1, 0, 65535)))
+
+
+CHUNK_GARBAGE = {
+    "size-negative": lambda b: b"-1\r\n" + b + b"\r\n0\r\n\r\n",  # once ULONG_MAX: "cut short"
+    "size-past-64-bits": lambda b: b"f" * 20 + b"\r\n" + b + b"\r\n0\r\n\r\n",
+    "size-with-junk": lambda b: b"%xzz\r\n" % len(b) + b + b"\r\n0\r\n\r\n",  # once taken as the size, exit 0
+    "no-crlf-after-data": lambda b: b"%x\r\n" % len(b) + b + b"XX0\r\n\r\n",  # once "cut short"
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHUNK_GARBAGE))
+def test_a_capture_in_chunked_garbage_says_so(tmp_path, name):
+    """A capture stream whose chunked framing is garbage is said to be
+    that, exit 4 as a stream that is not pcapng; it read as 'the capture
+    was cut short: regiond or regionfwd stopped it' (exit 3), or was taken
+    (exit 0). An extension after the size is HTTP's and is taken."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pcapng\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n")
+    start = pcapng_start()
+    for body, rc in ((CHUNK_GARBAGE[name](start), 4),
+                     (b"%x;ext=1\r\n" % len(start) + start + b"\r\n0\r\n\r\n", 0)):
+        path = str(tmp_path / f"api{rc}.sock")
+        srv = fake_regiond(path, head, body)
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "capture", "--count", "1", "-w",
+                                str(tmp_path / "c.pcapng")], capture_output=True, text=True, timeout=60)
+            assert p.returncode == rc, (p.returncode, p.stderr)
+            assert ("not HTTP chunked framing" in p.stderr) == (rc == 4), p.stderr
+        finally:
+            srv.close()
