@@ -353,6 +353,63 @@ static long long content_length(const char *head, const char *end)
 	return -1;
 }
 
+/* Whether the response head @head (ending at @end) says its body is chunked. */
+static int is_chunked(const char *head, const char *end)
+{
+	for (const char *p = strstr(head, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n"))
+		if (strncasecmp(p + 2, "Transfer-Encoding:", 18) == 0) {
+			const char *e = strstr(p + 2, "\r\n");
+			const char *c = strstr(p + 2, "chunked");
+
+			return c && e && c < e;
+		}
+	return 0;
+}
+
+/* The chunked body @p of @n bytes (RFC 9112 7.1; an HTTP/1.1 server, a
+ * proxy in front of regiond, may send one): its data's length into *@len,
+ * and with @move the data itself to @p. @return 0 whole, 1 not yet whole,
+ * -1 not chunked framing. */
+static int dechunk(char *p, size_t n, size_t *len, int move)
+{
+	size_t in = 0, out = 0;
+
+	for (;;) {
+		char *eol = memchr(p + in, '\n', n - in), *end;
+		unsigned long long size;
+
+		if (eol == NULL)
+			return 1;
+		errno = 0;
+		size = strtoull(p + in, &end, 16);
+		if (!isxdigit((unsigned char)p[in]) || errno ||
+		    (*end != '\r' && *end != ';' && *end != ' ' && *end != '\t') || eol[-1] != '\r')
+			return -1;
+		in = (size_t)(eol + 1 - p);
+		if (size == 0) { /* trailers, then an empty line */
+			for (;;) {
+				if ((eol = memchr(p + in, '\n', n - in)) == NULL)
+					return 1;
+				if (eol == p + in + 1 && p[in] == '\r') {
+					*len = out;
+					return 0;
+				}
+				in = (size_t)(eol + 1 - p);
+			}
+		}
+		if (size > n - in)
+			return 1;
+		if (n - in - size < 2)
+			return 1;
+		if (p[in + size] != '\r' || p[in + size + 1] != '\n')
+			return -1;
+		if (move)
+			memmove(p + out, p + in, size);
+		out += size;
+		in += size + 2;
+	}
+}
+
 /* A request's head and JSON body @b (NULL: none). */
 static void request_head(FILE *f, const struct opts *o, const char *method, const char *path,
 			 const char *b)
@@ -425,7 +482,8 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	struct ctl_conn *c = conn_open(o, why, whylen);
 	int status = -1, n;
 	long long clen = -1;
-	size_t body_at = 0, from, max = answer_max(method, path);
+	size_t body_at = 0, from, dlen = 0, max = answer_max(method, path);
+	int chunked = 0;
 	json_error_t jerr;
 	double t0;
 	FILE *f;
@@ -530,7 +588,14 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 			clen = content_length(resp, sep);
 			if (clen == -2 || clen > (long long)max)
 				break; /* said below */
+			chunked = clen == -1 && is_chunked(resp, sep);
 		}
+		/* a chunked body ends at its last chunk (looked for where it
+		 * can end: a terminator without trailers; else at the close) */
+		if (chunked && rlen - body_at >= 5 &&
+		    memcmp(resp + rlen - 5, "0\r\n\r\n", 5) == 0 &&
+		    dechunk(resp + body_at, rlen - body_at, &dlen, 0) == 0)
+			break;
 		if (body_at == 0 && rlen > HEAD_MAX)
 			break; /* no HTTP: said below */
 		if (body_at && clen >= 0 && rlen - body_at >= (size_t)clen) {
@@ -573,10 +638,24 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		goto out;
 	}
 	sep = resp + body_at - 4;
+	if (chunked) {
+		int d = dechunk(resp + body_at, rlen - body_at, &dlen, 1);
+
+		if (d != 0) {
+			snprintf(why, whylen, "%s",
+				 d < 0 ? "an HTTP answer whose chunked body is not chunked framing"
+				       : "the answer was cut short (its chunked body has no end)");
+			if (outcome_unknown(o, 1, why, whylen))
+				status = -2;
+			goto out;
+		}
+		rlen = body_at + dlen;
+	}
 	/* Over TLS a connection cut without close_notify may be an attacker's
 	 * truncation, and over either a body shorter than its Content-Length
 	 * is one cut short: the body must be as long as announced. */
-	if ((clen >= 0 && (size_t)clen != rlen - body_at) || (ctl_conn_truncated(c) && clen < 0)) {
+	if ((clen >= 0 && (size_t)clen != rlen - body_at) ||
+	    (ctl_conn_truncated(c) && clen < 0 && !chunked)) {
 		snprintf(why, whylen, "%sthe answer was cut short (%zu bytes of its body, %s)",
 			 ctl_conn_truncated(c) ? "TLS: " : "", rlen - body_at,
 			 clen >= 0 ? "its Content-Length more" : "no Content-Length");

@@ -490,3 +490,39 @@ def test_a_capture_in_chunked_garbage_says_so(tmp_path, name):
             assert ("not HTTP chunked framing" in p.stderr) == (rc == 4), p.stderr
         finally:
             srv.close()
+
+
+def chunks(data, n=7, ext=b""):
+    out = b""
+    for i in range(0, len(data), n):
+        out += b"%x%s\r\n%s\r\n" % (len(data[i:i + n]), ext, data[i:i + n])
+    return out
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+# (name, the answer to 'history' and to 'confirm' from a body, exit of each)
+CHUNKED_ANSWERS = [
+    # an HTTP/1.1 server (a proxy before regiond) may send a body chunked:
+    # it was 'not JSON', exit 3, and a write carried out exit 5
+    ("chunked", lambda b: sends(CHUNKED + chunks(b) + b"0\r\n\r\n"), 0, 0),
+    ("with-extensions-trailers", lambda b: sends(CHUNKED + chunks(b, 5, b";x=1") + b"0\r\nX-T: 1\r\n\r\n"), 0, 0),
+    ("kept-open", lambda b: sends(CHUNKED + chunks(b) + b"0\r\n\r\n", then_wait=20), 0, 0),
+    ("no-last-chunk", lambda b: sends(CHUNKED + chunks(b)), 3, 5),
+    ("garbage", lambda b: sends(CHUNKED + b"zz\r\n" + b + b"\r\n0\r\n\r\n"), 3, 5),
+]
+
+
+@pytest.mark.parametrize("name,answer,read_rc,write_rc", CHUNKED_ANSWERS, ids=[c[0] for c in CHUNKED_ANSWERS])
+def test_a_chunked_answer_is_read(tmp_path, name, answer, read_rc, write_rc):
+    for args, body, rc, want in ((["history"], json.dumps(HISTORY).encode(), read_rc, "a change"),
+                                 (["confirm"], b'{"confirmed": 4}', write_rc, "confirmed generation 4")):
+        path = str(tmp_path / f"api-{args[0]}.sock")
+        srv = scripted_regiond(path, answer(body))
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "5"] + args, capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == rc, (args, p.returncode, p.stdout, p.stderr)
+            assert (want in p.stdout) == (rc == 0), (args, p.stdout)
+        finally:
+            srv.close()
