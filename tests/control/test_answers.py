@@ -123,10 +123,15 @@ STATUS_SPOILED = [
     ("dataplane.status.links[0].admin", None, "dataplane.status.links[0].admin: null, expected a string"),
     ("dataplane.status.mbufs.in_use", "many", "dataplane.status.mbufs.in_use: expected an integer >= 0, got a string"),
     ("alarm", 7, "alarm: expected a string, got 7"),
+    ("fleet", {"node": "n1", "facility": "f", "state": "in_sync", "connected": "yes", "target": None},
+     "fleet.connected: expected true or false, got a string"),
+    ("fleet", {"node": "n1", "facility": "f", "state": "in_sync", "connected": True,
+               "target": {"table": "a12d0c2282ec0d00", "revision": "7"}},
+     "fleet.target.revision: expected an integer, got a string"),
 ]
 
 
-@pytest.mark.parametrize("field,value,said", STATUS_SPOILED, ids=[f for f, _, _ in STATUS_SPOILED])
+@pytest.mark.parametrize("field,value,said", STATUS_SPOILED, ids=[s for _, _, s in STATUS_SPOILED])
 def test_status_names_the_field_it_cannot_take(tmp_path, field, value, said):
     """A status whose one field is missing or of another type: the whole
     status is shown (exit 0) until that field is spoiled; then nothing
