@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 /* As regiond's side (ctl_api.c): TLS 1.2 and 1.3, GnuTLS's NORMAL ciphers. */
@@ -201,10 +203,26 @@ struct ctl_conn *ctl_conn_tls(int fd, const char *host, const struct ctl_tls_cli
 		gnutls_server_name_set(c->s, GNUTLS_NAME_DNS, host, strlen(host));
 	gnutls_session_set_verify_cert2(c->s, check, 2, 0);
 	gnutls_transport_set_int(c->s, fd);
-	gnutls_handshake_set_timeout(c->s, GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);
-	do
-		rc = gnutls_handshake(c->s);
-	while (rc < 0 && !gnutls_error_is_fatal(rc));
+	/* The whole handshake within the caller's bound (--timeout): AGAIN
+	 * is not fatal, so each wait of a server that never answers the
+	 * ClientHello ran into GnuTLS's own 40 s, whatever the bound. */
+	{
+		struct timeval tv = {0};
+		socklen_t tl = sizeof(tv);
+		unsigned ms = getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) == 0
+				      ? (unsigned)(tv.tv_sec * 1000 + tv.tv_usec / 1000)
+				      : 0;
+
+		gnutls_handshake_set_timeout(c->s, ms ? ms : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);
+		do
+			rc = gnutls_handshake(c->s);
+		while (rc < 0 && !gnutls_error_is_fatal(rc));
+		if (rc == GNUTLS_E_TIMEDOUT && ms) {
+			snprintf(why, whylen, "no answer within %u s (the TLS handshake)",
+				 ms / 1000);
+			goto fail;
+		}
+	}
 	if (rc < 0) {
 		handshake_failure(c, rc, t->conf, why, whylen);
 		goto fail;
@@ -255,8 +273,30 @@ int ctl_conn_send(struct ctl_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Whether @fd's receive bound (SO_RCVTIMEO; none: never) has passed since @t0. */
+static int timed_out(int fd, double t0)
+{
+	struct timeval tv = {0};
+	socklen_t tl = sizeof(tv);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) < 0 ||
+	    (tv.tv_sec == 0 && tv.tv_usec == 0))
+		return 0;
+	return mono_s() - t0 >= (double)tv.tv_sec + (double)tv.tv_usec / 1e6 - 0.01;
+}
+
 ssize_t ctl_conn_recv(struct ctl_conn *c, void *buf, size_t len)
 {
+	double t0 = mono_s();
+
 	for (;;) {
 		ssize_t r;
 
@@ -270,6 +310,15 @@ ssize_t ctl_conn_recv(struct ctl_conn *c, void *buf, size_t len)
 		}
 		r = gnutls_record_recv(c->s, buf, len);
 		if (r == GNUTLS_E_INTERRUPTED)
+			continue;
+		/* GnuTLS also answers AGAIN, at once, for a record that
+		 * carried no data (a TLS 1.3 session ticket, which OpenSSL
+		 * servers send once they have read the request): taken for
+		 * the socket's bound run out, an answer behind a TLS proxy
+		 * read as "no answer within 30 s" before it came (a write's
+		 * outcome unknown, exit 5). Only a wait as long as the bound
+		 * is one; the others wait again, within it. */
+		if (r == GNUTLS_E_AGAIN && !timed_out(c->fd, t0))
 			continue;
 		if (r == GNUTLS_E_AGAIN) {
 			/* The socket is blocking: its receive timeout ran out

@@ -8,6 +8,7 @@
  * regionfwd unreachable; 4 regiond failed to carry it out.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -331,13 +332,82 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 	return c;
 }
 
-/* The Content-Length of the response head @head (ending at @end), or -1. */
+/* The Content-Length of the response head @head (ending at @end): -1
+ * without one, -2 when it is not a length (negative, not a number, past
+ * long long). */
 static long long content_length(const char *head, const char *end)
 {
 	for (const char *p = strstr(head, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n"))
-		if (strncasecmp(p + 2, "Content-Length:", 15) == 0)
-			return strtoll(p + 17, NULL, 10);
+		if (strncasecmp(p + 2, "Content-Length:", 15) == 0) {
+			const char *v = p + 17 + strspn(p + 17, " \t");
+			char *e;
+			long long n;
+
+			errno = 0;
+			n = strtoll(v, &e, 10);
+			return *v >= '0' && *v <= '9' && !errno && e <= end &&
+					       (*e == '\r' || *e == ' ' || *e == '\t')
+				       ? n
+				       : -2;
+		}
 	return -1;
+}
+
+/* Whether the response head @head (ending at @end) says its body is chunked. */
+static int is_chunked(const char *head, const char *end)
+{
+	for (const char *p = strstr(head, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n"))
+		if (strncasecmp(p + 2, "Transfer-Encoding:", 18) == 0) {
+			const char *e = strstr(p + 2, "\r\n");
+			const char *c = strstr(p + 2, "chunked");
+
+			return c && e && c < e;
+		}
+	return 0;
+}
+
+/* The chunked body @p of @n bytes (RFC 9112 7.1; an HTTP/1.1 server, a
+ * proxy in front of regiond, may send one): its data's length into *@len,
+ * and with @move the data itself to @p. @return 0 whole, 1 not yet whole,
+ * -1 not chunked framing. */
+static int dechunk(char *p, size_t n, size_t *len, int move)
+{
+	size_t in = 0, out = 0;
+
+	for (;;) {
+		char *eol = memchr(p + in, '\n', n - in), *end;
+		unsigned long long size;
+
+		if (eol == NULL)
+			return 1;
+		errno = 0;
+		size = strtoull(p + in, &end, 16);
+		if (!isxdigit((unsigned char)p[in]) || errno ||
+		    (*end != '\r' && *end != ';' && *end != ' ' && *end != '\t') || eol[-1] != '\r')
+			return -1;
+		in = (size_t)(eol + 1 - p);
+		if (size == 0) { /* trailers, then an empty line */
+			for (;;) {
+				if ((eol = memchr(p + in, '\n', n - in)) == NULL)
+					return 1;
+				if (eol == p + in + 1 && p[in] == '\r') {
+					*len = out;
+					return 0;
+				}
+				in = (size_t)(eol + 1 - p);
+			}
+		}
+		if (size > n - in)
+			return 1;
+		if (n - in - size < 2)
+			return 1;
+		if (p[in + size] != '\r' || p[in + size + 1] != '\n')
+			return -1;
+		if (move)
+			memmove(p + out, p + in, size);
+		out += size;
+		in += size + 2;
+	}
 }
 
 /* A request's head and JSON body @b (NULL: none). */
@@ -394,6 +464,12 @@ static int outcome_unknown(const struct opts *o, int unanswered, char *why, size
 	return 1;
 }
 
+static size_t answer_max(const char *method, const char *path);
+
+/* An answer's head (status line and headers): regiond's are some 200
+ * bytes; one past this is not regiond's. */
+#define HEAD_MAX 65536
+
 /* One HTTP/1.1 exchange (Connection: close). Returns the status, or -1
  * with @why (regiond unreachable, or TLS refused), or -2 with @why for a
  * write sent whole and not answered (its outcome unknown). */
@@ -405,7 +481,11 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	size_t rlen = 0, cap = 0;
 	struct ctl_conn *c = conn_open(o, why, whylen);
 	int status = -1, n;
-	long long clen;
+	long long clen = -1;
+	size_t body_at = 0, from, dlen = 0, max = answer_max(method, path);
+	int chunked = 0;
+	json_error_t jerr;
+	double t0;
 	FILE *f;
 	size_t qlen;
 
@@ -439,18 +519,53 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 			status = -2;
 		goto out;
 	}
+	/* The head must come whole within the bound: a server that trickles
+	 * it (a byte every few seconds, each wait in time) held a command
+	 * for ever. Then the body, each wait bounded, at least 64 KiB every
+	 * 10 s on average (as a capture's stream: a slow link keeps up); it
+	 * ends at its Content-Length (a server that keeps the connection
+	 * open after the answer once made it wait out the bound), and is at
+	 * most answer_max() bytes (an endless one once took all memory). */
+	t0 = ctl_top_mono_s();
 	for (;;) {
+		double left = t0 + o->wait_ms / 1000.0 - ctl_top_mono_s();
 		ssize_t r;
 
+		if (body_at)
+			left += (double)(rlen - body_at) / 65536 * 10;
+		if (left > o->wait_ms / 1000.0)
+			left = o->wait_ms / 1000.0;
+		if (left <= 0) {
+			snprintf(why, whylen, "no whole answer within %d s (%zu bytes came)",
+				 o->wait_ms / 1000, rlen);
+			if (outcome_unknown(o, 1, why, whylen))
+				status = -2;
+			goto out;
+		}
+		silence_bound(ctl_conn_fd(c), (int)(left * 1000) + 1);
 		if (rlen + 65536 + 1 > cap) {
+			char *grown = realloc(resp, (rlen + 65536) * 2);
+
+			if (grown == NULL) {
+				snprintf(why, whylen, "out of memory for an answer of %zu bytes",
+					 rlen);
+				if (outcome_unknown(o, 1, why, whylen))
+					status = -2;
+				goto out;
+			}
+			resp = grown;
 			cap = (rlen + 65536) * 2;
-			resp = realloc(resp, cap);
 		}
 		errno = 0;
 		r = ctl_conn_recv(c, resp + rlen, cap - rlen - 1);
-		if (r < 0 && o->wait_ms > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* a partial answer is no answer either */
-			wait_failed(o, errno, why, whylen);
+			if (rlen)
+				snprintf(why, whylen,
+					 "no whole answer within %d s (%zu bytes came)",
+					 o->wait_ms / 1000, rlen);
+			else
+				wait_failed(o, errno, why, whylen);
 			if (outcome_unknown(o, 1, why, whylen))
 				status = -2;
 			goto out;
@@ -464,6 +579,36 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		if (r <= 0)
 			break;
 		rlen += (size_t)r;
+		resp[rlen] = '\0';
+		/* The head's end, looked for in what came since the last look
+		 * (resp is a string: a NUL in a head makes it no HTTP). */
+		from = rlen - (size_t)r > 3 ? rlen - (size_t)r - 3 : 0;
+		if (body_at == 0 && (sep = strstr(resp + from, "\r\n\r\n")) != NULL) {
+			body_at = (size_t)(sep + 4 - resp);
+			clen = content_length(resp, sep);
+			if (clen == -2 || clen > (long long)max)
+				break; /* said below */
+			chunked = clen == -1 && is_chunked(resp, sep);
+		}
+		/* a chunked body ends at its last chunk (looked for where it
+		 * can end: a terminator without trailers; else at the close) */
+		if (chunked && rlen - body_at >= 5 &&
+		    memcmp(resp + rlen - 5, "0\r\n\r\n", 5) == 0 &&
+		    dechunk(resp + body_at, rlen - body_at, &dlen, 0) == 0)
+			break;
+		if (body_at == 0 && rlen > HEAD_MAX)
+			break; /* no HTTP: said below */
+		if (body_at && clen >= 0 && rlen - body_at >= (size_t)clen) {
+			rlen = body_at + (size_t)clen; /* what follows is no part of it */
+			break;
+		}
+		if (rlen - body_at > max) {
+			snprintf(why, whylen, "an answer past %zu MiB, the largest %s %s has",
+				 max >> 20, method, path);
+			if (outcome_unknown(o, 1, why, whylen))
+				status = -2;
+			goto out;
+		}
 	}
 	snprintf(why, whylen, "no HTTP response%s",
 		 o->url && !o->https ? " (does it serve HTTPS? then use https://)" : "");
@@ -477,21 +622,52 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		goto out;
 	}
 	resp[rlen] = '\0';
-	if (sscanf(resp, "HTTP/1.%*d %d", &n) != 1 || (sep = strstr(resp, "\r\n\r\n")) == NULL) {
+	/* "HTTP/1.1 200 ...": a status of three digits, 100..599; a "-2"
+	 * once read as this function's own "outcome unknown". */
+	if (sscanf(resp, "HTTP/1.%*1[01] %3d", &n) != 1 || !(resp[12] == ' ' || resp[12] == '\r') ||
+	    n < 100 || n > 599 || body_at == 0 || clen == -2 || clen > (long long)max) {
+		if (body_at && clen == -2)
+			snprintf(why, whylen,
+				 "an HTTP answer whose Content-Length is not a length");
+		else if (body_at && clen > (long long)max)
+			snprintf(why, whylen,
+				 "an answer of %lld bytes, past %zu MiB, the largest %s %s has",
+				 clen, max >> 20, method, path);
 		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, not answered in HTTP */
 			status = -2;
 		goto out;
 	}
+	sep = resp + body_at - 4;
+	if (chunked) {
+		int d = dechunk(resp + body_at, rlen - body_at, &dlen, 1);
+
+		if (d != 0) {
+			snprintf(why, whylen, "%s",
+				 d < 0 ? "an HTTP answer whose chunked body is not chunked framing"
+				       : "the answer was cut short (its chunked body has no end)");
+			if (outcome_unknown(o, 1, why, whylen))
+				status = -2;
+			goto out;
+		}
+		rlen = body_at + dlen;
+	}
 	/* Over TLS a connection cut without close_notify may be an attacker's
-	 * truncation: the body must be as long as announced. */
-	clen = content_length(resp, sep);
-	if (ctl_conn_truncated(c) &&
-	    (clen < 0 || (size_t)clen != rlen - (size_t)(sep + 4 - resp))) {
-		snprintf(why, whylen, "TLS: the response was cut short");
+	 * truncation, and over either a body shorter than its Content-Length
+	 * is one cut short: the body must be as long as announced. */
+	if ((clen >= 0 && (size_t)clen != rlen - body_at) ||
+	    (ctl_conn_truncated(c) && clen < 0 && !chunked)) {
+		snprintf(why, whylen, "%sthe answer was cut short (%zu bytes of its body, %s)",
+			 ctl_conn_truncated(c) ? "TLS: " : "", rlen - body_at,
+			 clen >= 0 ? "its Content-Length more" : "no Content-Length");
+		if (outcome_unknown(o, 1, why, whylen)) /* sent whole, answered in part */
+			status = -2;
 		goto out;
 	}
 	status = n;
-	*out = json_loads(sep + 4, 0, NULL);
+	/* by its length: a NUL byte in it is no end of it */
+	*out = json_loadb(sep + 4, rlen - body_at, 0, &jerr);
+	if (*out == NULL) /* said by the caller */
+		snprintf(why, whylen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 	if (raw)
 		*raw = strdup(sep + 4);
 out:
@@ -539,34 +715,588 @@ static int show_error(int status, json_t *r)
 	return (int)ctl_exit_code_of(code, status);
 }
 
-/* Whether @r is what the API answers a write to @path that it carried out
- * (api.md): a table change its generation (an id, and whether it changed),
- * confirm the generation confirmed, a prefix batch its generation; other
- * writes an object. */
-static int write_answered(const char *path, const json_t *r)
-{
-	const json_t *g = json_object_get(r, "generation");
+/*
+ * What a 2xx answer must hold, per route: each field regionctl reads from
+ * it (to print it, or to count a write as carried out), by its path from
+ * the answer's root, and its JSON type. An answer that lacks one, or holds
+ * it as another type, is not the API's answer (another service behind
+ * --url, a proxy, a regiond that is not what it should be): once a '200 {}'
+ * read as a status block of zeros, 'valid' for validate, an empty history,
+ * and 'show table' crashed on it. A read then shows nothing and names the
+ * field (call()); a write's outcome is unknown. A path is member names
+ * joined by '.', "[]" for each element of a list ("history[].id"), "*"
+ * for each member of an object ("counters.*"); a field whose parent is
+ * absent or null (where its own entry allows that) is not checked.
+ */
+enum ans_type {
+	AT_OBJ = 1,
+	AT_ARR,
+	AT_STR,
+	AT_BOOL,
+	AT_TRUE,
+	AT_NUM, /* an integer or a real */
+	AT_INT,
+	AT_UINT, /* an integer >= 0: a counter, a time */
+	AT_ID, /* an integer >= 1: a generation that exists */
+};
+#define AT_NULL 0x100 /* or null */
+#define AT_OPT 0x200 /* or absent */
+#define AT_MASK 0xff
 
-	if (!json_is_object(r))
+static const char *const ans_type_names[] = {
+	[AT_OBJ] = "an object",	     [AT_ARR] = "a list",
+	[AT_STR] = "a string",	     [AT_BOOL] = "true or false",
+	[AT_TRUE] = "true",	     [AT_NUM] = "a number",
+	[AT_INT] = "an integer",     [AT_UINT] = "an integer >= 0",
+	[AT_ID] = "an integer >= 1",
+};
+
+struct ans_field {
+	const char *path;
+	unsigned type; /* enum ans_type, | AT_NULL, AT_OPT */
+};
+
+/* A write's outcome (api.md): a table change its generation (an id, and
+ * whether it changed), confirm the generation confirmed, a prefix batch
+ * its generation; other writes an object. */
+static const struct ans_field ans_table_change[] = {
+	{"changed", AT_BOOL},
+	{"generation", AT_OBJ},
+	{"generation.id", AT_ID},
+	{0},
+};
+
+static const struct ans_field ans_confirm[] = {
+	{"confirmed", AT_ID},
+	{0},
+};
+
+static const struct ans_field ans_prefixes[] = {
+	{"generation", AT_ID},
+	{0},
+};
+
+/* GET /v1/status: status, top's frames, the generation apply and link send. */
+static const struct ans_field ans_status[] = {
+	{"generation", AT_OBJ | AT_NULL}, /* null: regiond has no table yet */
+	{"generation.id", AT_UINT},
+	{"generation.hash", AT_STR},
+	{"generation.time", AT_INT},
+	{"generation.author", AT_STR},
+	{"generation.comment", AT_STR},
+	{"dataplane", AT_OBJ},
+	{"dataplane.connected", AT_BOOL},
+	{"dataplane.in_sync", AT_BOOL},
+	{"dataplane.report_age_ms", AT_INT | AT_NULL},
+	{"dataplane.status", AT_OBJ | AT_NULL}, /* regionfwd's last report */
+	{"dataplane.status.generation", AT_OBJ},
+	{"dataplane.status.generation.id", AT_UINT},
+	{"dataplane.status.workers", AT_UINT},
+	{"dataplane.status.packets", AT_OBJ},
+	{"dataplane.status.packets.rx", AT_UINT},
+	{"dataplane.status.packets.tx", AT_UINT},
+	{"dataplane.status.packets.dropped", AT_UINT},
+	{"dataplane.status.mbufs", AT_OBJ | AT_NULL | AT_OPT},
+	{"dataplane.status.mbufs.pool", AT_UINT},
+	{"dataplane.status.mbufs.in_use", AT_UINT},
+	{"dataplane.status.links", AT_ARR | AT_OPT},
+	{"dataplane.status.links[].name", AT_STR},
+	{"dataplane.status.links[].port", AT_STR},
+	{"dataplane.status.links[].admin", AT_STR},
+	{"dataplane.status.links[].oper", AT_STR},
+	{"dataplane.status.ports", AT_ARR | AT_OPT},
+	{"dataplane.status.ports[].name", AT_STR},
+	{"dataplane.status.ports[].link", AT_STR},
+	{"dataplane.status.ports[].speed_mbps", AT_UINT | AT_NULL | AT_OPT},
+	{"dataplane.status.ports[].duplex", AT_STR | AT_NULL | AT_OPT},
+	{"dataplane.status.ports[].stats", AT_OBJ | AT_NULL}, /* null: not started */
+	{"dataplane.status.ports[].stats.ipackets", AT_UINT},
+	{"dataplane.status.ports[].stats.opackets", AT_UINT},
+	{"dataplane.status.ports[].stats.ierrors", AT_UINT},
+	{"dataplane.status.ports[].stats.oerrors", AT_UINT},
+	{"dataplane.status.ports[].stats.imissed", AT_UINT},
+	{"dataplane.status.ports[].stats.rx_nombuf", AT_UINT},
+	{"confirm", AT_OBJ | AT_NULL},
+	{"confirm.generation", AT_UINT},
+	{"confirm.revert_to", AT_UINT},
+	{"confirm.deadline", AT_INT},
+	{"confirm.reverts_in_s", AT_INT | AT_OPT},
+	{"alarm", AT_STR | AT_NULL},
+	{"filters", AT_OBJ | AT_NULL | AT_OPT},
+	{"filters.generation", AT_UINT},
+	{"filters.program_id", AT_UINT},
+	{"filters.interfaces", AT_ARR},
+	{"filters.interfaces[].interface", AT_STR},
+	{"filters.interfaces[].mode", AT_STR},
+	{"filters.interfaces[].program_id", AT_UINT},
+	{"filters.interfaces[].ours", AT_BOOL},
+	{"filters.counters", AT_OBJ},
+	{"filters.counters.*", AT_UINT},
+	/* the feed's summary: {"state": "down"} alone before its first */
+	{"feed", AT_OBJ | AT_NULL | AT_OPT},
+	{"feed.state", AT_STR},
+	{"feed.since", AT_INT | AT_OPT},
+	{"feed.hold_left_s", AT_NUM | AT_OPT},
+	{"feed.reason", AT_STR | AT_NULL | AT_OPT},
+	{"feed.learned", AT_UINT | AT_OPT},
+	{"feed.owned", AT_UINT | AT_OPT},
+	{"feed.shadowed", AT_UINT | AT_OPT},
+	{"feed.conflicting", AT_UINT | AT_OPT},
+	{"feed.refused", AT_UINT | AT_OPT},
+	{"feed.overflow", AT_UINT | AT_OPT},
+	{"feed.max_prefixes", AT_UINT | AT_OPT},
+	{"feed.pending", AT_UINT | AT_OPT},
+	{"feed.resyncs", AT_UINT | AT_OPT},
+	{"feed.tables", AT_ARR | AT_OPT},
+	{"feed.tables[].region", AT_STR},
+	{"feed.tables[].table", AT_UINT},
+	{"feed.tables[].learned_v4", AT_UINT},
+	{"feed.tables[].learned_v6", AT_UINT},
+	{"feed.bird", AT_OBJ | AT_NULL | AT_OPT},
+	{"feed.bird.sessions", AT_ARR},
+	{"feed.bird.sessions[].name", AT_STR},
+	{"feed.bird.sessions[].state", AT_STR},
+	{"feed.bird.sessions[].info", AT_STR},
+	{"feed.bird.sessions_total", AT_UINT},
+	{"feed.bird.sessions_down", AT_UINT},
+	{"feed.bird.sessions_unlisted", AT_UINT},
+	{"feed.bird.error", AT_STR | AT_NULL | AT_OPT},
+	{"feed.last_batch", AT_OBJ | AT_NULL | AT_OPT},
+	{"feed.last_batch.time", AT_INT},
+	{"feed.last_batch.added", AT_UINT},
+	{"feed.last_batch.removed", AT_UINT},
+	{"feed.last_batch.refused", AT_UINT},
+	{"feed.last_batch.duration_ms", AT_UINT},
+	{"feed.last_batch.generation", AT_UINT},
+	{"feed.shadowed_prefixes", AT_ARR | AT_OPT},
+	{"feed.shadowed_prefixes[].prefix", AT_STR},
+	{"feed.shadowed_prefixes[].region", AT_STR},
+	{"feed.refusals", AT_ARR | AT_OPT},
+	{"feed.refusals[].prefix", AT_STR},
+	{"feed.refusals[].region", AT_STR},
+	{"feed.refusals[].reason", AT_STR},
+	{"feed.last_error", AT_STR | AT_NULL | AT_OPT},
+	/* the fleet agent's view (GET /v1/fleet without its report) */
+	{"fleet", AT_OBJ | AT_NULL | AT_OPT},
+	{"fleet.node", AT_STR},
+	{"fleet.facility", AT_STR},
+	{"fleet.state", AT_STR},
+	{"fleet.connected", AT_BOOL},
+	{"fleet.stale", AT_BOOL | AT_OPT},
+	{"fleet.endpoint", AT_STR | AT_NULL | AT_OPT},
+	{"fleet.target", AT_OBJ | AT_NULL},
+	{"fleet.target.table", AT_STR | AT_NULL | AT_OPT},
+	{"fleet.target.source", AT_STR | AT_NULL | AT_OPT},
+	{"fleet.target.rollout", AT_STR | AT_NULL | AT_OPT},
+	{"fleet.target.revision", AT_INT},
+	{"fleet.pin", AT_OBJ | AT_NULL | AT_OPT},
+	{"fleet.pin.table", AT_STR | AT_NULL | AT_OPT},
+	{"fleet.pin.rollout", AT_STR | AT_NULL | AT_OPT},
+	{"fleet.pin.stray", AT_BOOL | AT_OPT},
+	{"fleet.apply_error", AT_OBJ | AT_NULL | AT_OPT},
+	{"fleet.apply_error.table", AT_STR | AT_NULL | AT_OPT},
+	{"fleet.apply_error.reason", AT_STR},
+	{"fleet.apply_error.message", AT_STR},
+	{"fleet.last_error", AT_STR | AT_NULL | AT_OPT},
+	{"fleet.last_error_at", AT_INT | AT_NULL | AT_OPT},
+	{"health", AT_OBJ},
+	{"health.state", AT_STR},
+	{"health.exit", AT_INT},
+	{"health.reason", AT_STR},
+	{0},
+};
+
+/* GET /v1/table: show, prefixes list (the model's keys: fwd_schema.def). */
+static const struct ans_field ans_table[] = {
+	{"generation", AT_OBJ},
+	{"generation.id", AT_ID},
+	{"document", AT_STR},
+	{"model", AT_OBJ},
+	{"model.regions", AT_OBJ},
+	{"model.regions.*", AT_OBJ},
+	{"model.regions.*.prefixes", AT_ARR},
+	{"model.regions.*.prefixes[]", AT_STR},
+	{"model.services", AT_OBJ},
+	{"model.services.*", AT_ARR},
+	{"model.services.*[]", AT_STR},
+	{"model.links", AT_OBJ},
+	{"model.links.*", AT_OBJ},
+	{"model.links.*.port", AT_STR},
+	{"model.links.*.next_hop_mac", AT_STR},
+	{"model.links.*.vlan", AT_UINT | AT_OPT},
+	{"model.links.*.state", AT_STR},
+	{"model.links.*.tags", AT_ARR},
+	{"model.links.*.tags[]", AT_STR},
+	{"model.link_groups", AT_OBJ},
+	{"model.link_groups.*", AT_OBJ},
+	{"model.link_groups.*.members", AT_OBJ},
+	{"model.link_groups.*.members.*", AT_UINT},
+	{"model.policies", AT_ARR},
+	{"model.policies[]", AT_OBJ},
+	{"model.policies[].region", AT_STR},
+	{"model.policies[].service", AT_STR},
+	{"model.policies[].action", AT_STR},
+	{"model.policies[].to", AT_STR | AT_OPT},
+	{"model.policies[].mirror", AT_STR | AT_OPT},
+	{"model.default", AT_OBJ},
+	{"model.default.action", AT_STR},
+	{"model.default.to", AT_STR | AT_OPT},
+	{"model.default.mirror", AT_STR | AT_OPT},
+	{0},
+};
+
+static const struct ans_field ans_history[] = {
+	{"history", AT_ARR},
+	{"history[]", AT_OBJ},
+	{"history[].id", AT_ID},
+	{"history[].time", AT_INT},
+	{"history[].hash", AT_STR},
+	{"history[].author", AT_STR},
+	{"history[].comment", AT_STR},
+	{"history[].by", AT_STR | AT_OPT},
+	{0},
+};
+
+/* POST /v1/validate (validate, diff): a 200 is a valid table, never a
+ * '{}' read as one. diff and impact are absent while regiond has no table. */
+static const struct ans_field ans_validate[] = {
+	{"valid", AT_TRUE},
+	{"diff", AT_OBJ | AT_OPT},
+	{"diff.regions.added[]", AT_STR},
+	{"diff.regions.removed[]", AT_STR},
+	{"diff.regions.changed[].name", AT_STR},
+	{"diff.services.added[]", AT_STR},
+	{"diff.services.removed[]", AT_STR},
+	{"diff.services.changed[].name", AT_STR},
+	{"diff.links.added[]", AT_STR},
+	{"diff.links.removed[]", AT_STR},
+	{"diff.links.changed[].name", AT_STR},
+	{"diff.link_groups.added[]", AT_STR},
+	{"diff.link_groups.removed[]", AT_STR},
+	{"diff.link_groups.changed[].name", AT_STR},
+	{"diff.policies.added[]", AT_STR},
+	{"diff.policies.removed[]", AT_STR},
+	{"diff.policies.changed[].name", AT_STR},
+	{"diff.filters_section", AT_STR | AT_NULL | AT_OPT},
+	{"impact", AT_OBJ | AT_OPT},
+	{"impact.changes", AT_ARR},
+	{"impact.changes[].region", AT_STR},
+	{"impact.changes[].service", AT_STR},
+	{"impact.changes[].before", AT_STR},
+	{"impact.changes[].after", AT_STR},
+	{"impact.changes[].packets", AT_NUM | AT_OPT},
+	{"impact.changes[].policy_packets", AT_NUM | AT_OPT},
+	{"impact.moves", AT_ARR | AT_OPT},
+	{"impact.moves[]", AT_OBJ},
+	{"impact.moves[].outcomes[].service", AT_STR},
+	{"impact.filter_rules[].name", AT_STR},
+	{"impact.filter_rules[].change", AT_STR},
+	{"impact.content_rules[].name", AT_STR},
+	{"impact.content_rules[].change", AT_STR},
+	{"impact.traffic", AT_OBJ | AT_OPT},
+	{0},
+};
+
+/* POST /v1/explain: what regionfwd's classifier said of the packet. */
+static const struct ans_field ans_explain[] = {
+	{"generation", AT_ID},
+	{"hash", AT_STR},
+	{"region", AT_STR},
+	{"prefix", AT_STR | AT_NULL},
+	{"service", AT_STR},
+	{"policy", AT_STR},
+	{"action", AT_STR},
+	{"target", AT_STR | AT_NULL | AT_OPT},
+	{"group", AT_STR | AT_NULL},
+	{"flow_hash", AT_UINT | AT_OPT},
+	{"link", AT_STR | AT_NULL},
+	{"port", AT_STR | AT_NULL | AT_OPT},
+	{"mirror", AT_STR | AT_NULL},
+	{"drop_reason", AT_STR | AT_NULL},
+	{"content", AT_OBJ | AT_NULL | AT_OPT},
+	{"content.scoped_fields", AT_ARR},
+	{"content.scoped_fields[]", AT_STR},
+	{"content.extracted", AT_OBJ},
+	{"content.extracted.*", AT_STR | AT_NULL},
+	{"content.matches", AT_ARR},
+	{"content.matches[].rule", AT_STR},
+	{"content.matches[].field", AT_STR},
+	{"content.matches[].action", AT_STR},
+	{"content.verdict", AT_STR | AT_NULL | AT_OPT},
+	{"xdp", AT_OBJ | AT_NULL | AT_OPT},
+	{"xdp.section", AT_BOOL},
+	{"xdp.verdict", AT_STR},
+	{"xdp.by", AT_STR},
+	{"xdp.rule", AT_STR | AT_NULL | AT_OPT},
+	{"xdp.rate_pps", AT_UINT | AT_OPT},
+	{"xdp.burst", AT_UINT | AT_OPT},
+	{"xdp.enforced_on", AT_ARR},
+	{"xdp.enforced_on[]", AT_STR},
+	{"xdp.not_enforced_on", AT_ARR},
+	{"xdp.not_enforced_on[].interface", AT_STR},
+	{"xdp.not_enforced_on[].why", AT_STR},
+	{0},
+};
+
+/* GET /v1/filters: filter status. */
+static const struct ans_field ans_filters[] = {
+	{"program_id", AT_UINT},
+	{"generation", AT_UINT},
+	{"adopted", AT_BOOL},
+	{"interfaces", AT_ARR},
+	{"interfaces[].interface", AT_STR},
+	{"interfaces[].mode", AT_STR},
+	{"interfaces[].program_id", AT_UINT},
+	{"interfaces[].attached_as", AT_STR},
+	{"interfaces[].ours", AT_BOOL},
+	{"rules", AT_OBJ},
+	{"rules.*", AT_OBJ},
+	{"rules.*.action", AT_STR},
+	{"rules.*.packets", AT_UINT},
+	{"rules.*.bytes", AT_UINT},
+	{"counters", AT_OBJ},
+	{"counters.*", AT_UINT},
+	{0},
+};
+
+/* GET /v1/fleet/rollouts/active: fleet rollout (the record as in etcd). */
+static const struct ans_field ans_rollout_active[] = {
+	{"rollout", AT_OBJ},
+	{"rollout.id", AT_STR},
+	{"rollout.facility", AT_STR},
+	{"rollout.state", AT_STR},
+	{"rollout.table", AT_STR},
+	{"rollout.previous", AT_STR | AT_NULL},
+	{"rollout.created_by", AT_STR},
+	{"rollout.created_at", AT_UINT},
+	{"rollout.wave", AT_INT},
+	{"rollout.waves", AT_UINT},
+	{"rollout.writes", AT_UINT},
+	{"rollout.options", AT_OBJ},
+	{"rollout.abort", AT_OBJ | AT_NULL},
+	{"rollout.nodes", AT_ARR},
+	{"rollout.nodes[].name", AT_STR},
+	{"rollout.nodes[].wave", AT_INT},
+	{"rollout.nodes[].status", AT_STR},
+	{"rollout.nodes[].pinned", AT_BOOL},
+	{"driver", AT_OBJ | AT_OPT},
+	{0},
+};
+
+/* the finished ones: a record, or {key, error} for one that does not parse */
+static const struct ans_field ans_rollouts[] = {
+	{"rollouts", AT_ARR},
+	{"rollouts[]", AT_OBJ},
+	{0},
+};
+
+/* each node's report as it wrote it, or {key, error} */
+static const struct ans_field ans_fleet_nodes[] = {
+	{"facility", AT_STR}, {"nodes", AT_ARR},
+	{"nodes[]", AT_OBJ},  {"pins", AT_ARR | AT_NULL | AT_OPT},
+	{"pins[]", AT_OBJ},   {0},
+};
+
+static const struct ans_field ans_rollout_made[] = {
+	{"rollout", AT_OBJ},
+	{"rollout.id", AT_STR},
+	{"rollout.table", AT_STR},
+	{0},
+};
+
+/* Every route regionctl reads an answer of; a route not here needs an
+ * object. */
+static const struct ans_route {
+	const char *method, *path;
+	const struct ans_field *fields;
+	/* its largest answer, MiB; 0: ANSWER_MAX_MIB. A table's holds its
+	 * document and its model, each up to regiond's --max-body (256 MiB by
+	 * default), and validate's diff may list every prefix of both. */
+	unsigned max_mib;
+} ans_routes[] = {
+	{"PUT", "/v1/table", ans_table_change, 0},
+	{"PATCH", "/v1/table", ans_table_change, 0},
+	{"POST", "/v1/rollback", ans_table_change, 0},
+	{"POST", "/v1/confirm", ans_confirm, 0},
+	{"POST", "/v1/prefixes", ans_prefixes, 0},
+	{"GET", "/v1/status", ans_status, 0},
+	{"GET", "/v1/table", ans_table, 1024},
+	{"GET", "/v1/history", ans_history, 0},
+	{"POST", "/v1/validate", ans_validate, 1024},
+	{"POST", "/v1/explain", ans_explain, 0},
+	{"GET", "/v1/filters", ans_filters, 0},
+	{"GET", "/v1/fleet/rollouts/active", ans_rollout_active, 0},
+	{"GET", "/v1/fleet/rollouts", ans_rollouts, 0},
+	{"GET", "/v1/fleet/nodes", ans_fleet_nodes, 0},
+	{"POST", "/v1/fleet/rollouts", ans_rollout_made, 0},
+};
+
+/* Any other answer: a status, a history of --keep generations, an error
+ * are a few KiB to some MiB. */
+#define ANSWER_MAX_MIB 64
+
+static const struct ans_route *ans_route_of(const char *method, const char *path)
+{
+	for (size_t i = 0; i < sizeof(ans_routes) / sizeof(ans_routes[0]); i++)
+		if (!strcmp(ans_routes[i].method, method) && !strcmp(ans_routes[i].path, path))
+			return &ans_routes[i];
+	return NULL;
+}
+
+/* The most bytes of an answer's body regionctl takes from @method @path. */
+static size_t answer_max(const char *method, const char *path)
+{
+	const struct ans_route *r = ans_route_of(method, path);
+
+	return (size_t)(r && r->max_mib ? r->max_mib : ANSWER_MAX_MIB) << 20;
+}
+
+/* What @v is, for a message: "a string", "-3", "null". */
+static const char *ans_what(const json_t *v, char *buf, size_t len)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "a list";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return buf;
+	case JSON_REAL:
+		snprintf(buf, len, "%g", json_real_value(v));
+		return buf;
+	case JSON_TRUE:
+		return "true";
+	case JSON_FALSE:
+		return "false";
+	default:
+		return "null";
+	}
+}
+
+/* Whether @v (NULL: absent) is of @type; else -1 with @why naming @at. */
+static int ans_leaf(const json_t *v, unsigned type, const char *at, char *why, size_t len)
+{
+	unsigned t = type & AT_MASK;
+	char buf[64];
+	int ok;
+
+	if (v == NULL || json_is_null(v)) {
+		if ((v == NULL && (type & AT_OPT)) || (v != NULL && (type & AT_NULL)))
+			return 0;
+		snprintf(why, len, "%s: %s, expected %s", at, v ? "null" : "missing",
+			 ans_type_names[t]);
+		return -1;
+	}
+	switch (t) {
+	case AT_OBJ:
+		ok = json_is_object(v);
+		break;
+	case AT_ARR:
+		ok = json_is_array(v);
+		break;
+	case AT_STR:
+		ok = json_is_string(v);
+		break;
+	case AT_BOOL:
+		ok = json_is_boolean(v);
+		break;
+	case AT_TRUE:
+		ok = json_is_true(v);
+		break;
+	case AT_NUM:
+		ok = json_is_number(v);
+		break;
+	case AT_INT:
+		ok = json_is_integer(v);
+		break;
+	default: /* AT_UINT, AT_ID */
+		ok = json_is_integer(v) && json_integer_value(v) >= (t == AT_ID ? 1 : 0);
+	}
+	if (ok)
 		return 0;
-	if (strcmp(path, "/v1/table") == 0 || strcmp(path, "/v1/rollback") == 0)
-		return json_is_boolean(json_object_get(r, "changed")) && json_is_object(g) &&
-		       json_is_integer(json_object_get(g, "id")) &&
-		       json_integer_value(json_object_get(g, "id")) >= 1;
-	if (strcmp(path, "/v1/confirm") == 0)
-		return json_is_integer(json_object_get(r, "confirmed")) &&
-		       json_integer_value(json_object_get(r, "confirmed")) >= 1;
-	if (strcmp(path, "/v1/prefixes") == 0)
-		return json_is_integer(g) && json_integer_value(g) >= 1;
-	return 1;
+	snprintf(why, len, "%s: expected %s, got %s", at, ans_type_names[t],
+		 ans_what(v, buf, sizeof(buf)));
+	return -1;
+}
+
+/* Check the field @p (the rest of a path) of @v, reached by @at (its
+ * first @n bytes so far). The path's depth is the table's, never the
+ * answer's: nesting in the answer costs no stack here. */
+static int ans_walk(const json_t *v, const char *p, unsigned type, char *at, size_t n, size_t cap,
+		    char *why, size_t len)
+{
+	const json_t *e;
+	const char *k;
+	size_t i;
+
+	if (*p == '.')
+		p++;
+	if (*p == '\0')
+		return ans_leaf(v, type, at, why, len);
+	if (v == NULL || json_is_null(v)) /* its own entry says whether it may be */
+		return 0;
+	if (strncmp(p, "[]", 2) == 0) {
+		if (!json_is_array(v))
+			return ans_leaf(v, AT_ARR, at, why, len);
+		json_array_foreach(v, i, e) {
+			size_t m = n + (size_t)snprintf(at + n, cap - n, "[%zu]", i);
+
+			if (ans_walk(e, p + 2, type, at, m < cap ? m : cap - 1, cap, why, len))
+				return -1;
+		}
+		at[n] = '\0';
+		return 0;
+	}
+	if (!json_is_object(v))
+		return ans_leaf(v, AT_OBJ, at, why, len);
+	if (*p == '*') {
+		json_object_foreach((json_t *)v, k, e) {
+			size_t m = n + (size_t)snprintf(at + n, cap - n, "%s%s", n ? "." : "", k);
+
+			if (ans_walk(e, p + 1, type, at, m < cap ? m : cap - 1, cap, why, len))
+				return -1;
+		}
+		at[n] = '\0';
+		return 0;
+	}
+	{
+		size_t kl = strcspn(p, ".["), m;
+		char key[64];
+
+		snprintf(key, sizeof(key), "%.*s", (int)kl, p);
+		m = n + (size_t)snprintf(at + n, cap - n, "%s%s", n ? "." : "", key);
+		return ans_walk(json_object_get(v, key), p + kl, type, at, m < cap ? m : cap - 1,
+				cap, why, len);
+	}
+}
+
+/* Whether @r is what the API answers @method @path with (ans_routes);
+ * else -1 with @why naming the first field that is not. */
+static int ans_check(const char *method, const char *path, const json_t *r, char *why, size_t len)
+{
+	const struct ans_route *route = ans_route_of(method, path);
+	const struct ans_field *f = route ? route->fields : NULL;
+	char at[256] = "";
+
+	if (!json_is_object(r)) {
+		snprintf(why, len, "the answer is %s, not an object", ans_what(r, at, sizeof(at)));
+		return -1;
+	}
+	for (; f && f->path; f++)
+		if (ans_walk(r, f->path, f->type, at, 0, sizeof(at), why, len))
+			return -1;
+	return 0;
 }
 
 /* Call the API; on failure print why and return the exit code (> 0). */
 static int call(const struct opts *o, const char *method, const char *path, json_t *body,
 		json_t **out)
 {
-	char why[512];
-	int st = http(o, method, path, body, out, NULL, why, sizeof(why));
+	char why[512], bad[320] = "";
+	int st = http(o, method, path, body, out, NULL, why, sizeof(why)), answered = 0;
 
 	if (st < 0) {
 		fprintf(stderr, "regionctl: %s regiond at %s: %s\n",
@@ -579,21 +1309,40 @@ static int call(const struct opts *o, const char *method, const char *path, json
 	 * proxy's 5xx page, a body cut short): an {} once read as "no change,
 	 * generation 0 already has this table", exit 0, and a page as
 	 * unreachable, exit 3, which a script retries as "nothing changed". */
+	if (st < 400 && *out && ans_check(method, path, *out, bad, sizeof(bad)) == 0)
+		answered = 1;
 	if (is_write(method, path) && (st < 400 || st >= 500) &&
-	    (*out == NULL || (st < 400 && !write_answered(path, *out)))) {
+	    (*out == NULL || (st < 400 && !answered))) {
 		fprintf(stderr,
-			"regionctl: regiond at %s answered the write with HTTP %d and %s, not the "
-			"API's answer; the change may or may not have been applied: 'regionctl "
-			"history' says whether it was\n",
+			"regionctl: regiond at %s answered the write with HTTP %d and "
+			"%s%s%s%s, not the API's answer; the change may or may not have "
+			"been applied: 'regionctl history' says whether it was\n",
 			o->url ? o->url : o->sock, st,
-			*out ? "JSON without the outcome" : "a body that is not JSON");
+			*out ? "JSON without the outcome" : "a body that is not JSON",
+			bad[0] ? " (" : "", bad, bad[0] ? ")" : "");
 		json_decref(*out);
 		*out = NULL;
 		return CTL_EXIT_UNKNOWN;
 	}
+	/* A read answered so: said with the field it lacks, and nothing is
+	 * shown (a status block of zeros, an empty history, 'valid'); as
+	 * unreachable, what answered is not regiond's API. */
+	if (st < 400 && *out && !answered) {
+		fprintf(stderr,
+			"regionctl: regiond at %s answered %s %s with what is not the API's "
+			"answer: %s\n",
+			o->url ? o->url : o->sock, method, path, bad);
+		json_decref(*out);
+		*out = NULL;
+		return EXIT_UNREACHABLE;
+	}
 	if (st >= 400 || *out == NULL) {
 		int rc = *out ? show_error(st, *out)
-			      : (fprintf(stderr, "regionctl: HTTP %d\n", st), EXIT_UNREACHABLE);
+			      : (fprintf(stderr,
+					 "regionctl: regiond at %s answered %s %s with HTTP %d "
+					 "and a body that is not JSON (%s)\n",
+					 o->url ? o->url : o->sock, method, path, st, why),
+				 EXIT_UNREACHABLE);
 
 		json_decref(*out);
 		*out = NULL;
@@ -644,8 +1393,12 @@ static void when(long long t, char *buf, size_t len)
 	time_t tt = (time_t)t;
 	struct tm tm;
 
-	gmtime_r(&tt, &tm);
-	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
+	/* A time no calendar date of four digits holds (an answer's 2^62)
+	 * left tm unset: a date made of uninitialised memory. */
+	if (gmtime_r(&tt, &tm) == NULL || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900)
+		snprintf(buf, len, "time %lld", t);
+	else
+		strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
 /* The exit code of 'status' for monitoring (docs/operations.md): regiond's
@@ -871,8 +1624,11 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 	g = json_object_get(r, "generation");
 	dp = json_object_get(r, "dataplane");
 	when(ji(g, "time"), t, sizeof(t));
-	printf("generation   %lld  %s  by %s  \"%s\"  (%s)\n", ji(g, "id"), js(g, "hash"),
-	       js(g, "author"), js(g, "comment"), t);
+	if (json_is_null(g)) /* not generation 0 of nobody in 1970 */
+		printf("generation   none: regiond has no table yet\n");
+	else
+		printf("generation   %lld  %s  by %s  \"%s\"  (%s)\n", ji(g, "id"), js(g, "hash"),
+		       js(g, "author"), js(g, "comment"), t);
 	printf("dataplane    %s, %s",
 	       json_is_true(json_object_get(dp, "connected")) ? "connected" : "UNREACHABLE",
 	       json_is_true(json_object_get(dp, "in_sync")) ? "runs it" : "OUT OF SYNC");
@@ -2383,6 +3139,16 @@ struct chunked {
 	size_t nline;
 };
 
+/* A stream that is not chunked framing: said as such (it once read as
+ * "the capture was cut short: regiond or regionfwd stopped it"). */
+static int chunked_bad(struct cap_sink *k)
+{
+	if (!k->why[0])
+		snprintf(k->why, sizeof(k->why),
+			 "regiond sent something that is not HTTP chunked framing");
+	return -1;
+}
+
 /* Feed @n raw bytes; decoded data goes to the sink. -1: not chunked framing. */
 static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p, size_t n)
 {
@@ -2400,7 +3166,7 @@ static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p
 		}
 		/* A line: the size, the CRLF after data, or a trailer line. */
 		if (ch->nline + 1 >= sizeof(ch->line))
-			return -1;
+			return chunked_bad(k);
 		ch->line[ch->nline++] = (char)*p++;
 		n--;
 		if (ch->nline < 2 || ch->line[ch->nline - 2] != '\r' ||
@@ -2410,13 +3176,17 @@ static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p
 		if (ch->state == 0) {
 			char *end;
 
+			/* hex digits, then an extension or nothing ("-1" once
+			 * read as ULONG_MAX, "1zz" as 1) */
+			errno = 0;
 			ch->left = strtoul(ch->line, &end, 16);
-			if (end == ch->line)
-				return -1;
+			if (!isxdigit((unsigned char)ch->line[0]) || errno ||
+			    (*end && *end != ';' && *end != ' ' && *end != '\t'))
+				return chunked_bad(k);
 			ch->state = ch->left ? 1 : 3;
 		} else if (ch->state == 2) {
 			if (ch->line[0])
-				return -1;
+				return chunked_bad(k);
 			ch->state = 0;
 		} else if (ch->line[0] == '\0') {
 			ch->state = 4;
@@ -2449,6 +3219,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 	struct chunked ch = {0};
 	size_t qlen;
 	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE;
+	double t0;
 	FILE *f;
 
 	*started = 0;
@@ -2471,11 +3242,27 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		goto out;
 	}
 	cap_sock = ctl_conn_fd(c);
-	/* The head, then the body: JSON with an error status, else pcapng. */
+	/* The head, then the body: JSON with an error status, else pcapng.
+	 * The head whole within the bound, and at most HEAD_MAX; an error's
+	 * body at most an answer's: a server that trickles or never ends
+	 * them once held the command for ever, or took all memory. */
+	t0 = ctl_top_mono_s();
 	for (;;) {
 		uint8_t buf[65536];
 		ssize_t r;
 
+		if (status == 0 || status != 200) {
+			double left = t0 + o->wait_ms / 1000.0 - ctl_top_mono_s();
+
+			if (left <= 0 || head.len > (status ? ANSWER_MAX_MIB << 20 : HEAD_MAX)) {
+				fprintf(stderr,
+					"regionctl: cannot reach regiond at %s: no whole answer "
+					"within %d s (%zu bytes came)\n",
+					o->url ? o->url : o->sock, o->wait_ms / 1000, head.len);
+				goto out;
+			}
+			silence_bound(ctl_conn_fd(c), (int)(left * 1000) + 1);
+		}
 		errno = 0;
 		r = ctl_conn_recv(c, buf, sizeof(buf));
 		if (r < 0 && !cap_interrupted && (errno == EAGAIN || errno == EWOULDBLOCK)) {

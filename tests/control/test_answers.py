@@ -1,0 +1,533 @@
+"""regionctl's read commands against answers that are not the API's: a
+'200 {}' of another service behind --url, a proxy, a daemon that is not
+what it should be. Each once printed what it made of them as if regiond
+had said it: a status block of zeros, 'valid' for validate, an empty
+history, a table of nothing; 'show table' crashed. Every read now checks
+the answer's shape against what it shows (control/regionctl.c,
+ans_routes), names the first field that is missing or of another type on
+one line, prints nothing on stdout and exits 3 as for any answer that is
+not regiond's (status: 2), with -j alike."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_api_tls import ctl, pki  # noqa: E402,F401
+from test_log import fake_regiond, regionctl  # noqa: E402
+
+
+def ok(body):
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % len(body), body)
+
+
+# Every read command, and the route whose answer it shows.
+READS = [
+    (["status"], "GET /v1/status"),
+    (["show", "regions"], "GET /v1/table"),
+    (["show", "services"], "GET /v1/table"),
+    (["show", "links"], "GET /v1/table"),
+    (["show", "links", "to-sg"], "GET /v1/table"),
+    (["show", "policies"], "GET /v1/table"),
+    (["show", "table"], "GET /v1/table"),
+    (["prefixes", "list", "india"], "GET /v1/table"),
+    (["history"], "GET /v1/history"),
+    (["explain", "1.1.1.1", "2.2.2.2", "icmp"], "POST /v1/explain"),
+    (["filter", "status"], "GET /v1/filters"),
+    (["fleet", "status"], "GET /v1/fleet/nodes"),
+    (["fleet", "rollout"], "GET /v1/fleet/rollouts/active"),
+    (["fleet", "history"], "GET /v1/fleet/rollouts"),
+    (["validate", "DOC"], "POST /v1/validate"),
+    (["diff", "DOC"], "POST /v1/validate"),
+]
+
+# JSON that is no answer of the API: empty, another shape, wrong types.
+NOT_ANSWERS = {
+    "empty": b"{}",
+    "list": b"[]",
+    "wrong-types": json.dumps({"generation": "7", "model": 5, "history": {}, "health": [], "dataplane": 1,
+                               "nodes": 3, "rollouts": {}, "rollout": 1, "valid": 1, "program_id": -1,
+                               "facility": 7}).encode(),
+    "nested": b'{"history": [[[[[[[[[[]]]]]]]]]], "generation": [[[[[{}]]]]]}',
+}
+
+
+@pytest.mark.parametrize("answer", sorted(NOT_ANSWERS))
+@pytest.mark.parametrize("args,route", READS, ids=[" ".join(a) for a, _ in READS])
+def test_a_read_answered_with_something_else_shows_nothing(tmp_path, args, route, answer):
+    doc = tmp_path / "t.yaml"
+    doc.write_text("version: 1\n")
+    args = [str(doc) if a == "DOC" else a for a in args]
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, *ok(NOT_ANSWERS[answer]))
+    try:
+        for j in ([], ["-j"]):
+            p = subprocess.run([regionctl(), "-s", path] + j + args, capture_output=True, text=True,
+                               timeout=30)
+            want = 2 if args == ["status"] else 3
+            assert p.returncode == want, (j, p.returncode, p.stdout, p.stderr)
+            assert p.stdout == "", (j, p.stdout)
+            lines = p.stderr.splitlines()
+            assert len(lines) == 1, p.stderr
+            assert f"regionctl: regiond at {path} answered {route} with what is not the API's answer: " \
+                in lines[0], lines[0]
+    finally:
+        srv.close()
+
+
+STATUS = {"regiond": {"version": "0.1.0", "uptime_s": 42},
+          "generation": {"id": 3, "hash": "47ed00825c42844c", "time": 1795945723, "author": "alice",
+                         "comment": "brazil grows"},
+          "dataplane": {"connected": True, "in_sync": True, "report_age_ms": 412,
+                        "status": {"generation": {"id": 3, "hash": "47ed00825c42844c"}, "workers": 1,
+                                   "packets": {"rx": 123, "tx": 120, "dropped": 3},
+                                   "ports": [{"name": "in0", "link": "up", "speed_mbps": 25000,
+                                              "duplex": "full",
+                                              "stats": {"ipackets": 1843200, "opackets": 0, "imissed": 0,
+                                                        "ierrors": 0, "oerrors": 0, "rx_nombuf": 0}}],
+                                   "links": [{"name": "to-sg", "port": "sg0", "admin": "up", "oper": "up"}],
+                                   "mbufs": {"pool": 32767, "in_use": 1843}}},
+          "confirm": None, "alarm": None, "filters": None, "feed": None,
+          "health": {"state": "healthy", "exit": 0, "reason": "regionfwd runs the current generation"}}
+
+
+def spoil(doc, path, value):
+    """@doc (a deep copy) with the field at @path ("a.b[0].c") set to
+    @value, or deleted for ...."""
+    doc = json.loads(json.dumps(doc))
+    keys = [int(k) if k.isdigit() else k for k in path.replace("[", ".").replace("]", "").split(".")]
+    o = doc
+    for k in keys[:-1]:
+        o = o[k]
+    if value is ...:
+        del o[keys[-1]]
+    else:
+        o[keys[-1]] = value
+    return doc
+
+
+# (what is wrong, the field named and why): one field at a time in an
+# otherwise whole status; each once printed as a zero, "-" or a negative.
+STATUS_SPOILED = [
+    ("health.exit", "0", "health.exit: expected an integer, got a string"),
+    ("health", ..., "health: missing, expected an object"),
+    ("generation.id", -4, "generation.id: expected an integer >= 0, got -4"),
+    ("dataplane.in_sync", "yes", "dataplane.in_sync: expected true or false, got a string"),
+    ("dataplane.status.packets.rx", 1.5, "dataplane.status.packets.rx: expected an integer >= 0, got 1.5"),
+    ("dataplane.status.ports[0].stats.imissed", -1,
+     "dataplane.status.ports[0].stats.imissed: expected an integer >= 0, got -1"),
+    ("dataplane.status.links[0].admin", None, "dataplane.status.links[0].admin: null, expected a string"),
+    ("dataplane.status.mbufs.in_use", "many", "dataplane.status.mbufs.in_use: expected an integer >= 0, got a string"),
+    ("alarm", 7, "alarm: expected a string, got 7"),
+    ("fleet", {"node": "n1", "facility": "f", "state": "in_sync", "connected": "yes", "target": None},
+     "fleet.connected: expected true or false, got a string"),
+    ("fleet", {"node": "n1", "facility": "f", "state": "in_sync", "connected": True,
+               "target": {"table": "a12d0c2282ec0d00", "revision": "7"}},
+     "fleet.target.revision: expected an integer, got a string"),
+]
+
+
+@pytest.mark.parametrize("field,value,said", STATUS_SPOILED, ids=[s for _, _, s in STATUS_SPOILED])
+def test_status_names_the_field_it_cannot_take(tmp_path, field, value, said):
+    """A status whose one field is missing or of another type: the whole
+    status is shown (exit 0) until that field is spoiled; then nothing
+    but the line naming it, exit 2 (not trusted healthy)."""
+    path = str(tmp_path / "api.sock")
+    whole = fake_regiond(path, *ok(json.dumps(STATUS).encode()))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "status"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and "health       healthy" in p.stdout, (p.returncode, p.stdout, p.stderr)
+    finally:
+        whole.close()
+        os.unlink(path)
+    srv = fake_regiond(path, *ok(json.dumps(spoil(STATUS, field, value)).encode()))
+    try:
+        for j in ([], ["-j"]):
+            p = subprocess.run([regionctl(), "-s", path] + j + ["status"], capture_output=True, text=True,
+                               timeout=30)
+            assert p.returncode == 2 and p.stdout == "", (j, p.returncode, p.stdout, p.stderr)
+            assert p.stderr.endswith(f"is not the API's answer: {said}\n"), p.stderr
+    finally:
+        srv.close()
+
+
+def test_history_names_the_entry(tmp_path):
+    """history[N].FIELD: an entry whose id is no generation, among good ones."""
+    entry = {"id": 7, "time": 1796000000, "hash": "00112233aabbccdd", "author": "a", "comment": "c"}
+    body = json.dumps({"history": [entry, dict(entry, id=0), dict(entry, time="x")]}).encode()
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, *ok(body))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "history"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 3 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+        assert p.stderr.endswith("history[1].id: expected an integer >= 1, got 0\n"), p.stderr
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("body,said", [
+    (b'{"history": [{"id": 99999999999999999999}]}', "too big integer"),
+    (b'{"history": \xff}', "unable to decode byte 0xff"),
+    (b"[" * 5000 + b"]" * 5000, "maximum parsing depth"),
+    (b'{"history": []', "'}' expected"),
+], ids=["past-int64", "not-utf8", "nested-5000", "cut"])
+def test_a_read_answered_with_what_is_not_json_says_why(tmp_path, body, said):
+    """A 200 whose body is not JSON (a number past 64 bits, bytes that are
+    not UTF-8, nesting past the parser's depth, a body cut short) once said
+    only 'regionctl: HTTP 200': now which answer, and the parser's reason."""
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, *ok(body))
+    try:
+        for j in ([], ["-j"]):
+            p = subprocess.run([regionctl(), "-s", path] + j + ["history"], capture_output=True, text=True,
+                               timeout=30)
+            assert p.returncode == 3 and p.stdout == "", (p.returncode, p.stdout, p.stderr)
+            assert p.stderr.startswith(f"regionctl: regiond at {path} answered GET /v1/history with HTTP 200 "
+                                       "and a body that is not JSON (line "), p.stderr
+            assert said in p.stderr, p.stderr
+    finally:
+        srv.close()
+
+
+HISTORY = {"history": [{"id": 7, "time": 1796000000, "hash": "00112233aabbccdd", "author": "alice",
+                        "comment": "a change", "by": "uid 0"}]}
+
+
+def scripted_regiond(path, answer, sock=None, wrap=None):
+    """A regiond on @path (or the listening @sock; each connection through
+    @wrap, as TLS) that reads each request whole and hands the connection
+    to @answer(conn), then closes it; returns the listening socket."""
+    import socket
+    import threading
+    srv = sock or socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if sock is None:
+        srv.bind(path)
+    srv.listen(8)
+
+    def one(c):
+        if wrap:
+            try:
+                c = wrap(c)
+            except OSError:
+                return
+        with c:
+            req = b""
+            while b"\r\n\r\n" not in req:
+                got = c.recv(65536)
+                if not got:
+                    return
+                req += got
+            head, _, body = req.partition(b"\r\n\r\n")
+            n = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
+            while n and len(body) < n[0]:
+                body += c.recv(65536)
+            try:
+                answer(c)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=one, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def sends(data, then_wait=0.0):
+    def answer(c):
+        c.sendall(data)
+        time.sleep(then_wait)
+    return answer
+
+
+def trickle(data, every=0.3):
+    def answer(c):
+        for i in range(len(data)):
+            c.sendall(data[i:i + 1])
+            time.sleep(every)
+    return answer
+
+
+H = json.dumps(HISTORY).encode()
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+
+# (name, how the fake regiond answers 'history', exit, what stderr says)
+FRAMING = [
+    # the answer whole, then the connection kept open: it once waited out
+    # the bound and said "no answer", exit 3
+    ("kept-open", sends(HEAD % len(H) + H, then_wait=20), 0, ""),
+    # a Content-Length shorter than what follows: the rest is no part of it
+    ("length-shorter", sends(HEAD % len(H) + H + b"garbage"), 0, ""),
+    # longer: the body was cut short, even when what came parses
+    ("length-longer", sends(HEAD % (len(H) + 100) + H), 3,
+     "the answer was cut short (%d bytes of its body, its Content-Length more)" % len(H)),
+    ("length-negative", sends(HEAD.replace(b"%d", b"-5") + H), 3,
+     "an HTTP answer whose Content-Length is not a length"),
+    ("length-past-64-bits", sends(HEAD.replace(b"%d", b"99999999999999999999") + H), 3,
+     "an HTTP answer whose Content-Length is not a length"),
+    ("length-1TB", sends(HEAD % 10**12 + H), 3,
+     "an answer of 1000000000000 bytes, past 64 MiB, the largest GET /v1/history has"),
+    # 80 MB without a Content-Length (JSON whitespace, so that the old
+    # regionctl took it cheaply): it read answers without end, 100 MB of
+    # history entries once took 3.4 GB and 68 s
+    ("80MB", sends(HEAD.replace(b"Content-Length: %d\r\n", b"") + b" " * (80 << 20) + H), 3,
+     "an answer past 64 MiB, the largest GET /v1/history has"),
+    # a status that is no HTTP status: "-2" once read as a write's
+    # outcome unknown (exit 5) for a read
+    ("status-minus-2", sends(HEAD.replace(b"200 OK", b"-2 X") % len(H) + H), 3, "no HTTP response"),
+    ("status-99999", sends(HEAD.replace(b"200 OK", b"99999 X") % len(H) + H), 3, "no HTTP response"),
+    # a head that never ends (a byte every 0.3 s, each wait in time): it
+    # once held regionctl for ever
+    ("head-trickled", trickle(HEAD % len(H)), 3, "no whole answer within 2 s"),
+    # a body that trickles: the same
+    ("body-trickled", trickle(HEAD % len(H) + H, every=0.02), 3, "no whole answer within 2 s"),
+    # nothing at all: the bound, as it always was
+    ("silent", sends(b"", then_wait=20), 3, "no answer within 2 s"),
+]
+
+
+@pytest.mark.parametrize("name,answer,rc,said", FRAMING, ids=[f[0] for f in FRAMING])
+def test_a_read_takes_only_a_whole_http_answer(tmp_path, name, answer, rc, said):
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, answer)
+    try:
+        t0 = time.monotonic()
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "2", "history"], capture_output=True,
+                           text=True, timeout=60)
+        took = time.monotonic() - t0
+        assert p.returncode == rc, (p.returncode, p.stdout, p.stderr[:500])
+        if rc == 0:
+            assert "a change" in p.stdout and not p.stderr, (p.stdout, p.stderr)
+        else:
+            assert p.stdout == "" and said in p.stderr, p.stderr[:500]
+        assert took < 30, took  # bounded: the bound is 2 s, the 80 MB a few
+    finally:
+        srv.close()
+
+
+def test_a_write_answered_in_part_is_an_unknown_outcome(tmp_path):
+    """A write's answer cut short, by its Content-Length or a head without
+    an end, may follow a change that was made: exit 5, never 3."""
+    body = json.dumps({"confirmed": 4}).encode()
+    for i, answer in enumerate((sends(HEAD % (len(body) + 10) + body),
+                                trickle(HEAD % len(body)),
+                                sends(HEAD.replace(b"%d", b"-1") + body))):
+        path = str(tmp_path / f"api{i}.sock")
+        srv = scripted_regiond(path, answer)
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "2", "confirm"], capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == 5, (i, p.returncode, p.stderr)
+            assert "may or may not have been applied" in p.stderr, p.stderr
+        finally:
+            srv.close()
+
+
+def tls_regiond(pki, answer):
+    """A TLS server on a free loopback port (python's, OpenSSL: TLS 1.3 with session
+    tickets sent once it has read the request) answering with @answer."""
+    import socket
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki / "server.pem"), str(pki / "server.key"))
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", 0))
+    return (scripted_regiond(None, answer, sock=tcp, wrap=lambda c: ctx.wrap_socket(c, server_side=True)),
+            tcp.getsockname()[1])
+
+
+def test_an_answer_over_tls_with_session_tickets_is_read(tmp_path, pki):  # noqa: F811
+    """GnuTLS answers AGAIN at once for a record without data, such as the
+    session tickets an OpenSSL server (a TLS proxy in front of regiond)
+    sends after it read the request: regionctl took that for its bound run
+    out, 'no answer within 30 s' at once, exit 3 (5 for a write it made)."""
+    H = json.dumps(HISTORY).encode()
+    C = json.dumps({"confirmed": 4}).encode()
+
+    def answer(c):
+        c.sendall((HEAD % len(H) + H) if answer.read else (HEAD % len(C) + C))
+        c.unwrap()
+
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    for read, args, want in ((True, ["history"], "a change"), (False, ["confirm"], "confirmed generation 4")):
+        answer.read = read
+        srv, port = tls_regiond(pki, answer)
+        try:
+            p = ctl(port, pki, "--token-file", str(token), *args)
+            assert p.returncode == 0 and want in p.stdout, (args, p.returncode, p.stdout, p.stderr)
+        finally:
+            srv.close()
+
+
+def test_a_tls_handshake_never_answered_is_bounded(tmp_path, pki):  # noqa: F811
+    """A server that takes the connection and never answers the
+    ClientHello: --timeout 2 waited GnuTLS's own 40 s, 'TLS handshake
+    failed: The operation timed out'; now the bound, said as such."""
+    import socket
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(4)
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    try:
+        t0 = time.monotonic()
+        p = ctl(tcp.getsockname()[1], pki, "--token-file", str(token), "--timeout", "2", "history")
+        took = time.monotonic() - t0
+        assert p.returncode == 3 and "no answer within 2 s (the TLS handshake)" in p.stderr, p
+        assert took < 20, took
+    finally:
+        tcp.close()
+
+
+def test_a_write_whose_tls_answer_is_cut_is_an_unknown_outcome(tmp_path, pki):  # noqa: F811
+    """Over TLS, an answer without a Content-Length cut without close_notify
+    (regiond dying mid-answer, or an attacker's truncation) was refused as
+    'TLS: the response was cut short' with exit 3, "nothing changed", for a
+    write that went out whole: 5 now, as any write answered in part; a read
+    stays 3."""
+    def cut(c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                  b'{"confirmed": 4}')
+        os.close(c.detach())  # the TCP connection closed, without close_notify
+
+    srv, port = tls_regiond(pki, cut)
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    try:
+        for args, rc in ((["confirm"], 5), (["history"], 3)):
+            p = ctl(port, pki, "--token-file", str(token), *args)
+            assert p.returncode == rc, (args, p.returncode, p.stderr)
+            assert "TLS: the answer was cut short" in p.stderr, p.stderr
+            assert ("may or may not have been applied" in p.stderr) == (rc == 5), p.stderr
+    finally:
+        srv.close()
+
+
+def endless(chunk, total):
+    def answer(c):
+        for _ in range(total // len(chunk)):
+            c.sendall(chunk)
+    return answer
+
+
+CAPTURE_HEADS = [
+    # a head a byte every 0.3 s: each wait in time, it held capture for ever
+    ("head-trickled", trickle(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n" * 10)),
+    # a head without end: it was kept whole in memory (here 200 MB)
+    ("head-endless", endless(b"HTTP/1.1 200 OK\r\nX: " + b"x" * 65536, 200 << 20)),
+    # an error whose body never ends (here 200 MB): the same
+    ("error-body-endless", endless(b"HTTP/1.1 500 Oops\r\n\r\n" + b" " * 65536, 200 << 20)),
+]
+
+
+@pytest.mark.parametrize("name,answer", CAPTURE_HEADS, ids=[c[0] for c in CAPTURE_HEADS])
+def test_a_capture_answer_head_is_bounded(tmp_path, name, answer):
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, answer)
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "2", "capture", "--count", "1"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 3, (p.returncode, p.stderr[:300])
+        assert "answer within 2 s" in p.stderr, p.stderr[:300]
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("t", [2**62, -2**63, 2**63 - 1])
+def test_a_time_no_date_holds_is_shown_as_a_number(tmp_path, t):
+    """A time past any four-digit year (2^62 s) made gmtime_r fail and
+    strftime print the uninitialised struct tm: a date such as
+    '109626219-89981393-00'. It is shown as the number it is."""
+    body = json.dumps({"history": [dict(HISTORY["history"][0], time=t)]}).encode()
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, *ok(body))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "history"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and f"  time {t}  " in p.stdout, (p.returncode, p.stdout, p.stderr)
+    finally:
+        srv.close()
+
+
+def pcapng_start():
+    import struct
+    from test_log import pcapng_block
+    return (pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) +
+            pcapng_block(1, struct.pack("<HHI", 1, 0, 65535)))
+
+
+CHUNK_GARBAGE = {
+    "size-negative": lambda b: b"-1\r\n" + b + b"\r\n0\r\n\r\n",  # once ULONG_MAX: "cut short"
+    "size-past-64-bits": lambda b: b"f" * 20 + b"\r\n" + b + b"\r\n0\r\n\r\n",
+    "size-with-junk": lambda b: b"%xzz\r\n" % len(b) + b + b"\r\n0\r\n\r\n",  # once taken as the size, exit 0
+    "no-crlf-after-data": lambda b: b"%x\r\n" % len(b) + b + b"XX0\r\n\r\n",  # once "cut short"
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHUNK_GARBAGE))
+def test_a_capture_in_chunked_garbage_says_so(tmp_path, name):
+    """A capture stream whose chunked framing is garbage is said to be
+    that, exit 4 as a stream that is not pcapng; it read as 'the capture
+    was cut short: regiond or regionfwd stopped it' (exit 3), or was taken
+    (exit 0). An extension after the size is HTTP's and is taken."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pcapng\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n")
+    start = pcapng_start()
+    for body, rc in ((CHUNK_GARBAGE[name](start), 4),
+                     (b"%x;ext=1\r\n" % len(start) + start + b"\r\n0\r\n\r\n", 0)):
+        path = str(tmp_path / f"api{rc}.sock")
+        srv = fake_regiond(path, head, body)
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "capture", "--count", "1", "-w",
+                                str(tmp_path / "c.pcapng")], capture_output=True, text=True, timeout=60)
+            assert p.returncode == rc, (p.returncode, p.stderr)
+            assert ("not HTTP chunked framing" in p.stderr) == (rc == 4), p.stderr
+        finally:
+            srv.close()
+
+
+def chunks(data, n=7, ext=b""):
+    out = b""
+    for i in range(0, len(data), n):
+        out += b"%x%s\r\n%s\r\n" % (len(data[i:i + n]), ext, data[i:i + n])
+    return out
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+# (name, the answer to 'history' and to 'confirm' from a body, exit of each)
+CHUNKED_ANSWERS = [
+    # an HTTP/1.1 server (a proxy before regiond) may send a body chunked:
+    # it was 'not JSON', exit 3, and a write carried out exit 5
+    ("chunked", lambda b: sends(CHUNKED + chunks(b) + b"0\r\n\r\n"), 0, 0),
+    ("with-extensions-trailers", lambda b: sends(CHUNKED + chunks(b, 5, b";x=1") + b"0\r\nX-T: 1\r\n\r\n"), 0, 0),
+    ("kept-open", lambda b: sends(CHUNKED + chunks(b) + b"0\r\n\r\n", then_wait=20), 0, 0),
+    ("no-last-chunk", lambda b: sends(CHUNKED + chunks(b)), 3, 5),
+    ("garbage", lambda b: sends(CHUNKED + b"zz\r\n" + b + b"\r\n0\r\n\r\n"), 3, 5),
+]
+
+
+@pytest.mark.parametrize("name,answer,read_rc,write_rc", CHUNKED_ANSWERS, ids=[c[0] for c in CHUNKED_ANSWERS])
+def test_a_chunked_answer_is_read(tmp_path, name, answer, read_rc, write_rc):
+    for args, body, rc, want in ((["history"], json.dumps(HISTORY).encode(), read_rc, "a change"),
+                                 (["confirm"], b'{"confirmed": 4}', write_rc, "confirmed generation 4")):
+        path = str(tmp_path / f"api-{args[0]}.sock")
+        srv = scripted_regiond(path, answer(body))
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "5"] + args, capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == rc, (args, p.returncode, p.stdout, p.stderr)
+            assert (want in p.stdout) == (rc == 0), (args, p.stdout)
+        finally:
+            srv.close()
