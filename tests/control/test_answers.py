@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from test_api_tls import ctl, pki  # noqa: E402,F401
 from test_log import fake_regiond, regionctl  # noqa: E402
+from httpfake import read_request  # noqa: E402
 
 
 def ok(body):
@@ -215,16 +216,8 @@ def scripted_regiond(path, answer, sock=None, wrap=None):
             except OSError:
                 return
         with c:
-            req = b""
-            while b"\r\n\r\n" not in req:
-                got = c.recv(65536)
-                if not got:
-                    return
-                req += got
-            head, _, body = req.partition(b"\r\n\r\n")
-            n = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
-            while n and len(body) < n[0]:
-                body += c.recv(65536)
+            if read_request(c) is None:
+                return
             try:
                 answer(c)
             except OSError:

@@ -19,6 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from dprun import ROOT, eal_args, regionfwd_bin  # noqa: E402
+from httpfake import unix_exchange  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
@@ -528,17 +529,7 @@ def test_bad_requests_change_nothing(box):
 def raw_request(path_sock, head):
     """@head sent on the unix socket, read until regiond closes: (status
     line, headers as a dict with lower-case names, body bytes)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(60)
-    s.connect(path_sock)
-    s.sendall(head.encode())
-    resp = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        resp += chunk
-    s.close()
+    resp = unix_exchange(path_sock, head.encode(), timeout=60)
     top, _, body = resp.partition(b"\r\n\r\n")
     lines = top.decode().split("\r\n")
     return lines[0], {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in lines[1:])}, body

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
+from preload import preload_shim  # noqa: E402
 from test_e2e import DEMO, REGIOND, Box, wait_for  # noqa: E402
 
 from scapy.all import IP, rdpcap  # noqa: E402
@@ -429,13 +430,7 @@ def test_a_refused_attach_puts_the_earlier_filter_back(tmp_path):
     whose pins are gone -- in one step: the interface is never left
     without it. The pins the start found stay (it did not make them)."""
     pin1, pin2 = "/sys/fs/bpf/rfwd-test-back1", "/sys/fs/bpf/rfwd-test-back2"
-    src, lib = tmp_path / "attach.c", tmp_path / "attach.so"
-    src.write_text(ATTACH_SHIM)
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(src), "-ldl"], check=True)
-    pre = str(lib)
-    if os.environ.get("SANITIZE", "none") not in ("", "none"):  # the ASan runtime first
-        asan = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-        pre = asan + ":" + pre
+    pre = preload_shim(tmp_path, "attach", ATTACH_SHIM)
     t1 = tmp_path / "t1.yaml"
     t1.write_text(open(DEMO).read() + FILTERS.format(extra=""))
 

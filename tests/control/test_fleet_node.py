@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ import etcdlab  # noqa: E402
 from memcap import capped  # noqa: E402
 import netns  # noqa: E402
 from dprun import eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
+from httpfake import unix_exchange  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, wait_for  # noqa: E402
 from test_etcd_client import Fake  # noqa: E402
 
@@ -120,17 +120,8 @@ class Node:
             raise AssertionError(f"{e}; its log:\n{tail}") from None
 
     def http(self, method, path, timeout=10):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        s.connect(self.api)
-        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".encode())
-        resp = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            resp += chunk
-        s.close()
+        resp = unix_exchange(self.api, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                             "Content-Length: 0\r\n\r\n".encode(), timeout)
         head, _, body = resp.partition(b"\r\n\r\n")
         code = int(head.split()[1])
         try:

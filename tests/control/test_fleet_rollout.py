@@ -27,7 +27,6 @@ test_rollout_driver.py's.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import etcdlab  # noqa: E402
 import netns  # noqa: E402
 from dprun import eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
+from httpfake import unix_exchange  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, wait_for  # noqa: E402
 
 from scapy.all import IP, UDP, Ether, Raw  # noqa: E402
@@ -156,17 +156,7 @@ class Node:
 
     def get(self, path):
         """GET @path on the API socket: (status, body text)."""
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(30)
-        s.connect(self.api)
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        resp = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            resp += chunk
-        s.close()
+        resp = unix_exchange(self.api, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         head, _, body = resp.partition(b"\r\n\r\n")
         return int(head.split()[1]), body.decode()
 

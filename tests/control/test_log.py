@@ -9,7 +9,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import DEMO, REGIOND, box  # noqa: E402,F401
+from httpfake import read_request  # noqa: E402
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (err|warning|notice|info|debug) regiond: ")
 
@@ -131,21 +133,8 @@ def fake_regiond(path, head, body):
             except OSError:
                 return
             with c:
-                req = b""
-                while b"\r\n\r\n" not in req:
-                    got = c.recv(65536)
-                    if not got:
-                        break
-                    req += got
-                req_head, _, req_body = req.partition(b"\r\n\r\n")
-                n = [int(h.split(b":")[1]) for h in req_head.split(b"\r\n")
-                     if h.lower().startswith(b"content-length:")]
-                while n and len(req_body) < n[0]:
-                    got = c.recv(65536)
-                    if not got:
-                        break
-                    req_body += got
-                c.sendall(head + body)
+                if read_request(c) is not None:
+                    c.sendall(head + body)
 
     threading.Thread(target=serve, daemon=True).start()
     return srv

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import DEMO, REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
 from dprun import eal_args, regionfwd_bin  # noqa: E402
 from ctlclient import Ctl  # noqa: E402
+from preload import preload_shim  # noqa: E402
 from test_state import box_on_tmpfs, dp_generation  # noqa: E402
 
 
@@ -559,16 +560,8 @@ int unlink(const char *p)
 
 def hang_shim(tmp_path):
     """The LD_PRELOAD wrapper that stalls regionfwd's saves, and its flag."""
-    src = tmp_path / "savehang.c"
-    src.write_text(HANG_SHIM)
-    lib = tmp_path / "savehang.so"
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(lib), str(src), "-ldl"], check=True)
-    pre = str(lib)
-    if os.environ.get("SANITIZE", "none") not in ("", "none"):  # the ASan runtime first
-        asan = subprocess.run(["cc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-        pre = asan + ":" + pre
     flag = tmp_path / "hang"
-    return ["env", f"LD_PRELOAD={pre}", f"SAVE_HANG_FILE={flag}"], flag
+    return ["env", f"LD_PRELOAD={preload_shim(tmp_path, 'savehang', HANG_SHIM)}", f"SAVE_HANG_FILE={flag}"], flag
 
 
 def telemetry_generation(prefix):

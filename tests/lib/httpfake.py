@@ -1,0 +1,44 @@
+"""Raw HTTP over unix sockets, both sides, for the tests: the request
+side of the fake servers they put in regiond's place (read one request
+whole, as a server must before it answers: a client still sending when the
+answer and the close come may see a reset instead of the answer), and a
+client that reads a response until the close."""
+
+
+def read_request(c):
+    """The head and the body (as much as its Content-Length announces) of
+    one request on the connected socket @c; None when the client closed
+    before the head was whole."""
+    req = b""
+    while b"\r\n\r\n" not in req:
+        got = c.recv(65536)
+        if not got:
+            return None
+        req += got
+    head, _, body = req.partition(b"\r\n\r\n")
+    n = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")]
+    while n and len(body) < n[0]:
+        got = c.recv(65536)
+        if not got:
+            break
+        body += got
+    return head, body
+
+
+def unix_exchange(path, request, timeout=30):
+    """Send @request (bytes) on a new connection to the unix socket @path
+    and read until the server closes: the whole response, bytes."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(request)
+        resp = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return resp
+            resp += chunk
+    finally:
+        s.close()
