@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from ctlclient import Ctl  # noqa: E402
+from preload import preload_shim  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
 
 
@@ -29,15 +30,16 @@ def dp_generation(box):
 
 
 @contextlib.contextmanager
-def box_on_tmpfs(tmp_path, name, size, regiond_args=()):
+def box_on_tmpfs(tmp_path, name, size, regiond_args=(), wrapper=()):
     """A Box whose state directory is a tmpfs of @size (to fill up or to
-    remount read-only); stopped, remounted writable and unmounted after."""
+    remount read-only), regiond started through @wrapper; stopped,
+    remounted writable and unmounted after."""
     state = tmp_path / "state"
     state.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(state)], check=True)
     b = None
     try:
-        b = Box(tmp_path, name, regiond_args=regiond_args)
+        b = Box(tmp_path, name, regiond_args=regiond_args, wrapper=wrapper)
         yield b, state
     finally:
         if b:
@@ -97,6 +99,37 @@ def test_full_disk_refuses_the_change_and_changes_nothing(tmp_path):
 
 
 
+HOLD_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A disk that stalls under one file: an fsync of a file whose path holds
+ * HOLD_PATH waits while HOLD_FLAG exists (60 s at most). */
+int fsync(int fd)
+{
+	static int (*real)(int);
+	const char *flag = getenv("HOLD_FLAG"), *what = getenv("HOLD_PATH");
+	char link[64], path[4096];
+	ssize_t n;
+
+	if (real == NULL)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	if (flag && what && n > 0) {
+		path[n] = '\0';
+		for (int i = 0; i < 1200 && strstr(path, what) && access(flag, F_OK) == 0; i++)
+			usleep(50000);
+	}
+	return real(fd);
+}
+"""
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
 def test_a_crash_after_a_refused_change_leaves_a_state_that_starts(tmp_path):
     """A change refused 'persist_failed' once its document was written (its
@@ -105,7 +138,10 @@ def test_a_crash_after_a_refused_change_leaves_a_state_that_starts(tmp_path):
     regiond killed before that change's history was written left a file
     that is neither the disk's next id nor in the history: corrupt, regiond
     would not start again. The refused id was never pushed: it is reused."""
-    with box_on_tmpfs(tmp_path, "st-reuse", "512k") as (b, state):
+    flag = tmp_path / "hold"
+    hold = ["env", f"LD_PRELOAD={preload_shim(tmp_path, 'hold', HOLD_SHIM)}", f"HOLD_FLAG={flag}",
+            "HOLD_PATH=.history.json.tmp"]
+    with box_on_tmpfs(tmp_path, "st-reuse", "512k", wrapper=hold) as (b, state):
         gen, before = b.gen(), dp_generation(b)
         with open(state / "filler", "wb", buffering=0) as f:
             try:
@@ -117,21 +153,23 @@ def test_a_crash_after_a_refused_change_leaves_a_state_that_starts(tmp_path):
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v1.yaml", "ingress table", "ingress table v1"))
         assert rc == 4 and "persist_failed" in err and "history.json" in err, (rc, out, err)
         os.unlink(state / "filler")
-        # The next change stops at its write-ahead record: history.json's
-        # temporary file is a FIFO, whose open() waits for a reader.
-        os.mkfifo(state / ".history.json.tmp")
+        # The next change stops in its write-ahead record: the fsync of
+        # history.json's temporary file waits while the flag is there.
+        flag.touch()
         docs = set(os.listdir(state))
         apply = subprocess.Popen([REGIONCTL, "-s", b.api, "apply",
                                   demo_variant(tmp_path, "v2.yaml", "ingress table", "ingress table v2")],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: {f for f in os.listdir(state) if f.startswith("gen-")} - docs, timeout=30,
-                     what="the change's document written")
+            wait_for(lambda: {f for f in os.listdir(state) if f.startswith("gen-")} - docs
+                     and os.path.exists(state / ".history.json.tmp"), timeout=30,
+                     what="the change's document written, its record being written")
             b.rd.kill()  # regiond dies between its document and its record
             b.rd.wait(30)
         finally:
+            flag.unlink()
             apply.wait(30)
-        os.unlink(state / ".history.json.tmp")
+        # Its record's temporary file stays, as a crash leaves it.
         b.start_regiond()  # starts: the leftover carries the disk's next id
         assert b.gen() == gen and dp_generation(b) == before
         assert b.status()["alarm"] is None
