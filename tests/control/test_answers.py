@@ -156,6 +156,21 @@ def test_status_names_the_field_it_cannot_take(tmp_path, field, value, said):
         srv.close()
 
 
+def test_a_status_without_a_display_field_is_shown(tmp_path):
+    """A regiond of another version lacks a field this regionctl only shows
+    (one added since, as rx_nombuf was): the status is shown with its
+    health's exit code, not called unreachable (a monitor paged for a
+    healthy box of a mixed fleet). What health stands on stays required."""
+    older = spoil(spoil(STATUS, "dataplane.status.ports[0].stats.rx_nombuf", ...), "generation.comment", ...)
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, *ok(json.dumps(older).encode()))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "status"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and "health       healthy" in p.stdout, (p.returncode, p.stdout, p.stderr)
+    finally:
+        srv.close()
+
+
 def test_history_names_the_entry(tmp_path):
     """history[N].FIELD: an entry whose id is no generation, among good ones."""
     entry = {"id": 7, "time": 1796000000, "hash": "00112233aabbccdd", "author": "a", "comment": "c"}
