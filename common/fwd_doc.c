@@ -678,19 +678,25 @@ int fwd_write_atomic_mode(const char *dir, const char *name, const struct iovec 
 	struct stat st;
 	int fd, dfd, rc = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp) ||
+	/* The temporary file is this process's own (two writers of one name,
+	 * two regionfwd given one --stats-json, never rename each other's
+	 * half-written file into place). One a crash of a process of the
+	 * same pid left behind would keep its own mode through O_TRUNC, or be
+	 * a FIFO whose open() never returns: it is made anew, taking @mode
+	 * less the umask. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%ld.tmp", dir, name, (long)getpid()) >=
+		    sizeof(tmp) ||
 	    (size_t)snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= sizeof(dst))
 		return -ENAMETOOLONG;
-	/* A temporary file a crash left behind would keep its own mode
-	 * through O_TRUNC: made anew, it takes @mode less the umask. */
 	if (unlink(tmp) < 0 && errno != ENOENT)
 		return -errno;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	/* The replacement keeps the mode of the file it replaces, exactly
-	 * (the umask narrows only the mode we choose). */
-	if (stat(dst, &st) == 0 && S_ISREG(st.st_mode) && fchmod(fd, st.st_mode & 07777) < 0)
+	/* The replacement keeps the mode of the regular file it replaces,
+	 * exactly (the umask narrows only the mode we choose); a symlink
+	 * there is replaced, not followed, so its target lends nothing. */
+	if (lstat(dst, &st) == 0 && S_ISREG(st.st_mode) && fchmod(fd, st.st_mode & 07777) < 0)
 		rc = -errno;
 	for (int i = 0; i < n && rc == 0; i++) {
 		const char *p = parts[i].iov_base;

@@ -140,7 +140,7 @@ def test_a_crash_after_a_refused_change_leaves_a_state_that_starts(tmp_path):
     would not start again. The refused id was never pushed: it is reused."""
     flag = tmp_path / "hold"
     hold = ["env", f"LD_PRELOAD={preload_shim(tmp_path, 'hold', HOLD_SHIM)}", f"HOLD_FLAG={flag}",
-            "HOLD_PATH=.history.json.tmp"]
+            "HOLD_PATH=/.history.json."]
     with box_on_tmpfs(tmp_path, "st-reuse", "512k", wrapper=hold) as (b, state):
         gen, before = b.gen(), dp_generation(b)
         with open(state / "filler", "wb", buffering=0) as f:
@@ -162,7 +162,7 @@ def test_a_crash_after_a_refused_change_leaves_a_state_that_starts(tmp_path):
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for(lambda: {f for f in os.listdir(state) if f.startswith("gen-")} - docs
-                     and os.path.exists(state / ".history.json.tmp"), timeout=30,
+                     and [f for f in os.listdir(state) if f.startswith(".history.json.")], timeout=30,
                      what="the change's document written, its record being written")
             b.rd.kill()  # regiond dies between its document and its record
             b.rd.wait(30)

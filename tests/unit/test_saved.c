@@ -97,7 +97,7 @@ static void test_round_trip(void **state)
 	dp_saved_clear(&s);
 	char tmp[160];
 
-	snprintf(tmp, sizeof(tmp), "%s/.regionfwd.pushed.tmp", dir);
+	snprintf(tmp, sizeof(tmp), "%s/.regionfwd.pushed.%ld.tmp", dir, (long)getpid());
 	assert_int_equal(access(tmp, F_OK), -1);
 }
 
@@ -312,7 +312,7 @@ static void test_atomic_write_keeps_the_mode(void **state)
 	assert_int_equal(stat(stale, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 
-	snprintf(stale, sizeof(stale), "%s/.fresh.tmp", dir);
+	snprintf(stale, sizeof(stale), "%s/.fresh.%ld.tmp", dir, (long)getpid());
 	f = fopen(stale, "w");
 	assert_non_null(f);
 	fputs("left by a crash", f);
