@@ -2517,6 +2517,12 @@ void ctl_api_keep_socket(struct ctl_api *api)
 	 * waits for their threads, so this runs without the state's lock. */
 	retire_end(api);
 	api->retired_fd = MHD_quiesce_daemon(api->unix_d);
+	/* Quiesced, it accepts nothing, but a connect through the path it was
+	 * renamed to would sit in its backlog until the client's timeout: shut
+	 * down, it refuses at once. The fd itself must stay open until the
+	 * daemon stops (libmicrohttpd: its threads may still hold it). */
+	if (api->retired_fd >= 0)
+		shutdown(api->retired_fd, SHUT_RDWR);
 	api->retired = api->unix_d;
 	api->unix_d = d;
 	socket_alarm(api, NULL);

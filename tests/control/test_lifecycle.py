@@ -7,9 +7,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+
+import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -224,6 +227,16 @@ def test_sockets_taken_away_are_bound_again(tmp_path):
         log_says(b.tmp / "regiond.log", f"API socket {b.api} was removed or renamed away while regiond "
                  "ran: listening on a fresh one there")
         assert os.stat(b.api).st_mode & 0o7777 == 0o660
+        # renamed away: a fresh one at the path, and the old one, where it
+        # went, refuses a new client at once (it once held it in its
+        # backlog for the client's whole timeout)
+        os.rename(b.api, tmp_path / "old_api.sock")
+        status_until(b, 0)
+        old = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old.settimeout(10)
+        with pytest.raises(ConnectionRefusedError):
+            old.connect(str(tmp_path / "old_api.sock"))
+        old.close()
 
         mode = os.stat(b.fwd_sock).st_mode & 0o7777
         os.rename(b.fwd_sock, run / "old.sock")
