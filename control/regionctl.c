@@ -3205,6 +3205,17 @@ static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p
 /* POST @path with @body and stream the pcapng answer into @k. @return 0
  * (whole, or cut short by Ctrl-C: cap_interrupted), or an exit code with
  * the reason said. *@started: regiond accepted and the stream began. */
+/* Whether an error answer's body, from @body_at in @head, is whole: its
+ * Content-Length @clen come, or its last chunk. */
+static int error_body_whole(const struct ctl_buf *head, size_t body_at, long long clen, int chunked)
+{
+	size_t dlen;
+
+	if (chunked)
+		return dechunk((char *)head->data + body_at, head->len - body_at, &dlen, 0) == 0;
+	return clen >= 0 && head->len - body_at >= (size_t)clen;
+}
+
 static int http_stream(const struct opts *unbounded, const char *path, json_t *body,
 		       struct cap_sink *k, int *started)
 {
@@ -3223,7 +3234,8 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 	struct ctl_conn *c = conn_open(o, why, sizeof(why));
 	struct ctl_buf head = {0};
 	struct chunked ch = {0};
-	size_t qlen;
+	size_t qlen, body_at = 0;
+	long long clen = -1;
 	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE;
 	double t0;
 	FILE *f;
@@ -3296,15 +3308,25 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			sep = strstr((char *)head.data, "\r\n\r\n");
 			if (sep == NULL)
 				continue;
-			if (sscanf((char *)head.data, "HTTP/1.%*d %d", &status) != 1)
+			/* As http() takes a head: a status no server sends is
+			 * no HTTP (a "-2" once read as a refusal's code). */
+			if (sscanf((char *)head.data, "HTTP/1.%*d %d", &status) != 1 ||
+			    status < 100 || status > 599) {
+				status = 0;
 				break;
-			for (char *h = strstr((char *)head.data, "\r\n"); h && h < sep;
-			     h = strstr(h + 2, "\r\n"))
-				if (strncasecmp(h + 2, "Transfer-Encoding:", 18) == 0 &&
-				    strstr(h + 2, "chunked") && strstr(h + 2, "chunked") < sep)
-					chunked = 1;
-			if (status != 200)
-				continue; /* the JSON error: read it whole */
+			}
+			chunked = is_chunked((char *)head.data, sep);
+			if (status != 200) {
+				/* The JSON error, read whole: to its length, or its
+				 * last chunk, or the close. A server keeping the
+				 * connection open once turned a refusal into "no
+				 * whole answer" (a review). */
+				body_at = (size_t)(sep + 4 - (char *)head.data);
+				clen = content_length((char *)head.data, sep);
+				if (error_body_whole(&head, body_at, clen, chunked))
+					break;
+				continue;
+			}
 			*started = 1;
 			bo.wait_ms = silence_ms;
 			silence_bound(ctl_conn_fd(c), silence_ms);
@@ -3325,6 +3347,8 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			if (ctl_buf_put(&head, buf, (size_t)r) || ctl_buf_put(&head, "", 1))
 				goto out;
 			head.len--;
+			if (error_body_whole(&head, body_at, clen, chunked))
+				break;
 			continue;
 		}
 		if (chunked ? chunked_feed(&ch, k, buf, (size_t)r) : sink_feed(k, buf, (size_t)r))
@@ -3336,9 +3360,15 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		goto out;
 	}
 	if (status != 200) {
-		json_t *err = (sep = strstr((char *)head.data, "\r\n\r\n"))
-				      ? json_loads(sep + 4, 0, NULL)
-				      : NULL;
+		char *eb = (char *)head.data + body_at;
+		size_t elen = head.len - body_at;
+		json_t *err;
+
+		if (chunked && dechunk(eb, elen, &elen, 1) != 0)
+			elen = 0; /* not whole, or not chunks: no error to show */
+		else if (clen >= 0 && (size_t)clen < elen)
+			elen = (size_t)clen;
+		err = json_loadb(eb, elen, 0, NULL);
 
 		rc = err ? show_error(status, err)
 			 : (fprintf(stderr, "regionctl: HTTP %d\n", status), EXIT_UNREACHABLE);

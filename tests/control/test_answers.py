@@ -453,6 +453,59 @@ def test_a_capture_answer_head_is_bounded(tmp_path, name, answer):
         srv.close()
 
 
+BUSY = json.dumps({"error": {"code": "capture_busy", "message": "a capture runs; one at a time"}}).encode()
+
+
+def kept_open(data):
+    """@data sent, then the connection held open (as a proxy may)."""
+    def answer(c):
+        c.sendall(data)
+        time.sleep(8)
+    return answer
+
+
+CAPTURE_REFUSALS = [
+    # its length come: a refusal, though the connection stays open
+    ("length, kept open", kept_open(b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\n"
+                                    b"Content-Length: %d\r\n\r\n" % len(BUSY) + BUSY)),
+    # chunked, as a proxy sends it: once "HTTP 409", exit 3
+    ("chunked", kept_open(b"HTTP/1.1 409 Conflict\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                          b"%x\r\n" % 10 + BUSY[:10] + b"\r\n" + b"%x\r\n" % (len(BUSY) - 10) + BUSY[10:] +
+                          b"\r\n0\r\n\r\n")),
+]
+
+
+@pytest.mark.parametrize("name,answer", CAPTURE_REFUSALS, ids=[c[0] for c in CAPTURE_REFUSALS])
+def test_a_capture_refusal_is_read_as_http_frames_it(tmp_path, name, answer):
+    """A capture's refusal (409 capture_busy) is read as http() reads an
+    answer: to its Content-Length, or its last chunk. Read to the close, it
+    waited out the bound on a connection held open ("no whole answer",
+    exit 3), and a chunked one was "HTTP 409", exit 3: now the refusal,
+    exit 1, named."""
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, answer)
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "capture", "--count", "1"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and "capture_busy (409)" in p.stderr, (p.returncode, p.stderr[:300])
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("status", [b"-2", b"0", b"99999"])
+def test_a_capture_answered_with_no_status_is_no_answer(tmp_path, status):
+    """A capture's answer whose status no server sends is no HTTP: exit 3,
+    as for any read (a "-2" was taken for a status)."""
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, lambda c: c.sendall(b"HTTP/1.1 " + status + b" X\r\nContent-Length: 2\r\n\r\n{}"))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "capture", "--count", "1"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 3 and "no HTTP response" in p.stderr, (p.returncode, p.stderr[:300])
+    finally:
+        srv.close()
+
+
 @pytest.mark.parametrize("t", [2**62, -2**63, 2**63 - 1])
 def test_a_time_no_date_holds_is_shown_as_a_number(tmp_path, t):
     """A time past any four-digit year (2^62 s) made gmtime_r fail and
