@@ -97,6 +97,11 @@ struct ctl_feed {
 	int64_t settle_until; /* ms: removals wait until then (FEED_SETTLE_MS) */
 	int64_t settle_cap; /* ms: ... and never past this (FEED_SETTLE_MAX_MS, the hold) */
 	uint64_t settle_peak; /* the most prefixes learned since the feed was back */
+	/* Back from a hold and not yet compared in full (set when it comes
+	 * back, cleared at the comparison): a loss meanwhile continues the
+	 * hold. settle_until alone left a window between its passing and
+	 * the tick that compares (a review). */
+	int settling_after_loss;
 	int resync_on_recovery; /* lost since the last dump: dump again when back */
 	int need_full; /* compare every prefix, not only changed ones */
 	int withdraw_done;
@@ -650,6 +655,7 @@ static void update_state(struct ctl_feed *f, int64_t now)
 			f->settle_peak = 0;
 			f->need_full = 1;
 			f->withdraw_done = 0;
+			f->settling_after_loss = f->state == FS_HOLDING;
 			set_state(f, FS_UP, "");
 		}
 		return;
@@ -661,8 +667,9 @@ static void update_state(struct ctl_feed *f, int64_t now)
 		 * new hold at each flap once kept a withdrawn prefix, and
 		 * the feed out of withdrawn, for as long as the flapping
 		 * went on (a hostile probe). */
-		if (!(f->settle_until && now < f->settle_until))
+		if (!f->settling_after_loss)
 			f->lost_ms = now;
+		f->settling_after_loss = 0;
 		f->resync_on_recovery = 1;
 		set_state(f, FS_HOLDING, f->why);
 	}
@@ -855,6 +862,8 @@ static void tick(struct ctl_feed *f, int64_t now)
 			f->need_full = 1; /* what was kept while settling, compared now */
 		}
 		reconcile(f, settling ? CTL_RIB_KEEP : CTL_RIB_FOLLOW, now);
+		if (!settling)
+			f->settling_after_loss = 0; /* compared: a loss now is a new one */
 	} else if (f->state == FS_WITHDRAWN && (!f->withdraw_done || f->need_full)) {
 		f->need_full = 1;
 		reconcile(f, CTL_RIB_WITHDRAW, now);
