@@ -281,22 +281,44 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Whether @fd's receive bound (SO_RCVTIMEO; none: never) has passed since @t0. */
-static int timed_out(int fd, double t0)
+/* @fd's receive bound (SO_RCVTIMEO) in seconds, 0 for none. */
+static double rcv_bound(int fd)
 {
 	struct timeval tv = {0};
 	socklen_t tl = sizeof(tv);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) < 0 ||
-	    (tv.tv_sec == 0 && tv.tv_usec == 0))
+	if (getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &tl) < 0)
 		return 0;
-	return mono_s() - t0 >= (double)tv.tv_sec + (double)tv.tv_usec / 1e6 - 0.01;
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+static void set_rcv_bound(int fd, double s)
+{
+	struct timeval tv = {.tv_sec = (time_t)s, .tv_usec = (suseconds_t)((s - (time_t)s) * 1e6)};
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static ssize_t conn_recv(struct ctl_conn *c, void *buf, size_t len, double t0, double bound);
+
+/* One receive within the socket's bound, all of it: a TLS record without
+ * data makes GnuTLS wait again (below), each time for what is left of the
+ * bound, so the caller's --timeout holds (the whole bound at each retry let
+ * one receive take twice it, a review); the bound is set back after. */
 ssize_t ctl_conn_recv(struct ctl_conn *c, void *buf, size_t len)
 {
-	double t0 = mono_s();
+	double bound = c->s != NULL ? rcv_bound(c->fd) : 0;
+	ssize_t r = conn_recv(c, buf, len, mono_s(), bound);
+	int saved = errno;
 
+	if (bound > 0)
+		set_rcv_bound(c->fd, bound);
+	errno = saved;
+	return r;
+}
+
+static ssize_t conn_recv(struct ctl_conn *c, void *buf, size_t len, double t0, double bound)
+{
 	for (;;) {
 		ssize_t r;
 
@@ -318,8 +340,15 @@ ssize_t ctl_conn_recv(struct ctl_conn *c, void *buf, size_t len)
 		 * read as "no answer within 30 s" before it came (a write's
 		 * outcome unknown, exit 5). Only a wait as long as the bound
 		 * is one; the others wait again, within it. */
-		if (r == GNUTLS_E_AGAIN && !timed_out(c->fd, t0))
-			continue;
+		if (r == GNUTLS_E_AGAIN) {
+			double left = bound > 0 ? t0 + bound - mono_s() : 1;
+
+			if (left > 0.01) {
+				if (bound > 0)
+					set_rcv_bound(c->fd, left);
+				continue;
+			}
+		}
 		if (r == GNUTLS_E_AGAIN) {
 			/* The socket is blocking: its receive timeout ran out
 			 * (SO_RCVTIMEO, the caller's bound), not "try again". */
