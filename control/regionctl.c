@@ -474,7 +474,7 @@ static size_t answer_max(const char *method, const char *path);
  * with @why (regiond unreachable, or TLS refused), or -2 with @why for a
  * write sent whole and not answered (its outcome unknown). */
 static int http(const struct opts *unbounded, const char *method, const char *path, json_t *body,
-		json_t **out, char **raw, char *why, size_t whylen)
+		json_t **out, char *why, size_t whylen)
 {
 	struct opts bo = bounded(unbounded, method, path), *o = &bo;
 	char *req = NULL, *resp = NULL, *b = body ? json_dumps(body, JSON_COMPACT) : NULL, *sep;
@@ -490,8 +490,6 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	size_t qlen;
 
 	*out = NULL;
-	if (raw)
-		*raw = NULL;
 	if (c == NULL) {
 		free(b);
 		return -1;
@@ -668,8 +666,6 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	*out = json_loadb(sep + 4, rlen - body_at, 0, &jerr);
 	if (*out == NULL) /* said by the caller */
 		snprintf(why, whylen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-	if (raw)
-		*raw = strdup(sep + 4);
 out:
 	ctl_conn_close(c);
 	free(req);
@@ -1302,7 +1298,7 @@ static int call(const struct opts *o, const char *method, const char *path, json
 		json_t **out)
 {
 	char why[512], bad[320] = "";
-	int st = http(o, method, path, body, out, NULL, why, sizeof(why)), answered = 0;
+	int st = http(o, method, path, body, out, why, sizeof(why)), answered = 0;
 
 	if (st < 0) {
 		fprintf(stderr, "regionctl: %s regiond at %s: %s\n",
@@ -3804,8 +3800,7 @@ static int fleet_wait(const struct opts *o, const char *id)
 	for (;;) {
 		json_t *r = NULL, *ro;
 		char why[512];
-		int st = http(o, "GET", "/v1/fleet/rollouts/active", NULL, &r, NULL, why,
-			      sizeof(why));
+		int st = http(o, "GET", "/v1/fleet/rollouts/active", NULL, &r, why, sizeof(why));
 
 		ro = json_object_get(r, "rollout");
 		if (st == 200 && strcmp(js(ro, "id"), id) == 0) {
