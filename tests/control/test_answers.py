@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from test_api_tls import ctl, pki  # noqa: E402,F401
 from test_log import fake_regiond, regionctl  # noqa: E402
-from httpfake import read_request  # noqa: E402
+from httpfake import scripted_regiond  # noqa: E402
 
 
 def ok(body):
@@ -211,43 +211,6 @@ def test_a_read_answered_with_what_is_not_json_says_why(tmp_path, body, said):
 
 HISTORY = {"history": [{"id": 7, "time": 1796000000, "hash": "00112233aabbccdd", "author": "alice",
                         "comment": "a change", "by": "uid 0"}]}
-
-
-def scripted_regiond(path, answer, sock=None, wrap=None):
-    """A regiond on @path (or the listening @sock; each connection through
-    @wrap, as TLS) that reads each request whole and hands the connection
-    to @answer(conn), then closes it; returns the listening socket."""
-    import socket
-    import threading
-    srv = sock or socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if sock is None:
-        srv.bind(path)
-    srv.listen(8)
-
-    def one(c):
-        if wrap:
-            try:
-                c = wrap(c)
-            except OSError:
-                return
-        with c:
-            if read_request(c) is None:
-                return
-            try:
-                answer(c)
-            except OSError:
-                pass
-
-    def serve():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=one, args=(c,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
 
 
 def sends(data, then_wait=0.0):

@@ -11,7 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import DEMO, REGIOND, box  # noqa: E402,F401
-from httpfake import read_request  # noqa: E402
+from httpfake import scripted_regiond  # noqa: E402
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (err|warning|notice|info|debug) regiond: ")
 
@@ -120,24 +120,7 @@ def fake_regiond(path, head, body):
     its Content-Length announces) and answers it with @head and @body, or
     closes it unanswered when both are b""; returns the listening socket
     (close it to stop)."""
-    import socket
-    import threading
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(8)
-
-    def serve():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            with c:
-                if read_request(c) is not None:
-                    c.sendall(head + body)
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
+    return scripted_regiond(path, lambda c: c.sendall(head + body))
 
 
 def regionctl():

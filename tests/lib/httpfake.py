@@ -3,6 +3,8 @@ side of the fake servers they put in regiond's place (read one request
 whole, as a server must before it answers: a client still sending when the
 answer and the close come may see a reset instead of the answer), and a
 client that reads a response until the close."""
+import socket
+import threading
 
 
 def read_request(c):
@@ -28,7 +30,6 @@ def read_request(c):
 def unix_exchange(path, request, timeout=30):
     """Send @request (bytes) on a new connection to the unix socket @path
     and read until the server closes: the whole response, bytes."""
-    import socket
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
@@ -42,3 +43,39 @@ def unix_exchange(path, request, timeout=30):
             resp += chunk
     finally:
         s.close()
+
+
+def scripted_regiond(path, answer, sock=None, wrap=None):
+    """A regiond on the unix socket @path (or the listening @sock; each
+    connection through @wrap, as TLS) that reads each request whole and
+    hands the connection to @answer(conn), then closes it; returns the
+    listening socket (close it to stop)."""
+    srv = sock or socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if sock is None:
+        srv.bind(path)
+    srv.listen(8)
+
+    def one(c):
+        if wrap:
+            try:
+                c = wrap(c)
+            except OSError:
+                return
+        with c:
+            if read_request(c) is None:
+                return
+            try:
+                answer(c)
+            except OSError:
+                pass
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=one, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
