@@ -3791,22 +3791,91 @@ static int cmd_fleet_abort(const struct opts *o, const struct ctl_call *c)
 	return show(o, "POST", "/v1/fleet/rollouts/active/abort", json_object(), print_abort, NULL);
 }
 
-/* --wait: follow rollout @id until it is in the history; its exit code. */
-static int fleet_wait(const struct opts *o, const char *id)
+/* --wait's bound by default: a day. A rollout of 100 waves at the default
+ * 60 s sync and bake takes under 4 h; a longer one sets --wait-timeout. */
+#define FLEET_WAIT_DEFAULT_S 86400
+#define FLEET_WAIT_MAX_S (30 * 86400)
+
+/* Whether @ro, an answer's rollout of id @id, is one a rollout can be while
+ * active; else why in @why. Checked beyond its shape (ans_check): a state
+ * no rollout has, or a wave past its waves, is no regiond's answer. */
+static int fleet_wait_sane(json_t *ro, char *why, size_t len)
+{
+	static const char *const states[] = {"pending",	 "syncing",   "baking",
+					     "aborting", "completed", "aborted"};
+	const char *st = js(ro, "state");
+	size_t i;
+
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(st, states[i]) == 0)
+			break;
+	if (i == sizeof(states) / sizeof(states[0])) {
+		char shown[64];
+
+		snprintf(why, len, "rollout.state: '%s' is no rollout's state",
+			 fwd_escape_controls(st, shown, sizeof(shown)));
+		return -1;
+	}
+	if (ji(ro, "waves") > 0 && (ji(ro, "wave") < -1 || ji(ro, "wave") >= ji(ro, "waves"))) {
+		snprintf(why, len, "rollout.wave: %lld, not a wave of the rollout's %lld",
+			 ji(ro, "wave"), ji(ro, "waves"));
+		return -1;
+	}
+	return 0;
+}
+
+/* --wait: follow rollout @id until it is in the history, for @bound_s at
+ * most; its exit code. It once polled for ever while a server (broken, or
+ * not regiond) answered 200 with the rollout still active, and took any
+ * such answer as it came ({} had no id: "neither active nor in the
+ * history"). The rollout exists when it waits: when regionctl cannot tell
+ * how it ends (its bound over, answers that are not the API's) its outcome
+ * is unknown, exit 5, never 3, which a script may read as "nothing
+ * changed" and apply again. */
+static int fleet_wait(const struct opts *o, const char *id, unsigned bound_s)
 {
 	char last[64] = "";
 	int unavailable = 0; /* consecutive answers of a regiond without etcd */
+	double deadline = ctl_top_mono_s() + bound_s;
 
 	for (;;) {
 		json_t *r = NULL, *ro;
-		char why[512];
-		int st = http(o, "GET", "/v1/fleet/rollouts/active", NULL, &r, why, sizeof(why));
+		char why[512], bad[320] = "";
+		struct opts po = *o;
+		double left = deadline - ctl_top_mono_s();
+		int st, each = o->timeout_ms ? o->timeout_ms : READ_TIMEOUT_MS;
 
+		if (left <= 0) {
+			fprintf(stderr,
+				"regionctl: rollout %s is still %s after %u s (--wait-timeout): "
+				"it goes on in etcd, its outcome is unknown here; 'regionctl fleet "
+				"rollout' follows it, 'regionctl fleet history' has its end\n",
+				id, last[0] ? last : "active", bound_s);
+			return CTL_EXIT_UNKNOWN;
+		}
+		/* no single poll past the bound either */
+		if (left * 1000 < each)
+			po.timeout_ms = left * 1000 > 1000 ? (int)(left * 1000) : 1000;
+		st = http(&po, "GET", "/v1/fleet/rollouts/active", NULL, &r, why, sizeof(why));
+		if (st == 200 &&
+		    (r == NULL ||
+		     ans_check("GET", "/v1/fleet/rollouts/active", r, bad, sizeof(bad)) ||
+		     fleet_wait_sane(json_object_get(r, "rollout"), bad, sizeof(bad)))) {
+			fprintf(stderr,
+				"regionctl: regiond at %s answered GET /v1/fleet/rollouts/active "
+				"with what is not the API's answer: %s; rollout %s was created, "
+				"its "
+				"outcome is unknown: 'regionctl fleet history' says how it ended\n",
+				o->url ? o->url : o->sock, r ? bad : why, id);
+			json_decref(r);
+			return CTL_EXIT_UNKNOWN;
+		}
 		ro = json_object_get(r, "rollout");
 		if (st == 200 && strcmp(js(ro, "id"), id) == 0) {
 			char now[64];
 
-			snprintf(now, sizeof(now), "%s %lld", js(ro, "state"), ji(ro, "wave"));
+			snprintf(now, sizeof(now), "%s, wave %lld", js(ro, "state"),
+				 ji(ro, "wave") + 1);
 			if (strcmp(now, last) != 0 && !o->json && ji(ro, "waves") > 0)
 				printf("rollout %s: %s, wave %lld of %lld\n", id, js(ro, "state"),
 				       ji(ro, "wave") + 1, ji(ro, "waves"));
@@ -3870,9 +3939,28 @@ static int fleet_wait(const struct opts *o, const char *id)
 static int cmd_fleet_apply(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *b, *opts = json_object(), *r;
+	const char *wt = opt_val(c, "--wait-timeout");
+	unsigned long bound = FLEET_WAIT_DEFAULT_S;
 	char id[64];
 	int rc = 0;
 
+	if (wt) {
+		char *end;
+
+		errno = 0;
+		bound = strtoul(wt, &end, 10);
+		/* strict, as --timeout: "5m" or "-1" bound nothing meant */
+		if (wt[0] < '0' || wt[0] > '9' || *end || errno || bound < 1 ||
+		    bound > FLEET_WAIT_MAX_S) {
+			json_decref(opts);
+			return usage_error(c, "--wait-timeout takes seconds 1..%d, not '%s'",
+					   FLEET_WAIT_MAX_S, wt);
+		}
+		if (!opt_val(c, "--wait")) {
+			json_decref(opts);
+			return usage_error(c, "--wait-timeout goes with --wait");
+		}
+	}
 	if ((rc = fleet_options(c, opts))) {
 		json_decref(opts);
 		return rc;
@@ -3905,7 +3993,7 @@ static int cmd_fleet_apply(const struct opts *o, const struct ctl_call *c)
 		printf("rollout %s created: table %s\n", id,
 		       js(json_object_get(r, "rollout"), "table"));
 	json_decref(r);
-	return fleet_wait(o, id);
+	return fleet_wait(o, id, (unsigned)bound);
 }
 
 static int cmd_help(const struct opts *o, const struct ctl_call *c);
@@ -4177,7 +4265,12 @@ static const struct ctl_opt fleet_apply_opts[] = {
 	 .help = "health gate: highest health code allowed, 0..2 (default 1)"},
 	{.name = "--author", .arg = "A", .help = "who, kept in the record (default: $USER)"},
 	{.name = "--wait",
-	 .help = "follow it to the end; exit 0 completed, 1 aborted (rollout_aborted)"},
+	 .help = "follow it to the end; exit 0 completed, 1 aborted (rollout_aborted), 5 "
+		 "its end unknown"},
+	{.name = "--wait-timeout",
+	 .arg = "S",
+	 .help = "--wait follows it S seconds at most, 1..2592000 (default 86400); then "
+		 "exit 5"},
 	{0},
 };
 
