@@ -1094,9 +1094,16 @@ static const struct ans_field ans_rollouts[] = {
 
 /* each node's report as it wrote it, or {key, error} */
 static const struct ans_field ans_fleet_nodes[] = {
-	{"facility", AT_STR}, {"nodes", AT_ARR},
-	{"nodes[]", AT_OBJ},  {"pins", AT_ARR | AT_NULL | AT_OPT},
-	{"pins[]", AT_OBJ},   {0},
+	{"facility", AT_STR},
+	{"nodes", AT_ARR},
+	{"nodes[]", AT_OBJ},
+	/* the report's age, added by regiond (absent from an older one's) */
+	{"nodes[].age_ms", AT_UINT | AT_OPT},
+	{"nodes[].report_stale", AT_BOOL | AT_OPT},
+	{"report_stale_after_ms", AT_UINT | AT_OPT},
+	{"pins", AT_ARR | AT_NULL | AT_OPT},
+	{"pins[]", AT_OBJ},
+	{0},
 };
 
 static const struct ans_field ans_rollout_made[] = {
@@ -3666,6 +3673,21 @@ static void print_fleet_history(json_t *r, const char *arg)
 	}
 }
 
+/* An age in ms as an operator reads it: "4s", "12m", "3h", "2d". */
+static void age_str(long long ms, char *buf, size_t len)
+{
+	long long s = ms / 1000;
+
+	if (s < 120)
+		snprintf(buf, len, "%llds", s);
+	else if (s < 120 * 60)
+		snprintf(buf, len, "%lldm", s / 60);
+	else if (s < 48 * 3600)
+		snprintf(buf, len, "%lldh", s / 3600);
+	else
+		snprintf(buf, len, "%lldd", s / 86400);
+}
+
 static void print_fleet_nodes(json_t *r, const char *arg)
 {
 	json_t *n;
@@ -3674,32 +3696,53 @@ static void print_fleet_nodes(json_t *r, const char *arg)
 	(void)arg;
 	printf("facility %s: %zu nodes\n", js(r, "facility"),
 	       json_array_size(json_object_get(r, "nodes")));
-	printf("%-20s %-13s %-16s %-16s %-7s %-6s %-12s %s\n", "NODE", "STATE", "TARGET", "RUNNING",
-	       "IN_SYNC", "HEALTH", "DROPS", "ERROR");
+	printf("%-20s %-13s %-16s %-16s %-7s %-6s %-7s %-12s %s\n", "NODE", "STATE", "TARGET",
+	       "RUNNING", "IN_SYNC", "HEALTH", "AGE", "DROPS", "ERROR");
 	json_array_foreach(json_object_get(r, "nodes"), i, n) {
 		json_t *err = json_object_get(n, "apply_error");
+		char age[24] = "-";
 
 		if (json_object_get(n, "error") && !json_object_get(n, "node")) {
 			printf("%-20s unreadable report: %s\n", js(n, "key"),
 			       js(json_object_get(n, "error"), "reason"));
 			continue;
 		}
-		printf("%-20s %-13s %-16s %-16s %-7s %-6lld %-12lld %s\n", js(n, "node"),
+		/* The report's age (a regiond older than this one says none):
+		 * a node that stopped reporting is told from a live one. */
+		if (json_is_integer(json_object_get(n, "age_ms"))) {
+			age_str(ji(n, "age_ms"), age, sizeof(age) - 1);
+			if (json_is_true(json_object_get(n, "report_stale")))
+				strcat(age, "!");
+		}
+		printf("%-20s %-13s %-16s %-16s %-7s %-6lld %-7s %-12lld %s\n", js(n, "node"),
 		       js(n, "state"), js(json_object_get(n, "target"), "table"),
 		       js(json_object_get(n, "running"), "table"),
 		       json_is_true(json_object_get(n, "in_sync")) ? "yes" : "no",
-		       ji(json_object_get(n, "health"), "code"),
+		       ji(json_object_get(n, "health"), "code"), age,
 		       ji(json_object_get(n, "counters"), "drops"),
 		       json_is_object(err) ? js(err, "reason") : "");
 	}
 	/* What needs an operator, under the table: each node's alarm (a stray
-	 * pin, a node off its target), then every pin with who owns it. */
+	 * pin, a node off its target), a report not rewritten for longer
+	 * than its interval allows, then every pin with who owns it. */
 	json_array_foreach(json_object_get(r, "nodes"), i, n) {
 		const char *a =
 			json_string_value(json_object_get(json_object_get(n, "health"), "alarm"));
 
 		if (a && a[0] && json_is_string(json_object_get(n, "node")))
 			printf("alarm on %s: %s\n", js(n, "node"), a);
+	}
+	json_array_foreach(json_object_get(r, "nodes"), i, n) {
+		char age[24];
+
+		if (!json_is_true(json_object_get(n, "report_stale")) ||
+		    !json_is_string(json_object_get(n, "node")))
+			continue;
+		age_str(ji(n, "age_ms"), age, sizeof(age));
+		printf("stale report of %s: written %s ago, past %llds without a new one (its "
+		       "state may be long gone: the node stopped reporting, a hung regiond or "
+		       "a long apply holding its lease)\n",
+		       js(n, "node"), age, ji(r, "report_stale_after_ms") / 1000);
 	}
 	if (json_is_string(json_object_get(r, "pins_error")))
 		printf("pins: cannot be read: %s\n", js(r, "pins_error"));
