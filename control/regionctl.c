@@ -3839,8 +3839,8 @@ static int cmd_fleet_abort(const struct opts *o, const struct ctl_call *c)
 #define FLEET_WAIT_DEFAULT_S 86400
 #define FLEET_WAIT_MAX_S (30 * 86400)
 
-/* Whether @ro, an answer's rollout of id @id, is one a rollout can be while
- * active; else why in @why. Checked beyond its shape (ans_check): a state
+/* Whether @ro, an answer's rollout, is one a rollout can be while active;
+ * else why in @why. Checked beyond its shape (ans_check): a state
  * no rollout has, or a wave past its waves, is no regiond's answer. */
 static int fleet_wait_sane(json_t *ro, char *why, size_t len)
 {
@@ -3867,6 +3867,17 @@ static int fleet_wait_sane(json_t *ro, char *why, size_t len)
 	return 0;
 }
 
+/* --wait could not follow rollout @id to its end: it goes on (or ended)
+ * in etcd, how is unknown here. */
+static int wait_unknown(const char *id)
+{
+	fprintf(stderr,
+		"regionctl: rollout %s was created, its outcome is unknown: 'regionctl fleet "
+		"rollout' follows it, 'regionctl fleet history' has its end\n",
+		id);
+	return CTL_EXIT_UNKNOWN;
+}
+
 /* --wait: follow rollout @id until it is in the history, for @bound_s at
  * most; its exit code. It once polled for ever while a server (broken, or
  * not regiond) answered 200 with the rollout still active, and took any
@@ -3890,11 +3901,9 @@ static int fleet_wait(const struct opts *o, const char *id, unsigned bound_s)
 
 		if (left <= 0) {
 			fprintf(stderr,
-				"regionctl: rollout %s is still %s after %u s (--wait-timeout): "
-				"it goes on in etcd, its outcome is unknown here; 'regionctl fleet "
-				"rollout' follows it, 'regionctl fleet history' has its end\n",
+				"regionctl: rollout %s is still %s after %u s (--wait-timeout)\n",
 				id, last[0] ? last : "active", bound_s);
-			return CTL_EXIT_UNKNOWN;
+			return wait_unknown(id);
 		}
 		/* no single poll past the bound either */
 		if (left * 1000 < each)
@@ -3906,24 +3915,22 @@ static int fleet_wait(const struct opts *o, const char *id, unsigned bound_s)
 		     fleet_wait_sane(json_object_get(r, "rollout"), bad, sizeof(bad)))) {
 			fprintf(stderr,
 				"regionctl: regiond at %s answered GET /v1/fleet/rollouts/active "
-				"with what is not the API's answer: %s; rollout %s was created, "
-				"its "
-				"outcome is unknown: 'regionctl fleet history' says how it ended\n",
-				o->url ? o->url : o->sock, r ? bad : why, id);
+				"with what is not the API's answer: %s\n",
+				o->url ? o->url : o->sock, r ? bad : why);
 			json_decref(r);
-			return CTL_EXIT_UNKNOWN;
+			return wait_unknown(id);
 		}
 		ro = json_object_get(r, "rollout");
 		if (st == 200 && strcmp(js(ro, "id"), id) == 0) {
 			char now[64];
 
-			snprintf(now, sizeof(now), "%s, wave %lld", js(ro, "state"),
-				 ji(ro, "wave") + 1);
-			if (strcmp(now, last) != 0 && !o->json && ji(ro, "waves") > 0)
-				printf("rollout %s: %s, wave %lld of %lld\n", id, js(ro, "state"),
-				       ji(ro, "wave") + 1, ji(ro, "waves"));
-			else if (strcmp(now, last) != 0 && !o->json)
-				printf("rollout %s: %s\n", id, js(ro, "state"));
+			if (ji(ro, "waves") > 0)
+				snprintf(now, sizeof(now), "%.20s, wave %lld of %lld",
+					 js(ro, "state"), ji(ro, "wave") + 1, ji(ro, "waves"));
+			else
+				snprintf(now, sizeof(now), "%.20s", js(ro, "state"));
+			if (strcmp(now, last) != 0 && !o->json)
+				printf("rollout %s: %s\n", id, now);
 			snprintf(last, sizeof(last), "%s", now);
 			unavailable = 0;
 			json_decref(r);
@@ -3937,13 +3944,17 @@ static int fleet_wait(const struct opts *o, const char *id, unsigned bound_s)
 			usleep(500 * 1000);
 			continue;
 		}
+		/* Unreachable, or an error, once the rollout exists: what
+		 * becomes of it is unknown here, whatever the error's own code
+		 * (3 or 4 say nothing changed; 1, refused). */
 		if (st < 0 || (st != 200 && st != 404)) {
-			int rc = st < 0 ? EXIT_UNREACHABLE : show_error(st, r);
-
 			if (st < 0)
-				fprintf(stderr, "regionctl: %s\n", why);
+				fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
+					o->url ? o->url : o->sock, why);
+			else
+				show_error(st, r);
 			json_decref(r);
-			return rc;
+			return wait_unknown(id);
 		}
 		json_decref(r);
 		break;
@@ -3954,7 +3965,7 @@ static int fleet_wait(const struct opts *o, const char *id, unsigned bound_s)
 		int rc = call(o, "GET", "/v1/fleet/rollouts", NULL, &h);
 
 		if (rc)
-			return rc;
+			return wait_unknown(id);
 		json_array_foreach(json_object_get(h, "rollouts"), i, ro)
 			if (strcmp(js(ro, "id"), id) == 0 && found == NULL)
 				found = ro;
@@ -3962,7 +3973,7 @@ static int fleet_wait(const struct opts *o, const char *id, unsigned bound_s)
 			fprintf(stderr,
 				"regionctl: rollout %s is neither active nor in the history\n", id);
 			json_decref(h);
-			return CTL_EXIT_FAILED;
+			return wait_unknown(id);
 		}
 		if (o->json)
 			print_json(found);

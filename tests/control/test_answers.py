@@ -565,6 +565,9 @@ def fleet_regiond(active):
         line = head.split(b"\r\n")[0]
         if line.startswith(b"POST /v1/fleet/rollouts "):
             data = json.dumps({"rollout": {"id": "r-1", "table": "a12d0c2282ec0d00"}}).encode()
+        elif line.startswith(b"GET /v1/fleet/rollouts/active ") and isinstance(active, tuple):
+            c.sendall(active[0])  # an answer as it is, head and all
+            return
         elif line.startswith(b"GET /v1/fleet/rollouts/active "):
             data = active if isinstance(active, bytes) else json.dumps(active).encode()
         else:
@@ -595,8 +598,9 @@ def test_fleet_apply_wait_is_bounded(tmp_path):
         assert time.monotonic() - t0 < 60
         assert p.returncode == 5, (p.returncode, p.stdout, p.stderr)
         assert "rollout r-1: baking, wave 1 of 2" in p.stdout, p.stdout
-        assert ("rollout r-1 is still baking, wave 1 after 3 s (--wait-timeout): it goes on in etcd, "
-                "its outcome is unknown here") in p.stderr, p.stderr
+        assert p.stderr == ("regionctl: rollout r-1 is still baking, wave 1 of 2 after 3 s (--wait-timeout)\n"
+                            "regionctl: rollout r-1 was created, its outcome is unknown: 'regionctl fleet rollout' "
+                            "follows it, 'regionctl fleet history' has its end\n"), p.stderr
         # the option's bounds, and it goes with --wait only
         for args in (["--wait", "--wait-timeout", "0"], ["--wait", "--wait-timeout", "5m"], ["--wait-timeout", "5"]):
             p = subprocess.run([regionctl(), "-s", path, "fleet", "apply", str(doc)] + args, capture_output=True,
@@ -616,6 +620,20 @@ WAIT_SPOILED = [
     ("not-json", b"<html>", "line 1 column 1"),
 ]
 
+OOM = json.dumps({"error": {"code": "internal", "reason": "out of memory", "path": ""}}).encode()
+
+# What ends a wait that once exited as if nothing had been created: the
+# rollout exists, so its outcome is unknown (5), never 3 or 4.
+WAIT_CUT = [
+    # no HTTP at all: "cannot reach", exit 3
+    ("not-http", (b"garbage\r\n\r\n",), "cannot reach regiond at"),
+    # an error of the API: its own code (internal: 4, "nothing changed")
+    ("error-500", (HEAD.replace(b"200 OK", b"500 Internal Server Error") % len(OOM) + OOM,),
+     "internal (500): out of memory"),
+    # no longer active, and not in the history either: exit 4
+    ("gone", spoil(ACTIVE, "rollout.id", "r-2"), "rollout r-1 is neither active nor in the history"),
+]
+
 
 @pytest.mark.parametrize("name,active,said", WAIT_SPOILED, ids=[w[0] for w in WAIT_SPOILED])
 def test_fleet_apply_wait_checks_what_it_polls(tmp_path, name, active, said):
@@ -631,6 +649,21 @@ def test_fleet_apply_wait_checks_what_it_polls(tmp_path, name, active, said):
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 5, (p.returncode, p.stdout, p.stderr)
         assert "answered GET /v1/fleet/rollouts/active with what is not the API's answer: " in p.stderr, p.stderr
+        assert said in p.stderr and "rollout r-1 was created, its outcome is unknown" in p.stderr, p.stderr
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("name,active,said", WAIT_CUT, ids=[w[0] for w in WAIT_CUT])
+def test_fleet_apply_wait_cut_short_is_an_unknown_outcome(tmp_path, name, active, said):
+    doc = tmp_path / "t.yaml"
+    doc.write_text("version: 1\n")
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, fleet_regiond(active), request=True)
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "fleet", "apply", str(doc), "--wait"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 5, (p.returncode, p.stdout, p.stderr)
         assert said in p.stderr and "rollout r-1 was created, its outcome is unknown" in p.stderr, p.stderr
     finally:
         srv.close()
