@@ -1511,8 +1511,34 @@ static void h_fleet_nodes(struct ctl_api *api, const struct req *q, struct reply
 	else {
 		struct ctl_rstore_pin *pins = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*pins));
 		struct ctl_rstore_pinset set;
-		json_t *pv = json_array();
+		json_t *pv = json_array(), *rep;
+		uint64_t stale_ms = ctl_rdriver_report_stale_ms(api->fleet->report_ms);
+		int64_t now = api->fleet_driver ? ctl_rdriver_now_ms(api->fleet_driver)
+						: (int64_t)fwd_wall_ms();
+		size_t k;
 		int n;
+
+		/* Each report's age: a report stays while its node's lease is
+		 * kept (a node applying for long, a fleet thread hung beside a
+		 * live keepalive), and one written an hour ago looked as live
+		 * as one of a second ago. On this regiond's clock less the
+		 * node's (both the wall time at their start advanced on the
+		 * monotonic clock), so a difference between the boxes' clocks
+		 * shows in it; a node's ahead reads as 0. */
+		json_array_foreach(v, k, rep) {
+			json_t *u = json_object_get(rep, "updated_at");
+			int64_t age;
+
+			if ((json_object_get(rep, "error") && !json_object_get(rep, "node")) ||
+			    !json_is_integer(u))
+				continue; /* unreadable: said as such */
+			age = now - (int64_t)json_integer_value(u);
+			if (age < 0)
+				age = 0;
+			json_object_set_new(rep, "age_ms", json_integer(age));
+			json_object_set_new(rep, "report_stale",
+					    json_boolean((uint64_t)age > stale_ms));
+		}
 
 		pthread_mutex_lock(&api->pins_lock);
 		set = api->pins_cache;
@@ -1540,16 +1566,18 @@ static void h_fleet_nodes(struct ctl_api *api, const struct req *q, struct reply
 			snprintf(buf, sizeof(buf), "%s: %s", fwd_reason_name(e.reason_code),
 				 e.reason);
 			r->status = 200;
-			r->body = json_pack("{s:s, s:o, s:o, s:s, s:n}", "facility",
+			r->body = json_pack("{s:s, s:o, s:o, s:s, s:n, s:I}", "facility",
 					    api->fleet->facility, "nodes", v, "pins", pv,
-					    "pins_error", buf, "active_rollout");
+					    "pins_error", buf, "active_rollout",
+					    "report_stale_after_ms", (json_int_t)stale_ms);
 		} else {
 			r->status = 200;
-			r->body = json_pack("{s:s, s:o, s:o, s:b, s:s?, s:I}", "facility",
+			r->body = json_pack("{s:s, s:o, s:o, s:b, s:s?, s:I, s:I}", "facility",
 					    api->fleet->facility, "nodes", v, "pins", pv,
 					    "pins_truncated", set.truncated, "active_rollout",
 					    set.active[0] ? set.active : NULL, "unpin_after_s",
-					    (json_int_t)api->fleet->unpin_after_s);
+					    (json_int_t)api->fleet->unpin_after_s,
+					    "report_stale_after_ms", (json_int_t)stale_ms);
 		}
 	}
 	ctl_etcd_free(c);

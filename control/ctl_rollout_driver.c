@@ -62,6 +62,11 @@ struct ctl_rdriver {
 	 * record's mod_revision after our last commit, the last other one
 	 * seen and the shift taken for it. */
 	int64_t own_mod, seen_mod, shift;
+	/* When (this driver's clock) the record was last written as far as
+	 * it knows: its own commit, or its first sight of another's. The
+	 * record is written again every beat_ms while its phase waits. */
+	uint64_t written_at;
+	uint64_t beat_ms;
 	/* why the pins could not be read, as last logged (whole: a cut copy
 	 * would never compare equal, and be logged every look) */
 	char pins_error[sizeof(((struct fwd_err *)0)->reason)];
@@ -317,6 +322,7 @@ static void rebase(struct ctl_rdriver *d, int64_t mod, uint64_t now)
 		d->shift = r->since > now + CTL_ROLLOUT_SKEW_MS || passed > now
 				   ? 0
 				   : (int64_t)(now - passed) - (int64_t)r->since;
+		d->written_at = now;
 	}
 	r->since = (uint64_t)((int64_t)r->since + d->shift);
 }
@@ -368,6 +374,38 @@ static uint64_t drive(struct ctl_rdriver *d)
 	snprintf(d->rollout, sizeof(d->rollout), "%s", d->r->id);
 	snprintf(d->state, sizeof(d->state), "%s", ctl_rollout_state_name(d->r->state));
 	pthread_mutex_unlock(&d->lock);
+	/* A phase that waits (the rates before the plan, a wave's sync, its
+	 * bake, a revert) changes nothing in the record for its whole
+	 * length, and a record written only when the rollout moved kept
+	 * its phase's start as its updated_at: a new leader counted the
+	 * phase from its takeover (rebase), so a leadership that kept
+	 * changing (a lease that kept lapsing, a regiond in a restart
+	 * loop) held a rollout in its bake for ever and its sync_timeout
+	 * never came. Written again every beat, its updated_at says how
+	 * much of the phase had passed: a takeover waits again at most a
+	 * beat and the takeover itself. A beat is the record's own
+	 * transaction, compared on its mod_revision and the leader key as
+	 * any step, so an operator's abort in between is read, not lost. */
+	if (!act->write && !act->finish && now - d->written_at >= d->beat_ms &&
+	    (d->r->state == CTL_RO_PENDING || d->r->state == CTL_RO_SYNCING ||
+	     d->r->state == CTL_RO_BAKING || d->r->state == CTL_RO_ABORTING)) {
+		d->r->updated_at = now;
+		rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
+		if (rc == -ESTALE) {
+			if (still_leader(d))
+				wait = 0;
+			goto out;
+		}
+		if (rc) {
+			set_error(d, &err, true);
+			goto out;
+		}
+		d->own_mod = mod;
+		d->written_at = now;
+		pthread_mutex_lock(&d->lock);
+		d->commits++;
+		pthread_mutex_unlock(&d->lock);
+	}
 	if (act->write) {
 		rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
 		if (rc == -ESTALE) {
@@ -382,6 +420,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 			goto out;
 		}
 		d->own_mod = mod;
+		d->written_at = now;
 		pthread_mutex_lock(&d->lock);
 		d->commits++;
 		pthread_mutex_unlock(&d->lock);
@@ -590,6 +629,10 @@ struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struc
 		d->conf.lease_s = 3;
 	if (d->conf.poll_ms == 0)
 		d->conf.poll_ms = 500;
+	/* The record's beat: a third of the lease, as the leader's keepalive
+	 * (18 writes a minute at the default lease; the leader already reads
+	 * the record and every report each poll), at least a second. */
+	d->beat_ms = d->conf.lease_s * 1000u / 3 > 1000 ? d->conf.lease_s * 1000u / 3 : 1000;
 	d->r = malloc(sizeof(*d->r));
 	d->reports = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*d->reports));
 	d->seen = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*d->seen));

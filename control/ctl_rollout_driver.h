@@ -43,7 +43,21 @@ struct ctl_rdriver_conf {
 	 * operator's, "rollout": null, or an unknown rollout's) are reported
 	 * only (docs/fleet.md, "Pins nobody owns"). */
 	unsigned unpin_after_s;
+	/* The nodes' report interval (--fleet-report-ms; 0: 2000), for the
+	 * API's age of the reports: one older than
+	 * ctl_rdriver_report_stale_ms() of it is said to be stale. */
+	unsigned report_ms;
 };
+
+/** How old a node's report may be before GET /v1/fleet/nodes and
+ *  regionctl fleet status call it stale: three report intervals, at least
+ *  10 s (docs/fleet.md, "Node behaviour"). */
+static inline uint64_t ctl_rdriver_report_stale_ms(unsigned report_ms)
+{
+	uint64_t ms = 3ull * (report_ms ? report_ms : 2000);
+
+	return ms > 10000 ? ms : 10000;
+}
 
 /**
  * Start the driver thread.

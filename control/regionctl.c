@@ -1094,9 +1094,16 @@ static const struct ans_field ans_rollouts[] = {
 
 /* each node's report as it wrote it, or {key, error} */
 static const struct ans_field ans_fleet_nodes[] = {
-	{"facility", AT_STR}, {"nodes", AT_ARR},
-	{"nodes[]", AT_OBJ},  {"pins", AT_ARR | AT_NULL | AT_OPT},
-	{"pins[]", AT_OBJ},   {0},
+	{"facility", AT_STR},
+	{"nodes", AT_ARR},
+	{"nodes[]", AT_OBJ},
+	/* the report's age, added by regiond (absent from an older one's) */
+	{"nodes[].age_ms", AT_UINT | AT_OPT},
+	{"nodes[].report_stale", AT_BOOL | AT_OPT},
+	{"report_stale_after_ms", AT_UINT | AT_OPT},
+	{"pins", AT_ARR | AT_NULL | AT_OPT},
+	{"pins[]", AT_OBJ},
+	{0},
 };
 
 static const struct ans_field ans_rollout_made[] = {
@@ -3666,6 +3673,21 @@ static void print_fleet_history(json_t *r, const char *arg)
 	}
 }
 
+/* An age in ms as an operator reads it: "4s", "12m", "3h", "2d". */
+static void age_str(long long ms, char *buf, size_t len)
+{
+	long long s = ms / 1000;
+
+	if (s < 120)
+		snprintf(buf, len, "%llds", s);
+	else if (s < 120 * 60)
+		snprintf(buf, len, "%lldm", s / 60);
+	else if (s < 48 * 3600)
+		snprintf(buf, len, "%lldh", s / 3600);
+	else
+		snprintf(buf, len, "%lldd", s / 86400);
+}
+
 static void print_fleet_nodes(json_t *r, const char *arg)
 {
 	json_t *n;
@@ -3674,32 +3696,53 @@ static void print_fleet_nodes(json_t *r, const char *arg)
 	(void)arg;
 	printf("facility %s: %zu nodes\n", js(r, "facility"),
 	       json_array_size(json_object_get(r, "nodes")));
-	printf("%-20s %-13s %-16s %-16s %-7s %-6s %-12s %s\n", "NODE", "STATE", "TARGET", "RUNNING",
-	       "IN_SYNC", "HEALTH", "DROPS", "ERROR");
+	printf("%-20s %-13s %-16s %-16s %-7s %-6s %-7s %-12s %s\n", "NODE", "STATE", "TARGET",
+	       "RUNNING", "IN_SYNC", "HEALTH", "AGE", "DROPS", "ERROR");
 	json_array_foreach(json_object_get(r, "nodes"), i, n) {
 		json_t *err = json_object_get(n, "apply_error");
+		char age[24] = "-";
 
 		if (json_object_get(n, "error") && !json_object_get(n, "node")) {
 			printf("%-20s unreadable report: %s\n", js(n, "key"),
 			       js(json_object_get(n, "error"), "reason"));
 			continue;
 		}
-		printf("%-20s %-13s %-16s %-16s %-7s %-6lld %-12lld %s\n", js(n, "node"),
+		/* The report's age (a regiond older than this one says none):
+		 * a node that stopped reporting is told from a live one. */
+		if (json_is_integer(json_object_get(n, "age_ms"))) {
+			age_str(ji(n, "age_ms"), age, sizeof(age) - 1);
+			if (json_is_true(json_object_get(n, "report_stale")))
+				strcat(age, "!");
+		}
+		printf("%-20s %-13s %-16s %-16s %-7s %-6lld %-7s %-12lld %s\n", js(n, "node"),
 		       js(n, "state"), js(json_object_get(n, "target"), "table"),
 		       js(json_object_get(n, "running"), "table"),
 		       json_is_true(json_object_get(n, "in_sync")) ? "yes" : "no",
-		       ji(json_object_get(n, "health"), "code"),
+		       ji(json_object_get(n, "health"), "code"), age,
 		       ji(json_object_get(n, "counters"), "drops"),
 		       json_is_object(err) ? js(err, "reason") : "");
 	}
 	/* What needs an operator, under the table: each node's alarm (a stray
-	 * pin, a node off its target), then every pin with who owns it. */
+	 * pin, a node off its target), a report not rewritten for longer
+	 * than its interval allows, then every pin with who owns it. */
 	json_array_foreach(json_object_get(r, "nodes"), i, n) {
 		const char *a =
 			json_string_value(json_object_get(json_object_get(n, "health"), "alarm"));
 
 		if (a && a[0] && json_is_string(json_object_get(n, "node")))
 			printf("alarm on %s: %s\n", js(n, "node"), a);
+	}
+	json_array_foreach(json_object_get(r, "nodes"), i, n) {
+		char age[24];
+
+		if (!json_is_true(json_object_get(n, "report_stale")) ||
+		    !json_is_string(json_object_get(n, "node")))
+			continue;
+		age_str(ji(n, "age_ms"), age, sizeof(age));
+		printf("stale report of %s: written %s ago, past %llds without a new one (its "
+		       "state may be long gone: the node stopped reporting, a hung regiond or "
+		       "a long apply holding its lease)\n",
+		       js(n, "node"), age, ji(r, "report_stale_after_ms") / 1000);
 	}
 	if (json_is_string(json_object_get(r, "pins_error")))
 		printf("pins: cannot be read: %s\n", js(r, "pins_error"));
@@ -3791,27 +3834,103 @@ static int cmd_fleet_abort(const struct opts *o, const struct ctl_call *c)
 	return show(o, "POST", "/v1/fleet/rollouts/active/abort", json_object(), print_abort, NULL);
 }
 
-/* --wait: follow rollout @id until it is in the history; its exit code. */
-static int fleet_wait(const struct opts *o, const char *id)
+/* --wait's bound by default: a day. A rollout of 100 waves at the default
+ * 60 s sync and bake takes under 4 h; a longer one sets --wait-timeout. */
+#define FLEET_WAIT_DEFAULT_S 86400
+#define FLEET_WAIT_MAX_S (30 * 86400)
+
+/* Whether @ro, an answer's rollout, is one a rollout can be while active;
+ * else why in @why. Checked beyond its shape (ans_check): a state
+ * no rollout has, or a wave past its waves, is no regiond's answer. */
+static int fleet_wait_sane(json_t *ro, char *why, size_t len)
+{
+	static const char *const states[] = {"pending",	 "syncing",   "baking",
+					     "aborting", "completed", "aborted"};
+	const char *st = js(ro, "state");
+	size_t i;
+
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(st, states[i]) == 0)
+			break;
+	if (i == sizeof(states) / sizeof(states[0])) {
+		char shown[64];
+
+		snprintf(why, len, "rollout.state: '%s' is no rollout's state",
+			 fwd_escape_controls(st, shown, sizeof(shown)));
+		return -1;
+	}
+	if (ji(ro, "waves") > 0 && (ji(ro, "wave") < -1 || ji(ro, "wave") >= ji(ro, "waves"))) {
+		snprintf(why, len, "rollout.wave: %lld, not a wave of the rollout's %lld",
+			 ji(ro, "wave"), ji(ro, "waves"));
+		return -1;
+	}
+	return 0;
+}
+
+/* --wait could not follow rollout @id to its end: it goes on (or ended)
+ * in etcd, how is unknown here. */
+static int wait_unknown(const char *id)
+{
+	fprintf(stderr,
+		"regionctl: rollout %s was created, its outcome is unknown: 'regionctl fleet "
+		"rollout' follows it, 'regionctl fleet history' has its end\n",
+		id);
+	return CTL_EXIT_UNKNOWN;
+}
+
+/* --wait: follow rollout @id until it is in the history, for @bound_s at
+ * most; its exit code. It once polled for ever while a server (broken, or
+ * not regiond) answered 200 with the rollout still active, and took any
+ * such answer as it came ({} had no id: "neither active nor in the
+ * history"). The rollout exists when it waits: when regionctl cannot tell
+ * how it ends (its bound over, answers that are not the API's) its outcome
+ * is unknown, exit 5, never 3, which a script may read as "nothing
+ * changed" and apply again. */
+static int fleet_wait(const struct opts *o, const char *id, unsigned bound_s)
 {
 	char last[64] = "";
 	int unavailable = 0; /* consecutive answers of a regiond without etcd */
+	double deadline = ctl_top_mono_s() + bound_s;
 
 	for (;;) {
 		json_t *r = NULL, *ro;
-		char why[512];
-		int st = http(o, "GET", "/v1/fleet/rollouts/active", NULL, &r, why, sizeof(why));
+		char why[512], bad[320] = "";
+		struct opts po = *o;
+		double left = deadline - ctl_top_mono_s();
+		int st, each = o->timeout_ms ? o->timeout_ms : READ_TIMEOUT_MS;
 
+		if (left <= 0) {
+			fprintf(stderr,
+				"regionctl: rollout %s is still %s after %u s (--wait-timeout)\n",
+				id, last[0] ? last : "active", bound_s);
+			return wait_unknown(id);
+		}
+		/* no single poll past the bound either */
+		if (left * 1000 < each)
+			po.timeout_ms = left * 1000 > 1000 ? (int)(left * 1000) : 1000;
+		st = http(&po, "GET", "/v1/fleet/rollouts/active", NULL, &r, why, sizeof(why));
+		if (st == 200 &&
+		    (r == NULL ||
+		     ans_check("GET", "/v1/fleet/rollouts/active", r, bad, sizeof(bad)) ||
+		     fleet_wait_sane(json_object_get(r, "rollout"), bad, sizeof(bad)))) {
+			fprintf(stderr,
+				"regionctl: regiond at %s answered GET /v1/fleet/rollouts/active "
+				"with what is not the API's answer: %s\n",
+				o->url ? o->url : o->sock, r ? bad : why);
+			json_decref(r);
+			return wait_unknown(id);
+		}
 		ro = json_object_get(r, "rollout");
 		if (st == 200 && strcmp(js(ro, "id"), id) == 0) {
 			char now[64];
 
-			snprintf(now, sizeof(now), "%s %lld", js(ro, "state"), ji(ro, "wave"));
-			if (strcmp(now, last) != 0 && !o->json && ji(ro, "waves") > 0)
-				printf("rollout %s: %s, wave %lld of %lld\n", id, js(ro, "state"),
-				       ji(ro, "wave") + 1, ji(ro, "waves"));
-			else if (strcmp(now, last) != 0 && !o->json)
-				printf("rollout %s: %s\n", id, js(ro, "state"));
+			if (ji(ro, "waves") > 0)
+				snprintf(now, sizeof(now), "%.20s, wave %lld of %lld",
+					 js(ro, "state"), ji(ro, "wave") + 1, ji(ro, "waves"));
+			else
+				snprintf(now, sizeof(now), "%.20s", js(ro, "state"));
+			if (strcmp(now, last) != 0 && !o->json)
+				printf("rollout %s: %s\n", id, now);
 			snprintf(last, sizeof(last), "%s", now);
 			unavailable = 0;
 			json_decref(r);
@@ -3825,13 +3944,17 @@ static int fleet_wait(const struct opts *o, const char *id)
 			usleep(500 * 1000);
 			continue;
 		}
+		/* Unreachable, or an error, once the rollout exists: what
+		 * becomes of it is unknown here, whatever the error's own code
+		 * (3 or 4 say nothing changed; 1, refused). */
 		if (st < 0 || (st != 200 && st != 404)) {
-			int rc = st < 0 ? EXIT_UNREACHABLE : show_error(st, r);
-
 			if (st < 0)
-				fprintf(stderr, "regionctl: %s\n", why);
+				fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
+					o->url ? o->url : o->sock, why);
+			else
+				show_error(st, r);
 			json_decref(r);
-			return rc;
+			return wait_unknown(id);
 		}
 		json_decref(r);
 		break;
@@ -3842,7 +3965,7 @@ static int fleet_wait(const struct opts *o, const char *id)
 		int rc = call(o, "GET", "/v1/fleet/rollouts", NULL, &h);
 
 		if (rc)
-			return rc;
+			return wait_unknown(id);
 		json_array_foreach(json_object_get(h, "rollouts"), i, ro)
 			if (strcmp(js(ro, "id"), id) == 0 && found == NULL)
 				found = ro;
@@ -3850,7 +3973,7 @@ static int fleet_wait(const struct opts *o, const char *id)
 			fprintf(stderr,
 				"regionctl: rollout %s is neither active nor in the history\n", id);
 			json_decref(h);
-			return CTL_EXIT_FAILED;
+			return wait_unknown(id);
 		}
 		if (o->json)
 			print_json(found);
@@ -3870,9 +3993,28 @@ static int fleet_wait(const struct opts *o, const char *id)
 static int cmd_fleet_apply(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *b, *opts = json_object(), *r;
+	const char *wt = opt_val(c, "--wait-timeout");
+	unsigned long bound = FLEET_WAIT_DEFAULT_S;
 	char id[64];
 	int rc = 0;
 
+	if (wt) {
+		char *end;
+
+		errno = 0;
+		bound = strtoul(wt, &end, 10);
+		/* strict, as --timeout: "5m" or "-1" bound nothing meant */
+		if (wt[0] < '0' || wt[0] > '9' || *end || errno || bound < 1 ||
+		    bound > FLEET_WAIT_MAX_S) {
+			json_decref(opts);
+			return usage_error(c, "--wait-timeout takes seconds 1..%d, not '%s'",
+					   FLEET_WAIT_MAX_S, wt);
+		}
+		if (!opt_val(c, "--wait")) {
+			json_decref(opts);
+			return usage_error(c, "--wait-timeout goes with --wait");
+		}
+	}
 	if ((rc = fleet_options(c, opts))) {
 		json_decref(opts);
 		return rc;
@@ -3905,7 +4047,7 @@ static int cmd_fleet_apply(const struct opts *o, const struct ctl_call *c)
 		printf("rollout %s created: table %s\n", id,
 		       js(json_object_get(r, "rollout"), "table"));
 	json_decref(r);
-	return fleet_wait(o, id);
+	return fleet_wait(o, id, (unsigned)bound);
 }
 
 static int cmd_help(const struct opts *o, const struct ctl_call *c);
@@ -4177,7 +4319,12 @@ static const struct ctl_opt fleet_apply_opts[] = {
 	 .help = "health gate: highest health code allowed, 0..2 (default 1)"},
 	{.name = "--author", .arg = "A", .help = "who, kept in the record (default: $USER)"},
 	{.name = "--wait",
-	 .help = "follow it to the end; exit 0 completed, 1 aborted (rollout_aborted)"},
+	 .help = "follow it to the end; exit 0 completed, 1 aborted (rollout_aborted), 5 "
+		 "its end unknown"},
+	{.name = "--wait-timeout",
+	 .arg = "S",
+	 .help = "--wait follows it S seconds at most, 1..2592000 (default 86400); then "
+		 "exit 5"},
 	{0},
 };
 

@@ -1090,6 +1090,7 @@ static int start_fleet(struct regiond *d)
 		.node = d->fleet_conf.node,
 		.lease_s = d->fleet_conf.lease_s,
 		.unpin_after_s = (unsigned)d->o.fleet_unpin_after_s,
+		.report_ms = d->fleet_conf.report_ms,
 	};
 	d->rollouts = ctl_rdriver_start(&d->rollout_conf, &e);
 	if (d->rollouts == NULL) {

@@ -45,7 +45,7 @@ _regionctl() {
             ;;
         --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
             --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
-            --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health | --timeout)
+            --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health | --wait-timeout | --timeout)
             return
             ;;
     esac
@@ -56,7 +56,7 @@ _regionctl() {
             -s | --url | --token-file | --names-dir | --timeout) ((i++)) ;;
             --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
                 --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
-                --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health) ((i++)) ;;
+                --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health | --wait-timeout) ((i++)) ;;
             -*) ;;
             *)
                 if [ -z "$cmd" ]; then

@@ -555,3 +555,115 @@ def test_a_chunked_answer_is_read(tmp_path, name, answer, read_rc, write_rc):
             assert (want in p.stdout) == (rc == 0), (args, p.stdout)
         finally:
             srv.close()
+
+
+def fleet_regiond(active):
+    """A fleet regiond's script for 'fleet apply --wait': the rollout
+    r-1 created, then every GET of the active rollout answered 200 with
+    @active (a dict, or bytes as they are), the history empty."""
+    def answer(c, head, body):
+        line = head.split(b"\r\n")[0]
+        if line.startswith(b"POST /v1/fleet/rollouts "):
+            data = json.dumps({"rollout": {"id": "r-1", "table": "a12d0c2282ec0d00"}}).encode()
+        elif line.startswith(b"GET /v1/fleet/rollouts/active ") and isinstance(active, tuple):
+            c.sendall(active[0])  # an answer as it is, head and all
+            return
+        elif line.startswith(b"GET /v1/fleet/rollouts/active "):
+            data = active if isinstance(active, bytes) else json.dumps(active).encode()
+        else:
+            data = b'{"rollouts": []}'
+        c.sendall(HEAD % len(data) + data)
+    return answer
+
+
+ACTIVE = {"rollout": {"id": "r-1", "facility": "fra", "state": "baking", "table": "a12d0c2282ec0d00",
+                      "previous": "6aaf560fc2f0b9c4", "created_by": "alice", "created_at": 1796059338260,
+                      "wave": 0, "waves": 2, "writes": 3, "options": {}, "abort": None,
+                      "nodes": [{"name": "n1", "wave": 0, "status": "synced", "pinned": True}]}}
+
+
+def test_fleet_apply_wait_is_bounded(tmp_path):
+    """A server that answers 200 with the rollout still baking, for ever
+    (broken, or not regiond): --wait polled it for ever. It follows a
+    rollout --wait-timeout seconds at most (a day by default), then says
+    so and exits 5: the rollout was created, its end is unknown here."""
+    doc = tmp_path / "t.yaml"
+    doc.write_text("version: 1\n")
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, fleet_regiond(ACTIVE), request=True)
+    try:
+        t0 = time.monotonic()
+        p = subprocess.run([regionctl(), "-s", path, "fleet", "apply", str(doc), "--wait", "--wait-timeout", "3"],
+                           capture_output=True, text=True, timeout=120)
+        assert time.monotonic() - t0 < 60
+        assert p.returncode == 5, (p.returncode, p.stdout, p.stderr)
+        assert "rollout r-1: baking, wave 1 of 2" in p.stdout, p.stdout
+        assert p.stderr == ("regionctl: rollout r-1 is still baking, wave 1 of 2 after 3 s (--wait-timeout)\n"
+                            "regionctl: rollout r-1 was created, its outcome is unknown: 'regionctl fleet rollout' "
+                            "follows it, 'regionctl fleet history' has its end\n"), p.stderr
+        # the option's bounds, and it goes with --wait only
+        for args in (["--wait", "--wait-timeout", "0"], ["--wait", "--wait-timeout", "5m"], ["--wait-timeout", "5"]):
+            p = subprocess.run([regionctl(), "-s", path, "fleet", "apply", str(doc)] + args, capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == 2 and "--wait-timeout" in p.stderr, (args, p.returncode, p.stderr)
+    finally:
+        srv.close()
+
+
+# What a poll of --wait may be answered with that no regiond says: each
+# once read as the rollout still going (polled for ever) or gone.
+WAIT_SPOILED = [
+    ("state-number", spoil(ACTIVE, "rollout.state", 5), "rollout.state: expected a string, got 5"),
+    ("state-unknown", spoil(ACTIVE, "rollout.state", "cooking"), "rollout.state: 'cooking' is no rollout's state"),
+    ("wave-past", spoil(ACTIVE, "rollout.wave", 7), "rollout.wave: 7, not a wave of the rollout's 2"),
+    ("no-rollout", {}, "rollout: missing, expected an object"),
+    ("not-json", b"<html>", "line 1 column 1"),
+]
+
+OOM = json.dumps({"error": {"code": "internal", "reason": "out of memory", "path": ""}}).encode()
+
+# What ends a wait that once exited as if nothing had been created: the
+# rollout exists, so its outcome is unknown (5), never 3 or 4.
+WAIT_CUT = [
+    # no HTTP at all: "cannot reach", exit 3
+    ("not-http", (b"garbage\r\n\r\n",), "cannot reach regiond at"),
+    # an error of the API: its own code (internal: 4, "nothing changed")
+    ("error-500", (HEAD.replace(b"200 OK", b"500 Internal Server Error") % len(OOM) + OOM,),
+     "internal (500): out of memory"),
+    # no longer active, and not in the history either: exit 4
+    ("gone", spoil(ACTIVE, "rollout.id", "r-2"), "rollout r-1 is neither active nor in the history"),
+]
+
+
+@pytest.mark.parametrize("name,active,said", WAIT_SPOILED, ids=[w[0] for w in WAIT_SPOILED])
+def test_fleet_apply_wait_checks_what_it_polls(tmp_path, name, active, said):
+    """Each poll of --wait is checked as a read's answer is, and for a
+    state and wave a rollout can have: one that is not the API's ends the
+    wait, exit 5 (the rollout exists; how it ends is unknown here)."""
+    doc = tmp_path / "t.yaml"
+    doc.write_text("version: 1\n")
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, fleet_regiond(active), request=True)
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "fleet", "apply", str(doc), "--wait", "--wait-timeout", "600"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 5, (p.returncode, p.stdout, p.stderr)
+        assert "answered GET /v1/fleet/rollouts/active with what is not the API's answer: " in p.stderr, p.stderr
+        assert said in p.stderr and "rollout r-1 was created, its outcome is unknown" in p.stderr, p.stderr
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("name,active,said", WAIT_CUT, ids=[w[0] for w in WAIT_CUT])
+def test_fleet_apply_wait_cut_short_is_an_unknown_outcome(tmp_path, name, active, said):
+    doc = tmp_path / "t.yaml"
+    doc.write_text("version: 1\n")
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, fleet_regiond(active), request=True)
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "fleet", "apply", str(doc), "--wait"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 5, (p.returncode, p.stdout, p.stderr)
+        assert said in p.stderr and "rollout r-1 was created, its outcome is unknown" in p.stderr, p.stderr
+    finally:
+        srv.close()

@@ -392,6 +392,53 @@ def test_bad_etcd_endpoint_cannot_crash_or_block_regiond(tmp_path, mode):
     assert rd.returncode == 0
 
 
+def test_fleet_status_says_each_reports_age(tmp_path):
+    """A report stays in the fleet view while its node's lease is kept,
+    written or not (a node applying for long, a fleet thread hung beside a
+    live keepalive), and fleet status showed one written an hour ago as
+    a live one. Each report now has its age, and one older than three
+    report intervals (at least 10 s) is marked stale, in -j and the
+    table, with a line under it."""
+    with etcdlab.Cluster(tmp_path / "etcd", members=1, name="reportage") as c:
+        fac = "age"
+        h0 = etcdlab.publish_table(c, fac, open(DEMO, "rb").read())
+        etcdlab.set_desired(c, fac, h0)
+        api = str(tmp_path / "api.sock")
+        rd = subprocess.Popen([REGIOND, "--fleet-validate-only", "--api-socket", api, "--state-dir",
+                               str(tmp_path / "st"), "--fleet-endpoints", c.endpoints(), "--fleet-node", "n0",
+                               "--fleet-facility", fac, "--fleet-lease", "3", "--fleet-report-ms", "300",
+                               "--fleet-timeout-ms", "2000"],
+                              stdout=open(tmp_path / "rd.log", "w"), stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: etcdlab.node_reports(c, fac).get("n0", {}).get("in_sync") is True, timeout=60,
+                     what="n0 validated its table")
+            # n9 last wrote its report an hour ago; its lease is kept alive
+            ghost = dict(etcdlab.node_reports(c, fac)["n0"], node="n9",
+                         updated_at=int(time.time() * 1000) - 3600 * 1000)
+            lease = int(c.call("/v3/lease/grant", {"TTL": 600})["ID"])
+            c.put(etcdlab.fac_prefix(fac) + "nodes/n9", ghost, lease=lease)
+            p = subprocess.run([REGIONCTL, "-s", api, "-j", "fleet", "status"], capture_output=True, text=True,
+                               timeout=60)
+            assert p.returncode == 0, p.stderr
+            st = json.loads(p.stdout)
+            nodes = {n["node"]: n for n in st["nodes"]}
+            # 3 x 300 ms is less than the floor
+            assert st["report_stale_after_ms"] == 10000, st
+            assert nodes["n0"]["report_stale"] is False and nodes["n0"]["age_ms"] < 10000, nodes["n0"]
+            assert nodes["n9"]["report_stale"] is True and nodes["n9"]["age_ms"] >= 3600 * 1000, nodes["n9"]
+            p = subprocess.run([REGIONCTL, "-s", api, "fleet", "status"], capture_output=True, text=True,
+                               timeout=60)
+            assert p.returncode == 0, p.stderr
+            lines = {ln.split()[0]: ln for ln in p.stdout.splitlines() if ln.startswith("n")}
+            assert " AGE " in p.stdout.splitlines()[1], p.stdout
+            assert " 60m! " in lines["n9"] and "!" not in lines["n0"], p.stdout
+            assert "stale report of n9: written 60m ago, past 10s without a new one" in p.stdout, p.stdout
+            assert "stale report of n0" not in p.stdout, p.stdout
+        finally:
+            rd.terminate()
+            assert rd.wait(30) == 0, open(tmp_path / "rd.log").read()[-2000:]
+
+
 def gen_of(node):
     return node.status()["generation"]["id"]
 

@@ -81,6 +81,7 @@ class SimNode(threading.Thread):
         self.running = OLD
         self.up = True
         self.refuse = set()  # tables it cannot apply
+        self.stuck = set()  # tables it never gets to run (applying, no error)
         self.drops_on = {}  # table -> extra no_link_up drops per second
         self.drops = 0.0
         self.quit = False
@@ -117,7 +118,8 @@ class SimNode(threading.Thread):
     def report(self, target, source, err):
         now = int(time.time() * 1000)
         rep = {"schema": 1, "node": self.name, "facility": self.fac, "labels": self.labels,
-               "version": "sim", "state": "failed" if err else "in_sync",
+               "version": "sim",
+               "state": "failed" if err else "applying" if target in self.stuck else "in_sync",
                "target": {"table": target, "source": source, "rollout": None, "revision": 0},
                "running": {"generation": len(self.applied), "table": self.running, "hash": self.running},
                "in_sync": not err and target == self.running, "stale": False,
@@ -146,7 +148,7 @@ class SimNode(threading.Thread):
                 self.keep()
                 target, source = self.target()
                 err = target in self.refuse
-                if target and not err and target != self.running:
+                if target and not err and target not in self.stuck and target != self.running:
                     self.running = target
                     self.applied.append(target)
                 now = time.time()
@@ -381,6 +383,97 @@ def test_leader_key_deleted_mid_rollout(cluster, fac):
     assert [n.running for n in nodes] == [NEW] * 3
     leaders = [json.loads(o.strip().splitlines()[-1])["leader"] for o in outs]
     assert leaders.count(True) == 1, (leaders, outs)
+
+
+def leader_of(cluster, f):
+    return (cluster.get_json(etcdlab.fac_prefix(f) + "rollout/leader") or {}).get("node")
+
+
+def churn(cluster, f, done, leads=3.5, rounds=20):
+    """Keep the rollout's leadership changing until @done() holds: a
+    driver leads for @leads s, then is stopped (SIGTERM: its lease is
+    revoked) and one started meanwhile takes over. Each leadership is
+    far shorter than the phase the test watches, as with a lease that
+    keeps lapsing or a regiond in a restart loop. Returns (@done()'s
+    value, or None when @rounds leaderships passed without it; the
+    number of takeovers; the driver leading last, still running)."""
+    cur = driver(cluster, f, "drv-0")
+    wait_for(lambda: leader_of(cluster, f) == "drv-0", what="drv-0 leads")
+    takeovers = 0
+    try:
+        for i in range(1, rounds + 1):
+            nxt = driver(cluster, f, "drv-%d" % i)
+            time.sleep(leads)
+            got = done()
+            if got:
+                stop(nxt)
+                return got, takeovers, cur
+            stop(cur)
+            cur = nxt
+            wait_for(lambda: leader_of(cluster, f) == "drv-%d" % i, timeout=20, what="drv-%d leads" % i)
+            takeovers += 1
+        return None, takeovers, cur
+    except BaseException:
+        stop(cur)
+        raise
+
+
+def test_a_bake_ends_though_its_leader_keeps_changing(cluster, fac):
+    """The leader wrote the record only when the rollout moved, so in a
+    bake its updated_at was the bake's start, and each new leader counted
+    the bake from its takeover: a leadership that kept changing every few
+    seconds held a 12 s bake for ever. The leader now writes the record
+    again every third of its lease while a phase waits, and a takeover
+    keeps what had passed of the bake: the canary's bake ends while the
+    leadership still changes, after several takeovers in it."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 12, "wave": 2, "sync_timeout_s": 30}')
+    assert rc == 0, (out, err)
+    baking = []  # the leaders seen while the canary baked
+
+    def past_the_bake():
+        rec = cluster.get_json(pre + "rollout/active")
+        if rec is None:
+            return "finished"
+        if rec["state"] == "baking" and rec["wave"] == 0:
+            baking.append(leader_of(cluster, f))
+        return rec["wave"] >= 1 and "wave %d" % rec["wave"]
+
+    got, takeovers, last = churn(cluster, f, past_the_bake)
+    try:
+        assert got, "the canary still bakes after %d takeovers: %s" % (takeovers, cluster.get_json(pre + "rollout/active"))
+        # leaders took turns in the bake
+        assert len(set(baking)) >= 2, baking
+        rec = finished(cluster, f)
+    finally:
+        stop(last)
+    assert rec["state"] == "completed", rec
+    assert [n.running for n in nodes] == [NEW] * 3
+    assert all(n.applied == [NEW] for n in nodes)
+
+
+def test_a_sync_timeout_fires_though_its_leader_keeps_changing(cluster, fac):
+    """The same for a wave's sync: the canary never runs the table (it is
+    applying, no error), and its sync_timeout gate, counted from each
+    takeover, never fired while the leadership kept changing. It fires
+    now, the canary is reverted and the others never moved."""
+    f, nodes, doc = fac
+    nodes[0].stuck.add(NEW)  # n1, the canary by count
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 10}')
+    assert rc == 0, (out, err)
+    got, takeovers, last = churn(cluster, f, lambda: history(cluster, f))
+    try:
+        assert got, "still syncing after %d takeovers: %s" % (
+            takeovers, cluster.get_json(etcdlab.fac_prefix(f) + "rollout/active"))
+        assert takeovers >= 2, takeovers
+    finally:
+        stop(last)
+    rec = got[0]
+    assert rec["state"] == "aborted" and rec["abort"]["gate"] == "sync_timeout", rec
+    assert rec["abort"]["node"] == "n1", rec["abort"]
+    assert all(n.applied == [] for n in nodes)
+    assert cluster.get_json(etcdlab.fac_prefix(f) + "desired")["table"] == OLD
 
 
 def test_unreadable_report_aborts_the_rollout(cluster, fac):

@@ -45,11 +45,12 @@ def unix_exchange(path, request, timeout=30):
         s.close()
 
 
-def scripted_regiond(path, answer, sock=None, wrap=None):
+def scripted_regiond(path, answer, sock=None, wrap=None, request=False):
     """A regiond on the unix socket @path (or the listening @sock; each
     connection through @wrap, as TLS) that reads each request whole and
-    hands the connection to @answer(conn), then closes it; returns the
-    listening socket (close it to stop)."""
+    hands the connection to @answer(conn) (with @request, to
+    @answer(conn, head, body): a script that answers by route), then
+    closes it; returns the listening socket (close it to stop)."""
     srv = sock or socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if sock is None:
         srv.bind(path)
@@ -62,10 +63,11 @@ def scripted_regiond(path, answer, sock=None, wrap=None):
             except OSError:
                 return
         with c:
-            if read_request(c) is None:
+            req = read_request(c)
+            if req is None:
                 return
             try:
-                answer(c)
+                answer(c, *req) if request else answer(c)
             except OSError:
                 pass
 
