@@ -321,3 +321,41 @@ def test_an_api_socket_whose_directory_is_gone_is_an_alarm(tmp_path):
         a.terminate()
         a.wait(30)
     assert not os.path.exists(api)
+
+
+CHECKS = [
+    ("status", 0, ""),
+    ("silent", 1, "it accepts, but no status reply came within 5 s (a stopped or hung regionfwd, or not "
+                  "regionfwd)"),
+    ("garbage", 1, "it accepts, but gave no status reply (what came is not regionfwd's framing)"),
+    ("other-op", 1, "it accepts, but gave no status reply (what came is not regionfwd's framing)"),
+]
+
+
+@pytest.mark.parametrize("answer,rc,said", CHECKS, ids=[c[0] for c in CHECKS])
+def test_check_dataplane_wants_an_answer(tmp_path, answer, rc, said):
+    """regiond --check-dataplane (the preflight's) passed on a socket that
+    accepts: a stopped or hung regionfwd, or another program on the path,
+    passed and regiond started on no regionfwd. It now asks for a status
+    and wants regionfwd's reply within its bound."""
+    from dpfake import fake_regionfwd
+    sock = str(tmp_path / "fwd.sock")
+    srv = fake_regionfwd(sock, answer)
+    try:
+        p = subprocess.run([REGIOND, "--check-dataplane", "--dataplane", sock], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == rc, (p.returncode, p.stderr)
+        assert p.stderr == (f"regiond: regionfwd's control socket {sock}: {said}\n" if said else ""), p.stderr
+    finally:
+        srv.close()
+
+
+def test_check_dataplane_passes_on_a_running_regionfwd(tmp_path):
+    from test_e2e import Box
+    b = Box(tmp_path, "life-check")
+    try:
+        p = subprocess.run([REGIOND, "--check-dataplane", "--dataplane", b.fwd_sock], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
+    finally:
+        b.stop()
