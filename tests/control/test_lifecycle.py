@@ -359,3 +359,43 @@ def test_check_dataplane_passes_on_a_running_regionfwd(tmp_path):
         assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
     finally:
         b.stop()
+
+
+def test_a_socket_taken_away_again_never_waits_for_requests_on_the_first(tmp_path):
+    """The API socket taken away while a request runs on it (a validate
+    compiling for its 30 s), bound again, then taken away again: the
+    second re-bind stopped the first socket's daemon, which waits for its
+    requests, so regiond's main loop (the re-binds, regionfwd's sync, the
+    confirm timer, SIGTERM) stood still until the validate was over, and
+    the validate's answer was cut ('no HTTP response', exit 3). Now each
+    re-bind is at once, and the validate is answered where it was asked."""
+    import threading
+    from test_api_security import expensive_rules
+    api, state = str(tmp_path / "api.sock"), str(tmp_path / "state")
+    doc = tmp_path / "expensive.yaml"
+    doc.write_text(expensive_rules(1000))
+    a = start(tmp_path, api, state)
+    try:
+        up(a, api)
+        answer = {}
+
+        def validate():
+            answer["p"] = subprocess.run([REGIONCTL, "-s", api, "validate", str(doc)], capture_output=True,
+                                         text=True, timeout=400)
+        t = threading.Thread(target=validate)
+        t.start()
+        # The compile starts once regiond has read the body; a moment
+        # later (not a bound on anything) the socket is taken away.
+        time.sleep(3)
+        assert t.is_alive(), answer
+        for _ in range(3):
+            os.unlink(api)
+            up(a, api)
+        # Bound again three times, each while the compile still ran.
+        assert t.is_alive(), "a re-bind waited for the validate (or it ended first)"
+        t.join(400)
+        p = answer["p"]
+        assert p.returncode == 1 and "pattern_too_expensive" in p.stderr, (p.returncode, p.stderr)
+    finally:
+        a.terminate()
+        a.wait(30)
