@@ -94,7 +94,8 @@ struct ctl_api {
 	char unix_path[108];
 	struct fwd_unix_keep keep; /* the socket file, bound again if taken away */
 	/* The daemons of sockets taken away, quiesced: each accepts no more,
-	 * and is stopped once the requests it holds are over, never before
+	 * and is stopped once the connections it holds are closed (requests
+	 * over, idle ones past their timeout), never before
 	 * (stopping one waits for its requests: the second socket taken away
 	 * while a 30 s validate ran on the first held regiond's main loop,
 	 * its sync, confirm timer and signals, for those 30 s, and cut the
@@ -2492,17 +2493,23 @@ static void socket_alarm(struct ctl_api *api, const char *fmt, ...)
 void ctl_api_keep_socket(struct ctl_api *api)
 {
 	struct MHD_Daemon *d;
+	struct stat st;
 	int fd = -1, rc;
 
 	if (api == NULL || api->unix_d == NULL)
 		return;
 	retire_idle(api);
 	/* No room to retire the serving daemon: bound again once one of
-	 * those retired ends (the alarm says so until then). */
-	if (api->nretired == CTL_API_RETIRED && access(api->unix_path, F_OK) != 0) {
+	 * those retired ends (the alarm says so until then). Whatever is at
+	 * the path but the socket bound (nothing, a stale socket another
+	 * left) would be bound again below: not now. */
+	if (api->nretired == CTL_API_RETIRED &&
+	    !(lstat(api->unix_path, &st) == 0 && st.st_dev == api->keep.dev &&
+	      st.st_ino == api->keep.ino)) {
 		socket_alarm(api,
-			     "the API socket %s was taken away %u times while requests on the "
-			     "earlier ones still run: bound again once one of them ends",
+			     "the API socket %s was taken away %u times while connections to "
+			     "the earlier ones are still open: bound again once one of them "
+			     "closes",
 			     api->unix_path, CTL_API_RETIRED + 1);
 		return;
 	}

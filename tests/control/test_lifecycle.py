@@ -399,3 +399,62 @@ def test_a_socket_taken_away_again_never_waits_for_requests_on_the_first(tmp_pat
     finally:
         a.terminate()
         a.wait(30)
+
+
+def test_old_api_sockets_kept_are_bounded(tmp_path):
+    """Each socket taken away is kept while connections to it are open
+    (here an idle keep-alive client on each), eight at most: the ninth
+    taken away is bound again once one of them closes, an alarm saying so
+    meanwhile (seen over --listen)."""
+    api, state = str(tmp_path / "api.sock"), str(tmp_path / "state")
+    tok = tmp_path / "token"
+    tok.write_text("s3cret-token-0123456789\n")
+    tok.chmod(0o600)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    url = ["--url", f"http://127.0.0.1:{port}", "--token-file", str(tok)]
+    a = subprocess.Popen([REGIOND, "--dataplane", str(tmp_path / "nowhere.sock"), "--api-socket", api,
+                          "--state-dir", state, "--table", DEMO, "--listen", f"127.0.0.1:{port}",
+                          "--token-file", str(tok)], stdout=open(tmp_path / "regiond.log", "a"),
+                         stderr=subprocess.STDOUT)
+
+    def alarm():
+        p = subprocess.run([REGIONCTL, *url, "-j", "status"], capture_output=True, text=True)
+        return json.loads(p.stdout)["alarm"] or ""
+
+    def keep_alive():
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(30)
+        c.connect(api)
+        c.sendall(b"GET /v1/history HTTP/1.1\r\nHost: regiond\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += c.recv(65536)
+        assert got.startswith(b"HTTP/1.1 200"), got
+        return c
+    held = []
+    try:
+        up(a, api)
+        for _ in range(8):
+            held.append(keep_alive())
+            os.unlink(api)
+            up(a, api)
+        held.append(keep_alive())
+        os.unlink(api)
+        want = (f"the API socket {api} was taken away 9 times while connections to the earlier ones are "
+                "still open: bound again once one of them closes")
+        deadline = time.time() + 30
+        while alarm() != want:
+            assert time.time() < deadline, alarm()
+            time.sleep(0.2)
+        assert not os.path.exists(api)
+        held.pop(0).close()
+        up(a, api)
+        assert alarm() == ""
+    finally:
+        for c in held:
+            c.close()
+        a.terminate()
+        a.wait(30)
