@@ -93,10 +93,17 @@ struct ctl_api {
 	int unix_fd;
 	char unix_path[108];
 	struct fwd_unix_keep keep; /* the socket file, bound again if taken away */
-	/* The daemon of a socket taken away, quiesced: it accepts no more, and
-	 * is stopped once the requests it holds are over (or at the next). */
-	struct MHD_Daemon *retired;
-	int retired_fd; /* its listening socket, closed once it is stopped */
+	/* The daemons of sockets taken away, quiesced: each accepts no more,
+	 * and is stopped once the connections it holds are closed (requests
+	 * over, idle ones past their timeout), never before
+	 * (stopping one waits for its requests: the second socket taken away
+	 * while a 30 s validate ran on the first held regiond's main loop,
+	 * its sync, confirm timer and signals, for those 30 s, and cut the
+	 * validate's answer). At most CTL_API_RETIRED: past that a socket
+	 * taken away is bound again once one is stopped. */
+	struct MHD_Daemon *retired[CTL_API_RETIRED];
+	int retired_fd[CTL_API_RETIRED]; /* their listening sockets, closed once stopped */
+	unsigned nretired;
 	char sock_alarm[CTL_ALARM_LEN]; /* the socket's alarm as last set, "" when none */
 	char tcp_listen[160]; /* for the log */
 	struct ctl_state *st;
@@ -2387,7 +2394,6 @@ struct ctl_api *ctl_api_new(const struct ctl_api_conf *conf, struct ctl_state *s
 	api->started = started;
 	api->raw_nul_check = strncmp(MHD_get_version(), "0.", 2) == 0;
 	api->unix_fd = -1;
-	api->retired_fd = -1;
 	pthread_mutex_init(&api->view_lock, NULL);
 	pthread_mutex_init(&api->dp_read_lock, NULL);
 	pthread_mutex_init(&api->capture_lock, NULL);
@@ -2461,17 +2467,30 @@ static struct MHD_Daemon *start_unix(struct ctl_api *api, int fd)
 		(unsigned)CTL_API_UNIX_CONNECTIONS, MHD_OPTION_END);
 }
 
-/* Stop the retired daemon (all of its connections closed) and close its
- * socket. */
-static void retire_end(struct ctl_api *api)
+/* Stop the retired daemon @i (waiting for its connections' requests) and
+ * close its socket. */
+static void retire_end(struct ctl_api *api, unsigned i)
 {
-	if (api->retired == NULL)
-		return;
-	MHD_stop_daemon(api->retired);
-	if (api->retired_fd >= 0)
-		close(api->retired_fd);
-	api->retired = NULL;
-	api->retired_fd = -1;
+	MHD_stop_daemon(api->retired[i]);
+	if (api->retired_fd[i] >= 0)
+		close(api->retired_fd[i]);
+	api->nretired--;
+	api->retired[i] = api->retired[api->nretired];
+	api->retired_fd[i] = api->retired_fd[api->nretired];
+}
+
+/* Stop the retired daemons whose requests are all over: quiesced, they
+ * take no new connection, so stopping one whose count is 0 waits for
+ * nothing. */
+static void retire_idle(struct ctl_api *api)
+{
+	const union MHD_DaemonInfo *di;
+
+	for (unsigned i = api->nretired; i-- > 0;)
+		if ((di = MHD_get_daemon_info(api->retired[i],
+					      MHD_DAEMON_INFO_CURRENT_CONNECTIONS)) == NULL ||
+		    di->num_connections == 0)
+			retire_end(api, i);
 }
 
 /* Raise (@fmt) or clear (NULL) the API socket's alarm: the state's write
@@ -2501,19 +2520,27 @@ static void socket_alarm(struct ctl_api *api, const char *fmt, ...)
 
 void ctl_api_keep_socket(struct ctl_api *api)
 {
-	const union MHD_DaemonInfo *di;
 	struct MHD_Daemon *d;
+	struct stat st;
 	int fd = -1, rc;
 
 	if (api == NULL || api->unix_d == NULL)
 		return;
-	/* Quiesced, it takes no new connection: none is left to stop once
-	 * its count is 0. */
-	if (api->retired != NULL &&
-	    ((di = MHD_get_daemon_info(api->retired, MHD_DAEMON_INFO_CURRENT_CONNECTIONS)) ==
-		     NULL ||
-	     di->num_connections == 0))
-		retire_end(api);
+	retire_idle(api);
+	/* No room to retire the serving daemon: bound again once one of
+	 * those retired ends (the alarm says so until then). Whatever is at
+	 * the path but the socket bound (nothing, a stale socket another
+	 * left) would be bound again below: not now. */
+	if (api->nretired == CTL_API_RETIRED &&
+	    !(lstat(api->unix_path, &st) == 0 && st.st_dev == api->keep.dev &&
+	      st.st_ino == api->keep.ino)) {
+		socket_alarm(api,
+			     "the API socket %s was taken away %u times while connections to "
+			     "the earlier ones are still open: bound again once one of them "
+			     "closes",
+			     api->unix_path, CTL_API_RETIRED + 1);
+		return;
+	}
 	rc = fwd_unix_keep_check(&api->keep, &fd);
 	if (rc < 0) {
 		socket_alarm(api,
@@ -2540,18 +2567,18 @@ void ctl_api_keep_socket(struct ctl_api *api)
 		"API socket %s %s while regiond ran: listening on a fresh one there",
 		api->unix_path, api->keep.gone);
 	/* Requests in flight on the old socket's connections (a write waiting
-	 * for regionfwd) are answered there; it accepts no more. One taken
-	 * away before is stopped first, its connections closed: stopping
-	 * waits for their threads, so this runs without the state's lock. */
-	retire_end(api);
-	api->retired_fd = MHD_quiesce_daemon(api->unix_d);
+	 * for regionfwd, a validate compiling) are answered there; it accepts
+	 * no more, and is stopped by retire_idle() once they are over. Those
+	 * of a socket taken away before are not cut short either. */
+	fd = MHD_quiesce_daemon(api->unix_d);
 	/* Quiesced, it accepts nothing, but a connect through the path it was
 	 * renamed to would sit in its backlog until the client's timeout: shut
 	 * down, it refuses at once. The fd itself must stay open until the
 	 * daemon stops (libmicrohttpd: its threads may still hold it). */
-	if (api->retired_fd >= 0)
-		shutdown(api->retired_fd, SHUT_RDWR);
-	api->retired = api->unix_d;
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	api->retired[api->nretired] = api->unix_d;
+	api->retired_fd[api->nretired++] = fd;
 	api->unix_d = d;
 	socket_alarm(api, NULL);
 }
@@ -2682,7 +2709,8 @@ void ctl_api_stop(struct ctl_api *api)
 		MHD_stop_daemon(api->tcp_d);
 	if (api->unix_d)
 		MHD_stop_daemon(api->unix_d);
-	retire_end(api);
+	while (api->nretired)
+		retire_end(api, api->nretired - 1);
 	ctl_headwatch_free(api->headwatch);
 	if (api->unix_fd >= 0)
 		close(api->unix_fd);

@@ -72,9 +72,10 @@ void ctl_api_stop(struct ctl_api *api);
  *  when it was taken away (removed, renamed) with the same mode, only where
  *  nothing else is (fwd_unix_keep_check); if it cannot be, an alarm
  *  (CTL_ALARM_API_SOCKET) until it is. Called by regiond's main loop every
- *  second, without the state's write lock (it takes it to set the alarm):
- *  stopping a retired socket's daemon waits for its requests, and a write
- *  among them waits for that lock. */
+ *  second, without the state's write lock (it takes it to set the alarm).
+ *  It never waits for a request: the daemon of a socket taken away is
+ *  stopped once it holds none (at most CTL_API_RETIRED are kept). */
+#define CTL_API_RETIRED 8
 void ctl_api_keep_socket(struct ctl_api *api);
 
 /** Rebuild the read view GET /v1/status answers from (generation, confirm,

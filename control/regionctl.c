@@ -366,48 +366,216 @@ static int is_chunked(const char *head, const char *end)
 	return 0;
 }
 
-/* The chunked body @p of @n bytes (RFC 9112 7.1; an HTTP/1.1 server, a
- * proxy in front of regiond, may send one): its data's length into *@len,
- * and with @move the data itself to @p. @return 0 whole, 1 not yet whole,
- * -1 not chunked framing. */
-static int dechunk(char *p, size_t n, size_t *len, int move)
+/*
+ * HTTP/1.1 chunked framing (RFC 9112 7.1), one decoder for every body
+ * regionctl reads: a whole answer (http(), through dechunk()) and a
+ * capture's stream (fed as it arrives). There were two, and they
+ * disagreed: a bare LF in an extension was framing to one and not to the
+ * other, an extension past 62 bytes the reverse, and both took "0x5" (a C
+ * prefix, no HTTP) for 5.
+ */
+
+/* A chunk's size line, extensions included, or one trailer line: longer
+ * is no server's (a proxy's extensions are a few words). */
+#define CHUNK_LINE_MAX 1024
+
+/* An answer's head (status line and headers): regiond's are some 200
+ * bytes; one past this is not regiond's. The trailers after the last
+ * chunk, all of them, are bounded as a head is. */
+#define HEAD_MAX 65536
+
+enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER, CH_DONE, CH_BAD };
+
+struct chunked {
+	int state;
+	unsigned long long left; /* of the chunk's data */
+	unsigned long long max; /* the largest chunk taken; 0: any */
+	const char *max_what; /* what max is, for the message */
+	size_t nline; /* bytes of the line so far */
+	size_t trailers; /* bytes of the trailer section so far */
+	char line[CHUNK_LINE_MAX + 1];
+	char why[160]; /* with CH_BAD */
+};
+
+/* Whether @c may be in a size line's extensions or a trailer: visible
+ * characters, spaces and tabs (a CR, an LF, a NUL there is smuggling). */
+static int chunk_char_ok(unsigned char c)
 {
-	size_t in = 0, out = 0;
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
-	for (;;) {
-		char *eol = memchr(p + in, '\n', n - in), *end;
-		unsigned long long size;
+/* The size line @s (@n bytes, its CRLF gone): chunk-size = 1*HEXDIG, then
+ * optional whitespace and extensions (";name[=value]", taken unread).
+ * @return 0 with *@size, or -1 with @ch's why. */
+static int chunk_size_line(struct chunked *ch, const char *s, size_t n, unsigned long long *size)
+{
+	unsigned long long v = 0;
+	size_t i = 0;
 
-		if (eol == NULL)
-			return 1;
-		errno = 0;
-		size = strtoull(p + in, &end, 16);
-		if (!isxdigit((unsigned char)p[in]) || errno ||
-		    (*end != '\r' && *end != ';' && *end != ' ' && *end != '\t') || eol[-1] != '\r')
-			return -1;
-		in = (size_t)(eol + 1 - p);
-		if (size == 0) { /* trailers, then an empty line */
-			for (;;) {
-				if ((eol = memchr(p + in, '\n', n - in)) == NULL)
-					return 1;
-				if (eol == p + in + 1 && p[in] == '\r') {
-					*len = out;
-					return 0;
-				}
-				in = (size_t)(eol + 1 - p);
-			}
-		}
-		if (size > n - in)
-			return 1;
-		if (n - in - size < 2)
-			return 1;
-		if (p[in + size] != '\r' || p[in + size + 1] != '\n')
-			return -1;
-		if (move)
-			memmove(p + out, p + in, size);
-		out += size;
-		in += size + 2;
+	if (n == 0 || !isxdigit((unsigned char)s[0])) {
+		snprintf(ch->why, sizeof(ch->why), "a chunk size that is not hexadecimal");
+		return -1;
 	}
+	for (; i < n && isxdigit((unsigned char)s[i]); i++) {
+		unsigned d = (unsigned)(isdigit((unsigned char)s[i])
+						? s[i] - '0'
+						: (tolower((unsigned char)s[i]) - 'a' + 10));
+
+		if (v > (ULLONG_MAX - d) / 16) {
+			snprintf(ch->why, sizeof(ch->why), "a chunk size past 64 bits");
+			return -1;
+		}
+		v = v * 16 + d;
+	}
+	while (i < n && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	if (i < n && s[i] != ';') { /* "1zz", "0x5", "5 junk": no size */
+		snprintf(ch->why, sizeof(ch->why), "a chunk size that is not hexadecimal");
+		return -1;
+	}
+	for (; i < n; i++)
+		if (!chunk_char_ok((unsigned char)s[i])) {
+			snprintf(ch->why, sizeof(ch->why),
+				 "a control character (\\x%02x) in a chunk extension",
+				 (unsigned char)s[i]);
+			return -1;
+		}
+	if (ch->max && v > ch->max) {
+		snprintf(ch->why, sizeof(ch->why), "a chunk of %llu bytes, past %s", v,
+			 ch->max_what ? ch->max_what : "the largest answer");
+		return -1;
+	}
+	*size = v;
+	return 0;
+}
+
+/* The line just ended in @ch (CRLF gone): a size, the end of a chunk's
+ * data, or a trailer. @return 0 or -1 (why said). */
+static int chunk_line(struct chunked *ch)
+{
+	const char *s = ch->line;
+	size_t n = ch->nline;
+
+	ch->nline = 0;
+	switch (ch->state) {
+	case CH_SIZE:
+		if (chunk_size_line(ch, s, n, &ch->left))
+			return -1;
+		ch->state = ch->left ? CH_DATA : CH_TRAILER;
+		return 0;
+	case CH_DATA_END:
+		if (n) {
+			snprintf(ch->why, sizeof(ch->why), "no CRLF after a chunk's data");
+			return -1;
+		}
+		ch->state = CH_SIZE;
+		return 0;
+	default: /* CH_TRAILER */
+		if (n == 0) {
+			ch->state = CH_DONE;
+			return 0;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (!chunk_char_ok((unsigned char)s[i])) {
+				snprintf(ch->why, sizeof(ch->why),
+					 "a control character (\\x%02x) in a trailer",
+					 (unsigned char)s[i]);
+				return -1;
+			}
+		if ((ch->trailers += n + 2) > HEAD_MAX) {
+			snprintf(ch->why, sizeof(ch->why), "trailers past %d KiB", HEAD_MAX >> 10);
+			return -1;
+		}
+		return 0;
+	}
+}
+
+/* Feed @n bytes at @p to @ch; each run of data goes to @out(@arg, data,
+ * length) when not NULL. Lines end in CRLF: a lone LF or CR is refused,
+ * as it would be read as a line's end by one reader and not by another.
+ * @return the bytes taken (all, or up to the end of the body: what
+ * follows is no part of it), -1 when it is not chunked framing (@ch's
+ * why), -2 when @out failed. */
+static ssize_t chunked_feed(struct chunked *ch, const uint8_t *p, size_t n,
+			    int (*out)(void *arg, const uint8_t *d, size_t len), void *arg)
+{
+	size_t i = 0;
+
+	while (i < n && ch->state != CH_DONE && ch->state != CH_BAD) {
+		if (ch->state == CH_DATA) {
+			size_t m = n - i < ch->left ? n - i : (size_t)ch->left;
+
+			if (out && out(arg, p + i, m))
+				return -2;
+			i += m;
+			if ((ch->left -= m) == 0)
+				ch->state = CH_DATA_END;
+			continue;
+		}
+		if (p[i] == '\n') {
+			if (ch->nline == 0 || ch->line[ch->nline - 1] != '\r') {
+				snprintf(ch->why, sizeof(ch->why),
+					 "a line ending in LF without CR");
+				ch->state = CH_BAD;
+				return -1;
+			}
+			ch->nline--;
+			i++;
+			if (chunk_line(ch)) {
+				ch->state = CH_BAD;
+				return -1;
+			}
+			continue;
+		}
+		if (ch->nline && ch->line[ch->nline - 1] == '\r') {
+			snprintf(ch->why, sizeof(ch->why), "a CR not followed by LF");
+			ch->state = CH_BAD;
+			return -1;
+		}
+		if (ch->nline >= CHUNK_LINE_MAX) {
+			snprintf(ch->why, sizeof(ch->why), "a chunk line past %d bytes",
+				 CHUNK_LINE_MAX);
+			ch->state = CH_BAD;
+			return -1;
+		}
+		ch->line[ch->nline++] = (char)p[i++];
+	}
+	return ch->state == CH_BAD ? -1 : (ssize_t)i;
+}
+
+struct dechunked {
+	char *to; /* NULL: only counted */
+	size_t len;
+};
+
+static int dechunk_put(void *arg, const uint8_t *d, size_t len)
+{
+	struct dechunked *o = arg;
+
+	if (o->to) /* never ahead of what is read: in place */
+		memmove(o->to + o->len, d, len);
+	o->len += len;
+	return 0;
+}
+
+/* The chunked body @p of @n bytes (an HTTP/1.1 server, a proxy in front
+ * of regiond, may send one), chunks at most @max bytes (0: any): its
+ * data's length into *@len, and with @move the data itself to @p. @return
+ * 0 whole, 1 not yet whole, -1 not chunked framing (*@why). */
+static int dechunk(char *p, size_t n, unsigned long long max, size_t *len, int move, char *why,
+		   size_t whylen)
+{
+	struct chunked ch = {.max = max};
+	struct dechunked o = {.to = move ? p : NULL};
+
+	if (chunked_feed(&ch, (const uint8_t *)p, n, dechunk_put, &o) < 0) {
+		snprintf(why, whylen, "%s", ch.why);
+		return -1;
+	}
+	if (ch.state != CH_DONE)
+		return 1;
+	*len = o.len;
+	return 0;
 }
 
 /* A request's head and JSON body @b (NULL: none). */
@@ -466,9 +634,50 @@ static int outcome_unknown(const struct opts *o, int unanswered, char *why, size
 
 static size_t answer_max(const char *method, const char *path);
 
-/* An answer's head (status line and headers): regiond's are some 200
- * bytes; one past this is not regiond's. */
-#define HEAD_MAX 65536
+/* The status of the status line at @h ("HTTP/1.1 200 OK"): three digits,
+ * 100..599, then a space or the line's end; -1 for what no server sends
+ * (a "-2" once read as http()'s own "outcome unknown"). */
+static int status_of(const char *h)
+{
+	if (strncmp(h, "HTTP/1.", 7) != 0 || (h[7] != '0' && h[7] != '1') || h[8] != ' ' ||
+	    !isdigit((unsigned char)h[9]) || !isdigit((unsigned char)h[10]) ||
+	    !isdigit((unsigned char)h[11]) || (h[12] != ' ' && h[12] != '\r') || h[9] < '1' ||
+	    h[9] > '5')
+		return -1;
+	return (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+}
+
+/* The final answer's head at the start of @buf (*@len bytes, a string).
+ * Interim answers (1xx: 100 Continue, 103 Early Hints, from a proxy or a
+ * server before its answer) are dropped from @buf as they come, their
+ * bytes counted in *@interim: RFC 9110 15.2, a client reads past them (one
+ * was taken for the answer, "HTTP 100", and a write's outcome lost).
+ * @return the final status, *@body_at set; 0 not yet whole; -1 no HTTP (a
+ * status no server sends, 101 Switching Protocols, which regionctl never
+ * asks for, heads past HEAD_MAX in all). */
+static int head_final(char *buf, size_t *len, size_t *interim, size_t *body_at)
+{
+	for (;;) {
+		char *sep = strstr(buf, "\r\n\r\n");
+		size_t hl;
+		int st;
+
+		if (sep == NULL)
+			return *interim + *len > HEAD_MAX ? -1 : 0;
+		hl = (size_t)(sep + 4 - buf);
+		st = status_of(buf);
+		if (st < 0 || st == 101)
+			return -1;
+		if (st >= 200) {
+			*body_at = hl;
+			return st;
+		}
+		if ((*interim += hl) > HEAD_MAX)
+			return -1;
+		memmove(buf, buf + hl, *len - hl + 1); /* its NUL too */
+		*len -= hl;
+	}
+}
 
 /* One HTTP/1.1 exchange (Connection: close). Returns the status, or -1
  * with @why (regiond unreachable, or TLS refused), or -2 with @why for a
@@ -480,10 +689,12 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	char *req = NULL, *resp = NULL, *b = body ? json_dumps(body, JSON_COMPACT) : NULL, *sep;
 	size_t rlen = 0, cap = 0;
 	struct ctl_conn *c = conn_open(o, why, whylen);
-	int status = -1, n;
+	int status = -1, n = 0; /* the final status; -1: no HTTP */
 	long long clen = -1;
-	size_t body_at = 0, from, dlen = 0, max = answer_max(method, path);
+	size_t body_at = 0, dlen = 0, max = answer_max(method, path), interim = 0, fed = 0;
 	int chunked = 0;
+	struct chunked ch = {.max = max};
+	char chmax[96];
 	json_error_t jerr;
 	double t0;
 	FILE *f;
@@ -494,6 +705,9 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		free(b);
 		return -1;
 	}
+	snprintf(chmax, sizeof(chmax), "the %zu MiB the largest %s %s has", max >> 20, method,
+		 path);
+	ch.max_what = chmax;
 	f = open_memstream(&req, &qlen);
 	request_head(f, o, method, path, b);
 	fclose(f);
@@ -578,24 +792,34 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 			break;
 		rlen += (size_t)r;
 		resp[rlen] = '\0';
-		/* The head's end, looked for in what came since the last look
-		 * (resp is a string: a NUL in a head makes it no HTTP). */
-		from = rlen - (size_t)r > 3 ? rlen - (size_t)r - 3 : 0;
-		if (body_at == 0 && (sep = strstr(resp + from, "\r\n\r\n")) != NULL) {
-			body_at = (size_t)(sep + 4 - resp);
-			clen = content_length(resp, sep);
-			if (clen == -2 || clen > (long long)max)
-				break; /* said below */
-			chunked = clen == -1 && is_chunked(resp, sep);
+		/* The final answer's head, past interim ones (resp is a
+		 * string: a NUL in a head makes it no HTTP). */
+		if (body_at == 0) {
+			if ((n = head_final(resp, &rlen, &interim, &body_at)) < 0)
+				break; /* no HTTP: said below */
+			if (n > 0) {
+				sep = resp + body_at - 4;
+				clen = content_length(resp, sep);
+				if (clen == -2 || clen > (long long)max)
+					break; /* said below */
+				chunked = clen == -1 && is_chunked(resp, sep);
+			}
 		}
-		/* a chunked body ends at its last chunk (looked for where it
-		 * can end: a terminator without trailers; else at the close) */
-		if (chunked && rlen - body_at >= 5 &&
-		    memcmp(resp + rlen - 5, "0\r\n\r\n", 5) == 0 &&
-		    dechunk(resp + body_at, rlen - body_at, &dlen, 0) == 0)
-			break;
-		if (body_at == 0 && rlen > HEAD_MAX)
-			break; /* no HTTP: said below */
+		/* A chunked body, decoded as it comes: it ends at its last
+		 * chunk's trailers (a connection kept open after is no
+		 * wait), and framing that is not chunked is said at once. */
+		if (chunked && rlen > body_at + fed) {
+			ssize_t t = chunked_feed(&ch, (const uint8_t *)resp + body_at + fed,
+						 rlen - body_at - fed, NULL, NULL);
+
+			if (t < 0)
+				break; /* said below */
+			fed += (size_t)t;
+			if (ch.state == CH_DONE) {
+				rlen = body_at + fed; /* what follows is no part of it */
+				break;
+			}
+		}
 		if (body_at && clen >= 0 && rlen - body_at >= (size_t)clen) {
 			rlen = body_at + (size_t)clen; /* what follows is no part of it */
 			break;
@@ -620,11 +844,12 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		goto out;
 	}
 	resp[rlen] = '\0';
-	/* "HTTP/1.1 200 ...": a status of three digits, 100..599; a "-2"
-	 * once read as this function's own "outcome unknown". */
-	if (sscanf(resp, "HTTP/1.%*1[01] %3d", &n) != 1 || !(resp[12] == ' ' || resp[12] == '\r') ||
-	    n < 100 || n > 599 || body_at == 0 || clen == -2 || clen > (long long)max) {
-		if (body_at && clen == -2)
+	if (n <= 0 || body_at == 0 || clen == -2 || clen > (long long)max) {
+		if (n < 0 && status_of(resp) == 101)
+			snprintf(why, whylen,
+				 "an HTTP 101 Switching Protocols, which regionctl never asks for: "
+				 "no answer");
+		else if (body_at && clen == -2)
 			snprintf(why, whylen,
 				 "an HTTP answer whose Content-Length is not a length");
 		else if (body_at && clen > (long long)max)
@@ -637,12 +862,18 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	}
 	sep = resp + body_at - 4;
 	if (chunked) {
-		int d = dechunk(resp + body_at, rlen - body_at, &dlen, 1);
+		char cwhy[160];
 
-		if (d != 0) {
-			snprintf(why, whylen, "%s",
-				 d < 0 ? "an HTTP answer whose chunked body is not chunked framing"
-				       : "the answer was cut short (its chunked body has no end)");
+		if (ch.state != CH_DONE ||
+		    dechunk(resp + body_at, rlen - body_at, max, &dlen, 1, cwhy, sizeof(cwhy))) {
+			if (ch.state == CH_BAD)
+				snprintf(why, whylen,
+					 "an HTTP answer whose chunked body is not chunked framing "
+					 "(%s)",
+					 ch.why);
+			else
+				snprintf(why, whylen,
+					 "the answer was cut short (its chunked body has no end)");
 			if (outcome_unknown(o, 1, why, whylen))
 				status = -2;
 			goto out;
@@ -752,13 +983,20 @@ struct ans_field {
 	unsigned type; /* enum ans_type, | AT_NULL, AT_OPT */
 };
 
-/* A write's outcome (api.md): a table change its generation (an id, and
- * whether it changed), confirm the generation confirmed, a prefix batch
- * its generation; other writes an object. */
+/* A write's outcome (api.md), with every field its line prints: a table
+ * change (apply, link, rollback) its generation and whether it changed,
+ * and its confirm window when it has one; confirm the generation
+ * confirmed; a prefix batch its generation and counts; detach, unpin,
+ * abort what they say. Only the outcome was checked once: a 200 whose
+ * "hash" was a number printed "(-)", and unpin's "node: 7" an empty name,
+ * exit 0. */
 static const struct ans_field ans_table_change[] = {
 	{"changed", AT_BOOL},
 	{"generation", AT_OBJ},
 	{"generation.id", AT_ID},
+	{"generation.hash", AT_STR},
+	{"confirm_by", AT_INT | AT_OPT},
+	{"confirm_within_s", AT_INT | AT_OPT},
 	{0},
 };
 
@@ -769,6 +1007,32 @@ static const struct ans_field ans_confirm[] = {
 
 static const struct ans_field ans_prefixes[] = {
 	{"generation", AT_ID},
+	{"hash", AT_STR},
+	{"noop", AT_BOOL},
+	{"added", AT_UINT},
+	{"removed", AT_UINT},
+	{"unchanged", AT_UINT},
+	{0},
+};
+
+static const struct ans_field ans_detach[] = {
+	{"detached", AT_BOOL},
+	{0},
+};
+
+static const struct ans_field ans_unpin[] = {
+	{"unpinned", AT_OBJ},
+	{"unpinned.node", AT_STR},
+	{"unpinned.table", AT_STR | AT_NULL | AT_OPT},
+	{"unpinned.rollout", AT_STR | AT_NULL | AT_OPT},
+	{"unpinned.owner", AT_STR},
+	{0},
+};
+
+static const struct ans_field ans_abort[] = {
+	{"rollout", AT_OBJ},
+	{"rollout.id", AT_STR},
+	{"rollout.previous", AT_STR | AT_NULL},
 	{0},
 };
 
@@ -1128,6 +1392,9 @@ static const struct ans_route {
 	{"POST", "/v1/rollback", ans_table_change, 0},
 	{"POST", "/v1/confirm", ans_confirm, 0},
 	{"POST", "/v1/prefixes", ans_prefixes, 0},
+	{"POST", "/v1/filters/detach", ans_detach, 0},
+	{"POST", "/v1/fleet/unpin", ans_unpin, 0},
+	{"POST", "/v1/fleet/rollouts/active/abort", ans_abort, 0},
 	{"GET", "/v1/status", ans_status, 0},
 	{"GET", "/v1/table", ans_table, 1024},
 	{"GET", "/v1/history", ans_history, 0},
@@ -2594,26 +2861,24 @@ static int cmd_link(const struct opts *o, const struct ctl_call *c)
 	return show(o, "PATCH", "/v1/table", b, print_gen, what);
 }
 
-static void print_post(json_t *r, const char *what)
+/* Each write's own line, from the fields its ans_routes entry checks (a
+ * rollback answered with "confirmed" once printed "confirmed generation"). */
+static void print_confirmed(json_t *r, const char *unused)
 {
-	if (json_object_get(r, "confirmed"))
-		printf("confirmed generation %lld\n", ji(r, "confirmed"));
-	else if (json_object_get(r, "detached"))
-		printf("%s\n",
-		       json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
-	else
-		print_gen(r, what);
+	(void)unused;
+	printf("confirmed generation %lld\n", ji(r, "confirmed"));
 }
 
-static int simple_post(const struct opts *o, const char *path, json_t *b, const char *what)
+static void print_detached(json_t *r, const char *unused)
 {
-	return show(o, "POST", path, b, print_post, what);
+	(void)unused;
+	printf("%s\n", json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
 }
 
 static int cmd_confirm(const struct opts *o, const struct ctl_call *c)
 {
 	(void)c;
-	return simple_post(o, "/v1/confirm", json_object(), "confirm");
+	return show(o, "POST", "/v1/confirm", json_object(), print_confirmed, NULL);
 }
 
 static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
@@ -2632,7 +2897,7 @@ static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 		}
 		json_object_set_new(b, "generation", json_integer(g));
 	}
-	return simple_post(o, "/v1/rollback", b, "rollback");
+	return show(o, "POST", "/v1/rollback", b, print_gen, "rollback");
 }
 
 /* The second line of a prefix file refused before anything was sent. */
@@ -2924,7 +3189,7 @@ static int cmd_history(const struct opts *o, const struct ctl_call *c)
 static int cmd_filter_detach(const struct opts *o, const struct ctl_call *c)
 {
 	(void)c;
-	return simple_post(o, "/v1/filters/detach", json_object(), "detach");
+	return show(o, "POST", "/v1/filters/detach", json_object(), print_detached, NULL);
 }
 
 static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
@@ -2978,7 +3243,7 @@ struct cap_sink {
 	uint64_t packets, bytes;
 	char stats[4][320]; /* the statistics blocks' comments: what was lost, why it ended */
 	int nstats;
-	char why[128]; /* set when the stream is not pcapng or cannot be written */
+	char why[256]; /* set when the stream is not pcapng or cannot be written */
 	int out_errno; /* why a write of the pcapng or of a packet's line failed */
 };
 
@@ -3140,69 +3405,23 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* The body of a chunked response (RFC 9112 7.1), decoded as it arrives. */
-struct chunked {
-	int state; /* 0 size line, 1 data, 2 CRLF after data, 3 trailer, 4 done */
-	size_t left;
-	char line[64];
-	size_t nline;
-};
-
-/* A stream that is not chunked framing: said as such (it once read as
- * "the capture was cut short: regiond or regionfwd stopped it"). */
-static int chunked_bad(struct cap_sink *k)
+/* The capture's data, out of the shared chunked decoder, into its sink. */
+static int sink_put(void *arg, const uint8_t *d, size_t len)
 {
-	if (!k->why[0])
-		snprintf(k->why, sizeof(k->why),
-			 "regiond sent something that is not HTTP chunked framing");
-	return -1;
+	return sink_feed(arg, d, len);
 }
 
-/* Feed @n raw bytes; decoded data goes to the sink. -1: not chunked framing. */
-static int chunked_feed(struct chunked *ch, struct cap_sink *k, const uint8_t *p, size_t n)
+/* Feed @n raw bytes of a chunked stream; decoded data goes to the sink.
+ * -1: not chunked framing (said as such: it once read as "the capture
+ * was cut short: regiond or regionfwd stopped it"), or the sink failed. */
+static int stream_chunks(struct chunked *ch, struct cap_sink *k, const uint8_t *p, size_t n)
 {
-	while (n > 0 && ch->state != 4) {
-		if (ch->state == 1) {
-			size_t m = n < ch->left ? n : ch->left;
+	ssize_t t = chunked_feed(ch, p, n, sink_put, k);
 
-			if (sink_feed(k, p, m))
-				return -1;
-			p += m;
-			n -= m;
-			if ((ch->left -= m) == 0)
-				ch->state = 2, ch->nline = 0;
-			continue;
-		}
-		/* A line: the size, the CRLF after data, or a trailer line. */
-		if (ch->nline + 1 >= sizeof(ch->line))
-			return chunked_bad(k);
-		ch->line[ch->nline++] = (char)*p++;
-		n--;
-		if (ch->nline < 2 || ch->line[ch->nline - 2] != '\r' ||
-		    ch->line[ch->nline - 1] != '\n')
-			continue;
-		ch->line[ch->nline - 2] = '\0';
-		if (ch->state == 0) {
-			char *end;
-
-			/* hex digits, then an extension or nothing ("-1" once
-			 * read as ULONG_MAX, "1zz" as 1) */
-			errno = 0;
-			ch->left = strtoul(ch->line, &end, 16);
-			if (!isxdigit((unsigned char)ch->line[0]) || errno ||
-			    (*end && *end != ';' && *end != ' ' && *end != '\t'))
-				return chunked_bad(k);
-			ch->state = ch->left ? 1 : 3;
-		} else if (ch->state == 2) {
-			if (ch->line[0])
-				return chunked_bad(k);
-			ch->state = 0;
-		} else if (ch->line[0] == '\0') {
-			ch->state = 4;
-		}
-		ch->nline = 0;
-	}
-	return 0;
+	if (t == -1 && !k->why[0])
+		snprintf(k->why, sizeof(k->why),
+			 "regiond sent something that is not HTTP chunked framing (%s)", ch->why);
+	return t < 0 ? -1 : 0;
 }
 
 /* POST @path with @body and stream the pcapng answer into @k. @return 0
@@ -3214,8 +3433,12 @@ static int error_body_whole(const struct ctl_buf *head, size_t body_at, long lon
 {
 	size_t dlen;
 
+	char why[160];
+
 	if (chunked)
-		return dechunk((char *)head->data + body_at, head->len - body_at, &dlen, 0) == 0;
+		return dechunk((char *)head->data + body_at, head->len - body_at,
+			       (unsigned long long)ANSWER_MAX_MIB << 20, &dlen, 0, why,
+			       sizeof(why)) == 0;
 	return clen >= 0 && head->len - body_at >= (size_t)clen;
 }
 
@@ -3236,8 +3459,11 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 	char why[512], *req = NULL, *b = json_dumps(body, JSON_COMPACT), *sep;
 	struct ctl_conn *c = conn_open(o, why, sizeof(why));
 	struct ctl_buf head = {0};
-	struct chunked ch = {0};
-	size_t qlen, body_at = 0;
+	/* A chunk is at most an answer: regiond's are some KiB, and a proxy
+	 * re-chunks; the same bound as http()'s, so both decoders agree. */
+	struct chunked ch = {.max = (unsigned long long)ANSWER_MAX_MIB << 20,
+			     .max_what = "the 64 MiB of any answer"};
+	size_t qlen, body_at = 0, interim = 0;
 	long long clen = -1;
 	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE;
 	double t0;
@@ -3308,16 +3534,25 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			if (ctl_buf_put(&head, buf, (size_t)r) || ctl_buf_put(&head, "", 1))
 				goto out;
 			head.len--; /* keep it a string, without counting the NUL */
-			sep = strstr((char *)head.data, "\r\n\r\n");
-			if (sep == NULL)
-				continue;
-			/* As http() takes a head: a status no server sends is
-			 * no HTTP (a "-2" once read as a refusal's code). */
-			if (sscanf((char *)head.data, "HTTP/1.%*d %d", &status) != 1 ||
-			    status < 100 || status > 599) {
-				status = 0;
+			/* As http() takes a head: past interim answers (1xx), and
+			 * a status no server sends is no HTTP (a "-2" once read
+			 * as a refusal's code). */
+			status = head_final((char *)head.data, &head.len, &interim, &body_at);
+			if (status < 0 && status_of((char *)head.data) >= 200) {
+				fprintf(stderr,
+					"regionctl: cannot reach regiond at %s: no whole answer "
+					"within %d s (%zu bytes came)\n",
+					o->url ? o->url : o->sock, o->wait_ms / 1000,
+					head.len + interim);
+				goto out;
+			}
+			if (status < 0) {
+				status = status_of((char *)head.data) == 101 ? -101 : 0;
 				break;
 			}
+			if (status == 0)
+				continue;
+			sep = (char *)head.data + body_at - 4;
 			chunked = is_chunked((char *)head.data, sep);
 			if (status != 200) {
 				/* The JSON error, read whole: to its length, or its
@@ -3340,7 +3575,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 				const uint8_t *rest = (const uint8_t *)sep + 4;
 				size_t n = head.len - (size_t)(rest - head.data);
 
-				if ((chunked ? chunked_feed(&ch, k, rest, n)
+				if ((chunked ? stream_chunks(&ch, k, rest, n)
 					     : sink_feed(k, rest, n)))
 					break;
 			}
@@ -3354,12 +3589,15 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 				break;
 			continue;
 		}
-		if (chunked ? chunked_feed(&ch, k, buf, (size_t)r) : sink_feed(k, buf, (size_t)r))
+		if (chunked ? stream_chunks(&ch, k, buf, (size_t)r) : sink_feed(k, buf, (size_t)r))
 			break;
 	}
 	cap_sock = -1;
-	if (status == 0) {
-		fprintf(stderr, "regionctl: no HTTP response from regiond\n");
+	if (status <= 0) {
+		fprintf(stderr, "regionctl: no HTTP response from regiond%s\n",
+			status == -101 ? " (an HTTP 101 Switching Protocols, which regionctl never "
+					 "asks for)"
+				       : "");
 		goto out;
 	}
 	if (status != 200) {
@@ -3367,7 +3605,8 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		size_t elen = head.len - body_at;
 		json_t *err;
 
-		if (chunked && dechunk(eb, elen, &elen, 1) != 0)
+		if (chunked && dechunk(eb, elen, (unsigned long long)ANSWER_MAX_MIB << 20, &elen, 1,
+				       why, sizeof(why)) != 0)
 			elen = 0; /* not whole, or not chunks: no error to show */
 		else if (clen >= 0 && (size_t)clen < elen)
 			elen = (size_t)clen;
@@ -3383,7 +3622,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 	 * with its 200), which once read as "capture: 0 packets", exit 0. A
 	 * stream cut short keeps its own message below. */
 	if (!k->why[0] && !cap_interrupted && k->pend.len &&
-	    (chunked ? ch.state == 4 : !ctl_conn_truncated(c)))
+	    (chunked ? ch.state == CH_DONE : !ctl_conn_truncated(c)))
 		snprintf(k->why, sizeof(k->why),
 			 "regiond sent something that is not pcapng (%zu bytes that are no "
 			 "whole block at its end)",
@@ -3395,7 +3634,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		goto out;
 	}
 	rc = 0;
-	if (!cap_interrupted && (chunked ? ch.state != 4 : ctl_conn_truncated(c))) {
+	if (!cap_interrupted && (chunked ? ch.state != CH_DONE : ctl_conn_truncated(c))) {
 		fprintf(stderr, "regionctl: the capture was cut short: regiond or regionfwd "
 				"stopped it\n");
 		rc = EXIT_UNREACHABLE;

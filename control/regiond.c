@@ -457,13 +457,25 @@ static void usage(FILE *out)
 /* Set what option @d sets from @arg. @return 0, or 2 (the exit status)
  * after saying why. */
 
-/* --check-dataplane: whether something accepts on regionfwd's control
- * socket @sock. A socket file alone says nothing: one regionfwd left when
- * killed (kill -9, the OOM killer) refuses every connection, and the units'
- * preflight once took it for a running regionfwd. @return the exit status:
- * 0, 1 (said why), 2 without --dataplane. */
+/* --check-dataplane's bound on regionfwd's answer: a status is answered
+ * in milliseconds; the preflight asks again until its own wait is over. */
+#define CHECK_DATAPLANE_MS 5000
+
+/* --check-dataplane: whether regionfwd answers on its control socket
+ * @sock. A socket file alone says nothing: one regionfwd left when killed
+ * (kill -9, the OOM killer) refuses every connection, and the units'
+ * preflight once took it for a running regionfwd. Nor does a socket that
+ * accepts: a stopped (SIGSTOP) or hung regionfwd, or another program on
+ * the path, accepts and never answers, and passed. So it asks for a
+ * status, the cheapest request of the channel, and wants its reply, a
+ * StatusReply framed as regionfwd frames one, within CHECK_DATAPLANE_MS.
+ * @return the exit status: 0, 1 (said why), 2 without --dataplane. */
 static int check_dataplane(const char *sock)
 {
+	Regionfwd__Ctl__Empty req = REGIONFWD__CTL__EMPTY__INIT;
+	ProtobufCMessage *reply = NULL;
+	struct ctl_dp *dp;
+	struct fwd_err e = {0};
 	int rc;
 
 	if (sock == NULL) {
@@ -471,10 +483,50 @@ static int check_dataplane(const char *sock)
 		return 2;
 	}
 	rc = fwd_unix_probe(sock);
-	if (rc == 0)
+	if (rc != 0) {
+		fprintf(stderr, "regiond: regionfwd's control socket %s: %s\n", sock,
+			rc == -ECONNREFUSED ? "nothing accepts on it" : strerror(-rc));
+		return 1;
+	}
+	if ((dp = ctl_dp_create(sock)) == NULL) {
+		fprintf(stderr, "regiond: regionfwd's control socket %s: %s\n", sock,
+			strerror(errno));
+		return 1;
+	}
+	rc = ctl_dp_call(dp, REGIONFWD__CTL__OP__OP_STATUS, &req.base, &reply, CHECK_DATAPLANE_MS,
+			 &e);
+	ctl_dp_free(dp);
+	if (rc == 0) {
+		protobuf_c_message_free_unpacked(reply, NULL);
 		return 0;
-	fprintf(stderr, "regiond: regionfwd's control socket %s: %s\n", sock,
-		rc == -ECONNREFUSED ? "nothing accepts on it" : strerror(-rc));
+	}
+	/* Said without ": " inside: the preflight quotes what follows the
+	 * last one. */
+	if (e.reason_code != FWD_R_DATAPLANE_UNAVAILABLE)
+		fprintf(stderr,
+			"regiond: regionfwd's control socket %s: regionfwd refused a status "
+			"request (%s)\n",
+			sock, fwd_reason_name(e.reason_code));
+	else if (strstr(e.reason, "timed out"))
+		fprintf(stderr,
+			"regiond: regionfwd's control socket %s: it accepts, but no status "
+			"reply came within %d s (a stopped or hung regionfwd, or not regionfwd)\n",
+			sock, CHECK_DATAPLANE_MS / 1000);
+	else {
+		/* ctl_dp_call's "... (broken reply)", "... (Connection reset
+		 * by peer)": what is in the parentheses */
+		const char *in = strrchr(e.reason, '(');
+		char what[sizeof(e.reason)];
+
+		snprintf(what, sizeof(what), "%s", in ? in + 1 : e.reason);
+		what[strcspn(what, ")")] = '\0';
+		fprintf(stderr,
+			"regiond: regionfwd's control socket %s: it accepts, but gave no status "
+			"reply (%s)\n",
+			sock,
+			strcmp(what, "broken reply") == 0 ? "what came is not regionfwd's framing"
+							  : what);
+	}
 	return 1;
 }
 

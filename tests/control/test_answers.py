@@ -610,6 +610,50 @@ def test_fleet_apply_wait_is_bounded(tmp_path):
         srv.close()
 
 
+# Interim answers (1xx) before the final one: RFC 9110 15.2, a client reads
+# past them. regionctl took the first for the answer: "HTTP 100 and a body
+# that is not JSON", exit 3 for a read, 5 for a write that was carried out.
+INTERIM = (b"HTTP/1.1 100 Continue\r\n\r\n"
+           b"HTTP/1.1 103 Early Hints\r\nLink: </v1/status>; rel=preload\r\n\r\n")
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "trickled"])
+def test_interim_answers_are_read_past(tmp_path, split):
+    for args, body, want in ((["history"], json.dumps(HISTORY).encode(), "a change"),
+                             (["confirm"], b'{"confirmed": 4}', "confirmed generation 4")):
+        data = INTERIM + HEAD % len(body) + body
+        path = str(tmp_path / f"api-{args[0]}.sock")
+        srv = scripted_regiond(path, trickle(data, every=0.001) if split else sends(data))
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "10"] + args, capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == 0 and want in p.stdout and not p.stderr, (args, p.returncode, p.stderr)
+        finally:
+            srv.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+    INTERIM,  # interim answers, then the connection closed
+    b"HTTP/1.1 100 Continue\r\n\r\n" * 5000,  # interim heads past 64 KiB in all
+], ids=["101", "interim-only", "interim-endless"])
+def test_no_final_answer_after_interim_ones_is_no_answer(tmp_path, answer):
+    """101 (regionctl never asks to switch protocols), or interim answers
+    and no final one: no answer, exit 3 for a read, 5 for a write."""
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, sends(answer))
+    try:
+        for args, rc in ((["history"], 3), (["confirm"], 5)):
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "10"] + args, capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == rc and p.stdout == "", (args, p.returncode, p.stdout, p.stderr)
+            assert "no HTTP response" in p.stderr or "101 Switching Protocols" in p.stderr, p.stderr
+            if answer.startswith(b"HTTP/1.1 101"):
+                assert "101 Switching Protocols, which regionctl never asks for" in p.stderr, p.stderr
+    finally:
+        srv.close()
+
+
 # What a poll of --wait may be answered with that no regiond says: each
 # once read as the rollout still going (polled for ever) or gone.
 WAIT_SPOILED = [
@@ -654,6 +698,201 @@ def test_fleet_apply_wait_checks_what_it_polls(tmp_path, name, active, said):
         srv.close()
 
 
+def test_a_capture_reads_past_interim_answers(tmp_path):
+    """The capture's head parser, as http(): a 409 after a 100 was 'HTTP
+    100', exit 3; a stream after one was not pcapng, exit 4; a 101 is no
+    answer."""
+    start = pcapng_start()
+    cases = [
+        (INTERIM + b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+         % len(BUSY) + BUSY, 1, "capture_busy (409)"),
+        (INTERIM + b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pcapng\r\nConnection: close\r\n\r\n" + start,
+         0, ""),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n" + start, 3,
+         "no HTTP response from regiond (an HTTP 101 Switching Protocols, which regionctl never asks for)"),
+    ]
+    for i, (answer, rc, said) in enumerate(cases):
+        path = str(tmp_path / f"api{i}.sock")
+        srv = scripted_regiond(path, sends(answer))
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "capture", "--count", "1", "-w",
+                                str(tmp_path / "c.pcapng")], capture_output=True, text=True, timeout=60)
+            assert p.returncode == rc and said in p.stderr, (i, p.returncode, p.stderr)
+        finally:
+            srv.close()
+
+
+def routed_regiond(path, routes):
+    """A regiond answering each request by its "METHOD /path" from @routes
+    (a dict of JSON-able answers, each a 200); 404 for any other."""
+    import socket
+    import threading
+    from httpfake import read_request
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(8)
+
+    def one(c):
+        with c:
+            req = read_request(c)
+            if req is None:
+                return
+            route = b" ".join(req[0].split(b"\r\n")[0].split(b" ")[:2]).decode()
+            if route in routes:
+                body = json.dumps(routes[route]).encode()
+                c.sendall(b"".join(ok(body)))
+            else:
+                c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=one, args=(c,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+GEN = {"id": 4, "hash": "47ed00825c42844c", "time": 1795945723, "author": "alice", "comment": "c"}
+
+# (command, the route of its write, a whole answer, and each field its line
+# prints spoiled: the field's path, what it is made, what is said)
+WRITES = [
+    (["apply", "DEMO"], "PUT /v1/table", {"generation": GEN, "changed": True}, [
+        ("generation.hash", 7, "generation.hash: expected a string, got 7"),
+        ("changed", "yes", "changed: expected true or false, got a string"),
+        ("confirm_by", "soon", "confirm_by: expected an integer, got a string"),
+    ]),
+    (["link", "down", "to-sg"], "PATCH /v1/table", {"generation": GEN, "changed": True}, [
+        ("generation.hash", None, "generation.hash: null, expected a string"),
+        ("confirm_within_s", 1.5, "confirm_within_s: expected an integer, got 1.5"),
+    ]),
+    (["rollback"], "POST /v1/rollback", {"generation": GEN, "changed": True}, [
+        ("generation.hash", ..., "generation.hash: missing, expected a string"),
+        ("generation.id", 0, "generation.id: expected an integer >= 1, got 0"),
+    ]),
+    (["confirm"], "POST /v1/confirm", {"confirmed": 4}, [
+        ("confirmed", "4", "confirmed: expected an integer >= 1, got a string"),
+    ]),
+    (["prefixes", "add", "india", "PREFIXES"], "POST /v1/prefixes",
+     {"generation": 4, "hash": "47ed00825c42844c", "noop": False, "added": 1, "removed": 0, "unchanged": 0}, [
+        ("hash", 5, "hash: expected a string, got 5"),
+        ("noop", 0, "noop: expected true or false, got 0"),
+        ("added", -1, "added: expected an integer >= 0, got -1"),
+        ("removed", "0", "removed: expected an integer >= 0, got a string"),
+        ("unchanged", ..., "unchanged: missing, expected an integer >= 0"),
+    ]),
+    (["filter", "detach"], "POST /v1/filters/detach", {"detached": True}, [
+        ("detached", "yes", "detached: expected true or false, got a string"),
+    ]),
+    (["fleet", "unpin", "n1"], "POST /v1/fleet/unpin",
+     {"unpinned": {"node": "n1", "table": "a12d0c2282ec0d00", "rollout": None, "revision": 7, "owner": "hand",
+                   "stray": False}}, [
+        ("unpinned.node", 7, "unpinned.node: expected a string, got 7"),
+        ("unpinned.table", 1, "unpinned.table: expected a string, got 1"),
+        ("unpinned.owner", ..., "unpinned.owner: missing, expected a string"),
+    ]),
+    (["fleet", "abort"], "POST /v1/fleet/rollouts/active/abort",
+     {"rollout": {"id": "r-1", "previous": "a12d0c2282ec0d00", "table": "b"}}, [
+        ("rollout.id", 1, "rollout.id: expected a string, got 1"),
+        ("rollout.previous", [], "rollout.previous: expected a string, got a list"),
+    ]),
+]
+
+
+@pytest.mark.parametrize("args,route,whole,spoiled", WRITES, ids=[" ".join(w[0]) for w in WRITES])
+def test_a_write_answer_is_checked_field_by_field(tmp_path, args, route, whole, spoiled):
+    """Every write's answer is checked against ans_routes for each field its
+    line prints, as a read's is: only the outcome was, so a 200 whose hash
+    was a number printed '(-)', a detach of "yes" 'not attached', exit 0.
+    Now nothing on stdout, the field named, exit 5 (outcome unknown)."""
+    from test_e2e import DEMO
+    prefixes = tmp_path / "p.txt"
+    prefixes.write_text("10.1.0.0/16\n")
+    args = [DEMO if a == "DEMO" else str(prefixes) if a == "PREFIXES" else a for a in args]
+    for i, (field, value, said) in enumerate([(None, None, None)] + spoiled):
+        path = str(tmp_path / f"api{i}.sock")
+        answer = whole if field is None else spoil(whole, field, value)
+        srv = routed_regiond(path, {"GET /v1/status": STATUS, route: answer})
+        try:
+            for j in ([], ["-j"]):
+                p = subprocess.run([regionctl(), "-s", path] + j + args, capture_output=True, text=True,
+                                   timeout=60)
+                if field is None:
+                    assert p.returncode == 0 and p.stdout and not p.stderr, (j, p.returncode, p.stderr)
+                    continue
+                assert p.returncode == 5 and p.stdout == "", (field, j, p.returncode, p.stdout, p.stderr)
+                assert f"answered the write with HTTP 200 and JSON without the outcome ({said}), not the API's " \
+                    "answer; the change may or may not have been applied" in p.stderr, (field, p.stderr)
+        finally:
+            srv.close()
+
+
+# Chunk headers no server sends, and the reason both decoders give: the
+# whole answer's (http()) and the capture stream's were two decoders that
+# disagreed (a bare CR or LF, a long extension), and both read "0x5" as 5.
+HOSTILE_CHUNKS = [
+    ("0x-prefix", lambda d: b"0x%x\r\n" % len(d) + d + b"\r\n0\r\n\r\n", "a chunk size that is not hexadecimal"),
+    ("size-then-junk", lambda d: b"%x junk\r\n" % len(d) + d + b"\r\n0\r\n\r\n",
+     "a chunk size that is not hexadecimal"),
+    ("bad-hex", lambda d: b"zz\r\n" + d + b"\r\n0\r\n\r\n", "a chunk size that is not hexadecimal"),
+    ("empty-size", lambda d: b"\r\n" + d + b"\r\n0\r\n\r\n", "a chunk size that is not hexadecimal"),
+    ("overflow", lambda d: b"1" + b"0" * 16 + b"\r\n" + d + b"\r\n0\r\n\r\n", "a chunk size past 64 bits"),
+    ("huge", lambda d: b"7fffffffffffffff\r\n" + d, "a chunk of 9223372036854775807 bytes, past the 64 MiB"),
+    ("lf-only", lambda d: b"%x\n" % len(d) + d + b"\r\n0\r\n\r\n", "a line ending in LF without CR"),
+    ("bare-cr", lambda d: b"%x\rX\r\n" % len(d) + d + b"\r\n0\r\n\r\n", "a CR not followed by LF"),
+    ("bare-lf-in-extension", lambda d: b"%x;a\nb\r\n" % len(d) + d + b"\r\n0\r\n\r\n",
+     "a line ending in LF without CR"),
+    ("nul-in-extension", lambda d: b"%x;a\0b\r\n" % len(d) + d + b"\r\n0\r\n\r\n",
+     "a control character (\\x00) in a chunk extension"),
+    ("line-past-1024", lambda d: b"%x;" % len(d) + b"x" * 2000 + b"\r\n" + d + b"\r\n0\r\n\r\n",
+     "a chunk line past 1024 bytes"),
+    ("no-crlf-after-data", lambda d: b"%x\r\n" % len(d) + d + b"XX0\r\n\r\n", "no CRLF after a chunk's data"),
+    ("trailer-lf-only", lambda d: b"%x\r\n" % len(d) + d + b"\r\n0\r\nX-T: 1\n\r\n", "a line ending in LF without CR"),
+]
+
+# Framing that is HTTP's and taken by both.
+GOOD_CHUNKS = [
+    ("extension-200-bytes", lambda d: b"%x;x=%s\r\n" % (len(d), b"y" * 200) + d + b"\r\n0\r\n\r\n"),
+    ("leading-zeros", lambda d: b"%020x\r\n" % len(d) + d + b"\r\n0\r\n\r\n"),
+    ("space-before-extension", lambda d: b"%x ;x=1\r\n" % len(d) + d + b"\r\n0\r\nX-T: 1\r\n\r\n"),
+    ("upper-hex", lambda d: b"%X\r\n" % len(d) + d + b"\r\n0\r\n\r\n"),
+]
+
+CHUNKED_PCAPNG = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pcapng\r\nTransfer-Encoding: chunked\r\n"
+                  b"Connection: close\r\n\r\n")
+
+
+@pytest.mark.parametrize("name,frame,said", HOSTILE_CHUNKS, ids=[h[0] for h in HOSTILE_CHUNKS])
+def test_both_chunked_decoders_refuse_a_hostile_chunk_header_alike(tmp_path, name, frame, said):
+    """One chunk-header parser for a whole answer and for a capture's
+    stream: the same refusal, with the same reason, from both; a read
+    exits 3, a write 5, a capture 4."""
+    H = json.dumps(HISTORY).encode()
+    for args, body, rc in ((["history"], H, 3), (["confirm"], b'{"confirmed": 4}', 5)):
+        path = str(tmp_path / f"api-{args[0]}.sock")
+        srv = scripted_regiond(path, sends(CHUNKED + frame(body)))
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "5"] + args, capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == rc and p.stdout == "", (args, p.returncode, p.stdout, p.stderr)
+            assert f"an HTTP answer whose chunked body is not chunked framing ({said}" in p.stderr, p.stderr
+        finally:
+            srv.close()
+    path = str(tmp_path / "api-capture.sock")
+    srv = fake_regiond(path, CHUNKED_PCAPNG, frame(pcapng_start()))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "capture", "--count", "1", "-w",
+                            str(tmp_path / "c.pcapng")], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 4, (p.returncode, p.stderr)
+        assert f"regiond sent something that is not HTTP chunked framing ({said}" in p.stderr, p.stderr
+    finally:
+        srv.close()
+
+
 @pytest.mark.parametrize("name,active,said", WAIT_CUT, ids=[w[0] for w in WAIT_CUT])
 def test_fleet_apply_wait_cut_short_is_an_unknown_outcome(tmp_path, name, active, said):
     doc = tmp_path / "t.yaml"
@@ -665,5 +904,26 @@ def test_fleet_apply_wait_cut_short_is_an_unknown_outcome(tmp_path, name, active
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 5, (p.returncode, p.stdout, p.stderr)
         assert said in p.stderr and "rollout r-1 was created, its outcome is unknown" in p.stderr, p.stderr
+    finally:
+        srv.close()
+
+
+@pytest.mark.parametrize("name,frame", GOOD_CHUNKS, ids=[g[0] for g in GOOD_CHUNKS])
+def test_both_chunked_decoders_take_http_framing_alike(tmp_path, name, frame):
+    H = json.dumps(HISTORY).encode()
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, sends(CHUNKED + frame(H)))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "history"], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0 and "a change" in p.stdout, (p.returncode, p.stderr)
+    finally:
+        srv.close()
+    path = str(tmp_path / "api-capture.sock")
+    srv = fake_regiond(path, CHUNKED_PCAPNG, frame(pcapng_start()))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", "capture", "--count", "1", "-w",
+                            str(tmp_path / "c.pcapng")], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, (p.returncode, p.stderr)
     finally:
         srv.close()

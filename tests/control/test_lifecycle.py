@@ -321,3 +321,140 @@ def test_an_api_socket_whose_directory_is_gone_is_an_alarm(tmp_path):
         a.terminate()
         a.wait(30)
     assert not os.path.exists(api)
+
+
+CHECKS = [
+    ("status", 0, ""),
+    ("silent", 1, "it accepts, but no status reply came within 5 s (a stopped or hung regionfwd, or not "
+                  "regionfwd)"),
+    ("garbage", 1, "it accepts, but gave no status reply (what came is not regionfwd's framing)"),
+    ("other-op", 1, "it accepts, but gave no status reply (what came is not regionfwd's framing)"),
+]
+
+
+@pytest.mark.parametrize("answer,rc,said", CHECKS, ids=[c[0] for c in CHECKS])
+def test_check_dataplane_wants_an_answer(tmp_path, answer, rc, said):
+    """regiond --check-dataplane (the preflight's) passed on a socket that
+    accepts: a stopped or hung regionfwd, or another program on the path,
+    passed and regiond started on no regionfwd. It now asks for a status
+    and wants regionfwd's reply within its bound."""
+    from dpfake import fake_regionfwd
+    sock = str(tmp_path / "fwd.sock")
+    srv = fake_regionfwd(sock, answer)
+    try:
+        p = subprocess.run([REGIOND, "--check-dataplane", "--dataplane", sock], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == rc, (p.returncode, p.stderr)
+        assert p.stderr == (f"regiond: regionfwd's control socket {sock}: {said}\n" if said else ""), p.stderr
+    finally:
+        srv.close()
+
+
+def test_check_dataplane_passes_on_a_running_regionfwd(tmp_path):
+    from test_e2e import Box
+    b = Box(tmp_path, "life-check")
+    try:
+        p = subprocess.run([REGIOND, "--check-dataplane", "--dataplane", b.fwd_sock], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0 and p.stderr == "", (p.returncode, p.stderr)
+    finally:
+        b.stop()
+
+
+def test_a_socket_taken_away_again_never_waits_for_requests_on_the_first(tmp_path):
+    """The API socket taken away while a request runs on it (a validate
+    compiling for its 30 s), bound again, then taken away again: the
+    second re-bind stopped the first socket's daemon, which waits for its
+    requests, so regiond's main loop (the re-binds, regionfwd's sync, the
+    confirm timer, SIGTERM) stood still until the validate was over, and
+    the validate's answer was cut ('no HTTP response', exit 3). Now each
+    re-bind is at once, and the validate is answered where it was asked."""
+    import threading
+    from test_api_security import expensive_rules
+    api, state = str(tmp_path / "api.sock"), str(tmp_path / "state")
+    doc = tmp_path / "expensive.yaml"
+    doc.write_text(expensive_rules(1000))
+    a = start(tmp_path, api, state)
+    try:
+        up(a, api)
+        answer = {}
+
+        def validate():
+            answer["p"] = subprocess.run([REGIONCTL, "-s", api, "validate", str(doc)], capture_output=True,
+                                         text=True, timeout=400)
+        t = threading.Thread(target=validate)
+        t.start()
+        # The compile starts once regiond has read the body; a moment
+        # later (not a bound on anything) the socket is taken away.
+        time.sleep(3)
+        assert t.is_alive(), answer
+        for _ in range(3):
+            os.unlink(api)
+            up(a, api)
+        # Bound again three times, each while the compile still ran.
+        assert t.is_alive(), "a re-bind waited for the validate (or it ended first)"
+        t.join(400)
+        p = answer["p"]
+        assert p.returncode == 1 and "pattern_too_expensive" in p.stderr, (p.returncode, p.stderr)
+    finally:
+        a.terminate()
+        a.wait(30)
+
+
+def test_old_api_sockets_kept_are_bounded(tmp_path):
+    """Each socket taken away is kept while connections to it are open
+    (here an idle keep-alive client on each), eight at most: the ninth
+    taken away is bound again once one of them closes, an alarm saying so
+    meanwhile (seen over --listen)."""
+    api, state = str(tmp_path / "api.sock"), str(tmp_path / "state")
+    tok = tmp_path / "token"
+    tok.write_text("s3cret-token-0123456789\n")
+    tok.chmod(0o600)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    url = ["--url", f"http://127.0.0.1:{port}", "--token-file", str(tok)]
+    a = subprocess.Popen([REGIOND, "--dataplane", str(tmp_path / "nowhere.sock"), "--api-socket", api,
+                          "--state-dir", state, "--table", DEMO, "--listen", f"127.0.0.1:{port}",
+                          "--token-file", str(tok)], stdout=open(tmp_path / "regiond.log", "a"),
+                         stderr=subprocess.STDOUT)
+
+    def alarm():
+        p = subprocess.run([REGIONCTL, *url, "-j", "status"], capture_output=True, text=True)
+        return json.loads(p.stdout)["alarm"] or ""
+
+    def keep_alive():
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(30)
+        c.connect(api)
+        c.sendall(b"GET /v1/history HTTP/1.1\r\nHost: regiond\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += c.recv(65536)
+        assert got.startswith(b"HTTP/1.1 200"), got
+        return c
+    held = []
+    try:
+        up(a, api)
+        for _ in range(8):
+            held.append(keep_alive())
+            os.unlink(api)
+            up(a, api)
+        held.append(keep_alive())
+        os.unlink(api)
+        want = (f"the API socket {api} was taken away 9 times while connections to the earlier ones are "
+                "still open: bound again once one of them closes")
+        deadline = time.time() + 30
+        while alarm() != want:
+            assert time.time() < deadline, alarm()
+            time.sleep(0.2)
+        assert not os.path.exists(api)
+        held.pop(0).close()
+        up(a, api)
+        assert alarm() == ""
+    finally:
+        for c in held:
+            c.close()
+        a.terminate()
+        a.wait(30)

@@ -8,8 +8,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from dpfake import fake_regionfwd  # noqa: E402
 
 BUILD = os.environ.get("BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SOURCE = os.environ.get("SOURCE", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -272,10 +276,8 @@ def test_preflight_regiond_waits_for_the_socket(dest, tmp_path):
     assert p.returncode == 1 and "/nonexistent-rfw does not exist" in p.stderr, p.stderr
     p = preflight(dest, tmp_path, "regiond", str(tmp_path / "fwd.sock"), "1")
     assert p.returncode == 1 and "did not appear within 1 s" in p.stderr, p.stderr
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(str(tmp_path / "fwd.sock"))
+    s = fake_regionfwd(str(tmp_path / "fwd.sock"))
     try:
-        s.listen(1)
         p = preflight(dest, tmp_path, "regiond", str(tmp_path / "fwd.sock"), "1")
         assert p.returncode == 0 and p.stderr == "", p.stderr
     finally:
@@ -297,9 +299,30 @@ def test_preflight_regiond_wants_a_socket_that_accepts(dest, tmp_path):
         assert p.stderr == (f"regionfwd-preflight: regionfwd's control socket {sock} is there, but for 1 s "
                             "nothing accepts on it: is regionfwd running (systemctl status regionfwd)? A "
                             "regionfwd killed leaves its socket behind\n"), p.stderr
-        # regionfwd (re)started meanwhile: passed once it accepts
-        threading.Timer(1.0, s.listen, (1,)).start()
+        # regionfwd (re)started meanwhile: passed once it answers
+        threading.Timer(1.0, fake_regionfwd, (sock, "status", s)).start()
         p = preflight(dest, tmp_path, "regiond", sock, "30")
         assert p.returncode == 0 and p.stderr == "", p.stderr
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("answer,said", [
+    ("silent", "it accepts, but no status reply came within 5 s (a stopped or hung regionfwd, or not regionfwd)"),
+    ("garbage", "it accepts, but gave no status reply (what came is not regionfwd's framing)"),
+])
+def test_preflight_regiond_wants_a_regionfwd_that_answers(dest, tmp_path, answer, said):
+    """A socket that accepts and never answers (a regionfwd stopped with
+    SIGSTOP or hung) or answers what is not regionfwd's (another program
+    on the path) passed the preflight, and regiond started on no
+    regionfwd: it asks for a status now."""
+    sock = str(tmp_path / "fwd.sock")
+    srv = fake_regionfwd(sock, answer)
+    try:
+        p = preflight(dest, tmp_path, "regiond", sock, "1")
+        assert p.returncode == 1, p.stderr
+        assert p.stderr == (f"regionfwd-preflight: regionfwd's control socket {sock} is there, but for 1 s "
+                            f"{said}: is regionfwd running (systemctl status regionfwd)? A regionfwd killed "
+                            "leaves its socket behind\n"), p.stderr
+    finally:
+        srv.close()
