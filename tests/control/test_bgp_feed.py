@@ -658,6 +658,50 @@ def test_a_full_put_while_the_feed_holds_keeps_what_it_holds(lab, tmp_path):
         feed_settled(lab)
 
 
+def test_a_rollback_gives_the_feed_back_what_it_had_added(lab):
+    """A rollback (a full PUT of an older generation's document) brought
+    back a prefix the feed had added to that generation and the routing
+    daemon had withdrawn since as a static prefix, for ever (a hostile
+    probe). The generation remembers which of its prefixes the feed had
+    added: the feed's again, the withdrawn one goes, the one still
+    announced stays the feed's and goes with its route."""
+    gone, kept = "100.78.1.0/24", "100.78.2.0/24"
+    with regiond_with_fake_bird(lab):
+        for p in (gone, kept):
+            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        for p in (gone, kept):
+            wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        target = lab.box.gen()
+        # A new generation (the static table; the feed adds its prefixes
+        # back), then the route withdrawn.
+        rc, _, err = lab.box.ctl("apply", DEMO)
+        assert rc == 0, err
+        for p in (gone, kept):
+            wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        rtr("route", "del", gone, "table", "103")
+        wait_held(lab, gone, None)
+        feed_settled(lab)
+        rc, out, err = lab.box.ctl("rollback", str(target), json_out=True)
+        assert rc == 0, err
+        rolled = out["generation"]["id"]
+        wait_held(lab, gone, None)  # withdrawn since: not static, the feed's, gone
+        f = feed_settled(lab)
+        # The rollback's generation records which of its prefixes are the feed's.
+        rec = next(g for g in history(lab)["generations"] if g["id"] == rolled)
+        assert rec["owned"] == "file", rec
+        with open(os.path.join(lab.box.state, f"gen-{rolled}.owned")) as fo:
+            assert {tuple(line.split()) for line in fo} >= {(gone, "brazil"), (kept, "brazil")}
+        assert lab.held_by(kept) == "brazil", f
+        owned = recorded_owned(lab)
+        assert (kept, "brazil") in owned and (gone, "brazil") not in owned, owned
+        with open(lab.tmp / "regiond.log") as log:
+            assert any(f"of generation {rolled} are the feed's again" in line for line in log)
+        rtr("route", "del", kept, "table", "103")
+        wait_held(lab, kept, None)  # still the feed's: it goes with its route
+
+
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
     """A control socket that answers with more than 1 MiB (hostile, or not
     BIRD): not read past the bound, the feed lost with the reason in its
