@@ -702,6 +702,36 @@ def test_a_rollback_gives_the_feed_back_what_it_had_added(lab):
         wait_held(lab, kept, None)  # still the feed's: it goes with its route
 
 
+def test_a_rollback_while_the_feed_holds_keeps_its_prefixes_held(lab):
+    """A rollback while the feed holds a lost session's prefixes: what the
+    feed had added to the generation rolled back to is held with the rest
+    (not static, not withdrawn before the hold says so); back, the routing
+    daemon's routes decide, and one withdrawn before the loss goes."""
+    gone = "100.79.1.0/24"
+    with regiond_with_fake_bird(lab) as bird:
+        rtr("route", "add", gone, "via", "10.99.0.1", "table", "103")
+        wait_held(lab, gone, "brazil")
+        feed_settled(lab)
+        target = lab.box.gen()
+        rc, _, err = lab.box.ctl("apply", DEMO)
+        assert rc == 0, err
+        wait_held(lab, gone, "brazil")
+        feed_settled(lab)
+        rtr("route", "del", gone, "table", "103")
+        wait_held(lab, gone, None)
+        feed_settled(lab)
+        bird.mode = "down"
+        feed_settled(lab, "holding")
+        rc, _, err = lab.box.ctl("rollback", str(target))
+        assert rc == 0, err
+        f = feed_settled(lab, "holding")
+        assert lab.held_by(gone) == "brazil", f
+        assert (gone, "brazil") in recorded_owned(lab)  # the feed's, held
+        bird.mode = "up"
+        wait_held(lab, gone, None, timeout=30)  # compared once back: withdrawn
+        feed_settled(lab)
+
+
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
     """A control socket that answers with more than 1 MiB (hostile, or not
     BIRD): not read past the bound, the feed lost with the reason in its
