@@ -724,12 +724,44 @@ def test_a_rollback_while_the_feed_holds_keeps_its_prefixes_held(lab):
         feed_settled(lab, "holding")
         rc, _, err = lab.box.ctl("rollback", str(target))
         assert rc == 0, err
+        wait_for(lambda: (gone, "brazil") in recorded_owned(lab), what="the feed's again, held")
         f = feed_settled(lab, "holding")
         assert lab.held_by(gone) == "brazil", f
-        assert (gone, "brazil") in recorded_owned(lab)  # the feed's, held
         bird.mode = "up"
         wait_held(lab, gone, None, timeout=30)  # compared once back: withdrawn
         feed_settled(lab)
+
+
+def test_a_rollback_while_the_feed_is_off_is_the_feeds_when_it_is_back(lab):
+    """A rollback made by a regiond running without the feed: the
+    generation records what the feed had added to the one rolled back to,
+    so the feed takes those prefixes over when it runs again, and one the
+    routing daemon withdrew meanwhile goes rather than stay static."""
+    gone = "100.80.1.0/24"
+    rtr("route", "add", gone, "via", "10.99.0.1", "table", "103")
+    wait_held(lab, gone, "brazil")
+    feed_settled(lab)
+    target = lab.box.gen()
+    rc, _, err = lab.box.ctl("apply", DEMO)
+    assert rc == 0, err
+    wait_held(lab, gone, "brazil")
+    feed_settled(lab)
+    rtr("route", "del", gone, "table", "103")
+    wait_held(lab, gone, None)
+    feed_settled(lab)
+    try:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(())  # no --feed-table: the feed is off
+        rc, _, err = lab.box.ctl("rollback", str(target))
+        assert rc == 0, err
+        assert lab.held_by(gone) == "brazil"  # nothing follows the routes now
+    finally:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(lab.regiond_args)
+    wait_held(lab, gone, None, timeout=30)
+    feed_settled(lab)
 
 
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
