@@ -48,7 +48,7 @@ static void owned_file(char *buf, size_t len, uint64_t id)
 	snprintf(buf, len, "gen-%" PRIu64 ".owned", id);
 }
 
-static const char *const own_names[] = {"", "file", "feed", "other"};
+static const char *const own_names[] = {"", "file", "feed", "other", "none"};
 
 /* The text of a hash in history.json: 16 hex digits. */
 static void hexhash(uint64_t h, char out[17])
@@ -295,15 +295,16 @@ static int load_record(struct ctl_state *st, const json_t *v, const char *where,
 		const json_t *own = json_object_get(v, "owned");
 
 		g->own = CTL_OWN_UNKNOWN; /* absent: an older regiond's record */
-		for (int k = CTL_OWN_FILE; own && k <= CTL_OWN_OTHER; k++)
+		for (int k = CTL_OWN_FILE; own && k <= CTL_OWN_NONE; k++)
 			if (json_is_string(own) &&
 			    strcmp(json_string_value(own), own_names[k]) == 0)
 				g->own = (enum ctl_gen_own)k;
 		if (own && (g->own == CTL_OWN_UNKNOWN ||
-			    (g->kind == CTL_GEN_DOCUMENT && g->own != CTL_OWN_FILE)))
+			    (g->kind == CTL_GEN_DOCUMENT && g->own != CTL_OWN_FILE &&
+			     g->own != CTL_OWN_NONE)))
 			return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
-					    "owned must be \"file\", or of a delta \"feed\" or "
-					    "\"other\"");
+					    "owned must be \"file\" or \"none\", or of a delta "
+					    "\"feed\" or \"other\"");
 	}
 	g->time = json_integer_value(json_object_get(v, "time"));
 	snprintf(g->author, sizeof(g->author), "%s",
@@ -497,10 +498,14 @@ static int owned_at(const struct ctl_state *st, unsigned i, struct ctl_ownset **
 			return 1;
 		b--;
 	}
-	if (st->hist[b].own != CTL_OWN_FILE)
+	if (st->hist[b].own == CTL_OWN_NONE) {
+		if ((s = ctl_ownset_new()) == NULL)
+			return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory"), -1;
+	} else if (st->hist[b].own != CTL_OWN_FILE) {
 		return 1;
-	if (load_owned(st, st->hist[b].id, &s, e))
+	} else if (load_owned(st, st->hist[b].id, &s, e)) {
 		return -1;
+	}
 	/* A delta keeps the regions of the table it changes: the current
 	 * table's when only deltas follow, else replayed. */
 	for (j = i + 1; j < st->nhist && st->hist[j].kind == CTL_GEN_DELTA; j++)
@@ -554,19 +559,23 @@ int ctl_state_owned(const struct ctl_state *st, const struct ctl_gen *g, struct 
 	return owned_at(st, (unsigned)(g - st->hist), out, e);
 }
 
-/* @s as gen-@id.owned, durably. @return 0 or -errno. */
+/* @s as gen-@id.owned, durably; none for an empty set (most tables,
+ * every one of a regiond without the feed). @return the generation's
+ * record (CTL_OWN_FILE, CTL_OWN_NONE), or -errno. */
 static int write_owned(const struct ctl_state *st, uint64_t id, const struct ctl_ownset *s)
 {
 	char f[64], *text;
 	size_t len;
 	int rc;
 
+	if (ctl_ownset_count(s) == 0)
+		return CTL_OWN_NONE;
 	owned_file(f, sizeof(f), id);
 	if ((text = ctl_ownset_text(s, &len)) == NULL)
 		return -ENOMEM;
 	rc = write_atomic(st->dir, f, text, len);
 	free(text);
-	return rc;
+	return rc ? rc : CTL_OWN_FILE;
 }
 
 struct own_merge {
@@ -660,7 +669,7 @@ int ctl_state_own_bootstrap(struct ctl_state *st, const struct ctl_ownset *s, st
 	ctl_ownset_foreach(s, own_merge_one, &m);
 	rc = m.rc ? m.rc : write_owned(st, cur->id, m.s);
 	ctl_ownset_free(m.s);
-	if (rc) {
+	if (rc < 0) {
 		char f[64];
 
 		owned_file(f, sizeof(f), cur->id);
@@ -668,7 +677,7 @@ int ctl_state_own_bootstrap(struct ctl_state *st, const struct ctl_ownset *s, st
 				    st->dir, f, strerror(-rc)),
 		       -1;
 	}
-	cur->own = CTL_OWN_FILE;
+	cur->own = (enum ctl_gen_own)rc;
 	if (ctl_state_save(st, e)) {
 		cur->own = CTL_OWN_UNKNOWN; /* the file goes at the next start */
 		return -1;
@@ -1331,6 +1340,7 @@ static int fold(struct ctl_state *st, unsigned i)
 	int rc = -1;
 
 	struct ctl_ownset *own = NULL;
+	enum ctl_gen_own rec = CTL_OWN_UNKNOWN;
 	int orc;
 
 	t = i + 1 == st->nhist ? NULL : ctl_state_gen_table(st, g, &e);
@@ -1340,21 +1350,18 @@ static int fold(struct ctl_state *st, unsigned i)
 	gen_file(f, sizeof(f), g->id, CTL_GEN_DOCUMENT);
 	/* What the feed had added to it goes with the checkpoint: the deltas
 	 * it is derived from go with the fold. Written first: a checkpoint
-	 * without it would make a rollback to it bring them back static. */
-	orc = text ? owned_at(st, i, &own, &e) : 0;
-	if (orc == 0 && own && (rc = write_owned(st, g->id, own)) != 0) {
-		fwd_log(FWD_LOG_ERR, "cannot write %s/gen-%" PRIu64 ".owned: %s", st->dir, g->id,
-			strerror(-rc));
-		ctl_ownset_free(own);
-		free(text);
-		return -1;
-	}
+	 * without it would make a rollback to it bring them back static. Not
+	 * known (an older regiond's history): the checkpoint is not either. */
+	orc = text ? owned_at(st, i, &own, &e) : 1;
+	if (orc == 0 && (orc = write_owned(st, g->id, own)) > 0)
+		rec = (enum ctl_gen_own)orc;
 	ctl_ownset_free(own);
 	if (orc < 0) {
 		fwd_log(FWD_LOG_ERR,
 			"cannot fold generation %" PRIu64 " into a checkpoint: which prefixes the "
-			"BGP feed added cannot be read: %s",
-			g->id, e.reason);
+			"BGP feed added cannot be %s: %s",
+			g->id, e.reason[0] ? "read" : "written",
+			e.reason[0] ? e.reason : strerror(-orc));
 		free(text);
 		return -1;
 	}
@@ -1374,7 +1381,7 @@ static int fold(struct ctl_state *st, unsigned i)
 		g->len = len;
 		g->doc_hash = fwd_hash64(text, len);
 		g->checkpoint = 1;
-		g->own = orc == 0 ? CTL_OWN_FILE : CTL_OWN_UNKNOWN;
+		g->own = rec;
 		text = NULL;
 		/* Its delta file goes once the checkpoint is recorded (out of
 		 * memory here: the next start removes it, as a fold's leftover). */
@@ -1791,8 +1798,8 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	if (!unsaved && doc_owned(st, t, &owned) == 0) {
 		rc = write_owned(st, id, owned);
 		ctl_ownset_free(owned);
-		if (rc == 0) {
-			own = CTL_OWN_FILE;
+		if (rc > 0) {
+			own = (enum ctl_gen_own)rc;
 		} else if (!must_run) {
 			fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
 				     "cannot write %s/gen-%" PRIu64 ".owned: %s; nothing changed",

@@ -56,6 +56,7 @@ enum ctl_gen_own {
 	CTL_OWN_FILE, /* gen-N.owned holds it (a document, a checkpoint) */
 	CTL_OWN_FEED, /* a delta of the feed: its parent's, plus what it adds, less what it removes */
 	CTL_OWN_OTHER, /* another delta (the API's): its parent's, less what it removes */
+	CTL_OWN_NONE, /* none (no file: a regiond without the feed writes none) */
 };
 
 struct ctl_gen {
