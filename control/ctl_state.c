@@ -2407,6 +2407,18 @@ void ctl_state_sample_traffic(struct ctl_state *st)
 		ctl_traffic_add(st->traffic, r, fwd_mono_ms());
 }
 
+/* Whether hist[@i] records which prefixes the feed had added, by the
+ * records alone (owned_at reads the files). */
+static int own_known(const struct ctl_state *st, unsigned i)
+{
+	for (;; i--) {
+		if (st->hist[i].own != CTL_OWN_FEED && st->hist[i].own != CTL_OWN_OTHER)
+			return st->hist[i].own != CTL_OWN_UNKNOWN;
+		if (i == 0)
+			return 0;
+	}
+}
+
 json_t *ctl_state_history(const struct ctl_state *st)
 {
 	json_t *a = json_array();
@@ -2430,6 +2442,11 @@ json_t *ctl_state_history(const struct ctl_state *st)
 		} else if (v && g->checkpoint) {
 			json_object_set_new(v, "checkpoint", json_true());
 		}
+		/* Said only when not known (an older regiond's record, or one
+		 * derived from it): a rollback to it brings the prefixes the
+		 * feed had added back as static ones (docs/bgp-feed.md). */
+		if (v && !own_known(st, i))
+			json_object_set_new(v, "feed_prefixes_known", json_false());
 		json_array_append_new(a, v);
 	}
 	return a;

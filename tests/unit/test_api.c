@@ -923,6 +923,9 @@ static void test_feed_ownership_kept_across_folds(void **state)
 	json_decref(h);
 	assert_int_equal(ctl_state_open(&s, dir, 2, ctl_dp_create(fake.path), &e), 0);
 	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "unknown");
+	h = ctl_state_history(&s); /* said there, newest first */
+	assert_true(json_is_false(json_object_get(json_array_get(h, 0), "feed_prefixes_known")));
+	json_decref(h);
 	one_delta(&s, 1, FWD_DELTA_ADD, "india", "10.3.0.0/24");
 	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "unknown");
 	/* Until the feed says what it owns now. */
@@ -938,6 +941,9 @@ static void test_feed_ownership_kept_across_folds(void **state)
 		ctl_ownset_free(mine);
 	}
 	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "10.3.0.0/24 india;");
+	h = ctl_state_history(&s);
+	assert_null(json_object_get(json_array_get(h, 0), "feed_prefixes_known"));
+	json_decref(h);
 	ctl_state_close(&s);
 }
 
