@@ -180,45 +180,7 @@ static int tb_region_id(void *arg, const char *name)
 
 static int tb_held_by(void *arg, const struct ctl_rib_pfx *p)
 {
-	const struct fwd_table *t = ((struct ctl_feed *)arg)->st->table;
-	uint32_t lo = 0, hi;
-
-	if (t == NULL)
-		return 0;
-	/* Validation leaves the prefixes sorted by address, then length. */
-	if (p->family == 4) {
-		uint32_t a;
-
-		memcpy(&a, p->addr, 4);
-		a = ntohl(a);
-		hi = t->nprefix4;
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-			const struct fwd_prefix4 *x = &t->prefix4[mid];
-
-			if (x->addr == a && x->len == p->len)
-				return x->region;
-			if (x->addr < a || (x->addr == a && x->len < p->len))
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		return 0;
-	}
-	hi = t->nprefix6;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		const struct fwd_prefix6 *x = &t->prefix6[mid];
-		int c = memcmp(x->addr, p->addr, 16);
-
-		if (c == 0 && x->len == p->len)
-			return x->region;
-		if (c < 0 || (c == 0 && x->len < p->len))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
+	return ctl_ownset_held_by(((struct ctl_feed *)arg)->st->table, p);
 }
 
 static int64_t tb_apply(void *arg, const struct fwd_delta *d, struct fwd_err *e)
