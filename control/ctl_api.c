@@ -668,7 +668,11 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 		reply_err(r, &e);
 		goto out;
 	}
+	/* What the feed had added to the target is the feed's again
+	 * (docs/bgp-feed.md, rollback), not static. */
+	api->st->rollback_of = to->id;
 	do_apply(api, r, doc, len, author, c, expected, 0, NULL, NULL);
+	api->st->rollback_of = 0;
 out:
 	json_decref(b);
 }

@@ -164,7 +164,10 @@ void ctl_confirm_tick(struct ctl_state *st)
 	/* A delta generation's document is its table's model, produced here
 	 * (the text stays valid through the revert: it is copied first). */
 	doc = ctl_state_doc(st, to, &len, &e);
+	/* Back to a table that held the feed's prefixes: they are its again. */
+	st->rollback_of = target;
 	id = doc ? ctl_state_revert(st, doc, len, c, &e) : -1;
+	st->rollback_of = 0;
 	st->revert_tried_ms = id < 0 ? fwd_mono_ms() : 0;
 	if (id >= 0) /* regionfwd just answered: the view shows what now runs */
 		ctl_state_refresh(st);

@@ -21,6 +21,7 @@
 #include "ctl_bird.h"
 #include "ctl_metrics.h"
 #include "ctl_owned.h"
+#include "ctl_ownset.h"
 #include "fwd_log.h"
 #include "fwd_clock.h"
 
@@ -179,45 +180,7 @@ static int tb_region_id(void *arg, const char *name)
 
 static int tb_held_by(void *arg, const struct ctl_rib_pfx *p)
 {
-	const struct fwd_table *t = ((struct ctl_feed *)arg)->st->table;
-	uint32_t lo = 0, hi;
-
-	if (t == NULL)
-		return 0;
-	/* Validation leaves the prefixes sorted by address, then length. */
-	if (p->family == 4) {
-		uint32_t a;
-
-		memcpy(&a, p->addr, 4);
-		a = ntohl(a);
-		hi = t->nprefix4;
-		while (lo < hi) {
-			uint32_t mid = lo + (hi - lo) / 2;
-			const struct fwd_prefix4 *x = &t->prefix4[mid];
-
-			if (x->addr == a && x->len == p->len)
-				return x->region;
-			if (x->addr < a || (x->addr == a && x->len < p->len))
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		return 0;
-	}
-	hi = t->nprefix6;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		const struct fwd_prefix6 *x = &t->prefix6[mid];
-		int c = memcmp(x->addr, p->addr, 16);
-
-		if (c == 0 && x->len == p->len)
-			return x->region;
-		if (c < 0 || (c == 0 && x->len < p->len))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
+	return ctl_ownset_held_by(((struct ctl_feed *)arg)->st->table, p);
 }
 
 static int64_t tb_apply(void *arg, const struct fwd_delta *d, struct fwd_err *e)
@@ -231,8 +194,11 @@ static int64_t tb_apply(void *arg, const struct fwd_delta *d, struct fwd_err *e)
 	snprintf(who, sizeof(who), "%s", st->who);
 	snprintf(st->who, sizeof(st->who), "regiond (bgp feed)");
 	/* A change clears the TABLE alarm only: the feed's own slot stays
-	 * until what it is about ends. */
+	 * until what it is about ends. The generation records that its
+	 * additions are the feed's (a rollback to it knows them). */
+	st->delta_feed = 1;
 	gen = ctl_state_apply_delta(st, d, "regiond", "bgp feed", -1, &stats, e);
+	st->delta_feed = 0;
 	snprintf(st->who, sizeof(st->who), "%s", who);
 	return gen;
 }
@@ -714,6 +680,107 @@ static void alarms(struct ctl_feed *f)
 
 /* --- batches --- */
 
+struct adopt_ctx {
+	struct ctl_feed *f;
+	unsigned n;
+	int rc;
+};
+
+static int adopt_one(void *arg, const struct ctl_rib_pfx *p, const char *region)
+{
+	struct adopt_ctx *a = arg;
+	struct ctl_feed *f = a->f;
+	int idx = -1, was, id;
+
+	for (unsigned i = 0; i < f->c.ntables; i++)
+		if (strcmp(f->c.region[i], region) == 0)
+			idx = (int)i;
+	/* A region --feed-table no longer names: static, as at start. */
+	if (idx < 0 || (was = ctl_rib_owner(f->rib, p)) == idx)
+		return 0;
+	id = tb_region_id(f, region);
+	if (id <= 0 || tb_held_by(f, p) != id)
+		return 0;
+	/* Owned in another region now: the table holds it where the feed had
+	 * it then, so the next batch moves it where it is learned now. */
+	if (was >= 0 && (a->rc = ctl_owned_record(f->owned, p, f->c.region[was], 0)))
+		return a->rc;
+	if ((a->rc = ctl_owned_record(f->owned, p, region, 1)) ||
+	    (a->rc = ctl_rib_own(f->rib, p, idx)))
+		return a->rc;
+	a->n++;
+	return 0;
+}
+
+static int put_owned(void *arg, const struct ctl_rib_pfx *p, const char *region)
+{
+	return ctl_ownset_put(arg, p, region);
+}
+
+/* A generation the feed did not make is current (under the write lock).
+ * A document (a full PUT, a rollback, an automatic revert) may hold
+ * prefixes the feed had added to the generation it goes back to and does
+ * not own now: the feed's again, recorded before anything compares them,
+ * so that the routing daemon's routes decide (a withdrawn one goes, with
+ * the usual hold and settling) where they once came back as static
+ * prefixes for ever. A delta adds none (the feed's own are its own).
+ * First time, a history from an older regiond that does not say what the
+ * feed had added: the feed says what it owns now. @return 0, or -1 with
+ * @e (the record): tried again with the batch. */
+static int adopt(struct ctl_feed *f, const struct ctl_gen *cur, struct fwd_err *e)
+{
+	struct adopt_ctx a = {.f = f};
+	struct ctl_ownset *s = NULL;
+	struct fwd_err oe = {0};
+	int rc;
+
+	if (f->gen_seen && cur->kind != CTL_GEN_DOCUMENT)
+		return 0;
+	rc = ctl_state_owned(f->st, cur, &s, &oe);
+	if (rc < 0) {
+		fwd_log(FWD_LOG_WARNING,
+			"bgp feed: which prefixes of generation %" PRIu64
+			" the feed had added cannot be read (%s): those it does not own now stay "
+			"static",
+			cur->id, oe.reason);
+		return 0;
+	}
+	if (rc > 0) {
+		uint64_t id = cur->id;
+
+		if ((s = ctl_ownset_new()) == NULL || ctl_rib_foreach_owned(f->rib, put_owned, s) ||
+		    ctl_state_own_bootstrap(f->st, s, &oe))
+			fwd_log(FWD_LOG_WARNING,
+				"bgp feed: the history (an older regiond's) does not say which "
+				"prefixes the feed had added, and generation %" PRIu64
+				" cannot record it: %s",
+				id, oe.reason[0] ? oe.reason : "out of memory");
+		else
+			fwd_log(FWD_LOG_NOTICE,
+				"bgp feed: the history (an older regiond's) does not say which "
+				"prefixes the feed had added: generation %" PRIu64
+				" records the %zu it owns now; a rollback to an older one brings "
+				"back those it had added then as static prefixes",
+				id, ctl_ownset_count(s));
+		ctl_ownset_free(s);
+		return 0;
+	}
+	ctl_ownset_foreach(s, adopt_one, &a);
+	ctl_ownset_free(s);
+	if (a.rc)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory"), -1;
+	if (a.n == 0)
+		return 0;
+	if (ctl_owned_commit(f->owned, e))
+		return -1;
+	fwd_log(FWD_LOG_NOTICE,
+		"bgp feed: %u prefixes of generation %" PRIu64
+		" are the feed's again (it had added them to the table rolled back to): the "
+		"routing daemon's routes decide whether they stay",
+		a.n, cur->id);
+	return 0;
+}
+
 static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 {
 	const struct ctl_rib_table tb = {
@@ -752,7 +819,8 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	 * comparison with a table a pending generation is about to replace
 	 * would disown the prefixes that generation adds (at start: they
 	 * would then stay in the table as static ones). */
-	if (ctl_state_delta_ready(f->st, &e)) {
+	if (ctl_state_delta_ready(f->st, &e) ||
+	    (cur && cur->id != f->gen_seen && adopt(f, cur, &e))) {
 		memset(&b, 0, sizeof(b));
 		b.failed = 1;
 		rc = -1;
@@ -864,13 +932,12 @@ static void tick(struct ctl_feed *f, int64_t now)
 		reconcile(f, settling ? CTL_RIB_KEEP : CTL_RIB_FOLLOW, now);
 		if (!settling)
 			f->settling_after_loss = 0; /* compared: a loss now is a new one */
-	} else if (f->state == FS_WITHDRAWN && (!f->withdraw_done || f->need_full)) {
-		f->need_full = 1;
-		reconcile(f, CTL_RIB_WITHDRAW, now);
-	} else if (f->state == FS_HOLDING || (f->state == FS_DOWN && s.owned)) {
+	} else {
 		/* Held: nothing learned meanwhile is applied. But a change of
 		 * the table (a full PUT carries the static prefixes only) must
-		 * not take out what the feed holds: put back as it was. */
+		 * not take out what the feed holds: put back as it was. And a
+		 * rollback's prefixes that are the feed's (adopt) are held too,
+		 * or withdrawn with the rest. */
 		const struct ctl_gen *cur;
 		int changed;
 
@@ -878,8 +945,13 @@ static void tick(struct ctl_feed *f, int64_t now)
 		cur = ctl_state_current(f->st);
 		changed = cur && cur->id != f->gen_seen;
 		pthread_mutex_unlock(f->st->lock);
-		if (changed || f->need_full)
+		if (f->state == FS_WITHDRAWN && (!f->withdraw_done || f->need_full || changed)) {
+			f->need_full = 1;
+			reconcile(f, CTL_RIB_WITHDRAW, now);
+		} else if ((f->state == FS_HOLDING || f->state == FS_DOWN) &&
+			   (changed || (f->need_full && (f->state == FS_HOLDING || s.owned)))) {
 			reconcile(f, CTL_RIB_HOLD, now);
+		}
 	}
 	/* Space again after an overflow: the refused routes are only in the
 	 * kernel now, so dump again to learn them. */

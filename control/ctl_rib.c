@@ -407,6 +407,13 @@ int ctl_rib_own(struct ctl_rib *r, const struct ctl_rib_pfx *p, int region)
 	return mark_dirty(r, e);
 }
 
+int ctl_rib_owner(const struct ctl_rib *r, const struct ctl_rib_pfx *p)
+{
+	const struct ent *e = find(r, p);
+
+	return e && e->owned ? e->owned - 1 : -1;
+}
+
 unsigned ctl_rib_disown_unheld(struct ctl_rib *r, const struct ctl_rib_table *t)
 {
 	unsigned n = 0;

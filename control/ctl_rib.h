@@ -148,6 +148,9 @@ int ctl_rib_relearned(struct ctl_rib *r);
  *  unless it is learned again. */
 int ctl_rib_own(struct ctl_rib *r, const struct ctl_rib_pfx *p, int region);
 
+/** The region (its index) the feed added @p to, or -1 when it does not own it. */
+int ctl_rib_owner(const struct ctl_rib *r, const struct ctl_rib_pfx *p);
+
 /** At start, after the record's replay: every prefix the feed owns that
  *  table @t does not hold in that region is not the feed's (a "+" written
  *  ahead of an addition a crash kept from applying). Dropped now, before

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ctl_model.h"
+#include "ctl_ownset.h"
 #include "fwd_class.h"
 #include "fwd_delta.h"
 #include "fwd_doc.h"
@@ -40,6 +41,14 @@ static void gen_file(char *buf, size_t len, uint64_t id, enum ctl_gen_kind kind)
 {
 	snprintf(buf, len, "gen-%" PRIu64 ".%s", id, kind == CTL_GEN_DELTA ? "delta" : "doc");
 }
+
+/* A generation's owned set (ctl_ownset.h): gen-N.owned. */
+static void owned_file(char *buf, size_t len, uint64_t id)
+{
+	snprintf(buf, len, "gen-%" PRIu64 ".owned", id);
+}
+
+static const char *const own_names[] = {"", "file", "feed", "other", "none"};
 
 /* The text of a hash in history.json: 16 hex digits. */
 static void hexhash(uint64_t h, char out[17])
@@ -65,6 +74,9 @@ static json_t *gen_record(const struct ctl_gen *g)
 		      g->kind == CTL_GEN_DELTA ? "delta" : "document");
 	if (r == NULL)
 		return NULL;
+	/* Absent (not known) in records of an older regiond. */
+	if (g->own != CTL_OWN_UNKNOWN)
+		json_object_set_new(r, "owned", json_string(own_names[g->own]));
 	if (g->kind == CTL_GEN_DELTA) {
 		json_object_set_new(r, "parent", json_integer((json_int_t)g->parent));
 		json_object_set_new(r, "added", json_integer(g->added));
@@ -168,8 +180,19 @@ static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fres
 			uint64_t id;
 			char tail[8], p[512];
 
-			if (sscanf(de->d_name, "gen-%" SCNu64 ".%6s", &id, tail) != 2 ||
-			    (strcmp(tail, "doc") && strcmp(tail, "delta")))
+			if (sscanf(de->d_name, "gen-%" SCNu64 ".%6s", &id, tail) != 2)
+				continue;
+			if (strcmp(tail, "owned") == 0) {
+				/* What the feed had added to a generation: written
+				 * ahead of it, or left by retention or a crash. Not
+				 * a generation: one no record names goes. */
+				g = referenced(st, id);
+				snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
+				if (pass == 1 && (g == NULL || g->own != CTL_OWN_FILE))
+					unlink(p);
+				continue;
+			}
+			if (strcmp(tail, "doc") && strcmp(tail, "delta"))
 				continue;
 			kind = strcmp(tail, "doc") ? CTL_GEN_DELTA : CTL_GEN_DOCUMENT;
 			g = referenced(st, id);
@@ -268,6 +291,21 @@ static int load_record(struct ctl_state *st, const json_t *v, const char *where,
 		return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
 				    "doc_hash must be 16 hex digits, of a document");
 	g->checkpoint = json_is_true(json_object_get(v, "checkpoint"));
+	{
+		const json_t *own = json_object_get(v, "owned");
+
+		g->own = CTL_OWN_UNKNOWN; /* absent: an older regiond's record */
+		for (int k = CTL_OWN_FILE; own && k <= CTL_OWN_NONE; k++)
+			if (json_is_string(own) &&
+			    strcmp(json_string_value(own), own_names[k]) == 0)
+				g->own = (enum ctl_gen_own)k;
+		if (own && (g->own == CTL_OWN_UNKNOWN ||
+			    (g->kind == CTL_GEN_DOCUMENT && g->own != CTL_OWN_FILE &&
+			     g->own != CTL_OWN_NONE)))
+			return fwd_err_fail(e, FWD_R_STATE_CORRUPT, "history.json", 0, where,
+					    "owned must be \"file\" or \"none\", or of a delta "
+					    "\"feed\" or \"other\"");
+	}
 	g->time = json_integer_value(json_object_get(v, "time"));
 	snprintf(g->author, sizeof(g->author), "%s",
 		 json_string_value(json_object_get(v, "author")) ?: "");
@@ -418,6 +456,235 @@ static struct fwd_table *replay(const struct ctl_state *st, unsigned i, int full
 	return t;
 }
 
+/* gen-@id.owned read into *@out. @return 0, or -1 with @e. */
+static int load_owned(const struct ctl_state *st, uint64_t id, struct ctl_ownset **out,
+		      struct fwd_err *e)
+{
+	struct ctl_ownset *s = ctl_ownset_new();
+	char f[64], path[512], *buf = NULL;
+	size_t len = 0;
+
+	owned_file(f, sizeof(f), id);
+	snprintf(path, sizeof(path), "%s/%s", st->dir, f);
+	if (s == NULL)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory"), -1;
+	if (fwd_read_file(path, &buf, &len, e) || ctl_ownset_parse(s, buf, len, path, e)) {
+		free(buf);
+		ctl_ownset_free(s);
+		return -1;
+	}
+	free(buf);
+	*out = s;
+	return 0;
+}
+
+/* The owned set of hist[@i]: the nearest one written out at or before it
+ * (gen-N.owned), then each delta after it: the feed's additions are the
+ * feed's, and a removal, anyone's, takes a prefix out. An addition by
+ * someone else is a static prefix (a delta cannot add a prefix another
+ * region holds, nor one its region holds already). @return 0 with *@out,
+ * 1 not known (a record of an older regiond on the way), -1 with @e. */
+static int owned_at(const struct ctl_state *st, unsigned i, struct ctl_ownset **out,
+		    struct fwd_err *e)
+{
+	struct fwd_table *names = NULL;
+	const struct fwd_table *t;
+	struct ctl_ownset *s;
+	unsigned b = i, j;
+
+	*out = NULL;
+	while (st->hist[b].own == CTL_OWN_FEED || st->hist[b].own == CTL_OWN_OTHER) {
+		if (b == 0)
+			return 1;
+		b--;
+	}
+	if (st->hist[b].own == CTL_OWN_NONE) {
+		if ((s = ctl_ownset_new()) == NULL)
+			return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory"), -1;
+	} else if (st->hist[b].own != CTL_OWN_FILE) {
+		return 1;
+	} else if (load_owned(st, st->hist[b].id, &s, e)) {
+		return -1;
+	}
+	/* A delta keeps the regions of the table it changes: the current
+	 * table's when only deltas follow, else replayed. */
+	for (j = i + 1; j < st->nhist && st->hist[j].kind == CTL_GEN_DELTA; j++)
+		;
+	t = j == st->nhist ? st->table : NULL;
+	if (b < i && t == NULL && (t = names = replay(st, i, 0, e)) == NULL) {
+		ctl_ownset_free(s);
+		return -1;
+	}
+	for (unsigned k = b + 1; k <= i; k++) {
+		struct fwd_delta d = {0};
+		int rc = 0;
+
+		if (fwd_delta_unpack(st->hist[k].changes, st->hist[k].clen, &d, e)) {
+			rc = -1;
+		} else {
+			for (uint32_t n = 0; n < d.n && rc == 0; n++) {
+				const struct fwd_delta_op *op = &d.ops[n];
+				struct ctl_rib_pfx p = {.family = op->family, .len = op->len};
+
+				memcpy(p.addr, op->addr, 16);
+				if (op->kind == FWD_DELTA_REMOVE)
+					ctl_ownset_del(s, &p);
+				else if (st->hist[k].own == CTL_OWN_FEED &&
+					 op->region < t->nregions &&
+					 ctl_ownset_put(s, &p, t->region_names[op->region]))
+					rc = fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "",
+							  "out of memory");
+			}
+		}
+		fwd_delta_clear(&d);
+		if (rc) {
+			fwd_table_free(names);
+			ctl_ownset_free(s);
+			return -1;
+		}
+	}
+	fwd_table_free(names);
+	*out = s;
+	return 0;
+}
+
+int ctl_state_owned(const struct ctl_state *st, const struct ctl_gen *g, struct ctl_ownset **out,
+		    struct fwd_err *e)
+{
+	*out = NULL;
+	if (g < st->hist || g >= st->hist + st->nhist) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "not a generation of the history");
+		return -1;
+	}
+	return owned_at(st, (unsigned)(g - st->hist), out, e);
+}
+
+/* @s as gen-@id.owned, durably; none for an empty set (most tables,
+ * every one of a regiond without the feed). @return the generation's
+ * record (CTL_OWN_FILE, CTL_OWN_NONE), or -errno. */
+static int write_owned(const struct ctl_state *st, uint64_t id, const struct ctl_ownset *s)
+{
+	char f[64], *text;
+	size_t len;
+	int rc;
+
+	if (ctl_ownset_count(s) == 0)
+		return CTL_OWN_NONE;
+	owned_file(f, sizeof(f), id);
+	if ((text = ctl_ownset_text(s, &len)) == NULL)
+		return -ENOMEM;
+	rc = write_atomic(st->dir, f, text, len);
+	free(text);
+	return rc ? rc : CTL_OWN_FILE;
+}
+
+struct own_merge {
+	struct ctl_ownset *s;
+	const struct fwd_table *t;
+	int rc;
+};
+
+static int own_merge_one(void *arg, const struct ctl_rib_pfx *p, const char *region)
+{
+	struct own_merge *m = arg;
+	int id = ctl_ownset_held_by(m->t, p);
+
+	/* Only where @t holds it in that region: anything else is not the
+	 * feed's in @t (someone moved or removed it). */
+	if (m->t == NULL || (id > 0 && strcmp(m->t->region_names[id], region) == 0))
+		m->rc = ctl_ownset_put(m->s, p, region);
+	return m->rc;
+}
+
+/* The owned set of document @t, about to follow the current generation:
+ * what the feed had added to the current one and @t holds in the same
+ * region (a full PUT carries the static prefixes, so mostly none), and, for
+ * a rollback (st->rollback_of), what it had added to the generation rolled
+ * back to, which @t holds again: the feed's, not static ones (a rollback
+ * once brought back prefixes the routing daemon had withdrawn since as
+ * static ones, for ever). @return 0 with *@out, 1 not known (the current
+ * generation's is not), logged. */
+static int doc_owned(const struct ctl_state *st, const struct fwd_table *t, struct ctl_ownset **out)
+{
+	const struct ctl_gen *cur = ctl_state_current(st),
+			     *to = st->rollback_of ? ctl_state_find(st, st->rollback_of) : NULL;
+	struct ctl_ownset *s = NULL, *back = NULL;
+	struct fwd_err e = {0};
+	int rc;
+
+	*out = NULL;
+	if (cur == NULL)
+		rc = (s = ctl_ownset_new())
+			     ? 0
+			     : fwd_err_fail(&e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	else
+		rc = owned_at(st, (unsigned)(cur - st->hist), &s, &e);
+	if (rc < 0)
+		fwd_log(FWD_LOG_ERR,
+			"which prefixes the BGP feed added to generation %" PRIu64
+			" cannot be read (%s): the next generation does not record them either",
+			cur->id, e.reason);
+	if (rc)
+		return 1;
+	if (to) {
+		rc = owned_at(st, (unsigned)(to - st->hist), &back, &e);
+		if (rc == 0) {
+			struct own_merge m = {.s = s, .t = t};
+
+			ctl_ownset_foreach(back, own_merge_one, &m);
+			ctl_ownset_free(back);
+			if (m.rc) {
+				ctl_ownset_free(s);
+				return 1;
+			}
+		} else {
+			fwd_log(FWD_LOG_WARNING,
+				"rollback to generation %" PRIu64
+				": which of its prefixes the BGP feed had added is not known (%s): "
+				"any it holds come back as static prefixes (docs/bgp-feed.md)",
+				to->id,
+				rc > 0 ? "its history was recorded by an older regiond" : e.reason);
+		}
+	}
+	ctl_ownset_keep_held(s, t);
+	*out = s;
+	return 0;
+}
+
+int ctl_state_own_bootstrap(struct ctl_state *st, const struct ctl_ownset *s, struct fwd_err *e)
+{
+	struct ctl_gen *cur = st->nhist ? &st->hist[st->nhist - 1] : NULL;
+	struct ctl_ownset *k = NULL;
+	struct own_merge m = {.t = st->table};
+	int rc;
+
+	if (cur == NULL || st->table == NULL)
+		return 0;
+	rc = owned_at(st, st->nhist - 1, &k, e);
+	ctl_ownset_free(k);
+	if (rc <= 0)
+		return rc; /* known (or unreadable: said by the caller) */
+	if ((m.s = ctl_ownset_new()) == NULL)
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory"), -1;
+	ctl_ownset_foreach(s, own_merge_one, &m);
+	rc = m.rc ? m.rc : write_owned(st, cur->id, m.s);
+	ctl_ownset_free(m.s);
+	if (rc < 0) {
+		char f[64];
+
+		owned_file(f, sizeof(f), cur->id);
+		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/%s: %s",
+				    st->dir, f, strerror(-rc)),
+		       -1;
+	}
+	cur->own = (enum ctl_gen_own)rc;
+	if (ctl_state_save(st, e)) {
+		cur->own = CTL_OWN_UNKNOWN; /* the file goes at the next start */
+		return -1;
+	}
+	return 0;
+}
+
 /* Read history.json strictly: anything it does not say exactly as regiond
  * writes it stops regiond, naming the file and what is wrong; regiond never
  * reverts or deletes on a guess. */
@@ -508,6 +775,21 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 	}
 	if (st->nhist && (st->table = replay(st, st->nhist - 1, 1, e)) == NULL)
 		goto out;
+	{
+		unsigned old = 0;
+
+		for (unsigned k = st->hidden; k < st->nhist; k++)
+			old += st->hist[k].own == CTL_OWN_UNKNOWN;
+		if (old)
+			fwd_log(FWD_LOG_NOTICE,
+				"%u of the %u generations listed were recorded by an older "
+				"regiond, "
+				"without which of their prefixes the BGP feed had added: a "
+				"rollback "
+				"to one of them brings those back as static prefixes "
+				"(docs/bgp-feed.md)",
+				old, st->nhist - st->hidden);
+	}
 	rc = 0;
 out:
 	json_decref(root);
@@ -1004,15 +1286,19 @@ static int push_delta(struct ctl_state *st, uint64_t id, uint64_t base, uint64_t
 	return dp_refusal(&de, e);
 }
 
-/* Remove generation @id's files: @mask 1 its document, 2 its delta. */
+/* Remove generation @id's files: @mask 1 its document, 2 its delta, 4 its
+ * owned set. */
 static void unlink_gen(const struct ctl_state *st, uint64_t id, unsigned mask)
 {
 	char f[64], p[512];
 
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		if (!(mask & (1u << k)))
 			continue;
-		gen_file(f, sizeof(f), id, k ? CTL_GEN_DELTA : CTL_GEN_DOCUMENT);
+		if (k == 2)
+			owned_file(f, sizeof(f), id);
+		else
+			gen_file(f, sizeof(f), id, k ? CTL_GEN_DELTA : CTL_GEN_DOCUMENT);
 		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
 		unlink(p);
 	}
@@ -1020,7 +1306,7 @@ static void unlink_gen(const struct ctl_state *st, uint64_t id, unsigned mask)
 
 static void unlink_doc(const struct ctl_state *st, uint64_t id)
 {
-	unlink_gen(st, id, 3);
+	unlink_gen(st, id, 7);
 }
 
 static void drop_pending(struct ctl_state *st)
@@ -1053,11 +1339,32 @@ static int fold(struct ctl_state *st, unsigned i)
 	size_t len = 0;
 	int rc = -1;
 
+	struct ctl_ownset *own = NULL;
+	enum ctl_gen_own rec = CTL_OWN_UNKNOWN;
+	int orc;
+
 	t = i + 1 == st->nhist ? NULL : ctl_state_gen_table(st, g, &e);
 	if (i + 1 == st->nhist || t) /* the current one's table is st->table */
 		text = model_text(t ? t : st->table, &len);
 	fwd_table_free(t);
 	gen_file(f, sizeof(f), g->id, CTL_GEN_DOCUMENT);
+	/* What the feed had added to it goes with the checkpoint: the deltas
+	 * it is derived from go with the fold. Written first: a checkpoint
+	 * without it would make a rollback to it bring them back static. Not
+	 * known (an older regiond's history): the checkpoint is not either. */
+	orc = text ? owned_at(st, i, &own, &e) : 1;
+	if (orc == 0 && (orc = write_owned(st, g->id, own)) > 0)
+		rec = (enum ctl_gen_own)orc;
+	ctl_ownset_free(own);
+	if (orc < 0) {
+		fwd_log(FWD_LOG_ERR,
+			"cannot fold generation %" PRIu64 " into a checkpoint: which prefixes the "
+			"BGP feed added cannot be %s: %s",
+			g->id, e.reason[0] ? "read" : "written",
+			e.reason[0] ? e.reason : strerror(-orc));
+		free(text);
+		return -1;
+	}
 	if (text == NULL) {
 		fwd_log(FWD_LOG_ERR, "cannot fold generation %" PRIu64 " into a checkpoint: %s",
 			g->id, e.reason[0] ? e.reason : "out of memory");
@@ -1074,6 +1381,7 @@ static int fold(struct ctl_state *st, unsigned i)
 		g->len = len;
 		g->doc_hash = fwd_hash64(text, len);
 		g->checkpoint = 1;
+		g->own = rec;
 		text = NULL;
 		/* Its delta file goes once the checkpoint is recorded (out of
 		 * memory here: the next start removes it, as a fold's leftover). */
@@ -1103,7 +1411,7 @@ static void retain(struct ctl_state *st)
 	for (b = st->hidden; b > 0 && st->hist[b].kind == CTL_GEN_DELTA; b--)
 		;
 	for (unsigned i = 0; i < b; i++) {
-		if (gone_add(st, st->hist[i].id, 3)) {
+		if (gone_add(st, st->hist[i].id, 7)) {
 			b = i; /* out of memory: the rest is dropped next time */
 			break;
 		}
@@ -1452,6 +1760,8 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 	uint64_t doc_hash = fwd_hash64(doc, len), hash = ident ? ident : doc_hash, id;
+	enum ctl_gen_own own = CTL_OWN_UNKNOWN;
+	struct ctl_ownset *owned = NULL;
 	struct fwd_table *t;
 	struct ctl_gen g;
 	char f[64];
@@ -1483,8 +1793,25 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		fwd_table_free(t);
 		return -1;
 	}
+	/* Which of its prefixes the feed had added, written ahead with it (a
+	 * revert whose document the disk refused goes without). */
+	if (!unsaved && doc_owned(st, t, &owned) == 0) {
+		rc = write_owned(st, id, owned);
+		ctl_ownset_free(owned);
+		if (rc > 0) {
+			own = (enum ctl_gen_own)rc;
+		} else if (!must_run) {
+			fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
+				     "cannot write %s/gen-%" PRIu64 ".owned: %s; nothing changed",
+				     st->dir, id, strerror(-rc));
+			unlink_doc(st, id);
+			fwd_table_free(t);
+			return -1;
+		}
+	}
 	gen_init(st, &g, id, author, comment, must_run);
 	g.kind = CTL_GEN_DOCUMENT;
+	g.own = own;
 	g.hash = hash;
 	g.doc_hash = doc_hash;
 	g.doc = malloc(len + 1);
@@ -1624,6 +1951,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	}
 	gen_init(st, &g, id, author, comment, 0);
 	g.kind = CTL_GEN_DELTA;
+	g.own = st->delta_feed ? CTL_OWN_FEED : CTL_OWN_OTHER;
 	g.hash = fwd_delta_hash(base, packed, plen);
 	g.parent = cur->id;
 	g.changes = packed;
@@ -2079,6 +2407,18 @@ void ctl_state_sample_traffic(struct ctl_state *st)
 		ctl_traffic_add(st->traffic, r, fwd_mono_ms());
 }
 
+/* Whether hist[@i] records which prefixes the feed had added, by the
+ * records alone (owned_at reads the files). */
+static int own_known(const struct ctl_state *st, unsigned i)
+{
+	for (;; i--) {
+		if (st->hist[i].own != CTL_OWN_FEED && st->hist[i].own != CTL_OWN_OTHER)
+			return st->hist[i].own != CTL_OWN_UNKNOWN;
+		if (i == 0)
+			return 0;
+	}
+}
+
 json_t *ctl_state_history(const struct ctl_state *st)
 {
 	json_t *a = json_array();
@@ -2102,6 +2442,11 @@ json_t *ctl_state_history(const struct ctl_state *st)
 		} else if (v && g->checkpoint) {
 			json_object_set_new(v, "checkpoint", json_true());
 		}
+		/* Said only when not known (an older regiond's record, or one
+		 * derived from it): a rollback to it brings the prefixes the
+		 * feed had added back as static ones (docs/bgp-feed.md). */
+		if (v && !own_known(st, i))
+			json_object_set_new(v, "feed_prefixes_known", json_false());
 		json_array_append_new(a, v);
 	}
 	return a;

@@ -48,6 +48,17 @@ enum ctl_gen_kind {
 	CTL_GEN_DELTA = 1, /* gen-N.delta: prefix changes to the generation before it */
 };
 
+/* Which of a generation's prefixes the routing feed had added (its owned
+ * set, ctl_ownset.h), so that a rollback to it knows them
+ * (docs/bgp-feed.md, rollback). */
+enum ctl_gen_own {
+	CTL_OWN_UNKNOWN = 0, /* written by an older regiond, or derived from one */
+	CTL_OWN_FILE, /* gen-N.owned holds it (a document, a checkpoint) */
+	CTL_OWN_FEED, /* a delta of the feed: its parent's, plus what it adds, less what it removes */
+	CTL_OWN_OTHER, /* another delta (the API's): its parent's, less what it removes */
+	CTL_OWN_NONE, /* none (no file: a regiond without the feed writes none) */
+};
+
 struct ctl_gen {
 	uint64_t id;
 	int64_t time; /* unix seconds */
@@ -78,6 +89,7 @@ struct ctl_gen {
 	uint8_t *changes;
 	size_t clen;
 	uint32_t added, removed;
+	enum ctl_gen_own own;
 };
 
 /* Who raised an alarm (ctl_state.alarms): each owner raises and clears its
@@ -155,7 +167,7 @@ struct ctl_state {
 	 * change whose commit record the disk refused (CTL_ALARM_RECORD). */
 	int unsaved_revert;
 	/* Files of generations retention dropped (mask 1 the document, 2 the
-	 * delta) or folded into a checkpoint (2), deleted once a history
+	 * delta, 4 the owned set) or folded into a checkpoint (2), deleted once a history
 	 * without them is durable (ctl_state_save), never before. */
 	struct {
 		uint64_t id;
@@ -197,6 +209,12 @@ struct ctl_state {
 	 * it: a regiond-pushed table found in its place later was pushed by
 	 * another regiond since (ctl_state_sync). */
 	uint64_t ran_hash;
+	/* Set by the caller around a change, as confirm_next_s: the generation
+	 * whose document a rollback (or an automatic revert) applies again,
+	 * 0 for any other change; and 1 while the routing feed applies its
+	 * delta. The new generation's owned set follows from them. */
+	uint64_t rollback_of;
+	int delta_feed;
 	/* The authenticated client of the write in progress, set by the API
 	 * around a write; "" when regiond acts on its own. */
 	char who[384];
@@ -406,6 +424,25 @@ int ctl_state_sync(struct ctl_state *st);
  * @return 1 when it runs the current generation.
  */
 int ctl_state_refresh(struct ctl_state *st);
+
+/**
+ * The prefixes of generation @g (the current one, or a listed one) that
+ * the routing feed had added, each with its region: read from the nearest
+ * gen-N.owned at or before it and carried along the deltas after it.
+ * @return 0 with *@out (ctl_ownset_free); 1 when it is not known (a history
+ *         written by an older regiond), *@out NULL; -1 with @e
+ */
+struct ctl_ownset;
+int ctl_state_owned(const struct ctl_state *st, const struct ctl_gen *g, struct ctl_ownset **out,
+		    struct fwd_err *e);
+
+/**
+ * The current generation's owned set is not known (ctl_state_owned: 1): the
+ * routing feed, which knows what it owns now, gives it (@s, reduced to what
+ * the table holds in those regions), written as gen-N.owned with the
+ * history. Called as a write. @return 0 (also when it was known), or -1 with @e.
+ */
+int ctl_state_own_bootstrap(struct ctl_state *st, const struct ctl_ownset *s, struct fwd_err *e);
 
 /** History as JSON, newest first (no documents): each generation's kind,
  *  "document" or "delta" (with its parent and counts). */

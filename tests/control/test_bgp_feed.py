@@ -669,6 +669,112 @@ def test_a_full_put_while_the_feed_holds_keeps_what_it_holds(lab, tmp_path):
         feed_settled(lab)
 
 
+def test_a_rollback_gives_the_feed_back_what_it_had_added(lab):
+    """A rollback (a full PUT of an older generation's document) brought
+    back a prefix the feed had added to that generation and the routing
+    daemon had withdrawn since as a static prefix, for ever (a hostile
+    probe). The generation remembers which of its prefixes the feed had
+    added: the feed's again, the withdrawn one goes, the one still
+    announced stays the feed's and goes with its route."""
+    gone, kept = "100.78.1.0/24", "100.78.2.0/24"
+    with regiond_with_fake_bird(lab):
+        for p in (gone, kept):
+            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        for p in (gone, kept):
+            wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        target = lab.box.gen()
+        # A new generation (the static table; the feed adds its prefixes
+        # back), then the route withdrawn.
+        rc, _, err = lab.box.ctl("apply", DEMO)
+        assert rc == 0, err
+        for p in (gone, kept):
+            wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        rtr("route", "del", gone, "table", "103")
+        wait_held(lab, gone, None)
+        feed_settled(lab)
+        rc, out, err = lab.box.ctl("rollback", str(target), json_out=True)
+        assert rc == 0, err
+        rolled = out["generation"]["id"]
+        wait_held(lab, gone, None)  # withdrawn since: not static, the feed's, gone
+        f = feed_settled(lab)
+        # The rollback's generation records which of its prefixes are the feed's.
+        rec = next(g for g in history(lab)["generations"] if g["id"] == rolled)
+        assert rec["owned"] == "file", rec
+        with open(os.path.join(lab.box.state, f"gen-{rolled}.owned")) as fo:
+            assert {tuple(line.split()) for line in fo} >= {(gone, "brazil"), (kept, "brazil")}
+        assert lab.held_by(kept) == "brazil", f
+        owned = recorded_owned(lab)
+        assert (kept, "brazil") in owned and (gone, "brazil") not in owned, owned
+        with open(lab.tmp / "regiond.log") as log:
+            assert any(f"of generation {rolled} are the feed's again" in line for line in log)
+        rtr("route", "del", kept, "table", "103")
+        wait_held(lab, kept, None)  # still the feed's: it goes with its route
+
+
+def test_a_rollback_while_the_feed_holds_keeps_its_prefixes_held(lab):
+    """A rollback while the feed holds a lost session's prefixes: what the
+    feed had added to the generation rolled back to is held with the rest
+    (not static, not withdrawn before the hold says so); back, the routing
+    daemon's routes decide, and one withdrawn before the loss goes."""
+    gone = "100.79.1.0/24"
+    with regiond_with_fake_bird(lab) as bird:
+        rtr("route", "add", gone, "via", "10.99.0.1", "table", "103")
+        wait_held(lab, gone, "brazil")
+        feed_settled(lab)
+        target = lab.box.gen()
+        rc, _, err = lab.box.ctl("apply", DEMO)
+        assert rc == 0, err
+        wait_held(lab, gone, "brazil")
+        feed_settled(lab)
+        rtr("route", "del", gone, "table", "103")
+        wait_held(lab, gone, None)
+        feed_settled(lab)
+        bird.mode = "down"
+        feed_settled(lab, "holding")
+        rc, _, err = lab.box.ctl("rollback", str(target))
+        assert rc == 0, err
+        wait_for(lambda: (gone, "brazil") in recorded_owned(lab), what="the feed's again, held")
+        f = feed_settled(lab, "holding")
+        assert lab.held_by(gone) == "brazil", f
+        bird.mode = "up"
+        wait_held(lab, gone, None, timeout=30)  # compared once back: withdrawn
+        feed_settled(lab)
+
+
+def test_a_rollback_while_the_feed_is_off_is_the_feeds_when_it_is_back(lab):
+    """A rollback made by a regiond running without the feed: the
+    generation records what the feed had added to the one rolled back to,
+    so the feed takes those prefixes over when it runs again, and one the
+    routing daemon withdrew meanwhile goes rather than stay static."""
+    gone = "100.80.1.0/24"
+    rtr("route", "add", gone, "via", "10.99.0.1", "table", "103")
+    wait_held(lab, gone, "brazil")
+    feed_settled(lab)
+    target = lab.box.gen()
+    rc, _, err = lab.box.ctl("apply", DEMO)
+    assert rc == 0, err
+    wait_held(lab, gone, "brazil")
+    feed_settled(lab)
+    rtr("route", "del", gone, "table", "103")
+    wait_held(lab, gone, None)
+    feed_settled(lab)
+    try:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(())  # no --feed-table: the feed is off
+        rc, _, err = lab.box.ctl("rollback", str(target))
+        assert rc == 0, err
+        assert lab.held_by(gone) == "brazil"  # nothing follows the routes now
+    finally:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(lab.regiond_args)
+    wait_held(lab, gone, None, timeout=30)
+    feed_settled(lab)
+
+
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
     """A control socket that answers with more than 1 MiB (hostile, or not
     BIRD): not read past the bound, the feed lost with the reason in its

@@ -30,6 +30,7 @@
 #include "ctl_api.h"
 #include "ctl_dp.h"
 #include "ctl_metrics.h"
+#include "ctl_ownset.h"
 #include "ctl_prefixes.h"
 #include "fwd_msg.h"
 
@@ -805,6 +806,147 @@ static void test_status_follows_writes_from_other_threads(void **state)
 	json_decref(r);
 }
 
+/* One change to @st's current table as a delta: the feed's (@feed) or the API's. */
+static int64_t one_delta(struct ctl_state *s, int feed, enum fwd_delta_kind kind,
+			 const char *region, const char *prefix)
+{
+	struct fwd_delta d = {0};
+	struct fwd_err e;
+	int64_t id;
+
+	assert_int_equal(fwd_delta_add_text(&d, kind,
+					    (uint16_t)fwd_table_region_id(s->table, region), prefix,
+					    "changes[0]", &e),
+			 0);
+	s->delta_feed = feed;
+	id = ctl_state_apply_delta(s, &d, "test", feed ? "bgp feed" : "api", -1, NULL, &e);
+	s->delta_feed = 0;
+	fwd_delta_clear(&d);
+	assert_true(id > 0);
+	return id;
+}
+
+/* The feed's prefixes of generation @g as "PREFIX REGION;" sorted text, or
+ * "unknown". */
+static int own_line(void *arg, const struct ctl_rib_pfx *p, const char *region)
+{
+	char b[64];
+
+	snprintf((char *)arg + strlen(arg), 512 - strlen(arg), "%s %s;",
+		 ctl_rib_pfx_str(p, b, sizeof(b)), region);
+	return 0;
+}
+
+static const char *owned_text(const struct ctl_state *s, const struct ctl_gen *g)
+{
+	static char buf[512];
+	struct ctl_ownset *o = NULL;
+	struct fwd_err e;
+	int rc = ctl_state_owned(s, g, &o, &e);
+
+	buf[0] = '\0';
+	if (rc)
+		return rc > 0 ? "unknown" : "error";
+	ctl_ownset_foreach(o, own_line, buf); /* one or two prefixes: order told below */
+	ctl_ownset_free(o);
+	return buf;
+}
+
+/* A rollback must know which prefixes the feed had added to the
+ * generation it goes back to (docs/bgp-feed.md, rollback), also once
+ * retention has folded the feed's deltas into a checkpoint, after a
+ * restart, and says "unknown" for a history from an older regiond. */
+static void test_feed_ownership_kept_across_folds(void **state)
+{
+	char dir[] = "/tmp/regiond-owntest-XXXXXX", path[512];
+	struct ctl_state s = {0};
+	const struct ctl_gen *g;
+	struct fwd_err e;
+	uint64_t cp = 0;
+	const char *doc;
+	size_t len;
+	int64_t id;
+	json_t *h, *v;
+	size_t i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ctl_state_open(&s, dir, 2, ctl_dp_create(fake.path), &e), 0);
+	assert_int_equal(ctl_state_apply(&s, table_doc, sizeof(table_doc) - 1, "t", "", -1, 0, &e),
+			 1);
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "");
+	one_delta(&s, 1, FWD_DELTA_ADD, "india", "10.1.0.0/24");
+	one_delta(&s, 1, FWD_DELTA_ADD, "india", "10.2.0.0/24");
+	one_delta(&s, 1, FWD_DELTA_REMOVE, "india", "10.1.0.0/24");
+	one_delta(&s, 0, FWD_DELTA_ADD, "sg", "10.9.0.0/24"); /* static */
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "10.2.0.0/24 india;");
+	/* Static changes until retention folds the feed's deltas away. */
+	for (int n = 0; n < 12 && cp <= 5; n++) {
+		char p[32];
+
+		snprintf(p, sizeof(p), "10.%d.0.0/24", 20 + n);
+		one_delta(&s, 0, FWD_DELTA_ADD, "sg", p);
+		if (s.hist[0].checkpoint) /* checkpoints of checkpoints, too */
+			cp = s.hist[0].id;
+	}
+	assert_true(cp > 5); /* past the feed's last delta (5: the static 10.9) */
+	assert_int_equal(s.hist[0].kind, CTL_GEN_DOCUMENT);
+	assert_string_equal(owned_text(&s, &s.hist[0]), "10.2.0.0/24 india;");
+	/* The prefix the feed had added is withdrawn since (a feed delta). */
+	one_delta(&s, 1, FWD_DELTA_REMOVE, "india", "10.2.0.0/24");
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "");
+	/* Restarted: the same from disk. */
+	ctl_state_close(&s);
+	assert_int_equal(ctl_state_open(&s, dir, 2, ctl_dp_create(fake.path), &e), 0);
+	g = ctl_state_find(&s, s.hist[s.hidden].id);
+	assert_non_null(g);
+	/* A rollback to the oldest listed generation: its table holds
+	 * 10.2.0.0/24 again, as the feed's, not as a static prefix. */
+	assert_string_equal(owned_text(&s, g), "10.2.0.0/24 india;");
+	doc = ctl_state_doc(&s, g, &len, &e);
+	assert_non_null(doc);
+	s.rollback_of = g->id;
+	id = ctl_state_apply(&s, doc, len, "t", "rollback", -1, 1, &e);
+	s.rollback_of = 0;
+	assert_true(id > 0);
+	assert_int_equal(ctl_state_current(&s)->own, CTL_OWN_FILE);
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "10.2.0.0/24 india;");
+	/* A history of an older regiond has no "owned": not known, and a
+	 * generation made on it does not make one up. */
+	ctl_state_close(&s);
+	snprintf(path, sizeof(path), "%s/history.json", dir);
+	h = json_load_file(path, 0, NULL);
+	assert_non_null(h);
+	json_array_foreach(json_object_get(h, "generations"), i, v)
+		json_object_del(v, "owned");
+	assert_int_equal(json_dump_file(h, path, 0), 0);
+	json_decref(h);
+	assert_int_equal(ctl_state_open(&s, dir, 2, ctl_dp_create(fake.path), &e), 0);
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "unknown");
+	h = ctl_state_history(&s); /* said there, newest first */
+	assert_true(json_is_false(json_object_get(json_array_get(h, 0), "feed_prefixes_known")));
+	json_decref(h);
+	one_delta(&s, 1, FWD_DELTA_ADD, "india", "10.3.0.0/24");
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "unknown");
+	/* Until the feed says what it owns now. */
+	{
+		struct ctl_ownset *mine = ctl_ownset_new();
+		struct ctl_rib_pfx p;
+
+		assert_int_equal(ctl_rib_pfx_parse("10.3.0.0/24", &p), 0);
+		assert_int_equal(ctl_ownset_put(mine, &p, "india"), 0);
+		assert_int_equal(ctl_rib_pfx_parse("10.4.0.0/24", &p), 0); /* not in the table */
+		assert_int_equal(ctl_ownset_put(mine, &p, "india"), 0);
+		assert_int_equal(ctl_state_own_bootstrap(&s, mine, &e), 0);
+		ctl_ownset_free(mine);
+	}
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "10.3.0.0/24 india;");
+	h = ctl_state_history(&s);
+	assert_null(json_object_get(json_array_get(h, 0), "feed_prefixes_known"));
+	json_decref(h);
+	ctl_state_close(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -816,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_confirm_needs_a_generation),
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_status_follows_writes_from_other_threads),
+		cmocka_unit_test(test_feed_ownership_kept_across_folds),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
