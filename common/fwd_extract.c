@@ -301,6 +301,7 @@ int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
 #define X_TCHAR 1 /* RFC 9110 5.6.2 token: a method */
 #define X_HOSTC 2 /* RFC 3986 reg-name: unreserved, pct-encoded, sub-delims */
 #define X_SCHEME 4 /* RFC 3986 3.1: a scheme after its first letter */
+#define X_AUTH 8 /* ends an authority ('/', '?', '#', '\\') or its userinfo ('@') */
 
 static const uint8_t xchar[256] = {
 	['a' ... 'z'] = X_TCHAR | X_HOSTC | X_SCHEME,
@@ -322,7 +323,11 @@ static const uint8_t xchar[256] = {
 	[','] = X_HOSTC,
 	[';'] = X_HOSTC,
 	['='] = X_HOSTC,
-	['#'] = X_TCHAR,
+	['#'] = X_TCHAR | X_AUTH,
+	['/'] = X_AUTH,
+	['?'] = X_AUTH,
+	['\\'] = X_AUTH,
+	['@'] = X_AUTH,
 	['^'] = X_TCHAR,
 	['`'] = X_TCHAR,
 	['|'] = X_TCHAR,
@@ -418,58 +423,6 @@ static inline const uint8_t *find_byte(const uint8_t *start, const uint8_t *p, c
 	return NULL;
 }
 
-/* A block's '\n' bits @mn and ':' bits @mc at @b: the first ':' before
- * the first '\n' noted in *@colon (once); @return the '\n', or NULL. */
-static inline const uint8_t *eol_colon_bits(const uint8_t *b, unsigned mn, unsigned mc,
-					    const uint8_t **colon)
-{
-	if (mn)
-		mc &= (mn & -mn) - 1; /* the colons before the line's end */
-	if (mc && *colon == NULL)
-		*colon = b + __builtin_ctz(mc);
-	return mn ? b + __builtin_ctz(mn) : NULL;
-}
-
-/* find_byte(start, p, end, '\n') that also finds the first ':' before the
- * '\n': a Host value's port, found in the loads that find its line's end
- * rather than in a second search. When a '\n' is found, *@colon is that
- * ':' or NULL; when none is (NULL returned), *@colon means nothing. */
-static inline const uint8_t *find_eol_colon(const uint8_t *start, const uint8_t *p,
-					    const uint8_t *end, const uint8_t **colon)
-{
-	*colon = NULL;
-#ifdef __SSE2__
-	const __m128i nl = _mm_set1_epi8('\n'), co = _mm_set1_epi8(':');
-
-	for (; end - p >= 16; p += 16) {
-		const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		const uint8_t *e =
-			eol_colon_bits(p, (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)),
-				       (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, co)), colon);
-
-		if (e)
-			return e;
-	}
-	if (p < end && end - start >= 16) {
-		const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(end - 16));
-		const unsigned sh = 16 - (unsigned)(end - p); /* the bytes from p on */
-
-		return eol_colon_bits(p, (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) >> sh,
-				      (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, co)) >> sh,
-				      colon);
-	}
-#else
-	(void)start;
-#endif
-	for (; p < end; p++) {
-		if (*p == '\n')
-			return p;
-		if (*p == ':' && *colon == NULL)
-			*colon = p;
-	}
-	return NULL;
-}
-
 /* Whether the line at @line (the buffer ending at @end) is named Host. */
 static inline int host_named(const uint8_t *line, const uint8_t *end)
 {
@@ -477,24 +430,47 @@ static inline int host_named(const uint8_t *line, const uint8_t *end)
 	       (line[3] | 0x20) == 't' && line[4] == ':';
 }
 
-/* The host of a Host value [@v, @ve) (blanks trimmed) into *@host,
- * *@host_len: an IPv6 literal up to its ']', else up to the port's ':'
- * (@colon, the value's first, or NULL). @return 1, or FWD_X_MALFORMED for
- * an unclosed IPv6 literal. */
-static int host_value(const uint8_t *p, const uint8_t *v, const uint8_t *ve, const uint8_t *colon,
-		      const uint8_t **host, size_t *host_len)
+/*
+ * The host of an authority [@a, @e) (a Host value, blanks trimmed, or a
+ * request-target's) as a URL parser reads it (RFC 3986 3.2, the WHATWG URL
+ * standard): it ends at the first '/', '?', '#' or '\\'; userinfo, up to its
+ * last '@', goes; then an IPv6 literal runs to its ']', a name to the
+ * port's ':'. "Host: good@evil.example" was matched as written: no host
+ * holds an '@' (RFC 9110 7.2: Host = uri-host [":" port]), so no server
+ * serves it as that name: nginx serves it as a name no server block has,
+ * Go and Apache answer 400, and an application that reads the Host as a
+ * URL's authority (Node's URL, Python's urlsplit) reads evil.example. A
+ * rule on evil.example must see that one; one on good.example has nothing
+ * to see. @return 1 with *@h, *@hl (maybe empty), or FWD_X_MALFORMED for an
+ * unclosed IPv6 literal.
+ */
+static int authority_host(const uint8_t *a, const uint8_t *e, const uint8_t **h, size_t *hl)
 {
-	if (v < ve && *v == '[') { /* IPv6 literal: up to ']' */
-		const uint8_t *rb = find_byte(p, v, ve, ']');
+	const uint8_t *c, *at = NULL;
 
-		if (rb == NULL)
+	for (c = a; c < e; c++)
+		if (xchar[*c] & X_AUTH) {
+			if (*c != '@') {
+				e = c;
+				break;
+			}
+			at = c;
+		}
+	if (at)
+		a = at + 1;
+	if (a < e && *a == '[') { /* IPv6 literal: up to ']' */
+		for (c = a; c < e && *c != ']'; c++)
+			;
+		if (c == e)
 			return FWD_X_MALFORMED;
-		ve = rb + 1;
-	} else if (colon) { /* the port; blanks around the value hold no ':' */
-		ve = colon;
+		e = c + 1;
+	} else { /* to the port's ':' */
+		for (c = a; c < e && *c != ':'; c++)
+			;
+		e = c;
 	}
-	*host = v;
-	*host_len = (size_t)(ve - v);
+	*h = a;
+	*hl = (size_t)(e - a);
 	return 1;
 }
 
@@ -585,16 +561,15 @@ static inline const uint8_t *next_line_mark(const uint8_t *start, const uint8_t 
  * with any scheme, RFC 9112 3.2.2: nginx and Go take its host whatever the
  * scheme; a hostile probe's "GET ws://evil.example/" with "Host:
  * good.example" was matched as good.example), or CONNECT's authority-form
- * ("host:port", Go takes it as the Host). The authority runs to the first
- * '/' or '?' (as Go's request parser reads it); userinfo ("user@", up to
- * its last '@') and the port go; an IPv6 literal keeps its brackets, as in
- * Host. @return 1 with *@h, *@hl; 0 when the target names no host; or
- * FWD_X_MALFORMED (no host, an unclosed IPv6 literal).
+ * ("host:port", Go takes it as the Host). Its host is read as Host's is
+ * (authority_host). @return 1 with *@h, *@hl; 0 when the target names no
+ * host; or FWD_X_MALFORMED (no host, an unclosed IPv6 literal).
  */
 static int target_host(const uint8_t *m, size_t mlen, const uint8_t *t, const uint8_t *te,
 		       const uint8_t **h, size_t *hl)
 {
-	const uint8_t *a = t, *e, *at;
+	const uint8_t *a = t;
+	int rc;
 
 	if (mlen == 7 && memcmp(m, "CONNECT", 7) == 0 && t < te && *t != '/') {
 		a = t; /* authority-form */
@@ -607,31 +582,9 @@ static int target_host(const uint8_t *m, size_t mlen, const uint8_t *t, const ui
 			return 0; /* origin-form, asterisk-form, or no authority */
 		a += 3;
 	}
-	for (e = a; e < te && *e != '/' && *e != '?'; e++)
-		;
-	for (at = e; at > a && at[-1] != '@'; at--)
-		;
-	a = at; /* past the last '@' of the authority, if any */
-	if (a < e && *a == '[') { /* to its ']' */
-		const uint8_t *rb = a;
-
-		while (rb < e && *rb != ']')
-			rb++;
-		if (rb == e)
-			return FWD_X_MALFORMED;
-		e = rb + 1;
-	} else { /* to the port's ':' */
-		const uint8_t *colon = a;
-
-		while (colon < e && *colon != ':')
-			colon++;
-		e = colon;
-	}
-	if (e == a)
-		return FWD_X_MALFORMED;
-	*h = a;
-	*hl = (size_t)(e - a);
-	return 1;
+	if ((rc = authority_host(a, te, h, hl)) < 0)
+		return rc;
+	return *hl ? 1 : FWD_X_MALFORMED;
 }
 
 /*
@@ -678,13 +631,9 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 		if (line >= end) /* the buffer stops at a line's end */
 			break;
 		if (*line == '\n' || *line == '\r' || (*line | 0x20) == 'h') {
-			/* A Host line's end is searched for with its port's ':' */
 			const int named = (*line | 0x20) == 'h' && host_named(line, end);
-			const uint8_t *colon = NULL;
 
-			eol = named ? find_eol_colon(p, line + 5, end, &colon)
-				    : find_byte(p, line, end, '\n');
-			if (eol == NULL)
+			if ((eol = find_byte(p, line, end, '\n')) == NULL)
 				break; /* inside a line */
 			stop = eol[-1] == '\r' ? eol - 1 : eol;
 			if (stop == line) /* the empty line: end of the headers */
@@ -696,12 +645,10 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 				if (host)
 					return FWD_X_MALFORMED; /* two Host headers */
 				trim_blanks(&v, &ve);
-				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t')) {
-					if ((rc = host_folded(p, end, &eol, &v, &ve)) < 0)
-						return rc;
-					colon = v < ve ? find_byte(p, v, ve, ':') : NULL;
-				}
-				if ((rc = host_value(p, v, ve, colon, &host, &host_len)) < 0)
+				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t') &&
+				    (rc = host_folded(p, end, &eol, &v, &ve)) < 0)
+					return rc;
+				if ((rc = authority_host(v, ve, &host, &host_len)) < 0)
 					return rc;
 			}
 			q = eol;

@@ -3,6 +3,7 @@
  * name on valid input, on each malformed class, and truncated at every
  * length (no read past the end: the sanitizer build checks; never a name).
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -442,15 +443,30 @@ static void test_http_host_hostile(void **state)
 	(void)state;
 	/* userinfo: Host = uri-host [":" port] (RFC 9110 7.2) has none; nginx
 	 * serves "good@evil.example" as a name no server block has, Go and
-	 * Apache answer 400 */
-	assert_int_equal(
-		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: good@evil.example\r\n\r\n")),
-		FWD_X_MALFORMED);
-	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: evil.example/x\r\n\r\n")),
+	 * Apache answer 400, a URL parser (Node, Python) reads evil.example:
+	 * the name a rule sees, as in an absolute-form target */
+	IS("GET / HTTP/1.1\r\nHost: good@evil.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: good.example:443@Evil.Example:80\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: a@b@evil.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: u@[2001:db8::1]:80\r\n\r\n", "[2001:db8::1]");
+	/* the authority ends at '/', '?', '#', '\\' (a URL parser's reading) */
+	IS("GET / HTTP/1.1\r\nHost: evil.example/x@good.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example?@good.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example#\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example\\@good.example\r\n\r\n", "evil.example");
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: good@\r\n\r\n")),
 			 FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: /evil\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	/* bytes no host holds, and no URL parser takes */
 	assert_int_equal(
 		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: \"evil.example\"\r\n\r\n")),
 		FWD_X_MALFORMED);
+	assert_int_equal(
+		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: evil<x>.example\r\n\r\n")),
+		FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: evil.example]\r\n\r\n")),
+			 FWD_X_MALFORMED);
 	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: [::1]x]\r\n\r\n")), 5);
 	assert_int_equal(
 		fwd_extract_http_host((const uint8_t *)nul, sizeof(nul) - 1, out, sizeof(out)),
@@ -501,12 +517,10 @@ static void test_http_host_hostile(void **state)
 	IS("GET /x?u=ws://evil.example HTTP/1.1\r\nHost: good.example\r\n\r\n", "good.example");
 	IS("GET 1ws://evil.example/ HTTP/1.1\r\nHost: good.example\r\n\r\n", "good.example");
 	IS("GET mailto:evil.example HTTP/1.1\r\nHost: good.example\r\n\r\n", "good.example");
-	/* its authority runs to '/' or '?', as Go's request parser cuts it (a
-	 * '#' is no part of a request-target: Go and nginx answer 400) */
-	IS("GET http://evil.example#@good.example/ HTTP/1.1\r\n\r\n", "good.example");
-	IS("GET http://evil.example?@good.example/ HTTP/1.1\r\n\r\n", "evil.example");
-	assert_int_equal(fwd_extract_http_host(H("GET http://evil.example#x/ HTTP/1.1\r\n\r\n")),
-			 FWD_X_MALFORMED);
+	/* its authority read as Host's ('#' and '\\' in a target: Go and nginx
+	 * answer 400) */
+	IS("GET http://u:p@evil.example?@good.example/ HTTP/1.1\r\n\r\n", "evil.example");
+	IS("GET http://evil.example#@good.example/ HTTP/1.1\r\n\r\n", "evil.example");
 	/* CONNECT's authority-form: Go takes it as the Host */
 	IS("CONNECT evil.example:443 HTTP/1.1\r\nHost: good.example\r\n\r\n", "evil.example");
 	IS("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: good.example\r\n\r\n", "[2001:db8::1]");
@@ -565,8 +579,9 @@ static int ref_copy(const uint8_t *s, size_t n, char *out, size_t outlen)
 /* The line walk, one memchr a line, as fwd_extract_http_host was before it
  * looked only at the lines that matter: the reference. Empty lines before
  * the request line are skipped; a Host value continued on lines starting
- * with a blank (obs-fold) is joined; headers that do not end in the buffer
- * and hold no Host are TRUNCATED. */
+ * with a blank (obs-fold) is joined; its authority ends at '/', '?', '#' or
+ * '\\' and loses its userinfo; headers that do not end in the buffer and
+ * hold no Host are TRUNCATED. */
 static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
 	const uint8_t *end = p + (len > 8192 ? 8192 : len), *line = p, *host = NULL;
@@ -629,6 +644,18 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 					ve = ce;
 				}
 			}
+			for (const uint8_t *c = v; c < ve; c++) { /* the authority's end */
+				if (*c && strchr("/?#\\", *c)) {
+					ve = c;
+					break;
+				}
+			}
+			for (const uint8_t *c = ve; c > v; c--) { /* after its last '@' */
+				if (c[-1] == '@') {
+					v = c;
+					break;
+				}
+			}
 			if (v < ve && *v == '[') { /* IPv6 literal: up to ']' */
 				const uint8_t *rb = memchr(v, ']', (size_t)(ve - v));
 
@@ -683,17 +710,25 @@ static void test_http_host_against_line_walk(void **state)
 		"Connection: keep-alive",
 		"hOsT:\tx.example\t",
 		"Host: a.example:80:90",
+		"Host: u:p@A.example.:8080/x?y",
+		"Host: a.example\\@b#c",
+		"Host:",
+		" folded.example ",
+		"\tx",
+		"Host: e.example.",
 		""};
-	static const char *const firsts[] = {"GET / HTTP/1.1", "POST /a/long/path?q=1 HTTP/1.0",
-					     "GET / HTTP/2.0", "HEAD /x HTTP/1.1", "PUT / HTTP/1."};
+	static const char *const firsts[] = {"GET / HTTP/1.1",	   "POST /a/long/path?q=1 HTTP/1.0",
+					     "GET / HTTP/2.0",	   "HEAD /x HTTP/1.1",
+					     "PUT / HTTP/1.",	   "\r\nXGET / HTTP/1.1",
+					     "M-SEARCH * HTTP/1.1"};
 	char a[FWD_X_NAME_MAX], b[FWD_X_NAME_MAX];
 	uint8_t req[1200];
-	unsigned compared = 0, hosts = 0;
+	unsigned compared = 0, hosts = 0, folded = 0, userinfo = 0;
 
 	(void)state;
 	for (int t = 0; t < 3000; t++) {
 		size_t n = 0;
-		const char *f = firsts[xrnd() % 5];
+		const char *f = firsts[xrnd() % (sizeof(firsts) / sizeof(firsts[0]))];
 
 		memcpy(req, f, strlen(f));
 		n += strlen(f);
@@ -717,7 +752,7 @@ static void test_http_host_against_line_walk(void **state)
 
 			memcpy(c, req, cut);
 			if (cut && xrnd() % 4 == 0) /* a byte changed */
-				c[xrnd() % cut] = (uint8_t) "\n\rhH: x\t["[xrnd() % 10];
+				c[xrnd() % cut] = (uint8_t) "\n\rhH: x\t[@/."[xrnd() % 13];
 			x = fwd_extract_http_host(c, cut, a, sizeof(a));
 			y = ref_http_host(c, cut, b, sizeof(b));
 			if (x != y || (x > 0 && memcmp(a, b, (size_t)x) != 0))
@@ -725,11 +760,16 @@ static void test_http_host_against_line_walk(void **state)
 					 cut, x, x > 0 ? a : "", y, y > 0 ? b : "");
 			compared++;
 			hosts += x > 0;
+			if (x > 0 && memcmp(a, "folded.example", 14) == 0)
+				folded++;
+			if (x > 0 && memcmp(a, "a.example", 10) == 0 && memmem(c, cut, "u:p@", 4))
+				userinfo++;
 			free(c);
 		}
 	}
 	/* neither side trivially empty */
 	assert_true(hosts > compared / 20 && hosts < compared);
+	assert_true(folded > 50 && userinfo > 50);
 }
 
 static void test_dns(void **state)
