@@ -423,11 +423,31 @@ static inline const uint8_t *find_byte(const uint8_t *start, const uint8_t *p, c
 	return NULL;
 }
 
-/* Whether the line at @line (the buffer ending at @end) is named Host. */
-static inline int host_named(const uint8_t *line, const uint8_t *end)
+/*
+ * Whether the line at @line (the buffer ending at @end) is named Host: the
+ * offset of its value (past the ':'), else 0. *@loose: blanks between the
+ * name and the ':' ("Host :"). RFC 9112 5.1 says a server must refuse
+ * that, and nginx ignores the line; but Apache (HttpProtocolOptions Unsafe)
+ * and older servers drop the blanks and take it as the Host, so, when the
+ * request has no proper Host, it is the name they serve (a hostile probe's
+ * "Host : evil.example" read as no Host at all).
+ */
+static inline size_t host_named(const uint8_t *line, const uint8_t *end, int *loose)
 {
-	return end - line >= 5 && (line[1] | 0x20) == 'o' && (line[2] | 0x20) == 's' &&
-	       (line[3] | 0x20) == 't' && line[4] == ':';
+	const uint8_t *c = line + 4;
+
+	*loose = 0;
+	if (end - line < 5 || (line[1] | 0x20) != 'o' || (line[2] | 0x20) != 's' ||
+	    (line[3] | 0x20) != 't')
+		return 0;
+	if (*c == ':')
+		return 5;
+	while (c < end && (*c == ' ' || *c == '\t'))
+		c++;
+	if (c == line + 4 || c == end || *c != ':')
+		return 0;
+	*loose = 1;
+	return (size_t)(c + 1 - line);
 }
 
 /*
@@ -587,6 +607,18 @@ static int target_host(const uint8_t *m, size_t mlen, const uint8_t *t, const ui
 	return *hl ? 1 : FWD_X_MALFORMED;
 }
 
+/* The request's Host: the proper one, else one written "Host :" (see
+ * host_named), else none. */
+static int host_found(const uint8_t *host, size_t host_len, const uint8_t *lhost, size_t lhost_len,
+		      char *out, size_t outlen)
+{
+	if (host)
+		return copy_http_host(host, host_len, out, outlen);
+	if (lhost)
+		return copy_http_host(lhost, lhost_len, out, outlen);
+	return FWD_X_NONE;
+}
+
 /*
  * Only two kinds of header line matter: one starting with 'h' (a Host
  * header, maybe) and the empty line that ends the headers. So rather than
@@ -600,8 +632,9 @@ static int target_host(const uint8_t *m, size_t mlen, const uint8_t *t, const ui
  */
 int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	const uint8_t *end = p + (len > 8192 ? 8192 : len), *host = NULL, *eol, *stop, *q, *r;
-	size_t host_len = 0, mlen;
+	const uint8_t *end = p + (len > 8192 ? 8192 : len), *host = NULL, *lhost = NULL, *eol,
+		      *stop, *q, *r;
+	size_t host_len = 0, lhost_len = 0, mlen;
 
 	/* RFC 9112 2.2: empty lines before the request line are ignored
 	 * (nginx, Node do): "\r\nGET / HTTP/1.1" is a request. */
@@ -631,24 +664,27 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 		if (line >= end) /* the buffer stops at a line's end */
 			break;
 		if (*line == '\n' || *line == '\r' || (*line | 0x20) == 'h') {
-			const int named = (*line | 0x20) == 'h' && host_named(line, end);
+			int loose = 0;
+			const size_t named =
+				(*line | 0x20) == 'h' ? host_named(line, end, &loose) : 0;
 
 			if ((eol = find_byte(p, line, end, '\n')) == NULL)
 				break; /* inside a line */
 			stop = eol[-1] == '\r' ? eol - 1 : eol;
 			if (stop == line) /* the empty line: end of the headers */
-				return host ? copy_http_host(host, host_len, out, outlen)
-					    : FWD_X_NONE;
+				return host_found(host, host_len, lhost, lhost_len, out, outlen);
 			if (named) {
-				const uint8_t *v = line + 5, *ve = stop;
+				const uint8_t *v = line + named, *ve = stop,
+					      **h = loose ? &lhost : &host;
+				size_t *hl = loose ? &lhost_len : &host_len;
 
-				if (host)
+				if (*h)
 					return FWD_X_MALFORMED; /* two Host headers */
 				trim_blanks(&v, &ve);
 				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t') &&
 				    (rc = host_folded(p, end, &eol, &v, &ve)) < 0)
 					return rc;
-				if ((rc = authority_host(v, ve, &host, &host_len)) < 0)
+				if ((rc = authority_host(v, ve, h, hl)) < 0)
 					return rc;
 			}
 			q = eol;
@@ -658,9 +694,9 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 		if ((q = next_line_mark(p, line, end)) == NULL)
 			break; /* no line that matters starts in the buffer */
 	}
-	/* The headers do not end in the buffer. */
-	if (host)
-		return copy_http_host(host, host_len, out, outlen);
+	/* The headers do not end in the buffer: the Host may come next. */
+	if (host || lhost)
+		return host_found(host, host_len, lhost, lhost_len, out, outlen);
 	return FWD_X_TRUNCATED;
 }
 

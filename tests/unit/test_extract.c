@@ -531,9 +531,18 @@ static void test_http_host_hostile(void **state)
 			 FWD_X_TRUNCATED);
 	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n")),
 			 FWD_X_NONE);
-	/* whitespace before the colon: not a Host header (RFC 9112 5.1; nginx
-	 * ignores the line); the real one decides */
+	/* blanks before the colon (RFC 9112 5.1 says refuse; nginx ignores the
+	 * line): the proper Host decides; alone, it is the Host Apache's
+	 * "Unsafe" mode and older servers serve */
 	IS("GET / HTTP/1.1\r\nHost : good.example\r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example\r\nHost\t: good.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost : evil.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHOST \t :\r\n evil.example\r\n\r\n", "evil.example");
+	assert_int_equal(
+		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost : a.example\r\nHost : b\r\n\r\n")),
+		FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost x: a.example\r\n\r\n")),
+			 FWD_X_NONE);
 #undef IS
 #undef H
 }
@@ -584,8 +593,8 @@ static int ref_copy(const uint8_t *s, size_t n, char *out, size_t outlen)
  * hold no Host are TRUNCATED. */
 static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	const uint8_t *end = p + (len > 8192 ? 8192 : len), *line = p, *host = NULL;
-	size_t host_len = 0, m;
+	const uint8_t *end = p + (len > 8192 ? 8192 : len), *line = p, *host = NULL, *lhost = NULL;
+	size_t host_len = 0, lhost_len = 0, m;
 	int first = 1;
 
 	while (line < end && (*line == '\r' || *line == '\n'))
@@ -604,23 +613,32 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 	}
 	while (line < end) {
 		const uint8_t *eol = memchr(line, '\n', (size_t)(end - line));
-		const uint8_t *stop;
+		const uint8_t *stop, *nc;
 
 		if (eol == NULL)
-			return host ? ref_copy(host, host_len, out, outlen) : FWD_X_TRUNCATED;
+			return host    ? ref_copy(host, host_len, out, outlen)
+			       : lhost ? ref_copy(lhost, lhost_len, out, outlen)
+				       : FWD_X_TRUNCATED;
 		stop = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
 		if (stop == line) /* the empty line: end of the headers */
-			return host ? ref_copy(host, host_len, out, outlen) : FWD_X_NONE;
+			return host    ? ref_copy(host, host_len, out, outlen)
+			       : lhost ? ref_copy(lhost, lhost_len, out, outlen)
+				       : FWD_X_NONE;
 		if (first) {
 			first = 0;
 			if (stop - line < (ptrdiff_t)m + 11 || memcmp(stop - 8, "HTTP/1.", 7))
 				return FWD_X_NONE; /* not HTTP/1.x */
 		} else if (stop - line >= 5 && (line[0] | 0x20) == 'h' && (line[1] | 0x20) == 'o' &&
-			   (line[2] | 0x20) == 's' && (line[3] | 0x20) == 't' && line[4] == ':') {
-			const uint8_t *v = line + 5, *ve = stop;
+			   (line[2] | 0x20) == 's' && (line[3] | 0x20) == 't' &&
+			   (nc = line + 4 + strspn((const char *)line + 4, " \t")) < stop &&
+			   *nc == ':') {
+			/* "Host :" is a Host where there is no "Host:" */
+			const uint8_t *v = nc + 1, *ve = stop,
+				      **hp = nc > line + 4 ? &lhost : &host;
+			size_t *hlp = nc > line + 4 ? &lhost_len : &host_len;
 			int pieces;
 
-			if (host)
+			if (*hp)
 				return FWD_X_MALFORMED; /* two Host headers */
 			while (v < ve && (*v == ' ' || *v == '\t'))
 				v++;
@@ -668,12 +686,14 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 				if (colon)
 					ve = colon;
 			}
-			host = v;
-			host_len = (size_t)(ve - v);
+			*hp = v;
+			*hlp = (size_t)(ve - v);
 		}
 		line = eol + 1;
 	}
-	return host ? ref_copy(host, host_len, out, outlen) : FWD_X_TRUNCATED;
+	return host    ? ref_copy(host, host_len, out, outlen)
+	       : lhost ? ref_copy(lhost, lhost_len, out, outlen)
+		       : FWD_X_TRUNCATED;
 }
 
 static uint32_t xs = 2463534242u;
@@ -716,6 +736,8 @@ static void test_http_host_against_line_walk(void **state)
 		" folded.example ",
 		"\tx",
 		"Host: e.example.",
+		"Host : loose.example",
+		"HOST\t:loose.example",
 		""};
 	static const char *const firsts[] = {"GET / HTTP/1.1",	   "POST /a/long/path?q=1 HTTP/1.0",
 					     "GET / HTTP/2.0",	   "HEAD /x HTTP/1.1",
@@ -723,7 +745,7 @@ static void test_http_host_against_line_walk(void **state)
 					     "M-SEARCH * HTTP/1.1"};
 	char a[FWD_X_NAME_MAX], b[FWD_X_NAME_MAX];
 	uint8_t req[1200];
-	unsigned compared = 0, hosts = 0, folded = 0, userinfo = 0;
+	unsigned compared = 0, hosts = 0, folded = 0, userinfo = 0, loose = 0;
 
 	(void)state;
 	for (int t = 0; t < 3000; t++) {
@@ -760,6 +782,8 @@ static void test_http_host_against_line_walk(void **state)
 					 cut, x, x > 0 ? a : "", y, y > 0 ? b : "");
 			compared++;
 			hosts += x > 0;
+			if (x > 0 && memcmp(a, "loose.example", 13) == 0)
+				loose++;
 			if (x > 0 && memcmp(a, "folded.example", 14) == 0)
 				folded++;
 			if (x > 0 && memcmp(a, "a.example", 10) == 0 && memmem(c, cut, "u:p@", 4))
@@ -769,7 +793,7 @@ static void test_http_host_against_line_walk(void **state)
 	}
 	/* neither side trivially empty */
 	assert_true(hosts > compared / 20 && hosts < compared);
-	assert_true(folded > 50 && userinfo > 50);
+	assert_true(folded > 50 && userinfo > 50 && loose > 50);
 }
 
 static void test_dns(void **state)
