@@ -118,11 +118,14 @@ static int copy_name(const uint8_t *s, size_t n, char *out, size_t outlen)
  * Apache strip it when they choose the virtual host (and nginx does for the
  * SNI too), so "evil.example." is served as evil.example; a rule anchored
  * at the end ('example$') saw the dot and missed (a hostile probe). A name
- * that is a dot alone is left empty: MALFORMED, as nginx answers 400. */
+ * that is a dot alone, or ends in two ("a.."), is MALFORMED: nginx answers
+ * 400 to an empty label, and no name of a server ends in a dot. */
 static int copy_host(const uint8_t *s, size_t n, char *out, size_t outlen)
 {
 	if (n > 0 && s[n - 1] == '.')
 		n--;
+	if (n > 0 && s[n - 1] == '.')
+		return FWD_X_MALFORMED;
 	return copy_name(s, n, out, outlen);
 }
 

@@ -226,6 +226,8 @@ static void test_sni_hostile(void **state)
 	assert_string_equal(out, "evil.example");
 	client_hello(&h, ".", 1, 0);
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "evil.example..", 14, 0); /* nginx: 400 */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
 	client_hello(&h, "", 0, 0); /* zero-length */
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
 	/* two host_names: the first (OpenSSL reads it alone; Go, BoringSSL
@@ -569,7 +571,7 @@ static int ref_copy(const uint8_t *s, size_t n, char *out, size_t outlen)
 
 	if (n > 0 && s[n - 1] == '.')
 		n--;
-	if (n == 0)
+	if (n == 0 || s[n - 1] == '.')
 		return FWD_X_MALFORMED;
 	if (n > 255 || n + 1 > outlen)
 		return FWD_X_TOO_LONG;
