@@ -649,6 +649,10 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	if ((eol = find_byte(p, r, end, '\n')) == NULL)
 		return known_method(r, mlen) ? FWD_X_TRUNCATED : FWD_X_NONE;
 	stop = eol > r && eol[-1] == '\r' ? eol - 1 : eol;
+	/* nginx takes spaces after the version and more than one between the
+	 * parts ("GET  ws://evil.example/ HTTP/1.1 "): so does the search */
+	while (stop > r + mlen && stop[-1] == ' ')
+		stop--;
 	if (stop - r < (ptrdiff_t)mlen + 11 || memcmp(stop - 8, "HTTP/1.", 7))
 		return FWD_X_NONE; /* not HTTP/1.x */
 	{
@@ -656,6 +660,10 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 		const uint8_t *t = r + mlen + 1, *te = stop - 9;
 		int rc;
 
+		while (t < te && *t == ' ')
+			t++;
+		while (te > t && te[-1] == ' ')
+			te--;
 		if (t < te && *te == ' ' &&
 		    (rc = target_host(r, mlen, t, te, &host, &host_len)) != 0)
 			return rc < 0 ? rc : copy_http_host(host, host_len, out, outlen);

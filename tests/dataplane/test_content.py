@@ -625,7 +625,7 @@ def test_hostile_names_meet_the_rules(tmp_path):
     evil.example while a rule on '(^|\\.)evil\\.example$' saw another name or
     none (docs/content-rules.md, "Extractors"): a trailing dot, a method
     outside the usual list, empty lines before the request line, an
-    absolute-form target of another scheme, CONNECT, userinfo in Host, a
+    absolute-form target of another scheme (with nginx's extra spaces), CONNECT, userinfo in Host, a
     folded Host, "Host :", a ClientHello larger than a segment, a DNS name
     ending in a pointer forward. Each is its own flow; the same forms for
     good.example pass. A request split before its Host is the documented
@@ -637,6 +637,7 @@ def test_hostile_names_meet_the_rules(tmp_path):
             b"PURGE /x HTTP/1.1\r\nHost: %s\r\n\r\n",
             b"\r\n\r\nGET / HTTP/1.1\r\nHost: %s\r\n\r\n",
             b"GET ws://%s/ HTTP/1.1\r\nHost: other.example\r\n\r\n",
+            b"GET   ws://%s/   HTTP/1.1  \r\nHost: other.example\r\n\r\n",
             b"CONNECT %s:443 HTTP/1.1\r\nHost: other.example\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: user@%s\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost:\r\n %s\r\n\r\n",

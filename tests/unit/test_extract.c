@@ -523,6 +523,10 @@ static void test_http_host_hostile(void **state)
 	 * answer 400) */
 	IS("GET http://u:p@evil.example?@good.example/ HTTP/1.1\r\n\r\n", "evil.example");
 	IS("GET http://evil.example#@good.example/ HTTP/1.1\r\n\r\n", "evil.example");
+	/* spaces after the version, and more than one between the parts
+	 * (nginx takes both) */
+	IS("GET / HTTP/1.1  \r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("GET   ws://evil.example/   HTTP/1.1 \r\nHost: good.example\r\n\r\n", "evil.example");
 	/* CONNECT's authority-form: Go takes it as the Host */
 	IS("CONNECT evil.example:443 HTTP/1.1\r\nHost: good.example\r\n\r\n", "evil.example");
 	IS("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: good.example\r\n\r\n", "[2001:db8::1]");
@@ -628,6 +632,8 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 				       : FWD_X_NONE;
 		if (first) {
 			first = 0;
+			while (stop > line + m && stop[-1] == ' ') /* spaces after the version */
+				stop--;
 			if (stop - line < (ptrdiff_t)m + 11 || memcmp(stop - 8, "HTTP/1.", 7))
 				return FWD_X_NONE; /* not HTTP/1.x */
 		} else if (stop - line >= 5 && (line[0] | 0x20) == 'h' && (line[1] | 0x20) == 'o' &&
@@ -741,10 +747,11 @@ static void test_http_host_against_line_walk(void **state)
 		"Host : loose.example",
 		"HOST\t:loose.example",
 		""};
-	static const char *const firsts[] = {"GET / HTTP/1.1",	   "POST /a/long/path?q=1 HTTP/1.0",
-					     "GET / HTTP/2.0",	   "HEAD /x HTTP/1.1",
-					     "PUT / HTTP/1.",	   "\r\nXGET / HTTP/1.1",
-					     "M-SEARCH * HTTP/1.1"};
+	static const char *const firsts[] = {
+		"GET / HTTP/1.1",      "POST /a/long/path?q=1 HTTP/1.0",
+		"GET / HTTP/2.0",      "HEAD /x HTTP/1.1",
+		"PUT / HTTP/1.",       "\r\nXGET / HTTP/1.1",
+		"M-SEARCH * HTTP/1.1", "GET  /x  HTTP/1.1  "};
 	char a[FWD_X_NAME_MAX], b[FWD_X_NAME_MAX];
 	uint8_t req[1200];
 	unsigned compared = 0, hosts = 0, folded = 0, userinfo = 0, loose = 0;
