@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -805,6 +806,40 @@ static void test_http_host_against_line_walk(void **state)
 	assert_true(folded > 50 && userinfo > 50 && loose > 50);
 }
 
+/* Every byte value at every position of Host values of 1..40 bytes (the
+ * authority is read 16 or 8 bytes at a time, then byte by byte), a port
+ * and userinfo around some: the same answer as the line walk. */
+static void test_host_every_byte(void **state)
+{
+	char a[FWD_X_NAME_MAX], b[FWD_X_NAME_MAX], req[128];
+	unsigned hosts = 0;
+
+	(void)state;
+	for (size_t len = 1; len <= 40; len++)
+		for (size_t pos = 0; pos < len; pos++)
+			for (unsigned c = 0; c < 256; c++) {
+				size_t n = (size_t)snprintf(req, sizeof(req),
+							    "GET / HTTP/1.1\r\nHost: ");
+				int x, y;
+
+				for (size_t k = 0; k < len; k++)
+					req[n + k] = k == pos ? (char)c
+							      : "aZ9.-:@x"[(k * 5 + len) %
+									   (len % 3 ? 5 : 8)];
+				n += len;
+				memcpy(req + n, "\r\n\r\n", 4);
+				n += 4;
+				x = fwd_extract_http_host((const uint8_t *)req, n, a, sizeof(a));
+				y = ref_http_host((const uint8_t *)req, n, b, sizeof(b));
+				if (x != y || (x > 0 && memcmp(a, b, (size_t)x + 1) != 0))
+					fail_msg("length %zu, byte %u at %zu: %d '%s', line walk "
+						 "%d '%s'",
+						 len, c, pos, x, x > 0 ? a : "", y, y > 0 ? b : "");
+				hosts += x > 0;
+			}
+	assert_true(hosts > 60000);
+}
+
 static void test_dns(void **state)
 {
 	char out[FWD_X_NAME_MAX];
@@ -1089,6 +1124,7 @@ int main(void)
 		cmocka_unit_test(test_every_byte_everywhere),
 		cmocka_unit_test(test_dns_against_reference),
 		cmocka_unit_test(test_http_host_against_line_walk),
+		cmocka_unit_test(test_host_every_byte),
 	};
 
 	return cmocka_run_group_tests_name("extract", tests, NULL, NULL);
