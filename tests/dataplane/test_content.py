@@ -519,7 +519,8 @@ def test_malformed_content_through_the_fast_path(tmp_path):
     # queries cut inside their 12-byte header, the record and handshake
     # lengths set past what holds them, the two Host headers, the 300-byte
     # Host and the three broken questions. An HTTP request cut before its
-    # request line ends may be too; an empty body or a cut method is not.
+    # Host line ends may be too (its headers may continue in the next
+    # segment); an empty body or a cut method is not.
     floor = (len(hello) - 1) + 12 + 2 + 2 + 3
     nothing = 1 + 1 + 1  # empty hello, empty request, the hello with no ClientHello type (off 5)
     assert floor <= st["events"]["content_unreadable"] <= len(pkts) - nothing, (floor, st["events"])
