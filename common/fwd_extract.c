@@ -114,37 +114,72 @@ static int copy_name(const uint8_t *s, size_t n, char *out, size_t outlen)
 	return (int)n;
 }
 
-/* The ClientHello's body [q, end): its server_name. */
-static int sni_hello(const uint8_t *q, const uint8_t *end, char *out, size_t outlen)
+/* A host name as a server acts on it: one trailing dot removed. nginx and
+ * Apache strip it when they choose the virtual host (and nginx does for the
+ * SNI too), so "evil.example." is served as evil.example; a rule anchored
+ * at the end ('example$') saw the dot and missed (a hostile probe). A name
+ * that is a dot alone, or ends in two ("a.."), is MALFORMED: nginx answers
+ * 400 to an empty label, and no name of a server ends in a dot. */
+static int copy_host(const uint8_t *s, size_t n, char *out, size_t outlen)
 {
-	/* client_version (2), random (32) */
-	if (q + 35 > end)
+	if (n > 0 && s[n - 1] == '.')
+		n--;
+	if (n > 0 && s[n - 1] == '.')
 		return FWD_X_MALFORMED;
+	return copy_name(s, n, out, outlen);
+}
+
+/*
+ * The ClientHello's body [q, end): its server_name. Only [q, lim) is here
+ * (lim < end: the hello continues in the next segment). A ClientHello with
+ * a post-quantum key share (X25519MLKEM768, the browsers' default since
+ * 2024) is ~1.8 KB, more than a 1500-byte MTU's segment: read only whole,
+ * no browser's SNI was ever seen. So the extensions are read as far as
+ * they are here: a server_name wholly in this segment is the name the
+ * server reads (TCP delivers these bytes as they are), and only one past
+ * @lim is TRUNCATED. Every length is still checked against @end, the
+ * hello's own: one past it is MALFORMED, as in a whole hello.
+ */
+#define X_NEED(x)                                                                                  \
+	do {                                                                                       \
+		if ((x) > end)                                                                     \
+			return FWD_X_MALFORMED;                                                    \
+		if ((x) > lim)                                                                     \
+			return FWD_X_TRUNCATED;                                                    \
+	} while (0)
+
+static int sni_hello(const uint8_t *q, const uint8_t *end, const uint8_t *lim, char *out,
+		     size_t outlen)
+{
+	/* client_version (2), random (32), the session_id's length */
+	X_NEED(q + 35);
 	q += 34;
-	if (q + 1 + q[0] > end || q[0] > 32) /* session_id */
+	if (q[0] > 32)
 		return FWD_X_MALFORMED;
+	X_NEED(q + 1 + q[0]); /* session_id */
 	q += 1 + q[0];
-	if (q + 2 > end || q + 2 + rd16(q) > end || (rd16(q) & 1)) /* cipher_suites */
+	X_NEED(q + 2); /* cipher_suites */
+	if (rd16(q) & 1)
 		return FWD_X_MALFORMED;
+	X_NEED(q + 2 + rd16(q));
 	q += 2 + rd16(q);
-	if (q + 1 > end || q + 1 + q[0] > end) /* compression_methods */
-		return FWD_X_MALFORMED;
+	X_NEED(q + 1); /* compression_methods */
+	X_NEED(q + 1 + q[0]);
 	q += 1 + q[0];
 	if (q == end)
 		return FWD_X_NONE; /* no extensions at all */
-	if (q + 2 > end || q + 2 + rd16(q) != end)
+	X_NEED(q + 2);
+	if (q + 2 + rd16(q) != end)
 		return FWD_X_MALFORMED;
 	q += 2;
 	while (q < end) { /* each step advances by at least 4 bytes */
 		uint32_t type, elen;
 
-		if (q + 4 > end)
-			return FWD_X_MALFORMED;
+		X_NEED(q + 4);
 		type = rd16(q);
 		elen = rd16(q + 2);
 		q += 4;
-		if (q + elen > end)
-			return FWD_X_MALFORMED;
+		X_NEED(q + elen);
 		if (type == 0) { /* server_name: list length, then (type, length, name) */
 			const uint8_t *l = q, *lend;
 
@@ -152,6 +187,9 @@ static int sni_hello(const uint8_t *q, const uint8_t *end, char *out, size_t out
 				return FWD_X_MALFORMED;
 			lend = q + elen;
 			l += 2;
+			/* The first host_name: OpenSSL reads the first entry
+			 * alone; Go, BoringSSL and rustls refuse a list with two
+			 * host_names, so no server acts on a later one. */
 			while (l < lend) {
 				uint32_t nlen;
 
@@ -161,7 +199,7 @@ static int sni_hello(const uint8_t *q, const uint8_t *end, char *out, size_t out
 				if (l + 3 + nlen > lend)
 					return FWD_X_MALFORMED;
 				if (l[0] == 0) /* host_name */
-					return copy_name(l + 3, nlen, out, outlen);
+					return copy_host(l + 3, nlen, out, outlen);
 				l += 3 + nlen;
 			}
 			return FWD_X_NONE;
@@ -170,6 +208,8 @@ static int sni_hello(const uint8_t *q, const uint8_t *end, char *out, size_t out
 	}
 	return FWD_X_NONE;
 }
+
+#undef X_NEED
 
 #define X_HELLO_MAX 16384 /* what one record may carry: the bound a hello always had */
 
@@ -192,9 +232,10 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 	while (got < need) { /* each record advances q by at least 6 bytes */
 		const uint8_t *f, *fend;
 		size_t rl;
+		int cut = 0;
 
 		if (q + 5 > end)
-			return FWD_X_TRUNCATED; /* the hello continues in another segment */
+			break; /* the hello continues in another segment */
 		if (q[0] != 0x16 || q[1] != 3)
 			return FWD_X_MALFORMED; /* the hello is cut by something else */
 		rl = rd16(q + 3);
@@ -202,8 +243,10 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 			return FWD_X_MALFORMED; /* RFC 8446 5.1: no empty handshake fragments */
 		f = q + 5;
 		fend = f + rl;
-		if (fend > end)
-			return FWD_X_TRUNCATED;
+		if (fend > end) { /* this record continues in another segment */
+			fend = end;
+			cut = 1;
+		}
 		while (f < fend && got < need) {
 			size_t take =
 				(size_t)(fend - f) < need - got ? (size_t)(fend - f) : need - got;
@@ -219,9 +262,14 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 					return FWD_X_MALFORMED;
 			}
 		}
+		if (cut)
+			break;
 		q = fend;
 	}
-	return sni_hello(buf + 4, buf + need, out, outlen);
+	if (need == 4) /* not even the handshake header */
+		return FWD_X_TRUNCATED;
+	/* What is here of the hello, as sni_hello reads a cut one */
+	return sni_hello(buf + 4, buf + need, buf + got, out, outlen);
 }
 
 int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
@@ -249,36 +297,87 @@ int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
 	if (hs + 4 > rec)
 		return sni_records(p, len, out, outlen); /* the hello spans records */
 	end = p + 9 + hs;
-	if (end > p + len)
-		return FWD_X_TRUNCATED; /* the hello continues in another segment */
-	return sni_hello(p + 9, end, out, outlen);
+	/* the hello may continue in another segment: read what is here */
+	return sni_hello(p + 9, end, end < p + len ? end : p + len, out, outlen);
 }
 
-static int is_method(const uint8_t *p, size_t len)
+#define X_TCHAR 1 /* RFC 9110 5.6.2 token: a method */
+#define X_HOSTC 2 /* RFC 3986 reg-name: unreserved, pct-encoded, sub-delims */
+#define X_SCHEME 4 /* RFC 3986 3.1: a scheme after its first letter */
+#define X_AUTH 8 /* ends an authority ('/', '?', '#', '\\') or its userinfo ('@') */
+
+static const uint8_t xchar[256] = {
+	['a' ... 'z'] = X_TCHAR | X_HOSTC | X_SCHEME,
+	['A' ... 'Z'] = X_TCHAR | X_HOSTC | X_SCHEME,
+	['0' ... '9'] = X_TCHAR | X_HOSTC | X_SCHEME,
+	['-'] = X_TCHAR | X_HOSTC | X_SCHEME,
+	['.'] = X_TCHAR | X_HOSTC | X_SCHEME,
+	['+'] = X_TCHAR | X_HOSTC | X_SCHEME,
+	['_'] = X_TCHAR | X_HOSTC,
+	['~'] = X_TCHAR | X_HOSTC,
+	['!'] = X_TCHAR | X_HOSTC,
+	['$'] = X_TCHAR | X_HOSTC,
+	['%'] = X_TCHAR | X_HOSTC,
+	['&'] = X_TCHAR | X_HOSTC,
+	['\''] = X_TCHAR | X_HOSTC,
+	['*'] = X_TCHAR | X_HOSTC,
+	['('] = X_HOSTC,
+	[')'] = X_HOSTC,
+	[','] = X_HOSTC,
+	[';'] = X_HOSTC,
+	['='] = X_HOSTC,
+	['#'] = X_TCHAR | X_AUTH,
+	['/'] = X_AUTH,
+	['?'] = X_AUTH,
+	['\\'] = X_AUTH,
+	['@'] = X_AUTH,
+	['^'] = X_TCHAR,
+	['`'] = X_TCHAR,
+	['|'] = X_TCHAR,
+};
+
+/*
+ * The method's length when [p, end) starts with a method and its space,
+ * else 0. Any token (RFC 9110 9.1), not a list of the usual ones: Go's
+ * server and nginx (to its upstream) serve a method they do not know, and
+ * a handler that does not check it answers "PURGE" or "XGET" like GET (a
+ * hostile probe: "XGET / HTTP/1.1" with "Host: evil.example" was not read
+ * as HTTP at all). Most payloads still fail on their first byte (TLS
+ * records start with 0x14..0x17, no token byte).
+ */
+static size_t method_len(const uint8_t *p, const uint8_t *end)
 {
-	static const char *const methods[] = {"GET ",	  "POST ",  "PUT ",	"HEAD ", "DELETE ",
-					      "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
+	size_t n = 0;
 
-	/* Most payloads fail on the first byte: no method starts with it. */
-	switch (len < 4 ? 0 : p[0]) {
-	case 'G':
-	case 'P':
-	case 'H':
-	case 'D':
-	case 'O':
-	case 'C':
-	case 'T':
-		break;
-	default:
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-		size_t n = strlen(methods[i]);
+	if (end - p >= 4 && memcmp(p, "GET ", 4) == 0)
+		return 3; /* most requests */
+	while (p + n < end && (xchar[p[n]] & X_TCHAR))
+		n++;
+	return n > 0 && p + n < end && p[n] == ' ' ? n : 0;
+}
 
-		if (len >= n && memcmp(p, methods[i], n) == 0)
+/* Whether the method [p, p + n) is one of RFC 9110's (and PATCH): a cut
+ * request line is unreadable (TRUNCATED) only for these; a segment of text
+ * that merely starts with a word and a space is no request. */
+static int known_method(const uint8_t *p, size_t n)
+{
+	static const char *const methods[] = {"GET",	 "POST",  "PUT",     "HEAD", "DELETE",
+					      "OPTIONS", "PATCH", "CONNECT", "TRACE"};
+
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (strlen(methods[i]) == n && memcmp(p, methods[i], n) == 0)
 			return 1;
-	}
 	return 0;
+}
+
+/* A Host (or request-target) host copied as copy_host does, and refused
+ * (MALFORMED) when authority_host found a byte in it that no host holds
+ * (@odd). */
+static int copy_http_host(const uint8_t *s, size_t n, int odd, char *out, size_t outlen)
+{
+	int rc = copy_host(s, n, out, outlen);
+
+	return rc > 0 && odd ? FWD_X_MALFORMED : rc;
 }
 
 /* memchr(p, @c, end - p) inline: header lines and host names are short,
@@ -314,92 +413,162 @@ static inline const uint8_t *find_byte(const uint8_t *start, const uint8_t *p, c
 	return NULL;
 }
 
-/* A block's '\n' bits @mn and ':' bits @mc at @b: the first ':' before
- * the first '\n' noted in *@colon (once); @return the '\n', or NULL. */
-static inline const uint8_t *eol_colon_bits(const uint8_t *b, unsigned mn, unsigned mc,
-					    const uint8_t **colon)
+/*
+ * Whether the line at @line (the buffer ending at @end) is named Host: the
+ * offset of its value (past the ':'), else 0. *@loose: blanks between the
+ * name and the ':' ("Host :"). RFC 9112 5.1 says a server must refuse
+ * that, and nginx ignores the line; but Apache (HttpProtocolOptions Unsafe)
+ * and older servers drop the blanks and take it as the Host, so, when the
+ * request has no proper Host, it is the name they serve (a hostile probe's
+ * "Host : evil.example" read as no Host at all).
+ */
+static inline size_t host_named(const uint8_t *line, const uint8_t *end, int *loose)
 {
-	if (mn)
-		mc &= (mn & -mn) - 1; /* the colons before the line's end */
-	if (mc && *colon == NULL)
-		*colon = b + __builtin_ctz(mc);
-	return mn ? b + __builtin_ctz(mn) : NULL;
+	const uint8_t *c = line + 4;
+
+	*loose = 0;
+	if (end - line < 5 || (line[1] | 0x20) != 'o' || (line[2] | 0x20) != 's' ||
+	    (line[3] | 0x20) != 't')
+		return 0;
+	if (*c == ':')
+		return 5;
+	while (c < end && (*c == ' ' || *c == '\t'))
+		c++;
+	if (c == line + 4 || c == end || *c != ':')
+		return 0;
+	*loose = 1;
+	return (size_t)(c + 1 - line);
 }
 
-/* find_byte(start, p, end, '\n') that also finds the first ':' before the
- * '\n': a Host value's port, found in the loads that find its line's end
- * rather than in a second search. When a '\n' is found, *@colon is that
- * ':' or NULL; when none is (NULL returned), *@colon means nothing. */
-static inline const uint8_t *find_eol_colon(const uint8_t *start, const uint8_t *p,
-					    const uint8_t *end, const uint8_t **colon)
+/*
+ * The host of an authority [@a, @e) (a Host value, blanks trimmed, or a
+ * request-target's) as a URL parser reads it (RFC 3986 3.2, the WHATWG URL
+ * standard): it ends at the first '/', '?', '#' or '\\'; userinfo, up to its
+ * last '@', goes; then an IPv6 literal runs to its ']', a name to the
+ * port's ':'. "Host: good@evil.example" was matched as written: no host
+ * holds an '@' (RFC 9110 7.2: Host = uri-host [":" port]), so no server
+ * serves it as that name: nginx serves it as a name no server block has,
+ * Go and Apache answer 400, and an application that reads the Host as a
+ * URL's authority (Node's URL, Python's urlsplit) reads evil.example. A
+ * rule on evil.example must see that one; one on good.example has nothing
+ * to see. One pass, most bytes a host's (RFC 3986 reg-name: unreserved,
+ * pct-encoded, sub-delims). @return 1 with *@h, *@hl (maybe empty); 2 the
+ * same, but the host holds a byte no host holds ('"', '<', a space, ...:
+ * MALFORMED once copied); or FWD_X_MALFORMED for an unclosed IPv6 literal.
+ */
+static int authority_host(const uint8_t *a, const uint8_t *e, const uint8_t **h, size_t *hl)
 {
-	*colon = NULL;
+	const uint8_t *c = a, *colon = NULL;
+	int odd = 0;
+
 #ifdef __SSE2__
-	const __m128i nl = _mm_set1_epi8('\n'), co = _mm_set1_epi8(':');
+	/* 16 or 8 bytes at a time while they are a name and its port (letters,
+	 * digits, '.', '-', ':'), as nearly every Host is: the byte loop below
+	 * cost a third of extracting a Host. Bytes from 0x80 are negative here,
+	 * so never a letter or a digit. */
+	while (e - c >= 8) {
+		const unsigned full = e - c >= 16 ? 0xffff : 0xff;
+		const __m128i v = full == 0xffff
+					  ? _mm_loadu_si128((const __m128i *)(const void *)c)
+					  : _mm_loadl_epi64((const __m128i *)(const void *)c);
+		const __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20)),
+			      co = _mm_cmpeq_epi8(v, _mm_set1_epi8(':'));
+		__m128i ok = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+					   _mm_cmpgt_epi8(_mm_set1_epi8('z' + 1), l));
+		unsigned bad, mc;
 
-	for (; end - p >= 16; p += 16) {
-		const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		const uint8_t *e =
-			eol_colon_bits(p, (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)),
-				       (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, co)), colon);
-
-		if (e)
-			return e;
+		ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+						    _mm_cmpgt_epi8(_mm_set1_epi8('9' + 1), v)));
+		ok = _mm_or_si128(ok, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('.')),
+						   _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
+		ok = _mm_or_si128(ok, co);
+		bad = ~(unsigned)_mm_movemask_epi8(ok) & full;
+		mc = (unsigned)_mm_movemask_epi8(co) & (bad ? (bad & -bad) - 1 : full);
+		if (mc && colon == NULL)
+			colon = c + __builtin_ctz(mc);
+		if (bad) { /* the byte loop decides from there */
+			c += __builtin_ctz(bad);
+			break;
+		}
+		c += full == 0xffff ? 16 : 8;
 	}
-	if (p < end && end - start >= 16) {
-		const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(end - 16));
-		const unsigned sh = 16 - (unsigned)(end - p); /* the bytes from p on */
-
-		return eol_colon_bits(p, (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) >> sh,
-				      (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, co)) >> sh,
-				      colon);
-	}
-#else
-	(void)start;
 #endif
-	for (; p < end; p++) {
-		if (*p == '\n')
-			return p;
-		if (*p == ':' && *colon == NULL)
-			*colon = p;
+	for (; c < e; c++) {
+		if (xchar[*c] & X_HOSTC)
+			continue;
+		if (*c == '@') { /* what came before is userinfo */
+			a = c + 1;
+			colon = NULL;
+			odd = 0;
+		} else if (xchar[*c] & X_AUTH) { /* '/', '?', '#', '\\': the authority ends */
+			e = c;
+			break;
+		} else if (*c == ':') {
+			if (colon == NULL)
+				colon = c;
+		} else if (colon == NULL) { /* the port's bytes are not the host's */
+			odd = 1;
+		}
 	}
-	return NULL;
-}
+	if (a < e && *a == '[') { /* IPv6 literal: up to ']' */
+		const uint8_t *rb = a;
 
-/* Whether the line at @line (the buffer ending at @end) is named Host. */
-static inline int host_named(const uint8_t *line, const uint8_t *end)
-{
-	return end - line >= 5 && (line[1] | 0x20) == 'o' && (line[2] | 0x20) == 's' &&
-	       (line[3] | 0x20) == 't' && line[4] == ':';
-}
-
-/* The value of the Host header line starting at @line, ending at @stop
- * (its '\r' or '\n'), into *@host, *@host_len; @colon the first ':' after
- * the name, or NULL. @return 1, or FWD_X_MALFORMED for a second Host
- * header or an unclosed IPv6 literal. */
-static int host_line(const uint8_t *p, const uint8_t *line, const uint8_t *stop,
-		     const uint8_t *colon, const uint8_t **host, size_t *host_len)
-{
-	const uint8_t *v = line + 5, *ve = stop;
-
-	if (*host)
-		return FWD_X_MALFORMED; /* two Host headers */
-	while (v < ve && (*v == ' ' || *v == '\t'))
-		v++;
-	while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-		ve--;
-	if (v < ve && *v == '[') { /* IPv6 literal: up to ']' */
-		const uint8_t *rb = find_byte(p, v, ve, ']');
-
-		if (rb == NULL)
+		while (rb < e && *rb != ']')
+			rb++;
+		if (rb == e)
 			return FWD_X_MALFORMED;
-		ve = rb + 1;
-	} else if (colon) { /* the port; blanks around the value hold no ':' */
-		ve = colon;
+		odd = 0;
+		for (c = a + 1; c < rb; c++)
+			odd |= !(xchar[*c] & X_HOSTC) && *c != ':';
+		e = rb + 1;
+	} else if (colon) {
+		e = colon;
 	}
-	*host = v;
-	*host_len = (size_t)(ve - v);
-	return 1;
+	*h = a;
+	*hl = (size_t)(e - a);
+	return odd ? 2 : 1;
+}
+
+static void trim_blanks(const uint8_t **v, const uint8_t **ve)
+{
+	while (*v < *ve && (**v == ' ' || **v == '\t'))
+		(*v)++;
+	while (*ve > *v && ((*ve)[-1] == ' ' || (*ve)[-1] == '\t'))
+		(*ve)--;
+}
+
+/*
+ * obs-fold (RFC 9112 5.2): the lines after the Host line ending at *@eol
+ * that start with a space or a tab continue its value; a server either
+ * refuses them (400) or joins them with a space (Apache does), so
+ * "Host:\r\n evil.example" is served as evil.example, and was read as an
+ * empty Host. [*@v, *@ve): the Host line's value, made the one piece of
+ * the joined value that is not blank; two such pieces join into a value
+ * with a space inside: MALFORMED. *@eol: the last continuation's '\n'.
+ * @return 0, FWD_X_MALFORMED, or FWD_X_TRUNCATED when a continuation runs
+ * past the buffer.
+ */
+static int host_folded(const uint8_t *p, const uint8_t *end, const uint8_t **eol, const uint8_t **v,
+		       const uint8_t **ve)
+{
+	int pieces = *v < *ve;
+
+	while (*eol + 1 < end && ((*eol)[1] == ' ' || (*eol)[1] == '\t')) {
+		const uint8_t *c = *eol + 1, *e = find_byte(p, c, end, '\n'), *ce;
+
+		if (e == NULL)
+			return FWD_X_TRUNCATED;
+		ce = e[-1] == '\r' ? e - 1 : e;
+		trim_blanks(&c, &ce);
+		if (c < ce) {
+			if (pieces++)
+				return FWD_X_MALFORMED;
+			*v = c;
+			*ve = ce;
+		}
+		*eol = e;
+	}
+	return 0;
 }
 
 /* The first '\n' in [@q, end - 1) followed by '\n', '\r', 'h' or 'H': where
@@ -441,59 +610,54 @@ static inline const uint8_t *next_line_mark(const uint8_t *start, const uint8_t 
 	return NULL;
 }
 
-/* Whether [@t, @end) starts with the lowercase @lit, in any case. */
-static int starts_caseless(const uint8_t *t, const uint8_t *end, const char *lit)
+/*
+ * The host of the request-target [@t, @te) when it names one, which a
+ * server then takes over Host: an absolute-form target ("scheme://host/..."
+ * with any scheme, RFC 9112 3.2.2: nginx and Go take its host whatever the
+ * scheme; a hostile probe's "GET ws://evil.example/" with "Host:
+ * good.example" was matched as good.example), or CONNECT's authority-form
+ * ("host:port", Go takes it as the Host). Its host is read as Host's is
+ * (authority_host). @return authority_host's 1 or 2 with *@h, *@hl; 0 when the target names no
+ * host; or FWD_X_MALFORMED (no host, an unclosed IPv6 literal).
+ */
+static int target_host(const uint8_t *m, size_t mlen, const uint8_t *t, const uint8_t *te,
+		       const uint8_t **h, size_t *hl)
 {
-	for (; *lit; lit++, t++)
-		if (t >= end || (*t | 0x20) != (uint8_t)*lit)
-			return 0;
-	return 1;
+	const uint8_t *a = t;
+	int rc;
+
+	if (mlen == 7 && memcmp(m, "CONNECT", 7) == 0 && t < te && *t != '/') {
+		a = t; /* authority-form */
+	} else {
+		if (t >= te || (*t | 0x20) < 'a' || (*t | 0x20) > 'z')
+			return 0; /* a scheme starts with a letter */
+		for (a = t + 1; a < te && (xchar[*a] & X_SCHEME); a++)
+			;
+		if (te - a < 3 || memcmp(a, "://", 3) != 0)
+			return 0; /* origin-form, asterisk-form, or no authority */
+		a += 3;
+	}
+	if ((rc = authority_host(a, te, h, hl)) < 0)
+		return rc;
+	return *hl ? rc : FWD_X_MALFORMED;
 }
 
-/*
- * The host of an absolute-form request-target, [@t, @te): "http://host/..."
- * (RFC 9112 3.2.2). A server takes the host from it and ignores Host, so a
- * rule on Host must too (a hostile probe: "GET http://other.org/" with
- * "Host: example.com" was matched as example.com). Userinfo ("user@") and
- * the port go; an IPv6 literal keeps its brackets, as in Host.
- * @return 1 with *@h, *@hl; 0 when the target is not absolute-form; or
- * FWD_X_MALFORMED (no host, an unclosed IPv6 literal).
- */
-static int absolute_host(const uint8_t *t, const uint8_t *te, const uint8_t **h, size_t *hl)
+/* A host found: where, how long, and whether it holds a byte no host does. */
+struct xhost {
+	const uint8_t *p;
+	size_t len;
+	int odd;
+};
+
+/* The request's Host: the proper one, else one written "Host :" (see
+ * host_named), else none. */
+static int host_found(const struct xhost *host, const struct xhost *loose, char *out, size_t outlen)
 {
-	const uint8_t *a, *e, *at;
-
-	if (starts_caseless(t, te, "http://"))
-		a = t + 7;
-	else if (starts_caseless(t, te, "https://"))
-		a = t + 8;
-	else
-		return 0;
-	for (e = a; e < te && *e != '/' && *e != '?' && *e != '#'; e++)
-		;
-	for (at = e; at > a && at[-1] != '@'; at--)
-		;
-	a = at; /* past the last '@' of the authority, if any */
-	if (a < e && *a == '[') { /* to its ']' */
-		const uint8_t *rb = a;
-
-		while (rb < e && *rb != ']')
-			rb++;
-		if (rb == e)
-			return FWD_X_MALFORMED;
-		e = rb + 1;
-	} else { /* to the port's ':' */
-		const uint8_t *colon = a;
-
-		while (colon < e && *colon != ':')
-			colon++;
-		e = colon;
-	}
-	if (e == a)
-		return FWD_X_MALFORMED;
-	*h = a;
-	*hl = (size_t)(e - a);
-	return 1;
+	if (host->p)
+		return copy_http_host(host->p, host->len, host->odd, out, outlen);
+	if (loose->p)
+		return copy_http_host(loose->p, loose->len, loose->odd, out, outlen);
+	return FWD_X_NONE;
 }
 
 /*
@@ -503,52 +667,75 @@ static int absolute_host(const uint8_t *t, const uint8_t *te, const uint8_t **h,
  * '\r' or '\n', 16 positions at a time (two overlapping loads), and looks
  * at those lines alone. Every line is still covered: a second Host header
  * anywhere before the empty line is refused, as the line walk refused it.
- * The outcome when the headers do not end in the buffer is the walk's too:
- * the Host found so far, else TRUNCATED when the buffer stops inside a
- * line and NONE when it stops at a line's end.
+ * When the headers do not end in the buffer: the Host found so far, else
+ * TRUNCATED (the Host may be in the next segment: a request split before
+ * its Host header is unreadable here, and counted as such).
  */
 int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	const uint8_t *end = p + (len > 8192 ? 8192 : len), *host = NULL, *eol, *stop, *q;
-	size_t host_len = 0;
+	const uint8_t *end = p + (len > 8192 ? 8192 : len), *eol, *stop, *q, *r;
+	struct xhost host = {NULL, 0, 0}, loose = {NULL, 0, 0};
+	size_t mlen;
 
-	if (!is_method(p, len))
+	/* RFC 9112 2.2: empty lines before the request line are ignored
+	 * (nginx, Node do): "\r\nGET / HTTP/1.1" is a request. */
+	for (r = p; r < end && (*r == '\r' || *r == '\n'); r++)
+		;
+	if ((mlen = method_len(r, end)) == 0)
 		return FWD_X_NONE;
 	/* the request line: "METHOD target HTTP/1.x" */
-	if ((eol = find_byte(p, p, end, '\n')) == NULL)
-		return FWD_X_TRUNCATED;
-	stop = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-	if (stop - p < 14 || memcmp(stop - 8, "HTTP/1.", 7))
+	if ((eol = find_byte(p, r, end, '\n')) == NULL)
+		return known_method(r, mlen) ? FWD_X_TRUNCATED : FWD_X_NONE;
+	stop = eol > r && eol[-1] == '\r' ? eol - 1 : eol;
+	/* nginx takes spaces after the version and more than one between the
+	 * parts ("GET  ws://evil.example/ HTTP/1.1 "): so does the search */
+	while (stop > r + mlen && stop[-1] == ' ')
+		stop--;
+	if (stop - r < (ptrdiff_t)mlen + 11 || memcmp(stop - 8, "HTTP/1.", 7))
 		return FWD_X_NONE; /* not HTTP/1.x */
 	{
 		/* the target: after the method's space, before " HTTP/1.x" */
-		const uint8_t *t = find_byte(p, p, stop, ' '), *te = stop - 9;
+		const uint8_t *t = r + mlen + 1, *te = stop - 9;
 		int rc;
 
-		if (t != NULL && t + 1 < te && *te == ' ' &&
-		    (rc = absolute_host(t + 1, te, &host, &host_len)) != 0)
-			return rc < 0 ? rc : copy_name(host, host_len, out, outlen);
+		while (t < te && *t == ' ')
+			t++;
+		while (te > t && te[-1] == ' ')
+			te--;
+		if (t < te && *te == ' ' &&
+		    (rc = target_host(r, mlen, t, te, &host.p, &host.len)) != 0)
+			return rc < 0 ? rc : copy_http_host(host.p, host.len, rc == 2, out, outlen);
 	}
 	for (q = eol;;) { /* q: a line end; the line after it starts at q + 1 */
 		const uint8_t *line = q + 1;
 		int rc;
 
 		if (line >= end) /* the buffer stops at a line's end */
-			return host ? copy_name(host, host_len, out, outlen) : FWD_X_NONE;
+			break;
 		if (*line == '\n' || *line == '\r' || (*line | 0x20) == 'h') {
-			/* A Host line's end is searched for with its port's ':' */
-			const int named = (*line | 0x20) == 'h' && host_named(line, end);
-			const uint8_t *colon = NULL;
+			int is_loose = 0;
+			const size_t named =
+				(*line | 0x20) == 'h' ? host_named(line, end, &is_loose) : 0;
 
-			eol = named ? find_eol_colon(p, line + 5, end, &colon)
-				    : find_byte(p, line, end, '\n');
-			if (eol == NULL)
+			if ((eol = find_byte(p, line, end, '\n')) == NULL)
 				break; /* inside a line */
 			stop = eol[-1] == '\r' ? eol - 1 : eol;
 			if (stop == line) /* the empty line: end of the headers */
-				return host ? copy_name(host, host_len, out, outlen) : FWD_X_NONE;
-			if (named && (rc = host_line(p, line, stop, colon, &host, &host_len)) < 0)
-				return rc;
+				return host_found(&host, &loose, out, outlen);
+			if (named) {
+				const uint8_t *v = line + named, *ve = stop;
+				struct xhost *h = is_loose ? &loose : &host;
+
+				if (h->p)
+					return FWD_X_MALFORMED; /* two Host headers */
+				trim_blanks(&v, &ve);
+				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t') &&
+				    (rc = host_folded(p, end, &eol, &v, &ve)) < 0)
+					return rc;
+				if ((rc = authority_host(v, ve, &h->p, &h->len)) < 0)
+					return rc;
+				h->odd = rc == 2;
+			}
 			q = eol;
 			continue;
 		}
@@ -556,10 +743,68 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 		if ((q = next_line_mark(p, line, end)) == NULL)
 			break; /* no line that matters starts in the buffer */
 	}
-	/* The headers do not end in the buffer. */
-	if (host)
-		return copy_name(host, host_len, out, outlen);
-	return end[-1] == '\n' ? FWD_X_NONE : FWD_X_TRUNCATED;
+	/* The headers do not end in the buffer: the Host may come next. */
+	if (host.p || loose.p)
+		return host_found(&host, &loose, out, outlen);
+	return FWD_X_TRUNCATED;
+}
+
+#define X_DNS_HOPS 64 /* compression pointers followed in one name, at most */
+
+/*
+ * A first question's name that holds a compression pointer, label by label,
+ * following the pointers (out of line: queries do not compress). RFC 1035
+ * 4.1.4 lets a name end in a pointer, and Unbound follows one to any offset
+ * of the message, forward too: "www" then a pointer to "evil.example" put
+ * in an EDNS option is resolved as www.evil.example, which a rule read as
+ * unreadable and let pass (a hostile probe). BIND and Knot take backward
+ * pointers only, which here can reach the header alone. Bounded: at most
+ * X_DNS_HOPS pointers (a loop ends there, MALFORMED), and every label
+ * grows the name, which stops at 255 bytes. The outcome for a name without
+ * pointers is the label-by-label one of fwd_extract_dns_qname.
+ */
+static __attribute__((noinline)) int dns_qname_ptr(const uint8_t *p, size_t len, char *out,
+						   size_t outlen)
+{
+	const size_t max = outlen - 1 < 255 ? outlen - 1 : 255;
+	size_t i = 12, o = 0;
+	unsigned hops = 0;
+
+	for (;;) {
+		uint8_t l;
+
+		if (i >= len)
+			return FWD_X_TRUNCATED;
+		l = p[i];
+		if (l >= 0xc0) { /* a pointer: 14 bits of offset */
+			if (i + 1 >= len)
+				return FWD_X_TRUNCATED;
+			i = (size_t)(l & 0x3f) << 8 | p[i + 1];
+			if (++hops > X_DNS_HOPS || i >= len)
+				return FWD_X_MALFORMED; /* a loop, or out of the message */
+			continue;
+		}
+		if (l > 63)
+			return FWD_X_MALFORMED; /* a reserved label type */
+		if (l == 0)
+			break;
+		if (i + 1 + l > len)
+			return FWD_X_TRUNCATED;
+		if (o + l + 1 > max)
+			return FWD_X_TOO_LONG;
+		if (lower_copy(p + i + 1, l, out + o, 1))
+			return FWD_X_MALFORMED;
+		o += l;
+		out[o++] = '.';
+		i += 1 + l;
+	}
+	if (o == 0) {
+		out[0] = '.'; /* the root */
+		out[1] = '\0';
+		return 1;
+	}
+	out[o - 1] = '\0';
+	return (int)(o - 1);
 }
 
 /*
@@ -601,8 +846,10 @@ int fwd_extract_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen
 		}
 		l = p[i];
 		if ((uint8_t)(l - 1) > 62) { /* 0: the end; 64 up: not a plain label */
+			if (l >= 0xc0)
+				return dns_qname_ptr(p, len, out, outlen);
 			if (l)
-				rc = FWD_X_MALFORMED; /* compression pointer or reserved label type */
+				rc = FWD_X_MALFORMED; /* a reserved label type */
 			break;
 		}
 		e = i + 1 + l;

@@ -9,19 +9,25 @@
  * name's length (> 0), FWD_X_NONE when the payload is not that protocol or
  * has no such field, or a negative FWD_X_* saying why it is malformed.
  *
- * Limits (documented in docs/content-rules.md):
- * - TLS: the ClientHello must start the payload (one TLS record, in this
- *   segment); a record or extension running past the segment is TRUNCATED.
- * - HTTP: the request line and headers within the payload and within 8 KiB;
- *   a second Host header is MALFORMED (RFC 9112 says reject); the port is
- *   dropped.
- * - DNS: the first question's name; compression pointers cannot appear there
- *   (nothing precedes it to point at) and are MALFORMED, so no pointer loop
- *   can ever be followed.
- * - Names holding bytes outside printable ASCII are MALFORMED; names longer
- *   than 255 bytes, or than the output holds, are TOO_LONG (a DNS name is
- *   counted with a dot after its last label, and needs outlen >= its
- *   length + 2).
+ * The name is the one a server or resolver acts on (documented, form by
+ * form, in docs/content-rules.md, "Extractors"):
+ * - TLS: the ClientHello must start the payload (in one record or over
+ *   several); one larger than the segment is read as far as it goes, and
+ *   a server_name past the segment is TRUNCATED. The first host_name; one
+ *   trailing dot removed.
+ * - HTTP: the request line (any token as the method, empty lines before it
+ *   skipped) and headers within the payload and within 8 KiB; Host read as
+ *   a URL's authority (userinfo, path and port dropped, one trailing dot
+ *   removed); an absolute-form target of any scheme, or CONNECT's
+ *   authority, wins over Host; obs-fold joined; "Host :" taken when there
+ *   is no "Host:"; a second Host header is MALFORMED (RFC 9112 says
+ *   reject); headers cut before a Host are TRUNCATED.
+ * - DNS: the first question's name; compression pointers followed to any
+ *   offset, at most 64 (a loop is MALFORMED).
+ * - Names holding bytes outside printable ASCII (for Host: outside a host's
+ *   characters) are MALFORMED; names longer than 255 bytes, or than the
+ *   output holds, are TOO_LONG (a DNS name is counted with a dot after its
+ *   last label, and needs outlen >= its length + 2).
  */
 #ifndef FWD_EXTRACT_H
 #define FWD_EXTRACT_H

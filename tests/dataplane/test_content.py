@@ -7,6 +7,7 @@ generation swaps while content traffic flows."""
 import os
 import random
 import re
+import struct
 import sys
 import time
 
@@ -518,7 +519,8 @@ def test_malformed_content_through_the_fast_path(tmp_path):
     # queries cut inside their 12-byte header, the record and handshake
     # lengths set past what holds them, the two Host headers, the 300-byte
     # Host and the three broken questions. An HTTP request cut before its
-    # request line ends may be too; an empty body or a cut method is not.
+    # Host line ends may be too (its headers may continue in the next
+    # segment); an empty body or a cut method is not.
     floor = (len(hello) - 1) + 12 + 2 + 2 + 3
     nothing = 1 + 1 + 1  # empty hello, empty request, the hello with no ClientHello type (off 5)
     assert floor <= st["events"]["content_unreadable"] <= len(pkts) - nothing, (floor, st["events"])
@@ -586,3 +588,104 @@ content_rules:
     assert f.p.returncode == 0, log
     assert after["packets"]["rx"] > before["packets"]["rx"]
     assert after["events"]["mirror_tx"] == before["events"]["mirror_tx"], (before["events"], after["events"])
+
+
+HOSTILE_TABLE = """
+regions: {india: {prefixes: [10.1.0.0/16]}}
+services: {https: [tcp/443], web: [tcp/80], dns: [udp/53]}
+links:
+  local:    {port: out0, next_hop_mac: "02:00:00:00:00:01"}
+  resolver: {port: out0, next_hop_mac: "02:00:00:00:00:03"}
+default: {action: steer, to: local}
+content_rules:
+  - {name: sni-drop, field: tls_sni, pattern: '(^|\\.)evil\\.example$', services: [https], action: drop}
+  - {name: host-drop, field: http_host, pattern: '(^|\\.)evil\\.example$', services: [web], action: drop}
+  - {name: dns-steer, field: dns_qname, pattern: '(^|\\.)evil\\.example$', services: [dns], action: steer, to: resolver}
+"""
+
+
+def pq_client_hello(sni):
+    """A ClientHello as browsers send it since 2024: its server_name first, then
+    an X25519MLKEM768 key share (1,216 + 32 bytes): ~1.4 KB, past one
+    1460-byte segment with the rest of a browser's extensions; here padded
+    past 1,600 bytes."""
+    name = sni.encode()
+    sni_ext = struct.pack(">HHHBH", 0, len(name) + 5, len(name) + 3, 0, len(name)) + name
+    key = bytes(range(256)) * 4 + bytes(1248 - 1024)
+    ks = struct.pack(">HHHHH", 51, len(key) + 6, len(key) + 4, 0x11EC, len(key)) + key
+    pad = struct.pack(">HH", 21, 250) + bytes(250)
+    exts = sni_ext + ks + pad
+    body = (b"\x03\x03" + bytes(32) + b"\x20" + bytes(32) + struct.pack(">H", 2) + b"\x13\x01" +
+            b"\x01\x00" + struct.pack(">H", len(exts)) + exts)
+    hs = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x01" + struct.pack(">H", len(hs)) + hs
+
+
+def test_hostile_names_meet_the_rules(tmp_path):
+    """What a hostile sender writes so that a server or resolver serves
+    evil.example while a rule on '(^|\\.)evil\\.example$' saw another name or
+    none (docs/content-rules.md, "Extractors"): a trailing dot, a method
+    outside the usual list, empty lines before the request line, an
+    absolute-form target of another scheme (with nginx's extra spaces), CONNECT, userinfo in Host, a
+    folded Host, "Host :", a ClientHello larger than a segment, a DNS name
+    ending in a pointer forward. Each is its own flow; the same forms for
+    good.example pass. A request split before its Host is the documented
+    limit: it passes, and its first segment is counted unreadable."""
+    table = tmp_path / "t.yaml"
+    table.write_text(HOSTILE_TABLE)
+    http = [b"GET / HTTP/1.1\r\nHost: %s.\r\n\r\n",
+            b"XGET / HTTP/1.1\r\nHost: %s\r\n\r\n",
+            b"PURGE /x HTTP/1.1\r\nHost: %s\r\n\r\n",
+            b"\r\n\r\nGET / HTTP/1.1\r\nHost: %s\r\n\r\n",
+            b"GET ws://%s/ HTTP/1.1\r\nHost: other.example\r\n\r\n",
+            b"GET   ws://%s/   HTTP/1.1  \r\nHost: other.example\r\n\r\n",
+            b"CONNECT %s:443 HTTP/1.1\r\nHost: other.example\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: user@%s\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost:\r\n %s\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : %s\r\n\r\n"]
+    flows = []  # (service, [payloads], expected fate of every packet: a link, or None: dropped)
+    for name, fate in ((b"evil.example", None), (b"good.example", "local")):
+        for form in http:
+            flows.append(("web", [form % name], fate))
+        flows.append(("https", [client_hello(name.decode() + ".")], fate))
+        hello = pq_client_hello(name.decode())
+        assert len(hello) > 1500
+        flows.append(("https", [hello[:1400], hello[1400:]], fate))
+        # "www" and a pointer forward, to a name in the additional record
+        # (Unbound follows it: www.<name>)
+        label = name.split(b".")[0]
+        q = (struct.pack(">HHHHHH", 0x77, 0x0100, 1, 0, 0, 1) + b"\x03www\xc0\x16" + b"\x00\x01\x00\x01" +
+             bytes([len(label)]) + label + b"\x07example\x00" + b"\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" +
+             bytes(4))
+        assert q[22] == len(label)
+        flows.append(("dns", [q], "resolver" if fate is None else "local"))
+    split = [b"GET / HTTP/1.1\r\n", b"Host: evil.example\r\n\r\n"]
+    flows.append(("web", split, "local"))
+    pkts, want = [], []
+    for i, (svc, bodies, fate) in enumerate(flows):
+        proto, dport = SERVICE_PORT[svc]
+        seq = 1000
+        for body in bodies:
+            l4 = (TCP(sport=40000 + i, dport=dport, flags="PA", seq=seq) if proto == "tcp"
+                  else UDP(sport=40000 + i, dport=dport))
+            seq += len(body)
+            pkts.append(Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.1.7.7", dst="198.51.100.1", id=len(pkts)) /
+                        l4 / Raw(body))
+            want.append(fate)
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "c10-hostile")
+    assert run.rc == 0, run.stderr
+    got = {}
+    for pkt in run.outputs["out0"]:
+        got[pkt[IP].id] = MAC_LINK[pkt[Ether].dst]
+    problems = [f"packet {i} ({bytes(pkts[i][Raw].load)[:60]!r}): expected {w}, got {got.get(i)}"
+                for i, w in enumerate(want) if got.get(i) != w]
+    assert not problems, "\n".join(problems)
+    st = run.stats
+    m = {k: v["matches"] for k, v in st["content_rules"].items()}
+    assert m == {"sni-drop": 2, "host-drop": len(http), "dns-steer": 1}, m
+    # the second segment of the big evil hello: dropped by its flow's verdict
+    assert st["content_rules"]["sni-drop"]["flow_packets"] == 1
+    assert st["drops"]["content_drop"] == len(http) + 3
+    # unreadable: the split request's first segment alone (the big hellos'
+    # second segments and the split's second start no message)
+    assert st["events"]["content_unreadable"] == 1, st["events"]

@@ -74,6 +74,12 @@ def variants(rng, entry):
             name + ".evil", rand_name(rng)]
 
 
+def server_name(name):
+    """The SNI or Host the extractor returns: lowercased, one trailing dot
+    gone (nginx and Apache serve "a.example." as a.example)."""
+    return name.lower()[:-1] if name.endswith(".") else name.lower()
+
+
 def gen_traffic(rng, sets, nflows):
     out = []
     sni_pool = [v for e in sets[0] + sets[1] for v in variants(rng, e)]
@@ -96,12 +102,12 @@ def gen_traffic(rng, sets, nflows):
             proto, dport = "tcp", 443
             sni = rng.choice(sni_pool)
             first = client_hello(sni, pad_ext=rng.random() < 0.5)
-            names["tls_sni"] = sni.lower()
+            names["tls_sni"] = server_name(sni)
         elif service == "web":
             proto, dport = "tcp", 80
             host = rng.choice(host_pool)
             first = http_request(host + (":8080" if rng.random() < 0.3 else ""))
-            names["http_host"] = host.lower()
+            names["http_host"] = server_name(host)
         else:
             proto, dport = "udp", 53
             qn = rng.choice(dns_pool)

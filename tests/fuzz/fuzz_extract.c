@@ -1,7 +1,9 @@
 /*
  * Fuzz target: the SNI, HTTP Host and DNS name extractors on arbitrary
  * payloads. Beyond "no crash": a returned length is the string's length, the
- * name is printable, lowercase ASCII, and never longer than 255 bytes.
+ * name is printable, lowercase ASCII, and never longer than 255 bytes; an
+ * SNI or a Host never ends in a dot (servers strip one), a Host holds no
+ * userinfo, path or port ('@', '/', '?', '#', '\\'; ':' in an IP literal only).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,12 +24,24 @@ static void check(int n, const char *name)
 			abort();
 }
 
+/* A server's name: no trailing dot, and for a Host, an authority's host alone. */
+static void check_host(int n, const char *name, int http)
+{
+	check(n, name);
+	if (n <= 0)
+		return;
+	if (name[n - 1] == '.')
+		abort();
+	if (http && (strpbrk(name, "@/?#\\") || (name[0] != '[' && strchr(name, ':'))))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	char name[FWD_X_NAME_MAX];
 
-	check(fwd_extract_sni(data, len, name, sizeof(name)), name);
-	check(fwd_extract_http_host(data, len, name, sizeof(name)), name);
+	check_host(fwd_extract_sni(data, len, name, sizeof(name)), name, 0);
+	check_host(fwd_extract_http_host(data, len, name, sizeof(name)), name, 1);
 	check(fwd_extract_dns_qname(data, len, name, sizeof(name)), name);
 	/* A small output buffer must never be overrun either. */
 	check(fwd_extract_sni(data, len, name, 8), name);

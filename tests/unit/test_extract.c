@@ -3,10 +3,12 @@
  * name on valid input, on each malformed class, and truncated at every
  * length (no read past the end: the sanitizer build checks; never a name).
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -35,24 +37,24 @@ static void put16(struct buf *x, uint32_t v)
 	put8(x, v);
 }
 
-/* A ClientHello with a supported_groups extension before server_name. */
-static void client_hello(struct buf *x, const char *sni, size_t sni_len, int session_id)
+/* A server_name extension with one host_name. */
+static void put_sni(struct buf *ext, const char *sni, size_t sni_len)
 {
-	struct buf body = {.n = 0}, ext = {.n = 0};
+	put16(ext, 0); /* server_name */
+	put16(ext, (uint32_t)sni_len + 5);
+	put16(ext, (uint32_t)sni_len + 3);
+	put8(ext, 0);
+	put16(ext, (uint32_t)sni_len);
+	put(ext, sni, sni_len);
+}
+
+/* A ClientHello in one record carrying the extensions @ext. */
+static void hello_with(struct buf *x, const struct buf *ext, int session_id)
+{
+	static struct buf body;
 	static const uint8_t random[32] = {1, 2, 3};
 
-	put16(&ext, 10); /* supported_groups */
-	put16(&ext, 4);
-	put16(&ext, 2);
-	put16(&ext, 29);
-	if (sni) {
-		put16(&ext, 0); /* server_name */
-		put16(&ext, (uint32_t)sni_len + 5);
-		put16(&ext, (uint32_t)sni_len + 3);
-		put8(&ext, 0);
-		put16(&ext, (uint32_t)sni_len);
-		put(&ext, sni, sni_len);
-	}
+	body.n = 0;
 	put16(&body, 0x0303);
 	put(&body, random, 32);
 	put8(&body, session_id ? 32 : 0);
@@ -63,8 +65,8 @@ static void client_hello(struct buf *x, const char *sni, size_t sni_len, int ses
 	put16(&body, 0x1302);
 	put8(&body, 1);
 	put8(&body, 0);
-	put16(&body, (uint32_t)ext.n);
-	put(&body, ext.b, ext.n);
+	put16(&body, (uint32_t)ext->n);
+	put(&body, ext->b, ext->n);
 	x->n = 0;
 	put8(x, 0x16);
 	put16(x, 0x0301);
@@ -73,6 +75,21 @@ static void client_hello(struct buf *x, const char *sni, size_t sni_len, int ses
 	put8(x, (uint32_t)(body.n >> 16));
 	put16(x, (uint32_t)body.n);
 	put(x, body.b, body.n);
+}
+
+/* A ClientHello with a supported_groups extension before server_name. */
+static void client_hello(struct buf *x, const char *sni, size_t sni_len, int session_id)
+{
+	static struct buf ext;
+
+	ext.n = 0;
+	put16(&ext, 10); /* supported_groups */
+	put16(&ext, 4);
+	put16(&ext, 2);
+	put16(&ext, 29);
+	if (sni)
+		put_sni(&ext, sni, sni_len);
+	hello_with(x, &ext, session_id);
 }
 
 static void test_sni(void **state)
@@ -195,6 +212,126 @@ static void test_sni_over_several_records(void **state)
 	}
 }
 
+/*
+ * A hostile sender's ClientHellos: the name against what a server acts on.
+ */
+static void test_sni_hostile(void **state)
+{
+	static struct buf h, ext;
+	char out[FWD_X_NAME_MAX];
+
+	(void)state;
+	/* a trailing dot: nginx strips it and picks evil.example's server */
+	client_hello(&h, "Evil.Example.", 13, 0);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 12);
+	assert_string_equal(out, "evil.example");
+	client_hello(&h, ".", 1, 0);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "evil.example..", 14, 0); /* nginx: 400 */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	client_hello(&h, "", 0, 0); /* zero-length */
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_MALFORMED);
+	/* two host_names: the first (OpenSSL reads it alone; Go, BoringSSL
+	 * and rustls refuse the hello) */
+	ext.n = 0;
+	put16(&ext, 0);
+	put16(&ext, 2 + 3 + 12 + 3 + 12);
+	put16(&ext, 3 + 12 + 3 + 12);
+	put8(&ext, 0);
+	put16(&ext, 12);
+	put(&ext, "good.example", 12);
+	put8(&ext, 0);
+	put16(&ext, 12);
+	put(&ext, "evil.example", 12);
+	hello_with(&h, &ext, 0);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 12);
+	assert_string_equal(out, "good.example");
+	/* GREASE extensions and an ECH outer hello: the outer (public) name,
+	 * the one on the wire; the inner one is encrypted */
+	ext.n = 0;
+	put16(&ext, 0x0a0a); /* GREASE */
+	put16(&ext, 0);
+	put16(&ext, 0xfe0d); /* encrypted_client_hello, outer */
+	put16(&ext, 8);
+	put(&ext, "\0\0\1\0\1\7\0\0", 8);
+	put_sni(&ext, "public.example", 14);
+	put16(&ext, 0x3a3a); /* GREASE, one byte */
+	put16(&ext, 1);
+	put8(&ext, 0);
+	hello_with(&h, &ext, 1);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 14);
+	assert_string_equal(out, "public.example");
+}
+
+/* A ClientHello larger than a segment, as a post-quantum key share makes
+ * it (~1.8 KB): the server_name is read when it is wholly in this segment,
+ * in one record or over several; TRUNCATED when the segment ends before its
+ * end. */
+static void test_sni_cut_hello(void **state)
+{
+	static struct buf h, ext, w;
+	static uint8_t key[1250];
+	char out[FWD_X_NAME_MAX];
+	size_t sni_end;
+
+	(void)state;
+	ext.n = 0;
+	put16(&ext, 0x2a2a); /* GREASE */
+	put16(&ext, 0);
+	put_sni(&ext, "Evil.Example", 12);
+	put16(&ext, 51); /* key_share: X25519MLKEM768, as browsers send it */
+	put16(&ext, (uint32_t)sizeof(key) + 6);
+	put16(&ext, (uint32_t)sizeof(key) + 4);
+	put16(&ext, 0x11ec);
+	put16(&ext, (uint32_t)sizeof(key));
+	put(&ext, key, sizeof(key));
+	hello_with(&h, &ext, 1);
+	/* where the name's extension ends: record(5) + handshake(4) + version,
+	 * random(34) + session id(33) + suites(6) + compression(2) + the
+	 * extensions' length(2) + GREASE(4) + server_name(4 + 5 + 12) */
+	sni_end = 5 + 4 + 34 + 33 + 6 + 2 + 2 + 4 + 21;
+	for (size_t n = 9; n <= 1460 && n < h.n; n++) {
+		int r = fwd_extract_sni(h.b, n, out, sizeof(out));
+
+		if (n < sni_end) {
+			assert_int_equal(r, FWD_X_TRUNCATED);
+		} else {
+			assert_int_equal(r, 12);
+			assert_string_equal(out, "evil.example");
+		}
+	}
+	/* the same over records of 100 bytes, cut anywhere */
+	w = h;
+	split_records(&w, 100);
+	for (size_t n = 9; n < w.n; n += 7) {
+		int r = fwd_extract_sni(w.b, n, out, sizeof(out));
+		/* the name's end in the records: 5 bytes of header per 100 */
+		size_t at = sni_end + 5 * ((sni_end - 5 - 1) / 100);
+
+		assert_int_equal(r, n < at ? FWD_X_TRUNCATED : 12);
+	}
+	/* a length past the hello's own end is MALFORMED, cut or not */
+	w = h;
+	w.b[5 + 4 + 34 + 33 + 6 + 2 + 2 + 4 + 2] = 0x7f; /* server_name's length */
+	assert_int_equal(fwd_extract_sni(w.b, 600, out, sizeof(out)), FWD_X_MALFORMED);
+	/* the name after the key share, past the segment: not here */
+	ext.n = 0;
+	put16(&ext, 51);
+	put16(&ext, (uint32_t)sizeof(key) + 6);
+	put16(&ext, (uint32_t)sizeof(key) + 4);
+	put16(&ext, 0x11ec);
+	put16(&ext, (uint32_t)sizeof(key));
+	put(&ext, key, sizeof(key));
+	put_sni(&ext, "evil.example", 12);
+	put16(&ext, 21); /* padding to past a segment */
+	put16(&ext, 400);
+	memset(ext.b + ext.n, 0, 400);
+	ext.n += 400;
+	hello_with(&h, &ext, 1);
+	assert_int_equal(fwd_extract_sni(h.b, 1300, out, sizeof(out)), FWD_X_TRUNCATED);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 12);
+}
+
 static void test_every_truncation(void **state)
 {
 	struct buf h;
@@ -288,25 +425,158 @@ static void test_http_host(void **state)
 #undef H
 }
 
-/* ---- the HTTP Host extractor against the line walk it replaced ----------------------- */
-
-static int ref_is_method(const uint8_t *p, size_t len)
+/*
+ * A hostile sender's Host headers: each against what a server acts on
+ * (docs/content-rules.md, "Extractors"). A rule on evil.example must see
+ * evil.example wherever nginx, Apache or Go would serve evil.example, and
+ * a Host no server serves as written is unreadable (MALFORMED), as two
+ * Host headers are.
+ */
+static void test_http_host_hostile(void **state)
 {
-	static const char *const methods[] = {"GET ",	  "POST ",  "PUT ",	"HEAD ", "DELETE ",
-					      "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
+	char out[FWD_X_NAME_MAX];
+	static const char nul[] = "GET / HTTP/1.1\r\nHost: evil.example\0.good\r\n\r\n";
+#define H(s) (const uint8_t *)(s), strlen(s), out, sizeof(out)
+#define IS(s, want)                                                                                \
+	do {                                                                                       \
+		assert_int_equal(fwd_extract_http_host(H(s)), (int)strlen(want));                  \
+		assert_string_equal(out, want);                                                    \
+	} while (0)
 
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-		size_t n = strlen(methods[i]);
-
-		if (len >= n && memcmp(p, methods[i], n) == 0)
-			return 1;
-	}
-	return 0;
+	(void)state;
+	/* userinfo: Host = uri-host [":" port] (RFC 9110 7.2) has none; nginx
+	 * serves "good@evil.example" as a name no server block has, Go and
+	 * Apache answer 400, a URL parser (Node, Python) reads evil.example:
+	 * the name a rule sees, as in an absolute-form target */
+	IS("GET / HTTP/1.1\r\nHost: good@evil.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: good.example:443@Evil.Example:80\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: a@b@evil.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: u@[2001:db8::1]:80\r\n\r\n", "[2001:db8::1]");
+	/* the authority ends at '/', '?', '#', '\\' (a URL parser's reading) */
+	IS("GET / HTTP/1.1\r\nHost: evil.example/x@good.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example?@good.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example#\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example\\@good.example\r\n\r\n", "evil.example");
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: good@\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: /evil\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	/* bytes no host holds, and no URL parser takes */
+	assert_int_equal(
+		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: \"evil.example\"\r\n\r\n")),
+		FWD_X_MALFORMED);
+	assert_int_equal(
+		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: evil<x>.example\r\n\r\n")),
+		FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: evil.example]\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: [::1]x]\r\n\r\n")), 5);
+	assert_int_equal(
+		fwd_extract_http_host((const uint8_t *)nul, sizeof(nul) - 1, out, sizeof(out)),
+		FWD_X_MALFORMED);
+	/* a trailing dot: nginx and Apache strip one and serve evil.example */
+	IS("GET / HTTP/1.1\r\nHost: evil.example.\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: EVIL.Example.:8080\r\n\r\n", "evil.example");
+	IS("GET http://evil.example./ HTTP/1.1\r\nHost: good.example\r\n\r\n", "evil.example");
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: .\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	/* percent-encoding: no server decodes a Host; it stays as sent */
+	IS("GET / HTTP/1.1\r\nHost: evil%2Eexample\r\n\r\n", "evil%2eexample");
+	/* blanks, LF-only lines */
+	IS("GET / HTTP/1.1\r\nHost:\t evil.example \t\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\nHost: evil.example\n\n", "evil.example");
+	/* obs-fold (RFC 9112 5.2): Apache joins the lines with a space */
+	IS("GET / HTTP/1.1\r\nHost:\r\n evil.example\r\nAccept: */*\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost:  \r\n\t\r\n  evil.example:80 \r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example\r\n \r\n\r\n", "evil.example");
+	assert_int_equal(
+		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: evil\r\n .example\r\n\r\n")),
+		FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost:\r\n evil.exa")),
+			 FWD_X_TRUNCATED);
+	/* a folded line after another header is that header's */
+	IS("GET / HTTP/1.1\r\nX-A: b\r\n Host: good.example\r\nHost: evil.example\r\n\r\n",
+	   "evil.example");
+	/* any method: Go and nginx's upstreams serve "XGET" or "PURGE" */
+	IS("XGET / HTTP/1.1\r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("PURGE /x HTTP/1.1\r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("M-SEARCH * HTTP/1.1\r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("X / HTTP/1.1\r\nHost: evil.example\r\n\r\n", "evil.example");
+	assert_int_equal(fwd_extract_http_host(H("G(T / HTTP/1.1\r\nHost: a\r\n\r\n")), FWD_X_NONE);
+	assert_int_equal(fwd_extract_http_host(H(" GET / HTTP/1.1\r\nHost: a\r\n\r\n")),
+			 FWD_X_NONE);
+	/* a cut request line is unreadable for a known method only: text that
+	 * starts with a word and a space is no request */
+	assert_int_equal(fwd_extract_http_host(H("GET /very/long/pa")), FWD_X_TRUNCATED);
+	assert_int_equal(fwd_extract_http_host(H("Some text of a body")), FWD_X_NONE);
+	/* empty lines before the request line (RFC 9112 2.2: nginx skips them) */
+	IS("\r\n\r\nGET / HTTP/1.1\r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("\nGET / HTTP/1.1\r\nHost: evil.example\r\n\r\n", "evil.example");
+	/* an absolute-form target of any scheme: nginx and Go take its host */
+	IS("GET ws://evil.example/ HTTP/1.1\r\nHost: good.example\r\n\r\n", "evil.example");
+	IS("GET svn+ssh://evil.example:22/x HTTP/1.1\r\nHost: good.example\r\n\r\n",
+	   "evil.example");
+	IS("GET h1.x-y://evil.example HTTP/1.1\r\nHost: good.example\r\n\r\n", "evil.example");
+	IS("GET /x?u=ws://evil.example HTTP/1.1\r\nHost: good.example\r\n\r\n", "good.example");
+	IS("GET 1ws://evil.example/ HTTP/1.1\r\nHost: good.example\r\n\r\n", "good.example");
+	IS("GET mailto:evil.example HTTP/1.1\r\nHost: good.example\r\n\r\n", "good.example");
+	/* its authority read as Host's ('#' and '\\' in a target: Go and nginx
+	 * answer 400) */
+	IS("GET http://u:p@evil.example?@good.example/ HTTP/1.1\r\n\r\n", "evil.example");
+	IS("GET http://evil.example#@good.example/ HTTP/1.1\r\n\r\n", "evil.example");
+	/* spaces after the version, and more than one between the parts
+	 * (nginx takes both) */
+	IS("GET / HTTP/1.1  \r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("GET   ws://evil.example/   HTTP/1.1 \r\nHost: good.example\r\n\r\n", "evil.example");
+	/* CONNECT's authority-form: Go takes it as the Host */
+	IS("CONNECT evil.example:443 HTTP/1.1\r\nHost: good.example\r\n\r\n", "evil.example");
+	IS("CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: good.example\r\n\r\n", "[2001:db8::1]");
+	IS("CONNECT /x HTTP/1.1\r\nHost: good.example\r\n\r\n", "good.example");
+	/* a request split before its Host: unreadable here, not "no Host" */
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\n")), FWD_X_TRUNCATED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\n")),
+			 FWD_X_TRUNCATED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n")),
+			 FWD_X_NONE);
+	/* blanks before the colon (RFC 9112 5.1 says refuse; nginx ignores the
+	 * line): the proper Host decides; alone, it is the Host Apache's
+	 * "Unsafe" mode and older servers serve */
+	IS("GET / HTTP/1.1\r\nHost : good.example\r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example\r\nHost\t: good.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost : evil.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHOST \t :\r\n evil.example\r\n\r\n", "evil.example");
+	assert_int_equal(
+		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost : a.example\r\nHost : b\r\n\r\n")),
+		FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost x: a.example\r\n\r\n")),
+			 FWD_X_NONE);
+#undef IS
+#undef H
 }
 
+/* ---- the HTTP Host extractor against the line walk it replaced ----------------------- */
+
+/* A method: one or more token bytes (RFC 9110 5.6.2), then a space. */
+static size_t ref_method(const uint8_t *p, size_t len)
+{
+	size_t n = 0;
+
+	while (n < len && p[n] < 0x7f &&
+	       ((p[n] >= '0' && p[n] <= '9') || ((p[n] | 0x20) >= 'a' && (p[n] | 0x20) <= 'z') ||
+		(p[n] && strchr("!#$%&'*+-.^_`|~", p[n]))))
+		n++;
+	return n > 0 && n < len && p[n] == ' ' ? n : 0;
+}
+
+/* A host as the extractor returns it: one trailing dot gone, printable,
+ * lowercased, no byte a host may not hold (a literal's ':' aside). */
 static int ref_copy(const uint8_t *s, size_t n, char *out, size_t outlen)
 {
-	if (n == 0)
+	int lit = n > 0 && s[0] == '[';
+
+	if (n > 0 && s[n - 1] == '.')
+		n--;
+	if (n == 0 || s[n - 1] == '.')
 		return FWD_X_MALFORMED;
 	if (n > 255 || n + 1 > outlen)
 		return FWD_X_TOO_LONG;
@@ -315,43 +585,104 @@ static int ref_copy(const uint8_t *s, size_t n, char *out, size_t outlen)
 			return FWD_X_MALFORMED;
 		out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
 	}
+	for (size_t i = lit; i < n - lit; i++)
+		if (strchr("@/?#\"<>\\^`{|}[]", s[i]) || (s[i] == ':' && !lit))
+			return FWD_X_MALFORMED;
 	out[n] = '\0';
 	return (int)n;
 }
 
 /* The line walk, one memchr a line, as fwd_extract_http_host was before it
- * looked only at the lines that matter: the reference. */
+ * looked only at the lines that matter: the reference. Empty lines before
+ * the request line are skipped; a Host value continued on lines starting
+ * with a blank (obs-fold) is joined; its authority ends at '/', '?', '#' or
+ * '\\' and loses its userinfo; headers that do not end in the buffer and
+ * hold no Host are TRUNCATED. */
 static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	const uint8_t *end = p + (len > 8192 ? 8192 : len), *line = p, *host = NULL;
-	size_t host_len = 0;
+	const uint8_t *end = p + (len > 8192 ? 8192 : len), *line = p, *host = NULL, *lhost = NULL;
+	size_t host_len = 0, lhost_len = 0, m;
 	int first = 1;
 
-	if (!ref_is_method(p, len))
+	while (line < end && (*line == '\r' || *line == '\n'))
+		line++;
+	if ((m = ref_method(line, (size_t)(end - line))) == 0)
 		return FWD_X_NONE;
+	if (memchr(line, '\n', (size_t)(end - line)) == NULL) { /* the request line is cut */
+		static const char *const known[] = {"GET ",   "POST ",	  "PUT ",
+						    "HEAD ",  "DELETE ",  "OPTIONS ",
+						    "PATCH ", "CONNECT ", "TRACE "};
+
+		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+			if (strlen(known[k]) == m + 1 && memcmp(line, known[k], m + 1) == 0)
+				return FWD_X_TRUNCATED;
+		return FWD_X_NONE;
+	}
 	while (line < end) {
 		const uint8_t *eol = memchr(line, '\n', (size_t)(end - line));
-		const uint8_t *stop;
+		const uint8_t *stop, *nc;
 
 		if (eol == NULL)
-			return host ? ref_copy(host, host_len, out, outlen) : FWD_X_TRUNCATED;
+			return host    ? ref_copy(host, host_len, out, outlen)
+			       : lhost ? ref_copy(lhost, lhost_len, out, outlen)
+				       : FWD_X_TRUNCATED;
 		stop = eol > line && eol[-1] == '\r' ? eol - 1 : eol;
 		if (stop == line) /* the empty line: end of the headers */
-			break;
+			return host    ? ref_copy(host, host_len, out, outlen)
+			       : lhost ? ref_copy(lhost, lhost_len, out, outlen)
+				       : FWD_X_NONE;
 		if (first) {
 			first = 0;
-			if (stop - line < 14 || memcmp(stop - 8, "HTTP/1.", 7))
+			while (stop > line + m && stop[-1] == ' ') /* spaces after the version */
+				stop--;
+			if (stop - line < (ptrdiff_t)m + 11 || memcmp(stop - 8, "HTTP/1.", 7))
 				return FWD_X_NONE; /* not HTTP/1.x */
 		} else if (stop - line >= 5 && (line[0] | 0x20) == 'h' && (line[1] | 0x20) == 'o' &&
-			   (line[2] | 0x20) == 's' && (line[3] | 0x20) == 't' && line[4] == ':') {
-			const uint8_t *v = line + 5, *ve = stop;
+			   (line[2] | 0x20) == 's' && (line[3] | 0x20) == 't' &&
+			   (nc = line + 4 + strspn((const char *)line + 4, " \t")) < stop &&
+			   *nc == ':') {
+			/* "Host :" is a Host where there is no "Host:" */
+			const uint8_t *v = nc + 1, *ve = stop,
+				      **hp = nc > line + 4 ? &lhost : &host;
+			size_t *hlp = nc > line + 4 ? &lhost_len : &host_len;
+			int pieces;
 
-			if (host)
+			if (*hp)
 				return FWD_X_MALFORMED; /* two Host headers */
 			while (v < ve && (*v == ' ' || *v == '\t'))
 				v++;
 			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 				ve--;
+			pieces = v < ve;
+			while (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t')) { /* obs-fold */
+				const uint8_t *c = eol + 1, *ce;
+
+				if ((eol = memchr(c, '\n', (size_t)(end - c))) == NULL)
+					return FWD_X_TRUNCATED;
+				ce = eol[-1] == '\r' ? eol - 1 : eol;
+				while (c < ce && (*c == ' ' || *c == '\t'))
+					c++;
+				while (ce > c && (ce[-1] == ' ' || ce[-1] == '\t'))
+					ce--;
+				if (c < ce) {
+					if (pieces++)
+						return FWD_X_MALFORMED;
+					v = c;
+					ve = ce;
+				}
+			}
+			for (const uint8_t *c = v; c < ve; c++) { /* the authority's end */
+				if (*c && strchr("/?#\\", *c)) {
+					ve = c;
+					break;
+				}
+			}
+			for (const uint8_t *c = ve; c > v; c--) { /* after its last '@' */
+				if (c[-1] == '@') {
+					v = c;
+					break;
+				}
+			}
 			if (v < ve && *v == '[') { /* IPv6 literal: up to ']' */
 				const uint8_t *rb = memchr(v, ']', (size_t)(ve - v));
 
@@ -364,12 +695,14 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 				if (colon)
 					ve = colon;
 			}
-			host = v;
-			host_len = (size_t)(ve - v);
+			*hp = v;
+			*hlp = (size_t)(ve - v);
 		}
 		line = eol + 1;
 	}
-	return host ? ref_copy(host, host_len, out, outlen) : FWD_X_NONE;
+	return host    ? ref_copy(host, host_len, out, outlen)
+	       : lhost ? ref_copy(lhost, lhost_len, out, outlen)
+		       : FWD_X_TRUNCATED;
 }
 
 static uint32_t xs = 2463534242u;
@@ -406,17 +739,28 @@ static void test_http_host_against_line_walk(void **state)
 		"Connection: keep-alive",
 		"hOsT:\tx.example\t",
 		"Host: a.example:80:90",
+		"Host: u:p@A.example.:8080/x?y",
+		"Host: a.example\\@b#c",
+		"Host:",
+		" folded.example ",
+		"\tx",
+		"Host: e.example.",
+		"Host : loose.example",
+		"HOST\t:loose.example",
 		""};
-	static const char *const firsts[] = {"GET / HTTP/1.1", "POST /a/long/path?q=1 HTTP/1.0",
-					     "GET / HTTP/2.0", "HEAD /x HTTP/1.1", "PUT / HTTP/1."};
+	static const char *const firsts[] = {
+		"GET / HTTP/1.1",      "POST /a/long/path?q=1 HTTP/1.0",
+		"GET / HTTP/2.0",      "HEAD /x HTTP/1.1",
+		"PUT / HTTP/1.",       "\r\nXGET / HTTP/1.1",
+		"M-SEARCH * HTTP/1.1", "GET  /x  HTTP/1.1  "};
 	char a[FWD_X_NAME_MAX], b[FWD_X_NAME_MAX];
 	uint8_t req[1200];
-	unsigned compared = 0, hosts = 0;
+	unsigned compared = 0, hosts = 0, folded = 0, userinfo = 0, loose = 0;
 
 	(void)state;
 	for (int t = 0; t < 3000; t++) {
 		size_t n = 0;
-		const char *f = firsts[xrnd() % 5];
+		const char *f = firsts[xrnd() % (sizeof(firsts) / sizeof(firsts[0]))];
 
 		memcpy(req, f, strlen(f));
 		n += strlen(f);
@@ -440,7 +784,7 @@ static void test_http_host_against_line_walk(void **state)
 
 			memcpy(c, req, cut);
 			if (cut && xrnd() % 4 == 0) /* a byte changed */
-				c[xrnd() % cut] = (uint8_t) "\n\rhH: x\t["[xrnd() % 10];
+				c[xrnd() % cut] = (uint8_t) "\n\rhH: x\t[@/."[xrnd() % 13];
 			x = fwd_extract_http_host(c, cut, a, sizeof(a));
 			y = ref_http_host(c, cut, b, sizeof(b));
 			if (x != y || (x > 0 && memcmp(a, b, (size_t)x) != 0))
@@ -448,11 +792,52 @@ static void test_http_host_against_line_walk(void **state)
 					 cut, x, x > 0 ? a : "", y, y > 0 ? b : "");
 			compared++;
 			hosts += x > 0;
+			if (x > 0 && memcmp(a, "loose.example", 13) == 0)
+				loose++;
+			if (x > 0 && memcmp(a, "folded.example", 14) == 0)
+				folded++;
+			if (x > 0 && memcmp(a, "a.example", 10) == 0 && memmem(c, cut, "u:p@", 4))
+				userinfo++;
 			free(c);
 		}
 	}
 	/* neither side trivially empty */
 	assert_true(hosts > compared / 20 && hosts < compared);
+	assert_true(folded > 50 && userinfo > 50 && loose > 50);
+}
+
+/* Every byte value at every position of Host values of 1..40 bytes (the
+ * authority is read 16 or 8 bytes at a time, then byte by byte), a port
+ * and userinfo around some: the same answer as the line walk. */
+static void test_host_every_byte(void **state)
+{
+	char a[FWD_X_NAME_MAX], b[FWD_X_NAME_MAX], req[128];
+	unsigned hosts = 0;
+
+	(void)state;
+	for (size_t len = 1; len <= 40; len++)
+		for (size_t pos = 0; pos < len; pos++)
+			for (unsigned c = 0; c < 256; c++) {
+				size_t n = (size_t)snprintf(req, sizeof(req),
+							    "GET / HTTP/1.1\r\nHost: ");
+				int x, y;
+
+				for (size_t k = 0; k < len; k++)
+					req[n + k] = k == pos ? (char)c
+							      : "aZ9.-:@x"[(k * 5 + len) %
+									   (len % 3 ? 5 : 8)];
+				n += len;
+				memcpy(req + n, "\r\n\r\n", 4);
+				n += 4;
+				x = fwd_extract_http_host((const uint8_t *)req, n, a, sizeof(a));
+				y = ref_http_host((const uint8_t *)req, n, b, sizeof(b));
+				if (x != y || (x > 0 && memcmp(a, b, (size_t)x + 1) != 0))
+					fail_msg("length %zu, byte %u at %zu: %d '%s', line walk "
+						 "%d '%s'",
+						 len, c, pos, x, x > 0 ? a : "", y, y > 0 ? b : "");
+				hosts += x > 0;
+			}
+	assert_true(hosts > 60000);
 }
 
 static void test_dns(void **state)
@@ -488,6 +873,72 @@ static void test_dns(void **state)
 	q[5] = 1;
 	q[2] = 0x28; /* opcode UPDATE */
 	assert_int_equal(fwd_extract_dns_qname(q, n, out, sizeof(out)), FWD_X_NONE);
+}
+
+/*
+ * A hostile sender's DNS questions: compression pointers followed as a
+ * resolver follows them (Unbound: to any offset, forward too), loops and
+ * chains refused, the name's limits kept.
+ */
+static void test_dns_hostile(void **state)
+{
+	char out[FWD_X_NAME_MAX];
+	uint8_t q[1200] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1};
+	size_t n;
+
+	(void)state;
+	/* "www" then a pointer forward, past the question, into an additional
+	 * record's data: Unbound resolves www.evil.example */
+	memcpy(q + 12, "\003www\300\040\000\001\000\001", 10);
+	memset(q + 22, 0, 10);
+	memcpy(q + 32, "\004Evil\007example\000", 14);
+	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), 16);
+	assert_string_equal(out, "www.evil.example");
+	/* a pointer alone, and one to the header (a backward pointer, as BIND
+	 * takes them: offset 4 is QDCOUNT's high byte, 0: the name ends) */
+	memcpy(q + 12, "\300\040", 2);
+	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), 12);
+	assert_string_equal(out, "evil.example");
+	memcpy(q + 12, "\003www\300\004", 6);
+	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), 3);
+	assert_string_equal(out, "www");
+	/* out of the message, cut, a loop, a chain of 65 pointers */
+	memcpy(q + 12, "\003www\300\056", 6);
+	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_dns_qname(q, 17, out, sizeof(out)), FWD_X_TRUNCATED);
+	memcpy(q + 12, "\003www\300\020", 6); /* to itself */
+	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), FWD_X_MALFORMED);
+	for (size_t k = 0; k < 65; k++) { /* each to the next */
+		q[12 + 2 * k] = 0xc0;
+		q[13 + 2 * k] = (uint8_t)(14 + 2 * k);
+	}
+	memcpy(q + 142, "\004evil\000", 6);
+	assert_int_equal(fwd_extract_dns_qname(q, 148, out, sizeof(out)), FWD_X_MALFORMED);
+	q[12 + 2 * 64] = 4; /* 64 pointers, then the name: followed */
+	memcpy(q + 141, "\004evil\000", 6);
+	q[13 + 2 * 63] = 141;
+	assert_int_equal(fwd_extract_dns_qname(q, 148, out, sizeof(out)), 4);
+	assert_string_equal(out, "evil");
+	/* a loop that grows the name: past 255 bytes, TOO_LONG */
+	q[12] = 63;
+	memset(q + 13, 'a', 63);
+	q[76] = 0xc0;
+	q[77] = 12;
+	assert_int_equal(fwd_extract_dns_qname(q, 80, out, sizeof(out)), FWD_X_TOO_LONG);
+	/* labels over 63 (0x40..0xbf: no such label type), a pointer to one */
+	memcpy(q + 12, "\100", 1);
+	assert_int_equal(fwd_extract_dns_qname(q, 80, out, sizeof(out)), FWD_X_MALFORMED);
+	memcpy(q + 12, "\300\017\000\100", 4);
+	assert_int_equal(fwd_extract_dns_qname(q, 80, out, sizeof(out)), FWD_X_MALFORMED);
+	/* two questions: the first (resolvers answer FORMERR to more than one) */
+	n = 12;
+	memcpy(q + n, "\004EVIL\007example\000\000\001\000\001", 18);
+	n += 18;
+	memcpy(q + n, "\004good\007example\000\000\001\000\001", 18);
+	n += 18;
+	q[5] = 2;
+	assert_int_equal(fwd_extract_dns_qname(q, n, out, sizeof(out)), 12);
+	assert_string_equal(out, "evil.example");
 }
 
 /* The byte rule a name's copy applies, one byte at a time: printable ASCII
@@ -528,7 +979,12 @@ static void test_every_byte_everywhere(void **state)
 					     (want[k] = (char)r, 1);
 				client_hello(&h, name, len, 0);
 				r = fwd_extract_sni(h.b, h.n, out, sizeof(out));
-				if (ok) {
+				if (ok && name[len - 1] == '.') { /* one trailing dot goes */
+					assert_int_equal(r,
+							 len > 1 ? (int)len - 1 : FWD_X_MALFORMED);
+					if (len > 1)
+						assert_memory_equal(out, want, len - 1);
+				} else if (ok) {
 					assert_int_equal(r, (int)len);
 					assert_memory_equal(out, want, len);
 					assert_int_equal(out[len], '\0');
@@ -568,12 +1024,21 @@ static int ref_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen)
 		return FWD_X_TRUNCATED;
 	if ((p[4] << 8 | p[5]) == 0 || (p[2] & 0x78) != 0)
 		return FWD_X_NONE;
-	for (int labels = 0; labels < 128; labels++) {
+	for (int labels = 0, hops = 0; labels < 128; labels++) {
 		uint8_t l;
 
 		if (i >= len)
 			return FWD_X_TRUNCATED;
 		l = p[i++];
+		if ((l & 0xc0) == 0xc0) { /* a pointer, followed: not a label */
+			if (i >= len)
+				return FWD_X_TRUNCATED;
+			i = (size_t)(l & 0x3f) * 256 + p[i];
+			if (++hops > 64 || i >= len)
+				return FWD_X_MALFORMED;
+			labels--;
+			continue;
+		}
 		if (l == 0) {
 			if (o == 0) {
 				out[0] = '.';
@@ -649,12 +1114,17 @@ int main(void)
 		cmocka_unit_test(test_sni),
 		cmocka_unit_test(test_sni_malformed),
 		cmocka_unit_test(test_sni_over_several_records),
+		cmocka_unit_test(test_sni_hostile),
+		cmocka_unit_test(test_sni_cut_hello),
 		cmocka_unit_test(test_http_host),
+		cmocka_unit_test(test_http_host_hostile),
 		cmocka_unit_test(test_dns),
+		cmocka_unit_test(test_dns_hostile),
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_every_byte_everywhere),
 		cmocka_unit_test(test_dns_against_reference),
 		cmocka_unit_test(test_http_host_against_line_walk),
+		cmocka_unit_test(test_host_every_byte),
 	};
 
 	return cmocka_run_group_tests_name("extract", tests, NULL, NULL);
