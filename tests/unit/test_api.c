@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -996,6 +997,56 @@ static void test_unreadable_owned_set_does_not_stop_retention(void **state)
 	ctl_state_close(&s);
 }
 
+/* The owned set of a rollback cannot be written (the disk full, here a
+ * directory in its place): the change is refused whole, nothing pushed,
+ * the current generation and the directory as they were (a review's
+ * probe of ENOSPC while writing gen-N.owned). */
+static void test_owned_set_unwritable_refuses_the_change(void **state)
+{
+	char dir[] = "/tmp/regiond-ownfull-XXXXXX", path[600];
+	struct ctl_state s = {0};
+	const struct ctl_gen *g;
+	struct fwd_err e = {0};
+	uint64_t cur, next;
+	const char *doc;
+	size_t len;
+	int64_t id;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ctl_state_open(&s, dir, 5, ctl_dp_create(fake.path), &e), 0);
+	assert_int_equal(ctl_state_apply(&s, table_doc, sizeof(table_doc) - 1, "t", "", -1, 0, &e),
+			 1);
+	id = one_delta(&s, 1, FWD_DELTA_ADD, "india", "10.1.0.0/24");
+	cur = (uint64_t)one_delta(&s, 1, FWD_DELTA_REMOVE, "india", "10.1.0.0/24");
+	next = s.next_id;
+	snprintf(path, sizeof(path), "%s/gen-%" PRIu64 ".owned", dir, next);
+	assert_int_equal(mkdir(path, 0700), 0);
+	g = ctl_state_find(&s, (uint64_t)id);
+	doc = ctl_state_doc(&s, g, &len, &e);
+	assert_non_null(doc);
+	reset_ops();
+	s.rollback_of = g->id;
+	assert_int_equal(ctl_state_apply(&s, doc, len, "t", "rollback", -1, 1, &e), -1);
+	s.rollback_of = 0;
+	assert_int_equal(e.reason_code, FWD_R_PERSIST_FAILED);
+	assert_non_null(strstr(e.reason, "nothing changed"));
+	assert_int_equal(ctl_state_current(&s)->id, cur);
+	assert_int_equal(s.next_id, next);
+	assert_int_equal(count_op("push"), 0);
+	snprintf(path, sizeof(path), "%s/gen-%" PRIu64 ".doc", dir, next);
+	assert_int_equal(access(path, F_OK), -1);
+	/* Room again: the same rollback goes through, with its record. */
+	snprintf(path, sizeof(path), "%s/gen-%" PRIu64 ".owned", dir, next);
+	assert_int_equal(rmdir(path), 0);
+	doc = ctl_state_doc(&s, g, &len, &e);
+	s.rollback_of = g->id;
+	assert_int_equal(ctl_state_apply(&s, doc, len, "t", "rollback", -1, 1, &e), (int64_t)next);
+	s.rollback_of = 0;
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "10.1.0.0/24 india;");
+	ctl_state_close(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1009,6 +1060,7 @@ int main(void)
 		cmocka_unit_test(test_status_follows_writes_from_other_threads),
 		cmocka_unit_test(test_feed_ownership_kept_across_folds),
 		cmocka_unit_test(test_unreadable_owned_set_does_not_stop_retention),
+		cmocka_unit_test(test_owned_set_unwritable_refuses_the_change),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
