@@ -717,6 +717,23 @@ static int put_owned(void *arg, const struct ctl_rib_pfx *p, const char *region)
 	return ctl_ownset_put(arg, p, region);
 }
 
+/* Whether a document generation was made after generation @seen, the last
+ * the feed compared (or it cannot tell: @seen is no longer listed). Not
+ * only the current one's kind: a change of prefixes (a delta) made on top
+ * of a rollback before the feed's next batch hid the rollback, and what
+ * the feed had added to the generation rolled back to stayed static for
+ * ever. The current delta's set, derived along the chain, holds it. */
+static int document_since(const struct ctl_state *st, uint64_t seen)
+{
+	for (unsigned i = st->nhist; i-- > 0;) {
+		if (st->hist[i].id <= seen)
+			return 0;
+		if (st->hist[i].kind == CTL_GEN_DOCUMENT)
+			return 1;
+	}
+	return 1;
+}
+
 /* A generation the feed did not make is current (under the write lock).
  * A document (a full PUT, a rollback, an automatic revert) may hold
  * prefixes the feed had added to the generation it goes back to and does
@@ -734,7 +751,7 @@ static int adopt(struct ctl_feed *f, const struct ctl_gen *cur, struct fwd_err *
 	struct fwd_err oe = {0};
 	int rc;
 
-	if (f->gen_seen && cur->kind != CTL_GEN_DOCUMENT)
+	if (f->gen_seen && !document_since(f->st, f->gen_seen))
 		return 0;
 	rc = ctl_state_owned(f->st, cur, &s, &oe);
 	if (rc < 0) {

@@ -456,26 +456,42 @@ static struct fwd_table *replay(const struct ctl_state *st, unsigned i, int full
 	return t;
 }
 
-/* gen-@id.owned read into *@out. @return 0, or -1 with @e. */
+/* gen-@id.owned read into *@out. One that cannot be read (removed or
+ * damaged on disk) is not known, as an older regiond's record: an error
+ * here once failed every fold reading it, and retention then kept every
+ * later generation (history and files growing with each change, each
+ * paying a replay in the fold tried again). @return 0; 1 not known
+ * (logged); -1 out of memory, with @e. */
 static int load_owned(const struct ctl_state *st, uint64_t id, struct ctl_ownset **out,
 		      struct fwd_err *e)
 {
 	struct ctl_ownset *s = ctl_ownset_new();
 	char f[64], path[512], *buf = NULL;
 	size_t len = 0;
+	int rc;
 
 	owned_file(f, sizeof(f), id);
 	snprintf(path, sizeof(path), "%s/%s", st->dir, f);
 	if (s == NULL)
 		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory"), -1;
-	if (fwd_read_file(path, &buf, &len, e) || ctl_ownset_parse(s, buf, len, path, e)) {
-		free(buf);
-		ctl_ownset_free(s);
-		return -1;
-	}
+	rc = fwd_read_file(path, &buf, &len, e);
+	if (rc == 0)
+		rc = ctl_ownset_parse(s, buf, len, path, e);
 	free(buf);
-	*out = s;
-	return 0;
+	if (rc == 0) {
+		*out = s;
+		return 0;
+	}
+	ctl_ownset_free(s);
+	if (rc == -ENOMEM || e->reason_code == FWD_R_INTERNAL)
+		return -1;
+	fwd_log(FWD_LOG_WARNING,
+		"%s cannot be read (%s): which prefixes the BGP feed had added to generation "
+		"%" PRIu64 " is not known; a rollback to it brings them back as static prefixes "
+		"(docs/bgp-feed.md)",
+		path, e->reason, id);
+	memset(e, 0, sizeof(*e));
+	return 1;
 }
 
 /* The owned set of hist[@i]: the nearest one written out at or before it
@@ -483,7 +499,8 @@ static int load_owned(const struct ctl_state *st, uint64_t id, struct ctl_ownset
  * feed's, and a removal, anyone's, takes a prefix out. An addition by
  * someone else is a static prefix (a delta cannot add a prefix another
  * region holds, nor one its region holds already). @return 0 with *@out,
- * 1 not known (a record of an older regiond on the way), -1 with @e. */
+ * 1 not known (a record of an older regiond on the way, or a gen-N.owned
+ * that cannot be read), -1 with @e. */
 static int owned_at(const struct ctl_state *st, unsigned i, struct ctl_ownset **out,
 		    struct fwd_err *e)
 {
@@ -491,6 +508,7 @@ static int owned_at(const struct ctl_state *st, unsigned i, struct ctl_ownset **
 	const struct fwd_table *t;
 	struct ctl_ownset *s;
 	unsigned b = i, j;
+	int lrc;
 
 	*out = NULL;
 	while (st->hist[b].own == CTL_OWN_FEED || st->hist[b].own == CTL_OWN_OTHER) {
@@ -503,8 +521,8 @@ static int owned_at(const struct ctl_state *st, unsigned i, struct ctl_ownset **
 			return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory"), -1;
 	} else if (st->hist[b].own != CTL_OWN_FILE) {
 		return 1;
-	} else if (load_owned(st, st->hist[b].id, &s, e)) {
-		return -1;
+	} else if ((lrc = load_owned(st, st->hist[b].id, &s, e)) != 0) {
+		return lrc;
 	}
 	/* A delta keeps the regions of the table it changes: the current
 	 * table's when only deltas follow, else replayed. */
@@ -643,7 +661,10 @@ static int doc_owned(const struct ctl_state *st, const struct fwd_table *t, stru
 				": which of its prefixes the BGP feed had added is not known (%s): "
 				"any it holds come back as static prefixes (docs/bgp-feed.md)",
 				to->id,
-				rc > 0 ? "its history was recorded by an older regiond" : e.reason);
+				rc > 0 ? "not recorded: an older regiond's history, or its "
+					 "gen-N.owned "
+					 "cannot be read"
+				       : e.reason);
 		}
 	}
 	ctl_ownset_keep_held(s, t);

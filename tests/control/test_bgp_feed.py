@@ -775,6 +775,49 @@ def test_a_rollback_while_the_feed_is_off_is_the_feeds_when_it_is_back(lab):
     feed_settled(lab)
 
 
+def test_a_rollback_followed_by_a_delta_before_the_feeds_batch_is_the_feeds(lab, tmp_path):
+    """A rollback, then a change of prefixes (a delta) before the feed's
+    next batch: the feed took back what it had added to the generation
+    rolled back to only when the current generation was a document, so
+    with the delta on top those prefixes stayed static for ever, one the
+    routing daemon had withdrawn too (a review). Batches 8 s apart here,
+    the default's 100 ms a script's two commands in a row."""
+    gone, extra = "100.82.1.0/24", "100.82.9.0/24"
+    rtr("route", "add", gone, "via", "10.99.0.1", "table", "103")
+    wait_held(lab, gone, "brazil")
+    feed_settled(lab)
+    target = lab.box.gen()
+    rc, _, err = lab.box.ctl("apply", DEMO)
+    assert rc == 0, err
+    wait_held(lab, gone, "brazil")
+    feed_settled(lab)
+    rtr("route", "del", gone, "table", "103")
+    wait_held(lab, gone, None)
+    feed_settled(lab)
+    args = list(lab.regiond_args)
+    args[args.index("--feed-batch-ms") + 1] = "8000"
+    (tmp_path / "extra").write_text(extra + "\n")
+    try:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(args)
+        feed_settled(lab)
+        rc, _, err = lab.box.ctl("rollback", str(target))
+        assert rc == 0, err
+        rc, _, err = lab.box.ctl("prefixes", "add", "singapore", str(tmp_path / "extra"))
+        assert rc == 0, err
+        assert lab.held_by(gone) == "brazil" and lab.held_by(extra) == "singapore"
+        wait_held(lab, gone, None, timeout=40)  # the feed's, withdrawn: gone
+        assert lab.held_by(extra) == "singapore"  # static: stays
+    finally:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(lab.regiond_args)
+    rc, _, err = lab.box.ctl("prefixes", "remove", "singapore", str(tmp_path / "extra"))
+    assert rc == 0, err
+    feed_settled(lab)
+
+
 def test_bird_reply_over_1mib_is_refused_and_said(lab):
     """A control socket that answers with more than 1 MiB (hostile, or not
     BIRD): not read past the bound, the feed lost with the reason in its
