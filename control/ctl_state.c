@@ -1828,6 +1828,14 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 			unlink_doc(st, id);
 			fwd_table_free(t);
 			return -1;
+		} else {
+			/* A revert goes on without it; said here, since the feed
+			 * later takes the record for an older regiond's (a review). */
+			fwd_log(FWD_LOG_WARNING,
+				"cannot write %s/gen-%" PRIu64 ".owned: %s; generation %" PRIu64
+				" goes on without saying which of its prefixes the BGP feed had "
+				"added: any it does not own now stay as static prefixes",
+				st->dir, id, strerror(-rc), id);
 		}
 	}
 	gen_init(st, &g, id, author, comment, must_run);
