@@ -673,7 +673,7 @@ static int host_found(const struct xhost *host, const struct xhost *loose, char 
  */
 int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	const uint8_t *end = p + (len > 8192 ? 8192 : len), *eol, *stop, *q, *r;
+	const uint8_t *end = p + (len > 8192 ? 8192 : len), *eol, *stop, *q, *r, *mv;
 	struct xhost host = {NULL, 0, 0}, loose = {NULL, 0, 0};
 	size_t mlen;
 
@@ -691,11 +691,18 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	 * parts ("GET  ws://evil.example/ HTTP/1.1 "): so does the search */
 	while (stop > r + mlen && stop[-1] == ' ')
 		stop--;
-	if (stop - r < (ptrdiff_t)mlen + 11 || memcmp(stop - 8, "HTTP/1.", 7))
+	/* The minor version: nginx reads all its digits ("HTTP/1.10" is a
+	 * request it serves; read as no HTTP, its Host passed every rule).
+	 * One byte of any kind, as before, when the line ends in no digit. */
+	for (mv = stop; mv > r + mlen && mv[-1] >= '0' && mv[-1] <= '9'; mv--)
+		;
+	if (mv == stop)
+		mv = stop - 1;
+	if (mv - r < (ptrdiff_t)mlen + 10 || memcmp(mv - 7, "HTTP/1.", 7))
 		return FWD_X_NONE; /* not HTTP/1.x */
 	{
 		/* the target: after the method's space, before " HTTP/1.x" */
-		const uint8_t *t = r + mlen + 1, *te = stop - 9;
+		const uint8_t *t = r + mlen + 1, *te = mv - 8;
 		int rc;
 
 		while (t < te && *t == ' ')
@@ -728,6 +735,12 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 
 				if (h->p)
 					return FWD_X_MALFORMED; /* two Host headers */
+				/* nginx ends a header line at CRs then LF, any
+				 * number ("Host: evil.example\r\r\n" is served
+				 * as evil.example; read as MALFORMED, it passed
+				 * every rule) */
+				while (ve > v && ve[-1] == '\r')
+					ve--;
 				trim_blanks(&v, &ve);
 				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t') &&
 				    (rc = host_folded(p, end, &eol, &v, &ve)) < 0)

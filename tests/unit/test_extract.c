@@ -550,6 +550,17 @@ static void test_http_host_hostile(void **state)
 		FWD_X_MALFORMED);
 	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost x: a.example\r\n\r\n")),
 			 FWD_X_NONE);
+	/* nginx reads every digit of the minor version (HTTP/1.10 is served
+	 * as 1.1 is) and ends a header line at any number of CRs before its
+	 * LF: both were read as no HTTP or MALFORMED, and passed every rule */
+	IS("GET / HTTP/1.10\r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("GET ws://evil.example/ HTTP/1.001 \r\nHost: good.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example\r\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example \r\r\r\nAccept: */*\r\n\r\n", "evil.example");
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: evil\r.example\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/2.10\r\nHost: evil.example\r\n\r\n")),
+			 FWD_X_NONE);
 #undef IS
 #undef H
 }
@@ -635,7 +646,13 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 			first = 0;
 			while (stop > line + m && stop[-1] == ' ') /* spaces after the version */
 				stop--;
-			if (stop - line < (ptrdiff_t)m + 11 || memcmp(stop - 8, "HTTP/1.", 7))
+			const uint8_t *mv = stop; /* the minor version's digits */
+
+			while (mv > line + m && mv[-1] >= '0' && mv[-1] <= '9')
+				mv--;
+			if (mv == stop)
+				mv = stop - 1;
+			if (mv - line < (ptrdiff_t)m + 10 || memcmp(mv - 7, "HTTP/1.", 7))
 				return FWD_X_NONE; /* not HTTP/1.x */
 		} else if (stop - line >= 5 && (line[0] | 0x20) == 'h' && (line[1] | 0x20) == 'o' &&
 			   (line[2] | 0x20) == 's' && (line[3] | 0x20) == 't' &&
@@ -649,6 +666,8 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 
 			if (*hp)
 				return FWD_X_MALFORMED; /* two Host headers */
+			while (ve > v && ve[-1] == '\r') /* nginx: CRs, then LF */
+				ve--;
 			while (v < ve && (*v == ' ' || *v == '\t'))
 				v++;
 			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
