@@ -219,8 +219,8 @@ static int sni_hello(const uint8_t *q, const uint8_t *end, const uint8_t *lim, c
  * a hello split so (one byte per record, say) names its server all the
  * same. Its fragments are gathered into a buffer on the stack, out of line
  * (the usual hello, in one record, never comes here). Each record must be
- * a non-empty TLS handshake record; the hello, header included, at most
- * X_HELLO_MAX bytes, as in one record.
+ * a non-empty TLS handshake record. The hello's first X_HELLO_MAX bytes,
+ * header included, are read (a name past them is TRUNCATED).
  */
 static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, char *out,
 						 size_t outlen)
@@ -229,7 +229,9 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 	const uint8_t *q = p, *end = p + len;
 	size_t got = 0, need = 4; /* the handshake header first, then its length */
 
-	while (got < need) { /* each record advances q by at least 6 bytes */
+	/* At most X_HELLO_MAX bytes of the hello are gathered: a longer one
+	 * is read as a cut one is, its name found when it lies within them. */
+	while (got < need && got < X_HELLO_MAX) { /* each record advances q by >= 6 bytes */
 		const uint8_t *f, *fend;
 		size_t rl;
 		int cut = 0;
@@ -247,9 +249,9 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 			fend = end;
 			cut = 1;
 		}
-		while (f < fend && got < need) {
-			size_t take =
-				(size_t)(fend - f) < need - got ? (size_t)(fend - f) : need - got;
+		while (f < fend && got < need && got < X_HELLO_MAX) {
+			const size_t want = (need < X_HELLO_MAX ? need : X_HELLO_MAX) - got;
+			size_t take = (size_t)(fend - f) < want ? (size_t)(fend - f) : want;
 
 			memcpy(buf + got, f, take);
 			got += take;
@@ -257,9 +259,11 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 			if (need == 4 && got == 4) {
 				if (buf[0] != 1)
 					return FWD_X_NONE; /* a handshake, but not a ClientHello */
+				/* No bound but the length's own: OpenSSL takes a
+				 * hello of up to 128 KiB, Go of 64 KiB, so one padded
+				 * past 16 KiB (RFC 7685) is served; MALFORMED, it
+				 * passed every rule on its name. */
 				need = 4 + rd24(buf + 1);
-				if (need > X_HELLO_MAX)
-					return FWD_X_MALFORMED;
 			}
 		}
 		if (cut)
@@ -268,8 +272,11 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 	}
 	if (need == 4) /* not even the handshake header */
 		return FWD_X_TRUNCATED;
-	/* What is here of the hello, as sni_hello reads a cut one */
-	return sni_hello(buf + 4, buf + need, buf + got, out, outlen);
+	/* What is here of the hello, as sni_hello reads a cut one. Its end
+	 * may lie past buf (a hello longer than X_HELLO_MAX): only compared,
+	 * never read, and made from an integer, as buf + need would index
+	 * past the array. */
+	return sni_hello(buf + 4, (const uint8_t *)((uintptr_t)buf + need), buf + got, out, outlen);
 }
 
 int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)

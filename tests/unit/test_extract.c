@@ -330,6 +330,29 @@ static void test_sni_cut_hello(void **state)
 	hello_with(&h, &ext, 1);
 	assert_int_equal(fwd_extract_sni(h.b, 1300, out, sizeof(out)), FWD_X_TRUNCATED);
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 12);
+	/* A hello padded past 16 KiB (RFC 7685), so over two records: OpenSSL
+	 * and Go serve it. Its name, in the first segment, was MALFORMED. */
+	ext.n = 0;
+	put_sni(&ext, "Evil.Example", 12);
+	put16(&ext, 21);
+	put16(&ext, 20000);
+	memset(ext.b + ext.n, 0, 20000);
+	ext.n += 20000;
+	hello_with(&h, &ext, 1);
+	split_records(&h, 16384);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 12);
+	assert_string_equal(out, "evil.example");
+	assert_int_equal(fwd_extract_sni(h.b, 1460, out, sizeof(out)), 12);
+	/* its name past the first 16 KiB of the hello: not read */
+	ext.n = 0;
+	put16(&ext, 21);
+	put16(&ext, 20000);
+	memset(ext.b + ext.n, 0, 20000);
+	ext.n += 20000;
+	put_sni(&ext, "evil.example", 12);
+	hello_with(&h, &ext, 1);
+	split_records(&h, 16384);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_TRUNCATED);
 }
 
 static void test_every_truncation(void **state)
