@@ -769,13 +769,17 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	return FWD_X_TRUNCATED;
 }
 
-#define X_DNS_HOPS 64 /* compression pointers followed in one name, at most */
+/* Compression pointers followed in one name, at most: dnsmasq's bound.
+ * With 64, a chain of 65 dnsmasq resolves was MALFORMED, seen by no rule.
+ * A name without loops needs no more than 255 either way (a pointer alone
+ * adds no byte, so a chain costs as much as a 255-byte name's bytes). */
+#define X_DNS_HOPS 255
 
 /*
  * A first question's name that holds a compression pointer, label by label,
  * following the pointers (out of line: queries do not compress). RFC 1035
- * 4.1.4 lets a name end in a pointer, and Unbound follows one to any offset
- * of the message, forward too: "www" then a pointer to "evil.example" put
+ * 4.1.4 lets a name end in a pointer, and dnsmasq follows one to any offset
+ * of the message, forward too (Unbound refuses a pointer in a query): "www" then a pointer to "evil.example" put
  * in an EDNS option is resolved as www.evil.example, which a rule read as
  * unreadable and let pass (a hostile probe). BIND and Knot take backward
  * pointers only, which here can reach the header alone. Bounded: at most

@@ -919,7 +919,7 @@ static void test_dns(void **state)
 
 /*
  * A hostile sender's DNS questions: compression pointers followed as a
- * resolver follows them (Unbound: to any offset, forward too), loops and
+ * resolver follows them (dnsmasq: to any offset, forward too), loops and
  * chains refused, the name's limits kept.
  */
 static void test_dns_hostile(void **state)
@@ -930,7 +930,7 @@ static void test_dns_hostile(void **state)
 
 	(void)state;
 	/* "www" then a pointer forward, past the question, into an additional
-	 * record's data: Unbound resolves www.evil.example */
+	 * record's data: dnsmasq resolves www.evil.example */
 	memcpy(q + 12, "\003www\300\040\000\001\000\001", 10);
 	memset(q + 22, 0, 10);
 	memcpy(q + 32, "\004Evil\007example\000", 14);
@@ -944,19 +944,25 @@ static void test_dns_hostile(void **state)
 	memcpy(q + 12, "\003www\300\004", 6);
 	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), 3);
 	assert_string_equal(out, "www");
-	/* out of the message, cut, a loop, a chain of 65 pointers */
+	/* out of the message, cut, a loop */
 	memcpy(q + 12, "\003www\300\056", 6);
 	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), FWD_X_MALFORMED);
 	assert_int_equal(fwd_extract_dns_qname(q, 17, out, sizeof(out)), FWD_X_TRUNCATED);
 	memcpy(q + 12, "\003www\300\020", 6); /* to itself */
 	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), FWD_X_MALFORMED);
-	for (size_t k = 0; k < 65; k++) { /* each to the next */
-		q[12 + 2 * k] = 0xc0;
+	/* a chain of pointers, each to the next, then the name: dnsmasq
+	 * follows 255 (a chain of 65 was MALFORMED, and passed every rule
+	 * though dnsmasq resolves it); 256 is a loop's */
+	for (size_t k = 0; k < 256; k++) {
+		q[12 + 2 * k] = (uint8_t)(0xc0 | (14 + 2 * k) >> 8);
 		q[13 + 2 * k] = (uint8_t)(14 + 2 * k);
 	}
-	memcpy(q + 142, "\004evil\000", 6);
-	assert_int_equal(fwd_extract_dns_qname(q, 148, out, sizeof(out)), FWD_X_MALFORMED);
-	q[12 + 2 * 64] = 4; /* 64 pointers, then the name: followed */
+	memcpy(q + 524, "\004evil\000", 6);
+	assert_int_equal(fwd_extract_dns_qname(q, 530, out, sizeof(out)), FWD_X_MALFORMED);
+	memcpy(q + 522, "\004evil\000", 6); /* 255 pointers, then the name */
+	assert_int_equal(fwd_extract_dns_qname(q, 530, out, sizeof(out)), 4);
+	assert_string_equal(out, "evil");
+	q[12 + 2 * 64] = 4; /* 64 pointers, then the name */
 	memcpy(q + 141, "\004evil\000", 6);
 	q[13 + 2 * 63] = 141;
 	assert_int_equal(fwd_extract_dns_qname(q, 148, out, sizeof(out)), 4);
@@ -1076,7 +1082,7 @@ static int ref_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen)
 			if (i >= len)
 				return FWD_X_TRUNCATED;
 			i = (size_t)(l & 0x3f) * 256 + p[i];
-			if (++hops > 64 || i >= len)
+			if (++hops > 255 || i >= len)
 				return FWD_X_MALFORMED;
 			labels--;
 			continue;
