@@ -219,8 +219,8 @@ static int sni_hello(const uint8_t *q, const uint8_t *end, const uint8_t *lim, c
  * a hello split so (one byte per record, say) names its server all the
  * same. Its fragments are gathered into a buffer on the stack, out of line
  * (the usual hello, in one record, never comes here). Each record must be
- * a non-empty TLS handshake record; the hello, header included, at most
- * X_HELLO_MAX bytes, as in one record.
+ * a non-empty TLS handshake record. The hello's first X_HELLO_MAX bytes,
+ * header included, are read (a name past them is TRUNCATED).
  */
 static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, char *out,
 						 size_t outlen)
@@ -229,7 +229,9 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 	const uint8_t *q = p, *end = p + len;
 	size_t got = 0, need = 4; /* the handshake header first, then its length */
 
-	while (got < need) { /* each record advances q by at least 6 bytes */
+	/* At most X_HELLO_MAX bytes of the hello are gathered: a longer one
+	 * is read as a cut one is, its name found when it lies within them. */
+	while (got < need && got < X_HELLO_MAX) { /* each record advances q by >= 6 bytes */
 		const uint8_t *f, *fend;
 		size_t rl;
 		int cut = 0;
@@ -247,9 +249,9 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 			fend = end;
 			cut = 1;
 		}
-		while (f < fend && got < need) {
-			size_t take =
-				(size_t)(fend - f) < need - got ? (size_t)(fend - f) : need - got;
+		while (f < fend && got < need && got < X_HELLO_MAX) {
+			const size_t want = (need < X_HELLO_MAX ? need : X_HELLO_MAX) - got;
+			size_t take = (size_t)(fend - f) < want ? (size_t)(fend - f) : want;
 
 			memcpy(buf + got, f, take);
 			got += take;
@@ -257,9 +259,11 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 			if (need == 4 && got == 4) {
 				if (buf[0] != 1)
 					return FWD_X_NONE; /* a handshake, but not a ClientHello */
+				/* No bound but the length's own: OpenSSL takes a
+				 * hello of up to 128 KiB, Go of 64 KiB, so one padded
+				 * past 16 KiB (RFC 7685) is served; MALFORMED, it
+				 * passed every rule on its name. */
 				need = 4 + rd24(buf + 1);
-				if (need > X_HELLO_MAX)
-					return FWD_X_MALFORMED;
 			}
 		}
 		if (cut)
@@ -268,8 +272,11 @@ static __attribute__((noinline)) int sni_records(const uint8_t *p, size_t len, c
 	}
 	if (need == 4) /* not even the handshake header */
 		return FWD_X_TRUNCATED;
-	/* What is here of the hello, as sni_hello reads a cut one */
-	return sni_hello(buf + 4, buf + need, buf + got, out, outlen);
+	/* What is here of the hello, as sni_hello reads a cut one. Its end
+	 * may lie past buf (a hello longer than X_HELLO_MAX): only compared,
+	 * never read, and made from an integer, as buf + need would index
+	 * past the array. */
+	return sni_hello(buf + 4, (const uint8_t *)((uintptr_t)buf + need), buf + got, out, outlen);
 }
 
 int fwd_extract_sni(const uint8_t *p, size_t len, char *out, size_t outlen)
@@ -673,7 +680,7 @@ static int host_found(const struct xhost *host, const struct xhost *loose, char 
  */
 int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 {
-	const uint8_t *end = p + (len > 8192 ? 8192 : len), *eol, *stop, *q, *r;
+	const uint8_t *end = p + (len > 8192 ? 8192 : len), *eol, *stop, *q, *r, *mv;
 	struct xhost host = {NULL, 0, 0}, loose = {NULL, 0, 0};
 	size_t mlen;
 
@@ -691,11 +698,18 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	 * parts ("GET  ws://evil.example/ HTTP/1.1 "): so does the search */
 	while (stop > r + mlen && stop[-1] == ' ')
 		stop--;
-	if (stop - r < (ptrdiff_t)mlen + 11 || memcmp(stop - 8, "HTTP/1.", 7))
+	/* The minor version: nginx reads all its digits ("HTTP/1.10" is a
+	 * request it serves; read as no HTTP, its Host passed every rule).
+	 * One byte of any kind, as before, when the line ends in no digit. */
+	for (mv = stop; mv > r + mlen && mv[-1] >= '0' && mv[-1] <= '9'; mv--)
+		;
+	if (mv == stop)
+		mv = stop - 1;
+	if (mv - r < (ptrdiff_t)mlen + 10 || memcmp(mv - 7, "HTTP/1.", 7))
 		return FWD_X_NONE; /* not HTTP/1.x */
 	{
 		/* the target: after the method's space, before " HTTP/1.x" */
-		const uint8_t *t = r + mlen + 1, *te = stop - 9;
+		const uint8_t *t = r + mlen + 1, *te = mv - 8;
 		int rc;
 
 		while (t < te && *t == ' ')
@@ -728,6 +742,12 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 
 				if (h->p)
 					return FWD_X_MALFORMED; /* two Host headers */
+				/* nginx ends a header line at CRs then LF, any
+				 * number ("Host: evil.example\r\r\n" is served
+				 * as evil.example; read as MALFORMED, it passed
+				 * every rule) */
+				while (ve > v && ve[-1] == '\r')
+					ve--;
 				trim_blanks(&v, &ve);
 				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t') &&
 				    (rc = host_folded(p, end, &eol, &v, &ve)) < 0)
@@ -749,13 +769,17 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	return FWD_X_TRUNCATED;
 }
 
-#define X_DNS_HOPS 64 /* compression pointers followed in one name, at most */
+/* Compression pointers followed in one name, at most: dnsmasq's bound.
+ * With 64, a chain of 65 dnsmasq resolves was MALFORMED, seen by no rule.
+ * A name without loops needs no more than 255 either way (a pointer alone
+ * adds no byte, so a chain costs as much as a 255-byte name's bytes). */
+#define X_DNS_HOPS 255
 
 /*
  * A first question's name that holds a compression pointer, label by label,
  * following the pointers (out of line: queries do not compress). RFC 1035
- * 4.1.4 lets a name end in a pointer, and Unbound follows one to any offset
- * of the message, forward too: "www" then a pointer to "evil.example" put
+ * 4.1.4 lets a name end in a pointer, and dnsmasq follows one to any offset
+ * of the message, forward too (Unbound refuses a pointer in a query): "www" then a pointer to "evil.example" put
  * in an EDNS option is resolved as www.evil.example, which a rule read as
  * unreadable and let pass (a hostile probe). BIND and Knot take backward
  * pointers only, which here can reach the header alone. Bounded: at most

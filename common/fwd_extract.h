@@ -23,7 +23,7 @@
  *   is no "Host:"; a second Host header is MALFORMED (RFC 9112 says
  *   reject); headers cut before a Host are TRUNCATED.
  * - DNS: the first question's name; compression pointers followed to any
- *   offset, at most 64 (a loop is MALFORMED).
+ *   offset, at most 255 (dnsmasq's bound; a loop is MALFORMED).
  * - Names holding bytes outside printable ASCII (for Host: outside a host's
  *   characters) are MALFORMED; names longer than 255 bytes, or than the
  *   output holds, are TOO_LONG (a DNS name is counted with a dot after its

@@ -747,9 +747,9 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 			left += (double)(rlen - body_at) / 65536 * 10;
 		if (left > o->wait_ms / 1000.0)
 			left = o->wait_ms / 1000.0;
-		if (left <= 0) {
+		if (left <= 0) { /* the interim answers' bytes came too ("0 bytes" once) */
 			snprintf(why, whylen, "no whole answer within %d s (%zu bytes came)",
-				 o->wait_ms / 1000, rlen);
+				 o->wait_ms / 1000, rlen + interim);
 			if (outcome_unknown(o, 1, why, whylen))
 				status = -2;
 			goto out;
@@ -772,10 +772,10 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		r = ctl_conn_recv(c, resp + rlen, cap - rlen - 1);
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* a partial answer is no answer either */
-			if (rlen)
+			if (rlen + interim)
 				snprintf(why, whylen,
 					 "no whole answer within %d s (%zu bytes came)",
-					 o->wait_ms / 1000, rlen);
+					 o->wait_ms / 1000, rlen + interim);
 			else
 				wait_failed(o, errno, why, whylen);
 			if (outcome_unknown(o, 1, why, whylen))
@@ -3505,7 +3505,8 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 				fprintf(stderr,
 					"regionctl: cannot reach regiond at %s: no whole answer "
 					"within %d s (%zu bytes came)\n",
-					o->url ? o->url : o->sock, o->wait_ms / 1000, head.len);
+					o->url ? o->url : o->sock, o->wait_ms / 1000,
+					head.len + interim);
 				goto out;
 			}
 			silence_bound(ctl_conn_fd(c), (int)(left * 1000) + 1);

@@ -654,6 +654,28 @@ def test_no_final_answer_after_interim_ones_is_no_answer(tmp_path, answer):
         srv.close()
 
 
+def test_endless_slow_interim_answers_end_at_the_timeout(tmp_path):
+    """A server that answers 100 Continue every 0.3 s and never more: the
+    command ends at --timeout (a write: exit 5), and says the bytes that
+    came (it said "0 bytes came", as if nothing had)."""
+    path = str(tmp_path / "api.sock")
+    def interim_for_ever(c):
+        for _ in range(100):
+            c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")  # each head whole
+            time.sleep(0.3)
+
+    srv = scripted_regiond(path, interim_for_ever)
+    try:
+        for args, rc in ((["history"], 3), (["confirm"], 5)):
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "2"] + args, capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == rc and p.stdout == "", (args, p.returncode, p.stderr)
+            assert "no whole answer within 2 s (" in p.stderr, p.stderr
+            assert "(0 bytes came)" not in p.stderr, p.stderr
+    finally:
+        srv.close()
+
+
 # What a poll of --wait may be answered with that no regiond says: each
 # once read as the rollout still going (polled for ever) or gone.
 WAIT_SPOILED = [

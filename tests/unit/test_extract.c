@@ -330,6 +330,29 @@ static void test_sni_cut_hello(void **state)
 	hello_with(&h, &ext, 1);
 	assert_int_equal(fwd_extract_sni(h.b, 1300, out, sizeof(out)), FWD_X_TRUNCATED);
 	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 12);
+	/* A hello padded past 16 KiB (RFC 7685), so over two records: OpenSSL
+	 * and Go serve it. Its name, in the first segment, was MALFORMED. */
+	ext.n = 0;
+	put_sni(&ext, "Evil.Example", 12);
+	put16(&ext, 21);
+	put16(&ext, 20000);
+	memset(ext.b + ext.n, 0, 20000);
+	ext.n += 20000;
+	hello_with(&h, &ext, 1);
+	split_records(&h, 16384);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), 12);
+	assert_string_equal(out, "evil.example");
+	assert_int_equal(fwd_extract_sni(h.b, 1460, out, sizeof(out)), 12);
+	/* its name past the first 16 KiB of the hello: not read */
+	ext.n = 0;
+	put16(&ext, 21);
+	put16(&ext, 20000);
+	memset(ext.b + ext.n, 0, 20000);
+	ext.n += 20000;
+	put_sni(&ext, "evil.example", 12);
+	hello_with(&h, &ext, 1);
+	split_records(&h, 16384);
+	assert_int_equal(fwd_extract_sni(h.b, h.n, out, sizeof(out)), FWD_X_TRUNCATED);
 }
 
 static void test_every_truncation(void **state)
@@ -550,6 +573,17 @@ static void test_http_host_hostile(void **state)
 		FWD_X_MALFORMED);
 	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost x: a.example\r\n\r\n")),
 			 FWD_X_NONE);
+	/* nginx reads every digit of the minor version (HTTP/1.10 is served
+	 * as 1.1 is) and ends a header line at any number of CRs before its
+	 * LF: both were read as no HTTP or MALFORMED, and passed every rule */
+	IS("GET / HTTP/1.10\r\nHost: evil.example\r\n\r\n", "evil.example");
+	IS("GET ws://evil.example/ HTTP/1.001 \r\nHost: good.example\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example\r\r\n\r\n", "evil.example");
+	IS("GET / HTTP/1.1\r\nHost: evil.example \r\r\r\nAccept: */*\r\n\r\n", "evil.example");
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: evil\r.example\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET / HTTP/2.10\r\nHost: evil.example\r\n\r\n")),
+			 FWD_X_NONE);
 #undef IS
 #undef H
 }
@@ -635,7 +669,13 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 			first = 0;
 			while (stop > line + m && stop[-1] == ' ') /* spaces after the version */
 				stop--;
-			if (stop - line < (ptrdiff_t)m + 11 || memcmp(stop - 8, "HTTP/1.", 7))
+			const uint8_t *mv = stop; /* the minor version's digits */
+
+			while (mv > line + m && mv[-1] >= '0' && mv[-1] <= '9')
+				mv--;
+			if (mv == stop)
+				mv = stop - 1;
+			if (mv - line < (ptrdiff_t)m + 10 || memcmp(mv - 7, "HTTP/1.", 7))
 				return FWD_X_NONE; /* not HTTP/1.x */
 		} else if (stop - line >= 5 && (line[0] | 0x20) == 'h' && (line[1] | 0x20) == 'o' &&
 			   (line[2] | 0x20) == 's' && (line[3] | 0x20) == 't' &&
@@ -649,6 +689,8 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 
 			if (*hp)
 				return FWD_X_MALFORMED; /* two Host headers */
+			while (ve > v && ve[-1] == '\r') /* nginx: CRs, then LF */
+				ve--;
 			while (v < ve && (*v == ' ' || *v == '\t'))
 				v++;
 			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
@@ -877,7 +919,7 @@ static void test_dns(void **state)
 
 /*
  * A hostile sender's DNS questions: compression pointers followed as a
- * resolver follows them (Unbound: to any offset, forward too), loops and
+ * resolver follows them (dnsmasq: to any offset, forward too), loops and
  * chains refused, the name's limits kept.
  */
 static void test_dns_hostile(void **state)
@@ -888,7 +930,7 @@ static void test_dns_hostile(void **state)
 
 	(void)state;
 	/* "www" then a pointer forward, past the question, into an additional
-	 * record's data: Unbound resolves www.evil.example */
+	 * record's data: dnsmasq resolves www.evil.example */
 	memcpy(q + 12, "\003www\300\040\000\001\000\001", 10);
 	memset(q + 22, 0, 10);
 	memcpy(q + 32, "\004Evil\007example\000", 14);
@@ -902,19 +944,25 @@ static void test_dns_hostile(void **state)
 	memcpy(q + 12, "\003www\300\004", 6);
 	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), 3);
 	assert_string_equal(out, "www");
-	/* out of the message, cut, a loop, a chain of 65 pointers */
+	/* out of the message, cut, a loop */
 	memcpy(q + 12, "\003www\300\056", 6);
 	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), FWD_X_MALFORMED);
 	assert_int_equal(fwd_extract_dns_qname(q, 17, out, sizeof(out)), FWD_X_TRUNCATED);
 	memcpy(q + 12, "\003www\300\020", 6); /* to itself */
 	assert_int_equal(fwd_extract_dns_qname(q, 46, out, sizeof(out)), FWD_X_MALFORMED);
-	for (size_t k = 0; k < 65; k++) { /* each to the next */
-		q[12 + 2 * k] = 0xc0;
+	/* a chain of pointers, each to the next, then the name: dnsmasq
+	 * follows 255 (a chain of 65 was MALFORMED, and passed every rule
+	 * though dnsmasq resolves it); 256 is a loop's */
+	for (size_t k = 0; k < 256; k++) {
+		q[12 + 2 * k] = (uint8_t)(0xc0 | (14 + 2 * k) >> 8);
 		q[13 + 2 * k] = (uint8_t)(14 + 2 * k);
 	}
-	memcpy(q + 142, "\004evil\000", 6);
-	assert_int_equal(fwd_extract_dns_qname(q, 148, out, sizeof(out)), FWD_X_MALFORMED);
-	q[12 + 2 * 64] = 4; /* 64 pointers, then the name: followed */
+	memcpy(q + 524, "\004evil\000", 6);
+	assert_int_equal(fwd_extract_dns_qname(q, 530, out, sizeof(out)), FWD_X_MALFORMED);
+	memcpy(q + 522, "\004evil\000", 6); /* 255 pointers, then the name */
+	assert_int_equal(fwd_extract_dns_qname(q, 530, out, sizeof(out)), 4);
+	assert_string_equal(out, "evil");
+	q[12 + 2 * 64] = 4; /* 64 pointers, then the name */
 	memcpy(q + 141, "\004evil\000", 6);
 	q[13 + 2 * 63] = 141;
 	assert_int_equal(fwd_extract_dns_qname(q, 148, out, sizeof(out)), 4);
@@ -1034,7 +1082,7 @@ static int ref_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen)
 			if (i >= len)
 				return FWD_X_TRUNCATED;
 			i = (size_t)(l & 0x3f) * 256 + p[i];
-			if (++hops > 64 || i >= len)
+			if (++hops > 255 || i >= len)
 				return FWD_X_MALFORMED;
 			labels--;
 			continue;
