@@ -628,7 +628,7 @@ static int doc_owned(const struct ctl_state *st, const struct fwd_table *t, stru
 			     *to = st->rollback_of ? ctl_state_find(st, st->rollback_of) : NULL;
 	struct ctl_ownset *s = NULL, *back = NULL;
 	struct fwd_err e = {0};
-	int rc;
+	int rc, cur_unknown = 0;
 
 	*out = NULL;
 	if (cur == NULL)
@@ -642,10 +642,27 @@ static int doc_owned(const struct ctl_state *st, const struct fwd_table *t, stru
 			"which prefixes the BGP feed added to generation %" PRIu64
 			" cannot be read (%s): the next generation does not record them either",
 			cur->id, e.reason);
-	if (rc)
+	if (rc && to == NULL)
 		return 1;
+	if (rc) {
+		/* The current generation's set is not known, but a rollback's
+		 * target may be: recorded alone, it still gives the feed back
+		 * what it had added there (returning "not known" let them come
+		 * back static, a review). What the feed owns now stays its own
+		 * by its record either way. */
+		ctl_ownset_free(s);
+		if ((s = ctl_ownset_new()) == NULL)
+			return 1;
+		cur_unknown = 1;
+	}
 	if (to) {
 		rc = owned_at(st, (unsigned)(to - st->hist), &back, &e);
+		if (rc == 0 && cur_unknown)
+			fwd_log(FWD_LOG_WARNING,
+				"which prefixes the BGP feed added to generation %" PRIu64
+				" is not known: the rollback records only those it had added "
+				"to generation %" PRIu64,
+				cur->id, to->id);
 		if (rc == 0) {
 			struct own_merge m = {.s = s, .t = t};
 
@@ -665,6 +682,10 @@ static int doc_owned(const struct ctl_state *st, const struct fwd_table *t, stru
 					 "gen-N.owned "
 					 "cannot be read"
 				       : e.reason);
+			if (cur_unknown) { /* neither known: not known, as before */
+				ctl_ownset_free(s);
+				return 1;
+			}
 		}
 	}
 	ctl_ownset_keep_held(s, t);

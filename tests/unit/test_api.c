@@ -997,6 +997,58 @@ static void test_unreadable_owned_set_does_not_stop_retention(void **state)
 	ctl_state_close(&s);
 }
 
+/* The current generation's set is not known (a damaged file, a revert
+ * that went on without one) while the rollback's target's is: the
+ * rollback records the target's, so the feed gets them back, where
+ * returning "not known" let them come back as static prefixes (a
+ * review). Neither known: not known, as before. */
+static void test_rollback_records_its_target_when_the_current_is_unknown(void **state)
+{
+	char dir[] = "/tmp/regiond-ownrb-XXXXXX";
+	struct ctl_state s = {0};
+	const struct ctl_gen *g;
+	struct fwd_err e;
+	const char *doc;
+	uint64_t to;
+	size_t len;
+	int64_t id;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ctl_state_open(&s, dir, 10, ctl_dp_create(fake.path), &e), 0);
+	assert_int_equal(ctl_state_apply(&s, table_doc, sizeof(table_doc) - 1, "t", "", -1, 0, &e),
+			 1);
+	one_delta(&s, 1, FWD_DELTA_ADD, "india", "10.2.0.0/24");
+	to = ctl_state_current(&s)->id;
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "10.2.0.0/24 india;");
+	one_delta(&s, 0, FWD_DELTA_ADD, "sg", "10.9.0.0/24"); /* static */
+	/* The current one's not known (as a revert's the disk refused). */
+	s.hist[s.nhist - 1].own = CTL_OWN_UNKNOWN;
+	assert_string_equal(owned_text(&s, ctl_state_current(&s)), "unknown");
+	for (int known = 1; known >= 0; known--) {
+		g = ctl_state_find(&s, to);
+		assert_non_null(g);
+		doc = ctl_state_doc(&s, g, &len, &e);
+		assert_non_null(doc);
+		s.rollback_of = to;
+		id = ctl_state_apply(&s, doc, len, "t", "rollback", -1, 1, &e);
+		s.rollback_of = 0;
+		assert_true(id > 0);
+		if (known) {
+			assert_string_equal(owned_text(&s, ctl_state_current(&s)),
+					    "10.2.0.0/24 india;");
+			/* Now the target's not known either (and a change, so
+			 * the rollback is one). */
+			one_delta(&s, 0, FWD_DELTA_ADD, "sg", "10.8.0.0/24");
+			s.hist[s.nhist - 1].own = CTL_OWN_UNKNOWN;
+			((struct ctl_gen *)ctl_state_find(&s, to))->own = CTL_OWN_UNKNOWN;
+		} else {
+			assert_string_equal(owned_text(&s, ctl_state_current(&s)), "unknown");
+		}
+	}
+	ctl_state_close(&s);
+}
+
 /* The owned set of a rollback cannot be written (the disk full, here a
  * directory in its place): the change is refused whole, nothing pushed,
  * the current generation and the directory as they were (a review's
@@ -1061,6 +1113,7 @@ int main(void)
 		cmocka_unit_test(test_feed_ownership_kept_across_folds),
 		cmocka_unit_test(test_unreadable_owned_set_does_not_stop_retention),
 		cmocka_unit_test(test_owned_set_unwritable_refuses_the_change),
+		cmocka_unit_test(test_rollback_records_its_target_when_the_current_is_unknown),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
