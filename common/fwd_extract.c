@@ -461,9 +461,11 @@ static inline size_t host_named(const uint8_t *line, const uint8_t *end, int *lo
  * to see. One pass, most bytes a host's (RFC 3986 reg-name: unreserved,
  * pct-encoded, sub-delims). @return 1 with *@h, *@hl (maybe empty); 2 the
  * same, but the host holds a byte no host holds ('"', '<', a space, ...:
- * MALFORMED once copied); or FWD_X_MALFORMED for an unclosed IPv6 literal.
+ * MALFORMED once copied); or FWD_X_MALFORMED for an unclosed IPv6 literal,
+ * or, in a Host value (@host_header), a ':' before userinfo's '@'.
  */
-static int authority_host(const uint8_t *a, const uint8_t *e, const uint8_t **h, size_t *hl)
+static int authority_host(const uint8_t *a, const uint8_t *e, int host_header, const uint8_t **h,
+			  size_t *hl)
 {
 	const uint8_t *c = a, *colon = NULL;
 	int odd = 0;
@@ -504,6 +506,15 @@ static int authority_host(const uint8_t *a, const uint8_t *e, const uint8_t **h,
 		if (xchar[*c] & X_HOSTC)
 			continue;
 		if (*c == '@') { /* what came before is userinfo */
+			/* A Host value with a ':' before it is two names: nginx
+			 * ends the host at that ':' ("evil.example:1@good.example"
+			 * is served as evil.example), a URL parser takes what
+			 * follows the '@'. Neither reading is safe to give a rule,
+			 * so it is unreadable, which a rule with `unreadable: true`
+			 * can act on (a review). A request-target is a URL, read
+			 * as one. */
+			if (host_header && colon)
+				return FWD_X_MALFORMED;
 			a = c + 1;
 			colon = NULL;
 			odd = 0;
@@ -644,7 +655,7 @@ static int target_host(const uint8_t *m, size_t mlen, const uint8_t *t, const ui
 			return 0; /* origin-form, asterisk-form, or no authority */
 		a += 3;
 	}
-	if ((rc = authority_host(a, te, h, hl)) < 0)
+	if ((rc = authority_host(a, te, 0, h, hl)) < 0)
 		return rc;
 	return *hl ? rc : FWD_X_MALFORMED;
 }
@@ -752,7 +763,7 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 				if (eol + 1 < end && (eol[1] == ' ' || eol[1] == '\t') &&
 				    (rc = host_folded(p, end, &eol, &v, &ve)) < 0)
 					return rc;
-				if ((rc = authority_host(v, ve, &h->p, &h->len)) < 0)
+				if ((rc = authority_host(v, ve, 1, &h->p, &h->len)) < 0)
 					return rc;
 				h->odd = rc == 2;
 			}

@@ -472,7 +472,18 @@ static void test_http_host_hostile(void **state)
 	 * Apache answer 400, a URL parser (Node, Python) reads evil.example:
 	 * the name a rule sees, as in an absolute-form target */
 	IS("GET / HTTP/1.1\r\nHost: good@evil.example\r\n\r\n", "evil.example");
-	IS("GET / HTTP/1.1\r\nHost: good.example:443@Evil.Example:80\r\n\r\n", "evil.example");
+	/* A ':' before the '@': nginx serves the name before it, a URL
+	 * parser the one after: two names, unreadable (a review). */
+	assert_int_equal(
+		fwd_extract_http_host(
+			H("GET / HTTP/1.1\r\nHost: good.example:443@Evil.Example:80\r\n\r\n")),
+		FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(
+				 H("GET / HTTP/1.1\r\nHost: evil.example:1@good.example\r\n\r\n")),
+			 FWD_X_MALFORMED);
+	assert_int_equal(
+		fwd_extract_http_host(H("GET / HTTP/1.1\r\nHost: u:p@evil.example\r\n\r\n")),
+		FWD_X_MALFORMED);
 	IS("GET / HTTP/1.1\r\nHost: a@b@evil.example\r\n\r\n", "evil.example");
 	IS("GET / HTTP/1.1\r\nHost: u@[2001:db8::1]:80\r\n\r\n", "[2001:db8::1]");
 	/* the authority ends at '/', '?', '#', '\\' (a URL parser's reading) */
@@ -721,6 +732,9 @@ static int ref_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
 			}
 			for (const uint8_t *c = ve; c > v; c--) { /* after its last '@' */
 				if (c[-1] == '@') {
+					/* a ':' before it: two names (nginx's, a URL's) */
+					if (memchr(v, ':', (size_t)(c - 1 - v)))
+						return FWD_X_MALFORMED;
 					v = c;
 					break;
 				}
@@ -781,7 +795,8 @@ static void test_http_host_against_line_walk(void **state)
 		"Connection: keep-alive",
 		"hOsT:\tx.example\t",
 		"Host: a.example:80:90",
-		"Host: u:p@A.example.:8080/x?y",
+		"Host: u@A.example.:8080/x?y",
+		"Host: u:p@A.example",
 		"Host: a.example\\@b#c",
 		"Host:",
 		" folded.example ",
@@ -838,7 +853,7 @@ static void test_http_host_against_line_walk(void **state)
 				loose++;
 			if (x > 0 && memcmp(a, "folded.example", 14) == 0)
 				folded++;
-			if (x > 0 && memcmp(a, "a.example", 10) == 0 && memmem(c, cut, "u:p@", 4))
+			if (x > 0 && memcmp(a, "a.example", 10) == 0 && memmem(c, cut, "u@", 2))
 				userinfo++;
 			free(c);
 		}
@@ -879,7 +894,8 @@ static void test_host_every_byte(void **state)
 						 len, c, pos, x, x > 0 ? a : "", y, y > 0 ? b : "");
 				hosts += x > 0;
 			}
-	assert_true(hosts > 60000);
+	/* 42,133 of 209,920: a ':' before an '@' makes many unreadable. */
+	assert_true(hosts > 40000);
 }
 
 static void test_dns(void **state)
