@@ -6,7 +6,10 @@
  * Name-set rules (fwd_nameset.h) are built into one set per field here too,
  * from the names the table carries (the document holds them, so nothing
  * else is shipped); a worker looks the extracted name up in it, and a hit
- * is handled like a Hyperscan match of that rule.
+ * is handled like a Hyperscan match of that rule. So is a name that is
+ * there but unreadable (the extractor's TRUNCATED, MALFORMED, TOO_LONG) for
+ * the field's unreadable: true rules, which fail closed: without them such a
+ * name meets no rule at all.
  *
  * Everything Hyperscan-related except scanning happens while the generation
  * is built on the control thread: deserializing the databases regiond
