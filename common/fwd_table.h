@@ -145,13 +145,17 @@ enum fwd_content_action {
 
 struct fwd_content_rule {
 	char name[FWD_NAME_MAX];
-	char *pattern; /* NUL-terminated, owned by the table; NULL for a name set */
+	char *pattern; /* NUL-terminated, owned by the table; NULL for a name set or unreadable */
 	char *names; /* a name set: normalised names, NUL-terminated one after the
 		      * other, "*." in front of a suffix; NULL for a pattern */
 	size_t names_len; /* bytes of names */
 	uint32_t nnames; /* names listed (inline and from names_file) */
 	uint64_t names_hash; /* fwd_hash64 of the names_file text, 0 without one */
 	uint8_t field, action, literal, caseless;
+	/* unreadable: true instead of a pattern or a set (fail closed): the
+	 * rule matches a packet whose name of @field is there but cannot be
+	 * read (fwd_extract.h's TRUNCATED, MALFORMED, TOO_LONG) */
+	uint8_t unreadable;
 	uint16_t target_kind; /* FWD_ACT_LINK / FWD_ACT_GROUP for mirror/steer */
 	uint16_t target;
 	uint16_t nservices, nregions; /* nregions 0: every region */

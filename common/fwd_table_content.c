@@ -279,15 +279,50 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 				       s);
 		cr->field = (uint8_t)w; /* enum fwd_content_field */
 		const struct fwd_node *fnames = fwd_node_get(m, KEY(CONTENT, NAMES)),
-				      *ffile = fwd_node_get(m, KEY(CONTENT, NAMES_FILE));
+				      *ffile = fwd_node_get(m, KEY(CONTENT, NAMES_FILE)),
+				      *funread = fwd_node_get(m, KEY(CONTENT, UNREADABLE));
 
 		f = fwd_node_get(m, KEY(CONTENT, PATTERN));
+		if (funread) {
+			/* Fail closed: the rule matches what no pattern or set can
+			 * see, a name that is there but unreadable. Only "true"
+			 * means anything (a false one would be a rule matching
+			 * nothing), and it stands alone: what would a pattern on
+			 * an unreadable name match? */
+			const char *what = f	    ? KEY(CONTENT, PATTERN)
+					   : fnames ? KEY(CONTENT, NAMES)
+					   : ffile  ? KEY(CONTENT, NAMES_FILE)
+						    : NULL;
+
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, UNREADABLE));
+			if ((rc = tv_get_scalar(c, funread, path, &s)))
+				return rc;
+			if (fwd_schema_lookup(FWD_SC_BOOL, s) != FWD_V_BOOL_TRUE)
+				return tv_fail(c, funread, path,
+					       "must be true (a rule that matches unreadable "
+					       "names; without it, give a pattern or names)");
+			if (what)
+				return tv_fail(c, funread, path,
+					       "a rule has unreadable: true or '%s', not both",
+					       what);
+			if (cr->field == FWD_CF_PAYLOAD) {
+				snprintf(path, sizeof(path), "%s[%u].%s", sec, i,
+					 KEY(CONTENT, FIELD));
+				return tv_fail(c, fwd_node_get(m, KEY(CONTENT, FIELD)), path,
+					       "unreadable matches a name that cannot be read: "
+					       "tls_sni, http_host or dns_qname, not payload");
+			}
+			cr->unreadable = 1;
+		}
 		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, PATTERN));
-		if ((f != NULL) == (fnames != NULL || ffile != NULL))
+		if (!cr->unreadable && (f != NULL) == (fnames != NULL || ffile != NULL))
 			return tv_fail(c, f ? f : m, path,
 				       f ? "a rule has a pattern or names/names_file, not both"
-					 : "missing field 'pattern' (or 'names' / 'names_file')");
-		if (f) {
+					 : "missing field 'pattern' (or 'names' / 'names_file' / "
+					   "'unreadable')");
+		if (cr->unreadable) {
+			/* no pattern, no set: the extractor's result is the match */
+		} else if (f) {
 			if ((rc = tv_get_scalar(c, f, path, &s)))
 				return rc;
 			if (s[0] == '\0' || strlen(s) > FWD_MAX_PATTERN)
@@ -322,6 +357,11 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 			if ((f = fwd_node_get(m, key)) == NULL)
 				continue;
 			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, key);
+			if (cr->unreadable)
+				return tv_fail(c, f, path,
+					       "an unreadable rule matches no text: '%s' is for "
+					       "patterns",
+					       key);
 			if (cr->pattern == NULL)
 				return tv_fail(c, f, path,
 					       "a name set is matched literally and caselessly: "

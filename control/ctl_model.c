@@ -151,7 +151,9 @@ static json_t *content_model(const struct fwd_table *t)
 			      KEY(CONTENT, FIELD), fwd_content_field_name(r->field),
 			      KEY(CONTENT, SERVICES), svc, KEY(CONTENT, ACTION),
 			      fwd_content_action_name(r->action));
-		if (r->pattern) {
+		if (r->unreadable) {
+			json_object_set_new(o, KEY(CONTENT, UNREADABLE), json_true());
+		} else if (r->pattern) {
 			json_object_set_new(o, KEY(CONTENT, PATTERN), json_string(r->pattern));
 			json_object_set_new(o, KEY(CONTENT, LITERAL), json_boolean(r->literal));
 			json_object_set_new(o, KEY(CONTENT, CASELESS), json_boolean(r->caseless));

@@ -2242,6 +2242,9 @@ static void explain_content_print(json_t *c)
 		if (json_is_string(json_object_get(v, "name")))
 			printf("  matched   %s (%s, %s) by name %s\n", js(v, "rule"),
 			       js(v, "field"), js(v, "action"), js(v, "name"));
+		else if (json_is_string(json_object_get(v, "unreadable")))
+			printf("  matched   %s (%s, %s) as unreadable: %s\n", js(v, "rule"),
+			       js(v, "field"), js(v, "action"), js(v, "unreadable"));
 		else
 			printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"),
 			       js(v, "action"));

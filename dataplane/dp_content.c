@@ -21,6 +21,7 @@ void dp_content_free(struct dp_content *c)
 	for (int f = 0; f < 4; f++) {
 		hs_free_database(c->db[f]);
 		fwd_nameset_free(c->ns[f]);
+		free(c->unread_rules[f]);
 	}
 	rte_free(c->scope);
 	for (uint16_t w = 0; w < c->nworkers && w < DP_MAX_WORKERS; w++)
@@ -162,6 +163,27 @@ nomem:
 	return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES), "out of memory");
 }
 
+/* Per field, the rules that match an unreadable name (no Hyperscan, no
+ * set: the extractor's result is the match). */
+static int build_unread(struct dp_content *c, const struct fwd_table *t, struct fwd_err *err)
+{
+	for (uint32_t i = 0; i < t->ncontent; i++)
+		c->nunread[t->content[i].field] += t->content[i].unreadable;
+	for (int f = 0; f < 4; f++) {
+		uint32_t n = 0;
+
+		if (c->nunread[f] == 0)
+			continue;
+		if ((c->unread_rules[f] = malloc(sizeof(uint32_t) * c->nunread[f])) == NULL)
+			return fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
+					   "out of memory");
+		for (uint32_t i = 0; i < t->ncontent; i++)
+			if (t->content[i].field == f && t->content[i].unreadable)
+				c->unread_rules[f][n++] = i;
+	}
+	return 0;
+}
+
 int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped, uint16_t nworkers,
 		     struct dp_content **out, struct fwd_err *err)
 {
@@ -235,10 +257,11 @@ int dp_content_build(const struct fwd_table *t, const struct fwd_hs_dbs *shipped
 		hs_scratch_size(c->scratch[w], &sz);
 		c->scratch_bytes += sz;
 	}
-	if ((rc = build_namesets(c, t, err)) || (rc = build_top(c, t, err)))
+	if ((rc = build_namesets(c, t, err)) || (rc = build_top(c, t, err)) ||
+	    (rc = build_unread(c, t, err)))
 		goto out;
 	for (int f = 0; f < 4; f++)
-		if (c->db[f] || c->ns[f])
+		if (c->db[f] || c->ns[f] || c->nunread[f])
 			c->fields_used |= (uint8_t)(1u << f);
 	if (build_scope(c, t) || build_keys(c, t)) {
 		rc = fwd_err_set(err, t->source, 0, FWD_KEY_NAME(DOC, CONTENT_RULES),
@@ -377,6 +400,16 @@ static void on_name(void *arg, uint32_t rule, uint32_t entry, enum fwd_ns_kind k
 	matched(arg, rule, entry, (uint8_t)kind);
 }
 
+/* Field @f's name was there but could not be read (@x: FWD_X_*): the
+ * packet is seen by the field's unreadable rules (fail closed), each as a
+ * pattern's match would be, scope check included. */
+static void unreadable_field(struct match_ctx *m, int f, int x)
+{
+	m->v->unreadable[f] = (int8_t)x;
+	for (uint32_t k = 0; k < m->c->nunread[f]; k++)
+		matched(m, m->c->unread_rules[f][k], 0, 0);
+}
+
 _Static_assert(FWD_CF_PAYLOAD == 0 && FWD_CF_DNS_QNAME == DP_CONTENT_NAME_FIELDS,
 	       "dp_content_prep indexes the name fields as field - 1");
 
@@ -461,7 +494,8 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 			n = (int)in->len;
 		} else if (pr) {
 			if ((n = pr->n[f - 1]) <= 0) {
-				v->unreadable[f] = (int8_t)(n < 0 ? n : 0);
+				if (n < 0)
+					unreadable_field(&m, f, n);
 				continue;
 			}
 			data = pr->name[f - 1];
@@ -471,7 +505,8 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 			n = (int)strlen(data);
 		} else {
 			if ((n = extract_field(in, f, name)) <= 0) {
-				v->unreadable[f] = (int8_t)(n < 0 ? n : 0);
+				if (n < 0)
+					unreadable_field(&m, f, n);
 				continue;
 			}
 			data = name;

@@ -6,7 +6,10 @@
  * Name-set rules (fwd_nameset.h) are built into one set per field here too,
  * from the names the table carries (the document holds them, so nothing
  * else is shipped); a worker looks the extracted name up in it, and a hit
- * is handled like a Hyperscan match of that rule.
+ * is handled like a Hyperscan match of that rule. So is a name that is
+ * there but unreadable (the extractor's TRUNCATED, MALFORMED, TOO_LONG) for
+ * the field's unreadable: true rules, which fail closed: without them such a
+ * name meets no rule at all.
  *
  * Everything Hyperscan-related except scanning happens while the generation
  * is built on the control thread: deserializing the databases regiond
@@ -72,9 +75,14 @@ struct dp_content {
 	/* per worker: ntop x DP_CONTENT_TOP_K slots, written by that worker only */
 	struct dp_content_top *top[DP_MAX_WORKERS];
 	int compiled_here; /* 1: the table came without databases, compiled locally */
-	/* bit f: field f has a database or a name set (a scope bit of a
-	 * field without either scans nothing) */
+	/* bit f: field f has a database, a name set or an unreadable rule (a
+	 * scope bit of a field without any scans nothing) */
 	uint8_t fields_used;
+	/* per field: the rules with unreadable: true (fail closed), in
+	 * document order; matched only where the field's name was there but
+	 * could not be read, so a name that reads costs nothing more */
+	uint32_t *unread_rules[4];
+	uint32_t nunread[4];
 };
 
 struct dp_content_verdict {
@@ -90,7 +98,8 @@ struct dp_content_verdict {
 	/* Per content field: the FWD_X_* (< 0) its extractor gave when the
 	 * name was there but could not be read (a ClientHello cut by the
 	 * segment's end, two Host headers, a name past 255 bytes), else 0.
-	 * No name rule saw such a packet: counted, and said by explain. */
+	 * No pattern or set saw such a packet (the field's unreadable rules
+	 * did): counted, and said by explain. */
 	int8_t unreadable[4];
 };
 

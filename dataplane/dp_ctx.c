@@ -478,7 +478,9 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
 		       "KiB",
 		       (unsigned long long)g->id, g->table->ncontent,
 		       (double)g->content->db_bytes / 1024.0,
-		       g->content->compiled_here ? "compiled here" : "shipped",
+		       g->content->compiled_here	? "compiled here"
+		       : fwd_content_patterns(g->table) ? "shipped"
+							: "no patterns",
 		       (double)g->content->scratch_bytes / 1024.0);
 	if (g->content && g->content->names)
 		DP_LOG(INFO,

@@ -152,6 +152,9 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 				       fwd_content_field_name(r->field), "action",
 				       fwd_content_action_name(r->action));
 
+		if (r->unreadable) /* fail closed: matched because the name was unreadable */
+			json_object_set_new(mo, "unreadable",
+					    json_string(unreadable_name(v.unreadable[r->field])));
 		if (v.hit_kind[h]) { /* a name set's entry: as the set lists it */
 			char nm[FWD_NS_NAME_MAX + 3];
 			size_t n;

@@ -442,6 +442,14 @@ BAD_DOCS = [
                                        "pattern: abc, services: [sync], regions: [india-partner], action: "
                                        "mirror, to: to-sg}\n"),
      422, "residency_violation", "but content rule 'leak' of region 'india-partner' mirrors to link 'to-sg'"),
+    # unreadable: true (fail closed) is for names, and its action is checked like any other's
+    ("unreadable on payload", ("content_rules:\n", "content_rules:\n  - {name: closed, field: payload, "
+                               "unreadable: true, services: [sync], action: drop}\n"),
+     422, "invalid_table", "unreadable matches a name that cannot be read: tls_sni, http_host or "
+     "dns_qname, not payload"),
+    ("unreadable residency", ("content_rules:\n", "content_rules:\n  - {name: leak, field: dns_qname, "
+                              "unreadable: true, services: [sync], regions: [india], action: mirror, to: to-sg}\n"),
+     422, "residency_violation", "breaks residency rule 'india-personal-data': mirrors region 'india' traffic"),
 ]
 
 
@@ -888,6 +896,32 @@ def test_content_rules_end_to_end(box, tmp_path):
     code, r = box.http("PUT", "/v1/table", {"document": bad, "expected_generation": 3})
     assert code == 422 and r["error"]["code"] == "invalid_pattern" and "sync-exploit" in r["error"]["reason"]
     assert box.gen() == 3
+    # Failing closed (unreadable: true): the cut hello that passed above is
+    # dropped, explain says by which rule and why; regiond ships the rules
+    # (no database for the new one) and a PATCH keeps it.
+    closed = doc.rstrip("\n") + ("\n  - {name: sni-unreadable, field: tls_sni, unreadable: true, "
+                                 "services: [https], regions: [singapore], action: drop}\n")
+    code, r = box.http("PUT", "/v1/table", {"document": closed, "expected_generation": 3})
+    assert code == 200 and r["generation"]["id"] == 4, r
+    box.fwd_log.flush()
+    log = open(box.tmp / "fwd.log").read()
+    assert re.search(r"generation 4: 4 content rules, databases [\d.]+ KiB \(shipped\)", log), log[-2000:]
+    rc, out, err = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--payload-hex", hello)
+    assert rc == 0, err
+    assert "  tls_sni    (there, but unreadable: truncated)\n" in out, out
+    assert "  matched   sni-unreadable (tls_sni, drop) as unreadable: truncated\n" in out, out
+    assert "verdict   sni-unreadable" in out and "dropped     content_drop" in out, out
+    rc, e, _ = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--payload-hex",
+                       client_hello("www.example.org").hex(), json_out=True)
+    assert rc == 0 and e["content"]["verdict"] is None and e["drop_reason"] is None, e
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 4, "changes": [
+        {"op": "set_link_state", "link": "to-br", "state": "down"}]})
+    assert code == 200 and r["generation"]["id"] == 5, r
+    code, t = box.http("GET", "/v1/table")
+    last = t["model"]["content_rules"][-1]
+    assert last["name"] == "sni-unreadable" and last["unreadable"] is True and "pattern" not in last, last
+    rc, c, _ = box.ctl("counters", json_out=True)
+    assert c["content_rules"]["sni-unreadable"]["action"] == "drop"
 
 
 @pytest.fixture

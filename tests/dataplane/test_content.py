@@ -689,3 +689,133 @@ def test_hostile_names_meet_the_rules(tmp_path):
     # unreadable: the split request's first segment alone (the big hellos'
     # second segments and the split's second start no message)
     assert st["events"]["content_unreadable"] == 1, st["events"]
+
+
+UNREADABLE_TABLE = """
+version: 1
+regions:
+  india:  {prefixes: [10.1.0.0/16]}
+  brazil: {prefixes: [10.2.0.0/16]}
+services:
+  https: [tcp/443]
+  web:   [tcp/80]
+  dns:   [udp/53]
+links:
+  local:    {port: out0, next_hop_mac: "02:00:00:00:00:01"}
+  resolver: {port: out0, next_hop_mac: "02:00:00:00:00:03"}
+  ids:      {port: out1, next_hop_mac: "02:00:00:00:00:04"}
+default: {action: steer, to: local}
+content_rules:
+  - {name: sni-unread, field: tls_sni, unreadable: true, services: [https], action: drop}
+  - {name: host-unread, field: http_host, unreadable: true, services: [web], regions: [india], action: drop}
+  - {name: host-count, field: http_host, pattern: 'good\\.example$', services: [web], action: count}
+  - {name: dns-unread, field: dns_qname, unreadable: true, services: [dns], action: mirror, to: ids}
+"""
+
+
+def test_unreadable_rules_fail_closed(tmp_path):
+    """unreadable: true (docs/content-rules.md, "Failing closed"): a name
+    that is there but cannot be read (a malformed or cut SNI, two Host
+    headers, a DNS pointer loop) meets the rule's action as a pattern's
+    match would, flow verdict included; a name that reads, and a payload
+    with no such name at all (no TLS, a request without Host), do not. The
+    rule set has no pattern but host-count's: the unreadable rules need no
+    Hyperscan."""
+    table = tmp_path / "t.yaml"
+    table.write_text(UNREADABLE_TABLE)
+    two_hosts = b"GET / HTTP/1.1\r\nHost: good.example\r\nHost: evil.example\r\n\r\n"
+    loop = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c" + b"\x00\x01\x00\x01"
+    flows = [  # (source, service, [payloads], expected (link or None: dropped, mirror) per packet)
+        ("10.1.0.1", "https", [client_hello("evil\x00.example"), b"\x17\x03\x03\x00\x04data"],
+         [(None, None), (None, None)]),  # malformed SNI; the flow follows the drop
+        ("10.1.0.2", "https", [client_hello("evil.example")[:60]], [(None, None)]),  # cut: truncated
+        ("10.1.0.3", "https", [client_hello("good.example"), b"\x17\x03\x03\x00\x04data"],
+         [("local", None), ("local", None)]),
+        ("10.1.0.4", "https", [b"hello, no TLS here"], [("local", None)]),
+        ("10.1.0.5", "web", [two_hosts], [(None, None)]),
+        ("10.1.0.6", "web", [http_request("good.example")], [("local", None)]),
+        ("10.1.0.7", "web", [b"GET / HTTP/1.0\r\nUser-Agent: t\r\n\r\n"], [("local", None)]),  # no Host
+        ("10.2.0.8", "web", [two_hosts], [("local", None)]),  # brazil: outside host-unread's regions
+        ("10.1.0.9", "dns", [loop], [("local", "ids")]),
+        ("10.1.0.10", "dns", [dns_query("good.example")], [("local", None)]),
+    ]
+    pkts, want = [], []
+    for f, (src, svc, bodies, fates) in enumerate(flows):
+        proto, dport = SERVICE_PORT[svc]
+        for k, body in enumerate(bodies):
+            l4 = (TCP(sport=43000 + f, dport=dport, flags="PA", seq=1000 + 100 * k) if proto == "tcp"
+                  else UDP(sport=43000 + f, dport=dport))
+            pkts.append(Ether(src=SRC_MAC, dst=DST_MAC) / IP(src=src, dst="198.51.100.1", id=len(pkts)) /
+                        l4 / Raw(body))
+            want.append(fates[k])
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "c10-unread")
+    assert run.rc == 0, run.stderr
+    fwd = {p[IP].id: MAC_LINK[p[Ether].dst] for p in run.outputs["out0"]}
+    mir = {p[IP].id: MAC_LINK[p[Ether].dst] for p in run.outputs["out1"]}
+    got = [(fwd.get(i), mir.get(i)) for i in range(len(pkts))]
+    problems = [f"packet {i} ({bytes(pkts[i][Raw].load)[:40]!r}): expected {w}, got {g}"
+                for i, (w, g) in enumerate(zip(want, got)) if w != g]
+    assert not problems, "\n".join(problems)
+    st = run.stats
+    c = {k: (v["matches"], v["flow_packets"]) for k, v in st["content_rules"].items()}
+    # host-count: good.example in the readable request only (two Hosts are read by no pattern)
+    assert c == {"sni-unread": (2, 1), "host-unread": (1, 0), "host-count": (1, 0),
+                 "dns-unread": (1, 0)}, c
+    assert st["drops"]["content_drop"] == 4
+    assert st["events"]["mirror_tx"] == 1
+    # unreadable is still counted, with a rule or without one (brazil's two Hosts)
+    assert st["events"]["content_unreadable"] == 5, st["events"]
+    # decided: the three TCP flows the unreadable rules dropped and host-count's; the malformed
+    # hello's data followed its drop (good.example's hello matched no rule: no verdict)
+    assert st["events"]["content_flow_followed"] == 1 and st["events"]["content_flow_decided"] == 4
+    assert st["events"]["content_scan_error"] == 0
+
+
+def test_unreadable_rules_explained(tmp_path):
+    """Explain names the fail-closed rule and why the name was unreadable,
+    and applies its action; a readable name and a non-TLS payload meet no
+    rule. A table of unreadable rules alone is built without Hyperscan."""
+    table = tmp_path / "t.yaml"
+    table.write_text(UNREADABLE_TABLE.replace(
+        "  - {name: host-count, field: http_host, pattern: 'good\\.example$', services: [web], action: count}\n",
+        ""))
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.9.0.1", dst="192.0.2.1") / UDP(dport=9)])
+    f = Fwd(tmp_path, "c10-unread-explain", pcap, str(table))
+    try:
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                       payload_hex=client_hello("evil\x00.example").hex())
+        assert r["ok"], r
+        c = r["content"]
+        assert c["unreadable"] == {"tls_sni": "malformed"} and c["extracted"]["tls_sni"] is None
+        assert c["matches"] == [{"rule": "sni-unread", "field": "tls_sni", "action": "drop",
+                                 "unreadable": "malformed"}], c
+        assert c["verdict"] == "sni-unread" and r["drop_reason"] == "content_drop" and r["link"] is None
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                       payload_hex=client_hello("evil.example")[:60].hex())
+        assert r["content"]["matches"][0]["unreadable"] == "truncated"
+        assert r["drop_reason"] == "content_drop"
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
+                       payload="GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+        assert r["content"]["verdict"] == "host-unread" and r["drop_reason"] == "content_drop"
+        # brazil: host-unread scopes india only, and no other rule scopes web here
+        r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="tcp", dport=80,
+                       payload="GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+        assert r["content"] is None and r["link"] == "local" and r["drop_reason"] is None
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="udp", dport=53,
+                       payload_hex=(struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01").hex())
+        assert r["content"]["verdict"] == "dns-unread" and r["mirror"] == "ids" and r["link"] == "local"
+        for payload_hex in (client_hello("good.example").hex(), b"hello, no TLS here".hex()):
+            r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                           payload_hex=payload_hex)
+            c = r["content"]
+            assert c["unreadable"] == {} and c["matches"] == [] and c["verdict"] is None, c
+            assert r["drop_reason"] is None and r["link"] == "local"
+        # a name given as such is read: no unreadable rule matches it
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                       tls_sni="evil.example")
+        assert r["content"]["verdict"] is None
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert re.search(r"generation 1: 3 content rules, databases 0.0 KiB \(no patterns\)", log), log[-2000:]

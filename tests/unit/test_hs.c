@@ -72,6 +72,44 @@ static void test_compiles_per_field(void **state)
 	fwd_table_free(t);
 }
 
+/* unreadable: true rules (fail closed) have no pattern: a set of them alone
+ * builds no database and runs no child; beside a pattern they shift its id
+ * (the hash says so) but add nothing to Hyperscan. */
+static void test_unreadable_rules_compile_without_hyperscan(void **state)
+{
+	struct fwd_table *t =
+		load(HEAD "  - {name: u, field: tls_sni, unreadable: true, services: "
+			  "[https], action: drop}\n"
+			  "  - {name: v, field: dns_qname, unreadable: true, services: "
+			  "[dns], action: count}\n");
+	struct fwd_table *mix = load(HEAD "  - {name: u, field: tls_sni, unreadable: true, "
+					  "services: [https], action: drop}\n"
+					  "  - {name: p, field: tls_sni, pattern: abc, services: "
+					  "[https], action: count}\n");
+	struct fwd_table *alone = load(HEAD "  - {name: p, field: tls_sni, pattern: abc, services: "
+					    "[https], action: count}\n");
+	struct fwd_hs_dbs dbs;
+	struct fwd_err e = {0};
+	const char *code = "";
+
+	(void)state;
+	assert_int_equal(fwd_content_patterns(t), 0);
+	assert_int_equal(fwd_hs_compile(t, &roomy, &dbs, &e, &code), 0);
+	for (int f = 0; f < 4; f++)
+		assert_null(dbs.bytes[f]);
+	assert_true(dbs.rules_hash == fwd_content_hash(t));
+	fwd_hs_free(&dbs);
+	assert_int_equal(fwd_content_patterns(mix), 1);
+	assert_int_equal(fwd_hs_compile(mix, &roomy, &dbs, &e, &code), 0);
+	assert_non_null(dbs.bytes[FWD_CF_TLS_SNI]);
+	assert_null(dbs.bytes[FWD_CF_DNS_QNAME]);
+	fwd_hs_free(&dbs);
+	assert_true(fwd_content_hash(mix) != fwd_content_hash(alone)); /* ids shifted */
+	fwd_table_free(t);
+	fwd_table_free(mix);
+	fwd_table_free(alone);
+}
+
 /* A literal at the documented 4,096 bytes compiles: every byte escaped as
  * \xNN made it 16 KiB, past Hyperscan's pattern length limit. */
 static void test_longest_literal_compiles(void **state)
@@ -259,6 +297,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_compiles_per_field),
+		cmocka_unit_test(test_unreadable_rules_compile_without_hyperscan),
 		cmocka_unit_test(test_longest_literal_compiles),
 		cmocka_unit_test(test_invalid_pattern_named),
 		cmocka_unit_test(test_parse_limit_is_the_patterns_fault),

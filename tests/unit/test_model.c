@@ -48,7 +48,9 @@ static const char doc[] =
 	"  - {name: b, field: dns_qname, pattern: 'a(b', literal: true, services: [dns], action: "
 	"steer, to: g}\n"
 	"  - {name: c, field: payload, pattern: '\\x90{4}', services: [sync, https], action: "
-	"mirror, to: ids}\n";
+	"mirror, to: ids}\n"
+	"  - {name: d, field: http_host, unreadable: true, services: [https], regions: [india], "
+	"action: drop}\n";
 
 static void test_round_trip_keeps_every_section(void **state)
 {
@@ -65,7 +67,12 @@ static void test_round_trip_keeps_every_section(void **state)
 	assert_non_null(json_object_get(m, "filters"));
 	assert_int_equal(json_array_size(json_object_get(json_object_get(m, "filters"), "rules")),
 			 3);
-	assert_int_equal(json_array_size(json_object_get(m, "content_rules")), 3);
+	assert_int_equal(json_array_size(json_object_get(m, "content_rules")), 4);
+	/* a fail-closed rule says so, and carries no pattern or names */
+	assert_true(json_is_true(json_object_get(
+		json_array_get(json_object_get(m, "content_rules"), 3), "unreadable")));
+	assert_null(
+		json_object_get(json_array_get(json_object_get(m, "content_rules"), 3), "pattern"));
 	d = json_dumps(m, JSON_COMPACT);
 	t2 = fwd_table_parse(d, strlen(d), "model", 1, &e);
 	if (t2 == NULL)
@@ -74,7 +81,9 @@ static void test_round_trip_keeps_every_section(void **state)
 	assert_true(json_equal(m, m2));
 	assert_int_equal(t2->filters.nrules, 3);
 	assert_int_equal(t2->filters.rules[2].burst, 250);
-	assert_int_equal(t2->ncontent, 3);
+	assert_int_equal(t2->ncontent, 4);
+	assert_true(t2->content[3].unreadable && t2->content[3].pattern == NULL &&
+		    t2->content[3].names == NULL && t2->content[3].action == FWD_CA_DROP);
 	assert_string_equal(t2->content[1].pattern, "a(b");
 	assert_true(t2->content[1].literal && t2->content[0].caseless);
 	free(d);

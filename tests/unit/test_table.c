@@ -161,6 +161,30 @@ static void test_content_rules_section(void **state)
 	assert_int_equal(t->content[1].literal, 1);
 	assert_int_equal(t->content[2].nservices, 2);
 	assert_int_equal(t->content[2].target_kind, FWD_ACT_LINK);
+	assert_int_equal(t->content[0].unreadable, 0);
+	fwd_table_free(t);
+
+	/* Fail closed: unreadable: true instead of a pattern or a set. */
+	t = load(BASE_REGIONS "services:\n  https: [tcp/443]\n  dns: [udp/53]\n" BASE_LINKS
+			      "content_rules:\n"
+			      "  - {name: u-sni, field: tls_sni, unreadable: true, services: "
+			      "[https], regions: [sg], action: drop}\n"
+			      "  - {name: u-dns, field: dns_qname, unreadable: true, services: "
+			      "[dns], action: steer, to: l1}\n",
+		 &err);
+	if (t == NULL) {
+		char b[512];
+
+		fail_msg("%s", fwd_err_str(&err, b, sizeof(b)));
+	}
+	assert_int_equal(t->ncontent, 2);
+	assert_int_equal(t->content[0].unreadable, 1);
+	assert_null(t->content[0].pattern);
+	assert_null(t->content[0].names);
+	assert_int_equal(t->content[0].field, FWD_CF_TLS_SNI);
+	assert_int_equal(t->content[0].action, FWD_CA_DROP);
+	assert_int_equal(t->content[1].unreadable, 1);
+	assert_int_equal(t->content[1].action, FWD_CA_STEER);
 	fwd_table_free(t);
 }
 
@@ -464,7 +488,57 @@ static const struct bad_case bad_cases[] = {
 	 BASE_REGIONS BASE_SERVICES BASE_LINKS
 	 "content_rules:\n  - {name: c, field: payload, services: [https], action: drop}\n",
 	 "t.yaml:13: content_rules[0].pattern: missing field 'pattern' (or 'names' / "
-	 "'names_file')"},
+	 "'names_file' / 'unreadable')"},
+	/* unreadable: true (fail closed) stands alone, on a name field only */
+	{"content unreadable on payload",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: payload, unreadable: true, services: [https], "
+	 "action: drop}\n",
+	 "t.yaml:13: content_rules[0].field: unreadable matches a name that cannot be read: "
+	 "tls_sni, http_host or dns_qname, not payload"},
+	{"content unreadable with pattern",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, unreadable: true, pattern: x, services: "
+	 "[https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].unreadable: a rule has unreadable: true or 'pattern', not "
+	 "both"},
+	{"content unreadable with names",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: http_host, unreadable: true, names: [a.example], "
+	 "services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].unreadable: a rule has unreadable: true or 'names', not "
+	 "both"},
+	{"content unreadable false",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, unreadable: false, services: [https], "
+	 "action: drop}\n",
+	 "t.yaml:13: content_rules[0].unreadable: must be true (a rule that matches unreadable "
+	 "names; without it, give a pattern or names)"},
+	{"content unreadable caseless",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, unreadable: true, caseless: true, "
+	 "services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].caseless: an unreadable rule matches no text: 'caseless' is "
+	 "for patterns"},
+	{"content unreadable literal",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: dns_qname, unreadable: true, literal: false, "
+	 "services: [dns], action: count}\n",
+	 "t.yaml:13: content_rules[0].literal: an unreadable rule matches no text: 'literal' is "
+	 "for patterns"},
+	{"content unreadable steer on tcp",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, unreadable: true, services: [https], "
+	 "action: steer, to: l1}\n",
+	 "t.yaml:13: content_rules[0].action: steer decides per packet, so its scope must be UDP "
+	 "only: service 'https' has tcp ports (a tcp flow would change link mid-stream)"},
+	{"content unreadable residency",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "residency: [{name: keep, region: in, services: [dns], allowed_tags: "
+	 "[in]}]\ncontent_rules:\n  - {name: c, field: dns_qname, unreadable: true, services: "
+	 "[dns], action: mirror, to: l2}\n",
+	 "t.yaml:14: content_rules[0]: breaks residency rule 'keep': mirrors region 'in' traffic "
+	 "to link 'l2'"},
 	{"filter bad redirect", "filters: {redirect: xdp}\n",
 	 "t.yaml:1: filters.redirect: must be 'af_xdp' or 'kernel', not 'xdp'"},
 	{"filter rule bad action",
@@ -647,8 +721,8 @@ static void test_schema_key_lists(void **state)
 		 "action, prefixes, services, rate_pps, burst, description)"},
 		{FWD_SC_CONTENT, "content_rules:\n  - {bogus: 1}\n",
 		 "t.yaml:2: content_rules[0].bogus: unknown field 'bogus' (expected one of: name, "
-		 "field, pattern, names, names_file, literal, caseless, services, regions, action, "
-		 "to, description)"},
+		 "field, pattern, names, names_file, unreadable, literal, caseless, services, "
+		 "regions, action, to, description)"},
 		{FWD_SC_NAMES_FILE,
 		 "services: {dns: [udp/53]}\ncontent_rules:\n  - {name: a, field: dns_qname, "
 		 "services: [dns], action: count, names_file: {bogus: 1}}\n",
