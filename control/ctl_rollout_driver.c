@@ -327,6 +327,35 @@ static void rebase(struct ctl_rdriver *d, int64_t mod, uint64_t now)
 	r->since = (uint64_t)((int64_t)r->since + d->shift);
 }
 
+/* The record written as the leader's step or beat, compared on its
+ * mod_revision and the leader key. @return 0 written; 1 not, the round
+ * ends (*@wait 0 when someone else wrote while this is still the leader:
+ * an abort, read again at once; a leader key no longer ours stops the
+ * leading and campaigns; any other failure is the driver's error). */
+static int commit(struct ctl_rdriver *d, struct ctl_rollout_actions *act, uint64_t now,
+		  uint64_t *wait)
+{
+	struct fwd_err err = {0};
+	int64_t mod;
+	int rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
+
+	if (rc == -ESTALE) {
+		if (still_leader(d))
+			*wait = 0;
+		return 1;
+	}
+	if (rc) {
+		set_error(d, &err, true);
+		return 1;
+	}
+	d->own_mod = mod;
+	d->written_at = now;
+	pthread_mutex_lock(&d->lock);
+	d->commits++;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 /* One round as the leader: returns how long to wait before the next. */
 static uint64_t drive(struct ctl_rdriver *d)
 {
@@ -390,40 +419,12 @@ static uint64_t drive(struct ctl_rdriver *d)
 	    (d->r->state == CTL_RO_PENDING || d->r->state == CTL_RO_SYNCING ||
 	     d->r->state == CTL_RO_BAKING || d->r->state == CTL_RO_ABORTING)) {
 		d->r->updated_at = now;
-		rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
-		if (rc == -ESTALE) {
-			if (still_leader(d))
-				wait = 0;
+		if (commit(d, act, now, &wait))
 			goto out;
-		}
-		if (rc) {
-			set_error(d, &err, true);
-			goto out;
-		}
-		d->own_mod = mod;
-		d->written_at = now;
-		pthread_mutex_lock(&d->lock);
-		d->commits++;
-		pthread_mutex_unlock(&d->lock);
 	}
 	if (act->write) {
-		rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
-		if (rc == -ESTALE) {
-			/* Someone wrote: an abort (read again at once), or the
-			 * leader key is no longer ours (stop leading, campaign). */
-			if (still_leader(d))
-				wait = 0;
+		if (commit(d, act, now, &wait))
 			goto out;
-		}
-		if (rc) {
-			set_error(d, &err, true);
-			goto out;
-		}
-		d->own_mod = mod;
-		d->written_at = now;
-		pthread_mutex_lock(&d->lock);
-		d->commits++;
-		pthread_mutex_unlock(&d->lock);
 		fwd_log(FWD_LOG_INFO, "fleet rollout %s (%s): %s, wave %d of %d%s%s%s", d->r->id,
 			d->r->facility, ctl_rollout_state_name(d->r->state), d->r->wave + 1,
 			d->r->n_waves, d->r->abort_gate[0] ? ", gate " : "", d->r->abort_gate,
