@@ -328,16 +328,16 @@ static void rebase(struct ctl_rdriver *d, int64_t mod, uint64_t now)
 }
 
 /* The record written as the leader's step or beat, compared on its
- * mod_revision and the leader key. @return 0 written; 1 not, the round
+ * mod_revision (*@mod: the one read, then the one written) and the
+ * leader key. @return 0 written; 1 not, the round
  * ends (*@wait 0 when someone else wrote while this is still the leader:
  * an abort, read again at once; a leader key no longer ours stops the
  * leading and campaigns; any other failure is the driver's error). */
-static int commit(struct ctl_rdriver *d, struct ctl_rollout_actions *act, uint64_t now,
-		  uint64_t *wait)
+static int commit(struct ctl_rdriver *d, struct ctl_rollout_actions *act, int64_t *mod,
+		  uint64_t now, uint64_t *wait)
 {
 	struct fwd_err err = {0};
-	int64_t mod;
-	int rc = ctl_rstore_commit(d->e, d->r, &mod, d->leader_create, act, &err);
+	int rc = ctl_rstore_commit(d->e, d->r, mod, d->leader_create, act, &err);
 
 	if (rc == -ESTALE) {
 		if (still_leader(d))
@@ -348,7 +348,7 @@ static int commit(struct ctl_rdriver *d, struct ctl_rollout_actions *act, uint64
 		set_error(d, &err, true);
 		return 1;
 	}
-	d->own_mod = mod;
+	d->own_mod = *mod;
 	d->written_at = now;
 	pthread_mutex_lock(&d->lock);
 	d->commits++;
@@ -419,11 +419,11 @@ static uint64_t drive(struct ctl_rdriver *d)
 	    (d->r->state == CTL_RO_PENDING || d->r->state == CTL_RO_SYNCING ||
 	     d->r->state == CTL_RO_BAKING || d->r->state == CTL_RO_ABORTING)) {
 		d->r->updated_at = now;
-		if (commit(d, act, now, &wait))
+		if (commit(d, act, &mod, now, &wait))
 			goto out;
 	}
 	if (act->write) {
-		if (commit(d, act, now, &wait))
+		if (commit(d, act, &mod, now, &wait))
 			goto out;
 		fwd_log(FWD_LOG_INFO, "fleet rollout %s (%s): %s, wave %d of %d%s%s%s", d->r->id,
 			d->r->facility, ctl_rollout_state_name(d->r->state), d->r->wave + 1,
