@@ -747,35 +747,13 @@ def test_a_capture_reads_past_interim_answers(tmp_path):
 def routed_regiond(path, routes):
     """A regiond answering each request by its "METHOD /path" from @routes
     (a dict of JSON-able answers, each a 200); 404 for any other."""
-    import socket
-    import threading
-    from httpfake import read_request
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(8)
-
-    def one(c):
-        with c:
-            req = read_request(c)
-            if req is None:
-                return
-            route = b" ".join(req[0].split(b"\r\n")[0].split(b" ")[:2]).decode()
-            if route in routes:
-                body = json.dumps(routes[route]).encode()
-                c.sendall(b"".join(ok(body)))
-            else:
-                c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
-
-    def serve():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=one, args=(c,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
+    def answer(c, head, body):
+        route = b" ".join(head.split(b"\r\n")[0].split(b" ")[:2]).decode()
+        if route in routes:
+            c.sendall(b"".join(ok(json.dumps(routes[route]).encode())))
+        else:
+            c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    return scripted_regiond(path, answer, request=True)
 
 
 GEN = {"id": 4, "hash": "47ed00825c42844c", "time": 1795945723, "author": "alice", "comment": "c"}

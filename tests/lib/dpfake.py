@@ -3,7 +3,8 @@ a listener that answers each request as told, for what asks regionfwd
 whether it answers (regiond --check-dataplane, the preflight)."""
 import socket
 import struct
-import threading
+
+from httpfake import serve_each
 
 MAGIC, VERSION, REPLY, ERROR = 0x52465743, 2, 0x1, 0x2
 OP_STATUS = 2
@@ -61,13 +62,4 @@ def fake_regionfwd(path, answer="status", sock=None):
         with c:
             c.sendall(out)
 
-    def serve():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=one, args=(c,), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
+    return serve_each(srv, one)

@@ -71,6 +71,12 @@ def scripted_regiond(path, answer, sock=None, wrap=None, request=False):
             except OSError:
                 pass
 
+    return serve_each(srv, one)
+
+
+def serve_each(srv, one):
+    """Accept on the listening @srv until it is closed, each connection
+    handed to @one(conn) on a thread of its own; returns @srv."""
     def serve():
         while True:
             try:
