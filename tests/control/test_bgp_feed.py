@@ -669,6 +669,28 @@ def test_a_full_put_while_the_feed_holds_keeps_what_it_holds(lab, tmp_path):
         feed_settled(lab)
 
 
+def learned_then_withdrawn(lab, gone, kept=()):
+    """Routes for @gone and @kept learned (brazil's), a new generation
+    applied (the static table: the feed adds them back), then @gone's
+    route withdrawn; returns the generation the feed had added them to,
+    the one a rollback goes back to."""
+    for p in (gone, *kept):
+        rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+    for p in (gone, *kept):
+        wait_held(lab, p, "brazil")
+    feed_settled(lab)
+    target = lab.box.gen()
+    rc, _, err = lab.box.ctl("apply", DEMO)
+    assert rc == 0, err
+    for p in (gone, *kept):
+        wait_held(lab, p, "brazil")
+    feed_settled(lab)
+    rtr("route", "del", gone, "table", "103")
+    wait_held(lab, gone, None)
+    feed_settled(lab)
+    return target
+
+
 def test_a_rollback_gives_the_feed_back_what_it_had_added(lab):
     """A rollback (a full PUT of an older generation's document) brought
     back a prefix the feed had added to that generation and the routing
@@ -678,22 +700,7 @@ def test_a_rollback_gives_the_feed_back_what_it_had_added(lab):
     announced stays the feed's and goes with its route."""
     gone, kept = "100.78.1.0/24", "100.78.2.0/24"
     with regiond_with_fake_bird(lab):
-        for p in (gone, kept):
-            rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
-        for p in (gone, kept):
-            wait_held(lab, p, "brazil")
-        feed_settled(lab)
-        target = lab.box.gen()
-        # A new generation (the static table; the feed adds its prefixes
-        # back), then the route withdrawn.
-        rc, _, err = lab.box.ctl("apply", DEMO)
-        assert rc == 0, err
-        for p in (gone, kept):
-            wait_held(lab, p, "brazil")
-        feed_settled(lab)
-        rtr("route", "del", gone, "table", "103")
-        wait_held(lab, gone, None)
-        feed_settled(lab)
+        target = learned_then_withdrawn(lab, gone, (kept,))
         rc, out, err = lab.box.ctl("rollback", str(target), json_out=True)
         assert rc == 0, err
         rolled = out["generation"]["id"]
@@ -720,17 +727,7 @@ def test_a_rollback_while_the_feed_holds_keeps_its_prefixes_held(lab):
     daemon's routes decide, and one withdrawn before the loss goes."""
     gone = "100.79.1.0/24"
     with regiond_with_fake_bird(lab) as bird:
-        rtr("route", "add", gone, "via", "10.99.0.1", "table", "103")
-        wait_held(lab, gone, "brazil")
-        feed_settled(lab)
-        target = lab.box.gen()
-        rc, _, err = lab.box.ctl("apply", DEMO)
-        assert rc == 0, err
-        wait_held(lab, gone, "brazil")
-        feed_settled(lab)
-        rtr("route", "del", gone, "table", "103")
-        wait_held(lab, gone, None)
-        feed_settled(lab)
+        target = learned_then_withdrawn(lab, gone)
         bird.mode = "down"
         feed_settled(lab, "holding")
         rc, _, err = lab.box.ctl("rollback", str(target))
@@ -749,17 +746,7 @@ def test_a_rollback_while_the_feed_is_off_is_the_feeds_when_it_is_back(lab):
     so the feed takes those prefixes over when it runs again, and one the
     routing daemon withdrew meanwhile goes rather than stay static."""
     gone = "100.80.1.0/24"
-    rtr("route", "add", gone, "via", "10.99.0.1", "table", "103")
-    wait_held(lab, gone, "brazil")
-    feed_settled(lab)
-    target = lab.box.gen()
-    rc, _, err = lab.box.ctl("apply", DEMO)
-    assert rc == 0, err
-    wait_held(lab, gone, "brazil")
-    feed_settled(lab)
-    rtr("route", "del", gone, "table", "103")
-    wait_held(lab, gone, None)
-    feed_settled(lab)
+    target = learned_then_withdrawn(lab, gone)
     try:
         lab.box.rd.terminate()
         lab.box.rd.wait(30)
@@ -783,17 +770,7 @@ def test_a_rollback_followed_by_a_delta_before_the_feeds_batch_is_the_feeds(lab,
     routing daemon had withdrawn too (a review). Batches 8 s apart here,
     the default's 100 ms a script's two commands in a row."""
     gone, extra = "100.82.1.0/24", "100.82.9.0/24"
-    rtr("route", "add", gone, "via", "10.99.0.1", "table", "103")
-    wait_held(lab, gone, "brazil")
-    feed_settled(lab)
-    target = lab.box.gen()
-    rc, _, err = lab.box.ctl("apply", DEMO)
-    assert rc == 0, err
-    wait_held(lab, gone, "brazil")
-    feed_settled(lab)
-    rtr("route", "del", gone, "table", "103")
-    wait_held(lab, gone, None)
-    feed_settled(lab)
+    target = learned_then_withdrawn(lab, gone)
     args = list(lab.regiond_args)
     args[args.index("--feed-batch-ms") + 1] = "8000"
     (tmp_path / "extra").write_text(extra + "\n")
