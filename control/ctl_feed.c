@@ -121,6 +121,17 @@ struct ctl_feed {
 	uint64_t resyncs, batches, events;
 	uint64_t batches_failed; /* batches not applied as a whole (retried) */
 	uint64_t withdrawals; /* RTM_DELROUTE since the last batch while up */
+	/* Losses of an up feed, and holds that ran out. A hold lasts
+	 * --feed-hold seconds, often less than an operator's (or a test's)
+	 * look takes: what a past loss did stays readable here, not only in
+	 * the log. The loss at start (nothing followed yet) is not one. */
+	uint64_t losses, hold_expiries;
+	struct {
+		int open; /* this loss goes on: not up again yet */
+		int64_t time; /* unix seconds when it began (0: none yet) */
+		int64_t withdrawn_after_ms, up_after_ms; /* -1: not (yet) */
+		char reason[256];
+	} loss;
 	int64_t orphans; /* recorded prefixes of regions no longer followed */
 	struct {
 		int64_t time;
@@ -611,6 +622,10 @@ static void update_state(struct ctl_feed *f, int64_t now)
 	}
 	if (ok) {
 		if (f->state != FS_UP) {
+			if (f->loss.open) {
+				f->loss.up_after_ms = now - f->lost_ms;
+				f->loss.open = 0;
+			}
 			int64_t left =
 				f->state == FS_HOLDING ? (int64_t)hold - (now - f->lost_ms) : 0;
 
@@ -633,8 +648,17 @@ static void update_state(struct ctl_feed *f, int64_t now)
 		 * new hold at each flap once kept a withdrawn prefix, and
 		 * the feed out of withdrawn, for as long as the flapping
 		 * went on (a hostile probe). */
-		if (!f->settling_after_loss)
+		if (!f->settling_after_loss) {
 			f->lost_ms = now;
+			f->losses++;
+			f->loss.time = (int64_t)time(NULL);
+			f->loss.withdrawn_after_ms = -1;
+			snprintf(f->loss.reason, sizeof(f->loss.reason), "%s", f->why);
+		}
+		/* A flap while settling continues the last loss: up again
+		 * only when it is up again. */
+		f->loss.open = f->loss.time != 0;
+		f->loss.up_after_ms = -1;
 		f->settling_after_loss = 0;
 		f->resync_on_recovery = 1;
 		set_state(f, FS_HOLDING, f->why);
@@ -642,6 +666,9 @@ static void update_state(struct ctl_feed *f, int64_t now)
 	if ((f->state == FS_HOLDING || f->state == FS_DOWN) &&
 	    (uint64_t)(now - f->lost_ms) >= hold) {
 		f->need_full = 1;
+		f->hold_expiries++;
+		if (f->loss.open)
+			f->loss.withdrawn_after_ms = now - f->lost_ms;
 		set_state(f, FS_WITHDRAWN, f->why);
 	}
 }
@@ -1065,6 +1092,21 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	json_object_set_new(j, "batches", json_integer((json_int_t)f->batches));
 	json_object_set_new(j, "batches_failed", json_integer((json_int_t)f->batches_failed));
 	json_object_set_new(j, "resyncs", json_integer((json_int_t)f->resyncs));
+	json_object_set_new(j, "losses", json_integer((json_int_t)f->losses));
+	json_object_set_new(j, "hold_expiries", json_integer((json_int_t)f->hold_expiries));
+	json_object_set_new(
+		j, "last_loss",
+		f->loss.time == 0
+			? json_null()
+			: json_pack("{s:I, s:s, s:o, s:o}", "time", (json_int_t)f->loss.time,
+				    "reason", f->loss.reason, "withdrawn_after_s",
+				    f->loss.withdrawn_after_ms < 0
+					    ? json_null()
+					    : json_real((double)f->loss.withdrawn_after_ms / 1000.0),
+				    "up_after_s",
+				    f->loss.up_after_ms < 0
+					    ? json_null()
+					    : json_real((double)f->loss.up_after_ms / 1000.0)));
 	json_object_set_new(j, "last_batch",
 			    f->last.time ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 						     "time", (json_int_t)f->last.time, "changes",
@@ -1237,6 +1279,12 @@ static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
 		"counter", json_object_get(j, "batches_failed"));
 	counter(out, "regiond_feed_resyncs_total", "netlink dumps the feed made", "counter",
 		json_object_get(j, "resyncs"));
+	counter(out, "regiond_feed_losses_total",
+		"times the feed was lost while up (a BGP session down, BIRD or netlink away)",
+		"counter", json_object_get(j, "losses"));
+	counter(out, "regiond_feed_hold_expiries_total",
+		"holds that ran out: the feed's prefixes withdrawn", "counter",
+		json_object_get(j, "hold_expiries"));
 	ctl_metrics_family(out, "regiond_feed_session_up",
 			   "a BGP session BIRD reports (1: established)", "gauge");
 	json_array_foreach(json_object_get(json_object_get(j, "bird"), "sessions"), i, v)

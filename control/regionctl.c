@@ -1113,6 +1113,13 @@ static const struct ans_field ans_status[] = {
 	{"feed.max_prefixes", AT_UINT | AT_OPT},
 	{"feed.pending", AT_UINT | AT_OPT},
 	{"feed.resyncs", AT_UINT | AT_OPT},
+	{"feed.losses", AT_UINT | AT_OPT},
+	{"feed.hold_expiries", AT_UINT | AT_OPT},
+	{"feed.last_loss", AT_OBJ | AT_NULL | AT_OPT},
+	{"feed.last_loss.time", AT_INT | AT_OPT},
+	{"feed.last_loss.reason", AT_STR | AT_OPT},
+	{"feed.last_loss.withdrawn_after_s", AT_NUM | AT_NULL | AT_OPT},
+	{"feed.last_loss.up_after_s", AT_NUM | AT_NULL | AT_OPT},
 	{"feed.tables", AT_ARR | AT_OPT},
 	{"feed.tables[].region", AT_STR | AT_OPT},
 	{"feed.tables[].table", AT_UINT | AT_OPT},
@@ -1813,6 +1820,18 @@ static void status_feed(json_t *f)
 	       "over max %lld (max %lld), pending %lld, resyncs %lld\n",
 	       ji(f, "owned"), ji(f, "shadowed"), ji(f, "conflicting"), ji(f, "refused"),
 	       ji(f, "overflow"), ji(f, "max_prefixes"), ji(f, "pending"), ji(f, "resyncs"));
+	if (json_is_object((v = json_object_get(f, "last_loss")))) {
+		when(ji(v, "time"), t, sizeof(t));
+		printf("             losses %lld, holds run out %lld; last lost %s (%s)",
+		       ji(f, "losses"), ji(f, "hold_expiries"), t, js(v, "reason"));
+		if (json_is_number(json_object_get(v, "withdrawn_after_s")))
+			printf(", withdrawn after %.1f s",
+			       json_number_value(json_object_get(v, "withdrawn_after_s")));
+		if (json_is_number(json_object_get(v, "up_after_s")))
+			printf(", up again after %.1f s",
+			       json_number_value(json_object_get(v, "up_after_s")));
+		putchar('\n');
+	}
 	json_array_foreach(json_object_get(json_object_get(f, "bird"), "sessions"), i, v)
 		printf("             bgp %s %s (%s)\n", js(v, "name"), js(v, "state"),
 		       js(v, "info"));
