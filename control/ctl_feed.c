@@ -1022,6 +1022,24 @@ static json_t *pfx_json(const struct ctl_rib_pfx *p)
 	return json_string(ctl_rib_pfx_str(p, b, sizeof(b)));
 }
 
+/* Seconds as JSON, null for "not (yet)" (-1). */
+static json_t *secs_or_null(int64_t ms)
+{
+	return ms < 0 ? json_null() : json_real((double)ms / 1000.0);
+}
+
+/* The last loss (null before the first): what a hold did stays readable
+ * after the hold, which is often shorter than a look takes. */
+static json_t *loss_json(const struct ctl_feed *f)
+{
+	if (f->loss.time == 0)
+		return json_null();
+	return json_pack("{s:I, s:s, s:o, s:o}", "time", (json_int_t)f->loss.time, "reason",
+			 f->loss.reason, "withdrawn_after_s",
+			 secs_or_null(f->loss.withdrawn_after_ms), "up_after_s",
+			 secs_or_null(f->loss.up_after_ms));
+}
+
 static json_t *build_status(struct ctl_feed *f, int64_t now)
 {
 	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
@@ -1094,19 +1112,7 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	json_object_set_new(j, "resyncs", json_integer((json_int_t)f->resyncs));
 	json_object_set_new(j, "losses", json_integer((json_int_t)f->losses));
 	json_object_set_new(j, "hold_expiries", json_integer((json_int_t)f->hold_expiries));
-	json_object_set_new(
-		j, "last_loss",
-		f->loss.time == 0
-			? json_null()
-			: json_pack("{s:I, s:s, s:o, s:o}", "time", (json_int_t)f->loss.time,
-				    "reason", f->loss.reason, "withdrawn_after_s",
-				    f->loss.withdrawn_after_ms < 0
-					    ? json_null()
-					    : json_real((double)f->loss.withdrawn_after_ms / 1000.0),
-				    "up_after_s",
-				    f->loss.up_after_ms < 0
-					    ? json_null()
-					    : json_real((double)f->loss.up_after_ms / 1000.0)));
+	json_object_set_new(j, "last_loss", loss_json(f));
 	json_object_set_new(j, "last_batch",
 			    f->last.time ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 						     "time", (json_int_t)f->last.time, "changes",
