@@ -622,6 +622,8 @@ static void update_state(struct ctl_feed *f, int64_t now)
 	}
 	if (ok) {
 		if (f->state != FS_UP) {
+			int after_loss = f->loss.open;
+
 			if (f->loss.open) {
 				f->loss.up_after_ms = now - f->lost_ms;
 				f->loss.open = 0;
@@ -636,7 +638,13 @@ static void update_state(struct ctl_feed *f, int64_t now)
 			f->settle_peak = 0;
 			f->need_full = 1;
 			f->withdraw_done = 0;
-			f->settling_after_loss = f->state == FS_HOLDING;
+			/* Only a session's loss is continued by a loss while it
+			 * settles (a flapping session, held once). The hold at
+			 * start is regiond's own absence: a session lost while
+			 * the feed relearns after a restart once got only what
+			 * was left of that hold (0.7 of 2 s in a test; of 90 s,
+			 * what a 60 s relearn left), and withdrew early. */
+			f->settling_after_loss = f->state == FS_HOLDING && after_loss;
 			set_state(f, FS_UP, "");
 		}
 		return;

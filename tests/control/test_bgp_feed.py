@@ -644,6 +644,35 @@ def test_a_session_flapping_faster_than_the_feed_settles_is_held_once(lab):
         wait_held(lab, kept, None)
 
 
+def test_a_session_lost_while_the_feed_relearns_after_a_restart_gets_its_whole_hold(lab):
+    """The hold at start (regiond away) was continued by a session lost
+    while the feed still settled after it, as a flapping session's is: the
+    loss got only what was left of the start's hold and withdrew early (CI
+    saw 0.7 s of a 2 s hold). A session's loss after a restart is a loss
+    of its own, with the whole hold."""
+    p = "100.78.1.0/24"
+    hold = 20
+    rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+    wait_held(lab, p, "brazil")
+    # Restarted with the prefix recorded as the feed's: held from the
+    # start, up at once, then settling for up to 5 s (less than the hold).
+    with regiond_with_fake_bird(lab, hold=hold) as bird:
+        before = lab.feed()
+        bird.mode = "down"
+        f = wait_for(lambda: (lambda f: f if f["losses"] == before["losses"] + 1 else None)(lab.feed()),
+                     timeout=15, what="the loss counted as a loss of its own")
+        assert f["state"] == "holding" and f["hold_expiries"] == before["hold_expiries"], f
+        assert "peer1" in f["last_loss"]["reason"], f
+        assert lab.held_by(p) == "brazil", f
+        bird.mode = "up"
+        f = wait_for(lambda: (lambda f: f if f["state"] == "up" else None)(lab.feed()), timeout=20,
+                     what="the feed back")
+        assert f["last_loss"]["withdrawn_after_s"] is None and f["hold_expiries"] == before["hold_expiries"], f
+        assert lab.held_by(p) == "brazil", f
+    rtr("route", "del", p, "table", "103")
+    wait_held(lab, p, None)
+
+
 def test_a_full_put_while_the_feed_holds_keeps_what_it_holds(lab, tmp_path):
     """A table applied while the feed holds a lost session's prefixes (a
     full PUT carries the static prefixes only) took every held prefix out
