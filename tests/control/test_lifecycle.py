@@ -329,6 +329,7 @@ CHECKS = [
                   "regionfwd)"),
     ("garbage", 1, "it accepts, but gave no status reply (what came is not regionfwd's framing)"),
     ("other-op", 1, "it accepts, but gave no status reply (what came is not regionfwd's framing)"),
+    ("refused", 1, "regionfwd refused a status request (unknown_op)"),
 ]
 
 

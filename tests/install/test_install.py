@@ -310,6 +310,7 @@ def test_preflight_regiond_wants_a_socket_that_accepts(dest, tmp_path):
 @pytest.mark.parametrize("answer,said", [
     ("silent", "it accepts, but no status reply came within 5 s (a stopped or hung regionfwd, or not regionfwd)"),
     ("garbage", "it accepts, but gave no status reply (what came is not regionfwd's framing)"),
+    ("refused", "regionfwd refused a status request (unknown_op)"),
 ])
 def test_preflight_regiond_wants_a_regionfwd_that_answers(dest, tmp_path, answer, said):
     """A socket that accepts and never answers (a regionfwd stopped with
@@ -324,5 +325,21 @@ def test_preflight_regiond_wants_a_regionfwd_that_answers(dest, tmp_path, answer
         assert p.stderr == (f"regionfwd-preflight: regionfwd's control socket {sock} is there, but for 1 s "
                             f"{said}: is regionfwd running (systemctl status regionfwd)? A regionfwd killed "
                             "leaves its socket behind\n"), p.stderr
+    finally:
+        srv.close()
+
+
+def test_preflight_regiond_waits_by_the_clock(dest, tmp_path):
+    """Each check of a regionfwd that accepts and never answers takes 5 s;
+    the wait once counted tries of 0.2 s (a 90 s wait would have been 40
+    minutes). A 7 s wait now ends after two checks, well inside the 60 s
+    this test gives the preflight (preflight() raises TimeoutExpired
+    past it)."""
+    sock = str(tmp_path / "fwd.sock")
+    srv = fake_regionfwd(sock, "silent")
+    try:
+        p = preflight(dest, tmp_path, "regiond", sock, "7")
+        assert p.returncode == 1, p.stderr
+        assert "is there, but for 7 s it accepts, but no status reply came within 5 s" in p.stderr, p.stderr
     finally:
         srv.close()

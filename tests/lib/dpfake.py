@@ -14,6 +14,12 @@ def frame(op, flags, body=b""):
     return struct.pack(">IHHHHI", MAGIC, VERSION, op, flags, 0, len(body)) + body
 
 
+def error_body(code, reason):
+    """A protobuf Error: two length-delimited strings, fields 1 and 5."""
+    c, r = code.encode(), reason.encode()
+    return bytes([0x0a, len(c)]) + c + bytes([0x2a, len(r)]) + r
+
+
 def read_frame(c):
     """The header and body of one request on @c; None when it closed first."""
     data = b""
@@ -34,12 +40,16 @@ def read_frame(c):
 
 # How the fake answers a request: a status reply (an empty StatusReply is
 # a whole one), nothing at all (a stopped or hung regionfwd, another
-# program on the path), or bytes that are not the channel's framing.
+# program on the path), bytes that are not the channel's framing, or
+# regionfwd's refusal.
 ANSWERS = {
     "status": lambda req: frame(OP_STATUS, REPLY),
     "silent": lambda req: None,
     "garbage": lambda req: b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
     "other-op": lambda req: frame(5, REPLY),
+    # regionfwd's Error (fwd_ctl.proto: code = 1, reason = 5): it answered
+    # and refused (an older or newer regionfwd without the op, say).
+    "refused": lambda req: frame(OP_STATUS, REPLY | ERROR, error_body("unknown_op", "no such op")),
 }
 
 
