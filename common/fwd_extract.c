@@ -726,7 +726,7 @@ static int http09(const uint8_t *r, size_t mlen, const uint8_t *t, const uint8_t
 		return 1;
 	while (t < stop && *t == ' ')
 		t++;
-	if (t == stop || memchr(t, ' ', (size_t)(stop - t)) != NULL)
+	if (t >= stop || memchr(t, ' ', (size_t)(stop - t)) != NULL)
 		return 1; /* no target, or more than a target: no request nginx serves */
 	if ((rc = target_host(r, mlen, t, stop, &h, &hl)) == 0)
 		return FWD_X_NONE;
@@ -991,8 +991,10 @@ int fwd_extract_http_next(const uint8_t *p, size_t len, struct fwd_x_iter *it, c
 		return rc;
 	}
 	rc = http_request(q, len - it->off, out, outlen, &x);
-	if (x.notreq && it->n > 0) /* after a request: bytes that start none */
-		rc = find_byte(p, q, end, '\n') ? FWD_X_MALFORMED : FWD_X_TRUNCATED;
+	/* After a request, bytes that start none are NONE as at the start
+	 * (x.notreq): a server answers 400 to them and closes, serving
+	 * nothing after them; a cut request line is TRUNCATED for the
+	 * RFC 9110 methods, as the first one's. */
 	it->n++;
 	it->off = len;
 	if (rc < 0 || x.he == NULL || x.he == end)

@@ -40,11 +40,12 @@
  * message follows. An HTTP request ends after its headers' empty line and
  * its body (Content-Length, or chunked as far as the payload goes); a body
  * or a request cut by the payload's end ends the walk (the rest is that
- * body, or the cut request's: TRUNCATED as for a first one). After the
- * first, bytes that start no request, or a body's framing that cannot be
- * read (two Content-Lengths, both it and Transfer-Encoding, a coding other
- * than chunked, a bad chunk) are MALFORMED; a request line cut by the end
- * is TRUNCATED. At most FWD_X_MAX_NAMES requests or messages are read: a
+ * body, or the cut request's: TRUNCATED as for a first one). A later
+ * request is read as the first (MALFORMED, TRUNCATED alike; bytes that
+ * start no request are NONE and end the walk: a server answers 400); a
+ * body's framing that cannot be read (two Content-Lengths, both it and
+ * Transfer-Encoding, a coding other than chunked, a bad chunk) makes what
+ * follows it MALFORMED. At most FWD_X_MAX_NAMES requests or messages are read: a
  * call past them returns FWD_X_TOO_MANY. A negative result ends the walk.
  * An HTTP/0.9 request, a CONNECT's tunnel, or headers longer than 8 KiB
  * end it too.

@@ -1259,12 +1259,17 @@ static void test_http_pipelined(void **state)
 	assert_string_equal(ALL(REQ("good.example") "GET / HT"), "good.example,!t");
 	assert_string_equal(ALL(REQ("good.example") "GET / HTTP/1.1\r\nHost: evil.example\r\n"),
 			    "good.example,evil.example");
-	/* a malformed later request, or bytes that start none */
+	/* a malformed later request */
 	assert_string_equal(ALL(REQ("good.example") "GET / HTTP/1.1\r\nHost: a\r\nHost: "
 						    "b\r\n\r\n" REQ("c")),
 			    "good.example,!m");
-	assert_string_equal(ALL(REQ("good.example") "\x16\x03\x01 junk\r\n"), "good.example,!m");
-	assert_string_equal(ALL(REQ("good.example") "GET / HTTP/2.0\r\n\r\n"), "good.example,!m");
+	/* bytes that start no request: NONE, as at the start (a server
+	 * answers 400 and closes), and the walk ends */
+	assert_string_equal(ALL(REQ("good.example") "\x16\x03\x01 junk\r\n" REQ("e")),
+			    "good.example,-");
+	assert_string_equal(ALL(REQ("good.example") "GET / HTTP/2.0\r\n\r\n" REQ("e")),
+			    "good.example,-");
+	assert_string_equal(ALL(REQ("good.example") "RFWD00000012"), "good.example,-");
 	/* a body's framing that cannot be read, when bytes follow it */
 	assert_string_equal(ALL("POST / HTTP/1.1\r\nHost: good.example\r\nContent-Length: "
 				"1\r\nContent-Length: 1\r\n\r\nx" REQ("evil.example")),
@@ -1317,6 +1322,7 @@ static void test_http09(void **state)
 	assert_string_equal(out, "evil.example");
 	/* origin-form: no name (nginx: the default server) */
 	assert_int_equal(fwd_extract_http_host(H("GET /\r\n")), FWD_X_NONE);
+	assert_int_equal(fwd_extract_http_host(H("GET \r\n")), FWD_X_NONE); /* the fuzzer's */
 	assert_int_equal(fwd_extract_http_host(H("GET /index.html\r\n")), FWD_X_NONE);
 	/* no host in the target, a bad one: as HTTP/1.x's */
 	assert_int_equal(fwd_extract_http_host(H("GET http:///x\r\n")), FWD_X_MALFORMED);
