@@ -3,7 +3,7 @@
  * the TLS ClientHello server name (SNI), the HTTP/1.x Host header, the DNS
  * query name. For the fast path's content rules (issue 5) and the tests.
  *
- * Contract, for all three: read only [p, p + len); no allocation, no
+ * Contract, for all of them: read only [p, p + len); no allocation, no
  * recursion, every loop bounded by the input; write at most outlen bytes
  * (NUL-terminated, lowercased: names compare case-insensitively). Return the
  * name's length (> 0), FWD_X_NONE when the payload is not that protocol or

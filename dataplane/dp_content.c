@@ -528,6 +528,7 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 		} else if (in->given[f]) {
 			data = in->given[f];
 			n = (int)strlen(data);
+			any = 1; /* scanned, even empty */
 		} else {
 			it = (struct fwd_x_iter){0};
 			n = extract_field(in, f, &it, name);
