@@ -678,6 +678,61 @@ static int host_found(const struct xhost *host, const struct xhost *loose, char 
 	return FWD_X_NONE;
 }
 
+/* The request's header block found by http_request: where its header lines
+ * start and where the bytes after its empty line start (NULL when the
+ * headers do not end in the buffer), and its method. */
+struct xreq {
+	const uint8_t *hs, *he, *m;
+	size_t mlen;
+	int notreq; /* NONE because the bytes start no request (not: no Host) */
+};
+
+/* The end of the headers whose lines start at @line: the byte after the
+ * empty line, or NULL when it is not in [line, end). A plain line walk, for
+ * a request whose target named the host (its Host lines are not read). */
+static const uint8_t *headers_end(const uint8_t *start, const uint8_t *line, const uint8_t *end)
+{
+	while (line < end) { /* each turn moves past a '\n' */
+		const uint8_t *eol;
+
+		if (*line == '\n')
+			return line + 1;
+		if (*line == '\r' && line + 1 < end && line[1] == '\n')
+			return line + 2;
+		if ((eol = find_byte(start, line, end, '\n')) == NULL)
+			return NULL;
+		line = eol + 1;
+	}
+	return NULL;
+}
+
+/*
+ * An HTTP/0.9 request line, [@t, @stop): "GET target" and its line end, no
+ * version. nginx still serves it (GET only: another method is
+ * NGX_HTTP_PARSE_INVALID_09_METHOD), from the server block of an
+ * absolute-form target's host (a hostile probe: "GET http://evil.example/"
+ * with no version yielded no name). @return the target's host as an
+ * HTTP/1.x absolute-form target's is read, FWD_X_NONE for an origin-form
+ * target (no name: the default server), or 1 when it is no HTTP/0.9 line.
+ */
+static int http09(const uint8_t *r, size_t mlen, const uint8_t *t, const uint8_t *stop, char *out,
+		  size_t outlen)
+{
+	const uint8_t *h;
+	size_t hl;
+	int rc;
+
+	if (mlen != 3 || memcmp(r, "GET", 3) != 0)
+		return 1;
+	while (t < stop && *t == ' ')
+		t++;
+	if (t >= stop || memchr(t, ' ', (size_t)(stop - t)) != NULL)
+		return 1; /* no target, or more than a target: no request nginx serves */
+	if ((rc = target_host(r, mlen, t, stop, &h, &hl)) == 0)
+		return FWD_X_NONE;
+	return rc < 0 ? rc : copy_http_host(h, hl, rc == 2, out, outlen);
+}
+
 /*
  * Only two kinds of header line matter: one starting with 'h' (a Host
  * header, maybe) and the empty line that ends the headers. So rather than
@@ -687,23 +742,32 @@ static int host_found(const struct xhost *host, const struct xhost *loose, char 
  * anywhere before the empty line is refused, as the line walk refused it.
  * When the headers do not end in the buffer: the Host found so far, else
  * TRUNCATED (the Host may be in the next segment: a request split before
- * its Host header is unreadable here, and counted as such).
+ * its Host header is unreadable here, and counted as such). *@x: where the
+ * headers are (fwd_extract_http_next reads the body's framing from them).
  */
-int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
+static int http_request(const uint8_t *p, size_t len, char *out, size_t outlen, struct xreq *x)
 {
 	const uint8_t *end = p + (len > 8192 ? 8192 : len), *eol, *stop, *q, *r, *mv;
 	struct xhost host = {NULL, 0, 0}, loose = {NULL, 0, 0};
 	size_t mlen;
 
+	x->hs = x->he = NULL;
+	x->notreq = 0;
 	/* RFC 9112 2.2: empty lines before the request line are ignored
 	 * (nginx, Node do): "\r\nGET / HTTP/1.1" is a request. */
 	for (r = p; r < end && (*r == '\r' || *r == '\n'); r++)
 		;
-	if ((mlen = method_len(r, end)) == 0)
+	if ((mlen = method_len(r, end)) == 0) {
+		x->notreq = 1;
 		return FWD_X_NONE;
+	}
+	x->m = r;
+	x->mlen = mlen;
 	/* the request line: "METHOD target HTTP/1.x" */
-	if ((eol = find_byte(p, r, end, '\n')) == NULL)
-		return known_method(r, mlen) ? FWD_X_TRUNCATED : FWD_X_NONE;
+	if ((eol = find_byte(p, r, end, '\n')) == NULL) {
+		x->notreq = !known_method(r, mlen);
+		return x->notreq ? FWD_X_NONE : FWD_X_TRUNCATED;
+	}
 	stop = eol > r && eol[-1] == '\r' ? eol - 1 : eol;
 	/* nginx takes spaces after the version and more than one between the
 	 * parts ("GET  ws://evil.example/ HTTP/1.1 "): so does the search */
@@ -716,8 +780,16 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 		;
 	if (mv == stop)
 		mv = stop - 1;
-	if (mv - r < (ptrdiff_t)mlen + 10 || memcmp(mv - 7, "HTTP/1.", 7))
-		return FWD_X_NONE; /* not HTTP/1.x */
+	if (mv - r < (ptrdiff_t)mlen + 10 || memcmp(mv - 7, "HTTP/1.", 7)) {
+		/* not HTTP/1.x: HTTP/0.9, or no request. A 0.9 request has no
+		 * headers, and its connection closes after the response: it
+		 * ends what is read of the segment (x->he stays NULL). */
+		int rc = http09(r, mlen, r + mlen + 1, stop, out, outlen);
+
+		x->notreq = rc == 1;
+		return rc == 1 ? FWD_X_NONE : rc;
+	}
+	x->hs = eol + 1;
 	{
 		/* the target: after the method's space, before " HTTP/1.x" */
 		const uint8_t *t = r + mlen + 1, *te = mv - 8;
@@ -728,8 +800,12 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 		while (te > t && te[-1] == ' ')
 			te--;
 		if (t < te && *te == ' ' &&
-		    (rc = target_host(r, mlen, t, te, &host.p, &host.len)) != 0)
-			return rc < 0 ? rc : copy_http_host(host.p, host.len, rc == 2, out, outlen);
+		    (rc = target_host(r, mlen, t, te, &host.p, &host.len)) != 0) {
+			if (rc < 0)
+				return rc;
+			x->he = headers_end(p, eol + 1, end);
+			return copy_http_host(host.p, host.len, rc == 2, out, outlen);
+		}
 	}
 	for (q = eol;;) { /* q: a line end; the line after it starts at q + 1 */
 		const uint8_t *line = q + 1;
@@ -745,8 +821,10 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 			if ((eol = find_byte(p, line, end, '\n')) == NULL)
 				break; /* inside a line */
 			stop = eol[-1] == '\r' ? eol - 1 : eol;
-			if (stop == line) /* the empty line: end of the headers */
+			if (stop == line) { /* the empty line: end of the headers */
+				x->he = eol + 1;
 				return host_found(&host, &loose, out, outlen);
+			}
 			if (named) {
 				const uint8_t *v = line + named, *ve = stop;
 				struct xhost *h = is_loose ? &loose : &host;
@@ -778,6 +856,188 @@ int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen
 	if (host.p || loose.p)
 		return host_found(&host, &loose, out, outlen);
 	return FWD_X_TRUNCATED;
+}
+
+int fwd_extract_http_host(const uint8_t *p, size_t len, char *out, size_t outlen)
+{
+	struct xreq x;
+
+	return http_request(p, len, out, outlen, &x);
+}
+
+/* Whether the header line [l, le) is named @name (lowercase, with its ':',
+ * no blanks before it: nginx ignores such a line): its value, blanks
+ * trimmed, in [*v, *ve). */
+static int header_is(const uint8_t *l, const uint8_t *le, const char *name, const uint8_t **v,
+		     const uint8_t **ve)
+{
+	const size_t n = strlen(name);
+
+	if ((size_t)(le - l) < n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((l[i] >= 'A' && l[i] <= 'Z' ? l[i] + 32 : l[i]) != (uint8_t)name[i])
+			return 0;
+	*v = l + n;
+	*ve = le;
+	trim_blanks(v, ve);
+	return 1;
+}
+
+#define X_BODY_PAST ((const uint8_t *)1) /* the body runs past the payload */
+
+/*
+ * A chunked body from @b (RFC 9112 7.1): chunks, the last one (size 0),
+ * trailer lines, the empty line. Each chunk line is read to its '\n' (its
+ * extension, after ';', skipped), each chunk moves on by at least its line:
+ * bounded by the payload. @return where the body ends, X_BODY_PAST, or NULL
+ * for a chunk size that is no hex number or data not ended by a line end.
+ */
+static const uint8_t *chunked_end(const uint8_t *start, const uint8_t *b, const uint8_t *end)
+{
+	for (;;) {
+		const uint8_t *eol;
+		uint64_t size = 0;
+		unsigned digits = 0;
+
+		for (; b < end && digits < 16; b++, digits++) {
+			const uint8_t c = *b | 0x20;
+
+			if (*b >= '0' && *b <= '9')
+				size = size << 4 | (uint64_t)(*b - '0');
+			else if (c >= 'a' && c <= 'f')
+				size = size << 4 | (uint64_t)(c - 'a' + 10);
+			else
+				break;
+		}
+		if (b == end)
+			return X_BODY_PAST;
+		if (digits == 0 || digits == 16 || (*b != ';' && *b != '\r' && *b != '\n'))
+			return NULL;
+		if ((eol = find_byte(start, b, end, '\n')) == NULL)
+			return X_BODY_PAST;
+		if (*b == '\r' && eol != b + 1)
+			return NULL;
+		b = eol + 1;
+		if (size == 0) /* the trailer: lines up to the empty one */
+			return headers_end(start, b, end) ?: X_BODY_PAST;
+		if (size >= (uint64_t)(end - b))
+			return X_BODY_PAST;
+		b += size;
+		if (*b == '\n')
+			b++;
+		else if (*b == '\r' && b + 1 < end && b[1] == '\n')
+			b += 2;
+		else if (*b == '\r' && b + 1 == end)
+			return X_BODY_PAST;
+		else
+			return NULL;
+	}
+}
+
+/*
+ * Where the request whose headers *@x found ends in [.., @end): after its
+ * body, framed as RFC 9112 6.3 says and nginx reads it: Transfer-Encoding
+ * chunked, else Content-Length, else no body. @return that, X_BODY_PAST
+ * when it is not in the payload (the rest is body, or data of a CONNECT
+ * tunnel), or NULL when the framing cannot be read: two Content-Lengths,
+ * a value that is no number, both headers, another coding than chunked
+ * (nginx answers 400 or 501 to each, and a server that guesses reads the
+ * next request elsewhere than this would).
+ */
+static const uint8_t *request_end(const uint8_t *start, const struct xreq *x, const uint8_t *end)
+{
+	const uint8_t *l = x->hs, *v, *ve, *eol;
+	uint64_t clen = 0;
+	int ncl = 0, te = 0;
+
+	if (x->mlen == 7 && memcmp(x->m, "CONNECT", 7) == 0)
+		return X_BODY_PAST; /* a tunnel follows */
+	for (; l < x->he; l = eol + 1) { /* each line: bounded by the headers */
+		const uint8_t *le;
+
+		eol = find_byte(start, l, x->he, '\n');
+		le = eol > l && eol[-1] == '\r' ? eol - 1 : eol;
+		if ((*l | 0x20) == 'c' && header_is(l, le, "content-length:", &v, &ve)) {
+			if (ncl++ || v == ve || ve - v > 18)
+				return NULL;
+			for (; v < ve; v++) {
+				if (*v < '0' || *v > '9')
+					return NULL;
+				clen = clen * 10 + (uint64_t)(*v - '0');
+			}
+		} else if ((*l | 0x20) == 't' && header_is(l, le, "transfer-encoding:", &v, &ve)) {
+			if (te++ || ve - v != 7 || !header_is(v, ve, "chunked", &v, &ve))
+				return NULL;
+		}
+	}
+	if (te && ncl)
+		return NULL;
+	if (te)
+		return chunked_end(start, x->he, end);
+	return clen > (uint64_t)(end - x->he) ? X_BODY_PAST : x->he + clen;
+}
+
+int fwd_extract_http_next(const uint8_t *p, size_t len, struct fwd_x_iter *it, char *out,
+			  size_t outlen)
+{
+	const uint8_t *q = p + it->off, *end = p + len, *next;
+	struct xreq x;
+	int rc;
+
+	if (it->next_rc || it->n >= FWD_X_MAX_NAMES) {
+		rc = it->next_rc ? it->next_rc : FWD_X_TOO_MANY;
+		it->off = len;
+		return rc;
+	}
+	rc = http_request(q, len - it->off, out, outlen, &x);
+	/* After a request, bytes that start none are NONE as at the start
+	 * (x.notreq): a server answers 400 to them and closes, serving
+	 * nothing after them; a cut request line is TRUNCATED for the
+	 * RFC 9110 methods, as the first one's. */
+	it->n++;
+	it->off = len;
+	if (rc < 0 || x.he == NULL || x.he == end)
+		return rc; /* nothing more is read: an error, or no end of the headers */
+	if ((next = request_end(p, &x, end)) == NULL) {
+		it->off = (size_t)(x.he - p); /* the rest is unreadable: said by the next call */
+		it->next_rc = FWD_X_MALFORMED;
+		return rc;
+	}
+	if (next == X_BODY_PAST)
+		return rc;
+	/* RFC 9112 2.2: empty lines between requests, as before the first */
+	while (next < end && (*next == '\r' || *next == '\n'))
+		next++;
+	it->off = (size_t)(next - p);
+	return rc;
+}
+
+int fwd_extract_dns_tcp_next(const uint8_t *p, size_t len, struct fwd_x_iter *it, char *out,
+			     size_t outlen)
+{
+	const size_t rest = len - it->off;
+	size_t mlen;
+	int rc;
+
+	if (it->n >= FWD_X_MAX_NAMES) {
+		it->off = len;
+		return FWD_X_TOO_MANY;
+	}
+	it->n++;
+	if (rest < 2) { /* not even the length: none at the start, cut later on */
+		it->off = len;
+		return it->n > 1 ? FWD_X_TRUNCATED : FWD_X_NONE;
+	}
+	mlen = rd16(p + it->off);
+	if (mlen > rest - 2) { /* the message continues in the next segment */
+		p += it->off + 2;
+		it->off = len;
+		return fwd_extract_dns_qname(p, rest - 2, out, outlen);
+	}
+	rc = fwd_extract_dns_qname(p + it->off + 2, mlen, out, outlen);
+	it->off = rc < 0 ? len : it->off + 2 + mlen; /* an unreadable one ends the walk */
+	return rc;
 }
 
 /* Compression pointers followed in one name, at most: dnsmasq's bound.

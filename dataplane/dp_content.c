@@ -282,7 +282,7 @@ struct match_ctx {
 	const struct dp_content *c;
 	const struct dp_content_input *in;
 	struct dp_content_verdict *v;
-	uint32_t nseen; /* name-set rules matched by this packet's names */
+	uint32_t nseen; /* rules matched by this packet (each counts once) */
 	uint32_t seen[DP_CONTENT_SEEN];
 	int field; /* the field hs_scan() scans */
 };
@@ -345,8 +345,9 @@ static void matched(struct match_ctx *m, unsigned id, uint32_t entry, uint8_t ki
 	if (!in_rule_scope(r, m->in->region, m->in->service))
 		return;
 	/* A name can match one rule's set twice (as itself and under a
-	 * suffix, or under two suffixes): the rule matched once. */
-	if (kind) {
+	 * suffix, or under two suffixes), and a packet's names (pipelined
+	 * requests) one rule each: the rule matched once. */
+	{
 		for (uint32_t h = 0; h < m->nseen; h++)
 			if (m->seen[h] == id)
 				return;
@@ -413,24 +414,26 @@ static void unreadable_field(struct match_ctx *m, int f, int x)
 _Static_assert(FWD_CF_PAYLOAD == 0 && FWD_CF_DNS_QNAME == DP_CONTENT_NAME_FIELDS,
 	       "dp_content_prep indexes the name fields as field - 1");
 
-/* The name of field @f (not the payload) of @in into @out (FWD_X_NAME_MAX
- * bytes): > 0 its length, else nothing to scan. */
-static int extract_field(const struct dp_content_input *in, int f, char *out)
+/* The next name of field @f (not the payload) of @in into @out
+ * (FWD_X_NAME_MAX bytes), from *@it (zeroed for the first): > 0 its
+ * length, else nothing to scan (< 0: unreadable). it->off < in->len after
+ * it while another name follows: pipelined HTTP/1.x requests and
+ * DNS-over-TCP messages each name one (fwd_extract.h), a ClientHello or a
+ * DNS-over-UDP query one alone. */
+static int extract_field(const struct dp_content_input *in, int f, struct fwd_x_iter *it, char *out)
 {
 	const uint8_t *p = in->payload;
 	size_t len = in->len;
 
-	if (f == FWD_CF_DNS_QNAME && in->proto == FWD_PROTO_TCP) {
-		if (len < 2)
-			return 0;
-		p += 2; /* DNS over TCP: a two-byte length first (RFC 1035 4.2.2) */
-		len -= 2;
-	} else if (f != FWD_CF_DNS_QNAME && in->proto != FWD_PROTO_TCP) {
+	if (f == FWD_CF_DNS_QNAME && in->proto == FWD_PROTO_TCP)
+		return fwd_extract_dns_tcp_next(p, len, it, out, FWD_X_NAME_MAX);
+	if (f == FWD_CF_HTTP_HOST && in->proto == FWD_PROTO_TCP)
+		return fwd_extract_http_next(p, len, it, out, FWD_X_NAME_MAX);
+	it->off = len;
+	if (f != FWD_CF_DNS_QNAME && in->proto != FWD_PROTO_TCP)
 		return 0; /* TLS and HTTP/1.x run over TCP */
-	}
-	return f == FWD_CF_TLS_SNI     ? fwd_extract_sni(p, len, out, FWD_X_NAME_MAX)
-	       : f == FWD_CF_HTTP_HOST ? fwd_extract_http_host(p, len, out, FWD_X_NAME_MAX)
-				       : fwd_extract_dns_qname(p, len, out, FWD_X_NAME_MAX);
+	return f == FWD_CF_TLS_SNI ? fwd_extract_sni(p, len, out, FWD_X_NAME_MAX)
+				   : fwd_extract_dns_qname(p, len, out, FWD_X_NAME_MAX);
 }
 
 void dp_content_prepare(const struct dp_content *c, const struct dp_content_input *in,
@@ -451,7 +454,8 @@ void dp_content_prepare(const struct dp_content *c, const struct dp_content_inpu
 			const int f = __builtin_ctz(todo), k = f - 1;
 			struct dp_content_prep *q = &pr[i];
 
-			q->n[k] = (int16_t)extract_field(&in[i], f, q->name[k]);
+			q->it[k] = (struct fwd_x_iter){0};
+			q->n[k] = (int16_t)extract_field(&in[i], f, &q->it[k], q->name[k]);
 			if (q->n[k] > 0 && c->ns[f])
 				fwd_nameset_prepare(c->ns[f], &q->q[k], q->name[k],
 						    (size_t)q->n[k]);
@@ -466,6 +470,22 @@ void dp_content_prepare(const struct dp_content *c, const struct dp_content_inpu
 			if (c->ns[f] && pr[i].n[f - 1] > 0)
 				fwd_nameset_probe(c->ns[f], &pr[i].q[f - 1]);
 		}
+}
+
+/* One name (or the payload) [@data, + @n) of field @f: its name set (the
+ * lookup @staged began, if any) and its database. */
+static void scan_name(const struct dp_content *c, hs_scratch_t *s, struct match_ctx *m, int f,
+		      const char *data, int n, struct fwd_ns_query *staged)
+{
+	if (c->ns[f]) {
+		if (staged)
+			fwd_nameset_finish(c->ns[f], staged, on_name, m);
+		else
+			fwd_nameset_match(c->ns[f], data, (size_t)n, on_name, m);
+	}
+	m->field = f;
+	if (c->db[f] && hs_scan(c->db[f], data, (unsigned)n, 0, s, on_match, m) != HS_SUCCESS)
+		m->v->scan_error = 1; /* HS_SCAN_TERMINATED too: a foreign id */
 }
 
 static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_content_input *in,
@@ -486,48 +506,56 @@ static int scan(const struct dp_content *c, hs_scratch_t *s, const struct dp_con
 	for (unsigned todo = in->fields & c->fields_used; todo; todo &= todo - 1) {
 		const int f = __builtin_ctz(todo);
 		struct fwd_ns_query *staged = NULL; /* the name's lookup, begun */
+		struct fwd_x_iter it = {.off = in->len}; /* none after the first name */
 		const char *data;
-		int n;
+		int n, any = 0;
 
 		if (f == FWD_CF_PAYLOAD) {
-			data = (const char *)in->payload;
-			n = (int)in->len;
-		} else if (pr) {
-			if ((n = pr->n[f - 1]) <= 0) {
-				if (n < 0)
-					unreadable_field(&m, f, n);
-				continue;
-			}
+			scanned++;
+			/* An empty payload matches nothing Hyperscan could report
+			 * here (every pattern must consume a byte: it refuses
+			 * empty matches). */
+			if (in->len)
+				scan_name(c, s, &m, f, (const char *)in->payload, (int)in->len,
+					  NULL);
+			continue;
+		}
+		if (pr) {
+			n = pr->n[f - 1];
 			data = pr->name[f - 1];
 			staged = &pr->q[f - 1];
+			it = pr->it[f - 1];
 		} else if (in->given[f]) {
 			data = in->given[f];
 			n = (int)strlen(data);
+			any = 1; /* scanned, even empty */
 		} else {
-			if ((n = extract_field(in, f, name)) <= 0) {
-				if (n < 0)
-					unreadable_field(&m, f, n);
-				continue;
-			}
+			it = (struct fwd_x_iter){0};
+			n = extract_field(in, f, &it, name);
 			data = name;
-			if (in->names)
+			if (n > 0 && in->names)
 				memcpy(in->names[f], name, (size_t)n + 1);
 		}
-		scanned++;
-		/* An empty payload matches nothing Hyperscan could report here
-		 * (every pattern must consume a byte: it refuses empty matches). */
-		if (n == 0)
-			continue;
-		if (c->ns[f]) {
-			if (staged)
-				fwd_nameset_finish(c->ns[f], staged, on_name, &m);
-			else
-				fwd_nameset_match(c->ns[f], data, (size_t)n, on_name, &m);
+		/* Each name of the packet (the requests pipelined in a segment,
+		 * the DNS-over-TCP messages): a rule matching any of them
+		 * matches the packet, once; an unreadable one, the field's
+		 * unreadable rules. At most FWD_X_MAX_NAMES turns. */
+		for (;;) {
+			if (n < 0) {
+				unreadable_field(&m, f, n);
+				break;
+			}
+			if (n > 0) {
+				any = 1;
+				scan_name(c, s, &m, f, data, n, staged);
+			}
+			if (it.off >= in->len)
+				break;
+			n = extract_field(in, f, &it, name);
+			data = name;
+			staged = NULL;
 		}
-		m.field = f;
-		if (c->db[f] &&
-		    hs_scan(c->db[f], data, (unsigned)n, 0, s, on_match, &m) != HS_SUCCESS)
-			v->scan_error = 1; /* HS_SCAN_TERMINATED too: a foreign id */
+		scanned += any;
 	}
 	return scanned;
 }

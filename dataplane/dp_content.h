@@ -44,9 +44,10 @@
 
 #define DP_CONTENT_NONE UINT32_MAX
 #define DP_CONTENT_MAX_HITS 16 /* matches listed per packet by explain (all are counted) */
-/* Name-set rules one packet's names are deduplicated over: a name matching
- * more rules than this could count a rule twice (one name under two of its
- * suffixes); documented in docs/content-rules.md. */
+/* Rules one packet's names are deduplicated over: a packet matching more
+ * rules than this could count a rule twice (one name under two of its
+ * suffixes, two pipelined requests' names); documented in
+ * docs/content-rules.md. */
 #define DP_CONTENT_SEEN 64
 /* Heavy-hitter slots per name-set rule and worker (space-saving): the
  * names a rule matches most, in fixed memory, counted where the match is. */
@@ -181,7 +182,8 @@ int dp_content_scan(const struct dp_content *c, hs_scratch_t *s, const struct dp
 
 struct dp_content_prep {
 	uint8_t fields; /* the scope prepared for; 0: not prepared */
-	int16_t n[DP_CONTENT_NAME_FIELDS]; /* the extracted name's length; <= 0: none */
+	int16_t n[DP_CONTENT_NAME_FIELDS]; /* the first extracted name's length; <= 0: none */
+	struct fwd_x_iter it[DP_CONTENT_NAME_FIELDS]; /* where the next name is, if any */
 	struct fwd_ns_query q[DP_CONTENT_NAME_FIELDS];
 	char name[DP_CONTENT_NAME_FIELDS][FWD_X_NAME_MAX];
 };

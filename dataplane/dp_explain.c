@@ -100,6 +100,8 @@ static const char *unreadable_name(int x)
 		return "malformed";
 	case FWD_X_TOO_LONG:
 		return "too_long";
+	case FWD_X_TOO_MANY:
+		return "too_many";
 	default:
 		return "unknown";
 	}

@@ -819,3 +819,107 @@ def test_unreadable_rules_explained(tmp_path):
         log = f.stop()
     assert f.p.returncode == 0, log
     assert re.search(r"generation 1: 3 content rules, databases 0.0 KiB \(no patterns\)", log), log[-2000:]
+
+
+SEVERAL_TABLE = """
+version: 1
+regions:
+  india:  {prefixes: [10.1.0.0/16]}
+  brazil: {prefixes: [10.2.0.0/16]}
+services:
+  web:    [tcp/80]
+  dnstcp: [tcp/53]
+links:
+  local:    {port: out0, next_hop_mac: "02:00:00:00:00:01"}
+  ids:      {port: out1, next_hop_mac: "02:00:00:00:00:04"}
+default: {action: steer, to: local}
+content_rules:
+  - {name: host-drop, field: http_host, pattern: '(^|\\.)evil\\.example$', services: [web], action: drop}
+  - {name: host-count, field: http_host, pattern: 'good\\.example$', services: [web], action: count}
+  - {name: dns-drop, field: dns_qname, pattern: '(^|\\.)evil\\.example$', services: [dnstcp], action: drop}
+  - {name: host-unread, field: http_host, unreadable: true, services: [web], regions: [brazil], action: drop}
+"""
+
+
+def req(host):
+    return b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+
+
+def dns_tcp(qname):
+    q = dns_query(qname)
+    return struct.pack(">H", len(q)) + q
+
+
+def test_every_request_and_message_of_a_segment(tmp_path):
+    """A segment carrying several HTTP/1.x requests (pipelined) or several
+    DNS-over-TCP messages: nginx and resolvers act on each, so each one's
+    name meets the rules (docs/content-rules.md, "Extractors"): a second
+    request or message for evil.example drops the segment, behind a body
+    too; an HTTP/0.9 absolute-form line names its target's host. A rule
+    matching two names of a segment counts one match. Past FWD_X_MAX_NAMES
+    (16) requests the field is unreadable: an unreadable: true rule drops
+    the segment, and without one the 17th request's name is not seen."""
+    table = tmp_path / "t.yaml"
+    table.write_text(SEVERAL_TABLE)
+    post = b"POST /f HTTP/1.1\r\nHost: good.example\r\nContent-Length: 38\r\n\r\n"
+    hidden = b"GET / HTTP/1.1\r\nHost: hidden.example\r\n"
+    assert len(hidden) == 38
+    flows = [  # (source, service, payload, expected fate: a link, or None: dropped)
+        ("10.1.0.1", "web", req(b"good.example") + req(b"evil.example"), None),
+        ("10.1.0.2", "web", req(b"good.example") + req(b"Good.Example"), "local"),
+        ("10.1.0.3", "web", post + hidden + req(b"evil.example"), None),
+        ("10.1.0.4", "web", b"GET http://evil.example/\r\n", None),
+        ("10.1.0.5", "web", b"GET /\r\n", "local"),
+        ("10.1.0.6", "dnstcp", dns_tcp("good.example") + dns_tcp("evil.example"), None),
+        ("10.1.0.7", "dnstcp", dns_tcp("good.example") + dns_tcp("good.example"), "local"),
+        ("10.2.0.8", "web", req(b"good.example") * 17, None),  # past the bound: unreadable
+        ("10.2.0.9", "web", req(b"good.example") * 16, "local"),
+        ("10.1.0.10", "web", req(b"good.example") * 16 + req(b"evil.example"), "local"),
+    ]
+    services = {"web": 80, "dnstcp": 53}
+    pkts = [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src=src, dst="198.51.100.1", id=i) /
+            TCP(sport=44000 + i, dport=services[svc], flags="PA", seq=1000) / Raw(body)
+            for i, (src, svc, body, _) in enumerate(flows)]
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0", "out1"], "c11-several")
+    assert run.rc == 0, run.stderr
+    got = {p[IP].id: MAC_LINK[p[Ether].dst] for p in run.outputs["out0"]}
+    problems = [f"packet {i} ({flows[i][2][:60]!r}): expected {flows[i][3]}, got {got.get(i)}"
+                for i in range(len(flows)) if got.get(i) != flows[i][3]]
+    assert not problems, "\n".join(problems)
+    st = run.stats
+    m = {k: v["matches"] for k, v in st["content_rules"].items()}
+    # host-count: one match per packet, however many of its requests name good.example
+    assert m == {"host-drop": 3, "host-count": 6, "dns-drop": 1, "host-unread": 1}, m
+    assert st["drops"]["content_drop"] == 5
+    # the two segments past the bound, with an unreadable rule (brazil) and without
+    assert st["events"]["content_unreadable"] == 2, st["events"]
+
+
+def test_explain_shows_every_request(tmp_path):
+    """Explain runs the fast path's scan: the matches of a later pipelined
+    request are listed, and decide; `extracted` is the first request's
+    name; a segment past the bound is unreadable as too_many."""
+    table = tmp_path / "t.yaml"
+    table.write_text(SEVERAL_TABLE)
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.9.0.1", dst="192.0.2.1") / UDP(dport=9)])
+    f = Fwd(tmp_path, "c11-several-explain", pcap, str(table))
+    try:
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
+                       payload_hex=(req(b"good.example") + req(b"evil.example")).hex())
+        assert r["ok"], r
+        c = r["content"]
+        assert c["extracted"]["http_host"] == "good.example"
+        assert [m["rule"] for m in c["matches"]] == ["host-count", "host-drop"], c
+        assert c["verdict"] == "host-drop" and r["drop_reason"] == "content_drop"
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=53,
+                       payload_hex=(dns_tcp("good.example") + dns_tcp("evil.example")).hex())
+        assert r["content"]["verdict"] == "dns-drop" and r["drop_reason"] == "content_drop"
+        r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="tcp", dport=80,
+                       payload_hex=(req(b"good.example") * 17).hex())
+        c = r["content"]
+        assert c["unreadable"] == {"http_host": "too_many"}, c
+        assert c["verdict"] == "host-unread" and r["drop_reason"] == "content_drop"
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log

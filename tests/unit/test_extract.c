@@ -1172,6 +1172,240 @@ static void test_dns_against_reference(void **state)
 	}
 }
 
+/* Every name of a payload as fwd_extract_http_next or fwd_extract_dns_tcp_next
+ * yields them, "a,b": "-" for a request or message without one, "!t", "!m",
+ * "!l", "!n" for TRUNCATED, MALFORMED, TOO_LONG, TOO_MANY (each ends it). */
+static const char *all_names(int dns, const void *p, size_t len)
+{
+	static char got[64 * FWD_X_NAME_MAX];
+	struct fwd_x_iter it = {0};
+	size_t o = 0;
+
+	got[0] = '\0';
+	do {
+		char out[FWD_X_NAME_MAX];
+		int rc = dns ? fwd_extract_dns_tcp_next(p, len, &it, out, sizeof(out))
+			     : fwd_extract_http_next(p, len, &it, out, sizeof(out));
+
+		assert_true(it.off <= len);
+		o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%s", o ? "," : "",
+				      rc > 0		      ? out
+				      : rc == FWD_X_NONE      ? "-"
+				      : rc == FWD_X_TRUNCATED ? "!t"
+				      : rc == FWD_X_MALFORMED ? "!m"
+				      : rc == FWD_X_TOO_LONG  ? "!l"
+				      : rc == FWD_X_TOO_MANY  ? "!n"
+							      : "?");
+		if (rc < 0)
+			assert_int_equal(it.off, len); /* an error ends the walk */
+	} while (it.off < len);
+	return got;
+}
+
+#define REQ(host) "GET / HTTP/1.1\r\nHost: " host "\r\n\r\n"
+
+/*
+ * Pipelined HTTP/1.x requests in one segment: nginx serves each, so each
+ * one's name is read (a hostile probe: a second request for evil.example
+ * behind one for good.example passed a drop rule on evil.example).
+ */
+static void test_http_pipelined(void **state)
+{
+	char buf[4096];
+	size_t n = 0;
+#define ALL(s) all_names(0, s, strlen(s))
+
+	(void)state;
+	/* the first request alone: fwd_extract_http_host's outcome */
+	assert_string_equal(ALL(REQ("good.example")), "good.example");
+	assert_string_equal(ALL(REQ("good.example") REQ("evil.example")),
+			    "good.example,evil.example");
+	assert_string_equal(ALL(REQ("a.example") "\r\n" REQ("b.example") REQ("Evil.Example.")),
+			    "a.example,b.example,evil.example");
+	/* a body (Content-Length) between them: its bytes are no request,
+	 * whatever they hold */
+	assert_string_equal(
+		ALL("POST /f HTTP/1.1\r\nHost: good.example\r\nContent-Length: "
+		    "38\r\n\r\nGET / HTTP/1.1\r\nHost: hidden.example\r\n" REQ("evil.example")),
+		"good.example,evil.example");
+	assert_string_equal(ALL("POST /f HTTP/1.1\r\nHost: good.example\r\ncontent-length:  0 "
+				"\r\n\r\n" REQ("evil.example")),
+			    "good.example,evil.example");
+	/* chunked: the chunks, their extensions, the last chunk, a trailer */
+	assert_string_equal(ALL("POST /f HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: "
+				"Chunked\r\n\r\n5;x=y\r\nHost:\r\n1A\r\nGET / HTTP/1.1\r\nHost: "
+				"x\r\n\r\n0\r\nT: 1\r\n\r\n" REQ("evil.example")),
+			    "good.example,evil.example");
+	/* a body past the segment: the rest is body, nothing more is read */
+	assert_string_equal(ALL("POST /f HTTP/1.1\r\nHost: good.example\r\nContent-Length: "
+				"500\r\n\r\n" REQ("x.example")),
+			    "good.example");
+	assert_string_equal(ALL("POST /f HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: "
+				"chunked\r\n\r\n100\r\n" REQ("x.example")),
+			    "good.example");
+	/* a CONNECT's tunnel follows its headers: no request */
+	assert_string_equal(ALL("CONNECT good.example:443 HTTP/1.1\r\n\r\n" REQ("x.example")),
+			    "good.example");
+	/* a request without a name among them: no name, and on */
+	assert_string_equal(ALL("GET / HTTP/1.0\r\n\r\n" REQ("evil.example")), "-,evil.example");
+	/* the target's host, then a request */
+	assert_string_equal(
+		ALL("GET http://a.example/ HTTP/1.1\r\nHost: b\r\n\r\n" REQ("evil.example")),
+		"a.example,evil.example");
+	/* a later request cut by the segment's end: TRUNCATED (its Host may
+	 * come next), or its Host when that is here */
+	assert_string_equal(ALL(REQ("good.example") "GET / HTTP/1.1\r\nAccept: */*\r\n"),
+			    "good.example,!t");
+	assert_string_equal(ALL(REQ("good.example") "GET / HT"), "good.example,!t");
+	assert_string_equal(ALL(REQ("good.example") "GET / HTTP/1.1\r\nHost: evil.example\r\n"),
+			    "good.example,evil.example");
+	/* a malformed later request */
+	assert_string_equal(ALL(REQ("good.example") "GET / HTTP/1.1\r\nHost: a\r\nHost: "
+						    "b\r\n\r\n" REQ("c")),
+			    "good.example,!m");
+	/* bytes that start no request: NONE, as at the start (a server
+	 * answers 400 and closes), and the walk ends */
+	assert_string_equal(ALL(REQ("good.example") "\x16\x03\x01 junk\r\n" REQ("e")),
+			    "good.example,-");
+	assert_string_equal(ALL(REQ("good.example") "GET / HTTP/2.0\r\n\r\n" REQ("e")),
+			    "good.example,-");
+	assert_string_equal(ALL(REQ("good.example") "RFWD00000012"), "good.example,-");
+	/* a body's framing that cannot be read, when bytes follow it */
+	assert_string_equal(ALL("POST / HTTP/1.1\r\nHost: good.example\r\nContent-Length: "
+				"1\r\nContent-Length: 1\r\n\r\nx" REQ("evil.example")),
+			    "good.example,!m");
+	assert_string_equal(ALL("POST / HTTP/1.1\r\nHost: good.example\r\nContent-Length: "
+				"1x\r\n\r\nx" REQ("evil.example")),
+			    "good.example,!m");
+	assert_string_equal(ALL("POST / HTTP/1.1\r\nHost: good.example\r\nContent-Length: "
+				"1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" REQ("e")),
+			    "good.example,!m");
+	assert_string_equal(ALL("POST / HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: "
+				"gzip\r\n\r\nxx" REQ("evil.example")),
+			    "good.example,!m");
+	assert_string_equal(ALL("POST / HTTP/1.1\r\nHost: good.example\r\nTransfer-Encoding: "
+				"chunked\r\n\r\nzz\r\n" REQ("evil.example")),
+			    "good.example,!m");
+	/* ... but not when nothing follows the headers */
+	assert_string_equal(ALL("POST / HTTP/1.1\r\nHost: good.example\r\nContent-Length: "
+				"1\r\nContent-Length: 1\r\n\r\n"),
+			    "good.example");
+	/* FWD_X_MAX_NAMES requests are read; one more is TOO_MANY */
+	for (int i = 0; i < FWD_X_MAX_NAMES; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, REQ("h%d.example"), i);
+	assert_string_equal(all_names(0, buf, n),
+			    "h0.example,h1.example,h2.example,h3.example,h4.example,h5.example,"
+			    "h6.example,h7.example,h8.example,h9.example,h10.example,h11.example,"
+			    "h12.example,h13.example,h14.example,h15.example");
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, REQ("evil.example"));
+	assert_string_equal(all_names(0, buf, n),
+			    "h0.example,h1.example,h2.example,h3.example,h4.example,h5.example,"
+			    "h6.example,h7.example,h8.example,h9.example,h10.example,h11.example,"
+			    "h12.example,h13.example,h14.example,h15.example,!n");
+#undef ALL
+}
+
+/* HTTP/0.9: "GET target" and no version; nginx serves an absolute-form
+ * target from its host's server block, as it does HTTP/1.x's. */
+static void test_http09(void **state)
+{
+	char out[FWD_X_NAME_MAX];
+#define H(s) (const uint8_t *)(s), strlen(s), out, sizeof(out)
+
+	(void)state;
+	assert_int_equal(fwd_extract_http_host(H("GET http://Evil.Example/\r\n")), 12);
+	assert_string_equal(out, "evil.example");
+	assert_int_equal(fwd_extract_http_host(H("GET  https://u@evil.example.:8443/x?y  \n")), 12);
+	assert_string_equal(out, "evil.example");
+	/* as an HTTP/1.x absolute-form target is read */
+	assert_int_equal(fwd_extract_http_host(H("GET http://evil.example/ HTTP/1.1\r\n\r\n")), 12);
+	assert_string_equal(out, "evil.example");
+	/* origin-form: no name (nginx: the default server) */
+	assert_int_equal(fwd_extract_http_host(H("GET /\r\n")), FWD_X_NONE);
+	assert_int_equal(fwd_extract_http_host(H("GET \r\n")), FWD_X_NONE); /* the fuzzer's */
+	assert_int_equal(fwd_extract_http_host(H("GET /index.html\r\n")), FWD_X_NONE);
+	/* no host in the target, a bad one: as HTTP/1.x's */
+	assert_int_equal(fwd_extract_http_host(H("GET http:///x\r\n")), FWD_X_MALFORMED);
+	assert_int_equal(fwd_extract_http_host(H("GET http://ev\"il/\r\n")), FWD_X_MALFORMED);
+	/* GET only (nginx: "invalid method in HTTP/0.9 request"), one target */
+	assert_int_equal(fwd_extract_http_host(H("POST http://evil.example/\r\n")), FWD_X_NONE);
+	assert_int_equal(fwd_extract_http_host(H("GET http://evil.example/ HTTP/2.0\r\n")),
+			 FWD_X_NONE);
+	/* cut before its line end: TRUNCATED, as before */
+	assert_int_equal(fwd_extract_http_host(H("GET http://evil.exa")), FWD_X_TRUNCATED);
+	/* the connection closes after a 0.9 response: nothing after it is read */
+	assert_string_equal(all_names(0, "GET http://a.example/\r\n" REQ("b.example"),
+				      strlen("GET http://a.example/\r\n" REQ("b.example"))),
+			    "a.example");
+	/* after a request: a 0.9 one is a request too */
+	assert_string_equal(all_names(0, REQ("a.example") "GET http://evil.example/\r\n",
+				      strlen(REQ("a.example") "GET http://evil.example/\r\n")),
+			    "a.example,evil.example");
+#undef H
+}
+
+/* One DNS-over-TCP message: its two-byte length, then a query for @name
+ * (dotted, no trailing dot). */
+static size_t dns_tcp_msg(uint8_t *p, const char *name)
+{
+	static const uint8_t hdr[12] = {0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+	size_t n = 14;
+
+	memcpy(p + 2, hdr, 12);
+	for (const char *l = name; *l;) {
+		size_t k = strcspn(l, ".");
+
+		p[n++] = (uint8_t)k;
+		memcpy(p + n, l, k);
+		n += k;
+		l += k + (l[k] == '.');
+	}
+	p[n++] = 0;
+	memcpy(p + n, "\x00\x01\x00\x01", 4); /* QTYPE A, QCLASS IN */
+	n += 4;
+	p[0] = (uint8_t)((n - 2) >> 8);
+	p[1] = (uint8_t)(n - 2);
+	return n;
+}
+
+/* DNS over TCP: several messages in one segment, each after its length
+ * (RFC 7766 6.2.1.1: clients pipeline queries); a resolver answers each. */
+static void test_dns_tcp_several(void **state)
+{
+	uint8_t b[4096];
+	size_t n = 0, one;
+
+	(void)state;
+	n = dns_tcp_msg(b, "good.example");
+	assert_string_equal(all_names(1, b, n), "good.example");
+	n += dns_tcp_msg(b + n, "Evil.Example");
+	assert_string_equal(all_names(1, b, n), "good.example,evil.example");
+	n += dns_tcp_msg(b + n, "c.example");
+	assert_string_equal(all_names(1, b, n), "good.example,evil.example,c.example");
+	/* a later message cut by the segment's end: read as far as it goes */
+	one = dns_tcp_msg(b, "good.example");
+	n = one + dns_tcp_msg(b + one, "evil.example");
+	assert_string_equal(all_names(1, b, n - 4), "good.example,evil.example");
+	assert_string_equal(all_names(1, b, one + 8), "good.example,!t");
+	assert_string_equal(all_names(1, b, one + 1), "good.example,!t");
+	/* a message's length bounds its name: one cut by its own length */
+	b[1] = 14;
+	assert_string_equal(all_names(1, b, one), "!t");
+	b[1] = (uint8_t)(one - 2);
+	/* a message that is no query: no name, and on */
+	b[4] = 0x28; /* opcode UPDATE */
+	assert_string_equal(all_names(1, b, n), "-,evil.example");
+	b[4] = 1;
+	/* FWD_X_MAX_NAMES messages are read; one more is TOO_MANY */
+	n = 0;
+	for (int i = 0; i < FWD_X_MAX_NAMES; i++)
+		n += dns_tcp_msg(b + n, "a.example");
+	assert_int_equal(strlen(all_names(1, b, n)), FWD_X_MAX_NAMES * 10 - 1);
+	n += dns_tcp_msg(b + n, "evil.example");
+	assert_non_null(strstr(all_names(1, b, n), "a.example,!n"));
+	assert_null(strstr(all_names(1, b, n), "evil"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1189,6 +1423,9 @@ int main(void)
 		cmocka_unit_test(test_dns_against_reference),
 		cmocka_unit_test(test_http_host_against_line_walk),
 		cmocka_unit_test(test_host_every_byte),
+		cmocka_unit_test(test_http_pipelined),
+		cmocka_unit_test(test_http09),
+		cmocka_unit_test(test_dns_tcp_several),
 	};
 
 	return cmocka_run_group_tests_name("extract", tests, NULL, NULL);
