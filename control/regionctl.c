@@ -1831,6 +1831,13 @@ static void status_feed(json_t *f)
 			printf(", up again after %.1f s",
 			       json_number_value(json_object_get(v, "up_after_s")));
 		putchar('\n');
+	} else if (ji(f, "hold_expiries") > 0) {
+		/* No loss yet, so the hold that ran out is the one at start
+		 * (regiond restarted while the feed was lost): the prefixes
+		 * were withdrawn, which this line once left unsaid. */
+		printf("             losses %lld, holds run out %lld (at start: not up within the "
+		       "hold)\n",
+		       ji(f, "losses"), ji(f, "hold_expiries"));
 	}
 	json_array_foreach(json_object_get(json_object_get(f, "bird"), "sessions"), i, v)
 		printf("             bgp %s %s (%s)\n", js(v, "name"), js(v, "state"),

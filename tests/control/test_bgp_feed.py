@@ -513,18 +513,23 @@ def feed_settled(lab, state="up"):
 
 
 @contextlib.contextmanager
-def regiond_with_fake_bird(lab, hold=60):
+def regiond_with_fake_bird(lab, hold=60, mode="up"):
     """The lab's regiond restarted on a FakeBird's socket (and a hold long
-    enough not to withdraw meanwhile); back on the lab's BIRD after."""
+    enough not to withdraw meanwhile); back on the lab's BIRD after. With
+    @mode "down" the session is down from regiond's start (the caller
+    waits for what it wants); fake.args restart regiond the same way."""
     fake = FakeBird(str(lab.tmp / "fake-bird.ctl"))
+    fake.mode = mode
     args = list(lab.regiond_args)
     args[args.index("--feed-bird-socket") + 1] = fake.path
     args[args.index("--feed-hold") + 1] = str(hold)
+    fake.args = args
     try:
         lab.box.rd.terminate()
         lab.box.rd.wait(30)
         lab.box.start_regiond(args)
-        feed_settled(lab)
+        if mode == "up":
+            feed_settled(lab)
         yield fake
     finally:
         fake.release()
@@ -669,6 +674,35 @@ def test_a_session_lost_while_the_feed_relearns_after_a_restart_gets_its_whole_h
                      what="the feed back")
         assert f["last_loss"]["withdrawn_after_s"] is None and f["hold_expiries"] == before["hold_expiries"], f
         assert lab.held_by(p) == "brazil", f
+    rtr("route", "del", p, "table", "103")
+    wait_held(lab, p, None)
+
+
+def test_a_hold_at_start_that_runs_out_is_counted_in_the_status(lab):
+    """regiond restarted while the session is down: what the feed had added
+    is held from the start, then withdrawn when the hold runs out. That
+    counts as a hold run out (hold_expiries) with no loss (the feed was
+    never up to lose), and regionctl status said nothing of it: its line of
+    losses and holds run out was printed only after a counted loss."""
+    p = "100.79.1.0/24"
+    hold = 3
+    rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+    wait_held(lab, p, "brazil")
+    with regiond_with_fake_bird(lab, hold=hold, mode="down") as bird:
+        f = wait_for(lambda: (lambda f: f if f["state"] == "withdrawn" else None)(lab.feed()),
+                     timeout=hold + 15, what="the hold at start run out")
+        assert f["hold_expiries"] == 1 and f["losses"] == 0 and f["last_loss"] is None, f
+        wait_held(lab, p, None)
+        _, out, _ = wait_for(lambda: (lambda r: r if "feed         withdrawn" in r[1] else None)(
+            lab.box.ctl("status")), what="regionctl status shows the feed withdrawn")
+        assert "losses 0, holds run out 1 (at start: not up within the hold)" in out, out
+        _, text = lab.box.http("GET", "/metrics")
+        assert "regiond_feed_hold_expiries_total 1\n" in text, text
+        bird.mode = "up"
+        f = wait_for(lambda: (lambda f: f if f["state"] == "up" else None)(lab.feed()), timeout=20,
+                     what="the feed up")
+        assert f["last_loss"] is None and f["hold_expiries"] == 1, f
+        wait_held(lab, p, "brazil")
     rtr("route", "del", p, "table", "103")
     wait_held(lab, p, None)
 
