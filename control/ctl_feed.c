@@ -663,9 +663,10 @@ static void update_state(struct ctl_feed *f, int64_t now)
 			f->loss.withdrawn_after_ms = -1;
 			snprintf(f->loss.reason, sizeof(f->loss.reason), "%s", f->why);
 		}
-		/* A flap while settling continues the last loss: up again
-		 * only when it is up again. */
-		f->loss.open = f->loss.time != 0;
+		/* A new loss, or a flap while settling continuing the last
+		 * one (only a recorded loss is continued): either way it goes
+		 * on until the feed is up again. */
+		f->loss.open = 1;
 		f->loss.up_after_ms = -1;
 		f->settling_after_loss = 0;
 		f->resync_on_recovery = 1;

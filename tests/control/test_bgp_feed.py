@@ -198,13 +198,11 @@ def test_session_drop_holds_then_withdraws_then_comes_back(lab):
     rtr = subprocess.run(netns.in_ns(RTR_NS) + ["ip", "route", "show", "table", "101"],
                          capture_output=True, text=True)
     assert "100.64.1.0" not in rtr.stdout
-    kept_seen = False
     if f["state"] == "holding" and f["hold_left_s"] >= 1.0:  # nearly always
         assert f["hold_left_s"] <= HOLD_S and "peer1" in f["reason"], f
         held = lab.held_by("100.64.1.0/24")
         if lab.feed()["hold_expiries"] == before["hold_expiries"]:  # read inside the hold
             assert held == "india"
-            kept_seen = True
     f = wait_for(lambda: (lambda f: f if f["state"] == "withdrawn" else None)(lab.feed()),
                  timeout=HOLD_S + 10, what="withdrawn past the hold")
     # Whether or not a look fell inside it, the hold ran its whole length
@@ -233,8 +231,6 @@ def test_session_drop_holds_then_withdraws_then_comes_back(lab):
     _, text = lab.box.http("GET", "/metrics")
     assert "regiond_feed_losses_total %d\n" % f["losses"] in text, text
     assert "regiond_feed_hold_expiries_total %d\n" % f["hold_expiries"] in text, text
-    if not kept_seen:
-        print("the hold passed between two looks: kept checked by the feed's clock only")
 
 
 def test_restart_tells_learned_from_static(lab):
