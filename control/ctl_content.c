@@ -13,6 +13,15 @@
  * ran out of CPU time on a busy machine may pass later. */
 #define REFUSAL_TTL_MS 60000
 
+/* The compiling child's limits: --content-compile-cpu sets the CPU time
+ * before any thread runs, so it is read without a lock. */
+static struct fwd_hs_limits limits = FWD_HS_DEFAULT_LIMITS;
+
+void ctl_content_set_cpu_seconds(unsigned seconds)
+{
+	limits.cpu_seconds = seconds;
+}
+
 /* The databases of the last few rule sets, by fwd_content_hash(); and
  * the refusals of the last few. Read and changed under regiond's state
  * lock only: a push borrows the databases while holding it. */
@@ -128,7 +137,6 @@ static void refusal_for(const struct fwd_table *t, const struct fwd_err *no, str
  * with @e. Under the state lock: fast when ctl_content_prepare() ran. */
 static const struct fwd_hs_dbs *compile(const struct fwd_table *t, struct fwd_err *e)
 {
-	static const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
 	const uint64_t key = fwd_content_hash(t);
 	const struct fwd_hs_dbs *hit = cache_get(key);
 	const struct fwd_err *no = hit ? NULL : refusal_get(key);
@@ -148,7 +156,7 @@ static const struct fwd_hs_dbs *compile(const struct fwd_table *t, struct fwd_er
 		refusal_for(t, no, e);
 		return NULL;
 	}
-	if (fwd_hs_build(t, &lim, &d, e)) {
+	if (fwd_hs_build(t, &limits, &d, e)) {
 		refusal_put(key, e);
 		return NULL;
 	}
@@ -157,7 +165,6 @@ static const struct fwd_hs_dbs *compile(const struct fwd_table *t, struct fwd_er
 
 void ctl_content_prepare(const struct fwd_table *t, pthread_mutex_t *state_lock, int writer)
 {
-	static const struct fwd_hs_limits lim = FWD_HS_DEFAULT_LIMITS;
 	const struct fwd_hs_dbs *hit;
 	const struct fwd_err *no;
 	struct fwd_hs_dbs d, c;
@@ -182,7 +189,7 @@ void ctl_content_prepare(const struct fwd_table *t, pthread_mutex_t *state_lock,
 	if (state_lock)
 		pthread_mutex_unlock(state_lock);
 	if (!hit && !no) {
-		rc = fwd_hs_build(t, &lim, &d, &e);
+		rc = fwd_hs_build(t, &limits, &d, &e);
 		if (state_lock)
 			pthread_mutex_lock(state_lock);
 		if (rc) {

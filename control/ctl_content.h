@@ -21,6 +21,10 @@
 #include "fwd_hs.h"
 #include "fwd_table.h"
 
+/** The CPU seconds a compile may take before its rules are refused as
+ *  pattern_too_expensive (default 30); call before any thread starts. */
+void ctl_content_set_cpu_seconds(unsigned seconds);
+
 /** Compile @t's content rules; 0, or -errno with @e (422 invalid_pattern / pattern_too_expensive). */
 int ctl_content_validate(const struct fwd_table *t, struct fwd_err *e);
 

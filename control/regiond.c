@@ -5,7 +5,7 @@
  *   regiond --dataplane SOCK [--api-socket SOCK] [--state-dir DIR] [--table FILE]
  *           [--listen HOST:PORT --token-file FILE] [--keep N] [--max-body BYTES]
  *           [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--tls-writers FILE]]]
- *           [--dataplane-timeout MS]
+ *           [--dataplane-timeout MS] [--content-compile-cpu S]
  *           [--xdp-iface IF ...] [--log stderr|journal|syslog] [--log-level L]
  *           [--feed-table REGION=TABLE ... [--feed-bird-socket PATH] [--feed-hold S]]
  *           [--fleet-endpoints URL[,URL...] --fleet-node N --fleet-facility F
@@ -101,7 +101,7 @@ struct regiond_opts {
 	const char *dataplane, *api_socket, *state_dir, *table, *listen, *token_file,
 		*read_token_file;
 	const char *tls_cert, *tls_key, *tls_client_ca, *tls_writers;
-	uint64_t keep, max_body, max_buffered, min_body_rate, dp_timeout_ms;
+	uint64_t keep, max_body, max_buffered, min_body_rate, dp_timeout_ms, content_cpu_s;
 	struct fwd_opt_list xdp_ifaces;
 	uint64_t xdp_mode; /* index in xdp_modes[] */
 	const char *bpf_pin_dir;
@@ -208,6 +208,16 @@ static const struct fwd_opt options[] = {
 	 .max = 3600000,
 	 .refused = "--dataplane-timeout takes 1000..3600000 (milliseconds)",
 	 .help = "how long a push waits for regionfwd; it refuses the table past that"},
+	{.name = "content-compile-cpu",
+	 .arg = "S",
+	 .def = "30",
+	 .kind = FWD_OPT_UINT,
+	 .off = AT(content_cpu_s),
+	 .min = 1,
+	 .max = 3600,
+	 .refused = "--content-compile-cpu takes 1..3600 (seconds)",
+	 .help = "CPU time a table's content rules may take to compile; past it they are "
+		 "refused (pattern_too_expensive)"},
 	{.name = "max-body",
 	 .arg = "BYTES",
 	 .def = "268435456",
@@ -884,6 +894,7 @@ static int open_state(struct regiond *d)
 	 * taken, stored ones included; the databases travel with the push. */
 	struct ctl_ext content = ctl_content_ext();
 
+	ctl_content_set_cpu_seconds((unsigned)d->o.content_cpu_s);
 	ctl_state_add_ext(&d->st, &content);
 	/* --fleet-validate-only: no regionfwd; the handle is never used to push. */
 	d->dp = ctl_dp_create(d->o.dataplane ? d->o.dataplane : "");

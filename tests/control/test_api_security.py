@@ -687,14 +687,17 @@ def test_a_long_compile_of_a_read_holds_no_one_back(tmp_path):
     said regionfwd unreachable. A reader may send such a table. The compile
     now runs before the lock: while it runs, status is healthy and an apply
     goes through; the validate still ends with pattern_too_expensive (and
-    regionctl waits for it), and so does its repetition."""
+    regionctl waits for it), and so does its repetition. The compile's CPU
+    limit is --content-compile-cpu's 10 s here (the refusal names it), not
+    the default 30: the wait is the same, a third as long."""
     tok = token_file(tmp_path / "token", "writer-token-0123456789")
     rtok = token_file(tmp_path / "rtoken", "reader-token-0123456789")
     port = free_port()
     doc = tmp_path / "expensive.yaml"
     doc.write_text(expensive_rules(1000))
     b = Box(tmp_path, "sec-compile", regiond_args=["--listen", f"127.0.0.1:{port}", "--token-file", tok,
-                                                   "--read-token-file", rtok])
+                                                   "--read-token-file", rtok,
+                                                   "--content-compile-cpu", "10"])
     reader = [REGIONCTL, "--url", f"http://127.0.0.1:{port}", "--token-file", rtok, "validate", str(doc)]
     try:
         answer = {}
@@ -718,6 +721,7 @@ def test_a_long_compile_of_a_read_holds_no_one_back(tmp_path):
         p = answer["p"]
         assert p.returncode == 1 and "pattern_too_expensive" in p.stderr + p.stdout, \
             (p.returncode, p.stdout, p.stderr)
+        assert "(10 s CPU," in p.stderr + p.stdout, (p.stdout, p.stderr)
         again = subprocess.run(reader, capture_output=True, text=True, timeout=400)
         assert (again.returncode, again.stdout, again.stderr) == (p.returncode, p.stdout, p.stderr)
     finally:

@@ -1155,7 +1155,9 @@ def test_regiond_numbers_are_strict_and_a_repeat_is_said(tmp_path):
                        (["--keep", " 20"], '--keep takes 2..10000 (given " 20")'),
                        (["--keep", "+20"], '--keep takes 2..10000 (given "+20")'),
                        (["--dataplane-timeout", "5000ms"], "--dataplane-timeout takes"),
-                       (["--feed-hold", ""], "--feed-hold takes")):
+                       (["--feed-hold", ""], "--feed-hold takes"),
+                       (["--content-compile-cpu", "0"], '--content-compile-cpu takes 1..3600 (seconds) (given "0")'),
+                       (["--content-compile-cpu", "3601"], "--content-compile-cpu takes")):
         p = subprocess.run(base + bad, capture_output=True, text=True, timeout=30)
         assert p.returncode == 2 and words in p.stderr, (bad, p.stderr)
         assert not os.path.exists(tmp_path / "st")  # nothing touched

@@ -19,10 +19,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import DEMO, REGIOND, REGIONCTL, box  # noqa: E402,F401
 
 
-def start(tmp, api, state):
+def start(tmp, api, state, extra=()):
     log = open(tmp / (os.path.basename(api) + ".log"), "a")
     return subprocess.Popen([REGIOND, "--dataplane", str(tmp / "nowhere.sock"), "--api-socket", api,
-                             "--state-dir", state, "--table", DEMO], stdout=log, stderr=subprocess.STDOUT)
+                             "--state-dir", state, "--table", DEMO, *extra], stdout=log,
+                            stderr=subprocess.STDOUT)
 
 
 def up(p, api):
@@ -369,13 +370,15 @@ def test_a_socket_taken_away_again_never_waits_for_requests_on_the_first(tmp_pat
     requests, so regiond's main loop (the re-binds, regionfwd's sync, the
     confirm timer, SIGTERM) stood still until the validate was over, and
     the validate's answer was cut ('no HTTP response', exit 3). Now each
-    re-bind is at once, and the validate is answered where it was asked."""
+    re-bind is at once, and the validate is answered where it was asked.
+    (The compile's limit is --content-compile-cpu 10 here: the same wait,
+    shorter.)"""
     import threading
     from test_api_security import expensive_rules
     api, state = str(tmp_path / "api.sock"), str(tmp_path / "state")
     doc = tmp_path / "expensive.yaml"
     doc.write_text(expensive_rules(1000))
-    a = start(tmp_path, api, state)
+    a = start(tmp_path, api, state, ["--content-compile-cpu", "10"])
     try:
         up(a, api)
         answer = {}
