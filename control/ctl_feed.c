@@ -525,10 +525,15 @@ static void read_nl(struct ctl_feed *f, int64_t budget_ms)
 			if (errno == EAGAIN || errno == EINTR)
 				return;
 			if (errno == ENOBUFS) {
-				/* Messages were lost: what the RIB holds is unknown. */
+				/* Messages were lost: what the RIB holds is unknown.
+				 * They may have been a dropped session's withdrawals
+				 * (a flood of them is what overflows the socket), so
+				 * they count as one: the batch after the dump asks
+				 * BIRD first, as for a withdrawal read (tick()). */
 				fwd_log(FWD_LOG_WARNING,
 					"bgp feed: netlink messages lost (ENOBUFS): resyncing");
 				f->synced = 0;
+				f->withdrawals++;
 				continue;
 			}
 			char why[160];

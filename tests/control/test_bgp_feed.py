@@ -450,6 +450,7 @@ class FakeBird:
     def __init__(self, path):
         self.path = path
         self.mode = "up"
+        self.next_mode = None  # set: the next answer is @mode's, later ones this one's
         self.asked = threading.Event()  # a held question arrived
         self._go = threading.Event()
         self._go.set()
@@ -493,6 +494,8 @@ class FakeBird:
             self.asked.set()
             self._go.wait(30)
         c.sendall(self.REPLIES[self.mode])
+        if self.next_mode:
+            self.mode, self.next_mode = self.next_mode, None
 
     def close(self):
         self.sock.close()
@@ -570,6 +573,50 @@ def test_notifications_queued_before_a_dump_are_not_replayed_on_it(lab):
         rtr("route", "del", marker, "table", "103")
         wait_held(lab, p, None)
         wait_held(lab, marker, None)
+
+
+def test_notifications_lost_in_a_session_drop_ask_bird_before_a_withdrawal(lab):
+    """A session drop whose withdrawals came among more route changes than
+    the feed's socket holds (regiond not reading: the kernel drops the
+    rest, ENOBUFS). The fresh dump showed the prefix gone, and it was
+    withdrawn at once, BIRD not asked: its last answer, from before the
+    drop, had said up. The lost messages now count as withdrawals, so BIRD
+    is asked before the batch, says down, and the feed holds."""
+    p = "100.72.0.0/24"
+    with regiond_with_fake_bird(lab) as bird:
+        rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+        wait_held(lab, p, "brazil")
+        feed_settled(lab)
+        with open(lab.tmp / "regiond.log") as log:
+            lost_before = log.read().count("netlink messages lost (ENOBUFS)")
+        rd = lab.box.rd
+        rd.send_signal(signal.SIGSTOP)
+        try:
+            # Awake, the feed asks BIRD once in its loop before the dump
+            # (its last answer is over a second old): still "up" then, as
+            # BIRD's answer can be when asked just before the drop; the
+            # next answer says the session is down.
+            bird.next_mode = "down"
+            # 300,000 route changes in a table no region follows: more
+            # than the socket's 128 MiB (SO_RCVBUFFORCE 64 MiB, doubled).
+            n = 150000
+            adds = "".join(f"route add blackhole 10.{i >> 16}.{(i >> 8) & 255}.{i & 255}/32 table 200\n"
+                           for i in range(n))
+            dels = adds.replace("route add", "route del")
+            for batch in (adds, dels):
+                r = subprocess.run(netns.in_ns(RTR_NS) + ["ip", "-batch", "-"], input=batch,
+                                   capture_output=True, text=True, timeout=300)
+                assert r.returncode == 0, r.stderr[-2000:]
+            rtr("route", "del", p, "table", "103")  # the session's withdrawal
+        finally:
+            rd.send_signal(signal.SIGCONT)
+        f = wait_for(lambda: (lambda f: f if f["state"] == "holding" else None)(lab.feed()),
+                     what="the feed holding")
+        with open(lab.tmp / "regiond.log") as log:
+            assert log.read().count("netlink messages lost (ENOBUFS)") > lost_before, \
+                "no message was lost: the test did not make its case"
+        assert lab.held_by(p) == "brazil", f
+        assert "peer1" in f["last_loss"]["reason"], f
 
 
 def test_a_slow_relearn_withdraws_nothing_still_announced(lab):
