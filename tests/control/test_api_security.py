@@ -721,7 +721,10 @@ def test_a_long_compile_of_a_read_holds_no_one_back(tmp_path):
         p = answer["p"]
         assert p.returncode == 1 and "pattern_too_expensive" in p.stderr + p.stdout, \
             (p.returncode, p.stdout, p.stderr)
-        assert "(10 s CPU," in p.stderr + p.stdout, (p.stdout, p.stderr)
+        # Refused by the CPU limit, or, on a starved machine, by the
+        # wall-clock one derived from it (3 x 10 + 5 s): either names it.
+        assert "(10 s CPU," in p.stderr + p.stdout or "within 35 s" in p.stderr + p.stdout, \
+            (p.stdout, p.stderr)
         again = subprocess.run(reader, capture_output=True, text=True, timeout=400)
         assert (again.returncode, again.stdout, again.stderr) == (p.returncode, p.stdout, p.stderr)
     finally:

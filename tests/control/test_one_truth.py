@@ -443,7 +443,14 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
                   threading.Thread(target=put, args=(api2, "b.yaml", "ingress table", "ingress table b"))]
             for t in ts:
                 t.start()
-            time.sleep(1)
+            # Each regiond writes its generation 2 ahead before it pushes:
+            # both are then committed to their own. A fixed second was once
+            # too short for the sanitizer build under load: one regiond's
+            # push had gone through, and the other adopted it before its
+            # own apply came (stale_generation).
+            wait_for(lambda: all(os.path.exists(os.path.join(d, "gen-2.doc"))
+                                 for d in (b.state, str(tmp_path / "state2"))),
+                     timeout=60, what="both applies written ahead")
         finally:
             os.kill(b.fwd.pid, signal.SIGCONT)
         for t in ts:
