@@ -62,6 +62,7 @@ const struct dp_node_field dp_node_fields[] = {
 	UINT(capture_ring, 64, 65536, 1024,
 	     "per worker: copies a capture holds until its writer drains them"),
 	UINT(capture_mbufs, 256, 1048575, 4095, "a capture's copies in flight, over all workers"),
+	UINT(idle_sleep_us, 0, 10000, 0, "longest nap of a worker with no packets; 0: never nap"),
 	STR(xdp_object, "BPF object of xdp_filter ports; default: the installed one"),
 	NOTE(description, "free text for the reader"),
 };

@@ -54,6 +54,9 @@ struct dp_node {
 		capture_ring; /* per worker: copies a capture holds before the writer drains them */
 	uint32_t capture_mbufs; /* the capture's pool: copies in flight over all workers */
 	char xdp_object[256]; /* "" = FWD_XDP_OBJECT, where meson install puts it */
+	/* A worker that finds no packet for a while naps, up to this long
+	 * between polls (dp_worker.c); 0 = poll without pause. */
+	uint32_t idle_sleep_us;
 };
 
 struct fwd_node;

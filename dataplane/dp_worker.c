@@ -1,6 +1,8 @@
 #include "dp_worker.h"
 
 #include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
 
 #include <rte_branch_prediction.h>
 #include <rte_cycles.h>
@@ -1159,12 +1161,47 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct d
 		burst_software(lc, g, cap, pkts, n);
 }
 
+/* Rounds of empty polls (every queue) before a worker with idle_sleep_us
+ * naps. An empty round costs tens of nanoseconds, so this is tens of
+ * microseconds of quiet: a gap between two bursts of live traffic never
+ * sleeps, a link with nothing on it does almost at once. */
+#define DP_IDLE_POLLS 1024
+
+/*
+ * Nothing came for DP_IDLE_POLLS rounds: sleep *@nap_us, which doubles from
+ * 1 us up to the node's idle_sleep_us while the queues stay empty (a packet
+ * resets it, in dp_worker_main), so a quiet worker costs a few wake-ups a
+ * millisecond instead of a whole core, and the first packet after the quiet
+ * waits at most idle_sleep_us. Offline for RCU while asleep: a writer
+ * waiting out a grace period (a generation to free, a capture to end) does
+ * not wait for the nap; the loop loads the generation afresh after it.
+ */
+static __rte_noinline void idle_nap(struct dp_lcore *lc, uint32_t *nap_us)
+{
+	struct timespec ts;
+
+	*nap_us = *nap_us == 0 ? 1 : RTE_MIN(*nap_us * 2, lc->idle_sleep_us);
+	ts.tv_sec = 0;
+	ts.tv_nsec = (long)*nap_us * 1000;
+	rte_rcu_qsbr_thread_offline(lc->pub->qsv, lc->idx);
+	nanosleep(&ts, NULL); /* EINTR: a signal woke it early, which is harmless */
+	rte_rcu_qsbr_thread_online(lc->pub->qsv, lc->idx);
+	cnt_open(&lc->cnt);
+	lc->cnt.evt[FWD_EVT_IDLE_NAPS]++;
+	cnt_close(&lc->cnt);
+}
+
 int dp_worker_main(void *arg)
 {
 	struct dp_lcore *lc = arg;
 	const struct dp_pub *pub = lc->pub;
 	struct rte_mbuf *pkts[FWD_BURST];
+	uint32_t empty_rounds = 0, nap_us = 0;
 
+	/* The kernel's default timer slack (50 us) would stretch every short
+	 * nap to that: 1 us keeps idle_sleep_us the bound it says it is. */
+	if (lc->idle_sleep_us != 0)
+		(void)prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	rte_rcu_qsbr_thread_register(pub->qsv, lc->idx);
 	rte_rcu_qsbr_thread_online(pub->qsv, lc->idx);
 	/* Relaxed: the flag carries no data; it only has to be seen eventually. */
@@ -1182,17 +1219,29 @@ int dp_worker_main(void *arg)
 			lc->gen_seen = g->seq;
 			lc->cnt.evt[FWD_EVT_GEN_SWAPS]++;
 		}
+		uint16_t got = 0;
+
 		for (uint16_t q = 0; q < lc->nrx; q++) {
 			uint16_t n =
 				rte_eth_rx_burst(lc->rx[q].port, lc->rx[q].queue, pkts, FWD_BURST);
 
 			if (n == 0)
 				continue;
+			got = 1;
 			lc->rx_verdicts = lc->rx[q].verdicts;
 			dp_worker_burst(lc, g, cap, pkts, n);
 		}
 		/* This worker holds no generation pointer past this point. */
 		rte_rcu_qsbr_quiescent(pub->qsv, lc->idx);
+		if (likely(got != 0)) {
+			empty_rounds = 0;
+			nap_us = 0;
+		} else if (lc->idle_sleep_us != 0) {
+			if (empty_rounds < DP_IDLE_POLLS)
+				empty_rounds++;
+			else
+				idle_nap(lc, &nap_us);
+		}
 	}
 	rte_rcu_qsbr_thread_offline(pub->qsv, lc->idx);
 	rte_rcu_qsbr_thread_unregister(pub->qsv, lc->idx);

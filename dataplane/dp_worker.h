@@ -102,6 +102,9 @@ struct dp_lcore {
 	 * header and VLAN tags) any port sends; and that plus an untagged
 	 * Ethernet header, the longest frame the fast parser may take. */
 	uint32_t l3_max, fast_frame_max;
+	/* The node's idle_sleep_us: the longest nap between polls once no
+	 * packet came for a while; 0 = never nap. */
+	uint32_t idle_sleep_us;
 	uint64_t gen_seen;
 	struct dp_frag_table frag;
 	void *frag_mem;

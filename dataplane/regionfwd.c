@@ -419,6 +419,7 @@ static int setup_workers(struct dp_ctx *ctx, char *why, size_t len)
 		l->pub = &ctx->pub;
 		l->pool = ctx->pool;
 		dp_worker_set_mtu(l, ctx->node.mtu);
+		l->idle_sleep_us = ctx->node.idle_sleep_us;
 		l->lcore_id = lc;
 		l->idx = w;
 		l->gen_seen = UINT64_MAX;

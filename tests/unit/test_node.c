@@ -78,6 +78,7 @@ static void test_every_field(void **state)
 		 "mbufs: 8191\nmbuf_cache: 0\nmtu: 9000\nrx_desc: 512\ntx_desc: 2048\n"
 		 "frag_entries: 64\nfrag_timeout_ms: 120000\n"
 		 "content_flow_entries: 1024\ncontent_flow_timeout_ms: 3600000\n"
+		 "idle_sleep_us: 10000\n"
 		 "control_socket: /run/rfw.sock\ncontrol_group: regiond\n",
 		 &n, msg, sizeof(msg)))
 		fail_msg("%s", msg);
@@ -100,6 +101,7 @@ static void test_every_field(void **state)
 	assert_int_equal(n.frag_timeout_ms, 120000);
 	assert_int_equal(n.content_flow_entries, 1024);
 	assert_int_equal(n.content_flow_timeout_ms, 3600000);
+	assert_int_equal(n.idle_sleep_us, 10000);
 	assert_string_equal(n.control_socket, "/run/rfw.sock");
 	assert_string_equal(n.control_group, "regiond");
 	assert_string_equal(n.source + strlen(dir), "/node.yaml");
@@ -119,6 +121,7 @@ static void check_defaults(const struct dp_node *n)
 	assert_int_equal(n->frag_timeout_ms, 2000);
 	assert_int_equal(n->content_flow_entries, 65536);
 	assert_int_equal(n->content_flow_timeout_ms, 30000);
+	assert_int_equal(n->idle_sleep_us, 0); /* busy polling unless asked */
 	assert_string_equal(n->control_socket, "");
 	assert_string_equal(n->control_group, "");
 }
@@ -193,6 +196,10 @@ static const struct {
 	 ":3: content_flow_entries: '63' is out of range 64..16777216"},
 	{"content_flow_timeout_ms", PORTS "content_flow_timeout_ms: 3600001\n",
 	 ":3: content_flow_timeout_ms: '3600001' is out of range 1..3600000"},
+	{"idle_sleep_us too long", PORTS "idle_sleep_us: 10001\n",
+	 ":3: idle_sleep_us: '10001' is out of range 0..10000"},
+	{"idle_sleep_us negative", PORTS "idle_sleep_us: -1\n",
+	 ":3: idle_sleep_us: expected a whole number"},
 	{"control_socket too long",
 	 PORTS "control_socket: "
 	       "/run/0123456789012345678901234567890123456789012345678901234567890123456789"
