@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
-from dprun import eal_args, read_pcaps, regionfwd_bin  # noqa: E402
+from dprun import NAP, eal_args, read_pcaps, regionfwd_bin  # noqa: E402
 from test_e2e import BUILD, REGIOND, REGIONCTL, wait_for  # noqa: E402
 
 from scapy.all import IP  # noqa: E402
@@ -44,7 +44,7 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
                         "  in0: {device: 'net_af_xdp0,iface=xpa0', ingress: true, xdp_filter: true}\n"
                         f"  out0: {{device: 'net_pcap_o0,tx_pcap={tmp_path}/out.pcap'}}\n"
                         f"xdp_object: {OBJ}\n"
-                        f"control_socket: {sock}\nmbufs: 8191\n")
+                        f"control_socket: {sock}\nmbufs: 8191\n" + NAP)
         fwd = subprocess.Popen([regionfwd_bin()] + eal_args("e2e-axdp", mem=512) + [
             "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
             stdout=open(tmp_path / "fwd.log", "w"), stderr=subprocess.STDOUT)

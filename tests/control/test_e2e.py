@@ -18,7 +18,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from dprun import ROOT, eal_args, regionfwd_bin  # noqa: E402
+from dprun import ROOT, eal_args, regionfwd_bin, with_nap  # noqa: E402
 from httpfake import unix_exchange  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
@@ -47,7 +47,7 @@ class Box:
     """regionfwd + regiond in a temporary directory."""
 
     def __init__(self, tmp, name, regiond_args=(), wrapper=(), extra_packets=(), node_extra="", fwd_wrapper=(),
-                 fwd_sock=None):
+                 fwd_sock=None, steady=False):
         self.tmp = tmp
         self.wrapper = list(wrapper)
         self.fwd_wrapper = list(fwd_wrapper)
@@ -62,9 +62,9 @@ class Box:
                       Raw(b"p" * 10) for i in range(512)] + list(extra_packets))
         node = tmp / "node.yaml"
         node.write_text("ports:\n"
-                        f'  in0: {{device: "net_pcap_in0,rx_pcap={pcap},infinite_rx=1", ingress: true}}\n' +
+                        f'  in0: {{device: "net_pcap_in0,rx_pcap={pcap}{",infinite_rx=1" if steady else ""}", ingress: true}}\n' +
                         "".join(f"  {p}: {{device: net_null_{p}}}\n" for p in PORTS) +
-                        f"control_socket: {self.fwd_sock}\n" + node_extra)
+                        with_nap(f"control_socket: {self.fwd_sock}\n" + node_extra))
         self.node = str(node)
         self.fwd = None
         self.rd = None
@@ -151,6 +151,15 @@ class Box:
 @pytest.fixture
 def box(tmp_path, request):
     b = Box(tmp_path, request.node.name[:20].replace("[", "_"))
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def steady_box(tmp_path, request):
+    """A Box whose traffic never stops, for a test that needs packets after
+    its start (counters that move, a capture, drops a change causes)."""
+    b = Box(tmp_path, request.node.name[:20].replace("[", "_"), steady=True)
     yield b
     b.stop()
 
@@ -685,9 +694,10 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     assert f"generation 4 confirmed by uid {os.geteuid()} pid " in log, log
 
 
-def test_link_commands(box, tmp_path):
+def test_link_commands(steady_box, tmp_path):
     """regionctl link down|up|drain|weight: a PATCH of the table, so validated
     (residency included), audited, and commit-confirm capable."""
+    box = steady_box
     def links():
         return {l["name"]: l for l in box.status()["dataplane"]["status"]["links"]}
 
@@ -777,7 +787,8 @@ def test_metrics(box):
     assert age >= 0
 
 
-def test_regiond_sigkill_during_traffic_and_restart(box):
+def test_regiond_sigkill_during_traffic_and_restart(steady_box):
+    box = steady_box
     c1 = box.fwd_counters()
     box.rd.send_signal(signal.SIGKILL)
     box.rd.wait()
@@ -933,7 +944,7 @@ def box_sni(tmp_path):
               TCP(sport=30000 + i, dport=443, flags="PA") /
               Raw(client_hello(("a.track.example.org", "b.track.example.org", "a.track.example.org",
                                 "other.example.net")[i % 4])) for i in range(64)]
-    b = Box(tmp_path, "name-sets", extra_packets=hellos)
+    b = Box(tmp_path, "name-sets", extra_packets=hellos, steady=True)
     yield b
     b.stop()
 
@@ -1094,7 +1105,7 @@ def test_regiond_under_valgrind(tmp_path):
     if os.environ.get("SANITIZE", "none") != "none":
         pytest.skip("an ASan build cannot run under valgrind (the release build runs this)")
     vlog = tmp_path / "valgrind.log"
-    b = Box(tmp_path, "valgrind", regiond_args=("--keep", "3"),
+    b = Box(tmp_path, "valgrind", steady=True, regiond_args=("--keep", "3"),
             wrapper=["valgrind", "--tool=memcheck", "--leak-check=full",
                                              "--errors-for-leak-kinds=definite,indirect",
                                              # the Hyperscan compile child runs under valgrind too, silently

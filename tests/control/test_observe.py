@@ -21,7 +21,7 @@ EXTRA = ([Ether(**MAC) / ARP()] * 20 +
 
 
 def box_with_drops(tmp_path, name):
-    return Box(tmp_path, name, extra_packets=EXTRA)
+    return Box(tmp_path, name, extra_packets=EXTRA, steady=True)
 
 
 def si(v):
@@ -280,7 +280,7 @@ def test_impact_preview_counts_addresses_and_traffic(tmp_path):
     traffic that is; filter and content-rule changes are listed with the
     traffic they saw. What is exact and what is a bound is said."""
     from test_e2e import DEMO, SG_LOCAL, demo_variant, wait_for  # noqa: E402
-    b = Box(tmp_path, "impact")
+    b = Box(tmp_path, "impact", steady=True)
     try:
         def validate(path):
             code, r = b.http("POST", "/v1/validate", {"document": open(path).read()})

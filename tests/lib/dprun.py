@@ -50,6 +50,21 @@ def start_regionfwd(argv, log_path, up, timeout=30, tries=3):
     return p
 
 
+# Every node the tests run naps when its queues are empty (node
+# idle_sleep_us, docs/operations.md): a test's regionfwd that waits, for a
+# push, a signal, a frame on a veth, the end of its --idle-exit window,
+# then leaves its core to the tests beside it, where a busy poll would take
+# a whole one of two cores for as long as it runs. The nap is short enough
+# (a millisecond) for any test's wait; test_idle_naps.py covers the nap.
+NAP = "idle_sleep_us: 1000\n"
+
+
+def with_nap(node_text):
+    """@node_text (the node config, or a part of it) with NAP, unless it
+    sets idle_sleep_us itself (a key twice is refused)."""
+    return node_text if "idle_sleep_us" in node_text else node_text.rstrip("\n") + "\n" + NAP
+
+
 def write_node(path, in_pcap, out_dir, out_ports, extra=""):
     """Node config: one pcap ingress, one pcap writer per output port."""
     lines = ["ports:",
@@ -57,7 +72,7 @@ def write_node(path, in_pcap, out_dir, out_ports, extra=""):
     for i, name in enumerate(out_ports):
         lines.append(f'  {name}: {{device: "net_pcap_out{i},tx_pcap={out_dir}/{name}.pcap"}}')
     with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n" + extra)
+        f.write(with_nap("\n".join(lines) + "\n" + extra))
 
 
 class Run:
@@ -110,7 +125,7 @@ class Daemon:
             # No tx_pcap: transmitted packets are freed by the PMD (a sink).
             lines.append(f'  {name}: {{device: "net_null_out{i}"}}')
         with open(node, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write("\n".join(lines) + "\n" + NAP)
         self.table = table
         self.out = open(os.path.join(tmp_path, "daemon.out"), "w+")
         cmd = [regionfwd_bin()] + eal_args(prefix) + ["--", "--node", node, "--table", table]
@@ -155,7 +170,7 @@ def run_node(tmp_path, table, node_text, prefix, lcores="0,1", lcores_map=None, 
     """Run regionfwd with a node config given as text; return (proc, stats)."""
     node = os.path.join(tmp_path, "node.yaml")
     with open(node, "w") as f:
-        f.write(node_text)
+        f.write(with_nap(node_text))
     stats_path = os.path.join(tmp_path, "stats.json")
     eal = eal_args(prefix, lcores, mem)
     if lcores_map:
@@ -213,7 +228,7 @@ class Served:
         self.sock = str(tmp / "ctl.sock")
         node = tmp / "node.yaml"
         node.write_text("ports:\n" + "".join(f"  {n}: {d}\n" for n, d in ports) +
-                        f"control_socket: {self.sock}\n" + extra_node)
+                        with_nap(f"control_socket: {self.sock}\n" + extra_node))
         open(tmp / log, "w").close()
         self.p = start_regionfwd([regionfwd_bin()] + eal_args(prefix) + [
             "--", "--node", str(node), "--table", str(table)], str(tmp / log),
