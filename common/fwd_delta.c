@@ -569,7 +569,10 @@ int fwd_delta_apply(const struct fwd_table *t, const struct fwd_delta *d, struct
 		rc = fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "", "out of memory");
 		goto out;
 	}
-	memcpy(ops, d->ops, sizeof(*ops) * d->n);
+	/* An empty batch ({"add": []}) has no ops array: memcpy's source must
+	 * not be NULL even for no bytes. */
+	if (d->n != 0)
+		memcpy(ops, d->ops, sizeof(*ops) * d->n);
 	for (uint32_t i = 0; i < d->n; i++)
 		ops[i].index = i;
 	if (sort_ops(ops, d->n)) {

@@ -75,6 +75,10 @@ def test_batches_noop_errors_history(box, tmp_path):
     rc, out, err = box.ctl("-j", "prefixes", "add", "india", str(f))
     assert rc == 0 and json.loads(out) == {"generation": 2, "hash": box.status()["generation"]["hash"],
                                            "noop": True, "added": 0, "removed": 0, "unchanged": 3}, out
+    # A change with nothing in it is a no-op as well: it once passed NULL
+    # to memcpy (UBSan's report; the API fuzzer found it).
+    code, r = post(box, [{"region": "india", "add": []}])
+    assert code == 200 and r["noop"] and r["generation"] == 2 and (r["added"], r["removed"]) == (0, 0), r
     # Remove from stdin.
     p = subprocess.run([REGIONCTL, "-s", box.api, "prefixes", "remove", "india", "-"], input="10.9.0.0/24\n",
                        capture_output=True, text=True, timeout=60)
