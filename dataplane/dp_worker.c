@@ -1170,8 +1170,8 @@ void dp_worker_burst(struct dp_lcore *lc, const struct dp_gen *g, const struct d
 /*
  * Nothing came for DP_IDLE_POLLS rounds: sleep *@nap_us, which doubles from
  * 1 us up to the node's idle_sleep_us while the queues stay empty (a packet
- * resets it, in dp_worker_main), so a quiet worker costs a few wake-ups a
- * millisecond instead of a whole core, and the first packet after the quiet
+ * resets it, in dp_worker_main), so a quiet worker costs a wake-up per
+ * nap instead of a whole core, and the first packet after the quiet
  * waits at most idle_sleep_us. Offline for RCU while asleep: a writer
  * waiting out a grace period (a generation to free, a capture to end) does
  * not wait for the nap; the loop loads the generation afresh after it.
