@@ -35,13 +35,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def naps(f):
-    return f.ctl.call("counters")["events"]["idle_naps"]
+def naps(ctl):
+    return ctl.call("counters")["events"]["idle_naps"]
 
 
-def wait_naps(f, above, timeout=30):
+def wait_naps(ctl, above, timeout=30):
     deadline = time.time() + timeout
-    while (n := naps(f)) <= above:
+    while (n := naps(ctl)) <= above:
         assert time.time() < deadline, f"the worker took no nap past {above} in {timeout} s"
         time.sleep(0.1)
     return n
@@ -52,7 +52,7 @@ def test_a_busy_polling_worker_never_naps(tmp_path):
     f = Served(tmp_path, "nap-off", pcap_in_null_out(None), TABLE, extra_node="idle_sleep_us: 0\n")
     try:
         time.sleep(1.0)
-        assert naps(f) == 0
+        assert naps(f.ctl) == 0
     finally:
         log = f.stop()
     assert f.p.returncode == 0, log
@@ -61,7 +61,7 @@ def test_a_busy_polling_worker_never_naps(tmp_path):
 def test_a_quiet_worker_naps_frees_its_core_and_still_adopts_a_push(tmp_path):
     f = Served(tmp_path, "nap-on", pcap_in_null_out(None), TABLE, extra_node="idle_sleep_us: 2000\n")
     try:
-        wait_naps(f, 100)
+        wait_naps(f.ctl, 100)
         # A busy poll keeps its core: a second of CPU for every second. A
         # napping one wakes at most every 2 ms, every 10 ms on the control
         # thread, and each wake is a few microseconds: far below half. (A
@@ -81,7 +81,7 @@ def test_a_quiet_worker_naps_frees_its_core_and_still_adopts_a_push(tmp_path):
         while f.ctl.call("counters")["events"]["generation_swaps"] == swaps:
             assert time.time() < deadline, "a napping worker never adopted the pushed generation"
             time.sleep(0.05)
-        wait_naps(f, naps(f))  # and naps again once it has
+        wait_naps(f.ctl, naps(f.ctl))  # and naps again once it has
     finally:
         log = f.stop()
     assert f.p.returncode == 0, log
@@ -112,13 +112,10 @@ def test_frames_after_each_quiet_spell_are_all_forwarded(tmp_path):
             "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
             str(log), lambda: "forwarding with" in log.read_text())
         from ctlclient import Ctl
-
-        class F:
-            ctl = None
-        f = F()
+        ctl = None
         try:
             wait_started(proc, log)
-            f.ctl = Ctl(sock)
+            ctl = Ctl(sock)
 
             def mine(fr):
                 return raw(fr).endswith(b"nap")
@@ -129,19 +126,19 @@ def test_frames_after_each_quiet_spell_are_all_forwarded(tmp_path):
                 except Exception:
                     return 0
             for spell in (1, 2):
-                n = wait_naps(f, naps(f) + 20)  # quiet: napping, the longest naps reached
+                n = wait_naps(ctl, naps(ctl) + 20)  # quiet: napping, the longest naps reached
                 lab.send("rfn1", "sendp([Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.%d' % i, "
                                  "dst='192.0.2.1')/UDP(dport=53)/Raw(b'nap') for i in range(1, 51)], "
                                  "iface=IFACE, verbose=False)")
                 wait_pcap(str(tmp_path / "cap.pcap"), 50 * spell, mine)
-                assert naps(f) > n
+                assert naps(ctl) > n
             assert held() == 100
-            c = f.ctl.call("counters")
+            c = ctl.call("counters")
             assert c["packets"]["tx"] >= 100
             assert c["packets"]["rx"] == c["packets"]["tx"] + c["packets"]["dropped"]
         finally:
-            if f.ctl is not None:
-                f.ctl.close()
+            if ctl is not None:
+                ctl.close()
             proc.terminate()
             proc.wait(30)
             cap.terminate()
