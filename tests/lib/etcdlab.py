@@ -147,6 +147,7 @@ class Cluster:
             self.members.append(Member(mname, ports[2 * i], ports[2 * i + 1], d + ".data",
                                        d + ".log"))
         self._closed = False
+        self._tokens = {}  # (member, user, password) -> token, see _token()
         atexit.register(self.close)
         try:
             self.start_all(first=True)
@@ -302,21 +303,42 @@ class Cluster:
         ctx.load_cert_chain(cert, key)
         return ctx
 
-    def _token(self, i, user, password):
-        body = json.dumps({"name": user, "password": password}).encode()
-        r = self._http(i, "POST", "/v3/auth/authenticate", body, auth=False, user=user)
-        return json.loads(r)["token"]
+    def _token(self, i, user, password, fresh=False):
+        """A token of @user at member @i, kept for the next call. etcd checks
+        a password with bcrypt, tens of ms of a core each (seconds on a
+        loaded CI box): a test that polls etcd ten times a second and logs
+        in for each poll starves the nodes under test of their own logins
+        (seen: a node's /v3/auth/authenticate timing out in CI). @fresh
+        logs in again (the token was refused: expired, its member
+        restarted, the user's password changed)."""
+        k = (i, user, password)
+        tok = None if fresh else self._tokens.get(k)
+        if tok is None:
+            body = json.dumps({"name": user, "password": password}).encode()
+            r = self._http(i, "POST", "/v3/auth/authenticate", body, auth=False, user=user)
+            tok = json.loads(r)["token"]
+            self._tokens[k] = tok
+        return tok
 
     def _http(self, i, method, path, body, timeout=5, auth=True, user=None, password=None):
-        headers = {"Content-Type": "application/json"}
-        if auth and self.auth:
-            u = user or "root"
-            headers["Authorization"] = self._token(
-                i, u, password or (ROOT_PASSWORD if u == "root" else self.password(u)))
-        req = urllib.request.Request(self.url(i) + path, data=body, method=method,
-                                     headers=headers)
-        with urllib.request.urlopen(req, timeout=timeout, context=self._ssl_ctx(user)) as r:
-            return r.read()
+        u = user or "root"
+        pw = password or (ROOT_PASSWORD if u == "root" else self.password(u))
+        for fresh in (False, True):
+            headers = {"Content-Type": "application/json"}
+            if auth and self.auth:
+                headers["Authorization"] = self._token(i, u, pw, fresh)
+            req = urllib.request.Request(self.url(i) + path, data=body, method=method,
+                                         headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=timeout,
+                                            context=self._ssl_ctx(user)) as r:
+                    return r.read()
+            except urllib.error.HTTPError as e:
+                # etcd says 401 "invalid auth token" for a token it no
+                # longer knows: log in once more, then the error stands.
+                if fresh or not (auth and self.auth) or e.code != 401:
+                    raise
+                self._tokens.pop((i, u, pw), None)
 
     def _alive(self):
         return [i for i in range(len(self.members)) if self.running(i)]
@@ -381,7 +403,8 @@ class Cluster:
                                           timeout=timeout)
         headers = {"Content-Type": "application/json"}
         if self.auth:
-            headers["Authorization"] = self._token(i, "root", ROOT_PASSWORD)
+            # a fresh login: a refused token shows only inside the stream
+            headers["Authorization"] = self._token(i, "root", ROOT_PASSWORD, fresh=True)
         conn.request("POST", "/v3/watch", json.dumps({"create_request": req}), headers)
         resp = conn.getresponse()
         seen = []
