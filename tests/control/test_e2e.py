@@ -31,7 +31,12 @@ PORTS = ["local0", "sg0", "usw0", "usw1", "br0"]
 
 
 def wait_for(fn, timeout=30.0, what="condition"):
+    """fn() until it is true. The polls start 50 ms apart and back off to
+    400 ms: many an fn runs regionctl, a process start that costs ~0.2 s
+    of CPU under ASan, and a wait of ten seconds polled every 0.1 s kept
+    most of a core busy beside the test's own regiond and regionfwd."""
     deadline = time.time() + timeout
+    pause = 0.05
     while time.time() < deadline:
         try:
             v = fn()
@@ -39,7 +44,8 @@ def wait_for(fn, timeout=30.0, what="condition"):
                 return v
         except (OSError, ValueError, KeyError):
             pass
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.4)
     raise AssertionError(f"{what} not met in {timeout} s")
 
 
