@@ -18,7 +18,9 @@ from memcap import capped  # noqa: E402
 from latewriter import write_later  # noqa: E402
 
 BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "build")
-REGIONCTL = os.environ.get("REGIONCTL", os.path.join(BUILD, "control", "regionctl"))
+# The binary itself, also under ASan (REGIONCTL may be a wrapper without
+# LeakSanitizer, tests/lib/regionctl-noleaks): the CLI's own tests check leaks.
+REGIONCTL = os.environ.get("REGIONCTL_BIN") or os.environ.get("REGIONCTL", os.path.join(BUILD, "control", "regionctl"))
 
 KNOWN = ["status", "show regions", "show services", "show links", "show policies", "show table",
          "explain", "counters", "drops", "validate", "diff", "apply", "confirm", "rollback", "history",
