@@ -45,7 +45,9 @@ def ctl_words(box, *words):
 
 
 def path_env():
-    return {"PATH": os.path.dirname(os.path.abspath(REGIONCTL)) + os.pathsep + os.environ["PATH"]}
+    # the directory of the binary (REGIONCTL may be tests/lib/regionctl-noleaks)
+    binary = os.environ.get("REGIONCTL_BIN") or REGIONCTL
+    return {"PATH": os.path.dirname(os.path.abspath(binary)) + os.pathsep + os.environ["PATH"]}
 
 
 def test_completion_is_registered():
