@@ -18,7 +18,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from dprun import ROOT, eal_args, regionfwd_bin, with_nap  # noqa: E402
+from dprun import ROOT, eal_args, regionfwd_bin, with_test_defaults  # noqa: E402
 from httpfake import unix_exchange  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
@@ -70,7 +70,7 @@ class Box:
         node.write_text("ports:\n"
                         f'  in0: {{device: "net_pcap_in0,rx_pcap={pcap}{",infinite_rx=1" if steady else ""}", ingress: true}}\n' +
                         "".join(f"  {p}: {{device: net_null_{p}}}\n" for p in PORTS) +
-                        with_nap(f"control_socket: {self.fwd_sock}\n" + node_extra))
+                        with_test_defaults(f"control_socket: {self.fwd_sock}\n" + node_extra))
         self.node = str(node)
         self.fwd = None
         self.rd = None

@@ -63,13 +63,13 @@ NAP = "idle_sleep_us: 1000\n"
 # every mbuf's header at start, and on this VM the page faults of the
 # default pool (~75 MB) cost ~0.4 s of CPU a start, over a thousand starts
 # a stage (measured: 0.64 s user+sys a start with the default, 0.29 s with
-# 4095). No test's traffic holds more in flight: its pcaps, preloaded by
-# infinite_rx, are of at most a few hundred frames, and a test that needs
-# another pool sets mbufs itself.
+# 4095). No test's traffic holds more in flight: the pcaps preloaded by
+# infinite_rx hold at most 576 frames (test_e2e's Box with the name sets'
+# hellos), and a test that needs another pool sets mbufs itself.
 POOL = "mbufs: 8191\n"
 
 
-def with_nap(node_text):
+def with_test_defaults(node_text):
     """@node_text (the node config, or a part of it) with NAP and POOL,
     unless it sets idle_sleep_us or mbufs itself (a key twice is refused)."""
     out = node_text.rstrip("\n") + "\n"
@@ -87,7 +87,7 @@ def write_node(path, in_pcap, out_dir, out_ports, extra=""):
     for i, name in enumerate(out_ports):
         lines.append(f'  {name}: {{device: "net_pcap_out{i},tx_pcap={out_dir}/{name}.pcap"}}')
     with open(path, "w") as f:
-        f.write(with_nap("\n".join(lines) + "\n" + extra))
+        f.write(with_test_defaults("\n".join(lines) + "\n" + extra))
 
 
 class Run:
@@ -185,7 +185,7 @@ def run_node(tmp_path, table, node_text, prefix, lcores="0,1", lcores_map=None, 
     """Run regionfwd with a node config given as text; return (proc, stats)."""
     node = os.path.join(tmp_path, "node.yaml")
     with open(node, "w") as f:
-        f.write(with_nap(node_text))
+        f.write(with_test_defaults(node_text))
     stats_path = os.path.join(tmp_path, "stats.json")
     eal = eal_args(prefix, lcores, mem)
     if lcores_map:
@@ -243,7 +243,7 @@ class Served:
         self.sock = str(tmp / "ctl.sock")
         node = tmp / "node.yaml"
         node.write_text("ports:\n" + "".join(f"  {n}: {d}\n" for n, d in ports) +
-                        with_nap(f"control_socket: {self.sock}\n" + extra_node))
+                        with_test_defaults(f"control_socket: {self.sock}\n" + extra_node))
         open(tmp / log, "w").close()
         self.p = start_regionfwd([regionfwd_bin()] + eal_args(prefix) + [
             "--", "--node", str(node), "--table", str(table)], str(tmp / log),
