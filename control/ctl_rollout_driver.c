@@ -27,6 +27,7 @@ struct ctl_rdriver {
 	pthread_mutex_t lock; /* guards stop and the status below */
 	pthread_cond_t wake;
 	bool stop;
+	bool joined; /* ctl_rdriver_stop() waited for the thread */
 	/* status */
 	bool leader, paused;
 	char leader_node[CTL_ROLLOUT_NAME_MAX + 1];
@@ -667,13 +668,24 @@ fail:
 
 void ctl_rdriver_stop(struct ctl_rdriver *d)
 {
-	if (d == NULL)
+	if (d == NULL || d->joined)
 		return;
 	pthread_mutex_lock(&d->lock);
 	d->stop = true;
 	pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->lock);
+	/* The thread finishes the etcd call it is in (an unpin, a commit)
+	 * and counts its outcome before it quits: the status read after
+	 * this says all it did. */
 	pthread_join(d->thread, NULL);
+	d->joined = true;
+}
+
+void ctl_rdriver_free(struct ctl_rdriver *d)
+{
+	if (d == NULL)
+		return;
+	ctl_rdriver_stop(d);
 	ctl_etcd_free(d->e);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->wake);

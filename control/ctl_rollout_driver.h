@@ -65,9 +65,13 @@ static inline uint64_t ctl_rdriver_report_stale_ms(unsigned report_ms)
  */
 struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struct fwd_err *err);
 
-/** Stop the thread; a leader revokes its lease so another takes over at
- *  once. NULL-safe. */
+/** Stop the thread (idempotent; NULL-safe); a leader revokes its lease so
+ *  another takes over at once. The status stays readable, with all the
+ *  thread did, until ctl_rdriver_free(). */
 void ctl_rdriver_stop(struct ctl_rdriver *d);
+
+/** Stop the thread and free the driver (NULL-safe). */
+void ctl_rdriver_free(struct ctl_rdriver *d);
 
 /** What the driver does now: {"leader", "leader_node", "paused",
  *  "last_error", "steps", "commits", "rollout", "state", "stray_pins",

@@ -1269,7 +1269,7 @@ static void shut_down(struct regiond *d)
 	 * agent), and only then is an extension's memory freed. */
 	ctl_api_stop(d->api);
 	ctl_feed_stop(d->feed);
-	ctl_rdriver_stop(d->rollouts); /* after the API: it shows its status */
+	ctl_rdriver_free(d->rollouts); /* after the API: it shows its status */
 	ctl_fleet_free(d->fleet); /* after the API: its view is the API's to read */
 	ctl_feed_free(d->feed); /* its prefixes stay, recorded: a restart takes them over */
 #ifdef REGIOND_BPF

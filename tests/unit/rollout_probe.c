@@ -162,8 +162,11 @@ int main(int argc, char **argv)
 		} while (!stop &&
 			 (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 <
 				 secs);
-		print(ctl_rdriver_status(d));
+		/* Stopped first: an unpin or a commit under way when the
+		 * time is up (or SIGTERM came) is in the status printed. */
 		ctl_rdriver_stop(d);
+		print(ctl_rdriver_status(d));
+		ctl_rdriver_free(d);
 	} else if (strcmp(argv[1], "pins") == 0) {
 		struct ctl_rstore_pin *pins = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*pins));
 		struct ctl_rstore_pinset set = {0};
