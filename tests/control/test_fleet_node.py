@@ -335,7 +335,7 @@ def test_tls_role_per_facility(tmp_path):
             try:
                 # the mode is its state from the first report; in_sync once it validated the table
                 wait_for(lambda: etcdlab.node_reports(c, "fa").get("x1", {}).get("in_sync") is True,
-                         timeout=30, what="a's node reports")
+                         timeout=60, what="a's node reports")
             except AssertionError:
                 raise AssertionError("a's node does not report: %s" % node_a.fleet())
             rep = etcdlab.node_reports(c, "fa")["x1"]

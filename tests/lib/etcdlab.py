@@ -188,7 +188,16 @@ class Cluster:
                 "--heartbeat-interval", "50", "--election-timeout", "500",
                 "--quota-backend-bytes", str(self.quota),
                 "--snapshot-count", "10000", "--log-level", "warn",
-                "--logger", "zap"]
+                "--logger", "zap",
+                # The cheapest bcrypt etcd allows for the lab's users (their
+                # hashes are made at "user add", after the start): each login
+                # (every etcdctl --user, every token a node or a test takes)
+                # checks a password, and at etcd's default cost of 10 that
+                # is 64 times the work, seconds of a core on a loaded CI box,
+                # where a node's /v3/auth/authenticate timed out at 3 s.
+                # What is tested (who may log in, tokens refused and taken
+                # again) does not depend on the cost; production keeps its own.
+                "--bcrypt-cost", "4"]
         if self.tls:
             argv += ["--cert-file", self.pki.server_cert, "--key-file", self.pki.server_key,
                      "--trusted-ca-file", self.pki.ca, "--client-cert-auth"]
