@@ -674,8 +674,9 @@ void ctl_rdriver_stop(struct ctl_rdriver *d)
 	d->stop = true;
 	pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->lock);
-	/* The thread finishes the etcd call it is in (an unpin, a commit)
-	 * and counts its outcome before it quits: the status read after
+	/* The thread sees stop only in its nap: it finishes the pass it is
+	 * in (its campaign or step, and up to PINS_UNPIN_PER_LOOK unpins)
+	 * and counts each outcome before it quits, so the status read after
 	 * this says all it did. */
 	pthread_join(d->thread, NULL);
 	d->joined = true;

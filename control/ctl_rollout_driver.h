@@ -65,9 +65,11 @@ static inline uint64_t ctl_rdriver_report_stale_ms(unsigned report_ms)
  */
 struct ctl_rdriver *ctl_rdriver_start(const struct ctl_rdriver_conf *conf, struct fwd_err *err);
 
-/** Stop the thread (idempotent; NULL-safe); a leader revokes its lease so
- *  another takes over at once. The status stays readable, with all the
- *  thread did, until ctl_rdriver_free(). */
+/** Stop the thread (idempotent; NULL-safe; from the thread that owns the
+ *  driver): it ends the pass it is in, and a leader revokes its lease so
+ *  another takes over at once. The status stays readable until
+ *  ctl_rdriver_free(), with all the thread did ("leader" then says whether
+ *  it led at its last pass). */
 void ctl_rdriver_stop(struct ctl_rdriver *d);
 
 /** Stop the thread and free the driver (NULL-safe). */

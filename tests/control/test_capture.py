@@ -222,9 +222,10 @@ def test_one_at_a_time_and_interrupt(box, tmp_path):
     # is closed, a moment after regionfwd ended the capture: the next one
     # may be refused (capture_busy, as above) until then, never after.
     tries = []
-    wait_for(lambda: tries.append(capture(box, "--count", "1")) or tries[-1][0] == 0, timeout=30,
+    wait_for(lambda: tries.append(capture(box, "--count", "1")) or
+             not (tries[-1][0] == 1 and "capture_busy (409)" in tries[-1][2]), timeout=30,
              what="a capture after the interrupted one")
-    assert all(t[0] == 1 and "capture_busy (409)" in t[2] for t in tries[:-1]), tries
+    assert tries[-1][0] == 0, tries
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")

@@ -326,7 +326,7 @@ def test_tls_role_per_facility(tmp_path):
                      "--fleet-node", "x1", "--fleet-facility", fac, "--fleet-ca", c.pki.ca,
                      "--fleet-cert", cert, "--fleet-key", key, "--fleet-user", "fleet-fa",
                      "--fleet-password-file", str(pw), "--fleet-lease", "3",
-                     # etcd checks a password with bcrypt: slow on a loaded VM
+                     # a login checks a password with bcrypt: slow on a loaded VM
                      "--fleet-timeout-ms", "3000"],
                     stdout=open(tmp_path / f"rd-{fac}.log", "w"), stderr=subprocess.STDOUT))
             # a's identity runs a node of facility a: its report is there

@@ -377,6 +377,11 @@ def test_leader_key_deleted_mid_rollout(cluster, fac):
         cluster.delete(pre + "rollout/leader")
         rec = finished(cluster, f, timeout=60)
     finally:
+        # Both told at once: a leader's stop revokes its lease, and a
+        # follower still running would campaign and lead in its place.
+        for p in (a, b):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
         for p in (a, b):
             outs.append(stop(p)[0])
     assert rec["state"] == "completed", rec
