@@ -216,8 +216,8 @@ def test_one_at_a_time_and_interrupt(box, tmp_path):
     assert "(interrupted)" in out, out
     n = int(out.split("capture: ")[1].split()[0])
     assert n > 0 and len(tshark(f)) == n
-    wait_for(lambda: "capture 3 for" in open(tmp_path / "fwd.log").read() and
-             "end=stopped" in open(tmp_path / "fwd.log").read().split("capture 3 for")[-1], what="capture 3 ended")
+    wait_for(lambda: re.search(r"capture 3 for .* ended: .*end=stopped", open(tmp_path / "fwd.log").read()),
+             what="capture 3 ended")
     # regiond frees its one slot when the interrupted stream's connection
     # is closed, a moment after regionfwd ended the capture: the next one
     # may be refused (capture_busy, as above) until then, never after.

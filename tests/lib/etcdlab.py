@@ -314,9 +314,10 @@ class Cluster:
 
     def _token(self, i, user, password, fresh=False):
         """A token of @user at member @i, kept for the next call. etcd checks
-        a password with bcrypt (the lab's cost 4 is cheap, etcd's default 10
-        is tens of ms of a core a login, seconds on a loaded CI box): a test that polls etcd ten times a second and logs
-        in for each poll starves the nodes under test of their own logins
+        a password with bcrypt at each login (cheap at the lab's cost 4; at
+        etcd's default 10, tens of ms of a core, seconds on a loaded CI box):
+        a test that polls etcd ten times a second and logs in for each poll
+        starves the nodes under test of their own logins
         (seen: a node's /v3/auth/authenticate timing out in CI). @fresh
         logs in again (the token was refused: expired, its member
         restarted, the user's password changed)."""
