@@ -761,22 +761,70 @@ static void report(struct ctl_fleet *f, int force);
  * many chunks, a push of a routing-scale table, regionfwd stopped until
  * --dataplane-timeout), and a node whose lease lapsed leaves the fleet
  * view (its report goes with it: a rollout takes it for lost) though it is
- * only applying. On a client of its own: the thread's is in use. */
+ * only applying. On a client of its own: the thread's is in use.
+ *
+ * The first keepalive is due a third of the lease after the agent's last
+ * one (lease_kept_ms), not after the keeper's start: the agent may have
+ * kept it most of a third ago. A failed keepalive is tried again after a
+ * twelfth of the lease, not a third: one keepalive that tries every
+ * endpoint can take several --fleet-timeout-ms on a loaded etcd, and a
+ * third more on top of it let a 3 s lease lapse in a CI run.
+ *
+ * lease_kept_ms is the agent thread's: it wrote it before keep_begin()
+ * created this thread and reads it after keep_end() joined it, and does
+ * not touch it in between (it is blocked in the fetch or the apply), so
+ * the create and the join order both accesses. */
 static void *keeper_thread(void *arg)
 {
 	struct ctl_fleet *f = arg;
+	const int64_t third = (int64_t)f->lease_s * 1000 / 3;
+	const int64_t retry = third / 4 > 100 ? third / 4 : 100;
+	int64_t due = f->lease_kept_ms + third, sent, ttl;
+	unsigned failed = 0;
+	int lapsed = 0, rc;
 	struct fwd_err e;
-	int64_t ttl;
+	char b[400];
 
 	pthread_mutex_lock(&f->kmu);
 	while (!f->keeper_stop) {
-		struct timespec ts = fwd_mono_after_ms((int64_t)f->lease_s * 1000 / 3);
+		int64_t wait = due - fwd_mono_ms();
 
-		pthread_cond_timedwait(&f->kcv, &f->kmu, &ts);
-		if (f->keeper_stop)
-			break;
+		if (lapsed) {
+			pthread_cond_wait(&f->kcv, &f->kmu);
+			continue;
+		}
+		if (wait > 0) {
+			struct timespec ts = fwd_mono_after_ms(wait);
+
+			/* Woken early (keep_end, or spuriously): look again. */
+			pthread_cond_timedwait(&f->kcv, &f->kmu, &ts);
+			continue;
+		}
 		pthread_mutex_unlock(&f->kmu);
-		ctl_etcd_lease_keepalive(f->keeper_etcd, f->lease, &ttl, &e);
+		sent = fwd_mono_ms();
+		rc = ctl_etcd_lease_keepalive(f->keeper_etcd, f->lease, &ttl, &e);
+		if (rc == 0) {
+			f->lease_kept_ms = sent;
+			due = sent + third;
+			if (failed)
+				fwd_log(FWD_LOG_NOTICE,
+					"fleet: lease kept again after %u failed keepalives",
+					failed);
+			failed = 0;
+		} else if (rc == -ENOENT) {
+			/* Nothing to keep: the agent takes a new lease and
+			 * reports again once the apply is over. */
+			lapsed = 1;
+			fwd_log(FWD_LOG_WARNING, "fleet: the lease lapsed during an apply: %s",
+				"the node is out of the fleet view until it ends");
+		} else {
+			if (failed++ == 0)
+				fwd_log(FWD_LOG_WARNING,
+					"fleet: cannot keep the lease (again every %" PRId64
+					" ms): %s",
+					retry, fwd_err_str(&e, b, sizeof(b)));
+			due = fwd_mono_ms() + retry;
+		}
 		pthread_mutex_lock(&f->kmu);
 	}
 	pthread_mutex_unlock(&f->kmu);

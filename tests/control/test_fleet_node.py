@@ -816,6 +816,7 @@ def test_a_long_apply_keeps_the_node_in_the_fleet_view(fleet):
     n0.fwd.send_signal(signal.SIGSTOP)
     try:
         etcdlab.set_desired(c, FAC, h)
+        fleet.current = h  # what the next tests expect, even if this one fails
         t0 = time.monotonic()
         fleet.wait_converged(h, nodes=fleet.nodes[1:])
         wait_for(lambda: fleet.reports()["n0"]["target"]["table"] == h, timeout=20,
@@ -833,7 +834,41 @@ def test_a_long_apply_keeps_the_node_in_the_fleet_view(fleet):
     finally:
         n0.fwd.send_signal(signal.SIGCONT)
     fleet.wait_converged(h, timeout=60)
-    fleet.current = h
+
+
+def test_a_lease_lost_during_an_apply_is_said_and_taken_again(fleet):
+    """The keeper of a long apply's lease, cut off from etcd for longer than
+    the lease (n2's link down while its push waits for a stopped regionfwd):
+    it says it cannot keep the lease, the node's report leaves the fleet view
+    with the lease, and once etcd answers again the keeper says the lease
+    lapsed (its keepalives failed silently before, and retried only a third
+    of the lease later). When the apply ends the node takes a new lease,
+    reports again and converges."""
+    c = fleet.cluster
+    n2 = fleet.nodes[2]
+    fleet.wait_converged(fleet.current)
+    h = fleet.variant("lapse-apply", "dns: [any/53]", "dns: [any/53]\n  ntp5: [udp/127]")
+    seen = len(n2.log())
+    n2.fwd.send_signal(signal.SIGSTOP)
+    try:
+        etcdlab.set_desired(c, FAC, h)
+        fleet.current = h
+        wait_for(lambda: fleet.reports()["n2"]["target"]["table"] == h, timeout=20,
+                 what="n2 reports its new target")
+        netns.sh(f"ip link set {PART_OUTER} down")
+        try:
+            wait_for(lambda: "n2" not in fleet.reports(), timeout=20, what="n2's report expires")
+            wait_for(lambda: "fleet: cannot keep the lease" in n2.log()[seen:], timeout=20,
+                     what="n2's keeper says it cannot keep the lease")
+        finally:
+            netns.sh(f"ip link set {PART_OUTER} up")
+        wait_for(lambda: "fleet: the lease lapsed during an apply" in n2.log()[seen:], timeout=20,
+                 what="n2's keeper says the lease lapsed")
+        assert n2.fwd.poll() is None and n2.rd.poll() is None
+    finally:
+        n2.fwd.send_signal(signal.SIGCONT)
+    fleet.wait_converged(h, timeout=60)
+    assert fleet.reports()["n2"]["in_sync"]
 
 
 def test_a_second_regiond_with_the_same_node_name_is_said(fleet, tmp_path):
