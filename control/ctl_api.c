@@ -805,7 +805,8 @@ json_t *ctl_api_health(const json_t *status)
  * health. NULL on ENOMEM. */
 static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 {
-	json_t *b;
+	const struct ctl_ext *x;
+	json_t *b, *fleet;
 
 	pthread_mutex_lock(&api->view_lock);
 	b = json_deep_copy(api->view);
@@ -813,6 +814,15 @@ static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 	pthread_mutex_unlock(&api->view_lock);
 	if (b == NULL)
 		return NULL;
+	/* The fleet agent's part read now, from its own lock (as GET
+	 * /v1/fleet): the view is published once per main-loop turn, and an
+	 * etcd refusal the agent met since must not be missing from a status
+	 * asked right after GET /v1/fleet showed it. */
+	if ((x = ctl_state_ext(api->st, "fleet")) != NULL && x->status &&
+	    (fleet = x->status(x->arg, NULL)) != NULL) {
+		json_object_del(fleet, "report");
+		json_object_set_new(b, "fleet", fleet);
+	}
 	json_object_set_new(b, "regiond",
 			    json_pack("{s:s, s:I}", "version", CTL_REGIOND_VERSION, "uptime_s",
 				      (json_int_t)(time(NULL) - api->started)));

@@ -135,8 +135,10 @@ struct ctl_fleet {
 	pthread_mutex_t kmu;
 	pthread_cond_t kcv;
 	int keeper_stop;
+	int keeper_lapsed; /* the keeper's: etcd said the lease is gone */
 
-	/* thread-only */
+	/* thread-only (lease_kept_ms also the keeper's while the thread waits
+	 * for it: keeper_thread says how that is ordered) */
 	struct ctl_etcd_watch *w_desired, *w_pin;
 	struct target desired, pin;
 	int need_read, read_once;
@@ -773,7 +775,7 @@ static void report(struct ctl_fleet *f, int force);
  * lease_kept_ms is the agent thread's: it wrote it before keep_begin()
  * created this thread and reads it after keep_end() joined it, and does
  * not touch it in between (it is blocked in the fetch or the apply), so
- * the create and the join order both accesses. */
+ * the create and the join order both accesses; keeper_lapsed the same. */
 static void *keeper_thread(void *arg)
 {
 	struct ctl_fleet *f = arg;
@@ -815,6 +817,7 @@ static void *keeper_thread(void *arg)
 			/* Nothing to keep: the agent takes a new lease and
 			 * reports again once the apply is over. */
 			lapsed = 1;
+			f->keeper_lapsed = 1;
 			fwd_log(FWD_LOG_WARNING, "fleet: the lease lapsed during an apply: %s",
 				"the node is out of the fleet view until it ends");
 		} else {
@@ -837,6 +840,7 @@ static int keep_begin(struct ctl_fleet *f)
 	if (!f->lease || !f->keeper_etcd)
 		return 0;
 	f->keeper_stop = 0;
+	f->keeper_lapsed = 0;
 	return pthread_create(&f->keeper, NULL, keeper_thread, f) == 0;
 }
 
@@ -849,6 +853,11 @@ static void keep_end(struct ctl_fleet *f, int started)
 	pthread_cond_signal(&f->kcv);
 	pthread_mutex_unlock(&f->kmu);
 	pthread_join(f->keeper, NULL);
+	/* A lapsed lease is no use to the report that follows the apply:
+	 * session() takes a new one first (a report on the old one would
+	 * only be refused, one more etcd error for nothing). */
+	if (f->keeper_lapsed)
+		f->lease = 0;
 }
 
 /* Whether the table refused for having no manifest is published now.
