@@ -709,7 +709,7 @@ void ctl_api_publish(struct ctl_api *api)
 	const char *ran = json_string_value(
 		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
 	const struct ctl_ext *x = ctl_state_ext(st, "filters");
-	json_t *v, *old, *filters = NULL, *fleet;
+	json_t *v, *old, *filters = NULL;
 	int in_sync;
 
 	/* Compared now, not when the report was taken: a change made since
@@ -729,11 +729,8 @@ void ctl_api_publish(struct ctl_api *api)
 	/* The routing feed's summary (GET /v1/feed with shorter lists). */
 	x = ctl_state_ext(st, "feed");
 	json_object_set_new(v, "feed", x && x->status ? x->status(x->arg, NULL) : json_null());
-	/* The fleet agent's view (GET /v1/fleet without its last report). */
-	x = ctl_state_ext(st, "fleet");
-	fleet = x && x->status ? x->status(x->arg, NULL) : NULL;
-	json_object_del(fleet, "report");
-	json_object_set_new(v, "fleet", fleet ? fleet : json_null());
+	/* The fleet agent's part is not in the view: status_json() reads it
+	 * when asked. */
 	pthread_mutex_lock(&api->view_lock);
 	old = api->view;
 	api->view = v;
@@ -814,15 +811,15 @@ static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 	pthread_mutex_unlock(&api->view_lock);
 	if (b == NULL)
 		return NULL;
-	/* The fleet agent's part read now, from its own lock (as GET
-	 * /v1/fleet): the view is published once per main-loop turn, and an
-	 * etcd refusal the agent met since must not be missing from a status
-	 * asked right after GET /v1/fleet showed it. */
-	if ((x = ctl_state_ext(api->st, "fleet")) != NULL && x->status &&
-	    (fleet = x->status(x->arg, NULL)) != NULL) {
-		json_object_del(fleet, "report");
-		json_object_set_new(b, "fleet", fleet);
-	}
+	/* The fleet agent's view (GET /v1/fleet without its last report),
+	 * read now from the agent's own lock, not published with the view:
+	 * that is once per main-loop turn, and an etcd refusal the agent met
+	 * since must not be missing from a status asked right after GET
+	 * /v1/fleet showed it. */
+	x = ctl_state_ext(api->st, "fleet");
+	fleet = x && x->status ? x->status(x->arg, NULL) : NULL;
+	json_object_del(fleet, "report");
+	json_object_set_new(b, "fleet", fleet ? fleet : json_null());
 	json_object_set_new(b, "regiond",
 			    json_pack("{s:s, s:I}", "version", CTL_REGIOND_VERSION, "uptime_s",
 				      (json_int_t)(time(NULL) - api->started)));
