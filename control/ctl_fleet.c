@@ -783,7 +783,7 @@ static void *keeper_thread(void *arg)
 	const int64_t retry = third / 4 > 100 ? third / 4 : 100;
 	int64_t due = f->lease_kept_ms + third, sent, ttl;
 	unsigned failed = 0;
-	int lapsed = 0, rc;
+	int rc;
 	struct fwd_err e;
 	char b[400];
 
@@ -791,7 +791,7 @@ static void *keeper_thread(void *arg)
 	while (!f->keeper_stop) {
 		int64_t wait = due - fwd_mono_ms();
 
-		if (lapsed) {
+		if (f->keeper_lapsed) {
 			pthread_cond_wait(&f->kcv, &f->kmu);
 			continue;
 		}
@@ -816,7 +816,6 @@ static void *keeper_thread(void *arg)
 		} else if (rc == -ENOENT) {
 			/* Nothing to keep: the agent takes a new lease and
 			 * reports again once the apply is over. */
-			lapsed = 1;
 			f->keeper_lapsed = 1;
 			fwd_log(FWD_LOG_WARNING, "fleet: the lease lapsed during an apply: %s",
 				"the node is out of the fleet view until it ends");
