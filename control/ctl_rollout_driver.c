@@ -108,6 +108,16 @@ static bool nap(struct ctl_rdriver *d, uint64_t ms)
 	return stop;
 }
 
+static bool stopping(struct ctl_rdriver *d)
+{
+	bool stop;
+
+	pthread_mutex_lock(&d->lock);
+	stop = d->stop;
+	pthread_mutex_unlock(&d->lock);
+	return stop;
+}
+
 static void lose_leadership(struct ctl_rdriver *d, const char *why)
 {
 	if (d->leader_create)
@@ -593,6 +603,11 @@ static void *run(void *arg)
 
 		if (d->leader_create == 0)
 			campaign(d);
+		/* Told to stop during the campaign (the regiond is shutting
+		 * down): no step is driven on a leadership won on the way out;
+		 * the lease, and with it the key, is revoked below. */
+		if (stopping(d))
+			break;
 		if (d->leader_create && keep_lease(d)) {
 			wait = drive(d);
 			/* drive() may have lost the leadership (a commit's
