@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
-from dprun import NAP, POOL, ROOT, read_pcaps, run_node, start_regionfwd, wait_pcap, wait_started  # noqa: E402
+from dprun import NAP, POOL, ROOT, read_pcaps, run_node, start_regionfwd, wait_pcap_kicked, wait_started  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, raw, wrpcap  # noqa: E402
 
@@ -191,26 +191,9 @@ def test_af_packet_on_veth(tmp_path):
             def afp(f):
                 return raw(f).endswith(b"afp")
 
-            def held():
-                try:  # tcpdump may be writing a record as it is read
-                    return len([f for f in read_pcaps(str(tmp_path / "cap.pcap")) if afp(f)])
-                except Exception:
-                    return 0
-
-            wait_pcap(str(tmp_path / "cap.pcap"), 50, afp)
-            # DPDK 22.11's net_af_packet counts a burst as sent when the
-            # kernel's kick of its TX ring says EAGAIN or ENOBUFS (under
-            # load), and leaves what was not sent in the ring until the
-            # next transmit: a quiet link's last frames wait for the next
-            # one (docs/operations.md). A CI-loaded run once captured 49
-            # of 50 after 30 s. Frames of their own then send the rest:
-            # none may be lost, only held.
-            for kick in range(5):
-                if held() >= 50:
-                    break
-                lab.send("rfa1", "sendp(Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.99', dst='192.0.2.1')/"
-                                 "UDP(dport=53)/Raw(b'kick'), iface=IFACE, verbose=False)")
-                wait_pcap(str(tmp_path / "cap.pcap"), 50, afp, timeout=10)
+            wait_pcap_kicked(str(tmp_path / "cap.pcap"), 50, afp, lambda: lab.send(
+                "rfa1", "sendp(Ether(dst='02:00:00:00:00:aa')/IP(src='10.0.0.99', dst='192.0.2.1')/"
+                        "UDP(dport=53)/Raw(b'kick'), iface=IFACE, verbose=False)"))
         finally:
             proc.terminate()
             proc.wait(30)
