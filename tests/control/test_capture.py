@@ -956,14 +956,19 @@ def test_xdp_drops_keep_their_rule_names_across_table_changes(tmp_path):
             gen0 = box.gen()
             senders = [lab.armed_sender("xcg1", SEND) for _ in tables]
             f = str(tmp_path / "gens.pcapng")
-            cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--duration", "10",
-                                    "--filter", "not host 2.2.2.2", "-w", f], stdout=subprocess.PIPE, text=True)
+            # Ended by its count, the 60 drops the senders make: a window of
+            # 10 s once ended before the third generation's frames (one of
+            # 20 captured), three applies taking most of it in a loaded
+            # sanitizer stage. A frame missing keeps it to its duration.
+            cap = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--drops-only", "--count", "60",
+                                    "--duration", "120", "--filter", "not host 2.2.2.2", "-w", f],
+                                   stdout=subprocess.PIPE, text=True)
             capture_running(tmp_path, 1, f)
             for i, go in enumerate(senders):
                 if i:
                     apply(i)
                 go()
-            assert cap.wait(60) == 0
+            assert cap.wait(180) == 0
             err = cap.stdout.read()
             seen = {}
             for p in tshark(f):
@@ -972,6 +977,7 @@ def test_xdp_drops_keep_their_rule_names_across_table_changes(tmp_path):
                 seen[(v["gen"], v["rule"])] = seen.get((v["gen"], v["rule"]), 0) + 1
             want = {(str(gen0 + i), name): 20 for i, (name, _) in enumerate(tables)}
             assert seen == want, (seen, err)
+            assert "capture: 60 packets written" in err, err
         finally:
             for go in senders:
                 if go.proc.poll() is None:
