@@ -127,7 +127,17 @@ def test_pool_exhaustion_and_recovery(tmp_path):
         c3 = f.counters()
         fast = (c3["ports"]["in0"]["ipackets"] - rx) / (time.monotonic() - t_rate)
         assert c3["mbufs"]["in_use"] <= 512 + 64
-        assert fast > 2 * slow, (fast, slow)  # the pcap port is no longer starved
+        # The loop is gone, not merely slower: nothing comes back from the
+        # ring and nothing more expires, while the pcap port keeps receiving.
+        # The two rates are printed, not compared: on a loaded CI runner the
+        # starved rate was already 0.77x the recovered one (a timing, and
+        # this module asserts none).
+        # (c2 may still see the ring's last few frames; c3 is 0.5 s on.)
+        time.sleep(0.3)
+        c4 = f.counters()
+        assert c4["ports"]["ring"]["ipackets"] == c3["ports"]["ring"]["ipackets"], (c3["ports"], c4["ports"])
+        assert c4["drops"]["ttl_expired"] == c3["drops"]["ttl_expired"]
+        assert c4["ports"]["in0"]["ipackets"] > c3["ports"]["in0"]["ipackets"] + 10000
         print(f"\npool exhaustion: {exhausted['in_use']}/{exhausted['pool']} mbufs in use, ingress starved to "
               f"{slow / 1e6:.2f} Mpps, {c3['drops']['ttl_expired']} looped frames expired, "
               f"{c3['drops']['tx_full']} refused by the full ring, every one counted; back to "
