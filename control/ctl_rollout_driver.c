@@ -68,6 +68,19 @@ struct ctl_rdriver {
 	 * record is written again every beat_ms while its phase waits. */
 	uint64_t written_at;
 	uint64_t beat_ms;
+	/* Time etcd was out of this driver's reach does not count towards a
+	 * phase's timeouts: the nodes report through etcd, and a sync_timeout
+	 * that ran on while etcd was down aborted a rollout blaming a node
+	 * that had applied the table at once (its report could not be
+	 * written, nor read). looked_at/looked_mod: this driver's last look
+	 * at the record (its clock, and the revision read or committed);
+	 * blind: etcd was out of reach since (a call went unanswered);
+	 * credit: the time taken off the phase for it, applied to the record
+	 * read at looked_mod until a commit of ours carries it (another's
+	 * write supersedes it). */
+	uint64_t looked_at, credit;
+	int64_t looked_mod;
+	bool blind;
 	/* why the pins could not be read, as last logged (whole: a cut copy
 	 * would never compare equal, and be logged every look) */
 	char pins_error[sizeof(((struct fwd_err *)0)->reason)];
@@ -85,6 +98,11 @@ static void set_error(struct ctl_rdriver *d, const struct fwd_err *err, bool pau
 	char buf[400];
 
 	fwd_err_str(err, buf, sizeof(buf));
+	/* Out of reach, not refused: a lapsed lease or a failed compare is
+	 * etcd answering (a leadership that keeps changing gets no credit,
+	 * or its sync_timeout would never fire). */
+	if (err->reason_code == FWD_R_ETCD_UNAVAILABLE)
+		d->blind = true; /* the thread's own: only it calls set_error */
 	pthread_mutex_lock(&d->lock);
 	if (strcmp(d->last_error, buf) != 0)
 		fwd_log(FWD_LOG_WARNING, "fleet rollout driver (%s): %s%s", d->conf.facility, buf,
@@ -338,6 +356,44 @@ static void rebase(struct ctl_rdriver *d, int64_t mod, uint64_t now)
 	r->since = (uint64_t)((int64_t)r->since + d->shift);
 }
 
+/* A phase whose clock ran while etcd was out of reach gets that time back:
+ * everything between this driver's last look and this one, when an etcd
+ * call failed in between and nobody wrote the record meanwhile (a leader
+ * that did was watching, and rebase() takes its word). Only the phases that
+ * wait on reports are moved (the rates, a wave's sync and bake, a revert),
+ * and never past now. @return true when a credit was newly taken, so the
+ * caller writes it at once (a takeover then starts from it too). */
+static bool give_credit(struct ctl_rdriver *d, int64_t mod, uint64_t now)
+{
+	struct ctl_rollout *r = d->r;
+	bool timed = r->state == CTL_RO_PENDING || r->state == CTL_RO_SYNCING ||
+		     r->state == CTL_RO_BAKING || r->state == CTL_RO_ABORTING;
+	bool fresh = false;
+
+	if (mod != d->looked_mod) {
+		d->credit = 0;
+	} else if (d->blind && d->looked_at && timed && now > d->looked_at + d->conf.poll_ms) {
+		/* An ordinary round's wait still counts: a leader whose every
+		 * round meets one failed call (a member down, the next one
+		 * answering late) still moves its phases on, only slower. */
+		uint64_t blind = now - d->looked_at - d->conf.poll_ms;
+
+		d->credit += blind;
+		fresh = true;
+		fwd_log(FWD_LOG_INFO,
+			"fleet rollout %s (%s): etcd was out of reach for %.1f s: the %s phase's "
+			"clock is moved on by as much (no node could report meanwhile)",
+			r->id, r->facility, (double)blind / 1000.0,
+			ctl_rollout_state_name(r->state));
+	}
+	d->blind = false;
+	d->looked_mod = mod;
+	d->looked_at = now;
+	if (d->credit && timed)
+		r->since = r->since + d->credit < now ? r->since + d->credit : now;
+	return fresh;
+}
+
 /* The record written as the leader's step or beat, compared on its
  * mod_revision (*@mod: the one read, then the one written) and the
  * leader key. @return 0 written; 1 not, the round
@@ -361,6 +417,10 @@ static int commit(struct ctl_rdriver *d, struct ctl_rollout_actions *act, int64_
 	}
 	d->own_mod = *mod;
 	d->written_at = now;
+	/* The record now holds the phase's start with any credit in it. */
+	d->looked_mod = *mod;
+	d->looked_at = now;
+	d->credit = 0;
 	pthread_mutex_lock(&d->lock);
 	d->commits++;
 	pthread_mutex_unlock(&d->lock);
@@ -373,6 +433,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 	struct ctl_rollout_actions *act = calloc(1, sizeof(*act));
 	struct fwd_err err = {0};
 	uint64_t wait = d->conf.poll_ms, now;
+	bool credited;
 	int64_t mod;
 	int n, rc;
 
@@ -402,6 +463,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 	 * future (a hostile probe). */
 	now = (uint64_t)fwd_steady_ms(&d->clock);
 	rebase(d, mod, now);
+	credited = give_credit(d, mod, now);
 	if (ctl_rollout_step(d->r, d->reports, (size_t)n, now, act)) {
 		fwd_err_fail(&err, FWD_R_INVALID_FLEET_KEY, NULL, 0, "rollout/active",
 			     "does not hold together");
@@ -426,7 +488,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 	 * beat and the takeover itself. A beat is the record's own
 	 * transaction, compared on its mod_revision and the leader key as
 	 * any step, so an operator's abort in between is read, not lost. */
-	if (!act->write && !act->finish && now - d->written_at >= d->beat_ms &&
+	if (!act->write && !act->finish && (credited || now - d->written_at >= d->beat_ms) &&
 	    (d->r->state == CTL_RO_PENDING || d->r->state == CTL_RO_SYNCING ||
 	     d->r->state == CTL_RO_BAKING || d->r->state == CTL_RO_ABORTING)) {
 		d->r->updated_at = now;

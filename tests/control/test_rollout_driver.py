@@ -12,6 +12,7 @@ mid-rollout (another driver takes over and completes it); an etcd member
 killed mid-rollout; garbage in rollout/active (reported, nothing written)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -712,9 +713,13 @@ def test_whole_cluster_stopped_mid_rollout(cluster, fac):
     f, nodes, doc = fac
     rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 3, "wave": 2, "sync_timeout_s": 30}')
     assert rc == 0
+    pre = etcdlab.fac_prefix(f)
     d = driver(cluster, f, "drv-a", lease=10)
     try:
-        wait_for(lambda: nodes[0].running == NEW, what="canary on NEW")
+        # The record's own phase, not the node's: a node on NEW may not
+        # have been read yet, and the wave still be syncing.
+        wait_for(lambda: (cluster.get_json(pre + "rollout/active") or {}).get("state") == "baking",
+                 what="the canary's wave baking")
         cluster.stop_all()
         time.sleep(4)
         cluster.start_all()
@@ -723,6 +728,38 @@ def test_whole_cluster_stopped_mid_rollout(cluster, fac):
         out, err = stop(d)
     assert rec["state"] == "completed", rec
     assert "paused" in err, err[-2000:]
+    assert "etcd was out of reach for" in err and "the baking phase's clock is moved on" in err, err[-3000:]
+    assert all(n.applied == [NEW] for n in nodes), [n.applied for n in nodes]
+
+
+def test_sync_timeout_does_not_run_while_etcd_is_down(cluster, fac):
+    """A wave's nodes report through etcd: while it is down none can say it
+    is in sync, and that time is not theirs. The canary n1 cannot apply
+    NEW until etcd comes back; etcd is down longer than the whole
+    sync_timeout. The wave waits out the outage, then syncs and the
+    rollout completes; the driver says how long it gave back. Without the
+    credit, the first look after the outage aborted it on sync_timeout,
+    blaming n1."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    nodes[0].stuck.add(NEW)
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 8}')
+    assert rc == 0, (out, err)
+    d = driver(cluster, f, "drv-a", lease=10)
+    try:
+        wait_for(lambda: cluster.get(pre + "pins/n1") is not None, what="the canary pinned")
+        rec = cluster.get_json(pre + "rollout/active")
+        assert rec["state"] == "syncing" and rec["wave"] == 0, rec
+        cluster.stop_all()
+        time.sleep(10)  # longer than the sync_timeout, 8 s
+        nodes[0].stuck.discard(NEW)  # n1 applies NEW as soon as it reads its pin
+        cluster.start_all()
+        rec = finished(cluster, f)
+    finally:
+        out, err = stop(d)
+    assert rec["state"] == "completed", rec
+    m = re.search(r"etcd was out of reach for ([0-9.]+) s: the syncing phase's clock is moved on", err)
+    assert m and float(m.group(1)) >= 10, err[-3000:]
     assert all(n.applied == [NEW] for n in nodes), [n.applied for n in nodes]
 
 
