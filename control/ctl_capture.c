@@ -256,17 +256,23 @@ static void xdp_close(struct ctl_capture *c)
 {
 	uint64_t captured, lost;
 	uint32_t id;
-	char text[160];
+	char text[256];
 
 	if (c->xcap == NULL)
 		return;
 	c->xdp->capture_close(c->xcap, xdp_pkt, c, &captured, &lost);
 	c->xcap = NULL;
 	/* Its statistics, on its first interface (one is made when no drop
-	 * came, so that the numbers are there). */
-	snprintf(text, sizeof(text), "xdp capture: captured=%llu written=%llu lost=%llu",
+	 * came, so that the numbers are there). The count is regiond's, over
+	 * both sides: when it is reached regiond stops regionfwd's copy, whose
+	 * own block then says end=stopped, so this one says why. */
+	snprintf(text, sizeof(text), "xdp capture: captured=%llu written=%llu lost=%llu%s",
 		 (unsigned long long)captured, (unsigned long long)c->xdp_written,
-		 (unsigned long long)lost);
+		 (unsigned long long)lost,
+		 c->count && c->packets >= c->count
+			 ? " end=count reached (regionfwd's and XDP's packets together; regiond "
+			   "stopped regionfwd's copy)"
+			 : "");
 	if (xdp_ifid(c, c->nxifs ? c->xifs[0] : "filter", &id) == 0)
 		ctl_pcapng_isb(&c->out, id, fwd_wall_ns(), captured + lost, lost, text);
 }

@@ -978,6 +978,9 @@ def test_xdp_drops_keep_their_rule_names_across_table_changes(tmp_path):
             want = {(str(gen0 + i), name): 20 for i, (name, _) in enumerate(tables)}
             assert seen == want, (seen, err)
             assert "capture: 60 packets written" in err, err
+            # regionfwd's copy was stopped by regiond (end=stopped); the XDP
+            # side's block says the count, over both, ended it.
+            assert re.search(r"xdp capture: captured=\d+ written=\d+ lost=0 end=count reached", err), err
         finally:
             for go in senders:
                 if go.proc.poll() is None:

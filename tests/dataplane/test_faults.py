@@ -124,20 +124,22 @@ def test_pool_exhaustion_and_recovery(tmp_path):
         rec, c2 = f.wait(lambda c: c["mbufs"]["in_use"] <= 512 + 64)
         t_rate, rx = time.monotonic(), c2["ports"]["in0"]["ipackets"]
         time.sleep(0.5)
-        c3 = f.counters()
+        # Progress, not a rate: a loaded runner once held regionfwd's worker
+        # for the whole of a 0.3 s window (in0 did not move at all), and in
+        # CI the starved rate was 0.77x the recovered one. Rates are printed,
+        # never compared (this module asserts no timing).
+        _, c3 = f.wait(lambda c: c["ports"]["in0"]["ipackets"] > rx + 10000)
         fast = (c3["ports"]["in0"]["ipackets"] - rx) / (time.monotonic() - t_rate)
         assert c3["mbufs"]["in_use"] <= 512 + 64
-        # The loop is gone, not merely slower: nothing comes back from the
-        # ring and nothing more expires, while the pcap port keeps receiving.
-        # The two rates are printed, not compared: on a loaded CI runner the
-        # starved rate was already 0.77x the recovered one (a timing, and
-        # this module asserts none).
-        # (c2 may still see the ring's last few frames; c3 is 0.5 s on.)
-        time.sleep(0.3)
-        c4 = f.counters()
+        # The loop is gone, not merely slower: while the worker takes another
+        # 10,000 frames from the pcap port (hundreds of bursts, the ring
+        # polled between them), nothing comes back from the ring and nothing
+        # more expires. (c2 may still have seen the ring's last few frames:
+        # the worker has taken 10,000 more since.)
+        _, c4 = f.wait(lambda c: c["ports"]["in0"]["ipackets"] > c3["ports"]["in0"]["ipackets"] + 10000)
         assert c4["ports"]["ring"]["ipackets"] == c3["ports"]["ring"]["ipackets"], (c3["ports"], c4["ports"])
         assert c4["drops"]["ttl_expired"] == c3["drops"]["ttl_expired"]
-        assert c4["ports"]["in0"]["ipackets"] > c3["ports"]["in0"]["ipackets"] + 10000
+        assert c4["mbufs"]["in_use"] <= 512 + 64
         print(f"\npool exhaustion: {exhausted['in_use']}/{exhausted['pool']} mbufs in use, ingress starved to "
               f"{slow / 1e6:.2f} Mpps, {c3['drops']['ttl_expired']} looped frames expired, "
               f"{c3['drops']['tx_full']} refused by the full ring, every one counted; back to "
