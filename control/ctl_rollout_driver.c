@@ -663,13 +663,28 @@ static void *run(void *arg)
 	for (;;) {
 		uint64_t wait = d->conf.poll_ms;
 
-		if (d->leader_create == 0)
+		bool campaigned = d->leader_create == 0;
+
+		if (campaigned)
 			campaign(d);
 		/* Told to stop during the campaign (the regiond is shutting
 		 * down): no step is driven on a leadership won on the way out;
-		 * the lease, and with it the key, is revoked below. */
-		if (stopping(d))
+		 * the lease, and with it the key, is revoked below, and the
+		 * status read after the stop does not say it led (it never
+		 * acted as the leader). */
+		if (stopping(d)) {
+			if (campaigned && d->leader_create) {
+				fwd_log(FWD_LOG_INFO,
+					"fleet rollout driver (%s): won the leadership while "
+					"stopping: gives it up at once",
+					d->conf.facility);
+				pthread_mutex_lock(&d->lock);
+				d->leader = false;
+				d->leader_node[0] = '\0'; /* nobody, once revoked */
+				pthread_mutex_unlock(&d->lock);
+			}
 			break;
+		}
 		if (d->leader_create && keep_lease(d)) {
 			wait = drive(d);
 			/* drive() may have lost the leadership (a commit's
