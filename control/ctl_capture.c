@@ -36,6 +36,7 @@ struct ctl_capture {
 	int client_fd;
 	int fwd_done; /* regionfwd sent its last chunk, or failed (fwd_lost) */
 	char fwd_why[160]; /* why regionfwd's last exchange failed */
+	char fwd_end[32]; /* why regionfwd said its copy ended ("" while it runs) */
 	int finished; /* nothing more will be added to out */
 	struct ctl_buf out; /* the stream, from out_off on not yet handed over */
 	size_t out_off;
@@ -204,6 +205,7 @@ static int fwd_turn(struct ctl_capture *c, int stop)
 				       : "a chunk that is not whole pcapng blocks");
 	if (d->done) {
 		c->fwd_done = 1;
+		snprintf(c->fwd_end, sizeof(c->fwd_end), "%.31s", d->end ? d->end : "");
 		fwd_log(FWD_LOG_NOTICE,
 			"capture %llu ended at regionfwd: %s (%llu captured, %llu lost)",
 			(unsigned long long)c->id, d->end, (unsigned long long)d->captured,
@@ -263,13 +265,14 @@ static void xdp_close(struct ctl_capture *c)
 	c->xdp->capture_close(c->xcap, xdp_pkt, c, &captured, &lost);
 	c->xcap = NULL;
 	/* Its statistics, on its first interface (one is made when no drop
-	 * came, so that the numbers are there). The count is regiond's, over
-	 * both sides: when it is reached regiond stops regionfwd's copy, whose
-	 * own block then says end=stopped, so this one says why. */
+	 * came, so that the numbers are there). The count is over both sides:
+	 * when XDP drops bring it there, regiond stops regionfwd's copy, whose
+	 * own block then says end=stopped, so this one says why. (regionfwd
+	 * reaching the count on its own says end=count reached itself.) */
 	snprintf(text, sizeof(text), "xdp capture: captured=%llu written=%llu lost=%llu%s",
 		 (unsigned long long)captured, (unsigned long long)c->xdp_written,
 		 (unsigned long long)lost,
-		 c->count && c->packets >= c->count
+		 c->count && c->packets >= c->count && strcmp(c->fwd_end, "stopped") == 0
 			 ? " end=count reached (regionfwd's and XDP's packets together; regiond "
 			   "stopped regionfwd's copy)"
 			 : "");

@@ -72,15 +72,17 @@ struct ctl_rdriver {
 	 * phase's timeouts: the nodes report through etcd, and a sync_timeout
 	 * that ran on while etcd was down aborted a rollout blaming a node
 	 * that had applied the table at once (its report could not be
-	 * written, nor read). looked_at/looked_mod: this driver's last look
-	 * at the record (its clock, and the revision read or committed);
-	 * blind: etcd was out of reach since (a call went unanswered);
-	 * credit: the time taken off the phase for it, applied to the record
-	 * read at looked_mod until a commit of ours carries it (another's
-	 * write supersedes it). */
-	uint64_t looked_at, credit;
+	 * written, nor read). All on the rollout's clock (fwd_steady_ms):
+	 * ok_at, the last etcd call that was answered; out/out_from, etcd
+	 * out of reach (a call went unanswered) since the answer before;
+	 * out_ms, the outages' length since the last look, each less an
+	 * ordinary round; looked_mod, the record's revision at the last look
+	 * (read or committed); credit, the time taken off the phase, applied
+	 * to the record read at looked_mod until a commit of ours carries it
+	 * (another's write supersedes it: that leader was watching). */
+	uint64_t ok_at, out_from, out_ms, credit;
 	int64_t looked_mod;
-	bool blind;
+	bool out;
 	/* why the pins could not be read, as last logged (whole: a cut copy
 	 * would never compare equal, and be logged every look) */
 	char pins_error[sizeof(((struct fwd_err *)0)->reason)];
@@ -99,10 +101,12 @@ static void set_error(struct ctl_rdriver *d, const struct fwd_err *err, bool pau
 
 	fwd_err_str(err, buf, sizeof(buf));
 	/* Out of reach, not refused: a lapsed lease or a failed compare is
-	 * etcd answering (a leadership that keeps changing gets no credit,
-	 * or its sync_timeout would never fire). */
-	if (err->reason_code == FWD_R_ETCD_UNAVAILABLE)
-		d->blind = true; /* the thread's own: only it calls set_error */
+	 * etcd answering. The outage began after the last answer. (These
+	 * fields are the thread's own: only it calls set_error.) */
+	if (err->reason_code == FWD_R_ETCD_UNAVAILABLE && !d->out) {
+		d->out = true;
+		d->out_from = d->ok_at ? d->ok_at : (uint64_t)fwd_steady_ms(&d->clock);
+	}
 	pthread_mutex_lock(&d->lock);
 	if (strcmp(d->last_error, buf) != 0)
 		fwd_log(FWD_LOG_WARNING, "fleet rollout driver (%s): %s%s", d->conf.facility, buf,
@@ -110,6 +114,19 @@ static void set_error(struct ctl_rdriver *d, const struct fwd_err *err, bool pau
 	snprintf(d->last_error, sizeof(d->last_error), "%s", buf);
 	d->paused = paused;
 	pthread_mutex_unlock(&d->lock);
+}
+
+/* etcd answered: an outage, if one was on, ends here. Each counts less an
+ * ordinary round (poll_ms), so a leader whose every round meets one
+ * unanswered call still moves its phases on, only slower. */
+static void answered(struct ctl_rdriver *d)
+{
+	uint64_t now = (uint64_t)fwd_steady_ms(&d->clock);
+
+	if (d->out && now > d->out_from + d->conf.poll_ms)
+		d->out_ms += now - d->out_from - d->conf.poll_ms;
+	d->out = false;
+	d->ok_at = now;
 }
 
 /* Sleep up to @ms unless stopped; returns true when stopping. */
@@ -169,6 +186,7 @@ static void campaign(struct ctl_rdriver *d)
 			return;
 		}
 		d->lease_renewed = (uint64_t)fwd_mono_ms();
+		answered(d);
 	} else if ((uint64_t)fwd_mono_ms() - d->lease_renewed >= d->conf.lease_s * 1000u / 3) {
 		if (ctl_etcd_lease_keepalive(d->e, d->lease, NULL, &err)) {
 			d->lease = 0; /* a new one next time */
@@ -176,6 +194,7 @@ static void campaign(struct ctl_rdriver *d)
 			return;
 		}
 		d->lease_renewed = (uint64_t)fwd_mono_ms();
+		answered(d);
 	}
 	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
 	who = json_pack("{s:i, s:s, s:I}", "schema", CTL_ROLLOUT_SCHEMA, "node", d->conf.node,
@@ -200,6 +219,7 @@ static void campaign(struct ctl_rdriver *d)
 		set_error(d, &err, true);
 		goto out;
 	}
+	answered(d);
 	if (res.range.count)
 		who = json_loadb(res.range.kvs[0].value, res.range.kvs[0].value_len, 0, NULL);
 	pthread_mutex_lock(&d->lock);
@@ -240,6 +260,7 @@ static bool still_leader(struct ctl_rdriver *d)
 		set_error(d, &err, true);
 		return d->leader_create != 0;
 	}
+	answered(d);
 	if (rg.count == 1 && rg.kvs[0].create_revision == d->leader_create) {
 		ctl_etcd_range_free(&rg);
 		return true;
@@ -264,6 +285,7 @@ static bool keep_lease(struct ctl_rdriver *d)
 		return true;
 	if (ctl_etcd_lease_keepalive(d->e, d->lease, NULL, &err) == 0) {
 		d->lease_renewed = now;
+		answered(d);
 		return still_leader(d);
 	}
 	set_error(d, &err, true);
@@ -357,12 +379,15 @@ static void rebase(struct ctl_rdriver *d, int64_t mod, uint64_t now)
 }
 
 /* A phase whose clock ran while etcd was out of reach gets that time back:
- * everything between this driver's last look and this one, when an etcd
- * call failed in between and nobody wrote the record meanwhile (a leader
- * that did was watching, and rebase() takes its word). Only the phases that
- * wait on reports are moved (the rates, a wave's sync and bake, a revert),
- * and never past now. @return true when a credit was newly taken, so the
- * caller writes it at once (a takeover then starts from it too). */
+ * the outages since this driver's last look, when nobody wrote the record
+ * meanwhile (a leader that did was watching, and rebase() takes its word).
+ * Only the phases that wait on reports are moved (the rates, a wave's sync
+ * and bake, a revert), never past now, and never a record from the future
+ * (the step refuses it, and a credit must not make it acceptable). Time
+ * etcd answered counts, whether or not anyone led: the nodes could report.
+ * @return true when a credit of a second or more was newly taken: it is
+ * logged and written at once (a takeover then starts from it too); a
+ * smaller one goes with the next write. */
 static bool give_credit(struct ctl_rdriver *d, int64_t mod, uint64_t now)
 {
 	struct ctl_rollout *r = d->r;
@@ -370,25 +395,21 @@ static bool give_credit(struct ctl_rdriver *d, int64_t mod, uint64_t now)
 		     r->state == CTL_RO_BAKING || r->state == CTL_RO_ABORTING;
 	bool fresh = false;
 
-	if (mod != d->looked_mod) {
+	if (mod != d->looked_mod || r->since > now) {
 		d->credit = 0;
-	} else if (d->blind && d->looked_at && timed && now > d->looked_at + d->conf.poll_ms) {
-		/* An ordinary round's wait still counts: a leader whose every
-		 * round meets one failed call (a member down, the next one
-		 * answering late) still moves its phases on, only slower. */
-		uint64_t blind = now - d->looked_at - d->conf.poll_ms;
-
-		d->credit += blind;
-		fresh = true;
-		fwd_log(FWD_LOG_INFO,
-			"fleet rollout %s (%s): etcd was out of reach for %.1f s: the %s phase's "
-			"clock is moved on by as much (no node could report meanwhile)",
-			r->id, r->facility, (double)blind / 1000.0,
-			ctl_rollout_state_name(r->state));
+	} else if (d->out_ms && timed) {
+		d->credit += d->out_ms;
+		fresh = d->out_ms >= 1000;
+		if (fresh)
+			fwd_log(FWD_LOG_INFO,
+				"fleet rollout %s (%s): etcd was out of reach for %.1f s: the %s "
+				"phase's clock is moved on by as much (no node could report "
+				"meanwhile)",
+				r->id, r->facility, (double)d->out_ms / 1000.0,
+				ctl_rollout_state_name(r->state));
 	}
-	d->blind = false;
+	d->out_ms = 0;
 	d->looked_mod = mod;
-	d->looked_at = now;
 	if (d->credit && timed)
 		r->since = r->since + d->credit < now ? r->since + d->credit : now;
 	return fresh;
@@ -415,11 +436,11 @@ static int commit(struct ctl_rdriver *d, struct ctl_rollout_actions *act, int64_
 		set_error(d, &err, true);
 		return 1;
 	}
+	answered(d);
 	d->own_mod = *mod;
 	d->written_at = now;
 	/* The record now holds the phase's start with any credit in it. */
 	d->looked_mod = *mod;
-	d->looked_at = now;
 	d->credit = 0;
 	pthread_mutex_lock(&d->lock);
 	d->commits++;
@@ -440,6 +461,8 @@ static uint64_t drive(struct ctl_rdriver *d)
 	if (act == NULL)
 		return wait;
 	rc = ctl_rstore_active(d->e, d->conf.facility, d->r, &mod, &err);
+	if (rc == 0 || rc == -ENOENT)
+		answered(d);
 	if (rc == -ENOENT) {
 		pthread_mutex_lock(&d->lock);
 		d->rollout[0] = '\0';
@@ -458,6 +481,7 @@ static uint64_t drive(struct ctl_rdriver *d)
 		set_error(d, &err, true);
 		goto out;
 	}
+	answered(d);
 	/* Step-free: a leader's clock set forward an hour ended a 300 s bake
 	 * at once; set back, the record's phase seemed to start in the
 	 * future (a hostile probe). */
@@ -680,7 +704,7 @@ static void *run(void *arg)
 					d->conf.facility);
 				pthread_mutex_lock(&d->lock);
 				d->leader = false;
-				d->leader_node[0] = '\0'; /* nobody, once revoked */
+				d->leader_node[0] = '\0'; /* not us, and no other known */
 				pthread_mutex_unlock(&d->lock);
 			}
 			break;
@@ -766,10 +790,10 @@ void ctl_rdriver_stop(struct ctl_rdriver *d)
 	d->stop = true;
 	pthread_cond_signal(&d->wake);
 	pthread_mutex_unlock(&d->lock);
-	/* The thread sees stop only in its nap: it finishes the pass it is
-	 * in (its campaign or step, and up to PINS_UNPIN_PER_LOOK unpins)
-	 * and counts each outcome before it quits, so the status read after
-	 * this says all it did. */
+	/* The thread sees stop in its nap and after a campaign: it finishes
+	 * the pass it is in (its campaign or step, and up to
+	 * PINS_UNPIN_PER_LOOK unpins) and counts each outcome before it
+	 * quits, so the status read after this says all it did. */
 	pthread_join(d->thread, NULL);
 	d->joined = true;
 }

@@ -728,7 +728,10 @@ def test_whole_cluster_stopped_mid_rollout(cluster, fac):
         out, err = stop(d)
     assert rec["state"] == "completed", rec
     assert "paused" in err, err[-2000:]
-    assert "etcd was out of reach for" in err and "the baking phase's clock is moved on" in err, err[-3000:]
+    # The credit is logged for the phase the record is in at the first look
+    # after the outage: baking, unless the bake's end was stepped just
+    # before the members stopped.
+    assert re.search(r"etcd was out of reach for [0-9.]+ s: the (baking|syncing) phase's clock is moved on", err), err[-3000:]
     assert all(n.applied == [NEW] for n in nodes), [n.applied for n in nodes]
 
 
@@ -743,23 +746,29 @@ def test_sync_timeout_does_not_run_while_etcd_is_down(cluster, fac):
     f, nodes, doc = fac
     pre = etcdlab.fac_prefix(f)
     nodes[0].stuck.add(NEW)
-    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 8}')
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 10}')
     assert rc == 0, (out, err)
-    d = driver(cluster, f, "drv-a", lease=10)
+    # A lease that outlives the outage (two thirds of it unanswered is
+    # when the driver would give it up): the driver still leads when etcd is
+    # back. One that lapsed would wait out its old key as a follower, a
+    # lease, and that wait counts (etcd answered then).
+    d = driver(cluster, f, "drv-a", lease=60)
     try:
         wait_for(lambda: cluster.get(pre + "pins/n1") is not None, what="the canary pinned")
         rec = cluster.get_json(pre + "rollout/active")
         assert rec["state"] == "syncing" and rec["wave"] == 0, rec
         cluster.stop_all()
-        time.sleep(10)  # longer than the sync_timeout, 8 s
+        time.sleep(13)  # longer than the sync_timeout, 10 s
         nodes[0].stuck.discard(NEW)  # n1 applies NEW as soon as it reads its pin
         cluster.start_all()
         rec = finished(cluster, f)
     finally:
         out, err = stop(d)
     assert rec["state"] == "completed", rec
-    m = re.search(r"etcd was out of reach for ([0-9.]+) s: the syncing phase's clock is moved on", err)
-    assert m and float(m.group(1)) >= 10, err[-3000:]
+    # A short outage may be logged first (a look between the first member
+    # stopping and the last): the whole one is there too.
+    credits = [float(x) for x in re.findall(r"etcd was out of reach for ([0-9.]+) s: the syncing phase's clock is moved on", err)]
+    assert credits and max(credits) >= 12, err[-3000:]
     assert all(n.applied == [NEW] for n in nodes), [n.applied for n in nodes]
 
 

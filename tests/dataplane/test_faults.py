@@ -103,8 +103,9 @@ def test_pool_exhaustion_and_recovery(tmp_path):
     runs out while new frames keep coming: the ring and the pool fill, and
     the pcap port receives only what the loop frees (net_pcap does not count
     the frames it could not allocate for). Pushing a table that drops
-    service a drains the loop: mbufs in use fall back to the baseline, and
-    the pcap port receives at full speed again."""
+    service a drains the loop: mbufs in use fall back to the baseline, the
+    ring falls silent while the pcap port keeps receiving (its rates before
+    and after are printed, not compared)."""
     f = Fwd(tmp_path, "fault-pool", [("in0", f'{{device: "net_pcap_in0,rx_pcap={pcap(tmp_path)},infinite_rx=1", ingress: true}}'),
                                       ("ring", '{device: "net_ring_loop", ingress: true}'),
                                       ("null0", '{device: "net_null_n0"}')],
@@ -123,7 +124,6 @@ def test_pool_exhaustion_and_recovery(tmp_path):
         # Baseline: the pcap's 512 preloaded frames plus a burst or two in flight.
         rec, c2 = f.wait(lambda c: c["mbufs"]["in_use"] <= 512 + 64)
         t_rate, rx = time.monotonic(), c2["ports"]["in0"]["ipackets"]
-        time.sleep(0.5)
         # Progress, not a rate: a loaded runner once held regionfwd's worker
         # for the whole of a 0.3 s window (in0 did not move at all), and in
         # CI the starved rate was 0.77x the recovered one. Rates are printed,
