@@ -549,11 +549,19 @@ def test_regionfwd_lost_while_held_keeps_the_file(box, tmp_path):
     rc, err, _, total, _, ended = slow_running_capture(box, path, rate, None, on_tick=tick)
     assert state["killed"] is not None, f"the stream ended after {ended:.1f} s, {total} bytes: {err}"
     assert rc == 0 and "end=regionfwd failed" in err, (rc, err)
-    # what regiond held when regionfwd went: more than the sockets hold
-    assert state["after"] > SOCKET_BUFFERS + CHUNK // 4, state
     assert packet_count(str(path)) > 0
     log = open(box.tmp / "regiond.log").read()
-    assert "regionfwd failed" in log and "they are sent" in log, log[-2000:]
+    m = re.search(r"regionfwd failed \(.*\) while (\d+) bytes were held for the client; they are sent", log)
+    assert m, log[-2000:]
+    # What regiond held when the read-ahead failed all came after the kill,
+    # and the file is whole blocks, its last statistics block saying why it
+    # ended (written behind the held bytes). Not a fixed size: how much
+    # regionfwd had captured by the read-ahead depends on the load (the
+    # sanitizer stage once held 0.9 MiB where 1.5 was assumed).
+    held = int(m.group(1))
+    assert 0 < held <= state["after"], (held, state)
+    blocks = pcapng_blocks(str(path))
+    assert any("end=regionfwd failed" in c for c in isb_comments(blocks)), isb_comments(blocks)
 
 
 def pcapng_blocks(path):
