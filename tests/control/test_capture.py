@@ -554,8 +554,8 @@ def test_regionfwd_lost_while_held_keeps_the_file(box, tmp_path):
     m = re.search(r"regionfwd failed \(.*\) while (\d+) bytes were held for the client; they are sent", log)
     assert m, log[-2000:]
     # What regiond held when the read-ahead failed all came after the kill,
-    # and the file is whole blocks, its last statistics block saying why it
-    # ended (written behind the held bytes). Not a fixed size: how much
+    # and the file is whole blocks, with regiond's statistics block saying
+    # why it ended (written behind the held bytes). Not a fixed size: how much
     # regionfwd had captured by the read-ahead depends on the load (the
     # sanitizer stage once held 0.9 MiB where 1.5 was assumed).
     held = int(m.group(1))
