@@ -893,11 +893,23 @@ static bool gate_apply_error(const struct gate_ctx *g, char *why, size_t len)
 	return false;
 }
 
+/* The node runs the rollout's table, in sync, and aims at it (not at a pin
+ * or desired table that has moved on). */
+static bool reports_synced(const struct ctl_rollout_node *rep, const char *table)
+{
+	return runs_table(rep, table) && strcmp(rep->target, table) == 0;
+}
+
+/* Judged on what the report says when the leader looks: a node in sync by
+ * then is synced even when the leader looks after the deadline (a slow
+ * round, a takeover, an etcd outage), since the timeout is there to stop a
+ * rollout waiting on a stuck node, not to punish the leader's lateness. */
 static bool gate_sync_timeout(const struct gate_ctx *g, char *why, size_t len)
 {
 	uint64_t deadline = g->r->since + (uint64_t)g->r->opts.sync_timeout_s * 1000;
 
-	if (g->rn->status != CTL_RN_PINNED || g->now < deadline)
+	if (g->rn->status != CTL_RN_PINNED || g->now < deadline ||
+	    reports_synced(g->rep, g->r->table))
 		return false;
 	snprintf(why, len, "did not report %s in sync within %u s", g->r->table,
 		 g->r->opts.sync_timeout_s);
@@ -1323,8 +1335,7 @@ static void step_wave(struct ctl_rollout *r, const struct ctl_rollout_node *node
 			return;
 		}
 		live++;
-		if (r->state == CTL_RO_SYNCING && runs_table(g.rep, r->table) &&
-		    strcmp(g.rep->target, r->table) == 0) {
+		if (r->state == CTL_RO_SYNCING && reports_synced(g.rep, r->table)) {
 			rn->status = CTL_RN_SYNCED;
 			rn->bake_at = g.rep->updated_at;
 			rn->n_bake_drops = g.rep->n_drops;

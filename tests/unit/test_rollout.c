@@ -570,6 +570,53 @@ static void test_gate_sync_timeout(void **state)
 	sim_free(s);
 }
 
+/* The sync timeout is for a node that is stuck, not for a leader that
+ * looks late (a slow round, a takeover): a node whose report says it runs
+ * the table in sync when the leader next looks is synced, whatever the
+ * clock says by then. */
+static void test_sync_seen_late_is_not_a_timeout(void **state)
+{
+	struct ctl_rollout_opts o = opts(1, 1, 3);
+	struct sim *s = sim_new(&o);
+
+	(void)state;
+	three(s);
+	while (s->r->state == CTL_RO_PENDING) {
+		sim_tick(s, 1000);
+		sim_step(s);
+	}
+	assert_int_equal(s->r->state, CTL_RO_SYNCING);
+	assert_int_equal(rnode(s, "n1")->status, CTL_RN_PINNED);
+	/* The leader does not look for 15 s (sync_timeout_s is 10); the
+	 * canary follows its pin meanwhile. */
+	for (int i = 0; i < 15; i++)
+		sim_tick(s, 1000);
+	assert_true(sim_node(s, "n1")->rep.in_sync);
+	assert_string_equal(sim_node(s, "n1")->rep.running, NEW);
+	sim_step(s);
+	assert_int_equal(s->r->state, CTL_RO_BAKING);
+	assert_int_equal(rnode(s, "n1")->status, CTL_RN_SYNCED);
+	sim_run(s, 60);
+	assert_int_equal(s->r->state, CTL_RO_COMPLETED);
+	assert_string_equal(s->desired, NEW);
+
+	/* A node still not in sync when the leader looks late is timed out. */
+	sim_free(s);
+	s = sim_new(&o);
+	three(s);
+	sim_node(s, "n1")->never_syncs = true;
+	while (s->r->state == CTL_RO_PENDING) {
+		sim_tick(s, 1000);
+		sim_step(s);
+	}
+	for (int i = 0; i < 15; i++)
+		sim_tick(s, 1000);
+	sim_step(s);
+	assert_int_equal(s->r->state, CTL_RO_ABORTING);
+	assert_string_equal(s->r->abort_gate, "sync_timeout");
+	sim_free(s);
+}
+
 static void test_gate_link_down(void **state)
 {
 	struct ctl_rollout_opts o = opts(1, 1, 5);
@@ -1136,6 +1183,7 @@ int main(void)
 		cmocka_unit_test(test_no_canary_label),
 		cmocka_unit_test(test_gate_apply_error),
 		cmocka_unit_test(test_gate_sync_timeout),
+		cmocka_unit_test(test_sync_seen_late_is_not_a_timeout),
 		cmocka_unit_test(test_gate_link_down),
 		cmocka_unit_test(test_gate_link_down_many),
 		cmocka_unit_test(test_gate_link_off),
