@@ -16,6 +16,8 @@
 #define ETCD_DEFAULT_TIMEOUT_MS 2000
 #define ETCD_DEFAULT_MAX_REPLY (8u << 20)
 /* gRPC status codes etcd's gateway returns in "code" (google.rpc.Code). */
+#define GRPC_CANCELED 1
+#define GRPC_DEADLINE_EXCEEDED 4
 #define GRPC_NOT_FOUND 5
 #define GRPC_PERMISSION_DENIED 7
 #define GRPC_OUT_OF_RANGE 11
@@ -364,8 +366,16 @@ enum attempt {
 	ATT_FAIL, /* a final error, in err */
 };
 
-/* etcd's gateway error body: {"error":"...","message":"...","code":N}. */
-static enum attempt etcd_error(json_t *j, long http, const char *path, struct fwd_err *err, int *rc)
+/* etcd's gateway error body: {"error":"...","message":"...","code":N}.
+ * Out of reach rather than refused, so the next member is tried: an
+ * unavailable member (no leader, a leader change, a request timed out),
+ * a deadline passed inside the member, and a call canceled under the
+ * gateway (HTTP 408 "grpc: the client connection is closing", from a
+ * member shutting down). A write may have been applied all the same, as
+ * with any call left unanswered: callers that write with a compare read
+ * again and see it. */
+static enum attempt etcd_error(json_t *j, long http, const char *endpoint, const char *path,
+			       struct fwd_err *err, int *rc)
 {
 	json_t *code = json_object_get(j, "code");
 	const char *msg = json_string_value(json_object_get(j, "message"));
@@ -374,8 +384,11 @@ static enum attempt etcd_error(json_t *j, long http, const char *path, struct fw
 
 	snprintf(text, sizeof(text), "%s", msg ? msg : "no message");
 	fwd_utf8_clean(text);
-	if (c == GRPC_UNAVAILABLE)
+	if (c == GRPC_UNAVAILABLE || c == GRPC_DEADLINE_EXCEEDED || c == GRPC_CANCELED) {
+		*rc = fwd_err_fail(err, FWD_R_ETCD_UNAVAILABLE, NULL, 0, path,
+				   "%s: etcd unavailable (HTTP %ld): %s", endpoint, http, text);
 		return ATT_NEXT;
+	}
 	if (c == GRPC_UNAUTHENTICATED && strstr(text, "token"))
 		return ATT_REAUTH;
 	if (c == GRPC_OUT_OF_RANGE && strstr(text, "compacted")) {
@@ -442,11 +455,8 @@ static enum attempt attempt_one(struct ctl_etcd *e, unsigned idx, const char *pa
 		return ATT_NEXT;
 	}
 	if (json_object_get(j, "error") || http != 200) {
-		enum attempt a = etcd_error(j, http, path, err, rc);
+		enum attempt a = etcd_error(j, http, e->endpoints[idx], path, err, rc);
 
-		if (a == ATT_NEXT)
-			*rc = fwd_err_fail(err, FWD_R_ETCD_UNAVAILABLE, NULL, 0, path,
-					   "%s: etcd unavailable", e->endpoints[idx]);
 		json_decref(j);
 		return a;
 	}

@@ -170,7 +170,16 @@ class Fake:
     """A TCP server on loopback that answers every connection with @mode:
     'garbage' (HTTP 200, not JSON), 'huge' (an endless body), 'hang'
     (reads, never answers), 'close' (closes at once), 'badjson' (HTTP 200
-    JSON of the wrong shape)."""
+    JSON of the wrong shape); and etcd's gateway errors of a member out
+    of reach: 'closing' (HTTP 408, gRPC canceled: a member shutting down),
+    'deadline' (HTTP 504, gRPC deadline exceeded), 'noleader' (HTTP 503,
+    gRPC unavailable)."""
+
+    GATEWAY = {
+        "closing": (408, "Request Timeout", 1, "grpc: the client connection is closing"),
+        "deadline": (504, "Gateway Timeout", 4, "context deadline exceeded"),
+        "noleader": (503, "Service Unavailable", 14, "etcdserver: no leader"),
+    }
 
     def __init__(self, mode):
         self.mode = mode
@@ -204,6 +213,11 @@ class Fake:
             elif self.mode == "badjson":
                 body = b'{"header":{"revision":"abc"},"kvs":"nope","ID":[1]}\n'
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif self.mode in self.GATEWAY:
+                http, text, code, msg = self.GATEWAY[self.mode]
+                body = json.dumps({"error": msg, "code": code, "message": msg}).encode()
+                c.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                          % (http, text.encode(), len(body), body))
             elif self.mode == "huge":
                 c.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
                 chunk = b"{" * 65536
@@ -239,7 +253,24 @@ def test_fake_endpoint_is_an_error_within_timeout(mode):
         f.close()
 
 
-@pytest.mark.parametrize("mode", ["garbage", "hang", "huge"])
+@pytest.mark.parametrize("mode", ["closing", "deadline", "noleader"])
+def test_member_out_of_reach_is_unavailable(mode):
+    """A member that answers, but only that it cannot serve (shutting
+    down, a deadline passed, no leader), is out of reach, not a refusal:
+    callers pause and keep what they hold (a rollout leader its lease for
+    two thirds of it) instead of treating it as etcd's verdict."""
+    f = Fake(mode)
+    try:
+        for cmd in (["get", "/x"], ["put", "/x", "1"], ["lease", "5"], ["create", "/x", "1"]):
+            rc, out, _ = probe(f.url, *cmd, timeout=20, timeout_ms=800)
+            assert rc == 1, (mode, cmd, out)
+            assert out[0]["code"] == "etcd_unavailable", out
+            assert Fake.GATEWAY[mode][3] in out[0]["message"], out
+    finally:
+        f.close()
+
+
+@pytest.mark.parametrize("mode", ["garbage", "hang", "huge", "closing", "deadline", "noleader"])
 def test_fake_endpoint_first_then_real_one(mode, cluster):
     f = Fake(mode)
     try:
