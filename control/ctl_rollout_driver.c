@@ -41,6 +41,10 @@ struct ctl_rdriver {
 	/* the thread's own */
 	int64_t lease, leader_create;
 	uint64_t lease_renewed; /* monotonic ms of the last successful keepalive */
+	/* The lease and key's create revision of a leadership given up
+	 * unsure (etcd out of reach, keep_lease): resume() takes them up
+	 * again when etcd still holds both. 0: none. */
+	int64_t gone_lease, gone_create;
 	struct fwd_steady clock; /* the rollout's times: fwd_steady_ms() */
 	struct ctl_rollout *r;
 	struct ctl_rollout_node *reports;
@@ -169,6 +173,72 @@ static void lose_leadership(struct ctl_rdriver *d, const char *why)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* A leader that gave up unsure in an outage (keep_lease) may find etcd
+ * still holds its lease and key when it answers again: etcd extends every
+ * lease by its TTL when its cluster comes back, so the old key outlives
+ * the outage by a whole lease, and a fresh campaign would wait it out with
+ * nobody leading. When the lease is alive and the key is the one this
+ * driver created (the same create revision: a key deleted and made again
+ * gets a new one, so no other regiond held it in between), it leads again
+ * on them. Returns 1 when it leads again, 0 when the campaign is to go on
+ * (the lease, if alive, kept for it), -1 when etcd did not answer (the
+ * old lease is still remembered). */
+static int resume(struct ctl_rdriver *d)
+{
+	struct ctl_etcd_range rg = {0};
+	struct fwd_err err = {0};
+	char key[160];
+	int rc;
+
+	rc = ctl_etcd_lease_keepalive(d->e, d->gone_lease, NULL, &err);
+	if (rc && err.reason_code == FWD_R_ETCD_UNAVAILABLE) {
+		set_error(d, &err, true);
+		return -1;
+	}
+	if (rc) {
+		/* Answered, and gone (expired): a campaign afresh, as usual. */
+		answered(d);
+		fwd_log(FWD_LOG_INFO,
+			"fleet rollout driver (%s): its lease lapsed in the outage: "
+			"campaigns afresh",
+			d->conf.facility);
+		d->gone_lease = d->gone_create = 0;
+		return 0;
+	}
+	answered(d);
+	d->lease = d->gone_lease;
+	d->lease_renewed = (uint64_t)fwd_mono_ms();
+	d->gone_lease = 0;
+	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
+	if (ctl_etcd_range(d->e, key, 0, 0, 1, &rg, &err)) {
+		set_error(d, &err, true);
+		/* Unsure again: looked at afresh next time. */
+		d->gone_lease = d->lease;
+		d->lease = 0;
+		return -1;
+	}
+	answered(d);
+	if (rg.count != 1 || rg.kvs[0].create_revision != d->gone_create ||
+	    rg.kvs[0].lease != d->lease) {
+		ctl_etcd_range_free(&rg);
+		d->gone_create = 0;
+		return 0;
+	}
+	ctl_etcd_range_free(&rg);
+	d->leader_create = d->gone_create;
+	d->gone_create = 0;
+	pthread_mutex_lock(&d->lock);
+	d->paused = false;
+	d->leader = true;
+	snprintf(d->leader_node, sizeof(d->leader_node), "%s", d->conf.node);
+	pthread_mutex_unlock(&d->lock);
+	fwd_log(FWD_LOG_INFO,
+		"fleet rollout driver (%s): %s leads the rollouts again: etcd kept its "
+		"lease and leader key (created at revision %lld) through the outage",
+		d->conf.facility, d->conf.node, (long long)d->leader_create);
+	return 1;
+}
+
 /* Try to become the leader: the key on our lease, created only if absent. */
 static void campaign(struct ctl_rdriver *d)
 {
@@ -178,6 +248,8 @@ static void campaign(struct ctl_rdriver *d)
 	json_t *who = NULL;
 	int rc;
 
+	if (d->lease == 0 && d->gone_lease && resume(d) != 0)
+		return;
 	if (d->lease == 0) {
 		rc = ctl_etcd_lease_grant(d->e, d->conf.lease_s, &d->lease, &err);
 		if (rc) {
@@ -290,10 +362,17 @@ static bool keep_lease(struct ctl_rdriver *d)
 	}
 	set_error(d, &err, true);
 	/* Unsure whether etcd still holds the lease: once it may have lapsed
-	 * another regiond may lead, so this one stops. */
-	if (err.reason_code != FWD_R_ETCD_UNAVAILABLE ||
-	    now - d->lease_renewed >= d->conf.lease_s * 1000u * 2 / 3)
+	 * another regiond may lead, so this one stops, remembering the lease
+	 * and key for resume(). A refusal (expired) is sure: forgotten. */
+	if (err.reason_code != FWD_R_ETCD_UNAVAILABLE) {
 		lose_leadership(d, err.reason);
+	} else if (now - d->lease_renewed >= d->conf.lease_s * 1000u * 2 / 3) {
+		int64_t lease = d->lease, create = d->leader_create;
+
+		lose_leadership(d, err.reason);
+		d->gone_lease = lease;
+		d->gone_create = create;
+	}
 	return d->leader_create != 0;
 }
 
@@ -730,6 +809,13 @@ static void *run(void *arg)
 		struct fwd_err err;
 
 		ctl_etcd_lease_revoke(d->e, d->lease, &err);
+	}
+	/* A leadership given up unsure: its key may still be on that lease,
+	 * and would hold the next leader off for a whole lease. */
+	if (d->gone_lease) {
+		struct fwd_err err;
+
+		ctl_etcd_lease_revoke(d->e, d->gone_lease, &err);
 	}
 	return NULL;
 }

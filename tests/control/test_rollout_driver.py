@@ -772,6 +772,44 @@ def test_sync_timeout_does_not_run_while_etcd_is_down(cluster, fac):
     assert all(n.applied == [NEW] for n in nodes), [n.applied for n in nodes]
 
 
+def test_leader_resumes_on_its_lease_after_an_outage(cluster, fac):
+    """A leader that gave its leadership up unsure (etcd out of reach for
+    two thirds of its lease) finds, when etcd is back, its lease alive
+    (etcd extends every lease when its cluster comes back) and the leader
+    key the one it created: it leads again on them at once, rather than
+    waiting a whole lease for its own old key to lapse with nobody
+    leading; and it drives a rollout on that leadership (its commits'
+    leader compare holds)."""
+    f, nodes, doc = fac
+    key = etcdlab.fac_prefix(f) + "rollout/leader"
+
+    def created():
+        r = cluster.call("/v3/kv/range", {"key": etcdlab._b64(key)})
+        kvs = r.get("kvs", [])
+        return (int(kvs[0]["create_revision"]), int(kvs[0].get("lease", 0))) if kvs else None
+
+    d = driver(cluster, f, "drv-a", lease=6)
+    try:
+        wait_for(lambda: leader_of(cluster, f) == "drv-a", what="drv-a leads")
+        before = created()
+        cluster.stop_all()
+        time.sleep(7)  # past two thirds of the lease: the driver gives up
+        cluster.start_all()
+        rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2, "sync_timeout_s": 30}')
+        assert rc == 0, (out, err)
+        rec = finished(cluster, f)
+        after = created()
+    finally:
+        out, err = stop(d)
+    assert rec["state"] == "completed", rec
+    assert "no longer the leader" in err, err[-3000:]
+    assert re.search(r"drv-a leads the rollouts again: etcd kept its lease and leader key "
+                     r"\(created at revision %d\)" % before[0], err), err[-3000:]
+    assert "campaigns afresh" not in err, err[-3000:]
+    assert after == before, (before, after)
+    assert all(n.applied == [NEW] for n in nodes), [n.applied for n in nodes]
+
+
 def test_stray_pins_owners_unpin_and_sweep(cluster, fac):
     """Pins no active rollout owns: each classified (finished, unknown,
     operator, unreadable); unpin refuses the active rollout's own pin and
