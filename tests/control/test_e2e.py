@@ -20,6 +20,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from dprun import ROOT, eal_args, regionfwd_bin, with_test_defaults  # noqa: E402
 from httpfake import unix_exchange  # noqa: E402
+from waitfor import wait_for  # noqa: E402,F401 (imported from here by other modules)
 
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
 
@@ -28,25 +29,6 @@ BUILD = os.path.dirname(os.path.dirname(regionfwd_bin()))
 REGIOND = os.environ.get("REGIOND", os.path.join(BUILD, "control", "regiond"))
 REGIONCTL = os.environ.get("REGIONCTL", os.path.join(BUILD, "control", "regionctl"))
 PORTS = ["local0", "sg0", "usw0", "usw1", "br0"]
-
-
-def wait_for(fn, timeout=30.0, what="condition"):
-    """fn() until it is true. The polls start 50 ms apart and back off to
-    400 ms: many an fn runs regionctl, a process start that costs ~0.2 s
-    of CPU under ASan, and a wait of ten seconds polled every 0.1 s kept
-    most of a core busy beside the test's own regiond and regionfwd."""
-    deadline = time.time() + timeout
-    pause = 0.05
-    while time.time() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.4)
-    raise AssertionError(f"{what} not met in {timeout} s")
 
 
 class Box:

@@ -23,6 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import etcdlab  # noqa: E402
+from waitfor import wait_for  # noqa: E402
 
 REGIOND = os.environ.get("REGIOND", "build/control/regiond")
 PROBE = os.environ.get("ROLLOUT_PROBE") or os.path.join(
@@ -44,19 +45,6 @@ def fnv64(data: bytes, h=1469598103934665603):
 
 
 OLD, NEW = fnv64(OLD_DOC), fnv64(NEW_DOC)
-
-
-def wait_for(fn, timeout=30.0, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except OSError:  # a member electing a leader answers 503 for a moment
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not met in {timeout} s")
 
 
 class SimNode(threading.Thread):

@@ -15,13 +15,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from dprun import Daemon, regionfwd_bin, run_pcap  # noqa: E402
 from refclass import RefTable  # noqa: E402
+from waitfor import wait_for  # noqa: E402
 
 from scapy.all import (ARP, IP, TCP, UDP, Dot1Q, Ether, IPv6,  # noqa: E402
                        IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, Raw, fragment, fragment6, raw)
@@ -287,16 +287,6 @@ def test_check_table_mode():
     assert p.returncode == 0 and "valid: 13 regions, 3 services, 16 links" in p.stdout
     p = subprocess.run([regionfwd_bin(), "--check-table", "/nonexistent.yaml"], capture_output=True, text=True)
     assert p.returncode == 1 and "/nonexistent.yaml: cannot open: No such file or directory" in p.stderr
-
-
-def wait_for(fn, timeout=20.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def test_telemetry_signals_and_hitless_reload(tmp_path):
