@@ -372,15 +372,25 @@ enum attempt {
  * a deadline passed inside the member, and a call canceled under the
  * gateway (HTTP 408 "grpc: the client connection is closing", from a
  * member shutting down). A write may have been applied all the same, as
- * with any call left unanswered: callers that write with a compare read
- * again and see it. */
+ * with any call left unanswered, and its retry on the next member then
+ * fails its compare: callers that write with a compare look whether what
+ * they find is their own (the leader key on their lease, the rollout record
+ * with their id) or read again. A nested body is a streaming call's error. */
 static enum attempt etcd_error(json_t *j, long http, const char *endpoint, const char *path,
 			       struct fwd_err *err, int *rc)
 {
-	json_t *code = json_object_get(j, "code");
+	json_t *code = json_object_get(j, "code"), *nested = json_object_get(j, "error");
 	const char *msg = json_string_value(json_object_get(j, "message"));
-	long long c = json_is_integer(code) ? json_integer_value(code) : -1;
+	long long c;
 	char text[300];
+
+	/* A streaming call's (lease keepalive) error comes nested, as a
+	 * watch's does: {"error":{"grpc_code":N,"http_code":H,"message":..}}. */
+	if (code == NULL && json_is_object(nested)) {
+		code = json_object_get(nested, "grpc_code");
+		msg = json_string_value(json_object_get(nested, "message"));
+	}
+	c = json_is_integer(code) ? json_integer_value(code) : -1;
 
 	snprintf(text, sizeof(text), "%s", msg ? msg : "no message");
 	fwd_utf8_clean(text);

@@ -173,12 +173,14 @@ class Fake:
     JSON of the wrong shape); and etcd's gateway errors of a member out
     of reach: 'closing' (HTTP 408, gRPC canceled: a member shutting down),
     'deadline' (HTTP 504, gRPC deadline exceeded), 'noleader' (HTTP 503,
-    gRPC unavailable)."""
+    gRPC unavailable), 'stream' (a streaming call's error, nested, as the
+    gateway answers a lease keepalive: HTTP 200, gRPC unavailable)."""
 
     GATEWAY = {
         "closing": (408, "Request Timeout", 1, "grpc: the client connection is closing"),
         "deadline": (504, "Gateway Timeout", 4, "context deadline exceeded"),
         "noleader": (503, "Service Unavailable", 14, "etcdserver: no leader"),
+        "stream": (200, "OK", 14, "etcdserver: server stopped"),
     }
 
     def __init__(self, mode):
@@ -215,7 +217,11 @@ class Fake:
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             elif self.mode in self.GATEWAY:
                 http, text, code, msg = self.GATEWAY[self.mode]
-                body = json.dumps({"error": msg, "code": code, "message": msg}).encode()
+                if self.mode == "stream":
+                    body = json.dumps({"error": {"grpc_code": code, "http_code": 503, "message": msg,
+                                                 "http_status": "Service Unavailable"}}).encode()
+                else:
+                    body = json.dumps({"error": msg, "code": code, "message": msg}).encode()
                 c.sendall(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                           % (http, text.encode(), len(body), body))
             elif self.mode == "huge":
@@ -253,7 +259,7 @@ def test_fake_endpoint_is_an_error_within_timeout(mode):
         f.close()
 
 
-@pytest.mark.parametrize("mode", ["closing", "deadline", "noleader"])
+@pytest.mark.parametrize("mode", ["closing", "deadline", "noleader", "stream"])
 def test_member_out_of_reach_is_unavailable(mode):
     """A member that answers, but only that it cannot serve (shutting
     down, a deadline passed, no leader), is out of reach, not a refusal:
@@ -261,7 +267,8 @@ def test_member_out_of_reach_is_unavailable(mode):
     two thirds of it) instead of treating it as etcd's verdict."""
     f = Fake(mode)
     try:
-        for cmd in (["get", "/x"], ["put", "/x", "1"], ["lease", "5"], ["create", "/x", "1"]):
+        for cmd in (["get", "/x"], ["put", "/x", "1"], ["lease", "5"], ["create", "/x", "1"],
+                    ["keepalive", "7587"]):
             rc, out, _ = probe(f.url, *cmd, timeout=20, timeout_ms=800)
             assert rc == 1, (mode, cmd, out)
             assert out[0]["code"] == "etcd_unavailable", out
@@ -270,7 +277,7 @@ def test_member_out_of_reach_is_unavailable(mode):
         f.close()
 
 
-@pytest.mark.parametrize("mode", ["garbage", "hang", "huge", "closing", "deadline", "noleader"])
+@pytest.mark.parametrize("mode", ["garbage", "hang", "huge", "closing", "deadline", "noleader", "stream"])
 def test_fake_endpoint_first_then_real_one(mode, cluster):
     f = Fake(mode)
     try:
