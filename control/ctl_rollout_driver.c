@@ -173,6 +173,15 @@ static void lose_leadership(struct ctl_rdriver *d, const char *why)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* Lets a remembered lease go, and with it the old key if it still holds it. */
+static void forget_gone(struct ctl_rdriver *d)
+{
+	struct fwd_err err;
+
+	ctl_etcd_lease_revoke(d->e, d->gone_lease, &err);
+	d->gone_lease = d->gone_create = 0;
+}
+
 /* A leader that gave up unsure in an outage (keep_lease) may find etcd
  * still holds its lease and key when it answers again: etcd extends every
  * lease by its TTL when its cluster comes back, so the old key outlives
@@ -182,7 +191,8 @@ static void lose_leadership(struct ctl_rdriver *d, const char *why)
  * gets a new one, so no other regiond held it in between), it leads again
  * on them. Returns 1 when it leads again, 0 when the campaign is to go on
  * (the lease, if alive, kept for it), -1 when etcd did not answer (the
- * old lease is still remembered). */
+ * old lease still remembered) or refused the lease or the key's read some
+ * other way than "expired" (the lease let go). */
 static int resume(struct ctl_rdriver *d)
 {
 	struct ctl_etcd_range rg = {0};
@@ -191,8 +201,14 @@ static int resume(struct ctl_rdriver *d)
 	int rc;
 
 	rc = ctl_etcd_lease_keepalive(d->e, d->gone_lease, NULL, &err);
-	if (rc && err.reason_code == FWD_R_ETCD_UNAVAILABLE) {
+	if (rc && rc != -ENOENT) {
 		set_error(d, &err, true);
+		if (err.reason_code == FWD_R_ETCD_UNAVAILABLE)
+			return -1;
+		/* Refused some other way (a login, an answer that is not etcd's):
+		 * renewing it on and on would keep the old key alive for good,
+		 * holding every other regiond off. Let it go. */
+		forget_gone(d);
 		return -1;
 	}
 	if (rc) {
@@ -212,9 +228,13 @@ static int resume(struct ctl_rdriver *d)
 	ctl_rstore_key(key, sizeof(key), d->conf.facility, "rollout/leader");
 	if (ctl_etcd_range(d->e, key, 0, 0, 1, &rg, &err)) {
 		set_error(d, &err, true);
-		/* Unsure again: looked at afresh next time. */
+		/* Unsure again: looked at afresh next time; refused (the key
+		 * cannot be read): let the lease, and the key if it holds it,
+		 * go, as above. */
 		d->gone_lease = d->lease;
 		d->lease = 0;
+		if (err.reason_code != FWD_R_ETCD_UNAVAILABLE)
+			forget_gone(d);
 		return -1;
 	}
 	answered(d);
@@ -294,6 +314,13 @@ static void campaign(struct ctl_rdriver *d)
 	answered(d);
 	if (res.range.count)
 		who = json_loadb(res.range.kvs[0].value, res.range.kvs[0].value_len, 0, NULL);
+	/* Our create applied by a member that did not answer, and failed its
+	 * compare on the retry: the key on our own lease is ours. Taken as a
+	 * loss, the driver kept renewing that lease and nobody led. */
+	if (!res.succeeded && res.range.count == 1 && res.range.kvs[0].lease == d->lease) {
+		res.succeeded = true;
+		res.revision = res.range.kvs[0].create_revision;
+	}
 	pthread_mutex_lock(&d->lock);
 	d->paused = false;
 	d->leader = res.succeeded;

@@ -104,6 +104,20 @@ static int in_progress(const struct ctl_etcd_range *rg, const char *facility, st
 	return rc;
 }
 
+/* Whether what holds rollout/active is the record with @id: our own
+ * create, applied by a member that did not answer, whose retry on the next
+ * member failed its compare on it. */
+static bool active_is(const struct ctl_etcd_range *rg, const char *id)
+{
+	json_t *j =
+		rg->count ? fwd_json_loadb(rg->kvs[0].value, rg->kvs[0].value_len, 0, NULL) : NULL;
+	const char *have = json_string_value(json_object_get(j, "id"));
+	bool same = have && strcmp(have, id) == 0;
+
+	json_decref(j);
+	return same;
+}
+
 /* The manifest's "format": JSON when the document starts with '{'. */
 static const char *table_format(const char *doc, size_t len)
 {
@@ -297,7 +311,9 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 		rc = ctl_etcd_txn(e, cmp, 2, ops, n_ops, &fail_op, 1, &res, err);
 		free(manifest);
 		free(record);
-		if (rc == 0 && !res.succeeded && res.range.count)
+		if (rc == 0 && !res.succeeded && res.range.count && active_is(&res.range, id))
+			rc = 0; /* ours, created by the try that went unanswered */
+		else if (rc == 0 && !res.succeeded && res.range.count)
 			rc = in_progress(&res.range, facility, err);
 		else if (rc == 0 && !res.succeeded)
 			rc = -EAGAIN; /* desired moved: again */
@@ -1038,6 +1054,8 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 	ctl_rstore_key(pkey, sizeof(pkey), facility, "pins/%s", node);
 	ctl_rstore_key(akey, sizeof(akey), facility, "rollout/active");
 	/* A rollout stepping meanwhile fails the compare: read again. */
+	bool compared = false; /* a delete of the pin read failed its compare */
+
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct ctl_etcd_range rg = {0};
 		struct ctl_etcd_txn_result res = {0};
@@ -1060,6 +1078,14 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 			*err = ve;
 		if (rc)
 			return rc;
+		/* Gone since the delete that failed its compare: that delete's
+		 * own, applied by a member that did not answer (its retry on the
+		 * next member met it), or another's. Either way the node is
+		 * unpinned, as asked; @out still describes the pin removed. */
+		if (rg.count == 0 && compared) {
+			ctl_etcd_range_free(&rg);
+			return 0;
+		}
 		if (rg.count == 0) {
 			ctl_etcd_range_free(&rg);
 			return fwd_err_fail(err, FWD_R_NO_PIN, NULL, 0, "node",
@@ -1133,10 +1159,21 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 			return rc;
 		if (res.succeeded)
 			return 0;
-		if (expect_mod)
+		compared = true;
+		if (expect_mod) {
+			struct ctl_etcd_range now = {0};
+
+			/* As above: the pin read, gone. */
+			if (ctl_etcd_range(e, pkey, CTL_ETCD_KEYS_ONLY, 0, 1, &now, err) == 0 &&
+			    now.count == 0) {
+				ctl_etcd_range_free(&now);
+				return 0;
+			}
+			ctl_etcd_range_free(&now);
 			return fwd_err_fail(err, FWD_R_STALE_GENERATION, NULL, 0, "node",
 					    "the pin of node %s, or the rollout, changed meanwhile",
 					    node);
+		}
 	}
 	return fwd_err_fail(err, FWD_R_ETCD_ERROR, NULL, 0, "",
 			    "the pin or rollout/active kept changing: try again");

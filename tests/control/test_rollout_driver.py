@@ -10,6 +10,7 @@ reverts the canary while the others never moved; two concurrent creates (one
 wins, the loser wrote nothing); an operator's abort; the leader killed
 mid-rollout (another driver takes over and completes it); an etcd member
 killed mid-rollout; garbage in rollout/active (reported, nothing written)."""
+import http.server
 import json
 import os
 import re
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -149,15 +152,15 @@ class SimNode(threading.Thread):
             time.sleep(0.2)
 
 
-def probe(cluster, *args, timeout=60, **extra):
-    env = dict(os.environ, ETCD_ENDPOINTS=cluster.endpoints(), ETCD_TIMEOUT_MS="1000", **extra)
+def probe(cluster, *args, timeout=60, endpoints=None, **extra):
+    env = dict(os.environ, ETCD_ENDPOINTS=endpoints or cluster.endpoints(), ETCD_TIMEOUT_MS="1000", **extra)
     p = subprocess.run([PROBE, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
     return p.returncode, lines[-1] if lines else None, p.stderr
 
 
-def driver(cluster, fac, node, seconds=120, lease=3, **extra):
-    env = dict(os.environ, ETCD_ENDPOINTS=cluster.endpoints(), ETCD_TIMEOUT_MS="1000", **extra)
+def driver(cluster, fac, node, seconds=120, lease=3, endpoints=None, **extra):
+    env = dict(os.environ, ETCD_ENDPOINTS=endpoints or cluster.endpoints(), ETCD_TIMEOUT_MS="1000", **extra)
     return subprocess.Popen([PROBE, "drive", fac, node, str(seconds), str(lease)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -796,6 +799,106 @@ def test_leader_resumes_on_its_lease_after_an_outage(cluster, fac):
     assert "campaigns afresh" not in err, err[-3000:]
     assert after == before, (before, after)
     assert all(n.applied == [NEW] for n in nodes), [n.applied for n in nodes]
+
+
+class LyingMember:
+    """An HTTP front for one real member: it passes every call on, and
+    answers the first transaction it passed on (which etcd applied) with
+    the gateway's 408 "grpc: the client connection is closing", as a
+    member shutting down can. The client then tries the next member, where
+    the transaction's compare meets the write already applied."""
+
+    def __init__(self, upstream):
+        outer = self
+        self.lied = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "authorization")}
+                req = urllib.request.Request(upstream + self.path, data=body, method="POST", headers=headers)
+                try:
+                    with urllib.request.urlopen(req, timeout=5) as r:
+                        status, data = r.status, r.read()
+                except urllib.error.HTTPError as e:
+                    status, data = e.code, e.read()
+                if self.path == "/v3/kv/txn" and not outer.lied.is_set():
+                    outer.lied.set()
+                    msg = "grpc: the client connection is closing"
+                    status, data = 408, json.dumps({"error": msg, "code": 1, "message": msg}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_a_campaign_whose_answer_was_lost_leads(cluster, fac):
+    """The leader key created by a member that then answered 408: the retry
+    on the next member fails its compare on that key, on the driver's own
+    lease. The driver leads (it once took it as another's key, kept that
+    lease alive for ever, and nobody led), and drives a rollout."""
+    f, nodes, doc = fac
+    liar = LyingMember(cluster.url(0))
+    d = driver(cluster, f, "drv-a", lease=6, endpoints=liar.url + "," + cluster.endpoints())
+    try:
+        wait_for(liar.lied.is_set, what="the campaign's transaction answered 408")
+        rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2}')
+        assert rc == 0, (out, err)
+        rec = finished(cluster, f, timeout=45)
+    finally:
+        out, err = stop(d)
+        liar.close()
+    assert rec["state"] == "completed", rec
+    assert "drv-a leads the rollouts" in err, err[-3000:]
+    assert json.loads(out.splitlines()[-1])["leader"] is True, out
+
+
+def test_a_create_whose_answer_was_lost_is_its_own(cluster, fac):
+    """The rollout record written by a member that then answered 408: the
+    retry's compare meets the record with the id this create gave it, which
+    is this create's own, not another rollout in progress."""
+    f, nodes, doc = fac
+    liar = LyingMember(cluster.url(0))
+    try:
+        rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1}', endpoints=liar.url + "," + cluster.endpoints())
+    finally:
+        liar.close()
+    assert liar.lied.is_set()
+    assert rc == 0, (out, err)
+    active = cluster.get_json(etcdlab.fac_prefix(f) + "rollout/active")
+    assert out["rollout"]["id"] == active["id"], (out, active)
+    rc, out, err = probe(cluster, "abort", f)
+    assert rc == 0, (out, err)
+
+
+def test_an_unpin_whose_answer_was_lost_unpinned(cluster, fac):
+    """A pin deleted by a member that then answered 408: the retry's
+    compare fails on the pin's absence. The unpin says it unpinned the
+    node (it once answered that the node had no pin)."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    etcdlab.set_pin(cluster, f, "n2", NEW, rollout=None)
+    liar = LyingMember(cluster.url(0))
+    try:
+        rc, out, err = probe(cluster, "unpin", f, "n2", endpoints=liar.url + "," + cluster.endpoints())
+    finally:
+        liar.close()
+    assert liar.lied.is_set()
+    assert rc == 0, (out, err)
+    assert out["unpinned"]["node"] == "n2" and out["unpinned"]["table"] == NEW, out
+    assert cluster.get(pre + "pins/n2") is None
 
 
 def test_stray_pins_owners_unpin_and_sweep(cluster, fac):
