@@ -281,7 +281,15 @@ static void campaign(struct ctl_rdriver *d)
 		answered(d);
 	} else if ((uint64_t)fwd_mono_ms() - d->lease_renewed >= d->conf.lease_s * 1000u / 3) {
 		if (ctl_etcd_lease_keepalive(d->e, d->lease, NULL, &err)) {
-			d->lease = 0; /* a new one next time */
+			/* A new one next time; unsure, this one is remembered: a
+			 * create of ours whose answer was lost may have left the
+			 * key on it, which resume() then finds (its create
+			 * revision is not 0) and the campaign takes as ours. */
+			if (err.reason_code == FWD_R_ETCD_UNAVAILABLE && d->gone_lease == 0) {
+				d->gone_lease = d->lease;
+				d->gone_create = 0;
+			}
+			d->lease = 0;
 			set_error(d, &err, true);
 			return;
 		}
@@ -360,7 +368,11 @@ static bool still_leader(struct ctl_rdriver *d)
 		return d->leader_create != 0;
 	}
 	answered(d);
-	if (rg.count == 1 && rg.kvs[0].create_revision == d->leader_create) {
+	/* The lease too: a put over the key on our lease id (by hand, or a
+	 * writer that should not) keeps its create_revision, and two
+	 * regionds would both find it theirs. */
+	if (rg.count == 1 && rg.kvs[0].create_revision == d->leader_create &&
+	    rg.kvs[0].lease == d->lease) {
 		ctl_etcd_range_free(&rg);
 		return true;
 	}

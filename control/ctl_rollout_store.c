@@ -118,6 +118,20 @@ static bool active_is(const struct ctl_etcd_range *rg, const char *id)
 	return same;
 }
 
+/* Whether rollout @id is in the facility's history. */
+static bool in_history(struct ctl_etcd *e, const char *facility, const char *id)
+{
+	struct ctl_etcd_range rg = {0};
+	struct fwd_err err = {0};
+	char hkey[200];
+	bool yes;
+
+	ctl_rstore_key(hkey, sizeof(hkey), facility, "rollout/history/%s", id);
+	yes = ctl_etcd_range(e, hkey, CTL_ETCD_KEYS_ONLY, 0, 1, &rg, &err) == 0 && rg.count == 1;
+	ctl_etcd_range_free(&rg);
+	return yes;
+}
+
 /* The manifest's "format": JSON when the document starts with '{'. */
 static const char *table_format(const char *doc, size_t len)
 {
@@ -223,8 +237,8 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 	size_t max_chunks = (len + CTL_RSTORE_CHUNK - 1) / CTL_RSTORE_CHUNK + 2;
 	char(*keys)[160] = calloc(max_chunks + 2, sizeof(*keys));
 	struct ctl_etcd_op *ops = calloc(max_chunks + 2, sizeof(*ops));
-	char desired_key[160], active_key[160], hash[17], previous[17], id[41];
-	struct ctl_etcd_cmp cmp[2];
+	char desired_key[160], active_key[160], history_key[200], hash[17], previous[17], id[41];
+	struct ctl_etcd_cmp cmp[3];
 	int rc = -ENOMEM;
 
 	if (keys == NULL || ops == NULL) {
@@ -308,13 +322,25 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 					       .target = CTL_ETCD_CMP_CREATE,
 					       .result = CTL_ETCD_EQUAL,
 					       .number = 0};
-		rc = ctl_etcd_txn(e, cmp, 2, ops, n_ops, &fail_op, 1, &res, err);
+		/* Not a second time: a create applied by a member that did not
+		 * answer may have finished (an unreadable report aborts it at
+		 * the first step, an operator's abort) before its retry, whose
+		 * other compares then hold. */
+		ctl_rstore_key(history_key, sizeof(history_key), facility, "rollout/history/%s",
+			       id);
+		cmp[2] = (struct ctl_etcd_cmp){.key = history_key,
+					       .target = CTL_ETCD_CMP_CREATE,
+					       .result = CTL_ETCD_EQUAL,
+					       .number = 0};
+		rc = ctl_etcd_txn(e, cmp, 3, ops, n_ops, &fail_op, 1, &res, err);
 		free(manifest);
 		free(record);
 		if (rc == 0 && !res.succeeded && res.range.count && active_is(&res.range, id))
 			rc = 0; /* ours, created by the try that went unanswered */
 		else if (rc == 0 && !res.succeeded && res.range.count)
 			rc = in_progress(&res.range, facility, err);
+		else if (rc == 0 && !res.succeeded && in_history(e, facility, id))
+			rc = 0; /* ours, and already finished (aborted at once) */
 		else if (rc == 0 && !res.succeeded)
 			rc = -EAGAIN; /* desired moved: again */
 		ctl_etcd_range_free(&res.range);
@@ -365,12 +391,14 @@ static int write_record(struct ctl_etcd *e, struct ctl_rollout *r, int64_t mod_r
 {
 	struct ctl_etcd_cmp cmp[2];
 	struct ctl_etcd_txn_result res = {0};
+	struct ctl_etcd_op get = {.type = CTL_ETCD_OP_RANGE};
 	char akey[160], hkey[200], *record;
-	size_t ncmp = 0;
+	size_t ncmp = 0, len;
 	int rc;
 
 	ctl_rstore_key(akey, sizeof(akey), r->facility, "rollout/active");
 	ctl_rstore_key(hkey, sizeof(hkey), r->facility, "rollout/history/%s", r->id);
+	get.key = finish ? hkey : akey;
 	cmp[ncmp++] = (struct ctl_etcd_cmp){.key = akey,
 					    .target = CTL_ETCD_CMP_MOD,
 					    .result = CTL_ETCD_EQUAL,
@@ -393,7 +421,19 @@ static int write_record(struct ctl_etcd *e, struct ctl_rollout *r, int64_t mod_r
 						    .value = record,
 						    .value_len = strlen(record)};
 	}
-	rc = ctl_etcd_txn(e, cmp, ncmp, ops, n_ops, NULL, 0, &res, err);
+	rc = ctl_etcd_txn(e, cmp, ncmp, ops, n_ops, &get, 1, &res, err);
+	/* The record as written, byte for byte (it carries its write count
+	 * and time): this very write, applied by a member that did not
+	 * answer, met by its retry on the next member. Taken as another's,
+	 * the step's log line, count and history pruning were lost, and an
+	 * operator's abort could answer that the rollout was already
+	 * aborting. */
+	len = strlen(record);
+	if (rc == 0 && !res.succeeded && res.range.count == 1 &&
+	    res.range.kvs[0].value_len == len && memcmp(res.range.kvs[0].value, record, len) == 0) {
+		res.succeeded = 1;
+		res.revision = res.range.kvs[0].mod_revision;
+	}
 	free(record);
 	ctl_etcd_range_free(&res.range);
 	if (rc)
@@ -406,15 +446,44 @@ static int write_record(struct ctl_etcd *e, struct ctl_rollout *r, int64_t mod_r
 	return 0;
 }
 
+/* Whether rollout @id finished, in history, with an abort requested: then
+ * its record is in @r. */
+static bool aborted_in_history(struct ctl_etcd *e, const char *facility, const char *id,
+			       struct ctl_rollout *r)
+{
+	struct ctl_etcd_range rg = {0};
+	struct fwd_err err = {0};
+	char hkey[200];
+	bool yes = false;
+
+	ctl_rstore_key(hkey, sizeof(hkey), facility, "rollout/history/%s", id);
+	if (ctl_etcd_range(e, hkey, 0, 0, 1, &rg, &err) == 0 && rg.count == 1 &&
+	    ctl_rollout_parse(rg.kvs[0].value, rg.kvs[0].value_len, r, &err) == 0)
+		yes = r->abort_requested && strcmp(r->id, id) == 0;
+	ctl_etcd_range_free(&rg);
+	return yes;
+}
+
 int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollout *r,
 		     struct fwd_err *err)
 {
 	struct ctl_etcd_op ops[2];
+	char id[CTL_ROLLOUT_ID_MAX + 1] = "";
 
 	for (int attempt = 0; attempt < 5; attempt++) {
 		int64_t mod;
 		int rc = ctl_rstore_active(e, facility, r, &mod, err);
 
+		/* An abort written, whose answer was lost, that the leader acted
+		 * on before this look: the record aborting on it, or gone to
+		 * history. That is this abort's doing (or a concurrent one's,
+		 * which asked the same), not a rollout already aborting. */
+		if (id[0] && rc == 0 && strcmp(r->id, id) == 0 && r->abort_requested &&
+		    (r->state == CTL_RO_ABORTING || r->state == CTL_RO_ABORTED))
+			return 0;
+		if (id[0] && rc && err->reason_code == FWD_R_NO_ROLLOUT &&
+		    aborted_in_history(e, facility, id, r))
+			return 0;
 		if (rc)
 			return rc;
 		if (r->state == CTL_RO_ABORTING || r->state == CTL_RO_ABORTED ||
@@ -428,6 +497,7 @@ int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 		rc = write_record(e, r, mod, NULL, ops, 0, false, NULL, err);
 		if (rc != -ESTALE)
 			return rc;
+		snprintf(id, sizeof(id), "%s", r->id);
 	}
 	return fwd_err_fail(err, FWD_R_ETCD_ERROR, NULL, 0, "",
 			    "rollout/active kept changing: try again");
@@ -1035,6 +1105,25 @@ out:
 	return rc ? rc : (int)n;
 }
 
+/* Whether rollout/active is still the one created at @active_create (0:
+ * none). A pin gone after a failed delete is this unpin's own only then:
+ * a rollout started or finished meanwhile may have re-pinned the node and
+ * removed that pin itself. */
+static bool same_active(struct ctl_etcd *e, const char *facility, int64_t active_create)
+{
+	struct ctl_etcd_range rg = {0};
+	struct fwd_err err = {0};
+	char akey[160];
+	bool same;
+
+	ctl_rstore_key(akey, sizeof(akey), facility, "rollout/active");
+	if (ctl_etcd_range(e, akey, CTL_ETCD_KEYS_ONLY, 0, 1, &rg, &err))
+		return false;
+	same = rg.count ? rg.kvs[0].create_revision == active_create : active_create == 0;
+	ctl_etcd_range_free(&rg);
+	return same;
+}
+
 int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node, int64_t expect_mod,
 		     bool only_finished, const struct ctl_etcd_cmp *leader,
 		     struct ctl_rstore_pinset *cache, struct ctl_rstore_pin *out,
@@ -1082,7 +1171,7 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 		 * own, applied by a member that did not answer (its retry on the
 		 * next member met it), or another's. Either way the node is
 		 * unpinned, as asked; @out still describes the pin removed. */
-		if (rg.count == 0 && compared) {
+		if (rg.count == 0 && compared && same_active(e, facility, cache->active_create)) {
 			ctl_etcd_range_free(&rg);
 			return 0;
 		}
@@ -1165,7 +1254,7 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 
 			/* As above: the pin read, gone. */
 			if (ctl_etcd_range(e, pkey, CTL_ETCD_KEYS_ONLY, 0, 1, &now, err) == 0 &&
-			    now.count == 0) {
+			    now.count == 0 && same_active(e, facility, cache->active_create)) {
 				ctl_etcd_range_free(&now);
 				return 0;
 			}

@@ -10,6 +10,7 @@ reverts the canary while the others never moved; two concurrent creates (one
 wins, the loser wrote nothing); an operator's abort; the leader killed
 mid-rollout (another driver takes over and completes it); an etcd member
 killed mid-rollout; garbage in rollout/active (reported, nothing written)."""
+import base64
 import http.server
 import json
 import os
@@ -803,14 +804,17 @@ def test_leader_resumes_on_its_lease_after_an_outage(cluster, fac):
 
 class LyingMember:
     """An HTTP front for one real member: it passes every call on, and
-    answers the first transaction it passed on (which etcd applied) with
+    answers one transaction it passed on (which etcd applied) with
     the gateway's 408 "grpc: the client connection is closing", as a
     member shutting down can. The client then tries the next member, where
     the transaction's compare meets the write already applied."""
 
-    def __init__(self, upstream):
+    def __init__(self, upstream, lie_on=None):
+        """@lie_on(request): whether to lie about this transaction (the
+        request's JSON; the first one by default), once."""
         outer = self
         self.lied = threading.Event()
+        lie_on = lie_on or (lambda req: True)
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
@@ -822,7 +826,7 @@ class LyingMember:
                         status, data = r.status, r.read()
                 except urllib.error.HTTPError as e:
                     status, data = e.code, e.read()
-                if self.path == "/v3/kv/txn" and not outer.lied.is_set():
+                if self.path == "/v3/kv/txn" and not outer.lied.is_set() and lie_on(json.loads(body)):
                     outer.lied.set()
                     msg = "grpc: the client connection is closing"
                     status, data = 408, json.dumps({"error": msg, "code": 1, "message": msg}).encode()
@@ -881,6 +885,55 @@ def test_a_create_whose_answer_was_lost_is_its_own(cluster, fac):
     assert out["rollout"]["id"] == active["id"], (out, active)
     rc, out, err = probe(cluster, "abort", f)
     assert rc == 0, (out, err)
+
+
+def puts_under(req, part):
+    """Whether the transaction @req puts, on success, a key holding @part."""
+    return any(part in base64.b64decode(op.get("request_put", {}).get("key", "")).decode("utf-8", "replace")
+               for op in req.get("success", []))
+
+
+def test_a_step_whose_answer_was_lost_is_its_own(cluster, fac):
+    """The leader's commit of the rollout's end (the record to history)
+    applied by a member that then answered 408: the retry's compare meets
+    the record the commit wrote, byte for byte. The leader takes it as its
+    own step: it logs the end and counts the commit (it once took it for
+    another writer's, and the end went unlogged and uncounted)."""
+    f, nodes, doc = fac
+    liar = LyingMember(cluster.url(0), lie_on=lambda req: puts_under(req, "/rollout/history/"))
+    d = driver(cluster, f, "drv-a", lease=6, endpoints=liar.url + "," + cluster.endpoints())
+    try:
+        wait_for(lambda: leader_of(cluster, f) == "drv-a", what="drv-a leads")
+        rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 1, "wave": 2}')
+        assert rc == 0, (out, err)
+        rec = finished(cluster, f, timeout=60)
+        wait_for(liar.lied.is_set, what="the end's commit answered 408")
+    finally:
+        out, err = stop(d)
+        liar.close()
+    assert rec["state"] == "completed", rec
+    assert re.search(r"fleet rollout %s \(%s\): completed" % (re.escape(rec["id"]), re.escape(f)), err), err[-3000:]
+    assert "changed since it was read" not in err, err[-3000:]
+    # create's record aside, every write of the record is one of this
+    # leader's commits (the lost answer's among them)
+    assert json.loads(out.splitlines()[-1])["commits"] == rec["writes"] - 1, (out, rec)
+
+
+def test_an_abort_whose_answer_was_lost_is_done(cluster, fac):
+    """An operator's abort written by a member that then answered 408."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1}')
+    assert rc == 0, (out, err)
+    liar = LyingMember(cluster.url(0))
+    try:
+        rc, out, err = probe(cluster, "abort", f, endpoints=liar.url + "," + cluster.endpoints())
+    finally:
+        liar.close()
+    assert liar.lied.is_set()
+    assert rc == 0, (out, err)
+    assert out["rollout"]["abort_requested"] is True, out
+    assert cluster.get_json(pre + "rollout/active")["abort_requested"] is True
 
 
 def test_an_unpin_whose_answer_was_lost_unpinned(cluster, fac):
