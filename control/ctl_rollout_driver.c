@@ -376,11 +376,16 @@ static bool still_leader(struct ctl_rdriver *d)
 		ctl_etcd_range_free(&rg);
 		return true;
 	}
-	snprintf(why, sizeof(why),
-		 rg.count ? "the leader key was replaced (created at revision %lld, ours %lld)"
-			  : "the leader key was deleted (ours was created at revision %lld)",
-		 (long long)(rg.count ? rg.kvs[0].create_revision : d->leader_create),
-		 (long long)d->leader_create);
+	if (rg.count)
+		snprintf(why, sizeof(why),
+			 "the leader key was replaced (created at revision %lld on lease %llx, "
+			 "ours %lld on lease %llx)",
+			 (long long)rg.kvs[0].create_revision, (unsigned long long)rg.kvs[0].lease,
+			 (long long)d->leader_create, (unsigned long long)d->lease);
+	else
+		snprintf(why, sizeof(why),
+			 "the leader key was deleted (ours was created at revision %lld)",
+			 (long long)d->leader_create);
 	ctl_etcd_range_free(&rg);
 	lose_leadership(d, why);
 	return false;

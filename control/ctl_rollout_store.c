@@ -118,18 +118,25 @@ static bool active_is(const struct ctl_etcd_range *rg, const char *id)
 	return same;
 }
 
-/* Whether rollout @id is in the facility's history. */
-static bool in_history(struct ctl_etcd *e, const char *facility, const char *id)
+/* Rollout @id's record in the facility's history, into @r: 1 when it is
+ * there, 0 when not, or a negative errno (etcd did not say, or the record
+ * does not parse) with @err set. */
+static int history_record(struct ctl_etcd *e, const char *facility, const char *id,
+			  struct ctl_rollout *r, struct fwd_err *err)
 {
 	struct ctl_etcd_range rg = {0};
-	struct fwd_err err = {0};
 	char hkey[200];
-	bool yes;
+	int rc;
 
 	ctl_rstore_key(hkey, sizeof(hkey), facility, "rollout/history/%s", id);
-	yes = ctl_etcd_range(e, hkey, CTL_ETCD_KEYS_ONLY, 0, 1, &rg, &err) == 0 && rg.count == 1;
+	rc = ctl_etcd_range(e, hkey, 0, 0, 1, &rg, err);
+	if (rc == 0 && rg.count == 1) {
+		rc = ctl_rollout_parse(rg.kvs[0].value, rg.kvs[0].value_len, r, err);
+		if (rc == 0)
+			rc = 1;
+	}
 	ctl_etcd_range_free(&rg);
-	return yes;
+	return rc;
 }
 
 /* The manifest's "format": JSON when the document starts with '{'. */
@@ -247,6 +254,17 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 	}
 	ctl_rstore_table_hash(doc, len, hash);
 	ctl_rstore_key(active_key, sizeof(active_key), facility, "rollout/active");
+	{
+		uint16_t salt = 0;
+
+		/* Two regionds creating in the same millisecond differ. One id
+		 * for every attempt: a try applied by a member that did not
+		 * answer is then known by it, whatever happened to it since. */
+		if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != sizeof(salt))
+			salt = (uint16_t)random();
+		snprintf(id, sizeof(id), "r-%llu-%04x", (unsigned long long)now_ms, (unsigned)salt);
+	}
+	ctl_rstore_key(history_key, sizeof(history_key), facility, "rollout/history/%s", id);
 	/* A desired key that moves under us (a rollout promoted meanwhile)
 	 * fails the compare: read it again, a few times. */
 	for (int attempt = 0; attempt < 5; attempt++) {
@@ -265,15 +283,6 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 		if (rc < 0)
 			goto out;
 		have_table = rc == 1;
-		{
-			uint16_t salt = 0;
-
-			/* Two regionds creating in the same millisecond differ. */
-			if (getrandom(&salt, sizeof(salt), GRND_NONBLOCK) != sizeof(salt))
-				salt = (uint16_t)(random() ^ (long)attempt);
-			snprintf(id, sizeof(id), "r-%llu-%04x", (unsigned long long)now_ms,
-				 (unsigned)salt);
-		}
 		rc = ctl_rollout_init(r, id, facility, hash, previous, opts, created_by, now_ms,
 				      err);
 		if (rc)
@@ -326,8 +335,6 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 		 * answer may have finished (an unreadable report aborts it at
 		 * the first step, an operator's abort) before its retry, whose
 		 * other compares then hold. */
-		ctl_rstore_key(history_key, sizeof(history_key), facility, "rollout/history/%s",
-			       id);
 		cmp[2] = (struct ctl_etcd_cmp){.key = history_key,
 					       .target = CTL_ETCD_CMP_CREATE,
 					       .result = CTL_ETCD_EQUAL,
@@ -335,14 +342,19 @@ int ctl_rstore_create(struct ctl_etcd *e, const char *facility, const char *doc,
 		rc = ctl_etcd_txn(e, cmp, 3, ops, n_ops, &fail_op, 1, &res, err);
 		free(manifest);
 		free(record);
-		if (rc == 0 && !res.succeeded && res.range.count && active_is(&res.range, id))
+		if (rc == 0 && !res.succeeded && res.range.count && active_is(&res.range, id)) {
 			rc = 0; /* ours, created by the try that went unanswered */
-		else if (rc == 0 && !res.succeeded && res.range.count)
-			rc = in_progress(&res.range, facility, err);
-		else if (rc == 0 && !res.succeeded && in_history(e, facility, id))
-			rc = 0; /* ours, and already finished (aborted at once) */
-		else if (rc == 0 && !res.succeeded)
-			rc = -EAGAIN; /* desired moved: again */
+		} else if (rc == 0 && !res.succeeded) {
+			/* Ours and finished already (@r is then its record), or
+			 * another's in progress, or desired moved: again. */
+			rc = history_record(e, facility, id, r, err);
+			if (rc == 1)
+				rc = 0;
+			else if (rc == 0 && res.range.count)
+				rc = in_progress(&res.range, facility, err);
+			else if (rc == 0)
+				rc = -EAGAIN;
+		}
 		ctl_etcd_range_free(&res.range);
 		if (rc != -EAGAIN)
 			goto out;
@@ -482,8 +494,17 @@ int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 		    (r->state == CTL_RO_ABORTING || r->state == CTL_RO_ABORTED))
 			return 0;
 		if (id[0] && rc && err->reason_code == FWD_R_NO_ROLLOUT &&
-		    aborted_in_history(e, facility, id, r))
+		    aborted_in_history(e, facility, id, r)) {
+			*err = (struct fwd_err){0};
 			return 0;
+		}
+		/* The rollout this abort meant finished meanwhile and another
+		 * began: that one is not what the operator asked to abort. */
+		if (id[0] && rc == 0 && strcmp(r->id, id) != 0)
+			return fwd_err_fail(err, FWD_R_NO_ROLLOUT, NULL, 0, "",
+					    "rollout %s finished while this abort ran; rollout %s "
+					    "began since and is left alone",
+					    id, r->id);
 		if (rc)
 			return rc;
 		if (r->state == CTL_RO_ABORTING || r->state == CTL_RO_ABORTED ||
