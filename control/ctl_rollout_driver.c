@@ -203,12 +203,11 @@ static int resume(struct ctl_rdriver *d)
 	rc = ctl_etcd_lease_keepalive(d->e, d->gone_lease, NULL, &err);
 	if (rc && rc != -ENOENT) {
 		set_error(d, &err, true);
-		if (err.reason_code == FWD_R_ETCD_UNAVAILABLE)
-			return -1;
 		/* Refused some other way (a login, an answer that is not etcd's):
 		 * renewing it on and on would keep the old key alive for good,
 		 * holding every other regiond off. Let it go. */
-		forget_gone(d);
+		if (err.reason_code != FWD_R_ETCD_UNAVAILABLE)
+			forget_gone(d);
 		return -1;
 	}
 	if (rc) {
@@ -285,7 +284,7 @@ static void campaign(struct ctl_rdriver *d)
 			 * create of ours whose answer was lost may have left the
 			 * key on it, which resume() then finds (its create
 			 * revision is not 0) and the campaign takes as ours. */
-			if (err.reason_code == FWD_R_ETCD_UNAVAILABLE && d->gone_lease == 0) {
+			if (err.reason_code == FWD_R_ETCD_UNAVAILABLE) {
 				d->gone_lease = d->lease;
 				d->gone_create = 0;
 			}
