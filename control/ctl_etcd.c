@@ -778,15 +778,15 @@ int ctl_etcd_delete(struct ctl_etcd *e, const char *key, unsigned flags, int64_t
 static json_t *cmp_json(const struct ctl_etcd_cmp *c)
 {
 	static const char *const target[] = {
-		[CTL_ETCD_CMP_CREATE] = "CREATE",
-		[CTL_ETCD_CMP_MOD] = "MOD",
-		[CTL_ETCD_CMP_VERSION] = "VERSION",
-		[CTL_ETCD_CMP_VALUE] = "VALUE",
+		[CTL_ETCD_CMP_CREATE] = "CREATE",   [CTL_ETCD_CMP_MOD] = "MOD",
+		[CTL_ETCD_CMP_VERSION] = "VERSION", [CTL_ETCD_CMP_VALUE] = "VALUE",
+		[CTL_ETCD_CMP_LEASE] = "LEASE",
 	};
 	static const char *const field[] = {
 		[CTL_ETCD_CMP_CREATE] = "create_revision",
 		[CTL_ETCD_CMP_MOD] = "mod_revision",
 		[CTL_ETCD_CMP_VERSION] = "version",
+		[CTL_ETCD_CMP_LEASE] = "lease",
 	};
 	static const char *const result[] = {
 		[CTL_ETCD_EQUAL] = "EQUAL",
@@ -797,7 +797,7 @@ static json_t *cmp_json(const struct ctl_etcd_cmp *c)
 	json_t *o;
 	int bad;
 
-	if ((unsigned)c->target > CTL_ETCD_CMP_VALUE || (unsigned)c->result > CTL_ETCD_LESS ||
+	if ((unsigned)c->target > CTL_ETCD_CMP_LEASE || (unsigned)c->result > CTL_ETCD_LESS ||
 	    !c->key)
 		return NULL;
 	o = json_pack("{s:s, s:s}", "target", target[c->target], "result", result[c->result]);

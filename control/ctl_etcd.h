@@ -118,6 +118,7 @@ enum ctl_etcd_cmp_target {
 	CTL_ETCD_CMP_MOD, /* mod_revision */
 	CTL_ETCD_CMP_VERSION, /* version (0: the key does not exist) */
 	CTL_ETCD_CMP_VALUE, /* value bytes */
+	CTL_ETCD_CMP_LEASE, /* the lease the key is on (0: none, or no key) */
 };
 
 enum ctl_etcd_cmp_result {
@@ -131,7 +132,7 @@ struct ctl_etcd_cmp {
 	const char *key;
 	enum ctl_etcd_cmp_target target;
 	enum ctl_etcd_cmp_result result;
-	int64_t number; /* CREATE, MOD, VERSION */
+	int64_t number; /* CREATE, MOD, VERSION, LEASE */
 	const void *value; /* VALUE */
 	size_t value_len;
 };

@@ -92,6 +92,27 @@ def test_txn_create_only_once(cluster):
     assert cluster.get("/t/rollout/active") == b"next"
 
 
+def test_txn_compares_the_lease(cluster):
+    """A put compared on the lease its key is on: the rollout leader's
+    commits, so that a put over its key on another lease (which keeps the
+    key's create_revision) stops them at once."""
+    ep = cluster.endpoints()
+    leases = [probe(ep, "lease", 30)[1][0]["id"] for _ in range(2)]
+    probe(ep, "put", "/t/leader", "a", leases[0])
+    rc, out, _ = probe(ep, "leasecas", "/t/leader", leases[1], "b")
+    assert rc == 0 and out[0]["succeeded"] == 0
+    assert out[0]["kvs"][0]["lease"] == leases[0]
+    rc, out, _ = probe(ep, "leasecas", "/t/leader", leases[0], "c")
+    assert rc == 0 and out[0]["succeeded"] == 1
+    assert cluster.get("/t/leader") == b"c"
+    # A key on no lease compares as lease 0.
+    probe(ep, "put", "/t/unleased", "u")
+    assert probe(ep, "leasecas", "/t/unleased", leases[0], "x")[1][0]["succeeded"] == 0
+    assert probe(ep, "leasecas", "/t/unleased", 0, "y")[1][0]["succeeded"] == 1
+    for lid in leases:
+        probe(ep, "revoke", lid)
+
+
 def test_lease_keepalive_revoke(cluster):
     ep = cluster.endpoints()
     rc, out, _ = probe(ep, "lease", 5)

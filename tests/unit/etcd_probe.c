@@ -9,6 +9,7 @@
  *   put KEY VALUE [LEASE]          get KEY [prefix] [REV]      del KEY [prefix]
  *   create KEY VALUE               (txn: put if absent, else read it)
  *   cas KEY MOD_REV VALUE          (txn: put if mod_revision is MOD_REV)
+ *   leasecas KEY LEASE VALUE       (txn: put if the key is on LEASE)
  *   lease TTL                      (grant, one keepalive, print both)
  *   keepalive ID                   revoke ID
  *   watch KEY FROM COUNT [prefix]  (events until COUNT, one line each;
@@ -153,12 +154,16 @@ int main(int argc, char **argv)
 		rc = ctl_etcd_delete(e, argv[2], flags, &rev, &err);
 		if (rc >= 0)
 			printf("{\"deleted\":%d,\"revision\":%" PRId64 "}\n", rc, rev);
-	} else if ((!strcmp(cmd, "create") && argc >= 4) || (!strcmp(cmd, "cas") && argc >= 5)) {
-		int cas = !strcmp(cmd, "cas");
+	} else if ((!strcmp(cmd, "create") && argc >= 4) || (!strcmp(cmd, "cas") && argc >= 5) ||
+		   (!strcmp(cmd, "leasecas") && argc >= 5)) {
+		/* cas compares the key's mod_revision, leasecas its lease. */
+		int cas = strcmp(cmd, "create") != 0;
 		const char *val = argv[cas ? 4 : 3];
 		struct ctl_etcd_cmp c = {
 			.key = argv[2],
-			.target = cas ? CTL_ETCD_CMP_MOD : CTL_ETCD_CMP_CREATE,
+			.target = !cas			? CTL_ETCD_CMP_CREATE
+				  : !strcmp(cmd, "cas") ? CTL_ETCD_CMP_MOD
+							: CTL_ETCD_CMP_LEASE,
 			.result = CTL_ETCD_EQUAL,
 			.number = cas ? atoll(argv[3]) : 0,
 		};
@@ -198,8 +203,8 @@ int main(int argc, char **argv)
 		ctl_etcd_free(e);
 		return rc;
 	} else {
-		fprintf(stderr, "usage: etcd_probe put|get|del|create|cas|lease|keepalive|revoke|"
-				"watch ...\n");
+		fprintf(stderr, "usage: etcd_probe put|get|del|create|cas|leasecas|lease|keepalive|"
+				"revoke|watch ...\n");
 		ctl_etcd_free(e);
 		return 2;
 	}
