@@ -211,12 +211,15 @@ static int resume(struct ctl_rdriver *d)
 		return -1;
 	}
 	if (rc) {
-		/* Answered, and gone (expired): a campaign afresh, as usual. */
+		/* Answered, and gone (expired): a campaign afresh, as usual.
+		 * Said only when this driver led on it: a campaigner's lease
+		 * lapsing (it never acted as leader on it) is nothing to tell. */
 		answered(d);
-		fwd_log(FWD_LOG_INFO,
-			"fleet rollout driver (%s): its lease lapsed in the outage: "
-			"campaigns afresh",
-			d->conf.facility);
+		if (d->gone_create)
+			fwd_log(FWD_LOG_INFO,
+				"fleet rollout driver (%s): its lease lapsed in the outage: "
+				"campaigns afresh",
+				d->conf.facility);
 		d->gone_lease = d->gone_create = 0;
 		return 0;
 	}
@@ -547,7 +550,8 @@ static int commit(struct ctl_rdriver *d, struct ctl_rollout_actions *act, int64_
 		  uint64_t now, uint64_t *wait)
 {
 	struct fwd_err err = {0};
-	int rc = ctl_rstore_commit(d->e, d->r, mod, d->leader_create, act, &err);
+	struct ctl_rstore_leader leader = {.create_revision = d->leader_create, .lease = d->lease};
+	int rc = ctl_rstore_commit(d->e, d->r, mod, &leader, act, &err);
 
 	if (rc == -ESTALE) {
 		if (still_leader(d))
@@ -684,8 +688,6 @@ out:
 static void look_at_pins(struct ctl_rdriver *d)
 {
 	struct fwd_err err = {0};
-	char lkey[160];
-	struct ctl_etcd_cmp leader;
 	struct stray *kept;
 	unsigned n_kept = 0, unpins = 0;
 	int n, strays = 0;
@@ -719,11 +721,6 @@ static void look_at_pins(struct ctl_rdriver *d)
 	kept = calloc(CTL_ROLLOUT_NODES_MAX, sizeof(*kept));
 	if (kept == NULL)
 		return;
-	ctl_rstore_key(lkey, sizeof(lkey), d->conf.facility, "rollout/leader");
-	leader = (struct ctl_etcd_cmp){.key = lkey,
-				       .target = CTL_ETCD_CMP_CREATE,
-				       .result = CTL_ETCD_EQUAL,
-				       .number = d->leader_create};
 	for (int i = 0; i < n; i++) {
 		const struct ctl_rstore_pin *p = &d->pins[i];
 		struct stray *s = NULL;
@@ -765,7 +762,8 @@ static void look_at_pins(struct ctl_rdriver *d)
 		if (unpins >= PINS_UNPIN_PER_LOOK || !keep_lease(d) || d->leader_create == 0)
 			continue;
 		unpins++;
-		leader.number = d->leader_create;
+		struct ctl_rstore_leader leader = {.create_revision = d->leader_create,
+						   .lease = d->lease};
 		if (ctl_rstore_unpin(d->e, d->conf.facility, p->node, p->mod_revision, true,
 				     &leader, &d->pinset, &gone, &err) == 0) {
 			fwd_log(FWD_LOG_NOTICE,
@@ -777,11 +775,15 @@ static void look_at_pins(struct ctl_rdriver *d)
 			pthread_mutex_lock(&d->lock);
 			d->unpinned++;
 			pthread_mutex_unlock(&d->lock);
-		} else if (err.reason_code != FWD_R_STALE_GENERATION &&
-			   s->warned != (int)err.reason_code) {
-			/* A compare that failed is no error: it changed, and is
-			 * looked at again next time. Another failure is said
-			 * once for this pin and cause, then retried quietly. */
+		} else if (err.reason_code == FWD_R_STALE_GENERATION) {
+			/* A compare that failed is no error: the pin or the
+			 * rollout changed, and is looked at again next time;
+			 * or the leader key is no longer ours, which ends the
+			 * leading here as a step's failed commit does. */
+			still_leader(d);
+		} else if (s->warned != (int)err.reason_code) {
+			/* Another failure is said once for this pin and cause,
+			 * then retried quietly. */
 			fwd_log(FWD_LOG_WARNING, "fleet (%s): cannot delete the pin of node %s: %s",
 				d->conf.facility, p->node, err.reason);
 			s->warned = (int)err.reason_code;

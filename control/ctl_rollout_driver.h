@@ -8,7 +8,7 @@
  * leader polls rollout/active and the nodes/ reports, keeps each node's
  * previous report for rates, runs ctl_rollout_step() and commits what it
  * returns in one transaction that compares the record's mod_revision and
- * the leader key's create_revision. So the driver holds no state a
+ * the leader key's create_revision and lease. So the driver holds no state a
  * successor needs: it resumes from rollout/active.
  *
  * A driver that cannot reach etcd is paused: it writes nothing it has not

@@ -46,6 +46,24 @@ static uint64_t unix_s(uint64_t ms)
 	return ms / 1000;
 }
 
+/* @leader's compares into @cmp (its key into @key): @return how many. */
+static size_t leader_cmps(const char *facility, const struct ctl_rstore_leader *leader,
+			  char key[160], struct ctl_etcd_cmp cmp[2])
+{
+	if (leader == NULL)
+		return 0;
+	ctl_rstore_key(key, 160, facility, "rollout/leader");
+	cmp[0] = (struct ctl_etcd_cmp){.key = key,
+				       .target = CTL_ETCD_CMP_CREATE,
+				       .result = CTL_ETCD_EQUAL,
+				       .number = leader->create_revision};
+	cmp[1] = (struct ctl_etcd_cmp){.key = key,
+				       .target = CTL_ETCD_CMP_LEASE,
+				       .result = CTL_ETCD_EQUAL,
+				       .number = leader->lease};
+	return 2;
+}
+
 /* The desired key's table ("" when there is none) and the compare that
  * keeps it so until the transaction. */
 static int read_desired(struct ctl_etcd *e, const char *facility, char *table, char *key,
@@ -398,13 +416,13 @@ int ctl_rstore_active(struct ctl_etcd *e, const char *facility, struct ctl_rollo
 }
 
 static int write_record(struct ctl_etcd *e, struct ctl_rollout *r, int64_t mod_revision,
-			const struct ctl_etcd_cmp *extra, struct ctl_etcd_op *ops, size_t n_ops,
-			bool finish, int64_t *new_rev, struct fwd_err *err)
+			const struct ctl_rstore_leader *leader, struct ctl_etcd_op *ops,
+			size_t n_ops, bool finish, int64_t *new_rev, struct fwd_err *err)
 {
-	struct ctl_etcd_cmp cmp[2];
+	struct ctl_etcd_cmp cmp[3];
 	struct ctl_etcd_txn_result res = {0};
 	struct ctl_etcd_op get = {.type = CTL_ETCD_OP_RANGE};
-	char akey[160], hkey[200], *record;
+	char akey[160], hkey[200], lkey[160], *record;
 	size_t ncmp = 0, len;
 	int rc;
 
@@ -415,8 +433,7 @@ static int write_record(struct ctl_etcd *e, struct ctl_rollout *r, int64_t mod_r
 					    .target = CTL_ETCD_CMP_MOD,
 					    .result = CTL_ETCD_EQUAL,
 					    .number = mod_revision};
-	if (extra)
-		cmp[ncmp++] = *extra;
+	ncmp += leader_cmps(r->facility, leader, lkey, &cmp[ncmp]);
 	r->writes++;
 	record = dump(ctl_rollout_to_json(r));
 	if (record == NULL)
@@ -525,14 +542,13 @@ int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 }
 
 int ctl_rstore_commit(struct ctl_etcd *e, struct ctl_rollout *r, int64_t *mod_revision,
-		      int64_t leader_create, const struct ctl_rollout_actions *act,
+		      const struct ctl_rstore_leader *leader, const struct ctl_rollout_actions *act,
 		      struct fwd_err *err)
 {
 	struct ctl_etcd_op *ops = calloc(CTL_ROLLOUT_NODES_MAX + 4, sizeof(*ops));
 	char(*keys)[200] = calloc(CTL_ROLLOUT_NODES_MAX + 1, sizeof(*keys));
 	char *values[2] = {NULL, NULL}; /* pin to table, pin to previous */
-	char *desired = NULL, lkey[160], pins[160];
-	struct ctl_etcd_cmp leader;
+	char *desired = NULL, pins[160];
 	size_t n = 0, n_pins = 0;
 	bool all_away = true; /* every pin op goes back to desired */
 	int rc = -ENOMEM;
@@ -597,13 +613,7 @@ int ctl_rstore_commit(struct ctl_etcd *e, struct ctl_rollout *r, int64_t *mod_re
 						.value = desired,
 						.value_len = strlen(desired)};
 	}
-	ctl_rstore_key(lkey, sizeof(lkey), r->facility, "rollout/leader");
-	leader = (struct ctl_etcd_cmp){.key = lkey,
-				       .target = CTL_ETCD_CMP_CREATE,
-				       .result = CTL_ETCD_EQUAL,
-				       .number = leader_create};
-	rc = write_record(e, r, *mod_revision, leader_create ? &leader : NULL, ops, n, act->finish,
-			  mod_revision, err);
+	rc = write_record(e, r, *mod_revision, leader, ops, n, act->finish, mod_revision, err);
 	goto done;
 out:
 	if (rc == -ENOMEM)
@@ -1146,12 +1156,12 @@ static bool same_active(struct ctl_etcd *e, const char *facility, int64_t active
 }
 
 int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node, int64_t expect_mod,
-		     bool only_finished, const struct ctl_etcd_cmp *leader,
+		     bool only_finished, const struct ctl_rstore_leader *leader,
 		     struct ctl_rstore_pinset *cache, struct ctl_rstore_pin *out,
 		     struct fwd_err *err)
 {
 	struct ctl_rstore_pinset own = {0};
-	char pkey[200], akey[160];
+	char pkey[200], akey[160], lkey[160];
 	size_t plen;
 
 	if (cache == NULL)
@@ -1169,7 +1179,7 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 	for (int attempt = 0; attempt < 5; attempt++) {
 		struct ctl_etcd_range rg = {0};
 		struct ctl_etcd_txn_result res = {0};
-		struct ctl_etcd_cmp cmp[3];
+		struct ctl_etcd_cmp cmp[4];
 		struct ctl_etcd_op del = {.type = CTL_ETCD_OP_DELETE, .key = pkey};
 		struct fwd_err ae = {0};
 		size_t ncmp = 0;
@@ -1261,8 +1271,7 @@ int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node,
 						    .target = CTL_ETCD_CMP_CREATE,
 						    .result = CTL_ETCD_EQUAL,
 						    .number = cache->active_create};
-		if (leader)
-			cmp[ncmp++] = *leader;
+		ncmp += leader_cmps(facility, leader, lkey, &cmp[ncmp]);
 		rc = ctl_etcd_txn(e, cmp, ncmp, &del, 1, NULL, 0, &res, err);
 		ctl_etcd_range_free(&res.range);
 		if (rc)

@@ -35,6 +35,16 @@
 #define CTL_RSTORE_CHUNK (512u << 10) /* bytes per table chunk */
 #define CTL_RSTORE_ONE_TXN (768u << 10) /* tables up to this go in one txn */
 
+/* The rollout leader's key (rollout/leader) as its campaign made it. A
+ * leader's writes compare both: a put over the key (by hand, or a writer
+ * that should not) keeps its create_revision but not its lease, and a
+ * leader compared on the revision alone would go on committing beside the
+ * key's new holder until its next keepalive found out. */
+struct ctl_rstore_leader {
+	int64_t create_revision;
+	int64_t lease;
+};
+
 /** "/regionfwd/v1/fac/F/" + @rest (printf) into @buf. */
 int ctl_rstore_key(char *buf, size_t len, const char *facility, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -67,13 +77,13 @@ int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 /**
  * Commit a driver's step: @act's pins, desired on promotion, and the record
  * (rollout/active, or into history and active deleted on finish), in one
- * transaction comparing rollout/active's @mod_revision and the leader key's
- * @leader_create revision. @r->writes is counted before it is written.
+ * transaction comparing rollout/active's @mod_revision and the leader key
+ * (@leader, when not NULL). @r->writes is counted before it is written.
  * @return 0 with *@mod_revision the new one; -ESTALE when a compare failed
  *         (someone else wrote: read again); an etcd error.
  */
 int ctl_rstore_commit(struct ctl_etcd *e, struct ctl_rollout *r, int64_t *mod_revision,
-		      int64_t leader_create, const struct ctl_rollout_actions *act,
+		      const struct ctl_rstore_leader *leader, const struct ctl_rollout_actions *act,
 		      struct fwd_err *err);
 
 /* Finished rollouts kept under rollout/history/ (the oldest beyond are
@@ -196,8 +206,8 @@ int ctl_rstore_pins(struct ctl_etcd *e, const char *facility, struct ctl_rstore_
  * its revert: abort the rollout instead), or may own it: an unreadable pin
  * while a rollout is active is refused unless it names another rollout.
  * One transaction compares the pin's
- * mod_revision and rollout/active's create_revision as read, and @leader
- * when not NULL (the driver's leader key): nothing changed in between, or
+ * mod_revision and rollout/active's create_revision as read, and @leader's
+ * key when not NULL (the driver's): nothing changed in between, or
  * nothing is deleted. @expect_mod (0: any) and @only_finished (the leader's
  * sweep: only a pin of a rollout in the history) narrow what may go.
  * @cache (may be NULL): as for ctl_rstore_pins(), the active record's id.
@@ -208,7 +218,7 @@ int ctl_rstore_pins(struct ctl_etcd *e, const char *facility, struct ctl_rstore_
  *         an etcd error.
  */
 int ctl_rstore_unpin(struct ctl_etcd *e, const char *facility, const char *node, int64_t expect_mod,
-		     bool only_finished, const struct ctl_etcd_cmp *leader,
+		     bool only_finished, const struct ctl_rstore_leader *leader,
 		     struct ctl_rstore_pinset *cache, struct ctl_rstore_pin *out,
 		     struct fwd_err *err);
 

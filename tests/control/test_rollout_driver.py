@@ -388,6 +388,46 @@ def test_leader_key_deleted_mid_rollout(cluster, fac):
     assert leaders == {holder: True, ({"drv-a", "drv-b"} - {holder}).pop(): False}, (leaders, outs)
 
 
+def test_a_put_over_the_leader_key_stops_its_commits(cluster, fac):
+    """A put over the leader key on another lease (by hand, or a writer
+    that should not) keeps the key's create_revision. The leader's commits
+    compare the key's lease too: none passes after the put, and the first
+    that fails ends its leading. Compared on the create_revision alone, it
+    went on driving the rollout beside the key's new holder until its next
+    keepalive (a third of its lease: 20 s here, far past the window
+    watched). Once that lease is revoked (its key goes with it), the driver
+    leads again and the rollout completes."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 2, "wave": 1, "sync_timeout_s": 20}')
+    assert rc == 0, (out, err)
+    d = driver(cluster, f, "drv-a", lease=60)
+    other = None
+    try:
+        wait_for(lambda: nodes[0].running == NEW, what="canary on NEW")
+        other = int(cluster.call("/v3/lease/grant", {"TTL": 60})["ID"])
+        cluster.put(pre + "rollout/leader", json.dumps({"schema": 1, "node": "intruder", "since": 0}), lease=other)
+        held = cluster.get_json(pre + "rollout/active")
+        time.sleep(2 + 4)  # the canary seen in sync, its bake: commits the old code made
+        now = cluster.get_json(pre + "rollout/active")
+        assert (now["writes"], now["state"]) == (held["writes"], held["state"]), (held, now)
+        assert [n.running for n in nodes] == [NEW, OLD, OLD]
+        cluster.call("/v3/lease/revoke", {"ID": str(other)})
+        other = None
+        rec = finished(cluster, f, timeout=60)
+    finally:
+        if other:
+            cluster.call("/v3/lease/revoke", {"ID": str(other)})
+        out, err = stop(d)
+    assert rec["state"] == "completed", rec
+    assert [n.running for n in nodes] == [NEW] * 3
+    # Deposed by its first failed commit, normally within the window
+    # (replaced); one that only came after the revoke finds the key gone.
+    assert re.search(r"no longer the leader: the leader key was (replaced \(created at revision \d+ "
+                     r"on lease [0-9a-f]+, ours|deleted)", err), err[-3000:]
+    assert json.loads(out.strip().splitlines()[-1])["leader"] is True, out
+
+
 def leader_of(cluster, f):
     return (cluster.get_json(etcdlab.fac_prefix(f) + "rollout/leader") or {}).get("node")
 
