@@ -154,7 +154,8 @@ class SimNode(threading.Thread):
 
 
 def probe(cluster, *args, timeout=60, endpoints=None, **extra):
-    env = dict(os.environ, ETCD_ENDPOINTS=endpoints or cluster.endpoints(), ETCD_TIMEOUT_MS="1000", **extra)
+    env = dict(os.environ, ETCD_ENDPOINTS=endpoints or cluster.endpoints(), ETCD_TIMEOUT_MS="1000")
+    env.update(extra)
     p = subprocess.run([PROBE, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.strip()]
     return p.returncode, lines[-1] if lines else None, p.stderr
@@ -849,9 +850,11 @@ class LyingMember:
     member shutting down can. The client then tries the next member, where
     the transaction's compare meets the write already applied."""
 
-    def __init__(self, upstream, lie_on=None):
+    def __init__(self, upstream, lie_on=None, hold=None):
         """@lie_on(request): whether to lie about this transaction (the
-        request's JSON; the first one by default), once."""
+        request's JSON; the first one by default), once. @hold(): when
+        given, the lie waits until it is true (at most 60 s), so that
+        others act on the applied write before its writer retries."""
         outer = self
         self.lied = threading.Event()
         lie_on = lie_on or (lambda req: True)
@@ -867,6 +870,8 @@ class LyingMember:
                 except urllib.error.HTTPError as e:
                     status, data = e.code, e.read()
                 if self.path == "/v3/kv/txn" and not outer.lied.is_set() and lie_on(json.loads(body)):
+                    if hold:
+                        wait_for(hold, timeout=60, what="what the lie waits for")
                     outer.lied.set()
                     msg = "grpc: the client connection is closing"
                     status, data = 408, json.dumps({"error": msg, "code": 1, "message": msg}).encode()
@@ -974,6 +979,76 @@ def test_an_abort_whose_answer_was_lost_is_done(cluster, fac):
     assert rc == 0, (out, err)
     assert out["rollout"]["abort_requested"] is True, out
     assert cluster.get_json(pre + "rollout/active")["abort_requested"] is True
+
+
+def test_a_create_answered_after_its_rollout_ended_is_not_made_again(cluster, fac):
+    """A create applied by a member that answered only after the rollout
+    had been aborted and ended (held, then 408): the retry on the next
+    member finds rollout/active free again and desired as it read it (an
+    aborted rollout promotes nothing), and would create the rollout a
+    second time but for its compare on the history key. It answers with
+    the ended record instead, and nothing more is created."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    d = driver(cluster, f, "drv-a")
+    liar = LyingMember(cluster.url(0), lie_on=lambda req: puts_under(req, "/rollout/active"),
+                       hold=lambda: history(cluster, f))
+    create = None
+    try:
+        wait_for(lambda: leader_of(cluster, f) == "drv-a", what="drv-a leads")
+        env = dict(os.environ, ETCD_ENDPOINTS=liar.url + "," + cluster.endpoints(), ETCD_TIMEOUT_MS="60000")
+        create = subprocess.Popen([PROBE, "create", f, doc, '{"canary": 1, "bake_s": 30, "wave": 2}'], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: cluster.get(pre + "rollout/active"), what="the rollout is created")
+        rc, out, err = probe(cluster, "abort", f)
+        assert rc == 0, (out, err)
+        out, err = create.communicate(timeout=90)
+    finally:
+        if create and create.poll() is None:
+            create.kill()
+            create.communicate()
+        stop(d)
+        liar.close()
+    assert liar.lied.is_set()
+    assert create.returncode == 0, (out, err)
+    answer = json.loads(out.strip().splitlines()[-1])
+    done = history(cluster, f)
+    assert len(done) == 1 and done[0]["state"] == "aborted", done
+    assert answer["rollout"]["id"] == done[0]["id"] and answer["rollout"]["state"] == "aborted", answer
+    assert cluster.get(pre + "rollout/active") is None
+    assert [n.running for n in nodes] == [OLD] * 3
+
+
+def test_an_abort_answered_after_the_leader_acted_on_it_is_done(cluster, fac):
+    """An abort applied by a member that answered only after the leader had
+    acted on it (held until the rollout is aborting or aborted, then 408):
+    the retry's compare fails on a record that is no longer the one it
+    wrote. The abort is done, not "already aborting"."""
+    f, nodes, doc = fac
+    pre = etcdlab.fac_prefix(f)
+    rc, out, err = probe(cluster, "create", f, doc, '{"canary": 1, "bake_s": 30, "wave": 2}')
+    assert rc == 0, (out, err)
+    d = driver(cluster, f, "drv-a")
+
+    def acted():
+        rec = cluster.get_json(pre + "rollout/active")
+        return history(cluster, f) or (rec and rec["state"] in ("aborting", "aborted"))
+
+    liar = LyingMember(cluster.url(0), hold=acted)
+    try:
+        wait_for(lambda: nodes[0].running == NEW, what="canary on NEW")
+        rc, out, err = probe(cluster, "abort", f, endpoints=liar.url + "," + cluster.endpoints(),
+                             ETCD_TIMEOUT_MS="60000")
+        rec = finished(cluster, f, timeout=60)
+    finally:
+        stop(d)
+        liar.close()
+    assert liar.lied.is_set()
+    assert rc == 0, (out, err)
+    assert out["rollout"]["abort_requested"] is True, out
+    assert out["rollout"]["state"] in ("aborting", "aborted"), out
+    assert rec["state"] == "aborted" and rec["abort_requested"] is True, rec
+    assert [n.running for n in nodes] == [OLD] * 3
 
 
 def test_an_unpin_whose_answer_was_lost_unpinned(cluster, fac):
