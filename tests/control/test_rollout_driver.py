@@ -850,11 +850,15 @@ class LyingMember:
     member shutting down can. The client then tries the next member, where
     the transaction's compare meets the write already applied."""
 
+    HOLD_S = 40  # under the client's 60 s timeout of the tests that hold
+
     def __init__(self, upstream, lie_on=None, hold=None):
         """@lie_on(request): whether to lie about this transaction (the
-        request's JSON; the first one by default), once. @hold(): when
-        given, the lie waits until it is true (at most 60 s), so that
-        others act on the applied write before its writer retries."""
+        request's JSON; the first one etcd applied by default), once; one
+        whose compares failed (nothing applied) is answered as etcd did.
+        @hold(): when given, the lie waits until it is true (at most
+        HOLD_S), so that others act on the applied write before its writer
+        retries; a member's error while it looks counts as not yet."""
         outer = self
         self.lied = threading.Event()
         lie_on = lie_on or (lambda req: True)
@@ -869,9 +873,11 @@ class LyingMember:
                         status, data = r.status, r.read()
                 except urllib.error.HTTPError as e:
                     status, data = e.code, e.read()
-                if self.path == "/v3/kv/txn" and not outer.lied.is_set() and lie_on(json.loads(body)):
+                if (self.path == "/v3/kv/txn" and status == 200 and not outer.lied.is_set()
+                        and json.loads(data).get("succeeded") and lie_on(json.loads(body))):
                     if hold:
-                        wait_for(hold, timeout=60, what="what the lie waits for")
+                        wait_for(hold, timeout=outer.HOLD_S, what="what the lie waits for",
+                                 catch=(OSError, ValueError, KeyError, RuntimeError))
                     outer.lied.set()
                     msg = "grpc: the client connection is closing"
                     status, data = 408, json.dumps({"error": msg, "code": 1, "message": msg}).encode()
@@ -907,8 +913,10 @@ def test_a_campaign_whose_answer_was_lost_leads(cluster, fac):
         assert rc == 0, (out, err)
         rec = finished(cluster, f, timeout=45)
     finally:
-        out, err = stop(d)
-        liar.close()
+        try:
+            out, err = stop(d)
+        finally:
+            liar.close()
     assert rec["state"] == "completed", rec
     assert "drv-a leads the rollouts" in err, err[-3000:]
     assert json.loads(out.splitlines()[-1])["leader"] is True, out
@@ -954,8 +962,10 @@ def test_a_step_whose_answer_was_lost_is_its_own(cluster, fac):
         rec = finished(cluster, f, timeout=60)
         wait_for(liar.lied.is_set, what="the end's commit answered 408")
     finally:
-        out, err = stop(d)
-        liar.close()
+        try:
+            out, err = stop(d)
+        finally:
+            liar.close()
     assert rec["state"] == "completed", rec
     assert re.search(r"fleet rollout %s \(%s\): completed" % (re.escape(rec["id"]), re.escape(f)), err), err[-3000:]
     assert "changed since it was read" not in err, err[-3000:]
@@ -1007,8 +1017,10 @@ def test_a_create_answered_after_its_rollout_ended_is_not_made_again(cluster, fa
         if create and create.poll() is None:
             create.kill()
             create.communicate()
-        stop(d)
-        liar.close()
+        try:
+            stop(d)
+        finally:
+            liar.close()
     assert liar.lied.is_set()
     assert create.returncode == 0, (out, err)
     answer = json.loads(out.strip().splitlines()[-1])
@@ -1038,11 +1050,13 @@ def test_an_abort_answered_after_the_leader_acted_on_it_is_done(cluster, fac):
     try:
         wait_for(lambda: nodes[0].running == NEW, what="canary on NEW")
         rc, out, err = probe(cluster, "abort", f, endpoints=liar.url + "," + cluster.endpoints(),
-                             ETCD_TIMEOUT_MS="60000")
+                             timeout=90, ETCD_TIMEOUT_MS="60000")
         rec = finished(cluster, f, timeout=60)
     finally:
-        stop(d)
-        liar.close()
+        try:
+            stop(d)
+        finally:
+            liar.close()
     assert liar.lied.is_set()
     assert rc == 0, (out, err)
     assert out["rollout"]["abort_requested"] is True, out
