@@ -840,11 +840,21 @@ static int load_tls(struct regiond *d)
 static int seed_table(struct regiond *d)
 {
 	const char *table = d->o.table;
+	const struct ctl_gen *cur = ctl_state_current(&d->st);
 	struct fwd_err fe = {0}, e;
 	char *buf;
 	size_t len;
 
-	if (ctl_state_current(&d->st) != NULL || table == NULL)
+	if (cur != NULL && table != NULL)
+		/* Said: an operator who edits the file and starts regiond
+		 * again expects it to run (a walkthrough of the README, run
+		 * twice, was told "no change" by its apply and nothing else). */
+		fwd_log(FWD_LOG_NOTICE,
+			"--table %s not used: the state directory %s holds generation %" PRIu64
+			", which goes on (--table seeds an empty state directory only; "
+			"regionctl apply FILE changes the table)",
+			table, d->o.state_dir, cur->id);
+	if (cur != NULL || table == NULL)
 		return 0;
 	if (fwd_read_file(table, &buf, &len, &fe)) {
 		fwd_log(FWD_LOG_ERR, "%s: %s", table, fe.reason);

@@ -76,6 +76,30 @@ def test_a_second_regiond_takes_nothing_from_a_running_one(tmp_path):
         a.wait(30)
 
 
+def test_a_table_given_to_a_state_directory_with_history_is_said_unused(tmp_path):
+    """--table seeds an empty state directory only: started again on its
+    history, regiond goes on with that, and now says so (a walkthrough of
+    the README, run twice, applied the file and was told "no change", with
+    nothing in the log to say why)."""
+    api, state = str(tmp_path / "a.sock"), str(tmp_path / "state")
+    log = tmp_path / "a.sock.log"
+    a = start(tmp_path, api, state)
+    try:
+        up(a, api)
+        a.terminate()
+        a.wait(30)
+        assert "not used" not in log.read_text()  # the first start seeded from it
+        a = start(tmp_path, api, state)
+        hist = up(a, api)
+        current = max(g["id"] for g in hist["history"])
+        said = (f"--table {DEMO} not used: the state directory {state} holds generation {current}, "
+                "which goes on")
+        assert log.read_text().count(said) == 1, log.read_text()[-2000:]
+    finally:
+        a.terminate()
+        a.wait(30)
+
+
 def test_sighup_and_sigusr1_do_not_end_regiond(tmp_path):
     """kill -HUP (regionfwd's reload) or -USR1 (its counters) sent to
     regiond once ended it at once, without a word; systemd counts an end
