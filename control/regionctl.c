@@ -4391,7 +4391,7 @@ static const struct ctl_opt apply_opts[] = {
 	{.name = "--author",
 	 .arg = "A",
 	 .key = "author",
-	 .help = "who, kept in the history (default: $USER)"},
+	 .help = "who, kept in the history (default: $USER, else api)"},
 	{.name = "--confirm-timeout",
 	 .arg = "S",
 	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
@@ -4422,7 +4422,7 @@ static const struct ctl_opt link_weight_opts[] = {
 	{.name = "--author",
 	 .arg = "A",
 	 .key = "author",
-	 .help = "who, kept in the history (default: $USER)"},
+	 .help = "who, kept in the history (default: $USER, else api)"},
 	{.name = "--confirm-timeout",
 	 .arg = "S",
 	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
@@ -4437,7 +4437,7 @@ static const struct ctl_opt prefixes_opts[] = {
 	{.name = "--author",
 	 .arg = "A",
 	 .key = "author",
-	 .help = "who, kept in the history (default: $USER)"},
+	 .help = "who, kept in the history (default: $USER, else api)"},
 	{0},
 };
 
