@@ -178,11 +178,15 @@ struct ctl_fleet {
 
 	pthread_mutex_t mu;
 	struct view v;
-	/* What was logged (under mu): the last etcd failure and when; whether
-	 * a lost connection was said and not yet its return; whether etcd
-	 * ever answered. */
-	char logged[600];
-	int64_t logged_ms;
+	/* What was logged (under mu): the last few etcd refusals and when
+	 * (a role refused both the report's txn and the watch's range, and
+	 * with one remembered the two alternated into the log twice a
+	 * second); whether a lost connection was said and not yet its
+	 * return; whether etcd ever answered. */
+	struct {
+		char text[600];
+		int64_t ms; /* 0: a free slot */
+	} logged[4];
 	int logged_down, reached;
 };
 
@@ -270,29 +274,44 @@ static void count(struct ctl_fleet *f, int c)
  * answer in time (etcd_unavailable) is a lost connection, logged once until
  * etcd answers again; a refusal (etcd_error: a role that may not write, a
  * reply that is not the gateway's) leaves the connection up and is logged
- * when it differs from the last one logged, or a minute later. */
+ * when none of the last few logged was the same, or a minute later. */
 static void etcd_failed(struct ctl_fleet *f, const struct fwd_err *e)
 {
+	const size_t slots = sizeof(f->logged) / sizeof(f->logged[0]);
 	char buf[600];
 	int say, down = e->reason_code == FWD_R_ETCD_UNAVAILABLE;
 	int64_t now = fwd_mono_ms();
+	size_t slot = 0, oldest = 0;
 
 	fwd_err_str(e, buf, sizeof(buf));
 	pthread_mutex_lock(&f->mu);
-	say = down ? !f->logged_down : strcmp(buf, f->logged) || now - f->logged_ms > 60000;
+	for (slot = 0; slot < slots; slot++) {
+		if (f->logged[slot].ms && strcmp(buf, f->logged[slot].text) == 0)
+			break;
+		if (f->logged[slot].ms < f->logged[oldest].ms)
+			oldest = slot;
+	}
+	if (down)
+		say = !f->logged_down;
+	else
+		say = slot == slots || now - f->logged[slot].ms > 60000;
 	if (down)
 		f->v.connected = 0;
 	f->v.counters[FC_etcd_errors]++;
 	snprintf(f->v.last_error, sizeof(f->v.last_error), "%s", buf);
 	f->v.last_error_at = (int64_t)time(NULL);
-	if (say) {
-		snprintf(f->logged, sizeof(f->logged), "%s", buf);
-		f->logged_ms = now;
-		f->logged_down |= down;
+	if (say && down) {
+		f->logged_down = 1;
+	} else if (say) {
+		if (slot == slots)
+			slot = oldest;
+		snprintf(f->logged[slot].text, sizeof(f->logged[slot].text), "%s", buf);
+		f->logged[slot].ms = now;
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (say)
-		fwd_log(FWD_LOG_WARNING, "fleet: etcd: %s (forwarding goes on unchanged)", buf);
+		fwd_log(FWD_LOG_WARNING, "fleet: etcd: %s%s", buf,
+			f->validate_only ? "" : " (forwarding goes on unchanged)");
 }
 
 static void etcd_ok(struct ctl_fleet *f)

@@ -21,6 +21,7 @@ nodes on virtual devices follow their facility's desired table in a real
 Short leases and report intervals keep it to about a minute; no timing is
 asserted.
 """
+import collections
 import json
 import os
 import shutil
@@ -352,6 +353,16 @@ def test_tls_role_per_facility(tmp_path):
             assert "fleet        node x1 of fb: " in st and "etcd connected" in st, st
             assert "last etcd error " in st and "permission denied" in st, st
             assert all(p.poll() is None for p in procs)
+            # Each refusal said once a minute, however they alternate: the
+            # report's txn and the watch's range took turns, and with one
+            # remembered both were logged twice a second. A validate-only
+            # node forwards nothing, and does not say it forwards on.
+            time.sleep(3)
+            said = collections.Counter(ln.split("fleet: etcd: ", 1)[1]
+                                       for ln in (tmp_path / "rd-fb.log").read_text().splitlines()
+                                       if "fleet: etcd: " in ln)
+            assert said and max(said.values()) == 1, said
+            assert not any("forwarding goes on" in t for t in said), said
         finally:
             for p in procs:
                 p.terminate()
