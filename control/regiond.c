@@ -848,12 +848,15 @@ static int seed_table(struct regiond *d)
 	if (cur != NULL && table != NULL)
 		/* Said: an operator who edits the file and starts regiond
 		 * again expects it to run (a walkthrough of the README, run
-		 * twice, was told "no change" by its apply and nothing else). */
+		 * twice, was told "no change" by its apply and nothing else).
+		 * Not "what runs": regionfwd's own generation may be adopted
+		 * (ctl_state_sync), and in fleet mode etcd decides. */
 		fwd_log(FWD_LOG_NOTICE,
-			"--table %s not used: the state directory %s holds generation %" PRIu64
-			", which goes on (--table seeds an empty state directory only; "
-			"regionctl apply FILE changes the table)",
-			table, d->o.state_dir, cur->id);
+			"--table %s not used: the state directory %s has a history (generation "
+			"%" PRIu64 " last); --table seeds an empty one only%s",
+			table, d->o.state_dir, cur->id,
+			d->o.fleet_endpoints ? " (fleet mode: the facility's desired table runs)"
+					     : " (regionctl apply FILE changes the table)");
 	if (cur != NULL || table == NULL)
 		return 0;
 	if (fwd_read_file(table, &buf, &len, &fe)) {

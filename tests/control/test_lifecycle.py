@@ -92,8 +92,8 @@ def test_a_table_given_to_a_state_directory_with_history_is_said_unused(tmp_path
         a = start(tmp_path, api, state)
         hist = up(a, api)
         current = max(g["id"] for g in hist["history"])
-        said = (f"--table {DEMO} not used: the state directory {state} holds generation {current}, "
-                "which goes on")
+        said = (f"--table {DEMO} not used: the state directory {state} has a history (generation "
+                f"{current} last); --table seeds an empty one only (regionctl apply FILE changes the table)")
         assert log.read_text().count(said) == 1, log.read_text()[-2000:]
     finally:
         a.terminate()
