@@ -745,34 +745,44 @@ static void publish_on_write(void *arg)
 	ctl_api_publish(arg);
 }
 
-/* A read of the view (ctl_api_publish), without the state lock: what regiond
- * holds and what regionfwd last reported, with the report's age. It never
- * asks regionfwd and never pushes (the main loop's ctl_state_sync does). */
 /* The box's health from a status model (docs/operations.md, health for
  * monitoring), in the monitoring-plugin convention regionctl status exits
  * with: healthy (0) when regionfwd runs regiond's current generation and no
  * alarm is raised; degraded (1) when it answers but runs something else, or
  * an alarm is raised; unreachable (2) when regionfwd has not answered, or
- * its last answer is over 10 s old (regiond asks every second). */
+ * its last answer is over 10 s old (regiond asks every second). A
+ * validate-only fleet node has no regionfwd: only its alarm and filters
+ * count. */
 json_t *ctl_api_health(const json_t *status)
 {
 	const json_t *dp = json_object_get(status, "dataplane"),
 		     *age = json_object_get(dp, "report_age_ms");
 	const char *state = "healthy", *why = "regionfwd runs the current generation";
 	int code = 0;
+	/* --fleet-validate-only runs without regionfwd by design (docs/fleet.md):
+	 * nothing there to be unreachable or out of sync, but an alarm (a stray
+	 * pin, a twin under its node name) degrades it as any box. It used to be
+	 * "unreachable" here while its fleet report said 0. */
+	int no_dataplane =
+		json_is_true(json_object_get(json_object_get(status, "fleet"), "validate_only"));
 
-	if (!json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
-	    json_integer_value(age) > 10000) {
+	if (no_dataplane) {
+		why = "validate only (--fleet-validate-only): no regionfwd here by design";
+	} else if (!json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
+		   json_integer_value(age) > 10000) {
 		state = "unreachable", code = 2;
 		/* Over 10 s only when the age says so: a regionfwd that just
 		 * went away has no status but a young last answer. */
 		why = !json_is_integer(age)		? "regionfwd has not answered"
 		      : json_integer_value(age) > 10000 ? "regionfwd has not answered for over 10 s"
 							: "regionfwd is not connected";
+	}
+	if (code != 0) {
+		/* unreachable says it all */
 	} else if (json_is_string(json_object_get(status, "alarm"))) {
 		state = "degraded", code = 1,
 		why = json_string_value(json_object_get(status, "alarm"));
-	} else if (!json_is_true(json_object_get(dp, "in_sync"))) {
+	} else if (!no_dataplane && !json_is_true(json_object_get(dp, "in_sync"))) {
 		state = "degraded", code = 1;
 		why = json_is_null(json_object_get(status, "generation"))
 			      ? "regiond has no table yet"
@@ -799,7 +809,10 @@ json_t *ctl_api_health(const json_t *status)
 
 /* The status model: the view, regiond's own part, the age of regionfwd's
  * report (*@report_ms: its CLOCK_MONOTONIC ms, 0 before the first) and the
- * health. NULL on ENOMEM. */
+ * health. NULL on ENOMEM.
+ * It is a read of the view (ctl_api_publish), without the state lock: what
+ * regiond holds and what regionfwd last reported. It never asks regionfwd
+ * and never pushes (the main loop's ctl_state_sync does). */
 static json_t *status_json(struct ctl_api *api, int64_t *report_ms)
 {
 	const struct ctl_ext *x;

@@ -97,7 +97,8 @@ int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, c
 		     size_t len, char **out);
 
 /** The box's health from a status model (GET /v1/status's "dataplane",
- *  "alarm", "generation"): {"state", "exit", "reason"}, exit 0 healthy,
+ *  "alarm", "generation", "filters", "fleet.validate_only"):
+ *  {"state", "exit", "reason"}, exit 0 healthy,
  *  1 degraded, 2 unreachable (docs/api.md). Also the fleet report's
  *  health code. NULL on ENOMEM. */
 json_t *ctl_api_health(const json_t *status);

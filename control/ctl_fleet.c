@@ -1097,6 +1097,27 @@ static json_t *health_summary(struct ctl_fleet *f, json_t **running, int *dp_in_
 	return h;
 }
 
+/* A validate-only node's health summary: GET /v1/status's rules, which
+ * judge no regionfwd in that mode, so only the alarm counts. */
+static json_t *validate_only_health(struct ctl_fleet *f)
+{
+	struct ctl_state *st = f->st;
+	json_t *model, *h;
+	int code;
+
+	pthread_mutex_lock(st->lock);
+	model = json_pack("{s:{s:b}, s:s?}", "fleet", "validate_only", 1, "alarm",
+			  st->alarm[0] ? st->alarm : NULL);
+	h = model ? ctl_api_health(model) : NULL;
+	/* No model, no verdict: not said healthy (the report is written anyway) */
+	code = h ? (int)json_integer_value(json_object_get(h, "exit")) : 1;
+	json_decref(h);
+	json_decref(model);
+	h = json_pack("{s:i, s:[], s:s}", "code", code, "links_down", "alarm", st->alarm);
+	pthread_mutex_unlock(st->lock);
+	return h;
+}
+
 /* Whether the last try was of target @t from @source: a refusal of another
  * target (the pin just deleted, a desired key since rewritten) says nothing
  * of this one until it is tried too. */
@@ -1217,13 +1238,13 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 	int in_sync;
 
 	if (f->validate_only) {
-		health = json_pack("{s:i, s:[], s:s}", "code", 0, "links_down", "alarm", "");
 		running = json_pack("{s:i, s:s?, s:n}", "generation", 0, "table",
 				    f->validated[0] ? f->validated : NULL, "hash");
 		in_sync = !t->present || (!t->refused && !strcmp(f->validated, t->table));
 		/* Nothing runs here to be off target; a stray pin or a twin
-		 * reporting under this name still says so. */
+		 * reporting under this name still says so, in the health too. */
 		fleet_alarm(f, t, source, f->validated, 1, 0, NULL, 0);
+		health = validate_only_health(f);
 	} else {
 		const char *rt;
 		int dp_in_sync;

@@ -1931,9 +1931,14 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 	else
 		printf("generation   %lld  %s  by %s  \"%s\"  (%s)\n", ji(g, "id"), js(g, "hash"),
 		       js(g, "author"), js(g, "comment"), t);
-	printf("dataplane    %s, %s",
-	       json_is_true(json_object_get(dp, "connected")) ? "connected" : "UNREACHABLE",
-	       json_is_true(json_object_get(dp, "in_sync")) ? "runs it" : "OUT OF SYNC");
+	if (json_is_true(json_object_get(json_object_get(r, "fleet"), "validate_only")))
+		/* no regionfwd by design: not "UNREACHABLE, OUT OF SYNC" */
+		printf("dataplane    none: validate only (--fleet-validate-only), tables are "
+		       "validated, never run");
+	else
+		printf("dataplane    %s, %s",
+		       json_is_true(json_object_get(dp, "connected")) ? "connected" : "UNREACHABLE",
+		       json_is_true(json_object_get(dp, "in_sync")) ? "runs it" : "OUT OF SYNC");
 	if (json_is_object(json_object_get(dp, "status"))) {
 		json_t *s = json_object_get(dp, "status"), *pk = json_object_get(s, "packets");
 

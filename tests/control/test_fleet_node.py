@@ -456,6 +456,62 @@ def test_fleet_status_says_each_reports_age(tmp_path):
             assert rd.wait(30) == 0, open(tmp_path / "rd.log").read()[-2000:]
 
 
+def test_a_validate_only_node_says_the_same_health_as_its_report(tmp_path):
+    """A validate-only node has no regionfwd by design. Its fleet report
+    said health 0 while its own status, /v1/health and regionctl status
+    said regionfwd unreachable (503, exit 2); and the report kept saying 0
+    with its stray-pin alarm raised. Now both follow one rule: healthy,
+    degraded by an alarm."""
+    with etcdlab.Cluster(tmp_path / "etcd", members=1, name="vohealth") as c:
+        fac = "voh"
+        h0 = etcdlab.publish_table(c, fac, open(DEMO, "rb").read())
+        etcdlab.set_desired(c, fac, h0)
+        api = str(tmp_path / "api.sock")
+        rd = subprocess.Popen([REGIOND, "--fleet-validate-only", "--api-socket", api, "--state-dir",
+                               str(tmp_path / "st"), "--fleet-endpoints", c.endpoints(), "--fleet-node", "v0",
+                               "--fleet-facility", fac, "--fleet-lease", "3", "--fleet-report-ms", "300",
+                               "--fleet-timeout-ms", "2000"],
+                              stdout=open(tmp_path / "rd.log", "w"), stderr=subprocess.STDOUT)
+        node = Node.__new__(Node)
+        node.api = api
+
+        def status():
+            p = subprocess.run([REGIONCTL, "-s", api, "status"], capture_output=True, text=True, timeout=60)
+            return p.returncode, p.stdout
+
+        try:
+            wait_for(lambda: etcdlab.node_reports(c, fac).get("v0", {}).get("in_sync") is True, timeout=60,
+                     what="v0 validated its table")
+            rep = etcdlab.node_reports(c, fac)["v0"]
+            assert rep["health"] == {"code": 0, "links_down": [], "alarm": ""}, rep
+            code, health = node.http("GET", "/v1/health")
+            assert code == 200 and health["state"] == "healthy" and health["exit"] == 0, health
+            assert "validate only" in health["reason"], health
+            rc, out = status()
+            assert rc == 0, out
+            assert "dataplane    none: validate only" in out and "UNREACHABLE" not in out, out
+            assert "health       healthy: validate only" in out, out
+            # a pin of a rollout nobody runs: the alarm degrades both alike
+            etcdlab.set_pin(c, fac, "v0", h0, rollout="r-1-dead")
+            wait_for(lambda: etcdlab.node_reports(c, fac)["v0"]["health"]["code"] == 1, timeout=30,
+                     what="the stray pin in v0's report health")
+            rep = etcdlab.node_reports(c, fac)["v0"]
+            assert "no active rollout owns" in rep["health"]["alarm"], rep
+            code, health = node.http("GET", "/v1/health")
+            assert code == 503 and health["state"] == "degraded", health
+            assert health["reason"] == rep["health"]["alarm"], (health, rep)
+            rc, out = status()
+            assert rc == 1 and "health       degraded: fleet: pinned to table" in out, out
+            c.delete(etcdlab.fac_prefix(fac) + "pins/v0")
+            wait_for(lambda: etcdlab.node_reports(c, fac)["v0"]["health"]["code"] == 0, timeout=30,
+                     what="the alarm cleared from v0's report")
+            assert node.http("GET", "/v1/health")[0] == 200
+            assert status()[0] == 0
+        finally:
+            rd.terminate()
+            assert rd.wait(30) == 0, open(tmp_path / "rd.log").read()[-2000:]
+
+
 def gen_of(node):
     return node.status()["generation"]["id"]
 
