@@ -1178,3 +1178,88 @@ int fwd_extract_dns_qname(const uint8_t *p, size_t len, char *out, size_t outlen
 	out[n] = '\0';
 	return (int)n;
 }
+
+/* A DNS name in presentation form: as fwd_extract_dns_qname gives the
+ * query's name from its labels. */
+static int given_qname(const char *s, size_t n, char *out, size_t outlen)
+{
+	size_t label = 0;
+
+	if (n == 1 && s[0] == '.') {
+		if (outlen < 2)
+			return FWD_X_TOO_LONG;
+		out[0] = '.';
+		out[1] = '\0';
+		return 1;
+	}
+	if (n > 0 && s[n - 1] == '.')
+		n--;
+	if (n == 0)
+		return FWD_X_MALFORMED;
+	/* counted with a dot after the last label, as on the wire */
+	if (n + 1 > 255 || n + 2 > outlen)
+		return FWD_X_TOO_LONG;
+	if (lower_copy((const uint8_t *)s, n, out, 0))
+		return FWD_X_MALFORMED;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && out[i] != '.') {
+			label++;
+			continue;
+		}
+		if (label == 0 || label > 63) /* an empty label; over 63: no label type */
+			return FWD_X_MALFORMED;
+		label = 0;
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+int fwd_extract_given(int field, const char *s, size_t n, char *out, size_t outlen)
+{
+	static const char head[] = "GET / HTTP/1.1\r\nHost: ", tail[] = "\r\n\r\n";
+	uint8_t req[sizeof(head) - 1 + 512 + sizeof(tail) - 1];
+
+	switch (field) {
+	case FWD_X_SNI:
+		return copy_host((const uint8_t *)s, n, out, outlen);
+	case FWD_X_QNAME:
+		return given_qname(s, n, out, outlen);
+	case FWD_X_HOST:
+		/* The value in a request of its own, read by the extractor: the
+		 * authority's rules (userinfo, port, characters) are its alone.
+		 * A line break or NUL would make it another request, not this
+		 * value. */
+		if (n > 512)
+			return FWD_X_TOO_LONG;
+		if (memchr(s, '\r', n) || memchr(s, '\n', n) || memchr(s, '\0', n))
+			return FWD_X_MALFORMED;
+		memcpy(req, head, sizeof(head) - 1);
+		memcpy(req + sizeof(head) - 1, s, n);
+		memcpy(req + sizeof(head) - 1 + n, tail, sizeof(tail) - 1);
+		n += sizeof(head) - 1 + sizeof(tail) - 1;
+		{
+			int rc = fwd_extract_http_host(req, n, out, outlen);
+
+			/* no name at all (an empty value): a Host a server refuses */
+			return rc == FWD_X_NONE ? FWD_X_MALFORMED : rc;
+		}
+	default:
+		return FWD_X_MALFORMED;
+	}
+}
+
+const char *fwd_extract_error_name(int rc)
+{
+	switch (rc) {
+	case FWD_X_TRUNCATED:
+		return "truncated";
+	case FWD_X_MALFORMED:
+		return "malformed";
+	case FWD_X_TOO_LONG:
+		return "too_long";
+	case FWD_X_TOO_MANY:
+		return "too_many";
+	default:
+		return "unknown";
+	}
+}

@@ -85,4 +85,24 @@ int fwd_extract_http_next(const uint8_t *p, size_t len, struct fwd_x_iter *it, c
 int fwd_extract_dns_tcp_next(const uint8_t *p, size_t len, struct fwd_x_iter *it, char *out,
 			     size_t outlen);
 
+/* The fields fwd_extract_given() reads; equal to fwd_table.h's FWD_CF_*. */
+enum { FWD_X_SNI = 1, FWD_X_HOST = 2, FWD_X_QNAME = 3 };
+
+/*
+ * A name given by hand, [s, s + n) (explain's tls_sni, http_host,
+ * dns_qname), read as that field's extractor reads it from a packet, so
+ * that explain and the fast path answer alike ("API.Example." is the SNI
+ * api.example; "a b" is a name no packet yields: MALFORMED):
+ * - FWD_X_SNI: a server_name as a ClientHello carries it;
+ * - FWD_X_HOST: a Host header's value (userinfo and port dropped);
+ * - FWD_X_QNAME: a DNS name in presentation form, labels of 1..63
+ *   printable bytes joined by dots, one trailing dot allowed ("." is the
+ *   root).
+ * Returns as the extractors do: the name's length, or a negative FWD_X_*.
+ */
+int fwd_extract_given(int field, const char *s, size_t n, char *out, size_t outlen);
+
+/* FWD_X_*'s name as explain and the counters say it ("malformed", ...). */
+const char *fwd_extract_error_name(int rc);
+
 #endif /* FWD_EXTRACT_H */

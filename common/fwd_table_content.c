@@ -222,6 +222,11 @@ static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *p
 			return rc;
 		if ((id = tv_nidx_find(x, s)) < 0)
 			return tv_fail(c, e, p, "unknown %s '%s'", what, s);
+		/* a slip (two lines meant to differ), not a wider scope */
+		for (uint16_t k = 0; k < *count; k++)
+			if ((*out)[k] == id)
+				return tv_fail(c, e, p, "%s '%s' is listed twice (also at [%u])",
+					       what, s, k);
 		(*out)[(*count)++] = (uint16_t)id;
 	}
 	return 0;

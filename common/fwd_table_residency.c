@@ -84,6 +84,12 @@ int tv_parse_residency(struct vctx *c, const struct fwd_node *res)
 			} else if ((id = tv_nidx_find(&nm->services, s)) < 0) {
 				return tv_fail(c, e, path, "unknown service '%s'", s);
 			}
+			for (uint32_t k = 0; k < r->nservices; k++)
+				if (r->services[k] == id)
+					return tv_fail(
+						c, e, path,
+						"service '%s' is listed twice (also at [%u])", s,
+						k);
 			r->services[r->nservices++] = (uint16_t)id;
 		}
 		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(RESIDENCY, ALLOWED_TAGS));

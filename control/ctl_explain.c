@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fwd_extract.h"
 #include "fwd_filter.h"
 #include "fwd_parse.h"
 
@@ -46,11 +47,23 @@ static int hexval(char c)
 				      : -1;
 }
 
+_Static_assert((int)FWD_X_SNI == (int)FWD_CF_TLS_SNI && (int)FWD_X_HOST == (int)FWD_CF_HTTP_HOST &&
+		       (int)FWD_X_QNAME == (int)FWD_CF_DNS_QNAME,
+	       "fwd_extract_given() takes the content field's index");
+
+/* What a given name must be, by content field: said when it is not. */
+static const char *const given_rule[FWD_CONTENT_FIELDS] = {
+	[FWD_CF_TLS_SNI] = "printable ASCII without spaces, at most 255 bytes",
+	[FWD_CF_HTTP_HOST] = "a host's characters, an optional port, at most 255 bytes",
+	[FWD_CF_DNS_QNAME] = "labels of 1..63 printable ASCII bytes joined by dots",
+};
+
 /* payload (text) or payload_hex, and the extracted names by content field
  * (tls_sni, http_host, dns_qname), lowercased as the extractors give them. */
 static int content_args(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 {
 	json_t *text = json_object_get(b, "payload"), *hex = json_object_get(b, "payload_hex");
+	int rc;
 
 	if (text && hex)
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "payload",
@@ -96,8 +109,17 @@ static int content_args(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 		if (s == NULL || n == 0 || n >= sizeof(x->given[f]) || strlen(s) != n)
 			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key,
 					    "must be a name of 1..255 bytes");
-		for (size_t i = 0; i <= n; i++)
-			x->given[f][i] = (char)tolower((unsigned char)s[i]);
+		/* As the field's extractor reads it from a packet (lowercased,
+		 * one trailing dot dropped, a Host's port too): explain once
+		 * matched "example.in." where the fast path read example.in. */
+		rc = fwd_extract_given(f, s, n, x->given[f], sizeof(x->given[f]));
+		if (rc < 0)
+			return fwd_err_fail(
+				e, FWD_R_BAD_REQUEST, NULL, 0, key,
+				"not a name this field's extractor reads from a packet (%s: %s); "
+				"a packet carrying it is unreadable to the rules: explain it with "
+				"its payload (payload_hex)",
+				fwd_extract_error_name(rc), given_rule[f]);
 	}
 	x->req.n_given = FWD_CONTENT_FIELDS;
 	x->req.given = x->given_ptr;

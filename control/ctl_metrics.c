@@ -77,8 +77,9 @@ static const struct {
 	{"regionfwd_content_rule_matches_total", "Packets whose scan matched a content rule.",
 	 "rule", FWD_RS_CONTENT, FWD_RV_MATCHES},
 	{"regionfwd_content_rule_flow_packets_total",
-	 "TCP packets that took a content rule's flow verdict without a scan.", "rule",
-	 FWD_RS_CONTENT, FWD_RV_FLOW_PACKETS},
+	 "TCP packets that took a content rule's flow verdict (a drop unscanned, others after a "
+	 "scan that matched no drop).",
+	 "rule", FWD_RS_CONTENT, FWD_RV_FLOW_PACKETS},
 	{"regionfwd_port_received_packets_total", "Packets the port's device received (ipackets).",
 	 "port", FWD_RS_PORTS, FWD_RV_IPACKETS},
 	{"regionfwd_port_sent_packets_total", "Packets the port's device sent (opackets).", "port",

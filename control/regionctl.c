@@ -2279,6 +2279,11 @@ static void explain_content_print(json_t *c)
 		else
 			printf("  matched   %s (%s, %s)\n", js(v, "rule"), js(v, "field"),
 			       js(v, "action"));
+	if (ji(c, "matched") > (long long)json_array_size(json_object_get(c, "matches")))
+		printf("  and %lld more matched (each counted; explain lists the first 16 in "
+		       "document order, and the verdict)\n",
+		       ji(c, "matched") -
+			       (long long)json_array_size(json_object_get(c, "matches")));
 	if (json_is_string(json_object_get(c, "verdict")))
 		printf("  verdict   %s\n", js(c, "verdict"));
 	else

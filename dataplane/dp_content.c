@@ -359,16 +359,35 @@ static void matched(struct match_ctx *m, unsigned id, uint32_t entry, uint8_t ki
 	if (kind && m->in->top)
 		top_add(m->in->top + (size_t)m->c->top_of[id] * DP_CONTENT_TOP_K,
 			(uint64_t)entry << 2 | kind);
-	if (v->nhits < DP_CONTENT_MAX_HITS) {
-		v->hits[v->nhits] = id;
-		v->hit_entry[v->nhits] = entry;
-		v->hit_kind[v->nhits] = kind;
+	{
+		/* The list keeps the first rules in document order, whatever
+		 * order Hyperscan reports them in: a full list gives up its
+		 * latest rule for an earlier one (the cold case, over
+		 * DP_CONTENT_MAX_HITS matches). */
+		uint32_t slot = v->nhits;
+
+		if (unlikely(slot >= DP_CONTENT_MAX_HITS)) {
+			slot = 0;
+			for (uint32_t h = 1; h < DP_CONTENT_MAX_HITS; h++)
+				if (v->hits[h] > v->hits[slot])
+					slot = h;
+			if (v->hits[slot] < id)
+				slot = DP_CONTENT_MAX_HITS;
+		}
+		if (slot < DP_CONTENT_MAX_HITS) {
+			v->hits[slot] = id;
+			v->hit_entry[slot] = entry;
+			v->hit_kind[slot] = kind;
+		}
 	}
 	v->nhits++;
 	if (v->rule == DP_CONTENT_NONE ||
 	    rank(r->action) > rank(m->c->t->content[v->rule].action) ||
-	    (rank(r->action) == rank(m->c->t->content[v->rule].action) && id < v->rule))
+	    (rank(r->action) == rank(m->c->t->content[v->rule].action) && id < v->rule)) {
 		v->rule = id;
+		v->rule_entry = entry;
+		v->rule_kind = kind;
+	}
 }
 
 /* Hyperscan's callback; SINGLEMATCH makes it run at most once per rule and scan. */

@@ -89,12 +89,14 @@ struct dp_content {
 struct dp_content_verdict {
 	uint32_t rule; /* deciding rule, or DP_CONTENT_NONE */
 	uint32_t nhits; /* matching rules */
-	uint32_t
-		hits[DP_CONTENT_MAX_HITS]; /* the first DP_CONTENT_MAX_HITS of them (for explain) */
+	/* the first DP_CONTENT_MAX_HITS of them in document order, in no
+	 * order (for explain) */
+	uint32_t hits[DP_CONTENT_MAX_HITS];
 	/* for a hit of a name set: the entry (fwd_nameset_entry) and how it
-	 * matched; hit_kind 0 for a pattern's hit */
-	uint32_t hit_entry[DP_CONTENT_MAX_HITS];
-	uint8_t hit_kind[DP_CONTENT_MAX_HITS];
+	 * matched; hit_kind 0 for a pattern's hit. rule_*: the same for the
+	 * deciding rule, which the list may have left out. */
+	uint32_t hit_entry[DP_CONTENT_MAX_HITS], rule_entry;
+	uint8_t hit_kind[DP_CONTENT_MAX_HITS], rule_kind;
 	int scan_error; /* hs_scan failed (counted; the packet keeps its policy decision) */
 	/* Per content field: the FWD_X_* (< 0) its extractor gave when the
 	 * name was there but could not be read (a ClientHello cut by the

@@ -551,6 +551,7 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 	Regionfwd__Ctl__ExplainReply rep = REGIONFWD__CTL__EXPLAIN_REPLY__INIT;
 	struct dp_probe p = {0};
 	struct fwd_err e = {0};
+	char given[FWD_CONTENT_FIELDS][FWD_X_NAME_MAX];
 	json_t *r;
 	char *text;
 	uint8_t *out;
@@ -578,9 +579,20 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 		 * or they would silently drop out of the answer. */
 		strcpy(name, req->given[f]);
 		fwd_utf8_clean(name);
-		if (strcmp(name, req->given[f]) != 0)
+		if (strcmp(name, req->given[f]) != 0) {
 			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given",
 				     "names must be valid UTF-8");
+			break;
+		}
+		/* Read as the field's extractor reads it from a packet
+		 * (regiond did; another client of the socket may not): a
+		 * name no packet yields would explain what cannot happen. */
+		given[f][0] = '\0';
+		if (f != FWD_CF_PAYLOAD && req->given[f][0] &&
+		    fwd_extract_given((int)f, req->given[f], strlen(req->given[f]), given[f],
+				      sizeof(given[f])) < 0)
+			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given",
+				     "a name its field's extractor does not read from a packet");
 	}
 	if (e.reason[0])
 		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);
@@ -595,8 +607,8 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 		p.payload_len = (uint32_t)req->payload.len;
 	}
 	for (size_t f = 0; f < req->n_given; f++)
-		if (f != FWD_CF_PAYLOAD && req->given[f][0])
-			p.given[f] = req->given[f];
+		if (f != FWD_CF_PAYLOAD && given[f][0])
+			p.given[f] = given[f];
 	/* The control thread owns ctx->pub.gen: it alone frees generations. */
 	r = dp_explain(ctl->ctx->pub.gen, &p, &e);
 	if (r == NULL) {

@@ -90,21 +90,28 @@ static json_t *matched_prefix(const struct dp_gen *g, const struct fwd_pkt *k)
 	return json_string(out);
 }
 
-/* Why a name that was there could not be read (fwd_extract.h's FWD_X_*). */
-static const char *unreadable_name(int x)
+/* One matching rule @id for explain's list (@entry, @kind: its name set's
+ * entry, as the verdict has it). */
+static json_t *match_json(const struct dp_gen *g, const struct dp_content_verdict *v, uint32_t id,
+			  uint32_t entry, uint8_t kind)
 {
-	switch (x) {
-	case FWD_X_TRUNCATED:
-		return "truncated";
-	case FWD_X_MALFORMED:
-		return "malformed";
-	case FWD_X_TOO_LONG:
-		return "too_long";
-	case FWD_X_TOO_MANY:
-		return "too_many";
-	default:
-		return "unknown";
+	const struct fwd_content_rule *r = &g->table->content[id];
+	json_t *mo = json_pack("{s:s, s:s, s:s}", "rule", r->name, "field",
+			       fwd_content_field_name(r->field), "action",
+			       fwd_content_action_name(r->action));
+
+	if (r->unreadable) /* fail closed: matched because the name was unreadable */
+		json_object_set_new(mo, "unreadable",
+				    json_string(fwd_extract_error_name(v->unreadable[r->field])));
+	if (kind) { /* a name set's entry: as the set lists it */
+		char nm[FWD_NS_NAME_MAX + 3];
+		size_t n;
+		const char *e = fwd_nameset_entry(g->content->ns[r->field], entry, &n);
+
+		snprintf(nm, sizeof(nm), "%s%.*s", kind == FWD_NS_SUFFIX ? "*." : "", (int)n, e);
+		json_object_set_new(mo, "name", json_string(nm));
 	}
+	return mo;
 }
 
 /* Content rules for explain, with the control thread's scratch: what is in
@@ -146,27 +153,32 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 							    : json_null());
 		if (v.unreadable[f])
 			json_object_set_new(unread, fwd_content_field_name(f),
-					    json_string(unreadable_name(v.unreadable[f])));
+					    json_string(fwd_extract_error_name(v.unreadable[f])));
 	}
-	for (uint32_t h = 0; h < v.nhits && h < DP_CONTENT_MAX_HITS; h++) {
-		const struct fwd_content_rule *r = &g->table->content[v.hits[h]];
-		json_t *mo = json_pack("{s:s, s:s, s:s}", "rule", r->name, "field",
-				       fwd_content_field_name(r->field), "action",
-				       fwd_content_action_name(r->action));
+	/* The first DP_CONTENT_MAX_HITS matches in document order, and the
+	 * deciding rule after them if it is not one of them: a list in
+	 * Hyperscan's order once left the verdict out. */
+	{
+		uint32_t n = v.nhits < DP_CONTENT_MAX_HITS ? v.nhits : DP_CONTENT_MAX_HITS;
+		int listed = 0;
 
-		if (r->unreadable) /* fail closed: matched because the name was unreadable */
-			json_object_set_new(mo, "unreadable",
-					    json_string(unreadable_name(v.unreadable[r->field])));
-		if (v.hit_kind[h]) { /* a name set's entry: as the set lists it */
-			char nm[FWD_NS_NAME_MAX + 3];
-			size_t n;
-			const char *e = fwd_nameset_entry(cs->ns[r->field], v.hit_entry[h], &n);
+		for (uint32_t i = 1; i < n; i++) /* insertion sort of at most 16 */
+			for (uint32_t j = i; j > 0 && v.hits[j - 1] > v.hits[j]; j--) {
+				uint32_t id = v.hits[j], en = v.hit_entry[j];
+				uint8_t kd = v.hit_kind[j];
 
-			snprintf(nm, sizeof(nm), "%s%.*s",
-				 v.hit_kind[h] == FWD_NS_SUFFIX ? "*." : "", (int)n, e);
-			json_object_set_new(mo, "name", json_string(nm));
+				v.hits[j] = v.hits[j - 1], v.hit_entry[j] = v.hit_entry[j - 1],
+				v.hit_kind[j] = v.hit_kind[j - 1];
+				v.hits[j - 1] = id, v.hit_entry[j - 1] = en, v.hit_kind[j - 1] = kd;
+			}
+		for (uint32_t h = 0; h < n; h++) {
+			listed |= v.hits[h] == v.rule;
+			json_array_append_new(matches, match_json(g, &v, v.hits[h], v.hit_entry[h],
+								  v.hit_kind[h]));
 		}
-		json_array_append_new(matches, mo);
+		if (v.rule != DP_CONTENT_NONE && !listed)
+			json_array_append_new(matches,
+					      match_json(g, &v, v.rule, v.rule_entry, v.rule_kind));
 	}
 	o = json_pack("{s:o, s:o, s:o, s:o, s:i, s:b}", "scoped_fields", scope, "extracted", found,
 		      "unreadable", unread, "matches", matches, "matched", (int)v.nhits,

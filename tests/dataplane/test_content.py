@@ -317,9 +317,25 @@ def test_explain_with_content(tmp_path):
         r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
                        payload=http_request("benign.org").decode())
         assert r["content"]["verdict"] is None and r["content"]["extracted"]["http_host"] == "benign.org"
+        # A name given is read as the extractor reads it from a packet:
+        # one trailing dot dropped (explain kept it, and the anchored
+        # sni-drop missed what the fast path drops), a Host's port too.
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=443,
+                       tls_sni="Metrics.TELEMETRY.example.com.")
+        assert r["content"]["extracted"]["tls_sni"] == "metrics.telemetry.example.com", r
+        assert r["content"]["verdict"] == "sni-drop" and r["drop_reason"] == "content_drop", r
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
+                       http_host="shop.example.in:8080")
+        assert r["content"]["extracted"]["http_host"] == "shop.example.in", r
+        assert [m["rule"] for m in r["content"]["matches"]] == ["host-count"], r
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="udp", dport=53,
+                       dns_qname="x.in.example.com.")
+        assert r["content"]["verdict"] == "dns-steer" and r["link"] == "resolver", r
         # The API's argument checks (payload_hex, names) are regiond's now:
-        # tests/unit/test_api.c. regionfwd checks the typed request's bounds.
-        for bad in ({"payload": "x" * 9217}, {"tls_sni": "a" * 300}):
+        # tests/unit/test_api.c. regionfwd checks the typed request's bounds,
+        # and reads a name as regiond does (another client may not).
+        for bad in ({"payload": "x" * 9217}, {"tls_sni": "a" * 300}, {"tls_sni": "a b"},
+                    {"tls_sni": "a.."}):
             m = explain_request("10.1.0.5", "198.51.100.1", "tcp", dport=443)
             if "payload" in bad:
                 m.has_payload, m.payload = True, bad["payload"].encode()
@@ -895,6 +911,32 @@ def test_every_request_and_message_of_a_segment(tmp_path):
     assert st["events"]["content_unreadable"] == 2, st["events"]
 
 
+def test_explain_lists_matches_in_document_order_with_the_verdict(tmp_path):
+    """Past 16 matches explain lists the first 16 in document order and
+    the deciding rule: it listed 16 in Hyperscan's order, and the mirror
+    that decided (after 20 count rules) was not among them."""
+    counts = "".join("  - {name: c%02d, field: payload, pattern: zq, literal: true, services: [sync], "
+                     "action: count}\n" % i for i in range(20))
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE + counts +
+                     "  - {name: m-last, field: payload, pattern: zqz, literal: true, services: [sync], "
+                     "regions: [brazil], action: mirror, to: ids}\n")
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.9.0.1", dst="192.0.2.1") / UDP(dport=9)])
+    f = Fwd(tmp_path, "content-explain16", pcap, str(table))
+    try:
+        r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="tcp", dport=9000,
+                       payload="a zqz b")
+        assert r["ok"], r
+        c = r["content"]
+        assert c["matched"] == 21 and c["verdict"] == "m-last", c
+        assert [m["rule"] for m in c["matches"]] == ["c%02d" % i for i in range(16)] + ["m-last"], c
+        assert r["mirror"] == "ids", r
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+
+
 def test_explain_shows_every_request(tmp_path):
     """Explain runs the fast path's scan: the matches of a later pipelined
     request are listed, and decide; `extracted` is the first request's
@@ -910,7 +952,8 @@ def test_explain_shows_every_request(tmp_path):
         assert r["ok"], r
         c = r["content"]
         assert c["extracted"]["http_host"] == "good.example"
-        assert [m["rule"] for m in c["matches"]] == ["host-count", "host-drop"], c
+        # in document order, not the order the requests matched in
+        assert [m["rule"] for m in c["matches"]] == ["host-drop", "host-count"], c
         assert c["verdict"] == "host-drop" and r["drop_reason"] == "content_drop"
         r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=53,
                        payload_hex=(dns_tcp("good.example") + dns_tcp("evil.example")).hex())

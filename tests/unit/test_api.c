@@ -630,6 +630,27 @@ static void test_explain_args(void **state)
 		 "tls_sni"},
 		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"bogus\": 1}",
 		 "bogus"},
+		/* names no packet yields, as the extractors read them: a
+		 * space, an empty label, a label over 63 bytes, a line break
+		 * in a Host, a bare dot */
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"tls_sni\": \"a "
+		 "b\"}",
+		 "tls_sni"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"tls_sni\": "
+		 "\"a..\"}",
+		 "tls_sni"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 17, \"dns_qname\": "
+		 "\"a..example\"}",
+		 "dns_qname"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 17, \"dns_qname\": "
+		 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example\"}",
+		 "dns_qname"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"http_host\": "
+		 "\"a.example\\r\\nHost: b.example\"}",
+		 "http_host"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"http_host\": "
+		 "\".\"}",
+		 "http_host"},
 	};
 	json_t *r;
 

@@ -1406,6 +1406,102 @@ static void test_dns_tcp_several(void **state)
 	assert_null(strstr(all_names(1, b, n), "evil"));
 }
 
+/* A name given by hand (explain) reads as the same name in a packet does:
+ * each name below in a ClientHello, a Host header and a DNS query
+ * (labels split at its dots) against fwd_extract_given(). Explain once
+ * kept "example.in." and "a b", which the fast path reads as example.in
+ * and as nothing (malformed). */
+static void test_given_names_read_as_packets_are(void **state)
+{
+	static const char *const names[] = {
+		"api.example.in",
+		"API.Example.IN.",
+		"a b",
+		"a..",
+		".",
+		"a.",
+		"x",
+		"tab\there",
+		"bad\x01byte",
+		"u\xc3\xa9.example",
+		"shop.example:80",
+		"user@shop.example",
+		"[2001:db8::1]:443",
+		"a..b",
+		"-.example",
+		"a.b.c.d.e.f.g",
+	};
+	char lab64[80], big[300];
+	struct buf h;
+	char want[FWD_X_NAME_MAX], got[FWD_X_NAME_MAX];
+	uint8_t q[700];
+	int rw, rg;
+
+	(void)state;
+	memset(lab64, 'a', 64);
+	strcpy(lab64 + 64, ".example");
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) + 2; i++) {
+		const char *s = i < sizeof(names) / sizeof(names[0])	? names[i]
+				: i == sizeof(names) / sizeof(names[0]) ? lab64
+									: big;
+		size_t n = strlen(s), m;
+		char req[400];
+
+		/* SNI */
+		client_hello(&h, s, n, 0);
+		rw = fwd_extract_sni(h.b, h.n, want, sizeof(want));
+		rg = fwd_extract_given(FWD_X_SNI, s, n, got, sizeof(got));
+		assert_int_equal(rg, rw);
+		if (rw > 0)
+			assert_string_equal(got, want);
+		/* Host */
+		m = (size_t)snprintf(req, sizeof(req), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", s);
+		if (m < sizeof(req)) {
+			rw = fwd_extract_http_host((const uint8_t *)req, m, want, sizeof(want));
+			rg = fwd_extract_given(FWD_X_HOST, s, n, got, sizeof(got));
+			assert_int_equal(rg, rw == FWD_X_NONE ? FWD_X_MALFORMED : rw);
+			if (rw > 0)
+				assert_string_equal(got, want);
+		}
+		/* DNS: the wire form of the name's labels (a trailing dot ends
+		 * them, "." is the root); an empty or over-long label has no
+		 * wire form: the given name is refused as malformed */
+		rg = fwd_extract_given(FWD_X_QNAME, s, n, got, sizeof(got));
+		{
+			size_t k = 12, ok = 1;
+			const char *l = s;
+
+			memset(q, 0, 12);
+			q[5] = 1; /* one question */
+			if (strcmp(s, ".") != 0)
+				while (*l && ok) {
+					size_t len = strcspn(l, ".");
+
+					ok = len >= 1 && len <= 63 && k + len + 2 < sizeof(q);
+					if (!ok)
+						break;
+					q[k++] = (uint8_t)len;
+					memcpy(q + k, l, len);
+					k += len;
+					l += len + (l[len] == '.');
+				}
+			if (!ok) {
+				assert_int_equal(rg, n > 254 ? FWD_X_TOO_LONG : FWD_X_MALFORMED);
+				continue;
+			}
+			q[k++] = 0;
+			memcpy(q + k, "\x00\x01\x00\x01", 4);
+			rw = fwd_extract_dns_qname(q, k + 4, want, sizeof(want));
+			assert_int_equal(rg, rw);
+			if (rw > 0)
+				assert_string_equal(got, want);
+		}
+	}
+	assert_string_equal(fwd_extract_error_name(FWD_X_MALFORMED), "malformed");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1426,6 +1522,7 @@ int main(void)
 		cmocka_unit_test(test_http_pipelined),
 		cmocka_unit_test(test_http09),
 		cmocka_unit_test(test_dns_tcp_several),
+		cmocka_unit_test(test_given_names_read_as_packets_are),
 	};
 
 	return cmocka_run_group_tests_name("extract", tests, NULL, NULL);

@@ -382,6 +382,20 @@ static const struct bad_case bad_cases[] = {
 					       "pattern: x, services: [https], action: count}\n",
 	 "t.yaml:13: content_rules[0].field: field must be payload, tls_sni, http_host or "
 	 "dns_qname, not 'body'"},
+	{"content service twice",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, "
+	 "pattern: x, services: [https, https], action: count}\n",
+	 "t.yaml:13: content_rules[0].services[1]: service 'https' is listed twice (also at [0])"},
+	{"content region twice",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: tls_sni, "
+					       "pattern: x, services: [https], regions: [in, "
+					       "sg, in], action: count}\n",
+	 "t.yaml:13: content_rules[0].regions[2]: region 'in' is listed twice (also at [0])"},
+	{"residency service twice",
+	 BASE_REGIONS BASE_SERVICES
+	 "residency:\n  - {name: r, region: in, services: [https, https], allowed_tags: [in]}\n",
+	 "t.yaml:10: residency[0].services[1]: service 'https' is listed twice (also at [0])"},
 	{"content unknown service",
 	 BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n  - {name: c, field: tls_sni, "
 					       "pattern: x, services: [ssh], action: count}\n",
