@@ -96,6 +96,13 @@ int fwd_opt_set(const struct fwd_opt *d, void *o, const char *arg, struct fwd_er
 		if (l->n >= d->max || l->n >= FWD_OPT_LIST_MAX)
 			return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "at most %llu --%s",
 					    (unsigned long long)d->max, d->name);
+		/* The same value twice is a slip, never a second thing: an
+		 * --xdp-iface given twice was attached twice, listed twice,
+		 * and its detach said "not attached". */
+		for (size_t k = 0; k < l->n; k++)
+			if (strcmp(l->v[k], arg) == 0)
+				return fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name,
+						    "--%s %s given twice", d->name, arg);
 		l->v[l->n++] = arg;
 		return 0;
 	}

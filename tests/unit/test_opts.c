@@ -182,6 +182,13 @@ static void test_strict_numbers_and_repeats(void **state)
 	assert_string_equal(e.reason, "--count given twice");
 	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--name", "y"), FWD_OPTS_ERROR);
 	assert_string_equal(e.reason, "--name given twice");
+	/* A list takes values, not the same value twice (a slip: an
+	 * --xdp-iface given twice was attached twice). */
+	assert_int_equal(run(&o, NULL, &e, 7, "--name", "x", "--if", "a", "--if", "a"),
+			 FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "--if a given twice");
+	assert_int_equal(run(&o, NULL, &e, 7, "--name", "x", "--if", "a", "--if", "b"),
+			 FWD_OPTS_OK);
 	/* A flag twice says the same thing twice: taken. */
 	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--json", "--json"), FWD_OPTS_OK);
 	/* With @repeated the last value is taken and the repeat marked. */
