@@ -382,9 +382,13 @@ decide:
 	}
 	if (cfg->redirect) {
 		/* To the fast path's socket on this queue; with no socket there
-		 * the packet goes to the kernel (the XDP_PASS fallback). */
-		count(FWD_FLT_CNT_TO_AFXDP);
-		return bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+		 * the packet goes to the kernel (the XDP_PASS fallback), which
+		 * to_afxdp does not count: it once counted every attempt. */
+		long act = bpf_redirect_map(&xsks_map, ctx->rx_queue_index, XDP_PASS);
+
+		if (act == XDP_REDIRECT)
+			count(FWD_FLT_CNT_TO_AFXDP);
+		return (int)act;
 	}
 	return XDP_PASS;
 }

@@ -47,7 +47,8 @@ enum fwd_flt_action {
 	X(NON_IP, "non_ip", "not IPv4/IPv6: handled by the non_ip policy")                         \
 	X(MALFORMED, "malformed", "IP but malformed: handled by the malformed policy")             \
 	X(RATE_LIMITED, "rate_limited", "dropped by a rate rule over its rate")                    \
-	X(TO_AFXDP, "to_afxdp", "admitted IP packets redirected to AF_XDP sockets")                \
+	X(TO_AFXDP, "to_afxdp",                                                                    \
+	  "admitted IP packets redirected to an AF_XDP socket (none on the queue: to the kernel)") \
 	X(PREFIX_HIT, "prefix_hit", "decided by a source prefix rule")                             \
 	X(SERVICE_HIT, "service_hit", "decided by a protocol/port rule")                           \
 	X(DEFAULT, "default", "matched no rule")                                                   \

@@ -159,6 +159,16 @@ static void test_fixtures(void **state)
 	assert_int_equal(after[FWD_FLT_CNT_DEFAULT] - before[FWD_FLT_CNT_DEFAULT], 1);
 	assert_int_equal(ctl_bpf_rule_stats(filter, 1, &rs), 0);
 	assert_int_equal(rs.packets, 2);
+	/* Redirecting with no AF_XDP socket on the queue: the packet goes to
+	 * the kernel, and to_afxdp does not count it (it counted every try). */
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_DROP, 1, 2, &err),
+		0);
+	ctl_bpf_counters(filter, before);
+	assert_int_equal(run_v4((char[]){11, 0, 0, 1}, FWD_PROTO_TCP, 80), XDP_PASS);
+	ctl_bpf_counters(filter, after);
+	assert_int_equal(after[FWD_FLT_CNT_PASS] - before[FWD_FLT_CNT_PASS], 1);
+	assert_int_equal(after[FWD_FLT_CNT_TO_AFXDP] - before[FWD_FLT_CNT_TO_AFXDP], 0);
 	fwd_flt_image_free(img);
 }
 
