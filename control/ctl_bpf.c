@@ -551,14 +551,39 @@ out:
 struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char *dir, int *adopted,
 				    struct fwd_err *err)
 {
+	/* the pins in the order they are made: the program, the maps, the
+	 * capture maps */
+	const char *pin_names[1 + M_NUM + C_NUM];
+	const int npins = 1 + M_NUM + C_NUM;
 	struct ctl_bpf *b;
 	char p[512];
-	int fd, rc;
+	int fd, rc, prog_errno, pinned = 0, made_dir = 0;
 
+	pin_names[0] = "prog";
+	for (int m = 0; m < M_NUM; m++)
+		pin_names[1 + m] = map_names[m];
+	for (int m = 0; m < C_NUM; m++)
+		pin_names[1 + M_NUM + m] = cap_names[m];
 	*adopted = 0;
 	pin_path(p, sizeof(p), dir, "prog");
 	fd = bpf_obj_get(p);
+	prog_errno = errno;
 	if (fd >= 0) {
+		struct bpf_prog_info pi = {0};
+		uint32_t len = sizeof(pi);
+
+		/* Another tool's program pinned as "prog" is said as such, not
+		 * as a filter of ours missing its maps. */
+		if (bpf_obj_get_info_by_fd(fd, &pi, &len) || pi.type != BPF_PROG_TYPE_XDP ||
+		    strncmp(pi.name, "xdp_filter", sizeof(pi.name)) != 0) {
+			fwd_err_set(err, "", 0, "filters",
+				    "the program pinned at %s is not this regiond's filter (an XDP "
+				    "program named xdp_filter) but '%.*s' of type %u: remove that "
+				    "pin if it is a leftover (rm %s), or use another --bpf-pin-dir",
+				    p, (int)sizeof(pi.name), pi.name, pi.type, p);
+			close(fd);
+			return NULL;
+		}
 		b = calloc(1, sizeof(*b));
 		if (b == NULL) {
 			close(fd);
@@ -575,9 +600,13 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 			pin_path(p, sizeof(p), dir, map_names[m]);
 			b->fd[m] = bpf_obj_get(p);
 			if (b->fd[m] < 0) {
-				fwd_err_set(err, "", 0, "filters",
-					    "pinned filter in %s is incomplete (%s): %s", dir,
-					    map_names[m], strerror(errno));
+				fwd_err_set(
+					err, "", 0, "filters",
+					"pinned filter in %s is incomplete (%s: %s): remove its "
+					"pins (rm %s/prog %s/flt_*) after detaching the program "
+					"from its interfaces (ip link set dev IF xdp off), or use "
+					"another --bpf-pin-dir",
+					dir, map_names[m], strerror(errno), dir, dir);
 				ctl_bpf_free(b);
 				return NULL;
 			}
@@ -597,33 +626,49 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 		return NULL;
 	if (ensure_bpffs(dir, err))
 		goto fail;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+	if (mkdir(dir, 0700) == 0)
+		made_dir = 1;
+	else if (errno != EEXIST) {
 		fwd_err_set(err, "", 0, "filters", "cannot create %s: %s (is bpffs mounted?)", dir,
 			    strerror(errno));
 		goto fail;
 	}
-	pin_path(p, sizeof(p), dir, "prog");
-	if ((rc = bpf_obj_pin(b->prog_fd, p))) {
-		fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
-		goto fail;
-	}
-	for (int m = 0; m < M_NUM; m++) {
-		pin_path(p, sizeof(p), dir, map_names[m]);
-		if (bpf_obj_pin(b->fd[m], p)) {
-			fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
+	/* Whatever is there under our names without our program beside it
+	 * is not ours to replace or remove: a failed start once unlinked
+	 * another tool's flt_cfg, and the next start went on silently. */
+	for (int i = 0; i < npins; i++) {
+		struct stat st;
+
+		pin_path(p, sizeof(p), dir, pin_names[i]);
+		if (lstat(p, &st) == 0) {
+			fwd_err_set(err, "", 0, "filters",
+				    "%s is there, but %s/prog is not a filter regiond can adopt "
+				    "(%s): not regiond's to replace or remove; remove it if it "
+				    "is a leftover, or use another --bpf-pin-dir",
+				    p, dir, strerror(prog_errno));
 			goto fail;
 		}
 	}
-	for (int m = 0; m < C_NUM; m++) {
-		pin_path(p, sizeof(p), dir, cap_names[m]);
-		if (bpf_obj_pin(b->cap_fd[m], p)) {
+	for (; pinned < npins; pinned++) {
+		int obj = pinned == 0	    ? b->prog_fd
+			  : pinned <= M_NUM ? b->fd[pinned - 1]
+					    : b->cap_fd[pinned - 1 - M_NUM];
+
+		pin_path(p, sizeof(p), dir, pin_names[pinned]);
+		if ((rc = bpf_obj_pin(obj, p))) {
 			fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
 			goto fail;
 		}
 	}
 	return b;
 fail:
-	ctl_bpf_unpin(dir);
+	/* only what this call pinned, and the directory if it made it */
+	while (pinned > 0) {
+		pin_path(p, sizeof(p), dir, pin_names[--pinned]);
+		unlink(p);
+	}
+	if (made_dir)
+		rmdir(dir);
 	ctl_bpf_free(b);
 	return NULL;
 }

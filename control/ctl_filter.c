@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* struct ucred (SO_PEERCRED) */
 #include "ctl_filter.h"
 #include "fwd_log.h"
 
@@ -6,9 +7,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <net/if.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +37,8 @@ struct ctl_filter {
 	/* An interface found without our program (removed and created again,
 	 * its program detached by hand): said once, re-attached when it can. */
 	int lost[CTL_FILTER_MAX_IFACES];
+	/* claim_iface()'s sockets: this regiond manages these interfaces */
+	int claim[CTL_FILTER_MAX_IFACES];
 	struct rule_ids *ids;
 	/* The ids' names: written by an apply (under the state lock), read by
 	 * a capture's reader, which runs without it. */
@@ -262,6 +268,51 @@ static const char *const counter_help[FWD_FLT_CNT_MAX] = {
 #undef X
 };
 
+/*
+ * One regiond per interface. A second regiond on the same interface (a
+ * fresh state directory, another --bpf-pin-dir) took the running filter
+ * for the fast path's AF_XDP program, adopted it, and then rewrote the
+ * first one's rules, or detached it (a hostile probe). Each interface is
+ * claimed by binding an abstract unix socket named after it: abstract
+ * names live in the network namespace, as interface names do, and die
+ * with the process, so a regiond killed by SIGKILL leaves no stale claim.
+ * @return the socket, or -1 with @err naming the holder's pid.
+ */
+static int claim_iface(const char *ifname, struct fwd_err *err)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "regiond-xdp/%s", ifname);
+	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0) {
+		fwd_err_set(err, "", 0, "xdp", "cannot claim %s: socket: %s", ifname,
+			    strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&a, alen) == 0 && listen(fd, 1) == 0)
+		return fd;
+	if (errno == EADDRINUSE) {
+		struct ucred who = {0};
+		socklen_t wl = sizeof(who);
+		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		/* the holder's pid, as it listens: said, so it can be found */
+		if (c >= 0 && connect(c, (struct sockaddr *)&a, alen) == 0)
+			getsockopt(c, SOL_SOCKET, SO_PEERCRED, &who, &wl);
+		if (c >= 0)
+			close(c);
+		fwd_err_set(err, "", 0, "xdp",
+			    "another regiond (pid %d) manages the XDP filter on %s: one regiond "
+			    "per interface (stop that one, or leave --xdp-iface %s out here)",
+			    (int)who.pid, ifname, ifname);
+	} else {
+		fwd_err_set(err, "", 0, "xdp", "cannot claim %s: %s", ifname, strerror(errno));
+	}
+	close(fd);
+	return -1;
+}
+
 /* All or nothing: a start that fails leaves every interface as it found
  * it (found by a hostile probe: a second --xdp-iface that did not exist, or
  * ran another program, left the first one with a freshly loaded filter that
@@ -290,6 +341,13 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		return NULL;
 	}
 	pthread_mutex_init(&f->names_lock, NULL);
+	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++)
+		f->claim[i] = -1;
+	for (unsigned i = 0; i < conf->nifaces; i++)
+		if ((f->claim[i] = claim_iface(conf->ifaces[i], err)) < 0) {
+			ctl_filter_free(f);
+			return NULL;
+		}
 	for (; checked < conf->nifaces; checked++)
 		if (ctl_bpf_check(conf->ifaces[checked], &prev[checked], err))
 			goto fail;
@@ -503,6 +561,9 @@ void ctl_filter_free(struct ctl_filter *f)
 	if (f == NULL)
 		return;
 	ctl_bpf_free(f->bpf);
+	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++)
+		if (f->claim[i] >= 0)
+			close(f->claim[i]);
 	pthread_mutex_destroy(&f->names_lock);
 	free(f->ids);
 	free(f);
@@ -531,7 +592,13 @@ static void keep_attached(struct ctl_filter *f)
 			f->lost[i] = 0;
 			continue;
 		}
-		if (!f->lost[i])
+		if (!f->lost[i] && there == 0 && if_nametoindex(ifn) == 0)
+			/* not "carries no program": there is no interface to carry one */
+			fwd_log(FWD_LOG_WARNING,
+				"XDP filter: %s is gone (no such interface): attached again once "
+				"it exists; status says so",
+				ifn);
+		else if (!f->lost[i])
 			fwd_log(FWD_LOG_WARNING, "XDP filter: %s carries %s%.0u: %s", ifn,
 				there ? "another program, id " : "no program", there,
 				there		  ? "left alone; status says so"

@@ -1733,7 +1733,9 @@ static void status_filters(json_t *f)
 		printf("%s %s (%s%s)", i ? "," : "", js(v, "interface"), js(v, "mode"),
 		       json_is_true(json_object_get(v, "ours")) ? ""
 		       : ji(v, "program_id")			? ", NOT OURS"
-								: ", NOT ATTACHED");
+		       : json_is_true(json_object_get(f, "detached"))
+			       ? ", detached by regionctl filter detach"
+			       : ", NOT ATTACHED");
 	if (json_array_size(json_object_get(f, "interfaces")) == 0)
 		printf(" no interface");
 	printf("\n            ");
@@ -3254,7 +3256,9 @@ static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 		       ji(v, "program_id"), js(v, "attached_as"),
 		       json_is_true(json_object_get(v, "ours")) ? ""
 		       : ji(v, "program_id")			? "  (NOT OURS)"
-								: "  (NOT ATTACHED)");
+		       : json_is_true(json_object_get(r, "detached"))
+			       ? "  (detached by regionctl filter detach)"
+			       : "  (NOT ATTACHED)");
 	printf("\n%-24s %-6s %14s %16s\n", "RULE", "ACTION", "PACKETS", "BYTES");
 	json_object_foreach(json_object_get(r, "rules"), k, v)
 		printf("%-24s %-6s %14lld %16lld\n", k, js(v, "action"), ji(v, "packets"),

@@ -276,9 +276,9 @@ static const struct fwd_opt options[] = {
 	 .off = AT(xdp_max_prefixes),
 	 .min = 16,
 	 .max = 16u << 20,
-	 .refused = "--xdp-max-* takes 16..16777216",
+	 .refused = "--xdp-max-prefixes takes 16..16777216",
 	 .mark = 1, /* needs libbpf */
-	 .help = "filter capacity: prefixes"},
+	 .help = "filter capacity: prefixes, 16..16777216"},
 	{.name = "xdp-max-groups",
 	 .arg = "N",
 	 .def = "32768",
@@ -286,9 +286,9 @@ static const struct fwd_opt options[] = {
 	 .off = AT(xdp_max_groups),
 	 .min = 16,
 	 .max = 16u << 20,
-	 .refused = "--xdp-max-* takes 16..16777216",
+	 .refused = "--xdp-max-groups takes 16..16777216",
 	 .mark = 1, /* needs libbpf */
-	 .help = "filter capacity: IPv4 256-entry groups"},
+	 .help = "filter capacity: IPv4 256-entry groups, 16..16777216"},
 	{.name = "log",
 	 .arg = "TO",
 	 .def = "stderr",
@@ -585,6 +585,18 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 			fwd_log(FWD_LOG_ERR, "built without libbpf: no XDP filters");
 			return 2;
 		}
+#else
+	/* Without an interface there is no filter for them to act on: a
+	 * --xdp-mode native meant for one was silently ignored. */
+	if (o->xdp_ifaces.n == 0)
+		for (size_t i = 0; i < NOPTIONS; i++)
+			if (options[i].mark && (given & (1ull << i))) {
+				fwd_log(FWD_LOG_ERR,
+					"--%s acts on the XDP filter, which --xdp-iface attaches: "
+					"give --xdp-iface IF, or leave --%s out",
+					options[i].name, options[i].name);
+				return 2;
+			}
 #endif
 	return -1;
 }

@@ -195,6 +195,11 @@ def test_filter_lifecycle(tmp_path):
             rc, out, _ = box.ctl("filter", "detach")
             assert rc == 0 and "detached" in out
             assert "prog/xdp" not in subprocess.run(["ip", "link", "show", "xfa0"], capture_output=True, text=True).stdout
+            # the text says detached on purpose, not NOT ATTACHED as for an interface gone
+            rc, out, _ = box.ctl("filter", "status")
+            assert "(detached by regionctl filter detach)" in out and "NOT ATTACHED" not in out, out
+            rc, out, _ = box.ctl("status")
+            assert "detached by regionctl filter detach" in out and "NOT ATTACHED" not in out, out
         finally:
             box.stop()
             subprocess.run(["rm", "-rf", pin])
@@ -284,6 +289,97 @@ def test_foreign_pins_are_refused_not_adopted(tmp_path):
             subprocess.run(["rm", "-rf", pin])
 
 
+def test_pins_of_another_tool_are_never_removed(tmp_path):
+    """A pin under one of the filter's names that regiond did not make
+    (a map, or another program as "prog") stops the start, named, and is
+    left where it was: a failed start unlinked another tool's flt_cfg and
+    removed its directory, and the next start went on silently; another
+    program pinned as "prog" was called a filter of ours missing its maps."""
+    pin = "/sys/fs/bpf/rfwd-test-others"
+    subprocess.run(["rm", "-rf", pin])
+    os.makedirs(pin)
+    cfg, other = os.path.join(pin, "flt_cfg"), os.path.join(pin, "someone_else")
+
+    def start():
+        return subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                               str(tmp_path / "api.sock"), "--state-dir", str(tmp_path / "state"),
+                               "--table", DEMO, "--xdp-iface", "xfo0", "--bpf-pin-dir", pin],
+                              capture_output=True, text=True, timeout=120)
+    try:
+        with netns.VethLab("rfwd-test-others", [("xfo0", "xfo1")]):
+            for path in (cfg, other):
+                subprocess.run(["bpftool", "map", "create", path, "type", "array", "key", "4", "value", "4",
+                                "entries", "1", "name", "someone"], check=True)
+            p = start()
+            assert p.returncode == 1, p.stderr[-2000:]
+            assert f"{cfg} is there" in p.stderr and "not regiond's to replace or remove" in p.stderr, p.stderr
+            assert os.path.exists(cfg) and os.path.exists(other), os.listdir(pin)
+            assert sorted(os.listdir(pin)) == ["flt_cfg", "someone_else"], os.listdir(pin)
+            assert xdp_prog("xfo0") == 0
+            # another tool's program pinned as "prog": named as such
+            os.unlink(cfg)
+            os.unlink(other)
+            src, obj = tmp_path / "pass.c", tmp_path / "pass.o"
+            src.write_text(PASS_C)
+            arch = subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip()
+            subprocess.run(["clang", "-O2", "-target", "bpf", f"-I/usr/include/{arch}-linux-gnu", "-c", str(src),
+                            "-o", str(obj)], check=True)
+            subprocess.run(["bpftool", "prog", "load", str(obj), os.path.join(pin, "prog"), "type", "xdp"],
+                           check=True)
+            p = start()
+            assert p.returncode == 1, p.stderr[-2000:]
+            assert "is not this regiond's filter" in p.stderr and "but '" in p.stderr, p.stderr
+            assert "incomplete" not in p.stderr, p.stderr
+            assert os.listdir(pin) == ["prog"], os.listdir(pin)
+    finally:
+        subprocess.run(["rm", "-rf", pin])
+
+
+def test_one_regiond_per_interface(tmp_path):
+    """A second regiond on an interface another regiond filters (a fresh
+    state directory, another --bpf-pin-dir or the same) adopted the
+    running filter as the fast path's AF_XDP program, and could rewrite
+    its rules or detach it. It is refused, naming the first one's pid; the
+    claim dies with the process, so a restart after a SIGKILL starts."""
+    pin, pin2 = "/sys/fs/bpf/rfwd-test-one", "/sys/fs/bpf/rfwd-test-one2"
+    for p in (pin, pin2):
+        subprocess.run(["rm", "-rf", p])
+    with netns.VethLab("rfwd-test-one", [("xfq0", "xfq1")]):
+        box = Box(tmp_path, "one", regiond_args=("--xdp-iface", "xfq0", "--bpf-pin-dir", pin))
+        second = None
+        try:
+            prog = xdp_prog("xfq0")
+            assert prog != 0
+
+            def start(pin_dir, n):
+                return subprocess.Popen([REGIOND, "--dataplane", box.fwd_sock, "--api-socket",
+                                         str(tmp_path / f"api{n}.sock"), "--state-dir", str(tmp_path / f"st{n}"),
+                                         "--xdp-iface", "xfq0", "--bpf-pin-dir", pin_dir],
+                                        stdout=open(tmp_path / f"rd{n}.log", "w"), stderr=subprocess.STDOUT)
+            for n, p in enumerate((pin2, pin)):
+                second = start(p, n)
+                assert second.wait(120) == 1, (tmp_path / f"rd{n}.log").read_text()
+                log = (tmp_path / f"rd{n}.log").read_text()
+                assert f"another regiond (pid {box.rd.pid}) manages the XDP filter on xfq0" in log, log
+                assert "adopted" not in log, log
+                assert xdp_prog("xfq0") == prog
+            assert not os.path.exists(pin2)
+            box.rd.send_signal(signal.SIGKILL)
+            box.rd.wait()
+            second = start(pin, 9)
+            wait_for(lambda: "XDP filter adopted on xfq0" in (tmp_path / "rd9.log").read_text(), timeout=60,
+                     what="a restart after SIGKILL claims the interface")
+            assert second.poll() is None and xdp_prog("xfq0") == prog
+        finally:
+            if second and second.poll() is None:
+                second.terminate()
+                second.wait(30)
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfq0", "xdp", "off"])
+            for p in (pin, pin2):
+                subprocess.run(["rm", "-rf", p])
+
+
 def test_interface_created_again_is_filtered_again(tmp_path):
     """An --xdp-iface deleted and created again comes back without the
     filter, and the kernel says nothing: its traffic went unfiltered while
@@ -300,6 +396,9 @@ def test_interface_created_again_is_filtered_again(tmp_path):
             wait_for(lambda: box.status()["health"]["state"] == "degraded", timeout=20,
                      what="health says the interface lacks the filter")
             assert "XDP filter" in box.status()["health"]["reason"]
+            # said as gone, not as "carries no program": there is no interface
+            wait_for(lambda: "XDP filter: xfd0 is gone (no such interface)" in
+                     open(tmp_path / "regiond.log").read(), timeout=20, what="the log says xfd0 is gone")
             subprocess.run(f"ip link add xfd0 type veth peer name xfd1 netns {lab.ns} && ip link set xfd0 up",
                            shell=True, check=True)
             wait_for(lambda: (lambda i: i["ours"] and i["program_id"] == prog)(
@@ -307,7 +406,7 @@ def test_interface_created_again_is_filtered_again(tmp_path):
                 what="the filter attached again")
             wait_for(lambda: box.status()["health"]["state"] == "healthy", timeout=20, what="healthy again")
             log = open(tmp_path / "regiond.log").read()
-            assert "XDP filter: xfd0 carries no program" in log and "attached again to xfd0" in log, log[-3000:]
+            assert "xfd0 carries no program" not in log and "attached again to xfd0" in log, log[-3000:]
             rc, out, _ = box.ctl("filter", "detach")
             assert rc == 0
             time.sleep(3)  # a detach on purpose: nothing attaches it again
