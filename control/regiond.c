@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1354,6 +1355,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	rc = 1;
+#ifdef REGIOND_BPF
+	/* An --xdp-iface that does not exist is said before the state is
+	 * touched: it once wrote and logged an empty directory's seed as
+	 * applied, then stopped. */
+	for (unsigned i = 0; i < d.o.xdp_ifaces.n; i++)
+		if (if_nametoindex(d.o.xdp_ifaces.v[i]) == 0) {
+			fwd_log(FWD_LOG_ERR, "XDP filter: no interface '%s' (--xdp-iface)",
+				d.o.xdp_ifaces.v[i]);
+			goto out;
+		}
+#endif
 	if (open_state(&d))
 		goto out;
 #ifdef REGIOND_BPF

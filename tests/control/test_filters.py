@@ -465,6 +465,8 @@ def test_failed_start_leaves_interfaces_as_found(tmp_path):
         try:
             p = start("xfe0", "xfenonexist")
             assert p.returncode == 1 and "no interface 'xfenonexist'" in p.stderr, p.stderr
+            # said before the state directory is touched: no seed applied
+            assert "applied" not in p.stderr and not os.path.exists(tmp_path / "state2"), p.stderr
             assert xdp_prog("xfe0") == 0, p.stderr
             assert not os.path.exists(pin)
             foreign = foreign_xdp(tmp_path, "xfe2")
