@@ -117,30 +117,80 @@ static const struct fwd_link *content_breaks(const struct fwd_table *t,
 	return NULL;
 }
 
+/* "tags: a, b" or "no tags": a link's tags as the refusals show them, so an
+ * untagged link does not read as one tagged "none". */
+static void link_tags(const struct fwd_link *l, char *buf, size_t len)
+{
+	char list[256];
+
+	if (l->ntags == 0) {
+		snprintf(buf, len, "no tags");
+		return;
+	}
+	tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, list, sizeof(list));
+	snprintf(buf, len, "tags: %s", list);
+}
+
+/* The services of content rule @cr that rule @r protects, as "service 'a'"
+ * or "services 'a', 'b'": the rule's allowed tags bind each of them, so the
+ * refusal names every one the operator would have to move, not the first. */
+static void protected_services(const struct fwd_table *t, const struct fwd_content_rule *cr,
+			       const struct fwd_residency *r, char *buf, size_t len)
+{
+	size_t off = 0;
+	unsigned n = 0;
+
+	for (uint16_t k = 0; k < cr->nservices; k++)
+		for (uint16_t m = 0; m < r->nservices; m++)
+			if (r->services[m] == FWD_ANY || r->services[m] == cr->services[k]) {
+				n++;
+				break;
+			}
+	off = (size_t)snprintf(buf, len, "service%s ", n == 1 ? "" : "s");
+	n = 0;
+	for (uint16_t k = 0; k < cr->nservices && off < len; k++)
+		for (uint16_t m = 0; m < r->nservices; m++)
+			if (r->services[m] == FWD_ANY || r->services[m] == cr->services[k]) {
+				off += (size_t)snprintf(buf + off, len - off, "%s'%s'",
+							n++ ? ", " : "",
+							t->service_names[cr->services[k]]);
+				break;
+			}
+}
+
 int fwd_residency_check_content(const struct fwd_table *t, const struct fwd_content_rule *cr,
 				const char *path, struct fwd_err *err)
 {
 	for (uint16_t i = 0; i < t->nresidency; i++) {
 		const struct fwd_residency *r = &t->residency[i];
-		char how[96];
+		char how[96], have[300], want[256], svcs[300];
 		uint16_t s;
 		const struct fwd_link *l;
 
 		if (!content_scopes(cr, r->region) ||
 		    (l = content_breaks(t, cr, r, &s, how, sizeof(how))) == NULL)
 			continue;
+		/* The protected services, the tags the rule allows and the link's
+		 * own, as the nested-prefix refusal says them: what to change
+		 * (the link's tags, the rule's, or the content rule's scope)
+		 * can be read off the refusal. */
+		link_tags(l, have, sizeof(have));
+		tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want, sizeof(want));
+		protected_services(t, cr, r, svcs, sizeof(svcs));
 		if (cr->target_kind == FWD_ACT_LINK)
 			return fwd_err_fail(
 				err, FWD_R_RESIDENCY_VIOLATION, t->source, cr->line, path,
 				"breaks residency rule '%s': %ss region '%s' traffic to "
-				"link '%s'",
+				"link '%s' (%s), but the rule allows %s only on links tagged %s",
 				r->name, fwd_content_action_name(cr->action),
-				t->region_names[r->region], l->name);
-		return fwd_err_fail(err, FWD_R_RESIDENCY_VIOLATION, t->source, cr->line, path,
-				    "breaks residency rule '%s': steers region '%s' traffic to "
-				    "group '%s' with link '%s'",
-				    r->name, t->region_names[r->region], t->groups[cr->target].name,
-				    l->name);
+				t->region_names[r->region], l->name, have, svcs, want);
+		return fwd_err_fail(
+			err, FWD_R_RESIDENCY_VIOLATION, t->source, cr->line, path,
+			"breaks residency rule '%s': steers region '%s' traffic to "
+			"group '%s' with link '%s' (%s), but the rule allows %s only on "
+			"links tagged %s",
+			r->name, t->region_names[r->region], t->groups[cr->target].name, l->name,
+			have, svcs, want);
 	}
 	return 0;
 }
@@ -163,14 +213,14 @@ static int nested_refusal(const struct fwd_table *t, const struct fwd_residency 
 			  uint32_t line, const char *path, uint16_t s, const char *who,
 			  const char *how, const struct fwd_link *l, struct fwd_err *err)
 {
-	char have[256], want[256];
+	char have[300], want[256];
 
-	tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, have, sizeof(have));
+	link_tags(l, have, sizeof(have));
 	tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want, sizeof(want));
 	fwd_err_fail(err, FWD_R_RESIDENCY_VIOLATION, t->source, line, path,
 		     "prefix %s of region '%s' lies inside %s of region '%s' and would take its "
 		     "protected traffic out: residency rule '%s' allows service '%s' only on "
-		     "links tagged %s, but %s %s link '%s' (tags: %s)",
+		     "links tagged %s, but %s %s link '%s' (%s)",
 		     inner_pfx, t->region_names[inner], outer_pfx, t->region_names[outer], r->name,
 		     t->service_names[s], want, who, how, l->name, have);
 	return -EPERM;

@@ -434,7 +434,8 @@ BAD_DOCS = [
     # (it said invalid_table) and of a region nested in it (it passed).
     ("content rule residency", ("content_rules:\n", "content_rules:\n  - {name: leak, field: payload, "
                                 "pattern: abc, services: [sync], regions: [india], action: mirror, to: to-sg}\n"),
-     422, "residency_violation", "breaks residency rule 'india-personal-data': mirrors region 'india' traffic"),
+     422, "residency_violation", "breaks residency rule 'india-personal-data': mirrors region 'india' traffic "
+     "to link 'to-sg' (tags: sg), but the rule allows service 'sync' only on links tagged in"),
     ("nested content rule residency", ("content_rules:\n", "content_rules:\n  - {name: leak, field: payload, "
                                        "pattern: abc, services: [sync], regions: [india-partner], action: "
                                        "mirror, to: to-sg}\n"),
@@ -446,7 +447,8 @@ BAD_DOCS = [
      "dns_qname, not payload"),
     ("unreadable residency", ("content_rules:\n", "content_rules:\n  - {name: leak, field: dns_qname, "
                               "unreadable: true, services: [sync], regions: [india], action: mirror, to: to-sg}\n"),
-     422, "residency_violation", "breaks residency rule 'india-personal-data': mirrors region 'india' traffic"),
+     422, "residency_violation", "breaks residency rule 'india-personal-data': mirrors region 'india' traffic "
+     "to link 'to-sg' (tags: sg), but the rule allows service 'sync' only on links tagged in"),
 ]
 
 

@@ -637,7 +637,8 @@ static void test_nested_content_rules(void **state)
 		assert_int_equal(pe.reason_code, FWD_R_RESIDENCY_VIOLATION);
 		assert_string_equal(pe.path, "content_rules[0]");
 		assert_string_equal(pe.reason, "breaks residency rule 'keep': mirrors region 'in' "
-					       "traffic to link 'to-sg'");
+					       "traffic to link 'to-sg' (tags: sg), but the rule "
+					       "allows service 'sync' only on links tagged in");
 	}
 }
 

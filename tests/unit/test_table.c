@@ -431,7 +431,28 @@ static const struct bad_case bad_cases[] = {
 	 "[in]}]\ncontent_rules:\n  - {name: c, field: dns_qname, pattern: x, services: [dns], "
 	 "regions: [in], action: mirror, to: l2}\n",
 	 "t.yaml:14: content_rules[0]: breaks residency rule 'keep': mirrors region 'in' traffic "
-	 "to link 'l2'"},
+	 "to link 'l2' (no tags), but the rule allows service 'dns' only on links tagged in"},
+	/* Every protected service the rule scopes, and the link's own tags. */
+	{"content residency, tagged link, all services",
+	 BASE_REGIONS BASE_SERVICES
+	 "links:\n  tap: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [ids, eu]}\n"
+	 "residency: [{name: keep, region: in, services: [any], allowed_tags: [in, "
+	 "gov]}]\ncontent_rules:\n  - {name: c, field: payload, pattern: x, services: [https, "
+	 "dns], "
+	 "action: mirror, to: tap}\n",
+	 "t.yaml:13: content_rules[0]: breaks residency rule 'keep': mirrors region 'in' traffic "
+	 "to link 'tap' (tags: ids, eu), but the rule allows services 'https', 'dns' only on "
+	 "links tagged in, gov"},
+	{"content residency, steer to a group",
+	 BASE_REGIONS
+	 "services: {sync: [udp/4000], ntp: [udp/123]}\n" BASE_LINKS
+	 "link_groups: {g: {members: {l1: 1, l2: 1}}}\n"
+	 "residency: [{name: keep, region: in, services: [sync], allowed_tags: "
+	 "[in]}]\ncontent_rules:\n  - {name: c, field: payload, pattern: x, services: [ntp, sync], "
+	 "action: steer, to: g}\n",
+	 "t.yaml:13: content_rules[0]: breaks residency rule 'keep': steers region 'in' traffic "
+	 "to group 'g' with link 'l2' (no tags), but the rule allows service 'sync' only on "
+	 "links tagged in"},
 	{"filter bad action", "filters: {default: block}\n",
 	 "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'block'"},
 	{"filter rate default", "filters: {default: rate}\n",
@@ -552,7 +573,7 @@ static const struct bad_case bad_cases[] = {
 	 "[in]}]\ncontent_rules:\n  - {name: c, field: dns_qname, unreadable: true, services: "
 	 "[dns], action: mirror, to: l2}\n",
 	 "t.yaml:14: content_rules[0]: breaks residency rule 'keep': mirrors region 'in' traffic "
-	 "to link 'l2'"},
+	 "to link 'l2' (no tags), but the rule allows service 'dns' only on links tagged in"},
 	{"filter bad redirect", "filters: {redirect: xdp}\n",
 	 "t.yaml:1: filters.redirect: must be 'af_xdp' or 'kernel', not 'xdp'"},
 	{"filter rule bad action",
