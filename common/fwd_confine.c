@@ -43,6 +43,28 @@ static int refuse(const struct fwd_confine *w, const char *name, struct fwd_err 
 			   why);
 }
 
+static int unreadable(const struct fwd_confine *w, const char *name, struct fwd_err *err, int rc,
+		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A file that passed the checks but cannot be opened or read: placed, as
+ * every other refusal of the document, at the document's line and field,
+ * the path as the document wrote it (escaped, as refuse()) after them.
+ * Placed at the names file's own path, the refusal named neither the
+ * document nor the line that gave it. @return @rc. */
+static int unreadable(const struct fwd_confine *w, const char *name, struct fwd_err *err, int rc,
+		      const char *fmt, ...)
+{
+	char why[300], shown[PATH_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	fwd_escape_controls(name, shown, sizeof(shown));
+	fwd_err_set(err, w->doc, w->line, w->field, "'%.200s': %s", shown, why);
+	return rc;
+}
+
 /* A '..' component anywhere: refused by the name alone, whatever it would
  * resolve to, so the rule can be read off the document. */
 static int has_dotdot(const char *p)
@@ -253,9 +275,8 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 		return refuse(w, name, err, "too long a path");
 	if ((dfd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		rc = -errno;
-		fwd_err_set(err, shown, 0, w->field, "cannot open the directory %.200s: %s", base,
-			    strerror(errno));
-		return rc;
+		return unreadable(w, name, err, rc, "cannot open the directory %.200s: %s",
+				  fwd_escape_controls(base, clean, sizeof(clean)), strerror(-rc));
 	}
 	pfd = open_path_beneath(dfd, rel, &why);
 	if (pfd < 0)
@@ -273,10 +294,8 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 	if (pfd == -EAGAIN)
 		return refuse(w, name, err,
 			      "its directories kept being renamed while it was opened; try again");
-	if (pfd < 0) {
-		fwd_err_set(err, shown, 0, w->field, "cannot open: %s", strerror(-pfd));
-		return pfd;
-	}
+	if (pfd < 0)
+		return unreadable(w, name, err, pfd, "cannot open: %s", strerror(-pfd));
 	/* The type, the mode and the size, before anything is opened for
 	 * reading: opening a device can have effects (a watchdog), a FIFO
 	 * would wait for a writer. */
@@ -284,8 +303,7 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 		rc = -errno;
 		close(pfd);
 		close(dfd);
-		fwd_err_set(err, shown, 0, w->field, "cannot examine it: %s", strerror(-rc));
-		return rc;
+		return unreadable(w, name, err, rc, "cannot examine it: %s", strerror(-rc));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(pfd);
@@ -336,13 +354,13 @@ int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf,
 		return refuse(w, name, err,
 			      "it cannot be reopened for reading through /proc/self/fd here (no "
 			      "/proc?)");
-	if (fd < 0) {
-		fwd_err_set(err, shown, 0, w->field, "cannot open: %s", strerror(-rc));
-		return rc;
+	if (fd < 0)
+		return unreadable(w, name, err, rc, "cannot open: %s", strerror(-rc));
+	{
+		struct fwd_err re = {0};
+
+		rc = fwd_read_fd(fd, shown, buf, len, &re);
+		close(fd);
+		return rc ? unreadable(w, name, err, rc, "%s", re.reason) : 0;
 	}
-	rc = fwd_read_fd(fd, shown, buf, len, err);
-	close(fd);
-	if (rc && err)
-		snprintf(err->path, sizeof(err->path), "%s", w->field);
-	return rc;
 }

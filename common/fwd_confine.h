@@ -47,9 +47,10 @@ struct fwd_confine {
  * Read @name (as the document wrote it) into a NUL-terminated malloc'd
  * buffer. @return 0; or -errno with @err naming the field: refused (an
  * absolute path outside @trusted, a '..', out of the tree, a symlink
- * without openat2, not a regular file, not readable by others, too large;
- * the document and line as the place) or unreadable (the
- * file's path as the place). The file's content is never in @err.
+ * without openat2, not a regular file, not readable by others, too large)
+ * or unreadable (cannot be opened or read: "'PATH': cannot open: ..."),
+ * either way with the document and the field's line as the place, the
+ * path as the document wrote it. The file's content is never in @err.
  */
 int fwd_read_confined(const struct fwd_confine *w, const char *name, char **buf, size_t *len,
 		      struct fwd_err *err);

@@ -41,12 +41,10 @@ static json_t *embedded(const struct fwd_node *n, uint32_t i, const struct fwd_c
 	w.field = path;
 	if (fwd_read_confined(&w, n->str, &text, &len, err))
 		return NULL;
-	{ /* for errors only: a path a document gave, its control characters escaped */
-		char shown[PATH_MAX];
-
-		snprintf(full, sizeof(full), "%s%s", n->str[0] == '/' ? "" : w.dir,
-			 fwd_escape_controls(n->str, shown, sizeof(shown)));
-	}
+	/* For errors only: the path as the document gave it (after the
+	 * document's name and line, as every refusal of a names file), its
+	 * control characters escaped. */
+	fwd_escape_controls(n->str, full, sizeof(full));
 	{ /* a NUL would end the text where the reader stops: refused here, by line */
 		const char *nul = memchr(text, '\0', len);
 
@@ -56,8 +54,8 @@ static json_t *embedded(const struct fwd_node *n, uint32_t i, const struct fwd_c
 			for (const char *c = text; c < nul; c++)
 				line += *c == '\n';
 			free(text);
-			fwd_err_set(err, full, line, path, "line %u: a NUL byte in a names file",
-				    line);
+			fwd_err_set(err, w.doc, w.line, path,
+				    "'%.200s' line %u: a NUL byte in a names file", full, line);
 			return NULL;
 		}
 	}
@@ -65,7 +63,8 @@ static json_t *embedded(const struct fwd_node *n, uint32_t i, const struct fwd_c
 	t = json_stringn(text, len);
 	free(text);
 	if (t == NULL) {
-		fwd_err_set(err, full, 0, path, "not UTF-8 text (a names file holds ASCII names)");
+		fwd_err_set(err, w.doc, w.line, path,
+			    "'%.200s': not UTF-8 text (a names file holds ASCII names)", full);
 		return NULL;
 	}
 	o = json_pack("{s:s, s:s, s:o}", FWD_KEY_NAME(NAMES_FILE, PATH), n->str,
@@ -132,7 +131,7 @@ static json_t *to_json(const struct fwd_node *n, int rules, const struct fwd_con
 int fwd_embed_names(const char *buf, size_t len, const char *name, const char *dir,
 		    const char *trusted, char **out, size_t *outlen, struct fwd_err *err)
 {
-	const struct fwd_confine where = {.dir = dir, .trusted = trusted};
+	const struct fwd_confine where = {.dir = dir, .trusted = trusted, .doc = name};
 	const char *key = FWD_KEY_NAME(CONTENT, NAMES_FILE);
 	const struct fwd_node *root, *rules;
 	struct fwd_doc *doc;

@@ -87,12 +87,15 @@ static int parse_names_inline(struct vctx *c, const struct fwd_node *n, const ch
 }
 
 /* A names file: one name a line; '#' starts a comment; blank lines and
- * surrounding blanks ignored. A refusal names @file (its control
- * characters escaped: it is a path a document gave) and the line, and says
- * why, but never quotes the line: a file that is not a list of names (a
- * key, a password file) must not leak through the refusal. */
+ * surrounding blanks ignored. A refusal is placed where every refusal of
+ * the document is, its name and @docline (the names_file field's), then
+ * names @name as the document wrote it (its control characters escaped:
+ * it is a path a document gave) and the file's line, and says why, but
+ * never quotes the line: a file that is not a list of names (a key, a
+ * password file) must not leak through the refusal. */
 static int parse_names_text(struct vctx *c, const char *text, size_t len, const char *name,
-			    const char *path, struct fwd_content_rule *cr, size_t *cap)
+			    uint32_t docline, const char *path, struct fwd_content_rule *cr,
+			    size_t *cap)
 {
 	char norm[FWD_NS_NAME_MAX + 1], file[PATH_MAX];
 	uint32_t line = 0;
@@ -118,15 +121,18 @@ static int parse_names_text(struct vctx *c, const char *text, size_t len, const 
 		if (n == 0)
 			continue;
 		if ((l = fwd_name_normalize(b, n, norm, &kind, &why)) < 0)
-			return fwd_err_set(c->err, file, line, path,
-					   "line %u is not a name (%zu bytes, not shown): %s", line,
-					   n, why);
+			return fwd_err_set(
+				c->err, c->file, docline, path,
+				"'%.200s' line %u is not a name (%zu bytes, not shown): %s", file,
+				line, n, why);
 		if ((rc = names_add(cr, cap, norm, (size_t)l, kind)))
 			return rc;
 		if (cr->nnames > FWD_MAX_NAMES)
-			return fwd_err_set(c->err, file, line, path,
-					   "more than %u names in the table's name sets",
-					   FWD_MAX_NAMES);
+			return fwd_err_set(
+				c->err, c->file, docline, path,
+				"'%.200s' line %u: more than %u names in the table's name "
+				"sets",
+				file, line, FWD_MAX_NAMES);
 	}
 	return 0;
 }
@@ -174,7 +180,7 @@ static int parse_names_file(struct vctx *c, const struct fwd_node *n, const char
 		 * document's author wrote (names_file), not the embedded form's
 		 * .text, which regionctl made: the refusal reads the same as
 		 * regionfwd --check-table's on the file itself. */
-		if ((rc = parse_names_text(c, text, len, file, path, cr, cap)))
+		if ((rc = parse_names_text(c, text, len, file, n->line, path, cr, cap)))
 			return rc;
 		return names_total_ok(c, n, path);
 	}
@@ -192,9 +198,8 @@ static int parse_names_file(struct vctx *c, const struct fwd_node *n, const char
 		if ((rc = fwd_read_confined(&w, s, &buf, &len, c->err)))
 			return rc;
 	}
-	snprintf(full, sizeof(full), "%s%s", s[0] == '/' ? "" : c->dir, s);
 	cr->names_hash = fwd_hash64(buf, len);
-	rc = parse_names_text(c, buf, len, full, path, cr, cap);
+	rc = parse_names_text(c, buf, len, s, n->line, path, cr, cap);
 	free(buf);
 	return rc ? rc : names_total_ok(c, n, path);
 }

@@ -1049,6 +1049,11 @@ def test_names_file_confined_to_the_document(tmp_path):
         assert rc == 1 and f"t.yaml:{line}: content_rules[0].names_file: names_file '{nf}' refused: {why}" in err, \
             (nf, rc, err)
         assert "secret hash" not in err and "root:" not in err, err
+    # a file that is not there: the document and line first too (it said
+    # only "DIR/lists/nope.txt: content_rules[0].names_file: cannot open: ...")
+    rc, err, line = apply("lists/nope.txt")
+    assert rc == 1 and (f"{top / 'doc' / 't.yaml'}:{line}: content_rules[0].names_file: 'lists/nope.txt': "
+                        "cannot open: No such file or directory\n") in err, (rc, err)
     for nf in ("lists/ok.txt", "in-link"):
         rc, err, _ = apply(nf)
         assert rc == 3, (nf, rc, err)  # embedded: only regiond is missing

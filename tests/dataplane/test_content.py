@@ -8,6 +8,7 @@ import os
 import random
 import re
 import struct
+import subprocess
 import sys
 import time
 
@@ -15,7 +16,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from ctlclient import explain_request  # noqa: E402
-from dprun import run_pcap  # noqa: E402
+from dprun import regionfwd_bin, run_pcap  # noqa: E402
 from refcontent import RefContent, client_hello, dns_query, http_request  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw, wrpcap  # noqa: E402
@@ -144,6 +145,46 @@ def expected(rules, traffic, names_dir=None):
 def tag_of(pkt):
     m = re.search(rb"RFWD(\d{8})", bytes(pkt))
     return int(m.group(1)) if m else None
+
+
+CHECK_HEAD = """services: {https: [tcp/443], dns: [udp/53]}
+links: {l1: {port: p0, next_hop_mac: "02:00:00:00:00:01"}}
+content_rules:
+"""
+
+
+def check_table(tmp_path, rules):
+    """regionfwd --check-table on a document of @rules (lines of
+    content_rules, the first on line 4): (exit status, stdout, stderr)."""
+    p = tmp_path / "t.yaml"
+    p.write_text(CHECK_HEAD + "".join(f"  - {r}\n" for r in rules))
+    r = subprocess.run([regionfwd_bin(), "--check-table", str(p)], capture_output=True, text=True,
+                       timeout=120)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_check_table_names_file_refusals_name_the_document(tmp_path):
+    """Every refusal of a names file is placed at the document's line, the
+    names file's path (as written) and its line after: a missing file said
+    only "DIR/lists/nope.txt: content_rules[0].names_file: cannot open"."""
+    doc = tmp_path / "t.yaml"
+    rc, out, err = check_table(tmp_path, ["{name: n, field: dns_qname, names_file: lists/nope.txt, "
+                                          "services: [dns], action: count}"])
+    assert rc == 1 and err == (f"{doc}:4: content_rules[0].names_file: 'lists/nope.txt': cannot open: "
+                               "No such file or directory\n"), err
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "bad.txt").write_text("ok.example\nnot a name\n")
+    (tmp_path / "lists" / "bad.txt").chmod(0o644)
+    rc, out, err = check_table(tmp_path, ["{name: n, field: dns_qname, names_file: lists/bad.txt, "
+                                          "services: [dns], action: count}"])
+    assert rc == 1 and err == (f"{doc}:4: content_rules[0].names_file: 'lists/bad.txt' line 2 is not a name "
+                               "(10 bytes, not shown): a name holds letters, digits, '-', '_' and dots "
+                               "only\n"), err
+    os.mkfifo(tmp_path / "lists" / "fifo")
+    rc, out, err = check_table(tmp_path, ["{name: n, field: dns_qname, names_file: lists/fifo, "
+                                          "services: [dns], action: count}"])
+    assert rc == 1 and err == (f"{doc}:4: content_rules[0].names_file: names_file 'lists/fifo' refused: "
+                               "a FIFO, not a regular file\n"), err
 
 
 def test_content_rules_match_the_reference(tmp_path):

@@ -526,7 +526,8 @@ static void test_document_embedded(void **state)
 		 (unsigned long long)fwd_hash64("ok.com\n\n# c\nb\xc3\xa4.com\n",
 						strlen("ok.com\n\n# c\nb\xc3\xa4.com\n")),
 		 "ok.com\\n\\n# c\\nb\xc3\xa4.com\\n");
-	expect_refused(doc, "list.txt", 4, "content_rules[0].names_file", "line 4");
+	expect_refused(doc, "c.yaml", 9, "content_rules[0].names_file",
+		       "'list.txt' line 4 is not a name (7 bytes, not shown)");
 }
 
 static void test_document_file(void **state)
@@ -551,10 +552,12 @@ static void test_document_file(void **state)
 	snprintf(p, sizeof(p), "%s/t.yaml", dir);
 	t = fwd_table_load(p, &err);
 	assert_null(t);
-	snprintf(p, sizeof(p), "%s/names.txt", dir);
+	/* the document and the rule's line, then the file as written and its line */
 	assert_string_equal(err.file, p);
 	assert_int_equal(err.line, 5);
-	assert_non_null(strstr(err.reason, "empty label"));
+	assert_string_equal(err.reason,
+			    "'names.txt' line 5 is not a name (14 bytes, not shown): empty label");
+	snprintf(p, sizeof(p), "%s/names.txt", dir);
 	f = fopen(p, "w");
 	fprintf(f, "one.example\n*.two.example\r\n\n# comment\n");
 	fclose(f);
@@ -576,7 +579,7 @@ static void test_document_file(void **state)
  * file with a NUL or missing is refused naming it. */
 static void test_embed(void **state)
 {
-	char dir[] = "/tmp/test_embed.XXXXXX", p[256], d[300], *out = NULL;
+	char dir[] = "/tmp/test_embed.XXXXXX", p[256], d[300], *out = NULL, b[768];
 	const char *doc =
 		HEAD "  - {name: a, field: dns_qname, names_file: n.txt, services: [dns], "
 		     "action: count}\n";
@@ -614,13 +617,17 @@ static void test_embed(void **state)
 	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, NULL, &out, &len, &err),
 			 -EINVAL);
 	assert_null(out);
-	assert_int_equal(err.line, 2);
-	assert_string_equal(err.file, p);
-	assert_string_equal(err.path, "content_rules[0].names_file");
+	assert_string_equal(
+		fwd_err_str(&err, b, sizeof(b)),
+		"t.yaml:5: content_rules[0].names_file: 'n.txt' line 2: a NUL byte in a "
+		"names file");
 	unlink(p);
-	/* missing */
-	assert_true(fwd_embed_names(doc, strlen(doc), "t.yaml", d, NULL, &out, &len, &err) < 0);
-	assert_string_equal(err.path, "content_rules[0].names_file");
+	/* missing: the document and line first, as every refusal */
+	assert_int_equal(fwd_embed_names(doc, strlen(doc), "t.yaml", d, NULL, &out, &len, &err),
+			 -EINVAL);
+	assert_string_equal(fwd_err_str(&err, b, sizeof(b)),
+			    "t.yaml:5: content_rules[0].names_file: 'n.txt': cannot open: No such "
+			    "file or directory");
 	rmdir(dir);
 }
 
