@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* sigabbrev_np */
 #include "fwd_hs.h"
 
 #include <errno.h>
@@ -173,7 +174,12 @@ static int read_all(int fd, void *p, size_t n, struct child_watch *w)
 enum child_failure {
 	CHILD_PATTERN_INVALID = 0, /* hs_expression_info refused the rule's pattern */
 	CHILD_SET_TOO_EXPENSIVE = 1, /* every pattern parses; building the database failed */
+	CHILD_OUT_OF_MEMORY = 2, /* an allocation failed: the memory limit (RLIMIT_AS) */
 };
+
+/* The child's exit status when an allocation of its own failed, so the
+ * parent can say the memory limit was hit rather than a number. */
+#define CHILD_EXIT_NOMEM 3
 
 static void child_fail(int fd, uint8_t kind, uint32_t rule, const char *msg)
 {
@@ -211,7 +217,7 @@ static void child(const struct fwd_table *t, int fd)
 	if (fwd_hs_child_hook)
 		fwd_hs_child_hook();
 	if (!expr || !flags || !ids)
-		_exit(3);
+		_exit(CHILD_EXIT_NOMEM);
 	for (uint32_t i = 0; i < t->ncontent; i++) {
 		const struct fwd_content_rule *r = &t->content[i];
 		const char *e;
@@ -224,7 +230,7 @@ static void child(const struct fwd_table *t, int fd)
 			continue; /* a name set: fwd_nameset, not Hyperscan */
 		e = r->literal ? escape_literal(r->pattern) : r->pattern;
 		if (e == NULL)
-			_exit(3);
+			_exit(CHILD_EXIT_NOMEM);
 		if (hs_expression_info(e, fl, &info, &ce) != HS_SUCCESS)
 			child_fail(fd, CHILD_PATTERN_INVALID, i, ce ? ce->message : "refused");
 		free(info);
@@ -239,7 +245,7 @@ static void child(const struct fwd_table *t, int fd)
 		hs_compile_error_t *ce = NULL;
 
 		if (!fexpr || !fflags)
-			_exit(3);
+			_exit(CHILD_EXIT_NOMEM);
 		for (uint32_t i = 0; i < t->ncontent; i++) {
 			if (t->content[i].field != f || t->content[i].pattern == NULL)
 				continue;
@@ -264,16 +270,17 @@ static void child(const struct fwd_table *t, int fd)
 			 * allocation failure with one static error object, so a second
 			 * failure returning the very object of the first is memory, not
 			 * the pattern. */
-			if (k >= 0 &&
-			    hs_compile(fexpr[k], fflags[k], HS_MODE_BLOCK, NULL, &one, &ce1) !=
-				    HS_SUCCESS &&
-			    ce1 != ce)
-				child_fail(fd, CHILD_PATTERN_INVALID, ids[k], ce1->message);
+			if (k >= 0 && hs_compile(fexpr[k], fflags[k], HS_MODE_BLOCK, NULL, &one,
+						 &ce1) != HS_SUCCESS)
+				child_fail(fd,
+					   ce1 != ce ? CHILD_PATTERN_INVALID : CHILD_OUT_OF_MEMORY,
+					   ids[k], ce1->message);
 			child_fail(fd, CHILD_SET_TOO_EXPENSIVE, k >= 0 ? ids[k] : UINT32_MAX,
 				   ce->message);
 		}
+		/* It fails only to allocate (HS_NOMEM): the database is ours. */
 		if (hs_serialize_database(db, &ser[f], &len[f]) != HS_SUCCESS)
-			_exit(5);
+			_exit(CHILD_EXIT_NOMEM);
 	}
 	if (write_all(fd, &ok, 1))
 		_exit(4);
@@ -324,6 +331,42 @@ static size_t address_space_now(void)
 		fclose(f);
 	}
 	return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* How a child that gave no answer ended, in words: the operator acts on
+ * which limit was hit (regiond's --content-compile-cpu, fewer or simpler
+ * patterns), and "signal 24" says neither. SIGXCPU is RLIMIT_CPU's;
+ * CHILD_EXIT_NOMEM an allocation refused under RLIMIT_AS; any other end
+ * is named as it is, within the limits. */
+static void child_end(int status, const struct fwd_hs_limits *lim, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU) {
+		snprintf(buf, len, "compiling the content rules exceeded its CPU limit (%u s)",
+			 lim->cpu_seconds);
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_NOMEM) {
+		snprintf(buf, len,
+			 "compiling the content rules exceeded its memory limit (%zu MiB)",
+			 lim->memory_bytes >> 20);
+	} else if (WIFSIGNALED(status)) {
+		const char *abbrev = sigabbrev_np(WTERMSIG(status));
+		char name[24];
+
+		if (abbrev)
+			snprintf(name, sizeof(name), "SIG%s", abbrev);
+		else /* a real-time signal has no abbreviation */
+			snprintf(name, sizeof(name), "signal %d", WTERMSIG(status));
+		snprintf(buf, len,
+			 "the process compiling the content rules (limits %u s CPU, %zu MiB) was "
+			 "ended by %s (%s)",
+			 lim->cpu_seconds, lim->memory_bytes >> 20, name,
+			 strsignal(WTERMSIG(status)));
+	} else {
+		snprintf(buf, len,
+			 "the process compiling the content rules (limits %u s CPU, %zu MiB) ended "
+			 "without an answer (exit status %d)",
+			 lim->cpu_seconds, lim->memory_bytes >> 20,
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
 }
 
 /* One child's build; *stuck is set when the child hung asleep (see
@@ -404,7 +447,15 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 				mlen = sizeof(msg) - 1;
 			read_all(pfd[0], msg, mlen, &w);
 		}
-		if (kind == CHILD_PATTERN_INVALID && rule < t->ncontent) {
+		if (kind == CHILD_OUT_OF_MEMORY) {
+			/* Hyperscan names expression 0 for every allocation that
+			 * fails: no rule is to blame, the limit is. */
+			rc = fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0,
+					  FWD_KEY_NAME(DOC, CONTENT_RULES),
+					  "compiling the content rules exceeded its memory limit "
+					  "(%zu MiB)",
+					  lim->memory_bytes >> 20);
+		} else if (kind == CHILD_PATTERN_INVALID && rule < t->ncontent) {
 			char path[64];
 
 			snprintf(path, sizeof(path), "%s[%u].%s", FWD_KEY_NAME(DOC, CONTENT_RULES),
@@ -465,13 +516,11 @@ static int build_once(const struct fwd_table *t, const struct fwd_hs_limits *lim
 	}
 	out->compile_s = (double)(t1 - t0) / 1e9;
 	if (rc == -EPROTO || (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))) {
+		char why[160];
+
+		child_end(status, lim, why, sizeof(why));
 		fwd_err_fail(e, FWD_R_PATTERN_TOO_EXPENSIVE, t->source, 0,
-			     FWD_KEY_NAME(DOC, CONTENT_RULES),
-			     "compiling the content rules exceeded its limits (%u s CPU, %zu MiB; "
-			     "%s %d)",
-			     lim->cpu_seconds, lim->memory_bytes >> 20,
-			     WIFSIGNALED(status) ? "signal" : "exit status",
-			     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			     FWD_KEY_NAME(DOC, CONTENT_RULES), "%s", why);
 		fwd_hs_free(out);
 		return -E2BIG;
 	}
