@@ -271,10 +271,24 @@ static void child(const struct fwd_table *t, int fd)
 			 * failure returning the very object of the first is memory, not
 			 * the pattern. */
 			if (k >= 0 && hs_compile(fexpr[k], fflags[k], HS_MODE_BLOCK, NULL, &one,
-						 &ce1) != HS_SUCCESS)
-				child_fail(fd,
-					   ce1 != ce ? CHILD_PATTERN_INVALID : CHILD_OUT_OF_MEMORY,
-					   ids[k], ce1->message);
+						 &ce1) != HS_SUCCESS) {
+				hs_compile_error_t *ce2 = NULL;
+
+				if (ce1 == ce)
+					child_fail(fd, CHILD_OUT_OF_MEMORY, ids[k], ce1->message);
+				/* Hyperscan's text for a pattern that matches the empty
+				 * buffer advises HS_FLAG_ALLOWEMPTY, which no document can
+				 * set: told apart by what builds (the pattern with that
+				 * flag), not by the wording, and said in the rule's terms. */
+				if (hs_compile(fexpr[k], fflags[k] | HS_FLAG_ALLOWEMPTY,
+					       HS_MODE_BLOCK, NULL, &one, &ce2) == HS_SUCCESS)
+					child_fail(
+						fd, CHILD_PATTERN_INVALID, ids[k],
+						"the pattern can match an empty name or payload, "
+						"which matches every packet: make it consume at "
+						"least one byte");
+				child_fail(fd, CHILD_PATTERN_INVALID, ids[k], ce1->message);
+			}
 			child_fail(fd, CHILD_SET_TOO_EXPENSIVE, k >= 0 ? ids[k] : UINT32_MAX,
 				   ce->message);
 		}
