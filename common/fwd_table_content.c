@@ -5,6 +5,7 @@
  */
 #include "fwd_table_int.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -204,6 +205,124 @@ static int parse_names_file(struct vctx *c, const struct fwd_node *n, const char
 	return rc ? rc : names_total_ok(c, n, path);
 }
 
+/* ---- patterns on lowercased names ----------------------------------------------- */
+
+/* @p past an opening '{' at @p[0]: the byte after the matching '}', or the
+ * end; for \x{4A}, \p{Lu}, \N{U+41}, \o{101}, \g{name}, \k{name}. */
+static const char *past_brace(const char *p)
+{
+	const char *e = strchr(p, '}');
+
+	return e ? e + 1 : p + strlen(p);
+}
+
+/* Past the character class opening at @p ('['): a ']' first (after an
+ * optional '^') is a member, escapes and POSIX classes ([:alpha:]) inside
+ * are skipped whole. */
+static const char *past_class(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	while (*p && *p != ']') {
+		if (p[0] == '\\' && p[1]) {
+			p += 2;
+			if (p[-1] == 'x' || p[-1] == 'p' || p[-1] == 'P' || p[-1] == 'N' ||
+			    p[-1] == 'o')
+				p = *p == '{' ? past_brace(p) : p;
+		} else if (p[0] == '[' && p[1] == ':') {
+			const char *e = strstr(p + 2, ":]");
+
+			p = e ? e + 2 : p + 1;
+		} else {
+			p++;
+		}
+	}
+	return *p ? p + 1 : p;
+}
+
+/*
+ * The 0-based offset of the first upper-case ASCII letter @p holds as a
+ * literal character, or -1. A name field's text is lowercased before it is
+ * matched, so without caseless such a letter can never match. Only what is
+ * surely a literal counts: letters of escapes (\S, \W, \x{4A}, \p{Lu},
+ * \N{..}, \cA), of character classes ([A-Z]), group names ((?<Name>),
+ * (?P<Name>), (?'Name')), back references and verbs ((*UTF8)) do not, and
+ * a pattern with an inline option group or a conditional ((?i), (?x) whose
+ * comments hold anything, (?( ) is left alone whole. Inside \Q...\E the
+ * letters are literal. @literal: the pattern is plain text (literal: true),
+ * every letter literal.
+ */
+static int literal_upper(const char *pat, int literal)
+{
+	const char *p = pat;
+
+	if (literal) {
+		for (; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				return (int)(p - pat);
+		return -1;
+	}
+	for (const char *q = pat; (q = strstr(q, "(?")) != NULL; q += 2)
+		if ((q[2] >= 'a' && q[2] <= 'z') || q[2] == '-' || q[2] == '^' || q[2] == '(' ||
+		    (q[2] >= 'A' && q[2] <= 'Z' && q[2] != 'P'))
+			return -1; /* options or a conditional: left alone */
+	while (*p) {
+		if (p[0] == '\\') {
+			char c = p[1];
+
+			if (c == '\0')
+				break;
+			p += 2;
+			if (c == 'Q') { /* quoted: literal up to \E */
+				for (; *p && !(p[0] == '\\' && p[1] == 'E'); p++)
+					if (*p >= 'A' && *p <= 'Z')
+						return (int)(p - pat);
+				p += *p ? 2 : 0;
+			} else if ((c == 'x' || c == 'p' || c == 'P' || c == 'N' || c == 'o' ||
+				    c == 'g' || c == 'k') &&
+				   *p == '{') {
+				p = past_brace(p);
+			} else if (c == 'k' && (*p == '<' || *p == '\'')) {
+				const char *e = strchr(p + 1, *p == '<' ? '>' : '\'');
+
+				p = e ? e + 1 : p + strlen(p);
+			} else if ((c == 'p' || c == 'P' || c == 'c') && *p) {
+				p++; /* \pL, \cA: one letter of the escape */
+			} else if (c == 'x') { /* \x4A: up to two hex digits */
+				for (int d = 0; d < 2 && isxdigit((unsigned char)*p); d++)
+					p++;
+			}
+		} else if (p[0] == '[') {
+			p = past_class(p);
+		} else if (p[0] == '(' && p[1] == '*') { /* a verb: (*UTF8) */
+			const char *e = strchr(p, ')');
+
+			p = e ? e + 1 : p + strlen(p);
+		} else if (p[0] == '(' && p[1] == '?') {
+			const char *e = NULL;
+
+			if (p[2] == '#' || p[2] == '&' ||
+			    (p[2] == 'P' && (p[3] == '=' || p[3] == '>')))
+				e = strchr(p, ')'); /* a comment, a call or reference by name */
+			else if (p[2] == '\'')
+				e = strchr(p + 3, '\'');
+			else if (p[2] == 'P' && p[3] == '<')
+				e = strchr(p + 4, '>');
+			else if (p[2] == '<' && p[3] != '=' && p[3] != '!')
+				e = strchr(p + 3, '>');
+			p = e ? e + 1 : p + 2;
+		} else if (*p >= 'A' && *p <= 'Z') {
+			return (int)(p - pat);
+		} else {
+			p++;
+		}
+	}
+	return -1;
+}
+
 static int parse_id_list(struct vctx *c, const struct fwd_node *n, const char *path,
 			 const struct nidx *x, const char *what, uint16_t **out, uint16_t *count)
 {
@@ -384,6 +503,16 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 					       tv_word_list(FWD_SC_BOOL, "", " or ", words,
 							    sizeof(words)));
 			*(k ? &cr->caseless : &cr->literal) = w == FWD_V_BOOL_TRUE;
+		}
+		if (cr->pattern && cr->field != FWD_CF_PAYLOAD && !cr->caseless &&
+		    (w = literal_upper(cr->pattern, cr->literal)) >= 0) {
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(CONTENT, PATTERN));
+			return tv_fail(
+				c, fwd_node_get(m, KEY(CONTENT, PATTERN)), path,
+				"the upper-case '%c' at position %d can never match: %s names "
+				"are lowercased before they are matched; write it lowercase "
+				"or add caseless: true",
+				cr->pattern[w], w + 1, fwd_content_field_name(cr->field));
 		}
 		REQ(SERVICES);
 		if ((rc = parse_id_list(c, f, path, &nm->services, "service", &cr->services,

@@ -38,6 +38,18 @@ static struct fwd_table *load(const char *doc, struct fwd_err *err)
 	return fwd_table_parse(doc, strlen(doc), "t.yaml", -1, err);
 }
 
+/* @doc is taken, or the test fails with the refusal. */
+static void t_ok(const char *doc)
+{
+	struct fwd_err err;
+	struct fwd_table *t = load(doc, &err);
+	char b[1024];
+
+	if (t == NULL)
+		fail_msg("refused: %s", fwd_err_str(&err, b, sizeof(b)));
+	fwd_table_free(t);
+}
+
 static void test_valid_yaml(void **state)
 {
 	struct fwd_err err;
@@ -186,6 +198,66 @@ static void test_content_rules_section(void **state)
 	assert_int_equal(t->content[1].unreadable, 1);
 	assert_int_equal(t->content[1].action, FWD_CA_STEER);
 	fwd_table_free(t);
+}
+
+/* Upper-case letters that are no literal character of a name pattern, and
+ * patterns that may match one (caseless, an inline option, payload), are
+ * taken: only a letter that surely can never match is refused. */
+static void test_uppercase_patterns_accepted(void **state)
+{
+	static const char *const pats[] = {
+		"\\S+\\.example",
+		"\\W\\D\\d",
+		"\\Bx\\b",
+		"\\Aabc\\Z",
+		"\\Gx\\z",
+		"\\Qabc\\E\\E",
+		"\\p{Lu}x\\P{Lu}",
+		"\\pLx\\PL",
+		"\\x{4A}x\\x4A",
+		"\\N{U+0041}x",
+		"\\cAx",
+		"[A-Za-z]+\\.example",
+		"[^A-Z]x",
+		"[]A]x",
+		"[[:upper:]A-Z]x",
+		"[\\]A]x",
+		"(?<Name>abc)\\k<Name>",
+		"(?P<Name>abc)(?P=Name)",
+		"(?P>Name)x",
+		"\\g{Name}x",
+		"(*UTF8)abc",
+		"(*UCP)(*UTF8)x",
+		"(?i)Telemetry\\.Example",
+		"abc(?i:Def)",
+		"(?i-s)X",
+		"(?x)a # A Comment",
+		"(?#A Comment)x",
+		"(?=x)y",
+	};
+	char doc[1024], b[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+		struct fwd_err err;
+		struct fwd_table *t;
+
+		snprintf(doc, sizeof(doc),
+			 BASE_SERVICES BASE_LINKS
+			 "content_rules:\n  - {name: c, field: tls_sni, "
+			 "pattern: '%s', services: [https], action: drop}\n",
+			 pats[i]);
+		if ((t = load(doc, &err)) == NULL)
+			fail_msg("'%s' refused: %s", pats[i], fwd_err_str(&err, b, sizeof(b)));
+		fwd_table_free(t);
+	}
+	/* caseless, and the payload, which is matched as it is */
+	t_ok(BASE_SERVICES BASE_LINKS
+	     "content_rules:\n  - {name: c, field: http_host, pattern: "
+	     "Telemetry, caseless: true, services: [https], action: drop}\n");
+	t_ok(BASE_SERVICES BASE_LINKS
+	     "content_rules:\n  - {name: c, field: payload, pattern: "
+	     "Telemetry, literal: true, services: [https], action: drop}\n");
 }
 
 static void test_empty_sections(void **state)
@@ -453,6 +525,43 @@ static const struct bad_case bad_cases[] = {
 	 "t.yaml:13: content_rules[0]: breaks residency rule 'keep': steers region 'in' traffic "
 	 "to group 'g' with link 'l2' (no tags), but the rule allows service 'sync' only on "
 	 "links tagged in"},
+	/* Names are lowercased before they are matched: an upper-case
+	 * literal on a name field can never match (docs/content-rules.md). */
+	{"content upper-case literal in a name pattern",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, "
+	 "pattern: 'Telemetry\\.Example', services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].pattern: the upper-case 'T' at position 1 can never match: "
+	 "tls_sni names are lowercased before they are matched; write it lowercase or add "
+	 "caseless: true"},
+	{"content upper-case in a literal",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: http_host, "
+	 "pattern: 'evil.Example', literal: true, services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].pattern: the upper-case 'E' at position 6 can never match: "
+	 "http_host names are lowercased before they are matched; write it lowercase or add "
+	 "caseless: true"},
+	{"content upper-case quoted",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: dns_qname, "
+	 "pattern: '\\Qa.B\\E', services: [dns], action: count}\n",
+	 "t.yaml:13: content_rules[0].pattern: the upper-case 'B' at position 5 can never match: "
+	 "dns_qname names are lowercased before they are matched; write it lowercase or add "
+	 "caseless: true"},
+	{"content upper-case after a class and an escape",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: dns_qname, "
+	 "pattern: '[A-Z]+\\S\\.Corp', services: [dns], action: count}\n",
+	 "t.yaml:13: content_rules[0].pattern: the upper-case 'C' at position 11 can never match: "
+	 "dns_qname names are lowercased before they are matched; write it lowercase or add "
+	 "caseless: true"},
+	{"content upper-case after a group name",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, "
+	 "pattern: '(?<Host>x)\\x{4A}Y', services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].pattern: the upper-case 'Y' at position 17 can never match: "
+	 "tls_sni names are lowercased before they are matched; write it lowercase or add "
+	 "caseless: true"},
 	{"filter bad action", "filters: {default: block}\n",
 	 "t.yaml:1: filters.default: must be 'pass' or 'drop', not 'block'"},
 	{"filter rate default", "filters: {default: rate}\n",
@@ -1165,6 +1274,7 @@ int main(void)
 		cmocka_unit_test(test_empty_sections),
 		cmocka_unit_test(test_filters_section),
 		cmocka_unit_test(test_content_rules_section),
+		cmocka_unit_test(test_uppercase_patterns_accepted),
 		cmocka_unit_test(test_bad_documents),
 		cmocka_unit_test(test_schema_round_trip),
 		cmocka_unit_test(test_schema_names_unique),
