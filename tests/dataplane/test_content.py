@@ -187,6 +187,18 @@ def test_check_table_names_file_refusals_name_the_document(tmp_path):
                                "a FIFO, not a regular file\n"), err
 
 
+def test_check_table_counts_content_rules(tmp_path):
+    """--check-table's summary counts the content rules with the rest (it
+    left them out: a table of rules only read as if it had none)."""
+    doc = tmp_path / "t.yaml"
+    rc, out, err = check_table(tmp_path, ["{name: a, field: tls_sni, pattern: 'x\\.example', services: [https], "
+                                          "action: drop}",
+                                          "{name: b, field: dns_qname, names: [y.example], services: [dns], "
+                                          "action: count}"])
+    assert rc == 0 and out == (f"{doc}: valid: 0 regions, 2 services, 1 links, 0 link groups, 0 policies, "
+                               "0 IPv4 and 0 IPv6 prefixes, 0 residency rules, 2 content rules\n"), (out, err)
+
+
 def test_content_rules_match_the_reference(tmp_path):
     table = tmp_path / "t.yaml"
     table.write_text(TABLE)
