@@ -1,6 +1,7 @@
 #include "ctl_bpf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <net/if.h>
 #include <stdio.h>
 #include <limits.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -53,6 +55,9 @@ struct ctl_bpf {
 	int cap_fd[C_NUM]; /* -1: this filter has no drop capture */
 	struct ctl_bpf_conf conf;
 	int ncpus;
+	/* ctl_bpf_open_pinned(): the pin directory, flock'ed for as long as
+	 * this handle lives (0: none), and whether this start made it */
+	int dir_lock, made_dir;
 	/* IPv6 keys written into each half, to delete them before reuse. */
 	struct fwd_flt_v6_key *v6keys[2];
 	uint32_t nv6keys[2];
@@ -341,9 +346,41 @@ void ctl_bpf_free(struct ctl_bpf *b)
 		if (b->prog_fd > 0)
 			close(b->prog_fd);
 	}
+	if (b->dir_lock > 0)
+		close(b->dir_lock);
 	free(b->v6keys[0]);
 	free(b->v6keys[1]);
 	free(b);
+}
+
+/*
+ * The pin directory is one regiond's: two regionds on different
+ * interfaces with the same --bpf-pin-dir (regiond@ instances left at the
+ * default) adopted one program, and each wrote its table into the other's
+ * maps. An exclusive flock on the directory, held while the handle lives:
+ * the kernel drops it with the process. @return 0, or -EBUSY with @err.
+ */
+static int lock_dir(struct ctl_bpf *b, const char *dir, struct fwd_err *err)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fwd_err_set(err, "", 0, "filters", "cannot open %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		fwd_err_set(err, "", 0, "filters",
+			    rc == -EBUSY ? "another regiond uses the pin directory %s: give each "
+					   "regiond its own --bpf-pin-dir"
+					 : "cannot lock the pin directory %s: %s",
+			    dir, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	b->dir_lock = fd;
+	return 0;
 }
 
 static void pin_path(char *buf, size_t len, const char *dir, const char *name)
@@ -428,6 +465,24 @@ static int ensure_bpffs(const char *dir, struct fwd_err *err)
 	 * unreadable, and a container's namespace outlives regiond. */
 	fwd_log(FWD_LOG_NOTICE, "XDP filter: mounted bpffs on %s to pin into", std);
 	return 0;
+}
+
+void ctl_bpf_unpin_made(const struct ctl_bpf *b, const char *dir)
+{
+	char p[512];
+
+	pin_path(p, sizeof(p), dir, "prog");
+	unlink(p);
+	for (int m = 0; m < M_NUM; m++) {
+		pin_path(p, sizeof(p), dir, map_names[m]);
+		unlink(p);
+	}
+	for (int m = 0; m < C_NUM; m++) {
+		pin_path(p, sizeof(p), dir, cap_names[m]);
+		unlink(p);
+	}
+	if (b->made_dir)
+		rmdir(dir);
 }
 
 void ctl_bpf_unpin(const char *dir)
@@ -596,6 +651,10 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 			pin_path(p, sizeof(p), dir, cap_names[m]);
 			b->cap_fd[m] = bpf_obj_get(p); /* -1: pinned by a regiond without capture */
 		}
+		if (lock_dir(b, dir, err)) {
+			ctl_bpf_free(b);
+			return NULL;
+		}
 		for (int m = 0; m < M_NUM; m++) {
 			pin_path(p, sizeof(p), dir, map_names[m]);
 			b->fd[m] = bpf_obj_get(p);
@@ -633,6 +692,9 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 			    strerror(errno));
 		goto fail;
 	}
+	b->made_dir = made_dir;
+	if (lock_dir(b, dir, err))
+		goto fail;
 	/* Whatever is there under our names without our program beside it
 	 * is not ours to replace or remove: a failed start once unlinked
 	 * another tool's flt_cfg, and the next start went on silently. */

@@ -37,6 +37,10 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 /** Remove the pins (the program stays attached until detached). */
 void ctl_bpf_unpin(const char *pin_dir);
 
+/** The same, after a start that failed: the directory too only if that
+ *  start (ctl_bpf_open_pinned) made it. */
+void ctl_bpf_unpin_made(const struct ctl_bpf *b, const char *pin_dir);
+
 enum ctl_xdp_mode { CTL_XDP_AUTO, CTL_XDP_NATIVE, CTL_XDP_GENERIC };
 
 /**

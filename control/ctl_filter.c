@@ -37,8 +37,6 @@ struct ctl_filter {
 	/* An interface found without our program (removed and created again,
 	 * its program detached by hand): said once, re-attached when it can. */
 	int lost[CTL_FILTER_MAX_IFACES];
-	/* claim_iface()'s sockets: this regiond manages these interfaces */
-	int claim[CTL_FILTER_MAX_IFACES];
 	struct rule_ids *ids;
 	/* The ids' names: written by an apply (under the state lock), read by
 	 * a capture's reader, which runs without it. */
@@ -273,15 +271,24 @@ static const char *const counter_help[FWD_FLT_CNT_MAX] = {
  * fresh state directory, another --bpf-pin-dir) took the running filter
  * for the fast path's AF_XDP program, adopted it, and then rewrote the
  * first one's rules, or detached it (a hostile probe). Each interface is
- * claimed by binding an abstract unix socket named after it: abstract
- * names live in the network namespace, as interface names do, and die
- * with the process, so a regiond killed by SIGKILL leaves no stale claim.
- * @return the socket, or -1 with @err naming the holder's pid.
+ * claimed by binding abstract unix sockets named after it, by name and by
+ * ifindex (a renamed interface, or one given by an altname, is the same
+ * device): abstract names live in the network namespace, as interfaces
+ * do, and die with the process, so a regiond killed by SIGKILL leaves no
+ * stale claim. The names carry no permission: a process that binds one
+ * first keeps regiond from starting (a refusal, never a change of policy),
+ * and the refusal says whose it is.
  */
-static int claim_iface(const char *ifname, struct fwd_err *err)
+struct ctl_filter_claims {
+	unsigned n;
+	int fd[2 * CTL_FILTER_MAX_IFACES];
+};
+
+/* Claim @name for @ifname: the socket, or -1 with @err. */
+static int claim_name(const char *ifname, const char *name, struct fwd_err *err)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "regiond-xdp/%s", ifname);
+	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "regiond-xdp/%s", name);
 	socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -290,27 +297,74 @@ static int claim_iface(const char *ifname, struct fwd_err *err)
 			    strerror(errno));
 		return -1;
 	}
-	if (bind(fd, (struct sockaddr *)&a, alen) == 0 && listen(fd, 1) == 0)
+	/* listening, so that a refused regiond can ask whose claim it is */
+	if (bind(fd, (struct sockaddr *)&a, alen) == 0 && listen(fd, 8) == 0)
 		return fd;
 	if (errno == EADDRINUSE) {
 		struct ucred who = {0};
 		socklen_t wl = sizeof(who);
-		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		char holder[96] = "its pid not known";
+		/* Never waits: the holder accepts nothing, and a blocking
+		 * connect to a full backlog would hang this start. */
+		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
-		/* the holder's pid, as it listens: said, so it can be found */
-		if (c >= 0 && connect(c, (struct sockaddr *)&a, alen) == 0)
-			getsockopt(c, SOL_SOCKET, SO_PEERCRED, &who, &wl);
+		if (c >= 0 && connect(c, (struct sockaddr *)&a, alen) == 0 &&
+		    getsockopt(c, SOL_SOCKET, SO_PEERCRED, &who, &wl) == 0 && who.pid > 0)
+			snprintf(holder, sizeof(holder),
+				 who.uid == geteuid() ? "pid %d" : "pid %d, uid %u: not regiond's?",
+				 (int)who.pid, (unsigned)who.uid);
 		if (c >= 0)
 			close(c);
 		fwd_err_set(err, "", 0, "xdp",
-			    "another regiond (pid %d) manages the XDP filter on %s: one regiond "
+			    "another regiond (%s) manages the XDP filter on %s: one regiond "
 			    "per interface (stop that one, or leave --xdp-iface %s out here)",
-			    (int)who.pid, ifname, ifname);
+			    holder, ifname, ifname);
 	} else {
 		fwd_err_set(err, "", 0, "xdp", "cannot claim %s: %s", ifname, strerror(errno));
 	}
 	close(fd);
 	return -1;
+}
+
+struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n,
+					   struct fwd_err *err)
+{
+	struct ctl_filter_claims *c = calloc(1, sizeof(*c));
+
+	if (c == NULL) {
+		fwd_err_set(err, "", 0, "xdp", "out of memory");
+		return NULL;
+	}
+	for (unsigned i = 0; i < n && i < CTL_FILTER_MAX_IFACES; i++) {
+		unsigned idx = if_nametoindex(ifaces[i]);
+		char byindex[24];
+
+		if (idx == 0) {
+			fwd_err_set(err, "", 0, "xdp", "no interface '%s' (--xdp-iface)",
+				    ifaces[i]);
+			goto fail;
+		}
+		snprintf(byindex, sizeof(byindex), "if%u", idx);
+		if ((c->fd[c->n] = claim_name(ifaces[i], ifaces[i], err)) < 0)
+			goto fail;
+		c->n++;
+		if ((c->fd[c->n] = claim_name(ifaces[i], byindex, err)) < 0)
+			goto fail;
+		c->n++;
+	}
+	return c;
+fail:
+	ctl_filter_release(c);
+	return NULL;
+}
+
+void ctl_filter_release(struct ctl_filter_claims *c)
+{
+	if (c == NULL)
+		return;
+	for (unsigned i = 0; i < c->n; i++)
+		close(c->fd[i]);
+	free(c);
 }
 
 /* All or nothing: a start that fails leaves every interface as it found
@@ -341,13 +395,6 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		return NULL;
 	}
 	pthread_mutex_init(&f->names_lock, NULL);
-	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++)
-		f->claim[i] = -1;
-	for (unsigned i = 0; i < conf->nifaces; i++)
-		if ((f->claim[i] = claim_iface(conf->ifaces[i], err)) < 0) {
-			ctl_filter_free(f);
-			return NULL;
-		}
 	for (; checked < conf->nifaces; checked++)
 		if (ctl_bpf_check(conf->ifaces[checked], &prev[checked], err))
 			goto fail;
@@ -405,7 +452,7 @@ fail:
 		ctl_bpf_prev_close(&prev[i]);
 	}
 	if (pinned)
-		ctl_bpf_unpin(conf->pin_dir);
+		ctl_bpf_unpin_made(f->bpf, conf->pin_dir);
 	ctl_filter_free(f);
 	return NULL;
 }
@@ -561,9 +608,6 @@ void ctl_filter_free(struct ctl_filter *f)
 	if (f == NULL)
 		return;
 	ctl_bpf_free(f->bpf);
-	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++)
-		if (f->claim[i] >= 0)
-			close(f->claim[i]);
 	pthread_mutex_destroy(&f->names_lock);
 	free(f->ids);
 	free(f);

@@ -24,6 +24,16 @@ struct ctl_filter_conf {
 };
 
 struct ctl_filter;
+struct ctl_filter_claims;
+
+/** One regiond per interface: claim each of @ifaces (by name and by
+ *  ifindex) for this process, before its state or any filter is touched.
+ *  The claims last until ctl_filter_release() or the process's end. NULL
+ *  with @err naming the holder when another process has one, or naming an
+ *  interface that does not exist. */
+struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n,
+					   struct fwd_err *err);
+void ctl_filter_release(struct ctl_filter_claims *c);
 
 /** Adopt or load, attach everywhere. NULL with @err on failure. */
 struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err);

@@ -25,7 +25,6 @@
 #include <stddef.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <net/if.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -624,6 +623,7 @@ struct regiond {
 	struct ctl_api *api;
 #ifdef REGIOND_BPF
 	struct ctl_filter *filter;
+	struct ctl_filter_claims *xdp_claims; /* the --xdp-iface interfaces, ours */
 #endif
 	struct ctl_feed_conf feed_conf; /* --feed-*, checked at start */
 	struct ctl_feed *feed;
@@ -1300,6 +1300,7 @@ static void shut_down(struct regiond *d)
 	ctl_feed_free(d->feed); /* its prefixes stay, recorded: a restart takes them over */
 #ifdef REGIOND_BPF
 	ctl_filter_free(d->filter); /* stays attached and pinned: a restart adopts it */
+	ctl_filter_release(d->xdp_claims);
 #endif
 	if (d->state_open && d->st.unsaved_id) {
 		/* A last try at what runs but is not recorded (a full disk
@@ -1356,15 +1357,16 @@ int main(int argc, char **argv)
 	}
 	rc = 1;
 #ifdef REGIOND_BPF
-	/* An --xdp-iface that does not exist is said before the state is
-	 * touched: it once wrote and logged an empty directory's seed as
-	 * applied, then stopped. */
-	for (unsigned i = 0; i < d.o.xdp_ifaces.n; i++)
-		if (if_nametoindex(d.o.xdp_ifaces.v[i]) == 0) {
-			fwd_log(FWD_LOG_ERR, "XDP filter: no interface '%s' (--xdp-iface)",
-				d.o.xdp_ifaces.v[i]);
-			goto out;
-		}
+	struct fwd_err claim_err = {0};
+
+	/* The interfaces are claimed (one regiond each), and one that does
+	 * not exist is said, before the state is touched: a start that then
+	 * stopped once wrote and logged an empty directory's seed as applied. */
+	if (d.o.xdp_ifaces.n && (d.xdp_claims = ctl_filter_claim(d.o.xdp_ifaces.v, d.o.xdp_ifaces.n,
+								 &claim_err)) == NULL) {
+		fwd_log(FWD_LOG_ERR, "XDP filter: %s", claim_err.reason);
+		goto out;
+	}
 #endif
 	if (open_state(&d))
 		goto out;

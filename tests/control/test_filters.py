@@ -339,31 +339,45 @@ def test_one_regiond_per_interface(tmp_path):
     """A second regiond on an interface another regiond filters (a fresh
     state directory, another --bpf-pin-dir or the same) adopted the
     running filter as the fast path's AF_XDP program, and could rewrite
-    its rules or detach it. It is refused, naming the first one's pid; the
-    claim dies with the process, so a restart after a SIGKILL starts."""
+    its rules or detach it. It is refused, naming the first one's pid, also
+    when it names the interface by an altname, and before its state is
+    touched; a regiond on another interface with the same pin directory
+    is refused too (it adopted the first one's program and maps); refused
+    starts never wait on the first one; the claim dies with the process,
+    so a restart after a SIGKILL starts."""
     pin, pin2 = "/sys/fs/bpf/rfwd-test-one", "/sys/fs/bpf/rfwd-test-one2"
     for p in (pin, pin2):
         subprocess.run(["rm", "-rf", p])
-    with netns.VethLab("rfwd-test-one", [("xfq0", "xfq1")]):
+    with netns.VethLab("rfwd-test-one", [("xfq0", "xfq1"), ("xfq2", "xfq3")]):
         box = Box(tmp_path, "one", regiond_args=("--xdp-iface", "xfq0", "--bpf-pin-dir", pin))
         second = None
         try:
             prog = xdp_prog("xfq0")
             assert prog != 0
 
-            def start(pin_dir, n):
+            def start(pin_dir, n, iface="xfq0"):
                 return subprocess.Popen([REGIOND, "--dataplane", box.fwd_sock, "--api-socket",
                                          str(tmp_path / f"api{n}.sock"), "--state-dir", str(tmp_path / f"st{n}"),
-                                         "--xdp-iface", "xfq0", "--bpf-pin-dir", pin_dir],
+                                         "--xdp-iface", iface, "--bpf-pin-dir", pin_dir],
                                         stdout=open(tmp_path / f"rd{n}.log", "w"), stderr=subprocess.STDOUT)
-            for n, p in enumerate((pin2, pin)):
-                second = start(p, n)
+            subprocess.run(["ip", "link", "property", "add", "dev", "xfq0", "altname", "xfqalt"], check=True)
+            for n, (p, iface) in enumerate([(pin2, "xfq0"), (pin, "xfq0"), (pin2, "xfqalt"), (pin2, "xfq0")]):
+                second = start(p, n, iface)
                 assert second.wait(120) == 1, (tmp_path / f"rd{n}.log").read_text()
                 log = (tmp_path / f"rd{n}.log").read_text()
-                assert f"another regiond (pid {box.rd.pid}) manages the XDP filter on xfq0" in log, log
-                assert "adopted" not in log, log
+                assert f"another regiond (pid {box.rd.pid}) manages the XDP filter on {iface}" in log or \
+                    "(its pid not known) manages the XDP filter" in log, log
+                assert "adopted" not in log and "applied" not in log, log
+                assert not os.path.exists(tmp_path / f"st{n}"), log
                 assert xdp_prog("xfq0") == prog
             assert not os.path.exists(pin2)
+            # another interface, the same pin directory: refused, its pins untouched
+            second = start(pin, 7, "xfq2")
+            assert second.wait(120) == 1, (tmp_path / "rd7.log").read_text()
+            log = (tmp_path / "rd7.log").read_text()
+            assert f"another regiond uses the pin directory {pin}" in log, log
+            assert xdp_prog("xfq2") == 0 and xdp_prog("xfq0") == prog
+            assert os.path.exists(os.path.join(pin, "prog"))
             box.rd.send_signal(signal.SIGKILL)
             box.rd.wait()
             second = start(pin, 9)
