@@ -24,6 +24,7 @@
 #include "ctl_ownset.h"
 #include "fwd_log.h"
 #include "fwd_clock.h"
+#include "fwd_table.h"
 
 /* The netlink receive buffer: a routing daemon installing a full table
  * sends hundreds of thousands of messages while the feed may be busy
@@ -212,6 +213,23 @@ static int64_t tb_apply(void *arg, const struct fwd_delta *d, struct fwd_err *e)
 	st->delta_feed = 0;
 	snprintf(st->who, sizeof(st->who), "%s", who);
 	return gen;
+}
+
+/* The table's own checks of @d against the current table, applying
+ * nothing (ctl_rib_table.check): a retry of a refused prefix that is
+ * refused again writes nothing ahead. The extensions' checks are left to
+ * the apply, which a check that passes goes on to. */
+static int tb_check(void *arg, const struct fwd_delta *d, struct fwd_err *e)
+{
+	struct ctl_feed *f = arg;
+	struct fwd_table *t = NULL;
+
+	if (f->st->table == NULL)
+		return 0; /* the apply says so */
+	if (fwd_delta_apply(f->st->table, d, &t, NULL, NULL, e))
+		return -1;
+	fwd_table_free(t);
+	return 0;
 }
 
 static int tb_record(void *arg, const struct ctl_rib_pfx *p, const char *region, int owned)
@@ -848,6 +866,7 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 		.apply = tb_apply,
 		.record = tb_record,
 		.commit = tb_commit,
+		.check = tb_check,
 	};
 	struct ctl_rib_batch b;
 	struct ctl_rib_stats s;
@@ -917,19 +936,26 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	}
 	if (rc == 0 && b.left == 0 && mode == CTL_RIB_WITHDRAW)
 		f->withdraw_done = 1;
-	if (b.refused) {
-		/* Each refused route once, when refused (the first few of a batch;
-		 * the status keeps the last CTL_RIB_MAX_REASONS). */
-		struct ctl_rib_refusal ref[8];
-		unsigned n = ctl_rib_refusals(f->rib, ref, b.refused < 8 ? b.refused : 8);
+	if (b.refused_new) {
+		/* Each refusal once, when it begins or its reason changes (the
+		 * first few of a batch; the status keeps the last
+		 * CTL_RIB_MAX_REASONS, one per prefix). A standing one retried
+		 * at each full comparison once logged again every time. */
+		unsigned n =
+			b.refused_new < CTL_RIB_BATCH_NEWS ? b.refused_new : CTL_RIB_BATCH_NEWS;
 
 		for (unsigned i = 0; i < n; i++) {
 			char p[64];
 
 			fwd_log(FWD_LOG_WARNING, "bgp feed: %s for region %s refused: %s",
-				ctl_rib_pfx_str(&ref[i].p, p, sizeof(p)), ref[i].region,
-				ref[i].reason);
+				ctl_rib_pfx_str(&b.news[i].p, p, sizeof(p)), b.news[i].region,
+				b.news[i].reason);
 		}
+		if (b.refused_new > n)
+			fwd_log(FWD_LOG_WARNING,
+				"bgp feed: and %u more prefixes refused (regionctl status lists "
+				"the last %d)",
+				b.refused_new - n, CTL_RIB_MAX_REASONS);
 	}
 	if (b.applies == 0)
 		return;

@@ -28,7 +28,10 @@ struct ent {
  * (another metric, TOS or source, an appended or multipath route): the
  * kernel says which route one RTM_DELROUTE took, not whether another
  * remains, so such a prefix is kept until a dump tells. */
-enum { F_DIRTY = 1, F_SHADOWED = 2, F_REFUSED = 4, F_MULTI = 8 };
+/* F_STOOD: refused when the comparison under way began (decide): refused
+ * again for the same reason, the refusal stands and is not reported anew,
+ * and the retry is checked before anything is written ahead. */
+enum { F_DIRTY = 1, F_SHADOWED = 2, F_REFUSED = 4, F_MULTI = 8, F_STOOD = 16 };
 
 /* Applies one reconcile may make while it splits refused batches: with
  * the refused change named by the table (changes[i]) that is one apply per
@@ -50,8 +53,8 @@ struct ctl_rib {
 	 * (when holders wait for ctl_rib_relearned). */
 	uint64_t nmasked;
 	int relearning;
-	struct ctl_rib_refusal reasons[CTL_RIB_MAX_REASONS];
-	unsigned nreasons, next_reason;
+	struct ctl_rib_refusal reasons[CTL_RIB_MAX_REASONS]; /* newest first */
+	unsigned nreasons;
 };
 
 static void key_of(const struct ent *e, struct ctl_rib_pfx *p)
@@ -437,19 +440,47 @@ unsigned ctl_rib_disown_unheld(struct ctl_rib *r, const struct ctl_rib_table *t)
 	return n;
 }
 
-/* Remember why @p was refused (the ring keeps the newest). */
-static void refuse(struct ctl_rib *r, struct ent *e, unsigned region, const char *why)
+/* Remember why @p was refused: one entry per prefix, the newest first (the
+ * oldest goes past CTL_RIB_MAX_REASONS). Refused again, its entry moves to
+ * the front, updated. Reported in @out when the refusal is new: the prefix
+ * was not refused when this comparison began, or is refused for another
+ * reason or region now. A standing refusal whose entry newer ones pushed
+ * out is not reported again: its reason is not known any more, and a full
+ * comparison would otherwise report every such prefix each time. */
+static void refuse(struct ctl_rib *r, struct ent *e, unsigned region, const char *why,
+		   struct ctl_rib_batch *out)
 {
-	struct ctl_rib_refusal *x = &r->reasons[r->next_reason];
+	const char *name = region ? r->regions[region - 1] : "";
+	int stood = (e->flags & (F_STOOD | F_REFUSED)) != 0, changed = 0;
+	struct ctl_rib_refusal x;
+	unsigned k;
 
 	set_flag(r, e, F_REFUSED, 1);
-	key_of(e, &x->p);
-	snprintf(x->region, sizeof(x->region), "%s", region ? r->regions[region - 1] : "");
-	snprintf(x->reason, sizeof(x->reason), "%s", why);
-	x->when = (int64_t)time(NULL);
-	r->next_reason = (r->next_reason + 1) % CTL_RIB_MAX_REASONS;
-	if (r->nreasons < CTL_RIB_MAX_REASONS)
-		r->nreasons++;
+	memset(&x, 0, sizeof(x));
+	key_of(e, &x.p);
+	for (k = 0; k < r->nreasons; k++)
+		if (r->reasons[k].p.family == x.p.family && r->reasons[k].p.len == x.p.len &&
+		    memcmp(r->reasons[k].p.addr, x.p.addr, 16) == 0)
+			break;
+	if (k < r->nreasons) {
+		changed = strcmp(r->reasons[k].region, name) != 0 ||
+			  strncmp(r->reasons[k].reason, why, sizeof(x.reason) - 1) != 0;
+		r->nreasons--; /* taken out: it goes back at the front */
+	} else if (r->nreasons == CTL_RIB_MAX_REASONS) {
+		k = --r->nreasons; /* the oldest goes */
+	}
+	/* The newer ones move down over its place (or over the end). */
+	memmove(&r->reasons[1], &r->reasons[0], k * sizeof(r->reasons[0]));
+	snprintf(x.region, sizeof(x.region), "%s", name);
+	snprintf(x.reason, sizeof(x.reason), "%s", why);
+	x.when = (int64_t)time(NULL);
+	r->reasons[0] = x;
+	r->nreasons++;
+	if (stood && !changed)
+		return;
+	if (out->refused_new < CTL_RIB_BATCH_NEWS)
+		out->news[out->refused_new] = x;
+	out->refused_new++;
 }
 
 static void op_key(const struct fwd_delta_op *op, struct ctl_rib_pfx *p)
@@ -516,6 +547,8 @@ static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *i
 	if (mode == CTL_RIB_HOLD)
 		return DO_NOTHING; /* the rest waits until the feed is back */
 	set_flag(r, e, F_SHADOWED, 0);
+	/* Whether it is a retry: refuse() and the check before the record. */
+	e->flags = (uint8_t)((e->flags & ~F_STOOD) | ((e->flags & F_REFUSED) ? F_STOOD : 0));
 	set_flag(r, e, F_REFUSED, 0);
 	if (want == 0 && mode == CTL_RIB_KEEP)
 		return DO_NOTHING; /* kept; the full FOLLOW after it removes it */
@@ -530,7 +563,7 @@ static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *i
 		snprintf(why, sizeof(why), FWD_PREFIX6_MAPPED_FMT,
 			 ctl_rib_pfx_str(&p, pfx, sizeof(pfx)),
 			 FWD_PREFIX6_MAPPED_ARGS(e->addr, (unsigned)e->len));
-		refuse(r, e, want, why);
+		refuse(r, e, want, why, out);
 		out->refused++;
 		return e->owned ? (push_op(d, FWD_DELTA_REMOVE, e, held) ?: DO_OP) : DO_NOTHING;
 	}
@@ -538,7 +571,7 @@ static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *i
 		char why[FWD_NAME_MAX + 48];
 
 		snprintf(why, sizeof(why), "region '%s' is not in the table", r->regions[want - 1]);
-		refuse(r, e, want, why);
+		refuse(r, e, want, why, out);
 		out->refused++;
 		return DO_NOTHING;
 	}
@@ -593,7 +626,7 @@ static void settle(struct ctl_rib *r, const struct ctl_rib_table *t, const struc
 	if ((e = find(r, &p)) == NULL)
 		return;
 	if (!ok) {
-		refuse(r, e, e->holder ? e->holder : e->owned, why);
+		refuse(r, e, e->holder ? e->holder : e->owned, why, out);
 		out->refused++;
 		/* A held prefix put back (decide) that the table now refuses
 		 * is not the feed's any more. */
@@ -604,6 +637,7 @@ static void settle(struct ctl_rib *r, const struct ctl_rib_table *t, const struc
 		}
 		return;
 	}
+	e->flags &= (uint8_t)~F_STOOD; /* applied: a refusal later is a new one */
 	if (op->kind == FWD_DELTA_ADD) {
 		/* Owned already: a held prefix put back where the feed had it. */
 		set_owned(r, e, e->owned ? e->owned : e->holder);
@@ -629,11 +663,18 @@ static void requeue(struct ctl_rib *r, const struct fwd_delta_op *ops, uint32_t 
 	}
 }
 
+/* The kind of an op a check found refused: dropped from the batch. */
+#define OP_DROPPED 0xff
+
 /* Apply @d; a refused batch is split: the change the table names goes
  * alone (refused), else halves, until every change applied or was refused
- * alone. @return 0, or -1 with @e (a refusal not about a change). */
+ * alone. @return 0, or -1 with @e (a refusal not about a change).
+ * With @dry, t->check instead of t->apply: nothing is applied or counted as
+ * an apply; a refused change is settled as refused and its op marked
+ * OP_DROPPED, the others are left for the apply (also those past the
+ * bound, or after a refusal not about a change: the apply decides). */
 static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct fwd_delta *d,
-		       struct ctl_rib_batch *out, struct fwd_err *e)
+		       struct ctl_rib_batch *out, struct fwd_err *e, int dry)
 {
 	struct range {
 		uint32_t lo, hi;
@@ -662,12 +703,14 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		if (g.lo == g.hi)
 			continue;
 		if (applies == MAX_APPLIES || rc) {
+			if (dry)
+				continue;
 			requeue(r, part.ops, part.n);
 			out->left += part.n;
 			continue;
 		}
 		applies++;
-		out->applies++;
+		out->applies += !dry;
 		/* The table names a refused change by its place in what it was
 		 * given (changes[N], as fwd_delta's checks count): each op's index
 		 * is made that place, so both ways of naming one agree. An index
@@ -675,12 +718,16 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		 * started past 0, and refused a good route with another's reason. */
 		for (uint32_t k = 0; k < part.n; k++)
 			part.ops[k].index = k;
-		gen = t->apply(t->arg, &part, &fe);
+		gen = dry ? t->check(t->arg, &part, &fe) : t->apply(t->arg, &part, &fe);
 		if (gen >= 0) {
-			if (gen > 0)
+			if (gen > 0 && !dry)
 				out->generation = gen;
-			for (uint32_t i = g.lo; i < g.hi; i++)
+			for (uint32_t i = g.lo; i < g.hi && !dry; i++)
 				settle(r, t, &d->ops[i], 1, NULL, out);
+			continue;
+		}
+		if (dry && !change_refusal(&fe)) {
+			rc = 1; /* the rest is left to the apply, unchecked */
 			continue;
 		}
 		if (!change_refusal(&fe)) {
@@ -692,12 +739,16 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		}
 		if (part.n == 1) {
 			settle(r, t, part.ops, 0, fe.reason, out);
+			if (dry)
+				part.ops[0].kind = OP_DROPPED;
 			continue;
 		}
 		named = named_change(&fe);
 		if (named >= 0 && (uint32_t)named < part.n) {
 			swap_ops(&d->ops[g.lo], &d->ops[g.lo + (uint32_t)named]);
 			settle(r, t, &d->ops[g.lo], 0, fe.reason, out);
+			if (dry)
+				d->ops[g.lo].kind = OP_DROPPED;
 			stack[sp++] = (struct range){g.lo + 1, g.hi};
 			continue;
 		}
@@ -705,7 +756,61 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		stack[sp++] = (struct range){g.lo, g.lo + (g.hi - g.lo) / 2};
 	}
 	free(stack);
-	return rc;
+	return dry ? 0 : rc;
+}
+
+/* Before anything is written ahead: the additions of prefixes refused when
+ * this comparison began (retries, at a full comparison or a change of the
+ * table) are checked with t->check, and those the table still refuses are
+ * settled as refused and taken out of @d. A retry refused again once wrote
+ * a "+" and a "-" to the record each time, and logged its refusal again. */
+static void check_retries(struct ctl_rib *r, const struct ctl_rib_table *t, struct fwd_delta *d,
+			  struct ctl_rib_batch *out)
+{
+	struct fwd_delta tail;
+	struct fwd_err ignored = {0};
+	uint32_t n = 0, w = 0;
+
+	if (t->check == NULL)
+		return;
+	/* The retries to the end, in order (the others keep theirs). */
+	for (uint32_t i = 0; i < d->n; i++) {
+		struct ctl_rib_pfx p;
+		const struct ent *x;
+
+		op_key(&d->ops[i], &p);
+		x = d->ops[i].kind == FWD_DELTA_ADD ? find(r, &p) : NULL;
+		if (x && (x->flags & F_STOOD) && x->owned == 0)
+			n++;
+	}
+	if (n == 0)
+		return;
+	{
+		struct fwd_delta_op *tmp = malloc(d->n * sizeof(*tmp));
+		uint32_t a = 0, b = d->n - n;
+
+		if (tmp == NULL)
+			return; /* unchecked: the apply decides, as before */
+		for (uint32_t i = 0; i < d->n; i++) {
+			struct ctl_rib_pfx p;
+			const struct ent *x;
+
+			op_key(&d->ops[i], &p);
+			x = d->ops[i].kind == FWD_DELTA_ADD ? find(r, &p) : NULL;
+			if (x && (x->flags & F_STOOD) && x->owned == 0)
+				tmp[b++] = d->ops[i];
+			else
+				tmp[a++] = d->ops[i];
+		}
+		memcpy(d->ops, tmp, d->n * sizeof(*tmp));
+		free(tmp);
+	}
+	tail = (struct fwd_delta){.n = n, .cap = n, .ops = d->ops + (d->n - n)};
+	apply_split(r, t, &tail, out, &ignored, 1);
+	for (uint32_t i = 0; i < d->n; i++)
+		if (d->ops[i].kind != OP_DROPPED)
+			d->ops[w++] = d->ops[i];
+	d->n = w;
 }
 
 int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl_rib_mode mode,
@@ -749,6 +854,8 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 		/* The rest (past max_changes, or after an error) waits. */
 		memmove(r->dirty + w, r->dirty + i, (r->ndirty - i) * sizeof(*r->dirty));
 		r->ndirty = w + (r->ndirty - i);
+		if (rc == 0)
+			check_retries(r, t, &d, out);
 		if (rc || d.n == 0)
 			break;
 		/* Write-ahead: the feed owns what it adds before the table has it,
@@ -777,7 +884,7 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 			out->failed = 1;
 			break;
 		}
-		if (apply_split(r, t, &d, out, e)) {
+		if (apply_split(r, t, &d, out, e, 0)) {
 			out->failed = 1;
 			rc = -1;
 		}
@@ -829,11 +936,8 @@ unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, 
 {
 	unsigned n = 0;
 
-	for (unsigned i = 0; i < r->nreasons && n < max; i++) {
-		unsigned k = (r->next_reason + CTL_RIB_MAX_REASONS - 1 - i) % CTL_RIB_MAX_REASONS;
-
-		out[n++] = r->reasons[k];
-	}
+	for (unsigned i = 0; i < r->nreasons && n < max; i++)
+		out[n++] = r->reasons[i];
 	return n;
 }
 

@@ -65,9 +65,18 @@ struct ctl_rib_table {
 	 * stops the batch before anything is applied. */
 	int (*record)(void *arg, const struct ctl_rib_pfx *p, const char *region, int owned);
 	int (*commit)(void *arg, struct fwd_err *e);
+	/* Optional: whether @d would apply now, changing nothing (0, or -1
+	 * with @e as apply would fill it). Asked before the record for the
+	 * additions of prefixes refused last time: a retry the table refuses
+	 * again writes no "+" and "-" pair to the record, which a refused
+	 * prefix once got at every full comparison (every PUT, rollback,
+	 * recovery). */
+	int (*check)(void *arg, const struct fwd_delta *d, struct fwd_err *e);
 };
 
-/* A refused prefix and why (the table's own words). */
+/* A refused prefix and why (the table's own words). One per prefix: refused
+ * again, its entry is updated and becomes the newest, never repeated (one
+ * prefix refused at every comparison once filled the list with itself). */
 struct ctl_rib_refusal {
 	struct ctl_rib_pfx p;
 	char region[FWD_NAME_MAX];
@@ -75,10 +84,18 @@ struct ctl_rib_refusal {
 	int64_t when; /* unix seconds */
 };
 
+#define CTL_RIB_BATCH_NEWS 8 /* new refusals a batch names (for the log) */
+
 /* What one reconcile did. */
 struct ctl_rib_batch {
 	uint32_t added, removed; /* changes that applied */
-	uint32_t refused; /* changes refused this time (each reported) */
+	uint32_t refused; /* changes refused this time, retries included */
+	/* Of them, refusals to report: a prefix not refused before, or refused
+	 * now for another reason. A refusal that stands (the same prefix, the
+	 * same reason, retried at a full comparison) is not one: it was
+	 * reported when it began. The first CTL_RIB_BATCH_NEWS in @news. */
+	uint32_t refused_new;
+	struct ctl_rib_refusal news[CTL_RIB_BATCH_NEWS];
 	uint32_t applies; /* calls to apply (more than 1: a split batch or a move) */
 	uint32_t left; /* changes still to make (over the batch limit, or a failed apply) */
 	int64_t generation; /* the last generation made, 0 when none */

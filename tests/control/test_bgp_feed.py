@@ -130,6 +130,52 @@ def test_residency_refuses_one_route_and_applies_the_rest(lab):
     wait_for(lambda: lab.feed()["refused"] == 0, what="refusal gone with the route")
 
 
+def log_since(lab, offset):
+    """regiond's log from byte @offset on (the lab's regiond.log)."""
+    with open(lab.tmp / "regiond.log", errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def log_size(lab):
+    return os.path.getsize(lab.tmp / "regiond.log")
+
+
+def test_a_standing_refusal_is_listed_logged_and_recorded_once(lab):
+    """One refused prefix, compared again at each full comparison (two
+    PUTs here): one entry in `refusals`, updated rather than appended; its
+    warning logged once while the refusal stands; and no "+"/"-" pair
+    written to feed-owned for each retry. It once filled the list with
+    copies of itself (seven for one prefix), logged each retry and churned
+    the record (a tester's report)."""
+    bad = "103.21.7.0/24"  # inside India's protected 103.21.0.0/16
+    at = log_size(lab)
+    lab.announce({bad: 102})
+    wait_for(lambda: any(x["prefix"] == bad for x in lab.feed()["refusals"]), what="refused")
+    with open(DEMO) as f:
+        text = f.read()
+    other = lab.tmp / "one-more-static.yaml"
+    other.write_text(text.replace("prefixes: [8.128.0.0/13, 2406:da18::/32]",
+                                  "prefixes: [8.128.0.0/13, 198.18.7.0/24, 2406:da18::/32]"))
+    for table in (other, DEMO):  # each a full PUT: the feed compares everything again
+        rc, out, err = lab.box.ctl("apply", str(table))
+        assert rc == 0, err
+        wait_held(lab, "100.64.5.0/24", "singapore")  # the feed's batch after the PUT ran
+        wait_for(lambda: lab.feed()["pending"] == 0, what="the feed settled")
+    f = lab.feed()
+    mine = [x for x in f["refusals"] if x["prefix"] == bad]
+    assert len(mine) == 1 and mine[0]["region"] == "singapore" and "resid" in mine[0]["reason"].lower(), \
+        f["refusals"]
+    assert len(f["refusals"]) == len({x["prefix"] for x in f["refusals"]}), f["refusals"]
+    warned = [ln for ln in log_since(lab, at).splitlines() if f"{bad} for region singapore refused" in ln]
+    assert len(warned) == 1, warned
+    with open(os.path.join(lab.box.state, "feed-owned")) as fo:
+        lines = [ln for ln in fo if bad in ln]
+    assert len(lines) <= 2, lines  # the first try's pair at most
+    lab.withdraw([bad])
+    wait_for(lambda: lab.feed()["refused"] == 0, what="refusal gone with the route")
+
+
 def recorded_owned(lab):
     """What state/feed-owned says the feed owns: each "+" without a later "-"."""
     owned = set()

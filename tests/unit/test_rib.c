@@ -174,6 +174,19 @@ static int fake_recorded(const struct fake *f, const struct ctl_rib_pfx *p)
 	return 0;
 }
 
+/* The table's checks without applying: fake_apply on a copy. */
+static int fake_check(void *arg, const struct fwd_delta *d, struct fwd_err *e)
+{
+	struct fake *c = malloc(sizeof(*c));
+	int64_t rc;
+
+	assert_non_null(c);
+	*c = *(struct fake *)arg;
+	rc = fake_apply(c, d, e);
+	free(c);
+	return rc < 0 ? -1 : 0;
+}
+
 static struct ctl_rib_table fake_table(struct fake *f)
 {
 	return (struct ctl_rib_table){.arg = f,
@@ -482,6 +495,57 @@ static void test_refused_addition_leaves_no_record(void **state)
 	assert_int_equal(b.added, 1);
 	assert_true(fake_recorded(f, &later));
 	assert_int_equal(f->nrecorded, 2);
+	ctl_rib_free(r);
+	free(f);
+}
+
+/* A refusal that stands, retried at each full comparison: one entry in the
+ * refusals, reported (refused_new) once, and with a check nothing written
+ * to the record after the first try. It was appended and reported at each
+ * comparison, and the record got a "+" and a "-" each time. A new reason
+ * is reported again. */
+static void test_standing_refusal_is_reported_once(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_table t = fake_table(f);
+	struct ctl_rib_pfx bad = pfx("103.21.7.0/24"), other = pfx("103.21.8.0/24");
+	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
+	struct ctl_rib_batch b;
+	struct fwd_err e = {0};
+	int records;
+
+	(void)state;
+	t.check = fake_check;
+	f->forbidden[0] = bad;
+	f->forbidden[1] = other;
+	f->nforbidden = 2;
+	ctl_rib_learn(r, &bad, 1);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.refused, 1);
+	assert_int_equal(b.refused_new, 1);
+	assert_true(same_pfx(&b.news[0].p, &bad));
+	records = f->records;
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 1, 1000, &b, &e), 0);
+		assert_int_equal(b.refused, 1);
+		assert_int_equal(b.refused_new, 0);
+		assert_int_equal(b.applies, 0);
+	}
+	assert_int_equal(f->records, records);
+	assert_int_equal(ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS), 1);
+	/* Another prefix: its own entry, the newest. */
+	ctl_rib_learn(r, &other, 1);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 1, 1000, &b, &e), 0);
+	assert_int_equal(b.refused_new, 1);
+	assert_int_equal(ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS), 2);
+	assert_true(same_pfx(&ref[0].p, &other));
+	/* The region gone from the table: another reason, reported again. */
+	f->names[1] = "elsewhere";
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 1, 1000, &b, &e), 0);
+	assert_int_equal(b.refused_new, 2);
+	assert_int_equal(ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS), 2);
+	assert_non_null(strstr(ref[0].reason, "not in the table"));
 	ctl_rib_free(r);
 	free(f);
 }
@@ -1028,6 +1092,7 @@ int main(void)
 		cmocka_unit_test(test_put_is_repaired),
 		cmocka_unit_test(test_refused_change_is_split_out),
 		cmocka_unit_test(test_refused_addition_leaves_no_record),
+		cmocka_unit_test(test_standing_refusal_is_reported_once),
 		cmocka_unit_test(test_unheld_record_is_disowned_at_start),
 		cmocka_unit_test(test_several_routes_and_resync),
 		cmocka_unit_test(test_ipv4_mapped_prefix_is_refused),
