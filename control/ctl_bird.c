@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -277,8 +278,18 @@ int ctl_bird_sessions(const char *path, int timeout_ms, struct ctl_bird_session 
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		struct stat sb;
+
 		rc = -errno;
-		snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(errno));
+		/* connect() to a path that is not a socket says only "Connection
+		 * refused", as for a BIRD that stopped: the path is wrong, say so. */
+		if (rc == -ECONNREFUSED && stat(path, &sb) == 0 && !S_ISSOCK(sb.st_mode))
+			snprintf(why, whylen, "BIRD's control socket %s: not a socket (a %s)", path,
+				 S_ISDIR(sb.st_mode)   ? "directory"
+				 : S_ISREG(sb.st_mode) ? "regular file"
+						       : "file");
+		else
+			snprintf(why, whylen, "BIRD's control socket %s: %s", path, strerror(-rc));
 		goto out;
 	}
 	if ((rc = read_reply(fd, &buf, &len, deadline, 1, BIRD_MAX_GREETING)) != 0) {

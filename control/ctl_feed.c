@@ -118,6 +118,10 @@ struct ctl_feed {
 	int dp_away;
 	int64_t dp_away_since;
 	char why[256]; /* why the feed is not up */
+	/* What the log last said makes it not up (cause_of): a change of
+	 * cause while it is not up is logged once, not the info BIRD updates
+	 * each second for the same session. */
+	char logged_cause[256];
 	char last_error[512];
 	uint64_t resyncs, batches, events;
 	uint64_t batches_failed; /* batches not applied as a whole (retried) */
@@ -166,12 +170,21 @@ int ctl_feed_conf_table(struct ctl_feed_conf *c, const char *arg, struct fwd_err
 				   "--feed-table %s: the table is a number 1..4294967295 other "
 				   "than 253 (default), 254 (main) and 255 (local)",
 				   arg);
-	for (unsigned i = 0; i < c->ntables; i++)
-		if (strcmp(c->region[i], name) == 0 || c->table[i] == t)
-			return fwd_err_set(e, NULL, 0, "--feed-table",
-					   "--feed-table %s: region '%s' or table %llu is given "
-					   "twice (one table per region)",
-					   arg, name, t);
+	/* Which of the two is given twice, and where else. */
+	for (unsigned i = 0; i < c->ntables; i++) {
+		if (strcmp(c->region[i], name) == 0)
+			return fwd_err_set(
+				e, NULL, 0, "--feed-table",
+				"--feed-table %s: region '%s' is given twice (tables %" PRIu32
+				" and %llu): one table per region",
+				arg, name, c->table[i], t);
+		if (c->table[i] == t)
+			return fwd_err_set(
+				e, NULL, 0, "--feed-table",
+				"--feed-table %s: table %llu is given for both %s and %s: "
+				"one region per table",
+				arg, t, c->region[i], name);
+	}
 	if (c->ntables == CTL_RIB_MAX_REGIONS)
 		return fwd_err_set(e, NULL, 0, "--feed-table", "at most %d --feed-table",
 				   CTL_RIB_MAX_REGIONS);
@@ -601,9 +614,12 @@ static void poll_bird(struct ctl_feed *f)
 			if (down > 1)
 				snprintf(more, sizeof(more),
 					 "; %u of %d sessions are not established", down, n);
+			/* BIRD gives no info for a protocol that is disabled
+			 * (`disabled;`, birdc disable): no empty parentheses. */
 			snprintf(f->bird_error, sizeof(f->bird_error),
-				 "BGP session %s is %s (%s)%s", f->sessions[i].name,
-				 f->sessions[i].state, f->sessions[i].info, more);
+				 "BGP session %s is %s%s%s%s%s", f->sessions[i].name,
+				 f->sessions[i].state, f->sessions[i].info[0] ? " (" : "",
+				 f->sessions[i].info, f->sessions[i].info[0] ? ")" : "", more);
 			break;
 		}
 	if (down && f->bird_error[0] == '\0') /* never: those down are listed first */
@@ -613,6 +629,32 @@ static void poll_bird(struct ctl_feed *f)
 
 /* --- state --- */
 
+/* What makes the feed not up, as a cause the log names once: the netlink
+ * socket, the first session down (not its info, which BIRD updates as it
+ * retries: Connect, Active, the socket's error), or BIRD's reply. Empty
+ * while the feed only resyncs (a dump at start or after a loss). */
+static void cause_of(const struct ctl_feed *f, char *buf, size_t len)
+{
+	if (!f->nl) {
+		snprintf(buf, len, "netlink");
+		return;
+	}
+	if (f->c.bird_socket && !f->bird_ok) {
+		for (int i = 0; i < f->nsessions; i++)
+			if (!f->sessions[i].up) {
+				snprintf(buf, len, "session %s", f->sessions[i].name);
+				return;
+			}
+		snprintf(buf, len, "bird %s", f->bird_error);
+		return;
+	}
+	if (!f->synced && f->nl_error[0]) {
+		snprintf(buf, len, "dump %s", f->nl_error);
+		return;
+	}
+	buf[0] = '\0';
+}
+
 static void set_state(struct ctl_feed *f, enum feed_state s, const char *why)
 {
 	if (f->state == s)
@@ -621,6 +663,37 @@ static void set_state(struct ctl_feed *f, enum feed_state s, const char *why)
 		state_names[f->state], state_names[s], why[0] ? ": " : "", why);
 	f->state = s;
 	f->state_since = (int64_t)time(NULL);
+	if (s == FS_UP)
+		f->logged_cause[0] = '\0';
+	else
+		cause_of(f, f->logged_cause, sizeof(f->logged_cause));
+}
+
+/* Not up, and the cause is not the one the log last named: said once now.
+ * A feed down from its start (a --feed-bird-socket that does not exist, a
+ * BIRD not running) once logged nothing until its hold ran out, and a
+ * loss whose cause changed (a session back, another down) nothing until
+ * the withdrawal. */
+static void log_cause(struct ctl_feed *f, int64_t now)
+{
+	char cause[sizeof(f->logged_cause)];
+	int64_t left = (int64_t)f->c.hold_s * 1000 - (now - f->lost_ms);
+
+	cause_of(f, cause, sizeof(cause));
+	if (f->state == FS_UP || cause[0] == '\0' || strcmp(cause, f->logged_cause) == 0)
+		return;
+	snprintf(f->logged_cause, sizeof(f->logged_cause), "%s", cause);
+	/* At start (held from feed-owned, or nothing to hold) it is not a
+	 * loss yet: "not up yet". */
+	if (f->state == FS_WITHDRAWN)
+		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: %s",
+			f->loss.open ? "still lost, now" : "not up", f->why);
+	else
+		fwd_log(FWD_LOG_WARNING,
+			"bgp feed: %s: %s; the learned prefixes are withdrawn in %" PRId64
+			" s if it stays so",
+			f->loss.open ? "still lost, now" : "not up yet", f->why,
+			(left > 0 ? left : 0) / 1000);
 }
 
 static void update_state(struct ctl_feed *f, int64_t now)
@@ -703,6 +776,7 @@ static void update_state(struct ctl_feed *f, int64_t now)
 			f->loss.withdrawn_after_ms = now - f->lost_ms;
 		set_state(f, FS_WITHDRAWN, f->why);
 	}
+	log_cause(f, now);
 }
 
 /* The feed's alarm in its own slot (under the state lock): raised while
@@ -872,6 +946,7 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	struct ctl_rib_stats s;
 	struct fwd_err e = {0};
 	const struct ctl_gen *cur;
+	char gen[48];
 	int64_t t0;
 	int full, rc;
 
@@ -969,10 +1044,16 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	f->last.applies = b.applies;
 	f->last.duration_ms = fwd_mono_ms() - t0;
 	f->last.generation = b.generation;
+	/* A batch that applied nothing (all refused) made no generation:
+	 * there is no generation 0 to name. */
+	if (b.generation > 0)
+		snprintf(gen, sizeof(gen), "generation %" PRId64, b.generation);
+	else
+		snprintf(gen, sizeof(gen), "no new generation");
 	fwd_log(b.refused ? FWD_LOG_WARNING : FWD_LOG_INFO,
 		"bgp feed: batch: %u added, %u removed, %u refused in %" PRId64
-		" ms (%u applies), generation %" PRId64 "%s",
-		b.added, b.removed, b.refused, f->last.duration_ms, b.applies, b.generation,
+		" ms (%u applies), %s%s",
+		b.added, b.removed, b.refused, f->last.duration_ms, b.applies, gen,
 		mode == CTL_RIB_WITHDRAW ? " (withdrawn: the feed was lost past its hold)" : "");
 }
 

@@ -1841,9 +1841,10 @@ static void status_feed(json_t *f)
 		       "hold)\n",
 		       ji(f, "losses"), ji(f, "hold_expiries"));
 	}
+	/* BIRD gives no info for a disabled protocol: no empty parentheses. */
 	json_array_foreach(json_object_get(json_object_get(f, "bird"), "sessions"), i, v)
-		printf("             bgp %s %s (%s)\n", js(v, "name"), js(v, "state"),
-		       js(v, "info"));
+		printf("             bgp %s %s%s%s%s\n", js(v, "name"), js(v, "state"),
+		       js(v, "info")[0] ? " (" : "", js(v, "info"), js(v, "info")[0] ? ")" : "");
 	if (ji(json_object_get(f, "bird"), "sessions_unlisted") > 0)
 		printf("             bgp and %lld more sessions (%lld of all %lld not "
 		       "established)\n",
@@ -1853,11 +1854,18 @@ static void status_feed(json_t *f)
 	if (json_is_string(json_object_get(json_object_get(f, "bird"), "error")))
 		printf("             bird: %s\n", js(json_object_get(f, "bird"), "error"));
 	if (json_is_object((v = json_object_get(f, "last_batch")))) {
+		char gen[48];
+
 		when(ji(v, "time"), t, sizeof(t));
+		/* All refused: no generation was made (there is no 0). */
+		if (ji(v, "generation") > 0)
+			snprintf(gen, sizeof(gen), "generation %lld", ji(v, "generation"));
+		else
+			snprintf(gen, sizeof(gen), "no new generation");
 		printf("             last batch %s: %lld added, %lld removed, %lld refused in "
-		       "%lld ms (generation %lld)\n",
+		       "%lld ms (%s)\n",
 		       t, ji(v, "added"), ji(v, "removed"), ji(v, "refused"), ji(v, "duration_ms"),
-		       ji(v, "generation"));
+		       gen);
 	}
 	json_array_foreach(json_object_get(f, "shadowed_prefixes"), i, v)
 		printf("             shadowed %s (%s): a static prefix holds it\n", js(v, "prefix"),

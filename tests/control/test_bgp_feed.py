@@ -56,7 +56,8 @@ def lab(tmp_path_factory):
 @pytest.mark.parametrize("args,words", [
     (["--feed-table", "india"], "REGION=TABLE"),
     (["--feed-table", "india=254"], "254 (main)"),
-    (["--feed-table", "india=101", "--feed-table", "brazil=101"], "given twice"),
+    (["--feed-table", "india=101", "--feed-table", "brazil=101"], "table 101 is given for both india and brazil"),
+    (["--feed-table", "india=101", "--feed-table", "india=102"], "region 'india' is given twice (tables 101 and 102)"),
     (["--feed-table", "unknown=101"], "not a region's name"),
     (["--feed-bird-socket", "/run/bird/bird.ctl"], "needs --feed-table"),
     (["--feed-table", "india=101", "--feed-hold", "86401"], "--feed-hold takes"),
@@ -483,6 +484,11 @@ class FakeBird:
     REPLIES = {
         "up": HEAD + b"1002-peer1      BGP        ---        up     12:00:00.000  Established\n0000 \n",
         "down": HEAD + b"1002-peer1      BGP        ---        start  12:00:00.000  Active\n0000 \n",
+        "refused": HEAD + b"1002-peer1      BGP        ---        start  12:00:00.000  Active        Socket: "
+                          b"Connection refused\n0000 \n",
+        # A `disabled;` protocol: down, and BIRD gives no info.
+        "disabled": HEAD + b"1002-peer1      BGP        ---        up     12:00:00.000  Established\n"
+                           b"1002-spare_peer BGP        ---        down   12:00:00.000\n0000 \n",
         # Over 1 MiB, a well-formed reply that says every session is up:
         # refused for its size, not for what it says.
         "huge": HEAD + b"".join(b"1002-dev%-10d Device     ---        up     12:00:00.000\n" % i
@@ -586,6 +592,95 @@ def regiond_with_fake_bird(lab, hold=60, mode="up"):
         fake.close()
         lab.box.start_regiond(lab.regiond_args)
         feed_settled(lab)
+
+
+def test_a_loss_whose_cause_changes_is_logged_and_a_disabled_protocol_is_said_plainly(lab):
+    """A session lost (Connection refused), then back while a `disabled;`
+    protocol is down: the new cause is logged once, within the hold, and a
+    protocol BIRD gives no info for has no empty parentheses in the log or
+    `regionctl status`. Nothing was logged until the withdrawal, and the
+    status said `bgp spare_peer down ()` (a tester's report)."""
+    with regiond_with_fake_bird(lab) as bird:
+        at = log_size(lab)
+        bird.mode = "refused"
+        wait_for(lambda: lab.feed()["state"] == "holding", what="holding")
+        bird.mode = "disabled"
+        line = wait_for(lambda: next((ln for ln in log_since(lab, at).splitlines()
+                                      if "still lost, now: BGP session spare_peer is down;" in ln), None),
+                        timeout=15, what="the new cause logged")
+        assert "withdrawn in" in line, line
+        # regionctl status reads the view the main loop rebuilds: wait for the session there.
+        rc, out, _ = wait_for(lambda: (lambda r: r if "bgp spare_peer down" in r[1] else None)(lab.box.ctl("status")),
+                              what="regionctl status lists the disabled protocol")
+        assert "bgp spare_peer down\n" in out, out
+        assert "()" not in out and "()" not in log_since(lab, at), out
+        f = lab.feed()
+        assert f["state"] == "holding" and f["reason"] == "BGP session spare_peer is down", f
+        bird.mode = "up"
+        feed_settled(lab)
+        cause = [ln for ln in log_since(lab, at).splitlines() if "still lost, now:" in ln]
+        assert len(cause) == 1, cause  # once, not at each poll
+
+
+@contextlib.contextmanager
+def regiond_on_bird_socket(lab, path, hold=60):
+    """The lab's regiond restarted with --feed-bird-socket @path; back on
+    the lab's BIRD after."""
+    args = list(lab.regiond_args)
+    args[args.index("--feed-bird-socket") + 1] = str(path)
+    args[args.index("--feed-hold") + 1] = str(hold)
+    try:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(args)
+        yield
+    finally:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(lab.regiond_args)
+        feed_settled(lab)
+
+
+@pytest.mark.parametrize("kind", ["missing", "regular file"])
+def test_a_bird_socket_that_cannot_work_is_said_at_start(lab, kind):
+    """A --feed-bird-socket that does not exist, or names a regular file:
+    said at once and once (why, and when the learned prefixes go), not
+    first when the hold runs out; a regular file is not a socket, not
+    `Connection refused` (a tester's report)."""
+    path = lab.tmp / ("no-such.ctl" if kind == "missing" else "a-file.ctl")
+    if kind == "regular file":
+        path.write_text("not BIRD\n")
+    at = log_size(lab)
+    with regiond_on_bird_socket(lab, path):
+        why = "No such file or directory" if kind == "missing" else "not a socket (a regular file)"
+        line = wait_for(lambda: next((ln for ln in log_since(lab, at).splitlines()
+                                      if f"not up yet: BIRD's control socket {path}: {why}" in ln), None),
+                        timeout=15, what="the cause logged at start")
+        assert "withdrawn in" in line and "if it stays so" in line, line
+        f = wait_for(lambda: (lambda f: f if f["bird"]["error"] else None)(lab.feed()), what="BIRD's error")
+        assert why in f["bird"]["error"] and "Connection refused" not in f["bird"]["error"], f
+        time.sleep(2.5)  # two more polls of the same socket (one a second): not logged again
+        said = [ln for ln in log_since(lab, at).splitlines() if f"BIRD's control socket {path}" in ln]
+        assert len(said) == 1, said
+
+
+def test_a_batch_that_applies_nothing_says_no_new_generation(lab):
+    """A batch whose one change is refused makes no generation: the log and
+    `regionctl status` said `(generation 0)`."""
+    bad = "103.21.9.0/24"  # inside India's protected 103.21.0.0/16
+    at = log_size(lab)
+    lab.announce({bad: 102})
+    wait_for(lambda: any(x["prefix"] == bad for x in lab.feed()["refusals"]), what="refused")
+    line = wait_for(lambda: next((ln for ln in log_since(lab, at).splitlines()
+                                  if "bgp feed: batch: 0 added, 0 removed, 1 refused" in ln), None),
+                    what="the batch logged")
+    assert "no new generation" in line and "generation 0" not in line, line
+    # regionctl status reads the view the main loop rebuilds: wait for the batch there.
+    last = wait_for(lambda: next((ln for ln in lab.box.ctl("status")[1].splitlines()
+                                  if "last batch" in ln and "1 refused" in ln), None), what="the batch in status")
+    assert "(no new generation)" in last, last
+    lab.withdraw([bad])
+    wait_for(lambda: lab.feed()["refused"] == 0, what="refusal gone with the route")
 
 
 def test_notifications_queued_before_a_dump_are_not_replayed_on_it(lab):
