@@ -86,6 +86,9 @@ struct ctl_feed {
 	int64_t next_verify, next_resync; /* CLOCK_MONOTONIC ms */
 	int dump_intr; /* the kernel says the dump was inconsistent */
 	int overflowed; /* a route was refused past max_prefixes since the last dump */
+	/* The first prefix refused past the max that the log named: a dump
+	 * that refuses the same ones again is not logged again. */
+	struct ctl_rib_pfx over_logged;
 	int bird_ok; /* BIRD answered and every BGP session is established */
 	char bird_error[200];
 	struct ctl_bird_session sessions[CTL_BIRD_MAX_SESSIONS];
@@ -138,6 +141,7 @@ struct ctl_feed {
 		char reason[256];
 	} loss;
 	int64_t orphans; /* recorded prefixes of regions no longer followed */
+	struct ctl_ownset *orphan_set; /* which, at start only (named in the log) */
 	struct {
 		int64_t time;
 		uint32_t changes, added, removed, refused, applies;
@@ -1057,6 +1061,35 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 		mode == CTL_RIB_WITHDRAW ? " (withdrawn: the feed was lost past its hold)" : "");
 }
 
+/* The prefixes refused past --feed-max-prefixes, named (the first few):
+ * the count alone did not say which routes regiond does not follow. Once
+ * per overflow, not again for a dump that refuses the same first one. */
+static void log_overflow(struct ctl_feed *f)
+{
+	struct ctl_rib_pfx p[CTL_RIB_OVER_NAMED];
+	unsigned reg[CTL_RIB_OVER_NAMED], n;
+	uint64_t since;
+	char list[CTL_RIB_OVER_NAMED * 80] = "", b[64];
+	size_t at = 0;
+
+	n = ctl_rib_overflowed(f->rib, p, reg, CTL_RIB_OVER_NAMED, &since);
+	if (n == 0 || memcmp(&p[0], &f->over_logged, sizeof(p[0])) == 0)
+		return;
+	f->over_logged = p[0];
+	for (unsigned i = 0; i < n && at < sizeof(list); i++)
+		at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s (%s)", i ? ", " : "",
+				       ctl_rib_pfx_str(&p[i], b, sizeof(b)), f->c.region[reg[i]]);
+	if (since > n)
+		snprintf(b, sizeof(b), " and %" PRIu64 " more so far", since - n);
+	else
+		b[0] = '\0';
+	fwd_log(FWD_LOG_WARNING,
+		"bgp feed: more than --feed-max-prefixes %" PRIu64 ": refused %s%s (not followed "
+		"until the learned prefixes drop below 90 %% of it; GET /v1/feed: "
+		"overflow_prefixes)",
+		f->c.max_prefixes, list, b);
+}
+
 static void tick(struct ctl_feed *f, int64_t now)
 {
 	struct ctl_rib_stats s;
@@ -1118,6 +1151,8 @@ static void tick(struct ctl_feed *f, int64_t now)
 			reconcile(f, CTL_RIB_HOLD, now);
 		}
 	}
+	if (f->overflowed)
+		log_overflow(f);
 	/* Space again after an overflow: the refused routes are only in the
 	 * kernel now, so dump again to learn them. */
 	if (f->overflowed && s.learned < f->c.max_prefixes - f->c.max_prefixes / 10 && f->synced) {
@@ -1164,11 +1199,12 @@ static json_t *loss_json(const struct ctl_feed *f)
 static json_t *build_status(struct ctl_feed *f, int64_t now)
 {
 	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
-	struct ctl_rib_pfx sh[FEED_LISTED];
-	unsigned shr[FEED_LISTED], nref, nsh;
+	struct ctl_rib_pfx sh[FEED_LISTED], cf[FEED_LISTED], ov[CTL_RIB_OVER_NAMED];
+	unsigned shr[FEED_LISTED], cfh[FEED_LISTED], ovr[CTL_RIB_OVER_NAMED], nref, nsh, ncf, nov;
+	uint16_t cfm[FEED_LISTED];
 	struct ctl_rib_stats s;
 	json_t *j, *tables = json_array(), *refusals = json_array(), *shadowed = json_array(),
-		   *bird = json_null();
+		   *conflicting = json_array(), *over = json_array(), *bird = json_null();
 
 	ctl_rib_stats(f->rib, &s);
 	for (unsigned i = 0; i < f->c.ntables; i++)
@@ -1183,6 +1219,23 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 							  pfx_json(&ref[i].p), "region",
 							  ref[i].region, "reason", ref[i].reason,
 							  "time", (json_int_t)ref[i].when));
+	/* Which prefixes, in which regions' tables: "conflicting 1" alone
+	 * named neither the prefix nor the regions. */
+	ncf = ctl_rib_conflicting(f->rib, cf, cfm, cfh, FEED_LISTED);
+	for (unsigned i = 0; i < ncf; i++) {
+		json_t *rs = json_array();
+
+		for (unsigned k = 0; k < f->c.ntables; k++)
+			if (cfm[i] & (1u << k))
+				json_array_append_new(rs, json_string(f->c.region[k]));
+		json_array_append_new(conflicting,
+				      json_pack("{s:o, s:o, s:s}", "prefix", pfx_json(&cf[i]),
+						"regions", rs, "held_by", f->c.region[cfh[i]]));
+	}
+	nov = ctl_rib_overflowed(f->rib, ov, ovr, CTL_RIB_OVER_NAMED, NULL);
+	for (unsigned i = 0; i < nov; i++)
+		json_array_append_new(over, json_pack("{s:o, s:s}", "prefix", pfx_json(&ov[i]),
+						      "region", f->c.region[ovr[i]]));
 	nsh = ctl_rib_shadowed(f->rib, sh, shr, FEED_LISTED);
 	for (unsigned i = 0; i < nsh; i++)
 		json_array_append_new(shadowed, json_pack("{s:o, s:s}", "prefix", pfx_json(&sh[i]),
@@ -1222,9 +1275,11 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	json_object_set_new(j, "shadowed", json_integer((json_int_t)s.shadowed));
 	json_object_set_new(j, "shadowed_prefixes", shadowed);
 	json_object_set_new(j, "conflicting", json_integer((json_int_t)s.conflicting));
+	json_object_set_new(j, "conflicting_prefixes", conflicting);
 	json_object_set_new(j, "refused", json_integer((json_int_t)s.refused));
 	json_object_set_new(j, "refusals", refusals);
 	json_object_set_new(j, "overflow", json_integer((json_int_t)s.overflow));
+	json_object_set_new(j, "overflow_prefixes", over);
 	json_object_set_new(j, "max_prefixes", json_integer((json_int_t)f->c.max_prefixes));
 	json_object_set_new(j, "pending", json_integer((json_int_t)s.pending));
 	json_object_set_new(j, "batch_ms", json_integer((json_int_t)f->c.batch_ms));
@@ -1344,6 +1399,9 @@ static json_t *ext_status(void *arg, const struct fwd_table *t)
 		if ((a = json_object_get(j, "shadowed_prefixes")) != NULL)
 			while (json_array_size(a) > FEED_LISTED_SUMMARY)
 				json_array_remove(a, FEED_LISTED_SUMMARY);
+		if ((a = json_object_get(j, "conflicting_prefixes")) != NULL)
+			while (json_array_size(a) > FEED_LISTED_SUMMARY)
+				json_array_remove(a, FEED_LISTED_SUMMARY);
 	}
 	return j;
 }
@@ -1437,9 +1495,90 @@ static int replay_owned(void *arg, const struct ctl_rib_pfx *p, const char *regi
 		if (strcmp(f->c.region[i], region) == 0)
 			return ctl_rib_own(f->rib, p, owned ? (int)i : -1);
 	/* A region --feed-table no longer names: its prefixes stay where the
-	 * feed put them, as static ones from now on (said at start). */
+	 * feed put them, as static ones from now on (said at start, named). */
 	f->orphans += owned ? 1 : -1;
+	if (f->orphan_set == NULL && (f->orphan_set = ctl_ownset_new()) == NULL)
+		return -ENOMEM;
+	if (owned)
+		return ctl_ownset_put(f->orphan_set, p, region);
+	ctl_ownset_del(f->orphan_set, p);
 	return 0;
+}
+
+/* The prefixes of one region no longer followed, for the log. */
+struct orphan_region {
+	char region[FWD_NAME_MAX];
+	unsigned n;
+	char list[320];
+};
+struct orphan_log {
+	struct orphan_region r[8];
+	unsigned nr, other; /* other: prefixes of regions past the 8 named */
+};
+
+static int orphan_one(void *arg, const struct ctl_rib_pfx *p, const char *region)
+{
+	struct orphan_log *o = arg;
+	struct orphan_region *x = NULL;
+	char b[64];
+	size_t at;
+
+	for (unsigned i = 0; i < o->nr && x == NULL; i++)
+		if (strcmp(o->r[i].region, region) == 0)
+			x = &o->r[i];
+	if (x == NULL && o->nr == 8) {
+		o->other++;
+		return 0;
+	}
+	if (x == NULL) {
+		x = &o->r[o->nr++];
+		snprintf(x->region, sizeof(x->region), "%s", region);
+	}
+	if (x->n++ < 5) {
+		at = strlen(x->list);
+		snprintf(x->list + at, sizeof(x->list) - at, "%s%s", at ? " " : "",
+			 ctl_rib_pfx_str(p, b, sizeof(b)));
+	}
+	return 0;
+}
+
+/* At start: what the feed had added to regions --feed-table no longer
+ * names and the table still holds there, by region and prefix (the first
+ * few): a count alone did not tell the operator what to remove. */
+static void log_orphans(struct ctl_feed *f)
+{
+	struct orphan_log o;
+	char text[3072];
+	size_t at = 0;
+	size_t n;
+
+	memset(&o, 0, sizeof(o));
+	if (f->orphan_set == NULL)
+		return;
+	pthread_mutex_lock(f->st->lock);
+	if (f->st->table)
+		ctl_ownset_keep_held(f->orphan_set, f->st->table);
+	pthread_mutex_unlock(f->st->lock);
+	n = ctl_ownset_count(f->orphan_set);
+	ctl_ownset_foreach(f->orphan_set, orphan_one, &o);
+	ctl_ownset_free(f->orphan_set);
+	f->orphan_set = NULL;
+	if (n == 0)
+		return;
+	text[0] = '\0';
+	for (unsigned i = 0; i < o.nr && at < sizeof(text); i++) {
+		char more[40] = "";
+
+		if (o.r[i].n > 5)
+			snprintf(more, sizeof(more), " and %u more", o.r[i].n - 5);
+		at += (size_t)snprintf(text + at, sizeof(text) - at, "%s%s: %s%s", i ? "; " : "",
+				       o.r[i].region, o.r[i].list, more);
+	}
+	fwd_log(FWD_LOG_WARNING,
+		"bgp feed: %zu prefixes it added to regions that --feed-table no longer names stay "
+		"in the table, as static ones: %s%s; remove them with regionctl prefixes remove "
+		"REGION FILE if their routes are gone (docs/bgp-feed.md)",
+		n, text, o.other ? " and more in other regions" : "");
 }
 
 struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state *st,
@@ -1501,12 +1640,7 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 				"a crash kept from applying): not the feed's",
 				n);
 	}
-	if (f->orphans > 0)
-		fwd_log(FWD_LOG_WARNING,
-			"bgp feed: %" PRId64
-			" prefixes it added to regions that --feed-table no longer "
-			"names stay in the table, as static ones (docs/bgp-feed.md)",
-			f->orphans);
+	log_orphans(f);
 	ctl_rib_stats(f->rib, &s);
 	/* Until the feed is up, what it added is held as after a loss. */
 	f->lost_ms = fwd_mono_ms();
@@ -1555,6 +1689,7 @@ void ctl_feed_free(struct ctl_feed *f)
 	if (f->wake[1] >= 0)
 		close(f->wake[1]);
 	ctl_owned_close(f->owned);
+	ctl_ownset_free(f->orphan_set); /* a start that failed before naming them */
 	ctl_rib_free(f->rib);
 	free(f->buf);
 	json_decref(f->snap);

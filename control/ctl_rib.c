@@ -55,6 +55,12 @@ struct ctl_rib {
 	int relearning;
 	struct ctl_rib_refusal reasons[CTL_RIB_MAX_REASONS]; /* newest first */
 	unsigned nreasons;
+	/* Refused past max: counted only, once, which the operator could
+	 * not tell apart; the first few since the last dump are named. */
+	struct ctl_rib_pfx over[CTL_RIB_OVER_NAMED];
+	uint8_t over_region[CTL_RIB_OVER_NAMED];
+	unsigned nover;
+	uint64_t over_since;
 };
 
 static void key_of(const struct ent *e, struct ctl_rib_pfx *p)
@@ -276,6 +282,15 @@ int ctl_rib_learn(struct ctl_rib *r, const struct ctl_rib_pfx *p, unsigned regio
 	 * the table and the dirty list never grow past it. */
 	if ((e == NULL || e->mask == 0) && r->nmasked >= r->max) {
 		r->st.overflow++;
+		r->over_since++;
+		if (r->nover < CTL_RIB_OVER_NAMED) {
+			for (unsigned i = 0; i < r->nover; i++)
+				if (r->over[i].family == p->family && r->over[i].len == p->len &&
+				    memcmp(r->over[i].addr, p->addr, p->family == 4 ? 4 : 16) == 0)
+					return -ENOSPC; /* named already (a second route) */
+			memcpy(&r->over[r->nover], p, sizeof(*p));
+			r->over_region[r->nover++] = (uint8_t)region;
+		}
 		return -ENOSPC;
 	}
 	if (e == NULL && (e = insert(r, p)) == NULL)
@@ -348,6 +363,8 @@ void ctl_rib_forget_all(struct ctl_rib *r)
 		e->flags &= (uint8_t)~F_MULTI;
 	}
 	r->relearning = 1;
+	r->nover = 0; /* the dump tells again what it has no room for */
+	r->over_since = 0;
 }
 
 int ctl_rib_relearned(struct ctl_rib *r)
@@ -938,6 +955,36 @@ unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, 
 
 	for (unsigned i = 0; i < r->nreasons && n < max; i++)
 		out[n++] = r->reasons[i];
+	return n;
+}
+
+unsigned ctl_rib_overflowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, unsigned *region,
+			    unsigned max, uint64_t *since)
+{
+	unsigned n = r->nover < max ? r->nover : max;
+
+	for (unsigned i = 0; i < n; i++) {
+		out[i] = r->over[i];
+		region[i] = r->over_region[i];
+	}
+	if (since)
+		*since = r->over_since;
+	return n;
+}
+
+unsigned ctl_rib_conflicting(const struct ctl_rib *r, struct ctl_rib_pfx *out, uint16_t *mask,
+			     unsigned *holder, unsigned max)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < r->cap && n < max && r->st.conflicting; i++)
+		if (r->slots[i].family && __builtin_popcount(r->slots[i].mask) > 1) {
+			key_of(&r->slots[i], &out[n]);
+			mask[n] = r->slots[i].mask;
+			holder[n++] = r->slots[i].holder
+					      ? r->slots[i].holder - 1u
+					      : (unsigned)__builtin_ctz(r->slots[i].mask);
+		}
 	return n;
 }
 

@@ -39,6 +39,7 @@
 
 #define CTL_RIB_MAX_REGIONS 16 /* kernel tables the feed follows: one per region */
 #define CTL_RIB_MAX_REASONS 32 /* refused prefixes remembered with their reason */
+#define CTL_RIB_OVER_NAMED 8 /* prefixes refused past max_prefixes, named per dump */
 
 struct ctl_rib_pfx {
 	uint8_t family; /* 4 or 6 */
@@ -202,6 +203,20 @@ void ctl_rib_stats(const struct ctl_rib *r, struct ctl_rib_stats *s);
 
 /** The last refusals, newest first; @return how many (<= CTL_RIB_MAX_REASONS). */
 unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, unsigned max);
+
+/** The first prefixes refused past max_prefixes since the last dump began
+ *  (ctl_rib_forget_all), with the region (its index) whose table had them,
+ *  at most CTL_RIB_OVER_NAMED; @return how many; *@since, when not NULL,
+ *  how many were refused since then in all (each route message counts). */
+unsigned ctl_rib_overflowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, unsigned *region,
+			    unsigned max, uint64_t *since);
+
+/** Up to @max prefixes learned in more than one region's table: each with
+ *  the regions' tables that have it (@mask: bit = region index) and the
+ *  one that holds it (@holder: region index). @return how many. Walks the
+ *  whole RIB: for status, not per route. */
+unsigned ctl_rib_conflicting(const struct ctl_rib *r, struct ctl_rib_pfx *out, uint16_t *mask,
+			     unsigned *holder, unsigned max);
 
 /** Up to @max shadowed prefixes with the region that learned them (its
  *  index); @return how many. Walks the whole RIB: for status, not per route. */

@@ -1873,6 +1873,27 @@ static void status_feed(json_t *f)
 	json_array_foreach(json_object_get(f, "refusals"), i, v)
 		printf("             refused %s (%s): %s\n", js(v, "prefix"), js(v, "region"),
 		       js(v, "reason"));
+	/* Which prefixes the counts above are about (they once named none). */
+	json_array_foreach(json_object_get(f, "conflicting_prefixes"), i, v) {
+		json_t *r;
+		size_t k;
+
+		printf("             conflicting %s: in the tables of", js(v, "prefix"));
+		json_array_foreach(json_object_get(v, "regions"), k, r)
+			printf("%s %s", k ? "," : "",
+			       json_string_value(r) ? json_string_value(r) : "-");
+		printf(" (held by %s)\n", js(v, "held_by"));
+	}
+	if (json_array_size(json_object_get(f, "overflow_prefixes"))) {
+		printf("             over max, refused:");
+		json_array_foreach(json_object_get(f, "overflow_prefixes"), i, v)
+			printf("%s %s (%s)", i ? "," : "", js(v, "prefix"), js(v, "region"));
+		if ((size_t)ji(f, "overflow") >
+		    json_array_size(json_object_get(f, "overflow_prefixes")))
+			printf(" and more (%lld route messages refused since start)",
+			       ji(f, "overflow"));
+		putchar('\n');
+	}
 	if (json_is_string(json_object_get(f, "last_error")))
 		printf("             last error: %s\n", js(f, "last_error"));
 }

@@ -317,6 +317,14 @@ def test_more_than_max_prefixes_stops_at_the_max(lab):
                  what="learned up to the max, the rest refused")
     assert f["owned"] == MAX_PREFIXES, f
     wait_for(lambda: "feed-max-prefixes" in (lab.box.status()["alarm"] or ""), what="the bound's alarm")
+    # Which routes are not followed is named (the first few), not only counted.
+    named = f["overflow_prefixes"]
+    assert named and len(named) <= 8 and all(x["prefix"] in many and x["region"] == "india" for x in named), f
+    over = [ln for ln in log_since(lab, 0).splitlines() if "more than --feed-max-prefixes 1000: refused" in ln]
+    assert over and named[0]["prefix"] + " (india)" in over[-1] and "more so far" in over[-1], over
+    rc, out, _ = wait_for(lambda: (lambda r: r if "over max, refused: " in r[1] else None)(lab.box.ctl("status")),
+                          what="regionctl status names them")
+    assert named[0]["prefix"] + " (india)" in out, out
     lab.withdraw(list(many))
     wait_for(lambda: lab.feed()["learned"] == before, timeout=30, what="back under the max")
     wait_for(lambda: lab.box.status()["alarm"] is None, what="alarm cleared")
@@ -355,6 +363,62 @@ def rtr(*cmd):
     p = subprocess.run(netns.in_ns(RTR_NS) + ["ip", *cmd], capture_output=True, text=True)
     assert p.returncode == 0, (cmd, p.stderr)
     return p.stdout
+
+
+def test_a_prefix_in_two_regions_tables_is_named_with_its_regions(lab):
+    """One prefix in india's and singapore's kernel tables: counted for
+    the table that holds it, and named with both regions and its holder in
+    GET /v1/feed and `regionctl status`: `conflicting 1` once named
+    neither (a tester's report)."""
+    p = "100.73.0.0/24"
+    f0 = feed_settled(lab)
+    india, singapore = learned_in(f0, "india"), learned_in(f0, "singapore")
+    rtr("route", "add", p, "via", "10.99.0.1", "table", "101")
+    wait_held(lab, p, "india")
+    rtr("route", "add", p, "via", "10.99.0.1", "table", "102")
+    f = wait_for(lambda: (lambda f: f if f["conflicting"] == 1 else None)(lab.feed()), what="conflicting")
+    assert f["conflicting_prefixes"] == [{"prefix": p, "regions": ["india", "singapore"], "held_by": "india"}], f
+    assert learned_in(f, "india") == india + 1 and learned_in(f, "singapore") == singapore, f["tables"]
+    wait_for(lambda: f"conflicting {p}: in the tables of india, singapore (held by india)" in
+             lab.box.ctl("status")[1], what="regionctl status names it")
+    rtr("route", "del", p, "table", "101")
+    wait_held(lab, p, "singapore")  # the other table takes over
+    rtr("route", "del", p, "table", "102")
+    wait_held(lab, p, None)
+    assert lab.feed()["conflicting_prefixes"] == []
+
+
+def test_prefixes_left_static_by_a_dropped_region_are_named(lab):
+    """A region dropped from --feed-table: what the feed had added to it
+    stays, static; the log at start names the region and the prefixes (the
+    first few), where it once gave only a count (a tester's report)."""
+    ps = [f"100.74.{i}.0/24" for i in range(7)]
+    for p in ps:
+        rtr("route", "add", p, "via", "10.99.0.1", "table", "103")
+    for p in ps:
+        wait_held(lab, p, "brazil")
+    feed_settled(lab)
+    args = list(lab.regiond_args)
+    i = args.index("brazil=103")
+    del args[i - 1:i + 1]
+    at = log_size(lab)
+    try:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(args)
+        line = wait_for(lambda: next((ln for ln in log_since(lab, at).splitlines()
+                                      if "--feed-table no longer names" in ln), None), what="said at start")
+        assert "7 prefixes" in line and "brazil: 100.74." in line and "and 2 more" in line, line
+        assert sum(p in line for p in ps) == 5, line  # the first five, named
+    finally:
+        for p in ps:
+            rtr("route", "del", p, "table", "103")
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(lab.regiond_args)
+        rc, out, err = lab.box.ctl("apply", DEMO)  # the static leftovers go
+        assert rc == 0, err
+        feed_settled(lab)
 
 
 def test_one_of_several_routes_deleted_keeps_the_prefix(lab):
