@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1202,17 +1203,28 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	struct ctl_rib_pfx sh[FEED_LISTED], cf[FEED_LISTED], ov[CTL_RIB_OVER_NAMED];
 	unsigned shr[FEED_LISTED], cfh[FEED_LISTED], ovr[CTL_RIB_OVER_NAMED], nref, nsh, ncf, nov;
 	uint16_t cfm[FEED_LISTED];
+	int in_table[CTL_RIB_MAX_REGIONS];
 	struct ctl_rib_stats s;
 	json_t *j, *tables = json_array(), *refusals = json_array(), *shadowed = json_array(),
 		   *conflicting = json_array(), *over = json_array(), *bird = json_null();
 
 	ctl_rib_stats(f->rib, &s);
+	/* Whether regiond's table has each region (null without a table): a
+	 * mistyped --feed-table region shows before its routes are refused. */
+	pthread_mutex_lock(f->st->lock);
 	for (unsigned i = 0; i < f->c.ntables; i++)
-		json_array_append_new(tables,
-				      json_pack("{s:s, s:I, s:I, s:I}", "region", f->c.region[i],
-						"table", (json_int_t)f->c.table[i], "learned_v4",
-						(json_int_t)s.learned4[i], "learned_v6",
-						(json_int_t)s.learned6[i]));
+		in_table[i] = f->st->table == NULL
+				      ? -1
+				      : fwd_table_region_id(f->st->table, f->c.region[i]) > 0;
+	pthread_mutex_unlock(f->st->lock);
+	for (unsigned i = 0; i < f->c.ntables; i++)
+		json_array_append_new(
+			tables,
+			json_pack("{s:s, s:I, s:I, s:I, s:o}", "region", f->c.region[i], "table",
+				  (json_int_t)f->c.table[i], "learned_v4",
+				  (json_int_t)s.learned4[i], "learned_v6",
+				  (json_int_t)s.learned6[i], "in_table",
+				  in_table[i] < 0 ? json_null() : json_boolean(in_table[i])));
 	nref = ctl_rib_refusals(f->rib, ref, CTL_RIB_MAX_REASONS);
 	for (unsigned i = 0; i < nref; i++)
 		json_array_append_new(refusals, json_pack("{s:o, s:s, s:s, s:I}", "prefix",
@@ -1581,6 +1593,37 @@ static void log_orphans(struct ctl_feed *f)
 		n, text, o.other ? " and more in other regions" : "");
 }
 
+/* At start: each --feed-table region the table does not have, said now
+ * (with the table's name for it when only the case differs), not first
+ * when its routes come and are refused: a mistyped region (India, mars)
+ * was accepted without a word. Not refused: a later table may name it. */
+static void warn_missing_regions(struct ctl_feed *f)
+{
+	pthread_mutex_lock(f->st->lock);
+	for (unsigned i = 0; f->st->table && i < f->c.ntables; i++) {
+		const struct fwd_table *t = f->st->table;
+		char names[512] = "", hint[FWD_NAME_MAX + 32] = "";
+		size_t at = 0;
+
+		if (fwd_table_region_id(t, f->c.region[i]) > 0)
+			continue;
+		for (unsigned k = 1; k < t->nregions && at < sizeof(names); k++) {
+			at += (size_t)snprintf(names + at, sizeof(names) - at, "%s%s",
+					       k > 1 ? ", " : "", t->region_names[k]);
+			if (strcasecmp(t->region_names[k], f->c.region[i]) == 0)
+				snprintf(hint, sizeof(hint), " (did you mean '%s'?)",
+					 t->region_names[k]);
+		}
+		fwd_log(FWD_LOG_WARNING,
+			"bgp feed: --feed-table %s=%" PRIu32 ": region '%s' is not in the table%s: "
+			"the routes of table %" PRIu32 " are refused until a table names it "
+			"(the table's regions: %s)",
+			f->c.region[i], f->c.table[i], f->c.region[i], hint, f->c.table[i],
+			names[0] ? names : "none");
+	}
+	pthread_mutex_unlock(f->st->lock);
+}
+
 struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state *st,
 				struct fwd_err *e)
 {
@@ -1641,6 +1684,7 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 				n);
 	}
 	log_orphans(f);
+	warn_missing_regions(f);
 	ctl_rib_stats(f->rib, &s);
 	/* Until the feed is up, what it added is held as after a loss. */
 	f->lost_ms = fwd_mono_ms();

@@ -1816,8 +1816,10 @@ static void status_feed(json_t *f)
 		printf(" (%s)", js(f, "reason"));
 	printf("\n             learned %lld:", ji(f, "learned"));
 	json_array_foreach(json_object_get(f, "tables"), i, v)
-		printf("%s %s (table %lld) %lld v4 %lld v6", i ? "," : "", js(v, "region"),
-		       ji(v, "table"), ji(v, "learned_v4"), ji(v, "learned_v6"));
+		printf("%s %s (table %lld%s) %lld v4 %lld v6", i ? "," : "", js(v, "region"),
+		       ji(v, "table"),
+		       json_is_false(json_object_get(v, "in_table")) ? ", not in the table" : "",
+		       ji(v, "learned_v4"), ji(v, "learned_v6"));
 	printf("\n             owned %lld, shadowed %lld, conflicting %lld, refused %lld, "
 	       "over max %lld (max %lld), pending %lld, resyncs %lld\n",
 	       ji(f, "owned"), ji(f, "shadowed"), ji(f, "conflicting"), ji(f, "refused"),

@@ -421,6 +421,34 @@ def test_prefixes_left_static_by_a_dropped_region_are_named(lab):
         feed_settled(lab)
 
 
+def test_feed_table_regions_the_table_lacks_are_said_at_start(lab):
+    """--feed-table India=111 and mars=112 with a table that has india and
+    no mars: each said at start (India with the table's 'india'), and
+    marked in the status, not first when routes come and are refused;
+    regiond starts all the same (a later table may name them)."""
+    args = list(lab.regiond_args) + ["--feed-table", "India=111", "--feed-table", "mars=112"]
+    at = log_size(lab)
+    try:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(args)
+        log = wait_for(lambda: (lambda t: t if "mars=112" in t else None)(log_since(lab, at)), what="said at start")
+        assert "--feed-table India=111: region 'India' is not in the table (did you mean 'india'?)" in log, log
+        assert "--feed-table mars=112: region 'mars' is not in the table:" in log, log
+        assert "region 'india' is not in the table" not in log and "region 'brazil' is not" not in log, log
+        f = feed_settled(lab)
+        in_table = {t["region"]: t["in_table"] for t in f["tables"]}
+        assert in_table == {"india": True, "singapore": True, "brazil": True, "India": False, "mars": False}, f
+        out = wait_for(lambda: (lambda o: o if "India (table 111" in o else None)(lab.box.ctl("status")[1]),
+                       what="regionctl status lists India")
+        assert "India (table 111, not in the table)" in out and "india (table 101) " in out, out
+    finally:
+        lab.box.rd.terminate()
+        lab.box.rd.wait(30)
+        lab.box.start_regiond(lab.regiond_args)
+        feed_settled(lab)
+
+
 def test_one_of_several_routes_deleted_keeps_the_prefix(lab):
     """Two routes for one prefix (two metrics): the prefix stays while
     either is in the table."""
