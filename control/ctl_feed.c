@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ctl_bird.h"
+#include "ctl_confirm.h"
 #include "ctl_metrics.h"
 #include "ctl_owned.h"
 #include "ctl_ownset.h"
@@ -1197,6 +1198,58 @@ static json_t *loss_json(const struct ctl_feed *f)
 			 secs_or_null(f->loss.up_after_ms));
 }
 
+struct out_ctx {
+	const struct fwd_table *t;
+	uint64_t n;
+};
+
+static int count_out(void *arg, const struct ctl_rib_pfx *p, const char *region)
+{
+	struct out_ctx *o = arg;
+	int id = fwd_table_region_id(o->t, region);
+
+	o->n += id <= 0 || ctl_ownset_held_by(o->t, p) != id;
+	return 0;
+}
+
+/* While a commit-confirm generation awaits confirmation the feed applies
+ * nothing, and that generation (a PUT carries the static prefixes only)
+ * lacks what the feed owns: its prefixes are out of forwarding until the
+ * confirm or the revert, while owned and pending said all was well (a
+ * tester's report). NULL when no confirmation is awaited. Walks what the
+ * feed owns, only then. */
+static json_t *confirm_json(struct ctl_feed *f)
+{
+	struct out_ctx o = {0};
+	uint64_t gen;
+	int64_t left;
+	char text[320];
+
+	pthread_mutex_lock(f->st->lock);
+	gen = f->st->confirm_gen;
+	left = gen ? ctl_confirm_left_s(f->st) : 0;
+	if (gen && (o.t = f->st->table) != NULL)
+		ctl_rib_foreach_owned(f->rib, count_out, &o);
+	pthread_mutex_unlock(f->st->lock);
+	if (gen == 0)
+		return json_null();
+	if (o.n)
+		snprintf(text, sizeof(text),
+			 "generation %" PRIu64 " awaits confirmation: the %" PRIu64
+			 " learned prefixes it lacks are not in the running table until it is "
+			 "confirmed (the feed's next batch adds them) or reverted (in %" PRId64
+			 " s)",
+			 gen, o.n, left);
+	else
+		snprintf(text, sizeof(text),
+			 "generation %" PRIu64
+			 " awaits confirmation: the feed applies nothing until "
+			 "it is confirmed or reverted (in %" PRId64 " s)",
+			 gen, left);
+	return json_pack("{s:I, s:I, s:I, s:s}", "generation", (json_int_t)gen, "reverts_in_s",
+			 (json_int_t)left, "owned_not_in_table", (json_int_t)o.n, "text", text);
+}
+
 static json_t *build_status(struct ctl_feed *f, int64_t now)
 {
 	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
@@ -1301,6 +1354,7 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	json_object_set_new(j, "losses", json_integer((json_int_t)f->losses));
 	json_object_set_new(j, "hold_expiries", json_integer((json_int_t)f->hold_expiries));
 	json_object_set_new(j, "last_loss", loss_json(f));
+	json_object_set_new(j, "confirm_wait", confirm_json(f));
 	json_object_set_new(j, "last_batch",
 			    f->last.time ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 						     "time", (json_int_t)f->last.time, "changes",
@@ -1458,6 +1512,15 @@ static void ext_metrics(void *arg, const struct fwd_table *t, FILE *out)
 	}
 	counter(out, "regiond_feed_owned_prefixes", "prefixes the feed added to the table", "gauge",
 		json_object_get(j, "owned"));
+	/* Owned, yet out of the running table: a commit-confirm generation
+	 * that lacks them, until it is confirmed or reverted. */
+	v = json_object_get(json_object_get(j, "confirm_wait"), "owned_not_in_table");
+	ctl_metrics_family(out, "regiond_feed_owned_not_in_table_prefixes",
+			   "prefixes the feed owns that the running table lacks while a "
+			   "commit-confirm generation awaits confirmation",
+			   "gauge");
+	ctl_metrics_sample(out, "regiond_feed_owned_not_in_table_prefixes",
+			   (double)(v ? json_integer_value(v) : 0), NULL);
 	counter(out, "regiond_feed_shadowed_prefixes",
 		"learned prefixes not applied: a static prefix holds them", "gauge",
 		json_object_get(j, "shadowed"));

@@ -1896,6 +1896,8 @@ static void status_feed(json_t *f)
 			       ji(f, "overflow"));
 		putchar('\n');
 	}
+	if (json_is_object(json_object_get(f, "confirm_wait")))
+		printf("             %s\n", js(json_object_get(f, "confirm_wait"), "text"));
 	if (json_is_string(json_object_get(f, "last_error")))
 		printf("             last error: %s\n", js(f, "last_error"));
 }

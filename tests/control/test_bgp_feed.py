@@ -449,6 +449,34 @@ def test_feed_table_regions_the_table_lacks_are_said_at_start(lab):
         feed_settled(lab)
 
 
+def test_a_commit_confirm_window_says_the_learned_prefixes_are_out(lab):
+    """`regionctl apply FILE --confirm-timeout 120`: the new generation
+    (static prefixes only) runs without the feed's prefixes, and the feed
+    applies nothing until it is confirmed. The status said `owned N,
+    pending 0` and nothing else (a tester's report); it says the prefixes
+    are out until the confirm or the revert, and /metrics counts them."""
+    f = feed_settled(lab)
+    owned = f["owned"]
+    assert owned > 0 and f["confirm_wait"] is None, f
+    rc, out, err = lab.box.ctl("apply", DEMO, "--confirm-timeout", "120")
+    assert rc == 0, err
+    f = wait_for(lambda: (lambda f: f if f["confirm_wait"] else None)(lab.feed()), what="the wait said")
+    w = f["confirm_wait"]
+    assert w["owned_not_in_table"] == owned and w["generation"] > 0, w
+    assert f"the {owned} learned prefixes it lacks are not in the running table until it is confirmed" in w["text"], w
+    wait_for(lambda: f"generation {w['generation']} awaits confirmation: the {owned} learned prefixes" in
+             lab.box.ctl("status")[1], what="regionctl status says it")
+    _, text = lab.box.http("GET", "/metrics")
+    assert f"regiond_feed_owned_not_in_table_prefixes {owned}" in text, text
+    rc, out, err = lab.box.ctl("confirm")
+    assert rc == 0, err
+    f = wait_for(lambda: (lambda f: f if f["confirm_wait"] is None and f["pending"] == 0 else None)(lab.feed()),
+                 what="confirmed: the feed adds them back")
+    wait_held(lab, "100.64.1.0/24", "india")
+    _, text = lab.box.http("GET", "/metrics")
+    assert "regiond_feed_owned_not_in_table_prefixes 0" in text
+
+
 def test_one_of_several_routes_deleted_keeps_the_prefix(lab):
     """Two routes for one prefix (two metrics): the prefix stays while
     either is in the table."""
