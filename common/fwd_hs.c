@@ -181,6 +181,15 @@ enum child_failure {
  * parent can say the memory limit was hit rather than a number. */
 #define CHILD_EXIT_NOMEM 3
 
+/* Hyperscan reports every allocation failure of a compile with one static
+ * error object of this text (hs_enomem, src/compiler/error.cpp): a
+ * pattern is not at fault, the memory limit is. Its "Internal error." is
+ * not memory. */
+static int out_of_memory(const hs_compile_error_t *e)
+{
+	return e && e->message && strcmp(e->message, "Unable to allocate memory.") == 0;
+}
+
 static void child_fail(int fd, uint8_t kind, uint32_t rule, const char *msg)
 {
 	uint8_t ok = 0;
@@ -257,6 +266,10 @@ static void child(const struct fwd_table *t, int fd)
 			continue;
 		if (hs_compile_multi(fexpr, fflags, ids, n, HS_MODE_BLOCK, NULL, &db, &ce) !=
 		    HS_SUCCESS) {
+			/* The set ran out of memory: the limit is to blame, not
+			 * the expression 0 that Hyperscan's error names. */
+			if (out_of_memory(ce))
+				child_fail(fd, CHILD_OUT_OF_MEMORY, UINT32_MAX, ce->message);
 			int k = ce->expression >= 0 && (unsigned)ce->expression < n ? ce->expression
 										    : -1;
 			hs_database_t *one = NULL;
@@ -274,7 +287,7 @@ static void child(const struct fwd_table *t, int fd)
 						 &ce1) != HS_SUCCESS) {
 				hs_compile_error_t *ce2 = NULL;
 
-				if (ce1 == ce)
+				if (out_of_memory(ce1))
 					child_fail(fd, CHILD_OUT_OF_MEMORY, ids[k], ce1->message);
 				/* Hyperscan's text for a pattern that matches the empty
 				 * buffer advises HS_FLAG_ALLOWEMPTY, which no document can

@@ -1055,6 +1055,16 @@ static json_t *counters_json(const struct fwd_report *r)
 			 (json_int_t)(r ? r->packets.dropped : 0), "drop_reasons", reasons);
 }
 
+/* The XDP filter's part of a health model (GET /v1/status's "filters"), or
+ * NULL without --xdp-iface: an interface that lost the filter degrades
+ * the report's health as it does the status's. st->lock held. */
+static json_t *filters_json(struct ctl_state *st)
+{
+	const struct ctl_ext *x = ctl_state_ext(st, "filters");
+
+	return x && x->status ? x->status(x->arg, NULL) : NULL;
+}
+
 /* The health summary, by the rules of GET /v1/status (ctl_api_health);
  * what runs in *@running, and in *@dp_in_sync whether regionfwd runs
  * regiond's current generation. */
@@ -1073,12 +1083,12 @@ static json_t *health_summary(struct ctl_fleet *f, json_t **running, int *dp_in_
 	ran = json_string_value(
 		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
 	*dp_in_sync = ran && ctl_state_runs(st, strtoull(ran, NULL, 16));
-	model = json_pack("{s:{s:O?, s:o, s:b}, s:s?, s:o}", "dataplane", "status", st->dp_report,
-			  "report_age_ms",
-			  st->dp_report_ms ? json_integer(fwd_mono_ms() - st->dp_report_ms)
-					   : json_null(),
-			  "in_sync", *dp_in_sync, "alarm", st->alarm[0] ? st->alarm : NULL,
-			  "generation", ctl_state_current(st) ? json_true() : json_null());
+	model = json_pack(
+		"{s:{s:O?, s:o, s:b}, s:s?, s:o, s:o?}", "dataplane", "status", st->dp_report,
+		"report_age_ms",
+		st->dp_report_ms ? json_integer(fwd_mono_ms() - st->dp_report_ms) : json_null(),
+		"in_sync", *dp_in_sync, "alarm", st->alarm[0] ? st->alarm : NULL, "generation",
+		ctl_state_current(st) ? json_true() : json_null(), "filters", filters_json(st));
 	*running = json_pack("{s:I, s:s?, s:s?}", "generation", (json_int_t)gen, "table",
 			     table[0] ? table : NULL, "hash", ran);
 	json_array_foreach(json_object_get(st->dp_report, "links"), i, l) {
@@ -1106,8 +1116,8 @@ static json_t *validate_only_health(struct ctl_fleet *f)
 	int code;
 
 	pthread_mutex_lock(st->lock);
-	model = json_pack("{s:{s:b}, s:s?}", "fleet", "validate_only", 1, "alarm",
-			  st->alarm[0] ? st->alarm : NULL);
+	model = json_pack("{s:{s:b}, s:s?, s:o?}", "fleet", "validate_only", 1, "alarm",
+			  st->alarm[0] ? st->alarm : NULL, "filters", filters_json(st));
 	h = model ? ctl_api_health(model) : NULL;
 	/* No model, no verdict: not said healthy (the report is written anyway) */
 	code = h ? (int)json_integer_value(json_object_get(h, "exit")) : 1;

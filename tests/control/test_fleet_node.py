@@ -462,7 +462,10 @@ def test_a_validate_only_node_says_the_same_health_as_its_report(tmp_path):
     said regionfwd unreachable (503, exit 2); and the report kept saying 0
     with its stray-pin alarm raised. Now both follow one rule: healthy,
     degraded by an alarm."""
-    with etcdlab.Cluster(tmp_path / "etcd", members=1, name="vohealth") as c:
+    pin = "/sys/fs/bpf/rfwd-test-vohealth"
+    subprocess.run(["rm", "-rf", pin])
+    with etcdlab.Cluster(tmp_path / "etcd", members=1, name="vohealth") as c, \
+            netns.VethLab("rfwd-test-voh", [("xvo0", "xvo1")]):
         fac = "voh"
         h0 = etcdlab.publish_table(c, fac, open(DEMO, "rb").read())
         etcdlab.set_desired(c, fac, h0)
@@ -470,7 +473,7 @@ def test_a_validate_only_node_says_the_same_health_as_its_report(tmp_path):
         rd = subprocess.Popen([REGIOND, "--fleet-validate-only", "--api-socket", api, "--state-dir",
                                str(tmp_path / "st"), "--fleet-endpoints", c.endpoints(), "--fleet-node", "v0",
                                "--fleet-facility", fac, "--fleet-lease", "3", "--fleet-report-ms", "300",
-                               "--fleet-timeout-ms", "2000"],
+                               "--fleet-timeout-ms", "2000", "--xdp-iface", "xvo0", "--bpf-pin-dir", pin],
                               stdout=open(tmp_path / "rd.log", "w"), stderr=subprocess.STDOUT)
         node = Node.__new__(Node)
         node.api = api
@@ -507,9 +510,17 @@ def test_a_validate_only_node_says_the_same_health_as_its_report(tmp_path):
                      what="the alarm cleared from v0's report")
             assert node.http("GET", "/v1/health")[0] == 200
             assert status()[0] == 0
+            # an --xdp-iface that lost the filter: the report says degraded
+            # as the status does (its health model lacked the filters)
+            subprocess.run(["ip", "link", "del", "xvo0"], check=True)
+            wait_for(lambda: etcdlab.node_reports(c, fac)["v0"]["health"]["code"] == 1, timeout=30,
+                     what="the lost filter in v0's report health")
+            code, health = node.http("GET", "/v1/health")
+            assert code == 503 and "XDP filter" in health["reason"], health
         finally:
             rd.terminate()
             assert rd.wait(30) == 0, open(tmp_path / "rd.log").read()[-2000:]
+            subprocess.run(["rm", "-rf", pin])
 
 
 def gen_of(node):
