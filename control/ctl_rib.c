@@ -680,18 +680,11 @@ static void requeue(struct ctl_rib *r, const struct fwd_delta_op *ops, uint32_t 
 	}
 }
 
-/* The kind of an op a check found refused: dropped from the batch. */
-#define OP_DROPPED 0xff
-
 /* Apply @d; a refused batch is split: the change the table names goes
  * alone (refused), else halves, until every change applied or was refused
- * alone. @return 0, or -1 with @e (a refusal not about a change).
- * With @dry, t->check instead of t->apply: nothing is applied or counted as
- * an apply; a refused change is settled as refused and its op marked
- * OP_DROPPED, the others are left for the apply (also those past the
- * bound, or after a refusal not about a change: the apply decides). */
+ * alone. @return 0, or -1 with @e (a refusal not about a change). */
 static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct fwd_delta *d,
-		       struct ctl_rib_batch *out, struct fwd_err *e, int dry)
+		       struct ctl_rib_batch *out, struct fwd_err *e)
 {
 	struct range {
 		uint32_t lo, hi;
@@ -720,14 +713,12 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		if (g.lo == g.hi)
 			continue;
 		if (applies == MAX_APPLIES || rc) {
-			if (dry)
-				continue;
 			requeue(r, part.ops, part.n);
 			out->left += part.n;
 			continue;
 		}
 		applies++;
-		out->applies += !dry;
+		out->applies++;
 		/* The table names a refused change by its place in what it was
 		 * given (changes[N], as fwd_delta's checks count): each op's index
 		 * is made that place, so both ways of naming one agree. An index
@@ -735,16 +726,12 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		 * started past 0, and refused a good route with another's reason. */
 		for (uint32_t k = 0; k < part.n; k++)
 			part.ops[k].index = k;
-		gen = dry ? t->check(t->arg, &part, &fe) : t->apply(t->arg, &part, &fe);
+		gen = t->apply(t->arg, &part, &fe);
 		if (gen >= 0) {
-			if (gen > 0 && !dry)
+			if (gen > 0)
 				out->generation = gen;
-			for (uint32_t i = g.lo; i < g.hi && !dry; i++)
+			for (uint32_t i = g.lo; i < g.hi; i++)
 				settle(r, t, &d->ops[i], 1, NULL, out);
-			continue;
-		}
-		if (dry && !change_refusal(&fe)) {
-			rc = 1; /* the rest is left to the apply, unchecked */
 			continue;
 		}
 		if (!change_refusal(&fe)) {
@@ -756,16 +743,12 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		}
 		if (part.n == 1) {
 			settle(r, t, part.ops, 0, fe.reason, out);
-			if (dry)
-				part.ops[0].kind = OP_DROPPED;
 			continue;
 		}
 		named = named_change(&fe);
 		if (named >= 0 && (uint32_t)named < part.n) {
 			swap_ops(&d->ops[g.lo], &d->ops[g.lo + (uint32_t)named]);
 			settle(r, t, &d->ops[g.lo], 0, fe.reason, out);
-			if (dry)
-				d->ops[g.lo].kind = OP_DROPPED;
 			stack[sp++] = (struct range){g.lo + 1, g.hi};
 			continue;
 		}
@@ -773,61 +756,71 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 		stack[sp++] = (struct range){g.lo, g.lo + (g.hi - g.lo) / 2};
 	}
 	free(stack);
-	return dry ? 0 : rc;
+	return rc;
+}
+
+/* Whether @op adds a prefix refused when this comparison began (a retry). */
+static int is_retry(const struct ctl_rib *r, const struct fwd_delta_op *op)
+{
+	struct ctl_rib_pfx p;
+	const struct ent *x;
+
+	if (op->kind != FWD_DELTA_ADD)
+		return 0;
+	op_key(op, &p);
+	x = find(r, &p);
+	return x && (x->flags & F_STOOD) && x->owned == 0;
 }
 
 /* Before anything is written ahead: the additions of prefixes refused when
  * this comparison began (retries, at a full comparison or a change of the
  * table) are checked with t->check, and those the table still refuses are
  * settled as refused and taken out of @d. A retry refused again once wrote
- * a "+" and a "-" to the record each time, and logged its refusal again. */
+ * a "+" and a "-" to the record each time, and logged its refusal again.
+ * The check is of the whole batch, as the apply will see it: a retry's
+ * refusal may depend on the batch's other changes (a cover the batch
+ * removes), and the retries checked alone once dropped a route the apply
+ * would have taken, out of forwarding until the next full comparison. A
+ * refused change that is not a retry is set aside for the apply, which
+ * refuses it too (it is checked without it, as the apply's split leaves
+ * it out); a refusal that names no change leaves the rest to the apply. */
 static void check_retries(struct ctl_rib *r, const struct ctl_rib_table *t, struct fwd_delta *d,
 			  struct ctl_rib_batch *out)
 {
-	struct fwd_delta tail;
-	struct fwd_err ignored = {0};
-	uint32_t n = 0, w = 0;
+	struct fwd_delta part = *d;
+	uint32_t n = 0;
 
 	if (t->check == NULL)
 		return;
-	/* The retries to the end, in order (the others keep theirs). */
-	for (uint32_t i = 0; i < d->n; i++) {
-		struct ctl_rib_pfx p;
-		const struct ent *x;
-
-		op_key(&d->ops[i], &p);
-		x = d->ops[i].kind == FWD_DELTA_ADD ? find(r, &p) : NULL;
-		if (x && (x->flags & F_STOOD) && x->owned == 0)
-			n++;
-	}
-	if (n == 0)
-		return;
-	{
-		struct fwd_delta_op *tmp = malloc(d->n * sizeof(*tmp));
-		uint32_t a = 0, b = d->n - n;
-
-		if (tmp == NULL)
-			return; /* unchecked: the apply decides, as before */
-		for (uint32_t i = 0; i < d->n; i++) {
-			struct ctl_rib_pfx p;
-			const struct ent *x;
-
-			op_key(&d->ops[i], &p);
-			x = d->ops[i].kind == FWD_DELTA_ADD ? find(r, &p) : NULL;
-			if (x && (x->flags & F_STOOD) && x->owned == 0)
-				tmp[b++] = d->ops[i];
-			else
-				tmp[a++] = d->ops[i];
-		}
-		memcpy(d->ops, tmp, d->n * sizeof(*tmp));
-		free(tmp);
-	}
-	tail = (struct fwd_delta){.n = n, .cap = n, .ops = d->ops + (d->n - n)};
-	apply_split(r, t, &tail, out, &ignored, 1);
 	for (uint32_t i = 0; i < d->n; i++)
-		if (d->ops[i].kind != OP_DROPPED)
-			d->ops[w++] = d->ops[i];
-	d->n = w;
+		n += (uint32_t)is_retry(r, &d->ops[i]);
+	/* d->ops[0, part.n): checked, with n retries; [part.n, d->n): set
+	 * aside for the apply. Done when no retry is left to check. */
+	for (unsigned tries = 0; tries < MAX_APPLIES && n; tries++) {
+		struct fwd_err fe = {0};
+		uint32_t k;
+		long named;
+
+		/* Named by its place, as apply_split numbers them. */
+		for (k = 0; k < part.n; k++)
+			d->ops[k].index = k;
+		if (t->check(t->arg, &part, &fe) == 0 || !change_refusal(&fe))
+			return;
+		named = named_change(&fe);
+		if (named < 0 || (uint32_t)named >= part.n)
+			return;
+		k = (uint32_t)named;
+		if (is_retry(r, &d->ops[k])) {
+			settle(r, t, &d->ops[k], 0, fe.reason, out);
+			n--;
+			/* Out of the batch (the order of its changes means
+			 * nothing to the table). */
+			d->ops[k] = d->ops[--part.n];
+			d->ops[part.n] = d->ops[--d->n];
+		} else {
+			swap_ops(&d->ops[k], &d->ops[--part.n]);
+		}
+	}
 }
 
 int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl_rib_mode mode,
@@ -901,7 +894,7 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 			out->failed = 1;
 			break;
 		}
-		if (apply_split(r, t, &d, out, e, 0)) {
+		if (apply_split(r, t, &d, out, e)) {
 			out->failed = 1;
 			rc = -1;
 		}

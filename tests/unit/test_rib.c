@@ -35,6 +35,12 @@ struct fake {
 	int n;
 	struct ctl_rib_pfx forbidden[8]; /* residency: refused as additions */
 	int nforbidden;
+	/* residency by a cover: an addition of p refused while cover is in
+	 * the table the batch makes (as fwd_delta's nesting check) */
+	struct {
+		struct ctl_rib_pfx p, cover;
+	} covered[4];
+	int ncovered;
 	int other_failure; /* refuse everything for another reason */
 	/* errors name changes[N]: 1 by the op's index, 2 by its place in
 	 * what apply was given (as fwd_delta's checks count) */
@@ -96,6 +102,21 @@ static int64_t refuse(struct fake *f, const struct fwd_delta *d, const struct fw
 	return -1;
 }
 
+/* Whether @p is in the table @d makes of @f's. */
+static int fake_after(const struct fake *f, const struct fwd_delta *d, const struct ctl_rib_pfx *p)
+{
+	int in = fake_find(f, p) >= 0;
+
+	for (uint32_t i = 0; i < d->n; i++) {
+		struct ctl_rib_pfx q;
+
+		op_pfx(&d->ops[i], &q);
+		if (same_pfx(&q, p))
+			in = d->ops[i].kind == FWD_DELTA_ADD;
+	}
+	return in;
+}
+
 static int64_t fake_apply(void *arg, const struct fwd_delta *d, struct fwd_err *e)
 {
 	struct fake *f = arg;
@@ -125,6 +146,11 @@ static int64_t fake_apply(void *arg, const struct fwd_delta *d, struct fwd_err *
 			if (same_pfx(&p, &f->forbidden[k]))
 				return refuse(f, d, op, FWD_R_RESIDENCY_VIOLATION,
 					      "would carve protected users out", e);
+		for (int k = 0; op->kind == FWD_DELTA_ADD && k < f->ncovered; k++)
+			if (same_pfx(&p, &f->covered[k].p) &&
+			    fake_after(f, d, &f->covered[k].cover))
+				return refuse(f, d, op, FWD_R_RESIDENCY_VIOLATION,
+					      "inside a protected region's prefix", e);
 		if (op->kind == FWD_DELTA_ADD && at >= 0 && f->held[at].region != op->region)
 			return refuse(f, d, op, FWD_R_INVALID_DELTA, "held by another region", e);
 		if (op->kind == FWD_DELTA_REMOVE && (at < 0 || f->held[at].region != op->region))
@@ -546,6 +572,61 @@ static void test_standing_refusal_is_reported_once(void **state)
 	assert_int_equal(b.refused_new, 2);
 	assert_int_equal(ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS), 2);
 	assert_non_null(strstr(ref[0].reason, "not in the table"));
+	ctl_rib_free(r);
+	free(f);
+}
+
+/* A retry refused because a feed-owned prefix covered it, when the same
+ * batch removes that cover (a full comparison after the cover was
+ * withdrawn): the table takes it. Its check once asked about the retries
+ * alone, against the table that still had the cover, and dropped it, out
+ * of forwarding until the next full comparison, nothing logged. */
+static void test_retry_checked_with_its_batch(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_table t = fake_table(f);
+	struct ctl_rib_pfx cover = pfx("100.64.0.0/16"), in = pfx("100.64.7.0/24");
+	struct ctl_rib_batch b;
+	struct fwd_err e = {0};
+
+	(void)state;
+	t.check = fake_check;
+	f->covered[0].p = in;
+	f->covered[0].cover = cover;
+	f->ncovered = 1;
+	ctl_rib_learn(r, &cover, 0);
+	ctl_rib_learn(r, &in, 1);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.added, 1);
+	assert_int_equal(b.refused, 1);
+	assert_int_equal(fake_find(f, &in), -1);
+	/* The cover withdrawn; the full comparison removes it and retries. */
+	ctl_rib_forget(r, &cover, 0);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 1, 1000, &b, &e), 0);
+	assert_int_equal(b.removed, 1);
+	assert_int_equal(b.refused, 0);
+	assert_int_equal(b.added, 1);
+	assert_int_equal(fake_find(f, &cover), -1);
+	assert_true(fake_find(f, &in) >= 0);
+	assert_int_equal(f->held[fake_find(f, &in)].region, 2);
+	assert_true(fake_recorded(f, &in));
+	/* A retry the whole batch still refuses is dropped before the record. */
+	ctl_rib_forget(r, &in, 1);
+	ctl_rib_learn(r, &cover, 0);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	ctl_rib_learn(r, &in, 1);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.refused, 1);
+	{
+		int records = f->records;
+
+		assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 1, 1000, &b, &e), 0);
+		assert_int_equal(b.refused, 1);
+		assert_int_equal(b.refused_new, 0);
+		assert_int_equal(b.applies, 0);
+		assert_int_equal(f->records, records);
+	}
 	ctl_rib_free(r);
 	free(f);
 }
@@ -1093,6 +1174,7 @@ int main(void)
 		cmocka_unit_test(test_refused_change_is_split_out),
 		cmocka_unit_test(test_refused_addition_leaves_no_record),
 		cmocka_unit_test(test_standing_refusal_is_reported_once),
+		cmocka_unit_test(test_retry_checked_with_its_batch),
 		cmocka_unit_test(test_unheld_record_is_disowned_at_start),
 		cmocka_unit_test(test_several_routes_and_resync),
 		cmocka_unit_test(test_ipv4_mapped_prefix_is_refused),
