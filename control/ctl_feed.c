@@ -142,6 +142,16 @@ struct ctl_feed {
 		int64_t withdrawn_after_ms, up_after_ms; /* -1: not (yet) */
 		char reason[256];
 	} loss;
+	/* The owned prefixes the running table lacks while a commit-confirm
+	 * generation awaits confirmation (confirm_json), and what it was
+	 * counted for: counted again only when one of them changed. A walk
+	 * of every owned prefix under the state lock at each snapshot (four
+	 * a second) took hundreds of ms at 1M owned prefixes, stalling the
+	 * API, the revert timer and the confirm itself (a review). */
+	struct {
+		uint64_t confirm_gen, gen, owned_version, n;
+		const struct fwd_table *table;
+	} cw;
 	int64_t orphans; /* recorded prefixes of regions no longer followed */
 	struct ctl_ownset *orphan_set; /* which, at start only (named in the log) */
 	struct {
@@ -1217,19 +1227,33 @@ static int count_out(void *arg, const struct ctl_rib_pfx *p, const char *region)
  * lacks what the feed owns: its prefixes are out of forwarding until the
  * confirm or the revert, while owned and pending said all was well (a
  * tester's report). NULL when no confirmation is awaited. Walks what the
- * feed owns, only then. */
+ * feed owns only then, and only when the confirm generation, the current
+ * one or the owned set changed since the last count (f->cw). */
 static json_t *confirm_json(struct ctl_feed *f)
 {
 	struct out_ctx o = {0};
-	uint64_t gen;
+	const struct ctl_gen *cur;
+	uint64_t gen, ov = ctl_rib_owned_version(f->rib);
 	int64_t left;
 	char text[320];
 
 	pthread_mutex_lock(f->st->lock);
 	gen = f->st->confirm_gen;
 	left = gen ? ctl_confirm_left_s(f->st) : 0;
-	if (gen && (o.t = f->st->table) != NULL)
+	cur = ctl_state_current(f->st);
+	o.t = f->st->table;
+	if (gen && o.t &&
+	    (gen != f->cw.confirm_gen || !cur || cur->id != f->cw.gen || o.t != f->cw.table ||
+	     ov != f->cw.owned_version)) {
 		ctl_rib_foreach_owned(f->rib, count_out, &o);
+		f->cw.confirm_gen = gen;
+		f->cw.gen = cur ? cur->id : 0;
+		f->cw.table = o.t;
+		f->cw.owned_version = ov;
+		f->cw.n = o.n;
+	} else if (gen && o.t) {
+		o.n = f->cw.n;
+	}
 	pthread_mutex_unlock(f->st->lock);
 	if (gen == 0)
 		return json_null();

@@ -52,6 +52,8 @@ struct ctl_rib {
 	/* Entries with a nonzero mask: st.learned, also while relearning
 	 * (when holders wait for ctl_rib_relearned). */
 	uint64_t nmasked;
+	/* Bumped at each change of what the feed owns (ctl_rib_owned_version). */
+	uint64_t owned_version;
 	int relearning;
 	struct ctl_rib_refusal reasons[CTL_RIB_MAX_REASONS]; /* newest first */
 	unsigned nreasons;
@@ -204,6 +206,7 @@ static void set_flag(struct ctl_rib *r, struct ent *e, uint8_t flag, int on)
 
 static void set_owned(struct ctl_rib *r, struct ent *e, unsigned owned)
 {
+	r->owned_version += e->owned != owned;
 	r->st.owned -= e->owned != 0;
 	e->owned = (uint8_t)owned;
 	r->st.owned += e->owned != 0;
@@ -940,6 +943,11 @@ void ctl_rib_stats(const struct ctl_rib *r, struct ctl_rib_stats *s)
 {
 	*s = r->st;
 	s->pending = r->ndirty;
+}
+
+uint64_t ctl_rib_owned_version(const struct ctl_rib *r)
+{
+	return r->owned_version;
 }
 
 unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, unsigned max)

@@ -201,6 +201,12 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 /** The counters, now. */
 void ctl_rib_stats(const struct ctl_rib *r, struct ctl_rib_stats *s);
 
+/** A number that changes whenever what the feed owns (a prefix, or its
+ *  region) changes, and only then: the key of what is derived from the
+ *  owned set by a walk (the commit-confirm count), so it is not walked
+ *  again while nothing changed. */
+uint64_t ctl_rib_owned_version(const struct ctl_rib *r);
+
 /** The last refusals, newest first; @return how many (<= CTL_RIB_MAX_REASONS). */
 unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, unsigned max);
 

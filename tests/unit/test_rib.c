@@ -901,6 +901,40 @@ static void test_held_prefixes_survive_a_full_put(void **state)
 	free(f);
 }
 
+/* The key of the commit-confirm count (ctl_feed.c confirm_json): it moves
+ * with every change of what the feed owns and with nothing else, so the
+ * count is walked again exactly when it may differ. */
+static void test_owned_version(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), c = pfx("100.64.2.0/24");
+	struct ctl_rib_batch b;
+	uint64_t v;
+
+	(void)state;
+	v = ctl_rib_owned_version(r);
+	ctl_rib_learn(r, &a, 0);
+	assert_int_equal(ctl_rib_owned_version(r), v); /* learned, not owned yet */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_true(ctl_rib_owned_version(r) != v);
+	v = ctl_rib_owned_version(r);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 1, &b); /* nothing to change */
+	ctl_rib_learn(r, &c, 1);
+	ctl_rib_learn(r, &a, 1); /* a second table: a conflict, not a move */
+	assert_int_equal(ctl_rib_owned_version(r), v);
+	reconcile_ok(r, f, CTL_RIB_HOLD, 1, &b); /* held: nothing applied */
+	assert_int_equal(ctl_rib_owned_version(r), v);
+	ctl_rib_forget(r, &a, 0); /* moves to singapore */
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_true(ctl_rib_owned_version(r) != v);
+	v = ctl_rib_owned_version(r);
+	ctl_rib_own(r, &a, -1); /* a later record says it is not the feed's */
+	assert_true(ctl_rib_owned_version(r) != v);
+	ctl_rib_free(r);
+	free(f);
+}
+
 static void test_region_missing_from_table(void **state)
 {
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
@@ -1182,6 +1216,7 @@ int main(void)
 		cmocka_unit_test(test_withdraw_keep_and_other_failures),
 		cmocka_unit_test(test_held_prefixes_survive_a_full_put),
 		cmocka_unit_test(test_region_missing_from_table),
+		cmocka_unit_test(test_owned_version),
 		cmocka_unit_test(test_owned_record),
 		cmocka_unit_test(test_owned_compaction_backs_off),
 		cmocka_unit_test(test_bird_parse),
