@@ -901,6 +901,50 @@ static void test_held_prefixes_survive_a_full_put(void **state)
 	free(f);
 }
 
+/* The refusals: at most CTL_RIB_MAX_REASONS, one per prefix, newest
+ * first; one refused again is the newest, and past the bound the oldest
+ * goes. Entries are updated in place and ordered when read (they were
+ * moved to the front at each refusal: ~14 GB moved at a million). */
+static void test_refusals_newest_first_and_bounded(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS + 1];
+	struct ctl_rib_batch b;
+	struct ctl_rib_pfx p;
+
+	(void)state;
+	f->nnames = 2; /* the table has no brazil: each refused alone */
+	for (unsigned i = 0; i < 40; i++)
+		ctl_rib_learn(r, (p = nth4(i), &p), 2);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.refused, 40);
+	assert_int_equal(ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS + 1), CTL_RIB_MAX_REASONS);
+	for (unsigned i = 0; i < CTL_RIB_MAX_REASONS; i++)
+		assert_true(same_pfx(&ref[i].p, (p = nth4(39 - i), &p)));
+	/* Refused again: the newest, still one entry. */
+	ctl_rib_forget(r, (p = nth4(10), &p), 2);
+	ctl_rib_learn(r, &p, 2);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS + 1), CTL_RIB_MAX_REASONS);
+	assert_true(same_pfx(&ref[0].p, (p = nth4(10), &p)));
+	assert_true(same_pfx(&ref[1].p, (p = nth4(39), &p)));
+	/* A new one pushes the oldest (8) out, not the one refused again. */
+	ctl_rib_learn(r, (p = nth4(50), &p), 2);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS + 1), CTL_RIB_MAX_REASONS);
+	assert_true(same_pfx(&ref[0].p, (p = nth4(50), &p)));
+	assert_true(same_pfx(&ref[1].p, (p = nth4(10), &p)));
+	assert_true(same_pfx(&ref[CTL_RIB_MAX_REASONS - 1].p, (p = nth4(9), &p)));
+	for (unsigned i = 0; i < CTL_RIB_MAX_REASONS; i++)
+		assert_false(same_pfx(&ref[i].p, (p = nth4(8), &p)));
+	/* Fewer asked: the newest. */
+	assert_int_equal(ctl_rib_refusals(r, ref, 2), 2);
+	assert_true(same_pfx(&ref[0].p, (p = nth4(50), &p)));
+	ctl_rib_free(r);
+	free(f);
+}
+
 /* The key of the commit-confirm count (ctl_feed.c confirm_json): it moves
  * with every change of what the feed owns and with nothing else, so the
  * count is walked again exactly when it may differ. */
@@ -1217,6 +1261,7 @@ int main(void)
 		cmocka_unit_test(test_held_prefixes_survive_a_full_put),
 		cmocka_unit_test(test_region_missing_from_table),
 		cmocka_unit_test(test_owned_version),
+		cmocka_unit_test(test_refusals_newest_first_and_bounded),
 		cmocka_unit_test(test_owned_record),
 		cmocka_unit_test(test_owned_compaction_backs_off),
 		cmocka_unit_test(test_bird_parse),
