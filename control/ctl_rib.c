@@ -60,6 +60,8 @@ struct ctl_rib {
 	 * the prefix, compared first. */
 	struct ctl_rib_refusal reasons[CTL_RIB_MAX_REASONS];
 	uint64_t reason_seq[CTL_RIB_MAX_REASONS], reason_key[CTL_RIB_MAX_REASONS], seq;
+	/* The prefix applied since (settle): a refusal after it is a new one. */
+	uint8_t reason_ended[CTL_RIB_MAX_REASONS];
 	unsigned nreasons;
 	/* Refused past max: counted only, once, which the operator could
 	 * not tell apart; the first few since the last dump are named. */
@@ -475,16 +477,19 @@ unsigned ctl_rib_disown_unheld(struct ctl_rib *r, const struct ctl_rib_table *t)
  * the list is ordered only when read). Entries once moved to the front on
  * every refusal: 31 entries of ~450 bytes moved at each of a million
  * refusals of a full comparison (a mistyped region with a full table).
- * Reported in @out when the refusal is new: the prefix was not refused
- * when this comparison began, or is refused for another reason or region
- * now. A standing refusal whose entry newer ones pushed out is not
- * reported again: its reason is not known any more, and a full comparison
- * would otherwise report every such prefix each time. */
+ * Reported in @out when the refusal is new: for another reason or region
+ * than its entry says, or after the prefix applied meanwhile; without an
+ * entry, when the prefix was not refused when this comparison began. An
+ * entry outlives the prefix's withdrawal (the list is bounded): a refused
+ * route that flaps was logged again at each re-announce. A standing
+ * refusal whose entry newer ones pushed out is not reported again: its
+ * reason is not known any more, and a full comparison would otherwise
+ * report every such prefix each time. */
 static void refuse(struct ctl_rib *r, struct ent *e, unsigned region, const char *why,
 		   struct ctl_rib_batch *out)
 {
 	const char *name = region ? r->regions[region - 1] : "";
-	int stood = (e->flags & (F_STOOD | F_REFUSED)) != 0, changed = 1;
+	int stood = (e->flags & (F_STOOD | F_REFUSED)) != 0, changed = 1, found;
 	struct ctl_rib_refusal *x;
 	struct ctl_rib_pfx p;
 	uint64_t h;
@@ -496,9 +501,11 @@ static void refuse(struct ctl_rib *r, struct ent *e, unsigned region, const char
 	for (k = 0; k < r->nreasons; k++)
 		if (r->reason_key[k] == h && same_pfx(&r->reasons[k].p, &p))
 			break;
-	if (k < r->nreasons) {
+	found = k < r->nreasons;
+	if (found) {
 		changed = strcmp(r->reasons[k].region, name) != 0 ||
 			  strncmp(r->reasons[k].reason, why, sizeof(x->reason) - 1) != 0;
+		stood = !r->reason_ended[k];
 	} else if (r->nreasons < CTL_RIB_MAX_REASONS) {
 		k = r->nreasons++;
 	} else {
@@ -517,6 +524,7 @@ static void refuse(struct ctl_rib *r, struct ent *e, unsigned region, const char
 	}
 	x->when = (int64_t)time(NULL);
 	r->reason_seq[k] = ++r->seq;
+	r->reason_ended[k] = 0;
 	if (stood && !changed)
 		return;
 	if (out->refused_new < CTL_RIB_BATCH_NEWS)
@@ -680,6 +688,11 @@ static void settle(struct ctl_rib *r, const struct ctl_rib_table *t, const struc
 	}
 	e->flags &= (uint8_t)~F_STOOD; /* applied: a refusal later is a new one */
 	if (op->kind == FWD_DELTA_ADD) {
+		uint64_t h = r->nreasons ? hash_pfx(&p) : 0;
+
+		for (unsigned k = 0; k < r->nreasons; k++)
+			if (r->reason_key[k] == h && same_pfx(&r->reasons[k].p, &p))
+				r->reason_ended[k] = 1;
 		/* Owned already: a held prefix put back where the feed had it. */
 		set_owned(r, e, e->owned ? e->owned : e->holder);
 		out->added++;

@@ -175,6 +175,15 @@ def test_a_standing_refusal_is_listed_logged_and_recorded_once(lab):
     assert len(lines) <= 2, lines  # the first try's pair at most
     lab.withdraw([bad])
     wait_for(lambda: lab.feed()["refused"] == 0, what="refusal gone with the route")
+    # Announced again, refused again for the same reason: not logged again
+    # (a flapping refused route once logged at each re-announce).
+    lab.announce({bad: 102})
+    wait_for(lambda: lab.feed()["refused"] == 1, what="refused again")
+    wait_for(lambda: lab.feed()["pending"] == 0, what="the feed settled")
+    warned = [ln for ln in log_since(lab, at).splitlines() if f"{bad} for region singapore refused" in ln]
+    assert len(warned) == 1, warned
+    lab.withdraw([bad])
+    wait_for(lambda: lab.feed()["refused"] == 0, what="refusal gone with the route")
 
 
 def recorded_owned(lab):

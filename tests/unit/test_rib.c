@@ -901,6 +901,51 @@ static void test_held_prefixes_survive_a_full_put(void **state)
 	free(f);
 }
 
+/* A refused route that flaps (withdrawn, announced again, refused again
+ * for the same reason) is not a new refusal: its entry outlives the
+ * withdrawal, and it was logged again at each re-announce. Applied
+ * meanwhile, then refused again, it is a new one. */
+static void test_flapping_refusal_is_reported_once(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx bad = pfx("103.21.7.0/24");
+	struct ctl_rib_refusal ref[2];
+	struct ctl_rib_batch b;
+
+	(void)state;
+	f->forbidden[f->nforbidden++] = bad;
+	ctl_rib_learn(r, &bad, 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.refused_new, 1);
+	for (int i = 0; i < 3; i++) {
+		ctl_rib_forget(r, &bad, 1);
+		reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+		ctl_rib_learn(r, &bad, 1);
+		reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+		assert_int_equal(b.refused, 1);
+		assert_int_equal(b.refused_new, 0);
+	}
+	assert_int_equal(ctl_rib_refusals(r, ref, 2), 1);
+	/* Allowed, applied, withdrawn; refused again later: new. */
+	f->nforbidden = 0;
+	ctl_rib_forget(r, &bad, 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	ctl_rib_learn(r, &bad, 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.added, 1);
+	ctl_rib_forget(r, &bad, 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.removed, 1);
+	f->forbidden[f->nforbidden++] = bad;
+	ctl_rib_learn(r, &bad, 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.refused, 1);
+	assert_int_equal(b.refused_new, 1);
+	ctl_rib_free(r);
+	free(f);
+}
+
 /* The refusals: at most CTL_RIB_MAX_REASONS, one per prefix, newest
  * first; one refused again is the newest, and past the bound the oldest
  * goes. Entries are updated in place and ordered when read (they were
@@ -1262,6 +1307,7 @@ int main(void)
 		cmocka_unit_test(test_region_missing_from_table),
 		cmocka_unit_test(test_owned_version),
 		cmocka_unit_test(test_refusals_newest_first_and_bounded),
+		cmocka_unit_test(test_flapping_refusal_is_reported_once),
 		cmocka_unit_test(test_owned_record),
 		cmocka_unit_test(test_owned_compaction_backs_off),
 		cmocka_unit_test(test_bird_parse),
