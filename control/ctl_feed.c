@@ -60,6 +60,13 @@
 #define FEED_RESYNC_MS (300 * 1000)
 /* Tries of a batch while regionfwd does not answer, whatever the sync says. */
 #define FEED_DP_AWAY_RETRY_MS (30 * 1000)
+/* A loss whose cause keeps changing (a session flapping listed before one
+ * steadily down; a BIRD crash-looping between "No such file" and
+ * "Connection refused") logs a cause it has not named during this loss at
+ * most this often, and the few it named not again: each 1 s poll once
+ * logged the alternation. */
+#define FEED_CAUSE_LOG_MS (30 * 1000)
+#define FEED_CAUSES_SEEN 4
 #define FEED_LISTED 32 /* shadowed prefixes listed in GET /v1/feed */
 #define FEED_LISTED_SUMMARY 8 /* and in GET /v1/status */
 #define ALARM_PREFIX "bgp feed: "
@@ -123,10 +130,16 @@ struct ctl_feed {
 	int dp_away;
 	int64_t dp_away_since;
 	char why[256]; /* why the feed is not up */
-	/* What the log last said makes it not up (cause_of): a change of
-	 * cause while it is not up is logged once, not the info BIRD updates
-	 * each second for the same session. */
-	char logged_cause[256];
+	/* What makes it not up (cause_of) at the last look: a change of
+	 * cause while it is not up is logged, not the info BIRD updates each
+	 * second for the same session; the causes already named during this
+	 * loss (the state change's, the lines' since) are not named again,
+	 * and a line is logged at most every FEED_CAUSE_LOG_MS, with how many
+	 * changes it sums up. */
+	char cause_now[256];
+	char causes_seen[FEED_CAUSES_SEEN][256];
+	unsigned ncauses_seen, cause_changes;
+	int64_t cause_line_ms; /* CLOCK_MONOTONIC ms, 0: none yet */
 	char last_error[512];
 	uint64_t resyncs, batches, events;
 	uint64_t batches_failed; /* batches not applied as a whole (retried) */
@@ -671,6 +684,19 @@ static void cause_of(const struct ctl_feed *f, char *buf, size_t len)
 	buf[0] = '\0';
 }
 
+/* Whether this loss's log named @cause already; @add: it does now (the
+ * oldest of FEED_CAUSES_SEEN is forgotten). */
+static int cause_seen(struct ctl_feed *f, const char *cause, int add)
+{
+	for (unsigned i = 0; i < f->ncauses_seen && i < FEED_CAUSES_SEEN; i++)
+		if (strcmp(f->causes_seen[i], cause) == 0)
+			return 1;
+	if (add)
+		snprintf(f->causes_seen[f->ncauses_seen++ % FEED_CAUSES_SEEN],
+			 sizeof(f->causes_seen[0]), "%s", cause);
+	return 0;
+}
+
 static void set_state(struct ctl_feed *f, enum feed_state s, const char *why)
 {
 	if (f->state == s)
@@ -679,36 +705,56 @@ static void set_state(struct ctl_feed *f, enum feed_state s, const char *why)
 		state_names[f->state], state_names[s], why[0] ? ": " : "", why);
 	f->state = s;
 	f->state_since = (int64_t)time(NULL);
-	if (s == FS_UP)
-		f->logged_cause[0] = '\0';
-	else
-		cause_of(f, f->logged_cause, sizeof(f->logged_cause));
+	if (s == FS_UP) {
+		f->cause_now[0] = '\0';
+		f->ncauses_seen = 0;
+		f->cause_changes = 0;
+	} else {
+		cause_of(f, f->cause_now, sizeof(f->cause_now));
+		if (f->cause_now[0])
+			cause_seen(f, f->cause_now, 1); /* the line above named it */
+	}
 }
 
-/* Not up, and the cause is not the one the log last named: said once now.
- * A feed down from its start (a --feed-bird-socket that does not exist, a
- * BIRD not running) once logged nothing until its hold ran out, and a
- * loss whose cause changed (a session back, another down) nothing until
- * the withdrawal. */
+/* Not up, for a cause this loss's log has not named: said now, or once
+ * FEED_CAUSE_LOG_MS has passed since the last such line. A feed down from
+ * its start (a --feed-bird-socket that does not exist, a BIRD not
+ * running) once logged nothing until its hold ran out, and a loss whose
+ * cause changed (a session back, another down) nothing until the
+ * withdrawal; then one whose cause alternated logged at each poll. */
 static void log_cause(struct ctl_feed *f, int64_t now)
 {
-	char cause[sizeof(f->logged_cause)];
+	char cause[sizeof(f->cause_now)], changes[64] = "";
 	int64_t left = (int64_t)f->c.hold_s * 1000 - (now - f->lost_ms);
 
 	cause_of(f, cause, sizeof(cause));
-	if (f->state == FS_UP || cause[0] == '\0' || strcmp(cause, f->logged_cause) == 0)
+	if (f->state == FS_UP || cause[0] == '\0')
 		return;
-	snprintf(f->logged_cause, sizeof(f->logged_cause), "%s", cause);
+	if (strcmp(cause, f->cause_now) != 0) {
+		snprintf(f->cause_now, sizeof(f->cause_now), "%s", cause);
+		f->cause_changes++;
+	}
+	/* Named already, or too soon: a new cause that stays is named when
+	 * the wait is over. */
+	if (cause_seen(f, cause, 0) ||
+	    (f->cause_line_ms && now - f->cause_line_ms < FEED_CAUSE_LOG_MS))
+		return;
+	cause_seen(f, cause, 1);
+	f->cause_line_ms = now;
+	if (f->cause_changes > 1)
+		snprintf(changes, sizeof(changes), " (%u changes of cause since the last line)",
+			 f->cause_changes);
+	f->cause_changes = 0;
 	/* At start (held from feed-owned, or nothing to hold) it is not a
 	 * loss yet: "not up yet". */
 	if (f->state == FS_WITHDRAWN)
-		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: %s",
-			f->loss.open ? "still lost, now" : "not up", f->why);
+		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: %s%s",
+			f->loss.open ? "still lost, now" : "not up", f->why, changes);
 	else
 		fwd_log(FWD_LOG_WARNING,
-			"bgp feed: %s: %s; the learned prefixes are withdrawn in %" PRId64
+			"bgp feed: %s: %s%s; the learned prefixes are withdrawn in %" PRId64
 			" s if it stays so",
-			f->loss.open ? "still lost, now" : "not up yet", f->why,
+			f->loss.open ? "still lost, now" : "not up yet", f->why, changes,
 			(left > 0 ? left : 0) / 1000);
 }
 

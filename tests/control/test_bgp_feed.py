@@ -632,6 +632,8 @@ class FakeBird:
         self.path = path
         self.mode = "up"
         self.next_mode = None  # set: the next answer is @mode's, later ones this one's
+        self.cycle = None  # set: a list of modes, one answer each in turn (overrides mode)
+        self.answers = 0
         self.asked = threading.Event()  # a held question arrived
         self._go = threading.Event()
         self._go.set()
@@ -674,7 +676,11 @@ class FakeBird:
         if not self._go.is_set():
             self.asked.set()
             self._go.wait(30)
-        c.sendall(self.REPLIES[self.mode])
+        if self.cycle:
+            c.sendall(self.REPLIES[self.cycle[self.answers % len(self.cycle)]])
+        else:
+            c.sendall(self.REPLIES[self.mode])
+        self.answers += 1
         if self.next_mode:
             self.mode, self.next_mode = self.next_mode, None
 
@@ -749,6 +755,25 @@ def test_a_loss_whose_cause_changes_is_logged_and_a_disabled_protocol_is_said_pl
         feed_settled(lab)
         cause = [ln for ln in log_since(lab, at).splitlines() if "still lost, now:" in ln]
         assert len(cause) == 1, cause  # once, not at each poll
+
+
+def test_a_loss_whose_cause_alternates_is_not_logged_at_each_poll(lab):
+    """A loss whose cause alternates at each 1 s poll (a flapping session
+    listed before one steadily down; a crash-looping BIRD): each cause
+    named once during the loss, and a line at most every 30 s. The log
+    once got a line at each poll (a review)."""
+    with regiond_with_fake_bird(lab) as bird:
+        at = log_size(lab)
+        bird.mode = "refused"
+        wait_for(lambda: lab.feed()["state"] == "holding", what="holding")
+        asked = bird.answers
+        bird.cycle = ["disabled", "refused"]
+        wait_for(lambda: bird.answers >= asked + 6, timeout=20, what="six polls")
+        cause = [ln for ln in log_since(lab, at).splitlines() if "still lost, now:" in ln]
+        assert len(cause) == 1 and "spare_peer" in cause[0], cause
+        bird.cycle = None
+        bird.mode = "up"
+        feed_settled(lab)
 
 
 @contextlib.contextmanager
