@@ -67,6 +67,7 @@
  * logged the alternation. */
 #define FEED_CAUSE_LOG_MS (30 * 1000)
 #define FEED_CAUSES_SEEN 4
+#define FEED_OVER_LOG_MS (30 * 1000) /* overflow lines, at most this often */
 #define FEED_LISTED 32 /* shadowed prefixes listed in GET /v1/feed */
 #define FEED_LISTED_SUMMARY 8 /* and in GET /v1/status */
 #define ALARM_PREFIX "bgp feed: "
@@ -95,9 +96,13 @@ struct ctl_feed {
 	int64_t next_verify, next_resync; /* CLOCK_MONOTONIC ms */
 	int dump_intr; /* the kernel says the dump was inconsistent */
 	int overflowed; /* a route was refused past max_prefixes since the last dump */
-	/* The first prefix refused past the max that the log named: a dump
-	 * that refuses the same ones again is not logged again. */
-	struct ctl_rib_pfx over_logged;
+	/* The overflow is logged once per episode: from the first refusal
+	 * until the learned set drops below 90 % of the max (over_said), and
+	 * at most every FEED_OVER_LOG_MS across episodes. Keyed on the first
+	 * refused prefix, it was logged again at each dump (every resync)
+	 * that refused another one first. */
+	int over_said;
+	int64_t over_log_ms; /* CLOCK_MONOTONIC ms, 0: never */
 	int bird_ok; /* BIRD answered and every BGP session is established */
 	char bird_error[200];
 	struct ctl_bird_session sessions[CTL_BIRD_MAX_SESSIONS];
@@ -1121,8 +1126,8 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 
 /* The prefixes refused past --feed-max-prefixes, named (the first few):
  * the count alone did not say which routes regiond does not follow. Once
- * per overflow, not again for a dump that refuses the same first one. */
-static void log_overflow(struct ctl_feed *f)
+ * per overflow episode (f->over_said). */
+static void log_overflow(struct ctl_feed *f, int64_t now)
 {
 	struct ctl_rib_pfx p[CTL_RIB_OVER_NAMED];
 	unsigned reg[CTL_RIB_OVER_NAMED], n;
@@ -1131,9 +1136,10 @@ static void log_overflow(struct ctl_feed *f)
 	size_t at = 0;
 
 	n = ctl_rib_overflowed(f->rib, p, reg, CTL_RIB_OVER_NAMED, &since);
-	if (n == 0 || memcmp(&p[0], &f->over_logged, sizeof(p[0])) == 0)
+	if (n == 0 || f->over_said || (f->over_log_ms && now - f->over_log_ms < FEED_OVER_LOG_MS))
 		return;
-	f->over_logged = p[0];
+	f->over_said = 1;
+	f->over_log_ms = now;
 	for (unsigned i = 0; i < n && at < sizeof(list); i++)
 		at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s (%s)", i ? ", " : "",
 				       ctl_rib_pfx_str(&p[i], b, sizeof(b)), f->c.region[reg[i]]);
@@ -1210,7 +1216,11 @@ static void tick(struct ctl_feed *f, int64_t now)
 		}
 	}
 	if (f->overflowed)
-		log_overflow(f);
+		log_overflow(f, now);
+	/* The episode ends once the learned set is well under the max: an
+	 * overflow after it is logged again (the rate limit aside). */
+	if (f->over_said && f->synced && s.learned < f->c.max_prefixes - f->c.max_prefixes / 10)
+		f->over_said = 0;
 	/* Space again after an overflow: the refused routes are only in the
 	 * kernel now, so dump again to learn them. */
 	if (f->overflowed && s.learned < f->c.max_prefixes - f->c.max_prefixes / 10 && f->synced) {
