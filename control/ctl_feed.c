@@ -170,6 +170,16 @@ struct ctl_feed {
 		uint64_t confirm_gen, gen, owned_version, n;
 		const struct fwd_table *table;
 	} cw;
+	/* The conflicting prefixes listed, and the RIB's conflict version
+	 * they were listed at (+1; 0: none yet): listed again only when it
+	 * changed. A walk of every slot (2M at 1M prefixes) at each snapshot,
+	 * four a second, while a few prefixes conflicted (a review). */
+	struct {
+		uint64_t version;
+		struct ctl_rib_pfx p[FEED_LISTED];
+		uint16_t mask[FEED_LISTED];
+		unsigned holder[FEED_LISTED], n;
+	} cf;
 	int64_t orphans; /* recorded prefixes of regions no longer followed */
 	struct ctl_ownset *orphan_set; /* which, at start only (named in the log) */
 	struct {
@@ -1366,7 +1376,15 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 							  "time", (json_int_t)ref[i].when));
 	/* Which prefixes, in which regions' tables: "conflicting 1" alone
 	 * named neither the prefix nor the regions. */
-	ncf = ctl_rib_conflicting(f->rib, cf, cfm, cfh, FEED_LISTED);
+	if (f->cf.version != ctl_rib_conflict_version(f->rib) + 1) {
+		f->cf.n =
+			ctl_rib_conflicting(f->rib, f->cf.p, f->cf.mask, f->cf.holder, FEED_LISTED);
+		f->cf.version = ctl_rib_conflict_version(f->rib) + 1;
+	}
+	ncf = f->cf.n;
+	memcpy(cf, f->cf.p, ncf * sizeof(cf[0]));
+	memcpy(cfm, f->cf.mask, ncf * sizeof(cfm[0]));
+	memcpy(cfh, f->cf.holder, ncf * sizeof(cfh[0]));
 	for (unsigned i = 0; i < ncf; i++) {
 		json_t *rs = json_array();
 

@@ -52,8 +52,10 @@ struct ctl_rib {
 	/* Entries with a nonzero mask: st.learned, also while relearning
 	 * (when holders wait for ctl_rib_relearned). */
 	uint64_t nmasked;
-	/* Bumped at each change of what the feed owns (ctl_rib_owned_version). */
-	uint64_t owned_version;
+	/* Bumped at each change of what the feed owns (ctl_rib_owned_version),
+	 * and of a prefix learned in more than one table, or its holder
+	 * (ctl_rib_conflict_version). */
+	uint64_t owned_version, conflict_version;
 	int relearning;
 	/* The refused prefixes with their reason, in no order: reason_seq
 	 * says which is the newest (the highest), reason_key is the hash of
@@ -181,6 +183,7 @@ static void erase(struct ctl_rib *r, struct ent *e)
 /* The counters follow every change of an entry's state through these. */
 static void set_holder(struct ctl_rib *r, struct ent *e, unsigned holder)
 {
+	r->conflict_version += __builtin_popcount(e->mask) > 1 && e->holder != holder;
 	if (e->holder) {
 		uint64_t *c = e->family == 4 ? r->st.learned4 : r->st.learned6;
 
@@ -198,6 +201,8 @@ static void set_holder(struct ctl_rib *r, struct ent *e, unsigned holder)
 
 static void set_mask(struct ctl_rib *r, struct ent *e, uint16_t mask)
 {
+	r->conflict_version += e->mask != mask &&
+			       (__builtin_popcount(e->mask) > 1 || __builtin_popcount(mask) > 1);
 	r->st.conflicting -= __builtin_popcount(e->mask) > 1;
 	r->nmasked -= e->mask != 0;
 	e->mask = mask;
@@ -982,6 +987,11 @@ void ctl_rib_stats(const struct ctl_rib *r, struct ctl_rib_stats *s)
 uint64_t ctl_rib_owned_version(const struct ctl_rib *r)
 {
 	return r->owned_version;
+}
+
+uint64_t ctl_rib_conflict_version(const struct ctl_rib *r)
+{
+	return r->conflict_version;
 }
 
 unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, unsigned max)

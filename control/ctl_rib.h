@@ -207,6 +207,11 @@ void ctl_rib_stats(const struct ctl_rib *r, struct ctl_rib_stats *s);
  *  again while nothing changed. */
 uint64_t ctl_rib_owned_version(const struct ctl_rib *r);
 
+/** A number that changes whenever what ctl_rib_conflicting answers may
+ *  change (a prefix starts or stops being learned in more than one table,
+ *  the tables that have one or its holder change), and only then. */
+uint64_t ctl_rib_conflict_version(const struct ctl_rib *r);
+
 /** The last refusals, newest first; @return how many (<= CTL_RIB_MAX_REASONS). */
 unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, unsigned max);
 
@@ -220,7 +225,8 @@ unsigned ctl_rib_overflowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, un
 /** Up to @max prefixes learned in more than one region's table: each with
  *  the regions' tables that have it (@mask: bit = region index) and the
  *  one that holds it (@holder: region index). @return how many. Walks the
- *  whole RIB: for status, not per route. */
+ *  whole RIB: for status, not per route, and again only when
+ *  ctl_rib_conflict_version changed. */
 unsigned ctl_rib_conflicting(const struct ctl_rib *r, struct ctl_rib_pfx *out, uint16_t *mask,
 			     unsigned *holder, unsigned max);
 

@@ -990,6 +990,51 @@ static void test_refusals_newest_first_and_bounded(void **state)
 	free(f);
 }
 
+/* The key of the conflicting prefixes' listing (ctl_feed.c build_status):
+ * it moves when what ctl_rib_conflicting answers may change, not with the
+ * churn of prefixes in one table, so the walk of the whole RIB is not
+ * made at each status snapshot. */
+static void test_conflict_version(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), c = pfx("100.64.2.0/24"), cf[4];
+	unsigned holder[4];
+	uint16_t mask[4];
+	struct ctl_rib_batch b;
+	uint64_t v;
+
+	(void)state;
+	ctl_rib_learn(r, &a, 0);
+	v = ctl_rib_conflict_version(r);
+	ctl_rib_learn(r, &a, 1); /* in two tables */
+	assert_true(ctl_rib_conflict_version(r) != v);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, 4), 1);
+	v = ctl_rib_conflict_version(r);
+	for (int i = 0; i < 3; i++) { /* churn elsewhere */
+		ctl_rib_learn(r, &c, 2);
+		reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+		ctl_rib_forget(r, &c, 2);
+		reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	}
+	assert_int_equal(ctl_rib_conflict_version(r), v);
+	ctl_rib_learn(r, &a, 2); /* a third table */
+	assert_true(ctl_rib_conflict_version(r) != v);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, 4), 1);
+	assert_int_equal(mask[0], 7);
+	v = ctl_rib_conflict_version(r);
+	ctl_rib_forget(r, &a, 0); /* its holder goes: another holds it */
+	assert_true(ctl_rib_conflict_version(r) != v);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, 4), 1);
+	assert_int_equal(holder[0], 1);
+	v = ctl_rib_conflict_version(r);
+	ctl_rib_forget(r, &a, 1); /* in one table: no conflict */
+	assert_true(ctl_rib_conflict_version(r) != v);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, 4), 0);
+	ctl_rib_free(r);
+	free(f);
+}
+
 /* The key of the commit-confirm count (ctl_feed.c confirm_json): it moves
  * with every change of what the feed owns and with nothing else, so the
  * count is walked again exactly when it may differ. */
@@ -1306,6 +1351,7 @@ int main(void)
 		cmocka_unit_test(test_held_prefixes_survive_a_full_put),
 		cmocka_unit_test(test_region_missing_from_table),
 		cmocka_unit_test(test_owned_version),
+		cmocka_unit_test(test_conflict_version),
 		cmocka_unit_test(test_refusals_newest_first_and_bounded),
 		cmocka_unit_test(test_flapping_refusal_is_reported_once),
 		cmocka_unit_test(test_owned_record),
