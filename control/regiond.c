@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -993,6 +994,16 @@ static int load_feed_conf(struct regiond *d)
 	};
 	if (d->o.feed_tables.n == 0 && d->o.feed_bird_socket) {
 		fwd_log(FWD_LOG_ERR, "--feed-bird-socket needs --feed-table");
+		return 2;
+	}
+	/* A socket's path fits sun_path: a longer one was cut to 107 bytes
+	 * without a word, and the feed asked another path (or none). */
+	if (d->o.feed_bird_socket &&
+	    strlen(d->o.feed_bird_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		fwd_log(FWD_LOG_ERR,
+			"--feed-bird-socket %s: a path under %zu bytes (a socket's limit), not %zu",
+			d->o.feed_bird_socket, sizeof(((struct sockaddr_un *)0)->sun_path),
+			strlen(d->o.feed_bird_socket));
 		return 2;
 	}
 	for (unsigned i = 0; i < d->o.feed_tables.n; i++)

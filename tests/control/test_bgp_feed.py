@@ -61,6 +61,7 @@ def lab(tmp_path_factory):
     (["--feed-table", "unknown=101"], "not a region's name"),
     (["--feed-bird-socket", "/run/bird/bird.ctl"], "needs --feed-table"),
     (["--feed-table", "india=101", "--feed-hold", "86401"], "--feed-hold takes"),
+    (["--feed-table", "india=101", "--feed-bird-socket", "/run/" + "b" * 103], "a path under 108 bytes"),
 ])
 def test_bad_feed_options_stop_regiond_before_anything(tmp_path, args, words):
     state = tmp_path / "state"
