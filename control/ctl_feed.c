@@ -1142,7 +1142,7 @@ static void log_overflow(struct ctl_feed *f, int64_t now)
 	struct ctl_rib_pfx p[CTL_RIB_OVER_NAMED];
 	unsigned reg[CTL_RIB_OVER_NAMED], n;
 	uint64_t since;
-	char list[CTL_RIB_OVER_NAMED * 80] = "", b[64];
+	char list[CTL_RIB_OVER_NAMED * 80] = "", b[64], more[96] = "";
 	size_t at = 0;
 
 	n = ctl_rib_overflowed(f->rib, p, reg, CTL_RIB_OVER_NAMED, &since);
@@ -1153,15 +1153,17 @@ static void log_overflow(struct ctl_feed *f, int64_t now)
 	for (unsigned i = 0; i < n && at < sizeof(list); i++)
 		at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s (%s)", i ? ", " : "",
 				       ctl_rib_pfx_str(&p[i], b, sizeof(b)), f->c.region[reg[i]]);
+	/* The count is of route messages, not prefixes (a prefix's second
+	 * route, or its route announced again, counts again): said so, since
+	 * "and N more" read as N more prefixes. Distinct prefixes would need
+	 * a set of what is refused, which the bound is there to not keep. */
 	if (since > n)
-		snprintf(b, sizeof(b), " and %" PRIu64 " more so far", since - n);
-	else
-		b[0] = '\0';
+		snprintf(more, sizeof(more), "; %" PRIu64 " route messages refused so far", since);
 	fwd_log(FWD_LOG_WARNING,
 		"bgp feed: more than --feed-max-prefixes %" PRIu64 ": refused %s%s (not followed "
 		"until the learned prefixes drop below 90 %% of it; GET /v1/feed: "
 		"overflow_prefixes)",
-		f->c.max_prefixes, list, b);
+		f->c.max_prefixes, list, more);
 }
 
 static void tick(struct ctl_feed *f, int64_t now)

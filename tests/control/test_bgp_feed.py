@@ -331,7 +331,7 @@ def test_more_than_max_prefixes_stops_at_the_max(lab):
     named = f["overflow_prefixes"]
     assert named and len(named) <= 8 and all(x["prefix"] in many and x["region"] == "india" for x in named), f
     over = [ln for ln in log_since(lab, 0).splitlines() if "more than --feed-max-prefixes 1000: refused" in ln]
-    assert over and named[0]["prefix"] + " (india)" in over[-1] and "more so far" in over[-1], over
+    assert over and named[0]["prefix"] + " (india)" in over[-1] and "route messages refused so far" in over[-1], over
     assert len(over) == 1, over  # once per overflow
     rc, out, _ = wait_for(lambda: (lambda r: r if "over max, refused: " in r[1] else None)(lab.box.ctl("status")),
                           what="regionctl status names them")
