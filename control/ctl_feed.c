@@ -740,6 +740,8 @@ static void set_state(struct ctl_feed *f, enum feed_state s, const char *why)
 static void log_cause(struct ctl_feed *f, int64_t now)
 {
 	char cause[sizeof(f->cause_now)], changes[64] = "";
+	struct ctl_rib_stats s;
+	const char *what;
 	int64_t left = (int64_t)f->c.hold_s * 1000 - (now - f->lost_ms);
 
 	cause_of(f, cause, sizeof(cause));
@@ -760,17 +762,20 @@ static void log_cause(struct ctl_feed *f, int64_t now)
 		snprintf(changes, sizeof(changes), " (%u changes of cause since the last line)",
 			 f->cause_changes);
 	f->cause_changes = 0;
+	ctl_rib_stats(f->rib, &s);
 	/* At start (held from feed-owned, or nothing to hold) it is not a
-	 * loss yet: "not up yet". */
-	if (f->state == FS_WITHDRAWN)
-		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: %s%s",
-			f->loss.open ? "still lost, now" : "not up", f->why, changes);
+	 * loss yet: "not up yet". With nothing owned nothing is withdrawn:
+	 * "withdrawn in 90 s" at a start with an empty feed-owned misled. */
+	what = f->loss.open		  ? "still lost, now"
+	       : f->state == FS_WITHDRAWN ? "not up"
+					  : "not up yet";
+	if (f->state == FS_WITHDRAWN || s.owned == 0)
+		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: %s%s", what, f->why, changes);
 	else
 		fwd_log(FWD_LOG_WARNING,
 			"bgp feed: %s: %s%s; the learned prefixes are withdrawn in %" PRId64
 			" s if it stays so",
-			f->loss.open ? "still lost, now" : "not up yet", f->why, changes,
-			(left > 0 ? left : 0) / 1000);
+			what, f->why, changes, (left > 0 ? left : 0) / 1000);
 }
 
 static void update_state(struct ctl_feed *f, int64_t now)

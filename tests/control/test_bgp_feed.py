@@ -71,6 +71,25 @@ def test_bad_feed_options_stop_regiond_before_anything(tmp_path, args, words):
     assert not state.exists()  # nothing touched
 
 
+def test_a_start_with_nothing_owned_does_not_say_withdrawn(tmp_path):
+    """A feed not up at a start with nothing owned (an empty feed-owned)
+    says why, not that "the learned prefixes are withdrawn in 90 s": there
+    is nothing to withdraw (a review)."""
+    log = tmp_path / "regiond.log"
+    with open(log, "w") as out:
+        rd = subprocess.Popen([REGIOND, "--dataplane", str(tmp_path / "none.sock"),
+                               "--api-socket", str(tmp_path / "api.sock"), "--state-dir", str(tmp_path / "state"),
+                               "--feed-table", "india=101", "--feed-bird-socket", str(tmp_path / "no-bird.ctl")],
+                              stdout=out, stderr=subprocess.STDOUT)
+    try:
+        line = wait_for(lambda: next((ln for ln in log.read_text().splitlines() if "bgp feed: not up yet:" in ln),
+                                     None), timeout=15, what="the cause logged")
+        assert "No such file or directory" in line and "withdrawn" not in line, line
+    finally:
+        rd.terminate()
+        rd.wait(30)
+
+
 def wait_held(lab, prefix, region, timeout=15):
     return wait_for(lambda: lab.held_by(prefix) == region, timeout=timeout,
                     what=f"{prefix} held by {region}")
