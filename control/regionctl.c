@@ -1125,6 +1125,8 @@ static const struct ans_field ans_status[] = {
 	{"feed.tables[].table", AT_UINT | AT_OPT},
 	{"feed.tables[].learned_v4", AT_UINT | AT_OPT},
 	{"feed.tables[].learned_v6", AT_UINT | AT_OPT},
+	/* null: regiond holds no table yet */
+	{"feed.tables[].in_table", AT_BOOL | AT_NULL | AT_OPT},
 	{"feed.bird", AT_OBJ | AT_NULL | AT_OPT},
 	{"feed.bird.sessions", AT_ARR | AT_OPT},
 	{"feed.bird.sessions[].name", AT_STR | AT_OPT},
@@ -1148,6 +1150,17 @@ static const struct ans_field ans_status[] = {
 	{"feed.refusals[].prefix", AT_STR | AT_OPT},
 	{"feed.refusals[].region", AT_STR | AT_OPT},
 	{"feed.refusals[].reason", AT_STR | AT_OPT},
+	{"feed.conflicting_prefixes", AT_ARR | AT_OPT},
+	{"feed.conflicting_prefixes[].prefix", AT_STR | AT_OPT},
+	{"feed.conflicting_prefixes[].regions", AT_ARR | AT_OPT},
+	{"feed.conflicting_prefixes[].regions[]", AT_STR | AT_OPT},
+	{"feed.conflicting_prefixes[].held_by", AT_STR | AT_OPT},
+	{"feed.overflow_prefixes", AT_ARR | AT_OPT},
+	{"feed.overflow_prefixes[].prefix", AT_STR | AT_OPT},
+	{"feed.overflow_prefixes[].region", AT_STR | AT_OPT},
+	/* null: no commit-confirm generation awaits confirmation */
+	{"feed.confirm_wait", AT_OBJ | AT_NULL | AT_OPT},
+	{"feed.confirm_wait.text", AT_STR | AT_OPT},
 	{"feed.last_error", AT_STR | AT_NULL | AT_OPT},
 	/* the fleet agent's view (GET /v1/fleet without its report) */
 	{"fleet", AT_OBJ | AT_NULL | AT_OPT},

@@ -129,6 +129,22 @@ STATUS_SPOILED = [
     ("fleet", {"node": "n1", "facility": "f", "state": "in_sync", "connected": True,
                "target": {"table": "a12d0c2282ec0d00", "revision": "7"}},
      "fleet.target.revision: expected an integer, got a string"),
+    # the feed's fields regionctl status prints (each once unchecked)
+    ("feed", {"state": "up", "tables": [{"region": "india", "table": 101, "learned_v4": 0, "learned_v6": 0,
+                                         "in_table": "no"}]},
+     "feed.tables[0].in_table: expected true or false, got a string"),
+    ("feed", {"state": "up", "conflicting_prefixes": [{"prefix": "10.0.0.0/8", "regions": "india",
+                                                       "held_by": "india"}]},
+     "feed.conflicting_prefixes[0].regions: expected a list, got a string"),
+    ("feed", {"state": "up", "conflicting_prefixes": [{"prefix": "10.0.0.0/8", "regions": ["india", 3],
+                                                       "held_by": "india"}]},
+     "feed.conflicting_prefixes[0].regions[1]: expected a string, got 3"),
+    ("feed", {"state": "up", "overflow_prefixes": [{"prefix": 7, "region": "india"}]},
+     "feed.overflow_prefixes[0].prefix: expected a string, got 7"),
+    ("feed", {"state": "up", "confirm_wait": "generation 12 awaits confirmation"},
+     "feed.confirm_wait: expected an object, got a string"),
+    ("feed", {"state": "up", "confirm_wait": {"generation": 12, "text": None}},
+     "feed.confirm_wait.text: null, expected a string"),
 ]
 
 
