@@ -724,6 +724,7 @@ static void set_state(struct ctl_feed *f, enum feed_state s, const char *why)
 		f->cause_now[0] = '\0';
 		f->ncauses_seen = 0;
 		f->cause_changes = 0;
+		f->cause_line_ms = 0; /* a new loss's first change waits for no old line */
 	} else {
 		cause_of(f, f->cause_now, sizeof(f->cause_now));
 		if (f->cause_now[0])

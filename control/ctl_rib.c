@@ -801,6 +801,9 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 	return rc;
 }
 
+/* Checks of a batch's retries before anything is written ahead, at most. */
+#define CHECK_TRIES 16
+
 /* Whether @op adds a prefix refused when this comparison began (a retry). */
 static int is_retry(const struct ctl_rib *r, const struct fwd_delta_op *op)
 {
@@ -837,8 +840,12 @@ static void check_retries(struct ctl_rib *r, const struct ctl_rib_table *t, stru
 	for (uint32_t i = 0; i < d->n; i++)
 		n += (uint32_t)is_retry(r, &d->ops[i]);
 	/* d->ops[0, part.n): checked, with n retries; [part.n, d->n): set
-	 * aside for the apply. Done when no retry is left to check. */
-	for (unsigned tries = 0; tries < MAX_APPLIES && n; tries++) {
+	 * aside for the apply. Done when no retry is left to check, or after
+	 * CHECK_TRIES checks: each builds a copy of the whole table (a second
+	 * at a million prefixes, under the writer's lock), and a retry left
+	 * unchecked only goes to the apply, which refuses it as before (a
+	 * review: MAX_APPLIES of them could take minutes). */
+	for (unsigned tries = 0; tries < CHECK_TRIES && n; tries++) {
 		struct fwd_err fe = {0};
 		uint32_t k;
 		long named;

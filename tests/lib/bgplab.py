@@ -59,6 +59,16 @@ class Lab:
         self.tmp = tmp
         self.routes = {}  # prefix -> community's second half (101, 102)
         self.birds = []
+        # What started is stopped if the lab does not come up: both BIRDs
+        # once ran on for good after the box's regionfwd failed to start.
+        try:
+            self._start(regiond_args, name)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, regiond_args, name):
+        tmp = self.tmp
         self._clean()
         sh = netns.sh
         sh(f"ip netns add {PEER_NS} && ip netns add {RTR_NS}")
