@@ -326,7 +326,9 @@ def test_tls_role_per_facility(tmp_path):
                      "--state-dir", str(tmp_path / f"st-{fac}"), "--fleet-endpoints", c.endpoints(),
                      "--fleet-node", "x1", "--fleet-facility", fac, "--fleet-ca", c.pki.ca,
                      "--fleet-cert", cert, "--fleet-key", key, "--fleet-user", "fleet-fa",
-                     "--fleet-password-file", str(pw), "--fleet-lease", "3",
+                     # 10 s: a lease of 3 lapsed in a fresh check's sanitizer stage
+                     # while a bcrypt login timed out ("requested lease not found")
+                     "--fleet-password-file", str(pw), "--fleet-lease", "10",
                      # a login checks a password with bcrypt: slow on a loaded VM
                      "--fleet-timeout-ms", "3000"],
                     stdout=open(tmp_path / f"rd-{fac}.log", "w"), stderr=subprocess.STDOUT))
