@@ -242,6 +242,16 @@ static void child(const struct fwd_table *t, int fd)
 			_exit(CHILD_EXIT_NOMEM);
 		if (hs_expression_info(e, fl, &info, &ce) != HS_SUCCESS)
 			child_fail(fd, CHILD_PATTERN_INVALID, i, ce ? ce->message : "refused");
+		/* A match that can be zero bytes long matches at a point, not on
+		 * text: 'a*' and 'x|' everywhere, '^', '$' and '\b' in every
+		 * name or payload that has a start, an end or a word. Hyperscan
+		 * refuses only those that match the empty buffer itself (and
+		 * reports them against the whole set); '^' alone compiled and
+		 * counted every packet of its services (a review). */
+		if (info && info->min_width == 0)
+			child_fail(fd, CHILD_PATTERN_INVALID, i,
+				   "the pattern can match zero bytes (as a*, ^ or \\b alone do), "
+				   "which matches every packet: make it consume at least one byte");
 		free(info);
 		expr[i] = e;
 		flags[i] = fl;
@@ -276,30 +286,16 @@ static void child(const struct fwd_table *t, int fd)
 			hs_compile_error_t *ce1 = NULL;
 
 			/* The set's compile names a pattern: build that one alone. If
-			 * it fails alone too, it is the pattern's fault (it matches the
-			 * empty buffer, say: hs_expression_info lets that through); if
-			 * it builds alone, the set as a whole costs too much. Out of
-			 * memory (our RLIMIT_AS) is neither: Hyperscan reports every
+			 * it fails alone too, it is the pattern's fault; if it builds
+			 * alone, the set as a whole costs too much. Out of memory
+			 * (our RLIMIT_AS) is neither: Hyperscan reports every
 			 * allocation failure with one static error object, so a second
 			 * failure returning the very object of the first is memory, not
 			 * the pattern. */
 			if (k >= 0 && hs_compile(fexpr[k], fflags[k], HS_MODE_BLOCK, NULL, &one,
 						 &ce1) != HS_SUCCESS) {
-				hs_compile_error_t *ce2 = NULL;
-
 				if (out_of_memory(ce1))
 					child_fail(fd, CHILD_OUT_OF_MEMORY, ids[k], ce1->message);
-				/* Hyperscan's text for a pattern that matches the empty
-				 * buffer advises HS_FLAG_ALLOWEMPTY, which no document can
-				 * set: told apart by what builds (the pattern with that
-				 * flag), not by the wording, and said in the rule's terms. */
-				if (hs_compile(fexpr[k], fflags[k] | HS_FLAG_ALLOWEMPTY,
-					       HS_MODE_BLOCK, NULL, &one, &ce2) == HS_SUCCESS)
-					child_fail(
-						fd, CHILD_PATTERN_INVALID, ids[k],
-						"the pattern can match an empty name or payload, "
-						"which matches every packet: make it consume at "
-						"least one byte");
 				child_fail(fd, CHILD_PATTERN_INVALID, ids[k], ce1->message);
 			}
 			child_fail(fd, CHILD_SET_TOO_EXPENSIVE, k >= 0 ? ids[k] : UINT32_MAX,

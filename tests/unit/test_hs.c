@@ -203,13 +203,16 @@ static void test_too_expensive_refused(void **state)
  * repeat of 60,000) refuses that pattern, named with its line; the set that
  * parses but cannot be built in the child's limits is too expensive
  * (test_too_expensive_refused). */
-/* A pattern Hyperscan parses but cannot build on its own (it matches the
- * empty buffer) is the pattern's fault too: invalid, named with its line,
- * and said in the document's terms; Hyperscan's own text advised
- * HS_FLAG_ALLOWEMPTY, a flag the operator cannot set. */
+/* A pattern whose match can be zero bytes long is the pattern's fault:
+ * invalid, named with its line, said in the document's terms. Those that
+ * match the empty buffer Hyperscan refuses (its text advised
+ * HS_FLAG_ALLOWEMPTY, a flag the operator cannot set); those that match a
+ * point (^, $, \b, \A, \z alone) it built, and '^' counted every packet
+ * of its services. */
 static void test_empty_match_is_invalid(void **state)
 {
-	const char *const pats[] = {"'x|'", "'a*'", "'(abc)?'", "'\\d*'"};
+	const char *const pats[] = {"'x|'", "'a*'",  "'(abc)?'", "'\\d*'", "'^'",   "'$'",
+				    "'^$'", "'\\b'", "'\\A'",	 "'\\z'",  "'^a?'", "'(?:)'"};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
@@ -230,9 +233,8 @@ static void test_empty_match_is_invalid(void **state)
 		assert_int_equal(e.reason_code, FWD_R_INVALID_PATTERN);
 		if (strcmp(fwd_err_str(&e, b, sizeof(b)),
 			   "c.yaml:5: content_rules[1].pattern: rule 'bad': the pattern can match "
-			   "an "
-			   "empty name or payload, which matches every packet: make it consume at "
-			   "least one byte"))
+			   "zero bytes (as a*, ^ or \\b alone do), which matches every packet: "
+			   "make it consume at least one byte"))
 			fail_msg("%s: %s", pats[i], b);
 		fwd_table_free(t);
 	}
