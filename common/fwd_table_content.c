@@ -250,8 +250,9 @@ static const char *past_class(const char *p)
  * surely a literal counts: letters of escapes (\S, \W, \x{4A}, \p{Lu},
  * \N{..}, \cA), of character classes ([A-Z]), group names ((?<Name>),
  * (?P<Name>), (?'Name')), back references and verbs ((*UTF8)) do not, and
- * a pattern with an inline option group or a conditional ((?i), (?x) whose
- * comments hold anything, (?( ) is left alone whole. Inside \Q...\E the
+ * a pattern with an inline option group that turns on caseless or
+ * extended ((?i), (?x) whose comments hold anything) or a conditional
+ * ((?( ) is left alone whole. Inside \Q...\E the
  * letters are literal. @literal: the pattern is plain text (literal: true),
  * every letter literal.
  */
@@ -265,10 +266,20 @@ static int literal_upper(const char *pat, int literal)
 				return (int)(p - pat);
 		return -1;
 	}
-	for (const char *q = pat; (q = strstr(q, "(?")) != NULL; q += 2)
-		if ((q[2] >= 'a' && q[2] <= 'z') || q[2] == '-' || q[2] == '^' || q[2] == '(' ||
-		    (q[2] >= 'A' && q[2] <= 'Z' && q[2] != 'P'))
-			return -1; /* options or a conditional: left alone */
+	for (const char *q = pat; (q = strstr(q, "(?")) != NULL; q += 2) {
+		if (q[2] == '^' || q[2] == '(' || (q[2] >= 'A' && q[2] <= 'Z' && q[2] != 'P'))
+			return -1; /* a reset or a conditional: left alone */
+		/* Option letters up to ':' or ')': only a caseless one (i) or
+		 * an extended one (x: comments may hold anything) leaves the
+		 * pattern alone; (?s)Telemetry was left alone whole, and it
+		 * can never match a lowercased name. */
+		for (const char *o = q + 2; (*o >= 'a' && *o <= 'z') || *o == '-'; o++) {
+			if (*o == '-')
+				break; /* what follows turns options off */
+			if (*o == 'i' || *o == 'x')
+				return -1;
+		}
+	}
 	while (*p) {
 		if (p[0] == '\\') {
 			char c = p[1];

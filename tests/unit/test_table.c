@@ -231,6 +231,9 @@ static void test_uppercase_patterns_accepted(void **state)
 		"(?i)Telemetry\\.Example",
 		"abc(?i:Def)",
 		"(?i-s)X",
+		"(?si)X",
+		"(?s-i:x)(?i)X",
+		"(?mx)a # A Comment",
 		"(?x)a # A Comment",
 		"(?#A Comment)x",
 		"(?=x)y",
@@ -560,6 +563,15 @@ static const struct bad_case bad_cases[] = {
 	 "content_rules:\n  - {name: c, field: tls_sni, "
 	 "pattern: '(?<Host>x)\\x{4A}Y', services: [https], action: drop}\n",
 	 "t.yaml:13: content_rules[0].pattern: the upper-case 'Y' at position 17 can never match: "
+	 "tls_sni names are lowercased before they are matched; write it lowercase or add "
+	 "caseless: true"},
+	/* Options that do not turn caseless on leave the letters literal:
+	 * (?s) once left the whole pattern alone. */
+	{"content upper-case after options that are not caseless",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, "
+	 "pattern: '(?s)x(?m-i:y)(?-x)Telemetry', services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].pattern: the upper-case 'T' at position 19 can never match: "
 	 "tls_sni names are lowercased before they are matched; write it lowercase or add "
 	 "caseless: true"},
 	{"filter bad action", "filters: {default: block}\n",
