@@ -467,38 +467,37 @@ static int ensure_bpffs(const char *dir, struct fwd_err *err)
 	return 0;
 }
 
-void ctl_bpf_unpin_made(const struct ctl_bpf *b, const char *dir)
+/* The pins in the order they are made: the program, the maps, the
+ * capture maps. One list, so that what is pinned, checked for and unlinked
+ * cannot drift apart. */
+enum { NPINS = 1 + M_NUM + C_NUM };
+
+static const char *pin_name(int i)
+{
+	return i == 0 ? "prog" : i <= M_NUM ? map_names[i - 1] : cap_names[i - 1 - M_NUM];
+}
+
+/* The first @n pins in @dir (those a start made, or all of them). */
+static void unlink_pins(const char *dir, int n)
 {
 	char p[512];
 
-	pin_path(p, sizeof(p), dir, "prog");
-	unlink(p);
-	for (int m = 0; m < M_NUM; m++) {
-		pin_path(p, sizeof(p), dir, map_names[m]);
+	while (n > 0) {
+		pin_path(p, sizeof(p), dir, pin_name(--n));
 		unlink(p);
 	}
-	for (int m = 0; m < C_NUM; m++) {
-		pin_path(p, sizeof(p), dir, cap_names[m]);
-		unlink(p);
-	}
+}
+
+void ctl_bpf_unpin_made(const struct ctl_bpf *b, const char *dir)
+{
+	unlink_pins(dir, NPINS);
 	if (b->made_dir)
 		rmdir(dir);
 }
 
 void ctl_bpf_unpin(const char *dir)
 {
-	char p[512];
-
-	pin_path(p, sizeof(p), dir, "prog");
-	unlink(p);
-	for (int m = 0; m < M_NUM; m++) {
-		pin_path(p, sizeof(p), dir, map_names[m]);
-		unlink(p);
-	}
-	for (int m = 0; m < C_NUM; m++) {
-		pin_path(p, sizeof(p), dir, cap_names[m]);
-		unlink(p);
-	}
+	unlink_pins(dir, NPINS);
 	rmdir(dir);
 }
 
@@ -606,19 +605,10 @@ out:
 struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char *dir, int *adopted,
 				    struct fwd_err *err)
 {
-	/* the pins in the order they are made: the program, the maps, the
-	 * capture maps */
-	const char *pin_names[1 + M_NUM + C_NUM];
-	const int npins = 1 + M_NUM + C_NUM;
 	struct ctl_bpf *b;
 	char p[512];
 	int fd, rc, prog_errno, pinned = 0, made_dir = 0;
 
-	pin_names[0] = "prog";
-	for (int m = 0; m < M_NUM; m++)
-		pin_names[1 + m] = map_names[m];
-	for (int m = 0; m < C_NUM; m++)
-		pin_names[1 + M_NUM + m] = cap_names[m];
 	*adopted = 0;
 	pin_path(p, sizeof(p), dir, "prog");
 	fd = bpf_obj_get(p);
@@ -698,10 +688,10 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 	/* Whatever is there under our names without our program beside it
 	 * is not ours to replace or remove: a failed start once unlinked
 	 * another tool's flt_cfg, and the next start went on silently. */
-	for (int i = 0; i < npins; i++) {
+	for (int i = 0; i < NPINS; i++) {
 		struct stat st;
 
-		pin_path(p, sizeof(p), dir, pin_names[i]);
+		pin_path(p, sizeof(p), dir, pin_name(i));
 		if (lstat(p, &st) == 0) {
 			fwd_err_set(err, "", 0, "filters",
 				    "%s is there, but %s/prog is not a filter regiond can adopt "
@@ -711,12 +701,12 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 			goto fail;
 		}
 	}
-	for (; pinned < npins; pinned++) {
+	for (; pinned < NPINS; pinned++) {
 		int obj = pinned == 0	    ? b->prog_fd
 			  : pinned <= M_NUM ? b->fd[pinned - 1]
 					    : b->cap_fd[pinned - 1 - M_NUM];
 
-		pin_path(p, sizeof(p), dir, pin_names[pinned]);
+		pin_path(p, sizeof(p), dir, pin_name(pinned));
 		if ((rc = bpf_obj_pin(obj, p))) {
 			fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
 			goto fail;
@@ -725,10 +715,7 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 	return b;
 fail:
 	/* only what this call pinned, and the directory if it made it */
-	while (pinned > 0) {
-		pin_path(p, sizeof(p), dir, pin_names[--pinned]);
-		unlink(p);
-	}
+	unlink_pins(dir, pinned);
 	if (made_dir)
 		rmdir(dir);
 	ctl_bpf_free(b);
