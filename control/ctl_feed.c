@@ -180,6 +180,13 @@ struct ctl_feed {
 		uint16_t mask[FEED_LISTED];
 		unsigned holder[FEED_LISTED], n;
 	} cf;
+	/* The same for the shadowed prefixes (ctl_rib_shadow_version): they
+	 * were walked for at each snapshot while any was shadowed. */
+	struct {
+		uint64_t version;
+		struct ctl_rib_pfx p[FEED_LISTED];
+		unsigned region[FEED_LISTED], n;
+	} sh;
 	int64_t orphans; /* recorded prefixes of regions no longer followed */
 	struct ctl_ownset *orphan_set; /* which, at start only (named in the log) */
 	struct {
@@ -1351,8 +1358,8 @@ static json_t *confirm_json(struct ctl_feed *f)
 static json_t *build_status(struct ctl_feed *f, int64_t now)
 {
 	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
-	struct ctl_rib_pfx sh[FEED_LISTED], cf[FEED_LISTED], ov[CTL_RIB_OVER_NAMED];
-	unsigned shr[FEED_LISTED], cfh[FEED_LISTED], ovr[CTL_RIB_OVER_NAMED], nref, nsh, ncf, nov;
+	struct ctl_rib_pfx cf[FEED_LISTED], ov[CTL_RIB_OVER_NAMED];
+	unsigned cfh[FEED_LISTED], ovr[CTL_RIB_OVER_NAMED], nref, ncf, nov;
 	uint16_t cfm[FEED_LISTED];
 	int in_table[CTL_RIB_MAX_REGIONS];
 	struct ctl_rib_stats s;
@@ -1407,10 +1414,14 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	for (unsigned i = 0; i < nov; i++)
 		json_array_append_new(over, json_pack("{s:o, s:s}", "prefix", pfx_json(&ov[i]),
 						      "region", f->c.region[ovr[i]]));
-	nsh = ctl_rib_shadowed(f->rib, sh, shr, FEED_LISTED);
-	for (unsigned i = 0; i < nsh; i++)
-		json_array_append_new(shadowed, json_pack("{s:o, s:s}", "prefix", pfx_json(&sh[i]),
-							  "region", f->c.region[shr[i]]));
+	if (f->sh.version != ctl_rib_shadow_version(f->rib) + 1) {
+		f->sh.n = ctl_rib_shadowed(f->rib, f->sh.p, f->sh.region, FEED_LISTED);
+		f->sh.version = ctl_rib_shadow_version(f->rib) + 1;
+	}
+	for (unsigned i = 0; i < f->sh.n; i++)
+		json_array_append_new(shadowed,
+				      json_pack("{s:o, s:s}", "prefix", pfx_json(&f->sh.p[i]),
+						"region", f->c.region[f->sh.region[i]]));
 	if (f->c.bird_socket) {
 		json_t *ss = json_array();
 

@@ -54,8 +54,9 @@ struct ctl_rib {
 	uint64_t nmasked;
 	/* Bumped at each change of what the feed owns (ctl_rib_owned_version),
 	 * and of a prefix learned in more than one table, or its holder
-	 * (ctl_rib_conflict_version). */
-	uint64_t owned_version, conflict_version;
+	 * (ctl_rib_conflict_version), and of what is shadowed
+	 * (ctl_rib_shadow_version). */
+	uint64_t owned_version, conflict_version, shadow_version;
 	int relearning;
 	/* The refused prefixes with their reason, in no order: reason_seq
 	 * says which is the newest (the highest), reason_key is the hash of
@@ -161,6 +162,7 @@ static void erase(struct ctl_rib *r, struct ent *e)
 {
 	size_t m = r->cap - 1, i = (size_t)(e - r->slots), j = i;
 
+	r->shadow_version += !!(e->flags & F_SHADOWED);
 	for (;;) {
 		struct ctl_rib_pfx p;
 		size_t k;
@@ -184,6 +186,7 @@ static void erase(struct ctl_rib *r, struct ent *e)
 static void set_holder(struct ctl_rib *r, struct ent *e, unsigned holder)
 {
 	r->conflict_version += __builtin_popcount(e->mask) > 1 && e->holder != holder;
+	r->shadow_version += (e->flags & F_SHADOWED) && e->holder != holder;
 	if (e->holder) {
 		uint64_t *c = e->family == 4 ? r->st.learned4 : r->st.learned6;
 
@@ -216,6 +219,7 @@ static void set_flag(struct ctl_rib *r, struct ent *e, uint8_t flag, int on)
 
 	if (!!(e->flags & flag) == !!on)
 		return;
+	r->shadow_version += flag == F_SHADOWED;
 	e->flags ^= flag;
 	*c += on ? 1 : (uint64_t)-1;
 }
@@ -999,6 +1003,11 @@ uint64_t ctl_rib_owned_version(const struct ctl_rib *r)
 uint64_t ctl_rib_conflict_version(const struct ctl_rib *r)
 {
 	return r->conflict_version;
+}
+
+uint64_t ctl_rib_shadow_version(const struct ctl_rib *r)
+{
+	return r->shadow_version;
 }
 
 unsigned ctl_rib_refusals(const struct ctl_rib *r, struct ctl_rib_refusal *out, unsigned max)

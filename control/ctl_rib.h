@@ -230,8 +230,14 @@ unsigned ctl_rib_overflowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, un
 unsigned ctl_rib_conflicting(const struct ctl_rib *r, struct ctl_rib_pfx *out, uint16_t *mask,
 			     unsigned *holder, unsigned max);
 
+/** A number that changes whenever what ctl_rib_shadowed answers may
+ *  change (a prefix starts or stops being shadowed, a shadowed one's
+ *  holder changes or it goes), and only then. */
+uint64_t ctl_rib_shadow_version(const struct ctl_rib *r);
+
 /** Up to @max shadowed prefixes with the region that learned them (its
- *  index); @return how many. Walks the whole RIB: for status, not per route. */
+ *  index); @return how many. Walks the whole RIB: for status, not per
+ *  route, and again only when ctl_rib_shadow_version changed. */
 unsigned ctl_rib_shadowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, unsigned *region,
 			  unsigned max);
 

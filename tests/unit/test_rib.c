@@ -344,6 +344,7 @@ static void test_static_wins(void **state)
 	unsigned lr[4];
 	struct ctl_rib_batch b;
 	struct ctl_rib_stats s;
+	uint64_t v;
 
 	(void)state;
 	f->held[0].p = a;
@@ -353,6 +354,7 @@ static void test_static_wins(void **state)
 	f->n = 2;
 	ctl_rib_learn(r, &a, 0);
 	ctl_rib_learn(r, &b4, 0);
+	v = ctl_rib_shadow_version(r);
 	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
 	assert_int_equal(b.applies, 0);
 	ctl_rib_stats(r, &s);
@@ -360,6 +362,12 @@ static void test_static_wins(void **state)
 	assert_int_equal(s.owned, 0);
 	assert_int_equal(ctl_rib_shadowed(r, listed, lr, 4), 2);
 	assert_int_equal(lr[0], 0);
+	/* The status lists them again only when this changed: it did, and
+	 * a batch that changes nothing leaves it. */
+	assert_true(ctl_rib_shadow_version(r) != v);
+	v = ctl_rib_shadow_version(r);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(ctl_rib_shadow_version(r), v);
 	/* Withdrawn: the static one stays, untouched. */
 	ctl_rib_forget(r, &a, 0);
 	ctl_rib_forget(r, &b4, 0);
@@ -368,6 +376,8 @@ static void test_static_wins(void **state)
 	assert_int_equal(f->n, 2);
 	ctl_rib_stats(r, &s);
 	assert_int_equal(s.shadowed, 0);
+	assert_true(ctl_rib_shadow_version(r) != v);
+	assert_int_equal(ctl_rib_shadowed(r, listed, lr, 4), 0);
 	ctl_rib_free(r);
 	free(f);
 }
