@@ -358,9 +358,10 @@ void ctl_bpf_free(struct ctl_bpf *b)
  * interfaces with the same --bpf-pin-dir (regiond@ instances left at the
  * default) adopted one program, and each wrote its table into the other's
  * maps. An exclusive flock on the directory, held while the handle lives:
- * the kernel drops it with the process. @return 0, or -EBUSY with @err.
+ * the kernel drops it with the process. @return the locked descriptor, or
+ * -EBUSY (another holds it) or another negative errno, with @err.
  */
-static int lock_dir(struct ctl_bpf *b, const char *dir, struct fwd_err *err)
+static int flock_dir(const char *dir, struct fwd_err *err)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -379,7 +380,33 @@ static int lock_dir(struct ctl_bpf *b, const char *dir, struct fwd_err *err)
 		close(fd);
 		return rc;
 	}
+	return fd;
+}
+
+static int lock_dir(struct ctl_bpf *b, const char *dir, struct fwd_err *err)
+{
+	int fd = flock_dir(dir, err);
+
+	if (fd < 0)
+		return fd;
 	b->dir_lock = fd;
+	return 0;
+}
+
+int ctl_bpf_probe_dir(const char *dir, struct fwd_err *err)
+{
+	struct fwd_err ignore;
+	int fd;
+
+	if (access(dir, F_OK) != 0)
+		return 0; /* not there yet: no one's */
+	fd = flock_dir(dir, &ignore);
+	if (fd == -EBUSY) {
+		*err = ignore;
+		return fd;
+	}
+	if (fd >= 0)
+		close(fd); /* the lock goes with it: taken for good by the start */
 	return 0;
 }
 

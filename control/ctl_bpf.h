@@ -34,6 +34,13 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char *pin_dir,
 				    int *adopted, struct fwd_err *err);
 
+/** Whether another regiond holds @pin_dir (its lock, ctl_bpf_open_pinned),
+ *  asked before regiond touches its state: -EBUSY with @err if so, else 0
+ *  (a directory not there yet, or one that cannot be read: the start says
+ *  that). The start takes the lock for good, so a race is still caught,
+ *  only later. */
+int ctl_bpf_probe_dir(const char *pin_dir, struct fwd_err *err);
+
 /** Remove the pins (the program stays attached until detached). */
 void ctl_bpf_unpin(const char *pin_dir);
 

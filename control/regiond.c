@@ -1378,6 +1378,12 @@ int main(int argc, char **argv)
 		fwd_log(FWD_LOG_ERR, "XDP filter: %s", claim_err.reason);
 		goto out;
 	}
+	/* So is a pin directory another regiond holds (on other interfaces):
+	 * that start too seeded its state before it was refused. */
+	if (d.o.xdp_ifaces.n && ctl_bpf_probe_dir(d.o.bpf_pin_dir, &claim_err)) {
+		fwd_log(FWD_LOG_ERR, "XDP filter: %s", claim_err.reason);
+		goto out;
+	}
 #endif
 	if (open_state(&d))
 		goto out;

@@ -376,6 +376,8 @@ def test_one_regiond_per_interface(tmp_path):
             assert second.wait(120) == 1, (tmp_path / "rd7.log").read_text()
             log = (tmp_path / "rd7.log").read_text()
             assert f"another regiond uses the pin directory {pin}" in log, log
+            # before its state is touched too (it once seeded an empty one)
+            assert "applied" not in log and not os.path.exists(tmp_path / "st7"), log
             assert xdp_prog("xfq2") == 0 and xdp_prog("xfq0") == prog
             assert os.path.exists(os.path.join(pin, "prog"))
             box.rd.send_signal(signal.SIGKILL)
