@@ -1587,6 +1587,12 @@ static int ans_check(const char *method, const char *path, const json_t *r, char
 	return 0;
 }
 
+static void print_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	putchar('\n');
+}
+
 /* Call the API; on failure print why and return the exit code (> 0). */
 static int call(const struct opts *o, const char *method, const char *path, json_t *body,
 		json_t **out)
@@ -1633,6 +1639,12 @@ static int call(const struct opts *o, const char *method, const char *path, json
 		return EXIT_UNREACHABLE;
 	}
 	if (st >= 400 || *out == NULL) {
+		/* With -j the program that reads stdout gets the API's error
+		 * as regiond answered it (code, reason, file, line, path),
+		 * not an empty stdout beside text it would have to parse; the
+		 * text still goes to stderr for the operator. */
+		if (o->json && *out && json_is_object(json_object_get(*out, "error")))
+			print_json(*out);
 		int rc = *out ? show_error(st, *out)
 			      : (fprintf(stderr,
 					 "regionctl: regiond at %s answered %s %s with HTTP %d "
@@ -1645,12 +1657,6 @@ static int call(const struct opts *o, const char *method, const char *path, json
 		return rc;
 	}
 	return 0;
-}
-
-static void print_json(json_t *j)
-{
-	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
-	putchar('\n');
 }
 
 /* One API call shown the usual way: the API's JSON with -j, else @human.

@@ -216,6 +216,19 @@ def test_status_show_explain(box):
     assert rc == 1 and "'proto' must be" in err
     rc, out, _ = box.ctl("show", "nothing")
     assert rc == 2
+    # With -j an error regiond answers is the API's JSON on stdout too (a
+    # script read an empty stdout and had to parse the text on stderr).
+    rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "256", json_out=True)
+    assert rc == 1 and out["error"]["code"] == "invalid_request" and out["error"]["path"] == "proto", (out, err)
+    assert "'proto' must be" in err
+    rc, out, err = box.ctl("rollback", "99", json_out=True)
+    assert rc == 1 and out == {"error": {"code": "unknown_generation", "file": "", "line": 0, "path": "generation",
+                                         "reason": "that generation is not in the history"}}, (out, err)
+    bad = box.tmp / "bad.yaml"
+    bad.write_text("version: 1\nregions:\n  india:\n    prefixes: [1.2.3.0/33]\n")
+    rc, out, err = box.ctl("validate", str(bad), json_out=True)
+    assert rc == 1 and out["valid"] is False and out["error"]["line"] == 4, (out, err)
+    assert out["error"]["path"] == "regions.india.prefixes[0]" and "bad.yaml:4:" in err, (out, err)
 
 
 def test_apply_diff_patch_rollback_history(box, tmp_path):
