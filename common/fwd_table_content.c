@@ -273,11 +273,11 @@ static int literal_upper(const char *pat, int literal)
 		 * an extended one (x: comments may hold anything) leaves the
 		 * pattern alone; (?s)Telemetry was left alone whole, and it
 		 * can never match a lowercased name. */
-		for (const char *o = q + 2; (*o >= 'a' && *o <= 'z') || *o == '-'; o++) {
+		for (const char *o = q + 2; isalpha((unsigned char)*o) || *o == '-'; o++) {
 			if (*o == '-')
 				break; /* what follows turns options off */
-			if (*o == 'i' || *o == 'x')
-				return -1;
+			if (*o == 'i' || *o == 'x' || (*o >= 'A' && *o <= 'Z'))
+				return -1; /* (?sJ): Hyperscan's parser says what J is */
 		}
 	}
 	while (*p) {

@@ -234,6 +234,7 @@ static void test_uppercase_patterns_accepted(void **state)
 		"(?si)X",
 		"(?s-i:x)(?i)X",
 		"(?mx)a # A Comment",
+		"(?sJ)abc",
 		"(?x)a # A Comment",
 		"(?#A Comment)x",
 		"(?=x)y",
