@@ -156,13 +156,18 @@ static struct ent *insert(struct ctl_rib *r, const struct ctl_rib_pfx *p)
 	return &r->slots[i];
 }
 
+static void set_flag(struct ctl_rib *r, struct ent *e, uint8_t flag, int on);
+
 /* Backward-shift deletion: no tombstones, so a table that churns (a
  * flapping feed) never fills with them. Invalidates entry pointers. */
 static void erase(struct ctl_rib *r, struct ent *e)
 {
 	size_t m = r->cap - 1, i = (size_t)(e - r->slots), j = i;
 
-	r->shadow_version += !!(e->flags & F_SHADOWED);
+	/* Its counts go with it (a forget that could not mark it dirty
+	 * erased it shadowed, counted for good), and the listing moves. */
+	set_flag(r, e, F_SHADOWED, 0);
+	set_flag(r, e, F_REFUSED, 0);
 	for (;;) {
 		struct ctl_rib_pfx p;
 		size_t k;

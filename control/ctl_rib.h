@@ -232,7 +232,10 @@ unsigned ctl_rib_conflicting(const struct ctl_rib *r, struct ctl_rib_pfx *out, u
 
 /** A number that changes whenever what ctl_rib_shadowed answers may
  *  change (a prefix starts or stops being shadowed, a shadowed one's
- *  holder changes or it goes), and only then. */
+ *  holder changes or it goes). A comparison with the table also moves it
+ *  for a prefix that stays shadowed (its flag is cleared, then set again):
+ *  those come with a change of the table or a batch, not four times a
+ *  second, so a listing keyed on it is not walked for more often. */
 uint64_t ctl_rib_shadow_version(const struct ctl_rib *r);
 
 /** Up to @max shadowed prefixes with the region that learned them (its
