@@ -55,6 +55,10 @@ struct opts {
 	struct ctl_tls_client_conf tls; /* --ca, --cert, --key */
 	struct ctl_tls_client *tls_client; /* loaded from tls, with https */
 	int json;
+	/* How an error regiond answers is shown on stdout besides the text
+	 * on stderr (show_api_error): not at all, as indented JSON (-j), or
+	 * as one line (top's and capture's one-object-a-line streams). */
+	enum { JERR_NONE, JERR_INDENTED, JERR_LINE } json_errors;
 	/* --timeout S, in ms (0: not given): the bound on every wait of every
 	 * command, reads and writes alike, in place of their defaults. */
 	int timeout_ms;
@@ -1593,12 +1597,39 @@ static void print_json(json_t *j)
 	putchar('\n');
 }
 
+/* Whether the last call() ended on an error regiond answered (its JSON),
+ * not on regiond unreachable or an answer that is not the API's: status
+ * says the first "unknown" (3), whatever exit code the error's own code
+ * has (uploads_full's 3 once read as "unreachable", 2). */
+static int call_answered_error;
+
+/* An error regiond answered: with -j the program that reads stdout gets
+ * it as the API's JSON (code, reason, file, line, path), not an empty
+ * stdout beside text it would have to parse; the text still goes to
+ * stderr for the operator. @return the exit code of its code. */
+static int show_api_error(const struct opts *o, int status, json_t *r)
+{
+	if (o->json_errors != JERR_NONE && json_is_object(json_object_get(r, "error"))) {
+		if (o->json_errors == JERR_LINE) {
+			json_dumpf(r, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+			putchar('\n');
+		} else {
+			print_json(r);
+		}
+		fflush(stdout);
+	}
+	call_answered_error = 1;
+	return show_error(status, r);
+}
+
 /* Call the API; on failure print why and return the exit code (> 0). */
 static int call(const struct opts *o, const char *method, const char *path, json_t *body,
 		json_t **out)
 {
 	char why[512], bad[320] = "";
 	int st = http(o, method, path, body, out, why, sizeof(why)), answered = 0;
+
+	call_answered_error = 0;
 
 	if (st < 0) {
 		fprintf(stderr, "regionctl: %s regiond at %s: %s\n",
@@ -1639,13 +1670,7 @@ static int call(const struct opts *o, const char *method, const char *path, json
 		return EXIT_UNREACHABLE;
 	}
 	if (st >= 400 || *out == NULL) {
-		/* With -j the program that reads stdout gets the API's error
-		 * as regiond answered it (code, reason, file, line, path),
-		 * not an empty stdout beside text it would have to parse; the
-		 * text still goes to stderr for the operator. */
-		if (o->json && *out && json_is_object(json_object_get(*out, "error")))
-			print_json(*out);
-		int rc = *out ? show_error(st, *out)
+		int rc = *out ? show_api_error(o, st, *out)
 			      : (fprintf(stderr,
 					 "regionctl: regiond at %s answered %s %s with HTTP %d "
 					 "and a body that is not JSON (%s)\n",
@@ -1965,6 +1990,8 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 
 	(void)c;
 	rc = call(o, "GET", "/v1/status", NULL, &r);
+	if (rc && call_answered_error) /* said: regiond's error instead of the status */
+		return HEALTH_UNKNOWN;
 	if (rc == CTL_EXIT_UNREACHABLE) /* regiond itself */
 		return HEALTH_UNREACHABLE;
 	if (rc == EXIT_USAGE)
@@ -2772,9 +2799,13 @@ static int cmd_top(const struct opts *o, const struct ctl_call *c)
 				    .filter = opt_val(c, "--filter"),
 				    .json = o->json,
 				    .curses = top_is_curses(o, c)};
-	struct ctl_top_source src = {
-		.arg = (void *)o, .counters = top_counters, .status = top_status};
+	struct opts lines = *o;
+	struct ctl_top_source src = {.arg = &lines, .counters = top_counters, .status = top_status};
 	char *end;
+
+	/* -j's frames are one JSON object a line: so is an error between them */
+	if (lines.json_errors != JERR_NONE)
+		lines.json_errors = JERR_LINE;
 
 	if (opt_val(c, "--interval") && (conf.interval = rate_window(c)) < 0)
 		return EXIT_USAGE;
@@ -3708,7 +3739,13 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			elen = (size_t)clen;
 		err = json_loadb(eb, elen, 0, NULL);
 
-		rc = err ? show_error(status, err)
+		/* -j: one line, as the packets' and the summary's; not when
+		 * stdout carries the pcapng (-w -) */
+		struct opts eo = *unbounded;
+
+		eo.json_errors = eo.json_errors == JERR_NONE || k->fd == STDOUT_FILENO ? JERR_NONE
+										       : JERR_LINE;
+		rc = err ? show_api_error(&eo, status, err)
 			 : (fprintf(stderr, "regionctl: HTTP %d\n", status), EXIT_UNREACHABLE);
 		json_decref(err);
 		goto out;
@@ -4220,12 +4257,16 @@ static int wait_unknown(const char *id)
  * history"). The rollout exists when it waits: when regionctl cannot tell
  * how it ends (its bound over, answers that are not the API's) its outcome
  * is unknown, exit 5, never 3, which a script may read as "nothing
- * changed" and apply again. */
-static int fleet_wait(const struct opts *o, const char *id, unsigned bound_s)
+ * changed" and apply again. An error while it waits is said as text only:
+ * with -j its JSON would read as the rollout's outcome, which it is not. */
+static int fleet_wait(const struct opts *wo, const char *id, unsigned bound_s)
 {
+	struct opts text = *wo, *o = &text;
 	char last[64] = "";
 	int unavailable = 0; /* consecutive answers of a regiond without etcd */
 	double deadline = ctl_top_mono_s() + bound_s;
+
+	text.json_errors = JERR_NONE;
 
 	for (;;) {
 		json_t *r = NULL, *ro;
@@ -5140,6 +5181,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	o.json = global_val(gval, "--json") != NULL;
+	o.json_errors = o.json ? JERR_INDENTED : JERR_NONE;
 	o.url = global_val(gval, "--url");
 	if (global_val(gval, "-s"))
 		o.sock = global_val(gval, "-s");

@@ -943,3 +943,45 @@ def test_both_chunked_decoders_take_http_framing_alike(tmp_path, name, frame):
         assert p.returncode == 0, (p.returncode, p.stderr)
     finally:
         srv.close()
+
+
+UNAVAILABLE = json.dumps({"error": {"code": "dataplane_unavailable", "file": "", "line": 0, "path": "",
+                                    "reason": "regionfwd did not answer"}}).encode()
+
+
+def error_answer(status, body):
+    return lambda c: c.sendall(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                               % (status, len(body)) + body)
+
+
+def test_json_errors_on_stdout_keep_each_commands_shape(tmp_path):
+    """With -j an error regiond answers is its JSON on stdout too (a script
+    got an empty stdout and text on stderr): indented for a command, one
+    line in `top -j` and `capture -j` (one object a line), none with
+    `capture -w -` (stdout is the pcapng). `status` exits 3 (unknown) on
+    an error regiond answered, whatever the error's own code: a 503
+    dataplane_unavailable (code 3) read as "regiond unreachable", 2."""
+    path = str(tmp_path / "api.sock")
+    srv = scripted_regiond(path, error_answer(503, UNAVAILABLE))
+    want = json.loads(UNAVAILABLE)
+    try:
+        def run(*args):
+            return subprocess.run([regionctl(), "-s", path, "--timeout", "5", *args],
+                                  capture_output=True, text=True, timeout=60)
+        p = run("-j", "counters")
+        assert p.returncode == 3 and json.loads(p.stdout) == want and len(p.stdout.splitlines()) > 1, p
+        assert "dataplane_unavailable (503)" in p.stderr, p.stderr
+        p = run("-j", "top", "--count", "1", "--interval", "0.2")
+        assert p.returncode == 3 and p.stdout.count("\n") == 1 and json.loads(p.stdout) == want, p
+        p = run("-j", "capture", "--count", "1")
+        assert p.returncode == 3 and p.stdout.count("\n") == 1 and json.loads(p.stdout) == want, p
+        p = run("-j", "capture", "--count", "1", "-w", "-")
+        assert p.returncode == 3 and p.stdout == "" and "dataplane_unavailable (503)" in p.stderr, p
+        p = run("counters")
+        assert p.returncode == 3 and p.stdout == "", p
+        for args in (("status",), ("-j", "status")):
+            p = run(*args)
+            assert p.returncode == 3 and "dataplane_unavailable (503)" in p.stderr, p
+            assert (json.loads(p.stdout) == want) if "-j" in args else p.stdout == "", p
+    finally:
+        srv.close()
