@@ -136,20 +136,22 @@ class Box:
                     p.kill()
 
 
-@pytest.fixture
-def box(tmp_path, request):
-    b = Box(tmp_path, request.node.name[:20].replace("[", "_"))
+def _box(tmp_path, request, **kw):
+    b = Box(tmp_path, request.node.name[:20].replace("[", "_"), **kw)
     yield b
     b.stop()
+
+
+@pytest.fixture
+def box(tmp_path, request):
+    yield from _box(tmp_path, request)
 
 
 @pytest.fixture
 def steady_box(tmp_path, request):
     """A Box whose traffic never stops, for a test that needs packets after
     its start (counters that move, a capture, drops a change causes)."""
-    b = Box(tmp_path, request.node.name[:20].replace("[", "_"), steady=True)
-    yield b
-    b.stop()
+    yield from _box(tmp_path, request, steady=True)
 
 
 def demo_variant(tmp_path, name, old, new):
