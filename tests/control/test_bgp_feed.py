@@ -376,7 +376,7 @@ def test_more_than_max_prefixes_stops_at_the_max(lab):
     lab.announce(many)
     # Every route past the max is refused and counted, none stored.
     f = wait_for(lambda: (lambda f: f if f["learned"] == MAX_PREFIXES and f["pending"] == 0 and
-                          f["overflow"] >= 200 + before else None)(lab.feed()), timeout=30,
+                          f["overflow"] >= 200 + before else None)(lab.feed()), timeout=60,
                  what="learned up to the max, the rest refused")
     assert f["owned"] == MAX_PREFIXES, f
     wait_for(lambda: "feed-max-prefixes" in (lab.box.status()["alarm"] or ""), what="the bound's alarm")
