@@ -221,7 +221,7 @@ def test_status_show_explain(box):
     # With -j an error regiond answers is the API's JSON on stdout too (a
     # script read an empty stdout and had to parse the text on stderr).
     rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "256", json_out=True)
-    assert rc == 1 and out["error"]["code"] == "invalid_request" and out["error"]["path"] == "proto", (out, err)
+    assert rc == 1 and out["error"]["code"] == "bad_request" and out["error"]["path"] == "proto", (out, err)
     assert "'proto' must be" in err
     rc, out, err = box.ctl("rollback", "99", json_out=True)
     assert rc == 1 and out == {"error": {"code": "unknown_generation", "file": "", "line": 0, "path": "generation",
