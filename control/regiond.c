@@ -447,8 +447,8 @@ static const struct fwd_opt options[] = {
 	{.name = "check-dataplane",
 	 .kind = FWD_OPT_FLAG,
 	 .off = AT(check_dataplane),
-	 .help = "only say whether something accepts on --dataplane's socket (exit 0) or "
-		 "not (1), and exit (regionfwd-preflight's probe)"},
+	 .help = "only say whether regionfwd answers a status on --dataplane's socket "
+		 "(exit 0) or not (1), and exit (regionfwd-preflight's probe)"},
 	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
 };
 
