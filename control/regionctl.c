@@ -920,6 +920,35 @@ static const char *sent_document;
  * confined by nothing (fwd_confine.h). */
 static const char *names_dir;
 
+/* 'prefixes add|remove' FILE: the line of each prefix sent, in the order
+ * sent, so that regiond's refusal of changes[0].add[N] is said at FILE:LINE
+ * as regionctl's own are (on a batch of thousands, the index alone did not
+ * say which line to fix). */
+static const char *sent_prefix_file;
+static unsigned *sent_prefix_lines;
+static size_t sent_prefix_n;
+
+/* The line of the prefix @path names (changes[0].add[N] or .remove[N], and
+ * anything below it), or 0. */
+static unsigned sent_prefix_line(const char *path)
+{
+	const char *p = path;
+	unsigned long k;
+	char *end;
+
+	if (sent_prefix_lines == NULL || path == NULL || strncmp(p, "changes[0].", 11) != 0)
+		return 0;
+	p += 11;
+	p += strspn(p, "abcdefghijklmnopqrstuvwxyz");
+	if (*p != '[' || p[1] < '0' || p[1] > '9')
+		return 0;
+	errno = 0;
+	k = strtoul(p + 1, &end, 10);
+	if (errno || *end != ']' || (end[1] != '\0' && end[1] != '.') || k >= sent_prefix_n)
+		return 0;
+	return sent_prefix_lines[k];
+}
+
 static int show_error(int status, json_t *r)
 {
 	json_t *e = json_object_get(r, "error");
@@ -929,6 +958,12 @@ static int show_error(int status, json_t *r)
 		file = sent_document;
 	int line = (int)json_integer_value(json_object_get(e, "line"));
 	const char *path = json_string_value(json_object_get(e, "path"));
+	unsigned pline = (file == NULL || *file == '\0') ? sent_prefix_line(path) : 0;
+
+	if (pline) {
+		file = sent_prefix_file;
+		line = (int)pline;
+	}
 
 	const char *code = json_string_value(json_object_get(e, "code"));
 	/* As the CLIs print their own errors (fwd_err_str): a reason quotes
@@ -3139,8 +3174,8 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 	struct fwd_err e;
 	json_t *list;
 	char *line;
-	size_t total = 0;
-	unsigned n = 0;
+	size_t total = 0, cap = 0;
+	unsigned n = 0, *lines = NULL;
 	ssize_t got;
 
 	*rc = 0;
@@ -3180,9 +3215,23 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 			break;
 		}
+		if (json_array_size(list) == cap) {
+			unsigned *more =
+				realloc(lines, sizeof(*lines) * (cap = cap ? 2 * cap : 256));
+
+			if (more == NULL) {
+				fprintf(stderr, "regionctl: out of memory\n");
+				*rc = EXIT_USAGE;
+				break;
+			}
+			lines = more;
+		}
+		lines[json_array_size(list)] = n;
 		json_array_append_new(list, json_string(p));
 	}
-	if (got == -2 || got == -3) {
+	if (*rc) {
+		/* said above */
+	} else if (got == -2 || got == -3) {
 		if (got == -2)
 			fprintf(stderr, "regionctl: %s:%u: a line longer than %d bytes\n", name,
 				n + 1, PREFIX_LINE_MAX);
@@ -3208,9 +3257,14 @@ out:
 	free(line);
 	fwd_delta_clear(&one);
 	if (*rc) {
+		free(lines);
 		json_decref(list);
 		return NULL;
 	}
+	/* kept until regionctl exits: read by show_error() */
+	sent_prefix_file = name;
+	sent_prefix_lines = lines;
+	sent_prefix_n = json_array_size(list);
 	return list;
 }
 

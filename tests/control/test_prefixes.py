@@ -161,6 +161,11 @@ def test_batches_noop_errors_history(box, tmp_path):
                            capture_output=True, timeout=60)
         assert p.returncode == 1 and b":2:" in p.stderr and shown in p.stderr, p.stderr
         assert b"\x1b" not in p.stderr and b"\x9b" not in p.stderr, p.stderr
+    # regiond's refusal of one prefix is said at its line too (the index
+    # alone, changes[0].add[2], did not say which line of a big file).
+    f.write_text("# grow singapore\n10.8.0.0/16\n\n10.8.2.0/24 # ok\n103.21.5.0/24\n")
+    rc, out, err = box.ctl("prefixes", "add", "singapore", str(f))
+    assert rc == 1 and f"{f}:5: changes[0].add[2]: " in err and "residency_violation" in err, err
     rc, out, err = box.ctl("prefixes", "add", "india", str(f), "--expected-generation", "x")
     assert rc == 2, err
     assert model(box) == before and box.gen() == gen
