@@ -57,6 +57,10 @@ struct fwd_link {
 	uint8_t drained; /* admin state drain: up, but takes no slot of a link group */
 	uint8_t ntags;
 	char tags[FWD_MAX_TAGS][FWD_NAME_MAX];
+	/* The document line of 'port' (0: JSON, or built, not read): a port the
+	 * node config lacks is found when regionfwd loads the table, and said
+	 * there at this line. */
+	uint32_t port_line;
 	uint32_t desc; /* description: fwd_table_desc(); last, off the fields the fast path reads */
 };
 

@@ -75,6 +75,7 @@ int tv_parse_links(struct vctx *c, const struct fwd_node *links)
 			return tv_fail(c, l, path, "missing field '%s'", KEY(LINK, PORT));
 		if ((rc = tv_get_name(c, f, path, "port", lk->port)))
 			return rc;
+		lk->port_line = f->line;
 		snprintf(path, sizeof(path), "%s.%s.%s", sec, l->key, KEY(LINK, NEXT_HOP_MAC));
 		if ((f = fwd_node_get(l, KEY(LINK, NEXT_HOP_MAC))) == NULL)
 			return tv_fail(c, l, path, "missing field '%s'", KEY(LINK, NEXT_HOP_MAC));

@@ -369,6 +369,6 @@ int dp_node_link_port(const struct dp_node *n, const struct fwd_table *t, uint16
 		used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", j ? ", " : "",
 					 n->ports[j].name);
 	snprintf(path, sizeof(path), "links.%s.port", l->name);
-	return fwd_err_set(err, t->source, 0, path, "no port '%s' in node config %s (ports: %s)",
-			   l->port, n->source, list);
+	return fwd_err_set(err, t->source, l->port_line, path,
+			   "no port '%s' in node config %s (ports: %s)", l->port, n->source, list);
 }

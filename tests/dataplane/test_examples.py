@@ -38,7 +38,9 @@ def test_example_node_and_table_agree(node, table):
 def test_check_node_names_a_missing_port():
     r = check_node("node-two-nic.yaml", "demo-table.yaml")
     assert r.returncode == 1
-    assert "links.local.port: no port 'local0' in node config" in r.stderr
+    # at the table's line, as every other table error (it had none)
+    line = next(n for n, ln in enumerate(open(os.path.join(EX, "demo-table.yaml")), 1) if "port: local0" in ln)
+    assert f"demo-table.yaml:{line}: links.local.port: no port 'local0' in node config" in r.stderr, r.stderr
     assert "(ports: edge0, uplink0)" in r.stderr
 
 
