@@ -75,8 +75,13 @@ size_t fwd_control_len(const char *s, size_t n)
 		return 1;
 	if (n >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
 		return 2;
-	/* e2 80 a8 / e2 80 a9: U+2028 and U+2029 */
-	return n >= 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9) ? 3 : 0;
+	if (n < 3 || p[0] != 0xe2)
+		return 0;
+	/* e2 80 a8..ae: U+2028, U+2029, U+202A..U+202E; e2 81 a6..a9: U+2066..U+2069 */
+	return (p[1] == 0x80 && p[2] >= 0xa8 && p[2] <= 0xae) ||
+			       (p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+		       ? 3
+		       : 0;
 }
 
 /* fwd_text_check() and fwd_prose_check(): @prose lets line feeds and tabs
@@ -104,9 +109,14 @@ static int text_check(const char *s, size_t n, const char *field, int prose, cha
 			return -EINVAL;
 		}
 		if (k == 3) {
-			snprintf(reason, cap, "'%s' %s: U+%04X at offset %zu is a %s separator",
-				 field, what, p[2] == 0xa8 ? 0x2028u : 0x2029u, i,
-				 p[2] == 0xa8 ? "line" : "paragraph");
+			unsigned cp = 0x2000u | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu);
+
+			snprintf(reason, cap, "'%s' %s: U+%04X at offset %zu is a %s", field, what,
+				 cp, i,
+				 cp == 0x2028u	 ? "line separator"
+				 : cp == 0x2029u ? "paragraph separator"
+						 : "bidirectional control (it reorders what a "
+						   "terminal shows)");
 			return -EINVAL;
 		}
 	}

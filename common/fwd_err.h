@@ -68,7 +68,10 @@ size_t fwd_utf8_char_len(const char *s, size_t n);
  * does on ESC [), 3 for U+2028 and U+2029 (the line and paragraph
  * separators: format characters, not controls, but they break a line for
  * many log readers and JavaScript, so a log line or a one-line field must
- * not carry them raw either); 0 when they start none.
+ * not carry them raw either) and for the bidirectional embeddings,
+ * overrides and isolates U+202A..U+202E and U+2066..U+2069 (they reorder
+ * what a terminal shows after them: a description could make the text an
+ * operator reads differ from what the table says); 0 when they start none.
  */
 size_t fwd_control_len(const char *s, size_t n);
 

@@ -1054,11 +1054,26 @@ static void test_control_characters(void **state)
 				   "line separator"},
 		{"\xe2\x80\xa9", "'comment' must be one line of text: U+2029 at offset 0 is a "
 				 "paragraph separator"},
+		/* the bidirectional overrides, embeddings and isolates: a
+		 * description once carried U+202E, which shows what follows
+		 * it reversed */
+		{"ok \xe2\x80\xae"
+		 "cba",
+		 "'comment' must be one line of text: U+202E at offset 3 is a bidirectional "
+		 "control (it reorders what a terminal shows)"},
+		{"\xe2\x80\xaa", "'comment' must be one line of text: U+202A at offset 0 is a "
+				 "bidirectional control (it reorders what a terminal shows)"},
+		{"\xe2\x81\xa6", "'comment' must be one line of text: U+2066 at offset 0 is a "
+				 "bidirectional control (it reorders what a terminal shows)"},
+		{"\xe2\x81\xa9", "'comment' must be one line of text: U+2069 at offset 0 is a "
+				 "bidirectional control (it reorders what a terminal shows)"},
 	};
 	/* é, 漢字, U+00A0 and U+00BF (just past C1), U+2027 (just before the
 	 * separators) */
-	static const char *const kept[] = {"Jos\xc3\xa9", "\xe6\xbc\xa2\xe5\xad\x97",
-					   "\xc2\xa0\xc2\xbf", "\xe2\x80\xa7", "plain text"};
+	static const char *const kept[] = {
+		"Jos\xc3\xa9",	"\xe6\xbc\xa2\xe5\xad\x97", "\xc2\xa0\xc2\xbf",
+		"\xe2\x80\xa7", "\xe2\x80\xaf\xe2\x81\xa5", "\xe2\x81\xaa",
+		"plain text"};
 	char why[128], out[64];
 	size_t taken, o;
 
@@ -1086,6 +1101,10 @@ static void test_control_characters(void **state)
 	assert_string_equal(
 		fwd_escape_controls("x\xe2\x80\xa8y\xe2\x80\xa9z\xe2\x80\xa7", out, sizeof(out)),
 		"x\\xe2\\x80\\xa8y\\xe2\\x80\\xa9z\xe2\x80\xa7");
+	assert_string_equal(fwd_escape_controls("a\xe2\x80\xae"
+						"b",
+						out, sizeof(out)),
+			    "a\\xe2\\x80\\xaeb");
 	o = fwd_escape_chunk("a\n\xe2\x80\xa8", 5, &taken, out, sizeof(out));
 	assert_int_equal(taken, 5);
 	assert_memory_equal(out, "a\n\\xe2\\x80\\xa8", o);
