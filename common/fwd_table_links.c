@@ -43,6 +43,12 @@ int tv_parse_tags(struct vctx *c, const struct fwd_node *n, const char *path,
 		snprintf(p, sizeof(p), "%s[%u]", path, *ntags);
 		if ((rc = tv_get_name(c, e, p, "tag", tags[*ntags])))
 			return rc;
+		/* as a rule's services or regions listed twice: a typo, or a
+		 * copy that meant another tag */
+		for (uint8_t k = 0; k < *ntags; k++)
+			if (strcmp(tags[k], tags[*ntags]) == 0)
+				return tv_fail(c, e, p, "tag '%s' is listed twice (also at [%u])",
+					       tags[k], k);
 		(*ntags)++;
 	}
 	return 0;

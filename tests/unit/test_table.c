@@ -468,6 +468,14 @@ static const struct bad_case bad_cases[] = {
 					       "pattern: x, services: [https], regions: [in, "
 					       "sg, in], action: count}\n",
 	 "t.yaml:13: content_rules[0].regions[2]: region 'in' is listed twice (also at [0])"},
+	{"link tag twice",
+	 BASE_REGIONS BASE_SERVICES
+	 "links:\n  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [in, sg, in]}\n",
+	 "t.yaml:10: links.l1.tags[2]: tag 'in' is listed twice (also at [0])"},
+	{"residency tag twice",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "residency:\n  - {name: r, region: in, services: [https], allowed_tags: [in, in]}\n",
+	 "t.yaml:13: residency[0].allowed_tags[1]: tag 'in' is listed twice (also at [0])"},
 	{"residency service twice",
 	 BASE_REGIONS BASE_SERVICES
 	 "residency:\n  - {name: r, region: in, services: [https, https], allowed_tags: [in]}\n",
