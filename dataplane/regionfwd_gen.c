@@ -19,6 +19,7 @@
  *                 [--rate PPS] [--duration S] [--size N|imix] [--flows N]
  *                 [--dst-mac MAC] [--json]     (every option: regionfwd-gen -- --help)
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -36,6 +37,7 @@
 #include <rte_ethdev.h>
 #include <rte_fib.h>
 #include <rte_fib6.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 
 #include "dp_log.h"
@@ -379,29 +381,173 @@ static void load_table(struct gen *g)
 		rte_exit(EXIT_FAILURE, "the table has no prefixes to draw sources from\n");
 }
 
+/* Groups of 256 entries ("tbl8") an rte_fib of @t's IPv4 prefixes may take:
+ * DIR-24-8 gives a /24 that holds a longer prefix one, so one per prefix
+ * longer than /24 at most; plus one, as rte_fib refuses a count of 0. A
+ * fixed 65,535 once made larger tables lose prefixes without a word. */
+static uint32_t tbl8_needed4(const struct fwd_table *t)
+{
+	uint64_t n = 1;
+
+	for (uint32_t i = 0; i < t->nprefix4; i++)
+		n += t->prefix4[i].len > 24;
+	return (uint32_t)RTE_MIN(n, (uint64_t)INT32_MAX);
+}
+
+/* Whether prefix @q holds prefix @p (itself included). */
+static int covers6(const struct fwd_prefix6 *q, const struct fwd_prefix6 *p)
+{
+	unsigned full = q->len / 8u, rest = q->len % 8u;
+
+	if (q->len > p->len || memcmp(q->addr, p->addr, full) != 0)
+		return 0;
+	return rest == 0 || ((q->addr[full] ^ p->addr[full]) & (0xffu << (8 - rest)) & 0xff) == 0;
+}
+
+/* The same for rte_fib6's trie, whose levels are 24, 32, ... 120 bits: an
+ * add of a prefix of length L past /24 whose longest enclosing prefix has
+ * length P reserves at most ceil(L / 8) - ceil(max(P, 24) / 8) groups (the
+ * levels between them), and the groups a table holds are at most that sum
+ * too (each block that holds a longer prefix is a level of the outermost
+ * such prefix in it). The table's prefixes are sorted by address then
+ * length, so the enclosing ones are a stack. The sum is above what the
+ * table holds (505,248 against 308,892 groups for scripts/gen-table's
+ * 200k IPv6 prefixes): rte_fib6 reserves per prefix, where prefixes side
+ * by side share their blocks; each group is 1 KiB. Plus two: the check
+ * refuses the add that would reserve the last group, and an add whose
+ * length is a multiple of 8 takes a group more for a moment. */
+static uint32_t tbl8_needed6(const struct fwd_table *t)
+{
+	const struct fwd_prefix6 *stack[129]; /* lengths strictly grow up the stack */
+	unsigned depth = 0;
+	uint64_t n = 2;
+
+	for (uint32_t i = 0; i < t->nprefix6; i++) {
+		const struct fwd_prefix6 *p = &t->prefix6[i];
+		unsigned outer;
+
+		while (depth > 0 && !covers6(stack[depth - 1], p))
+			depth--;
+		outer = depth > 0 ? stack[depth - 1]->len : 0;
+		if (p->len > 24)
+			n += (p->len + 7u) / 8u - (RTE_MAX(outer, 24u) + 7u) / 8u;
+		if (depth < RTE_DIM(stack))
+			stack[depth++] = p;
+	}
+	return (uint32_t)RTE_MIN(n, (uint64_t)INT32_MAX);
+}
+
+/* The largest free block of DPDK memory on any socket, in bytes. */
+static size_t largest_free_block(void)
+{
+	size_t best = 0;
+
+	for (unsigned i = 0; i < rte_socket_count(); i++) {
+		struct rte_malloc_socket_stats st;
+
+		if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &st) == 0)
+			best = RTE_MAX(best, st.greatest_free_size);
+	}
+	return best;
+}
+
+/* @err for an rte_fib or rte_fib6 of @nprefix prefixes and @groups groups
+ * that rte_fib*_create() refused. Its tables are DPDK memory, so what the
+ * EAL was given (-m, hugepages) is what a big table outgrows, and the
+ * message says so and how much the tables take. rte_errno alone does not
+ * tell: rte_fib6_create() reports a table it could not allocate as EINVAL
+ * (DPDK 22.11), so a request larger than any free block is taken for
+ * what it is. */
+static int fib_create_failed(const struct fwd_table *t, int family, uint32_t nprefix,
+			     uint32_t groups, struct fwd_err *err)
+{
+	int e = rte_errno ? rte_errno : ENOMEM;
+	/* The first table (2^24 entries) and the groups (one more: rte_fib6
+	 * allocates a spare), 4 bytes an entry; the RIB comes on top. */
+	uint64_t need = ((1ull << 24) + ((uint64_t)groups + 1) * 256) * 4;
+	size_t free_block = largest_free_block();
+
+	if (e == ENOMEM || need > free_block) {
+		fwd_err_fail(
+			err, FWD_R_INTERNAL, t->source, 0, "regions",
+			"cannot create the generator's IPv%d FIB of %u prefixes: not enough "
+			"DPDK memory (rte_errno: %s): its tables (2^24 entries and %u groups of "
+			"256) alone take %" PRIu64 " MiB, the largest free block is %zu MiB; "
+			"give the EAL more memory (-m or --socket-mem, more hugepages)",
+			family, nprefix, rte_strerror(e), groups, need >> 20, free_block >> 20);
+		return -ENOMEM;
+	}
+	fwd_err_fail(err, FWD_R_INTERNAL, t->source, 0, "regions",
+		     "cannot create the generator's IPv%d FIB of %u prefixes (%u groups): %s",
+		     family, nprefix, groups, rte_strerror(e));
+	return -e;
+}
+
+/* @err for prefix @i of family @family that rte_fib*_add() refused with
+ * @rc: no flow may be counted for a link the table does not give it. */
+static int fib_add_failed(const struct fwd_table *t, int family, uint32_t i, int rc,
+			  struct fwd_err *err)
+{
+	char a[INET6_ADDRSTRLEN];
+	uint32_t line;
+	uint8_t len;
+
+	if (family == 4) {
+		uint32_t be = htonl(t->prefix4[i].addr);
+
+		inet_ntop(AF_INET, &be, a, sizeof(a));
+		line = t->prefix4[i].line, len = t->prefix4[i].len;
+	} else {
+		inet_ntop(AF_INET6, t->prefix6[i].addr, a, sizeof(a));
+		line = t->prefix6[i].line, len = t->prefix6[i].len;
+	}
+	fwd_err_set(err, t->source, line, "regions",
+		    "cannot add %s/%u to the generator's IPv%d FIB: %s", a, len, family,
+		    strerror(-rc));
+	return rc;
+}
+
 /* An rte_fib of the table's prefixes: the expected link of each flow
- * comes from the table's own longest match and classifier. */
-static void build_fibs(struct gen *g)
+ * comes from the table's own longest match and classifier. DPDK's rte_fib,
+ * not regionfwd's own FIBs (fwd_fib4, fwd_fib6): the live loop then checks
+ * regionfwd's lookups against another implementation. Sized for the table,
+ * and every add checked: a prefix left out would count its flows for
+ * another link, or as dropped, without a word.
+ * @return 0, or -errno with @err naming the table and what failed */
+static int build_fibs(struct gen *g, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->t;
 	struct rte_fib_conf c4 = {
 		.type = RTE_FIB_DIR24_8,
 		.default_nh = FWD_REGION_UNKNOWN,
 		.max_routes = t->nprefix4 + 1,
-		.dir24_8 = {.nh_sz = RTE_FIB_DIR24_8_4B, .num_tbl8 = (1u << 16) - 1}};
-	struct rte_fib6_conf c6 = {.type = RTE_FIB6_TRIE,
-				   .default_nh = FWD_REGION_UNKNOWN,
-				   .max_routes = t->nprefix6 + 1,
-				   .trie = {.nh_sz = RTE_FIB6_TRIE_4B, .num_tbl8 = (1u << 16) - 1}};
+		.dir24_8 = {.nh_sz = RTE_FIB_DIR24_8_4B, .num_tbl8 = tbl8_needed4(t)}};
+	struct rte_fib6_conf c6 = {
+		.type = RTE_FIB6_TRIE,
+		.default_nh = FWD_REGION_UNKNOWN,
+		.max_routes = t->nprefix6 + 1,
+		.trie = {.nh_sz = RTE_FIB6_TRIE_4B, .num_tbl8 = tbl8_needed6(t)}};
+	int rc;
 
 	g->fib4 = rte_fib_create("gen4", SOCKET_ID_ANY, &c4);
+	if (g->fib4 == NULL)
+		return fib_create_failed(t, 4, t->nprefix4, c4.dir24_8.num_tbl8, err);
 	g->fib6 = rte_fib6_create("gen6", SOCKET_ID_ANY, &c6);
-	if (g->fib4 == NULL || g->fib6 == NULL)
-		rte_exit(EXIT_FAILURE, "cannot create the FIBs\n");
-	for (uint32_t i = 0; i < t->nprefix4; i++)
-		rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len, t->prefix4[i].region);
-	for (uint32_t i = 0; i < t->nprefix6; i++)
-		rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len, t->prefix6[i].region);
+	if (g->fib6 == NULL)
+		return fib_create_failed(t, 6, t->nprefix6, c6.trie.num_tbl8, err);
+	for (uint32_t i = 0; i < t->nprefix4; i++) {
+		rc = rte_fib_add(g->fib4, t->prefix4[i].addr, t->prefix4[i].len,
+				 t->prefix4[i].region);
+		if (rc < 0)
+			return fib_add_failed(t, 4, i, rc, err);
+	}
+	for (uint32_t i = 0; i < t->nprefix6; i++) {
+		rc = rte_fib6_add(g->fib6, t->prefix6[i].addr, t->prefix6[i].len,
+				  t->prefix6[i].region);
+		if (rc < 0)
+			return fib_add_failed(t, 6, i, rc, err);
+	}
+	return 0;
 }
 
 /* The link the table sends frame @p (of family @fam) to, or FWD_LINK_NONE. */
@@ -501,8 +647,14 @@ static void open_ports(struct gen *g)
 	g->pool = rte_pktmbuf_pool_create("gen", 16383, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 					  (int)rte_socket_id());
 	if (g->pool == NULL)
-		rte_exit(EXIT_FAILURE, "cannot create the mbuf pool: %s\n",
-			 rte_strerror(rte_errno));
+		rte_exit(EXIT_FAILURE,
+			 "cannot create the mbuf pool (16383 mbufs, about %u MiB of DPDK memory "
+			 "after the FIBs): %s%s\n",
+			 (unsigned)((16383u * (RTE_MBUF_DEFAULT_BUF_SIZE + 128u + 64u)) >> 20),
+			 rte_strerror(rte_errno),
+			 rte_errno == ENOMEM
+				 ? "; give the EAL more memory (-m or --socket-mem, more hugepages)"
+				 : "");
 	if (dp_ports_init(&node, 1, g->pool, &g->ports))
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 }
@@ -725,6 +877,8 @@ static void release(struct gen *g)
 int main(int argc, char **argv)
 {
 	static struct gen g;
+	struct fwd_err err = {0};
+	char b[768];
 	int n;
 
 	/* Before EAL: its --help would print its own options first and
@@ -742,7 +896,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	load_table(&g);
-	build_fibs(&g);
+	if (build_fibs(&g, &err) < 0)
+		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, b, sizeof(b)));
 	build_flows(&g);
 	if (g.o.pcap) {
 		emit_pcap(&g);
