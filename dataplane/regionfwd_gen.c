@@ -9,11 +9,11 @@
  * 1518). Every frame carries a magic, a sequence number and the TSC at send
  * time in its payload. It sends at a target rate (or as fast as it can) on
  * one port -- a NIC, or any vdev -- and measures what comes back on the
- * receive ports: per link of the table (known by the next-hop MAC regionfwd
- * writes), packets, rate, loss against what the table says that link should
- * carry (computed with the same classifier and an rte_fib of the table), and
- * latency. With --pcap it writes the traffic to a file for tcpreplay or TRex
- * and sends nothing.
+ * receive ports: per link of the table (known by the next-hop MAC and VLAN
+ * tag regionfwd writes), packets, rate, loss against what the table says
+ * that link should carry (computed with the same classifier and an rte_fib
+ * of the table), and latency. With --pcap it writes the traffic to a file
+ * for tcpreplay or TRex and sends nothing.
  *
  *   regionfwd-gen [EAL] -- --table T (--tx DEV [--rx DEV ...] | --pcap FILE)
  *                 [--rate PPS] [--duration S] [--size N|imix] [--flows N]
@@ -61,6 +61,13 @@ struct flow {
 	uint8_t *frame;
 	uint16_t len;
 	uint16_t link; /* expected link, FWD_LINK_NONE when the table drops it */
+};
+
+/* A link as it is told apart on the wire: regionfwd writes its next-hop MAC
+ * and, when it has a vlan, one 802.1Q tag (a frame's own tags are removed). */
+struct wire_link {
+	uint64_t key; /* next-hop MAC << 12 | VLAN id, 0 untagged: wire_key() */
+	uint16_t link;
 };
 
 struct link_stat {
@@ -362,6 +369,8 @@ struct gen {
 	struct rte_fib6 *fib6;
 	struct flow *fl; /* o.flows of them */
 	struct link_stat *ls; /* per link of the table */
+	struct wire_link *wire; /* sorted, each key once: what count_received() looks up */
+	uint16_t nwire;
 	struct rte_mempool *pool;
 	struct dp_ports ports;
 	uint64_t hz, t0;
@@ -379,6 +388,75 @@ static void load_table(struct gen *g)
 		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, b, sizeof(b)));
 	if (g->t->nprefix4 + g->t->nprefix6 == 0)
 		rte_exit(EXIT_FAILURE, "the table has no prefixes to draw sources from\n");
+}
+
+/* A link's look on the wire as one number: the links sort by it, and a
+ * frame's link is one binary search away (a table has up to 1024 links). */
+static uint64_t wire_key(const uint8_t mac[6], uint16_t vlan)
+{
+	uint64_t k = 0;
+
+	for (int i = 0; i < 6; i++)
+		k = k << 8 | mac[i];
+	return k << 12 | (vlan & 0xfffu);
+}
+
+static int cmp_wire_key(const void *a, const void *b)
+{
+	const struct wire_link *x = a, *y = b;
+
+	return (x->key > y->key) - (x->key < y->key);
+}
+
+static int cmp_wire(const void *a, const void *b)
+{
+	const struct wire_link *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return (x->link > y->link) - (x->link < y->link);
+}
+
+/* The links by how their frames look on the wire, for count_received().
+ * Two links to one router that differ only by VLAN are two links; two that
+ * do not differ at all cannot be told apart by what comes back: said here,
+ * before anything is sent, and their frames counted for the first in the
+ * table. @return 0 or -ENOMEM */
+static int index_links(struct gen *g)
+{
+	const struct fwd_table *t = g->t;
+	uint16_t n = 0;
+
+	g->wire = calloc(t->nlinks + 1u, sizeof(*g->wire));
+	if (g->wire == NULL)
+		return -ENOMEM;
+	for (uint16_t k = 0; k < t->nlinks; k++)
+		g->wire[k] =
+			(struct wire_link){wire_key(t->links[k].next_hop_mac, t->links[k].vlan), k};
+	qsort(g->wire, t->nlinks, sizeof(*g->wire), cmp_wire);
+	for (uint16_t k = 0; k < t->nlinks; k++) {
+		const struct wire_link *w = &g->wire[k];
+
+		if (n > 0 && g->wire[n - 1].key == w->key) {
+			const struct fwd_link *first = &t->links[g->wire[n - 1].link],
+					      *l = &t->links[w->link];
+			const uint8_t *m = l->next_hop_mac;
+			char tag[16] = "untagged";
+
+			if (l->vlan)
+				snprintf(tag, sizeof(tag), "VLAN %u", l->vlan);
+			fprintf(stderr,
+				"regionfwd-gen: links '%s' and '%s' look the same on the wire "
+				"(next hop %02x:%02x:%02x:%02x:%02x:%02x, %s): what comes back for "
+				"either is counted for '%s'\n",
+				first->name, l->name, m[0], m[1], m[2], m[3], m[4], m[5], tag,
+				first->name);
+			continue;
+		}
+		g->wire[n++] = *w;
+	}
+	g->nwire = n;
+	return 0;
 }
 
 /* Groups of 256 entries ("tbl8") an rte_fib of @t's IPv4 prefixes may take:
@@ -702,11 +780,32 @@ static int send_burst(struct gen *g, uint32_t *fi)
 	return 0;
 }
 
+/* The link whose frames look like frame @d of @mb (parsed into @p): its
+ * next-hop MAC and its tag, the VLAN id of the one tag the frame has (or
+ * had: a NIC may strip it into the mbuf), or untagged. FWD_LINK_NONE for
+ * any other, a frame of two tags included: regionfwd writes one at most. */
+static uint16_t link_of_frame(const struct gen *g, const struct rte_mbuf *mb, const uint8_t *d,
+			      const struct fwd_pkt *p)
+{
+	int stripped = (mb->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) != 0;
+	struct wire_link want = {0}, *w;
+	uint16_t vid = 0;
+
+	if (p->vlans + stripped > 1)
+		return FWD_LINK_NONE;
+	if (stripped)
+		vid = mb->vlan_tci & 0xfff;
+	else if (p->vlans == 1)
+		vid = fwd_rd16(d + 14) & 0xfff;
+	want.key = wire_key(d, vid);
+	w = bsearch(&want, g->wire, g->nwire, sizeof(*g->wire), cmp_wire_key);
+	return w ? w->link : FWD_LINK_NONE;
+}
+
 /* A frame that came back at TSC @rnow: ours (magic) on the link whose
- * next-hop MAC it carries, with its latency, or unexpected. */
+ * next-hop MAC and VLAN it carries, with its latency, or unexpected. */
 static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rnow)
 {
-	const struct fwd_table *t = g->t;
 	const uint8_t *d = rte_pktmbuf_mtod(mb, const uint8_t *);
 	struct fwd_pkt p;
 	const uint8_t *pl;
@@ -720,9 +819,8 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 		memcpy(&magic, pl, 8);
 		memcpy(&seq, pl + 8, 8);
 		memcpy(&ts, pl + 16, 8);
-		for (uint16_t k = 0; magic == MAGIC && k < t->nlinks; k++)
-			if (memcmp(t->links[k].next_hop_mac, d, 6) == 0)
-				l = k;
+		if (magic == MAGIC)
+			l = link_of_frame(g, mb, d, &p);
 	}
 	if (l == FWD_LINK_NONE) {
 		g->unexpected++;
@@ -868,6 +966,7 @@ static void release(struct gen *g)
 		free(g->fl[i].frame);
 	free(g->fl);
 	free(g->ls);
+	free(g->wire);
 	rte_fib_free(g->fib4);
 	rte_fib6_free(g->fib6);
 	fwd_class_free(g->cls);
@@ -896,6 +995,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	load_table(&g);
+	if (index_links(&g) < 0)
+		rte_exit(EXIT_FAILURE, "out of memory\n");
 	if (build_fibs(&g, &err) < 0)
 		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, b, sizeof(b)));
 	build_flows(&g);

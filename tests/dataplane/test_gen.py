@@ -6,6 +6,7 @@ it should, with a measured latency."""
 import ipaddress
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import netns  # noqa: E402
 from dprun import eal_args, regionfwd_bin, start_regionfwd, wait_started  # noqa: E402
 from refclass import ExactTable  # noqa: E402
 
-from scapy.all import IP, TCP, UDP, IPv6, rdpcap  # noqa: E402
+from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, rdpcap, wrpcap  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(HERE, "..", "..", "docs", "examples", "demo-table.yaml")
@@ -125,6 +126,53 @@ def test_fibs_larger_than_the_eal_memory_say_so(tmp_path):
     assert p.returncode != 0 and "not enough DPDK memory" in out and "MiB" in out, out
     assert str(table) in out and "give the EAL more memory (-m or --socket-mem" in out, out
     assert not os.path.exists(tmp_path / "g.pcap")
+
+
+MAGIC = 0x52464e47454e3031  # the generator's stamp: "RFNGEN01", then a sequence and a TSC
+
+VLAN_TABLE = ("regions: {a: {prefixes: [10.1.0.0/16]}}\n"
+              "links: {la: {port: out0, next_hop_mac: '02:00:00:00:00:0a'},\n"
+              "        lb: {port: out0, next_hop_mac: '02:00:00:00:00:0a', vlan: 10},\n"
+              "        lc: {port: out0, next_hop_mac: '02:00:00:00:00:0a', vlan: 20},\n"
+              "        ld: {port: out0, next_hop_mac: '02:00:00:00:00:0d', vlan: 10},\n"
+              "        le: {port: out1, next_hop_mac: '02:00:00:00:00:0a', vlan: 10}}\n"
+              "policies: [{region: a, service: any, action: steer, to: la}]\n")
+
+
+def test_links_are_told_apart_by_mac_and_vlan(tmp_path):
+    """What came back was matched to a link by destination MAC alone, the
+    last link with it winning: links to one router that differ by VLAN
+    (la untagged, lb VLAN 10, lc VLAN 20) all counted as one. Frames as
+    regionfwd writes them, with the generator's stamp, are read from a
+    pcap: each counts for the link of its MAC and tag; a tag no link has,
+    two tags (regionfwd writes one at most) or a MAC no link has are not
+    ours. Links no frame can tell apart (lb, le) are said at start."""
+    table = tmp_path / "t.yaml"
+    table.write_text(VLAN_TABLE)
+
+    def frame(mac, *tags):
+        f = Ether(dst=mac, src="02:00:00:00:00:01")
+        for i, vid in enumerate(tags):
+            f = f / Dot1Q(vlan=vid, type=0x8100 if i + 1 < len(tags) else 0x0800)
+        if len(tags) == 2:
+            f.type = 0x88a8
+        return f / IP(src="10.1.0.1", dst="198.51.100.1") / UDP(sport=1024, dport=53) / \
+            Raw(struct.pack("<QQQ", MAGIC, 0, 0))
+    a, d = "02:00:00:00:00:0a", "02:00:00:00:00:0d"
+    frames = ([frame(a)] * 3 + [frame(a, 10)] * 5 + [frame(a, 20)] * 7 + [frame(d, 10)] * 11 +
+              [frame(a, 30)] * 2 + [frame(a, 10, 10)] + [frame("02:00:00:00:00:0f")])
+    wrpcap(str(tmp_path / "back.pcap"), frames)
+    p = subprocess.run([gen_bin()] + eal_args("gen-vlan", "0", 512) + [
+        "--vdev", "net_null0", "--vdev", f"net_pcap0,rx_pcap={tmp_path / 'back.pcap'}",
+        "--", "--table", str(table), "--tx", "net_null0", "--rx", "net_pcap0",
+        "--rate", "10000", "--duration", "0.2", "--flows", "30", "--json"],
+        capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    got = {name: s["received"] for name, s in r["links"].items() if s["received"]}
+    assert got == {"la": 3, "lb": 5, "lc": 7, "ld": 11} and r["unexpected"] == 4, r
+    assert ("links 'lb' and 'le' look the same on the wire (next hop 02:00:00:00:00:0a, VLAN 10): "
+            "what comes back for either is counted for 'lb'") in p.stderr, p.stderr
 
 
 LIVE_TABLE = ("regions: {a: {prefixes: [10.1.0.0/16, '2001:db8:1::/48']}, b: {prefixes: [10.2.0.0/16]}}\n"
