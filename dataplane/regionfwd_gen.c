@@ -4,8 +4,8 @@
  *
  * It builds its traffic from a table document: for each region, sources at
  * the edges and inside of its prefixes (network address, last address, a
- * random one; IPv4 and IPv6), each paired with a service port (range edges
- * too); fixed frame sizes of 64..1518 bytes or an IMIX (7:4:1 of 64, 570,
+ * random one; IPv4 and IPv6), each paired with a service port (each range
+ * at its edges and inside); fixed frame sizes of 64..1518 bytes or an IMIX (7:4:1 of 64, 570,
  * 1518). Every frame carries a magic, a sequence number and the TSC at send
  * time in its payload. It sends at a target rate (or as fast as it can) on
  * one port -- a NIC, or any vdev -- and measures what comes back on the
@@ -648,6 +648,21 @@ static uint16_t expected_link(const struct gen *g, int fam, const struct fwd_pkt
 	return d.drop ? FWD_LINK_NONE : d.link;
 }
 
+/* A port of range @r: 0 its lo, 1 its hi, 2 one inside (between them when
+ * there is room). Which one comes from how many times the range was taken
+ * before, not from the flow's number: `flow & 4` once gave a range only lo
+ * or only hi whenever the count of ranges was a multiple of 8. */
+static uint16_t range_port(const struct fwd_svc_range *r, int which, uint64_t *seed)
+{
+	uint32_t span = (uint32_t)r->hi - r->lo;
+
+	if (which == 0 || span == 0)
+		return r->lo;
+	if (which == 1)
+		return r->hi;
+	return span < 2 ? r->lo : (uint16_t)(r->lo + 1u + rnd(seed) % (span - 1u));
+}
+
 /* Every flow's frame and the link it is expected on. */
 static void build_flows(struct gen *g)
 {
@@ -663,10 +678,11 @@ static void build_flows(struct gen *g)
 		int fam = k < t->nprefix4 ? 4 : 6, which = (int)(i % 3);
 		const uint8_t *addr;
 		uint8_t plen, src[16] = {0}, sa[4];
+		/* The service ranges in turn, each at lo, then hi, then inside. */
 		const struct fwd_svc_range *r = t->nranges ? &t->ranges[i % t->nranges] : NULL;
 		uint8_t proto = r ? r->proto : FWD_PROTO_UDP;
-		uint16_t dport =
-			r ? (uint16_t)(i & 4 ? r->hi : r->lo) : (uint16_t)(1 + rnd(&seed) % 65535);
+		uint16_t dport = r ? range_port(r, (int)(i / t->nranges % 3), &seed)
+				   : (uint16_t)(1 + rnd(&seed) % 65535);
 		struct flow *f = &g->fl[i];
 		struct fwd_pkt p;
 

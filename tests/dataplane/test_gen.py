@@ -76,6 +76,28 @@ def test_pcap_covers_the_table(tmp_path):
     assert "103.21.0.0" in srcs or "103.21.255.255" in srcs
 
 
+@pytest.mark.parametrize("nranges", [3, 8, 16])
+def test_every_port_range_gets_lo_hi_and_inside(tmp_path, nranges):
+    """Range i % n took lo or hi by `i & 4`: with 8 ranges (any multiple of
+    8) half of them only ever had lo and half only hi, and no range had a
+    port inside. Each range now has its lo, its hi and a port between."""
+    ranges = [("tcp" if k % 2 else "udp", 1000 * (k + 1), 1000 * (k + 1) + 10) for k in range(nranges)]
+    table = tmp_path / "t.yaml"
+    table.write_text("regions: {a: {prefixes: [10.1.0.0/16, '2001:db8:1::/48']}}\n"
+                     "services: {" + ", ".join(f"s{k}: [{p}/{lo}-{hi}]" for k, (p, lo, hi) in enumerate(ranges)) + "}\n"
+                     "links: {la: {port: out0, next_hop_mac: '02:00:00:00:00:0a'}}\n"
+                     "policies: [{region: a, service: any, action: steer, to: la}]\n")
+    out = tmp_path / "g.pcap"
+    p = subprocess.run([gen_bin()] + eal_args("gen-ranges", "0", 512) + [
+        "--", "--table", str(table), "--pcap", str(out), "--flows", str(3 * nranges)],
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    sent = {("tcp", f[TCP].dport) if TCP in f else ("udp", f[UDP].dport) for f in rdpcap(str(out))}
+    for proto, lo, hi in ranges:
+        got = sorted(port for pr, port in sent if pr == proto and lo <= port <= hi)
+        assert got[0] == lo and got[-1] == hi and any(lo < port < hi for port in got), (proto, lo, hi, got)
+
+
 def null_run(tmp_path, table, *args, mem=1024):
     """The generator sending on a net_null port (which takes every frame and
     returns none) for half a second: its JSON result, whose 'expected'
