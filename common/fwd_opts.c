@@ -169,7 +169,7 @@ enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc,
 			return FWD_OPTS_HELP;
 		/* A second value silently won over the first: refused, as
 		 * regionfwd does, or said by the program (@repeated). */
-		if (d->kind != FWD_OPT_LIST && d->kind != FWD_OPT_FLAG &&
+		if (d->kind != FWD_OPT_LIST && (d->kind != FWD_OPT_FLAG || d->once) &&
 		    (seen & (1ull << (c - OPT_VAL0)))) {
 			if (repeated == NULL) {
 				fwd_err_fail(e, FWD_R_INVALID, NULL, 0, d->name, "--%s given twice",

@@ -49,6 +49,7 @@ struct fwd_opt {
 	const char *refused; /* FWD_OPT_UINT, FWD_OPT_CHOICE: the message for a bad value */
 	unsigned required : 1; /* the program refuses to start without it */
 	unsigned mark : 1; /* the program's own (regiond: needs libbpf; gen: a mode option) */
+	unsigned once : 1; /* FWD_OPT_FLAG: given twice is refused as other options are */
 };
 
 /** Set what @d sets in @o from @arg. @return 0, or -EINVAL with @e. */
@@ -62,11 +63,11 @@ enum fwd_opts_result {
 
 /**
  * The defaults of @t (n entries, at most 64), then @argv, into @o; a
- * required option missing is an error. An option given twice (but a list
- * or a flag) is an error too when @repeated is NULL; else its last value
- * is taken and its bit set in @repeated, for the program to say (a
- * systemd unit's own option repeated in its ARGS once worked, and an
- * upgrade must not stop the daemon for it).
+ * required option missing is an error. An option given twice (but a list,
+ * or a flag without 'once') is an error too when @repeated is NULL; else
+ * its last value is taken and its bit set in @repeated, for the program to
+ * say (a systemd unit's own option repeated in its ARGS once worked, and
+ * an upgrade must not stop the daemon for it).
  * Numbers are decimal digits first, nothing after: "", " 5", "+5", "5k",
  * "nan" and "inf" are refused, naming the option. @given (optional) gets a bit per
  * option the command line gave.

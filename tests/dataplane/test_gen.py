@@ -39,15 +39,21 @@ def gen_bin():
     (["--flows", "4294967297"], '--flows takes 1..1048576 (given "4294967297")'),
     (["--flows", "-4294967295"], "--flows takes 1..1048576"),
     (["--flows", "7junk"], "--flows takes 1..1048576"),
-    (["--size", "64abc"], '--size takes 60..1518 or imix (given "64abc")'),
-    (["--size", "4294967360"], "--size takes 60..1518 or imix"),
+    (["--size", "64abc"], '--size takes 64..1518 or imix (given "64abc")'),
+    (["--size", "4294967360"], "--size takes 64..1518 or imix"),
+    (["--size", "60"], '--size takes 64..1518 or imix (given "60")'),
+    (["--size", "63"], '--size takes 64..1518 or imix (given "63")'),
+    (["--size", "1519"], '--size takes 64..1518 or imix (given "1519")'),
     (["--table", DEMO], "--table given twice"),
+    (["--json", "--json"], "--json given twice"),
 ])
 def test_bad_numbers_are_refused_naming_the_option(tmp_path, args, words):
     """--duration nan never stopped and inf sent nothing with exit 0; --rate
     abc was 'as fast as possible' and 1e-300 overflowed the spacing of
-    bursts; --flows 4294967297 was 1 and 7junk 7; --size 64abc was 64; a
-    second --table went unsaid; and one message named four options."""
+    bursts; --flows 4294967297 was 1 and 7junk 7; --size 64abc was 64, and
+    60 was taken where the doc says 64..1518; a second --table went unsaid,
+    and --json --json was taken where the doc says each option but --rx is
+    given once; and one message named four options."""
     p = subprocess.run([gen_bin()] + eal_args("gen-args", "0", 512) + [
         "--", "--table", DEMO, "--pcap", str(tmp_path / "g.pcap"), *args],
         capture_output=True, text=True, timeout=60)

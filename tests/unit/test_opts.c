@@ -22,7 +22,7 @@ struct o {
 	double rate;
 	struct fwd_opt_list ifs;
 	uint8_t mac[6];
-	int json;
+	int json, once;
 };
 
 static const char *const modes[] = {"auto", "native", NULL};
@@ -68,6 +68,11 @@ static const struct fwd_opt table[] = {
 	 .help = "interfaces"},
 	{.name = "mac", .arg = "MAC", .kind = FWD_OPT_MAC, .off = AT(mac), .help = "a MAC"},
 	{.name = "json", .kind = FWD_OPT_FLAG, .off = AT(json), .help = "JSON"},
+	{.name = "once",
+	 .kind = FWD_OPT_FLAG,
+	 .off = AT(once),
+	 .once = 1,
+	 .help = "a flag given once"},
 	{.name = "help", .kind = FWD_OPT_HELP, .help = "this help"},
 };
 #undef AT
@@ -191,6 +196,12 @@ static void test_strict_numbers_and_repeats(void **state)
 			 FWD_OPTS_OK);
 	/* A flag twice says the same thing twice: taken. */
 	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--json", "--json"), FWD_OPTS_OK);
+	/* Unless the program says its flags are given once (regionfwd-gen,
+	 * whose doc says so, took --json --json). */
+	assert_int_equal(run(&o, NULL, &e, 5, "--name", "x", "--once", "--once"), FWD_OPTS_ERROR);
+	assert_string_equal(e.reason, "--once given twice");
+	assert_int_equal(run(&o, NULL, &e, 4, "--name", "x", "--once"), FWD_OPTS_OK);
+	assert_int_equal(o.once, 1);
 	/* With @repeated the last value is taken and the repeat marked. */
 	char *argv[] = {"prog", "--name", "x", "--count", "5", "--count",
 			"6",	"--if",	  "a", "--if",	  "b"};
