@@ -76,7 +76,7 @@ size_t fwd_utf8_char_len(const char *s, size_t n);
 size_t fwd_control_len(const char *s, size_t n);
 
 /** 0 when the @n bytes at @s hold no control character (fwd_control_len:
- *  C0, DEL, C1, U+2028, U+2029): text that is shown as one line (an
+ *  C0, DEL, C1, U+2028, U+2029, the bidirectional controls): text that is shown as one line (an
  *  author, a comment). Else -EINVAL with @reason naming @field, the
  *  character and its offset. */
 int fwd_text_check(const char *s, size_t n, const char *field, char *reason, size_t cap);

@@ -72,7 +72,7 @@ static void to_stderr(int level, const char *msg)
 }
 
 /* The one escaping loop: @in's control characters (fwd_control_len: C0,
- * DEL, C1, U+2028/9) as \xNN, each of their bytes, into @out while a whole escape or
+ * DEL, C1, U+2028/9, the bidirectional controls) as \xNN, each of their bytes, into @out while a whole escape or
  * character still fits; newline and tab kept when @keep_lines. A byte that
  * is not UTF-8 is escaped on its own too: a lone 0x9b is CSI to a terminal
  * in an 8-bit mode. Valid UTF-8 (é, 漢字) is copied as it is, never cut.

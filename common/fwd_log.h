@@ -64,7 +64,8 @@ void fwd_log_close(void);
  * @in into @out (@cap bytes, NUL-terminated, cut short rather than
  * overrun, never inside a character) with each byte of a control character
  * (fwd_control_len: C0 below 0x20, DEL 0x7f, C1 U+0080..U+009F, so U+009B
- * is \xc2\x9b, and U+2028/U+2029, \xe2\x80\xa8) and each byte that is not
+ * is \xc2\x9b, U+2028/U+2029, \xe2\x80\xa8, and the bidirectional
+ * controls U+202A..U+202E, U+2066..U+2069) and each byte that is not
  * UTF-8 (a lone 0x9b) as \xNN:
  * for anything a client, a document or a device gave that goes into a log
  * line or an error message, where a newline would forge a line and an

@@ -209,7 +209,8 @@ int tv_get_name(struct vctx *c, const struct fwd_node *n, const char *path, cons
 /* A description, of the table or of a thing in it: text of at most
  * FWD_DESC_MAX bytes, lines and tabs allowed (a YAML block of prose is what
  * people write; documents that ran before must still load), any other
- * control character refused (C0, DEL, C1, U+2028/U+2029: they would reach
+ * control character refused (C0, DEL, C1, U+2028/U+2029, the bidirectional
+ * controls: they would reach
  * a terminal through `show table -j` or a script's output). The table's
  * own was once cut short to 255 bytes without a word, and the others were
  * not read at all; now each is kept whole or refused, naming the field. */

@@ -283,7 +283,8 @@ static uint8_t *reply_error(unsigned op, const struct fwd_err *err, size_t *len)
 /* The pusher's name goes into log lines, `show` and the save: a control
  * character in it would forge a line or drive the operator's terminal. */
 #define PUSHER_NAME_RULE                                                                           \
-	"'name' must be 1..100 bytes, none of them a control character or U+2028/U+2029"
+	"'name' must be 1..100 bytes, none of them a control character, U+2028/U+2029 or a "       \
+	"bidirectional control"
 
 static int pusher_name_ok(const char *name)
 {
