@@ -1573,8 +1573,18 @@ static void *fleet_thread(void *arg)
 				continue;
 			}
 		}
+		/* Each step is etcd calls of up to --fleet-timeout-ms per endpoint
+		 * (and a login's, bcrypt on etcd's side): a stop waits for the
+		 * step under way, not for the rest of the round (a stop under
+		 * load once took past 20 s). */
+		if (atomic_load(&f->quit))
+			break;
 		converge(f);
+		if (atomic_load(&f->quit))
+			break;
 		check_pin_owner(f);
+		if (atomic_load(&f->quit))
+			break;
 		pthread_mutex_lock(&f->mu);
 		if (f->v.stale && !f->need_read && (f->tried_ok || f->tried_final))
 			f->v.stale = 0; /* read afresh and converged (or refused) */
@@ -1582,6 +1592,8 @@ static void *fleet_thread(void *arg)
 			f->v.stale = 0;
 		pthread_mutex_unlock(&f->mu);
 		report(f, 0);
+		if (atomic_load(&f->quit))
+			break;
 		poll_watch(f, f->w_desired, 0);
 		poll_watch(f, f->w_pin, 1);
 		if (!f->need_read)
