@@ -378,8 +378,14 @@ def test_tls_role_per_facility(tmp_path):
             # the lease's revoke, each of logins and calls bounded by
             # --fleet-timeout-ms per endpoint; under ASan beside four other
             # suites that passed 20 s once.
-            for p in procs:
-                p.wait(60)
+            try:
+                for p in procs:
+                    p.wait(60)
+            finally:
+                for p in procs:  # never left running past the test (one ran on for an hour)
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
 
 
 @pytest.mark.parametrize("mode", ["garbage", "hang"])
