@@ -272,7 +272,10 @@ static int literal_upper(const char *pat, int literal)
 		/* Option letters up to ':' or ')': only a caseless one (i) or
 		 * an extended one (x: comments may hold anything) leaves the
 		 * pattern alone; (?s)Telemetry was left alone whole, and it
-		 * can never match a lowercased name. */
+		 * can never match a lowercased name. (?P<..>, (?P=..) and
+		 * (?P>..) are names, not options: the scan below reads them. */
+		if (q[2] == 'P')
+			continue;
 		for (const char *o = q + 2; isalpha((unsigned char)*o) || *o == '-'; o++) {
 			if (*o == '-')
 				break; /* what follows turns options off */

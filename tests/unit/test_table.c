@@ -576,6 +576,15 @@ static const struct bad_case bad_cases[] = {
 	 "caseless: true"},
 	/* Options that do not turn caseless on leave the letters literal:
 	 * (?s) once left the whole pattern alone. */
+	/* (?P<Name> is a group's name, not options: the letters after it
+	 * stay literal (the options' scan once took its P for one) */
+	{"content upper-case after a P group name",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: tls_sni, "
+	 "pattern: '(?P<Host>x)Y', services: [https], action: drop}\n",
+	 "t.yaml:13: content_rules[0].pattern: the upper-case 'Y' at position 12 can never match: "
+	 "tls_sni names are lowercased before they are matched; write it lowercase or add "
+	 "caseless: true"},
 	{"content upper-case after options that are not caseless",
 	 BASE_REGIONS BASE_SERVICES BASE_LINKS
 	 "content_rules:\n  - {name: c, field: tls_sni, "
