@@ -90,6 +90,26 @@ int tv_fail(struct vctx *c, const struct fwd_node *n, const char *path, const ch
 	return fwd_err_set(c->err, c->file, n ? n->line : 0, path, "%s", reason);
 }
 
+int tv_fail_limit(struct vctx *c, const struct fwd_node *n, const char *path, uint32_t max,
+		  const char *what)
+{
+	const struct fwd_node *e = n->child;
+	char p[400];
+
+	/* A table past a limit was most often generated: the entry where it
+	 * went over tells its author which input overflowed, and its line is
+	 * where an editor should jump (a section's line can be far above). */
+	for (uint32_t i = 0; e != NULL && i < max; i++)
+		e = e->next;
+	if (e == NULL)
+		return tv_fail(c, n, path, "more than %u %s", max, what);
+	if (n->type == FWD_NODE_MAP)
+		snprintf(p, sizeof(p), "%s.%s", path, e->key);
+	else
+		snprintf(p, sizeof(p), "%s[%u]", path, max);
+	return tv_fail(c, e, p, "more than %u %s: this is the first past the limit", max, what);
+}
+
 static const char *type_name(const struct fwd_node *n)
 {
 	static const char *const names[] = {"null", "scalar", "list", "map"};
@@ -284,7 +304,7 @@ int tv_section_map(struct vctx *c, const struct fwd_node *n, const char *name, u
 	if ((rc = tv_want(c, n, name, FWD_NODE_MAP)))
 		return rc;
 	if (n->count > max)
-		return tv_fail(c, n, name, "more than %u %s", max, what);
+		return tv_fail_limit(c, n, name, max, what);
 	return 0;
 }
 

@@ -383,7 +383,7 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 	if ((rc = tv_want(c, n, sec, FWD_NODE_SEQ)))
 		return rc;
 	if (n->count > FWD_MAX_CONTENT_RULES)
-		return tv_fail(c, n, sec, "more than %d content rules", FWD_MAX_CONTENT_RULES);
+		return tv_fail_limit(c, n, sec, FWD_MAX_CONTENT_RULES, "content rules");
 	t->content = calloc(n->count ? n->count : 1, sizeof(*t->content));
 	if (t->content == NULL)
 		return -ENOMEM;

@@ -102,7 +102,7 @@ int tv_parse_filters(struct vctx *c, const struct fwd_node *f)
 	if ((rc = tv_want(c, rules, rules_path, FWD_NODE_SEQ)))
 		return rc;
 	if (rules->count > 4096)
-		return tv_fail(c, rules, rules_path, "more than 4096 filter rules");
+		return tv_fail_limit(c, rules, rules_path, 4096, "filter rules");
 	for (const struct fwd_node *r = rules->child; r; r = r->next) {
 		const struct fwd_node *p = fwd_node_get(r, prefixes),
 				      *sv = fwd_node_get(r, services);

@@ -71,6 +71,10 @@ struct vctx {
 int tv_fail(struct vctx *c, const struct fwd_node *n, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 int tv_want(struct vctx *c, const struct fwd_node *n, const char *path, int type);
+/* A list or map @n at @path with more than @max entries: the refusal names
+ * the first entry past the limit (its path and line), not the section. */
+int tv_fail_limit(struct vctx *c, const struct fwd_node *n, const char *path, uint32_t max,
+		  const char *what);
 
 int tv_check_keys(struct vctx *c, const struct fwd_node *map, const char *path, enum fwd_scope sc);
 

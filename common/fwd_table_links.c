@@ -37,7 +37,7 @@ int tv_parse_tags(struct vctx *c, const struct fwd_node *n, const char *path,
 	if ((rc = tv_want(c, n, path, FWD_NODE_SEQ)))
 		return rc;
 	if (n->count > FWD_MAX_TAGS)
-		return tv_fail(c, n, path, "more than %d tags", FWD_MAX_TAGS);
+		return tv_fail_limit(c, n, path, FWD_MAX_TAGS, "tags");
 	*ntags = 0;
 	for (const struct fwd_node *e = n->child; e; e = e->next) {
 		snprintf(p, sizeof(p), "%s[%u]", path, *ntags);
@@ -172,9 +172,12 @@ int tv_parse_groups(struct vctx *c, const struct fwd_node *groups)
 			return tv_fail(c, g, path, "missing field '%s'", members);
 		if ((rc = tv_want(c, m, path, FWD_NODE_MAP)))
 			return rc;
-		if (m->count == 0 || m->count > FWD_MAX_GROUP_MEMBERS)
+		if (m->count == 0)
 			return tv_fail(c, m, path, "a group needs 1..%d members",
 				       FWD_MAX_GROUP_MEMBERS);
+		if (m->count > FWD_MAX_GROUP_MEMBERS)
+			return tv_fail_limit(c, m, path, FWD_MAX_GROUP_MEMBERS,
+					     "members in a group");
 		for (const struct fwd_node *e = m->child; e; e = e->next) {
 			int id = tv_nidx_find(links, e->key);
 			uint64_t w;

@@ -130,7 +130,7 @@ int tv_parse_policies(struct vctx *c, const struct fwd_node *pol)
 	if (pol && pol->type != FWD_NODE_NULL && (rc = tv_want(c, pol, sec, FWD_NODE_SEQ)))
 		return rc;
 	if (n + 1 > FWD_MAX_POLICIES)
-		return tv_fail(c, pol, sec, "more than %d policies", FWD_MAX_POLICIES - 1);
+		return tv_fail_limit(c, pol, sec, FWD_MAX_POLICIES - 1, "policies");
 	t->policies = calloc(n + 1, sizeof(*t->policies));
 	if (t->policies == NULL)
 		return -ENOMEM;

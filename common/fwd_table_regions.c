@@ -361,21 +361,25 @@ int tv_parse_regions(struct vctx *c, const struct fwd_node *regions)
 		return -ENOMEM;
 	strcpy(t->region_names[0], WORD(BUILTIN, UNKNOWN));
 
-	/* Count first so the prefix arrays are allocated once. */
+	/* Count first so the prefix arrays are allocated once; the first
+	 * prefix past a family's limit is the one a refusal names. */
 	for (const struct fwd_node *r = regions ? regions->child : NULL; r; r = r->next) {
 		const struct fwd_node *p = fwd_node_get(r, prefixes);
+		uint32_t i = 0;
 
 		for (const struct fwd_node *e = p && p->type == FWD_NODE_SEQ ? p->child : NULL; e;
-		     e = e->next) {
-			if (strchr(e->str, ':'))
-				n6++;
-			else
-				n4++;
+		     e = e->next, i++) {
+			int v6 = strchr(e->str, ':') != NULL;
+
+			if ((v6 ? ++n6 : ++n4) <= (v6 ? FWD_MAX_PREFIX6 : FWD_MAX_PREFIX4))
+				continue;
+			snprintf(path, sizeof(path), "%s.%s.%s[%u]", sec, r->key, prefixes, i);
+			return tv_fail(c, e, path,
+				       "more than %d %s prefixes: this is the first past the limit",
+				       v6 ? FWD_MAX_PREFIX6 : FWD_MAX_PREFIX4,
+				       v6 ? "IPv6" : "IPv4");
 		}
 	}
-	if (n4 > FWD_MAX_PREFIX4 || n6 > FWD_MAX_PREFIX6)
-		return tv_fail(c, regions, sec, "more than %d IPv4 or %d IPv6 prefixes",
-			       FWD_MAX_PREFIX4, FWD_MAX_PREFIX6);
 	t->prefix4 = malloc(sizeof(*t->prefix4) * (n4 ? n4 : 1));
 	t->prefix6 = malloc(sizeof(*t->prefix6) * (n6 ? n6 : 1));
 	if (t->prefix4 == NULL || t->prefix6 == NULL)

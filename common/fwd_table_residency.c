@@ -23,7 +23,7 @@ int tv_parse_residency(struct vctx *c, const struct fwd_node *res)
 	if ((rc = tv_want(c, res, sec, FWD_NODE_SEQ)))
 		return rc;
 	if (res->count > FWD_MAX_RESIDENCY)
-		return tv_fail(c, res, sec, "more than %d residency rules", FWD_MAX_RESIDENCY);
+		return tv_fail_limit(c, res, sec, FWD_MAX_RESIDENCY, "residency rules");
 	t->residency = calloc(res->count ? res->count : 1, sizeof(*t->residency));
 	if (t->residency == NULL)
 		return -ENOMEM;
@@ -61,8 +61,10 @@ int tv_parse_residency(struct vctx *c, const struct fwd_node *res)
 				       any);
 		if ((rc = tv_want(c, f, path, FWD_NODE_SEQ)))
 			return rc;
-		if (f->count == 0 || f->count > FWD_MAX_SERVICES)
+		if (f->count == 0)
 			return tv_fail(c, f, path, "list 1..%d services", FWD_MAX_SERVICES);
+		if (f->count > FWD_MAX_SERVICES)
+			return tv_fail_limit(c, f, path, FWD_MAX_SERVICES, "services");
 		r->services = calloc(f->count, sizeof(*r->services));
 		if (r->services == NULL)
 			return -ENOMEM;

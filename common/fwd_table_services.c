@@ -73,7 +73,8 @@ static int add_range(struct vctx *c, const struct fwd_node *n, const char *path,
 	struct fwd_table *t = c->t;
 
 	if (t->nranges >= (uint32_t)FWD_MAX_SERVICES * 16)
-		return tv_fail(c, n, path, "too many service entries");
+		return tv_fail(c, n, path, "more than %u port entries in the services section",
+			       (uint32_t)FWD_MAX_SERVICES * 16);
 	t->ranges[t->nranges++] = (struct fwd_svc_range){
 		.proto = proto, .lo = lo, .hi = hi, .service = service, .line = n->line};
 	return 0;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -1000,6 +1001,175 @@ static void test_section_order(void **state)
 	}
 }
 
+/* A growing document buffer for the limit tests (tables of 1,000s of lines). */
+struct gbuf {
+	char *p;
+	size_t len, cap;
+	uint32_t lines;
+};
+
+static void gb_add(struct gbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void gb_add(struct gbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		assert_true(n >= 0);
+		if ((size_t)n < b->cap - b->len)
+			break;
+		b->cap = (b->cap + (size_t)n) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	for (int i = 0; i < n; i++)
+		b->lines += b->p[b->len + (size_t)i] == '\n';
+	b->len += (size_t)n;
+}
+
+/* @doc refused at "t.yaml:@line: @path: @reason". */
+static void t_refused_at(const char *doc, uint32_t line, const char *path, const char *reason)
+{
+	struct fwd_err err;
+	struct fwd_table *t = load(doc, &err);
+	char want[512], b[1024];
+
+	if (t != NULL) {
+		fwd_table_free(t);
+		fail_msg("accepted, expected a refusal at %s", path);
+	}
+	snprintf(want, sizeof(want), "t.yaml:%u: %s: %s", line, path, reason);
+	assert_string_equal(fwd_err_str(&err, b, sizeof(b)), want);
+}
+
+/* A table past one of its limits (mostly generated ones) is refused at the
+ * first entry past the limit, with its path and line, not at the section
+ * (whose line can be thousands of lines above). */
+static void test_limits_name_the_entry_past_them(void **state)
+{
+	struct gbuf b = {0};
+	uint32_t line;
+
+	(void)state;
+	b.cap = 1 << 16;
+	b.p = malloc(b.cap);
+	assert_non_null(b.p);
+
+#define RESET() (b.len = 0, b.lines = 0, b.p[0] = '\0')
+	/* regions: 4,000 and one more */
+	RESET();
+	gb_add(&b, "regions:\n");
+	for (int i = 0; i <= FWD_MAX_REGIONS; i++)
+		gb_add(&b, "  r%d: {prefixes: []}\n", i);
+	t_refused_at(b.p, FWD_MAX_REGIONS + 2, "regions.r4000",
+		     "more than 4000 regions: this is the first past the limit");
+
+	/* services */
+	RESET();
+	gb_add(&b, BASE_REGIONS "services:\n");
+	line = b.lines;
+	for (int i = 0; i <= FWD_MAX_SERVICES; i++)
+		gb_add(&b, "  s%d: [tcp/%d]\n", i, i + 1);
+	t_refused_at(b.p, line + FWD_MAX_SERVICES + 1, "services.s4000",
+		     "more than 4000 services: this is the first past the limit");
+
+	/* links, and a link's tags */
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES "links:\n");
+	line = b.lines;
+	for (int i = 0; i <= FWD_MAX_LINKS; i++)
+		gb_add(&b, "  l%d: {port: p0, next_hop_mac: \"02:00:00:00:00:01\"}\n", i);
+	t_refused_at(b.p, line + FWD_MAX_LINKS + 1, "links.l1024",
+		     "more than 1024 links: this is the first past the limit");
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES
+	       "links:\n  l1:\n    port: p0\n    next_hop_mac: \"02:00:00:00:00:01\"\n    tags:\n");
+	line = b.lines;
+	for (int i = 0; i <= FWD_MAX_TAGS; i++)
+		gb_add(&b, "      - t%d\n", i);
+	t_refused_at(b.p, line + FWD_MAX_TAGS + 1, "links.l1.tags[16]",
+		     "more than 16 tags: this is the first past the limit");
+
+	/* link groups, and a group's members */
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES BASE_LINKS "link_groups:\n");
+	line = b.lines;
+	for (int i = 0; i <= FWD_MAX_GROUPS; i++)
+		gb_add(&b, "  g%d: {members: {l1: 1}}\n", i);
+	t_refused_at(b.p, line + FWD_MAX_GROUPS + 1, "link_groups.g1024",
+		     "more than 1024 link groups: this is the first past the limit");
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES "links:\n");
+	for (int i = 0; i <= FWD_MAX_GROUP_MEMBERS; i++)
+		gb_add(&b, "  l%d: {port: p0, next_hop_mac: \"02:00:00:00:00:01\"}\n", i);
+	gb_add(&b, "link_groups:\n  g:\n    members:\n");
+	line = b.lines;
+	for (int i = 0; i <= FWD_MAX_GROUP_MEMBERS; i++)
+		gb_add(&b, "      l%d: 1\n", i);
+	t_refused_at(b.p, line + FWD_MAX_GROUP_MEMBERS + 1, "link_groups.g.members.l64",
+		     "more than 64 members in a group: this is the first past the limit");
+
+	/* policies: 64,999 besides the default */
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n");
+	line = b.lines;
+	for (int i = 0; i < FWD_MAX_POLICIES; i++)
+		gb_add(&b, "  - {region: in, service: dns, action: local}\n");
+	t_refused_at(b.p, line + FWD_MAX_POLICIES, "policies[64999]",
+		     "more than 64999 policies: this is the first past the limit");
+
+	/* residency rules, and a rule's services */
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES BASE_LINKS "residency:\n");
+	line = b.lines;
+	for (int i = 0; i <= FWD_MAX_RESIDENCY; i++)
+		gb_add(&b, "  - {region: in, services: [dns], allowed_tags: [in]}\n");
+	t_refused_at(b.p, line + FWD_MAX_RESIDENCY + 1, "residency[1024]",
+		     "more than 1024 residency rules: this is the first past the limit");
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES BASE_LINKS
+	       "residency:\n  - name: r\n    region: in\n    allowed_tags: [in]\n    services:\n");
+	line = b.lines;
+	for (int i = 0; i <= FWD_MAX_SERVICES; i++)
+		gb_add(&b, "      - dns\n");
+	t_refused_at(b.p, line + FWD_MAX_SERVICES + 1, "residency[0].services[4000]",
+		     "more than 4000 services: this is the first past the limit");
+
+	/* content rules and filter rules */
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES BASE_LINKS "content_rules:\n");
+	line = b.lines;
+	for (int i = 0; i <= FWD_MAX_CONTENT_RULES; i++)
+		gb_add(&b, "  - {name: c%d}\n", i);
+	t_refused_at(b.p, line + FWD_MAX_CONTENT_RULES + 1, "content_rules[20000]",
+		     "more than 20000 content rules: this is the first past the limit");
+	RESET();
+	gb_add(&b, BASE_REGIONS BASE_SERVICES BASE_LINKS "filters:\n  rules:\n");
+	line = b.lines;
+	for (int i = 0; i <= 4096; i++)
+		gb_add(&b, "    - {action: drop, prefixes: [10.0.0.0/8]}\n");
+	t_refused_at(b.p, line + 4097, "filters.rules[4096]",
+		     "more than 4096 filter rules: this is the first past the limit");
+
+	/* IPv6 prefixes over all regions: the first past the limit is in the
+	 * second region */
+	RESET();
+	gb_add(&b, "regions:\n  a:\n    prefixes:\n");
+	for (int i = 0; i < FWD_MAX_PREFIX6 - 1; i++)
+		gb_add(&b, "      - 2001:db8:%x:%x::/64\n", i >> 16, i & 0xffff);
+	gb_add(&b, "  b:\n    prefixes:\n      - 10.0.0.0/8\n      - 2001:db9::/64\n");
+	line = b.lines;
+	gb_add(&b, "      - 2001:db9:1::/64\n");
+	t_refused_at(b.p, line + 1, "regions.b.prefixes[2]",
+		     "more than 1000000 IPv6 prefixes: this is the first past the limit");
+#undef RESET
+	free(b.p);
+}
+
 static void test_deep_nesting_refused(void **state)
 {
 	char doc[256];
@@ -1330,6 +1500,7 @@ int main(void)
 		cmocka_unit_test(test_schema_key_lists),
 		cmocka_unit_test(test_sections_cover_doc),
 		cmocka_unit_test(test_section_order),
+		cmocka_unit_test(test_limits_name_the_entry_past_them),
 		cmocka_unit_test(test_deep_nesting_refused),
 		cmocka_unit_test(test_error_text_is_utf8),
 		cmocka_unit_test(test_control_characters),
