@@ -1202,8 +1202,12 @@ static uint64_t push_deadline(const struct ctl_state *st)
 
 /* A refusal of regionfwd's (@de) as the answer of a change: not the
  * table's fault (regionfwd gone, speaking another protocol, out of memory)
- * said as it is, else "regionfwd refused". */
-static int dp_refusal(const struct fwd_err *de, struct fwd_err *e)
+ * said as it is, else "regionfwd refused". @doc_name: the name validation
+ * gave the pushed text when it is the change's own document (its lines are
+ * the client's: a link's port the node lacks is said at the link's line,
+ * as validation's refusals are), NULL for text the client never saw (a
+ * delta generation's model, a resync). */
+static int dp_refusal(const struct fwd_err *de, const char *doc_name, struct fwd_err *e)
 {
 	if (de->reason_code == FWD_R_DATAPLANE_UNAVAILABLE ||
 	    de->reason_code == FWD_R_DATAPLANE_BROKEN || de->reason_code == FWD_R_PUSH_EXPIRED ||
@@ -1211,8 +1215,9 @@ static int dp_refusal(const struct fwd_err *de, struct fwd_err *e)
 		fwd_err_fail(e, de->reason_code, NULL, 0, "", "%s; nothing changed", de->reason);
 		return -EAGAIN;
 	}
-	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, NULL, 0, de->path,
-		     "regionfwd refused the table: %s", de->reason);
+	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, de->line ? doc_name : NULL,
+		     doc_name ? de->line : 0, de->path, "regionfwd refused the table: %s",
+		     de->reason);
 	return -EINVAL;
 }
 
@@ -1223,7 +1228,7 @@ static int dp_refusal(const struct fwd_err *de, struct fwd_err *e)
  * A regionfwd that answers with the document's hash instead predates
  * generation_hash: it is remembered as the generation's alias. */
 static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
-		const struct fwd_table *t, uint64_t ident, struct fwd_err *e)
+		const char *doc_name, const struct fwd_table *t, uint64_t ident, struct fwd_err *e)
 {
 	Regionfwd__Ctl__PushRequest req = REGIONFWD__CTL__PUSH_REQUEST__INIT;
 	const struct fwd_hs_dbs *dbs = NULL;
@@ -1275,7 +1280,7 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		protobuf_c_message_free_unpacked(reply, NULL);
 		return 0;
 	}
-	return dp_refusal(&de, e);
+	return dp_refusal(&de, doc_name, e);
 }
 
 /* The identity to push generation @g's whole document with (push's @ident):
@@ -1293,7 +1298,7 @@ static int push_gen(struct ctl_state *st, const struct ctl_gen *g, const struct 
 	size_t len;
 	const char *doc = ctl_state_doc(st, g, &len, e);
 
-	return doc ? push(st, g->id, doc, len, t, push_ident(g), e) : -ENOMEM;
+	return doc ? push(st, g->id, doc, len, NULL, t, push_ident(g), e) : -ENOMEM;
 }
 
 /* Send regionfwd the changes of delta generation @id (@packed, chain hash
@@ -1325,7 +1330,7 @@ static int push_delta(struct ctl_state *st, uint64_t id, uint64_t base, uint64_t
 							   : "runs another base");
 		return 1;
 	}
-	return dp_refusal(&de, e);
+	return dp_refusal(&de, NULL, e);
 }
 
 /* Remove generation @id's files: @mask 1 its document, 2 its delta, 4 its
@@ -1893,7 +1898,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	fwd_stage("copy + write history");
 	/* @doc may be ctl_state_doc's text, which undo_pending may replace:
 	 * the push reads the record's own copy. */
-	pushed = push_it && push(st, id, st->pending.doc, len, t, ident, e) == 0;
+	pushed = push_it && push(st, id, st->pending.doc, len, "document", t, ident, e) == 0;
 	fwd_stage("push");
 	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
 		undo_pending(st, pushed, id);
@@ -2022,7 +2027,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 		size_t len;
 		char *doc = model_text(t, &len);
 
-		rc = doc ? push(st, id, doc, len, t, g.hash, e)
+		rc = doc ? push(st, id, doc, len, NULL, t, g.hash, e)
 			 : fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		if (doc && rc == 0) { /* the text is the new current's: keep it */
 			free(st->cache_doc);

@@ -483,6 +483,23 @@ def test_bad_documents_change_nothing(box, tmp_path, name, change, status, code,
     assert_unchanged(box)
 
 
+def test_a_port_the_node_lacks_is_refused_at_the_links_line(box, tmp_path):
+    """regiond cannot know regionfwd's ports; regionfwd refuses a link on a
+    port its node lacks, and the answer names the link's line of the
+    document sent, as a validation refusal does (it said no line)."""
+    doc = open(DEMO).read().replace("    port: sg0\n", "    port: nowhere0\n", 1)
+    line = doc.splitlines().index("    port: nowhere0") + 1
+    got, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1})
+    assert got == 422 and r["error"]["code"] == "dataplane_refused", r
+    assert (r["error"]["file"], r["error"]["line"], r["error"]["path"]) == ("document", line, "links.to-sg.port"), r
+    assert "no port 'nowhere0' in node config" in r["error"]["reason"], r
+    path = tmp_path / "noport.yaml"
+    path.write_text(doc)
+    rc, _, err = box.ctl("apply", str(path))
+    assert rc == 1 and f"{path}:{line}: links.to-sg.port: regionfwd refused the table: no port 'nowhere0'" in err, err
+    assert_unchanged(box)
+
+
 def test_errors_quoting_a_document_show_control_characters_escaped(box, tmp_path):
     """A reason quotes what the document said; a control character in it
     (a region named with a terminal escape) reaches the operator's terminal
