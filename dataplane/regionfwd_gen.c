@@ -134,11 +134,18 @@ static uint16_t csum16(const uint8_t *p, int n)
 	return (uint16_t)~fwd_csum_fold(s);
 }
 
-/* Ethernet + IPv4/IPv6 + TCP/UDP (+ the generator's 24-byte stamp). */
+/* The L4 header the generator writes before its stamp: TCP without options,
+ * SCTP's common header (no chunk: the stamp follows it), UDP. */
+static int l4_header_len(uint8_t proto)
+{
+	return proto == FWD_PROTO_TCP ? 20 : proto == FWD_PROTO_SCTP ? 12 : 8;
+}
+
+/* Ethernet + IPv4/IPv6 + TCP/UDP/SCTP (+ the generator's 24-byte stamp). */
 static uint16_t build_frame(uint8_t *f, int len, const uint8_t *dmac, int family,
 			    const uint8_t *src, uint8_t proto, uint16_t dport, uint16_t sport)
 {
-	int l3 = 14, ihl = family == 4 ? 20 : 40, l4len = proto == FWD_PROTO_TCP ? 20 : 8;
+	int l3 = 14, ihl = family == 4 ? 20 : 40, l4len = l4_header_len(proto);
 	int min = l3 + ihl + l4len + 24;
 	uint8_t *ip = f + l3, *l4 = ip + ihl;
 
@@ -178,6 +185,8 @@ static uint16_t build_frame(uint8_t *f, int len, const uint8_t *dmac, int family
 	if (proto == FWD_PROTO_TCP) {
 		l4[12] = 0x50;
 		l4[13] = 0x10; /* ACK */
+	} else if (proto == FWD_PROTO_SCTP) {
+		l4[7] = 1; /* verification tag 1: 0 is only an INIT's */
 	} else {
 		l4[4] = (uint8_t)((len - l3 - ihl) >> 8);
 		l4[5] = (uint8_t)(len - l3 - ihl);
@@ -188,7 +197,7 @@ static uint16_t build_frame(uint8_t *f, int len, const uint8_t *dmac, int family
 static uint64_t stamp_off(const uint8_t *f)
 {
 	return 14u + (f[12] == 0x08 ? 20u : 40u) +
-	       (f[f[12] == 0x08 ? 23 : 20] == FWD_PROTO_TCP ? 20u : 8u);
+	       (uint64_t)l4_header_len(f[f[12] == 0x08 ? 23 : 20]);
 }
 
 static int write_pcap(const char *path, struct flow *fl, uint32_t n)
@@ -703,7 +712,7 @@ static void build_flows(struct gen *g)
 			plen = t->prefix6[k - t->nprefix4].len;
 		}
 		pick_addr(addr, plen, fam, which, &seed, src);
-		if (proto != FWD_PROTO_TCP && proto != FWD_PROTO_UDP)
+		if (proto != FWD_PROTO_TCP && proto != FWD_PROTO_UDP && proto != FWD_PROTO_SCTP)
 			proto = FWD_PROTO_UDP,
 			dport = (uint16_t)(1 + rnd(&seed) % 65535); /* port-less services: UDP */
 		f->frame = malloc(1518);
@@ -835,8 +844,14 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 	uint64_t magic, seq, ts;
 	uint16_t l = FWD_LINK_NONE;
 
-	if (fwd_parse(d, d + mb->data_len, &p) == FWD_OK &&
-	    fwd_l4_payload(d, d + mb->data_len, &p, &pl, &plen, &tf) == 0 && plen >= 24) {
+	if (fwd_parse(d, d + mb->data_len, &p) != FWD_OK ||
+	    fwd_l4_payload(d, d + mb->data_len, &p, &pl, &plen, &tf) != 0)
+		plen = 0;
+	/* fwd_l4_payload() starts SCTP's payload at its common header (content
+	 * rules see the chunks); the generator's stamp follows that header. */
+	if (plen >= 12 && p.proto == FWD_PROTO_SCTP)
+		pl += 12, plen -= 12;
+	if (plen >= 24) {
 		memcpy(&magic, pl, 8);
 		memcpy(&seq, pl + 8, 8);
 		memcpy(&ts, pl + 16, 8);
@@ -954,26 +969,37 @@ static void report(const struct gen *g)
 
 		if (s->expected == 0 && s->received == 0)
 			continue;
-		for (int bkt = 0; bkt < LAT_BUCKETS; bkt++) {
+		for (int bkt = 0; bkt < LAT_BUCKETS && s->received; bkt++) {
 			acc += s->hist[bkt];
 			if (p99 == 0 && acc * 100 >= s->received * 99)
 				p99 = 1ull << (bkt + 1); /* upper bound of the bucket */
 		}
-		if (g->o.json)
+		/* A link that received nothing has no latency: null in JSON and
+		 * "-" in text, never a figure a script could average in. */
+		if (g->o.json && s->received == 0)
+			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": 0"
+			       ", \"loss_pct\": %.4f, \"lat_avg_ns\": null, \"lat_p99_ns_max\": "
+			       "null"
+			       ", \"lat_min_ns\": null, \"lat_max_ns\": null}",
+			       first ? "" : ", ", t->links[k].name, s->expected, loss);
+		else if (g->o.json)
 			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": %" PRIu64
 			       ", \"loss_pct\": %.4f, "
 			       "\"lat_avg_ns\": %.0f, \"lat_p99_ns_max\": %" PRIu64
 			       ", \"lat_min_ns\": %" PRIu64 ", \"lat_max_ns\": %" PRIu64 "}",
 			       first ? "" : ", ", t->links[k].name, s->expected, s->received, loss,
-			       s->received ? (double)s->lat_sum_ns / (double)s->received : 0, p99,
-			       s->lat_min_ns, s->lat_max_ns);
+			       (double)s->lat_sum_ns / (double)s->received, p99, s->lat_min_ns,
+			       s->lat_max_ns);
+		else if (s->received == 0)
+			printf("%-20s %12" PRIu64 " %12d %10.4f %9.3f %10s %10s %10s\n",
+			       t->links[k].name, s->expected, 0, loss, 0.0, "-", "-", "-");
 		else
 			printf("%-20s %12" PRIu64 " %12" PRIu64
 			       " %10.4f %9.3f %10.1f %10.1f %10.1f\n",
 			       t->links[k].name, s->expected, s->received, loss,
 			       (double)s->received / secs / 1e6,
-			       s->received ? (double)s->lat_sum_ns / (double)s->received / 1e3 : 0,
-			       (double)p99 / 1e3, (double)s->lat_max_ns / 1e3);
+			       (double)s->lat_sum_ns / (double)s->received / 1e3, (double)p99 / 1e3,
+			       (double)s->lat_max_ns / 1e3);
 		first = 0;
 	}
 	if (g->o.json)

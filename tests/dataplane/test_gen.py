@@ -17,7 +17,7 @@ import netns  # noqa: E402
 from dprun import eal_args, regionfwd_bin, start_regionfwd, wait_started  # noqa: E402
 from refclass import ExactTable  # noqa: E402
 
-from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, rdpcap, wrpcap  # noqa: E402
+from scapy.all import IP, SCTP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, rdpcap, wrpcap  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(HERE, "..", "..", "docs", "examples", "demo-table.yaml")
@@ -75,11 +75,35 @@ def test_pcap_covers_the_table(tmp_path):
     assert any(IPv6 in f for f in frames) and any(IP in f for f in frames)
     sizes = {len(f) for f in frames}
     assert 1514 in sizes and 566 in sizes  # IMIX: 1518 and 570 on the wire, FCS excluded
-    ports = {f[TCP].dport if TCP in f else f[UDP].dport for f in frames}
+    ports = {f[L4].dport for f in frames for L4 in (TCP, UDP, SCTP) if L4 in f}
     assert {443, 53, 123, 7000, 7010, 8443} <= ports  # service entries and range edges
     # The network address and the last address of prefixes both appear.
     srcs = {f[IP].src for f in frames if IP in f}
     assert "103.21.0.0" in srcs or "103.21.255.255" in srcs
+
+
+def test_sctp_ranges_get_sctp_frames(tmp_path):
+    """SCTP entries (and the SCTP third of any/...) were sent as UDP to a
+    random port, so an sctp range was never reached. They are SCTP now, at
+    the range's lo, hi and a port inside, and regionfwd's parser reads
+    their ports as it does on the wire."""
+    table = tmp_path / "t.yaml"
+    table.write_text("regions: {a: {prefixes: [10.1.0.0/16, '2001:db8:1::/48']}}\n"
+                     "services: {sig: [sctp/2905-2910], dns: [any/53]}\n"
+                     "links: {la: {port: out0, next_hop_mac: '02:00:00:00:00:0a'}}\n"
+                     "policies: [{region: a, service: any, action: steer, to: la}]\n")
+    out = tmp_path / "g.pcap"
+    p = subprocess.run([gen_bin()] + eal_args("gen-sctp", "0", 512) + [
+        "--", "--table", str(table), "--pcap", str(out), "--flows", "48"],
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    frames = rdpcap(str(out))
+    sctp = sorted({f[SCTP].dport for f in frames if SCTP in f})
+    assert {2905, 2910, 53} <= set(sctp) and any(2905 < port < 2910 for port in sctp), sctp
+    assert {TCP, UDP} <= {type(f.payload.payload) for f in frames}, "tcp/53 and udp/53 too"
+    assert any(SCTP in f and IPv6 in f for f in frames) and any(SCTP in f and IP in f for f in frames)
+    for f in (f for f in frames if SCTP in f):  # a common header, then the 24-byte stamp
+        assert f[SCTP].tag == 1 and int.from_bytes(bytes(f[SCTP].payload)[:8], "little") == MAGIC, f.show(dump=True)
 
 
 @pytest.mark.parametrize("nranges", [3, 8, 16])
@@ -141,6 +165,11 @@ def test_tables_past_65535_fib_groups_keep_every_prefix(tmp_path):
     r = null_run(tmp_path, groups_table(tmp_path / "g.json"), "--flows", "30000")
     assert r["sent"] >= 30000 and r["expected_drops"] == 0, r
     assert set(r["links"]) == {"la"} and r["links"]["la"]["expected"] == r["sent"], r
+    # net_null returns nothing: a link that received nothing has no latency
+    # (its p99 read 2 ns, the first bucket's bound, and its minimum 0).
+    la = r["links"]["la"]
+    assert la["received"] == 0 and la["loss_pct"] == 100, r
+    assert [la[k] for k in ("lat_avg_ns", "lat_p99_ns_max", "lat_min_ns", "lat_max_ns")] == [None] * 4, r
 
 
 def test_fibs_larger_than_the_eal_memory_say_so(tmp_path):
@@ -204,7 +233,7 @@ def test_links_are_told_apart_by_mac_and_vlan(tmp_path):
 
 
 LIVE_TABLE = ("regions: {a: {prefixes: [10.1.0.0/16, '2001:db8:1::/48']}, b: {prefixes: [10.2.0.0/16]}}\n"
-              "services: {web: [tcp/80], dns: [udp/53]}\n"
+              "services: {web: [tcp/80], dns: [udp/53], sig: [sctp/2905]}\n"
               "links: {la: {port: out0, next_hop_mac: '02:00:00:00:00:0a'},\n"
               "        lb: {port: out0, next_hop_mac: '02:00:00:00:00:0b'}}\n"
               "policies: [{region: a, service: any, action: steer, to: la},\n"
