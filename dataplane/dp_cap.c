@@ -58,6 +58,7 @@ struct dp_cap {
 	uint32_t interfaces;
 	uint64_t count, captured, lost_writer, overflow0;
 	int64_t last_read_ms;
+	int64_t last_poll_ms; /* dp_cap_poll's last call, 0 before the first */
 	uint64_t started_ns;
 	uint64_t started_tsc; /* the TSC at started_ns: the blocks' clock (block_time) */
 	char owner[400], end[128];
@@ -277,16 +278,22 @@ static void write_copies(struct dp_cap *c, struct rte_mbuf **m, unsigned n)
 	c->held_packets += k;
 }
 
-/* Drain the rings: at most @budget records per ring, or all (0). */
+/* Drain the rings: at most @budget records per ring, or (0) what each held
+ * when its turn came. Not "until empty": after a grace period every record
+ * of the old generation is in the ring, while workers keep adding copies
+ * under the new one, which at line rate could keep this loop (and the
+ * publish waiting on it) going without end. */
 static void drain(struct dp_cap *c, unsigned budget)
 {
 	struct rte_mbuf *m[FWD_BURST];
 
 	for (uint16_t w = 0; w < c->nworkers; w++) {
 		struct rte_ring *r = c->workers[w]->cap_ring;
-		unsigned taken = 0, n;
+		unsigned taken = 0, n, bound = budget;
 
-		while (r != NULL && (budget == 0 || taken < budget) &&
+		if (r != NULL && bound == 0 && (bound = rte_ring_count(r)) == 0)
+			continue;
+		while (r != NULL && taken < bound &&
 		       (n = rte_ring_sc_dequeue_burst(r, (void **)m, FWD_BURST, NULL)) > 0) {
 			taken += n;
 			if (c->on)
@@ -613,6 +620,7 @@ int dp_cap_start(struct dp_cap *c, struct dp_pub *pub, const struct dp_gen *g,
 	c->held_packets = 0;
 	c->overflow0 = overflow_now(c);
 	c->last_read_ms = fwd_mono_ms();
+	c->last_poll_ms = 0;
 	c->started_tsc = rte_get_tsc_cycles();
 	c->started_ns = fwd_wall_ns();
 	c->end[0] = '\0';
@@ -684,12 +692,22 @@ int dp_cap_read(struct dp_cap *c, struct dp_pub *pub, uint64_t id, int stop,
 
 void dp_cap_poll(struct dp_cap *c, struct dp_pub *pub)
 {
+	int64_t now = fwd_mono_ms();
+
 	if (c == NULL || !c->on || c->done)
 		return;
+	/* The control thread polls every ~10 ms. A longer gap was a push, a
+	 * delta or a save it was busy with: a read that came meanwhile is
+	 * still queued on the socket, so that time is not the reader's (a
+	 * capture ended "not read" during a long table change, when an
+	 * operator is most likely to be capturing). */
+	if (c->last_poll_ms != 0 && now - c->last_poll_ms > 1000)
+		c->last_read_ms += now - c->last_poll_ms;
+	c->last_poll_ms = now;
 	drain(c, DP_CAP_POLL_BUDGET);
 	if (c->count && c->captured >= c->count)
 		end(c, pub, "count reached");
-	else if (fwd_mono_ms() - c->last_read_ms > DP_CAP_LEASE_MS) {
+	else if (now - c->last_read_ms > DP_CAP_LEASE_MS) {
 		DP_LOG(WARNING, "capture %llu for %s: not read for %d s, ended",
 		       (unsigned long long)c->id, c->owner, DP_CAP_LEASE_MS / 1000);
 		end(c, pub, "not read");

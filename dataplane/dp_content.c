@@ -312,7 +312,7 @@ static int in_rule_scope(const struct fwd_content_rule *r, uint16_t region, uint
 int dp_content_rule_scopes(const struct dp_content *c, uint32_t rule, uint16_t region,
 			   uint16_t service)
 {
-	return in_rule_scope(&c->t->content[rule], region, service);
+	return in_rule_scope(&dp_content_table(c)->content[rule], region, service);
 }
 
 /* Space-saving (Metwally et al.): a name already held counts up; another
@@ -339,7 +339,7 @@ static void top_add(struct dp_content_top *t, uint64_t key)
 /* Rule @id matched (a pattern, or entry @entry of a name set by @kind). */
 static void matched(struct match_ctx *m, unsigned id, uint32_t entry, uint8_t kind)
 {
-	const struct fwd_content_rule *r = &m->c->t->content[id];
+	const struct fwd_content_rule *r = &dp_content_table(m->c)->content[id];
 	struct dp_content_verdict *v = m->v;
 
 	if (!in_rule_scope(r, m->in->region, m->in->service))
@@ -382,8 +382,9 @@ static void matched(struct match_ctx *m, unsigned id, uint32_t entry, uint8_t ki
 	}
 	v->nhits++;
 	if (v->rule == DP_CONTENT_NONE ||
-	    rank(r->action) > rank(m->c->t->content[v->rule].action) ||
-	    (rank(r->action) == rank(m->c->t->content[v->rule].action) && id < v->rule)) {
+	    rank(r->action) > rank(dp_content_table(m->c)->content[v->rule].action) ||
+	    (rank(r->action) == rank(dp_content_table(m->c)->content[v->rule].action) &&
+	     id < v->rule)) {
 		v->rule = id;
 		v->rule_entry = entry;
 		v->rule_kind = kind;
@@ -395,7 +396,7 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 		    void *arg)
 {
 	struct match_ctx *m = arg;
-	const struct fwd_table *t = m->c->t;
+	const struct fwd_table *t = dp_content_table(m->c);
 
 	(void)from;
 	(void)to;
@@ -597,7 +598,7 @@ int dp_content_scan_prepared(const struct dp_content *c, hs_scratch_t *s,
 void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,
 		    const struct fwd_pkt *p, uint32_t rule, struct fwd_decision *d)
 {
-	const struct fwd_content_rule *r = &c->t->content[rule];
+	const struct fwd_content_rule *r = &dp_content_table(c)->content[rule];
 	uint16_t l;
 
 	switch (r->action) {
@@ -608,14 +609,14 @@ void dp_content_act(const struct dp_content *c, const struct fwd_class *cls,
 		}
 		break;
 	case FWD_CA_MIRROR:
-		if (c->t->links[r->target].up)
+		if (dp_content_table(c)->links[r->target].up)
 			d->mirror = r->target;
 		break;
 	case FWD_CA_STEER:
 		if (d->drop)
 			break; /* a steer never overrides a drop (residency, policy) */
 		if (r->target_kind == FWD_ACT_LINK)
-			l = c->t->links[r->target].up ? r->target : FWD_LINK_NONE;
+			l = dp_content_table(c)->links[r->target].up ? r->target : FWD_LINK_NONE;
 		else
 			l = fwd_class_slot(cls, r->target, fwd_flow_hash(p));
 		d->link = l;
@@ -633,7 +634,7 @@ uint32_t dp_content_top_names(const struct dp_content *c, uint32_t rule, struct 
 	struct dp_content_top all[DP_MAX_WORKERS * DP_CONTENT_TOP_K];
 	uint32_t n = 0, got = 0;
 
-	if (rule >= c->t->ncontent || c->top_of[rule] == DP_CONTENT_NONE)
+	if (rule >= dp_content_table(c)->ncontent || c->top_of[rule] == DP_CONTENT_NONE)
 		return 0;
 	/* Sum each name over the workers. */
 	for (uint16_t w = 0; w < c->nworkers; w++) {
@@ -667,7 +668,7 @@ uint32_t dp_content_top_names(const struct dp_content *c, uint32_t rule, struct 
 		tmp = all[got];
 		all[got] = all[best];
 		all[best] = tmp;
-		e = fwd_nameset_entry(c->ns[c->t->content[rule].field],
+		e = fwd_nameset_entry(c->ns[dp_content_table(c)->content[rule].field],
 				      (uint32_t)(all[got].key >> 2), &len);
 		snprintf(out[got].name, sizeof(out[got].name), "%s%.*s",
 			 (all[got].key & 3) == FWD_NS_SUFFIX ? "*." : "", (int)len, e);

@@ -64,7 +64,9 @@ struct dp_content {
 	hs_scratch_t *scratch[DP_MAX_WORKERS + 1]; /* [nworkers]: the control thread's */
 	uint16_t nworkers, nservices;
 	uint8_t *scope; /* nregions x nservices field bits */
-	const struct fwd_table *t; /* the generation's table: rules, links, groups */
+	/* the generation's table: rules, links, groups; read through
+	 * dp_content_table(), as dp_gen_derive() may swap it under readers */
+	const struct fwd_table *t;
 	uint64_t *rule_keys; /* fwd_hash64 of each rule's name */
 	uint32_t key_mask; /* key_index: open addressing, rule key -> index + 1 */
 	uint32_t *key_index;
@@ -85,6 +87,16 @@ struct dp_content {
 	uint32_t *unread_rules[4];
 	uint32_t nunread[4];
 };
+
+/* The table a worker reads rules, links and groups through. dp_gen_derive()
+ * hands a delta's copy of it to workers still on the old generation: its
+ * release store pairs with this acquire load, so a worker that sees the new
+ * pointer sees the copy whole (free on x86-64, where both are plain moves;
+ * needed on weaker orderings, and no data race for the compiler either). */
+static inline const struct fwd_table *dp_content_table(const struct dp_content *c)
+{
+	return __atomic_load_n(&c->t, __ATOMIC_ACQUIRE);
+}
 
 struct dp_content_verdict {
 	uint32_t rule; /* deciding rule, or DP_CONTENT_NONE */

@@ -218,7 +218,7 @@ static int journal_add(struct dp_ctx *ctx, const uint8_t *packed, size_t len, ui
  * holds more than the document itself and at least node.delta_journal_bytes:
  * a restart replays at most that much, and memory and disk stay bounded
  * under endless churn (a BGP feed). */
-static void journal_fold(struct dp_ctx *ctx)
+void dp_ctx_fold_journal(struct dp_ctx *ctx)
 {
 	const struct dp_gen *g = ctx->pub.gen;
 	uint64_t t0 = rte_get_tsc_cycles();
@@ -614,7 +614,8 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 	dp_ctx_publish(ctx, g);
 	uint64_t t_pub = rte_get_tsc_cycles();
 
-	journal_fold(ctx);
+	/* The journal is folded, when due, by the control loop once this is
+	 * answered (dp_ctx_fold_journal). */
 	/* The retired generation's FIBs: the same delta, then the standby.
 	 * They mirrored the base; applied, they mirror @g. In the background:
 	 * the answer does not wait for it, the next delta does. */

@@ -150,6 +150,17 @@ void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by);
  */
 void dp_ctx_save_retry(struct dp_ctx *ctx);
 
+/**
+ * Fold the deltas' journal into a document of the running generation once
+ * it holds more than that document and node.delta_journal_bytes (a restart
+ * then replays at most that much). Called by regionfwd.c's loop after each
+ * control poll, not by the delta that crosses the bound: the fold takes
+ * about a second per million prefixes, and that delta's answer must not
+ * wait for it (past the pusher's deadline, a published delta would be
+ * answered too late and taken back). Cheap when nothing is due.
+ */
+void dp_ctx_fold_journal(struct dp_ctx *ctx);
+
 /** dp_ctx_apply() on a file (its own hash as identity). */
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);
 

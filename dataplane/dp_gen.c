@@ -239,8 +239,9 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 	g = rte_zmalloc("dp_gen", sizeof(*g), RTE_CACHE_LINE_SIZE);
 
 	if (g == NULL) {
-		fwd_table_free(t);
+		/* The error names the table's source: said before it is freed. */
 		fwd_err_set(err, t ? t->source : "", 0, "", "out of memory");
+		fwd_table_free(t);
 		return NULL;
 	}
 	g->id = id;
@@ -296,10 +297,12 @@ struct dp_gen *dp_gen_derive(struct dp_gen *g, struct fwd_table *t, struct dp_fi
 	memset(f, 0, sizeof(*f));
 	/* The content state reads the rules, links and groups through its
 	 * table: @t has the same ones (a deep copy but for the prefixes), and
-	 * outlives @g's. Workers still on @g may read either; both are
-	 * whole. Relaxed: an aligned pointer store, nothing ordered by it. */
+	 * outlives @g's. Workers still on @g may read either: release, so
+	 * that one which sees @t (dp_content_table(), acquire) sees it whole,
+	 * built before this store (x86-64 keeps the order anyway; weaker CPUs
+	 * and the compiler need the pair). */
 	if (n->content)
-		__atomic_store_n(&n->content->t, t, __ATOMIC_RELAXED);
+		__atomic_store_n(&n->content->t, t, __ATOMIC_RELEASE);
 	g->handed_over = 1;
 	return n;
 }

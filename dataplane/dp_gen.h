@@ -1,6 +1,9 @@
 /*
  * dp_gen.h - a table generation: everything a worker reads to forward, built
- * completely off the fast path and immutable once published.
+ * completely off the fast path and immutable once published, but for two
+ * fields dp_gen_derive() writes on the live one for a delta: handed_over
+ * (read by the control thread only) and its content state's table pointer
+ * (swapped with release for a copy as whole as the one it replaces).
  *
  * A generation owns the validated table, its compiled classifier, the IPv4
  * and IPv6 FIBs (fwd_fib4 DIR-24-8 and fwd_fib6 trie, next hop = region id),

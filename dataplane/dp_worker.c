@@ -400,7 +400,8 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 			 * segment (a hostile probe: a first request whose Host
 			 * only a count rule matched let the next request, Host
 			 * evil.example, pass a drop rule unscanned). */
-			if (rule != DP_CONTENT_NONE && cs->t->content[rule].action == FWD_CA_DROP) {
+			if (rule != DP_CONTENT_NONE &&
+			    dp_content_table(cs)->content[rule].action == FWD_CA_DROP) {
 				lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
 				gc->content_flow[rule]++;
 				dp_content_act(cs, g->cls, p, rule, d);
@@ -430,7 +431,8 @@ follow:
 	/* A decided flow: its verdict, unless this packet matched a drop,
 	 * which then decides the flow from here on. */
 	if (pinned != DP_CONTENT_NONE &&
-	    (v.rule == DP_CONTENT_NONE || cs->t->content[v.rule].action != FWD_CA_DROP)) {
+	    (v.rule == DP_CONTENT_NONE ||
+	     dp_content_table(cs)->content[v.rule].action != FWD_CA_DROP)) {
 		lc->cnt.evt[FWD_EVT_CONTENT_FLOW_HIT]++;
 		gc->content_flow[pinned]++;
 		dp_content_act(cs, g->cls, p, pinned, d);

@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
 import ctlclient  # noqa: E402
 from ctlclient import Ctl, frame, op_of  # noqa: E402
+from preload import preload_shim  # noqa: E402
 from dprun import (NAP, POOL, Served, eal_args, pcap_in_null_out, read_pcaps, regionfwd_bin, start_regionfwd,  # noqa: E402
                    wait_pcap)
 
@@ -570,3 +572,87 @@ def test_later_fragments_across_a_swap_keep_to_residency(tmp_path, case):
     assert after["drops"]["frag_residency"] > before["drops"]["frag_residency"], after["drops"]
     assert after["drops"]["no_link_up"] == before["drops"]["no_link_up"], after["drops"]
     assert after["drops"]["frag_no_first"] == before["drops"]["frag_no_first"]
+
+
+# fsync() stalls 12 s once, when the file STALL_MARKER names exists (a disk
+# that hangs on the push's save, which is made before the push is answered).
+FSYNC_STALL_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int fsync(int fd)
+{
+	static int (*real)(int);
+	const char *m = getenv("STALL_MARKER");
+
+	if (real == NULL)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	if (m != NULL && unlink(m) == 0)
+		sleep(12);
+	return real(fd);
+}
+"""
+
+
+def capture_call(ctl, opname, msg, reply):
+    """A capture request on regionfwd's control socket: ("ok", the reply
+    message) or ("error", Error)."""
+    ctl.s.sendall(frame(op_of(opname), msg.SerializeToString()))
+    _, _, _, flags, _, n = ctlclient.HDR.unpack(ctl._recv(ctlclient.HDR.size))
+    body = ctl._recv(n)
+    if flags & ctlclient.ERROR:
+        return "error", ctlclient.pb().Error.FromString(body)
+    return "ok", getattr(ctlclient.pb(), reply).FromString(body)
+
+
+def test_a_capture_outlives_a_push_longer_than_its_lease(tmp_path):
+    """A capture nobody reads for 10 s ends. The control thread busy with
+    one push for longer (its save stalled on the disk) kept the reader's
+    read queued on the socket, then ended the capture as "not read" before
+    taking it: an operator capturing through a table change lost the
+    capture. Time the control thread spends away from its poll is now not
+    counted against the reader."""
+    pb = ctlclient.pb()
+    marker = tmp_path / "stall"
+    saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "STALL_MARKER")}
+    os.environ["LD_PRELOAD"] = preload_shim(tmp_path, "fsync_stall", FSYNC_STALL_SHIM)
+    os.environ["STALL_MARKER"] = str(marker)
+    try:
+        f = Fwd(tmp_path, "ctl-caplease", traffic(tmp_path, ["10.9.0.1"]))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    reader = None
+    try:
+        reader = Ctl(f.sock)
+        how, started = capture_call(reader, "capture_start", pb.CaptureStart(owner="lease test"),
+                                    "CaptureStarted")
+        assert how == "ok", started
+        how, data = capture_call(reader, "capture_read", pb.CaptureRead(id=started.id), "CaptureData")
+        assert how == "ok" and not data.done, data
+        doc = open(TABLE).read().replace("{region: r8,  service: any, action: steer, to: l-r8}",
+                                         "{region: r8,  service: any, action: steer, to: l-r16}")
+        marker.write_text("")
+        pushed = {}
+        pusher = threading.Thread(target=lambda: pushed.update(
+            f.ctl.call("push", document=doc, generation=5, name="slow-disk")))
+        pusher.start()
+        time.sleep(1)  # the push has begun and waits on its save
+        # Sent while the control thread is busy: answered once it is back.
+        how, data = capture_call(reader, "capture_read", pb.CaptureRead(id=started.id), "CaptureData")
+        pusher.join(60)
+        assert not marker.exists(), "the push's save did not stall (no fsync seen)"
+        assert pushed.get("ok") and pushed["generation"] == 5, pushed
+        assert how == "ok" and not data.done, (how, data, f.text())
+        how, data = capture_call(reader, "capture_stop", pb.CaptureRead(id=started.id), "CaptureData")
+        assert how == "ok" and data.done and data.end != "not read", (how, data)
+        assert "not read for" not in f.text()
+    finally:
+        if reader is not None:
+            reader.close()
+        f.stop()
