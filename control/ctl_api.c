@@ -1726,6 +1726,17 @@ static const struct route {
 	{"POST", "/v1/fleet/unpin", ROUTE_FLEET | ROUTE_FLEET_WRITE, h_fleet_unpin, NULL},
 };
 
+static enum MHD_Result count_authorization(void *cls, enum MHD_ValueKind kind, const char *key,
+					   const char *value)
+{
+	unsigned *n = cls;
+
+	(void)kind;
+	(void)value;
+	*n += strcasecmp(key, "Authorization") == 0;
+	return MHD_YES;
+}
+
 /* What the bearer token in @h (an Authorization header) allows, and the
  * token's name in @name ("" when it has none). Every token is compared, so
  * the time taken does not tell which one (nearly) matched. */
@@ -1734,7 +1745,8 @@ static enum access token_access(const struct ctl_api *api, const char *h, const 
 	enum access a = ACCESS_NONE;
 
 	*name = "";
-	if (strncmp(h, "Bearer ", 7) != 0)
+	/* The scheme is case-insensitive (RFC 9110 section 11.1). */
+	if (strncasecmp(h, "Bearer ", 7) != 0)
 		return ACCESS_NONE;
 	h += 7;
 	for (unsigned i = 0; i < api->ntokens; i++)
@@ -1785,6 +1797,7 @@ static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct 
 {
 	enum access tok = ACCESS_NONE, cert = ACCESS_NONE;
 	const char *h, *tname = "";
+	unsigned nauth = 0;
 	char from[INET6_ADDRSTRLEN + 24];
 
 	q->access = ACCESS_NONE;
@@ -1823,13 +1836,20 @@ static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct 
 		}
 	}
 	h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
+	/* Only the first would be read: a second, whatever it holds, must not
+	 * be ignored without a word (a proxy may have added or kept one). */
+	MHD_get_connection_values(con, MHD_HEADER_KIND, count_authorization, &nauth);
+	if (nauth > 1) {
+		snprintf(q->why, sizeof(q->why), "more than one Authorization header: give one");
+		return;
+	}
 	if (h || !api->tls_client) {
 		tok = h ? token_access(api, h, &tname) : ACCESS_NONE;
 		if (tok == ACCESS_NONE) {
 			snprintf(q->why, sizeof(q->why), "%s",
-				 api->tls_client ? "the Authorization header holds no valid token"
-						 : "requests over TCP need 'Authorization: Bearer "
-						   "TOKEN'");
+				 h ? "the Authorization header holds no valid token (give "
+				     "'Authorization: Bearer TOKEN')"
+				   : "requests over TCP need 'Authorization: Bearer TOKEN'");
 			return;
 		}
 	}
@@ -1977,6 +1997,13 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 			     "(regionctl fleet apply, docs/fleet.md), not from local writes");
 		return;
 	}
+	/* Before the body is read: a bad body's 400 would hide that the
+	 * endpoint cannot serve anything here (docs/api.md: every fleet
+	 * endpoint answers 404 not_fleet in single-box mode). */
+	if ((rt->flags & ROUTE_FLEET) && api->fleet == NULL) {
+		fleet_client(api, r);
+		return;
+	}
 	if ((rt->flags & ROUTE_FILTERS) &&
 	    (filters == NULL || filters->status == NULL || filters->detach == NULL)) {
 		reply_simple(r, FWD_R_NO_FILTERS, "",
@@ -2065,6 +2092,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 	MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
 	if (r->close)
 		MHD_add_response_header(resp, "Connection", "close");
+	/* RFC 9110 section 11.6.1: a 401 says which scheme would do. */
+	if (r->status == 401)
+		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"regiond\"");
 	ret = MHD_queue_response(con, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -2140,7 +2170,26 @@ struct framing {
 	int cl_bad; /* one is not 1*DIGIT, or differs from the first */
 	unsigned encodings; /* Transfer-Encoding headers */
 	int te_bad; /* one is not "chunked" alone */
+	int name_bad; /* a header name that is not a token, or a framing name mangled */
 };
+
+/* RFC 9110 section 5.6.2: a field name is 1*tchar. */
+static int is_token(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++)
+		if (!(*s >= '0' && *s <= '9') && !((*s | 0x20) >= 'a' && (*s | 0x20) <= 'z') &&
+		    strchr("!#$%&'*+-.^_`|~", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+/* @key holds @name, ignoring case, and is not just @name. */
+static int holds_name(const char *key, const char *name)
+{
+	return strcasecmp(key, name) != 0 && strcasestr(key, name) != NULL;
+}
 
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
 				      const char *value)
@@ -2148,6 +2197,18 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const 
 	struct framing *f = cls;
 
 	(void)kind;
+	/* libmicrohttpd 0.9.75 hands over "Content-Length : 5" (whitespace
+	 * before the colon, which RFC 9112 section 5.1 says to refuse) as a
+	 * header named "Content-Length ", and a folded line (obs-fold,
+	 * section 5.2: refuse, or read as a space) glued to the previous
+	 * header's name: "Content-Length: 0" then " 32" arrive as
+	 * "Content-Length32: 0". Either way it reads no length and takes the
+	 * body for the next request, where a proxy in front may have read
+	 * another: request smuggling. A name that is not a token, or one
+	 * that holds a framing header's name and is not it, is refused. */
+	if (!is_token(key) || holds_name(key, "Content-Length") ||
+	    holds_name(key, "Transfer-Encoding"))
+		f->name_bad = 1;
 	if (strcasecmp(key, "Content-Length") == 0) {
 		unsigned long long n;
 		char *end;
@@ -2180,7 +2241,10 @@ static int refused_framing(struct MHD_Connection *con, struct reply *r)
 	const char *why = NULL;
 
 	MHD_get_connection_values(con, MHD_HEADER_KIND, framing_header, &f);
-	if (f.lengths && f.encodings)
+	if (f.name_bad)
+		why = "a header line that is not 'name: value' (whitespace before a colon, or a "
+		      "line folded onto the one before): where the body ends is ambiguous";
+	else if (f.lengths && f.encodings)
 		why = "Content-Length with Transfer-Encoding: the body's length is ambiguous";
 	else if (f.cl_bad)
 		why = f.lengths > 1 ? "Content-Length headers that differ: the body's length is "

@@ -483,6 +483,20 @@ def test_bad_documents_change_nothing(box, tmp_path, name, change, status, code,
     assert_unchanged(box)
 
 
+def test_fleet_endpoints_in_single_box_mode_answer_not_fleet(box):
+    """docs/api.md: every fleet endpoint answers 404 not_fleet without
+    --fleet-endpoints. A POST's body was read first, so an empty or bad one
+    got 400 naming a field of an endpoint that cannot serve anything here."""
+    for method, path, body in (("GET", "/v1/fleet/nodes", None), ("GET", "/v1/fleet/rollouts", None),
+                               ("GET", "/v1/fleet/rollouts/active", None),
+                               ("POST", "/v1/fleet/rollouts", {}), ("POST", "/v1/fleet/rollouts", {"x": 1}),
+                               ("POST", "/v1/fleet/rollouts/active/abort", {}),
+                               ("POST", "/v1/fleet/unpin", {}), ("POST", "/v1/fleet/unpin", {"node": 7})):
+        code, r = box.http(method, path, body)
+        assert code == 404 and r["error"]["code"] == "not_fleet", (method, path, body, r)
+    assert_unchanged(box)
+
+
 def test_a_port_the_node_lacks_is_refused_at_the_links_line(box, tmp_path):
     """regiond cannot know regionfwd's ports; regionfwd refuses a link on a
     port its node lacks, and the answer names the link's line of the
