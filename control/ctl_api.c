@@ -187,6 +187,7 @@ struct req {
 	size_t len, cap;
 	int too_big;
 	int too_many; /* its body would pass --max-buffered: not buffered */
+	size_t dropped; /* bytes of such a body read and dropped */
 	size_t announced; /* Content-Length, 0: none (the buffer grows by it) */
 	int tcp;
 	int answered; /* refused from its headers: its body is never read */
@@ -1940,6 +1941,10 @@ static void uploads_full(struct ctl_api *api, struct reply *r);
  * or its class's share of --max-buffered when that is less (TCP clients,
  * read-only credentials). Past it the answer is 413, not 503 "try again":
  * no wait would let it fit. */
+/* Bytes of a chunked body past its limit read and dropped, beyond the
+ * limit itself, before its connection is closed unanswered. */
+#define DROP_GRACE ((size_t)1 << 20)
+
 static size_t body_cap(const struct ctl_api *api, const struct req *q)
 {
 	size_t c = api->max_body;
@@ -2428,6 +2433,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
 		if (!q->too_big && !q->too_many) {
 			memcpy(q->body + q->len, data, *data_size);
 			q->len += *data_size;
+		} else if ((q->dropped += *data_size) > body_cap(api, q) + DROP_GRACE) {
+			/* A chunked body has no length to refuse it by: it is read
+			 * and dropped, and answered 413 (503) once it ends. One
+			 * that goes on for as much again ends its connection
+			 * unanswered, as libmicrohttpd 0.9.75 cannot answer before
+			 * a body is over (a response queued then is its internal
+			 * error): a client streaming without end holds no
+			 * connection for ever. */
+			fwd_log(FWD_LOG_NOTICE,
+				"api: %s %s: a chunked body past %s kept coming (%zu bytes "
+				"dropped): connection closed",
+				method, url, q->too_big ? "its size limit" : "--max-buffered",
+				q->dropped);
+			return MHD_NO;
 		}
 		*data_size = 0;
 		return MHD_YES;
