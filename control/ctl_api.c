@@ -2283,6 +2283,17 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 			"the URL holds a NUL byte (raw, or %00 in its path): no endpoint has one");
 		return 1;
 	}
+	/* A compressed body would be read as it is, and refused as JSON or
+	 * YAML that it is not: say what is wrong instead. */
+	const char *ce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Encoding");
+
+	if (ce && strcasecmp(ce, "identity") != 0) {
+		reply_simple(r, FWD_R_BAD_REQUEST, "",
+			     "a Content-Encoding other than identity (gzip, ...) is not taken: "
+			     "send the body as it is");
+		r->close = 1; /* its body is not read */
+		return 1;
+	}
 	if (cl && strtoull(cl, &end, 10) > body_cap(api, q)) {
 		body_too_large(api, q, r);
 		return 1;

@@ -250,6 +250,15 @@ def test_authorization_headers_are_read_as_rfc_9110_says(tmp_path):
         assert '\r\nWWW-Authenticate: Bearer realm="regiond"' in head, head
         head, body = get()
         assert "requests over TCP need 'Authorization: Bearer TOKEN'" in body, body
+        # A compressed body was read as it is (and refused as a document it
+        # is not, or taken when it happened to parse): it is refused.
+        for enc in ("gzip", "deflate", "br"):
+            got, closed = exchange(port, (f"POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {good}\r\n"
+                                          f"Content-Encoding: {enc}\r\nContent-Length: 2\r\n\r\n{{}}").encode())
+            assert got.startswith(b"HTTP/1.1 400 ") and b"Content-Encoding other than identity" in got and closed, got
+        got, _ = exchange(port, (f"POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {good}\r\n"
+                                 "Content-Encoding: identity\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}").encode())
+        assert b"Content-Encoding" not in got, got
         assert '\r\nWWW-Authenticate: Bearer realm="regiond"' in head, head
         assert b.gen() == 1
     finally:
