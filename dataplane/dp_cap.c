@@ -562,6 +562,12 @@ int dp_cap_start(struct dp_cap *c, struct dp_pub *pub, const struct dp_gen *g,
 	char os[160], app[96], text[1600];
 	int rc;
 
+	if (c->on && c->done)
+		return fwd_err_fail(
+			err, FWD_R_CAPTURE_BUSY, NULL, 0, "",
+			"capture %llu for %s has ended and waits for its reader (let go "
+			"%d s after its last read); one at a time",
+			(unsigned long long)c->id, c->owner, DP_CAP_LEASE_MS / 1000);
 	if (c->on)
 		return fwd_err_fail(err, FWD_R_CAPTURE_BUSY, NULL, 0, "",
 				    "capture %llu for %s runs (%.0f s so far); one at a time",
@@ -694,7 +700,7 @@ void dp_cap_poll(struct dp_cap *c, struct dp_pub *pub)
 {
 	int64_t now = fwd_mono_ms();
 
-	if (c == NULL || !c->on || c->done)
+	if (c == NULL || !c->on)
 		return;
 	/* The control thread polls every ~10 ms. A longer gap was a push, a
 	 * delta or a save it was busy with: a read that came meanwhile is
@@ -704,6 +710,19 @@ void dp_cap_poll(struct dp_cap *c, struct dp_pub *pub)
 	if (c->last_poll_ms != 0 && now - c->last_poll_ms > 1000)
 		c->last_read_ms += now - c->last_poll_ms;
 	c->last_poll_ms = now;
+	if (c->done) {
+		/* Ended (its count or duration reached) but never read to the
+		 * end: its reader went away (a regiond killed, a start whose
+		 * answer came too late for it). Held for its lease, then let
+		 * go: it held the one capture slot, and every later capture
+		 * was refused as busy until regionfwd restarted. */
+		if (now - c->last_read_ms > DP_CAP_LEASE_MS) {
+			DP_LOG(WARNING, "capture %llu for %s: ended, not read for %d s; released",
+			       (unsigned long long)c->id, c->owner, DP_CAP_LEASE_MS / 1000);
+			release(c);
+		}
+		return;
+	}
 	drain(c, DP_CAP_POLL_BUDGET);
 	if (c->count && c->captured >= c->count)
 		end(c, pub, "count reached");

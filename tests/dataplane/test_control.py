@@ -656,3 +656,42 @@ def test_a_capture_outlives_a_push_longer_than_its_lease(tmp_path):
         if reader is not None:
             reader.close()
         f.stop()
+
+
+def test_an_ended_capture_nobody_reads_lets_the_slot_go(tmp_path):
+    """A capture that ended on its count while its reader was gone (a
+    regiond killed, or a start answered after regiond gave up on it) held
+    the one capture slot until regionfwd restarted: every later capture
+    was capture_busy, naming a process long gone. It is let go 10 s after
+    its last read, as a running one is."""
+    pb = ctlclient.pb()
+    f = Fwd(tmp_path, "ctl-capdone", traffic(tmp_path, ["10.9.0.1"]))
+    a = b = None
+    try:
+        a = Ctl(f.sock)
+        how, started = capture_call(a, "capture_start", pb.CaptureStart(owner="gone reader", count=1),
+                                    "CaptureStarted")
+        assert how == "ok", started
+        a.close()
+        a = None  # its reader is gone; the capture ends on its count
+        b = Ctl(f.sock)
+        how, err = capture_call(b, "capture_start", pb.CaptureStart(owner="next"), "CaptureStarted")
+        assert how == "error" and err.code == "capture_busy", err
+        deadline, reasons = time.time() + 30, []
+        while True:
+            how, got = capture_call(b, "capture_start", pb.CaptureStart(owner="next"), "CaptureStarted")
+            if how == "ok" or time.time() > deadline:
+                break
+            assert got.code == "capture_busy", got
+            reasons.append(got.reason)
+            time.sleep(1)
+        assert how == "ok", (got, f.text())
+        assert any("has ended and waits for its reader" in r for r in reasons), reasons
+        assert "ended, not read for 10 s; released" in f.text()
+        how, data = capture_call(b, "capture_stop", pb.CaptureRead(id=got.id), "CaptureData")
+        assert how == "ok" and data.done, data
+    finally:
+        for c in (a, b):
+            if c is not None:
+                c.close()
+        f.stop()
