@@ -191,13 +191,29 @@ static int make_socket_dir(const char *path, const char *group)
 	return 0;
 }
 
+int dp_ctl_in_use(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int probe, used;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0; /* dp_ctl_create() refuses it, naming why */
+	strcpy(sa.sun_path, path);
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return 0;
+	used = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(probe);
+	return used;
+}
+
 struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *group)
 {
 	struct dp_ctl *ctl = calloc(1, sizeof(*ctl));
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	gid_t gid = (gid_t)-1;
 	const char *why = NULL;
-	int probe, err;
+	int err;
 
 	if (ctl == NULL)
 		return NULL;
@@ -212,16 +228,14 @@ struct dp_ctl *dp_ctl_create(struct dp_ctx *ctx, const char *path, const char *g
 	}
 	strcpy(sa.sun_path, path);
 	strcpy(ctl->path, path);
-	/* A live regionfwd on this path must not lose its socket to us. */
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		close(probe);
+	/* A live regionfwd on this path must not lose its socket to us
+	 * (regionfwd.c asked before touching any port; asked again here, as
+	 * one may have started meanwhile). */
+	if (dp_ctl_in_use(path)) {
 		DP_LOG(ERR, "control socket %s is in use by a running process", path);
 		err = EADDRINUSE;
 		goto fail;
 	}
-	if (probe >= 0)
-		close(probe);
 	if ((err = make_socket_dir(path, group)) != 0)
 		goto fail;
 	if (group && group[0]) {

@@ -31,6 +31,9 @@
 struct dp_ctx;
 struct dp_ctl;
 
+/** 1 when a process accepts connections on the unix socket @path. */
+int dp_ctl_in_use(const char *path);
+
 /**
  * Listen on @path (a stale socket file is replaced; a live one is refused).
  * @param group  group owning the socket, or NULL

@@ -767,6 +767,19 @@ int main(int argc, char **argv)
 			 fwd_err_str(&err, buf, sizeof(buf)));
 	if (pick_workers(&ctx))
 		rte_exit(EXIT_FAILURE, "cannot start\n");
+	if (ctx.node.control_socket[0] == '\0')
+		snprintf(ctx.node.control_socket, sizeof(ctx.node.control_socket),
+			 "%s/regionfwd.sock", rte_eal_get_runtime_dir());
+	/* Before any port is touched: a second regionfwd on a running one's
+	 * node config (another --file-prefix) probed its devices -- a TAP's
+	 * link went down, an AF_PACKET socket joined its fanout -- and only
+	 * then found the control socket taken, leaving the running box
+	 * forwarding nothing while it said healthy. */
+	if (dp_ctl_in_use(ctx.node.control_socket))
+		rte_exit(EXIT_FAILURE,
+			 "control socket %s is in use by a running process: a regionfwd already "
+			 "runs this node; not touching its ports\n",
+			 ctx.node.control_socket);
 
 	/* A frame of the MTU with two VLAN tags and the FCS fits one mbuf, so
 	 * headers are never split across segments (multiseg_headers). */
@@ -785,9 +798,6 @@ int main(int argc, char **argv)
 		rte_zmalloc("dp_qsv", rte_rcu_qsbr_get_memsize(ctx.nworkers), RTE_CACHE_LINE_SIZE);
 	if (ctx.pub.qsv == NULL || rte_rcu_qsbr_init(ctx.pub.qsv, ctx.nworkers))
 		rte_exit(EXIT_FAILURE, "cannot set up RCU\n");
-	if (ctx.node.control_socket[0] == '\0')
-		snprintf(ctx.node.control_socket, sizeof(ctx.node.control_socket),
-			 "%s/regionfwd.sock", rte_eal_get_runtime_dir());
 	saved_path(&ctx);
 	/* Before start_table: --start-on table removes the save, and every
 	 * push replaces it. A file regionfwd did not write there is neither

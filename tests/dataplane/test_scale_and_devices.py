@@ -359,6 +359,45 @@ def test_fib_edges(tmp_path, seed):
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="needs root and /dev/net/tun")
+def test_a_second_regionfwd_on_a_running_node_touches_no_port(tmp_path):
+    """A second regionfwd given a running one's node config (another
+    --file-prefix, as a lab command line makes easy) probed the node's
+    devices before it found the control socket taken: the running box's tap
+    went down with a new MAC and forwarded nothing, while it said healthy.
+    It now stops before any port, naming the socket."""
+    import time
+    from dprun import eal_args, regionfwd_bin
+    table = os.path.join(os.path.dirname(__file__), "..", "data", "dp-table.yaml")
+    node = tmp_path / "node.yaml"
+    node.write_text("ports:\n  in0: {device: net_null_i0, ingress: true}\n"
+                    "  out0: {device: 'net_tap_rf1,iface=rfwdtwin0'}\n  out1: {device: net_null_o1}\n"
+                    f"control_socket: {tmp_path / 'ctl.sock'}\n" + NAP + POOL)
+
+    def link():
+        p = subprocess.run(["ip", "-j", "link", "show", "rfwdtwin0"], capture_output=True, text=True)
+        return json.loads(p.stdout)[0] if p.returncode == 0 else None
+
+    first = subprocess.Popen([regionfwd_bin()] + eal_args("dp-twin1") + ["--", "--node", str(node), "--table", table],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 30
+        while link() is None or "UP" not in link()["flags"] or not os.path.exists(tmp_path / "ctl.sock"):
+            assert first.poll() is None and time.time() < deadline, first.stdout.read() if first.poll() else "no tap"
+            time.sleep(0.2)
+        before = link()
+        second = subprocess.run([regionfwd_bin()] + eal_args("dp-twin2") + ["--", "--node", str(node), "--table", table],
+                                capture_output=True, text=True, timeout=60)
+        out = second.stdout + second.stderr
+        assert second.returncode != 0 and "a regionfwd already runs this node; not touching its ports" in out, out
+        after = link()
+        assert after and "UP" in after["flags"] and after["address"] == before["address"], (before, after)
+        assert first.poll() is None
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="needs root and /dev/net/tun")
 def test_ring_and_tap_ports(tmp_path):
     """net_ring ingress (EAL --vdev) and a net_tap egress port (probed from the
     node config) come up, the tap interface exists while forwarding, and
