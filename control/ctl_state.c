@@ -2296,6 +2296,11 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 		 id, hash, r->managed_by[0] ? r->managed_by : r->generation->source);
 	if (id >= st->next_id && id < UINT64_MAX)
 		st->next_id = id; /* its own id: spent here from now on */
+	/* The --table seed of an empty state, recorded at start but never run
+	 * (regionfwd runs what it was pushed): left in the history, it was
+	 * "the previous generation", and a plain rollback ran it. */
+	uint64_t seed = st->seeded && st->nhist == 1 ? st->hist[0].id : 0;
+
 	snprintf(who, sizeof(who), "%s", st->who);
 	snprintf(st->who, sizeof(st->who), "regiond (adopted from regionfwd)");
 	got = apply_gen(st, doc, len, fwd_hash64(doc, len) == hash ? 0 : hash, "regiond", comment,
@@ -2308,10 +2313,27 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 		snprintf(why, sizeof(why), "%s", got == 0 ? "it is already current" : e.reason);
 		goto refused;
 	}
+	if (seed && st->nhist == 2 && st->hist[0].id == seed && gone_add(st, seed, 7) == 0) {
+		struct fwd_err se;
+
+		free(st->hist[0].doc);
+		free(st->hist[0].changes);
+		memmove(st->hist, st->hist + 1, sizeof(*st->hist));
+		st->nhist = 1;
+		if (ctl_state_save(st, &se))
+			fwd_log(FWD_LOG_WARNING,
+				"the --table seed (generation %" PRIu64
+				"), which never ran, is out of the history but still on disk (%s): "
+				"the next change writes the history without it",
+				seed, se.reason);
+	} else {
+		seed = 0;
+	}
 	fwd_log(FWD_LOG_NOTICE,
 		"adopted what regionfwd runs (generation %" PRIu64 ", %016" PRIx64
-		") as generation %" PRId64 ": this state directory was %s",
-		id, hash, got, st->seeded ? "empty (seeded from --table)" : "empty or older");
+		") as generation %" PRId64 ": this state directory was %s%s",
+		id, hash, got, st->seeded ? "empty (seeded from --table)" : "empty or older",
+		seed ? "; the seed, which never ran, is dropped from the history" : "");
 	st->seeded = 0;
 	st->held_back = 0;
 	st->adopt_tried_ms = 0;

@@ -93,6 +93,13 @@ def test_an_empty_regiond_adopts_a_pushed_table(tmp_path):
         top = history(b)[0]
         assert top["id"] == running["id"] and "adopted" in top["comment"], top
         assert top["by"] == "regiond (adopted from regionfwd)", top
+        # The --table seed of the empty state never ran: it is not in the
+        # history, so a plain rollback does not run it (it once did, a
+        # table this box never forwarded on, its batches and links lost).
+        assert [g["id"] for g in history(b)] == [running["id"]], history(b)
+        rc, out, err = b.ctl("rollback")
+        assert rc == 1 and "there is no previous generation" in err, (out, err)
+        assert "the seed, which never ran, is dropped from the history" in open(tmp_path / "regiond.log").read()
         rc, out, _ = b.ctl("status")
         assert rc == 0, out
         rc, doc, _ = b.ctl("show", "table", json_out=True)
