@@ -678,29 +678,59 @@ out:
 	json_decref(b);
 }
 
+/* A confirm body jansson refused for an integer past 64 bits: when that
+ * integer is the generation, the refusal names the field, as for any other
+ * bad generation (read again with every integer as a double). */
+static int confirm_too_big(const struct req *q, struct reply *r)
+{
+	json_t *b =
+		json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
+	const json_t *g = json_object_get(b, "generation");
+	int big = json_is_real(g) && (json_real_value(g) >= 9223372036854775807.0 ||
+				      json_real_value(g) <= -9223372036854775808.0);
+
+	json_decref(b);
+	if (!big)
+		return 0;
+	json_decref(r->body);
+	r->body = NULL;
+	reply_simple(r, FWD_R_BAD_REQUEST, "generation",
+		     "'generation' must be an integer in 1..9223372036854775807");
+	return 1;
+}
+
+/* {} confirms whatever awaits confirmation (as before); {"generation": N}
+ * confirms N only, and answers a retry of the last one confirmed with
+ * "already" (docs/api.md). */
 static void h_confirm(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	static const char *const keys[] = {NULL};
+	static const char *const keys[] = {"generation", NULL};
 	struct fwd_err e;
 	uint64_t gen;
+	int64_t want = 0;
+	int already;
 	json_t *b = q->len ? body_json(q, r) : json_object();
 
-	/* No fields: a body, if any, must be an empty object (docs/api.md:
-	 * unknown fields are refused). */
-	if (b == NULL)
+	/* A body, if any, is an object with at most the generation
+	 * (docs/api.md: unknown fields are refused). */
+	if (b == NULL) {
+		confirm_too_big(q, r);
 		return;
-	if (check_keys(b, keys, r)) {
+	}
+	if (check_keys(b, keys, r) || opt_int(b, "generation", 1, INT64_MAX, &want, r)) {
 		json_decref(b);
 		return;
 	}
 	json_decref(b);
-	gen = ctl_confirm_accept(api->st, &e);
+	gen = ctl_confirm_accept(api->st, (uint64_t)want, &already, &e);
 	if (gen == 0) {
 		reply_err(r, &e);
 		return;
 	}
 	r->status = 200;
 	r->body = json_pack("{s:I}", "confirmed", (json_int_t)gen);
+	if (already)
+		json_object_set_new(r->body, "already", json_true());
 }
 
 void ctl_api_publish(struct ctl_api *api)

@@ -60,10 +60,58 @@ void ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int
 	ctl_confirm_set_due(st);
 }
 
-uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
+/* What became of generation @gen, which does not await confirmation: a
+ * clause for the refusal, from the history (an automatic revert is the
+ * generation right after the one it reverts: nothing else is written
+ * while one awaits confirmation). */
+static void fate(const struct ctl_state *st, uint64_t gen, char *out, size_t len)
 {
-	uint64_t gen = st->confirm_gen;
+	char c[64];
 
+	snprintf(c, sizeof(c), "automatic revert: generation %" PRIu64 " ", gen);
+	for (unsigned i = 0; i < st->nhist; i++) {
+		if (st->hist[i].id != gen)
+			continue;
+		if (i + 1 < st->nhist && strncmp(st->hist[i + 1].comment, c, strlen(c)) == 0)
+			snprintf(out, len,
+				 "%" PRIu64 " was reverted at its deadline, by generation %" PRIu64,
+				 gen, st->hist[i + 1].id);
+		else
+			snprintf(out, len, "%" PRIu64 " does not await confirmation", gen);
+		return;
+	}
+	if (gen >= st->next_id)
+		snprintf(out, len, "there is no generation %" PRIu64 " yet", gen);
+	else
+		snprintf(out, len, "generation %" PRIu64 " is not in the history", gen);
+}
+
+uint64_t ctl_confirm_accept(struct ctl_state *st, uint64_t want, int *already, struct fwd_err *e)
+{
+	uint64_t gen = st->confirm_gen, last = st->confirmed_gen;
+
+	*already = 0;
+	/* A confirm that names its generation confirms that one or nothing:
+	 * a late confirm of a change reverted meanwhile must not keep another
+	 * client's change, and a retried one is answered, not refused. */
+	if (want && want != gen && want == last) {
+		*already = 1;
+		return want;
+	}
+	if (want && want != gen) {
+		char f[128];
+
+		fate(st, want, f, sizeof(f));
+		if (gen)
+			fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, "generation",
+				     "generation %" PRIu64 " awaits confirmation, not %" PRIu64
+				     " (%s)",
+				     gen, want, f);
+		else
+			fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, "generation",
+				     "no apply awaits confirmation (%s)", f);
+		return 0;
+	}
 	if (!gen) {
 		fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, "",
 			     "no apply awaits confirmation");
@@ -83,8 +131,10 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e)
 	 * (the record on disk still says "revert at the deadline"): it is
 	 * durable or it is refused, and the deadline still holds. */
 	st->confirm_gen = 0;
+	st->confirmed_gen = gen;
 	if (ctl_state_save(st, e)) {
 		st->confirm_gen = gen;
+		st->confirmed_gen = last;
 		snprintf(e->reason + strlen(e->reason), sizeof(e->reason) - strlen(e->reason),
 			 "; generation %" PRIu64 " is not confirmed and still reverts at its "
 			 "deadline",

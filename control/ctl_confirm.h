@@ -22,9 +22,12 @@ int ctl_confirm_none_pending(const struct ctl_state *st, struct fwd_err *e);
  *  and commit records (ctl_state_apply() with confirm_next_s). */
 void ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int64_t seconds);
 
-/** Keep the pending generation. @return its id, or 0 with
- *  FWD_R_NOTHING_TO_CONFIRM in @e. */
-uint64_t ctl_confirm_accept(struct ctl_state *st, struct fwd_err *e);
+/** Keep the pending generation; with @want (0: whichever is pending) only
+ *  if it is that one. @return its id, or 0 with FWD_R_NOTHING_TO_CONFIRM in
+ *  @e (naming both generations when @want is not the pending one). A @want
+ *  that is the last generation confirmed returns @want with *@already set:
+ *  a retry, answered as done. */
+uint64_t ctl_confirm_accept(struct ctl_state *st, uint64_t want, int *already, struct fwd_err *e);
 
 /** Derive confirm_due_ms (monotonic) from confirm_deadline (wall seconds):
  *  when armed, and when the record is loaded from disk. */

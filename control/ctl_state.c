@@ -108,6 +108,8 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	json_object_set_new(root, "pending",
 			    st->has_pending ? gen_record(&st->pending) : json_null());
 	json_object_set_new(root, "confirm", ctl_confirm_json(st));
+	if (st->confirmed_gen) /* absent when none, as an older regiond wrote it */
+		json_object_set_new(root, "confirmed", json_integer((json_int_t)st->confirmed_gen));
 	text = json_dumps(root, JSON_INDENT(1));
 	json_decref(root);
 	if (text == NULL) {
@@ -806,6 +808,15 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 	cf = json_object_get(root, "confirm");
 	if (cf != NULL && !json_is_null(cf) && load_confirm(st, cf, path, e))
 		goto out;
+	/* The last generation confirmed: only ever compared with what a
+	 * confirm names, so one retention dropped since is no corruption. */
+	cf = json_object_get(root, "confirmed");
+	if (cf != NULL && (!json_is_integer(cf) || json_integer_value(cf) < 1)) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "confirmed",
+			     "must be a generation id (an integer >= 1)");
+		goto out;
+	}
+	st->confirmed_gen = cf ? (uint64_t)json_integer_value(cf) : 0;
 	if (check_documents(st, disk_next, 0, e))
 		goto out;
 	if (st->hidden && st->hidden + 2 > st->nhist) {

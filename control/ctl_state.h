@@ -145,6 +145,10 @@ struct ctl_state {
 	int has_pending;
 	/* commit-confirm: revert to revert_to unless confirmed by deadline */
 	uint64_t confirm_gen, revert_to;
+	/* The last generation a confirmation kept (0: none): a retried
+	 * confirm of it is answered "already", not refused. Persisted with
+	 * the history ("confirmed"), so it survives a restart. */
+	uint64_t confirmed_gen;
 	int64_t confirm_deadline;
 	/* When it is due on CLOCK_MONOTONIC (ms): the revert compares this,
 	 * not the wall clock, which an operator or NTP may step (a step
