@@ -1041,6 +1041,7 @@ static const struct ans_field ans_table_change[] = {
 
 static const struct ans_field ans_confirm[] = {
 	{"confirmed", AT_ID},
+	{"already", AT_BOOL | AT_OPT},
 	{0},
 };
 
@@ -2914,10 +2915,12 @@ static void print_gen(json_t *r, const char *what)
 		printf("%s: no change, generation %lld already has this table\n", what,
 		       ji(g, "id"));
 	if (json_object_get(r, "confirm_by"))
-		printf("confirm within %lld s with 'regionctl confirm', or it reverts by itself\n",
+		printf("confirm within %lld s with 'regionctl confirm %lld', or it reverts by "
+		       "itself\n",
 		       json_object_get(r, "confirm_within_s")
 			       ? ji(r, "confirm_within_s")
-			       : ji(r, "confirm_by") - (long long)time(NULL));
+			       : ji(r, "confirm_by") - (long long)time(NULL),
+		       ji(g, "id"));
 }
 
 /* --confirm-timeout's seconds into *@confirm (0 without it). Strict: a typo
@@ -3025,7 +3028,10 @@ static int cmd_link(const struct opts *o, const struct ctl_call *c)
 static void print_confirmed(json_t *r, const char *unused)
 {
 	(void)unused;
-	printf("confirmed generation %lld\n", ji(r, "confirmed"));
+	if (json_is_true(json_object_get(r, "already")))
+		printf("generation %lld was already confirmed\n", ji(r, "confirmed"));
+	else
+		printf("confirmed generation %lld\n", ji(r, "confirmed"));
 }
 
 static void print_detached(json_t *r, const char *unused)
@@ -3034,10 +3040,32 @@ static void print_detached(json_t *r, const char *unused)
 	printf("%s\n", json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
 }
 
+/* A generation's text (a positive integer, as regiond takes it) into
+ * *@g. @return 0, or -1 when it is not one. */
+static int parse_generation(const char *s, long long *g)
+{
+	char *end;
+
+	errno = 0;
+	*g = strtoll(s, &end, 10);
+	return *end || end == s || errno || *g < 1 ? -1 : 0;
+}
+
+/* With GEN, that generation only: a late confirm of a change reverted
+ * meanwhile cannot keep someone else's, and a retry says it was done. */
 static int cmd_confirm(const struct opts *o, const struct ctl_call *c)
 {
-	(void)c;
-	return show(o, "POST", "/v1/confirm", json_object(), print_confirmed, NULL);
+	json_t *b = json_object();
+	long long g;
+
+	if (c->npos) {
+		if (parse_generation(c->pos[0], &g)) {
+			json_decref(b);
+			return usage_error(c, "'%s' is not a generation", c->pos[0]);
+		}
+		json_object_set_new(b, "generation", json_integer(g));
+	}
+	return show(o, "POST", "/v1/confirm", b, print_confirmed, NULL);
 }
 
 static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
@@ -3045,12 +3073,9 @@ static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 	json_t *b = json_object();
 
 	if (c->npos) {
-		char *end;
 		long long g;
 
-		errno = 0;
-		g = strtoll(c->pos[0], &end, 10);
-		if (*end || end == c->pos[0] || errno || g < 1) {
+		if (parse_generation(c->pos[0], &g)) {
 			json_decref(b);
 			return usage_error(c, "'%s' is not a generation", c->pos[0]);
 		}
@@ -4893,7 +4918,14 @@ static const struct ctl_cmd commands[] = {
 		   "the table in between, it is refused (stale_generation); diff and apply again."},
 	{.name = "confirm",
 	 .run = cmd_confirm,
-	 .summary = "keep what a --confirm-timeout change applied"},
+	 .args = "[GEN]",
+	 .max_args = 1,
+	 .summary = "keep what a --confirm-timeout change applied",
+	 .detail = "With GEN (the generation the change answered with), that generation only:\n"
+		   "refused (exit 1, nothing_to_confirm) when it is not the one awaiting\n"
+		   "confirmation, e.g. because it was reverted at its deadline; said as\n"
+		   "already confirmed, exit 0, when a confirm of it succeeded before.\n"
+		   "Without GEN, whichever change awaits confirmation."},
 	{.name = "rollback",
 	 .run = cmd_rollback,
 	 .args = "[GEN]",

@@ -730,6 +730,89 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     assert f"generation 4 confirmed by uid {os.geteuid()} pid " in log, log
 
 
+
+def test_confirm_names_its_generation(box, tmp_path):
+    """A hostile-client probe: A's change (2 s) reverted at its deadline, B
+    applied one (60 s); A's late `{}` confirm kept B's change, and B's own
+    confirm then got 409 and B believed its change reverted. A confirm
+    that names its generation confirms that one or nothing, a retried one
+    says it was done (also across a restart), and regionctl sends it."""
+    doc = open(demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)).read()
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1, "confirm_timeout_s": 2})
+    assert code == 200, r
+    a = r["generation"]["id"]
+    wait_for(lambda: box.gen() == a + 1, timeout=15, what="automatic revert of A's change")
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": a + 1, "confirm_timeout_s": 60})
+    assert code == 200, r
+    b = r["generation"]["id"]
+    # A's late confirm with A's generation: refused, naming both, and B's
+    # change still awaits its own confirmation.
+    code, r = box.http("POST", "/v1/confirm", {"generation": a})
+    assert code == 409 and r["error"]["code"] == "nothing_to_confirm" and r["error"]["path"] == "generation", r
+    assert r["error"]["reason"] == (f"generation {b} awaits confirmation, not {a} "
+                                    f"({a} was reverted at its deadline, by generation {a + 1})"), r
+    assert box.status()["confirm"]["generation"] == b
+    code, r = box.http("POST", "/v1/confirm", {"generation": b + 1})
+    assert code == 409 and r["error"]["reason"] == (
+        f"generation {b} awaits confirmation, not {b + 1} (there is no generation {b + 1} yet)"), r
+    # B's confirm with its generation, then a retry whose answer was lost.
+    code, r = box.http("POST", "/v1/confirm", {"generation": b})
+    assert code == 200 and r == {"confirmed": b}, r
+    assert box.status()["confirm"] is None and box.gen() == b
+    code, r = box.http("POST", "/v1/confirm", {"generation": b})
+    assert code == 200 and r == {"confirmed": b, "already": True}, r
+    code, r = box.http("POST", "/v1/confirm", {})  # as before: nothing is pending
+    assert code == 409 and r["error"]["code"] == "nothing_to_confirm", r
+    rc, out, err = box.ctl("confirm", str(b))
+    assert rc == 0 and out == f"generation {b} was already confirmed\n", (out, err)
+    rc, out, err = box.ctl("confirm", str(b), json_out=True)
+    assert rc == 0 and out == {"confirmed": b, "already": True}, (out, err)
+    rc, out, err = box.ctl("confirm", str(a))
+    assert rc == 1 and f"no apply awaits confirmation ({a} was reverted at its deadline" in err, (out, err)
+    # Remembered across a restart (history.json).
+    box.rd.terminate()
+    box.rd.wait(30)
+    box.start_regiond()
+    code, r = box.http("POST", "/v1/confirm", {"generation": b})
+    assert code == 200 and r == {"confirmed": b, "already": True}, r
+    # regionctl confirm GEN: what apply printed to confirm with.
+    other = demo_variant(tmp_path, "ntp-drop.yaml", "{region: any, service: ntp, action: steer, to: local}",
+                         "{region: any, service: ntp, action: drop}")
+    rc, out, err = box.ctl("apply", other, "--confirm-timeout", "60")
+    assert rc == 0 and f"with 'regionctl confirm {b + 1}'" in out, (out, err)
+    # A confirm did keep b: said so, even though another change awaits its
+    # own confirmation now; one never armed is refused.
+    rc, out, err = box.ctl("confirm", str(b))
+    assert rc == 0 and out == f"generation {b} was already confirmed\n", (out, err)
+    rc, out, err = box.ctl("confirm", "1")
+    assert rc == 1 and f"generation {b + 1} awaits confirmation, not 1 (1 does not await confirmation)" in err, \
+        (out, err)
+    rc, out, err = box.ctl("confirm", str(b + 1))
+    assert rc == 0 and out == f"confirmed generation {b + 1}\n", (out, err)
+    assert box.status()["confirm"] is None and box.gen() == b + 1
+
+
+def test_confirm_refuses_a_bad_generation(box, tmp_path):
+    """POST /v1/confirm's generation is a positive integer of at most 64
+    bits: anything else is 400 naming the field, and confirms nothing."""
+    new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+    rc, out, err = box.ctl("apply", new, "--confirm-timeout", "60")
+    assert rc == 0, err
+    for raw in (b'{"generation": 0}', b'{"generation": -2}', b'{"generation": "2"}', b'{"generation": 2.0}',
+                b'{"generation": null}', b'{"generation": true}', b'{"generation": [2]}',
+                b'{"generation": 9223372036854775808}', b'{"generation": 99999999999999999999}'):
+        code, r = box.http("POST", "/v1/confirm", raw=raw)
+        assert code == 400 and r["error"]["code"] == "bad_request" and r["error"]["path"] == "generation", (raw, r)
+        assert r["error"]["reason"] == "'generation' must be an integer in 1..9223372036854775807", (raw, r)
+    assert box.status()["confirm"]["generation"] == 2
+    for arg in ("0", "x", "2.0", "99999999999999999999"):
+        rc, out, err = box.ctl("confirm", arg)
+        assert rc == 2 and f"'{arg}' is not a generation" in err, (arg, err)
+    rc, out, err = box.ctl("confirm", "2", "3")
+    assert rc == 2, err
+    assert box.status()["confirm"]["generation"] == 2
+
+
 def test_link_commands(steady_box, tmp_path):
     """regionctl link down|up|drain|weight: a PATCH of the table, so validated
     (residency included), audited, and commit-confirm capable."""
