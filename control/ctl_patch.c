@@ -69,6 +69,107 @@ struct patch_op {
  * place each field is spelled. */
 #define FIELD(c, op, i) json_object_get((c), (op)->fields[(i)])
 
+/* A prefix's identity however it is spelled ("4:0a000000/8"), into @key
+ * (64 bytes hold any): the address's bytes in hex and the length as a
+ * number. NULL when the address is not one; a length that is not a number
+ * is kept as written (the table's validation refuses it, naming it). */
+static const char *prefix_key(const char *s, char *key, size_t len)
+{
+	char a[64];
+	unsigned char bin[16];
+	const char *slash = s ? strchr(s, '/') : NULL, *l;
+	int fam, n, off;
+	char *end;
+	unsigned long bits;
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(a))
+		return NULL;
+	memcpy(a, s, (size_t)(slash - s));
+	a[slash - s] = '\0';
+	fam = strchr(a, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(fam, a, bin) != 1)
+		return NULL;
+	n = fam == AF_INET ? 4 : 16;
+	off = snprintf(key, len, "%c:", fam == AF_INET ? '4' : '6');
+	for (int i = 0; i < n; i++)
+		off += snprintf(key + off, len - (size_t)off, "%02x", bin[i]);
+	l = slash + 1;
+	bits = strtoul(l, &end, 10);
+	if (*l >= '0' && *l <= '9' && *end == '\0' && bits <= 128)
+		snprintf(key + off, len - (size_t)off, "/%lu", bits);
+	else
+		snprintf(key + off, len - (size_t)off, "/%.16s", l);
+	return key;
+}
+
+/* The prefixes of one add_prefixes or remove_prefixes change, by their
+ * identity: the index in the change each has (a JSON object used as a set).
+ * One named twice in the change is refused, naming the second. */
+static json_t *change_set(json_t *list, const struct patch_at *at, struct fwd_err *e)
+{
+	json_t *set = json_object(), *v;
+	size_t k;
+
+	if (set == NULL) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		return NULL;
+	}
+	json_array_foreach(list, k, v) {
+		char key[64], cb[80], path[96];
+		const json_t *was;
+
+		snprintf(path, sizeof(path), "%s.prefixes[%zu]", at->path, k);
+		if (prefix_key(json_string_value(v), key, sizeof(key)) == NULL) {
+			fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+				     "prefixes[%zu] is not a prefix", k);
+			break;
+		}
+		if ((was = json_object_get(set, key)) != NULL) {
+			fwd_err_fail(
+				e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+				"prefix %s is listed twice in this change (also prefixes[%lld])",
+				canon_prefix(json_string_value(v), cb, sizeof(cb)),
+				(long long)json_integer_value(was));
+			break;
+		}
+		if (json_object_set_new(set, key, json_integer((json_int_t)k))) {
+			fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+			break;
+		}
+	}
+	if (k < json_array_size(list)) {
+		json_decref(set);
+		return NULL;
+	}
+	return set;
+}
+
+/* Each region's prefixes (one pass over the model's): for each prefix of
+ * @set, the region that holds it (held[j], its index in the change), NULL
+ * when none does. */
+static void holders(json_t *m, json_t *set, const char **held)
+{
+	const char *rn;
+	json_t *reg, *h;
+	size_t j;
+
+	json_object_foreach(json_object_get(m, FWD_KEY_NAME(DOC, REGIONS)), rn, reg) {
+		json_array_foreach(json_object_get(reg, FWD_KEY_NAME(REGION, PREFIXES)), j, h) {
+			char key[64];
+			const json_t *k;
+
+			if (prefix_key(json_string_value(h), key, sizeof(key)) &&
+			    (k = json_object_get(set, key)) != NULL)
+				held[json_integer_value(k)] = rn;
+		}
+	}
+}
+
+/* add_prefixes and remove_prefixes: a region's prefixes as a set. Adding
+ * one the region holds adds nothing (a retried PATCH is a no-op), one
+ * another region holds is refused; removing one the region lacks is
+ * refused, as POST /v1/prefixes does (docs/api.md). Each refusal names
+ * the prefix as changes[i].prefixes[j]. */
 static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const struct patch_at *at,
 		    int add, struct fwd_err *e)
 {
@@ -77,8 +178,10 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const struc
 	json_t *reg =
 		region ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, REGIONS)), region)
 		       : NULL;
-	json_t *list = FIELD(c, op, 1), *have, *v;
-	size_t k;
+	json_t *list = FIELD(c, op, 1), *have, *v, *set;
+	const char **held;
+	size_t k, n;
+	int rc = 0;
 
 	if (reg == NULL)
 		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no region '%.60s'",
@@ -86,38 +189,69 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const struc
 	if (!json_is_array(list))
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
 				    "'prefixes' must be a list");
+	if ((n = json_array_size(list)) == 0)
+		return 0;
+	if ((set = change_set(list, at, e)) == NULL)
+		return -EINVAL;
+	held = calloc(n, sizeof(*held));
+	if (held == NULL) {
+		json_decref(set);
+		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+	}
+	holders(m, set, held);
 	have = json_object_get(reg, FWD_KEY_NAME(REGION, PREFIXES));
 	json_array_foreach(list, k, v) {
-		char cb[80], cb2[80];
+		char cb[80], p[96];
 		const char *cp = canon_prefix(json_string_value(v), cb, sizeof(cb));
-		size_t j;
-		json_t *h;
-		int found = 0;
 
-		if (cp == NULL)
-			return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
-					    "prefixes[%zu] is not a prefix", k);
-		json_array_foreach(have, j, h) {
-			if (strcmp(canon_prefix(json_string_value(h), cb2, sizeof(cb2)) ?: "",
-				   cp) == 0) {
-				found = 1;
-				if (!add) {
-					json_array_remove(have, j);
-					break;
-				}
-			}
-		}
-		if (!add && !found)
-			return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
-					    "prefix %s is not in region '%s'", cp, region);
-		if (add) {
-			json_t *added = json_string(json_string_value(v));
+		snprintf(p, sizeof(p), "%s.prefixes[%zu]", path, k);
+		if (add && held[k] && strcmp(held[k], region) != 0)
+			rc = fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, p,
+					  "prefix %s is held by region '%s', not '%s': remove it "
+					  "there in an earlier change to move it",
+					  cp, held[k], region);
+		else if (!add && held[k] == NULL)
+			rc = fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, p,
+					  "prefix %s is not in region '%s'", cp, region);
+		else if (!add && strcmp(held[k], region) != 0)
+			rc = fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, p,
+					  "prefix %s is not in region '%s' but in '%s'", cp, region,
+					  held[k]);
+		if (rc)
+			break;
+	}
+	if (rc == 0 && add) {
+		json_array_foreach(list, k, v) {
+			json_t *added;
 
+			if (held[k]) /* the region's already: nothing to add */
+				continue;
+			added = json_string(json_string_value(v));
 			json_array_append_new(have, added);
 			note(at->src, added, at->change, (int32_t)k);
 		}
+	} else if (rc == 0) {
+		/* Every one is the region's: out they go, the array compacted
+		 * in one pass. */
+		size_t w = 0;
+
+		for (size_t j = 0; j < json_array_size(have); j++) {
+			char key[64];
+			json_t *h = json_array_get(have, j);
+
+			if (prefix_key(json_string_value(h), key, sizeof(key)) &&
+			    json_object_get(set, key))
+				continue;
+			if (w != j)
+				json_array_set(have, w, h);
+			w++;
+		}
+		while (json_array_size(have) > w)
+			json_array_remove(have, json_array_size(have) - 1);
 	}
-	return 0;
+	free(held);
+	json_decref(set);
+	return rc;
 }
 
 static int add_prefixes(json_t *m, json_t *c, const struct patch_op *op, const struct patch_at *at,

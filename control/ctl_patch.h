@@ -36,6 +36,9 @@ struct ctl_patch_src {
  * added elements came from. @return 0, or a negative errno with @e naming the
  * change (changes[i]) and why: FWD_R_BAD_REQUEST (malformed change, unknown
  * op) or FWD_R_INVALID_CHANGE (it names something the table does not have).
+ * A region's prefixes are a set: adding one it holds adds nothing, one
+ * another region holds, a removal of one it lacks and a prefix named twice
+ * in a change are refused as changes[i].prefixes[j].
  * @model is then partly changed: callers discard it.
  */
 int ctl_patch_apply(json_t *model, json_t *changes, struct ctl_patch_src *src, struct fwd_err *e);

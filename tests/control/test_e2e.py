@@ -606,6 +606,71 @@ def test_head_answers_as_get_without_a_body(box):
         assert line.split()[1] == "404" and body == b"", (path, line, body)
 
 
+
+def patch(box, expected, *changes):
+    return box.http("PATCH", "/v1/table", {"expected_generation": expected, "changes": list(changes)})
+
+
+def test_patch_retried_add_prefixes_is_a_noop(box):
+    """A PATCH adding a prefix, retried after it succeeded (with the new
+    expected_generation), was refused "prefix 181.0.0.0/8 is listed twice":
+    a region's prefixes are a set, so the retry leaves the table as it is,
+    and that is the documented no-op (as POST /v1/prefixes answers it)."""
+    add = {"op": "add_prefixes", "region": "brazil", "prefixes": ["181.0.0.0/8", "2800:3f0::/32"]}
+    code, r = patch(box, 1, add)
+    assert code == 200 and r["changed"] is True and r["generation"]["id"] == 2, r
+    h = box.ctl("history", json_out=True)[1]["history"]
+    code, r = patch(box, 2, add)
+    assert code == 200 and r["changed"] is False and r["generation"]["id"] == 2, r
+    # However the retry spells them, and alongside a change that changes nothing.
+    code, r = patch(box, 2, {"op": "set_link_state", "link": "to-br", "state": "up"},
+                    {"op": "add_prefixes", "region": "brazil", "prefixes": ["2800:3F0:0::/32", "181.0.0.0/8"]})
+    assert code == 200 and r["changed"] is False and r["generation"]["id"] == 2, r
+    assert box.ctl("history", json_out=True)[1]["history"] == h
+    assert_unchanged(box, 2)
+    rc, t, _ = box.ctl("show", "table", json_out=True)
+    assert sorted(t["regions"]["brazil"]["prefixes"]) == ["18.228.0.0/15", "181.0.0.0/8", "2600:1f1e::/36",
+                                                          "2800:3f0::/32"], t["regions"]["brazil"]
+
+
+def test_patch_prefix_refusals_name_the_change(box):
+    """A prefix another region holds was refused with the path
+    "regions.brazil.prefixes" (no index, no change); one listed twice in a
+    change too. Each now names changes[i].prefixes[j], and the other
+    region, as POST /v1/prefixes does; removing an absent prefix is
+    refused as there."""
+    cases = [
+        ([{"op": "set_link_state", "link": "to-br", "state": "down"},
+          {"op": "add_prefixes", "region": "brazil", "prefixes": ["177.0.0.0/8", "8.128.0.0/13"]}],
+         "changes[1].prefixes[1]",
+         "prefix 8.128.0.0/13 is held by region 'singapore', not 'brazil': remove it there in an earlier "
+         "change to move it"),
+        ([{"op": "add_prefixes", "region": "brazil", "prefixes": ["177.0.0.0/8", "2406:DA18::/32"]}],
+         "changes[0].prefixes[1]",
+         "prefix 2406:da18::/32 is held by region 'singapore', not 'brazil': remove it there in an earlier "
+         "change to move it"),
+        ([{"op": "add_prefixes", "region": "brazil", "prefixes": ["181.0.0.0/8", "177.0.0.0/8", "181.0.0.0/8"]}],
+         "changes[0].prefixes[2]", "prefix 181.0.0.0/8 is listed twice in this change (also prefixes[0])"),
+        ([{"op": "remove_prefixes", "region": "brazil", "prefixes": ["18.228.0.0/15", "18.228.0.0/15"]}],
+         "changes[0].prefixes[1]", "prefix 18.228.0.0/15 is listed twice in this change (also prefixes[0])"),
+        ([{"op": "remove_prefixes", "region": "brazil", "prefixes": ["18.228.0.0/15", "177.0.0.0/8"]}],
+         "changes[0].prefixes[1]", "prefix 177.0.0.0/8 is not in region 'brazil'"),
+        ([{"op": "remove_prefixes", "region": "brazil", "prefixes": ["8.128.0.0/13"]}],
+         "changes[0].prefixes[0]", "prefix 8.128.0.0/13 is not in region 'brazil' but in 'singapore'"),
+    ]
+    for changes, path, reason in cases:
+        code, r = patch(box, 1, *changes)
+        assert code == 422 and r["error"]["code"] == "invalid_change", (changes, r)
+        assert (r["error"]["path"], r["error"]["reason"]) == (path, reason), (changes, r)
+    assert_unchanged(box)
+    # Removed from its region in an earlier change, a prefix moves.
+    code, r = patch(box, 1, {"op": "remove_prefixes", "region": "brazil", "prefixes": ["18.228.0.0/15"]},
+                    {"op": "add_prefixes", "region": "oregon", "prefixes": ["18.228.0.0/15"]})
+    assert code == 200 and r["changed"] is True and r["generation"]["id"] == 2, r
+    e = box.http("POST", "/v1/explain", {"src": "18.229.0.1", "dst": "1.1.1.1", "proto": "tcp", "dport": 80})[1]
+    assert e["region"] == "oregon", e
+
+
 def test_two_concurrent_writers(box, tmp_path):
     """Both read generation 1; the second to write is refused and must re-read."""
     a = open(DEMO).read().replace(*SG_LOCAL)
