@@ -159,14 +159,21 @@ static const struct ctl_gen *referenced(const struct ctl_state *st, uint64_t id)
 }
 
 /* Every generation file in the state directory must be one the history
- * names. Two exceptions, each a crash at a known step: the file of an apply
- * killed between writing it and writing its write-ahead record (it carries
- * the next id, it never ran), and the other kind's file of a generation
+ * names. Three exceptions, each a crash at a known step: the file of an
+ * apply killed between writing it and writing its write-ahead record (it
+ * carries the next id, it never ran); the other kind's file of a generation
  * retention was folding (a checkpoint document not yet in the history, or
- * the delta a recorded checkpoint replaced): both are removed. Any other
- * stranger means the directory was edited or mixed up (or lost its
- * history.json, @fresh): corrupt, and nothing is deleted, not even the
- * leftovers, which are removed only once no stranger was found. */
+ * the delta a recorded checkpoint replaced); and the file of a generation a
+ * durable history no longer names, whose deletion a crash cut (retention's
+ * oldest, a change refused after its write-ahead: ids below next_id, which
+ * files are deleted only after such a history is written). All are
+ * removed: what regiond runs is read from the history alone. Any other
+ * stranger (an id this history never handed out) means the directory was
+ * edited or mixed up (or lost its history.json, @fresh): corrupt, and
+ * nothing is deleted, not even the leftovers, which are removed only once
+ * no stranger was found. A soak that killed regiond at every step found
+ * the third: regiond then refused to start until the file was removed by
+ * hand. */
 static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fresh,
 			   struct fwd_err *e)
 {
@@ -201,16 +208,26 @@ static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fres
 			if (g && g->kind == kind)
 				continue;
 			snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
-			if (id == disk_next_id || g) {
-				if (pass == 1)
-					unlink(p);
+			/* (With no generation listed, an id below next_id is
+			 * not taken for a leftover: a history emptied by hand
+			 * looks the same, and stops the start.) */
+			if (id == disk_next_id || g ||
+			    (!fresh && st->nhist > 0 && id < disk_next_id)) {
+				if (pass == 1 && unlink(p) == 0 && !g && id != disk_next_id)
+					fwd_log(FWD_LOG_NOTICE,
+						"%s: generation %" PRIu64
+						" is no longer in the history (a cleanup a crash "
+						"cut short): removed",
+						p, id);
 				continue;
 			}
 			rc = fwd_err_fail(
 				e, FWD_R_STATE_CORRUPT, p, 0, "",
-				"generation %" PRIu64 " is not in history.json%s: the state "
-				"directory was edited or mixed up; regiond will not guess (move "
-				"the directory away to start afresh)",
+				"generation %" PRIu64 " is not in history.json%s, which never "
+				"handed out its id: the state directory was edited or mixed up; "
+				"regiond will not guess (move that file away if it is a stray "
+				"copy; a directory moved away to start afresh adopts what "
+				"regionfwd runs)",
 				id, fresh ? " (there is no history.json)" : "");
 		}
 		if (d)
@@ -2226,7 +2243,14 @@ static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__Status
 		return 0;
 	if (cur == NULL)
 		return 1;
-	if (strcmp(r->generation->source, "regiond") != 0)
+	/* A generation regionfwd made from regiond's deltas keeps its base
+	 * table's source: a file, when a regiond took regionfwd's own --table
+	 * over with a no-op push and then sent only prefix batches (the BGP
+	 * feed's ordinary day). managed_by says a regiond pushed since; taken
+	 * for the file alone, a new or restored state directory pushed its
+	 * seed over every acknowledged batch. */
+	if (strcmp(r->generation->source, "regiond") != 0 &&
+	    (r->managed_by == NULL || strcmp(r->managed_by, "regiond") != 0))
 		return 0;
 	id = r->generation->id;
 	/* Seeded: the seed is this regiond's only id, any other is a stranger's. */

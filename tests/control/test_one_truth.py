@@ -117,6 +117,37 @@ def test_an_empty_regiond_adopts_a_pushed_table(tmp_path):
         b.stop()
 
 
+def test_an_empty_regiond_adopts_deltas_on_regionfwds_own_table(tmp_path):
+    """regionfwd starts on its --table; regiond, seeded from the same file,
+    takes it over with a no-op push and then sends only prefix batches (the
+    BGP feed's ordinary day). Those generations keep the file as their
+    source, and a regiond restarted on an empty (or restored) state took
+    them for regionfwd's own start-up table: it pushed its seed over them,
+    every acknowledged batch gone, healthy and without a word. It adopts
+    them, as it adopts any table a regiond pushed."""
+    b = Box(tmp_path, "adopt-deltas")
+    try:
+        wait_for(lambda: b.status()["dataplane"]["status"]["managed_by"] == "regiond", timeout=20,
+                 what="regiond takes the running table over")
+        for net in ("10.201.0.0/16", "10.202.0.0/16"):
+            code, r = b.http("POST", "/v1/prefixes", {"changes": [{"region": "india", "add": [net]}]})
+            assert code == 200 and not r["noop"], r
+        running = dp_generation(b)
+        assert running["id"] == 3 and running["source"] != "regiond", running  # the file's name
+        b.rd.terminate()
+        b.rd.wait(30)
+        shutil.rmtree(b.state)  # the documented recovery: a new, empty state directory
+        b.start_regiond()
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     timeout=20, what="regiond in sync")
+        assert dp_generation(b)["hash"] == running["hash"], dp_generation(b)
+        assert s["generation"]["hash"] == running["hash"] and s["alarm"] is None, s
+        e = b.http("POST", "/v1/explain", {"src": "10.202.0.1", "dst": "1.1.1.1", "proto": "udp", "dport": 53})[1]
+        assert e["region"] == "india", e
+    finally:
+        b.stop()
+
+
 def test_a_no_op_change_makes_the_seed_the_operators_table(tmp_path):
     """A regiond seeded from its --table at this start takes a table another
     regiond pushed as its own when it first reaches regionfwd (the seed was

@@ -251,6 +251,39 @@ def test_corrupt_state_stops_regiond_and_changes_nothing(tmp_path, name, change,
         b.stop()
 
 
+def test_a_cleanup_cut_by_a_crash_does_not_stop_regiond(tmp_path):
+    """Files of a generation the history no longer names (retention's
+    oldest, a refused change's) are deleted once that history is durable: a
+    crash between the two left the file, and the next start refused it as a
+    stranger ("the state directory was edited or mixed up"), the control
+    plane down until it was removed by hand (a soak that SIGKILLed regiond
+    at every step found it). An id below next_id is such a leftover: it is
+    removed; one the history never handed out still stops the start."""
+    b = Box(tmp_path, "st-cut", regiond_args=("--keep", "2"))
+    try:
+        for k in range(3):
+            rc, _, err = b.ctl("apply", demo_variant(tmp_path, f"v{k}.yaml", "ingress table", f"ingress table {k}"))
+            assert rc == 0, err
+        listed = [g["id"] for g in b.ctl("history", json_out=True)[1]["history"]]
+        assert 1 not in listed and not os.path.exists(os.path.join(b.state, "gen-1.doc")), listed
+        before = dp_generation(b)
+        b.rd.terminate()
+        b.rd.wait(30)
+        # What the crash leaves: the pruned generation's file, after a
+        # history without it was written.
+        with open(os.path.join(b.state, "gen-1.doc"), "w") as f:
+            f.write(open(DEMO).read())
+        b.start_regiond()
+        s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
+                     timeout=20, what="regiond starts and is in sync")
+        assert s["generation"]["id"] == before["id"] and dp_generation(b) == before, s
+        assert not os.path.exists(os.path.join(b.state, "gen-1.doc"))
+        assert "generation 1 is no longer in the history (a cleanup a crash cut short): removed" in \
+            open(tmp_path / "regiond.log").read()
+    finally:
+        b.stop()
+
+
 @pytest.mark.parametrize("runs_it", [True, False])
 def test_interrupted_apply_is_resolved_by_what_regionfwd_runs(tmp_path, runs_it):
     """A pending record (regiond killed between its write-ahead record and
