@@ -307,9 +307,14 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
 		 * as pushed_table by a typo) is never replaced: the push runs,
 		 * unsaved, and says so until the file is moved away. */
 		if (dp_saved_foreign(ctx->saved_path, &ferr)) {
-			snprintf(why, sizeof(why), "cannot save generation %llu: %.150s",
-				 (unsigned long long)gen_id, ferr.reason);
-			save_failed(ctx, why, "; a restart of regionfwd would start on --table");
+			/* Whole, with the path, and what a restart would run:
+			 * regiond raises it as its alarm as it is (it once read
+			 * "... give pu; a restart ... an older table"). */
+			snprintf(why, sizeof(why),
+				 "cannot save generation %llu to %.200s: %.300s; a restart of regionfwd "
+				 "would start on --table",
+				 (unsigned long long)gen_id, ctx->saved_path, ferr.reason);
+			save_failed(ctx, why, "");
 			ctx->saved_hash = 0;
 			return 1;
 		}

@@ -53,7 +53,7 @@ struct dp_ctx {
 	uint64_t saved_hash;
 	/* The last save's failure, "" once one succeeds (status: save_error);
 	 * control thread only, as the saves are. */
-	char save_error[320];
+	char save_error[640];
 	/* The saved file may hold this generation, a push saved and then
 	 * refused, until it is written back to what runs (0: no). */
 	uint64_t saved_refused_id;

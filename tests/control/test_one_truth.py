@@ -429,6 +429,12 @@ def test_a_pushed_table_path_naming_another_file_is_left_alone(tmp_path):
                 st = ctl.call("status")
                 assert st["generation"]["id"] == 7, st  # it runs
                 assert "not a table regionfwd saved" in st["save_error"], st
+                # Whole (it was cut at 150 bytes, mid-word), with the path,
+                # and what a restart would run (regiond's alarm said "an
+                # older table" for want of it).
+                assert st["save_error"].endswith("give pushed_table a path of its own); a restart of "
+                                                 "regionfwd would start on --table"), st["save_error"]
+                assert f"cannot save generation 7 to {table}:" in st["save_error"], st["save_error"]
                 ctl.close()
                 assert table.read_text() == open(DEMO).read(), extra  # neither replaced nor removed
             finally:
