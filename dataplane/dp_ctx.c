@@ -311,7 +311,8 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
 			 * regiond raises it as its alarm as it is (it once read
 			 * "... give pu; a restart ... an older table"). */
 			snprintf(why, sizeof(why),
-				 "cannot save generation %llu to %.200s: %.300s; a restart of regionfwd "
+				 "cannot save generation %llu to %.200s: %.300s; a restart of "
+				 "regionfwd "
 				 "would start on --table",
 				 (unsigned long long)gen_id, ctx->saved_path, ferr.reason);
 			save_failed(ctx, why, "");
