@@ -3081,6 +3081,10 @@ static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 		}
 		json_object_set_new(b, "generation", json_integer(g));
 	}
+	/* Who and why, as every other change records them (it said 'api'). */
+	if (getenv("USER"))
+		json_object_set_new(b, "author", json_string(getenv("USER")));
+	opts_into_body(c, b);
 	return show(o, "POST", "/v1/rollback", b, print_gen, "rollback");
 }
 
@@ -4584,6 +4588,15 @@ static const struct ctl_opt apply_opts[] = {
 	{0},
 };
 
+static const struct ctl_opt rollback_opts[] = {
+	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},
+	{.name = "--author",
+	 .arg = "A",
+	 .key = "author",
+	 .help = "who, kept in the history (default: $USER, else api)"},
+	{0},
+};
+
 static const struct ctl_opt rate_opts[] = {
 	{.name = "--rate", .help = "also packets/s and bits/s, from two reads of the counters"},
 	{.name = "--interval",
@@ -4930,6 +4943,7 @@ static const struct ctl_cmd commands[] = {
 	 .run = cmd_rollback,
 	 .args = "[GEN]",
 	 .max_args = 1,
+	 .opts = rollback_opts,
 	 .summary = "back to an earlier generation (default: the previous one)",
 	 .detail = "The old table becomes a new generation; it is validated again, so one that\n"
 		   "breaks today's residency rules is refused."},

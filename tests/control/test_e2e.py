@@ -291,13 +291,16 @@ def test_apply_diff_patch_rollback_history(box, tmp_path):
 
     rc, out, _ = box.ctl("rollback")
     assert rc == 0 and "generation 5" in out
-    rc, out, _ = box.ctl("rollback", "1")
+    # Who and why, as the other changes take them (it took neither, and
+    # recorded 'api').
+    rc, out, _ = box.ctl("rollback", "1", "--comment", "back to the demo", "--author", "carol")
     assert rc == 0 and "generation 6" in out
     st = box.status()
     assert st["generation"]["hash"] == st["dataplane"]["status"]["generation"]["hash"]
     rc, h, _ = box.ctl("history", json_out=True)
     assert [g["id"] for g in h["history"]] == [6, 5, 4, 3, 2, 1]
-    assert h["history"][0]["comment"] == "rollback to generation 1"
+    assert h["history"][0]["comment"] == "rollback to generation 1: back to the demo"
+    assert h["history"][0]["author"] == "carol", h["history"][0]
     assert h["history"][4]["author"] == "alice" and h["history"][4]["comment"] == "move sg home"
     assert h["history"][0]["hash"] == h["history"][5]["hash"]
     rc, out, _ = box.ctl("rollback", "99")
