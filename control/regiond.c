@@ -553,8 +553,9 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 		usage(stdout);
 		return 0;
 	case FWD_OPTS_ERROR:
-		fwd_log(FWD_LOG_ERR, "%s", e.reason);
-		usage(stderr);
+		/* The reason, and where the rest is: fifty lines of usage after
+		 * it pushed the one line that matters off an operator's screen. */
+		fwd_log(FWD_LOG_ERR, "%s (see 'regiond --help')", e.reason);
 		return 2;
 	case FWD_OPTS_OK:
 		break;
