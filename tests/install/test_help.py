@@ -49,3 +49,14 @@ def test_gen_help_lists_its_options_not_eal():
     for opt in ("--table T", "--tx DEV", "--pcap FILE", "--rate PPS", "--json"):
         assert opt in p.stdout, p.stdout
     assert "EAL common options" not in p.stdout
+
+
+def test_regiond_usage_error_is_one_line():
+    """A bad option printed its reason and then the whole usage (fifty
+    lines), which pushed the reason off an operator's screen."""
+    if not os.path.exists(BIN["regiond"]):
+        pytest.skip("regiond not built")
+    p = subprocess.run([BIN["regiond"], "--keep", "+20"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, p
+    assert p.stderr.count("\n") == 1 and "--keep takes 2..10000" in p.stderr, p.stderr
+    assert "(see 'regiond --help')" in p.stderr and "usage:" not in p.stderr + p.stdout, p
