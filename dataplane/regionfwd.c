@@ -668,6 +668,43 @@ static void help_node(void)
 	}
 }
 
+/* Before EAL: the devices given to EAL itself (--vdev, PCI) are probed by
+ * rte_eal_init(), and a second regionfwd on a running one's node config
+ * (another --file-prefix, as a lab command line makes easy) took a TAP's
+ * link down that way. A node config that names its control_socket says
+ * which box it is: one a process serves is refused before anything is
+ * touched. (The default socket lives in EAL's runtime directory, which
+ * --file-prefix changes: another prefix is another box. Errors in the node
+ * config are left to its own load, after EAL.) */
+static int node_socket_in_use(int argc, char **argv)
+{
+	const char *path = NULL;
+	struct dp_node *node;
+	struct fwd_err err;
+	int used = 0;
+
+	for (int i = 1, app = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			app = 1;
+		else if (app && strcmp(argv[i], "--node") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (app && strncmp(argv[i], "--node=", 7) == 0)
+			path = argv[i] + 7;
+	}
+	if (path == NULL || (node = calloc(1, sizeof(*node))) == NULL)
+		return 0;
+	if (dp_node_load(path, node, &err) == 0 && node->control_socket[0] &&
+	    dp_ctl_in_use(node->control_socket)) {
+		fprintf(stderr,
+			"regionfwd: control socket %s is in use by a running process: a regionfwd "
+			"already runs this node; not touching its ports\n",
+			node->control_socket);
+		used = 1;
+	}
+	free(node);
+	return used;
+}
+
 int main(int argc, char **argv)
 {
 	struct app_opts opts = {0};
@@ -733,6 +770,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (node_socket_in_use(argc, argv))
+		return 1;
 	memset(&ctx, 0, sizeof(ctx));
 	pthread_mutex_init(&ctx.lock, NULL);
 	ctx.next_gen_id = 1;

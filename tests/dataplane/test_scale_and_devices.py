@@ -369,15 +369,18 @@ def test_a_second_regionfwd_on_a_running_node_touches_no_port(tmp_path):
     from dprun import eal_args, regionfwd_bin
     table = os.path.join(os.path.dirname(__file__), "..", "data", "dp-table.yaml")
     node = tmp_path / "node.yaml"
+    # The tap is given to EAL (--vdev), which probes it in rte_eal_init():
+    # the check must come before EAL too.
     node.write_text("ports:\n  in0: {device: net_null_i0, ingress: true}\n"
-                    "  out0: {device: 'net_tap_rf1,iface=rfwdtwin0'}\n  out1: {device: net_null_o1}\n"
+                    "  out0: {device: net_tap_rf1}\n  out1: {device: net_null_o1}\n"
                     f"control_socket: {tmp_path / 'ctl.sock'}\n" + NAP + POOL)
+    tap = ["--vdev", "net_tap_rf1,iface=rfwdtwin0"]
 
     def link():
         p = subprocess.run(["ip", "-j", "link", "show", "rfwdtwin0"], capture_output=True, text=True)
         return json.loads(p.stdout)[0] if p.returncode == 0 else None
 
-    first = subprocess.Popen([regionfwd_bin()] + eal_args("dp-twin1") + ["--", "--node", str(node), "--table", table],
+    first = subprocess.Popen([regionfwd_bin()] + eal_args("dp-twin1") + tap + ["--", "--node", str(node), "--table", table],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 30
@@ -385,7 +388,7 @@ def test_a_second_regionfwd_on_a_running_node_touches_no_port(tmp_path):
             assert first.poll() is None and time.time() < deadline, first.stdout.read() if first.poll() else "no tap"
             time.sleep(0.2)
         before = link()
-        second = subprocess.run([regionfwd_bin()] + eal_args("dp-twin2") + ["--", "--node", str(node), "--table", table],
+        second = subprocess.run([regionfwd_bin()] + eal_args("dp-twin2") + tap + ["--", "--node", str(node), "--table", table],
                                 capture_output=True, text=True, timeout=60)
         out = second.stdout + second.stderr
         assert second.returncode != 0 and "a regionfwd already runs this node; not touching its ports" in out, out
