@@ -171,15 +171,21 @@ static const struct ctl_gen *referenced(const struct ctl_state *st, uint64_t id)
  * stranger (an id this history never handed out) means the directory was
  * edited or mixed up (or lost its history.json, @fresh): corrupt, and
  * nothing is deleted, not even the leftovers, which are removed only once
- * no stranger was found. A soak that killed regiond at every step found
- * the third: regiond then refused to start until the file was removed by
+ * no stranger was found and, with a history, once its replay has read
+ * the files it names. A soak that killed regiond at every step found the
+ * third: regiond then refused to start until the file was removed by
  * hand. */
-static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fresh,
+static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fresh, int passes,
 			   struct fwd_err *e)
 {
 	int rc = 0;
 
-	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+	/* @passes: 1 checks (refuses a stranger), 2 checks then removes the
+	 * leftovers, -1 removes them alone: load_history() checks before its
+	 * replay and removes only once the replay has read every file the
+	 * history names, so a history from another directory (whose own
+	 * files are not there) stops the start with nothing deleted. */
+	for (int pass = passes < 0 ? 1 : 0; pass < (passes < 0 ? 2 : passes) && rc == 0; pass++) {
 		DIR *d = opendir(st->dir);
 		struct dirent *de;
 
@@ -834,7 +840,7 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		goto out;
 	}
 	st->confirmed_gen = cf ? (uint64_t)json_integer_value(cf) : 0;
-	if (check_documents(st, disk_next, 0, e))
+	if (check_documents(st, disk_next, 0, 1, e))
 		goto out;
 	if (st->hidden && st->hidden + 2 > st->nhist) {
 		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "generations",
@@ -845,6 +851,7 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 	}
 	if (st->nhist && (st->table = replay(st, st->nhist - 1, 1, e)) == NULL)
 		goto out;
+	check_documents(st, disk_next, 0, -1, e);
 	{
 		unsigned old = 0;
 
@@ -920,7 +927,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	/* lstat: a history.json that is a dangling symlink is not "none" (a
 	 * fresh state directory) but one that cannot be read, said by name. */
 	if (lstat(path, &sb) != 0 && errno == ENOENT) /* a fresh state directory */
-		return check_documents(st, 1, 1, e) ? -EINVAL : 0;
+		return check_documents(st, 1, 1, 2, e) ? -EINVAL : 0;
 	return load_history(st, path, e);
 }
 

@@ -280,6 +280,27 @@ def test_a_cleanup_cut_by_a_crash_does_not_stop_regiond(tmp_path):
         assert not os.path.exists(os.path.join(b.state, "gen-1.doc"))
         assert "generation 1 is no longer in the history (a cleanup a crash cut short): removed" in \
             open(tmp_path / "regiond.log").read()
+        b.rd.terminate()
+        b.rd.wait(30)
+        # An id this history never handed out still stops the start, and
+        # so does another directory's history: nothing deleted by either.
+        with open(os.path.join(b.state, "gen-9.doc"), "w") as f:
+            f.write(open(DEMO).read())
+        rc, out = regiond_once(b)
+        assert rc not in (None, 0) and "generation 9 is not in history.json" in out, out
+        os.unlink(os.path.join(b.state, "gen-9.doc"))
+        hist = os.path.join(b.state, "history.json")
+        h = json.load(open(hist))
+        theirs = [g["id"] for g in h["generations"]]
+        h["next_id"] += 40
+        for g in h["generations"]:  # another box's ids, past every file here
+            g["id"] += 40
+        json.dump(h, open(hist, "w"))
+        ours = sorted(f for f in os.listdir(b.state) if f.startswith("gen-"))
+        rc, out = regiond_once(b)
+        assert rc not in (None, 0), out
+        assert sorted(f for f in os.listdir(b.state) if f.startswith("gen-")) == ours, (theirs, out)
+        assert dp_generation(b) == before  # live policy untouched
     finally:
         b.stop()
 
