@@ -2241,6 +2241,19 @@ static int spent_here(const struct ctl_state *st, uint64_t id)
 	return cur && id > cur->id && id < st->next_id;
 }
 
+/* Whether what regionfwd runs (@r) is a regiond's: pushed by one, or
+ * made from one's deltas. Such a generation keeps its base table's source,
+ * a file when a regiond took regionfwd's own --table over with a no-op
+ * push and then sent only prefix batches (the BGP feed's ordinary day):
+ * managed_by says a regiond pushed since. Taken for the file alone, a new
+ * or restored state directory pushed its seed over every acknowledged
+ * batch (a crash soak). */
+static int pushed_by_regiond(const Regionfwd__Ctl__StatusReply *r)
+{
+	return r->generation != NULL && (strcmp(r->generation->source, "regiond") == 0 ||
+					 (r->managed_by && strcmp(r->managed_by, "regiond") == 0));
+}
+
 static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
@@ -2250,14 +2263,7 @@ static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__Status
 		return 0;
 	if (cur == NULL)
 		return 1;
-	/* A generation regionfwd made from regiond's deltas keeps its base
-	 * table's source: a file, when a regiond took regionfwd's own --table
-	 * over with a no-op push and then sent only prefix batches (the BGP
-	 * feed's ordinary day). managed_by says a regiond pushed since; taken
-	 * for the file alone, a new or restored state directory pushed its
-	 * seed over every acknowledged batch. */
-	if (strcmp(r->generation->source, "regiond") != 0 &&
-	    (r->managed_by == NULL || strcmp(r->managed_by, "regiond") != 0))
+	if (!pushed_by_regiond(r))
 		return 0;
 	id = r->generation->id;
 	/* Seeded: the seed is this regiond's only id, any other is a stranger's. */
@@ -2341,7 +2347,7 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 	/* The --table seed of an empty state, recorded at start but never run
 	 * (regionfwd runs what it was pushed): left in the history, it was
 	 * "the previous generation", and a plain rollback ran it. */
-	uint64_t seed = st->seeded && st->nhist == 1 ? st->hist[0].id : 0;
+	uint64_t seed = st->seeded && !st->seed_ran && st->nhist == 1 ? st->hist[0].id : 0;
 
 	snprintf(who, sizeof(who), "%s", st->who);
 	snprintf(st->who, sizeof(st->who), "regiond (adopted from regionfwd)");
@@ -2402,8 +2408,8 @@ static int overwritten(const struct ctl_state *st, const Regionfwd__Ctl__StatusR
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 
-	return cur != NULL && st->ran_hash == cur->hash && r->generation != NULL &&
-	       strcmp(r->generation->source, "regiond") == 0 && r->generation->id == cur->id;
+	return cur != NULL && st->ran_hash == cur->hash && pushed_by_regiond(r) &&
+	       r->generation->id == cur->id;
 }
 
 int ctl_state_sync(struct ctl_state *st)
@@ -2476,8 +2482,7 @@ int ctl_state_sync(struct ctl_state *st)
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 		return 0;
 	}
-	if (!in_sync && cur != NULL && r->generation &&
-	    strcmp(r->generation->source, "regiond") == 0 && r->generation->hash != st->reported)
+	if (!in_sync && cur != NULL && pushed_by_regiond(r) && r->generation->hash != st->reported)
 		/* Not silent: another regiond's table (an id this one already
 		 * passed) is replaced by this one's newer current generation. */
 		fwd_log(FWD_LOG_NOTICE,
@@ -2501,6 +2506,8 @@ int ctl_state_sync(struct ctl_state *st)
 	 * in generation_hash): regionfwd restarted, or runs something else. */
 	if (!in_sync && cur != NULL && push_gen(st, cur, st->table, &e) == 0)
 		in_sync = ctl_state_refresh(st);
+	if (in_sync && st->seeded)
+		st->seed_ran = 1;
 	return in_sync;
 }
 

@@ -203,6 +203,10 @@ struct ctl_state {
 	 * regiond adopts a table another regiond pushed rather than overwrite
 	 * it (ctl_state_sync). Cleared by the first change or adoption. */
 	int seeded;
+	/* The seed ran: regionfwd was seen running it, or took its push. A
+	 * seed that never ran leaves the history when a table is adopted
+	 * (it would be the previous generation a rollback runs). */
+	int seed_ran;
 	/* ctl_state_sync found a table it should adopt but could not: regionfwd
 	 * is left on it, and nothing else (the XDP filter) may be moved to
 	 * regiond's current generation either. */
