@@ -1768,6 +1768,19 @@ static enum MHD_Result count_authorization(void *cls, enum MHD_ValueKind kind, c
 	return MHD_YES;
 }
 
+/* Content-Encoding headers other than identity (every one: the first
+ * alone let "identity" then "gzip" through). */
+static enum MHD_Result count_coded(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	unsigned *n = cls;
+
+	(void)kind;
+	*n += strcasecmp(key, "Content-Encoding") == 0 &&
+	      (value == NULL || strcasecmp(value, "identity") != 0);
+	return MHD_YES;
+}
+
 /* What the bearer token in @h (an Authorization header) allows, and the
  * token's name in @name ("" when it has none). Every token is compared, so
  * the time taken does not tell which one (nearly) matched. */
@@ -2032,7 +2045,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, cons
 			     "(regionctl fleet apply, docs/fleet.md), not from local writes");
 		return;
 	}
-	/* Before the body is read: a bad body's 400 would hide that the
+	/* Before the body is parsed: a bad body's 400 would hide that the
 	 * endpoint cannot serve anything here (docs/api.md: every fleet
 	 * endpoint answers 404 not_fleet in single-box mode). */
 	if ((rt->flags & ROUTE_FLEET) && api->fleet == NULL) {
@@ -2220,10 +2233,14 @@ static int is_token(const char *s)
 	return 1;
 }
 
-/* @key holds @name, ignoring case, and is not just @name. */
+/* @key starts with @name, ignoring case, and is longer: the name a folded
+ * line was glued to ("Content-Length32"). Not any name holding it:
+ * X-Upload-Content-Length is a client's own header. */
 static int holds_name(const char *key, const char *name)
 {
-	return strcasecmp(key, name) != 0 && strcasestr(key, name) != NULL;
+	size_t n = strlen(name);
+
+	return strncasecmp(key, name, n) == 0 && key[n] != '\0';
 }
 
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -2315,9 +2332,10 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 	}
 	/* A compressed body would be read as it is, and refused as JSON or
 	 * YAML that it is not: say what is wrong instead. */
-	const char *ce = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Encoding");
+	unsigned coded = 0;
 
-	if (ce && strcasecmp(ce, "identity") != 0) {
+	MHD_get_connection_values(con, MHD_HEADER_KIND, count_coded, &coded);
+	if (coded) {
 		reply_simple(r, FWD_R_BAD_REQUEST, "",
 			     "a Content-Encoding other than identity (gzip, ...) is not taken: "
 			     "send the body as it is");

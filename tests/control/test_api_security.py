@@ -259,6 +259,16 @@ def test_authorization_headers_are_read_as_rfc_9110_says(tmp_path):
         got, _ = exchange(port, (f"POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {good}\r\n"
                                  "Content-Encoding: identity\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}").encode())
         assert b"Content-Encoding" not in got, got
+        got, _ = exchange(port, (f"POST /v1/validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {good}\r\n"
+                                 "Content-Encoding: identity\r\nContent-Encoding: gzip\r\n"
+                                 "Content-Length: 2\r\n\r\n{}").encode())
+        assert got.startswith(b"HTTP/1.1 400 ") and b"Content-Encoding other than identity" in got, got
+        # A client's own header that holds a framing header's name is not
+        # a folded line: taken.
+        got, _ = exchange(port, (f"GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {good}\r\n"
+                                 "X-Upload-Content-Length: 5\r\nX-Original-Transfer-Encoding: gzip\r\n"
+                                 "Connection: close\r\n\r\n").encode())
+        assert got.startswith(b"HTTP/1.1 200 "), got
         assert '\r\nWWW-Authenticate: Bearer realm="regiond"' in head, head
         assert b.gen() == 1
     finally:
