@@ -707,8 +707,13 @@ void dp_cap_poll(struct dp_cap *c, struct dp_pub *pub)
 	 * still queued on the socket, so that time is not the reader's (a
 	 * capture ended "not read" during a long table change, when an
 	 * operator is most likely to be capturing). */
-	if (c->last_poll_ms != 0 && now - c->last_poll_ms > 1000)
+	if (c->last_poll_ms != 0 && now - c->last_poll_ms > 1000) {
 		c->last_read_ms += now - c->last_poll_ms;
+		/* (a read taken after the push in that same poll is recent
+		 * already: not pushed past now) */
+		if (c->last_read_ms > now)
+			c->last_read_ms = now;
+	}
 	c->last_poll_ms = now;
 	if (c->done) {
 		/* Ended (its count or duration reached) but never read to the
