@@ -4576,12 +4576,16 @@ static const struct ctl_opt capture_opts[] = {
 	{0},
 };
 
+/* Who made a change and why, as every write that records one takes them. */
+#define WHO_AND_WHY_OPTS                                                                           \
+	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},   \
+	{                                                                                          \
+		.name = "--author", .arg = "A", .key = "author",                                   \
+		.help = "who, kept in the history (default: $USER, else api)"                      \
+	}
+
 static const struct ctl_opt apply_opts[] = {
-	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},
-	{.name = "--author",
-	 .arg = "A",
-	 .key = "author",
-	 .help = "who, kept in the history (default: $USER, else api)"},
+	WHO_AND_WHY_OPTS,
 	{.name = "--confirm-timeout",
 	 .arg = "S",
 	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
@@ -4589,11 +4593,7 @@ static const struct ctl_opt apply_opts[] = {
 };
 
 static const struct ctl_opt rollback_opts[] = {
-	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},
-	{.name = "--author",
-	 .arg = "A",
-	 .key = "author",
-	 .help = "who, kept in the history (default: $USER, else api)"},
+	WHO_AND_WHY_OPTS,
 	{0},
 };
 
@@ -4617,11 +4617,7 @@ static const struct ctl_opt link_weight_opts[] = {
 	{.name = "--group",
 	 .arg = "G",
 	 .help = "only in this link group (default: every group the link is in)"},
-	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},
-	{.name = "--author",
-	 .arg = "A",
-	 .key = "author",
-	 .help = "who, kept in the history (default: $USER, else api)"},
+	WHO_AND_WHY_OPTS,
 	{.name = "--confirm-timeout",
 	 .arg = "S",
 	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
@@ -4632,11 +4628,7 @@ static const struct ctl_opt prefixes_opts[] = {
 	{.name = "--expected-generation",
 	 .arg = "N",
 	 .help = "refused (stale_generation) unless N is current"},
-	{.name = "--comment", .arg = "C", .key = "comment", .help = "why, kept in the history"},
-	{.name = "--author",
-	 .arg = "A",
-	 .key = "author",
-	 .help = "who, kept in the history (default: $USER, else api)"},
+	WHO_AND_WHY_OPTS,
 	{0},
 };
 
