@@ -1275,10 +1275,15 @@ static void main_loop(struct regiond *d)
 		if (now - last_sync >= 1000 && !d->o.fleet_validate_only) {
 			int s = ctl_state_sync(&d->st);
 
+			/* Which of the two: an operator reads this line in an
+			 * incident, and they call for different things. */
 			if (s != in_sync)
 				fwd_log(s ? FWD_LOG_NOTICE : FWD_LOG_WARNING, "regionfwd %s",
 					s ? "runs the current generation"
-					  : "is unreachable or out of sync");
+					: d->st.dp_report == NULL
+						? "is unreachable (no status answer)"
+						: "runs another generation than the "
+						  "current one (out of sync)");
 			in_sync = s;
 			last_sync = now;
 			cur = ctl_state_current(&d->st);
