@@ -29,9 +29,28 @@ int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64
 		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key,
 		   uint8_t proto, uint16_t dport, uint64_t now)
 {
-	int evicted; /* a duplicate first fragment refreshes its own entry */
-	struct dp_frag_entry *e = dp_aged_insert(&ft->t, LAYOUT, key_hash(k), k, now, &evicted);
+	const struct dp_frag_entry *old = dp_frag_lookup(ft, k, now);
+	int evicted;
+	struct dp_frag_entry *e;
 
+	/* A first fragment again under a live key: the same one sent again
+	 * refreshes its entry. One that says otherwise (another port, another
+	 * link) is not the same datagram's, or the sender's fragmentation is
+	 * broken: which one the later fragments belong to cannot be told, and
+	 * a spoofed second first fragment must not lead a protected datagram's
+	 * rest out of region (a red team did, with one to https). The rest
+	 * is dropped as frag_invalid, with no copy, until the entry ages out;
+	 * a third agreeing with either changes nothing. */
+	if (old != NULL && (old->d.drop == 1 + FWD_DROP_FRAG_INVALID || old->proto != proto ||
+			    old->dport != dport || old->link_key != link_key ||
+			    old->mirror_key != mirror_key || old->d.drop != d->drop)) {
+		e = dp_aged_insert(&ft->t, LAYOUT, key_hash(k), k, now, &evicted);
+		e->d.drop = 1 + FWD_DROP_FRAG_INVALID;
+		e->d.link = e->d.mirror = FWD_LINK_NONE;
+		e->link_key = e->mirror_key = 0;
+		return evicted;
+	}
+	e = dp_aged_insert(&ft->t, LAYOUT, key_hash(k), k, now, &evicted);
 	e->gen = gen;
 	e->link_key = link_key;
 	e->mirror_key = mirror_key;

@@ -497,12 +497,19 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		 * is made. */
 		if (g->table->nresidency && (l != FWD_LINK_NONE || d->mirror != FWD_LINK_NONE)) {
 			uint16_t s = fwd_class_service(g->cls, e->proto, e->dport);
+			/* The source's region in this generation: a later
+			 * fragment's @region is not looked up (it takes its first
+			 * fragment's decision), and as 'unknown' it was held to
+			 * the rules of unknown sources: a table that steered
+			 * those to the link let a protected datagram's rest
+			 * follow its old link out of region (a red team). */
+			uint16_t r = dp_gen_region_of(g, p->family, p->src);
 
 			if (d->mirror != FWD_LINK_NONE &&
-			    !fwd_residency_link_may_carry(g->table, g->cls, region, s, d->mirror))
+			    !fwd_residency_link_may_carry(g->table, g->cls, r, s, d->mirror))
 				d->mirror = FWD_LINK_NONE;
 			if (l != FWD_LINK_NONE &&
-			    !fwd_residency_link_may_carry(g->table, g->cls, region, s, l)) {
+			    !fwd_residency_link_may_carry(g->table, g->cls, r, s, l)) {
 				d->drop = 1 + FWD_DROP_FRAG_RESIDENCY;
 				d->link = FWD_LINK_NONE;
 				return 1;

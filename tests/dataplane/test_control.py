@@ -21,7 +21,7 @@ from preload import preload_shim  # noqa: E402
 from dprun import (NAP, POOL, Served, eal_args, pcap_in_null_out, read_pcaps, regionfwd_bin, start_regionfwd,  # noqa: E402
                    wait_pcap)
 
-from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
+from scapy.all import IP, UDP, Ether, Raw, rdpcap, wrpcap  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE = os.path.join(HERE, "..", "data", "dp-table.yaml")
@@ -521,6 +521,17 @@ FRAG_SWAPS = {
         "  to-sg: {port: out1, next_hop_mac: '02:00:00:00:00:b1', tags: [sg]}\n"
         "policies: [{region: in, service: any, action: steer, to: local}]\n" + KEEP_IN),
 }
+# A red team's: the same, where the new table also sends sources of no
+# region to Singapore (a default, a policy, a mirror). A later fragment's
+# region was not looked up, and as 'unknown' it was held to those sources'
+# rules: the protected datagram's rest went on to to-sg, explain said local.
+_OLD_SG = FRAG_SWAPS["rule_added"][0]
+_NEW_LOCAL = FRAG_SWAPS["rule_added"][1]
+FRAG_SWAPS["rule_added_default_to_sg"] = (_OLD_SG, _NEW_LOCAL + "default: {action: steer, to: to-sg}\n")
+FRAG_SWAPS["rule_added_unknown_to_sg"] = (_OLD_SG, _NEW_LOCAL.replace(
+    "policies: [", "policies: [{region: unknown, service: any, action: steer, to: to-sg}, "))
+FRAG_SWAPS["rule_added_unknown_mirrored_to_sg"] = (_OLD_SG, _NEW_LOCAL.replace(
+    "policies: [", "policies: [{region: unknown, service: any, action: drop, mirror: to-sg}, "))
 
 
 @pytest.mark.parametrize("case", sorted(FRAG_SWAPS))
@@ -695,3 +706,47 @@ def test_an_ended_capture_nobody_reads_lets_the_slot_go(tmp_path):
             if c is not None:
                 c.close()
         f.stop()
+
+
+def test_a_second_first_fragment_cannot_lead_the_rest_of_a_datagram(tmp_path):
+    """A first fragment again under the same (source, destination, protocol,
+    id), to another port: the fragment table took the newer decision, so a
+    spoofed first fragment to an unprotected service led the rest of a
+    protected datagram out of region (a red team, with one to https). Two
+    first fragments that disagree leave no decision to follow: the rest is
+    dropped as frag_invalid, nothing of it on either link."""
+    table = tmp_path / "t.yaml"
+    table.write_text("regions: {in: {prefixes: [10.1.0.0/16]}}\n"
+                     "services: {bulk: [udp/9000], web: [udp/443]}\n"
+                     "links:\n"
+                     "  local: {port: out0, next_hop_mac: '02:00:00:00:00:a1', tags: [in]}\n"
+                     "  to-sg: {port: out1, next_hop_mac: '02:00:00:00:00:b1', tags: [sg]}\n"
+                     "policies: [{region: in, service: bulk, action: steer, to: local},\n"
+                     "           {region: in, service: web, action: steer, to: to-sg}]\n" + KEEP_IN)
+    e = Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02")
+    ip = dict(src="10.1.0.9", dst="192.0.2.1", id=4243, proto=17)
+    frames = [e / IP(flags="MF", **ip) / Raw(bytes(UDP(sport=5, dport=9000)) + b"f" * 8),  # the datagram's
+              e / IP(flags="MF", **ip) / Raw(bytes(UDP(sport=5, dport=443)) + b"s" * 8),   # a spoofed one
+              e / IP(frag=2, **ip) / Raw(b"PERSONAL")]                                      # the rest
+    pcap, out = str(tmp_path / "in.pcap"), tmp_path / "out"
+    wrpcap(pcap, frames)
+    out.mkdir()
+    ports = [("in0", f'{{device: "net_pcap_in0,rx_pcap={pcap}", ingress: true}}'),
+             ("out0", f'{{device: "net_pcap_o0,tx_pcap={out / "local.pcap"}"}}'),
+             ("out1", f'{{device: "net_pcap_o1,tx_pcap={out / "sg.pcap"}"}}')]
+    f = Served(tmp_path, "ctl-frag-dup", ports, table, extra_node="frag_timeout_ms: 60000\n")
+    try:
+        deadline = time.time() + 30
+        while True:
+            k = f.ctl.call("counters")
+            if k["packets"]["rx"] >= 3 or time.time() > deadline:
+                break
+            time.sleep(0.05)
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert k["packets"]["rx"] == 3 and k["drops"]["frag_invalid"] == 1, k["drops"]
+    sg = [bytes(x) for x in rdpcap(str(out / "sg.pcap"))]
+    local = [bytes(x) for x in rdpcap(str(out / "local.pcap"))]
+    assert not any(b"PERSONAL" in x for x in sg + local), (sg, local)
+    assert len(local) == 1 and len(sg) == 1, (local, sg)  # each first fragment where its own decision says

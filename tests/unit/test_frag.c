@@ -99,12 +99,48 @@ static void test_eviction_counted(void **state)
 	}
 }
 
+/* A first fragment again with another port or link: the datagram's rest
+ * follows neither (a spoofed one led a protected datagram out of region);
+ * the same one again refreshes; a third agreeing with either changes
+ * nothing. */
+static void test_disagreeing_first_fragments(void **state)
+{
+	struct fwd_decision a = {.link = 2}, b = {.link = 3};
+	const struct dp_frag_entry *e;
+	struct dp_frag_key k;
+
+	(void)state;
+	key(&k, 4, 7, 2);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 101); /* sent again */
+	e = dp_frag_lookup(&ft, &k, 102);
+	assert_non_null(e);
+	assert_int_equal(e->d.drop, 0);
+	assert_int_equal(e->d.link, 2);
+	dp_frag_insert(&ft, &k, 1, &b, 0xb, 0, 17, 443, 103); /* another port, another link */
+	e = dp_frag_lookup(&ft, &k, 104);
+	assert_non_null(e);
+	assert_int_equal(e->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+	assert_int_equal(e->d.link, FWD_LINK_NONE);
+	assert_int_equal(e->d.mirror, FWD_LINK_NONE);
+	assert_true(e->link_key == 0 && e->mirror_key == 0);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 105); /* the first one's again */
+	e = dp_frag_lookup(&ft, &k, 106);
+	assert_int_equal(e->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+	/* Another port alone, same link, is not the same datagram either. */
+	key(&k, 4, 8, 2);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9001, 101);
+	assert_int_equal(dp_frag_lookup(&ft, &k, 102)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_insert_lookup_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_families_distinct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eviction_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disagreeing_first_fragments, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("frag", tests, NULL, NULL);
