@@ -1706,6 +1706,14 @@ static int call(const struct opts *o, const char *method, const char *path, json
 		return EXIT_UNREACHABLE;
 	}
 	if (st >= 400 || *out == NULL) {
+		const char *code = *out ? json_string_value(json_object_get(
+						  json_object_get(*out, "error"), "code"))
+					: NULL;
+		/* A write refused with a code this build does not know (a newer
+		 * regiond, a proxy's JSON): whether it was carried out is not
+		 * known, and 1 or 4 would tell a script "nothing changed". */
+		int unknown_write = *out && is_write(method, path) &&
+				    (code == NULL || fwd_reason_from_name(code) < 0);
 		int rc = *out ? show_api_error(o, st, *out)
 			      : (fprintf(stderr,
 					 "regionctl: regiond at %s answered %s %s with HTTP %d "
@@ -1715,6 +1723,13 @@ static int call(const struct opts *o, const char *method, const char *path, json
 
 		json_decref(*out);
 		*out = NULL;
+		if (unknown_write) {
+			fprintf(stderr,
+				"regionctl: that error code is not one this regionctl knows; the "
+				"change may or may not have been applied: 'regionctl history' "
+				"says whether it was\n");
+			return CTL_EXIT_UNKNOWN;
+		}
 		return rc;
 	}
 	return 0;
@@ -2652,6 +2667,22 @@ static json_t *doc_body(const char *file, int *rc)
 			buf = emb;
 			len = elen;
 		}
+	}
+	/* A NUL byte: regiond's JSON reader refuses it, naming its own flag
+	 * and the request's byte, not the file's line. Said here, as the
+	 * parser says it for a file it reads. */
+	const char *nul = memchr(buf, '\0', len);
+
+	if (nul != NULL) {
+		size_t line = 1;
+
+		for (const char *q = buf; q < nul; q++)
+			line += *q == '\n';
+		fprintf(stderr, "regionctl: %s:%zu: a NUL byte: a table document is text\n", file,
+			line);
+		free(buf);
+		*rc = EXIT_REFUSED;
+		return NULL;
 	}
 	b = json_pack("{s:s%}", "document", buf, len);
 	sent_document = file;
@@ -5107,7 +5138,7 @@ static void required_arg(const char *args, int n, char *buf, size_t len)
  */
 static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 {
-	int help = 0;
+	int help = 0, only_args = 0;
 
 	for (int i = 1; i < argc; i++)
 		help |= is_help(argv[i]);
@@ -5118,9 +5149,15 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 		const char *a = argv[i], **vals = c->val;
 		int k = -1;
 
-		if (is_help(a))
+		/* '--' ends the options: a name a table allows may begin with
+		 * '-' ('link down -- -sg'). */
+		if (!only_args && strcmp(a, "--") == 0) {
+			only_args = 1;
 			continue;
-		if (a[0] == '-' && a[1] != '\0') { /* a lone '-' is an argument: stdin */
+		}
+		if (!only_args && is_help(a))
+			continue;
+		if (!only_args && a[0] == '-' && a[1] != '\0') { /* a lone '-': stdin */
 			if (cmd != &root)
 				k = find_opt(cmd->opts, a);
 			if (k < 0 && (k = find_opt(root.opts, a)) >= 0)
@@ -5134,6 +5171,18 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 				vals[k] = a;
 			} else if (i + 1 < argc) {
 				vals[k] = argv[++i];
+				/* A value sent as a JSON string must be UTF-8 text:
+				 * jansson makes no string of other bytes, and the
+				 * field was left out without a word (a capture's
+				 * --region then took every region's packets). */
+				if (vals == c->val &&
+				    (cmd->opts[k].key || cmd->opts[k].content_field) &&
+				    fwd_utf8_valid_len(vals[k], strlen(vals[k])) != strlen(vals[k]))
+					return usage_error(
+						c, "option '%s': its value is not UTF-8 text%s", a,
+						strcmp(a, "--payload") == 0
+							? " (give other bytes with --payload-hex)"
+							: "");
 			} else {
 				if (help)
 					continue;

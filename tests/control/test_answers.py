@@ -319,6 +319,28 @@ def test_a_write_answered_in_part_is_an_unknown_outcome(tmp_path):
             srv.close()
 
 
+def test_a_write_refused_with_an_unknown_code_is_an_unknown_outcome(tmp_path):
+    """A write answered with an error code this regionctl does not know (a
+    newer regiond, a proxy's JSON): exit 1 or 4 said "nothing changed" for a
+    change a probe's proxy had let through. Its outcome is not known: 5. A
+    read so answered keeps 1 (nothing to have changed)."""
+    body = json.dumps({"error": {"code": "brand_new_code", "reason": "?", "file": "", "line": 0,
+                                 "path": ""}}).encode()
+    for i, (status, args, rc) in enumerate(((404, ["confirm"], 5), (503, ["rollback"], 5),
+                                            (404, ["history"], 1))):
+        path = str(tmp_path / f"api{i}.sock")
+        head = (b"HTTP/1.1 %d Nope\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % (status, len(body)))
+        srv = scripted_regiond(path, sends(head + body))
+        try:
+            p = subprocess.run([regionctl(), "-s", path, "--timeout", "5", *args], capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == rc, (args, p.returncode, p.stderr)
+            assert ("may or may not have been applied" in p.stderr) == (rc == 5), p.stderr
+        finally:
+            srv.close()
+
+
 def tls_regiond(pki, answer):
     """A TLS server on a free loopback port (python's, OpenSSL: TLS 1.3 with session
     tickets sent once it has read the request) answering with @answer."""

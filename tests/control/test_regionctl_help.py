@@ -453,3 +453,38 @@ def test_numbers_out_of_range_are_usage_errors(line, words, listener):
     p = ctl("-s", path, *line)
     assert p.returncode == 2 and words in p.stderr, p
     assert not connected(s)
+
+
+@pytest.mark.parametrize("args,option", [
+    (["capture", "--count", "1", "--region", b"bra\xe9il"], "--region"),
+    (["capture", "--count", "1", "--filter", b"udp port 53 and host \xe9"], "--filter"),
+    (["link", "up", "to-sg", "--comment", b"caf\xe9"], "--comment"),
+    (["explain", "8.130.0.1", "198.51.100.1", "tcp", "1", "7001", "--payload", b"\x90\x90\xcc"], "--payload"),
+])
+def test_an_option_sent_as_text_must_be_utf8(args, option):
+    """A value that goes into the request as a JSON string and is not UTF-8
+    was left out without a word: a capture's --region then took every
+    region's packets, explain's --payload judged no payload, a comment and
+    author were recorded as the defaults (a probe). Refused, naming it."""
+    p = subprocess.run([REGIONCTL, "-s", "/nonexistent.sock", *args], capture_output=True, timeout=30)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and p.stdout == b"", (p.returncode, err)
+    assert f"option '{option}': its value is not UTF-8 text" in err, err
+    assert ("--payload-hex" in err) == (option == "--payload"), err
+
+
+def test_double_dash_ends_the_options():
+    """A name a table allows may begin with '-': 'link down -sg' was an
+    unknown option and '--' was refused everywhere."""
+    p = ctl("-s", "/nonexistent.sock", "link", "down", "--", "-sg")
+    assert p.returncode == 3 and "cannot reach regiond" in p.stderr, p  # parsed, then no regiond
+    usage_error(["link", "down", "-sg"], "unknown option '-sg'")
+
+
+def test_a_nul_byte_in_a_table_is_said_at_its_line(tmp_path):
+    """regiond's JSON reader refused it naming its own flag and the
+    request's byte: said at the file's line, nothing sent."""
+    doc = tmp_path / "nul.yaml"
+    doc.write_bytes(b"version: 1\n# a\0b\nregions: {}\n")
+    p = ctl("-s", "/nonexistent.sock", "validate", str(doc))
+    assert p.returncode == 1 and f"{doc}:2: a NUL byte" in p.stderr, p
