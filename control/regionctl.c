@@ -696,9 +696,9 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	int status = -1, n = 0; /* the final status; -1: no HTTP */
 	long long clen = -1;
 	size_t body_at = 0, dlen = 0, max = answer_max(method, path), interim = 0, fed = 0;
-	int chunked = 0;
+	int chunked = 0, cut = 0;
 	struct chunked ch = {.max = max};
-	char chmax[96];
+	char chmax[96], cut_why[512] = "";
 	json_error_t jerr;
 	double t0;
 	FILE *f;
@@ -721,19 +721,29 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 
 		if (e == EAGAIN || e == EWOULDBLOCK)
 			wait_failed(o, e, why, whylen);
-		else if ((e == EPIPE || e == ECONNRESET) && b != NULL)
+		else if ((e == EPIPE || e == ECONNRESET) && b != NULL) {
 			/* regiond closes a connection whose body it will not take:
-			 * too slow for its --min-body-rate, or past --max-body. */
-			snprintf(why, whylen,
+			 * too slow for its --min-body-rate, or past --max-body,
+			 * which it answers first (413 body_too_large, 503
+			 * uploads_full): that answer is read if it came, and
+			 * said as any refusal (it was 'unreachable', exit 3,
+			 * which a script retries for ever). Nothing was taken
+			 * either way, so no outcome is unknown. */
+			snprintf(cut_why, sizeof(cut_why),
 				 "%s: regiond closed the connection before the whole request "
 				 "was sent (an upload slower than its --min-body-rate, or a body "
 				 "past its --max-body?); nothing changed",
 				 ctl_conn_error(c));
-		else
+			cut = 1;
+			bo.writes = 0;
+		} else {
 			snprintf(why, whylen, "%s", ctl_conn_error(c));
-		if (outcome_unknown(o, e == EAGAIN || e == EWOULDBLOCK, why, whylen))
-			status = -2;
-		goto out;
+		}
+		if (!cut) {
+			if (outcome_unknown(o, e == EAGAIN || e == EWOULDBLOCK, why, whylen))
+				status = -2;
+			goto out;
+		}
 	}
 	/* The head must come whole within the bound: a server that trickles
 	 * it (a byte every few seconds, each wait in time) held a command
@@ -902,6 +912,8 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 	if (*out == NULL) /* said by the caller */
 		snprintf(why, whylen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 out:
+	if (cut && status < 0) /* no answer to read after all */
+		snprintf(why, whylen, "%s", cut_why);
 	ctl_conn_close(c);
 	free(req);
 	free(resp);

@@ -821,3 +821,22 @@ def test_a_long_compile_of_a_read_holds_no_one_back(tmp_path):
         assert (again.returncode, again.stdout, again.stderr) == (p.returncode, p.stdout, p.stderr)
     finally:
         b.stop()
+
+
+def test_a_table_past_max_body_is_said_as_regiond_answers_it(tmp_path):
+    """regiond answers a body past --max-body from its Content-Length (413
+    body_too_large) and closes the connection; regionctl, still sending,
+    met a broken pipe and said regiond unreachable (exit 3: a script
+    retries that for ever). It reads the answer that came: exit 1."""
+    b = Box(tmp_path, "sec-bigdoc", regiond_args=("--max-body", "1048576"))
+    try:
+        big = tmp_path / "big.yaml"
+        with open(DEMO) as src:
+            big.write_text(src.read() + "".join(f"# {'x' * 100} {i}\n" for i in range(40000)))
+        for cmd in ("validate", "apply"):
+            rc, out, err = b.ctl(cmd, str(big))
+            assert rc == 1 and "body_too_large (413)" in err, (cmd, rc, err)
+            assert "cannot reach" not in err, err
+        assert b.gen() == 1
+    finally:
+        b.stop()
