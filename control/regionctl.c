@@ -253,6 +253,19 @@ static int url_split(const char *url, char *host, size_t hlen, char *port, size_
 		colon = strrchr(buf, ':');
 		if (colon)
 			*colon = '\0';
+		/* Said, not sent: 'user:pass@' is no credential regiond
+		 * takes (--token-file is), and an IPv6 address without its
+		 * brackets was split at its last colon, then unreachable. */
+		if (strchr(buf, '@') != NULL) {
+			snprintf(why, len,
+				 "user@ in a URL is not a credential regiond takes (give "
+				 "--token-file)");
+			return -1;
+		}
+		if (strchr(buf, ':') != NULL) {
+			snprintf(why, len, "an IPv6 address goes in [] ([%s]:PORT)", buf);
+			return -1;
+		}
 	}
 	if (h[0] == '\0') {
 		snprintf(why, len, "the URL has no host");
@@ -5340,6 +5353,18 @@ int main(int argc, char **argv)
 		o.sock = global_val(gval, "-s");
 	if ((rc = endpoint(&o, gval)))
 		return rc;
+	{
+		struct ctl_call top = {.path = {&root}};
+
+		/* One place to talk to: --url silently won over -s, in either
+		 * order; an empty path was "cannot reach regiond at :". */
+		if (o.url && global_val(gval, "-s"))
+			return usage_error(&top, "-s and --url name two places: give one");
+		if (!o.url && o.sock[0] == '\0')
+			return usage_error(&top, "%s is empty: give the API's socket",
+					   global_val(gval, "-s") ? "-s" : "$REGIOND_SOCKET");
+	}
+
 	if (global_val(gval, "--timeout")) {
 		const char *v = global_val(gval, "--timeout");
 		struct ctl_call top = {.path = {&root}};

@@ -488,3 +488,19 @@ def test_a_nul_byte_in_a_table_is_said_at_its_line(tmp_path):
     doc.write_bytes(b"version: 1\n# a\0b\nregions: {}\n")
     p = ctl("-s", "/nonexistent.sock", "validate", str(doc))
     assert p.returncode == 1 and f"{doc}:2: a NUL byte" in p.stderr, p
+
+
+@pytest.mark.parametrize("args,env,words", [
+    (["-s", "", "history"], {}, "-s is empty"),
+    (["history"], {"REGIOND_SOCKET": ""}, "$REGIOND_SOCKET is empty"),
+    (["-s", "/x.sock", "--url", "http://127.0.0.1:1", "history"], {}, "-s and --url name two places"),
+    (["--url", "http://127.0.0.1:1", "-s", "/x.sock", "history"], {}, "-s and --url name two places"),
+    (["--url", "http://u:p@127.0.0.1:1", "history"], {}, "user@ in a URL is not a credential"),
+    (["--url", "http://::1:18471", "history"], {}, "an IPv6 address goes in [] ([::1]:PORT)"),
+])
+def test_where_regiond_is_must_be_one_place(args, env, words):
+    """Each was 'cannot reach regiond' (exit 3, retried by scripts), or
+    --url silently won over -s: usage errors, nothing tried."""
+    p = subprocess.run([REGIONCTL, *args], capture_output=True, text=True, timeout=30,
+                       env={**os.environ, **env})
+    assert p.returncode == 2 and words in p.stderr and "cannot reach" not in p.stderr, p
