@@ -3285,6 +3285,11 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 			break;
 		}
+		/* A UTF-8 byte order mark opening the file (an editor's), as
+		 * table documents take it: it read as part of the first prefix,
+		 * shown invisibly ("'10.0.0.0' is not a valid IPv4 address"). */
+		if (n == 1 && got >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+			p += 3;
 		p[strcspn(p, "#")] = '\0';
 		p += strspn(p, " \t\r\n");
 		end = p + strlen(p);

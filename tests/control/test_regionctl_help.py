@@ -504,3 +504,17 @@ def test_where_regiond_is_must_be_one_place(args, env, words):
     p = subprocess.run([REGIONCTL, *args], capture_output=True, text=True, timeout=30,
                        env={**os.environ, **env})
     assert p.returncode == 2 and words in p.stderr and "cannot reach" not in p.stderr, p
+
+
+def test_a_prefix_file_opening_with_a_bom_is_read(tmp_path):
+    """An editor's UTF-8 byte order mark read as part of the first prefix,
+    refused as "'\\ufeff10.0.0.0' is not a valid IPv4 address" with the mark
+    invisible; table documents take it. The file is read (here: then
+    regiond is not reached), and a mark inside still refused."""
+    f = tmp_path / "bom.txt"
+    f.write_bytes(b"\xef\xbb\xbf10.0.0.0/8\n")
+    p = ctl("-s", "/nonexistent.sock", "prefixes", "add", "india", str(f))
+    assert p.returncode == 3 and "cannot reach regiond" in p.stderr, p
+    f.write_bytes(b"10.0.0.0/8\n\xef\xbb\xbf11.0.0.0/8\n")
+    p = ctl("-s", "/nonexistent.sock", "prefixes", "add", "india", str(f))
+    assert p.returncode == 1 and f"{f}:2:" in p.stderr, p
