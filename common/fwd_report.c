@@ -16,6 +16,7 @@ static const struct {
 	const char *own_key;
 	const char *attrs[FWD_REPORT_ATTRS];
 	const char *values[FWD_REPORT_VALUES];
+	unsigned gauges; /* bit v: values[v] is a level, not a count: it has no rate */
 } sections[FWD_RS_MAX] = {
 	[FWD_RS_LINKS] = {FWD_F_DOC_LINKS, NULL, {"port", "state"}, {"packets", "bytes"}},
 	[FWD_RS_REGIONS] = {FWD_F_DOC_REGIONS, NULL, {NULL}, {"packets", "bytes"}},
@@ -29,7 +30,8 @@ static const struct {
 			  "ports",
 			  {"link"},
 			  {"ipackets", "opackets", "imissed", "ierrors", "oerrors", "rx_nombuf",
-			   "speed_mbps"}},
+			   "speed_mbps"},
+			  1u << 6},
 };
 
 static const char *const port_links[FWD_PORT_LINK_MAX] = {
@@ -575,8 +577,13 @@ json_t *fwd_report_rates(const struct fwd_report *before, const struct fwd_repor
 
 			for (int v = 0; e && v < FWD_REPORT_VALUES && sections[s].values[v]; v++) {
 				int bytes = strcmp(sections[s].values[v], "bytes") == 0;
-				double r = per_s(ra ? ra->v[v] : 0, rb->v[v], seconds, &reset);
+				double r;
 
+				/* A port's link speed per second was always 0 (and a
+				 * speed change read as a rate, or a counter reset). */
+				if (sections[s].gauges >> v & 1)
+					continue;
+				r = per_s(ra ? ra->v[v] : 0, rb->v[v], seconds, &reset);
 				snprintf(key, sizeof(key), "%s_per_s",
 					 bytes ? "bits" : sections[s].values[v]);
 				json_object_set_new(e, key, rate_json(bytes ? 8.0 * r : r));

@@ -2655,26 +2655,77 @@ out:
 	return 0;
 }
 
+/* Standard input whole (a pipe too), at most a document's bound, NUL
+ * ended. 0, or -errno with @e. */
+static int read_stdin(char **buf, size_t *len, struct fwd_err *e)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *b = malloc(cap);
+
+	for (;;) {
+		ssize_t r;
+
+		if (b == NULL) {
+			fwd_err_set(e, "stdin", 0, NULL, "out of memory");
+			return -ENOMEM;
+		}
+		if (n + 1 == cap) {
+			char *g = cap >= FWD_DOC_MAX_BYTES ? NULL : realloc(b, cap * 2);
+
+			if (g == NULL) {
+				free(b);
+				fwd_err_set(e, "stdin", 0, NULL,
+					    "more than %u bytes, or out of memory",
+					    FWD_DOC_MAX_BYTES);
+				return -EFBIG;
+			}
+			b = g;
+			cap *= 2;
+		}
+		r = read(STDIN_FILENO, b + n, cap - n - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int err = errno;
+
+			free(b);
+			fwd_err_set(e, "stdin", 0, NULL, "cannot read: %s", strerror(err));
+			return -err;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	b[n] = '\0';
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
 /* The body of validate, diff and apply: the document at @file, its names
  * files embedded. A file that cannot be read is the command line's fault
  * (exit 2); a document that cannot be sent as it is (a names_file refused,
  * bytes that are not UTF-8) is refused like an invalid table (exit 1), as
  * docs/regionctl.md has 'validate' exit: a script that gates on it must not
  * take a bad document for its own mistake. */
-static json_t *doc_body(const char *file, int *rc)
+static json_t *doc_body(const char *path, int *rc)
 {
+	/* '-': the document from standard input (a generator's pipe), named
+	 * "stdin" in errors; its names files beneath the current directory. */
+	const int from_stdin = strcmp(path, "-") == 0;
+	const char *file = from_stdin ? "stdin" : path;
 	struct fwd_err e = {0};
 	char *buf;
 	size_t len;
 	json_t *b;
 
-	if (fwd_read_file(file, &buf, &len, &e)) {
+	if (from_stdin ? read_stdin(&buf, &len, &e) : fwd_read_file(file, &buf, &len, &e)) {
 		fprintf(stderr, "regionctl: %s: %s\n", file, e.reason);
 		*rc = EXIT_USAGE;
 		return NULL;
 	}
 	{ /* the name-set files it names travel inside it (fwd_embed.h) */
-		const char *slash = strrchr(file, '/');
+		const char *slash = from_stdin ? NULL : strrchr(file, '/');
 		char dir[PATH_MAX], *emb, msg[768];
 		size_t elen;
 
@@ -4040,10 +4091,14 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 		fputc('\n', out);
 		json_decref(j);
 	} else {
+		/* A failed stream or write (said above) is said here too: a
+		 * bare "0 packets written to F" read as a quiet capture. */
 		fprintf(out, "capture: %llu packets%s%s%s\n", (unsigned long long)k.packets,
-			file ? " written to " : "",
+			file ? (k.out_errno ? " (not all written) to " : " written to ") : "",
 			file ? (k.fd == STDOUT_FILENO ? "stdout" : file) : "",
-			cap_interrupted ? " (interrupted)" : "");
+			cap_interrupted ? " (interrupted)"
+			: rc		? " (incomplete: the error above)"
+					: "");
 		for (int i = 0; i < k.nstats; i++)
 			fprintf(out, "  %s\n", k.stats[i]);
 	}

@@ -486,6 +486,25 @@ def test_bad_documents_change_nothing(box, tmp_path, name, change, status, code,
     assert_unchanged(box)
 
 
+def test_a_table_from_standard_input(box):
+    """validate, diff and apply took no '-' (a generator's pipe): '-: cannot
+    open'. '-' reads standard input, a pipe too, named stdin in errors."""
+    doc = open(DEMO).read()
+    for cmd in ("validate", "diff"):
+        p = subprocess.run([REGIONCTL, "-s", box.api, cmd, "-"], input=doc, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, (cmd, p.stderr)
+    bad = doc.replace("103.21.0.0/16", "103.21.0.1/16")
+    line = bad.splitlines().index(next(x for x in bad.splitlines() if "103.21.0.1/16" in x)) + 1
+    p = subprocess.run([REGIONCTL, "-s", box.api, "apply", "-"], input=bad, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1 and f"stdin:{line}:" in p.stderr and "host bits set" in p.stderr, p.stderr
+    new = doc.replace(*SG_LOCAL)
+    p = subprocess.run([REGIONCTL, "-s", box.api, "apply", "-"], input=new, capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0 and "generation 2" in p.stdout, (p.stdout, p.stderr)
+
+
 def test_fleet_endpoints_in_single_box_mode_answer_not_fleet(box):
     """docs/api.md: every fleet endpoint answers 404 not_fleet without
     --fleet-endpoints. A POST's body was read first, so an empty or bad one

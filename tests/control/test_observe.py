@@ -53,6 +53,10 @@ def test_rates_in_counters_drops_and_links(tmp_path):
         by_link = sum(v["packets_per_s"] for v in rates["links"].values())
         assert abs(by_link - rates["packets"]["tx_packets_per_s"]) <= 0.03 * by_link, rates
         assert all("bits_per_s" in v for v in rates["regions"].values())
+        # A port's link speed is a level, not a count: no rate (it was
+        # speed_mbps_per_s, always 0).
+        assert rates["ports"] and all("ipackets_per_s" in v and "speed_mbps_per_s" not in v
+                                      for v in rates["ports"].values()), rates["ports"]
 
         # drops: the most frequent first, with a rate column when asked.
         rc, out, err = b.ctl("drops")

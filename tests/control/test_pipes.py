@@ -203,6 +203,10 @@ def test_a_capture_answered_with_something_else_is_not_a_success(tmp_path):
                 p = subprocess.run([regionctl(), "-s", path] + args, capture_output=True, text=True, timeout=60)
                 assert p.returncode == 4, (body, args, p.returncode, p.stderr)
                 assert "regiond sent something that is not pcapng" in p.stderr, p.stderr
+                # and its summary, when there is one, does not read as a quiet capture
+                if "-j" not in args:
+                    assert "capture: 0 packets" not in p.stdout + p.stderr or \
+                        "(incomplete: the error above)" in p.stdout + p.stderr, (p.stdout, p.stderr)
         finally:
             srv.close()
 
