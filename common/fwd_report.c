@@ -18,14 +18,15 @@ static const struct {
 	const char *values[FWD_REPORT_VALUES];
 	unsigned gauges; /* bit v: values[v] is a level, not a count: it has no rate */
 } sections[FWD_RS_MAX] = {
-	[FWD_RS_LINKS] = {FWD_F_DOC_LINKS, NULL, {"port", "state"}, {"packets", "bytes"}},
-	[FWD_RS_REGIONS] = {FWD_F_DOC_REGIONS, NULL, {NULL}, {"packets", "bytes"}},
-	[FWD_RS_SERVICES] = {FWD_F_DOC_SERVICES, NULL, {NULL}, {"packets", "bytes"}},
-	[FWD_RS_POLICIES] = {FWD_F_DOC_POLICIES, NULL, {"action", "target"}, {"packets"}},
+	[FWD_RS_LINKS] = {FWD_F_DOC_LINKS, NULL, {"port", "state"}, {"packets", "bytes"}, 0},
+	[FWD_RS_REGIONS] = {FWD_F_DOC_REGIONS, NULL, {NULL}, {"packets", "bytes"}, 0},
+	[FWD_RS_SERVICES] = {FWD_F_DOC_SERVICES, NULL, {NULL}, {"packets", "bytes"}, 0},
+	[FWD_RS_POLICIES] = {FWD_F_DOC_POLICIES, NULL, {"action", "target"}, {"packets"}, 0},
 	[FWD_RS_CONTENT] = {FWD_F_DOC_CONTENT_RULES,
 			    NULL,
 			    {"field", "action", "to"},
-			    {"matches", "flow_packets"}},
+			    {"matches", "flow_packets"},
+			    0},
 	[FWD_RS_PORTS] = {FWD_SCHEMA_MAX,
 			  "ports",
 			  {"link"},
