@@ -153,6 +153,31 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const struct ctl_ca
 	return EXIT_USAGE;
 }
 
+/* Every whole number regionctl reads from its arguments: decimal digits
+ * only (no sign, space, '+' or "0x", which strtoull would take and the
+ * operator did not mean), in @lo..@hi. One reader, so every option reads
+ * "+5" and " 5" alike: as a usage error. @return 0, or -1. */
+static int whole_number(const char *s, unsigned long long lo, unsigned long long hi,
+			unsigned long long *out)
+{
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9' || strspn(s, "0123456789") != strlen(s))
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno || *out < lo || *out > hi ? -1 : 0;
+}
+
+/* No byte below 0x20 and no DEL in @s: text that goes in a header line. */
+static int no_control_bytes(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			return 0;
+	return 1;
+}
+
 /* The value given for option @name of the command, or NULL. */
 static const char *opt_val(const struct ctl_call *c, const char *name)
 {
@@ -2143,7 +2168,9 @@ static double rate_window(const struct ctl_call *c)
 		return opt_val(c, "--rate") ? 1.0 : 0.0;
 	errno = 0;
 	s = strtod(iv, &end);
-	if (*end || errno || end == iv || !(s >= 0.1 && s <= 3600)) {
+	/* digits and one point: strtod also takes " 1", "+1", "1e0" and "0x1" */
+	if (iv[0] < '0' || iv[0] > '9' || strspn(iv, "0123456789.") != strlen(iv) || *end ||
+	    errno || !(s >= 0.1 && s <= 3600)) {
 		usage_error(c, "--interval takes seconds 0.1..3600, not '%s'", iv);
 		return -1;
 	}
@@ -2519,14 +2546,14 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 	}
 	opts_into_body(c, b);
 	for (int i = 3; i < argc; i++) {
-		char *end;
-		long v = strtol(argv[i], &end, 10);
+		unsigned long long v;
 
-		if (*end || end == argv[i] || v < 0 || v > 65535) {
+		if (whole_number(argv[i], 0, 65535, &v)) {
 			json_decref(b);
 			return usage_error(c, "'%s' is not a port", argv[i]);
 		}
-		json_object_set_new(b, argc == 5 && i == 3 ? "sport" : "dport", json_integer(v));
+		json_object_set_new(b, argc == 5 && i == 3 ? "sport" : "dport",
+				    json_integer((json_int_t)v));
 	}
 	rc = call(o, "POST", "/v1/explain", b, &r);
 	json_decref(b);
@@ -2944,7 +2971,7 @@ static int cmd_top(const struct opts *o, const struct ctl_call *c)
 				    .curses = top_is_curses(o, c)};
 	struct opts lines = *o;
 	struct ctl_top_source src = {.arg = &lines, .counters = top_counters, .status = top_status};
-	char *end;
+	unsigned long long n;
 
 	/* -j's frames are one JSON object a line: so is an error between them */
 	if (lines.json_errors != JERR_NONE)
@@ -2953,11 +2980,10 @@ static int cmd_top(const struct opts *o, const struct ctl_call *c)
 	if (opt_val(c, "--interval") && (conf.interval = rate_window(c)) < 0)
 		return EXIT_USAGE;
 	if (cnt) {
-		errno = 0;
-		conf.count = strtol(cnt, &end, 10);
-		if (*end || errno || end == cnt || conf.count < 1)
+		if (whole_number(cnt, 1, LONG_MAX, &n))
 			return usage_error(c, "--count takes a number of frames >= 1, not '%s'",
 					   cnt);
+		conf.count = (long)n;
 	}
 	if (sort) {
 		int s = ctl_top_sort_of(sort);
@@ -3036,15 +3062,15 @@ static void print_gen(json_t *r, const char *what)
 static int confirm_timeout(const struct ctl_call *c, long *confirm)
 {
 	const char *timeout = opt_val(c, "--confirm-timeout");
-	char *end;
+	unsigned long long s;
 
 	*confirm = 0;
 	if (timeout == NULL)
 		return 0;
-	*confirm = strtol(timeout, &end, 10);
-	if (*end || end == timeout || *confirm < 1 || *confirm > 86400)
+	if (whole_number(timeout, 1, 86400, &s))
 		return usage_error(c, "--confirm-timeout takes seconds 1..86400, not '%s'",
 				   timeout);
+	*confirm = (long)s;
 	return 0;
 }
 
@@ -3096,11 +3122,11 @@ static int cmd_link(const struct opts *o, const struct ctl_call *c)
 		return usage_error(c, "'%s' is not a link group name (1..%d of A-Z a-z 0-9 _ - .)",
 				   group, FWD_NAME_MAX - 1);
 	if (weight) {
-		char *end;
+		unsigned long long v;
 
-		w = strtoll(c->pos[1], &end, 10);
-		if (*end || end == c->pos[1] || w < 0 || w > 1000000)
+		if (whole_number(c->pos[1], 0, 1000000, &v))
 			return usage_error(c, "a weight is 0..1000000, not '%s'", c->pos[1]);
+		w = (long long)v;
 		change = json_pack("{s:s, s:s, s:I}", "op", "set_weight", "link", link, "weight",
 				   (json_int_t)w);
 		if (group)
@@ -3151,11 +3177,12 @@ static void print_detached(json_t *r, const char *unused)
  * *@g. @return 0, or -1 when it is not one. */
 static int parse_generation(const char *s, long long *g)
 {
-	char *end;
+	unsigned long long v;
 
-	errno = 0;
-	*g = strtoll(s, &end, 10);
-	return *end || end == s || errno || *g < 1 ? -1 : 0;
+	if (whole_number(s, 1, LLONG_MAX, &v))
+		return -1;
+	*g = (long long)v;
+	return 0;
 }
 
 /* With GEN, that generation only: a late confirm of a change reverted
@@ -3427,8 +3454,9 @@ static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)
 {
 	const char *sub = cmd_of(c)->name, *region = c->pos[0],
 		   *expected = opt_val(c, "--expected-generation");
-	char what[96], *end;
+	char what[96];
 	long long gen = -1;
+	unsigned long long v;
 	json_t *list, *b;
 	int rc;
 
@@ -3436,12 +3464,11 @@ static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)
 		return usage_error(c, "'%s' is not a region name (1..%d of A-Z a-z 0-9 _ - .)",
 				   region, FWD_NAME_MAX - 1);
 	if (expected) {
-		errno = 0;
-		gen = strtoll(expected, &end, 10);
-		if (*end || end == expected || errno || gen < 0)
+		if (whole_number(expected, 0, LLONG_MAX, &v))
 			return usage_error(
 				c, "--expected-generation takes a generation >= 0, not '%s'",
 				expected);
+		gen = (long long)v;
 	}
 	if ((list = prefix_lines(c, c->pos[1], &rc)) == NULL)
 		return rc;
@@ -3979,14 +4006,11 @@ static int parse_count(const struct ctl_call *c, const char *opt, unsigned long 
 		       unsigned long long *out)
 {
 	const char *v = opt_val(c, opt);
-	char *end;
 
 	*out = 0;
 	if (v == NULL)
 		return 0;
-	errno = 0;
-	*out = strtoull(v, &end, 10);
-	if (v[0] < '0' || v[0] > '9' || *end || errno || *out < 1 || *out > max)
+	if (whole_number(v, 1, max, out))
 		return usage_error(c, "%s takes a whole number in 1..%llu, not '%s'", opt, max, v);
 	return 0;
 }
@@ -4131,8 +4155,7 @@ static int fleet_options(const struct ctl_call *c, json_t *opts)
 		json_object_set_new(opts, "canary", json_integer(0));
 	for (size_t i = 0; i < sizeof(fleet_opt_map) / sizeof(fleet_opt_map[0]); i++) {
 		const char *v = opt_val(c, fleet_opt_map[i].flag);
-		char *end;
-		long long n;
+		unsigned long long n;
 
 		if (v == NULL)
 			continue;
@@ -4144,13 +4167,11 @@ static int fleet_options(const struct ctl_call *c, json_t *opts)
 			json_object_set_new(opts, fleet_opt_map[i].option, json_string(v));
 			continue;
 		}
-		errno = 0;
-		n = strtoll(v, &end, 10);
-		if (*v == '\0' || *end || errno || n < 0)
+		if (whole_number(v, 0, LLONG_MAX, &n))
 			return usage_error(c, "%s takes a number, not '%s'", fleet_opt_map[i].flag,
 					   v);
 		/* The range is regiond's to check: it names the option. */
-		json_object_set_new(opts, fleet_opt_map[i].option, json_integer(n));
+		json_object_set_new(opts, fleet_opt_map[i].option, json_integer((json_int_t)n));
 	}
 	return 0;
 }
@@ -4574,13 +4595,10 @@ static int cmd_fleet_apply(const struct opts *o, const struct ctl_call *c)
 	int rc = 0;
 
 	if (wt) {
-		char *end;
+		unsigned long long secs;
 
-		errno = 0;
-		bound = strtoul(wt, &end, 10);
 		/* strict, as --timeout: "5m" or "-1" bound nothing meant */
-		if (wt[0] < '0' || wt[0] > '9' || *end || errno || bound < 1 ||
-		    bound > FLEET_WAIT_MAX_S) {
+		if (whole_number(wt, 1, FLEET_WAIT_MAX_S, &secs)) {
 			json_decref(opts);
 			return usage_error(c, "--wait-timeout takes seconds 1..%d, not '%s'",
 					   FLEET_WAIT_MAX_S, wt);
@@ -4589,6 +4607,7 @@ static int cmd_fleet_apply(const struct opts *o, const struct ctl_call *c)
 			json_decref(opts);
 			return usage_error(c, "--wait-timeout goes with --wait");
 		}
+		bound = (unsigned long)secs;
 	}
 	if ((rc = fleet_options(c, opts))) {
 		json_decref(opts);
@@ -5428,13 +5447,10 @@ int main(int argc, char **argv)
 	if (global_val(gval, "--timeout")) {
 		const char *v = global_val(gval, "--timeout");
 		struct ctl_call top = {.path = {&root}};
-		char *end;
-		unsigned long s;
+		unsigned long long s;
 
-		errno = 0;
-		s = strtoul(v, &end, 10);
 		/* strict: "5s", "-1" or "" bound nothing the operator meant */
-		if (v[0] < '0' || v[0] > '9' || *end || errno || s < 1 || s > 86400)
+		if (whole_number(v, 1, 86400, &s))
 			return usage_error(&top, "--timeout takes seconds 1..86400, not '%s'", v);
 		o.timeout_ms = (int)s * 1000;
 	}
@@ -5456,12 +5472,20 @@ int main(int argc, char **argv)
 			fprintf(stderr, "regionctl: --token-file %s: %s\n", tf, why);
 			return EXIT_USAGE;
 		}
-		token[strcspn(token, "\r\n")] = '\0';
-		if (token[0] == '\0') { /* sent, it would only read as unauthorized */
+		token[strcspn(token, "\n")] = '\0';
+		if (*token && token[strlen(token) - 1] == '\r') /* a CRLF file's */
+			token[strlen(token) - 1] = '\0';
+		/* sent, either would only read as unauthorized (regiond takes no
+		 * token with a space or control byte), or worse, in the header */
+		if (token[0] == '\0' || strpbrk(token, " \t") || !no_control_bytes(token)) {
 			fprintf(stderr,
-				"regionctl: --token-file %s: its first line is empty: it holds the "
+				"regionctl: --token-file %s: its first line is %s: it holds the "
 				"API token alone\n",
-				tf);
+				tf,
+				token[0] == '\0' ? "empty"
+				: strpbrk(token, " \t")
+					? "two words (a line NAME TOKEN of regiond's file?)"
+					: "not a token (a control character)");
 			free(token);
 			return EXIT_USAGE;
 		}

@@ -662,6 +662,16 @@ static int token_name_ok(const char *n, size_t len)
 	return 1;
 }
 
+/* A token goes in an HTTP header: no space, tab or other control byte
+ * (bytes past 0x7f pass, as HTTP's obs-text). */
+static int token_text_ok(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
+			return 0;
+	return 1;
+}
+
 /* The tokens of token file @path (option @opt), each `NAME TOKEN` or a
  * lone `TOKEN` a line, blank lines and '#' comments skipped, appended to
  * d->tokens with @write; the file's text is kept in @text (the tokens point
@@ -681,7 +691,10 @@ static int read_tokens(struct regiond *d, const char *opt, const char *path, int
 		if (next)
 			*next++ = '\0';
 		lineno++;
-		line[strcspn(line, "\r")] = '\0';
+		/* a CRLF file's CR; one elsewhere is a control character, refused
+		 * below, not the token's end (regionctl reads its file alike) */
+		if (*line && line[strlen(line) - 1] == '\r')
+			line[strlen(line) - 1] = '\0';
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
 		if ((sp = strpbrk(line, " \t")) != NULL) {
@@ -697,10 +710,10 @@ static int read_tokens(struct regiond *d, const char *opt, const char *path, int
 			name = line;
 			secret = sp + 1 + strspn(sp + 1, " \t");
 		}
-		if (strlen(secret) < 16 || strpbrk(secret, " \t")) {
+		if (strlen(secret) < 16 || !token_text_ok(secret)) {
 			fwd_log(FWD_LOG_ERR,
-				"%s %s:%u: a token of 16+ characters, without spaces, is "
-				"needed",
+				"%s %s:%u: a token of 16+ characters, without spaces or "
+				"control characters, is needed",
 				opt, path, lineno);
 			return 2;
 		}

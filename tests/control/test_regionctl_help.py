@@ -309,10 +309,18 @@ def test_token_file_errors_name_the_option_and_the_file(listener, tmp_path):
     sock, s = listener
     empty = tmp_path / "empty.token"
     empty.write_text("\n")
+    named = tmp_path / "named.token"
+    named.write_text("oncall oncall-secret-0123456789\n")
+    control = tmp_path / "control.token"
+    control.write_text("oncall-secret\r0123456789\r\n")
     # A regular file that reads longer than its size (procfs's are 0
     # bytes; one being written grows) was taken cut short at that size.
     for path, said in ((str(tmp_path / "missing.token"), "No such file"),
                        (str(empty), "its first line is empty"),
+                       # regiond takes no token with a space or a control
+                       # byte: sent, it would only be 401 (a CR cut it)
+                       (str(named), "its first line is two words (a line NAME TOKEN of regiond's file?)"),
+                       (str(control), "its first line is not a token (a control character)"),
                        ("/proc/self/status", "changed while it was read")):
         p = ctl("--url", "http://127.0.0.1:1", "--token-file", path, "history")
         assert p.returncode == 2 and f"--token-file {path}: {said}" in p.stderr, p
@@ -451,6 +459,38 @@ def test_numbers_out_of_range_are_usage_errors(line, words, listener):
     9223372036854775807 and came back 404; an empty port was port 0."""
     path, s = listener
     p = ctl("-s", path, *line)
+    assert p.returncode == 2 and words in p.stderr, p
+    assert not connected(s)
+
+
+NUMBER_READERS = [
+    (["explain", "10.0.0.1", "10.0.0.2", "tcp", "{}"], "is not a port"),
+    (["explain", "10.0.0.1", "10.0.0.2", "tcp", "{}", "443"], "is not a port"),
+    (["top", "--count", "{}"], "--count takes"),
+    (["counters", "--interval", "{}"], "--interval takes"),
+    (["apply", "t.yaml", "--confirm-timeout", "{}"], "--confirm-timeout takes"),
+    (["link", "weight", "to-sg", "{}"], "a weight is"),
+    (["rollback", "{}"], "is not a generation"),
+    (["confirm", "{}"], "is not a generation"),
+    (["prefixes", "add", "india", "-", "--expected-generation", "{}"], "--expected-generation takes"),
+    (["capture", "--count", "{}"], "--count takes"),
+    (["capture", "--duration", "{}"], "--duration takes"),
+    (["fleet", "apply", "t.yaml", "--wave", "{}"], "--wave takes"),
+    (["fleet", "apply", "t.yaml", "--wait", "--wait-timeout", "{}"], "--wait-timeout takes"),
+    (["--timeout", "{}", "status"], "--timeout takes"),
+]
+
+
+@pytest.mark.parametrize("form", ["+5", " 5", "5 ", "0x5", "+0", "\t5", "5e0"])
+@pytest.mark.parametrize("args,words", NUMBER_READERS, ids=lambda a: " ".join(a) if isinstance(a, list) else a)
+def test_every_number_is_digits_alone(args, words, form, listener):
+    """regionctl's number readers differed: "+5" and " 5" were a port, a
+    weight, a generation or a count in some places and usage errors in
+    others, and strtod took "0x5" and "5e0" as an interval. One reader now:
+    digits only, the same refusal everywhere, nothing sent."""
+    path, s = listener
+    line = [a.replace("{}", form) for a in args]
+    p = ctl("-s", path, *line) if line[0] != "--timeout" else ctl(*line[:2], "-s", path, *line[2:])
     assert p.returncode == 2 and words in p.stderr, p
     assert not connected(s)
 
