@@ -108,7 +108,8 @@ static void usage(FILE *out)
 		"                     --table when there is none; 'table' always --table\n"
 		"  --log TO           DPDK's whole log to stderr (timestamped, with the level),\n"
 		"                     journal or syslog; default: DPDK's own (stderr and syslog)\n"
-		"  --check-table FILE validate a table document and exit (0 valid, 1 not)\n"
+		"  --check-table FILE validate a table document and exit (0 valid, 1 not,\n"
+		"                     2 a usage error)\n"
 		"  --check-node FILE  validate a node config and exit (0 valid, 1 not); with\n"
 		"                     --table, also that every link's port is in it\n"
 		"  --help-node        the node config's fields, their defaults and meaning\n"
@@ -296,8 +297,8 @@ static int parse_app_args(int argc, char **argv, struct app_opts *o)
 			o->idle_exit_ms = strtoull(optarg, &end, 10);
 			/* Past a year, rte_get_tsc_hz() / 1000 * MS overflows and the
 			 * run stopped after about a second. */
-			if (*end || errno || o->idle_exit_ms == 0 || optarg[0] == '-' ||
-			    o->idle_exit_ms > IDLE_EXIT_MAX_MS) {
+			if (*end || errno || o->idle_exit_ms == 0 || optarg[0] < '0' ||
+			    optarg[0] > '9' || o->idle_exit_ms > IDLE_EXIT_MAX_MS) {
 				fprintf(stderr,
 					"regionfwd: --idle-exit takes milliseconds, 1..%llu (a "
 					"year), not '%s'\n",
@@ -799,8 +800,10 @@ int main(int argc, char **argv)
 	signal(SIGUSR1, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN); /* a vanished control client is an error, not our death */
+	/* the command line's fault, said above: 2, as every usage error of
+	 * the three programs (a start that fails is 1) */
 	if (parse_app_args(argc, argv, &opts))
-		rte_exit(EXIT_FAILURE, "bad arguments\n");
+		rte_exit(2, "bad arguments\n");
 	if (dp_node_load(opts.node_path, &ctx.node, &err))
 		rte_exit(EXIT_FAILURE, "node config refused: %s\n",
 			 fwd_err_str(&err, buf, sizeof(buf)));

@@ -210,13 +210,18 @@ def test_log_equals_form_is_applied(tmp_path):
     (["--lo", "stderr"], "write --log TO or --log=TO in full"),
     (["--idle-exit", "7094901566812"], "--idle-exit takes milliseconds, 1..31536000000"),
     (["--idle-exit", "31536000001"], "--idle-exit takes milliseconds, 1..31536000000"),
+    (["--idle-exit", "+500"], "--idle-exit takes milliseconds, 1..31536000000"),
+    (["--idle-exit", " 500"], "--idle-exit takes milliseconds, 1..31536000000"),
+    (["--start-on", "later"], "--start-on"),
+    (["--bogus"], "bogus"),
     (["--stats-json", "/"], "--stats-json /: cannot be written"),
     (["--stats-json", ""], "--stats-json: an empty path"),
     (["--stats-json", "/nonexistent-rfw/s.json"], "its directory /nonexistent-rfw missing"),
 ])
 def test_arguments_refused_before_the_run(args, words):
     """A repeated option kept only its last value, and a --stats-json that
-    cannot be written failed only at exit, after the whole run."""
+    cannot be written failed only at exit, after the whole run. Each is a
+    usage error, exit 2 as the checks' (some were 1, a failed start's)."""
     r = subprocess.run([regionfwd_bin(), *eal_args("args-chk", mem=64), "--", *args],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0 and words in r.stdout + r.stderr, r.stdout + r.stderr
+    assert r.returncode == 2 and words in r.stdout + r.stderr, (r.returncode, r.stdout + r.stderr)

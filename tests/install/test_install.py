@@ -42,6 +42,19 @@ def etc_dir(dest):
     return os.path.join(str(d) + sysconf if os.path.isabs(sysconf) else os.path.join(root, sysconf), "regionfwd")
 
 
+def test_every_doc_the_man_pages_name_is_installed(dest):
+    """regiond(8) sent the operator to bgp-feed.md and fleet.md, which
+    neither install shipped (and monitoring.md's rules nowhere)."""
+    import re
+    d, root, prefix = dest
+    named = set()
+    for page in glob.glob(os.path.join(SOURCE, "docs", "man", "*.scd")):
+        named |= set(re.findall(r"/usr/share/doc/regionfwd/([\w.-]+?\.md)", open(page).read()))
+    assert {"fleet.md", "bgp-feed.md", "operations.md"} <= named, named
+    missing = [n for n in named if not os.path.isfile(os.path.join(root, "share/doc/regionfwd", n))]
+    assert not missing, missing
+
+
 def test_layout(dest):
     d, root, prefix = dest
     etc = etc_dir(dest)
@@ -50,6 +63,11 @@ def test_layout(dest):
              "share/bash-completion/completions/regionctl", "share/bash-completion/completions/regionfwd"]
     want += [f"share/man/man8/{p}.8" for p in ("regionfwd", "regiond", "regionctl")]
     want += ["share/man/man1/regionfwd-gen.1", "share/man/man5/regionfwd-node.5", "share/man/man5/regionfwd-table.5"]
+    # what the man pages and monitoring.md send the operator to
+    want += [f"share/doc/regionfwd/{p}.md" for p in ("operations", "bgp-feed", "fleet", "table-format",
+                                                     "load-testing", "monitoring", "api")]
+    want += ["share/doc/regionfwd/monitoring/regionfwd-alerts.yml",
+             "share/doc/regionfwd/monitoring/regionfwd-dashboard.json"]
     if os.path.exists(os.path.join(BUILD, "bpf", "xdp_filter.bpf.o")):
         want += ["lib/regionfwd/xdp_filter.bpf.o"]
     missing = [w for w in want if not os.path.exists(os.path.join(root, w))]
