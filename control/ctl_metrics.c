@@ -144,6 +144,18 @@ static void regiond_series(FILE *f, const struct ctl_metrics_in *in)
 			   "1 while regiond raises an alarm (regionctl status says which).",
 			   "gauge");
 	ctl_metrics_sample(f, "regiond_alarm", st->alarm[0] != '\0', NULL);
+	if (st->disk_known) {
+		ctl_metrics_family(f, "regiond_state_free_bytes",
+				   "Free bytes on the state directory's filesystem (regiond's "
+				   "main loop reads it every second).",
+				   "gauge");
+		ctl_metrics_sample(f, "regiond_state_free_bytes", (double)st->disk_free, NULL);
+		ctl_metrics_family(f, "regiond_state_need_bytes",
+				   "What the next change may need there: twice the largest "
+				   "table held, and 256 KiB; below it, an alarm.",
+				   "gauge");
+		ctl_metrics_sample(f, "regiond_state_need_bytes", (double)st->disk_need, NULL);
+	}
 	ctl_metrics_family(f, "regiond_confirm_pending",
 			   "1 while a change awaits confirmation (commit-confirm).", "gauge");
 	ctl_metrics_sample(f, "regiond_confirm_pending", st->confirm_gen != 0, NULL);

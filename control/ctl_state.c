@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -931,6 +932,55 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	return load_history(st, path, e);
 }
 
+/* The largest document of a generation regiond holds: a change of the
+ * same size writes one more such document, and retention a checkpoint. */
+static uint64_t largest_document(const struct ctl_state *st)
+{
+	uint64_t m = st->has_pending && st->pending.doc ? st->pending.len : 0;
+
+	for (unsigned i = 0; i < st->nhist; i++)
+		if (st->hist[i].doc && st->hist[i].len > m)
+			m = st->hist[i].len;
+	return m;
+}
+
+/* Said before the refusals come: every change is refused persist_failed
+ * once the disk cannot take its document and record, and an operator
+ * learnt of it only from a failed change in an incident. The sentence
+ * holds no byte count, which moves every second: one line when raised,
+ * one when cleared (status and /metrics carry the figures). Cleared with
+ * a quarter more than needed, so a disk hovering at the mark does not
+ * log a pair a second. */
+static void check_disk(struct ctl_state *st)
+{
+	struct statvfs v;
+	uint64_t need = 2 * largest_document(st) + CTL_DISK_SPARE;
+	int raised = st->alarms[CTL_ALARM_STATE_DISK][0] != '\0';
+
+	if (fstatvfs(st->dir_fd, &v) != 0) {
+		st->disk_known = 0;
+		return;
+	}
+	st->disk_known = 1;
+	st->disk_free = (uint64_t)v.f_bavail * v.f_frsize;
+	st->disk_need = need;
+	if (v.f_flag & ST_RDONLY)
+		ctl_state_alarm(st, CTL_ALARM_STATE_DISK,
+				"the state directory %s is on a read-only filesystem: every change "
+				"is refused (persist_failed); remount it read-write",
+				st->dir);
+	else if (st->disk_free < need || (raised && st->disk_free < need + need / 4))
+		ctl_state_alarm(
+			st, CTL_ALARM_STATE_DISK,
+			"the state directory %s's filesystem is nearly full: less free than "
+			"the %" PRIu64 " KiB the next change may need (twice the largest "
+			"table held, and 256 KiB), so it may be refused (persist_failed); "
+			"free space there",
+			st->dir, (need + 1023) / 1024);
+	else
+		ctl_state_alarm(st, CTL_ALARM_STATE_DISK, NULL);
+}
+
 void ctl_state_check_dir(struct ctl_state *st)
 {
 	struct stat held, named;
@@ -956,6 +1006,7 @@ void ctl_state_check_dir(struct ctl_state *st)
 				st->dir, why, then);
 	else
 		ctl_state_alarm(st, CTL_ALARM_STATE_DIR, NULL);
+	check_disk(st);
 }
 
 void ctl_state_close(struct ctl_state *st)

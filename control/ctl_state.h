@@ -99,6 +99,10 @@ struct ctl_gen {
 /* TABLE: what runs is not what the operator chose (a failed revert, a
  * seed, a held-back table); FEED: the BGP feed; RECORD: a generation runs
  * whose record the disk has not taken yet. */
+/* Room kept on the state disk beyond two documents: history.json, a
+ * delta, an owned-prefix record. */
+#define CTL_DISK_SPARE (256u * 1024)
+
 enum ctl_alarm_owner {
 	CTL_ALARM_TABLE,
 	CTL_ALARM_FEED,
@@ -106,6 +110,7 @@ enum ctl_alarm_owner {
 	CTL_ALARM_DP_SAVE, /* regionfwd cannot save what it runs for a restart */
 	CTL_ALARM_FLEET, /* fleet mode: a stray pin, or the node off its target */
 	CTL_ALARM_STATE_DIR, /* the state directory removed or replaced under regiond */
+	CTL_ALARM_STATE_DISK, /* its filesystem nearly full, or read-only */
 	CTL_ALARM_API_SOCKET, /* the API socket taken away, not bound again yet */
 	CTL_ALARM_DP_SOCKET, /* regionfwd's control socket likewise (its status says) */
 	CTL_ALARM_OWNERS
@@ -251,6 +256,11 @@ struct ctl_state {
 	 * hides nor clears another's (a feed lost while a revert fails shows
 	 * both). Each is logged once when raised or changed, once cleared. */
 	char alarms[CTL_ALARM_OWNERS][CTL_ALARM_LEN];
+	/* The state directory's filesystem, as ctl_state_check_dir() last
+	 * read it (disk_known 0 before): its free bytes (for an unprivileged
+	 * writer) and what the next change may need there. */
+	int disk_known;
+	uint64_t disk_free, disk_need;
 };
 
 /** Plug @x in (before ctl_state_open when its validation must see the
@@ -412,7 +422,11 @@ void ctl_state_alarm(struct ctl_state *st, enum ctl_alarm_owner owner, const cha
 /** Raise (or clear) the alarm of a state directory that is no longer the
  *  one regiond opened: removed, or moved away, while regiond runs (every
  *  change then fails to persist, and a restart would begin an empty
- *  history). Called by regiond's main loop every second. */
+ *  history); and the alarm of its filesystem read-only, or with less free
+ *  than twice the largest document regiond holds and CTL_DISK_SPARE (the
+ *  next change's document and history: it would be refused
+ *  persist_failed). Called by regiond's main loop every second, as a
+ *  writer. */
 void ctl_state_check_dir(struct ctl_state *st);
 
 /** Persist the pending confirmation (or its absence). */

@@ -343,9 +343,52 @@ def test_interrupted_apply_is_resolved_by_what_regionfwd_runs(tmp_path, runs_it)
         b.stop()
 
 
-def alarm_lines(b):
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_a_state_disk_nearly_full_is_said_before_a_change_fails(tmp_path):
+    """A full state disk was learnt of from a refused change only (the
+    operator in an incident, persist_failed). Now regiond says it ahead:
+    an alarm once the filesystem has less free than the next change may
+    need (twice the largest table held, and 256 KiB), one log line (the
+    free bytes move, the sentence does not), health degraded, the figures
+    in status and /metrics; cleared once there is room."""
+    with box_on_tmpfs(tmp_path, "st-low", "4m") as (b, state):
+        s = b.status()
+        assert s["alarm"] is None and s["state_disk"]["free_bytes"] > s["state_disk"]["need_bytes"], s
+        doc = max(os.path.getsize(state / f) for f in os.listdir(state) if f.endswith(".doc"))
+        assert s["state_disk"]["need_bytes"] == 2 * doc + 256 * 1024, (s, doc)
+        with open(state / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+            except OSError:
+                pass
+        # room for one small change, less than the mark
+        os.truncate(state / "filler", os.path.getsize(state / "filler") - 128 * 1024)
+        s = wait_for(lambda: (lambda st: st if st["alarm"] else None)(b.status()), timeout=20,
+                     what="the alarm")
+        assert "filesystem is nearly full" in s["alarm"] and str(state) in s["alarm"], s
+        assert "may be refused (persist_failed)" in s["alarm"], s
+        assert s["state_disk"]["free_bytes"] < s["state_disk"]["need_bytes"], s
+        rc, out, _ = b.ctl("status")
+        assert rc == 1 and "nearly full" in out, out  # degraded
+        code, metrics = b.http("GET", "/metrics")
+        assert code == 200 and "regiond_state_free_bytes " in metrics, metrics
+        assert f"regiond_state_need_bytes {s['state_disk']['need_bytes']}" in metrics, metrics
+        # a change still fits (the alarm is a warning, not a refusal)
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
+        assert rc == 0, (out, err)
+        time.sleep(3)  # free bytes moved: the sentence did not
+        assert len(alarm_lines(b, "nearly full")) == 1, alarm_lines(b)
+        os.unlink(state / "filler")
+        wait_for(lambda: b.status()["alarm"] is None, timeout=20, what="the alarm cleared")
+        assert "alarm cleared (was: the state directory" in open(b.tmp / "regiond.log").read()
+        rc, out, _ = b.ctl("status")
+        assert rc == 0, out
+
+
+def alarm_lines(b, about=""):
     with open(b.tmp / "regiond.log") as f:
-        return [line for line in f if "ALARM" in line]
+        return [line for line in f if "ALARM" in line and about in line]
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
@@ -372,12 +415,14 @@ def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
         assert s["confirm"] is None and s["dataplane"]["in_sync"], s
         assert s["generation"]["id"] == 3 and s["generation"]["hash"] == first["hash"], s
         assert "not recorded" in s["alarm"] and "generation 2" in s["alarm"], s
+        assert "is on a read-only filesystem: every change is refused" in s["alarm"], s
         rc, out, _ = b.ctl("status")
         assert rc == 1 and "ALARM" in out, out  # degraded
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
         assert rc == 4 and "persist_failed" in err and "not recorded yet" in err, (rc, out, err)
-        time.sleep(3)  # retries meanwhile: still one alarm line
-        assert len(alarm_lines(b)) == 1, alarm_lines(b)
+        time.sleep(3)  # retries meanwhile: still one alarm line each
+        assert len(alarm_lines(b, "generation 2")) == 1, alarm_lines(b)
+        assert len(alarm_lines(b, "read-only filesystem")) == 1, alarm_lines(b)
         h = json.load(open(state / "history.json"))
         assert h["generations"][-1]["id"] == 2 and h["confirm"]["generation"] == 2  # the disk as it was
         subprocess.run(["mount", "-o", "remount,rw", str(state)], check=True)
