@@ -1763,27 +1763,24 @@ static const struct route {
 	{"POST", "/v1/fleet/unpin", ROUTE_FLEET | ROUTE_FLEET_WRITE, h_fleet_unpin, NULL},
 };
 
-static enum MHD_Result count_authorization(void *cls, enum MHD_ValueKind kind, const char *key,
-					   const char *value)
+/* Headers named @name (any case) whose value is not @skip (any case;
+ * NULL: every one), counted into @n: a request must not carry a second
+ * Authorization the first would hide, nor a Content-Encoding other than
+ * identity anywhere in its list (the first alone let "identity" then
+ * "gzip" through). */
+struct header_count {
+	const char *name, *skip;
+	unsigned n;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
 {
-	unsigned *n = cls;
+	struct header_count *c = cls;
 
 	(void)kind;
-	(void)value;
-	*n += strcasecmp(key, "Authorization") == 0;
-	return MHD_YES;
-}
-
-/* Content-Encoding headers other than identity (every one: the first
- * alone let "identity" then "gzip" through). */
-static enum MHD_Result count_coded(void *cls, enum MHD_ValueKind kind, const char *key,
-				   const char *value)
-{
-	unsigned *n = cls;
-
-	(void)kind;
-	*n += strcasecmp(key, "Content-Encoding") == 0 &&
-	      (value == NULL || strcasecmp(value, "identity") != 0);
+	c->n += strcasecmp(key, c->name) == 0 &&
+		(c->skip == NULL || value == NULL || strcasecmp(value, c->skip) != 0);
 	return MHD_YES;
 }
 
@@ -1847,7 +1844,7 @@ static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct 
 {
 	enum access tok = ACCESS_NONE, cert = ACCESS_NONE;
 	const char *h, *tname = "";
-	unsigned nauth = 0;
+	struct header_count auth = {"Authorization", NULL, 0};
 	char from[INET6_ADDRSTRLEN + 24];
 
 	q->access = ACCESS_NONE;
@@ -1888,8 +1885,8 @@ static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct 
 	h = MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Authorization");
 	/* Only the first would be read: a second, whatever it holds, must not
 	 * be ignored without a word (a proxy may have added or kept one). */
-	MHD_get_connection_values(con, MHD_HEADER_KIND, count_authorization, &nauth);
-	if (nauth > 1) {
+	MHD_get_connection_values(con, MHD_HEADER_KIND, count_header, &auth);
+	if (auth.n > 1) {
 		snprintf(q->why, sizeof(q->why), "more than one Authorization header: give one");
 		return;
 	}
@@ -2338,10 +2335,10 @@ static int refused_early(struct ctl_api *api, struct MHD_Connection *con, const 
 	}
 	/* A compressed body would be read as it is, and refused as JSON or
 	 * YAML that it is not: say what is wrong instead. */
-	unsigned coded = 0;
+	struct header_count coded = {"Content-Encoding", "identity", 0};
 
-	MHD_get_connection_values(con, MHD_HEADER_KIND, count_coded, &coded);
-	if (coded) {
+	MHD_get_connection_values(con, MHD_HEADER_KIND, count_header, &coded);
+	if (coded.n) {
 		reply_simple(r, FWD_R_BAD_REQUEST, "",
 			     "a Content-Encoding other than identity (gzip, ...) is not taken: "
 			     "send the body as it is");
