@@ -261,14 +261,17 @@ static json_t *body_json(const struct req *q, struct reply *r)
 	/* A table in a PUT is a JSON string of up to 256 MiB: jansson's reader
 	 * took a second for 25 MB. The fast reader builds the same tree, and
 	 * leaves every refusal, and its message, to jansson (fwd_json.h). */
-	j = fwd_json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
+	/* any value: one that is not an object is said by its kind below */
+	j = fwd_json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (j == NULL) {
 		/* file "body" and jansson's line, as a table document's
 		 * errors name their file and line (regionctl: body:1: ...). */
 		struct fwd_err e;
 
+		/* worded as POST /v1/prefixes' own reader words it */
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, "body", je.line > 0 ? (uint32_t)je.line : 0, "",
-			     "%s (column %d)", je.text, je.column);
+			     "body is not valid JSON: %s (column %d, byte %d)", je.text, je.column,
+			     je.position);
 		reply_err(r, &e);
 		return NULL;
 	}

@@ -466,7 +466,17 @@ int ctl_prefixes_parse(const char *body, size_t len, const struct fwd_table *t,
 	}
 	s.p = body;
 	if (ws_peek(&s) != '{') {
-		syntax(&s, "the body must be a JSON object");
+		/* worded as every other endpoint words it (ctl_api.c) */
+		int c = ws_peek(&s);
+
+		fwd_err_fail(e, FWD_R_BAD_REQUEST, "", 0, "",
+			     "the body is %s; a JSON object is required",
+			     c == '['	? "an array"
+			     : c == '"' ? "a string"
+			     : c == 't' ? "true"
+			     : c == 'f' ? "false"
+			     : c == 'n' ? "null"
+					: "a number");
 		goto fail;
 	}
 	s.p++;

@@ -143,6 +143,19 @@ def test_batches_noop_errors_history(box, tmp_path):
     code, r = box.http("POST", "/v1/prefixes", raw=b'{"changes": [\n  {"region": "india" "add": []}]}')
     assert code == 400 and (r["error"]["file"], r["error"]["line"]) == ("body", 2), r
     assert "(column 22, byte 35)" in r["error"]["reason"], r
+    # ... and worded as PUT's reader words the same faults (they differed:
+    # "body is not valid JSON: ..." against jansson's text alone, and
+    # "the body must be a JSON object" against "the body is an array; ...").
+    bad = b'{"document": \n  "x" "y"}'
+    (c1, a), (c2, b) = box.http("POST", "/v1/prefixes", raw=bad), box.http("PUT", "/v1/table", raw=bad)
+    assert c1 == c2 == 400, (a, b)
+    for r in (a, b):
+        assert r["error"]["reason"].startswith("body is not valid JSON: ") and ", byte " in r["error"]["reason"], (a, b)
+        assert (r["error"]["file"], r["error"]["line"]) == ("body", 2), r
+    for raw, kind in ((b"[]", "an array"), (b' "x"', "a string"), (b"7", "a number"), (b"null", "null")):
+        (c1, a), (c2, b) = box.http("POST", "/v1/prefixes", raw=raw), box.http("PUT", "/v1/table", raw=raw)
+        assert c1 == c2 == 400 and a["error"]["reason"] == b["error"]["reason"] == \
+            f"the body is {kind}; a JSON object is required", (raw, a, b)
     # Optimistic concurrency, as for PUT.
     code, r = post(box, [{"region": "india", "add": ["10.8.0.0/16"]}], expected_generation=2)
     assert code == 409 and r["error"]["code"] == "stale_generation", r
