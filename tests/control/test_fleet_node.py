@@ -954,8 +954,11 @@ def test_a_lease_lost_during_an_apply_is_said_and_taken_again(fleet):
                  what="n2 reports its new target")
         # That report comes just before the fetch (two small reads); the
         # link must go down while the push waits, not cut the fetch off
-        # (a failed fetch ends the try, and its keeper, before any lapse).
-        time.sleep(2)
+        # (a failed fetch ends the try, and its keeper, before any lapse):
+        # the change's write-ahead record in n2's state says the fetch is
+        # over and the push begun (a fixed 2 s wait once stood here).
+        wait_for(lambda: json.load(open(n2.tmp / "state" / "history.json")).get("pending"), timeout=20,
+                 what="n2's write-ahead record of the change (its push waits)")
         netns.sh(f"ip link set {PART_OUTER} down")
         try:
             wait_for(lambda: "n2" not in fleet.reports(), timeout=20, what="n2's report expires")
