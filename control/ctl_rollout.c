@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1044,13 +1045,22 @@ static const struct gate {
 
 #define N_GATES (sizeof(gates) / sizeof(gates[0]))
 
+static struct ctl_rollout_gate_info gate_info[N_GATES];
+
+static void fill_gate_info(void)
+{
+	for (size_t i = 0; i < N_GATES; i++)
+		gate_info[i] = (struct ctl_rollout_gate_info){gates[i].name, gates[i].fails_when};
+}
+
 size_t ctl_rollout_gates(const struct ctl_rollout_gate_info **out)
 {
-	static struct ctl_rollout_gate_info info[N_GATES];
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	for (size_t i = 0; i < N_GATES; i++)
-		info[i] = (struct ctl_rollout_gate_info){gates[i].name, gates[i].fails_when};
-	*out = info;
+	/* Once: API threads ask at once, and a store per call, the same
+	 * values or not, is a data race (ThreadSanitizer said so). */
+	pthread_once(&once, fill_gate_info);
+	*out = gate_info;
 	return N_GATES;
 }
 

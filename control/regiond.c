@@ -1255,9 +1255,18 @@ static int start_api(struct regiond *d)
  * second keep regionfwd (and the XDP filter) on the current generation. */
 static void main_loop(struct regiond *d)
 {
-	const struct ctl_gen *cur = ctl_state_current(&d->st);
+	const struct ctl_gen *cur;
 	int64_t last_sync = INT64_MIN / 2, last_kept = INT64_MIN / 2;
 	int in_sync = -1;
+	uint64_t start_id;
+
+	/* Under the lock: the feed and the fleet agent, started before this
+	 * loop, may commit already, and a commit reallocates the history
+	 * (ThreadSanitizer saw this line read it while the feed did). */
+	pthread_mutex_lock(d->st.lock);
+	cur = ctl_state_current(&d->st);
+	start_id = cur ? cur->id : 0;
+	pthread_mutex_unlock(d->st.lock);
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -1270,8 +1279,7 @@ static void main_loop(struct regiond *d)
 		: d->conf.tls_cert    ? " (HTTPS)"
 		: d->conf.tcp_listen  ? " (plain HTTP)"
 				      : "",
-		d->o.dataplane ? d->o.dataplane : "none (validate only)", d->o.state_dir,
-		cur ? cur->id : 0);
+		d->o.dataplane ? d->o.dataplane : "none (validate only)", d->o.state_dir, start_id);
 	while (!quit) {
 		/* Monotonic: paced by the wall clock, a clock set back 30 s
 		 * stopped the sync for 30 s, and status called a healthy
