@@ -757,11 +757,13 @@ void ctl_api_publish(struct ctl_api *api)
 	if (v == NULL)
 		return; /* out of memory: the previous view stays */
 	/* The state disk's room, as the main loop last read it (null before). */
-	json_object_set_new(v, "state_disk",
-			    st->disk_known ? json_pack("{s:I, s:I}", "free_bytes",
-						       (json_int_t)st->disk_free, "need_bytes",
-						       (json_int_t)st->disk_need)
-					   : json_null());
+	json_object_set_new(
+		v, "state_disk",
+		st->disk_known ? json_pack("{s:I, s:I}", "free_bytes",
+					   (json_int_t)(st->disk_free > INT64_MAX ? INT64_MAX
+										  : st->disk_free),
+					   "need_bytes", (json_int_t)st->disk_need)
+			       : json_null());
 	/* The XDP filter's summary: GET /v1/filters without the rules. */
 	if (x && x->status && (filters = x->status(x->arg, NULL)) != NULL)
 		json_object_del(filters, "rules");

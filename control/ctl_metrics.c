@@ -151,8 +151,9 @@ static void regiond_series(FILE *f, const struct ctl_metrics_in *in)
 				   "gauge");
 		ctl_metrics_sample(f, "regiond_state_free_bytes", (double)st->disk_free, NULL);
 		ctl_metrics_family(f, "regiond_state_need_bytes",
-				   "What the next change may need there: twice the largest "
-				   "table held, and 256 KiB; below it, an alarm.",
+				   "What the next change may need there: twice the current "
+				   "table (or largest document), the largest delta and 256 KiB; "
+				   "below it, an alarm.",
 				   "gauge");
 		ctl_metrics_sample(f, "regiond_state_need_bytes", (double)st->disk_need, NULL);
 	}

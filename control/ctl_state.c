@@ -932,39 +932,66 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	return load_history(st, path, e);
 }
 
-/* The largest document of a generation regiond holds: a change of the
- * same size writes one more such document, and retention a checkpoint. */
-static uint64_t largest_document(const struct ctl_state *st)
+/* What the next change may write to the state directory: a document as
+ * large as the largest held (a PUT of the same size), or a delta as large
+ * as the largest held (a prefix batch, the feed's), and retention's
+ * checkpoint, the whole current table: when that is a delta generation,
+ * its last document or checkpoint and the deltas since (their packed
+ * changes, about the size of their text). A document written twice over,
+ * or a checkpoint and a delta, fit in twice the larger of the two sizes
+ * and the largest delta; and CTL_DISK_SPARE for history.json and the
+ * owned-prefix record. */
+static uint64_t disk_need(const struct ctl_state *st)
 {
-	uint64_t m = st->has_pending && st->pending.doc ? st->pending.len : 0;
+	uint64_t doc = st->has_pending && st->pending.doc ? st->pending.len : 0,
+		 delta = st->has_pending && st->pending.changes ? st->pending.clen : 0, table = 0;
+	int base_seen = 0;
 
-	for (unsigned i = 0; i < st->nhist; i++)
-		if (st->hist[i].doc && st->hist[i].len > m)
-			m = st->hist[i].len;
-	return m;
+	for (unsigned i = 0; i < st->nhist; i++) {
+		const struct ctl_gen *g = &st->hist[i];
+
+		if (g->doc && g->len > doc)
+			doc = g->len;
+		if (g->changes && g->clen > delta)
+			delta = g->clen;
+	}
+	for (unsigned i = st->nhist; i-- > 0 && !base_seen;) {
+		const struct ctl_gen *g = &st->hist[i];
+
+		table += g->doc ? g->len : g->clen;
+		base_seen = g->doc != NULL;
+	}
+	return 2 * (doc > table ? doc : table) + delta + CTL_DISK_SPARE;
+}
+
+int ctl_state_stat_disk(const struct ctl_state *st, struct statvfs *v)
+{
+	/* dir_fd is set once at open: no lock needed, and none held, since
+	 * a statfs on a network filesystem is a round trip that may hang */
+	return st->dir_fd > 0 && fstatvfs(st->dir_fd, v) == 0 ? 0 : -1;
 }
 
 /* Said before the refusals come: every change is refused persist_failed
  * once the disk cannot take its document and record, and an operator
  * learnt of it only from a failed change in an incident. The sentence
- * holds no byte count, which moves every second: one line when raised,
- * one when cleared (status and /metrics carry the figures). Cleared with
- * a quarter more than needed, so a disk hovering at the mark does not
- * log a pair a second. */
-static void check_disk(struct ctl_state *st)
+ * holds no figure, which moves: one line when raised, one when cleared
+ * (status and /metrics carry the figures). Cleared with a quarter more
+ * than needed, so a disk hovering at the mark does not log a pair a
+ * second. A filesystem that reports no size (ramfs) has no figures. */
+static void check_disk(struct ctl_state *st, const struct statvfs *v)
 {
-	struct statvfs v;
-	uint64_t need = 2 * largest_document(st) + CTL_DISK_SPARE;
+	uint64_t need = disk_need(st);
 	int raised = st->alarms[CTL_ALARM_STATE_DISK][0] != '\0';
 
-	if (fstatvfs(st->dir_fd, &v) != 0) {
+	if (v == NULL || v->f_blocks == 0) {
 		st->disk_known = 0;
+		ctl_state_alarm(st, CTL_ALARM_STATE_DISK, NULL);
 		return;
 	}
 	st->disk_known = 1;
-	st->disk_free = (uint64_t)v.f_bavail * v.f_frsize;
+	st->disk_free = (uint64_t)v->f_bavail * v->f_frsize;
 	st->disk_need = need;
-	if (v.f_flag & ST_RDONLY)
+	if (v->f_flag & ST_RDONLY)
 		ctl_state_alarm(st, CTL_ALARM_STATE_DISK,
 				"the state directory %s is on a read-only filesystem: every change "
 				"is refused (persist_failed); remount it read-write",
@@ -973,15 +1000,15 @@ static void check_disk(struct ctl_state *st)
 		ctl_state_alarm(
 			st, CTL_ALARM_STATE_DISK,
 			"the state directory %s's filesystem is nearly full: less free than "
-			"the %" PRIu64 " KiB the next change may need (twice the largest "
-			"table held, and 256 KiB), so it may be refused (persist_failed); "
-			"free space there",
-			st->dir, (need + 1023) / 1024);
+			"the next change may need (status state_disk: twice the current "
+			"table, the largest delta and 256 KiB), so it may be refused "
+			"(persist_failed); free space there",
+			st->dir);
 	else
 		ctl_state_alarm(st, CTL_ALARM_STATE_DISK, NULL);
 }
 
-void ctl_state_check_dir(struct ctl_state *st)
+void ctl_state_check_dir(struct ctl_state *st, const struct statvfs *disk)
 {
 	struct stat held, named;
 	const char *why = NULL, *then = "every change is refused (persist_failed), and a restart "
@@ -1006,7 +1033,7 @@ void ctl_state_check_dir(struct ctl_state *st)
 				st->dir, why, then);
 	else
 		ctl_state_alarm(st, CTL_ALARM_STATE_DIR, NULL);
-	check_disk(st);
+	check_disk(st, why ? NULL : disk);
 }
 
 void ctl_state_close(struct ctl_state *st)

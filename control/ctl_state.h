@@ -34,6 +34,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 
 #include <jansson.h>
 
@@ -419,15 +420,21 @@ int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e);
 void ctl_state_alarm(struct ctl_state *st, enum ctl_alarm_owner owner, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/** The state directory's filesystem into *@v, read without a lock (call
+ *  it without one: on a network filesystem it is a round trip).
+ *  @return 0, or -1. */
+int ctl_state_stat_disk(const struct ctl_state *st, struct statvfs *v);
+
 /** Raise (or clear) the alarm of a state directory that is no longer the
  *  one regiond opened: removed, or moved away, while regiond runs (every
  *  change then fails to persist, and a restart would begin an empty
- *  history); and the alarm of its filesystem read-only, or with less free
- *  than twice the largest document regiond holds and CTL_DISK_SPARE (the
- *  next change's document and history: it would be refused
- *  persist_failed). Called by regiond's main loop every second, as a
- *  writer. */
-void ctl_state_check_dir(struct ctl_state *st);
+ *  history); and, from @disk (ctl_state_stat_disk's, or NULL when it
+ *  failed), the alarm of its filesystem read-only, or with less free than
+ *  the next change may need (a document or a delta as large as the largest
+ *  held, retention's checkpoint of the current table, CTL_DISK_SPARE): it
+ *  would be refused persist_failed. Called by regiond's main loop every
+ *  second, as a writer. */
+void ctl_state_check_dir(struct ctl_state *st, const struct statvfs *disk);
 
 /** Persist the pending confirmation (or its absence). */
 int ctl_state_save(struct ctl_state *st, struct fwd_err *e);

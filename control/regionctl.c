@@ -2171,9 +2171,10 @@ static double rate_window(const struct ctl_call *c)
 		return opt_val(c, "--rate") ? 1.0 : 0.0;
 	errno = 0;
 	s = strtod(iv, &end);
-	/* digits and one point: strtod also takes " 1", "+1", "1e0" and "0x1" */
-	if (iv[0] < '0' || iv[0] > '9' || strspn(iv, "0123456789.") != strlen(iv) || *end ||
-	    errno || !(s >= 0.1 && s <= 3600)) {
+	/* digits and one point (".5" too): strtod also takes " 1", "+1", "1e0"
+	 * and "0x1" */
+	if (strspn(iv, "0123456789.") != strlen(iv) || strspn(iv, ".") > 1 || *end || errno ||
+	    end == iv || !(s >= 0.1 && s <= 3600)) {
 		usage_error(c, "--interval takes seconds 0.1..3600, not '%s'", iv);
 		return -1;
 	}
@@ -5485,10 +5486,12 @@ int main(int argc, char **argv)
 				"regionctl: --token-file %s: its first line is %s: it holds the "
 				"API token alone\n",
 				tf,
-				token[0] == '\0' ? "empty"
-				: strpbrk(token, " \t")
+				token[0] == '\0'	 ? "empty"
+				: !strpbrk(token, " \t") ? "not a token (a control character)"
+				: token[strcspn(token, " \t") +
+					strspn(token + strcspn(token, " \t"), " \t")]
 					? "two words (a line NAME TOKEN of regiond's file?)"
-					: "not a token (a control character)");
+					: "a token and a space or tab after it (take it away)");
 			free(token);
 			return EXIT_USAGE;
 		}

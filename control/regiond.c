@@ -1256,7 +1256,7 @@ static int start_api(struct regiond *d)
 static void main_loop(struct regiond *d)
 {
 	const struct ctl_gen *cur;
-	int64_t last_sync = INT64_MIN / 2, last_kept = INT64_MIN / 2;
+	int64_t last_sync = INT64_MIN / 2, last_kept = INT64_MIN / 2, last_check = INT64_MIN / 2;
 	int in_sync = -1;
 	uint64_t start_id;
 
@@ -1286,12 +1286,20 @@ static void main_loop(struct regiond *d)
 		 * regionfwd unreachable (a hostile probe, with faketime). */
 		int64_t now = fwd_mono_ms();
 
+		struct statvfs disk;
+		int check = now - last_check >= 1000,
+		    disk_read = check && ctl_state_stat_disk(&d->st, &disk) == 0; /* unlocked */
+
 		usleep(200000);
 		said_nudge();
 		ctl_state_write_begin(&d->st);
 		ctl_confirm_tick(&d->st);
-		if (now - last_sync >= 1000)
-			ctl_state_check_dir(&d->st);
+		/* its own clock: last_sync stands still without a dataplane
+		 * (--fleet-validate-only), which made this run every tick */
+		if (check) {
+			ctl_state_check_dir(&d->st, disk_read ? &disk : NULL);
+			last_check = now;
+		}
 		/* --fleet-validate-only runs without regionfwd: nothing to sync. */
 		if (now - last_sync >= 1000 && !d->o.fleet_validate_only) {
 			int s = ctl_state_sync(&d->st);

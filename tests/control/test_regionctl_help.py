@@ -311,6 +311,8 @@ def test_token_file_errors_name_the_option_and_the_file(listener, tmp_path):
     empty.write_text("\n")
     named = tmp_path / "named.token"
     named.write_text("oncall oncall-secret-0123456789\n")
+    spaced = tmp_path / "spaced.token"
+    spaced.write_text("oncall-secret-0123456789 \n")
     control = tmp_path / "control.token"
     control.write_text("oncall-secret\r0123456789\r\n")
     # A regular file that reads longer than its size (procfs's are 0
@@ -320,6 +322,7 @@ def test_token_file_errors_name_the_option_and_the_file(listener, tmp_path):
                        # regiond takes no token with a space or a control
                        # byte: sent, it would only be 401 (a CR cut it)
                        (str(named), "its first line is two words (a line NAME TOKEN of regiond's file?)"),
+                       (str(spaced), "its first line is a token and a space or tab after it"),
                        (str(control), "its first line is not a token (a control character)"),
                        ("/proc/self/status", "changed while it was read")):
         p = ctl("--url", "http://127.0.0.1:1", "--token-file", path, "history")
@@ -479,6 +482,19 @@ NUMBER_READERS = [
     (["fleet", "apply", "t.yaml", "--wait", "--wait-timeout", "{}"], "--wait-timeout takes"),
     (["--timeout", "{}", "status"], "--timeout takes"),
 ]
+
+
+def test_plain_numbers_still_read():
+    """The one reader takes what the operator means: leading zeros, ".5" and
+    "1." for an interval (each refused only by the unreachable socket: 3)."""
+    for line in (["counters", "--rate", "--interval", ".5"], ["counters", "--rate", "--interval", "1."],
+                 ["counters", "--rate", "--interval", "0.25"], ["explain", "10.0.0.1", "10.0.0.2", "tcp", "0443"],
+                 ["rollback", "007"], ["top", "--count", "1"]):
+        p = ctl("-s", "/nonexistent.sock", *line)
+        assert p.returncode == 3 and "cannot reach regiond" in p.stderr, (line, p)
+    for bad in ("..5", "1..", ".", "1.2.3"):
+        p = ctl("-s", "/nonexistent.sock", "counters", "--rate", "--interval", bad)
+        assert p.returncode == 2 and "--interval takes" in p.stderr, (bad, p)
 
 
 @pytest.mark.parametrize("form", ["+5", " 5", "5 ", "0x5", "+0", "\t5", "5e0"])

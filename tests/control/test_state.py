@@ -356,6 +356,17 @@ def test_a_state_disk_nearly_full_is_said_before_a_change_fails(tmp_path):
         assert s["alarm"] is None and s["state_disk"]["free_bytes"] > s["state_disk"]["need_bytes"], s
         doc = max(os.path.getsize(state / f) for f in os.listdir(state) if f.endswith(".doc"))
         assert s["state_disk"]["need_bytes"] == 2 * doc + 256 * 1024, (s, doc)
+        # A prefix batch (the feed's, automation's) is a delta: the next
+        # may be as large, and retention's checkpoint holds the whole table
+        # (a review: a table grown by deltas once left the mark at twice
+        # the seed, and a batch of the same size was refused unwarned).
+        pfx = [f"10.{i // 256}.{i % 256}.0/24" for i in range(4000)]
+        code, r = b.http("POST", "/v1/prefixes", {"changes": [{"region": "india", "add": pfx}]})
+        assert code == 200, r
+        delta = max(os.path.getsize(state / f) for f in os.listdir(state) if f.endswith(".delta"))
+        need = wait_for(lambda: (lambda n: n if n > 2 * doc + 256 * 1024 else None)(
+            b.status()["state_disk"]["need_bytes"]), timeout=20, what="the mark grown by the delta")
+        assert need >= 2 * doc + 256 * 1024 + 2 * delta, (need, doc, delta)
         with open(state / "filler", "wb", buffering=0) as f:
             try:
                 while True:
@@ -384,6 +395,27 @@ def test_a_state_disk_nearly_full_is_said_before_a_change_fails(tmp_path):
         assert "alarm cleared (was: the state directory" in open(b.tmp / "regiond.log").read()
         rc, out, _ = b.ctl("status")
         assert rc == 0, out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a ramfs")
+def test_a_state_disk_without_a_size_is_no_alarm(tmp_path):
+    """ramfs reports no size (0 blocks, 0 free): it read as "nearly full",
+    degraded for ever on a box whose writes all worked (a review)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "ramfs", "ramfs", str(state)], check=True)
+    b = None
+    try:
+        b = Box(tmp_path, "st-ramfs")
+        time.sleep(2.5)  # two checks of the disk
+        s = b.status()
+        assert s["alarm"] is None and s["state_disk"] is None, s
+        rc, out, _ = b.ctl("status")
+        assert rc == 0, out
+    finally:
+        if b:
+            b.stop()
+        subprocess.run(["umount", str(state)])
 
 
 def alarm_lines(b, about=""):

@@ -44,15 +44,23 @@ def etc_dir(dest):
 
 def test_every_doc_the_man_pages_name_is_installed(dest):
     """regiond(8) sent the operator to bgp-feed.md and fleet.md, which
-    neither install shipped (and monitoring.md's rules nowhere)."""
+    neither install shipped (and monitoring.md's rules nowhere); the man
+    pages named .md.gz where meson installs .md. Every path the man pages
+    and dist/ (the preflight, the units' env files) name is installed."""
     import re
     d, root, prefix = dest
     named = set()
-    for page in glob.glob(os.path.join(SOURCE, "docs", "man", "*.scd")):
-        named |= set(re.findall(r"/usr/share/doc/regionfwd/([\w.-]+?\.md)", open(page).read()))
-    assert {"fleet.md", "bgp-feed.md", "operations.md"} <= named, named
-    missing = [n for n in named if not os.path.isfile(os.path.join(root, "share/doc/regionfwd", n))]
+    for page in glob.glob(os.path.join(SOURCE, "docs", "man", "*.scd")) + glob.glob(os.path.join(SOURCE, "dist", "*")):
+        text = open(page).read()
+        named |= set(re.findall(r"/usr/share/doc/regionfwd/([\w.-]+?\.md(?:\.gz)?)", text))
+        named |= {"examples/"} if "/usr/share/doc/regionfwd/examples" in text else set()
+    assert {"fleet.md", "bgp-feed.md", "operations.md", "examples/"} <= named, named
+    doc = os.path.join(root, "share/doc/regionfwd")
+    missing = [n for n in named if not (os.path.isdir if n.endswith("/") else os.path.isfile)(os.path.join(doc, n))]
     assert not missing, missing
+    # the examples the preflight says to copy: every one of the source's
+    for f in os.listdir(os.path.join(SOURCE, "docs", "examples")):
+        assert os.path.isfile(os.path.join(doc, "examples", f)), f
 
 
 def test_layout(dest):
