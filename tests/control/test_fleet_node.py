@@ -326,11 +326,13 @@ def test_tls_role_per_facility(tmp_path):
                      "--state-dir", str(tmp_path / f"st-{fac}"), "--fleet-endpoints", c.endpoints(),
                      "--fleet-node", "x1", "--fleet-facility", fac, "--fleet-ca", c.pki.ca,
                      "--fleet-cert", cert, "--fleet-key", key, "--fleet-user", "fleet-fa",
-                     # 10 s: a lease of 3 lapsed in a fresh check's sanitizer stage
-                     # while a bcrypt login timed out ("requested lease not found")
-                     "--fleet-password-file", str(pw), "--fleet-lease", "10",
+                     # 30 s: a lease of 3, then of 10, lapsed in fresh checks'
+                     # sanitizer stages while bcrypt logins timed out ("requested
+                     # lease not found"); what this test checks is the roles
+                     "--fleet-password-file", str(pw), "--fleet-lease", "30",
                      # a login checks a password with bcrypt: slow on a loaded VM
-                     "--fleet-timeout-ms", "3000"],
+                     # (3 s timed out there, with four suites beside it)
+                     "--fleet-timeout-ms", "10000"],
                     stdout=open(tmp_path / f"rd-{fac}.log", "w"), stderr=subprocess.STDOUT))
             # a's identity runs a node of facility a: its report is there
             node_a = Node.__new__(Node)
@@ -338,7 +340,7 @@ def test_tls_role_per_facility(tmp_path):
             try:
                 # the mode is its state from the first report; in_sync once it validated the table
                 wait_for(lambda: etcdlab.node_reports(c, "fa").get("x1", {}).get("in_sync") is True,
-                         timeout=60, what="a's node reports")
+                         timeout=120, what="a's node reports")
             except AssertionError:
                 raise AssertionError("a's node does not report: %s" % node_a.fleet())
             rep = etcdlab.node_reports(c, "fa")["x1"]
@@ -377,10 +379,11 @@ def test_tls_role_per_facility(tmp_path):
             # A hang detector: a stop waits for the etcd step under way and
             # the lease's revoke, each of logins and calls bounded by
             # --fleet-timeout-ms per endpoint; under ASan beside four other
-            # suites that passed 20 s once.
+            # suites that passed 20 s once (10 s a call here: three
+            # endpoints, a step and a revoke, 60 s at worst each).
             try:
                 for p in procs:
-                    p.wait(60)
+                    p.wait(150)
             finally:
                 for p in procs:  # never left running past the test (one ran on for an hour)
                     if p.poll() is None:
