@@ -48,6 +48,18 @@ def box_on_tmpfs(tmp_path, name, size, regiond_args=(), wrapper=()):
         subprocess.run(["umount", str(state)])
 
 
+def fill_but(state, room, chunk=4096):
+    """Fill the tmpfs at @state with a file "filler" until it refuses, then
+    give back @room bytes."""
+    with open(state / "filler", "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * chunk)
+        except OSError:
+            pass
+    os.truncate(state / "filler", os.path.getsize(state / "filler") - room)
+
+
 def regiond_once(box):
     """Start regiond on the box's state and return (exit status, output)
     when it stops by itself within 20 s (None when it keeps running)."""
@@ -71,17 +83,10 @@ def test_full_disk_refuses_the_change_and_changes_nothing(tmp_path):
             assert rc == 0, err
         gen, before = b.gen(), dp_generation(b)
         docs = sorted(os.listdir(state))
-        with open(state / "filler", "wb", buffering=0) as f:  # the disk fills up ...
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
-            except OSError:
-                pass
-        # ... but for one page: room for the new document, none for the
-        # history that must name it (the case that once ran a change that
-        # was answered 'persist_failed').
-        os.truncate(state / "filler", os.path.getsize(state / "filler") - 4096)
+        # The disk fills up but for one page: room for the new document,
+        # none for the history that must name it (the case that once ran a
+        # change that was answered 'persist_failed').
+        fill_but(state, 4096)
         new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
         rc, out, err = b.ctl("apply", new)
         assert rc == 4 and "persist_failed" in err and "nothing changed" in err, (rc, out, err)
@@ -143,13 +148,7 @@ def test_a_crash_after_a_refused_change_leaves_a_state_that_starts(tmp_path):
             "HOLD_PATH=/.history.json."]
     with box_on_tmpfs(tmp_path, "st-reuse", "512k", wrapper=hold) as (b, state):
         gen, before = b.gen(), dp_generation(b)
-        with open(state / "filler", "wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 4096)
-            except OSError:
-                pass
-        os.truncate(state / "filler", os.path.getsize(state / "filler") - 4096)  # one page left
+        fill_but(state, 4096)  # one page left
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v1.yaml", "ingress table", "ingress table v1"))
         assert rc == 4 and "persist_failed" in err and "history.json" in err, (rc, out, err)
         os.unlink(state / "filler")
@@ -367,14 +366,7 @@ def test_a_state_disk_nearly_full_is_said_before_a_change_fails(tmp_path):
         need = wait_for(lambda: (lambda n: n if n > 2 * doc + 256 * 1024 else None)(
             b.status()["state_disk"]["need_bytes"]), timeout=20, what="the mark grown by the delta")
         assert need >= 2 * doc + 256 * 1024 + 2 * delta, (need, doc, delta)
-        with open(state / "filler", "wb", buffering=0) as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-            except OSError:
-                pass
-        # room for one small change, less than the mark
-        os.truncate(state / "filler", os.path.getsize(state / "filler") - 128 * 1024)
+        fill_but(state, 128 * 1024, chunk=65536)  # room for one small change, less than the mark
         s = wait_for(lambda: (lambda st: st if st["alarm"] else None)(b.status()), timeout=20,
                      what="the alarm")
         assert "filesystem is nearly full" in s["alarm"] and str(state) in s["alarm"], s
