@@ -169,15 +169,6 @@ static int whole_number(const char *s, unsigned long long lo, unsigned long long
 	return errno || *out < lo || *out > hi ? -1 : 0;
 }
 
-/* No byte below 0x20 and no DEL in @s: text that goes in a header line. */
-static int no_control_bytes(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
-			return 0;
-	return 1;
-}
-
 /* The value given for option @name of the command, or NULL. */
 static const char *opt_val(const struct ctl_call *c, const char *name)
 {
@@ -5481,7 +5472,10 @@ int main(int argc, char **argv)
 			token[strlen(token) - 1] = '\0';
 		/* sent, either would only read as unauthorized (regiond takes no
 		 * token with a space or control byte), or worse, in the header */
-		if (token[0] == '\0' || strpbrk(token, " \t") || !no_control_bytes(token)) {
+		char bad[160];
+
+		if (token[0] == '\0' || strpbrk(token, " \t") ||
+		    fwd_text_check(token, strlen(token), "token", bad, sizeof(bad))) {
 			fprintf(stderr,
 				"regionctl: --token-file %s: its first line is %s: it holds the "
 				"API token alone\n",

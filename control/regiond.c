@@ -662,16 +662,6 @@ static int token_name_ok(const char *n, size_t len)
 	return 1;
 }
 
-/* A token goes in an HTTP header: no space, tab or other control byte
- * (bytes past 0x7f pass, as HTTP's obs-text). */
-static int token_text_ok(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s <= 0x20 || (unsigned char)*s == 0x7f)
-			return 0;
-	return 1;
-}
-
 /* The tokens of token file @path (option @opt), each `NAME TOKEN` or a
  * lone `TOKEN` a line, blank lines and '#' comments skipped, appended to
  * d->tokens with @write; the file's text is kept in @text (the tokens point
@@ -684,7 +674,7 @@ static int read_tokens(struct regiond *d, const char *opt, const char *path, int
 	if ((*text = read_conf_file(opt, path, 1, "read or change the token")) == NULL)
 		return 2;
 	for (line = *text; line; line = next) {
-		char *sp, *secret = line;
+		char *sp, *secret = line, why[160];
 		const char *name = "";
 
 		next = strchr(line, '\n');
@@ -710,7 +700,10 @@ static int read_tokens(struct regiond *d, const char *opt, const char *path, int
 			name = line;
 			secret = sp + 1 + strspn(sp + 1, " \t");
 		}
-		if (strlen(secret) < 16 || !token_text_ok(secret)) {
+		/* it goes in an HTTP header: no space, no control character
+		 * (fwd_text_check: C0, DEL, C1 and the like, as regionctl) */
+		if (strlen(secret) < 16 || strchr(secret, ' ') ||
+		    fwd_text_check(secret, strlen(secret), "token", why, sizeof(why))) {
 			fwd_log(FWD_LOG_ERR,
 				"%s %s:%u: a token of 16+ characters, without spaces or "
 				"control characters, is needed",
