@@ -29,12 +29,16 @@ from unixproxy import UnixProxy  # noqa: E402
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None or not os.path.exists(REGIOND),
                                 reason="needs tshark and regiond")
 
+# The node's own capture pool (4095 copies in flight), not the tests'
+# smaller default (dprun.CAPTURE_POOL): these captures copy steady traffic
+# at full speed and count what was written against what was sent.
+CAPTURE_NODE = "capture_mbufs: 4095\n"
 FIELDS = ["frame.comment", "frame.time_epoch", "ip.src", "ip.dst", "ip.proto", "udp.srcport", "udp.dstport"]
 
 
 @pytest.fixture
 def box(tmp_path, request):
-    b = Box(tmp_path, "cap-" + request.node.name[5:17], steady=True)
+    b = Box(tmp_path, "cap-" + request.node.name[5:17], steady=True, node_extra=CAPTURE_NODE)
     yield b
     b.stop()
 
@@ -298,7 +302,7 @@ def capture_running(tmp_path, n, pcapng):
 def test_xdp_drops(tmp_path):
     pin = f"/sys/fs/bpf/rfwd-cap-{os.getpid()}"
     with netns.VethLab("rfwd-cap-xdp", [("xca0", "xca1")]) as lab:
-        box = Box(tmp_path, "cap-xdp", steady=True, regiond_args=("--xdp-iface", "xca0", "--bpf-pin-dir", pin,
+        box = Box(tmp_path, "cap-xdp", steady=True, node_extra=CAPTURE_NODE, regiond_args=("--xdp-iface", "xca0", "--bpf-pin-dir", pin,
                                                       "--xdp-max-prefixes", "4096", "--xdp-max-groups", "1024"))
         go = None
         try:
@@ -362,7 +366,7 @@ def test_over_tcp_needs_a_write_credential(tmp_path):
     for name, text in (("write.tok", "w-s3cret-token-0123456789"), ("read.tok", "r-s3cret-token-0123456789")):
         (tmp_path / name).write_text(text + "\n")
         (tmp_path / name).chmod(0o600)
-    box = Box(tmp_path, "cap-tcp", steady=True, regiond_args=("--listen", f"127.0.0.1:{port}",
+    box = Box(tmp_path, "cap-tcp", steady=True, node_extra=CAPTURE_NODE, regiond_args=("--listen", f"127.0.0.1:{port}",
                                                  "--token-file", str(tmp_path / "write.tok"),
                                                  "--read-token-file", str(tmp_path / "read.tok")))
     try:
@@ -918,7 +922,7 @@ def frames(path):
 
 
 def test_filters_agree_with_libpcap(tmp_path):
-    box = Box(tmp_path, "cap-filters", steady=True, extra_packets=ODD)
+    box = Box(tmp_path, "cap-filters", steady=True, node_extra=CAPTURE_NODE, extra_packets=ODD)
     try:
         traffic = [bytes(p) for p in rdpcap(str(tmp_path / "in.pcap"))]
         assert len({f[14] & 0xf for f in traffic}) == 2  # both header lengths are sent
@@ -952,7 +956,7 @@ def test_xdp_drops_keep_their_rule_names_across_table_changes(tmp_path):
               ("deny-third", "    - {name: deny-third, action: drop, prefixes: [10.9.0.0/16]}\n"
                              "    - {name: deny-new, action: drop, prefixes: [10.66.0.0/16]}\n")]
     with netns.VethLab("rfwd-cap-gens", [("xcg0", "xcg1")]) as lab:
-        box = Box(tmp_path, "cap-gens", steady=True, regiond_args=("--xdp-iface", "xcg0", "--bpf-pin-dir", pin))
+        box = Box(tmp_path, "cap-gens", steady=True, node_extra=CAPTURE_NODE, regiond_args=("--xdp-iface", "xcg0", "--bpf-pin-dir", pin))
         senders = []
         try:
             def apply(i):

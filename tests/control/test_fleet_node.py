@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import etcdlab  # noqa: E402
 from memcap import capped  # noqa: E402
 import netns  # noqa: E402
-from dprun import NAP, POOL, eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
+from dprun import CAPTURE_POOL, NAP, POOL, eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
 from httpfake import unix_exchange  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, wait_for  # noqa: E402
 from test_etcd_client import Fake  # noqa: E402
@@ -93,7 +93,7 @@ class Node:
                         f"  in0: {{device: 'net_af_packet{i},iface={self.iface}', ingress: true}}\n" +
                         "".join(f"  {p}: {{device: 'net_pcap_fn{i}{p},tx_pcap={self.out}/{p}.pcap'}}\n"
                                 for p in PORTS) +
-                        f"control_socket: {self.fwd_sock}\n" + NAP + POOL)
+                        f"control_socket: {self.fwd_sock}\n" + NAP + POOL + CAPTURE_POOL)
         self.rd = None
         self.fwd = start_regionfwd([regionfwd_bin()] + eal_args(f"fleetnode{i}") +
                                    ["--", "--node", str(node), "--table", DEMO], str(tmp / "fwd.log"),

@@ -18,7 +18,7 @@ import netns  # noqa: E402
 import ctlclient  # noqa: E402
 from ctlclient import Ctl, frame, op_of  # noqa: E402
 from preload import preload_shim  # noqa: E402
-from dprun import (NAP, POOL, Served, eal_args, pcap_in_null_out, read_pcaps, regionfwd_bin, start_regionfwd,  # noqa: E402
+from dprun import (CAPTURE_POOL, NAP, POOL, Served, eal_args, pcap_in_null_out, read_pcaps, regionfwd_bin, start_regionfwd,  # noqa: E402
                    wait_pcap)
 
 from scapy.all import IP, UDP, Ether, Raw, rdpcap, wrpcap  # noqa: E402
@@ -217,7 +217,7 @@ def test_fragments_follow_across_a_swap(tmp_path):
                         # loaded machine): the default 2 s could expire the first
                         # fragment's entry before the later ones arrive.
                         "frag_timeout_ms: 30000\n"
-                        f"control_socket: {sock}\n" + NAP + POOL)
+                        f"control_socket: {sock}\n" + NAP + POOL + CAPTURE_POOL)
         # --immediate-mode: each frame reaches the file as it comes, not
         # when the kernel's buffer block times out (a second later).
         cap = lab.popen_in_ns(["tcpdump", "--immediate-mode", "-U", "-n", "-i", "rfg1", "-w",

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
-from dprun import NAP, POOL, ROOT, read_pcaps, run_node, start_regionfwd, wait_pcap_kicked, wait_started  # noqa: E402
+from dprun import CAPTURE_POOL, NAP, POOL, ROOT, read_pcaps, run_node, start_regionfwd, wait_pcap_kicked, wait_started  # noqa: E402
 
 from scapy.all import IP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, raw, wrpcap  # noqa: E402
 
@@ -173,7 +173,7 @@ def test_af_packet_on_veth(tmp_path):
         node = tmp_path / "node.yaml"
         node.write_text("ports:\n"
                         "  in0: {device: 'net_af_packet0,iface=rfa0', ingress: true}\n"
-                        "  out0: {device: 'net_af_packet1,iface=rfb0'}\n" + NAP + POOL)
+                        "  out0: {device: 'net_af_packet1,iface=rfb0'}\n" + NAP + POOL + CAPTURE_POOL)
         # --immediate-mode: each frame reaches the file as it comes, not
         # when the kernel's buffer block times out (a second later).
         cap = lab.popen_in_ns(["tcpdump", "--immediate-mode", "-U", "-n", "-i", "rfb1", "-w",
@@ -373,7 +373,7 @@ def test_a_second_regionfwd_on_a_running_node_touches_no_port(tmp_path):
     # the check must come before EAL too.
     node.write_text("ports:\n  in0: {device: net_null_i0, ingress: true}\n"
                     "  out0: {device: net_tap_rf1}\n  out1: {device: net_null_o1}\n"
-                    f"control_socket: {tmp_path / 'ctl.sock'}\n" + NAP + POOL)
+                    f"control_socket: {tmp_path / 'ctl.sock'}\n" + NAP + POOL + CAPTURE_POOL)
     tap = ["--vdev", "net_tap_rf1,iface=rfwdtwin0"]
 
     def link():
@@ -408,7 +408,7 @@ def test_ring_and_tap_ports(tmp_path):
     table = os.path.join(os.path.dirname(__file__), "..", "data", "dp-table.yaml")
     node = tmp_path / "node.yaml"
     node.write_text("ports:\n  in0: {device: net_ring0, ingress: true}\n"
-                    "  out0: {device: 'net_tap_rf0,iface=rfwdtest0'}\n  out1: {device: net_null_o1}\n" + NAP + POOL)
+                    "  out0: {device: 'net_tap_rf0,iface=rfwdtest0'}\n  out1: {device: net_null_o1}\n" + NAP + POOL + CAPTURE_POOL)
     from dprun import eal_args, regionfwd_bin
     proc = subprocess.Popen([regionfwd_bin()] + eal_args("dp-ring") + ["--vdev", "net_ring0",
                             "--", "--node", str(node), "--table", table, "--stats-json", str(tmp_path / "s.json")],

@@ -59,24 +59,33 @@ def start_regionfwd(argv, log_path, up, timeout=30, tries=3):
 # (a millisecond) for any test's wait; test_idle_naps.py covers the nap.
 NAP = "idle_sleep_us: 1000\n"
 
-# And a pool of 8191 mbufs, not the node's default 32767: regionfwd writes
-# every mbuf's header at start, and on this VM the page faults of the
-# default pool (~75 MB) cost ~0.4 s of CPU a start, over a thousand starts
-# a stage (measured: 0.64 s user+sys a start with the default, 0.29 s with
-# 4095). No test's traffic holds more in flight: the pcaps preloaded by
-# infinite_rx hold at most 576 frames (test_e2e's Box with the name sets'
-# hellos), and a test that needs another pool sets mbufs itself.
-POOL = "mbufs: 8191\n"
+# And a pool of 4095 mbufs, not the node's default 32767, and a capture
+# pool of 511 copies, not 4095: regionfwd writes every mbuf's header at
+# start and DPDK zeroes each pool when it is freed at exit, and with
+# --no-huge each 2,304-byte mbuf takes a 4 KiB page of its own, so the
+# pools' page faults were most of a start's CPU, over hundreds of starts a
+# stage (measured under ASan, perf stat, 6 starts each: 792 ms of CPU a
+# start with 8191 and 4095, 544 ms with 4095 and 511; 0.64 s with the
+# node's defaults before that). No test's traffic holds more in flight:
+# the pcaps preloaded by infinite_rx hold at most 576 frames (test_e2e's
+# Box with the name sets' hellos), a TAP's RX ring 1024; a test that needs
+# another pool sets mbufs or capture_mbufs itself (the capture tests,
+# whose steady traffic is copied at full speed, keep the node's 4095).
+POOL = "mbufs: 4095\n"
+CAPTURE_POOL = "capture_mbufs: 511\n"
 
 
 def with_test_defaults(node_text):
-    """@node_text (the node config, or a part of it) with NAP and POOL,
-    unless it sets idle_sleep_us or mbufs itself (a key twice is refused)."""
+    """@node_text (the node config, or a part of it) with NAP, POOL and
+    CAPTURE_POOL, unless it sets idle_sleep_us, mbufs or capture_mbufs
+    itself (a key twice is refused)."""
     out = node_text.rstrip("\n") + "\n"
     if "idle_sleep_us" not in node_text:
         out += NAP
     if not re.search(r"^\s*mbufs\s*:", node_text, re.M):
         out += POOL
+    if not re.search(r"^\s*capture_mbufs\s*:", node_text, re.M):
+        out += CAPTURE_POOL
     return out
 
 

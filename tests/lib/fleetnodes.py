@@ -16,7 +16,7 @@ import subprocess
 import time
 
 import etcdlab
-from dprun import NAP, POOL, ROOT, eal_args, regionfwd_bin
+from dprun import CAPTURE_POOL, NAP, POOL, ROOT, eal_args, regionfwd_bin
 
 BUILD = os.path.dirname(os.path.dirname(regionfwd_bin()))
 REGIOND = os.environ.get("REGIOND", os.path.join(BUILD, "control", "regiond"))
@@ -104,7 +104,7 @@ class RealNode:
         with open(node, "w") as f:
             f.write("ports:\n  in0: {device: 'net_pcap_%sin,rx_pcap=%s', ingress: true}\n" % (name, pcap) +
                     "".join("  %s: {device: net_null_%s%s}\n" % (p, name, p) for p in PORTS) +
-                    "control_socket: %s\n" % self.fwd_sock + NAP + POOL)
+                    "control_socket: %s\n" % self.fwd_sock + NAP + POOL + CAPTURE_POOL)
         self.fwd = subprocess.Popen([regionfwd_bin()] + eal_args("fleetbench-" + name) +
                                     ["--", "--node", node, "--table", DEMO],
                                     stdout=open(os.path.join(self.tmp, "fwd.log"), "w"),
