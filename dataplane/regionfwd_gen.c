@@ -6,8 +6,11 @@
  * the edges and inside of its prefixes (network address, last address, a
  * random one; IPv4 and IPv6), each paired with a service port (each range
  * at its edges and inside); fixed frame sizes of 64..1518 bytes or an IMIX (7:4:1 of 64, 570,
- * 1518). Every frame carries a magic, a sequence number and the TSC at send
- * time in its payload. It sends at a target rate (or as fast as it can) on
+ * 1518). Every frame carries a magic, the run's id with a sequence number,
+ * and the TSC at send time in its payload: what comes back is matched to
+ * the flow it was sent as, so a frame on another link than the table's, a
+ * frame the table drops, one of an earlier run and one that is not the
+ * generator's at all are each told apart from what arrived as it should. It sends at a target rate (or as fast as it can) on
  * one port -- a NIC, or any vdev -- and measures what comes back on the
  * receive ports: per link of the table (known by the next-hop MAC and VLAN
  * tag regionfwd writes), packets, rate, loss against what the table says
@@ -30,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_errno.h>
@@ -53,7 +57,13 @@ RTE_LOG_REGISTER_DEFAULT(dp_logtype, INFO);
 #define MAX_FLOWS (1u << 20)
 #define MAX_DURATION_S 31536000 /* a year: duration x TSC hz stays in 64 bits */
 #define RATE_RULE "--rate takes packets a second: 0 (as fast as the port takes) or 1..1e9"
-#define DURATION_RULE "--duration takes seconds, more than 0 and at most 31536000"
+#define DURATION_RULE "--duration takes seconds, 0.001 to 31536000"
+/* The stamp's second word: the run's id above SEQ_BITS of sequence number
+ * (2^40 frames: 20 hours at 14.88 Mpps). */
+#define SEQ_BITS 40
+#define SEQ_MASK ((1ull << SEQ_BITS) - 1)
+#define RUN_ID_MAX 0xffffffu
+#define EXIT_USAGE 2 /* as regionfwd, regiond and regionctl */
 #define MAX_RX 8
 #define LAT_BUCKETS 40 /* log2 of nanoseconds */
 
@@ -72,16 +82,24 @@ struct wire_link {
 
 struct link_stat {
 	uint64_t expected, received, bytes;
+	/* arrived on this link, sent as a flow the table sends elsewhere or drops */
+	uint64_t misrouted;
 	uint64_t lat_sum_ns, lat_min_ns, lat_max_ns;
 	uint64_t hist[LAT_BUCKETS];
 };
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop; /* the signal that stopped the run, 0: none */
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop = 1;
+	stop = sig;
+}
+
+/* @d TSC cycles at @hz in nanoseconds, without the 64-bit overflow of
+ * d * 1e9 (past 2^64 / 1e9 cycles: 8.8 s at 2.1 GHz). */
+static uint64_t tsc_ns(uint64_t d, uint64_t hz)
+{
+	return d / hz * 1000000000ull + d % hz * 1000000000ull / hz;
 }
 
 /* Frame @i's bytes on the wire under --size @size, or -1 when @size is
@@ -200,7 +218,7 @@ static uint64_t stamp_off(const uint8_t *f)
 	       (uint64_t)l4_header_len(f[f[12] == 0x08 ? 23 : 20]);
 }
 
-static int write_pcap(const char *path, struct flow *fl, uint32_t n)
+static int write_pcap(const char *path, struct flow *fl, uint32_t n, uint32_t run_id)
 {
 	FILE *f = fopen(path, "wb");
 	uint32_t hdr[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
@@ -210,7 +228,7 @@ static int write_pcap(const char *path, struct flow *fl, uint32_t n)
 	fwrite(hdr, 4, 6, f);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t rec[4] = {i / 1000000, i % 1000000, fl[i].len, fl[i].len};
-		uint64_t seq = i, magic = MAGIC;
+		uint64_t seq = (uint64_t)run_id << SEQ_BITS | i, magic = MAGIC;
 		uint8_t *st = fl[i].frame + stamp_off(fl[i].frame);
 
 		memcpy(st, &magic, 8);
@@ -227,7 +245,7 @@ struct gen_opts {
 	const char *table, *tx, *pcap, *size;
 	struct fwd_opt_list rx;
 	double rate, duration;
-	uint32_t flows;
+	uint32_t flows, run_id;
 	uint8_t dst_mac[6];
 	int json;
 };
@@ -302,6 +320,14 @@ static const struct fwd_opt options[] = {
 	 .kind = FWD_OPT_MAC,
 	 .off = AT(dst_mac),
 	 .help = "destination MAC: regionfwd's ingress port"},
+	{.name = "run-id",
+	 .arg = "N",
+	 .kind = FWD_OPT_U32,
+	 .off = AT(run_id),
+	 .max = RUN_ID_MAX,
+	 .refused = "--run-id takes 0..16777215",
+	 .help = "the id in every frame's stamp (default: random); frames of another id are "
+		 "counted as stale"},
 	{.name = "json",
 	 .kind = FWD_OPT_FLAG,
 	 .off = AT(json),
@@ -343,33 +369,68 @@ static void usage(FILE *out)
 		     "DPDK's EAL parameters (DPDK's Linux guide lists them).\n");
 }
 
+/* Whether the command line gave option @name (@given: fwd_opts_parse's). */
+static int gave(uint64_t given, const char *name)
+{
+	for (size_t i = 0; i < NOPTIONS; i++)
+		if (strcmp(options[i].name, name) == 0)
+			return (given >> i & 1) != 0;
+	return 0;
+}
+
 /* The arguments after EAL's into @o, checked. @return -1 to go on, or 0
- * after --help; a usage error exits. */
+ * after --help; a usage error exits 2, naming the option. */
 static int parse_options(int argc, char **argv, struct gen_opts *o)
 {
+	static const char *const sending[] = {"rx", "rate", "duration"};
 	struct fwd_err e = {0};
+	uint64_t given = 0;
 	char line[512];
 
-	switch (fwd_opts_parse(options, NOPTIONS, argc, argv, o, NULL, NULL, &e)) {
+	_Static_assert(NOPTIONS <= 64, "gave() reads one bit an option");
+	switch (fwd_opts_parse(options, NOPTIONS, argc, argv, o, &given, NULL, &e)) {
 	case FWD_OPTS_HELP:
 		usage(stdout);
 		return 0;
 	case FWD_OPTS_ERROR:
 		usage_line(line, sizeof(line));
-		rte_exit(EXIT_FAILURE, "%s\n%s\n", e.reason, line);
+		rte_exit(EXIT_USAGE, "%s\n%s\n", e.reason, line);
 	case FWD_OPTS_OK:
 		break;
 	}
-	if (o->table == NULL || (o->tx == NULL && o->pcap == NULL))
-		rte_exit(EXIT_FAILURE, "need --table and --tx or --pcap\n");
 	/* Below 1 pps a burst's spacing overflows the TSC's 64 bits. */
 	if (o->rate > 0 && o->rate < 1)
-		rte_exit(EXIT_FAILURE, "%s (given \"%g\")\n", RATE_RULE, o->rate);
-	if (o->duration <= 0)
-		rte_exit(EXIT_FAILURE, "%s (given \"%g\")\n", DURATION_RULE, o->duration);
+		rte_exit(EXIT_USAGE, "%s (given \"%g\")\n", RATE_RULE, o->rate);
+	if (!(o->duration >= 0.001))
+		rte_exit(EXIT_USAGE, "%s (given \"%g\")\n", DURATION_RULE, o->duration);
 	if (frame_size(o->size, 0) < 0)
-		rte_exit(EXIT_FAILURE, "--size takes 64..1518 or imix (given \"%.40s\")\n",
-			 o->size);
+		rte_exit(EXIT_USAGE, "--size takes 64..1518 or imix (given \"%.40s\")\n", o->size);
+	if (o->table == NULL)
+		rte_exit(EXIT_USAGE,
+			 "need --table T: the table document the traffic is built from\n");
+	if (o->tx == NULL && o->pcap == NULL)
+		rte_exit(EXIT_USAGE,
+			 "need --tx DEV (send, and receive on --rx) or --pcap FILE (write "
+			 "the frames to a file)\n");
+	if (o->tx && o->pcap)
+		rte_exit(EXIT_USAGE, "--tx and --pcap: give one (--pcap writes a file and sends "
+				     "nothing)\n");
+	for (size_t i = 0; o->pcap && i < sizeof(sending) / sizeof(sending[0]); i++)
+		if (gave(given, sending[i]))
+			rte_exit(EXIT_USAGE,
+				 "--%s does not apply with --pcap, which writes a file and "
+				 "sends nothing\n",
+				 sending[i]);
+	if (o->rate > 0 && o->rate * o->duration < 1)
+		rte_exit(EXIT_USAGE, "--rate %g for --duration %g sends no frame\n", o->rate,
+			 o->duration);
+	/* Random unless given: frames still in flight from an earlier run (a
+	 * stalled forwarder's, the last trial of a search) are not this one's. */
+	if (!gave(given, "run-id"))
+		o->run_id = (uint32_t)((rte_rdtsc() ^ (uint64_t)getpid() << 24) *
+					       0x9e3779b97f4a7c15ull >>
+				       40) &
+			    RUN_ID_MAX;
 	return -1;
 }
 
@@ -388,7 +449,11 @@ struct gen {
 	struct rte_mempool *pool;
 	struct dp_ports ports;
 	uint64_t hz, t0;
-	uint64_t sent, unexpected, expected_drop;
+	uint64_t sent, expected_drop;
+	/* Of what came back: frames of this run on no link the table sends
+	 * their flow to (another link, no link, a flow the table drops); frames
+	 * of another run; frames without the generator's stamp. */
+	uint64_t unexpected, stale, foreign;
 };
 
 /* The table and its classifier. */
@@ -728,7 +793,7 @@ static void build_flows(struct gen *g)
 static void emit_pcap(const struct gen *g)
 {
 	const struct fwd_table *t = g->t;
-	int rc = write_pcap(g->o.pcap, g->fl, g->o.flows);
+	int rc = write_pcap(g->o.pcap, g->fl, g->o.flows, g->o.run_id);
 
 	if (rc)
 		rte_exit(EXIT_FAILURE, "%s: %s\n", g->o.pcap, strerror(-rc));
@@ -767,23 +832,41 @@ static void open_ports(struct gen *g)
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 }
 
-/* One burst of 32 frames, stamped with sequence and TSC, from flow *@fi
- * on; counts what the port took against the links they are meant for.
+/* The send port's link, read once before sending: a port that is down
+ * may take frames into its ring without ever sending them, so "sent"
+ * would count what was queued and every link would show it lost. */
+static void warn_if_down(const struct gen *g)
+{
+	struct rte_eth_link link;
+
+	if (rte_eth_link_get_nowait(g->ports.port_id[0], &link) == 0 &&
+	    link.link_status == RTE_ETH_LINK_DOWN)
+		fprintf(stderr,
+			"regionfwd-gen: warning: the send port (--tx %s) is down: what it takes "
+			"may be "
+			"queued, not sent\n",
+			g->o.tx);
+}
+
+/* One burst of @k (1..32) frames, stamped with the run's id, sequence and
+ * TSC, from flow *@fi on; counts what the port took against the links they
+ * are meant for. Frame seq is flow seq % flows: *@fi and sent move alike.
  * *@fi moves on by what the port took, not by 32: the frames it refused
  * are the next burst's first, so the count of a link's expected frames
  * stays the count of frames of its flows that went out.
  * @return 0, or -1 when the pool had no 32 mbufs (nothing sent) */
-static int send_burst(struct gen *g, uint32_t *fi)
+static int send_burst(struct gen *g, uint32_t *fi, uint16_t k)
 {
 	struct rte_mbuf *m[32];
 	uint32_t nflows = g->o.flows, first = *fi, at = first;
 
-	if (rte_pktmbuf_alloc_bulk(g->pool, m, 32) != 0)
+	if (rte_pktmbuf_alloc_bulk(g->pool, m, k) != 0)
 		return -1;
-	for (int i = 0; i < 32; i++) {
+	for (uint16_t i = 0; i < k; i++) {
 		struct flow *f = &g->fl[at];
 		uint8_t *d = rte_pktmbuf_mtod(m[i], uint8_t *);
-		uint64_t magic = MAGIC, seq = g->sent + (uint64_t)i, ts = rte_rdtsc();
+		uint64_t magic = MAGIC, ts = rte_rdtsc(),
+			 seq = (uint64_t)g->o.run_id << SEQ_BITS | ((g->sent + i) & SEQ_MASK);
 
 		rte_memcpy(d, f->frame, f->len);
 		memcpy(d + stamp_off(d), &magic, 8);
@@ -792,7 +875,7 @@ static int send_burst(struct gen *g, uint32_t *fi)
 		m[i]->data_len = m[i]->pkt_len = f->len;
 		at = at + 1 == nflows ? 0 : at + 1;
 	}
-	uint16_t n = rte_eth_tx_burst(g->ports.port_id[0], 0, m, 32);
+	uint16_t n = rte_eth_tx_burst(g->ports.port_id[0], 0, m, k);
 
 	for (uint16_t i = 0; i < n; i++) {
 		uint16_t l = g->fl[first].link;
@@ -805,8 +888,8 @@ static int send_burst(struct gen *g, uint32_t *fi)
 	}
 	*fi = first;
 	g->sent += n;
-	if (n < 32)
-		rte_pktmbuf_free_bulk(m + n, 32u - n);
+	if (n < k)
+		rte_pktmbuf_free_bulk(m + n, (unsigned)(k - n));
 	return 0;
 }
 
@@ -832,8 +915,11 @@ static uint16_t link_of_frame(const struct gen *g, const struct rte_mbuf *mb, co
 	return w ? w->link : FWD_LINK_NONE;
 }
 
-/* A frame that came back at TSC @rnow: ours (magic) on the link whose
- * next-hop MAC and VLAN it carries, with its latency, or unexpected. */
+/* A frame that came back at TSC @rnow: of this run (magic and run id) and
+ * on the link the table sends its flow to, with its latency; of this run
+ * elsewhere (unexpected, and misrouted on the link it came on); of another
+ * run (stale); or not the generator's (foreign: LLDP, STP, a frame cut
+ * short). */
 static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rnow)
 {
 	const uint8_t *d = rte_pktmbuf_mtod(mb, const uint8_t *);
@@ -841,8 +927,8 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 	const uint8_t *pl;
 	uint32_t plen;
 	uint8_t tf;
-	uint64_t magic, seq, ts;
-	uint16_t l = FWD_LINK_NONE;
+	uint64_t magic = 0, seq = 0, ts = 0;
+	uint16_t l, want;
 
 	if (fwd_parse(d, d + mb->data_len, &p) != FWD_OK ||
 	    fwd_l4_payload(d, d + mb->data_len, &p, &pl, &plen, &tf) != 0)
@@ -855,14 +941,26 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 		memcpy(&magic, pl, 8);
 		memcpy(&seq, pl + 8, 8);
 		memcpy(&ts, pl + 16, 8);
-		if (magic == MAGIC)
-			l = link_of_frame(g, mb, d, &p);
 	}
-	if (l == FWD_LINK_NONE) {
+	if (magic != MAGIC) {
+		g->foreign++;
+		return;
+	}
+	if (seq >> SEQ_BITS != g->o.run_id) {
+		g->stale++;
+		return;
+	}
+	seq &= SEQ_MASK;
+	l = link_of_frame(g, mb, d, &p);
+	/* Only what was sent can come back: a later number is forged. */
+	want = seq < g->sent ? g->fl[seq % g->o.flows].link : FWD_LINK_NONE;
+	if (l == FWD_LINK_NONE || l != want) {
 		g->unexpected++;
+		if (l != FWD_LINK_NONE)
+			g->ls[l].misrouted++;
 	} else {
 		struct link_stat *s = &g->ls[l];
-		uint64_t ns = (rnow - ts) * 1000000000ull / g->hz;
+		uint64_t ns = tsc_ns(rnow - ts, g->hz);
 		int bkt = 0;
 
 		s->received++;
@@ -915,19 +1013,28 @@ static int all_received(const struct gen *g)
  * hundreds of milliseconds (601 ms seen in CI, where half a second of quiet
  * once ended the count while regionfwd still held frames), and frames still
  * queued then are late, not lost. The wait costs nothing when nothing is
- * missing. Stops early on SIGINT or SIGTERM. */
+ * missing. Stops early on SIGINT or SIGTERM.
+ *
+ * At a --rate, bursts are of rate / 1000 frames (1..32: at most a thousand
+ * bursts a second below 32,000 pps, where bursts of 32 sent --rate 1 as 32
+ * frames at once), and the run sends rate x duration frames, no more. */
 static void run_load(struct gen *g)
 {
 	uint64_t hz = g->hz, t0 = g->t0, end = t0 + (uint64_t)(g->o.duration * (double)hz);
 	uint64_t quiet_end = 0, next = t0;
-	uint64_t per_burst = g->o.rate > 0 ? (uint64_t)((double)hz * 32 / g->o.rate) : 0;
+	double per_ms = g->o.rate / 1000;
+	uint16_t k = g->o.rate <= 0 || per_ms >= 32 ? 32 : per_ms < 1 ? 1 : (uint16_t)per_ms;
+	uint64_t per_burst = g->o.rate > 0 ? (uint64_t)((double)hz * k / g->o.rate) : 0;
+	uint64_t total = g->o.rate > 0 ? (uint64_t)(g->o.rate * g->o.duration + 0.5) : UINT64_MAX;
 	uint32_t fi = 0;
 
 	while (!stop) {
 		uint64_t now = rte_rdtsc();
 
-		if (now < end && (per_burst == 0 || now >= next)) {
-			if (send_burst(g, &fi) == 0)
+		if (now < end && g->sent < total && (per_burst == 0 || now >= next)) {
+			uint16_t want = (uint16_t)RTE_MIN((uint64_t)k, total - g->sent);
+
+			if (send_burst(g, &fi, want) == 0)
 				next += per_burst;
 		}
 		unsigned got = receive(g);
@@ -948,18 +1055,23 @@ static void report(const struct gen *g)
 	double secs = RTE_MIN((double)(rte_rdtsc() - g->t0) / (double)g->hz, g->o.duration);
 
 	if (g->o.json)
-		printf("{\"sent\": %" PRIu64
+		printf("{\"run_id\": %u, \"interrupted\": %s, \"sent\": %" PRIu64
 		       ", \"seconds\": %.3f, \"tx_mpps\": %.4f, \"expected_drops\": %" PRIu64
-		       ", \"unexpected\": %" PRIu64 ", \"links\": {",
-		       g->sent, secs, (double)g->sent / secs / 1e6, g->expected_drop,
-		       g->unexpected);
+		       ", \"unexpected\": %" PRIu64 ", \"stale\": %" PRIu64
+		       ", \"foreign\": %" PRIu64 ", \"links\": {",
+		       g->o.run_id, stop ? "true" : "false", g->sent, secs,
+		       (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected, g->stale,
+		       g->foreign);
 	else
-		printf("regionfwd-gen: sent %" PRIu64 " frames in %.2f s (%.3f Mpps), %" PRIu64
-		       " the table drops, %" PRIu64
-		       " received that were not ours\n\n%-20s %12s %12s %10s %9s %10s %10s %10s\n",
-		       g->sent, secs, (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected,
-		       "link", "expected", "received", "loss %", "Mpps", "lat avg us", "lat p99 us",
-		       "lat max us");
+		printf("regionfwd-gen: run %u: sent %" PRIu64
+		       " frames in %.2f s (%.3f Mpps)%s, %" PRIu64
+		       " the table drops; came back: %" PRIu64
+		       " not where the table sends them, %" PRIu64 " of another run, %" PRIu64
+		       " not the generator's\n\n%-20s %12s %12s %10s %10s %9s %10s %10s %10s\n",
+		       g->o.run_id, g->sent, secs, (double)g->sent / secs / 1e6,
+		       stop ? " (INTERRUPTED: a partial run)" : "", g->expected_drop, g->unexpected,
+		       g->stale, g->foreign, "link", "expected", "received", "misrouted", "loss %",
+		       "Mpps", "lat avg us", "lat p99 us", "lat max us");
 	for (uint16_t k = 0, first = 1; k < t->nlinks; k++) {
 		const struct link_stat *s = &g->ls[k];
 		uint64_t acc = 0, p99 = 0;
@@ -967,36 +1079,41 @@ static void report(const struct gen *g)
 						    (double)s->expected
 					  : 0;
 
-		if (s->expected == 0 && s->received == 0)
+		if (s->expected == 0 && s->received == 0 && s->misrouted == 0)
 			continue;
 		for (int bkt = 0; bkt < LAT_BUCKETS && s->received; bkt++) {
 			acc += s->hist[bkt];
 			if (p99 == 0 && acc * 100 >= s->received * 99)
-				p99 = 1ull << (bkt + 1); /* upper bound of the bucket */
+				/* the bucket's upper bound, never past the largest seen */
+				p99 = RTE_MIN(1ull << (bkt + 1), s->lat_max_ns);
 		}
 		/* A link that received nothing has no latency: null in JSON and
 		 * "-" in text, never a figure a script could average in. */
 		if (g->o.json && s->received == 0)
 			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": 0"
+			       ", \"misrouted\": %" PRIu64
 			       ", \"loss_pct\": %.4f, \"lat_avg_ns\": null, \"lat_p99_ns_max\": "
 			       "null"
 			       ", \"lat_min_ns\": null, \"lat_max_ns\": null}",
-			       first ? "" : ", ", t->links[k].name, s->expected, loss);
+			       first ? "" : ", ", t->links[k].name, s->expected, s->misrouted,
+			       loss);
 		else if (g->o.json)
 			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": %" PRIu64
-			       ", \"loss_pct\": %.4f, "
+			       ", \"misrouted\": %" PRIu64 ", \"loss_pct\": %.4f, "
 			       "\"lat_avg_ns\": %.0f, \"lat_p99_ns_max\": %" PRIu64
 			       ", \"lat_min_ns\": %" PRIu64 ", \"lat_max_ns\": %" PRIu64 "}",
-			       first ? "" : ", ", t->links[k].name, s->expected, s->received, loss,
-			       (double)s->lat_sum_ns / (double)s->received, p99, s->lat_min_ns,
-			       s->lat_max_ns);
+			       first ? "" : ", ", t->links[k].name, s->expected, s->received,
+			       s->misrouted, loss, (double)s->lat_sum_ns / (double)s->received, p99,
+			       s->lat_min_ns, s->lat_max_ns);
 		else if (s->received == 0)
-			printf("%-20s %12" PRIu64 " %12d %10.4f %9.3f %10s %10s %10s\n",
-			       t->links[k].name, s->expected, 0, loss, 0.0, "-", "-", "-");
+			printf("%-20s %12" PRIu64 " %12d %10" PRIu64
+			       " %10.4f %9.3f %10s %10s %10s\n",
+			       t->links[k].name, s->expected, 0, s->misrouted, loss, 0.0, "-", "-",
+			       "-");
 		else
-			printf("%-20s %12" PRIu64 " %12" PRIu64
+			printf("%-20s %12" PRIu64 " %12" PRIu64 " %10" PRIu64
 			       " %10.4f %9.3f %10.1f %10.1f %10.1f\n",
-			       t->links[k].name, s->expected, s->received, loss,
+			       t->links[k].name, s->expected, s->received, s->misrouted, loss,
 			       (double)s->received / secs / 1e6,
 			       (double)s->lat_sum_ns / (double)s->received / 1e3, (double)p99 / 1e3,
 			       (double)s->lat_max_ns / 1e3);
@@ -1051,6 +1168,7 @@ int main(int argc, char **argv)
 		emit_pcap(&g);
 	} else {
 		open_ports(&g);
+		warn_if_down(&g);
 		signal(SIGINT, on_signal);
 		signal(SIGTERM, on_signal);
 		g.hz = rte_get_tsc_hz();
@@ -1062,5 +1180,7 @@ int main(int argc, char **argv)
 	}
 	release(&g);
 	rte_eal_cleanup();
-	return 0;
+	/* A run cut short is no result a script should take for one: the
+	 * shell's status for the signal (130 SIGINT, 143 SIGTERM). */
+	return stop ? 128 + stop : 0;
 }
