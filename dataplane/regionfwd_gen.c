@@ -23,6 +23,9 @@
  *                 [--dst-mac MAC] [--json]     (every option: regionfwd-gen -- --help)
  */
 #include <arpa/inet.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -36,6 +39,8 @@
 #include <unistd.h>
 
 #include <rte_cycles.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_errno.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -832,6 +837,32 @@ static void open_ports(struct gen *g)
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 }
 
+/* Whether the kernel interface @dev names (vdev devargs "iface=NAME", as
+ * net_af_packet, net_af_xdp and net_tap take) is down or has no carrier:
+ * those PMDs report their link up whatever the interface does. */
+static int iface_down(const char *dev)
+{
+	const char *at = strstr(dev, "iface=");
+	struct ifreq ifr = {0};
+	size_t n;
+	int fd, down = 0;
+
+	if (at == NULL)
+		return 0;
+	at += strlen("iface=");
+	n = strcspn(at, ",");
+	if (n == 0 || n >= sizeof(ifr.ifr_name))
+		return 0;
+	memcpy(ifr.ifr_name, at, n);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0)
+		down = !(ifr.ifr_flags & IFF_UP) || !(ifr.ifr_flags & IFF_RUNNING);
+	close(fd);
+	return down;
+}
+
 /* The send port's link, read once before sending: a port that is down
  * may take frames into its ring without ever sending them, so "sent"
  * would count what was queued and every link would show it lost. */
@@ -839,8 +870,15 @@ static void warn_if_down(const struct gen *g)
 {
 	struct rte_eth_link link;
 
-	if (rte_eth_link_get_nowait(g->ports.port_id[0], &link) == 0 &&
-	    link.link_status == RTE_ETH_LINK_DOWN)
+	struct rte_eth_dev_info info;
+	const struct rte_devargs *da = NULL;
+
+	/* The devargs may be --tx's own or an EAL --vdev's (--tx the name). */
+	if (rte_eth_dev_info_get(g->ports.port_id[0], &info) == 0 && info.device)
+		da = rte_dev_devargs(info.device);
+	if ((rte_eth_link_get_nowait(g->ports.port_id[0], &link) == 0 &&
+	     link.link_status == RTE_ETH_LINK_DOWN) ||
+	    iface_down(g->o.tx) || (da && da->args && iface_down(da->args)))
 		fprintf(stderr,
 			"regionfwd-gen: warning: the send port (--tx %s) is down: what it takes "
 			"may be "

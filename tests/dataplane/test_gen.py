@@ -367,6 +367,20 @@ def test_live_loop_catches_every_frame_on_the_wrong_link(tmp_path):
     assert r["stale"] == 0 and r["foreign"] == 0, r
 
 
+@pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
+def test_a_send_port_that_is_down_is_said(tmp_path):
+    """A send port whose link was down took a ring's worth of frames and
+    called them sent, every link then 100 % lost, nothing said about the
+    generator's own port: a warning now, naming it."""
+    with netns.VethLab("rfwd-gdn", [("rgd0", "rgd1")]) as lab:
+        lab.run_in_ns("ip link set rgd1 down")
+        p = subprocess.run(netns.in_ns("rfwd-gdn") + [gen_bin()] + eal_args("gen-down", "0", 512) + [
+            "--vdev", "net_af_packet0,iface=rgd1", "--", "--table", DEMO, "--tx", "net_af_packet0",
+            "--rate", "1000", "--duration", "0.2", "--json"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "warning: the send port (--tx net_af_packet0) is down" in p.stderr, p.stderr
+
+
 def test_low_rates_send_what_they_say(tmp_path):
     """Bursts were of 32 frames at any rate: --rate 1 --duration 2 sent 32.
     The run now sends rate x duration frames, in bursts of rate / 1000."""
