@@ -68,6 +68,9 @@ RTE_LOG_REGISTER_DEFAULT(dp_logtype, INFO);
 #define SEQ_BITS 40
 #define SEQ_MASK ((1ull << SEQ_BITS) - 1)
 #define RUN_ID_MAX 0xffffffu
+/* Which sequence numbers came back, over the last DUP_WINDOW sent (2^26:
+ * 4.5 s at 14.88 Mpps, 8 MiB): a second copy is a duplicate. */
+#define DUP_WINDOW (1ull << 26)
 #define EXIT_USAGE 2 /* as regionfwd, regiond and regionctl */
 #define MAX_RX 8
 #define LAT_BUCKETS 40 /* log2 of nanoseconds */
@@ -387,7 +390,7 @@ static int gave(uint64_t given, const char *name)
  * after --help; a usage error exits 2, naming the option. */
 static int parse_options(int argc, char **argv, struct gen_opts *o)
 {
-	static const char *const sending[] = {"rx", "rate", "duration"};
+	static const char *const sending[] = {"rx", "rate", "duration", "json"};
 	struct fwd_err e = {0};
 	uint64_t given = 0;
 	char line[512];
@@ -429,9 +432,10 @@ static int parse_options(int argc, char **argv, struct gen_opts *o)
 	if (o->rate > 0 && o->rate * o->duration < 1)
 		rte_exit(EXIT_USAGE, "--rate %g for --duration %g sends no frame\n", o->rate,
 			 o->duration);
-	/* Random unless given: frames still in flight from an earlier run (a
-	 * stalled forwarder's, the last trial of a search) are not this one's. */
-	if (!gave(given, "run-id"))
+	/* Random unless given, for a run: frames still in flight from an
+	 * earlier run (a stalled forwarder's, the last trial of a search) are
+	 * not this one's. 0 for --pcap: the same table gives the same file. */
+	if (!gave(given, "run-id") && o->pcap == NULL)
 		o->run_id = (uint32_t)((rte_rdtsc() ^ (uint64_t)getpid() << 24) *
 					       0x9e3779b97f4a7c15ull >>
 				       40) &
@@ -458,7 +462,9 @@ struct gen {
 	/* Of what came back: frames of this run on no link the table sends
 	 * their flow to (another link, no link, a flow the table drops); frames
 	 * of another run; frames without the generator's stamp. */
-	uint64_t unexpected, stale, foreign;
+	uint64_t unexpected, stale, foreign, duplicates;
+	uint64_t *seen; /* DUP_WINDOW bits, one a sequence number in flight */
+	int interrupted; /* the signal that ended the run, 0: none */
 };
 
 /* The table and its classifier. */
@@ -747,6 +753,19 @@ static uint16_t range_port(const struct fwd_svc_range *r, int which, uint64_t *s
 	return span < 2 ? r->lo : (uint16_t)(r->lo + 1u + rnd(seed) % (span - 1u));
 }
 
+/* The link @l is counted as: the first of the table's links with its
+ * next-hop MAC and tag (what count_received() can tell on the wire). */
+static uint16_t wire_link_of(const struct gen *g, uint16_t l)
+{
+	struct wire_link want = {0}, *w;
+
+	if (l == FWD_LINK_NONE)
+		return l;
+	want.key = wire_key(g->t->links[l].next_hop_mac, g->t->links[l].vlan);
+	w = bsearch(&want, g->wire, g->nwire, sizeof(*g->wire), cmp_wire_key);
+	return w ? w->link : l;
+}
+
 /* Every flow's frame and the link it is expected on. */
 static void build_flows(struct gen *g)
 {
@@ -790,7 +809,7 @@ static void build_flows(struct gen *g)
 				     fam, src, proto, dport, (uint16_t)(1024 + i % 60000));
 		if (fwd_parse(f->frame, f->frame + f->len, &p) != FWD_OK)
 			rte_exit(EXIT_FAILURE, "internal: flow %u does not parse\n", i);
-		f->link = expected_link(g, fam, &p);
+		f->link = wire_link_of(g, expected_link(g, fam, &p));
 	}
 }
 
@@ -803,8 +822,8 @@ static void emit_pcap(const struct gen *g)
 	if (rc)
 		rte_exit(EXIT_FAILURE, "%s: %s\n", g->o.pcap, strerror(-rc));
 	printf("regionfwd-gen: %u frames from %u IPv4 + %u IPv6 prefixes and %u service ranges to "
-	       "%s\n",
-	       g->o.flows, t->nprefix4, t->nprefix6, t->nranges, g->o.pcap);
+	       "%s (run id %u)\n",
+	       g->o.flows, t->nprefix4, t->nprefix6, t->nranges, g->o.pcap, g->o.run_id);
 }
 
 /* Ports: one to send on, the rest to receive on (dp_port does the setup). */
@@ -837,23 +856,43 @@ static void open_ports(struct gen *g)
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 }
 
-/* Whether the kernel interface @dev names (vdev devargs "iface=NAME", as
+/* The value of devargs key @key in @args (exact key, at a token's start)
+ * into @out; 0 when it has none. */
+static int devarg(const char *args, const char *key, char *out, size_t len)
+{
+	size_t kl = strlen(key);
+
+	for (const char *c = args; c && *c; c = strchr(c, ',') ? strchr(c, ',') + 1 : NULL) {
+		size_t n;
+
+		if (strncmp(c, key, kl) || c[kl] != '=')
+			continue;
+		c += kl + 1;
+		n = strcspn(c, ",");
+		if (n == 0 || n >= len)
+			return 0;
+		memcpy(out, c, n);
+		out[n] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether the kernel interface a port's devargs @args name for @dir
+ * ("tx" or "rx": net_pcap's tx_iface / rx_iface, else iface=, as
  * net_af_packet, net_af_xdp and net_tap take) is down or has no carrier:
  * those PMDs report their link up whatever the interface does. */
-static int iface_down(const char *dev)
+static int iface_down(const char *args, const char *dir)
 {
-	const char *at = strstr(dev, "iface=");
+	char key[16], name[IFNAMSIZ];
 	struct ifreq ifr = {0};
-	size_t n;
 	int fd, down = 0;
 
-	if (at == NULL)
+	snprintf(key, sizeof(key), "%s_iface", dir);
+	if (args == NULL ||
+	    (!devarg(args, key, name, sizeof(name)) && !devarg(args, "iface", name, sizeof(name))))
 		return 0;
-	at += strlen("iface=");
-	n = strcspn(at, ",");
-	if (n == 0 || n >= sizeof(ifr.ifr_name))
-		return 0;
-	memcpy(ifr.ifr_name, at, n);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
@@ -863,27 +902,49 @@ static int iface_down(const char *dev)
 	return down;
 }
 
-/* The send port's link, read once before sending: a port that is down
- * may take frames into its ring without ever sending them, so "sent"
- * would count what was queued and every link would show it lost. */
-static void warn_if_down(const struct gen *g)
+/* Whether port @i (0: the send port) is down: by its PMD's link status, or
+ * by the kernel interface its devargs name (--tx/--rx's own, or an EAL
+ * --vdev's when --tx/--rx is the port's name). */
+static int port_down(const struct gen *g, unsigned i)
 {
-	struct rte_eth_link link;
-
+	uint16_t pid = g->ports.port_id[i];
+	const char *dir = i == 0 ? "tx" : "rx", *own = i == 0 ? g->o.tx : g->o.rx.v[i - 1];
 	struct rte_eth_dev_info info;
 	const struct rte_devargs *da = NULL;
+	struct rte_eth_link link;
 
-	/* The devargs may be --tx's own or an EAL --vdev's (--tx the name). */
-	if (rte_eth_dev_info_get(g->ports.port_id[0], &info) == 0 && info.device)
+	if (rte_eth_dev_info_get(pid, &info) == 0 && info.device)
 		da = rte_dev_devargs(info.device);
-	if ((rte_eth_link_get_nowait(g->ports.port_id[0], &link) == 0 &&
-	     link.link_status == RTE_ETH_LINK_DOWN) ||
-	    iface_down(g->o.tx) || (da && da->args && iface_down(da->args)))
-		fprintf(stderr,
-			"regionfwd-gen: warning: the send port (--tx %s) is down: what it takes "
-			"may be "
-			"queued, not sent\n",
-			g->o.tx);
+	return (rte_eth_link_get_nowait(pid, &link) == 0 &&
+		link.link_status == RTE_ETH_LINK_DOWN) ||
+	       iface_down(own, dir) || (da && iface_down(da->args, dir));
+}
+
+/* Wait up to 9 s for every port's link, as testpmd does: a NIC reports its
+ * link down for a second or more after it starts, and frames sent then are
+ * refused or held. A port still down then is said (a send port that is
+ * down may take frames into its ring and never send them: "sent" would
+ * count them), and the run goes on. */
+static void wait_links(const struct gen *g)
+{
+	uint64_t give_up = rte_get_timer_cycles() + 9 * rte_get_timer_hz();
+	unsigned nports = 1 + g->o.rx.n, down;
+
+	do {
+		down = 0;
+		for (unsigned i = 0; i < nports; i++)
+			down += (unsigned)port_down(g, i);
+		if (down == 0 || stop)
+			return;
+		rte_delay_ms(100);
+	} while (rte_get_timer_cycles() < give_up);
+	for (unsigned i = 0; i < nports; i++)
+		if (port_down(g, i))
+			fprintf(stderr, "regionfwd-gen: warning: the %s port (--%s %s) is down%s\n",
+				i ? "receive" : "send", i ? "rx" : "tx",
+				i ? g->o.rx.v[i - 1] : g->o.tx,
+				i ? ": nothing can come back on it"
+				  : ": what it takes may be queued, not sent");
 }
 
 /* One burst of @k (1..32) frames, stamped with the run's id, sequence and
@@ -917,7 +978,9 @@ static int send_burst(struct gen *g, uint32_t *fi, uint16_t k)
 
 	for (uint16_t i = 0; i < n; i++) {
 		uint16_t l = g->fl[first].link;
+		uint64_t q = (g->sent + i) & (DUP_WINDOW - 1);
 
+		g->seen[q / 64] &= ~(1ull << (q % 64)); /* this number's first copy is to come */
 		if (l == FWD_LINK_NONE)
 			g->expected_drop++;
 		else
@@ -965,8 +1028,9 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 	const uint8_t *pl;
 	uint32_t plen;
 	uint8_t tf;
-	uint64_t magic = 0, seq = 0, ts = 0;
+	uint64_t magic = 0, seq = 0, ts = 0, full;
 	uint16_t l, want;
+	int forged = 0;
 
 	if (fwd_parse(d, d + mb->data_len, &p) != FWD_OK ||
 	    fwd_l4_payload(d, d + mb->data_len, &p, &pl, &plen, &tf) != 0)
@@ -988,10 +1052,29 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 		g->stale++;
 		return;
 	}
-	seq &= SEQ_MASK;
+	/* The whole sequence number, from the SEQ_BITS the stamp keeps: the
+	 * latest that is not after what was sent (only what was sent can come
+	 * back; a later number is forged). */
+	full = (g->sent & ~SEQ_MASK) | (seq & SEQ_MASK);
+	if (full >= g->sent && g->sent < (1ull << SEQ_BITS))
+		forged = 1;
+	else if (full >= g->sent)
+		full -= 1ull << SEQ_BITS;
+	if (!forged && full + DUP_WINDOW > g->sent) {
+		uint64_t q = full & (DUP_WINDOW - 1), bit = 1ull << (q % 64);
+
+		/* A second copy of a number in the window: a duplicate, which a
+		 * forwarder (or a flooding switch) must not make good a lost frame
+		 * with. Older numbers are not tracked: counted as they come. */
+		if (g->seen[q / 64] & bit) {
+			g->duplicates++;
+			g->unexpected++;
+			return;
+		}
+		g->seen[q / 64] |= bit;
+	}
 	l = link_of_frame(g, mb, d, &p);
-	/* Only what was sent can come back: a later number is forged. */
-	want = seq < g->sent ? g->fl[seq % g->o.flows].link : FWD_LINK_NONE;
+	want = forged ? FWD_LINK_NONE : g->fl[full % g->o.flows].link;
 	if (l == FWD_LINK_NONE || l != want) {
 		g->unexpected++;
 		if (l != FWD_LINK_NONE)
@@ -1053,14 +1136,16 @@ static int all_received(const struct gen *g)
  * queued then are late, not lost. The wait costs nothing when nothing is
  * missing. Stops early on SIGINT or SIGTERM.
  *
- * At a --rate, bursts are of rate / 1000 frames (1..32: at most a thousand
- * bursts a second below 32,000 pps, where bursts of 32 sent --rate 1 as 32
- * frames at once), and the run sends rate x duration frames, no more. */
+ * At a --rate, bursts are of rate / 1000 frames, rounded up (1..32: at most
+ * a thousand bursts a second below 32,000 pps, where bursts of 32 sent
+ * --rate 1 as 32 frames at once), and the run sends rate x duration
+ * frames, no more. */
 static void run_load(struct gen *g)
 {
 	uint64_t hz = g->hz, t0 = g->t0, end = t0 + (uint64_t)(g->o.duration * (double)hz);
 	uint64_t quiet_end = 0, next = t0;
-	double per_ms = g->o.rate / 1000;
+	double q = g->o.rate / 1000,
+	       per_ms = (double)(uint64_t)q + ((double)(uint64_t)q < q); /* ceil */
 	uint16_t k = g->o.rate <= 0 || per_ms >= 32 ? 32 : per_ms < 1 ? 1 : (uint16_t)per_ms;
 	uint64_t per_burst = g->o.rate > 0 ? (uint64_t)((double)hz * k / g->o.rate) : 0;
 	uint64_t total = g->o.rate > 0 ? (uint64_t)(g->o.rate * g->o.duration + 0.5) : UINT64_MAX;
@@ -1095,21 +1180,23 @@ static void report(const struct gen *g)
 	if (g->o.json)
 		printf("{\"run_id\": %u, \"interrupted\": %s, \"sent\": %" PRIu64
 		       ", \"seconds\": %.3f, \"tx_mpps\": %.4f, \"expected_drops\": %" PRIu64
-		       ", \"unexpected\": %" PRIu64 ", \"stale\": %" PRIu64
-		       ", \"foreign\": %" PRIu64 ", \"links\": {",
-		       g->o.run_id, stop ? "true" : "false", g->sent, secs,
-		       (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected, g->stale,
-		       g->foreign);
+		       ", \"unexpected\": %" PRIu64 ", \"duplicates\": %" PRIu64
+		       ", \"stale\": %" PRIu64 ", \"foreign\": %" PRIu64 ", \"links\": {",
+		       g->o.run_id, g->interrupted ? "true" : "false", g->sent, secs,
+		       (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected, g->duplicates,
+		       g->stale, g->foreign);
 	else
 		printf("regionfwd-gen: run %u: sent %" PRIu64
 		       " frames in %.2f s (%.3f Mpps)%s, %" PRIu64
 		       " the table drops; came back: %" PRIu64
-		       " not where the table sends them, %" PRIu64 " of another run, %" PRIu64
+		       " not where the table sends them (%" PRIu64
+		       " of them second copies), %" PRIu64 " of another run, %" PRIu64
 		       " not the generator's\n\n%-20s %12s %12s %10s %10s %9s %10s %10s %10s\n",
 		       g->o.run_id, g->sent, secs, (double)g->sent / secs / 1e6,
-		       stop ? " (INTERRUPTED: a partial run)" : "", g->expected_drop, g->unexpected,
-		       g->stale, g->foreign, "link", "expected", "received", "misrouted", "loss %",
-		       "Mpps", "lat avg us", "lat p99 us", "lat max us");
+		       g->interrupted ? " (INTERRUPTED: a partial run)" : "", g->expected_drop,
+		       g->unexpected, g->duplicates, g->stale, g->foreign, "link", "expected",
+		       "received", "misrouted", "loss %", "Mpps", "lat avg us", "lat p99 us",
+		       "lat max us");
 	for (uint16_t k = 0, first = 1; k < t->nlinks; k++) {
 		const struct link_stat *s = &g->ls[k];
 		uint64_t acc = 0, p99 = 0;
@@ -1122,8 +1209,11 @@ static void report(const struct gen *g)
 		for (int bkt = 0; bkt < LAT_BUCKETS && s->received; bkt++) {
 			acc += s->hist[bkt];
 			if (p99 == 0 && acc * 100 >= s->received * 99)
-				/* the bucket's upper bound, never past the largest seen */
-				p99 = RTE_MIN(1ull << (bkt + 1), s->lat_max_ns);
+				/* the bucket's upper bound, never past the largest
+				 * seen; the last bucket has none */
+				p99 = bkt + 1 == LAT_BUCKETS
+					      ? s->lat_max_ns
+					      : RTE_MIN(1ull << (bkt + 1), s->lat_max_ns);
 		}
 		/* A link that received nothing has no latency: null in JSON and
 		 * "-" in text, never a figure a script could average in. */
@@ -1169,6 +1259,7 @@ static void release(struct gen *g)
 	free(g->fl);
 	free(g->ls);
 	free(g->wire);
+	free(g->seen);
 	rte_fib_free(g->fib4);
 	rte_fib6_free(g->fib6);
 	fwd_class_free(g->cls);
@@ -1206,12 +1297,16 @@ int main(int argc, char **argv)
 		emit_pcap(&g);
 	} else {
 		open_ports(&g);
-		warn_if_down(&g);
 		signal(SIGINT, on_signal);
 		signal(SIGTERM, on_signal);
+		wait_links(&g);
 		g.hz = rte_get_tsc_hz();
 		g.t0 = rte_rdtsc();
+		g.seen = calloc(DUP_WINDOW / 64, sizeof(*g.seen));
+		if (g.seen == NULL)
+			rte_exit(EXIT_FAILURE, "out of memory\n");
 		run_load(&g);
+		g.interrupted = stop; /* a signal during the report is not the run's */
 		report(&g);
 		dp_ports_close(&g.ports);
 		rte_mempool_free(g.pool);
@@ -1220,5 +1315,5 @@ int main(int argc, char **argv)
 	rte_eal_cleanup();
 	/* A run cut short is no result a script should take for one: the
 	 * shell's status for the signal (130 SIGINT, 143 SIGTERM). */
-	return stop ? 128 + stop : 0;
+	return g.interrupted ? 128 + g.interrupted : 0;
 }

@@ -55,6 +55,7 @@ def gen_bin():
     (["--rate", "100"], "--rate does not apply with --pcap"),
     (["--duration", "5"], "--duration does not apply with --pcap"),
     (["--rx", "net_null1"], "--rx does not apply with --pcap"),
+    (["--json"], "--json does not apply with --pcap"),
 ])
 def test_bad_numbers_are_refused_naming_the_option(tmp_path, args, words):
     """--duration nan never stopped and inf sent nothing with exit 0; --rate
@@ -222,12 +223,18 @@ def test_links_are_told_apart_by_mac_and_vlan(tmp_path):
             f = f / Dot1Q(vlan=vid, type=0x8100 if i + 1 < len(tags) else 0x0800)
         if len(tags) == 2:
             f.type = 0x88a8
+        seq[0] += 1
         return f / IP(src="10.1.0.1", dst="198.51.100.1") / UDP(sport=1024, dport=53) / \
-            Raw(struct.pack("<QQQ", MAGIC, run << 40, 0))
+            Raw(struct.pack("<QQQ", MAGIC, run << 40 | seq[0] - 1, 0))
     a, d = "02:00:00:00:00:0a", "02:00:00:00:00:0d"
-    run = 0  # the --run-id below: seq 0, flow 0, which the table sends to la
-    frames = ([frame(a)] * 3 + [frame(a, 10)] * 5 + [frame(a, 20)] * 7 + [frame(d, 10)] * 11 +
-              [frame(a, 30)] * 2 + [frame(a, 10, 10)] + [frame("02:00:00:00:00:0f")])
+    # The --run-id below, each frame its own sequence number (0..29, all sent
+    # by the first receive: 32 a burst at --rate 0), every flow to la.
+    run, seq = 0, [0]
+    frames = ([frame(a) for _ in range(3)] + [frame(a, 10) for _ in range(5)] +
+              [frame(a, 20) for _ in range(7)] + [frame(d, 10) for _ in range(11)] +
+              [frame(a, 30) for _ in range(2)] + [frame(a, 10, 10)] + [frame("02:00:00:00:00:0f")])
+    seq[0] = 0
+    frames += [frame(a)]  # a second copy of la's first frame: a duplicate
     run = 1  # an earlier run's frame: stale, counted nowhere else
     frames += [frame(a)]
     # Not the generator's: LLDP, and a frame of its flow without the stamp.
@@ -237,7 +244,7 @@ def test_links_are_told_apart_by_mac_and_vlan(tmp_path):
     p = subprocess.run([gen_bin()] + eal_args("gen-vlan", "0", 512) + [
         "--vdev", "net_null0", "--vdev", f"net_pcap0,rx_pcap={tmp_path / 'back.pcap'}",
         "--", "--table", str(table), "--tx", "net_null0", "--rx", "net_pcap0",
-        "--rate", "10000", "--duration", "0.2", "--flows", "30", "--run-id", "0", "--json"],
+        "--rate", "0", "--duration", "0.2", "--flows", "30", "--run-id", "0", "--json"],
         capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     r = json.loads(p.stdout.strip().splitlines()[-1])
@@ -246,7 +253,8 @@ def test_links_are_told_apart_by_mac_and_vlan(tmp_path):
     # the four on no link.
     came = {name: (s["received"], s["misrouted"]) for name, s in r["links"].items() if s["received"] or s["misrouted"]}
     assert came == {"la": (3, 0), "lb": (0, 5), "lc": (0, 7), "ld": (0, 11)}, r
-    assert r["unexpected"] == 4 + 5 + 7 + 11 and r["stale"] == 1 and r["foreign"] == 2 and r["run_id"] == 0, r
+    assert r["unexpected"] == 4 + 5 + 7 + 11 + 1 and r["duplicates"] == 1, r
+    assert r["stale"] == 1 and r["foreign"] == 2 and r["run_id"] == 0, r
     # The frames' TSC stamp is 0: their latency is the TSC's whole count,
     # past the 2^64 / 1e9 cycles where it once wrapped (8.8 s at 2.1 GHz,
     # always less than 9 s), and the p99 bucket's bound not past the max.
@@ -369,16 +377,58 @@ def test_live_loop_catches_every_frame_on_the_wrong_link(tmp_path):
 
 @pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
 def test_a_send_port_that_is_down_is_said(tmp_path):
-    """A send port whose link was down took a ring's worth of frames and
-    called them sent, every link then 100 % lost, nothing said about the
-    generator's own port: a warning now, naming it."""
+    """A send port whose link was down (here: no carrier) took a ring's
+    worth of frames and called them sent, every link then 100 % lost,
+    nothing said about the generator's own port: a warning now, naming it,
+    after the 9 s a NIC may take to bring its link up."""
     with netns.VethLab("rfwd-gdn", [("rgd0", "rgd1")]) as lab:
-        lab.run_in_ns("ip link set rgd1 down")
-        p = subprocess.run(netns.in_ns("rfwd-gdn") + [gen_bin()] + eal_args("gen-down", "0", 512) + [
-            "--vdev", "net_af_packet0,iface=rgd1", "--", "--table", DEMO, "--tx", "net_af_packet0",
-            "--rate", "1000", "--duration", "0.2", "--json"], capture_output=True, text=True, timeout=120)
+        # rgd1 up, its peer down: no carrier (libpcap refuses an interface
+        # that is down at its open; the af_packet PMD takes it either way).
+        subprocess.run(["ip", "link", "set", "rgd0", "down"], check=True)
+        lab.run_in_ns("ip link set lo up")
+        # net_pcap names both directions' interfaces: the send side's is
+        # tx_iface (the first "iface=" in the devargs was rx_iface's, up).
+        for vdev in ("net_af_packet0,iface=rgd1", "net_pcap0,rx_iface=lo,tx_iface=rgd1"):
+            name = vdev.split(",")[0]
+            p = subprocess.run(netns.in_ns("rfwd-gdn") + [gen_bin()] + eal_args("gen-down", "0", 512) + [
+                "--vdev", vdev, "--", "--table", DEMO, "--tx", name,
+                "--rate", "1000", "--duration", "0.2", "--json"], capture_output=True, text=True, timeout=120)
+            assert p.returncode == 0, p.stdout + p.stderr
+            assert f"warning: the send port (--tx {name}) is down" in p.stderr, (vdev, p.stderr)
+
+
+SAME_WIRE_TABLE = ("regions: {a: {prefixes: [10.1.0.0/16]}, b: {prefixes: [10.2.0.0/16]}}\n"
+                   "links: {la: {port: out0, next_hop_mac: '02:00:00:00:00:0a'},\n"
+                   "        lb: {port: out1, next_hop_mac: '02:00:00:00:00:0a'}}\n"
+                   "policies: [{region: a, service: any, action: steer, to: la},\n"
+                   "           {region: b, service: any, action: steer, to: lb}]\n")
+
+
+def test_links_alike_on_the_wire_count_for_the_first(tmp_path):
+    """Two links with one next-hop MAC and tag cannot be told apart by what
+    comes back: the generator says so and counts both for the first. Frames
+    of lb's flows, forwarded right, were then called misrouted. The return
+    traffic is the generator's own --pcap (run id 0 unless given: the same
+    table gives the same file) as a forwarder would send it back."""
+    table = tmp_path / "t.yaml"
+    table.write_text(SAME_WIRE_TABLE)
+    out = tmp_path / "g.pcap"
+    p = subprocess.run([gen_bin()] + eal_args("gen-same", "0", 512) + [
+        "--", "--table", str(table), "--pcap", str(out), "--flows", "12"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "(run id 0)" in p.stdout, p.stdout + p.stderr
+    back = [Ether(dst="02:00:00:00:00:0a", src="02:00:00:00:00:01") / f[Ether].payload for f in rdpcap(str(out))]
+    assert {f[IP].src.split(".")[1] for f in back} == {"1", "2"}  # flows of both links
+    wrpcap(str(tmp_path / "back.pcap"), back)
+    p = subprocess.run([gen_bin()] + eal_args("gen-same", "0", 512) + [
+        "--vdev", "net_null0", "--vdev", f"net_pcap0,rx_pcap={tmp_path / 'back.pcap'}",
+        "--", "--table", str(table), "--tx", "net_null0", "--rx", "net_pcap0",
+        "--rate", "0", "--duration", "0.2", "--flows", "12", "--run-id", "0", "--json"],
+        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "warning: the send port (--tx net_af_packet0) is down" in p.stderr, p.stderr
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    la = r["links"]["la"]
+    assert la["received"] == 12 and la["misrouted"] == 0 and r["unexpected"] == 0, r
+    assert "links 'la' and 'lb' look the same on the wire" in p.stderr, p.stderr
 
 
 def test_low_rates_send_what_they_say(tmp_path):
@@ -404,17 +454,23 @@ def test_an_interrupted_run_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--only", "z"], "--only: z: sections are a..h"),
-    (["--sizes", "10K"], "--sizes: 10K: each of 10k, 100k, 1M"),
-    (["--sizes", "1M+200k"], "--sizes: 1M+200k:"),
+    (["--only", "z"], "--only 'z': 'z': sections are a..h"),
+    (["--only", "a,"], "--only 'a,': '': sections are a..h"),
+    (["--sizes", "10K"], "--sizes '10K': '10K': each of 10k, 100k, 1M once"),
+    (["--sizes", "10k,"], "--sizes '10k,': '':"),
+    (["--sizes", "10k,10k"], "a size twice"),
+    (["--sizes", "1M+200k"], "'1M+200k':"),
     (["--quick", "--pairs", "3"], "--quick sets --pairs itself"),
-    (["--pairs", "0"], "--pairs takes 1 or more"),
+    (["--quick", "--pair", "3"], "unrecognized arguments: --pair 3"),
+    (["--pairs", "0"], "--pairs and --rs-runs take 1 or more"),
+    (["--rs-runs", "0"], "--pairs and --rs-runs take 1 or more"),
 ])
 def test_bench_run_refuses_what_it_cannot_run(args, words):
     """bench/run --only z ran nothing and printed a table with exit 0, an
-    unknown size was dropped unsaid, --quick overrode --pairs unsaid: each
-    is a usage error now, before anything is built or run (a section that
-    fails makes the run exit 1, docs/benchmarks.md)."""
+    unknown size was dropped unsaid, --quick overrode --pairs (or --pair)
+    unsaid, --rs-runs 0 failed after building the 1M table: each is a usage
+    error now, before anything is built or run (a section that fails or is
+    skipped makes the run exit 1, docs/benchmarks.md)."""
     p = subprocess.run([sys.executable, os.path.join(HERE, "..", "..", "bench", "run"), *args],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and words in p.stderr and "building" not in p.stderr, p.stderr
