@@ -1305,6 +1305,10 @@ int main(int argc, char **argv)
 		g.seen = calloc(DUP_WINDOW / 64, sizeof(*g.seen));
 		if (g.seen == NULL)
 			rte_exit(EXIT_FAILURE, "out of memory\n");
+		/* Said when the run begins (its ports up or waited for): what a
+		 * wrapper waits for before it may stop the run. */
+		fprintf(stderr, "regionfwd-gen: run %u: sending for %g s\n", g.o.run_id,
+			g.o.duration);
 		run_load(&g);
 		g.interrupted = stop; /* a signal during the report is not the run's */
 		report(&g);

@@ -442,13 +442,22 @@ def test_low_rates_send_what_they_say(tmp_path):
 def test_an_interrupted_run_says_so(tmp_path):
     """A SIGINT ended the run early with exit 0 and a result that looked
     whole: now "interrupted": true and the shell's status for the signal."""
+    err_path = tmp_path / "err"
     p = subprocess.Popen([gen_bin()] + eal_args("gen-int", "0", 1024) + [
         "--vdev", "net_null0", "--", "--table", DEMO, "--tx", "net_null0",
         "--rate", "10000", "--duration", "60", "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3)
+        stdout=subprocess.PIPE, stderr=open(err_path, "w"), text=True)
+    # Its start under ASan on a loaded machine took over 3 s: a SIGINT
+    # before its handler is set kills it with no result. The run says
+    # when it begins.
+    deadline = time.time() + 120
+    while "sending for" not in err_path.read_text() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=60)
+    out, _ = p.communicate(timeout=60)
+    err = err_path.read_text()
+    assert "regionfwd-gen: run " in err and out.strip(), (p.returncode, out, err)
     r = json.loads(out.strip().splitlines()[-1])
     assert p.returncode == 130 and r["interrupted"] is True and 0 < r["sent"] < 600000, (p.returncode, r, err)
 
