@@ -206,6 +206,20 @@ VLAN_TABLE = ("regions: {a: {prefixes: [10.1.0.0/16]}}\n"
               "policies: [{region: a, service: any, action: steer, to: la}]\n")
 
 
+def run_with_frames_back(tmp_path, table, frames, flows):
+    """The generator, run id 0, sending @flows flows on net_null as fast as
+    it can for 0.2 s and receiving @frames from a pcap (at its first
+    receive, after a first burst of 32 has gone out): (process, result)."""
+    wrpcap(str(tmp_path / "back.pcap"), frames)
+    p = subprocess.run([gen_bin()] + eal_args("gen-back", "0", 512) + [
+        "--vdev", "net_null0", "--vdev", f"net_pcap0,rx_pcap={tmp_path / 'back.pcap'}",
+        "--", "--table", str(table), "--tx", "net_null0", "--rx", "net_pcap0",
+        "--rate", "0", "--duration", "0.2", "--flows", str(flows), "--run-id", "0", "--json"],
+        capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p, json.loads(p.stdout.strip().splitlines()[-1])
+
+
 def test_links_are_told_apart_by_mac_and_vlan(tmp_path):
     """What came back was matched to a link by destination MAC alone, the
     last link with it winning: links to one router that differ by VLAN
@@ -240,14 +254,7 @@ def test_links_are_told_apart_by_mac_and_vlan(tmp_path):
     # Not the generator's: LLDP, and a frame of its flow without the stamp.
     frames += [Ether(dst="01:80:c2:00:00:0e", src="02:00:00:00:00:01", type=0x88cc) / Raw(b"\x02\x07" + bytes(20)),
                Ether(dst=a, src="02:00:00:00:00:01") / IP(src="10.1.0.1", dst="198.51.100.1") / UDP(dport=53)]
-    wrpcap(str(tmp_path / "back.pcap"), frames)
-    p = subprocess.run([gen_bin()] + eal_args("gen-vlan", "0", 512) + [
-        "--vdev", "net_null0", "--vdev", f"net_pcap0,rx_pcap={tmp_path / 'back.pcap'}",
-        "--", "--table", str(table), "--tx", "net_null0", "--rx", "net_pcap0",
-        "--rate", "0", "--duration", "0.2", "--flows", "30", "--run-id", "0", "--json"],
-        capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stdout + p.stderr
-    r = json.loads(p.stdout.strip().splitlines()[-1])
+    p, r = run_with_frames_back(tmp_path, table, frames, 30)
     # Counted by the link each came back on: la's as received (the table
     # sends flow 0 there), the others' as misrouted, and so unexpected with
     # the four on no link.
@@ -418,14 +425,7 @@ def test_links_alike_on_the_wire_count_for_the_first(tmp_path):
     assert p.returncode == 0 and "(run id 0)" in p.stdout, p.stdout + p.stderr
     back = [Ether(dst="02:00:00:00:00:0a", src="02:00:00:00:00:01") / f[Ether].payload for f in rdpcap(str(out))]
     assert {f[IP].src.split(".")[1] for f in back} == {"1", "2"}  # flows of both links
-    wrpcap(str(tmp_path / "back.pcap"), back)
-    p = subprocess.run([gen_bin()] + eal_args("gen-same", "0", 512) + [
-        "--vdev", "net_null0", "--vdev", f"net_pcap0,rx_pcap={tmp_path / 'back.pcap'}",
-        "--", "--table", str(table), "--tx", "net_null0", "--rx", "net_pcap0",
-        "--rate", "0", "--duration", "0.2", "--flows", "12", "--run-id", "0", "--json"],
-        capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stdout + p.stderr
-    r = json.loads(p.stdout.strip().splitlines()[-1])
+    p, r = run_with_frames_back(tmp_path, table, back, 12)
     la = r["links"]["la"]
     assert la["received"] == 12 and la["misrouted"] == 0 and r["unexpected"] == 0, r
     assert "links 'la' and 'lb' look the same on the wire" in p.stderr, p.stderr
