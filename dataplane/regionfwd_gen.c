@@ -252,7 +252,7 @@ static int write_pcap(const char *path, struct flow *fl, uint32_t n, uint32_t ru
 struct gen_opts {
 	const char *table, *tx, *pcap, *size;
 	struct fwd_opt_list rx;
-	double rate, duration;
+	double rate, duration, link_wait;
 	uint32_t flows, run_id;
 	uint8_t dst_mac[6];
 	int json;
@@ -307,6 +307,15 @@ static const struct fwd_opt options[] = {
 	 .max = MAX_DURATION_S,
 	 .refused = DURATION_RULE,
 	 .help = "seconds of sending, then up to 10 s of collecting"},
+	{.name = "link-wait",
+	 .arg = "S",
+	 .def = "9",
+	 .kind = FWD_OPT_REAL,
+	 .off = AT(link_wait),
+	 .max = 600,
+	 .refused = "--link-wait takes seconds, 0 to 600",
+	 .help = "seconds to wait for every port's link before sending (a NIC's may take "
+		 "seconds); a port still down is warned about"},
 	{.name = "size",
 	 .arg = "N|imix",
 	 .def = "64",
@@ -390,7 +399,7 @@ static int gave(uint64_t given, const char *name)
  * after --help; a usage error exits 2, naming the option. */
 static int parse_options(int argc, char **argv, struct gen_opts *o)
 {
-	static const char *const sending[] = {"rx", "rate", "duration", "json"};
+	static const char *const sending[] = {"rx", "rate", "duration", "json", "link-wait"};
 	struct fwd_err e = {0};
 	uint64_t given = 0;
 	char line[512];
@@ -920,14 +929,15 @@ static int port_down(const struct gen *g, unsigned i)
 	       iface_down(own, dir) || (da && iface_down(da->args, dir));
 }
 
-/* Wait up to 9 s for every port's link, as testpmd does: a NIC reports its
+/* Wait up to --link-wait (9 s, as testpmd) for every port's link: a NIC reports its
  * link down for a second or more after it starts, and frames sent then are
  * refused or held. A port still down then is said (a send port that is
  * down may take frames into its ring and never send them: "sent" would
  * count them), and the run goes on. */
 static void wait_links(const struct gen *g)
 {
-	uint64_t give_up = rte_get_timer_cycles() + 9 * rte_get_timer_hz();
+	uint64_t give_up =
+		rte_get_timer_cycles() + (uint64_t)(g->o.link_wait * (double)rte_get_timer_hz());
 	unsigned nports = 1 + g->o.rx.n, down;
 
 	do {

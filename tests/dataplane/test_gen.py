@@ -56,6 +56,9 @@ def gen_bin():
     (["--duration", "5"], "--duration does not apply with --pcap"),
     (["--rx", "net_null1"], "--rx does not apply with --pcap"),
     (["--json"], "--json does not apply with --pcap"),
+    (["--link-wait", "1"], "--link-wait does not apply with --pcap"),
+    (["--link-wait", "601"], '--link-wait takes seconds, 0 to 600 (given "601")'),
+    (["--link-wait", "-1"], "--link-wait takes seconds, 0 to 600"),
 ])
 def test_bad_numbers_are_refused_naming_the_option(tmp_path, args, words):
     """--duration nan never stopped and inf sent nothing with exit 0; --rate
@@ -387,7 +390,8 @@ def test_a_send_port_that_is_down_is_said(tmp_path):
     """A send port whose link was down (here: no carrier) took a ring's
     worth of frames and called them sent, every link then 100 % lost,
     nothing said about the generator's own port: a warning now, naming it,
-    after the 9 s a NIC may take to bring its link up."""
+    after the --link-wait a NIC may take to bring its link up (9 s by
+    default; half a second here)."""
     with netns.VethLab("rfwd-gdn", [("rgd0", "rgd1")]) as lab:
         # rgd1 up, its peer down: no carrier (libpcap refuses an interface
         # that is down at its open; the af_packet PMD takes it either way).
@@ -399,7 +403,8 @@ def test_a_send_port_that_is_down_is_said(tmp_path):
             name = vdev.split(",")[0]
             p = subprocess.run(netns.in_ns("rfwd-gdn") + [gen_bin()] + eal_args("gen-down", "0", 512) + [
                 "--vdev", vdev, "--", "--table", DEMO, "--tx", name,
-                "--rate", "1000", "--duration", "0.2", "--json"], capture_output=True, text=True, timeout=120)
+                "--rate", "1000", "--duration", "0.2", "--link-wait", "0.5", "--json"],
+                capture_output=True, text=True, timeout=120)
             assert p.returncode == 0, p.stdout + p.stderr
             assert f"warning: the send port (--tx {name}) is down" in p.stderr, (vdev, p.stderr)
 
