@@ -10,9 +10,9 @@
  * and the TSC at send time in its payload: what comes back is matched to
  * the flow it was sent as, so a frame on another link than the table's, a
  * frame the table drops, one of an earlier run and one that is not the
- * generator's at all are each told apart from what arrived as it should. It sends at a target rate (or as fast as it can) on
- * one port -- a NIC, or any vdev -- and measures what comes back on the
- * receive ports: per link of the table (known by the next-hop MAC and VLAN
+ * generator's at all are each told apart from what arrived as it should.
+ * It sends at a target rate (or as fast as it can) on one port -- a NIC,
+ * or any vdev -- and measures what comes back on the receive ports: per link of the table (known by the next-hop MAC and VLAN
  * tag regionfwd writes), packets, rate, loss against what the table says
  * that link should carry (computed with the same classifier and an rte_fib
  * of the table), and latency. With --pcap it writes the traffic to a file
@@ -963,7 +963,7 @@ static void wait_links(const struct gen *g)
  * *@fi moves on by what the port took, not by 32: the frames it refused
  * are the next burst's first, so the count of a link's expected frames
  * stays the count of frames of its flows that went out.
- * @return 0, or -1 when the pool had no 32 mbufs (nothing sent) */
+ * @return 0, or -1 when the pool had no @k mbufs (nothing sent) */
 static int send_burst(struct gen *g, uint32_t *fi, uint16_t k)
 {
 	struct rte_mbuf *m[32];
