@@ -41,6 +41,7 @@
 #include <rte_cycles.h>
 #include <rte_dev.h>
 #include <rte_devargs.h>
+#include <rte_kvargs.h>
 #include <rte_errno.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -865,26 +866,19 @@ static void open_ports(struct gen *g)
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 }
 
-/* The value of devargs key @key in @args (exact key, at a token's start)
- * into @out; 0 when it has none. */
+/* The value of devargs key @key in @args, read as the PMDs read them
+ * (rte_kvargs: "name,key=value,..." with [] lists), into @out; 0 when it
+ * has none, an empty one or one longer than @len allows. */
 static int devarg(const char *args, const char *key, char *out, size_t len)
 {
-	size_t kl = strlen(key);
+	struct rte_kvargs *kv = rte_kvargs_parse(args, NULL);
+	const char *v = kv ? rte_kvargs_get(kv, key) : NULL;
+	int found = v != NULL && *v != '\0' && strlen(v) < len;
 
-	for (const char *c = args; c && *c; c = strchr(c, ',') ? strchr(c, ',') + 1 : NULL) {
-		size_t n;
-
-		if (strncmp(c, key, kl) || c[kl] != '=')
-			continue;
-		c += kl + 1;
-		n = strcspn(c, ",");
-		if (n == 0 || n >= len)
-			return 0;
-		memcpy(out, c, n);
-		out[n] = '\0';
-		return 1;
-	}
-	return 0;
+	if (found)
+		snprintf(out, len, "%s", v);
+	rte_kvargs_free(kv);
+	return found;
 }
 
 /* Whether the kernel interface a port's devargs @args name for @dir
