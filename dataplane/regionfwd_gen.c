@@ -307,7 +307,7 @@ static const struct fwd_opt options[] = {
 	 .off = AT(duration),
 	 .max = MAX_DURATION_S,
 	 .refused = DURATION_RULE,
-	 .help = "seconds of sending, then up to 10 s of collecting"},
+	 .help = "seconds of sending, then (with --rx) up to 10 s of collecting"},
 	{.name = "link-wait",
 	 .arg = "S",
 	 .def = "9",
@@ -1138,7 +1138,8 @@ static int all_received(const struct gen *g)
  * hundreds of milliseconds (601 ms seen in CI, where half a second of quiet
  * once ended the count while regionfwd still held frames), and frames still
  * queued then are late, not lost. The wait costs nothing when nothing is
- * missing. Stops early on SIGINT or SIGTERM.
+ * missing, and there is none without a receive port (--rx). Stops early on
+ * SIGINT or SIGTERM.
  *
  * At a --rate, bursts are of rate / 1000 frames, rounded up (1..32: at most
  * a thousand bursts a second below 32,000 pps, where bursts of 32 sent
@@ -1148,8 +1149,8 @@ static void run_load(struct gen *g)
 {
 	uint64_t hz = g->hz, t0 = g->t0, end = t0 + (uint64_t)(g->o.duration * (double)hz);
 	uint64_t quiet_end = 0, next = t0;
-	double q = g->o.rate / 1000,
-	       per_ms = (double)(uint64_t)q + ((double)(uint64_t)q < q); /* ceil */
+	/* rate / 1000 rounded up, without libm (not linked here) */
+	double q = g->o.rate / 1000, per_ms = (double)(uint64_t)q + ((double)(uint64_t)q < q);
 	uint16_t k = g->o.rate <= 0 || per_ms >= 32 ? 32 : per_ms < 1 ? 1 : (uint16_t)per_ms;
 	uint64_t per_burst = g->o.rate > 0 ? (uint64_t)((double)hz * k / g->o.rate) : 0;
 	uint64_t total = g->o.rate > 0 ? (uint64_t)(g->o.rate * g->o.duration + 0.5) : UINT64_MAX;
@@ -1158,7 +1159,11 @@ static void run_load(struct gen *g)
 	while (!stop) {
 		uint64_t now = rte_rdtsc();
 
-		if (now < end && g->sent < total && (per_burst == 0 || now >= next)) {
+		/* The first burst goes even when the window closed before it
+		 * could: a run of a millisecond whose process was scheduled late
+		 * sent nothing, where rate x duration >= 1 was asked for. */
+		if ((now < end || g->sent == 0) && g->sent < total &&
+		    (per_burst == 0 || now >= next)) {
 			uint16_t want = (uint16_t)RTE_MIN((uint64_t)k, total - g->sent);
 
 			if (send_burst(g, &fi, want) == 0)
@@ -1168,6 +1173,9 @@ static void run_load(struct gen *g)
 
 		if (now < end)
 			continue;
+		/* Without a receive port nothing can come back: no drain. */
+		if (g->o.rx.n == 0 && g->sent > 0)
+			break;
 		if (quiet_end == 0 || got > 0)
 			quiet_end = now + (all_received(g) ? hz / 20 : 2 * hz);
 		if (now >= quiet_end || now >= end + 10 * hz)
@@ -1305,7 +1313,6 @@ int main(int argc, char **argv)
 		signal(SIGTERM, on_signal);
 		wait_links(&g);
 		g.hz = rte_get_tsc_hz();
-		g.t0 = rte_rdtsc();
 		g.seen = calloc(DUP_WINDOW / 64, sizeof(*g.seen));
 		if (g.seen == NULL)
 			rte_exit(EXIT_FAILURE, "out of memory\n");
@@ -1313,6 +1320,7 @@ int main(int argc, char **argv)
 		 * wrapper waits for before it may stop the run. */
 		fprintf(stderr, "regionfwd-gen: run %u: sending for %g s\n", g.o.run_id,
 			g.o.duration);
+		g.t0 = rte_rdtsc(); /* after the setup above: the window is the run's */
 		run_load(&g);
 		g.interrupted = stop; /* a signal during the report is not the run's */
 		report(&g);
