@@ -33,6 +33,15 @@ struct {
 	__type(value, struct fwd_flt_cfg);
 } flt_cfg SEC(".maps");
 
+/* Per half: its generation and the policies that go with its rules
+ * (fwd_filter_kern_user.h: a flip changes nothing but flt_cfg.active). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct fwd_flt_half);
+} flt_half SEC(".maps");
+
 /* IPv4 first stage: 2 halves x 65536 entries, indexed by the top 16 bits. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -244,14 +253,13 @@ static __always_inline __u32 lookup_v6(__u32 half, __u32 nlen, const __u8 *src)
 
 /* The rule (id + 1) of the longest prefix holding the source, 0 for none;
  * *@hit the prefix's index (+ 1), the key of its rate state. */
-static __always_inline __u32 prefix_rule(__u32 half, const struct fwd_flt_cfg *cfg,
+static __always_inline __u32 prefix_rule(__u32 half, const struct fwd_flt_half *h,
 					 const struct fwd_pkt *p, __u32 *hit)
 {
 	__u16 *rid;
 	__u32 k;
 
-	*hit = p->family == 4 ? lookup_v4(half, p->src)
-			      : lookup_v6(half, cfg->n_v6_lengths[half & 1], p->src);
+	*hit = p->family == 4 ? lookup_v4(half, p->src) : lookup_v6(half, h->n_v6_lengths, p->src);
 	if (*hit == 0)
 		return 0;
 	k = *hit - 1; /* the loader offsets indexes by half already */
@@ -266,13 +274,20 @@ int xdp_filter(struct xdp_md *ctx)
 	const __u8 *end = (const __u8 *)(long)ctx->data_end;
 	__u32 zero = 0, rule = 0, half, hit = 0;
 	struct fwd_flt_cfg *cfg = bpf_map_lookup_elem(&flt_cfg, &zero);
+	const struct fwd_flt_half *h;
 	struct fwd_flt_rule *r = NULL;
 	struct fwd_pkt p;
 	int rc, action;
 
 	if (cfg == NULL)
 		return XDP_PASS; /* not configured: fail open */
-	half = cfg->active & 1;
+	/* The one read of flt_cfg (volatile: one load, never taken again
+	 * later): everything else this packet is decided by is of the same
+	 * half, rules and policies alike. */
+	half = *(volatile __u32 *)&cfg->active & 1;
+	h = bpf_map_lookup_elem(&flt_half, &half);
+	if (h == NULL)
+		return XDP_PASS; /* cannot happen: an array of two */
 	p.family = 0; /* set by the parser with the addresses, as it reads them */
 	rc = fwd_parse(data, end, &p);
 	if (rc != FWD_OK) {
@@ -288,7 +303,7 @@ int xdp_filter(struct xdp_md *ctx)
 		 * `malformed: drop` (or into the AF_XDP redirect); both
 		 * follow the malformed policy, as before. */
 		if (!non_ip && (p.family == 4 || p.family == 6)) {
-			rule = prefix_rule(half, cfg, &p, &hit);
+			rule = prefix_rule(half, h, &p, &hit);
 			if (rule) {
 				__u32 k = half * FWD_FLT_MAX_RULES + rule - 1;
 
@@ -302,15 +317,15 @@ int xdp_filter(struct xdp_md *ctx)
 			r = NULL;
 		}
 		count(non_ip ? FWD_FLT_CNT_NON_IP : FWD_FLT_CNT_MALFORMED);
-		action = non_ip ? cfg->non_ip_action : cfg->malformed_action;
+		action = non_ip ? h->non_ip_action : h->malformed_action;
 		count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
 		if (action != FWD_FLT_DROP)
 			return XDP_PASS;
 		capture_drop(ctx, non_ip ? FWD_FLT_WHY_NON_IP : FWD_FLT_WHY_MALFORMED, 0,
-			     cfg->generation);
+			     h->generation);
 		return XDP_DROP;
 	}
-	rule = prefix_rule(half, cfg, &p, &hit);
+	rule = prefix_rule(half, h, &p, &hit);
 	if (rule)
 		count(FWD_FLT_CNT_PREFIX_HIT);
 	if (rule == 0 && p.frag != FWD_FRAG_LATER) {
@@ -332,14 +347,14 @@ int xdp_filter(struct xdp_md *ctx)
 decide:
 	if (rule == 0) {
 		count(FWD_FLT_CNT_DEFAULT);
-		action = cfg->default_action;
+		action = h->default_action;
 	} else {
 		__u32 k = half * FWD_FLT_MAX_RULES + rule - 1;
 		__u32 sk = rule - 1;
 		struct fwd_flt_rule_stats *st = bpf_map_lookup_elem(&flt_rule_stats, &sk);
 
 		r = bpf_map_lookup_elem(&flt_rules, &k);
-		action = r ? r->action : cfg->default_action;
+		action = r ? r->action : h->default_action;
 		if (action == FWD_FLT_RATE) {
 			/* GCRA: a packet conforms if the next theoretical arrival
 			 * time is at most (burst - 1) intervals ahead of now, so
@@ -377,10 +392,10 @@ decide:
 			     rule == 0			      ? FWD_FLT_WHY_DEFAULT
 			     : r && r->action == FWD_FLT_RATE ? FWD_FLT_WHY_RATE
 							      : FWD_FLT_WHY_RULE,
-			     rule, cfg->generation);
+			     rule, h->generation);
 		return XDP_DROP;
 	}
-	if (cfg->redirect) {
+	if (h->redirect) {
 		/* To the fast path's socket on this queue; with no socket there
 		 * the packet goes to the kernel (the XDP_PASS fallback), which
 		 * to_afxdp does not count: it once counted every attempt. */

@@ -62,14 +62,34 @@ enum fwd_flt_counter {
 		FWD_FLT_CNT_MAX
 };
 
+/*
+ * flt_cfg: which half is live. The program reads only `active` from it;
+ * the other fields are written for an older program adopted from its pins
+ * (a regiond upgraded over a running filter), which reads them all there.
+ * That older program read the policies for what matches nothing from here
+ * after the half's rules, in place, while the loader rewrote the value:
+ * a packet could meet the old half's rules with the new default (a probe
+ * saw allowed packets dropped as a table turned to `default: drop`).
+ */
 struct fwd_flt_cfg {
 	__u32 active; /* 0 or 1: the half the program reads */
-	__u32 generation; /* table generation the active half holds */
+	__u32 generation; /* for older programs: table generation the active half holds */
+	__u8 default_action; /* for older programs: as fwd_flt_half's */
+	__u8 non_ip_action;
+	__u8 malformed_action;
+	__u8 redirect;
+	__u32 n_v6_lengths[2];
+};
+
+/* flt_half[half]: the policies that go with each half's rules, written with
+ * them before the flip and never while the half is live. */
+struct fwd_flt_half {
+	__u32 generation; /* table generation this half holds */
 	__u8 default_action; /* enum fwd_flt_action when nothing matches */
 	__u8 non_ip_action; /* ARP, LLDP, ...: pass keeps the box reachable */
 	__u8 malformed_action;
 	__u8 redirect; /* 1: admitted IP packets go to the AF_XDP socket of their queue */
-	__u32 n_v6_lengths[2]; /* per half */
+	__u32 n_v6_lengths; /* IPv6 prefix lengths in this half (flt_v6_lengths) */
 };
 
 struct fwd_flt_v6_key {

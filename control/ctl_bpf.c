@@ -43,10 +43,12 @@ static const char *const map_names[M_NUM] = {
 	"flt_rule_stats", "flt_counters",    "flt_buckets",
 };
 
-/* Drop capture's maps: optional, so that a filter pinned or attached by an
- * older regiond, which lacks them, is still adopted (without capture). */
-enum { C_FLAG, C_RB, C_NUM };
-static const char *const cap_names[C_NUM] = {"flt_capture", "flt_cap_rb"};
+/* Maps a filter pinned or attached by an older regiond lacks, so that it is
+ * still adopted: drop capture's (without capture then), and the per-half
+ * policies (an older program reads them from flt_cfg, which is written for
+ * it too). */
+enum { C_FLAG, C_RB, C_HALF, C_NUM };
+static const char *const cap_names[C_NUM] = {"flt_capture", "flt_cap_rb", "flt_half"};
 
 struct ctl_bpf {
 	struct xdp_filter_bpf *skel; /* NULL when adopted from pins */
@@ -75,7 +77,8 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 		return NULL;
 	}
 	b->conf = (struct ctl_bpf_conf){.max_prefixes = pfx, .max_groups = grp};
-	b->cap_fd[C_FLAG] = b->cap_fd[C_RB] = -1;
+	for (int m = 0; m < C_NUM; m++)
+		b->cap_fd[m] = -1;
 	b->ncpus = libbpf_num_possible_cpus();
 	b->skel = xdp_filter_bpf__open();
 	if (b->skel == NULL) {
@@ -244,9 +247,23 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 		if (rc)
 			goto out;
 	}
-	/* The flip: one update of a single array element, which the program
-	 * reads once per packet. Packets already past that read finish on the
-	 * old half, which is left untouched until the next apply. */
+	/* The half's policies, with its rules, before the flip. */
+	if (b->cap_fd[C_HALF] >= 0) {
+		struct fwd_flt_half hv = {.generation = gen,
+					  .default_action = default_action,
+					  .non_ip_action = non_ip_action,
+					  .malformed_action = malformed_action,
+					  .redirect = redirect,
+					  .n_v6_lengths = img->n_v6_lengths};
+
+		if ((rc = bpf_map_update_elem(b->cap_fd[C_HALF], &half, &hv, BPF_ANY)))
+			goto out;
+	}
+	/* The flip: one update of a single array element, of which the
+	 * program reads only `active`, once per packet. Packets already past
+	 * that read finish on the old half, which is left untouched until the
+	 * next apply. The other fields are for an older program (no
+	 * flt_half), which reads them here. */
 	cfg.active = half;
 	cfg.generation = gen;
 	cfg.default_action = default_action;
@@ -766,9 +783,16 @@ uint32_t ctl_bpf_prog_id(const struct ctl_bpf *b)
 uint32_t ctl_bpf_generation(const struct ctl_bpf *b)
 {
 	struct fwd_flt_cfg cfg;
-	uint32_t zero = 0;
+	struct fwd_flt_half hv;
+	uint32_t zero = 0, half;
 
-	return bpf_map_lookup_elem(b->fd[M_CFG], &zero, &cfg) ? 0 : cfg.generation;
+	if (bpf_map_lookup_elem(b->fd[M_CFG], &zero, &cfg))
+		return 0;
+	/* The live half's, where the program reads it; else flt_cfg's. */
+	half = cfg.active & 1;
+	if (b->cap_fd[C_HALF] >= 0 && bpf_map_lookup_elem(b->cap_fd[C_HALF], &half, &hv) == 0)
+		return hv.generation;
+	return cfg.generation;
 }
 
 uint32_t ctl_bpf_query(const char *ifname, char *mode, size_t len)
@@ -953,7 +977,8 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 	}
 	b->prog_fd = fd;
 	b->ncpus = libbpf_num_possible_cpus();
-	b->cap_fd[C_FLAG] = b->cap_fd[C_RB] = -1;
+	for (int m = 0; m < C_NUM; m++)
+		b->cap_fd[m] = -1;
 	for (uint32_t i = 0; i < info.nr_map_ids && i < 64; i++) {
 		int mfd = bpf_map_get_fd_by_id(map_ids[i]);
 		struct bpf_map_info mi = {0};
