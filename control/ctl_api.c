@@ -831,7 +831,9 @@ json_t *ctl_api_health(const json_t *status)
 			      : "regionfwd does not run the current generation";
 	} else {
 		/* An --xdp-iface without the filter (not detached on purpose):
-		 * its traffic is unfiltered. */
+		 * its traffic is unfiltered. Named: the reason is what a pager
+		 * shows. */
+		static __thread char named[160];
 		const json_t *f = json_object_get(status, "filters"), *v;
 		size_t i;
 
@@ -841,10 +843,19 @@ json_t *ctl_api_health(const json_t *status)
 				   i, v)
 			if (!json_is_true(json_object_get(v, "ours"))) {
 				state = "degraded", code = 1;
-				why = "an --xdp-iface does not carry the XDP filter (status "
-				      "filters.interfaces)";
+				snprintf(named, sizeof(named),
+					 "--xdp-iface %s does not carry the XDP filter (status "
+					 "filters.interfaces)",
+					 json_string_value(json_object_get(v, "interface")));
+				why = named;
 				break;
 			}
+		if (code == 0 && json_is_true(json_object_get(f, "foreign_writer"))) {
+			state = "degraded", code = 1;
+			why = "the XDP filter's maps were written by another process (a second "
+			      "regiond?); the next change applied writes them again (status "
+			      "filters.foreign_writer)";
+		}
 	}
 	return json_pack("{s:s, s:i, s:s}", "state", state, "exit", code, "reason", why);
 }
@@ -1260,8 +1271,12 @@ static void h_filters_detach(struct ctl_api *api, const struct req *q, struct re
 	const struct ctl_ext *x = ctl_state_ext(api->st, "filters");
 
 	(void)q;
+	int rc = x->detach(x->arg);
+
 	r->status = 200;
-	r->body = json_pack("{s:b}", "detached", x->detach(x->arg) == 0);
+	/* pending: an interface out of this network namespace keeps the
+	 * program until it is back (ctl_filter_detach) */
+	r->body = json_pack("{s:b, s:b}", "detached", rc == 0, "pending", rc == -EINPROGRESS);
 }
 
 /* A capture being streamed to its client, and whose turn it is. */

@@ -826,6 +826,16 @@ int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode
 		return fwd_err_set(err, "", 0, "xdp", "no interface '%s'", ifname);
 	there = ctl_bpf_query(ifname, cur, sizeof(cur));
 	if (there == ours) {
+		/* Adopted, as an earlier start attached it: in generic mode
+		 * after an auto start fell back, which native must not take
+		 * (it said healthy, native asked, generic running). */
+		if (mode == CTL_XDP_NATIVE && strcmp(cur, "native") != 0)
+			return fwd_err_set(err, "", 0, "xdp",
+					   "--xdp-mode native, but %s carries the filter in %s "
+					   "mode (an earlier start fell back to it): detach it "
+					   "(regionctl filter detach) and start again, or run with "
+					   "--xdp-mode auto",
+					   ifname, cur);
 		snprintf(out, len, "%s", cur); /* adopted: already ours */
 		return 0;
 	}

@@ -37,6 +37,23 @@ struct ctl_filter {
 	/* An interface found without our program (removed and created again,
 	 * its program detached by hand): said once, re-attached when it can. */
 	int lost[CTL_FILTER_MAX_IFACES];
+	/* The ifindex each interface was claimed by (ctl_filter_claim's at
+	 * start), and the claim of a later one: an interface created again
+	 * has another ifindex, and a second regiond given it (by an altname,
+	 * say) could claim it, adopt our program and rewrite its rules. */
+	unsigned claimed_idx[CTL_FILTER_MAX_IFACES];
+	unsigned refused_idx[CTL_FILTER_MAX_IFACES]; /* said once per ifindex */
+	int reclaim_fd[CTL_FILTER_MAX_IFACES];
+	/* A detach that found an interface out of this network namespace
+	 * (moved, renamed): our program may still run there. It is taken off
+	 * when the interface is back; the pins stay until then. */
+	int pending_detach[CTL_FILTER_MAX_IFACES];
+	/* The generation this regiond last wrote into the maps, or found there
+	 * at start: another value there was written by someone else (a second
+	 * regiond that adopted the program), and re-applying over it every
+	 * second would be a fight, each side's rules in turn. */
+	uint32_t wrote_gen;
+	int foreign_writer;
 	struct rule_ids *ids;
 	/* The ids' names: written by an apply (under the state lock), read by
 	 * a capture's reader, which runs without it. */
@@ -344,6 +361,17 @@ struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n
 				    ifaces[i]);
 			goto fail;
 		}
+		for (unsigned j = 0; j < i; j++)
+			if (if_nametoindex(ifaces[j]) == idx) {
+				/* else the second claim by index named this very
+				 * regiond as "another regiond" */
+				fwd_err_set(
+					err, "", 0, "xdp",
+					"--xdp-iface %s and %s are the same interface "
+					"(ifindex %u: a name and its altname, say): give it once",
+					ifaces[j], ifaces[i], idx);
+				goto fail;
+			}
 		snprintf(byindex, sizeof(byindex), "if%u", idx);
 		if ((c->fd[c->n] = claim_name(ifaces[i], ifaces[i], err)) < 0)
 			goto fail;
@@ -388,6 +416,10 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		return NULL;
 	f->conf = *conf;
 	f->capturing = 0;
+	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++) {
+		f->reclaim_fd[i] = -1;
+		f->claimed_idx[i] = i < conf->nifaces ? if_nametoindex(conf->ifaces[i]) : 0;
+	}
 	f->ids = calloc(1, sizeof(*f->ids));
 	if (f->ids == NULL) {
 		fwd_err_set(err, "", 0, "filters", "out of memory");
@@ -420,6 +452,7 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	/* A capture flag a previous regiond left set (it stopped mid-capture)
 	 * would have the program copy drops nobody reads. */
 	ctl_bpf_capture(f->bpf, 0);
+	f->wrote_gen = ctl_bpf_generation(f->bpf);
 	for (; attached < conf->nifaces; attached++) {
 		if (ctl_bpf_attach(f->bpf, conf->ifaces[attached], conf->mode, f->mode[attached],
 				   sizeof(f->mode[attached]), err))
@@ -497,6 +530,8 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 		pthread_mutex_lock(&f->names_lock);
 		ids_commit(f->ids, fl, ids, (uint32_t)gen);
 		pthread_mutex_unlock(&f->names_lock);
+		f->wrote_gen = (uint32_t)gen;
+		f->foreign_writer = 0;
 	}
 out:
 	fwd_flt_image_free(img);
@@ -552,6 +587,8 @@ uint32_t ctl_filter_generation(const struct ctl_filter *f)
 	return ctl_bpf_generation(f->bpf);
 }
 
+static int detach_pending(const struct ctl_filter *f);
+
 json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 {
 	json_t *ifs = json_array(), *cnt = json_object(), *rules = json_object();
@@ -582,12 +619,22 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 					      "packets", (json_int_t)st.packets, "bytes",
 					      (json_int_t)st.bytes));
 	}
-	return json_pack("{s:I, s:I, s:b, s:b, s:s, s:s, s:o, s:o, s:o}", "program_id",
+	return json_pack("{s:I, s:I, s:b, s:b, s:b, s:b, s:s, s:s, s:o, s:o, s:o}", "program_id",
 			 (json_int_t)ctl_bpf_prog_id(f->bpf), "generation",
 			 (json_int_t)ctl_bpf_generation(f->bpf), "adopted", f->adopted != 0,
-			 "detached", f->detached != 0, "owner",
+			 "detached", f->detached != 0, "detach_pending", detach_pending(f),
+			 "foreign_writer", f->foreign_writer != 0, "owner",
 			 f->adopted == 2 ? "net_af_xdp" : "regiond", "pin_dir", f->conf.pin_dir,
 			 "interfaces", ifs, "counters", cnt, "rules", rules);
+}
+
+/* Whether a detach still waits for an interface to come back. */
+static int detach_pending(const struct ctl_filter *f)
+{
+	for (unsigned i = 0; i < f->conf.nifaces; i++)
+		if (f->pending_detach[i])
+			return 1;
+	return 0;
 }
 
 int ctl_filter_detach(struct ctl_filter *f)
@@ -595,12 +642,77 @@ int ctl_filter_detach(struct ctl_filter *f)
 	int rc = 0;
 
 	f->detached = 1;
-	for (unsigned i = 0; i < f->conf.nifaces; i++)
+	for (unsigned i = 0; i < f->conf.nifaces; i++) {
+		/* Not in this network namespace (moved, renamed): our program
+		 * may still run on it there. Answered "detached" with the pins
+		 * removed, the box stayed filtered there and came back so (a
+		 * probe); now it is said, and keep_attached() takes the program
+		 * off once the interface is back. */
+		if (if_nametoindex(f->conf.ifaces[i]) == 0) {
+			f->pending_detach[i] = 1;
+			continue;
+		}
 		if (ctl_bpf_detach(f->bpf, f->conf.ifaces[i]) && rc == 0)
 			rc = -ENOENT;
+	}
+	if (detach_pending(f))
+		return -EINPROGRESS; /* the pins stay until it is done */
 	if (f->adopted != 2)
 		ctl_bpf_unpin(f->conf.pin_dir);
 	return rc;
+}
+
+/* A detach that waited for interfaces: each one back takes our program
+ * off; the pins go when none is left to wait for. */
+static void finish_detach(struct ctl_filter *f)
+{
+	const uint32_t ours = ctl_bpf_prog_id(f->bpf);
+
+	if (!detach_pending(f))
+		return;
+	for (unsigned i = 0; i < f->conf.nifaces; i++) {
+		char mode[32];
+
+		if (!f->pending_detach[i] || if_nametoindex(f->conf.ifaces[i]) == 0)
+			continue;
+		if (ctl_bpf_query(f->conf.ifaces[i], mode, sizeof(mode)) == ours) {
+			ctl_bpf_detach(f->bpf, f->conf.ifaces[i]);
+			fwd_log(FWD_LOG_NOTICE,
+				"XDP filter taken off %s, back in this network namespace: the "
+				"detach is done there",
+				f->conf.ifaces[i]);
+		}
+		f->pending_detach[i] = 0;
+	}
+	if (!detach_pending(f) && f->adopted != 2)
+		ctl_bpf_unpin(f->conf.pin_dir);
+}
+
+/* Claim interface @i by its ifindex now, when it is not the one claimed:
+ * 0, or -1 with the refusal logged (another regiond holds it). */
+static int reclaim(struct ctl_filter *f, unsigned i, unsigned idx)
+{
+	struct fwd_err e = {0};
+	char byindex[24];
+	int fd;
+
+	if (idx == f->claimed_idx[i])
+		return 0;
+	snprintf(byindex, sizeof(byindex), "if%u", idx);
+	fd = claim_name(f->conf.ifaces[i], byindex, &e);
+	if (fd < 0) {
+		if (f->refused_idx[i] != idx)
+			fwd_log(FWD_LOG_WARNING,
+				"XDP filter: %s is back (ifindex %u), not attached again: %s",
+				f->conf.ifaces[i], idx, e.reason);
+		f->refused_idx[i] = idx;
+		return -1;
+	}
+	if (f->reclaim_fd[i] >= 0)
+		close(f->reclaim_fd[i]);
+	f->reclaim_fd[i] = fd;
+	f->claimed_idx[i] = idx;
+	return 0;
 }
 
 void ctl_filter_free(struct ctl_filter *f)
@@ -608,6 +720,9 @@ void ctl_filter_free(struct ctl_filter *f)
 	if (f == NULL)
 		return;
 	ctl_bpf_free(f->bpf);
+	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++)
+		if (f->reclaim_fd[i] >= 0)
+			close(f->reclaim_fd[i]);
 	pthread_mutex_destroy(&f->names_lock);
 	free(f->ids);
 	free(f);
@@ -633,6 +748,10 @@ static void keep_attached(struct ctl_filter *f)
 		struct fwd_err e = {0};
 
 		if (there == ours) {
+			/* back (renamed or moved away and back): say how it runs
+			 * again; status said "none" for good */
+			if (f->lost[i])
+				snprintf(f->mode[i], sizeof(f->mode[i]), "%s", mode);
 			f->lost[i] = 0;
 			continue;
 		}
@@ -651,6 +770,7 @@ static void keep_attached(struct ctl_filter *f)
 		f->lost[i] = 1;
 		snprintf(f->mode[i], sizeof(f->mode[i]), "none");
 		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0 &&
+		    reclaim(f, i, if_nametoindex(ifn)) == 0 &&
 		    ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->mode[i], sizeof(f->mode[i]), &e) ==
 			    0) {
 			fwd_log(FWD_LOG_NOTICE, "XDP filter attached again to %s in %s mode", ifn,
@@ -662,11 +782,32 @@ static void keep_attached(struct ctl_filter *f)
 
 static void filter_sync(void *arg, const struct fwd_table *t, uint64_t gen)
 {
+	struct ctl_filter *f = arg;
 	struct fwd_err e;
+	uint32_t there;
 
-	keep_attached(arg);
+	if (f->detached) {
+		finish_detach(f);
+		return;
+	}
+	keep_attached(f);
+	there = ctl_filter_generation(f);
+	if (there != f->wrote_gen) {
+		/* Someone else wrote the maps: not written over every second
+		 * (two regionds on one program swapped each other's rules,
+		 * both healthy); said, and left to the next change applied. */
+		if (!f->foreign_writer)
+			fwd_log(FWD_LOG_WARNING,
+				"XDP filter: its maps hold generation %u, which this regiond did "
+				"not write (it wrote %u): another process writes them (a second "
+				"regiond that adopted the program?); not writing over them until "
+				"the next change is applied; status says so",
+				there, f->wrote_gen);
+		f->foreign_writer = 1;
+		return;
+	}
 	/* Behind the current generation (a refused apply, a restart): retry. */
-	if (ctl_filter_generation(arg) != gen)
+	if (there != (uint32_t)gen)
 		ctl_filter_apply(arg, t, gen, &e);
 }
 

@@ -1098,6 +1098,7 @@ static const struct ans_field ans_prefixes[] = {
 
 static const struct ans_field ans_detach[] = {
 	{"detached", AT_BOOL},
+	{"pending", AT_BOOL | AT_OPT},
 	{0},
 };
 
@@ -3165,7 +3166,13 @@ static void print_confirmed(json_t *r, const char *unused)
 static void print_detached(json_t *r, const char *unused)
 {
 	(void)unused;
-	printf("%s\n", json_is_true(json_object_get(r, "detached")) ? "detached" : "not attached");
+	printf("%s\n",
+	       json_is_true(json_object_get(r, "detached")) ? "detached"
+	       : json_is_true(json_object_get(r, "pending"))
+		       ? "detached where the interfaces are; an --xdp-iface is not in "
+			 "regiond's network namespace: taken off when it is back (regionctl "
+			 "filter status)"
+		       : "not attached");
 }
 
 /* A generation's text (a positive integer, as regiond takes it) into

@@ -718,3 +718,171 @@ def test_explain_says_where_the_filter_is_enforced_now(tmp_path):
             for i in ("xfx0", "xfx2"):
                 subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
             subprocess.run(["rm", "-rf", pin])
+
+
+def bpf_map_value(path, key=0):
+    """The value bytes of array map @path (a pin) at @key."""
+    import json
+    out = subprocess.run(["bpftool", "-j", "map", "lookup", "pinned", path, "key",
+                          *[str(b) for b in key.to_bytes(4, "little")]],
+                         capture_output=True, text=True, check=True).stdout
+    return bytes(int(b, 16) for b in json.loads(out)["value"])
+
+
+def regiond_alone(box, tmp_path, n, *args):
+    """Another regiond beside @box's (its own state and API socket), started
+    with @args: the process, logging to rd{n}.log."""
+    return subprocess.Popen([REGIOND, "--dataplane", box.fwd_sock, "--api-socket", str(tmp_path / f"api{n}.sock"),
+                             "--state-dir", str(tmp_path / f"st{n}"), *args],
+                            stdout=open(tmp_path / f"rd{n}.log", "w"), stderr=subprocess.STDOUT)
+
+
+def test_an_interface_created_again_is_claimed_again(tmp_path):
+    """An interface is claimed by its ifindex at start; deleted and created
+    again it has another, and a second regiond given it by an altname was
+    let in: it adopted the first one's program, and the two rewrote each
+    other's rules every second, both healthy (a probe). The first now claims
+    the new ifindex before it attaches again, and the second is refused.
+    Two --xdp-iface naming one device are refused as that, where the second
+    claim named regiond itself as "another regiond"."""
+    pin, pin2 = "/sys/fs/bpf/rfwd-test-reclaim", "/sys/fs/bpf/rfwd-test-reclaim2"
+    for p in (pin, pin2):
+        subprocess.run(["rm", "-rf", p])
+    with netns.VethLab("rfwd-test-reclaim", [("xfr0", "xfr1")]) as lab:
+        box = Box(tmp_path, "reclaim", regiond_args=("--xdp-iface", "xfr0", "--bpf-pin-dir", pin))
+        second = None
+        try:
+            prog = xdp_prog("xfr0")
+            subprocess.run(["ip", "link", "del", "xfr0"], check=True)
+            subprocess.run(f"ip link add xfr0 type veth peer name xfr1 netns {lab.ns} && ip link set xfr0 up && "
+                           "ip link property add dev xfr0 altname xfralt", shell=True, check=True)
+            wait_for(lambda: xdp_prog("xfr0") == prog, timeout=20, what="the filter attached again")
+            second = regiond_alone(box, tmp_path, 1, "--xdp-iface", "xfralt", "--bpf-pin-dir", pin2)
+            assert second.wait(120) == 1, (tmp_path / "rd1.log").read_text()
+            log = (tmp_path / "rd1.log").read_text()
+            assert f"another regiond (pid {box.rd.pid}) manages the XDP filter on xfralt" in log, log
+            assert "adopted" not in log and xdp_prog("xfr0") == prog, log
+            box.rd.send_signal(signal.SIGTERM)
+            box.rd.wait(60)
+            second = regiond_alone(box, tmp_path, 2, "--xdp-iface", "xfr0", "--xdp-iface", "xfralt",
+                                   "--bpf-pin-dir", pin2)
+            assert second.wait(120) == 1, (tmp_path / "rd2.log").read_text()
+            log = (tmp_path / "rd2.log").read_text()
+            assert "--xdp-iface xfr0 and xfralt are the same interface" in log, log
+        finally:
+            if second and second.poll() is None:
+                second.terminate()
+                second.wait(30)
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfr0", "xdp", "off"])
+            for p in (pin, pin2):
+                subprocess.run(["rm", "-rf", p])
+
+
+def test_maps_written_by_another_are_said_not_fought(tmp_path):
+    """Two regionds on one program (one adopted the other's) each found the
+    maps' generation not theirs and wrote their own every second: the
+    rules on the wire alternated, both said healthy. A regiond now writes
+    over a generation it did not write only with the next change applied;
+    until then it says so (status filters.foreign_writer, health)."""
+    pin = "/sys/fs/bpf/rfwd-test-written"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-written", [("xfw0", "xfw1")]):
+        box = Box(tmp_path, "foreign", regiond_args=("--xdp-iface", "xfw0", "--bpf-pin-dir", pin))
+        try:
+            rc, _, err = box.ctl("apply", table(tmp_path, "f.yaml"))
+            assert rc == 0, err
+            gen = box.ctl("filter", "status", json_out=True)[1]["generation"]
+            half = bpf_map_value(f"{pin}/flt_cfg")[0] & 1
+            v = bpf_map_value(f"{pin}/flt_half", half)
+            subprocess.run(["bpftool", "map", "update", "pinned", f"{pin}/flt_half", "key",
+                            *[str(b) for b in half.to_bytes(4, "little")], "value",
+                            *[str(b) for b in (999).to_bytes(4, "little") + v[4:]]], check=True)
+            st = wait_for(lambda: (lambda s: s if s["foreign_writer"] else None)(
+                box.ctl("filter", "status", json_out=True)[1]), timeout=20, what="the foreign write said")
+            assert st["generation"] == 999
+            wait_for(lambda: box.status()["health"]["state"] == "degraded", timeout=20, what="health says it")
+            assert "another process" in box.status()["health"]["reason"]
+            time.sleep(3)  # not written over
+            assert box.ctl("filter", "status", json_out=True)[1]["generation"] == 999
+            assert "which this regiond did not write" in open(tmp_path / "regiond.log").read()
+            rc, _, err = box.ctl("apply", table(tmp_path, "g.yaml", extra=", 10.99.0.0/16"))
+            assert rc == 0, err
+            st = box.ctl("filter", "status", json_out=True)[1]
+            assert st["generation"] == gen + 1 and not st["foreign_writer"], st
+            wait_for(lambda: box.status()["health"]["state"] == "healthy", timeout=20, what="healthy again")
+        finally:
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfw0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin])
+
+
+def test_native_mode_refuses_an_adopted_generic_filter(tmp_path):
+    """An auto start that fell back to generic mode left the filter there;
+    a restart with --xdp-mode native adopted it as it was and said healthy,
+    where a fresh native start is refused. Refused now too, the filter left
+    attached as found."""
+    pin = "/sys/fs/bpf/rfwd-test-native"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-native", [("xfk0", "xfk1")]) as lab:
+        # a peer MTU native XDP on a veth refuses
+        subprocess.run(["ip", "link", "set", "xfk0", "mtu", "9000"], check=True)
+        lab.run_in_ns("ip link set xfk1 mtu 9000")
+        box = Box(tmp_path, "native", regiond_args=("--xdp-iface", "xfk0", "--bpf-pin-dir", pin))
+        second = None
+        try:
+            prog = xdp_prog("xfk0")
+            assert box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]["mode"] == "generic"
+            box.rd.send_signal(signal.SIGTERM)
+            box.rd.wait(60)
+            second = regiond_alone(box, tmp_path, 1, "--xdp-iface", "xfk0", "--bpf-pin-dir", pin,
+                                   "--xdp-mode", "native")
+            assert second.wait(120) == 1, (tmp_path / "rd1.log").read_text()
+            log = (tmp_path / "rd1.log").read_text()
+            assert "--xdp-mode native, but xfk0 carries the filter in generic mode" in log, log
+            assert xdp_prog("xfk0") == prog
+        finally:
+            if second and second.poll() is None:
+                second.terminate()
+                second.wait(30)
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfk0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin])
+
+
+def test_an_interface_away_and_back(tmp_path):
+    """Renamed away and back, the interface carried the filter again but
+    status said attached_as "none" for good. Moved to another network
+    namespace, a detach answered "not attached", removed the pins and left
+    the program running there: it came back filtered. Now the detach says
+    it waits for the interface, keeps the pins, and takes the program off
+    when the interface is back."""
+    pin = "/sys/fs/bpf/rfwd-test-away"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-away", [("xfv0", "xfv1")]) as lab:
+        box = Box(tmp_path, "away", regiond_args=("--xdp-iface", "xfv0", "--bpf-pin-dir", pin))
+        try:
+            prog = xdp_prog("xfv0")
+            mode = box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]["attached_as"]
+            subprocess.run(["ip", "link", "set", "xfv0", "name", "xfvz"], check=True)
+            wait_for(lambda: "xfv0 is gone" in open(tmp_path / "regiond.log").read(), timeout=20,
+                     what="regiond sees the interface gone")
+            subprocess.run(["ip", "link", "set", "xfvz", "name", "xfv0"], check=True)
+            wait_for(lambda: (lambda i: i["ours"] and i["attached_as"] == mode)(
+                box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]), timeout=20,
+                what=f"status says attached as {mode} again")
+            subprocess.run(["ip", "link", "set", "xfv0", "netns", lab.ns], check=True)
+            rc, out, err = box.ctl("filter", "detach")
+            assert rc == 0 and "taken off when it is back" in out, out + err
+            assert os.path.exists(f"{pin}/prog")
+            st = box.ctl("filter", "status", json_out=True)[1]
+            assert st["detached"] and st["detach_pending"], st
+            lab.run_in_ns("ip link set xfv0 netns 1")
+            subprocess.run(["ip", "link", "set", "xfv0", "up"], check=True)
+            wait_for(lambda: not os.path.exists(f"{pin}/prog"), timeout=20, what="the pins removed")
+            assert xdp_prog("xfv0") == 0 and prog != 0
+            assert "the detach is done there" in open(tmp_path / "regiond.log").read()
+        finally:
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfv0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin])
