@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,6 +67,58 @@ struct ctl_bpf {
 	uint32_t nv6keys[2];
 };
 
+/* What the kernel said of the last refusal on this thread ("Kernel error
+ * message: ..." in libbpf's output), for the refusal's own words. */
+static __thread char kernel_said[200];
+
+/* libbpf's messages go to regiond's log, not raw to stderr, and once while
+ * they repeat: a native attach the kernel kept refusing (a veth's peer MTU)
+ * printed its line every second with no timestamp or level (a probe).
+ * Debug output is dropped. */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	static __thread char prev[512];
+	static const char kmsg[] = "Kernel error message: ";
+	char buf[512];
+	const char *k;
+	size_t n;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if ((k = strstr(buf, kmsg)) != NULL)
+		snprintf(kernel_said, sizeof(kernel_said), "%s", k + sizeof(kmsg) - 1);
+	if (strcmp(prev, buf) == 0)
+		return 0;
+	snprintf(prev, sizeof(prev), "%s", buf);
+	fwd_log(level == LIBBPF_WARN ? FWD_LOG_WARNING : FWD_LOG_INFO, "libbpf: %s", buf);
+	return 0;
+}
+
+static void set_print(void)
+{
+	libbpf_set_print(libbpf_print);
+}
+
+static void route_libbpf(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, set_print);
+}
+
+/* " (the kernel: ...)" when it said why the last call failed, else "". */
+static const char *kernel_why(char *buf, size_t len)
+{
+	if (kernel_said[0] == '\0')
+		return "";
+	snprintf(buf, len, " (the kernel: %s)", kernel_said);
+	return buf;
+}
+
 struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *err)
 {
 	struct ctl_bpf *b = calloc(1, sizeof(*b));
@@ -72,6 +126,7 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 	uint32_t grp = conf->max_groups ? conf->max_groups : 1;
 	int rc;
 
+	route_libbpf();
 	if (b == NULL) {
 		fwd_err_set(err, "", 0, "filters", "out of memory");
 		return NULL;
@@ -857,23 +912,31 @@ int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode
 		}
 		close(ofd);
 	}
+	route_libbpf();
 	if (mode != CTL_XDP_GENERIC) {
+		char why[240];
+
 		/* XDP_FLAGS_REPLACE is not needed: one netlink update swaps the
 		 * program, so the interface is never unfiltered. */
+		kernel_said[0] = '\0';
 		rc = bpf_xdp_attach((int)idx, b->prog_fd, XDP_FLAGS_DRV_MODE, NULL);
 		if (rc == 0) {
 			snprintf(out, len, "native");
 			return 0;
 		}
 		if (mode == CTL_XDP_NATIVE)
-			return fwd_err_set(err, "", 0, "xdp", "native XDP on %s refused: %s",
-					   ifname, strerror(-rc));
+			return fwd_err_set(err, "", 0, "xdp", "native XDP on %s refused: %s%s",
+					   ifname, strerror(-rc), kernel_why(why, sizeof(why)));
 		snprintf(cur, sizeof(cur), "%s", strerror(-rc));
 	}
+	kernel_said[0] = '\0';
 	rc = bpf_xdp_attach((int)idx, b->prog_fd, XDP_FLAGS_SKB_MODE, NULL);
-	if (rc)
-		return fwd_err_set(err, "", 0, "xdp", "XDP on %s refused: %s", ifname,
-				   strerror(-rc));
+	if (rc) {
+		char why[240];
+
+		return fwd_err_set(err, "", 0, "xdp", "XDP on %s refused: %s%s", ifname,
+				   strerror(-rc), kernel_why(why, sizeof(why)));
+	}
 	if (mode == CTL_XDP_GENERIC)
 		snprintf(out, len, "generic");
 	else

@@ -43,6 +43,7 @@ struct ctl_filter {
 	 * say) could claim it, adopt our program and rewrite its rules. */
 	unsigned claimed_idx[CTL_FILTER_MAX_IFACES];
 	unsigned refused_idx[CTL_FILTER_MAX_IFACES]; /* said once per ifindex */
+	char attach_why[CTL_FILTER_MAX_IFACES][384]; /* the last failed attach's, said once */
 	int reclaim_fd[CTL_FILTER_MAX_IFACES];
 	/* A detach that found an interface out of this network namespace
 	 * (moved, renamed): our program may still run there. It is taken off
@@ -770,12 +771,23 @@ static void keep_attached(struct ctl_filter *f)
 		f->lost[i] = 1;
 		snprintf(f->mode[i], sizeof(f->mode[i]), "none");
 		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0 &&
-		    reclaim(f, i, if_nametoindex(ifn)) == 0 &&
-		    ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->mode[i], sizeof(f->mode[i]), &e) ==
-			    0) {
-			fwd_log(FWD_LOG_NOTICE, "XDP filter attached again to %s in %s mode", ifn,
-				f->mode[i]);
-			f->lost[i] = 0;
+		    reclaim(f, i, if_nametoindex(ifn)) == 0) {
+			if (ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->mode[i],
+					   sizeof(f->mode[i]), &e) == 0) {
+				fwd_log(FWD_LOG_NOTICE,
+					"XDP filter attached again to %s in %s mode", ifn,
+					f->mode[i]);
+				f->lost[i] = 0;
+				f->attach_why[i][0] = '\0';
+			} else if (strcmp(f->attach_why[i], e.reason) != 0) {
+				/* why, once while it stays the same (it was only
+				 * libbpf's raw line, every second) */
+				fwd_log(FWD_LOG_WARNING,
+					"XDP filter: attaching to %s again failed: %s", ifn,
+					e.reason);
+				snprintf(f->attach_why[i], sizeof(f->attach_why[i]), "%s",
+					 e.reason);
+			}
 		}
 	}
 }

@@ -886,3 +886,33 @@ def test_an_interface_away_and_back(tmp_path):
             box.stop()
             subprocess.run(["ip", "link", "set", "dev", "xfv0", "xdp", "off"])
             subprocess.run(["rm", "-rf", pin])
+
+
+def test_an_attach_the_kernel_keeps_refusing_is_said_once(tmp_path):
+    """With --xdp-mode native, an interface created again that native XDP
+    refuses (a veth whose peer's MTU is too large) was retried every second
+    and said only by libbpf's raw stderr line, each time, without the
+    kernel's reason anywhere regiond's own. Now regiond says once why, in
+    the kernel's words, and libbpf's line goes to its log once."""
+    pin = "/sys/fs/bpf/rfwd-test-refused"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-refused", [("xfu0", "xfu1")]) as lab:
+        box = Box(tmp_path, "refused", regiond_args=("--xdp-iface", "xfu0", "--bpf-pin-dir", pin,
+                                                     "--xdp-mode", "native"))
+        try:
+            subprocess.run(["ip", "link", "del", "xfu0"], check=True)
+            subprocess.run(f"ip link add xfu0 mtu 9000 type veth peer name xfu1 netns {lab.ns} && "
+                           "ip link set xfu0 up", shell=True, check=True)
+            lab.run_in_ns("ip link set xfu1 mtu 9000 up")
+            log = tmp_path / "regiond.log"
+            wait_for(lambda: "XDP filter: attaching to xfu0 again failed: native XDP on xfu0 refused" in
+                     log.read_text(), timeout=20, what="the refusal said")
+            time.sleep(3)  # three more tries
+            text = log.read_text()
+            assert text.count("attaching to xfu0 again failed") == 1, text[-3000:]
+            assert "(the kernel: " in text and text.count("Kernel error message") <= 1, text[-3000:]
+            assert box.status()["health"]["state"] == "degraded"
+        finally:
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfu0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin])
