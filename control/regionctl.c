@@ -3078,11 +3078,23 @@ static int cmd_apply(const struct opts *o, const struct ctl_call *c)
 	json_t *b;
 	int rc = 0;
 
+	const char *expected = opt_val(c, "--expected-generation");
+	unsigned long long v;
+
 	if ((rc = confirm_timeout(c, &confirm)))
 		return rc;
+	/* The generation the edit was made from, when the caller says it:
+	 * the current one read here only guards regionctl's own read-then-PUT
+	 * gap, and another client's change made since the caller read the
+	 * table was silently undone (a soak of concurrent clients). */
+	if (expected && whole_number(expected, 0, LLONG_MAX, &v))
+		return usage_error(c, "--expected-generation takes a generation >= 0, not '%s'",
+				   expected);
 	if ((b = doc_body(file, &rc)) == NULL)
 		return rc;
-	if ((rc = current_generation(o, &cur))) {
+	if (expected) {
+		cur = (long long)v;
+	} else if ((rc = current_generation(o, &cur))) {
 		json_decref(b);
 		return rc;
 	}
@@ -4726,6 +4738,10 @@ static const struct ctl_opt apply_opts[] = {
 	{.name = "--confirm-timeout",
 	 .arg = "S",
 	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
+	{.name = "--expected-generation",
+	 .arg = "N",
+	 .help = "refused (stale_generation) unless N is current (default: the one current "
+		 "when regionctl starts)"},
 	{0},
 };
 
@@ -5056,8 +5072,12 @@ static const struct ctl_cmd commands[] = {
 	 .min_args = 1,
 	 .max_args = 1,
 	 .summary = "make a table document the running table",
-	 .detail = "Sends the current generation as expected_generation: if someone else changed\n"
-		   "the table in between, it is refused (stale_generation); diff and apply again."},
+	 .detail = "Sends expected_generation: --expected-generation N, the generation the\n"
+		   "document was made from (read with 'regionctl status' beside 'show table'):\n"
+		   "refused (stale_generation) when anyone changed the table since. Without\n"
+		   "it, the generation current when regionctl starts, which only guards\n"
+		   "against a change between that read and the PUT. Refused: diff and apply\n"
+		   "again."},
 	{.name = "confirm",
 	 .run = cmd_confirm,
 	 .args = "[GEN]",

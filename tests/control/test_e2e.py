@@ -725,6 +725,29 @@ print(r.split()[1].decode())
     assert s["generation"]["id"] == 2 and s["dataplane"]["in_sync"]
 
 
+def test_apply_refuses_an_edit_of_an_older_generation(box, tmp_path):
+    """regionctl apply sent the generation current when it started, so an
+    edit of generation 1 applied after another client's generation 2
+    undid it without a word (a soak of concurrent clients). With
+    --expected-generation N, the generation the edit was made from, it is
+    refused; N current is applied; a bad N is a usage error."""
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(open(DEMO).read().replace(*SG_LOCAL))
+    b.write_text(open(DEMO).read().replace("{region: any, service: ntp, action: steer, to: local}",
+                                           "{region: any, service: ntp, action: drop}"))
+    base = box.status()["generation"]["id"]
+    rc, _, err = box.ctl("apply", str(a))
+    assert rc == 0, err
+    rc, out, err = box.ctl("apply", str(b), "--expected-generation", str(base))
+    assert rc == 1 and "stale_generation" in out + err, out + err
+    assert box.status()["generation"]["id"] == base + 1
+    rc, out, err = box.ctl("apply", str(b), "--expected-generation", str(base + 1))
+    assert rc == 0, out + err
+    assert box.status()["generation"]["id"] == base + 2
+    rc, out, err = box.ctl("apply", str(a), "--expected-generation", "two")
+    assert rc == 2 and "--expected-generation takes a generation >= 0, not 'two'" in err, out + err
+
+
 def test_oversized_body_and_tcp_token(tmp_path):
     token = tmp_path / "token"
     token.write_text("s3cret-token-0123456789\n")
