@@ -22,6 +22,13 @@ from refclass import ExactTable  # noqa: E402
 from scapy.all import IP, SCTP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, rdpcap, wrpcap  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The generator's counting is the same code in both builds; these runs of it
+# (big FIBs, a port down, partial bursts, links alike) take the sanitizer
+# stage a minute of two busy cores for no check of memory the others do not
+# make: the live loop, the wrong-link loop, crafted frames back (VLANs, LLDP,
+# no stamp), the low rates and the interrupted run stay in both.
+release_only = pytest.mark.skipif(os.environ.get("SANITIZE", "none") not in ("", "none"),
+                                  reason="release build only: the same counting runs under ASan in the others")
 DEMO = os.path.join(HERE, "..", "..", "docs", "examples", "demo-table.yaml")
 
 
@@ -169,6 +176,7 @@ def groups_table(path):
     return path
 
 
+@release_only
 def test_tables_past_65535_fib_groups_keep_every_prefix(tmp_path):
     """The generator's rte_fib and rte_fib6 had room for 65,535 groups
     whatever the table, and their adds went unchecked: past that, prefixes
@@ -345,6 +353,7 @@ def test_live_loop_through_regionfwd(tmp_path):
     assert_exact_receipt(live_loop(tmp_path, RING, 10000), 25000)
 
 
+@release_only
 @pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
 def test_live_loop_counts_partial_bursts_by_flow(tmp_path):
     """A transmit ring of 16 frames takes at most half of each 32-frame
@@ -385,6 +394,7 @@ def test_live_loop_catches_every_frame_on_the_wrong_link(tmp_path):
     assert r["stale"] == 0 and r["foreign"] == 0, r
 
 
+@release_only
 @pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
 def test_a_send_port_that_is_down_is_said(tmp_path):
     """A send port whose link was down (here: no carrier) took a ring's
@@ -416,6 +426,7 @@ SAME_WIRE_TABLE = ("regions: {a: {prefixes: [10.1.0.0/16]}, b: {prefixes: [10.2.
                    "           {region: b, service: any, action: steer, to: lb}]\n")
 
 
+@release_only
 def test_links_alike_on_the_wire_count_for_the_first(tmp_path):
     """Two links with one next-hop MAC and tag cannot be told apart by what
     comes back: the generator says so and counts both for the first. Frames
