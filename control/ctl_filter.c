@@ -37,6 +37,7 @@ struct ctl_filter {
 	/* An interface found without our program (removed and created again,
 	 * its program detached by hand): said once, re-attached when it can. */
 	int lost[CTL_FILTER_MAX_IFACES];
+	uint32_t lost_to[CTL_FILTER_MAX_IFACES]; /* the other program's id, when lost to one */
 	/* The ifindex each interface was claimed by (ctl_filter_claim's at
 	 * start), and the claim of a later one: an interface created again
 	 * has another ifindex, and a second regiond given it (by an altname,
@@ -756,19 +757,27 @@ static void keep_attached(struct ctl_filter *f)
 			f->lost[i] = 0;
 			continue;
 		}
-		if (!f->lost[i] && there == 0 && if_nametoindex(ifn) == 0)
+		/* Said when what it lacks changes: 1 gone, 2 no program, 3 another
+		 * one (of id lost_to). A gone interface back with someone else's
+		 * program kept saying "gone" (a probe); one back without a
+		 * program is attached again at once, which is said below. */
+		const int now = there ? 3 : if_nametoindex(ifn) == 0 ? 1 : 2;
+
+		if (now == 1 && f->lost[i] != 1)
 			/* not "carries no program": there is no interface to carry one */
 			fwd_log(FWD_LOG_WARNING,
 				"XDP filter: %s is gone (no such interface): attached again once "
 				"it exists; status says so",
 				ifn);
-		else if (!f->lost[i])
+		else if ((now == 2 && f->lost[i] != 2 && f->lost[i] != 1) ||
+			 (now == 3 && (f->lost[i] != 3 || f->lost_to[i] != there)))
 			fwd_log(FWD_LOG_WARNING, "XDP filter: %s carries %s%.0u: %s", ifn,
 				there ? "another program, id " : "no program", there,
 				there		  ? "left alone; status says so"
 				: f->adopted == 2 ? "the fast path's AF_XDP port attaches it"
 						  : "attaching it again");
-		f->lost[i] = 1;
+		f->lost[i] = now;
+		f->lost_to[i] = there;
 		snprintf(f->mode[i], sizeof(f->mode[i]), "none");
 		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0 &&
 		    reclaim(f, i, if_nametoindex(ifn)) == 0) {

@@ -916,3 +916,32 @@ def test_an_attach_the_kernel_keeps_refusing_is_said_once(tmp_path):
             box.stop()
             subprocess.run(["ip", "link", "set", "dev", "xfu0", "xdp", "off"])
             subprocess.run(["rm", "-rf", pin])
+
+
+def test_a_gone_interface_back_with_another_program_is_said(tmp_path):
+    """An --xdp-iface deleted, then created again carrying someone else's
+    program: the log's last word stayed "is gone ... attached again once it
+    exists" (status and health were right). Now the other program is said."""
+    pin = "/sys/fs/bpf/rfwd-test-backother"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-backother", [("xfo0", "xfo1")]) as lab:
+        box = Box(tmp_path, "backother", regiond_args=("--xdp-iface", "xfo0", "--bpf-pin-dir", pin))
+        log = tmp_path / "regiond.log"
+        try:
+            subprocess.run(["ip", "link", "del", "xfo0"], check=True)
+            wait_for(lambda: "xfo0 is gone" in log.read_text(), timeout=20, what="the log says gone")
+            box.rd.send_signal(signal.SIGSTOP)  # so that it cannot attach ours first
+            try:
+                subprocess.run(f"ip link add xfo0 type veth peer name xfo1 netns {lab.ns} && ip link set xfo0 up",
+                               shell=True, check=True)
+                other = foreign_xdp(tmp_path, "xfo0")
+            finally:
+                box.rd.send_signal(signal.SIGCONT)
+            wait_for(lambda: f"XDP filter: xfo0 carries another program, id {other}: left alone" in log.read_text(),
+                     timeout=20, what="the other program said")
+            assert xdp_prog("xfo0") == other
+        finally:
+            box.rd.send_signal(signal.SIGCONT)
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfo0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin])
