@@ -25,6 +25,13 @@
  * the sizes here are what an object loaded by someone else gets (DPDK's
  * net_af_xdp with xdp_prog=): 4,096 IPv4 groups and 65,536 prefixes per half. */
 
+/* 1 when regiond's loader loaded this program (set before load: a frozen
+ * constant, so the verifier drops the test of it below and nothing runs
+ * per packet); 0 in an object someone else loads (DPDK's net_af_xdp with
+ * xdp_prog=). How a regiond whose pins are gone tells its own program on
+ * an interface from the fast path's (control/ctl_filter.c). */
+const volatile __u32 loaded_by_regiond = 0;
+
 /* Which half is live, and the policies for what matches nothing. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -279,7 +286,7 @@ int xdp_filter(struct xdp_md *ctx)
 	struct fwd_pkt p;
 	int rc, action;
 
-	if (cfg == NULL)
+	if (cfg == NULL || loaded_by_regiond > 1) /* the latter never: see its definition */
 		return XDP_PASS; /* not configured: fail open */
 	/* The one read of flt_cfg (volatile: one load, never taken again
 	 * later): everything else this packet is decided by is of the same

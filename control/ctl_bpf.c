@@ -62,6 +62,9 @@ struct ctl_bpf {
 	/* ctl_bpf_open_pinned(): the pin directory, flock'ed for as long as
 	 * this handle lives (0: none), and whether this start made it */
 	int dir_lock, made_dir;
+	/* The program's loaded_by_regiond (bpf/xdp_filter.bpf.c): 1 when a
+	 * regiond loaded it, 0 for another loader's or an older regiond's. */
+	int by_regiond;
 	/* IPv6 keys written into each half, to delete them before reuse. */
 	struct fwd_flt_v6_key *v6keys[2];
 	uint32_t nv6keys[2];
@@ -141,6 +144,8 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 			    strerror(errno));
 		goto fail;
 	}
+	b->skel->rodata->loaded_by_regiond = 1;
+	b->by_regiond = 1;
 	if ((rc = bpf_map__set_max_entries(b->skel->maps.flt_v4_tbl8, 2 * grp * 256)) ||
 	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_v6, 2 * pfx)) ||
 	    (rc = bpf_map__set_max_entries(b->skel->maps.flt_prefix_rule, 2 * pfx)) ||
@@ -1076,6 +1081,18 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 				b->cap_fd[m] = mfd;
 				used = 1;
 			}
+		/* The read-only data ("xdp_filt.rodata"): who loaded it. */
+		if (!used && strlen(mi.name) > 7 &&
+		    strcmp(mi.name + strlen(mi.name) - 7, ".rodata") == 0 &&
+		    mi.value_size >= sizeof(struct xdp_filter_bpf__rodata) &&
+		    mi.value_size <= 4096) {
+			uint8_t ro[4096];
+			uint32_t zero = 0;
+
+			if (bpf_map_lookup_elem(mfd, &zero, ro) == 0)
+				b->by_regiond = ((const struct xdp_filter_bpf__rodata *)ro)
+							->loaded_by_regiond == 1;
+		}
 		if (!used)
 			close(mfd);
 	}
@@ -1096,6 +1113,52 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 	b->conf.max_groups = map_max(b->fd[M_TBL8]) / 512;
 	b->conf.max_prefixes = map_max(b->fd[M_PREFIX_RULE]) / 2;
 	return b;
+}
+
+int ctl_bpf_loaded_by_regiond(const struct ctl_bpf *b)
+{
+	return b->by_regiond;
+}
+
+int ctl_bpf_repin(struct ctl_bpf *b, const char *dir, struct fwd_err *err)
+{
+	char p[512];
+	int pinned = 0;
+
+	if (ensure_bpffs(dir, err))
+		return -EINVAL;
+	if (mkdir(dir, 0700) == 0)
+		b->made_dir = 1;
+	else if (errno != EEXIST)
+		return fwd_err_set(err, "", 0, "filters",
+				   "cannot create %s: %s (is bpffs mounted?)", dir,
+				   strerror(errno));
+	if (lock_dir(b, dir, err))
+		return -EBUSY;
+	for (int i = 0; i < NPINS; i++) {
+		struct stat st;
+
+		pin_path(p, sizeof(p), dir, pin_name(i));
+		if (lstat(p, &st) == 0)
+			return fwd_err_set(err, "", 0, "filters",
+					   "%s is there, but %s/prog is not: not regiond's to "
+					   "replace; remove it if it is a leftover, or use another "
+					   "--bpf-pin-dir",
+					   p, dir);
+	}
+	for (; pinned < NPINS; pinned++) {
+		int obj = pinned == 0	    ? b->prog_fd
+			  : pinned <= M_NUM ? b->fd[pinned - 1]
+					    : b->cap_fd[pinned - 1 - M_NUM];
+
+		pin_path(p, sizeof(p), dir, pin_name(pinned));
+		if (obj >= 0 && bpf_obj_pin(obj, p)) {
+			fwd_err_set(err, "", 0, "filters", "cannot pin %s: %s", p, strerror(errno));
+			unlink_pins(dir, pinned);
+			return -EIO;
+		}
+	}
+	return 0;
 }
 
 int ctl_bpf_capture(struct ctl_bpf *b, int on)

@@ -111,6 +111,16 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
  */
 struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err);
 
+/** Whether a regiond loaded the program of @b (its loaded_by_regiond):
+ *  one found attached without pins is then a regiond's whose pins are
+ *  gone, not the fast path's. */
+int ctl_bpf_loaded_by_regiond(const struct ctl_bpf *b);
+
+/** Pin @b's program and maps into @dir (which holds none of them), and
+ *  lock it as ctl_bpf_open_pinned() does: 0, or a negative errno with
+ *  @err. */
+int ctl_bpf_repin(struct ctl_bpf *b, const char *dir, struct fwd_err *err);
+
 /** Verdict counters summed over CPUs. */
 int ctl_bpf_counters(const struct ctl_bpf *b, uint64_t out[FWD_FLT_CNT_MAX]);
 

@@ -444,6 +444,20 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 		    ctl_bpf_query(conf->ifaces[0], mode, sizeof(mode)) &&
 		    (f->bpf = ctl_bpf_open_attached(conf->ifaces[0], &ignore)) != NULL)
 			f->adopted = 2;
+		/* A regiond's program whose pins are gone (a bpffs that died
+		 * with a mount namespace, a hand's rm): it was taken for the
+		 * fast path's, and never attached again to an interface created
+		 * again (a probe). It is ours: pinned again and adopted. */
+		if (f->adopted == 2 && ctl_bpf_loaded_by_regiond(f->bpf)) {
+			if (ctl_bpf_repin(f->bpf, conf->pin_dir, err))
+				goto fail;
+			f->adopted = 1;
+			fwd_log(FWD_LOG_NOTICE,
+				"XDP filter: the program on %s is a regiond's whose pins are gone "
+				"(a bpffs mounted in a mount namespace that ended?): pinned again "
+				"in %s",
+				conf->ifaces[0], conf->pin_dir);
+		}
 	}
 	if (f->bpf == NULL) {
 		f->bpf = ctl_bpf_open_pinned(&conf->sizes, conf->pin_dir, &f->adopted, err);

@@ -945,3 +945,38 @@ def test_a_gone_interface_back_with_another_program_is_said(tmp_path):
             box.stop()
             subprocess.run(["ip", "link", "set", "dev", "xfo0", "xdp", "off"])
             subprocess.run(["rm", "-rf", pin])
+
+
+def test_a_regionds_filter_whose_pins_are_gone_is_its_own(tmp_path):
+    """A regiond whose pins were gone (a bpffs mounted in a mount namespace
+    that ended with it: `ip netns exec` gives one) found its own program on
+    the interface, took it for the fast path's AF_XDP program, and never
+    attached it again to the interface created again: unfiltered until a
+    restart. The program now says who loaded it: pinned again, adopted,
+    and attached again when the interface comes back."""
+    pin = "/sys/fs/bpf/rfwd-test-repin"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-repin", [("xfp0", "xfp1")]) as lab:
+        box = Box(tmp_path, "repin", regiond_args=("--xdp-iface", "xfp0", "--bpf-pin-dir", pin))
+        second = None
+        try:
+            prog = xdp_prog("xfp0")
+            box.rd.send_signal(signal.SIGTERM)
+            box.rd.wait(60)
+            subprocess.run(["rm", "-rf", pin], check=True)
+            second = regiond_alone(box, tmp_path, 1, "--xdp-iface", "xfp0", "--bpf-pin-dir", pin)
+            log = tmp_path / "rd1.log"
+            wait_for(lambda: "whose pins are gone" in log.read_text(), timeout=60, what="the program pinned again")
+            assert os.path.exists(f"{pin}/prog") and xdp_prog("xfp0") == prog
+            assert "adopted from the fast path's" not in log.read_text()
+            subprocess.run(["ip", "link", "del", "xfp0"], check=True)
+            subprocess.run(f"ip link add xfp0 type veth peer name xfp1 netns {lab.ns} && ip link set xfp0 up",
+                           shell=True, check=True)
+            wait_for(lambda: xdp_prog("xfp0") == prog, timeout=20, what="the filter attached again")
+        finally:
+            if second and second.poll() is None:
+                second.terminate()
+                second.wait(30)
+            box.stop()
+            subprocess.run(["ip", "link", "set", "dev", "xfp0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin])
