@@ -15,6 +15,7 @@
 #define CTL_API_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 
 #include "ctl_state.h"
@@ -58,6 +59,10 @@ struct ctl_api_conf {
 	 * while the API runs); NULL in single-box mode (404 not_fleet). */
 	const struct ctl_rdriver_conf *rollouts;
 	struct ctl_rdriver *rollout_driver;
+	/* Set by the caller's SIGTERM handler (NULL: none): once it is set,
+	 * every new write is refused 503 stopping, as after ctl_api_stop()
+	 * began, without waiting for the caller's loop to notice it. */
+	const volatile sig_atomic_t *stop_flag;
 };
 
 struct ctl_api;

@@ -51,6 +51,7 @@ static const unsigned char reason_exit[FWD_R_MAX] = {
 	[FWD_R_NOT_FLEET] = CTL_EXIT_REFUSED,
 	[FWD_R_ROLLOUT_ABORTED] = CTL_EXIT_REFUSED,
 	[FWD_R_INTERNAL] = CTL_EXIT_FAILED,
+	[FWD_R_STOPPING] = CTL_EXIT_UNREACHABLE, /* nothing changed; try again */
 };
 
 enum ctl_exit ctl_exit_code(enum fwd_reason r)

@@ -52,6 +52,7 @@ static const unsigned short reason_http[FWD_R_MAX] = {
 	[FWD_R_NOT_FLEET] = 404,
 	[FWD_R_ROLLOUT_ABORTED] = 409,
 	[FWD_R_INTERNAL] = 500,
+	[FWD_R_STOPPING] = 503, /* nothing changed: try again once regiond is back */
 };
 
 int ctl_http_status(enum fwd_reason r)

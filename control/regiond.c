@@ -1234,6 +1234,7 @@ static int start_api(struct regiond *d)
 	d->conf.max_body = (size_t)d->o.max_body;
 	d->conf.max_buffered = d->o.max_buffered > SIZE_MAX ? SIZE_MAX : (size_t)d->o.max_buffered;
 	d->conf.min_body_rate = d->o.min_body_rate;
+	d->conf.stop_flag = &quit; /* writes refused from the signal on, not the next tick */
 	snprintf(dir, sizeof(dir), "%s", d->conf.unix_path);
 	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
 		*strrchr(dir, '/') = '\0';
