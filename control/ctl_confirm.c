@@ -117,6 +117,21 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, uint64_t want, int *already, s
 			     "no apply awaits confirmation");
 		return 0;
 	}
+	/* Past the deadline (confirm_by was the last second a confirmation
+	 * is taken) the change is given up: its revert is due, or retried
+	 * while regionfwd does not answer. Taken then, a confirm kept the
+	 * change the deadline had given up, and the failed revert's alarm
+	 * stayed up until some later change (a soak, regionfwd killed across
+	 * the deadline). */
+	if (ctl_confirm_due(st)) {
+		fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, want ? "generation" : "",
+			     "generation %" PRIu64 " was not confirmed in time (by %" PRId64
+			     "): its revert to generation %" PRIu64 " is %s; nothing changed",
+			     gen, st->confirm_deadline, st->revert_to,
+			     st->revert_tried_ms ? "retried every second until regionfwd answers"
+						 : "due");
+		return 0;
+	}
 	/* Armed with a write-ahead record a crash left undecided: the change
 	 * may yet be dropped, and "kept" would be a promise about a
 	 * generation that never becomes current (a review). */

@@ -932,6 +932,47 @@ def test_confirm_refuses_a_bad_generation(box, tmp_path):
     assert box.status()["confirm"]["generation"] == 2
 
 
+def test_a_confirm_after_the_deadline_is_refused_while_the_revert_waits(tmp_path, request):
+    """A soak: regionfwd stopped (or killed) across a commit-confirm
+    deadline, so the revert failed and was retried; a confirm sent seconds
+    after confirm_by was taken, the change stayed, and the revert's alarm
+    stayed up (health degraded, regiond_alarm 1) until some later change.
+    confirm_by is the last second a confirmation is taken: after it the
+    confirm is refused (409 nothing_to_confirm, nothing changed), and once
+    regionfwd answers the revert runs and its alarm clears."""
+    b = Box(tmp_path, request.node.name[:20], regiond_args=["--dataplane-timeout", "1000"])
+    try:
+        doc = open(DEMO).read().replace(*SG_LOCAL)
+        code, r = b.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1, "confirm_timeout_s": 2})
+        assert code == 200, r
+        g, by = r["generation"]["id"], r["confirm_by"]
+        os.kill(b.fwd.pid, signal.SIGSTOP)
+        wait_for(lambda: "failed" in (b.status()["alarm"] or ""), timeout=30, what="the revert failing")
+        assert time.time() >= by + 1
+        for body in ({"generation": g}, {}):
+            code, c = b.http("POST", "/v1/confirm", body)
+            assert code == 409 and c["error"]["code"] == "nothing_to_confirm", (body, c)
+            assert c["error"]["reason"] == (
+                f"generation {g} was not confirmed in time (by {by}): its revert to generation 1 is "
+                "retried every second until regionfwd answers; nothing changed"), (body, c)
+        s = b.status()
+        assert s["confirm"]["generation"] == g and s["generation"]["id"] == g, s
+        os.kill(b.fwd.pid, signal.SIGCONT)
+        wait_for(lambda: (lambda s: s["alarm"] is None and s["confirm"] is None and s["dataplane"]["in_sync"] and
+                          s["generation"]["id"] > g)(b.status()), timeout=30, what="the revert, its alarm cleared")
+        h = b.ctl("history", json_out=True)[1]["history"]
+        assert h[0]["comment"] == f"automatic revert: generation {g} was not confirmed in time", h[0]
+        assert h[0]["hash"] == h[-1]["hash"]  # generation 1's table again
+        code, c = b.http("POST", "/v1/confirm", {"generation": g})
+        assert code == 409 and f"{g} was reverted at its deadline, by generation {h[0]['id']}" in \
+            c["error"]["reason"], c
+        assert b.status()["health"]["state"] == "healthy"
+    finally:
+        if b.fwd.poll() is None:
+            os.kill(b.fwd.pid, signal.SIGCONT)
+        b.stop()
+
+
 def test_link_commands(steady_box, tmp_path):
     """regionctl link down|up|drain|weight: a PATCH of the table, so validated
     (residency included), audited, and commit-confirm capable."""
