@@ -383,6 +383,20 @@ static int confirm_pending(struct ctl_state *st, struct reply *r)
 	return 1;
 }
 
+/* A stale expected_generation is answered before the change is validated,
+ * by every write that takes one (PUT, PATCH, prefixes, rollback): a PATCH
+ * once checked its changes against a table its writer had not read and
+ * answered 422 where PUT answered 409 stale_generation. */
+static int stale(const struct ctl_state *st, int64_t expected, struct reply *r)
+{
+	struct fwd_err e;
+
+	if (ctl_state_check_expected(st, expected, &e) == 0)
+		return 0;
+	reply_err(r, &e);
+	return 1;
+}
+
 static json_t *gen_json(const struct ctl_gen *g)
 {
 	char h[17];
@@ -471,7 +485,7 @@ static void h_put_table(struct ctl_api *api, const struct req *q, struct reply *
 			     "replaces (0 for none)");
 		goto out;
 	}
-	if (confirm_pending(api->st, r))
+	if (confirm_pending(api->st, r) || stale(api->st, expected, r))
 		goto out;
 	if (confirm > 0 && ctl_state_current(api->st) == NULL) {
 		/* Nothing to go back to: the revert could not keep its promise. */
@@ -510,12 +524,12 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		reply_simple(r, FWD_R_BAD_REQUEST, "changes", "'changes' must be a non-empty list");
 		goto out;
 	}
+	if (confirm_pending(api->st, r) || stale(api->st, expected, r))
+		goto out;
 	if (api->st->table == NULL) {
 		reply_simple(r, FWD_R_NO_TABLE, "", "there is no table to change yet; PUT one");
 		goto out;
 	}
-	if (confirm_pending(api->st, r))
-		goto out;
 	m = ctl_model(api->st->table);
 	m0 = m ? json_deep_copy(m) : NULL;
 	if (m == NULL || m0 == NULL) {
@@ -567,6 +581,13 @@ static void h_prefixes(struct ctl_api *api, const struct req *q, struct reply *r
 		return;
 	}
 	if (ctl_prefixes_parse(q->body, q->len, st->table, &pq, &e)) {
+		/* A change refused (a region a concurrent PUT removed): what
+		 * every write checks first comes first, a stale generation
+		 * included. A malformed body stays 400: it has no generation. */
+		if (e.reason_code != FWD_R_BAD_REQUEST && e.reason_code != FWD_R_INTERNAL &&
+		    (confirm_pending(st, r) ||
+		     stale(st, ctl_prefixes_expected(q->body, q->len), r)))
+			return;
 		reply_err(r, &e);
 		return;
 	}
@@ -660,7 +681,7 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 	    opt_int(b, "generation", 1, INT64_MAX, &gen, r) ||
 	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r))
 		goto out;
-	if (confirm_pending(api->st, r))
+	if (confirm_pending(api->st, r) || stale(api->st, expected, r))
 		goto out;
 	if (gen)
 		to = ctl_state_find(api->st, (uint64_t)gen);

@@ -632,3 +632,28 @@ void ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap)
 		more = next(&s, '}');
 	}
 }
+
+int64_t ctl_prefixes_expected(const char *body, size_t len)
+{
+	struct fwd_err ignored;
+	struct scan s = {.p = body, .end = body + len, .start = body, .e = &ignored};
+	char key[48];
+	int64_t v;
+	int k, c, is_int, more = 1;
+
+	if (lit(&s, '{') || ws_peek(&s) == '}')
+		return -1;
+	while (more > 0 && (k = field(&s, body_keys, key, sizeof(key))) != -2) {
+		if (k == 0) {
+			c = ws_peek(&s);
+			if ((c != '-' && (c < '0' || c > '9')) || number(&s, &v, &is_int) ||
+			    !is_int || v < 0)
+				return -1;
+			return v;
+		}
+		if (skip(&s, 1))
+			return -1;
+		more = next(&s, '}');
+	}
+	return -1;
+}

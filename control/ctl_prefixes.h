@@ -58,4 +58,10 @@ void ctl_prefixes_locate(const char *body, size_t len, struct fwd_err *e);
  *  without reading the rest into memory: for the log of a refused batch. */
 void ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap);
 
+/** The "expected_generation" of @body when it is a non-negative integer,
+ *  else -1 (none, or not JSON), without reading the rest into memory: a
+ *  batch ctl_prefixes_parse() refused for a change it names is first
+ *  checked for a stale generation, as every write is (docs/api.md). */
+int64_t ctl_prefixes_expected(const char *body, size_t len);
+
 #endif /* CTL_PREFIXES_H */

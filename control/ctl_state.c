@@ -1792,7 +1792,7 @@ int64_t ctl_state_revert(struct ctl_state *st, const char *doc, size_t len, cons
 
 /* What every change checks first: the writer's expected generation, and no
  * pending record left by a crash. @return 0, or -1 with @e. */
-static int precheck(const struct ctl_state *st, int64_t expected, struct fwd_err *e)
+int ctl_state_check_expected(const struct ctl_state *st, int64_t expected, struct fwd_err *e)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 
@@ -1803,6 +1803,13 @@ static int precheck(const struct ctl_state *st, int64_t expected, struct fwd_err
 			     cur ? cur->id : 0, expected);
 		return -1;
 	}
+	return 0;
+}
+
+static int precheck(const struct ctl_state *st, int64_t expected, struct fwd_err *e)
+{
+	if (ctl_state_check_expected(st, expected, e))
+		return -1;
 	if (st->has_pending) {
 		/* Left by a crash: regionfwd may or may not run it, and only its
 		 * answer tells (ctl_state_sync). Until then nothing is stacked on it. */

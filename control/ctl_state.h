@@ -393,6 +393,15 @@ void ctl_state_prepared_drop(const struct ctl_state *st);
 int64_t ctl_state_apply_noop(struct ctl_state *st, int64_t expected, struct fwd_err *e);
 
 /**
+ * The writer's @expected generation (-1: none given) against the current
+ * one: FWD_R_STALE_GENERATION in @e when it is not. Every write that takes
+ * expected_generation asks this before it validates its change: a writer
+ * at a stale generation hears that, not what its change would break in a
+ * table it has not read. Called as a write. @return 0, or -1 with @e.
+ */
+int ctl_state_check_expected(const struct ctl_state *st, int64_t expected, struct fwd_err *e);
+
+/**
  * Make @doc the new generation.
  * @param expected  the generation the writer based its change on, or -1
  * @param push      0: record without pushing (start-up, no dataplane yet)

@@ -702,6 +702,57 @@ def test_patch_prefix_refusals_name_the_change(box):
     assert e["region"] == "oregon", e
 
 
+def test_a_stale_writer_hears_stale_generation_before_its_change_is_checked(box):
+    """A soak: a client at generation 2 retried the removal of a prefix
+    another client had removed since (generation 3): PATCH answered 422
+    invalid_change (its changes checked against a table its writer had not
+    read), where PUT and POST /v1/prefixes answered 409 stale_generation.
+    Every write that takes expected_generation answers a stale one first,
+    before its change is validated: PATCH, a prefixes batch naming a
+    region that is gone, a rollback to a generation that is not there, a
+    PUT of an invalid document. A malformed request is still 400."""
+    code, r = box.http("POST", "/v1/prefixes", {"expected_generation": 1,
+                                                "changes": [{"region": "brazil", "add": ["10.5.0.0/24"]}]})
+    assert code == 200 and r["generation"] == 2, r
+    code, r = box.http("POST", "/v1/prefixes", {"expected_generation": 2,
+                                                "changes": [{"region": "brazil", "remove": ["10.5.0.0/24"]}]})
+    assert code == 200 and r["generation"] == 3, r
+    h = box.ctl("history", json_out=True)[1]["history"]
+    gone = {"op": "remove_prefixes", "region": "brazil", "prefixes": ["10.5.0.0/24"]}
+    stale = [
+        ("PATCH", "/v1/table", {"expected_generation": 2, "changes": [gone]}),
+        ("PATCH", "/v1/table", {"expected_generation": 2, "changes": [
+            {"op": "set_link_state", "link": "to-nowhere", "state": "down"}]}),
+        ("POST", "/v1/prefixes", {"expected_generation": 2,
+                                  "changes": [{"region": "brazil", "remove": ["10.5.0.0/24"]}]}),
+        # expected_generation after the change it refuses: read first all the same
+        ("POST", "/v1/prefixes", {"changes": [{"region": "atlantis", "add": ["10.6.0.0/24"]}],
+                                  "expected_generation": 2}),
+        ("POST", "/v1/rollback", {"expected_generation": 2, "generation": 99}),
+        ("PUT", "/v1/table", {"expected_generation": 2,
+                              "document": "version: 1\nregions: {x: {prefixes: [10.1.2.3/8]}}\n"}),
+    ]
+    for method, path, body in stale:
+        code, r = box.http(method, path, body)
+        assert code == 409 and r["error"]["code"] == "stale_generation", (method, body, r)
+        assert r["error"]["path"] == "expected_generation" and r["error"]["reason"] == (
+            "the table is at generation 3, not 2; read it again and redo the change"), (method, body, r)
+    # At the current generation each is refused for what it is.
+    code, r = patch(box, 3, gone)
+    assert code == 422 and r["error"]["code"] == "invalid_change", r
+    code, r = box.http("POST", "/v1/prefixes", {"changes": [{"region": "atlantis", "add": ["10.6.0.0/24"]}],
+                                                "expected_generation": 3})
+    assert code == 422 and r["error"]["code"] == "invalid_delta", r
+    code, r = box.http("POST", "/v1/rollback", {"expected_generation": 3, "generation": 99})
+    assert code == 404 and r["error"]["code"] == "unknown_generation", r
+    # Malformed, whatever its generation: 400, the request has no meaning to compare.
+    for method, path, body in (("PATCH", "/v1/table", {"expected_generation": 2, "changes": []}),
+                               ("POST", "/v1/prefixes", {"expected_generation": 2, "changes": [{"region": 5}]})):
+        code, r = box.http(method, path, body)
+        assert code == 400 and r["error"]["code"] == "bad_request", (method, body, r)
+    assert box.ctl("history", json_out=True)[1]["history"] == h
+
+
 def test_two_concurrent_writers(box, tmp_path):
     """Both read generation 1; the second to write is refused and must re-read."""
     a = open(DEMO).read().replace(*SG_LOCAL)
