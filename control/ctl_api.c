@@ -577,7 +577,10 @@ static void h_prefixes(struct ctl_api *api, const struct req *q, struct reply *r
 		return;
 	}
 	if (st->table == NULL) {
-		reply_simple(r, FWD_R_NO_TABLE, "", "there is no table to change yet; PUT one");
+		/* a stale generation first, as every write answers it */
+		if (!stale(st, ctl_prefixes_expected(q->body, q->len), r))
+			reply_simple(r, FWD_R_NO_TABLE, "",
+				     "there is no table to change yet; PUT one");
 		return;
 	}
 	if (ctl_prefixes_parse(q->body, q->len, st->table, &pq, &e)) {

@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "fwd_clock.h"
 #include "fwd_log.h"
 #include "xdp_filter.skel.h"
 
@@ -81,23 +82,39 @@ static __thread char kernel_said[200];
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	static __thread char prev[512];
+	static __thread int64_t prev_ms;
 	static const char kmsg[] = "Kernel error message: ";
-	char buf[512];
-	const char *k;
+	/* A refused load's verifier log comes as one message, its reason at
+	 * the end: the tail is what is kept of a long one. */
+	enum { KEEP = 3000 };
+	char *buf = NULL;
+	const char *k, *text;
+	va_list aq;
+	int len;
 	size_t n;
 
 	if (level == LIBBPF_DEBUG)
 		return 0;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	n = strlen(buf);
+	va_copy(aq, ap);
+	len = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (len < 0 || (buf = malloc((size_t)len + 1)) == NULL)
+		return 0;
+	vsnprintf(buf, (size_t)len + 1, fmt, ap);
+	n = (size_t)len;
 	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
 	if ((k = strstr(buf, kmsg)) != NULL)
 		snprintf(kernel_said, sizeof(kernel_said), "%s", k + sizeof(kmsg) - 1);
-	if (strcmp(prev, buf) == 0)
-		return 0;
-	snprintf(prev, sizeof(prev), "%s", buf);
-	fwd_log(level == LIBBPF_WARN ? FWD_LOG_WARNING : FWD_LOG_INFO, "libbpf: %s", buf);
+	text = n > KEEP ? buf + n - KEEP : buf;
+	/* once while it repeats, and again after a minute */
+	if (strncmp(prev, text, sizeof(prev) - 1) != 0 || fwd_mono_ms() - prev_ms >= 60000) {
+		snprintf(prev, sizeof(prev), "%s", text);
+		prev_ms = fwd_mono_ms();
+		fwd_log(level == LIBBPF_WARN ? FWD_LOG_WARNING : FWD_LOG_INFO, "libbpf: %s%s",
+			text == buf ? "" : "...", text);
+	}
+	free(buf);
 	return 0;
 }
 
@@ -706,6 +723,36 @@ out:
 	return rc;
 }
 
+/* The IPv6 keys each half of an adopted filter holds, read from flt_v6. A
+ * handle's list started empty, so a half written after a restart kept the
+ * entries of the regiond before it, each naming its old prefix index: a
+ * removed IPv6 prefix still matched, with whatever rule the index holds now
+ * (found by a review). 0, or -ENOMEM. */
+static int load_v6keys(struct ctl_bpf *b)
+{
+	struct fwd_flt_v6_key k, next;
+	uint32_t cap[2] = {0, 0};
+	const void *prev = NULL;
+
+	while (bpf_map_get_next_key(b->fd[M_V6], prev, &next) == 0) {
+		const unsigned h = next.half & 1;
+
+		if (b->nv6keys[h] == cap[h]) {
+			uint32_t c = cap[h] ? 2 * cap[h] : 256;
+			struct fwd_flt_v6_key *v = realloc(b->v6keys[h], c * sizeof(*v));
+
+			if (v == NULL)
+				return -ENOMEM;
+			b->v6keys[h] = v;
+			cap[h] = c;
+		}
+		b->v6keys[h][b->nv6keys[h]++] = next;
+		k = next;
+		prev = &k;
+	}
+	return 0;
+}
+
 struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char *dir, int *adopted,
 				    struct fwd_err *err)
 {
@@ -765,6 +812,11 @@ struct ctl_bpf *ctl_bpf_open_pinned(const struct ctl_bpf_conf *conf, const char 
 			}
 		}
 		if (pins_match(b, dir, NULL, err)) {
+			ctl_bpf_free(b);
+			return NULL;
+		}
+		if (load_v6keys(b)) {
+			fwd_err_set(err, "", 0, "filters", "out of memory");
 			ctl_bpf_free(b);
 			return NULL;
 		}
@@ -1107,6 +1159,11 @@ struct ctl_bpf *ctl_bpf_open_attached(const char *ifname, struct fwd_err *err)
 	/* Found by name, read into buffers of this filter's layout: checked
 	 * as pins are (pins_match). */
 	if (pins_match(b, NULL, ifname, err)) {
+		ctl_bpf_free(b);
+		return NULL;
+	}
+	if (load_v6keys(b)) {
+		fwd_err_set(err, "", 0, "xdp", "out of memory");
 		ctl_bpf_free(b);
 		return NULL;
 	}

@@ -470,7 +470,9 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	ctl_bpf_capture(f->bpf, 0);
 	f->wrote_gen = ctl_bpf_generation(f->bpf);
 	for (; attached < conf->nifaces; attached++) {
-		if (ctl_bpf_attach(f->bpf, conf->ifaces[attached], conf->mode, f->mode[attached],
+		/* The fast path's program is in the mode its port chose. */
+		if (ctl_bpf_attach(f->bpf, conf->ifaces[attached],
+				   f->adopted == 2 ? CTL_XDP_AUTO : conf->mode, f->mode[attached],
 				   sizeof(f->mode[attached]), err))
 			goto fail;
 		fwd_log(FWD_LOG_NOTICE, "XDP filter %s %s in %s mode (program id %u)",
@@ -653,51 +655,89 @@ static int detach_pending(const struct ctl_filter *f)
 	return 0;
 }
 
+/* Take our program off interface @i wherever it is in this namespace: the
+ * device its name gives and, after a rename, the one its claimed ifindex
+ * still is (a name that no longer resolves is not an interface gone). 1
+ * when neither is here, else 0 (-ENOENT when ours was on neither). */
+static int detach_here(struct ctl_filter *f, unsigned i, int *rc)
+{
+	const uint32_t ours = ctl_bpf_prog_id(f->bpf);
+	char renamed[IF_NAMESIZE];
+	const char *by_name = if_nametoindex(f->conf.ifaces[i]) ? f->conf.ifaces[i] : NULL;
+	const char *by_idx = f->claimed_idx[i] && if_indextoname(f->claimed_idx[i], renamed) &&
+					     strcmp(renamed, f->conf.ifaces[i]) != 0
+				     ? renamed
+				     : NULL;
+	int done = 0;
+
+	if (by_name == NULL && by_idx == NULL)
+		return 1;
+	for (int k = 0; k < 2; k++) {
+		const char *ifn = k ? by_idx : by_name;
+		char mode[32];
+
+		if (ifn && ctl_bpf_query(ifn, mode, sizeof(mode)) == ours &&
+		    ctl_bpf_detach(f->bpf, ifn) == 0)
+			done = 1;
+	}
+	if (!done && *rc == 0)
+		*rc = -ENOENT;
+	return 0;
+}
+
 int ctl_filter_detach(struct ctl_filter *f)
 {
+	/* A second detach while one waits: the operator gives up on the
+	 * interfaces still away (deleted ones never come back). */
+	const int again = f->detached && detach_pending(f);
 	int rc = 0;
 
 	f->detached = 1;
 	for (unsigned i = 0; i < f->conf.nifaces; i++) {
-		/* Not in this network namespace (moved, renamed): our program
-		 * may still run on it there. Answered "detached" with the pins
-		 * removed, the box stayed filtered there and came back so (a
-		 * probe); now it is said, and keep_attached() takes the program
-		 * off once the interface is back. */
-		if (if_nametoindex(f->conf.ifaces[i]) == 0) {
-			f->pending_detach[i] = 1;
-			continue;
+		/* Not in this network namespace (moved away; a rename is
+		 * followed by ifindex): our program may still run on it there.
+		 * Answered "detached" with the pins removed, the box stayed
+		 * filtered there and came back so (a probe); now it is said,
+		 * and finish_detach() takes the program off once it is back. */
+		if (detach_here(f, i, &rc)) {
+			if (again) {
+				fwd_log(FWD_LOG_WARNING,
+					"XDP filter: detached without %s, still not in this "
+					"network "
+					"namespace: if it runs the program there, take it off by "
+					"hand (ip link set dev %s xdp off)",
+					f->conf.ifaces[i], f->conf.ifaces[i]);
+				f->pending_detach[i] = 0;
+			} else {
+				f->pending_detach[i] = 1;
+			}
+		} else {
+			f->pending_detach[i] = 0;
 		}
-		if (ctl_bpf_detach(f->bpf, f->conf.ifaces[i]) && rc == 0)
-			rc = -ENOENT;
 	}
 	if (detach_pending(f))
 		return -EINPROGRESS; /* the pins stay until it is done */
 	if (f->adopted != 2)
 		ctl_bpf_unpin(f->conf.pin_dir);
-	return rc;
+	return again ? 0 : rc;
 }
 
 /* A detach that waited for interfaces: each one back takes our program
  * off; the pins go when none is left to wait for. */
 static void finish_detach(struct ctl_filter *f)
 {
-	const uint32_t ours = ctl_bpf_prog_id(f->bpf);
-
 	if (!detach_pending(f))
 		return;
 	for (unsigned i = 0; i < f->conf.nifaces; i++) {
-		char mode[32];
+		int rc = 0;
 
-		if (!f->pending_detach[i] || if_nametoindex(f->conf.ifaces[i]) == 0)
+		if (!f->pending_detach[i] || detach_here(f, i, &rc))
 			continue;
-		if (ctl_bpf_query(f->conf.ifaces[i], mode, sizeof(mode)) == ours) {
-			ctl_bpf_detach(f->bpf, f->conf.ifaces[i]);
+		if (rc == 0)
 			fwd_log(FWD_LOG_NOTICE,
 				"XDP filter taken off %s, back in this network namespace: the "
 				"detach is done there",
 				f->conf.ifaces[i]);
-		}
 		f->pending_detach[i] = 0;
 	}
 	if (!detach_pending(f) && f->adopted != 2)
@@ -766,8 +806,12 @@ static void keep_attached(struct ctl_filter *f)
 		if (there == ours) {
 			/* back (renamed or moved away and back): say how it runs
 			 * again; status said "none" for good */
-			if (f->lost[i])
+			if (f->lost[i]) {
 				snprintf(f->mode[i], sizeof(f->mode[i]), "%s", mode);
+				reclaim(f, i,
+					if_nametoindex(
+						ifn)); /* moved back: its ifindex may be new */
+			}
 			f->lost[i] = 0;
 			continue;
 		}
@@ -793,8 +837,12 @@ static void keep_attached(struct ctl_filter *f)
 		f->lost[i] = now;
 		f->lost_to[i] = there;
 		snprintf(f->mode[i], sizeof(f->mode[i]), "none");
-		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0 &&
-		    reclaim(f, i, if_nametoindex(ifn)) == 0) {
+		/* Claimed again whenever it has another ifindex, whoever attaches
+		 * it (the fast path's port too): a second regiond given it by an
+		 * altname would adopt the program. */
+		if (if_nametoindex(ifn) != 0 && reclaim(f, i, if_nametoindex(ifn)) != 0)
+			continue;
+		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0) {
 			if (ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->mode[i],
 					   sizeof(f->mode[i]), &e) == 0) {
 				fwd_log(FWD_LOG_NOTICE,

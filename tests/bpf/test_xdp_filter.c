@@ -543,6 +543,63 @@ static void test_policies_are_the_halfs_own(void **state)
 	fwd_flt_image_free(img);
 }
 
+/*
+ * A handle kept the IPv6 keys it wrote per half in memory only: a regiond
+ * adopting its pins after a restart started with none, and the first
+ * update of the half the one before it had written left those entries in
+ * flt_v6, each naming its old prefix index. A removed IPv6 prefix still
+ * matched, with the rule that index holds in the new table (a review).
+ * Here P (removed) and Q (added) both take index 0 of half 1: P must
+ * fall to the default, Q drop.
+ */
+static void test_adopted_filter_drops_removed_ipv6_entries(void **state)
+{
+	const uint8_t p_addr[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0x0a, [15] = 9};
+	const uint8_t q_addr[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0x0b, [15] = 9};
+	struct fwd_flt_prefix p[] = {
+		{.family = 6, .len = 48, .rule = 0, .addr = {0x20, 0x01, 0x0d, 0xb8, 0, 0x0a}}};
+	struct fwd_flt_prefix q[] = {
+		{.family = 6, .len = 48, .rule = 0, .addr = {0x20, 0x01, 0x0d, 0xb8, 0, 0x0b}}};
+	struct ctl_bpf_conf conf = {.max_prefixes = 64, .max_groups = 16};
+	struct ctl_bpf *saved = filter, *a, *b;
+	struct fwd_err err = {0};
+	uint8_t drop = FWD_FLT_DROP;
+	struct fwd_flt_image *img;
+	char dir[64];
+	int adopted;
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/rfwd-unit-v6keys-%d", (int)getpid());
+	a = ctl_bpf_open_pinned(&conf, dir, &adopted, &err);
+	if (a == NULL) {
+		fprintf(stderr, "no bpffs to pin into (%s): skipping\n", err.reason);
+		skip();
+	}
+	img = fwd_flt_compile(p, 1, NULL, 0, &drop, 1, &err);
+	assert_int_equal(
+		ctl_bpf_apply(a, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 1, &err), 0);
+	fwd_flt_image_free(img);
+	img = fwd_flt_compile(NULL, 0, NULL, 0, &drop, 1, &err);
+	assert_int_equal(
+		ctl_bpf_apply(a, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 2, &err), 0);
+	fwd_flt_image_free(img);
+	ctl_bpf_free(a); /* a restart: the pins stay */
+	b = ctl_bpf_open_pinned(&conf, dir, &adopted, &err);
+	assert_non_null(b);
+	assert_int_equal(adopted, 1);
+	img = fwd_flt_compile(q, 1, NULL, 0, &drop, 1, &err);
+	assert_int_equal(
+		ctl_bpf_apply(b, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 3, &err), 0);
+	fwd_flt_image_free(img);
+	filter = b;
+	assert_int_equal(run_v6(q_addr, FWD_PROTO_TCP, 80), XDP_DROP);
+	assert_int_equal(run_v6(p_addr, FWD_PROTO_TCP, 80), XDP_PASS);
+	filter = saved;
+	ctl_bpf_unpin(dir);
+	ctl_bpf_free(b);
+}
+
 static void test_rate_per_prefix(void **state)
 {
 	struct fwd_flt_prefix px[] = {v4p(10, 5, 0, 0, 16, 0), v4p(10, 6, 0, 0, 16, 0)};
@@ -666,6 +723,7 @@ int main(void)
 		cmocka_unit_test(test_matches_naive_lpm),
 		cmocka_unit_test(test_swaps_are_whole),
 		cmocka_unit_test(test_policies_are_the_halfs_own),
+		cmocka_unit_test(test_adopted_filter_drops_removed_ipv6_entries),
 		cmocka_unit_test(test_rate_per_prefix),
 		cmocka_unit_test(test_malformed_corpus),
 		cmocka_unit_test(test_prefix_rules_hold_for_malformed_packets),

@@ -994,10 +994,13 @@ def test_a_confirm_after_the_deadline_is_refused_while_the_revert_waits(tmp_path
     b = Box(tmp_path, request.node.name[:20], regiond_args=["--dataplane-timeout", "1000"])
     try:
         doc = open(DEMO).read().replace(*SG_LOCAL)
-        code, r = b.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1, "confirm_timeout_s": 2})
+        # 5 s: regionfwd must be stopped before the deadline, which a
+        # loaded machine may delay past a shorter window
+        code, r = b.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1, "confirm_timeout_s": 5})
         assert code == 200, r
         g, by = r["generation"]["id"], r["confirm_by"]
         os.kill(b.fwd.pid, signal.SIGSTOP)
+        assert time.time() < by, "stopped after the deadline: the machine was too slow for this test"
         wait_for(lambda: "failed" in (b.status()["alarm"] or ""), timeout=30, what="the revert failing")
         assert time.time() >= by + 1
         for body in ({"generation": g}, {}):

@@ -980,3 +980,44 @@ def test_a_regionds_filter_whose_pins_are_gone_is_its_own(tmp_path):
             box.stop()
             subprocess.run(["ip", "link", "set", "dev", "xfp0", "xdp", "off"])
             subprocess.run(["rm", "-rf", pin])
+
+
+def test_a_detach_follows_a_rename_and_gives_up_when_asked_again(tmp_path):
+    """A renamed interface was taken for one out of the namespace: the
+    detach waited for its name to come back while the program ran on it
+    under its new name. The rename is followed by ifindex now. And an
+    interface that never comes back (deleted, or left in another
+    namespace) kept the detach pending for good: a second detach gives up
+    on it, removes the pins and says so."""
+    pin, pin2 = "/sys/fs/bpf/rfwd-test-detren", "/sys/fs/bpf/rfwd-test-detren2"
+    for p in (pin, pin2):
+        subprocess.run(["rm", "-rf", p])
+    with netns.VethLab("rfwd-test-detren", [("xfy0", "xfy1"), ("xfz0", "xfz1")]) as lab:
+        one, two = tmp_path / "one", tmp_path / "two"
+        one.mkdir()
+        two.mkdir()
+        box = Box(one, "detren", regiond_args=("--xdp-iface", "xfy0", "--bpf-pin-dir", pin))
+        try:
+            assert xdp_prog("xfy0") != 0
+            subprocess.run(["ip", "link", "set", "xfy0", "name", "xfyr"], check=True)
+            rc, out, err = box.ctl("filter", "detach")
+            assert rc == 0 and out.strip() == "detached", out + err
+            assert xdp_prog("xfyr") == 0 and not os.path.exists(f"{pin}/prog")
+        finally:
+            box.stop()
+            subprocess.run(["ip", "link", "set", "xfyr", "name", "xfy0"])
+            subprocess.run(["rm", "-rf", pin])
+        box = Box(two, "detren2", regiond_args=("--xdp-iface", "xfz0", "--bpf-pin-dir", pin2))
+        try:
+            subprocess.run(["ip", "link", "set", "xfz0", "netns", lab.ns], check=True)
+            rc, out, _ = box.ctl("filter", "detach")
+            assert rc == 0 and "taken off when it is back" in out, out
+            rc, out, err = box.ctl("filter", "detach")
+            assert rc == 0 and out.strip() == "detached", out + err
+            assert not os.path.exists(f"{pin2}/prog")
+            assert "detached without xfz0" in open(two / "regiond.log").read()
+        finally:
+            box.stop()
+            lab.run_in_ns("ip link set xfz0 netns 1")
+            subprocess.run(["ip", "link", "set", "dev", "xfz0", "xdp", "off"])
+            subprocess.run(["rm", "-rf", pin2])

@@ -549,11 +549,14 @@ def test_a_stop_answers_every_write_it_runs_and_runs_none_it_refuses(tmp_path):
         running = threading.Thread(target=send, args=("A", "PUT", "/v1/table",
                                                       {"document": doc, "expected_generation": 1, "comment": "A"}))
         running.start()
-        time.sleep(1)
+        # A is sent and its push waits for regionfwd before Q is
+        # sent, and Q is admitted before the stop: margins for a loaded
+        # machine, where a second was once too short for such a step
+        time.sleep(3)
         queued = threading.Thread(target=send, args=("Q", "PATCH", "/v1/table", {"comment": "Q", "changes": [
             {"op": "set_link_state", "link": "to-br", "state": "drain"}]}))
         queued.start()
-        time.sleep(1)
+        time.sleep(3)
         b.rd.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         # While A's push still waits: refused at once, every kind of write.
