@@ -300,7 +300,7 @@ static const char *const counter_help[FWD_FLT_CNT_MAX] = {
  */
 struct ctl_filter_claims {
 	unsigned n;
-	int fd[2 * CTL_FILTER_MAX_IFACES];
+	int fd[3 * CTL_FILTER_MAX_IFACES];
 };
 
 /* Claim @name for @ifname: the socket, or -1 with @err. */
@@ -356,7 +356,7 @@ struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n
 	}
 	for (unsigned i = 0; i < n && i < CTL_FILTER_MAX_IFACES; i++) {
 		unsigned idx = if_nametoindex(ifaces[i]);
-		char byindex[24];
+		char byindex[24], primary[IF_NAMESIZE];
 
 		if (idx == 0) {
 			fwd_err_set(err, "", 0, "xdp", "no interface '%s' (--xdp-iface)",
@@ -378,6 +378,16 @@ struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n
 		if ((c->fd[c->n] = claim_name(ifaces[i], ifaces[i], err)) < 0)
 			goto fail;
 		c->n++;
+		/* Given by an altname: its primary name too, which the regiond
+		 * that named it so holds for as long as it runs. Its ifindex
+		 * claim is of the interface as it was: created again, the new
+		 * one was free for the second or so before the first claims it
+		 * again, and a second regiond started then got in (a probe). */
+		if (if_indextoname(idx, primary) && strcmp(primary, ifaces[i]) != 0) {
+			if ((c->fd[c->n] = claim_name(ifaces[i], primary, err)) < 0)
+				goto fail;
+			c->n++;
+		}
 		if ((c->fd[c->n] = claim_name(ifaces[i], byindex, err)) < 0)
 			goto fail;
 		c->n++;

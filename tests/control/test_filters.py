@@ -753,9 +753,20 @@ def test_an_interface_created_again_is_claimed_again(tmp_path):
         second = None
         try:
             prog = xdp_prog("xfr0")
-            subprocess.run(["ip", "link", "del", "xfr0"], check=True)
-            subprocess.run(f"ip link add xfr0 type veth peer name xfr1 netns {lab.ns} && ip link set xfr0 up && "
-                           "ip link property add dev xfr0 altname xfralt", shell=True, check=True)
+            # Before the first one sees it back (stopped here: it checks
+            # every second), the new ifindex is no one's: the altname's
+            # primary name, the first one's claim, keeps the second out.
+            box.rd.send_signal(signal.SIGSTOP)
+            try:
+                subprocess.run(["ip", "link", "del", "xfr0"], check=True)
+                subprocess.run(f"ip link add xfr0 type veth peer name xfr1 netns {lab.ns} && ip link set xfr0 up && "
+                               "ip link property add dev xfr0 altname xfralt", shell=True, check=True)
+                second = regiond_alone(box, tmp_path, 0, "--xdp-iface", "xfralt", "--bpf-pin-dir", pin2)
+                assert second.wait(60) == 1, (tmp_path / "rd0.log").read_text()
+            finally:
+                box.rd.send_signal(signal.SIGCONT)
+            log = (tmp_path / "rd0.log").read_text()
+            assert f"another regiond (pid {box.rd.pid}) manages the XDP filter on xfralt" in log, log
             wait_for(lambda: xdp_prog("xfr0") == prog, timeout=20, what="the filter attached again")
             second = regiond_alone(box, tmp_path, 1, "--xdp-iface", "xfralt", "--bpf-pin-dir", pin2)
             assert second.wait(120) == 1, (tmp_path / "rd1.log").read_text()
