@@ -22,11 +22,32 @@
 #include "fwd_filter.h"
 #include "fwd_clock.h"
 
+/* One configured interface's state, at its slot in ctl_filter_conf.ifaces. */
+struct filter_iface {
+	char mode[96];
+	/* An interface found without our program (removed and created again,
+	 * its program detached by hand): said once, re-attached when it can. */
+	int lost;
+	uint32_t lost_to; /* the other program's id, when lost to one */
+	/* The ifindex each interface was claimed by (ctl_filter_claim's at
+	 * start), and the claim of a later one: an interface created again
+	 * has another ifindex, and a second regiond given it (by an altname,
+	 * say) could claim it, adopt our program and rewrite its rules. */
+	unsigned claimed_idx;
+	unsigned refused_idx; /* said once per ifindex */
+	char attach_why[384]; /* the last failed attach's, said once */
+	int reclaim_fd;
+	/* A detach that found an interface out of this network namespace
+	 * (moved, renamed): our program may still run there. It is taken off
+	 * when the interface is back; the pins stay until then. */
+	int pending_detach;
+};
+
 struct ctl_filter {
 	struct ctl_filter_conf conf;
 	struct ctl_bpf *bpf;
 	int adopted;
-	char mode[CTL_FILTER_MAX_IFACES][96];
+	struct filter_iface ifaces[CTL_FILTER_MAX_IFACES];
 	/* A drop capture is open. Set under the state lock (capture_open),
 	 * cleared by its close; the API runs one capture at a time, so the
 	 * two never overlap: a second open is refused, not raced. */
@@ -34,22 +55,6 @@ struct ctl_filter {
 	/* `regionctl filter detach` ran: the interfaces are left unfiltered
 	 * on purpose, and nothing attaches again until a restart. */
 	int detached;
-	/* An interface found without our program (removed and created again,
-	 * its program detached by hand): said once, re-attached when it can. */
-	int lost[CTL_FILTER_MAX_IFACES];
-	uint32_t lost_to[CTL_FILTER_MAX_IFACES]; /* the other program's id, when lost to one */
-	/* The ifindex each interface was claimed by (ctl_filter_claim's at
-	 * start), and the claim of a later one: an interface created again
-	 * has another ifindex, and a second regiond given it (by an altname,
-	 * say) could claim it, adopt our program and rewrite its rules. */
-	unsigned claimed_idx[CTL_FILTER_MAX_IFACES];
-	unsigned refused_idx[CTL_FILTER_MAX_IFACES]; /* said once per ifindex */
-	char attach_why[CTL_FILTER_MAX_IFACES][384]; /* the last failed attach's, said once */
-	int reclaim_fd[CTL_FILTER_MAX_IFACES];
-	/* A detach that found an interface out of this network namespace
-	 * (moved, renamed): our program may still run there. It is taken off
-	 * when the interface is back; the pins stay until then. */
-	int pending_detach[CTL_FILTER_MAX_IFACES];
 	/* The generation this regiond last wrote into the maps, or found there
 	 * at start: another value there was written by someone else (a second
 	 * regiond that adopted the program), and re-applying over it every
@@ -429,8 +434,8 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	f->conf = *conf;
 	f->capturing = 0;
 	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++) {
-		f->reclaim_fd[i] = -1;
-		f->claimed_idx[i] = i < conf->nifaces ? if_nametoindex(conf->ifaces[i]) : 0;
+		f->ifaces[i].reclaim_fd = -1;
+		f->ifaces[i].claimed_idx = i < conf->nifaces ? if_nametoindex(conf->ifaces[i]) : 0;
 	}
 	f->ids = calloc(1, sizeof(*f->ids));
 	if (f->ids == NULL) {
@@ -482,14 +487,14 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	for (; attached < conf->nifaces; attached++) {
 		/* The fast path's program is in the mode its port chose. */
 		if (ctl_bpf_attach(f->bpf, conf->ifaces[attached],
-				   f->adopted == 2 ? CTL_XDP_AUTO : conf->mode, f->mode[attached],
-				   sizeof(f->mode[attached]), err))
+				   f->adopted == 2 ? CTL_XDP_AUTO : conf->mode,
+				   f->ifaces[attached].mode, sizeof(f->ifaces[attached].mode), err))
 			goto fail;
 		fwd_log(FWD_LOG_NOTICE, "XDP filter %s %s in %s mode (program id %u)",
 			f->adopted == 2 ? "adopted from the fast path's AF_XDP port on"
 			: f->adopted	? "adopted on"
 					: "attached to",
-			conf->ifaces[attached], f->mode[attached], ctl_bpf_prog_id(f->bpf));
+			conf->ifaces[attached], f->ifaces[attached].mode, ctl_bpf_prog_id(f->bpf));
 	}
 	for (unsigned i = 0; i < checked; i++)
 		ctl_bpf_prev_close(&prev[i]);
@@ -628,7 +633,7 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 
 		json_array_append_new(ifs, json_pack("{s:s, s:s, s:s, s:I, s:b}", "interface",
 						     f->conf.ifaces[i], "mode", mode, "attached_as",
-						     id ? f->mode[i] : "none", "program_id",
+						     id ? f->ifaces[i].mode : "none", "program_id",
 						     (json_int_t)id, "ours",
 						     id == ctl_bpf_prog_id(f->bpf)));
 	}
@@ -660,7 +665,7 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 static int detach_pending(const struct ctl_filter *f)
 {
 	for (unsigned i = 0; i < f->conf.nifaces; i++)
-		if (f->pending_detach[i])
+		if (f->ifaces[i].pending_detach)
 			return 1;
 	return 0;
 }
@@ -674,7 +679,8 @@ static int detach_here(struct ctl_filter *f, unsigned i, int *rc)
 	const uint32_t ours = ctl_bpf_prog_id(f->bpf);
 	char renamed[IF_NAMESIZE];
 	const char *by_name = if_nametoindex(f->conf.ifaces[i]) ? f->conf.ifaces[i] : NULL;
-	const char *by_idx = f->claimed_idx[i] && if_indextoname(f->claimed_idx[i], renamed) &&
+	const char *by_idx = f->ifaces[i].claimed_idx &&
+					     if_indextoname(f->ifaces[i].claimed_idx, renamed) &&
 					     strcmp(renamed, f->conf.ifaces[i]) != 0
 				     ? renamed
 				     : NULL;
@@ -712,17 +718,17 @@ int ctl_filter_detach(struct ctl_filter *f)
 		if (detach_here(f, i, &rc)) {
 			if (again) {
 				fwd_log(FWD_LOG_WARNING,
-					"XDP filter: detached without %s, still not in this "
-					"network "
-					"namespace: if it runs the program there, take it off by "
-					"hand (ip link set dev %s xdp off)",
+					"XDP filter: detached without %s, "
+					"still not in this network namespace: "
+					"if it runs the program there, take it off by hand "
+					"(ip link set dev %s xdp off)",
 					f->conf.ifaces[i], f->conf.ifaces[i]);
-				f->pending_detach[i] = 0;
+				f->ifaces[i].pending_detach = 0;
 			} else {
-				f->pending_detach[i] = 1;
+				f->ifaces[i].pending_detach = 1;
 			}
 		} else {
-			f->pending_detach[i] = 0;
+			f->ifaces[i].pending_detach = 0;
 		}
 	}
 	if (detach_pending(f))
@@ -741,14 +747,14 @@ static void finish_detach(struct ctl_filter *f)
 	for (unsigned i = 0; i < f->conf.nifaces; i++) {
 		int rc = 0;
 
-		if (!f->pending_detach[i] || detach_here(f, i, &rc))
+		if (!f->ifaces[i].pending_detach || detach_here(f, i, &rc))
 			continue;
 		if (rc == 0)
 			fwd_log(FWD_LOG_NOTICE,
 				"XDP filter taken off %s, back in this network namespace: the "
 				"detach is done there",
 				f->conf.ifaces[i]);
-		f->pending_detach[i] = 0;
+		f->ifaces[i].pending_detach = 0;
 	}
 	if (!detach_pending(f) && f->adopted != 2)
 		ctl_bpf_unpin(f->conf.pin_dir);
@@ -762,22 +768,22 @@ static int reclaim(struct ctl_filter *f, unsigned i, unsigned idx)
 	char byindex[24];
 	int fd;
 
-	if (idx == f->claimed_idx[i])
+	if (idx == f->ifaces[i].claimed_idx)
 		return 0;
 	snprintf(byindex, sizeof(byindex), "if%u", idx);
 	fd = claim_name(f->conf.ifaces[i], byindex, &e);
 	if (fd < 0) {
-		if (f->refused_idx[i] != idx)
+		if (f->ifaces[i].refused_idx != idx)
 			fwd_log(FWD_LOG_WARNING,
 				"XDP filter: %s is back (ifindex %u), not attached again: %s",
 				f->conf.ifaces[i], idx, e.reason);
-		f->refused_idx[i] = idx;
+		f->ifaces[i].refused_idx = idx;
 		return -1;
 	}
-	if (f->reclaim_fd[i] >= 0)
-		close(f->reclaim_fd[i]);
-	f->reclaim_fd[i] = fd;
-	f->claimed_idx[i] = idx;
+	if (f->ifaces[i].reclaim_fd >= 0)
+		close(f->ifaces[i].reclaim_fd);
+	f->ifaces[i].reclaim_fd = fd;
+	f->ifaces[i].claimed_idx = idx;
 	return 0;
 }
 
@@ -787,8 +793,8 @@ void ctl_filter_free(struct ctl_filter *f)
 		return;
 	ctl_bpf_free(f->bpf);
 	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++)
-		if (f->reclaim_fd[i] >= 0)
-			close(f->reclaim_fd[i]);
+		if (f->ifaces[i].reclaim_fd >= 0)
+			close(f->ifaces[i].reclaim_fd);
 	pthread_mutex_destroy(&f->names_lock);
 	free(f->ids);
 	free(f);
@@ -816,13 +822,13 @@ static void keep_attached(struct ctl_filter *f)
 		if (there == ours) {
 			/* back (renamed or moved away and back): say how it runs
 			 * again; status said "none" for good */
-			if (f->lost[i]) {
-				snprintf(f->mode[i], sizeof(f->mode[i]), "%s", mode);
+			if (f->ifaces[i].lost) {
+				snprintf(f->ifaces[i].mode, sizeof(f->ifaces[i].mode), "%s", mode);
 				reclaim(f, i,
 					if_nametoindex(
 						ifn)); /* moved back: its ifindex may be new */
 			}
-			f->lost[i] = 0;
+			f->ifaces[i].lost = 0;
 			continue;
 		}
 		/* Said when what it lacks changes: 1 gone, 2 no program, 3 another
@@ -831,43 +837,43 @@ static void keep_attached(struct ctl_filter *f)
 		 * program is attached again at once, which is said below. */
 		const int now = there ? 3 : if_nametoindex(ifn) == 0 ? 1 : 2;
 
-		if (now == 1 && f->lost[i] != 1)
+		if (now == 1 && f->ifaces[i].lost != 1)
 			/* not "carries no program": there is no interface to carry one */
 			fwd_log(FWD_LOG_WARNING,
 				"XDP filter: %s is gone (no such interface): attached again once "
 				"it exists; status says so",
 				ifn);
-		else if ((now == 2 && f->lost[i] != 2 && f->lost[i] != 1) ||
-			 (now == 3 && (f->lost[i] != 3 || f->lost_to[i] != there)))
+		else if ((now == 2 && f->ifaces[i].lost != 2 && f->ifaces[i].lost != 1) ||
+			 (now == 3 && (f->ifaces[i].lost != 3 || f->ifaces[i].lost_to != there)))
 			fwd_log(FWD_LOG_WARNING, "XDP filter: %s carries %s%.0u: %s", ifn,
 				there ? "another program, id " : "no program", there,
 				there		  ? "left alone; status says so"
 				: f->adopted == 2 ? "the fast path's AF_XDP port attaches it"
 						  : "attaching it again");
-		f->lost[i] = now;
-		f->lost_to[i] = there;
-		snprintf(f->mode[i], sizeof(f->mode[i]), "none");
+		f->ifaces[i].lost = now;
+		f->ifaces[i].lost_to = there;
+		snprintf(f->ifaces[i].mode, sizeof(f->ifaces[i].mode), "none");
 		/* Claimed again whenever it has another ifindex, whoever attaches
 		 * it (the fast path's port too): a second regiond given it by an
 		 * altname would adopt the program. */
 		if (if_nametoindex(ifn) != 0 && reclaim(f, i, if_nametoindex(ifn)) != 0)
 			continue;
 		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0) {
-			if (ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->mode[i],
-					   sizeof(f->mode[i]), &e) == 0) {
+			if (ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->ifaces[i].mode,
+					   sizeof(f->ifaces[i].mode), &e) == 0) {
 				fwd_log(FWD_LOG_NOTICE,
 					"XDP filter attached again to %s in %s mode", ifn,
-					f->mode[i]);
-				f->lost[i] = 0;
-				f->attach_why[i][0] = '\0';
-			} else if (strcmp(f->attach_why[i], e.reason) != 0) {
+					f->ifaces[i].mode);
+				f->ifaces[i].lost = 0;
+				f->ifaces[i].attach_why[0] = '\0';
+			} else if (strcmp(f->ifaces[i].attach_why, e.reason) != 0) {
 				/* why, once while it stays the same (it was only
 				 * libbpf's raw line, every second) */
 				fwd_log(FWD_LOG_WARNING,
 					"XDP filter: attaching to %s again failed: %s", ifn,
 					e.reason);
-				snprintf(f->attach_why[i], sizeof(f->attach_why[i]), "%s",
-					 e.reason);
+				snprintf(f->ifaces[i].attach_why, sizeof(f->ifaces[i].attach_why),
+					 "%s", e.reason);
 			}
 		}
 	}
