@@ -429,8 +429,14 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	unsigned checked = 0, attached = 0;
 	int pinned = 0;
 
-	if (f == NULL)
+	if (f == NULL || conf->nifaces > CTL_FILTER_MAX_IFACES) {
+		/* regiond's --xdp-iface takes at most as many: a caller's bug */
+		fwd_err_set(err, "", 0, "filters",
+			    f == NULL ? "out of memory" : "more than %d XDP filter interfaces",
+			    CTL_FILTER_MAX_IFACES);
+		free(f);
 		return NULL;
+	}
 	f->conf = *conf;
 	f->capturing = 0;
 	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++) {
@@ -824,9 +830,8 @@ static void keep_attached(struct ctl_filter *f)
 			 * again; status said "none" for good */
 			if (f->ifaces[i].lost) {
 				snprintf(f->ifaces[i].mode, sizeof(f->ifaces[i].mode), "%s", mode);
-				reclaim(f, i,
-					if_nametoindex(
-						ifn)); /* moved back: its ifindex may be new */
+				/* moved back: its ifindex may be new */
+				reclaim(f, i, if_nametoindex(ifn));
 			}
 			f->ifaces[i].lost = 0;
 			continue;
