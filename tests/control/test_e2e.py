@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from dprun import ROOT, eal_args, regionfwd_bin, with_test_defaults  # noqa: E402
-from httpfake import unix_exchange  # noqa: E402
+from httpfake import api_request, unix_exchange  # noqa: E402
 from waitfor import wait_for  # noqa: E402,F401 (imported from here by other modules)
 
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap  # noqa: E402
@@ -105,32 +105,7 @@ class Box:
 
     def http(self, method, path, body=None, raw=None, headers=()):
         """A raw HTTP request on the API socket: (status, parsed JSON or text)."""
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(60)
-        s.connect(self.api)
-        hdr = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {len(data)}\r\n"
-        for h in headers:
-            hdr += h + "\r\n"
-        s.sendall(hdr.encode() + b"\r\n" + data)
-        resp = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            resp += chunk
-        s.close()
-        head, _, body_b = resp.partition(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/"):  # closed unanswered (regiond stopping)
-            raise ConnectionResetError(f"no HTTP answer: {resp[:80]!r}")
-        code = int(head.split()[1])
-        try:
-            return code, json.loads(body_b)
-        except ValueError:
-            return code, body_b.decode()
+        return api_request(self.api, method, path, body, raw, headers)
 
     def fwd_counters(self):
         return self.http("GET", "/v1/counters")[1]

@@ -284,9 +284,7 @@ def test_foreign_pins_are_refused_not_adopted(tmp_path):
             assert p.returncode == 1, (p.returncode, p.stderr[-2000:])  # not SIGABRT (-6)
             assert "is not this regiond's: flt_counters" in p.stderr and "value 4096" in p.stderr, p.stderr
         finally:
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfc0", "xdp", "off"])
-            subprocess.run(["rm", "-rf", pin])
+            put_back(box, ifaces=("xfc0",), pins=(pin,))
 
 
 def test_pins_of_another_tool_are_never_removed(tmp_path):
@@ -387,13 +385,7 @@ def test_one_regiond_per_interface(tmp_path):
                      what="a restart after SIGKILL claims the interface")
             assert second.poll() is None and xdp_prog("xfq0") == prog
         finally:
-            if second and second.poll() is None:
-                second.terminate()
-                second.wait(30)
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfq0", "xdp", "off"])
-            for p in (pin, pin2):
-                subprocess.run(["rm", "-rf", p])
+            put_back(second, box, ifaces=("xfq0",), pins=(pin, pin2))
 
 
 def test_interface_created_again_is_filtered_again(tmp_path):
@@ -430,15 +422,31 @@ def test_interface_created_again_is_filtered_again(tmp_path):
                                                     text=True).stdout
             assert box.status()["health"]["state"] == "healthy"
         finally:
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfd0", "xdp", "off"])
-            subprocess.run(["rm", "-rf", pin])
+            put_back(box, ifaces=("xfd0",), pins=(pin,))
 
 
 PASS_C = """#include <linux/bpf.h>
 __attribute__((section("xdp"), used)) int foreign_pass(struct xdp_md *c) { return XDP_PASS; }
 char _license[] __attribute__((section("license"), used)) = "GPL";
 """
+
+
+def put_back(*procs, ifaces=(), pins=()):
+    """What a test leaves behind, taken away whatever failed: @procs
+    stopped (a Box, or a second regiond's Popen), the filter taken off
+    @ifaces (quietly: one may be gone), the pin directories @pins removed."""
+    for p in procs:
+        if p is None:
+            continue
+        if isinstance(p, Box):
+            p.stop()
+        elif p.poll() is None:
+            p.terminate()
+            p.wait(30)
+    for i in ifaces:
+        subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
+    for d in pins:
+        subprocess.run(["rm", "-rf", d])
 
 
 def foreign_xdp(tmp_path, iface):
@@ -512,9 +520,7 @@ def test_failed_start_leaves_interfaces_as_found(tmp_path):
             finally:
                 box.stop()
         finally:
-            for i in ("xfe0", "xfe2"):
-                subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
-            subprocess.run(["rm", "-rf", pin])
+            put_back(ifaces=("xfe0", "xfe2"), pins=(pin,))
 
 
 ATTACH_SHIM = r"""
@@ -593,10 +599,7 @@ def test_a_refused_attach_puts_the_earlier_filter_back(tmp_path):
             assert "XDP filter taken off xfg0 again: the start failed" in out, out[-2000:]
             assert os.path.exists(os.path.join(pin2, "prog"))  # not this start's to take
         finally:
-            for i in ("xfg0", "xfg2"):
-                subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
-            for p in (pin1, pin2):
-                subprocess.run(["rm", "-rf", p])
+            put_back(ifaces=("xfg0", "xfg2"), pins=(pin1, pin2))
 
 
 def rules_table(tmp_path, name, rules):
@@ -665,9 +668,7 @@ def test_rule_counters_follow_names(tmp_path):
             send(14)
             assert rules()["deny-lab"] == (7, lab0[1]) and rules()["zz-new"] == (0, 0)
         finally:
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfn0", "xdp", "off"], capture_output=True)
-            subprocess.run(["rm", "-rf", pin])
+            put_back(box, ifaces=("xfn0",), pins=(pin,))
 
 
 def test_explain_says_where_the_filter_is_enforced_now(tmp_path):
@@ -714,10 +715,7 @@ def test_explain_says_where_the_filter_is_enforced_now(tmp_path):
                                                                           "why": "no such interface"}, x
             assert "xfx0: no such interface" in out and "it never reaches regionfwd" not in out, out
         finally:
-            box.stop()
-            for i in ("xfx0", "xfx2"):
-                subprocess.run(["ip", "link", "set", "dev", i, "xdp", "off"], capture_output=True)
-            subprocess.run(["rm", "-rf", pin])
+            put_back(box, ifaces=("xfx0", "xfx2"), pins=(pin,))
 
 
 def bpf_map_value(path, key=0):
@@ -781,13 +779,7 @@ def test_an_interface_created_again_is_claimed_again(tmp_path):
             log = (tmp_path / "rd2.log").read_text()
             assert "--xdp-iface xfr0 and xfralt are the same interface" in log, log
         finally:
-            if second and second.poll() is None:
-                second.terminate()
-                second.wait(30)
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfr0", "xdp", "off"])
-            for p in (pin, pin2):
-                subprocess.run(["rm", "-rf", p])
+            put_back(second, box, ifaces=("xfr0",), pins=(pin, pin2))
 
 
 def test_maps_written_by_another_are_said_not_fought(tmp_path):
@@ -823,9 +815,7 @@ def test_maps_written_by_another_are_said_not_fought(tmp_path):
             assert st["generation"] == gen + 1 and not st["foreign_writer"], st
             wait_for(lambda: box.status()["health"]["state"] == "healthy", timeout=20, what="healthy again")
         finally:
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfw0", "xdp", "off"])
-            subprocess.run(["rm", "-rf", pin])
+            put_back(box, ifaces=("xfw0",), pins=(pin,))
 
 
 def test_native_mode_refuses_an_adopted_generic_filter(tmp_path):
@@ -853,12 +843,7 @@ def test_native_mode_refuses_an_adopted_generic_filter(tmp_path):
             assert "--xdp-mode native, but xfk0 carries the filter in generic mode" in log, log
             assert xdp_prog("xfk0") == prog
         finally:
-            if second and second.poll() is None:
-                second.terminate()
-                second.wait(30)
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfk0", "xdp", "off"])
-            subprocess.run(["rm", "-rf", pin])
+            put_back(second, box, ifaces=("xfk0",), pins=(pin,))
 
 
 def test_an_interface_away_and_back(tmp_path):
@@ -894,9 +879,7 @@ def test_an_interface_away_and_back(tmp_path):
             assert xdp_prog("xfv0") == 0 and prog != 0
             assert "the detach is done there" in open(tmp_path / "regiond.log").read()
         finally:
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfv0", "xdp", "off"])
-            subprocess.run(["rm", "-rf", pin])
+            put_back(box, ifaces=("xfv0",), pins=(pin,))
 
 
 def test_an_attach_the_kernel_keeps_refusing_is_said_once(tmp_path):
@@ -924,9 +907,7 @@ def test_an_attach_the_kernel_keeps_refusing_is_said_once(tmp_path):
             assert "(the kernel: " in text and text.count("Kernel error message") <= 1, text[-3000:]
             assert box.status()["health"]["state"] == "degraded"
         finally:
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfu0", "xdp", "off"])
-            subprocess.run(["rm", "-rf", pin])
+            put_back(box, ifaces=("xfu0",), pins=(pin,))
 
 
 def test_a_gone_interface_back_with_another_program_is_said(tmp_path):
@@ -953,9 +934,7 @@ def test_a_gone_interface_back_with_another_program_is_said(tmp_path):
             assert xdp_prog("xfo0") == other
         finally:
             box.rd.send_signal(signal.SIGCONT)
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfo0", "xdp", "off"])
-            subprocess.run(["rm", "-rf", pin])
+            put_back(box, ifaces=("xfo0",), pins=(pin,))
 
 
 def test_a_regionds_filter_whose_pins_are_gone_is_its_own(tmp_path):
@@ -985,12 +964,7 @@ def test_a_regionds_filter_whose_pins_are_gone_is_its_own(tmp_path):
                            shell=True, check=True)
             wait_for(lambda: xdp_prog("xfp0") == prog, timeout=20, what="the filter attached again")
         finally:
-            if second and second.poll() is None:
-                second.terminate()
-                second.wait(30)
-            box.stop()
-            subprocess.run(["ip", "link", "set", "dev", "xfp0", "xdp", "off"])
-            subprocess.run(["rm", "-rf", pin])
+            put_back(second, box, ifaces=("xfp0",), pins=(pin,))
 
 
 def test_a_detach_follows_a_rename_and_gives_up_when_asked_again(tmp_path):

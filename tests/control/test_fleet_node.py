@@ -38,7 +38,7 @@ import etcdlab  # noqa: E402
 from memcap import capped  # noqa: E402
 import netns  # noqa: E402
 from dprun import CAPTURE_POOL, NAP, POOL, eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
-from httpfake import unix_exchange  # noqa: E402
+from httpfake import api_request  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, wait_for  # noqa: E402
 from test_etcd_client import Fake  # noqa: E402
 
@@ -121,14 +121,7 @@ class Node:
             raise AssertionError(f"{e}; its log:\n{tail}") from None
 
     def http(self, method, path, timeout=10):
-        resp = unix_exchange(self.api, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                             "Content-Length: 0\r\n\r\n".encode(), timeout)
-        head, _, body = resp.partition(b"\r\n\r\n")
-        code = int(head.split()[1])
-        try:
-            return code, json.loads(body)
-        except ValueError:
-            return code, body.decode()
+        return api_request(self.api, method, path, timeout=timeout)
 
     def fleet(self):
         return self.http("GET", "/v1/fleet")[1]

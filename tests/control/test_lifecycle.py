@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import DEMO, REGIOND, REGIONCTL, _box  # noqa: E402
+from httpfake import api_request  # noqa: E402
 
 
 @pytest.fixture
@@ -498,26 +499,10 @@ def test_old_api_sockets_kept_are_bounded(tmp_path):
 def ask(api, method, path, body=None, timeout=60):
     """One request on the API socket: (status, JSON), or ("ERR", why) when
     it got no HTTP answer (connection refused, closed, timed out)."""
-    data = json.dumps(body).encode() if body is not None else b""
     try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        s.connect(api)
-        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                  f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
-        resp = b""
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            resp += c
-        s.close()
+        return api_request(api, method, path, body, timeout=timeout)
     except OSError as e:
         return "ERR", f"{type(e).__name__}: {e}"
-    head, _, b = resp.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/"):
-        return "ERR", f"no answer {resp[:80]!r}"
-    return int(head.split()[1]), json.loads(b)
 
 
 def stopping(answer):

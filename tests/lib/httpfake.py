@@ -3,6 +3,7 @@ side of the fake servers they put in regiond's place (read one request
 whole, as a server must before it answers: a client still sending when the
 answer and the close come may see a reset instead of the answer), and a
 client that reads a response until the close."""
+import json
 import socket
 import threading
 
@@ -43,6 +44,41 @@ def unix_exchange(path, request, timeout=30):
             resp += chunk
     finally:
         s.close()
+
+
+def api_request(path, method, url, body=None, raw=None, headers=(), timeout=60):
+    """One HTTP/1.1 request on regiond's API socket @path: @body as JSON
+    (or the bytes @raw), extra @headers ("Name: value"). Returns (status,
+    the parsed JSON, or the text when it is not JSON); a connection closed
+    or reset with no HTTP answer (regiond stopping, killed) raises
+    ConnectionResetError, an OSError as a refused or timed-out connect is."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+    hdr = f"{method} {url} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {len(data)}\r\n"
+    for h in headers:
+        hdr += h + "\r\n"
+    resp = b""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(hdr.encode() + b"\r\n" + data)
+        while True:
+            # A reset after the answer (regiond closing on a body it did
+            # not read, a refused upload) keeps what came before it.
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            resp += chunk
+    head, _, body_b = resp.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/"):
+        raise ConnectionResetError(f"no HTTP answer: {resp[:80]!r}")
+    code = int(head.split()[1])
+    try:
+        return code, json.loads(body_b)
+    except ValueError:
+        return code, body_b.decode(errors="replace")
 
 
 def scripted_regiond(path, answer, sock=None, wrap=None, request=False):
