@@ -895,9 +895,13 @@ def test_an_attach_the_kernel_keeps_refusing_is_said_once(tmp_path):
                                                      "--xdp-mode", "native"))
         try:
             subprocess.run(["ip", "link", "del", "xfu0"], check=True)
-            subprocess.run(f"ip link add xfu0 mtu 9000 type veth peer name xfu1 netns {lab.ns} && "
+            # Both ends made with their MTU at once: a peer at 1500 for a
+            # moment let regiond's next try attach (the kernel refuses
+            # only while the peer's MTU is too large), and then refused
+            # the peer its 9000 (seen under the sanitizer stage's load).
+            subprocess.run(f"ip link add xfu0 mtu 9000 type veth peer name xfu1 mtu 9000 netns {lab.ns} && "
                            "ip link set xfu0 up", shell=True, check=True)
-            lab.run_in_ns("ip link set xfu1 mtu 9000 up")
+            lab.run_in_ns("ip link set xfu1 up")
             log = tmp_path / "regiond.log"
             wait_for(lambda: "XDP filter: attaching to xfu0 again failed: native XDP on xfu0 refused" in
                      log.read_text(), timeout=20, what="the refusal said")

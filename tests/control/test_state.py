@@ -629,8 +629,12 @@ def test_a_commit_confirm_change_cut_short_by_a_crash_still_reverts(tmp_path):
             rd.wait(30)
         b.start_regiond()
         s = b.status()
-        assert s["generation"]["id"] == 2 and s["confirm"] and s["confirm"]["generation"] == 2, s
-        assert s["confirm"]["revert_to"] == 1, s
+        # Still awaiting its confirmation, unless the 4 s ran out during the
+        # restarts (the sanitizer stage's load): then it has been reverted
+        # already, which only the confirmation written ahead can cause.
+        if s["generation"]["id"] == 2:
+            assert s["confirm"] and s["confirm"]["generation"] == 2, s
+            assert s["confirm"]["revert_to"] == 1, s
         s = wait_for(lambda: (lambda st: st if st["generation"]["id"] == 3 else None)(b.status()), timeout=20,
                      what="the automatic revert")
         assert "not confirmed in time" in s["generation"]["comment"] and s["confirm"] is None, s
