@@ -306,6 +306,7 @@ static const char *const counter_help[FWD_FLT_CNT_MAX] = {
 struct ctl_filter_claims {
 	unsigned n;
 	int fd[3 * CTL_FILTER_MAX_IFACES];
+	unsigned idx[CTL_FILTER_MAX_IFACES]; /* the ifindex claimed, per interface */
 };
 
 /* Claim @name for @ifname: the socket, or -1 with @err. */
@@ -396,6 +397,7 @@ struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n
 		if ((c->fd[c->n] = claim_name(ifaces[i], byindex, err)) < 0)
 			goto fail;
 		c->n++;
+		c->idx[i] = idx;
 	}
 	return c;
 fail:
@@ -441,7 +443,11 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	f->capturing = 0;
 	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++) {
 		f->ifaces[i].reclaim_fd = -1;
-		f->ifaces[i].claimed_idx = i < conf->nifaces ? if_nametoindex(conf->ifaces[i]) : 0;
+		/* the claim's own: a fresh look could see an interface created
+		 * again since, whose ifindex no one has claimed */
+		f->ifaces[i].claimed_idx = i >= conf->nifaces ? 0
+					   : conf->claims     ? conf->claims->idx[i]
+							      : if_nametoindex(conf->ifaces[i]);
 	}
 	f->ids = calloc(1, sizeof(*f->ids));
 	if (f->ids == NULL) {
@@ -826,13 +832,17 @@ static void keep_attached(struct ctl_filter *f)
 		struct fwd_err e = {0};
 
 		if (there == ours) {
+			const unsigned idx = if_nametoindex(ifn);
+
 			/* back (renamed or moved away and back): say how it runs
 			 * again; status said "none" for good */
-			if (f->ifaces[i].lost) {
+			if (f->ifaces[i].lost)
 				snprintf(f->ifaces[i].mode, sizeof(f->ifaces[i].mode), "%s", mode);
-				/* moved back: its ifindex may be new */
-				reclaim(f, i, if_nametoindex(ifn));
-			}
+			/* Its ifindex may be new: moved back, or created again
+			 * between the claim and the start (which attached to it
+			 * by name). A comparison when it is not. */
+			if (idx != 0)
+				reclaim(f, i, idx);
 			f->ifaces[i].lost = 0;
 			continue;
 		}

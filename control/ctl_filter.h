@@ -21,6 +21,11 @@ struct ctl_filter_conf {
 	enum ctl_xdp_mode mode;
 	const char *pin_dir;
 	struct ctl_bpf_conf sizes;
+	/* ctl_filter_claim's, for the ifindex each interface was claimed by:
+	 * one created again between the claim and the start is claimed again
+	 * at the first check after the start (a second). NULL: the ifindex
+	 * the start finds. */
+	const struct ctl_filter_claims *claims;
 };
 
 struct ctl_filter;

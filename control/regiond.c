@@ -957,6 +957,7 @@ static int start_filters(struct regiond *d)
 		.pin_dir = d->o.bpf_pin_dir,
 		.sizes = {.max_prefixes = (uint32_t)d->o.xdp_max_prefixes,
 			  .max_groups = (uint32_t)d->o.xdp_max_groups},
+		.claims = d->xdp_claims,
 	};
 	const struct ctl_gen *cur = ctl_state_current(&d->st);
 	struct fwd_err fe = {0}, e;
