@@ -887,6 +887,21 @@ json_t *ctl_api_health(const json_t *status)
 				why = named;
 				break;
 			}
+		/* a second regiond given it by another name could adopt it */
+		json_array_foreach(code || json_is_true(json_object_get(f, "detached"))
+					   ? NULL
+					   : json_object_get(f, "interfaces"),
+				   i, v)
+			if (json_is_false(json_object_get(v, "claimed"))) {
+				state = "degraded", code = 1;
+				snprintf(named, sizeof(named),
+					 "another process holds the claim of --xdp-iface %s: "
+					 "it could adopt the XDP filter "
+					 "(status filters.interfaces)",
+					 json_string_value(json_object_get(v, "interface")));
+				why = named;
+				break;
+			}
 		if (code == 0 && json_is_true(json_object_get(f, "foreign_writer"))) {
 			state = "degraded", code = 1;
 			why = "the XDP filter's maps were written by another process (a second "

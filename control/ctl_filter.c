@@ -34,7 +34,9 @@ struct filter_iface {
 	 * has another ifindex, and a second regiond given it (by an altname,
 	 * say) could claim it, adopt our program and rewrite its rules. */
 	unsigned claimed_idx;
-	unsigned refused_idx; /* said once per ifindex */
+	/* The ifindex whose claim another process holds (said once, tried
+	 * again every second), 0 when none: status "claimed" false. */
+	unsigned refused_idx;
 	char attach_why[384]; /* the last failed attach's, said once */
 	int reclaim_fd;
 	/* A detach that found an interface out of this network namespace
@@ -309,8 +311,11 @@ struct ctl_filter_claims {
 	unsigned idx[CTL_FILTER_MAX_IFACES]; /* the ifindex claimed, per interface */
 };
 
-/* Claim @name for @ifname: the socket, or -1 with @err. */
-static int claim_name(const char *ifname, const char *name, struct fwd_err *err)
+/* Claim @name for @ifname: the socket, or -1 with @err. With @probe, a
+ * claim held by another is asked whose it is (a connection the holder never
+ * accepts: a retry every second without it, or the holder's backlog fills
+ * and every later refusal says "its pid not known"). */
+static int claim_name(const char *ifname, const char *name, int probe, struct fwd_err *err)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "regiond-xdp/%s", name);
@@ -333,7 +338,7 @@ static int claim_name(const char *ifname, const char *name, struct fwd_err *err)
 		 * connect to a full backlog would hang this start. */
 		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
-		if (c >= 0 && connect(c, (struct sockaddr *)&a, alen) == 0 &&
+		if (probe && c >= 0 && connect(c, (struct sockaddr *)&a, alen) == 0 &&
 		    getsockopt(c, SOL_SOCKET, SO_PEERCRED, &who, &wl) == 0 && who.pid > 0)
 			snprintf(holder, sizeof(holder),
 				 who.uid == geteuid() ? "pid %d" : "pid %d, uid %u: not regiond's?",
@@ -381,7 +386,7 @@ struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n
 				goto fail;
 			}
 		snprintf(byindex, sizeof(byindex), "if%u", idx);
-		if ((c->fd[c->n] = claim_name(ifaces[i], ifaces[i], err)) < 0)
+		if ((c->fd[c->n] = claim_name(ifaces[i], ifaces[i], 1, err)) < 0)
 			goto fail;
 		c->n++;
 		/* Given by an altname: its primary name too, which the regiond
@@ -390,11 +395,11 @@ struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n
 		 * one was free for the second or so before the first claims it
 		 * again, and a second regiond started then got in (a probe). */
 		if (if_indextoname(idx, primary) && strcmp(primary, ifaces[i]) != 0) {
-			if ((c->fd[c->n] = claim_name(ifaces[i], primary, err)) < 0)
+			if ((c->fd[c->n] = claim_name(ifaces[i], primary, 1, err)) < 0)
 				goto fail;
 			c->n++;
 		}
-		if ((c->fd[c->n] = claim_name(ifaces[i], byindex, err)) < 0)
+		if ((c->fd[c->n] = claim_name(ifaces[i], byindex, 1, err)) < 0)
 			goto fail;
 		c->n++;
 		c->idx[i] = idx;
@@ -643,11 +648,14 @@ json_t *ctl_filter_status(struct ctl_filter *f, const struct fwd_table *t)
 		char mode[32];
 		uint32_t id = ctl_bpf_query(f->conf.ifaces[i], mode, sizeof(mode));
 
-		json_array_append_new(ifs, json_pack("{s:s, s:s, s:s, s:I, s:b}", "interface",
+		/* claimed: false while another process holds the claim of the
+		 * interface's ifindex (a second regiond could adopt the filter) */
+		json_array_append_new(ifs, json_pack("{s:s, s:s, s:s, s:I, s:b, s:b}", "interface",
 						     f->conf.ifaces[i], "mode", mode, "attached_as",
 						     id ? f->ifaces[i].mode : "none", "program_id",
 						     (json_int_t)id, "ours",
-						     id == ctl_bpf_prog_id(f->bpf)));
+						     id == ctl_bpf_prog_id(f->bpf), "claimed",
+						     f->ifaces[i].refused_idx == 0));
 	}
 	ctl_bpf_counters(f->bpf, c);
 	for (int i = 0; i < FWD_FLT_CNT_MAX; i++)
@@ -773,8 +781,9 @@ static void finish_detach(struct ctl_filter *f)
 }
 
 /* Claim interface @i by its ifindex now, when it is not the one claimed:
- * 0, or -1 with the refusal logged (another regiond holds it). */
-static int reclaim(struct ctl_filter *f, unsigned i, unsigned idx)
+ * 0, or -1 with the refusal logged once per ifindex (another regiond holds
+ * it; @ours_there: our program is on it, which that one could adopt). */
+static int reclaim(struct ctl_filter *f, unsigned i, unsigned idx, int ours_there)
 {
 	struct fwd_err e = {0};
 	char byindex[24];
@@ -783,19 +792,28 @@ static int reclaim(struct ctl_filter *f, unsigned i, unsigned idx)
 	if (idx == f->ifaces[i].claimed_idx)
 		return 0;
 	snprintf(byindex, sizeof(byindex), "if%u", idx);
-	fd = claim_name(f->conf.ifaces[i], byindex, &e);
+	fd = claim_name(f->conf.ifaces[i], byindex, f->ifaces[i].refused_idx != idx, &e);
 	if (fd < 0) {
 		if (f->ifaces[i].refused_idx != idx)
 			fwd_log(FWD_LOG_WARNING,
-				"XDP filter: %s is back (ifindex %u), not attached again: %s",
+				ours_there
+					? "XDP filter: %s has a new ifindex (%u) this regiond "
+					  "cannot claim: %s; that one could adopt the filter and "
+					  "rewrite its rules"
+					: "XDP filter: %s is back (ifindex %u), not attached "
+					  "again: %s",
 				f->conf.ifaces[i], idx, e.reason);
 		f->ifaces[i].refused_idx = idx;
 		return -1;
 	}
+	if (f->ifaces[i].refused_idx != 0)
+		fwd_log(FWD_LOG_NOTICE, "XDP filter: %s (ifindex %u) claimed by this regiond now",
+			f->conf.ifaces[i], idx);
 	if (f->ifaces[i].reclaim_fd >= 0)
 		close(f->ifaces[i].reclaim_fd);
 	f->ifaces[i].reclaim_fd = fd;
 	f->ifaces[i].claimed_idx = idx;
+	f->ifaces[i].refused_idx = 0;
 	return 0;
 }
 
@@ -835,14 +853,19 @@ static void keep_attached(struct ctl_filter *f)
 			const unsigned idx = if_nametoindex(ifn);
 
 			/* back (renamed or moved away and back): say how it runs
-			 * again; status said "none" for good */
-			if (f->ifaces[i].lost)
+			 * again; status said "none" for good, and the log's last
+			 * word was "gone" */
+			if (f->ifaces[i].lost) {
 				snprintf(f->ifaces[i].mode, sizeof(f->ifaces[i].mode), "%s", mode);
+				fwd_log(FWD_LOG_NOTICE,
+					"XDP filter: %s is back, carrying the filter in %s mode",
+					ifn, mode);
+			}
 			/* Its ifindex may be new: moved back, or created again
 			 * between the claim and the start (which attached to it
 			 * by name). A comparison when it is not. */
 			if (idx != 0)
-				reclaim(f, i, idx);
+				reclaim(f, i, idx, 1);
 			f->ifaces[i].lost = 0;
 			continue;
 		}
@@ -871,7 +894,7 @@ static void keep_attached(struct ctl_filter *f)
 		/* Claimed again whenever it has another ifindex, whoever attaches
 		 * it (the fast path's port too): a second regiond given it by an
 		 * altname would adopt the program. */
-		if (if_nametoindex(ifn) != 0 && reclaim(f, i, if_nametoindex(ifn)) != 0)
+		if (if_nametoindex(ifn) != 0 && reclaim(f, i, if_nametoindex(ifn), 0) != 0)
 			continue;
 		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0) {
 			if (ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->ifaces[i].mode,

@@ -1870,12 +1870,13 @@ static void status_filters(json_t *f)
 	printf("xdp filter   generation %lld, program %lld on", ji(f, "generation"),
 	       ji(f, "program_id"));
 	json_array_foreach(json_object_get(f, "interfaces"), i, v)
-		printf("%s %s (%s%s)", i ? "," : "", js(v, "interface"), js(v, "mode"),
+		printf("%s %s (%s%s%s)", i ? "," : "", js(v, "interface"), js(v, "mode"),
 		       json_is_true(json_object_get(v, "ours")) ? ""
 		       : ji(v, "program_id")			? ", NOT OURS"
 		       : json_is_true(json_object_get(f, "detached"))
 			       ? ", detached by regionctl filter detach"
-			       : ", NOT ATTACHED");
+			       : ", NOT ATTACHED",
+		       json_is_false(json_object_get(v, "claimed")) ? ", NOT CLAIMED" : "");
 	if (json_array_size(json_object_get(f, "interfaces")) == 0)
 		printf(" no interface");
 	printf("\n            ");
@@ -3571,13 +3572,16 @@ static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 	       json_is_true(json_object_get(r, "adopted")) ? " (adopted after a restart)" : "");
 	printf("%-16s %-10s %10s  %s\n", "INTERFACE", "MODE", "PROGRAM", "ATTACHED AS");
 	json_array_foreach(json_object_get(r, "interfaces"), i, v)
-		printf("%-16s %-10s %10lld  %s%s\n", js(v, "interface"), js(v, "mode"),
+		printf("%-16s %-10s %10lld  %s%s%s\n", js(v, "interface"), js(v, "mode"),
 		       ji(v, "program_id"), js(v, "attached_as"),
 		       json_is_true(json_object_get(v, "ours")) ? ""
 		       : ji(v, "program_id")			? "  (NOT OURS)"
 		       : json_is_true(json_object_get(r, "detached"))
 			       ? "  (detached by regionctl filter detach)"
-			       : "  (NOT ATTACHED)");
+			       : "  (NOT ATTACHED)",
+		       json_is_false(json_object_get(v, "claimed"))
+			       ? "  (NOT CLAIMED: another process holds its claim)"
+			       : "");
 	printf("\n%-24s %-6s %14s %16s\n", "RULE", "ACTION", "PACKETS", "BYTES");
 	json_object_foreach(json_object_get(r, "rules"), k, v)
 		printf("%-24s %-6s %14lld %16lld\n", k, js(v, "action"), ji(v, "packets"),

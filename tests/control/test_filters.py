@@ -782,6 +782,72 @@ def test_an_interface_created_again_is_claimed_again(tmp_path):
             put_back(second, box, ifaces=("xfr0",), pins=(pin, pin2))
 
 
+def test_a_claim_held_by_another_is_said_and_taken_once_free(tmp_path):
+    """Our program on an interface created again whose new ifindex another
+    process has claimed (our program put back there before this regiond
+    looked): the refusal was logged as "is back, not attached again" though
+    the filter ran there, status and health said nothing, and each second's
+    retry connected to the holder to ask its pid, connections it never
+    accepts, until its backlog was full. Now: said as what it is, status
+    "claimed": false, health degraded, the holder asked once; claimed as
+    soon as the holder lets go."""
+    import socket
+    pin = "/sys/fs/bpf/rfwd-test-held"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab("rfwd-test-held", [("xfh0", "xfh1")]) as lab:
+        box = Box(tmp_path, "held", regiond_args=("--xdp-iface", "xfh0", "--bpf-pin-dir", pin))
+        holder = None
+        try:
+            prog = xdp_prog("xfh0")
+            log = tmp_path / "regiond.log"
+            box.rd.send_signal(signal.SIGSTOP)
+            try:
+                subprocess.run(["ip", "link", "del", "xfh0"], check=True)
+                subprocess.run(f"ip link add xfh0 type veth peer name xfh1 netns {lab.ns} && ip link set xfh0 up",
+                               shell=True, check=True)
+                idx = socket.if_nametoindex("xfh0")
+                holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                holder.bind(f"\0regiond-xdp/if{idx}")
+                holder.listen(8)
+                holder.setblocking(False)
+                subprocess.run(["bpftool", "net", "attach", "xdp", "pinned", f"{pin}/prog", "dev", "xfh0"],
+                               check=True)
+                assert xdp_prog("xfh0") == prog
+            finally:
+                box.rd.send_signal(signal.SIGCONT)
+            said = (f"XDP filter: xfh0 has a new ifindex ({idx}) this regiond cannot claim: another regiond "
+                    f"(pid {os.getpid()}) manages the XDP filter on xfh0")
+            wait_for(lambda: said in log.read_text(), timeout=20, what="the refused claim said")
+            iface = box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]
+            assert iface["ours"] and iface["claimed"] is False, iface
+            health = box.status()["health"]
+            assert health["state"] == "degraded" and "another process holds the claim of --xdp-iface xfh0" in \
+                health["reason"], health
+            rc, out, _ = box.ctl("filter", "status")
+            assert "NOT CLAIMED" in out, out
+            time.sleep(3)  # three more tries: none asks the holder again
+            asked = 0
+            while True:
+                try:
+                    holder.accept()[0].close()
+                    asked += 1
+                except BlockingIOError:
+                    break
+            assert asked == 1, asked
+            assert log.read_text().count(said) == 1
+            holder.close()
+            holder = None
+            wait_for(lambda: box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]["claimed"],
+                     timeout=20, what="the claim taken once free")
+            assert f"XDP filter: xfh0 (ifindex {idx}) claimed by this regiond now" in log.read_text()
+            assert box.status()["health"]["state"] == "healthy"
+            assert xdp_prog("xfh0") == prog
+        finally:
+            if holder:
+                holder.close()
+            put_back(box, ifaces=("xfh0",), pins=(pin,))
+
+
 def test_maps_written_by_another_are_said_not_fought(tmp_path):
     """Two regionds on one program (one adopted the other's) each found the
     maps' generation not theirs and wrote their own every second: the
@@ -841,6 +907,8 @@ def test_native_mode_refuses_an_adopted_generic_filter(tmp_path):
             assert second.wait(120) == 1, (tmp_path / "rd1.log").read_text()
             log = (tmp_path / "rd1.log").read_text()
             assert "--xdp-mode native, but xfk0 carries the filter in generic mode" in log, log
+            # what it advises works without a running regiond (it is the start refused)
+            assert "take it off (ip link set dev xfk0 xdpgeneric off)" in log, log
             assert xdp_prog("xfk0") == prog
         finally:
             put_back(second, box, ifaces=("xfk0",), pins=(pin,))
@@ -867,6 +935,9 @@ def test_an_interface_away_and_back(tmp_path):
             wait_for(lambda: (lambda i: i["ours"] and i["attached_as"] == mode)(
                 box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]), timeout=20,
                 what=f"status says attached as {mode} again")
+            # and the log says so too: its last word was "gone"
+            assert f"XDP filter: xfv0 is back, carrying the filter in {mode} mode" in \
+                open(tmp_path / "regiond.log").read()
             subprocess.run(["ip", "link", "set", "xfv0", "netns", lab.ns], check=True)
             rc, out, err = box.ctl("filter", "detach")
             assert rc == 0 and "taken off when it is back" in out, out + err
