@@ -288,20 +288,26 @@ void fwd_log(int level, const char *fmt, ...)
 void fwd_log_change(const struct fwd_log_change *c)
 {
 	char msg[1536], hash[32] = "";
+	/* A write refused before its author was read has none, and a change
+	 * without a comment has no reason: said so, not as "author ''" or a
+	 * line ending in ": ". */
+	const int has_author = c->author != NULL && c->author[0] != '\0';
+	const int has_reason = c->reason != NULL && c->reason[0] != '\0';
+	const char *a0 = has_author ? "author '" : "no author", *a = has_author ? c->author : "",
+		   *a1 = has_author ? "'" : "";
+	const char *r0 = has_reason ? ": " : "", *r = has_reason ? c->reason : "";
+	const char *client = c->client ? c->client : "regiond";
+	const char *q0 = c->request ? " (" : "", *q = c->request ? c->request : "",
+		   *q1 = c->request ? ")" : "";
 
 	if (c->hash)
 		snprintf(hash, sizeof(hash), " (%016" PRIx64 ")", c->hash);
 	if (strcmp(c->event, "refused") == 0)
 		snprintf(msg, sizeof(msg),
-			 "change refused, generation %" PRIu64 " stays: %s%s%s%s, author '%s': %s",
-			 c->generation, c->client ? c->client : "regiond", c->request ? " (" : "",
-			 c->request ? c->request : "", c->request ? ")" : "",
-			 c->author ? c->author : "", c->reason ? c->reason : "");
+			 "change refused, generation %" PRIu64 " stays: %s%s%s%s, %s%s%s%s%s",
+			 c->generation, client, q0, q, q1, a0, a, a1, r0, r);
 	else
-		snprintf(msg, sizeof(msg),
-			 "generation %" PRIu64 "%s %s by %s%s%s%s, author '%s': %s", c->generation,
-			 hash, c->event, c->client ? c->client : "regiond", c->request ? " (" : "",
-			 c->request ? c->request : "", c->request ? ")" : "",
-			 c->author ? c->author : "", c->reason ? c->reason : "");
+		snprintf(msg, sizeof(msg), "generation %" PRIu64 "%s %s by %s%s%s%s, %s%s%s%s%s",
+			 c->generation, hash, c->event, client, q0, q, q1, a0, a, a1, r0, r);
 	emit(strcmp(c->event, "refused") ? FWD_LOG_NOTICE : FWD_LOG_WARNING, msg, c);
 }

@@ -225,3 +225,19 @@ def test_regionctl_capture_text_never_carries_a_daemons_controls_raw(tmp_path):
         assert lines[0]["comment"] == "rx fwd link=evil\x1b[2J\u009b31m x\u2028y", lines
     finally:
         srv.close()
+
+
+def test_a_change_without_an_author_or_a_comment_says_so(box):
+    """A write refused before its author was read was logged "author ''",
+    and an API change without a comment ended its line with "author 'api': "
+    and nothing after. Now: "no author", and no colon with nothing after."""
+    doc = open(DEMO).read().replace("to: to-sg", "to: local")
+    assert box.http("PUT", "/v1/table", raw=b"{")[0] == 400
+    code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1})
+    assert code == 200, r
+    log = log_of(box).splitlines()
+    refused = [ln for ln in log if "change refused" in ln]
+    assert len(refused) == 1 and re.search(r"\(PUT /v1/table\), no author: \S", refused[0]), refused
+    applied = [ln for ln in log if " applied by uid " in ln]
+    assert len(applied) == 1 and applied[0].endswith("(PUT /v1/table), author 'api'"), applied
+    assert not any("author ''" in ln or ln.endswith(": ") for ln in log), log
