@@ -944,10 +944,10 @@ int ctl_bpf_attach(struct ctl_bpf *b, const char *ifname, enum ctl_xdp_mode mode
 		if (mode == CTL_XDP_NATIVE && strcmp(cur, "native") != 0)
 			return fwd_err_set(err, "", 0, "xdp",
 					   "--xdp-mode native, but %s carries the filter in %s "
-					   "mode (an earlier start fell back to it): detach it "
-					   "(regionctl filter detach) and start again, or run with "
-					   "--xdp-mode auto",
-					   ifname, cur);
+					   "mode (an earlier start fell back to it): take it off "
+					   "(ip link set dev %s xdp%s off) and start again, or run "
+					   "with --xdp-mode auto",
+					   ifname, cur, ifname, cur);
 		snprintf(out, len, "%s", cur); /* adopted: already ours */
 		return 0;
 	}
