@@ -4,6 +4,7 @@ whole, as a server must before it answers: a client still sending when the
 answer and the close come may see a reset instead of the answer), and a
 client that reads a response until the close."""
 import json
+import re
 import socket
 import threading
 
@@ -71,9 +72,13 @@ def api_request(path, method, url, body=None, raw=None, headers=(), timeout=60):
             if not chunk:
                 break
             resp += chunk
-    head, _, body_b = resp.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/"):
+    head, sep, body_b = resp.partition(b"\r\n\r\n")
+    if not sep or not re.match(rb"HTTP/1\.[01] \d{3}", head):
         raise ConnectionResetError(f"no HTTP answer: {resp[:80]!r}")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
+    if method != "HEAD" and length and len(body_b) < int(length.group(1)):
+        # cut short (reset, killed): not an answer a test may take as one
+        raise ConnectionResetError(f"answer cut short: {len(body_b)} of {int(length.group(1))} bytes")
     code = int(head.split()[1])
     try:
         return code, json.loads(body_b)
