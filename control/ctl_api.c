@@ -870,7 +870,7 @@ json_t *ctl_api_health(const json_t *status)
 		/* An --xdp-iface without the filter (not detached on purpose):
 		 * its traffic is unfiltered. Named: the reason is what a pager
 		 * shows. */
-		static __thread char named[160];
+		static __thread char named[256]; /* an altname may be 127 bytes */
 		const json_t *f = json_object_get(status, "filters"), *v;
 		size_t i;
 

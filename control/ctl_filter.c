@@ -789,8 +789,16 @@ static int reclaim(struct ctl_filter *f, unsigned i, unsigned idx, int ours_ther
 	char byindex[24];
 	int fd;
 
-	if (idx == f->ifaces[i].claimed_idx)
+	if (idx == f->ifaces[i].claimed_idx) {
+		/* back on the ifindex this regiond holds (moved away and back)
+		 * after another one was refused: nothing is held by another */
+		if (f->ifaces[i].refused_idx != 0)
+			fwd_log(FWD_LOG_NOTICE,
+				"XDP filter: %s (ifindex %u) is the one this regiond claimed",
+				f->conf.ifaces[i], idx);
+		f->ifaces[i].refused_idx = 0;
 		return 0;
+	}
 	snprintf(byindex, sizeof(byindex), "if%u", idx);
 	fd = claim_name(f->conf.ifaces[i], byindex, f->ifaces[i].refused_idx != idx, &e);
 	if (fd < 0) {
@@ -858,7 +866,10 @@ static void keep_attached(struct ctl_filter *f)
 			if (f->ifaces[i].lost) {
 				snprintf(f->ifaces[i].mode, sizeof(f->ifaces[i].mode), "%s", mode);
 				fwd_log(FWD_LOG_NOTICE,
-					"XDP filter: %s is back, carrying the filter in %s mode",
+					f->ifaces[i].lost == 1 ? "XDP filter: %s is back, carrying "
+								 "the filter in %s mode"
+							       : "XDP filter: %s carries the "
+								 "filter again, in %s mode",
 					ifn, mode);
 			}
 			/* Its ifindex may be new: moved back, or created again
@@ -890,6 +901,8 @@ static void keep_attached(struct ctl_filter *f)
 						  : "attaching it again");
 		f->ifaces[i].lost = now;
 		f->ifaces[i].lost_to = there;
+		if (now == 1)
+			f->ifaces[i].refused_idx = 0; /* gone: no ifindex to hold */
 		snprintf(f->ifaces[i].mode, sizeof(f->ifaces[i].mode), "none");
 		/* Claimed again whenever it has another ifindex, whoever attaches
 		 * it (the fast path's port too): a second regiond given it by an

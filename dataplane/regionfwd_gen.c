@@ -1165,8 +1165,10 @@ static void run_load(struct gen *g)
 		 * second after it (this process unscheduled near its end sent
 		 * 49 of --rate 100 --duration 0.5's 50 under a loaded CI); as
 		 * fast as the port takes, the window is the run. */
-		const int more = g->sent < total && now < end + hz &&
-				 (g->sent == 0 || (per_burst ? next < end : now < end));
+		const int more =
+			g->sent < total &&
+			(g->sent == 0 ? now < end + 10 * hz /* the drain's cap */
+				      : now < end + hz && (per_burst ? next < end : now < end));
 
 		if (more && (per_burst == 0 || now >= next)) {
 			uint16_t want = (uint16_t)RTE_MIN((uint64_t)k, total - g->sent);
