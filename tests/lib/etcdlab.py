@@ -360,9 +360,9 @@ class Cluster:
     # right. A read is repeatable; a put of the same value leaves the same
     # value, though a put that timed out may have been committed after all
     # (then a second revision and watch event: a test counting events sees
-    # it, as it would have seen the 503). Deletes are not tried again (their
-    # count would say 0).
-    _RETRY_UNAVAILABLE = ("/v3/kv/range", "/v3/kv/put")
+    # it, as it would have seen the 503); a delete tried again may count 0
+    # deleted (no caller reads the count).
+    _RETRY_UNAVAILABLE = ("/v3/kv/range", "/v3/kv/put", "/v3/kv/deleterange")
 
     def call(self, path, req, user=None, password=None, timeout=5):
         """POST @req (a dict) to the gateway @path on the first member that
