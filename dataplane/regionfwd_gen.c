@@ -1154,6 +1154,8 @@ static void run_load(struct gen *g)
 	uint16_t k = g->o.rate <= 0 || per_ms >= 32 ? 32 : per_ms < 1 ? 1 : (uint16_t)per_ms;
 	uint64_t per_burst = g->o.rate > 0 ? (uint64_t)((double)hz * k / g->o.rate) : 0;
 	uint64_t total = g->o.rate > 0 ? (uint64_t)(g->o.rate * g->o.duration + 0.5) : UINT64_MAX;
+	/* the bursts due inside the window, at t0 + j x per_burst < end */
+	uint64_t due = per_burst ? (end - t0 + per_burst - 1) / per_burst : 0, bursts = 0;
 	uint32_t fi = 0;
 
 	while (!stop) {
@@ -1161,20 +1163,27 @@ static void run_load(struct gen *g)
 		/* The first burst goes even when the window closed before it
 		 * could: a run of a millisecond whose process was scheduled late
 		 * sent nothing, where rate x duration >= 1 was asked for. At a
-		 * rate, a burst due inside the window goes late too, for up to a
-		 * second after it (this process unscheduled near its end sent
-		 * 49 of --rate 100 --duration 0.5's 50 under a loaded CI); as
-		 * fast as the port takes, the window is the run. */
+		 * rate, every burst due inside the window goes, late ones for up
+		 * to a second after it (this process unscheduled near its end
+		 * sent 49 of --rate 100 --duration 0.5's 50 under a loaded CI),
+		 * and those at the rate: all at once, they would flood a
+		 * forwarder that had fallen behind too (a live loop lost half
+		 * its frames once they went so). As fast as the port takes,
+		 * the window is the run. */
 		const int more =
-			g->sent < total &&
-			(g->sent == 0 ? now < end + 10 * hz /* the drain's cap */
-				      : now < end + hz && (per_burst ? next < end : now < end));
+			g->sent < total && (g->sent == 0 ? now < end + 10 * hz /* the drain's cap */
+					    : per_burst	 ? bursts < due && now < end + hz
+							 : now < end);
 
 		if (more && (per_burst == 0 || now >= next)) {
 			uint16_t want = (uint16_t)RTE_MIN((uint64_t)k, total - g->sent);
 
-			if (send_burst(g, &fi, want) == 0)
-				next += per_burst;
+			if (send_burst(g, &fi, want) == 0) {
+				bursts++;
+				/* inside the window a late burst's successors catch
+				 * up; after it they keep the rate */
+				next = now >= end ? now + per_burst : next + per_burst;
+			}
 		}
 		unsigned got = receive(g);
 
