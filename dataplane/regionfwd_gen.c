@@ -471,8 +471,10 @@ struct gen {
 	uint64_t sent, expected_drop;
 	/* Of what came back: frames of this run on no link the table sends
 	 * their flow to (another link, no link, a flow the table drops); frames
-	 * of another run; frames without the generator's stamp. */
-	uint64_t unexpected, stale, foreign, duplicates;
+	 * of another run; frames without the generator's stamp. Of the
+	 * unexpected: second copies, and first copies of frames of flows the
+	 * table drops (a forwarder passing what it should drop). */
+	uint64_t unexpected, stale, foreign, duplicates, forwarded_drops;
 	uint64_t *seen; /* DUP_WINDOW bits, one a sequence number in flight */
 	int interrupted; /* the signal that ended the run, 0: none */
 };
@@ -1081,6 +1083,8 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 	want = forged ? FWD_LINK_NONE : g->fl[full % g->o.flows].link;
 	if (l == FWD_LINK_NONE || l != want) {
 		g->unexpected++;
+		if (!forged && want == FWD_LINK_NONE)
+			g->forwarded_drops++;
 		if (l != FWD_LINK_NONE)
 			g->ls[l].misrouted++;
 	} else {
@@ -1209,22 +1213,24 @@ static void report(const struct gen *g)
 		printf("{\"run_id\": %u, \"interrupted\": %s, \"sent\": %" PRIu64
 		       ", \"seconds\": %.3f, \"tx_mpps\": %.4f, \"expected_drops\": %" PRIu64
 		       ", \"unexpected\": %" PRIu64 ", \"duplicates\": %" PRIu64
-		       ", \"stale\": %" PRIu64 ", \"foreign\": %" PRIu64 ", \"links\": {",
+		       ", \"forwarded_drops\": %" PRIu64 ", \"stale\": %" PRIu64
+		       ", \"foreign\": %" PRIu64 ", \"links\": {",
 		       g->o.run_id, g->interrupted ? "true" : "false", g->sent, secs,
 		       (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected, g->duplicates,
-		       g->stale, g->foreign);
+		       g->forwarded_drops, g->stale, g->foreign);
 	else
 		printf("regionfwd-gen: run %u: sent %" PRIu64
 		       " frames in %.2f s (%.3f Mpps)%s, %" PRIu64
 		       " the table drops; came back: %" PRIu64
 		       " not where the table sends them (%" PRIu64
-		       " of them second copies), %" PRIu64 " of another run, %" PRIu64
+		       " of them second copies, %" PRIu64 " of flows the table drops), %" PRIu64
+		       " of another run, %" PRIu64
 		       " not the generator's\n\n%-20s %12s %12s %10s %10s %9s %10s %10s %10s\n",
 		       g->o.run_id, g->sent, secs, (double)g->sent / secs / 1e6,
 		       g->interrupted ? " (INTERRUPTED: a partial run)" : "", g->expected_drop,
-		       g->unexpected, g->duplicates, g->stale, g->foreign, "link", "expected",
-		       "received", "misrouted", "loss %", "Mpps", "lat avg us", "lat p99 us",
-		       "lat max us");
+		       g->unexpected, g->duplicates, g->forwarded_drops, g->stale, g->foreign,
+		       "link", "expected", "received", "misrouted", "loss %", "Mpps", "lat avg us",
+		       "lat p99 us", "lat max us");
 	for (uint16_t k = 0, first = 1; k < t->nlinks; k++) {
 		const struct link_stat *s = &g->ls[k];
 		uint64_t acc = 0, p99 = 0;

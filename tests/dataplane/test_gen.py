@@ -388,9 +388,18 @@ def test_live_loop_catches_every_frame_on_the_wrong_link(tmp_path):
     links = r["links"]
     assert r["sent"] >= 25000 and all(s["received"] == 0 for s in links.values()), r
     assert r["unexpected"] == sum(s["misrouted"] for s in links.values()), r
-    # More than the links were sent: b's dns frames, which the table drops,
-    # came back too (a ninth of the flows; a sanitizer build may lose 1 %).
-    assert r["unexpected"] > sum(s["expected"] for s in links.values()), r
+    # b's dns frames, which the generator's table drops, came back too, and
+    # are told apart from the misrouted ones; b's sctp, dropped by both
+    # tables, did not.
+    assert 0 < r["forwarded_drops"] < r["expected_drops"], r
+    misrouted = sum(s["expected"] for s in links.values()) + r["forwarded_drops"]
+    if os.environ.get("SANITIZE", "none") in ("", "none"):
+        assert r["unexpected"] == misrouted, r
+    else:
+        # A sanitizer build, several times slower beside the other groups
+        # on 2 cores, lost up to 31 % of this loop's frames in the veth
+        # AF_PACKET rings (CI, 2026-12); what came back is still all caught.
+        assert 0.25 * misrouted <= r["unexpected"] <= misrouted, r
     assert r["stale"] == 0 and r["foreign"] == 0, r
 
 
