@@ -336,9 +336,9 @@ static int claim_name(const char *ifname, const char *name, int probe, struct fw
 		char holder[96] = "its pid not known";
 		/* Never waits: the holder accepts nothing, and a blocking
 		 * connect to a full backlog would hang this start. */
-		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		int c = probe ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) : -1;
 
-		if (probe && c >= 0 && connect(c, (struct sockaddr *)&a, alen) == 0 &&
+		if (c >= 0 && connect(c, (struct sockaddr *)&a, alen) == 0 &&
 		    getsockopt(c, SOL_SOCKET, SO_PEERCRED, &who, &wl) == 0 && who.pid > 0)
 			snprintf(holder, sizeof(holder),
 				 who.uid == geteuid() ? "pid %d" : "pid %d, uid %u: not regiond's?",
@@ -855,11 +855,12 @@ static void keep_attached(struct ctl_filter *f)
 		const char *ifn = f->conf.ifaces[i];
 		char mode[32];
 		uint32_t there = ctl_bpf_query(ifn, mode, sizeof(mode));
+		/* read once: every decision below sees the same ifindex (0: no
+		 * such interface now) */
+		const unsigned idx = if_nametoindex(ifn);
 		struct fwd_err e = {0};
 
 		if (there == ours) {
-			const unsigned idx = if_nametoindex(ifn);
-
 			/* back (renamed or moved away and back): say how it runs
 			 * again; status said "none" for good, and the log's last
 			 * word was "gone" */
@@ -884,7 +885,7 @@ static void keep_attached(struct ctl_filter *f)
 		 * one (of id lost_to). A gone interface back with someone else's
 		 * program kept saying "gone" (a probe); one back without a
 		 * program is attached again at once, which is said below. */
-		const int now = there ? 3 : if_nametoindex(ifn) == 0 ? 1 : 2;
+		const int now = there ? 3 : idx == 0 ? 1 : 2;
 
 		if (now == 1 && f->ifaces[i].lost != 1)
 			/* not "carries no program": there is no interface to carry one */
@@ -907,9 +908,9 @@ static void keep_attached(struct ctl_filter *f)
 		/* Claimed again whenever it has another ifindex, whoever attaches
 		 * it (the fast path's port too): a second regiond given it by an
 		 * altname would adopt the program. */
-		if (if_nametoindex(ifn) != 0 && reclaim(f, i, if_nametoindex(ifn), 0) != 0)
+		if (idx != 0 && reclaim(f, i, idx, 0) != 0)
 			continue;
-		if (there == 0 && f->adopted != 2 && if_nametoindex(ifn) != 0) {
+		if (there == 0 && f->adopted != 2 && idx != 0) {
 			if (ctl_bpf_attach(f->bpf, ifn, f->conf.mode, f->ifaces[i].mode,
 					   sizeof(f->ifaces[i].mode), &e) == 0) {
 				fwd_log(FWD_LOG_NOTICE,
