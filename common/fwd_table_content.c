@@ -578,7 +578,21 @@ int tv_parse_content(struct vctx *c, const struct fwd_node *n)
 		}
 		if (cr->action == FWD_CA_STEER) {
 			/* A steer decides per packet; on a TCP (or SCTP) flow that would
-			 * move a connection between links mid-stream. */
+			 * move a connection between links mid-stream. 'other' is
+			 * every port no service names, TCP's too: it has no
+			 * ranges to find below, and passed. */
+			for (uint16_t k = 0; k < cr->nservices; k++)
+				if (cr->services[k] == FWD_SERVICE_OTHER) {
+					snprintf(path, sizeof(path), "%s[%u].%s", sec, i,
+						 KEY(CONTENT, ACTION));
+					return tv_fail(
+						c, fwd_node_get(m, KEY(CONTENT, ACTION)), path,
+						"steer decides per packet, so its scope must "
+						"be UDP only: service 'other' is every "
+						"protocol and port no service names, TCP's "
+						"too (a TCP flow would change link "
+						"mid-stream)");
+				}
 			for (uint16_t k = 0; k < cr->nservices; k++)
 				for (uint32_t r = 0; r < t->nranges; r++)
 					if (t->ranges[r].service == cr->services[k] &&

@@ -491,6 +491,13 @@ static const struct bad_case bad_cases[] = {
 	 "steer, to: l1}\n",
 	 "t.yaml:13: content_rules[0].action: steer decides per packet, so its scope must be UDP "
 	 "only: service 'https' has tcp ports (a tcp flow would change link mid-stream)"},
+	{"content steer on other",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "content_rules:\n  - {name: c, field: payload, pattern: x, services: [other], action: "
+	 "steer, to: l1}\n",
+	 "t.yaml:13: content_rules[0].action: steer decides per packet, so its scope must be UDP "
+	 "only: service 'other' is every protocol and port no service names, TCP's too (a TCP "
+	 "flow would change link mid-stream)"},
 	{"content mirror to group",
 	 BASE_REGIONS BASE_SERVICES BASE_LINKS
 	 "link_groups: {g: {members: {l1: 1}}}\ncontent_rules:\n  - {name: c, field: payload, "
