@@ -80,6 +80,7 @@ struct flow {
 	uint8_t *frame;
 	uint16_t len;
 	uint16_t link; /* expected link, FWD_LINK_NONE when the table drops it */
+	uint16_t mirror; /* the link its policy mirrors a copy to, or FWD_LINK_NONE */
 };
 
 /* A link as it is told apart on the wire: regionfwd writes its next-hop MAC
@@ -93,7 +94,11 @@ struct link_stat {
 	uint64_t expected, received, bytes;
 	/* arrived on this link, sent as a flow the table sends elsewhere or drops */
 	uint64_t misrouted;
-	uint64_t lat_sum_ns, lat_min_ns, lat_max_ns;
+	/* copies of frames whose policy mirrors them here: sent, came back */
+	uint64_t mirror_expected, mirrored;
+	/* 128 bits: 64 wrap after ~100 days at 14.88 Mpps and 136 us */
+	unsigned __int128 lat_sum_ns;
+	uint64_t lat_min_ns, lat_max_ns;
 	uint64_t hist[LAT_BUCKETS];
 };
 
@@ -439,6 +444,23 @@ static int parse_options(int argc, char **argv, struct gen_opts *o)
 				 "--%s does not apply with --pcap, which writes a file and "
 				 "sends nothing\n",
 				 sending[i]);
+	/* A port's devargs are copied into the node's device field: a longer
+	 * one was cut there and probed so, where the link check read it whole.
+	 * The send port given as a receive port too was found by the port setup
+	 * only after the table and the flows were built (minutes, for some). */
+	for (unsigned i = 0; i <= o->rx.n; i++) {
+		const size_t room = sizeof(((struct dp_node_port *)0)->device);
+		const char *dev = i == 0 ? o->tx : o->rx.v[i - 1];
+
+		if (dev && strlen(dev) >= room)
+			rte_exit(EXIT_USAGE, "--%s takes at most %zu characters (given %zu)\n",
+				 i == 0 ? "tx" : "rx", room - 1, strlen(dev));
+		if (dev && i > 0 && o->tx && strcmp(dev, o->tx) == 0)
+			rte_exit(EXIT_USAGE,
+				 "--rx %s is the --tx port: receive on another port "
+				 "(regionfwd's egress)\n",
+				 dev);
+	}
 	if (o->rate > 0 && o->rate * o->duration < 1)
 		rte_exit(EXIT_USAGE, "--rate %g for --duration %g sends no frame\n", o->rate,
 			 o->duration);
@@ -476,7 +498,10 @@ struct gen {
 	 * table drops (a forwarder passing what it should drop). */
 	uint64_t unexpected, stale, foreign, duplicates, forwarded_drops;
 	uint64_t *seen; /* DUP_WINDOW bits, one a sequence number in flight */
+	/* the same for mirror copies; NULL when no flow's policy mirrors */
+	uint64_t *seen_mirror;
 	int interrupted; /* the signal that ended the run, 0: none */
+	int mirrors; /* some flow's policy mirrors it */
 };
 
 /* The table and its classifier. */
@@ -485,11 +510,28 @@ static void load_table(struct gen *g)
 	struct fwd_err err = {0};
 	char b[512];
 
+	uint32_t acting = 0;
+
 	g->t = fwd_table_load(g->o.table, &err);
-	if (g->t == NULL || (g->cls = fwd_class_build(g->t)) == NULL)
+	if (g->t == NULL)
 		rte_exit(EXIT_FAILURE, "%s\n", fwd_err_str(&err, b, sizeof(b)));
+	if ((g->cls = fwd_class_build(g->t)) == NULL)
+		rte_exit(EXIT_FAILURE, "out of memory for the table's classifier\n");
 	if (g->t->nprefix4 + g->t->nprefix6 == 0)
 		rte_exit(EXIT_FAILURE, "the table has no prefixes to draw sources from\n");
+	for (uint32_t i = 0; i < g->t->ncontent; i++)
+		acting += g->t->content[i].action == FWD_CA_DROP ||
+			  g->t->content[i].action == FWD_CA_STEER ||
+			  g->t->content[i].action == FWD_CA_MIRROR;
+	/* The counts follow the policies alone (expected_link()). */
+	if (acting)
+		fprintf(stderr,
+			"regionfwd-gen: note: %u content rule%s of the table drop, steer or "
+			"mirror; frames are expected as the policies decide (their payload is "
+			"a stamp and zeros: no TLS, HTTP or DNS), so a rule that matches them "
+			"(a payload signature, a rule on unreadable names) shows as lost or "
+			"misrouted frames\n",
+			acting, acting == 1 ? "" : "s");
 }
 
 /* A link's look on the wire as one number: the links sort by it, and a
@@ -730,8 +772,12 @@ static int build_fibs(struct gen *g, struct fwd_err *err)
 	return 0;
 }
 
-/* The link the table sends frame @p (of family @fam) to, or FWD_LINK_NONE. */
-static uint16_t expected_link(const struct gen *g, int fam, const struct fwd_pkt *p)
+/* The link the table sends frame @p (of family @fam) to, or FWD_LINK_NONE;
+ * the link its policy mirrors a copy to into *@mirror (FWD_LINK_NONE: none;
+ * a drop's copy too). Content rules are not applied: the generator's
+ * payload is its stamp and zeros (docs/load-testing.md). */
+static uint16_t expected_link(const struct gen *g, int fam, const struct fwd_pkt *p,
+			      uint16_t *mirror)
 {
 	struct fwd_decision d;
 	uint64_t nh;
@@ -747,6 +793,7 @@ static uint16_t expected_link(const struct gen *g, int fam, const struct fwd_pkt
 		rte_fib6_lookup_bulk(g->fib6, a6, &nh, 1);
 	}
 	fwd_class_decide_pkt(g->cls, (uint16_t)nh, p, &d);
+	*mirror = d.mirror;
 	return d.drop ? FWD_LINK_NONE : d.link;
 }
 
@@ -786,6 +833,8 @@ static void build_flows(struct gen *g)
 
 	g->fl = calloc(g->o.flows, sizeof(*g->fl));
 	g->ls = calloc(t->nlinks + 1u, sizeof(*g->ls));
+	if (g->fl == NULL || g->ls == NULL)
+		rte_exit(EXIT_FAILURE, "out of memory for %u flows\n", g->o.flows);
 	for (uint32_t i = 0; i < g->o.flows; i++) {
 		/* Walk the prefixes evenly, each in turn at its edges and inside. */
 		uint32_t np = t->nprefix4 + t->nprefix6,
@@ -793,6 +842,7 @@ static void build_flows(struct gen *g)
 		int fam = k < t->nprefix4 ? 4 : 6, which = (int)(i % 3);
 		const uint8_t *addr;
 		uint8_t plen, src[16] = {0}, sa[4];
+		uint16_t mirror;
 		/* The service ranges in turn, each at lo, then hi, then inside. */
 		const struct fwd_svc_range *r = t->nranges ? &t->ranges[i % t->nranges] : NULL;
 		uint8_t proto = r ? r->proto : FWD_PROTO_UDP;
@@ -817,11 +867,15 @@ static void build_flows(struct gen *g)
 			proto = FWD_PROTO_UDP,
 			dport = (uint16_t)(1 + rnd(&seed) % 65535); /* port-less services: UDP */
 		f->frame = malloc(1518);
+		if (f->frame == NULL)
+			rte_exit(EXIT_FAILURE, "out of memory for %u flows\n", g->o.flows);
 		f->len = build_frame(f->frame, frame_size(g->o.size, i) - 4 /* FCS */, g->o.dst_mac,
 				     fam, src, proto, dport, (uint16_t)(1024 + i % 60000));
 		if (fwd_parse(f->frame, f->frame + f->len, &p) != FWD_OK)
 			rte_exit(EXIT_FAILURE, "internal: flow %u does not parse\n", i);
-		f->link = wire_link_of(g, expected_link(g, fam, &p));
+		f->link = wire_link_of(g, expected_link(g, fam, &p, &mirror));
+		f->mirror = wire_link_of(g, mirror);
+		g->mirrors |= f->mirror != FWD_LINK_NONE;
 	}
 }
 
@@ -983,7 +1037,7 @@ static int send_burst(struct gen *g, uint32_t *fi, uint16_t k)
 	uint16_t n = rte_eth_tx_burst(g->ports.port_id[0], 0, m, k);
 
 	for (uint16_t i = 0; i < n; i++) {
-		uint16_t l = g->fl[first].link;
+		uint16_t l = g->fl[first].link, mir = g->fl[first].mirror;
 		uint64_t q = (g->sent + i) & (DUP_WINDOW - 1);
 
 		g->seen[q / 64] &= ~(1ull << (q % 64)); /* this number's first copy is to come */
@@ -991,6 +1045,10 @@ static int send_burst(struct gen *g, uint32_t *fi, uint16_t k)
 			g->expected_drop++;
 		else
 			g->ls[l].expected++;
+		if (mir != FWD_LINK_NONE) {
+			g->seen_mirror[q / 64] &= ~(1ull << (q % 64));
+			g->ls[mir].mirror_expected++;
+		}
 		first = first + 1 == nflows ? 0 : first + 1;
 	}
 	*fi = first;
@@ -1022,12 +1080,28 @@ static uint16_t link_of_frame(const struct gen *g, const struct rte_mbuf *mb, co
 	return w ? w->link : FWD_LINK_NONE;
 }
 
+/* A frame received on the link its flow is sent to, @ns after it was sent. */
+static void count_latency(struct link_stat *s, const struct rte_mbuf *mb, uint64_t ns)
+{
+	int bkt = 0;
+
+	s->received++;
+	s->bytes += mb->pkt_len;
+	s->lat_sum_ns += ns;
+	s->lat_min_ns = s->received == 1 || ns < s->lat_min_ns ? ns : s->lat_min_ns;
+	s->lat_max_ns = ns > s->lat_max_ns ? ns : s->lat_max_ns;
+	while (bkt + 1 < LAT_BUCKETS && (1ull << (bkt + 1)) <= ns)
+		bkt++;
+	s->hist[bkt]++;
+}
+
 /* A frame that came back at TSC @rnow: of this run (magic and run id) and
- * on the link the table sends its flow to, with its latency; of this run
- * elsewhere (unexpected, and misrouted on the link it came on); of another
- * run (stale); or not the generator's (foreign: LLDP, STP, a frame cut
- * short). */
-static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rnow)
+ * on the link the table sends its flow to, with its latency, or on the one
+ * its policy mirrors it to (mirrored); of this run elsewhere (unexpected,
+ * and misrouted on the link it came on); of another run (stale); or not
+ * the generator's (foreign: LLDP, STP, a frame cut short).
+ * @return 1 for a frame of this run, else 0 */
+static int count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rnow)
 {
 	const uint8_t *d = rte_pktmbuf_mtod(mb, const uint8_t *);
 	struct fwd_pkt p;
@@ -1035,7 +1109,7 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 	uint32_t plen;
 	uint8_t tf;
 	uint64_t magic = 0, seq = 0, ts = 0, full;
-	uint16_t l, want;
+	uint16_t l, want, mir;
 	int forged = 0;
 
 	if (fwd_parse(d, d + mb->data_len, &p) != FWD_OK ||
@@ -1052,11 +1126,11 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 	}
 	if (magic != MAGIC) {
 		g->foreign++;
-		return;
+		return 0;
 	}
 	if (seq >> SEQ_BITS != g->o.run_id) {
 		g->stale++;
-		return;
+		return 0;
 	}
 	/* The whole sequence number, from the SEQ_BITS the stamp keeps: the
 	 * latest that is not after what was sent (only what was sent can come
@@ -1066,45 +1140,49 @@ static void count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rn
 		forged = 1;
 	else if (full >= g->sent)
 		full -= 1ull << SEQ_BITS;
-	if (!forged && full + DUP_WINDOW > g->sent) {
-		uint64_t q = full & (DUP_WINDOW - 1), bit = 1ull << (q % 64);
-
-		/* A second copy of a number in the window: a duplicate, which a
-		 * forwarder (or a flooding switch) must not make good a lost frame
-		 * with. Older numbers are not tracked: counted as they come. */
-		if (g->seen[q / 64] & bit) {
-			g->duplicates++;
-			g->unexpected++;
-			return;
-		}
-		g->seen[q / 64] |= bit;
-	}
 	l = link_of_frame(g, mb, d, &p);
 	want = forged ? FWD_LINK_NONE : g->fl[full % g->o.flows].link;
-	if (l == FWD_LINK_NONE || l != want) {
-		g->unexpected++;
-		if (!forged && want == FWD_LINK_NONE)
-			g->forwarded_drops++;
-		if (l != FWD_LINK_NONE)
-			g->ls[l].misrouted++;
-	} else {
-		struct link_stat *s = &g->ls[l];
-		uint64_t ns = tsc_ns(rnow - ts, g->hz);
-		int bkt = 0;
+	mir = forged ? FWD_LINK_NONE : g->fl[full % g->o.flows].mirror;
+	/* On the link its flow is sent or mirrored to. A copy is matched to its
+	 * link before its number is marked as come: a copy elsewhere first (a
+	 * flooding switch's) once took the number, and the right one after it
+	 * counted as a duplicate, its link as lost. */
+	if (l != FWD_LINK_NONE && (l == want || l == mir)) {
+		/* Older numbers than the window are not tracked: counted as
+		 * they come. */
+		const int tracked = full + DUP_WINDOW > g->sent;
+		const uint64_t q = full & (DUP_WINDOW - 1), bit = 1ull << (q % 64);
 
-		s->received++;
-		s->bytes += mb->pkt_len;
-		s->lat_sum_ns += ns;
-		s->lat_min_ns = s->received == 1 || ns < s->lat_min_ns ? ns : s->lat_min_ns;
-		s->lat_max_ns = ns > s->lat_max_ns ? ns : s->lat_max_ns;
-		while (bkt + 1 < LAT_BUCKETS && (1ull << (bkt + 1)) <= ns)
-			bkt++;
-		s->hist[bkt]++;
+		if (l == want && !(tracked && (g->seen[q / 64] & bit))) {
+			if (tracked)
+				g->seen[q / 64] |= bit;
+			count_latency(&g->ls[l], mb, tsc_ns(rnow - ts, g->hz));
+		} else if (l == mir && !(tracked && (g->seen_mirror[q / 64] & bit))) {
+			if (tracked)
+				g->seen_mirror[q / 64] |= bit;
+			g->ls[l].mirrored++;
+		} else {
+			/* A second copy: a duplicate, which a forwarder (or a
+			 * flooding switch) must not make good a lost frame with. */
+			g->duplicates++;
+			g->unexpected++;
+		}
+		return 1;
 	}
+	g->unexpected++;
+	if (l != FWD_LINK_NONE) {
+		g->ls[l].misrouted++;
+		/* rewritten for a link: forwarded, where the table drops it */
+		if (want == FWD_LINK_NONE && !forged)
+			g->forwarded_drops++;
+	}
+	return 1;
 }
 
 /* One burst from each receive port.
- * @return the frames received */
+ * @return the frames of this run received (a lab switch's own frames every
+ * second or two, or a stalled forwarder's of an earlier run, do not keep
+ * the collecting going) */
 static unsigned receive(struct gen *g)
 {
 	unsigned got = 0;
@@ -1115,18 +1193,18 @@ static unsigned receive(struct gen *g)
 		uint64_t rnow = rte_rdtsc();
 
 		for (uint16_t i = 0; i < n; i++)
-			count_received(g, m[i], rnow);
+			got += (unsigned)count_received(g, m[i], rnow);
 		rte_pktmbuf_free_bulk(m, n);
-		got += n;
 	}
 	return got;
 }
 
-/* Whether every link has received all it was sent. */
+/* Whether every link has received all it was sent, mirror copies too. */
 static int all_received(const struct gen *g)
 {
 	for (uint16_t k = 0; k < g->t->nlinks; k++)
-		if (g->ls[k].received < g->ls[k].expected)
+		if (g->ls[k].received < g->ls[k].expected ||
+		    g->ls[k].mirrored < g->ls[k].mirror_expected)
 			return 0;
 	return 1;
 }
@@ -1185,8 +1263,11 @@ static void run_load(struct gen *g)
 			if (send_burst(g, &fi, want) == 0) {
 				bursts++;
 				/* inside the window a late burst's successors catch
-				 * up; after it they keep the rate */
-				next = now >= end ? now + per_burst : next + per_burst;
+				 * up at twice the rate at most (back to back, a stall
+				 * of 300 ms went out at line rate); after it they keep
+				 * the rate */
+				next = now >= end ? now + per_burst
+						  : RTE_MAX(next + per_burst, now + per_burst / 2);
 			}
 		}
 		unsigned got = receive(g);
@@ -1211,26 +1292,29 @@ static void report(const struct gen *g)
 
 	if (g->o.json)
 		printf("{\"run_id\": %u, \"interrupted\": %s, \"sent\": %" PRIu64
-		       ", \"seconds\": %.3f, \"tx_mpps\": %.4f, \"expected_drops\": %" PRIu64
+		       ", \"seconds\": %.6f, \"tx_mpps\": %.4f, \"expected_drops\": %" PRIu64
 		       ", \"unexpected\": %" PRIu64 ", \"duplicates\": %" PRIu64
 		       ", \"forwarded_drops\": %" PRIu64 ", \"stale\": %" PRIu64
 		       ", \"foreign\": %" PRIu64 ", \"links\": {",
 		       g->o.run_id, g->interrupted ? "true" : "false", g->sent, secs,
 		       (double)g->sent / secs / 1e6, g->expected_drop, g->unexpected, g->duplicates,
 		       g->forwarded_drops, g->stale, g->foreign);
-	else
+	else {
 		printf("regionfwd-gen: run %u: sent %" PRIu64
 		       " frames in %.2f s (%.3f Mpps)%s, %" PRIu64
 		       " the table drops; came back: %" PRIu64
 		       " not where the table sends them (%" PRIu64
 		       " of them second copies, %" PRIu64 " of flows the table drops), %" PRIu64
-		       " of another run, %" PRIu64
-		       " not the generator's\n\n%-20s %12s %12s %10s %10s %9s %10s %10s %10s\n",
+		       " of another run, %" PRIu64 " not the generator's\n\n%-20s %12s %12s %10s",
 		       g->o.run_id, g->sent, secs, (double)g->sent / secs / 1e6,
 		       g->interrupted ? " (INTERRUPTED: a partial run)" : "", g->expected_drop,
 		       g->unexpected, g->duplicates, g->forwarded_drops, g->stale, g->foreign,
-		       "link", "expected", "received", "misrouted", "loss %", "Mpps", "lat avg us",
-		       "lat p99 us", "lat max us");
+		       "link", "expected", "received", "misrouted");
+		if (g->mirrors)
+			printf(" %12s %10s", "mirror exp", "mirrored");
+		printf(" %10s %9s %10s %10s %10s\n", "loss %", "Mpps", "lat avg us", "lat p99 us",
+		       "lat max us");
+	}
 	for (uint16_t k = 0, first = 1; k < t->nlinks; k++) {
 		const struct link_stat *s = &g->ls[k];
 		uint64_t acc = 0, p99 = 0;
@@ -1238,7 +1322,8 @@ static void report(const struct gen *g)
 						    (double)s->expected
 					  : 0;
 
-		if (s->expected == 0 && s->received == 0 && s->misrouted == 0)
+		if (s->expected == 0 && s->received == 0 && s->misrouted == 0 &&
+		    s->mirror_expected == 0 && s->mirrored == 0)
 			continue;
 		for (int bkt = 0; bkt < LAT_BUCKETS && s->received; bkt++) {
 			acc += s->hist[bkt];
@@ -1253,32 +1338,38 @@ static void report(const struct gen *g)
 		 * "-" in text, never a figure a script could average in. */
 		if (g->o.json && s->received == 0)
 			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": 0"
-			       ", \"misrouted\": %" PRIu64
+			       ", \"misrouted\": %" PRIu64 ", \"mirror_expected\": %" PRIu64
+			       ", \"mirrored\": %" PRIu64
 			       ", \"loss_pct\": %.4f, \"lat_avg_ns\": null, \"lat_p99_ns_max\": "
 			       "null"
 			       ", \"lat_min_ns\": null, \"lat_max_ns\": null}",
 			       first ? "" : ", ", t->links[k].name, s->expected, s->misrouted,
-			       loss);
+			       s->mirror_expected, s->mirrored, loss);
 		else if (g->o.json)
 			printf("%s\"%s\": {\"expected\": %" PRIu64 ", \"received\": %" PRIu64
-			       ", \"misrouted\": %" PRIu64 ", \"loss_pct\": %.4f, "
+			       ", \"misrouted\": %" PRIu64 ", \"mirror_expected\": %" PRIu64
+			       ", \"mirrored\": %" PRIu64 ", \"loss_pct\": %.4f, "
 			       "\"lat_avg_ns\": %.0f, \"lat_p99_ns_max\": %" PRIu64
 			       ", \"lat_min_ns\": %" PRIu64 ", \"lat_max_ns\": %" PRIu64 "}",
 			       first ? "" : ", ", t->links[k].name, s->expected, s->received,
-			       s->misrouted, loss, (double)s->lat_sum_ns / (double)s->received, p99,
-			       s->lat_min_ns, s->lat_max_ns);
-		else if (s->received == 0)
-			printf("%-20s %12" PRIu64 " %12d %10" PRIu64
-			       " %10.4f %9.3f %10s %10s %10s\n",
-			       t->links[k].name, s->expected, 0, s->misrouted, loss, 0.0, "-", "-",
-			       "-");
-		else
-			printf("%-20s %12" PRIu64 " %12" PRIu64 " %10" PRIu64
-			       " %10.4f %9.3f %10.1f %10.1f %10.1f\n",
-			       t->links[k].name, s->expected, s->received, s->misrouted, loss,
-			       (double)s->received / secs / 1e6,
-			       (double)s->lat_sum_ns / (double)s->received / 1e3, (double)p99 / 1e3,
-			       (double)s->lat_max_ns / 1e3);
+			       s->misrouted, s->mirror_expected, s->mirrored, loss,
+			       (double)s->lat_sum_ns / (double)s->received, p99, s->lat_min_ns,
+			       s->lat_max_ns);
+		else {
+			printf("%-20s %12" PRIu64 " %12" PRIu64 " %10" PRIu64, t->links[k].name,
+			       s->expected, s->received, s->misrouted);
+			/* the mirror columns only for a table that mirrors */
+			if (g->mirrors)
+				printf(" %12" PRIu64 " %10" PRIu64, s->mirror_expected,
+				       s->mirrored);
+			if (s->received == 0)
+				printf(" %10.4f %9.3f %10s %10s %10s\n", loss, 0.0, "-", "-", "-");
+			else
+				printf(" %10.4f %9.3f %10.1f %10.1f %10.1f\n", loss,
+				       (double)s->received / secs / 1e6,
+				       (double)s->lat_sum_ns / (double)s->received / 1e3,
+				       (double)p99 / 1e3, (double)s->lat_max_ns / 1e3);
+		}
 		first = 0;
 	}
 	if (g->o.json)
@@ -1294,6 +1385,7 @@ static void release(struct gen *g)
 	free(g->ls);
 	free(g->wire);
 	free(g->seen);
+	free(g->seen_mirror);
 	rte_fib_free(g->fib4);
 	rte_fib6_free(g->fib6);
 	fwd_class_free(g->cls);
@@ -1336,7 +1428,9 @@ int main(int argc, char **argv)
 		wait_links(&g);
 		g.hz = rte_get_tsc_hz();
 		g.seen = calloc(DUP_WINDOW / 64, sizeof(*g.seen));
-		if (g.seen == NULL)
+		if (g.mirrors)
+			g.seen_mirror = calloc(DUP_WINDOW / 64, sizeof(*g.seen_mirror));
+		if (g.seen == NULL || (g.mirrors && g.seen_mirror == NULL))
 			rte_exit(EXIT_FAILURE, "out of memory\n");
 		/* Said when the run begins (its ports up or waited for): what a
 		 * wrapper waits for before it may stop the run. */
