@@ -399,7 +399,11 @@ static void count_drained(struct ctl_capture *c, size_t n)
  * the client has not taken (its lease lapsed, it restarted, its answer was
  * broken): those bytes are whole blocks of the capture, up to
  * CTL_CAPTURE_HOLD_MAX and more, and aborting the stream would throw them
- * away. So regionfwd counts as done, as if it had ended the capture: a
+ * away. With none held (a client as fast as the capture) the file up to
+ * here is as whole, and it ends the same way: which of the two it was
+ * depended on the client's speed against the box's load, and the client
+ * once got a whole file or a "cut short" by it. So regionfwd counts as
+ * done, as if it had ended the capture: a
  * statistics block of regiond's own on regionfwd's first interface says
  * why (where regionfwd's would have said end=...), regiond logs it, the
  * XDP side closes, and the client takes the rest under the rule for a
@@ -409,10 +413,16 @@ static void fwd_lost(struct ctl_capture *c, size_t held)
 {
 	char text[256];
 
-	fwd_log(FWD_LOG_NOTICE,
-		"capture %llu ended: regionfwd failed (%s) while %zu bytes were held for the "
-		"client; they are sent, the file ends there",
-		(unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer", held);
+	if (held)
+		fwd_log(FWD_LOG_NOTICE,
+			"capture %llu ended: regionfwd failed (%s) while %zu bytes were held for "
+			"the client; they are sent, the file ends there",
+			(unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer", held);
+	else
+		fwd_log(FWD_LOG_NOTICE,
+			"capture %llu ended: regionfwd failed (%s) with nothing held for the "
+			"client; the file ends there",
+			(unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer");
 	snprintf(text, sizeof(text),
 		 "regiond capture %llu: end=regionfwd failed (%s); everything regionfwd had "
 		 "handed over is in this file",
@@ -479,8 +489,12 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 		before = c->out.len;
 		stop = (c->deadline_ms && fwd_mono_ms() >= c->deadline_ms) ||
 		       (c->count && c->packets >= c->count);
-		if (turn(c, stop))
-			return -1;
+		if (turn(c, stop)) {
+			/* all it handed over was taken: the file ends here, whole */
+			fwd_lost(c, 0);
+			turn(c, 0);
+			continue;
+		}
 		if (c->finished)
 			continue;
 		if (c->out.len == before && client_gone(c, CTL_CAPTURE_POLL_MS))

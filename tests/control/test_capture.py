@@ -529,6 +529,34 @@ def test_slow_steady_reader_of_a_running_capture(box, tmp_path):
     assert "takes less than the capture makes" not in log, log[-2000:]
 
 
+def test_regionfwd_lost_with_nothing_held_ends_the_file_whole(box, tmp_path):
+    """regionfwd goes away while the client has taken all it handed over
+    (a client as fast as the capture): the stream was aborted, regionctl
+    exit 3 "cut short", where with bytes held (the test below) the same
+    loss ended the file whole, exit 0. Which one an operator got depended
+    on the client's speed. Now both end whole, regiond's statistics block
+    saying why."""
+    path = tmp_path / "gone.pcapng"
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "-w", str(path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: path.exists() and path.stat().st_size > 4096, timeout=30, what="the stream's first packets")
+        box.fwd.kill()
+        box.fwd.wait()
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0 and "cut short" not in err and "end=regionfwd failed" in out + err, (p.returncode, out, err)
+    assert packet_count(str(path)) > 0
+    blocks = pcapng_blocks(str(path))
+    assert any("end=regionfwd failed" in c for c in isb_comments(blocks)), isb_comments(blocks)
+    log = open(box.tmp / "regiond.log").read()
+    assert re.search(r"capture \d+ ended: regionfwd failed \(.*\) (with nothing held for the client; the file "
+                     r"ends there|while \d+ bytes were held)", log), log[-2000:]
+
+
 def test_regionfwd_lost_while_held_keeps_the_file(box, tmp_path):
     """regionfwd goes away (here SIGKILL; a lapsed lease or a restart alike)
     while regiond holds megabytes the slow client has not taken: the read
@@ -556,6 +584,13 @@ def test_regionfwd_lost_while_held_keeps_the_file(box, tmp_path):
     assert packet_count(str(path)) > 0
     log = open(box.tmp / "regiond.log").read()
     m = re.search(r"regionfwd failed \(.*\) while (\d+) bytes were held for the client; they are sent", log)
+    # A box too slow to capture faster than the client reads holds nothing
+    # by the kill: the sanitizer stage, beside six other groups (once, in a
+    # fresh check). That ends the same way (the next test); the release
+    # stage runs this one too, where the capture outpaces the client.
+    if m is None and os.environ.get("SANITIZE", "none") not in ("", "none"):
+        assert re.search(r"regionfwd failed \(.*\) with nothing held for the client", log), log[-2000:]
+        return
     assert m, log[-2000:]
     # What regiond held when the read-ahead failed all came after the kill,
     # and the file is whole blocks, with regiond's statistics block saying
