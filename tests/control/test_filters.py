@@ -1,6 +1,7 @@
 """XDP filters managed by regiond, end to end with real traffic: scapy sends
 into a veth pair whose root-namespace end carries the filter; tcpdump on that
 end sees exactly what the filter passed (AF_PACKET taps run after XDP)."""
+import contextlib
 import os
 import shutil
 import signal
@@ -263,28 +264,22 @@ def test_foreign_pins_are_refused_not_adopted(tmp_path):
     overflow and an abort at every start (found by a hostile probe). Now the
     pins are checked against the filter's own object first, and a mismatch
     stops regiond with what to do."""
-    pin = "/sys/fs/bpf/rfwd-test-foreign"
-    subprocess.run(["rm", "-rf", pin])
-    with netns.VethLab("rfwd-test-foreign", [("xfc0", "xfc1")]):
-        box = Box(tmp_path, "foreign", regiond_args=("--xdp-iface", "xfc0", "--bpf-pin-dir", pin))
-        try:
-            box.rd.send_signal(signal.SIGKILL)
-            box.rd.wait()
-            counters = os.path.join(pin, "flt_counters")
-            info = subprocess.run(["bpftool", "-j", "map", "show", "pinned", counters],
-                                  capture_output=True, text=True, check=True).stdout
-            import json
-            entries = json.loads(info)["max_entries"]
-            os.unlink(counters)
-            subprocess.run(["bpftool", "map", "create", counters, "type", "percpu_array", "key", "4",
-                            "value", "4096", "entries", str(entries), "name", "flt_counters"], check=True)
-            p = subprocess.run([REGIOND, "--dataplane", box.fwd_sock, "--api-socket", str(tmp_path / "api2.sock"),
-                                "--state-dir", box.state, "--xdp-iface", "xfc0", "--bpf-pin-dir", pin],
-                               capture_output=True, text=True, timeout=120)
-            assert p.returncode == 1, (p.returncode, p.stderr[-2000:])  # not SIGABRT (-6)
-            assert "is not this regiond's: flt_counters" in p.stderr and "value 4096" in p.stderr, p.stderr
-        finally:
-            put_back(box, ifaces=("xfc0",), pins=(pin,))
+    with filter_box(tmp_path, "foreign", ("xfc0", "xfc1")) as (lab, box, pin):
+        box.rd.send_signal(signal.SIGKILL)
+        box.rd.wait()
+        counters = os.path.join(pin, "flt_counters")
+        info = subprocess.run(["bpftool", "-j", "map", "show", "pinned", counters],
+                              capture_output=True, text=True, check=True).stdout
+        import json
+        entries = json.loads(info)["max_entries"]
+        os.unlink(counters)
+        subprocess.run(["bpftool", "map", "create", counters, "type", "percpu_array", "key", "4",
+                        "value", "4096", "entries", str(entries), "name", "flt_counters"], check=True)
+        p = subprocess.run([REGIOND, "--dataplane", box.fwd_sock, "--api-socket", str(tmp_path / "api2.sock"),
+                            "--state-dir", box.state, "--xdp-iface", "xfc0", "--bpf-pin-dir", pin],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 1, (p.returncode, p.stderr[-2000:])  # not SIGABRT (-6)
+        assert "is not this regiond's: flt_counters" in p.stderr and "value 4096" in p.stderr, p.stderr
 
 
 def test_pins_of_another_tool_are_never_removed(tmp_path):
@@ -394,41 +389,52 @@ def test_interface_created_again_is_filtered_again(tmp_path):
     status said healthy (found by a hostile probe). Now health says so while
     it lacks the filter, and regiond attaches it again; a detach on purpose
     is left alone."""
-    pin = "/sys/fs/bpf/rfwd-test-readd"
-    subprocess.run(["rm", "-rf", pin])
-    with netns.VethLab("rfwd-test-readd", [("xfd0", "xfd1")]) as lab:
-        box = Box(tmp_path, "readd", regiond_args=("--xdp-iface", "xfd0", "--bpf-pin-dir", pin))
-        try:
-            prog = box.ctl("filter", "status", json_out=True)[1]["program_id"]
-            subprocess.run(["ip", "link", "del", "xfd0"], check=True)
-            wait_for(lambda: box.status()["health"]["state"] == "degraded", timeout=20,
-                     what="health says the interface lacks the filter")
-            assert "XDP filter" in box.status()["health"]["reason"]
-            # said as gone, not as "carries no program": there is no interface
-            wait_for(lambda: "XDP filter: xfd0 is gone (no such interface)" in
-                     open(tmp_path / "regiond.log").read(), timeout=20, what="the log says xfd0 is gone")
-            subprocess.run(f"ip link add xfd0 type veth peer name xfd1 netns {lab.ns} && ip link set xfd0 up",
-                           shell=True, check=True)
-            wait_for(lambda: (lambda i: i["ours"] and i["program_id"] == prog)(
-                box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]), timeout=20,
-                what="the filter attached again")
-            wait_for(lambda: box.status()["health"]["state"] == "healthy", timeout=20, what="healthy again")
-            log = open(tmp_path / "regiond.log").read()
-            assert "xfd0 carries no program" not in log and "attached again to xfd0" in log, log[-3000:]
-            rc, out, _ = box.ctl("filter", "detach")
-            assert rc == 0
-            time.sleep(3)  # a detach on purpose: nothing attaches it again
-            assert "prog/xdp" not in subprocess.run(["ip", "link", "show", "xfd0"], capture_output=True,
-                                                    text=True).stdout
-            assert box.status()["health"]["state"] == "healthy"
-        finally:
-            put_back(box, ifaces=("xfd0",), pins=(pin,))
+    with filter_box(tmp_path, "readd", ("xfd0", "xfd1")) as (lab, box, pin):
+        prog = box.ctl("filter", "status", json_out=True)[1]["program_id"]
+        subprocess.run(["ip", "link", "del", "xfd0"], check=True)
+        wait_for(lambda: box.status()["health"]["state"] == "degraded", timeout=20,
+                 what="health says the interface lacks the filter")
+        assert "XDP filter" in box.status()["health"]["reason"]
+        # said as gone, not as "carries no program": there is no interface
+        wait_for(lambda: "XDP filter: xfd0 is gone (no such interface)" in
+                 open(tmp_path / "regiond.log").read(), timeout=20, what="the log says xfd0 is gone")
+        subprocess.run(f"ip link add xfd0 type veth peer name xfd1 netns {lab.ns} && ip link set xfd0 up",
+                       shell=True, check=True)
+        wait_for(lambda: (lambda i: i["ours"] and i["program_id"] == prog)(
+            box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]), timeout=20,
+            what="the filter attached again")
+        wait_for(lambda: box.status()["health"]["state"] == "healthy", timeout=20, what="healthy again")
+        log = open(tmp_path / "regiond.log").read()
+        assert "xfd0 carries no program" not in log and "attached again to xfd0" in log, log[-3000:]
+        rc, out, _ = box.ctl("filter", "detach")
+        assert rc == 0
+        time.sleep(3)  # a detach on purpose: nothing attaches it again
+        assert "prog/xdp" not in subprocess.run(["ip", "link", "show", "xfd0"], capture_output=True,
+                                                text=True).stdout
+        assert box.status()["health"]["state"] == "healthy"
 
 
 PASS_C = """#include <linux/bpf.h>
 __attribute__((section("xdp"), used)) int foreign_pass(struct xdp_md *c) { return XDP_PASS; }
 char _license[] __attribute__((section("license"), used)) = "GPL";
 """
+
+
+@contextlib.contextmanager
+def filter_box(tmp_path, tag, pair, regiond_args=()):
+    """A veth @pair in namespace rfwd-test-@tag (its first end in this
+    one) and a Box whose regiond filters that end, pinned at
+    /sys/fs/bpf/rfwd-test-@tag (emptied first): (lab, box, pin). Put
+    back whatever the test did, a failed start included."""
+    pin = f"/sys/fs/bpf/rfwd-test-{tag}"
+    subprocess.run(["rm", "-rf", pin])
+    with netns.VethLab(f"rfwd-test-{tag}", [pair]) as lab:
+        box = None
+        try:
+            box = Box(tmp_path, tag, regiond_args=("--xdp-iface", pair[0], "--bpf-pin-dir", pin) + tuple(regiond_args))
+            yield lab, box, pin
+        finally:
+            put_back(box, ifaces=(pair[0],), pins=(pin,))
 
 
 def put_back(*procs, ifaces=(), pins=()):
@@ -620,55 +626,49 @@ def test_rule_counters_follow_names(tmp_path):
     for the rule that had them (found by a hostile probe). They follow the
     rule's name through reorders, insertions, removals, both halves and a
     restart; a rule removed and added again starts from 0."""
-    pin = "/sys/fs/bpf/rfwd-test-names"
-    subprocess.run(["rm", "-rf", pin])
-    with netns.VethLab("rfwd-test-names", [("xfn0", "xfn1")]) as lab:
-        box = Box(tmp_path, "names", regiond_args=("--xdp-iface", "xfn0", "--bpf-pin-dir", pin))
-        try:
-            def rules():
-                return {k: (v["packets"], v["bytes"]) for k, v in
-                        box.ctl("filter", "status", json_out=True)[1]["rules"].items()}
+    with filter_box(tmp_path, "names", ("xfn0", "xfn1")) as (lab, box, pin):
+        def rules():
+            return {k: (v["packets"], v["bytes"]) for k, v in
+                    box.ctl("filter", "status", json_out=True)[1]["rules"].items()}
 
-            def send(n):  # n / 2 packets from 10.9.0.x: deny-lab's while it exists
-                before = box.ctl("filter", "status", json_out=True)[1]["counters"]
-                lab.send("xfn1", f"N = {n}\nINTER = 0.0005\n" + SEND)
-                wait_for(lambda: (lambda c: c["pass"] + c["drop"] - before["pass"] - before["drop"] >= n)(
-                    box.ctl("filter", "status", json_out=True)[1]["counters"]), what="the filter's counts")
+        def send(n):  # n / 2 packets from 10.9.0.x: deny-lab's while it exists
+            before = box.ctl("filter", "status", json_out=True)[1]["counters"]
+            lab.send("xfn1", f"N = {n}\nINTER = 0.0005\n" + SEND)
+            wait_for(lambda: (lambda c: c["pass"] + c["drop"] - before["pass"] - before["drop"] >= n)(
+                box.ctl("filter", "status", json_out=True)[1]["counters"]), what="the filter's counts")
 
-            def apply(name, order):
-                rc, _, err = box.ctl("apply", rules_table(tmp_path, name, order))
-                assert rc == 0, err
+        def apply(name, order):
+            rc, _, err = box.ctl("apply", rules_table(tmp_path, name, order))
+            assert rc == 0, err
 
-            apply("a.yaml", ["deny-lab", "allow-ops", "no-telnet"])
-            send(14)
-            lab0 = rules()["deny-lab"]
-            assert lab0[0] == 7 and lab0[1] > 0, rules()
-            # a new rule first, deny-lab last: two applies, so both halves
-            apply("b.yaml", ["zz-new", "allow-ops", "no-telnet", "deny-lab"])
-            assert rules() == {"zz-new": (0, 0), "allow-ops": (0, 0), "no-telnet": (0, 0), "deny-lab": lab0}
-            apply("b2.yaml", ["no-telnet", "deny-lab", "zz-new", "allow-ops"])
-            assert rules()["deny-lab"] == lab0 and rules()["zz-new"] == (0, 0)
-            send(14)
-            r = rules()
-            assert r["deny-lab"] == (14, 2 * lab0[1]) and r["zz-new"] == (0, 0), r
-            _, m = box.http("GET", "/metrics")
-            assert 'regiond_xdp_rule_packets_total{rule="zz-new"} 0' in m, m
-            assert 'regiond_xdp_rule_packets_total{rule="deny-lab"} 14' in m, m
-            # a restart finds the names' counters again
-            box.rd.send_signal(signal.SIGKILL)
-            box.rd.wait()
-            box.start_regiond(("--xdp-iface", "xfn0", "--bpf-pin-dir", pin))
-            assert rules() == r
-            # removed: gone; added again later: from 0, not another rule's counts
-            apply("c.yaml", ["zz-new", "allow-ops"])
-            send(14)
-            assert rules() == {"zz-new": (0, 0), "allow-ops": (0, 0)}
-            apply("d.yaml", ["deny-lab", "zz-new", "allow-ops", "no-telnet"])
-            assert rules() == {"deny-lab": (0, 0), "zz-new": (0, 0), "allow-ops": (0, 0), "no-telnet": (0, 0)}
-            send(14)
-            assert rules()["deny-lab"] == (7, lab0[1]) and rules()["zz-new"] == (0, 0)
-        finally:
-            put_back(box, ifaces=("xfn0",), pins=(pin,))
+        apply("a.yaml", ["deny-lab", "allow-ops", "no-telnet"])
+        send(14)
+        lab0 = rules()["deny-lab"]
+        assert lab0[0] == 7 and lab0[1] > 0, rules()
+        # a new rule first, deny-lab last: two applies, so both halves
+        apply("b.yaml", ["zz-new", "allow-ops", "no-telnet", "deny-lab"])
+        assert rules() == {"zz-new": (0, 0), "allow-ops": (0, 0), "no-telnet": (0, 0), "deny-lab": lab0}
+        apply("b2.yaml", ["no-telnet", "deny-lab", "zz-new", "allow-ops"])
+        assert rules()["deny-lab"] == lab0 and rules()["zz-new"] == (0, 0)
+        send(14)
+        r = rules()
+        assert r["deny-lab"] == (14, 2 * lab0[1]) and r["zz-new"] == (0, 0), r
+        _, m = box.http("GET", "/metrics")
+        assert 'regiond_xdp_rule_packets_total{rule="zz-new"} 0' in m, m
+        assert 'regiond_xdp_rule_packets_total{rule="deny-lab"} 14' in m, m
+        # a restart finds the names' counters again
+        box.rd.send_signal(signal.SIGKILL)
+        box.rd.wait()
+        box.start_regiond(("--xdp-iface", "xfn0", "--bpf-pin-dir", pin))
+        assert rules() == r
+        # removed: gone; added again later: from 0, not another rule's counts
+        apply("c.yaml", ["zz-new", "allow-ops"])
+        send(14)
+        assert rules() == {"zz-new": (0, 0), "allow-ops": (0, 0)}
+        apply("d.yaml", ["deny-lab", "zz-new", "allow-ops", "no-telnet"])
+        assert rules() == {"deny-lab": (0, 0), "zz-new": (0, 0), "allow-ops": (0, 0), "no-telnet": (0, 0)}
+        send(14)
+        assert rules()["deny-lab"] == (7, lab0[1]) and rules()["zz-new"] == (0, 0)
 
 
 def test_explain_says_where_the_filter_is_enforced_now(tmp_path):
@@ -854,34 +854,28 @@ def test_maps_written_by_another_are_said_not_fought(tmp_path):
     rules on the wire alternated, both said healthy. A regiond now writes
     over a generation it did not write only with the next change applied;
     until then it says so (status filters.foreign_writer, health)."""
-    pin = "/sys/fs/bpf/rfwd-test-written"
-    subprocess.run(["rm", "-rf", pin])
-    with netns.VethLab("rfwd-test-written", [("xfw0", "xfw1")]):
-        box = Box(tmp_path, "foreign", regiond_args=("--xdp-iface", "xfw0", "--bpf-pin-dir", pin))
-        try:
-            rc, _, err = box.ctl("apply", table(tmp_path, "f.yaml"))
-            assert rc == 0, err
-            gen = box.ctl("filter", "status", json_out=True)[1]["generation"]
-            half = bpf_map_value(f"{pin}/flt_cfg")[0] & 1
-            v = bpf_map_value(f"{pin}/flt_half", half)
-            subprocess.run(["bpftool", "map", "update", "pinned", f"{pin}/flt_half", "key",
-                            *[str(b) for b in half.to_bytes(4, "little")], "value",
-                            *[str(b) for b in (999).to_bytes(4, "little") + v[4:]]], check=True)
-            st = wait_for(lambda: (lambda s: s if s["foreign_writer"] else None)(
-                box.ctl("filter", "status", json_out=True)[1]), timeout=20, what="the foreign write said")
-            assert st["generation"] == 999
-            wait_for(lambda: box.status()["health"]["state"] == "degraded", timeout=20, what="health says it")
-            assert "another process" in box.status()["health"]["reason"]
-            time.sleep(3)  # not written over
-            assert box.ctl("filter", "status", json_out=True)[1]["generation"] == 999
-            assert "which this regiond did not write" in open(tmp_path / "regiond.log").read()
-            rc, _, err = box.ctl("apply", table(tmp_path, "g.yaml", extra=", 10.99.0.0/16"))
-            assert rc == 0, err
-            st = box.ctl("filter", "status", json_out=True)[1]
-            assert st["generation"] == gen + 1 and not st["foreign_writer"], st
-            wait_for(lambda: box.status()["health"]["state"] == "healthy", timeout=20, what="healthy again")
-        finally:
-            put_back(box, ifaces=("xfw0",), pins=(pin,))
+    with filter_box(tmp_path, "written", ("xfw0", "xfw1")) as (lab, box, pin):
+        rc, _, err = box.ctl("apply", table(tmp_path, "f.yaml"))
+        assert rc == 0, err
+        gen = box.ctl("filter", "status", json_out=True)[1]["generation"]
+        half = bpf_map_value(f"{pin}/flt_cfg")[0] & 1
+        v = bpf_map_value(f"{pin}/flt_half", half)
+        subprocess.run(["bpftool", "map", "update", "pinned", f"{pin}/flt_half", "key",
+                        *[str(b) for b in half.to_bytes(4, "little")], "value",
+                        *[str(b) for b in (999).to_bytes(4, "little") + v[4:]]], check=True)
+        st = wait_for(lambda: (lambda s: s if s["foreign_writer"] else None)(
+            box.ctl("filter", "status", json_out=True)[1]), timeout=20, what="the foreign write said")
+        assert st["generation"] == 999
+        wait_for(lambda: box.status()["health"]["state"] == "degraded", timeout=20, what="health says it")
+        assert "another process" in box.status()["health"]["reason"]
+        time.sleep(3)  # not written over
+        assert box.ctl("filter", "status", json_out=True)[1]["generation"] == 999
+        assert "which this regiond did not write" in open(tmp_path / "regiond.log").read()
+        rc, _, err = box.ctl("apply", table(tmp_path, "g.yaml", extra=", 10.99.0.0/16"))
+        assert rc == 0, err
+        st = box.ctl("filter", "status", json_out=True)[1]
+        assert st["generation"] == gen + 1 and not st["foreign_writer"], st
+        wait_for(lambda: box.status()["health"]["state"] == "healthy", timeout=20, what="healthy again")
 
 
 def test_native_mode_refuses_an_adopted_generic_filter(tmp_path):
@@ -921,36 +915,30 @@ def test_an_interface_away_and_back(tmp_path):
     the program running there: it came back filtered. Now the detach says
     it waits for the interface, keeps the pins, and takes the program off
     when the interface is back."""
-    pin = "/sys/fs/bpf/rfwd-test-away"
-    subprocess.run(["rm", "-rf", pin])
-    with netns.VethLab("rfwd-test-away", [("xfv0", "xfv1")]) as lab:
-        box = Box(tmp_path, "away", regiond_args=("--xdp-iface", "xfv0", "--bpf-pin-dir", pin))
-        try:
-            prog = xdp_prog("xfv0")
-            mode = box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]["attached_as"]
-            subprocess.run(["ip", "link", "set", "xfv0", "name", "xfvz"], check=True)
-            wait_for(lambda: "xfv0 is gone" in open(tmp_path / "regiond.log").read(), timeout=20,
-                     what="regiond sees the interface gone")
-            subprocess.run(["ip", "link", "set", "xfvz", "name", "xfv0"], check=True)
-            wait_for(lambda: (lambda i: i["ours"] and i["attached_as"] == mode)(
-                box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]), timeout=20,
-                what=f"status says attached as {mode} again")
-            # and the log says so too: its last word was "gone"
-            assert f"XDP filter: xfv0 is back, carrying the filter in {mode} mode" in \
-                open(tmp_path / "regiond.log").read()
-            subprocess.run(["ip", "link", "set", "xfv0", "netns", lab.ns], check=True)
-            rc, out, err = box.ctl("filter", "detach")
-            assert rc == 0 and "taken off when it is back" in out, out + err
-            assert os.path.exists(f"{pin}/prog")
-            st = box.ctl("filter", "status", json_out=True)[1]
-            assert st["detached"] and st["detach_pending"], st
-            lab.run_in_ns("ip link set xfv0 netns 1")
-            subprocess.run(["ip", "link", "set", "xfv0", "up"], check=True)
-            wait_for(lambda: not os.path.exists(f"{pin}/prog"), timeout=20, what="the pins removed")
-            assert xdp_prog("xfv0") == 0 and prog != 0
-            assert "the detach is done there" in open(tmp_path / "regiond.log").read()
-        finally:
-            put_back(box, ifaces=("xfv0",), pins=(pin,))
+    with filter_box(tmp_path, "away", ("xfv0", "xfv1")) as (lab, box, pin):
+        prog = xdp_prog("xfv0")
+        mode = box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]["attached_as"]
+        subprocess.run(["ip", "link", "set", "xfv0", "name", "xfvz"], check=True)
+        wait_for(lambda: "xfv0 is gone" in open(tmp_path / "regiond.log").read(), timeout=20,
+                 what="regiond sees the interface gone")
+        subprocess.run(["ip", "link", "set", "xfvz", "name", "xfv0"], check=True)
+        wait_for(lambda: (lambda i: i["ours"] and i["attached_as"] == mode)(
+            box.ctl("filter", "status", json_out=True)[1]["interfaces"][0]), timeout=20,
+            what=f"status says attached as {mode} again")
+        # and the log says so too: its last word was "gone"
+        assert f"XDP filter: xfv0 is back, carrying the filter in {mode} mode" in \
+            open(tmp_path / "regiond.log").read()
+        subprocess.run(["ip", "link", "set", "xfv0", "netns", lab.ns], check=True)
+        rc, out, err = box.ctl("filter", "detach")
+        assert rc == 0 and "taken off when it is back" in out, out + err
+        assert os.path.exists(f"{pin}/prog")
+        st = box.ctl("filter", "status", json_out=True)[1]
+        assert st["detached"] and st["detach_pending"], st
+        lab.run_in_ns("ip link set xfv0 netns 1")
+        subprocess.run(["ip", "link", "set", "xfv0", "up"], check=True)
+        wait_for(lambda: not os.path.exists(f"{pin}/prog"), timeout=20, what="the pins removed")
+        assert xdp_prog("xfv0") == 0 and prog != 0
+        assert "the detach is done there" in open(tmp_path / "regiond.log").read()
 
 
 def test_an_attach_the_kernel_keeps_refusing_is_said_once(tmp_path):
@@ -959,30 +947,23 @@ def test_an_attach_the_kernel_keeps_refusing_is_said_once(tmp_path):
     and said only by libbpf's raw stderr line, each time, without the
     kernel's reason anywhere regiond's own. Now regiond says once why, in
     the kernel's words, and libbpf's line goes to its log once."""
-    pin = "/sys/fs/bpf/rfwd-test-refused"
-    subprocess.run(["rm", "-rf", pin])
-    with netns.VethLab("rfwd-test-refused", [("xfu0", "xfu1")]) as lab:
-        box = Box(tmp_path, "refused", regiond_args=("--xdp-iface", "xfu0", "--bpf-pin-dir", pin,
-                                                     "--xdp-mode", "native"))
-        try:
-            subprocess.run(["ip", "link", "del", "xfu0"], check=True)
-            # Both ends made with their MTU at once: a peer at 1500 for a
-            # moment let regiond's next try attach (the kernel refuses
-            # only while the peer's MTU is too large), and then refused
-            # the peer its 9000 (seen under the sanitizer stage's load).
-            subprocess.run(f"ip link add xfu0 mtu 9000 type veth peer name xfu1 mtu 9000 netns {lab.ns} && "
-                           "ip link set xfu0 up", shell=True, check=True)
-            lab.run_in_ns("ip link set xfu1 up")
-            log = tmp_path / "regiond.log"
-            wait_for(lambda: "XDP filter: attaching to xfu0 again failed: native XDP on xfu0 refused" in
-                     log.read_text(), timeout=20, what="the refusal said")
-            time.sleep(3)  # three more tries
-            text = log.read_text()
-            assert text.count("attaching to xfu0 again failed") == 1, text[-3000:]
-            assert "(the kernel: " in text and text.count("Kernel error message") <= 1, text[-3000:]
-            assert box.status()["health"]["state"] == "degraded"
-        finally:
-            put_back(box, ifaces=("xfu0",), pins=(pin,))
+    with filter_box(tmp_path, "refused", ("xfu0", "xfu1"), regiond_args=("--xdp-mode", "native")) as (lab, box, pin):
+        subprocess.run(["ip", "link", "del", "xfu0"], check=True)
+        # Both ends made with their MTU at once: a peer at 1500 for a
+        # moment let regiond's next try attach (the kernel refuses
+        # only while the peer's MTU is too large), and then refused
+        # the peer its 9000 (seen under the sanitizer stage's load).
+        subprocess.run(f"ip link add xfu0 mtu 9000 type veth peer name xfu1 mtu 9000 netns {lab.ns} && "
+                       "ip link set xfu0 up", shell=True, check=True)
+        lab.run_in_ns("ip link set xfu1 up")
+        log = tmp_path / "regiond.log"
+        wait_for(lambda: "XDP filter: attaching to xfu0 again failed: native XDP on xfu0 refused" in
+                 log.read_text(), timeout=20, what="the refusal said")
+        time.sleep(3)  # three more tries
+        text = log.read_text()
+        assert text.count("attaching to xfu0 again failed") == 1, text[-3000:]
+        assert "(the kernel: " in text and text.count("Kernel error message") <= 1, text[-3000:]
+        assert box.status()["health"]["state"] == "degraded"
 
 
 def test_a_gone_interface_back_with_another_program_is_said(tmp_path):
