@@ -35,6 +35,9 @@ struct ctl_capture {
 	size_t taken; /* handed to the client since regionfwd's last read */
 	int client_fd;
 	int fwd_done; /* regionfwd sent its last chunk, or failed (fwd_lost) */
+	/* regionfwd answered, and regiond could not take its chunk (out of
+	 * memory, not whole blocks): its capture still runs */
+	int fwd_running;
 	char fwd_why[160]; /* why regionfwd's last exchange failed */
 	char fwd_end[32]; /* why regionfwd said its copy ended ("" while it runs) */
 	int finished; /* nothing more will be added to out */
@@ -199,10 +202,12 @@ static int fwd_turn(struct ctl_capture *c, int stop)
 	c->read_ms = fwd_mono_ms();
 	c->taken = 0;
 	rc = take_blocks(c, d->pcapng.data, d->pcapng.len);
-	if (rc)
+	if (rc) {
 		snprintf(c->fwd_why, sizeof(c->fwd_why), "%s",
 			 rc == -ENOMEM ? "out of memory"
 				       : "a chunk that is not whole pcapng blocks");
+		c->fwd_running = !d->done;
+	}
 	if (d->done) {
 		c->fwd_done = 1;
 		snprintf(c->fwd_end, sizeof(c->fwd_end), "%.31s", d->end ? d->end : "");
@@ -411,22 +416,38 @@ static void count_drained(struct ctl_capture *c, size_t n)
  * lease: nothing reads it any more. */
 static void fwd_lost(struct ctl_capture *c, size_t held)
 {
+	/* regiond's own failure to take a chunk is not regionfwd's */
+	const char *who = c->fwd_running ? "regiond" : "regionfwd",
+		   *why = c->fwd_why[0] ? c->fwd_why : "no answer";
 	char text[256];
 
 	if (held)
 		fwd_log(FWD_LOG_NOTICE,
-			"capture %llu ended: regionfwd failed (%s) while %zu bytes were held for "
-			"the client; they are sent, the file ends there",
-			(unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer", held);
+			"capture %llu ended: %s failed (%s) while %zu bytes were held for the "
+			"client; they are sent, the file ends there",
+			(unsigned long long)c->id, who, why, held);
 	else
 		fwd_log(FWD_LOG_NOTICE,
-			"capture %llu ended: regionfwd failed (%s) with nothing held for the "
-			"client; the file ends there",
-			(unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer");
+			"capture %llu ended: %s failed (%s) with nothing held for the client; "
+			"the file ends there",
+			(unsigned long long)c->id, who, why);
 	snprintf(text, sizeof(text),
-		 "regiond capture %llu: end=regionfwd failed (%s); everything regionfwd had "
-		 "handed over is in this file",
-		 (unsigned long long)c->id, c->fwd_why[0] ? c->fwd_why : "no answer");
+		 "regiond capture %llu: end=%s failed (%s); everything regionfwd had handed "
+		 "over is in this file",
+		 (unsigned long long)c->id, who, why);
+	if (c->fwd_running) {
+		/* Its capture runs: stopped now (best effort, its chunk not
+		 * taken), not at its lease, which would keep the next
+		 * capture refused as busy meanwhile. */
+		Regionfwd__Ctl__CaptureRead req = REGIONFWD__CTL__CAPTURE_READ__INIT;
+		Regionfwd__Ctl__CaptureData *d = NULL;
+		struct fwd_err e;
+
+		req.id = c->id;
+		if (ctl_dp_call(c->dp, REGIONFWD__CTL__OP__OP_CAPTURE_STOP, &req.base,
+				(ProtobufCMessage **)&d, CTL_CAPTURE_DP_TIMEOUT_MS, &e) == 0)
+			protobuf_c_message_free_unpacked(&d->base, NULL);
+	}
 	if (c->fwd_interfaces > 0)
 		ctl_pcapng_isb(&c->out, 0, fwd_wall_ns(), c->packets - c->xdp_written, 0, text);
 	c->fwd_done = 1;
@@ -490,8 +511,9 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 		stop = (c->deadline_ms && fwd_mono_ms() >= c->deadline_ms) ||
 		       (c->count && c->packets >= c->count);
 		if (turn(c, stop)) {
-			/* all it handed over was taken: the file ends here, whole */
-			fwd_lost(c, 0);
+			/* what it handed over was taken: the file ends here,
+			 * whole (what a failed chunk left, if any, first) */
+			fwd_lost(c, c->out.len - c->out_off);
 			turn(c, 0);
 			continue;
 		}

@@ -553,8 +553,10 @@ def test_regionfwd_lost_with_nothing_held_ends_the_file_whole(box, tmp_path):
     blocks = pcapng_blocks(str(path))
     assert any("end=regionfwd failed" in c for c in isb_comments(blocks)), isb_comments(blocks)
     log = open(box.tmp / "regiond.log").read()
-    assert re.search(r"capture \d+ ended: regionfwd failed \(.*\) (with nothing held for the client; the file "
-                     r"ends there|while \d+ bytes were held)", log), log[-2000:]
+    if re.search(r"capture \d+ ended: regionfwd failed \(.*\) while \d+ bytes were held", log):
+        pytest.skip("regiond held bytes at the kill: the next test's case, not this one's")
+    assert re.search(r"capture \d+ ended: regionfwd failed \(.*\) with nothing held for the client; the file "
+                     r"ends there", log), log[-2000:]
 
 
 def test_regionfwd_lost_while_held_keeps_the_file(box, tmp_path):
