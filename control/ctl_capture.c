@@ -36,8 +36,10 @@ struct ctl_capture {
 	int client_fd;
 	int fwd_done; /* regionfwd sent its last chunk, or failed (fwd_lost) */
 	/* regionfwd answered, and regiond could not take its chunk (out of
-	 * memory, not whole blocks): its capture still runs */
-	int fwd_running;
+	 * memory, not whole blocks): the chunk is not in the file, and unless
+	 * regionfwd said done its capture still runs (stopped by fwd_lost) */
+	int chunk_refused, fwd_running;
+	int ours; /* that failure was regiond's own (out of memory) */
 	char fwd_why[160]; /* why regionfwd's last exchange failed */
 	char fwd_end[32]; /* why regionfwd said its copy ended ("" while it runs) */
 	int finished; /* nothing more will be added to out */
@@ -206,7 +208,9 @@ static int fwd_turn(struct ctl_capture *c, int stop)
 		snprintf(c->fwd_why, sizeof(c->fwd_why), "%s",
 			 rc == -ENOMEM ? "out of memory"
 				       : "a chunk that is not whole pcapng blocks");
+		c->chunk_refused = 1;
 		c->fwd_running = !d->done;
+		c->ours = rc == -ENOMEM;
 	}
 	if (d->done) {
 		c->fwd_done = 1;
@@ -413,13 +417,14 @@ static void count_drained(struct ctl_capture *c, size_t n)
  * why (where regionfwd's would have said end=...), regiond logs it, the
  * XDP side closes, and the client takes the rest under the rule for a
  * capture that is over. regionfwd's capture, if it still runs, ends by its
- * lease: nothing reads it any more. */
+ * lease (nothing reads it any more), or at once when the chunk regiond
+ * could not take was of a capture that runs (stopped here). */
 static void fwd_lost(struct ctl_capture *c, size_t held)
 {
 	/* regiond's own failure to take a chunk is not regionfwd's */
-	const char *who = c->fwd_running ? "regiond" : "regionfwd",
+	const char *who = c->ours ? "regiond" : "regionfwd",
 		   *why = c->fwd_why[0] ? c->fwd_why : "no answer";
-	char text[256];
+	char text[384];
 
 	if (held)
 		fwd_log(FWD_LOG_NOTICE,
@@ -431,10 +436,10 @@ static void fwd_lost(struct ctl_capture *c, size_t held)
 			"capture %llu ended: %s failed (%s) with nothing held for the client; "
 			"the file ends there",
 			(unsigned long long)c->id, who, why);
-	snprintf(text, sizeof(text),
-		 "regiond capture %llu: end=%s failed (%s); everything regionfwd had handed "
-		 "over is in this file",
-		 (unsigned long long)c->id, who, why);
+	snprintf(text, sizeof(text), "regiond capture %llu: end=%s failed (%s); %s",
+		 (unsigned long long)c->id, who, why,
+		 c->chunk_refused ? "this file holds the capture up to the chunk that failed"
+				  : "everything regionfwd had handed over is in this file");
 	if (c->fwd_running) {
 		/* Its capture runs: stopped now (best effort, its chunk not
 		 * taken), not at its lease, which would keep the next
@@ -477,7 +482,7 @@ static void read_ahead(struct ctl_capture *c)
 	c->out.len = held;
 	c->out_off = 0;
 	if (turn(c, stop)) {
-		fwd_lost(c, held);
+		fwd_lost(c, c->out.len - c->out_off);
 		turn(c, 0); /* no exchange now: the XDP side closes, the end is set */
 	}
 }
