@@ -793,6 +793,14 @@ void ctl_api_publish(struct ctl_api *api)
 
 	if (v == NULL)
 		return; /* out of memory: the previous view stays */
+	{
+		/* regionfwd's status.controller names this when this regiond
+		 * pushed what runs. */
+		char sid[17];
+
+		snprintf(sid, sizeof(sid), "%016" PRIx64, st->state_id);
+		json_object_set_new(v, "state_id", json_string(sid));
+	}
 	/* The state disk's room, as the main loop last read it (null before). */
 	json_object_set_new(
 		v, "state_disk",

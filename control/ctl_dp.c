@@ -1,5 +1,6 @@
 #include "ctl_dp.h"
 
+#include <inttypes.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -277,9 +278,15 @@ json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s)
 		gen.prefixes_v4 = g->prefixes_v4;
 		gen.prefixes_v6 = g->prefixes_v6;
 	}
-	return json_pack("{s:o, s:i, s:s, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o}",
+	/* Which regiond's state directory pushed what runs (null: none said). */
+	char controller[17];
+
+	snprintf(controller, sizeof(controller), "%016" PRIx64, s->controller);
+	return json_pack("{s:o, s:i, s:s, s:s?, s:s?, s:s?, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, "
+			 "s:o}",
 			 "generation", fwd_report_gen_json(&gen), "workers", (int)s->workers,
-			 "managed_by", s->managed_by ? s->managed_by : "", "save_error",
+			 "managed_by", s->managed_by ? s->managed_by : "", "controller",
+			 s->controller ? controller : NULL, "save_error",
 			 s->save_error && s->save_error[0] ? s->save_error : NULL, "socket_error",
 			 s->socket_error && s->socket_error[0] ? s->socket_error : NULL, "packets",
 			 "rx", (json_int_t)(p ? p->rx : 0), "rx_bytes",

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -105,6 +106,12 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 		json_array_append_new(gens, r);
 	}
 	json_object_set_new(root, "next_id", json_integer((json_int_t)st->next_id));
+	{
+		char sid[17];
+
+		hexhash(st->state_id, sid);
+		json_object_set_new(root, "state_id", json_string(sid));
+	}
 	json_object_set_new(root, "generations", gens);
 	json_object_set_new(root, "pending",
 			    st->has_pending ? gen_record(&st->pending) : json_null());
@@ -248,8 +255,9 @@ static int parse_hash(const json_t *v, uint64_t *out)
 {
 	char *end = NULL;
 
-	if (!json_is_string(v) || json_string_length(v) != 16)
-		return -1;
+	if (!json_is_string(v) || json_string_length(v) != 16 ||
+	    strspn(json_string_value(v), "0123456789abcdefABCDEF") != 16)
+		return -1; /* strtoull alone takes a sign or spaces */
 	*out = strtoull(json_string_value(v), &end, 16);
 	return *end == '\0' ? 0 : -1;
 }
@@ -829,6 +837,14 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		goto out;
 	}
 	st->next_id = disk_next;
+	/* Absent from a history an older regiond wrote: ctl_state_open makes
+	 * one. */
+	v = json_object_get(root, "state_id");
+	if (v != NULL && (parse_hash(v, &st->state_id) || st->state_id == 0)) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "state_id",
+			     "must be the directory's identity, 16 hex digits, not all zero");
+		goto out;
+	}
 	cf = json_object_get(root, "confirm");
 	if (cf != NULL && !json_is_null(cf) && load_confirm(st, cf, path, e))
 		goto out;
@@ -872,6 +888,22 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 out:
 	json_decref(root);
 	return rc;
+}
+
+/* A random identity for this state directory (ctl_state.state_id). */
+static int new_state_id(struct ctl_state *st, struct fwd_err *e)
+{
+	uint64_t v = 0;
+
+	while (v == 0)
+		if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+			fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "",
+				     "cannot draw the state directory's identity: %s",
+				     strerror(errno));
+			return -EIO;
+		}
+	st->state_id = v;
+	return 0;
 }
 
 int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct ctl_dp *dp,
@@ -927,9 +959,29 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	snprintf(path, sizeof(path), "%s/history.json", dir);
 	/* lstat: a history.json that is a dangling symlink is not "none" (a
 	 * fresh state directory) but one that cannot be read, said by name. */
-	if (lstat(path, &sb) != 0 && errno == ENOENT) /* a fresh state directory */
-		return check_documents(st, 1, 1, 2, e) ? -EINVAL : 0;
-	return load_history(st, path, e);
+	if (lstat(path, &sb) != 0 && errno == ENOENT) { /* a fresh state directory */
+		if (check_documents(st, 1, 1, 2, e))
+			return -EINVAL;
+		/* Written with the first change, which comes before any push. */
+		return new_state_id(st, e);
+	}
+	if (load_history(st, path, e))
+		return -EINVAL;
+	if (st->state_id == 0) {
+		struct fwd_err se;
+
+		if (new_state_id(st, e))
+			return -EIO;
+		/* An older regiond's history: written now, so a restart before
+		 * the next change pushes under the same identity. */
+		if (ctl_state_save(st, &se))
+			fwd_log(FWD_LOG_WARNING,
+				"%s/history.json has no state_id (an older regiond wrote it) "
+				"and cannot be written with one now (%s): the next change writes "
+				"it",
+				dir, se.reason);
+	}
+	return 0;
 }
 
 /* What the next change may write to the state directory: a document as
@@ -1355,6 +1407,7 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 			dbs = st->ext[i].content_dbs(st->ext[i].arg, t);
 	req.generation = id;
 	req.name = (char *)"regiond";
+	req.controller = st->state_id;
 	req.deadline_mono_ns = push_deadline(st); /* regionfwd publishes nothing past it */
 	req.generation_hash = ident;
 	req.document.data = (uint8_t *)doc;
@@ -1429,6 +1482,7 @@ static int push_delta(struct ctl_state *st, uint64_t id, uint64_t base, uint64_t
 	req.base_hash = base;
 	req.hash = hash;
 	req.name = (char *)"regiond";
+	req.controller = st->state_id;
 	req.changes.data = (uint8_t *)packed;
 	req.changes.len = plen;
 	req.deadline_mono_ns = push_deadline(st);
@@ -1939,8 +1993,22 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	/* The current content again: by its identity, or by the document a
 	 * checkpoint holds. */
 	if (cur && (cur->hash == hash ||
-		    (!ident && cur->kind == CTL_GEN_DOCUMENT && cur->doc_hash == doc_hash)))
+		    (!ident && cur->kind == CTL_GEN_DOCUMENT && cur->doc_hash == doc_hash))) {
+		/* Held back (another regiond's table runs): the operator applying
+		 * this regiond's current table takes regionfwd over with it, as
+		 * the alarm says; otherwise that took a table that differs. */
+		if (push_it && st->held_back) {
+			if (push_gen(st, cur, st->table, e))
+				return -1;
+			fwd_log(FWD_LOG_NOTICE,
+				"generation %" PRIu64 " (%016" PRIx64
+				") applied again while held back: pushed, regionfwd taken over",
+				cur->id, cur->hash);
+			st->held_back = 0;
+			ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
+		}
 		return 0;
+	}
 	fwd_stage("hash");
 	t = ctl_state_validate(st, doc, len, "document", e);
 	if (t == NULL)
@@ -2339,6 +2407,34 @@ static int pushed_by_regiond(const Regionfwd__Ctl__StatusReply *r)
 					 (r->managed_by && strcmp(r->managed_by, "regiond") == 0));
 }
 
+/* Whether what regionfwd runs (@r) was pushed by another regiond: one
+ * that said its state directory's identity, not this one's. A backup of
+ * this directory restored keeps the identity (its table is adopted when
+ * newer); a regiond started by hand on another state directory, given the
+ * same regionfwd, does not: its newer id was once taken for a change this
+ * regiond missed and adopted, both saying healthy. 0 is a sender that did
+ * not say (an older regiond): judged by ids alone, as before. */
+static int foreign(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
+{
+	return pushed_by_regiond(r) && r->controller != 0 && r->controller != st->state_id;
+}
+
+/* Whether another regiond (foreign) has taken regionfwd from this one:
+ * its table replaced this regiond's current one, seen running before, or
+ * it is newer than any id this state directory handed out (which an older
+ * state of this regiond would adopt). Either is two regionds at work: this
+ * one holds back and says so. An older foreign table this regiond never
+ * saw replace its own is a regiond gone (a state directory wiped and
+ * started afresh beside a regionfwd that resumed the old one's save): it
+ * is pushed over, as before, and logged. */
+static int foreign_took_over(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	return cur != NULL && foreign(st, r) &&
+	       (r->generation->id >= st->next_id || st->ran_hash == cur->hash);
+}
+
 static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
@@ -2351,8 +2447,11 @@ static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__Status
 	if (!pushed_by_regiond(r))
 		return 0;
 	id = r->generation->id;
-	/* Seeded: the seed is this regiond's only id, any other is a stranger's. */
-	return id >= st->next_id || (st->seeded && !spent_here(st, id));
+	/* Seeded: the seed is this regiond's only id, any other is a
+	 * stranger's, which a regiond just set up takes on, whoever's. */
+	if (st->seeded && !spent_here(st, id))
+		return 1;
+	return id >= st->next_id && !foreign(st, r);
 }
 
 /* The whole document of what regionfwd runs (@tr): its document, or, when
@@ -2539,6 +2638,22 @@ int ctl_state_sync(struct ctl_state *st)
 			return 0;
 		}
 		in_sync = runs_current(st, r);
+	}
+	if (!in_sync && foreign_took_over(st, r)) {
+		ctl_state_alarm(
+			st, CTL_ALARM_TABLE,
+			"regionfwd runs generation %" PRIu64 " (%016" PRIx64
+			"), pushed by another regiond (state directory %016" PRIx64
+			"; this one's is %016" PRIx64 "), not this regiond's generation %" PRIu64
+			" (%016" PRIx64
+			"): two regionds manage this regionfwd? not pushed back, not adopted; "
+			"apply a table here (the current one too) to take it over",
+			r->generation->id, r->generation->hash, r->controller, st->state_id,
+			ctl_state_current(st)->id, ctl_state_current(st)->hash);
+		st->held_back = 1;
+		keep_report(st, r);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		return 0;
 	}
 	if (!in_sync && overwritten(st, r)) {
 		ctl_state_alarm(

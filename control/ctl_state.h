@@ -223,6 +223,12 @@ struct ctl_state {
 	 * it: a regiond-pushed table found in its place later was pushed by
 	 * another regiond since (ctl_state_sync). */
 	uint64_t ran_hash;
+	/* This state directory's identity (history.json's state_id): random,
+	 * made when the directory is first used, kept by a backup restored.
+	 * Sent with every push (PushRequest.controller); regionfwd reports who
+	 * pushed what runs, so a second regiond on the same regionfwd (its own
+	 * state directory) is told apart from this one's older self. */
+	uint64_t state_id;
 	/* Set by the caller around a change, as confirm_next_s: the generation
 	 * whose document a rollback (or an automatic revert) applies again,
 	 * 0 for any other change; and 1 while the routing feed applies its

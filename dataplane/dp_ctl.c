@@ -344,9 +344,11 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 		db.rules_hash = req->content_rules_hash;
 		shipped = &db;
 	}
+	const struct dp_pusher by = {nm, req->controller};
+
 	rc = dp_ctx_apply(ctl->ctx, (const char *)req->document.data, req->document.len, nm,
-			  req->generation, req->generation_hash, shipped, req->deadline_mono_ns, nm,
-			  &e);
+			  req->generation, req->generation_hash, shipped, req->deadline_mono_ns,
+			  &by, &e);
 	if (rc < 0) {
 		if (e.reason_code == FWD_R_INVALID)
 			e.reason_code = FWD_R_INVALID_TABLE;
@@ -355,12 +357,14 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 	/* From now on the table is the pusher's: SIGHUP refuses to reload
 	 * the file (regionfwd.c). */
 	snprintf(ctl->ctx->managed_by, sizeof(ctl->ctx->managed_by), "%s", nm);
+	ctl->ctx->controller = req->controller;
 	/* The next start resumes it (dp_saved.h): saved before the reply, so
 	 * once regiond hears "runs" a restart of regionfwd runs it too. A
 	 * table published was saved before its swap (dp_ctx_apply); a no-op
-	 * is saved here, once, when its generation came from --table. */
+	 * is saved here, once, when its generation came from --table or
+	 * another controller pushed it (the header names the new one). */
 	if (rc == 1)
-		dp_ctx_save_pushed(ctl->ctx, nm);
+		dp_ctx_save_pushed(ctl->ctx, &by);
 	rep.generation = ctl->ctx->pub.gen->id;
 	rep.hash = ctl->ctx->pub.gen->hash;
 	rep.noop = rc == 1;
@@ -378,9 +382,23 @@ static uint8_t *op_delta(struct dp_ctl *ctl, const Regionfwd__Ctl__DeltaRequest 
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", PUSHER_NAME_RULE);
 		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
 	}
+	/* A chain is one controller's: its save names one. Another's delta,
+	 * even on the same base (a second regiond holding the same table),
+	 * is refused like one on another base, and its sender pushes whole,
+	 * which takes regionfwd over in the open (the other regiond sees it). */
+	if (req->controller != ctl->ctx->controller) {
+		fwd_err_fail(&e, FWD_R_DELTA_BASE_MISMATCH, NULL, 0, "controller",
+			     "the running generation was pushed by another controller "
+			     "(%016llx, this delta's %016llx); push the generation whole",
+			     (unsigned long long)ctl->ctx->controller,
+			     (unsigned long long)req->controller);
+		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
+	}
 	snprintf(nm, sizeof(nm), "%s", req->name);
+	const struct dp_pusher by = {nm, req->controller};
+
 	rc = dp_ctx_apply_delta(ctl->ctx, req->changes.data, req->changes.len, nm, req->generation,
-				req->base_hash, req->hash, req->deadline_mono_ns, nm, &e);
+				req->base_hash, req->hash, req->deadline_mono_ns, &by, &e);
 	if (rc < 0)
 		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
 	snprintf(ctl->ctx->managed_by, sizeof(ctl->ctx->managed_by), "%s", nm);
@@ -419,6 +437,7 @@ static uint8_t *op_table(struct dp_ctl *ctl, size_t *len)
 	rep.document.data = (uint8_t *)ctx->doc;
 	rep.document.len = ctx->doc ? ctx->doc_len : 0;
 	rep.managed_by = ctx->managed_by;
+	rep.controller = ctx->controller;
 	if (ctx->doc && ctx->doc_gen_hash != fwd_hash64(ctx->doc, ctx->doc_len))
 		rep.document_hash = ctx->doc_gen_hash;
 	/* Borrowed: the control thread is the journal's only writer too. */
@@ -476,6 +495,7 @@ static uint8_t *op_status(struct dp_ctl *ctl, size_t *len)
 	}
 	dp_ctx_totals(ctx, &tot);
 	rep.managed_by = ctx->managed_by;
+	rep.controller = ctx->controller;
 	rep.save_error = ctx->save_error;
 	rep.socket_error = ctl->sock_error;
 	gen_msg(&tot, &gi);

@@ -292,13 +292,17 @@ static void save_failed(struct dp_ctx *ctx, const char *why, const char *then)
  * file is not regionfwd's and was left alone; -errno failed. Each failure
  * is said once a cause (status: save_error) and retried by regionfwd.c's
  * loop. */
-static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by, uint64_t doc_hash,
-		      uint64_t doc_id, const char *doc, size_t doc_len, uint32_t njournal)
+static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const struct dp_pusher *by,
+		      uint64_t doc_hash, uint64_t doc_id, const char *doc, size_t doc_len,
+		      uint32_t njournal)
 {
 	char why[sizeof(ctx->save_error)];
 	int rc = 0;
 
-	if (ctx->saved_doc_hash != doc_hash || ctx->saved_deltas > njournal) {
+	/* Another controller's no-op push of the same table takes it over:
+	 * the header names the new one, so the document is written again. */
+	if (ctx->saved_doc_hash != doc_hash || ctx->saved_controller != by->controller ||
+	    ctx->saved_deltas > njournal) {
 		struct fwd_err ferr = {0};
 
 		ctx->saved_doc_hash = 0;
@@ -319,9 +323,12 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const char *pushed_by
 			ctx->saved_hash = 0;
 			return 1;
 		}
-		rc = dp_saved_write(ctx->saved_path, doc_id, doc_hash, pushed_by, doc, doc_len);
-		if (rc == 0)
+		rc = dp_saved_write(ctx->saved_path, doc_id, doc_hash, by->name, by->controller,
+				    doc, doc_len);
+		if (rc == 0) {
 			ctx->saved_doc_hash = doc_hash;
+			ctx->saved_controller = by->controller;
+		}
 	}
 	if (rc == 0 && ctx->saved_deltas < njournal) {
 		uint32_t k = ctx->saved_deltas;
@@ -397,7 +404,8 @@ static void save_refused(struct dp_ctx *ctx, int saved, uint64_t refused_id,
 
 static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
 		     uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
-		     const char *save_as, struct fwd_stages *stages, struct fwd_err *err)
+		     const struct dp_pusher *save_as, struct fwd_stages *stages,
+		     struct fwd_err *err)
 {
 	int saved = SAVE_NONE;
 	uint64_t hash = gen_hash ? gen_hash : fwd_hash64(buf, len), t0 = rte_get_tsc_cycles();
@@ -503,7 +511,7 @@ static int apply_doc(struct dp_ctx *ctx, const char *buf, size_t len, const char
  * the generation: parse, validate, build, publish. */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
 		 uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
-		 const char *save_as, struct fwd_err *err)
+		 const struct dp_pusher *save_as, struct fwd_err *err)
 {
 	struct fwd_stages stages;
 	int rc;
@@ -517,7 +525,7 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
 
 int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, const char *name,
 		       uint64_t id, uint64_t base_hash, uint64_t hash, uint64_t deadline_ns,
-		       const char *save_as, struct fwd_err *err)
+		       const struct dp_pusher *save_as, struct fwd_err *err)
 {
 	uint64_t t0 = rte_get_tsc_cycles();
 	int saved = SAVE_NONE;
@@ -595,6 +603,7 @@ int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, co
 	memcpy(error_before, ctx->save_error, sizeof(error_before));
 	if (save_as && ctx->saved_path[0]) {
 		if (ctx->saved_hash == cur->hash && ctx->saved_doc_hash == ctx->doc_gen_hash &&
+		    ctx->saved_controller == save_as->controller &&
 		    ctx->saved_deltas + 1 == ctx->journal.n)
 			journal_len = dp_saved_journal_len(ctx->saved_path);
 		saved = save_chain(ctx, id, save_as, ctx->doc_gen_hash, ctx->doc_gen_id, ctx->doc,
@@ -653,12 +662,12 @@ out:
 	return rc;
 }
 
-void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by)
+void dp_ctx_save_pushed(struct dp_ctx *ctx, const struct dp_pusher *pushed_by)
 {
 	const struct dp_gen *g = ctx->pub.gen;
 
 	if (ctx->saved_path[0] == '\0' || g == NULL || ctx->doc == NULL ||
-	    ctx->saved_hash == g->hash)
+	    (ctx->saved_hash == g->hash && ctx->saved_controller == pushed_by->controller))
 		return;
 	if (save_chain(ctx, g->id, pushed_by, ctx->doc_gen_hash, ctx->doc_gen_id, ctx->doc,
 		       ctx->doc_len, ctx->journal.n) == 0)
@@ -671,7 +680,9 @@ void dp_ctx_save_retry(struct dp_ctx *ctx)
 	int rc;
 
 	if (ctx->managed_by[0]) {
-		dp_ctx_save_pushed(ctx, ctx->managed_by);
+		const struct dp_pusher by = {ctx->managed_by, ctx->controller};
+
+		dp_ctx_save_pushed(ctx, &by);
 		return;
 	}
 	if (ctx->saved_refused_id == 0)

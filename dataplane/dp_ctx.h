@@ -25,6 +25,14 @@
 #include "dp_worker.h"
 #include "fwd_report.h"
 
+/* Who pushes a table over the control socket: its name (logs, the
+ * generation's source, managed_by) and its controller's identity (0: not
+ * said). Saved with the table. */
+struct dp_pusher {
+	const char *name;
+	uint64_t controller;
+};
+
 struct dp_ctx {
 	struct dp_node node;
 	struct dp_ports ports;
@@ -42,6 +50,10 @@ struct dp_ctx {
 	 * came from --table): then SIGHUP does not reload the file, which
 	 * would silently replace what that controller manages. */
 	char managed_by[128];
+	/* And its controller's identity (PushRequest.controller: a regiond's
+	 * state directory), 0 when it did not say or --table runs: two
+	 * regionds on one regionfwd tell each other apart by it. */
+	uint64_t controller;
 	/* The running generation's document as it was given (OP_TABLE: a
 	 * regiond with empty or older state adopts it); control thread only. */
 	char *doc;
@@ -86,6 +98,7 @@ struct dp_ctx {
 	 * and how many journal records the saved file holds (dp_saved.h). */
 	uint64_t doc_gen_id, doc_gen_hash;
 	uint64_t saved_doc_hash; /* the document the saved file holds (0: none written) */
+	uint64_t saved_controller; /* the controller its header names */
 	uint32_t saved_deltas; /* and how many journal records follow it */
 };
 
@@ -106,7 +119,7 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
  *                    NULL to compile them here (tables read from a file)
  * @param deadline_ns  CLOCK_MONOTONIC ns after which the table must not be
  *                    published (-ETIMEDOUT, push_expired); 0: none
- * @param save_as     the pusher, to save the table to saved_path as its
+ * @param save_as     the pusher (name, controller), to save the table to saved_path as its
  *                    push before it is published (checked against the
  *                    deadline after the save: a hung save never publishes
  *                    a table the pusher gave up on); NULL: not saved
@@ -115,7 +128,7 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g);
  */
 int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *name, uint64_t id,
 		 uint64_t gen_hash, const struct fwd_hs_dbs *content_db, uint64_t deadline_ns,
-		 const char *save_as, struct fwd_err *err);
+		 const struct dp_pusher *save_as, struct fwd_err *err);
 
 /**
  * Apply a delta (common/fwd_delta.h) to the published generation, which
@@ -130,7 +143,7 @@ int dp_ctx_apply(struct dp_ctx *ctx, const char *buf, size_t len, const char *na
  */
 int dp_ctx_apply_delta(struct dp_ctx *ctx, const uint8_t *packed, size_t len, const char *name,
 		       uint64_t id, uint64_t base_hash, uint64_t hash, uint64_t deadline_ns,
-		       const char *save_as, struct fwd_err *err);
+		       const struct dp_pusher *save_as, struct fwd_err *err);
 
 /** At exit: wait for the standby builder, free the standby FIBs and the
  *  journal of deltas. */
@@ -141,7 +154,7 @@ void dp_ctx_standby_stop(struct dp_ctx *ctx);
  * (dp_saved.h) unless the file already holds it; a failure is logged (the
  * generation runs regardless: regiond holds the durable copy).
  */
-void dp_ctx_save_pushed(struct dp_ctx *ctx, const char *pushed_by);
+void dp_ctx_save_pushed(struct dp_ctx *ctx, const struct dp_pusher *pushed_by);
 
 /**
  * Try again what a failed save left undone (regionfwd.c's loop, while

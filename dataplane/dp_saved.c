@@ -26,9 +26,11 @@
 
 /* The hash that "check" records: every other field, in a fixed order, one
  * a line (a pusher's name may hold any byte but NUL; its length is in the
- * line before it, so no field can pass for another). */
+ * line before it, so no field can pass for another). The controller comes
+ * last and only when there is one: a save written before it was recorded
+ * keeps its check. */
 static uint64_t header_check(json_int_t version, uint64_t id, uint64_t hash, json_int_t bytes,
-			     const char *pushed_by, uint64_t gen_hash)
+			     const char *pushed_by, uint64_t gen_hash, uint64_t controller)
 {
 	char canon[512];
 	int n = snprintf(canon, sizeof(canon),
@@ -36,9 +38,33 @@ static uint64_t header_check(json_int_t version, uint64_t id, uint64_t hash, jso
 			 SAVED_FORMAT, (long long)version, id, hash, (long long)bytes, gen_hash,
 			 strlen(pushed_by), pushed_by);
 
+	if (controller && n > 0 && (size_t)n < sizeof(canon))
+		n += snprintf(canon + n, sizeof(canon) - (size_t)n, "\ncontroller %016" PRIx64,
+			      controller);
 	return fwd_hash64(canon, n < 0			     ? 0
 				 : (size_t)n < sizeof(canon) ? (size_t)n
 							     : sizeof(canon) - 1);
+}
+
+/* Exactly 16 hex digits (strtoull alone takes a sign, spaces, "0x"). */
+static int parse_hex16(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (s == NULL || strlen(s) != 16)
+		return -1;
+	for (int i = 0; i < 16; i++) {
+		int c = s[i], d = c >= '0' && c <= '9'	 ? c - '0'
+				  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+							 : -1;
+
+		if (d < 0)
+			return -1;
+		v = v << 4 | (uint64_t)d;
+	}
+	*out = v;
+	return 0;
 }
 
 static void journal_path(const char *path, char *out, size_t len)
@@ -47,7 +73,7 @@ static void journal_path(const char *path, char *out, size_t len)
 }
 
 int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char *pushed_by,
-		   const char *doc, size_t len)
+		   uint64_t controller, const char *doc, size_t len)
 {
 	char dir[PATH_MAX], hash[17], *head;
 	const char *slash = strrchr(path, '/');
@@ -73,8 +99,15 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 		snprintf(gh, sizeof(gh), "%016" PRIx64, own);
 		json_object_set_new(j, "generation_hash", json_string(gh));
 	}
+	if (j && controller) {
+		char ch[17];
+
+		snprintf(ch, sizeof(ch), "%016" PRIx64, controller);
+		json_object_set_new(j, "controller", json_string(ch));
+	}
 	snprintf(check, sizeof(check), "%016" PRIx64,
-		 header_check(SAVED_VERSION, id, doc_hash, (json_int_t)len, pushed_by, own));
+		 header_check(SAVED_VERSION, id, doc_hash, (json_int_t)len, pushed_by, own,
+			      controller));
 	if (j)
 		json_object_set_new(j, "check", json_string(check));
 	head = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -278,8 +311,7 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 	json_t *j = json_loadb(buf, hlen, 0, &je);
 	const char *format = NULL, *hash = NULL, *by = NULL;
 	json_int_t version = 0, id = 0;
-	const char *gen_hash = NULL;
-	char *end;
+	const char *gen_hash = NULL, *controller = NULL;
 	int rc = 0;
 
 	if (j == NULL ||
@@ -299,9 +331,7 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 			SAVED_VERSION);
 		goto out;
 	}
-	errno = 0;
-	out->hash = strtoull(hash, &end, 16);
-	if (id <= 0 || *bytes < 0 || strlen(hash) != 16 || *end || errno ||
+	if (id <= 0 || *bytes < 0 || parse_hex16(hash, &out->hash) ||
 	    strlen(by) >= sizeof(out->pushed_by) || by[0] == '\0') {
 		rc = fwd_err_set(
 			err, path, 1, NULL,
@@ -311,14 +341,23 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 	}
 	out->id = (uint64_t)id;
 	out->gen_hash = out->hash;
-	if (json_unpack(j, "{s:s}", "generation_hash", &gen_hash) == 0) {
-		errno = 0;
-		out->gen_hash = strtoull(gen_hash, &end, 16);
-		if (strlen(gen_hash) != 16 || *end || errno) {
-			rc = fwd_err_set(err, path, 1, "generation_hash",
-					 "not a hash of 16 hex digits");
-			goto out;
-		}
+	if (json_unpack(j, "{s:s}", "generation_hash", &gen_hash) == 0 &&
+	    parse_hex16(gen_hash, &out->gen_hash)) {
+		rc = fwd_err_set(err, path, 1, "generation_hash", "not a hash of 16 hex digits");
+		goto out;
+	}
+	/* Absent in a save by an older regionfwd, or of a push whose sender
+	 * did not say (0). */
+	if (json_object_get(j, "controller") != NULL &&
+	    (json_unpack(j, "{s:s}", "controller", &controller) ||
+	     parse_hex16(controller, &out->controller) || out->controller == 0)) {
+		rc = fwd_err_set(err, path, 1, "controller", "not an identity of 16 hex digits");
+		goto out;
+	}
+	if (controller && version != SAVED_VERSION) {
+		rc = fwd_err_set(err, path, 1, "controller", "version %d saves have none",
+				 SAVED_VERSION_UNCHECKED);
+		goto out;
 	}
 	if (version == SAVED_VERSION) {
 		const char *check = NULL;
@@ -329,10 +368,9 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 					 SAVED_VERSION);
 			goto out;
 		}
-		errno = 0;
-		want = strtoull(check, &end, 16);
-		if (strlen(check) != 16 || *end || errno ||
-		    want != header_check(version, out->id, out->hash, *bytes, by, out->gen_hash)) {
+		if (parse_hex16(check, &want) ||
+		    want != header_check(version, out->id, out->hash, *bytes, by, out->gen_hash,
+					 out->controller)) {
 			rc = fwd_err_set(err, path, 1, "check",
 					 "the header does not match its check: corrupt or edited");
 			goto out;

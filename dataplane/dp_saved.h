@@ -4,7 +4,8 @@
  * --table file that may be stale (docs/operations.md, "Failure behaviour").
  *
  * One file: a JSON header line (format, generation id, content hash, byte
- * count, who pushed it, the generation's own hash when it is not the
+ * count, who pushed it (its name, and the controller's identity when it
+ * said one), the generation's own hash when it is not the
  * document's, and a check over those fields), then the document exactly as
  * pushed; and a journal of the deltas applied since (dp_saved_append).
  * Written atomically and durably (fwd_write_atomic); read back only when
@@ -32,6 +33,7 @@ struct dp_saved {
 	uint64_t hash; /* fwd_hash64 of doc */
 	uint64_t gen_hash; /* the document's generation's identity (hash unless pushed with one) */
 	char pushed_by[128]; /* the push's name: who manages the table */
+	uint64_t controller; /* the pushing regiond's identity; 0: not said */
 	char *doc; /* malloc'd, NUL-terminated */
 	size_t len;
 	/* The journal: deltas applied since, in order, as far as it is whole. */
@@ -45,7 +47,7 @@ struct dp_saved {
  * @return 0 or -errno (the previous file, if any, is unchanged)
  */
 int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char *pushed_by,
-		   const char *doc, size_t len);
+		   uint64_t controller, const char *doc, size_t len);
 
 /** The length in bytes of @path's journal (0: there is none), or -errno. */
 long long dp_saved_journal_len(const char *path);

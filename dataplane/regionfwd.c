@@ -612,6 +612,7 @@ static int start_saved(struct dp_ctx *ctx)
 	if (sv.journal_note[0])
 		DP_LOG(WARNING, "%s", sv.journal_note);
 	snprintf(ctx->managed_by, sizeof(ctx->managed_by), "%s", sv.pushed_by);
+	ctx->controller = sv.controller;
 	/* What the files hold is what runs, unless part of the journal was
 	 * not applied: then the next push writes them whole. They hold it as
 	 * the document and its records; a journal folded while it was
@@ -621,6 +622,7 @@ static int start_saved(struct dp_ctx *ctx)
 		ctx->saved_hash = ctx->pub.gen->hash;
 		if (ctx->journal.n == applied) {
 			ctx->saved_doc_hash = ctx->doc_gen_hash;
+			ctx->saved_controller = sv.controller;
 			ctx->saved_deltas = applied;
 		}
 	}

@@ -457,7 +457,9 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
     and pushed its table back, once a second each, for ever; regionfwd
     flipped between the two tables while both said in sync and healthy.
     The one overwritten says so (alarm, not in sync) and holds back; a
-    change applied there takes regionfwd over, which the other adopts."""
+    change applied there takes regionfwd over, and the other then holds
+    back in turn (it once adopted it: two regionds both saying healthy);
+    its current table applied again takes regionfwd back."""
     import threading
 
     b = Box(tmp_path, "two-rd")
@@ -520,12 +522,95 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
                                                                              "ingress table c")],
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 0 and "generation 3" in p.stdout, (p.stdout, p.stderr)
-        for api in (b.api, api2):
-            s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] and
-                                  st["generation"]["id"] == 3 else None)(status(api)),
-                         timeout=20, what="both in sync on generation 3")
-            assert s["alarm"] is None, s
+        s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] and
+                              st["generation"]["id"] == 3 else None)(status(loser[0])),
+                     timeout=20, what="the loser in sync on generation 3")
+        assert s["alarm"] is None, s
+        # The former winner neither adopts it nor pushes back: it says so.
+        s = wait_for(lambda: (lambda st: st if st and "another regiond" in (st["alarm"] or "") else None)(
+            status(winner[0])), timeout=20, what="the former winner holding back")
+        assert not s["dataplane"]["in_sync"] and s["generation"]["hash"] == running, s
+        assert s["dataplane"]["status"]["controller"] == views[loser[0]]["state_id"] != s["state_id"], s
+        time.sleep(2)
         assert dp_generation(b)["id"] == 3
+        # Its operator applies its current table again: a no-op there,
+        # which takes regionfwd back, and the other holds back.
+        assert subprocess.run([REGIONCTL, "-s", winner[0], "apply", os.path.join(tmp_path, "a.yaml" if
+                               winner[0] == b.api else "b.yaml")], capture_output=True, timeout=120).returncode == 0
+        s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(winner[0])),
+                     timeout=20, what="taken back")
+        assert s["alarm"] is None and dp_generation(b)["hash"] == running, s
+        wait_for(lambda: "another regiond" in ((status(loser[0]) or {}).get("alarm") or ""), timeout=20,
+                 what="the loser holding back")
+    finally:
+        if rd2:
+            rd2.terminate()
+            rd2.wait(30)
+        b.stop()
+
+
+def test_a_second_regiond_started_by_hand_is_told_apart(tmp_path):
+    """A regiond started by hand beside the box's, on a state directory and
+    API socket of its own and the same regionfwd: their ids do not collide
+    (it adopts the box's table, then its change is generation 3). The box's
+    regiond once took that for a change it had missed and adopted it, both
+    saying healthy. Each regiond pushes with its state directory's identity
+    and regionfwd keeps it with the table (across its restart too): the
+    box's regiond holds back and says whose table runs, until its operator
+    applies a table; a backup of its own state restored is still adopted
+    (test_an_older_state_adopts_what_regionfwd_runs)."""
+    b = Box(tmp_path, "by-hand")
+    api2, rd2 = str(tmp_path / "api2.sock"), None
+
+    def status(api):
+        p = subprocess.run([REGIONCTL, "-s", api, "-j", "status"], capture_output=True, text=True, timeout=60)
+        return json.loads(p.stdout) if p.stdout.startswith("{") else None
+
+    try:
+        assert b.ctl("apply", demo_variant(tmp_path, "a.yaml", *SG_LOCAL))[0] == 0
+        mine = status(b.api)
+        assert mine["dataplane"]["status"]["controller"] == mine["state_id"], mine
+        assert fwd_status(b)["controller"] == mine["state_id"]
+        before = history(b)
+        rd2 = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", api2, "--state-dir",
+                                str(tmp_path / "state2")],
+                               stdout=open(tmp_path / "regiond2.log", "a"), stderr=subprocess.STDOUT)
+        other = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(api2)),
+                         timeout=30, what="the second regiond adopting the box's table")
+        assert other["generation"]["id"] == 2 and other["state_id"] != mine["state_id"], other
+        p = subprocess.run([REGIONCTL, "-s", api2, "apply", demo_variant(tmp_path, "b.yaml", "ingress table",
+                                                                         "ingress table b")],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0 and "generation 3" in p.stdout, (p.stdout, p.stderr)
+        s = wait_for(lambda: (lambda st: st if st and st["alarm"] else None)(status(b.api)), timeout=20,
+                     what="the box's regiond holding back")
+        assert "pushed by another regiond (state directory " + other["state_id"] in s["alarm"], s
+        assert "two regionds manage this regionfwd?" in s["alarm"], s
+        assert not s["dataplane"]["in_sync"] and s["health"]["state"] == "degraded", s
+        assert s["generation"]["id"] == 2 and history(b) == before, "adopted the other regiond's change"
+        rc, _, _ = b.ctl("status")
+        assert rc == 1
+        time.sleep(2)  # nothing pushed back either
+        assert dp_generation(b)["id"] == 3 and fwd_status(b)["controller"] == other["state_id"]
+        # regionfwd restarted resumes the other's table and still says whose.
+        b.fwd.terminate()
+        b.fwd.wait(30)
+        b.start_fwd()
+        assert dp_generation(b)["id"] == 3 and fwd_status(b)["controller"] == other["state_id"]
+        time.sleep(2)  # both regionds have looked at the restarted regionfwd
+        s = status(b.api)
+        assert "another regiond" in (s["alarm"] or "") and dp_generation(b)["id"] == 3, s
+        # The box's operator takes regionfwd back with its current table.
+        rc, out, err = b.ctl("apply", str(tmp_path / "a.yaml"))
+        assert rc == 0, (out, err)
+        s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(b.api)),
+                     timeout=20, what="the box's regiond back in charge")
+        assert s["alarm"] is None and s["generation"]["id"] == 2, s
+        assert fwd_status(b)["controller"] == mine["state_id"]
+        assert "applied again while held back: pushed" in open(tmp_path / "regiond.log").read()
+        s = wait_for(lambda: (lambda st: st if st and st["alarm"] else None)(status(api2)), timeout=20,
+                     what="the second regiond holding back")
+        assert "another regiond (state directory " + mine["state_id"] in s["alarm"], s
     finally:
         if rd2:
             rd2.terminate()

@@ -204,7 +204,39 @@ CORRUPTIONS = [
      "confirm.generation"),
     ("confirm without a deadline", lambda h, d: h.update(confirm={"generation": 2, "revert_to": 1}),
      "history.json", "deadline"),
+    # the identity regiond pushes with: strtoull took a sign or spaces
+    ("state_id signed", lambda h, d: h.update(state_id="-" + h["state_id"][1:]), "history.json", "state_id"),
+    ("state_id zero", lambda h, d: h.update(state_id="0" * 16), "history.json", "state_id"),
+    ("state_id a number", lambda h, d: h.update(state_id=12), "history.json", "state_id"),
 ]
+
+
+def test_the_state_directory_keeps_its_identity(tmp_path):
+    """regiond pushes with its state directory's identity (state_id): made
+    once, kept across restarts, and given to a history an older regiond
+    wrote (without one) at the next start, written at once."""
+    b = Box(tmp_path, "st-id")
+    try:
+        sid = b.status()["state_id"]
+        assert len(sid) == 16 and int(sid, 16) != 0
+        hist = os.path.join(b.state, "history.json")
+        assert json.load(open(hist))["state_id"] == sid
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.start_regiond()
+        assert b.status()["state_id"] == sid
+        b.rd.terminate()
+        b.rd.wait(30)
+        h = json.load(open(hist))
+        del h["state_id"]  # as a regiond before it wrote the history
+        json.dump(h, open(hist, "w"))
+        b.start_regiond()
+        new = b.status()["state_id"]
+        assert new != sid and json.load(open(hist))["state_id"] == new
+        assert wait_for(lambda: b.status()["dataplane"]["in_sync"], timeout=20, what="in sync")
+        assert b.status()["alarm"] is None
+    finally:
+        b.stop()
 
 
 @pytest.mark.parametrize("name,change,names,words", CORRUPTIONS, ids=[c[0] for c in CORRUPTIONS])

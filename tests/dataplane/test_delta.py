@@ -210,6 +210,60 @@ def test_refused_deltas_change_nothing(tmp_path):
         f.stop()
 
 
+def test_a_chain_is_one_controllers(tmp_path):
+    """Who pushed what runs is a controller's identity (a regiond's state
+    directory), not only a name every regiond shares: status and table say
+    it, the save keeps it across a restart, another controller's delta is
+    refused even on the same base (its sender pushes whole, in the open),
+    and another controller's push of the same table takes it over."""
+    table = tmp_path / "t.yaml"
+    table.write_text(POOL_DOC)
+    a, b = 0x1111222233334444, 0x5555666677778888
+    f = Fwd(tmp_path, "dl-ctrl", table)
+    try:
+        assert f.ctl.call("status")["controller"] is None  # --table: nobody's
+        doc = POOL_DOC + "description: pushed\n"
+        r = f.ctl.call("push", document=doc, name="regiond", generation=5, controller=a)
+        assert r["ok"] and not r["noop"], r
+        h = int(r["hash"], 16)
+        assert f.ctl.call("status")["controller"] == f"{a:016x}"
+        assert f.ctl.call("table")["controller"] == f"{a:016x}"
+        for who in (b, 0):
+            r = f.ctl.call("delta", base_hash=h, changes=[("add", 3, "11.0.0.0/8")], name="regiond",
+                           generation=6, controller=who)
+            assert not r["ok"] and r["error"]["code"] == "delta_base_mismatch", r
+            assert r["error"]["path"] == "controller" and f"{a:016x}" in r["error"]["reason"], r
+            assert f.hash() == h
+        r = f.ctl.call("delta", base_hash=h, changes=[("add", 3, "11.0.0.0/8")], name="regiond",
+                       generation=6, controller=a)
+        assert r["ok"], r
+        h = int(r["hash"], 16)
+    finally:
+        f.stop()
+    saved = tmp_path / "ctl.sock.pushed"
+    assert f'"controller":"{a:016x}"' in saved.read_text().split("\n")[0]
+    f = Fwd(tmp_path, "dl-ctrl", table, log="fwd2.log")
+    try:
+        st = f.ctl.call("status")
+        assert st["generation"]["id"] == 6 and st["controller"] == f"{a:016x}", st
+        # Another controller pushes what runs, the same table: a no-op that
+        # takes it over, the save rewritten to name it.
+        doc2 = POOL_DOC + "description: second\n"
+        assert f.ctl.call("push", document=doc2, name="regiond", generation=7, controller=a)["ok"]
+        r = f.ctl.call("push", document=doc2, name="regiond", generation=7, controller=b)
+        assert r["ok"] and r["noop"], r
+        assert f.ctl.call("status")["controller"] == f"{b:016x}"
+        assert f'"controller":"{b:016x}"' in saved.read_text().split("\n")[0]
+    finally:
+        f.stop()
+    f = Fwd(tmp_path, "dl-ctrl", table, log="fwd3.log")
+    try:
+        st = f.ctl.call("status")
+        assert st["generation"]["id"] == 7 and st["controller"] == f"{b:016x}", st
+    finally:
+        f.stop()
+
+
 def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
     table = tmp_path / "t.yaml"
     table.write_text(POOL_DOC)

@@ -68,10 +68,12 @@ def to_dict(opname, msg):
                             "dropped": p.dropped},
                 "ports": [{"name": x.name, "device": x.device, "ingress": x.ingress, "port_id": x.port_id,
                            "mac": x.mac} for x in msg.ports],
-                "managed_by": msg.managed_by, "save_error": msg.save_error}
+                "managed_by": msg.managed_by, "save_error": msg.save_error,
+                "controller": f"{msg.controller:016x}" if msg.controller else None}
     if opname == "table":
         return {"generation": _generation(msg.generation), "document": msg.document, "managed_by": msg.managed_by,
-                "deltas": list(msg.deltas), "document_hash": f"{msg.document_hash:016x}"}
+                "deltas": list(msg.deltas), "document_hash": f"{msg.document_hash:016x}",
+                "controller": f"{msg.controller:016x}" if msg.controller else None}
     return json.loads(msg.json)  # counters, explain: JSON models inside the typed reply
 
 
@@ -90,11 +92,12 @@ def explain_request(src, dst, proto, sport=0, dport=0, payload=None, payload_hex
     return m
 
 
-def push_request(document, generation=0, name="test", content_db=None, generation_hash=0, deadline_mono_ns=0):
+def push_request(document, generation=0, name="test", content_db=None, generation_hash=0, deadline_mono_ns=0,
+                 controller=0):
     """content_db: None, or {"rules_hash": int, "dbs": {field: bytes}}."""
     m = pb().PushRequest(document=document.encode() if isinstance(document, str) else document,
                          generation=generation, name=name, generation_hash=generation_hash,
-                         deadline_mono_ns=deadline_mono_ns)
+                         deadline_mono_ns=deadline_mono_ns, controller=controller)
     if content_db is not None:
         m.has_content = True
         m.content_rules_hash = content_db["rules_hash"]
@@ -127,10 +130,11 @@ def delta_hash(base, packed):
     return fnv64(packed, fnv64(base.to_bytes(8, "little")))
 
 
-def delta_request(base_hash, changes, generation=0, name="test", hash=None, packed=None):
+def delta_request(base_hash, changes, generation=0, name="test", hash=None, packed=None, controller=0):
     packed = pack_changes(changes) if packed is None else packed
     return pb().DeltaRequest(generation=generation, base_hash=base_hash, name=name, changes=packed,
-                             hash=delta_hash(base_hash, packed) if hash is None else hash)
+                             hash=delta_hash(base_hash, packed) if hash is None else hash,
+                             controller=controller)
 
 
 class Ctl:

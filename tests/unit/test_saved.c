@@ -4,6 +4,7 @@
  * truncated, appended to, edited, another format or version, a header
  * out of range) is refused with the file named, never run.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,7 +81,7 @@ static void test_round_trip(void **state)
 	struct fwd_err e = {0};
 
 	(void)state;
-	assert_int_equal(dp_saved_write(path, 42, 0, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_write(path, 42, 0, "regiond", 0, doc, strlen(doc)), 0);
 	assert_int_equal(dp_saved_read(path, &s, &e), 0);
 	assert_int_equal(s.id, 42);
 	assert_int_equal(s.hash, fwd_hash64(doc, strlen(doc)));
@@ -89,7 +90,7 @@ static void test_round_trip(void **state)
 	assert_memory_equal(s.doc, doc, strlen(doc));
 	dp_saved_clear(&s);
 	/* A second save replaces the first whole; no temporary file is left. */
-	assert_int_equal(dp_saved_write(path, 43, 0, "other\nname", "x: 1\n", 5), 0);
+	assert_int_equal(dp_saved_write(path, 43, 0, "other\nname", 0, "x: 1\n", 5), 0);
 	assert_int_equal(dp_saved_read(path, &s, &e), 0);
 	assert_int_equal(s.id, 43);
 	assert_string_equal(s.pushed_by, "other\nname");
@@ -119,7 +120,7 @@ static void test_journal_records_and_remove(void **state)
 
 	(void)state;
 	snprintf(jp, sizeof(jp), "%s.deltas", path);
-	assert_int_equal(dp_saved_write(path, 42, 0, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_write(path, 42, 0, "regiond", 0, doc, strlen(doc)), 0);
 	assert_int_equal(dp_saved_journal_len(path), 0); /* none yet */
 	assert_int_equal(dp_saved_journal_cut(path, 0), 0);
 	assert_int_equal(dp_saved_append(path, ids, hashes, recs, lens, 3), 0);
@@ -180,7 +181,7 @@ static void test_damage_is_refused(void **state)
 	char *good, *b;
 
 	(void)state;
-	assert_int_equal(dp_saved_write(path, 7, 0, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_write(path, 7, 0, "regiond", 0, doc, strlen(doc)), 0);
 	good = slurp(&len);
 	b = malloc(len + 8);
 
@@ -226,6 +227,58 @@ static void test_damage_is_refused(void **state)
 	free(good);
 }
 
+/* The controller that pushed (a regiond's state directory identity) is
+ * saved, covered by the check, and read back strictly; a save without one
+ * (an older regionfwd's, or a sender that said none) reads as 0. */
+static void test_controller_is_kept_and_checked(void **state)
+{
+	const uint64_t who = 0x0123456789abcdefULL;
+	struct dp_saved s;
+	struct fwd_err e = {0};
+	size_t len;
+	char *good, *b, *at;
+
+	(void)state;
+	assert_int_equal(dp_saved_write(path, 9, 0, "regiond", who, doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_true(s.controller == who);
+	assert_string_equal(s.pushed_by, "regiond");
+	dp_saved_clear(&s);
+	good = slurp(&len);
+	assert_non_null(memmem(good, len, "\"controller\":\"0123456789abcdef\"", 31));
+	b = malloc(len + 1);
+	/* Another controller's identity: the check no longer matches. */
+	memcpy(b, good, len);
+	at = strstr(b, "0123456789abcdef");
+	at[15] = 'e';
+	put(b, len);
+	refused("does not match its check");
+	/* Not 16 hex digits (a sign strtoull would take, a non-digit). */
+	memcpy(b, good, len);
+	memcpy(strstr(b, "0123456789abcdef"), "-123456789abcdef", 16);
+	put(b, len);
+	refused("not an identity of 16 hex digits");
+	memcpy(b, good, len);
+	memcpy(strstr(b, "0123456789abcdef"), "0000000000000000", 16);
+	put(b, len);
+	refused("not an identity of 16 hex digits");
+	/* Removed (renamed away): the check was made with it. */
+	memcpy(b, good, len);
+	memcpy(strstr(b, "\"controller\""), "\"controllex\"", 12);
+	put(b, len);
+	refused("does not match its check");
+	free(b);
+	free(good);
+	/* None said: none written, 0 read back. */
+	assert_int_equal(dp_saved_write(path, 10, 0, "regiond", 0, doc, strlen(doc)), 0);
+	good = slurp(&len);
+	assert_null(memmem(good, len, "controller", 10));
+	free(good);
+	assert_int_equal(dp_saved_read(path, &s, &e), 0);
+	assert_true(s.controller == 0);
+	dp_saved_clear(&s);
+}
+
 /* A save of the previous release (version 1, no check) is still resumed
  * after an upgrade. */
 static void test_version_1_is_read(void **state)
@@ -260,7 +313,7 @@ static void test_unreadable_journal_and_dangling_save_are_said(void **state)
 
 	(void)state;
 	snprintf(jp, sizeof(jp), "%s.deltas", path);
-	assert_int_equal(dp_saved_write(path, 7, 0, "regiond", doc, strlen(doc)), 0);
+	assert_int_equal(dp_saved_write(path, 7, 0, "regiond", 0, doc, strlen(doc)), 0);
 	assert_int_equal(dp_saved_read(path, &s, &e), 0);
 	assert_string_equal(s.journal_note, ""); /* none: no delta since */
 	dp_saved_clear(&s);
@@ -288,7 +341,7 @@ static void test_unwritable_directory(void **state)
 
 	(void)state;
 	snprintf(bad, sizeof(bad), "%s/missing/regionfwd.pushed", dir);
-	assert_int_equal(dp_saved_write(bad, 1, 0, "regiond", doc, strlen(doc)), -ENOENT);
+	assert_int_equal(dp_saved_write(bad, 1, 0, "regiond", 0, doc, strlen(doc)), -ENOENT);
 }
 
 /* fwd_write_atomic() (under every saved file): a replacement keeps the
@@ -333,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_absent_is_not_an_error),
 		cmocka_unit_test(test_damage_is_refused),
+		cmocka_unit_test(test_controller_is_kept_and_checked),
 		cmocka_unit_test(test_version_1_is_read),
 		cmocka_unit_test(test_unreadable_journal_and_dangling_save_are_said),
 		cmocka_unit_test(test_journal_records_and_remove),
