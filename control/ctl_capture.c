@@ -182,19 +182,28 @@ static int take_blocks(struct ctl_capture *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* Ask regionfwd for capture @c's next chunk, or to stop it (@stop);
+ * *@d is its answer (free it) when 0 is returned. */
+static int fwd_ask(struct ctl_capture *c, int stop, Regionfwd__Ctl__CaptureData **d,
+		   struct fwd_err *e)
+{
+	Regionfwd__Ctl__CaptureRead req = REGIONFWD__CTL__CAPTURE_READ__INIT;
+
+	req.id = c->id;
+	return ctl_dp_call(c->dp,
+			   stop ? REGIONFWD__CTL__OP__OP_CAPTURE_STOP
+				: REGIONFWD__CTL__OP__OP_CAPTURE_READ,
+			   &req.base, (ProtobufCMessage **)d, CTL_CAPTURE_DP_TIMEOUT_MS, e);
+}
+
 /* One exchange with regionfwd: a read, or the stop. */
 static int fwd_turn(struct ctl_capture *c, int stop)
 {
-	Regionfwd__Ctl__CaptureRead req = REGIONFWD__CTL__CAPTURE_READ__INIT;
 	Regionfwd__Ctl__CaptureData *d;
 	struct fwd_err e;
 	int rc;
 
-	req.id = c->id;
-	rc = ctl_dp_call(c->dp,
-			 stop ? REGIONFWD__CTL__OP__OP_CAPTURE_STOP
-			      : REGIONFWD__CTL__OP__OP_CAPTURE_READ,
-			 &req.base, (ProtobufCMessage **)&d, CTL_CAPTURE_DP_TIMEOUT_MS, &e);
+	rc = fwd_ask(c, stop, &d, &e);
 	if (rc) {
 		fwd_log(FWD_LOG_NOTICE, "capture %llu: regionfwd: %s", (unsigned long long)c->id,
 			e.reason);
@@ -444,13 +453,10 @@ static void fwd_lost(struct ctl_capture *c, size_t held)
 		/* Its capture runs: stopped now (best effort, its chunk not
 		 * taken), not at its lease, which would keep the next
 		 * capture refused as busy meanwhile. */
-		Regionfwd__Ctl__CaptureRead req = REGIONFWD__CTL__CAPTURE_READ__INIT;
 		Regionfwd__Ctl__CaptureData *d = NULL;
 		struct fwd_err e;
 
-		req.id = c->id;
-		if (ctl_dp_call(c->dp, REGIONFWD__CTL__OP__OP_CAPTURE_STOP, &req.base,
-				(ProtobufCMessage **)&d, CTL_CAPTURE_DP_TIMEOUT_MS, &e) == 0)
+		if (fwd_ask(c, 1, &d, &e) == 0)
 			protobuf_c_message_free_unpacked(&d->base, NULL);
 	}
 	if (c->fwd_interfaces > 0)

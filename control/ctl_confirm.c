@@ -122,8 +122,12 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, uint64_t want, int *already, s
 	 * while regionfwd does not answer. Taken then, a confirm kept the
 	 * change the deadline had given up, and the failed revert's alarm
 	 * stayed up until some later change (a soak, regionfwd killed across
-	 * the deadline). */
-	if (ctl_confirm_due(st)) {
+	 * the deadline). Held back (another regiond's table runs), the revert
+	 * waits and never ran: a confirm is then the operator's way out, the
+	 * change kept and a table applied next taking regionfwd back; refused,
+	 * every write was refused as confirm_pending for as long as the other
+	 * regiond ran. */
+	if (ctl_confirm_due(st) && !st->held_back) {
 		fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, want ? "generation" : "",
 			     "generation %" PRIu64 " was not confirmed in time (by %" PRId64
 			     "): its revert to generation %" PRIu64 " is %s; nothing changed",
@@ -202,6 +206,12 @@ void ctl_confirm_tick(struct ctl_state *st)
 	/* Left pending by a crash: reverted once it is resolved as current
 	 * (a dropped one takes its confirmation with it). */
 	if (st->has_pending && st->pending.id == gen)
+		return;
+	/* Held back (another regiond's table runs on regionfwd, the alarm
+	 * says so): the revert would take regionfwd over from it with no
+	 * operator; it waits, due, until an operator's change here takes
+	 * regionfwd back (ctl_state.c, refused_while_held_back). */
+	if (st->held_back || !st->dp_seen) /* nor before the first sync of a start */
 		return;
 	/* A failed revert (regionfwd not answering) spends a generation id
 	 * per try: once a second, not at every 200 ms tick. */

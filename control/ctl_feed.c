@@ -1038,7 +1038,7 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	const struct ctl_gen *cur;
 	char gen[48];
 	int64_t t0;
-	int full, rc;
+	int full, rc, seen;
 
 	ctl_rib_stats(f->rib, &s);
 	pthread_mutex_lock(f->st->lock);
@@ -1048,8 +1048,12 @@ static void reconcile(struct ctl_feed *f, enum ctl_rib_mode mode, int64_t now)
 	if (f->dp_away && ((f->st->dp_report != NULL && f->st->dp_report_ms > f->dp_away_since) ||
 			   now >= f->dp_away_since + FEED_DP_AWAY_RETRY_MS))
 		f->dp_away = 0;
+	/* Not before regiond first heard regionfwd at this start: whether it
+	 * holds back is not known yet (ctl_state_delta_ready would refuse the
+	 * batch, logged as a failure at every start). */
+	seen = f->st->dp_seen;
 	pthread_mutex_unlock(f->st->lock);
-	if (cur == NULL || (!full && s.pending == 0) || now < f->retry_ms || f->dp_away)
+	if (cur == NULL || (!full && s.pending == 0) || now < f->retry_ms || f->dp_away || !seen)
 		return;
 	t0 = fwd_mono_ms();
 	ctl_state_write_begin(f->st);

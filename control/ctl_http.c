@@ -14,6 +14,7 @@ static const unsigned short reason_http[FWD_R_MAX] = {
 	[FWD_R_NO_TABLE] = 404,
 	[FWD_R_STALE_GENERATION] = 409,
 	[FWD_R_CONFIRM_PENDING] = 409,
+	[FWD_R_HELD_BACK] = 409,
 	[FWD_R_NOTHING_TO_CONFIRM] = 409,
 	[FWD_R_BODY_TOO_LARGE] = 413,
 	[FWD_R_UPLOADS_FULL] = 503, /* regiond's, for now: the request may come again */

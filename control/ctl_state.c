@@ -111,6 +111,12 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 
 		hexhash(st->state_id, sid);
 		json_object_set_new(root, "state_id", json_string(sid));
+		/* Until this regiond is in step with regionfwd or has pushed:
+		 * the identity is not yet the one regionfwd knows it by (made
+		 * for an older regiond's history), and a restart meanwhile must
+		 * not take its own former pushes for another regiond's. */
+		if (st->state_id_new)
+			json_object_set_new(root, "state_id_new", json_true());
 	}
 	json_object_set_new(root, "generations", gens);
 	json_object_set_new(root, "pending",
@@ -761,9 +767,73 @@ int ctl_state_own_bootstrap(struct ctl_state *st, const struct ctl_ownset *s, st
 	return 0;
 }
 
+/* The keys of history.json this regiond reads; the rest are a newer
+ * regiond's (a downgrade) or an edit's misspelling. */
+static const char *const hist_keys[] = {"next_id", "state_id", "state_id_new", "generations",
+					"pending", "confirm",  "confirmed",    NULL};
+static const char *const record_keys[] = {
+	"id",	 "time",   "hash",  "author",  "comment",  "by",	 "file",   "kind",
+	"owned", "parent", "added", "removed", "doc_hash", "checkpoint", "hidden", NULL};
+static const char *const confirm_keys[] = {"generation", "revert_to", "deadline", "reverts_in_s",
+					   NULL};
+
+/* Append to @out (@len) each key of @obj that @known does not hold, as
+ * "@where.key" ("key" at the top); @n counts them. */
+static void unknown_keys(const json_t *obj, const char *where, const char *const *known, char *out,
+			 size_t len, unsigned *n)
+{
+	const char *key;
+	json_t *v;
+
+	if (!json_is_object(obj))
+		return;
+	json_object_foreach((json_t *)obj, key, v) {
+		unsigned k = 0;
+		size_t at = strlen(out);
+
+		while (known[k] && strcmp(known[k], key))
+			k++;
+		if (known[k])
+			continue;
+		(*n)++;
+		if (at + 1 < len)
+			snprintf(out + at, len - at, "%s%s%s%.40s", at ? ", " : "", where,
+				 where[0] ? "." : "", key);
+	}
+}
+
+/* Said once at start, not refused: a downgrade must start, and the keys
+ * are not kept (the next change writes the history without them). A
+ * misspelt optional key was once taken without a word. */
+static void say_unknown_keys(const json_t *root, const char *path)
+{
+	const json_t *gens = json_object_get(root, "generations"), *v;
+	char out[512] = "", where[48];
+	unsigned n = 0;
+	size_t i;
+
+	unknown_keys(root, "", hist_keys, out, sizeof(out), &n);
+	json_array_foreach(gens, i, v) {
+		snprintf(where, sizeof(where), "generations[%zu]", i);
+		unknown_keys(v, where, record_keys, out, sizeof(out), &n);
+	}
+	unknown_keys(json_object_get(root, "pending"), "pending", record_keys, out, sizeof(out),
+		     &n);
+	unknown_keys(json_object_get(root, "confirm"), "confirm", confirm_keys, out, sizeof(out),
+		     &n);
+	if (n)
+		fwd_log(FWD_LOG_WARNING,
+			"%s: %u key%s this regiond does not know (%s%s): written by a newer "
+			"regiond, or misspelt? not used, and dropped when the history is next "
+			"written",
+			path, n, n == 1 ? "" : "s", out,
+			strlen(out) + 1 >= sizeof(out) ? " ..." : "");
+}
+
 /* Read history.json strictly: anything it does not say exactly as regiond
  * writes it stops regiond, naming the file and what is wrong; regiond never
- * reverts or deletes on a guess. */
+ * reverts or deletes on a guess. Keys it does not know are said, not refused
+ * (say_unknown_keys). */
 static int load_history(struct ctl_state *st, const char *path, struct fwd_err *e)
 {
 	json_error_t je;
@@ -845,6 +915,13 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 			     "must be the directory's identity, 16 hex digits, not all zero");
 		goto out;
 	}
+	v = json_object_get(root, "state_id_new");
+	if (v != NULL && !json_is_true(v)) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "state_id_new",
+			     "is true when present");
+		goto out;
+	}
+	st->state_id_new = v != NULL;
 	cf = json_object_get(root, "confirm");
 	if (cf != NULL && !json_is_null(cf) && load_confirm(st, cf, path, e))
 		goto out;
@@ -869,6 +946,7 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 	if (st->nhist && (st->table = replay(st, st->nhist - 1, 1, e)) == NULL)
 		goto out;
 	check_documents(st, disk_next, 0, -1, e);
+	say_unknown_keys(root, path);
 	{
 		unsigned old = 0;
 
@@ -972,6 +1050,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 
 		if (new_state_id(st, e))
 			return -EIO;
+		st->state_id_new = 1;
 		/* An older regiond's history: written now, so a restart before
 		 * the next change pushes under the same identity. */
 		if (ctl_state_save(st, &se))
@@ -1439,6 +1518,12 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 	if (rc == 0) {
 		uint64_t ran = ((Regionfwd__Ctl__PushReply *)reply)->hash;
 
+		/* regionfwd runs a push under this identity, an operator's
+		 * change or take_back (regiond's own wait while held back): it
+		 * is this regiond's again. */
+		st->state_id_new = 0;
+		st->held_back = 0;
+
 		if (ident && ran != ident) { /* an older regionfwd: see alias_hash */
 			st->alias_id = id;
 			st->alias_hash = ran;
@@ -1876,9 +1961,60 @@ static int precheck(const struct ctl_state *st, int64_t expected, struct fwd_err
 	return 0;
 }
 
+/* Held back (ctl_state_sync: another regiond's table runs, or one this
+ * regiond cannot adopt): what regiond does on its own, a batch of the BGP
+ * feed or a commit-confirm revert (@own), waits (the feed requeues it, the
+ * revert is retried each second). Pushed, each took regionfwd back with no
+ * operator, and the other regiond then held back in turn: two regionds
+ * with feeds handed regionfwd over at every batch. An operator's change
+ * takes it back, as the alarm says. */
+static int refused_while_held_back(const struct ctl_state *st, int own, struct fwd_err *e)
+{
+	if (!own)
+		return 0;
+	/* Nor before the first answer since this start (a restart of a
+	 * held-back regiond forgot it was): regionfwd unheard-of is away. */
+	if (!st->dp_seen) {
+		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
+			     "regiond has not heard from regionfwd since it started: its own "
+			     "changes wait until it knows what regionfwd runs; nothing changed");
+		return -1;
+	}
+	if (!st->held_back)
+		return 0;
+	fwd_err_fail(e, FWD_R_HELD_BACK, NULL, 0, "",
+		     "regionfwd runs a table this regiond holds back from (another regiond's, or "
+		     "one it cannot adopt: the alarm says which); regiond's own changes wait "
+		     "until an operator's change here takes regionfwd back; nothing changed");
+	return -1;
+}
+
+/* An operator's change that changes nothing (the current table applied
+ * again, a no-op PATCH or rollback) while held back: the current
+ * generation is pushed again, which takes regionfwd back, as the alarm
+ * says. Without it only a table that differs could. @return 0 or -1 with
+ * @e (nothing changed) */
+static int take_back(struct ctl_state *st, struct fwd_err *e)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+
+	if (!st->held_back || cur == NULL)
+		return 0;
+	if (push_gen(st, cur, st->table, e))
+		return -1;
+	fwd_log(FWD_LOG_NOTICE,
+		"generation %" PRIu64 " (%016" PRIx64
+		") applied again while held back%s%s: pushed, regionfwd taken back",
+		cur->id, cur->hash, st->who[0] ? " by " : "", st->who);
+	st->held_back = 0;
+	st->ran_hash = cur->hash;
+	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
+	return 0;
+}
+
 int64_t ctl_state_apply_noop(struct ctl_state *st, int64_t expected, struct fwd_err *e)
 {
-	if (refused_while_unsaved(st, e) || precheck(st, expected, e))
+	if (refused_while_unsaved(st, e) || precheck(st, expected, e) || take_back(st, e))
 		return -1;
 	st->seeded = 0; /* as ctl_state_apply() after its no-op */
 	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
@@ -1988,25 +2124,16 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	char f[64];
 	int rc, pushed, unsaved = 0;
 
-	if (precheck(st, expected, e))
+	if (precheck(st, expected, e) || refused_while_held_back(st, must_run, e))
 		return -1;
 	/* The current content again: by its identity, or by the document a
 	 * checkpoint holds. */
 	if (cur && (cur->hash == hash ||
 		    (!ident && cur->kind == CTL_GEN_DOCUMENT && cur->doc_hash == doc_hash))) {
-		/* Held back (another regiond's table runs): the operator applying
-		 * this regiond's current table takes regionfwd over with it, as
-		 * the alarm says; otherwise that took a table that differs. */
-		if (push_it && st->held_back) {
-			if (push_gen(st, cur, st->table, e))
-				return -1;
-			fwd_log(FWD_LOG_NOTICE,
-				"generation %" PRIu64 " (%016" PRIx64
-				") applied again while held back: pushed, regionfwd taken over",
-				cur->id, cur->hash);
-			st->held_back = 0;
-			ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
-		}
+		/* Held back: the operator applying the current table takes
+		 * regionfwd back with it (take_back). */
+		if (push_it && !must_run && take_back(st, e))
+			return -1;
 		return 0;
 	}
 	fwd_stage("hash");
@@ -2136,7 +2263,9 @@ static int delta_precheck(struct ctl_state *st, int64_t expected, struct fwd_err
 
 int ctl_state_delta_ready(struct ctl_state *st, struct fwd_err *e)
 {
-	return delta_precheck(st, -1, e);
+	/* The feed's gate: nothing is compared or written ahead while held
+	 * back either. */
+	return delta_precheck(st, -1, e) || refused_while_held_back(st, 1, e) ? -1 : 0;
 }
 
 static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *d,
@@ -2156,7 +2285,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
-	if (delta_precheck(st, expected, e))
+	if (delta_precheck(st, expected, e) || refused_while_held_back(st, st->delta_feed, e))
 		return -1;
 	fwd_stage("checks");
 	if (fwd_delta_apply(st->table, d, &t, &eff, &ds, e))
@@ -2166,7 +2295,9 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 		*stats = ds;
 	if (t == NULL) { /* every change is a no-op: retries are idempotent */
 		fwd_delta_clear(&eff);
-		return 0;
+		/* An operator's no-op batch takes regionfwd back as a no-op
+		 * PUT does (take_back); the feed's never does. */
+		return !st->delta_feed && take_back(st, e) ? -1 : 0;
 	}
 	/* The extensions see the table as for any change (the content rules'
 	 * databases are cached by their rules, which a delta leaves alone). */
@@ -2295,8 +2426,18 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 	json_decref(st->dp_report);
 	st->dp_report = r ? ctl_dp_status_json(r) : NULL;
 	st->dp_in_sync = r ? runs_current(st, r) : 0;
-	if (st->dp_in_sync && ctl_state_current(st))
+	if (st->dp_in_sync && ctl_state_current(st)) {
 		st->ran_hash = ctl_state_current(st)->hash;
+		if (st->state_id_new) { /* in step: a stranger from now on is one */
+			struct fwd_err se;
+
+			st->state_id_new = 0;
+			/* Best effort (the next change writes it too); a pending
+			 * record is the write in progress's to save. */
+			if (!st->has_pending)
+				ctl_state_save(st, &se);
+		}
+	}
 	if (r) /* the age is that of the last answer, not of the last attempt */
 		st->dp_report_ms = fwd_mono_ms();
 }
@@ -2416,7 +2557,8 @@ static int pushed_by_regiond(const Regionfwd__Ctl__StatusReply *r)
  * not say (an older regiond): judged by ids alone, as before. */
 static int foreign(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
-	return pushed_by_regiond(r) && r->controller != 0 && r->controller != st->state_id;
+	return !st->state_id_new && pushed_by_regiond(r) && r->controller != 0 &&
+	       r->controller != st->state_id;
 }
 
 /* Whether another regiond (foreign) has taken regionfwd from this one:
@@ -2448,8 +2590,10 @@ static int should_adopt(const struct ctl_state *st, const Regionfwd__Ctl__Status
 		return 0;
 	id = r->generation->id;
 	/* Seeded: the seed is this regiond's only id, any other is a
-	 * stranger's, which a regiond just set up takes on, whoever's. */
-	if (st->seeded && !spent_here(st, id))
+	 * stranger's, which a regiond just set up takes on, whoever's, until
+	 * its seed ran: another regiond's table in its place then took it over
+	 * (foreign_took_over). */
+	if (st->seeded && !spent_here(st, id) && !(st->seed_ran && foreign(st, r)))
 		return 1;
 	return id >= st->next_id && !foreign(st, r);
 }
@@ -2630,6 +2774,8 @@ int ctl_state_sync(struct ctl_state *st)
 		ctl_state_alarm(st, CTL_ALARM_DP_SOCKET, NULL);
 	if (st->has_pending)
 		resolve_pending(st, r);
+	/* Decided below, in this same write: held back or not. */
+	st->dp_seen = 1;
 	in_sync = runs_current(st, r);
 	if (!in_sync && !st->has_pending && should_adopt(st, r)) {
 		if (adopt(st, r) < 0) {
@@ -2647,7 +2793,9 @@ int ctl_state_sync(struct ctl_state *st)
 			"; this one's is %016" PRIx64 "), not this regiond's generation %" PRIu64
 			" (%016" PRIx64
 			"): two regionds manage this regionfwd? not pushed back, not adopted; "
-			"apply a table here (the current one too) to take it over",
+			"apply a table here (the current one too; a change awaiting confirmation "
+			"is "
+			"confirmed first) to take it over",
 			r->generation->id, r->generation->hash, r->controller, st->state_id,
 			ctl_state_current(st)->id, ctl_state_current(st)->hash);
 		st->held_back = 1;

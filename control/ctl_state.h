@@ -229,6 +229,16 @@ struct ctl_state {
 	 * pushed what runs, so a second regiond on the same regionfwd (its own
 	 * state directory) is told apart from this one's older self. */
 	uint64_t state_id;
+	/* The identity was made at this start for a history an older regiond
+	 * wrote (or one whose write of it failed): regionfwd may run this
+	 * regiond's own push under no identity or a former one (a backup
+	 * restored), so another identity is judged by ids alone, as before,
+	 * until this regiond is in step with regionfwd or pushes. */
+	int state_id_new;
+	/* ctl_state_sync has had regionfwd's answer since this start: until
+	 * then whether to hold back is not known, and regiond's own changes
+	 * (the feed's, a revert) wait as they do while held back. */
+	int dp_seen;
 	/* Set by the caller around a change, as confirm_next_s: the generation
 	 * whose document a rollback (or an automatic revert) applies again,
 	 * 0 for any other change; and 1 while the routing feed applies its

@@ -23,6 +23,11 @@
  * read, so an upgrade resumes what ran. */
 #define SAVED_VERSION 2
 #define SAVED_VERSION_UNCHECKED 1
+/* Version 3 is version 2 with "controller", the pushing regiond's
+ * identity, under the check: written only when there is one, so a
+ * regionfwd from before it refuses the file by its version, said as such,
+ * not as "corrupt or edited", and starts on --table until regiond pushes. */
+#define SAVED_VERSION_CONTROLLER 3
 
 /* The hash that "check" records: every other field, in a fixed order, one
  * a line (a pusher's name may hold any byte but NUL; its length is in the
@@ -87,8 +92,9 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
 	snprintf(hash, sizeof(hash), "%016" PRIx64, fwd_hash64(doc, len));
 	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:I, s:s}", "format", SAVED_FORMAT, "version",
-			      SAVED_VERSION, "generation", (json_int_t)id, "hash", hash, "bytes",
-			      (json_int_t)len, "pushed_by", pushed_by);
+			      controller ? SAVED_VERSION_CONTROLLER : SAVED_VERSION, "generation",
+			      (json_int_t)id, "hash", hash, "bytes", (json_int_t)len, "pushed_by",
+			      pushed_by);
 
 	uint64_t doc_hash = fwd_hash64(doc, len), own = gen_hash ? gen_hash : doc_hash;
 	char check[17];
@@ -106,8 +112,8 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 		json_object_set_new(j, "controller", json_string(ch));
 	}
 	snprintf(check, sizeof(check), "%016" PRIx64,
-		 header_check(SAVED_VERSION, id, doc_hash, (json_int_t)len, pushed_by, own,
-			      controller));
+		 header_check(controller ? SAVED_VERSION_CONTROLLER : SAVED_VERSION, id, doc_hash,
+			      (json_int_t)len, pushed_by, own, controller));
 	if (j)
 		json_object_set_new(j, "check", json_string(check));
 	head = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -323,12 +329,13 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 		goto out;
 	}
 	if (strcmp(format, SAVED_FORMAT) != 0 ||
-	    (version != SAVED_VERSION && version != SAVED_VERSION_UNCHECKED)) {
+	    (version != SAVED_VERSION && version != SAVED_VERSION_UNCHECKED &&
+	     version != SAVED_VERSION_CONTROLLER)) {
 		rc = fwd_err_set(
 			err, path, 1, "format",
-			"format '%s' version %lld: this regionfwd reads %s versions %d and %d",
+			"format '%s' version %lld: this regionfwd reads %s versions %d to %d",
 			format, (long long)version, SAVED_FORMAT, SAVED_VERSION_UNCHECKED,
-			SAVED_VERSION);
+			SAVED_VERSION_CONTROLLER);
 		goto out;
 	}
 	if (id <= 0 || *bytes < 0 || parse_hex16(hash, &out->hash) ||
@@ -354,18 +361,19 @@ static int read_header(const char *path, const char *buf, size_t hlen, struct dp
 		rc = fwd_err_set(err, path, 1, "controller", "not an identity of 16 hex digits");
 		goto out;
 	}
-	if (controller && version != SAVED_VERSION) {
-		rc = fwd_err_set(err, path, 1, "controller", "version %d saves have none",
-				 SAVED_VERSION_UNCHECKED);
+	if ((controller != NULL) != (version == SAVED_VERSION_CONTROLLER)) {
+		rc = fwd_err_set(err, path, 1, "controller",
+				 "version %d saves, and only they, have one (this is version %lld)",
+				 SAVED_VERSION_CONTROLLER, (long long)version);
 		goto out;
 	}
-	if (version == SAVED_VERSION) {
+	if (version >= SAVED_VERSION) {
 		const char *check = NULL;
 		uint64_t want;
 
 		if (json_unpack(j, "{s:s}", "check", &check)) {
-			rc = fwd_err_set(err, path, 1, "check", "missing: version %d has one",
-					 SAVED_VERSION);
+			rc = fwd_err_set(err, path, 1, "check", "missing: version %lld has one",
+					 (long long)version);
 			goto out;
 		}
 		if (parse_hex16(check, &want) ||

@@ -533,10 +533,12 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
         assert s["dataplane"]["status"]["controller"] == views[loser[0]]["state_id"] != s["state_id"], s
         time.sleep(2)
         assert dp_generation(b)["id"] == 3
-        # Its operator applies its current table again: a no-op there,
-        # which takes regionfwd back, and the other holds back.
-        assert subprocess.run([REGIONCTL, "-s", winner[0], "apply", os.path.join(tmp_path, "a.yaml" if
-                               winner[0] == b.api else "b.yaml")], capture_output=True, timeout=120).returncode == 0
+        # Its operator makes a change that changes nothing (a link already
+        # up set up): a no-op PATCH, which takes regionfwd back, and the
+        # other holds back.
+        p = subprocess.run([REGIONCTL, "-s", winner[0], "link", "up", "to-br"], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, (p.stdout, p.stderr)
         s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(winner[0])),
                      timeout=20, what="taken back")
         assert s["alarm"] is None and dp_generation(b)["hash"] == running, s
@@ -567,8 +569,9 @@ def test_a_second_regiond_started_by_hand_is_told_apart(tmp_path):
         return json.loads(p.stdout) if p.stdout.startswith("{") else None
 
     try:
-        assert b.ctl("apply", demo_variant(tmp_path, "a.yaml", *SG_LOCAL))[0] == 0
+        assert b.ctl("apply", demo_variant(tmp_path, "a.yaml", *SG_LOCAL), "--confirm-timeout", "20")[0] == 0
         mine = status(b.api)
+        assert mine["confirm"]["generation"] == 2, mine
         assert mine["dataplane"]["status"]["controller"] == mine["state_id"], mine
         assert fwd_status(b)["controller"] == mine["state_id"]
         before = history(b)
@@ -590,8 +593,17 @@ def test_a_second_regiond_started_by_hand_is_told_apart(tmp_path):
         assert s["generation"]["id"] == 2 and history(b) == before, "adopted the other regiond's change"
         rc, _, _ = b.ctl("status")
         assert rc == 1
-        time.sleep(2)  # nothing pushed back either
+        # The commit-confirm revert of its generation 2 falls due meanwhile:
+        # it waits, as what this regiond does on its own does while it holds
+        # back (pushed, it took regionfwd back with no operator).
+        wait_for(lambda: (status(b.api)["confirm"] or {}).get("reverts_in_s", 1) <= 0, timeout=40,
+                 what="the revert due")
+        time.sleep(2)  # nothing pushed back
         assert dp_generation(b)["id"] == 3 and fwd_status(b)["controller"] == other["state_id"]
+        s = status(b.api)
+        assert s["confirm"]["generation"] == 2 and s["generation"]["id"] == 2, s
+        rc, out, err = b.ctl("confirm")
+        assert rc == 0, (out, err)
         # regionfwd restarted resumes the other's table and still says whose.
         b.fwd.terminate()
         b.fwd.wait(30)
@@ -607,10 +619,48 @@ def test_a_second_regiond_started_by_hand_is_told_apart(tmp_path):
                      timeout=20, what="the box's regiond back in charge")
         assert s["alarm"] is None and s["generation"]["id"] == 2, s
         assert fwd_status(b)["controller"] == mine["state_id"]
-        assert "applied again while held back: pushed" in open(tmp_path / "regiond.log").read()
+        assert "applied again while held back by " in open(tmp_path / "regiond.log").read()
         s = wait_for(lambda: (lambda st: st if st and st["alarm"] else None)(status(api2)), timeout=20,
                      what="the second regiond holding back")
         assert "another regiond (state directory " + mine["state_id"] in s["alarm"], s
+    finally:
+        if rd2:
+            rd2.terminate()
+            rd2.wait(30)
+        b.stop()
+
+
+def test_a_seeded_regiond_whose_seed_ran_is_not_taken_over_silently(tmp_path):
+    """A regiond seeded from its --table at this start adopts what runs
+    until its seed has run (it was nobody's choice); once it ran, another
+    regiond's change in its place is held back from, not adopted (a
+    regiond by hand adopting the seed and then changing it once took the
+    box's regiond along, both saying healthy)."""
+    b = Box(tmp_path, "seed-ran")
+    api2, rd2 = str(tmp_path / "api2.sock"), None
+
+    def status(api):
+        p = subprocess.run([REGIONCTL, "-s", api, "-j", "status"], capture_output=True, text=True, timeout=60)
+        return json.loads(p.stdout) if p.stdout.startswith("{") else None
+
+    try:
+        mine = wait_for(lambda: (lambda st: st if st and st["dataplane"]["status"]["controller"] else None)(
+            status(b.api)), timeout=20, what="the seed claimed")
+        assert mine["dataplane"]["status"]["controller"] == mine["state_id"], mine
+        rd2 = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", api2, "--state-dir",
+                                str(tmp_path / "state2")],
+                               stdout=open(tmp_path / "regiond2.log", "a"), stderr=subprocess.STDOUT)
+        wait_for(lambda: (status(api2) or {}).get("dataplane", {}).get("in_sync"), timeout=30,
+                 what="the second regiond adopting the seed")
+        p = subprocess.run([REGIONCTL, "-s", api2, "apply", demo_variant(tmp_path, "b.yaml", "ingress table",
+                                                                         "ingress table b")],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0 and "generation 2" in p.stdout, (p.stdout, p.stderr)
+        s = wait_for(lambda: (lambda st: st if st and st["alarm"] else None)(status(b.api)), timeout=20,
+                     what="the seeded regiond holding back")
+        assert "two regionds manage this regionfwd?" in s["alarm"], s
+        assert s["generation"]["id"] == 1 and [g["id"] for g in history(b)] == [1], history(b)
+        assert "adopted what regionfwd runs" not in open(tmp_path / "regiond.log").read()
     finally:
         if rd2:
             rd2.terminate()

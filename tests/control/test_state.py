@@ -239,6 +239,31 @@ def test_the_state_directory_keeps_its_identity(tmp_path):
         b.stop()
 
 
+def test_unknown_history_keys_are_named_at_start(tmp_path):
+    """A history.json with keys this regiond does not read (a newer one's,
+    after a downgrade, or a misspelling) starts, and the keys are named once,
+    not taken without a word."""
+    b = Box(tmp_path, "st-keys")
+    try:
+        assert b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))[0] == 0
+        before = dp_generation(b)
+        b.rd.terminate()
+        b.rd.wait(30)
+        hist = os.path.join(b.state, "history.json")
+        h = json.load(open(hist))
+        h["fleet_epoch"] = 7
+        h["generations"][1]["coment"] = "misspelt"
+        json.dump(h, open(hist, "w"))
+        b.start_regiond()
+        assert wait_for(lambda: b.status()["dataplane"]["in_sync"], timeout=20, what="in sync")
+        assert dp_generation(b) == before and b.status()["alarm"] is None
+        log = open(tmp_path / "regiond.log").read()
+        assert "2 keys this regiond does not know (fleet_epoch, generations[1].coment)" in log, log
+        assert "history.json" in log
+    finally:
+        b.stop()
+
+
 @pytest.mark.parametrize("name,change,names,words", CORRUPTIONS, ids=[c[0] for c in CORRUPTIONS])
 def test_corrupt_state_stops_regiond_and_changes_nothing(tmp_path, name, change, names, words):
     b = Box(tmp_path, "st-corrupt")

@@ -569,6 +569,55 @@ static void test_commit_confirm(void **state)
 	json_decref(r);
 }
 
+/* Held back (another regiond's table runs on regionfwd): what regiond does
+ * on its own, the BGP feed's batches and a commit-confirm revert, waits with
+ * held_back, never pushed (each once took regionfwd back with no operator);
+ * an operator's change that changes nothing, a no-op PATCH, pushes the
+ * current generation again and takes regionfwd back. */
+static void test_held_back_waits_for_an_operator(void **state)
+{
+	const struct ctl_gen *cur = ctl_state_current(&st);
+	struct fwd_err e = {0};
+	size_t len;
+	const char *doc;
+	json_t *r;
+
+	(void)state;
+	pthread_mutex_lock(&lock);
+	/* Before the first sync of a start, regiond's own changes wait too. */
+	st.dp_seen = 0;
+	st.delta_feed = 1;
+	assert_int_equal(ctl_state_delta_ready(&st, &e), -1);
+	st.delta_feed = 0;
+	assert_int_equal(e.reason_code, FWD_R_DATAPLANE_UNAVAILABLE);
+	st.dp_seen = 1;
+	st.held_back = 1;
+	reset_ops();
+	st.delta_feed = 1;
+	assert_int_equal(ctl_state_delta_ready(&st, &e), -1);
+	st.delta_feed = 0;
+	assert_int_equal(e.reason_code, FWD_R_HELD_BACK);
+	assert_non_null(strstr(e.reason, "holds back"));
+	doc = ctl_state_doc(&st, cur, &len, &e);
+	assert_non_null(doc);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(ctl_state_revert(&st, doc, len, "automatic revert (test)", &e), -1);
+	assert_int_equal(e.reason_code, FWD_R_HELD_BACK);
+	assert_int_equal(count_op("push") + count_op("delta"), 0);
+	assert_true(ctl_state_current(&st) == cur);
+	pthread_mutex_unlock(&lock);
+	/* The operator's no-op PATCH (a link already up set up) takes it back. */
+	assert_int_equal(call("PATCH", "/v1/table",
+			      "{\"changes\": [{\"op\": \"set_link_state\", \"link\": \"local\", "
+			      "\"state\": \"up\"}]}",
+			      &r),
+			 200);
+	assert_true(json_is_false(json_object_get(r, "changed")));
+	json_decref(r);
+	assert_int_equal(count_op("push"), 1);
+	assert_int_equal(st.held_back, 0);
+}
+
 /* A confirm-timeout apply needs something to revert to: refused on an empty
  * state, with the field named (it used to be taken and never reverted). */
 static void test_confirm_needs_a_generation(void **state)
@@ -841,6 +890,7 @@ static int64_t one_delta(struct ctl_state *s, int feed, enum fwd_delta_kind kind
 					    (uint16_t)fwd_table_region_id(s->table, region), prefix,
 					    "changes[0]", &e),
 			 0);
+	s->dp_seen = 1; /* as after the main loop's first sync: the feed may apply */
 	s->delta_feed = feed;
 	id = ctl_state_apply_delta(s, &d, "test", feed ? "bgp feed" : "api", -1, NULL, &e);
 	s->delta_feed = 0;
@@ -1137,6 +1187,7 @@ int main(void)
 		cmocka_unit_test(test_errors_carry_their_reasons_status),
 		cmocka_unit_test(test_patch_names_what_it_refuses),
 		cmocka_unit_test(test_commit_confirm),
+		cmocka_unit_test(test_held_back_waits_for_an_operator),
 		cmocka_unit_test(test_explain_args),
 		cmocka_unit_test(test_confirm_needs_a_generation),
 		cmocka_unit_test(test_prefixes),

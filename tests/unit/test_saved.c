@@ -202,9 +202,9 @@ static void test_damage_is_refused(void **state)
 	put("", 0);
 	refused("no header line");
 	memcpy(b, good, len);
-	memcpy(strstr(b, "\"version\":2"), "\"version\":3", 11);
+	memcpy(strstr(b, "\"version\":2"), "\"version\":4", 11);
 	put(b, len);
-	refused("version 3");
+	refused("version 4");
 	memcpy(b, good, len);
 	memcpy(strstr(b, "\"generation\":7"), "\"generation\":0", 14);
 	put(b, len);
@@ -246,6 +246,7 @@ static void test_controller_is_kept_and_checked(void **state)
 	dp_saved_clear(&s);
 	good = slurp(&len);
 	assert_non_null(memmem(good, len, "\"controller\":\"0123456789abcdef\"", 31));
+	assert_non_null(memmem(good, len, "\"version\":3", 11));
 	b = malloc(len + 1);
 	/* Another controller's identity: the check no longer matches. */
 	memcpy(b, good, len);
@@ -262,17 +263,23 @@ static void test_controller_is_kept_and_checked(void **state)
 	memcpy(strstr(b, "0123456789abcdef"), "0000000000000000", 16);
 	put(b, len);
 	refused("not an identity of 16 hex digits");
-	/* Removed (renamed away): the check was made with it. */
+	/* Removed (renamed away), or the version taken back to 2 (which a
+	 * regionfwd before the controller would read): refused. */
 	memcpy(b, good, len);
 	memcpy(strstr(b, "\"controller\""), "\"controllex\"", 12);
 	put(b, len);
-	refused("does not match its check");
+	refused("only they, have one");
+	memcpy(b, good, len);
+	memcpy(strstr(b, "\"version\":3"), "\"version\":2", 11);
+	put(b, len);
+	refused("only they, have one");
 	free(b);
 	free(good);
 	/* None said: none written, 0 read back. */
 	assert_int_equal(dp_saved_write(path, 10, 0, "regiond", 0, doc, strlen(doc)), 0);
 	good = slurp(&len);
 	assert_null(memmem(good, len, "controller", 10));
+	assert_non_null(memmem(good, len, "\"version\":2", 11));
 	free(good);
 	assert_int_equal(dp_saved_read(path, &s, &e), 0);
 	assert_true(s.controller == 0);
