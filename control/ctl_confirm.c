@@ -127,7 +127,7 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, uint64_t want, int *already, s
 	 * change kept and a table applied next taking regionfwd back; refused,
 	 * every write was refused as confirm_pending for as long as the other
 	 * regiond ran. */
-	if (ctl_confirm_due(st) && !st->held_back) {
+	if (ctl_confirm_due(st) && (!st->held_back || st->revert_tried_ms)) {
 		fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, want ? "generation" : "",
 			     "generation %" PRIu64 " was not confirmed in time (by %" PRId64
 			     "): its revert to generation %" PRIu64 " is %s; nothing changed",
@@ -211,8 +211,16 @@ void ctl_confirm_tick(struct ctl_state *st)
 	 * says so): the revert would take regionfwd over from it with no
 	 * operator; it waits, due, until an operator's change here takes
 	 * regionfwd back (ctl_state.c, refused_while_held_back). */
-	if (st->held_back || !st->dp_seen) /* nor before the first sync of a start */
+	if (st->held_back)
 		return;
+	if (!st->dp_seen) { /* nor before regionfwd's first answer at this start */
+		ctl_state_alarm(st, CTL_ALARM_TABLE,
+				"generation %" PRIu64
+				" was not confirmed in time: its revert to generation %" PRIu64
+				" waits for regionfwd's first answer since regiond started",
+				gen, target);
+		return;
+	}
 	/* A failed revert (regionfwd not answering) spends a generation id
 	 * per try: once a second, not at every 200 ms tick. */
 	if (st->revert_tried_ms && fwd_mono_ms() - st->revert_tried_ms < 1000)

@@ -1518,10 +1518,10 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 	if (rc == 0) {
 		uint64_t ran = ((Regionfwd__Ctl__PushReply *)reply)->hash;
 
-		/* regionfwd runs a push under this identity, an operator's
-		 * change or take_back (regiond's own wait while held back): it
-		 * is this regiond's again. */
-		st->state_id_new = 0;
+		/* regionfwd runs a push of this regiond's, an operator's change
+		 * or take_back (regiond's own wait while held back): it is this
+		 * regiond's again. (state_id_new is cleared once regionfwd is
+		 * seen running it, keep_report, which writes that down.) */
 		st->held_back = 0;
 
 		if (ident && ran != ident) { /* an older regionfwd: see alias_hash */
@@ -2810,7 +2810,7 @@ int ctl_state_sync(struct ctl_state *st)
 			"), pushed by another regiond in place of this regiond's generation "
 			"%" PRIu64 " (%016" PRIx64
 			"): two regionds manage this regionfwd? not pushed back; apply a table "
-			"here to take it over",
+			"here (a change awaiting confirmation is confirmed first) to take it over",
 			r->generation->id, r->generation->hash, ctl_state_current(st)->id,
 			ctl_state_current(st)->hash);
 		st->held_back = 1;

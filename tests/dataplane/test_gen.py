@@ -542,20 +542,26 @@ def test_low_rates_send_what_they_say(tmp_path):
         assert r["sent"] == want and r["interrupted"] is False, (rate, duration, r)
 
 
+def start_null_run(tmp_path, prefix, rate, duration):
+    """regionfwd-gen on net_null with --json, started and sending: (the
+    process, its stderr's path). Its start under ASan on a loaded machine
+    took over 3 s, and a signal before its handlers are set kills it with no
+    result; the run says when it begins."""
+    err_path = tmp_path / "err"
+    p = subprocess.Popen([gen_bin()] + eal_args(prefix, "0", 1024) + [
+        "--vdev", "net_null0", "--", "--table", DEMO, "--tx", "net_null0",
+        "--rate", rate, "--duration", duration, "--json"],
+        stdout=subprocess.PIPE, stderr=open(err_path, "w"), text=True)
+    deadline = time.time() + 120
+    while "sending for" not in err_path.read_text() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    return p, err_path
+
+
 def test_an_interrupted_run_says_so(tmp_path):
     """A SIGINT ended the run early with exit 0 and a result that looked
     whole: now "interrupted": true and the shell's status for the signal."""
-    err_path = tmp_path / "err"
-    p = subprocess.Popen([gen_bin()] + eal_args("gen-int", "0", 1024) + [
-        "--vdev", "net_null0", "--", "--table", DEMO, "--tx", "net_null0",
-        "--rate", "10000", "--duration", "60", "--json"],
-        stdout=subprocess.PIPE, stderr=open(err_path, "w"), text=True)
-    # Its start under ASan on a loaded machine took over 3 s: a SIGINT
-    # before its handler is set kills it with no result. The run says
-    # when it begins.
-    deadline = time.time() + 120
-    while "sending for" not in err_path.read_text() and p.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
+    p, err_path = start_null_run(tmp_path, "gen-int", "10000", "60")
     time.sleep(0.5)
     p.send_signal(signal.SIGINT)
     out, _ = p.communicate(timeout=60)
@@ -571,14 +577,7 @@ def test_a_stalled_generator_catches_up_and_says_how_far_behind(tmp_path):
     frames. How far it fell behind is reported (max_lag_ms, and a line in
     the text), so a no-drop search can refuse a trial whose sender stalled;
     a cap on the catching up sent a third of the frames in a loaded run."""
-    err_path = tmp_path / "err"
-    p = subprocess.Popen([gen_bin()] + eal_args("gen-lag", "0", 1024) + [
-        "--vdev", "net_null0", "--", "--table", DEMO, "--tx", "net_null0",
-        "--rate", "2000", "--duration", "3", "--json"],
-        stdout=subprocess.PIPE, stderr=open(err_path, "w"), text=True)
-    deadline = time.time() + 120
-    while "sending for" not in err_path.read_text() and p.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+    p, _ = start_null_run(tmp_path, "gen-lag", "2000", "3")
     time.sleep(0.3)
     p.send_signal(signal.SIGSTOP)
     time.sleep(0.4)
