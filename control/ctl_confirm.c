@@ -127,7 +127,7 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, uint64_t want, int *already, s
 	 * change kept and a table applied next taking regionfwd back; refused,
 	 * every write was refused as confirm_pending for as long as the other
 	 * regiond ran. */
-	if (ctl_confirm_due(st) && (!st->held_back || st->revert_tried_ms)) {
+	if (ctl_confirm_due(st) && !st->held_back) {
 		fwd_err_fail(e, FWD_R_NOTHING_TO_CONFIRM, NULL, 0, want ? "generation" : "",
 			     "generation %" PRIu64 " was not confirmed in time (by %" PRId64
 			     "): its revert to generation %" PRIu64 " is %s; nothing changed",

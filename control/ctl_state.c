@@ -2428,14 +2428,18 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 	st->dp_in_sync = r ? runs_current(st, r) : 0;
 	if (st->dp_in_sync && ctl_state_current(st)) {
 		st->ran_hash = ctl_state_current(st)->hash;
-		if (st->state_id_new) { /* in step: a stranger from now on is one */
+		/* In step: a stranger from now on is one. Cleared once it is
+		 * written down (a restart must not bring it back); until then it
+		 * stays, judged by ids as before, and is tried again at the next
+		 * report. Not while a write's record is pending, nor while a
+		 * revert's document is not on disk: the history would name it
+		 * alone. */
+		if (st->state_id_new && !st->has_pending && !st->unsaved_id) {
 			struct fwd_err se;
 
 			st->state_id_new = 0;
-			/* Best effort (the next change writes it too); a pending
-			 * record is the write in progress's to save. */
-			if (!st->has_pending)
-				ctl_state_save(st, &se);
+			if (ctl_state_save(st, &se))
+				st->state_id_new = 1;
 		}
 	}
 	if (r) /* the age is that of the last answer, not of the last attempt */
