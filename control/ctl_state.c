@@ -1963,8 +1963,8 @@ static int precheck(const struct ctl_state *st, int64_t expected, struct fwd_err
 
 /* Held back (ctl_state_sync: another regiond's table runs, or one this
  * regiond cannot adopt): what regiond does on its own, a batch of the BGP
- * feed or a commit-confirm revert (@own), waits (the feed requeues it, the
- * revert is retried each second). Pushed, each took regionfwd back with no
+ * feed or a commit-confirm revert (@own), waits (the feed requeues it; the
+ * confirm tick does not try the revert meanwhile, this is the backstop). Pushed, each took regionfwd back with no
  * operator, and the other regiond then held back in turn: two regionds
  * with feeds handed regionfwd over at every batch. An operator's change
  * takes it back, as the alarm says. */
@@ -2006,8 +2006,7 @@ static int take_back(struct ctl_state *st, struct fwd_err *e)
 		"generation %" PRIu64 " (%016" PRIx64
 		") applied again while held back%s%s: pushed, regionfwd taken back",
 		cur->id, cur->hash, st->who[0] ? " by " : "", st->who);
-	st->held_back = 0;
-	st->ran_hash = cur->hash;
+	st->ran_hash = cur->hash; /* push() ended the hold */
 	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 	return 0;
 }

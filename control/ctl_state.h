@@ -229,11 +229,12 @@ struct ctl_state {
 	 * pushed what runs, so a second regiond on the same regionfwd (its own
 	 * state directory) is told apart from this one's older self. */
 	uint64_t state_id;
-	/* The identity was made at this start for a history an older regiond
-	 * wrote (or one whose write of it failed): regionfwd may run this
-	 * regiond's own push under no identity or a former one (a backup
+	/* The identity was made for a history an older regiond wrote (kept
+	 * in history.json as state_id_new until cleared): regionfwd may run
+	 * this regiond's own push under no identity or a former one (a backup
 	 * restored), so another identity is judged by ids alone, as before,
-	 * until this regiond is in step with regionfwd or pushes. */
+	 * until regionfwd is seen running this regiond's table and that is
+	 * written down (keep_report). */
 	int state_id_new;
 	/* ctl_state_sync has had regionfwd's answer since this start: until
 	 * then whether to hold back is not known, and regiond's own changes

@@ -10,9 +10,9 @@
  * pushed; and a journal of the deltas applied since (dp_saved_append).
  * Written atomically and durably (fwd_write_atomic); read back only when
  * every header field is sound, the check matches them (versions 2 and 3,
- * 3 with the controller; a version-1 save has none) and the document's hash is the recorded one, so a
- * torn, truncated or edited file is refused with its path and reason rather
- * than run. Plain C (no DPDK): linked into the unit tests.
+ * 3 with the controller; a version-1 save has none) and the document's hash
+ * is the recorded one, so a torn, truncated or edited file is refused with
+ * its path and reason rather than run. Plain C (no DPDK): linked into the unit tests.
  */
 #ifndef DP_SAVED_H
 #define DP_SAVED_H

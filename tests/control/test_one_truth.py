@@ -465,6 +465,20 @@ def try_ctl(path):
         return None
 
 
+def status(api):
+    """regiond's status model on API socket @api (None: no JSON answer)."""
+    p = subprocess.run([REGIONCTL, "-s", api, "-j", "status"], capture_output=True, text=True, timeout=60)
+    return json.loads(p.stdout) if p.stdout.startswith("{") else None
+
+
+def second_regiond(b, tmp_path, api, *extra):
+    """A regiond started by hand beside box @b's, on a state directory and
+    API socket (@api) of its own and the same regionfwd."""
+    return subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", api, "--state-dir",
+                             str(tmp_path / "state2"), *extra],
+                            stdout=open(tmp_path / "regiond2.log", "a"), stderr=subprocess.STDOUT)
+
+
 def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
     """Two regionds pointed at one regionfwd, each with a generation 2 of its
     own: each found regionfwd running the other's table under its own id
@@ -479,13 +493,7 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
     b = Box(tmp_path, "two-rd")
     api2, rd2 = str(tmp_path / "api2.sock"), None
     try:
-        rd2 = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", api2, "--state-dir",
-                                str(tmp_path / "state2"), "--table", DEMO],
-                               stdout=open(tmp_path / "regiond2.log", "a"), stderr=subprocess.STDOUT)
-
-        def status(api):
-            p = subprocess.run([REGIONCTL, "-s", api, "-j", "status"], capture_output=True, text=True, timeout=60)
-            return json.loads(p.stdout) if p.stdout.startswith("{") else None
+        rd2 = second_regiond(b, tmp_path, api2, "--table", DEMO)
 
         wait_for(lambda: (status(api2) or {}).get("dataplane", {}).get("in_sync"), timeout=30, what="second regiond up")
         # Both write generation 2 while regionfwd is stopped: neither can
@@ -578,10 +586,6 @@ def test_a_second_regiond_started_by_hand_is_told_apart(tmp_path):
     b = Box(tmp_path, "by-hand")
     api2, rd2 = str(tmp_path / "api2.sock"), None
 
-    def status(api):
-        p = subprocess.run([REGIONCTL, "-s", api, "-j", "status"], capture_output=True, text=True, timeout=60)
-        return json.loads(p.stdout) if p.stdout.startswith("{") else None
-
     try:
         assert b.ctl("apply", demo_variant(tmp_path, "a.yaml", *SG_LOCAL), "--confirm-timeout", "20")[0] == 0
         mine = status(b.api)
@@ -589,9 +593,7 @@ def test_a_second_regiond_started_by_hand_is_told_apart(tmp_path):
         assert mine["dataplane"]["status"]["controller"] == mine["state_id"], mine
         assert fwd_status(b)["controller"] == mine["state_id"]
         before = history(b)
-        rd2 = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", api2, "--state-dir",
-                                str(tmp_path / "state2")],
-                               stdout=open(tmp_path / "regiond2.log", "a"), stderr=subprocess.STDOUT)
+        rd2 = second_regiond(b, tmp_path, api2)
         other = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(api2)),
                          timeout=30, what="the second regiond adopting the box's table")
         assert other["generation"]["id"] == 2 and other["state_id"] != mine["state_id"], other
@@ -653,17 +655,11 @@ def test_a_seeded_regiond_whose_seed_ran_is_not_taken_over_silently(tmp_path):
     b = Box(tmp_path, "seed-ran")
     api2, rd2 = str(tmp_path / "api2.sock"), None
 
-    def status(api):
-        p = subprocess.run([REGIONCTL, "-s", api, "-j", "status"], capture_output=True, text=True, timeout=60)
-        return json.loads(p.stdout) if p.stdout.startswith("{") else None
-
     try:
         mine = wait_for(lambda: (lambda st: st if st and st["dataplane"]["status"]["controller"] else None)(
             status(b.api)), timeout=20, what="the seed claimed")
         assert mine["dataplane"]["status"]["controller"] == mine["state_id"], mine
-        rd2 = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", api2, "--state-dir",
-                                str(tmp_path / "state2")],
-                               stdout=open(tmp_path / "regiond2.log", "a"), stderr=subprocess.STDOUT)
+        rd2 = second_regiond(b, tmp_path, api2)
         wait_for(lambda: (status(api2) or {}).get("dataplane", {}).get("in_sync"), timeout=30,
                  what="the second regiond adopting the seed")
         p = subprocess.run([REGIONCTL, "-s", api2, "apply", demo_variant(tmp_path, "b.yaml", "ingress table",

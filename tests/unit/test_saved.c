@@ -75,6 +75,25 @@ static void refused(const char *why)
 	assert_null(s.doc);
 }
 
+/* @good (@len bytes) with its first @from replaced by @to (as long), put in
+ * place of the save: refused, saying @why. */
+static void refused_edit(const char *good, size_t len, const char *from, const char *to,
+			 const char *why)
+{
+	char *b = malloc(len + 1), *at;
+
+	assert_non_null(b);
+	assert_int_equal(strlen(from), strlen(to));
+	memcpy(b, good, len);
+	b[len] = '\0';
+	at = strstr(b, from);
+	assert_non_null(at);
+	memcpy(at, to, strlen(to));
+	put(b, len);
+	refused(why);
+	free(b);
+}
+
 static void test_round_trip(void **state)
 {
 	struct dp_saved s;
@@ -191,38 +210,21 @@ static void test_damage_is_refused(void **state)
 	memcpy(b + len, "more\n", 5); /* appended to */
 	put(b, len + 5);
 	refused("truncated or appended to");
-	memcpy(b, good, len);
-	*strstr(b, "10.0") = '9'; /* edited, same length */
-	put(b, len);
-	refused("does not match its recorded hash");
+	refused_edit(good, len, "10.0", "90.0", "does not match its recorded hash"); /* edited */
 	put(good, (size_t)(strchr(good, '\n') - good)); /* torn inside the header */
 	refused("no header line");
 	put("regions: {}\n", 12); /* a table document, not a save */
 	refused("not a saved pushed table");
 	put("", 0);
 	refused("no header line");
-	memcpy(b, good, len);
-	memcpy(strstr(b, "\"version\":2"), "\"version\":4", 11);
-	put(b, len);
-	refused("version 4");
-	memcpy(b, good, len);
-	memcpy(strstr(b, "\"generation\":7"), "\"generation\":0", 14);
-	put(b, len);
-	refused("out of range");
+	refused_edit(good, len, "\"version\":2", "\"version\":4", "version 4");
+	refused_edit(good, len, "\"generation\":7", "\"generation\":0", "out of range");
 	/* The header's own fields are checked too: a flipped digit in the
 	 * generation id, or another pusher, is not resumed as if sound. */
-	memcpy(b, good, len);
-	memcpy(strstr(b, "\"generation\":7"), "\"generation\":8", 14);
-	put(b, len);
-	refused("does not match its check");
-	memcpy(b, good, len);
-	memcpy(strstr(b, "\"pushed_by\":\"regiond\""), "\"pushed_by\":\"regionx\"", 21);
-	put(b, len);
-	refused("does not match its check");
-	memcpy(b, good, len);
-	memcpy(strstr(b, "\"check\":\""), "\"chock\":\"", 9);
-	put(b, len);
-	refused("missing");
+	refused_edit(good, len, "\"generation\":7", "\"generation\":8", "does not match its check");
+	refused_edit(good, len, "\"pushed_by\":\"regiond\"", "\"pushed_by\":\"regionx\"",
+		     "does not match its check");
+	refused_edit(good, len, "\"check\":\"", "\"chock\":\"", "missing");
 	free(b);
 	free(good);
 }
@@ -236,7 +238,7 @@ static void test_controller_is_kept_and_checked(void **state)
 	struct dp_saved s;
 	struct fwd_err e = {0};
 	size_t len;
-	char *good, *b, *at;
+	char *good;
 
 	(void)state;
 	assert_int_equal(dp_saved_write(path, 9, 0, "regiond", who, doc, strlen(doc)), 0);
@@ -247,33 +249,17 @@ static void test_controller_is_kept_and_checked(void **state)
 	good = slurp(&len);
 	assert_non_null(memmem(good, len, "\"controller\":\"0123456789abcdef\"", 31));
 	assert_non_null(memmem(good, len, "\"version\":3", 11));
-	b = malloc(len + 1);
 	/* Another controller's identity: the check no longer matches. */
-	memcpy(b, good, len);
-	at = strstr(b, "0123456789abcdef");
-	at[15] = 'e';
-	put(b, len);
-	refused("does not match its check");
+	refused_edit(good, len, "0123456789abcdef", "0123456789abcdee", "does not match its check");
 	/* Not 16 hex digits (a sign strtoull would take, a non-digit). */
-	memcpy(b, good, len);
-	memcpy(strstr(b, "0123456789abcdef"), "-123456789abcdef", 16);
-	put(b, len);
-	refused("not an identity of 16 hex digits");
-	memcpy(b, good, len);
-	memcpy(strstr(b, "0123456789abcdef"), "0000000000000000", 16);
-	put(b, len);
-	refused("not an identity of 16 hex digits");
+	refused_edit(good, len, "0123456789abcdef", "-123456789abcdef",
+		     "not an identity of 16 hex digits");
+	refused_edit(good, len, "0123456789abcdef", "0000000000000000",
+		     "not an identity of 16 hex digits");
 	/* Removed (renamed away), or the version taken back to 2 (which a
 	 * regionfwd before the controller would read): refused. */
-	memcpy(b, good, len);
-	memcpy(strstr(b, "\"controller\""), "\"controllex\"", 12);
-	put(b, len);
-	refused("only they, have one");
-	memcpy(b, good, len);
-	memcpy(strstr(b, "\"version\":3"), "\"version\":2", 11);
-	put(b, len);
-	refused("only they, have one");
-	free(b);
+	refused_edit(good, len, "\"controller\"", "\"controllex\"", "only they, have one");
+	refused_edit(good, len, "\"version\":3", "\"version\":2", "only they, have one");
 	free(good);
 	/* None said: none written, 0 read back. */
 	assert_int_equal(dp_saved_write(path, 10, 0, "regiond", 0, doc, strlen(doc)), 0);
