@@ -117,6 +117,13 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 		 * not take its own former pushes for another regiond's. */
 		if (st->state_id_new)
 			json_object_set_new(root, "state_id_new", json_true());
+		/* What regionfwd was last seen running of this regiond's: a
+		 * restart still knows that another regiond's table in its place
+		 * replaced it (foreign_took_over), and holds back as before. */
+		if (st->ran_hash) {
+			hexhash(st->ran_hash, sid);
+			json_object_set_new(root, "ran", json_string(sid));
+		}
 	}
 	json_object_set_new(root, "generations", gens);
 	json_object_set_new(root, "pending",
@@ -137,6 +144,7 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 			     "cannot write %s/history.json: %s", st->dir, strerror(-rc));
 		return rc;
 	}
+	st->ran_written = st->ran_hash;
 	/* A history without them is durable now: their files may go. */
 	for (unsigned i = 0; i < st->ngone; i++)
 		unlink_gen(st, st->gone[i].id, st->gone[i].mask);
@@ -769,7 +777,7 @@ int ctl_state_own_bootstrap(struct ctl_state *st, const struct ctl_ownset *s, st
 
 /* The keys of history.json this regiond reads; the rest are a newer
  * regiond's (a downgrade) or an edit's misspelling. */
-static const char *const hist_keys[] = {"next_id", "state_id", "state_id_new", "generations",
+static const char *const hist_keys[] = {"next_id", "state_id", "state_id_new", "ran", "generations",
 					"pending", "confirm",  "confirmed",    NULL};
 static const char *const record_keys[] = {
 	"id",	 "time",   "hash",  "author",  "comment",  "by",	 "file",   "kind",
@@ -922,6 +930,15 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		goto out;
 	}
 	st->state_id_new = v != NULL;
+	/* Absent from an older regiond's history, and before regionfwd was
+	 * first seen running a generation of this one's. */
+	v = json_object_get(root, "ran");
+	if (v != NULL && (parse_hash(v, &st->ran_hash) || st->ran_hash == 0)) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "ran",
+			     "must be a generation's hash, 16 hex digits, not all zero");
+		goto out;
+	}
+	st->ran_written = st->ran_hash;
 	cf = json_object_get(root, "confirm");
 	if (cf != NULL && !json_is_null(cf) && load_confirm(st, cf, path, e))
 		goto out;
@@ -1972,8 +1989,9 @@ static int refused_while_held_back(const struct ctl_state *st, int own, struct f
 {
 	if (!own)
 		return 0;
-	/* Nor before the first answer since this start (a restart of a
-	 * held-back regiond forgot it was): regionfwd unheard-of is away. */
+	/* Nor before the first answer since this start: whether to hold
+	 * back is decided at that answer (ctl_state_sync), so until then
+	 * regionfwd unheard-of is away. */
 	if (!st->dp_seen) {
 		fwd_err_fail(e, FWD_R_DATAPLANE_UNAVAILABLE, NULL, 0, "",
 			     "regiond has not heard from regionfwd since it started: its own "
@@ -2220,6 +2238,8 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		return -1;
 	}
 	fwd_stage("extensions' applied");
+	if (pushed) /* seen running: written with the commit record */
+		st->ran_hash = hash;
 	{
 		struct fwd_err why = {0};
 
@@ -2364,6 +2384,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 		return -1;
 	}
 	fwd_stage("extensions' applied");
+	st->ran_hash = st->pending.hash; /* seen running: written with the commit record */
 	{
 		struct fwd_err why = {0};
 
@@ -2422,24 +2443,34 @@ static Regionfwd__Ctl__StatusReply *dp_status(struct ctl_state *st)
  * reads answer from. */
 static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
+	int clear_new = 0;
+
 	json_decref(st->dp_report);
 	st->dp_report = r ? ctl_dp_status_json(r) : NULL;
 	st->dp_in_sync = r ? runs_current(st, r) : 0;
 	if (st->dp_in_sync && ctl_state_current(st)) {
 		st->ran_hash = ctl_state_current(st)->hash;
-		/* In step: a stranger from now on is one. Cleared once it is
-		 * written down (a restart must not bring it back); until then it
-		 * stays, judged by ids as before, and is tried again at the next
-		 * report. Not while a write's record is pending, nor while a
-		 * revert's document is not on disk: the history would name it
-		 * alone. */
-		if (st->state_id_new && !st->has_pending && !st->unsaved_id) {
-			struct fwd_err se;
+		/* In step: a stranger from now on is one. */
+		clear_new = st->state_id_new;
+	}
+	/* state_id_new is cleared once that is written down (a restart must
+	 * not bring it back); until then it stays, judged by ids as before.
+	 * ran_hash is written down whenever it is not yet (a change's commit
+	 * record carries it already; an adoption, a take-back, the main
+	 * loop's push do not): a restarted regiond holds back from what
+	 * replaced it, as this one does. Tried again at every report, in step
+	 * or not: a full disk now, and another regiond's table later, must
+	 * not leave a restart to forget. Not while a write's record is
+	 * pending, nor while a revert's document is not on disk: the history
+	 * would name it alone. */
+	if ((clear_new || st->ran_written != st->ran_hash) && !st->has_pending && !st->unsaved_id) {
+		const int was_new = st->state_id_new;
+		struct fwd_err se;
 
+		if (clear_new)
 			st->state_id_new = 0;
-			if (ctl_state_save(st, &se))
-				st->state_id_new = 1;
-		}
+		if (ctl_state_save(st, &se))
+			st->state_id_new = was_new;
 	}
 	if (r) /* the age is that of the last answer, not of the last attempt */
 		st->dp_report_ms = fwd_mono_ms();
@@ -2488,6 +2519,7 @@ static void resolve_pending(struct ctl_state *st, const Regionfwd__Ctl__StatusRe
 				struct fwd_err why = {0};
 				uint64_t id = st->pending.id;
 
+				st->ran_hash = st->pending.hash; /* regionfwd runs it */
 				if (commit_pending(st, t, 0, &why) < 0)
 					hold_unsaved(st, id, &why);
 			}

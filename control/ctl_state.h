@@ -221,8 +221,11 @@ struct ctl_state {
 	uint64_t reported; /* hash of a foreign table already logged as replaced */
 	/* The hash of the current generation once regionfwd was seen running
 	 * it: a regiond-pushed table found in its place later was pushed by
-	 * another regiond since (ctl_state_sync). */
+	 * another regiond since (ctl_state_sync). Kept in history.json
+	 * ("ran"), so a restart knows it too; ran_written is what the
+	 * history on disk says. */
 	uint64_t ran_hash;
+	uint64_t ran_written;
 	/* This state directory's identity (history.json's state_id): random,
 	 * made when the directory is first used, kept by a backup restored.
 	 * Sent with every push (PushRequest.controller); regionfwd reports who

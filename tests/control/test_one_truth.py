@@ -220,7 +220,7 @@ def test_an_older_state_adopts_what_regionfwd_runs(tmp_path, pre_upgrade):
         hist = os.path.join(b.state, "history.json")
         if pre_upgrade:
             h = json.load(open(hist))
-            del h["state_id"]
+            del h["state_id"], h["ran"]
             json.dump(h, open(hist, "w"))
         b.start_regiond()
         s = wait_for(lambda: (lambda st: st if st["dataplane"]["in_sync"] else None)(b.status()),
@@ -232,6 +232,10 @@ def test_an_older_state_adopts_what_regionfwd_runs(tmp_path, pre_upgrade):
         if pre_upgrade:
             h = json.load(open(hist))
             assert h["state_id"] == s["state_id"] and "state_id_new" not in h, h
+        # What it adopted runs: written down as seen running, so that a
+        # restart still knows another regiond's table in its place replaced it.
+        wait_for(lambda: json.load(open(hist)).get("ran") == running["hash"], timeout=10,
+                 what="the adopted generation written down as seen running")
     finally:
         b.stop()
 
@@ -639,6 +643,68 @@ def test_a_second_regiond_started_by_hand_is_told_apart(tmp_path):
         s = wait_for(lambda: (lambda st: st if st and st["alarm"] else None)(status(api2)), timeout=20,
                      what="the second regiond holding back")
         assert "another regiond (state directory " + mine["state_id"] in s["alarm"], s
+    finally:
+        if rd2:
+            rd2.terminate()
+            rd2.wait(30)
+        b.stop()
+
+
+def test_a_restarted_regiond_still_holds_back(tmp_path):
+    """Each regiond writes down the generation of its own regionfwd was last
+    seen running (history.json's "ran"). Another regiond's table in its place
+    with an id below this one's next (the other adopted early, this one went
+    on) was held back from only while regiond kept that in memory: restarted,
+    or down while the other took regionfwd, it pushed its own table over the
+    other's once, with no operator, and the other then held back."""
+    b = Box(tmp_path, "restarted")
+    api2, rd2 = str(tmp_path / "api2.sock"), None
+
+    def held_back(api):
+        return wait_for(lambda: (lambda st: st if st and "another regiond" in (st["alarm"] or "") else None)(
+            status(api)), timeout=20, what=f"{api} holding back")
+
+    try:
+        assert b.ctl("apply", demo_variant(tmp_path, "a.yaml", *SG_LOCAL))[0] == 0
+        rd2 = second_regiond(b, tmp_path, api2)
+        other = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(api2)),
+                         timeout=30, what="the second regiond adopting the box's table")
+        assert other["generation"]["id"] == 2, other
+        # The box's regiond goes on (generation 3); the other holds back.
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "c.yaml", "ingress table", "ingress table c"))
+        assert rc == 0 and "generation 3" in out, (out, err)
+        held_back(api2)
+        mine = status(b.api)
+        hist = json.load(open(os.path.join(b.state, "history.json")))
+        assert hist["ran"] == mine["generation"]["hash"], hist
+        # The box's regiond is down while the other's operator takes
+        # regionfwd (its own generation 3: below the box's next id, 4).
+        b.rd.terminate()
+        b.rd.wait(30)
+        p = subprocess.run([REGIONCTL, "-s", api2, "apply", demo_variant(tmp_path, "b.yaml", "ingress table",
+                                                                         "ingress table b")],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0 and "generation 3" in p.stdout, (p.stdout, p.stderr)
+        theirs = dp_generation(b)
+        assert fwd_status(b)["controller"] == other["state_id"], fwd_status(b)
+        b.start_regiond()
+        s = held_back(b.api)
+        assert not s["dataplane"]["in_sync"] and s["generation"] == mine["generation"], s
+        time.sleep(2)  # its main loop looked again: nothing pushed
+        assert dp_generation(b) == theirs and fwd_status(b)["controller"] == other["state_id"]
+        # Its operator takes regionfwd back; the other, held back, restarts
+        # and stays held back.
+        rc, out, err = b.ctl("apply", str(tmp_path / "c.yaml"))
+        assert rc == 0, (out, err)
+        held_back(api2)
+        rd2.terminate()
+        rd2.wait(30)
+        rd2 = second_regiond(b, tmp_path, api2)
+        s = held_back(api2)
+        assert s["generation"]["hash"] == theirs["hash"], s
+        time.sleep(2)
+        assert dp_generation(b)["hash"] == mine["generation"]["hash"]
+        assert fwd_status(b)["controller"] == mine["state_id"]
     finally:
         if rd2:
             rd2.terminate()

@@ -208,6 +208,10 @@ CORRUPTIONS = [
     ("state_id signed", lambda h, d: h.update(state_id="-" + h["state_id"][1:]), "history.json", "state_id"),
     ("state_id zero", lambda h, d: h.update(state_id="0" * 16), "history.json", "state_id"),
     ("state_id a number", lambda h, d: h.update(state_id=12), "history.json", "state_id"),
+    # what regionfwd was last seen running of this regiond's (foreign_took_over)
+    ("ran signed", lambda h, d: h.update(ran="-" + "0" * 14 + "1"), "history.json", "ran"),
+    ("ran zero", lambda h, d: h.update(ran="0" * 16), "history.json", "ran"),
+    ("ran cut", lambda h, d: h.update(ran="abc"), "history.json", "ran"),
 ]
 
 
@@ -228,7 +232,7 @@ def test_the_state_directory_keeps_its_identity(tmp_path):
         b.rd.terminate()
         b.rd.wait(30)
         h = json.load(open(hist))
-        del h["state_id"]  # as a regiond before it wrote the history
+        del h["state_id"], h["ran"]  # as a regiond before it wrote the history
         json.dump(h, open(hist, "w"))
         # regionfwd runs another table of its own: regiond pushes its own.
         b.fwd.terminate()
@@ -245,6 +249,19 @@ def test_the_state_directory_keeps_its_identity(tmp_path):
         # restart must not judge another regiond's tables by ids alone again.
         wait_for(lambda: "state_id_new" not in json.load(open(hist)), timeout=10, what="state_id_new cleared")
         assert json.load(open(hist))["state_id"] == new
+        # And what runs, pushed by this regiond's main loop rather than by a
+        # change, is written down as seen running ("ran"): a restart holds
+        # back from another regiond's table in its place.
+        assert json.load(open(hist))["ran"] == b.status()["generation"]["hash"]
+        # Lost alone (a history written before it), it is written again at
+        # the first look that finds regionfwd running this regiond's table.
+        b.rd.terminate()
+        b.rd.wait(30)
+        h = json.load(open(hist))
+        ran = h.pop("ran")
+        json.dump(h, open(hist, "w"))
+        b.start_regiond()
+        wait_for(lambda: json.load(open(hist)).get("ran") == ran, timeout=10, what="ran written again")
     finally:
         b.stop()
 
