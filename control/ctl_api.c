@@ -2211,10 +2211,17 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	/* Admitted, then queued behind another write (a push waiting for a
 	 * hung regionfwd) while the stop began: it has not begun, so it does
 	 * not, and the stop waits for one push at most, not one per writer. */
+	api->st->took_back = 0;
 	if (stop_begun(api))
 		reply_stopping(r);
 	else
 		rt->handle(api, q, r);
+	/* regionfwd ran a table this regiond held back from (another
+	 * regiond's, or one it could not adopt), and this write's push took
+	 * it back: said in the answer, a no-op's included ("changed": false
+	 * speaks of this regiond's history, not of what regionfwd runs). */
+	if (api->st->took_back && r->status < 300 && json_is_object(r->body))
+		json_object_set_new(r->body, "taken_back", json_true());
 	if ((rt->flags & ROUTE_WRITE) && r->status >= 400)
 		log_refused(api->st, q, r);
 	api->st->who[0] = '\0';

@@ -1539,6 +1539,7 @@ static int push(struct ctl_state *st, uint64_t id, const char *doc, size_t len,
 		 * or take_back (regiond's own wait while held back): it is this
 		 * regiond's again. (state_id_new is cleared once regionfwd is
 		 * seen running it, keep_report, which writes that down.) */
+		st->took_back |= st->held_back;
 		st->held_back = 0;
 
 		if (ident && ran != ident) { /* an older regionfwd: see alias_hash */

@@ -217,6 +217,10 @@ struct ctl_state {
 	 * is left on it, and nothing else (the XDP filter) may be moved to
 	 * regiond's current generation either. */
 	int held_back;
+	/* A push of this write ended a hold (held_back): its answer says
+	 * so ("taken_back"), as a no-op's "changed": false would not. Cleared
+	 * by the API before each write. */
+	int took_back;
 	int64_t adopt_tried_ms; /* CLOCK_MONOTONIC ms of the last failed adoption */
 	uint64_t reported; /* hash of a foreign table already logged as replaced */
 	/* The hash of the current generation once regionfwd was seen running

@@ -1077,6 +1077,7 @@ static const struct ans_field ans_table_change[] = {
 	{"generation.hash", AT_STR},
 	{"confirm_by", AT_INT | AT_OPT},
 	{"confirm_within_s", AT_INT | AT_OPT},
+	{"taken_back", AT_BOOL | AT_OPT},
 	{0},
 };
 
@@ -1093,6 +1094,7 @@ static const struct ans_field ans_prefixes[] = {
 	{"added", AT_UINT},
 	{"removed", AT_UINT},
 	{"unchanged", AT_UINT},
+	{"taken_back", AT_BOOL | AT_OPT},
 	{0},
 };
 
@@ -3035,6 +3037,18 @@ static int current_generation(const struct opts *o, long long *id)
 	return rc;
 }
 
+/* The line of a write that took regionfwd back (taken_back): it ran a
+ * table this regiond held back from, the alarm's, and runs this one's
+ * again. A no-op's "no change" alone read as if nothing had happened. */
+static void print_taken_back(json_t *r, const char *what, long long id)
+{
+	if (json_is_true(json_object_get(r, "taken_back")))
+		printf("%s: regionfwd taken back: it ran a table this regiond held back from "
+		       "(another regiond's, or one it could not adopt), and runs generation %lld "
+		       "now\n",
+		       what, id);
+}
+
 static void print_gen(json_t *r, const char *what)
 {
 	json_t *g = json_object_get(r, "generation");
@@ -3044,6 +3058,7 @@ static void print_gen(json_t *r, const char *what)
 	else
 		printf("%s: no change, generation %lld already has this table\n", what,
 		       ji(g, "id"));
+	print_taken_back(r, what, ji(g, "id"));
 	if (json_object_get(r, "confirm_by"))
 		printf("confirm within %lld s with 'regionctl confirm %lld', or it reverts by "
 		       "itself\n",
@@ -3463,6 +3478,7 @@ static void print_prefixes(json_t *r, const char *what)
 		       "held\n",
 		       what, ji(r, "generation"), js(r, "hash"), ji(r, "added"), ji(r, "removed"),
 		       ji(r, "unchanged"));
+	print_taken_back(r, what, ji(r, "generation"));
 }
 
 static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)

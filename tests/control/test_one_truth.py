@@ -548,6 +548,7 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
                                                                              "ingress table c")],
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 0 and "generation 3" in p.stdout, (p.stdout, p.stderr)
+        assert "regionfwd taken back: it ran a table this regiond held back from" in p.stdout, p.stdout
         s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] and
                               st["generation"]["id"] == 3 else None)(status(loser[0])),
                      timeout=20, what="the loser in sync on generation 3")
@@ -565,6 +566,8 @@ def test_two_regionds_on_one_regionfwd_do_not_take_it_in_turns(tmp_path):
         p = subprocess.run([REGIONCTL, "-s", winner[0], "link", "up", "to-br"], capture_output=True, text=True,
                            timeout=120)
         assert p.returncode == 0, (p.stdout, p.stderr)
+        # "no change" to its table, and said taken back: regionfwd's changed.
+        assert "no change" in p.stdout and "regionfwd taken back" in p.stdout, p.stdout
         s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(winner[0])),
                      timeout=20, what="taken back")
         assert s["alarm"] is None and dp_generation(b)["hash"] == running, s
@@ -632,14 +635,19 @@ def test_a_second_regiond_started_by_hand_is_told_apart(tmp_path):
         time.sleep(2)  # both regionds have looked at the restarted regionfwd
         s = status(b.api)
         assert "another regiond" in (s["alarm"] or "") and dp_generation(b)["id"] == 3, s
-        # The box's operator takes regionfwd back with its current table.
-        rc, out, err = b.ctl("apply", str(tmp_path / "a.yaml"))
-        assert rc == 0, (out, err)
+        # The box's operator takes regionfwd back with its current table:
+        # no change to its history, but regionfwd's table changed, and the
+        # answer says so.
+        rc, out, err = b.ctl("apply", str(tmp_path / "a.yaml"), json_out=True)
+        assert rc == 0 and out["changed"] is False and out["taken_back"] is True, (out, err)
         s = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(b.api)),
                      timeout=20, what="the box's regiond back in charge")
         assert s["alarm"] is None and s["generation"]["id"] == 2, s
         assert fwd_status(b)["controller"] == mine["state_id"]
         assert "applied again while held back by " in open(tmp_path / "regiond.log").read()
+        # The same no-op again, nothing held back: nothing taken back.
+        rc, out, err = b.ctl("apply", str(tmp_path / "a.yaml"), json_out=True)
+        assert rc == 0 and out["changed"] is False and "taken_back" not in out, (out, err)
         s = wait_for(lambda: (lambda st: st if st and st["alarm"] else None)(status(api2)), timeout=20,
                      what="the second regiond holding back")
         assert "another regiond (state directory " + mine["state_id"] in s["alarm"], s

@@ -613,9 +613,20 @@ static void test_held_back_waits_for_an_operator(void **state)
 			      &r),
 			 200);
 	assert_true(json_is_false(json_object_get(r, "changed")));
+	assert_true(json_is_true(json_object_get(r, "taken_back")));
 	json_decref(r);
 	assert_int_equal(count_op("push"), 1);
 	assert_int_equal(st.held_back, 0);
+	/* Again, nothing held back: nothing pushed, nothing taken back. */
+	assert_int_equal(call("PATCH", "/v1/table",
+			      "{\"changes\": [{\"op\": \"set_link_state\", \"link\": \"local\", "
+			      "\"state\": \"up\"}]}",
+			      &r),
+			 200);
+	assert_true(json_is_false(json_object_get(r, "changed")));
+	assert_null(json_object_get(r, "taken_back"));
+	json_decref(r);
+	assert_int_equal(count_op("push"), 1);
 }
 
 /* A confirm-timeout apply needs something to revert to: refused on an empty
