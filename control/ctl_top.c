@@ -269,7 +269,16 @@ static const char keys_help[] =
 	"q quit  s sort  / filter  c clear  l r v p d hide links/regions/services/policies/drops"
 	"  + - interval";
 
-static void draw(const struct frame *f, const char *error)
+/* The filter being typed after '/': edited a key at a time between the
+ * frames, so the view goes on refreshing and Ctrl-C still stops it (a
+ * blocking getnstr() held both for as long as the prompt stayed open). */
+struct prompt {
+	int open;
+	size_t n;
+	char text[64];
+};
+
+static void draw(const struct frame *f, const char *error, const struct prompt *pr)
 {
 	int rows = LINES, cols = COLS;
 
@@ -284,17 +293,51 @@ static void draw(const struct frame *f, const char *error)
 		mvaddnstr(i, 0, f->line[i].text, cols);
 		attroff(attr);
 	}
-	attron(A_REVERSE);
-	mvaddnstr(rows - 1, 0, error ? error : keys_help, cols);
-	attroff(A_REVERSE);
+	if (pr->open) {
+		mvaddnstr(rows - 1, 0, "filter (Enter sets, Esc cancels): ", cols);
+		addnstr(pr->text, (int)pr->n);
+		clrtoeol();
+	} else {
+		attron(A_REVERSE);
+		mvaddnstr(rows - 1, 0, error ? error : keys_help, cols);
+		attroff(A_REVERSE);
+	}
+	curs_set(pr->open ? 1 : 0);
 	refresh();
 }
 
+/* A key while the filter prompt is open: printable characters are typed,
+ * Backspace deletes, Enter sets the filter (@filter, empty: none), Esc
+ * leaves it as it was. */
+static void prompt_key(struct prompt *pr, int ch, struct ctl_top_conf *c, char *filter, size_t flen)
+{
+	if (ch == '\n' || ch == '\r' || ch == KEY_ENTER) {
+		snprintf(filter, flen, "%.*s", (int)pr->n, pr->text);
+		c->filter = filter[0] ? filter : NULL;
+		pr->open = 0;
+	} else if (ch == 27) {
+		pr->open = 0;
+	} else if (ch == KEY_BACKSPACE || ch == 127 || ch == 8) {
+		if (pr->n)
+			pr->n--;
+	} else if (ch >= 0x20 && ch < 0x7f && pr->n < sizeof(pr->text) - 1 && pr->n < flen - 1) {
+		pr->text[pr->n++] = (char)ch;
+	}
+}
+
 /* Keys while waiting for the next frame (curses). @return 1 to quit. */
-static int keys(struct ctl_top_conf *c, unsigned *hidden, char *filter, size_t flen, int *redraw)
+static int keys(struct ctl_top_conf *c, unsigned *hidden, char *filter, size_t flen,
+		struct prompt *pr, int *redraw)
 {
 	int ch = getch();
 
+	if (ch == ERR)
+		return 0;
+	if (pr->open && ch != KEY_RESIZE) {
+		prompt_key(pr, ch, c, filter, flen);
+		*redraw = 1;
+		return 0;
+	}
 	switch (ch) {
 	case 'q':
 	case 'Q':
@@ -303,15 +346,8 @@ static int keys(struct ctl_top_conf *c, unsigned *hidden, char *filter, size_t f
 		c->sort = (enum ctl_top_sort)((c->sort + 1) % 3);
 		break;
 	case '/':
-		echo();
-		curs_set(1);
-		mvaddstr(LINES - 1, 0, "filter: ");
-		clrtoeol();
-		timeout(-1);
-		getnstr(filter, (int)flen - 1);
-		noecho();
-		curs_set(0);
-		c->filter = filter[0] ? filter : NULL;
+		pr->open = 1;
+		pr->n = 0;
 		break;
 	case 'c':
 		c->filter = NULL;
@@ -393,6 +429,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 	struct frame *f = calloc(1, sizeof(*f));
 	json_t *st = NULL, *rates = NULL;
 	char filter[64] = "", error[224] = "", why[160] = "";
+	struct prompt pr = {0};
 	FILE *caught = NULL;
 	unsigned hidden = 0;
 	double t_prev, t_read; /* the last fetch, tried or not; @prev's */
@@ -413,6 +450,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 	if (c.curses) {
 		caught = tmpfile(); /* NULL: stderr as it is */
 		initscr();
+		set_escdelay(25); /* Esc closes the filter prompt at once */
 		cbreak();
 		noecho();
 		keypad(stdscr, TRUE);
@@ -427,14 +465,21 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 				timeout((int)((due - ctl_top_mono_s()) * 1000) > 100
 						? 100
 						: (int)((due - ctl_top_mono_s()) * 1000) + 1);
-				if (keys(&c, &hidden, filter, sizeof(filter), &redraw)) {
+				if (keys(&c, &hidden, filter, sizeof(filter), &pr, &redraw)) {
 					stop = 1;
 					break;
 				}
 				due = t_prev + c.interval;
 				if (redraw && cur && rates && st) {
 					build(f, cur, rates, st, &c, hidden);
-					draw(f, error[0] ? error : NULL);
+					draw(f, error[0] ? error : NULL, &pr);
+					redraw = 0;
+				} else if (redraw && pr.open) { /* no frame yet: the prompt */
+					mvaddnstr(LINES - 1, 0,
+						  "filter (Enter sets, Esc cancels): ", COLS);
+					addnstr(pr.text, (int)pr.n);
+					clrtoeol();
+					refresh();
 					redraw = 0;
 				}
 			} else {
@@ -458,12 +503,12 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 			if (why[0])
 				snprintf(error, sizeof(error), "%s; retrying every %.1f s", why,
 					 c.interval);
-			else
+			else /* plain: the read's own line, above, says who did not */
 				snprintf(error, sizeof(error),
-					 "regiond did not answer (exit %d); retrying every %.1f s",
-					 rc, c.interval);
+					 "no frame (exit %d%s); retrying every %.1f s", rc,
+					 c.curses ? "" : ", the line above says why", c.interval);
 			if (c.curses)
-				draw(f, error);
+				draw(f, error, &pr);
 			else
 				fprintf(stderr, "regionctl top: %s\n", error);
 			t_prev = t;
@@ -491,7 +536,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		} else {
 			build(f, cur, rates, st, &c, hidden);
 			if (c.curses)
-				draw(f, NULL);
+				draw(f, NULL, &pr);
 			else
 				print_text(f);
 		}

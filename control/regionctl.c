@@ -2354,7 +2354,17 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 			json_object_set(out, FWD_KEY_NAME(DOC, DEFAULT),
 					json_object_get(m, FWD_KEY_NAME(DOC, DEFAULT)));
 		if (rates) {
-			json_object_set(out, "rates", json_object_get(rates, what));
+			json_t *all = json_object_get(rates, what), *one;
+
+			/* With NAME, its rates alone, as the section holds it
+			 * alone (every link's were printed once). */
+			if (c->npos == 1 && json_is_object(all))
+				json_object_set_new(out, "rates",
+						    (one = json_object_get(all, c->pos[0]))
+							    ? json_pack("{sO}", c->pos[0], one)
+							    : json_object());
+			else
+				json_object_set(out, "rates", all);
 			json_object_set(out, "interval_s", json_object_get(rates, "interval_s"));
 		}
 		print_json(out);

@@ -74,6 +74,10 @@ def test_rates_in_counters_drops_and_links(tmp_path):
         rc, l, err = b.ctl("show", "links", "--rate", json_out=True)
         assert set(l["links"]) == set(l["rates"]) and l["rates"]["local"]["packets_per_s"] > 0, l
         assert set(l) == {"links", "link_groups", "rates", "interval_s"}, l
+        # With NAME: that link's rates alone, as its section (every link's
+        # rates were printed once).
+        rc, l, err = b.ctl("show", "links", "local", "--rate", json_out=True)
+        assert rc == 0 and set(l["links"]) == set(l["rates"]) == {"local"}, l
 
         for args, said in ((("counters", "--interval", "0"), "--interval takes seconds 0.1..3600"),
                            (("drops", "--interval", "x"), "--interval takes seconds"),
@@ -179,6 +183,60 @@ def test_top_count_ending_on_a_failed_read_exits_with_its_code(tmp_path):
         b.stop()
 
 
+class TopOnAPty:
+    """`regionctl top` on a pseudo-terminal of 250 x 30 (TERM=xterm): what
+    it drew so far in .out, keys sent with .key(), stopped in .close()."""
+
+    def __init__(self, b, *args):
+        import fcntl
+        import pty
+        import struct
+        import termios
+        from test_e2e import REGIONCTL  # noqa: E402
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.environ["TERM"] = "xterm"
+            os.execv(REGIONCTL, [REGIONCTL, "-s", b.api, "top", *args])
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 250, 0, 0))
+        self.out = bytearray()
+
+    def read_until(self, cond, timeout=30):
+        import select
+        import time
+        end = time.time() + timeout
+        while time.time() < end and not cond():
+            if select.select([self.fd], [], [], 0.1)[0]:
+                try:
+                    self.out.extend(os.read(self.fd, 65536))
+                except OSError:
+                    return
+
+    def key(self, k):
+        os.write(self.fd, k)
+
+    def wait_exit(self, timeout=20):
+        """Its exit code, or None when it is still running after @timeout s."""
+        import time
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.read_until(lambda: False, 0.2)
+            done, st = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.pid = None
+                return os.waitstatus_to_exitcode(st)
+        return None
+
+    def close(self):
+        import signal
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = None
+
+
 def test_top_on_a_terminal_says_why_on_its_status_line(tmp_path):
     """On a terminal, a read that failed while top ran (regionfwd stopped)
     had regionctl's error line written to the terminal over the ncurses
@@ -186,58 +244,59 @@ def test_top_on_a_terminal_says_why_on_its_status_line(tmp_path):
     under curses' feet, while the status line said "regiond did not
     answer", which was not the case. The reason is now caught and shown on
     the status line, and nothing else is written over the screen."""
-    import fcntl
-    import pty
-    import select
-    import signal
-    import struct
-    import termios
-    import time
-    from test_e2e import REGIONCTL  # noqa: E402
     b = Box(tmp_path, "topterm")
-    pid = None
+    top = None
     try:
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.environ["TERM"] = "xterm"
-            os.execv(REGIONCTL, [REGIONCTL, "-s", b.api, "top", "--interval", "0.3"])
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 250, 0, 0))
-        out = bytearray()
-
-        def read_until(cond, timeout=30):
-            end = time.time() + timeout
-            while time.time() < end and not cond():
-                if select.select([fd], [], [], 0.1)[0]:
-                    try:
-                        out.extend(os.read(fd, 65536))
-                    except OSError:
-                        return
-
-        read_until(lambda: b"LINKS" in out)
-        assert b"LINKS" in out, bytes(out[-500:])
-        mark = len(out)
+        top = TopOnAPty(b, "--interval", "0.3")
+        top.read_until(lambda: b"LINKS" in top.out)
+        assert b"LINKS" in top.out, bytes(top.out[-500:])
+        mark = len(top.out)
         b.fwd.terminate()
         b.fwd.wait(30)
-        read_until(lambda: b"retrying every" in out[mark:])
-        after = bytes(out[mark:])
+        top.read_until(lambda: b"retrying every" in top.out[mark:])
+        after = bytes(top.out[mark:])
         assert b"dataplane_unavailable (503)" in after and b"retrying every 0.3 s" in after, after[-800:]
         assert b"regionctl: " not in after, after[-800:]  # nothing written over the screen
-        os.write(fd, b"q")
-        status = None
-        deadline = time.time() + 20
-        while status is None and time.time() < deadline:
-            read_until(lambda: False, 0.2)
-            done, st = os.waitpid(pid, os.WNOHANG)
-            status = st if done else None
-        pid = None if status is not None else pid
-        assert status is not None and os.waitstatus_to_exitcode(status) == 0, status
+        top.key(b"q")
+        assert top.wait_exit() == 0
     finally:
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        if top:
+            top.close()
+        b.stop()
+
+
+def test_top_goes_on_while_a_filter_is_typed(tmp_path):
+    """'/' opened a prompt that read the filter with a blocking getnstr():
+    the view stopped refreshing for as long as it stayed open (old rates
+    shown as live), Esc did not cancel it and Ctrl-C did not stop top. The
+    filter is now typed a key at a time between frames."""
+    import time
+    b = box_with_drops(tmp_path, "topfilter")
+    top = None
+    try:
+        top = TopOnAPty(b, "--interval", "0.3")
+        top.read_until(lambda: b"LINKS" in top.out)
+        assert b"LINKS" in top.out, bytes(top.out[-500:])
+        top.key(b"/lo")
+        top.read_until(lambda: b"filter (Enter sets, Esc cancels): lo" in top.out)
+        time.sleep(0.5)
+        top.read_until(lambda: False, 0.5)
+        mark = len(top.out)
+        top.read_until(lambda: False, 2)  # the rates move: frames go on being drawn
+        assert len(top.out) - mark > 100, bytes(top.out[mark:])
+        top.key(b"cal\r")  # "local": only rows holding it
+        top.read_until(lambda: b"shown: filter 'local')" in top.out, 5)
+        assert b"shown: filter 'local')" in top.out, bytes(top.out[-800:])
+        top.key(b"/x\x1b")  # Esc: the filter stays "local"
+        top.read_until(lambda: False, 1.5)
+        assert b"filter 'x')" not in top.out and b"filter 'localx')" not in top.out
+        top.key(b"/")
+        top.read_until(lambda: False, 0.5)
+        top.key(b"\x03")  # Ctrl-C with the prompt open stops top
+        assert top.wait_exit(10) == 0
+    finally:
+        if top:
+            top.close()
         b.stop()
 
 
