@@ -144,6 +144,36 @@ static __rte_noinline void capture_pkt(struct dp_lcore *lc, const struct dp_capt
 	lc->cap_n++;
 }
 
+/* Stage 1's drop of packet @i (@m) of the burst: counted and freed, or,
+ * while a capture runs, held for stage 3 (parser_drop_captured), which
+ * copies it in its place in the burst. Copied here, a burst's parser
+ * drops came ahead of the packets before them in the capture, a false
+ * arrival order (out-of-order TCP to tshark that never happened). */
+static __rte_always_inline void parser_drop(struct dp_lcore *lc, struct rte_mbuf *m, size_t i,
+					    enum fwd_drop why)
+{
+	if (unlikely(lc->cap != NULL)) {
+		lc->cap_held[i] = m;
+		lc->cap_held_drop[i] = (uint8_t)(1 + why);
+		return;
+	}
+	drop_pkt(lc, m, why);
+}
+
+/* Stage 3 of a capture's burst, at packet @i, which the parser dropped:
+ * copied (if the capture takes it) where it came, then counted and freed. */
+static __rte_noinline void parser_drop_captured(struct dp_lcore *lc, const struct dp_gen *g,
+						const struct dp_capture *cap, size_t i)
+{
+	struct rte_mbuf *m = lc->cap_held[i];
+
+	if (m == NULL)
+		return;
+	lc->cap_held[i] = NULL;
+	capture_pkt(lc, cap, g, m, NULL, 0, lc->cap_held_drop[i]);
+	drop_pkt(lc, m, (enum fwd_drop)(lc->cap_held_drop[i] - 1));
+}
+
 /* Replace whatever L2 header the packet came with (Ethernet and up to two
  * VLAN tags) by the link's template for the family: next-hop MAC, port MAC,
  * optional 802.1Q tag, EtherType. The usual case (untagged in, untagged out)
@@ -837,6 +867,8 @@ static __rte_always_inline void stage3(struct dp_lcore *lc, const struct dp_gen 
 			if (likely(pkts[i] != NULL)) /* NULL: dropped by the parser */
 				forward_one(lc, g, &e, i, pkts[i], &meta[i], (uint16_t)nh[i],
 					    svc[i], cell[i], pid[i], 0, cap);
+			else if (cap != NULL) /* a capture's instance only */
+				parser_drop_captured(lc, g, cap, i);
 		}
 	} else {
 		for (size_t i = 0; i < n; i++) {
@@ -1059,10 +1091,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 		 * one over 65535 bytes, and TX read past it (a crash). */
 		if (unlikely(rte_pktmbuf_pkt_len(m) != rte_pktmbuf_data_len(m)) &&
 		    !chain_holds_frame(m)) {
-			if (unlikely(lc->cap != NULL))
-				capture_pkt(lc, lc->cap, g, m, NULL, 0,
-					    (uint8_t)(1 + FWD_DROP_BAD_MBUF));
-			drop_pkt(lc, m, FWD_DROP_BAD_MBUF);
+			parser_drop(lc, m, i, FWD_DROP_BAD_MBUF);
 			pkts[i] = NULL;
 			continue;
 		}
@@ -1076,9 +1105,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 						    ? FWD_DROP_TOO_BIG
 						    : FWD_DROP_MULTISEG;
 
-			if (unlikely(lc->cap != NULL))
-				capture_pkt(lc, lc->cap, g, m, NULL, 0, (uint8_t)(1 + why));
-			drop_pkt(lc, m, why);
+			parser_drop(lc, m, i, why);
 			pkts[i] = NULL;
 			continue;
 		}
@@ -1086,10 +1113,7 @@ static __rte_always_inline void burst(struct dp_lcore *lc, const struct dp_gen *
 		 * refuse it or put a giant on the wire. The fast path took only
 		 * untagged frames within fast_frame_max, so it needs no test. */
 		if (unlikely(rte_pktmbuf_pkt_len(m) - p->l2_len > lc->l3_max)) {
-			if (unlikely(lc->cap != NULL))
-				capture_pkt(lc, lc->cap, g, m, NULL, 0,
-					    (uint8_t)(1 + FWD_DROP_TOO_BIG));
-			drop_pkt(lc, m, FWD_DROP_TOO_BIG);
+			parser_drop(lc, m, i, FWD_DROP_TOO_BIG);
 			pkts[i] = NULL;
 			continue;
 		}
