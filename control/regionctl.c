@@ -3677,6 +3677,41 @@ static json_t *verdict_json(const char *comment)
 	return v;
 }
 
+/* The addresses and protocol of a frame the parser refused (a bad total
+ * length, checksum or header length) when its IP header is there at all:
+ * after Ethernet and up to two VLAN tags, an IPv4 header's 20 bytes or an
+ * IPv6 header's 40. It was printed "(not IP)", which it is not.
+ * @return the family (4, 6), or 0 with nothing filled. */
+static int header_guess(const uint8_t *d, size_t len, char *src, char *dst, size_t n,
+			uint8_t *proto)
+{
+	size_t off = 12;
+	uint16_t type;
+
+	for (int tags = 0;; tags++) {
+		if (off + 2 > len)
+			return 0;
+		type = (uint16_t)(d[off] << 8 | d[off + 1]);
+		if ((type != 0x8100 && type != 0x88a8) || tags == 2)
+			break;
+		off += 4;
+	}
+	off += 2;
+	if (type == 0x0800 && off + 20 <= len && d[off] >> 4 == 4) {
+		inet_ntop(AF_INET, d + off + 12, src, (socklen_t)n);
+		inet_ntop(AF_INET, d + off + 16, dst, (socklen_t)n);
+		*proto = d[off + 9];
+		return 4;
+	}
+	if (type == 0x86dd && off + 40 <= len && d[off] >> 4 == 6) {
+		inet_ntop(AF_INET6, d + off + 8, src, (socklen_t)n);
+		inet_ntop(AF_INET6, d + off + 24, dst, (socklen_t)n);
+		*proto = d[off + 6];
+		return 6;
+	}
+	return 0;
+}
+
 /* A packet's line (or JSON object) on stdout; 0, or the errno of a write
  * that failed (a full disk, a reader gone). */
 static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block *b)
@@ -3687,16 +3722,20 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 			   proto[16];
 	time_t sec;
 	struct tm tm;
-	int ok;
+	uint8_t guessed_proto = 0;
+	int ok, fam = 0;
 
 	if (ctl_pcapng_epb_info(b, &e))
 		return 0;
 	ctl_pcapng_comment(b, comment, sizeof(comment));
 	ok = fwd_parse(e.data, e.data + e.caplen, &p) == FWD_OK;
 	if (ok) {
+		fam = p.family;
 		inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.src, src, sizeof(src));
 		inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.dst, dst, sizeof(dst));
 		fwd_proto_name(p.proto, proto, sizeof(proto));
+	} else if ((fam = header_guess(e.data, e.caplen, src, dst, sizeof(src), &guessed_proto))) {
+		fwd_proto_name(guessed_proto, proto, sizeof(proto));
 	}
 	sec = (time_t)(e.ts / 1000000000u);
 	gmtime_r(&sec, &tm);
@@ -3710,13 +3749,23 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 			json_object_update_new(j, json_pack("{s:s, s:s, s:s, s:i, s:i}", "src", src,
 							    "dst", dst, "proto", proto, "sport",
 							    p.sport, "dport", p.dport));
+		else if (fam) /* the header's addresses; its ports not trusted */
+			json_object_update_new(j, json_pack("{s:s, s:s, s:s}", "src", src, "dst",
+							    dst, "proto", proto));
 		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		putchar('\n');
 		json_decref(j);
 	} else if (ok) {
-		printf("%s.%09llu %s %s:%u > %s:%u len %u  %s\n", when,
-		       (unsigned long long)(e.ts % 1000000000u), proto, src, p.sport, dst, p.dport,
-		       e.origlen, comment);
+		/* An IPv6 address in brackets before its port ([2001:db8::1]:443):
+		 * "2001:db8::1:443" reads as another address. */
+		printf(fam == 6 ? "%s.%09llu %s [%s]:%u > [%s]:%u len %u  %s\n"
+				: "%s.%09llu %s %s:%u > %s:%u len %u  %s\n",
+		       when, (unsigned long long)(e.ts % 1000000000u), proto, src, p.sport, dst,
+		       p.dport, e.origlen, comment);
+	} else if (fam) {
+		printf("%s.%09llu %s %s > %s (malformed IPv%d) len %u  %s\n", when,
+		       (unsigned long long)(e.ts % 1000000000u), proto, src, dst, fam, e.origlen,
+		       comment);
 	} else {
 		printf("%s.%09llu (not IP) len %u  %s\n", when,
 		       (unsigned long long)(e.ts % 1000000000u), e.origlen, comment);
