@@ -14,6 +14,12 @@
 
 #define FWD_BURST 32 /* packets per RX burst and per processing stage */
 
+/* The largest generation id: 2^53 - 1, the largest integer every JSON
+ * reader holds exactly (RFC 8259 section 6). regiond hands out no id past
+ * it and regionfwd runs none: an id past 2^63 once went out as a negative
+ * number in every status, which regiond then refused at its next start. */
+#define FWD_GEN_ID_MAX ((UINT64_C(1) << 53) - 1)
+
 #ifndef FWD_MAX_VLAN
 #define FWD_MAX_VLAN 2 /* 802.1Q, and QinQ (802.1ad outer + 802.1Q inner) */
 #endif

@@ -785,7 +785,7 @@ void ctl_api_publish(struct ctl_api *api)
 
 	/* Compared now, not when the report was taken: a change made since
 	 * (the confirm timer's revert) must not read as in sync. */
-	in_sync = ran && ctl_state_runs(st, strtoull(ran, NULL, 16));
+	in_sync = ran && !st->dp_foreign && ctl_state_runs(st, strtoull(ran, NULL, 16));
 	v = json_pack("{s:o, s:{s:b, s:b, s:O?}, s:o, s:o}", "generation", gen_json(cur),
 		      "dataplane", "connected", st->dp_report != NULL, "in_sync", in_sync, "status",
 		      st->dp_report, "confirm", ctl_confirm_json(st), "alarm",

@@ -1082,7 +1082,7 @@ static json_t *health_summary(struct ctl_fleet *f, json_t **running, int *dp_in_
 	running_table(st, table, &gen);
 	ran = json_string_value(
 		json_object_get(json_object_get(st->dp_report, "generation"), "hash"));
-	*dp_in_sync = ran && ctl_state_runs(st, strtoull(ran, NULL, 16));
+	*dp_in_sync = ran && !st->dp_foreign && ctl_state_runs(st, strtoull(ran, NULL, 16));
 	model = json_pack(
 		"{s:{s:O?, s:o, s:b}, s:s?, s:o, s:o?}", "dataplane", "status", st->dp_report,
 		"report_age_ms",

@@ -870,6 +870,12 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		goto out;
 	}
 	disk_next = (uint64_t)json_integer_value(nid);
+	if (disk_next > FWD_GEN_ID_MAX + 1) {
+		fwd_err_fail(e, FWD_R_STATE_CORRUPT, path, 0, "next_id",
+			     "%" PRIu64 " is past the largest generation id, %" PRIu64, disk_next,
+			     (uint64_t)FWD_GEN_ID_MAX);
+		goto out;
+	}
 	st->hist = calloc(json_array_size(gens) + 1, sizeof(*st->hist));
 	if (st->hist == NULL) {
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
@@ -2054,6 +2060,20 @@ static void gen_init(const struct ctl_state *st, struct ctl_gen *g, uint64_t id,
 			      : "regiond");
 }
 
+/* A change needs an id (FWD_GEN_ID_MAX): 2^53 - 1 of them last 285,000
+ * years at one change a millisecond, so this is a hand-edited next_id
+ * near the end, said rather than wrapped. @return 0, or -1 with @e. */
+static int ids_used_up(const struct ctl_state *st, struct fwd_err *e)
+{
+	if (st->next_id <= FWD_GEN_ID_MAX)
+		return 0;
+	fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "",
+		     "the generation ids are used up (next_id %" PRIu64
+		     " is past the largest, %" PRIu64 "); nothing changed",
+		     st->next_id, (uint64_t)FWD_GEN_ID_MAX);
+	return -1;
+}
+
 /* Make the pending record @g durable (the history naming it pending and
  * the next id past it), its file being on disk already. @return 0, or -1
  * with @e and nothing left of it (memory or disk). */
@@ -2155,6 +2175,8 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		return 0;
 	}
 	fwd_stage("hash");
+	if (ids_used_up(st, e))
+		return -1;
 	t = ctl_state_validate(st, doc, len, "document", e);
 	if (t == NULL)
 		return -1;
@@ -2267,7 +2289,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
  * names them. @return 0, or -1 with @e. */
 static int delta_precheck(struct ctl_state *st, int64_t expected, struct fwd_err *e)
 {
-	if (refused_while_unsaved(st, e))
+	if (refused_while_unsaved(st, e) || ids_used_up(st, e))
 		return -1;
 	/* Every delta, the API's or a feed's: a revert armed by commit-confirm
 	 * goes back to a table without it, and its target must stay listed. */
@@ -2420,12 +2442,16 @@ int64_t ctl_state_apply_delta(struct ctl_state *st, const struct fwd_delta *d, c
 	return id;
 }
 
-/* 1 when regionfwd's status reply says it runs regiond's current generation.
- * With no current generation regiond has nothing regionfwd could be in sync
- * with. */
+static int foreign(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r);
+
+/* 1 when regionfwd's status reply says it runs regiond's current generation,
+ * pushed by this regiond: the same table pushed by another regiond (foreign)
+ * is that one's to change, and taken for this one's, its revert or its
+ * feed's next batch took regionfwd from it with no operator. With no
+ * current generation regiond has nothing regionfwd could be in sync with. */
 static int runs_current(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
-	return r->generation != NULL && ctl_state_runs(st, r->generation->hash);
+	return r->generation != NULL && ctl_state_runs(st, r->generation->hash) && !foreign(st, r);
 }
 
 /* regionfwd's status, or NULL when it did not answer. */
@@ -2449,6 +2475,7 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 	json_decref(st->dp_report);
 	st->dp_report = r ? ctl_dp_status_json(r) : NULL;
 	st->dp_in_sync = r ? runs_current(st, r) : 0;
+	st->dp_foreign = r ? foreign(st, r) : 0;
 	if (st->dp_in_sync && ctl_state_current(st)) {
 		st->ran_hash = ctl_state_current(st)->hash;
 		/* In step: a stranger from now on is one. */
@@ -2598,13 +2625,16 @@ static int foreign(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply
 }
 
 /* Whether another regiond (foreign) has taken regionfwd from this one:
- * its table replaced this regiond's current one, seen running before, or
- * it is newer than any id this state directory handed out (which an older
- * state of this regiond would adopt). Either is two regionds at work: this
- * one holds back and says so. An older foreign table this regiond never
- * saw replace its own is a regiond gone (a state directory wiped and
- * started afresh beside a regionfwd that resumed the old one's save): it
- * is pushed over, as before, and logged. */
+ * its table replaced this regiond's current one, seen running before
+ * (ran_hash, kept in history.json), or it is newer than any id this state
+ * directory handed out (which an older state of this regiond would adopt),
+ * whatever its content: the same table as this regiond's, pushed by
+ * another, is that one's to change (runs_current). Either is two regionds
+ * at work: this one holds back and says so. An older foreign table this
+ * regiond never saw replace its own is a regiond gone (a state directory
+ * wiped and started afresh, its seed chosen by an operator, beside a
+ * regionfwd that resumed the old one's save): it is pushed over, as
+ * before, and logged. */
 static int foreign_took_over(const struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
@@ -2685,6 +2715,23 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 	if (st->adopt_tried_ms && fwd_mono_ms() - st->adopt_tried_ms < 5000)
 		return -1;
 	st->adopt_tried_ms = fwd_mono_ms();
+	if (ctl_state_runs(st, hash)) {
+		/* This regiond's current table (its seed, never run), pushed by
+		 * another regiond: nothing to record, only to claim (below). */
+		if (push_gen(st, ctl_state_current(st), st->table, &e)) {
+			snprintf(why, sizeof(why), "%s", e.reason);
+			goto refused;
+		}
+		fwd_log(FWD_LOG_NOTICE,
+			"regionfwd runs this regiond's table (generation %" PRIu64 ", %016" PRIx64
+			"), pushed by another regiond (state directory %016" PRIx64
+			"): pushed again as this regiond's",
+			id, hash, r->controller);
+		st->held_back = 0;
+		st->adopt_tried_ms = 0;
+		ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
+		return 0;
+	}
 	tr = dp_table(st, &e);
 	if (tr == NULL) {
 		snprintf(why, sizeof(why), "fetching it failed: %s", e.reason);
@@ -2706,7 +2753,7 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 		 "adopted: regionfwd ran generation %" PRIu64 " (%016" PRIx64
 		 "), pushed by %s, which this state directory did not hold",
 		 id, hash, r->managed_by[0] ? r->managed_by : r->generation->source);
-	if (id >= st->next_id && id < UINT64_MAX)
+	if (id >= st->next_id && id <= FWD_GEN_ID_MAX)
 		st->next_id = id; /* its own id: spent here from now on */
 	/* The --table seed of an empty state, recorded at start but never run
 	 * (regionfwd runs what it was pushed): left in the history, it was
@@ -2715,8 +2762,13 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 
 	snprintf(who, sizeof(who), "%s", st->who);
 	snprintf(st->who, sizeof(st->who), "regiond (adopted from regionfwd)");
+	/* Another regiond's table (an empty or seeded state takes it on) is
+	 * pushed back as this one's, the same table: regionfwd then names this
+	 * regiond, the other holds back if it still runs, and this one's own
+	 * changes (its feed's deltas, a revert) are not another's to refuse.
+	 * Adopted only once that push went through. */
 	got = apply_gen(st, doc, len, fwd_hash64(doc, len) == hash ? 0 : hash, "regiond", comment,
-			-1, 0, 0, &e);
+			-1, foreign(st, r), 0, &e);
 	snprintf(st->who, sizeof(st->who), "%s", who);
 	if (doc != (const char *)tr->document.data)
 		free((char *)doc);
@@ -2818,6 +2870,14 @@ int ctl_state_sync(struct ctl_state *st)
 			keep_report(st, r);
 			protobuf_c_message_free_unpacked(&r->base, NULL);
 			return 0;
+		}
+		if (foreign(st, r)) {
+			/* adopt() pushed it as this regiond's: what runs now. */
+			protobuf_c_message_free_unpacked(&r->base, NULL);
+			if ((r = dp_status(st)) == NULL) {
+				keep_report(st, NULL);
+				return 0;
+			}
 		}
 		in_sync = runs_current(st, r);
 	}

@@ -203,6 +203,9 @@ struct ctl_state {
 	 * dp_report_ms is CLOCK_MONOTONIC ms of that attempt, 0 before any. */
 	json_t *dp_report;
 	int dp_in_sync;
+	/* The last report's table was pushed by another regiond (another
+	 * state_id): not in sync with this one, whatever its hash. */
+	int dp_foreign;
 	int64_t dp_report_ms;
 	/* The current generation is the --table an empty state directory was
 	 * seeded with at this start, and no change was made since: such a

@@ -326,6 +326,11 @@ static uint8_t *op_push(struct dp_ctl *ctl, const Regionfwd__Ctl__PushRequest *r
 			     "the push carries no table document");
 	else if (!pusher_name_ok(req->name))
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", PUSHER_NAME_RULE);
+	else if (req->generation > FWD_GEN_ID_MAX)
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "generation",
+			     "%llu is past the largest generation id, %llu",
+			     (unsigned long long)req->generation,
+			     (unsigned long long)FWD_GEN_ID_MAX);
 	else if (req->has_content && req->n_content_db > FWD_CONTENT_FIELDS)
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "content_db",
 			     "%zu databases: there are %d content fields", req->n_content_db,
@@ -380,6 +385,13 @@ static uint8_t *op_delta(struct dp_ctl *ctl, const Regionfwd__Ctl__DeltaRequest 
 
 	if (!pusher_name_ok(req->name)) {
 		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "name", PUSHER_NAME_RULE);
+		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
+	}
+	if (req->generation > FWD_GEN_ID_MAX) {
+		fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "generation",
+			     "%llu is past the largest generation id, %llu",
+			     (unsigned long long)req->generation,
+			     (unsigned long long)FWD_GEN_ID_MAX);
 		return reply_error(REGIONFWD__CTL__OP__OP_DELTA, &e, len);
 	}
 	/* A chain is one controller's: its save names one. Another's delta,

@@ -720,6 +720,57 @@ def test_a_restarted_regiond_still_holds_back(tmp_path):
         b.stop()
 
 
+def test_the_same_table_from_another_regiond_is_not_this_ones(tmp_path):
+    """A held-back regiond took regionfwd for its own again when the other
+    regiond applied a table with the same content as its current one (a
+    hash compared, not who pushed it): in sync by hash, it then pushed its
+    commit-confirm revert over the other's table with no operator. A table
+    is this regiond's when it runs its content pushed by it. And a regiond
+    that adopts another's table (an empty state) pushes it back as its own,
+    so regionfwd names it and the other holds back at once."""
+    b = Box(tmp_path, "same-table")
+    api2, rd2 = str(tmp_path / "api2.sock"), None
+
+    def held_back(api):
+        return wait_for(lambda: (lambda st: st if st and "another regiond" in (st["alarm"] or "") else None)(
+            status(api)), timeout=20, what=f"{api} holding back")
+
+    try:
+        rd2 = second_regiond(b, tmp_path, api2)
+        other = wait_for(lambda: (lambda st: st if st and st["dataplane"]["in_sync"] else None)(status(api2)),
+                         timeout=30, what="the second regiond adopting the box's table")
+        assert fwd_status(b)["controller"] == other["state_id"], fwd_status(b)
+        held_back(b.api)
+        t3 = demo_variant(tmp_path, "t3.yaml", *SG_LOCAL)
+        p = subprocess.run([REGIONCTL, "-s", api2, "apply", t3, "--confirm-timeout", "12"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        unconfirmed = status(api2)["generation"]["hash"]
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "t4.yaml", "ingress table", "ingress table t4"))
+        assert rc == 0, (out, err)
+        held_back(api2)
+        # The box applies the other's unconfirmed table, the same content.
+        rc, out, err = b.ctl("apply", t3)
+        assert rc == 0, (out, err)
+        mine = b.status()
+        assert mine["generation"]["hash"] == unconfirmed and mine["dataplane"]["in_sync"], mine
+        s = held_back(api2)
+        assert not s["dataplane"]["in_sync"] and s["health"]["state"] == "degraded", s
+        assert s["generation"]["hash"] == unconfirmed, s
+        # Its revert falls due: it waits, as everything it does on its own.
+        wait_for(lambda: (status(api2)["confirm"] or {}).get("reverts_in_s", 1) <= 0, timeout=40,
+                 what="the revert due")
+        time.sleep(2)
+        assert dp_generation(b)["hash"] == unconfirmed
+        assert fwd_status(b)["controller"] == mine["state_id"], fwd_status(b)
+        assert b.status()["dataplane"]["in_sync"]
+    finally:
+        if rd2:
+            rd2.terminate()
+            rd2.wait(30)
+        b.stop()
+
+
 def test_a_seeded_regiond_whose_seed_ran_is_not_taken_over_silently(tmp_path):
     """A regiond seeded from its --table at this start adopts what runs
     until its seed has run (it was nobody's choice); once it ran, another

@@ -212,6 +212,8 @@ CORRUPTIONS = [
     ("ran signed", lambda h, d: h.update(ran="-" + "0" * 14 + "1"), "history.json", "ran"),
     ("ran zero", lambda h, d: h.update(ran="0" * 16), "history.json", "ran"),
     ("ran cut", lambda h, d: h.update(ran="abc"), "history.json", "ran"),
+    # ids past 2^63 went out as negative numbers (FWD_GEN_ID_MAX)
+    ("next_id past the largest id", lambda h, d: h.update(next_id=2**53 + 1), "history.json", "next_id"),
 ]
 
 
@@ -262,6 +264,38 @@ def test_the_state_directory_keeps_its_identity(tmp_path):
         json.dump(h, open(hist, "w"))
         b.start_regiond()
         wait_for(lambda: json.load(open(hist)).get("ran") == ran, timeout=10, what="ran written again")
+    finally:
+        b.stop()
+
+
+def test_the_last_generation_id_is_the_last(tmp_path):
+    """Generation ids end at 2^53 - 1, the largest integer every JSON reader
+    holds exactly. A next_id edited to just below 2^63 was taken; three
+    changes later an id went out as a negative number, regionfwd ran it,
+    the client got a 500 that was not JSON, and regiond would not start
+    again. The last id is handed out, then every change is refused."""
+    b = Box(tmp_path, "st-lastid")
+    try:
+        b.rd.terminate()
+        b.rd.wait(30)
+        hist = os.path.join(b.state, "history.json")
+        h = json.load(open(hist))
+        h["next_id"] = 2**53 - 1
+        json.dump(h, open(hist, "w"))
+        b.start_regiond()
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v1.yaml", "ingress table", "ingress table v1"))
+        assert rc == 0 and f"generation {2**53 - 1}" in out, (out, err)
+        assert dp_generation(b)["id"] == 2**53 - 1
+        before = dp_generation(b)
+        code, r = b.http("PUT", "/v1/table", {"expected_generation": 2**53 - 1, "document": open(demo_variant(
+            tmp_path, "v2.yaml", "ingress table", "ingress table v2")).read()})
+        assert code == 500 and r["error"]["code"] == "internal", r
+        assert "generation ids are used up" in r["error"]["reason"], r
+        assert dp_generation(b) == before and b.status()["generation"]["id"] == 2**53 - 1
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.start_regiond()  # and it starts again
+        assert b.status()["generation"]["id"] == 2**53 - 1
     finally:
         b.stop()
 

@@ -79,6 +79,11 @@ def test_push_status_explain_and_bad_requests(tmp_path):
         resid = doc2 + "residency:\n  - {name: keep, region: r8, services: [any], allowed_tags: [x]}\n"
         r = f.ctl.call("push", document=resid, generation=8)
         assert not r["ok"] and "breaks residency rule 'keep'" in r["error"]["reason"]
+        # An id past 2^53 - 1 (every JSON reader's exact integers): past
+        # 2^63 it went out as a negative number in every status.
+        r = f.ctl.call("push", document=doc, generation=2**53, name="far.yaml")
+        assert not r["ok"] and r["error"]["code"] == "bad_request" and r["error"]["path"] == "generation", r
+        assert f.ctl.call("status")["generation"]["id"] == 7
         # Malformed frames and requests: each refused with its reason, the
         # connection closed after a header it cannot trust, nothing changed.
         pb = ctlclient.pb()
