@@ -2219,8 +2219,10 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	/* regionfwd ran a table this regiond held back from (another
 	 * regiond's, or one it could not adopt), and this write's push took
 	 * it back: said in the answer, a no-op's included ("changed": false
-	 * speaks of this regiond's history, not of what regionfwd runs). */
-	if (api->st->took_back && r->status < 300 && json_is_object(r->body))
+	 * speaks of this regiond's history, not of what regionfwd runs), and
+	 * a refusal's too (a change pushed, then undone by pushing the
+	 * current table back, took regionfwd back all the same). */
+	if (api->st->took_back && json_is_object(r->body))
 		json_object_set_new(r->body, "taken_back", json_true());
 	if ((rt->flags & ROUTE_WRITE) && r->status >= 400)
 		log_refused(api->st, q, r);

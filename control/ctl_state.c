@@ -2478,8 +2478,14 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 	st->dp_foreign = r ? foreign(st, r) : 0;
 	if (st->dp_in_sync && ctl_state_current(st)) {
 		st->ran_hash = ctl_state_current(st)->hash;
-		/* In step: a stranger from now on is one. */
-		clear_new = st->state_id_new;
+		/* In step, and regionfwd names this identity (ctl_state_sync
+		 * claims it, one push, when it names another: the box's own
+		 * regiond before a backup from before the upgrade came back);
+		 * an older regionfwd names none. A stranger from now on is one:
+		 * cleared while regionfwd named another, this regiond was held
+		 * back from its own table at the next look. */
+		clear_new =
+			st->state_id_new && (r->controller == 0 || r->controller == st->state_id);
 	}
 	/* state_id_new is cleared once that is written down (a restart must
 	 * not bring it back); until then it stays, judged by ids as before.
@@ -2762,13 +2768,8 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 
 	snprintf(who, sizeof(who), "%s", st->who);
 	snprintf(st->who, sizeof(st->who), "regiond (adopted from regionfwd)");
-	/* Another regiond's table (an empty or seeded state takes it on) is
-	 * pushed back as this one's, the same table: regionfwd then names this
-	 * regiond, the other holds back if it still runs, and this one's own
-	 * changes (its feed's deltas, a revert) are not another's to refuse.
-	 * Adopted only once that push went through. */
 	got = apply_gen(st, doc, len, fwd_hash64(doc, len) == hash ? 0 : hash, "regiond", comment,
-			-1, foreign(st, r), 0, &e);
+			-1, 0, 0, &e);
 	snprintf(st->who, sizeof(st->who), "%s", who);
 	if (doc != (const char *)tr->document.data)
 		free((char *)doc);
@@ -2802,6 +2803,19 @@ static int adopt(struct ctl_state *st, const Regionfwd__Ctl__StatusReply *r)
 	st->held_back = 0;
 	st->adopt_tried_ms = 0;
 	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
+	/* Another regiond's table (an empty or seeded state takes it on) is
+	 * pushed back as this one's, the same table: regionfwd then names this
+	 * regiond, the other holds back if it still runs, and this one's own
+	 * changes (its feed's deltas, a revert) are not another's to refuse.
+	 * Recorded first, pushed after: a push that fails is the main loop's
+	 * to repeat (the adopted generation is current; regionfwd runs it
+	 * under another's name), where a record undone left the seed current,
+	 * and the main loop pushed the seed over the other's table. */
+	if (foreign(st, r) && push_gen(st, ctl_state_current(st), st->table, &e))
+		fwd_log(FWD_LOG_WARNING,
+			"pushing the adopted generation %" PRId64 " back as this regiond's failed "
+			"(%s): retried",
+			got, e.reason);
 	return 0;
 refused:
 	ctl_state_alarm(st, CTL_ALARM_TABLE,
@@ -2824,6 +2838,12 @@ static int overwritten(const struct ctl_state *st, const Regionfwd__Ctl__StatusR
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 
+	/* A regionfwd older than generation_hash (it names no controller
+	 * either) runs a generation pushed with an identity of its own under
+	 * the document's hash (alias_hash, learnt at the push, not kept
+	 * across a restart of regiond): the same table, pushed again. */
+	if (cur != NULL && r->controller == 0 && push_ident(cur) != 0)
+		return 0;
 	return cur != NULL && st->ran_hash == cur->hash && pushed_by_regiond(r) &&
 	       r->generation->id == cur->id;
 }
@@ -2833,7 +2853,7 @@ int ctl_state_sync(struct ctl_state *st)
 	const struct ctl_gen *cur;
 	Regionfwd__Ctl__StatusReply *r = dp_status(st);
 	struct fwd_err e;
-	int in_sync;
+	int in_sync, was_held;
 
 	if (r == NULL) {
 		keep_report(st, NULL);
@@ -2916,6 +2936,7 @@ int ctl_state_sync(struct ctl_state *st)
 	}
 	cur = ctl_state_current(st);
 	keep_report(st, r);
+	was_held = st->held_back;
 	st->held_back = 0;
 	/* Commit-confirm's revert is due and its push was not answered in
 	 * time: what regionfwd runs may be that revert, finished late (under
@@ -2943,13 +2964,23 @@ int ctl_state_sync(struct ctl_state *st)
 	/* regionfwd runs our table but does not know it is managed (it never
 	 * got a push: its --table had the same content, or it restarted on
 	 * it): one push, a no-op there, makes it refuse SIGHUP reloads. */
-	if (in_sync && cur != NULL && r->managed_by[0] == '\0')
+	if (in_sync && cur != NULL &&
+	    (r->managed_by[0] == '\0' ||
+	     /* Judged by ids alone (state_id_new), this regiond's table runs
+	      * under another identity: its own former one, a backup from
+	      * before the upgrade restored over the box's. Claimed, so that
+	      * in step means pushed by this identity from then on. */
+	     (st->state_id_new && r->controller != 0 && r->controller != st->state_id)))
 		push_gen(st, cur, st->table, &e);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	/* Whole, also a delta generation (its model, named by its chain hash
 	 * in generation_hash): regionfwd restarted, or runs something else. */
 	if (!in_sync && cur != NULL && push_gen(st, cur, st->table, &e) == 0)
 		in_sync = ctl_state_refresh(st);
+	/* The hold ended without an operator (the table it held back from is
+	 * gone: regionfwd restarted on its --table): its alarm goes with it. */
+	if (in_sync && was_held)
+		ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 	if (in_sync && st->seeded)
 		st->seed_ran = 1;
 	return in_sync;

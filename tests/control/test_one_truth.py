@@ -230,12 +230,23 @@ def test_an_older_state_adopts_what_regionfwd_runs(tmp_path, pre_upgrade):
         assert dp_generation(b) == running
         assert [g["id"] for g in history(b)][:2] == [3, 2]
         if pre_upgrade:
-            h = json.load(open(hist))
-            assert h["state_id"] == s["state_id"] and "state_id_new" not in h, h
+            # regionfwd names the box's regiond of before (its identity):
+            # claimed with one push, then the new identity is in step.
+            wait_for(lambda: "state_id_new" not in json.load(open(hist)), timeout=10,
+                     what="state_id_new cleared")
+            assert json.load(open(hist))["state_id"] == s["state_id"]
+        assert fwd_status(b)["controller"] == s["state_id"], fwd_status(b)
         # What it adopted runs: written down as seen running, so that a
         # restart still knows another regiond's table in its place replaced it.
         wait_for(lambda: json.load(open(hist)).get("ran") == running["hash"], timeout=10,
                  what="the adopted generation written down as seen running")
+        # And it stays its own: the identity cleared while regionfwd named
+        # the former one held this regiond back from its own table a second
+        # later.
+        time.sleep(2)
+        s = b.status()
+        assert s["alarm"] is None and s["dataplane"]["in_sync"], s
+        assert dp_generation(b) == running
     finally:
         b.stop()
 
