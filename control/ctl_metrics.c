@@ -130,9 +130,13 @@ static void regiond_series(FILE *f, const struct ctl_metrics_in *in)
 			   "1 when regionfwd answered this scrape's counter request.", "gauge");
 	ctl_metrics_sample(f, "regiond_dataplane_up", r != NULL, NULL);
 	ctl_metrics_family(f, "regiond_dataplane_in_sync",
-			   "1 when regionfwd runs regiond's current generation.", "gauge");
+			   "1 when regionfwd runs regiond's current generation, pushed by it.",
+			   "gauge");
+	/* As status's in_sync: the same table pushed by another regiond
+	 * (dp_foreign, the main loop's last report) is not this one's. */
 	ctl_metrics_sample(f, "regiond_dataplane_in_sync",
-			   cur && r && ctl_state_runs(in->st, r->gen.hash), NULL);
+			   cur && r && !in->st->dp_foreign && ctl_state_runs(in->st, r->gen.hash),
+			   NULL);
 	ctl_metrics_family(f, "regiond_dataplane_report_age_seconds",
 			   "Age of regionfwd's last answer to regiond's main loop (asked every "
 			   "second; +Inf before the first).",

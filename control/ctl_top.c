@@ -294,8 +294,15 @@ static void draw(const struct frame *f, const char *error, const struct prompt *
 		attroff(attr);
 	}
 	if (pr->open) {
-		mvaddnstr(rows - 1, 0, "filter (Enter sets, Esc cancels): ", cols);
-		addnstr(pr->text, (int)pr->n);
+		static const char label[] = "filter (Enter sets, Esc cancels): ";
+		const int room = cols - (int)sizeof(label); /* and the cursor's cell */
+		/* Its end when it does not fit: where the typing is. */
+		const size_t from = room <= 0		   ? pr->n
+				    : pr->n > (size_t)room ? pr->n - (size_t)room
+							   : 0;
+
+		mvaddnstr(rows - 1, 0, label, cols);
+		addnstr(pr->text + from, (int)(pr->n - from));
 		clrtoeol();
 	} else {
 		attron(A_REVERSE);
@@ -470,16 +477,12 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 					break;
 				}
 				due = t_prev + c.interval;
-				if (redraw && cur && rates && st) {
-					build(f, cur, rates, st, &c, hidden);
+				if (redraw) {
+					/* Before the first frame, f is empty: the
+					 * status line or the prompt alone. */
+					if (cur && rates && st)
+						build(f, cur, rates, st, &c, hidden);
 					draw(f, error[0] ? error : NULL, &pr);
-					redraw = 0;
-				} else if (redraw && pr.open) { /* no frame yet: the prompt */
-					mvaddnstr(LINES - 1, 0,
-						  "filter (Enter sets, Esc cancels): ", COLS);
-					addnstr(pr.text, (int)pr.n);
-					clrtoeol();
-					refresh();
 					redraw = 0;
 				}
 			} else {

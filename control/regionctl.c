@@ -3683,33 +3683,44 @@ static json_t *verdict_json(const char *comment)
  * IPv6 header's 40. It was printed "(not IP)", which it is not.
  * @return the family (4, 6), or 0 with nothing filled. */
 static int header_guess(const uint8_t *d, size_t len, char *src, char *dst, size_t n,
-			uint8_t *proto)
+			uint8_t *proto, int *sport, int *dport)
 {
-	size_t off = 12;
+	size_t off = 12, l4 = 0;
 	uint16_t type;
+	int fam = 0;
 
+	*sport = *dport = -1;
 	for (int tags = 0;; tags++) {
 		if (off + 2 > len)
 			return 0;
 		type = (uint16_t)(d[off] << 8 | d[off + 1]);
-		if ((type != 0x8100 && type != 0x88a8) || tags == 2)
+		if ((type != FWD_ETH_P_8021Q && type != FWD_ETH_P_8021AD &&
+		     type != FWD_ETH_P_QINQ_OLD) ||
+		    tags == 2)
 			break;
 		off += 4;
 	}
 	off += 2;
-	if (type == 0x0800 && off + 20 <= len && d[off] >> 4 == 4) {
+	if (type == FWD_ETH_P_IPV4 && off + 20 <= len && d[off] >> 4 == 4) {
 		inet_ntop(AF_INET, d + off + 12, src, (socklen_t)n);
 		inet_ntop(AF_INET, d + off + 16, dst, (socklen_t)n);
 		*proto = d[off + 9];
-		return 4;
-	}
-	if (type == 0x86dd && off + 40 <= len && d[off] >> 4 == 6) {
+		l4 = off + (size_t)(d[off] & 0xf) * 4;
+		fam = 4;
+	} else if (type == FWD_ETH_P_IPV6 && off + 40 <= len && d[off] >> 4 == 6) {
 		inet_ntop(AF_INET6, d + off + 8, src, (socklen_t)n);
 		inet_ntop(AF_INET6, d + off + 24, dst, (socklen_t)n);
 		*proto = d[off + 6];
-		return 6;
+		l4 = off + 40;
+		fam = 6;
 	}
-	return 0;
+	/* The ports of TCP and UDP when they are there (a frame cut short,
+	 * as the XDP filter's 256-byte records are, keeps them). */
+	if (fam && (*proto == 6 || *proto == 17) && l4 + 4 <= len) {
+		*sport = d[l4] << 8 | d[l4 + 1];
+		*dport = d[l4 + 2] << 8 | d[l4 + 3];
+	}
+	return fam;
 }
 
 /* A packet's line (or JSON object) on stdout; 0, or the errno of a write
@@ -3723,7 +3734,8 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 	time_t sec;
 	struct tm tm;
 	uint8_t guessed_proto = 0;
-	int ok, fam = 0;
+	int ok, fam = 0, gsport = -1, gdport = -1;
+	char what[32] = "";
 
 	if (ctl_pcapng_epb_info(b, &e))
 		return 0;
@@ -3734,8 +3746,15 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 		inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.src, src, sizeof(src));
 		inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.dst, dst, sizeof(dst));
 		fwd_proto_name(p.proto, proto, sizeof(proto));
-	} else if ((fam = header_guess(e.data, e.caplen, src, dst, sizeof(src), &guessed_proto))) {
+	} else if ((fam = header_guess(e.data, e.caplen, src, dst, sizeof(src), &guessed_proto,
+				       &gsport, &gdport))) {
 		fwd_proto_name(guessed_proto, proto, sizeof(proto));
+		/* Cut short by its record (the XDP filter's keep 256 bytes),
+		 * not by the sender: its lengths cannot be checked. */
+		if (e.caplen < e.origlen)
+			snprintf(what, sizeof(what), "snapped at %u", e.caplen);
+		else
+			snprintf(what, sizeof(what), "malformed IPv%d", fam);
 	}
 	sec = (time_t)(e.ts / 1000000000u);
 	gmtime_r(&sec, &tm);
@@ -3749,9 +3768,12 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 			json_object_update_new(j, json_pack("{s:s, s:s, s:s, s:i, s:i}", "src", src,
 							    "dst", dst, "proto", proto, "sport",
 							    p.sport, "dport", p.dport));
-		else if (fam) /* the header's addresses; its ports not trusted */
+		else if (fam) /* the header's addresses, and its ports when there */
 			json_object_update_new(j, json_pack("{s:s, s:s, s:s}", "src", src, "dst",
 							    dst, "proto", proto));
+		if (!ok && fam && gsport >= 0)
+			json_object_update_new(
+				j, json_pack("{s:i, s:i}", "sport", gsport, "dport", gdport));
 		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		putchar('\n');
 		json_decref(j);
@@ -3762,9 +3784,14 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 				: "%s.%09llu %s %s:%u > %s:%u len %u  %s\n",
 		       when, (unsigned long long)(e.ts % 1000000000u), proto, src, p.sport, dst,
 		       p.dport, e.origlen, comment);
+	} else if (fam && gsport >= 0) {
+		printf(fam == 6 ? "%s.%09llu %s [%s]:%d > [%s]:%d (%s) len %u  %s\n"
+				: "%s.%09llu %s %s:%d > %s:%d (%s) len %u  %s\n",
+		       when, (unsigned long long)(e.ts % 1000000000u), proto, src, gsport, dst,
+		       gdport, what, e.origlen, comment);
 	} else if (fam) {
-		printf("%s.%09llu %s %s > %s (malformed IPv%d) len %u  %s\n", when,
-		       (unsigned long long)(e.ts % 1000000000u), proto, src, dst, fam, e.origlen,
+		printf("%s.%09llu %s %s > %s (%s) len %u  %s\n", when,
+		       (unsigned long long)(e.ts % 1000000000u), proto, src, dst, what, e.origlen,
 		       comment);
 	} else {
 		printf("%s.%09llu (not IP) len %u  %s\n", when,

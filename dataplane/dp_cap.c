@@ -478,14 +478,16 @@ static int compile_filter(const char *expr, struct dp_capture *m, struct fwd_err
 	prm = rte_bpf_convert(&prog);
 	pcap_freecode(&prog);
 	if (prm == NULL)
-		/* rte_errno is EPERM for the instructions it does not take: said
-		 * as what they are, not as a permission the operator lacks. */
-		return fwd_err_fail(err, FWD_R_INVALID_CAPTURE, NULL, 0, "filter",
-				    "'%s' compiles to classic BPF that DPDK's converter does not "
-				    "take (rte_bpf_convert: %s), as libpcap's 'protochain' and its "
-				    "kernel-metadata primitives ('inbound', 'outbound', 'ifindex') "
-				    "do; write it without them",
-				    expr, rte_strerror(rte_errno));
+		/* rte_errno is EPERM for an instruction it does not take: said
+		 * as what it is, not as a permission the operator lacks. */
+		return fwd_err_fail(
+			err, FWD_R_INVALID_CAPTURE, NULL, 0, "filter",
+			rte_errno == EPERM
+				? "'%s' compiles to classic BPF that DPDK's converter does "
+				  "not take (libpcap's 'protochain', 'inbound', 'outbound' "
+				  "and 'ifindex' do)"
+				: "'%s' cannot be converted to eBPF: %s",
+			expr, rte_strerror(rte_errno));
 	if (fix_indirect_loads(prm, expr, err)) {
 		rte_free(prm);
 		return -EINVAL;

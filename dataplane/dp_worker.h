@@ -84,11 +84,6 @@ struct dp_lcore {
 	 * worker produces, the control thread consumes. */
 	struct rte_ring *cap_ring;
 	uint64_t cap_id, cap_n; /* the capture this worker copied cap_n packets for */
-	/* A running capture's parser drops, held from stage 1 to stage 3 so
-	 * that they are copied where they came in the burst, not ahead of it
-	 * (cap_held[i] NULL: packet i was not dropped by the parser). */
-	struct rte_mbuf *cap_held[FWD_BURST];
-	uint8_t cap_held_drop[FWD_BURST]; /* 1 + its drop reason */
 	/* This burst's capture (dp_worker_burst's argument): read where needed
 	 * rather than kept live in a register across the burst. */
 	const struct dp_capture *cap;
@@ -125,6 +120,13 @@ struct dp_lcore {
 	 * rules. */
 	struct dp_content_input cin[FWD_BURST];
 	struct dp_content_prep cprep[FWD_BURST];
+	/* A running capture's parser drops, held from stage 1 to stage 3 so
+	 * that they are copied where they came in the burst, not ahead of it
+	 * (cap_held[i] NULL: packet i was not dropped by the parser). At the
+	 * end, with the other state of bursts that need it: the hot fields'
+	 * layout stays the one the benchmarks measured. */
+	struct rte_mbuf *cap_held[FWD_BURST];
+	uint8_t cap_held_drop[FWD_BURST]; /* 1 + its drop reason */
 } __rte_cache_aligned;
 
 /** Set @lc's bounds from the node's @mtu (the longest IP packet a port

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from test_e2e import DEMO, REGIOND, REGIONCTL, SG_LOCAL, Box, demo_variant, wait_for  # noqa: E402
 from dprun import eal_args, regionfwd_bin  # noqa: E402
 from ctlclient import Ctl  # noqa: E402
+from httpfake import api_request  # noqa: E402
 from preload import preload_shim  # noqa: E402
 from test_state import box_on_tmpfs, dp_generation  # noqa: E402
 
@@ -768,6 +769,9 @@ def test_the_same_table_from_another_regiond_is_not_this_ones(tmp_path):
         s = held_back(api2)
         assert not s["dataplane"]["in_sync"] and s["health"]["state"] == "degraded", s
         assert s["generation"]["hash"] == unconfirmed, s
+        # The metric says what status says (it once said 1 here).
+        code, text = api_request(api2, "GET", "/metrics")
+        assert code == 200 and "\nregiond_dataplane_in_sync 0\n" in text, text[:2000]
         # Its revert falls due: it waits, as everything it does on its own.
         wait_for(lambda: (status(api2)["confirm"] or {}).get("reverts_in_s", 1) <= 0, timeout=40,
                  what="the revert due")

@@ -454,8 +454,10 @@ def test_a_copy_on_another_link_first_takes_nothing_from_the_right_one(tmp_path)
     drops (so they are: a copy left)."""
     r = live_loop(tmp_path, RING, 10000, fwd_table=MIRROR_TABLE)
     # A number taken by the copy on la would lose lb every frame; a
-    # sanitizer build lost 3 % of la's own in a fresh check.
-    assert_receipt_within_allowance(r, 25000, sanitized_loss=0.25)
+    # sanitizer build lost 3 % of la's own in a fresh check, and 32 % in
+    # another (the veth rings under seven test groups on two cores): the
+    # bound under a sanitizer is half, far from the all of a link lost.
+    assert_receipt_within_allowance(r, 25000, sanitized_loss=0.5)
     la, lb = r["links"]["la"], r["links"]["lb"]
     assert r["duplicates"] == 0 and la["mirror_expected"] == lb["mirror_expected"] == 0, r
     assert 0 < la["misrouted"] <= lb["expected"] and 0 < lb["misrouted"] < r["expected_drops"], r
