@@ -184,8 +184,8 @@ def test_top_count_ending_on_a_failed_read_exits_with_its_code(tmp_path):
 
 
 class TopOnAPty:
-    """`regionctl top` on a pseudo-terminal of 250 x 30 (TERM=xterm): what
-    it drew so far in .out, keys sent with .key(), stopped in .close()."""
+    """`regionctl top` on a pseudo-terminal of 250 x 30 (TERM=xterm), up once
+    its first frame is drawn: what it drew so far in .out, keys sent with .key(), stopped in .close()."""
 
     def __init__(self, b, *args):
         import fcntl
@@ -199,6 +199,8 @@ class TopOnAPty:
             os.execv(REGIONCTL, [REGIONCTL, "-s", b.api, "top", *args])
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 250, 0, 0))
         self.out = bytearray()
+        self.read_until(lambda: b"LINKS" in self.out)  # its first frame
+        assert b"LINKS" in self.out, bytes(self.out[-500:])
 
     def read_until(self, cond, timeout=30):
         import select
@@ -248,8 +250,6 @@ def test_top_on_a_terminal_says_why_on_its_status_line(tmp_path):
     top = None
     try:
         top = TopOnAPty(b, "--interval", "0.3")
-        top.read_until(lambda: b"LINKS" in top.out)
-        assert b"LINKS" in top.out, bytes(top.out[-500:])
         mark = len(top.out)
         b.fwd.terminate()
         b.fwd.wait(30)
@@ -275,8 +275,6 @@ def test_top_goes_on_while_a_filter_is_typed(tmp_path):
     top = None
     try:
         top = TopOnAPty(b, "--interval", "0.3")
-        top.read_until(lambda: b"LINKS" in top.out)
-        assert b"LINKS" in top.out, bytes(top.out[-500:])
         top.key(b"/lo")
         top.read_until(lambda: b"filter (Enter sets, Esc cancels): lo" in top.out)
         time.sleep(0.5)

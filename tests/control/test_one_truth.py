@@ -487,6 +487,12 @@ def status(api):
     return json.loads(p.stdout) if p.stdout.startswith("{") else None
 
 
+def held_back(api):
+    """regiond's status on @api once it holds back from another regiond's table."""
+    return wait_for(lambda: (lambda st: st if st and "another regiond" in (st["alarm"] or "") else None)(
+        status(api)), timeout=20, what=f"{api} holding back")
+
+
 def second_regiond(b, tmp_path, api, *extra):
     """A regiond started by hand beside box @b's, on a state directory and
     API socket (@api) of its own and the same regionfwd."""
@@ -680,10 +686,6 @@ def test_a_restarted_regiond_still_holds_back(tmp_path):
     b = Box(tmp_path, "restarted")
     api2, rd2 = str(tmp_path / "api2.sock"), None
 
-    def held_back(api):
-        return wait_for(lambda: (lambda st: st if st and "another regiond" in (st["alarm"] or "") else None)(
-            status(api)), timeout=20, what=f"{api} holding back")
-
     try:
         assert b.ctl("apply", demo_variant(tmp_path, "a.yaml", *SG_LOCAL))[0] == 0
         rd2 = second_regiond(b, tmp_path, api2)
@@ -742,10 +744,6 @@ def test_the_same_table_from_another_regiond_is_not_this_ones(tmp_path):
     so regionfwd names it and the other holds back at once."""
     b = Box(tmp_path, "same-table")
     api2, rd2 = str(tmp_path / "api2.sock"), None
-
-    def held_back(api):
-        return wait_for(lambda: (lambda st: st if st and "another regiond" in (st["alarm"] or "") else None)(
-            status(api)), timeout=20, what=f"{api} holding back")
 
     try:
         rd2 = second_regiond(b, tmp_path, api2)

@@ -574,6 +574,10 @@ static void test_commit_confirm(void **state)
  * held_back, never pushed (each once took regionfwd back with no operator);
  * an operator's change that changes nothing, a no-op PATCH, pushes the
  * current generation again and takes regionfwd back. */
+/* A PATCH that changes nothing: the link "local" is up already. */
+#define LINK_UP_NOOP                                                                               \
+	"{\"changes\": [{\"op\": \"set_link_state\", \"link\": \"local\", \"state\": \"up\"}]}"
+
 static void test_held_back_waits_for_an_operator(void **state)
 {
 	const struct ctl_gen *cur = ctl_state_current(&st);
@@ -607,22 +611,14 @@ static void test_held_back_waits_for_an_operator(void **state)
 	assert_true(ctl_state_current(&st) == cur);
 	pthread_mutex_unlock(&lock);
 	/* The operator's no-op PATCH (a link already up set up) takes it back. */
-	assert_int_equal(call("PATCH", "/v1/table",
-			      "{\"changes\": [{\"op\": \"set_link_state\", \"link\": \"local\", "
-			      "\"state\": \"up\"}]}",
-			      &r),
-			 200);
+	assert_int_equal(call("PATCH", "/v1/table", LINK_UP_NOOP, &r), 200);
 	assert_true(json_is_false(json_object_get(r, "changed")));
 	assert_true(json_is_true(json_object_get(r, "taken_back")));
 	json_decref(r);
 	assert_int_equal(count_op("push"), 1);
 	assert_int_equal(st.held_back, 0);
 	/* Again, nothing held back: nothing pushed, nothing taken back. */
-	assert_int_equal(call("PATCH", "/v1/table",
-			      "{\"changes\": [{\"op\": \"set_link_state\", \"link\": \"local\", "
-			      "\"state\": \"up\"}]}",
-			      &r),
-			 200);
+	assert_int_equal(call("PATCH", "/v1/table", LINK_UP_NOOP, &r), 200);
 	assert_true(json_is_false(json_object_get(r, "changed")));
 	assert_null(json_object_get(r, "taken_back"));
 	json_decref(r);
