@@ -479,9 +479,9 @@ static void lens_of(const struct side *s, uint8_t lens[129])
  * each prefix of another region inside it is checked against it. A removal
  * makes none (whatever still covers a prefix covered it before), so it is
  * never refused for nesting. @seen: nregions bytes, scratch. */
-static int check_nesting(const struct fwd_table *nt, const struct fwd_class *c,
-			 const struct side *s, const struct fwd_delta_op *ops, uint32_t nops,
-			 const struct fwd_delta *d, uint8_t *seen, struct fwd_err *e)
+static int check_nesting(struct fwd_table *nt, const struct fwd_class *c, const struct side *s,
+			 const struct fwd_delta_op *ops, uint32_t nops, const struct fwd_delta *d,
+			 uint8_t *seen, struct fwd_err *e)
 {
 	uint8_t lens[129];
 
@@ -506,12 +506,16 @@ static int check_nesting(const struct fwd_table *nt, const struct fwd_class *c,
 			if ((i = find(s, ca, (uint8_t)l)) == UINT32_MAX)
 				continue;
 			side_key(s, i, ca, &len, &cov_region);
-			if (cov_region != op->region && fwd_residency_protects(nt, cov_region) &&
-			    fwd_residency_check_pair(nt, c, op->region, cov_region,
+			if (cov_region == op->region || !fwd_residency_protects(nt, cov_region))
+				continue;
+			if (fwd_residency_check_pair(nt, c, op->region, cov_region,
 						     fwd_delta_prefix_str(op, ib, sizeof(ib)),
 						     fwd_nest_str(s->fam, ca, len, ob, sizeof(ob)),
 						     0, op_path(d, op->index, pb, sizeof(pb)), e))
 				return -EPERM;
+			/* The rules of the cover hold the added prefix's region
+			 * now: its later fragments keep to them too. */
+			fwd_residency_rows_nest(nt, op->region, cov_region);
 		}
 		/* What it covers, when it is protected: every prefix in its range,
 		 * one check per region. */
@@ -533,6 +537,7 @@ static int check_nesting(const struct fwd_table *nt, const struct fwd_class *c,
 						     fwd_delta_prefix_str(op, ob, sizeof(ob)), 0,
 						     op_path(d, op->index, pb, sizeof(pb)), e))
 				return -EPERM;
+			fwd_residency_rows_nest(nt, region, op->region);
 			seen[region] = 1;
 		}
 	}
@@ -901,6 +906,7 @@ struct fwd_table *fwd_table_with_prefixes(const struct fwd_table *t, struct fwd_
 	c->nresidency = 0;
 	c->content = NULL;
 	c->ncontent = 0;
+	c->rule_rows = NULL;
 	memset(&c->filters, 0, sizeof(c->filters));
 	c->prefix4 = p4;
 	c->nprefix4 = n4;
@@ -914,6 +920,7 @@ struct fwd_table *fwd_table_with_prefixes(const struct fwd_table *t, struct fwd_
 	DUP(links, t->nlinks);
 	DUP(groups, t->ngroups);
 	DUP(policies, t->npolicies);
+	DUP(rule_rows, (size_t)t->nresidency * fwd_residency_row_words(t));
 	c->filters = t->filters;
 	c->filters.rules = NULL;
 	c->filters.prefix4 = NULL;

@@ -362,6 +362,101 @@ const char *fwd_nest_str(int fam, const uint8_t *a, uint8_t len, char *buf, size
 	return buf;
 }
 
+/* A row: the regions' words, then the links'. */
+static size_t region_words(const struct fwd_table *t)
+{
+	return ((size_t)t->nregions + 63) / 64;
+}
+
+size_t fwd_residency_row_words(const struct fwd_table *t)
+{
+	return region_words(t) + ((size_t)t->nlinks + 63) / 64;
+}
+
+static void set_bit(uint64_t *w, uint32_t i)
+{
+	w[i / 64] |= 1ull << (i % 64);
+}
+
+static int has_bit(const uint64_t *w, uint32_t i)
+{
+	return (int)(w[i / 64] >> (i % 64) & 1);
+}
+
+void fwd_residency_rows_nest(struct fwd_table *t, uint16_t inner, uint16_t outer)
+{
+	size_t words = fwd_residency_row_words(t);
+
+	if (t->rule_rows == NULL || inner >= t->nregions)
+		return;
+	for (uint16_t i = 0; i < t->nresidency; i++)
+		if (t->residency[i].region == outer)
+			set_bit(t->rule_rows + i * words, inner);
+}
+
+/* Every pair (a prefix, a protected prefix covering it) into the rows: the
+ * walk of check_nesting_family(), which refused the table if a pair broke
+ * a rule, without the checks. */
+static void nest_family(struct fwd_table *t, int fam)
+{
+	uint32_t n = fam == 4 ? t->nprefix4 : t->nprefix6;
+	struct nest_key stack[129], k;
+	uint8_t prot[129];
+	unsigned depth = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		key_at(t, fam, i, &k);
+		while (depth &&
+		       !fwd_nest_covers(stack[depth - 1].a, stack[depth - 1].len, k.a, k.len))
+			depth--;
+		for (unsigned j = depth; j-- > 0;)
+			if (prot[j] && stack[j].region != k.region)
+				fwd_residency_rows_nest(t, k.region, stack[j].region);
+		if (depth < sizeof(stack) / sizeof(stack[0])) {
+			prot[depth] = (uint8_t)fwd_residency_protects(t, k.region);
+			stack[depth++] = k;
+		}
+	}
+}
+
+int fwd_residency_rows_fill(struct fwd_table *t)
+{
+	size_t words = fwd_residency_row_words(t), rw = region_words(t);
+
+	if (t->rule_rows || t->nresidency == 0)
+		return 0;
+	t->rule_rows = calloc((size_t)t->nresidency * words, sizeof(uint64_t));
+	if (t->rule_rows == NULL)
+		return -ENOMEM;
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		uint64_t *row = t->rule_rows + i * words;
+
+		set_bit(row, t->residency[i].region);
+		for (uint16_t l = 0; l < t->nlinks; l++)
+			if (fwd_link_allowed(&t->links[l], &t->residency[i]))
+				set_bit(row + rw, l);
+	}
+	nest_family(t, 4);
+	nest_family(t, 6);
+	return 0;
+}
+
+int fwd_residency_frag_may_carry(const struct fwd_table *t, uint16_t region, uint16_t link)
+{
+	size_t words = fwd_residency_row_words(t), rw = region_words(t);
+
+	if (region >= t->nregions || link >= t->nlinks)
+		return t->nresidency == 0;
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		const uint64_t *row = t->rule_rows ? t->rule_rows + i * words : NULL;
+
+		if (row ? has_bit(row, region) && !has_bit(row + rw, link)
+			: !fwd_link_allowed(&t->links[link], &t->residency[i]))
+			return 0;
+	}
+	return 1;
+}
+
 /* Every prefix against every protected prefix that covers it: prefixes
  * sorted by address then length (as validation leaves them) put each prefix
  * after every prefix that covers it, so one walk with a stack of the open

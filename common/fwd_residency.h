@@ -70,6 +70,33 @@ int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *
 int fwd_residency_link_may_carry(const struct fwd_table *t, const struct fwd_class *c,
 				 uint16_t region, uint16_t service, uint16_t link);
 
+/*
+ * Later IP fragments. A later fragment takes its first fragment's decision
+ * by a key (addresses, protocol, id) that another datagram can share: an
+ * IPv4 id used again within the fragment timeout, or a spoofed first
+ * fragment. Its own service is unknown, so it may leave, or be copied, only
+ * on a link that every rule holding its source's region allows, whatever
+ * service the first fragment had: the region's own rules, and those of each
+ * protected region it lies nested in (the table lets such a region in only
+ * when it keeps to those rules).
+ */
+
+/** Fill @t->rule_rows (once): per rule, the regions it holds and the links
+ *  it allows. 0, or -ENOMEM with the table unchanged. */
+int fwd_residency_rows_fill(struct fwd_table *t);
+
+/** Record in @t->rule_rows (when filled) that region @inner lies nested in
+ *  protected region @outer: a delta's new pair, checked. */
+void fwd_residency_rows_nest(struct fwd_table *t, uint16_t inner, uint16_t outer);
+
+/** The 64-bit words of one rule's row of rule_rows. */
+size_t fwd_residency_row_words(const struct fwd_table *t);
+
+/** 1 when a later fragment from a source of region @region may leave, or be
+ *  copied, on link @link: every rule that holds @region allows the link
+ *  (without rule_rows, every rule). */
+int fwd_residency_frag_may_carry(const struct fwd_table *t, uint16_t region, uint16_t link);
+
 /** 1 when a residency rule names region @region. */
 int fwd_residency_protects(const struct fwd_table *t, uint16_t region);
 

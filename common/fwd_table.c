@@ -489,6 +489,7 @@ void fwd_table_free(struct fwd_table *t)
 	free(t->region_names);
 	free(t->region_desc);
 	free(t->descs);
+	free(t->rule_rows);
 	free(t);
 }
 

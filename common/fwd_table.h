@@ -199,6 +199,13 @@ struct fwd_table {
 	char *descs;
 	size_t descs_len;
 	uint32_t *region_desc; /* per region id, nregions of them */
+	/* Per residency rule, for the fast path's later IP fragments
+	 * (fwd_residency_frag_may_carry): the regions the rule holds (its own,
+	 * and every region with a prefix nested in one of its region's) and the
+	 * links it allows, as bitmaps (fwd_residency_rows_fill). NULL until
+	 * filled: every rule then holds every region. A delta copies it and sets
+	 * the pairs it adds; a removal clears none (more rules, never fewer). */
+	uint64_t *rule_rows;
 };
 
 /* Prefixes are read by a fast path for their common shapes and sorted by a

@@ -259,6 +259,12 @@ struct dp_gen *dp_gen_build(struct fwd_table *t, uint64_t id, uint64_t hash,
 	 * never runs a table that breaks residency. */
 	if (fwd_residency_check(t, g->cls, err))
 		goto free_gen;
+	/* What later fragments are held to (dp_worker.c): a delta derived
+	 * from this generation copies the rows with its table. */
+	if (fwd_residency_rows_fill(t)) {
+		fwd_err_set(err, t->source, 0, "", "out of memory for the residency rules' rows");
+		goto free_gen;
+	}
 	fwd_stage("residency");
 	if (build_links(g, node, ports, err) || build_name_keys(g, err) || build_fibs(g, err) ||
 	    build_counters(g, err))

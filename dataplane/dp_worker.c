@@ -506,8 +506,29 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		}
 		*d = e->d;
 		lc->cnt.evt[FWD_EVT_FRAG_FOLLOWED]++;
-		if (likely(e->gen == g->seq))
+		if (likely(e->gen == g->seq)) {
+			/* This fragment is the first one's datagram only by
+			 * the key, which an IPv4 id used again within the
+			 * timeout or a spoofed first fragment shares: its own
+			 * service is unknown. It leaves, or is copied, only
+			 * where every rule holding its region allows; a web
+			 * datagram's first fragment once led a sync datagram's
+			 * rest out of region (a red team). Its region is the
+			 * first fragment's: the same source, in this
+			 * generation. */
+			if (unlikely(g->table->nresidency != 0)) {
+				if (d->mirror != FWD_LINK_NONE &&
+				    !fwd_residency_frag_may_carry(g->table, d->region, d->mirror))
+					d->mirror = FWD_LINK_NONE;
+				if (d->link != FWD_LINK_NONE &&
+				    !fwd_residency_frag_may_carry(g->table, d->region, d->link)) {
+					d->drop = 1 + FWD_DROP_FRAG_RESIDENCY;
+					d->link = FWD_LINK_NONE;
+					return 1;
+				}
+			}
 			return 0;
+		}
 		/* Decided by an earlier generation: follow the same link by name,
 		 * if this generation still has it up. Its region, service and
 		 * policy ids mean nothing here: not counted. */
@@ -535,11 +556,15 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 			 * follow its old link out of region (a red team). */
 			uint16_t r = dp_gen_region_of(g, p->family, p->src);
 
+			/* And as any later fragment: held to every rule of
+			 * its region, whatever its first fragment's service. */
 			if (d->mirror != FWD_LINK_NONE &&
-			    !fwd_residency_link_may_carry(g->table, g->cls, r, s, d->mirror))
+			    (!fwd_residency_link_may_carry(g->table, g->cls, r, s, d->mirror) ||
+			     !fwd_residency_frag_may_carry(g->table, r, d->mirror)))
 				d->mirror = FWD_LINK_NONE;
 			if (l != FWD_LINK_NONE &&
-			    !fwd_residency_link_may_carry(g->table, g->cls, r, s, l)) {
+			    (!fwd_residency_link_may_carry(g->table, g->cls, r, s, l) ||
+			     !fwd_residency_frag_may_carry(g->table, r, l))) {
 				d->drop = 1 + FWD_DROP_FRAG_RESIDENCY;
 				d->link = FWD_LINK_NONE;
 				return 1;

@@ -220,6 +220,84 @@ def test_fragments_follow_first(tmp_path):
     assert ev["frag_followed"] == len(frags4) - 1 + len(frags6) - 1 + len(drop_frags) - 1
 
 
+FRAG_RESIDENCY_TABLE = """regions:
+  in: {prefixes: [10.0.0.0/8, "2001:db8::/32"]}
+  mid: {prefixes: [10.1.0.0/16, "2001:db8:1::/48"]}
+  sg: {prefixes: [11.0.0.0/8, "2001:db9::/32"]}
+services: {sync: [udp/7000-7010], web: [udp/80]}
+links:
+  local: {port: local0, next_hop_mac: "02:00:00:00:01:01", tags: [in]}
+  to-sg: {port: sg0, next_hop_mac: "02:00:00:00:02:01", tags: [sg]}
+  tap: {port: tap0, next_hop_mac: "02:00:00:00:03:01", tags: [sg]}
+policies:
+  - {region: in, service: sync, action: steer, to: local}
+  - {region: in, service: web, action: steer, to: to-sg, mirror: tap}
+  - {region: mid, service: sync, action: steer, to: local}
+default: {action: steer, to: to-sg}
+residency:
+  - {name: keep-sync, region: in, services: [sync], allowed_tags: [in]}
+"""
+
+
+def frag_pair(fam, src, ident, dport, mark):
+    """A UDP datagram to @dport in two fragments, (first, later): 8 bytes
+    after the UDP header in the first, 16 bytes of @mark in the later."""
+    udp = raw(UDP(sport=5000, dport=dport, len=8 + 8 + 16)) + b"f" * 8
+    e = Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02")
+    if fam == 4:
+        dst = "192.0.2.1"
+        return (e / IP(src=src, dst=dst, id=ident, flags="MF", proto=17) / Raw(udp),
+                e / IP(src=src, dst=dst, id=ident, frag=2, proto=17) / Raw(mark * 16))
+    dst = "2001:db8:ff::1"
+    return (e / IPv6(src=src, dst=dst) / IPv6ExtHdrFragment(nh=17, offset=0, m=1, id=ident) / Raw(udp),
+            e / IPv6(src=src, dst=dst) / IPv6ExtHdrFragment(nh=17, offset=2, m=0, id=ident) / Raw(mark * 16))
+
+
+def test_a_later_fragment_keeps_to_its_regions_rules(tmp_path):
+    """A later fragment takes its first fragment's decision by a key that
+    another datagram can share: an IPv4 id used again, or a spoofed first
+    fragment. A web datagram's first fragment (to-sg, copied to tap) once
+    led a sync datagram's later fragment, sent before its own first, out to
+    sg. A later fragment of a region a rule holds (its own rule, or one of
+    a protected region it is nested in) now leaves, or is copied, only on a
+    link every such rule allows; elsewhere it is dropped (frag_residency).
+    Regions no rule holds are not touched."""
+    table = tmp_path / "t.yaml"
+    table.write_text(FRAG_RESIDENCY_TABLE)
+    pkts = []
+    for fam, (src_in, src_in2, src_mid, src_sg) in (
+            (4, ("10.5.5.5", "10.5.5.6", "10.1.0.5", "11.0.0.5")),
+            (6, ("2001:db8::5", "2001:db8::6", "2001:db8:1::5", "2001:db9::5"))):
+        web_first, web_later = frag_pair(fam, src_in, 4242, 80, b"w")
+        sync_first, sync_later = frag_pair(fam, src_in, 4242, 7001, b"S")
+        # the same id used again: the web datagram whole, then the sync
+        # datagram's later fragment before its first
+        pkts += [web_first, web_later, sync_later, sync_first]
+        # a spoofed web first fragment ahead of a sync datagram
+        web_first, _ = frag_pair(fam, src_in2, 77, 80, b"w")
+        sync_first, sync_later = frag_pair(fam, src_in2, 77, 7002, b"S")
+        pkts += [web_first, sync_later, sync_first]
+        # mid lies inside in's prefixes: in's rule holds its fragments too
+        pkts += list(frag_pair(fam, src_mid, 5, 80, b"m"))
+        # sg: no rule holds it, its fragments follow as before
+        pkts += list(frag_pair(fam, src_sg, 6, 80, b"g"))
+    run = run_pcap(str(tmp_path), str(table), pkts, ["local0", "sg0", "tap0"], "dp-fragres")
+    assert run.rc == 0, run.stderr
+    out = run.outputs
+
+    def marks(port):
+        """f for a first fragment, else its later fragment's mark."""
+        return sorted(next(m for m in "fSwmg" if (m * (8 if m == "f" else 16)).encode() in bytes(f))
+                      for f in out[port])
+    # per family: the first fragments of the web datagrams of in (two),
+    # mid and sg, and sg's later fragment; tap the copies of in's web firsts
+    assert marks("sg0") == sorted(["f", "f", "f", "f", "g"] * 2), [bytes(f) for f in out["sg0"]]
+    assert marks("tap0") == ["f"] * 4
+    assert marks("local0") == ["f"] * 4  # the sync first fragments, after their later ones
+    # per family: in's web later fragment and two sync later fragments, mid's
+    assert run.drops() == {"frag_residency": 8}, run.drops()
+
+
 def group_run(tmp_path, prefix):
     tmp_path.mkdir()
     pkts = [v4(f"192.0.2.{1 + i % 250}", 17, 61000 + i % 4000, i) for i in range(2000)]

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "fwd_delta.h"
 #include "fwd_residency.h"
 
 #define HEAD                                                                                       \
@@ -189,13 +190,94 @@ static void test_link_may_carry(void **state)
 	fwd_table_free(t);
 }
 
+/* A later fragment's service is unknown (its key may be another datagram's):
+ * it may leave only where every rule holding its region allows, the rules of
+ * each protected region it lies nested in too, also once a delta nests it. */
+static void test_frag_may_carry(void **state)
+{
+	const char *doc =
+		"regions:\n"
+		"  in: {prefixes: [10.0.0.0/8]}\n"
+		"  mid: {prefixes: [10.1.0.0/16]}\n"
+		"  sg: {prefixes: [11.0.0.0/8]}\n"
+		"  far: {prefixes: [12.0.0.0/8, '2001:db8::/32']}\n"
+		"services: {sync: [udp/7000], web: [udp/80]}\n"
+		"links:\n"
+		"  local: {port: p0, next_hop_mac: '02:00:00:00:00:01', tags: [in]}\n"
+		"  local2: {port: p0, next_hop_mac: '02:00:00:00:00:03', tags: [in, dr]}\n"
+		"  to-sg: {port: p1, next_hop_mac: '02:00:00:00:00:02', tags: [sg]}\n"
+		"policies:\n"
+		"  - {region: any, service: sync, action: steer, to: local}\n"
+		"  - {region: any, service: web, action: steer, to: to-sg}\n"
+		"residency:\n"
+		"  - {name: keep-sync, region: in, services: [sync], allowed_tags: [in]}\n";
+	struct fwd_err err = {0};
+	struct fwd_table *t = fwd_table_parse(doc, strlen(doc), "r.yaml", 0, &err), *nt = NULL;
+	struct fwd_delta d = {0};
+	struct fwd_class *c;
+	int in, mid, sg, far, local, local2, tosg;
+
+	(void)state;
+	assert_non_null(t);
+	c = fwd_class_build(t);
+	assert_int_equal(fwd_residency_check(t, c, &err), 0);
+	in = fwd_table_region_id(t, "in");
+	mid = fwd_table_region_id(t, "mid");
+	sg = fwd_table_region_id(t, "sg");
+	far = fwd_table_region_id(t, "far");
+	local = fwd_table_link_id(t, "local");
+	local2 = fwd_table_link_id(t, "local2");
+	tosg = fwd_table_link_id(t, "to-sg");
+	/* Not filled: every rule holds every region. */
+	assert_false(fwd_residency_frag_may_carry(t, sg, tosg));
+	assert_int_equal(fwd_residency_rows_fill(t), 0);
+	/* in's own rule: whatever the first fragment's service (web goes to
+	 * to-sg), the rest only on links tagged in */
+	assert_true(fwd_residency_frag_may_carry(t, in, local));
+	assert_true(fwd_residency_frag_may_carry(t, in, local2));
+	assert_false(fwd_residency_frag_may_carry(t, in, tosg));
+	/* mid lies inside in's 10.0.0.0/8: in's rule holds it */
+	assert_false(fwd_residency_frag_may_carry(t, mid, tosg));
+	assert_true(fwd_residency_frag_may_carry(t, mid, local));
+	/* sg, far and sources of no region: no rule holds them */
+	assert_true(fwd_residency_frag_may_carry(t, sg, tosg));
+	assert_true(fwd_residency_frag_may_carry(t, far, tosg));
+	assert_true(fwd_residency_frag_may_carry(t, 0, tosg));
+	assert_false(fwd_residency_frag_may_carry(t, in, (uint16_t)t->nlinks));
+	/* A delta nests far in in (10.2.0.0/16): the new table holds far to
+	 * keep-sync, the old one is unchanged. */
+	assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, (uint16_t)far, "10.2.0.0/16",
+					    "changes[0]", &err),
+			 0);
+	assert_int_equal(fwd_delta_apply(t, &d, &nt, NULL, NULL, &err), 0);
+	assert_false(fwd_residency_frag_may_carry(nt, far, tosg));
+	assert_true(fwd_residency_frag_may_carry(nt, far, local));
+	assert_true(fwd_residency_frag_may_carry(nt, sg, tosg));
+	assert_true(fwd_residency_frag_may_carry(t, far, tosg));
+	fwd_table_free(nt);
+	nt = NULL;
+	fwd_delta_clear(&d);
+	/* A protected prefix added over another region's (in takes
+	 * 2001:db8::/31, over far's 2001:db8::/32): far is held. */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, (uint16_t)in, "2001:db8::/31",
+					    "changes[0]", &err),
+			 0);
+	assert_int_equal(fwd_delta_apply(t, &d, &nt, NULL, NULL, &err), 0);
+	assert_false(fwd_residency_frag_may_carry(nt, far, tosg));
+	assert_true(fwd_residency_frag_may_carry(nt, sg, tosg));
+	fwd_table_free(nt);
+	fwd_delta_clear(&d);
+	fwd_class_free(c);
+	fwd_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_allowed),
-		cmocka_unit_test(test_refused),
-		cmocka_unit_test(test_any_services),
-		cmocka_unit_test(test_link_may_carry),
+		cmocka_unit_test(test_allowed),	       cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_any_services),   cmocka_unit_test(test_link_may_carry),
+		cmocka_unit_test(test_frag_may_carry),
 	};
 
 	return cmocka_run_group_tests_name("residency", tests, NULL, NULL);
