@@ -55,6 +55,21 @@ int tv_parse_residency(struct vctx *c, const struct fwd_node *res)
 			return tv_fail(c, fwd_node_get(m, KEY(RESIDENCY, REGION)), path,
 				       "a residency rule protects one region, not '%s'", any);
 		}
+		/* 'unknown' is what no prefix holds: a prefix added to any
+		 * region (a delta, the BGP feed) takes sources from it without
+		 * nesting in anything, so no check could hold such a rule (a
+		 * red team moved 10.0.0.0/8 out of it to a region steering out).
+		 * A region of its own with 0.0.0.0/0 and ::/0 is checked. */
+		if (r->region == FWD_REGION_UNKNOWN) {
+			snprintf(path, sizeof(path), "%s[%u].%s", sec, i, KEY(RESIDENCY, REGION));
+			return tv_fail(
+				c, fwd_node_get(m, KEY(RESIDENCY, REGION)), path,
+				"a residency rule cannot protect '%s': its sources are the "
+				"addresses no region holds, and a prefix added to any region "
+				"takes some of them out of the rule; give them a region of "
+				"their own (prefixes 0.0.0.0/0 and ::/0) and protect that",
+				WORD(BUILTIN, UNKNOWN));
+		}
 		snprintf(path, sizeof(path), "%s[%u].%s", sec, i, services);
 		if ((f = fwd_node_get(m, services)) == NULL)
 			return tv_fail(c, m, path, "missing field '%s' (a list, or [%s])", services,

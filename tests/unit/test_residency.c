@@ -121,6 +121,18 @@ static void test_refused(void **state)
 	assert_string_equal(
 		msg, "r.yaml:14: policies[0]: breaks residency rule 'keep-sync': region 'in' "
 		     "service 'sync' mirrors to link 'to-sg' (tags: sg; allowed: in)");
+	/* 'unknown' cannot be protected: a prefix added to any region takes
+	 * sources from it, nested in nothing (a red team's find). */
+	assert_int_equal(check(HEAD "  - {name: k2, region: unknown, services: [sync], "
+				    "allowed_tags: [in]}\n",
+			       msg, sizeof(msg)),
+			 -EINVAL);
+	assert_string_equal(msg,
+			    "r.yaml:13: residency[1].region: a residency rule cannot protect "
+			    "'unknown': its sources are the addresses no region holds, and a "
+			    "prefix added to any region takes some of them out of the rule; "
+			    "give them a region of their own (prefixes 0.0.0.0/0 and ::/0) and "
+			    "protect that");
 }
 
 static void test_any_services(void **state)
