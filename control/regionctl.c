@@ -3705,7 +3705,11 @@ static int header_guess(const uint8_t *d, size_t len, char *src, char *dst, size
 		inet_ntop(AF_INET, d + off + 12, src, (socklen_t)n);
 		inet_ntop(AF_INET, d + off + 16, dst, (socklen_t)n);
 		*proto = d[off + 9];
-		l4 = off + (size_t)(d[off] & 0xf) * 4;
+		/* A header length under 20 bytes puts "the ports" inside the
+		 * addresses (they were printed so), and a later fragment has
+		 * no L4 header: no ports then. */
+		if ((d[off] & 0xf) >= 5 && ((d[off + 6] & 0x1f) | d[off + 7]) == 0)
+			l4 = off + (size_t)(d[off] & 0xf) * 4;
 		fam = 4;
 	} else if (type == FWD_ETH_P_IPV6 && off + 40 <= len && d[off] >> 4 == 6) {
 		inet_ntop(AF_INET6, d + off + 8, src, (socklen_t)n);
@@ -3716,7 +3720,7 @@ static int header_guess(const uint8_t *d, size_t len, char *src, char *dst, size
 	}
 	/* The ports of TCP and UDP when they are there (a frame cut short,
 	 * as the XDP filter's 256-byte records are, keeps them). */
-	if (fam && (*proto == 6 || *proto == 17) && l4 + 4 <= len) {
+	if (fam && l4 && (*proto == 6 || *proto == 17) && l4 + 4 <= len) {
 		*sport = d[l4] << 8 | d[l4 + 1];
 		*dport = d[l4 + 2] << 8 | d[l4 + 3];
 	}

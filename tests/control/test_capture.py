@@ -1054,9 +1054,10 @@ def test_xdp_drops_keep_their_rule_names_across_table_changes(tmp_path):
             subprocess.run(["rm", "-rf", pin])
 
 
-# Frames the parser drops (non_ip, ipv4_truncated, ipv4_bad_checksum), each
-# its own bytes, after Box's 512 good ones: 520 frames, so that bursts of 32
-# take them in ever other places as the input loops.
+# Frames the parser drops (non_ip, ipv4_truncated, ipv4_bad_checksum,
+# ipv4_bad_header), each its own bytes, after Box's 512 good ones: 522
+# frames, so that bursts of 32 take them in ever other places as the input
+# loops.
 PARSER_DROPS = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02", type=0x88b5) / Raw(bytes([i]) * 46)
                 for i in range(3)] + \
                [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
@@ -1066,7 +1067,9 @@ PARSER_DROPS = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02", type=0x8
                 IP(src="35.161.0.1", dst="198.51.100.1", chksum=0x1234 + i) / UDP(sport=4000 + i, dport=53) /
                 Raw(b"c" * 10) for i in range(2)] + \
                [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
-                IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5000, dport=53) / Raw(b"6" * 10)]
+                IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5000, dport=53) / Raw(b"6" * 10),
+                Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+                IP(src="35.161.0.2", dst="198.51.100.1", ihl=3) / UDP(sport=6000, dport=53) / Raw(b"h" * 10)]
 
 
 def test_a_capture_keeps_the_arrival_order(tmp_path):
@@ -1079,7 +1082,7 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         traffic = [bytes(p) for p in rdpcap(str(tmp_path / "in.pcap"))]
         n = len(traffic)
         where = {f: i for i, f in enumerate(traffic)}
-        assert n == 521 and len(where) == n
+        assert n == 522 and len(where) == n
         f = str(tmp_path / "all.pcapng")
         rc, out, err = capture(box, "-w", f, "--count", "1500")
         assert rc == 0, err
@@ -1100,6 +1103,10 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         rc, out, err = capture(box, "--reason", "ipv4_truncated", "--count", "1")
         assert rc == 0 and re.search(r"udp 35\.161\.0\.1:300[0-2] > 198\.51\.100\.1:53 \(malformed IPv4\) len",
                                      out), (out, err)
+        # A header length of 12 bytes: what it puts where the ports would be
+        # is the source address (printed as ports 9121 > 2), so no ports.
+        rc, out, err = capture(box, "--reason", "ipv4_bad_header", "--count", "1")
+        assert rc == 0 and re.search(r"udp 35\.161\.0\.2 > 198\.51\.100\.1 \(malformed IPv4\) len", out), (out, err)
         rc, out, err = capture(box, "--reason", "non_ip", "--count", "1")
         assert rc == 0 and "(not IP)" in out, (out, err)
         rc, out, err = capture(box, "--filter", "ip6", "--count", "1")
