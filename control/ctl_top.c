@@ -174,8 +174,13 @@ static void drops_section(struct frame *f, const struct fwd_report *r, const jso
 	section(f, "DROP REASONS", rows, n, c);
 }
 
+/* @stale: when the reads began to fail (0: this frame is the last read's).
+ * The figures of a frame that stays on screen are said to be old: with
+ * regionfwd gone, the title kept saying "health healthy" at a frozen
+ * clock. */
 static void build(struct frame *f, const struct fwd_report *r, const json_t *rates,
-		  const json_t *st, const struct ctl_top_conf *c, const unsigned hidden)
+		  const json_t *st, const struct ctl_top_conf *c, const unsigned hidden,
+		  time_t stale)
 {
 	const json_t *g = json_object_get(st, "generation"), *h = json_object_get(st, "health"),
 		     *p = json_object_get(rates, "packets"), *pr = json_object_get(rates, "ports");
@@ -184,6 +189,12 @@ static void build(struct frame *f, const struct fwd_report *r, const json_t *rat
 	struct tm tm;
 
 	f->n = 0;
+	if (stale) {
+		localtime_r(&stale, &tm);
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+		add(f, L_TITLE,
+		    "regionfwd top  NO ANSWER since %s: the figures below are from then", when);
+	}
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	add(f, L_TITLE,
@@ -193,8 +204,9 @@ static void build(struct frame *f, const struct fwd_report *r, const json_t *rat
 	    json_is_integer(json_object_get(g, "time"))
 		    ? (long long)(now - json_integer_value(json_object_get(g, "time")))
 		    : -1LL,
-	    json_string_value(json_object_get(h, "state")) ?: "?", c->interval, sort_name(c->sort));
-	if (json_string_value(json_object_get(h, "state")) &&
+	    stale ? "unknown" : json_string_value(json_object_get(h, "state")) ?: "?", c->interval,
+	    sort_name(c->sort));
+	if (!stale && json_string_value(json_object_get(h, "state")) &&
 	    strcmp(json_string_value(json_object_get(h, "state")), "healthy"))
 		add(f, L_NOTE, "  %s", json_string_value(json_object_get(h, "reason")) ?: "");
 	add(f, L_TEXT,
@@ -440,6 +452,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 	FILE *caught = NULL;
 	unsigned hidden = 0;
 	double t_prev, t_read; /* the last fetch, tried or not; @prev's */
+	time_t stale = 0; /* since when reads fail, 0 while they do not */
 	long shown = 0;
 	int rc;
 
@@ -481,7 +494,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 					/* Before the first frame, f is empty: the
 					 * status line or the prompt alone. */
 					if (cur && rates && st)
-						build(f, cur, rates, st, &c, hidden);
+						build(f, cur, rates, st, &c, hidden, stale);
 					draw(f, error[0] ? error : NULL, &pr);
 					redraw = 0;
 				}
@@ -510,15 +523,21 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 				snprintf(error, sizeof(error),
 					 "no frame (exit %d%s); retrying every %.1f s", rc,
 					 c.curses ? "" : ", the line above says why", c.interval);
-			if (c.curses)
+			if (stale == 0)
+				stale = time(NULL);
+			if (c.curses) {
+				if (cur && rates && st)
+					build(f, cur, rates, st, &c, hidden, stale);
 				draw(f, error, &pr);
-			else
+			} else {
 				fprintf(stderr, "regionctl top: %s\n", error);
+			}
 			t_prev = t;
 			shown++;
 			continue;
 		}
 		error[0] = '\0';
+		stale = 0;
 		json_decref(rates);
 		/* Over the time since @prev was read: after reads that failed
 		 * (regiond restarting), the counters moved for all of it, and a
@@ -537,7 +556,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		if (c.json) {
 			print_json_line(cur, rates, st, &c);
 		} else {
-			build(f, cur, rates, st, &c, hidden);
+			build(f, cur, rates, st, &c, hidden, 0);
 			if (c.curses)
 				draw(f, NULL, &pr);
 			else

@@ -245,7 +245,9 @@ def test_top_on_a_terminal_says_why_on_its_status_line(tmp_path):
     screen, at the cursor on the last row, scrolling the screen by a line
     under curses' feet, while the status line said "regiond did not
     answer", which was not the case. The reason is now caught and shown on
-    the status line, and nothing else is written over the screen."""
+    the status line, and nothing else is written over the screen. The
+    frame left on screen says it is old: its title kept saying "health
+    healthy" (a walkthrough's find)."""
     b = Box(tmp_path, "topterm")
     top = None
     try:
@@ -257,6 +259,10 @@ def test_top_on_a_terminal_says_why_on_its_status_line(tmp_path):
         after = bytes(top.out[mark:])
         assert b"dataplane_unavailable (503)" in after and b"retrying every 0.3 s" in after, after[-800:]
         assert b"regionctl: " not in after, after[-800:]  # nothing written over the screen
+        top.read_until(lambda: b"NO ANSWER since" in top.out[mark:])
+        after = bytes(top.out[mark:])
+        # (curses writes only what changed on the title: "unknown" over "healthy")
+        assert b"NO ANSWER since" in after and b"unknown" in after, after[-800:]
         top.key(b"q")
         assert top.wait_exit() == 0
     finally:
