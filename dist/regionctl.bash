@@ -11,7 +11,7 @@ _regionctl_globals() {
     for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
         w=${COMP_WORDS[i]}
         case "$w" in
-            -s | --url | --token-file | --timeout) _regionctl_g+=("$w" "${COMP_WORDS[i + 1]}") ;;
+            -s | --url | --token-file | --ca | --cert | --key | --timeout) _regionctl_g+=("$w" "${COMP_WORDS[i + 1]}") ;;
         esac
     done
 }
@@ -30,7 +30,7 @@ _regionctl() {
     local prog=${words[0]} i w cmd="" sub="" npos=0
 
     case "$prev" in
-        -s | --token-file)
+        -s | --token-file | --ca | --cert | --key)
             _filedir
             return
             ;;
@@ -53,7 +53,7 @@ _regionctl() {
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         case "$w" in
-            -s | --url | --token-file | --names-dir | --timeout) ((i++)) ;;
+            -s | --url | --token-file | --ca | --cert | --key | --names-dir | --timeout) ((i++)) ;;
             --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
                 --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
                 --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health | --wait-timeout) ((i++)) ;;
@@ -61,7 +61,7 @@ _regionctl() {
             *)
                 if [ -z "$cmd" ]; then
                     cmd=$w
-                elif [ -z "$sub" ] && [[ $cmd == show || $cmd == filter || $cmd == help || $cmd == prefixes || $cmd == fleet ]]; then
+                elif [ -z "$sub" ] && [[ $cmd == show || $cmd == filter || $cmd == help || $cmd == prefixes || $cmd == fleet || $cmd == link ]]; then
                     sub=$w
                 else
                     ((npos++))
@@ -71,7 +71,9 @@ _regionctl() {
     done
 
     if [[ $cur == -* ]]; then
-        local opts="-s --url --token-file --timeout -j --json -h --help"
+        # The global options as 'regionctl --help' lists them (a fixed
+        # list once left out --ca, --cert, --key and --names-dir).
+        local opts="$("$prog" --help 2>/dev/null | sed -n '/^global options/,/^$/s/^  \(-[a-z]\)\{0,1\}[, ]*\(--[a-z-]*\)\{0,1\}.*/\1 \2/p')"
         if [ -n "$cmd" ]; then
             opts+=" $("$prog" $cmd $sub --help 2>/dev/null | sed -n 's/^  \(--[a-z-]*\).*/\1/p')"
         fi
@@ -84,7 +86,7 @@ _regionctl() {
         return
     fi
     case "$cmd" in
-        show | filter | help | prefixes | fleet)
+        show | filter | help | prefixes | fleet | link)
             if [ -z "$sub" ]; then
                 if [ "$cmd" = help ]; then
                     COMPREPLY=($(compgen -W "$("$prog" --help 2>/dev/null |
@@ -102,6 +104,11 @@ _regionctl() {
                 elif [ $npos -eq 1 ] && [ "$sub" != list ]; then
                     _filedir
                 fi
+                return
+            fi
+            # link down|up|drain|weight LINK
+            if [ "$cmd" = link ]; then
+                [ $npos -eq 0 ] && COMPREPLY=($(compgen -W "$(_regionctl_live show links)" -- "$cur"))
                 return
             fi
             # fleet apply FILE

@@ -65,6 +65,13 @@ def test_commands_and_options_without_regiond():
     assert complete("regionctl.bash", "_regionctl", ["regionctl", "show", ""], env) == [
         "links", "policies", "regions", "services", "table"]
     assert complete("regionctl.bash", "_regionctl", ["regionctl", "filter", "st"], env) == ["status"]
+    # link's subcommands, and every global option 'regionctl --help' lists
+    # (a fixed list once left link and --ca, --cert, --key, --names-dir out)
+    assert complete("regionctl.bash", "_regionctl", ["regionctl", "link", ""], env) == [
+        "down", "drain", "up", "weight"]
+    glob = complete("regionctl.bash", "_regionctl", ["regionctl", "--"], env)
+    for o in ("--url", "--token-file", "--ca", "--cert", "--key", "--names-dir", "--timeout", "--json", "--help"):
+        assert o in glob, glob
     assert complete("regionctl.bash", "_regionctl", ["regionctl", "prefixes", ""], env) == [
         "add", "list", "remove"]
     assert "--expected-generation" in complete("regionctl.bash", "_regionctl",
@@ -89,6 +96,8 @@ def test_live_names(box, tmp_path):
     assert "sync" in complete("regionctl.bash", "_regionctl", ctl_words(box, "show", "services", ""), env)
     assert complete("regionctl.bash", "_regionctl", ctl_words(box, "prefixes", "add", "ind"), env) == [
         "india", "india-partner"]
+    assert complete("regionctl.bash", "_regionctl", ctl_words(box, "link", "down", "to-us"), env) == [
+        "to-us-west-a", "to-us-west-b"]
     # A second generation, then rollback offers both.
     t = tmp_path / "t2.yaml"
     t.write_text(open(os.path.join(ROOT, "docs", "examples", "demo-table.yaml")).read().replace(
