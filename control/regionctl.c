@@ -348,9 +348,24 @@ static struct ctl_conn *conn_open(const struct opts *o, char *why, size_t len)
 		bound_waits(fd, o->wait_ms);
 		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			int e = errno;
+			struct stat st;
+			size_t n;
 
 			close(fd);
 			wait_failed(o, e, why, len);
+			/* What the operator can do about it: a directory or a
+			 * file there gave "Connection refused", a socket of
+			 * mode 0660 "Permission denied", with no more said. */
+			n = strlen(why);
+			if (e == EACCES)
+				snprintf(why + n, len - n,
+					 " (regiond's socket is mode 0660: run regionctl as root, "
+					 "or as its owner or a member of its group)");
+			else if (stat(o->sock, &st) == 0 && !S_ISSOCK(st.st_mode))
+				snprintf(why + n, len - n,
+					 " (%s is not a socket: -s names regiond's "
+					 "API socket, --api-socket)",
+					 o->sock);
 			return NULL;
 		}
 		if (fd < 0) {
@@ -876,7 +891,10 @@ static int http(const struct opts *unbounded, const char *method, const char *pa
 		}
 	}
 	snprintf(why, whylen, "no HTTP response%s",
-		 o->url && !o->https ? " (does it serve HTTPS? then use https://)" : "");
+		 o->url && !o->https ? " (does it serve HTTPS? then use https://)"
+		 : !o->url	     ? " (is it regiond's API socket? regionfwd's control socket, "
+				       "for one, answers no HTTP)"
+				     : "");
 	/* resp is allocated before the first read: a connection closed
 	 * unanswered is an empty one (once tested as resp == NULL, never
 	 * true, so a write whose regiond died before answering exited 3,
@@ -990,6 +1008,10 @@ static unsigned sent_prefix_line(const char *path)
 	return sent_prefix_lines[k];
 }
 
+/* Whether a credential went with the requests (--token-file, --cert): a
+ * 401 without one says which option gives it, not only the header. */
+static int sent_credential;
+
 static int show_error(int status, json_t *r)
 {
 	json_t *e = json_object_get(r, "error");
@@ -1016,9 +1038,14 @@ static int show_error(int status, json_t *r)
 	snprintf(shown.path, sizeof(shown.path), "%s", path ? path : "");
 	snprintf(shown.reason, sizeof(shown.reason), "%s",
 		 json_string_value(json_object_get(e, "reason")) ?: "no reason given");
-	fprintf(stderr, "regionctl: %s (%d): %s\n",
+	fprintf(stderr, "regionctl: %s (%d): %s%s\n",
 		fwd_escape_controls(code ? code : "error", head, sizeof(head)), status,
-		fwd_err_str(&shown, msg, sizeof(msg)));
+		fwd_err_str(&shown, msg, sizeof(msg)),
+		status == 401 && !sent_credential
+			? " (regionctl sent none: give --token-file F, a file holding a token of "
+			  "regiond's --token-file, or --read-token-file for reads; or --cert and "
+			  "--key)"
+			: "");
 	return (int)ctl_exit_code_of(code, status);
 }
 
@@ -2559,7 +2586,7 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 
 		if (whole_number(argv[i], 0, 65535, &v)) {
 			json_decref(b);
-			return usage_error(c, "'%s' is not a port", argv[i]);
+			return usage_error(c, "'%s' is not a port (0..65535)", argv[i]);
 		}
 		json_object_set_new(b, argc == 5 && i == 3 ? "sport" : "dport",
 				    json_integer((json_int_t)v));
@@ -2756,7 +2783,12 @@ static json_t *doc_body(const char *path, int *rc)
 	json_t *b;
 
 	if (from_stdin ? read_stdin(&buf, &len, &e) : fwd_read_file(file, &buf, &len, &e)) {
-		fprintf(stderr, "regionctl: %s: %s\n", file, e.reason);
+		struct stat st;
+		/* A pipe (validate <(gen)) is read as standard input is: say so. */
+		const int pipe = !from_stdin && stat(file, &st) == 0 && S_ISFIFO(st.st_mode);
+
+		fprintf(stderr, "regionctl: %s: %s%s\n", file, e.reason,
+			pipe ? " (a pipe: give '-' and the document on standard input)" : "");
 		*rc = EXIT_USAGE;
 		return NULL;
 	}
@@ -2824,7 +2856,8 @@ static json_t *doc_body(const char *path, int *rc)
 static void print_valid(json_t *r, const char *file)
 {
 	(void)r;
-	printf("%s: valid\n", file);
+	/* '-' is named "stdin", as its errors are */
+	printf("%s: valid\n", strcmp(file, "-") ? file : "stdin");
 }
 
 /* The rules of the filters and content_rules sections that a change adds,
@@ -5493,6 +5526,7 @@ static int endpoint(struct opts *o, const char **gval)
 
 	o->tls.ca_file = global_val(gval, "--ca");
 	o->tls.cert_file = global_val(gval, "--cert");
+	sent_credential = o->tls.cert_file != NULL || global_val(gval, "--token-file") != NULL;
 	o->tls.key_file = global_val(gval, "--key");
 	if (sep && strncmp(o->url, "https://", 8) == 0)
 		o->https = 1;
@@ -5591,10 +5625,16 @@ int main(int argc, char **argv)
 		struct stat st;
 
 		/* Absolute: the documents name it as it is written here. */
-		if (names_dir[0] != '/' || stat(names_dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		if (names_dir[0] != '/')
 			return usage_error(&top,
 					   "--names-dir takes an absolute directory, not '%s'",
 					   names_dir);
+		/* It once said "takes an absolute directory" of one that was
+		 * absolute but missing. */
+		if (stat(names_dir, &st) < 0)
+			return usage_error(&top, "--names-dir %s: %s", names_dir, strerror(errno));
+		if (!S_ISDIR(st.st_mode))
+			return usage_error(&top, "--names-dir %s: not a directory", names_dir);
 	}
 	if (global_val(gval, "--token-file")) {
 		const char *tf = global_val(gval, "--token-file");

@@ -214,6 +214,9 @@ def test_status_without_the_right_token_exits_unknown(tmp_path):
                 assert (json.loads(p.stdout)["error"]["code"] == "unauthorized") if js else p.stdout == "", p
             p = ctl(*url, *cred, "history")
             assert p.returncode == 1 and "unauthorized (401)" in p.stderr, (cred, p)
+            # without a credential it says which option gives one (it
+            # spoke of the HTTP header alone); a wrong one is not "none"
+            assert ("(regionctl sent none: give --token-file F" in p.stderr) == (cred == []), (cred, p)
         p = ctl(*url, "--token-file", tok, "status")
         assert p.returncode == 0 and "generation   1" in p.stdout, p
     finally:

@@ -478,6 +478,13 @@ def test_a_table_from_standard_input(box):
         p = subprocess.run([REGIONCTL, "-s", box.api, cmd, "-"], input=doc, capture_output=True, text=True,
                            timeout=60)
         assert p.returncode == 0, (cmd, p.stderr)
+        # named stdin when valid too (it said "-: valid")
+        assert cmd == "diff" or p.stdout == "stdin: valid\n", p.stdout
+    # A pipe given by its name (validate <(gen)) is not read: the refusal
+    # says to give '-'.
+    p = subprocess.run(["bash", "-c", f"{REGIONCTL} -s {box.api} validate <(cat {DEMO})"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and "(a pipe: give '-' and the document on standard input)" in p.stderr, p.stderr
     bad = doc.replace("103.21.0.0/16", "103.21.0.1/16")
     line = bad.splitlines().index(next(x for x in bad.splitlines() if "103.21.0.1/16" in x)) + 1
     p = subprocess.run([REGIONCTL, "-s", box.api, "apply", "-"], input=bad, capture_output=True, text=True,
@@ -1383,6 +1390,9 @@ def test_names_file_confined_to_the_document(tmp_path):
     assert rc == 1 and "an absolute path" in err, err
     rc, err, _ = apply("lists/ok.txt", "--names-dir", "trusted")
     assert rc == 2 and "--names-dir takes an absolute directory" in err, err
+    # absolute but not there: said so (it was "takes an absolute directory")
+    rc, err, _ = apply("lists/ok.txt", "--names-dir", str(top / "nowhere"))
+    assert rc == 2 and f"--names-dir {top / 'nowhere'}: No such file or directory" in err, err
 
 
 def test_truncated_and_stalled_uploads_change_nothing(box):
@@ -1508,3 +1518,15 @@ def test_a_refused_seed_table_is_named_by_its_file_and_line(tmp_path):
     assert p.returncode != 0, p
     assert f"--table refused: {bad}:4: regions.india.prefixes[1]:" in p.stderr, p.stderr
     assert "document" not in p.stderr, p.stderr
+
+
+def test_a_wrong_socket_says_what_it_is(box, tmp_path):
+    """A walkthrough's finds: -s naming a directory said "Connection
+    refused", and naming regionfwd's control socket "no HTTP response",
+    each without a word on what was wrong with it. (A socket of mode 0660
+    that regionctl may not open now names its mode too; the suite runs as
+    root, and a checkout in /root is no other user's to run.)"""
+    p = subprocess.run([REGIONCTL, "-s", str(tmp_path), "history"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3 and f"({tmp_path} is not a socket: -s names regiond's API socket" in p.stderr, p
+    p = subprocess.run([REGIONCTL, "-s", box.fwd_sock, "history"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3 and "is it regiond's API socket? regionfwd's control socket" in p.stderr, p

@@ -229,7 +229,7 @@ def test_wrong_argument_count(args, words):
     (["explain", "1.1.1.1", "2.2.2.2", "tcp", "80", "--sni"], ["'--sni' needs a value"]),
     (["apply", "t.yaml", "--comment"], ["'--comment' needs a value"]),
     (["-s"], ["'-s' needs a value"]),
-    (["explain", "1.1.1.1", "2.2.2.2", "tcp", "99999"], ["'99999' is not a port"]),
+    (["explain", "1.1.1.1", "2.2.2.2", "tcp", "99999"], ["'99999' is not a port (0..65535)"]),
     (["rollback", "x"], ["'x' is not a generation"]),
     (["apply", "t.yaml", "--confirm-timeout", "2s"], ["--confirm-timeout takes seconds", "'2s'"]),
     (["apply", "t.yaml", "--confirm-timeout", "90000"], ["--confirm-timeout takes seconds", "'90000'"]),
