@@ -4022,7 +4022,9 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			if (*started)
 				fprintf(stderr,
 					"regionctl: the capture stopped: nothing from regiond "
-					"within %d s\n",
+					"within %d s (no packet matched, or regiond hangs: "
+					"regiond sends nothing while nothing matches, so a "
+					"quiet filter wants --duration, not --timeout)\n",
 					o->wait_ms / 1000);
 			else
 				fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
