@@ -709,6 +709,21 @@ int fwd_delta_apply(const struct fwd_table *t, const struct fwd_delta *d, struct
 		fwd_class_free(c);
 		if (rc)
 			goto out;
+		/* A removal can take a region out of a protected one's
+		 * prefixes (or a protected prefix away from over others): the
+		 * rows, copied and only added to above, would go on holding it
+		 * where the same table built whole does not. Filled again then,
+		 * from the new prefixes: a walk, for removals that can matter. */
+		for (uint32_t i = 0; i < nops; i++)
+			if (ops[i].kind == FWD_DELTA_REMOVE &&
+			    fwd_residency_rows_stale(nt, ops[i].region)) {
+				if (fwd_residency_rows_refill(nt)) {
+					rc = fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "",
+							  "out of memory");
+					goto out;
+				}
+				break;
+			}
 	}
 	if (effective) {
 		effective->ops = ops;
@@ -920,7 +935,7 @@ struct fwd_table *fwd_table_with_prefixes(const struct fwd_table *t, struct fwd_
 	DUP(links, t->nlinks);
 	DUP(groups, t->ngroups);
 	DUP(policies, t->npolicies);
-	DUP(rule_rows, (size_t)t->nresidency * fwd_residency_row_words(t));
+	DUP(rule_rows, fwd_residency_rows_words(t));
 	c->filters = t->filters;
 	c->filters.rules = NULL;
 	c->filters.prefix4 = NULL;

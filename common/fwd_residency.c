@@ -362,15 +362,38 @@ const char *fwd_nest_str(int fam, const uint8_t *a, uint8_t len, char *buf, size
 	return buf;
 }
 
-/* A row: the regions' words, then the links'. */
+/* The layout of fwd_table.rule_rows: per rule a row, its regions' words
+ * then its links'; then per region the links every rule holding it allows
+ * (the AND of those rules' link words, all links for a region none holds),
+ * which a later fragment reads with one bit test. */
 static size_t region_words(const struct fwd_table *t)
 {
 	return ((size_t)t->nregions + 63) / 64;
 }
 
-size_t fwd_residency_row_words(const struct fwd_table *t)
+static size_t link_words(const struct fwd_table *t)
 {
-	return region_words(t) + ((size_t)t->nlinks + 63) / 64;
+	return ((size_t)t->nlinks + 63) / 64;
+}
+
+static size_t row_words(const struct fwd_table *t)
+{
+	return region_words(t) + link_words(t);
+}
+
+size_t fwd_residency_rows_words(const struct fwd_table *t)
+{
+	return (size_t)t->nresidency * row_words(t) + (size_t)t->nregions * link_words(t);
+}
+
+static uint64_t *rule_row(const struct fwd_table *t, uint16_t i)
+{
+	return t->rule_rows + (size_t)i * row_words(t);
+}
+
+static uint64_t *region_links(const struct fwd_table *t, uint16_t region)
+{
+	return t->rule_rows + (size_t)t->nresidency * row_words(t) + (size_t)region * link_words(t);
 }
 
 static void set_bit(uint64_t *w, uint32_t i)
@@ -383,15 +406,25 @@ static int has_bit(const uint64_t *w, uint32_t i)
 	return (int)(w[i / 64] >> (i % 64) & 1);
 }
 
+/* Rule @i holds @region from now on: its links narrow the region's. */
+static void hold(struct fwd_table *t, uint16_t i, uint16_t region)
+{
+	uint64_t *row = rule_row(t, i), *rl = region_links(t, region);
+
+	if (has_bit(row, region))
+		return;
+	set_bit(row, region);
+	for (size_t w = 0; w < link_words(t); w++)
+		rl[w] &= row[region_words(t) + w];
+}
+
 void fwd_residency_rows_nest(struct fwd_table *t, uint16_t inner, uint16_t outer)
 {
-	size_t words = fwd_residency_row_words(t);
-
 	if (t->rule_rows == NULL || inner >= t->nregions)
 		return;
 	for (uint16_t i = 0; i < t->nresidency; i++)
 		if (t->residency[i].region == outer)
-			set_bit(t->rule_rows + i * words, inner);
+			hold(t, i, inner);
 }
 
 /* Every pair (a prefix, a protected prefix covering it) into the rows: the
@@ -421,39 +454,72 @@ static void nest_family(struct fwd_table *t, int fam)
 
 int fwd_residency_rows_fill(struct fwd_table *t)
 {
-	size_t words = fwd_residency_row_words(t), rw = region_words(t);
+	size_t rw = region_words(t);
 
 	if (t->rule_rows || t->nresidency == 0)
 		return 0;
-	t->rule_rows = calloc((size_t)t->nresidency * words, sizeof(uint64_t));
+	t->rule_rows = calloc(fwd_residency_rows_words(t), sizeof(uint64_t));
 	if (t->rule_rows == NULL)
 		return -ENOMEM;
+	for (uint16_t r = 0; r < t->nregions; r++)
+		for (uint16_t l = 0; l < t->nlinks; l++)
+			set_bit(region_links(t, r), l);
 	for (uint16_t i = 0; i < t->nresidency; i++) {
-		uint64_t *row = t->rule_rows + i * words;
-
-		set_bit(row, t->residency[i].region);
 		for (uint16_t l = 0; l < t->nlinks; l++)
 			if (fwd_link_allowed(&t->links[l], &t->residency[i]))
-				set_bit(row + rw, l);
+				set_bit(rule_row(t, i) + rw, l);
+		hold(t, i, t->residency[i].region);
 	}
 	nest_family(t, 4);
 	nest_family(t, 6);
 	return 0;
 }
 
+/* 1 when rule @i holds a region besides its own. */
+static int holds_others(const struct fwd_table *t, uint16_t i)
+{
+	const uint64_t *row = rule_row(t, i);
+	uint16_t own = t->residency[i].region;
+
+	for (size_t w = 0; w < region_words(t); w++)
+		if (row[w] & ~(w == own / 64u ? 1ull << (own % 64) : 0))
+			return 1;
+	return 0;
+}
+
+int fwd_residency_rows_stale(const struct fwd_table *t, uint16_t region)
+{
+	if (t->rule_rows == NULL || region >= t->nregions)
+		return 0;
+	for (uint16_t i = 0; i < t->nresidency; i++)
+		if (t->residency[i].region == region ? holds_others(t, i)
+						     : has_bit(rule_row(t, i), region))
+			return 1;
+	return 0;
+}
+
+int fwd_residency_rows_refill(struct fwd_table *t)
+{
+	uint64_t *old = t->rule_rows;
+
+	t->rule_rows = NULL;
+	if (fwd_residency_rows_fill(t)) {
+		t->rule_rows = old; /* holding more than it should: fails closed */
+		return -ENOMEM;
+	}
+	free(old);
+	return 0;
+}
+
 int fwd_residency_frag_may_carry(const struct fwd_table *t, uint16_t region, uint16_t link)
 {
-	size_t words = fwd_residency_row_words(t), rw = region_words(t);
-
 	if (region >= t->nregions || link >= t->nlinks)
 		return t->nresidency == 0;
-	for (uint16_t i = 0; i < t->nresidency; i++) {
-		const uint64_t *row = t->rule_rows ? t->rule_rows + i * words : NULL;
-
-		if (row ? has_bit(row, region) && !has_bit(row + rw, link)
-			: !fwd_link_allowed(&t->links[link], &t->residency[i]))
+	if (t->rule_rows)
+		return has_bit(region_links(t, region), link);
+	for (uint16_t i = 0; i < t->nresidency; i++)
+		if (!fwd_link_allowed(&t->links[link], &t->residency[i]))
 			return 0;
-	}
 	return 1;
 }
 

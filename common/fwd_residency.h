@@ -82,19 +82,31 @@ int fwd_residency_link_may_carry(const struct fwd_table *t, const struct fwd_cla
  */
 
 /** Fill @t->rule_rows (once): per rule, the regions it holds and the links
- *  it allows. 0, or -ENOMEM with the table unchanged. */
+ *  it allows, and per region the links every rule holding it allows.
+ *  0, or -ENOMEM with the table unchanged. */
 int fwd_residency_rows_fill(struct fwd_table *t);
 
 /** Record in @t->rule_rows (when filled) that region @inner lies nested in
  *  protected region @outer: a delta's new pair, checked. */
 void fwd_residency_rows_nest(struct fwd_table *t, uint16_t inner, uint16_t outer);
 
-/** The 64-bit words of one rule's row of rule_rows. */
-size_t fwd_residency_row_words(const struct fwd_table *t);
+/** 1 when removing a prefix of @region may leave @t->rule_rows holding too
+ *  much: a rule of another region holds it, or it is protected and its
+ *  rules hold other regions. A delta that removes such a prefix refills the
+ *  rows whole (a walk of the prefixes); removals of other regions' prefixes,
+ *  the usual ones, cost nothing here. */
+int fwd_residency_rows_stale(const struct fwd_table *t, uint16_t region);
+
+/** The rows filled again from @t's prefixes. 0, or -ENOMEM with the old
+ *  rows kept (which hold at least as much: failing closed). */
+int fwd_residency_rows_refill(struct fwd_table *t);
+
+/** The 64-bit words of fwd_table.rule_rows. */
+size_t fwd_residency_rows_words(const struct fwd_table *t);
 
 /** 1 when a later fragment from a source of region @region may leave, or be
  *  copied, on link @link: every rule that holds @region allows the link
- *  (without rule_rows, every rule). */
+ *  (without rule_rows, every rule). One bit test with the rows. */
 int fwd_residency_frag_may_carry(const struct fwd_table *t, uint16_t region, uint16_t link);
 
 /** 1 when a residency rule names region @region. */

@@ -266,6 +266,29 @@ static void test_frag_may_carry(void **state)
 	assert_true(fwd_residency_frag_may_carry(nt, far, local));
 	assert_true(fwd_residency_frag_may_carry(nt, sg, tosg));
 	assert_true(fwd_residency_frag_may_carry(t, far, tosg));
+	/* And a delta that takes it out again lets it go, as the same table
+	 * built whole does (a review: the rows once only grew, so a table held
+	 * a region or not by its history). So does moving mid out of in. */
+	{
+		struct fwd_table *nt2 = NULL;
+		struct fwd_delta d2 = {0};
+
+		assert_int_equal(fwd_delta_add_text(&d2, FWD_DELTA_REMOVE, (uint16_t)far,
+						    "10.2.0.0/16", "changes[0]", &err),
+				 0);
+		assert_int_equal(fwd_delta_add_text(&d2, FWD_DELTA_REMOVE, (uint16_t)mid,
+						    "10.1.0.0/16", "changes[1]", &err),
+				 0);
+		assert_int_equal(fwd_delta_add_text(&d2, FWD_DELTA_ADD, (uint16_t)mid, "13.0.0.0/8",
+						    "changes[2]", &err),
+				 0);
+		assert_int_equal(fwd_delta_apply(nt, &d2, &nt2, NULL, NULL, &err), 0);
+		assert_true(fwd_residency_frag_may_carry(nt2, far, tosg));
+		assert_true(fwd_residency_frag_may_carry(nt2, mid, tosg));
+		assert_false(fwd_residency_frag_may_carry(nt2, in, tosg));
+		fwd_table_free(nt2);
+		fwd_delta_clear(&d2);
+	}
 	fwd_table_free(nt);
 	nt = NULL;
 	fwd_delta_clear(&d);
