@@ -159,6 +159,9 @@ struct ctl_api {
 	pthread_mutex_t capture_lock;
 	char capture_owner[sizeof(((struct ctl_state *)0)->who)];
 	int64_t capture_since;
+	/* The capture that streams, for POST /v1/capture/stop: set once it has
+	 * started, cleared before it is freed, both under capture_lock. */
+	struct ctl_capture *capture_running;
 	/* Fleet mode: the facility's etcd, for /v1/fleet/rollouts and
 	 * /v1/fleet/nodes (each request its own client), and the driver whose
 	 * status they show; NULL in single-box mode. */
@@ -1414,6 +1417,9 @@ static void h_capture(struct ctl_api *api, const struct req *q, struct reply *r)
 	}
 	s->api = api;
 	s->con = q->con;
+	pthread_mutex_lock(&api->capture_lock);
+	api->capture_running = s->cap;
+	pthread_mutex_unlock(&api->capture_lock);
 	r->status = 200;
 	r->stream = s;
 	goto out;
@@ -1480,9 +1486,51 @@ static void capture_done(void *cls)
 {
 	struct capture_stream *s = cls;
 
+	/* Out of a stop's reach first: it is freed next. */
+	pthread_mutex_lock(&s->api->capture_lock);
+	if (s->api->capture_running == s->cap)
+		s->api->capture_running = NULL;
+	pthread_mutex_unlock(&s->api->capture_lock);
 	ctl_capture_free(s->cap);
 	capture_release(s->api);
 	free(s);
+}
+
+/* POST /v1/capture/stop {"capture": N}: end capture N as its duration
+ * would, so that its stream ends with the statistics (regionctl's Ctrl-C;
+ * a closed connection ends it without them). N is the stream's Capture-Id
+ * header: one client does not stop another's capture by chance. */
+static void h_capture_stop(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	json_t *b = body_json(q, r), *v;
+	json_int_t id;
+
+	if (b == NULL)
+		return;
+	v = json_object_get(b, "capture");
+	if (!json_is_integer(v) || (id = json_integer_value(v)) < 1 || json_object_size(b) != 1) {
+		reply_simple(r, FWD_R_BAD_REQUEST, "capture",
+			     "the body is {\"capture\": N}, N the Capture-Id of the stream");
+		json_decref(b);
+		return;
+	}
+	pthread_mutex_lock(&api->capture_lock);
+	if (api->capture_running && ctl_capture_id(api->capture_running) == (uint64_t)id) {
+		ctl_capture_stop(api->capture_running);
+		pthread_mutex_unlock(&api->capture_lock);
+		fwd_log(FWD_LOG_NOTICE, "capture %lld: stopped by %s", (long long)id, q->who);
+		r->status = 200;
+		r->body = json_pack("{s:I}", "stopping", id);
+	} else {
+		char text[128];
+
+		pthread_mutex_unlock(&api->capture_lock);
+		snprintf(text, sizeof(text),
+			 "no capture %lld streams here (it ended, or another one runs)",
+			 (long long)id);
+		reply_simple(r, FWD_R_NO_CAPTURE, "capture", text);
+	}
+	json_decref(b);
 }
 
 /* ---- fleet rollouts (docs/fleet.md, "Rollouts and gates") -------------- */
@@ -1833,6 +1881,7 @@ static const struct route {
 	{"GET", "/v1/fleet", ROUTE_VIEW, h_fleet, NULL},
 	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach, NULL},
 	{"POST", "/v1/capture", ROUTE_CAPTURE, h_capture, NULL},
+	{"POST", "/v1/capture/stop", ROUTE_CAPTURE, h_capture_stop, NULL},
 	{"GET", "/v1/fleet/nodes", ROUTE_FLEET, h_fleet_nodes, NULL},
 	{"GET", "/v1/fleet/rollouts", ROUTE_FLEET, h_fleet_rollouts, NULL},
 	{"POST", "/v1/fleet/rollouts", ROUTE_FLEET | ROUTE_FLEET_WRITE, h_fleet_rollout_create,
@@ -2256,6 +2305,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 			return MHD_NO;
 		}
 		MHD_add_response_header(resp, "Content-Type", "application/x-pcapng");
+		{ /* what POST /v1/capture/stop names it by */
+			char id[24];
+
+			snprintf(id, sizeof(id), "%llu",
+				 (unsigned long long)ctl_capture_id(r->stream->cap));
+			MHD_add_response_header(resp, "Capture-Id", id);
+		}
 		ret = MHD_queue_response(con, 200, resp);
 		MHD_destroy_response(resp);
 		return ret;

@@ -55,6 +55,10 @@ struct ctl_capture {
 	char xifs[CTL_CAPTURE_MAX_XDP_IFS][32];
 	unsigned nxifs;
 	uint64_t xdp_written;
+	/* Set by ctl_capture_stop() from an API thread (the client's Ctrl-C),
+	 * read by the stream's reader: an atomic flag, no lock, and nothing
+	 * else shared (the reader stops as at its duration). */
+	int stop_asked;
 };
 
 static int opt_name(const json_t *b, const char *key, char *out, size_t len, struct fwd_err *e)
@@ -473,7 +477,9 @@ static void read_ahead(struct ctl_capture *c)
 {
 	int64_t now = fwd_mono_ms();
 	size_t held = c->out.len - c->out_off;
-	int over = c->deadline_ms && now >= c->deadline_ms, stop;
+	int over = (c->deadline_ms && now >= c->deadline_ms) ||
+		   __atomic_load_n(&c->stop_asked, __ATOMIC_ACQUIRE),
+	    stop;
 
 	if (!over &&
 	    (now - c->read_ms < FWD_CAPTURE_LEASE_MS / 2 || c->taken < CTL_CAPTURE_DRAIN_BYTES))
@@ -520,7 +526,8 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 			return -1;
 		before = c->out.len;
 		stop = (c->deadline_ms && fwd_mono_ms() >= c->deadline_ms) ||
-		       (c->count && c->packets >= c->count);
+		       (c->count && c->packets >= c->count) ||
+		       __atomic_load_n(&c->stop_asked, __ATOMIC_ACQUIRE);
 		if (turn(c, stop)) {
 			/* what it handed over was taken: the file ends here,
 			 * whole (what a failed chunk left, if any, first) */
@@ -533,6 +540,17 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max)
 		if (c->out.len == before && client_gone(c, CTL_CAPTURE_POLL_MS))
 			return -1;
 	}
+}
+
+void ctl_capture_stop(struct ctl_capture *c)
+{
+	/* Release: pairs with the reader's acquire; the flag is all it reads. */
+	__atomic_store_n(&c->stop_asked, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t ctl_capture_id(const struct ctl_capture *c)
+{
+	return c->id;
 }
 
 int64_t ctl_capture_deadline(const struct ctl_capture *c)

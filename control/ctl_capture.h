@@ -123,6 +123,17 @@ ssize_t ctl_capture_read(struct ctl_capture *c, uint8_t *buf, size_t max);
  */
 int64_t ctl_capture_deadline(const struct ctl_capture *c);
 
+/**
+ * End capture @c as its duration would (POST /v1/capture/stop, the
+ * client's Ctrl-C): regionfwd's copy is stopped and the stream ends with
+ * the statistics blocks, within CTL_CAPTURE_POLL_MS. Safe from any thread
+ * while @c is not freed (the API holds its capture_lock for that).
+ */
+void ctl_capture_stop(struct ctl_capture *c);
+
+/** regionfwd's id of capture @c: the stream's Capture-Id header. */
+uint64_t ctl_capture_id(const struct ctl_capture *c);
+
 /** Stop what still runs (regionfwd's capture, the XDP capture) and free. */
 void ctl_capture_free(struct ctl_capture *c);
 

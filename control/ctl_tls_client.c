@@ -28,7 +28,13 @@ struct ctl_conn {
 	gnutls_session_t s; /* NULL: plain */
 	int truncated;
 	char why[256];
+	volatile sig_atomic_t *intr; /* ctl_conn_interruptible() */
 };
+
+void ctl_conn_interruptible(struct ctl_conn *c, volatile sig_atomic_t *flag)
+{
+	c->intr = flag;
+}
 
 struct ctl_conn *ctl_conn_plain(int fd)
 {
@@ -324,13 +330,17 @@ static ssize_t conn_recv(struct ctl_conn *c, void *buf, size_t len, double t0, d
 
 		if (c->s == NULL) {
 			r = read(c->fd, buf, len);
-			if (r < 0 && errno == EINTR)
+			if (r < 0 && errno == EINTR && !(c->intr && *c->intr))
 				continue;
 			if (r < 0)
 				snprintf(c->why, sizeof(c->why), "%s", strerror(errno));
 			return r;
 		}
 		r = gnutls_record_recv(c->s, buf, len);
+		if (r == GNUTLS_E_INTERRUPTED && c->intr && *c->intr) {
+			errno = EINTR;
+			return -1;
+		}
 		if (r == GNUTLS_E_INTERRUPTED)
 			continue;
 		/* GnuTLS also answers AGAIN, at once, for a record that

@@ -9,6 +9,8 @@
 #ifndef CTL_TLS_CLIENT_H
 #define CTL_TLS_CLIENT_H
 
+#include <signal.h>
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -51,6 +53,11 @@ int ctl_conn_send(struct ctl_conn *c, const void *buf, size_t len);
 
 /** Up to @len bytes. @return their number, 0 at the end, -1 with ctl_conn_error(). */
 ssize_t ctl_conn_recv(struct ctl_conn *c, void *buf, size_t len);
+
+/** A receive interrupted by a signal returns -1 with errno EINTR while
+ *  *@flag is set (NULL: it is retried, the default), so that the caller
+ *  can act on the signal (regionctl capture's Ctrl-C) between receives. */
+void ctl_conn_interruptible(struct ctl_conn *c, volatile sig_atomic_t *flag);
 
 /** 1 when a TLS peer closed the connection without saying so (close_notify):
  *  what was received may be cut short, so its length must be checked. */

@@ -3672,17 +3672,70 @@ struct cap_sink {
 	int out_errno; /* why a write of the pcapng or of a packet's line failed */
 };
 
-/* Ctrl-C ends a capture early: the connection is shut down (regiond then
- * stops the capture), and what arrived whole is kept. */
-static volatile sig_atomic_t cap_interrupted;
+/* Ctrl-C ends a capture early. Once the stream has begun (its Capture-Id
+ * known), the first one asks regiond to stop it (POST /v1/capture/stop,
+ * from the read loop: cap_stop_asked interrupts the receive), so the
+ * stream ends with its statistics, what was lost included, as tcpdump's
+ * does; it once ended without them. A second one, SIGTERM, or a regiond
+ * that does not end the stream within CAP_STOP_WAIT_MS shuts the
+ * connection down (regiond then stops the capture), what arrived whole
+ * kept. */
+#define CAP_STOP_WAIT_MS 10000
+#define CAP_TICK_MS 500
+static volatile sig_atomic_t cap_interrupted, cap_stop_asked, cap_can_stop;
 static volatile int cap_sock = -1;
+static unsigned long long cap_id;
 
 static void cap_on_signal(int sig)
 {
-	(void)sig;
+	if (sig == SIGINT && cap_can_stop && !cap_stop_asked) {
+		cap_stop_asked = 1;
+		return;
+	}
 	cap_interrupted = 1;
 	if (cap_sock >= 0)
 		shutdown(cap_sock, SHUT_RDWR);
+}
+
+/* The stream's Capture-Id (regiond's answer head @head, to @end): 0 without. */
+static unsigned long long capture_id_of(const char *head, const char *end)
+{
+	for (const char *p = strstr(head, "\r\n"); p && p < end; p = strstr(p + 2, "\r\n"))
+		if (strncasecmp(p + 2, "Capture-Id:", 11) == 0) {
+			const char *v = p + 13 + strspn(p + 13, " \t");
+			size_t n = strcspn(v, " \t\r\n");
+			unsigned long long id;
+			char num[24];
+
+			if (n == 0 || n >= sizeof(num))
+				return 0;
+			memcpy(num, v, n);
+			num[n] = '\0';
+			return whole_number(num, 1, UINT64_MAX, &id) ? 0 : id;
+		}
+	return 0;
+}
+
+/* Ask regiond to end capture cap_id (its statistics then close the stream).
+ * @return 0 when it will. */
+static int capture_stop(const struct opts *unbounded)
+{
+	struct opts so = *unbounded;
+	char why[256];
+	json_t *b = json_pack("{s:I}", "capture", (json_int_t)cap_id), *out = NULL;
+	int status;
+
+	so.timeout_ms = 5000;
+	so.json_errors = JERR_NONE;
+	status = http(&so, "POST", "/v1/capture/stop", b, &out, why, sizeof(why));
+	json_decref(b);
+	json_decref(out);
+	if (status != 200)
+		fprintf(stderr,
+			"regionctl: could not ask regiond to stop the capture (%s): "
+			"closing the connection, without its statistics\n",
+			status > 0 ? "refused" : why);
+	return status == 200 ? 0 : -1;
 }
 
 /* A packet comment "SOURCE FATE key=value ..." as JSON. */
@@ -3970,8 +4023,8 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			     .max_what = "the 64 MiB of any answer"};
 	size_t qlen, body_at = 0, interim = 0;
 	long long clen = -1;
-	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE;
-	double t0;
+	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE, stop_sent = 0;
+	double t0, last_rx = 0, stop_by = 0;
 	FILE *f;
 
 	*started = 0;
@@ -4016,8 +4069,42 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			}
 			silence_bound(ctl_conn_fd(c), (int)(left * 1000) + 1);
 		}
+		if (*started && cap_stop_asked && !stop_sent && !cap_interrupted) {
+			/* Ctrl-C: ask for the end, then wait for it, bounded. */
+			stop_sent = 1;
+			ctl_conn_interruptible(c, NULL);
+			if (capture_stop(unbounded)) {
+				cap_interrupted = 1;
+				break;
+			}
+			stop_by = ctl_top_mono_s(); /* the wait runs from here, or the last bytes */
+		}
 		errno = 0;
 		r = ctl_conn_recv(c, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR && !cap_interrupted)
+			continue; /* the Ctrl-C above */
+		if (r > 0)
+			last_rx = ctl_top_mono_s();
+		/* Once it streams, receives wait a tick (CAP_TICK_MS) at most,
+		 * so that a Ctrl-C that came between two of them is seen; the
+		 * silence is counted here. */
+		if (r < 0 && *started && !cap_interrupted &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			double now = ctl_top_mono_s();
+
+			if (stop_sent && now - (last_rx > stop_by ? last_rx : stop_by) >=
+						 CAP_STOP_WAIT_MS / 1000.0) {
+				fprintf(stderr,
+					"regionctl: nothing from regiond for %d s after the stop: "
+					"closing the "
+					"connection, without the statistics\n",
+					CAP_STOP_WAIT_MS / 1000);
+				cap_interrupted = 1;
+				break;
+			}
+			if (stop_sent || !silence_ms || now - last_rx < silence_ms / 1000.0)
+				continue;
+		}
 		if (r < 0 && !cap_interrupted && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (*started)
 				fprintf(stderr,
@@ -4075,7 +4162,14 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			}
 			*started = 1;
 			bo.wait_ms = silence_ms;
-			silence_bound(ctl_conn_fd(c), silence_ms);
+			last_rx = ctl_top_mono_s();
+			silence_bound(ctl_conn_fd(c), CAP_TICK_MS);
+			/* From here a Ctrl-C stops it through regiond, when it
+			 * named the capture (an older regiond does not). */
+			if ((cap_id = capture_id_of((char *)head.data, sep)) != 0) {
+				ctl_conn_interruptible(c, &cap_stop_asked);
+				cap_can_stop = 1;
+			}
 			if (k->fd >= 0 && ftruncate(k->fd, 0) < 0 && errno != EINVAL)
 				fprintf(stderr, "regionctl: cannot empty the file: %s\n",
 					strerror(errno));
@@ -4266,8 +4360,8 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 			json_array_append_new(stats, json_string(k.stats[i]));
 		j = json_pack("{s:s, s:I, s:I, s:b, s:b, s:o}", "summary", "capture", "packets",
 			      (json_int_t)k.packets, "bytes", (json_int_t)k.bytes, "complete",
-			      rc == 0 && !cap_interrupted, "interrupted", cap_interrupted != 0,
-			      "statistics", stats);
+			      rc == 0 && !cap_interrupted, "interrupted",
+			      cap_interrupted != 0 || cap_stop_asked != 0, "statistics", stats);
 		if (file)
 			json_object_set_new(j, "file", json_string(file));
 		json_dumpf(j, out, JSON_COMPACT | JSON_SORT_KEYS);
@@ -4279,9 +4373,10 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 		fprintf(out, "capture: %llu packets%s%s%s\n", (unsigned long long)k.packets,
 			file ? (k.out_errno ? " (not all written) to " : " written to ") : "",
 			file ? (k.fd == STDOUT_FILENO ? "stdout" : file) : "",
-			cap_interrupted ? " (interrupted)"
-			: rc		? " (incomplete: the error above)"
-					: "");
+			cap_interrupted	 ? " (interrupted)"
+			: rc		 ? " (incomplete: the error above)"
+			: cap_stop_asked ? " (stopped at Ctrl-C)"
+					 : "");
 		for (int i = 0; i < k.nstats; i++)
 			fprintf(out, "  %s\n", k.stats[i]);
 	}

@@ -201,6 +201,14 @@ def test_one_at_a_time_and_interrupt(box, tmp_path):
         assert rc == 1 and "capture_busy (409)" in err and "one at a time" in err, err
         code, r = box.http("POST", "/v1/capture", {"count": 1})
         assert code == 409 and r["error"]["code"] == "capture_busy"
+        # A stop names its capture (the stream's Capture-Id): another id,
+        # or a body that is not {"capture": N}, stops nothing.
+        code, r = box.http("POST", "/v1/capture/stop", {"capture": 99})
+        assert code == 404 and r["error"]["code"] == "no_capture", r
+        for body in ({}, {"capture": "1"}, {"capture": 0}, {"capture": 1, "x": 1}):
+            code, r = box.http("POST", "/v1/capture/stop", body)
+            assert code == 400 and r["error"]["path"] == "capture", (body, r)
+        assert first.poll() is None
     finally:
         assert first.wait(30) == 0
     out = first.stdout.read()
@@ -212,19 +220,37 @@ def test_one_at_a_time_and_interrupt(box, tmp_path):
     assert len(started) == 1 and started[0].rstrip().endswith(": every packet"), started
     assert tshark(str(tmp_path / "quiet.pcapng")) == []
 
-    # Ctrl-C: the file ends at its last whole block, tshark reads it, and
-    # regiond stops the capture (the next one is not refused).
+    # Ctrl-C: regionctl asks regiond to stop the capture, whose stream then
+    # ends with its statistics, what was lost included, as tcpdump's does
+    # (it once ended without them); tshark reads the file whole.
     f = str(tmp_path / "cut.pcapng")
     p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "-w", f], stdout=subprocess.PIPE, text=True)
     wait_for(lambda: os.path.exists(f) and os.path.getsize(f) > 10000, what="a capture under way")
     p.send_signal(signal.SIGINT)
     assert p.wait(30) == 0
     out = p.stdout.read()
-    assert "(interrupted)" in out, out
+    assert "(stopped at Ctrl-C)" in out, out
+    assert re.search(r"regionfwd capture 3: captured=\d+ lost=\d+ .*end=stopped", out), out
     n = int(out.split("capture: ")[1].split()[0])
     assert n > 0 and len(tshark(f)) == n
     wait_for(lambda: re.search(r"capture 3 for .* ended: .*end=stopped", open(tmp_path / "fwd.log").read()),
              what="capture 3 ended")
+    assert "capture 3: stopped by " in open(box.tmp / "regiond.log").read()
+    # A second Ctrl-C does not wait for them: the connection is closed, the
+    # file ends at its last whole block, and regiond stops the capture (the
+    # next one is not refused).
+    f = str(tmp_path / "cut2.pcapng")
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "-w", f], stdout=subprocess.PIPE, text=True)
+    wait_for(lambda: os.path.exists(f) and os.path.getsize(f) > 10000, what="a capture under way")
+    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(30) == 0
+    out = p.stdout.read()
+    assert "(interrupted)" in out or "(stopped at Ctrl-C)" in out, out
+    n = int(out.split("capture: ")[1].split()[0])
+    assert n > 0 and len(tshark(f)) == n
+    wait_for(lambda: re.search(r"capture 4 for .* ended: .*end=stopped", open(tmp_path / "fwd.log").read()),
+             what="capture 4 ended")
     # regiond frees its one slot when the interrupted stream's connection
     # is closed, a moment after regionfwd ended the capture: the next one
     # may be refused (capture_busy, as above) until then, never after.
@@ -520,7 +546,7 @@ def test_slow_steady_reader_of_a_running_capture(box, tmp_path):
     rc, err, at_int, total, interrupted, ended = slow_running_capture(
         box, tmp_path / "running.pcapng", rate, run_s)
     assert interrupted, f"the stream ended after {ended:.1f} s, {total} bytes: {err}"
-    assert rc == 0 and "(interrupted)" in err, (rc, err)
+    assert rc == 0 and "(stopped at Ctrl-C)" in err and "end=stopped" in err, (rc, err)
     assert packet_count(str(tmp_path / "running.pcapng")) > 0
     # What the test means: the capture kept the client busy at its rate for
     # longer than a lease past what the sockets hold, so without reading
