@@ -192,8 +192,7 @@ static void build(struct frame *f, const struct fwd_report *r, const json_t *rat
 	if (stale) {
 		localtime_r(&stale, &tm);
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
-		add(f, L_TITLE,
-		    "regionfwd top  NO ANSWER since %s: the figures below are from then", when);
+		add(f, L_TITLE, "regionfwd top  NO ANSWER: the figures below are from %s", when);
 	}
 	localtime_r(&now, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
@@ -453,6 +452,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 	unsigned hidden = 0;
 	double t_prev, t_read; /* the last fetch, tried or not; @prev's */
 	time_t stale = 0; /* since when reads fail, 0 while they do not */
+	time_t good_at = time(NULL); /* the last read that worked */
 	long shown = 0;
 	int rc;
 
@@ -523,8 +523,8 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 				snprintf(error, sizeof(error),
 					 "no frame (exit %d%s); retrying every %.1f s", rc,
 					 c.curses ? "" : ", the line above says why", c.interval);
-			if (stale == 0)
-				stale = time(NULL);
+			if (stale == 0) /* the figures on screen are the last good read's */
+				stale = good_at;
 			if (c.curses) {
 				if (cur && rates && st)
 					build(f, cur, rates, st, &c, hidden, stale);
@@ -538,6 +538,7 @@ int ctl_top_run(const struct ctl_top_conf *conf, const struct ctl_top_source *sr
 		}
 		error[0] = '\0';
 		stale = 0;
+		good_at = time(NULL);
 		json_decref(rates);
 		/* Over the time since @prev was read: after reads that failed
 		 * (regiond restarting), the counters moved for all of it, and a

@@ -644,7 +644,7 @@ static void request_head(FILE *f, const struct opts *o, const char *method, cons
 static int is_write(const char *method, const char *path)
 {
 	return strcmp(method, "GET") != 0 && strcmp(path, "/v1/validate") != 0 &&
-	       strcmp(path, "/v1/explain") != 0;
+	       strcmp(path, "/v1/explain") != 0 && strcmp(path, "/v1/capture/stop") != 0;
 }
 
 /* @o with the bound of an exchange @method @path: --timeout, else the
@@ -3716,26 +3716,29 @@ static unsigned long long capture_id_of(const char *head, const char *end)
 	return 0;
 }
 
-/* Ask regiond to end capture cap_id (its statistics then close the stream).
- * @return 0 when it will. */
-static int capture_stop(const struct opts *unbounded)
+/* Ask regiond to end capture cap_id (its statistics then close the
+ * stream). Whatever the answer, the stream is read on (bounded by a
+ * silence of CAP_STOP_WAIT_MS): a 404 most often means the capture ended
+ * meanwhile, its last bytes and statistics unread in the socket. */
+static void capture_stop(const struct opts *unbounded)
 {
 	struct opts so = *unbounded;
 	char why[256];
 	json_t *b = json_pack("{s:I}", "capture", (json_int_t)cap_id), *out = NULL;
+	const char *reason;
 	int status;
 
 	so.timeout_ms = 5000;
 	so.json_errors = JERR_NONE;
 	status = http(&so, "POST", "/v1/capture/stop", b, &out, why, sizeof(why));
 	json_decref(b);
-	json_decref(out);
-	if (status != 200)
+	reason = json_string_value(json_object_get(json_object_get(out, "error"), "reason"));
+	if (status != 200 && status != 404)
 		fprintf(stderr,
-			"regionctl: could not ask regiond to stop the capture (%s): "
-			"closing the connection, without its statistics\n",
-			status > 0 ? "refused" : why);
-	return status == 200 ? 0 : -1;
+			"regionctl: could not ask regiond to stop the capture (%s): reading what "
+			"comes for %d s more\n",
+			status > 0 ? (reason ? reason : "refused") : why, CAP_STOP_WAIT_MS / 1000);
+	json_decref(out);
 }
 
 /* A packet comment "SOURCE FATE key=value ..." as JSON. */
@@ -4073,10 +4076,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			/* Ctrl-C: ask for the end, then wait for it, bounded. */
 			stop_sent = 1;
 			ctl_conn_interruptible(c, NULL);
-			if (capture_stop(unbounded)) {
-				cap_interrupted = 1;
-				break;
-			}
+			capture_stop(unbounded);
 			stop_by = ctl_top_mono_s(); /* the wait runs from here, or the last bytes */
 		}
 		errno = 0;
@@ -4109,10 +4109,13 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			if (*started)
 				fprintf(stderr,
 					"regionctl: the capture stopped: nothing from regiond "
-					"within %d s (no packet matched, or regiond hangs: "
-					"regiond sends nothing while nothing matches, so a "
-					"quiet filter wants --duration, not --timeout)\n",
-					o->wait_ms / 1000);
+					"within %d s%s\n",
+					o->wait_ms / 1000,
+					unbounded->timeout_ms
+						? " (no packet matched, or regiond hangs: regiond "
+						  "sends nothing while nothing matches, so a quiet "
+						  "filter wants --duration, not --timeout)"
+						: " (past --duration: regiond hangs)");
 			else
 				fprintf(stderr, "regionctl: cannot reach regiond at %s: %s\n",
 					o->url ? o->url : o->sock,

@@ -259,10 +259,10 @@ def test_top_on_a_terminal_says_why_on_its_status_line(tmp_path):
         after = bytes(top.out[mark:])
         assert b"dataplane_unavailable (503)" in after and b"retrying every 0.3 s" in after, after[-800:]
         assert b"regionctl: " not in after, after[-800:]  # nothing written over the screen
-        top.read_until(lambda: b"NO ANSWER since" in top.out[mark:])
+        top.read_until(lambda: b"NO ANSWER: the figures below are from " in top.out[mark:])
         after = bytes(top.out[mark:])
         # (curses writes only what changed on the title: "unknown" over "healthy")
-        assert b"NO ANSWER since" in after and b"unknown" in after, after[-800:]
+        assert b"NO ANSWER: the figures below are from " in after and b"unknown" in after, after[-800:]
         top.key(b"q")
         assert top.wait_exit() == 0
     finally:
