@@ -142,6 +142,12 @@ size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size
  * none did): stdio keeps only that one did, and a line-buffered stream
  * has dropped the line by the time its command ends. */
 static int stdout_errno;
+static volatile sig_atomic_t *stdout_intr;
+
+void fwd_stdout_interruptible(volatile sig_atomic_t *flag)
+{
+	stdout_intr = flag;
+}
 
 /* @n bytes of @b written to @fd whole. @return how many were written
  * before a write failed (why kept for fwd_stdout_errno()), or @n. */
@@ -152,8 +158,10 @@ static size_t write_whole(int fd, const char *b, size_t n)
 	while (w < n) {
 		ssize_t k = write(fd, b + w, n - w);
 
-		if (k < 0 && errno == EINTR)
+		if (k < 0 && errno == EINTR && !(stdout_intr && *stdout_intr))
 			continue;
+		if (k < 0 && errno == EINTR)
+			break; /* given up on purpose: not a failure of stdout */
 		if (k <= 0) {
 			if (fd == STDOUT_FILENO)
 				stdout_errno = k < 0 ? errno : EIO;

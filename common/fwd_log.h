@@ -18,6 +18,7 @@
 #ifndef FWD_LOG_H
 #define FWD_LOG_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,12 @@ int fwd_stdout_escaped(void);
  * terminal that curses draws on. @return 0, or -errno (stdout left as it was)
  */
 int fwd_stdout_plain(void);
+
+/** A write to stdout through these streams that a signal interrupts gives
+ *  up (EINTR, for fwd_stdout_errno()) while *@flag is set, NULL: retried,
+ *  the default. regionctl capture sets it: blocked on a pipe nobody reads,
+ *  it once ignored Ctrl-C and SIGTERM alike. */
+void fwd_stdout_interruptible(volatile sig_atomic_t *flag);
 
 /**
  * Why the last write to stdout through fwd_stdout_escaped()'s or

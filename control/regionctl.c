@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -3670,6 +3671,7 @@ struct cap_sink {
 	int nstats;
 	char why[256]; /* set when the stream is not pcapng or cannot be written */
 	int out_errno; /* why a write of the pcapng or of a packet's line failed */
+	int out_blocked; /* stdout was blocked (a full pipe) when a signal came */
 };
 
 /* Ctrl-C ends a capture early. Once the stream has begun (its Capture-Id
@@ -3683,11 +3685,16 @@ struct cap_sink {
 #define CAP_STOP_WAIT_MS 10000
 #define CAP_TICK_MS 500
 static volatile sig_atomic_t cap_interrupted, cap_stop_asked, cap_can_stop;
+/* Any of them came: a write blocked on stdout gives up (write_all and
+ * fwd_stdout_interruptible), which once ignored Ctrl-C and SIGTERM alike
+ * with a pipe nobody read. */
+static volatile sig_atomic_t cap_signalled;
 static volatile int cap_sock = -1;
 static unsigned long long cap_id;
 
 static void cap_on_signal(int sig)
 {
+	cap_signalled = 1;
 	if (sig == SIGINT && cap_can_stop && !cap_stop_asked) {
 		cap_stop_asked = 1;
 		return;
@@ -3737,7 +3744,8 @@ static void capture_stop(const struct opts *unbounded)
 		fprintf(stderr,
 			"regionctl: could not ask regiond to stop the capture (%s): reading what "
 			"comes for %d s more\n",
-			status > 0 ? (reason ? reason : "refused") : why, CAP_STOP_WAIT_MS / 1000);
+			status > 0 ? (reason ? reason : "refused") : "no answer",
+			CAP_STOP_WAIT_MS / 1000);
 	json_decref(out);
 }
 
@@ -3901,7 +3909,7 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 
-		if (w < 0 && errno == EINTR)
+		if (w < 0 && errno == EINTR && !cap_signalled)
 			continue;
 		if (w <= 0)
 			return -1;
@@ -3924,6 +3932,11 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 		if (k->fd >= 0 && write_all(k->fd, b.p, b.len)) {
 			int err = errno;
 
+			if (err == EINTR && cap_signalled) {
+				cap_interrupted = 1; /* blocked when the signal came */
+				k->out_blocked = k->fd == STDOUT_FILENO;
+				return -1;
+			}
 			k->out_errno = err;
 
 			/* Only whole blocks stay, so the file still reads (a full
@@ -3945,6 +3958,13 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 			 * into nothing for ever, holding the one capture slot. */
 			if (k->fd < 0 && (k->out_errno = print_packet(k, &b)) != 0) {
 				k->packets--; /* not printed */
+				/* (stdio's own errno for it may be EIO) */
+				if (cap_signalled && k->out_errno != EPIPE) {
+					k->out_errno = 0; /* blocked when the signal came */
+					k->out_blocked = 1;
+					cap_interrupted = 1;
+					return -1;
+				}
 				snprintf(k->why, sizeof(k->why), "cannot write to stdout: %s",
 					 strerror(k->out_errno));
 				stdout_said = 1;
@@ -4026,7 +4046,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			     .max_what = "the 64 MiB of any answer"};
 	size_t qlen, body_at = 0, interim = 0;
 	long long clen = -1;
-	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE, stop_sent = 0;
+	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE, stop_sent = 0, stop_unanswered = 0;
 	double t0, last_rx = 0, stop_by = 0;
 	FILE *f;
 
@@ -4100,6 +4120,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 					"connection, without the statistics\n",
 					CAP_STOP_WAIT_MS / 1000);
 				cap_interrupted = 1;
+				stop_unanswered = 1; /* a hung regiond: exit 3 */
 				break;
 			}
 			if (stop_sent || !silence_ms || now - last_rx < silence_ms / 1000.0)
@@ -4198,6 +4219,12 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			break;
 	}
 	cap_sock = -1;
+	if (status <= 0 && cap_interrupted) {
+		/* the user's Ctrl-C, not regiond's silence */
+		fprintf(stderr,
+			"regionctl: interrupted before regiond answered: nothing captured\n");
+		goto out;
+	}
 	if (status <= 0) {
 		fprintf(stderr, "regionctl: no HTTP response from regiond%s\n",
 			status == -101 ? " (an HTTP 101 Switching Protocols, which regionctl never "
@@ -4244,7 +4271,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		rc = CTL_EXIT_FAILED;
 		goto out;
 	}
-	rc = 0;
+	rc = stop_unanswered ? EXIT_UNREACHABLE : 0;
 	if (!cap_interrupted && (chunked ? ch.state != CH_DONE : ctl_conn_truncated(c))) {
 		fprintf(stderr, "regionctl: the capture was cut short: regiond or regionfwd "
 				"stopped it\n");
@@ -4278,6 +4305,18 @@ static int capture_to_stdout(const struct opts *o, const struct ctl_call *c)
 
 	(void)o;
 	return file && strcmp(file, "-") == 0;
+}
+
+/* Whether a statistics block says the capture was stopped (end=stopped):
+ * a Ctrl-C that came as it reached its count or duration stopped nothing,
+ * and "(stopped at Ctrl-C)" beside "end=count reached" read as a
+ * contradiction (a probe). */
+static int ended_stopped(const struct cap_sink *k)
+{
+	for (int i = 0; i < k->nstats; i++)
+		if (strstr(k->stats[i], "end=stopped"))
+			return 1;
+	return 0;
 }
 
 static int cmd_capture(const struct opts *o, const struct ctl_call *c)
@@ -4333,9 +4372,15 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
 	signal(SIGPIPE, SIG_IGN);
+	fwd_stdout_interruptible(&cap_signalled);
 	rc = http_stream(o, "/v1/capture", b, &k, &started);
+	fwd_stdout_interruptible(NULL);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
+	if (k.out_blocked) {
+		__fpurge(stdout); /* what it held would block the exit's flush */
+		clearerr(stdout);
+	}
 	json_decref(b);
 	if (!started && created)
 		unlink(file); /* refused: no empty file left behind */
@@ -4353,7 +4398,9 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 		return rc;
 	/* The summary: on stdout unless the pcapng went there (or stdout
 	 * failed). */
-	out = k.fd == STDOUT_FILENO ? stderr : k.fd < 0 && !o->json ? stderr : stdout;
+	out = k.fd == STDOUT_FILENO || k.out_blocked ? stderr
+	      : k.fd < 0 && !o->json		     ? stderr
+						     : stdout;
 	if (out == stdout && ferror(stdout))
 		out = stderr;
 	if (o->json) {
@@ -4376,10 +4423,10 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 		fprintf(out, "capture: %llu packets%s%s%s\n", (unsigned long long)k.packets,
 			file ? (k.out_errno ? " (not all written) to " : " written to ") : "",
 			file ? (k.fd == STDOUT_FILENO ? "stdout" : file) : "",
-			cap_interrupted	 ? " (interrupted)"
-			: rc		 ? " (incomplete: the error above)"
-			: cap_stop_asked ? " (stopped at Ctrl-C)"
-					 : "");
+			cap_interrupted			      ? " (interrupted)"
+			: rc				      ? " (incomplete: the error above)"
+			: cap_stop_asked && ended_stopped(&k) ? " (stopped at Ctrl-C)"
+							      : "");
 		for (int i = 0; i < k.nstats; i++)
 			fprintf(out, "  %s\n", k.stats[i]);
 	}

@@ -1145,3 +1145,33 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         assert j["sport"] in (4000, 4001), j
     finally:
         box.stop()
+
+
+@pytest.mark.parametrize("args", [["-w", "-"], [], ["-j"]], ids=["pcapng", "lines", "json"])
+def test_ctrl_c_ends_a_capture_blocked_on_its_output(box, tmp_path, args):
+    """A probe's find: with stdout a pipe nobody reads (regionctl capture
+    -w - | less, left), the writes blocked and retried after every signal:
+    Ctrl-C and SIGTERM were both ignored, only SIGKILL ended it. A signal
+    now ends a write that blocks; what stood in stdout's buffer is dropped,
+    the summary goes to stderr."""
+    import time
+    p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        n = len(re.findall(r"capture \d+ started", open(box.tmp / "fwd.log").read()))
+        wait_for(lambda: len(re.findall(r"capture \d+ started", open(box.tmp / "fwd.log").read())) > n,
+                 what="the capture running")
+        time.sleep(2)  # the pipe (64 KiB) fills long before
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGTERM)
+            pytest.fail("regionctl ignored Ctrl-C with its stdout blocked")
+        err = p.stderr.read().decode()
+        said = '"interrupted":true' if args == ["-j"] else "(interrupted)"
+        assert p.returncode == 0 and said in err, (p.returncode, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
