@@ -427,15 +427,22 @@ void fwd_residency_rows_nest(struct fwd_table *t, uint16_t inner, uint16_t outer
 			hold(t, i, inner);
 }
 
-/* Every pair (a prefix, a protected prefix covering it) into the rows: the
- * walk of check_nesting_family(), which refused the table if a pair broke
- * a rule, without the checks. */
-static void nest_family(struct fwd_table *t, int fam)
+/* Every pair (a prefix, a protected prefix of another region covering it):
+ * prefixes sorted by address then length (as validation leaves them) put
+ * each prefix after every prefix that covers it, so one walk with a stack
+ * of the open covers finds them all, at any depth. @visit is called for
+ * each pair; a nonzero return ends the walk with it. */
+static int walk_nested(const struct fwd_table *t, int fam,
+		       int (*visit)(void *arg, const struct nest_key *inner,
+				    const struct nest_key *outer),
+		       void *arg)
 {
 	uint32_t n = fam == 4 ? t->nprefix4 : t->nprefix6;
+	/* At most one open cover a length: 129 for IPv6's /0 to /128. */
 	struct nest_key stack[129], k;
 	uint8_t prot[129];
 	unsigned depth = 0;
+	int rc;
 
 	for (uint32_t i = 0; i < n; i++) {
 		key_at(t, fam, i, &k);
@@ -443,13 +450,21 @@ static void nest_family(struct fwd_table *t, int fam)
 		       !fwd_nest_covers(stack[depth - 1].a, stack[depth - 1].len, k.a, k.len))
 			depth--;
 		for (unsigned j = depth; j-- > 0;)
-			if (prot[j] && stack[j].region != k.region)
-				fwd_residency_rows_nest(t, k.region, stack[j].region);
+			if (prot[j] && stack[j].region != k.region &&
+			    (rc = visit(arg, &k, &stack[j])) != 0)
+				return rc;
 		if (depth < sizeof(stack) / sizeof(stack[0])) {
 			prot[depth] = (uint8_t)fwd_residency_protects(t, k.region);
 			stack[depth++] = k;
 		}
 	}
+	return 0;
+}
+
+static int hold_pair(void *arg, const struct nest_key *inner, const struct nest_key *outer)
+{
+	fwd_residency_rows_nest(arg, inner->region, outer->region);
+	return 0;
 }
 
 int fwd_residency_rows_fill(struct fwd_table *t)
@@ -470,8 +485,8 @@ int fwd_residency_rows_fill(struct fwd_table *t)
 				set_bit(rule_row(t, i) + rw, l);
 		hold(t, i, t->residency[i].region);
 	}
-	nest_family(t, 4);
-	nest_family(t, 6);
+	walk_nested(t, 4, hold_pair, t);
+	walk_nested(t, 6, hold_pair, t);
 	return 0;
 }
 
@@ -523,55 +538,39 @@ int fwd_residency_frag_may_carry(const struct fwd_table *t, uint16_t region, uin
 	return 1;
 }
 
-/* Every prefix against every protected prefix that covers it: prefixes
- * sorted by address then length (as validation leaves them) put each prefix
- * after every prefix that covers it, so one walk with a stack of the open
- * covers finds them all. Every cover, not only the nearest: a prefix of an
- * unprotected region in between would otherwise launder the addresses (in's
- * 10/8 > mid's 10.1/16 > xx's 10.1.1/24 still holds India's users in
- * 10.1.1/24). A pair of regions found keeping to the rules is not checked
- * again (a bitmap per protected region), so the common walk costs a stack
- * scan a prefix; the error's text is built only for the pair that breaks.
- * @ok  nregions x nregions bytes, zeroed */
-static int check_nesting_family(const struct fwd_table *t, const struct fwd_class *c, int fam,
-				uint8_t *ok, struct fwd_err *err)
+/* Every prefix against every protected prefix that covers it (walk_nested).
+ * Every cover, not only the nearest: a prefix of an unprotected region in
+ * between would otherwise launder the addresses (in's 10/8 > mid's 10.1/16 >
+ * xx's 10.1.1/24 still holds India's users in 10.1.1/24). A pair of regions
+ * found keeping to the rules is not checked again (@ok, a byte per pair), so
+ * the common walk costs a stack scan a prefix; the error's text is built
+ * only for the pair that breaks. */
+struct nest_check {
+	const struct fwd_table *t;
+	const struct fwd_class *c;
+	int fam;
+	uint8_t *ok; /* nregions x nregions bytes, zeroed */
+	struct fwd_err *err;
+};
+
+static int check_pair_once(void *arg, const struct nest_key *k, const struct nest_key *o)
 {
-	uint32_t n = fam == 4 ? t->nprefix4 : t->nprefix6;
-	/* At most one open cover a length: 129 for IPv6's /0 to /128. */
-	struct nest_key stack[129], k;
-	uint8_t prot[129];
-	unsigned depth = 0;
+	struct nest_check *nc = arg;
+	const struct fwd_table *t = nc->t;
+	uint8_t *seen = &nc->ok[(size_t)o->region * t->nregions + k->region];
+	char ib[64], ob[64], path[96];
 
-	for (uint32_t i = 0; i < n; i++) {
-		key_at(t, fam, i, &k);
-		while (depth &&
-		       !fwd_nest_covers(stack[depth - 1].a, stack[depth - 1].len, k.a, k.len))
-			depth--;
-		for (unsigned j = depth; j-- > 0;) {
-			uint16_t outer = stack[j].region;
-			uint8_t *seen = &ok[(size_t)outer * t->nregions + k.region];
-
-			if (!prot[j] || outer == k.region || *seen)
-				continue;
-			if (fwd_residency_check_pair(t, c, k.region, outer, "", "", 0, "", NULL)) {
-				char ib[64], ob[64], path[96];
-
-				snprintf(path, sizeof(path), "%s.%s.%s", FWD_KEY_NAME(DOC, REGIONS),
-					 t->region_names[k.region], FWD_KEY_NAME(REGION, PREFIXES));
-				return fwd_residency_check_pair(
-					t, c, k.region, outer,
-					fwd_nest_str(fam, k.a, k.len, ib, sizeof(ib)),
-					fwd_nest_str(fam, stack[j].a, stack[j].len, ob, sizeof(ob)),
-					k.line, path, err);
-			}
-			*seen = 1;
-		}
-		if (depth < sizeof(stack) / sizeof(stack[0])) {
-			prot[depth] = (uint8_t)fwd_residency_protects(t, k.region);
-			stack[depth++] = k;
-		}
+	if (*seen)
+		return 0;
+	if (fwd_residency_check_pair(t, nc->c, k->region, o->region, "", "", 0, "", NULL) == 0) {
+		*seen = 1;
+		return 0;
 	}
-	return 0;
+	snprintf(path, sizeof(path), "%s.%s.%s", FWD_KEY_NAME(DOC, REGIONS),
+		 t->region_names[k->region], FWD_KEY_NAME(REGION, PREFIXES));
+	return fwd_residency_check_pair(
+		t, nc->c, k->region, o->region, fwd_nest_str(nc->fam, k->a, k->len, ib, sizeof(ib)),
+		fwd_nest_str(nc->fam, o->a, o->len, ob, sizeof(ob)), k->line, path, nc->err);
 }
 
 static int check_nesting(const struct fwd_table *t, const struct fwd_class *c, struct fwd_err *err)
@@ -585,8 +584,11 @@ static int check_nesting(const struct fwd_table *t, const struct fwd_class *c, s
 	if (ok == NULL)
 		return fwd_err_fail(err, FWD_R_INTERNAL, t->source, 0, "",
 				    "out of memory checking nested prefixes");
-	for (int fam = 4; fam <= 6 && rc == 0; fam += 2)
-		rc = check_nesting_family(t, c, fam, ok, err);
+	for (int fam = 4; fam <= 6 && rc == 0; fam += 2) {
+		struct nest_check nc = {.t = t, .c = c, .fam = fam, .ok = ok, .err = err};
+
+		rc = walk_nested(t, fam, check_pair_once, &nc);
+	}
 	free(ok);
 	return rc;
 }
