@@ -2810,18 +2810,39 @@ int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, c
 	return r.status;
 }
 
+/* Words of libmicrohttpd's messages that say only that the client went
+ * away: `regionctl capture | head`, a Ctrl-C, a closed browser tab. That is
+ * the client's choice, not regiond's fault, and an err line for each made
+ * an operator's log cry wolf; they are kept, at info. */
+static const char *const peer_gone[] = {
+	/* MHD's words for EPIPE and ECONNRESET, in "Failed to send ..." */
+	"The socket is no longer available for sending",
+	"forcibly closed by remote peer",
+	/* a request cut short by its client */
+	"closed by remote side",
+	"Socket has been disconnected",
+	/* strerror()'s, where MHD passes the system's text on */
+	"Broken pipe",
+	"Connection reset by peer",
+};
+
 /* libmicrohttpd's own messages (a failed TLS handshake, a refused
  * connection) into regiond's log, saying whose they are. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	int level = FWD_LOG_ERR;
 	char line[512];
 	size_t n;
 
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strcspn(line, "\n");
+	line[n] = '\0';
 	while (n && line[n - 1] == ' ')
 		n--;
-	fwd_log(FWD_LOG_ERR, "API on %s: %.*s", (const char *)cls, (int)n, line);
+	for (size_t i = 0; i < sizeof(peer_gone) / sizeof(peer_gone[0]); i++)
+		if (strstr(line, peer_gone[i]))
+			level = FWD_LOG_INFO;
+	fwd_log(level, "API on %s: %.*s", (const char *)cls, (int)n, line);
 }
 
 /* The API on the listening unix socket @fd (the daemon owns it once
