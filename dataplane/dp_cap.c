@@ -624,6 +624,11 @@ int dp_cap_start(struct dp_cap *c, struct dp_pub *pub, const struct dp_gen *g,
 				  rte_strerror(rte_errno));
 		goto fail;
 	}
+	/* Anything a ring still holds belongs to no capture: freed, with
+	 * c->on still 0 (drain writes what it takes into the capture that is
+	 * on). Every path that ends a capture or frees a generation has
+	 * drained already; this keeps a new capture clean if one did not. */
+	drain(c, 0);
 	c->on = 1;
 	c->done = 0;
 	c->id = c->next_id++;
@@ -638,8 +643,6 @@ int dp_cap_start(struct dp_cap *c, struct dp_pub *pub, const struct dp_gen *g,
 	c->started_ns = fwd_wall_ns();
 	c->end[0] = '\0';
 	snprintf(c->owner, sizeof(c->owner), "%s", q->owner);
-	/* Anything a ring still holds belongs to no capture. */
-	drain(c, 0);
 	c->live = m;
 	/* Release: the match is complete before a worker can load it (acquire,
 	 * dp_worker_main). */

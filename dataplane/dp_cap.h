@@ -30,7 +30,7 @@
  * read when it copied the packet.
  *
  * Lifetimes: a struct dp_capture is published with a release store and
- * unpublished with a plain store followed by an RCU grace period (the
+ * unpublished with a relaxed store followed by an RCU grace period (the
  * generation's rte_rcu_qsbr variable: workers hold it only until their
  * quiescent report), after which no worker can copy for it and it is freed.
  * A record names the generation that decided it; the generation outlives

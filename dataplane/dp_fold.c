@@ -13,7 +13,14 @@ int dp_fold_gen(struct fwd_report *acc, const struct dp_gen *g)
 
 	/* Region, service and policy totals over the workers: direct counters
 	 * plus, for tables counted per cell, the cells summed (see dp_gen.h).
-	 * The sums go to the generation's own scratch (callers hold ctx->lock). */
+	 * The sums go to the generation's own scratch (callers hold ctx->lock).
+	 * Each worker writes its own cells with plain increments, no atomics
+	 * on the hot path; the loads here are relaxed atomics so that the
+	 * compiler reads each cell once and whole. Both sides rely on x86-64
+	 * (and every 64-bit CPU DPDK runs on) never splitting an aligned
+	 * 8-byte store: a reader sees a cell's old or new value, so a total
+	 * may lag a burst but is never torn. These rows are not under the
+	 * burst's sequence count, which guards the drop/tx/rx invariant only. */
 	uint64_t *reg = g->fold_sum, *svc = reg + 2u * t->nregions, *pol = svc + 2u * t->nservices;
 
 	memset(reg, 0, g->fold_sum_words * sizeof(*reg));

@@ -2,7 +2,10 @@
  * dp_gen.h - a table generation: everything a worker reads to forward, built
  * completely off the fast path and immutable once published, but for two
  * fields dp_gen_derive() writes on the live one for a delta: handed_over
- * (read by the control thread only) and its content state's table pointer
+ * (written by the control thread before the delta's publish takes the
+ * context's lock, read under that lock: by the control thread, and by
+ * telemetry's report, dp_ctx_report; never by a worker) and its content
+ * state's table pointer
  * (swapped with release for a copy as whole as the one it replaces).
  *
  * A generation owns the validated table, its compiled classifier, the IPv4

@@ -1,6 +1,7 @@
 #include "dp_port.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <rte_dev.h>
@@ -231,6 +232,13 @@ void dp_ports_close(struct dp_ports *p)
 	p->nports = 0;
 }
 
+/* ethdev's calls are not thread-safe for one port, and two threads ask:
+ * the control thread (status, counters, the exit report) and telemetry's.
+ * Drivers that read counters which clear on read (ixgbe, igb, e1000) and
+ * add them into totals of their own could lose or count twice what two
+ * calls at once read. Never taken on a worker. */
+static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health *h)
 {
 	struct rte_eth_link link;
@@ -239,6 +247,7 @@ void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health 
 	h->link = FWD_PORT_LINK_UNKNOWN;
 	if (i >= p->nports || !p->started[i])
 		return;
+	pthread_mutex_lock(&health_lock);
 	if (rte_eth_link_get_nowait(p->port_id[i], &link) == 0) {
 		h->link =
 			link.link_status == RTE_ETH_LINK_UP ? FWD_PORT_LINK_UP : FWD_PORT_LINK_DOWN;
@@ -246,4 +255,5 @@ void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health 
 		h->full_duplex = link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX;
 	}
 	h->has_stats = rte_eth_stats_get(p->port_id[i], &h->stats) == 0;
+	pthread_mutex_unlock(&health_lock);
 }

@@ -41,7 +41,8 @@ struct dp_port_health {
 };
 
 /** Health of port @i (node config index) of @p, without waiting for the
- *  link (rte_eth_link_get_nowait). Any thread. */
+ *  link (rte_eth_link_get_nowait). Any thread but a worker: one at a
+ *  time (ethdev is not thread-safe for a port), never on the hot path. */
 void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health *h);
 
 /** Stop and close every started port (flushes pcap writers). NULL-safe. */

@@ -48,8 +48,9 @@ static inline void stage_mark(enum dp_stage k)
 #endif
 
 /* Sequence count around a burst's accounting. The worker is the only writer.
- * Release on the odd store keeps the counter writes after it; release on the
- * even store publishes them. A reader copies between two acquire loads of
+ * The odd store is relaxed; the release fence after it keeps the counter
+ * writes that follow from being seen before it. Release on the even store
+ * publishes them. A reader copies between two acquire loads of
  * an equal even value (dp_counters_read). On x86 these are plain stores;
  * the orders only stop the compiler from moving counter writes across. */
 static inline void cnt_open(struct dp_counters *c)
@@ -544,8 +545,9 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		 * classifies it (this fragment's source, the first one's
 		 * protocol and port), must be allowed there, else the rest of
 		 * it is dropped under a reason of its own (frag_residency: the
-		 * operator sees residency at work, not a link down) and no copy
-		 * is made. */
+		 * operator sees residency at work, not a link down), and no copy
+		 * goes to a link the rules refuse (a mirror they allow still gets
+		 * one, as a dropped packet's mirror does: table-format.md). */
 		if (g->table->nresidency && (l != FWD_LINK_NONE || d->mirror != FWD_LINK_NONE)) {
 			uint16_t s = fwd_class_service(g->cls, e->proto, e->dport);
 			/* The source's region in this generation: a later
@@ -1275,7 +1277,11 @@ int dp_worker_main(void *arg)
 
 		if (unlikely(g->seq != lc->gen_seen)) {
 			lc->gen_seen = g->seq;
+			/* Inside the sequence count, as every counter write is:
+			 * a reader's copy is of whole bursts' accounting. */
+			cnt_open(&lc->cnt);
 			lc->cnt.evt[FWD_EVT_GEN_SWAPS]++;
+			cnt_close(&lc->cnt);
 		}
 		uint16_t got = 0;
 
