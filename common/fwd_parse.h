@@ -186,10 +186,14 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 	return fwd_parse_l4(p + ihl, p + tot, end, pkt);
 }
 
+/* IANA's "IPv6 Extension Header Types" registry (RFC 8200 4., RFC 7045):
+ * hop-by-hop, routing, fragment, AH, destination options, mobility, HIP,
+ * shim6, and 253/254 for experiments (RFC 4727), which were once taken
+ * for a protocol: a TCP segment behind 253 was service `other` (a probe). */
 FWD_INLINE int fwd_ipv6_is_ext(uint8_t nh)
 {
 	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60 || nh == 135 || nh == 139 ||
-	       nh == 140;
+	       nh == 140 || nh == 253 || nh == 254;
 }
 
 FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_pkt *pkt)

@@ -271,6 +271,25 @@ static void test_ipv6_ext_chain(void **state)
 	assert_int_equal(k.dport, 7005);
 	assert_memory_equal(k.src, S6, 16);
 
+	/* Every generic header of IANA's registry is walked to the TCP
+	 * segment behind it; 253 and 254 (experiments) were once taken for
+	 * the packet's protocol. */
+	static const uint8_t registry[] = {43, 60, 135, 139, 140, 253, 254};
+	for (size_t i = 0; i < sizeof(registry); i++) {
+		pb_eth(&p, 0x86dd);
+		pb_ipv6(&p, S6, D6, registry[i]);
+		pb_ext6(&p, FWD_PROTO_TCP);
+		pb_ports(&p, 7, 7005, 20);
+		pb_finish_v6(&p);
+		assert_int_equal(parse(&p, &k), FWD_OK);
+		assert_int_equal(k.proto, FWD_PROTO_TCP);
+		assert_int_equal(k.dport, 7005);
+	}
+	for (unsigned nh = 0; nh < 256; nh++) /* and nothing else is */
+		assert_int_equal(fwd_ipv6_is_ext((uint8_t)nh),
+				 nh == 0 || nh == 44 || nh == 51 ||
+					 memchr(registry, (int)nh, sizeof(registry)) != NULL);
+
 	pb_eth(&p, 0x86dd); /* hop-by-hop not first */
 	pb_ipv6(&p, S6, D6, 60);
 	pb_ext6(&p, 0);
