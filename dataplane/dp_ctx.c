@@ -340,7 +340,8 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const struct dp_pushe
 	}
 	if (rc) {
 		int n = snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
-				 (unsigned long long)gen_id, ctx->saved_path, strerror(-rc));
+				 (unsigned long long)gen_id, ctx->saved_path,
+				 dp_saved_strerror(rc));
 
 		if (ctx->saved_refused_id && n > 0 && (size_t)n < sizeof(why))
 			snprintf(why + n, sizeof(why) - (size_t)n,

@@ -139,13 +139,45 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 	return rc;
 }
 
+/* The journal is regionfwd's own regular file, opened for writing only so:
+ * a symlink is not followed (a save replaces a link, never writes through
+ * it: an append once wrote journal records into whatever file a link named,
+ * or created a dangling link's target), a FIFO is not waited on (an open for
+ * writing blocks until a reader comes: the control thread once hung in it,
+ * every push after waiting out regiond's deadline), and a directory or
+ * anything else is left alone. O_NONBLOCK is what makes a FIFO's open fail
+ * at once (ENXIO); it changes nothing for a regular file. */
+static int open_journal(const char *jp, int flags)
+{
+	struct stat st;
+	int fd = open(jp, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return errno == ELOOP || errno == ENXIO || errno == EISDIR ? DP_SAVED_NOT_REGULAR
+									   : -errno;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return DP_SAVED_NOT_REGULAR;
+	}
+	return fd;
+}
+
+const char *dp_saved_strerror(int rc)
+{
+	/* The retry writes the whole table, which replaces a link or a FIFO
+	 * there (a directory stays, and is said again). */
+	return rc == DP_SAVED_NOT_REGULAR ? "its .deltas is not a regular file (a symbolic link, a "
+					    "FIFO, a directory): nothing written through it"
+					  : strerror(-rc);
+}
+
 long long dp_saved_journal_len(const char *path)
 {
 	char jp[PATH_MAX + 8];
 	struct stat st;
 
 	journal_path(path, jp, sizeof(jp));
-	if (stat(jp, &st) == 0)
+	if (lstat(jp, &st) == 0)
 		return S_ISREG(st.st_mode) ? (long long)st.st_size : -EINVAL;
 	return errno == ENOENT ? 0 : -errno;
 }
@@ -158,8 +190,8 @@ int dp_saved_journal_cut(const char *path, long long len)
 	journal_path(path, jp, sizeof(jp));
 	/* Truncated and fsync'd in place, not removed: the file's own fsync
 	 * makes it durable, where a removal would need the directory's. */
-	if ((fd = open(jp, O_WRONLY | O_CLOEXEC)) < 0)
-		return errno == ENOENT && len == 0 ? 0 : -errno;
+	if ((fd = open_journal(jp, O_WRONLY)) < 0)
+		return fd == -ENOENT && len == 0 ? 0 : fd;
 	if (ftruncate(fd, (off_t)len) || fsync(fd))
 		rc = -errno;
 	close(fd);
@@ -206,10 +238,9 @@ int dp_saved_append(const char *path, const uint64_t *id, const uint64_t *hash,
 		if (len[i] > UINT32_MAX)
 			return -E2BIG;
 	journal_path(path, jp, sizeof(jp));
-	created = access(jp, F_OK) != 0;
-	fd = open(jp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
+	created = faccessat(AT_FDCWD, jp, F_OK, AT_SYMLINK_NOFOLLOW) != 0;
+	if ((fd = open_journal(jp, O_WRONLY | O_CREAT | O_APPEND)) < 0)
+		return fd;
 	for (uint32_t i = 0; rc == 0 && i < n; i++) {
 		uint8_t head[JOURNAL_HEAD], sum[8];
 

@@ -17,6 +17,7 @@
 #ifndef DP_SAVED_H
 #define DP_SAVED_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,15 @@ struct dp_saved {
  */
 int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char *pushed_by,
 		   uint64_t controller, const char *doc, size_t len);
+
+/** dp_saved_append()'s and dp_saved_journal_cut()'s answer when @path's
+ *  journal is not a regular file (a symbolic link, a FIFO, a directory):
+ *  nothing was written there. */
+#define DP_SAVED_NOT_REGULAR (-ENOTSUP)
+
+/** A failure of this module's calls in words (strerror, or what
+ *  DP_SAVED_NOT_REGULAR means). */
+const char *dp_saved_strerror(int rc);
 
 /** The length in bytes of @path's journal (0: there is none), or -errno. */
 long long dp_saved_journal_len(const char *path);

@@ -644,11 +644,27 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 		       o->table_path);
 		return 0;
 	}
-	if (o->start_on == START_ON_TABLE && dp_saved_remove(ctx->saved_path) == 1)
+	if (o->start_on == START_ON_TABLE) {
 		/* Else a later restart would go back to a table older than the
 		 * file the operator chose to run now. */
-		DP_LOG(NOTICE, "--start-on table: removed the saved pushed table %s",
-		       ctx->saved_path);
+		int rc = dp_saved_remove(ctx->saved_path);
+
+		if (rc == 1)
+			DP_LOG(NOTICE, "--start-on table: removed the saved pushed table %s",
+			       ctx->saved_path);
+		else if (rc < 0) {
+			/* Once silent (a read-only disk): the next plain restart
+			 * then started on the save without a word. Said at
+			 * start and in status (save_error: regiond's alarm)
+			 * until a push replaces the file. */
+			snprintf(ctx->save_error, sizeof(ctx->save_error),
+				 "--start-on table could not remove the saved pushed table "
+				 "%.200s (%s): a restart of regionfwd without it would start "
+				 "on the table saved there, not on %.200s",
+				 ctx->saved_path, strerror(-rc), o->table_path);
+			DP_LOG(ERR, "%s", ctx->save_error);
+		}
+	}
 	if (dp_ctx_apply_file(ctx, o->table_path, &err) < 0) {
 		DP_LOG(ERR, "table refused: %s", fwd_err_str(&err, buf, sizeof(buf)));
 		return -1;

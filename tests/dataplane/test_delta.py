@@ -21,9 +21,9 @@ from scapy.all import IP, UDP, Ether, Raw, wrpcap  # noqa: E402
 class Fwd(Served):
     """regionfwd with a control socket, fed forever from a pcap (or nothing)."""
 
-    def __init__(self, tmp, prefix, table, pcap=None, log="fwd.log", extra_node=""):
+    def __init__(self, tmp, prefix, table, pcap=None, log="fwd.log", extra_node="", args=()):
         self.pcap = pcap
-        super().__init__(tmp, prefix, pcap_in_null_out(pcap), table, extra_node, log)
+        super().__init__(tmp, prefix, pcap_in_null_out(pcap), table, extra_node, log, args)
 
     def hash(self):
         return int(self.ctl.call("status")["generation"]["hash"], 16)
@@ -318,6 +318,99 @@ def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
         assert st["generation"]["id"] == 20 and int(st["generation"]["hash"], 16) == last
     finally:
         f.stop()
+
+
+def test_a_journal_that_is_not_a_file_is_never_written_through(tmp_path):
+    """A probe's find: the journal was opened as any path is. A FIFO put at
+    PATH.deltas hung regionfwd's control thread in the open (a writer
+    waits for a reader): every push after it waited out regiond's
+    deadline. A symbolic link there was followed: the records went into
+    the file it named, or created a dangling link's target. Now neither is
+    written through: the delta runs, its save is said to have failed
+    (save_error), and the retry writes the whole table, which replaces
+    the FIFO or the link; a restart resumes the delta."""
+    table = tmp_path / "t.yaml"
+    table.write_text(POOL_DOC)
+    journal = tmp_path / "ctl.sock.pushed.deltas"
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"not regionfwd's\n")
+    f = Fwd(tmp_path, "dl-notfile", table)
+    try:
+        r = f.ctl.call("push", document=POOL_DOC + "description: pushed\n", name="regiond", generation=10)
+        assert r["ok"], r
+        h = int(r["hash"], 16)
+        r = f.ctl.call("delta", base_hash=h, changes=[("add", 3, "11.0.0.0/8")], name="regiond", generation=11)
+        assert r["ok"], r
+        h = int(r["hash"], 16)
+        assert journal.is_file()
+        f.ctl.s.settimeout(20)  # a hang is a failure here, not a long wait
+        for n, (kind, net) in enumerate([("fifo", "12.0.0.0/8"), ("link", "13.0.0.0/8"),
+                                         ("dangling", "14.0.0.0/8")]):
+            journal.unlink()
+            if kind == "fifo":
+                os.mkfifo(journal)
+            else:
+                os.symlink(victim if kind == "link" else tmp_path / "created-through-a-link", journal)
+            r = f.ctl.call("delta", base_hash=h, changes=[("add", 3, net)], name="regiond", generation=12 + n)
+            assert r["ok"], (kind, r)
+            h = int(r["hash"], 16)
+            st = f.ctl.call("status")
+            assert st["generation"]["id"] == 12 + n, (kind, st["generation"])
+            # Said, unless the retry (every 2 s) already mended it.
+            assert (st["save_error"] == "" and journal.is_file() and not journal.is_symlink()) or \
+                "deltas is not a regular file" in st["save_error"], (kind, st["save_error"])
+            deadline = time.time() + 30
+            while f.ctl.call("status")["save_error"] and time.time() < deadline:
+                time.sleep(0.2)
+            assert f.ctl.call("status")["save_error"] == "", kind
+            assert not journal.is_symlink() and (not journal.exists() or journal.is_file()), kind
+        assert victim.read_bytes() == b"not regionfwd's\n"
+        assert not (tmp_path / "created-through-a-link").exists()
+    finally:
+        f.stop()
+    f = Fwd(tmp_path, "dl-notfile", table, log="fwd2.log")
+    try:
+        st = f.ctl.call("status")
+        assert st["generation"]["id"] == 14 and int(st["generation"]["hash"], 16) == h, st["generation"]
+        e = f.ctl.call("explain", src="14.1.1.1", dst="10.0.0.1", proto="udp", dport=53)
+        assert e["region"] == "r3", e
+    finally:
+        f.stop()
+
+
+def test_start_on_table_says_a_save_it_cannot_remove(tmp_path):
+    """--start-on table removes the saved push, else a later plain restart
+    would go back to it. On a read-only disk the removal failed without a
+    word (a probe): the next restart started on the save. Now it is said
+    at start and in status's save_error (regiond's alarm)."""
+    import subprocess
+    table = tmp_path / "t.yaml"
+    table.write_text(POOL_DOC)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    node = f"pushed_table: {disk}/saved\n"
+    try:
+        f = Fwd(tmp_path, "dl-starton", table, extra_node=node)
+        try:
+            r = f.ctl.call("push", document=POOL_DOC + "description: pushed\n", name="regiond", generation=10)
+            assert r["ok"], r
+        finally:
+            f.stop()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        f = Fwd(tmp_path, "dl-starton", table, extra_node=node, log="fwd2.log", args=("--start-on", "table"))
+        try:
+            st = f.ctl.call("status")
+            assert st["generation"]["source"] != "regiond" and st["generation"]["id"] != 10, st["generation"]
+            want = f"--start-on table could not remove the saved pushed table {disk}/saved (Read-only file system)"
+            assert st["save_error"].startswith(want), st["save_error"]
+            assert f"would start on the table saved there, not on {table}" in st["save_error"]
+        finally:
+            log = f.stop()
+        assert want in log, log
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(disk)])
+        subprocess.run(["umount", str(disk)])
 
 
 def test_the_journal_is_folded_into_a_document_and_resumed(tmp_path):
