@@ -1859,8 +1859,11 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 		 * later start, with nothing pending, disowns what is left. */
 		n = st->has_pending ? 0 : ctl_rib_disown_unheld(f->rib, &tb);
 		pthread_mutex_unlock(st->lock);
+		/* Not written (a read-only or full state directory): kept
+		 * in memory, and the record's rewrite, pending then, writes
+		 * it; regiond starts either way. */
 		if (n && ctl_owned_commit(f->owned, e))
-			goto fail;
+			fwd_log(FWD_LOG_WARNING, "bgp feed: %s", e->reason);
 		if (n)
 			fwd_log(FWD_LOG_NOTICE,
 				"bgp feed: %u recorded prefixes are not in the table (an addition "

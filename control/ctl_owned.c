@@ -6,16 +6,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "fwd_doc.h"
+#include "fwd_log.h"
 
 #define OWNED_FILE "feed-owned"
 #define OWNED_HEADER "# regiond: prefixes the routing feed added (docs/bgp-feed.md)\n"
 
 struct ctl_owned {
 	char dir[256], path[300];
+	/* -1: not open for appends (the state directory refused the open, a
+	 * torn line's cut or the header: read-only or full). Every commit is
+	 * then refused, its batch not applied, until the rewrite (pending,
+	 * rewrite = 1) writes the file whole and opens it again. */
 	int fd;
 	char *buf; /* queued records */
 	size_t len, cap;
@@ -103,23 +109,35 @@ struct ctl_owned *ctl_owned_open(const char *dir,
 	}
 	free(text);
 	text = NULL;
+	/* What was read is known; writing it is another matter. A state
+	 * directory that is read-only or full once stopped regiond here (with
+	 * --feed-table only): now regiond starts, the feed's batches are
+	 * refused (not applied, retried) and the rewrite is tried with its
+	 * backoff, saying why, until the disk takes the file. */
+	o->rewrite = 1;
 	/* A torn last line is cut off, so the next append starts a line. */
 	if (keep != len && truncate(o->path, (off_t)keep) < 0) {
-		fwd_err_fail(e, FWD_R_STATE_DIR, o->path, 0, "", "cannot truncate: %s",
-			     strerror(errno));
-		goto fail;
+		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: cannot cut its torn last line: %s", o->path,
+			strerror(errno));
+		return o;
 	}
 	o->fd = open(o->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (o->fd < 0) {
-		fwd_err_fail(e, FWD_R_STATE_DIR, o->path, 0, "", "cannot open: %s",
-			     strerror(errno));
-		goto fail;
+		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: cannot open for writing: %s", o->path,
+			strerror(errno));
+		return o;
 	}
-	if (keep == 0 && write(o->fd, OWNED_HEADER, strlen(OWNED_HEADER)) < 0) {
-		fwd_err_fail(e, FWD_R_STATE_DIR, o->path, 0, "", "cannot write: %s",
-			     strerror(errno));
-		goto fail;
+	if (keep == 0 &&
+	    write(o->fd, OWNED_HEADER, strlen(OWNED_HEADER)) != (ssize_t)strlen(OWNED_HEADER)) {
+		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: cannot write: %s", o->path,
+			errno ? strerror(errno) : "a short write");
+		/* A cut header has no newline: the next open takes it for
+		 * a line a crash cut short, not for a record. */
+		close(o->fd);
+		o->fd = -1;
+		return o;
 	}
+	o->rewrite = 0;
 	return o;
 fail:
 	free(text);
@@ -163,10 +181,24 @@ int ctl_owned_record(struct ctl_owned *o, const struct ctl_rib_pfx *p, const cha
 
 int ctl_owned_commit(struct ctl_owned *o, struct fwd_err *e)
 {
+	struct stat st;
 	size_t off = 0;
 
 	if (o->len == 0)
 		return 0;
+	if (o->fd < 0) {
+		o->len = 0;
+		o->rewrite = 1;
+		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
+				    "not open for writing (the state directory refused it): "
+				    "nothing is recorded until it is written whole again");
+	}
+	if (fstat(o->fd, &st) < 0) {
+		o->len = 0;
+		o->rewrite = 1;
+		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "", "cannot stat: %s",
+				    strerror(errno));
+	}
 	while (off < o->len) {
 		ssize_t w = write(o->fd, o->buf + off, o->len - off);
 
@@ -175,9 +207,19 @@ int ctl_owned_commit(struct ctl_owned *o, struct fwd_err *e)
 		if (w <= 0) {
 			int err = w < 0 ? errno : EIO;
 
-			/* The batch is not applied; what was written of it is
-			 * replaced by the rewrite (a torn last line is also cut
-			 * at the next open). */
+			/* The batch is not applied: what was written of it is
+			 * cut off again, so the next append follows a whole
+			 * line. Left there, the next batch (the disk had room
+			 * again) once followed a torn line ("+ + 100.73.0.0/24
+			 * india"), which the next start refused as not a
+			 * record: regiond would not start until the file was
+			 * edited by hand. Cutting frees room, so it seldom
+			 * fails; if it does, no append is made until the
+			 * rewrite has written the file whole. */
+			if (ftruncate(o->fd, st.st_size) < 0) {
+				close(o->fd);
+				o->fd = -1;
+			}
 			o->len = 0;
 			o->rewrite = 1;
 			return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
@@ -267,7 +309,8 @@ int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t own
 		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
 				    "cannot reopen: %s (tried again in %" PRId64 " s)",
 				    strerror(errno), next_try(o, now_ms));
-	close(o->fd);
+	if (o->fd >= 0)
+		close(o->fd);
 	o->fd = fd;
 	o->lines = w.lines;
 	o->rewrite = 0;

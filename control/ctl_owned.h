@@ -31,8 +31,11 @@ struct ctl_owned;
 /**
  * Open (create when missing) @dir/feed-owned and replay it through @fn,
  * record by record in order (@owned 1 for "+", 0 for "-").
+ * A file that can be read but not written (a read-only or full state
+ * directory) still opens: commits are refused (their batches not applied)
+ * until ctl_owned_compact() has written it whole.
  * @return the handle, or NULL with @e (FWD_R_STATE_CORRUPT naming the line,
- *         FWD_R_STATE_DIR when it cannot be opened)
+ *         FWD_R_STATE_DIR when it cannot be read)
  */
 struct ctl_owned *ctl_owned_open(const char *dir,
 				 int (*fn)(void *arg, const struct ctl_rib_pfx *p,

@@ -6,12 +6,14 @@
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1250,6 +1252,83 @@ static void test_owned_compaction_backs_off(void **state)
 	ctl_rib_free(x.r);
 }
 
+/* A probe's find: on a full disk a commit's write was cut short, the
+ * torn bytes left, and the next batch (the disk had room again) appended
+ * after them: "+ + 100.73.0.0/24 india", which the next start refused as
+ * not a record, so regiond would not start until the file was edited by
+ * hand. The torn part is cut off again now. A full disk is played by
+ * RLIMIT_FSIZE: a write across it is short, the next one fails (EFBIG). */
+static void test_owned_torn_write_is_cut(void **state)
+{
+	char dir[] = "/tmp/test_rib.XXXXXX", path[64];
+	struct replay x = {.r = ctl_rib_new(regions, 3, 1000)};
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), b = pfx("100.73.0.0/24");
+	struct rlimit was, small;
+	struct fwd_err e = {0};
+	struct ctl_owned *o;
+	struct stat st;
+	off_t whole;
+
+	(void)state;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/feed-owned", dir);
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o);
+	assert_int_equal(ctl_owned_record(o, &a, "india", 1), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	assert_int_equal(stat(path, &st), 0);
+	whole = st.st_size;
+	small = (struct rlimit){.rlim_cur = (rlim_t)whole + 30, .rlim_max = was.rlim_max};
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	for (int i = 0; i < 20; i++) /* far past the room left */
+		assert_int_equal(ctl_owned_record(o, &b, "india", 1), 0);
+	memset(&e, 0, sizeof(e));
+	assert_true(ctl_owned_commit(o, &e) < 0);
+	assert_int_equal(e.reason_code, FWD_R_PERSIST_FAILED);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, whole); /* cut back to its whole lines */
+	/* Room again: the next batch follows a whole line. */
+	assert_int_equal(ctl_owned_record(o, &b, "india", 1), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	ctl_owned_close(o);
+	x.n = 0;
+	memset(&e, 0, sizeof(e));
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o); /* it once stopped regiond here */
+	assert_int_equal(x.n, 2);
+	ctl_owned_close(o);
+	unlink(path);
+
+	/* A state directory that cannot take the header (a full disk at the
+	 * first start with the feed) no longer stops regiond: the handle
+	 * opens, commits are refused until the rewrite has written it. */
+	small.rlim_cur = 10;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	memset(&e, 0, sizeof(e));
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+	assert_non_null(o);
+	assert_int_equal(ctl_owned_record(o, &a, "india", 1), 0);
+	assert_true(ctl_owned_commit(o, &e) < 0);
+	assert_int_equal(e.reason_code, FWD_R_PERSIST_FAILED);
+	assert_non_null(strstr(e.reason, "not open for writing"));
+	assert_int_equal(ctl_owned_compact(o, x.r, 0, 1000, &e), 0); /* written whole */
+	assert_int_equal(ctl_owned_record(o, &b, "india", 1), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	ctl_owned_close(o);
+	x.n = 0;
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o);
+	assert_true(x.n >= 1);
+	ctl_owned_close(o);
+	unlink(path);
+	rmdir(dir);
+	ctl_rib_free(x.r);
+}
+
 /* --- BIRD's replies --- */
 
 static void test_bird_parse(void **state)
@@ -1402,6 +1481,7 @@ int main(void)
 		cmocka_unit_test(test_flapping_refusal_is_reported_once),
 		cmocka_unit_test(test_owned_record),
 		cmocka_unit_test(test_owned_compaction_backs_off),
+		cmocka_unit_test(test_owned_torn_write_is_cut),
 		cmocka_unit_test(test_bird_parse),
 		cmocka_unit_test(test_bird_many_sessions),
 		cmocka_unit_test(test_bird_long_names),
