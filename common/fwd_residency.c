@@ -17,6 +17,20 @@ static void tag_list(const char (*tags)[FWD_NAME_MAX], uint8_t n, char *buf, siz
 		snprintf(buf, len, "none");
 }
 
+/* "tags: a, b" or "no tags": a link's tags as the refusals show them, so an
+ * untagged link does not read as one tagged "none". */
+static void link_tags(const struct fwd_link *l, char *buf, size_t len)
+{
+	char list[256];
+
+	if (l->ntags == 0) {
+		snprintf(buf, len, "no tags");
+		return;
+	}
+	tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, list, sizeof(list));
+	snprintf(buf, len, "tags: %s", list);
+}
+
 static int violation(const struct fwd_table *t, const struct fwd_residency *r, uint16_t service,
 		     uint32_t pid, const struct fwd_link *l, const char *how, struct fwd_err *err)
 {
@@ -27,11 +41,13 @@ static int violation(const struct fwd_table *t, const struct fwd_residency *r, u
 		snprintf(path, sizeof(path), "%s", FWD_KEY_NAME(DOC, DEFAULT));
 	else
 		snprintf(path, sizeof(path), "%s[%u]", FWD_KEY_NAME(DOC, POLICIES), pid - 1);
-	tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, have, sizeof(have));
+	/* "no tags" for an untagged link: "tags: none" read the same as a
+	 * link tagged 'none' (a probe). */
+	link_tags(l, have, sizeof(have));
 	tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want, sizeof(want));
 	fwd_err_set(err, t->source, p->line, path,
 		    "breaks residency rule '%s': region '%s' service '%s' %s link '%s' "
-		    "(tags: %s; allowed: %s)",
+		    "(%s; allowed: %s)",
 		    r->name, t->region_names[r->region], t->service_names[service], how, l->name,
 		    have, want);
 	return -EPERM;
@@ -115,20 +131,6 @@ static const struct fwd_link *content_breaks(const struct fwd_table *t,
 			return &t->links[g->members[m].link];
 		}
 	return NULL;
-}
-
-/* "tags: a, b" or "no tags": a link's tags as the refusals show them, so an
- * untagged link does not read as one tagged "none". */
-static void link_tags(const struct fwd_link *l, char *buf, size_t len)
-{
-	char list[256];
-
-	if (l->ntags == 0) {
-		snprintf(buf, len, "no tags");
-		return;
-	}
-	tag_list((const char(*)[FWD_NAME_MAX])l->tags, l->ntags, list, sizeof(list));
-	snprintf(buf, len, "tags: %s", list);
 }
 
 /* The services of content rule @cr that rule @r protects, as "service 'a'"

@@ -334,7 +334,7 @@ def test_residency_violation_refused(tmp_path):
         "  - {name: r8-stays, region: r8, services: [web], allowed_tags: [r8-only]}\n"))
     p = subprocess.run([regionfwd_bin(), "--check-table", str(bad)], capture_output=True, text=True)
     want = ("policies[1]: breaks residency rule 'r8-stays': region 'r8' service 'web' "
-            "steers to link 'l-r8' (tags: none; allowed: r8-only)")
+            "steers to link 'l-r8' (no tags; allowed: r8-only)")
     assert p.returncode == 1 and want in p.stderr
     run = run_pcap(str(tmp_path), str(bad), [v4("10.0.0.1", 6, 443, 1)], OUT_PORTS, "dp-resid")
     assert run.rc != 0 and want in run.stderr
