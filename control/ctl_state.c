@@ -1162,6 +1162,83 @@ static void check_disk(struct ctl_state *st, const struct statvfs *v)
 		ctl_state_alarm(st, CTL_ALARM_STATE_DISK, NULL);
 }
 
+/* Whether @name in the state directory is a regular file of @size bytes
+ * (-1: any size). */
+static int file_is(const struct ctl_state *st, const char *name, off_t size, const char **what)
+{
+	struct stat s;
+
+	if (fstatat(st->dir_fd, name, &s, AT_SYMLINK_NOFOLLOW) != 0)
+		*what = errno == ENOENT ? "removed" : "unreadable";
+	else if (!S_ISREG(s.st_mode))
+		*what = "replaced by something not a file";
+	else if (size >= 0 && s.st_size != size)
+		*what = s.st_size < size ? "cut short" : "grown";
+	else
+		return 1;
+	return 0;
+}
+
+/* The files a restart reads: history.json and every generation it lists
+ * (and the pending one), checked each second by type and size. Damage
+ * while regiond ran (a file removed, cut, replaced by a directory) went
+ * unsaid, health healthy, until the next start stopped on it (a probe of
+ * disk faults). regiond holds all of it in memory: what is damaged is
+ * written again from there, and said; what cannot be written is the
+ * state directory's alarm. @return 1 when an alarm was raised. */
+static int check_files(struct ctl_state *st)
+{
+	const char *what = NULL;
+	struct fwd_err e = {0};
+
+	/* An empty state (nothing applied or adopted yet) has none. */
+	if ((st->nhist || st->has_pending) && !file_is(st, "history.json", -1, &what)) {
+		if (ctl_state_save(st, &e)) {
+			ctl_state_alarm(
+				st, CTL_ALARM_STATE_DIR,
+				"%s/history.json was %s while regiond runs and cannot be "
+				"written again (%s): a restart of regiond would stop on it; "
+				"move what is there away",
+				st->dir, what, e.reason);
+			return 1;
+		}
+		fwd_log(FWD_LOG_WARNING,
+			"%s/history.json was %s while regiond runs: written again from what "
+			"regiond holds",
+			st->dir, what);
+	}
+	for (unsigned i = 0; i <= st->nhist; i++) {
+		const struct ctl_gen *g = i < st->nhist	    ? &st->hist[i]
+					  : st->has_pending ? &st->pending
+							    : NULL;
+		int delta = g && g->kind == CTL_GEN_DELTA;
+		const char *data = g ? (delta ? (const char *)g->changes : g->doc) : NULL;
+		size_t len = g ? (delta ? g->clen : g->len) : 0;
+		char f[64];
+		int rc;
+
+		if (g == NULL || data == NULL)
+			continue;
+		gen_file(f, sizeof(f), g->id, g->kind);
+		if (file_is(st, f, (off_t)len, &what))
+			continue;
+		if ((rc = write_atomic(st->dir, f, data, len)) != 0) {
+			ctl_state_alarm(st, CTL_ALARM_STATE_DIR,
+					"%s/%s (generation %" PRIu64
+					") was %s while regiond runs and cannot be written again "
+					"(%s): a restart of regiond would stop on it; move what is "
+					"there away",
+					st->dir, f, g->id, what, strerror(-rc));
+			return 1;
+		}
+		fwd_log(FWD_LOG_WARNING,
+			"%s/%s (generation %" PRIu64 ") was %s while regiond runs: written again "
+			"from what regiond holds",
+			st->dir, f, g->id, what);
+	}
+	return 0;
+}
+
 void ctl_state_check_dir(struct ctl_state *st, const struct statvfs *disk)
 {
 	struct stat held, named;
@@ -1185,7 +1262,7 @@ void ctl_state_check_dir(struct ctl_state *st, const struct statvfs *disk)
 				"the state directory %s %s while regiond runs: %s; put it back, or "
 				"restart regiond on the right one",
 				st->dir, why, then);
-	else
+	else if (!check_files(st))
 		ctl_state_alarm(st, CTL_ALARM_STATE_DIR, NULL);
 	check_disk(st, why ? NULL : disk);
 }

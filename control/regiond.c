@@ -909,8 +909,23 @@ static int seed_table(struct regiond *d)
 		 * document is the file, and its line is the file's line. */
 		if (strcmp(e.file, "document") == 0)
 			snprintf(e.file, sizeof(e.file), "%s", table);
-		fwd_log(FWD_LOG_ERR, "--table refused: %s", fwd_err_str(&e, b, sizeof(b)));
 		free(buf);
+		if (e.reason_code == FWD_R_PERSIST_FAILED) {
+			/* The disk refused it, not the validator: a full or
+			 * read-only state directory once stopped regiond here,
+			 * the operator left with no API. It starts as on an
+			 * empty state directory without --table: regionfwd's
+			 * generation adopted once the disk takes the record,
+			 * an alarm until then. */
+			fwd_log(FWD_LOG_ERR,
+				"--table %s not applied: %s; regiond starts without it, as on an "
+				"empty state directory without --table (what regionfwd runs is "
+				"taken on once the disk takes its record; an alarm says so until "
+				"then): once there is room, regionctl apply %s",
+				table, e.reason, table);
+			return 0;
+		}
+		fwd_log(FWD_LOG_ERR, "--table refused: %s", fwd_err_str(&e, b, sizeof(b)));
 		return -1;
 	}
 	free(buf);

@@ -136,6 +136,78 @@ int fsync(int fd)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
+def test_a_table_seed_the_disk_refuses_does_not_stop_regiond(tmp_path):
+    """An empty state directory on a full disk, regiond started with
+    --table (as the guides start it): the seed's record was refused and
+    regiond exited, "--table refused: cannot write .../gen-1.doc", the
+    operator left without an API (a probe of disk faults). A disk's
+    refusal is not the validator's: regiond starts as without --table,
+    says why, raises the alarm of an adoption the disk refuses, and takes
+    on what regionfwd runs once there is room."""
+    with box_on_tmpfs(tmp_path, "st-seedfull", "1m") as (b, state):
+        b.rd.terminate()
+        b.rd.wait(30)
+        for f in os.listdir(state):
+            os.unlink(state / f)
+        fill_but(state, 0)
+        b.start_regiond()
+        log = open(tmp_path / "regiond.log").read()
+        assert f"--table {DEMO} not applied: " in log and "No space left on device" in log, log[-3000:]
+        assert f"once there is room, regionctl apply {DEMO}" in log, log[-3000:]
+        s = wait_for(lambda: (lambda st: st if st["alarm"] else None)(b.status()), what="the alarm")
+        assert "cannot" in s["alarm"], s
+        rc, out, err = b.ctl("status")  # the operator is not locked out: told, degraded
+        assert rc == 1 and s["alarm"].split(":")[0] in out, (out, err)
+        os.unlink(state / "filler")
+        runs = dp_generation(b)
+        wait_for(lambda: b.status()["alarm"] is None, what="the alarm cleared")
+        s = b.status()
+        assert s["generation"]["id"] == runs["id"] and s["generation"]["hash"] == runs["hash"], (s, runs)
+
+
+def test_state_files_damaged_while_regiond_runs_are_written_again(tmp_path):
+    """A probe of disk faults: history.json removed or made a directory, a
+    listed generation's file cut short, while regiond ran: health stayed
+    healthy (every change refused persist_failed, or nothing said at all)
+    until the next start stopped on it. regiond holds all of it in memory:
+    it checks the files every second, writes again what is damaged and
+    says so; what it cannot write is the state directory's alarm."""
+    import pathlib
+    b = Box(tmp_path, "st-damage")
+    try:
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", *SG_LOCAL))
+        assert rc == 0, (out, err)
+        state = pathlib.Path(b.state)
+        hist = (state / "history.json").read_bytes()
+        os.unlink(state / "history.json")
+        os.mkdir(state / "history.json")
+        s = wait_for(lambda: (lambda st: st if st["alarm"] else None)(b.status()), what="the alarm")
+        assert "history.json was replaced by something not a file while regiond runs and cannot be " \
+               "written again" in s["alarm"], s["alarm"]
+        rc, out, _ = b.ctl("status")
+        assert rc == 1, out  # degraded, not healthy
+        os.rmdir(state / "history.json")
+        wait_for(lambda: b.status()["alarm"] is None, what="history.json written again")
+        assert json.loads((state / "history.json").read_bytes()) == json.loads(hist)
+        for name, damage in (("gen-1.doc", lambda p: p.write_bytes(p.read_bytes()[:10])),
+                             ("gen-2.doc", lambda p: p.unlink())):
+            path = state / name
+            data = path.read_bytes()
+            damage(path)
+            wait_for(lambda: path.exists() and path.read_bytes() == data, what=f"{name} written again")
+        log = open(tmp_path / "regiond.log").read()
+        assert "gen-1.doc (generation 1) was cut short while regiond runs: written again" in log, log[-2000:]
+        assert "gen-2.doc (generation 2) was removed while regiond runs: written again" in log, log[-2000:]
+        gen = b.gen()
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.start_regiond()  # it starts: nothing a restart reads is damaged
+        assert b.gen() == gen
+    finally:
+        b.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs")
 def test_a_crash_after_a_refused_change_leaves_a_state_that_starts(tmp_path):
     """A change refused 'persist_failed' once its document was written (its
     history was not) once kept its id spent in memory only: history.json
