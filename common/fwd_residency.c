@@ -35,7 +35,7 @@ static int violation(const struct fwd_table *t, const struct fwd_residency *r, u
 		     uint32_t pid, const struct fwd_link *l, const char *how, struct fwd_err *err)
 {
 	const struct fwd_policy *p = &t->policies[pid];
-	char path[64], have[256], want[256];
+	char path[64], have[272], want[256]; /* have: "tags: " and a list */
 
 	if (pid == FWD_POLICY_DEFAULT)
 		snprintf(path, sizeof(path), "%s", FWD_KEY_NAME(DOC, DEFAULT));

@@ -2816,14 +2816,12 @@ int ctl_api_dispatch(struct ctl_api *api, const char *method, const char *url, c
  * an operator's log cry wolf; they are kept, at info. */
 static const char *const peer_gone[] = {
 	/* MHD's words for EPIPE and ECONNRESET, in "Failed to send ..." */
-	"The socket is no longer available for sending",
-	"forcibly closed by remote peer",
+	"The socket is no longer available for sending", "forcibly closed by remote peer",
 	/* a request cut short by its client */
-	"closed by remote side",
-	"Socket has been disconnected",
+	"closed by remote side", "Socket has been disconnected",
 	/* strerror()'s, where MHD passes the system's text on */
-	"Broken pipe",
-	"Connection reset by peer",
+	"Broken pipe", "Connection reset by peer",
+	"The socket is not connected", /* ENOTCONN, MHD's words */
 };
 
 /* libmicrohttpd's own messages (a failed TLS handshake, a refused

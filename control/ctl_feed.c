@@ -1862,8 +1862,11 @@ struct ctl_feed *ctl_feed_start(const struct ctl_feed_conf *c, struct ctl_state 
 		/* Not written (a read-only or full state directory): kept
 		 * in memory, and the record's rewrite, pending then, writes
 		 * it; regiond starts either way. */
-		if (n && ctl_owned_commit(f->owned, e))
-			fwd_log(FWD_LOG_WARNING, "bgp feed: %s", e->reason);
+		if (n && ctl_owned_commit(f->owned, e)) {
+			char b[1024];
+
+			fwd_log(FWD_LOG_WARNING, "bgp feed: %s", fwd_err_str(e, b, sizeof(b)));
+		}
 		if (n)
 			fwd_log(FWD_LOG_NOTICE,
 				"bgp feed: %u recorded prefixes are not in the table (an addition "

@@ -34,12 +34,15 @@ struct ctl_owned {
 	/* A rewrite failed (a full or failing disk): tried again after
 	 * backoff_ms, doubled each time up to OWNED_RETRY_MAX_MS, so a disk
 	 * that stays bad costs a line in the log now and then, not every
-	 * tick. The appends go on meanwhile: the file only stays long. */
+	 * tick. The appends go on meanwhile: the file only stays long. Not
+	 * when it is not open (fd -1): every batch waits for the rewrite then,
+	 * so it is tried at least every OWNED_RETRY_CLOSED_MS. */
 	int64_t retry_at_ms, backoff_ms;
 };
 
 #define OWNED_RETRY_FIRST_MS 1000
 #define OWNED_RETRY_MAX_MS 300000
+#define OWNED_RETRY_CLOSED_MS 5000
 
 static int parse_line(char *line, struct ctl_rib_pfx *p, char **region, int *owned)
 {
@@ -127,10 +130,12 @@ struct ctl_owned *ctl_owned_open(const char *dir,
 			strerror(errno));
 		return o;
 	}
-	if (keep == 0 &&
-	    write(o->fd, OWNED_HEADER, strlen(OWNED_HEADER)) != (ssize_t)strlen(OWNED_HEADER)) {
+	ssize_t w = keep == 0 ? write(o->fd, OWNED_HEADER, strlen(OWNED_HEADER)) : 0;
+
+	if (keep == 0 && w != (ssize_t)strlen(OWNED_HEADER)) {
+		/* A short write sets no errno: what is left there is stale. */
 		fwd_log(FWD_LOG_WARNING, "bgp feed: %s: cannot write: %s", o->path,
-			errno ? strerror(errno) : "a short write");
+			w < 0 ? strerror(errno) : "a short write (the disk is full)");
 		/* A cut header has no newline: the next open takes it for
 		 * a line a crash cut short, not for a record. */
 		close(o->fd);
@@ -270,6 +275,8 @@ static int64_t next_try(struct ctl_owned *o, int64_t now_ms)
 	o->backoff_ms = o->backoff_ms ? o->backoff_ms * 2 : OWNED_RETRY_FIRST_MS;
 	if (o->backoff_ms > OWNED_RETRY_MAX_MS)
 		o->backoff_ms = OWNED_RETRY_MAX_MS;
+	if (o->fd < 0 && o->backoff_ms > OWNED_RETRY_CLOSED_MS)
+		o->backoff_ms = OWNED_RETRY_CLOSED_MS;
 	o->retry_at_ms = now_ms + o->backoff_ms;
 	return o->backoff_ms / 1000;
 }

@@ -138,6 +138,8 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 		return -ENOMEM;
 	}
 	rc = write_atomic(st->dir, "history.json", text, strlen(text));
+	if (rc == 0)
+		st->history_len = strlen(text);
 	free(text);
 	if (rc) {
 		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
@@ -1068,6 +1070,7 @@ int ctl_state_open(struct ctl_state *st, const char *dir, unsigned keep, struct 
 	}
 	if (load_history(st, path, e))
 		return -EINVAL;
+	st->history_len = S_ISREG(sb.st_mode) ? (size_t)sb.st_size : 0;
 	if (st->state_id == 0) {
 		struct fwd_err se;
 
@@ -1163,13 +1166,16 @@ static void check_disk(struct ctl_state *st, const struct statvfs *v)
 }
 
 /* Whether @name in the state directory is a regular file of @size bytes
- * (-1: any size). */
+ * (-1: any size): 1 it is; 0 it is damaged and may be written over (*what
+ * says how); -1 a directory stands there, which a rename cannot replace. */
 static int file_is(const struct ctl_state *st, const char *name, off_t size, const char **what)
 {
 	struct stat s;
 
 	if (fstatat(st->dir_fd, name, &s, AT_SYMLINK_NOFOLLOW) != 0)
 		*what = errno == ENOENT ? "removed" : "unreadable";
+	else if (S_ISDIR(s.st_mode))
+		return *what = "replaced by a directory", -1;
 	else if (!S_ISREG(s.st_mode))
 		*what = "replaced by something not a file";
 	else if (size >= 0 && s.st_size != size)
@@ -1179,63 +1185,93 @@ static int file_is(const struct ctl_state *st, const char *name, off_t size, con
 	return 0;
 }
 
-/* The files a restart reads: history.json and every generation it lists
- * (and the pending one), checked each second by type and size. Damage
- * while regiond ran (a file removed, cut, replaced by a directory) went
- * unsaid, health healthy, until the next start stopped on it (a probe of
- * disk faults). regiond holds all of it in memory: what is damaged is
- * written again from there, and said; what cannot be written is the
- * state directory's alarm. @return 1 when an alarm was raised. */
+/* A damaged file could not be written again: said, and tried again after
+ * 1 s, 2 s, ... up to a minute (a full disk was filled and emptied at every
+ * tick, the feed's and regionfwd's writes failing meanwhile). @return 1 */
+static int files_alarm(struct ctl_state *st, const char *name, uint64_t id, const char *what,
+		       const char *why)
+{
+	char gen[48] = "";
+	int64_t now = fwd_mono_ms();
+
+	if (id)
+		snprintf(gen, sizeof(gen), " (generation %" PRIu64 ")", id);
+	ctl_state_alarm(st, CTL_ALARM_STATE_DIR,
+			"%s/%s%s was %s while regiond runs and cannot be written again (%s): a "
+			"restart of regiond would stop on it; %s",
+			st->dir, name, gen, what, why,
+			strcmp(what, "replaced by a directory") == 0 ? "move the directory away"
+								     : "make room there");
+	st->files_backoff_ms = st->files_backoff_ms ? st->files_backoff_ms * 2 : 1000;
+	if (st->files_backoff_ms > 60000)
+		st->files_backoff_ms = 60000;
+	st->files_retry_ms = now + st->files_backoff_ms;
+	st->files_alarm = 1;
+	return 1;
+}
+
+#define CHECK_FILES_TICK 64 /* generation files looked at a tick (--keep may be 10,000) */
+
+/* The files a restart reads: every generation history.json lists (and the
+ * pending one), then history.json itself, checked by type and size, a
+ * bounded number a tick. Damage while regiond ran (a file removed, cut,
+ * replaced) went unsaid, health healthy, until the next start stopped on
+ * it (a probe of disk faults). regiond holds all of it in memory: what is
+ * damaged is written again from there, and said: generation files first,
+ * history.json last (a history naming a file not on disk stops the next
+ * start). Not the generation ctl_state_persist_unsaved() owes the disk
+ * (no file yet, by design), nor history.json until it has (that history
+ * names it). A directory in the way is not written over: the alarm names
+ * it. @return 1 when the state directory's alarm stands. */
 static int check_files(struct ctl_state *st)
 {
+	unsigned n = st->nhist + (st->has_pending ? 1u : 0u);
+	unsigned todo = n < CHECK_FILES_TICK ? n : CHECK_FILES_TICK;
 	const char *what = NULL;
 	struct fwd_err e = {0};
+	int rc;
 
-	/* An empty state (nothing applied or adopted yet) has none. */
-	if ((st->nhist || st->has_pending) && !file_is(st, "history.json", -1, &what)) {
-		if (ctl_state_save(st, &e)) {
-			ctl_state_alarm(
-				st, CTL_ALARM_STATE_DIR,
-				"%s/history.json was %s while regiond runs and cannot be "
-				"written again (%s): a restart of regiond would stop on it; "
-				"move what is there away",
-				st->dir, what, e.reason);
-			return 1;
-		}
-		fwd_log(FWD_LOG_WARNING,
-			"%s/history.json was %s while regiond runs: written again from what "
-			"regiond holds",
-			st->dir, what);
-	}
-	for (unsigned i = 0; i <= st->nhist; i++) {
-		const struct ctl_gen *g = i < st->nhist	    ? &st->hist[i]
-					  : st->has_pending ? &st->pending
-							    : NULL;
-		int delta = g && g->kind == CTL_GEN_DELTA;
-		const char *data = g ? (delta ? (const char *)g->changes : g->doc) : NULL;
-		size_t len = g ? (delta ? g->clen : g->len) : 0;
+	if (st->files_alarm && fwd_mono_ms() < st->files_retry_ms)
+		return 1;
+	for (unsigned k = 0; k < todo; k++) {
+		unsigned i = (st->files_next + k) % n;
+		const struct ctl_gen *g = i < st->nhist ? &st->hist[i] : &st->pending;
+		int delta = g->kind == CTL_GEN_DELTA;
+		const char *data = delta ? (const char *)g->changes : g->doc;
+		size_t len = delta ? g->clen : g->len;
 		char f[64];
-		int rc;
 
-		if (g == NULL || data == NULL)
+		if (data == NULL || (st->unsaved_id && g->id == st->unsaved_id))
 			continue;
 		gen_file(f, sizeof(f), g->id, g->kind);
-		if (file_is(st, f, (off_t)len, &what))
+		if ((rc = file_is(st, f, (off_t)len, &what)) == 1)
 			continue;
-		if ((rc = write_atomic(st->dir, f, data, len)) != 0) {
-			ctl_state_alarm(st, CTL_ALARM_STATE_DIR,
-					"%s/%s (generation %" PRIu64
-					") was %s while regiond runs and cannot be written again "
-					"(%s): a restart of regiond would stop on it; move what is "
-					"there away",
-					st->dir, f, g->id, what, strerror(-rc));
-			return 1;
-		}
+		if (rc < 0)
+			return files_alarm(st, f, g->id, what, "a directory is in the way");
+		if ((rc = write_atomic(st->dir, f, data, len)) != 0)
+			return files_alarm(st, f, g->id, what, strerror(-rc));
 		fwd_log(FWD_LOG_WARNING,
 			"%s/%s (generation %" PRIu64 ") was %s while regiond runs: written again "
 			"from what regiond holds",
 			st->dir, f, g->id, what);
 	}
+	st->files_next = n ? (st->files_next + todo) % n : 0;
+	/* An empty state (nothing applied or adopted yet) has none. */
+	if ((st->nhist || st->has_pending) && !st->unsaved_id &&
+	    (rc = file_is(st, "history.json", st->history_len ? (off_t)st->history_len : -1,
+			  &what)) != 1) {
+		if (rc < 0)
+			return files_alarm(st, "history.json", 0, what,
+					   "a directory is in the way");
+		if (ctl_state_save(st, &e))
+			return files_alarm(st, "history.json", 0, what, e.reason);
+		fwd_log(FWD_LOG_WARNING,
+			"%s/history.json was %s while regiond runs: written again from what "
+			"regiond holds",
+			st->dir, what);
+	}
+	st->files_alarm = 0;
+	st->files_backoff_ms = 0;
 	return 0;
 }
 

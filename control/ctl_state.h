@@ -173,6 +173,15 @@ struct ctl_state {
 	 * refused): written by ctl_state_persist_unsaved(),
 	 * which every later change must pass first. 0 when none. */
 	uint64_t unsaved_id;
+	/* The check of the files a restart reads (check_files, each second):
+	 * history.json's length as last written or read (0: not known), the
+	 * next generation to look at (a tick looks at a bounded number, round
+	 * robin), and when a failed rewrite is tried again (doubling to a
+	 * minute) while its alarm stands. */
+	size_t history_len;
+	unsigned files_next;
+	int64_t files_retry_ms, files_backoff_ms;
+	int files_alarm;
 	/* unsaved_id is an automatic revert (its alarm is the table's), not a
 	 * change whose commit record the disk refused (CTL_ALARM_RECORD). */
 	int unsaved_revert;

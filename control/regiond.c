@@ -862,7 +862,7 @@ static int seed_table(struct regiond *d)
 {
 	const char *table = d->o.table;
 	const struct ctl_gen *cur = ctl_state_current(&d->st);
-	struct fwd_err fe = {0}, e;
+	struct fwd_err fe = {0}, e = {0};
 	char *buf;
 	size_t len;
 
@@ -921,7 +921,9 @@ static int seed_table(struct regiond *d)
 				"--table %s not applied: %s; regiond starts without it, as on an "
 				"empty state directory without --table (what regionfwd runs is "
 				"taken on once the disk takes its record; an alarm says so until "
-				"then): once there is room, regionctl apply %s",
+				"then): once the disk takes it (room, or writable again), "
+				"regionctl "
+				"apply %s",
 				table, e.reason, table);
 			return 0;
 		}

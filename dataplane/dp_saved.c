@@ -150,12 +150,13 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 static int open_journal(const char *jp, int flags)
 {
 	struct stat st;
-	int fd = open(jp, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	int fd = open(jp, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
 
 	if (fd < 0)
 		return errno == ELOOP || errno == ENXIO || errno == EISDIR ? DP_SAVED_NOT_REGULAR
 									   : -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+	/* A second name (a hard link) would be written through as well. */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		close(fd);
 		return DP_SAVED_NOT_REGULAR;
 	}
@@ -166,9 +167,11 @@ const char *dp_saved_strerror(int rc)
 {
 	/* The retry writes the whole table, which replaces a link or a FIFO
 	 * there (a directory stays, and is said again). */
-	return rc == DP_SAVED_NOT_REGULAR ? "its .deltas is not a regular file (a symbolic link, a "
-					    "FIFO, a directory): nothing written through it"
-					  : strerror(-rc);
+	return rc == DP_SAVED_NOT_REGULAR
+		       ? "its .deltas is not a regular file of its own (a symbolic "
+			 "link, a FIFO, a directory, a second name of another "
+			 "file): nothing written through it"
+		       : strerror(-rc);
 }
 
 long long dp_saved_journal_len(const char *path)
@@ -202,9 +205,16 @@ int dp_saved_remove(const char *path)
 {
 	char jp[PATH_MAX + 8];
 
+	struct stat s;
+
 	journal_path(path, jp, sizeof(jp));
-	if (unlink(jp) && errno != ENOENT)
+	/* Looked up first: on a read-only filesystem unlink() fails (EROFS)
+	 * before it looks at the name, and "nothing saved" read as a save
+	 * that could not be removed. */
+	if (lstat(jp, &s) == 0 && unlink(jp) && errno != ENOENT)
 		return -errno;
+	if (lstat(path, &s) != 0)
+		return errno == ENOENT ? 0 : -errno;
 	if (unlink(path) == 0)
 		return 1;
 	return errno == ENOENT ? 0 : -errno;

@@ -53,7 +53,7 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 /** dp_saved_append()'s and dp_saved_journal_cut()'s answer when @path's
  *  journal is not a regular file (a symbolic link, a FIFO, a directory):
  *  nothing was written there. */
-#define DP_SAVED_NOT_REGULAR (-ENOTSUP)
+#define DP_SAVED_NOT_REGULAR (-4097) /* past every errno: never a system call's answer */
 
 /** A failure of this module's calls in words (strerror, or what
  *  DP_SAVED_NOT_REGULAR means). */

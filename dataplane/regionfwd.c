@@ -659,8 +659,8 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 			 * until a push replaces the file. */
 			snprintf(ctx->save_error, sizeof(ctx->save_error),
 				 "--start-on table could not remove the saved pushed table "
-				 "%.200s (%s): a restart of regionfwd without it would start "
-				 "on the table saved there, not on %.200s",
+				 "%.200s or its .deltas (%s): a restart of regionfwd would "
+				 "start on the table saved there, not on %.200s",
 				 ctx->saved_path, strerror(-rc), o->table_path);
 			DP_LOG(ERR, "%s", ctx->save_error);
 		}
