@@ -182,7 +182,7 @@ uint64_t ctl_confirm_accept(struct ctl_state *st, uint64_t want, int *already, s
  * status and one log line, retried quietly every tick, not a line a tick. */
 void ctl_confirm_tick(struct ctl_state *st)
 {
-	const struct ctl_gen *to;
+	const struct ctl_gen *to, *cur;
 	uint64_t gen = st->confirm_gen, target = st->revert_to;
 	struct fwd_err e;
 	const char *doc;
@@ -207,6 +207,21 @@ void ctl_confirm_tick(struct ctl_state *st)
 	 * (a dropped one takes its confirmation with it). */
 	if (st->has_pending && st->pending.id == gen)
 		return;
+	/* Another generation is current since (taken on from regionfwd at a
+	 * start: most often this very revert, which a full disk kept off the
+	 * record): nothing of @gen runs to go back from. With a short --keep
+	 * the adoption had pruned the target, and a false alarm ("... stays
+	 * live; apply the table you want") stood for good (a probe). */
+	if ((cur = ctl_state_current(st)) != NULL && cur->id != gen) {
+		fwd_log(FWD_LOG_NOTICE,
+			"generation %" PRIu64 " was not confirmed in time, but generation %" PRIu64
+			" runs now: nothing to revert",
+			gen, cur->id);
+		st->confirm_gen = 0;
+		if (ctl_state_save(st, &e))
+			fwd_log(FWD_LOG_WARNING, "%s (retried with the next change)", e.reason);
+		return;
+	}
 	/* Held back (another regiond's table runs on regionfwd, the alarm
 	 * says so): the revert would take regionfwd over from it with no
 	 * operator; it waits, due, until an operator's change here takes

@@ -894,6 +894,13 @@ static void alarms(struct ctl_feed *f)
 			 "more than --feed-max-prefixes %" PRIu64 " routes: %" PRIu64
 			 " refused so far, the rest of the feed applies",
 			 f->c.max_prefixes, s.overflow);
+	else if (ctl_owned_trouble(f->owned))
+		/* Once a warning in the log only, health healthy. */
+		snprintf(text, sizeof(text),
+			 "the record of the prefixes it added is not written (%.300s): batches "
+			 "that change them wait until it is; a restart of regiond reads what was "
+			 "last written there, or stops if that is not a file",
+			 ctl_owned_trouble(f->owned));
 	else
 		text[0] = '\0';
 	pthread_mutex_lock(f->st->lock);

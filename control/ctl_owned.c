@@ -38,6 +38,7 @@ struct ctl_owned {
 	 * when it is not open (fd -1): every batch waits for the rewrite then,
 	 * so it is tried at least every OWNED_RETRY_CLOSED_MS. */
 	int64_t retry_at_ms, backoff_ms;
+	char trouble[400]; /* the last rewrite's failure (its path too), "" once one succeeds */
 };
 
 #define OWNED_RETRY_FIRST_MS 1000
@@ -286,8 +287,26 @@ int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t own
 {
 	struct out w = {.cap = 65536};
 	struct iovec part;
+	struct stat at_fd, at_path;
 	int rc, fd, recovered = o->backoff_ms != 0;
 
+	/* Still the file the appends go to? Removed, or replaced (a directory,
+	 * another file, a second name) while regiond ran, the appends went
+	 * to an unlinked file, nothing said until the next start read the
+	 * path, or stopped on it (a probe). Closed then (each batch refused
+	 * until the record is whole again) and written whole. */
+	if (o->fd >= 0 && (fstat(o->fd, &at_fd) != 0 || lstat(o->path, &at_path) != 0 ||
+			   !S_ISREG(at_path.st_mode) || at_path.st_nlink != 1 ||
+			   at_fd.st_ino != at_path.st_ino || at_fd.st_dev != at_path.st_dev)) {
+		fwd_log(FWD_LOG_WARNING,
+			"bgp feed: %s was removed or replaced while regiond runs: written whole "
+			"again from what the feed holds",
+			o->path);
+		close(o->fd);
+		o->fd = -1;
+		o->rewrite = 1;
+		o->retry_at_ms = 0;
+	}
 	if (!o->rewrite && o->lines <= 2 * owned + 4096)
 		return 0;
 	if (now_ms < o->retry_at_ms)
@@ -307,20 +326,32 @@ int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t own
 	part = (struct iovec){.iov_base = w.buf, .iov_len = w.len};
 	rc = fwd_write_atomic(o->dir, OWNED_FILE, &part, 1);
 	free(w.buf);
-	if (rc)
+	if (rc) {
+		snprintf(o->trouble, sizeof(o->trouble), "%s: cannot rewrite: %s", o->path,
+			 strerror(-rc));
 		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
 				    "cannot rewrite: %s (tried again in %" PRId64 " s)",
 				    strerror(-rc), next_try(o, now_ms));
+	}
 	fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		snprintf(o->trouble, sizeof(o->trouble), "%s: cannot reopen: %s", o->path,
+			 strerror(errno));
 		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
 				    "cannot reopen: %s (tried again in %" PRId64 " s)",
 				    strerror(errno), next_try(o, now_ms));
+	}
 	if (o->fd >= 0)
 		close(o->fd);
 	o->fd = fd;
 	o->lines = w.lines;
 	o->rewrite = 0;
 	o->backoff_ms = o->retry_at_ms = 0;
+	o->trouble[0] = '\0';
 	return recovered;
+}
+
+const char *ctl_owned_trouble(const struct ctl_owned *o)
+{
+	return o && o->trouble[0] ? o->trouble : NULL;
 }

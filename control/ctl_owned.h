@@ -61,4 +61,8 @@ int ctl_owned_commit(struct ctl_owned *o, struct fwd_err *e);
 int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t owned, int64_t now_ms,
 		      struct fwd_err *e);
 
+/** Why the last rewrite failed ("PATH: cannot rewrite: ..."), or NULL once
+ *  one succeeds: the feed's alarm while the record cannot be written. */
+const char *ctl_owned_trouble(const struct ctl_owned *o);
+
 #endif /* CTL_OWNED_H */

@@ -355,8 +355,14 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const struct dp_pushe
 				: "; a restart of regionfwd would start on an older table until "
 				  "regiond pushes again (retrying)");
 		/* Written whole next time: a failed append may have left a
-		 * torn record, which a restart stops reading at. */
-		ctx->saved_doc_hash = 0;
+		 * torn record, which a restart stops reading at. Not when the
+		 * append wrote nothing (its .deltas not a file of its own):
+		 * the whole save replaces a link or a FIFO there, but a
+		 * directory stays, and the table was saved again every 2 s. */
+		if (rc != DP_SAVED_NOT_REGULAR || !dp_saved_journal_is_dir(ctx->saved_path))
+			ctx->saved_doc_hash = 0;
+		else /* whatever journal there was is gone: all of it, once it can be */
+			ctx->saved_deltas = 0;
 		ctx->saved_hash = 0;
 		return rc;
 	}

@@ -133,7 +133,10 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
 		char jp[PATH_MAX + 8];
 
 		journal_path(path, jp, sizeof(jp));
-		if (unlink(jp) && errno != ENOENT)
+		/* A directory there is no journal (a start says so and runs the
+		 * document): the document is saved. Failing here made every
+		 * retry save the whole table again, every 2 s. */
+		if (unlink(jp) && errno != ENOENT && errno != EISDIR)
 			return -errno;
 	}
 	return rc;
@@ -172,6 +175,15 @@ const char *dp_saved_strerror(int rc)
 			 "link, a FIFO, a directory, a second name of another "
 			 "file): nothing written through it"
 		       : strerror(-rc);
+}
+
+int dp_saved_journal_is_dir(const char *path)
+{
+	char jp[PATH_MAX + 8];
+	struct stat st;
+
+	journal_path(path, jp, sizeof(jp));
+	return lstat(jp, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 long long dp_saved_journal_len(const char *path)

@@ -59,6 +59,9 @@ int dp_saved_write(const char *path, uint64_t id, uint64_t gen_hash, const char 
  *  DP_SAVED_NOT_REGULAR means). */
 const char *dp_saved_strerror(int rc);
 
+/** Whether a directory stands at @path's journal. */
+int dp_saved_journal_is_dir(const char *path);
+
 /** The length in bytes of @path's journal (0: there is none), or -errno. */
 long long dp_saved_journal_len(const char *path);
 

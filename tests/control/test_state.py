@@ -662,6 +662,36 @@ def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
+def test_a_restart_across_an_unrecorded_revert_raises_no_false_alarm(tmp_path):
+    """A probe's find: with --keep 2, a commit-confirm revert the disk kept
+    off the record, then a regiond restart once the disk was writable:
+    regiond took on the revert regionfwd runs (pruning the revert's target),
+    then its confirm came due and said "generation 2 was not confirmed in
+    time but generation 1 to revert to is not in the history: generation 2
+    stays live; apply the table you want", for good, while the reverted
+    table ran. Another generation current means nothing to revert."""
+    with box_on_tmpfs(tmp_path, "st-rvrt", "4m", regiond_args=("--keep", "2")) as (b, state):
+        first = dp_generation(b)
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
+                             "--confirm-timeout", "6")
+        assert rc == 0 and "confirm within" in out, err
+        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+        wait_for(lambda: dp_generation(b)["hash"] == first["hash"], timeout=20, what="the revert")
+        wait_for(lambda: b.status()["confirm"] is None, timeout=20, what="regiond's revert")
+        b.rd.terminate()
+        b.rd.wait(30)
+        subprocess.run(["mount", "-o", "remount,rw", str(state)], check=True)
+        b.start_regiond(("--keep", "2"))
+        wait_for(lambda: (lambda st: st["alarm"] is None and st["confirm"] is None and
+                          st["generation"]["hash"] == first["hash"])(b.status()),
+                 timeout=30, what="the revert taken on, no alarm")
+        time.sleep(3)  # the confirm's tick has run meanwhile
+        s = b.status()
+        assert s["alarm"] is None and s["generation"]["hash"] == first["hash"], s
+        assert "stays live" not in open(tmp_path / "regiond.log").read()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
 def test_a_change_that_runs_unrecorded_is_said_and_written_later(tmp_path):
     """The disk refusing a change's commit record after its write-ahead (a
     slow push, the disk full or read-only meanwhile): the change runs, so the

@@ -368,13 +368,34 @@ def test_a_journal_that_is_not_a_file_is_never_written_through(tmp_path):
             assert not journal.is_symlink() and (not journal.exists() or journal.is_file()), kind
         assert victim.read_bytes() == b"not regionfwd's\n"
         assert not (tmp_path / "created-through-a-link").exists()
+        # A directory there stays (a rename cannot replace it): said, and
+        # the table is not saved again every 2 s (it once was, for good).
+        saved = tmp_path / "ctl.sock.pushed"
+        journal.unlink()
+        journal.mkdir()
+        r = f.ctl.call("delta", base_hash=h, changes=[("add", 3, "15.0.0.0/8")], name="regiond", generation=15)
+        assert r["ok"], r
+        h = int(r["hash"], 16)
+        wait_for_save = time.time() + 10
+        while "deltas is not a regular file" not in f.ctl.call("status")["save_error"]:
+            assert time.time() < wait_for_save, f.ctl.call("status")["save_error"]
+            time.sleep(0.2)
+        ino = saved.stat().st_ino
+        time.sleep(5)  # two retries and more
+        assert saved.stat().st_ino == ino
+        assert "deltas is not a regular file" in f.ctl.call("status")["save_error"]
+        journal.rmdir()
+        deadline = time.time() + 30
+        while f.ctl.call("status")["save_error"] and time.time() < deadline:
+            time.sleep(0.2)
+        assert f.ctl.call("status")["save_error"] == ""
     finally:
         f.stop()
     f = Fwd(tmp_path, "dl-notfile", table, log="fwd2.log")
     try:
         st = f.ctl.call("status")
-        assert st["generation"]["id"] == 14 and int(st["generation"]["hash"], 16) == h, st["generation"]
-        e = f.ctl.call("explain", src="14.1.1.1", dst="10.0.0.1", proto="udp", dport=53)
+        assert st["generation"]["id"] == 15 and int(st["generation"]["hash"], 16) == h, st["generation"]
+        e = f.ctl.call("explain", src="15.1.1.1", dst="10.0.0.1", proto="udp", dport=53)
         assert e["region"] == "r3", e
     finally:
         f.stop()

@@ -1329,6 +1329,61 @@ static void test_owned_torn_write_is_cut(void **state)
 	ctl_rib_free(x.r);
 }
 
+/* A probe's find: feed-owned removed, or replaced by a directory, while
+ * regiond ran: the appends went on into the unlinked file, health healthy,
+ * and the next start lost the record or stopped on the directory. The
+ * compaction's check closes the file, writes it whole again, and says why
+ * it cannot (ctl_owned_trouble: the feed's alarm). */
+static void test_owned_replaced_while_running(void **state)
+{
+	char dir[] = "/tmp/test_rib.XXXXXX", path[64];
+	struct replay x = {.r = ctl_rib_new(regions, 3, 1000)};
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), b = pfx("100.64.2.0/24");
+	struct fwd_err e = {0};
+	struct ctl_owned *o;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/feed-owned", dir);
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o);
+	assert_int_equal(ctl_rib_own(x.r, &a, 0), 0);
+	assert_int_equal(ctl_owned_record(o, &a, "india", 1), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	/* Removed: written whole again at the next tick. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(ctl_owned_compact(o, x.r, 1, 1000, &e), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_null(ctl_owned_trouble(o));
+	assert_int_equal(ctl_owned_record(o, &b, "india", 1), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	/* A directory in its place: said, batches wait. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	memset(&e, 0, sizeof(e));
+	assert_true(ctl_owned_compact(o, x.r, 1, 2000, &e) < 0);
+	assert_non_null(ctl_owned_trouble(o));
+	assert_non_null(strstr(ctl_owned_trouble(o), "cannot rewrite"));
+	assert_int_equal(ctl_owned_record(o, &b, "india", 1), 0);
+	assert_true(ctl_owned_commit(o, &e) < 0);
+	/* Gone again: written at the next try (at most 5 s later). */
+	assert_int_equal(rmdir(path), 0);
+	assert_true(ctl_owned_compact(o, x.r, 1, 7000, &e) >= 0);
+	assert_null(ctl_owned_trouble(o));
+	assert_int_equal(ctl_owned_record(o, &b, "india", 1), 0);
+	assert_int_equal(ctl_owned_commit(o, &e), 0);
+	ctl_owned_close(o);
+	x.n = 0;
+	o = ctl_owned_open(dir, replay, &x, &e);
+	assert_non_null(o);
+	assert_true(x.n >= 2);
+	ctl_owned_close(o);
+	unlink(path);
+	rmdir(dir);
+	ctl_rib_free(x.r);
+}
+
 /* --- BIRD's replies --- */
 
 static void test_bird_parse(void **state)
@@ -1482,6 +1537,7 @@ int main(void)
 		cmocka_unit_test(test_owned_record),
 		cmocka_unit_test(test_owned_compaction_backs_off),
 		cmocka_unit_test(test_owned_torn_write_is_cut),
+		cmocka_unit_test(test_owned_replaced_while_running),
 		cmocka_unit_test(test_bird_parse),
 		cmocka_unit_test(test_bird_many_sessions),
 		cmocka_unit_test(test_bird_long_names),
