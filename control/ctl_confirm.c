@@ -218,6 +218,12 @@ void ctl_confirm_tick(struct ctl_state *st)
 			" runs now: nothing to revert",
 			gen, cur->id);
 		st->confirm_gen = 0;
+		st->revert_tried_ms = 0;
+		/* Its own alarm ("... waits for regionfwd's first answer",
+		 * raised before a pending revert was resolved) goes with it;
+		 * a held-back table's stays. */
+		if (!st->held_back)
+			ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 		if (ctl_state_save(st, &e))
 			fwd_log(FWD_LOG_WARNING, "%s (retried with the next change)", e.reason);
 		return;

@@ -335,6 +335,14 @@ int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t own
 	}
 	fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (fd < 0) {
+		int err = errno;
+
+		/* The old fd names the file the rename just replaced: no
+		 * appends into it. */
+		if (o->fd >= 0)
+			close(o->fd);
+		o->fd = -1;
+		errno = err;
 		snprintf(o->trouble, sizeof(o->trouble), "%s: cannot reopen: %s", o->path,
 			 strerror(errno));
 		return fwd_err_fail(e, FWD_R_PERSIST_FAILED, o->path, 0, "",
@@ -353,5 +361,7 @@ int ctl_owned_compact(struct ctl_owned *o, const struct ctl_rib *r, uint64_t own
 
 const char *ctl_owned_trouble(const struct ctl_owned *o)
 {
-	return o && o->trouble[0] ? o->trouble : NULL;
+	/* Only while batches wait on it: a grown file's rewrite that fails
+	 * with the file still open loses nothing (the appends go on). */
+	return o && o->fd < 0 && o->trouble[0] ? o->trouble : NULL;
 }

@@ -328,15 +328,27 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const struct dp_pushe
 		if (rc == 0) {
 			ctx->saved_doc_hash = doc_hash;
 			ctx->saved_controller = by->controller;
+			ctx->journal_fresh = 1;
 		}
+	}
+	if (rc == 0 && ctx->saved_deltas < njournal) {
+		uint32_t k = ctx->saved_deltas;
+
+		/* Written whole into an empty journal: a file put back where
+		 * the directory stood (an old .deltas restored) would have
+		 * had these appended after its stale records. */
+		if (ctx->journal_fresh && k == 0)
+			rc = dp_saved_journal_cut(ctx->saved_path, 0);
 	}
 	if (rc == 0 && ctx->saved_deltas < njournal) {
 		uint32_t k = ctx->saved_deltas;
 
 		rc = dp_saved_append(ctx->saved_path, ctx->journal.id + k, ctx->journal.hash + k,
 				     ctx->journal.rec + k, ctx->journal.len + k, njournal - k);
-		if (rc == 0)
+		if (rc == 0) {
 			ctx->saved_deltas = njournal;
+			ctx->journal_fresh = 0;
+		}
 	}
 	if (rc) {
 		int n = snprintf(why, sizeof(why), "cannot save generation %llu to %.120s: %s",
@@ -361,8 +373,10 @@ static int save_chain(struct dp_ctx *ctx, uint64_t gen_id, const struct dp_pushe
 		 * directory stays, and the table was saved again every 2 s. */
 		if (rc != DP_SAVED_NOT_REGULAR || !dp_saved_journal_is_dir(ctx->saved_path))
 			ctx->saved_doc_hash = 0;
-		else /* whatever journal there was is gone: all of it, once it can be */
+		else { /* whatever journal there was is gone: all of it, once it can be */
 			ctx->saved_deltas = 0;
+			ctx->journal_fresh = 1;
+		}
 		ctx->saved_hash = 0;
 		return rc;
 	}

@@ -100,6 +100,10 @@ struct dp_ctx {
 	uint64_t saved_doc_hash; /* the document the saved file holds (0: none written) */
 	uint64_t saved_controller; /* the controller its header names */
 	uint32_t saved_deltas; /* and how many journal records follow it */
+	/* The journal is to hold only what is appended from record 0 on: cut
+	 * to nothing first (a document was saved, or a directory stood at
+	 * PATH.deltas, where an old journal may be put back). */
+	int journal_fresh;
 };
 
 /**
