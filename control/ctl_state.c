@@ -1278,27 +1278,17 @@ static int check_files(struct ctl_state *st)
 		if (rc < 0)
 			return files_alarm(st, "history.json", 0, what,
 					   "a directory is in the way");
-		/* The history in memory names the generation the disk owes:
-		 * its document first (ctl_state_persist_unsaved writes both),
-		 * else said. Such a damage once went unsaid, and the next
+		/* The history in memory names the generation the disk owes, if
+		 * any: its document goes first (ctl_state_persist_unsaved
+		 * writes both). Such a damage once went unsaid, and the next
 		 * start stopped on it. */
-		if (st->unsaved_id) {
-			if (ctl_state_persist_unsaved(st, &e))
-				return files_alarm(st, "history.json", 0, what, e.reason);
-			fwd_log(FWD_LOG_WARNING,
-				"%s/history.json was %s while regiond runs: written again with "
-				"the generation the disk owed",
-				st->dir, what);
-			goto done;
-		}
-		if (ctl_state_save(st, &e))
+		if (st->unsaved_id ? ctl_state_persist_unsaved(st, &e) : ctl_state_save(st, &e))
 			return files_alarm(st, "history.json", 0, what, e.reason);
 		fwd_log(FWD_LOG_WARNING,
 			"%s/history.json was %s while regiond runs: written again from what "
 			"regiond holds",
 			st->dir, what);
 	}
-done:
 	st->files_alarm = 0;
 	st->files_backoff_ms = 0;
 	return 0;
