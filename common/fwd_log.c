@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -142,33 +144,94 @@ size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size
  * none did): stdio keeps only that one did, and a line-buffered stream
  * has dropped the line by the time its command ends. */
 static int stdout_errno;
-static volatile sig_atomic_t *stdout_intr;
+static volatile sig_atomic_t *write_patient, *write_give_up;
+static int write_stall_ms;
+static void (*write_on_patient)(void);
 
-void fwd_stdout_interruptible(volatile sig_atomic_t *flag)
+void fwd_stdout_interruptible(volatile sig_atomic_t *patient, volatile sig_atomic_t *give_up,
+			      int stall_ms, void (*on_patient)(void))
 {
-	stdout_intr = flag;
+	write_patient = patient;
+	write_give_up = give_up;
+	write_stall_ms = stall_ms;
+	write_on_patient = on_patient;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+size_t fwd_write_guarded(int fd, const void *b, size_t n)
+{
+	const char *p = b;
+	int64_t progress_ms = 0; /* the last byte taken, once patient */
+	int turned_patient = 0;
+	size_t w = 0;
+
+	while (w < n) {
+		size_t want = n - w;
+		ssize_t k;
+
+		if (write_patient && *write_patient) {
+			/* A blocking write would wait for ever on a reader that
+			 * stopped: wait for room a tick at a time, then write
+			 * no more than a pipe takes without blocking (PIPE_BUF
+			 * once poll() says writable). A socket or terminal may
+			 * still block on that much; a second signal ends it. */
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+			int64_t now = mono_ms();
+			int r;
+
+			if (!turned_patient) {
+				turned_patient = 1;
+				if (write_on_patient)
+					write_on_patient();
+				progress_ms = now = mono_ms();
+			}
+			if (now - progress_ms >= write_stall_ms) {
+				errno = ETIMEDOUT;
+				break;
+			}
+			r = poll(&pf, 1, 250);
+			if (write_give_up && *write_give_up) {
+				errno = EINTR;
+				break;
+			}
+			if (r == 0 || (r < 0 && errno == EINTR))
+				continue;
+			if (want > PIPE_BUF)
+				want = PIPE_BUF;
+		}
+		k = write(fd, p + w, want);
+		if (k < 0 && errno == EINTR) {
+			if (write_give_up && *write_give_up)
+				break; /* given up on purpose: not a failure of stdout */
+			continue;
+		}
+		if (k <= 0) {
+			if (k == 0)
+				errno = EIO;
+			break;
+		}
+		w += (size_t)k;
+		if (turned_patient)
+			progress_ms = mono_ms();
+	}
+	return w;
 }
 
 /* @n bytes of @b written to @fd whole. @return how many were written
  * before a write failed (why kept for fwd_stdout_errno()), or @n. */
 static size_t write_whole(int fd, const char *b, size_t n)
 {
-	size_t w = 0;
+	size_t w = fwd_write_guarded(fd, b, n);
 
-	while (w < n) {
-		ssize_t k = write(fd, b + w, n - w);
-
-		if (k < 0 && errno == EINTR && !(stdout_intr && *stdout_intr))
-			continue;
-		if (k < 0 && errno == EINTR)
-			break; /* given up on purpose: not a failure of stdout */
-		if (k <= 0) {
-			if (fd == STDOUT_FILENO)
-				stdout_errno = k < 0 ? errno : EIO;
-			break;
-		}
-		w += (size_t)k;
-	}
+	if (w < n && fd == STDOUT_FILENO)
+		stdout_errno = errno;
 	return w;
 }
 

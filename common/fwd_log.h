@@ -105,11 +105,29 @@ int fwd_stdout_escaped(void);
  */
 int fwd_stdout_plain(void);
 
-/** A write to stdout through these streams that a signal interrupts gives
- *  up (EINTR, for fwd_stdout_errno()) while *@flag is set, NULL: retried,
- *  the default. regionctl capture sets it: blocked on a pipe nobody reads,
- *  it once ignored Ctrl-C and SIGTERM alike. */
-void fwd_stdout_interruptible(volatile sig_atomic_t *flag);
+/**
+ * How a write to stdout through these streams (and fwd_write_guarded())
+ * takes a signal: NULL flags, retried, the default. Once *@patient is set
+ * (a first Ctrl-C), a write that blocks goes on in bounded waits while its
+ * reader takes bytes, and gives up (ETIMEDOUT) after @stall_ms in which it
+ * took none; once *@give_up is set (a second Ctrl-C, SIGTERM), a write that
+ * a signal interrupts gives up at once (EINTR). regionctl capture sets
+ * them: blocked on a pipe nobody reads it once ignored Ctrl-C and SIGTERM
+ * alike, and then the first Ctrl-C abandoned a reader that was still
+ * reading, slowly (the stream's end and statistics lost). @on_patient (or
+ * NULL) is called as such a write turns patient (regionctl asks regiond to
+ * stop the capture there). fwd_stdout_errno() then says EINTR or
+ * ETIMEDOUT: given up on purpose, not a failure of stdout.
+ */
+void fwd_stdout_interruptible(volatile sig_atomic_t *patient, volatile sig_atomic_t *give_up,
+			      int stall_ms, void (*on_patient)(void));
+
+/**
+ * @n bytes of @b to @fd, as fwd_stdout_interruptible() says a signal is
+ * taken. @return how many were written; fewer than @n with errno set
+ * (EINTR or ETIMEDOUT: given up on purpose).
+ */
+size_t fwd_write_guarded(int fd, const void *b, size_t n);
 
 /**
  * Why the last write to stdout through fwd_stdout_escaped()'s or

@@ -3685,9 +3685,11 @@ struct cap_sink {
 #define CAP_STOP_WAIT_MS 10000
 #define CAP_TICK_MS 500
 static volatile sig_atomic_t cap_interrupted, cap_stop_asked, cap_can_stop;
-/* Any of them came: a write blocked on stdout gives up (write_all and
- * fwd_stdout_interruptible), which once ignored Ctrl-C and SIGTERM alike
- * with a pipe nobody read. */
+/* Any of them came: a write blocked on stdout goes on while its reader
+ * takes bytes, for at most CAP_STOP_WAIT_MS without one (write_all and
+ * fwd_stdout_interruptible); cap_interrupted ends it at once. It once
+ * ignored Ctrl-C and SIGTERM alike with a pipe nobody read, then ended at
+ * the first Ctrl-C with a reader still reading (the statistics lost). */
 static volatile sig_atomic_t cap_signalled;
 static volatile int cap_sock = -1;
 static unsigned long long cap_id;
@@ -3747,6 +3749,25 @@ static void capture_stop(const struct opts *unbounded)
 			status > 0 ? (reason ? reason : "refused") : "no answer",
 			CAP_STOP_WAIT_MS / 1000);
 	json_decref(out);
+}
+
+/* The stream's options, for a stop asked outside its read loop. */
+static const struct opts *cap_opts;
+static int cap_stop_sent;
+static double cap_stop_by; /* when it was: the wait for the end runs from there */
+
+/* After the first Ctrl-C, ask regiond once to stop the capture: from the
+ * read loop, or from a write to stdout that blocked when the Ctrl-C came
+ * (fwd_stdout_interruptible()'s hook), so that the end is on its way while
+ * a slow reader takes what is left; asked only once that write was done,
+ * it came after regiond had given up on the reader. */
+static void cap_send_stop(void)
+{
+	if (cap_stop_sent || !cap_stop_asked || cap_interrupted || cap_opts == NULL)
+		return;
+	cap_stop_sent = 1;
+	capture_stop(cap_opts);
+	cap_stop_by = ctl_top_mono_s();
 }
 
 /* A packet comment "SOURCE FATE key=value ..." as JSON. */
@@ -3906,17 +3927,19 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+	return fwd_write_guarded(fd, p, n) == n ? 0 : -1;
+}
 
-		if (w < 0 && errno == EINTR && !cap_signalled)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+/* A write to stdout given up on purpose (fwd_stdout_interruptible()): a
+ * second signal, or nothing taken for CAP_STOP_WAIT_MS after the first. */
+static int output_given_up(int err)
+{
+	if (err == ETIMEDOUT)
+		fprintf(stderr,
+			"regionctl: stdout took nothing for %d s after the Ctrl-C: ending the "
+			"capture without the rest\n",
+			CAP_STOP_WAIT_MS / 1000);
+	return cap_signalled && (err == EINTR || err == ETIMEDOUT);
 }
 
 /* Received bytes: every block they complete is written (or printed). */
@@ -3932,8 +3955,8 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 		if (k->fd >= 0 && write_all(k->fd, b.p, b.len)) {
 			int err = errno;
 
-			if (err == EINTR && cap_signalled) {
-				cap_interrupted = 1; /* blocked when the signal came */
+			if (output_given_up(err)) {
+				cap_interrupted = 1;
 				k->out_blocked = k->fd == STDOUT_FILENO;
 				return -1;
 			}
@@ -3958,9 +3981,8 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 			 * into nothing for ever, holding the one capture slot. */
 			if (k->fd < 0 && (k->out_errno = print_packet(k, &b)) != 0) {
 				k->packets--; /* not printed */
-				/* (stdio's own errno for it may be EIO) */
-				if (cap_signalled && k->out_errno != EPIPE) {
-					k->out_errno = 0; /* blocked when the signal came */
+				if (output_given_up(k->out_errno)) {
+					k->out_errno = 0; /* given up on purpose */
 					k->out_blocked = 1;
 					cap_interrupted = 1;
 					return -1;
@@ -4046,8 +4068,8 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			     .max_what = "the 64 MiB of any answer"};
 	size_t qlen, body_at = 0, interim = 0;
 	long long clen = -1;
-	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE, stop_sent = 0, stop_unanswered = 0;
-	double t0, last_rx = 0, stop_by = 0;
+	int status = 0, chunked = 0, rc = EXIT_UNREACHABLE, stop_unanswered = 0;
+	double t0, last_rx = 0;
 	FILE *f;
 
 	*started = 0;
@@ -4092,12 +4114,11 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 			}
 			silence_bound(ctl_conn_fd(c), (int)(left * 1000) + 1);
 		}
-		if (*started && cap_stop_asked && !stop_sent && !cap_interrupted) {
-			/* Ctrl-C: ask for the end, then wait for it, bounded. */
-			stop_sent = 1;
+		if (*started && cap_stop_asked && !cap_interrupted) {
+			/* Ctrl-C: ask for the end (here, or already from a write
+			 * that blocked), then wait for it, bounded. */
 			ctl_conn_interruptible(c, NULL);
-			capture_stop(unbounded);
-			stop_by = ctl_top_mono_s(); /* the wait runs from here, or the last bytes */
+			cap_send_stop();
 		}
 		errno = 0;
 		r = ctl_conn_recv(c, buf, sizeof(buf));
@@ -4112,8 +4133,9 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		    (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			double now = ctl_top_mono_s();
 
-			if (stop_sent && now - (last_rx > stop_by ? last_rx : stop_by) >=
-						 CAP_STOP_WAIT_MS / 1000.0) {
+			if (cap_stop_sent &&
+			    now - (last_rx > cap_stop_by ? last_rx : cap_stop_by) >=
+				    CAP_STOP_WAIT_MS / 1000.0) {
 				fprintf(stderr,
 					"regionctl: nothing from regiond for %d s after the stop: "
 					"closing the "
@@ -4123,7 +4145,7 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 				stop_unanswered = 1; /* a hung regiond: exit 3 */
 				break;
 			}
-			if (stop_sent || !silence_ms || now - last_rx < silence_ms / 1000.0)
+			if (cap_stop_sent || !silence_ms || now - last_rx < silence_ms / 1000.0)
 				continue;
 		}
 		if (r < 0 && !cap_interrupted && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -4372,9 +4394,11 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
 	signal(SIGPIPE, SIG_IGN);
-	fwd_stdout_interruptible(&cap_signalled);
+	cap_opts = o;
+	fwd_stdout_interruptible(&cap_signalled, &cap_interrupted, CAP_STOP_WAIT_MS, cap_send_stop);
 	rc = http_stream(o, "/v1/capture", b, &k, &started);
-	fwd_stdout_interruptible(NULL);
+	fwd_stdout_interruptible(NULL, NULL, 0, NULL);
+	cap_opts = NULL;
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	if (k.out_blocked) {
