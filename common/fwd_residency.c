@@ -228,50 +228,88 @@ static int nested_refusal(const struct fwd_table *t, const struct fwd_residency 
 	return -EPERM;
 }
 
-int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *c, uint16_t inner,
-			     uint16_t outer, const char *inner_pfx, const char *outer_pfx,
-			     uint32_t line, const char *path, struct fwd_err *err)
+/* What of region @inner breaks a rule of protected region @outer whose
+ * users it would take: the rule, the service, who (the region, or one of
+ * its content rules), how (steers to, mirrors to) and the link; NULL when
+ * @inner keeps to every rule of @outer. */
+struct pair_break {
+	const struct fwd_residency *rule;
+	uint16_t service;
+	char who[160], how[96];
+};
+
+static const struct fwd_link *pair_breaks(const struct fwd_table *t, const struct fwd_class *c,
+					  uint16_t inner, uint16_t outer, struct pair_break *b)
 {
 	if (inner == outer)
-		return 0;
+		return NULL;
 	for (uint16_t i = 0; i < t->nresidency; i++) {
 		const struct fwd_residency *r = &t->residency[i];
 		uint16_t n = rule_nservices(t, r);
 
 		if (r->region != outer)
 			continue;
+		b->rule = r;
 		for (uint16_t k = 0; k < n; k++) {
-			uint16_t s = (uint16_t)rule_services(r, k);
-			char how[64], who[160];
 			uint32_t pid;
-			const struct fwd_link *l =
-				cell_breaks(t, c, r, inner, s, &pid, how, sizeof(how));
+			const struct fwd_link *l;
 
+			b->service = (uint16_t)rule_services(r, k);
+			l = cell_breaks(t, c, r, inner, b->service, &pid, b->how, sizeof(b->how));
 			if (l == NULL)
 				continue;
-			snprintf(who, sizeof(who), "region '%s'", t->region_names[inner]);
-			return nested_refusal(t, r, inner, outer, inner_pfx, outer_pfx, line, path,
-					      s, who, how, l, err);
+			snprintf(b->who, sizeof(b->who), "region '%s'", t->region_names[inner]);
+			return l;
 		}
 		/* The content rules of the inner region act on the outer's
 		 * protected users too; rules of every region are checked
 		 * against the outer itself (fwd_residency_check_content). */
 		for (uint32_t ci = 0; ci < t->ncontent; ci++) {
 			const struct fwd_content_rule *cr = &t->content[ci];
-			char how[96], who[160];
-			uint16_t s;
 			const struct fwd_link *l;
 
 			if (cr->nregions == 0 || !content_scopes(cr, inner) ||
-			    (l = content_breaks(t, cr, r, &s, how, sizeof(how))) == NULL)
+			    (l = content_breaks(t, cr, r, &b->service, b->how, sizeof(b->how))) ==
+				    NULL)
 				continue;
-			snprintf(who, sizeof(who), "content rule '%s' of region '%s'", cr->name,
-				 t->region_names[inner]);
-			return nested_refusal(t, r, inner, outer, inner_pfx, outer_pfx, line, path,
-					      s, who, how, l, err);
+			snprintf(b->who, sizeof(b->who), "content rule '%s' of region '%s'",
+				 cr->name, t->region_names[inner]);
+			return l;
 		}
 	}
-	return 0;
+	return NULL;
+}
+
+int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *c, uint16_t inner,
+			     uint16_t outer, const char *inner_pfx, const char *outer_pfx,
+			     uint32_t line, const char *path, struct fwd_err *err)
+{
+	struct pair_break b;
+	const struct fwd_link *l = pair_breaks(t, c, inner, outer, &b);
+
+	if (l == NULL)
+		return 0;
+	return nested_refusal(t, b.rule, inner, outer, inner_pfx, outer_pfx, line, path, b.service,
+			      b.who, b.how, l, err);
+}
+
+int fwd_residency_handover(const struct fwd_table *t, const struct fwd_class *c, uint16_t to,
+			   uint16_t from, char *why, size_t len)
+{
+	struct pair_break b;
+	const struct fwd_link *l = pair_breaks(t, c, to, from, &b);
+	char have[300], want[256];
+
+	if (l == NULL)
+		return 0;
+	link_tags(l, have, sizeof(have));
+	tag_list((const char(*)[FWD_NAME_MAX])b.rule->tags, b.rule->ntags, want, sizeof(want));
+	snprintf(why, len,
+		 "residency rule '%s' of region '%s' allows service '%s' only on links tagged "
+		 "%s, but %s %s link '%s' (%s)",
+		 b.rule->name, t->region_names[from], t->service_names[b.service], want, b.who,
+		 b.how, l->name, have);
+	return 1;
 }
 
 int fwd_residency_link_may_carry(const struct fwd_table *t, const struct fwd_class *c,

@@ -58,6 +58,20 @@ int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *
 			     uint32_t line, const char *path, struct fwd_err *err);
 
 /**
+ * Addresses of protected region @from handed to region @to (a prefix of
+ * @from removed or withdrawn, its cover in @to, 'unknown' included; or
+ * moved to @to): no rule refuses that, since the table says who the users
+ * are (docs/table-format.md, "What a rule does not see"), but an operator
+ * must hear of it. 1 with @why ("residency rule 'R' of region 'F' allows
+ * service 'S' only on links tagged T, but region 'X' steers to link 'L'
+ * (no tags)") when @to's policies or content rules would carry a service
+ * that one of @from's rules in @t protects on a link it does not allow;
+ * 0 when @to keeps to them all (or @from has none).
+ */
+int fwd_residency_handover(const struct fwd_table *t, const struct fwd_class *c, uint16_t to,
+			   uint16_t from, char *why, size_t len);
+
+/**
  * 1 when link @link may carry traffic of (@region, @service) under table @t:
  * the link the cell's policy steers or mirrors to, or a member of its group
  * that takes flows (these keep to every rule, the table being valid), or any

@@ -658,8 +658,14 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 
 		json_object_set_new(imp, "moves", ctl_traffic_moves(api->st->table, t, 100000));
 		ctl_traffic_annotate(imp, diff, api->st->table, t, win, fs);
+		json_t *handovers = ctl_traffic_handovers(api->st->table, t);
+
 		json_object_set_new(r->body, "diff", diff);
 		json_object_set_new(r->body, "impact", imp);
+		/* As a write's answer would say them, whatever the moves'
+		 * bound (impact.moves stops counting at 100,000 prefixes). */
+		if (handovers)
+			json_object_set_new(r->body, "residency_handovers", handovers);
 		json_decref(win);
 		json_decref(fs);
 	}
@@ -2261,6 +2267,8 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	 * hung regionfwd) while the stop began: it has not begun, so it does
 	 * not, and the stop waits for one push at most, not one per writer. */
 	api->st->took_back = 0;
+	json_decref(api->st->handovers);
+	api->st->handovers = NULL;
 	if (stop_begun(api))
 		reply_stopping(r);
 	else
@@ -2273,6 +2281,10 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	 * current table back, took regionfwd back all the same). */
 	if (api->st->took_back && json_is_object(r->body))
 		json_object_set_new(r->body, "taken_back", json_true());
+	/* Users the change handed out of their residency (no rule refuses
+	 * that: the table says who they are), said where the caller looks. */
+	if (api->st->handovers && r->status < 300 && json_is_object(r->body))
+		json_object_set(r->body, "residency_handovers", api->st->handovers);
 	if ((rt->flags & ROUTE_WRITE) && r->status >= 400)
 		log_refused(api->st, q, r);
 	api->st->who[0] = '\0';

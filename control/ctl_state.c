@@ -1336,6 +1336,8 @@ void ctl_state_close(struct ctl_state *st)
 	fwd_table_free(st->table);
 	json_decref(st->dp_report);
 	ctl_traffic_free(st->traffic);
+	json_decref(st->handovers);
+	st->handovers = NULL;
 	pthread_mutex_destroy(&st->writer);
 	if (st->dir_fd > 0)
 		close(st->dir_fd); /* and its lock */
@@ -2276,6 +2278,36 @@ static void log_applied(const struct ctl_state *st, uint64_t id, const char *eve
 	fwd_log_change(&c);
 }
 
+/* Generation @id, table @t, about to replace st->table: the users it hands
+ * out of their residency, logged and kept for the answer (st->handovers).
+ * No rule refuses them (docs/table-format.md, "What a rule does not see"),
+ * so whatever made the change (an operator, a revert, the BGP feed's
+ * withdrawal) is said where it is seen. */
+static void note_handovers(struct ctl_state *st, const struct fwd_table *t, uint64_t id)
+{
+	json_t *h = ctl_traffic_handovers(st->table, t), *m;
+	size_t i;
+
+	json_decref(st->handovers);
+	st->handovers = h;
+	json_array_foreach(h, i, m) {
+		if (json_is_true(json_object_get(m, "truncated"))) {
+			fwd_log(FWD_LOG_WARNING,
+				"generation %" PRIu64 ": out of memory checking whether it hands "
+				"users of a protected region out of their residency",
+				id);
+			continue;
+		}
+		fwd_log(FWD_LOG_WARNING,
+			"generation %" PRIu64 " hands %" JSON_INTEGER_FORMAT
+			" prefixes of region '%s' to '%s', out of its residency: %s",
+			id, json_integer_value(json_object_get(m, "prefixes")),
+			json_string_value(json_object_get(m, "from")),
+			json_string_value(json_object_get(m, "to")),
+			json_string_value(json_object_get(m, "residency")));
+	}
+}
+
 /* @must_run: the automatic revert. A document or record that cannot be
  * written does not stop it (the deadline is a promise to the operator);
  * the generation is held in memory as unsaved instead. @ident: the
@@ -2395,6 +2427,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	fwd_stage("extensions' applied");
 	if (pushed) /* seen running: written with the commit record */
 		st->ran_hash = hash;
+	note_handovers(st, t, id);
 	{
 		struct fwd_err why = {0};
 
@@ -2455,7 +2488,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	uint8_t *packed;
 	size_t plen = 0;
 	char f[64], what[96];
-	int rc, pushed;
+	int rc, pushed, handover = 0;
 
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
@@ -2473,6 +2506,11 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 		 * PUT does (take_back); the feed's never does. */
 		return !st->delta_feed && take_back(st, e) ? -1 : 0;
 	}
+	/* Only a protected region's removals can hand its users over: the
+	 * nesting check refuses adds that would (fwd_delta.h). */
+	for (uint32_t i = 0; i < eff.n && !handover; i++)
+		handover = eff.ops[i].kind == FWD_DELTA_REMOVE &&
+			   fwd_residency_protects(t, eff.ops[i].region);
 	/* The extensions see the table as for any change (the content rules'
 	 * databases are cached by their rules, which a delta leaves alone). */
 	if (ext_validate(st, t, e) || (packed = fwd_delta_pack(&eff, &plen)) == NULL) {
@@ -2540,6 +2578,8 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	}
 	fwd_stage("extensions' applied");
 	st->ran_hash = st->pending.hash; /* seen running: written with the commit record */
+	if (handover)
+		note_handovers(st, t, id);
 	{
 		struct fwd_err why = {0};
 

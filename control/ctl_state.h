@@ -233,6 +233,13 @@ struct ctl_state {
 	 * so ("taken_back"), as a no-op's "changed": false would not. Cleared
 	 * by the API before each write. */
 	int took_back;
+	/* The users this write's generation hands out of their residency
+	 * (ctl_traffic_handovers: a protected region's prefix removed or
+	 * moved to a region whose policies take its protected traffic out),
+	 * logged at the commit and said in the answer
+	 * ("residency_handovers"); NULL when none. Cleared by the API before
+	 * each write. */
+	json_t *handovers;
 	int64_t adopt_tried_ms; /* CLOCK_MONOTONIC ms of the last failed adoption */
 	uint64_t reported; /* hash of a foreign table already logged as replaced */
 	/* The hash of the current generation once regionfwd was seen running

@@ -1,6 +1,8 @@
 #include "ctl_traffic.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 #include "ctl_model.h"
 #include "fwd_class.h"
 #include "fwd_hash.h"
+#include "fwd_residency.h"
 
 /* Samples every 10 s; a minute's window needs 7, one more for slack. */
 #define SAMPLES 8
@@ -194,48 +197,58 @@ static uint16_t pfx_owner(const struct pfx_set *s, int family, const uint8_t *ad
 	return FWD_REGION_UNKNOWN;
 }
 
-#define MAX_MOVES 256
-
 struct move {
 	const char *from, *to; /* region names */
 	uint64_t prefixes;
 	double v4, v6;
 };
 
-static void count_move(struct move *mv, size_t *nmv, const char *from, const char *to, int family,
-		       uint8_t len)
+struct moves {
+	struct move *m;
+	size_t n, cap;
+};
+
+/* -ENOMEM: the pair is not counted, and the caller says the moves are
+ * not whole (a pair dropped unsaid once hid a residency handover's). */
+static int count_move(struct moves *mv, const char *from, const char *to, int family, uint8_t len)
 {
 	size_t i;
 
-	for (i = 0; i < *nmv; i++)
-		if (!strcmp(mv[i].from, from) && !strcmp(mv[i].to, to))
+	for (i = 0; i < mv->n; i++)
+		if (!strcmp(mv->m[i].from, from) && !strcmp(mv->m[i].to, to))
 			break;
-	if (i == *nmv) {
-		if (*nmv == MAX_MOVES)
-			return;
-		mv[(*nmv)++] = (struct move){.from = from, .to = to};
+	if (i == mv->n) {
+		if (mv->n == mv->cap) {
+			size_t cap = mv->cap ? mv->cap * 2 : 16;
+			struct move *m = realloc(mv->m, cap * sizeof(*m));
+
+			if (m == NULL)
+				return -ENOMEM;
+			mv->m = m;
+			mv->cap = cap;
+		}
+		mv->m[mv->n++] = (struct move){.from = from, .to = to};
 	}
-	mv[i].prefixes++;
+	mv->m[i].prefixes++;
 	if (family == 4)
-		mv[i].v4 += ldexp(1.0, 32 - len);
+		mv->m[i].v4 += ldexp(1.0, 32 - len);
 	else
-		mv[i].v6 += ldexp(1.0, 128 - len);
+		mv->m[i].v6 += ldexp(1.0, 128 - len);
+	return 0;
 }
 
 json_t *ctl_traffic_moves(const struct fwd_table *old, const struct fwd_table *new, size_t limit)
 {
 	json_t *out = json_array();
 	struct pfx_set so, sn;
-	struct move *mv = calloc(MAX_MOVES, sizeof(*mv));
-	size_t nmv = 0, changed = 0;
+	struct moves mv = {0};
+	size_t changed = 0;
+	struct fwd_class *cn = NULL; /* the new table's, built for a protected region's move */
 
-	if (out == NULL || mv == NULL || pfx_build(&so, old)) {
-		free(mv);
+	if (out == NULL || pfx_build(&so, old))
 		return out;
-	}
 	if (pfx_build(&sn, new)) {
 		free(so.slot);
-		free(mv);
 		return out;
 	}
 	/* Every prefix of the new table, from the region that held its address
@@ -259,26 +272,59 @@ json_t *ctl_traffic_moves(const struct fwd_table *old, const struct fwd_table *n
 			theirs = o->region_names[pfx_owner(other, family, addr, len)];
 			if (!strcmp(mine, theirs))
 				continue;
-			if (++changed > limit) {
+			if (++changed > limit || count_move(&mv, pass ? mine : theirs,
+							    pass ? theirs : mine, family, len)) {
 				json_decref(out);
 				out = json_pack("[{s:b}]", "truncated", 1);
 				goto done;
 			}
-			if (pass == 0)
-				count_move(mv, &nmv, theirs, mine, family, len);
-			else
-				count_move(mv, &nmv, mine, theirs, family, len);
 		}
 	}
-	for (size_t i = 0; i < nmv; i++)
-		json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:f, s:f}", "from",
-						     mv[i].from, "to", mv[i].to, "prefixes",
-						     (json_int_t)mv[i].prefixes, "ipv4_addresses",
-						     mv[i].v4, "ipv6_addresses", mv[i].v6));
+	for (size_t i = 0; i < mv.n; i++) {
+		const struct move *m = &mv.m[i];
+		json_t *j = json_pack("{s:s, s:s, s:I, s:f, s:f}", "from", m->from, "to", m->to,
+				      "prefixes", (json_int_t)m->prefixes, "ipv4_addresses", m->v4,
+				      "ipv6_addresses", m->v6);
+		int from = fwd_table_region_id(new, m->from), to = fwd_table_region_id(new, m->to);
+		char why[1024];
+
+		/* Users of a region the new table still protects, handed to
+		 * one whose policies would take that traffic out: no rule can
+		 * refuse it (the table says who the users are), so it is said
+		 * (fwd_residency_handover). A region removed took its rules
+		 * with it. */
+		if (from >= 0 && to >= 0 && fwd_residency_protects(new, (uint16_t)from) &&
+		    (cn != NULL || (cn = fwd_class_build(new)) != NULL) &&
+		    fwd_residency_handover(new, cn, (uint16_t)to, (uint16_t)from, why, sizeof(why)))
+			json_object_set_new(j, "residency", json_string(why));
+		json_array_append_new(out, j);
+	}
 done:
+	fwd_class_free(cn);
 	free(so.slot);
 	free(sn.slot);
-	free(mv);
+	free(mv.m);
+	return out;
+}
+
+json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_table *new)
+{
+	json_t *moves, *out, *m;
+	size_t i;
+
+	if (old == NULL || new->nresidency == 0)
+		return NULL;
+	moves = ctl_traffic_moves(old, new, SIZE_MAX);
+	out = json_array();
+	json_array_foreach(moves, i, m)
+		if (json_object_get(m, "residency") ||
+		    json_is_true(json_object_get(m, "truncated")))
+			json_array_append(out, m);
+	json_decref(moves);
+	if (json_array_size(out) == 0) {
+		json_decref(out);
+		return NULL;
+	}
 	return out;
 }
 

@@ -46,10 +46,22 @@ json_t *ctl_traffic_window(const struct ctl_traffic *tr, int64_t now_ms);
  * address space in @old (its longest covering prefix there, else
  * 'unknown'), and every prefix removed from one, by the region that holds
  * it in @new. JSON array of {"from", "to", "prefixes", "ipv4_addresses",
- * "ipv6_addresses"} (IPv6 as a number, possibly 2^64 and more), or with
- * more than @limit changed prefixes an array of one {"truncated": true}.
+ * "ipv6_addresses"} (IPv6 as a number, possibly 2^64 and more), and
+ * "residency" where the move hands users of a region @new protects to one
+ * that would take their protected traffic out (ctl_traffic_handovers), or
+ * with more than @limit changed prefixes (or no memory to count them) an
+ * array of one {"truncated": true}.
  */
 json_t *ctl_traffic_moves(const struct fwd_table *old, const struct fwd_table *new, size_t limit);
+
+/**
+ * The moves of @old to @new (ctl_traffic_moves, unbounded) that hand users
+ * of a region @new protects to one whose policies would take its protected
+ * traffic out (each with its "residency" text, fwd_residency_handover), or
+ * [{"truncated": true}] when memory ran out counting them; NULL when there
+ * are none, @old is NULL or @new has no residency rule. New reference.
+ */
+json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_table *new);
 
 /**
  * Add traffic to an impact (ctl_impact, with ctl_traffic_moves as

@@ -2854,11 +2854,36 @@ static json_t *doc_body(const char *path, int *rc)
 	return b;
 }
 
+/* A move of protected users out of their residency (impact.moves[].residency):
+ * valid, since the table says who the users are, but said where the
+ * operator looks before applying. */
+static void print_handover(json_t *move, const char *indent)
+{
+	if (json_is_string(json_object_get(move, "residency")))
+		printf("%swarning: users of '%s' handed to '%s' leave its residency: %s\n", indent,
+		       js(move, "from"), js(move, "to"), js(move, "residency"));
+}
+
+/* A write's residency_handovers: the change ran, and these users left. */
+static void print_handovers(json_t *r)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(r, "residency_handovers"), i, v) {
+		if (json_is_true(json_object_get(v, "truncated")))
+			printf("warning: regiond ran out of memory checking whether the change "
+			       "hands protected users out of their residency\n");
+		else
+			print_handover(v, "");
+	}
+}
+
 static void print_valid(json_t *r, const char *file)
 {
-	(void)r;
 	/* '-' is named "stdin", as its errors are */
 	printf("%s: valid\n", strcmp(file, "-") ? file : "stdin");
+	print_handovers(r);
 }
 
 /* The rules of the filters and content_rules sections that a change adds,
@@ -2935,6 +2960,7 @@ static void print_diff(json_t *r, const char *unused)
 	json_array_foreach(json_object_get(imp, "moves"), i, v) {
 		if (json_is_true(json_object_get(v, "truncated"))) {
 			printf("moves: too many prefixes change to count them here\n");
+			print_handovers(r); /* counted whole all the same */
 			break;
 		}
 		printf("move %s -> %s: %lld prefixes", js(v, "from"), js(v, "to"),
@@ -2955,6 +2981,7 @@ static void print_diff(json_t *r, const char *unused)
 		json_array_foreach(json_object_get(v, "outcomes"), k, o)
 			printf("  %-41s %-24s -> %s\n", js(o, "service"), js(o, "before"),
 			       js(o, "after"));
+		print_handover(v, "  ");
 	}
 	printf("\nimpact: %zu (region, service) pairs change%s\n",
 	       json_array_size(json_object_get(imp, "changes")),
@@ -3103,6 +3130,7 @@ static void print_gen(json_t *r, const char *what)
 		printf("%s: no change, generation %lld already has this table\n", what,
 		       ji(g, "id"));
 	print_taken_back(r, what, ji(g, "id"));
+	print_handovers(r);
 	if (json_object_get(r, "confirm_by"))
 		printf("confirm within %lld s with 'regionctl confirm %lld', or it reverts by "
 		       "itself\n",
@@ -3523,6 +3551,7 @@ static void print_prefixes(json_t *r, const char *what)
 		       what, ji(r, "generation"), js(r, "hash"), ji(r, "added"), ji(r, "removed"),
 		       ji(r, "unchanged"));
 	print_taken_back(r, what, ji(r, "generation"));
+	print_handovers(r);
 }
 
 static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)

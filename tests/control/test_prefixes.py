@@ -423,6 +423,68 @@ def test_large_batch(box):
     print(f"{n} prefixes applied in {took:.2f} s, refused in {refused:.2f} s")
 
 
+def test_protected_users_handed_out_of_residency_are_said(box, tmp_path):
+    """No rule refuses a change that removes a protected region's prefix or
+    moves it to another region: the table says who the users are
+    (table-format.md, "What a rule does not see"). But such a change hands
+    those users to a region whose policies may take their protected traffic
+    out, and that went unsaid. Now validate, diff, the write's answer (PUT,
+    prefixes) and regiond's log say it, naming the rule, the service and
+    the link; a change whose new holder keeps to the rule says nothing."""
+    rule = ("residency rule 'india-personal-data' of region 'india' allows service 'sync' only on "
+            "links tagged in, but region 'singapore' steers to link 'to-sg' (tags: sg)")
+    moved = tmp_path / "moved.yaml"
+    text = open(DEMO).read()
+    assert "      - 49.36.0.0/14\n" in text and "prefixes: [8.128.0.0/13, 2406:da18::/32]" in text
+    moved.write_text(text.replace("      - 49.36.0.0/14\n", "").replace(
+        "prefixes: [8.128.0.0/13, 2406:da18::/32]", "prefixes: [8.128.0.0/13, 2406:da18::/32, 49.36.0.0/14]"))
+
+    # Before: validate and diff.
+    code, r = box.http("POST", "/v1/validate", {"document": moved.read_text()})
+    assert code == 200 and r["valid"], r
+    (h,) = r["residency_handovers"]
+    assert (h["from"], h["to"], h["prefixes"], h["residency"]) == ("india", "singapore", 1, rule), h
+    assert [m.get("residency") for m in r["impact"]["moves"] if m["from"] == "india"] == [rule], \
+        r["impact"]["moves"]
+    said = f"warning: users of 'india' handed to 'singapore' leave its residency: {rule}"
+    rc, out, err = box.ctl("validate", str(moved))
+    assert rc == 0 and said in out, (out, err)
+    rc, out, err = box.ctl("diff", str(moved))
+    assert rc == 0 and "move india -> singapore: 1 prefixes" in out and "  " + said in out, (out, err)
+
+    # The write: applied (no rule refuses it), and said in its answer and the log.
+    rc, out, err = box.ctl("apply", str(moved))
+    assert rc == 0 and said in out, (out, err)
+    log = open(box.tmp / "regiond.log").read()
+    assert f"hands 1 prefixes of region 'india' to 'singapore', out of its residency: {rule}" in log, \
+        log[-2000:]
+    # Back: singapore's users to india, who keep to the rule: nothing said.
+    rc, r, err = box.ctl("apply", DEMO, json_out=True)
+    assert rc == 0 and r["changed"] and "residency_handovers" not in r, (r, err)
+
+    # A delta: india's IPv6 block withdrawn goes to 'unknown', whose sync
+    # is dropped (the default): it keeps to the rule, nothing said.
+    code, r = post(box, [{"region": "india", "remove": ["2401:4900::/32"]}])
+    assert code == 200 and "residency_handovers" not in r, r
+    # A catch-all singapore under india: adding it hands nobody over (the
+    # nesting check guards adds), then the withdrawal of an india block
+    # hands its users to the catch-all, said.
+    code, r = post(box, [{"region": "singapore", "add": ["0.0.0.0/0"]}])
+    assert code == 200 and "residency_handovers" not in r, r
+    f = tmp_path / "rm.txt"
+    f.write_text("49.36.0.0/14\n")
+    rc, out, err = box.ctl("prefixes", "remove", "india", str(f), json_out=True)
+    assert rc == 0, (out, err)
+    (h,) = out["residency_handovers"]
+    assert (h["from"], h["to"], h["residency"]) == ("india", "singapore", rule), h
+    rc, out, err = box.ctl("prefixes", "add", "india", str(f))
+    assert rc == 0 and "warning" not in out, out
+    rc, out, err = box.ctl("prefixes", "remove", "india", str(f))
+    assert rc == 0 and said in out, (out, err)
+    # the apply and the two removals
+    assert open(box.tmp / "regiond.log").read().count("out of its residency") == 3
+
+
 @pytest.mark.parametrize("runs_it", [True, False], ids=["regionfwd-runs-it", "regionfwd-does-not"])
 def test_interrupted_delta_is_resolved_by_what_regionfwd_runs(tmp_path, runs_it):
     """A delta's pending record (regiond killed between its write-ahead and
