@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,16 +146,25 @@ size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size
  * has dropped the line by the time its command ends. */
 static int stdout_errno;
 static volatile sig_atomic_t *write_patient, *write_give_up;
-static int write_stall_ms;
+static int write_stall_ms, write_fd = -1, write_why;
 static void (*write_on_patient)(void);
 
-void fwd_stdout_interruptible(volatile sig_atomic_t *patient, volatile sig_atomic_t *give_up,
-			      int stall_ms, void (*on_patient)(void))
+void fwd_stdout_interruptible(int fd, volatile sig_atomic_t *patient,
+			      volatile sig_atomic_t *give_up, int stall_ms,
+			      void (*on_patient)(void))
 {
+	struct stat st;
+
+	write_fd = fd >= 0 && patient && !(fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? fd : -1;
 	write_patient = patient;
 	write_give_up = give_up;
 	write_stall_ms = stall_ms;
 	write_on_patient = on_patient;
+}
+
+int fwd_write_gave_up(void)
+{
+	return write_why;
 }
 
 static int64_t mono_ms(void)
@@ -165,42 +175,48 @@ static int64_t mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* Gives up on purpose: @why kept for fwd_write_gave_up(), and in errno. */
+static int gave_up(int why)
+{
+	write_why = why;
+	errno = why;
+	return 1;
+}
+
 size_t fwd_write_guarded(int fd, const void *b, size_t n)
 {
 	const char *p = b;
+	int guarded = fd == write_fd && fd >= 0, turned_patient = 0;
 	int64_t progress_ms = 0; /* the last byte taken, once patient */
-	int turned_patient = 0;
 	size_t w = 0;
 
+	write_why = 0;
 	while (w < n) {
 		size_t want = n - w;
 		ssize_t k;
 
-		if (write_patient && *write_patient) {
-			/* A blocking write would wait for ever on a reader that
-			 * stopped: wait for room a tick at a time, then write
-			 * no more than a pipe takes without blocking (PIPE_BUF
-			 * once poll() says writable). A socket or terminal may
-			 * still block on that much; a second signal ends it. */
+		if (guarded) {
+			/* Wait for room a tick at a time, then write no more than
+			 * a pipe takes without blocking (PIPE_BUF once poll() says
+			 * writable): a write that blocked could not see a flag
+			 * set by a signal that came just before it. A socket or a
+			 * terminal may still block on that much; a second signal
+			 * ends it. */
 			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-			int64_t now = mono_ms();
 			int r;
 
-			if (!turned_patient) {
+			if (*write_patient && !turned_patient) {
 				turned_patient = 1;
 				if (write_on_patient)
 					write_on_patient();
-				progress_ms = now = mono_ms();
+				progress_ms = mono_ms();
 			}
-			if (now - progress_ms >= write_stall_ms) {
-				errno = ETIMEDOUT;
+			if (turned_patient && mono_ms() - progress_ms >= write_stall_ms &&
+			    gave_up(ETIMEDOUT))
 				break;
-			}
 			r = poll(&pf, 1, 250);
-			if (write_give_up && *write_give_up) {
-				errno = EINTR;
+			if (write_give_up && *write_give_up && gave_up(EINTR))
 				break;
-			}
 			if (r == 0 || (r < 0 && errno == EINTR))
 				continue;
 			if (want > PIPE_BUF)
@@ -208,8 +224,8 @@ size_t fwd_write_guarded(int fd, const void *b, size_t n)
 		}
 		k = write(fd, p + w, want);
 		if (k < 0 && errno == EINTR) {
-			if (write_give_up && *write_give_up)
-				break; /* given up on purpose: not a failure of stdout */
+			if (guarded && write_give_up && *write_give_up && gave_up(EINTR))
+				break;
 			continue;
 		}
 		if (k <= 0) {

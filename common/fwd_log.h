@@ -106,28 +106,36 @@ int fwd_stdout_escaped(void);
 int fwd_stdout_plain(void);
 
 /**
- * How a write to stdout through these streams (and fwd_write_guarded())
- * takes a signal: NULL flags, retried, the default. Once *@patient is set
- * (a first Ctrl-C), a write that blocks goes on in bounded waits while its
- * reader takes bytes, and gives up (ETIMEDOUT) after @stall_ms in which it
- * took none; once *@give_up is set (a second Ctrl-C, SIGTERM), a write that
- * a signal interrupts gives up at once (EINTR). regionctl capture sets
- * them: blocked on a pipe nobody reads it once ignored Ctrl-C and SIGTERM
- * alike, and then the first Ctrl-C abandoned a reader that was still
- * reading, slowly (the stream's end and statistics lost). @on_patient (or
- * NULL) is called as such a write turns patient (regionctl asks regiond to
- * stop the capture there). fwd_stdout_errno() then says EINTR or
- * ETIMEDOUT: given up on purpose, not a failure of stdout.
+ * How a write to @fd through these streams (and fwd_write_guarded()) takes
+ * a signal; other descriptors (stderr), a regular file (which never blocks)
+ * and NULL flags are not guarded: retried, the default. A guarded write
+ * never blocks for long: it waits for room a tick (250 ms) at a time and
+ * writes at most PIPE_BUF, so that no signal can land between a check of
+ * the flags and a write that then blocks for ever. Once *@patient is set
+ * (a first Ctrl-C) @on_patient (or NULL) is called, once per write that
+ * finds it set (regionctl asks regiond to stop the capture there, not
+ * after the write), and the write goes on while the reader takes bytes,
+ * giving up (ETIMEDOUT) after @stall_ms in which it took none; once
+ * *@give_up is set (a second Ctrl-C, SIGTERM) it gives up at once (EINTR).
+ * regionctl capture sets them: blocked on a pipe nobody reads it once
+ * ignored Ctrl-C and SIGTERM alike, and then the first Ctrl-C abandoned a
+ * reader that was still reading, slowly (the stream's end and statistics
+ * lost). fwd_write_gave_up() says why a write gave up.
  */
-void fwd_stdout_interruptible(volatile sig_atomic_t *patient, volatile sig_atomic_t *give_up,
-			      int stall_ms, void (*on_patient)(void));
+void fwd_stdout_interruptible(int fd, volatile sig_atomic_t *patient,
+			      volatile sig_atomic_t *give_up, int stall_ms,
+			      void (*on_patient)(void));
 
 /**
  * @n bytes of @b to @fd, as fwd_stdout_interruptible() says a signal is
- * taken. @return how many were written; fewer than @n with errno set
- * (EINTR or ETIMEDOUT: given up on purpose).
+ * taken. @return how many were written; fewer than @n with errno set.
  */
 size_t fwd_write_guarded(int fd, const void *b, size_t n);
+
+/** Why the last guarded write gave up on purpose: EINTR (give_up),
+ *  ETIMEDOUT (nothing taken for stall_ms), or 0 (it did not: a write that
+ *  failed says so in errno, an ETIMEDOUT of a socket's own included). */
+int fwd_write_gave_up(void);
 
 /**
  * Why the last write to stdout through fwd_stdout_escaped()'s or

@@ -3701,7 +3701,21 @@ struct cap_sink {
 	char why[256]; /* set when the stream is not pcapng or cannot be written */
 	int out_errno; /* why a write of the pcapng or of a packet's line failed */
 	int out_blocked; /* stdout was blocked (a full pipe) when a signal came */
+	off_t base; /* a regular file's offset where the capture begins; -1: not one */
 };
+
+/* Where a capture written to @fd begins, for cutting a failed write back
+ * to whole blocks: a regular file's offset (its end when appended to), -1
+ * for anything that cannot be cut (a pipe, a device). */
+static off_t output_base(int fd)
+{
+	struct stat st;
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || fl < 0)
+		return -1;
+	return fl & O_APPEND ? st.st_size : lseek(fd, 0, SEEK_CUR);
+}
 
 /* Ctrl-C ends a capture early. Once the stream has begun (its Capture-Id
  * known), the first one asks regiond to stop it (POST /v1/capture/stop,
@@ -3961,14 +3975,16 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 
 /* A write to stdout given up on purpose (fwd_stdout_interruptible()): a
  * second signal, or nothing taken for CAP_STOP_WAIT_MS after the first. */
-static int output_given_up(int err)
+static int output_given_up(void)
 {
-	if (err == ETIMEDOUT)
+	int why = fwd_write_gave_up();
+
+	if (why == ETIMEDOUT)
 		fprintf(stderr,
 			"regionctl: stdout took nothing for %d s after the Ctrl-C: ending the "
 			"capture without the rest\n",
 			CAP_STOP_WAIT_MS / 1000);
-	return cap_signalled && (err == EINTR || err == ETIMEDOUT);
+	return why != 0;
 }
 
 /* Received bytes: every block they complete is written (or printed). */
@@ -3984,7 +4000,7 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 		if (k->fd >= 0 && write_all(k->fd, b.p, b.len)) {
 			int err = errno;
 
-			if (output_given_up(err)) {
+			if (output_given_up()) {
 				cap_interrupted = 1;
 				k->out_blocked = k->fd == STDOUT_FILENO;
 				return -1;
@@ -3994,7 +4010,7 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 			/* Only whole blocks stay, so the file still reads (a full
 			 * disk cut one mid-packet, found by a hostile probe); a
 			 * pipe or a device cannot be cut back. */
-			if (ftruncate(k->fd, (off_t)k->bytes) == 0)
+			if (k->base >= 0 && ftruncate(k->fd, k->base + (off_t)k->bytes) == 0)
 				snprintf(k->why, sizeof(k->why),
 					 "cannot write the capture: %s; the file keeps the %llu "
 					 "whole packets before it",
@@ -4010,7 +4026,7 @@ static int sink_feed(struct cap_sink *k, const uint8_t *p, size_t n)
 			 * into nothing for ever, holding the one capture slot. */
 			if (k->fd < 0 && (k->out_errno = print_packet(k, &b)) != 0) {
 				k->packets--; /* not printed */
-				if (output_given_up(k->out_errno)) {
+				if (output_given_up()) {
 					k->out_errno = 0; /* given up on purpose */
 					k->out_blocked = 1;
 					cap_interrupted = 1;
@@ -4245,9 +4261,15 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 				ctl_conn_interruptible(c, &cap_stop_asked);
 				cap_can_stop = 1;
 			}
-			if (k->fd >= 0 && ftruncate(k->fd, 0) < 0 && errno != EINVAL)
+			/* -w FILE is emptied only now (a refused capture leaves
+			 * it as it was); stdout never is: a file it is appended
+			 * to (>>) keeps what it held, and a failed write cuts
+			 * back to where this capture began (k->base). */
+			if (k->fd >= 0 && k->fd != STDOUT_FILENO && ftruncate(k->fd, 0) < 0 &&
+			    errno != EINVAL)
 				fprintf(stderr, "regionctl: cannot empty the file: %s\n",
 					strerror(errno));
+			k->base = output_base(k->fd);
 			{
 				const uint8_t *rest = (const uint8_t *)sep + 4;
 				size_t n = head.len - (size_t)(rest - head.data);
@@ -4268,6 +4290,9 @@ static int http_stream(const struct opts *unbounded, const char *path, json_t *b
 		}
 		if (chunked ? stream_chunks(&ch, k, buf, (size_t)r) : sink_feed(k, buf, (size_t)r))
 			break;
+		/* A slow reader's write took its time: the silence after a stop
+		 * is regiond's from here, not regionctl's own writing. */
+		last_rx = ctl_top_mono_s();
 	}
 	cap_sock = -1;
 	if (status <= 0 && cap_interrupted) {
@@ -4375,7 +4400,7 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	const char *file = opt_val(c, "-w");
 	static const char *const names[] = {"--reason", "--region", "--service", "--link",
 					    "--filter"};
-	struct cap_sink k = {.fd = -1, .json = o->json};
+	struct cap_sink k = {.fd = -1, .json = o->json, .base = -1};
 	unsigned long long count, duration;
 	struct sigaction sa = {.sa_handler = cap_on_signal}, old_int, old_term;
 	struct stat st;
@@ -4424,9 +4449,10 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	sigaction(SIGTERM, &sa, &old_term);
 	signal(SIGPIPE, SIG_IGN);
 	cap_opts = o;
-	fwd_stdout_interruptible(&cap_signalled, &cap_interrupted, CAP_STOP_WAIT_MS, cap_send_stop);
+	fwd_stdout_interruptible(k.fd >= 0 ? k.fd : STDOUT_FILENO, &cap_signalled, &cap_interrupted,
+				 CAP_STOP_WAIT_MS, cap_send_stop);
 	rc = http_stream(o, "/v1/capture", b, &k, &started);
-	fwd_stdout_interruptible(NULL, NULL, 0, NULL);
+	fwd_stdout_interruptible(-1, NULL, NULL, 0, NULL);
 	cap_opts = NULL;
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);

@@ -794,6 +794,46 @@ def test_capture_gives_up_on_a_silent_regiond(box, tmp_path):
     wait_for(lambda: capture(box, "--count", "1")[0] == 0, timeout=60, what="a capture after regiond woke")
 
 
+def test_ctrl_c_before_regiond_answers_is_said(box, tmp_path):
+    """A Ctrl-C before regiond answers (here a stopped regiond) ends the
+    command saying so. A review's find: the guard on stdout's writes once
+    applied to stderr too, and dropped that line once the signal came, so
+    regionctl exited 3 without a word."""
+    os.kill(box.rd.pid, signal.SIGSTOP)
+    try:
+        p = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "-w", "-"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        os.kill(box.rd.pid, signal.SIGCONT)
+    assert p.returncode == 3 and "interrupted before regiond answered: nothing captured" in err, \
+        (p.returncode, err)
+    assert out == ""
+
+
+def test_capture_appended_to_a_file_keeps_what_it_held(box, tmp_path):
+    """`regionctl capture -w - >> FILE`: stdout is never emptied (it once
+    was, by the truncation meant for -w FILE, wiping what FILE held); the
+    capture follows what was there."""
+    path = tmp_path / "log.bin"
+    path.write_bytes(b"kept\n")
+    with open(path, "ab") as f:
+        p = subprocess.run([REGIONCTL, "-s", box.api, "capture", "--count", "3", "-w", "-"],
+                           stdout=f, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    data = path.read_bytes()
+    assert data.startswith(b"kept\n") and data[5:9] == b"\x0a\x0d\x0d\x0a", data[:16]
+    (tmp_path / "cap.pcapng").write_bytes(data[5:])
+    assert packet_count(str(tmp_path / "cap.pcapng")) == 3
+
+
 def test_capture_with_a_duration_waits_past_it_for_a_silent_regiond(box, tmp_path):
     """With --duration D, regiond ends the stream by D s: regionctl's bound
     on a silence is then D s and 30 s (regionctl.md), not D alone, so a
