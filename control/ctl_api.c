@@ -658,7 +658,7 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 
 		json_object_set_new(imp, "moves", ctl_traffic_moves(api->st->table, t, 100000));
 		ctl_traffic_annotate(imp, diff, api->st->table, t, win, fs);
-		json_t *handovers = ctl_traffic_handovers(api->st->table, t);
+		json_t *handovers = ctl_state_handovers(api->st, t);
 
 		json_object_set_new(r->body, "diff", diff);
 		json_object_set_new(r->body, "impact", imp);

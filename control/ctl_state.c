@@ -2278,14 +2278,41 @@ static void log_applied(const struct ctl_state *st, uint64_t id, const char *eve
 	fwd_log_change(&c);
 }
 
-/* Generation @id, table @t, about to replace st->table: the users it hands
- * out of their residency, logged and kept for the answer (st->handovers).
- * No rule refuses them (docs/table-format.md, "What a rule does not see"),
- * so whatever made the change (an operator, a revert, the BGP feed's
- * withdrawal) is said where it is seen. */
-static void note_handovers(struct ctl_state *st, const struct fwd_table *t, uint64_t id)
+/* A prefix the BGP feed had added to the current generation in @region
+ * (@arg, its owned set): a document carries the static prefixes only, and
+ * the feed adds its own back at its next batch (docs/bgp-feed.md), so its
+ * absence there hands no one over. */
+static int feed_gives_back(void *arg, const struct ctl_rib_pfx *p, const char *region)
 {
-	json_t *h = ctl_traffic_handovers(st->table, t), *m;
+	const char *r = ctl_ownset_get(arg, p);
+
+	return r != NULL && strcmp(r, region) == 0;
+}
+
+json_t *ctl_state_handovers(const struct ctl_state *st, const struct fwd_table *t)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	struct ctl_ownset *own = NULL;
+	struct fwd_err e;
+	json_t *h;
+
+	if (st->table == NULL || t->nresidency == 0)
+		return NULL;
+	if (cur && ctl_state_owned(st, cur, &own, &e) != 0)
+		own = NULL; /* not known: every prefix counts */
+	h = ctl_traffic_handovers(st->table, t, own ? feed_gives_back : NULL, own);
+	ctl_ownset_free(own);
+	return h;
+}
+
+/* Generation @id's handovers @h (ctl_state_handovers, or a delta's; taken
+ * over): logged, and kept for the answer (st->handovers). No rule refuses
+ * them (docs/table-format.md, "What a rule does not see"), so whatever made
+ * the change (an operator, a revert, the BGP feed's withdrawal) is said
+ * where it is seen. */
+static void note_handovers(struct ctl_state *st, json_t *h, uint64_t id)
+{
+	json_t *m;
 	size_t i;
 
 	json_decref(st->handovers);
@@ -2427,7 +2454,12 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	fwd_stage("extensions' applied");
 	if (pushed) /* seen running: written with the commit record */
 		st->ran_hash = hash;
-	note_handovers(st, t, id);
+	/* An adoption (nothing pushed) changed nothing here: what regionfwd
+	 * runs was made elsewhere, and the table it follows (a seed) may never
+	 * have run. */
+	if (push_it)
+		note_handovers(st, ctl_state_handovers(st, t), id);
+	fwd_stage("residency handovers");
 	{
 		struct fwd_err why = {0};
 
@@ -2488,7 +2520,8 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	uint8_t *packed;
 	size_t plen = 0;
 	char f[64], what[96];
-	int rc, pushed, handover = 0;
+	int rc, pushed;
+	json_t *handed; /* the users it hands out of their residency, said at the commit */
 
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
@@ -2506,17 +2539,15 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 		 * PUT does (take_back); the feed's never does. */
 		return !st->delta_feed && take_back(st, e) ? -1 : 0;
 	}
-	/* Only a protected region's removals can hand its users over: the
-	 * nesting check refuses adds that would (fwd_delta.h). */
-	for (uint32_t i = 0; i < eff.n && !handover; i++)
-		handover = eff.ops[i].kind == FWD_DELTA_REMOVE &&
-			   fwd_residency_protects(t, eff.ops[i].region);
+	handed = ctl_traffic_handovers_delta(t, &eff);
+	fwd_stage("residency handovers");
 	/* The extensions see the table as for any change (the content rules'
 	 * databases are cached by their rules, which a delta leaves alone). */
 	if (ext_validate(st, t, e) || (packed = fwd_delta_pack(&eff, &plen)) == NULL) {
 		if (e->reason[0] == '\0')
 			fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		fwd_delta_clear(&eff);
+		json_decref(handed);
 		fwd_table_free(t);
 		return -1;
 	}
@@ -2532,6 +2563,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
 			     "cannot write %s/%s: %s; nothing changed", st->dir, f, strerror(-rc));
 		free(packed);
+		json_decref(handed);
 		fwd_table_free(t);
 		return -1;
 	}
@@ -2546,6 +2578,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	g.removed = ds.removed4 + ds.removed6;
 	fwd_stage("write changes");
 	if (write_pending(st, &g, e)) {
+		json_decref(handed);
 		fwd_table_free(t);
 		return -1;
 	}
@@ -2573,13 +2606,14 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	fwd_stage("push");
 	if (!pushed || run_applied(st, t, id, e)) {
 		undo_pending(st, pushed, id);
+		json_decref(handed);
 		fwd_table_free(t);
 		return -1;
 	}
 	fwd_stage("extensions' applied");
 	st->ran_hash = st->pending.hash; /* seen running: written with the commit record */
-	if (handover)
-		note_handovers(st, t, id);
+	note_handovers(st, handed, id);
+	handed = NULL;
 	{
 		struct fwd_err why = {0};
 

@@ -525,6 +525,14 @@ int ctl_state_owned(const struct ctl_state *st, const struct ctl_gen *g, struct 
  */
 int ctl_state_own_bootstrap(struct ctl_state *st, const struct ctl_ownset *s, struct fwd_err *e);
 
+/**
+ * The users table @t, following the current one, hands out of their
+ * residency (ctl_traffic_handovers), the prefixes the BGP feed gives back
+ * left out: what a write of @t answers as residency_handovers, and
+ * validate too. NULL when none. New reference.
+ */
+json_t *ctl_state_handovers(const struct ctl_state *st, const struct fwd_table *t);
+
 /** History as JSON, newest first (no documents): each generation's kind,
  *  "document" or "delta" (with its parent and counts). */
 json_t *ctl_state_history(const struct ctl_state *st);

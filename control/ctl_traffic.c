@@ -10,6 +10,8 @@
 #include "ctl_model.h"
 #include "fwd_class.h"
 #include "fwd_hash.h"
+#include "ctl_ownset.h"
+#include "fwd_delta.h"
 #include "fwd_residency.h"
 
 /* Samples every 10 s; a minute's window needs 7, one more for slack. */
@@ -197,43 +199,37 @@ static uint16_t pfx_owner(const struct pfx_set *s, int family, const uint8_t *ad
 	return FWD_REGION_UNKNOWN;
 }
 
+/* At most this many (from, to) pairs in impact.moves: past it the moves
+ * are [{"truncated": true}] (they were once dropped unsaid). A display's
+ * bound: residency handovers are found without it
+ * (ctl_traffic_handovers). */
+#define MAX_MOVES 256
+
 struct move {
 	const char *from, *to; /* region names */
 	uint64_t prefixes;
 	double v4, v6;
 };
 
-struct moves {
-	struct move *m;
-	size_t n, cap;
-};
-
-/* -ENOMEM: the pair is not counted, and the caller says the moves are
- * not whole (a pair dropped unsaid once hid a residency handover's). */
-static int count_move(struct moves *mv, const char *from, const char *to, int family, uint8_t len)
+/* -ENOSPC past MAX_MOVES pairs. */
+static int count_move(struct move *mv, size_t *nmv, const char *from, const char *to, int family,
+		      uint8_t len)
 {
 	size_t i;
 
-	for (i = 0; i < mv->n; i++)
-		if (!strcmp(mv->m[i].from, from) && !strcmp(mv->m[i].to, to))
+	for (i = 0; i < *nmv; i++)
+		if (!strcmp(mv[i].from, from) && !strcmp(mv[i].to, to))
 			break;
-	if (i == mv->n) {
-		if (mv->n == mv->cap) {
-			size_t cap = mv->cap ? mv->cap * 2 : 16;
-			struct move *m = realloc(mv->m, cap * sizeof(*m));
-
-			if (m == NULL)
-				return -ENOMEM;
-			mv->m = m;
-			mv->cap = cap;
-		}
-		mv->m[mv->n++] = (struct move){.from = from, .to = to};
+	if (i == *nmv) {
+		if (*nmv == MAX_MOVES)
+			return -ENOSPC;
+		mv[(*nmv)++] = (struct move){.from = from, .to = to};
 	}
-	mv->m[i].prefixes++;
+	mv[i].prefixes++;
 	if (family == 4)
-		mv->m[i].v4 += ldexp(1.0, 32 - len);
+		mv[i].v4 += ldexp(1.0, 32 - len);
 	else
-		mv->m[i].v6 += ldexp(1.0, 128 - len);
+		mv[i].v6 += ldexp(1.0, 128 - len);
 	return 0;
 }
 
@@ -241,14 +237,17 @@ json_t *ctl_traffic_moves(const struct fwd_table *old, const struct fwd_table *n
 {
 	json_t *out = json_array();
 	struct pfx_set so, sn;
-	struct moves mv = {0};
-	size_t changed = 0;
+	struct move *mv = calloc(MAX_MOVES, sizeof(*mv));
+	size_t nmv = 0, changed = 0;
 	struct fwd_class *cn = NULL; /* the new table's, built for a protected region's move */
 
-	if (out == NULL || pfx_build(&so, old))
+	if (out == NULL || mv == NULL || pfx_build(&so, old)) {
+		free(mv);
 		return out;
+	}
 	if (pfx_build(&sn, new)) {
 		free(so.slot);
+		free(mv);
 		return out;
 	}
 	/* Every prefix of the new table, from the region that held its address
@@ -272,7 +271,7 @@ json_t *ctl_traffic_moves(const struct fwd_table *old, const struct fwd_table *n
 			theirs = o->region_names[pfx_owner(other, family, addr, len)];
 			if (!strcmp(mine, theirs))
 				continue;
-			if (++changed > limit || count_move(&mv, pass ? mine : theirs,
+			if (++changed > limit || count_move(mv, &nmv, pass ? mine : theirs,
 							    pass ? theirs : mine, family, len)) {
 				json_decref(out);
 				out = json_pack("[{s:b}]", "truncated", 1);
@@ -280,19 +279,15 @@ json_t *ctl_traffic_moves(const struct fwd_table *old, const struct fwd_table *n
 			}
 		}
 	}
-	for (size_t i = 0; i < mv.n; i++) {
-		const struct move *m = &mv.m[i];
-		json_t *j = json_pack("{s:s, s:s, s:I, s:f, s:f}", "from", m->from, "to", m->to,
-				      "prefixes", (json_int_t)m->prefixes, "ipv4_addresses", m->v4,
-				      "ipv6_addresses", m->v6);
-		int from = fwd_table_region_id(new, m->from), to = fwd_table_region_id(new, m->to);
+	for (size_t i = 0; i < nmv; i++) {
+		json_t *j = json_pack("{s:s, s:s, s:I, s:f, s:f}", "from", mv[i].from, "to",
+				      mv[i].to, "prefixes", (json_int_t)mv[i].prefixes,
+				      "ipv4_addresses", mv[i].v4, "ipv6_addresses", mv[i].v6);
+		int from = fwd_table_region_id(new, mv[i].from),
+		    to = fwd_table_region_id(new, mv[i].to);
 		char why[1024];
 
-		/* Users of a region the new table still protects, handed to
-		 * one whose policies would take that traffic out: no rule can
-		 * refuse it (the table says who the users are), so it is said
-		 * (fwd_residency_handover). A region removed took its rules
-		 * with it. */
+		/* As ctl_traffic_handovers says it, beside the move. */
 		if (from >= 0 && to >= 0 && fwd_residency_protects(new, (uint16_t)from) &&
 		    (cn != NULL || (cn = fwd_class_build(new)) != NULL) &&
 		    fwd_residency_handover(new, cn, (uint16_t)to, (uint16_t)from, why, sizeof(why)))
@@ -303,29 +298,214 @@ done:
 	fwd_class_free(cn);
 	free(so.slot);
 	free(sn.slot);
-	free(mv.m);
+	free(mv);
 	return out;
 }
 
-json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_table *new)
-{
-	json_t *moves, *out, *m;
-	size_t i;
+/* ---- residency handovers -------------------------------------------------- */
 
-	if (old == NULL || new->nresidency == 0)
+/* One prefix of a protected region that the new table gives to another. */
+struct handed {
+	uint16_t from, to; /* the new table's region ids */
+	uint8_t family, len;
+};
+
+struct handovers {
+	const struct fwd_table *t; /* the new table */
+	struct handed *v;
+	size_t n, cap;
+	int oom;
+};
+
+/* Prefix @i of @t (IPv4 first) against (@family, @addr, @len), in the
+ * tables' order: <0, 0, >0. */
+static int cmp_nth(const struct fwd_table *t, uint32_t i, int family, const uint8_t *addr,
+		   uint8_t len)
+{
+	if (i < t->nprefix4) {
+		uint64_t x, y;
+
+		if (family != 4)
+			return -1; /* every IPv4 prefix comes before IPv6 */
+		x = (uint64_t)t->prefix4[i].addr << 8 | t->prefix4[i].len;
+		y = (uint64_t)((uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 |
+			       (uint32_t)addr[2] << 8 | addr[3])
+			    << 8 |
+		    len;
+		return x < y ? -1 : x > y;
+	}
+	if (family == 4)
+		return 1;
+	{
+		const struct fwd_prefix6 *q = &t->prefix6[i - t->nprefix4];
+		int c = memcmp(q->addr, addr, 16);
+
+		return c ? c : q->len < len ? -1 : q->len > len;
+	}
+}
+
+/* The region of the longest prefix of @t that covers @p, @p itself
+ * included: one binary search a length (the tables are sorted), for the
+ * few prefixes a change takes from a protected region. */
+static uint16_t cover_of(const struct fwd_table *t, const struct ctl_rib_pfx *p)
+{
+	struct ctl_rib_pfx m = *p;
+
+	for (int l = p->len; l >= 0; l--) {
+		int r;
+
+		m.len = (uint8_t)l;
+		mask_to(m.addr, p->addr, p->family == 4 ? 4 : 16, (uint8_t)l);
+		if ((r = ctl_ownset_held_by(t, &m)) > 0)
+			return (uint16_t)r;
+	}
+	return FWD_REGION_UNKNOWN;
+}
+
+/* @p, which protected region @from (an id of h->t) held, as h->t holds it
+ * now: counted when another region has its addresses. */
+static void hand_one(struct handovers *h, uint16_t from, const struct ctl_rib_pfx *p)
+{
+	uint16_t to = cover_of(h->t, p);
+
+	if (to == from || h->oom)
+		return;
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? 2 * h->cap : 64;
+		struct handed *v = realloc(h->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			h->oom = 1;
+			return;
+		}
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->n++] = (struct handed){.from = from, .to = to, .family = p->family, .len = p->len};
+}
+
+static int cmp_handed(const void *a, const void *b)
+{
+	const struct handed *x = a, *y = b;
+
+	if (x->from != y->from)
+		return x->from < y->from ? -1 : 1;
+	return x->to < y->to ? -1 : x->to > y->to;
+}
+
+/* The pairs whose new holder breaks a rule of the old, as moves. */
+static json_t *handovers_json(struct handovers *h)
+{
+	struct fwd_class *c = NULL;
+	json_t *out;
+
+	if (h->oom) {
+		free(h->v);
+		return json_pack("[{s:b}]", "truncated", 1);
+	}
+	if (h->n == 0)
 		return NULL;
-	moves = ctl_traffic_moves(old, new, SIZE_MAX);
 	out = json_array();
-	json_array_foreach(moves, i, m)
-		if (json_object_get(m, "residency") ||
-		    json_is_true(json_object_get(m, "truncated")))
-			json_array_append(out, m);
-	json_decref(moves);
-	if (json_array_size(out) == 0) {
+	qsort(h->v, h->n, sizeof(*h->v), cmp_handed);
+	for (size_t i = 0, j; i < h->n; i = j) {
+		double v4 = 0, v6 = 0;
+		char why[1024];
+
+		for (j = i; j < h->n && !cmp_handed(&h->v[i], &h->v[j]); j++) {
+			if (h->v[j].family == 4)
+				v4 += ldexp(1.0, 32 - h->v[j].len);
+			else
+				v6 += ldexp(1.0, 128 - h->v[j].len);
+		}
+		if (c == NULL && (c = fwd_class_build(h->t)) == NULL) {
+			json_decref(out);
+			out = json_pack("[{s:b}]", "truncated", 1);
+			break;
+		}
+		if (!fwd_residency_handover(h->t, c, h->v[i].to, h->v[i].from, why, sizeof(why)))
+			continue;
+		json_array_append_new(out, json_pack("{s:s, s:s, s:I, s:f, s:f, s:s}", "from",
+						     h->t->region_names[h->v[i].from], "to",
+						     h->t->region_names[h->v[i].to], "prefixes",
+						     (json_int_t)(j - i), "ipv4_addresses", v4,
+						     "ipv6_addresses", v6, "residency", why));
+	}
+	fwd_class_free(c);
+	free(h->v);
+	if (out && json_array_size(out) == 0) {
 		json_decref(out);
 		return NULL;
 	}
 	return out;
+}
+
+json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_table *new,
+			      int (*given_back)(void *arg, const struct ctl_rib_pfx *p,
+						const char *region),
+			      void *arg)
+{
+	struct handovers h = {.t = new};
+	int32_t *map;
+
+	if (old == NULL || new == NULL || new->nresidency == 0)
+		return NULL;
+	/* Old region ids to the new table's, for the regions it protects
+	 * (by name: a region renamed is another region, its rules with it). */
+	if ((map = malloc(old->nregions * sizeof(*map))) == NULL)
+		return json_pack("[{s:b}]", "truncated", 1);
+	for (uint16_t i = 0; i < old->nregions; i++) {
+		int id = fwd_table_region_id(new, old->region_names[i]);
+
+		map[i] = id > 0 && fwd_residency_protects(new, (uint16_t)id) ? id : -1;
+	}
+	/* Both tables are sorted (IPv4 first, by address, then length): one
+	 * walk side by side finds the prefixes kept as they were, the usual
+	 * case, with no search (a binary search each cost some 20 cache misses,
+	 * over a second for a million); only the others look for a cover. */
+	for (uint32_t i = 0, j = 0; i < old->nprefix4 + old->nprefix6 && !h.oom; i++) {
+		struct ctl_rib_pfx p = {0};
+		uint16_t region, held = 0;
+		int family, c = 1;
+
+		nth_prefix(old, i, &family, p.addr, &p.len, &region);
+		p.family = (uint8_t)family;
+		if (map[region] < 0)
+			continue;
+		while (j < new->nprefix4 + new->nprefix6 &&
+		       (c = cmp_nth(new, j, family, p.addr, p.len)) < 0)
+			j++;
+		if (c == 0)
+			held = j < new->nprefix4 ? new->prefix4[j].region
+						 : new->prefix6[j - new->nprefix4].region;
+		if (held == map[region])
+			continue; /* kept */
+		if (held == 0 && given_back && given_back(arg, &p, old->region_names[region]))
+			continue;
+		hand_one(&h, (uint16_t)map[region], &p);
+	}
+	free(map);
+	return handovers_json(&h);
+}
+
+json_t *ctl_traffic_handovers_delta(const struct fwd_table *new, const struct fwd_delta *d)
+{
+	struct handovers h = {.t = new};
+
+	if (new == NULL || new->nresidency == 0)
+		return NULL;
+	/* Only removals hand users over: an add that would take a protected
+	 * region's users is refused by the nesting check (fwd_delta.h). The
+	 * region ids of a delta's table are its base's. */
+	for (uint32_t i = 0; i < d->n && !h.oom; i++) {
+		const struct fwd_delta_op *op = &d->ops[i];
+		struct ctl_rib_pfx p = {.family = op->family, .len = op->len};
+
+		if (op->kind != FWD_DELTA_REMOVE || !fwd_residency_protects(new, op->region))
+			continue;
+		memcpy(p.addr, op->addr, 16);
+		hand_one(&h, op->region, &p);
+	}
+	return handovers_json(&h);
 }
 
 /* ---- traffic on top of an impact ----------------------------------------- */

@@ -48,20 +48,38 @@ json_t *ctl_traffic_window(const struct ctl_traffic *tr, int64_t now_ms);
  * it in @new. JSON array of {"from", "to", "prefixes", "ipv4_addresses",
  * "ipv6_addresses"} (IPv6 as a number, possibly 2^64 and more), and
  * "residency" where the move hands users of a region @new protects to one
- * that would take their protected traffic out (ctl_traffic_handovers), or
- * with more than @limit changed prefixes (or no memory to count them) an
- * array of one {"truncated": true}.
+ * that would take their protected traffic out (as ctl_traffic_handovers
+ * says), or with more than @limit changed prefixes or 256 (from, to)
+ * pairs (or no memory to count them) an array of one {"truncated": true}.
  */
 json_t *ctl_traffic_moves(const struct fwd_table *old, const struct fwd_table *new, size_t limit);
 
+struct ctl_rib_pfx;
+struct fwd_delta;
+
 /**
- * The moves of @old to @new (ctl_traffic_moves, unbounded) that hand users
- * of a region @new protects to one whose policies would take its protected
- * traffic out (each with its "residency" text, fwd_residency_handover), or
- * [{"truncated": true}] when memory ran out counting them; NULL when there
- * are none, @old is NULL or @new has no residency rule. New reference.
+ * The users of regions @new protects that @old to @new hands to a region
+ * whose policies (or content rules) would take their protected traffic out
+ * (fwd_residency_handover): each prefix of such a region in @old that @new
+ * does not hold in it, by the region of its longest cover in @new ('unknown'
+ * without one), the prefix itself when another region holds it. Regions
+ * are matched by name: one renamed is another, its rules with it. A prefix
+ * @given_back (may be NULL) says will come back (the BGP feed's, which a
+ * PUT of the static prefixes leaves out and the feed adds again) is not
+ * counted. JSON array of {"from", "to", "prefixes", "ipv4_addresses",
+ * "ipv6_addresses", "residency"} per pair, [{"truncated": true}] out of
+ * memory; NULL when none, @old is NULL or @new has no residency rule. One
+ * walk of both tables side by side (they are sorted), and binary searches
+ * for the prefixes handed on only. New reference.
  */
-json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_table *new);
+json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_table *new,
+			      int (*given_back)(void *arg, const struct ctl_rib_pfx *p,
+						const char *region),
+			      void *arg);
+
+/** The same for a delta @d (its effective changes) that made @new: only
+ *  its removals from protected regions are looked at. */
+json_t *ctl_traffic_handovers_delta(const struct fwd_table *new, const struct fwd_delta *d);
 
 /**
  * Add traffic to an impact (ctl_impact, with ctl_traffic_moves as

@@ -1481,3 +1481,40 @@ def test_batch_waits_for_regionfwd_instead_of_churning_the_record(lab):
     lab.withdraw([z])
     wait_held(lab, z, None)
     feed_settled(lab)
+
+
+def test_a_withdrawal_that_hands_protected_users_out_is_said(lab, tmp_path):
+    """The feed's withdrawal of a protected region's prefix gives its users
+    to the prefix that covers it (fail closed means the prefix goes, not
+    its traffic): under a catch-all region that steers india's protected
+    sync out, regiond logs it (table-format.md, "What a rule does not
+    see"). A PUT of the static prefixes, which leaves the learned ones out
+    until the feed's next batch adds them back, says nothing of them."""
+    z = "100.64.9.0/24"
+    log = lab.box.tmp / "regiond.log"
+    said = ("prefixes of region 'india' to 'singapore', out of its residency: residency rule "
+            "'india-personal-data' of region 'india' allows service 'sync' only on links tagged in, "
+            "but region 'singapore' steers to link 'to-sg' (tags: sg)")
+    lab.announce({z: 101})
+    wait_held(lab, z, "india")
+    feed_settled(lab)
+    cover = tmp_path / "cover.yaml"
+    text = open(DEMO).read()
+    cover.write_text(text.replace("prefixes: [8.128.0.0/13, 2406:da18::/32]",
+                                  "prefixes: [8.128.0.0/13, 2406:da18::/32, 100.64.0.0/16]"))
+    before = open(log).read().count(said)
+    try:
+        rc, out, err = lab.box.ctl("apply", str(cover))
+        assert rc == 0 and "warning" not in out, (out, err)
+        wait_held(lab, z, "india")  # given back by the feed
+        feed_settled(lab)
+        assert open(log).read().count(said) == before, open(log).read()[-3000:]
+        lab.withdraw([z])
+        wait_held(lab, z, None)
+        wait_for(lambda: open(log).read().count(said) == before + 1, what="the withdrawal's handover logged")
+        assert "hands 1 " + said in open(log).read()
+    finally:
+        lab.withdraw([z])
+        rc, out, err = lab.box.ctl("apply", DEMO)
+        assert rc == 0, err
+        feed_settled(lab)

@@ -465,24 +465,30 @@ def test_protected_users_handed_out_of_residency_are_said(box, tmp_path):
     # A delta: india's IPv6 block withdrawn goes to 'unknown', whose sync
     # is dropped (the default): it keeps to the rule, nothing said.
     code, r = post(box, [{"region": "india", "remove": ["2401:4900::/32"]}])
-    assert code == 200 and "residency_handovers" not in r, r
-    # A catch-all singapore under india: adding it hands nobody over (the
-    # nesting check guards adds), then the withdrawal of an india block
-    # hands its users to the catch-all, said.
-    code, r = post(box, [{"region": "singapore", "add": ["0.0.0.0/0"]}])
+    assert code == 200 and r["removed"] == 1 and "residency_handovers" not in r, r
+    # Catch-alls of singapore over india's blocks (allowed: singapore is
+    # not protected, and a prefix over a protected one takes nobody: the
+    # longer one wins), then india's blocks withdrawn: their users go to the
+    # catch-alls, said, for IPv4 and IPv6 alike.
+    code, r = post(box, [{"region": "singapore", "add": ["0.0.0.0/0", "::/0"]},
+                         {"region": "india", "add": ["2401:4900::/32"]}])
     assert code == 200 and "residency_handovers" not in r, r
     f = tmp_path / "rm.txt"
     f.write_text("49.36.0.0/14\n")
     rc, out, err = box.ctl("prefixes", "remove", "india", str(f), json_out=True)
     assert rc == 0, (out, err)
     (h,) = out["residency_handovers"]
-    assert (h["from"], h["to"], h["residency"]) == ("india", "singapore", rule), h
+    assert (h["from"], h["to"], h["ipv4_addresses"], h["residency"]) == ("india", "singapore", 2 ** 18, rule), h
     rc, out, err = box.ctl("prefixes", "add", "india", str(f))
     assert rc == 0 and "warning" not in out, out
     rc, out, err = box.ctl("prefixes", "remove", "india", str(f))
     assert rc == 0 and said in out, (out, err)
-    # the apply and the two removals
-    assert open(box.tmp / "regiond.log").read().count("out of its residency") == 3
+    code, r = post(box, [{"region": "india", "remove": ["2401:4900::/32"]}])
+    assert code == 200, r
+    (h,) = r["residency_handovers"]
+    assert (h["to"], h["prefixes"], h["ipv4_addresses"], h["ipv6_addresses"]) == ("singapore", 1, 0, 2 ** 96), h
+    # the apply and the three removals
+    assert open(box.tmp / "regiond.log").read().count("out of its residency") == 4
 
 
 @pytest.mark.parametrize("runs_it", [True, False], ids=["regionfwd-runs-it", "regionfwd-does-not"])
