@@ -16,6 +16,7 @@
 #include "ctl_model.h"
 #include "fwd_class.h"
 #include "ctl_state.h"
+#include "ctl_rib.h"
 #include "ctl_traffic.h"
 #include "fwd_delta.h"
 
@@ -170,6 +171,115 @@ static void test_moves(void **state)
 	json_decref(m);
 	fwd_table_free(a);
 	fwd_table_free(b);
+}
+
+/* A table whose region 'in' is protected (sync on links tagged in), with
+ * a catch-all 'cat' steering out and a region 'keep' steering in;
+ * @in_pfx and @others fill the prefixes. */
+static struct fwd_table *protected_table(const char *in_pfx, const char *cat_pfx,
+					 const char *keep_pfx)
+{
+	char d[2048];
+	struct fwd_err e;
+	struct fwd_table *t;
+
+	snprintf(d, sizeof(d),
+		 "regions: {in: {prefixes: [%s]}, cat: {prefixes: [%s]}, keep: {prefixes: [%s]}}\n"
+		 "services: {sync: [tcp/7000]}\n"
+		 "links: {home: {port: p0, next_hop_mac: '02:00:00:00:01:01', tags: [in]},\n"
+		 "        away: {port: p1, next_hop_mac: '02:00:00:00:01:02', tags: [sg]}}\n"
+		 "policies:\n"
+		 "  - {region: in, service: any, action: steer, to: home}\n"
+		 "  - {region: keep, service: any, action: steer, to: home}\n"
+		 "  - {region: cat, service: any, action: steer, to: away}\n"
+		 "default: {action: drop}\n"
+		 "residency: [{name: r, region: in, services: [sync], allowed_tags: [in]}]\n",
+		 in_pfx, cat_pfx, keep_pfx);
+	t = fwd_table_parse(d, strlen(d), "t", 0, &e);
+	if (t == NULL)
+		fail_msg("%s", e.reason);
+	return t;
+}
+
+static int gives_back_10(void *arg, const struct ctl_rib_pfx *p, const char *region)
+{
+	(void)arg;
+	return p->family == 4 && p->len == 8 && p->addr[0] == 10 && strcmp(region, "in") == 0;
+}
+
+/* Users of a protected region handed to one that takes their protected
+ * traffic out (ctl_traffic_handovers): by a removal to a cover (IPv4 and
+ * IPv6, across the two families of the side-by-side walk), by a move; not
+ * when the cover is the region's own, when the new holder keeps to the
+ * rule, when the feed gives the prefix back; and a delta's removals alike. */
+static void test_residency_handovers(void **state)
+{
+	const char *cat = "0.0.0.0/0, '::/0'", *keep = "11.0.0.0/8";
+	struct fwd_table *a =
+		protected_table("10.0.0.0/8, 10.2.0.0/16, '2001:db8::/32'", cat, keep);
+	struct fwd_table *b;
+	json_t *h;
+	const json_t *v;
+
+	(void)state;
+	/* kept as it was: nothing */
+	assert_null(ctl_traffic_handovers(a, a, NULL, NULL));
+	/* 10.2/16 dropped under in's own 10/8: nothing */
+	b = protected_table("10.0.0.0/8, '2001:db8::/32'", cat, keep);
+	assert_null(ctl_traffic_handovers(a, b, NULL, NULL));
+	fwd_table_free(b);
+	/* 10/8 dropped: to the catch-all; 2001:db8::/32 moved to 'keep' (home): only the first */
+	b = protected_table("10.2.0.0/16", cat, "11.0.0.0/8, '2001:db8::/32'");
+	h = ctl_traffic_handovers(a, b, NULL, NULL);
+	assert_int_equal(json_array_size(h), 1);
+	v = move_of(h, "in", "cat");
+	assert_non_null(v);
+	assert_int_equal(num(v, "prefixes"), 1);
+	assert_true(num(v, "ipv4_addresses") == 16777216.0 && num(v, "ipv6_addresses") == 0);
+	assert_non_null(
+		strstr(json_string_value(json_object_get(v, "residency")),
+		       "residency rule 'r' of region 'in' allows service 'sync' only on links "
+		       "tagged in, but region 'cat' steers to link 'away' (tags: sg)"));
+	json_decref(h);
+	/* the feed gives 10/8 back: nothing */
+	assert_null(ctl_traffic_handovers(a, b, gives_back_10, NULL));
+	fwd_table_free(b);
+	/* the IPv6 block to the catch-all, after every IPv4 prefix kept */
+	b = protected_table("10.0.0.0/8, 10.2.0.0/16", cat, keep);
+	h = ctl_traffic_handovers(a, b, NULL, NULL);
+	v = move_of(h, "in", "cat");
+	assert_int_equal(json_array_size(h), 1);
+	assert_true(num(v, "ipv6_addresses") == 79228162514264337593543950336.0); /* 2^96 */
+	json_decref(h);
+	fwd_table_free(b);
+	/* a delta removing 10/8 and moving 2001:db8::/32 to the catch-all */
+	{
+		struct fwd_delta d = {0}, eff = {0};
+		struct fwd_delta_stats ds;
+		struct fwd_err e;
+		int in = fwd_table_region_id(a, "in"), c = fwd_table_region_id(a, "cat");
+
+		assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_REMOVE, (uint16_t)in,
+						    "10.0.0.0/8", NULL, &e),
+				 0);
+		assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_REMOVE, (uint16_t)in,
+						    "2001:db8::/32", NULL, &e),
+				 0);
+		assert_int_equal(fwd_delta_add_text(&d, FWD_DELTA_ADD, (uint16_t)c, "2001:db8::/32",
+						    NULL, &e),
+				 0);
+		assert_int_equal(fwd_delta_apply(a, &d, &b, &eff, &ds, &e), 0);
+		h = ctl_traffic_handovers_delta(b, &eff);
+		v = move_of(h, "in", "cat");
+		assert_non_null(v);
+		assert_int_equal(num(v, "prefixes"), 2);
+		assert_true(num(v, "ipv4_addresses") == 16777216.0);
+		json_decref(h);
+		fwd_delta_clear(&d);
+		fwd_delta_clear(&eff);
+		fwd_table_free(b);
+	}
+	fwd_table_free(a);
 }
 
 /* regiond's alarm slots (ctl_state_alarm): one owner's alarm neither hides
@@ -425,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_keeps_every_section),
 		cmocka_unit_test(test_descriptions_kept),
 		cmocka_unit_test(test_moves),
+		cmocka_unit_test(test_residency_handovers),
 		cmocka_unit_test(test_outcome_of_a_group_that_carries_nothing),
 		cmocka_unit_test(test_alarm_owners),
 	};
