@@ -1219,6 +1219,83 @@ static int files_alarm(struct ctl_state *st, const char *name, uint64_t id, cons
 #define CHECK_FILES_TICK 2048
 #define CHECK_FILES_WRITES 16 /* files written again a tick, at most */
 
+/* Bytes of generation files compared with what regiond holds, a tick. */
+#define VERIFY_BYTES_TICK (1u << 20)
+
+/* Damage that keeps a file's type, size and links (a bit flipped, an
+ * edit in place) was found only by the next start's hash check, which then
+ * stopped: the generation files are read back, VERIFY_BYTES_TICK a tick
+ * round robin (a million-prefix document over some 30 s), and compared
+ * with what regiond holds. @return 1 when the state directory's alarm
+ * stands. */
+static int verify_content(struct ctl_state *st)
+{
+	unsigned n = st->nhist + (st->has_pending ? 1u : 0u);
+	size_t budget = VERIFY_BYTES_TICK;
+	char buf[65536];
+
+	for (unsigned step = 0; n && budget && step <= n;) {
+		unsigned i = st->verify_next % n;
+		const struct ctl_gen *g = i < st->nhist ? &st->hist[i] : &st->pending;
+		int delta = g->kind == CTL_GEN_DELTA, fd, rc;
+		const char *data = delta ? (const char *)g->changes : g->doc;
+		size_t len = delta ? g->clen : g->len, off;
+		char f[64];
+
+		if (g->id != st->verify_id) { /* the list moved: this one from its start */
+			st->verify_id = g->id;
+			st->verify_off = 0;
+		}
+		off = st->verify_off;
+		if (data == NULL || (st->unsaved_id && g->id == st->unsaved_id) || off >= len) {
+			st->verify_next = (i + 1) % n;
+			st->verify_id = 0;
+			step++;
+			continue;
+		}
+		gen_file(f, sizeof(f), g->id, g->kind);
+		fd = openat(st->dir_fd, f, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			return 0; /* check_files' to say: removed, replaced */
+		while (budget && off < len) {
+			size_t want = len - off < sizeof(buf) ? len - off : sizeof(buf);
+			ssize_t r;
+
+			if (want > budget)
+				want = budget;
+			r = pread(fd, buf, want, (off_t)off);
+			if (r <= 0)
+				break; /* cut short meanwhile: check_files says it */
+			if (memcmp(buf, data + off, (size_t)r) != 0) {
+				size_t k = 0;
+
+				while (buf[k] == data[off + k]) /* where: said in the log */
+					k++;
+				off += k;
+				close(fd);
+				if ((rc = write_atomic(st->dir, f, data, len)) != 0)
+					return files_alarm(st, f, g->id, "changed", strerror(-rc));
+				fwd_log(FWD_LOG_WARNING,
+					"%s/%s (generation %" PRIu64
+					") was changed while regiond runs "
+					"(its size kept; bytes from %zu differ): written again "
+					"from what "
+					"regiond holds",
+					st->dir, f, g->id, off);
+				st->verify_off = 0;
+				return 0;
+			}
+			off += (size_t)r;
+			budget -= (size_t)r;
+		}
+		close(fd);
+		st->verify_off = off;
+		if (off < len && budget)
+			return 0; /* a short read: check_files' next tick */
+	}
+	return 0;
+}
+
 /* The files a restart reads: every generation history.json lists (and the
  * pending one), then history.json itself, checked by type and size, a
  * bounded number a tick. Damage while regiond ran (a file removed, cut,
@@ -1289,6 +1366,8 @@ static int check_files(struct ctl_state *st)
 			"regiond holds",
 			st->dir, what);
 	}
+	if (verify_content(st))
+		return 1;
 	st->files_alarm = 0;
 	st->files_backoff_ms = 0;
 	return 0;

@@ -180,6 +180,11 @@ struct ctl_state {
 	 * minute) while its alarm stands. */
 	size_t history_len;
 	unsigned files_next;
+	/* verify_content's place: the generation (index, id) and the offset
+	 * in its file compared so far. */
+	unsigned verify_next;
+	uint64_t verify_id;
+	size_t verify_off;
 	int64_t files_retry_ms, files_backoff_ms;
 	int files_alarm;
 	/* unsaved_id is an automatic revert (its alarm is the table's), not a

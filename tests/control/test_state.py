@@ -167,7 +167,7 @@ def test_a_table_seed_the_disk_refuses_does_not_stop_regiond(tmp_path):
 
 def test_state_files_damaged_while_regiond_runs_are_written_again(tmp_path):
     """A probe of disk faults: history.json removed or made a directory, a
-    listed generation's file cut short, while regiond ran: health stayed
+    listed generation's file cut short or changed in place, while regiond ran: health stayed
     healthy (every change refused persist_failed, or nothing said at all)
     until the next start stopped on it. regiond holds all of it in memory:
     it checks the files every second, writes again what is damaged and
@@ -204,6 +204,19 @@ def test_state_files_damaged_while_regiond_runs_are_written_again(tmp_path):
         for line in ("gen-1.doc (generation 1) was cut short while regiond runs: written again",
                      "gen-2.doc (generation 2) was removed while regiond runs: written again"):
             wait_for(lambda: line in open(tmp_path / "regiond.log").read(), what=line)
+        # Bytes changed in place, size and links kept: once found only by
+        # the next start's hash check, which then stopped. Read back and
+        # compared a MiB a tick, written again.
+        path = state / "gen-2.doc"
+        data = path.read_bytes()
+        at = len(data) // 2
+        with open(path, "r+b") as f:
+            f.seek(at)
+            f.write(b"#" if data[at:at + 1] != b"#" else b"x")
+        wait_for(lambda: path.read_bytes() == data, what="gen-2.doc written again")
+        wait_for(lambda: f"gen-2.doc (generation 2) was changed while regiond runs (its size kept; bytes "
+                         f"from {at} differ): written again" in open(tmp_path / "regiond.log").read(),
+                 what="the change said")
         gen = b.gen()
         b.rd.terminate()
         b.rd.wait(30)
