@@ -2384,19 +2384,30 @@ json_t *ctl_state_handovers(const struct ctl_state *st, const struct fwd_table *
 	return h;
 }
 
-/* Generation @id's handovers @h (ctl_state_handovers, or a delta's; taken
- * over): logged, and kept for the answer (st->handovers). No rule refuses
- * them (docs/table-format.md, "What a rule does not see"), so whatever made
- * the change (an operator, a revert, the BGP feed's withdrawal) is said
- * where it is seen. */
-static void note_handovers(struct ctl_state *st, json_t *h, uint64_t id)
+/* A change's handovers @h (ctl_state_handovers, or a delta's; taken over,
+ * NULL for none): kept for the write's answer (st->handovers) and
+ * say_handovers(). */
+static void note_handovers(struct ctl_state *st, json_t *h)
 {
-	json_t *m;
-	size_t i;
-
 	json_decref(st->handovers);
 	st->handovers = h;
-	json_array_foreach(h, i, m) {
+}
+
+/* Pairs said in the log a generation; the answer has them all. */
+#define HANDOVERS_LOGGED 16
+
+/* Generation @id's handovers in the log, after the line that says it was
+ * applied. No rule refuses them (docs/table-format.md, "What a rule does
+ * not see"), so whatever made the change (an operator, a revert, the BGP
+ * feed's withdrawal) is said where it is seen. */
+static void say_handovers(const struct ctl_state *st, uint64_t id)
+{
+	size_t n = json_array_size(st->handovers), i;
+	json_t *m;
+
+	json_array_foreach(st->handovers, i, m) {
+		json_int_t k = json_integer_value(json_object_get(m, "prefixes"));
+
 		if (json_is_true(json_object_get(m, "truncated"))) {
 			fwd_log(FWD_LOG_WARNING,
 				"generation %" PRIu64 ": out of memory checking whether it hands "
@@ -2404,11 +2415,19 @@ static void note_handovers(struct ctl_state *st, json_t *h, uint64_t id)
 				id);
 			continue;
 		}
+		if (i == HANDOVERS_LOGGED) {
+			fwd_log(FWD_LOG_WARNING,
+				"generation %" PRIu64
+				" hands protected users out of their residency "
+				"in %zu more (region, region) pairs, not logged one by one (a "
+				"write's answer has them all: residency_handovers)",
+				id, n - i);
+			break;
+		}
 		fwd_log(FWD_LOG_WARNING,
 			"generation %" PRIu64 " hands %" JSON_INTEGER_FORMAT
-			" prefixes of region '%s' to '%s', out of its residency: %s",
-			id, json_integer_value(json_object_get(m, "prefixes")),
-			json_string_value(json_object_get(m, "from")),
+			" prefix%s of region '%s' to '%s', out of its residency: %s",
+			id, k, k == 1 ? "" : "es", json_string_value(json_object_get(m, "from")),
 			json_string_value(json_object_get(m, "to")),
 			json_string_value(json_object_get(m, "residency")));
 	}
@@ -2536,8 +2555,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	/* An adoption (nothing pushed) changed nothing here: what regionfwd
 	 * runs was made elsewhere, and the table it follows (a seed) may never
 	 * have run. */
-	if (push_it)
-		note_handovers(st, ctl_state_handovers(st, t), id);
+	note_handovers(st, push_it ? ctl_state_handovers(st, t) : NULL);
 	fwd_stage("residency handovers");
 	{
 		struct fwd_err why = {0};
@@ -2558,6 +2576,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		    : strcmp(st->request, "POST /v1/rollback") == 0 ? "rolled back"
 								    : "applied",
 		    NULL);
+	say_handovers(st, id);
 	return (int64_t)id;
 }
 
@@ -2691,7 +2710,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	}
 	fwd_stage("extensions' applied");
 	st->ran_hash = st->pending.hash; /* seen running: written with the commit record */
-	note_handovers(st, handed, id);
+	note_handovers(st, handed);
 	handed = NULL;
 	{
 		struct fwd_err why = {0};
@@ -2703,6 +2722,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	snprintf(what, sizeof(what), "(+%u -%u prefixes, %u already held)", g.added, g.removed,
 		 ds.unchanged);
 	log_applied(st, id, "delta applied", what);
+	say_handovers(st, id);
 	st->seeded = 0;
 	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
 	return (int64_t)id;

@@ -307,7 +307,8 @@ done:
 /* One prefix of a protected region that the new table gives to another. */
 struct handed {
 	uint16_t from, to; /* the new table's region ids */
-	uint8_t family, len;
+	uint8_t family;
+	double addresses; /* of the prefix, or of the part a cover takes */
 };
 
 struct handovers {
@@ -315,6 +316,8 @@ struct handovers {
 	struct handed *v;
 	size_t n, cap;
 	int oom;
+	int lens_built;
+	uint8_t lens4[33], lens6[129]; /* lengths t has, for the cover searches */
 };
 
 /* Prefix @i of @t (IPv4 first) against (@family, @addr, @len), in the
@@ -344,31 +347,38 @@ static int cmp_nth(const struct fwd_table *t, uint32_t i, int family, const uint
 	}
 }
 
-/* The region of the longest prefix of @t that covers @p, @p itself
- * included: one binary search a length (the tables are sorted), for the
- * few prefixes a change takes from a protected region. */
-static uint16_t cover_of(const struct fwd_table *t, const struct ctl_rib_pfx *p)
+/* The region of the longest prefix of h->t shorter than @p that covers
+ * it (else 'unknown'): one binary search a length the table has. */
+static uint16_t cover_of(struct handovers *h, const struct ctl_rib_pfx *p)
 {
+	const uint8_t *lens = p->family == 4 ? h->lens4 : h->lens6;
 	struct ctl_rib_pfx m = *p;
 
-	for (int l = p->len; l >= 0; l--) {
+	if (!h->lens_built) { /* once a call: a removal of a million /128s
+			       * once searched 129 lengths each */
+		for (uint32_t i = 0; i < h->t->nprefix4; i++)
+			h->lens4[h->t->prefix4[i].len] = 1;
+		for (uint32_t i = 0; i < h->t->nprefix6; i++)
+			h->lens6[h->t->prefix6[i].len] = 1;
+		h->lens_built = 1;
+	}
+	for (int l = p->len - 1; l >= 0; l--) {
 		int r;
 
+		if (!lens[l])
+			continue;
 		m.len = (uint8_t)l;
 		mask_to(m.addr, p->addr, p->family == 4 ? 4 : 16, (uint8_t)l);
-		if ((r = ctl_ownset_held_by(t, &m)) > 0)
+		if ((r = ctl_ownset_held_by(h->t, &m)) > 0)
 			return (uint16_t)r;
 	}
 	return FWD_REGION_UNKNOWN;
 }
 
-/* @p, which protected region @from (an id of h->t) held, as h->t holds it
- * now: counted when another region has its addresses. */
-static void hand_one(struct handovers *h, uint16_t from, const struct ctl_rib_pfx *p)
+static void push_handed(struct handovers *h, uint16_t from, uint16_t to, int family,
+			double addresses)
 {
-	uint16_t to = cover_of(h->t, p);
-
-	if (to == from || h->oom)
+	if (h->oom)
 		return;
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? 2 * h->cap : 64;
@@ -381,7 +391,80 @@ static void hand_one(struct handovers *h, uint16_t from, const struct ctl_rib_pf
 		h->v = v;
 		h->cap = cap;
 	}
-	h->v[h->n++] = (struct handed){.from = from, .to = to, .family = p->family, .len = p->len};
+	h->v[h->n++] = (struct handed){
+		.from = from, .to = to, .family = (uint8_t)family, .addresses = addresses};
+}
+
+/* The first index of @t's prefixes (IPv4 first) not before (@family,
+ * @addr, @len). */
+static uint32_t first_not_before(const struct fwd_table *t, int family, const uint8_t *addr,
+				 uint8_t len)
+{
+	uint32_t lo = 0, hi = t->nprefix4 + t->nprefix6;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (cmp_nth(t, mid, family, addr, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The last address of @a/@len. */
+static void last_of(uint8_t *out, const uint8_t *a, int bytes, uint8_t len)
+{
+	for (int i = 0; i < bytes; i++) {
+		int bits = len - i * 8;
+
+		out[i] = bits >= 8 ? a[i] : bits <= 0 ? 0xff : (uint8_t)(a[i] | (0xff >> bits));
+	}
+}
+
+/* @p, which protected region @from (an id of h->t) held, as h->t holds it
+ * now: the prefixes h->t has inside it (the same one in another region,
+ * or more specific ones: sorted, they follow it) take their addresses,
+ * and its cover (a shorter prefix, else 'unknown') whatever they leave.
+ * Those of another region are counted. A split into more specific
+ * prefixes of another region was once not seen, one of the same region
+ * (a de-aggregation) taken for a handover to the cover (a probe). */
+static void hand_one(struct handovers *h, uint16_t from, const struct ctl_rib_pfx *p)
+{
+	const struct fwd_table *t = h->t;
+	int bytes = p->family == 4 ? 4 : 16;
+	uint8_t end[16], top_end[16], a[16];
+	double left = ldexp(1.0, (bytes * 8) - p->len), size;
+	uint32_t n = t->nprefix4 + t->nprefix6;
+	int have_top = 0;
+
+	last_of(end, p->addr, bytes, p->len);
+	for (uint32_t j = first_not_before(t, p->family, p->addr, p->len); j < n; j++) {
+		uint8_t len;
+		uint16_t r;
+		int fam;
+
+		nth_prefix(t, j, &fam, a, &len, &r);
+		/* Sorted by address, then length: one that starts inside
+		 * @p is inside it (a shorter one would start before it). */
+		if (fam != p->family || memcmp(a, end, (size_t)bytes) > 0)
+			break;
+		size = ldexp(1.0, bytes * 8 - len);
+		if (r != from)
+			push_handed(h, from, r, fam, size);
+		if (have_top && memcmp(a, top_end, (size_t)bytes) <= 0)
+			continue; /* inside the last outermost one: counted there */
+		left -= size; /* the outermost ones are disjoint */
+		last_of(top_end, a, bytes, len);
+		have_top = 1;
+	}
+	if (left > 0) {
+		uint16_t to = cover_of(h, p);
+
+		if (to != from)
+			push_handed(h, from, to, p->family, left);
+	}
 }
 
 static int cmp_handed(const void *a, const void *b)
@@ -413,9 +496,9 @@ static json_t *handovers_json(struct handovers *h)
 
 		for (j = i; j < h->n && !cmp_handed(&h->v[i], &h->v[j]); j++) {
 			if (h->v[j].family == 4)
-				v4 += ldexp(1.0, 32 - h->v[j].len);
+				v4 += h->v[j].addresses;
 			else
-				v6 += ldexp(1.0, 128 - h->v[j].len);
+				v6 += h->v[j].addresses;
 		}
 		if (c == NULL && (c = fwd_class_build(h->t)) == NULL) {
 			json_decref(out);

@@ -61,8 +61,9 @@ struct fwd_delta;
  * The users of regions @new protects that @old to @new hands to a region
  * whose policies (or content rules) would take their protected traffic out
  * (fwd_residency_handover): each prefix of such a region in @old that @new
- * does not hold in it, by the region of its longest cover in @new ('unknown'
- * without one), the prefix itself when another region holds it. Regions
+ * does not hold in it, by the regions of the prefixes @new has inside it
+ * (the same one in another region, or more specific ones) and of its
+ * longest cover in @new ('unknown' without one) for what they leave. Regions
  * are matched by name: one renamed is another, its rules with it. A prefix
  * @given_back (may be NULL) says will come back (the BGP feed's, which a
  * PUT of the static prefixes leaves out and the feed adds again) is not

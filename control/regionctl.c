@@ -2871,6 +2871,11 @@ static void print_handovers(json_t *r)
 	size_t i;
 
 	json_array_foreach(json_object_get(r, "residency_handovers"), i, v) {
+		if (i == 20) { /* thousands of regions: -j has them all */
+			printf("warning: and %zu more (region, region) pairs (-j lists them all)\n",
+			       json_array_size(json_object_get(r, "residency_handovers")) - i);
+			break;
+		}
 		if (json_is_true(json_object_get(v, "truncated")))
 			printf("warning: regiond ran out of memory checking whether the change "
 			       "hands protected users out of their residency\n");

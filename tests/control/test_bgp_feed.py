@@ -1492,7 +1492,7 @@ def test_a_withdrawal_that_hands_protected_users_out_is_said(lab, tmp_path):
     until the feed's next batch adds them back, says nothing of them."""
     z = "100.64.9.0/24"
     log = lab.box.tmp / "regiond.log"
-    said = ("prefixes of region 'india' to 'singapore', out of its residency: residency rule "
+    said = ("prefix of region 'india' to 'singapore', out of its residency: residency rule "
             "'india-personal-data' of region 'india' allows service 'sync' only on links tagged in, "
             "but region 'singapore' steers to link 'to-sg' (tags: sg)")
     lab.announce({z: 101})

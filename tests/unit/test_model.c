@@ -235,7 +235,9 @@ static void test_residency_handovers(void **state)
 	v = move_of(h, "in", "cat");
 	assert_non_null(v);
 	assert_int_equal(num(v, "prefixes"), 1);
-	assert_true(num(v, "ipv4_addresses") == 16777216.0 && num(v, "ipv6_addresses") == 0);
+	/* what 10.2/16, still in's, leaves of it */
+	assert_true(num(v, "ipv4_addresses") == 16777216.0 - 65536 &&
+		    num(v, "ipv6_addresses") == 0);
 	assert_non_null(
 		strstr(json_string_value(json_object_get(v, "residency")),
 		       "residency rule 'r' of region 'in' allows service 'sync' only on links "
@@ -243,6 +245,30 @@ static void test_residency_handovers(void **state)
 	json_decref(h);
 	/* the feed gives 10/8 back: nothing */
 	assert_null(ctl_traffic_handovers(a, b, gives_back_10, NULL));
+	fwd_table_free(b);
+	/* 10/8 split into two /9s of 'cat': the /9s take it, not a cover
+	 * (once unseen); into two /9s of 'in' itself: nothing (once taken for
+	 * a handover to the cover); half of it to 'cat', half kept: the half */
+	b = protected_table("10.2.0.0/16, '2001:db8::/32'",
+			    "0.0.0.0/0, '::/0', 10.0.0.0/9, 10.128.0.0/9", keep);
+	h = ctl_traffic_handovers(a, b, NULL, NULL);
+	v = move_of(h, "in", "cat");
+	assert_int_equal(json_array_size(h), 1);
+	assert_int_equal(num(v, "prefixes"), 2);
+	assert_true(num(v, "ipv4_addresses") == 16777216.0);
+	json_decref(h);
+	fwd_table_free(b);
+	b = protected_table("10.0.0.0/9, 10.128.0.0/9, 10.2.0.0/16, '2001:db8::/32'", cat, keep);
+	assert_null(ctl_traffic_handovers(a, b, NULL, NULL));
+	fwd_table_free(b);
+	b = protected_table("10.0.0.0/9, 10.2.0.0/16, '2001:db8::/32'",
+			    "0.0.0.0/0, '::/0', 10.128.0.0/9", keep);
+	h = ctl_traffic_handovers(a, b, NULL, NULL);
+	v = move_of(h, "in", "cat");
+	assert_int_equal(json_array_size(h), 1);
+	assert_int_equal(num(v, "prefixes"), 1);
+	assert_true(num(v, "ipv4_addresses") == 8388608.0);
+	json_decref(h);
 	fwd_table_free(b);
 	/* the IPv6 block to the catch-all, after every IPv4 prefix kept */
 	b = protected_table("10.0.0.0/8, 10.2.0.0/16", cat, keep);
@@ -273,7 +299,8 @@ static void test_residency_handovers(void **state)
 		v = move_of(h, "in", "cat");
 		assert_non_null(v);
 		assert_int_equal(num(v, "prefixes"), 2);
-		assert_true(num(v, "ipv4_addresses") == 16777216.0);
+		assert_true(num(v, "ipv4_addresses") == 16777216.0 - 65536); /* 10.2/16 stays */
+		assert_true(num(v, "ipv6_addresses") == 79228162514264337593543950336.0);
 		json_decref(h);
 		fwd_delta_clear(&d);
 		fwd_delta_clear(&eff);
