@@ -4400,6 +4400,8 @@ static int ended_stopped(const struct cap_sink *k)
 	return 0;
 }
 
+static int stdout_closed; /* when regionctl started (main) */
+
 static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 {
 	const char *file = opt_val(c, "-w");
@@ -4407,7 +4409,7 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 					    "--filter"};
 	struct cap_sink k = {.fd = -1, .json = o->json, .base = -1};
 	unsigned long long count, duration;
-	struct sigaction sa = {.sa_handler = cap_on_signal}, old_int, old_term;
+	struct sigaction sa = {.sa_handler = cap_on_signal};
 	struct stat st;
 	int created = 0, started, rc;
 	json_t *b;
@@ -4421,6 +4423,11 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 			return usage_error(c, "%s takes a non-empty value", names[i]);
 	/* Where it goes is checked before regiond is asked: a capture to a
 	 * file that cannot be written never starts. */
+	if ((file == NULL || strcmp(file, "-") == 0) && stdout_closed) {
+		fprintf(stderr,
+			"regionctl capture: stdout is closed: give -w FILE, or redirect it\n");
+		return EXIT_USAGE;
+	}
 	if (file && strcmp(file, "-") == 0) {
 		if (isatty(STDOUT_FILENO)) {
 			fprintf(stderr, "regionctl capture: not writing pcapng to a terminal: "
@@ -4450,8 +4457,14 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	if (opt_val(c, "--no-xdp"))
 		json_object_set_new(b, "xdp", json_false());
 	opts_into_body(c, b);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
+	/* -j to a terminal kept glibc's own stdout (main), whose writes the
+	 * guard does not see: a terminal nobody read held regionctl past
+	 * Ctrl-C and SIGTERM (a probe). Printed packets flush each. */
+	if (k.fd < 0 && o->json && isatty(STDOUT_FILENO) && fwd_stdout_plain())
+		fprintf(stderr, "regionctl capture: stdout as it is: a terminal that stops "
+				"reading may hold it past Ctrl-C\n");
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	cap_opts = o;
 	fwd_stdout_interruptible(k.fd >= 0 ? k.fd : STDOUT_FILENO, &cap_signalled, &cap_interrupted,
@@ -4459,8 +4472,9 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	rc = http_stream(o, "/v1/capture", b, &k, &started);
 	fwd_stdout_interruptible(-1, NULL, NULL, 0, NULL);
 	cap_opts = NULL;
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	/* The handlers stay to the exit: a burst of Ctrl-C once had its late
+	 * ones land after they were put back, killing regionctl before its
+	 * summary (a probe). Late ones now only set flags nothing reads. */
 	if (k.out_blocked) {
 		__fpurge(stdout); /* what it held would block the exit's flush */
 		clearerr(stdout);
@@ -5809,6 +5823,21 @@ int main(int argc, char **argv)
 	char *token = NULL;
 	int rc;
 
+	/* A closed stdin, stdout or stderr (`>&-`) would be the next
+	 * descriptor opened: regiond's socket once became stdout (a capture
+	 * written back into its own connection), a capture file stderr (its
+	 * messages written into the pcapng). Each is /dev/null from here; a
+	 * capture to a closed stdout is refused. */
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			int n = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+
+			if (n >= 0 && n != fd) {
+				dup2(n, fd);
+				close(n);
+			}
+			stdout_closed |= fd == STDOUT_FILENO;
+		}
 	/* Before anything is said: usage errors echo the arguments, and
 	 * errors quote regiond's and documents' words. */
 	if (fwd_stderr_escaped()) {

@@ -224,6 +224,16 @@ static size_t held(const struct dp_cap *c)
 	return o > 0 ? (size_t)o : 0;
 }
 
+/* The count's packets came: written, or lost for a full writer's buffer.
+ * A worker copies at most the count (dp_cap.h), so with the lost ones
+ * left out a capture that lost any waited for ever for packets no worker
+ * would copy (a probe: --count 300000 stood at 296,198 captured and 3,802
+ * lost, the capture slot held, until a Ctrl-C). */
+static int count_reached(const struct dp_cap *c)
+{
+	return c->count && c->captured + c->lost_writer >= c->count;
+}
+
 /* Format and write @n copies (freed here): each becomes a block with its
  * verdict comment, or is counted lost when the writer's buffer is full;
  * copies past the count are dropped silently (the capture has what it
@@ -240,7 +250,7 @@ static void write_copies(struct dp_cap *c, struct rte_mbuf **m, unsigned n)
 		char text[DP_CAP_COMMENT_MAX + 1];
 		struct rte_mbuf *blk;
 
-		if (c->done || (c->count && c->captured + k >= c->count)) {
+		if (c->done || (c->count && c->captured + c->lost_writer + k >= c->count)) {
 			rte_pktmbuf_free(m[i]);
 			continue;
 		}
@@ -671,7 +681,7 @@ int dp_cap_read(struct dp_cap *c, struct dp_pub *pub, uint64_t id, int stop,
 		end(c, pub, "stopped");
 	else if (!c->done)
 		drain(c, DP_CAP_POLL_BUDGET);
-	if (!c->done && c->count && c->captured >= c->count)
+	if (!c->done && count_reached(c))
 		end(c, pub, "count reached");
 	len = held(c);
 	out->data = malloc(len ? len : 1);
@@ -739,7 +749,7 @@ void dp_cap_poll(struct dp_cap *c, struct dp_pub *pub)
 		return;
 	}
 	drain(c, DP_CAP_POLL_BUDGET);
-	if (c->count && c->captured >= c->count)
+	if (count_reached(c))
 		end(c, pub, "count reached");
 	else if (now - c->last_read_ms > DP_CAP_LEASE_MS) {
 		DP_LOG(WARNING, "capture %llu for %s: not read for %d s, ended",

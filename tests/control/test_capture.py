@@ -834,6 +834,56 @@ def test_capture_appended_to_a_file_keeps_what_it_held(box, tmp_path):
     assert packet_count(str(tmp_path / "cap.pcapng")) == 3
 
 
+def test_a_closed_stdout_or_stderr_is_never_another_descriptor(box, tmp_path):
+    """A probe's find: with stdout closed (`>&-`) regiond's socket became
+    descriptor 1 and the pcapng was written back into regiond's own
+    connection (exit 141, nothing said); with stderr closed the capture
+    file became descriptor 2 and a message landed inside the pcapng. A
+    capture to a closed stdout is refused now, and a closed stderr is
+    /dev/null: the file stays whole."""
+    p = subprocess.run(["bash", "-c", 'exec "$0" -s "$1" capture --count 4 -w - >&-', REGIONCTL, box.api],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "stdout is closed" in p.stderr, (p.returncode, p.stderr)
+    p = subprocess.run(["bash", "-c", 'exec "$0" -s "$1" capture --count 4 >&-', REGIONCTL, box.api],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "stdout is closed" in p.stderr, (p.returncode, p.stderr)
+    path = tmp_path / "f.pcapng"
+    p = subprocess.run(["bash", "-c", 'exec "$0" -s "$1" capture --count 4 -w "$2" 2>&-', REGIONCTL, box.api,
+                        str(path)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and packet_count(str(path)) == 4, (p.returncode, p.stdout)
+
+
+def test_ctrl_c_ends_json_lines_on_a_terminal_nobody_reads(box):
+    """A probe's find: `regionctl -j capture` on a terminal kept glibc's own
+    stdout, which the guard on the output does not see: a terminal that
+    stopped reading held it past Ctrl-C and SIGTERM, only SIGKILL ended it.
+    Now one Ctrl-C ends it within the 10 s a reader is given."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([REGIONCTL, "-s", box.api, "-j", "capture"], stdout=slave, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL)
+        try:
+            n = len(re.findall(r"capture \d+ started", open(box.tmp / "fwd.log").read()))
+            wait_for(lambda: len(re.findall(r"capture \d+ started", open(box.tmp / "fwd.log").read())) > n,
+                     what="the capture running")
+            time.sleep(3)  # the terminal's buffer fills: nobody reads it
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(40)
+            except subprocess.TimeoutExpired:
+                pytest.fail("regionctl -j capture ignored Ctrl-C on a terminal nobody reads")
+            err = p.stderr.read().decode()
+            assert p.returncode == 0 and '"interrupted":true' in err, (p.returncode, err)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_capture_with_a_duration_waits_past_it_for_a_silent_regiond(box, tmp_path):
     """With --duration D, regiond ends the stream by D s: regionctl's bound
     on a silence is then D s and 30 s (regionctl.md), not D alone, so a
