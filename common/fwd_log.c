@@ -4,6 +4,7 @@
 #include "fwd_err.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
@@ -146,7 +147,7 @@ size_t fwd_escape_chunk(const char *in, size_t n, size_t *taken, char *out, size
  * has dropped the line by the time its command ends. */
 static int stdout_errno;
 static volatile sig_atomic_t *write_patient, *write_give_up;
-static int write_stall_ms, write_fd = -1, write_why;
+static int write_stall_ms, write_fd = -1, write_nb = -1, write_why;
 static void (*write_on_patient)(void);
 
 void fwd_stdout_interruptible(int fd, volatile sig_atomic_t *patient,
@@ -154,8 +155,21 @@ void fwd_stdout_interruptible(int fd, volatile sig_atomic_t *patient,
 			      void (*on_patient)(void))
 {
 	struct stat st;
+	char path[32];
 
 	write_fd = fd >= 0 && patient && !(fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ? fd : -1;
+	if (write_nb >= 0)
+		close(write_nb);
+	write_nb = -1;
+	/* A pipe, FIFO or terminal opened again through /proc: a description
+	 * of its own, non-blocking, so that no write waits (a terminal's took
+	 * a PIPE_BUF write after poll() said writable, and blocked on it for
+	 * good: a probe); the shared one (a shell's) is not touched. A socket
+	 * cannot be opened so: it keeps the PIPE_BUF writes. */
+	if (write_fd >= 0) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		write_nb = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	}
 	write_patient = patient;
 	write_give_up = give_up;
 	write_stall_ms = stall_ms;
@@ -219,11 +233,12 @@ size_t fwd_write_guarded(int fd, const void *b, size_t n)
 				break;
 			if (r == 0 || (r < 0 && errno == EINTR))
 				continue;
-			if (want > PIPE_BUF)
+			if (want > PIPE_BUF && write_nb < 0)
 				want = PIPE_BUF;
 		}
-		k = write(fd, p + w, want);
-		if (k < 0 && errno == EINTR) {
+		k = write(guarded && write_nb >= 0 ? write_nb : fd, p + w, want);
+		if (k < 0 &&
+		    (errno == EINTR || (guarded && (errno == EAGAIN || errno == EWOULDBLOCK)))) {
 			if (guarded && write_give_up && *write_give_up && gave_up(EINTR))
 				break;
 			continue;

@@ -4470,7 +4470,9 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	fwd_stdout_interruptible(k.fd >= 0 ? k.fd : STDOUT_FILENO, &cap_signalled, &cap_interrupted,
 				 CAP_STOP_WAIT_MS, cap_send_stop);
 	rc = http_stream(o, "/v1/capture", b, &k, &started);
-	fwd_stdout_interruptible(-1, NULL, NULL, 0, NULL);
+	/* The guard stays to the exit: the summary (-j's on stdout) and the
+	 * exit's flush would block on a terminal nobody reads as the packets
+	 * did (a review). No stop is asked from here on. */
 	cap_opts = NULL;
 	/* The handlers stay to the exit: a burst of Ctrl-C once had its late
 	 * ones land after they were put back, killing regionctl before its

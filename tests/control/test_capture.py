@@ -857,7 +857,9 @@ def test_ctrl_c_ends_json_lines_on_a_terminal_nobody_reads(box):
     """A probe's find: `regionctl -j capture` on a terminal kept glibc's own
     stdout, which the guard on the output does not see: a terminal that
     stopped reading held it past Ctrl-C and SIGTERM, only SIGKILL ended it.
-    Now one Ctrl-C ends it within the 10 s a reader is given."""
+    Now one Ctrl-C ends it within the 10 s a reader is given, the summary
+    too (on stdout with -j: it once blocked there once the guard was
+    off: where nobody reads, it is given up after 10 s as well)."""
     import pty
     master, slave = pty.openpty()
     try:
@@ -874,7 +876,7 @@ def test_ctrl_c_ends_json_lines_on_a_terminal_nobody_reads(box):
             except subprocess.TimeoutExpired:
                 pytest.fail("regionctl -j capture ignored Ctrl-C on a terminal nobody reads")
             err = p.stderr.read().decode()
-            assert p.returncode == 0 and '"interrupted":true' in err, (p.returncode, err)
+            assert p.returncode == 0, (p.returncode, err)
         finally:
             if p.poll() is None:
                 p.kill()
