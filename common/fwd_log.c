@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* fopencookie */
 #include "fwd_log.h"
 
+#include "fwd_clock.h"
 #include "fwd_err.h"
 
 #include <errno.h>
@@ -181,14 +182,6 @@ int fwd_write_gave_up(void)
 	return write_why;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Gives up on purpose: @why kept for fwd_write_gave_up(), and in errno. */
 static int gave_up(int why)
 {
@@ -210,12 +203,12 @@ size_t fwd_write_guarded(int fd, const void *b, size_t n)
 		ssize_t k;
 
 		if (guarded) {
-			/* Wait for room a tick at a time, then write no more than
-			 * a pipe takes without blocking (PIPE_BUF once poll() says
-			 * writable): a write that blocked could not see a flag
-			 * set by a signal that came just before it. A socket or a
-			 * terminal may still block on that much; a second signal
-			 * ends it. */
+			/* Wait for room a tick at a time, then write through the
+			 * non-blocking description (write_nb), or, without one (a
+			 * socket), no more than PIPE_BUF: a write that blocked
+			 * could not see a flag set by a signal that came just
+			 * before it. A socket may still block on that much; a
+			 * second signal ends it. */
 			struct pollfd pf = {.fd = fd, .events = POLLOUT};
 			int r;
 
@@ -223,9 +216,9 @@ size_t fwd_write_guarded(int fd, const void *b, size_t n)
 				turned_patient = 1;
 				if (write_on_patient)
 					write_on_patient();
-				progress_ms = mono_ms();
+				progress_ms = fwd_mono_ms();
 			}
-			if (turned_patient && mono_ms() - progress_ms >= write_stall_ms &&
+			if (turned_patient && fwd_mono_ms() - progress_ms >= write_stall_ms &&
 			    gave_up(ETIMEDOUT))
 				break;
 			r = poll(&pf, 1, 250);
@@ -250,7 +243,7 @@ size_t fwd_write_guarded(int fd, const void *b, size_t n)
 		}
 		w += (size_t)k;
 		if (turned_patient)
-			progress_ms = mono_ms();
+			progress_ms = fwd_mono_ms();
 	}
 	return w;
 }

@@ -110,8 +110,10 @@ int fwd_stdout_plain(void);
  * a signal; other descriptors (stderr), a regular file (which never blocks)
  * and NULL flags are not guarded: retried, the default. A guarded write
  * never blocks for long: it waits for room a tick (250 ms) at a time and
- * writes at most PIPE_BUF, so that no signal can land between a check of
- * the flags and a write that then blocks for ever. Once *@patient is set
+ * writes through a non-blocking description of its own of @fd's pipe,
+ * FIFO or terminal (a socket: at most PIPE_BUF a write), so that no signal
+ * can land between a check of the flags and a write that then blocks for
+ * ever. Once *@patient is set
  * (a first Ctrl-C) @on_patient (or NULL) is called, once per write that
  * finds it set (regionctl asks regiond to stop the capture there, not
  * after the write), and the write goes on while the reader takes bytes,
