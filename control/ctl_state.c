@@ -138,8 +138,10 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 		return -ENOMEM;
 	}
 	rc = write_atomic(st->dir, "history.json", text, strlen(text));
-	if (rc == 0)
+	if (rc == 0) {
 		st->history_len = strlen(text);
+		st->history_sum = fwd_hash64(text, st->history_len);
+	}
 	free(text);
 	if (rc) {
 		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
@@ -861,6 +863,7 @@ static int load_history(struct ctl_state *st, const char *path, struct fwd_err *
 		return -EINVAL;
 	}
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	st->history_sum = fwd_hash64(text, len);
 	free(text);
 
 	gens = json_object_get(root, "generations");
@@ -1296,6 +1299,36 @@ static int verify_content(struct ctl_state *st)
 	return 0;
 }
 
+/* history.json's bytes against the hash of what regiond last wrote or read
+ * there. An edit in place that kept its size (file_is sees type, size and
+ * links) was found only by the next start, which stopped on it. The file
+ * is small (records of ids and hashes), so it is read whole each tick.
+ * @return 1 when it differs; 0 when it is the same or was not read whole
+ * (gone or cut meanwhile: file_is says so at the next tick). */
+static int history_changed(const struct ctl_state *st)
+{
+	uint64_t h = FWD_HASH64_SEED;
+	size_t off = 0;
+	char buf[65536];
+	int fd;
+
+	if (st->history_len == 0 || st->history_sum == 0)
+		return 0;
+	fd = openat(st->dir_fd, "history.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	while (off <= st->history_len) {
+		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)off);
+
+		if (r <= 0)
+			break;
+		h = fwd_hash64_update(h, buf, (size_t)r);
+		off += (size_t)r;
+	}
+	close(fd);
+	return off == st->history_len && h != st->history_sum;
+}
+
 /* The files a restart reads: every generation history.json lists (and the
  * pending one), then history.json itself, checked by type and size, a
  * bounded number a tick. Damage while regiond ran (a file removed, cut,
@@ -1348,10 +1381,17 @@ static int check_files(struct ctl_state *st)
 		}
 	}
 	st->files_next = n ? (st->files_next + todo) % n : 0;
-	/* An empty state (nothing applied or adopted yet) has none. */
-	if ((st->nhist || st->has_pending) &&
-	    (rc = file_is(st, "history.json", st->history_len ? (off_t)st->history_len : -1,
-			  &what)) != 1) {
+	if (st->nhist || st->has_pending) {
+		rc = file_is(st, "history.json", st->history_len ? (off_t)st->history_len : -1,
+			     &what);
+		if (rc == 1 && history_changed(st)) {
+			rc = 0;
+			what = "changed (its size kept)";
+		}
+	} else {
+		rc = 1; /* an empty state (nothing applied or adopted yet) has none */
+	}
+	if (rc != 1) {
 		if (rc < 0)
 			return files_alarm(st, "history.json", 0, what,
 					   "a directory is in the way");

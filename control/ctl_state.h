@@ -177,8 +177,11 @@ struct ctl_state {
 	 * history.json's length as last written or read (0: not known), the
 	 * next generation to look at (a tick looks at a bounded number, round
 	 * robin), and when a failed rewrite is tried again (doubling to a
-	 * minute) while its alarm stands. */
+	 * minute) while its alarm stands. history_sum: fwd_hash64 of
+	 * history.json's bytes as last written or read (0: not known), which
+	 * the check compares the file with, for an edit that keeps its size. */
 	size_t history_len;
+	uint64_t history_sum;
 	unsigned files_next;
 	/* verify_content's place: the generation (index, id) and the offset
 	 * in its file compared so far. */

@@ -217,6 +217,20 @@ def test_state_files_damaged_while_regiond_runs_are_written_again(tmp_path):
         wait_for(lambda: f"gen-2.doc (generation 2) was changed while regiond runs (its size kept; bytes "
                          f"from {at} differ): written again" in open(tmp_path / "regiond.log").read(),
                  what="the change said")
+        # history.json so changed (size kept): once found only by the next
+        # start, which stopped on it. Its next_id's last digit another.
+        path = state / "history.json"
+        data = path.read_bytes()
+        at = data.index(b'"next_id": ') + len(b'"next_id": ')
+        while data[at + 1:at + 2].isdigit():
+            at += 1
+        changed = data[:at] + (b"7" if data[at:at + 1] != b"7" else b"8") + data[at + 1:]
+        assert len(changed) == len(data) and changed != data
+        with open(path, "r+b") as f:
+            f.write(changed)
+        wait_for(lambda: path.read_bytes() == data, what="history.json written again")
+        wait_for(lambda: "history.json was changed (its size kept) while regiond runs: written again"
+                 in open(tmp_path / "regiond.log").read(), what="the history's change said")
         gen = b.gen()
         b.rd.terminate()
         b.rd.wait(30)
