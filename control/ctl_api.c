@@ -2099,14 +2099,21 @@ static void log_refused(const struct ctl_state *st, const struct req *q, const s
 	int batch = strcmp(st->request, "POST /v1/prefixes") == 0;
 	json_t *b = q->len && !batch ? json_loadb(q->body, q->len, 0, NULL) : NULL;
 	json_t *err = json_object_get(json_object_get(r->body, "error"), "reason");
+	json_t *named = json_object_get(b, "author");
 	char author[64] = "";
+	/* A body read that names no author is the API's, as a write it
+	 * carries out says ("author 'api'"); "no author" is for a body that
+	 * was never read (not JSON, too large, cut short). */
+	const char *who = batch ? author : json_string_value(named);
 
-	if (batch && q->len)
-		ctl_prefixes_author(q->body, q->len, author, sizeof(author));
+	if (batch ? q->len && ctl_prefixes_author(q->body, q->len, author, sizeof(author)) &&
+			    author[0] == '\0'
+		  : json_is_object(b) && named == NULL)
+		who = "api";
 	struct fwd_log_change c = {
 		.event = "refused",
 		.generation = cur ? cur->id : 0,
-		.author = batch ? author : json_string_value(json_object_get(b, "author")),
+		.author = who,
 		.client = st->who,
 		.request = st->request,
 		.reason = err ? json_string_value(err) : "refused",

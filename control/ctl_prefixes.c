@@ -610,7 +610,7 @@ void ctl_prefixes_locate(const char *body, size_t len, struct fwd_err *e)
 	}
 }
 
-void ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap)
+int ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap)
 {
 	struct fwd_err ignored;
 	struct scan s = {.p = body, .end = body + len, .start = body, .e = &ignored};
@@ -619,18 +619,23 @@ void ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap)
 	int k, more = 1;
 
 	out[0] = '\0';
-	if (lit(&s, '{') || ws_peek(&s) == '}')
-		return;
+	if (lit(&s, '{'))
+		return 0;
+	if (ws_peek(&s) == '}')
+		return 1;
 	while (more > 0 && (k = field(&s, body_keys, key, sizeof(key))) != -2) {
 		if (k == 1 && ws_peek(&s) == '"') {
-			if (str(&s, out, cap, &n))
+			if (str(&s, out, cap, &n)) {
 				out[0] = '\0';
-			return;
+				return 0;
+			}
+			return 1;
 		}
 		if (skip(&s, 1))
-			return;
+			return 0;
 		more = next(&s, '}');
 	}
+	return more == 0;
 }
 
 int64_t ctl_prefixes_expected(const char *body, size_t len)

@@ -55,8 +55,10 @@ int ctl_prefixes_parse(const char *body, size_t len, const struct fwd_table *t,
 void ctl_prefixes_locate(const char *body, size_t len, struct fwd_err *e);
 
 /** The "author" of @body into @out ("" when it has none or is not JSON),
- *  without reading the rest into memory: for the log of a refused batch. */
-void ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap);
+ *  without reading the rest into memory: for the log of a refused batch.
+ *  @return 1 when the body was read (an object: its author found, or all
+ *  of it read without one), 0 when it was not (not JSON, cut short). */
+int ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap);
 
 /** The "expected_generation" of @body when it is a non-negative integer,
  *  else -1 (none, or not JSON), without reading the rest into memory: a

@@ -230,14 +230,23 @@ def test_regionctl_capture_text_never_carries_a_daemons_controls_raw(tmp_path):
 def test_a_change_without_an_author_or_a_comment_says_so(box):
     """A write refused before its author was read was logged "author ''",
     and an API change without a comment ended its line with "author 'api': "
-    and nothing after. Now: "no author", and no colon with nothing after."""
+    and nothing after. Now: "no author", and no colon with nothing after.
+    A write refused after its body was read, naming no author, is the API's
+    as an accepted one is (it was once "no author" too)."""
     doc = open(DEMO).read().replace("to: to-sg", "to: local")
     assert box.http("PUT", "/v1/table", raw=b"{")[0] == 400
+    assert box.http("PUT", "/v1/table", {"document": doc + "\nbogus: 1\n"})[0] == 400
+    assert box.http("POST", "/v1/prefixes", {"changes": [{"region": "nowhere", "add": ["10.9.0.0/16"]}]})[0] == 422
+    assert box.http("POST", "/v1/prefixes", raw=b'{"changes": [')[0] == 400
     code, r = box.http("PUT", "/v1/table", {"document": doc, "expected_generation": 1})
     assert code == 200, r
     log = log_of(box).splitlines()
     refused = [ln for ln in log if "change refused" in ln]
-    assert len(refused) == 1 and re.search(r"\(PUT /v1/table\), no author: \S", refused[0]), refused
+    assert len(refused) == 4, refused
+    assert re.search(r"\(PUT /v1/table\), no author: \S", refused[0]), refused
+    assert re.search(r"\(PUT /v1/table\), author 'api': \S", refused[1]), refused
+    assert re.search(r"\(POST /v1/prefixes\), author 'api': \S", refused[2]), refused
+    assert re.search(r"\(POST /v1/prefixes\), no author: \S", refused[3]), refused
     applied = [ln for ln in log if " applied by uid " in ln]
     assert len(applied) == 1 and applied[0].endswith("(PUT /v1/table), author 'api'"), applied
     assert not any("author ''" in ln or ln.endswith(": ") for ln in log), log

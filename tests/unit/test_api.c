@@ -808,8 +808,17 @@ static void test_prefixes(void **state)
 		assert_string_equal(au, want);
 		/* one that fits is whole */
 		snprintf(body, sizeof(body), "{\"author\": \"Jos\\u00e9\"}");
-		ctl_prefixes_author(body, strlen(body), au, sizeof(au));
+		assert_int_equal(ctl_prefixes_author(body, strlen(body), au, sizeof(au)), 1);
 		assert_string_equal(au, "Jos\xc3\xa9");
+		/* Read whole without one: the log says author 'api'. Not read
+		 * (not JSON, cut short): "no author". */
+		snprintf(body, sizeof(body), "{\"changes\": [{\"region\": \"x\", \"add\": []}]}");
+		assert_int_equal(ctl_prefixes_author(body, strlen(body), au, sizeof(au)), 1);
+		assert_string_equal(au, "");
+		assert_int_equal(ctl_prefixes_author("{}", 2, au, sizeof(au)), 1);
+		assert_int_equal(ctl_prefixes_author("nope", 4, au, sizeof(au)), 0);
+		snprintf(body, sizeof(body), "{\"changes\": [{\"region\": \"x\"");
+		assert_int_equal(ctl_prefixes_author(body, strlen(body), au, sizeof(au)), 0);
 	}
 	/* An escaped name is the name; the older regionfwd refuses the delta
 	 * with an error framed as a status reply, and gets the table whole,
