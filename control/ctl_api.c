@@ -513,6 +513,7 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 	int64_t expected = -1, confirm = 0;
 	struct ctl_patch_src src = {0};
 	struct fwd_err e;
+	size_t dlen;
 	char *doc;
 
 	if (b == NULL)
@@ -547,13 +548,13 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		reply_noop(api, r, expected);
 		goto out;
 	}
-	doc = json_dumps(m, JSON_COMPACT);
+	doc = ctl_model_dump(m, &dlen);
 	if (doc == NULL) {
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
 		goto out;
 	}
 	/* A patch has a current generation to revert to: it patches it. */
-	do_apply(api, r, doc, strlen(doc), author, comment, expected, confirm, m, &src);
+	do_apply(api, r, doc, dlen, author, comment, expected, confirm, m, &src);
 	free(doc);
 out:
 	ctl_patch_src_free(&src);

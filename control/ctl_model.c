@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fwd_class.h"
@@ -560,4 +561,23 @@ json_t *ctl_impact(const struct fwd_table *old, const struct fwd_table *new, siz
 	fwd_class_free(co);
 	fwd_class_free(cn);
 	return r;
+}
+
+char *ctl_model_dump(const json_t *m, size_t *len)
+{
+	char *text = json_dumps(m, JSON_COMPACT), *out;
+	size_t n;
+
+	if (text == NULL)
+		return NULL;
+	n = strlen(text);
+	out = realloc(text, n + 2);
+	if (out == NULL) {
+		free(text);
+		return NULL;
+	}
+	out[n] = '\n';
+	out[n + 1] = '\0';
+	*len = n + 1;
+	return out;
 }

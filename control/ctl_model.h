@@ -15,6 +15,13 @@
 /** @return the model (new reference), or NULL on allocation failure */
 json_t *ctl_model(const struct fwd_table *t);
 
+/** A model as the document text of a generation made from it (a PATCH,
+ *  a delta's checkpoint, the table a delta led to): compact JSON on one
+ *  line, ending in a newline as a saved file does (`regionctl show table`
+ *  once left the shell's prompt on its line). Allocated; NULL on
+ *  allocation failure. @len its length. */
+char *ctl_model_dump(const json_t *m, size_t *len);
+
 /**
  * What differs between two tables: for regions, services, links, link_groups
  * and policies, the names added, removed and changed (regions with the

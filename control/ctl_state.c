@@ -1497,15 +1497,13 @@ struct fwd_table *ctl_state_gen_table(const struct ctl_state *st, const struct c
 	return replay(st, i, 0, e);
 }
 
-/* @t's model as document text (compact JSON), or NULL. */
+/* @t's model as document text (ctl_model_dump), or NULL. */
 static char *model_text(const struct fwd_table *t, size_t *len)
 {
 	json_t *m = ctl_model(t);
-	char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	char *text = m ? ctl_model_dump(m, len) : NULL;
 
 	json_decref(m);
-	if (text)
-		*len = strlen(text);
 	return text;
 }
 

@@ -374,6 +374,13 @@ def test_descriptions_survive_patch_and_history(box, tmp_path):
     assert descriptions(json.loads(t["document"])) == DESCRIPTIONS
     rc, out, _ = box.ctl("show", "table")
     assert rc == 0 and out.count('"description"') == len(DESCRIPTIONS), out
+    # One line, ending as a file does (the shell's prompt once followed
+    # it on its line), saved and applied again byte for byte: no change.
+    assert out.endswith("}\n") and out.count("\n") == 1 and out == t["document"], out[-40:]
+    saved = tmp_path / "saved.json"
+    saved.write_text(out)
+    rc, o2, err = box.ctl("apply", str(saved))
+    assert rc == 0 and box.http("GET", "/v1/table")[1]["generation"]["id"] == 3, (o2, err)
     # A PATCH that changes nothing still makes no generation.
     code, r = box.http("PATCH", "/v1/table", {"expected_generation": 3, "changes": [
         {"op": "set_link_state", "link": "to-br", "state": "down"}]})
