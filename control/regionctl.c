@@ -5810,7 +5810,9 @@ static int stdout_checked(int rc)
 	if (fflush(stdout) != EOF && !ferror(stdout))
 		return rc;
 	e = fwd_stdout_errno() ? fwd_stdout_errno() : errno;
-	if (!stdout_said)
+	if (!stdout_said && stdout_closed)
+		fprintf(stderr, "regionctl: cannot write to stdout: it was closed\n");
+	else if (!stdout_said)
 		fprintf(stderr, "regionctl: cannot write to stdout%s%s\n", e ? ": " : "",
 			e ? strerror(e) : "");
 	return rc ? rc : CTL_EXIT_FAILED;
@@ -5829,10 +5831,13 @@ int main(int argc, char **argv)
 	 * descriptor opened: regiond's socket once became stdout (a capture
 	 * written back into its own connection), a capture file stderr (its
 	 * messages written into the pcapng). Each is /dev/null from here; a
-	 * capture to a closed stdout is refused. */
+	 * capture to a closed stdout is refused. stdout's is opened for
+	 * reading only, so that what a command prints fails as on a full
+	 * disk (stdout_checked): a closed stdout once exited 0, its output
+	 * gone. */
 	for (int fd = 0; fd <= 2; fd++)
 		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
-			int n = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+			int n = open("/dev/null", fd == STDERR_FILENO ? O_WRONLY : O_RDONLY);
 
 			if (n >= 0 && n != fd) {
 				dup2(n, fd);

@@ -42,6 +42,12 @@ def test_output_on_a_full_disk_is_an_error(tmp_path):
             p = subprocess.run([regionctl(), "-s", path] + args, capture_output=True, text=True,
                                timeout=30)
             assert p.returncode == 0 and p.stdout and not p.stderr, (args, p)
+            # A closed stdout (`>&-`) alike: it once exited 0, its output
+            # written into /dev/null.
+            p = subprocess.run([regionctl(), "-s", path] + args, preexec_fn=lambda: os.close(1),
+                               stderr=subprocess.PIPE, text=True, timeout=30)
+            assert p.returncode == 4, (args, p.returncode, p.stderr)
+            assert p.stderr == "regionctl: cannot write to stdout: it was closed\n", (args, p.stderr)
     finally:
         srv.close()
 
