@@ -3209,6 +3209,8 @@ static int cmd_apply(const struct opts *o, const struct ctl_call *c)
 static int cmd_link(const struct opts *o, const struct ctl_call *c)
 {
 	const char *sub = cmd_of(c)->name, *link = c->pos[0], *group = opt_val(c, "--group");
+	const char *expected = opt_val(c, "--expected-generation");
+	unsigned long long ev = 0;
 	int weight = strcmp(sub, "weight") == 0;
 	char what[96], comment[160];
 	long confirm;
@@ -3243,10 +3245,20 @@ static int cmd_link(const struct opts *o, const struct ctl_call *c)
 		snprintf(what, sizeof(what), "link %s %s", sub, link);
 		snprintf(comment, sizeof(comment), "link %s: state %s", link, sub);
 	}
-	if ((rc = confirm_timeout(c, &confirm)) || (rc = current_generation(o, &cur))) {
+	/* --expected-generation as apply takes it: it was once advertised
+	 * here and never read, the change made on whatever was current. */
+	if (expected && whole_number(expected, 0, LLONG_MAX, &ev)) {
+		json_decref(change);
+		return usage_error(c, "--expected-generation takes a generation >= 0, not '%s'",
+				   expected);
+	}
+	if ((rc = confirm_timeout(c, &confirm)) ||
+	    (!expected && (rc = current_generation(o, &cur)))) {
 		json_decref(change);
 		return rc;
 	}
+	if (expected)
+		cur = (long long)ev;
 	b = json_pack("{s:[o], s:I, s:s}", "changes", change, "expected_generation",
 		      (json_int_t)cur, "comment", comment);
 	if (getenv("USER"))
@@ -5164,6 +5176,10 @@ static const struct ctl_opt link_weight_opts[] = {
 	{.name = "--confirm-timeout",
 	 .arg = "S",
 	 .help = "revert by itself after S seconds (1..86400) unless confirmed"},
+	{.name = "--expected-generation",
+	 .arg = "N",
+	 .help = "refused (stale_generation) unless N is current (default: the one current "
+		 "when regionctl starts)"},
 	{0},
 };
 
@@ -5215,8 +5231,8 @@ static const struct ctl_cmd prefixes_cmds[] = {
 #define LINK_DETAIL                                                                                \
 	"A PATCH of the table: validated like any change (residency included), recorded\n"         \
 	"in the history with who made it, and with --confirm-timeout reverted unless\n"            \
-	"'regionctl confirm' follows in time. Sends the current generation as\n"                   \
-	"expected_generation. The comment defaults to what changed."
+	"'regionctl confirm' follows in time. Sends --expected-generation N, else the\n"           \
+	"current generation, as expected_generation. The comment defaults to what changed."
 
 /* The names of down, up and drain are the table's link state words (fwd_schema.def). */
 static const struct ctl_cmd link_cmds[] = {

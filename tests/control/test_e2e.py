@@ -1075,10 +1075,22 @@ def test_link_commands(steady_box, tmp_path):
             (("link", "weight", "to-us-west-b", "3", "--group", "eu"), 1, "no link group 'eu'"),
             (("link", "down", "to-sg", "--confirm-timeout", "soon"), 2, "--confirm-timeout takes seconds"),
             (("link", "drain"), 2, "missing argument LINK"),
-            (("link", "sideways", "to-sg"), 2, "unknown subcommand 'sideways'")]:
+            (("link", "sideways", "to-sg"), 2, "unknown subcommand 'sideways'"),
+            # --expected-generation: once listed here and never read, the
+            # change made on whatever was current.
+            (("link", "down", "to-sg", "--expected-generation", str(gen - 1)), 1, "stale_generation"),
+            (("link", "weight", "to-us-west-b", "3", "--expected-generation", "1"), 1, "stale_generation"),
+            (("link", "up", "to-sg", "--expected-generation", "abc"), 2,
+             "--expected-generation takes a generation >= 0, not 'abc'"),
+            (("link", "drain", "to-sg", "--expected-generation", "-1"), 2, "")]:
         rc, out, err = box.ctl(*args)
         assert rc == code and msg in err, (args, rc, err)
     assert box.gen() == gen
+    rc, out, err = box.ctl("link", "drain", "to-sg", "--expected-generation", str(gen))
+    assert rc == 0 and f"generation {gen + 1} " in out, (out, err)
+    rc, out, err = box.ctl("link", "down", "to-sg")
+    assert rc == 0, err
+    gen = box.gen()
     # Residency: a weight that would send India's personal data to Singapore
     # is refused like any table that does.
     pool = demo_variant(tmp_path, "pool.yaml", "    members: {to-us-west-a: 3, to-us-west-b: 1}\n",
