@@ -1708,6 +1708,35 @@ static void print_json(json_t *j)
 	putchar('\n');
 }
 
+/* -j (main), and whether the command is validate or diff, whose refusals
+ * also say "valid": false. */
+static int json_refusals, json_refusals_valid;
+
+/* A refusal regionctl makes itself (a document's bytes, a name not in the
+ * running table), with -j also printed as regiond prints one: the API's
+ * {"error": {...}} on stdout. A program reading stdout once got nothing
+ * there, the words on stderr only. The text goes to stderr as before. */
+static void json_refusal(enum fwd_reason code, const char *file, size_t line, const char *path,
+			 const char *reason)
+{
+	json_t *j;
+
+	if (!json_refusals)
+		return;
+	j = json_pack("{s:{s:s, s:s, s:I, s:s, s:s}}", "error", "code", fwd_reason_name(code),
+		      "file", file ? file : "", "line", (json_int_t)line, "path", path ? path : "",
+		      "reason", reason);
+	if (j == NULL) /* a file name that is not UTF-8: no JSON string holds it */
+		j = json_pack("{s:{s:s, s:s, s:I, s:s, s:s}}", "error", "code",
+			      fwd_reason_name(code), "file", "", "line", (json_int_t)line, "path",
+			      path ? path : "", "reason", reason);
+	if (j && json_refusals_valid)
+		json_object_set_new(j, "valid", json_false());
+	if (j)
+		print_json(j);
+	json_decref(j);
+}
+
 /* Whether the last call() ended on an error regiond answered (its JSON),
  * not on regiond unreachable or an answer that is not the API's: status
  * says the first "unknown" (3), whatever exit code the error's own code
@@ -2355,8 +2384,13 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		json_t *one = json_object_get(sec, c->pos[0]);
 
 		if (one == NULL) {
-			fprintf(stderr, "regionctl: no %.*s '%s' in the running table\n",
-				(int)strlen(what) - 1, what, c->pos[0]);
+			char why[160], at[96];
+
+			snprintf(why, sizeof(why), "no %.*s '%s' in the running table",
+				 (int)strlen(what) - 1, what, c->pos[0]);
+			snprintf(at, sizeof(at), "%s.%s", what, c->pos[0]);
+			fprintf(stderr, "regionctl: %s\n", why);
+			json_refusal(FWD_R_INVALID, NULL, 0, at, why);
 			json_decref(r);
 			json_decref(rates);
 			json_decref(cj);
@@ -2803,6 +2837,8 @@ static json_t *doc_body(const char *path, int *rc)
 
 		if (erc) {
 			fprintf(stderr, "regionctl: %s\n", fwd_err_str(&e, msg, sizeof(msg)));
+			if (erc != -ENOMEM)
+				json_refusal(FWD_R_INVALID_TABLE, e.file, e.line, e.path, e.reason);
 			free(buf);
 			*rc = erc == -ENOMEM ? CTL_EXIT_FAILED : EXIT_REFUSED;
 			return NULL;
@@ -2825,6 +2861,8 @@ static json_t *doc_body(const char *path, int *rc)
 			line += *q == '\n';
 		fprintf(stderr, "regionctl: %s:%zu: a NUL byte: a table document is text\n", file,
 			line);
+		json_refusal(FWD_R_INVALID_TABLE, file, line, "",
+			     "a NUL byte: a table document is text");
 		free(buf);
 		*rc = EXIT_REFUSED;
 		return NULL;
@@ -2840,10 +2878,14 @@ static json_t *doc_body(const char *path, int *rc)
 			if (buf[i] == '\n')
 				line++, col = 0;
 		if (ok < len) {
-			fprintf(stderr,
-				"regionctl: %s:%zu: not UTF-8 text (byte 0x%02x at column %zu): a "
-				"table document is UTF-8\n",
-				file, line, (unsigned char)buf[ok], col);
+			char why[96];
+
+			snprintf(why, sizeof(why),
+				 "not UTF-8 text (byte 0x%02x at column %zu): a table document is "
+				 "UTF-8",
+				 (unsigned char)buf[ok], col);
+			fprintf(stderr, "regionctl: %s:%zu: %s\n", file, line, why);
+			json_refusal(FWD_R_INVALID_TABLE, file, line, "", why);
 			*rc = EXIT_REFUSED;
 		} else {
 			fprintf(stderr, "regionctl: %s: out of memory\n", file);
@@ -3087,6 +3129,7 @@ static int validate(const struct opts *o, const char *file, int diff)
 	json_t *b;
 	int rc = 0;
 
+	json_refusals_valid = 1;
 	if ((b = doc_body(file, &rc)) == NULL)
 		return rc;
 	return show(o, "POST", "/v1/validate", b, diff ? print_diff : print_valid, file);
@@ -3494,6 +3537,15 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			*--end = '\0';
 		if (*p == '\0')
 			continue;
+		/* Bytes that are not text: the parser's words show them as '?',
+		 * the line itself (escaped by stderr's stream) as \xNN. */
+		if (fwd_utf8_valid_len(p, strlen(p)) != strlen(p)) {
+			fprintf(stderr, "regionctl: %s:%u: not a prefix (not UTF-8 text): %s\n",
+				name, n, p);
+			nothing_sent(c);
+			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
+			break;
+		}
 		one.n = 0; /* the op is only checked, not kept */
 		if (fwd_delta_add_text(&one, FWD_DELTA_ADD, 1, p, "", &e)) {
 			fprintf(stderr, "regionctl: %s:%u: %s%s%s\n", name, n, e.reason,
@@ -3615,7 +3667,12 @@ static int cmd_prefixes_list(const struct opts *o, const struct ctl_call *c)
 		return rc;
 	reg = json_object_get(json_object_get(json_object_get(r, "model"), "regions"), c->pos[0]);
 	if (reg == NULL) {
-		fprintf(stderr, "regionctl: no region '%s' in the running table\n", c->pos[0]);
+		char why[128], at[80];
+
+		snprintf(why, sizeof(why), "no region '%s' in the running table", c->pos[0]);
+		snprintf(at, sizeof(at), "regions.%s", c->pos[0]);
+		fprintf(stderr, "regionctl: %s\n", why);
+		json_refusal(FWD_R_INVALID, NULL, 0, at, why);
 		json_decref(r);
 		return EXIT_REFUSED;
 	}
@@ -5644,6 +5701,18 @@ static void print_help(FILE *f, const struct ctl_call *c)
 	fputs("): see 'regionctl --help'\n", f);
 }
 
+/* Whether an option's value (its .arg word) is a path, which may hold any
+ * bytes; every other value is text (a name, a URL, a number). */
+static int arg_is_path(const char *arg)
+{
+	static const char *const paths[] = {"F", "FILE", "SOCK", "DIR"};
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (strcmp(arg, paths[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* The @n-th required word of @args ("REGION FILE", 1: FILE), to name what is missing. */
 static void required_arg(const char *args, int n, char *buf, size_t len)
 {
@@ -5671,8 +5740,11 @@ static void required_arg(const char *args, int n, char *buf, size_t len)
 static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 {
 	int help = 0, only_args = 0;
+	const char *took = NULL, *taken = NULL; /* the last option that took a value */
 
-	for (int i = 1; i < argc; i++)
+	/* Not past '--': a link named "-h" is a name there ('link down -- -h'
+	 * once printed the help and exited 0, nothing done). */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
 		help |= is_help(argv[i]);
 	memset(c, 0, sizeof(*c));
 	c->path[0] = &root;
@@ -5699,16 +5771,25 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 					continue;
 				return usage_error(c, "unknown option '%s'", a);
 			}
-			if (vals == c->val ? cmd->opts[k].arg == NULL : root.opts[k].arg == NULL) {
+			const struct ctl_opt *op = vals == c->val ? &cmd->opts[k] : &root.opts[k];
+
+			if (op->arg == NULL) {
 				vals[k] = a;
 			} else if (i + 1 < argc) {
+				/* Twice: which one counts? The last once won in
+				 * silence (-s /wrong -s right, two --comment). */
+				if (vals[k] != NULL && !help)
+					return usage_error(c, "option '%s' given twice", a);
 				vals[k] = argv[++i];
+				took = a;
+				taken = vals[k];
 				/* A value sent as a JSON string must be UTF-8 text:
 				 * jansson makes no string of other bytes, and the
 				 * field was left out without a word (a capture's
-				 * --region then took every region's packets). */
-				if (vals == c->val &&
-				    (cmd->opts[k].key || cmd->opts[k].content_field) &&
+				 * --region then took every region's packets, a
+				 * fleet apply its --canary-label). Only a path
+				 * may be any bytes. */
+				if (!arg_is_path(op->arg) &&
 				    fwd_utf8_valid_len(vals[k], strlen(vals[k])) != strlen(vals[k]))
 					return usage_error(
 						c, "option '%s': its value is not UTF-8 text%s", a,
@@ -5734,6 +5815,16 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 	if (help)
 		return 1;
 	if (cmd_of(c) == &root) {
+		/* A bare listing once answered 'regionctl --timeout status':
+		 * the option had taken the command as its value. */
+		if (argc > 1) {
+			if (took && find_sub(&root, taken))
+				return usage_error(c,
+						   "missing command (option '%s' took '%s' as its "
+						   "value)",
+						   took, taken);
+			return usage_error(c, "missing command");
+		}
 		print_help(stderr, c);
 		return EXIT_USAGE;
 	}
@@ -5750,6 +5841,17 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 
 		required_arg(cmd_of(c)->args, c->npos, what, sizeof(what));
 		return usage_error(c, "missing argument %s", what);
+	}
+	/* A name, an address or a protocol goes to regiond as a JSON string:
+	 * other bytes than UTF-8 once made no body at all ("a JSON object body
+	 * is required" for 'explain \xff ...'). A FILE is a path: any bytes. */
+	for (int i = 0; i < c->npos; i++) {
+		char what[32];
+
+		required_arg(cmd_of(c)->args, i, what, sizeof(what));
+		if (strcmp(what, "FILE") != 0 &&
+		    fwd_utf8_valid_len(c->pos[i], strlen(c->pos[i])) != strlen(c->pos[i]))
+			return usage_error(c, "argument '%s' is not UTF-8 text", c->pos[i]);
 	}
 	return 0;
 }
@@ -5876,6 +5978,7 @@ int main(int argc, char **argv)
 		return rc;
 	o.json = global_val(gval, "--json") != NULL;
 	o.json_errors = o.json ? JERR_INDENTED : JERR_NONE;
+	json_refusals = o.json;
 	o.url = global_val(gval, "--url");
 	if (global_val(gval, "-s"))
 		o.sock = global_val(gval, "-s");

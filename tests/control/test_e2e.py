@@ -1086,6 +1086,13 @@ def test_link_commands(steady_box, tmp_path):
         rc, out, err = box.ctl(*args)
         assert rc == code and msg in err, (args, rc, err)
     assert box.gen() == gen
+    # A name not in the running table, with -j: the API's error shape on
+    # stdout (it once printed nothing there).
+    for args, path in ((("show", "links", "to-mars"), "links.to-mars"),
+                       (("prefixes", "list", "mars"), "regions.mars")):
+        rc, out, err = box.ctl(*args, json_out=True)
+        assert rc == 1 and out["error"]["code"] == "invalid" and out["error"]["path"] == path, (out, err)
+        assert "in the running table" in out["error"]["reason"] and "in the running table" in err
     rc, out, err = box.ctl("link", "drain", "to-sg", "--expected-generation", str(gen))
     assert rc == 0 and f"generation {gen + 1} " in out, (out, err)
     rc, out, err = box.ctl("link", "down", "to-sg")

@@ -5,6 +5,7 @@ table is covered here without touching this file; KNOWN only makes sure none
 disappears. Help must never run the command: a unix socket that nobody
 answers records whether regionctl tried to connect.
 """
+import json
 import os
 import re
 import socket
@@ -516,6 +517,11 @@ def test_every_number_is_digits_alone(args, words, form, listener):
     (["capture", "--count", "1", "--filter", b"udp port 53 and host \xe9"], "--filter"),
     (["link", "up", "to-sg", "--comment", b"caf\xe9"], "--comment"),
     (["explain", "8.130.0.1", "198.51.100.1", "tcp", "1", "7001", "--payload", b"\x90\x90\xcc"], "--payload"),
+    # fleet apply's own options once went out of the request in silence:
+    # a rollout with no canary label, no author.
+    (["fleet", "apply", "t.yaml", "--canary", "1", "--canary-label", b"k=\xff"], "--canary-label"),
+    (["fleet", "apply", "t.yaml", "--author", b"\xff"], "--author"),
+    (["--url", b"http://\xff:1", "history"], "--url"),
 ])
 def test_an_option_sent_as_text_must_be_utf8(args, option):
     """A value that goes into the request as a JSON string and is not UTF-8
@@ -531,10 +537,53 @@ def test_an_option_sent_as_text_must_be_utf8(args, option):
 
 def test_double_dash_ends_the_options():
     """A name a table allows may begin with '-': 'link down -sg' was an
-    unknown option and '--' was refused everywhere."""
-    p = ctl("-s", "/nonexistent.sock", "link", "down", "--", "-sg")
-    assert p.returncode == 3 and "cannot reach regiond" in p.stderr, p  # parsed, then no regiond
+    unknown option and '--' was refused everywhere. After '--', '-h' is a
+    name too: it once printed the help and exited 0, nothing done."""
+    for name in ("-sg", "-h", "--help"):
+        p = ctl("-s", "/nonexistent.sock", "link", "down", "--", name)
+        assert p.returncode == 3 and "cannot reach regiond" in p.stderr, p  # parsed, then no regiond
     usage_error(["link", "down", "-sg"], "unknown option '-sg'")
+
+
+@pytest.mark.parametrize("args", [
+    ["explain", b"\xff\xfe", "1.2.3.4", "tcp", "80"],
+    ["explain", "8.130.0.1", b"1.2.3.\xff", "tcp", "80"],
+    ["link", "down", b"to-\xe9"],
+    ["fleet", "unpin", b"\xff"],
+    ["prefixes", "list", b"ind\xe9a"],
+])
+def test_an_argument_sent_as_text_must_be_utf8(args):
+    """A name, an address or a protocol that is not UTF-8 made no request
+    body at all: regiond answered "a JSON object body is required" (exit 1)
+    for what is the command line's fault. A usage error, nothing sent."""
+    p = subprocess.run([REGIONCTL, "-s", "/nonexistent.sock", *args], capture_output=True, timeout=30)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and p.stdout == b"", (p.returncode, err)
+    assert "is not UTF-8 text" in err and "\\x" in err, err
+
+
+@pytest.mark.parametrize("args,option", [
+    (["-s", "/a.sock", "-s", "/b.sock", "history"], "-s"),
+    (["link", "down", "to-sg", "--comment", "one", "--comment", "two"], "--comment"),
+    (["top", "--count", "1", "--count", "2"], "--count"),
+    (["explain", "8.130.0.1", "1.2.3.4", "tcp", "80", "--payload", "a", "--payload", "b"], "--payload"),
+])
+def test_an_option_given_twice_is_refused(args, option):
+    """Which one counts? The last once won in silence (-s /wrong -s right,
+    two comments with the second recorded)."""
+    usage_error(args, f"option '{option}' given twice")
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--timeout", "status"], "missing command (option '--timeout' took 'status' as its value)"),
+    (["-s", "history"], "missing command (option '-s' took 'history' as its value)"),
+    (["--timeout", "5"], "missing command"),
+])
+def test_a_missing_command_is_named(args, said):
+    """An option that took the command as its value left a bare listing,
+    nothing naming what was wrong."""
+    p = ctl(*args)
+    assert p.returncode == 2 and p.stdout == "" and p.stderr.startswith(f"regionctl: {said}\n"), p
 
 
 def test_a_nul_byte_in_a_table_is_said_at_its_line(tmp_path):
@@ -544,6 +593,21 @@ def test_a_nul_byte_in_a_table_is_said_at_its_line(tmp_path):
     doc.write_bytes(b"version: 1\n# a\0b\nregions: {}\n")
     p = ctl("-s", "/nonexistent.sock", "validate", str(doc))
     assert p.returncode == 1 and f"{doc}:2: a NUL byte" in p.stderr, p
+    # With -j the refusal is on stdout as regiond's would be (it once left
+    # stdout empty); validate's says "valid": false, apply's does not.
+    for cmd, valid in (("validate", {"valid": False}), ("apply", {})):
+        p = ctl("-s", "/nonexistent.sock", "-j", cmd, str(doc))
+        assert p.returncode == 1 and json.loads(p.stdout) == {
+            "error": {"code": "invalid_table", "file": str(doc), "line": 2, "path": "",
+                      "reason": "a NUL byte: a table document is text"}, **valid}, p
+    doc.write_bytes(b"version: 1\nregions: {a\xff: {}}\n")
+    p = ctl("-s", "/nonexistent.sock", "-j", "diff", str(doc))
+    assert p.returncode == 1 and json.loads(p.stdout)["error"]["line"] == 2, p
+    # A prefix file's line of other bytes: said as \xNN, not as '?'.
+    pf = tmp_path / "p.txt"
+    pf.write_bytes(b"10.0.0.0/8\n\xff\xfe/8\n")
+    p = ctl("-s", "/nonexistent.sock", "prefixes", "add", "in", str(pf))
+    assert p.returncode == 1 and f"{pf}:2: not a prefix (not UTF-8 text): \\xff\\xfe/8" in p.stderr, p
 
 
 @pytest.mark.parametrize("args,env,words", [
