@@ -675,6 +675,55 @@ const struct fwd_node *fwd_node_get(const struct fwd_node *map, const char *key)
 	return NULL;
 }
 
+/* The rest of @path after one step into @n (a key of a map, "[i]" of a
+ * sequence), recursing; the deepest line reached goes into *@line. A key
+ * may hold '.' (a name like "to.br"): the longest key that fits is taken. */
+static void line_walk(const struct fwd_node *n, const char *path, uint32_t *line, int root)
+{
+	if (n->line && !root) /* the document's start is no field's line */
+		*line = n->line;
+	if (*path == '\0')
+		return;
+	if (n->type == FWD_NODE_SEQ && path[0] == '[') {
+		char *end;
+		unsigned long i;
+		const struct fwd_node *c = n->child;
+
+		errno = 0;
+		i = strtoul(path + 1, &end, 10);
+		if (errno || end == path + 1 || *end != ']')
+			return;
+		while (c && i--)
+			c = c->next;
+		if (c)
+			line_walk(c, end[1] == '.' ? end + 2 : end + 1, line, 0);
+		return;
+	}
+	if (n->type != FWD_NODE_MAP)
+		return;
+	const struct fwd_node *best = NULL;
+	size_t bk = 0;
+
+	for (const struct fwd_node *c = n->child; c; c = c->next) {
+		size_t k = strlen(c->key);
+
+		if (k > bk && strncmp(path, c->key, k) == 0 &&
+		    (path[k] == '\0' || path[k] == '.' || path[k] == '['))
+			best = c, bk = k;
+	}
+	if (best)
+		line_walk(best, path[bk] == '.' ? path + bk + 1 : path + bk, line, 0);
+}
+
+uint32_t fwd_node_line_of(const struct fwd_node *root, const char *path)
+{
+	uint32_t line = 0;
+
+	if (root && path)
+		line_walk(root, path, &line, 1);
+	return line;
+}
+
 int fwd_write_atomic(const char *dir, const char *name, const struct iovec *parts, int n)
 {
 	return fwd_write_atomic_mode(dir, name, parts, n, 0640);

@@ -94,4 +94,12 @@ void fwd_doc_free(struct fwd_doc *doc);
 /** Value of @key in a MAP node, or NULL. */
 const struct fwd_node *fwd_node_get(const struct fwd_node *map, const char *key);
 
+/** The line of the node an error's field path names ("links.to-br.port",
+ *  "content_rules[1].services[0]") below @root, or of the deepest node of
+ *  it that is there; 0 when none is (or the document is JSON). For a
+ *  refusal of a document the reader never saw as written (regionctl's
+ *  embedded names files make it compact JSON), said at the line of the one
+ *  they wrote. */
+uint32_t fwd_node_line_of(const struct fwd_node *root, const char *path);
+
 #endif /* FWD_DOC_H */

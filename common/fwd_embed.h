@@ -10,7 +10,8 @@
  * A document without such a path is returned as it is (no copy). One with
  * them is rewritten as compact JSON (scalars as strings, which the
  * validator reads as it reads YAML scalars); the lines of the original are
- * lost for its other fields, the lines of each names file are not (the
+ * lost for its other fields (regionctl finds a refusal's field in the file
+ * as written: fwd_node_line_of), the lines of each names file are not (the
  * embedded text keeps them).
  */
 #ifndef FWD_EMBED_H

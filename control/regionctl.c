@@ -974,6 +974,19 @@ out:
  * operator knows it by its file (docs/regionctl.md: file:line: path). */
 static const char *sent_document;
 
+/* That file's document as it was written, when what was sent is another
+ * text (its names files embedded: compact JSON, no lines): a refusal
+ * regiond or regionfwd names by field alone is said at the field's line of
+ * the file (sent_document_line). */
+static struct fwd_doc *sent_written;
+
+/* The line of @path in the written document, or 0. */
+static uint32_t sent_document_line(const char *path)
+{
+	return sent_written && path && *path ? fwd_node_line_of(fwd_doc_root(sent_written), path)
+					     : 0;
+}
+
 /* --names-dir: the one directory besides a document's own that its
  * names_file paths may reach (absolute paths beneath it). Only the
  * command line gives it: a document that could name its own would be
@@ -1026,6 +1039,15 @@ static int show_error(int status, json_t *r)
 
 	if (pline) {
 		file = sent_prefix_file;
+		line = (int)pline;
+	}
+	/* A document sent with its names files embedded has no lines, and a
+	 * refusal of regionfwd's (a port the node lacks) none either: the
+	 * field's line in the file as written. Not for a refusal inside an
+	 * embedded names file (its own name and lines are given). */
+	if (line == 0 && sent_written && (file == NULL || *file == '\0' || file == sent_document) &&
+	    (pline = sent_document_line(path)) != 0) {
+		file = sent_document;
 		line = (int)pline;
 	}
 
@@ -1749,6 +1771,19 @@ static int call_answered_error;
  * stderr for the operator. @return the exit code of its code. */
 static int show_api_error(const struct opts *o, int status, json_t *r)
 {
+	json_t *e = json_object_get(r, "error");
+	const char *f = json_string_value(json_object_get(e, "file"));
+	uint32_t wl;
+
+	/* The written file's line (show_error), in the JSON too; its file
+	 * "document", as the API names a sent document. */
+	if (json_is_object(e) && json_integer_value(json_object_get(e, "line")) == 0 &&
+	    (f == NULL || *f == '\0' || strcmp(f, "document") == 0) &&
+	    (wl = sent_document_line(json_string_value(json_object_get(e, "path")))) != 0 &&
+	    sent_prefix_line(json_string_value(json_object_get(e, "path"))) == 0) {
+		json_object_set_new(e, "file", json_string("document"));
+		json_object_set_new(e, "line", json_integer(wl));
+	}
 	if (o->json_errors != JERR_NONE && json_is_object(json_object_get(r, "error"))) {
 		if (o->json_errors == JERR_LINE) {
 			json_dumpf(r, stdout, JSON_COMPACT | JSON_SORT_KEYS);
@@ -2844,6 +2879,11 @@ static json_t *doc_body(const char *path, int *rc)
 			return NULL;
 		}
 		if (emb) {
+			struct fwd_err ignored;
+
+			/* Its lines, for a refusal said by field alone. */
+			fwd_doc_free(sent_written);
+			sent_written = fwd_doc_parse(buf, len, file, -1, &ignored);
 			free(buf);
 			buf = emb;
 			len = elen;

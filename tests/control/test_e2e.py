@@ -531,6 +531,26 @@ def test_a_port_the_node_lacks_is_refused_at_the_links_line(box, tmp_path):
     path.write_text(doc)
     rc, _, err = box.ctl("apply", str(path))
     assert rc == 1 and f"{path}:{line}: links.to-sg.port: regionfwd refused the table: no port 'nowhere0'" in err, err
+    # A document with a names_file travels with the file embedded, as
+    # compact JSON without lines: its refusals, regionfwd's and the
+    # validator's, were said with no line at all. regionctl says them at
+    # the field's line of the file as written.
+    (tmp_path / "names.txt").write_text("blocked.example.com\n")
+    rule = ("  - name: listed\n    field: tls_sni\n    names_file: names.txt\n"
+            "    services: [https]\n    action: drop\n")
+    text = doc.replace("content_rules:\n", "content_rules:\n" + rule, 1) if "content_rules:" in doc \
+        else doc + "content_rules:\n" + rule
+    path.write_text(text)
+    line = text.splitlines().index("    port: nowhere0") + 1
+    rc, out, err = box.ctl("apply", str(path), json_out=True)
+    assert rc == 1 and f"{path}:{line}: links.to-sg.port: regionfwd refused the table" in err, err
+    assert (out["error"]["file"], out["error"]["line"]) == ("document", line), out
+    text = text.replace("    port: nowhere0", "    port: sg0").replace("    services: [https]\n    action: drop\n",
+                                                                     "    services: [nosuch]\n    action: drop\n")
+    path.write_text(text)
+    line = text.splitlines().index("    services: [nosuch]") + 1
+    rc, _, err = box.ctl("validate", str(path))
+    assert rc == 1 and f"{path}:{line}: content_rules[" in err and "'nosuch'" in err, err
     assert_unchanged(box)
 
 

@@ -454,6 +454,45 @@ static void gen_value(struct out *o, int depth)
 	gen_ws(o);
 }
 
+/* An error's field path to the line of a YAML document (regionctl says a
+ * refusal of an embedded, line-less copy at the written file's line). */
+static void test_line_of(void **state)
+{
+	static const char yaml[] = "version: 1\n" /* 1 */
+				   "links:\n" /* 2 */
+				   "  to.br:\n" /* 3 */
+				   "    port: br0\n" /* 4 */
+				   "  to:\n" /* 5 */
+				   "    port: x0\n" /* 6 */
+				   "content_rules:\n" /* 7 */
+				   "  - name: a\n" /* 8 */
+				   "    services: [https]\n" /* 9 */
+				   "  - name: b\n" /* 10 */
+				   "    services:\n" /* 11 */
+				   "      - dns\n" /* 12 */
+				   "      - ntp\n"; /* 13 */
+	struct fwd_err e;
+	struct fwd_doc *d = fwd_doc_parse(yaml, sizeof(yaml) - 1, "t", 0, &e);
+	const struct fwd_node *r;
+
+	(void)state;
+	assert_non_null(d);
+	r = fwd_doc_root(d);
+	assert_int_equal(fwd_node_line_of(r, "links.to.br.port"), 4); /* the longer key */
+	assert_int_equal(fwd_node_line_of(r, "links.to.port"), 6);
+	assert_int_equal(fwd_node_line_of(r, "content_rules[1].services[1]"), 13);
+	assert_int_equal(fwd_node_line_of(r, "content_rules[0].services[0]"), 9);
+	/* what is not there: the deepest node that is */
+	assert_int_equal(fwd_node_line_of(r, "content_rules[1].names"), 10);
+	assert_int_equal(fwd_node_line_of(r, "content_rules[7].services"), 8); /* the list starts */
+	assert_int_equal(fwd_node_line_of(r, "links.to.br.port.x"), 4);
+	assert_int_equal(fwd_node_line_of(r, "links[0]"), 3); /* the map starts */
+	assert_int_equal(fwd_node_line_of(r, "nosuch"), 0);
+	assert_int_equal(fwd_node_line_of(r, ""), 0);
+	assert_int_equal(fwd_node_line_of(NULL, "links"), 0);
+	fwd_doc_free(d);
+}
+
 static void test_random(void **state)
 {
 	struct out o = {0};
@@ -509,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_edges),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_line_of),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
