@@ -81,6 +81,14 @@ static int parse_action(struct vctx *c, const struct names *nm, const struct fwd
 		if ((id = tv_nidx_find(&nm->links, s)) < 0)
 			return tv_fail(c, mir, path, "unknown link '%s' (%s takes a link)", s,
 				       mirror);
+		/* A copy on the link the original takes: every packet left on
+		 * it twice (a probe's find), which no receiver wants. */
+		if (p->action == FWD_ACT_LINK && p->target == (uint16_t)id)
+			return tv_fail(c, mir, path,
+				       "'%s' is the link the packets are steered to: each would "
+				       "leave on it twice (mirror to another link, or leave %s "
+				       "out)",
+				       s, mirror);
 		p->mirror = (uint16_t)id;
 	}
 	return 0;

@@ -103,7 +103,10 @@ def random_table(seed, max_regions=8):
     def action():
         a = {"action": "drop"} if rng.random() < 0.2 else {"action": "steer", "to": rng.choice(targets)}
         if rng.random() < 0.15:
-            a["mirror"] = rng.choice(list(links))
+            # not the link it steers to: refused (each packet twice on it)
+            others = [l for l in links if l != a.get("to")]
+            if others:
+                a["mirror"] = rng.choice(others)
         return a
 
     policies, keys = [], set()

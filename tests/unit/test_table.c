@@ -431,6 +431,14 @@ static const struct bad_case bad_cases[] = {
 	 "link_groups:\n  g: {members: {l1: 1}}\npolicies:\n  - {region: in, service: https, "
 	 "action: drop, mirror: g}\n",
 	 "t.yaml:15: policies[0].mirror: unknown link 'g' (mirror takes a link)"},
+	{"mirror to the steered link",
+	 BASE_REGIONS BASE_SERVICES BASE_LINKS
+	 "policies:\n  - {region: in, service: https, action: steer, to: l1, mirror: l1}\n",
+	 "t.yaml:13: policies[0].mirror: 'l1' is the link the packets are steered to: each would "
+	 "leave on it twice (mirror to another link, or leave mirror out)"},
+	{"default mirror to its link", BASE_LINKS "default: {action: steer, to: l1, mirror: l1}\n",
+	 "t.yaml:4: default.mirror: 'l1' is the link the packets are steered to: each would leave "
+	 "on it twice (mirror to another link, or leave mirror out)"},
 	{"policy missing region",
 	 BASE_REGIONS BASE_SERVICES BASE_LINKS "policies:\n  - {service: https, action: drop}\n",
 	 "t.yaml:13: policies[0].region: missing field 'region' (a name or 'any')"},
