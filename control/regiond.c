@@ -59,8 +59,7 @@ static volatile sig_atomic_t quit;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	quit = 1;
+	quit = sig; /* which, for the stop's log line (shut_down) */
 }
 
 /* SIGHUP and SIGUSR1, which regionfwd takes (reload its --table, print
@@ -1351,6 +1350,11 @@ static void shut_down(struct regiond *d)
 	 * and any write or publish calls them all: so first nothing may
 	 * write (the API, then the threads that write: the feed, the fleet
 	 * agent), and only then is an extension's memory freed. */
+	/* A stop once left no line: the log's last words were whatever came
+	 * before, and nobody could tell a stop from a hang. */
+	if (quit)
+		fwd_log(FWD_LOG_NOTICE, "stopping on %s%s", quit == SIGINT ? "SIGINT" : "SIGTERM",
+			d->o.dataplane ? ": regionfwd keeps forwarding on what it runs" : "");
 	ctl_api_stop(d->api);
 	ctl_feed_stop(d->feed);
 	ctl_rdriver_free(d->rollouts); /* after the API: it shows its status */

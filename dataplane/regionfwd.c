@@ -789,6 +789,29 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* Our arguments (after "--") checked before EAL starts, on a copy
+	 * (getopt reorders what it reads): a mistake in them (--start-on
+	 * given twice) once let EAL probe the machine's PCI devices and make
+	 * its runtime directory before it was said. */
+	{
+		int dd = 1, k = 1;
+		char **copy;
+		struct app_opts dry = {0};
+
+		while (dd < argc && strcmp(argv[dd], "--") != 0)
+			dd++;
+		if ((copy = calloc((size_t)(argc - dd + 2), sizeof(*copy))) == NULL) {
+			fprintf(stderr, "regionfwd: out of memory\n");
+			return 1;
+		}
+		copy[0] = argv[0];
+		for (int i = dd + 1; i < argc; i++)
+			copy[k++] = argv[i];
+		rc = parse_app_args(k, copy, &dry);
+		free(copy);
+		if (rc)
+			return 2; /* said; as every usage error of the three programs */
+	}
 	if (node_socket_in_use(argc, argv))
 		return 1;
 	memset(&ctx, 0, sizeof(ctx));

@@ -126,6 +126,10 @@ def test_sighup_and_sigusr1_do_not_end_regiond(tmp_path):
                 assert time.time() < deadline, log.read_text()[-2000:]
                 time.sleep(0.1)
             assert up(a, api) == hist
+        # A stop is said (it once left no line: a stop looked like a hang).
+        a.terminate()
+        assert a.wait(30) == 0
+        assert "stopping on SIGTERM" in (tmp_path / "a.sock.log").read_text()
     finally:
         a.terminate()
         a.wait(30)

@@ -6,6 +6,7 @@ The lab box runs inside a network namespace of the test's own, so its TAP
 interfaces (and the frames on them) never touch the root namespace."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -221,7 +222,12 @@ def test_log_equals_form_is_applied(tmp_path):
 def test_arguments_refused_before_the_run(args, words):
     """A repeated option kept only its last value, and a --stats-json that
     cannot be written failed only at exit, after the whole run. Each is a
-    usage error, exit 2 as the checks' (some were 1, a failed start's)."""
+    usage error, exit 2 as the checks' (some were 1, a failed start's),
+    said before EAL starts: it once probed the machine's PCI devices and
+    made its runtime directory first."""
+    runtime = "/var/run/dpdk/args-chk"
+    shutil.rmtree(runtime, ignore_errors=True)
     r = subprocess.run([regionfwd_bin(), *eal_args("args-chk", mem=64), "--", *args],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and words in r.stdout + r.stderr, (r.returncode, r.stdout + r.stderr)
+    assert not os.path.exists(runtime) and "EAL:" not in r.stdout + r.stderr, r.stdout + r.stderr
