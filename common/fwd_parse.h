@@ -196,6 +196,20 @@ FWD_INLINE int fwd_ipv6_is_ext(uint8_t nh)
 	       nh == 140 || nh == 253 || nh == 254;
 }
 
+/* Whether the IPv6 source at @a is IPv4-mapped (::ffff:0:0/96). Such an
+ * address is a socket API's way to show an IPv4 peer and never a source on
+ * the wire (RFC 4291 2.5.5.2; Linux drops it on input): no region may hold
+ * it (the table refuses a mapped prefix), so it would classify as no region
+ * at all and follow the default, where its IPv4 twin follows its region's
+ * residency rules. Dropped, and counted. Two loads and one test. */
+FWD_INLINE int fwd_ipv6_src_mapped(const uint8_t *a)
+{
+	uint64_t hi;
+
+	__builtin_memcpy(&hi, a, 8);
+	return hi == 0 && fwd_rd32(a + 8) == 0xffffu;
+}
+
 FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_pkt *pkt)
 {
 	const uint8_t *q, *l4end;
@@ -209,6 +223,8 @@ FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_p
 	l4end = p + 40 + fwd_rd16(p + 4);
 	if (l4end > end)
 		return FWD_ERR(IPV6_TRUNCATED);
+	if (fwd_ipv6_src_mapped(p + 8))
+		return FWD_ERR(IPV6_MAPPED_SRC);
 
 	pkt->family = 6;
 	pkt->frag = FWD_FRAG_NONE;
@@ -434,7 +450,7 @@ FWD_INLINE int fwd_parse_fast(const uint8_t *data, const uint8_t *end, struct fw
 
 		proto = p[6];
 		need = fwd_fast_l4_need(proto);
-		if (need == 0 || plen < need || p + 40 + plen > end)
+		if (need == 0 || plen < need || p + 40 + plen > end || fwd_ipv6_src_mapped(p + 8))
 			return 0;
 		__builtin_memcpy(pkt->src, p + 8, 16);
 		__builtin_memcpy(pkt->dst, p + 24, 16);

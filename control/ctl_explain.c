@@ -165,6 +165,16 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 	if (sl != dl)
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "dst",
 				    "'src' and 'dst' must be of one family");
+	/* regionfwd drops such a packet before any table is asked: say so
+	 * here, naming the field, not as a probe that "does not parse". */
+	if (sl == 16 && fwd_ipv6_src_mapped(x->src))
+		return fwd_err_fail(
+			e, FWD_R_BAD_REQUEST, NULL, 0, "src",
+			"'%.64s' is an IPv4-mapped address, which no packet carries as "
+			"its source: regionfwd drops such packets (ipv6_mapped_source); "
+			"for an IPv4 source give %u.%u.%u.%u",
+			json_string_value(json_object_get(b, "src")), x->src[12], x->src[13],
+			x->src[14], x->src[15]);
 	x->req.src = (ProtobufCBinaryData){.len = sl, .data = x->src};
 	x->req.dst = (ProtobufCBinaryData){.len = dl, .data = x->dst};
 	if (json_is_integer(proto) && json_integer_value(proto) >= 0 &&

@@ -205,8 +205,8 @@ json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct 
 	json_t *r, *content;
 
 	if (rc != FWD_OK) {
-		fwd_err_set(err, "", 0, "proto", "the probe does not parse: %s",
-			    fwd_drop_names[FWD_ERR_TO_DROP(rc)]);
+		fwd_err_set(err, "", 0, rc == FWD_ERR(IPV6_MAPPED_SRC) ? "src" : "proto",
+			    "the probe does not parse: %s", fwd_drop_names[FWD_ERR_TO_DROP(rc)]);
 		return NULL;
 	}
 	fwd_class_decide(g->cls, dp_gen_region_of(g, k.family, k.src), k.proto, k.dport,

@@ -187,6 +187,11 @@ def test_status_show_explain(box):
     assert rc == 0 and out["group"] == "us-west" and out["link"] in ("to-us-west-a", "to-us-west-b")
     rc, out, err = box.ctl("explain", "nonsense", "1.1.1.1", "tcp", "80")
     assert rc == 1 and "'src' must be an IPv4 or IPv6 address" in err
+    # An IPv4-mapped source: regionfwd drops such a packet (it once took the
+    # default, out of India's residency); explain says so at the field.
+    rc, out, err = box.ctl("explain", "::ffff:103.21.130.1", "2001:db8::1", "tcp", "7005", json_out=True)
+    assert rc == 1 and out["error"]["path"] == "src" and "ipv6_mapped_source" in out["error"]["reason"], out
+    assert "for an IPv4 source give 103.21.130.1" in err, err
     # A numeric PROTO goes to the API as a number (every one was refused as
     # not a protocol word), and a protocol without ports needs none.
     rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "6", "7005", json_out=True)

@@ -170,6 +170,7 @@ def test_malformed_and_ttl_counted(tmp_path):
         (Raw(raw(Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9") / TCP(dport=443))[:14 + 20 + 10]), "ipv4_truncated"),
         (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9", proto=6) / Raw(b"\x00" * 8), "l4_truncated"),
         (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IPv6(src="2001:db8::1", version=5) / UDP(dport=53), "ipv6_bad_header"),
+        (v6("::ffff:10.9.9.9", 6, 443, 7), "ipv6_mapped_source"),  # 10.9.9.9 as IPv4 is r8's
         (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IPv6(src="2001:db8::1") / (IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt()) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP(dport=53), "ipv6_ext_chain"),
         (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9", flags="MF", frag=0) / UDP(dport=53) / Raw(b"x" * 5), "frag_invalid"),
         (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9", frag=100, id=77) / Raw(b"x" * 16), "frag_no_first"),

@@ -335,6 +335,38 @@ static void test_ipv6_malformed(void **state)
 	p.b[14] = 0x40;
 	assert_int_equal(parse(&p, &k), FWD_ERR(IPV6_BAD_HEADER));
 
+	/* An IPv4-mapped source (::ffff:10.9.9.9): no region may hold it, and
+	 * it once classified as no region at all, following the default out
+	 * where its IPv4 twin kept to its region's residency. The fast path
+	 * leaves it to the full parser, which names the drop; ::fffe:... and
+	 * an IPv4-compatible ::10.9.9.9 are ordinary sources. */
+	{
+		static const uint8_t mapped[16] = {[10] = 0xff, [11] = 0xff, 10, 9, 9, 9};
+		uint8_t other[16];
+
+		pb_eth(&p, 0x86dd);
+		pb_ipv6(&p, mapped, D6, FWD_PROTO_UDP);
+		pb_ports(&p, 1, 7005, 8);
+		pb_finish_v6(&p);
+		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
+		assert_int_equal(parse(&p, &k), FWD_ERR(IPV6_MAPPED_SRC));
+		for (int v = 0; v < 3; v++) {
+			memcpy(other, mapped, 16);
+			if (v == 0)
+				other[11] = 0xfe;
+			else if (v == 1)
+				other[10] = other[11] = 0;
+			else
+				other[0] = 0x20;
+			pb_eth(&p, 0x86dd);
+			pb_ipv6(&p, other, D6, FWD_PROTO_UDP);
+			pb_ports(&p, 1, 7005, 8);
+			pb_finish_v6(&p);
+			assert_int_equal(parse(&p, &k), FWD_OK);
+			assert_memory_equal(k.src, other, 16);
+		}
+	}
+
 	pb_eth(&p, 0x86dd);
 	pb_ipv6(&p, S6, D6, FWD_PROTO_UDP);
 	p.len = 14 + 39;

@@ -163,7 +163,7 @@ static void test_link_may_carry(void **state)
 		     "policies:\n"
 		     "  - {region: in, service: sync, action: steer, to: india}\n"
 		     "  - {region: in, service: web, action: steer, to: to-sg}\n"
-		     "  - {region: sg, service: any, action: steer, to: to-sg, mirror: to-sg}\n";
+		     "  - {region: sg, service: any, action: steer, to: to-sg}\n";
 	struct fwd_err err = {0};
 	struct fwd_table *t = fwd_table_parse(doc, strlen(doc), "r.yaml", 0, &err);
 	struct fwd_class *c;
