@@ -223,14 +223,16 @@ FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_p
 	l4end = p + 40 + fwd_rd16(p + 4);
 	if (l4end > end)
 		return FWD_ERR(IPV6_TRUNCATED);
-	if (fwd_ipv6_src_mapped(p + 8))
-		return FWD_ERR(IPV6_MAPPED_SRC);
 
 	pkt->family = 6;
 	pkt->frag = FWD_FRAG_NONE;
 	pkt->frag_id = 0;
 	__builtin_memcpy(pkt->src, p + 8, 16);
 	__builtin_memcpy(pkt->dst, p + 24, 16);
+	/* After the addresses are read: the XDP filter's drop rules hold for
+	 * a malformed packet whose source it knows (xdp_filter.bpf.c). */
+	if (fwd_ipv6_src_mapped(p + 8))
+		return FWD_ERR(IPV6_MAPPED_SRC);
 	nh = p[6];
 	q = p + 40;
 
