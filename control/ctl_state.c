@@ -2493,8 +2493,17 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		return -1;
 	/* The current content again: by its identity, or by the document a
 	 * checkpoint holds. */
-	if (cur && (cur->hash == hash ||
-		    (!ident && cur->kind == CTL_GEN_DOCUMENT && cur->doc_hash == doc_hash))) {
+	/* A text and the same text with one newline more are one document:
+	 * models were written without the newline before ctl_model_dump, and
+	 * `show table` of such a generation applied again was a new one. */
+	const int one_more =
+		cur && cur->kind == CTL_GEN_DOCUMENT && len > 1 &&
+		((cur->len + 1 == len && doc[len - 1] == '\n' &&
+		  cur->doc_hash == fwd_hash64(doc, len - 1)) ||
+		 (cur->len == len + 1 && cur->doc_hash == fwd_hash64_update(doc_hash, "\n", 1)));
+
+	if (cur && (cur->hash == hash || (!ident && cur->kind == CTL_GEN_DOCUMENT &&
+					  (cur->doc_hash == doc_hash || one_more)))) {
 		/* Held back: the operator applying the current table takes
 		 * regionfwd back with it (take_back). */
 		if (push_it && !must_run && take_back(st, e))

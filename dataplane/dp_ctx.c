@@ -223,13 +223,14 @@ void dp_ctx_fold_journal(struct dp_ctx *ctx)
 	const struct dp_gen *g = ctx->pub.gen;
 	uint64_t t0 = rte_get_tsc_cycles();
 	json_t *m;
+	size_t len = 0;
 	char *doc;
 
 	if (g == NULL || ctx->journal.bytes < ctx->node.delta_journal_bytes ||
 	    ctx->journal.bytes < ctx->doc_len)
 		return;
 	m = ctl_model(g->table);
-	doc = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	doc = m ? ctl_model_dump(m, &len) : NULL; /* as regiond writes a model */
 	json_decref(m);
 	if (doc == NULL) {
 		DP_LOG(WARNING, "out of memory folding %u deltas into a document; kept as they are",
@@ -240,11 +241,11 @@ void dp_ctx_fold_journal(struct dp_ctx *ctx)
 	       "generation %llu: %u deltas (%.1f MiB) folded into its document (%.1f MiB) in "
 	       "%.0f ms",
 	       (unsigned long long)g->id, ctx->journal.n, (double)ctx->journal.bytes / 1048576.0,
-	       (double)strlen(doc) / 1048576.0,
+	       (double)len / 1048576.0,
 	       (double)(rte_get_tsc_cycles() - t0) * 1000.0 / (double)rte_get_tsc_hz());
 	free(ctx->doc);
 	ctx->doc = doc;
-	ctx->doc_len = strlen(doc);
+	ctx->doc_len = len;
 	/* The document is the generation's own now, named by its hash (not
 	 * the document's): OP_TABLE says so, and so does the saved header. */
 	ctx->doc_gen_hash = g->hash;

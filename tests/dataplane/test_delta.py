@@ -469,6 +469,10 @@ def test_the_journal_is_folded_into_a_document_and_resumed(tmp_path):
             h = int(r["hash"], 16)
         t = f.ctl.call("table")
         assert len(t["deltas"]) < 6  # folded on the way
+        # The folded document is a model as regiond writes one: compact
+        # JSON ending in a newline (regiond adopts it as a generation's text).
+        doc = t["document"] if isinstance(t["document"], bytes) else t["document"].encode()
+        assert doc.startswith(b"{") and doc.endswith(b"}\n") and doc.count(b"\n") == 1, doc[-40:]
         st = f.ctl.call("status")["generation"]
         assert st["prefixes_v4"] == 601 and int(st["hash"], 16) == h
         gen = st["id"]
