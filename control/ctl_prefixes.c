@@ -621,11 +621,13 @@ int ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap)
 	out[0] = '\0';
 	if (lit(&s, '{'))
 		return 0;
-	if (ws_peek(&s) == '}')
-		return 1;
+	if (ws_peek(&s) == '}') {
+		s.p++;
+		return ws_peek(&s) < 0;
+	}
 	while (more > 0 && (k = field(&s, body_keys, key, sizeof(key))) != -2) {
-		if (k == 1 && ws_peek(&s) == '"') {
-			if (str(&s, out, cap, &n)) {
+		if (k == 1) { /* an author that is not a string is none (as a PUT's) */
+			if (ws_peek(&s) != '"' || str(&s, out, cap, &n)) {
 				out[0] = '\0';
 				return 0;
 			}
@@ -635,7 +637,7 @@ int ctl_prefixes_author(const char *body, size_t len, char *out, size_t cap)
 			return 0;
 		more = next(&s, '}');
 	}
-	return more == 0;
+	return more == 0 && ws_peek(&s) < 0; /* nothing after the object */
 }
 
 int64_t ctl_prefixes_expected(const char *body, size_t len)

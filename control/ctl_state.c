@@ -141,6 +141,7 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 	if (rc == 0) {
 		st->history_len = strlen(text);
 		st->history_sum = fwd_hash64(text, st->history_len);
+		st->history_ctime = (struct timespec){0}; /* read back at the next check */
 	}
 	free(text);
 	if (rc) {
@@ -1301,15 +1302,18 @@ static int verify_content(struct ctl_state *st)
 
 /* history.json's bytes against the hash of what regiond last wrote or read
  * there. An edit in place that kept its size (file_is sees type, size and
- * links) was found only by the next start, which stopped on it. The file
- * is small (records of ids and hashes), so it is read whole each tick.
+ * links) was found only by the next start, which stopped on it. Read whole
+ * only when its ctime moved since it last matched: a write changes the
+ * ctime, and nothing can set it back (a history of --keep 10000 is MBs, read
+ * under the state's locks every second otherwise).
  * @return 1 when it differs; 0 when it is the same or was not read whole
  * (gone or cut meanwhile: file_is says so at the next tick). */
-static int history_changed(const struct ctl_state *st)
+static int history_changed(struct ctl_state *st)
 {
 	uint64_t h = FWD_HASH64_SEED;
 	size_t off = 0;
 	char buf[65536];
+	struct stat sb;
 	int fd;
 
 	if (st->history_len == 0 || st->history_sum == 0)
@@ -1317,6 +1321,11 @@ static int history_changed(const struct ctl_state *st)
 	fd = openat(st->dir_fd, "history.json", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
+	if (fstat(fd, &sb) == 0 && sb.st_ctim.tv_sec == st->history_ctime.tv_sec &&
+	    sb.st_ctim.tv_nsec == st->history_ctime.tv_nsec) {
+		close(fd);
+		return 0;
+	}
 	while (off <= st->history_len) {
 		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)off);
 
@@ -1326,7 +1335,12 @@ static int history_changed(const struct ctl_state *st)
 		off += (size_t)r;
 	}
 	close(fd);
-	return off == st->history_len && h != st->history_sum;
+	if (off != st->history_len)
+		return 0;
+	if (h != st->history_sum)
+		return 1;
+	st->history_ctime = sb.st_ctim; /* as it should be: not read again until it moves */
+	return 0;
 }
 
 /* The files a restart reads: every generation history.json lists (and the

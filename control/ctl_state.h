@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -182,6 +183,10 @@ struct ctl_state {
 	 * the check compares the file with, for an edit that keeps its size. */
 	size_t history_len;
 	uint64_t history_sum;
+	/* history.json's ctime when its bytes were last found to match
+	 * history_sum (0: not since it was last written): an unchanged ctime
+	 * spares the read, which a write cannot avoid changing. */
+	struct timespec history_ctime;
 	unsigned files_next;
 	/* verify_content's place: the generation (index, id) and the offset
 	 * in its file compared so far. */

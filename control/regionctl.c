@@ -1741,17 +1741,20 @@ static int json_refusals, json_refusals_valid;
 static void json_refusal(enum fwd_reason code, const char *file, size_t line, const char *path,
 			 const char *reason)
 {
-	json_t *j;
+	json_t *e, *j;
 
 	if (!json_refusals)
 		return;
-	j = json_pack("{s:{s:s, s:s, s:I, s:s, s:s}}", "error", "code", fwd_reason_name(code),
-		      "file", file ? file : "", "line", (json_int_t)line, "path", path ? path : "",
-		      "reason", reason);
-	if (j == NULL) /* a file name that is not UTF-8: no JSON string holds it */
-		j = json_pack("{s:{s:s, s:s, s:I, s:s, s:s}}", "error", "code",
-			      fwd_reason_name(code), "file", "", "line", (json_int_t)line, "path",
-			      path ? path : "", "reason", reason);
+		/* Each string to its longest UTF-8 prefix: a name cut inside a
+	 * character by a buffer, a path of other bytes, made no JSON string,
+	 * and no refusal was printed at all (a review). */
+#define TEXT(s)                                                                                    \
+	json_stringn((s) ? (s) : "", fwd_utf8_valid_len((s) ? (s) : "", (s) ? strlen(s) : 0))
+	e = json_pack("{s:s, s:o, s:I, s:o, s:o}", "code", fwd_reason_name(code), "file",
+		      TEXT(file), "line", (json_int_t)line, "path", TEXT(path), "reason",
+		      TEXT(reason));
+#undef TEXT
+	j = e ? json_pack("{s:o}", "error", e) : NULL;
 	if (j && json_refusals_valid)
 		json_object_set_new(j, "valid", json_false());
 	if (j)
@@ -5783,9 +5786,29 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 	const char *took = NULL, *taken = NULL; /* the last option that took a value */
 
 	/* Not past '--': a link named "-h" is a name there ('link down -- -h'
-	 * once printed the help and exited 0, nothing done). */
-	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		help |= is_help(argv[i]);
+	 * once printed the help and exited 0, nothing done). An option's value
+	 * is not '--' ending the options (--comment -- --help): the scan steps
+	 * through the commands and over option values as the parse below does. */
+	{
+		const struct ctl_cmd *at = &root, *sub;
+
+		for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+			const char *a = argv[i];
+			int k;
+
+			if (is_help(a)) {
+				help = 1;
+			} else if (a[0] == '-' && a[1] != '\0') {
+				if (at != &root && (k = find_opt(at->opts, a)) >= 0) {
+					i += at->opts[k].arg != NULL;
+				} else if ((k = find_opt(root.opts, a)) >= 0) {
+					i += root.opts[k].arg != NULL;
+				}
+			} else if (at->subs && (sub = find_sub(at, a)) != NULL) {
+				at = sub;
+			}
+		}
+	}
 	memset(c, 0, sizeof(*c));
 	c->path[0] = &root;
 	for (int i = 1; i < argc; i++) {

@@ -1122,6 +1122,12 @@ def test_link_commands(steady_box, tmp_path):
         rc, out, err = box.ctl(*args, json_out=True)
         assert rc == 1 and out["error"]["code"] == "invalid" and out["error"]["path"] == path, (out, err)
         assert "in the running table" in out["error"]["reason"] and "in the running table" in err
+    # A long name cut inside a character by the message's buffer: still
+    # JSON, cut where a character starts (it once printed nothing).
+    for args, path in ((("show", "links", "\u00e9" * 120), "links.\u00e9"),
+                       (("prefixes", "list", "\u00e9" * 120), "regions.\u00e9")):
+        rc, out, err = box.ctl(*args, json_out=True)
+        assert rc == 1 and out["error"]["code"] == "invalid" and out["error"]["path"].startswith(path), (out, err)
     rc, out, err = box.ctl("link", "drain", "to-sg", "--expected-generation", str(gen))
     assert rc == 0 and f"generation {gen + 1} " in out, (out, err)
     rc, out, err = box.ctl("link", "down", "to-sg")

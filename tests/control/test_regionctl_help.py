@@ -542,6 +542,10 @@ def test_double_dash_ends_the_options():
     for name in ("-sg", "-h", "--help"):
         p = ctl("-s", "/nonexistent.sock", "link", "down", "--", name)
         assert p.returncode == 3 and "cannot reach regiond" in p.stderr, p  # parsed, then no regiond
+    # '--' as an option's value ends nothing: the --help after it is help
+    # (a review: it was dropped, and the table applied).
+    p = ctl("-s", "/nonexistent.sock", "apply", "t.yaml", "--comment", "--", "--help")
+    assert p.returncode == 0 and p.stdout.startswith("usage: regionctl apply FILE"), p
     usage_error(["link", "down", "-sg"], "unknown option '-sg'")
 
 

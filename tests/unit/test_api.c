@@ -817,6 +817,10 @@ static void test_prefixes(void **state)
 		assert_string_equal(au, "");
 		assert_int_equal(ctl_prefixes_author("{}", 2, au, sizeof(au)), 1);
 		assert_int_equal(ctl_prefixes_author("nope", 4, au, sizeof(au)), 0);
+		/* an author that is no string, a body with more after it */
+		assert_int_equal(ctl_prefixes_author("{\"author\": 42}", 14, au, sizeof(au)), 0);
+		assert_int_equal(ctl_prefixes_author("{} x", 4, au, sizeof(au)), 0);
+		assert_int_equal(ctl_prefixes_author("{} \n", 4, au, sizeof(au)), 1);
 		snprintf(body, sizeof(body), "{\"changes\": [{\"region\": \"x\"");
 		assert_int_equal(ctl_prefixes_author(body, strlen(body), au, sizeof(au)), 0);
 	}
