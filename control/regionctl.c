@@ -3006,6 +3006,65 @@ static void print_rules_impact(const char *title, const json_t *list)
 	}
 }
 
+/* One value of a changed field, for a diff line: a string bare, anything
+ * else as compact JSON, "(none)" when absent, cut at 40 bytes. */
+static void diff_value(const json_t *v, char *out, size_t cap)
+{
+	char *t = v == NULL ? NULL
+		  : json_is_string(v)
+			  ? strdup(json_string_value(v))
+			  : json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+
+	if (v == NULL)
+		snprintf(out, cap, "(none)");
+	else
+		snprintf(out, cap, "%s", t ? t : "?");
+	if (strlen(out) > 40) {
+		size_t k = fwd_utf8_valid_len(out, 37); /* not inside a character */
+
+		snprintf(out + k, cap - k, "...");
+	}
+	free(t);
+}
+
+/* The fields of one changed entry (a link, a group, a policy) that differ,
+ * "FIELD BEFORE -> AFTER", an object's own fields by their dotted path
+ * (members.to-us-west-b 5 -> 3): a diff once said "~ links to-sg" and
+ * not what of it changed. At most @left more. */
+static void diff_fields(const json_t *b, const json_t *a, const char *at, int *left, int *first)
+{
+	const char *k;
+	json_t *v;
+
+	for (int side = 0; side < 2; side++) {
+		const json_t *one = side ? a : b, *other = side ? b : a;
+
+		json_object_foreach((json_t *)one, k, v) {
+			json_t *w = json_object_get(other, k);
+			char path[128], x[48], y[48];
+
+			if (side && w != NULL) /* both sides: said from the first */
+				continue;
+			if (w != NULL && json_equal(v, w))
+				continue;
+			snprintf(path, sizeof(path), "%s%s%s", at, *at ? "." : "", k);
+			if (w != NULL && json_is_object(v) && json_is_object(w)) {
+				diff_fields(v, w, path, left, first);
+				continue;
+			}
+			if ((*left)-- <= 0) {
+				if (*left == -1)
+					printf(", ...");
+				continue;
+			}
+			diff_value(side ? NULL : v, x, sizeof(x));
+			diff_value(side ? v : w, y, sizeof(y));
+			printf("%s%s %s -> %s", *first ? ": " : ", ", path, x, y);
+			*first = 0;
+		}
+	}
+}
+
 static void print_diff(json_t *r, const char *unused)
 {
 	static const enum fwd_schema secs[] = {FWD_F_DOC_REGIONS, FWD_F_DOC_SERVICES,
@@ -3033,8 +3092,24 @@ static void print_diff(json_t *r, const char *unused)
 				       json_is_true(json_object_get(v, "description_changed"))
 					       ? ", description"
 					       : "");
-			else
-				printf("~ %s %s\n", fwd_schema_name(secs[s]), js(v, "name"));
+			else {
+				int left = 6, first = 1;
+
+				json_t *bf = json_object_get(v, "before"),
+				       *af = json_object_get(v, "after");
+
+				printf("~ %s %s", fwd_schema_name(secs[s]), js(v, "name"));
+				if (json_is_object(bf) && json_is_object(af)) {
+					diff_fields(bf, af, "", &left, &first);
+				} else { /* a service's list */
+					char x[48], y[48];
+
+					diff_value(bf, x, sizeof(x));
+					diff_value(af, y, sizeof(y));
+					printf(": %s -> %s", x, y);
+				}
+				putchar('\n');
+			}
 		}
 	}
 	if (json_is_true(json_object_get(d, "default_changed")))

@@ -222,10 +222,35 @@ def test_status_show_explain(box):
     assert out["error"]["path"] == "regions.india.prefixes[0]" and "bad.yaml:4:" in err, (out, err)
 
 
+def test_diff_says_what_of_an_entry_changed(box, tmp_path):
+    """A changed link, group, service or policy was a line with its name
+    alone ("~ links to-sg"): now each field that differs, before -> after."""
+    doc = open(DEMO).read()
+    new = doc.replace("to: to-sg", "to: local", 1)
+    new = re.sub(r"members: \{to-us-west-a: \d+, to-us-west-b: \d+\}",
+                 "members: {to-us-west-a: 1, to-us-west-b: 9}", new)
+    new = new.replace("https: [tcp/443", "https: [tcp/9443", 1)
+    i = new.index("  to-br:")
+    new = new[:i] + new[i:].replace("tags: [br]", "tags: [br]\n    state: drain", 1)
+    path = tmp_path / "n.yaml"
+    path.write_text(new)
+    rc, out, err = box.ctl("diff", str(path))
+    assert rc == 0, err
+    for line in ('~ services https: ["tcp/443","udp/443"] -> ["tcp/9443","udp/443"]\n',
+                 "~ link_groups us-west: members.to-us-west-a 3 -> 1, members.to-us-west-b 1 -> 9\n",
+                 "~ links to-br: state up -> drain\n",
+                 "~ policies singapore/any: to to-sg -> local\n"):
+        assert line in out, (line, out)
+    rc, j, _ = box.ctl("diff", str(path), json_out=True)
+    ch = {c["name"]: c for c in j["diff"]["links"]["changed"]}
+    assert ch["to-br"]["before"]["state"] == "up" and ch["to-br"]["after"]["state"] == "drain", ch
+
+
 def test_apply_diff_patch_rollback_history(box, tmp_path):
     new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
     rc, out, _ = box.ctl("diff", new)
-    assert rc == 0 and "~ policies singapore/any" in out
+    # What changed of the entry, not its name alone (it once said no more).
+    assert rc == 0 and "~ policies singapore/any: to to-sg -> local\n" in out, out
     assert "singapore            https            link to-sg" in out and "-> link local" in out
     rc, out, _ = box.ctl("validate", new)
     assert rc == 0 and "valid" in out
