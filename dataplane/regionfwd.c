@@ -184,6 +184,20 @@ static int check_node(const char *node_path, const char *table_path)
 	if (t != NULL)
 		printf(", every link of %s has its port", table_path);
 	printf("\n");
+	{
+		/* The start's warning (dp_ports_open) for one worker, the least
+		 * it can be: the check once said valid and the start then warned
+		 * (a new user's walkthrough). More workers hold more. */
+		uint64_t held = (uint64_t)node.nports * ((uint64_t)node.rx_desc + node.tx_desc) +
+				node.mbuf_cache + 4u * FWD_BURST;
+
+		if (held > node.mbufs)
+			fprintf(stderr,
+				"%s: warning: a pool of %u mbufs is smaller than the %llu that "
+				"rings and caches hold with one worker (more with more): raise "
+				"'mbufs' or expect rx drops (imissed)\n",
+				node_path, node.mbufs, (unsigned long long)held);
+	}
 	rc = 0;
 out:
 	if (rc)

@@ -52,6 +52,22 @@ def test_check_node_refuses_a_bad_node(tmp_path):
     assert r.returncode == 1 and "mbufs" in r.stderr, r.stderr
 
 
+def test_check_node_warns_of_a_pool_the_rings_outgrow(tmp_path):
+    """--check-node said valid and the start then warned that the rings
+    and caches hold more mbufs than the pool has (a new user's walkthrough):
+    the check warns too, for one worker (the least), and stays valid."""
+    node = tmp_path / "node.yaml"
+    ports = "".join(f"  p{i}: {{device: net_null{i}{', ingress: true' if i == 0 else ''}}}\n" for i in range(6))
+    node.write_text("ports:\n" + ports + "mbufs: 4095\n")
+    r = subprocess.run([regionfwd_bin(), "--check-node", str(node)], capture_output=True, text=True)
+    assert r.returncode == 0 and "valid: 6 ports" in r.stdout, r
+    assert "warning: a pool of 4095 mbufs is smaller than the 12672 that rings and caches hold " \
+           "with one worker" in r.stderr, r.stderr
+    node.write_text("ports:\n" + ports + "mbufs: 16383\n")
+    r = subprocess.run([regionfwd_bin(), "--check-node", str(node)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stderr == "", r
+
+
 def test_the_control_socket_never_replaces_a_file(tmp_path):
     """regionfwd runs as root and once unlink()ed whatever control_socket
     named: a typo there deleted the file. Only a socket (a stopped
