@@ -5335,6 +5335,15 @@ static const struct ctl_opt rate_opts[] = {
 	{0},
 };
 
+/* drops: a reason counts packets, no bytes (its help said bits/s too). */
+static const struct ctl_opt drop_rate_opts[] = {
+	{.name = "--rate", .help = "also packets/s a reason, from two reads of the counters"},
+	{.name = "--interval",
+	 .arg = "S",
+	 .help = "the rate's window, 0.1..3600 seconds (default 1); implies --rate"},
+	{0},
+};
+
 static const struct ctl_opt top_opts[] = {
 	{.name = "--interval", .arg = "S", .help = "seconds between frames, 0.1..3600 (default 1)"},
 	{.name = "--count", .arg = "N", .help = "stop after N frames (default: until q or ^C)"},
@@ -5620,7 +5629,7 @@ static const struct ctl_cmd commands[] = {
 		   "line (time, generation, health, rates, totals)."},
 	{.name = "drops",
 	 .run = cmd_drops,
-	 .opts = rate_opts,
+	 .opts = drop_rate_opts,
 	 .summary = "the non-zero drop reasons, most frequent first (all with -j)"},
 	{.name = "capture",
 	 .run = cmd_capture,
