@@ -1747,7 +1747,10 @@ static int dp_refusal(const struct fwd_err *de, const char *doc_name, struct fwd
 		fwd_err_fail(e, de->reason_code, NULL, 0, "", "%s; nothing changed", de->reason);
 		return -EAGAIN;
 	}
-	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, de->line ? doc_name : NULL,
+	/* A field named (a line, or a path: a JSON document has no lines) is
+	 * the document's: its file is said, as the validator's refusals say
+	 * it (a probe: a JSON document's refusal named no file). */
+	fwd_err_fail(e, FWD_R_DATAPLANE_REFUSED, de->line || de->path[0] ? doc_name : NULL,
 		     doc_name ? de->line : 0, de->path, "regionfwd refused the table: %s",
 		     de->reason);
 	return -EINVAL;
@@ -2516,8 +2519,31 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		  cur->doc_hash == fwd_hash64(doc, len - 1)) ||
 		 (cur->len == len + 1 && cur->doc_hash == fwd_hash64_update(doc_hash, "\n", 1)));
 
-	if (cur && (cur->hash == hash || (!ident && cur->kind == CTL_GEN_DOCUMENT &&
-					  (cur->doc_hash == doc_hash || one_more)))) {
+	/* A delta generation is named by its chain, not by a document: the
+	 * text `show table` gave of it (its model) applied again is that
+	 * generation too, not a new one (a probe). Only JSON can be that text.
+	 * The cached text when it is the current's (a GET of the table made
+	 * it), else made here and not cached: @doc may be the cache itself (a
+	 * rollback's), which gen_model_text() would free under it. */
+	int same_model = 0;
+
+	if (cur && !ident && cur->kind == CTL_GEN_DELTA && len > 1 && doc[0] == '{' &&
+	    cur == ctl_state_current(st)) {
+		size_t ml = 0;
+		char *made = NULL;
+		const char *mt = st->cache_id == cur->id && st->cache_doc
+					 ? (ml = st->cache_len, st->cache_doc)
+					 : (made = model_text(st->table, &ml));
+		size_t n = ml < len ? ml : len;
+
+		same_model = mt != NULL && (ml == len || ml == len + 1 || ml + 1 == len) &&
+			     memcmp(mt, doc, n) == 0 &&
+			     (ml == len || (ml > len ? mt[len] : doc[ml]) == '\n');
+		free(made);
+	}
+	if (cur && (cur->hash == hash || same_model ||
+		    (!ident && cur->kind == CTL_GEN_DOCUMENT &&
+		     (cur->doc_hash == doc_hash || one_more)))) {
 		/* Held back: the operator applying the current table takes
 		 * regionfwd back with it (take_back). */
 		if (push_it && !must_run && take_back(st, e))

@@ -3639,6 +3639,7 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 			/* Text cut short at a NUL would be a different prefix
 			 * than the line holds, or none. */
 			fprintf(stderr, "regionctl: %s:%u: a NUL byte in the line\n", name, n);
+			json_refusal(FWD_R_INVALID_DELTA, name, n, "", "a NUL byte in the line");
 			nothing_sent(c);
 			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 			break;
@@ -3660,6 +3661,8 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 		if (fwd_utf8_valid_len(p, strlen(p)) != strlen(p)) {
 			fprintf(stderr, "regionctl: %s:%u: not a prefix (not UTF-8 text): %s\n",
 				name, n, p);
+			json_refusal(FWD_R_INVALID_DELTA, name, n, "",
+				     "not a prefix (not UTF-8 text)");
 			nothing_sent(c);
 			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 			break;
@@ -3668,6 +3671,7 @@ static json_t *prefix_lines(const struct ctl_call *c, const char *file, int *rc)
 		if (fwd_delta_add_text(&one, FWD_DELTA_ADD, 1, p, "", &e)) {
 			fprintf(stderr, "regionctl: %s:%u: %s%s%s\n", name, n, e.reason,
 				strstr(e.reason, p) ? "" : ": ", strstr(e.reason, p) ? "" : p);
+			json_refusal(FWD_R_INVALID_DELTA, name, n, "", e.reason);
 			nothing_sent(c);
 			*rc = (int)ctl_exit_code(FWD_R_INVALID_DELTA);
 			break;

@@ -236,9 +236,11 @@ json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct 
 	json_object_set_new(r, "port",
 			    d.link != FWD_LINK_NONE ? json_string(t->links[d.link].port)
 						    : json_null());
+	/* No copy where the packet leaves anyway (dp_worker.c forward_one). */
 	json_object_set_new(r, "mirror",
-			    d.mirror != FWD_LINK_NONE ? json_string(t->links[d.mirror].name)
-						      : json_null());
+			    d.mirror != FWD_LINK_NONE && d.mirror != d.link
+				    ? json_string(t->links[d.mirror].name)
+				    : json_null());
 	json_object_set_new(r, "drop_reason",
 			    d.drop ? json_string(fwd_drop_names[d.drop - 1]) : json_null());
 	json_object_set_new(r, "flow_hash", json_integer(fwd_flow_hash(&k)));

@@ -730,6 +730,12 @@ static __rte_always_inline void forward_one(struct dp_lcore *lc, const struct dp
 		e->cnt_policy[d.policy]++;
 	}
 counted:
+	/* A mirror to the link the packet leaves on (a group's member its flow
+	 * hashed to, a content rule's mirror to the cell's link) would send it
+	 * there twice: the one packet is the copy, and the capture says no
+	 * mirror. A policy's own `to` is refused as its mirror at validation. */
+	if (d.mirror == d.link)
+		d.mirror = FWD_LINK_NONE;
 	if (unlikely(d.drop)) {
 		if (cap)
 			capture_pkt(lc, cap, g, m, &d, classified, d.drop);

@@ -16,6 +16,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from dprun import ROOT, eal_args, regionfwd_bin, with_test_defaults  # noqa: E402
@@ -565,6 +566,12 @@ def test_a_port_the_node_lacks_is_refused_at_the_links_line(box, tmp_path):
     path.write_text(doc)
     rc, _, err = box.ctl("apply", str(path))
     assert rc == 1 and f"{path}:{line}: links.to-sg.port: regionfwd refused the table: no port 'nowhere0'" in err, err
+    # A JSON document has no lines: its file and the field, as the
+    # validator says them (a probe: it named no file).
+    jpath = tmp_path / "noport.json"
+    jpath.write_text(json.dumps(yaml.safe_load(doc), indent=2))
+    rc, _, err = box.ctl("apply", str(jpath))
+    assert rc == 1 and f"{jpath}: links.to-sg.port: regionfwd refused the table: no port 'nowhere0'" in err, err
     # A document with a names_file travels with the file embedded, as
     # compact JSON without lines: its refusals, regionfwd's and the
     # validator's, were said with no line at all. regionctl says them at

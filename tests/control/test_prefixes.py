@@ -219,6 +219,17 @@ def test_table_rollback_and_restarts(box, tmp_path):
     # GET /v1/table's document of a delta generation is its model, and valid.
     code, t = box.http("GET", "/v1/table")
     assert json.loads(t["document"]) == m3 and t["generation"]["id"] == 3
+    # ... which applied again (saved from `regionctl show table`, with or
+    # without its newline) is that generation, not a new one (a probe: it
+    # made generation 4 of the same content).
+    for text in (t["document"], t["document"].rstrip("\n")):
+        code, r = box.http("PUT", "/v1/table", {"document": text, "expected_generation": 3})
+        assert code == 200 and r["changed"] is False and r["generation"]["id"] == 3, r
+    saved = tmp_path / "shown.json"
+    rc, out, err = box.ctl("show", "table")
+    saved.write_text(out)
+    rc, out, err = box.ctl("apply", str(saved))
+    assert rc == 0 and box.http("GET", "/v1/table")[1]["generation"]["id"] == 3, (out, err)
     # Rollback to a delta generation and to the document generation.
     code, r = box.http("POST", "/v1/rollback", {"generation": 2})
     assert code == 200 and r["generation"]["id"] == 4, r

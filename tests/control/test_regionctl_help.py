@@ -612,6 +612,10 @@ def test_a_nul_byte_in_a_table_is_said_at_its_line(tmp_path):
     pf.write_bytes(b"10.0.0.0/8\n\xff\xfe/8\n")
     p = ctl("-s", "/nonexistent.sock", "prefixes", "add", "in", str(pf))
     assert p.returncode == 1 and f"{pf}:2: not a prefix (not UTF-8 text): \\xff\\xfe/8" in p.stderr, p
+    p = ctl("-s", "/nonexistent.sock", "-j", "prefixes", "add", "in", str(pf))
+    assert p.returncode == 1 and json.loads(p.stdout)["error"] == {
+        "code": "invalid_delta", "file": str(pf), "line": 2, "path": "",
+        "reason": "not a prefix (not UTF-8 text)"}, p
 
 
 @pytest.mark.parametrize("args,env,words", [

@@ -4,6 +4,7 @@ packet's fate and every rule's counters compared with an independent
 reference (tests/lib/refcontent.py, Python `re`); TCP flow verdicts; explain
 with an SNI, a Host, a qname or a payload; hostile content_db pushes;
 generation swaps while content traffic flows."""
+import collections
 import os
 import random
 import re
@@ -1019,3 +1020,47 @@ def test_explain_shows_every_request(tmp_path):
     finally:
         log = f.stop()
     assert f.p.returncode == 0, log
+
+
+def test_a_mirror_to_the_link_a_packet_leaves_by_makes_no_second_copy(tmp_path):
+    """A content rule's mirror to the link the packet's policy steers it to,
+    or a policy's mirror to the member of its group a flow hashes to, sent
+    each packet out on that link twice (a probe). The packet leaves once, no
+    mirror copy is counted, and explain says no mirror; a mirror to another
+    link is still made."""
+    doc = """
+regions: {india: {prefixes: [10.1.0.0/16]}, brazil: {prefixes: [10.2.0.0/16]}}
+services: {https: [tcp/443], web: [tcp/80]}
+links:
+  local: {port: out0, next_hop_mac: "02:00:00:00:00:01"}
+  ids:   {port: out1, next_hop_mac: "02:00:00:00:00:04"}
+link_groups:
+  pool: {members: {local: 1, ids: 1}}
+policies:
+  - {region: brazil, service: web, action: steer, to: pool, mirror: ids}
+default: {action: steer, to: local}
+content_rules:
+  - {name: tap-local, field: payload, pattern: HELLO, literal: true, services: [https], action: mirror, to: local}
+  - {name: tap-ids, field: payload, pattern: OTHER, literal: true, services: [https], action: mirror, to: ids}
+"""
+    table = tmp_path / "t.yaml"
+    table.write_text(doc)
+    pkts = []
+    for i in range(2):  # the content rule: a mirror to its own link, then to another
+        pkts.append(Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.1.0.7", dst="192.0.2.1") /
+                    TCP(sport=4000 + i, dport=443, flags="PA") / Raw(b"HELLO" if i == 0 else b"OTHER"))
+    flows = [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.2.0.9", dst="192.0.2.1") /
+             TCP(sport=5000 + i, dport=80, flags="S") for i in range(40)]
+    run = run_pcap(str(tmp_path), str(table), pkts + flows, ["out0", "out1"], "content-mirror-self")
+    assert run.rc == 0, run.stderr
+    on = {name: collections.Counter(p[Ether].dst for p in run.outputs[name]) for name in ("out0", "out1")}
+    # HELLO: once on local, no copy; OTHER: once on local and once on ids.
+    hello = [p for p in run.outputs["out0"] if Raw in p and bytes(p[Raw].load).startswith(b"HELLO")]
+    assert len(hello) == 1, on
+    assert sum(1 for p in run.outputs["out1"] if Raw in p and bytes(p[Raw].load).startswith(b"OTHER")) == 1
+    # The group's flows: those hashed to ids leave there once (no copy on
+    # ids too); those hashed to local leave on local with one copy on ids.
+    sent_ids = sum(1 for p in run.outputs["out1"] if TCP in p and p[TCP].dport == 80)
+    sent_local = sum(1 for p in run.outputs["out0"] if TCP in p and p[TCP].dport == 80)
+    assert sent_local > 0 and sent_local + sent_ids == 40 + sent_local, (sent_local, sent_ids)
+    assert run.stats["events"]["mirror_tx"] == 1 + sent_local, run.stats["events"]

@@ -218,6 +218,8 @@ class ExactTable(RefTable):
             link = to if self.link_up(to) else None
         else:
             link = self.slot_member(to, flow_hash(src, dst, proto, sport, dport) >> (32 - SLOTS_LOG2))
+        if mirror is not None and mirror == link:
+            mirror = None  # no copy on the link the packet leaves by
         return link, mirror, None if link else "no_link_up", dcs
 
     def _rule_broken_for(self, r, region):
