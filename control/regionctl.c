@@ -3006,25 +3006,58 @@ static void print_rules_impact(const char *title, const json_t *list)
 	}
 }
 
-/* One value of a changed field, for a diff line: a string bare, anything
- * else as compact JSON, "(none)" when absent, cut at 40 bytes. */
-static void diff_value(const json_t *v, char *out, size_t cap)
+/* One value of a changed field as text: a plain string bare (drain), any
+ * other value as compact JSON, a string too when it is empty, "(none)" or
+ * holds a control character or a quote (a description's newline once
+ * broke the line); "(none)" when absent. Allocated. */
+static char *diff_text(const json_t *v)
 {
-	char *t = v == NULL ? NULL
-		  : json_is_string(v)
-			  ? strdup(json_string_value(v))
-			  : json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	const char *sv = json_string_value(v);
+	int bare = sv != NULL && *sv != '\0' && strcmp(sv, "(none)") != 0;
 
+	for (const char *c = sv; bare && *c; c++)
+		bare = (unsigned char)*c >= 0x20 && *c != '"' && *c != 0x7f;
 	if (v == NULL)
-		snprintf(out, cap, "(none)");
-	else
-		snprintf(out, cap, "%s", t ? t : "?");
-	if (strlen(out) > 40) {
-		size_t k = fwd_utf8_valid_len(out, 37); /* not inside a character */
+		return strdup("(none)");
+	return bare ? strdup(sv) : json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+}
 
-		snprintf(out + k, cap - k, "...");
+/* @t cut to about 40 bytes for a diff line, around byte @at (where it
+ * differs from the other side: two long lists that differ past their
+ * first 40 bytes once printed the same on both sides), never inside a
+ * character. */
+static void diff_cut(const char *t, size_t at, char *out, size_t cap)
+{
+	size_t n = strlen(t), from = 0, k;
+
+	if (n <= 40) {
+		snprintf(out, cap, "%s", t);
+		return;
 	}
-	free(t);
+	if (at > 12)
+		from = at - 12;
+	if (from > n - 34)
+		from = n - 34;
+	while (from > 0 && ((unsigned char)t[from] & 0xc0) == 0x80)
+		from--;
+	k = fwd_utf8_valid_len(t + from, n - from < 34 ? n - from : 34);
+	snprintf(out, cap, "%s%.*s%s", from ? "..." : "", (int)k, t + from,
+		 from + k < n ? "..." : "");
+}
+
+/* Both sides of a changed value, each cut around where they first differ. */
+static void diff_values(const json_t *b, const json_t *a, char *x, char *y, size_t cap)
+{
+	char *tb = diff_text(b), *ta = diff_text(a);
+	size_t at = 0;
+
+	if (tb && ta)
+		while (tb[at] && tb[at] == ta[at])
+			at++;
+	diff_cut(tb ? tb : "?", at, x, cap);
+	diff_cut(ta ? ta : "?", at, y, cap);
+	free(tb);
+	free(ta);
 }
 
 /* The fields of one changed entry (a link, a group, a policy) that differ,
@@ -3057,8 +3090,7 @@ static void diff_fields(const json_t *b, const json_t *a, const char *at, int *l
 					printf(", ...");
 				continue;
 			}
-			diff_value(side ? NULL : v, x, sizeof(x));
-			diff_value(side ? v : w, y, sizeof(y));
+			diff_values(side ? NULL : v, side ? v : w, x, y, sizeof(x));
 			printf("%s%s %s -> %s", *first ? ": " : ", ", path, x, y);
 			*first = 0;
 		}
@@ -3104,8 +3136,7 @@ static void print_diff(json_t *r, const char *unused)
 				} else { /* a service's list */
 					char x[48], y[48];
 
-					diff_value(bf, x, sizeof(x));
-					diff_value(af, y, sizeof(y));
+					diff_values(bf, af, x, y, sizeof(x));
 					printf(": %s -> %s", x, y);
 				}
 				putchar('\n');

@@ -194,8 +194,10 @@ static int check_node(const char *node_path, const char *table_path)
 		if (held > node.mbufs)
 			fprintf(stderr,
 				"%s: warning: a pool of %u mbufs is smaller than the %llu that "
-				"rings and caches hold with one worker (more with more): raise "
-				"'mbufs' or expect rx drops (imissed)\n",
+				"rings and caches hold with one worker (more with more workers, "
+				"less "
+				"where a port receives nothing): raise 'mbufs' or expect rx drops "
+				"(imissed)\n",
 				node_path, node.mbufs, (unsigned long long)held);
 	}
 	rc = 0;

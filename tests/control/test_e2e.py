@@ -245,6 +245,22 @@ def test_diff_says_what_of_an_entry_changed(box, tmp_path):
     rc, j, _ = box.ctl("diff", str(path), json_out=True)
     ch = {c["name"]: c for c in j["diff"]["links"]["changed"]}
     assert ch["to-br"]["before"]["state"] == "up" and ch["to-br"]["after"]["state"] == "drain", ch
+    # Long values that differ past their first 40 bytes: each side is cut
+    # around where they differ (they once printed the same on both sides),
+    # and a string with a control character is quoted, escaped.
+    longer = doc.replace("https: [tcp/443, udp/443]",
+                         "https: [tcp/443, udp/443, tcp/9443, tcp/10443, tcp/11443, tcp/13443]", 1)
+    (tmp_path / "l1.yaml").write_text(longer)
+    rc, _, err = box.ctl("apply", str(tmp_path / "l1.yaml"))
+    assert rc == 0, err
+    (tmp_path / "l2.yaml").write_text(longer.replace("tcp/13443]", "tcp/12443]", 1).replace(
+        "to: to-sg", 'to: to-sg, description: "two\\nlines"', 1))
+    rc, out, err = box.ctl("diff", str(tmp_path / "l2.yaml"))
+    assert rc == 0, err
+    line = next(ln for ln in out.splitlines() if ln.startswith("~ services https: "))
+    before, after = line[len("~ services https: "):].split(" -> ")
+    assert before != after and "13443" in before and "12443" in after, line
+    assert '~ policies singapore/any: description (none) -> "two\\nlines"' in out, out
 
 
 def test_apply_diff_patch_rollback_history(box, tmp_path):
@@ -1294,7 +1310,6 @@ def test_content_rules_end_to_end(box, tmp_path):
     hello = client_hello("api.telemetry.example.in")[:60].hex()
     rc, out, err = box.ctl("explain", "8.130.0.1", "198.51.100.1", "tcp", "443", "--payload-hex", hello)
     assert rc == 0, err
-    print(out)
     assert "  tls_sni    (there, but unreadable: truncated)\n" in out, out
     assert "verdict   none: no content rule matched" in out and "dropped" not in out, out
     # PATCH one policy: the content rules are still there afterwards.
