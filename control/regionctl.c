@@ -137,17 +137,23 @@ static void print_path(FILE *f, const struct ctl_call *c)
 		fprintf(f, " %s", c->path[i]->name);
 }
 
-/* A usage error names the command and the offending word, then where its usage is. */
+/* A usage error names the command and the offending word, then where its
+ * usage is. The word is the operator's: its newline would end the line in
+ * the middle of the quote (stderr's escaping keeps newlines, the ends of
+ * its lines), so the message, one line, is shown with every control
+ * character as \xNN. */
 __attribute__((format(printf, 2, 3))) static int usage_error(const struct ctl_call *c,
 							     const char *fmt, ...)
 {
+	char raw[1024], shown[4 * sizeof(raw)];
 	va_list ap;
 
 	print_path(stderr, c);
 	fputs(": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	fputs(fwd_escape_controls(raw, shown, sizeof(shown)), stderr);
 	fputs("\nSee '", stderr);
 	print_path(stderr, c);
 	fputs(" --help'.\n", stderr);

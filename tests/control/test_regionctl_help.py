@@ -265,6 +265,25 @@ def test_arguments_echoed_in_errors_show_control_characters_escaped(args, shown)
     assert shown in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("args,shown", [
+    (["link", "down", "a\nb"], b"'a\\x0ab' is not a link name"),
+    (["fo\no"], b"unknown command 'fo\\x0ao'"),
+    (["--timeout", "1\n2", "status"], b"not '1\\x0a2'"),
+    (["rollback", "1\t2"], b"'1\\x092' is not a generation"),
+    (["prefixes", "add", "re\ngion", "/dev/null"], b"'re\\x0agion' is not a region name"),
+])
+def test_a_newline_in_an_argument_does_not_split_its_error(args, shown):
+    """A word with a newline or a tab, quoted in a usage error, is shown
+    as \\xNN: its error stays one line, then the line naming the help, so
+    a log or a script reading the first line gets the whole error."""
+    p = subprocess.run([REGIONCTL, "-s", "/nonexistent.sock", *args], capture_output=True,
+                       timeout=30)
+    assert p.returncode == 2, p
+    lines = p.stderr.split(b"\n")
+    assert len(lines) == 3 and lines[2] == b"" and lines[1].startswith(b"See '"), p.stderr
+    assert shown in lines[0], p.stderr
+
+
 @pytest.mark.parametrize("url,why", [
     ("http://127.0.0.1:99999", "the URL's port '99999' is not in 1..65535"),
     ("http://127.0.0.1:0", "the URL's port '0' is not in 1..65535"),
