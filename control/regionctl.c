@@ -2255,6 +2255,24 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 }
 
 /* One handler for every 'show' subcommand: the subcommand's name is the model's section. */
+/* Whether the decimal @d (digits and at most one point, checked) is in
+ * 0.1..3600 as written: strtod rounds "3600.0000000000001" to 3600 and
+ * "0.09999999999999999999" to 0.1, which a compare of doubles takes. */
+static int decimal_in_window(const char *d)
+{
+	size_t whole = strcspn(d, ".");
+	const char *frac = d[whole] ? d + whole + 1 : d + whole;
+
+	while (whole > 1 && *d == '0')
+		d++, whole--;
+	if (whole > 4 || (whole == 4 && strncmp(d, "3600", 4) > 0))
+		return 0;
+	if (whole == 4 && strncmp(d, "3600", 4) == 0)
+		return strspn(frac, "0") == strlen(frac);
+	/* below 1: a first fraction digit of 1 or more */
+	return !(whole == 0 || (whole == 1 && *d == '0')) || (frac[0] >= '1' && frac[0] <= '9');
+}
+
 /* --rate / --interval S of counters, drops and show links: the window in
  * seconds, 0 when no rate is asked for, or -1 after a usage error (said). */
 static double rate_window(const struct ctl_call *c)
@@ -2270,7 +2288,7 @@ static double rate_window(const struct ctl_call *c)
 	/* digits and one point (".5" too): strtod also takes " 1", "+1", "1e0"
 	 * and "0x1" */
 	if (strspn(iv, "0123456789.") != strlen(iv) || strspn(iv, ".") > 1 || *end || errno ||
-	    end == iv || !(s >= 0.1 && s <= 3600)) {
+	    end == iv || !decimal_in_window(iv)) {
 		usage_error(c, "--interval takes seconds 0.1..3600, not '%s'", iv);
 		return -1;
 	}

@@ -509,10 +509,16 @@ def test_plain_numbers_still_read():
     "1." for an interval (each refused only by the unreachable socket: 3)."""
     for line in (["counters", "--rate", "--interval", ".5"], ["counters", "--rate", "--interval", "1."],
                  ["counters", "--rate", "--interval", "0.25"], ["explain", "10.0.0.1", "10.0.0.2", "tcp", "0443"],
-                 ["rollback", "007"], ["top", "--count", "1"]):
+                 ["rollback", "007"], ["top", "--count", "1"],
+                 ["counters", "--rate", "--interval", "3600.000"],
+                 ["counters", "--rate", "--interval", "0003600"],
+                 ["counters", "--rate", "--interval", "0.1"]):
         p = ctl("-s", "/nonexistent.sock", *line)
         assert p.returncode == 3 and "cannot reach regiond" in p.stderr, (line, p)
-    for bad in ("..5", "1..", ".", "1.2.3"):
+    # The window as written, not as a double rounds it: both of these
+    # once read as in range.
+    for bad in ("..5", "1..", ".", "1.2.3", "3600.0000000000001", "0.09999999999999999999",
+                "3600.1", ".09", "0.0"):
         p = ctl("-s", "/nonexistent.sock", "counters", "--rate", "--interval", bad)
         assert p.returncode == 2 and "--interval takes" in p.stderr, (bad, p)
 
