@@ -2527,8 +2527,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	 * rollback's), which gen_model_text() would free under it. */
 	int same_model = 0;
 
-	if (cur && !ident && cur->kind == CTL_GEN_DELTA && len > 1 && doc[0] == '{' &&
-	    cur == ctl_state_current(st)) {
+	if (cur && !ident && cur->kind == CTL_GEN_DELTA && len > 1 && doc[0] == '{') {
 		size_t ml = 0;
 		char *made = NULL;
 		const char *mt = st->cache_id == cur->id && st->cache_doc

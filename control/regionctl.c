@@ -5386,20 +5386,23 @@ static const struct ctl_opt rollback_opts[] = {
 	{0},
 };
 
+/* The rate's window, one entry for counters, show links and drops. */
+#define RATE_WINDOW_OPT                                                                            \
+	{                                                                                          \
+		.name = "--interval", .arg = "S",                                                  \
+		.help = "the rate's window, 0.1..3600 seconds (default 1); implies --rate"         \
+	}
+
 static const struct ctl_opt rate_opts[] = {
 	{.name = "--rate", .help = "also packets/s and bits/s, from two reads of the counters"},
-	{.name = "--interval",
-	 .arg = "S",
-	 .help = "the rate's window, 0.1..3600 seconds (default 1); implies --rate"},
+	RATE_WINDOW_OPT,
 	{0},
 };
 
 /* drops: a reason counts packets, no bytes (its help said bits/s too). */
 static const struct ctl_opt drop_rate_opts[] = {
 	{.name = "--rate", .help = "also packets/s a reason, from two reads of the counters"},
-	{.name = "--interval",
-	 .arg = "S",
-	 .help = "the rate's window, 0.1..3600 seconds (default 1); implies --rate"},
+	RATE_WINDOW_OPT,
 	{0},
 };
 
