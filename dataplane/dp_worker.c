@@ -1,5 +1,6 @@
 #include "dp_worker.h"
 
+#include <errno.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -64,18 +65,43 @@ static inline void cnt_close(struct dp_counters *c)
 	__atomic_store_n(&c->seq, c->seq + 1, __ATOMIC_RELEASE);
 }
 
-void dp_counters_read(const struct dp_counters *c, struct dp_counters *out)
-{
-	uint64_t s1, s2;
+/* A burst's accounting takes well under a microsecond, and between two a
+ * worker receives and parses the next burst, so a reader finds the count
+ * even and unchanged within a few tries. The bound is for the worker that
+ * never gets there (stuck inside an accounting, or one pausing so rarely
+ * that every copy overlaps a burst): 65,536 tries with a pause each are a
+ * few milliseconds, after which the counters are read one by one. */
+#define CNT_READ_TRIES 65536
 
-	do {
-		while ((s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE)) & 1)
+_Static_assert(sizeof(struct dp_counters) % sizeof(uint64_t) == 0,
+	       "the field-by-field read copies the counters as 64-bit words");
+
+int dp_counters_read(const struct dp_counters *c, struct dp_counters *out)
+{
+	const uint64_t *from = (const uint64_t *)c;
+	uint64_t *to = (uint64_t *)out;
+
+	for (unsigned t = 0; t < CNT_READ_TRIES; t++) {
+		uint64_t s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE), s2;
+
+		if (s1 & 1) {
 			rte_pause();
+			continue;
+		}
 		memcpy(out, c, sizeof(*out));
 		/* The copy above must complete before seq is read again. */
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		s2 = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
-	} while (s1 != s2);
+		if (s1 == s2)
+			return 0;
+	}
+	/* Field by field: each counter is one aligned 64-bit word the worker
+	 * alone stores, so each load is a value it held (never half of one);
+	 * only the fields' agreement with each other (rx against tx and drops)
+	 * may be a burst apart. */
+	for (size_t i = 0; i < sizeof(*c) / sizeof(uint64_t); i++)
+		to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+	return -EBUSY;
 }
 
 static inline void drop_pkt(struct dp_lcore *lc, struct rte_mbuf *m, enum fwd_drop reason)

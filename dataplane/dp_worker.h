@@ -175,7 +175,13 @@ extern uint64_t dp_stage_cycles[DP_STAGE_MAX], dp_stage_marks[DP_STAGE_MAX];
 void dp_stage_begin(void);
 #endif
 
-/** Consistent copy of a worker's counters (retries while a burst is open). */
-void dp_counters_read(const struct dp_counters *c, struct dp_counters *out);
+/**
+ * Copy of a worker's counters, consistent across fields: retried while a
+ * burst's accounting is open, a bounded number of times (a few ms).
+ * @return 0, or -EBUSY when the worker held its accounting open that long
+ * and the copy was read field by field (each counter a value it held, the
+ * fields possibly a burst apart): a reader is never held by a worker.
+ */
+int dp_counters_read(const struct dp_counters *c, struct dp_counters *out);
 
 #endif /* DP_WORKER_H */
