@@ -284,7 +284,7 @@ int xdp_filter(struct xdp_md *ctx)
 	const struct fwd_flt_half *h;
 	struct fwd_flt_rule *r = NULL;
 	struct fwd_pkt p;
-	int rc, action;
+	int rc, action, malformed = 0;
 
 	if (cfg == NULL || loaded_by_regiond > 1) /* the latter never: see its definition */
 		return XDP_PASS; /* not configured: fail open */
@@ -299,32 +299,41 @@ int xdp_filter(struct xdp_md *ctx)
 	rc = fwd_parse(data, end, &p);
 	if (rc != FWD_OK) {
 		int non_ip = rc == FWD_ERR(NON_IP);
+		__u8 m = h->malformed_action, unseen = FWD_FLT_MALFORMED_UNSEEN_SOURCE;
 
 		/* A source-prefix rule that drops holds for every IP packet
 		 * whose addresses were read, however broken the rest: a
 		 * hostile probe got a dropped prefix's packets to the kernel,
 		 * which takes them, with nine IPv6 destination-options headers
 		 * (a chain the parser calls malformed, which passes by
-		 * default). Only a drop: a pass rule must not let a malformed
-		 * packet by, nor a rate rule's conforming packets past
-		 * `malformed: drop` (or into the AF_XDP redirect); both
-		 * follow the malformed policy, as before. */
+		 * default). A rate rule limits them as it limits whole ones,
+		 * then its conforming share meets the malformed policy (never
+		 * the AF_XDP redirect, nor past `malformed: drop`); under a
+		 * pass rule the malformed policy decides. */
 		if (!non_ip && (p.family == 4 || p.family == 6)) {
 			rule = prefix_rule(half, h, &p, &hit);
 			if (rule) {
 				__u32 k = half * FWD_FLT_MAX_RULES + rule - 1;
 
 				r = bpf_map_lookup_elem(&flt_rules, &k);
-				if (r && r->action == FWD_FLT_DROP) {
+				if (r && (r->action == FWD_FLT_DROP || r->action == FWD_FLT_RATE)) {
 					count(FWD_FLT_CNT_PREFIX_HIT);
+					malformed = 1;
 					goto decide;
 				}
+				unseen = 0; /* a pass rule decides before services */
+			} else {
+				unseen = FWD_FLT_MALFORMED_UNSEEN_PORTS;
 			}
 			rule = 0;
 			r = NULL;
 		}
 		count(non_ip ? FWD_FLT_CNT_NON_IP : FWD_FLT_CNT_MALFORMED);
-		action = non_ip ? h->non_ip_action : h->malformed_action;
+		/* What the rules might drop, unread, is dropped (see
+		 * FWD_FLT_MALFORMED_UNSEEN_PORTS). */
+		action = non_ip		? h->non_ip_action
+			 : (m & unseen) ? FWD_FLT_DROP
+					: m & FWD_FLT_MALFORMED_ACTION;
 		count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
 		if (action != FWD_FLT_DROP)
 			return XDP_PASS;
@@ -392,6 +401,17 @@ decide:
 			st->packets++;
 			st->bytes += (__u64)(end - data);
 		}
+	}
+	/* A malformed packet its rate rule let by: the malformed policy. */
+	if (malformed && action != FWD_FLT_DROP) {
+		count(FWD_FLT_CNT_MALFORMED);
+		if ((h->malformed_action & FWD_FLT_MALFORMED_ACTION) == FWD_FLT_DROP) {
+			count(FWD_FLT_CNT_DROP);
+			capture_drop(ctx, FWD_FLT_WHY_MALFORMED, 0, h->generation);
+			return XDP_DROP;
+		}
+		count(FWD_FLT_CNT_PASS);
+		return XDP_PASS;
 	}
 	count(action == FWD_FLT_DROP ? FWD_FLT_CNT_DROP : FWD_FLT_CNT_PASS);
 	if (action == FWD_FLT_DROP) {

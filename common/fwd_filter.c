@@ -239,6 +239,27 @@ out:
 	return img;
 }
 
+uint8_t fwd_flt_malformed_policy(const struct fwd_filters *f)
+{
+	uint8_t unseen = 0;
+
+	if (!f->present || f->malformed_action != FWD_FLT_PASS)
+		return f->present ? f->malformed_action : FWD_FLT_PASS;
+	if (f->default_action == FWD_FLT_DROP)
+		unseen = FWD_FLT_MALFORMED_UNSEEN_PORTS | FWD_FLT_MALFORMED_UNSEEN_SOURCE;
+	for (uint32_t i = 0; i < f->nranges; i++)
+		if (f->rules[f->ranges[i].service].action == FWD_FLT_DROP)
+			unseen = FWD_FLT_MALFORMED_UNSEEN_PORTS | FWD_FLT_MALFORMED_UNSEEN_SOURCE;
+	for (uint32_t i = 0; i < f->nprefix4 + f->nprefix6; i++) {
+		uint16_t r =
+			i < f->nprefix4 ? f->prefix4[i].region : f->prefix6[i - f->nprefix4].region;
+
+		if (f->rules[r].action != FWD_FLT_PASS)
+			unseen |= FWD_FLT_MALFORMED_UNSEEN_SOURCE;
+	}
+	return (uint8_t)(FWD_FLT_PASS | unseen);
+}
+
 /* @a within @p/@len (network order). */
 static int covers(const uint8_t *p, uint8_t len, const uint8_t *a)
 {

@@ -74,6 +74,13 @@ struct fwd_filters;
 /** Compile a validated table's filters section (fwd_table.h). */
 struct fwd_flt_image *fwd_flt_compile_table(const struct fwd_filters *f, struct fwd_err *err);
 
+/**
+ * The malformed policy the program gets for a validated section: its
+ * `malformed` action, and with `pass` the FWD_FLT_MALFORMED_UNSEEN_* bits
+ * of what its rules and default might drop (fwd_filter_kern_user.h).
+ */
+uint8_t fwd_flt_malformed_policy(const struct fwd_filters *f);
+
 /* What the filter does with one parsed IP packet (docs/filters.md, the
  * model), decided on the table's section as the XDP program decides on its
  * image: the longest source prefix of any rule, else the (protocol,

@@ -87,10 +87,31 @@ struct fwd_flt_half {
 	__u32 generation; /* table generation this half holds */
 	__u8 default_action; /* enum fwd_flt_action when nothing matches */
 	__u8 non_ip_action; /* ARP, LLDP, ...: pass keeps the box reachable */
+	/* The malformed policy (FWD_FLT_MALFORMED_ACTION bits), and with
+	 * `malformed: pass` what it must not pass (FWD_FLT_MALFORMED_UNSEEN_*) */
 	__u8 malformed_action;
 	__u8 redirect; /* 1: admitted IP packets go to the AF_XDP socket of their queue */
 	__u32 n_v6_lengths; /* IPv6 prefix lengths in this half (flt_v6_lengths) */
 };
+
+/*
+ * `malformed: pass` keeps a parser's refusal from cutting the box off; it
+ * must not let by what the rules would drop. Linux takes some packets the
+ * parser refuses (a first fragment whose length is not a multiple of 8,
+ * which it trims; an extension chain of more than 8 headers), so a packet
+ * the rules cannot be checked on is dropped when they might drop it (a
+ * review: a telnet SYN in such a fragment passed `tcp/23` drop rules and
+ * `default: drop`). The loader sets, beside FWD_FLT_PASS:
+ *   UNSEEN_PORTS: the default drops, or a service rule does: a malformed
+ *     packet whose source no prefix rule decides (its ports unread) drops;
+ *   UNSEEN_SOURCE: that, or a prefix rule drops or limits a rate: a
+ *     malformed packet whose addresses were not read drops.
+ * Only with FWD_FLT_PASS (an older program, which compares the byte with
+ * FWD_FLT_DROP, then passes as it did), and never in flt_cfg.
+ */
+#define FWD_FLT_MALFORMED_ACTION 0x0f
+#define FWD_FLT_MALFORMED_UNSEEN_PORTS 0x40
+#define FWD_FLT_MALFORMED_UNSEEN_SOURCE 0x80
 
 struct fwd_flt_v6_key {
 	__u8 half;

@@ -345,7 +345,7 @@ int ctl_bpf_apply(struct ctl_bpf *b, const struct fwd_flt_image *img, uint8_t de
 	cfg.generation = gen;
 	cfg.default_action = default_action;
 	cfg.non_ip_action = non_ip_action;
-	cfg.malformed_action = malformed_action;
+	cfg.malformed_action = malformed_action & FWD_FLT_MALFORMED_ACTION; /* never the bits */
 	cfg.redirect = redirect;
 	cfg.n_v6_lengths[half] = img->n_v6_lengths;
 	rc = bpf_map_update_elem(b->fd[M_CFG], &zero, &cfg, BPF_ANY);

@@ -574,8 +574,7 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 			ctl_bpf_rule_stats_reset(f->bpf, ids[r]);
 	rc = ctl_bpf_apply(f->bpf, img, fl->present ? fl->default_action : FWD_FLT_PASS,
 			   fl->present ? fl->non_ip_action : FWD_FLT_PASS,
-			   fl->present ? fl->malformed_action : FWD_FLT_PASS, fl->redirect,
-			   (uint32_t)gen, &fe);
+			   fwd_flt_malformed_policy(fl), fl->redirect, (uint32_t)gen, &fe);
 	if (rc == 0) {
 		pthread_mutex_lock(&f->names_lock);
 		ids_commit(f->ids, fl, ids, (uint32_t)gen);

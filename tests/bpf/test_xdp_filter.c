@@ -21,6 +21,9 @@
 
 #include "ctl_bpf.h"
 #include "fwd_defs.h"
+#include "fwd_err.h"
+#include "fwd_filter.h"
+#include "fwd_table.h"
 #include "pktbuild.h"
 
 static struct ctl_bpf *filter;
@@ -298,9 +301,138 @@ static void test_prefix_rules_hold_for_malformed_packets(void **state)
 	assert_int_equal(run_v4((char[]){10, 9, 2, 2}, FWD_PROTO_TCP, 80), XDP_PASS); /* whole */
 	ctl_bpf_counters(filter, a);
 	assert_int_equal(D(MALFORMED), 1);
-	assert_int_equal(D(PREFIX_HIT), 1);
+	/* both met their rate rule: the malformed one, then its policy */
+	assert_int_equal(D(PREFIX_HIT), 2);
+	/* Over the rate, a malformed packet is limited as a whole one is (it
+	 * went around the rule's limit by the malformed policy, pass). */
+	fwd_flt_image_rate(img, 0, 1, 2);
+	assert_int_equal(
+		ctl_bpf_apply(filter, img, FWD_FLT_PASS, FWD_FLT_PASS, FWD_FLT_PASS, 0, 4, &err),
+		0);
+	ctl_bpf_counters(filter, b);
+	p = short_l4((char[]){10, 9, 2, 2});
+	assert_int_equal(run(p.b, p.len), XDP_PASS);
+	assert_int_equal(run(p.b, p.len), XDP_PASS);
+	assert_int_equal(run(p.b, p.len), XDP_DROP);
+	assert_int_equal(run_v4((char[]){10, 9, 2, 2}, FWD_PROTO_TCP, 80), XDP_DROP);
+	ctl_bpf_counters(filter, a);
+	assert_int_equal(D(RATE_LIMITED), 2);
+	assert_int_equal(D(MALFORMED), 2);
 #undef D
 	fwd_flt_image_free(img);
+}
+
+/* An IPv4 first fragment (MF, offset 0) whose payload is not a multiple
+ * of 8: the parser refuses it before its ports (a fragment that cannot
+ * be), Linux trims it to 8 and reassembles. */
+static struct pb odd_first_fragment(const char src[4])
+{
+	struct pb p;
+
+	pb_eth(&p, 0x0800);
+	pb_ipv4(&p, src, (char[]){192, 0, 2, 1}, FWD_PROTO_TCP, 0);
+	pb_ports(&p, 1234, 23, 12);
+	p.b[p.l3 + 6] = 0x20; /* MF */
+	pb_finish_v4(&p);
+	return p;
+}
+
+static void apply_section(const char *filters, uint32_t gen)
+{
+	static const char head[] =
+		"version: 1\n"
+		"regions:\n  r1: {prefixes: [10.0.0.0/8]}\n"
+		"services:\n  web: [tcp/80]\n"
+		"links:\n  l1: {port: out0, next_hop_mac: \"02:00:00:00:00:01\"}\n"
+		"policies:\n  - {region: r1, service: any, action: steer, to: l1}\n"
+		"default: {action: drop}\n";
+	char doc[2048];
+	struct fwd_err err = {0};
+	struct fwd_table *t;
+	struct fwd_flt_image *img;
+
+	snprintf(doc, sizeof(doc), "%sfilters:\n%s", head, filters);
+	t = fwd_table_parse(doc, strlen(doc), "t.yaml", 0, &err);
+	if (t == NULL)
+		fail_msg("%s", fwd_err_str(&err, (char[512]){0}, 512));
+	img = fwd_flt_compile_table(&t->filters, &err);
+	assert_non_null(img);
+	assert_int_equal(ctl_bpf_apply(filter, img, t->filters.default_action,
+				       t->filters.non_ip_action,
+				       fwd_flt_malformed_policy(&t->filters), 0, gen, &err),
+			 0);
+	fwd_flt_image_free(img);
+	fwd_table_free(t);
+}
+
+/* `malformed: pass` keeps a parser's refusal from cutting the box off,
+ * not the rules from holding (a review): a telnet SYN in a first fragment
+ * Linux trims, or behind nine extension headers, passed `tcp/23` drop
+ * rules and `default: drop`, and a rate-limited source sent malformed
+ * packets without limit. A malformed packet the rules might drop, unread,
+ * is dropped; what no rule drops still passes. */
+static void test_malformed_pass_lets_by_nothing_the_rules_drop(void **state)
+{
+	const uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 5};
+	const char any[4] = {10, 7, 7, 7}, ops[4] = {10, 9, 7, 1};
+	uint64_t b[FWD_FLT_CNT_MAX], a[FWD_FLT_CNT_MAX];
+	struct pb frag, chain, bad_sum, frag_ops;
+
+	(void)state;
+	SKIP_WITHOUT_BPF();
+	frag = odd_first_fragment(any);
+	frag_ops = odd_first_fragment(ops);
+	chain = long_chain6(v6);
+	bad_sum = short_l4(any);
+	bad_sum.b[24] ^= 0xff; /* the addresses are not read */
+
+	/* No rule drops anything: malformed packets pass, as they did. */
+	apply_section("  malformed: pass\n"
+		      "  rules:\n    - {name: ops, action: pass, prefixes: [10.9.7.0/24]}\n",
+		      60);
+	assert_int_equal(run(frag.b, frag.len), XDP_PASS);
+	assert_int_equal(run(chain.b, chain.len), XDP_PASS);
+	assert_int_equal(run(bad_sum.b, bad_sum.len), XDP_PASS);
+
+	/* A service rule drops: a malformed packet whose service is unread
+	 * drops, but for a source a prefix rule passes (services come after). */
+	apply_section("  malformed: pass\n"
+		      "  rules:\n    - {name: no-telnet, action: drop, services: [tcp/23]}\n"
+		      "    - {name: ops, action: pass, prefixes: [10.9.7.0/24]}\n",
+		      61);
+	ctl_bpf_counters(filter, b);
+	assert_int_equal(run(frag.b, frag.len), XDP_DROP);
+	assert_int_equal(run(chain.b, chain.len), XDP_DROP);
+	assert_int_equal(run(bad_sum.b, bad_sum.len), XDP_DROP);
+	assert_int_equal(run(frag_ops.b, frag_ops.len), XDP_PASS);
+	assert_int_equal(run_v4(any, FWD_PROTO_TCP, 80), XDP_PASS); /* whole: its service */
+	ctl_bpf_counters(filter, a);
+	assert_int_equal(a[FWD_FLT_CNT_MALFORMED] - b[FWD_FLT_CNT_MALFORMED], 4);
+	assert_int_equal(a[FWD_FLT_CNT_DROP] - b[FWD_FLT_CNT_DROP], 3);
+
+	/* An allowlist (default: drop) alike. */
+	apply_section("  default: drop\n  malformed: pass\n"
+		      "  rules:\n    - {name: web, action: pass, services: [tcp/80]}\n",
+		      62);
+	assert_int_equal(run(frag.b, frag.len), XDP_DROP);
+	assert_int_equal(run(chain.b, chain.len), XDP_DROP);
+	assert_int_equal(run_v4(any, FWD_PROTO_TCP, 80), XDP_PASS);
+
+	/* Only a prefix drops: a malformed packet of another source whose
+	 * source was read passes; one whose source was not read drops. */
+	apply_section("  malformed: pass\n"
+		      "  rules:\n    - {name: lab, action: drop, prefixes: [10.66.0.0/16]}\n",
+		      63);
+	assert_int_equal(run(frag.b, frag.len), XDP_PASS);
+	assert_int_equal(run(chain.b, chain.len), XDP_PASS);
+	assert_int_equal(run(bad_sum.b, bad_sum.len), XDP_DROP);
+
+	/* malformed: drop drops them all, as it did. */
+	apply_section("  malformed: drop\n"
+		      "  rules:\n    - {name: ops, action: pass, prefixes: [10.9.7.0/24]}\n",
+		      64);
+	assert_int_equal(run(frag_ops.b, frag_ops.len), XDP_DROP);
+	assert_int_equal(run(chain.b, chain.len), XDP_DROP);
 }
 
 /* Drop capture: what the ring buffer handed over. */
@@ -758,6 +890,7 @@ int main(void)
 		cmocka_unit_test(test_malformed_corpus),
 		cmocka_unit_test(test_prefix_rules_hold_for_malformed_packets),
 		cmocka_unit_test(test_a_mapped_source_meets_the_drop_rules),
+		cmocka_unit_test(test_malformed_pass_lets_by_nothing_the_rules_drop),
 		cmocka_unit_test(test_capture_ringbuf),
 	};
 
