@@ -235,11 +235,14 @@ int tv_parse_filters(struct vctx *c, const struct fwd_node *f)
 	if ((rc = tv_check_dup_prefixes(&sc)) || (rc = tv_check_overlaps(&sc)))
 		goto out;
 	{
-		uint8_t lens[129] = {0};
+		uint8_t lens[129] = {0}; /* a flag a length: a count wrapped at 256 */
 		int distinct = 0;
 
 		for (uint32_t x = 0; x < s.nprefix6; x++)
-			distinct += !lens[s.prefix6[x].len]++;
+			if (!lens[s.prefix6[x].len]) {
+				lens[s.prefix6[x].len] = 1;
+				distinct++;
+			}
 		if (distinct > FWD_FLT_MAX_V6_LENGTHS) {
 			rc = tv_fail(c, rules, rules_path,
 				     "IPv6 filter prefixes use %d distinct lengths; at most %d",

@@ -16,6 +16,7 @@
 #include "fwd_filter_kern_user.h"
 #include "fwd_log.h"
 #include "fwd_names.h"
+#include "fwd_filter.h"
 #include "fwd_table.h"
 
 #define BASE_REGIONS                                                                               \
@@ -140,6 +141,77 @@ static void test_filters_section(void **state)
 	assert_int_equal(t->filters.nranges, 4);
 	assert_int_equal(t->nprefix4, 0); /* regions untouched */
 	fwd_table_free(t);
+}
+
+/* A length counted once however many prefixes use it: a byte a length
+ * wrapped every 256 prefixes of one length into a "new" length, and 8,193
+ * IPv6 /48s were refused as 33 distinct lengths (a review). */
+static void test_filter_v6_lengths_counted_once(void **state)
+{
+	size_t cap = 64 + 300 * 48 + 33 * 48;
+	char *doc = malloc(cap);
+	size_t n = 0;
+	struct fwd_err err;
+	struct fwd_table *t;
+
+	(void)state;
+	assert_non_null(doc);
+	n += (size_t)snprintf(doc + n, cap - n,
+			      "filters:\n  rules:\n    - {name: a, action: "
+			      "drop, prefixes: [");
+	for (int i = 0; i < 300; i++) /* 300 prefixes of one length, and 31 others */
+		n += (size_t)snprintf(doc + n, cap - n, "%s'2001:db8:%x::/48'", i ? ", " : "", i);
+	for (int len = 16; len < 16 + 31; len++)
+		n += (size_t)snprintf(doc + n, cap - n, ", 'fc00::/%d'", len);
+	snprintf(doc + n, cap - n, "]}\n");
+	t = load(doc, &err);
+	if (t == NULL)
+		fail_msg("%s", fwd_err_str(&err, (char[512]){0}, 512));
+	/* 32 lengths: the limit */
+	assert_int_equal(t->filters.nprefix6, 331);
+	fwd_table_free(t);
+	free(doc);
+}
+
+/* What the XDP program gets as its malformed policy (fwd_filter_kern_user.h:
+ * `malformed: pass` must not let by what the rules might drop). */
+static void test_filter_malformed_policy(void **state)
+{
+	static const struct {
+		const char *section;
+		uint8_t want;
+	} cases[] = {
+		{"filters: {}\n", FWD_FLT_PASS},
+		{"filters:\n  rules:\n    - {name: a, action: pass, prefixes: [10.0.0.0/8]}\n",
+		 FWD_FLT_PASS},
+		{"filters:\n  rules:\n    - {name: a, action: drop, prefixes: [10.0.0.0/8]}\n",
+		 FWD_FLT_PASS | FWD_FLT_MALFORMED_UNSEEN_SOURCE},
+		{"filters:\n  rules:\n    - {name: a, action: rate, rate_pps: 5, prefixes: "
+		 "['2001:db8::/32']}\n",
+		 FWD_FLT_PASS | FWD_FLT_MALFORMED_UNSEEN_SOURCE},
+		{"filters:\n  rules:\n    - {name: a, action: drop, services: [tcp/23]}\n",
+		 FWD_FLT_PASS | FWD_FLT_MALFORMED_UNSEEN_PORTS | FWD_FLT_MALFORMED_UNSEEN_SOURCE},
+		{"filters:\n  rules:\n    - {name: a, action: pass, services: [tcp/80]}\n",
+		 FWD_FLT_PASS},
+		{"filters: {default: drop}\n",
+		 FWD_FLT_PASS | FWD_FLT_MALFORMED_UNSEEN_PORTS | FWD_FLT_MALFORMED_UNSEEN_SOURCE},
+		{"filters: {default: drop, malformed: drop}\n", FWD_FLT_DROP},
+		{"filters:\n  malformed: drop\n  rules:\n    - {name: a, action: drop, services: "
+		 "[tcp/23]}\n",
+		 FWD_FLT_DROP},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fwd_err err;
+		struct fwd_table *t = load(cases[i].section, &err);
+
+		assert_non_null(t);
+		if (fwd_flt_malformed_policy(&t->filters) != cases[i].want)
+			fail_msg("%s: %#x, not %#x", cases[i].section,
+				 fwd_flt_malformed_policy(&t->filters), cases[i].want);
+		fwd_table_free(t);
+	}
 }
 
 static void test_content_rules_section(void **state)
@@ -1507,6 +1579,8 @@ int main(void)
 		cmocka_unit_test(test_valid_json_same_model),
 		cmocka_unit_test(test_empty_sections),
 		cmocka_unit_test(test_filters_section),
+		cmocka_unit_test(test_filter_v6_lengths_counted_once),
+		cmocka_unit_test(test_filter_malformed_policy),
 		cmocka_unit_test(test_content_rules_section),
 		cmocka_unit_test(test_uppercase_patterns_accepted),
 		cmocka_unit_test(test_bad_documents),
