@@ -146,6 +146,15 @@ struct ctl_bpf *ctl_bpf_load(const struct ctl_bpf_conf *conf, struct fwd_err *er
 	uint32_t grp = conf->max_groups ? conf->max_groups : 1;
 	int rc;
 
+	/* 2 * grp * 256 entries, and every index into them, in 32 bits */
+	if ((uint64_t)grp * 512 > UINT32_MAX || (uint64_t)pfx * 2 > UINT32_MAX) {
+		fwd_err_set(err, "", 0, "filters",
+			    "the filter cannot hold %u IPv4 groups or %u prefixes: at most %u "
+			    "and %u",
+			    grp, pfx, UINT32_MAX / 512, UINT32_MAX / 2);
+		return NULL;
+	}
+
 	route_libbpf();
 	if (b == NULL) {
 		fwd_err_set(err, "", 0, "filters", "out of memory");

@@ -285,10 +285,13 @@ static const struct fwd_opt options[] = {
 	 .kind = FWD_OPT_UINT,
 	 .off = AT(xdp_max_groups),
 	 .min = 16,
-	 .max = 16u << 20,
-	 .refused = "--xdp-max-groups takes 16..16777216",
+	 /* Both halves' groups of 256 entries are indexed in 32 bits, in the
+	 * loader and the program: 2 * N * 256 < 2^32 (16777216 made a map of
+	 * 0 entries, a review). 16 GiB of groups. */
+	 .max = (8u << 20) - 1,
+	 .refused = "--xdp-max-groups takes 16..8388607",
 	 .mark = 1, /* needs libbpf */
-	 .help = "filter capacity: IPv4 256-entry groups, 16..16777216"},
+	 .help = "filter capacity: IPv4 256-entry groups, 16..8388607"},
 	{.name = "log",
 	 .arg = "TO",
 	 .def = "stderr",

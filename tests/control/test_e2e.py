@@ -1600,7 +1600,10 @@ def test_regiond_numbers_are_strict_and_a_repeat_is_said(tmp_path):
                        (["--dataplane-timeout", "5000ms"], "--dataplane-timeout takes"),
                        (["--feed-hold", ""], "--feed-hold takes"),
                        (["--content-compile-cpu", "0"], '--content-compile-cpu takes 1..3600 (seconds) (given "0")'),
-                       (["--content-compile-cpu", "3601"], "--content-compile-cpu takes")):
+                       (["--content-compile-cpu", "3601"], "--content-compile-cpu takes"),
+                       # 2 * N * 256 map entries in 32 bits: 16777216 made a map of 0
+                       (["--xdp-max-groups", "16777216"], '--xdp-max-groups takes 16..8388607'),
+                       (["--xdp-max-groups", "8388608"], '--xdp-max-groups takes 16..8388607')):
         p = subprocess.run(base + bad, capture_output=True, text=True, timeout=30)
         assert p.returncode == 2 and words in p.stderr, (bad, p.stderr)
         assert not os.path.exists(tmp_path / "st")  # nothing touched
