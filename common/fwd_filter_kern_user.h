@@ -82,7 +82,8 @@ struct fwd_flt_cfg {
 };
 
 /* flt_half[half]: the policies that go with each half's rules, written with
- * them before the flip and never while the half is live. */
+ * them before the flip and never while the half is live, but for the
+ * generation (ctl_bpf_set_generation: the same policies, a new number). */
 struct fwd_flt_half {
 	__u32 generation; /* table generation this half holds */
 	__u8 default_action; /* enum fwd_flt_action when nothing matches */

@@ -901,6 +901,38 @@ uint32_t ctl_bpf_prog_id(const struct ctl_bpf *b)
 	return bpf_obj_get_info_by_fd(b->prog_fd, &info, &len) ? 0 : info.id;
 }
 
+int ctl_bpf_set_generation(struct ctl_bpf *b, uint32_t gen, struct fwd_err *err)
+{
+	struct fwd_flt_cfg cfg;
+	struct fwd_flt_half hv;
+	uint32_t zero = 0, half;
+
+	if (bpf_map_lookup_elem(b->fd[M_CFG], &zero, &cfg))
+		return fwd_err_set(err, "", 0, "filters", "cannot read the filter config: %s",
+				   strerror(errno));
+	half = cfg.active & 1;
+	/* The live half's policies written again as they are, but for the
+	 * generation (which the program only copies into capture records):
+	 * whichever a packet reads, old or new, the words are the same but
+	 * that one, an aligned 4 bytes, never half of one. */
+	if (b->cap_fd[C_HALF] >= 0) {
+		if (bpf_map_lookup_elem(b->cap_fd[C_HALF], &half, &hv))
+			return fwd_err_set(err, "", 0, "filters",
+					   "cannot read the filter's live half: %s",
+					   strerror(errno));
+		hv.generation = gen;
+		if (bpf_map_update_elem(b->cap_fd[C_HALF], &half, &hv, BPF_EXIST))
+			return fwd_err_set(err, "", 0, "filters",
+					   "cannot write the filter's generation: %s",
+					   strerror(errno));
+	}
+	cfg.generation = gen; /* `active` written again as it is */
+	if (bpf_map_update_elem(b->fd[M_CFG], &zero, &cfg, BPF_EXIST))
+		return fwd_err_set(err, "", 0, "filters",
+				   "cannot write the filter's generation: %s", strerror(errno));
+	return 0;
+}
+
 uint32_t ctl_bpf_generation(const struct ctl_bpf *b)
 {
 	struct fwd_flt_cfg cfg;

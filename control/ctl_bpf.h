@@ -91,6 +91,14 @@ uint32_t ctl_bpf_prog_id(const struct ctl_bpf *b);
 void ctl_bpf_capacity(const struct ctl_bpf *b, uint32_t *prefixes, uint32_t *groups);
 uint32_t ctl_bpf_generation(const struct ctl_bpf *b);
 
+/**
+ * Move the live half to generation @gen without rewriting it: for a table
+ * whose filters are the same as the live half's (ctl_filter.c). Rules,
+ * policies and the rate limiters' state stay as they are.
+ * @return 0, or -errno with @err.
+ */
+int ctl_bpf_set_generation(struct ctl_bpf *b, uint32_t gen, struct fwd_err *err);
+
 /** What is attached to @ifname: 0 none, else the program id; @mode_out "native"/"generic". */
 uint32_t ctl_bpf_query(const char *ifname, char *mode_out, size_t len);
 

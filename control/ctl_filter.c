@@ -20,6 +20,7 @@
 
 #include "ctl_metrics.h"
 #include "fwd_filter.h"
+#include "fwd_hash.h"
 #include "fwd_clock.h"
 
 /* One configured interface's state, at its slot in ctl_filter_conf.ifaces. */
@@ -63,6 +64,14 @@ struct ctl_filter {
 	 * second would be a fight, each side's rules in turn. */
 	uint32_t wrote_gen;
 	int foreign_writer;
+	/* What the live half holds, by section_sum(), once this regiond wrote
+	 * it (live_known): a generation whose filters are the same moves only
+	 * the generation number. Rewriting both halves for every generation
+	 * (every feed batch: up to 10 a second) reset every rate limiter's
+	 * state (a review: 11x a rule's rate under route churn) and cost
+	 * seconds at a million prefixes. */
+	uint64_t live_sum;
+	int live_known;
 	struct rule_ids *ids;
 	/* The ids' names: written by an apply (under the state lock), read by
 	 * a capture's reader, which runs without it. */
@@ -540,6 +549,50 @@ fail:
 	return NULL;
 }
 
+/* The section as the program gets it: rules, prefixes, ports and
+ * policies, with each rule's id; not its lines or descriptions, which an
+ * edit elsewhere in the document moves. */
+static uint64_t section_sum(const struct fwd_filters *fl, const uint16_t *ids)
+{
+	uint64_t h = fwd_hash64_update(FWD_HASH64_SEED, "filters", 7);
+	const uint8_t pol[] = {fl->present, fl->default_action, fl->non_ip_action,
+			       fwd_flt_malformed_policy(fl), fl->redirect};
+
+	h = fwd_hash64_update(h, pol, sizeof(pol));
+	h = fwd_hash64_update(h, &fl->nrules, sizeof(fl->nrules));
+	for (uint16_t r = 0; r < fl->nrules; r++) {
+		const struct fwd_filter_rule *x = &fl->rules[r];
+
+		h = fwd_hash64_update(h, x->name, strlen(x->name) + 1);
+		h = fwd_hash64_update(h, &x->action, sizeof(x->action));
+		h = fwd_hash64_update(h, &x->rate_pps, sizeof(x->rate_pps));
+		h = fwd_hash64_update(h, &x->burst, sizeof(x->burst));
+		h = fwd_hash64_update(h, &ids[r], sizeof(ids[r]));
+	}
+	h = fwd_hash64_update(h, &fl->nprefix4, sizeof(fl->nprefix4));
+	for (uint32_t i = 0; i < fl->nprefix4; i++) {
+		h = fwd_hash64_update(h, &fl->prefix4[i].addr, sizeof(fl->prefix4[i].addr));
+		h = fwd_hash64_update(h, &fl->prefix4[i].len, sizeof(fl->prefix4[i].len));
+		h = fwd_hash64_update(h, &fl->prefix4[i].region, sizeof(fl->prefix4[i].region));
+	}
+	h = fwd_hash64_update(h, &fl->nprefix6, sizeof(fl->nprefix6));
+	for (uint32_t i = 0; i < fl->nprefix6; i++) {
+		h = fwd_hash64_update(h, fl->prefix6[i].addr, sizeof(fl->prefix6[i].addr));
+		h = fwd_hash64_update(h, &fl->prefix6[i].len, sizeof(fl->prefix6[i].len));
+		h = fwd_hash64_update(h, &fl->prefix6[i].region, sizeof(fl->prefix6[i].region));
+	}
+	h = fwd_hash64_update(h, &fl->nranges, sizeof(fl->nranges));
+	for (uint32_t i = 0; i < fl->nranges; i++) {
+		const struct fwd_svc_range *x = &fl->ranges[i];
+
+		h = fwd_hash64_update(h, &x->proto, sizeof(x->proto));
+		h = fwd_hash64_update(h, &x->lo, sizeof(x->lo));
+		h = fwd_hash64_update(h, &x->hi, sizeof(x->hi));
+		h = fwd_hash64_update(h, &x->service, sizeof(x->service));
+	}
+	return h;
+}
+
 int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct fwd_err *e)
 {
 	struct ctl_filter *f = arg;
@@ -548,6 +601,7 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 	struct fwd_flt_image *img = fwd_flt_compile_table(fl, &fe);
 	uint16_t *ids = NULL;
 	uint8_t *fresh = NULL;
+	uint64_t sum;
 	int rc;
 
 	if (img == NULL) {
@@ -564,6 +618,20 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 		goto out;
 	}
 	ids_assign(f->ids, fl, ids, fresh);
+	sum = section_sum(fl, ids);
+	/* The live half holds this section already (this regiond wrote it,
+	 * nobody since): the generation alone, in place; the rate limiters
+	 * keep their state. */
+	if (f->live_known && f->live_sum == sum && !f->foreign_writer &&
+	    ctl_filter_generation(f) == f->wrote_gen &&
+	    ctl_bpf_set_generation(f->bpf, (uint32_t)gen, &fe) == 0) {
+		pthread_mutex_lock(&f->names_lock);
+		ids_commit(f->ids, fl, ids, (uint32_t)gen);
+		pthread_mutex_unlock(&f->names_lock);
+		f->wrote_gen = (uint32_t)gen;
+		rc = 0;
+		goto out;
+	}
 	if ((rc = image_ids(img, fl, ids))) {
 		snprintf(fe.reason, sizeof(fe.reason), "out of memory");
 		goto out;
@@ -581,6 +649,8 @@ int ctl_filter_apply(void *arg, const struct fwd_table *t, uint64_t gen, struct 
 		pthread_mutex_unlock(&f->names_lock);
 		f->wrote_gen = (uint32_t)gen;
 		f->foreign_writer = 0;
+		f->live_sum = sum;
+		f->live_known = 1;
 	}
 out:
 	fwd_flt_image_free(img);
@@ -956,8 +1026,11 @@ static void filter_sync(void *arg, const struct fwd_table *t, uint64_t gen)
 		f->foreign_writer = 1;
 		return;
 	}
-	/* Behind the current generation (a refused apply, a restart): retry. */
-	if (there != (uint32_t)gen)
+	/* Behind the current generation (a refused apply, a restart): retry.
+	 * Once after a start too: the adopted maps were written by the
+	 * regiond before, perhaps an older one whose policies for the
+	 * program said less (fwd_flt_malformed_policy). */
+	if (there != (uint32_t)gen || !f->live_known)
 		ctl_filter_apply(arg, t, gen, &e);
 }
 

@@ -1062,3 +1062,51 @@ def test_a_detach_follows_a_rename_and_gives_up_when_asked_again(tmp_path):
             lab.run_in_ns("ip link set xfz0 netns 1")
             subprocess.run(["ip", "link", "set", "dev", "xfz0", "xdp", "off"])
             subprocess.run(["rm", "-rf", pin2])
+
+
+def test_a_generation_with_the_same_filters_keeps_the_rate_state(tmp_path):
+    """Every generation rewrote the filter's other half and flipped to it,
+    its rate limiters' state reset: a source past its rate got a whole
+    burst again with each generation, and the feed makes one every 100 ms
+    under route churn (a review: 11x the rate). A generation whose filters
+    section is the one the live half holds now moves only the filter's
+    generation number; the limiter goes on where it was."""
+    with filter_box(tmp_path, "rate", ("xfr0", "xfr1")) as (lab, box, pin):
+        p = tmp_path / "r.yaml"
+        p.write_text(open(DEMO).read() + "\nfilters:\n  default: pass\n  rules:\n"
+                     "    - {name: slow, action: rate, rate_pps: 1, burst: 20, prefixes: [10.9.0.0/16]}\n")
+        rc, _, err = box.ctl("apply", str(p))
+        assert rc == 0, err
+
+        def status():
+            return box.ctl("filter", "status", json_out=True)[1]
+
+        def send(n):  # n / 2 packets from 10.9/16, the rule's one prefix
+            before = status()["counters"]
+            lab.send("xfr1", f"N = {n}\nINTER = 0.0005\n" + SEND)
+            wait_for(lambda: (lambda c: c["pass"] + c["drop"] - before["pass"] - before["drop"] >= n)(
+                status()["counters"]), what="the filter's counts")
+
+        t0 = time.monotonic()
+        send(60)
+        c1 = status()["counters"]
+        assert c1["rate_limited"] >= 10, c1  # 30 from the prefix: a burst of 20 passed
+        gen = box.gen()
+        feed = tmp_path / "more.txt"
+        feed.write_text("10.123.0.0/16\n")
+        rc, _, err = box.ctl("prefixes", "add", "india", str(feed))
+        assert rc == 0, err
+        assert box.gen() == gen + 1
+        wait_for(lambda: status()["generation"] == gen + 1, what="the filter at the new generation")
+        send(60)
+        elapsed = time.monotonic() - t0
+        c2 = status()["counters"]
+        passed = 30 - (c2["rate_limited"] - c1["rate_limited"])
+        # 1 a second since the first burst, not a burst of 20 again
+        assert passed <= elapsed + 2, (passed, elapsed, c1, c2)
+        assert status()["rules"]["slow"]["packets"] == 60
+        # A generation that changes the filters is written whole, as before.
+        p.write_text(p.read_text().replace("burst: 20", "burst: 25"))
+        rc, _, err = box.ctl("apply", str(p))
+        assert rc == 0, err
+        wait_for(lambda: status()["generation"] == box.gen(), what="the changed filter written")
