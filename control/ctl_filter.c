@@ -506,6 +506,18 @@ struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct f
 	}
 	if (f->bpf == NULL)
 		goto fail;
+	/* The fast path's program redirects to its port's sockets (its
+	 * XSKMAP, by RX queue): attached to a second interface too, it would
+	 * send what it admits there to another device's sockets, which the
+	 * kernel refuses (a review). One interface, then. */
+	if (f->adopted == 2 && conf->nifaces > 1) {
+		fwd_err_set(err, "", 0, "filters",
+			    "the XDP filter on %s is the fast path's AF_XDP program, which "
+			    "redirects to %s's sockets alone: it cannot filter %s too (what it "
+			    "admitted there would be lost); give regiond --xdp-iface %s alone",
+			    conf->ifaces[0], conf->ifaces[0], conf->ifaces[1], conf->ifaces[0]);
+		goto fail;
+	}
 	/* A capture flag a previous regiond left set (it stopped mid-capture)
 	 * would have the program copy drops nobody reads. */
 	ctl_bpf_capture(f->bpf, 0);
@@ -966,7 +978,12 @@ static void keep_attached(struct ctl_filter *f)
 			 (now == 3 && (f->ifaces[i].lost != 3 || f->ifaces[i].lost_to != there)))
 			fwd_log(FWD_LOG_WARNING, "XDP filter: %s carries %s%.0u: %s", ifn,
 				there ? "another program, id " : "no program", there,
-				there		  ? "left alone; status says so"
+				there && f->adopted == 2
+					? "the fast path's AF_XDP port attached a new one "
+					  "(regionfwd restarted?), which holds no rules and "
+					  "passes everything to the fast path: restart regiond "
+					  "to adopt it and install the rules; status says so"
+				: there		  ? "left alone; status says so"
 				: f->adopted == 2 ? "the fast path's AF_XDP port attaches it"
 						  : "attaching it again");
 		f->ifaces[i].lost = now;

@@ -94,3 +94,42 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
     out = read_pcaps(str(tmp_path / "out.pcap"))
     assert all(p[IP].src.startswith("10.8.") for p in out)
     assert s["packets"]["rx"] == s["packets"]["tx"] == len(out) >= 45, s["packets"]
+
+
+def test_the_fast_paths_program_filters_its_own_interface_alone(tmp_path):
+    """regiond adopted the fast path's AF_XDP program from the first
+    --xdp-iface and attached that same program to the second one too,
+    where what it admitted went to the first device's sockets, which the
+    kernel refuses (a review): every admitted packet of the second
+    interface lost. Refused at start, naming both, the second interface
+    left as it was."""
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    sock, api = str(tmp_path / "fwd.sock"), str(tmp_path / "api.sock")
+    pin = f"/sys/fs/bpf/rfwd-axdp2-{os.getpid()}"
+    with netns.VethLab("rfwd-test-axdp2", [("xpb0", "xpb1"), ("xpc0", "xpc1")]):
+        node = tmp_path / "node.yaml"
+        node.write_text("ports:\n"
+                        "  in0: {device: 'net_af_xdp1,iface=xpb0', ingress: true, xdp_filter: true}\n"
+                        f"  out0: {{device: 'net_pcap_o1,tx_pcap={tmp_path}/out.pcap'}}\n"
+                        f"xdp_object: {OBJ}\n"
+                        f"control_socket: {sock}\nmbufs: 8191\n" + NAP)
+        fwd = subprocess.Popen([regionfwd_bin()] + eal_args("e2e-axdp2", mem=512) + [
+            "--", "--node", str(node), "--table", str(table)],
+            stdout=open(tmp_path / "fwd.log", "w"), stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: os.path.exists(sock), what="regionfwd up")
+            p = subprocess.run([REGIOND, "--dataplane", sock, "--api-socket", api, "--state-dir",
+                                str(tmp_path / "state"), "--xdp-iface", "xpb0", "--xdp-iface", "xpc0",
+                                "--bpf-pin-dir", pin], capture_output=True, text=True, timeout=120)
+            assert p.returncode == 1, p.stderr[-2000:]
+            assert "the XDP filter on xpb0 is the fast path's AF_XDP program, which redirects to xpb0's " \
+                   "sockets alone: it cannot filter xpc0 too" in p.stderr, p.stderr[-2000:]
+            assert "give regiond --xdp-iface xpb0 alone" in p.stderr, p.stderr[-2000:]
+            q = subprocess.run(["ip", "-j", "link", "show", "xpc0"], capture_output=True, text=True)
+            assert "xdp" not in json.loads(q.stdout)[0], q.stdout
+        finally:
+            fwd.send_signal(signal.SIGTERM)
+            fwd.wait(30)
+            subprocess.run(["rm", "-rf", pin])
+    assert fwd.returncode == 0, open(tmp_path / "fwd.log").read()
