@@ -220,7 +220,8 @@ static int nested_refusal(const struct fwd_table *t, const struct fwd_residency 
 	link_tags(l, have, sizeof(have));
 	tag_list((const char(*)[FWD_NAME_MAX])r->tags, r->ntags, want, sizeof(want));
 	fwd_err_fail(err, FWD_R_RESIDENCY_VIOLATION, t->source, line, path,
-		     "prefix %s of region '%s' lies inside %s of region '%s' and would take its "
+		     FWD_RESIDENCY_NESTED_HEAD
+		     " and would take its "
 		     "protected traffic out: residency rule '%s' allows service '%s' only on "
 		     "links tagged %s, but %s %s link '%s' (%s)",
 		     inner_pfx, t->region_names[inner], outer_pfx, t->region_names[outer], r->name,
@@ -660,4 +661,19 @@ int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, st
 			return -EPERM;
 	}
 	return check_nesting(t, c, err);
+}
+
+int fwd_residency_nested_of(const char *reason, char inner[64], char inner_region[FWD_NAME_MAX],
+			    char outer[64], char outer_region[FWD_NAME_MAX])
+{
+	int end = 0;
+
+	/* The widths hold 63 and 31 characters (FWD_NAME_MAX - 1); a name
+	 * is [A-Za-z0-9_.-], never a quote. */
+	_Static_assert(FWD_NAME_MAX == 32, "the widths below");
+	if (sscanf(reason, "prefix %63s of region '%31[^']' lies inside %63s of region '%31[^']'%n",
+		   inner, inner_region, outer, outer_region, &end) != 4 ||
+	    end == 0)
+		return -EINVAL;
+	return 0;
 }

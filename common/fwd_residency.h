@@ -50,6 +50,17 @@ int fwd_residency_check_content(const struct fwd_table *t, const struct fwd_cont
  * fwd_residency_check_pair().
  */
 
+/* How a nested-prefix refusal's reason begins (inner prefix and region,
+ * outer prefix and region): the routing feed reads it back
+ * (fwd_residency_nested_of) to tell which learned prefix is in the way. */
+#define FWD_RESIDENCY_NESTED_HEAD "prefix %s of region '%s' lies inside %s of region '%s'"
+
+/** The prefixes and regions of a reason fwd_residency_check_pair() wrote
+ *  (FWD_RESIDENCY_NESTED_HEAD), each buffer of 64 bytes (regions:
+ *  FWD_NAME_MAX). @return 0, or -EINVAL when @reason is not one. */
+int fwd_residency_nested_of(const char *reason, char inner[64], char inner_region[FWD_NAME_MAX],
+			    char outer[64], char outer_region[FWD_NAME_MAX]);
+
 /** 0 when region @inner nested in protected region @outer keeps to @outer's
  *  rules, else -EPERM with @err (FWD_R_RESIDENCY_VIOLATION) naming both
  *  prefixes (text given), the rule, the service and the link. */

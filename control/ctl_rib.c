@@ -9,6 +9,7 @@
 
 #include "fwd_hash.h"
 #include "fwd_prefix.h"
+#include "fwd_residency.h"
 
 /* One prefix: learned somewhere, owned, or changed since the last
  * reconcile (an entry with none of the three is deleted). 24 bytes, so 2M
@@ -731,6 +732,105 @@ static void requeue(struct ctl_rib *r, const struct fwd_delta_op *ops, uint32_t 
 	}
 }
 
+/* Learned prefixes one protected cover may take back, tried one at a time
+ * as the table names them: each try is an apply (a copy of the table). */
+#define COVER_TRIES 16
+
+/* The learned prefix in the way of @op's addition, by @fe (a nested-prefix
+ * residency refusal): a prefix the feed added for another region, inside
+ * @op's, which is its outer prefix. NULL when @fe says anything else. */
+static struct ent *learned_in_the_way(struct ctl_rib *r, const struct fwd_delta_op *op,
+				      const struct fwd_err *fe)
+{
+	char in[64], in_region[FWD_NAME_MAX], outer[64], outer_region[FWD_NAME_MAX];
+	struct ctl_rib_pfx ip, cp, own;
+	struct ent *c, *x;
+
+	if (op->kind != FWD_DELTA_ADD || fe->reason_code != FWD_R_RESIDENCY_VIOLATION ||
+	    fwd_residency_nested_of(fe->reason, in, in_region, outer, outer_region) ||
+	    ctl_rib_pfx_parse(in, &ip) || ctl_rib_pfx_parse(outer, &cp))
+		return NULL;
+	op_key(op, &own);
+	if (!same_pfx(&cp, &own) || (c = find(r, &own)) == NULL || c->holder == 0 ||
+	    strcmp(outer_region, r->regions[c->holder - 1]) != 0)
+		return NULL;
+	x = find(r, &ip);
+	if (x == NULL || x == c || x->owned == 0 ||
+	    strcmp(in_region, r->regions[x->owned - 1]) != 0)
+		return NULL;
+	return x;
+}
+
+/*
+ * The addition @op of a learned prefix of region A, refused by a residency
+ * rule of A because a prefix the feed learned for region B lies inside it
+ * and would take A's protected users out: the protected cover wins. Which
+ * of the two was learned first decided it (the later one refused), so
+ * India's own route was refused when Singapore's nested one was older, and
+ * India's users then followed whatever else covered them (Singapore's
+ * static /13, a learned default) out of India; a full PUT could flip it (a
+ * hostile probe). The nested prefixes now go, refused (retried when the
+ * cover goes), and the cover applies, in one delta. A nested prefix that
+ * is static, or a refusal of anything else, leaves the cover refused.
+ * @return 1 when @op applied, 0 when nothing changed.
+ */
+static int cover_wins(struct ctl_rib *r, const struct ctl_rib_table *t,
+		      const struct fwd_delta_op *op, const struct fwd_err *refusal,
+		      struct ctl_rib_batch *out)
+{
+	struct fwd_delta_op ops[COVER_TRIES + 1];
+	struct ent *nested[COVER_TRIES], *x;
+	struct fwd_err fe = *refusal;
+	unsigned n = 0;
+	int64_t gen = -1;
+
+	ops[0] = *op;
+	while (gen < 0 && n < COVER_TRIES && (x = learned_in_the_way(r, op, &fe)) != NULL) {
+		struct ctl_rib_pfx ip;
+		struct fwd_delta d;
+
+		for (unsigned k = 0; k < n; k++)
+			if (nested[k] == x)
+				return 0; /* named again: it is not what refuses */
+		key_of(x, &ip);
+		nested[n++] = x;
+		memset(&ops[n], 0, sizeof(ops[n]));
+		ops[n].kind = FWD_DELTA_REMOVE;
+		ops[n].family = x->family;
+		ops[n].len = x->len;
+		memcpy(ops[n].addr, x->addr, 16);
+		ops[n].region = (uint16_t)t->held_by(t->arg, &ip);
+		for (unsigned k = 0; k <= n; k++)
+			ops[k].index = k;
+		d = (struct fwd_delta){.n = n + 1, .cap = n + 1, .ops = ops};
+		memset(&fe, 0, sizeof(fe));
+		out->applies++;
+		gen = t->apply(t->arg, &d, &fe);
+	}
+	if (gen < 0)
+		return 0;
+	if (gen > 0)
+		out->generation = gen;
+	settle(r, t, &ops[0], 1, NULL, out);
+	for (unsigned k = 0; k < n; k++) {
+		char cover[64], why[384];
+		struct ctl_rib_pfx cp;
+		unsigned region = nested[k]->owned;
+
+		op_key(op, &cp);
+		settle(r, t, &ops[k + 1], 1, NULL, out); /* removed: the feed's no more */
+		snprintf(why, sizeof(why),
+			 "lies inside %s of region '%s', which the feed learned too and a "
+			 "residency rule protects: the protected prefix wins (this one is "
+			 "retried when it goes)",
+			 ctl_rib_pfx_str(&cp, cover, sizeof(cover)),
+			 r->regions[find(r, &cp)->holder - 1]);
+		refuse(r, nested[k], nested[k]->holder ? nested[k]->holder : region, why, out);
+		out->refused++;
+	}
+	return 1;
+}
+
 /* Apply @d; a refused batch is split: the change the table names goes
  * alone (refused), else halves, until every change applied or was refused
  * alone. @return 0, or -1 with @e (a refusal not about a change). */
@@ -793,12 +893,20 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 			continue;
 		}
 		if (part.n == 1) {
-			settle(r, t, part.ops, 0, fe.reason, out);
+			if (!cover_wins(r, t, part.ops, &fe, out))
+				settle(r, t, part.ops, 0, fe.reason, out);
 			continue;
 		}
 		named = named_change(&fe);
 		if (named >= 0 && (uint32_t)named < part.n) {
 			swap_ops(&d->ops[g.lo], &d->ops[g.lo + (uint32_t)named]);
+			/* The rest first, then the named one alone: its cover may
+			 * win once the rest is in (cover_wins). */
+			if (learned_in_the_way(r, &d->ops[g.lo], &fe)) {
+				stack[sp++] = (struct range){g.lo, g.lo + 1};
+				stack[sp++] = (struct range){g.lo + 1, g.hi};
+				continue;
+			}
 			settle(r, t, &d->ops[g.lo], 0, fe.reason, out);
 			stack[sp++] = (struct range){g.lo + 1, g.hi};
 			continue;
@@ -868,7 +976,9 @@ static void check_retries(struct ctl_rib *r, const struct ctl_rib_table *t, stru
 		if (named < 0 || (uint32_t)named >= part.n)
 			return;
 		k = (uint32_t)named;
-		if (is_retry(r, &d->ops[k])) {
+		/* A protected cover a learned prefix is in the way of goes to
+		 * the apply, whose cover_wins() may take the way back. */
+		if (is_retry(r, &d->ops[k]) && learned_in_the_way(r, &d->ops[k], &fe) == NULL) {
 			settle(r, t, &d->ops[k], 0, fe.reason, out);
 			n--;
 			/* Out of the batch (the order of its changes means
@@ -876,6 +986,7 @@ static void check_retries(struct ctl_rib *r, const struct ctl_rib_table *t, stru
 			d->ops[k] = d->ops[--part.n];
 			d->ops[part.n] = d->ops[--d->n];
 		} else {
+			n -= (uint32_t)is_retry(r, &d->ops[k]); /* set aside, not checked */
 			swap_ops(&d->ops[k], &d->ops[--part.n]);
 		}
 	}

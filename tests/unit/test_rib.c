@@ -22,6 +22,7 @@
 #include "ctl_bird.h"
 #include "ctl_owned.h"
 #include "ctl_rib.h"
+#include "fwd_residency.h"
 
 /* A table as the feed sees it: regions by id (index + 1), the prefixes
  * each holds, and the refusals regiond's would make, all or nothing. */
@@ -44,6 +45,10 @@ struct fake {
 	} covered[4];
 	int ncovered;
 	int other_failure; /* refuse everything for another reason */
+	/* residency as fwd_residency_check_pair: region protect's prefixes
+	 * may not hold another region's inside them, whichever is added, and
+	 * the refusal says both, in the validator's words */
+	int protect;
 	int forbid_nth4; /* residency: every addition in nth4()'s 100.64.0.0/10 */
 	/* errors name changes[N]: 1 by the op's index, 2 by its place in
 	 * what apply was given (as fwd_delta's checks count) */
@@ -105,6 +110,60 @@ static int64_t refuse(struct fake *f, const struct fwd_delta *d, const struct fw
 	return -1;
 }
 
+static int fake_after(const struct fake *f, const struct fwd_delta *d, const struct ctl_rib_pfx *p);
+
+static int pfx_inside(const struct ctl_rib_pfx *in, const struct ctl_rib_pfx *out)
+{
+	uint8_t whole = out->len / 8, rest = out->len % 8;
+
+	return in->family == out->family && in->len > out->len &&
+	       memcmp(in->addr, out->addr, whole) == 0 &&
+	       (rest == 0 || ((in->addr[whole] ^ out->addr[whole]) & (0xff << (8 - rest))) == 0);
+}
+
+/* A nested pair the table @d makes breaks region f->protect's residency:
+ * the refusal of @op (one of the two), naming both as the validator does. */
+static int64_t fake_nested(struct fake *f, const struct fwd_delta *d, const struct fwd_delta_op *op,
+			   struct fwd_err *e)
+{
+	struct ctl_rib_pfx p, q;
+	char a[64], b[64], why[384];
+
+	op_pfx(op, &p);
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < (pass ? (int)d->n : f->n); i++) {
+			int region;
+
+			if (pass) {
+				if (d->ops[i].kind != FWD_DELTA_ADD)
+					continue;
+				op_pfx(&d->ops[i], &q);
+				region = d->ops[i].region;
+			} else {
+				q = f->held[i].p;
+				region = f->held[i].region;
+			}
+			if (!fake_after(f, d, &q) || region == op->region)
+				continue;
+			if (op->region == f->protect && pfx_inside(&q, &p))
+				snprintf(why, sizeof(why),
+					 FWD_RESIDENCY_NESTED_HEAD " and would take",
+					 ctl_rib_pfx_str(&q, a, sizeof(a)), f->names[region - 1],
+					 ctl_rib_pfx_str(&p, b, sizeof(b)),
+					 f->names[op->region - 1]);
+			else if (region == f->protect && pfx_inside(&p, &q))
+				snprintf(why, sizeof(why),
+					 FWD_RESIDENCY_NESTED_HEAD " and would take",
+					 ctl_rib_pfx_str(&p, a, sizeof(a)),
+					 f->names[op->region - 1],
+					 ctl_rib_pfx_str(&q, b, sizeof(b)), f->names[region - 1]);
+			else
+				continue;
+			return refuse(f, d, op, FWD_R_RESIDENCY_VIOLATION, why, e);
+		}
+	return 0;
+}
+
 /* Whether @p is in the table @d makes of @f's. */
 static int fake_after(const struct fake *f, const struct fwd_delta *d, const struct ctl_rib_pfx *p)
 {
@@ -160,6 +219,8 @@ static int64_t fake_apply(void *arg, const struct fwd_delta *d, struct fwd_err *
 					      "inside a protected region's prefix", e);
 		if (op->kind == FWD_DELTA_ADD && at >= 0 && f->held[at].region != op->region)
 			return refuse(f, d, op, FWD_R_INVALID_DELTA, "held by another region", e);
+		if (f->protect && op->kind == FWD_DELTA_ADD && fake_nested(f, d, op, e))
+			return -1;
 		if (op->kind == FWD_DELTA_REMOVE && (at < 0 || f->held[at].region != op->region))
 			return refuse(f, d, op, FWD_R_INVALID_DELTA, "not in that region", e);
 	}
@@ -647,6 +708,73 @@ static void test_retry_checked_with_its_batch(void **state)
 		assert_int_equal(b.applies, 0);
 		assert_int_equal(f->records, records);
 	}
+	ctl_rib_free(r);
+	free(f);
+}
+
+/* A learned prefix of a protected region refused because another
+ * region's learned prefix lies inside it: which came first decided, and
+ * with Singapore's /24 learned first India's /16 was refused, its users
+ * then covered by whatever else (Singapore's static /13, a learned
+ * default) out of India (a hostile probe). The protected cover wins now:
+ * the nested prefix goes, refused, and comes back when the cover goes; a
+ * static nested prefix still keeps the cover out. */
+static void test_a_protected_cover_wins_over_a_nested_learned_prefix(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_table t = fake_table(f);
+	struct ctl_rib_pfx cover = pfx("8.132.0.0/16"), in = pfx("8.132.5.0/24"),
+			   in2 = pfx("8.132.6.0/24"), cover2 = pfx("8.133.0.0/16"),
+			   static_in = pfx("8.133.5.0/24");
+	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
+	struct ctl_rib_batch b;
+	struct fwd_err e = {0};
+	unsigned n, found = 0;
+
+	(void)state;
+	t.check = fake_check;
+	f->protect = 1; /* india */
+	ctl_rib_learn(r, &in, 1);
+	ctl_rib_learn(r, &in2, 2);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.added, 2);
+	ctl_rib_learn(r, &cover, 0);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.added, 1);
+	assert_int_equal(b.removed, 2);
+	assert_int_equal(b.refused, 2);
+	assert_true(fake_find(f, &cover) >= 0 && f->held[fake_find(f, &cover)].region == 1);
+	assert_int_equal(fake_find(f, &in), -1);
+	assert_int_equal(fake_find(f, &in2), -1);
+	assert_true(fake_recorded(f, &cover));
+	assert_false(fake_recorded(f, &in));
+	n = ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS);
+	for (unsigned k = 0; k < n; k++)
+		if (same_pfx(&ref[k].p, &in) && strstr(ref[k].reason, "the protected prefix wins"))
+			found++;
+	assert_int_equal(found, 1);
+	/* A full comparison: it stands, nothing moves. */
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 1, 1000, &b, &e), 0);
+	assert_int_equal(b.added + b.removed, 0);
+	assert_true(fake_find(f, &cover) >= 0);
+	assert_int_equal(fake_find(f, &in), -1);
+	/* The cover withdrawn: the nested ones come back. */
+	ctl_rib_forget(r, &cover, 0);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 1, 1000, &b, &e), 0);
+	assert_int_equal(b.removed, 1);
+	assert_int_equal(b.added, 2);
+	assert_true(fake_find(f, &in) >= 0 && f->held[fake_find(f, &in)].region == 2);
+	assert_true(fake_find(f, &in2) >= 0 && f->held[fake_find(f, &in2)].region == 3);
+	/* A static prefix in the way: the cover stays refused, as before. */
+	f->held[f->n].p = static_in;
+	f->held[f->n++].region = 2;
+	ctl_rib_learn(r, &cover2, 0);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.refused, 1);
+	assert_int_equal(b.added, 0);
+	assert_int_equal(fake_find(f, &cover2), -1);
+	assert_true(fake_find(f, &static_in) >= 0);
 	ctl_rib_free(r);
 	free(f);
 }
@@ -1522,6 +1650,7 @@ int main(void)
 		cmocka_unit_test(test_refused_addition_leaves_no_record),
 		cmocka_unit_test(test_standing_refusal_is_reported_once),
 		cmocka_unit_test(test_retry_checked_with_its_batch),
+		cmocka_unit_test(test_a_protected_cover_wins_over_a_nested_learned_prefix),
 		cmocka_unit_test(test_unheld_record_is_disowned_at_start),
 		cmocka_unit_test(test_several_routes_and_resync),
 		cmocka_unit_test(test_ipv4_mapped_prefix_is_refused),
