@@ -1665,12 +1665,22 @@ static void h_fleet_rollout_abort(struct ctl_api *api, const struct req *q, stru
 	struct ctl_etcd *c = fleet_client(api, r);
 	struct ctl_rollout *ro = c ? malloc(sizeof(*ro)) : NULL;
 	struct fwd_err e;
+	int rc;
 
 	if (c == NULL)
 		return;
 	if (ro == NULL)
 		reply_simple(r, FWD_R_INTERNAL, "", "out of memory");
-	else if (ctl_rstore_abort(c, api->fleet->facility, ro, &e))
+	else if ((rc = ctl_rstore_abort(c, api->fleet->facility, ro, &e)) == 1) {
+		/* Unreadable: deleted with every pin (ctl_rollout_store.c). */
+		fwd_log(FWD_LOG_WARNING,
+			"fleet: rollout/active could not be read (%s): deleted with every pin by "
+			"%s's abort; the nodes follow the desired table",
+			e.reason, q->who);
+		r->status = 202;
+		r->body = json_pack("{s:{s:s, s:n}, s:s}", "rollout", "id", "", "previous",
+				    "unreadable_removed", e.reason);
+	} else if (rc)
 		reply_err(r, &e);
 	else {
 		fwd_log(FWD_LOG_NOTICE, "fleet rollout %s: abort asked by %s", ro->id, q->who);

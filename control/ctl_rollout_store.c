@@ -493,6 +493,78 @@ static bool aborted_in_history(struct ctl_etcd *e, const char *facility, const c
 	return yes;
 }
 
+/*
+ * An active record this regiond cannot read as a rollout of its facility
+ * (a half write, a hand's edit, another facility's record): the leader
+ * pauses on it, and abort, unpin and apply were all refused on it, the
+ * operator left with etcdctl (a hostile probe). The abort takes it away
+ * as a rollout's abort ends: the record deleted, and the pins rollouts
+ * wrote with it (those naming a rollout; an operator's pin by hand stays),
+ * so those nodes follow desired, which a rollout changes only as it
+ * completes. One transaction, each key only as it was read. A newer
+ * regiond's record (unsupported_schema) is left alone. @return 1 with
+ * what was wrong with the record in @err's reason, or -errno with @err.
+ */
+static int abort_unreadable(struct ctl_etcd *e, const char *facility, struct fwd_err *err)
+{
+	struct ctl_etcd_range rg = {0}, pg = {0};
+	struct ctl_etcd_txn_result res = {0};
+	struct ctl_etcd_cmp cmp[1 + PIN_OPS_MAX];
+	struct ctl_etcd_op ops[1 + PIN_OPS_MAX];
+	char akey[160], pins[160], why[sizeof(err->reason)];
+	size_t n = 0;
+	int rc;
+
+	/* what the read said, its field first; cut to the reason's size */
+	snprintf(why, sizeof(why), "%.120s%s%.250s", err->path, err->path[0] ? ": " : "",
+		 err->reason);
+	ctl_rstore_key(akey, sizeof(akey), facility, "rollout/active");
+	ctl_rstore_key(pins, sizeof(pins), facility, "pins/");
+	if ((rc = ctl_etcd_range(e, akey, 0, 0, 1, &rg, err)))
+		return rc;
+	if (rg.count != 1) {
+		ctl_etcd_range_free(&rg);
+		return fwd_err_fail(err, FWD_R_NO_ROLLOUT, NULL, 0, "",
+				    "facility %s has no rollout in progress", facility);
+	}
+	if ((rc = ctl_etcd_range(e, pins, CTL_ETCD_PREFIX, 0, 0, &pg, err))) {
+		ctl_etcd_range_free(&rg);
+		return rc;
+	}
+	cmp[n] = (struct ctl_etcd_cmp){.key = akey,
+				       .target = CTL_ETCD_CMP_MOD,
+				       .result = CTL_ETCD_EQUAL,
+				       .number = rg.kvs[0].mod_revision};
+	ops[n++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_DELETE, .key = akey};
+	for (size_t i = 0; i < pg.count && n <= PIN_OPS_MAX; i++) {
+		json_t *j = json_loadb(pg.kvs[i].value, pg.kvs[i].value_len, 0, NULL);
+		const char *ro = json_string_value(json_object_get(j, "rollout"));
+
+		/* a key with a NUL inside would name another key to the txn */
+		if (ro && ro[0] && strlen(pg.kvs[i].key) == pg.kvs[i].key_len) {
+			cmp[n] = (struct ctl_etcd_cmp){.key = pg.kvs[i].key,
+						       .target = CTL_ETCD_CMP_MOD,
+						       .result = CTL_ETCD_EQUAL,
+						       .number = pg.kvs[i].mod_revision};
+			ops[n++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_DELETE,
+							.key = pg.kvs[i].key};
+		}
+		json_decref(j);
+	}
+	rc = ctl_etcd_txn(e, cmp, n, ops, n, NULL, 0, &res, err);
+	ctl_etcd_range_free(&res.range);
+	ctl_etcd_range_free(&rg);
+	ctl_etcd_range_free(&pg);
+	if (rc)
+		return rc;
+	if (!res.succeeded)
+		return fwd_err_fail(err, FWD_R_STALE_GENERATION, NULL, 0, akey,
+				    "changed while this abort read it: try again");
+	*err = (struct fwd_err){0};
+	snprintf(err->reason, sizeof(err->reason), "%s", why);
+	return 1;
+}
+
 int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollout *r,
 		     struct fwd_err *err)
 {
@@ -522,6 +594,10 @@ int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 					    "rollout %s finished while this abort ran; rollout %s "
 					    "began since and is left alone",
 					    id, r->id);
+		if (rc && !id[0] &&
+		    (err->reason_code == FWD_R_INVALID_FLEET_KEY ||
+		     err->reason_code == FWD_R_FACILITY_MISMATCH))
+			return abort_unreadable(e, facility, err);
 		if (rc)
 			return rc;
 		if (r->state == CTL_RO_ABORTING || r->state == CTL_RO_ABORTED ||

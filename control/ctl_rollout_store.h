@@ -70,7 +70,9 @@ int ctl_rstore_active(struct ctl_etcd *e, const char *facility, struct ctl_rollo
 		      int64_t *mod_revision, struct fwd_err *err);
 
 /** Ask the active rollout to abort (the driver reverts). @r: the record
- *  as written. @return 0, -ENOENT when none, -EALREADY when it is finished. */
+ *  as written. @return 0, -ENOENT when none, -EALREADY when it is finished;
+ *  1 when the active record could not be read and was deleted with every
+ *  pin instead (@err's reason says what was wrong with it, @r unset). */
 int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollout *r,
 		     struct fwd_err *err);
 

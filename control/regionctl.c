@@ -5065,6 +5065,12 @@ static int cmd_fleet_history(const struct opts *o, const struct ctl_call *c)
 static void print_abort(json_t *r, const char *arg)
 {
 	(void)arg;
+	if (json_is_string(json_object_get(r, "unreadable_removed"))) {
+		printf("rollout/active could not be read (%s): deleted, with every pin; the nodes "
+		       "follow the desired table\n",
+		       js(r, "unreadable_removed"));
+		return;
+	}
 	printf("rollout %s: abort asked; the driver pins the changed nodes back to %s\n",
 	       js(json_object_get(r, "rollout"), "id"),
 	       js(json_object_get(r, "rollout"), "previous"));

@@ -654,3 +654,33 @@ def test_a_fleet_table_without_desired_is_never_silent(fleet, tmp_path):
         wait_for(lambda: alarm_of(fleet.reports()[node.name]) == "", timeout=20,
                  what="%s's alarm cleared" % node.name)
         assert "regiond_fleet_off_target 0" in node.get("/metrics")[1]
+
+
+def test_an_unreadable_active_record_is_aborted_away(fleet, tmp_path):
+    """Half an active record (a torn write, a hand's edit) locked the
+    operator out: the leader paused on it, and `fleet abort`, `fleet unpin`
+    and `fleet apply` were all refused on it; only etcdctl got out (a
+    hostile probe). An abort now deletes it, with the pins rollouts wrote,
+    while it is the record it read; an operator's pin by hand stays; the
+    pinned nodes follow desired again, and the next rollout may start."""
+    n = fleet.nodes
+    prev = fleet.cluster.get_json(fleet.key("desired"))["table"]
+    fleet.wait_converged(prev)
+    h = etcdlab.publish_table(fleet.cluster, FAC, STRAY.encode())
+    etcdlab.set_pin(fleet.cluster, FAC, "n2", h, rollout="r-9-half")
+    etcdlab.set_pin(fleet.cluster, FAC, "n1", h, rollout=None)
+    fleet.cluster.put(fleet.key("rollout/active"), b'{"schema": 1, "id": "r-9-half", "facility": "' +
+                      FAC.encode() + b'", "sync')
+    wait_for(lambda: fleet.reports()["n2"]["running"]["table"] == h, timeout=20, what="n2 pinned")
+    rc, _, err = n[0].ctl("fleet", "apply", write(tmp_path, "g.yaml", GOOD[0]), "--canary", 1)
+    assert rc == 1 and "rollout_in_progress" in err, err  # as before: one at a time
+    rc, out, err = n[0].ctl("fleet", "abort")
+    assert rc == 0 and "rollout/active could not be read (" in out and "deleted, with every pin" in out, \
+        (out, err)
+    assert fleet.cluster.get(fleet.key("rollout/active")) is None
+    assert fleet.cluster.get(fleet.key("pins/n2")) is None
+    assert fleet.cluster.get(fleet.key("pins/n1")) is not None  # the operator's own
+    fleet.cluster.delete(fleet.key("pins/n1"))
+    fleet.wait_converged(prev)
+    rc, _, err = n[0].ctl("fleet", "abort")
+    assert rc == 1 and "no_rollout" in err, err
