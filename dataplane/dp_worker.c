@@ -1,6 +1,7 @@
 #include "dp_worker.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -65,35 +66,56 @@ static inline void cnt_close(struct dp_counters *c)
 	__atomic_store_n(&c->seq, c->seq + 1, __ATOMIC_RELEASE);
 }
 
-/* A burst's accounting takes well under a microsecond, and between two a
- * worker receives and parses the next burst, so a reader finds the count
- * even and unchanged within a few tries. The bound is for the worker that
- * never gets there (stuck inside an accounting, or one pausing so rarely
- * that every copy overlaps a burst): 65,536 tries with a pause each are a
- * few milliseconds, after which the counters are read one by one. */
-#define CNT_READ_TRIES 65536
+/* A burst takes a microsecond or two, all of it but its receive inside
+ * the count, so a reader finds the count even and unchanged within a few
+ * tries: it spins that long. Past it the worker is most likely not running
+ * (preempted mid-accounting on a shared core: on this 2-core machine a
+ * bound of 65,536 spins, a few ms, ran out under load and gave a sum a
+ * burst off). The reader then yields the CPU between tries, for up to
+ * CNT_READ_WAIT_NS (1 s, far past a time slice). The bound is for a worker
+ * that never gets there (stuck inside an accounting): after it the
+ * counters are read one by one, and the control thread, status and
+ * /metrics go on. */
+#define CNT_READ_SPINS 1024
+#define CNT_READ_WAIT_NS 1000000000ll
 
 _Static_assert(sizeof(struct dp_counters) % sizeof(uint64_t) == 0,
 	       "the field-by-field read copies the counters as 64-bit words");
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
 
 int dp_counters_read(const struct dp_counters *c, struct dp_counters *out)
 {
 	const uint64_t *from = (const uint64_t *)c;
 	uint64_t *to = (uint64_t *)out;
+	int64_t since = 0;
 
-	for (unsigned t = 0; t < CNT_READ_TRIES; t++) {
+	for (unsigned t = 0;; t++) {
 		uint64_t s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE), s2;
 
-		if (s1 & 1) {
+		if (!(s1 & 1)) {
+			memcpy(out, c, sizeof(*out));
+			/* The copy above must complete before seq is read again. */
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			s2 = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+			if (s1 == s2)
+				return 0;
+		}
+		if (t < CNT_READ_SPINS) {
 			rte_pause();
 			continue;
 		}
-		memcpy(out, c, sizeof(*out));
-		/* The copy above must complete before seq is read again. */
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		s2 = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
-		if (s1 == s2)
-			return 0;
+		if (t == CNT_READ_SPINS)
+			since = mono_ns();
+		else if (mono_ns() - since > CNT_READ_WAIT_NS)
+			break;
+		sched_yield();
 	}
 	/* Field by field: each counter is one aligned 64-bit word the worker
 	 * alone stores, so each load is a value it held (never half of one);
@@ -775,6 +797,7 @@ counted:
 	ip = rte_pktmbuf_mtod_offset(m, uint8_t *, l2_len);
 	if (family == 4) {
 		if (unlikely(ip[8] <= 1)) {
+			d.mirror = FWD_LINK_NONE; /* dropped, not copied: the capture says so */
 			if (cap)
 				capture_pkt(lc, cap, g, m, &d, classified,
 					    1 + FWD_DROP_TTL_EXPIRED);
@@ -786,6 +809,7 @@ counted:
 		fwd_ipv4_ttl_dec(ip);
 	} else {
 		if (unlikely(ip[7] <= 1)) {
+			d.mirror = FWD_LINK_NONE; /* dropped, not copied: the capture says so */
 			if (cap)
 				capture_pkt(lc, cap, g, m, &d, classified,
 					    1 + FWD_DROP_TTL_EXPIRED);

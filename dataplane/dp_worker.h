@@ -177,7 +177,8 @@ void dp_stage_begin(void);
 
 /**
  * Copy of a worker's counters, consistent across fields: retried while a
- * burst's accounting is open, a bounded number of times (a few ms).
+ * burst's accounting is open, spinning, then yielding the CPU, for 1 s at
+ * most.
  * @return 0, or -EBUSY when the worker held its accounting open that long
  * and the copy was read field by field (each counter a value it held, the
  * fields possibly a burst apart): a reader is never held by a worker.
