@@ -4150,13 +4150,17 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 	time_t sec;
 	struct tm tm;
 	uint8_t guessed_proto = 0;
-	int ok, fam = 0, gsport = -1, gdport = -1;
+	int ok, ports, fam = 0, gsport = -1, gdport = -1;
 	char what[32] = "";
 
 	if (ctl_pcapng_epb_info(b, &e))
 		return 0;
 	ctl_pcapng_comment(b, comment, sizeof(comment));
 	ok = fwd_parse(e.data, e.data + e.caplen, &p) == FWD_OK;
+	/* Ports only where the header says them: TCP, UDP or SCTP, not a
+	 * later fragment (its 0s once read as ports 0 > 0, a probe). */
+	ports = ok && p.frag != FWD_FRAG_LATER &&
+		(p.proto == FWD_PROTO_TCP || p.proto == FWD_PROTO_UDP || p.proto == FWD_PROTO_SCTP);
 	if (ok) {
 		fam = p.family;
 		inet_ntop(p.family == 4 ? AF_INET : AF_INET6, p.src, src, sizeof(src));
@@ -4180,7 +4184,7 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 				      "len", (int)e.origlen, "caplen", (int)e.caplen, "comment",
 				      comment, "verdict", verdict_json(comment));
 
-		if (ok)
+		if (ports)
 			json_object_update_new(j, json_pack("{s:s, s:s, s:s, s:i, s:i}", "src", src,
 							    "dst", dst, "proto", proto, "sport",
 							    p.sport, "dport", p.dport));
@@ -4193,6 +4197,10 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
 		putchar('\n');
 		json_decref(j);
+	} else if (ok && !ports) {
+		printf("%s.%09llu %s %s > %s len %u  %s\n", when,
+		       (unsigned long long)(e.ts % 1000000000u), proto, src, dst, e.origlen,
+		       comment);
 	} else if (ok) {
 		/* An IPv6 address in brackets before its port ([2001:db8::1]:443):
 		 * "2001:db8::1:443" reads as another address. */

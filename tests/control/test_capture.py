@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
-from scapy.all import IP, UDP, Ether, IPOption_NOP, IPv6, Raw, rdpcap  # noqa: E402
+from scapy.all import ICMP, IP, UDP, Ether, IPOption_NOP, IPv6, Raw, rdpcap  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, Box, wait_for  # noqa: E402
 from unixproxy import UnixProxy  # noqa: E402
 
@@ -123,6 +123,32 @@ def test_verdicts_match_explain(box, tmp_path):
     lines = [json.loads(line) for line in out.splitlines()]
     assert rc == 0 and len(lines) == 3 and lines[-1]["summary"] == "capture" and lines[-1]["packets"] == 2
     assert lines[0]["verdict"]["source"] == "regionfwd" and lines[0]["proto"] == "udp"
+
+
+def test_packets_without_ports_are_shown_without_them(tmp_path):
+    """A later fragment's and an ICMP message's lines read `udp A:0 > B:0`
+    and `-j` gave "sport": 0, ports the header does not have (a probe):
+    shown without ports now, as the guide says."""
+    extra = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+             IP(src="103.21.9.9", dst="198.51.100.1", proto=17, frag=4, id=77) / Raw(b"f" * 16),
+             Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+             IP(src="103.21.9.9", dst="198.51.100.1") / ICMP()]
+    b = Box(tmp_path, "cap-noports", steady=True, node_extra=CAPTURE_NODE, extra_packets=extra)
+    try:
+        for flt, proto in (("ip[6:2] & 0x1fff != 0", "udp"), ("icmp", "icmp")):
+            rc, out, err = capture(b, "--count", "2", "--duration", "20", "--filter", flt)
+            assert rc == 0 and len(out.splitlines()) == 2, (out, err)
+            assert all(re.search(r" %s 103\.21\.9\.9 > 198\.51\.100\.1 len \d+  regionfwd " % proto, line)
+                       for line in out.splitlines()), out
+            rc, out, err = capture(b, "--count", "2", "--duration", "20", "--filter", flt, "-j")
+            lines = [json.loads(line) for line in out.splitlines()][:-1]
+            assert rc == 0 and len(lines) == 2, (out, err)
+            assert all("sport" not in x and "dport" not in x and x["src"] == "103.21.9.9" for x in lines), out
+        # A whole UDP packet keeps its ports.
+        rc, out, err = capture(b, "--count", "1", "--duration", "20", "--filter", "udp and ip[6:2] & 0x3fff == 0")
+        assert rc == 0 and re.search(r" udp [\d.]+:\d+ > 198\.51\.100\.1:\d+ len", out), (out, err)
+    finally:
+        b.stop()
 
 
 def test_criteria(box, tmp_path):
