@@ -38,6 +38,12 @@ enum { F_DIRTY = 1, F_SHADOWED = 2, F_REFUSED = 4, F_MULTI = 8, F_STOOD = 16 };
  * the refused change named by the table (changes[i]) that is one apply per
  * refusal; past it the rest waits for the next reconcile. */
 #define MAX_APPLIES 256
+/* The same for the retries of prefixes refused before, which the table
+ * mostly refuses again, one an apply: 256 of them (a copy of the table
+ * each, under the state's lock) held status 13 s and made it call
+ * regionfwd unreachable after a feed came back (a hostile probe). Past it
+ * they stay refused and wait for the next batch, after its fresh changes. */
+#define RETRY_APPLIES 16
 
 struct ctl_rib {
 	char regions[CTL_RIB_MAX_REGIONS][FWD_NAME_MAX];
@@ -578,6 +584,56 @@ static int push_op(struct fwd_delta *d, uint8_t kind, const struct ent *e, int r
 	return 0;
 }
 
+/* Blocks no user's packet carries as its source: a learned prefix inside
+ * one names no users, and a default route (length 0) names everyone. The
+ * feed accepted 0.0.0.0/0 into a region (every source nobody else holds
+ * then became that region's, which turned a refused protected route into
+ * a leak for any range), 224.0.0.0/4, 127.0.0.0/8, ::1/128, fe80::/10 and
+ * ff00::/8 without a word (a hostile probe). Static prefixes are the
+ * table's to decide; these are the feed's refusals. */
+static const struct {
+	uint8_t family, len, addr[16];
+	const char *what;
+} no_users[] = {
+	{4, 8, {0}, "'this network' (0.0.0.0/8)"},
+	{4, 8, {127}, "loopback (127.0.0.0/8)"},
+	{4, 16, {169, 254}, "link-local (169.254.0.0/16)"},
+	{4, 4, {224}, "multicast (224.0.0.0/4)"},
+	{4, 4, {240}, "reserved and broadcast (240.0.0.0/4)"},
+	{6, 128, {0}, "the unspecified address (::/128)"},
+	{6, 128, {[15] = 1}, "loopback (::1/128)"},
+	{6, 10, {0xfe, 0x80}, "link-local (fe80::/10)"},
+	{6, 8, {0xff}, "multicast (ff00::/8)"},
+};
+
+/* Why a learned prefix @p names no users, or NULL. */
+static const char *names_no_users(const struct ctl_rib_pfx *p, char *why, size_t len)
+{
+	char s[64];
+
+	ctl_rib_pfx_str(p, s, sizeof(s));
+	if (p->len == 0) {
+		snprintf(why, len,
+			 "%s is a default route, which says nothing about who the users are: "
+			 "the feed learns none (a region meant to hold every other source "
+			 "says so with a static prefix)",
+			 s);
+		return why;
+	}
+	for (size_t i = 0; i < sizeof(no_users) / sizeof(no_users[0]); i++) {
+		uint8_t whole = no_users[i].len / 8, rest = no_users[i].len % 8;
+
+		if (p->family != no_users[i].family || p->len < no_users[i].len ||
+		    memcmp(p->addr, no_users[i].addr, whole) != 0 ||
+		    (rest && ((p->addr[whole] ^ no_users[i].addr[whole]) & (0xff << (8 - rest)))))
+			continue;
+		snprintf(why, len, "%s lies in %s, which no user's packet carries as its source",
+			 s, no_users[i].what);
+		return why;
+	}
+	return NULL;
+}
+
 enum { DO_NOTHING, DO_OP, DO_MOVE };
 
 /* What entry @e needs, as one op appended to @d (DO_OP), a removal now
@@ -630,6 +686,17 @@ static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *i
 		refuse(r, e, want, why, out);
 		out->refused++;
 		return e->owned ? (push_op(d, FWD_DELTA_REMOVE, e, held) ?: DO_OP) : DO_NOTHING;
+	}
+	{
+		char why[256];
+
+		if (names_no_users(&p, why, sizeof(why))) {
+			refuse(r, e, want, why, out);
+			out->refused++;
+			/* one an older regiond added goes */
+			return e->owned ? (push_op(d, FWD_DELTA_REMOVE, e, held) ?: DO_OP)
+					: DO_NOTHING;
+		}
 	}
 	if (ids[want - 1] <= 0) {
 		char why[FWD_NAME_MAX + 48];
@@ -716,6 +783,22 @@ static void settle(struct ctl_rib *r, const struct ctl_rib_table *t, const struc
 			t->record(t->arg, &p, r->regions[e->owned - 1], 0);
 		set_owned(r, e, 0);
 		out->removed++;
+	}
+}
+
+/* Retries not tried this time: refused still (their refusal stands, and
+ * counts), and back on the dirty list, retries again in the next batch. */
+static void requeue_refused(struct ctl_rib *r, const struct fwd_delta_op *ops, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		struct ctl_rib_pfx p;
+		struct ent *e;
+
+		op_key(&ops[i], &p);
+		if ((e = find(r, &p)) != NULL) {
+			set_flag(r, e, F_REFUSED, 1);
+			mark_dirty(r, e);
+		}
 	}
 }
 
@@ -835,7 +918,7 @@ static int cover_wins(struct ctl_rib *r, const struct ctl_rib_table *t,
  * alone (refused), else halves, until every change applied or was refused
  * alone. @return 0, or -1 with @e (a refusal not about a change). */
 static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct fwd_delta *d,
-		       struct ctl_rib_batch *out, struct fwd_err *e)
+		       unsigned max_applies, struct ctl_rib_batch *out, struct fwd_err *e)
 {
 	struct range {
 		uint32_t lo, hi;
@@ -849,7 +932,6 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 	stack = malloc(40 * sizeof(*stack));
 	if (stack == NULL) {
 		requeue(r, d->ops, d->n);
-		out->left += d->n;
 		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 	}
 	stack[sp++] = (struct range){0, d->n};
@@ -863,9 +945,11 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 
 		if (g.lo == g.hi)
 			continue;
-		if (applies == MAX_APPLIES || rc) {
-			requeue(r, part.ops, part.n);
-			out->left += part.n;
+		if (applies == max_applies || rc) {
+			if (rc == 0 && max_applies == RETRY_APPLIES)
+				requeue_refused(r, part.ops, part.n);
+			else
+				requeue(r, part.ops, part.n);
 			continue;
 		}
 		applies++;
@@ -889,7 +973,6 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 			*e = fe;
 			rc = -1;
 			requeue(r, part.ops, part.n);
-			out->left += part.n;
 			continue;
 		}
 		if (part.n == 1) {
@@ -996,7 +1079,7 @@ static void check_retries(struct ctl_rib *r, const struct ctl_rib_table *t, stru
  * in the record, and forget entries with nothing left to remember.
  * @return 0, or -1 with @e (what was not applied is back in the queue). */
 static int apply_part(struct ctl_rib *r, const struct ctl_rib_table *t, struct fwd_delta *d,
-		      struct ctl_rib_batch *out, struct fwd_err *e)
+		      unsigned max_applies, struct ctl_rib_batch *out, struct fwd_err *e)
 {
 	int rc = 0;
 
@@ -1021,11 +1104,10 @@ static int apply_part(struct ctl_rib *r, const struct ctl_rib_table *t, struct f
 		rc = t->commit(t->arg, e) ? -1 : 0;
 	if (rc) {
 		requeue(r, d->ops, d->n);
-		out->left += d->n;
 		out->failed = 1;
 		return rc;
 	}
-	if (apply_split(r, t, d, out, e)) {
+	if (apply_split(r, t, d, max_applies, out, e)) {
 		out->failed = 1;
 		rc = -1;
 	}
@@ -1118,17 +1200,16 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 		if (nfresh) {
 			struct fwd_delta fresh = {.n = nfresh, .cap = nfresh, .ops = d.ops};
 
-			rc = apply_part(r, t, &fresh, out, e);
+			rc = apply_part(r, t, &fresh, MAX_APPLIES, out, e);
 		}
 		if (rc == 0 && nfresh < d.n) {
 			struct fwd_delta retries = {
 				.n = d.n - nfresh, .cap = d.n - nfresh, .ops = d.ops + nfresh};
 
 			check_retries(r, t, &retries, out);
-			rc = apply_part(r, t, &retries, out, e);
+			rc = apply_part(r, t, &retries, RETRY_APPLIES, out, e);
 		} else if (rc) {
 			requeue(r, d.ops + nfresh, d.n - nfresh);
-			out->left += d.n - nfresh;
 		}
 		if (rc)
 			break;
@@ -1136,6 +1217,8 @@ int ctl_rib_reconcile(struct ctl_rib *r, const struct ctl_rib_table *t, enum ctl
 			break;
 		max_changes -= d.n;
 	}
+	/* What is left: everything still dirty, the requeued included (each
+	 * requeue once added its count here too, and "left" read double). */
 	out->left += (uint32_t)r->ndirty;
 	free(d.ops);
 	return rc;

@@ -872,6 +872,42 @@ static void test_several_routes_and_resync(void **state)
 
 /* An IPv4-mapped IPv6 prefix matches no packet and a table refuses it:
  * the feed refuses its route like any refused one, with the reason. */
+/* A default route and special-purpose blocks name no users: the feed
+ * took 0.0.0.0/0, 224.0.0.0/4, 127.0.0.0/8, ::1/128, fe80::/10 and ff00::/8
+ * into regions without a word (a hostile probe); refused now, saying why.
+ * Their neighbours still apply. */
+static void test_prefixes_of_no_users_are_refused(void **state)
+{
+	static const char *const refused[] = {"0.0.0.0/0",   "::/0",	  "224.0.0.0/4",
+					      "239.1.0.0/16", "127.0.0.0/8", "169.254.7.0/24",
+					      "240.0.0.0/4", "::1/128",	  "fe80::/64",
+					      "ff02::/16",   "0.0.0.0/8"};
+	static const char *const kept[] = {"1.0.0.0/8", "128.0.0.0/1", "192.0.2.0/24",
+					   "fec0::/10", "2001:db8::/32", "::2/128"};
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
+	struct fake *f = new_fake();
+	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
+	struct ctl_rib_batch b;
+	unsigned n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		ctl_rib_learn(r, (struct ctl_rib_pfx[]){pfx(refused[i])}, 1);
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		ctl_rib_learn(r, (struct ctl_rib_pfx[]){pfx(kept[i])}, 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.refused, sizeof(refused) / sizeof(refused[0]));
+	assert_int_equal(b.added, sizeof(kept) / sizeof(kept[0]));
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		assert_int_equal(fake_find(f, (struct ctl_rib_pfx[]){pfx(refused[i])}), -1);
+	n = ctl_rib_refusals(r, ref, CTL_RIB_MAX_REASONS);
+	for (unsigned k = 0; k < n; k++)
+		assert_true(strstr(ref[k].reason, "default route") ||
+			    strstr(ref[k].reason, "which no user's packet carries"));
+	ctl_rib_free(r);
+	free(f);
+}
+
 static void test_ipv4_mapped_prefix_is_refused(void **state)
 {
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
@@ -1099,6 +1135,49 @@ static void test_flapping_refusal_is_reported_once(void **state)
  * table names one refusal at a time), and mixed with them a new route
  * waited behind hundreds (a probe: some 40 s for 20,000). Fresh changes go
  * first, as a delta of their own. */
+/* A full comparison retries every standing refusal, one apply each (the
+ * table names one refusal at a time): 256 of them held the state's lock
+ * 13 s after a feed came back, status calling regionfwd unreachable (a
+ * hostile probe). At most RETRY_APPLIES (16) a reconcile now; the rest
+ * stay refused, counted, and come back in the next batches, after fresh
+ * changes, until every one was tried. */
+static void test_retries_are_bounded_a_batch_and_stay_refused(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 100000);
+	struct fake *f = new_fake();
+	struct ctl_rib_batch b;
+	struct ctl_rib_stats st;
+	struct ctl_rib_pfx p, good = pfx("198.18.0.0/16");
+	unsigned tried = 0, rounds = 0;
+
+	(void)state;
+	f->forbid_nth4 = 1; /* refused by the apply, one at a time */
+	for (unsigned i = 0; i < 40; i++)
+		ctl_rib_learn(r, (p = nth4(i), &p), 1);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.refused, 40);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 1, &b); /* all 40 are retries now */
+	assert_true(b.applies <= 16);
+	assert_int_equal(b.left, 40 - b.refused);
+	tried += b.refused;
+	ctl_rib_stats(r, &st);
+	assert_int_equal(st.refused, 40); /* still refused, every one */
+	ctl_rib_learn(r, &good, 1);
+	while (st.pending && rounds++ < 10) {
+		reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+		assert_true(b.applies <= 17); /* the fresh one's, then 16 */
+		if (rounds == 1)
+			assert_int_equal(b.added, 1); /* the fresh change first */
+		tried += b.refused;
+		ctl_rib_stats(r, &st);
+		assert_int_equal(st.refused, 40);
+	}
+	assert_int_equal(tried, 40);
+	assert_true(fake_find(f, &good) >= 0);
+	ctl_rib_free(r);
+	free(f);
+}
+
 static void test_fresh_changes_go_before_retries(void **state)
 {
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 100000);
@@ -1654,6 +1733,7 @@ int main(void)
 		cmocka_unit_test(test_unheld_record_is_disowned_at_start),
 		cmocka_unit_test(test_several_routes_and_resync),
 		cmocka_unit_test(test_ipv4_mapped_prefix_is_refused),
+		cmocka_unit_test(test_prefixes_of_no_users_are_refused),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_withdraw_keep_and_other_failures),
 		cmocka_unit_test(test_held_prefixes_survive_a_full_put),
@@ -1662,6 +1742,7 @@ int main(void)
 		cmocka_unit_test(test_conflict_version),
 		cmocka_unit_test(test_refusals_newest_first_and_bounded),
 		cmocka_unit_test(test_fresh_changes_go_before_retries),
+		cmocka_unit_test(test_retries_are_bounded_a_batch_and_stay_refused),
 		cmocka_unit_test(test_flapping_refusal_is_reported_once),
 		cmocka_unit_test(test_owned_record),
 		cmocka_unit_test(test_owned_compaction_backs_off),
