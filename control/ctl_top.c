@@ -119,11 +119,20 @@ static void section(struct frame *f, const char *title, struct row *rows, size_t
 			rows[kept++] = rows[i];
 	sort_by = c->sort;
 	qsort(rows, kept, sizeof(*rows), row_cmp);
+	/* Names whole: 31 characters, a policy's REGION/SERVICE 63. They were
+	 * cut at 30, so two links that differ in their last character read
+	 * the same, and a policy lost its service (a probe). 30 at least, so
+	 * the usual frame keeps its columns. */
+	int w = (int)strlen(title);
+
+	for (size_t i = 0; i < kept; i++)
+		w = (int)strlen(rows[i].name) > w ? (int)strlen(rows[i].name) : w;
+	w = w < 30 ? 30 : w > 63 ? 63 : w;
 	add(f, L_TEXT, "%s", "");
-	add(f, L_HEADER, "%-30s %-6s %10s %10s %14s", title, links ? "STATE" : "", "PKTS/S",
+	add(f, L_HEADER, "%-*s %-6s %10s %10s %14s", w, title, links ? "STATE" : "", "PKTS/S",
 	    bytes ? "BITS/S" : "", "PACKETS");
 	for (size_t i = 0; i < kept; i++)
-		add(f, L_ROW, "%-30.30s %-6.6s %10s %10s %14s", rows[i].name,
+		add(f, L_ROW, "%-*.*s %-6.6s %10s %10s %14s", w, w, rows[i].name,
 		    rows[i].state ? rows[i].state : "", ctl_top_si(rows[i].rate, a, sizeof(a)),
 		    bytes ? ctl_top_si(rows[i].bits, b, sizeof(b)) : "",
 		    ctl_top_si((double)rows[i].total, t, 16));

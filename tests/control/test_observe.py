@@ -11,7 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from scapy.all import ARP, IP, UDP, Ether, Raw  # noqa: E402
-from test_e2e import Box  # noqa: E402
+from test_e2e import DEMO, Box  # noqa: E402
 
 MAC = dict(src="02:99:00:00:00:01", dst="02:99:00:00:00:02")
 # Fewer of each than the 1 in 5 policy drops of the Box's traffic, and
@@ -118,6 +118,24 @@ def test_top_plain_text_and_json_lines(tmp_path):
             o = json.loads(line)
             assert o["health"]["state"] == "healthy" and o["generation"]["id"] == 1, o
             assert o["rates"]["packets"]["rx_packets_per_s"] > 0 and o["totals"]["rx"] > 0, o
+        # Names whole (they were cut at 30 characters: two links that
+        # differ in their last one read the same, a policy lost its
+        # service; a probe), the columns still in line.
+        long_sg, long_br = "to-southeast-backbone-link-0001", "to-southeast-backbone-link-0002"
+        doc = tmp_path / "long.yaml"
+        region = "singapore-southeast-asia-region"  # 31
+        doc.write_text(open(DEMO).read().replace("to-sg", long_sg).replace("to-br", long_br)
+                       .replace("singapore", region))
+        rc, _, err = b.ctl("apply", str(doc))
+        assert rc == 0, err
+        rc, out, err = b.ctl("top", "--count", "1", "--interval", "0.2", "--sort", "name")
+        assert rc == 0, err
+        links = out.split("\nLINKS")[1].split("\n\n")[0].splitlines()
+        names = [line.split()[0] for line in links[1:]]
+        assert long_sg in names and long_br in names, links
+        assert len({line.index(" up ") for line in links[1:] if " up " in line}) == 1, links
+        policies = out.split("\nPOLICIES")[1].split("\n\n")[0]
+        assert region + "/any " in policies, policies
         for args, said in ((("top", "--count", "0"), "--count takes"),
                            (("top", "--sort", "speed"), "--sort takes rate, total or name"),
                            (("top", "--interval", "7200"), "--interval takes seconds")):
