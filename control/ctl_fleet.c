@@ -1158,9 +1158,12 @@ static json_t *pin_json(const struct target *pin, int stray)
 {
 	if (!pin->present)
 		return json_null();
-	return json_pack("{s:s?, s:s?, s:I, s:b}", "table", pin->table[0] ? pin->table : NULL,
+	/* An unreadable pin says so: with neither table nor rollout it read as
+	 * an operator's pin to "-" (a probe). */
+	return json_pack("{s:s?, s:s?, s:I, s:b, s:s?}", "table", pin->table[0] ? pin->table : NULL,
 			 "rollout", pin->rollout[0] ? pin->rollout : NULL, "revision",
-			 (json_int_t)pin->revision, "stray", stray);
+			 (json_int_t)pin->revision, "stray", stray, "unreadable",
+			 pin->refused ? pin->err.reason : NULL);
 }
 
 /* The node's fleet alarm (status "alarm", so health says degraded): a stray

@@ -2009,7 +2009,11 @@ static void status_fleet(json_t *f)
 		printf(", no target (the facility has no desired table)");
 	}
 	putchar('\n');
-	if (json_is_object((p = json_object_get(f, "pin"))))
+	if (json_is_object((p = json_object_get(f, "pin"))) &&
+	    json_is_string(json_object_get(p, "unreadable")))
+		printf("             pinned, but the pin cannot be read: %s\n",
+		       js(p, "unreadable"));
+	else if (json_is_object(p))
 		printf("             pinned to %s by %s%s\n", js(p, "table"),
 		       json_is_string(json_object_get(p, "rollout")) ? js(p, "rollout")
 								     : "an operator",

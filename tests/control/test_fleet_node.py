@@ -514,6 +514,11 @@ def test_a_validate_only_node_says_the_same_health_as_its_report(tmp_path):
             assert health["reason"] == rep["health"]["alarm"], (health, rep)
             rc, out = status()
             assert rc == 1 and "health       degraded: fleet: pinned to table" in out, out
+            # a pin it cannot read is said as one, not as an operator's pin to "-"
+            c.put(etcdlab.fac_prefix(fac) + "pins/v0", b"garbage")
+            wait_for(lambda: "pinned, but the pin cannot be read: " in status()[1], timeout=30,
+                     what="the unreadable pin in the status")
+            assert "by an operator" not in status()[1]
             c.delete(etcdlab.fac_prefix(fac) + "pins/v0")
             wait_for(lambda: etcdlab.node_reports(c, fac)["v0"]["health"]["code"] == 0, timeout=30,
                      what="the alarm cleared from v0's report")
