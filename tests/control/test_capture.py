@@ -151,6 +151,29 @@ def test_packets_without_ports_are_shown_without_them(tmp_path):
         b.stop()
 
 
+def test_a_packet_dropped_for_its_ttl_names_no_mirror(tmp_path):
+    """A steered packet whose TTL would expire is dropped, not copied; its
+    capture verdict named the policy's mirror all the same (a probe). A
+    packet forwarded by the same policy names it."""
+    extra = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+             IP(src="18.229.0.1", dst="198.51.100.1", ttl=1) / UDP(sport=5, dport=9) / Raw(b"t" * 10)]
+    b = Box(tmp_path, "cap-ttl", steady=True, node_extra=CAPTURE_NODE, extra_packets=extra)
+    try:
+        doc = tmp_path / "mirror.yaml"
+        doc.write_text(open(DEMO).read().replace("{region: brazil, service: any, action: steer, to: to-br}",
+                                                 "{region: brazil, service: any, action: steer, to: to-br, "
+                                                 "mirror: local}"))
+        rc, _, err = b.ctl("apply", str(doc))
+        assert rc == 0, err
+        rc, out, err = capture(b, "--count", "1", "--duration", "20", "--filter", "ip[8] = 1")
+        assert rc == 0 and "reason=ttl_expired" in out and "region=brazil" in out, (out, err)
+        assert "mirror=" not in out, out
+        rc, out, err = capture(b, "--count", "1", "--duration", "20", "--filter", "ip[8] > 1 and src 18.229.0.1")
+        assert rc == 0 and "link=to-br" in out and "mirror=local" in out, (out, err)
+    finally:
+        b.stop()
+
+
 def test_criteria(box, tmp_path):
     def run(name, *args):
         f = str(tmp_path / f"{name}.pcapng")
