@@ -3543,8 +3543,29 @@ static int cmd_confirm(const struct opts *o, const struct ctl_call *c)
 
 static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 {
-	json_t *b = json_object();
+	const char *expected = opt_val(c, "--expected-generation");
+	unsigned long long ev = 0;
+	long long cur = 0;
+	json_t *b;
+	int rc;
 
+	/* As apply and link: --expected-generation N, else the generation
+	 * current when regionctl starts. A rollback without it undid whatever
+	 * was current when regiond got it: another operator's change made in
+	 * between, or the other of two rollbacks run at once, which then
+	 * rolled the bad change forward again (a hostile probe). */
+	if (expected && whole_number(expected, 0, LLONG_MAX, &ev))
+		return usage_error(c, "--expected-generation takes a generation >= 0, not '%s'",
+				   expected);
+	if (c->npos) {
+		long long g;
+
+		if (parse_generation(c->pos[0], &g))
+			return usage_error(c, "'%s' is not a generation", c->pos[0]);
+	}
+	if (!expected && (rc = current_generation(o, &cur)))
+		return rc;
+	b = json_pack("{s:I}", "expected_generation", expected ? (json_int_t)ev : (json_int_t)cur);
 	if (c->npos) {
 		long long g;
 
@@ -5401,6 +5422,10 @@ static const struct ctl_opt apply_opts[] = {
 
 static const struct ctl_opt rollback_opts[] = {
 	WHO_AND_WHY_OPTS,
+	{.name = "--expected-generation",
+	 .arg = "N",
+	 .help = "refused (stale_generation) unless N is current (default: the one current "
+		 "when regionctl starts)"},
 	{0},
 };
 

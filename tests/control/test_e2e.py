@@ -338,6 +338,17 @@ def test_apply_diff_patch_rollback_history(box, tmp_path):
     assert rc == 1
     rc, out, _ = box.ctl("history")
     assert rc == 0 and "rollback to generation 1" in out
+    # --expected-generation, as apply and link take it: a rollback meant
+    # to undo generation 5 that meets generation 6 changes nothing (it
+    # undid whatever was current: a hostile probe); the default is the
+    # generation current when regionctl starts.
+    rc, _, err = box.ctl("rollback", "--expected-generation", "5")
+    assert rc == 1 and "stale_generation" in err, err
+    assert box.status()["generation"]["id"] == 6
+    rc, _, err = box.ctl("rollback", "--expected-generation", "x")
+    assert rc == 2 and "--expected-generation takes" in err, err
+    rc, out, err = box.ctl("rollback", "5", "--expected-generation", "6")
+    assert rc == 0 and "generation 7" in out, (out, err)
 
 
 # A description at every level the format has one (the demo has the table's
