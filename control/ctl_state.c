@@ -1427,24 +1427,55 @@ static int check_files(struct ctl_state *st)
 	return 0;
 }
 
-void ctl_state_check_dir(struct ctl_state *st, const struct statvfs *disk)
+/* Whether the directory this regiond holds (and locks) is still the one
+ * its path names: why not, or NULL. */
+static const char *state_dir_lost(const struct ctl_state *st)
 {
 	struct stat held, named;
-	const char *why = NULL, *then = "every change is refused (persist_failed), and a restart "
-					"would begin an empty history";
 
 	if (st->dir_fd <= 0 || fstat(st->dir_fd, &held) != 0)
-		return;
+		return NULL;
+	if (held.st_nlink == 0)
+		return "was removed";
+	if (stat(st->dir, &named) != 0)
+		return "was moved away";
+	if (named.st_dev != held.st_dev || named.st_ino != held.st_ino)
+		return "was replaced by another directory";
+	return NULL;
+}
+
+/* A change refused while the state directory's path names another
+ * directory than the one this regiond locks: its files would go into that
+ * one, which lacks the history they follow and which another regiond may
+ * hold. A probe replaced it and started a second regiond there: each
+ * issued generation 2, and the first one's, answered 200, was in no
+ * directory. Checked at each write (two calls), not only at the once a
+ * second check below. A commit-confirm's revert goes on (a promise to the
+ * operator): what the disk refuses it holds in memory. */
+static int refused_while_dir_lost(const struct ctl_state *st, struct fwd_err *e)
+{
+	const char *why = state_dir_lost(st);
+
+	if (why == NULL)
+		return 0;
+	fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
+		     "the state directory %s %s while regiond runs: nothing changed; put it back, "
+		     "or restart regiond on the right one",
+		     st->dir, why);
+	return -1;
+}
+
+void ctl_state_check_dir(struct ctl_state *st, const struct statvfs *disk)
+{
+	const char *why = state_dir_lost(st),
+		   *then = "every change is refused (persist_failed), and a restart "
+			   "would begin an empty history";
+
 	/* It once went unsaid: status healthy, exit 0, while every change
 	 * was refused persist_failed and a restart would have begun afresh. */
-	if (held.st_nlink == 0)
-		why = "was removed";
-	else if (stat(st->dir, &named) != 0)
-		why = "was moved away";
-	else if (named.st_dev != held.st_dev || named.st_ino != held.st_ino) {
-		why = "was replaced by another directory";
-		then = "changes go into that one, which lacks the history they follow";
-	}
+	if (why && strcmp(why, "was replaced by another directory") == 0)
+		then = "every change is refused (persist_failed): that one lacks the history they "
+		       "follow, and another regiond may hold it";
 	if (why)
 		ctl_state_alarm(st, CTL_ALARM_STATE_DIR,
 				"the state directory %s %s while regiond runs: %s; put it back, or "
@@ -2306,7 +2337,8 @@ static int take_back(struct ctl_state *st, struct fwd_err *e)
 
 int64_t ctl_state_apply_noop(struct ctl_state *st, int64_t expected, struct fwd_err *e)
 {
-	if (refused_while_unsaved(st, e) || precheck(st, expected, e) || take_back(st, e))
+	if (refused_while_unsaved(st, e) || precheck(st, expected, e) ||
+	    refused_while_dir_lost(st, e) || take_back(st, e))
 		return -1;
 	st->seeded = 0; /* as ctl_state_apply() after its no-op */
 	ctl_state_alarm(st, CTL_ALARM_TABLE, NULL);
@@ -2506,7 +2538,8 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	char f[64];
 	int rc, pushed, unsaved = 0;
 
-	if (precheck(st, expected, e) || refused_while_held_back(st, must_run, e))
+	if (precheck(st, expected, e) || (!must_run && refused_while_dir_lost(st, e)) ||
+	    refused_while_held_back(st, must_run, e))
 		return -1;
 	/* The current content again: by its identity, or by the document a
 	 * checkpoint holds. */
@@ -2674,7 +2707,8 @@ static int delta_precheck(struct ctl_state *st, int64_t expected, struct fwd_err
 		return -1;
 	/* Every delta, the API's or a feed's: a revert armed by commit-confirm
 	 * goes back to a table without it, and its target must stay listed. */
-	if (precheck(st, expected, e) || ctl_confirm_none_pending(st, e))
+	if (precheck(st, expected, e) || refused_while_dir_lost(st, e) ||
+	    ctl_confirm_none_pending(st, e))
 		return -1;
 	if (ctl_state_current(st) == NULL || st->table == NULL) {
 		fwd_err_fail(e, FWD_R_NO_TABLE, NULL, 0, "",
