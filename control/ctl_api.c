@@ -2303,6 +2303,15 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	 * that: the table says who they are), said where the caller looks. */
 	if (api->st->handovers && r->status < 300 && json_is_object(r->body))
 		json_object_set(r->body, "residency_handovers", api->st->handovers);
+	/* A change that runs but whose commit record the disk refused: held
+	 * in memory, written as soon as the disk takes it (hold_unsaved). It
+	 * was answered 200 as any other, while a restart of both daemons
+	 * before that write drops it (a hostile probe): the answer says so. */
+	if ((rt->flags & ROUTE_WRITE) && r->status < 300 && json_is_object(r->body) &&
+	    api->st->unsaved_id && !api->st->unsaved_revert &&
+	    (uint64_t)json_integer_value(json_object_get(json_object_get(r->body, "generation"),
+							 "id")) == api->st->unsaved_id)
+		json_object_set_new(r->body, "saved", json_false());
 	if ((rt->flags & ROUTE_WRITE) && r->status >= 400)
 		log_refused(api->st, q, r);
 	api->st->who[0] = '\0';

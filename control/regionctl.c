@@ -3356,6 +3356,12 @@ static void print_gen(json_t *r, const char *what)
 		       ji(g, "id"));
 	print_taken_back(r, what, ji(g, "id"));
 	print_handovers(r);
+	if (json_is_false(json_object_get(r, "saved")))
+		fprintf(stderr,
+			"regionctl: warning: generation %lld runs, but regiond could not write its "
+			"record to disk yet (it retries; status says why): a restart of regiond "
+			"and regionfwd before it is written would drop it\n",
+			ji(g, "id"));
 	if (json_object_get(r, "confirm_by"))
 		printf("confirm within %lld s with 'regionctl confirm %lld', or it reverts by "
 		       "itself\n",

@@ -744,6 +744,9 @@ def test_a_change_that_runs_unrecorded_is_said_and_written_later(tmp_path):
         t.join(60)
         rc, out, err = done["r"]
         assert rc == 0 and "generation 2" in out, (rc, out, err)  # it runs
+        # ... and the answer says it is not on disk yet (answered 200 as
+        # any change, a restart of both daemons then dropped it: a probe)
+        assert "warning: generation 2 runs, but regiond could not write its record" in err, err
         assert dp_generation(b)["hash"] != first["hash"]
         s = b.status()
         assert "generation 2 runs but its record is not on disk" in (s["alarm"] or ""), s
