@@ -102,6 +102,56 @@ static const char *prefix_key(const char *s, char *key, size_t len)
 	return key;
 }
 
+/* Two prefix keys (prefix_key) in the table's order: IPv4 first, by
+ * address, then by length (as a number: "/16" after "/8"). */
+static int key_cmp(const char *a, const char *b)
+{
+	size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+	int c = strncmp(a, b, la < lb ? la : lb);
+
+	if (c || la != lb)
+		return c ? c : la < lb ? -1 : 1;
+	return (int)(strtoul(a + la + 1, NULL, 10) > strtoul(b + lb + 1, NULL, 10)) -
+	       (int)(strtoul(a + la + 1, NULL, 10) < strtoul(b + lb + 1, NULL, 10));
+}
+
+struct keyed {
+	char key[64];
+	json_t *v;
+};
+
+static int keyed_cmp(const void *a, const void *b)
+{
+	return key_cmp(((const struct keyed *)a)->key, ((const struct keyed *)b)->key);
+}
+
+/* A region's prefixes put in the table's order after an addition, as the
+ * model lists them (ctl_model): a prefix removed and added again in one
+ * PATCH came back last, the model's text differed from the table's and the
+ * no-op made a new generation (a hostile probe). The values are moved, not
+ * copied: what names a change's prefixes (note) still finds them. @return
+ * 0, or -ENOMEM with the list as it was. */
+static int sort_prefixes(json_t *list)
+{
+	size_t n = json_array_size(list), j;
+	struct keyed *k = calloc(n ? n : 1, sizeof(*k));
+	json_t *v;
+
+	if (k == NULL)
+		return -ENOMEM;
+	json_array_foreach(list, j, v) {
+		if (prefix_key(json_string_value(v), k[j].key, sizeof(k[j].key)) == NULL)
+			snprintf(k[j].key, sizeof(k[j].key), "~%.60s", json_string_value(v) ?: "");
+		k[j].v = json_incref(v);
+	}
+	qsort(k, n, sizeof(*k), keyed_cmp);
+	json_array_clear(list);
+	for (j = 0; j < n; j++)
+		json_array_append_new(list, k[j].v);
+	free(k);
+	return 0;
+}
+
 /* The prefixes of one add_prefixes or remove_prefixes change, by their
  * identity: the index in the change each has (a JSON object used as a set).
  * One named twice in the change is refused, naming the second. */
@@ -221,6 +271,8 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const struc
 			break;
 	}
 	if (rc == 0 && add) {
+		size_t added_n = 0;
+
 		json_array_foreach(list, k, v) {
 			json_t *added;
 
@@ -229,7 +281,10 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const struc
 			added = json_string(json_string_value(v));
 			json_array_append_new(have, added);
 			note(at->src, added, at->change, (int32_t)k);
+			added_n++;
 		}
+		if (added_n && sort_prefixes(have))
+			rc = fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 	} else if (rc == 0) {
 		/* Every one is the region's: out they go, the array compacted
 		 * in one pass. */

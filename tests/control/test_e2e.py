@@ -319,6 +319,16 @@ def test_apply_diff_patch_rollback_history(box, tmp_path):
     assert code == 200 and r["changed"] is False and r["generation"]["id"] == 4, r
     code, r = box.http("POST", "/v1/rollback", {"generation": 4})
     assert code == 200 and r["changed"] is False and r["generation"]["id"] == 4, r
+    # A prefix removed and added again in one PATCH, and prefixes added in
+    # another order than the table's: the same table, no new generation
+    # (the prefix came back last in the model's list, and made one: a probe).
+    code, t4 = box.http("GET", "/v1/table")
+    br = t4["model"]["regions"]["brazil"]["prefixes"]
+    assert len(br) >= 2, br
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 4, "changes": [
+        {"op": "remove_prefixes", "region": "brazil", "prefixes": br},
+        {"op": "add_prefixes", "region": "brazil", "prefixes": list(reversed(br))}]})
+    assert code == 200 and r["changed"] is False and r["generation"]["id"] == 4, r
 
     rc, out, _ = box.ctl("rollback")
     assert rc == 0 and "generation 5" in out
