@@ -528,6 +528,12 @@ static void h_patch_table(struct ctl_api *api, const struct req *q, struct reply
 		reply_simple(r, FWD_R_BAD_REQUEST, "changes", "'changes' must be a non-empty list");
 		goto out;
 	}
+	/* An unknown op is a malformed body, said before a stale generation
+	 * (it answered 409 stale_generation: a probe), as api.md orders them. */
+	if (ctl_patch_check(changes, &e)) {
+		reply_err(r, &e);
+		goto out;
+	}
 	if (confirm_pending(api->st, r) || stale(api->st, expected, r))
 		goto out;
 	if (api->st->table == NULL) {

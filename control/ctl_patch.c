@@ -485,33 +485,64 @@ static int unknown_op(const char *op, const char *path, struct fwd_err *e)
 			    names);
 }
 
-static int patch_one(json_t *m, json_t *c, size_t i, struct ctl_patch_src *src, struct fwd_err *e)
+/* Change @c's op, checked as a request's shape (400): an object with a
+ * known 'op' and only that op's fields. NULL with @e. */
+static const struct patch_op *op_of(json_t *c, const char *path, struct fwd_err *e)
 {
 	const char *op = json_string_value(json_object_get(c, "op"));
 	const struct patch_op *d = NULL;
-	char path[64];
-	const struct patch_at at = {path, (int32_t)i, src};
 	const char *k;
 	json_t *v;
 
-	snprintf(path, sizeof(path), "changes[%zu]", i);
-	if (!json_is_object(c) || op == NULL)
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-				    "each change needs an 'op'");
+	if (!json_is_object(c) || op == NULL) {
+		fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path, "each change needs an 'op'");
+		return NULL;
+	}
 	for (size_t j = 0; j < N_OPS && d == NULL; j++)
 		if (strcmp(ops[j].name, op) == 0)
 			d = &ops[j];
-	if (d == NULL)
-		return unknown_op(op, path, e);
+	if (d == NULL) {
+		unknown_op(op, path, e);
+		return NULL;
+	}
 	json_object_foreach(c, k, v) {
 		int known = strcmp(k, "op") == 0;
 
 		for (int f = 0; !known && f < 4 && d->fields[f]; f++)
 			known = strcmp(k, d->fields[f]) == 0;
-		if (!known)
-			return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-					    "unknown field '%.60s' for op '%s'", k, d->name);
+		if (!known) {
+			fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
+				     "unknown field '%.60s' for op '%s'", k, d->name);
+			return NULL;
+		}
 	}
+	return d;
+}
+
+int ctl_patch_check(json_t *changes, struct fwd_err *e)
+{
+	json_t *c;
+	size_t i;
+
+	json_array_foreach(changes, i, c) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "changes[%zu]", i);
+		if (op_of(c, path, e) == NULL)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int patch_one(json_t *m, json_t *c, size_t i, struct ctl_patch_src *src, struct fwd_err *e)
+{
+	const struct patch_op *d;
+	char path[64];
+	const struct patch_at at = {path, (int32_t)i, src};
+
+	snprintf(path, sizeof(path), "changes[%zu]", i);
+	if ((d = op_of(c, path, e)) == NULL)
+		return -EINVAL;
 	return d->apply(m, c, d, &at, e);
 }
 

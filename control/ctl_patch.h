@@ -44,6 +44,14 @@ struct ctl_patch_src {
 int ctl_patch_apply(json_t *model, json_t *changes, struct ctl_patch_src *src, struct fwd_err *e);
 
 /**
+ * Each change's shape, as the request's (400 bad_request): an object with
+ * a known 'op' and only its fields; nothing about the table. Checked before
+ * the generation is compared, so a malformed body is said first, as for
+ * every write. @return 0, or -EINVAL with @e.
+ */
+int ctl_patch_check(json_t *changes, struct fwd_err *e);
+
+/**
  * A validation error of the patched @model, as the client wrote it: a path
  * inside a policy or prefix a change added becomes that change's
  * ("policies[11].region" -> "changes[0].policy.region"), a path inside one

@@ -312,6 +312,10 @@ def test_apply_diff_patch_rollback_history(box, tmp_path):
     code, r = box.http("PATCH", "/v1/table", {"expected_generation": 4, "changes": [
         {"op": "remove_prefixes", "region": "brazil", "prefixes": ["177.0.0.0/8"]}]})
     assert code == 422 and r["error"]["reason"] == "prefix 177.0.0.0/8 is not in region 'brazil'"
+    # A malformed body is said before a stale generation (an unknown op
+    # with a stale one answered 409 stale_generation: a probe).
+    code, r = box.http("PATCH", "/v1/table", {"expected_generation": 1, "changes": [{"op": "frobnicate"}]})
+    assert code == 400 and r["error"]["code"] == "bad_request" and r["error"]["path"] == "changes[0]", r
     # The same no-op on a generation a PATCH made, and a rollback to the
     # current generation.
     code, r = box.http("PATCH", "/v1/table", {"expected_generation": 4, "changes": [
