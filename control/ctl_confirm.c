@@ -17,10 +17,10 @@ int ctl_confirm_none_pending(const struct ctl_state *st, struct fwd_err *e)
 			    st->confirm_gen, ctl_confirm_left_s(st));
 }
 
-void ctl_confirm_set_due(struct ctl_state *st)
+/* What is left of the deadline by the wall clock now: reverted once the
+ * deadline's whole second has passed, at wall deadline + 1 s. */
+static int64_t left_by_wall_ms(const struct ctl_state *st)
 {
-	/* Reverted once the deadline's whole second has passed: at wall
-	 * deadline + 1 s, counted from now on the monotonic clock. */
 	const int64_t wall_ms = fwd_wall_ms();
 	/* A deadline from disk is clamped to what an apply can ask (86400 s
 	 * from now): no overflow for a damaged record, no revert put off past
@@ -33,21 +33,36 @@ void ctl_confirm_set_due(struct ctl_state *st)
 		left_ms = 0;
 	else
 		left_ms = (st->confirm_deadline + 1) * 1000 - wall_ms;
-	if (left_ms < 0)
-		left_ms = 0;
-	st->confirm_due_ms = fwd_mono_ms() + left_ms;
+	return left_ms < 0 ? 0 : left_ms;
+}
+
+void ctl_confirm_set_due(struct ctl_state *st)
+{
+	st->confirm_due_ms = fwd_mono_ms() + left_by_wall_ms(st);
+}
+
+/* When the revert is due (monotonic ms). Armed by this regiond, on the
+ * monotonic clock alone: a wall clock stepped meanwhile changes nothing.
+ * Loaded from disk at a restart, the deadline's only reference is the wall
+ * clock, and it follows it: fixed at the restart, a clock that was wrong
+ * then (a box booted before NTP set it) kept its error after it was set
+ * right, the revert two hours late and a confirm after confirm_by taken (a
+ * hostile probe). */
+static int64_t due_ms(const struct ctl_state *st)
+{
+	return st->confirm_due_wall ? fwd_mono_ms() + left_by_wall_ms(st) : st->confirm_due_ms;
 }
 
 int ctl_confirm_due(const struct ctl_state *st)
 {
-	return st->confirm_gen && fwd_mono_ms() >= st->confirm_due_ms;
+	return st->confirm_gen && fwd_mono_ms() >= due_ms(st);
 }
 
 int64_t ctl_confirm_left_s(const struct ctl_state *st)
 {
 	/* Whole seconds, rounded down: what an apply of S seconds says at
 	 * once is S (the revert comes up to a second later, never sooner). */
-	int64_t left = st->confirm_due_ms - fwd_mono_ms();
+	int64_t left = due_ms(st) - fwd_mono_ms();
 
 	return left > 0 ? left / 1000 : 0;
 }
@@ -57,6 +72,7 @@ void ctl_confirm_arm(struct ctl_state *st, uint64_t gen, uint64_t revert_to, int
 	st->confirm_gen = gen;
 	st->revert_to = revert_to;
 	st->confirm_deadline = (int64_t)time(NULL) + seconds;
+	st->confirm_due_wall = 0;
 	ctl_confirm_set_due(st);
 }
 

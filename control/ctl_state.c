@@ -453,6 +453,7 @@ static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path
 	st->confirm_gen = gen;
 	st->revert_to = (uint64_t)json_integer_value(to);
 	st->confirm_deadline = json_integer_value(dl);
+	st->confirm_due_wall = 1; /* a restart's: it follows the wall clock (ctl_confirm.c) */
 	ctl_confirm_set_due(st);
 	return 0;
 }

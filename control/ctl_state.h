@@ -162,6 +162,9 @@ struct ctl_state {
 	 * forward reverted a change before its time). Derived from
 	 * confirm_deadline when armed and when loaded from disk. */
 	int64_t confirm_due_ms;
+	/* Loaded from disk (a restart): the deadline has no reference but the
+	 * wall clock, and follows it while it is pending (ctl_confirm.c). */
+	int confirm_due_wall;
 	/* The confirm_timeout_s (0: none) of the change being applied: armed
 	 * with its write-ahead record and recorded with its commit, so that no
 	 * crash and no refused write leaves it current without its deadline

@@ -144,6 +144,31 @@ def test_wall_clock_set_forward_does_not_revert_an_unconfirmed_change(stepped, t
     assert rc == 0 and b.gen() == 2, (rc, out, err)
 
 
+def test_a_deadline_read_at_a_restart_follows_the_wall_clock_set_right(stepped, tmp_path):
+    """A commit-confirm deadline read from disk at a restart has no other
+    reference than the wall clock. Fixed then, a clock two hours slow at
+    the restart (a box up before NTP) kept that error after it was set
+    right: the revert two hours late, a confirm after confirm_by taken (a
+    hostile probe). It follows the clock now: due once the clock, set
+    right, passes confirm_by."""
+    b, step = stepped
+    rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
+                         "--confirm-timeout", "8")
+    assert rc == 0 and b.gen() == 2, (rc, out, err)
+    step.write_text("-7200\n")
+    b.rd.kill()
+    b.rd.wait(30)
+    b.start_regiond()
+    rc, st, _ = b.ctl("status", json_out=True)
+    assert st["confirm"]["reverts_in_s"] > 7000, st["confirm"]  # by the slow clock
+    step.write_text("0\n")  # set right
+    wait_for(lambda: b.gen() == 3, timeout=30, what="the revert, once the clock passes confirm_by")
+    rc, h, _ = b.ctl("history", json_out=True)
+    assert h["history"][0]["comment"].startswith("automatic revert: generation 2"), h["history"][0]
+    rc, _, err = b.ctl("confirm", "2")
+    assert rc == 1 and "nothing_to_confirm" in err, err
+
+
 @pytest.mark.skipif(not etcdlab.available(), reason="needs etcd and etcdctl (etcd-server, etcd-client)")
 def test_a_stepped_clock_neither_ends_a_bake_nor_dilutes_a_rate(tmp_path):
     """A fleet regiond (validate-only: its own node and the rollout's
