@@ -502,8 +502,12 @@ FWD_INLINE int fwd_parse(const uint8_t *data, const uint8_t *end, struct fwd_pkt
  * The L4 payload of a packet fwd_parse() accepted, for content rules: after
  * the TCP header (data offset checked) or the UDP header; for other
  * protocols everything after the IP headers. It ends where the IP datagram
- * ends (Ethernet padding excluded). Not part of fwd_parse(), so traffic that
- * no content rule scopes never pays for it.
+ * ends (Ethernet padding excluded), a UDP datagram where its length says
+ * (bytes past it are no datagram's: a DNS query behind a UDP length of 8
+ * was dropped by a content rule, a probe; a length under 8 leaves none; one
+ * past the IP datagram, or a first fragment's, ends with the IP datagram).
+ * Not part of fwd_parse(), so traffic that no content rule scopes never
+ * pays for it.
  * @param tcp_flags  TCP flags byte, 0 for other protocols
  * @return 0 with [*pl, *pl + *len), or -1 when the TCP data offset is invalid
  */
@@ -533,8 +537,15 @@ FWD_INLINE int fwd_l4_payload(const uint8_t *data, const uint8_t *end, const str
 		*tcp_flags = l4[13];
 		l4 += hl;
 	} else if (p->proto == FWD_PROTO_UDP) {
+		uint32_t ulen;
+
 		if (l4 + 8 > ipend)
 			return -1;
+		ulen = fwd_rd16(l4 + 4);
+		if (p->frag != FWD_FRAG_FIRST && ulen < 8)
+			ipend = l4 + 8;
+		else if (p->frag != FWD_FRAG_FIRST && ulen <= (uint32_t)(ipend - l4))
+			ipend = l4 + ulen;
 		l4 += 8;
 	}
 	*pl = l4;

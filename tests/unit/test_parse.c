@@ -754,6 +754,51 @@ static void test_fast_checksum_carries(void **state)
 
 /* The flow hash decides links across boxes: its value for a fixed tuple is
  * part of the contract and must not change by accident. */
+/* A UDP payload ends where the UDP length says: bytes past it are no
+ * datagram's (a DNS query behind a UDP length of 8 was dropped by a content
+ * rule, a probe). A length under 8 leaves none; one past the IP datagram,
+ * or a first fragment's (the datagram's whole length), ends with the IP
+ * datagram. */
+static void test_udp_payload_ends_at_the_udp_length(void **state)
+{
+	static const struct {
+		uint16_t ulen;
+		int more;
+		uint32_t want;
+	} cases[] = {
+		{8 + 32, 0, 32}, /* as sent */
+		{8, 0, 0}, /* the rest trails the datagram */
+		{8 + 12, 0, 12},   {3, 0, 0}, /* invalid: nothing to scan */
+		{8 + 100, 0, 32}, /* past the IP datagram: what there is */
+		{8 + 1000, 1, 32}, /* a first fragment's: the whole datagram's */
+	};
+	const char src[4] = {10, 1, 2, 3}, dst[4] = {10, 9, 8, 7};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pb b;
+		struct fwd_pkt p = {0};
+		const uint8_t *pl;
+		uint32_t len;
+		uint8_t flags;
+
+		pb_eth(&b, 0x0800);
+		pb_ipv4(&b, src, dst, FWD_PROTO_UDP, 0);
+		pb_ports(&b, 1234, 53, 8);
+		pb_u16(b.b + b.l4 + 4, cases[i].ulen);
+		pb_payload(&b, 32);
+		if (cases[i].more)
+			pb_ipv4_frag(&b, 7, 1, 0);
+		pb_finish_v4(&b);
+		assert_int_equal(fwd_parse(b.b, b.b + b.len, &p), FWD_OK);
+		assert_int_equal(fwd_l4_payload(b.b, b.b + b.len, &p, &pl, &len, &flags), 0);
+		assert_ptr_equal(pl, b.b + b.l4 + 8);
+		if (len != cases[i].want)
+			fail_msg("UDP length %u%s: payload %u, not %u", cases[i].ulen,
+				 cases[i].more ? " (first fragment)" : "", len, cases[i].want);
+	}
+}
+
 static void test_flow_hash_stable(void **state)
 {
 	struct pb p;
@@ -839,6 +884,7 @@ int main(void)
 		cmocka_unit_test(test_fast_path_equals_full),
 		cmocka_unit_test(test_fast_checksum_carries),
 		cmocka_unit_test(test_flow_hash_stable),
+		cmocka_unit_test(test_udp_payload_ends_at_the_udp_length),
 	};
 
 	return cmocka_run_group_tests_name("parse", tests, NULL, NULL);
