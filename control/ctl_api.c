@@ -665,7 +665,8 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 
 		json_object_set_new(imp, "moves", ctl_traffic_moves(api->st->table, t, 100000));
 		ctl_traffic_annotate(imp, diff, api->st->table, t, win, fs);
-		json_t *handovers = ctl_state_handovers(api->st, t);
+		json_t *handovers = ctl_state_handovers(api->st, t),
+		       *weakened = ctl_residency_weakened(api->st->table, t);
 
 		json_object_set_new(r->body, "diff", diff);
 		json_object_set_new(r->body, "impact", imp);
@@ -673,6 +674,8 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 		 * bound (impact.moves stops counting at 100,000 prefixes). */
 		if (handovers)
 			json_object_set_new(r->body, "residency_handovers", handovers);
+		if (weakened)
+			json_object_set_new(r->body, "residency_weakened", weakened);
 		json_decref(win);
 		json_decref(fs);
 	}
@@ -2293,6 +2296,8 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	api->st->took_back = 0;
 	json_decref(api->st->handovers);
 	api->st->handovers = NULL;
+	json_decref(api->st->weakened);
+	api->st->weakened = NULL;
 	if (stop_begun(api))
 		reply_stopping(r);
 	else
@@ -2309,6 +2314,8 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	 * that: the table says who they are), said where the caller looks. */
 	if (api->st->handovers && r->status < 300 && json_is_object(r->body))
 		json_object_set(r->body, "residency_handovers", api->st->handovers);
+	if (api->st->weakened && r->status < 300 && json_is_object(r->body))
+		json_object_set(r->body, "residency_weakened", api->st->weakened);
 	/* A change that runs but whose commit record the disk refused: held
 	 * in memory, written as soon as the disk takes it (hold_unsaved). It
 	 * was answered 200 as any other, while a restart of both daemons

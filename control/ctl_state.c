@@ -1503,6 +1503,8 @@ void ctl_state_close(struct ctl_state *st)
 	ctl_traffic_free(st->traffic);
 	json_decref(st->handovers);
 	st->handovers = NULL;
+	json_decref(st->weakened);
+	st->weakened = NULL;
 	pthread_mutex_destroy(&st->writer);
 	if (st->dir_fd > 0)
 		close(st->dir_fd); /* and its lock */
@@ -2472,6 +2474,22 @@ json_t *ctl_state_handovers(const struct ctl_state *st, const struct fwd_table *
 	return h;
 }
 
+/* Generation @id's weakened residency rules in the log, after the line
+ * that says it was applied: whoever made the change (an operator, a fleet's
+ * desired table, a revert) is said where it is seen. */
+static void say_weakened(const struct ctl_state *st, uint64_t id)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(st->weakened, i, m)
+		fwd_log(FWD_LOG_WARNING,
+			"generation %" PRIu64 " weakens residency rule '%s' of region '%s': %s", id,
+			json_string_value(json_object_get(m, "rule")),
+			json_string_value(json_object_get(m, "region")),
+			json_string_value(json_object_get(m, "change")));
+}
+
 /* A change's handovers @h (ctl_state_handovers, or a delta's; taken over,
  * NULL for none): kept for the write's answer (st->handovers) and
  * say_handovers(). */
@@ -2676,6 +2694,8 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	 * runs was made elsewhere, and the table it follows (a seed) may never
 	 * have run. */
 	note_handovers(st, push_it ? ctl_state_handovers(st, t) : NULL);
+	json_decref(st->weakened);
+	st->weakened = push_it ? ctl_residency_weakened(st->table, t) : NULL;
 	fwd_stage("residency handovers");
 	{
 		struct fwd_err why = {0};
@@ -2697,6 +2717,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 								    : "applied",
 		    NULL);
 	say_handovers(st, id);
+	say_weakened(st, id);
 	return (int64_t)id;
 }
 

@@ -256,6 +256,10 @@ struct ctl_state {
 	 * ("residency_handovers"); NULL when none. Cleared by the API before
 	 * each write. */
 	json_t *handovers;
+	/* The residency rules this write's generation drops or weakens
+	 * (ctl_residency_weakened), logged and answered
+	 * ("residency_weakened") as the handovers are; NULL when none. */
+	json_t *weakened;
 	int64_t adopt_tried_ms; /* CLOCK_MONOTONIC ms of the last failed adoption */
 	uint64_t reported; /* hash of a foreign table already logged as replaced */
 	/* The hash of the current generation once regionfwd was seen running

@@ -570,6 +570,117 @@ json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_tabl
 	return handovers_json(&h);
 }
 
+/* The service names of @r in @t, ", "-joined into @out; "every service"
+ * for FWD_ANY. */
+static void rule_services_str(const struct fwd_table *t, const struct fwd_residency *r, char *out,
+			      size_t len)
+{
+	size_t off = 0;
+
+	out[0] = '\0';
+	if (r->nservices == 1 && r->services[0] == FWD_ANY) {
+		snprintf(out, len, "every service");
+		return;
+	}
+	for (uint16_t k = 0; k < r->nservices && off < len; k++)
+		off += (size_t)snprintf(out + off, len - off, "%s'%s'", k ? ", " : "",
+					t->service_names[r->services[k]]);
+}
+
+static int rule_has_service(const struct fwd_table *t, const struct fwd_residency *r,
+			    const char *name)
+{
+	if (r->nservices == 1 && r->services[0] == FWD_ANY)
+		return 1;
+	for (uint16_t k = 0; k < r->nservices; k++)
+		if (strcmp(t->service_names[r->services[k]], name) == 0)
+			return 1;
+	return 0;
+}
+
+static void weakened_one(json_t *out, const char *rule, const char *region, const char *change)
+{
+	json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "rule", rule, "region", region,
+					     "change", change));
+}
+
+json_t *ctl_residency_weakened(const struct fwd_table *old, const struct fwd_table *new)
+{
+	json_t *out;
+
+	if (old == NULL || new == NULL || old->nresidency == 0)
+		return NULL;
+	if ((out = json_array()) == NULL)
+		return NULL;
+	for (uint16_t i = 0; i < old->nresidency; i++) {
+		const struct fwd_residency *o = &old->residency[i], *n = NULL;
+		const char *region = old->region_names[o->region];
+		char what[640], list[512];
+		size_t off = 0;
+
+		for (uint16_t j = 0; j < new->nresidency &&n == NULL; j++)
+			if (strcmp(new->residency[j].name, o->name) == 0)
+				n = &new->residency[j];
+		if (n == NULL) {
+			rule_services_str(old, o, list, sizeof(list));
+			snprintf(what, sizeof(what),
+				 "removed: %s of region '%s' no longer held to its links", list,
+				 region);
+			weakened_one(out, o->name, region, what);
+			continue;
+		}
+		if (strcmp(new->region_names[n->region], region) != 0) {
+			snprintf(what, sizeof(what), "protects region '%s' now, no longer '%s'",
+				 new->region_names[n->region], region);
+			weakened_one(out, o->name, region, what);
+			continue;
+		}
+		list[0] = '\0';
+		if (o->nservices == 1 && o->services[0] == FWD_ANY) {
+			if (!(n->nservices == 1 && n->services[0] == FWD_ANY)) {
+				rule_services_str(new, n, list, sizeof(list));
+				off += (size_t)snprintf(what + off, sizeof(what) - off,
+							"protects only %s, no longer every service",
+							list);
+			}
+		} else {
+			for (uint16_t k = 0; k < o->nservices; k++) {
+				const char *s = old->service_names[o->services[k]];
+				size_t l = strlen(list);
+
+				if (!rule_has_service(new, n, s))
+					snprintf(list + l, sizeof(list) - l, "%s'%s'",
+						 l ? ", " : "", s);
+			}
+			if (list[0])
+				off += (size_t)snprintf(what + off, sizeof(what) - off,
+							"no longer protects %s", list);
+		}
+		list[0] = '\0';
+		for (uint8_t k = 0; k < n->ntags; k++) {
+			int had = 0;
+			size_t l = strlen(list);
+
+			for (uint8_t m = 0; m < o->ntags && !had; m++)
+				had = strcmp(o->tags[m], n->tags[k]) == 0;
+			if (!had)
+				snprintf(list + l, sizeof(list) - l, "%s'%s'", l ? ", " : "",
+					 n->tags[k]);
+		}
+		if (list[0] && off < sizeof(what))
+			off += (size_t)snprintf(what + off, sizeof(what) - off,
+						"%sallows links tagged %s too", off ? "; " : "",
+						list);
+		if (off)
+			weakened_one(out, o->name, region, what);
+	}
+	if (json_array_size(out) == 0) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
 json_t *ctl_traffic_handovers_delta(const struct fwd_table *new, const struct fwd_delta *d)
 {
 	struct handovers h = {.t = new};

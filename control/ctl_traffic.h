@@ -78,6 +78,17 @@ json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_tabl
 						const char *region),
 			      void *arg);
 
+/**
+ * The residency rules @old has that @new drops or weakens, by the rule's
+ * name: removed, moved to another region, services it no longer protects,
+ * or tags it allows now. A table is its own rules: one without them passes
+ * every check, so a desired table in etcd that left its residency section
+ * out was applied without a word (a hostile probe). Said, not refused, as
+ * the handovers are. JSON array of {"rule", "region", "change"}; NULL
+ * when none or @old is NULL. New reference.
+ */
+json_t *ctl_residency_weakened(const struct fwd_table *old, const struct fwd_table *new);
+
 /** The same for a delta @d (its effective changes) that made @new: only
  *  its removals from protected regions are looked at. */
 json_t *ctl_traffic_handovers_delta(const struct fwd_table *new, const struct fwd_delta *d);

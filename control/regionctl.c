@@ -2977,11 +2977,16 @@ static void print_handover(json_t *move, const char *indent)
 		       js(move, "from"), js(move, "to"), js(move, "residency"));
 }
 
-/* A write's residency_handovers: the change ran, and these users left. */
+/* A write's residency_handovers: the change ran, and these users left;
+ * and the residency rules it dropped or weakened. */
 static void print_handovers(json_t *r)
 {
 	json_t *v;
 	size_t i;
+
+	json_array_foreach(json_object_get(r, "residency_weakened"), i, v)
+		printf("warning: residency rule '%s' of region '%s' %s\n", js(v, "rule"),
+		       js(v, "region"), js(v, "change"));
 
 	json_array_foreach(json_object_get(r, "residency_handovers"), i, v) {
 		if (i == 20) { /* thousands of regions: -j has them all */
@@ -3175,6 +3180,9 @@ static void print_diff(json_t *r, const char *unused)
 		printf("~ default\n");
 	if (json_is_true(json_object_get(d, "residency_changed")))
 		printf("~ residency\n");
+	json_array_foreach(json_object_get(r, "residency_weakened"), i, v)
+		printf("  warning: residency rule '%s' of region '%s' %s\n", js(v, "rule"),
+		       js(v, "region"), js(v, "change"));
 	if (json_is_string(json_object_get(d, "filters_section")))
 		printf("%c filters section\n", js(d, "filters_section")[0] == 'a' ? '+' : '-');
 	if (json_is_true(json_object_get(d, "filters_settings_changed")))

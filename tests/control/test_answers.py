@@ -326,7 +326,9 @@ def test_a_write_refused_with_an_unknown_code_is_an_unknown_outcome(tmp_path):
     read so answered keeps 1 (nothing to have changed)."""
     body = json.dumps({"error": {"code": "brand_new_code", "reason": "?", "file": "", "line": 0,
                                  "path": ""}}).encode()
-    for i, (status, args, rc) in enumerate(((404, ["confirm"], 5), (503, ["rollback"], 5),
+    # (rollback with its generation given: without, it reads the status first)
+    for i, (status, args, rc) in enumerate(((404, ["confirm"], 5),
+                                            (503, ["rollback", "--expected-generation", "3"], 5),
                                             (404, ["history"], 1))):
         path = str(tmp_path / f"api{i}.sock")
         head = (b"HTTP/1.1 %d Nope\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"

@@ -1666,3 +1666,32 @@ def test_a_wrong_socket_says_what_it_is(box, tmp_path):
     assert p.returncode == 3 and f"({tmp_path} is not a socket: -s names regiond's API socket" in p.stderr, p
     p = subprocess.run([REGIONCTL, "-s", box.fwd_sock, "history"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 3 and "is it regiond's API socket? regionfwd's control socket" in p.stderr, p
+
+
+def test_a_change_that_drops_or_weakens_a_residency_rule_is_said(box, tmp_path):
+    """A table is its own rules: one without its residency section passes
+    every check, and a fleet's desired table that left it out ran with no
+    word anywhere (a hostile probe). Such a change is said, not refused, as
+    a handover is: validate and diff warn, the write's answer has
+    residency_weakened, and regiond logs it."""
+    rule = ("  - name: india-personal-data\n    region: india\n    services: [sync, account]\n"
+            "    allowed_tags: [in]\n")
+    weaker = demo_variant(tmp_path, "weaker.yaml", "services: [sync, account]\n    allowed_tags: [in]",
+                          "services: [sync]\n    allowed_tags: [in, sg]")
+    rc, out, err = box.ctl("validate", weaker)
+    assert rc == 0 and "warning: residency rule 'india-personal-data' of region 'india' no longer " \
+        "protects 'account'; allows links tagged 'sg' too" in out, (out, err)
+    none = demo_variant(tmp_path, "none.yaml", "residency:\n" + rule, "")
+    rc, out, err = box.ctl("diff", none)
+    assert rc == 0 and "~ residency\n  warning: residency rule 'india-personal-data' of region 'india' " \
+        "removed: 'sync', 'account' of region 'india' no longer held to its links" in out, (out, err)
+    code, r = box.http("PUT", "/v1/table", {"document": open(none).read(), "expected_generation": box.gen()})
+    assert code == 200 and r["changed"], r
+    assert r["residency_weakened"] == [{"rule": "india-personal-data", "region": "india", "change":
+                                        "removed: 'sync', 'account' of region 'india' no longer held to its "
+                                        "links"}], r
+    wait_for(lambda: "weakens residency rule 'india-personal-data' of region 'india': removed" in
+             open(box.tmp / "regiond.log").read(), what="the log line")
+    # Back: nothing weakened, nothing said.
+    rc, out, err = box.ctl("apply", DEMO)
+    assert rc == 0 and "residency rule" not in out, (out, err)
