@@ -276,7 +276,7 @@ int main(int argc, char **argv)
 		struct dp_counters c;
 		const char *lead = "{";
 
-		(void)dp_counters_read(&lc->cnt, &c);
+		dp_counters_read(&lc->cnt, &c);
 #ifdef DP_WORKER_STAGE_TSC
 		{
 			double rc = reading_cost(), sum = 0;

@@ -123,8 +123,7 @@ static uint64_t overflow_now(const struct dp_cap *c)
 	for (uint16_t w = 0; w < c->nworkers; w++) {
 		struct dp_counters k;
 
-		/* one counter: a field-by-field read is exact for it */
-		(void)dp_counters_read(&c->workers[w]->cnt, &k);
+		dp_counters_read(&c->workers[w]->cnt, &k);
 		n += k.evt[FWD_EVT_CAPTURE_OVERFLOW];
 	}
 	return n;

@@ -785,29 +785,14 @@ static int port_stats(const struct dp_ctx *ctx, struct fwd_report *r)
 }
 
 /* Every worker's counters summed; each worker's copy is consistent (read
- * between its bursts), but for a worker that held its accounting open
- * through every try (dp_counters_read): said once a minute at most, since
- * a worker stuck there forwards nothing. */
+ * between its bursts). */
 static void sum_workers(struct dp_ctx *ctx, struct dp_counters *sum)
 {
-	static uint64_t said_at;
 	struct dp_counters one;
 
 	memset(sum, 0, sizeof(*sum));
 	for (uint16_t w = 0; w < ctx->nworkers; w++) {
-		uint64_t now = rte_get_tsc_cycles();
-		/* The control thread and telemetry's may both sum: relaxed, as
-		 * two warnings instead of one is all a race here can cost. */
-		uint64_t last = __atomic_load_n(&said_at, __ATOMIC_RELAXED);
-
-		if (dp_counters_read(&ctx->workers[w]->cnt, &one) == -EBUSY &&
-		    (last == 0 || now - last > 60 * rte_get_tsc_hz())) {
-			__atomic_store_n(&said_at, now, __ATOMIC_RELAXED);
-			DP_LOG(WARNING,
-			       "worker %u held its counters' accounting open through every "
-			       "read: read one by one, rx, tx and drops may be a burst apart",
-			       (unsigned)w);
-		}
+		dp_counters_read(&ctx->workers[w]->cnt, &one);
 		sum->rx += one.rx;
 		sum->rx_bytes += one.rx_bytes;
 		sum->tx += one.tx;

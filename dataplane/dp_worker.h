@@ -175,14 +175,8 @@ extern uint64_t dp_stage_cycles[DP_STAGE_MAX], dp_stage_marks[DP_STAGE_MAX];
 void dp_stage_begin(void);
 #endif
 
-/**
- * Copy of a worker's counters, consistent across fields: retried while a
- * burst's accounting is open, spinning, then yielding the CPU, for 1 s at
- * most.
- * @return 0, or -EBUSY when the worker held its accounting open that long
- * and the copy was read field by field (each counter a value it held, the
- * fields possibly a burst apart): a reader is never held by a worker.
- */
-int dp_counters_read(const struct dp_counters *c, struct dp_counters *out);
+/** Consistent copy of a worker's counters: retried while a burst's
+ *  accounting is open (spinning, then yielding the CPU), however long. */
+void dp_counters_read(const struct dp_counters *c, struct dp_counters *out);
 
 #endif /* DP_WORKER_H */

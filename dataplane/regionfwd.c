@@ -498,8 +498,7 @@ static int workers_idle(const struct dp_ctx *ctx, struct idle_watch *iw, uint64_
 	for (uint16_t w = 0; w < ctx->nworkers; w++) {
 		struct dp_counters c;
 
-		/* rx alone: a field-by-field read is exact for it */
-		(void)dp_counters_read(&ctx->workers[w]->cnt, &c);
+		dp_counters_read(&ctx->workers[w]->cnt, &c);
 		if (c.rx != iw->w[w].rx || iw->w[w].since == 0 || stalled) {
 			iw->w[w].rx = c.rx;
 			iw->w[w].since = now;

@@ -1,14 +1,13 @@
 /*
  * test_counters_read - dp_counters_read(), the one reader of a worker's
  * counters (dp_worker.c): a copy consistent across fields while the worker
- * accounts bursts, and a bounded wait when it never closes one.
- *   - quiet counters: an exact copy, 0;
+ * accounts bursts.
+ *   - quiet counters: an exact copy;
  *   - a worker that accounts bursts without pause (a writer thread that
  *     raises rx, tx and a drop together inside each open/close): every
- *     copy has rx == tx + drop, 0;
- *   - a worker stuck inside an accounting (the count left odd): the read
- *     returns -EBUSY, with every counter's value, instead of waiting for
- *     ever (the control thread, status and /metrics were held with it).
+ *     copy has rx == tx + drop, however little time the writer leaves
+ *     between its bursts (a bound on the reader's tries, with a copy field
+ *     by field after it, once gave sums a burst off under load).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,7 +38,7 @@ static void test_quiet_counters_are_copied_exactly(void **state)
 	c.drop[FWD_DROP_MAX - 1] = 3;
 	c.evt[0] = 9;
 	memset(&out, 0xa5, sizeof(out));
-	assert_int_equal(dp_counters_read(&c, &out), 0);
+	dp_counters_read(&c, &out);
 	assert_memory_equal(&c, &out, sizeof(c));
 }
 
@@ -68,42 +67,22 @@ static void test_copies_agree_while_bursts_are_accounted(void **state)
 {
 	static struct busy b;
 	pthread_t t;
-	unsigned consistent = 0, reads = 20000;
+	uint64_t last = 0;
 
 	(void)state;
 	memset(&b, 0, sizeof(b));
 	assert_int_equal(pthread_create(&t, NULL, busy_worker, &b), 0);
-	for (unsigned i = 0; i < reads; i++) {
+	for (unsigned i = 0; i < 20000; i++) {
 		struct dp_counters out;
 
-		if (dp_counters_read(&b.c, &out) == 0) {
-			assert_true(out.seq % 2 == 0);
-			assert_true(out.rx == out.tx + out.drop[0]);
-			consistent++;
-		}
+		dp_counters_read(&b.c, &out);
+		assert_true(out.seq % 2 == 0);
+		assert_true(out.rx == out.tx + out.drop[0]);
+		assert_true(out.rx >= last); /* never a copy older than the last */
+		last = out.rx;
 	}
 	__atomic_store_n(&b.stop, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
-	/* The writer leaves only an instant between its bursts, far less
-	 * than a worker's receive and parse: still, nearly every read finds
-	 * one (the field-by-field fallback is for a worker that never does). */
-	print_message("%u of %u reads consistent\n", consistent, reads);
-	assert_true(consistent > reads / 10);
-}
-
-static void test_a_worker_stuck_in_an_accounting_holds_no_reader(void **state)
-{
-	struct dp_counters c, out;
-
-	(void)state;
-	memset(&c, 0, sizeof(c));
-	c.seq = 11; /* odd: a burst's accounting open, never closed */
-	c.rx = 100;
-	c.tx = 90;
-	c.drop[1] = 10;
-	c.evt[FWD_EVT_MAX - 1] = 5;
-	assert_int_equal(dp_counters_read(&c, &out), -EBUSY);
-	assert_memory_equal(&c, &out, sizeof(c));
 }
 
 int main(void)
@@ -111,7 +90,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_quiet_counters_are_copied_exactly),
 		cmocka_unit_test(test_copies_agree_while_bursts_are_accounted),
-		cmocka_unit_test(test_a_worker_stuck_in_an_accounting_holds_no_reader),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -203,7 +203,7 @@ static void run(int verdicts, enum flags_mode mode, struct outcome *o)
 			m[i]->ol_flags = RTE_MBUF_F_RX_IP_CKSUM_GOOD;
 	}
 	dp_worker_burst(lc, gen, NULL, m, 2 * NFRAMES);
-	assert_int_equal(dp_counters_read(&lc->cnt, &o->cnt), 0);
+	dp_counters_read(&lc->cnt, &o->cnt);
 	memset(o->out, 0, sizeof(o->out));
 	memset(o->out_len, 0, sizeof(o->out_len));
 	o->nout = 0;

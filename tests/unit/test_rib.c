@@ -878,11 +878,11 @@ static void test_several_routes_and_resync(void **state)
  * Their neighbours still apply. */
 static void test_prefixes_of_no_users_are_refused(void **state)
 {
-	static const char *const refused[] = {"0.0.0.0/0",   "::/0",	  "224.0.0.0/4",
+	static const char *const refused[] = {"0.0.0.0/0",    "::/0",	     "224.0.0.0/4",
 					      "239.1.0.0/16", "127.0.0.0/8", "169.254.7.0/24",
-					      "240.0.0.0/4", "::1/128",	  "fe80::/64",
-					      "ff02::/16",   "0.0.0.0/8"};
-	static const char *const kept[] = {"1.0.0.0/8", "128.0.0.0/1", "192.0.2.0/24",
+					      "240.0.0.0/4",  "::1/128",     "fe80::/64",
+					      "ff02::/16",    "0.0.0.0/8"};
+	static const char *const kept[] = {"1.0.0.0/8", "128.0.0.0/1",	 "192.0.2.0/24",
 					   "fec0::/10", "2001:db8::/32", "::2/128"};
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
 	struct fake *f = new_fake();
