@@ -169,7 +169,7 @@ def test_a_write_answered_with_something_else_is_not_a_success(tmp_path):
     unknown, as docs/regionctl.md says; a read of such an answer stays 3."""
     prefixes = tmp_path / "p.txt"
     prefixes.write_text("10.1.0.0/16\n")
-    writes = [["confirm"], ["rollback"], ["prefixes", "add", "india", str(prefixes)]]
+    writes = [["confirm"], ["rollback", "--expected-generation", "3"], ["prefixes", "add", "india", str(prefixes)]]
 
     def ok(body):
         return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
