@@ -32,12 +32,16 @@ struct ent {
 /* F_STOOD: refused when the comparison under way began (decide): refused
  * again for the same reason, the refusal stands and is not reported anew,
  * and the retry is checked before anything is written ahead. */
-enum { F_DIRTY = 1, F_SHADOWED = 2, F_REFUSED = 4, F_MULTI = 8, F_STOOD = 16 };
+/* F_YIELDED: refused because a protected cover the feed learned won over
+ * it (cover_wins): listed in r->yielded, retried when a removal takes a
+ * prefix that covers it. */
+enum { F_DIRTY = 1, F_SHADOWED = 2, F_REFUSED = 4, F_MULTI = 8, F_STOOD = 16, F_YIELDED = 32 };
 
 /* Applies one reconcile may make while it splits refused batches: with
  * the refused change named by the table (changes[i]) that is one apply per
  * refusal; past it the rest waits for the next reconcile. */
 #define MAX_APPLIES 256
+#define YIELDED_MAX 1024
 /* The same for the retries of prefixes refused before, which the table
  * mostly refuses again, one an apply: 256 of them (a copy of the table
  * each, under the state's lock) held status 13 s and made it call
@@ -79,6 +83,12 @@ struct ctl_rib {
 	uint8_t over_region[CTL_RIB_OVER_NAMED];
 	unsigned nover;
 	uint64_t over_since;
+	/* The prefixes refused because a protected cover won (F_YIELDED), to
+	 * retry when a removal takes a prefix that covers one: without it they
+	 * waited for the next full comparison, which a withdrawal of the cover
+	 * does not make (a review). Bounded; past it one waits for that. */
+	struct ctl_rib_pfx yielded[YIELDED_MAX];
+	unsigned nyielded;
 };
 
 static void key_of(const struct ent *e, struct ctl_rib_pfx *p)
@@ -612,12 +622,15 @@ static const char *names_no_users(const struct ctl_rib_pfx *p, char *why, size_t
 	char s[64];
 
 	ctl_rib_pfx_str(p, s, sizeof(s));
-	if (p->len == 0) {
+	/* A default, or one in parts: 0.0.0.0/1 and 128.0.0.0/1 are every
+	 * source nobody else holds as surely as 0.0.0.0/0 (a review). No
+	 * user block is shorter than an IPv4 /8 or an IPv6 /16. */
+	if (p->len < (p->family == 4 ? 8 : 16)) {
 		snprintf(why, len,
-			 "%s is a default route, which says nothing about who the users are: "
-			 "the feed learns none (a region meant to hold every other source "
-			 "says so with a static prefix)",
-			 s);
+			 "%s is a default route%s, which says nothing about who the users are: "
+			 "the feed learns none, nor any prefix shorter than /%u (a region meant "
+			 "to hold every other source says so with a static prefix)",
+			 s, p->len ? " or a part of one" : "", p->family == 4 ? 8u : 16u);
 		return why;
 	}
 	for (size_t i = 0; i < sizeof(no_users) / sizeof(no_users[0]); i++) {
@@ -627,8 +640,8 @@ static const char *names_no_users(const struct ctl_rib_pfx *p, char *why, size_t
 		    memcmp(p->addr, no_users[i].addr, whole) != 0 ||
 		    (rest && ((p->addr[whole] ^ no_users[i].addr[whole]) & (0xff << (8 - rest)))))
 			continue;
-		snprintf(why, len, "%s lies in %s, which no user's packet carries as its source",
-			 s, no_users[i].what);
+		snprintf(why, len, "%s lies in %s, which no user's packet carries as its source", s,
+			 no_users[i].what);
 		return why;
 	}
 	return NULL;
@@ -688,7 +701,7 @@ static int decide(struct ctl_rib *r, const struct ctl_rib_table *t, const int *i
 		return e->owned ? (push_op(d, FWD_DELTA_REMOVE, e, held) ?: DO_OP) : DO_NOTHING;
 	}
 	{
-		char why[256];
+		char why[384];
 
 		if (names_no_users(&p, why, sizeof(why))) {
 			refuse(r, e, want, why, out);
@@ -746,6 +759,56 @@ static void swap_ops(struct fwd_delta_op *a, struct fwd_delta_op *b)
 	*b = x;
 }
 
+static int pfx_inside(const struct ctl_rib_pfx *in, const struct ctl_rib_pfx *out)
+{
+	uint8_t whole = out->len / 8, rest = out->len % 8;
+
+	return in->family == out->family && in->len > out->len &&
+	       memcmp(in->addr, out->addr, whole) == 0 &&
+	       (rest == 0 || ((in->addr[whole] ^ out->addr[whole]) & (0xff << (8 - rest))) == 0);
+}
+
+/* @e yielded to a protected cover: listed, to be retried when it goes. */
+static void yield(struct ctl_rib *r, struct ent *e)
+{
+	if ((e->flags & F_YIELDED) || r->nyielded == YIELDED_MAX)
+		return;
+	e->flags |= F_YIELDED;
+	key_of(e, &r->yielded[r->nyielded++]);
+}
+
+static void unyield(struct ctl_rib *r, struct ent *e)
+{
+	struct ctl_rib_pfx p;
+
+	key_of(e, &p);
+	e->flags &= (uint8_t)~F_YIELDED;
+	for (unsigned i = 0; i < r->nyielded; i++)
+		if (same_pfx(&r->yielded[i], &p)) {
+			r->yielded[i] = r->yielded[--r->nyielded];
+			return;
+		}
+}
+
+/* A prefix @removed went: the prefixes that yielded to it (or to any
+ * cover it held) are retried, as retries, in the next round. */
+static void retry_yielded_inside(struct ctl_rib *r, const struct ctl_rib_pfx *removed)
+{
+	for (unsigned i = 0; i < r->nyielded;) {
+		struct ent *x;
+
+		if (!pfx_inside(&r->yielded[i], removed)) {
+			i++;
+			continue;
+		}
+		if ((x = find(r, &r->yielded[i])) != NULL) {
+			x->flags &= (uint8_t)~F_YIELDED;
+			mark_dirty(r, x);
+		}
+		r->yielded[i] = r->yielded[--r->nyielded];
+	}
+}
+
 /* What an applied (@ok) or refused op means for its entry. */
 static void settle(struct ctl_rib *r, const struct ctl_rib_table *t, const struct fwd_delta_op *op,
 		   int ok, const char *why, struct ctl_rib_batch *out)
@@ -769,6 +832,10 @@ static void settle(struct ctl_rib *r, const struct ctl_rib_table *t, const struc
 		return;
 	}
 	e->flags &= (uint8_t)~F_STOOD; /* applied: a refusal later is a new one */
+	if (op->kind == FWD_DELTA_ADD && (e->flags & F_YIELDED))
+		unyield(r, e);
+	if (op->kind == FWD_DELTA_REMOVE && r->nyielded)
+		retry_yielded_inside(r, &p);
 	if (op->kind == FWD_DELTA_ADD) {
 		uint64_t h = r->nreasons ? hash_pfx(&p) : 0;
 
@@ -859,7 +926,7 @@ static struct ent *learned_in_the_way(struct ctl_rib *r, const struct fwd_delta_
  */
 static int cover_wins(struct ctl_rib *r, const struct ctl_rib_table *t,
 		      const struct fwd_delta_op *op, const struct fwd_err *refusal,
-		      struct ctl_rib_batch *out)
+		      unsigned *applies, unsigned max_applies, struct ctl_rib_batch *out)
 {
 	struct fwd_delta_op ops[COVER_TRIES + 1];
 	struct ent *nested[COVER_TRIES], *x;
@@ -868,7 +935,11 @@ static int cover_wins(struct ctl_rib *r, const struct ctl_rib_table *t,
 	int64_t gen = -1;
 
 	ops[0] = *op;
-	while (gen < 0 && n < COVER_TRIES && (x = learned_in_the_way(r, op, &fe)) != NULL) {
+	/* Each try is an apply (a copy of the table under the state's lock),
+	 * counted with the batch's own: 16 tries a cover, uncounted, once let
+	 * a batch take 17 times its bound (a review). */
+	while (gen < 0 && n < COVER_TRIES && *applies < max_applies &&
+	       (x = learned_in_the_way(r, op, &fe)) != NULL) {
 		struct ctl_rib_pfx ip;
 		struct fwd_delta d;
 
@@ -887,6 +958,7 @@ static int cover_wins(struct ctl_rib *r, const struct ctl_rib_table *t,
 			ops[k].index = k;
 		d = (struct fwd_delta){.n = n + 1, .cap = n + 1, .ops = ops};
 		memset(&fe, 0, sizeof(fe));
+		(*applies)++;
 		out->applies++;
 		gen = t->apply(t->arg, &d, &fe);
 	}
@@ -910,8 +982,42 @@ static int cover_wins(struct ctl_rib *r, const struct ctl_rib_table *t,
 			 r->regions[find(r, &cp)->holder - 1]);
 		refuse(r, nested[k], nested[k]->holder ? nested[k]->holder : region, why, out);
 		out->refused++;
+		yield(r, nested[k]);
 	}
 	return 1;
+}
+
+/*
+ * The same when the learned prefix in the way is added by the same batch
+ * (a dump at start, a relearn): not owned yet, it was not taken back, and
+ * the table, which checks the cover first, refused the cover and took the
+ * nested one (a review). The index in [@lo, @hi) of @d's addition of the
+ * nested prefix @fe names, another region's inside @op, or -1.
+ */
+static long nested_addition(struct ctl_rib *r, const struct fwd_delta *d, uint32_t lo, uint32_t hi,
+			    const struct fwd_delta_op *op, const struct fwd_err *fe)
+{
+	char in[64], in_region[FWD_NAME_MAX], outer[64], outer_region[FWD_NAME_MAX];
+	struct ctl_rib_pfx ip, cp, own;
+	struct ent *c, *x;
+
+	if (op->kind != FWD_DELTA_ADD || fe->reason_code != FWD_R_RESIDENCY_VIOLATION ||
+	    fwd_residency_nested_of(fe->reason, in, in_region, outer, outer_region) ||
+	    ctl_rib_pfx_parse(in, &ip) || ctl_rib_pfx_parse(outer, &cp))
+		return -1;
+	op_key(op, &own);
+	if (!same_pfx(&cp, &own) || (c = find(r, &own)) == NULL || c->holder == 0 ||
+	    strcmp(outer_region, r->regions[c->holder - 1]) != 0 || (x = find(r, &ip)) == NULL ||
+	    x == c || x->holder == 0 || strcmp(in_region, r->regions[x->holder - 1]) != 0)
+		return -1;
+	for (uint32_t k = lo; k < hi; k++) {
+		struct ctl_rib_pfx q;
+
+		op_key(&d->ops[k], &q);
+		if (d->ops[k].kind == FWD_DELTA_ADD && same_pfx(&q, &ip))
+			return (long)k;
+	}
+	return -1;
 }
 
 /* Apply @d; a refused batch is split: the change the table names goes
@@ -928,8 +1034,12 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 
 	if (d->n == 0)
 		return 0;
-	/* A binary split never holds more than log2(n) + 1 pending ranges. */
-	stack = malloc(40 * sizeof(*stack));
+	/* A binary split never holds more than log2(n) + 1 pending ranges, and
+	 * each apply may leave one more behind (a cover's own range, below):
+	 * 40 alone was overrun by 40 protected covers in one batch (a review). */
+	const unsigned cap = 40 + max_applies;
+
+	stack = malloc(cap * sizeof(*stack));
 	if (stack == NULL) {
 		requeue(r, d->ops, d->n);
 		return fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
@@ -976,16 +1086,43 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 			continue;
 		}
 		if (part.n == 1) {
-			if (!cover_wins(r, t, part.ops, &fe, out))
+			if (!cover_wins(r, t, part.ops, &fe, &applies, max_applies, out))
 				settle(r, t, part.ops, 0, fe.reason, out);
 			continue;
 		}
 		named = named_change(&fe);
 		if (named >= 0 && (uint32_t)named < part.n) {
+			long in;
+
 			swap_ops(&d->ops[g.lo], &d->ops[g.lo + (uint32_t)named]);
+			/* A protected cover refused for a nested prefix this batch
+			 * adds: the nested one is refused instead, the cover tried
+			 * again with the rest. */
+			if ((in = nested_addition(r, d, g.lo + 1, g.hi, &d->ops[g.lo], &fe)) >= 0) {
+				char cover[64], why[384];
+				struct ctl_rib_pfx cp, ip;
+				struct ent *x;
+
+				op_key(&d->ops[g.lo], &cp);
+				swap_ops(&d->ops[g.lo], &d->ops[(uint32_t)in]);
+				op_key(&d->ops[g.lo], &ip);
+				snprintf(why, sizeof(why),
+					 "lies inside %s of region '%s', which the feed learned "
+					 "too and "
+					 "a residency rule protects: the protected prefix wins "
+					 "(this "
+					 "one is retried when it goes)",
+					 ctl_rib_pfx_str(&cp, cover, sizeof(cover)),
+					 r->regions[find(r, &cp)->holder - 1]);
+				settle(r, t, &d->ops[g.lo], 0, why, out);
+				if ((x = find(r, &ip)) != NULL)
+					yield(r, x);
+				stack[sp++] = (struct range){g.lo + 1, g.hi};
+				continue;
+			}
 			/* The rest first, then the named one alone: its cover may
 			 * win once the rest is in (cover_wins). */
-			if (learned_in_the_way(r, &d->ops[g.lo], &fe)) {
+			if (learned_in_the_way(r, &d->ops[g.lo], &fe) && sp + 2 <= cap) {
 				stack[sp++] = (struct range){g.lo, g.lo + 1};
 				stack[sp++] = (struct range){g.lo + 1, g.hi};
 				continue;

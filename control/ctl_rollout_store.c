@@ -505,7 +505,8 @@ static bool aborted_in_history(struct ctl_etcd *e, const char *facility, const c
  * regiond's record (unsupported_schema) is left alone. @return 1 with
  * what was wrong with the record in @err's reason, or -errno with @err.
  */
-static int abort_unreadable(struct ctl_etcd *e, const char *facility, struct fwd_err *err)
+static int abort_unreadable(struct ctl_etcd *e, const char *facility, int64_t read_mod,
+			    struct fwd_err *err)
 {
 	struct ctl_etcd_range rg = {0}, pg = {0};
 	struct ctl_etcd_txn_result res = {0};
@@ -531,10 +532,18 @@ static int abort_unreadable(struct ctl_etcd *e, const char *facility, struct fwd
 		ctl_etcd_range_free(&rg);
 		return rc;
 	}
+	/* The record found unreadable, not whatever is there now: one mended
+	 * or replaced by a new rollout meanwhile is left alone (a review). */
+	if (rg.kvs[0].mod_revision != read_mod) {
+		ctl_etcd_range_free(&rg);
+		ctl_etcd_range_free(&pg);
+		return fwd_err_fail(err, FWD_R_STALE_GENERATION, NULL, 0, akey,
+				    "changed while this abort read it: try again");
+	}
 	cmp[n] = (struct ctl_etcd_cmp){.key = akey,
 				       .target = CTL_ETCD_CMP_MOD,
 				       .result = CTL_ETCD_EQUAL,
-				       .number = rg.kvs[0].mod_revision};
+				       .number = read_mod};
 	ops[n++] = (struct ctl_etcd_op){.type = CTL_ETCD_OP_DELETE, .key = akey};
 	for (size_t i = 0; i < pg.count && n <= PIN_OPS_MAX; i++) {
 		json_t *j = json_loadb(pg.kvs[i].value, pg.kvs[i].value_len, 0, NULL);
@@ -597,7 +606,7 @@ int ctl_rstore_abort(struct ctl_etcd *e, const char *facility, struct ctl_rollou
 		if (rc && !id[0] &&
 		    (err->reason_code == FWD_R_INVALID_FLEET_KEY ||
 		     err->reason_code == FWD_R_FACILITY_MISMATCH))
-			return abort_unreadable(e, facility, err);
+			return abort_unreadable(e, facility, mod, err);
 		if (rc)
 			return rc;
 		if (r->state == CTL_RO_ABORTING || r->state == CTL_RO_ABORTED ||

@@ -30,12 +30,23 @@
 #include "fwd_stages.h"
 #include "fwd_clock.h"
 
-/* One buffer, written atomically and durably (fwd_write_atomic). */
-static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
+static const char *state_dir_lost(const struct ctl_state *st);
+
+/* One buffer, written atomically and durably (fwd_write_atomic) into the
+ * state directory, and only while its path names the directory this
+ * regiond holds (and locks): into another one in its place, its files went
+ * there without the history they follow, beside another regiond's (a
+ * probe, a review). Refused (ESTALE) then, as a full disk would be: what
+ * must run is held in memory and said. */
+static int write_atomic(const struct ctl_state *st, const char *name, const char *data, size_t len)
 {
 	struct iovec part = {.iov_base = (void *)data, .iov_len = len};
 
-	return fwd_write_atomic(dir, name, &part, 1);
+	if (state_dir_lost(st)) {
+		errno = ESTALE;
+		return -ESTALE;
+	}
+	return fwd_write_atomic(st->dir, name, &part, 1);
 }
 
 /* A generation's file: gen-N.doc (a document) or gen-N.delta (a delta). */
@@ -137,7 +148,7 @@ int ctl_state_save(struct ctl_state *st, struct fwd_err *e)
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
 		return -ENOMEM;
 	}
-	rc = write_atomic(st->dir, "history.json", text, strlen(text));
+	rc = write_atomic(st, "history.json", text, strlen(text));
 	if (rc == 0) {
 		st->history_len = strlen(text);
 		st->history_sum = fwd_hash64(text, st->history_len);
@@ -645,7 +656,7 @@ static int write_owned(const struct ctl_state *st, uint64_t id, const struct ctl
 	owned_file(f, sizeof(f), id);
 	if ((text = ctl_ownset_text(s, &len)) == NULL)
 		return -ENOMEM;
-	rc = write_atomic(st->dir, f, text, len);
+	rc = write_atomic(st, f, text, len);
 	free(text);
 	return rc ? rc : CTL_OWN_FILE;
 }
@@ -1278,7 +1289,7 @@ static int verify_content(struct ctl_state *st)
 					k++;
 				off += k;
 				close(fd);
-				if ((rc = write_atomic(st->dir, f, data, len)) != 0)
+				if ((rc = write_atomic(st, f, data, len)) != 0)
 					return files_alarm(st, f, g->id, "changed", strerror(-rc));
 				fwd_log(FWD_LOG_WARNING,
 					"%s/%s (generation %" PRIu64
@@ -1381,7 +1392,7 @@ static int check_files(struct ctl_state *st)
 			continue;
 		if (rc < 0)
 			return files_alarm(st, f, g->id, what, "a directory is in the way");
-		if ((rc = write_atomic(st->dir, f, data, len)) != 0)
+		if ((rc = write_atomic(st, f, data, len)) != 0)
 			return files_alarm(st, f, g->id, what, strerror(-rc));
 		fwd_log(FWD_LOG_WARNING,
 			"%s/%s (generation %" PRIu64 ") was %s while regiond runs: written again "
@@ -1925,7 +1936,9 @@ static void unlink_gen(const struct ctl_state *st, uint64_t id, unsigned mask)
 		else
 			gen_file(f, sizeof(f), id, k ? CTL_GEN_DELTA : CTL_GEN_DOCUMENT);
 		snprintf(p, sizeof(p), "%s/%s", st->dir, f);
-		unlink(p);
+		/* not from a directory in its place: it is not this one's */
+		if (!state_dir_lost(st))
+			unlink(p);
 	}
 }
 
@@ -1993,7 +2006,7 @@ static int fold(struct ctl_state *st, unsigned i)
 	if (text == NULL) {
 		fwd_log(FWD_LOG_ERR, "cannot fold generation %" PRIu64 " into a checkpoint: %s",
 			g->id, e.reason[0] ? e.reason : "out of memory");
-	} else if ((rc = write_atomic(st->dir, f, text, len)) != 0) {
+	} else if ((rc = write_atomic(st, f, text, len)) != 0) {
 		fwd_log(FWD_LOG_ERR, "cannot write checkpoint %s/%s: %s", st->dir, f,
 			strerror(-rc));
 		rc = -1;
@@ -2147,7 +2160,7 @@ int ctl_state_persist_unsaved(struct ctl_state *st, struct fwd_err *e)
 		/* an automatic revert's document may never have been written;
 		 * anyone else's was written ahead, and is written again as is */
 		gen_file(f, sizeof(f), g->id, CTL_GEN_DOCUMENT);
-		rc = write_atomic(st->dir, f, g->doc, g->len);
+		rc = write_atomic(st, f, g->doc, g->len);
 		if (rc)
 			fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "", "cannot write %s/%s: %s",
 				     st->dir, f, strerror(-rc));
@@ -2612,7 +2625,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	 * the next id past it, both durable, before regionfwd may run it. If
 	 * either cannot be written, nothing is pushed and the answer says so. */
 	gen_file(f, sizeof(f), id, CTL_GEN_DOCUMENT);
-	rc = write_atomic(st->dir, f, doc, len);
+	rc = write_atomic(st, f, doc, len);
 	fwd_stage("write document");
 	if (rc && must_run) {
 		unsaved = 1;
@@ -2798,7 +2811,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	/* Write ahead, as for a document: the changes, then the history naming
 	 * them pending, both durable before regionfwd may run them. */
 	gen_file(f, sizeof(f), id, CTL_GEN_DELTA);
-	rc = write_atomic(st->dir, f, (const char *)packed, plen);
+	rc = write_atomic(st, f, (const char *)packed, plen);
 	if (rc) {
 		fwd_err_fail(e, FWD_R_PERSIST_FAILED, NULL, 0, "",
 			     "cannot write %s/%s: %s; nothing changed", st->dir, f, strerror(-rc));

@@ -151,7 +151,9 @@ static int64_t fake_nested(struct fake *f, const struct fwd_delta *d, const stru
 					 ctl_rib_pfx_str(&q, a, sizeof(a)), f->names[region - 1],
 					 ctl_rib_pfx_str(&p, b, sizeof(b)),
 					 f->names[op->region - 1]);
-			else if (region == f->protect && pfx_inside(&p, &q))
+			else if (region == f->protect && pfx_inside(&p, &q) && !pass)
+				/* as fwd_delta, which sorts a batch: a cover added
+				 * with it is checked first and is what it refuses */
 				snprintf(why, sizeof(why),
 					 FWD_RESIDENCY_NESTED_HEAD " and would take",
 					 ctl_rib_pfx_str(&p, a, sizeof(a)),
@@ -779,6 +781,53 @@ static void test_a_protected_cover_wins_over_a_nested_learned_prefix(void **stat
 	free(f);
 }
 
+/* The cover and the nested prefix in one batch (a dump at start): the
+ * table checks the cover first and refused it, the nested one then applied
+ * (a review). The nested one is refused now, the cover applied; and when
+ * the cover is withdrawn, the nested one comes back in the same reconcile,
+ * without a full comparison (it waited for one). 60 covers, each with its
+ * own nested prefix, in one batch: the split's stack once held 40 ranges. */
+static void test_a_protected_cover_wins_in_one_batch_and_gives_back(void **state)
+{
+	struct ctl_rib *r = ctl_rib_new(regions, 3, 10000);
+	struct fake *f = new_fake();
+	struct ctl_rib_table t = fake_table(f);
+	struct ctl_rib_batch b;
+	struct fwd_err e = {0};
+	char a[32];
+
+	(void)state;
+	t.check = fake_check;
+	f->protect = 1;
+	for (unsigned i = 0; i < 60; i++) {
+		snprintf(a, sizeof(a), "8.%u.5.0/24", 10 + i);
+		ctl_rib_learn(r, (struct ctl_rib_pfx[]){pfx(a)}, 1);
+		snprintf(a, sizeof(a), "8.%u.0.0/16", 10 + i);
+		ctl_rib_learn(r, (struct ctl_rib_pfx[]){pfx(a)}, 0);
+	}
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.added, 60);
+	assert_int_equal(b.refused, 60);
+	for (unsigned i = 0; i < 60; i++) {
+		snprintf(a, sizeof(a), "8.%u.0.0/16", 10 + i);
+		assert_true(fake_find(f, (struct ctl_rib_pfx[]){pfx(a)}) >= 0);
+		snprintf(a, sizeof(a), "8.%u.5.0/24", 10 + i);
+		assert_int_equal(fake_find(f, (struct ctl_rib_pfx[]){pfx(a)}), -1);
+	}
+	/* One cover withdrawn: its nested prefix comes back in the next batch
+	 * (it is pending after this one), not at a full comparison. */
+	ctl_rib_forget(r, (struct ctl_rib_pfx[]){pfx("8.10.0.0/16")}, 0);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.removed, 1);
+	assert_int_equal(b.left, 1);
+	assert_int_equal(ctl_rib_reconcile(r, &t, CTL_RIB_FOLLOW, 0, 1000, &b, &e), 0);
+	assert_int_equal(b.added, 1);
+	assert_true(fake_find(f, (struct ctl_rib_pfx[]){pfx("8.10.5.0/24")}) >= 0);
+	assert_int_equal(fake_find(f, (struct ctl_rib_pfx[]){pfx("8.11.5.0/24")}), -1);
+	ctl_rib_free(r);
+	free(f);
+}
+
 /* A "+" written ahead of an addition a crash kept from applying: at start
  * the table does not hold the prefix, so it is not the feed's, even if the
  * operator adds it as a static one later. */
@@ -878,12 +927,12 @@ static void test_several_routes_and_resync(void **state)
  * Their neighbours still apply. */
 static void test_prefixes_of_no_users_are_refused(void **state)
 {
-	static const char *const refused[] = {"0.0.0.0/0",    "::/0",	     "224.0.0.0/4",
-					      "239.1.0.0/16", "127.0.0.0/8", "169.254.7.0/24",
-					      "240.0.0.0/4",  "::1/128",     "fe80::/64",
-					      "ff02::/16",    "0.0.0.0/8"};
-	static const char *const kept[] = {"1.0.0.0/8", "128.0.0.0/1",	 "192.0.2.0/24",
-					   "fec0::/10", "2001:db8::/32", "::2/128"};
+	static const char *const refused[] = {
+		"0.0.0.0/0",	  "::/0",	 "224.0.0.0/4", "239.1.0.0/16", "127.0.0.0/8",
+		"169.254.7.0/24", "240.0.0.0/4", "::1/128",	"fe80::/64",	"ff02::/16",
+		"0.0.0.0/8",	  "128.0.0.0/1", "0.0.0.0/1",	"fec0::/10",	"2000::/3"};
+	static const char *const kept[] = {"1.0.0.0/8", "192.0.2.0/24", "2400::/16",
+					   "2001:db8::/32", "::2/128"};
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
 	struct fake *f = new_fake();
 	struct ctl_rib_refusal ref[CTL_RIB_MAX_REASONS];
@@ -1730,6 +1779,7 @@ int main(void)
 		cmocka_unit_test(test_standing_refusal_is_reported_once),
 		cmocka_unit_test(test_retry_checked_with_its_batch),
 		cmocka_unit_test(test_a_protected_cover_wins_over_a_nested_learned_prefix),
+		cmocka_unit_test(test_a_protected_cover_wins_in_one_batch_and_gives_back),
 		cmocka_unit_test(test_unheld_record_is_disowned_at_start),
 		cmocka_unit_test(test_several_routes_and_resync),
 		cmocka_unit_test(test_ipv4_mapped_prefix_is_refused),
