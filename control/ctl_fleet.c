@@ -1152,6 +1152,29 @@ static const char *node_state(const struct view *v, int validate_only, int tried
 	return v->in_sync ? "in_sync" : "applying";
 }
 
+/* The report's "apply_error": the table, the reason's code, the message and
+ * where in the table it points ("at": FILE:LINE: FIELD, the parts there
+ * are; null without). Status and the report gave the message alone, and
+ * the field was in regiond's log only (a probe). */
+static json_t *apply_error_json(const struct view *v)
+{
+	char at[sizeof(v->apply_err.file) + sizeof(v->apply_err.path) + 32];
+	size_t n = 0;
+
+	at[0] = '\0';
+	if (v->apply_err.file[0])
+		n += (size_t)snprintf(at + n, sizeof(at) - n, "%s", v->apply_err.file);
+	if (v->apply_err.line)
+		n += (size_t)snprintf(at + n, sizeof(at) - n, "%s%u", n ? ":" : "line ",
+				      v->apply_err.line);
+	if (v->apply_err.path[0] && n < sizeof(at))
+		snprintf(at + n, sizeof(at) - n, "%s%s", n ? ": " : "", v->apply_err.path);
+	return json_pack("{s:s?, s:s, s:s, s:s?}", "table",
+			 v->apply_table[0] ? v->apply_table : NULL, "reason",
+			 fwd_reason_name(v->apply_err.reason_code), "message", v->apply_err.reason,
+			 "at", at[0] ? at : NULL);
+}
+
 /* The report's "pin": null, or the pin with whether it is stray (no active
  * rollout owns it). */
 static json_t *pin_json(const struct target *pin, int stray)
@@ -1314,10 +1337,7 @@ static json_t *build_report(struct ctl_fleet *f, int *changed)
 	f->v.pin_stray = f->pin.present && f->pin_stray && f->owner_rev == f->pin.revision;
 	f->v.state = node_state(&f->v, f->validate_only, tried_this(f, t, source));
 	if (f->v.has_apply_err)
-		err = json_pack("{s:s?, s:s, s:s}", "table",
-				f->v.apply_table[0] ? f->v.apply_table : NULL, "reason",
-				fwd_reason_name(f->v.apply_err.reason_code), "message",
-				f->v.apply_err.reason);
+		err = apply_error_json(&f->v);
 	r = json_pack("{s:i, s:s, s:s, s:O, s:s, s:s, s:o, s:o, s:o, s:b, s:b, s:o, s:o}", "schema",
 		      FLEET_SCHEMA, "node", f->node, "facility", f->facility, "labels", f->labels,
 		      "version", f->version, "state", f->v.state, "target", target_json(t, source),
@@ -1731,10 +1751,7 @@ json_t *ctl_fleet_view(struct ctl_fleet *f)
 		json_object_set_new(cnt, counter_desc[i].name,
 				    json_integer((json_int_t)f->v.counters[i]));
 	if (f->v.has_apply_err)
-		err = json_pack("{s:s?, s:s, s:s}", "table",
-				f->v.apply_table[0] ? f->v.apply_table : NULL, "reason",
-				fwd_reason_name(f->v.apply_err.reason_code), "message",
-				f->v.apply_err.reason);
+		err = apply_error_json(&f->v);
 	v = json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:I, s:o, s:o, s:b, s:s, s:b, s:b, "
 		      "s:o, s:s?, s:I, s:I, s:O?, s:o}",
 		      "node", f->node, "facility", f->facility, "mode",

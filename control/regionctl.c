@@ -2022,8 +2022,9 @@ static void status_fleet(json_t *f)
 			       ? " (no active rollout owns it)"
 			       : "");
 	if (json_is_object((e = json_object_get(f, "apply_error"))))
-		printf("             apply error (table %s): %s: %s\n", js(e, "table"),
-		       js(e, "reason"), js(e, "message"));
+		printf("             apply error (table %s): %s: %s%s%s\n", js(e, "table"),
+		       js(e, "reason"), json_is_string(json_object_get(e, "at")) ? js(e, "at") : "",
+		       json_is_string(json_object_get(e, "at")) ? ": " : "", js(e, "message"));
 	if (json_is_true(json_object_get(f, "connected"))) {
 		printf("             etcd connected (%s)\n", js(f, "endpoint"));
 		/* It answers but refuses (a role that may not write, its quota

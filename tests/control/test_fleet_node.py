@@ -651,6 +651,11 @@ def test_bad_desired_is_refused_by_every_node(fleet, reason, table, kw):
         assert gen_of(n) == g  # nothing changed
         assert n.fleet()["apply_error"]["reason"] == reason
         assert MESSAGES.get(reason, "") in rep["apply_error"]["message"], rep["apply_error"]
+        # where in the table, beside the message (it was in the log only: a probe)
+        if reason in ("invalid_table", "residency_violation"):
+            at = rep["apply_error"]["at"]
+            assert at and at.startswith("document:") and ("regions." in at or "policies" in at), rep
+            assert n.fleet()["apply_error"]["at"] == at
     # back to the good table: converges again
     etcdlab.set_desired(fleet.cluster, FAC, fleet.current)
     fleet.wait_converged(fleet.current)
