@@ -886,29 +886,59 @@ static void requeue(struct ctl_rib *r, const struct fwd_delta_op *ops, uint32_t 
  * as the table names them: each try is an apply (a copy of the table). */
 #define COVER_TRIES 16
 
-/* The learned prefix in the way of @op's addition, by @fe (a nested-prefix
- * residency refusal): a prefix the feed added for another region, inside
- * @op's, which is its outer prefix. NULL when @fe says anything else. */
-static struct ent *learned_in_the_way(struct ctl_rib *r, const struct fwd_delta_op *op,
-				      const struct fwd_err *fe)
+/* The entries a nested-prefix residency refusal @fe of @op's addition
+ * names: @op's own prefix, its outer one, in *@cover, and the prefix inside
+ * it in *@in, both learned, in the regions the refusal says (*@in by its
+ * region the feed added it to, else its holder's: it may not be applied
+ * yet). 0, or -1 when @fe says anything else. */
+static int nested_refusal(struct ctl_rib *r, const struct fwd_delta_op *op,
+			  const struct fwd_err *fe, struct ent **cover, struct ent **in)
 {
-	char in[64], in_region[FWD_NAME_MAX], outer[64], outer_region[FWD_NAME_MAX];
+	char is[64], in_region[FWD_NAME_MAX], outer[64], outer_region[FWD_NAME_MAX];
 	struct ctl_rib_pfx ip, cp, own;
 	struct ent *c, *x;
 
 	if (op->kind != FWD_DELTA_ADD || fe->reason_code != FWD_R_RESIDENCY_VIOLATION ||
-	    fwd_residency_nested_of(fe->reason, in, in_region, outer, outer_region) ||
-	    ctl_rib_pfx_parse(in, &ip) || ctl_rib_pfx_parse(outer, &cp))
-		return NULL;
+	    fwd_residency_nested_of(fe->reason, is, in_region, outer, outer_region) ||
+	    ctl_rib_pfx_parse(is, &ip) || ctl_rib_pfx_parse(outer, &cp))
+		return -1;
 	op_key(op, &own);
 	if (!same_pfx(&cp, &own) || (c = find(r, &own)) == NULL || c->holder == 0 ||
-	    strcmp(outer_region, r->regions[c->holder - 1]) != 0)
-		return NULL;
-	x = find(r, &ip);
-	if (x == NULL || x == c || x->owned == 0 ||
-	    strcmp(in_region, r->regions[x->owned - 1]) != 0)
+	    strcmp(outer_region, r->regions[c->holder - 1]) != 0 || (x = find(r, &ip)) == NULL ||
+	    x == c || (x->owned ? x->owned : x->holder) == 0 ||
+	    strcmp(in_region, r->regions[(x->owned ? x->owned : x->holder) - 1]) != 0)
+		return -1;
+	*cover = c;
+	*in = x;
+	return 0;
+}
+
+/* The learned prefix in the way of @op's addition, by @fe: a prefix the
+ * feed added for another region (owned), inside @op's. NULL when @fe says
+ * anything else. */
+static struct ent *learned_in_the_way(struct ctl_rib *r, const struct fwd_delta_op *op,
+				      const struct fwd_err *fe)
+{
+	struct ent *c, *x;
+
+	if (nested_refusal(r, op, fe, &c, &x) || x->owned == 0)
 		return NULL;
 	return x;
+}
+
+/* Why a nested prefix is refused when the protected @cover won over it. */
+static const char *yielded_why(const struct ctl_rib *r, const struct fwd_delta_op *cover, char *why,
+			       size_t len)
+{
+	char cs[64];
+	struct ctl_rib_pfx cp;
+
+	op_key(cover, &cp);
+	snprintf(why, len,
+		 "lies inside %s of region '%s', which the feed learned too and a residency rule "
+		 "protects: the protected prefix wins (this one is retried when it goes)",
+		 ctl_rib_pfx_str(&cp, cs, sizeof(cs)), r->regions[find(r, &cp)->holder - 1]);
+	return why;
 }
 
 /*
@@ -968,19 +998,12 @@ static int cover_wins(struct ctl_rib *r, const struct ctl_rib_table *t,
 		out->generation = gen;
 	settle(r, t, &ops[0], 1, NULL, out);
 	for (unsigned k = 0; k < n; k++) {
-		char cover[64], why[384];
-		struct ctl_rib_pfx cp;
+		char why[384];
 		unsigned region = nested[k]->owned;
 
-		op_key(op, &cp);
 		settle(r, t, &ops[k + 1], 1, NULL, out); /* removed: the feed's no more */
-		snprintf(why, sizeof(why),
-			 "lies inside %s of region '%s', which the feed learned too and a "
-			 "residency rule protects: the protected prefix wins (this one is "
-			 "retried when it goes)",
-			 ctl_rib_pfx_str(&cp, cover, sizeof(cover)),
-			 r->regions[find(r, &cp)->holder - 1]);
-		refuse(r, nested[k], nested[k]->holder ? nested[k]->holder : region, why, out);
+		refuse(r, nested[k], nested[k]->holder ? nested[k]->holder : region,
+		       yielded_why(r, op, why, sizeof(why)), out);
 		out->refused++;
 		yield(r, nested[k]);
 	}
@@ -997,19 +1020,12 @@ static int cover_wins(struct ctl_rib *r, const struct ctl_rib_table *t,
 static long nested_addition(struct ctl_rib *r, const struct fwd_delta *d, uint32_t lo, uint32_t hi,
 			    const struct fwd_delta_op *op, const struct fwd_err *fe)
 {
-	char in[64], in_region[FWD_NAME_MAX], outer[64], outer_region[FWD_NAME_MAX];
-	struct ctl_rib_pfx ip, cp, own;
+	struct ctl_rib_pfx ip;
 	struct ent *c, *x;
 
-	if (op->kind != FWD_DELTA_ADD || fe->reason_code != FWD_R_RESIDENCY_VIOLATION ||
-	    fwd_residency_nested_of(fe->reason, in, in_region, outer, outer_region) ||
-	    ctl_rib_pfx_parse(in, &ip) || ctl_rib_pfx_parse(outer, &cp))
+	if (nested_refusal(r, op, fe, &c, &x))
 		return -1;
-	op_key(op, &own);
-	if (!same_pfx(&cp, &own) || (c = find(r, &own)) == NULL || c->holder == 0 ||
-	    strcmp(outer_region, r->regions[c->holder - 1]) != 0 || (x = find(r, &ip)) == NULL ||
-	    x == c || x->holder == 0 || strcmp(in_region, r->regions[x->holder - 1]) != 0)
-		return -1;
+	key_of(x, &ip);
 	for (uint32_t k = lo; k < hi; k++) {
 		struct ctl_rib_pfx q;
 
@@ -1099,21 +1115,14 @@ static int apply_split(struct ctl_rib *r, const struct ctl_rib_table *t, struct 
 			 * adds: the nested one is refused instead, the cover tried
 			 * again with the rest. */
 			if ((in = nested_addition(r, d, g.lo + 1, g.hi, &d->ops[g.lo], &fe)) >= 0) {
-				char cover[64], why[384];
-				struct ctl_rib_pfx cp, ip;
+				char why[384];
+				struct ctl_rib_pfx ip;
 				struct ent *x;
 
-				op_key(&d->ops[g.lo], &cp);
+				/* the reason names the cover: said before the swap */
+				yielded_why(r, &d->ops[g.lo], why, sizeof(why));
 				swap_ops(&d->ops[g.lo], &d->ops[(uint32_t)in]);
 				op_key(&d->ops[g.lo], &ip);
-				snprintf(why, sizeof(why),
-					 "lies inside %s of region '%s', which the feed learned "
-					 "too and "
-					 "a residency rule protects: the protected prefix wins "
-					 "(this "
-					 "one is retried when it goes)",
-					 ctl_rib_pfx_str(&cp, cover, sizeof(cover)),
-					 r->regions[find(r, &cp)->holder - 1]);
 				settle(r, t, &d->ops[g.lo], 0, why, out);
 				if ((x = find(r, &ip)) != NULL)
 					yield(r, x);
