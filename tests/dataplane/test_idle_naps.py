@@ -137,7 +137,6 @@ def test_frames_after_each_quiet_spell_are_all_forwarded(tmp_path):
                 ctl.close()
                 ctl = Ctl(sock)
                 assert naps(ctl) > n
-            assert pcap_count(str(tmp_path / "cap.pcap"), mine) == 100
             c = ctl.call("counters")
             assert c["packets"]["tx"] >= 100
             assert c["packets"]["rx"] == c["packets"]["tx"] + c["packets"]["dropped"]
@@ -148,4 +147,12 @@ def test_frames_after_each_quiet_spell_are_all_forwarded(tmp_path):
             proc.wait(30)
             cap.terminate()
             cap.wait(10)
-        assert proc.returncode == 0, log.read_text()[-3000:]
+        # Past the port regionfwd counted all of them sent on, the kernel
+        # may drop under the sanitizer stage's load (two suite runs of one
+        # pass captured 82 and 99 of the 100): those drops are counted
+        # there and excuse as many frames, no more.
+        kernel_dropped = lab.kernel_dropped("rfo0", "rfo1", cap.stderr.read())
+        captured = pcap_count(str(tmp_path / "cap.pcap"), mine)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    assert captured == 100 or (captured < 100 and captured + kernel_dropped >= 100), \
+        f"captured {captured} of 100, the kernel dropped {kernel_dropped} past regionfwd; counters {c}"

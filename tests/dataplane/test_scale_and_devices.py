@@ -4,7 +4,6 @@ prefixes."""
 import ipaddress
 import json
 import os
-import re
 import random
 import subprocess
 import sys
@@ -204,13 +203,7 @@ def test_af_packet_on_veth(tmp_path):
         # once captured 45 of the 50, with regionfwd counting them sent.
         # Those drops are the kernel's, counted there; regionfwd may lose
         # none.
-        said = re.search(r"(\d+) packets? dropped by kernel", cap.stderr.read() or "")
-        # /proc/net/dev in the namespace: sysfs shows the root's.
-        rx_drop = [line.split(":", 1)[1].split()[3]
-                   for line in lab.run_in_ns("cat /proc/net/dev").stdout.splitlines()
-                   if line.strip().startswith("rfb1:")]
-        kernel_dropped = (int(open("/sys/class/net/rfb0/statistics/tx_dropped").read()) +
-                          int(rx_drop[0] if rx_drop else 0) + (int(said.group(1)) if said else 0))
+        kernel_dropped = lab.kernel_dropped("rfb0", "rfb1", cap.stderr.read())
     assert proc.returncode == 0, log.read_text()[-3000:]
     s = json.load(open(tmp_path / "s.json"))
     assert s["links"]["out"]["packets"] >= 50  # the kicks, if any, too

@@ -93,6 +93,23 @@ class VethLab:
         go.proc = p
         return go
 
+    def kernel_dropped(self, outer, inner, tcpdump_stderr=""):
+        """Frames the kernel dropped past a DPDK port on veth @outer: the
+        pair's own drops (outer's tx_dropped: the peer's backlog was full;
+        inner's rx_dropped, read in the namespace, whose /proc/net/dev is
+        its own where sysfs shows the root's) and a stopped tcpdump's "N
+        packets dropped by kernel" in @tcpdump_stderr. A capture behind a
+        port regionfwd counted as sent may miss these under the suite's
+        load and no more: regionfwd may lose none."""
+        import re
+        said = re.search(r"(\d+) packets? dropped by kernel", tcpdump_stderr or "")
+        rx_drop = [line.split(":", 1)[1].split()[3]
+                   for line in self.run_in_ns("cat /proc/net/dev").stdout.splitlines()
+                   if line.strip().startswith(inner + ":")]
+        with open(f"/sys/class/net/{outer}/statistics/tx_dropped") as f:
+            tx_drop = int(f.read())
+        return tx_drop + int(rx_drop[0] if rx_drop else 0) + (int(said.group(1)) if said else 0)
+
     def _cleanup(self):
         subprocess.run(f"ip netns del {self.ns}", shell=True, capture_output=True)
         for outer, _ in self.pairs:
