@@ -51,10 +51,14 @@ struct ctl_filter {
 	struct ctl_bpf *bpf;
 	int adopted;
 	struct filter_iface ifaces[CTL_FILTER_MAX_IFACES];
-	/* A drop capture is open. Set under the state lock (capture_open),
-	 * cleared by its close; the API runs one capture at a time, so the
-	 * two never overlap: a second open is refused, not raced. */
+	/* A drop capture is open: set by its open (under the state lock),
+	 * cleared by its close (outside it); a second open is refused. */
 	int capturing;
+	/* The program a capture still reads after a re-adoption (readopt())
+	 * replaced f->bpf: freed by that capture's close. Both fields are
+	 * read and written under names_lock, which the capture's close
+	 * (outside the state lock) and the sync (inside it) both take. */
+	struct ctl_bpf *retired;
 	/* `regionctl filter detach` ran: the interfaces are left unfiltered
 	 * on purpose, and nothing attaches again until a restart. */
 	int detached;
@@ -74,7 +78,8 @@ struct ctl_filter {
 	int live_known;
 	struct rule_ids *ids;
 	/* The ids' names: written by an apply (under the state lock), read by
-	 * a capture's reader, which runs without it. */
+	 * a capture's reader, which runs without it; also capturing and
+	 * retired, above. */
 	pthread_mutex_t names_lock;
 };
 
@@ -911,12 +916,62 @@ void ctl_filter_free(struct ctl_filter *f)
 	if (f == NULL)
 		return;
 	ctl_bpf_free(f->bpf);
+	ctl_bpf_free(f->retired);
 	for (unsigned i = 0; i < CTL_FILTER_MAX_IFACES; i++)
 		if (f->ifaces[i].reclaim_fd >= 0)
 			close(f->ifaces[i].reclaim_fd);
 	pthread_mutex_destroy(&f->names_lock);
 	free(f->ids);
 	free(f);
+}
+
+/* The fast path's AF_XDP port attached program @there on interface @i:
+ * regionfwd restarted, and its new copy of the filter holds no rules and
+ * redirects nothing (everything went to the kernel, regionfwd received
+ * nothing on the port, until an operator restarted regiond). Adopted in
+ * place of the old one, whose sockets are gone: the next sync writes the
+ * current generation into it whole. 0, or -1 when @there is not the fast
+ * path's filter (left alone, as any other program). */
+static int readopt(struct ctl_filter *f, unsigned i, uint32_t there, const char *mode)
+{
+	const char *ifn = f->conf.ifaces[i];
+	struct fwd_err e = {0};
+	struct ctl_bpf *fresh = ctl_bpf_open_attached(ifn, &e), *old = f->bpf;
+
+	/* Another regiond's program (loaded, not the port's), or one that
+	 * replaced @there meanwhile: not this regiond's to write. */
+	if (fresh == NULL || ctl_bpf_loaded_by_regiond(fresh) || ctl_bpf_prog_id(fresh) != there) {
+		if (fresh == NULL && f->ifaces[i].lost_to != there)
+			fwd_log(FWD_LOG_WARNING, "XDP filter: %s: cannot adopt program id %u: %s",
+				ifn, there, e.reason);
+		ctl_bpf_free(fresh);
+		return -1;
+	}
+	f->bpf = fresh;
+	/* Written whole by the next sync (live_known 0), its generation
+	 * whatever the port's copy starts with: not another writer's. */
+	f->wrote_gen = ctl_bpf_generation(fresh);
+	f->foreign_writer = 0;
+	f->live_known = 0;
+	ctl_bpf_capture(fresh, 0);
+	/* A capture reads the old program's ring buffer without the state
+	 * lock: the old handle stays for its close to free. */
+	pthread_mutex_lock(&f->names_lock);
+	if (f->capturing) {
+		f->retired = old;
+		old = NULL;
+	}
+	pthread_mutex_unlock(&f->names_lock);
+	ctl_bpf_free(old);
+	snprintf(f->ifaces[i].mode, sizeof(f->ifaces[i].mode), "%s", mode);
+	f->ifaces[i].lost = 0;
+	f->ifaces[i].lost_to = 0;
+	fwd_log(FWD_LOG_NOTICE,
+		"XDP filter: adopted the program the fast path's AF_XDP port attached to %s "
+		"(id %u, %s mode; regionfwd restarted): writing the current generation into it%s",
+		ifn, there, mode,
+		f->retired ? "; the capture running reads the old one's drops only" : "");
+	return 0;
 }
 
 /* Every configured interface carries our program, unless the operator
@@ -931,7 +986,8 @@ static void keep_attached(struct ctl_filter *f)
 
 	/* The fast path's AF_XDP program (adopted == 2) is the port's to
 	 * attach: a restarted regionfwd attaches its own, and ours again
-	 * there would redirect into the dead sockets' XSKMAP. Reported only. */
+	 * there would redirect into the dead sockets' XSKMAP. Its new one is
+	 * adopted (readopt()), never attached by regiond. */
 	for (unsigned i = 0; !f->detached && i < f->conf.nifaces; i++) {
 		const char *ifn = f->conf.ifaces[i];
 		char mode[32];
@@ -962,6 +1018,10 @@ static void keep_attached(struct ctl_filter *f)
 			f->ifaces[i].lost = 0;
 			continue;
 		}
+		/* The fast path's port attached a new copy: adopted. */
+		if (there && f->adopted == 2 && idx != 0 && reclaim(f, i, idx, 0) == 0 &&
+		    readopt(f, i, there, mode) == 0)
+			continue;
 		/* Said when what it lacks changes: 1 gone, 2 no program, 3 another
 		 * one (of id lost_to). A gone interface back with someone else's
 		 * program kept saying "gone" (a probe); one back without a
@@ -978,12 +1038,7 @@ static void keep_attached(struct ctl_filter *f)
 			 (now == 3 && (f->ifaces[i].lost != 3 || f->ifaces[i].lost_to != there)))
 			fwd_log(FWD_LOG_WARNING, "XDP filter: %s carries %s%.0u: %s", ifn,
 				there ? "another program, id " : "no program", there,
-				there && f->adopted == 2
-					? "the fast path's AF_XDP port attached a new one "
-					  "(regionfwd restarted?), which holds no rules and "
-					  "passes everything to the fast path: restart regiond "
-					  "to adopt it and install the rules; status says so"
-				: there		  ? "left alone; status says so"
+				there		  ? "left alone; status says so"
 				: f->adopted == 2 ? "the fast path's AF_XDP port attaches it"
 						  : "attaching it again");
 		f->ifaces[i].lost = now;
@@ -1124,6 +1179,7 @@ static void filter_metrics(void *arg, const struct fwd_table *t, FILE *out)
  * label the drops of any later generation "rule=#ID"). */
 struct filter_cap {
 	struct ctl_filter *f;
+	struct ctl_bpf *bpf; /* the program it reads: f->bpf at its open */
 	struct ring_buffer *rb;
 	int64_t mono_to_real_ns; /* bpf_ktime_get_ns() is CLOCK_MONOTONIC */
 	uint64_t c0[FWD_FLT_CNT_MAX]; /* the counters when it opened */
@@ -1187,7 +1243,10 @@ static void *filter_capture_open(void *arg, const struct fwd_table *t, struct fw
 			     "(filter detach) to capture its drops, or ask for \"xdp\": false");
 		return NULL;
 	}
-	if (f->capturing) {
+	pthread_mutex_lock(&f->names_lock);
+	const int busy = f->capturing;
+	pthread_mutex_unlock(&f->names_lock);
+	if (busy) {
 		fwd_err_fail(e, FWD_R_CAPTURE_BUSY, NULL, 0, "xdp",
 			     "a capture of the XDP drops runs");
 		return NULL;
@@ -1198,21 +1257,24 @@ static void *filter_capture_open(void *arg, const struct fwd_table *t, struct fw
 		return NULL;
 	}
 	c->f = f;
+	c->bpf = f->bpf;
 	(void)t;
 	c->mono_to_real_ns = (int64_t)(fwd_wall_ns() - fwd_mono_ns());
-	ctl_bpf_counters(f->bpf, c->c0);
+	ctl_bpf_counters(c->bpf, c->c0);
 	c->rb = ring_buffer__new(fd, cap_record, c, NULL);
 	if (c->rb == NULL)
 		goto nomem;
 	/* Anything an earlier capture left in the ring buffer is not ours. */
 	c->fn = drop_record;
-	if (ring_buffer__consume(c->rb) < 0 || ctl_bpf_capture(f->bpf, 1)) {
+	if (ring_buffer__consume(c->rb) < 0 || ctl_bpf_capture(c->bpf, 1)) {
 		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "xdp", "cannot start the XDP capture");
 		ring_buffer__free(c->rb);
 		free(c);
 		return NULL;
 	}
+	pthread_mutex_lock(&f->names_lock);
 	f->capturing = 1;
+	pthread_mutex_unlock(&f->names_lock);
 	return c;
 nomem:
 	fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
@@ -1234,15 +1296,23 @@ static void filter_capture_close(void *cap, void (*fn)(void *fa, const struct ct
 				 void *fa, uint64_t *captured, uint64_t *lost)
 {
 	struct filter_cap *c = cap;
+	struct ctl_filter *f = c->f;
+	struct ctl_bpf *retired;
 	uint64_t k[FWD_FLT_CNT_MAX];
 
-	ctl_bpf_capture(c->f->bpf, 0);
+	/* its own program's flag and counters, also after a re-adoption */
+	ctl_bpf_capture(c->bpf, 0);
 	filter_capture_poll(c, fn ? fn : drop_record, fa);
-	ctl_bpf_counters(c->f->bpf, k);
+	ctl_bpf_counters(c->bpf, k);
 	*captured = k[FWD_FLT_CNT_CAPTURED] - c->c0[FWD_FLT_CNT_CAPTURED];
 	*lost = k[FWD_FLT_CNT_CAPTURE_LOST] - c->c0[FWD_FLT_CNT_CAPTURE_LOST];
 	ring_buffer__free(c->rb);
-	c->f->capturing = 0;
+	pthread_mutex_lock(&f->names_lock);
+	f->capturing = 0;
+	retired = f->retired; /* c->bpf, when readopt() replaced it */
+	f->retired = NULL;
+	pthread_mutex_unlock(&f->names_lock);
+	ctl_bpf_free(retired);
 	free(c);
 }
 

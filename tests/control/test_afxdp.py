@@ -133,3 +133,74 @@ def test_the_fast_paths_program_filters_its_own_interface_alone(tmp_path):
             fwd.wait(30)
             subprocess.run(["rm", "-rf", pin])
     assert fwd.returncode == 0, open(tmp_path / "fwd.log").read()
+
+
+def test_a_restarted_fast_paths_new_program_gets_the_rules(tmp_path):
+    """regionfwd restarted in AF_XDP mode: its port attaches a new copy of
+    the filter, with no rules and no redirect, so everything went to the
+    kernel and regionfwd received nothing on the port until an operator
+    restarted regiond. regiond now adopts the new copy by itself and writes
+    the current generation into it: the denied prefix is dropped in XDP
+    again and the admitted traffic reaches the restarted fast path."""
+    table = tmp_path / "t.yaml"
+    table.write_text(TABLE)
+    sock, api = str(tmp_path / "fwd.sock"), str(tmp_path / "api.sock")
+    pin = f"/sys/fs/bpf/rfwd-axdp3-{os.getpid()}"
+    with netns.VethLab("rfwd-test-axdp3", [("xpd0", "xpd1")]) as lab:
+        node = tmp_path / "node.yaml"
+        node.write_text("ports:\n"
+                        "  in0: {device: 'net_af_xdp2,iface=xpd0', ingress: true, xdp_filter: true}\n"
+                        f"  out0: {{device: 'net_pcap_o2,tx_pcap={tmp_path}/out.pcap'}}\n"
+                        f"xdp_object: {OBJ}\n"
+                        f"control_socket: {sock}\nmbufs: 8191\n" + NAP)
+
+        def start_fwd(log):
+            return subprocess.Popen([regionfwd_bin()] + eal_args("e2e-axdp3", mem=512) + [
+                "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
+                stdout=open(tmp_path / log, "w"), stderr=subprocess.STDOUT)
+
+        def status():
+            p = subprocess.run([REGIONCTL, "-s", api, "-j", "filter", "status"], capture_output=True, text=True)
+            return json.loads(p.stdout) if p.returncode == 0 else None
+
+        fwd, rd = start_fwd("fwd1.log"), None
+        try:
+            wait_for(lambda: os.path.exists(sock), what="regionfwd up")
+            rd = subprocess.Popen([REGIOND, "--dataplane", sock, "--api-socket", api, "--state-dir",
+                                   str(tmp_path / "state"), "--table", str(table), "--xdp-iface", "xpd0",
+                                   "--bpf-pin-dir", pin],
+                                  stdout=open(tmp_path / "regiond.log", "w"), stderr=subprocess.STDOUT)
+            first = wait_for(lambda: (lambda s: s if s and s["generation"] == 1 else None)(status()),
+                             what="filters installed")["program_id"]
+            fwd.send_signal(signal.SIGTERM)
+            assert fwd.wait(30) == 0, open(tmp_path / "fwd1.log").read()[-3000:]
+            assert not os.path.exists(sock)  # removed by regionfwd at exit
+            fwd = start_fwd("fwd2.log")
+            # Adopted and written, by the regiond that ran all along.
+            st = wait_for(lambda: (lambda s: s if s and s["program_id"] not in (0, first) and
+                                   s["generation"] == 1 and s["interfaces"][0]["ours"] else None)(status()),
+                          what="the new program adopted with the rules")
+            assert st["owner"] == "net_af_xdp"
+            lab.send("xpd1", "sendp([Ether(dst='02:00:00:00:00:99')/IP(src='10.%d.1.%d' % (8 + i % 2, i), "
+                             "dst='192.0.2.1')/UDP(sport=7, dport=9)/Raw(b'axdp') for i in range(100)], "
+                             "iface=IFACE, verbose=False, inter=0.0005)")
+            wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 and
+                              s["rules"]["deny-lab9"]["packets"] >= 50)(status()), what="the filter's counts")
+            time.sleep(0.5)  # regionfwd forwards what the socket got
+            st = status()
+        finally:
+            if rd:
+                rd.send_signal(signal.SIGTERM)
+                rd.wait(20)
+            fwd.send_signal(signal.SIGTERM)
+            fwd.wait(30)
+            subprocess.run(["rm", "-rf", pin])
+    assert fwd.returncode == 0, open(tmp_path / "fwd2.log").read()[-3000:]
+    assert "XDP filter: adopted the program the fast path's AF_XDP port attached to xpd0" in \
+        open(tmp_path / "regiond.log").read()
+    # The new program's counts: exactly the 100 sent since it came.
+    assert st["rules"]["deny-lab9"]["packets"] == 50 and st["counters"]["to_afxdp"] == 50, st
+    s = json.load(open(tmp_path / "s.json"))
+    out = read_pcaps(str(tmp_path / "out.pcap"))
+    assert all(p[IP].src.startswith("10.8.") for p in out)
+    assert s["packets"]["rx"] == s["packets"]["tx"] == len(out) >= 45, s["packets"]
