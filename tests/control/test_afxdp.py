@@ -34,6 +34,29 @@ filters:
 """
 
 
+def filter_status(api):
+    p = subprocess.run([REGIONCTL, "-s", api, "-j", "filter", "status"], capture_output=True, text=True)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def send_and_count(lab, iface, api, arp=0):
+    """100 UDP packets into @iface, half of them from the denied 10.9/16,
+    and @arp ARP frames; the filter's status once it counted them all."""
+    # Paced: a veth's XDP receive ring holds 256 frames; a tight burst
+    # can overflow it before any program runs.
+    lab.send(iface, "sendp([Ether(dst='02:00:00:00:00:99')/IP(src='10.%d.1.%d' % (8 + i % 2, i), "
+                    "dst='192.0.2.1')/UDP(sport=7, dport=9)/Raw(b'axdp') for i in range(100)], "
+                    "iface=IFACE, verbose=False, inter=0.0005)\n"
+                    f"sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/ARP(pdst='10.8.0.1') for i in range({arp})], "
+                    "iface=IFACE, verbose=False)")
+    # A veth runs its XDP program in its own NAPI poll, which a loaded
+    # machine can defer: wait for the counts, then read.
+    wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 and s["counters"]["non_ip"] >= arp and
+                      s["rules"]["deny-lab9"]["packets"] >= 50)(filter_status(api)), what="the filter's counts")
+    time.sleep(0.5)  # regionfwd forwards what the socket got
+    return filter_status(api)
+
+
 def test_af_xdp_receives_only_admitted_traffic(tmp_path):
     table = tmp_path / "t.yaml"
     table.write_text(TABLE)
@@ -56,26 +79,10 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
                                    "--bpf-pin-dir", f"/sys/fs/bpf/rfwd-axdp-{os.getpid()}"],
                                   stdout=open(tmp_path / "regiond.log", "w"), stderr=subprocess.STDOUT)
 
-            def status():
-                p = subprocess.run([REGIONCTL, "-s", api, "-j", "filter", "status"], capture_output=True, text=True)
-                return json.loads(p.stdout) if p.returncode == 0 else None
-
-            st = wait_for(lambda: (lambda s: s if s and s["generation"] == 1 else None)(status()),
+            st = wait_for(lambda: (lambda s: s if s and s["generation"] == 1 else None)(filter_status(api)),
                           what="filters installed")
             assert st["owner"] == "net_af_xdp" and st["adopted"]
-            # Paced: a veth's XDP receive ring holds 256 frames; a tight burst
-            # can overflow it before any program runs.
-            lab.send("xpa1", "sendp([Ether(dst='02:00:00:00:00:99')/IP(src='10.%d.1.%d' % (8 + i % 2, i), "
-                             "dst='192.0.2.1')/UDP(sport=7, dport=9)/Raw(b'axdp') for i in range(100)], "
-                             "iface=IFACE, verbose=False, inter=0.0005)\n"
-                             "sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/ARP(pdst='10.8.0.1') for i in range(5)], "
-                             "iface=IFACE, verbose=False)")
-            # A veth runs its XDP program in its own NAPI poll, which a
-            # loaded machine can defer: wait for the counts, then read.
-            wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 and s["counters"]["non_ip"] >= 5 and
-                              s["rules"]["deny-lab9"]["packets"] >= 50)(status()), what="the filter's counts")
-            time.sleep(0.5)  # regionfwd forwards what the socket got
-            st = status()
+            st = send_and_count(lab, "xpa1", api, arp=5)
         finally:
             if rd:
                 rd.send_signal(signal.SIGTERM)
@@ -159,10 +166,6 @@ def test_a_restarted_fast_paths_new_program_gets_the_rules(tmp_path):
                 "--", "--node", str(node), "--table", str(table), "--stats-json", str(tmp_path / "s.json")],
                 stdout=open(tmp_path / log, "w"), stderr=subprocess.STDOUT)
 
-        def status():
-            p = subprocess.run([REGIONCTL, "-s", api, "-j", "filter", "status"], capture_output=True, text=True)
-            return json.loads(p.stdout) if p.returncode == 0 else None
-
         fwd, rd = start_fwd("fwd1.log"), None
         try:
             wait_for(lambda: os.path.exists(sock), what="regionfwd up")
@@ -170,7 +173,7 @@ def test_a_restarted_fast_paths_new_program_gets_the_rules(tmp_path):
                                    str(tmp_path / "state"), "--table", str(table), "--xdp-iface", "xpd0",
                                    "--bpf-pin-dir", pin],
                                   stdout=open(tmp_path / "regiond.log", "w"), stderr=subprocess.STDOUT)
-            first = wait_for(lambda: (lambda s: s if s and s["generation"] == 1 else None)(status()),
+            first = wait_for(lambda: (lambda s: s if s and s["generation"] == 1 else None)(filter_status(api)),
                              what="filters installed")["program_id"]
             fwd.send_signal(signal.SIGTERM)
             assert fwd.wait(30) == 0, open(tmp_path / "fwd1.log").read()[-3000:]
@@ -178,16 +181,10 @@ def test_a_restarted_fast_paths_new_program_gets_the_rules(tmp_path):
             fwd = start_fwd("fwd2.log")
             # Adopted and written, by the regiond that ran all along.
             st = wait_for(lambda: (lambda s: s if s and s["program_id"] not in (0, first) and
-                                   s["generation"] == 1 and s["interfaces"][0]["ours"] else None)(status()),
+                                   s["generation"] == 1 and s["interfaces"][0]["ours"] else None)(filter_status(api)),
                           what="the new program adopted with the rules")
             assert st["owner"] == "net_af_xdp"
-            lab.send("xpd1", "sendp([Ether(dst='02:00:00:00:00:99')/IP(src='10.%d.1.%d' % (8 + i % 2, i), "
-                             "dst='192.0.2.1')/UDP(sport=7, dport=9)/Raw(b'axdp') for i in range(100)], "
-                             "iface=IFACE, verbose=False, inter=0.0005)")
-            wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 and
-                              s["rules"]["deny-lab9"]["packets"] >= 50)(status()), what="the filter's counts")
-            time.sleep(0.5)  # regionfwd forwards what the socket got
-            st = status()
+            st = send_and_count(lab, "xpd1", api)
         finally:
             if rd:
                 rd.send_signal(signal.SIGTERM)
