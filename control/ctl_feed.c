@@ -179,6 +179,7 @@ struct ctl_feed {
 		struct ctl_rib_pfx p[FEED_LISTED];
 		uint16_t mask[FEED_LISTED];
 		unsigned holder[FEED_LISTED], n;
+		uint8_t refused[FEED_LISTED];
 	} cf;
 	/* The same for the shadowed prefixes (ctl_rib_shadow_version): they
 	 * were walked for at each snapshot while any was shadowed. */
@@ -1372,6 +1373,7 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	struct ctl_rib_pfx cf[FEED_LISTED], ov[CTL_RIB_OVER_NAMED];
 	unsigned cfh[FEED_LISTED], ovr[CTL_RIB_OVER_NAMED], nref, ncf, nov;
 	uint16_t cfm[FEED_LISTED];
+	uint8_t cfr[FEED_LISTED];
 	int in_table[CTL_RIB_MAX_REGIONS];
 	struct ctl_rib_stats s;
 	json_t *j, *tables = json_array(), *refusals = json_array(), *shadowed = json_array(),
@@ -1403,23 +1405,27 @@ static json_t *build_status(struct ctl_feed *f, int64_t now)
 	/* Which prefixes, in which regions' tables: "conflicting 1" alone
 	 * named neither the prefix nor the regions. */
 	if (f->cf.version != ctl_rib_conflict_version(f->rib) + 1) {
-		f->cf.n =
-			ctl_rib_conflicting(f->rib, f->cf.p, f->cf.mask, f->cf.holder, FEED_LISTED);
+		f->cf.n = ctl_rib_conflicting(f->rib, f->cf.p, f->cf.mask, f->cf.holder,
+					      f->cf.refused, FEED_LISTED);
 		f->cf.version = ctl_rib_conflict_version(f->rib) + 1;
 	}
 	ncf = f->cf.n;
 	memcpy(cf, f->cf.p, ncf * sizeof(cf[0]));
 	memcpy(cfm, f->cf.mask, ncf * sizeof(cfm[0]));
 	memcpy(cfh, f->cf.holder, ncf * sizeof(cfh[0]));
+	memcpy(cfr, f->cf.refused, ncf * sizeof(cfr[0]));
 	for (unsigned i = 0; i < ncf; i++) {
 		json_t *rs = json_array();
 
 		for (unsigned k = 0; k < f->c.ntables; k++)
 			if (cfm[i] & (1u << k))
 				json_array_append_new(rs, json_string(f->c.region[k]));
+		/* refused: the holder's route is in no table (the refusals
+		 * say why); "held by" alone read as if the table had it */
 		json_array_append_new(conflicting,
-				      json_pack("{s:o, s:o, s:s}", "prefix", pfx_json(&cf[i]),
-						"regions", rs, "held_by", f->c.region[cfh[i]]));
+				      json_pack("{s:o, s:o, s:s, s:b}", "prefix", pfx_json(&cf[i]),
+						"regions", rs, "held_by", f->c.region[cfh[i]],
+						"refused", cfr[i]));
 	}
 	nov = ctl_rib_overflowed(f->rib, ov, ovr, CTL_RIB_OVER_NAMED, NULL);
 	for (unsigned i = 0; i < nov; i++)

@@ -242,6 +242,8 @@ static void set_flag(struct ctl_rib *r, struct ent *e, uint8_t flag, int on)
 	if (!!(e->flags & flag) == !!on)
 		return;
 	r->shadow_version += flag == F_SHADOWED;
+	/* a conflicting prefix's listing says whether it was refused */
+	r->conflict_version += flag == F_REFUSED && __builtin_popcount(e->mask) > 1;
 	e->flags ^= flag;
 	*c += on ? 1 : (uint64_t)-1;
 }
@@ -1425,7 +1427,7 @@ unsigned ctl_rib_overflowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, un
 }
 
 unsigned ctl_rib_conflicting(const struct ctl_rib *r, struct ctl_rib_pfx *out, uint16_t *mask,
-			     unsigned *holder, unsigned max)
+			     unsigned *holder, uint8_t *refused, unsigned max)
 {
 	unsigned n = 0;
 
@@ -1433,6 +1435,7 @@ unsigned ctl_rib_conflicting(const struct ctl_rib *r, struct ctl_rib_pfx *out, u
 		if (r->slots[i].family && __builtin_popcount(r->slots[i].mask) > 1) {
 			key_of(&r->slots[i], &out[n]);
 			mask[n] = r->slots[i].mask;
+			refused[n] = (r->slots[i].flags & F_REFUSED) != 0;
 			holder[n++] = r->slots[i].holder
 					      ? r->slots[i].holder - 1u
 					      : (unsigned)__builtin_ctz(r->slots[i].mask);

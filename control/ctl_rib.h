@@ -209,7 +209,8 @@ uint64_t ctl_rib_owned_version(const struct ctl_rib *r);
 
 /** A number that changes whenever what ctl_rib_conflicting answers may
  *  change (a prefix starts or stops being learned in more than one table,
- *  the tables that have one or its holder change), and only then. */
+ *  the tables that have one, its holder or its refusal change), and only
+ *  then. */
 uint64_t ctl_rib_conflict_version(const struct ctl_rib *r);
 
 /** The last refusals, newest first; @return how many (<= CTL_RIB_MAX_REASONS). */
@@ -223,12 +224,13 @@ unsigned ctl_rib_overflowed(const struct ctl_rib *r, struct ctl_rib_pfx *out, un
 			    unsigned max, uint64_t *since);
 
 /** Up to @max prefixes learned in more than one region's table: each with
- *  the regions' tables that have it (@mask: bit = region index) and the
- *  one that holds it (@holder: region index). @return how many. Walks the
- *  whole RIB: for status, not per route, and again only when
- *  ctl_rib_conflict_version changed. */
+ *  the regions' tables that have it (@mask: bit = region index), the one
+ *  that holds it (@holder: region index) and whether regiond's table
+ *  refused it there (@refused: 1; the holder's route is then in no
+ *  table). @return how many. Walks the whole RIB: for status, not per
+ *  route, and again only when ctl_rib_conflict_version changed. */
 unsigned ctl_rib_conflicting(const struct ctl_rib *r, struct ctl_rib_pfx *out, uint16_t *mask,
-			     unsigned *holder, unsigned max);
+			     unsigned *holder, uint8_t *refused, unsigned max);
 
 /** A number that changes whenever what ctl_rib_shadowed answers may
  *  change (a prefix starts or stops being shadowed, a shadowed one's

@@ -1298,6 +1298,7 @@ static const struct ans_field ans_status[] = {
 	{"feed.conflicting_prefixes[].regions", AT_ARR | AT_OPT},
 	{"feed.conflicting_prefixes[].regions[]", AT_STR | AT_OPT},
 	{"feed.conflicting_prefixes[].held_by", AT_STR | AT_OPT},
+	{"feed.conflicting_prefixes[].refused", AT_BOOL | AT_OPT},
 	{"feed.overflow_prefixes", AT_ARR | AT_OPT},
 	{"feed.overflow_prefixes[].prefix", AT_STR | AT_OPT},
 	{"feed.overflow_prefixes[].region", AT_STR | AT_OPT},
@@ -2133,7 +2134,8 @@ static void status_feed(json_t *f)
 		json_array_foreach(json_object_get(v, "regions"), k, r)
 			printf("%s %s", k ? "," : "",
 			       json_string_value(r) ? json_string_value(r) : "-");
-		printf(" (held by %s)\n", js(v, "held_by"));
+		printf(" (held by %s%s)\n", js(v, "held_by"),
+		       json_is_true(json_object_get(v, "refused")) ? ", refused there" : "");
 	}
 	if (json_array_size(json_object_get(f, "overflow_prefixes"))) {
 		printf("             over max, refused:");

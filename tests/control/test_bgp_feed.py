@@ -449,7 +449,8 @@ def test_a_prefix_in_two_regions_tables_is_named_with_its_regions(lab):
     wait_held(lab, p, "india")
     rtr("route", "add", p, "via", "10.99.0.1", "table", "102")
     f = wait_for(lambda: (lambda f: f if f["conflicting"] == 1 else None)(lab.feed()), what="conflicting")
-    assert f["conflicting_prefixes"] == [{"prefix": p, "regions": ["india", "singapore"], "held_by": "india"}], f
+    assert f["conflicting_prefixes"] == [{"prefix": p, "regions": ["india", "singapore"], "held_by": "india",
+                                          "refused": False}], f
     assert learned_in(f, "india") == india + 1 and learned_in(f, "singapore") == singapore, f["tables"]
     wait_for(lambda: f"conflicting {p}: in the tables of india, singapore (held by india)" in
              lab.box.ctl("status")[1], what="regionctl status names it")

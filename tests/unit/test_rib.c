@@ -1301,9 +1301,11 @@ static void test_conflict_version(void **state)
 {
 	struct ctl_rib *r = ctl_rib_new(regions, 3, 1000);
 	struct fake *f = new_fake();
-	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), c = pfx("100.64.2.0/24"), cf[4];
+	struct ctl_rib_pfx a = pfx("100.64.1.0/24"), c = pfx("100.64.2.0/24"),
+			   d = pfx("100.64.3.0/24"), cf[4];
 	unsigned holder[4];
 	uint16_t mask[4];
+	uint8_t refused[4];
 	struct ctl_rib_batch b;
 	uint64_t v;
 
@@ -1312,7 +1314,7 @@ static void test_conflict_version(void **state)
 	v = ctl_rib_conflict_version(r);
 	ctl_rib_learn(r, &a, 1); /* in two tables */
 	assert_true(ctl_rib_conflict_version(r) != v);
-	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, 4), 1);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, refused, 4), 1);
 	v = ctl_rib_conflict_version(r);
 	for (int i = 0; i < 3; i++) { /* churn elsewhere */
 		ctl_rib_learn(r, &c, 2);
@@ -1323,17 +1325,38 @@ static void test_conflict_version(void **state)
 	assert_int_equal(ctl_rib_conflict_version(r), v);
 	ctl_rib_learn(r, &a, 2); /* a third table */
 	assert_true(ctl_rib_conflict_version(r) != v);
-	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, 4), 1);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, refused, 4), 1);
 	assert_int_equal(mask[0], 7);
 	v = ctl_rib_conflict_version(r);
 	ctl_rib_forget(r, &a, 0); /* its holder goes: another holds it */
 	assert_true(ctl_rib_conflict_version(r) != v);
-	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, 4), 1);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, refused, 4), 1);
 	assert_int_equal(holder[0], 1);
 	v = ctl_rib_conflict_version(r);
 	ctl_rib_forget(r, &a, 1); /* in one table: no conflict */
 	assert_true(ctl_rib_conflict_version(r) != v);
-	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, 4), 0);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, refused, 4), 0);
+	/* Its holder's route refused by the table: "held by" alone read as
+	 * if the table had it there (a probe). Said, and the listing moves. */
+	ctl_rib_forget(r, &a, 2);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	f->forbidden[f->nforbidden++] = d;
+	ctl_rib_learn(r, &d, 1);
+	ctl_rib_learn(r, &d, 0);
+	v = ctl_rib_conflict_version(r);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 0, &b);
+	assert_int_equal(b.refused, 1);
+	assert_true(ctl_rib_conflict_version(r) != v);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, refused, 4), 1);
+	assert_int_equal(holder[0], 1);
+	assert_int_equal(refused[0], 1);
+	f->nforbidden = 0; /* allowed now: retried, added, not refused */
+	v = ctl_rib_conflict_version(r);
+	reconcile_ok(r, f, CTL_RIB_FOLLOW, 1, &b);
+	assert_int_equal(b.added, 1);
+	assert_true(ctl_rib_conflict_version(r) != v);
+	assert_int_equal(ctl_rib_conflicting(r, cf, mask, holder, refused, 4), 1);
+	assert_int_equal(refused[0], 0);
 	ctl_rib_free(r);
 	free(f);
 }
