@@ -1018,9 +1018,11 @@ static void keep_attached(struct ctl_filter *f)
 			f->ifaces[i].lost = 0;
 			continue;
 		}
-		/* The fast path's port attached a new copy: adopted. */
-		if (there && f->adopted == 2 && idx != 0 && reclaim(f, i, idx, 0) == 0 &&
-		    readopt(f, i, there, mode) == 0)
+		/* The fast path's port attached a new copy: adopted. A program
+		 * found not to be one (lost_to) is not opened again each second. */
+		if (there && f->adopted == 2 && idx != 0 &&
+		    !(f->ifaces[i].lost == 3 && f->ifaces[i].lost_to == there) &&
+		    reclaim(f, i, idx, 0) == 0 && readopt(f, i, there, mode) == 0)
 			continue;
 		/* Said when what it lacks changes: 1 gone, 2 no program, 3 another
 		 * one (of id lost_to). A gone interface back with someone else's

@@ -3950,8 +3950,13 @@ static int cmd_filter_status(const struct opts *o, const struct ctl_call *c)
 		json_decref(r);
 		return 0;
 	}
+	/* adopted: from the fast path's AF_XDP port (owner net_af_xdp), at
+	 * every start; or from the pins a regiond before this one left */
 	printf("program %lld, generation %lld%s\n", ji(r, "program_id"), ji(r, "generation"),
-	       json_is_true(json_object_get(r, "adopted")) ? " (adopted after a restart)" : "");
+	       !json_is_true(json_object_get(r, "adopted")) ? ""
+	       : strcmp(js(r, "owner"), "net_af_xdp") == 0
+		       ? " (adopted from the fast path's AF_XDP port)"
+		       : " (adopted after a restart)");
 	printf("%-16s %-10s %10s  %s\n", "INTERFACE", "MODE", "PROGRAM", "ATTACHED AS");
 	json_array_foreach(json_object_get(r, "interfaces"), i, v)
 		printf("%-16s %-10s %10lld  %s%s%s\n", js(v, "interface"), js(v, "mode"),

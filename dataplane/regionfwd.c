@@ -143,9 +143,10 @@ static int check_table(const char *path)
 	fwd_hs_free(&dbs);
 	fwd_class_free(c);
 	printf("%s: valid: %u regions, %u services, %u links, %u link groups, %u policies, "
-	       "%u IPv4 and %u IPv6 prefixes, %u residency rules, %u content rules\n",
+	       "%u IPv4 and %u IPv6 prefixes, %u residency rules, %u content rules, %u filter "
+	       "rules\n",
 	       path, t->nregions - 1, t->nservices - 1, t->nlinks, t->ngroups, t->npolicies - 1,
-	       t->nprefix4, t->nprefix6, t->nresidency, t->ncontent);
+	       t->nprefix4, t->nprefix6, t->nresidency, t->ncontent, (unsigned)t->filters.nrules);
 	fwd_table_free(t);
 	return 0;
 }

@@ -82,6 +82,10 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
             st = wait_for(lambda: (lambda s: s if s and s["generation"] == 1 else None)(filter_status(api)),
                           what="filters installed")
             assert st["owner"] == "net_af_xdp" and st["adopted"]
+            # not "after a restart": there was none (a docs walk)
+            text = subprocess.run([REGIONCTL, "-s", api, "filter", "status"], capture_output=True, text=True).stdout
+            assert text.startswith(f"program {st['program_id']}, generation 1 "
+                                   "(adopted from the fast path's AF_XDP port)\n"), text
             st = send_and_count(lab, "xpa1", api, arp=5)
         finally:
             if rd:

@@ -197,7 +197,7 @@ def test_check_table_counts_content_rules(tmp_path):
                                           "{name: b, field: dns_qname, names: [y.example], services: [dns], "
                                           "action: count}"])
     assert rc == 0 and out == (f"{doc}: valid: 0 regions, 2 services, 1 links, 0 link groups, 0 policies, "
-                               "0 IPv4 and 0 IPv6 prefixes, 0 residency rules, 2 content rules\n"), (out, err)
+                               "0 IPv4 and 0 IPv6 prefixes, 0 residency rules, 2 content rules, 0 filter rules\n"), (out, err)
 
 
 def test_content_rules_match_the_reference(tmp_path):
