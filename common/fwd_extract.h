@@ -102,6 +102,15 @@ enum { FWD_X_SNI = 1, FWD_X_HOST = 2, FWD_X_QNAME = 3 };
  */
 int fwd_extract_given(int field, const char *s, size_t n, char *out, size_t outlen);
 
+/* Whether the extractors read field @field (FWD_X_*) from a packet of IP
+ * protocol @proto: TLS SNI and HTTP Host over TCP, a DNS name over UDP or
+ * TCP. The fast path's scan and explain's refusal of a name given for a
+ * protocol that never carries it both ask here. */
+static inline int fwd_extract_carried(int field, unsigned proto)
+{
+	return proto == 6 || (field == FWD_X_QNAME && proto == 17);
+}
+
 /* FWD_X_*'s name as explain and the counters say it ("malformed", ...). */
 const char *fwd_extract_error_name(int rc);
 

@@ -500,8 +500,8 @@ FWD_INLINE int fwd_parse(const uint8_t *data, const uint8_t *end, struct fwd_pkt
 
 /**
  * The L4 payload of a packet fwd_parse() accepted, for content rules: after
- * the TCP header (data offset checked) or the UDP header; for other
- * protocols everything after the IP headers. It ends where the IP datagram
+ * the TCP header (data offset checked), the UDP header or SCTP's common
+ * header; for other protocols everything after the IP headers. It ends where the IP datagram
  * ends (Ethernet padding excluded), a UDP datagram where its length says
  * (bytes past it are no datagram's: a DNS query behind a UDP length of 8
  * was dropped by a content rule, a probe; a length under 8 leaves none; one
@@ -547,6 +547,13 @@ FWD_INLINE int fwd_l4_payload(const uint8_t *data, const uint8_t *end, const str
 		else if (p->frag != FWD_FRAG_FIRST && ulen <= (uint32_t)(ipend - l4))
 			ipend = l4 + ulen;
 		l4 += 8;
+	} else if (p->proto == FWD_PROTO_SCTP) {
+		/* After the 12-byte common header, as TCP's and UDP's after
+		 * theirs: the chunks. It started at the common header, and a
+		 * pattern anchored at ^ met the ports where explain, which
+		 * scans what it is given as the L4 payload, met the payload
+		 * (a probe). A first fragment cut inside it has none. */
+		l4 = l4 + 12 <= ipend ? l4 + 12 : ipend;
 	}
 	*pl = l4;
 	*len = (uint32_t)(ipend - l4);

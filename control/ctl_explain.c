@@ -101,6 +101,7 @@ static int content_args(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 		json_t *v = json_object_get(b, key);
 		const char *s = json_string_value(v);
 		size_t n = json_string_length(v);
+		char pn[16];
 
 		x->given[f][0] = '\0';
 		x->given_ptr[f] = x->given[f];
@@ -112,6 +113,15 @@ static int content_args(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 		/* As the field's extractor reads it from a packet (lowercased,
 		 * one trailing dot dropped, a Host's port too): explain once
 		 * matched "example.in." where the fast path read example.in. */
+		/* No packet of the protocol carries it: a match would explain
+		 * what the fast path never does (a probe: --qname on sctp). */
+		if (!fwd_extract_carried(f, x->req.proto))
+			return fwd_err_fail(
+				e, FWD_R_BAD_REQUEST, NULL, 0, key,
+				"no %s packet carries a %s the rules see: %s",
+				fwd_proto_name((uint8_t)x->req.proto, pn, sizeof(pn)), key,
+				f == FWD_CF_DNS_QNAME ? "DNS names are read over UDP and TCP"
+						      : "TLS and HTTP names are read over TCP");
 		rc = fwd_extract_given(f, s, n, x->given[f], sizeof(x->given[f]));
 		if (rc < 0)
 			return fwd_err_fail(

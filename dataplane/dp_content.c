@@ -450,8 +450,11 @@ static int extract_field(const struct dp_content_input *in, int f, struct fwd_x_
 	if (f == FWD_CF_HTTP_HOST && in->proto == FWD_PROTO_TCP)
 		return fwd_extract_http_next(p, len, it, out, FWD_X_NAME_MAX);
 	it->off = len;
-	if (f != FWD_CF_DNS_QNAME && in->proto != FWD_PROTO_TCP)
-		return 0; /* TLS and HTTP/1.x run over TCP */
+	/* TLS and HTTP/1.x run over TCP, DNS over UDP (or TCP, above): a
+	 * query read out of SCTP's or ICMP's bytes is no query a resolver
+	 * would take (content-rules.md said so; the code read any) */
+	if (!fwd_extract_carried(f, in->proto))
+		return 0;
 	return f == FWD_CF_TLS_SNI ? fwd_extract_sni(p, len, out, FWD_X_NAME_MAX)
 				   : fwd_extract_dns_qname(p, len, out, FWD_X_NAME_MAX);
 }

@@ -23,6 +23,7 @@
 #include "dp_log.h"
 #include "fwd_unixsock.h"
 #include "fwd_doc.h"
+#include "fwd_extract.h"
 #include "fwd_hs.h"
 #include "fwd_msg.h"
 #include "fwd_clock.h"
@@ -640,6 +641,10 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 				      sizeof(given[f])) < 0)
 			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given",
 				     "a name its field's extractor does not read from a packet");
+		else if (f != FWD_CF_PAYLOAD && req->given[f][0] &&
+			 !fwd_extract_carried((int)f, req->proto))
+			fwd_err_fail(&e, FWD_R_BAD_REQUEST, NULL, 0, "given",
+				     "a name no packet of the protocol carries");
 	}
 	if (e.reason[0])
 		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);

@@ -1118,10 +1118,6 @@ static int count_received(struct gen *g, const struct rte_mbuf *mb, uint64_t rno
 	if (fwd_parse(d, d + mb->data_len, &p) != FWD_OK ||
 	    fwd_l4_payload(d, d + mb->data_len, &p, &pl, &plen, &tf) != 0)
 		plen = 0;
-	/* fwd_l4_payload() starts SCTP's payload at its common header (content
-	 * rules see the chunks); the generator's stamp follows that header. */
-	if (plen >= 12 && p.proto == FWD_PROTO_SCTP)
-		pl += 12, plen -= 12;
 	if (plen >= 24) {
 		memcpy(&magic, pl, 8);
 		memcpy(&seq, pl + 8, 8);

@@ -20,7 +20,7 @@ from ctlclient import explain_request  # noqa: E402
 from dprun import regionfwd_bin, run_pcap  # noqa: E402
 from refcontent import RefContent, client_hello, dns_query, http_request  # noqa: E402
 
-from scapy.all import IP, TCP, UDP, Ether, IPv6, Raw, wrpcap  # noqa: E402
+from scapy.all import IP, SCTP, TCP, UDP, Ether, IPv6, Raw, wrpcap  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_control import Fwd  # noqa: E402
@@ -401,6 +401,54 @@ def test_explain_with_content(tmp_path):
         log = f.stop()
     assert f.p.returncode == 0, log
     assert "compiled here" in log
+
+
+SCTP_TABLE = """
+regions: {india: {prefixes: [10.1.0.0/16]}}
+services:
+  sc:  [sctp/5050]
+  dns: [udp/53, sctp/53]
+links: {local: {port: out0, next_hop_mac: "02:00:00:00:00:01"}}
+default: {action: steer, to: local}
+content_rules:
+  - {name: sc-hello, field: payload, pattern: '^HELLO', services: [sc], action: drop}
+  - {name: dq, field: dns_qname, names: [evil.example], services: [dns], action: drop}
+"""
+
+
+def test_sctp_payload_and_names_as_explain_says(tmp_path):
+    """SCTP's payload starts after its 12-byte common header, as TCP's and
+    UDP's after theirs, and a DNS name is read over UDP (and TCP) alone.
+    The fast path scanned SCTP from its common header and read DNS names
+    out of any protocol, while explain scanned what it was given after the
+    header: `explain ... sctp 1 5050 --payload HELLO` said content_drop for
+    a packet the fast path forwarded (a probe)."""
+    table = tmp_path / "t.yaml"
+    table.write_text(SCTP_TABLE)
+    s, d = "10.1.0.5", "198.51.100.1"
+    pkts = [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src=s, dst=d) / SCTP(sport=1, dport=5050) / Raw(b"HELLO" + tag(0)),
+            Ether(src=SRC_MAC, dst=DST_MAC) / IP(src=s, dst=d) / SCTP(sport=1, dport=5050) / Raw(b"xHELLO" + tag(1)),
+            Ether(src=SRC_MAC, dst=DST_MAC) / IP(src=s, dst=d) / SCTP(sport=1, dport=53) /
+            Raw(dns_query("evil.example") + tag(2)),
+            Ether(src=SRC_MAC, dst=DST_MAC) / IP(src=s, dst=d) / UDP(sport=1, dport=53) /
+            Raw(dns_query("evil.example") + tag(3))]
+    run = run_pcap(str(tmp_path), str(table), pkts, ["out0"], "content-sctp")
+    assert run.rc == 0, run.stderr
+    assert sorted(tag_of(p) for p in run.outputs["out0"]) == [1, 2], run.stats
+    assert run.stats["drops"]["content_drop"] == 2, run.stats
+    f = Fwd(tmp_path, "content-sctp-explain", None, str(table))
+    try:
+        r = f.ctl.call("explain", src=s, dst=d, proto="sctp", sport=1, dport=5050, payload="HELLO")
+        assert r["content"]["verdict"] == "sc-hello" and r["drop_reason"] == "content_drop", r
+        r = f.ctl.call("explain", src=s, dst=d, proto="sctp", sport=1, dport=53,
+                       payload_hex=dns_query("evil.example").hex())
+        assert r["content"]["verdict"] is None and r["content"]["extracted"]["dns_qname"] is None, r
+        # A name given for a protocol that never carries it is refused.
+        r = f.ctl.send("explain", explain_request(s, d, "sctp", dport=53, dns_qname="evil.example"))
+        assert not r["ok"] and r["error"]["code"] == "bad_request", r
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
 
 
 def content_hash(rules):

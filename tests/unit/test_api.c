@@ -707,6 +707,17 @@ static void test_explain_args(void **state)
 		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"http_host\": "
 		 "\".\"}",
 		 "http_host"},
+		/* names no packet of the protocol carries to the rules: DNS
+		 * over UDP and TCP, TLS and HTTP over TCP */
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"sctp\", \"dport\": "
+		 "53, \"dns_qname\": \"a.example\"}",
+		 "dns_qname"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 17, \"dport\": 443, "
+		 "\"tls_sni\": \"a.example\"}",
+		 "tls_sni"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 1, \"http_host\": "
+		 "\"a.example\"}",
+		 "http_host"},
 	};
 	json_t *r;
 
