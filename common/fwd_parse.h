@@ -100,14 +100,19 @@ FWD_INLINE int fwd_parse_l4(const uint8_t *l4, const uint8_t *l4end, const uint8
 }
 
 /* A fragment other than the last must carry a multiple of 8 bytes, no
- * fragment may be empty, and offset + length must fit the 64 KiB datagram. */
-FWD_INLINE int fwd_frag_sane(uint32_t offset8, int more, uint32_t len)
+ * fragment may be empty, and the datagram it ends must fit the 16-bit
+ * length: @before is what the datagram carries ahead of its fragmentable
+ * part within that length (IPv4's header: the limit is the total length,
+ * RFC 791; IPv6's extension headers before the fragment header: the
+ * limit is the payload length, RFC 8200 4.5). The IPv4 header was left
+ * out, and a 65,548-byte "ping of death" passed (a probe). */
+FWD_INLINE int fwd_frag_sane(uint32_t offset8, int more, uint32_t len, uint32_t before)
 {
 	if (len == 0)
 		return 0;
 	if (more && (len & 7))
 		return 0;
-	return offset8 * 8 + len <= 65535;
+	return offset8 * 8 + len + before <= 65535;
 }
 
 FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_pkt *pkt)
@@ -176,7 +181,7 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 	if (off8 == 0 && !more) {
 		pkt->frag = FWD_FRAG_NONE;
 	} else {
-		if (!fwd_frag_sane(off8, more, tot - ihl))
+		if (!fwd_frag_sane(off8, more, tot - ihl, ihl))
 			return FWD_ERR(FRAG_INVALID);
 		pkt->frag_id = fwd_rd16(p + 4);
 		pkt->frag = off8 ? FWD_FRAG_LATER : FWD_FRAG_FIRST;
@@ -257,7 +262,8 @@ FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_p
 			q += 8;
 			if (off8 == 0 && !more)
 				continue; /* atomic fragment (RFC 6946): a whole datagram */
-			if (!fwd_frag_sane(off8, more, (uint32_t)(l4end - q)))
+			if (!fwd_frag_sane(off8, more, (uint32_t)(l4end - q),
+					   (uint32_t)(q - 8 - (p + 40))))
 				return FWD_ERR(FRAG_INVALID);
 			pkt->frag_id = fwd_rd32(q - 4);
 			pkt->frag = off8 ? FWD_FRAG_LATER : FWD_FRAG_FIRST;

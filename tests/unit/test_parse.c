@@ -249,6 +249,23 @@ static void test_ipv4_fragments(void **state)
 	pb_ipv4_frag(&p, 1, 0, 5);
 	pb_finish_v4(&p);
 	assert_int_equal(parse(&p, &k), FWD_ERR(FRAG_INVALID));
+
+	/* The limit is the total length, header included: 65,512 + 16 bytes
+	 * made a 65,548-byte datagram, which passed (a probe); 65,512 + 3
+	 * ends at 65,535 exactly. */
+	pb_eth(&p, 0x0800);
+	pb_ipv4(&p, S4, D4, FWD_PROTO_UDP, 0);
+	pb_payload(&p, 16);
+	pb_ipv4_frag(&p, 1, 0, 8189);
+	pb_finish_v4(&p);
+	assert_int_equal(parse(&p, &k), FWD_ERR(FRAG_INVALID));
+	pb_eth(&p, 0x0800);
+	pb_ipv4(&p, S4, D4, FWD_PROTO_UDP, 0);
+	pb_payload(&p, 3);
+	pb_ipv4_frag(&p, 1, 0, 8189);
+	pb_finish_v4(&p);
+	assert_int_equal(parse(&p, &k), FWD_OK);
+	assert_int_equal(k.frag, FWD_FRAG_LATER);
 }
 
 static void test_ipv6_ext_chain(void **state)
@@ -422,6 +439,30 @@ static void test_ipv6_fragments(void **state)
 	pb_ports(&p, 3, 53, 8);
 	pb_finish_v6(&p);
 	assert_int_equal(parse(&p, &k), FWD_ERR(FRAG_INVALID));
+
+	/* The limit is the payload length: the extension headers before
+	 * the fragment header count in it (RFC 8200 4.5), the 40-byte
+	 * header does not. */
+	pb_eth(&p, 0x86dd);
+	pb_ipv6(&p, S6, D6, 44);
+	pb_frag6(&p, FWD_PROTO_UDP, 7, 0, 8190);
+	pb_payload(&p, 8); /* ends at 65,528 */
+	pb_finish_v6(&p);
+	assert_int_equal(parse(&p, &k), FWD_OK);
+	pb_eth(&p, 0x86dd);
+	pb_ipv6(&p, S6, D6, 60);
+	pb_ext6(&p, 44); /* 8 bytes of destination options ahead */
+	pb_frag6(&p, FWD_PROTO_UDP, 7, 0, 8190);
+	pb_payload(&p, 8); /* 8 + 65,520 + 8: 65,536 */
+	pb_finish_v6(&p);
+	assert_int_equal(parse(&p, &k), FWD_ERR(FRAG_INVALID));
+	pb_eth(&p, 0x86dd);
+	pb_ipv6(&p, S6, D6, 60);
+	pb_ext6(&p, 44);
+	pb_frag6(&p, FWD_PROTO_UDP, 7, 0, 8190);
+	pb_payload(&p, 7); /* 65,535 */
+	pb_finish_v6(&p);
+	assert_int_equal(parse(&p, &k), FWD_OK);
 
 	pb_eth(&p, 0x86dd); /* first fragment that cuts the header chain (RFC 7112) */
 	pb_ipv6(&p, S6, D6, 44);
