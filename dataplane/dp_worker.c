@@ -610,7 +610,13 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 	}
 	if (p->frag == FWD_FRAG_FIRST) {
 		struct dp_frag_key k;
+		const uint8_t *ip = rte_pktmbuf_mtod_offset(m, const uint8_t *, p->l2_len);
 
+		/* One the caller drops as ttl_expired leaves nothing for its
+		 * later fragments to follow, as a too_big one does: they went
+		 * out, a datagram no one could reassemble (a probe). */
+		if ((p->family == 4 ? ip[8] : ip[7]) <= 1)
+			return 0;
 		dp_frag_key_of(p, &k);
 		lc->cnt.evt[FWD_EVT_FRAG_FIRST]++;
 		if (dp_frag_insert(&lc->frag, &k, g->seq, d,

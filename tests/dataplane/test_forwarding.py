@@ -206,6 +206,12 @@ def test_fragments_follow_first(tmp_path):
     # Later fragments whose first never came.
     orphan = fragment(IP(src="192.0.2.11", id=7) / UDP(dport=61000) / Raw(b"D" * 2000), fragsize=800)[1:]
     pkts += [Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / f for f in orphan]
+    # A first fragment dropped as ttl_expired leaves nothing to follow, as
+    # one dropped too_big: its later fragment went out (a probe).
+    expired = fragment(IP(src="192.0.2.12", dst="198.51.100.1", id=8, ttl=1) / UDP(dport=61000) /
+                       Raw(b"E" * 1200), fragsize=800)
+    expired[1].ttl = 64
+    pkts += [Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / f for f in expired]
     run = run_pcap(str(tmp_path), TABLE, pkts, OUT_PORTS, "dp-frag")
     assert run.rc == 0, run.stderr
     out = [f for frames in run.outputs.values() for f in frames]
@@ -215,7 +221,7 @@ def test_fragments_follow_first(tmp_path):
     assert len({f[Ether].dst for f in v4_out}) == 1
     assert len({f[Ether].dst for f in v6_out}) == 1
     assert MAC_TO_LINK[v4_out[0][Ether].dst] in ("ga", "gb")
-    assert run.drops() == {"policy_drop": len(drop_frags), "frag_no_first": len(orphan)}
+    assert run.drops() == {"policy_drop": len(drop_frags), "frag_no_first": len(orphan) + 1, "ttl_expired": 1}
     ev = run.stats["events"]
     assert ev["frag_first"] == 3
     assert ev["frag_followed"] == len(frags4) - 1 + len(frags6) - 1 + len(drop_frags) - 1
