@@ -2177,13 +2177,22 @@ static void body_too_large(const struct ctl_api *api, const struct req *q, struc
 	reply_simple(r, FWD_R_BODY_TOO_LARGE, "", reason);
 }
 
+/* regiond's signal handler writes the flag on the main thread; the API's
+ * threads read it: an atomic load (relaxed: it orders nothing, a refusal
+ * a moment late is the same refusal), which the handler's atomic store
+ * pairs with. A plain read of the volatile was a data race to TSan. */
+static int stop_signalled(const struct ctl_api *api)
+{
+	return __atomic_load_n(api->stop_flag, __ATOMIC_RELAXED) != 0;
+}
+
 /* Whether the stop has begun. */
 static int stop_begun(struct ctl_api *api)
 {
 	int s;
 
 	pthread_mutex_lock(&api->stop_lock);
-	s = api->stopping || (api->stop_flag && *api->stop_flag);
+	s = api->stopping || (api->stop_flag && stop_signalled(api));
 	pthread_mutex_unlock(&api->stop_lock);
 	return s;
 }
@@ -2203,7 +2212,7 @@ static int write_admit(struct ctl_api *api, struct req *q, struct reply *r)
 	int refuse;
 
 	pthread_mutex_lock(&api->stop_lock);
-	refuse = api->stopping || (api->stop_flag && *api->stop_flag);
+	refuse = api->stopping || (api->stop_flag && stop_signalled(api));
 	if (!refuse) {
 		api->writes++;
 		q->counted = 1;

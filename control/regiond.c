@@ -59,7 +59,9 @@ static volatile sig_atomic_t quit;
 
 static void on_signal(int sig)
 {
-	quit = sig; /* which, for the stop's log line (shut_down) */
+	/* which, for the stop's log line (shut_down); atomic: the API's
+	 * threads read it (ctl_api.c stop_signalled) */
+	__atomic_store_n(&quit, sig, __ATOMIC_RELAXED);
 }
 
 /* SIGHUP and SIGUSR1, which regionfwd takes (reload its --table, print
