@@ -2346,6 +2346,21 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	ctl_state_prepared_drop(api->st);
 }
 
+/* An answer must be taken: a client that sends its requests and never
+ * reads the answers (64 of them, pipelining) held every unix socket
+ * connection for libmicrohttpd's 60 s idle timeout, and `regionctl status`
+ * and a confirm waited past the confirm's deadline (a probe). The watch's
+ * shutdown() cannot end it (ctl_headwatch.h: a writer blocked on a unix
+ * socket is not woken), libmicrohttpd's own timeout can: while an answer
+ * goes out, nothing taken for CTL_API_HEAD_MS ends the connection, as
+ * nothing sent of a head does. A slow reader that takes bytes is not
+ * idle. (The next head's watch deadline is as short.) */
+static void answer_arm(struct MHD_Connection *con)
+{
+	MHD_set_connection_option(con, MHD_CONNECTION_OPTION_TIMEOUT,
+				  (unsigned)(CTL_API_HEAD_MS / 1000));
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 {
 	struct MHD_Response *resp;
@@ -2385,6 +2400,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 			return MHD_NO;
 		}
 		MHD_add_response_header(resp, "Content-Type", r->ctype);
+		answer_arm(con);
 		ret = MHD_queue_response(con, (unsigned)r->status, resp);
 		MHD_destroy_response(resp);
 		return ret;
@@ -2408,6 +2424,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *con, struct reply *r)
 	/* RFC 9110 section 11.6.1: a 401 says which scheme would do. */
 	if (r->status == 401)
 		MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"regiond\"");
+	answer_arm(con);
 	ret = MHD_queue_response(con, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -2885,6 +2902,45 @@ static const char *const peer_gone[] = {
 	"The socket is not connected", /* ENOTCONN, MHD's words */
 };
 
+/* libmicrohttpd's messages are its clients' doing, so a client can make
+ * as many as it likes: 3,218 unauthenticated requests with 40 KB heads
+ * wrote 3,218 err lines in 5 s, which filled the small disk the state
+ * directory shared with the log (a probe). At most MHD_LOG_BURST lines in
+ * each MHD_LOG_WINDOW_MS; the rest are counted, and the count is said once
+ * the window is over (mhd_log_flush(), every second and at the next line). */
+#define MHD_LOG_BURST 20
+#define MHD_LOG_WINDOW_MS 10000
+static struct {
+	pthread_mutex_t lock;
+	int64_t window_ms; /* CLOCK_MONOTONIC start of the window */
+	unsigned lines; /* logged in it */
+	unsigned long held; /* not logged in it */
+} mhd_log_rate = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Under mhd_log_rate.lock: a window that is over says what it held back,
+ * and the next begins. */
+static void mhd_log_window(int64_t now)
+{
+	if (now - mhd_log_rate.window_ms < MHD_LOG_WINDOW_MS)
+		return;
+	if (mhd_log_rate.held)
+		fwd_log(FWD_LOG_WARNING,
+			"API: %lu more libmicrohttpd messages in %d s not logged (at most %d "
+			"each %d s: clients can make any number of them)",
+			mhd_log_rate.held, (int)((now - mhd_log_rate.window_ms) / 1000),
+			MHD_LOG_BURST, MHD_LOG_WINDOW_MS / 1000);
+	mhd_log_rate.window_ms = now;
+	mhd_log_rate.lines = 0;
+	mhd_log_rate.held = 0;
+}
+
+static void mhd_log_flush(void)
+{
+	pthread_mutex_lock(&mhd_log_rate.lock);
+	mhd_log_window(fwd_mono_ms());
+	pthread_mutex_unlock(&mhd_log_rate.lock);
+}
+
 /* libmicrohttpd's own messages (a failed TLS handshake, a refused
  * connection) into regiond's log, saying whose they are. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -2901,6 +2957,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	for (size_t i = 0; i < sizeof(peer_gone) / sizeof(peer_gone[0]); i++)
 		if (strstr(line, peer_gone[i]))
 			level = FWD_LOG_INFO;
+	pthread_mutex_lock(&mhd_log_rate.lock);
+	mhd_log_window(fwd_mono_ms());
+	if (mhd_log_rate.lines >= MHD_LOG_BURST) {
+		mhd_log_rate.held++;
+		pthread_mutex_unlock(&mhd_log_rate.lock);
+		return;
+	}
+	mhd_log_rate.lines++;
+	pthread_mutex_unlock(&mhd_log_rate.lock);
 	fwd_log(level, "API on %s: %.*s", (const char *)cls, (int)n, line);
 }
 
@@ -2978,6 +3043,7 @@ void ctl_api_keep_socket(struct ctl_api *api)
 	struct stat st;
 	int fd = -1, rc;
 
+	mhd_log_flush();
 	if (api == NULL || api->unix_d == NULL)
 		return;
 	retire_idle(api);
