@@ -1241,6 +1241,8 @@ static int scrape_wait_ms(const struct req *q)
 	return ms >= READ_DP_MS ? READ_DP_MS : ms < 100 ? 100 : (int)ms;
 }
 
+static void auth_totals(uint64_t *unauthorized, uint64_t *forbidden);
+
 /* Everything regiond knows, and regionfwd's counters when it answers: a
  * regionfwd that is down still leaves the generation, its age, sync, alarm,
  * health and the XDP filter's counters to scrape. */
@@ -1258,6 +1260,8 @@ static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 			json_object_get(json_object_get(s, "health"), "exit")),
 		.started = api->started,
 	};
+
+	auth_totals(&in.refused_401, &in.refused_403);
 
 	(void)q;
 	if (s == NULL) {
@@ -2070,6 +2074,66 @@ static void credentials(struct ctl_api *api, struct MHD_Connection *con, struct 
 			 q->subject[0] ? "client certificate " : "read token", q->subject, from);
 }
 
+/* Requests refused for their credentials: counted (/metrics) and
+ * logged, the first of each 10 s at once with its address and reason, the
+ * rest of those 10 s as one line (auth_flush(), every second). They left
+ * no trace: 3,000 wrong tokens in a row were invisible (a probe). */
+static struct {
+	pthread_mutex_t lock;
+	uint64_t total[2]; /* 401, 403 */
+	int64_t since_ms; /* the window's first refusal, 0: none open */
+	unsigned long more[2]; /* after it in the window */
+	char last[400]; /* the window's last: address and reason */
+} auth_refusals = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void auth_flush(void)
+{
+	int64_t now = fwd_mono_ms();
+
+	pthread_mutex_lock(&auth_refusals.lock);
+	if (auth_refusals.since_ms && now - auth_refusals.since_ms >= 10000) {
+		if (auth_refusals.more[0] + auth_refusals.more[1])
+			fwd_log(FWD_LOG_WARNING,
+				"API: %lu more requests refused for their credentials in %d s "
+				"(%lu without a valid one, %lu not allowed); the last %s",
+				auth_refusals.more[0] + auth_refusals.more[1],
+				(int)((now - auth_refusals.since_ms) / 1000), auth_refusals.more[0],
+				auth_refusals.more[1], auth_refusals.last);
+		auth_refusals.since_ms = 0;
+		auth_refusals.more[0] = auth_refusals.more[1] = 0;
+	}
+	pthread_mutex_unlock(&auth_refusals.lock);
+}
+
+static void auth_totals(uint64_t *unauthorized, uint64_t *forbidden)
+{
+	pthread_mutex_lock(&auth_refusals.lock);
+	*unauthorized = auth_refusals.total[0];
+	*forbidden = auth_refusals.total[1];
+	pthread_mutex_unlock(&auth_refusals.lock);
+}
+
+static void auth_refused(const struct req *q, int forbidden, const char *why)
+{
+	char from[128], line[400];
+
+	peer_address(q->con, from, sizeof(from));
+	snprintf(line, sizeof(line), "from %s: %s", from, why);
+	auth_flush();
+	pthread_mutex_lock(&auth_refusals.lock);
+	auth_refusals.total[forbidden]++;
+	if (auth_refusals.since_ms == 0) {
+		auth_refusals.since_ms = fwd_mono_ms();
+		pthread_mutex_unlock(&auth_refusals.lock);
+		fwd_log(FWD_LOG_WARNING, "API: request refused (%d) %s", forbidden ? 403 : 401,
+			line);
+		return;
+	}
+	auth_refusals.more[forbidden]++;
+	snprintf(auth_refusals.last, sizeof(auth_refusals.last), "%s", line);
+	pthread_mutex_unlock(&auth_refusals.lock);
+}
+
 /* The credential check of credentials(): over TCP every request needs a
  * credential, a write one that may write. Fills @r and returns 1 when
  * refused. */
@@ -2078,6 +2142,7 @@ static int refused(const struct req *q, const struct route *rt, struct reply *r)
 	char reason[400];
 
 	if (q->access == ACCESS_NONE) {
+		auth_refused(q, 0, q->why);
 		reply_simple(r, FWD_R_UNAUTHORIZED, "", q->why);
 		return 1;
 	}
@@ -2090,6 +2155,7 @@ static int refused(const struct req *q, const struct route *rt, struct reply *r)
 				 q->subject);
 		else
 			snprintf(reason, sizeof(reason), "this token may read, not write");
+		auth_refused(q, 1, reason);
 		reply_simple(r, FWD_R_FORBIDDEN, "", reason);
 		return 1;
 	}
@@ -3044,6 +3110,7 @@ void ctl_api_keep_socket(struct ctl_api *api)
 	int fd = -1, rc;
 
 	mhd_log_flush();
+	auth_flush();
 	if (api == NULL || api->unix_d == NULL)
 		return;
 	retire_idle(api);

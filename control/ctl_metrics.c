@@ -117,6 +117,14 @@ static void regiond_series(FILE *f, const struct ctl_metrics_in *in)
 	ctl_metrics_family(f, "regiond_start_time_seconds",
 			   "When regiond started, in seconds since the epoch.", "gauge");
 	ctl_metrics_sample(f, "regiond_start_time_seconds", (double)in->started, NULL);
+	ctl_metrics_family(f, "regiond_api_credentials_refused_total",
+			   "API requests refused for their credentials: 401 none or no valid "
+			   "one, 403 one that may not do what was asked.",
+			   "counter");
+	ctl_metrics_sample(f, "regiond_api_credentials_refused_total", (double)in->refused_401,
+			   "status", "401", NULL);
+	ctl_metrics_sample(f, "regiond_api_credentials_refused_total", (double)in->refused_403,
+			   "status", "403", NULL);
 	ctl_metrics_family(f, "regiond_generation", "Generation id regiond holds as current.",
 			   "gauge");
 	ctl_metrics_sample(f, "regiond_generation", cur ? (double)cur->id : 0, NULL);

@@ -26,6 +26,9 @@ struct ctl_metrics_in {
 	int64_t report_age_ms; /* of regionfwd's last answer to regiond's main loop; < 0: none */
 	int health; /* the status's verdict: 0 healthy, 1 degraded, 2 unreachable */
 	int64_t started; /* regiond's start, unix seconds */
+	/* requests refused for their credentials since the start: none or
+	 * no valid one (401), one that may not do what was asked (403) */
+	uint64_t refused_401, refused_403;
 };
 
 /** The exposition text (malloc'd), with the state lock held (the

@@ -552,6 +552,40 @@ def test_a_flood_of_refused_requests_is_not_logged_line_by_line(tmp_path):
         b.stop()
 
 
+def test_refused_credentials_are_logged_and_counted(tmp_path):
+    """3,000 wrong tokens in a row left no log line and no metric (a
+    probe). The first refusal of each 10 s is logged with its address and
+    reason, the rest of those 10 s as one line; every one is counted in
+    regiond_api_credentials_refused_total by status."""
+    tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
+    rtok = token_file(tmp_path / "rtoken", "read-token-0123456789ab")
+    port = free_port()
+    b = Box(tmp_path, "sec-authlog", regiond_args=("--listen", f"127.0.0.1:{port}", "--token-file", tok,
+                                                   "--read-token-file", rtok))
+    try:
+        for i in range(40):
+            assert raw_request(port, "GET /v1/status HTTP/1.1\r\nHost: x\r\n"
+                                     "Authorization: Bearer wrong-token-0123456789\r\n\r\n").startswith("HTTP/1.1 401")
+        for i in range(3):
+            assert raw_request(port, "POST /v1/rollback HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                     "Authorization: Bearer read-token-0123456789ab\r\n\r\n", b"{}"
+                               ).startswith("HTTP/1.1 403")
+        st, text = b.http("GET", "/metrics")
+        assert st == 200
+        assert 'regiond_api_credentials_refused_total{status="401"} 40' in text, text
+        assert 'regiond_api_credentials_refused_total{status="403"} 3' in text, text
+        wait_for(lambda: "more requests refused for their credentials" in open(tmp_path / "regiond.log").read(),
+                 timeout=30, what="the window's count said")
+        log = open(tmp_path / "regiond.log").read()
+        assert "API: request refused (401) from 127.0.0.1 port " in log, log[-3000:]
+        assert "the Authorization header holds no valid token" in log, log[-3000:]
+        assert "API: 42 more requests refused for their credentials" in log, log[-3000:]
+        assert "(39 without a valid one, 3 not allowed); the last from 127.0.0.1 port " in log, log[-3000:]
+        assert log.count("API: request refused (") == 1, log[-3000:]
+    finally:
+        b.stop()
+
+
 def test_trickled_request_bodies_cannot_shut_out_the_unix_socket(tmp_path):
     """70 local clients sending a whole PUT head and then its body a byte a
     second held the API's 64 connections for as long as they kept trickling
