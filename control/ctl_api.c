@@ -3170,6 +3170,65 @@ void ctl_api_keep_socket(struct ctl_api *api)
 	socket_alarm(api, NULL);
 }
 
+/* --listen's HOST:PORT ([v6]:PORT) as an address: 0, or -1 when it is
+ * none (not numeric, no port in 1..65535). freeaddrinfo() the answer. */
+static int listen_addr(const char *listen, struct addrinfo **ai)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
+	const char *colon = strrchr(listen, ':');
+	char host[128];
+
+	if (colon == NULL || (size_t)(colon - listen) >= sizeof(host))
+		return -1;
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	if (host[0] == '[') { /* [v6]:port */
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	if (fwd_parse_port(colon + 1) < 0 || getaddrinfo(host, colon + 1, &hints, ai))
+		return -1;
+	return 0;
+}
+
+int ctl_api_preflight(const struct ctl_api_conf *conf, struct fwd_err *e)
+{
+	struct sockaddr_un sa;
+	struct addrinfo *ai;
+	int rc, fd, one = 1;
+
+	if (strlen(conf->unix_path) >= sizeof(sa.sun_path))
+		return fwd_err_set(e, "", 0, "api-socket", "API socket path %s too long",
+				   conf->unix_path);
+	rc = fwd_unix_path_free(conf->unix_path);
+	if (rc == -EADDRINUSE || rc == -EEXIST)
+		return fwd_err_set(e, "", 0, "api-socket", "API socket %s: %s", conf->unix_path,
+				   rc == -EEXIST ? "the path exists and is not a socket"
+						 : "a running process listens on it (another "
+						   "regiond?)");
+	if (conf->tcp_listen == NULL)
+		return 0;
+	if (listen_addr(conf->tcp_listen, &ai))
+		return fwd_err_set(e, "", 0, "listen",
+				   "--listen %s: not a numeric address and a port in 1..65535",
+				   conf->tcp_listen);
+	/* As libmicrohttpd binds it (SO_REUSEADDR): a port another process
+	 * listens on is refused, one with connections of a stopped regiond
+	 * in TIME_WAIT is not. */
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	rc = fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+			     bind(fd, ai->ai_addr, ai->ai_addrlen)
+		     ? -errno
+		     : 0;
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	if (rc)
+		return fwd_err_set(e, "", 0, "listen", "--listen %s: %s", conf->tcp_listen,
+				   strerror(-rc));
+	return 0;
+}
+
 struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
 			      pthread_mutex_t *lock, int64_t started)
 {
@@ -3218,23 +3277,10 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 	}
 	api->unix_fd = -1; /* MHD owns it now and closes it when stopped */
 	if (conf->tcp_listen) {
-		struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST},
-				*ai;
-		char host[128];
-		const char *colon = strrchr(conf->tcp_listen, ':');
+		struct addrinfo *ai;
 
-		if (colon == NULL || (size_t)(colon - conf->tcp_listen) >= sizeof(host)) {
-			fwd_log(FWD_LOG_ERR, "--listen wants HOST:PORT");
-			goto fail;
-		}
 		snprintf(api->tcp_listen, sizeof(api->tcp_listen), "%s", conf->tcp_listen);
-		memcpy(host, conf->tcp_listen, (size_t)(colon - conf->tcp_listen));
-		host[colon - conf->tcp_listen] = '\0';
-		if (host[0] == '[') { /* [v6]:port */
-			memmove(host, host + 1, strlen(host));
-			host[strlen(host) - 1] = '\0';
-		}
-		if (fwd_parse_port(colon + 1) < 0 || getaddrinfo(host, colon + 1, &hints, &ai)) {
+		if (listen_addr(conf->tcp_listen, &ai)) {
 			fwd_log(FWD_LOG_ERR,
 				"--listen %s: not a numeric address and a port in 1..65535",
 				conf->tcp_listen);

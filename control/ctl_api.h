@@ -69,6 +69,16 @@ struct ctl_api;
 struct ctl_rdriver;
 struct ctl_rdriver_conf;
 
+/**
+ * Whether ctl_api_start() could listen where @conf says, asked before
+ * anything is written: the API socket's path free (no file but a stale
+ * socket there, no process listening on it) and --listen's address one
+ * this process can bind. A start that failed there once seeded an empty
+ * state directory first (a probe), and the next start, finding that seed,
+ * took it for another regiond's table. 0, or -errno with @e.
+ */
+int ctl_api_preflight(const struct ctl_api_conf *conf, struct fwd_err *e);
+
 struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state *st,
 			      pthread_mutex_t *lock, int64_t started);
 void ctl_api_stop(struct ctl_api *api);

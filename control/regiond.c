@@ -1241,10 +1241,10 @@ static int start_fleet(struct regiond *d)
 
 /* Serve the API on --api-socket (its directory created if missing) and
  * --listen. @return 0 or -1 */
-static int start_api(struct regiond *d)
+/* The API's configuration from the options (start_api(), and the check
+ * before the state is touched). */
+static void api_conf(struct regiond *d)
 {
-	char dir[256];
-
 	d->conf.unix_path = d->o.api_socket;
 	d->conf.tcp_listen = d->o.listen;
 	d->conf.tokens = d->tokens;
@@ -1257,6 +1257,13 @@ static int start_api(struct regiond *d)
 	d->conf.max_buffered = d->o.max_buffered > SIZE_MAX ? SIZE_MAX : (size_t)d->o.max_buffered;
 	d->conf.min_body_rate = d->o.min_body_rate;
 	d->conf.stop_flag = &quit; /* writes refused from the signal on, not the next tick */
+}
+
+static int start_api(struct regiond *d)
+{
+	char dir[256];
+
+	api_conf(d);
 	snprintf(dir, sizeof(dir), "%s", d->conf.unix_path);
 	if (strrchr(dir, '/') && strrchr(dir, '/') != dir) {
 		*strrchr(dir, '/') = '\0';
@@ -1441,6 +1448,19 @@ int main(int argc, char **argv)
 		goto out;
 	}
 #endif
+	/* Where the API will listen, checked before the state is touched:
+	 * a start refused there once wrote and logged an empty directory's
+	 * seed as applied, and the next start took it for another regiond's
+	 * table (a probe). */
+	{
+		struct fwd_err api_err = {0};
+
+		api_conf(&d);
+		if (ctl_api_preflight(&d.conf, &api_err)) {
+			fwd_log(FWD_LOG_ERR, "%s", api_err.reason);
+			goto out;
+		}
+	}
 	if (open_state(&d))
 		goto out;
 #ifdef REGIOND_BPF

@@ -44,6 +44,37 @@ def test_open_token_file_refused(tmp_path):
         assert f"--token-file {tok}: mode {mode:04o}" in p.stderr and "chmod 600" in p.stderr, p.stderr
 
 
+def test_a_start_that_cannot_listen_writes_no_state(tmp_path):
+    """regiond refused at its API socket or --listen port (in use) had
+    already seeded its empty state directory with --table and logged it
+    as applied; the next start, finding that seed, took it for another
+    regiond's table and held back (a probe). Where the API will listen is
+    checked before the state is touched."""
+    tok = token_file(tmp_path / "token", "s3cret-token-0123456789")
+    busy_tcp = socket.socket()
+    busy_tcp.bind(("127.0.0.1", 0))
+    busy_tcp.listen(1)
+    busy_unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    busy_unix.bind(str(tmp_path / "busy.sock"))
+    busy_unix.listen(1)
+    try:
+        for case, api, listen, said in (
+                ("port", str(tmp_path / "api.sock"), f"127.0.0.1:{busy_tcp.getsockname()[1]}",
+                 f"--listen 127.0.0.1:{busy_tcp.getsockname()[1]}: Address already in use"),
+                ("socket", str(tmp_path / "busy.sock"), f"127.0.0.1:{free_port()}",
+                 f"API socket {tmp_path / 'busy.sock'}: a running process listens on it")):
+            state = tmp_path / f"state-{case}"
+            p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket", api,
+                                "--state-dir", str(state), "--table", DEMO, "--listen", listen,
+                                "--token-file", tok], capture_output=True, text=True, timeout=60)
+            assert p.returncode == 1 and said in p.stderr, (case, p.stderr[-2000:])
+            assert "applied" not in p.stderr, (case, p.stderr[-2000:])
+            assert not state.exists() or not any(state.iterdir()), (case, sorted(os.listdir(state)))
+    finally:
+        busy_tcp.close()
+        busy_unix.close()
+
+
 def test_ports_out_of_range_are_refused_not_wrapped(tmp_path):
     """getaddrinfo() takes "84010" and wraps it to 18474: regiond listened
     there and regionctl sent a token there. Both refuse such a port now,
