@@ -556,6 +556,15 @@ struct fwd_doc *fwd_doc_parse(const char *buf, size_t len, const char *name, int
 		return NULL;
 	}
 	snprintf(doc->name, sizeof(doc->name), "%s", name ? name : "");
+	/* A UTF-8 byte order mark, which some editors put first: libyaml
+	 * takes it, jansson does not (RFC 8259 lets a parser ignore it). A
+	 * `.json` file with one was refused by regionfwd and taken by
+	 * regiond, which read it as YAML (a probe). Neither sees it now. */
+	if (len >= 3 && (uint8_t)buf[0] == 0xef && (uint8_t)buf[1] == 0xbb &&
+	    (uint8_t)buf[2] == 0xbf) {
+		buf += 3;
+		len -= 3;
+	}
 	if (json < 0) {
 		size_t i = 0;
 
