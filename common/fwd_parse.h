@@ -115,6 +115,40 @@ FWD_INLINE int fwd_frag_sane(uint32_t offset8, int more, uint32_t len, uint32_t 
 	return offset8 * 8 + len + before <= 65535;
 }
 
+/*
+ * Destinations no router forwards (RFC 1812 4.2.2.11 and 5.3.7; RFC 4291
+ * 2.5.2-2.5.6 and 2.7): IPv4 0.0.0.0/8, loopback, link-local 169.254/16,
+ * multicast and 240.0.0.0/4 with the limited broadcast; IPv6 ::, ::1,
+ * link-local fe80::/10, multicast ff00::/8 and IPv4-mapped. They were
+ * steered like any packet: a router solicitation to ff02::2 or a DHCP
+ * discover to 255.255.255.255 left on a cross-region link, TTL lowered
+ * (a probe). The fast path's parser only: the XDP filter passes them to
+ * the kernel's stack, whose they are (neighbour discovery, DHCP).
+ */
+FWD_INLINE int fwd_dst_martian4(const uint8_t *a)
+{
+	return a[0] == 0 || a[0] == 127 || a[0] >= 224 || (a[0] == 169 && a[1] == 254);
+}
+
+FWD_INLINE int fwd_ipv6_src_mapped(const uint8_t *a);
+
+FWD_INLINE int fwd_dst_martian6(const uint8_t *a)
+{
+	uint64_t hi;
+
+	__builtin_memcpy(&hi, a, 8);
+	return a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
+	       (hi == 0 && fwd_rd32(a + 8) == 0 && fwd_rd32(a + 12) <= 1) || fwd_ipv6_src_mapped(a);
+}
+
+/* The fast path's first look at an IPv4 destination's first byte: 0, 127,
+ * 169 and 224-255 go to fwd_parse_full(), which decides (169 is link-local
+ * only with 254 next). Compares joined with '|': no branch. */
+FWD_INLINE int fwd_dst_suspect4(uint8_t d0)
+{
+	return (d0 == 0) | (d0 == 127) | (d0 == 169) | (d0 >= 224);
+}
+
 FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_pkt *pkt)
 {
 	uint32_t ihl, tot, fragw, off8, sum = 0;
@@ -174,6 +208,10 @@ FWD_INLINE int fwd_parse_ipv4(const uint8_t *p, const uint8_t *end, struct fwd_p
 	pkt->frag_id = 0;
 	__builtin_memcpy(pkt->src, p + 12, 4);
 	__builtin_memcpy(pkt->dst, p + 16, 4);
+#ifndef __bpf__
+	if (fwd_dst_martian4(p + 16))
+		return FWD_ERR(DST_MARTIAN);
+#endif
 
 	fragw = fwd_rd16(p + 6);
 	more = (fragw & 0x2000) != 0;
@@ -238,6 +276,10 @@ FWD_INLINE int fwd_parse_ipv6(const uint8_t *p, const uint8_t *end, struct fwd_p
 	 * a malformed packet whose source it knows (xdp_filter.bpf.c). */
 	if (fwd_ipv6_src_mapped(p + 8))
 		return FWD_ERR(IPV6_MAPPED_SRC);
+#ifndef __bpf__
+	if (fwd_dst_martian6(p + 24))
+		return FWD_ERR(DST_MARTIAN);
+#endif
 	nh = p[6];
 	q = p + 40;
 
@@ -398,7 +440,7 @@ FWD_INLINE int fwd_parse_fast4(const uint8_t *p, const uint8_t *end, struct fwd_
 	 * | p[7]: MF and the fragment offset. */
 	if (need == 0 ||
 	    (((int32_t)tot - (int32_t)(20 + need)) | ((int32_t)(end - p) - (int32_t)tot)) < 0 ||
-	    ((p[6] & 0x3f) | p[7]))
+	    ((p[6] & 0x3f) | p[7]) | fwd_dst_suspect4(p[16]))
 		return 0;
 	if (!csum_good) {
 		/* The header verifies when its ones' complement sum is all ones,
@@ -458,7 +500,10 @@ FWD_INLINE int fwd_parse_fast(const uint8_t *data, const uint8_t *end, struct fw
 
 		proto = p[6];
 		need = fwd_fast_l4_need(proto);
-		if (need == 0 || plen < need || p + 40 + plen > end || fwd_ipv6_src_mapped(p + 8))
+		/* 0x00, 0xfe and 0xff lead every destination fwd_dst_martian6()
+		 * names (and ::ffff:0:0/96): the full parser decides */
+		if (need == 0 || plen < need || p + 40 + plen > end || fwd_ipv6_src_mapped(p + 8) ||
+		    (uint8_t)(p[24] + 2) <= 2)
 			return 0;
 		__builtin_memcpy(pkt->src, p + 8, 16);
 		__builtin_memcpy(pkt->dst, p + 24, 16);

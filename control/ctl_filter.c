@@ -937,6 +937,7 @@ static int readopt(struct ctl_filter *f, unsigned i, uint32_t there, const char 
 	const char *ifn = f->conf.ifaces[i];
 	struct fwd_err e = {0};
 	struct ctl_bpf *fresh = ctl_bpf_open_attached(ifn, &e), *old = f->bpf;
+	int capturing;
 
 	/* Another regiond's program (loaded, not the port's), or one that
 	 * replaced @there meanwhile: not this regiond's to write. */
@@ -957,7 +958,11 @@ static int readopt(struct ctl_filter *f, unsigned i, uint32_t there, const char 
 	/* A capture reads the old program's ring buffer without the state
 	 * lock: the old handle stays for its close to free. */
 	pthread_mutex_lock(&f->names_lock);
-	if (f->capturing) {
+	/* Only the capture's own: after a second re-adoption within one
+	 * capture, retired holds the one it reads, and the copy between is
+	 * nobody's. */
+	capturing = f->capturing;
+	if (f->capturing && f->retired == NULL) {
 		f->retired = old;
 		old = NULL;
 	}
@@ -970,7 +975,7 @@ static int readopt(struct ctl_filter *f, unsigned i, uint32_t there, const char 
 		"XDP filter: adopted the program the fast path's AF_XDP port attached to %s "
 		"(id %u, %s mode; regionfwd restarted): writing the current generation into it%s",
 		ifn, there, mode,
-		f->retired ? "; the capture running reads the old one's drops only" : "");
+		capturing ? "; the capture running reads the old one's drops only" : "");
 	return 0;
 }
 

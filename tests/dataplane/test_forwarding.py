@@ -163,17 +163,17 @@ def test_malformed_and_ttl_counted(tmp_path):
     cases = [
         (Raw(raw(good)[:10]), "runt"),
         (Ether(src=IN_SRC_MAC) / ARP(), "non_ip"),
-        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / IP(src="10.9.9.9") / UDP(dport=53), "vlan_too_deep"),
+        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / Dot1Q(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / IP(dst="198.51.100.1", src="10.9.9.9") / UDP(dport=53), "vlan_too_deep"),
         (Raw(raw(good)[:14 + 12]), "ipv4_truncated"),
-        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9", chksum=0x1234) / UDP(dport=53), "ipv4_bad_checksum"),
-        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9", ihl=4) / UDP(dport=53), "ipv4_bad_header"),
-        (Raw(raw(Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9") / TCP(dport=443))[:14 + 20 + 10]), "ipv4_truncated"),
-        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9", proto=6) / Raw(b"\x00" * 8), "l4_truncated"),
-        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IPv6(src="2001:db8::1", version=5) / UDP(dport=53), "ipv6_bad_header"),
+        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(dst="198.51.100.1", src="10.9.9.9", chksum=0x1234) / UDP(dport=53), "ipv4_bad_checksum"),
+        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(dst="198.51.100.1", src="10.9.9.9", ihl=4) / UDP(dport=53), "ipv4_bad_header"),
+        (Raw(raw(Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(dst="198.51.100.1", src="10.9.9.9") / TCP(dport=443))[:14 + 20 + 10]), "ipv4_truncated"),
+        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(dst="198.51.100.1", src="10.9.9.9", proto=6) / Raw(b"\x00" * 8), "l4_truncated"),
+        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IPv6(dst="2001:db8:ffff::1", src="2001:db8::1", version=5) / UDP(dport=53), "ipv6_bad_header"),
         (v6("::ffff:10.9.9.9", 6, 443, 7), "ipv6_mapped_source"),  # 10.9.9.9 as IPv4 is r8's
-        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IPv6(src="2001:db8::1") / (IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt()) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP(dport=53), "ipv6_ext_chain"),
-        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9", flags="MF", frag=0) / UDP(dport=53) / Raw(b"x" * 5), "frag_invalid"),
-        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(src="10.9.9.9", frag=100, id=77) / Raw(b"x" * 16), "frag_no_first"),
+        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IPv6(dst="2001:db8:ffff::1", src="2001:db8::1") / (IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt()) / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP(dport=53), "ipv6_ext_chain"),
+        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(dst="198.51.100.1", src="10.9.9.9", flags="MF", frag=0) / UDP(dport=53) / Raw(b"x" * 5), "frag_invalid"),
+        (Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / IP(dst="198.51.100.1", src="10.9.9.9", frag=100, id=77) / Raw(b"x" * 16), "frag_no_first"),
         (v4("10.9.9.9", 6, 443, 2, ttl=1), "ttl_expired"),
         (v6("2001:db8::5", 17, 53, 3, hlim=1), "ttl_expired"),
         (v4("10.9.9.9", 17, 53, 4), "policy_drop"),  # r8/dns: drop
@@ -204,7 +204,7 @@ def test_fragments_follow_first(tmp_path):
     drop_frags = fragment(drop, fragsize=800)
     pkts += [Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / f for f in drop_frags]
     # Later fragments whose first never came.
-    orphan = fragment(IP(src="192.0.2.11", id=7) / UDP(dport=61000) / Raw(b"D" * 2000), fragsize=800)[1:]
+    orphan = fragment(IP(dst="198.51.100.1", src="192.0.2.11", id=7) / UDP(dport=61000) / Raw(b"D" * 2000), fragsize=800)[1:]
     pkts += [Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / f for f in orphan]
     # A first fragment dropped as ttl_expired leaves nothing to follow, as
     # one dropped too_big: its later fragment went out (a probe).

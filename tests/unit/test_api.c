@@ -707,6 +707,14 @@ static void test_explain_args(void **state)
 		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": 6, \"http_host\": "
 		 "\".\"}",
 		 "http_host"},
+		/* destinations no router forwards: regionfwd drops them */
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"224.0.0.251\", \"proto\": 17, \"dport\": "
+		 "5353}",
+		 "dst"},
+		{"{\"src\": \"2001:db8::1\", \"dst\": \"ff02::2\", \"proto\": \"icmpv6\"}", "dst"},
+		{"{\"src\": \"10.1.0.5\", \"dst\": \"255.255.255.255\", \"proto\": 17, \"dport\": "
+		 "67}",
+		 "dst"},
 		/* names no packet of the protocol carries to the rules: DNS
 		 * over UDP and TCP, TLS and HTTP over TCP */
 		{"{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"sctp\", \"dport\": "

@@ -339,6 +339,80 @@ static void test_ipv6_ext_chain(void **state)
 	assert_int_equal(parse(&p, &k), FWD_ERR(IPV6_EXT_CHAIN));
 }
 
+/* Destinations no router forwards are dropped as martian_destination, by
+ * the full parser (the fast path hands them over); their neighbours are
+ * ordinary. A probe saw a router solicitation to ff02::2 and a DHCP
+ * discover to 255.255.255.255 steered out on a cross-region link. */
+static void test_martian_destinations(void **state)
+{
+	static const char martian4[][4] = {
+		{0, 1, 2, 3},
+		{127, 0, 0, 1},
+		{(char)169, (char)254, 1, 1},
+		{(char)224, 0, 0, (char)251},
+		{(char)239, 1, 1, 1},
+		{(char)240, 0, 0, 1},
+		{(char)255, (char)255, (char)255, (char)255},
+	};
+	static const char ordinary4[][4] = {
+		{1, 0, 0, 1},
+		{126, (char)255, (char)255, (char)255},
+		{(char)128, 0, 0, 1},
+		{(char)169, (char)253, 1, 1},
+		{(char)169, (char)255, 0, 1},
+		{(char)223, (char)255, (char)255, (char)254},
+	};
+	static const uint8_t martian6[][16] = {
+		{0}, /* :: */
+		{[15] = 1}, /* ::1 */
+		{0xfe, 0x80, [15] = 1}, /* fe80::1 */
+		{0xfe, 0xbf, [15] = 1}, /* the end of fe80::/10 */
+		{0xff, 0x02, [15] = 2}, /* ff02::2 */
+		{0xff, 0x0e, [15] = 1}, /* global multicast: no multicast routing */
+		{[10] = 0xff, [11] = 0xff, 10, 1, 1, 1}, /* ::ffff:10.1.1.1 */
+	};
+	static const uint8_t ordinary6[][16] = {
+		{[15] = 2}, /* ::2 (IPv4-compatible, deprecated, not scoped) */
+		{0xfe, 0xc0, [15] = 1}, /* fec0::1 (site-local, deprecated) */
+		{0xfd, 0x00, [15] = 1}, /* ULA */
+		{0x20, 0x01, 0x0d, 0xb8, [15] = 2},
+	};
+	struct pb p;
+	struct fwd_pkt k;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(martian4) / sizeof(martian4[0]); i++) {
+		pb_eth(&p, 0x0800);
+		pb_ipv4(&p, S4, martian4[i], FWD_PROTO_UDP, 0);
+		pb_ports(&p, 68, 67, 8);
+		pb_finish_v4(&p);
+		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
+		assert_int_equal(parse(&p, &k), FWD_ERR(DST_MARTIAN));
+	}
+	for (size_t i = 0; i < sizeof(ordinary4) / sizeof(ordinary4[0]); i++) {
+		pb_eth(&p, 0x0800);
+		pb_ipv4(&p, S4, ordinary4[i], FWD_PROTO_UDP, 0);
+		pb_ports(&p, 68, 67, 8);
+		pb_finish_v4(&p);
+		assert_int_equal(parse(&p, &k), FWD_OK);
+	}
+	for (size_t i = 0; i < sizeof(martian6) / sizeof(martian6[0]); i++) {
+		pb_eth(&p, 0x86dd);
+		pb_ipv6(&p, S6, martian6[i], 58);
+		pb_payload(&p, 8);
+		pb_finish_v6(&p);
+		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
+		assert_int_equal(parse(&p, &k), FWD_ERR(DST_MARTIAN));
+	}
+	for (size_t i = 0; i < sizeof(ordinary6) / sizeof(ordinary6[0]); i++) {
+		pb_eth(&p, 0x86dd);
+		pb_ipv6(&p, S6, ordinary6[i], FWD_PROTO_UDP);
+		pb_ports(&p, 1, 53, 8);
+		pb_finish_v6(&p);
+		assert_int_equal(parse(&p, &k), FWD_OK);
+	}
+}
+
 static void test_ipv6_malformed(void **state)
 {
 	struct pb p;
@@ -517,6 +591,8 @@ static void test_ttl_decrement_checksum(void **state)
 		p.b[14 + 7] = 0;
 		p.b[14 + 8] = (uint8_t)(2 + rand() % 254);
 		p.b[14 + 9] = FWD_PROTO_UDP;
+		if (fwd_dst_martian4(p.b + 14 + 16))
+			p.b[14 + 16] = 198; /* a destination regionfwd forwards */
 		pb_finish_v4(&p);
 		assert_int_equal(parse(&p, &k), FWD_OK);
 		fwd_ipv4_ttl_dec(p.b + 14);
@@ -768,7 +844,10 @@ static void test_fast_checksum_carries(void **state)
 		if (it % 4 == 0) {
 			ip[4] = ip[5] = ip[6] = 0;
 			memset(ip + 12, 0xff, 8);
+			ip[16] = 0xdf; /* not 255.255.255.255, which is never forwarded */
 		}
+		if (fwd_dst_suspect4(ip[16]))
+			ip[16] = 198;
 		fix_v4_csum(&p);
 		memcpy(&w0, ip, 8);
 		memcpy(&w1, ip + 8, 8);
@@ -918,6 +997,7 @@ int main(void)
 		cmocka_unit_test(test_ipv4_fragments),
 		cmocka_unit_test(test_ipv6_ext_chain),
 		cmocka_unit_test(test_ipv6_malformed),
+		cmocka_unit_test(test_martian_destinations),
 		cmocka_unit_test(test_ipv6_fragments),
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_ttl_decrement_checksum),
