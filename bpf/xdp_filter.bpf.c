@@ -422,6 +422,12 @@ decide:
 			     rule, h->generation);
 		return XDP_DROP;
 	}
+	/* A destination no router forwards (broadcast, multicast, link-local:
+	 * neighbour discovery, DHCP) is the kernel's, also when the fast path
+	 * takes the rest: it drops them (martian_destination), and a review
+	 * found the host's own neighbour solicitations sent there. */
+	if (h->redirect && (p.family == 4 ? fwd_dst_martian4(p.dst) : fwd_dst_martian6(p.dst)))
+		return XDP_PASS;
 	if (h->redirect) {
 		/* To the fast path's socket on this queue; with no socket there
 		 * the packet goes to the kernel (the XDP_PASS fallback), which

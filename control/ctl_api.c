@@ -3191,6 +3191,38 @@ static int listen_addr(const char *listen, struct addrinfo **ai)
 	return 0;
 }
 
+/* @dir cut to its parent (the root stays the root; "." for a bare name). */
+static void dir_up(char *dir)
+{
+	char *slash = strrchr(dir, '/');
+
+	if (slash == NULL)
+		strcpy(dir, ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+}
+
+/* Whether a socket can be made at @path: its directory, when it exists,
+ * must take it; when it does not, start_api() creates it (one level), so
+ * its parent must. 0 or -errno. */
+static int socket_dir_ok(const char *path)
+{
+	char dir[256];
+
+	if (strlen(path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	strcpy(dir, path);
+	dir_up(dir);
+	if (access(dir, F_OK) != 0) {
+		if (errno != ENOENT)
+			return -errno;
+		dir_up(dir);
+	}
+	return access(dir, W_OK | X_OK) != 0 ? -errno : 0;
+}
+
 int ctl_api_preflight(const struct ctl_api_conf *conf, struct fwd_err *e)
 {
 	struct sockaddr_un sa;
@@ -3201,11 +3233,15 @@ int ctl_api_preflight(const struct ctl_api_conf *conf, struct fwd_err *e)
 		return fwd_err_set(e, "", 0, "api-socket", "API socket path %s too long",
 				   conf->unix_path);
 	rc = fwd_unix_path_free(conf->unix_path);
-	if (rc == -EADDRINUSE || rc == -EEXIST)
+	if (rc < 0)
 		return fwd_err_set(e, "", 0, "api-socket", "API socket %s: %s", conf->unix_path,
-				   rc == -EEXIST ? "the path exists and is not a socket"
-						 : "a running process listens on it (another "
-						   "regiond?)");
+				   rc == -EEXIST       ? "the path exists and is not a socket"
+				   : rc == -EADDRINUSE ? "a running process listens on it (another "
+							 "regiond?)"
+						       : strerror(-rc));
+	if ((rc = socket_dir_ok(conf->unix_path)) < 0)
+		return fwd_err_set(e, "", 0, "api-socket", "API socket %s: its directory: %s",
+				   conf->unix_path, strerror(-rc));
 	if (conf->tcp_listen == NULL)
 		return 0;
 	if (listen_addr(conf->tcp_listen, &ai))
@@ -3216,7 +3252,12 @@ int ctl_api_preflight(const struct ctl_api_conf *conf, struct fwd_err *e)
 	 * listens on is refused, one with connections of a stopped regiond
 	 * in TIME_WAIT is not. */
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* IPv6 only, as libmicrohttpd binds an IPv6 address (MHD_USE_IPv6
+	 * without dual stack): [::]:8080 beside another process's
+	 * 0.0.0.0:8080 is no clash. */
 	rc = fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+			     (ai->ai_family == AF_INET6 &&
+			      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one))) ||
 			     bind(fd, ai->ai_addr, ai->ai_addrlen)
 		     ? -errno
 		     : 0;

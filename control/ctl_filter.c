@@ -39,6 +39,7 @@ struct filter_iface {
 	 * again every second), 0 when none: status "claimed" false. */
 	unsigned refused_idx;
 	char attach_why[384]; /* the last failed attach's, said once */
+	int64_t readopt_ms; /* CLOCK_MONOTONIC of the last try to adopt lost_to */
 	int reclaim_fd;
 	/* A detach that found an interface out of this network namespace
 	 * (moved, renamed): our program may still run there. It is taken off
@@ -1024,11 +1025,16 @@ static void keep_attached(struct ctl_filter *f)
 			continue;
 		}
 		/* The fast path's port attached a new copy: adopted. A program
-		 * found not to be one (lost_to) is not opened again each second. */
+		 * that could not be (another's, or an open that failed: out of
+		 * descriptors, say) is tried again every 10 s, not each second;
+		 * a failure once was for good, and the port took nothing. */
 		if (there && f->adopted == 2 && idx != 0 &&
-		    !(f->ifaces[i].lost == 3 && f->ifaces[i].lost_to == there) &&
-		    reclaim(f, i, idx, 0) == 0 && readopt(f, i, there, mode) == 0)
-			continue;
+		    !(f->ifaces[i].lost == 3 && f->ifaces[i].lost_to == there &&
+		      fwd_mono_ms() - f->ifaces[i].readopt_ms < 10000)) {
+			f->ifaces[i].readopt_ms = fwd_mono_ms();
+			if (reclaim(f, i, idx, 0) == 0 && readopt(f, i, there, mode) == 0)
+				continue;
+		}
 		/* Said when what it lacks changes: 1 gone, 2 no program, 3 another
 		 * one (of id lost_to). A gone interface back with someone else's
 		 * program kept saying "gone" (a probe); one back without a

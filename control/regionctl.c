@@ -4197,13 +4197,14 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 	time_t sec;
 	struct tm tm;
 	uint8_t guessed_proto = 0;
-	int ok, ports, fam = 0, gsport = -1, gdport = -1;
-	char what[32] = "";
+	int ok, rc, ports, fam = 0, gsport = -1, gdport = -1;
+	char what[32] = "", note[36] = "";
 
 	if (ctl_pcapng_epb_info(b, &e))
 		return 0;
 	ctl_pcapng_comment(b, comment, sizeof(comment));
-	ok = fwd_parse(e.data, e.data + e.caplen, &p) == FWD_OK;
+	rc = fwd_parse(e.data, e.data + e.caplen, &p);
+	ok = rc == FWD_OK;
 	/* Ports only where the header says them: TCP, UDP or SCTP, not a
 	 * later fragment (its 0s once read as ports 0 > 0, a probe). */
 	ports = ok && p.frag != FWD_FRAG_LATER &&
@@ -4220,12 +4221,14 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 		 * not by the sender: its lengths cannot be checked. */
 		if (e.caplen < e.origlen)
 			snprintf(what, sizeof(what), "snapped at %u", e.caplen);
-		else
+		else if (rc != FWD_ERR(DST_MARTIAN)) /* whole: only its destination is dropped */
 			snprintf(what, sizeof(what), "malformed IPv%d", fam);
 	}
 	sec = (time_t)(e.ts / 1000000000u);
 	gmtime_r(&sec, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	if (what[0])
+		snprintf(note, sizeof(note), " (%s)", what);
 	if (k->json) {
 		json_t *j = json_pack("{s:I, s:i, s:i, s:s, s:o}", "time_ns", (json_int_t)e.ts,
 				      "len", (int)e.origlen, "caplen", (int)e.caplen, "comment",
@@ -4256,13 +4259,13 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 		       when, (unsigned long long)(e.ts % 1000000000u), proto, src, p.sport, dst,
 		       p.dport, e.origlen, comment);
 	} else if (fam && gsport >= 0) {
-		printf(fam == 6 ? "%s.%09llu %s [%s]:%d > [%s]:%d (%s) len %u  %s\n"
-				: "%s.%09llu %s %s:%d > %s:%d (%s) len %u  %s\n",
+		printf(fam == 6 ? "%s.%09llu %s [%s]:%d > [%s]:%d%s len %u  %s\n"
+				: "%s.%09llu %s %s:%d > %s:%d%s len %u  %s\n",
 		       when, (unsigned long long)(e.ts % 1000000000u), proto, src, gsport, dst,
-		       gdport, what, e.origlen, comment);
+		       gdport, note, e.origlen, comment);
 	} else if (fam) {
-		printf("%s.%09llu %s %s > %s (%s) len %u  %s\n", when,
-		       (unsigned long long)(e.ts % 1000000000u), proto, src, dst, what, e.origlen,
+		printf("%s.%09llu %s %s > %s%s len %u  %s\n", when,
+		       (unsigned long long)(e.ts % 1000000000u), proto, src, dst, note, e.origlen,
 		       comment);
 	} else {
 		printf("%s.%09llu (not IP) len %u  %s\n", when,

@@ -1239,8 +1239,6 @@ static int start_fleet(struct regiond *d)
 	return rc ? -1 : 0;
 }
 
-/* Serve the API on --api-socket (its directory created if missing) and
- * --listen. @return 0 or -1 */
 /* The API's configuration from the options (start_api(), and the check
  * before the state is touched). */
 static void api_conf(struct regiond *d)
@@ -1259,6 +1257,8 @@ static void api_conf(struct regiond *d)
 	d->conf.stop_flag = &quit; /* writes refused from the signal on, not the next tick */
 }
 
+/* Serve the API on --api-socket (its directory created if missing) and
+ * --listen. @return 0 or -1 */
 static int start_api(struct regiond *d)
 {
 	char dir[256];
@@ -1303,7 +1303,7 @@ static void main_loop(struct regiond *d)
 		: d->conf.tcp_listen  ? " (plain HTTP)"
 				      : "",
 		d->o.dataplane ? d->o.dataplane : "none (validate only)", d->o.state_dir, start_id);
-	while (!quit) {
+	while (!__atomic_load_n(&quit, __ATOMIC_RELAXED)) {
 		/* Monotonic: paced by the wall clock, a clock set back 30 s
 		 * stopped the sync for 30 s, and status called a healthy
 		 * regionfwd unreachable (a hostile probe, with faketime). */
@@ -1364,8 +1364,9 @@ static void shut_down(struct regiond *d)
 	 * agent), and only then is an extension's memory freed. */
 	/* A stop once left no line: the log's last words were whatever came
 	 * before, and nobody could tell a stop from a hang. */
-	if (quit)
-		fwd_log(FWD_LOG_NOTICE, "stopping on %s%s", quit == SIGINT ? "SIGINT" : "SIGTERM",
+	if (__atomic_load_n(&quit, __ATOMIC_RELAXED))
+		fwd_log(FWD_LOG_NOTICE, "stopping on %s%s",
+			__atomic_load_n(&quit, __ATOMIC_RELAXED) == SIGINT ? "SIGINT" : "SIGTERM",
 			d->o.dataplane ? ": regionfwd keeps forwarding on what it runs" : "");
 	ctl_api_stop(d->api);
 	ctl_feed_stop(d->feed);

@@ -614,8 +614,10 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 
 		/* One the caller drops as ttl_expired leaves nothing for its
 		 * later fragments to follow, as a too_big one does: they went
-		 * out, a datagram no one could reassemble (a probe). */
-		if ((p->family == 4 ? ip[8] : ip[7]) <= 1)
+		 * out, a datagram no one could reassemble (a probe). One a
+		 * policy or content rule drops never reaches that check: its
+		 * drop (and mirror) is its later fragments' too. */
+		if (!d->drop && (p->family == 4 ? ip[8] : ip[7]) <= 1)
 			return 0;
 		dp_frag_key_of(p, &k);
 		lc->cnt.evt[FWD_EVT_FRAG_FIRST]++;

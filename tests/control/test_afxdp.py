@@ -39,19 +39,23 @@ def filter_status(api):
     return json.loads(p.stdout) if p.returncode == 0 else None
 
 
-def send_and_count(lab, iface, api, arp=0):
+def send_and_count(lab, iface, api, arp=0, martian=0):
     """100 UDP packets into @iface, half of them from the denied 10.9/16,
-    and @arp ARP frames; the filter's status once it counted them all."""
+    @arp ARP frames and @martian DHCP discovers to 255.255.255.255 from an
+    admitted source; the filter's status once it counted them all."""
     # Paced: a veth's XDP receive ring holds 256 frames; a tight burst
     # can overflow it before any program runs.
     lab.send(iface, "sendp([Ether(dst='02:00:00:00:00:99')/IP(src='10.%d.1.%d' % (8 + i % 2, i), "
                     "dst='192.0.2.1')/UDP(sport=7, dport=9)/Raw(b'axdp') for i in range(100)], "
                     "iface=IFACE, verbose=False, inter=0.0005)\n"
                     f"sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/ARP(pdst='10.8.0.1') for i in range({arp})], "
-                    "iface=IFACE, verbose=False)")
+                    "iface=IFACE, verbose=False)\n"
+                    f"sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/IP(src='10.8.7.7', dst='255.255.255.255')/"
+                    f"UDP(sport=68, dport=67) for i in range({martian})], iface=IFACE, verbose=False)")
     # A veth runs its XDP program in its own NAPI poll, which a loaded
     # machine can defer: wait for the counts, then read.
     wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 and s["counters"]["non_ip"] >= arp and
+                      s["counters"]["pass"] >= 50 + arp + martian and
                       s["rules"]["deny-lab9"]["packets"] >= 50)(filter_status(api)), what="the filter's counts")
     time.sleep(0.5)  # regionfwd forwards what the socket got
     return filter_status(api)
@@ -86,7 +90,7 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
             text = subprocess.run([REGIONCTL, "-s", api, "filter", "status"], capture_output=True, text=True).stdout
             assert text.startswith(f"program {st['program_id']}, generation 1 "
                                    "(adopted from the fast path's AF_XDP port)\n"), text
-            st = send_and_count(lab, "xpa1", api, arp=5)
+            st = send_and_count(lab, "xpa1", api, arp=5, martian=5)
         finally:
             if rd:
                 rd.send_signal(signal.SIGTERM)
@@ -97,9 +101,12 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
     assert fwd.returncode == 0, open(tmp_path / "fwd.log").read()
     s = json.load(open(tmp_path / "s.json"))
     # The filter decided on everything, exactly: 50 denied, 50 sent to the
-    # fast path's socket, 5 ARP frames to the kernel.
+    # fast path's socket, 5 ARP frames and 5 broadcasts to the kernel (the
+    # fast path drops a destination no router forwards: the broadcasts
+    # went there, and the host's neighbour discovery with them).
     assert st["rules"]["deny-lab9"]["packets"] == 50
     assert st["counters"]["to_afxdp"] == 50 and st["counters"]["non_ip"] == 5
+    assert st["counters"]["pass"] == 60, st["counters"]
     # regionfwd received only admitted IP packets (all of them unless the
     # AF_XDP ring itself overflowed), forwarded every one, and no denied one.
     out = read_pcaps(str(tmp_path / "out.pcap"))

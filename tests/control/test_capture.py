@@ -1236,7 +1236,9 @@ PARSER_DROPS = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02", type=0x8
                [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
                 IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=5000, dport=53) / Raw(b"6" * 10),
                 Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
-                IP(src="35.161.0.2", dst="198.51.100.1", ihl=3) / UDP(sport=6000, dport=53) / Raw(b"h" * 10)]
+                IP(src="35.161.0.2", dst="198.51.100.1", ihl=3) / UDP(sport=6000, dport=53) / Raw(b"h" * 10),
+                Ether(src="02:99:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") /
+                IP(src="35.161.0.3", dst="255.255.255.255") / UDP(sport=68, dport=67) / Raw(b"d" * 10)]
 
 
 def test_a_capture_keeps_the_arrival_order(tmp_path):
@@ -1249,7 +1251,7 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         traffic = [bytes(p) for p in rdpcap(str(tmp_path / "in.pcap"))]
         n = len(traffic)
         where = {f: i for i, f in enumerate(traffic)}
-        assert n == 522 and len(where) == n
+        assert n == 523 and len(where) == n
         f = str(tmp_path / "all.pcapng")
         rc, out, err = capture(box, "-w", f, "--count", "1500")
         assert rc == 0, err
@@ -1274,6 +1276,9 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         # is the source address (printed as ports 9121 > 2), so no ports.
         rc, out, err = capture(box, "--reason", "ipv4_bad_header", "--count", "1")
         assert rc == 0 and re.search(r"udp 35\.161\.0\.2 > 198\.51\.100\.1 \(malformed IPv4\) len", out), (out, err)
+        # A whole packet to a destination no router forwards: not "malformed".
+        rc, out, err = capture(box, "--reason", "martian_destination", "--count", "1")
+        assert rc == 0 and re.search(r"udp 35\.161\.0\.3:68 > 255\.255\.255\.255:67 len", out), (out, err)
         rc, out, err = capture(box, "--reason", "non_ip", "--count", "1")
         assert rc == 0 and "(not IP)" in out, (out, err)
         rc, out, err = capture(box, "--filter", "ip6", "--count", "1")

@@ -212,6 +212,12 @@ def test_fragments_follow_first(tmp_path):
                        Raw(b"E" * 1200), fragsize=800)
     expired[1].ttl = 64
     pkts += [Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / f for f in expired]
+    # ... but one a policy drops, TTL 1 or not, takes its later fragments
+    # with it (policy_drop), as any dropped first fragment does.
+    dropped = fragment(IP(src="10.9.9.9", dst="198.51.100.1", id=98, ttl=1) / UDP(dport=53) /
+                       Raw(b"F" * 1200), fragsize=800)
+    dropped[1].ttl = 64
+    pkts += [Ether(src=IN_SRC_MAC, dst="02:99:00:00:00:02") / f for f in dropped]
     run = run_pcap(str(tmp_path), TABLE, pkts, OUT_PORTS, "dp-frag")
     assert run.rc == 0, run.stderr
     out = [f for frames in run.outputs.values() for f in frames]
@@ -221,10 +227,10 @@ def test_fragments_follow_first(tmp_path):
     assert len({f[Ether].dst for f in v4_out}) == 1
     assert len({f[Ether].dst for f in v6_out}) == 1
     assert MAC_TO_LINK[v4_out[0][Ether].dst] in ("ga", "gb")
-    assert run.drops() == {"policy_drop": len(drop_frags), "frag_no_first": len(orphan) + 1, "ttl_expired": 1}
+    assert run.drops() == {"policy_drop": len(drop_frags) + 2, "frag_no_first": len(orphan) + 1, "ttl_expired": 1}
     ev = run.stats["events"]
-    assert ev["frag_first"] == 3
-    assert ev["frag_followed"] == len(frags4) - 1 + len(frags6) - 1 + len(drop_frags) - 1
+    assert ev["frag_first"] == 4
+    assert ev["frag_followed"] == len(frags4) - 1 + len(frags6) - 1 + len(drop_frags) - 1 + 1
 
 
 FRAG_RESIDENCY_TABLE = """regions:

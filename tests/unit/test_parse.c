@@ -398,8 +398,10 @@ static void test_martian_destinations(void **state)
 	}
 	for (size_t i = 0; i < sizeof(martian6) / sizeof(martian6[0]); i++) {
 		pb_eth(&p, 0x86dd);
-		pb_ipv6(&p, S6, martian6[i], 58);
-		pb_payload(&p, 8);
+		/* UDP with its ports: the fast path would take it but for
+		 * its destination (ICMPv6 it never takes) */
+		pb_ipv6(&p, S6, martian6[i], FWD_PROTO_UDP);
+		pb_ports(&p, 1, 53, 8);
 		pb_finish_v6(&p);
 		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
 		assert_int_equal(parse(&p, &k), FWD_ERR(DST_MARTIAN));
