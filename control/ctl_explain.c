@@ -185,14 +185,21 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 			"for an IPv4 source give %u.%u.%u.%u",
 			json_string_value(json_object_get(b, "src")), x->src[12], x->src[13],
 			x->src[14], x->src[15]);
-	/* Nor does it forward to these (fwd_dst_martian4/6): the same. */
-	if (sl == 4 ? fwd_dst_martian4(x->dst) : fwd_dst_martian6(x->dst))
+	/* Nor does it forward to or from these (fwd_martian4/6): the same,
+	 * in the parser's order (the destination first). */
+	if (sl == 4 ? fwd_martian4(x->dst) : fwd_martian6(x->dst))
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "dst",
 				    "'%.64s' is a destination no router forwards (broadcast, "
 				    "multicast, loopback, link-local, unspecified, 0.0.0.0/8, "
 				    "240.0.0.0/4 or IPv4-mapped): regionfwd drops such packets "
 				    "(martian_destination)",
 				    json_string_value(json_object_get(b, "dst")));
+	if (sl == 4 ? fwd_martian4(x->src) : fwd_martian6(x->src))
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "src",
+				    "'%.64s' is a source no router forwards from (broadcast, "
+				    "multicast, loopback, link-local, unspecified, 0.0.0.0/8 or "
+				    "240.0.0.0/4): regionfwd drops such packets (martian_source)",
+				    json_string_value(json_object_get(b, "src")));
 	x->req.src = (ProtobufCBinaryData){.len = sl, .data = x->src};
 	x->req.dst = (ProtobufCBinaryData){.len = dl, .data = x->dst};
 	if (json_is_integer(proto) && json_integer_value(proto) >= 0 &&

@@ -4221,7 +4221,9 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 		 * not by the sender: its lengths cannot be checked. */
 		if (e.caplen < e.origlen)
 			snprintf(what, sizeof(what), "snapped at %u", e.caplen);
-		else if (rc != FWD_ERR(DST_MARTIAN)) /* whole: only its destination is dropped */
+		/* Whole: dropped for an address it carries, not for its form. */
+		else if (rc != FWD_ERR(DST_MARTIAN) && rc != FWD_ERR(SRC_MARTIAN) &&
+			 rc != FWD_ERR(IPV6_MAPPED_SRC))
 			snprintf(what, sizeof(what), "malformed IPv%d", fam);
 	}
 	sec = (time_t)(e.ts / 1000000000u);

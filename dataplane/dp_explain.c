@@ -206,9 +206,9 @@ json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct 
 
 	if (rc != FWD_OK) {
 		fwd_err_set(err, "", 0,
-			    rc == FWD_ERR(IPV6_MAPPED_SRC) ? "src"
-			    : rc == FWD_ERR(DST_MARTIAN)   ? "dst"
-							   : "proto",
+			    rc == FWD_ERR(IPV6_MAPPED_SRC) || rc == FWD_ERR(SRC_MARTIAN) ? "src"
+			    : rc == FWD_ERR(DST_MARTIAN)				 ? "dst"
+											 : "proto",
 			    "the probe does not parse: %s", fwd_drop_names[FWD_ERR_TO_DROP(rc)]);
 		return NULL;
 	}

@@ -41,8 +41,10 @@ def filter_status(api):
 
 def send_and_count(lab, iface, api, arp=0, martian=0):
     """100 UDP packets into @iface, half of them from the denied 10.9/16,
-    @arp ARP frames and @martian DHCP discovers to 255.255.255.255 from an
-    admitted source; the filter's status once it counted them all."""
+    @arp ARP frames and @martian frames no router forwards, in turn DHCP
+    discovers to 255.255.255.255 from an admitted source and datagrams from
+    the link-local 169.254.7.7 to an ordinary destination; the filter's
+    status once it counted them all."""
     # Paced: a veth's XDP receive ring holds 256 frames; a tight burst
     # can overflow it before any program runs.
     lab.send(iface, "sendp([Ether(dst='02:00:00:00:00:99')/IP(src='10.%d.1.%d' % (8 + i % 2, i), "
@@ -51,7 +53,9 @@ def send_and_count(lab, iface, api, arp=0, martian=0):
                     f"sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/ARP(pdst='10.8.0.1') for i in range({arp})], "
                     "iface=IFACE, verbose=False)\n"
                     f"sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/IP(src='10.8.7.7', dst='255.255.255.255')/"
-                    f"UDP(sport=68, dport=67) for i in range({martian})], iface=IFACE, verbose=False)")
+                    f"UDP(sport=68, dport=67) if i % 2 == 0 else Ether(dst='02:00:00:00:00:99')/"
+                    f"IP(src='169.254.7.7', dst='192.0.2.1')/UDP(sport=7, dport=9) for i in range({martian})], "
+                    "iface=IFACE, verbose=False)")
     # A veth runs its XDP program in its own NAPI poll, which a loaded
     # machine can defer: wait for the counts, then read.
     wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 and s["counters"]["non_ip"] >= arp and
@@ -101,9 +105,10 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
     assert fwd.returncode == 0, open(tmp_path / "fwd.log").read()
     s = json.load(open(tmp_path / "s.json"))
     # The filter decided on everything, exactly: 50 denied, 50 sent to the
-    # fast path's socket, 5 ARP frames and 5 broadcasts to the kernel (the
-    # fast path drops a destination no router forwards: the broadcasts
-    # went there, and the host's neighbour discovery with them).
+    # fast path's socket, 5 ARP frames and 5 martians to the kernel (the
+    # fast path drops a destination or source no router forwards: the
+    # broadcasts went there, and the host's neighbour discovery with them;
+    # 2 from a link-local source went there too).
     assert st["rules"]["deny-lab9"]["packets"] == 50
     assert st["counters"]["to_afxdp"] == 50 and st["counters"]["non_ip"] == 5
     assert st["counters"]["pass"] == 60, st["counters"]

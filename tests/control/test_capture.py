@@ -1222,9 +1222,9 @@ def test_xdp_drops_keep_their_rule_names_across_table_changes(tmp_path):
 
 
 # Frames the parser drops (non_ip, ipv4_truncated, ipv4_bad_checksum,
-# ipv4_bad_header), each its own bytes, after Box's 512 good ones: 522
-# frames, so that bursts of 32 take them in ever other places as the input
-# loops.
+# ipv4_bad_header, martian_destination, martian_source), each its own
+# bytes, after Box's 512 good ones: 524 frames, so that bursts of 32 take
+# them in ever other places as the input loops.
 PARSER_DROPS = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02", type=0x88b5) / Raw(bytes([i]) * 46)
                 for i in range(3)] + \
                [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
@@ -1238,7 +1238,9 @@ PARSER_DROPS = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02", type=0x8
                 Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
                 IP(src="35.161.0.2", dst="198.51.100.1", ihl=3) / UDP(sport=6000, dport=53) / Raw(b"h" * 10),
                 Ether(src="02:99:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") /
-                IP(src="35.161.0.3", dst="255.255.255.255") / UDP(sport=68, dport=67) / Raw(b"d" * 10)]
+                IP(src="35.161.0.3", dst="255.255.255.255") / UDP(sport=68, dport=67) / Raw(b"d" * 10),
+                Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+                IP(src="127.0.0.1", dst="198.51.100.1") / UDP(sport=7000, dport=53) / Raw(b"l" * 10)]
 
 
 def test_a_capture_keeps_the_arrival_order(tmp_path):
@@ -1251,7 +1253,7 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         traffic = [bytes(p) for p in rdpcap(str(tmp_path / "in.pcap"))]
         n = len(traffic)
         where = {f: i for i, f in enumerate(traffic)}
-        assert n == 523 and len(where) == n
+        assert n == 512 + len(PARSER_DROPS) == 524 and len(where) == n
         f = str(tmp_path / "all.pcapng")
         rc, out, err = capture(box, "-w", f, "--count", "1500")
         assert rc == 0, err
@@ -1279,6 +1281,8 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         # A whole packet to a destination no router forwards: not "malformed".
         rc, out, err = capture(box, "--reason", "martian_destination", "--count", "1")
         assert rc == 0 and re.search(r"udp 35\.161\.0\.3:68 > 255\.255\.255\.255:67 len", out), (out, err)
+        rc, out, err = capture(box, "--reason", "martian_source", "--count", "1")
+        assert rc == 0 and re.search(r"udp 127\.0\.0\.1:7000 > 198\.51\.100\.1:53 len", out), (out, err)
         rc, out, err = capture(box, "--reason", "non_ip", "--count", "1")
         assert rc == 0 and "(not IP)" in out, (out, err)
         rc, out, err = capture(box, "--filter", "ip6", "--count", "1")

@@ -193,6 +193,11 @@ def test_status_show_explain(box):
     rc, out, err = box.ctl("explain", "::ffff:103.21.130.1", "2001:db8::1", "tcp", "7005", json_out=True)
     assert rc == 1 and out["error"]["path"] == "src" and "ipv6_mapped_source" in out["error"]["reason"], out
     assert "for an IPv4 source give 103.21.130.1" in err, err
+    # A source no router forwards from: dropped (martian_source), and said
+    # at the field (a spoofed 127.0.0.1 was steered as a region's).
+    for src, dst in (("127.0.0.1", "198.51.100.1"), ("fe80::1", "2001:db8::1")):
+        rc, out, err = box.ctl("explain", src, dst, "tcp", "443", json_out=True)
+        assert rc == 1 and out["error"]["path"] == "src" and "martian_source" in out["error"]["reason"], out
     # A numeric PROTO goes to the API as a number (every one was refused as
     # not a protocol word), and a protocol without ports needs none.
     rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "6", "7005", json_out=True)

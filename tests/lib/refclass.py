@@ -26,6 +26,20 @@ class Decision:
                 f"policy={self.policy}, links={sorted(self.links)}, drop={self.drop})")
 
 
+_MARTIAN = [ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3",
+    "::/127", "fe80::/10", "ff00::/8", "::ffff:0:0/96")]
+
+
+def martian(addr):
+    """An address no router forwards to or from (RFC 1812 5.3.7, RFC 3927,
+    RFC 4291): regionfwd's parser drops a packet carrying one
+    (martian_destination, else martian_source; a source mapped from IPv4
+    is ipv6_mapped_source, before both)."""
+    a = ipaddress.ip_address(addr)
+    return any(a.version == n.version and a in n for n in _MARTIAN)
+
+
 class RefTable:
     def __init__(self, path):
         with open(path) as f:
@@ -205,7 +219,15 @@ class ExactTable(RefTable):
         return table[slot]
 
     def decide_exact(self, src, dst, proto, sport, dport):
-        """(link or None, mirror link or None, drop reason or None, Decision)."""
+        """(link or None, mirror link or None, drop reason or None, Decision);
+        a packet the parser drops for an address it carries has no Decision
+        (None): it is dropped before any table is asked."""
+        if ":" in src and ipaddress.ip_address(src).ipv4_mapped is not None:
+            return None, None, "ipv6_mapped_source", None
+        if martian(dst):
+            return None, None, "martian_destination", None
+        if martian(src):
+            return None, None, "martian_source", None
         dcs = self.decide(src, proto, dport)
         key, pol = self.policy_for(dcs.region, dcs.service)
         mirror = pol.get("mirror")

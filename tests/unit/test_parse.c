@@ -342,8 +342,11 @@ static void test_ipv6_ext_chain(void **state)
 /* Destinations no router forwards are dropped as martian_destination, by
  * the full parser (the fast path hands them over); their neighbours are
  * ordinary. A probe saw a router solicitation to ff02::2 and a DHCP
- * discover to 255.255.255.255 steered out on a cross-region link. */
-static void test_martian_destinations(void **state)
+ * discover to 255.255.255.255 steered out on a cross-region link. The same
+ * addresses as sources are dropped as martian_source (a spoofed 127.0.0.1
+ * was steered as the region of 0.0.0.0/0), the destination's reason first
+ * when both are. */
+static void test_martian_addresses(void **state)
 {
 	static const char martian4[][4] = {
 		{0, 1, 2, 3},
@@ -388,6 +391,17 @@ static void test_martian_destinations(void **state)
 		pb_finish_v4(&p);
 		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
 		assert_int_equal(parse(&p, &k), FWD_ERR(DST_MARTIAN));
+		pb_eth(&p, 0x0800);
+		pb_ipv4(&p, martian4[i], D4, FWD_PROTO_UDP, 0);
+		pb_ports(&p, 68, 67, 8);
+		pb_finish_v4(&p);
+		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
+		assert_int_equal(parse(&p, &k), FWD_ERR(SRC_MARTIAN));
+		pb_eth(&p, 0x0800);
+		pb_ipv4(&p, martian4[i], martian4[i], FWD_PROTO_UDP, 0);
+		pb_ports(&p, 68, 67, 8);
+		pb_finish_v4(&p);
+		assert_int_equal(parse(&p, &k), FWD_ERR(DST_MARTIAN));
 	}
 	for (size_t i = 0; i < sizeof(ordinary4) / sizeof(ordinary4[0]); i++) {
 		pb_eth(&p, 0x0800);
@@ -395,6 +409,12 @@ static void test_martian_destinations(void **state)
 		pb_ports(&p, 68, 67, 8);
 		pb_finish_v4(&p);
 		assert_int_equal(parse(&p, &k), FWD_OK);
+		pb_eth(&p, 0x0800);
+		pb_ipv4(&p, ordinary4[i], D4, FWD_PROTO_UDP, 0);
+		pb_ports(&p, 68, 67, 8);
+		pb_finish_v4(&p);
+		assert_int_equal(parse(&p, &k), FWD_OK);
+		assert_memory_equal(k.src, ordinary4[i], 4);
 	}
 	for (size_t i = 0; i < sizeof(martian6) / sizeof(martian6[0]); i++) {
 		pb_eth(&p, 0x86dd);
@@ -405,6 +425,15 @@ static void test_martian_destinations(void **state)
 		pb_finish_v6(&p);
 		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
 		assert_int_equal(parse(&p, &k), FWD_ERR(DST_MARTIAN));
+		pb_eth(&p, 0x86dd);
+		pb_ipv6(&p, martian6[i], D6, FWD_PROTO_UDP);
+		pb_ports(&p, 1, 53, 8);
+		pb_finish_v6(&p);
+		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
+		/* ::ffff:10.1.1.1 has a reason of its own */
+		assert_int_equal(parse(&p, &k), i == sizeof(martian6) / sizeof(martian6[0]) - 1
+							? FWD_ERR(IPV6_MAPPED_SRC)
+							: FWD_ERR(SRC_MARTIAN));
 	}
 	for (size_t i = 0; i < sizeof(ordinary6) / sizeof(ordinary6[0]); i++) {
 		pb_eth(&p, 0x86dd);
@@ -412,6 +441,12 @@ static void test_martian_destinations(void **state)
 		pb_ports(&p, 1, 53, 8);
 		pb_finish_v6(&p);
 		assert_int_equal(parse(&p, &k), FWD_OK);
+		pb_eth(&p, 0x86dd);
+		pb_ipv6(&p, ordinary6[i], D6, FWD_PROTO_UDP);
+		pb_ports(&p, 1, 53, 8);
+		pb_finish_v6(&p);
+		assert_int_equal(parse(&p, &k), FWD_OK);
+		assert_memory_equal(k.src, ordinary6[i], 16);
 	}
 }
 
@@ -593,8 +628,10 @@ static void test_ttl_decrement_checksum(void **state)
 		p.b[14 + 7] = 0;
 		p.b[14 + 8] = (uint8_t)(2 + rand() % 254);
 		p.b[14 + 9] = FWD_PROTO_UDP;
-		if (fwd_dst_martian4(p.b + 14 + 16))
+		if (fwd_martian4(p.b + 14 + 16))
 			p.b[14 + 16] = 198; /* a destination regionfwd forwards */
+		if (fwd_martian4(p.b + 14 + 12))
+			p.b[14 + 12] = 198; /* and a source */
 		pb_finish_v4(&p);
 		assert_int_equal(parse(&p, &k), FWD_OK);
 		fwd_ipv4_ttl_dec(p.b + 14);
@@ -818,9 +855,9 @@ static void test_fast_path_equals_full(void **state)
  * of them 0xff) in every field the fast path leaves free -- TOS, ID, DF,
  * TTL, addresses -- and a checksum that verifies are all taken, filled as
  * fwd_parse_full() fills them; the same with the checksum one off are
- * refused by both. A quarter of the headers (ID and flags 0, both
- * addresses all ones) make the second sum carry too; both carries are
- * counted, each must have happened often. */
+ * refused by both. A quarter of the headers (ID 0x2000, flags 0, both
+ * addresses 223.255.255.255) make the second sum carry too; both carries
+ * are counted, each must have happened often. */
 static void test_fast_checksum_carries(void **state)
 {
 	int carried1 = 0, carried2 = 0;
@@ -844,12 +881,20 @@ static void test_fast_checksum_carries(void **state)
 		}
 		ip[6] = rand() % 2 ? 0x40 : 0; /* DF or not */
 		if (it % 4 == 0) {
-			ip[4] = ip[5] = ip[6] = 0;
+			/* Both addresses 223.255.255.255 (255.255.255.255 is never
+			 * forwarded, from or to), ID 0x2000, flags 0: the upper
+			 * halves of the first sum, 0x00002000 + 0xffffffdf, fill
+			 * 32 bits, so the second sum carries whenever the lower
+			 * halves did not (and the first carries when they did). */
+			ip[4] = 0x20;
+			ip[5] = ip[6] = 0;
 			memset(ip + 12, 0xff, 8);
-			ip[16] = 0xdf; /* not 255.255.255.255, which is never forwarded */
+			ip[12] = ip[16] = 0xdf;
 		}
-		if (fwd_dst_suspect4(ip[16]))
+		if (fwd_martian4_lead[ip[16]])
 			ip[16] = 198;
+		if (fwd_martian4_lead[ip[12]])
+			ip[12] = 0xdf; /* high, for the carries */
 		fix_v4_csum(&p);
 		memcpy(&w0, ip, 8);
 		memcpy(&w1, ip + 8, 8);
@@ -999,7 +1044,7 @@ int main(void)
 		cmocka_unit_test(test_ipv4_fragments),
 		cmocka_unit_test(test_ipv6_ext_chain),
 		cmocka_unit_test(test_ipv6_malformed),
-		cmocka_unit_test(test_martian_destinations),
+		cmocka_unit_test(test_martian_addresses),
 		cmocka_unit_test(test_ipv6_fragments),
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_ttl_decrement_checksum),
