@@ -56,6 +56,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fwd_defs.h"
+
 #define FWD_X_NAME_MAX 256 /* 255 + NUL */
 
 enum {
@@ -108,7 +110,7 @@ int fwd_extract_given(int field, const char *s, size_t n, char *out, size_t outl
  * protocol that never carries it both ask here. */
 static inline int fwd_extract_carried(int field, unsigned proto)
 {
-	return proto == 6 || (field == FWD_X_QNAME && proto == 17);
+	return proto == FWD_PROTO_TCP || (field == FWD_X_QNAME && proto == FWD_PROTO_UDP);
 }
 
 /* FWD_X_*'s name as explain and the counters say it ("malformed", ...). */
