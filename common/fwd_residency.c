@@ -502,21 +502,42 @@ static int walk_nested(const struct fwd_table *t, int fam,
 	return 0;
 }
 
+/* Each (inner, outer) pair of regions once: a nested chain visits the same
+ * pair at every depth, and each visit scanned all rules (up to 1,024) for
+ * the outer's, so 2,000 chains of 113 prefixes in two regions took 57 s a
+ * generation. @held is a bit a pair, nregions x nregions. */
+struct hold_walk {
+	struct fwd_table *t;
+	uint64_t *held;
+};
+
 static int hold_pair(void *arg, const struct nest_key *inner, const struct nest_key *outer)
 {
-	fwd_residency_rows_nest(arg, inner->region, outer->region);
+	struct hold_walk *hw = arg;
+	size_t bit = (size_t)outer->region * hw->t->nregions + inner->region;
+
+	if (hw->held[bit / 64] >> (bit % 64) & 1)
+		return 0;
+	hw->held[bit / 64] |= 1ull << (bit % 64);
+	fwd_residency_rows_nest(hw->t, inner->region, outer->region);
 	return 0;
 }
 
 int fwd_residency_rows_fill(struct fwd_table *t)
 {
 	size_t rw = region_words(t);
+	struct hold_walk hw = {.t = t};
 
 	if (t->rule_rows || t->nresidency == 0)
 		return 0;
+	hw.held = calloc(((size_t)t->nregions * t->nregions + 63) / 64, sizeof(uint64_t));
 	t->rule_rows = calloc(fwd_residency_rows_words(t), sizeof(uint64_t));
-	if (t->rule_rows == NULL)
+	if (t->rule_rows == NULL || hw.held == NULL) {
+		free(hw.held);
+		free(t->rule_rows);
+		t->rule_rows = NULL;
 		return -ENOMEM;
+	}
 	for (uint16_t r = 0; r < t->nregions; r++)
 		for (uint16_t l = 0; l < t->nlinks; l++)
 			set_bit(region_links(t, r), l);
@@ -526,8 +547,9 @@ int fwd_residency_rows_fill(struct fwd_table *t)
 				set_bit(rule_row(t, i) + rw, l);
 		hold(t, i, t->residency[i].region);
 	}
-	walk_nested(t, 4, hold_pair, t);
-	walk_nested(t, 6, hold_pair, t);
+	walk_nested(t, 4, hold_pair, &hw);
+	walk_nested(t, 6, hold_pair, &hw);
+	free(hw.held);
 	return 0;
 }
 
