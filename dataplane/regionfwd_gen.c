@@ -854,18 +854,36 @@ static void build_flows(struct gen *g)
 		struct flow *f = &g->fl[i];
 		struct fwd_pkt p;
 
-		if (fam == 4) {
-			uint32_t a = t->prefix4[k].addr;
+		/* A source no router forwards from (an edge of 0.0.0.0/0, all of
+		 * 224.0.0.0/4) would be dropped as martian_source: an address
+		 * inside instead, or, for a prefix that holds only those, the
+		 * next prefix. */
+		for (uint32_t tries = 0;; tries++) {
+			if (tries / 16 == np)
+				rte_exit(EXIT_FAILURE,
+					 "every prefix of the table lies where no router forwards "
+					 "from (0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, "
+					 "224.0.0.0/3, "
+					 "::, ::1, fe80::/10, ff00::/8): no source to send from\n");
+			fam = k < t->nprefix4 ? 4 : 6;
+			if (fam == 4) {
+				uint32_t a = t->prefix4[k].addr;
 
-			sa[0] = (uint8_t)(a >> 24), sa[1] = (uint8_t)(a >> 16),
-			sa[2] = (uint8_t)(a >> 8), sa[3] = (uint8_t)a;
-			addr = sa;
-			plen = t->prefix4[k].len;
-		} else {
-			addr = t->prefix6[k - t->nprefix4].addr;
-			plen = t->prefix6[k - t->nprefix4].len;
+				sa[0] = (uint8_t)(a >> 24), sa[1] = (uint8_t)(a >> 16),
+				sa[2] = (uint8_t)(a >> 8), sa[3] = (uint8_t)a;
+				addr = sa;
+				plen = t->prefix4[k].len;
+			} else {
+				addr = t->prefix6[k - t->nprefix4].addr;
+				plen = t->prefix6[k - t->nprefix4].len;
+			}
+			memset(src, 0, sizeof(src));
+			pick_addr(addr, plen, fam, tries % 16 ? 2 : which, &seed, src);
+			if (!(fam == 4 ? fwd_martian4(src) : fwd_martian6(src)))
+				break;
+			if (tries % 16 == 15)
+				k = (k + 1) % np;
 		}
-		pick_addr(addr, plen, fam, which, &seed, src);
 		if (proto != FWD_PROTO_TCP && proto != FWD_PROTO_UDP && proto != FWD_PROTO_SCTP)
 			proto = FWD_PROTO_UDP,
 			dport = (uint16_t)(1 + rnd(&seed) % 65535); /* port-less services: UDP */

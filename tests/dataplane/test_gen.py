@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import netns  # noqa: E402
 from dprun import eal_args, regionfwd_bin, start_regionfwd, wait_started  # noqa: E402
-from refclass import ExactTable  # noqa: E402
+from refclass import ExactTable, martian  # noqa: E402
 
 from scapy.all import IP, SCTP, TCP, UDP, Dot1Q, Ether, IPv6, Raw, rdpcap, wrpcap  # noqa: E402
 
@@ -102,6 +102,35 @@ def test_pcap_covers_the_table(tmp_path):
     # The network address and the last address of prefixes both appear.
     srcs = {f[IP].src for f in frames if IP in f}
     assert "103.21.0.0" in srcs or "103.21.255.255" in srcs
+
+
+def test_no_source_no_router_forwards_from(tmp_path):
+    """regionfwd drops a source no router forwards from (martian_source):
+    the edges of 0.0.0.0/0 and ::/0 and all of 224.0.0.0/4 were sent from
+    (the generator stopped: "flow 0 does not parse"). An address inside
+    instead, the next prefix for one that holds only those, and a table of
+    only those is refused, saying why."""
+    table = tmp_path / "t.yaml"
+    table.write_text('version: 1\nregions:\n  world: {prefixes: [0.0.0.0/0, "::/0"]}\n'
+                     '  mc: {prefixes: [224.0.0.0/4]}\n  r8: {prefixes: [10.0.0.0/8]}\n'
+                     'links:\n  l: {port: out0, next_hop_mac: "02:00:00:00:00:01"}\n'
+                     'default: {action: steer, to: l}\n')
+    out = tmp_path / "gen.pcap"
+    p = subprocess.run([gen_bin()] + eal_args("gen-martian", "0", 512) + [
+        "--", "--table", str(table), "--pcap", str(out), "--flows", "60"],
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    srcs = [f[IP].src if IP in f else f[IPv6].src for f in rdpcap(str(out))]
+    assert len(srcs) == 60 and not [a for a in srcs if martian(a)], srcs
+    assert any(a.startswith("10.") for a in srcs) and any(":" in a for a in srcs), srcs
+    table.write_text('version: 1\nregions:\n  mc: {prefixes: [224.0.0.0/4, "fe80::/10"]}\n'
+                     'links:\n  l: {port: out0, next_hop_mac: "02:00:00:00:00:01"}\n'
+                     'default: {action: steer, to: l}\n')
+    p = subprocess.run([gen_bin()] + eal_args("gen-martian", "0", 512) + [
+        "--", "--table", str(table), "--pcap", str(out), "--flows", "60"],
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "every prefix of the table lies where no router forwards from" in p.stderr, \
+        p.stderr
 
 
 def test_sctp_ranges_get_sctp_frames(tmp_path):
