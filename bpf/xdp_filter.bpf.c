@@ -425,12 +425,14 @@ decide:
 	/* A destination no router forwards (broadcast, multicast, link-local:
 	 * neighbour discovery, DHCP) is the kernel's, also when the fast path
 	 * takes the rest: it drops them (martian_destination), and a review
-	 * found the host's own neighbour solicitations sent there. So is a
-	 * source no router forwards from (martian_source): a neighbour
-	 * solicitation from fe80:: to this host's global address, duplicate
-	 * address detection from ::. */
-	if (h->redirect && (p.family == 4 ? fwd_martian4(p.dst) || fwd_martian4(p.src)
-					  : fwd_martian6(p.dst) || fwd_martian6(p.src)))
+	 * found the host's own neighbour solicitations sent there. So is an
+	 * IPv6 link-scoped source to a unicast address: neighbour
+	 * unreachability detection from fe80:: to this host's global address.
+	 * Other martian sources go on to the fast path, which drops and counts
+	 * them (martian_source): the kernel, forwarding by its own routes,
+	 * would not (169.254/16 and 240/4 are no martians of Linux's). */
+	if (h->redirect && (p.family == 4 ? fwd_martian4(p.dst)
+					  : fwd_martian6(p.dst) || fwd_src6_link_scoped(p.src)))
 		return XDP_PASS;
 	if (h->redirect) {
 		/* To the fast path's socket on this queue; with no socket there

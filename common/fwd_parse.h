@@ -140,9 +140,9 @@ FWD_INLINE int fwd_ipv6_src_mapped(const uint8_t *a)
  * link, TTL lowered (a probe); as sources, a spoofed 127.0.0.1 or
  * 255.255.255.255 classified as whatever region held 0.0.0.0/0 and left on
  * its link. Dropped by the fast path's parser (martian_destination, then
- * martian_source); the XDP program calls these too, to pass such packets
- * to the kernel's stack in AF_XDP mode, whose they are (neighbour
- * discovery from fe80::, DHCP, duplicate address detection from ::).
+ * martian_source); the XDP program asks about destinations too, to leave
+ * such packets to the kernel's stack in AF_XDP mode, whose they are
+ * (neighbour discovery, DHCP; fwd_src6_link_scoped() for sources).
  */
 FWD_INLINE int fwd_martian4(const uint8_t *a)
 {
@@ -156,6 +156,18 @@ FWD_INLINE int fwd_martian6(const uint8_t *a)
 	__builtin_memcpy(&hi, a, 8);
 	return a[0] == 0xff || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
 	       (hi == 0 && fwd_rd32(a + 8) == 0 && fwd_rd32(a + 12) <= 1) || fwd_ipv6_src_mapped(a);
+}
+
+/* An IPv6 source only a link knows: link-local fe80::/10, or :: (an
+ * address being claimed, RFC 4862 5.4). The XDP filter leaves packets from
+ * such a source to the kernel in AF_XDP mode (neighbour discovery). */
+FWD_INLINE int fwd_src6_link_scoped(const uint8_t *a)
+{
+	uint64_t hi, lo;
+
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	return (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || (hi == 0 && lo == 0);
 }
 
 #ifndef __bpf__

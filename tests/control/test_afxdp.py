@@ -42,8 +42,9 @@ def filter_status(api):
 def send_and_count(lab, iface, api, arp=0, martian=0):
     """100 UDP packets into @iface, half of them from the denied 10.9/16,
     @arp ARP frames and @martian frames no router forwards, in turn DHCP
-    discovers to 255.255.255.255 from an admitted source and datagrams from
-    the link-local 169.254.7.7 to an ordinary destination; the filter's
+    discovers to 255.255.255.255 from an admitted source and datagrams to
+    ordinary destinations from the link-local fe80::7 (both the kernel's)
+    and from 169.254.7.7 (the fast path's, which drops them); the filter's
     status once it counted them all."""
     # Paced: a veth's XDP receive ring holds 256 frames; a tight burst
     # can overflow it before any program runs.
@@ -52,13 +53,15 @@ def send_and_count(lab, iface, api, arp=0, martian=0):
                     "iface=IFACE, verbose=False, inter=0.0005)\n"
                     f"sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/ARP(pdst='10.8.0.1') for i in range({arp})], "
                     "iface=IFACE, verbose=False)\n"
-                    f"sendp([Ether(dst='ff:ff:ff:ff:ff:ff')/IP(src='10.8.7.7', dst='255.255.255.255')/"
-                    f"UDP(sport=68, dport=67) if i % 2 == 0 else Ether(dst='02:00:00:00:00:99')/"
-                    f"IP(src='169.254.7.7', dst='192.0.2.1')/UDP(sport=7, dport=9) for i in range({martian})], "
+                    "sendp([[Ether(dst='ff:ff:ff:ff:ff:ff')/IP(src='10.8.7.7', dst='255.255.255.255')/"
+                    "UDP(sport=68, dport=67), Ether(dst='02:00:00:00:00:99')/IPv6(src='fe80::7', "
+                    "dst='2001:db8::1')/UDP(sport=7, dport=9), Ether(dst='02:00:00:00:00:99')/"
+                    f"IP(src='169.254.7.7', dst='192.0.2.1')/UDP(sport=7, dport=9)][i % 3] for i in range({martian})], "
                     "iface=IFACE, verbose=False)")
     # A veth runs its XDP program in its own NAPI poll, which a loaded
     # machine can defer: wait for the counts, then read.
-    wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 and s["counters"]["non_ip"] >= arp and
+    wait_for(lambda: (lambda s: s and s["counters"]["to_afxdp"] >= 50 + martian // 3 and
+                      s["counters"]["non_ip"] >= arp and
                       s["counters"]["pass"] >= 50 + arp + martian and
                       s["rules"]["deny-lab9"]["packets"] >= 50)(filter_status(api)), what="the filter's counts")
     time.sleep(0.5)  # regionfwd forwards what the socket got
@@ -94,7 +97,7 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
             text = subprocess.run([REGIONCTL, "-s", api, "filter", "status"], capture_output=True, text=True).stdout
             assert text.startswith(f"program {st['program_id']}, generation 1 "
                                    "(adopted from the fast path's AF_XDP port)\n"), text
-            st = send_and_count(lab, "xpa1", api, arp=5, martian=5)
+            st = send_and_count(lab, "xpa1", api, arp=5, martian=6)
         finally:
             if rd:
                 rd.send_signal(signal.SIGTERM)
@@ -104,19 +107,22 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
             subprocess.run(["rm", "-rf", f"/sys/fs/bpf/rfwd-axdp-{os.getpid()}"])
     assert fwd.returncode == 0, open(tmp_path / "fwd.log").read()
     s = json.load(open(tmp_path / "s.json"))
-    # The filter decided on everything, exactly: 50 denied, 50 sent to the
-    # fast path's socket, 5 ARP frames and 5 martians to the kernel (the
-    # fast path drops a destination or source no router forwards: the
-    # broadcasts went there, and the host's neighbour discovery with them;
-    # 2 from a link-local source went there too).
+    # The filter decided on everything, exactly: 50 denied, 50 and the 2
+    # from 169.254.7.7 sent to the fast path's socket, 5 ARP frames, the 2
+    # broadcasts and the 2 from fe80::7 to the kernel (the fast path drops
+    # a destination or a source no router forwards: the broadcasts went
+    # there, and the host's neighbour discovery with them; the kernel would
+    # forward one from 169.254/16 by its own routes).
     assert st["rules"]["deny-lab9"]["packets"] == 50
-    assert st["counters"]["to_afxdp"] == 50 and st["counters"]["non_ip"] == 5
-    assert st["counters"]["pass"] == 60, st["counters"]
+    assert st["counters"]["to_afxdp"] == 52 and st["counters"]["non_ip"] == 5
+    assert st["counters"]["pass"] == 61, st["counters"]
     # regionfwd received only admitted IP packets (all of them unless the
-    # AF_XDP ring itself overflowed), forwarded every one, and no denied one.
+    # AF_XDP ring itself overflowed), forwarded every one but the martian
+    # sources, which it counted, and no denied one.
     out = read_pcaps(str(tmp_path / "out.pcap"))
     assert all(p[IP].src.startswith("10.8.") for p in out)
-    assert s["packets"]["rx"] == s["packets"]["tx"] == len(out) >= 45, s["packets"]
+    assert s["packets"]["tx"] == len(out) >= 45 and s["drops"]["martian_source"] <= 2, s
+    assert s["packets"]["rx"] == s["packets"]["tx"] + s["drops"]["martian_source"], s["packets"]
 
 
 def test_the_fast_paths_program_filters_its_own_interface_alone(tmp_path):
