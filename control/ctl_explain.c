@@ -182,24 +182,13 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 			e, FWD_R_BAD_REQUEST, NULL, 0, "src",
 			"'%.64s' is an IPv4-mapped address, which no packet carries as "
 			"its source: regionfwd drops such packets (ipv6_mapped_source); "
-			"for an IPv4 source give %u.%u.%u.%u",
+			"for an IPv4 source give %u.%u.%u.%u%s",
 			json_string_value(json_object_get(b, "src")), x->src[12], x->src[13],
-			x->src[14], x->src[15]);
-	/* Nor does it forward to or from these (fwd_martian4/6): the same,
-	 * in the parser's order (the destination first). */
-	if (sl == 4 ? fwd_martian4(x->dst) : fwd_martian6(x->dst))
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "dst",
-				    "'%.64s' is a destination no router forwards (broadcast, "
-				    "multicast, loopback, link-local, unspecified, 0.0.0.0/8, "
-				    "240.0.0.0/4 or IPv4-mapped): regionfwd drops such packets "
-				    "(martian_destination)",
-				    json_string_value(json_object_get(b, "dst")));
-	if (sl == 4 ? fwd_martian4(x->src) : fwd_martian6(x->src))
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "src",
-				    "'%.64s' is a source no router forwards from (broadcast, "
-				    "multicast, loopback, link-local, unspecified, 0.0.0.0/8 or "
-				    "240.0.0.0/4): regionfwd drops such packets (martian_source)",
-				    json_string_value(json_object_get(b, "src")));
+			x->src[14], x->src[15],
+			/* a probe's find: the hint once named 127.0.0.1 as if usable */
+			fwd_martian4(x->src + 12)
+				? ", which no router forwards from either (martian_source)"
+				: "");
 	x->req.src = (ProtobufCBinaryData){.len = sl, .data = x->src};
 	x->req.dst = (ProtobufCBinaryData){.len = dl, .data = x->dst};
 	if (json_is_integer(proto) && json_integer_value(proto) >= 0 &&
@@ -255,6 +244,15 @@ static const char *not_enforced(const json_t *fs, const json_t *i, uint64_t gen,
 	return why;
 }
 
+/* What the XDP program leaves to the kernel also in AF_XDP mode
+ * (bpf/xdp_filter.bpf.c): a destination no router forwards, an IPv6
+ * link-scoped source. */
+static int kernel_bound(const struct ctl_explain *x)
+{
+	return x->req.src.len == 4 ? fwd_martian4(x->dst)
+				   : fwd_martian6(x->dst) || fwd_src6_link_scoped(x->src);
+}
+
 json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t, const json_t *fs,
 			uint64_t gen)
 {
@@ -304,8 +302,8 @@ json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t, 
 		      : v.by == FWD_FLT_BY_SERVICE ? "service"
 						   : "default",
 		      "match", match[0] ? match : NULL, "redirect",
-		      f->present && f->redirect ? "af_xdp" : "kernel", "enforced_on", on,
-		      "not_enforced_on", off);
+		      f->present && f->redirect && !kernel_bound(x) ? "af_xdp" : "kernel",
+		      "enforced_on", on, "not_enforced_on", off);
 	if (o && v.rule >= 0 && v.action == FWD_FLT_RATE) {
 		json_object_set_new(o, "rate_pps", json_integer(f->rules[v.rule].rate_pps));
 		json_object_set_new(o, "burst", json_integer(f->rules[v.rule].burst));

@@ -1431,14 +1431,16 @@ static const struct ans_field ans_validate[] = {
 static const struct ans_field ans_explain[] = {
 	{"generation", AT_ID},
 	{"hash", AT_STR},
-	{"region", AT_STR},
+	/* null, with flow_hash: a packet the parser drops for an address
+	 * (martian_source, martian_destination), before any table is asked */
+	{"region", AT_STR | AT_NULL},
 	{"prefix", AT_STR | AT_NULL},
-	{"service", AT_STR},
-	{"policy", AT_STR},
+	{"service", AT_STR | AT_NULL},
+	{"policy", AT_STR | AT_NULL},
 	{"action", AT_STR},
 	{"target", AT_STR | AT_NULL | AT_OPT},
 	{"group", AT_STR | AT_NULL},
-	{"flow_hash", AT_UINT | AT_OPT},
+	{"flow_hash", AT_UINT | AT_NULL | AT_OPT},
 	{"link", AT_STR | AT_NULL},
 	{"port", AT_STR | AT_NULL | AT_OPT},
 	{"mirror", AT_STR | AT_NULL},
@@ -2704,6 +2706,17 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 	} else {
 		printf("generation  %lld (%s)\n", ji(r, "generation"), js(r, "hash"));
 		explain_xdp_print(json_object_get(r, "xdp"));
+		if (json_is_null(json_object_get(r, "region"))) {
+			/* Dropped by the parser for an address: no table was asked. */
+			const char *why = "by the parser";
+
+			for (int i = 0; i < FWD_DROP_MAX; i++)
+				if (strcmp(fwd_drop_names[i], js(r, "drop_reason")) == 0)
+					why = fwd_drop_help[i];
+			printf("dropped     %s (%s), before any table is asked\n",
+			       js(r, "drop_reason"), why);
+			goto done;
+		}
 		printf("region      %s (matched %s)\n", js(r, "region"),
 		       json_is_null(json_object_get(r, "prefix")) ? "no prefix" : js(r, "prefix"));
 		printf("service     %s\n", js(r, "service"));
@@ -2725,6 +2738,7 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 			printf("dropped     %s\n", js(r, "drop_reason"));
 		explain_content_print(json_object_get(r, "content"));
 	}
+done:
 	json_decref(r);
 	return 0;
 }
@@ -4176,10 +4190,36 @@ static int header_guess(const uint8_t *d, size_t len, char *src, char *dst, size
 		*proto = d[off + 6];
 		l4 = off + 40;
 		fam = 6;
+		/* The extension headers as the parser walks them, for a packet
+		 * it dropped for an address (a probe saw "0 fe80::1 > ..." for
+		 * UDP behind a hop-by-hop header): the protocol after them, no
+		 * ports behind a later fragment or past the record. */
+		for (int i = 0; l4 && fwd_ipv6_is_ext(*proto) && i <= FWD_MAX_IPV6_EXT; i++) {
+			size_t hl;
+
+			if (l4 + 8 > len) {
+				l4 = 0;
+				break;
+			}
+			hl = *proto == 44   ? 8
+			     : *proto == 51 ? ((size_t)d[l4 + 1] + 2) * 4
+					    : ((size_t)d[l4 + 1] + 1) * 8;
+			if (*proto == 44 && (d[l4 + 2] << 8 | (d[l4 + 3] & 0xf8)) != 0) {
+				*proto = d[l4];
+				l4 = 0; /* a later fragment: no L4 header */
+				break;
+			}
+			*proto = d[l4];
+			l4 += hl;
+		}
+		if (fwd_ipv6_is_ext(*proto))
+			l4 = 0;
 	}
-	/* The ports of TCP and UDP when they are there (a frame cut short,
-	 * as the XDP filter's 256-byte records are, keeps them). */
-	if (fam && l4 && (*proto == 6 || *proto == 17) && l4 + 4 <= len) {
+	/* The ports of TCP, UDP and SCTP when they are there (a frame cut
+	 * short, as the XDP filter's 256-byte records are, keeps them). */
+	if (fam && l4 &&
+	    (*proto == FWD_PROTO_TCP || *proto == FWD_PROTO_UDP || *proto == FWD_PROTO_SCTP) &&
+	    l4 + 4 <= len) {
 		*sport = d[l4] << 8 | d[l4 + 1];
 		*dport = d[l4 + 2] << 8 | d[l4 + 3];
 	}

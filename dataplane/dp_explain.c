@@ -192,6 +192,25 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 	return o;
 }
 
+/* The answer for a packet the parser drops for @reason: every field of
+ * the classification null, the action a drop. */
+static json_t *parser_drop(const struct dp_gen *g, int reason, struct fwd_err *err)
+{
+	char hash[20];
+	json_t *r;
+
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)g->hash);
+	r = json_pack("{s:I, s:s, s:n, s:n, s:n, s:n, s:s, s:n, s:n, s:n, s:n, s:n, s:s, s:n, "
+		      "s:n}",
+		      "generation", (json_int_t)g->id, "hash", hash, "region", "prefix", "service",
+		      "policy", "action", FWD_WORD_NAME(POLICY_ACTION, DROP), "target", "group",
+		      "link", "port", "mirror", "drop_reason", fwd_drop_names[reason], "flow_hash",
+		      "content");
+	if (r == NULL)
+		fwd_err_set(err, "", 0, "", "out of memory");
+	return r;
+}
+
 json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
@@ -204,11 +223,13 @@ json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct 
 	char pol[80], hash[20];
 	json_t *r, *content;
 
+	/* An address no router forwards, to or from: the parser drops the
+	 * packet before any table is asked, and that is the answer (such
+	 * packets exist: spoofed, link-local, broadcast). */
+	if (rc == FWD_ERR(DST_MARTIAN) || rc == FWD_ERR(SRC_MARTIAN))
+		return parser_drop(g, FWD_ERR_TO_DROP(rc), err);
 	if (rc != FWD_OK) {
-		fwd_err_set(err, "", 0,
-			    rc == FWD_ERR(IPV6_MAPPED_SRC) || rc == FWD_ERR(SRC_MARTIAN) ? "src"
-			    : rc == FWD_ERR(DST_MARTIAN)				 ? "dst"
-											 : "proto",
+		fwd_err_set(err, "", 0, rc == FWD_ERR(IPV6_MAPPED_SRC) ? "src" : "proto",
 			    "the probe does not parse: %s", fwd_drop_names[FWD_ERR_TO_DROP(rc)]);
 		return NULL;
 	}

@@ -98,6 +98,15 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
             assert text.startswith(f"program {st['program_id']}, generation 1 "
                                    "(adopted from the fast path's AF_XDP port)\n"), text
             st = send_and_count(lab, "xpa1", api, arp=5, martian=6)
+            # explain says where each of those went, as the program did
+            for args, redirect, drop in ((("10.8.1.1", "192.0.2.1", "udp", "9"), "af_xdp", None),
+                                         (("10.8.7.7", "255.255.255.255", "udp", "67"), "kernel",
+                                          "martian_destination"),
+                                         (("fe80::7", "2001:db8::1", "udp", "9"), "kernel", "martian_source"),
+                                         (("169.254.7.7", "192.0.2.1", "udp", "9"), "af_xdp", "martian_source")):
+                p = subprocess.run([REGIONCTL, "-s", api, "-j", "explain", *args], capture_output=True, text=True)
+                e = json.loads(p.stdout) if p.returncode == 0 else p.stderr
+                assert e["xdp"]["redirect"] == redirect and e["drop_reason"] == drop, (args, e)
         finally:
             if rd:
                 rd.send_signal(signal.SIGTERM)

@@ -22,7 +22,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 sys.path.insert(0, os.path.dirname(__file__))
 import netns  # noqa: E402
-from scapy.all import ICMP, IP, UDP, Ether, IPOption_NOP, IPv6, Raw, rdpcap  # noqa: E402
+from scapy.all import ICMP, IP, UDP, Ether, IPOption_NOP, IPv6, IPv6ExtHdrHopByHop, Raw, rdpcap  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, Box, wait_for  # noqa: E402
 from unixproxy import UnixProxy  # noqa: E402
 
@@ -1223,7 +1223,7 @@ def test_xdp_drops_keep_their_rule_names_across_table_changes(tmp_path):
 
 # Frames the parser drops (non_ip, ipv4_truncated, ipv4_bad_checksum,
 # ipv4_bad_header, martian_destination, martian_source), each its own
-# bytes, after Box's 512 good ones: 524 frames, so that bursts of 32 take
+# bytes, after Box's 512 good ones: 525 frames, so that bursts of 32 take
 # them in ever other places as the input loops.
 PARSER_DROPS = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02", type=0x88b5) / Raw(bytes([i]) * 46)
                 for i in range(3)] + \
@@ -1240,7 +1240,10 @@ PARSER_DROPS = [Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02", type=0x8
                 Ether(src="02:99:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") /
                 IP(src="35.161.0.3", dst="255.255.255.255") / UDP(sport=68, dport=67) / Raw(b"d" * 10),
                 Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
-                IP(src="127.0.0.1", dst="198.51.100.1") / UDP(sport=7000, dport=53) / Raw(b"l" * 10)]
+                IP(src="127.0.0.1", dst="198.51.100.1") / UDP(sport=7000, dport=53) / Raw(b"l" * 10),
+                Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02") /
+                IPv6(src="fe80::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop() / UDP(sport=7100, dport=53) /
+                Raw(b"k" * 10)]
 
 
 def test_a_capture_keeps_the_arrival_order(tmp_path):
@@ -1253,7 +1256,7 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         traffic = [bytes(p) for p in rdpcap(str(tmp_path / "in.pcap"))]
         n = len(traffic)
         where = {f: i for i, f in enumerate(traffic)}
-        assert n == 512 + len(PARSER_DROPS) == 524 and len(where) == n
+        assert n == 512 + len(PARSER_DROPS) == 525 and len(where) == n
         f = str(tmp_path / "all.pcapng")
         rc, out, err = capture(box, "-w", f, "--count", "1500")
         assert rc == 0, err
@@ -1281,8 +1284,12 @@ def test_a_capture_keeps_the_arrival_order(tmp_path):
         # A whole packet to a destination no router forwards: not "malformed".
         rc, out, err = capture(box, "--reason", "martian_destination", "--count", "1")
         assert rc == 0 and re.search(r"udp 35\.161\.0\.3:68 > 255\.255\.255\.255:67 len", out), (out, err)
-        rc, out, err = capture(box, "--reason", "martian_source", "--count", "1")
+        rc, out, err = capture(box, "--reason", "martian_source", "--filter", "ip", "--count", "1")
         assert rc == 0 and re.search(r"udp 127\.0\.0\.1:7000 > 198\.51\.100\.1:53 len", out), (out, err)
+        # ... and behind IPv6 extension headers, the protocol after them
+        # (it read "0 fe80::1 > 2001:db8::2", a probe).
+        rc, out, err = capture(box, "--reason", "martian_source", "--filter", "ip6", "--count", "1")
+        assert rc == 0 and "udp [fe80::1]:7100 > [2001:db8::2]:53 len" in out, (out, err)
         rc, out, err = capture(box, "--reason", "non_ip", "--count", "1")
         assert rc == 0 and "(not IP)" in out, (out, err)
         rc, out, err = capture(box, "--filter", "ip6", "--count", "1")

@@ -193,11 +193,20 @@ def test_status_show_explain(box):
     rc, out, err = box.ctl("explain", "::ffff:103.21.130.1", "2001:db8::1", "tcp", "7005", json_out=True)
     assert rc == 1 and out["error"]["path"] == "src" and "ipv6_mapped_source" in out["error"]["reason"], out
     assert "for an IPv4 source give 103.21.130.1" in err, err
-    # A source no router forwards from: dropped (martian_source), and said
-    # at the field (a spoofed 127.0.0.1 was steered as a region's).
-    for src, dst in (("127.0.0.1", "198.51.100.1"), ("fe80::1", "2001:db8::1")):
+    # An address no router forwards, from or to: the parser drops the
+    # packet before any table is asked, and explain says so (a spoofed
+    # 127.0.0.1 was steered as a region's).
+    for src, dst, why in (("127.0.0.1", "198.51.100.1", "martian_source"),
+                          ("fe80::1", "2001:db8::1", "martian_source"),
+                          ("103.21.130.1", "224.0.0.251", "martian_destination")):
         rc, out, err = box.ctl("explain", src, dst, "tcp", "443", json_out=True)
-        assert rc == 1 and out["error"]["path"] == "src" and "martian_source" in out["error"]["reason"], out
+        assert rc == 0 and out["drop_reason"] == why and out["action"] == "drop", (out, err)
+        assert [out[k] for k in ("region", "prefix", "service", "policy", "link", "content")] == [None] * 6, out
+        rc, text, err = box.ctl("explain", src, dst, "tcp", "443")
+        assert rc == 0 and f"dropped     {why} (" in text and "before any table is asked" in text, text
+    # The hint of a mapped source does not offer what is dropped too.
+    rc, out, err = box.ctl("explain", "::ffff:127.0.0.1", "2001:db8::1", "tcp", "443", json_out=True)
+    assert rc == 1 and "which no router forwards from either (martian_source)" in out["error"]["reason"], out
     # A numeric PROTO goes to the API as a number (every one was refused as
     # not a protocol word), and a protocol without ports needs none.
     rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "6", "7005", json_out=True)

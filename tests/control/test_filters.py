@@ -120,6 +120,16 @@ def test_filter_lifecycle(tmp_path):
             rc, out, _ = box.ctl("explain", "10.9.3.3", "192.0.2.1", "udp", "9")
             assert "xdp filter  drop by rule deny-lab (source prefix 10.9.0.0/16) on xfa0" in out, out
             assert "it never reaches regionfwd" in out, out
+            # A source no router forwards from: the filter decides it like
+            # any other (explain once refused it, the XDP stage unsaid), and
+            # regionfwd's parser drops what the filter passes.
+            rc, e, err = box.ctl("explain", "127.0.0.1", "192.0.2.1", "tcp", "23", json_out=True)
+            assert rc == 0 and (e["xdp"]["verdict"], e["xdp"]["rule"]) == ("drop", "no-telnet"), (e, err)
+            assert e["drop_reason"] == "martian_source" and e["region"] is None and e["link"] is None, e
+            rc, out, err = box.ctl("explain", "169.254.1.1", "192.0.2.1", "udp", "9")
+            assert rc == 0 and "xdp filter  pass" in out and \
+                "dropped     martian_source (source no router forwards from" in out and "region" not in out, \
+                (out, err)
 
             # Updates while traffic flows: A (10.8/16) is allowed and D
             # (10.9/16) denied by every generation; only other prefixes change.
