@@ -48,7 +48,7 @@
 #define CTL_ROLLOUT_LABELS_MAX 16 /* labels per node kept */
 #define CTL_ROLLOUT_LINKS_MAX 16 /* names of links down kept per node (the first, sorted) */
 #define CTL_ROLLOUT_LINKS_READ 1024 /* names a report may list (FWD_MAX_LINKS) */
-#define CTL_ROLLOUT_REASONS_MAX 32 /* drop reasons per node (fwd_counters.def has 24) */
+#define CTL_ROLLOUT_REASONS_MAX 32 /* drop reasons per node (fwd_counters.def has 26) */
 #define CTL_ROLLOUT_REASON_MAX 31 /* drop reason names */
 #define CTL_ROLLOUT_BY_MAX 200 /* created_by */
 

@@ -4261,7 +4261,8 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 		 * not by the sender: its lengths cannot be checked. */
 		if (e.caplen < e.origlen)
 			snprintf(what, sizeof(what), "snapped at %u", e.caplen);
-		/* Whole: dropped for an address it carries, not for its form. */
+		/* Dropped for an address it carries, before the parser looked
+		 * at its form any further: not called malformed. */
 		else if (rc != FWD_ERR(DST_MARTIAN) && rc != FWD_ERR(SRC_MARTIAN) &&
 			 rc != FWD_ERR(IPV6_MAPPED_SRC))
 			snprintf(what, sizeof(what), "malformed IPv%d", fam);

@@ -56,7 +56,7 @@ static const char S4[4] = {10, 1, 2, 3}, D4[4] = {10, 9, 8, 7};
 static const uint8_t S6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5};
 static const uint8_t D6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6};
 
-#define NFRAMES 11
+#define NFRAMES 12
 
 static struct pb frames[NFRAMES];
 static int nframes;
@@ -160,6 +160,12 @@ static void build_frames(void)
 		pb_u16(frames[nframes].b + 14 + 10, c);
 	}
 	nframes++;
+	p = &frames[nframes++]; /* IPv4 UDP from 127.0.0.1: no router forwards from it */
+	pb_eth(p, 0x0800);
+	pb_ipv4(p, (const char[4]){127, 0, 0, 1}, D4, FWD_PROTO_UDP, 0);
+	pb_ports(p, 1006, 53, 8);
+	pb_payload(p, 18);
+	pb_finish_v4(p);
 	assert_int_equal(nframes, NFRAMES);
 }
 
@@ -241,11 +247,12 @@ static void test_reference_is_sane(void **state)
 	(void)state;
 	run(0, FLAGS_NONE, &ref);
 	assert_int_equal(ref.cnt.rx, 2 * NFRAMES);
-	/* The bad checksum, the truncated frames and TTL 1 are dropped, twice
-	 * each; everything else leaves. */
+	/* The bad checksum, the truncated frames, TTL 1 and the martian
+	 * source are dropped, twice each; everything else leaves. */
 	assert_int_equal(ref.cnt.drop[FWD_DROP_IPV4_BAD_CSUM], 2);
 	assert_int_equal(ref.cnt.drop[FWD_DROP_TTL_EXPIRED], 2);
-	assert_int_equal(ref.cnt.tx + 2 * 4, ref.cnt.rx);
+	assert_int_equal(ref.cnt.drop[FWD_DROP_SRC_MARTIAN], 2);
+	assert_int_equal(ref.cnt.tx + 2 * 5, ref.cnt.rx);
 	assert_int_equal(ref.nout, ref.cnt.tx);
 }
 

@@ -396,6 +396,8 @@ static void test_martian_addresses(void **state)
 		pb_ports(&p, 68, 67, 8);
 		pb_finish_v4(&p);
 		assert_int_equal(fwd_parse_fast(p.b, p.b + p.len, &k), 0);
+		/* nor on a NIC's verdict (the worker's other fast entry) */
+		assert_int_equal(fwd_parse_fast4_verified(p.b, p.b + p.len, &k), 0);
 		assert_int_equal(parse(&p, &k), FWD_ERR(SRC_MARTIAN));
 		pb_eth(&p, 0x0800);
 		pb_ipv4(&p, martian4[i], martian4[i], FWD_PROTO_UDP, 0);
@@ -883,9 +885,11 @@ static void test_fast_checksum_carries(void **state)
 		if (it % 4 == 0) {
 			/* Both addresses 223.255.255.255 (255.255.255.255 is never
 			 * forwarded, from or to), ID 0x2000, flags 0: the upper
-			 * halves of the first sum, 0x00002000 + 0xffffffdf, fill
-			 * 32 bits, so the second sum carries whenever the lower
-			 * halves did not (and the first carries when they did). */
+			 * halves of the first sum, bytes 4-7 and 12-15 as the
+			 * little-endian loads read them, 0x00000020 + 0xffffffdf,
+			 * fill 32 bits, so the second sum carries whenever the
+			 * lower halves did not (and the first carries when they
+			 * did). */
 			ip[4] = 0x20;
 			ip[5] = ip[6] = 0;
 			memset(ip + 12, 0xff, 8);
