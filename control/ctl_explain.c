@@ -304,6 +304,14 @@ json_t *ctl_explain_xdp(const struct ctl_explain *x, const struct fwd_table *t, 
 		      "match", match[0] ? match : NULL, "redirect",
 		      f->present && f->redirect && !kernel_bound(x) ? "af_xdp" : "kernel",
 		      "enforced_on", on, "not_enforced_on", off);
+	/* What AF_XDP mode leaves to the kernel never reaches regionfwd: the
+	 * rest of the answer is then what it would do (a review: "dropped
+	 * martian_destination" read as the fate of an mDNS packet the host
+	 * took). */
+	if (o)
+		json_object_set_new(o, "to_host_stack",
+				    json_boolean(f->present && f->redirect &&
+						 v.action != FWD_FLT_DROP && kernel_bound(x)));
 	if (o && v.rule >= 0 && v.action == FWD_FLT_RATE) {
 		json_object_set_new(o, "rate_pps", json_integer(f->rules[v.rule].rate_pps));
 		json_object_set_new(o, "burst", json_integer(f->rules[v.rule].burst));

@@ -1458,6 +1458,7 @@ static const struct ans_field ans_explain[] = {
 	{"xdp", AT_OBJ | AT_NULL | AT_OPT},
 	{"xdp.section", AT_BOOL},
 	{"xdp.verdict", AT_STR},
+	{"xdp.to_host_stack", AT_BOOL | AT_OPT},
 	{"xdp.by", AT_STR},
 	{"xdp.rule", AT_STR | AT_NULL | AT_OPT},
 	{"xdp.rate_pps", AT_UINT | AT_OPT},
@@ -2657,6 +2658,9 @@ static void explain_xdp_print(json_t *x)
 		printf("            not enforced on %s\n", lost);
 	if (!strcmp(js(x, "verdict"), "drop") && json_array_size(on))
 		printf("            dropped there: it never reaches regionfwd; if it did:\n");
+	else if (json_is_true(json_object_get(x, "to_host_stack")) && json_array_size(on))
+		printf("            left to the host's stack there (AF_XDP mode leaves it the "
+		       "kernel's): it never reaches regionfwd; if it did:\n");
 	else if (!strcmp(js(x, "verdict"), "drop") && json_array_size(off))
 		printf("            the filter would drop it but is not enforced on any "
 		       "interface; if it reaches regionfwd:\n");
@@ -4194,7 +4198,7 @@ static int header_guess(const uint8_t *d, size_t len, char *src, char *dst, size
 		 * it dropped for an address (a probe saw "0 fe80::1 > ..." for
 		 * UDP behind a hop-by-hop header): the protocol after them, no
 		 * ports behind a later fragment or past the record. */
-		for (int i = 0; l4 && fwd_ipv6_is_ext(*proto) && i <= FWD_MAX_IPV6_EXT; i++) {
+		for (int i = 0; l4 && fwd_ipv6_is_ext(*proto) && i < FWD_MAX_IPV6_EXT; i++) {
 			size_t hl;
 
 			if (l4 + 8 > len) {

@@ -142,6 +142,21 @@ static uint32_t rnd(uint64_t *s)
 	return (uint32_t)(*s >> 33);
 }
 
+/* Whether every address of @prefix is one no router forwards from
+ * (fwd_martian4/6): those blocks are aligned, so the prefix lies inside
+ * one of them, as long as it or longer. */
+static int all_martian(const uint8_t *a, uint8_t len, int family)
+{
+	static const uint8_t zero[16];
+
+	if (family == 4)
+		return (len >= 8 && (a[0] == 0 || a[0] == 127)) || (len >= 3 && a[0] >= 224) ||
+		       (len >= 16 && a[0] == 169 && a[1] == 254);
+	return (len >= 8 && a[0] == 0xff) || (len >= 10 && a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
+	       (len >= 127 && memcmp(a, zero, 15) == 0 && a[15] <= 1) ||
+	       (len >= 96 && memcmp(a, zero, 10) == 0 && a[10] == 0xff && a[11] == 0xff);
+}
+
 /* An address of @prefix: 0 the network address, 1 the last, 2 inside. */
 static void pick_addr(const uint8_t *addr, uint8_t len, int family, int which, uint64_t *seed,
 		      uint8_t out[16])
@@ -150,7 +165,9 @@ static void pick_addr(const uint8_t *addr, uint8_t len, int family, int which, u
 
 	memcpy(out, addr, family == 4 ? 4 : 16);
 	for (int b = len; b < bits; b++) {
-		int set = which == 1 || (which == 2 && (rnd(seed) & 1));
+		/* The top bit of rnd()'s 31 (the state's bit 63): the low bits
+		 * of an LCG repeat soon (martian picks came in runs, a review). */
+		int set = which == 1 || (which == 2 && (rnd(seed) >> 30 & 1));
 
 		if (set)
 			out[b / 8] |= (uint8_t)(0x80 >> (b % 8));
@@ -855,16 +872,13 @@ static void build_flows(struct gen *g)
 		struct fwd_pkt p;
 
 		/* A source no router forwards from (an edge of 0.0.0.0/0, all of
-		 * 224.0.0.0/4) would be dropped as martian_source: an address
-		 * inside instead, or, for a prefix that holds only those, the
-		 * next prefix. */
-		for (uint32_t tries = 0;; tries++) {
-			if (tries / 16 == np)
-				rte_exit(EXIT_FAILURE,
-					 "every prefix of the table lies where no router forwards "
-					 "from (0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, "
-					 "224.0.0.0/3, "
-					 "::, ::1, fe80::/10, ff00::/8): no source to send from\n");
+		 * 224.0.0.0/4) would be dropped as martian_source: a prefix of
+		 * only those is passed over for the next, and in one that
+		 * holds some, an edge that is one takes an address inside
+		 * (at most half of such a prefix is martian, 5/8 of fe00::/7:
+		 * 64 tries miss with a chance under 1e-13, then the next
+		 * prefix). */
+		for (uint32_t skipped = 0;; k = (k + 1) % np) {
 			fam = k < t->nprefix4 ? 4 : 6;
 			if (fam == 4) {
 				uint32_t a = t->prefix4[k].addr;
@@ -877,16 +891,24 @@ static void build_flows(struct gen *g)
 				addr = t->prefix6[k - t->nprefix4].addr;
 				plen = t->prefix6[k - t->nprefix4].len;
 			}
-			memset(src, 0, sizeof(src));
-			pick_addr(addr, plen, fam, tries % 16 ? 2 : which, &seed, src);
-			if (!(fam == 4 ? fwd_martian4(src) : fwd_martian6(src)))
-				break;
-			if (tries % 16 == 15)
-				k = (k + 1) % np;
+			if (!all_martian(addr, plen, fam)) {
+				int tries = 0;
+
+				do {
+					memset(src, 0, sizeof(src));
+					pick_addr(addr, plen, fam, tries ? 2 : which, &seed, src);
+				} while ((fam == 4 ? fwd_martian4(src) : fwd_martian6(src)) &&
+					 ++tries < 64);
+				if (tries < 64)
+					break;
+			}
+			if (++skipped == np)
+				rte_exit(EXIT_FAILURE,
+					 "every prefix of the table lies where no router forwards "
+					 "from (0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, "
+					 "224.0.0.0/3, "
+					 "::, ::1, fe80::/10, ff00::/8): no source to send from\n");
 		}
-		if (proto != FWD_PROTO_TCP && proto != FWD_PROTO_UDP && proto != FWD_PROTO_SCTP)
-			proto = FWD_PROTO_UDP,
-			dport = (uint16_t)(1 + rnd(&seed) % 65535); /* port-less services: UDP */
 		f->frame = malloc(1518);
 		if (f->frame == NULL)
 			rte_exit(EXIT_FAILURE, "out of memory for %u flows\n", g->o.flows);

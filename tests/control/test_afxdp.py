@@ -107,6 +107,12 @@ def test_af_xdp_receives_only_admitted_traffic(tmp_path):
                 p = subprocess.run([REGIONCTL, "-s", api, "-j", "explain", *args], capture_output=True, text=True)
                 e = json.loads(p.stdout) if p.returncode == 0 else p.stderr
                 assert e["xdp"]["redirect"] == redirect and e["drop_reason"] == drop, (args, e)
+                # ... and what it leaves to the kernel never reaches regionfwd
+                assert e["xdp"]["to_host_stack"] == (redirect == "kernel"), (args, e)
+            text = subprocess.run([REGIONCTL, "-s", api, "explain", "fe80::7", "2001:db8::1", "udp", "9"],
+                                  capture_output=True, text=True).stdout
+            assert "left to the host's stack there (AF_XDP mode leaves it the kernel's): it never " \
+                "reaches regionfwd; if it did:\ndropped     martian_source (" in text, text
         finally:
             if rd:
                 rd.send_signal(signal.SIGTERM)
