@@ -339,7 +339,7 @@ def test_explain_covers_the_xdp_stage_and_says_drop_once(tmp_path):
         rc, e, err = b.ctl("explain", "2.2.2.5", "1.1.1.1", "udp", "1000", "53", json_out=True)
         assert rc == 0 and e["xdp"] == {"section": True, "verdict": "drop", "rule": "deny-unknown",
                                         "by": "source prefix", "match": "2.2.2.0/24", "redirect": "kernel",
-                                        "enforced_on": [], "not_enforced_on": []}, e["xdp"]
+                                        "enforced_on": [], "not_enforced_on": [], "to_host_stack": False}, e["xdp"]
         rc, out, err = b.ctl("explain", "2.2.2.5", "1.1.1.1", "udp", "1000", "53")
         assert "xdp filter  drop by rule deny-unknown (source prefix 2.2.2.0/24); regiond attaches " \
                "the filter nowhere (no --xdp-iface)" in out, out
