@@ -167,7 +167,7 @@ static void pick_addr(const uint8_t *addr, uint8_t len, int family, int which, u
 	for (int b = len; b < bits; b++) {
 		/* The top bit of rnd()'s 31 (the state's bit 63): the low bits
 		 * of an LCG repeat soon (martian picks came in runs, a review). */
-		int set = which == 1 || (which == 2 && (rnd(seed) >> 30 & 1));
+		int set = which == 1 || (which == 2 && ((rnd(seed) >> 30) & 1));
 
 		if (set)
 			out[b / 8] |= (uint8_t)(0x80 >> (b % 8));
@@ -874,10 +874,10 @@ static void build_flows(struct gen *g)
 		/* A source no router forwards from (an edge of 0.0.0.0/0, all of
 		 * 224.0.0.0/4) would be dropped as martian_source: a prefix of
 		 * only those is passed over for the next, and in one that
-		 * holds some, an edge that is one takes an address inside
-		 * (at most half of such a prefix is martian, 5/8 of fe00::/7:
-		 * 64 tries miss with a chance under 1e-13, then the next
-		 * prefix). */
+		 * holds some, an edge that is one takes an address inside (at
+		 * most 5/8 of such a prefix is martian, in fe00::/7; half or
+		 * less in any other: 63 random tries all miss with a chance
+		 * near 1e-13, then the next prefix). */
 		for (uint32_t skipped = 0;; k = (k + 1) % np) {
 			fam = k < t->nprefix4 ? 4 : 6;
 			if (fam == 4) {
@@ -906,9 +906,12 @@ static void build_flows(struct gen *g)
 				rte_exit(EXIT_FAILURE,
 					 "every prefix of the table lies where no router forwards "
 					 "from (0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, "
-					 "224.0.0.0/3, "
-					 "::, ::1, fe80::/10, ff00::/8): no source to send from\n");
+					 "224.0.0.0/3, ::, ::1, fe80::/10, ff00::/8), or gave no "
+					 "other source in 64 tries: no source to send from\n");
 		}
+		if (proto != FWD_PROTO_TCP && proto != FWD_PROTO_UDP && proto != FWD_PROTO_SCTP)
+			proto = FWD_PROTO_UDP,
+			dport = (uint16_t)(1 + rnd(&seed) % 65535); /* port-less services: UDP */
 		f->frame = malloc(1518);
 		if (f->frame == NULL)
 			rte_exit(EXIT_FAILURE, "out of memory for %u flows\n", g->o.flows);
