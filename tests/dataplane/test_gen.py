@@ -110,15 +110,19 @@ def test_no_source_no_router_forwards_from(tmp_path):
     (the generator stopped: "flow 0 does not parse"). An address inside
     instead, the next prefix for one that holds only those, and a table of
     only those is refused, saying why."""
-    table = tmp_path / "t.yaml"
-    table.write_text('version: 1\nregions:\n  world: {prefixes: [0.0.0.0/0, "::/0"]}\n'
-                     '  mc: {prefixes: [224.0.0.0/4]}\n  r8: {prefixes: [10.0.0.0/8]}\n'
-                     'links:\n  l: {port: out0, next_hop_mac: "02:00:00:00:00:01"}\n'
-                     'default: {action: steer, to: l}\n')
-    out = tmp_path / "gen.pcap"
-    p = subprocess.run([gen_bin()] + eal_args("gen-martian", "0", 512) + [
-        "--", "--table", str(table), "--pcap", str(out), "--flows", "60"],
-        capture_output=True, text=True, timeout=60)
+    table, out = tmp_path / "t.yaml", tmp_path / "gen.pcap"
+
+    def gen(regions, services="", flows=()):
+        """regionfwd-gen --pcap on a table of @regions steered to one link."""
+        table.write_text(f"version: 1\nregions:\n{regions}{services}"
+                         'links:\n  l: {port: out0, next_hop_mac: "02:00:00:00:00:01"}\n'
+                         "default: {action: steer, to: l}\n")
+        return subprocess.run([gen_bin()] + eal_args("gen-martian", "0", 512) + [
+            "--", "--table", str(table), "--pcap", str(out), *flows],
+            capture_output=True, text=True, timeout=60)
+
+    p = gen('  world: {prefixes: [0.0.0.0/0, "::/0"]}\n  mc: {prefixes: [224.0.0.0/4]}\n'
+            "  r8: {prefixes: [10.0.0.0/8]}\n", flows=("--flows", "60"))
     assert p.returncode == 0, p.stderr
     srcs = [f[IP].src if IP in f else f[IPv6].src for f in rdpcap(str(out))]
     assert len(srcs) == 60 and not [a for a in srcs if martian(a)], srcs
@@ -130,12 +134,7 @@ def test_no_source_no_router_forwards_from(tmp_path):
     # sent as UDP, as every port-less service is; a rewrite of this loop
     # once lost that, and the generator stopped on its own frames).
     for prefixes in ("[192.0.0.0/2]", '["fe00::/7"]', '[192.0.0.0/2, "fe00::/7"]'):
-        table.write_text(f'version: 1\nregions:\n  a: {{prefixes: {prefixes}}}\n'
-                         'services:\n  ah: [51]\n  web: [tcp/443]\n'
-                         'links:\n  l: {port: out0, next_hop_mac: "02:00:00:00:00:01"}\n'
-                         'default: {action: steer, to: l}\n')
-        p = subprocess.run([gen_bin()] + eal_args("gen-martian", "0", 512) + [
-            "--", "--table", str(table), "--pcap", str(out)], capture_output=True, text=True, timeout=60)
+        p = gen(f"  a: {{prefixes: {prefixes}}}\n", "services:\n  ah: [51]\n  web: [tcp/443]\n")
         assert p.returncode == 0, (prefixes, p.stderr)
         frames = rdpcap(str(out))
         srcs = [f[IP].src if IP in f else f[IPv6].src for f in frames]
@@ -145,12 +144,7 @@ def test_no_source_no_router_forwards_from(tmp_path):
         if prefixes == "[192.0.0.0/2]":
             assert "192.0.0.0" in srcs  # the network address, an edge that is ordinary
         assert {("udp" if UDP in f else "tcp" if TCP in f else "other") for f in frames} == {"udp", "tcp"}
-    table.write_text('version: 1\nregions:\n  mc: {prefixes: [224.0.0.0/4, "fe80::/10"]}\n'
-                     'links:\n  l: {port: out0, next_hop_mac: "02:00:00:00:00:01"}\n'
-                     'default: {action: steer, to: l}\n')
-    p = subprocess.run([gen_bin()] + eal_args("gen-martian", "0", 512) + [
-        "--", "--table", str(table), "--pcap", str(out), "--flows", "60"],
-        capture_output=True, text=True, timeout=60)
+    p = gen('  mc: {prefixes: [224.0.0.0/4, "fe80::/10"]}\n', flows=("--flows", "60"))
     assert p.returncode != 0 and "every prefix of the table lies where no router forwards from" in p.stderr, \
         p.stderr
 
