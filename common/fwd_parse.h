@@ -170,6 +170,22 @@ FWD_INLINE int fwd_src6_link_scoped(const uint8_t *a)
 	return (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || (hi == 0 && lo == 0);
 }
 
+/* Whether every address of a prefix is martian (fwd_martian4/6): those
+ * blocks are aligned, so such a prefix lies inside one of them, as long as
+ * it or longer. @a holds the prefix's network address. */
+FWD_INLINE int fwd_martian_prefix(const uint8_t *a, unsigned len, int family)
+{
+	uint64_t hi;
+
+	if (family == 4)
+		return (len >= 8 && (a[0] == 0 || a[0] == 127)) || (len >= 3 && a[0] >= 224) ||
+		       (len >= 16 && a[0] == 169 && a[1] == 254);
+	__builtin_memcpy(&hi, a, 8);
+	return (len >= 8 && a[0] == 0xff) || (len >= 10 && a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
+	       (len >= 127 && hi == 0 && fwd_rd32(a + 8) == 0 && fwd_rd32(a + 12) <= 1) ||
+	       (len >= 96 && fwd_ipv6_src_mapped(a));
+}
+
 #ifndef __bpf__
 /* The fast path's first look at an IPv4 address: 1 for the first bytes
  * that may make it martian (0, 127, 169, 224-255), which send the packet

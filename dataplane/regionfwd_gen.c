@@ -142,21 +142,6 @@ static uint32_t rnd(uint64_t *s)
 	return (uint32_t)(*s >> 33);
 }
 
-/* Whether every address of @prefix is one no router forwards from
- * (fwd_martian4/6): those blocks are aligned, so the prefix lies inside
- * one of them, as long as it or longer. */
-static int all_martian(const uint8_t *a, uint8_t len, int family)
-{
-	static const uint8_t zero[16];
-
-	if (family == 4)
-		return (len >= 8 && (a[0] == 0 || a[0] == 127)) || (len >= 3 && a[0] >= 224) ||
-		       (len >= 16 && a[0] == 169 && a[1] == 254);
-	return (len >= 8 && a[0] == 0xff) || (len >= 10 && a[0] == 0xfe && (a[1] & 0xc0) == 0x80) ||
-	       (len >= 127 && memcmp(a, zero, 15) == 0 && a[15] <= 1) ||
-	       (len >= 96 && memcmp(a, zero, 10) == 0 && a[10] == 0xff && a[11] == 0xff);
-}
-
 /* An address of @prefix: 0 the network address, 1 the last, 2 inside. */
 static void pick_addr(const uint8_t *addr, uint8_t len, int family, int which, uint64_t *seed,
 		      uint8_t out[16])
@@ -891,7 +876,7 @@ static void build_flows(struct gen *g)
 				addr = t->prefix6[k - t->nprefix4].addr;
 				plen = t->prefix6[k - t->nprefix4].len;
 			}
-			if (!all_martian(addr, plen, fam)) {
+			if (!fwd_martian_prefix(addr, plen, fam)) {
 				int tries = 0;
 
 				do {

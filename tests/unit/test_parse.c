@@ -346,6 +346,68 @@ static void test_ipv6_ext_chain(void **state)
  * addresses as sources are dropped as martian_source (a spoofed 127.0.0.1
  * was steered as the region of 0.0.0.0/0), the destination's reason first
  * when both are. */
+/* fwd_martian_prefix() against the address tests: a prefix it calls martian
+ * holds only martian addresses (its first, its last and random ones), and a
+ * prefix it does not holds at least one ordinary address among 256 tries
+ * (every prefix length, network addresses from near every block edge). */
+static void test_martian_prefix_agrees_with_addresses(void **state)
+{
+	static const uint8_t leads4[] = {0,   1,   126, 127, 128, 168, 169,
+					 170, 223, 224, 239, 240, 255};
+	static const uint8_t leads6[][2] = {{0, 0},	  {0xfe, 0x7f}, {0xfe, 0x80}, {0xfe, 0xbf},
+					    {0xfe, 0xc0}, {0xfe, 0xff}, {0xff, 0},    {0x20, 0x01}};
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	int said_martian = 0, said_ordinary = 0;
+
+	(void)state;
+	for (int family = 4; family <= 6; family += 2) {
+		int bits = family == 4 ? 32 : 128;
+		size_t nleads = family == 4 ? sizeof(leads4) : sizeof(leads6) / sizeof(leads6[0]);
+
+		for (size_t l = 0; l < nleads * 4; l++) {
+			for (int len = 0; len <= bits; len++) {
+				uint8_t net[16] = {0};
+				int martian, ordinary_seen = 0;
+
+				if (family == 4) {
+					net[0] = leads4[l % nleads];
+					net[1] = l / nleads == 1 ? 254 : (uint8_t)(l / nleads * 85);
+				} else {
+					net[0] = leads6[l % nleads][0];
+					net[1] = leads6[l % nleads][1];
+					if (l / nleads == 1) /* ::1 and ::ffff:0:0/96 */
+						net[15] = 1;
+					if (l / nleads == 2 && net[0] == 0)
+						net[10] = net[11] = 0xff;
+				}
+				for (int b = len; b < bits; b++) /* the network address */
+					net[b / 8] &= (uint8_t) ~(0x80 >> (b % 8));
+				martian = fwd_martian_prefix(net, (unsigned)len, family);
+				for (int t = 0; t < 256; t++) {
+					uint8_t a[16];
+
+					memcpy(a, net, sizeof(a));
+					for (int b = len; b < bits; b++) {
+						seed = seed * 6364136223846793005ull +
+						       1442695040888963407ull;
+						if (t == 1 || (t > 1 && (seed >> 63)))
+							a[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+					}
+					if (!(family == 4 ? fwd_martian4(a) : fwd_martian6(a)))
+						ordinary_seen = 1;
+				}
+				if (martian)
+					assert_false(ordinary_seen);
+				else
+					assert_true(ordinary_seen);
+				said_martian += martian;
+				said_ordinary += !martian;
+			}
+		}
+	}
+	assert_true(said_martian > 100 && said_ordinary > 100);
+}
+
 static void test_martian_addresses(void **state)
 {
 	static const char martian4[][4] = {
@@ -1049,6 +1111,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_ext_chain),
 		cmocka_unit_test(test_ipv6_malformed),
 		cmocka_unit_test(test_martian_addresses),
+		cmocka_unit_test(test_martian_prefix_agrees_with_addresses),
 		cmocka_unit_test(test_ipv6_fragments),
 		cmocka_unit_test(test_every_truncation),
 		cmocka_unit_test(test_ttl_decrement_checksum),
