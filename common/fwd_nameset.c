@@ -51,7 +51,7 @@ int fwd_name_normalize(const char *s, size_t len, char *out, enum fwd_ns_kind *k
 	}
 	if (len == 0)
 		return *why = "empty name", -EINVAL;
-	if (len > FWD_NS_NAME_MAX)
+	if (len > FWD_NS_QUERY_MAX)
 		return *why = "name longer than 253 bytes", -EINVAL;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -153,7 +153,14 @@ typedef uint64_t ns_labels_t[2][2];
 
 static const ns_labels_t ns_whole = {{~0ull, ~0ull}, {0, 0}}; /* the name itself only */
 
-#define NS_MAX_LABELS ((FWD_NS_NAME_MAX + 1) / 2)
+#define NS_MAX_LABELS ((FWD_NS_QUERY_MAX + 1) / 2)
+
+/* Whether some entry has @labels labels: a query may have more (128) than
+ * the bitmap holds, which no entry of at most 253 bytes has. */
+static inline int ns_wanted(const uint64_t bits[2], unsigned labels)
+{
+	return labels < 128 && (bits[labels / 64] >> (labels % 64) & 1);
+}
 
 /* A right-to-left walk over a name's words (name_keys). */
 struct ns_walk {
@@ -185,7 +192,7 @@ static inline __attribute__((always_inline)) int word_dots(struct ns_walk *k, ui
 		if (d + 1 == k->prev)
 			return -1; /* an empty label */
 		k->prev = d;
-		if ((*k->want)[1][k->labels / 64] >> (k->labels % 64) & 1) {
+		if (ns_wanted((*k->want)[1], k->labels)) {
 			if (k->at == 0)
 				return -2;
 			k->start[--k->at] = (uint16_t)(d + 1);
@@ -230,7 +237,7 @@ static inline __attribute__((always_inline)) int name_keys(const ns_labels_t *wa
 	}
 	if (k.prev == 0)
 		return -1; /* a leading dot: an empty first label */
-	if ((*want)[0][k.labels / 64] >> (k.labels % 64) & 1) { /* the name itself */
+	if (ns_wanted((*want)[0], k.labels)) { /* the name itself */
 		if (k.at == 0)
 			return -2;
 		start[--k.at] = 0;
@@ -313,7 +320,7 @@ static int add_keyed(struct fwd_nameset *s, const char *name, size_t len, enum f
 {
 	uint64_t i;
 
-	if (len == 0 || len > FWD_NS_NAME_MAX || rule > FWD_NS_MAX_RULE || key == 0)
+	if (len == 0 || len > FWD_NS_QUERY_MAX || rule > FWD_NS_MAX_RULE || key == 0)
 		return -EINVAL;
 	/* Noted before anything can fail: a count no entry has costs a probe. */
 	for (unsigned kd = 0; kd < 2; kd++)
@@ -446,7 +453,7 @@ static unsigned match_whole(const struct fwd_nameset *s, const char *name, size_
 	unsigned nl, hits = 0;
 	int first;
 
-	if (len == 0 || len > FWD_NS_NAME_MAX ||
+	if (len == 0 || len > FWD_NS_QUERY_MAX ||
 	    (first = name_keys(&s->labels, name, len, start, key, NS_MAX_LABELS + 1, &nl)) < 0)
 		return 0;
 	/* Every probe's first slot requested before the first is read: at a
@@ -475,7 +482,7 @@ void fwd_nameset_prepare(const struct fwd_nameset *s, struct fwd_ns_query *q, co
 	if (len && name[len - 1] == '.')
 		len--;
 	q->len = (uint16_t)len;
-	if (len == 0 || len > FWD_NS_NAME_MAX)
+	if (len == 0 || len > FWD_NS_QUERY_MAX)
 		return;
 	/* Only the suffixes some entry's label count allows: usually one per
 	 * kind, so a query rarely comes near FWD_NS_QPROBES. */

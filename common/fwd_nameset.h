@@ -23,7 +23,8 @@
  * Names are normalised before they get here: lowercase ASCII, no trailing
  * dot (fwd_name_normalize for a document's names; a query is lowercased by
  * the extractor and fwd_nameset_match drops one trailing dot itself). A
- * query with an empty label ("a..b", ".a") matches nothing.
+ * query with an empty label ("a..b", ".a") matches nothing; a query may be
+ * up to FWD_NS_QUERY_MAX bytes, more than an entry.
  *
  * Thread safety: built on one thread, then read-only; any number of readers.
  */
@@ -34,6 +35,12 @@
 #include <stdint.h>
 
 #define FWD_NS_NAME_MAX 253 /* bytes of a name without its trailing dot (RFC 1035 2.3.4) */
+/* Bytes of a name a query may have: the longest the extractors yield
+ * (fwd_extract.h). Longer than a set's own names, yet servers serve such
+ * names (OpenSSL answered a 254-byte SNI), so "*.evil.example" must match
+ * them: a query over 253 bytes was once passed over, and the name evaded
+ * its rule (a hostile probe). */
+#define FWD_NS_QUERY_MAX 255
 #define FWD_NS_LABEL_MAX 63
 #define FWD_NS_MAX_RULE ((1u << 30) - 1)
 

@@ -74,6 +74,24 @@ def variants(rng, entry):
             name + ".evil", rand_name(rng)]
 
 
+def long_under(rng, entry):
+    """A name of 254 or 255 bytes under a set entry: longer than any entry may
+    be, yet a TLS or HTTP server serves it (a "*." entry once missed it)."""
+    name = entry[2:] if entry.startswith("*.") else entry
+    want = rng.choice([254, 255])
+    labels = []
+    left = want - len(name)  # bytes of the labels in front, a dot after each
+    while left > 0:
+        n = min(63, left - 1)
+        if left - (n + 1) == 1:  # one byte left would be an empty label
+            n -= 1
+        labels.append("".join(rng.choice("abcdefgh0123") for _ in range(n)))
+        left -= n + 1
+    out = ".".join(labels + [name])
+    assert len(out) == want, (len(out), want)
+    return out
+
+
 def server_name(name):
     """The SNI or Host the extractor returns: lowercased, one trailing dot
     gone (nginx and Apache serve "a.example." as a.example)."""
@@ -85,6 +103,10 @@ def gen_traffic(rng, sets, nflows):
     sni_pool = [v for e in sets[0] + sets[1] for v in variants(rng, e)]
     host_pool = [v for e in sets[2] for v in variants(rng, e)]
     dns_pool = [v for e in sets[3] + sets[0] for v in variants(rng, e)]
+    # names past 253 bytes in TLS and HTTP only: a DNS name on the wire stops
+    # at 255 bytes with its length bytes, 253 dotted
+    sni_pool += [long_under(rng, e) for e in sets[0][:20] + sets[1][:20]]
+    host_pool += [long_under(rng, e) for e in sets[2][:20]]
 
     def hot(e):  # a name the entry surely matches
         return "hot." + e[2:] if e.startswith("*.") else e

@@ -92,7 +92,9 @@ def set_match(name, exact, suffix):
     n = name.lower()
     if n.endswith("."):
         n = n[:-1]
-    if not n or len(n) > 253 or "" in n.split("."):
+    # a packet may carry up to 255 bytes (the extractors' bound), more than
+    # an entry has: such a name still matches a "*." entry
+    if not n or len(n) > 255 or "" in n.split("."):
         return None
     if n in exact:
         return n

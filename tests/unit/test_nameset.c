@@ -129,7 +129,7 @@ static unsigned brute(const struct ent *e, unsigned n, const char *q)
 
 	if (len && q[len - 1] == '.')
 		len--;
-	if (len == 0 || len > 253)
+	if (len == 0 || len > FWD_NS_QUERY_MAX)
 		return 0;
 	memcpy(name, q, len);
 	name[len] = '\0';
@@ -344,7 +344,7 @@ static void test_staged_overflow(void **state)
 
 static void test_exact_suffix_and_limits(void **state)
 {
-	struct fwd_nameset *s = fwd_nameset_create(8, 0);
+	struct fwd_nameset *s = fwd_nameset_create(10, 0);
 	char l63[64], n253[254], q[300];
 	struct hits h = {.s = s};
 
@@ -378,8 +378,41 @@ static void test_exact_suffix_and_limits(void **state)
 	assert_int_equal(fwd_nameset_match(s, n253, 253, on_hit, &h), 1);
 	snprintf(q, sizeof(q), "%s.", n253);
 	assert_int_equal(fwd_nameset_match(s, q, 254, on_hit, &h), 1);
-	snprintf(q, sizeof(q), "a.%s", n253); /* 255 bytes: no name is that long */
+	snprintf(q, sizeof(q), "a.%s", n253); /* 255 bytes, 128 labels: no entry that long */
 	assert_int_equal(fwd_nameset_match(s, q, strlen(q), on_hit, &h), 0);
+	/* Names of 254 and 255 bytes under a suffix entry: a packet may carry
+	 * them and a server serves them, so they match (they were passed over:
+	 * "*.evil.example" evaded with 254 bytes, a probe); 256 is past what an
+	 * extractor yields. Also at 128 labels, one more than an entry has. */
+	assert_int_equal(fwd_nameset_add(s, "evil.example", 12, FWD_NS_SUFFIX, 5), 0);
+	assert_int_equal(fwd_nameset_add(s, "z", 1, FWD_NS_SUFFIX, 6), 0);
+	for (size_t len = 250; len <= 256; len++) {
+		struct fwd_ns_query sq;
+
+		memset(q, 'a', len - 13);
+		memcpy(q + len - 13, ".evil.example", 13);
+		for (size_t k = 63; k < len - 13; k += 64)
+			q[k] = '.';
+		h.n = 0;
+		assert_int_equal(fwd_nameset_match(s, q, len, on_hit, &h), len <= 255);
+		if (len <= 255) {
+			assert_int_equal(h.rules[0], 5);
+			assert_string_equal(h.last, "*.evil.example");
+		}
+		fwd_nameset_prepare(s, &sq, q, len); /* the worker's staged steps */
+		fwd_nameset_probe(s, &sq);
+		assert_int_equal(fwd_nameset_finish(s, &sq, on_hit, &h), len <= 255);
+		/* 127 and 128 labels, every one a letter, under "*.z" */
+		for (size_t k = 0; k < len; k++)
+			q[k] = k % 2 ? '.' : (k + 1 == len ? 'z' : 'y');
+		if (len % 2) {
+			h.n = 0;
+			assert_int_equal(fwd_nameset_match(s, q, len, on_hit, &h), len <= 255);
+			fwd_nameset_prepare(s, &sq, q, len);
+			fwd_nameset_probe(s, &sq);
+			assert_int_equal(fwd_nameset_finish(s, &sq, on_hit, &h), len <= 255);
+		}
+	}
 	assert_int_equal(fwd_nameset_match(s, "", 0, on_hit, &h), 0);
 	assert_int_equal(fwd_nameset_match(s, ".", 1, on_hit, &h), 0);
 	/* past the entries it was created for */
@@ -392,7 +425,7 @@ static void test_exact_suffix_and_limits(void **state)
 	assert_int_equal(fwd_nameset_add(s, "full", 4, FWD_NS_EXACT, 4), -ENOSPC);
 	/* the same name for the same rule is one entry, both kinds */
 	assert_int_equal(fwd_nameset_add(s, "n0", 2, FWD_NS_SUFFIX, 4), 0);
-	assert_int_equal(fwd_nameset_count(s), 8);
+	assert_int_equal(fwd_nameset_count(s), 10);
 	h.n = 0;
 	assert_int_equal(fwd_nameset_match(s, "n0", 2, on_hit, &h), 1);
 	assert_int_equal(fwd_nameset_match(s, "q.n0", 4, on_hit, &h), 1);
