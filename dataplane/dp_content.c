@@ -53,6 +53,30 @@ static int build_scope(struct dp_content *c, const struct fwd_table *t)
 	return 0;
 }
 
+/*
+ * A rule's key: its name and what it matches (field, pattern or names and
+ * their flags, unreadable), not its action, target or scope. A TCP flow
+ * decided under an earlier generation follows the rule of the same key
+ * (dp_worker.c): a rule whose action was raised from count to drop still
+ * holds the connections it matched, but a rule of the same name that now
+ * matches something else does not. Keyed by the name alone, a flow pinned
+ * by "watch" counting 'example' was dropped, every packet unscanned, once
+ * "watch" became a drop of 'evil\.example$', and explain said it passed
+ * (a hostile probe).
+ */
+static uint64_t rule_key(const struct fwd_content_rule *r)
+{
+	const uint8_t how[4] = {r->field, r->literal, r->caseless, r->unreadable};
+	uint64_t h = fwd_hash64(r->name, strlen(r->name) + 1);
+
+	h = fwd_hash64_update(h, how, sizeof(how));
+	if (r->pattern != NULL)
+		h = fwd_hash64_update(h, r->pattern, strlen(r->pattern) + 1);
+	if (r->names != NULL)
+		h = fwd_hash64_update(h, r->names, r->names_len);
+	return h;
+}
+
 static int build_keys(struct dp_content *c, const struct fwd_table *t)
 {
 	uint32_t size = 16;
@@ -65,7 +89,7 @@ static int build_keys(struct dp_content *c, const struct fwd_table *t)
 	if (c->rule_keys == NULL || c->key_index == NULL)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < t->ncontent; i++) {
-		uint64_t k = fwd_hash64(t->content[i].name, strlen(t->content[i].name));
+		uint64_t k = rule_key(&t->content[i]);
 		uint32_t h = (uint32_t)k & c->key_mask;
 
 		c->rule_keys[i] = k;

@@ -67,7 +67,7 @@ struct dp_content {
 	/* the generation's table: rules, links, groups; read through
 	 * dp_content_table(), as dp_gen_derive() may swap it under readers */
 	const struct fwd_table *t;
-	uint64_t *rule_keys; /* fwd_hash64 of each rule's name */
+	uint64_t *rule_keys; /* each rule's name and what it matches (dp_content.c) */
 	uint32_t key_mask; /* key_index: open addressing, rule key -> index + 1 */
 	uint32_t *key_index;
 	uint64_t db_bytes, scratch_bytes, names_bytes;
@@ -140,7 +140,8 @@ static inline uint8_t dp_content_scope(const struct dp_content *c, uint16_t regi
 	return c->scope[(uint32_t)region * c->nservices + service];
 }
 
-/** Index of the rule named by @key in this generation, or DP_CONTENT_NONE. */
+/** Index of the rule of @key (its name and what it matches) in this
+ * generation, or DP_CONTENT_NONE. */
 uint32_t dp_content_rule_by_key(const struct dp_content *c, uint64_t key);
 
 /** Whether rule @rule of this generation scopes (@region, @service): the

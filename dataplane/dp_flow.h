@@ -36,7 +36,7 @@ struct dp_flow_entry { /* a dp_aged entry: key first, then expires */
 	struct dp_flow_key key; /* 40 bytes */
 	uint64_t expires; /* 0: empty */
 	uint64_t gen; /* generation that decided */
-	uint64_t rule_key; /* fwd_hash64 of the deciding rule's name */
+	uint64_t rule_key; /* the deciding rule's key (dp_content.c rule_key) */
 	uint32_t rule; /* its index in generation @gen */
 } __attribute__((aligned(64)));
 

@@ -431,12 +431,13 @@ static __rte_noinline void content_stage(struct dp_lcore *lc, const struct dp_ge
 		dp_flow_key_of(p, &k);
 		e = dp_flow_lookup(&lc->flow, &k, now);
 		if (e != NULL) {
-			/* Decided under an earlier generation: the same rule by name,
-			 * if this generation still has it and it still scopes the
-			 * packet's region and service; otherwise scan afresh. A rule
-			 * this generation narrowed away from the flow must not act
-			 * on it: its mirror or steer was validated (residency
-			 * included) only for the scope it has now. */
+			/* Decided under an earlier generation: the same rule by name
+			 * and by what it matches (its key), if this generation still
+			 * has it and it still scopes the packet's region and
+			 * service; otherwise scan afresh. A rule this generation
+			 * narrowed away from the flow must not act on it: its
+			 * mirror or steer was validated (residency included) only
+			 * for the scope it has now. */
 			uint32_t rule = e->gen == g->seq ? e->rule
 							 : dp_content_rule_by_key(cs, e->rule_key);
 

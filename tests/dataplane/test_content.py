@@ -708,6 +708,58 @@ content_rules:
     assert after["events"]["mirror_tx"] == before["events"]["mirror_tx"], (before["events"], after["events"])
 
 
+def test_a_flow_verdict_across_a_swap_follows_what_the_rule_matches(tmp_path):
+    """A TCP flow pinned by a count rule, then a table where the rule of that
+    name drops something else: the flow is scanned afresh and passes (it was
+    dropped, every packet unscanned, by the rule's name alone, while explain
+    said it passed). Then a table where that rule drops what it matched:
+    every packet of the flow is dropped."""
+    doc = """
+regions: {india: {prefixes: [10.1.0.0/16]}}
+services: {https: [tcp/443]}
+links:
+  local: {port: out0, next_hop_mac: "02:00:00:00:00:01"}
+default: {action: steer, to: local}
+content_rules:
+  - {name: watch, field: payload, pattern: %s, literal: true, services: [https], action: %s}
+"""
+    flow = Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.1.0.7", dst="192.0.2.1") / TCP(sport=4000, dport=443, flags="PA")
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [flow / Raw(b"HELLO there"), flow / Raw(b"the rest of it")])
+    table = tmp_path / "t.yaml"
+    table.write_text(doc % ("HELLO", "count"))
+    f = Fwd(tmp_path, "content-flow-key", pcap, str(table))
+
+    def settle():
+        before = f.ctl.call("counters")
+        time.sleep(0.5)
+        return before, f.ctl.call("counters")
+
+    try:
+        deadline = time.time() + 30
+        while f.ctl.call("counters")["content_rules"]["watch"]["flow_packets"] == 0:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        r = f.ctl.call("push", document=doc % ("GOODBYE", "drop"))
+        assert r["ok"] and not r["noop"], r
+        e = f.ctl.call("explain", src="10.1.0.7", dst="192.0.2.1", proto="tcp", sport=4000, dport=443,
+                       payload="the rest of it")
+        assert (e["link"], e["drop_reason"]) == ("local", None), e
+        other = settle()
+        r = f.ctl.call("push", document=doc % ("HELLO", "drop"))
+        assert r["ok"] and not r["noop"], r
+        same = settle()
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    before, after = other
+    assert after["packets"]["rx"] > before["packets"]["rx"]
+    assert after["drops"]["content_drop"] == before["drops"]["content_drop"], (before["drops"], after["drops"])
+    before, after = same
+    rx = after["packets"]["rx"] - before["packets"]["rx"]
+    assert rx > 0 and after["drops"]["content_drop"] - before["drops"]["content_drop"] == rx, (rx, after["drops"])
+
+
 HOSTILE_TABLE = """
 regions: {india: {prefixes: [10.1.0.0/16]}}
 services: {https: [tcp/443], web: [tcp/80], dns: [udp/53]}
