@@ -745,9 +745,20 @@ static int http09(const uint8_t *r, size_t mlen, const uint8_t *t, const uint8_t
  * its Host header is unreadable here, and counted as such). *@x: where the
  * headers are (fwd_extract_http_next reads the body's framing from them).
  */
+/*
+ * How much of a request its line and headers may take: nginx's default
+ * large_client_header_buffers (4 x 8 KiB). It was 8 KiB, where nginx serves
+ * more: in a jumbo frame a first request of 9 KB of headers hid a second,
+ * pipelined one for evil.example from every rule (a hostile probe). Past it
+ * the rest of the segment is unreadable (fwd_extract_http_next). A segment
+ * of the largest MTU (9600) never reaches it.
+ */
+#define X_HTTP_HEAD_MAX 32768
+
 static int http_request(const uint8_t *p, size_t len, char *out, size_t outlen, struct xreq *x)
 {
-	const uint8_t *end = p + (len > 8192 ? 8192 : len), *eol, *stop, *q, *r, *mv;
+	const uint8_t *end = p + (len > X_HTTP_HEAD_MAX ? X_HTTP_HEAD_MAX : len), *eol, *stop, *q,
+		      *r, *mv;
 	struct xhost host = {NULL, 0, 0}, loose = {NULL, 0, 0};
 	size_t mlen;
 
@@ -997,6 +1008,13 @@ int fwd_extract_http_next(const uint8_t *p, size_t len, struct fwd_x_iter *it, c
 	 * RFC 9110 methods, as the first one's. */
 	it->n++;
 	it->off = len;
+	if (rc >= 0 && x.hs != NULL && x.he == NULL && len - (size_t)(q - p) > X_HTTP_HEAD_MAX) {
+		/* headers past what is read, with bytes after them: a request
+		 * may follow, and no rule would see it */
+		it->off = (size_t)(q - p) + X_HTTP_HEAD_MAX;
+		it->next_rc = FWD_X_TOO_LONG;
+		return rc;
+	}
 	if (rc < 0 || x.he == NULL || x.he == end)
 		return rc; /* nothing more is read: an error, or no end of the headers */
 	if ((next = request_end(p, &x, end)) == NULL) {

@@ -16,7 +16,7 @@
  *   a server_name past the segment is TRUNCATED. The first host_name; one
  *   trailing dot removed.
  * - HTTP: the request line (any token as the method, empty lines before it
- *   skipped) and headers within the payload and within 8 KiB; Host read as
+ *   skipped) and headers within the payload and within 32 KiB; Host read as
  *   a URL's authority (userinfo, path and port dropped, one trailing dot
  *   removed); an absolute-form target of any scheme, or CONNECT's
  *   authority, wins over Host; obs-fold joined; "Host :" taken when there
@@ -47,8 +47,8 @@
  * Transfer-Encoding, a coding other than chunked, a bad chunk) makes what
  * follows it MALFORMED. At most FWD_X_MAX_NAMES requests or messages are read: a
  * call past them returns FWD_X_TOO_MANY. A negative result ends the walk.
- * An HTTP/0.9 request, a CONNECT's tunnel, or headers longer than 8 KiB
- * end it too.
+ * An HTTP/0.9 request or a CONNECT's tunnel ends it too; headers longer
+ * than 32 KiB with bytes after them make the rest TOO_LONG.
  */
 #ifndef FWD_EXTRACT_H
 #define FWD_EXTRACT_H

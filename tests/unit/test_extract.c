@@ -1290,6 +1290,37 @@ static void test_http_pipelined(void **state)
 	assert_string_equal(ALL("POST / HTTP/1.1\r\nHost: good.example\r\nContent-Length: "
 				"1\r\nContent-Length: 1\r\n\r\n"),
 			    "good.example");
+	/* Long headers (jumbo frames): 9 KB of them still let the next request
+	 * be read (nginx serves up to 32 KiB; 8 KiB hid it, a probe); past
+	 * 32 KiB with bytes after, the rest is TOO_LONG, and a Host in the
+	 * first 32 KiB is still read; headers that end the segment end it */
+	{
+		static char big[40000];
+		size_t b = (size_t)snprintf(big, sizeof(big),
+					    "GET / HTTP/1.1\r\nHost: good.example\r\n");
+
+		for (int i = 0; i < 9; i++) {
+			b += (size_t)snprintf(big + b, sizeof(big) - b, "X-Pad-%d: ", i);
+			memset(big + b, 'p', 1000);
+			b += 1000;
+			b += (size_t)snprintf(big + b, sizeof(big) - b, "\r\n");
+		}
+		assert_true(b > 9000);
+		memcpy(big + b, "\r\n" REQ("evil.example"), sizeof("\r\n" REQ("evil.example")));
+		assert_string_equal(all_names(0, big, strlen(big)), "good.example,evil.example");
+		for (int i = 9; i < 33; i++) {
+			b += (size_t)snprintf(big + b, sizeof(big) - b, "X-Pad-%d: ", i);
+			memset(big + b, 'p', 1000);
+			b += 1000;
+			b += (size_t)snprintf(big + b, sizeof(big) - b, "\r\n");
+		}
+		assert_true(b > 32768);
+		memcpy(big + b, "\r\n" REQ("evil.example"), sizeof("\r\n" REQ("evil.example")));
+		assert_string_equal(all_names(0, big, strlen(big)), "good.example,!l");
+		assert_string_equal(all_names(0, big, 32768), "good.example");
+		memcpy(big, "GET / HTTP/1.1\r\nX-Hos: good.example", 35); /* no Host in them */
+		assert_string_equal(all_names(0, big, strlen(big)), "!t");
+	}
 	/* FWD_X_MAX_NAMES requests are read; one more is TOO_MANY */
 	for (int i = 0; i < FWD_X_MAX_NAMES; i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, REQ("h%d.example"), i);
