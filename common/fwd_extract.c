@@ -764,6 +764,13 @@ static int http_request(const uint8_t *p, size_t len, char *out, size_t outlen, 
 
 	x->hs = x->he = NULL;
 	x->notreq = 0;
+	/* HTTP/2 with prior knowledge (RFC 9113 3.3): the preface, then
+	 * binary frames whose HEADERS carry :authority in HPACK, which a
+	 * stateless reader cannot decode in general (its dynamic table spans
+	 * the connection). Unreadable rather than no request: read as NONE,
+	 * an h2c request for evil.example passed every rule (a probe). */
+	if (len >= 16 && memcmp(p, "PRI * HTTP/2.0\r\n", 16) == 0)
+		return FWD_X_UNSUPPORTED;
 	/* RFC 9112 2.2: empty lines before the request line are ignored
 	 * (nginx, Node do): "\r\nGET / HTTP/1.1" is a request. */
 	for (r = p; r < end && (*r == '\r' || *r == '\n'); r++)
@@ -1277,6 +1284,8 @@ const char *fwd_extract_error_name(int rc)
 		return "too_long";
 	case FWD_X_TOO_MANY:
 		return "too_many";
+	case FWD_X_UNSUPPORTED:
+		return "unsupported";
 	default:
 		return "unknown";
 	}

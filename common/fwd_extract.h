@@ -66,6 +66,7 @@ enum {
 	FWD_X_MALFORMED = -2, /* impossible lengths, bad characters, duplicate Host, ... */
 	FWD_X_TOO_LONG = -3, /* the name is longer than 255 bytes or than outlen - 1 */
 	FWD_X_TOO_MANY = -4, /* more requests or messages in a payload than FWD_X_MAX_NAMES */
+	FWD_X_UNSUPPORTED = -5, /* a protocol read by none: HTTP/2 cleartext (binary, HPACK) */
 };
 
 /* Requests (HTTP) or messages (DNS over TCP) read in one payload, at most:

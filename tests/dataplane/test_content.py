@@ -883,6 +883,12 @@ content_rules:
 """
 
 
+# HTTP/2 with prior knowledge: the preface, SETTINGS, HEADERS (:method GET,
+# :scheme http, :path /, :authority evil.example as a literal)
+H2C_EVIL = bytes.fromhex("505249202a20485454502f322e300d0a0d0a534d0d0a0d0a000000040000000000"
+                         "000011010500000001828684010c6576696c2e6578616d706c65")
+
+
 def test_unreadable_rules_fail_closed(tmp_path):
     """unreadable: true (docs/content-rules.md, "Failing closed"): a name
     that is there but cannot be read (a malformed or cut SNI, two Host
@@ -908,6 +914,8 @@ def test_unreadable_rules_fail_closed(tmp_path):
         ("10.2.0.8", "web", [two_hosts], [("local", None)]),  # brazil: outside host-unread's regions
         ("10.1.0.9", "dns", [loop], [("local", "ids")]),
         ("10.1.0.10", "dns", [dns_query("good.example")], [("local", None)]),
+        # HTTP/2 with prior knowledge: its :authority is HPACK, read by no rule (it was NONE)
+        ("10.1.0.11", "web", [H2C_EVIL], [(None, None)]),
     ]
     pkts, want = [], []
     for f, (src, svc, bodies, fates) in enumerate(flows):
@@ -929,15 +937,15 @@ def test_unreadable_rules_fail_closed(tmp_path):
     st = run.stats
     c = {k: (v["matches"], v["flow_packets"]) for k, v in st["content_rules"].items()}
     # host-count: good.example in the readable request only (two Hosts are read by no pattern)
-    assert c == {"sni-unread": (2, 1), "host-unread": (1, 0), "host-count": (1, 0),
+    assert c == {"sni-unread": (2, 1), "host-unread": (2, 0), "host-count": (1, 0),
                  "dns-unread": (1, 0)}, c
-    assert st["drops"]["content_drop"] == 4
+    assert st["drops"]["content_drop"] == 5
     assert st["events"]["mirror_tx"] == 1
     # unreadable is still counted, with a rule or without one (brazil's two Hosts)
-    assert st["events"]["content_unreadable"] == 5, st["events"]
-    # decided: the three TCP flows the unreadable rules dropped and host-count's; the malformed
+    assert st["events"]["content_unreadable"] == 6, st["events"]
+    # decided: the four TCP flows the unreadable rules dropped and host-count's; the malformed
     # hello's data followed its drop (good.example's hello matched no rule: no verdict)
-    assert st["events"]["content_flow_followed"] == 1 and st["events"]["content_flow_decided"] == 4
+    assert st["events"]["content_flow_followed"] == 1 and st["events"]["content_flow_decided"] == 5
     assert st["events"]["content_scan_error"] == 0
 
 
@@ -967,6 +975,10 @@ def test_unreadable_rules_explained(tmp_path):
         assert r["drop_reason"] == "content_drop"
         r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
                        payload="GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+        assert r["content"]["verdict"] == "host-unread" and r["drop_reason"] == "content_drop"
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80,
+                       payload_hex=H2C_EVIL.hex())
+        assert r["content"]["unreadable"] == {"http_host": "unsupported"}, r["content"]
         assert r["content"]["verdict"] == "host-unread" and r["drop_reason"] == "content_drop"
         # brazil: host-unread scopes india only, and no other rule scopes web here
         r = f.ctl.call("explain", src="10.2.0.5", dst="198.51.100.1", proto="tcp", dport=80,

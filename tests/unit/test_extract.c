@@ -1174,7 +1174,8 @@ static void test_dns_against_reference(void **state)
 
 /* Every name of a payload as fwd_extract_http_next or fwd_extract_dns_tcp_next
  * yields them, "a,b": "-" for a request or message without one, "!t", "!m",
- * "!l", "!n" for TRUNCATED, MALFORMED, TOO_LONG, TOO_MANY (each ends it). */
+ * "!l", "!n", "!u" for TRUNCATED, MALFORMED, TOO_LONG, TOO_MANY, UNSUPPORTED
+ * (each ends it). */
 static const char *all_names(int dns, const void *p, size_t len)
 {
 	static char got[64 * FWD_X_NAME_MAX];
@@ -1189,13 +1190,14 @@ static const char *all_names(int dns, const void *p, size_t len)
 
 		assert_true(it.off <= len);
 		o += (size_t)snprintf(got + o, sizeof(got) - o, "%s%s", o ? "," : "",
-				      rc > 0		      ? out
-				      : rc == FWD_X_NONE      ? "-"
-				      : rc == FWD_X_TRUNCATED ? "!t"
-				      : rc == FWD_X_MALFORMED ? "!m"
-				      : rc == FWD_X_TOO_LONG  ? "!l"
-				      : rc == FWD_X_TOO_MANY  ? "!n"
-							      : "?");
+				      rc > 0			? out
+				      : rc == FWD_X_NONE	? "-"
+				      : rc == FWD_X_TRUNCATED	? "!t"
+				      : rc == FWD_X_MALFORMED	? "!m"
+				      : rc == FWD_X_TOO_LONG	? "!l"
+				      : rc == FWD_X_TOO_MANY	? "!n"
+				      : rc == FWD_X_UNSUPPORTED ? "!u"
+								: "?");
 		if (rc < 0)
 			assert_int_equal(it.off, len); /* an error ends the walk */
 	} while (it.off < len);
@@ -1321,6 +1323,16 @@ static void test_http_pipelined(void **state)
 		memcpy(big, "GET / HTTP/1.1\r\nX-Hos: good.example", 35); /* no Host in them */
 		assert_string_equal(all_names(0, big, strlen(big)), "!t");
 	}
+	/* HTTP/2 with prior knowledge: its preface makes the field unreadable
+	 * (an h2c request's :authority is HPACK), first or later */
+	assert_string_equal(ALL("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4"), "!u");
+	assert_int_equal(fwd_extract_http_host((const uint8_t *)"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+					       24, buf, sizeof(buf)),
+			 FWD_X_UNSUPPORTED);
+	assert_string_equal(ALL(REQ("good.example") "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+			    "good.example,!u");
+	assert_string_equal(ALL("PRI * HTTP/2.0\r\n"), "!u");
+	assert_string_equal(ALL("PRI * HTTP/2.0"), "-"); /* cut before its line's end: no request */
 	/* FWD_X_MAX_NAMES requests are read; one more is TOO_MANY */
 	for (int i = 0; i < FWD_X_MAX_NAMES; i++)
 		n += (size_t)snprintf(buf + n, sizeof(buf) - n, REQ("h%d.example"), i);
@@ -1531,6 +1543,7 @@ static void test_given_names_read_as_packets_are(void **state)
 		}
 	}
 	assert_string_equal(fwd_extract_error_name(FWD_X_MALFORMED), "malformed");
+	assert_string_equal(fwd_extract_error_name(FWD_X_UNSUPPORTED), "unsupported");
 }
 
 int main(void)
