@@ -1906,11 +1906,18 @@ static int show(const struct opts *o, const char *method, const char *path, json
 	return 0;
 }
 
-static const char *js(json_t *o, const char *k)
+/* A string of an answer, "-" when it is not one (printf's %s takes no
+ * NULL: the answer model checks most of them, this the rest). */
+static const char *jsv(const json_t *v)
 {
-	const char *s = json_string_value(json_object_get(o, k));
+	const char *s = json_string_value(v);
 
 	return s ? s : "-";
+}
+
+static const char *js(json_t *o, const char *k)
+{
+	return jsv(json_object_get(o, k));
 }
 
 static long long ji(json_t *o, const char *k)
@@ -2504,7 +2511,7 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		print_json(out);
 		json_decref(out);
 	} else if (!strcmp(what, "table")) {
-		fputs(json_string_value(json_object_get(r, "document")), stdout);
+		fputs(jsv(json_object_get(r, "document")), stdout);
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, REGIONS))) {
 		printf("%-20s %8s  %s\n", "REGION", "PREFIXES", "FIRST PREFIXES");
 		json_object_foreach(sec, k, v) {
@@ -2512,7 +2519,7 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 
 			printf("%-20s %8zu ", k, json_array_size(p));
 			for (i = 0; i < json_array_size(p) && i < 4; i++)
-				printf(" %s", json_string_value(json_array_get(p, i)));
+				printf(" %s", jsv(json_array_get(p, i)));
 			printf("%s\n", json_array_size(p) > 4 ? " ..." : "");
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, SERVICES))) {
@@ -2520,7 +2527,7 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		json_object_foreach(sec, k, v) {
 			printf("%-20s", k);
 			json_array_foreach(v, i, m)
-				printf(" %s", json_string_value(m));
+				printf(" %s", jsv(m));
 			putchar('\n');
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, LINKS))) {
@@ -2540,7 +2547,7 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 				       ctl_top_si(jrate(rates, what, k, "packets_per_s"), a, 16),
 				       ctl_top_si(jrate(rates, what, k, "bits_per_s"), b, 16));
 			json_array_foreach(tags, i, t)
-				printf(" %s", json_string_value(t));
+				printf(" %s", jsv(t));
 			putchar('\n');
 		}
 		sec = json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS));
@@ -2583,14 +2590,14 @@ static void explain_content_print(json_t *c)
 		return;
 	printf("content     scans");
 	json_array_foreach(json_object_get(c, "scoped_fields"), i, v)
-		printf(" %s", json_string_value(v));
+		printf(" %s", jsv(v));
 	printf("\n");
 	json_object_foreach(json_object_get(c, "extracted"), k, v) {
 		const char *why =
 			json_string_value(json_object_get(json_object_get(c, "unreadable"), k));
 
 		if (json_is_string(v))
-			printf("  %-9s  %s\n", k, json_string_value(v));
+			printf("  %-9s  %s\n", k, jsv(v));
 		else if (why)
 			printf("  %-9s  (there, but unreadable: %s)\n", k, why);
 		else
@@ -3163,16 +3170,17 @@ static void print_diff(json_t *r, const char *unused)
 
 	(void)unused;
 	for (size_t s = 0; s < 5; s++) {
-		json_t *sd = json_object_get(d, fwd_schema_name(secs[s]));
+		/* never NULL for these: GCC cannot tell (-Wformat-overflow at -O3) */
+		const char *sec = fwd_schema_name(secs[s]) ?: "?";
+		json_t *sd = json_object_get(d, sec);
 
 		json_array_foreach(json_object_get(sd, "added"), i, v)
-			printf("+ %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
+			printf("+ %s %s\n", sec, jsv(v));
 		json_array_foreach(json_object_get(sd, "removed"), i, v)
-			printf("- %s %s\n", fwd_schema_name(secs[s]), json_string_value(v));
+			printf("- %s %s\n", sec, jsv(v));
 		json_array_foreach(json_object_get(sd, "changed"), i, v) {
 			if (json_object_get(v, "prefixes_added"))
-				printf("~ %s %s: +%zu -%zu prefixes%s\n", fwd_schema_name(secs[s]),
-				       js(v, "name"),
+				printf("~ %s %s: +%zu -%zu prefixes%s\n", sec, js(v, "name"),
 				       json_array_size(json_object_get(v, "prefixes_added")),
 				       json_array_size(json_object_get(v, "prefixes_removed")),
 				       json_is_true(json_object_get(v, "description_changed"))
@@ -3184,7 +3192,7 @@ static void print_diff(json_t *r, const char *unused)
 				json_t *bf = json_object_get(v, "before"),
 				       *af = json_object_get(v, "after");
 
-				printf("~ %s %s", fwd_schema_name(secs[s]), js(v, "name"));
+				printf("~ %s %s", sec, js(v, "name"));
 				if (json_is_object(bf) && json_is_object(af)) {
 					diff_fields(bf, af, "", &left, &first);
 				} else { /* a service's list */
@@ -3917,7 +3925,7 @@ static int cmd_prefixes_list(const struct opts *o, const struct ctl_call *c)
 		print_json(reg);
 	else
 		json_array_foreach(json_object_get(reg, FWD_KEY_NAME(REGION, PREFIXES)), i, v)
-			puts(json_string_value(v));
+			puts(jsv(v));
 	json_decref(r);
 	return 0;
 }
