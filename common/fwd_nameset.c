@@ -51,7 +51,7 @@ int fwd_name_normalize(const char *s, size_t len, char *out, enum fwd_ns_kind *k
 	}
 	if (len == 0)
 		return *why = "empty name", -EINVAL;
-	if (len > FWD_NS_QUERY_MAX)
+	if (len > FWD_NS_NAME_MAX)
 		return *why = "name longer than 253 bytes", -EINVAL;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -320,7 +320,7 @@ static int add_keyed(struct fwd_nameset *s, const char *name, size_t len, enum f
 {
 	uint64_t i;
 
-	if (len == 0 || len > FWD_NS_QUERY_MAX || rule > FWD_NS_MAX_RULE || key == 0)
+	if (len == 0 || len > FWD_NS_NAME_MAX || rule > FWD_NS_MAX_RULE || key == 0)
 		return -EINVAL;
 	/* Noted before anything can fail: a count no entry has costs a probe. */
 	for (unsigned kd = 0; kd < 2; kd++)
