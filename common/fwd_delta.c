@@ -479,11 +479,13 @@ static void lens_of(const struct side *s, uint8_t lens[129])
  * each prefix of another region inside it is checked against it. A removal
  * makes none (whatever still covers a prefix covered it before), so it is
  * never refused for nesting. @seen: nregions bytes, scratch. */
-static int check_nesting(struct fwd_table *nt, const struct fwd_class *c, const struct side *s,
+static int check_nesting(struct fwd_table *nt, const struct fwd_class *c,
+			 struct fwd_res_pairs *pairs, const struct side *s,
 			 const struct fwd_delta_op *ops, uint32_t nops, const struct fwd_delta *d,
 			 uint8_t *seen, struct fwd_err *e)
 {
 	uint8_t lens[129];
+	int ok;
 
 	lens_of(s, lens);
 	for (uint32_t m = 0; m < nops; m++) {
@@ -508,7 +510,15 @@ static int check_nesting(struct fwd_table *nt, const struct fwd_class *c, const 
 			side_key(s, i, ca, &len, &cov_region);
 			if (cov_region == op->region || !fwd_residency_protects(nt, cov_region))
 				continue;
-			if (fwd_residency_check_pair(nt, c, op->region, cov_region,
+			/* Each pair judged once a delta (a batch of 800 prefixes
+			 * into one region took 28 s, each re-walking every rule,
+			 * service and group member: a probe); the reason's text
+			 * only for a pair that breaks. */
+			if ((ok = fwd_residency_pair_ok(pairs, op->region, cov_region)) < 0)
+				return fwd_err_fail(e, FWD_R_INTERNAL, nt->source, 0, "",
+						    "out of memory");
+			if (!ok &&
+			    fwd_residency_check_pair(nt, c, op->region, cov_region,
 						     fwd_delta_prefix_str(op, ib, sizeof(ib)),
 						     fwd_nest_str(s->fam, ca, len, ob, sizeof(ob)),
 						     0, op_path(d, op->index, pb, sizeof(pb)), e))
@@ -532,7 +542,11 @@ static int check_nesting(struct fwd_table *nt, const struct fwd_class *c, const 
 			if (!fwd_nest_covers(op->addr, op->len, a, len) || len == op->len ||
 			    region == op->region || seen[region])
 				continue;
-			if (fwd_residency_check_pair(nt, c, region, op->region,
+			if ((ok = fwd_residency_pair_ok(pairs, region, op->region)) < 0)
+				return fwd_err_fail(e, FWD_R_INTERNAL, nt->source, 0, "",
+						    "out of memory");
+			if (!ok &&
+			    fwd_residency_check_pair(nt, c, region, op->region,
 						     fwd_nest_str(s->fam, a, len, ib, sizeof(ib)),
 						     fwd_delta_prefix_str(op, ob, sizeof(ob)), 0,
 						     op_path(d, op->index, pb, sizeof(pb)), e))
@@ -696,16 +710,18 @@ int fwd_delta_apply(const struct fwd_table *t, const struct fwd_delta *d, struct
 	}
 	if (t->nresidency) {
 		struct fwd_class *c = fwd_class_build(nt);
+		struct fwd_res_pairs *pairs = c ? fwd_residency_pairs_create(nt, c) : NULL;
 		uint8_t *seen = malloc(nt->nregions ? nt->nregions : 1);
 		struct side ns[2] = {{.fam = 4, .n = nt->nprefix4, .p4 = nt->prefix4},
 				     {.fam = 6, .n = nt->nprefix6, .p6 = nt->prefix6}};
 
-		if (c == NULL || seen == NULL)
+		if (c == NULL || pairs == NULL || seen == NULL)
 			rc = fwd_err_fail(e, FWD_R_INTERNAL, t->source, 0, "", "out of memory");
-		else if (check_nesting(nt, c, &ns[0], ops, nfam4, d, seen, e) ||
-			 check_nesting(nt, c, &ns[1], ops + nfam4, nops - nfam4, d, seen, e))
+		else if (check_nesting(nt, c, pairs, &ns[0], ops, nfam4, d, seen, e) ||
+			 check_nesting(nt, c, pairs, &ns[1], ops + nfam4, nops - nfam4, d, seen, e))
 			rc = -EPERM;
 		free(seen);
+		fwd_residency_pairs_free(pairs);
 		fwd_class_free(c);
 		if (rc)
 			goto out;

@@ -106,10 +106,30 @@ static const struct fwd_link *content_breaks(const struct fwd_table *t,
 					     const struct fwd_residency *r, uint16_t *svc_out,
 					     char *how, size_t howlen)
 {
+	const struct fwd_link *l = NULL;
 	int svc = -1;
 
 	if (cr->action != FWD_CA_MIRROR && cr->action != FWD_CA_STEER)
 		return NULL;
+	/* The target first: one link or a group's members, where the
+	 * services are the two rules' lists against each other. */
+	if (cr->target_kind == FWD_ACT_LINK) {
+		if (fwd_link_allowed(&t->links[cr->target], r))
+			return NULL;
+		snprintf(how, howlen, "%ss to", fwd_content_action_name(cr->action));
+		l = &t->links[cr->target];
+	} else {
+		const struct fwd_group *g = &t->groups[cr->target];
+
+		for (uint16_t m = 0; m < g->nmembers && l == NULL; m++)
+			if (g->members[m].weight &&
+			    !fwd_link_allowed(&t->links[g->members[m].link], r)) {
+				snprintf(how, howlen, "steers to group '%s' with", g->name);
+				l = &t->links[g->members[m].link];
+			}
+		if (l == NULL)
+			return NULL;
+	}
 	for (uint16_t k = 0; k < cr->nservices && svc < 0; k++)
 		for (uint16_t m = 0; m < r->nservices && svc < 0; m++)
 			if (r->services[m] == FWD_ANY || r->services[m] == cr->services[k])
@@ -117,20 +137,7 @@ static const struct fwd_link *content_breaks(const struct fwd_table *t,
 	if (svc < 0)
 		return NULL;
 	*svc_out = (uint16_t)svc;
-	if (cr->target_kind == FWD_ACT_LINK) {
-		if (fwd_link_allowed(&t->links[cr->target], r))
-			return NULL;
-		snprintf(how, howlen, "%ss to", fwd_content_action_name(cr->action));
-		return &t->links[cr->target];
-	}
-	const struct fwd_group *g = &t->groups[cr->target];
-
-	for (uint16_t m = 0; m < g->nmembers; m++)
-		if (g->members[m].weight && !fwd_link_allowed(&t->links[g->members[m].link], r)) {
-			snprintf(how, howlen, "steers to group '%s' with", g->name);
-			return &t->links[g->members[m].link];
-		}
-	return NULL;
+	return l;
 }
 
 /* The services of content rule @cr that rule @r protects, as "service 'a'"
@@ -292,6 +299,257 @@ int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *
 		return 0;
 	return nested_refusal(t, b.rule, inner, outer, inner_pfx, outer_pfx, line, path, b.service,
 			      b.who, b.how, l, err);
+}
+
+/* ---- pair verdicts in bulk (fwd_res_pairs) ---------------------------------------- */
+
+/* What an outer region's rules allow, per service they protect: the links
+ * every rule covering that service allows (the intersection of their
+ * rows), as a class shared by services with the same links. */
+struct res_outer {
+	int built;
+	uint32_t nsvc; /* services some rule of the region protects */
+	uint16_t *svc;
+	uint32_t *cls_of; /* per svc[] entry: its class */
+	uint64_t *cls; /* per class: lw words of allowed links */
+	uint64_t *content_bad; /* regions a breaking content rule is scoped to */
+};
+
+struct fwd_res_pairs {
+	const struct fwd_table *t;
+	const struct fwd_class *c;
+	size_t lw; /* words of a link bitmap */
+	uint64_t *allowed; /* per residency rule: the links it allows */
+	uint64_t *group_links; /* per group: its members that can carry traffic */
+	uint8_t *memo; /* outer x nregions + inner: 0 not asked, 1 keeps, 2 breaks */
+	struct res_outer *outer; /* per region */
+};
+
+static int bit_of(const uint64_t *w, uint32_t i)
+{
+	return (int)(w[i / 64] >> (i % 64) & 1);
+}
+
+/* 1 when @g's links all lie in @a. */
+static int links_within(const uint64_t *g, const uint64_t *a, size_t lw)
+{
+	uint64_t out = 0;
+
+	for (size_t k = 0; k < lw; k++)
+		out |= g[k] & ~a[k];
+	return out == 0;
+}
+
+void fwd_residency_pairs_free(struct fwd_res_pairs *p)
+{
+	if (p == NULL)
+		return;
+	for (uint16_t r = 0; p->outer && r < p->t->nregions; r++) {
+		free(p->outer[r].svc);
+		free(p->outer[r].cls_of);
+		free(p->outer[r].cls);
+		free(p->outer[r].content_bad);
+	}
+	free(p->outer);
+	free(p->memo);
+	free(p->allowed);
+	free(p->group_links);
+	free(p);
+}
+
+struct fwd_res_pairs *fwd_residency_pairs_create(const struct fwd_table *t,
+						 const struct fwd_class *c)
+{
+	struct fwd_res_pairs *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->t = t;
+	p->c = c;
+	p->lw = (t->nlinks + 63u) / 64u + 1;
+	p->allowed = calloc((size_t)t->nresidency + 1, p->lw * sizeof(uint64_t));
+	p->group_links = calloc((size_t)t->ngroups + 1, p->lw * sizeof(uint64_t));
+	p->memo = calloc((size_t)t->nregions * t->nregions + 1, 1);
+	p->outer = calloc((size_t)t->nregions + 1, sizeof(*p->outer));
+	if (!p->allowed || !p->group_links || !p->memo || !p->outer) {
+		fwd_residency_pairs_free(p);
+		return NULL;
+	}
+	for (uint16_t i = 0; i < t->nresidency; i++)
+		for (uint16_t l = 0; l < t->nlinks; l++)
+			if (fwd_link_allowed(&t->links[l], &t->residency[i]))
+				p->allowed[i * p->lw + l / 64] |= 1ull << (l % 64);
+	for (uint16_t g = 0; g < t->ngroups; g++)
+		for (uint16_t m = 0; m < t->groups[g].nmembers; m++)
+			if (t->groups[g].members[m].weight) {
+				uint16_t l = t->groups[g].members[m].link;
+
+				p->group_links[g * p->lw + l / 64] |= 1ull << (l % 64);
+			}
+	return p;
+}
+
+/* 1 when content rule @cr carries some service rule @i protects on a link
+ * the rule does not allow (content_breaks(), on the bitmaps). @svc_of_rule:
+ * the rule's services as a bitmap. */
+static int content_rule_breaks(const struct fwd_res_pairs *p, const struct fwd_content_rule *cr,
+			       uint16_t i, const uint64_t *svc_of_rule)
+{
+	const uint64_t *a = p->allowed + (size_t)i * p->lw;
+
+	if (cr->action != FWD_CA_MIRROR && cr->action != FWD_CA_STEER)
+		return 0;
+	if (cr->target_kind == FWD_ACT_LINK
+		    ? bit_of(a, cr->target)
+		    : links_within(p->group_links + (size_t)cr->target * p->lw, a, p->lw))
+		return 0;
+	for (uint16_t k = 0; k < cr->nservices; k++)
+		if (bit_of(svc_of_rule, cr->services[k]))
+			return 1;
+	return 0;
+}
+
+static int outer_build(struct fwd_res_pairs *p, uint16_t o)
+{
+	const struct fwd_table *t = p->t;
+	struct res_outer *x = &p->outer[o];
+	const size_t sw = (t->nservices + 63u) / 64u + 1, rw = (t->nregions + 63u) / 64u + 1;
+	uint64_t *per_svc = calloc((size_t)t->nservices + 1, p->lw * sizeof(uint64_t));
+	uint64_t *svc_of_rule = malloc(sw * sizeof(uint64_t));
+	uint8_t *covered = calloc((size_t)t->nservices + 1, 1);
+	uint32_t *slot = NULL, nslot = 16, ncls = 0;
+	int rc = -ENOMEM;
+
+	x->svc = calloc((size_t)t->nservices + 1, sizeof(*x->svc));
+	x->cls_of = calloc((size_t)t->nservices + 1, sizeof(*x->cls_of));
+	x->content_bad = calloc(rw, sizeof(uint64_t));
+	if (!per_svc || !svc_of_rule || !covered || !x->svc || !x->cls_of || !x->content_bad)
+		goto out;
+	/* The links allowed per service: what every rule covering it allows. */
+	for (uint16_t i = 0; i < t->nresidency; i++) {
+		const struct fwd_residency *r = &t->residency[i];
+		const uint64_t *a = p->allowed + (size_t)i * p->lw;
+		uint16_t n = rule_nservices(t, r);
+
+		if (r->region != o)
+			continue;
+		memset(svc_of_rule, 0, sw * sizeof(uint64_t));
+		for (uint16_t k = 0; k < n; k++) {
+			uint16_t s = (uint16_t)rule_services(r, k);
+			uint64_t *d = per_svc + (size_t)s * p->lw;
+
+			svc_of_rule[s / 64] |= 1ull << (s % 64);
+			for (size_t w = 0; w < p->lw; w++)
+				d[w] = covered[s] ? d[w] & a[w] : a[w];
+			covered[s] = 1;
+		}
+		/* Content rules scoped to regions (a rule of every region is
+		 * checked against the outer itself, fwd_residency_check_content)
+		 * that break this rule: a region they run on breaks it too. */
+		for (uint32_t ci = 0; ci < t->ncontent; ci++) {
+			const struct fwd_content_rule *cr = &t->content[ci];
+
+			if (cr->nregions && content_rule_breaks(p, cr, i, svc_of_rule))
+				for (uint16_t k = 0; k < cr->nregions; k++)
+					x->content_bad[cr->regions[k] / 64] |=
+						1ull << (cr->regions[k] % 64);
+		}
+	}
+	for (uint32_t s = 0; s < t->nservices; s++)
+		x->nsvc += covered[s];
+	while (nslot < 2 * x->nsvc)
+		nslot <<= 1;
+	slot = malloc(nslot * sizeof(*slot));
+	x->cls = malloc(((size_t)x->nsvc + 1) * p->lw * sizeof(uint64_t));
+	if (!slot || !x->cls)
+		goto out;
+	memset(slot, 0xff, nslot * sizeof(*slot));
+	/* Services with the same allowed links share a class (interned). */
+	x->nsvc = 0;
+	for (uint32_t s = 0; s < t->nservices; s++) {
+		const uint64_t *d = per_svc + (size_t)s * p->lw;
+		uint64_t h = 1469598103934665603ull;
+		uint32_t k;
+
+		if (!covered[s])
+			continue;
+		for (size_t w = 0; w < p->lw; w++)
+			h = (h ^ d[w]) * 1099511628211ull;
+		for (k = (uint32_t)h & (nslot - 1);
+		     slot[k] != UINT32_MAX &&
+		     memcmp(x->cls + (size_t)slot[k] * p->lw, d, p->lw * sizeof(uint64_t));
+		     k = (k + 1) & (nslot - 1))
+			;
+		if (slot[k] == UINT32_MAX) {
+			memcpy(x->cls + (size_t)ncls * p->lw, d, p->lw * sizeof(uint64_t));
+			slot[k] = ncls++;
+		}
+		x->svc[x->nsvc] = (uint16_t)s;
+		x->cls_of[x->nsvc++] = slot[k];
+	}
+	x->built = 1;
+	rc = 0;
+out:
+	free(per_svc);
+	free(svc_of_rule);
+	free(covered);
+	free(slot);
+	return rc;
+}
+
+/* 1 when region @inner's policies keep, for every service @x protects, to
+ * the links allowed for it (cell_breaks() for every rule at once). */
+static int cells_keep(const struct fwd_res_pairs *p, const struct res_outer *x, uint16_t inner)
+{
+	const struct fwd_table *t = p->t;
+
+	for (uint32_t j = 0; j < x->nsvc; j++) {
+		const uint64_t *a = x->cls + (size_t)x->cls_of[j] * p->lw;
+		const struct fwd_policy *pol =
+			&t->policies[p->c->matrix[(uint32_t)inner * t->nservices + x->svc[j]]];
+
+		if ((pol->action == FWD_ACT_LINK && !bit_of(a, pol->target)) ||
+		    (pol->action == FWD_ACT_GROUP &&
+		     !links_within(p->group_links + (size_t)pol->target * p->lw, a, p->lw)) ||
+		    (pol->mirror != FWD_LINK_NONE && !bit_of(a, pol->mirror)))
+			return 0;
+	}
+	return 1;
+}
+
+int fwd_residency_pair_ok(struct fwd_res_pairs *p, uint16_t inner, uint16_t outer)
+{
+	const struct fwd_table *t = p->t;
+	uint8_t *memo;
+	struct res_outer *x;
+	int ok;
+
+	if (inner == outer || inner >= t->nregions || outer >= t->nregions)
+		return 1;
+	memo = &p->memo[(size_t)outer * t->nregions + inner];
+	if (*memo)
+		return *memo == 1;
+	x = &p->outer[outer];
+	if (!x->built && outer_build(p, outer))
+		return -ENOMEM;
+	ok = !bit_of(x->content_bad, inner) && cells_keep(p, x, inner);
+	*memo = ok ? 1 : 2;
+	return ok;
+}
+
+/* 1 when every protected region's own policies keep to its rules (the
+ * first loop of fwd_residency_check(), which says what breaks). */
+static int own_cells_keep(struct fwd_res_pairs *p)
+{
+	for (uint16_t i = 0; i < p->t->nresidency; i++) {
+		uint16_t o = p->t->residency[i].region;
+
+		if (!p->outer[o].built && outer_build(p, o))
+			return -ENOMEM;
+		if (!cells_keep(p, &p->outer[o], o))
+			return 0;
+	}
+	return 1;
 }
 
 int fwd_residency_handover(const struct fwd_table *t, const struct fwd_class *c, uint16_t to,
@@ -604,15 +862,15 @@ int fwd_residency_frag_may_carry(const struct fwd_table *t, uint16_t region, uin
 /* Every prefix against every protected prefix that covers it (walk_nested).
  * Every cover, not only the nearest: a prefix of an unprotected region in
  * between would otherwise launder the addresses (in's 10/8 > mid's 10.1/16 >
- * xx's 10.1.1/24 still holds India's users in 10.1.1/24). A pair of regions
- * found keeping to the rules is not checked again (@ok, a byte per pair), so
- * the common walk costs a stack scan a prefix; the error's text is built
- * only for the pair that breaks. */
+ * xx's 10.1.1/24 still holds India's users in 10.1.1/24). Each pair of
+ * regions is judged once (fwd_residency_pair_ok), so the common walk costs
+ * a stack scan a prefix; the error's text is built only for the pair that
+ * breaks. */
 struct nest_check {
 	const struct fwd_table *t;
 	const struct fwd_class *c;
 	int fam;
-	uint8_t *ok; /* nregions x nregions bytes, zeroed */
+	struct fwd_res_pairs *pairs;
 	struct fwd_err *err;
 };
 
@@ -620,15 +878,14 @@ static int check_pair_once(void *arg, const struct nest_key *k, const struct nes
 {
 	struct nest_check *nc = arg;
 	const struct fwd_table *t = nc->t;
-	uint8_t *seen = &nc->ok[(size_t)o->region * t->nregions + k->region];
 	char ib[64], ob[64], path[96];
+	int ok = fwd_residency_pair_ok(nc->pairs, k->region, o->region);
 
-	if (*seen)
+	if (ok == 1)
 		return 0;
-	if (fwd_residency_check_pair(t, nc->c, k->region, o->region, "", "", 0, "", NULL) == 0) {
-		*seen = 1;
-		return 0;
-	}
+	if (ok < 0)
+		return fwd_err_fail(nc->err, FWD_R_INTERNAL, t->source, 0, "",
+				    "out of memory checking nested prefixes");
 	snprintf(path, sizeof(path), "%s.%s.%s", FWD_KEY_NAME(DOC, REGIONS),
 		 t->region_names[k->region], FWD_KEY_NAME(REGION, PREFIXES));
 	return fwd_residency_check_pair(
@@ -636,29 +893,37 @@ static int check_pair_once(void *arg, const struct nest_key *k, const struct nes
 		fwd_nest_str(nc->fam, o->a, o->len, ob, sizeof(ob)), k->line, path, nc->err);
 }
 
-static int check_nesting(const struct fwd_table *t, const struct fwd_class *c, struct fwd_err *err)
+static int check_nesting(const struct fwd_table *t, const struct fwd_class *c,
+			 struct fwd_res_pairs *pairs, struct fwd_err *err)
 {
-	uint8_t *ok;
 	int rc = 0;
 
-	if (t->nresidency == 0)
-		return 0;
-	ok = calloc((size_t)t->nregions * t->nregions, 1);
-	if (ok == NULL)
-		return fwd_err_fail(err, FWD_R_INTERNAL, t->source, 0, "",
-				    "out of memory checking nested prefixes");
 	for (int fam = 4; fam <= 6 && rc == 0; fam += 2) {
-		struct nest_check nc = {.t = t, .c = c, .fam = fam, .ok = ok, .err = err};
+		struct nest_check nc = {.t = t, .c = c, .fam = fam, .pairs = pairs, .err = err};
 
 		rc = walk_nested(t, fam, check_pair_once, &nc);
 	}
-	free(ok);
 	return rc;
 }
 
 int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, struct fwd_err *err)
 {
-	for (uint16_t i = 0; i < t->nresidency; i++) {
+	struct fwd_res_pairs *pairs;
+	int rc;
+
+	if (t->nresidency == 0)
+		return 0;
+	pairs = fwd_residency_pairs_create(t, c);
+	rc = pairs ? own_cells_keep(pairs) : -ENOMEM;
+	if (rc < 0) {
+		fwd_residency_pairs_free(pairs);
+		return fwd_err_fail(err, FWD_R_INTERNAL, t->source, 0, "",
+				    "out of memory checking residency");
+	}
+	/* What breaks, rule by rule, only when something does: the walk
+	 * below costs every rule x service x group member (seconds at the
+	 * limits; the bitmaps above, milliseconds). */
+	for (uint16_t i = 0; i < t->nresidency && rc == 0; i++) {
 		const struct fwd_residency *r = &t->residency[i];
 		uint16_t n = rule_nservices(t, r);
 
@@ -669,20 +934,26 @@ int fwd_residency_check(const struct fwd_table *t, const struct fwd_class *c, st
 			const struct fwd_link *l =
 				cell_breaks(t, c, r, r->region, s, &pid, how, sizeof(how));
 
-			if (l)
+			if (l) {
+				fwd_residency_pairs_free(pairs);
 				return violation(t, r, s, pid, l, how, err);
+			}
 		}
 	}
 	/* Again here, not only when the document is parsed: a table changed
 	 * by a delta (a group's weight raised) is checked whole. */
-	for (uint32_t i = 0; i < t->ncontent && t->nresidency; i++) {
+	for (uint32_t i = 0; i < t->ncontent; i++) {
 		char path[48];
 
 		snprintf(path, sizeof(path), "%s[%u]", FWD_KEY_NAME(DOC, CONTENT_RULES), i);
-		if (fwd_residency_check_content(t, &t->content[i], path, err))
+		if (fwd_residency_check_content(t, &t->content[i], path, err)) {
+			fwd_residency_pairs_free(pairs);
 			return -EPERM;
+		}
 	}
-	return check_nesting(t, c, err);
+	rc = check_nesting(t, c, pairs, err);
+	fwd_residency_pairs_free(pairs);
+	return rc;
 }
 
 int fwd_residency_nested_of(const char *reason, char inner[64], char inner_region[FWD_NAME_MAX],

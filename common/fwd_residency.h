@@ -68,6 +68,30 @@ int fwd_residency_check_pair(const struct fwd_table *t, const struct fwd_class *
 			     uint16_t outer, const char *inner_pfx, const char *outer_pfx,
 			     uint32_t line, const char *path, struct fwd_err *err);
 
+/*
+ * The verdicts of fwd_residency_check_pair() for one table and classifier,
+ * without its text and memoised per pair. A check of nested prefixes asks
+ * for many pairs, and fwd_residency_check_pair() walks every rule of the
+ * outer region, every service and every group member for each: a 65 KB
+ * table (1,000 regions under a protected 0.0.0.0/0 with 100 rules on all of
+ * 1,000 services, a group of 64) took 33 s to validate, one at the limits
+ * hours, with regionfwd deaf meanwhile (a hostile probe). Here the rules of
+ * an outer region are folded once into the links allowed per service, and a
+ * pair costs one policy test per protected service.
+ */
+struct fwd_res_pairs;
+
+/** For @t and its classifier @c (both outlive it); NULL when out of memory. */
+struct fwd_res_pairs *fwd_residency_pairs_create(const struct fwd_table *t,
+						 const struct fwd_class *c);
+
+/** 1 when @inner keeps to every rule of @outer (fwd_residency_check_pair()
+ *  returns 0), 0 when it breaks one (ask fwd_residency_check_pair() for the
+ *  reason), -ENOMEM. */
+int fwd_residency_pair_ok(struct fwd_res_pairs *p, uint16_t inner, uint16_t outer);
+
+void fwd_residency_pairs_free(struct fwd_res_pairs *p);
+
 /**
  * Addresses of protected region @from handed to region @to (a prefix of
  * @from removed or withdrawn, its cover in @to, 'unknown' included; or

@@ -307,12 +307,137 @@ static void test_frag_may_carry(void **state)
 	fwd_table_free(t);
 }
 
+/* fwd_residency_pair_ok() against fwd_residency_check_pair() on random
+ * tables: links with random tags, groups with drained members, rules on
+ * some services or all, policies by region or service or both, mirrors,
+ * and content rules scoped to regions that mirror: the same verdict for
+ * every pair of regions, and both verdicts seen. */
+static uint32_t rs = 2463534242u;
+
+static uint32_t rnd(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 17;
+	rs ^= rs << 5;
+	return rs;
+}
+
+static void test_pair_verdicts_in_bulk(void **state)
+{
+	static char doc[16384];
+	static const char *const tags[] = {"a", "b", "c"};
+	unsigned tables = 0, ok_seen = 0, breaks_seen = 0;
+
+	(void)state;
+	for (int round = 0; round < 3000 && tables < 400; round++) {
+		size_t n = 0;
+		struct fwd_err err = {0};
+		struct fwd_table *t;
+		struct fwd_class *c;
+		struct fwd_res_pairs *p;
+
+#define OUT(...) (n += (size_t)snprintf(doc + n, sizeof(doc) - n, __VA_ARGS__))
+		OUT("regions:\n");
+		for (int r = 0; r < 6; r++)
+			OUT("  r%d: {prefixes: [%d.0.0.0/8]}\n", r, 10 + r);
+		OUT("services:\n");
+		for (int k = 0; k < 5; k++)
+			OUT("  s%d: [tcp/%d]\n", k, 7000 + k);
+		OUT("links:\n");
+		for (int l = 0; l < 5; l++) {
+			OUT("  l%d: {port: p0, next_hop_mac: '02:00:00:00:00:%02x', tags: [", l,
+			    l + 1);
+			for (int g = 0, first = 1; g < 3; g++)
+				if (rnd() % 2) {
+					OUT("%s%s", first ? "" : ", ", tags[g]);
+					first = 0;
+				}
+			OUT("]}\n");
+		}
+		OUT("link_groups:\n");
+		for (int g = 0; g < 2; g++)
+			OUT("  g%d: {members: {l%u: %u, l%u: %u}}\n", g, rnd() % 5, 1 + rnd() % 2,
+			    5 - 1 - g, rnd() % 2);
+		OUT("residency:\n");
+		for (int i = 0, nr = 1 + (int)(rnd() % 4); i < nr; i++) {
+			OUT("  - {name: k%d, region: r%u, services: [", i, rnd() % 3);
+			if (rnd() % 4 == 0)
+				OUT("any");
+			else
+				for (int k = 0, first = 1; k < 5; k++)
+					if (rnd() % 2 || (first && k == 4)) {
+						OUT("%ss%d", first ? "" : ", ", k);
+						first = 0;
+					}
+			OUT("], allowed_tags: [%s]}\n", tags[rnd() % 3]);
+		}
+		OUT("policies:\n");
+		for (int i = 0, np = 2 + (int)(rnd() % 8); i < np; i++) {
+			unsigned r = rnd() % 7, k = rnd() % 6, what = rnd() % 5;
+			char rn[8] = "any", sn[8] = "any";
+
+			if (r < 6)
+				snprintf(rn, sizeof(rn), "r%u", r);
+			if (k < 5)
+				snprintf(sn, sizeof(sn), "s%u", k);
+			OUT("  - {region: %s, service: %s", rn, sn);
+			OUT(", action: ");
+			if (what == 0)
+				OUT("drop");
+			else
+				OUT("steer, to: %s%u", what == 1 ? "g" : "l",
+				    what == 1 ? rnd() % 2 : rnd() % 5);
+			if (what && rnd() % 3 == 0)
+				OUT(", mirror: l%u", rnd() % 5);
+			OUT("}\n");
+		}
+		if (rnd() % 2) {
+			OUT("content_rules:\n");
+			for (int i = 0, nc = 1 + (int)(rnd() % 3); i < nc; i++)
+				OUT("  - {name: c%d, field: tls_sni, unreadable: true, services: "
+				    "[s%u], "
+				    "regions: [r%u], action: mirror, to: l%u}\n",
+				    i, rnd() % 5, 3 + rnd() % 3, rnd() % 5);
+		}
+#undef OUT
+		assert_true(n < sizeof(doc));
+		t = fwd_table_parse(doc, n, "r.yaml", 0, &err);
+		if (t == NULL)
+			continue; /* a content rule against its own region's rule, a duplicate */
+		tables++;
+		c = fwd_class_build(t);
+		p = fwd_residency_pairs_create(t, c);
+		assert_non_null(c);
+		assert_non_null(p);
+		for (uint16_t inner = 0; inner < t->nregions; inner++)
+			for (uint16_t outer = 0; outer < t->nregions; outer++) {
+				int want = fwd_residency_check_pair(t, c, inner, outer, "", "", 0,
+								    "", NULL) == 0;
+				int got = fwd_residency_pair_ok(p, inner, outer);
+
+				if (got != want)
+					fail_msg("pair (%u in %u): %d, check_pair %d\n%s", inner,
+						 outer, got, want, doc);
+				/* memoised: the same again */
+				assert_int_equal(fwd_residency_pair_ok(p, inner, outer), want);
+				ok_seen +=
+					want && inner != outer && fwd_residency_protects(t, outer);
+				breaks_seen += !want;
+			}
+		fwd_residency_pairs_free(p);
+		fwd_class_free(c);
+		fwd_table_free(t);
+	}
+	assert_true(tables >= 400);
+	assert_true(ok_seen > 500 && breaks_seen > 500);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_allowed),	       cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_any_services),   cmocka_unit_test(test_link_may_carry),
-		cmocka_unit_test(test_frag_may_carry),
+		cmocka_unit_test(test_frag_may_carry), cmocka_unit_test(test_pair_verdicts_in_bulk),
 	};
 
 	return cmocka_run_group_tests_name("residency", tests, NULL, NULL);
