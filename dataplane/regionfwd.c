@@ -647,6 +647,31 @@ static int start_saved(struct dp_ctx *ctx)
 	return 0;
 }
 
+/* --table while the saved table runs: the file a start without the save
+ * would run (a reboot clears the save's default place, /run). It went
+ * unread then: a missing or broken file was found at the next boot, when
+ * regionfwd would not start (a probe). Loaded and checked for residency
+ * now, as --check-table does (content patterns not compiled), and said. */
+static void check_fallback(const char *path)
+{
+	struct fwd_err err = {0};
+	struct fwd_table *t = fwd_table_load(path, &err);
+	struct fwd_class *c = t ? fwd_class_build(t) : NULL;
+	char buf[1024];
+
+	if (t == NULL || c == NULL || fwd_residency_check(t, c, &err)) {
+		if (t && c == NULL)
+			fwd_err_set(&err, path, 0, "", "out of memory");
+		DP_LOG(WARNING,
+		       "--table %s would not start regionfwd without the saved table (%s): a "
+		       "restart after a reboot, or with --start-on table, would stop; mend it "
+		       "(regionctl show table > FILE writes the running one)",
+		       path, fwd_err_str(&err, buf, sizeof(buf)));
+	}
+	fwd_class_free(c);
+	fwd_table_free(t);
+}
+
 /* The table to start on (--start-on). @return 0 or -1 (said) */
 static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 {
@@ -659,6 +684,7 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 		       "%s: the table is managed there (--start-on table to start on the file)",
 		       (unsigned long long)ctx->pub.gen->id, ctx->managed_by, ctx->saved_path,
 		       o->table_path);
+		check_fallback(o->table_path);
 		return 0;
 	}
 	if (o->start_on == START_ON_TABLE) {

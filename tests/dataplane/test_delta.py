@@ -319,7 +319,18 @@ def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
         st = f.ctl.call("status")
         assert st["generation"]["id"] == 20 and int(st["generation"]["hash"], 16) == last
     finally:
-        f.stop()
+        log = f.stop()
+    assert "would not start regionfwd" not in log
+    # --table is what a start without the save runs (after a reboot):
+    # broken or gone, it is said at this start, not found at the next boot
+    table.write_text(POOL_DOC + "links: {}\n")
+    f = Fwd(tmp_path, "dl-restart", table, log="fwd5.log")
+    try:
+        assert f.ctl.call("status")["generation"]["id"] == 20
+    finally:
+        log = f.stop()
+    assert re.search(r"--table \S*t\.yaml would not start regionfwd without the saved table "
+                     r"\(\S*t\.yaml:\d+: links", log), log[-2000:]
 
 
 def test_a_journal_that_is_not_a_file_is_never_written_through(tmp_path):
