@@ -2635,9 +2635,22 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		fwd_table_free(t);
 		return -1;
 	}
-	/* Which of its prefixes the feed had added, written ahead with it (a
-	 * revert whose document the disk refused goes without). */
-	if (!unsaved && doc_owned(st, t, &owned) == 0) {
+	/* Which of its prefixes the feed had added, written ahead with it. A
+	 * revert whose document the disk refused writes no file either; when
+	 * the feed had added nothing (no feed at all, most boxes) its record
+	 * still says so: left unknown, every later start took it for an older
+	 * regiond's and warned of a BGP feed that never ran (a walkthrough). */
+	if (unsaved && doc_owned(st, t, &owned) == 0) {
+		if (ctl_ownset_count(owned) == 0)
+			own = CTL_OWN_NONE;
+		else
+			fwd_log(FWD_LOG_WARNING,
+				"generation %" PRIu64 " goes on unsaved, without saying which of "
+				"its prefixes the BGP feed had added: any it does not own then "
+				"stay as static prefixes",
+				id);
+		ctl_ownset_free(owned);
+	} else if (!unsaved && doc_owned(st, t, &owned) == 0) {
 		rc = write_owned(st, id, owned);
 		ctl_ownset_free(owned);
 		if (rc > 0) {

@@ -677,6 +677,9 @@ def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
         h = json.load(open(state / "history.json"))
         assert h["generations"][-1]["id"] == 3 and h["confirm"] is None, h
         assert h["generations"][-1]["comment"].startswith("automatic revert"), h
+        # no feed: the revert's record says the feed added none of its
+        # prefixes (left out, every later start warned of an older regiond)
+        assert h["generations"][-1].get("owned") == "none", h["generations"][-1]
         assert (state / "gen-3.doc").read_text() == (state / "gen-1.doc").read_text()
         rc, out, _ = b.ctl("status")
         assert rc == 0, out  # healthy again
@@ -684,6 +687,7 @@ def test_commit_confirm_reverts_on_a_read_only_state_dir(tmp_path):
         b.rd.wait(30)
         b.start_regiond()  # the recorded state opens cleanly
         assert b.gen() == 3 and dp_generation(b)["hash"] == first["hash"]
+        assert "recorded by an older regiond" not in open(tmp_path / "regiond.log").read()
         rc, out, err = b.ctl("apply", demo_variant(tmp_path, "v.yaml", "ingress table", "ingress table v"))
         assert rc == 0 and "generation 4" in out, err
 
