@@ -1170,13 +1170,18 @@ static void check_disk(struct ctl_state *st, const struct statvfs *v)
 				"is refused (persist_failed); remount it read-write",
 				st->dir);
 	else if (st->disk_free < need || (raised && st->disk_free < need + need / 4))
+		/* "full" when nothing is left: "nearly full" with 0 bytes free
+		 * read as a warning of what had already happened (a walkthrough).
+		 * No byte count in it: the text is the alarm, logged when it
+		 * changes, and the free bytes move all the time. */
 		ctl_state_alarm(
 			st, CTL_ALARM_STATE_DISK,
-			"the state directory %s's filesystem is nearly full: less free than "
-			"the next change may need (status state_disk: twice the current "
-			"table, the largest delta and 256 KiB), so it may be refused "
-			"(persist_failed); free space there",
-			st->dir);
+			"the state directory %s's filesystem is %s: less free than the next "
+			"change may need (status state_disk: twice the current table, the "
+			"largest delta and 256 KiB), so it %s refused (persist_failed); free "
+			"space there",
+			st->dir, st->disk_free ? "nearly full" : "full",
+			st->disk_free ? "may be" : "will be");
 	else
 		ctl_state_alarm(st, CTL_ALARM_STATE_DISK, NULL);
 }

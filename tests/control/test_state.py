@@ -605,6 +605,13 @@ def test_a_state_disk_nearly_full_is_said_before_a_change_fails(tmp_path):
         assert rc == 0, (out, err)
         time.sleep(3)  # free bytes moved: the sentence did not
         assert len(alarm_lines(b, "nearly full")) == 1, alarm_lines(b)
+        # nothing free at all: "full", the change "will be" refused ("nearly
+        # full" with 0 bytes free read as a warning, a walkthrough)
+        os.unlink(state / "filler")
+        fill_but(state, 0)
+        s = wait_for(lambda: (lambda st: st if "is full" in (st["alarm"] or "") else None)(b.status()),
+                     timeout=20, what="the full alarm")
+        assert "will be refused (persist_failed)" in s["alarm"] and s["state_disk"]["free_bytes"] == 0, s
         os.unlink(state / "filler")
         wait_for(lambda: b.status()["alarm"] is None, timeout=20, what="the alarm cleared")
         assert "alarm cleared (was: the state directory" in open(b.tmp / "regiond.log").read()
