@@ -466,6 +466,12 @@ static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path
 	st->confirm_deadline = json_integer_value(dl);
 	st->confirm_due_wall = 1; /* a restart's: it follows the wall clock (ctl_confirm.c) */
 	ctl_confirm_set_due(st);
+	/* Said at start: a restart that said nothing left the operator
+	 * unaware of a revert coming (a walkthrough). */
+	fwd_log(FWD_LOG_NOTICE,
+		"generation %" PRIu64 " awaits confirmation, as when regiond stopped: it reverts "
+		"to generation %" PRIu64 " in %" PRId64 " s unless confirmed (regionctl confirm)",
+		gen, st->revert_to, ctl_confirm_left_s(st));
 	return 0;
 }
 

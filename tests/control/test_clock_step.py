@@ -12,6 +12,7 @@ CLOCK_REALTIME (and its variants) read an offset from a file; the
 monotonic clock is left alone, as a real step leaves it."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -161,6 +162,9 @@ def test_a_deadline_read_at_a_restart_follows_the_wall_clock_set_right(stepped, 
     b.start_regiond()
     rc, st, _ = b.ctl("status", json_out=True)
     assert st["confirm"]["reverts_in_s"] > 7000, st["confirm"]  # by the slow clock
+    # the coming revert is said at start (a walkthrough: nothing was)
+    assert re.search(r"generation 2 awaits confirmation, as when regiond stopped: it reverts to "
+                     r"generation 1 in \d+ s unless confirmed", open(b.tmp / "regiond.log").read())
     step.write_text("0\n")  # set right
     wait_for(lambda: b.gen() == 3, timeout=30, what="the revert, once the clock passes confirm_by")
     rc, h, _ = b.ctl("history", json_out=True)
