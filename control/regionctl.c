@@ -2679,23 +2679,34 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 	int argc = c->npos, rc, proto;
 	json_t *b, *r;
 
-	/* A number goes as one (regiond checks 0..255, as for the API), a word
-	 * as a string. TCP, UDP and SCTP need DPORT; other protocols have no
-	 * ports, which regiond then takes as 0. */
-	if (argv[2][0] && strspn(argv[2], "0123456789") == strlen(argv[2])) {
-		long long v = strtoll(argv[2], NULL, 10); /* past the range: LLONG_MAX */
+	/* A PROTO that reads as a number is one by the rule of every number
+	 * here: "+6", "0x06" and "256" once went to regiond and came back 400,
+	 * exit 1, where a port of the same form was a usage error. A word goes
+	 * as a string, for regiond to name the field if it is none. */
+	if (strchr("0123456789+-. \t", argv[2][0])) {
+		unsigned long long v;
 
-		proto = v <= 255 ? (int)v : -1;
+		if (whole_number(argv[2], 0, 255, &v))
+			return usage_error(c,
+					   "PROTO '%s' is not a protocol: tcp, udp, sctp, icmp, "
+					   "icmpv6 or a number 0..255 (decimal digits alone)",
+					   argv[2]);
+		proto = (int)v;
 		b = json_pack("{s:s, s:s, s:I}", "src", argv[0], "dst", argv[1], "proto",
 			      (json_int_t)v);
 	} else {
 		proto = fwd_proto_by_name(argv[2]);
 		b = json_pack("{s:s, s:s, s:s}", "src", argv[0], "dst", argv[1], "proto", argv[2]);
 	}
+	/* Required here though the API takes ports 0 without them: a TCP, UDP
+	 * or SCTP packet to port 0 is not one an operator asks about, and
+	 * "explain SRC DST tcp 443" with the port forgotten would be answered
+	 * for port 0 as if it were right. */
 	if (argc < 4 &&
 	    (proto == FWD_PROTO_TCP || proto == FWD_PROTO_UDP || proto == FWD_PROTO_SCTP)) {
 		json_decref(b);
-		return usage_error(c, "missing argument DPORT (%s has ports)", argv[2]);
+		return usage_error(c, "missing argument DPORT: tcp, udp and sctp (6, 17, 132) need "
+				      "one here (POST /v1/explain alone takes port 0)");
 	}
 	opts_into_body(c, b);
 	for (int i = 3; i < argc; i++) {
@@ -5793,8 +5804,9 @@ static const struct ctl_cmd commands[] = {
 	 .detail = "Runs regionfwd's own classifier on a synthetic packet against the running\n"
 		   "generation; counters are not touched. With a payload or a name, also shows\n"
 		   "which content rule matched. PROTO is tcp, udp, sctp, icmp, icmpv6 or a\n"
-		   "number 0..255; tcp, udp and sctp (6, 17, 132) need DPORT, other protocols\n"
-		   "take the ports as 0 when none are given."},
+		   "number 0..255 (decimal digits alone); tcp, udp and sctp (6, 17, 132)\n"
+		   "require DPORT here (the API would take port 0), other protocols take the\n"
+		   "ports as 0 when none are given."},
 	{.name = "counters",
 	 .run = cmd_counters,
 	 .opts = rate_opts,
