@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,4 +236,27 @@ int fwd_parse_port(const char *s)
 		v = v * 10 + (*p - '0');
 	}
 	return v >= 1 && v <= 65535 ? (int)v : -1;
+}
+
+int fwd_parse_listen(const char *s)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
+	const char *colon = strrchr(s, ':');
+	char host[128];
+	size_t len;
+
+	if (colon == NULL || (len = (size_t)(colon - s)) >= sizeof(host))
+		return -1;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	if (host[0] == '[') { /* [v6]:port */
+		if (len < 2 || host[len - 1] != ']')
+			return -1;
+		memmove(host, host + 1, len - 2);
+		host[len - 2] = '\0';
+	}
+	if (fwd_parse_port(colon + 1) < 0 || getaddrinfo(host, colon + 1, &hints, &ai))
+		return -1;
+	freeaddrinfo(ai);
+	return 0;
 }

@@ -3,7 +3,7 @@
  * pushes it to regionfwd, keeps its history, serves the API (docs/api.md).
  *
  *   regiond --dataplane SOCK [--api-socket SOCK] [--state-dir DIR] [--table FILE]
- *           [--listen HOST:PORT --token-file FILE] [--keep N] [--max-body BYTES]
+ *           [--listen ADDR:PORT --token-file FILE] [--keep N] [--max-body BYTES]
  *           [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE [--tls-writers FILE]]]
  *           [--dataplane-timeout MS] [--content-compile-cpu S]
  *           [--xdp-iface IF ...] [--log stderr|journal|syslog] [--log-level L]
@@ -158,10 +158,11 @@ static const struct fwd_opt options[] = {
 	 .off = AT(table),
 	 .help = "first table when the state directory is empty"},
 	{.name = "listen",
-	 .arg = "HOST:PORT",
+	 .arg = "ADDR:PORT",
 	 .kind = FWD_OPT_STR,
 	 .off = AT(listen),
-	 .help = "also serve the API on TCP; every request there needs a credential"},
+	 .help = "also serve the API on TCP (a numeric ADDR:PORT or [V6ADDR]:PORT); every "
+		 "request there needs a credential"},
 	{.name = "token-file",
 	 .arg = "FILE",
 	 .kind = FWD_OPT_STR,
@@ -545,6 +546,41 @@ static int check_dataplane(const char *sock)
 	return 1;
 }
 
+/* The string values' own form, checked with the numbers' (exit 2): a
+ * --listen that is no address, or a socket path sun_path cannot hold, was
+ * found only when regiond went to bind or connect, and exited 1 as if the
+ * start had failed, not the command line (and a --feed-bird-socket past
+ * sun_path was once cut to 107 bytes in silence). @return 0 or 2 (said). */
+static int check_values(const struct regiond_opts *o)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} sockets[] = {{"--dataplane", offsetof(struct regiond_opts, dataplane)},
+		       {"--api-socket", offsetof(struct regiond_opts, api_socket)},
+		       {"--feed-bird-socket", offsetof(struct regiond_opts, feed_bird_socket)}};
+	const size_t max = sizeof(((struct sockaddr_un *)0)->sun_path);
+
+	if (o->listen && fwd_parse_listen(o->listen)) {
+		fwd_log(FWD_LOG_ERR,
+			"--listen %s: not a numeric address and a port in 1..65535 (ADDR:PORT "
+			"or [V6ADDR]:PORT, decimal digits) (see 'regiond --help')",
+			o->listen);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(sockets) / sizeof(sockets[0]); i++) {
+		const char *path = *(const char *const *)((const char *)o + sockets[i].off);
+
+		if (path && strlen(path) >= max) {
+			fwd_log(FWD_LOG_ERR,
+				"%s %s: a path under %zu bytes (a socket's limit), not %zu",
+				sockets[i].name, path, max, strlen(path));
+			return 2;
+		}
+	}
+	return 0;
+}
+
 /* The command line into @o. @return -1 to go on, else the exit status: 0
  * after --help, 2 for a usage error (said, with the usage). */
 static int parse_options(int argc, char **argv, struct regiond_opts *o)
@@ -572,6 +608,8 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 		if (repeated & (1ull << i))
 			fwd_log(FWD_LOG_WARNING, "--%s given more than once: the last one is used",
 				options[i].name);
+	if (check_values(o))
+		return 2;
 	if (o->check_dataplane)
 		return check_dataplane(o->dataplane);
 	/* Each connection may buffer --max-body: without a bound on them
@@ -1023,16 +1061,6 @@ static int load_feed_conf(struct regiond *d)
 	};
 	if (d->o.feed_tables.n == 0 && d->o.feed_bird_socket) {
 		fwd_log(FWD_LOG_ERR, "--feed-bird-socket needs --feed-table");
-		return 2;
-	}
-	/* A socket's path fits sun_path: a longer one was cut to 107 bytes
-	 * without a word, and the feed asked another path (or none). */
-	if (d->o.feed_bird_socket &&
-	    strlen(d->o.feed_bird_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		fwd_log(FWD_LOG_ERR,
-			"--feed-bird-socket %s: a path under %zu bytes (a socket's limit), not %zu",
-			d->o.feed_bird_socket, sizeof(((struct sockaddr_un *)0)->sun_path),
-			strlen(d->o.feed_bird_socket));
 		return 2;
 	}
 	for (unsigned i = 0; i < d->o.feed_tables.n; i++)

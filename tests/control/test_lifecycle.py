@@ -617,3 +617,37 @@ def test_a_stop_answers_every_write_it_runs_and_runs_none_it_refuses(tmp_path):
         if b.fwd and b.fwd.poll() is None:
             os.kill(b.fwd.pid, signal.SIGCONT)
         b.stop()
+
+
+LONG = "x" * 120  # past sun_path's 108 bytes with any tmp_path
+
+
+@pytest.mark.parametrize("args,said", [
+    *[(["--listen", v], f"--listen {v}: not a numeric address and a port in 1..65535")
+      for v in ("127.0.0.1:99999", "127.0.0.1:+18459", "127.0.0.1:018459", "127.0.0.1:0x4000", "127.0.0.1",
+                "localhost:18459")],
+    (["--api-socket", "{tmp}/" + LONG], "--api-socket {tmp}/" + LONG + ": a path under 108 bytes"),
+    (["--dataplane", "{tmp}/" + LONG], "--dataplane {tmp}/" + LONG + ": a path under 108 bytes"),
+    (["--check-dataplane", "--dataplane", "{tmp}/" + LONG], "--dataplane {tmp}/" + LONG + ": a path under"),
+    (["--feed-table", "254", "--feed-bird-socket", "{tmp}/" + LONG], "--feed-bird-socket {tmp}/" + LONG),
+    (["--keep", "+5"], "--keep takes 2..10000"),
+    (["--max-body", "1e6"], "--max-body takes bytes"),
+])
+def test_every_bad_command_line_value_exits_2(tmp_path, args, said):
+    """man regiond: 2 on a usage error, a value out of range among them. A
+    --listen that is no numeric ADDR:PORT, or a socket path too long for
+    a socket, exited 1, the status of a start that failed, as the probe
+    found; both are the command line's fault, said before anything."""
+    tok = tmp_path / "token"
+    tok.write_text("s3cret-token-0123456789\n")
+    tok.chmod(0o600)
+    state = tmp_path / "state"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    base = {"--dataplane": str(tmp_path / "nowhere.sock"), "--api-socket": str(tmp_path / "api.sock")}
+    line = [x for k, v in base.items() if k not in args for x in (k, v)]
+    if "--listen" in args:
+        line += ["--token-file", str(tok)]
+    p = subprocess.run([REGIOND, *line, "--state-dir", str(state), "--table", DEMO, *args],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and said.replace("{tmp}", str(tmp_path)) in p.stderr, (args, p.returncode, p.stderr)
+    assert not state.exists(), sorted(os.listdir(state))

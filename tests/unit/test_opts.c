@@ -213,6 +213,27 @@ static void test_strict_numbers_and_repeats(void **state)
 	assert_int_equal(repeated, 1u << 1); /* --count; not the list --if */
 }
 
+/* regiond's --listen, read before anything starts: each of these once
+ * passed the command line and exited 1 at the bind, not 2. */
+static void test_listen_addresses(void **state)
+{
+	static const char *const bad[] = {
+		"127.0.0.1:99999", "127.0.0.1:+18459", "127.0.0.1:018459", "127.0.0.1:0x4000",
+		"127.0.0.1",	   "127.0.0.1:",       "localhost:18459",  "[::1:80",
+		"::1]:80",	   ":18459",	       "127.0.0.1:0",	   "127.0.0.1: 80",
+	};
+	static const char *const good[] = {"127.0.0.1:18459", "0.0.0.0:1", "[::1]:65535",
+					   "[::]:8080", "127.0.0.1:08080"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (fwd_parse_listen(bad[i]) != -1)
+			fail_msg("'%s' was taken", bad[i]);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (fwd_parse_listen(good[i]) != 0)
+			fail_msg("'%s' was refused", good[i]);
+}
+
 static void test_help_lines(void **state)
 {
 	char *buf = NULL;
@@ -235,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_kinds_and_defaults),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_strict_numbers_and_repeats),
+		cmocka_unit_test(test_listen_addresses),
 		cmocka_unit_test(test_help_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
