@@ -2537,11 +2537,18 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 		printf("TAGS\n");
 		json_object_foreach(sec, k, v) {
 			json_t *tags = json_object_get(v, FWD_KEY_NAME(LINK, TAGS)), *t;
-			char a[16], b[16];
+			json_t *vlan = json_object_get(v, FWD_KEY_NAME(LINK, VLAN));
+			char a[16], b[16], vid[24] = "-";
 
-			printf("%-20s %-12s %-18s %5lld %-5s", k, js(v, FWD_KEY_NAME(LINK, PORT)),
-			       js(v, FWD_KEY_NAME(LINK, NEXT_HOP_MAC)),
-			       ji(v, FWD_KEY_NAME(LINK, VLAN)), js(v, FWD_KEY_NAME(LINK, STATE)));
+			/* An untagged link has no vlan in the model (0 is no VLAN
+			 * id, and the table refuses it): "-" as any absent value,
+			 * not a "0" that reads as a tag. */
+			if (json_is_integer(vlan))
+				snprintf(vid, sizeof(vid), "%lld",
+					 (long long)json_integer_value(vlan));
+			printf("%-20s %-12s %-18s %5s %-5s", k, js(v, FWD_KEY_NAME(LINK, PORT)),
+			       js(v, FWD_KEY_NAME(LINK, NEXT_HOP_MAC)), vid,
+			       js(v, FWD_KEY_NAME(LINK, STATE)));
 			if (rates)
 				printf(" %10s %10s",
 				       ctl_top_si(jrate(rates, what, k, "packets_per_s"), a, 16),

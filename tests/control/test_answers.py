@@ -1009,3 +1009,30 @@ def test_json_errors_on_stdout_keep_each_commands_shape(tmp_path):
             assert (json.loads(p.stdout) == want) if "-j" in args else p.stdout == "", p
     finally:
         srv.close()
+
+
+def test_show_links_shows_an_untagged_links_vlan_as_absent(tmp_path):
+    """An untagged link has no vlan in the model (-j leaves it out, and the
+    table refuses vlan 0), yet the text showed "VLAN 0", a tag to a reader:
+    "-" now, as any other absent value; a tagged link keeps its id."""
+    table = {"generation": {"id": 3, "hash": "47ed00825c42844c"}, "document": "version: 1\n",
+             "model": {"regions": {}, "services": {}, "link_groups": {}, "policies": [], "default": {"action": "drop"},
+                       "links": {"plain": {"port": "p0", "next_hop_mac": "02:00:00:00:00:01", "state": "up",
+                                           "tags": ["a"]},
+                                 "tagged": {"port": "p1", "next_hop_mac": "02:00:00:00:00:02", "vlan": 100,
+                                            "state": "up", "tags": ["b"]}}}}
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, *ok(json.dumps(table).encode()))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "show", "links"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p
+        rows = {line.split()[0]: line.split() for line in p.stdout.splitlines()[1:]}
+        assert rows["plain"][3] == "-" and rows["tagged"][3] == "100", p.stdout
+        p = subprocess.run([regionctl(), "-s", path, "-j", "show", "links"], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p
+        links = json.loads(p.stdout)
+        links = links.get("links", links)
+        assert "vlan" not in links["plain"] and links["tagged"]["vlan"] == 100, p.stdout
+    finally:
+        srv.close()
