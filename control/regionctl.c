@@ -6345,6 +6345,16 @@ int main(int argc, char **argv)
 		if (!o.url && o.sock[0] == '\0')
 			return usage_error(&top, "%s is empty: give the API's socket",
 					   global_val(gval, "-s") ? "-s" : "$REGIOND_SOCKET");
+		/* A path no socket address holds is the command line's fault: it
+		 * was "cannot reach regiond ... File name too long", exit 3, a
+		 * fault a script may retry for ever (and status said 2). */
+		if (!o.url && strlen(o.sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			return usage_error(&top,
+					   "%s takes a socket path under %zu bytes (a socket's "
+					   "limit), not %zu",
+					   global_val(gval, "-s") ? "-s" : "$REGIOND_SOCKET",
+					   sizeof(((struct sockaddr_un *)0)->sun_path),
+					   strlen(o.sock));
 	}
 
 	if (global_val(gval, "--timeout")) {

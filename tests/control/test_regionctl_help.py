@@ -679,3 +679,26 @@ def test_a_prefix_file_opening_with_a_bom_is_read(tmp_path):
     f.write_bytes(b"10.0.0.0/8\n\xef\xbb\xbf11.0.0.0/8\n")
     p = ctl("-s", "/nonexistent.sock", "prefixes", "add", "india", str(f))
     assert p.returncode == 1 and f"{f}:2:" in p.stderr, p
+
+
+@pytest.mark.parametrize("cmd", [c for c in COMMANDS if c != "help"])
+def test_a_socket_path_too_long_is_a_usage_error(cmd, tmp_path):
+    """-s with a path past sun_path's 108 bytes was "cannot reach regiond
+    ... File name too long", exit 3 (status: 2), which a script retries:
+    it is the command line's fault, said naming -s and the limit, exit 2,
+    for every command, before anything is read or sent."""
+    table = tmp_path / "t.yaml"
+    table.write_text("version: 1\n")
+    args = {"explain": ["1.1.1.1", "2.2.2.2", "tcp", "80"], "validate": [str(table)], "diff": [str(table)],
+            "apply": [str(table)], "rollback": ["1"], "confirm": ["1"], "prefixes add": ["india", str(table)],
+            "prefixes remove": ["india", str(table)], "prefixes list": ["india"], "link down": ["to-sg"],
+            "link up": ["to-sg"], "link drain": ["to-sg"], "link weight": ["to-sg", "3"],
+            "fleet apply": [str(table)], "fleet unpin": ["n0"], "capture": ["--count", "1"],
+            "top": ["--count", "1"]}.get(cmd, [])
+    long = "/tmp/" + "s" * 110
+    for line, env, said in ((["-s", long, *cmd.split(), *args], {}, "-s takes a socket path under 108 bytes"),
+                            ([*cmd.split(), *args], {"REGIOND_SOCKET": long},
+                             "$REGIOND_SOCKET takes a socket path under 108 bytes")):
+        p = ctl(*line, env=env)
+        assert p.returncode == 2 and p.stdout == "", (line, p)
+        assert said in p.stderr and "not 115" in p.stderr, (line, p.stderr)
