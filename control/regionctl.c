@@ -4166,9 +4166,18 @@ static json_t *verdict_json(const char *comment)
 	for (w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save), i++) {
 		char *eq = strchr(w, '=');
 
+		unsigned long long id;
+
 		if (eq) {
 			*eq = '\0';
-			json_object_set_new(v, w, json_string(eq + 1));
+			/* A generation id is an integer in every other answer
+			 * (explain, status, history): a string "2" here once made
+			 * a script compare 2 with "2". A gen= that is no number
+			 * (no comment regionfwd or regiond writes) stays text. */
+			if (!strcmp(w, "gen") && !whole_number(eq + 1, 0, INT64_MAX, &id))
+				json_object_set_new(v, w, json_integer((json_int_t)id));
+			else
+				json_object_set_new(v, w, json_string(eq + 1));
 		} else {
 			json_object_set_new(v,
 					    i == 0   ? "source"

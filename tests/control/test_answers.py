@@ -1036,3 +1036,30 @@ def test_show_links_shows_an_untagged_links_vlan_as_absent(tmp_path):
         assert "vlan" not in links["plain"] and links["tagged"]["vlan"] == 100, p.stdout
     finally:
         srv.close()
+
+
+def test_capture_json_gives_the_generation_as_an_integer(tmp_path):
+    """capture -j read a packet comment's gen=2 as the string "2", where
+    explain, status and history give a generation id as an integer."""
+    import struct
+    from test_log import pcapng_block, pcapng_comment
+    frame = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x06" + b"\0" * 28  # ARP: no addresses read
+    ts = 1796000000 * 10**9
+    comments = ["regionfwd forward gen=2 in=in0 region=india service=dns policy=india/any link=local",
+                "xdp drop rule=deny-lab why=rule gen=14 in=eth1"]
+    stream = pcapng_start() + b"".join(
+        pcapng_block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xffffffff, len(frame), len(frame)) + frame +
+                     b"\0" * (-len(frame) % 4) + pcapng_comment(c)) for c in comments)
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, b"HTTP/1.1 200 OK\r\nContent-Type: application/x-pcapng\r\n"
+                       b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                       b"%x\r\n%s\r\n0\r\n\r\n" % (len(stream), stream))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "-j", "capture", "--count", "2"], capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0, p
+        lines = [json.loads(x) for x in p.stdout.splitlines()]
+        assert [x["verdict"]["gen"] for x in lines[:2]] == [2, 14], lines
+        assert lines[0]["verdict"]["region"] == "india" and lines[1]["verdict"]["rule"] == "deny-lab", lines
+    finally:
+        srv.close()
