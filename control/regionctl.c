@@ -5839,7 +5839,8 @@ static const struct ctl_cmd commands[] = {
 		   "steer it: q quit, s sort (rate, total, name), / filter, c clear the filter,\n"
 		   "l r v p d hide or show links, regions, services, policies, drops, + - the\n"
 		   "interval. Not on a terminal: plain text frames; with -j one JSON object a\n"
-		   "line (time, generation, health, rates, totals)."},
+		   "line (time, requested_interval_s, generation, generation_age_s, health,\n"
+		   "rates with the measured interval_s, counters as GET /v1/counters)."},
 	{.name = "drops",
 	 .run = cmd_drops,
 	 .opts = drop_rate_opts,

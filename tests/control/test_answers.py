@@ -1063,3 +1063,45 @@ def test_capture_json_gives_the_generation_as_an_integer(tmp_path):
         assert lines[0]["verdict"]["region"] == "india" and lines[1]["verdict"]["rule"] == "deny-lab", lines
     finally:
         srv.close()
+
+
+COUNTERS = {"generation": {"id": 3, "hash": "47ed00825c42844c", "source": "regiond", "created_unix_ns": 1,
+                           "regions": 1, "services": 1, "links": 1, "policies": 1, "prefixes_v4": 1,
+                           "prefixes_v6": 0},
+            "workers": 2, "packets": {"rx": 100, "rx_bytes": 6400, "tx": 90, "tx_bytes": 5760, "dropped": 10},
+            "drops": {"policy_drop": 10}, "events": {},
+            "links": {"to-sg": {"packets": 90, "bytes": 5760, "port": "sg0", "state": "up"}},
+            "regions": {"india": {"packets": 100, "bytes": 6400}},
+            "services": {"dns": {"packets": 100, "bytes": 6400}},
+            "policies": {"india/dns": {"packets": 90, "action": "steer", "target": "to-sg"}},
+            "ports": {"sg0": {"ipackets": 0, "opackets": 90, "imissed": 0, "ierrors": 0, "oerrors": 0,
+                              "rx_nombuf": 0, "link": "up", "speed_mbps": 25000}},
+            "mbufs": {"pool": 32767, "in_use": 1843}}
+
+
+def test_top_json_carries_what_the_text_frame_shows(tmp_path):
+    """top -j gave totals of rx, tx and dropped only, where the text frame
+    shows per link, region, service, policy and drop reason totals, mbufs,
+    workers and the generation's age; and interval_s twice, 0.2 at the top
+    and 0.2001 in rates. The frame now carries the counter report in the
+    API's model (GET /v1/counters) and the asked interval under its own name."""
+    path = str(tmp_path / "api.sock")
+    status = dict(STATUS, generation=dict(STATUS["generation"], time=int(time.time()) - 30))
+    srv = routed_regiond(path, {"GET /v1/counters": COUNTERS, "GET /v1/status": status})
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "-j", "top", "--count", "1", "--interval", "0.2"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p
+        o = json.loads(p.stdout)
+        c = o["counters"]
+        assert c["links"]["to-sg"] == COUNTERS["links"]["to-sg"], c
+        for sec in ("regions", "services", "policies", "packets", "mbufs", "workers"):
+            assert c[sec] == COUNTERS[sec], (sec, c[sec])
+        assert c["drops"]["policy_drop"] == 10, c["drops"]
+        assert c["ports"]["sg0"]["opackets"] == 90 and c["generation"]["id"] == 3, c
+        assert o["requested_interval_s"] == 0.2 and "interval_s" not in o, o
+        assert o["rates"]["interval_s"] >= 0.2 and o["rates"]["links"]["to-sg"]["packets_per_s"] == 0, o
+        assert 29 <= o["generation_age_s"] <= 40 and o["generation"]["id"] == 3, o
+        assert o["health"]["state"] == "healthy" and "totals" not in o, o
+    finally:
+        srv.close()

@@ -117,7 +117,7 @@ def test_top_plain_text_and_json_lines(tmp_path):
         for line in lines:
             o = json.loads(line)
             assert o["health"]["state"] == "healthy" and o["generation"]["id"] == 1, o
-            assert o["rates"]["packets"]["rx_packets_per_s"] > 0 and o["totals"]["rx"] > 0, o
+            assert o["rates"]["packets"]["rx_packets_per_s"] > 0 and o["counters"]["packets"]["rx"] > 0, o
         # Names whole (they were cut at 30 characters: two links that
         # differ in their last one read the same, a policy lost its
         # service; a probe), the columns still in line.
