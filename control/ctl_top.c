@@ -20,21 +20,20 @@ static void on_sigint(int sig)
 	stop = 1;
 }
 
+const char *const ctl_top_sorts[CTL_TOP_NSORTS] = {
+	[CTL_TOP_BY_RATE] = "rate", [CTL_TOP_BY_TOTAL] = "total", [CTL_TOP_BY_NAME] = "name"};
+
 int ctl_top_sort_of(const char *name)
 {
-	static const char *const names[] = {[CTL_TOP_BY_RATE] = "rate",
-					    [CTL_TOP_BY_TOTAL] = "total",
-					    [CTL_TOP_BY_NAME] = "name"};
-
-	for (int i = 0; i < 3; i++)
-		if (strcmp(name, names[i]) == 0)
+	for (int i = 0; i < CTL_TOP_NSORTS; i++)
+		if (strcmp(name, ctl_top_sorts[i]) == 0)
 			return i;
 	return -1;
 }
 
 static const char *sort_name(enum ctl_top_sort s)
 {
-	return s == CTL_TOP_BY_RATE ? "rate" : s == CTL_TOP_BY_TOTAL ? "total" : "name";
+	return ctl_top_sorts[s];
 }
 
 /* ---- one frame: lines, the same for every rendering -------------------- */

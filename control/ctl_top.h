@@ -17,7 +17,10 @@
 
 #include "fwd_report.h"
 
-enum ctl_top_sort { CTL_TOP_BY_RATE, CTL_TOP_BY_TOTAL, CTL_TOP_BY_NAME };
+enum ctl_top_sort { CTL_TOP_BY_RATE, CTL_TOP_BY_TOTAL, CTL_TOP_BY_NAME, CTL_TOP_NSORTS };
+
+/** The sorts' names by enum ctl_top_sort: --sort's values. */
+extern const char *const ctl_top_sorts[CTL_TOP_NSORTS];
 
 struct ctl_top_conf {
 	double interval; /* seconds between frames, 0.1..3600 */

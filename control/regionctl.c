@@ -97,6 +97,11 @@ struct ctl_opt {
 	const char *key; /* the request body field its value goes to as is, if any */
 	int content_field; /* or: the field named by content field N - 1 (fwd_schema.def) */
 	const char *help;
+	/* The values it takes, when they are a fixed set: listed under the
+	 * option in --help ("KEY: a, b, c"), where the bash completion reads
+	 * them, so neither can drift from the binary. */
+	const char *const *choices;
+	size_t nchoices;
 };
 
 struct ctl_call;
@@ -5495,7 +5500,12 @@ static const struct ctl_opt capture_opts[] = {
 	{.name = "--count", .arg = "N", .help = "stop after N packets (1..10000000)"},
 	{.name = "--duration", .arg = "S", .help = "stop after S seconds (1..86400)"},
 	{.name = "--drops-only", .help = "only packets that are dropped"},
-	{.name = "--reason", .arg = "R", .key = "reason", .help = "only drops for reason R"},
+	{.name = "--reason",
+	 .arg = "R",
+	 .key = "reason",
+	 .help = "only drops for reason R",
+	 .choices = fwd_drop_names,
+	 .nchoices = FWD_DROP_MAX},
 	{.name = "--region", .arg = "R", .key = "region", .help = "only region R's packets"},
 	{.name = "--service", .arg = "S", .key = "service", .help = "only service S's packets"},
 	{.name = "--link", .arg = "L", .key = "link", .help = "only packets sent on link L"},
@@ -5559,7 +5569,11 @@ static const struct ctl_opt drop_rate_opts[] = {
 static const struct ctl_opt top_opts[] = {
 	{.name = "--interval", .arg = "S", .help = "seconds between frames, 0.1..3600 (default 1)"},
 	{.name = "--count", .arg = "N", .help = "stop after N frames (default: until q or ^C)"},
-	{.name = "--sort", .arg = "KEY", .help = "rows by rate (default), total or name"},
+	{.name = "--sort",
+	 .arg = "KEY",
+	 .help = "rows by rate (default), total or name",
+	 .choices = ctl_top_sorts,
+	 .nchoices = CTL_TOP_NSORTS},
 	{.name = "--filter", .arg = "TEXT", .help = "only rows whose name contains TEXT"},
 	{0},
 };
@@ -5999,6 +6013,17 @@ static void print_opts(FILE *f, const char *title, const struct ctl_opt *op)
 	for (; op->name; op++) {
 		opt_synopsis(op, syn, sizeof(syn));
 		fprintf(f, "  %-*s  %s\n", w, syn, op->help);
+		for (size_t i = 0, col = 0; i < op->nchoices; i++) {
+			if (i == 0)
+				col = (size_t)fprintf(f, "  %-*s  %s: ", w, "", op->arg);
+			else if (col + strlen(op->choices[i]) + 2 > 80)
+				col = (size_t)fprintf(f, ",\n  %-*s    ", w, "") - 2;
+			else
+				col += (size_t)fprintf(f, ", ");
+			col += (size_t)fprintf(f, "%s", op->choices[i]);
+		}
+		if (op->nchoices)
+			fputc('\n', f);
 	}
 }
 

@@ -1,8 +1,9 @@
-# bash completion for regionctl: commands, subcommands and options as
-# 'regionctl --help' and 'regionctl COMMAND --help' list them (so they follow
-# the binary's own command table), and the live names of regions, services,
-# links and generations from the running regiond, asked through the same
-# -s/--url/--token-file the line already has.
+# bash completion for regionctl: commands, subcommands, options and the
+# values of those that take a fixed set as 'regionctl --help' and 'regionctl
+# COMMAND --help' list them (so they follow the binary's own command table),
+# and the live names of regions, services, links and generations from the
+# running regiond, asked through the same -s/--url/--token-file the line
+# already has.
 
 # The global options typed so far on the line, to reach the same regiond.
 _regionctl_globals() {
@@ -24,40 +25,43 @@ _regionctl_live() {
         awk 'NR > 1 && $1 != "group" { print $1 }'
 }
 
+# The options of a help text (stdin), as "-s --url ...": all of them, or with
+# 'value' only those that take one ("  --name ARG", ARG in capitals).
+_regionctl_opts_of() {
+    if [ "$1" = value ]; then
+        sed -n 's/^  \(-[a-z], \)\{0,1\}\(-\{1,2\}[a-z-]*\) [A-Z].*/\2/p'
+    else
+        sed -n 's/^  \(-[a-z]\)\{0,1\}[, ]*\(--[a-z-]*\)\{0,1\}.*/\1 \2/p'
+    fi
+}
+
+# The values option $1 takes when they are a fixed set: the "ARG: a, b, c"
+# lines under it in the help text (stdin).
+_regionctl_choices_of() {
+    awk -v opt="$1" '
+        index($0, "  " opt " ") == 1 { on = 1; next }
+        on == 1 && /^ +[A-Z]+: / { sub(/^ +[A-Z]+: /, ""); gsub(/,/, ""); print; on = 2; next }
+        on == 2 && /^      / { gsub(/,/, ""); print; next }
+        { on = 0 }'
+}
+
 _regionctl() {
     local cur prev words cword
     _init_completion || return
-    local prog=${words[0]} i w cmd="" sub="" npos=0
+    local prog=${words[0]} i w cmd="" sub="" npos=0 given=" " help vopts
 
-    case "$prev" in
-        -s | --token-file | --ca | --cert | --key)
-            _filedir
-            return
-            ;;
-        --names-dir)
-            _filedir -d
-            return
-            ;;
-        --url)
-            COMPREPLY=($(compgen -W "http://" -- "$cur"))
-            compopt -o nospace
-            return
-            ;;
-        --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
-            --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
-            --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health | --wait-timeout | --timeout)
-            return
-            ;;
-    esac
-    # The command and subcommand so far, and how many arguments follow them.
+    # Options that take a value, from the help texts: the global ones, then
+    # the command's once it is known (a fixed list once missed capture's and
+    # top's, and counted their values as arguments).
+    help=$("$prog" --help 2>/dev/null)
+    vopts=" $(_regionctl_opts_of value <<<"$help" | tr '\n' ' ')"
     for ((i = 1; i < cword; i++)); do
         w=${words[i]}
         case "$w" in
-            -s | --url | --token-file | --ca | --cert | --key | --names-dir | --timeout) ((i++)) ;;
-            --payload | --payload-hex | --sni | --host | --qname | --comment | --confirm-timeout | \
-                --author | --expected-generation | --canary | --canary-label | --bake | --wave | \
-                --sync-timeout | --max-drop-pps | --max-drop-pct | --max-health | --wait-timeout) ((i++)) ;;
-            -*) ;;
+            -*)
+                given+="$w "
+                [[ $vopts == *" $w "* ]] && ((i++))
+                ;;
             *)
                 if [ -z "$cmd" ]; then
                     cmd=$w
@@ -65,19 +69,51 @@ _regionctl() {
                     sub=$w
                 else
                     ((npos++))
+                    continue
                 fi
+                help=$("$prog" $cmd $sub --help 2>/dev/null)
+                vopts+="$(_regionctl_opts_of value <<<"$help" | tr '\n' ' ') "
                 ;;
         esac
     done
 
+    if [[ $prev == -* && $vopts == *" $prev "* ]]; then
+        case "$prev" in
+            -s | --token-file | --ca | --cert | --key | -w)
+                _filedir
+                ;;
+            --names-dir)
+                _filedir -d
+                ;;
+            --url)
+                COMPREPLY=($(compgen -W "http://" -- "$cur"))
+                compopt -o nospace
+                ;;
+            --region | --service | --link)
+                COMPREPLY=($(compgen -W "$(_regionctl_live show "${prev#--}"s)" -- "$cur"))
+                ;;
+            *)
+                # a fixed set (top --sort, capture --reason), else free text
+                COMPREPLY=($(compgen -W "$(_regionctl_choices_of "$prev" <<<"$help")" -- "$cur"))
+                ;;
+        esac
+        return
+    fi
+
     if [[ $cur == -* ]]; then
         # The global options as 'regionctl --help' lists them (a fixed
-        # list once left out --ca, --cert, --key and --names-dir).
-        local opts="$("$prog" --help 2>/dev/null | sed -n '/^global options/,/^$/s/^  \(-[a-z]\)\{0,1\}[, ]*\(--[a-z-]*\)\{0,1\}.*/\1 \2/p')"
-        if [ -n "$cmd" ]; then
-            opts+=" $("$prog" $cmd $sub --help 2>/dev/null | sed -n 's/^  \(--[a-z-]*\).*/\1/p')"
-        fi
-        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        # list once left out --ca, --cert, --key and --names-dir), then the
+        # command's; none already given (each is taken once), and neither
+        # of -s and --url once the other is (one place to talk to).
+        local opts o left=""
+        opts="$("$prog" --help 2>/dev/null | sed -n '/^global options/,/^$/p' | _regionctl_opts_of)"
+        [ -n "$cmd" ] && opts+=" $(sed -n '/^options:/,/^$/p' <<<"$help" | _regionctl_opts_of)"
+        [[ $given == *" -s "* ]] && given+="--url "
+        [[ $given == *" --url "* ]] && given+="-s "
+        for o in $opts; do
+            [[ $given == *" $o "* ]] || left+="$o "
+        done
+        COMPREPLY=($(compgen -W "$left" -- "$cur"))
         return
     fi
     if [ -z "$cmd" ]; then

@@ -3,6 +3,7 @@ live regiond: commands and options from regionctl's own help, names of
 regions, services, links and generations from the running table. Also
 'show links NAME', the argument those names complete."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,8 +84,9 @@ def test_commands_and_options_without_regiond():
     # No regiond: live names are simply none, quickly.
     assert complete("regionctl.bash", "_regionctl", ["regionctl", "-s", "/nonexistent.sock", "show", "links", ""],
                     env) == []
-    assert "--node" in complete("regionfwd.bash", "_regionfwd", ["regionfwd", "-l", "0", "--", "--n"], env)
-    assert "--check-table" in complete("regionfwd.bash", "_regionfwd", ["regionfwd", "--check-t"], env)
+    fenv, _ = fwd_env()  # its options come from 'regionfwd --help'
+    assert "--node" in complete("regionfwd.bash", "_regionfwd", ["regionfwd", "-l", "0", "--", "--n"], fenv)
+    assert "--check-table" in complete("regionfwd.bash", "_regionfwd", ["regionfwd", "--check-t"], fenv)
 
 
 def test_live_names(box, tmp_path):
@@ -98,6 +100,12 @@ def test_live_names(box, tmp_path):
         "india", "india-partner"]
     assert complete("regionctl.bash", "_regionctl", ctl_words(box, "link", "down", "to-us"), env) == [
         "to-us-west-a", "to-us-west-b"]
+    # capture's criteria name the running table's regions, services, links
+    assert complete("regionctl.bash", "_regionctl", ctl_words(box, "capture", "--region", "ind"), env) == [
+        "india", "india-partner"]
+    assert complete("regionctl.bash", "_regionctl", ctl_words(box, "capture", "--link", "to-us"), env) == [
+        "to-us-west-a", "to-us-west-b"]
+    assert "sync" in complete("regionctl.bash", "_regionctl", ctl_words(box, "capture", "--service", ""), env)
     # A second generation, then rollback offers both.
     t = tmp_path / "t2.yaml"
     t.write_text(open(os.path.join(ROOT, "docs", "examples", "demo-table.yaml")).read().replace(
@@ -110,3 +118,101 @@ def test_live_names(box, tmp_path):
     assert rc == 0 and out.splitlines()[1].startswith("to-br ") and len(out.splitlines()) == 2, out
     rc, out, err = box.ctl("show", "regions", "nowhere")
     assert rc == 1 and "no region 'nowhere'" in err, (out, err)
+
+
+def help_options(*args, binary=None):
+    """(option, its ARG or None, its choices or None) of a --help's option
+    lines, read as the completion must read them."""
+    out = subprocess.run([binary or REGIONCTL, *args, "--help"], capture_output=True, text=True).stdout
+    opts, last, listing = [], None, False
+    for line in out.splitlines():
+        m = re.match(r"^  (?:-[a-z], )?(-{1,2}[a-z-]+)(?: ([A-Z]+|[a-z|]+\|[a-z|]+))?(?:\s|$)", line)
+        if m:
+            opts.append([m.group(1), m.group(2), m.group(2).split("|") if m.group(2) and "|" in m.group(2)
+                         else None])
+            last, listing = opts[-1], False
+            continue
+        c = re.match(r"^ {6,}(?:([A-Z]+): )?(.*)$", line)
+        if last and c and ((c.group(1) and c.group(1) == last[1]) or (listing and not c.group(1))):
+            last[2] = (last[2] or []) + c.group(2).replace(",", " ").split()
+            listing = True
+            continue
+        if not c:
+            last, listing = None, False
+    return opts
+
+
+def fwd_env():
+    env = path_env()
+    fwd = os.environ.get("REGIONFWD") or os.path.join(os.path.dirname(os.path.dirname(REGIONCTL)), "dataplane",
+                                                      "regionfwd")
+    env["PATH"] = os.path.dirname(os.path.abspath(fwd)) + os.pathsep + env["PATH"]
+    return env, fwd
+
+
+def test_regionfwd_completion_follows_its_help():
+    """The option list was fixed in the script and drifted: --start-on and
+    --log missing after '--', --help-node never offered, and the values of
+    --start-on and --log not offered. Every option 'regionfwd --help' lists
+    is now offered where it goes, and every value it names."""
+    env, fwd = fwd_env()
+    opts = help_options(binary=fwd)
+    names = {o for o, _, _ in opts}
+    assert {"--node", "--table", "--start-on", "--log", "--help-node", "--check-table"} <= names, opts
+    after = complete("regionfwd.bash", "_regionfwd", ["regionfwd", "-l", "0", "--", "--"], env)
+    before = complete("regionfwd.bash", "_regionfwd", ["regionfwd", "--"], env)
+    for o in names:
+        mode = o.startswith(("--check-", "--help-"))
+        assert o in (before if mode else after), (o, before, after)
+    for o, _, choices in opts:
+        if choices:
+            assert complete("regionfwd.bash", "_regionfwd", ["regionfwd", "-l", "0", "--", o, ""], env) == \
+                sorted(choices), o
+    assert complete("regionfwd.bash", "_regionfwd", ["regionfwd", "--", "--start-on", ""], env) == ["pushed", "table"]
+    assert complete("regionfwd.bash", "_regionfwd", ["regionfwd", "--", "--log", ""], env) == [
+        "journal", "stderr", "syslog"]
+    assert complete("regionfwd.bash", "_regionfwd", ["regionfwd", "--", "--idle-exit", ""], env) == []
+
+
+def test_regionctl_option_values_follow_its_help():
+    """top --sort and capture --reason offered nothing: every option whose
+    help lists its values ("KEY: rate, total, name") now offers them, and
+    every command's options are offered after it."""
+    env = path_env()
+    p = subprocess.run([REGIONCTL, "--help"], capture_output=True, text=True)
+    block = p.stdout.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
+    commands = [re.split(r"\s{2,}", line.strip())[0].split() for line in block.splitlines()]
+    seen = 0
+    for cmd in commands:
+        if cmd == ["help"]:
+            continue
+        offered = complete("regionctl.bash", "_regionctl", ["regionctl", *cmd, "--"], env)
+        for o, _, choices in help_options(*cmd):
+            if o.startswith("--"):
+                assert o in offered, (cmd, o, offered)
+            if choices:
+                seen += 1
+                assert complete("regionctl.bash", "_regionctl", ["regionctl", *cmd, o, ""], env) == \
+                    sorted(set(choices)), (cmd, o)
+    assert seen >= 2
+    assert complete("regionctl.bash", "_regionctl", ["regionctl", "top", "--sort", ""], env) == [
+        "name", "rate", "total"]
+    reasons = complete("regionctl.bash", "_regionctl", ["regionctl", "capture", "--reason", ""], env)
+    assert "policy_drop" in reasons and "martian_source" in reasons and len(reasons) >= 20, reasons
+    assert complete("regionctl.bash", "_regionctl", ["regionctl", "capture", "--reason", "martian_d"], env) == [
+        "martian_destination"]
+    # a value is no argument: the REGION after it is still completed as one
+    assert complete("regionctl.bash", "_regionctl", ["regionctl", "capture", "--count", "5", "--r"], env) == [
+        "--reason", "--region"]
+
+
+def test_one_place_to_talk_to_is_offered():
+    """After -s SOCK, --url was still offered (and -s again): the two are
+    refused together, and each is taken once."""
+    env = path_env()
+    after_s = complete("regionctl.bash", "_regionctl", ["regionctl", "-s", "/x.sock", "--"], env)
+    assert "--url" not in after_s and "-s" not in after_s and "--timeout" in after_s, after_s
+    after_url = complete("regionctl.bash", "_regionctl", ["regionctl", "--url", "http://h:1", "status", "-"], env)
+    assert "-s" not in after_url and "--url" not in after_url and "--token-file" in after_url, after_url
+    assert complete("regionctl.bash", "_regionctl", ["regionctl", "-s", "/nonexistent.sock", "capture", "--region",
+                                                     ""], env) == []
