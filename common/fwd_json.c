@@ -467,3 +467,87 @@ json_t *fwd_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *
 	json_decref(b.root);
 	return json_loadb(buf, len, flags, error);
 }
+
+/* ---- checking only -------------------------------------------------------------- */
+
+/* Keys of the open objects as hashes, innermost last: a duplicate, or a
+ * hash collision, or more keys than fit, is declined and jansson decides. */
+#define CK_KEYS 256
+
+struct ck {
+	uint64_t keys[CK_KEYS];
+	unsigned nkeys;
+	unsigned base[MAX_DEPTH_CAP + 1]; /* each open container's first key */
+	unsigned depth;
+};
+
+static int ck_value(void *arg, const struct fwd_json_value *v)
+{
+	struct ck *c = arg;
+
+	if (v->key) {
+		uint64_t h = 14695981039346656037ull;
+
+		for (size_t i = 0; i < v->key_len; i++)
+			h = (h ^ (unsigned char)v->key[i]) * 1099511628211ull;
+		for (unsigned i = c->depth ? c->base[c->depth - 1] : 0; i < c->nkeys; i++)
+			if (c->keys[i] == h)
+				return FWD_JSON_DECLINED;
+		if (c->nkeys == CK_KEYS)
+			return FWD_JSON_DECLINED;
+		c->keys[c->nkeys++] = h;
+	}
+	if (v->kind == FWD_JSON_OBJECT || v->kind == FWD_JSON_ARRAY)
+		c->base[c->depth++] = c->nkeys;
+	return 0;
+}
+
+static int ck_end(void *arg)
+{
+	struct ck *c = arg;
+
+	c->nkeys = c->base[--c->depth];
+	return 0;
+}
+
+int fwd_json_check(const char *buf, size_t len, size_t flags, json_error_t *error)
+{
+	static const struct fwd_json_sink sink = {ck_value, ck_end};
+	struct ck *c = calloc(1, sizeof(*c));
+	json_t *j;
+	int rc;
+
+	if (c == NULL)
+		return -ENOMEM;
+	rc = (flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)) == 0
+		     ? fwd_json_read(buf, len, MAX_DEPTH_CAP, (flags & JSON_DECODE_ANY) != 0, &sink,
+				     c)
+		     : FWD_JSON_DECLINED;
+	free(c);
+	if (rc == 0)
+		return 0;
+	if (rc < 0)
+		return rc;
+	j = json_loadb(buf, len, flags, error);
+	json_decref(j);
+	return j ? 0 : -EINVAL;
+}
+
+int fwd_json_body_err(struct fwd_err *e, const json_error_t *je)
+{
+	/* jansson's own words name its flag, which no client sends. */
+	static const char nul[] = "\\u0000 is not allowed without JSON_ALLOW_NUL";
+	const char *text = je->text;
+	char said[JSON_ERROR_TEXT_LENGTH + 64];
+
+	if (strncmp(text, nul, sizeof(nul) - 1) == 0) {
+		snprintf(said, sizeof(said), "a string holds \\u0000 (a NUL character)%s",
+			 text + sizeof(nul) - 1);
+		text = said;
+	}
+	/* file "body" and jansson's line, as a table document's errors name
+	 * their file and line (regionctl: body:1: ...). */
+	return fwd_err_fail(e, FWD_R_BAD_REQUEST, "body", je->line > 0 ? (uint32_t)je->line : 0, "",
+			    "body is not valid JSON: %s (column %d, byte %d)", text, je->column,
+			    je->position);
+}

@@ -23,6 +23,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "fwd_err.h"
+
 enum fwd_json_kind {
 	FWD_JSON_OBJECT, /* start of an object: its members follow, then end() */
 	FWD_JSON_ARRAY, /* start of an array: its items follow, then end() */
@@ -77,5 +79,23 @@ int fwd_json_read(const char *buf, size_t len, unsigned max_depth, int any_root,
  * set as json_loadb() sets it.
  */
 json_t *fwd_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *error);
+
+/**
+ * Whether json_loadb(@buf, @len, @flags) would accept the text, without
+ * building its tree (a 200,000-prefix batch is read by its own scanner):
+ * the fast reader checks it, duplicate keys included, and what it declines
+ * goes to json_loadb(), whose refusal lands in @error.
+ * @return 0 accepted, -EINVAL refused (@error set), -ENOMEM
+ */
+int fwd_json_check(const char *buf, size_t len, size_t flags, json_error_t *error);
+
+/**
+ * A request body jansson refused (@je), as every API endpoint answers it:
+ * 400 bad_request, file "body", jansson's line, path "", the column and
+ * byte in the reason, in this project's words where jansson's name its own
+ * flags (\u0000).
+ * @return -EINVAL
+ */
+int fwd_json_body_err(struct fwd_err *e, const json_error_t *je);
 
 #endif /* FWD_JSON_H */

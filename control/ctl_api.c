@@ -280,14 +280,9 @@ static json_t *body_json(const struct req *q, struct reply *r)
 	/* any value: one that is not an object is said by its kind below */
 	j = fwd_json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (j == NULL) {
-		/* file "body" and jansson's line, as a table document's
-		 * errors name their file and line (regionctl: body:1: ...). */
 		struct fwd_err e;
 
-		/* worded as POST /v1/prefixes' own reader words it */
-		fwd_err_fail(&e, FWD_R_BAD_REQUEST, "body", je.line > 0 ? (uint32_t)je.line : 0, "",
-			     "body is not valid JSON: %s (column %d, byte %d)", je.text, je.column,
-			     je.position);
+		fwd_json_body_err(&e, &je);
 		reply_err(r, &e);
 		return NULL;
 	}
@@ -737,27 +732,6 @@ out:
 	json_decref(b);
 }
 
-/* A confirm body jansson refused for an integer past 64 bits: when that
- * integer is the generation, the refusal names the field, as for any other
- * bad generation (read again with every integer as a double). */
-static int confirm_too_big(const struct req *q, struct reply *r)
-{
-	json_t *b =
-		json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
-	const json_t *g = json_object_get(b, "generation");
-	int big = json_is_real(g) && (json_real_value(g) >= 9223372036854775807.0 ||
-				      json_real_value(g) <= -9223372036854775808.0);
-
-	json_decref(b);
-	if (!big)
-		return 0;
-	json_decref(r->body);
-	r->body = NULL;
-	reply_simple(r, FWD_R_BAD_REQUEST, "generation",
-		     "'generation' must be an integer in 1..9223372036854775807");
-	return 1;
-}
-
 /* {} confirms whatever awaits confirmation (as before); {"generation": N}
  * confirms N only, and answers a retry of the last one confirmed with
  * "already" (docs/api.md). */
@@ -772,10 +746,8 @@ static void h_confirm(struct ctl_api *api, const struct req *q, struct reply *r)
 
 	/* A body, if any, is an object with at most the generation
 	 * (docs/api.md: unknown fields are refused). */
-	if (b == NULL) {
-		confirm_too_big(q, r);
+	if (b == NULL)
 		return;
-	}
 	if (check_keys(b, keys, r) || opt_int(b, "generation", 1, INT64_MAX, &want, r)) {
 		json_decref(b);
 		return;

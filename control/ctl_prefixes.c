@@ -1,4 +1,5 @@
 #include "ctl_prefixes.h"
+#include "fwd_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -457,7 +458,22 @@ int ctl_prefixes_parse(const char *body, size_t len, const struct fwd_table *t,
 	memset(q, 0, sizeof(*q));
 	q->expected = -1;
 	/* The whole text first: a malformed body is a 400 wherever it breaks,
-	 * never a 422 about a prefix met before the break. */
+	 * never a 422 about a prefix met before the break; and checked as
+	 * every other endpoint's body is (fwd_json.h), so that a duplicate
+	 * key or an integer past 64 bits is the same 400 here as in a PUT
+	 * (this scanner once named the field, worded otherwise). */
+	json_error_t je;
+	int ck = fwd_json_check(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+
+	if (ck == -ENOMEM) {
+		fwd_err_fail(e, FWD_R_INTERNAL, NULL, 0, "", "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (ck) {
+		fwd_json_body_err(e, &je);
+		goto fail;
+	}
 	if (skip(&s, 0))
 		goto fail;
 	if (ws_peek(&s) >= 0) {

@@ -1074,11 +1074,16 @@ def test_confirm_refuses_a_bad_generation(box, tmp_path):
     rc, out, err = box.ctl("apply", new, "--confirm-timeout", "60")
     assert rc == 0, err
     for raw in (b'{"generation": 0}', b'{"generation": -2}', b'{"generation": "2"}', b'{"generation": 2.0}',
-                b'{"generation": null}', b'{"generation": true}', b'{"generation": [2]}',
-                b'{"generation": 9223372036854775808}', b'{"generation": 99999999999999999999}'):
+                b'{"generation": null}', b'{"generation": true}', b'{"generation": [2]}'):
         code, r = box.http("POST", "/v1/confirm", raw=raw)
         assert code == 400 and r["error"]["code"] == "bad_request" and r["error"]["path"] == "generation", (raw, r)
         assert r["error"]["reason"] == "'generation' must be an integer in 1..9223372036854775807", (raw, r)
+    # past signed 64 bits the body is not JSON to regiond's reader: the
+    # same answer as on every endpoint (docs/api.md, Errors)
+    for raw in (b'{"generation": 9223372036854775808}', b'{"generation": 99999999999999999999}'):
+        code, r = box.http("POST", "/v1/confirm", raw=raw)
+        assert code == 400 and r["error"]["path"] == "" and r["error"]["file"] == "body", (raw, r)
+        assert "too big integer" in r["error"]["reason"], (raw, r)
     assert box.status()["confirm"]["generation"] == 2
     for arg in ("0", "x", "2.0", "99999999999999999999"):
         rc, out, err = box.ctl("confirm", arg)

@@ -126,7 +126,7 @@ def test_batches_noop_errors_history(box, tmp_path):
         assert code == want and r["error"]["code"] == code_name, (changes, r)
         assert r["error"]["path"] == path and words in r["error"]["reason"], (changes, r)
     for raw, path in ((b'{"changes": [{"region": "india", "add": ["10.8.0.0/16"]}]', ""),
-                      (b'{"changes": [], "changes": []}', "changes"), (b"[1]", ""),
+                      (b'{"changes": [], "changes": []}', ""), (b"[1]", ""),
                       (b'{"changes": [{"region": "india", "add": ["10.8.0.0/16"]}], "x": 1}', "x"),
                       (b'{"changes": [{"region": "india", "add": ["10.8.0.0/16"]}]} x', ""),
                       (b'{"expected_generation": "3", "changes": [{"region": "india", "add": ["10.8.0.0/16"]}]}',
@@ -140,9 +140,11 @@ def test_batches_noop_errors_history(box, tmp_path):
         assert code == 400 and r["error"]["code"] == "bad_request" and r["error"]["path"] == path, (raw, r)
     # Not JSON: named as the other endpoints name it, by file "body", line
     # and column (it said file "", line 0, "at byte N").
+    # Its column and byte are the shared reader's, as a PUT's (where the
+    # token it cannot take ends).
     code, r = box.http("POST", "/v1/prefixes", raw=b'{"changes": [\n  {"region": "india" "add": []}]}')
     assert code == 400 and (r["error"]["file"], r["error"]["line"]) == ("body", 2), r
-    assert "(column 22, byte 35)" in r["error"]["reason"], r
+    assert "(column 26, byte 40)" in r["error"]["reason"], r
     # ... and worded as PUT's reader words the same faults (they differed:
     # "body is not valid JSON: ..." against jansson's text alone, and
     # "the body must be a JSON object" against "the body is an array; ...").
@@ -152,6 +154,16 @@ def test_batches_noop_errors_history(box, tmp_path):
     for r in (a, b):
         assert r["error"]["reason"].startswith("body is not valid JSON: ") and ", byte " in r["error"]["reason"], (a, b)
         assert (r["error"]["file"], r["error"]["line"]) == ("body", 2), r
+    # A duplicate key, an integer past signed 64 bits, a \u0000: the body
+    # is not JSON, answered alike (a duplicate was "duplicate field" at
+    # path expected_generation, the integer "must be an integer").
+    for bad in (b'{"expected_generation": 7, "expected_generation": 7}',
+                b'{"expected_generation": 99999999999999999999}',
+                b'{"changes": [{"region": "india", "region": "x"}]}', b'{"author": "\\u0000"}'):
+        (c1, a), (c2, b) = box.http("POST", "/v1/prefixes", raw=bad), box.http("PUT", "/v1/table", raw=bad)
+        assert c1 == c2 == 400 and a["error"] == b["error"], (bad, a, b)
+        assert (a["error"]["file"], a["error"]["line"], a["error"]["path"]) == ("body", 1, ""), a
+        assert "JSON_ALLOW_NUL" not in a["error"]["reason"], a
     for raw, kind in ((b"[]", "an array"), (b' "x"', "a string"), (b"7", "a number"), (b"null", "null")):
         (c1, a), (c2, b) = box.http("POST", "/v1/prefixes", raw=raw), box.http("PUT", "/v1/table", raw=raw)
         assert c1 == c2 == 400 and a["error"]["reason"] == b["error"]["reason"] == \
