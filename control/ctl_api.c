@@ -1321,11 +1321,24 @@ static void h_fleet(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->status = 200;
 }
 
+/* Its body, none or {} (it takes no field), checked before the filters'
+ * state: a body that is not JSON, or names a field, is a 400 naming that
+ * whether or not filters run (it was answered 404 no_filters). */
+static int detach_body_bad(const struct req *q, struct reply *r)
+{
+	static const char *const keys[] = {NULL};
+	json_t *b = q->len ? body_json(q, r) : json_object();
+	int bad = b == NULL || check_keys(b, keys, r);
+
+	json_decref(b);
+	return bad;
+}
+
 static void h_filters_detach(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	const struct ctl_ext *x = ctl_state_ext(api->st, "filters");
 
-	(void)q;
+	(void)q; /* checked by route(), before the filters' state */
 	int rc = x->detach(x->arg);
 
 	r->status = 200;
@@ -2314,6 +2327,8 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 		fleet_client(api, r);
 		return;
 	}
+	if (rt->handle == h_filters_detach && detach_body_bad(q, r))
+		return;
 	if ((rt->flags & ROUTE_FILTERS) &&
 	    (filters == NULL || filters->status == NULL || filters->detach == NULL)) {
 		reply_simple(r, FWD_R_NO_FILTERS, "",

@@ -416,7 +416,7 @@ static void test_one_json_fault_one_answer(void **state)
 	static const char *const ep[][2] = {
 		{"PUT", "/v1/table"},	  {"PATCH", "/v1/table"},  {"POST", "/v1/prefixes"},
 		{"POST", "/v1/rollback"}, {"POST", "/v1/confirm"}, {"POST", "/v1/explain"},
-		{"POST", "/v1/validate"}, {"POST", "/v1/capture"},
+		{"POST", "/v1/validate"}, {"POST", "/v1/capture"}, {"POST", "/v1/filters/detach"},
 	};
 	static const char *const fault[][2] = {
 		{"{\"expected_generation\": 1, \"expected_generation\": 1}",
@@ -455,6 +455,32 @@ static void test_one_json_fault_one_answer(void **state)
 		}
 	}
 	assert_int_equal(count_op("push"), 0);
+}
+
+/* POST /v1/filters/detach checks its body before the filters' state: a
+ * body that is not JSON, or names a field it does not take, was answered
+ * 404 no_filters without filters where /v1/confirm answers 400. */
+static void test_detach_checks_its_body_first(void **state)
+{
+	static const char *const bad[][2] = {
+		{"notjson", ""}, {"{\"bogus\": 1}", "bogus"}, {"[]", ""}};
+	json_t *r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(call("POST", "/v1/filters/detach", bad[i][0], &r), 400);
+		assert_string_equal(code_of(r), "bad_request");
+		assert_string_equal(
+			json_string_value(json_object_get(json_object_get(r, "error"), "path")),
+			bad[i][1]);
+		json_decref(r);
+	}
+	/* a good body (none, or {}): then the state decides */
+	assert_int_equal(call("POST", "/v1/filters/detach", "{}", &r), 404);
+	assert_string_equal(code_of(r), "no_filters");
+	json_decref(r);
+	assert_int_equal(call("POST", "/v1/filters/detach", NULL, &r), 404);
+	json_decref(r);
 }
 
 static void test_patch_names_what_it_refuses(void **state)
@@ -1282,6 +1308,7 @@ int main(void)
 		cmocka_unit_test(test_reads_never_push),
 		cmocka_unit_test(test_errors_carry_their_reasons_status),
 		cmocka_unit_test(test_one_json_fault_one_answer),
+		cmocka_unit_test(test_detach_checks_its_body_first),
 		cmocka_unit_test(test_patch_names_what_it_refuses),
 		cmocka_unit_test(test_commit_confirm),
 		cmocka_unit_test(test_held_back_waits_for_an_operator),
