@@ -350,6 +350,21 @@ static int opt_int(json_t *b, const char *key, int64_t min, int64_t max, int64_t
 	return 0;
 }
 
+/* A required string field: absent and of another type are told apart (a
+ * document of 5 or null was answered "'document' ... is required"). */
+static int need_str(json_t *b, const char *key, const char *what, struct reply *r)
+{
+	json_t *v = json_object_get(b, key);
+	char reason[160];
+
+	if (json_is_string(v))
+		return 0;
+	snprintf(reason, sizeof(reason),
+		 v == NULL ? "'%s' (%s) is required" : "'%s' must be a string (%s)", key, what);
+	reply_simple(r, FWD_R_BAD_REQUEST, key, reason);
+	return -1;
+}
+
 static int check_keys(json_t *b, const char *const *keys, struct reply *r)
 {
 	const char *k;
@@ -472,11 +487,8 @@ static void h_put_table(struct ctl_api *api, const struct req *q, struct reply *
 	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r) ||
 	    opt_int(b, "confirm_timeout_s", 1, 86400, &confirm, r))
 		goto out;
-	if (!json_is_string(json_object_get(b, "document"))) {
-		reply_simple(r, FWD_R_BAD_REQUEST, "document",
-			     "'document' (the table, YAML or JSON text) is required");
+	if (need_str(b, "document", "the table, YAML or JSON text", r))
 		goto out;
-	}
 	if (json_object_get(b, "expected_generation") == NULL) {
 		reply_simple(r, FWD_R_BAD_REQUEST, "expected_generation",
 			     "'expected_generation' is required: the generation this table "
@@ -636,11 +648,9 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 		return;
 	if (check_keys(b, keys, r))
 		goto out;
-	d = json_object_get(b, "document");
-	if (!json_is_string(d)) {
-		reply_simple(r, FWD_R_BAD_REQUEST, "document", "'document' is required");
+	if (need_str(b, "document", "the table, YAML or JSON text", r))
 		goto out;
-	}
+	d = json_object_get(b, "document");
 	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
 			       &e);
 	if (t == NULL) {
@@ -1575,12 +1585,9 @@ static void h_fleet_rollout_create(struct ctl_api *api, const struct req *q, str
 		return;
 	if (check_keys(b, keys, r) || opt_str(b, "author", 63, &author, r))
 		goto out;
-	d = json_object_get(b, "document");
-	if (!json_is_string(d)) {
-		reply_simple(r, FWD_R_BAD_REQUEST, "document",
-			     "'document' (the table, YAML or JSON text) is required");
+	if (need_str(b, "document", "the table, YAML or JSON text", r))
 		goto out;
-	}
+	d = json_object_get(b, "document");
 	ctl_rollout_opts_default(&opts);
 	o = json_object_get(b, "options");
 	if (o && !json_is_null(o) && ctl_rollout_opts_from_json(&opts, o, &e)) {

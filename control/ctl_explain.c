@@ -32,7 +32,11 @@ static int parse_port(json_t *b, const char *key, uint32_t *out, struct fwd_err 
 	*out = 0;
 	if (v == NULL)
 		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 65535)
+	/* "80" is not a port: said as a type, not as a range it is in. */
+	if (!json_is_integer(v))
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key,
+				    "'%s' must be an integer 0..65535", key);
+	if (json_integer_value(v) < 0 || json_integer_value(v) > 65535)
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, key, "'%s' must be 0..65535",
 				    key);
 	*out = (uint32_t)json_integer_value(v);

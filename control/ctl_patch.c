@@ -57,17 +57,40 @@ static void note(struct ctl_patch_src *src, const json_t *node, int32_t change, 
 	src->o[src->n++] = (struct ctl_patch_origin){node, change, item};
 }
 
+/* A field of a change: its name, the JSON type it must have and, for a
+ * string, what it names; checked in one place (op_of), before any op runs,
+ * so a field of the wrong type is a 400 naming changes[i].FIELD, never a
+ * refusal about something else ("'weight' ... at changes[0]", "no region
+ * '(missing)'"). */
+enum patch_kind { PF_NAME = 1, PF_INT, PF_LIST, PF_OBJECT };
+
+struct patch_field {
+	const char *name;
+	enum patch_kind kind;
+	int optional;
+	const char *what; /* PF_NAME: "a link's name"; PF_INT: its range's words */
+	long long min, max; /* PF_INT */
+};
+
 /* An op: its name, the fields a change of it may carry, what it does. */
 struct patch_op {
 	const char *name;
-	const char *const fields[4];
+	const struct patch_field fields[4];
 	int (*apply)(json_t *model, json_t *change, const struct patch_op *op,
 		     const struct patch_at *at, struct fwd_err *e);
 };
 
 /* A change's field by its position in the op's row of ops[] below: the one
  * place each field is spelled. */
-#define FIELD(c, op, i) json_object_get((c), (op)->fields[(i)])
+#define FIELD(c, op, i) json_object_get((c), (op)->fields[(i)].name)
+
+/* changes[i].FIELD into @buf, for a refusal that is about that field. */
+static const char *field_path(const struct patch_at *at, const struct patch_op *op, int i,
+			      char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.%s", at->path, op->fields[i].name);
+	return buf;
+}
 
 /* A prefix's identity however it is spelled ("4:0a000000/8"), into @key
  * (64 bytes hold any): the address's bytes in hex and the length as a
@@ -225,20 +248,17 @@ static int prefixes(json_t *m, json_t *c, const struct patch_op *op, const struc
 {
 	const char *path = at->path;
 	const char *region = json_string_value(FIELD(c, op, 0));
-	json_t *reg =
-		region ? json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, REGIONS)), region)
-		       : NULL;
+	json_t *reg = json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, REGIONS)), region);
 	json_t *list = FIELD(c, op, 1), *have, *v, *set;
 	const char **held;
+	char fp[96];
 	size_t k, n;
 	int rc = 0;
 
 	if (reg == NULL)
-		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path, "no region '%.60s'",
-				    region ? region : "(missing)");
-	if (!json_is_array(list))
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-				    "'prefixes' must be a list");
+		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0,
+				    field_path(at, op, 0, fp, sizeof(fp)), "no region '%.60s'",
+				    region);
 	if ((n = json_array_size(list)) == 0)
 		return 0;
 	if ((set = change_set(list, at, e)) == NULL)
@@ -324,16 +344,13 @@ static int remove_prefixes(json_t *m, json_t *c, const struct patch_op *op,
 /* The link a change names, or NULL with @e: a name that cannot be a link's
  * is a bad request, a name the table lacks an invalid change; both name it. */
 static json_t *named_link(json_t *m, json_t *c, const struct patch_op *op, int field,
-			  const char *path, struct fwd_err *e)
+			  const struct patch_at *at, struct fwd_err *e)
 {
 	const char *l = json_string_value(FIELD(c, op, field));
+	char path[96];
 	json_t *lk;
 
-	if (l == NULL) {
-		fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-			     "'%s' (a link's name) is required", op->fields[field]);
-		return NULL;
-	}
+	field_path(at, op, field, path, sizeof(path));
 	if (fwd_name_check(l)) {
 		fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
 			     "'%.60s' is not a link name (1..%d of A-Z a-z 0-9 _ - .)", l,
@@ -358,18 +375,14 @@ static int set_weight(json_t *m, json_t *c, const struct patch_op *op, const str
 	json_t *groups = json_object_get(m, FWD_KEY_NAME(DOC, LINK_GROUPS)), *grp;
 	json_t *w = FIELD(c, op, 2);
 	const char *gk;
+	char fp[96];
 	int n = 0;
 
-	if (FIELD(c, op, 0) && g == NULL)
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-				    "'group' must be a link group's name");
-	if (named_link(m, c, op, 1, path, e) == NULL)
+	if (named_link(m, c, op, 1, at, e) == NULL)
 		return -EINVAL;
-	if (!json_is_integer(w) || json_integer_value(w) < 0 || json_integer_value(w) > 1000000)
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-				    "'weight' must be an integer 0..1000000");
 	if (g && (grp = json_object_get(groups, g)) == NULL)
-		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0, path,
+		return fwd_err_fail(e, FWD_R_INVALID_CHANGE, NULL, 0,
+				    field_path(at, op, 0, fp, sizeof(fp)),
 				    "no link group '%.60s' in the table", g);
 	json_object_foreach(groups, gk, grp) {
 		json_t *mem = json_object_get(grp, FWD_KEY_NAME(GROUP, MEMBERS));
@@ -390,13 +403,14 @@ static int set_weight(json_t *m, json_t *c, const struct patch_op *op, const str
 static int set_link_state(json_t *m, json_t *c, const struct patch_op *op,
 			  const struct patch_at *at, struct fwd_err *e)
 {
-	const char *path = at->path;
-	json_t *lk = named_link(m, c, op, 0, path, e);
+	json_t *lk = named_link(m, c, op, 0, at, e);
 	const char *s = json_string_value(FIELD(c, op, 1));
+	char path[96];
 
 	if (lk == NULL)
 		return -EINVAL;
-	if (s == NULL || fwd_schema_lookup(FWD_SC_LINK_STATE, s) < 0) {
+	field_path(at, op, 1, path, sizeof(path));
+	if (fwd_schema_lookup(FWD_SC_LINK_STATE, s) < 0) {
 		unsigned n;
 		const char *const *w = fwd_schema_keys(FWD_SC_LINK_STATE, &n);
 		char words[96] = "";
@@ -409,8 +423,7 @@ static int set_link_state(json_t *m, json_t *c, const struct patch_op *op,
 							    : " or ",
 						w[i]);
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-				    "'state' must be %s%s%.40s%s", words, s ? ", not '" : "",
-				    s ? s : "", s ? "'" : "");
+				    "'state' must be %s, not '%.40s'", words, s);
 	}
 	json_object_set_new(lk, FWD_KEY_NAME(LINK, STATE), json_string(s));
 	return 0;
@@ -419,12 +432,9 @@ static int set_link_state(json_t *m, json_t *c, const struct patch_op *op,
 static int add_policy(json_t *m, json_t *c, const struct patch_op *op, const struct patch_at *at,
 		      struct fwd_err *e)
 {
-	const char *path = at->path;
 	json_t *p = FIELD(c, op, 0);
 
-	if (!json_is_object(p))
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-				    "'policy' must be an object");
+	(void)e; /* an object: op_of() checked it */
 	json_array_append(json_object_get(m, FWD_KEY_NAME(DOC, POLICIES)), p);
 	note(at->src, p, at->change, -1);
 	return 0;
@@ -447,7 +457,7 @@ static int remove_policy(json_t *m, json_t *c, const struct patch_op *op, const 
 		const char *ps =
 			json_string_value(json_object_get(p, FWD_KEY_NAME(POLICY, SERVICE)));
 
-		if (rg && sv && pr && ps && !strcmp(pr, rg) && !strcmp(ps, sv)) {
+		if (pr && ps && !strcmp(pr, rg) && !strcmp(ps, sv)) {
 			json_array_remove(pols, j);
 			return 0;
 		}
@@ -462,14 +472,37 @@ static int remove_policy(json_t *m, json_t *c, const struct patch_op *op, const 
  * member of.
  * These are the API's words for a change; the model's own names (what a
  * change edits) come from fwd_schema.def. */
+#define REGION                                                                                     \
+	{                                                                                          \
+		"region", PF_NAME, 0, "a region's name", 0, 0                                      \
+	}
+#define PREFIXES                                                                                   \
+	{                                                                                          \
+		"prefixes", PF_LIST, 0, "a list of prefix strings", 0, 0                           \
+	}
+#define LINK                                                                                       \
+	{                                                                                          \
+		"link", PF_NAME, 0, "a link's name", 0, 0                                          \
+	}
 static const struct patch_op ops[] = {
-	{"add_prefixes", {"region", "prefixes"}, add_prefixes},
-	{"remove_prefixes", {"region", "prefixes"}, remove_prefixes},
-	{"set_weight", {"group", "link", "weight"}, set_weight},
-	{"set_link_state", {"link", "state"}, set_link_state},
-	{"add_policy", {"policy"}, add_policy},
-	{"remove_policy", {"region", "service"}, remove_policy},
+	{"add_prefixes", {REGION, PREFIXES}, add_prefixes},
+	{"remove_prefixes", {REGION, PREFIXES}, remove_prefixes},
+	{"set_weight",
+	 {{"group", PF_NAME, 1, "a link group's name", 0, 0},
+	  LINK,
+	  {"weight", PF_INT, 0, "0..1000000", 0, 1000000}},
+	 set_weight},
+	{"set_link_state",
+	 {LINK, {"state", PF_NAME, 0, "'up', 'down' or 'drain'", 0, 0}},
+	 set_link_state},
+	{"add_policy", {{"policy", PF_OBJECT, 0, "an object", 0, 0}}, add_policy},
+	{"remove_policy",
+	 {REGION, {"service", PF_NAME, 0, "a service's name", 0, 0}},
+	 remove_policy},
 };
+#undef REGION
+#undef PREFIXES
+#undef LINK
 
 #define N_OPS (sizeof(ops) / sizeof(ops[0]))
 
@@ -508,11 +541,40 @@ static const struct patch_op *op_of(json_t *c, const char *path, struct fwd_err 
 	json_object_foreach(c, k, v) {
 		int known = strcmp(k, "op") == 0;
 
-		for (int f = 0; !known && f < 4 && d->fields[f]; f++)
-			known = strcmp(k, d->fields[f]) == 0;
+		for (int f = 0; !known && f < 4 && d->fields[f].name; f++)
+			known = strcmp(k, d->fields[f].name) == 0;
 		if (!known) {
 			fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
 				     "unknown field '%.60s' for op '%s'", k, d->name);
+			return NULL;
+		}
+	}
+	for (int f = 0; f < 4 && d->fields[f].name; f++) {
+		const struct patch_field *pf = &d->fields[f];
+		json_t *fv = json_object_get(c, pf->name);
+		char fp[96];
+		int ok;
+
+		snprintf(fp, sizeof(fp), "%s.%s", path, pf->name);
+		if (fv == NULL) {
+			if (pf->optional)
+				continue;
+			fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, fp, "'%s' (%s) is required",
+				     pf->name, pf->what);
+			return NULL;
+		}
+		ok = pf->kind == PF_NAME   ? json_is_string(fv)
+		     : pf->kind == PF_LIST ? json_is_array(fv)
+		     : pf->kind == PF_OBJECT
+			     ? json_is_object(fv)
+			     : json_is_integer(fv) && json_integer_value(fv) >= pf->min &&
+				       json_integer_value(fv) <= pf->max;
+		if (!ok) {
+			fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, fp,
+				     pf->kind == PF_NAME  ? "'%s' must be a string (%s)"
+				     : pf->kind == PF_INT ? "'%s' must be an integer %s"
+							  : "'%s' must be %s",
+				     pf->name, pf->what);
 			return NULL;
 		}
 	}

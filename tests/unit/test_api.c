@@ -483,6 +483,43 @@ static void test_detach_checks_its_body_first(void **state)
 	json_decref(r);
 }
 
+/* A field of the wrong type is said as a type error naming it, not as a
+ * missing field ('document' of 5 or null: "is required") nor as a range
+ * it is in ('dport' of "80": "must be 0..65535"). */
+static void test_a_wrong_type_is_said_as_one(void **state)
+{
+	static const char *const bad[][4] = {
+		{"PUT", "/v1/table", "{\"document\": 5, \"expected_generation\": 1}",
+		 "'document' must be a string (the table, YAML or JSON text)"},
+		{"PUT", "/v1/table", "{\"document\": null, \"expected_generation\": 1}",
+		 "'document' must be a string (the table, YAML or JSON text)"},
+		{"PUT", "/v1/table", "{\"expected_generation\": 1}",
+		 "'document' (the table, YAML or JSON text) is required"},
+		{"POST", "/v1/validate", "{\"document\": [\"x\"]}",
+		 "'document' must be a string (the table, YAML or JSON text)"},
+		{"POST", "/v1/explain",
+		 "{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"tcp\", \"dport\": "
+		 "\"80\"}",
+		 "'dport' must be an integer 0..65535"},
+		{"POST", "/v1/explain",
+		 "{\"src\": \"10.1.0.5\", \"dst\": \"10.0.0.1\", \"proto\": \"tcp\", \"sport\": "
+		 "null}",
+		 "'sport' must be an integer 0..65535"},
+	};
+	json_t *r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const json_t *err;
+
+		assert_int_equal(call(bad[i][0], bad[i][1], bad[i][2], &r), 400);
+		err = json_object_get(r, "error");
+		assert_string_equal(json_string_value(json_object_get(err, "reason")), bad[i][3]);
+		assert_non_null(strstr(bad[i][3], json_string_value(json_object_get(err, "path"))));
+		json_decref(r);
+	}
+}
+
 static void test_patch_names_what_it_refuses(void **state)
 {
 	json_t *r;
@@ -515,29 +552,50 @@ static void test_patch_names_what_it_refuses(void **state)
 	assert_string_equal(code_of(r), "invalid_change");
 	json_decref(r);
 	{
-		/* Link changes name what they refuse (regionctl link passes it on). */
+		/* Link changes name what they refuse (regionctl link passes it on),
+		 * and the field: a field of the wrong type was named by its
+		 * change alone (changes[0]). */
 		static const struct {
 			const char *change;
 			int status;
-			const char *reason;
+			const char *reason, *path;
 		} bad[] = {
 			{"\"op\": \"set_link_state\", \"link\": \"to-mars\", \"state\": \"down\"",
-			 422, "no link 'to-mars' in the table"},
+			 422, "no link 'to-mars' in the table", "changes[0].link"},
 			{"\"op\": \"set_link_state\", \"link\": \"to mars\", \"state\": \"down\"",
-			 400, "'to mars' is not a link name (1..31 of A-Z a-z 0-9 _ - .)"},
+			 400, "'to mars' is not a link name (1..31 of A-Z a-z 0-9 _ - .)",
+			 "changes[0].link"},
 			{"\"op\": \"set_link_state\", \"link\": \"local\", \"state\": \"off\"", 400,
-			 "'state' must be 'up', 'down' or 'drain', not 'off'"},
+			 "'state' must be 'up', 'down' or 'drain', not 'off'", "changes[0].state"},
+			{"\"op\": \"set_link_state\", \"link\": \"local\", \"state\": 5", 400,
+			 "'state' must be a string ('up', 'down' or 'drain')", "changes[0].state"},
 			{"\"op\": \"set_link_state\", \"state\": \"down\"", 400,
-			 "'link' (a link's name) is required"},
+			 "'link' (a link's name) is required", "changes[0].link"},
+			{"\"op\": \"set_link_state\", \"link\": 7, \"state\": \"down\"", 400,
+			 "'link' must be a string (a link's name)", "changes[0].link"},
 			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": -1", 400,
-			 "'weight' must be an integer 0..1000000"},
-			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": \"2\"", 400,
-			 "'weight' must be an integer 0..1000000"},
+			 "'weight' must be an integer 0..1000000", "changes[0].weight"},
+			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": \"3\"", 400,
+			 "'weight' must be an integer 0..1000000", "changes[0].weight"},
+			{"\"op\": \"set_weight\", \"group\": 1, \"link\": \"local\", \"weight\": 3",
+			 400, "'group' must be a string (a link group's name)", "changes[0].group"},
 			{"\"op\": \"set_weight\", \"group\": \"h\", \"link\": \"local\", "
 			 "\"weight\": 2",
-			 422, "no link group 'h' in the table"},
+			 422, "no link group 'h' in the table", "changes[0].group"},
 			{"\"op\": \"set_weight\", \"link\": \"nolink\", \"weight\": 2", 422,
-			 "no link 'nolink' in the table"},
+			 "no link 'nolink' in the table", "changes[0].link"},
+			{"\"op\": \"add_prefixes\", \"prefixes\": []", 400,
+			 "'region' (a region's name) is required", "changes[0].region"},
+			{"\"op\": \"add_prefixes\", \"region\": 3, \"prefixes\": []", 400,
+			 "'region' must be a string (a region's name)", "changes[0].region"},
+			{"\"op\": \"add_prefixes\", \"region\": \"mars\", \"prefixes\": []", 422,
+			 "no region 'mars'", "changes[0].region"},
+			{"\"op\": \"add_prefixes\", \"region\": \"india\", \"prefixes\": \"x\"",
+			 400, "'prefixes' must be a list of prefix strings", "changes[0].prefixes"},
+			{"\"op\": \"add_policy\", \"policy\": []", 400,
+			 "'policy' must be an object", "changes[0].policy"},
+			{"\"op\": \"remove_policy\", \"region\": \"sg\", \"service\": null", 400,
+			 "'service' must be a string (a service's name)", "changes[0].service"},
 		};
 		char body[512];
 
@@ -547,6 +605,9 @@ static void test_patch_names_what_it_refuses(void **state)
 			reason = json_string_value(
 				json_object_get(json_object_get(r, "error"), "reason"));
 			assert_string_equal(reason, bad[i].reason);
+			assert_string_equal(json_string_value(json_object_get(
+						    json_object_get(r, "error"), "path")),
+					    bad[i].path);
 			json_decref(r);
 		}
 	}
@@ -1309,6 +1370,7 @@ int main(void)
 		cmocka_unit_test(test_errors_carry_their_reasons_status),
 		cmocka_unit_test(test_one_json_fault_one_answer),
 		cmocka_unit_test(test_detach_checks_its_body_first),
+		cmocka_unit_test(test_a_wrong_type_is_said_as_one),
 		cmocka_unit_test(test_patch_names_what_it_refuses),
 		cmocka_unit_test(test_commit_confirm),
 		cmocka_unit_test(test_held_back_waits_for_an_operator),
