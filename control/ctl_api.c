@@ -1266,9 +1266,9 @@ static void h_metrics(struct ctl_api *api, const struct req *q, struct reply *r)
 
 /* @h (the header value after "Bearer ") is @want, in time that depends
  * only on @want's length. */
-static int token_is(const char *want, const char *h)
+static int token_is(const char *want, const char *h, size_t n)
 {
-	size_t n = strlen(h), m = strlen(want);
+	size_t m = strlen(want);
 	unsigned char diff = 0;
 
 	for (size_t i = 0; i < m; i++)
@@ -1942,13 +1942,23 @@ static enum access token_access(const struct ctl_api *api, const char *h, const 
 {
 	enum access a = ACCESS_NONE;
 
+	size_t n;
+
 	*name = "";
-	/* The scheme is case-insensitive (RFC 9110 section 11.1). */
-	if (strncasecmp(h, "Bearer ", 7) != 0)
+	/* A field value is without its leading and trailing whitespace (RFC
+	 * 9110 section 5.5), which libmicrohttpd 0.9.75 leaves on at the end;
+	 * the scheme is case-insensitive (section 11.1) and followed by one or
+	 * more spaces (RFC 6750 section 2.1): "Bearer  T" and "Bearer T " were
+	 * refused 401. */
+	h += strspn(h, " \t");
+	if (strncasecmp(h, "Bearer", 6) != 0 || h[6] != ' ')
 		return ACCESS_NONE;
-	h += 7;
+	h += 6;
+	h += strspn(h, " ");
+	for (n = strlen(h); n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'); n--)
+		;
 	for (unsigned i = 0; i < api->ntokens; i++)
-		if (token_is(api->tokens[i].secret, h) && a == ACCESS_NONE) {
+		if (token_is(api->tokens[i].secret, h, n) && a == ACCESS_NONE) {
 			a = api->tokens[i].write ? ACCESS_WRITE : ACCESS_READ;
 			*name = api->tokens[i].name;
 		}

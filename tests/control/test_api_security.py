@@ -279,6 +279,15 @@ def test_authorization_headers_are_read_as_rfc_9110_says(tmp_path):
         for scheme in ("bearer", "BEARER", "Bearer"):
             head, body = get(f"{scheme} {good}")
             assert head.startswith("HTTP/1.1 200 "), (scheme, head)
+        # RFC 6750: "Bearer" 1*SP token; RFC 9110 5.5: a field value's
+        # trailing whitespace is none of it. Both were refused 401.
+        for auth in (f"Bearer  {good}", f"Bearer {good} ", f"Bearer {good}\t", f"bearer   {good}  "):
+            head, body = get(auth)
+            assert head.startswith("HTTP/1.1 200 "), (auth, head, body)
+        for auth in (f"Bearer{good}", f"Bearer {good}x", f"Bearer {good[:-1]}", f"Bearer {good} x",
+                     f"Bearer\t{good}"):
+            head, body = get(auth)
+            assert head.startswith("HTTP/1.1 401 "), (auth, head)
         head, body = get(f"Bearer {bad}")
         assert head.startswith("HTTP/1.1 401 ") and "holds no valid token" in body, body
         assert '\r\nWWW-Authenticate: Bearer realm="regiond"' in head, head
