@@ -433,11 +433,19 @@ static int read_changes(struct scan *s, const struct fwd_table *t, struct ctl_pr
 			snprintf(s->e->path, sizeof(s->e->path), "changes[%u].region", i);
 			return -1;
 		}
+		uint32_t before = q->d.n;
+
 		for (int k = 0; k < 2; k++)
 			if (at.list[k] &&
 			    (rc = read_list(s, at.list[k], i, k ? FWD_DELTA_REMOVE : FWD_DELTA_ADD,
 					    (uint16_t)id, q)))
 				return rc;
+		/* Empty lists are a change without add/remove too (docs/api.md):
+		 * {"add": []} was answered 200 noop, as if it asked for
+		 * something the table already had. */
+		if (q->d.n == before)
+			return shape(s, "give 'add' or 'remove' with at least one prefix",
+				     "changes[%u]", i);
 		q->nchanges++;
 		more = next(s, ']');
 	}
