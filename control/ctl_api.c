@@ -789,8 +789,8 @@ void ctl_api_publish(struct ctl_api *api)
 	in_sync = ran && !st->dp_foreign && ctl_state_runs(st, strtoull(ran, NULL, 16));
 	v = json_pack("{s:o, s:{s:b, s:b, s:O?}, s:o, s:o}", "generation", gen_json(cur),
 		      "dataplane", "connected", st->dp_report != NULL, "in_sync", in_sync, "status",
-		      st->dp_report, "confirm", ctl_confirm_json(st), "alarm",
-		      st->alarm[0] ? json_string(st->alarm) : json_null());
+		      st->dp_report ? st->dp_report : st->dp_last, "confirm", ctl_confirm_json(st),
+		      "alarm", st->alarm[0] ? json_string(st->alarm) : json_null());
 
 	if (v == NULL)
 		return; /* out of memory: the previous view stays */
@@ -856,7 +856,8 @@ json_t *ctl_api_health(const json_t *status)
 
 	if (no_dataplane) {
 		why = "validate only (--fleet-validate-only): no regionfwd here by design";
-	} else if (!json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
+	} else if (json_is_false(json_object_get(dp, "connected")) ||
+		   !json_is_object(json_object_get(dp, "status")) || !json_is_integer(age) ||
 		   json_integer_value(age) > 10000) {
 		state = "unreachable", code = 2;
 		/* Over 10 s only when the age says so: a regionfwd that just

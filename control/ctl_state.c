@@ -1522,6 +1522,7 @@ void ctl_state_close(struct ctl_state *st)
 	free(st->hist);
 	fwd_table_free(st->table);
 	json_decref(st->dp_report);
+	json_decref(st->dp_last);
 	ctl_traffic_free(st->traffic);
 	json_decref(st->handovers);
 	st->handovers = NULL;
@@ -2990,8 +2991,11 @@ static void keep_report(struct ctl_state *st, const Regionfwd__Ctl__StatusReply 
 		if (ctl_state_save(st, &se))
 			st->state_id_new = was_new;
 	}
-	if (r) /* the age is that of the last answer, not of the last attempt */
+	if (r) { /* the age is that of the last answer, not of the last attempt */
 		st->dp_report_ms = fwd_mono_ms();
+		json_decref(st->dp_last);
+		st->dp_last = json_incref(st->dp_report);
+	}
 }
 
 int ctl_state_refresh(struct ctl_state *st)

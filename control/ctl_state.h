@@ -227,6 +227,11 @@ struct ctl_state {
 	 * waits for regionfwd. dp_report is NULL when it did not answer;
 	 * dp_report_ms is CLOCK_MONOTONIC ms of that attempt, 0 before any. */
 	json_t *dp_report;
+	/* The last report regionfwd answered with, kept while it does not
+	 * answer: status shows it (docs/api.md), marked stale by connected
+	 * false and its age, so an operator sees what ran when it went quiet.
+	 * Nothing decides by it: dp_report is what is known now. */
+	json_t *dp_last;
 	int dp_in_sync;
 	/* The last report's table was pushed by another regiond (another
 	 * state_id): not in sync with this one, whatever its hash. */

@@ -55,6 +55,18 @@ def test_a_stopped_regionfwd_neither_freezes_status_nor_publishes_late(tmp_path)
             age, why = s["dataplane"]["report_age_ms"], s["health"]["reason"]
             assert (age > 10000) == ("for over 10 s" in why), s
             assert why in ("regionfwd is not connected", "regionfwd has not answered for over 10 s"), s
+            # dataplane.status is regionfwd's last report still, stale by
+            # connected false and its age (it was null once unreachable);
+            # nothing counts it as running: not in sync, unreachable.
+            last = s["dataplane"]["status"]
+            assert isinstance(last, dict) and last["generation"]["id"] == 1, s
+            assert s["dataplane"]["in_sync"] is False and s["health"]["state"] == "unreachable", s
+            # regionctl status says the same in text and in -j.
+            wait_for(lambda: b.status()["dataplane"]["report_age_ms"] > 3000, timeout=10, what="old")
+            rc, out, _ = b.ctl("status")
+            assert rc == 2 and re.search(r"UNREACHABLE, OUT OF SYNC \(generation 1, .*\[report \d+ s old\]", out), out
+            rc, j, _ = b.ctl("status", json_out=True)
+            assert rc == 2 and j["dataplane"]["status"]["generation"]["id"] == 1, j
         finally:
             os.kill(b.fwd.pid, signal.SIGCONT)
         # regionfwd reads the expired push first thing: refused, not published.
