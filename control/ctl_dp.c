@@ -19,6 +19,7 @@
 struct ctl_dp {
 	char path[108];
 	int fd;
+	int wrote; /* a byte of a request was sent since ctl_dp_wrote_reset() */
 };
 
 struct ctl_dp *ctl_dp_create(const char *path)
@@ -84,9 +85,20 @@ static int xfer(struct ctl_dp *dp, char *buf, size_t len, int out, int64_t deadl
 				continue;
 			return -errno;
 		}
+		dp->wrote |= out;
 		done += (size_t)n;
 	}
 	return 0;
+}
+
+void ctl_dp_wrote_reset(struct ctl_dp *dp)
+{
+	dp->wrote = 0;
+}
+
+int ctl_dp_wrote(const struct ctl_dp *dp)
+{
+	return dp->wrote;
 }
 
 static int dp_connect(struct ctl_dp *dp)

@@ -32,6 +32,14 @@ struct ctl_dp *ctl_dp_create_like(const struct ctl_dp *dp);
 int ctl_dp_call(struct ctl_dp *dp, unsigned op, const ProtobufCMessage *req,
 		ProtobufCMessage **reply, int timeout_ms, struct fwd_err *e);
 
+/**
+ * Whether any byte of a request went out on @dp since ctl_dp_wrote_reset():
+ * a call that failed without (its connect refused: the socket gone, nobody
+ * listening) cannot have reached regionfwd, one that sent a byte may have.
+ */
+void ctl_dp_wrote_reset(struct ctl_dp *dp);
+int ctl_dp_wrote(const struct ctl_dp *dp);
+
 /** regionfwd's status reply in the API's model (GET /v1/status, "dataplane.status"). */
 json_t *ctl_dp_status_json(const Regionfwd__Ctl__StatusReply *s);
 

@@ -2434,17 +2434,31 @@ static int write_pending(struct ctl_state *st, const struct ctl_gen *g, struct f
  * (an extension refused), drop the record, and its file once a history
  * without it is durable (else the next start resolves it by what regionfwd
  * runs). */
-static void undo_pending(struct ctl_state *st, int pushed, uint64_t id)
+static void undo_pending(struct ctl_state *st, int pushed, int unsent, uint64_t id)
 {
 	const struct ctl_gen *cur = ctl_state_current(st);
 	struct fwd_err ignored;
+	/* A push none of whose bytes left regiond (@unsent: regionfwd's socket
+	 * gone, nobody listening, its connect failed) cannot have reached regionfwd,
+	 * so its id is given back, and ids skip only where regionfwd may have
+	 * seen one (docs/api.md). Only once a history saying so is durable:
+	 * until then the disk names it pending with the next id past it, and
+	 * a second document under it could meet the first at a restart. Not a
+	 * commit-confirm's: status may have shown it awaiting confirmation. */
+	int give_back = unsent && st->next_id == id + 1 && st->confirm_gen != id;
 
 	if (pushed && cur)
 		push_gen(st, cur, st->table, &ignored);
 	drop_pending(st);
 	disarm(st, id);
-	if (ctl_state_save(st, &ignored) == 0)
+	if (give_back)
+		st->next_id = id;
+	if (ctl_state_save(st, &ignored) == 0) {
 		unlink_doc(st, id);
+		return;
+	}
+	if (give_back)
+		st->next_id = id + 1; /* the disk still names it: spent */
 }
 
 /* The audit line of change @id, once it is current: who made it
@@ -2718,10 +2732,12 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	fwd_stage("copy + write history");
 	/* @doc may be ctl_state_doc's text, which undo_pending may replace:
 	 * the push reads the record's own copy. */
+	if (st->dp)
+		ctl_dp_wrote_reset(st->dp); /* undo_pending() asks */
 	pushed = push_it && push(st, id, st->pending.doc, len, "document", t, ident, e) == 0;
 	fwd_stage("push");
 	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
-		undo_pending(st, pushed, id);
+		undo_pending(st, pushed, push_it && !pushed && !ctl_dp_wrote(st->dp), id);
 		fwd_table_free(t);
 		return -1;
 	}
@@ -2864,6 +2880,8 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	/* regionfwd applies the changes to what it runs when that is our
 	 * current generation; else (it restarted, or predates deltas) it gets
 	 * the new table whole, named by the chain hash. */
+	if (st->dp)
+		ctl_dp_wrote_reset(st->dp); /* undo_pending() asks */
 	rc = push_delta(st, id, base, g.hash, packed, plen, e);
 	if (rc == 1) {
 		size_t len;
@@ -2883,7 +2901,7 @@ static int64_t apply_delta_staged(struct ctl_state *st, const struct fwd_delta *
 	pushed = rc == 0;
 	fwd_stage("push");
 	if (!pushed || run_applied(st, t, id, e)) {
-		undo_pending(st, pushed, id);
+		undo_pending(st, pushed, !pushed && st->dp && !ctl_dp_wrote(st->dp), id);
 		json_decref(handed);
 		fwd_table_free(t);
 		return -1;

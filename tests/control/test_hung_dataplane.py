@@ -2,6 +2,7 @@
 regiond's view with the age of its dataplane report, a push has a deadline,
 and a table whose push was answered "nothing changed" is never published
 when regionfwd wakes up."""
+import json
 import os
 import re
 import signal
@@ -382,3 +383,33 @@ def test_a_late_revert_is_not_undone_by_the_sync(tmp_path):
         b.stop()
         if proxy:
             proxy.close()
+
+
+def test_a_push_that_never_left_regiond_spends_no_id(tmp_path):
+    """With regionfwd gone (its socket removed, or left with nobody
+    listening), a change is answered 503 "nothing changed" before a byte
+    of its push was sent: it cannot have reached regionfwd, so its id is
+    given back (two such applies once made the next change generation 4,
+    not 2: the history jumped)."""
+    b = Box(tmp_path, "unsent")
+    try:
+        assert b.gen() == 1
+        new = demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)
+        for stop in (signal.SIGTERM, signal.SIGKILL):  # its socket removed; left behind, refusing
+            b.fwd.send_signal(stop)
+            b.fwd.wait(30)
+            for _ in range(2):
+                rc, out, err = b.ctl("apply", new)
+                assert rc == 3 and "nothing changed" in err, (rc, out, err)
+                assert b.gen() == 1
+            wait_for(lambda: b.status()["dataplane"]["connected"] is False, timeout=30, what="regionfwd gone")
+            b.start_fwd()
+            wait_for(lambda: b.ctl("status")[0] == 0, timeout=30, what="healthy again")
+        rc, out, err = b.ctl("apply", new)
+        assert rc == 0 and "generation 2" in out, (out, err)
+        code, h = b.http("GET", "/v1/history")
+        assert [g["id"] for g in h["history"]] == [2, 1], h
+        with open(os.path.join(b.state, "history.json")) as f:
+            assert json.load(f)["next_id"] == 3
+    finally:
+        b.stop()
