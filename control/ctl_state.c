@@ -2737,7 +2737,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	pushed = push_it && push(st, id, st->pending.doc, len, "document", t, ident, e) == 0;
 	fwd_stage("push");
 	if ((push_it && !pushed) || run_applied(st, t, id, e)) {
-		undo_pending(st, pushed, push_it && !pushed && !ctl_dp_wrote(st->dp), id);
+		undo_pending(st, pushed, push_it && !pushed && st->dp && !ctl_dp_wrote(st->dp), id);
 		fwd_table_free(t);
 		return -1;
 	}
