@@ -689,6 +689,16 @@ out:
 	json_decref(b);
 }
 
+/* Whether @g is the automatic revert of @to (ctl_confirm.c writes its
+ * comment; nothing comes between an unconfirmed change and its revert). */
+static int reverted_by(const struct ctl_gen *to, const struct ctl_gen *g)
+{
+	char c[64];
+
+	snprintf(c, sizeof(c), "automatic revert: generation %" PRIu64 " ", to->id);
+	return strncmp(g->comment, c, strlen(c)) == 0;
+}
+
 static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	static const char *const keys[] = {"generation", "expected_generation", "author", "comment",
@@ -718,6 +728,20 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 		reply_simple(r, FWD_R_UNKNOWN_GENERATION, "generation",
 			     gen ? "that generation is not in the history"
 				 : "there is no previous generation");
+		goto out;
+	}
+	if (gen == 0 && cur && reverted_by(to, cur)) {
+		/* "The previous one" after an automatic revert is the change
+		 * that went unconfirmed: a plain rollback ran it again, with no
+		 * confirmation asked (a walkthrough). Named, it is a choice. */
+		char why[200];
+
+		snprintf(why, sizeof(why),
+			 "the previous generation, %" PRIu64 ", is the change generation %" PRIu64
+			 " reverted when it went unconfirmed; to run it again, name it "
+			 "('generation': %" PRIu64 ")",
+			 to->id, cur->id, to->id);
+		reply_simple(r, FWD_R_BAD_REQUEST, "generation", why);
 		goto out;
 	}
 	if (cur && to->id == cur->id) {

@@ -992,17 +992,28 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
         h["history"][1]["by"].endswith("on the unix socket"), h["history"][1]
     rc, out, _ = box.ctl("history")
     assert "[by regiond (commit-confirm timer)]" in out, out
+    # A plain rollback now would run the unconfirmed change again, unasked
+    # (a walkthrough): refused, the generation to name said; named, it runs.
+    rc, out, err = box.ctl("rollback")
+    assert rc != 0 and "the previous generation, 2, is the change generation 3 reverted" in err, (rc, out, err)
+    assert box.gen() == 3
+    code, r = box.http("POST", "/v1/rollback", {})
+    assert code == 400 and r["error"]["path"] == "generation", r
+    rc, out, err = box.ctl("rollback", "2")
+    assert rc == 0 and box.gen() == 4, (rc, out, err)
+    rc, out, err = box.ctl("rollback", "3")
+    assert rc == 0 and box.gen() == 5, (rc, out, err)
     # Confirmed in time: it stays.
     rc, out, _ = box.ctl("apply", new, "--confirm-timeout", "3")
     assert rc == 0
     rc, out, _ = box.ctl("confirm")
-    assert rc == 0 and "confirmed generation 4" in out
+    assert rc == 0 and "confirmed generation 6" in out
     time.sleep(5)  # past the deadline: it reverts after 3 s, by 4.2 s
-    assert box.gen() == 4
+    assert box.gen() == 6
     log = open(tmp_path / "regiond.log").read()
     assert f"generation 2 ({h['history'][1]['hash']}) applied by uid {os.geteuid()} pid " in log, log
     assert "generation 3" in log and "reverted by regiond (commit-confirm timer)" in log, log
-    assert f"generation 4 confirmed by uid {os.geteuid()} pid " in log, log
+    assert f"generation 6 confirmed by uid {os.geteuid()} pid " in log, log
 
 
 
