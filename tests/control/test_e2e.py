@@ -995,7 +995,7 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     # A plain rollback now would run the unconfirmed change again, unasked
     # (a walkthrough): refused, the generation to name said; named, it runs.
     rc, out, err = box.ctl("rollback")
-    assert rc != 0 and "the previous generation, 2, is the change generation 3 reverted" in err, (rc, out, err)
+    assert rc == 1 and "the previous generation, 2, is the change generation 3 reverted" in err, (rc, out, err)
     assert box.gen() == 3
     code, r = box.http("POST", "/v1/rollback", {})
     assert code == 400 and r["error"]["path"] == "generation", r
