@@ -1373,9 +1373,21 @@ static void h_filters_detach(struct ctl_api *api, const struct req *q, struct re
 {
 	const struct ctl_ext *x = ctl_state_ext(api->st, "filters");
 
-	(void)q; /* checked by route(), before the filters' state */
+	/* the body was checked by route(), before the filters' state */
 	int rc = x->detach(x->arg);
 
+	/* The box's XDP protection off, in one request: logged with who
+	 * asked (it once left no trace but a metric, a walkthrough). */
+	if (rc == 0 || rc == -EINPROGRESS)
+		fwd_log(FWD_LOG_WARNING,
+			"XDP filter detached by %s%s: the interfaces run unfiltered until regiond "
+			"restarts",
+			q->who,
+			rc ? " (an interface out of this network namespace keeps it until it is "
+			     "back)"
+			   : "");
+	else
+		fwd_log(FWD_LOG_NOTICE, "XDP filter detach asked by %s: %s", q->who, strerror(-rc));
 	r->status = 200;
 	/* pending: an interface out of this network namespace keeps the
 	 * program until it is back (ctl_filter_detach) */

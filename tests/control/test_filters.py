@@ -3,6 +3,7 @@ into a veth pair whose root-namespace end carries the filter; tcpdump on that
 end sees exactly what the filter passed (AF_PACKET taps run after XDP)."""
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -211,6 +212,9 @@ def test_filter_lifecycle(tmp_path):
             assert "(detached by regionctl filter detach)" in out and "NOT ATTACHED" not in out, out
             rc, out, _ = box.ctl("status")
             assert "detached by regionctl filter detach" in out and "NOT ATTACHED" not in out, out
+            # the box's protection off is logged, with who took it off
+            assert re.search(r"XDP filter detached by uid \d+ pid \d+ on the unix socket: the "
+                             r"interfaces run unfiltered", open(tmp_path / "regiond.log").read())
         finally:
             box.stop()
             subprocess.run(["rm", "-rf", pin])
