@@ -637,10 +637,49 @@ out:
 	fwd_delta_clear(&pq.d);
 }
 
+/* The link groups of @t that something steers to (a policy, the default, a
+ * content rule) and that no member can carry now: each is down, drained or
+ * of weight 0, so what goes there is dropped (no_link_up). Weights alone
+ * are refused by the validator; drain and down are an operator's to make
+ * (maintenance), so said, not refused: draining the last member once went
+ * without a word (a walkthrough). NULL when there is none. */
+static json_t *groups_carrying_nothing(const struct fwd_table *t)
+{
+	json_t *out = NULL;
+
+	for (uint16_t g = 0; t && g < t->ngroups; g++) {
+		const struct fwd_group *gr = &t->groups[g];
+		uint32_t users = 0;
+		int carries = 0;
+
+		for (uint16_t m = 0; m < gr->nmembers && !carries; m++) {
+			const struct fwd_link *l = &t->links[gr->members[m].link];
+
+			carries = gr->members[m].weight && l->up && !l->drained;
+		}
+		if (carries)
+			continue;
+		for (uint32_t p = 0; p < t->npolicies; p++)
+			users += t->policies[p].action == FWD_ACT_GROUP &&
+				 t->policies[p].target == g;
+		for (uint32_t c = 0; c < t->ncontent; c++)
+			users += t->content[c].action == FWD_CA_STEER &&
+				 t->content[c].target_kind == FWD_ACT_GROUP &&
+				 t->content[c].target == g;
+		if (users == 0)
+			continue;
+		if (out == NULL)
+			out = json_array();
+		json_array_append_new(out, json_pack("{s:s, s:I}", "group", gr->name, "users",
+						     (json_int_t)users));
+	}
+	return out;
+}
+
 static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	static const char *const keys[] = {"document", NULL};
-	json_t *b = body_json(q, r), *d;
+	json_t *b = body_json(q, r), *d, *dark;
 	struct fwd_err e;
 	struct fwd_table *t;
 
@@ -681,6 +720,8 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 			json_object_set_new(r->body, "residency_handovers", handovers);
 		if (weakened)
 			json_object_set_new(r->body, "residency_weakened", weakened);
+		if ((dark = groups_carrying_nothing(t)) != NULL)
+			json_object_set_new(r->body, "groups_carrying_nothing", dark);
 		json_decref(win);
 		json_decref(fs);
 	}
@@ -2432,6 +2473,14 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 		json_object_set(r->body, "residency_handovers", api->st->handovers);
 	if (api->st->weakened && r->status < 300 && json_is_object(r->body))
 		json_object_set(r->body, "residency_weakened", api->st->weakened);
+	/* A table change that leaves a group nothing to carry on. */
+	if ((rt->flags & ROUTE_WRITE) && r->status < 300 && json_is_object(r->body) &&
+	    json_object_get(r->body, "generation") != NULL) {
+		json_t *dark = groups_carrying_nothing(api->st->table);
+
+		if (dark != NULL)
+			json_object_set_new(r->body, "groups_carrying_nothing", dark);
+	}
 	/* A change that runs but whose commit record the disk refused: held
 	 * in memory, written as soon as the disk takes it (hold_unsaved). It
 	 * was answered 200 as any other, while a restart of both daemons

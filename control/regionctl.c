@@ -3035,6 +3035,13 @@ static void print_handovers(json_t *r)
 	json_t *v;
 	size_t i;
 
+	json_array_foreach(json_object_get(r, "groups_carrying_nothing"), i, v)
+		printf("warning: link group '%s' has no member that can carry traffic (each is "
+		       "down, drained or of weight 0): what is steered there (%lld polic%s or "
+		       "content rule%s) is dropped (no_link_up)\n",
+		       js(v, "group"), ji(v, "users"), ji(v, "users") == 1 ? "y" : "ies",
+		       ji(v, "users") == 1 ? "" : "s");
+
 	json_array_foreach(json_object_get(r, "residency_weakened"), i, v)
 		printf("warning: residency rule '%s' of region '%s' %s\n", js(v, "rule"),
 		       js(v, "region"), js(v, "change"));

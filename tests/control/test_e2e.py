@@ -1017,6 +1017,29 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
 
 
 
+def test_a_group_left_with_nothing_to_carry_is_said(box, tmp_path):
+    """Draining or downing every member of a link group blackholes what is
+    steered there (no_link_up, fail closed), as weights of 0 would, which
+    the validator refuses; drain and down are maintenance, so the change
+    runs, and its answer says it (a walkthrough: nothing did)."""
+    rc, out, err = box.ctl("link", "drain", "to-us-west-a")
+    assert rc == 0 and "warning" not in out, (out, err)
+    rc, out, err = box.ctl("link", "down", "to-us-west-b")
+    assert rc == 0 and ("warning: link group 'us-west' has no member that can carry traffic (each is "
+                        "down, drained or of weight 0): what is steered there (2 policies or content "
+                        "rules) is dropped (no_link_up)") in out, (out, err)
+    rc, j, err = box.ctl("link", "drain", "to-us-west-b", json_out=True)
+    assert rc == 0 and j["groups_carrying_nothing"] == [{"group": "us-west", "users": 2}], (j, err)
+    # validate says it of a table too, before it runs
+    doc = open(DEMO).read().replace('next_hop_mac: "02:00:00:00:03:01"',
+                                    'next_hop_mac: "02:00:00:00:03:01"\n    state: drain')
+    doc = doc.replace("to-us-west-b: 1}", "to-us-west-b: 0}")
+    code, r = box.http("POST", "/v1/validate", {"document": doc})
+    assert code == 200 and r["groups_carrying_nothing"] == [{"group": "us-west", "users": 2}], r
+    rc, j, err = box.ctl("link", "up", "to-us-west-b", json_out=True)
+    assert rc == 0 and "groups_carrying_nothing" not in j, (j, err)
+
+
 def test_confirm_names_its_generation(box, tmp_path):
     """A hostile-client probe: A's change (2 s) reverted at its deadline, B
     applied one (60 s); A's late `{}` confirm kept B's change, and B's own
