@@ -176,9 +176,6 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 	if (dl == 0)
 		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "dst",
 				    "'dst' must be an IPv4 or IPv6 address");
-	if (sl != dl)
-		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "dst",
-				    "'src' and 'dst' must be of one family");
 	/* regionfwd drops such a packet before any table is asked: say so
 	 * here, naming the field, not as a probe that "does not parse". */
 	if (sl == 16 && fwd_ipv6_src_mapped(x->src))
@@ -193,6 +190,11 @@ int ctl_explain_parse(json_t *b, struct ctl_explain *x, struct fwd_err *e)
 			fwd_martian4(x->src + 12)
 				? ", which no router forwards from either (martian_source)"
 				: "");
+	/* after the mapped source: with an IPv4 destination, "one family"
+	 * hid the hint that says what to give (a walkthrough) */
+	if (sl != dl)
+		return fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, "dst",
+				    "'src' and 'dst' must be of one family");
 	x->req.src = (ProtobufCBinaryData){.len = sl, .data = x->src};
 	x->req.dst = (ProtobufCBinaryData){.len = dl, .data = x->dst};
 	if (json_is_integer(proto) && json_integer_value(proto) >= 0 &&

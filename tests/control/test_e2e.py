@@ -193,6 +193,9 @@ def test_status_show_explain(box):
     rc, out, err = box.ctl("explain", "::ffff:103.21.130.1", "2001:db8::1", "tcp", "7005", json_out=True)
     assert rc == 1 and out["error"]["path"] == "src" and "ipv6_mapped_source" in out["error"]["reason"], out
     assert "for an IPv4 source give 103.21.130.1" in err, err
+    # with an IPv4 destination too (that said "one family", not what to give)
+    rc, out, err = box.ctl("explain", "::ffff:103.21.130.1", "198.51.100.1", "tcp", "7005", json_out=True)
+    assert rc == 1 and "for an IPv4 source give 103.21.130.1" in out["error"]["reason"], out
     # An address no router forwards, from or to: the parser drops the
     # packet before any table is asked, and explain says so (a spoofed
     # 127.0.0.1 was steered as a region's).
@@ -218,13 +221,17 @@ def test_status_show_explain(box):
         assert rc == 0 and out["service"] == "ping", err
     rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "47")
     assert rc == 0 and "region      india" in out, err
+    # a number past 255 is regionctl's usage error (nothing sent); a word
+    # regiond does not know is its refusal
     rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "256")
+    assert rc == 2 and "PROTO '256' is not a protocol" in err, err
+    rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "xyz")
     assert rc == 1 and "'proto' must be" in err
     rc, out, _ = box.ctl("show", "nothing")
     assert rc == 2
     # With -j an error regiond answers is the API's JSON on stdout too (a
     # script read an empty stdout and had to parse the text on stderr).
-    rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "256", json_out=True)
+    rc, out, err = box.ctl("explain", "103.21.130.1", "198.51.100.1", "xyz", json_out=True)
     assert rc == 1 and out["error"]["code"] == "bad_request" and out["error"]["path"] == "proto", (out, err)
     assert "'proto' must be" in err
     rc, out, err = box.ctl("rollback", "99", json_out=True)
