@@ -5718,7 +5718,7 @@ static const struct ctl_cmd show_cmds[] = {
 	{.name = "table",
 	 .run = cmd_show,
 	 .raw_stdout = raw_always,
-	 .summary = "the table document as it was applied",
+	 .summary = "the running table: its document, or JSON after a link change",
 	 .detail = "With -j, the table's model (every section) instead."},
 	{0},
 };
