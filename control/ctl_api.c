@@ -1476,11 +1476,19 @@ static void h_capture(struct ctl_api *api, const struct req *q, struct reply *r)
 	}
 	pthread_mutex_lock(&api->capture_lock);
 	if (api->capture_owner[0]) {
+		/* Its id, and how to stop it: "stop it" named no way to (a
+		 * walkthrough), and a capture without --count or --duration
+		 * held everyone's off until its client was killed. */
+		char how[96] = "";
+
+		if (api->capture_running)
+			snprintf(how, sizeof(how), " (regionctl capture --stop %llu)",
+				 (unsigned long long)ctl_capture_id(api->capture_running));
 		snprintf(reason, sizeof(reason),
 			 "a capture for %s runs (%lld s so far); one at a time: wait for it or "
-			 "stop it",
+			 "stop it%s",
 			 api->capture_owner,
-			 (long long)((fwd_mono_ms() - api->capture_since) / 1000));
+			 (long long)((fwd_mono_ms() - api->capture_since) / 1000), how);
 		pthread_mutex_unlock(&api->capture_lock);
 		reply_simple(r, FWD_R_CAPTURE_BUSY, "", reason);
 		goto out;

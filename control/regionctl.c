@@ -4800,6 +4800,13 @@ static int ended_stopped(const struct cap_sink *k)
 
 static int stdout_closed; /* when regionctl started (main) */
 
+static void print_capture_stopping(json_t *r, const char *unused)
+{
+	(void)unused;
+	printf("capture %lld: stopping (its client gets the end and the statistics)\n",
+	       ji(r, "stopping"));
+}
+
 static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 {
 	const char *file = opt_val(c, "-w");
@@ -4813,6 +4820,23 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 	json_t *b;
 	FILE *out;
 
+	if (opt_val(c, "--stop")) {
+		unsigned long long id;
+
+		/* Another client's capture, ended as its duration would end
+		 * it (its file gets the statistics): one without --count or
+		 * --duration was once stoppable only by killing its client. */
+		if (whole_number(opt_val(c, "--stop"), 1, INT64_MAX, &id))
+			return usage_error(c, "--stop takes a capture id (1 or more), not '%s'",
+					   opt_val(c, "--stop"));
+		for (int i = 0; cmd_of(c)->opts[i].name; i++)
+			if (c->val[i] && strcmp(cmd_of(c)->opts[i].name, "--stop"))
+				return usage_error(c, "--stop takes no other capture option (%s)",
+						   cmd_of(c)->opts[i].name);
+		return show(o, "POST", "/v1/capture/stop",
+			    json_pack("{s:I}", "capture", (json_int_t)id), print_capture_stopping,
+			    NULL);
+	}
 	if ((rc = parse_count(c, "--count", 10000000, &count)) ||
 	    (rc = parse_count(c, "--duration", 86400, &duration)))
 		return rc;
@@ -5521,6 +5545,9 @@ static const struct ctl_opt capture_opts[] = {
 	 .key = "filter",
 	 .help = "a pcap filter expression ('udp port 53')"},
 	{.name = "--no-xdp", .help = "leave out the XDP filter's drops"},
+	{.name = "--stop",
+	 .arg = "ID",
+	 .help = "stop capture ID, which another client runs (capture_busy names it)"},
 	{0},
 };
 

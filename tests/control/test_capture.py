@@ -241,13 +241,15 @@ def test_bad_input(box, tmp_path):
 
 
 def test_one_at_a_time_and_interrupt(box, tmp_path):
-    first = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--duration", "4", "--filter", "host 192.0.2.99",
+    first = subprocess.Popen([REGIONCTL, "-s", box.api, "capture", "--duration", "600", "--filter", "host 192.0.2.99",
                               "-w", str(tmp_path / "quiet.pcapng")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
         wait_for(lambda: "capture 1 started" in open(tmp_path / "fwd.log").read(), what="capture 1 running")
         rc, _, err = capture(box, "--count", "1")
         assert rc == 1 and "capture_busy (409)" in err and "one at a time" in err, err
+        # it names how to stop the one that runs (it said "stop it" with no way)
+        assert "stop it (regionctl capture --stop 1)" in err, err
         code, r = box.http("POST", "/v1/capture", {"count": 1})
         assert code == 409 and r["error"]["code"] == "capture_busy"
         # A stop names its capture (the stream's Capture-Id): another id,
@@ -258,6 +260,12 @@ def test_one_at_a_time_and_interrupt(box, tmp_path):
             code, r = box.http("POST", "/v1/capture/stop", body)
             assert code == 400 and r["error"]["path"] == "capture", (body, r)
         assert first.poll() is None
+        # another client stops it (600 s, no Ctrl-C to give): its own
+        # client gets the end and the statistics
+        rc, out, err = capture(box, "--stop", "1", "--count", "1")
+        assert rc == 2 and "--stop takes no other capture option (--count)" in err, err
+        rc, out, err = capture(box, "--stop", "1")
+        assert rc == 0 and "capture 1: stopping" in out, (out, err)
     finally:
         assert first.wait(30) == 0
     out = first.stdout.read()
