@@ -676,6 +676,45 @@ static json_t *groups_carrying_nothing(const struct fwd_table *t)
 	return out;
 }
 
+/* A link of @t whose port the node regionfwd runs lacks, by regionfwd's
+ * last report (its ports by name): regionfwd refuses such a table, so
+ * validate says so as regionfwd would, where it once said "valid" and the
+ * apply was refused (a walkthrough). Without a report, nothing is known of
+ * the ports and nothing is said. @return 1 with @e set, else 0. */
+static int port_missing(const struct ctl_state *st, const struct fwd_table *t, struct fwd_err *e)
+{
+	const json_t *rep = st->dp_report ? st->dp_report : st->dp_last,
+		     *ports = json_object_get(rep, "ports"), *p;
+	size_t i, used = 0;
+	char list[256] = "", path[FWD_NAME_MAX + 16];
+
+	if (!json_is_array(ports) || json_array_size(ports) == 0)
+		return 0;
+	for (uint16_t l = 0; l < t->nlinks; l++) {
+		int found = 0;
+
+		json_array_foreach(ports, i, p) {
+			const char *name = json_string_value(json_object_get(p, "name"));
+
+			found |= name && strcmp(name, t->links[l].port) == 0;
+		}
+		if (found)
+			continue;
+		json_array_foreach(ports, i, p)
+			if (used < sizeof(list))
+				used += (size_t)snprintf(
+					list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+					json_string_value(json_object_get(p, "name")) ?: "?");
+		snprintf(path, sizeof(path), "links.%s.port", t->links[l].name);
+		fwd_err_fail(e, FWD_R_INVALID_TABLE, t->source, t->links[l].port_line, path,
+			     "no port '%s' on the node regionfwd runs (ports: %s): regionfwd would "
+			     "refuse the table",
+			     t->links[l].port, list);
+		return 1;
+	}
+	return 0;
+}
+
 static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	static const char *const keys[] = {"document", NULL};
@@ -692,6 +731,10 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 	d = json_object_get(b, "document");
 	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
 			       &e);
+	if (t != NULL && port_missing(api->st, t, &e)) {
+		fwd_table_free(t);
+		t = NULL;
+	}
 	if (t == NULL) {
 		reply_err(r, &e);
 		json_object_set_new(r->body, "valid", json_false());

@@ -1047,6 +1047,22 @@ def test_a_group_left_with_nothing_to_carry_is_said(box, tmp_path):
     assert rc == 0 and "groups_carrying_nothing" not in j, (j, err)
 
 
+def test_validate_knows_the_ports_regionfwd_runs(box, tmp_path):
+    """validate said "valid" of a table whose link names a port the node
+    lacks, which apply then had refused by regionfwd (a walkthrough): with
+    regionfwd's report at hand, it refuses it as regionfwd would."""
+    bad = demo_variant(tmp_path, "badport.yaml", "port: br0", "port: br9")
+    rc, out, err = box.ctl("validate", str(bad))
+    assert rc == 1 and "links.to-br.port: no port 'br9' on the node regionfwd runs (ports: " in err, (out, err)
+    assert re.search(r"badport\.yaml:\d+: links\.to-br\.port", err), err
+    rc, j, err = box.ctl("validate", str(bad), json_out=True)
+    assert rc == 1 and j["valid"] is False and j["error"]["path"] == "links.to-br.port", j
+    rc, out, err = box.ctl("apply", str(bad))
+    assert rc == 1 and "no port 'br9'" in err and box.gen() == 1, (out, err)
+    rc, out, err = box.ctl("validate", DEMO)
+    assert rc == 0 and "valid" in out, (out, err)
+
+
 def test_confirm_names_its_generation(box, tmp_path):
     """A hostile-client probe: A's change (2 s) reverted at its deadline, B
     applied one (60 s); A's late `{}` confirm kept B's change, and B's own
