@@ -66,7 +66,12 @@ static int build_scope(struct dp_content *c, const struct fwd_table *t)
  */
 static uint64_t rule_key(const struct fwd_content_rule *r)
 {
-	const uint8_t how[4] = {r->field, r->literal, r->caseless, r->unreadable};
+	/* the kind too: a pattern 'a.example' and a set of the one name
+	 * 'a.example' hash the same bytes, and match differently (a review) */
+	const uint8_t how[5] = {r->field, r->literal, r->caseless, r->unreadable,
+				(uint8_t)(r->pattern != NULL ? 1
+					  : r->names != NULL ? 2
+							     : 0)};
 	uint64_t h = fwd_hash64(r->name, strlen(r->name) + 1);
 
 	h = fwd_hash64_update(h, how, sizeof(how));

@@ -760,6 +760,44 @@ content_rules:
     assert rx > 0 and after["drops"]["content_drop"] - before["drops"]["content_drop"] == rx, (rx, after["drops"])
 
 
+def test_a_pattern_turned_name_set_of_the_same_text_is_another_rule(tmp_path):
+    """A rule 'watch' counting the pattern 'www.example.com' (unanchored: it
+    matches www.example.com.cdn.net), then 'watch' dropping the name set
+    ['www.example.com'] (that name only): the flow pinned by the pattern is
+    scanned afresh and passes. Keyed by the same bytes, pattern and set
+    were one rule, and the flow was dropped unscanned (a review)."""
+    doc = """
+regions: {india: {prefixes: [10.1.0.0/16]}}
+services: {web: [tcp/80]}
+links:
+  local: {port: out0, next_hop_mac: "02:00:00:00:00:01"}
+default: {action: steer, to: local}
+content_rules:
+  - {name: watch, field: http_host, %s, services: [web], action: %s}
+"""
+    flow = Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.1.0.7", dst="192.0.2.1") / TCP(sport=4000, dport=80, flags="PA")
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [flow / Raw(http_request("www.example.com.cdn.net")), flow / Raw(b"the rest of it")])
+    table = tmp_path / "t.yaml"
+    table.write_text(doc % ("pattern: 'www.example.com'", "count"))
+    f = Fwd(tmp_path, "content-flow-kind", pcap, str(table))
+    try:
+        deadline = time.time() + 30
+        while f.ctl.call("counters")["content_rules"]["watch"]["flow_packets"] == 0:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        r = f.ctl.call("push", document=doc % ("names: ['www.example.com']", "drop"))
+        assert r["ok"] and not r["noop"], r
+        before = f.ctl.call("counters")
+        time.sleep(0.5)
+        after = f.ctl.call("counters")
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert after["packets"]["rx"] > before["packets"]["rx"]
+    assert after["drops"]["content_drop"] == before["drops"]["content_drop"], (before["drops"], after["drops"])
+
+
 HOSTILE_TABLE = """
 regions: {india: {prefixes: [10.1.0.0/16]}}
 services: {https: [tcp/443], web: [tcp/80], dns: [udp/53]}
