@@ -755,6 +755,18 @@ static int http09(const uint8_t *r, size_t mlen, const uint8_t *t, const uint8_t
  */
 #define X_HTTP_HEAD_MAX 32768
 
+/* Whether @p starts HTTP/2's connection preface, or is its start cut by
+ * the segment's end (3 bytes on: "PRI" is no HTTP/1 method anyone serves;
+ * RFC 9113 3.4 reserves it): a client that wrote the preface in two
+ * pieces got past unreadable rules with the first (a review). */
+static int h2_preface(const uint8_t *p, size_t len)
+{
+	static const char pri[] = "PRI * HTTP/2.0\r\n";
+	const size_t n = sizeof(pri) - 1;
+
+	return len >= 3 && memcmp(p, pri, len < n ? len : n) == 0;
+}
+
 static int http_request(const uint8_t *p, size_t len, char *out, size_t outlen, struct xreq *x)
 {
 	const uint8_t *end = p + (len > X_HTTP_HEAD_MAX ? X_HTTP_HEAD_MAX : len), *eol, *stop, *q,
@@ -769,7 +781,7 @@ static int http_request(const uint8_t *p, size_t len, char *out, size_t outlen, 
 	 * stateless reader cannot decode in general (its dynamic table spans
 	 * the connection). Unreadable rather than no request: read as NONE,
 	 * an h2c request for evil.example passed every rule (a probe). */
-	if (len >= 16 && memcmp(p, "PRI * HTTP/2.0\r\n", 16) == 0)
+	if (h2_preface(p, len))
 		return FWD_X_UNSUPPORTED;
 	/* RFC 9112 2.2: empty lines before the request line are ignored
 	 * (nginx, Node do): "\r\nGET / HTTP/1.1" is a request. */
