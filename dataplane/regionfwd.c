@@ -651,15 +651,20 @@ static int start_saved(struct dp_ctx *ctx)
  * would run (a reboot clears the save's default place, /run). It went
  * unread then: a missing or broken file was found at the next boot, when
  * regionfwd would not start (a probe). Loaded and checked for residency
- * now, as --check-table does (content patterns not compiled), and said. */
-static void check_fallback(const char *path)
+ * and the node's ports now (content patterns not compiled), and said. */
+static void check_fallback(const struct dp_node *node, const char *path)
 {
 	struct fwd_err err = {0};
 	struct fwd_table *t = fwd_table_load(path, &err);
 	struct fwd_class *c = t ? fwd_class_build(t) : NULL;
 	char buf[1024];
+	int bad = t == NULL || c == NULL || fwd_residency_check(t, c, &err);
 
-	if (t == NULL || c == NULL || fwd_residency_check(t, c, &err)) {
+	/* and each link's port, as a build of the table checks it (a review:
+	 * a link on a port the node lacks went unsaid) */
+	for (uint16_t l = 0; !bad && l < t->nlinks; l++)
+		bad = dp_node_link_port(node, t, l, &err) < 0;
+	if (bad) {
 		if (t && c == NULL)
 			fwd_err_set(&err, path, 0, "", "out of memory");
 		DP_LOG(WARNING,
@@ -684,7 +689,7 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 		       "%s: the table is managed there (--start-on table to start on the file)",
 		       (unsigned long long)ctx->pub.gen->id, ctx->managed_by, ctx->saved_path,
 		       o->table_path);
-		check_fallback(o->table_path);
+		check_fallback(&ctx->node, o->table_path);
 		return 0;
 	}
 	if (o->start_on == START_ON_TABLE) {

@@ -331,6 +331,14 @@ def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
         log = f.stop()
     assert re.search(r"--table \S*t\.yaml would not start regionfwd without the saved table "
                      r"\(\S*t\.yaml:\d+: links", log), log[-2000:]
+    # and a link on a port this node lacks, which a build refuses
+    table.write_text(POOL_DOC.replace("port: out0", "port: out9"))
+    f = Fwd(tmp_path, "dl-restart", table, log="fwd6.log")
+    try:
+        assert f.ctl.call("status")["generation"]["id"] == 20
+    finally:
+        log = f.stop()
+    assert "would not start regionfwd without the saved table" in log and "no port 'out9'" in log, log[-2000:]
 
 
 def test_a_journal_that_is_not_a_file_is_never_written_through(tmp_path):
