@@ -780,7 +780,9 @@ static int reverted_by(const struct ctl_gen *to, const struct ctl_gen *g)
 	char c[64];
 
 	snprintf(c, sizeof(c), "automatic revert: generation %" PRIu64 " ", to->id);
-	return strncmp(g->comment, c, strlen(c)) == 0;
+	/* and made by the timer: a PUT may carry any comment (a review) */
+	return strncmp(g->comment, c, strlen(c)) == 0 &&
+	       strcmp(g->by, "regiond (commit-confirm timer)") == 0;
 }
 
 static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r)

@@ -467,11 +467,16 @@ static int load_confirm(struct ctl_state *st, const json_t *cf, const char *path
 	st->confirm_due_wall = 1; /* a restart's: it follows the wall clock (ctl_confirm.c) */
 	ctl_confirm_set_due(st);
 	/* Said at start: a restart that said nothing left the operator
-	 * unaware of a revert coming (a walkthrough). */
-	fwd_log(FWD_LOG_NOTICE,
-		"generation %" PRIu64 " awaits confirmation, as when regiond stopped: it reverts "
-		"to generation %" PRIu64 " in %" PRId64 " s unless confirmed (regionctl confirm)",
-		gen, st->revert_to, ctl_confirm_left_s(st));
+	 * unaware of a revert coming (a walkthrough). Not of a pending
+	 * generation's: it may be dropped (resolved by what regionfwd runs),
+	 * and then nothing reverts (a review). */
+	if (cur && gen == cur->id)
+		fwd_log(FWD_LOG_NOTICE,
+			"generation %" PRIu64
+			" awaits confirmation, as when regiond stopped: it reverts "
+			"to generation %" PRIu64 " in %" PRId64
+			" s unless confirmed (regionctl confirm)",
+			gen, st->revert_to, ctl_confirm_left_s(st));
 	return 0;
 }
 
@@ -2407,8 +2412,9 @@ static int ids_used_up(const struct ctl_state *st, struct fwd_err *e)
  * with @e and nothing left of it (memory or disk). */
 static int write_pending(struct ctl_state *st, const struct ctl_gen *g, struct fwd_err *e)
 {
-	/* The id is spent once this record is durable, whatever happens next:
-	 * never reused. */
+	/* The id is spent once this record is durable: never reused once its
+	 * push may have reached regionfwd (one that sent no byte is given
+	 * back by undo_pending, once a history saying so is durable). */
 	st->next_id = g->id + 1;
 	st->pending = *g;
 	st->has_pending = 1;
@@ -2719,7 +2725,9 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	if (!must_run && st->confirm_next_s > 0)
 		ctl_confirm_arm(st, id, cur ? cur->id : 0, st->confirm_next_s);
 	if (unsaved || must_run) {
-		/* The id is spent from here on, whatever happens: never reused. */
+		/* The id is spent from here on: never reused once its push may
+		 * have reached regionfwd (undo_pending gives back one that
+		 * sent no byte). */
 		st->next_id = id + 1;
 		st->pending = g;
 		st->has_pending = 1;

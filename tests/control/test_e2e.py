@@ -1021,6 +1021,12 @@ def test_confirm_timeout_reverts_and_confirm_keeps(box, tmp_path):
     assert f"generation 2 ({h['history'][1]['hash']}) applied by uid {os.geteuid()} pid " in log, log
     assert "generation 3" in log and "reverted by regiond (commit-confirm timer)" in log, log
     assert f"generation 6 confirmed by uid {os.geteuid()} pid " in log, log
+    # a change whose comment reads like a revert is no revert: a plain
+    # rollback of it runs (the comment alone once decided)
+    rc, out, err = box.ctl("apply", DEMO, "--comment", "automatic revert: generation 6 was not confirmed in time")
+    assert rc == 0 and box.gen() == 7, (out, err)
+    rc, out, err = box.ctl("rollback")
+    assert rc == 0 and box.gen() == 8, (rc, out, err)
 
 
 
