@@ -1,5 +1,7 @@
 #include "fwd_residency.h"
 
+#include "fwd_hash.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -321,7 +323,13 @@ struct fwd_res_pairs {
 	size_t lw; /* words of a link bitmap */
 	uint64_t *allowed; /* per residency rule: the links it allows */
 	uint64_t *group_links; /* per group: its members that can carry traffic */
-	uint8_t *memo; /* outer x nregions + inner: 0 not asked, 1 keeps, 2 breaks */
+	/* Regions whose policy rows are equal (most: those without policies
+	 * of their own) share their cells' verdicts: a table of 2,000 chains
+	 * of 56 protected and 56 other regions, 4,000 services, made millions
+	 * of pairs and took 105 s judged pair by pair (a probe). */
+	uint16_t *row_of; /* per region: its row's id */
+	uint16_t *row_rep; /* per row id: a region with that row */
+	uint8_t *memo; /* outer x nregions + row id: 0 not asked, 1 keeps, 2 breaks */
 	struct res_outer *outer; /* per region */
 };
 
@@ -352,9 +360,41 @@ void fwd_residency_pairs_free(struct fwd_res_pairs *p)
 	}
 	free(p->outer);
 	free(p->memo);
+	free(p->row_of);
+	free(p->row_rep);
 	free(p->allowed);
 	free(p->group_links);
 	free(p);
+}
+
+/* row_of[] and row_rep[]: equal rows of the policy matrix share an id. */
+static int rows_intern(struct fwd_res_pairs *p)
+{
+	const struct fwd_table *t = p->t;
+	const size_t rl = (size_t)t->nservices * sizeof(uint16_t);
+	uint32_t nslot = 16, nrows = 0;
+	uint32_t *slot;
+
+	while (nslot < 2u * t->nregions)
+		nslot <<= 1;
+	if ((slot = malloc(nslot * sizeof(*slot))) == NULL)
+		return -ENOMEM;
+	memset(slot, 0xff, nslot * sizeof(*slot));
+	for (uint16_t r = 0; r < t->nregions; r++) {
+		const uint16_t *row = p->c->matrix + (size_t)r * t->nservices;
+		uint32_t k = (uint32_t)fwd_hash64(row, rl) & (nslot - 1);
+
+		while (slot[k] != UINT32_MAX &&
+		       memcmp(p->c->matrix + (size_t)p->row_rep[slot[k]] * t->nservices, row, rl))
+			k = (k + 1) & (nslot - 1);
+		if (slot[k] == UINT32_MAX) {
+			p->row_rep[nrows] = r;
+			slot[k] = nrows++;
+		}
+		p->row_of[r] = (uint16_t)slot[k];
+	}
+	free(slot);
+	return 0;
 }
 
 struct fwd_res_pairs *fwd_residency_pairs_create(const struct fwd_table *t,
@@ -371,7 +411,10 @@ struct fwd_res_pairs *fwd_residency_pairs_create(const struct fwd_table *t,
 	p->group_links = calloc((size_t)t->ngroups + 1, p->lw * sizeof(uint64_t));
 	p->memo = calloc((size_t)t->nregions * t->nregions + 1, 1);
 	p->outer = calloc((size_t)t->nregions + 1, sizeof(*p->outer));
-	if (!p->allowed || !p->group_links || !p->memo || !p->outer) {
+	p->row_of = calloc((size_t)t->nregions + 1, sizeof(*p->row_of));
+	p->row_rep = calloc((size_t)t->nregions + 1, sizeof(*p->row_rep));
+	if (!p->allowed || !p->group_links || !p->memo || !p->outer || !p->row_of || !p->row_rep ||
+	    rows_intern(p)) {
 		fwd_residency_pairs_free(p);
 		return NULL;
 	}
@@ -526,13 +569,16 @@ int fwd_residency_pair_ok(struct fwd_res_pairs *p, uint16_t inner, uint16_t oute
 
 	if (inner == outer || inner >= t->nregions || outer >= t->nregions)
 		return 1;
-	memo = &p->memo[(size_t)outer * t->nregions + inner];
-	if (*memo)
-		return *memo == 1;
 	x = &p->outer[outer];
 	if (!x->built && outer_build(p, outer))
 		return -ENOMEM;
-	ok = !bit_of(x->content_bad, inner) && cells_keep(p, x, inner);
+	if (bit_of(x->content_bad, inner))
+		return 0;
+	/* the cells by the inner region's row: one test per equal row */
+	memo = &p->memo[(size_t)outer * t->nregions + p->row_of[inner]];
+	if (*memo)
+		return *memo == 1;
+	ok = cells_keep(p, x, p->row_rep[p->row_of[inner]]);
 	*memo = ok ? 1 : 2;
 	return ok;
 }
