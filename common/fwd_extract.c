@@ -781,12 +781,14 @@ static int http_request(const uint8_t *p, size_t len, char *out, size_t outlen, 
 	 * stateless reader cannot decode in general (its dynamic table spans
 	 * the connection). Unreadable rather than no request: read as NONE,
 	 * an h2c request for evil.example passed every rule (a probe). */
-	if (h2_preface(p, len))
-		return FWD_X_UNSUPPORTED;
 	/* RFC 9112 2.2: empty lines before the request line are ignored
-	 * (nginx, Node do): "\r\nGET / HTTP/1.1" is a request. */
+	 * (nginx, Node do): "\r\nGET / HTTP/1.1" is a request. The preface
+	 * after them too: a server that reads it as a request line of method
+	 * PRI switches to HTTP/2 (a probe). */
 	for (r = p; r < end && (*r == '\r' || *r == '\n'); r++)
 		;
+	if (h2_preface(r, (size_t)(end - r)))
+		return FWD_X_UNSUPPORTED;
 	if ((mlen = method_len(r, end)) == 0) {
 		x->notreq = 1;
 		return FWD_X_NONE;

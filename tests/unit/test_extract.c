@@ -1336,6 +1336,8 @@ static void test_http_pipelined(void **state)
 	 * pieces (its first was read as no request, a review) */
 	assert_string_equal(ALL("PRI * HTTP/2.0"), "!u");
 	assert_string_equal(ALL("PRI"), "!u");
+	assert_string_equal(ALL("\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+			    "!u"); /* after empty lines */
 	assert_string_equal(ALL("PR"), "-");
 	assert_string_equal(ALL("PRIX / HTTP/1.1\r\nHost: a\r\n\r\n"), "a");
 	/* FWD_X_MAX_NAMES requests are read; one more is TOO_MANY */
