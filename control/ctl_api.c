@@ -1945,12 +1945,14 @@ static void h_fleet_unpin(struct ctl_api *api, const struct req *q, struct reply
 
 	if (b == NULL)
 		return;
-	if (check_keys(b, keys, r))
+	/* a number or a list is said as a type error, as every field's is
+	 * (it read "is required": a probe) */
+	if (check_keys(b, keys, r) || need_str(b, "node", "a node's name", r))
 		goto out;
 	node = json_string_value(json_object_get(b, "node"));
-	if (node == NULL || !ctl_rollout_node_name_ok(node)) {
+	if (!ctl_rollout_node_name_ok(node)) {
 		reply_simple(r, FWD_R_BAD_REQUEST, "node",
-			     "'node' (1..64 of a-z 0-9 -) is required");
+			     "'node' must be a node's name: 1..64 of a-z 0-9 -");
 		goto out;
 	}
 	if ((c = fleet_client(api, r)) == NULL)

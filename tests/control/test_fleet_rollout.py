@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import etcdlab  # noqa: E402
 import netns  # noqa: E402
 from dprun import CAPTURE_POOL, NAP, POOL, eal_args, regionfwd_bin, start_regionfwd  # noqa: E402
-from httpfake import unix_exchange  # noqa: E402
+from httpfake import api_request, unix_exchange  # noqa: E402
 from test_e2e import DEMO, REGIOND, REGIONCTL, wait_for  # noqa: E402
 
 from scapy.all import IP, UDP, Ether, Raw  # noqa: E402
@@ -494,6 +494,10 @@ def test_stray_pin_reported_and_unpinned(fleet, tmp_path):
     assert rc == 1 and "no_pin" in err, err
     rc, _, err = n[0].ctl("fleet", "unpin", "N2/../x")
     assert rc == 1 and "bad_request" in err, err
+    # a node that is no string is a type error, as every field's (it read
+    # "is required")
+    code, r = api_request(n[0].api, "POST", "/v1/fleet/unpin", {"node": 5})
+    assert code == 400 and r["error"]["path"] == "node" and "must be a string" in r["error"]["reason"], r
     # A pin by hand (rollout null) is an operator's, a box held on purpose:
     # reported (report, fleet status, /metrics), never deleted, and no alarm:
     # its health (which load balancers read) stays ok.
