@@ -2238,14 +2238,19 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 		/* no regionfwd by design: not "UNREACHABLE, OUT OF SYNC" */
 		printf("dataplane    none: validate only (--fleet-validate-only), tables are "
 		       "validated, never run");
+	else if (!json_is_true(json_object_get(dp, "connected")))
+		/* Not "OUT OF SYNC": what a regionfwd that does not answer runs
+		 * is not known, and a hung one still runs what it ran (a
+		 * walkthrough read it as out of sync); its last report follows. */
+		printf("dataplane    UNREACHABLE, what it runs not known");
 	else
-		printf("dataplane    %s, %s",
-		       json_is_true(json_object_get(dp, "connected")) ? "connected" : "UNREACHABLE",
+		printf("dataplane    connected, %s",
 		       json_is_true(json_object_get(dp, "in_sync")) ? "runs it" : "OUT OF SYNC");
 	if (json_is_object(json_object_get(dp, "status"))) {
 		json_t *s = json_object_get(dp, "status"), *pk = json_object_get(s, "packets");
 
-		printf(" (generation %lld, %lld workers, rx %lld tx %lld dropped %lld)",
+		printf(" (%sgeneration %lld, %lld workers, rx %lld tx %lld dropped %lld)",
+		       json_is_true(json_object_get(dp, "connected")) ? "" : "last report: ",
 		       ji(json_object_get(s, "generation"), "id"), ji(s, "workers"), ji(pk, "rx"),
 		       ji(pk, "tx"), ji(pk, "dropped"));
 		if (ji(dp, "report_age_ms") > 2000)
