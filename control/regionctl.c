@@ -3978,6 +3978,10 @@ static void print_history(json_t *r, const char *unused)
 		when(ji(v, "time"), t, sizeof(t));
 		printf("%6lld  %-20s  %-16s  %-12s  %s", ji(v, "id"), t, js(v, "hash"),
 		       js(v, "author"), js(v, "comment"));
+		/* a prefix batch's generation: what -j says of it (a probe) */
+		if (!strcmp(js(v, "kind"), "delta"))
+			printf("  (prefixes on %lld: +%lld -%lld)", ji(v, "parent"), ji(v, "added"),
+			       ji(v, "removed"));
 		if (json_string_length(json_object_get(v, "by")))
 			printf("  [by %s]", js(v, "by"));
 		putchar('\n');

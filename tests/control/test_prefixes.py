@@ -98,7 +98,7 @@ def test_batches_noop_errors_history(box, tmp_path):
     assert hist[1]["parent"] == 1 and hist[1]["added"] == 3 and hist[1]["comment"] == "grow india"
     assert hist[1]["bytes"] == 3 * 24 and "unix socket" in hist[1]["by"]
     rc, out, _ = box.ctl("history")
-    assert rc == 0 and "grow india" in out
+    assert rc == 0 and "grow india  (prefixes on 1: +3 -0)" in out, out
 
     before, gen = model(box), box.gen()
     bad = [
