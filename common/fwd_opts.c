@@ -238,7 +238,7 @@ int fwd_parse_port(const char *s)
 	return v >= 1 && v <= 65535 ? (int)v : -1;
 }
 
-int fwd_parse_listen(const char *s)
+int fwd_parse_listen(const char *s, struct addrinfo **out)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST}, *ai;
 	const char *colon = strrchr(s, ':');
@@ -257,6 +257,9 @@ int fwd_parse_listen(const char *s)
 	}
 	if (fwd_parse_port(colon + 1) < 0 || getaddrinfo(host, colon + 1, &hints, &ai))
 		return -1;
-	freeaddrinfo(ai);
+	if (out)
+		*out = ai;
+	else
+		freeaddrinfo(ai);
 	return 0;
 }

@@ -80,10 +80,14 @@ enum fwd_opts_result fwd_opts_parse(const struct fwd_opt *t, size_t n, int argc,
  *  "84010" and wraps it to 18474), or -1. */
 int fwd_parse_port(const char *s);
 
+struct addrinfo;
+
 /** A TCP listening address, "ADDR:PORT" or "[V6ADDR]:PORT": a numeric
  *  address (no name to resolve) and a port as fwd_parse_port() reads it.
+ *  The address into @ai when it is not NULL (freeaddrinfo() it): the
+ *  option's check at start and the socket regiond binds read it alike.
  *  @return 0, or -1. */
-int fwd_parse_listen(const char *s);
+int fwd_parse_listen(const char *s, struct addrinfo **ai);
 
 /** The options' lines of --help: "  --name ARG   help (default DEF)". */
 void fwd_opts_print(FILE *out, const struct fwd_opt *t, size_t n);

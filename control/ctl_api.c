@@ -3315,27 +3315,6 @@ void ctl_api_keep_socket(struct ctl_api *api)
 	socket_alarm(api, NULL);
 }
 
-/* --listen's HOST:PORT ([v6]:PORT) as an address: 0, or -1 when it is
- * none (not numeric, no port in 1..65535). freeaddrinfo() the answer. */
-static int listen_addr(const char *listen, struct addrinfo **ai)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
-	const char *colon = strrchr(listen, ':');
-	char host[128];
-
-	if (colon == NULL || (size_t)(colon - listen) >= sizeof(host))
-		return -1;
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = '\0';
-	if (host[0] == '[') { /* [v6]:port */
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
-	if (fwd_parse_port(colon + 1) < 0 || getaddrinfo(host, colon + 1, &hints, ai))
-		return -1;
-	return 0;
-}
-
 /* @dir cut to its parent (the root stays the root; "." for a bare name). */
 static void dir_up(char *dir)
 {
@@ -3389,7 +3368,7 @@ int ctl_api_preflight(const struct ctl_api_conf *conf, struct fwd_err *e)
 				   conf->unix_path, strerror(-rc));
 	if (conf->tcp_listen == NULL)
 		return 0;
-	if (listen_addr(conf->tcp_listen, &ai))
+	if (fwd_parse_listen(conf->tcp_listen, &ai))
 		return fwd_err_set(e, "", 0, "listen",
 				   "--listen %s: not a numeric address and a port in 1..65535",
 				   conf->tcp_listen);
@@ -3466,7 +3445,7 @@ struct ctl_api *ctl_api_start(const struct ctl_api_conf *conf, struct ctl_state 
 		struct addrinfo *ai;
 
 		snprintf(api->tcp_listen, sizeof(api->tcp_listen), "%s", conf->tcp_listen);
-		if (listen_addr(conf->tcp_listen, &ai)) {
+		if (fwd_parse_listen(conf->tcp_listen, &ai)) {
 			fwd_log(FWD_LOG_ERR,
 				"--listen %s: not a numeric address and a port in 1..65535",
 				conf->tcp_listen);

@@ -561,7 +561,7 @@ static int check_values(const struct regiond_opts *o)
 		       {"--feed-bird-socket", offsetof(struct regiond_opts, feed_bird_socket)}};
 	const size_t max = sizeof(((struct sockaddr_un *)0)->sun_path);
 
-	if (o->listen && fwd_parse_listen(o->listen)) {
+	if (o->listen && fwd_parse_listen(o->listen, NULL)) {
 		fwd_log(FWD_LOG_ERR,
 			"--listen %s: not a numeric address and a port in 1..65535 (ADDR:PORT "
 			"or [V6ADDR]:PORT, decimal digits) (see 'regiond --help')",

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include "fwd_opts.h"
 
@@ -227,11 +229,32 @@ static void test_listen_addresses(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (fwd_parse_listen(bad[i]) != -1)
+		if (fwd_parse_listen(bad[i], NULL) != -1)
 			fail_msg("'%s' was taken", bad[i]);
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		if (fwd_parse_listen(good[i]) != 0)
+		if (fwd_parse_listen(good[i], NULL) != 0)
 			fail_msg("'%s' was refused", good[i]);
+	/* The address the socket binds is the one the check read. */
+	static const struct {
+		const char *s, *host;
+		int family, port;
+	} bound[] = {{"127.0.0.1:08080", "127.0.0.1", AF_INET, 8080},
+		     {"[::1]:65535", "::1", AF_INET6, 65535},
+		     {"[::ffff:10.0.0.1]:1", "::ffff:10.0.0.1", AF_INET6, 1}};
+	for (size_t i = 0; i < sizeof(bound) / sizeof(bound[0]); i++) {
+		struct addrinfo *ai = NULL;
+		char host[64], port[8];
+
+		if (fwd_parse_listen(bound[i].s, &ai) != 0 || ai == NULL)
+			fail_msg("'%s' was refused", bound[i].s);
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), port, sizeof(port),
+				NI_NUMERICHOST | NI_NUMERICSERV))
+			fail_msg("'%s': no name", bound[i].s);
+		assert_int_equal(ai->ai_family, bound[i].family);
+		assert_string_equal(host, bound[i].host);
+		assert_int_equal(atoi(port), bound[i].port);
+		freeaddrinfo(ai);
+	}
 }
 
 static void test_help_lines(void **state)
