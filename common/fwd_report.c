@@ -593,7 +593,9 @@ json_t *fwd_report_rates(const struct fwd_report *before, const struct fwd_repor
 		}
 		json_object_set_new(o, fwd_report_sec_key(s), sec);
 	}
-	json_object_set_new(o, "interval_s", json_real(seconds));
+	/* the window as measured, to the millisecond (the reads' own spread) */
+	json_object_set_new(o, "interval_s",
+			    json_real((double)(int64_t)(seconds * 1e3 + 0.5) / 1e3));
 	json_object_set_new(o, "reset", json_boolean(reset));
 	return o;
 }

@@ -284,7 +284,9 @@ static void print_json_line(const struct fwd_report *r, const json_t *rates, con
 			      "requested_interval_s", c->interval, "generation", g,
 			      "generation_age_s", age, "health", json_object_get(st, "health"),
 			      "rates", rates, "counters", fwd_report_json(r));
-	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	/* 15 significant digits: rates are rounded to 0.01, and 17 printed
+	 * 0.01 as 0.01 but 0.1 as 0.10000000000000001 (regionctl's -j alike). */
+	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15)) : NULL;
 
 	if (s) {
 		puts(s);

@@ -1739,9 +1739,14 @@ static int ans_check(const char *method, const char *path, const json_t *r, char
 	return 0;
 }
 
+/* Reals with 15 significant digits: a rate rounded to 0.01 printed with
+ * jansson's 17 as 0.10000000000000001; every real regionctl prints (rates,
+ * seconds, ratios) is exact to far fewer digits than 15. */
+#define JSON_REALS JSON_REAL_PRECISION(15)
+
 static void print_json(json_t *j)
 {
-	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REALS);
 	putchar('\n');
 }
 
@@ -1804,7 +1809,7 @@ static int show_api_error(const struct opts *o, int status, json_t *r)
 	}
 	if (o->json_errors != JERR_NONE && json_is_object(json_object_get(r, "error"))) {
 		if (o->json_errors == JERR_LINE) {
-			json_dumpf(r, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+			json_dumpf(r, stdout, JSON_COMPACT | JSON_SORT_KEYS | JSON_REALS);
 			putchar('\n');
 		} else {
 			print_json(r);
@@ -4347,7 +4352,7 @@ static int print_packet(const struct cap_sink *k, const struct ctl_pcapng_block 
 		if (!ok && fam && gsport >= 0)
 			json_object_update_new(
 				j, json_pack("{s:i, s:i}", "sport", gsport, "dport", gdport));
-		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+		json_dumpf(j, stdout, JSON_COMPACT | JSON_SORT_KEYS | JSON_REALS);
 		putchar('\n');
 		json_decref(j);
 	} else if (ok && !ports) {
@@ -4945,7 +4950,7 @@ static int cmd_capture(const struct opts *o, const struct ctl_call *c)
 			      cap_interrupted != 0 || cap_stop_asked != 0, "statistics", stats);
 		if (file)
 			json_object_set_new(j, "file", json_string(file));
-		json_dumpf(j, out, JSON_COMPACT | JSON_SORT_KEYS);
+		json_dumpf(j, out, JSON_COMPACT | JSON_SORT_KEYS | JSON_REALS);
 		fputc('\n', out);
 		json_decref(j);
 	} else {

@@ -68,6 +68,16 @@ def test_rates_in_counters_drops_and_links(tmp_path):
         assert rc == 0 and "pkts/s" in out.splitlines()[1], out
         rc, d, err = b.ctl("drops", "--rate", json_out=True)
         assert d["drops"]["policy_drop"] > 0 and d["rates"]["drops"]["policy_drop"] > 0, d
+        # Rates are rounded to 0.01 and the window to the millisecond, and
+        # printed so: 17 significant digits showed 0.1 as
+        # 0.10000000000000001.
+        for args in (("drops", "--rate"), ("counters", "--rate"), ("show", "links", "--rate")):
+            rc, text, err = b.ctl("-j", *args)
+            reals = re.findall(r'"([a-z_]+)": (-?[0-9]+\.[0-9]+(?:e[-+]?[0-9]+)?)', text)
+            assert rc == 0 and reals, (args, text)
+            for key, v in reals:
+                assert "e" not in v and len(v.split(".")[1]) <= (3 if key == "interval_s" else 2), \
+                    (args, key, v)
 
         rc, out, err = b.ctl("show", "links", "--rate")
         assert rc == 0 and "PKTS/S" in out.splitlines()[0] and "BITS/S" in out.splitlines()[0], out
