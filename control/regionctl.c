@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <locale.h>
 #include <math.h>
 #include <netdb.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <jansson.h>
 
@@ -3970,6 +3972,42 @@ static int cmd_prefixes_list(const struct opts *o, const struct ctl_call *c)
 	return 0;
 }
 
+/* @s and spaces to @width terminal columns: an author is free UTF-8
+ * ("José", "山田"), which printf's %-12s pads by bytes, pushing the
+ * comment column off by a character's extra bytes or its double width.
+ * Widths from C.UTF-8 whatever the environment's locale (regionctl sets
+ * none); a byte that is not UTF-8 counts one column. */
+static void put_col(const char *s, int width)
+{
+	static locale_t utf8;
+	locale_t old = (locale_t)0;
+	mbstate_t st;
+	int cols = 0;
+
+	if (utf8 == (locale_t)0)
+		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (utf8 != (locale_t)0)
+		old = uselocale(utf8);
+	memset(&st, 0, sizeof(st));
+	for (const char *p = s; *p;) {
+		wchar_t wc;
+		size_t n = utf8 != (locale_t)0 ? mbrtowc(&wc, p, strlen(p), &st) : (size_t)-1;
+		int w;
+
+		if (n == (size_t)-1 || n == (size_t)-2 || n == 0) {
+			memset(&st, 0, sizeof(st));
+			n = 1, w = 1;
+		} else {
+			w = wcwidth(wc);
+			w = w < 0 ? 1 : w;
+		}
+		p += n, cols += w;
+	}
+	if (old != (locale_t)0)
+		uselocale(old);
+	printf("%s%*s", s, cols < width ? width - cols : 0, "");
+}
+
 static void print_history(json_t *r, const char *unused)
 {
 	json_t *v;
@@ -3981,8 +4019,9 @@ static void print_history(json_t *r, const char *unused)
 		char t[32];
 
 		when(ji(v, "time"), t, sizeof(t));
-		printf("%6lld  %-20s  %-16s  %-12s  %s", ji(v, "id"), t, js(v, "hash"),
-		       js(v, "author"), js(v, "comment"));
+		printf("%6lld  %-20s  %-16s  ", ji(v, "id"), t, js(v, "hash"));
+		put_col(js(v, "author"), 12);
+		printf("  %s", js(v, "comment"));
 		/* a prefix batch's generation: what -j says of it (a probe) */
 		if (!strcmp(js(v, "kind"), "delta"))
 			printf("  (prefixes on %lld: +%lld -%lld)", ji(v, "parent"), ji(v, "added"),

@@ -201,6 +201,27 @@ def test_history_names_the_entry(tmp_path):
         srv.close()
 
 
+def test_history_columns_hold_with_wide_authors(tmp_path):
+    """An author is free text: 'José' (6 bytes, 4 columns) and '山田' (6
+    bytes, 4 columns) were padded by bytes, so the comment column moved."""
+    authors = ["alice", "José", "山田", "Zoë-李", "x" * 14]
+    entry = {"time": 1796000000, "hash": "00112233aabbccdd", "comment": "c"}
+    body = json.dumps({"history": [dict(entry, id=i + 1, author=a) for i, a in enumerate(authors)]}).encode()
+    path = str(tmp_path / "api.sock")
+    srv = fake_regiond(path, *ok(body))
+    try:
+        p = subprocess.run([regionctl(), "-s", path, "history"], capture_output=True, timeout=30,
+                           env=dict(os.environ, LANG="C", LC_ALL="C"))
+        assert p.returncode == 0, p
+        lines = p.stdout.decode().splitlines()[1:]
+        wide = {"山": 2, "田": 2, "李": 2}
+        cols = [sum(wide.get(ch, 1) for ch in line[:line.rindex(" c")]) for line in lines]
+        # every comment in one column, but after a name wider than it
+        assert len(set(cols[:4])) == 1 and cols[4] == cols[0] + 2, (lines, cols)
+    finally:
+        srv.close()
+
+
 @pytest.mark.parametrize("body,said", [
     (b'{"history": [{"id": 99999999999999999999}]}', "too big integer"),
     (b'{"history": \xff}', "unable to decode byte 0xff"),
