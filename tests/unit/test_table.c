@@ -553,6 +553,25 @@ static const struct bad_case bad_cases[] = {
 	 BASE_REGIONS BASE_SERVICES
 	 "links:\n  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [in, sg, in]}\n",
 	 "t.yaml:10: links.l1.tags[2]: tag 'in' is listed twice (also at [0])"},
+	/* one wire (port, next hop, VLAN) under two names with other tags: a
+	 * rule could allow under one name what it refuses under the other */
+	{"one wire two tag sets",
+	 BASE_REGIONS BASE_SERVICES
+	 "links:\n  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", vlan: 7, tags: [in]}\n"
+	 "  l2: {port: p1, next_hop_mac: \"02:00:00:00:00:01\", vlan: 7, tags: [sg]}\n"
+	 "  l3: {port: p0, next_hop_mac: \"02:00:00:00:00:02\", vlan: 7, tags: [sg]}\n"
+	 "  l4: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [sg]}\n"
+	 "  l5: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", vlan: 7, tags: [in, sg]}\n",
+	 "t.yaml:14: links.l5.tags: link 'l5' leaves by the same port 'p0', next hop and VLAN as "
+	 "link 'l1' (one wire), but is tagged in, sg where 'l1' is tagged in: give both the tags "
+	 "of where that wire goes"},
+	{"one wire one untagged",
+	 BASE_REGIONS BASE_SERVICES
+	 "links:\n  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [in]}\n"
+	 "  l2: {port: p0, next_hop_mac: \"02:00:00:00:00:01\"}\n",
+	 "t.yaml:11: links.l2: link 'l2' leaves by the same port 'p0', next hop and VLAN as link "
+	 "'l1' (one wire), but is tagged none where 'l1' is tagged in: give both the tags of where "
+	 "that wire goes"},
 	{"residency tag twice",
 	 BASE_REGIONS BASE_SERVICES BASE_LINKS
 	 "residency:\n  - {name: r, region: in, services: [https], allowed_tags: [in, in]}\n",
