@@ -948,6 +948,23 @@ uint32_t ctl_bpf_generation(const struct ctl_bpf *b)
 	return cfg.generation;
 }
 
+uint32_t ctl_bpf_pinned_id(const char *dir)
+{
+	struct bpf_prog_info pi = {0};
+	uint32_t il = sizeof(pi);
+	char p[512];
+	int fd;
+
+	pin_path(p, sizeof(p), dir, "prog");
+	if ((fd = bpf_obj_get(p)) < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &pi, &il) || pi.type != BPF_PROG_TYPE_XDP ||
+	    strncmp(pi.name, "xdp_filter", sizeof(pi.name)) != 0)
+		pi.id = 0;
+	close(fd);
+	return pi.id;
+}
+
 uint32_t ctl_bpf_query(const char *ifname, char *mode, size_t len)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);

@@ -154,4 +154,8 @@ int ctl_bpf_capture_rb_fd(const struct ctl_bpf *b);
 
 void ctl_bpf_free(struct ctl_bpf *b);
 
+/** The id of regiond's filter pinned in @pin_dir ("prog", an XDP program
+ *  named xdp_filter), 0 when there is none. Read only. */
+uint32_t ctl_bpf_pinned_id(const char *pin_dir);
+
 #endif /* CTL_BPF_H */

@@ -5,6 +5,7 @@
 #include "fwd_names.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <net/if.h>
 #include <stddef.h>
@@ -423,6 +424,60 @@ struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n
 fail:
 	ctl_filter_release(c);
 	return NULL;
+}
+
+/* Whether a running regiond claims interface @idx: its abstract socket in
+ * this network namespace's /proc/net/unix, read rather than bound or
+ * connected (a bind would be a claim; a connection sits in the holder's
+ * backlog, which it never accepts). */
+static int claimed(unsigned idx)
+{
+	char want[40], line[512];
+	size_t wl;
+	int found = 0;
+	FILE *f = fopen("/proc/net/unix", "re");
+
+	if (f == NULL)
+		return 1; /* cannot tell: no alarm said on a guess */
+	wl = (size_t)snprintf(want, sizeof(want), " @regiond-xdp/if%u\n", idx);
+	while (!found && fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+
+		found = n >= wl && strcmp(line + n - wl, want) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+unsigned ctl_filter_unmanaged(const char *pin_dir, char *out, size_t len)
+{
+	uint32_t id = ctl_bpf_pinned_id(pin_dir), gen = 0;
+	struct if_nameindex *ni;
+	size_t at = 0;
+	unsigned n = 0;
+
+	out[0] = '\0';
+	if (id == 0 || (ni = if_nameindex()) == NULL)
+		return 0;
+	for (struct if_nameindex *i = ni; i->if_index && at < len; i++) {
+		char mode[32];
+		struct fwd_err e;
+		struct ctl_bpf *b;
+
+		if (ctl_bpf_query(i->if_name, mode, sizeof(mode)) != id || claimed(i->if_index))
+			continue;
+		if (n == 0 && (b = ctl_bpf_open_attached(i->if_name, &e)) != NULL) {
+			gen = ctl_bpf_generation(b);
+			ctl_bpf_free(b);
+		}
+		at += (size_t)snprintf(out + at, len - at, "%s%s", n ? ", " : "", i->if_name);
+		n++;
+	}
+	if_freenameindex(ni);
+	if (n && at < len)
+		snprintf(out + at, len - at, " (program %" PRIu32 ", generation %" PRIu32 ")", id,
+			 gen);
+	return n;
 }
 
 void ctl_filter_release(struct ctl_filter_claims *c)

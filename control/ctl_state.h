@@ -115,6 +115,7 @@ enum ctl_alarm_owner {
 	CTL_ALARM_STATE_DISK, /* its filesystem nearly full, or read-only */
 	CTL_ALARM_API_SOCKET, /* the API socket taken away, not bound again yet */
 	CTL_ALARM_DP_SOCKET, /* regionfwd's control socket likewise (its status says) */
+	CTL_ALARM_FILTER, /* an earlier regiond's XDP filter, which this one does not update */
 	CTL_ALARM_OWNERS
 };
 #define CTL_ALARM_LEN 512 /* one owner's sentence, with its NUL (a save error's path, too) */

@@ -270,8 +270,9 @@ static const struct fwd_opt options[] = {
 	 .def = "/sys/fs/bpf/regiond",
 	 .kind = FWD_OPT_STR,
 	 .off = AT(bpf_pin_dir),
-	 .mark = 1, /* needs libbpf */
-	 .help = "where the filter is pinned"},
+	 .mark = 1, /* needs libbpf; without --xdp-iface, where an earlier filter is looked for */
+	 .help = "where the filter is pinned (without --xdp-iface: where a filter an earlier "
+		 "regiond left is looked for)"},
 	{.name = "xdp-max-prefixes",
 	 .arg = "N",
 	 .def = "131072",
@@ -634,7 +635,9 @@ static int parse_options(int argc, char **argv, struct regiond_opts *o)
 	 * --xdp-mode native meant for one was silently ignored. */
 	if (o->xdp_ifaces.n == 0)
 		for (size_t i = 0; i < NOPTIONS; i++)
-			if (options[i].mark && (given & (1ull << i))) {
+			if (options[i].mark &&
+			    options[i].off != offsetof(struct regiond_opts, bpf_pin_dir) &&
+			    (given & (1ull << i))) {
 				fwd_log(FWD_LOG_ERR,
 					"--%s acts on the XDP filter, which --xdp-iface attaches: "
 					"give --xdp-iface IF, or leave --%s out",
@@ -1302,6 +1305,31 @@ static int start_api(struct regiond *d)
 	return d->api ? 0 : -1;
 }
 
+#ifdef REGIOND_BPF
+/* Without --xdp-iface, regiond's filter left attached (on purpose: an
+ * earlier regiond's keeps filtering through a restart; or the fast path's
+ * AF_XDP port's) is nobody's: it holds packets to the rules of the
+ * generation it last had, whatever is applied since, and `filter status`
+ * said only "regiond runs without XDP filters". An alarm names it, and
+ * clears once it is gone or claimed, from the main loop's check. */
+static void check_unmanaged_filters(struct regiond *d)
+{
+	char found[CTL_ALARM_LEN - 200];
+
+	if (d->o.xdp_ifaces.n ||
+	    ctl_filter_unmanaged(d->o.bpf_pin_dir, found, sizeof(found)) == 0) {
+		ctl_state_alarm(&d->st, CTL_ALARM_FILTER, NULL);
+		return;
+	}
+	ctl_state_alarm(&d->st, CTL_ALARM_FILTER,
+			"the XDP filter an earlier regiond pinned in %s is still attached to %s, "
+			"and this regiond (no --xdp-iface) does not update it: it keeps that "
+			"generation's rules; give --xdp-iface IF to take it over, or take it off "
+			"(ip link set dev IF xdp off) and remove its pins (rm -r %s)",
+			d->o.bpf_pin_dir, found, d->o.bpf_pin_dir);
+}
+#endif
+
 /* Until SIGINT or SIGTERM: every 200 ms the commit-confirm timer, every
  * second keep regionfwd (and the XDP filter) on the current generation. */
 static void main_loop(struct regiond *d)
@@ -1349,6 +1377,9 @@ static void main_loop(struct regiond *d)
 		 * (--fleet-validate-only), which made this run every tick */
 		if (check) {
 			ctl_state_check_dir(&d->st, disk_read ? &disk : NULL);
+#ifdef REGIOND_BPF
+			check_unmanaged_filters(d);
+#endif
 			last_check = now;
 		}
 		/* --fleet-validate-only runs without regionfwd: nothing to sync. */
