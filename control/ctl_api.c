@@ -753,7 +753,8 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 		json_object_set_new(imp, "moves", ctl_traffic_moves(api->st->table, t, 100000));
 		ctl_traffic_annotate(imp, diff, api->st->table, t, win, fs);
 		json_t *handovers = ctl_state_handovers(api->st, t),
-		       *weakened = ctl_residency_weakened(api->st->table, t);
+		       *weakened = ctl_residency_weakened(api->st->table, t),
+		       *states = ctl_link_states_changed(api->st->table, t);
 
 		json_object_set_new(r->body, "diff", diff);
 		json_object_set_new(r->body, "impact", imp);
@@ -763,6 +764,8 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 			json_object_set_new(r->body, "residency_handovers", handovers);
 		if (weakened)
 			json_object_set_new(r->body, "residency_weakened", weakened);
+		if (states)
+			json_object_set_new(r->body, "link_states_changed", states);
 		if ((dark = groups_carrying_nothing(t)) != NULL)
 			json_object_set_new(r->body, "groups_carrying_nothing", dark);
 		json_decref(win);
@@ -2510,6 +2513,8 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	api->st->handovers = NULL;
 	json_decref(api->st->weakened);
 	api->st->weakened = NULL;
+	json_decref(api->st->link_states);
+	api->st->link_states = NULL;
 	if (stop_begun(api))
 		reply_stopping(r);
 	else
@@ -2528,6 +2533,8 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 		json_object_set(r->body, "residency_handovers", api->st->handovers);
 	if (api->st->weakened && r->status < 300 && json_is_object(r->body))
 		json_object_set(r->body, "residency_weakened", api->st->weakened);
+	if (api->st->link_states && r->status < 300 && json_is_object(r->body))
+		json_object_set(r->body, "link_states_changed", api->st->link_states);
 	/* A table change that leaves a group nothing to carry on. */
 	if ((rt->flags & ROUTE_WRITE) && r->status < 300 && json_is_object(r->body) &&
 	    json_object_get(r->body, "generation") != NULL) {

@@ -1533,6 +1533,8 @@ void ctl_state_close(struct ctl_state *st)
 	st->handovers = NULL;
 	json_decref(st->weakened);
 	st->weakened = NULL;
+	json_decref(st->link_states);
+	st->link_states = NULL;
 	pthread_mutex_destroy(&st->writer);
 	if (st->dir_fd > 0)
 		close(st->dir_fd); /* and its lock */
@@ -2535,6 +2537,22 @@ static void say_weakened(const struct ctl_state *st, uint64_t id)
 			json_string_value(json_object_get(m, "change")));
 }
 
+/* Generation @id's link state changes in the log (a link under maintenance
+ * brought back up by a rollback is seen there, whoever made it). */
+static void say_link_states(const struct ctl_state *st, uint64_t id)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(st->link_states, i, m)
+		fwd_log(FWD_LOG_WARNING,
+			"generation %" PRIu64 " sets link '%s' %s (it was %s): its state is the "
+			"table's",
+			id, json_string_value(json_object_get(m, "link")),
+			json_string_value(json_object_get(m, "to")),
+			json_string_value(json_object_get(m, "from")));
+}
+
 /* A change's handovers @h (ctl_state_handovers, or a delta's; taken over,
  * NULL for none): kept for the write's answer (st->handovers) and
  * say_handovers(). */
@@ -2758,6 +2776,13 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	note_handovers(st, push_it ? ctl_state_handovers(st, t) : NULL);
 	json_decref(st->weakened);
 	st->weakened = push_it ? ctl_residency_weakened(st->table, t) : NULL;
+	/* A link command's PATCH changes a link's state on purpose; a whole
+	 * table (an apply, a rollback, a revert, a fleet's) does it in
+	 * passing. */
+	json_decref(st->link_states);
+	st->link_states = push_it && strcmp(st->request, "PATCH /v1/table") != 0
+				  ? ctl_link_states_changed(st->table, t)
+				  : NULL;
 	fwd_stage("residency handovers");
 	{
 		struct fwd_err why = {0};
@@ -2780,6 +2805,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 		    NULL);
 	say_handovers(st, id);
 	say_weakened(st, id);
+	say_link_states(st, id);
 	return (int64_t)id;
 }
 

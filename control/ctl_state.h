@@ -266,6 +266,10 @@ struct ctl_state {
 	 * (ctl_residency_weakened), logged and answered
 	 * ("residency_weakened") as the handovers are; NULL when none. */
 	json_t *weakened;
+	/* The links whose admin state this write's whole table changes
+	 * (ctl_link_states_changed; not a link command's own change), logged
+	 * and answered ("link_states_changed"); NULL when none. */
+	json_t *link_states;
 	int64_t adopt_tried_ms; /* CLOCK_MONOTONIC ms of the last failed adoption */
 	uint64_t reported; /* hash of a foreign table already logged as replaced */
 	/* The hash of the current generation once regionfwd was seen running

@@ -89,6 +89,16 @@ json_t *ctl_traffic_handovers(const struct fwd_table *old, const struct fwd_tabl
  */
 json_t *ctl_residency_weakened(const struct fwd_table *old, const struct fwd_table *new);
 
+/**
+ * The links of both tables whose admin state (up, down, drain) @new
+ * changes. The state is a field of the table, so a whole-table write (an
+ * apply, a rollback, a fleet's desired table) brought a link an operator
+ * took down for maintenance back up without a word (a probe). Said, not
+ * refused. JSON array of {"link", "from", "to"}; NULL when none or @old
+ * is NULL. New reference.
+ */
+json_t *ctl_link_states_changed(const struct fwd_table *old, const struct fwd_table *new);
+
 /** The same for a delta @d (its effective changes) that made @new: only
  *  its removals from protected regions are looked at. */
 json_t *ctl_traffic_handovers_delta(const struct fwd_table *new, const struct fwd_delta *d);

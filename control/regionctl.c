@@ -3054,6 +3054,11 @@ static void print_handovers(json_t *r)
 		       js(v, "group"), ji(v, "users"), ji(v, "users") == 1 ? "y" : "ies",
 		       ji(v, "users") == 1 ? "" : "s");
 
+	json_array_foreach(json_object_get(r, "link_states_changed"), i, v)
+		printf("warning: link '%s' goes %s (it is %s now): a link's state is the table's, "
+		       "and this one says %s\n",
+		       js(v, "link"), js(v, "to"), js(v, "from"), js(v, "to"));
+
 	json_array_foreach(json_object_get(r, "residency_weakened"), i, v)
 		printf("warning: residency rule '%s' of region '%s' %s\n", js(v, "rule"),
 		       js(v, "region"), js(v, "change"));
@@ -6208,7 +6213,7 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 
 			if (is_help(a)) {
 				help = 1;
-			} else if (a[0] == '-' && a[1] != '\0') {
+			} else if (a[0] == '-' && a[1] != '\0' && !isdigit((unsigned char)a[1])) {
 				if (at != &root && (k = find_opt(at->opts, a)) >= 0) {
 					i += at->opts[k].arg != NULL;
 				} else if ((k = find_opt(root.opts, a)) >= 0) {
@@ -6234,7 +6239,10 @@ static int parse(int argc, char **argv, struct ctl_call *c, const char **gval)
 		}
 		if (!only_args && is_help(a))
 			continue;
-		if (!only_args && a[0] == '-' && a[1] != '\0') { /* a lone '-': stdin */
+		/* A lone '-' is stdin, and '-1' a number (no option begins with a
+		 * digit): 'link weight L -1' was an "unknown option '-1'", not
+		 * the weight's range. */
+		if (!only_args && a[0] == '-' && a[1] != '\0' && !isdigit((unsigned char)a[1])) {
 			if (cmd != &root)
 				k = find_opt(cmd->opts, a);
 			if (k < 0 && (k = find_opt(root.opts, a)) >= 0)

@@ -1252,7 +1252,7 @@ def test_link_commands(steady_box, tmp_path):
             (("link", "up", "to-mars"), 1, "no link 'to-mars' in the table"),
             (("link", "down", "to mars"), 2, "'to mars' is not a link name"),
             (("link", "drain", "x" * 32), 2, "is not a link name"),
-            (("link", "weight", "to-us-west-b", "-1"), 2, "unknown option '-1'"),
+            (("link", "weight", "to-us-west-b", "-1"), 2, "a weight is 0..1000000, not '-1'"),
             (("link", "weight", "to-us-west-b", "1000001"), 2, "a weight is 0..1000000"),
             (("link", "weight", "to-us-west-b", "2x"), 2, "a weight is 0..1000000, not '2x'"),
             (("link", "weight", "local", "3"), 1, "link 'local' is a member of no link group"),
@@ -1748,6 +1748,32 @@ def test_a_wrong_socket_says_what_it_is(box, tmp_path):
     assert p.returncode == 3 and f"({tmp_path} is not a socket: -s names regiond's API socket" in p.stderr, p
     p = subprocess.run([REGIONCTL, "-s", box.fwd_sock, "history"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 3 and "is it regiond's API socket? regionfwd's control socket" in p.stderr, p
+
+
+def test_a_whole_table_says_the_link_states_it_changes(box, tmp_path):
+    """A link's admin state is a field of the table: an apply or a rollback
+    brought a link an operator took down for maintenance back up, and the
+    answer said nothing (only diff showed it: a probe). A whole-table write
+    now says each link whose state it changes, as validate does, and
+    regiond logs it; a link command, which changes it on purpose, does not
+    repeat it."""
+    rc, out, err = box.ctl("link", "down", "to-sg", "--comment", "maintenance")
+    assert rc == 0 and "warning: link" not in out, (out, err)
+    down = box.gen()
+    rc, v, err = box.ctl("validate", DEMO, json_out=True)
+    assert rc == 0 and v["link_states_changed"] == [{"link": "to-sg", "from": "down", "to": "up"}], v
+    rc, out, err = box.ctl("apply", DEMO)
+    assert rc == 0 and "warning: link 'to-sg' goes up (it is down now): a link's state is the table's, " \
+        "and this one says up" in out, (out, err)
+    wait_for(lambda: f"generation {box.gen()} sets link 'to-sg' up (it was down): its state is the table's" in
+             open(box.tmp / "regiond.log").read(), what="the log line")
+    rc, r, err = box.ctl("rollback", str(down), json_out=True)
+    assert rc == 0 and r["link_states_changed"] == [{"link": "to-sg", "from": "up", "to": "down"}], r
+    rc, out, err = box.ctl("link", "up", "to-sg")
+    assert rc == 0 and "warning: link" not in out, (out, err)
+    # The same table again: nothing changes, nothing said.
+    rc, out, err = box.ctl("apply", DEMO)
+    assert rc == 0 and "warning: link" not in out, (out, err)
 
 
 def test_a_change_that_drops_or_weakens_a_residency_rule_is_said(box, tmp_path):
