@@ -193,6 +193,14 @@ int tv_get_uint(struct vctx *c, const struct fwd_node *n, const char *path, uint
 
 	if (rc)
 		return rc;
+	/* A whole number below 0 or past 64 bits is one, out of range: a
+	 * weight of -1 was "not a whole number" (a probe). */
+	if ((s[0] == '-' && s[1] && strspn(s + 1, "0123456789") == strlen(s + 1) &&
+	     strspn(s + 1, "0") != strlen(s + 1)) ||
+	    (isdigit((unsigned char)s[0]) && strspn(s, "0123456789") == strlen(s) &&
+	     (errno = 0, strtoull(s, NULL, 10), errno == ERANGE)))
+		return tv_fail(c, n, path, "'%.40s' is out of range %llu..%llu", s,
+			       (unsigned long long)min, (unsigned long long)max);
 	if (!isdigit((unsigned char)s[0]))
 		return tv_fail(c, n, path, "'%s' is not a whole number", s);
 	errno = 0;

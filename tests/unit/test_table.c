@@ -443,6 +443,16 @@ static const struct bad_case bad_cases[] = {
 	{"vlan not a number",
 	 "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: ten}\n",
 	 "t.yaml:2: links.l1.vlan: 'ten' is not a whole number"},
+	/* whole numbers out of range, not "not a whole number" (a probe) */
+	{"vlan negative", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: -1}\n",
+	 "t.yaml:2: links.l1.vlan: '-1' is out of range 1..4094"},
+	{"vlan past 64 bits",
+	 "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: "
+	 "99999999999999999999}\n",
+	 "t.yaml:2: links.l1.vlan: '99999999999999999999' is out of range 1..4094"},
+	{"vlan minus zero",
+	 "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', vlan: -0}\n",
+	 "t.yaml:2: links.l1.vlan: '-0' is not a whole number"},
 	{"bad state", "links:\n  l1: {port: p0, next_hop_mac: '02:00:00:00:00:01', state: off}\n",
 	 "t.yaml:2: links.l1.state: state must be 'up', 'down' or 'drain', not 'off'"},
 	{"link typo field", "links:\n  l1: {port: p0, nexthop_mac: '02:00:00:00:00:01'}\n",
