@@ -676,6 +676,65 @@ static json_t *groups_carrying_nothing(const struct fwd_table *t)
 	return out;
 }
 
+/* What policies (the default included) and content steers send to link
+ * @l of @t directly, not through a group. */
+static uint32_t link_users(const struct fwd_table *t, uint16_t l)
+{
+	uint32_t users = 0;
+
+	for (uint32_t p = 0; p < t->npolicies; p++)
+		users += t->policies[p].action == FWD_ACT_LINK && t->policies[p].target == l;
+	for (uint32_t c = 0; c < t->ncontent; c++)
+		users += t->content[c].action == FWD_CA_STEER &&
+			 t->content[c].target_kind == FWD_ACT_LINK && t->content[c].target == l;
+	return users;
+}
+
+/* The links of @t a maintenance state leaves otherwise than it may seem,
+ * as groups_carrying_nothing says of groups (a probe: both went without a
+ * word). @down: down, with policies or content rules steering to it
+ * directly, whose traffic drops (no_link_up). @lone: drained but a member
+ * of no group, so the drain moves nothing: it still carries what is
+ * steered to it. Either NULL when there is none. */
+static void links_in_maintenance(const struct fwd_table *t, json_t **down, json_t **lone)
+{
+	*down = *lone = NULL;
+	for (uint16_t l = 0; t && l < t->nlinks; l++) {
+		const struct fwd_link *lk = &t->links[l];
+		uint32_t users;
+		int grouped = 0;
+		json_t **into = lk->up ? lone : down;
+
+		if (lk->up && !lk->drained)
+			continue;
+		users = link_users(t, l);
+		for (uint16_t g = 0; g < t->ngroups && !grouped; g++)
+			for (uint16_t m = 0; m < t->groups[g].nmembers && !grouped; m++)
+				grouped = t->groups[g].members[m].link == l;
+		if (lk->up ? grouped : users == 0)
+			continue;
+		if (*into == NULL && (*into = json_array()) == NULL)
+			continue;
+		json_array_append_new(*into, json_pack("{s:s, s:I}", "link", lk->name, "users",
+						       (json_int_t)users));
+	}
+}
+
+/* groups_carrying_nothing, links_down_in_use and links_drained_alone into
+ * @body when there are any. */
+static void maintenance_warnings(const struct fwd_table *t, json_t *body)
+{
+	json_t *dark = groups_carrying_nothing(t), *down, *lone;
+
+	links_in_maintenance(t, &down, &lone);
+	if (dark)
+		json_object_set_new(body, "groups_carrying_nothing", dark);
+	if (down)
+		json_object_set_new(body, "links_down_in_use", down);
+	if (lone)
+		json_object_set_new(body, "links_drained_alone", lone);
+}
+
 /* A link of @t whose port the node regionfwd runs lacks, by regionfwd's
  * last report (its ports by name): regionfwd refuses such a table, so
  * validate says so as regionfwd would, where it once said "valid" and the
@@ -718,7 +777,7 @@ static int port_missing(const struct ctl_state *st, const struct fwd_table *t, s
 static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r)
 {
 	static const char *const keys[] = {"document", NULL};
-	json_t *b = body_json(q, r), *d, *dark;
+	json_t *b = body_json(q, r), *d;
 	struct fwd_err e;
 	struct fwd_table *t;
 
@@ -766,8 +825,7 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 			json_object_set_new(r->body, "residency_weakened", weakened);
 		if (states)
 			json_object_set_new(r->body, "link_states_changed", states);
-		if ((dark = groups_carrying_nothing(t)) != NULL)
-			json_object_set_new(r->body, "groups_carrying_nothing", dark);
+		maintenance_warnings(t, r->body);
 		json_decref(win);
 		json_decref(fs);
 	}
@@ -2538,10 +2596,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	/* A table change that leaves a group nothing to carry on. */
 	if ((rt->flags & ROUTE_WRITE) && r->status < 300 && json_is_object(r->body) &&
 	    json_object_get(r->body, "generation") != NULL) {
-		json_t *dark = groups_carrying_nothing(api->st->table);
-
-		if (dark != NULL)
-			json_object_set_new(r->body, "groups_carrying_nothing", dark);
+		maintenance_warnings(api->st->table, r->body);
 	}
 	/* A change that runs but whose commit record the disk refused: held
 	 * in memory, written as soon as the disk takes it (hold_unsaved). It

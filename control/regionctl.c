@@ -3040,6 +3040,12 @@ static void print_handover(json_t *move, const char *indent)
 		       js(move, "from"), js(move, "to"), js(move, "residency"));
 }
 
+/* A link's admin state as a sentence says it ("drain" is "drained"). */
+static const char *state_word(const char *s)
+{
+	return strcmp(s, "drain") == 0 ? "drained" : s;
+}
+
 /* A write's residency_handovers: the change ran, and these users left;
  * and the residency rules it dropped or weakened. */
 static void print_handovers(json_t *r)
@@ -3054,10 +3060,26 @@ static void print_handovers(json_t *r)
 		       js(v, "group"), ji(v, "users"), ji(v, "users") == 1 ? "y" : "ies",
 		       ji(v, "users") == 1 ? "" : "s");
 
+	json_array_foreach(json_object_get(r, "links_down_in_use"), i, v)
+		printf("warning: link '%s' is down: what is steered to it directly (%lld polic%s "
+		       "or "
+		       "content rule%s) is dropped (no_link_up)\n",
+		       js(v, "link"), ji(v, "users"), ji(v, "users") == 1 ? "y" : "ies",
+		       ji(v, "users") == 1 ? "" : "s");
+
+	json_array_foreach(json_object_get(r, "links_drained_alone"), i, v)
+		printf("warning: link '%s' is drained but a member of no link group: a drain only "
+		       "moves a group's flows to its other members, so it still carries what is "
+		       "steered to it directly (%lld polic%s or content rule%s); 'link down' stops "
+		       "that\n",
+		       js(v, "link"), ji(v, "users"), ji(v, "users") == 1 ? "y" : "ies",
+		       ji(v, "users") == 1 ? "" : "s");
+
 	json_array_foreach(json_object_get(r, "link_states_changed"), i, v)
-		printf("warning: link '%s' goes %s (it is %s now): a link's state is the table's, "
-		       "and this one says %s\n",
-		       js(v, "link"), js(v, "to"), js(v, "from"), js(v, "to"));
+		printf("warning: this table sets link '%s' %s (it is %s now): a link's state is "
+		       "the "
+		       "table's\n",
+		       js(v, "link"), state_word(js(v, "to")), state_word(js(v, "from")));
 
 	json_array_foreach(json_object_get(r, "residency_weakened"), i, v)
 		printf("warning: residency rule '%s' of region '%s' %s\n", js(v, "rule"),

@@ -1758,22 +1758,38 @@ def test_a_whole_table_says_the_link_states_it_changes(box, tmp_path):
     regiond logs it; a link command, which changes it on purpose, does not
     repeat it."""
     rc, out, err = box.ctl("link", "down", "to-sg", "--comment", "maintenance")
-    assert rc == 0 and "warning: link" not in out, (out, err)
+    assert rc == 0 and "this table sets" not in out, (out, err)
+    # A link down that policies steer to directly: their traffic drops,
+    # said as a group left with nothing to carry is (it went unsaid).
+    assert "warning: link 'to-sg' is down: what is steered to it directly (1 policy or content " \
+        "rule) is dropped (no_link_up)" in out, out
     down = box.gen()
     rc, v, err = box.ctl("validate", DEMO, json_out=True)
     assert rc == 0 and v["link_states_changed"] == [{"link": "to-sg", "from": "down", "to": "up"}], v
     rc, out, err = box.ctl("apply", DEMO)
-    assert rc == 0 and "warning: link 'to-sg' goes up (it is down now): a link's state is the table's, " \
-        "and this one says up" in out, (out, err)
+    assert rc == 0 and "warning: this table sets link 'to-sg' up (it is down now): a link's state is " \
+        "the table's" in out, (out, err)
     wait_for(lambda: f"generation {box.gen()} sets link 'to-sg' up (it was down): its state is the table's" in
              open(box.tmp / "regiond.log").read(), what="the log line")
     rc, r, err = box.ctl("rollback", str(down), json_out=True)
     assert rc == 0 and r["link_states_changed"] == [{"link": "to-sg", "from": "up", "to": "down"}], r
     rc, out, err = box.ctl("link", "up", "to-sg")
-    assert rc == 0 and "warning: link" not in out, (out, err)
+    assert rc == 0 and "this table sets" not in out and "is down" not in out, (out, err)
+    # A drain of a link in no group moves nothing (a probe: it went without
+    # a word, where a weight for it is refused).
+    rc, j, err = box.ctl("link", "drain", "to-br", json_out=True)
+    assert rc == 0 and j["links_drained_alone"] == [{"link": "to-br", "users": 1}], j
+    rc, out, err = box.ctl("link", "drain", "local")
+    assert rc == 0 and "warning: link 'local' is drained but a member of no link group: a drain only " \
+        "moves a group's flows to its other members, so it still carries what is steered to it directly " \
+        "(6 policies or content rules); 'link down' stops that" in out, out
+    rc, v, err = box.ctl("validate", DEMO, json_out=True)
+    assert rc == 0 and "links_drained_alone" not in v, v
+    rc, out, err = box.ctl("apply", DEMO)
+    assert rc == 0 and "warning: this table sets link 'local' up (it is drained now)" in out, out
     # The same table again: nothing changes, nothing said.
     rc, out, err = box.ctl("apply", DEMO)
-    assert rc == 0 and "warning: link" not in out, (out, err)
+    assert rc == 0 and "warning" not in out, (out, err)
 
 
 def test_a_change_that_drops_or_weakens_a_residency_rule_is_said(box, tmp_path):
