@@ -1932,6 +1932,36 @@ static const char *js(json_t *o, const char *k)
 	return jsv(json_object_get(o, k));
 }
 
+/* Column widths for names: at least @min (the usual layout), else the
+ * longest (a 31-character name pushed its row's other columns right). */
+static int key_width(const json_t *obj, int min)
+{
+	const char *k;
+	json_t *v;
+	int w = min;
+
+	json_object_foreach((json_t *)obj, k, v)
+		w = (int)strlen(k) > w ? (int)strlen(k) : w;
+	return w;
+}
+
+/* The same for field @f of an array's objects, or of an object's values. */
+static int field_width(const json_t *c, const char *f, int min)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+	int w = min;
+
+	if (json_is_array(c))
+		json_array_foreach((json_t *)c, i, v)
+			w = (int)strlen(js(v, f)) > w ? (int)strlen(js(v, f)) : w;
+	else
+		json_object_foreach((json_t *)c, k, v)
+			w = (int)strlen(js(v, f)) > w ? (int)strlen(js(v, f)) : w;
+	return w;
+}
+
 static long long ji(json_t *o, const char *k)
 {
 	return (long long)json_integer_value(json_object_get(o, k));
@@ -2183,9 +2213,12 @@ static void status_links_ports(json_t *s)
 	size_t i;
 
 	if (json_array_size(json_object_get(s, "links"))) {
-		printf("\n%-20s %-12s %-6s %s\n", "LINK", "PORT", "ADMIN", "OPER");
+		const json_t *ls = json_object_get(s, "links");
+		int wn = field_width(ls, "name", 20), wp = field_width(ls, "port", 12);
+
+		printf("\n%-*s %-*s %-6s %s\n", wn, "LINK", wp, "PORT", "ADMIN", "OPER");
 		json_array_foreach(json_object_get(s, "links"), i, v)
-			printf("%-20s %-12s %-6s %s\n", js(v, "name"), js(v, "port"),
+			printf("%-*s %-*s %-6s %s\n", wn, js(v, "name"), wp, js(v, "port"),
 			       js(v, "admin"), js(v, "oper"));
 	}
 	if (json_array_size(json_object_get(s, "ports")) == 0)
@@ -2530,25 +2563,32 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 	} else if (!strcmp(what, "table")) {
 		fputs(jsv(json_object_get(r, "document")), stdout);
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, REGIONS))) {
-		printf("%-20s %8s  %s\n", "REGION", "PREFIXES", "FIRST PREFIXES");
+		int w = key_width(sec, 20);
+
+		printf("%-*s %8s  %s\n", w, "REGION", "PREFIXES", "FIRST PREFIXES");
 		json_object_foreach(sec, k, v) {
 			json_t *p = json_object_get(v, FWD_KEY_NAME(REGION, PREFIXES));
 
-			printf("%-20s %8zu ", k, json_array_size(p));
+			printf("%-*s %8zu ", w, k, json_array_size(p));
 			for (i = 0; i < json_array_size(p) && i < 4; i++)
 				printf(" %s", jsv(json_array_get(p, i)));
 			printf("%s\n", json_array_size(p) > 4 ? " ..." : "");
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, SERVICES))) {
-		printf("%-20s %s\n", "SERVICE", "ENTRIES");
+		int w = key_width(sec, 20);
+
+		printf("%-*s %s\n", w, "SERVICE", "ENTRIES");
 		json_object_foreach(sec, k, v) {
-			printf("%-20s", k);
+			printf("%-*s", w, k);
 			json_array_foreach(v, i, m)
 				printf(" %s", jsv(m));
 			putchar('\n');
 		}
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, LINKS))) {
-		printf("%-20s %-12s %-18s %5s %-5s ", "LINK", "PORT", "NEXT HOP", "VLAN", "STATE");
+		int wn = key_width(sec, 20), wp = field_width(sec, FWD_KEY_NAME(LINK, PORT), 12);
+
+		printf("%-*s %-*s %-18s %5s %-5s ", wn, "LINK", wp, "PORT", "NEXT HOP", "VLAN",
+		       "STATE");
 		if (rates)
 			printf("%10s %10s ", "PKTS/S", "BITS/S");
 		printf("TAGS\n");
@@ -2563,7 +2603,8 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 			if (json_is_integer(vlan))
 				snprintf(vid, sizeof(vid), "%lld",
 					 (long long)json_integer_value(vlan));
-			printf("%-20s %-12s %-18s %5s %-5s", k, js(v, FWD_KEY_NAME(LINK, PORT)),
+			printf("%-*s %-*s %-18s %5s %-5s", wn, k, wp,
+			       js(v, FWD_KEY_NAME(LINK, PORT)),
 			       js(v, FWD_KEY_NAME(LINK, NEXT_HOP_MAC)), vid,
 			       js(v, FWD_KEY_NAME(LINK, STATE)));
 			if (rates)
@@ -2585,16 +2626,21 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 			putchar('\n');
 		}
 	} else {
-		printf("%-20s %-16s %-7s %-20s %s\n", "REGION", "SERVICE", "ACTION", "TO",
+		int wr = field_width(sec, FWD_KEY_NAME(POLICY, REGION), 20),
+		    ws = field_width(sec, FWD_KEY_NAME(POLICY, SERVICE), 16),
+		    wt = field_width(sec, FWD_KEY_NAME(POLICY, TO), 20);
+
+		printf("%-*s %-*s %-7s %-*s %s\n", wr, "REGION", ws, "SERVICE", "ACTION", wt, "TO",
 		       "MIRROR");
 		json_array_foreach(sec, i, v)
-			printf("%-20s %-16s %-7s %-20s %s\n", js(v, FWD_KEY_NAME(POLICY, REGION)),
-			       js(v, FWD_KEY_NAME(POLICY, SERVICE)),
-			       js(v, FWD_KEY_NAME(POLICY, ACTION)), js(v, FWD_KEY_NAME(POLICY, TO)),
+			printf("%-*s %-*s %-7s %-*s %s\n", wr, js(v, FWD_KEY_NAME(POLICY, REGION)),
+			       ws, js(v, FWD_KEY_NAME(POLICY, SERVICE)),
+			       js(v, FWD_KEY_NAME(POLICY, ACTION)), wt,
+			       js(v, FWD_KEY_NAME(POLICY, TO)),
 			       js(v, FWD_KEY_NAME(POLICY, MIRROR)));
 		v = json_object_get(m, FWD_KEY_NAME(DOC, DEFAULT));
-		printf("%-20s %-16s %-7s %-20s %s\n", "(default)", "",
-		       js(v, FWD_KEY_NAME(POLICY, ACTION)), js(v, FWD_KEY_NAME(POLICY, TO)),
+		printf("%-*s %-*s %-7s %-*s %s\n", wr, "(default)", ws, "",
+		       js(v, FWD_KEY_NAME(POLICY, ACTION)), wt, js(v, FWD_KEY_NAME(POLICY, TO)),
 		       js(v, FWD_KEY_NAME(POLICY, MIRROR)));
 	}
 	json_decref(rates);

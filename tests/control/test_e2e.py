@@ -1750,6 +1750,39 @@ def test_a_wrong_socket_says_what_it_is(box, tmp_path):
     assert p.returncode == 3 and "is it regiond's API socket? regionfwd's control socket" in p.stderr, p
 
 
+def test_long_names_keep_the_columns(box, tmp_path):
+    """A 31-character link, region or service name pushed its row's other
+    columns right in show links, show policies and status (a probe)."""
+    long_link, long_region = "l" * 31, "r" * 31
+    doc = demo_variant(tmp_path, "long.yaml", "  to-br:\n", f"  {long_link}:\n    port: br0\n"
+                       "    next_hop_mac: \"02:00:00:00:04:09\"\n    tags: [br]\n  to-br:\n")
+    text = open(doc).read().replace("  brazil:\n", f"  {long_region}:\n    prefixes: [203.0.113.0/25]\n  brazil:\n", 1)
+    text = text.replace("  - {region: brazil, service: any, action: steer, to: to-br}",
+                        f"  - {{region: brazil, service: any, action: steer, to: to-br}}\n"
+                        f"  - {{region: {long_region}, service: any, action: steer, to: {long_link}}}")
+    open(doc, "w").write(text)
+    try:
+        rc, out, err = box.ctl("apply", doc)
+        assert rc == 0, (out, err)
+        for args, header, col in ((("show", "links"), "LINK", "PORT"), (("show", "policies"), "REGION", "SERVICE"),
+                                  (("show", "regions"), "REGION", "FIRST PREFIXES")):
+            rc, out, err = box.ctl(*args)
+            lines = [line for line in out.splitlines() if line.strip()]
+            at = lines[0].index(col)
+            assert rc == 0 and lines[0].startswith(header), out
+            for line in lines[1:]:
+                if line.startswith(("group ", "(default)")):
+                    continue
+                # each row's second column starts where its header does
+                assert line[at - 1] == " " and line[at] != " ", (args, line, out)
+        rc, out, err = box.ctl("status")
+        rows = out.split("\nLINK")[1].split("\n\n")[0].splitlines()
+        at = ("LINK" + rows[0]).index("PORT")
+        assert all(r[at - 1] == " " and r[at] != " " for r in rows[1:]), out
+    finally:
+        assert box.ctl("apply", DEMO)[0] == 0
+
+
 def test_a_whole_table_says_the_link_states_it_changes(box, tmp_path):
     """A link's admin state is a field of the table: an apply or a rollback
     brought a link an operator took down for maintenance back up, and the
