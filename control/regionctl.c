@@ -3092,35 +3092,38 @@ static const char *state_word(const char *s)
 	return strcmp(s, "drain") == 0 ? "drained" : s;
 }
 
+/* "N policies or content rules" of a warning's "users". */
+static const char *users_said(json_t *v, char *buf, size_t len)
+{
+	long long u = ji(v, "users");
+
+	snprintf(buf, len, "%lld polic%s or content rule%s", u, u == 1 ? "y" : "ies",
+		 u == 1 ? "" : "s");
+	return buf;
+}
+
 /* A write's residency_handovers: the change ran, and these users left;
  * and the residency rules it dropped or weakened. */
 static void print_handovers(json_t *r)
 {
+	char n[64];
 	json_t *v;
 	size_t i;
 
 	json_array_foreach(json_object_get(r, "groups_carrying_nothing"), i, v)
 		printf("warning: link group '%s' has no member that can carry traffic (each is "
-		       "down, drained or of weight 0): what is steered there (%lld polic%s or "
-		       "content rule%s) is dropped (no_link_up)\n",
-		       js(v, "group"), ji(v, "users"), ji(v, "users") == 1 ? "y" : "ies",
-		       ji(v, "users") == 1 ? "" : "s");
-
+		       "down, drained or of weight 0): what is steered there (%s) is dropped "
+		       "(no_link_up)\n",
+		       js(v, "group"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "links_down_in_use"), i, v)
-		printf("warning: link '%s' is down: what is steered to it directly (%lld polic%s "
-		       "or "
-		       "content rule%s) is dropped (no_link_up)\n",
-		       js(v, "link"), ji(v, "users"), ji(v, "users") == 1 ? "y" : "ies",
-		       ji(v, "users") == 1 ? "" : "s");
-
+		printf("warning: link '%s' is down: what is steered to it directly (%s) is dropped "
+		       "(no_link_up)\n",
+		       js(v, "link"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "links_drained_alone"), i, v)
 		printf("warning: link '%s' is drained but a member of no link group: a drain only "
 		       "moves a group's flows to its other members, so it still carries what is "
-		       "steered to it directly (%lld polic%s or content rule%s); 'link down' stops "
-		       "that\n",
-		       js(v, "link"), ji(v, "users"), ji(v, "users") == 1 ? "y" : "ies",
-		       ji(v, "users") == 1 ? "" : "s");
-
+		       "steered to it directly (%s); 'link down' stops that\n",
+		       js(v, "link"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "link_states_changed"), i, v)
 		printf("warning: this table sets link '%s' %s (it is %s now): a link's state is "
 		       "the "
