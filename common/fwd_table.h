@@ -228,6 +228,19 @@ struct fwd_table *fwd_table_parse(const char *buf, size_t len, const char *name,
 
 void fwd_table_free(struct fwd_table *t);
 
+/**
+ * A link's tags say where its wire goes, and residency trusts them: two
+ * links leaving by the same port to the same next hop and VLAN are one
+ * wire, and with other tags one of them is wrong (a rule could allow the
+ * wire under one name what it refuses under the other). Same tags, in any
+ * order: an alias, and fine. A check of a table being *written* (regiond's
+ * validation of a new document, --check-table), not of one loaded: a
+ * table stored before this check must still load, run and be replaced.
+ * @return 0, or -EINVAL with @e at the later link ("links.NAME", the line
+ * of its port).
+ */
+int fwd_table_check_wires(const struct fwd_table *t, struct fwd_err *e);
+
 /** The top-level field (FWD_F_DOC_*) of the @i-th section in the order fwd_table_from_doc()
  *  validates them, FWD_SCHEMA_MAX past the last: lets the tests see that every field of
  *  the DOC scope of fwd_schema.def is some section's, once. */

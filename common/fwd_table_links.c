@@ -81,39 +81,6 @@ static const char *tag_list(const struct fwd_link *l, char *out, size_t len)
 	return out;
 }
 
-/*
- * A link's tags say where its wire goes, and residency trusts them. Two
- * links that leave by the same port to the same next hop and VLAN are one
- * wire: with other tags one of them is wrong, and a rule could allow the
- * wire under one name what it refuses under the other. Same tags: an
- * alias (another name, a group of its own) and fine.
- */
-static int check_one_wire(struct vctx *c, const struct fwd_node *l, const struct fwd_link *lk,
-			  const char *sec)
-{
-	const struct fwd_table *t = c->t;
-	char path[320], mine[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)],
-		theirs[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)];
-	const struct fwd_node *at = fwd_node_get(l, KEY(LINK, TAGS));
-
-	for (uint16_t k = 0; k < t->nlinks; k++) {
-		const struct fwd_link *o = &t->links[k];
-
-		if (strcmp(o->port, lk->port) != 0 || o->vlan != lk->vlan ||
-		    memcmp(o->next_hop_mac, lk->next_hop_mac, 6) != 0 || same_tags(o, lk))
-			continue;
-		snprintf(path, sizeof(path), "%s.%s%s%s", sec, l->key, at ? "." : "",
-			 at ? KEY(LINK, TAGS) : "");
-		return tv_fail(c, at ? at : l, path,
-			       "link '%s' leaves by the same port '%s', next hop and VLAN as link "
-			       "'%s' (one wire), but is tagged %s where '%s' is tagged %s: give "
-			       "both the tags of where that wire goes",
-			       lk->name, lk->port, o->name, tag_list(lk, mine, sizeof(mine)),
-			       o->name, tag_list(o, theirs, sizeof(theirs)));
-	}
-	return 0;
-}
-
 int tv_parse_links(struct vctx *c, const struct fwd_node *links)
 {
 	const char *const sec = KEY(DOC, LINKS);
@@ -187,8 +154,6 @@ int tv_parse_links(struct vctx *c, const struct fwd_node *links)
 			lk->up = w != FWD_V_LINK_STATE_DOWN;
 			lk->drained = w == FWD_V_LINK_STATE_DRAIN;
 		}
-		if ((rc = check_one_wire(c, l, lk, sec)))
-			return rc;
 		t->nlinks++;
 	}
 	return 0;
@@ -269,4 +234,28 @@ int tv_index_groups(struct vctx *c)
 
 	return tv_nidx_build_copy(&c->nm.groups, t->ngroups ? t->groups[0].name : NULL,
 				  sizeof(*t->groups), t->ngroups);
+}
+
+int fwd_table_check_wires(const struct fwd_table *t, struct fwd_err *e)
+{
+	char path[FWD_NAME_MAX + 16], mine[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)],
+		theirs[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)];
+
+	for (uint16_t i = 1; i < t->nlinks; i++)
+		for (uint16_t k = 0; k < i; k++) {
+			const struct fwd_link *lk = &t->links[i], *o = &t->links[k];
+
+			if (strcmp(o->port, lk->port) != 0 || o->vlan != lk->vlan ||
+			    memcmp(o->next_hop_mac, lk->next_hop_mac, 6) != 0 || same_tags(o, lk))
+				continue;
+			snprintf(path, sizeof(path), "links.%s", lk->name);
+			fwd_err_fail(e, FWD_R_INVALID_TABLE, t->source, lk->port_line, path,
+				     "link '%s' leaves by the same port '%s', next hop and VLAN as "
+				     "link '%s' (one wire), but is tagged %s where '%s' is tagged "
+				     "%s: give both the tags of where that wire goes",
+				     lk->name, lk->port, o->name, tag_list(lk, mine, sizeof(mine)),
+				     o->name, tag_list(o, theirs, sizeof(theirs)));
+			return -EINVAL;
+		}
+	return 0;
 }

@@ -790,7 +790,8 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 	d = json_object_get(b, "document");
 	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
 			       &e);
-	if (t != NULL && port_missing(api->st, t, &e)) {
+	/* as a PUT of it would be (ctl_state.c, apply_gen_staged) */
+	if (t != NULL && (fwd_table_check_wires(t, &e) || port_missing(api->st, t, &e))) {
 		fwd_table_free(t);
 		t = NULL;
 	}
@@ -1795,6 +1796,10 @@ static void h_fleet_rollout_create(struct ctl_api *api, const struct req *q, str
 	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
 			       &e);
 	pthread_mutex_unlock(api->lock);
+	if (t != NULL && fwd_table_check_wires(t, &e)) {
+		fwd_table_free(t);
+		t = NULL;
+	}
 	if (t == NULL) {
 		reply_err(r, &e);
 		goto out;

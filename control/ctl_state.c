@@ -2670,6 +2670,14 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	t = ctl_state_validate(st, doc, len, "document", e);
 	if (t == NULL)
 		return -1;
+	/* Checks newer than some tables they would refuse apply to a document
+	 * someone writes (a PUT), not to what ran before: a rollback, a
+	 * revert, a link command's PATCH of the running table, a fleet's
+	 * desired table (checked when it was put) must still go through. */
+	if (strcmp(st->request, "PUT /v1/table") == 0 && fwd_table_check_wires(t, e)) {
+		fwd_table_free(t);
+		return -1;
+	}
 	id = st->next_id;
 	/* Write ahead: the document, then the history naming it as pending and
 	 * the next id past it, both durable, before regionfwd may run it. If

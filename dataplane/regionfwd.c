@@ -131,7 +131,8 @@ static int check_table(const char *path)
 
 	/* The content rules' patterns compiled as a push compiles them, so
 	 * that "valid" here means the table would be taken. */
-	if (t == NULL || c == NULL || fwd_residency_check(t, c, &err) ||
+	if (t == NULL || c == NULL || fwd_table_check_wires(t, &err) ||
+	    fwd_residency_check(t, c, &err) ||
 	    (fwd_content_patterns(t) && fwd_hs_build(t, &lim, &dbs, &err))) {
 		if (t && c == NULL)
 			fwd_err_set(&err, path, 0, "", "out of memory");

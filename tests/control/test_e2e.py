@@ -1392,6 +1392,53 @@ def test_regionfwd_restart_gets_current_generation(box, tmp_path):
     assert e["link"] == "local"
 
 
+def test_one_wire_with_two_tag_sets_is_refused_when_written_not_when_stored(tmp_path):
+    """Two links on one port, next hop and VLAN with other tags are refused
+    when a table is written (apply, validate, fleet apply), not where one
+    is loaded: a table stored before the check once stopped regiond at
+    start and failed every rollback to it (a review of the check). Here
+    such a table runs (regionfwd started on it, regiond adopting it), and
+    a restart, a link command, a rollback to it all go through."""
+    alias = demo_variant(tmp_path, "alias.yaml", "  to-br:\n",
+                         "  sg-alias:\n    port: sg0\n    next_hop_mac: \"02:00:00:00:02:01\"\n"
+                         "    vlan: 210\n    tags: [in]\n  to-br:\n")
+    b = Box(tmp_path, "onewire")
+    try:
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.fwd.terminate()
+        b.fwd.wait(30)
+        shutil.rmtree(b.state)
+        os.unlink(b.fwd_sock + ".pushed") if os.path.exists(b.fwd_sock + ".pushed") else None
+        b.start_fwd(table=alias, extra=("--start-on", "table"))
+        # no --table: an empty state directory adopts what regionfwd runs
+        b.rd = subprocess.Popen([REGIOND, "--dataplane", b.fwd_sock, "--api-socket", b.api, "--state-dir",
+                                 b.state], stdout=b.rd_log, stderr=subprocess.STDOUT)
+        wait_for(lambda: b.http("GET", "/v1/status")[0] == 200 and b.status()["dataplane"]["in_sync"],
+                 what="the stored table adopted")
+        assert "sg-alias" in b.http("GET", "/v1/table")[1]["document"]
+        b.rd.terminate()
+        b.rd.wait(30)
+        b.start_regiond()  # loads its stored table whole (its --table is for an empty directory)
+        wait_for(lambda: b.status()["dataplane"]["in_sync"], what="regiond back on it")
+        one = b.gen()
+        want = ("links.sg-alias: link 'sg-alias' leaves by the same port 'sg0', next hop and VLAN as link "
+                "'to-sg' (one wire), but is tagged in where 'to-sg' is tagged sg: give both the tags of "
+                "where that wire goes")
+        rc, out, err = b.ctl("validate", alias)
+        assert rc == 1 and want in err, (out, err)
+        rc, out, err = b.ctl("link", "down", "to-br")
+        assert rc == 0, (out, err)
+        rc, out, err = b.ctl("apply", DEMO)
+        assert rc == 0, (out, err)
+        rc, out, err = b.ctl("apply", alias)
+        assert rc == 1 and want in err and b.gen() == one + 2, (out, err)
+        rc, out, err = b.ctl("rollback", str(one))
+        assert rc == 0 and "sg-alias" in b.http("GET", "/v1/table")[1]["document"], (out, err)
+    finally:
+        b.stop()
+
+
 def test_content_rules_end_to_end(box, tmp_path):
     """regiond compiles, ships the databases with the push (regionfwd only
     deserializes), a PATCH keeps the rules, explain/counters/metrics show
