@@ -676,26 +676,29 @@ static json_t *groups_carrying_nothing(const struct fwd_table *t)
 	return out;
 }
 
-/* What policies (the default included) and content steers send to link
- * @l of @t directly, not through a group. */
+/* The policies (the default included) and content rules that send to link
+ * @l of @t directly, not through a group: a steer or a mirror copy. */
 static uint32_t link_users(const struct fwd_table *t, uint16_t l)
 {
 	uint32_t users = 0;
 
 	for (uint32_t p = 0; p < t->npolicies; p++)
-		users += t->policies[p].action == FWD_ACT_LINK && t->policies[p].target == l;
+		users += (t->policies[p].action == FWD_ACT_LINK && t->policies[p].target == l) ||
+			 t->policies[p].mirror == l;
 	for (uint32_t c = 0; c < t->ncontent; c++)
-		users += t->content[c].action == FWD_CA_STEER &&
+		users += (t->content[c].action == FWD_CA_STEER ||
+			  t->content[c].action == FWD_CA_MIRROR) &&
 			 t->content[c].target_kind == FWD_ACT_LINK && t->content[c].target == l;
 	return users;
 }
 
 /* The links of @t a maintenance state leaves otherwise than it may seem,
  * as groups_carrying_nothing says of groups (a probe: both went without a
- * word). @down: down, with policies or content rules steering to it
- * directly, whose traffic drops (no_link_up). @lone: drained but a member
- * of no group, so the drain moves nothing: it still carries what is
- * steered to it. Either NULL when there is none. */
+ * word). @down: down, with policies or content rules steering or
+ * mirroring to it directly, whose traffic drops (no_link_up; a mirror
+ * copy is skipped). @lone: drained but a member of no group, so the drain
+ * moves nothing: it still carries what is steered or mirrored to it.
+ * Either NULL when there is none. */
 static void links_in_maintenance(const struct fwd_table *t, json_t **down, json_t **lone)
 {
 	*down = *lone = NULL;
@@ -711,7 +714,9 @@ static void links_in_maintenance(const struct fwd_table *t, json_t **down, json_
 		for (uint16_t g = 0; g < t->ngroups && !grouped; g++)
 			for (uint16_t m = 0; m < t->groups[g].nmembers && !grouped; m++)
 				grouped = t->groups[g].members[m].link == l;
-		if (lk->up ? grouped : users == 0)
+		/* a drained link in no group with nothing steered to it: the
+		 * drain changes nothing, and nothing is there to say */
+		if (lk->up ? grouped || users == 0 : users == 0)
 			continue;
 		if (*into == NULL && (*into = json_array()) == NULL)
 			continue;

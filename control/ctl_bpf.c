@@ -19,6 +19,10 @@
 #include <linux/magic.h>
 
 #include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -946,6 +950,98 @@ uint32_t ctl_bpf_generation(const struct ctl_bpf *b)
 	if (b->cap_fd[C_HALF] >= 0 && bpf_map_lookup_elem(b->cap_fd[C_HALF], &half, &hv) == 0)
 		return hv.generation;
 	return cfg.generation;
+}
+
+int ctl_bpf_xdp_attached(struct ctl_xdp_att *out, unsigned cap)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifinfomsg ifi;
+	} req = {
+		.nh = {.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
+		       .nlmsg_type = RTM_GETLINK,
+		       .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+		       .nlmsg_seq = 1},
+		.ifi = {.ifi_family = AF_UNSPEC},
+	};
+	/* a bound on a kernel that never ends the dump: none is expected */
+	struct timeval tv = {.tv_sec = 2};
+	char buf[32768] __attribute__((aligned(4)));
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), rc = 0;
+	unsigned n = 0;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t got = recv(fd, buf, sizeof(buf), 0);
+		int len = (int)got;
+
+		if (got < 0) {
+			rc = errno == EINTR ? 0 : -errno;
+			if (rc)
+				goto out;
+			continue;
+		}
+		/* NLMSG_OK by hand: its unsigned compare against a length that
+		 * NLMSG_NEXT may take below 0 would read past the buffer */
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf;
+		     len >= (int)sizeof(*h) && h->nlmsg_len >= sizeof(*h) &&
+		     h->nlmsg_len <= (unsigned)len;
+		     h = NLMSG_NEXT(h, len)) {
+			struct ifinfomsg *ifi;
+			struct rtattr *a;
+			int alen;
+			struct ctl_xdp_att at = {0};
+
+			if (h->nlmsg_type == NLMSG_DONE)
+				goto out;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *err = NLMSG_DATA(h);
+
+				rc = err->error ? err->error : -EIO;
+				goto out;
+			}
+			if (h->nlmsg_type != RTM_NEWLINK ||
+			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct ifinfomsg)))
+				continue;
+			ifi = NLMSG_DATA(h);
+			at.ifindex = (unsigned)ifi->ifi_index;
+			alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi)));
+			for (a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+				if (a->rta_type == IFLA_IFNAME) {
+					size_t l = RTA_PAYLOAD(a) < sizeof(at.name)
+							   ? RTA_PAYLOAD(a)
+							   : sizeof(at.name) - 1;
+
+					memcpy(at.name, RTA_DATA(a), l);
+					at.name[l < sizeof(at.name) ? l : sizeof(at.name) - 1] =
+						'\0';
+				} else if ((a->rta_type & NLA_TYPE_MASK) == IFLA_XDP) {
+					int xl = (int)RTA_PAYLOAD(a);
+
+					for (struct rtattr *x = RTA_DATA(a); RTA_OK(x, xl);
+					     x = RTA_NEXT(x, xl))
+						if (x->rta_type == IFLA_XDP_PROG_ID &&
+						    RTA_PAYLOAD(x) >= sizeof(uint32_t))
+							memcpy(&at.prog_id, RTA_DATA(x),
+							       sizeof(uint32_t));
+				}
+			}
+			if (at.prog_id == 0)
+				continue;
+			if (n < cap)
+				out[n] = at;
+			n++;
+		}
+	}
+out:
+	close(fd);
+	return rc < 0 ? rc : (int)n;
 }
 
 uint32_t ctl_bpf_pinned_id(const char *dir)

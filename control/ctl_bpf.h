@@ -154,6 +154,19 @@ int ctl_bpf_capture_rb_fd(const struct ctl_bpf *b);
 
 void ctl_bpf_free(struct ctl_bpf *b);
 
+/** An interface with an XDP program attached (ctl_bpf_xdp_attached). */
+struct ctl_xdp_att {
+	unsigned ifindex;
+	uint32_t prog_id;
+	char name[16]; /* IF_NAMESIZE */
+};
+
+/** Every interface of this network namespace with an XDP program, in one
+ *  RTM_GETLINK dump: bpf_xdp_query() dumps every link for each interface
+ *  it is asked about, which made a walk of N interfaces cost N dumps.
+ *  @return how many were found (at most @cap kept), or a negative errno. */
+int ctl_bpf_xdp_attached(struct ctl_xdp_att *out, unsigned cap);
+
 /** The id of regiond's filter pinned in @pin_dir ("prog", an XDP program
  *  named xdp_filter), 0 when there is none. Read only. */
 uint32_t ctl_bpf_pinned_id(const char *pin_dir);

@@ -449,33 +449,41 @@ static int claimed(unsigned idx)
 	return found;
 }
 
-unsigned ctl_filter_unmanaged(const char *pin_dir, char *out, size_t len)
+unsigned ctl_filter_unmanaged(const char *pin_dir, uint32_t *id, int *afxdp, char *out, size_t len)
 {
-	uint32_t id = ctl_bpf_pinned_id(pin_dir), gen = 0;
-	struct if_nameindex *ni;
+	enum { CAP = 1024 };
+	struct ctl_xdp_att *att;
+	uint32_t pinned = ctl_bpf_pinned_id(pin_dir), gen = 0;
 	size_t at = 0;
 	unsigned n = 0;
+	int m;
 
 	out[0] = '\0';
-	if (id == 0 || (ni = if_nameindex()) == NULL)
+	*afxdp = 0;
+	if (pinned)
+		*id = pinned;
+	if (*id == 0 || (att = calloc(CAP, sizeof(*att))) == NULL)
 		return 0;
-	for (struct if_nameindex *i = ni; i->if_index && at < len; i++) {
-		char mode[32];
+	m = ctl_bpf_xdp_attached(att, CAP);
+	for (int i = 0; i < m && i < CAP && at < len; i++) {
 		struct fwd_err e;
 		struct ctl_bpf *b;
 
-		if (ctl_bpf_query(i->if_name, mode, sizeof(mode)) != id || claimed(i->if_index))
+		if (att[i].prog_id != *id || claimed(att[i].ifindex))
 			continue;
-		if (n == 0 && (b = ctl_bpf_open_attached(i->if_name, &e)) != NULL) {
+		if (n == 0 && (b = ctl_bpf_open_attached(att[i].name, &e)) != NULL) {
 			gen = ctl_bpf_generation(b);
+			*afxdp = !ctl_bpf_loaded_by_regiond(b);
 			ctl_bpf_free(b);
 		}
-		at += (size_t)snprintf(out + at, len - at, "%s%s", n ? ", " : "", i->if_name);
+		at += (size_t)snprintf(out + at, len - at, "%s%s", n ? ", " : "", att[i].name);
 		n++;
 	}
-	if_freenameindex(ni);
-	if (n && at < len)
-		snprintf(out + at, len - at, " (program %" PRIu32 ", generation %" PRIu32 ")", id,
+	free(att);
+	if (n == 0)
+		*id = pinned; /* gone from every interface: the pin alone, if any */
+	else if (at < len)
+		snprintf(out + at, len - at, " (program %" PRIu32 ", generation %" PRIu32 ")", *id,
 			 gen);
 	return n;
 }

@@ -41,15 +41,21 @@ struct ctl_filter_claims *ctl_filter_claim(const char *const *ifaces, unsigned n
 void ctl_filter_release(struct ctl_filter_claims *c);
 
 /**
- * The filter pinned in @pin_dir, where it is attached to interfaces of this
- * network namespace that no running regiond claims: an earlier regiond's,
- * left on purpose to filter through a restart, seen by one started without
- * --xdp-iface, which does not update it, so it keeps the rules of the
- * generation it last had. Read only: nothing is claimed or locked.
+ * regiond's filter attached to interfaces of this network namespace that no
+ * running regiond claims: an earlier regiond's, left on purpose to filter
+ * through a restart, seen by one started without --xdp-iface, which does
+ * not update it, so it keeps the rules of the generation it last had.
+ * Read only: nothing is claimed or locked; one netlink dump a call.
+ * @id      in: the program found at the last look (0: none); out: the one
+ *          to look for next: the one pinned in @pin_dir, else the one found
+ *          before for as long as it stays attached (its pins removed
+ *          first, it filters all the same)
+ * @afxdp   set when that program is the fast path's AF_XDP one, not loaded
+ *          by a regiond (taking it off cuts regionfwd's port)
  * @return how many interfaces, said in @out ("eth1, eth2 (program 12,
- * generation 3)").
+ *         generation 3)")
  */
-unsigned ctl_filter_unmanaged(const char *pin_dir, char *out, size_t len);
+unsigned ctl_filter_unmanaged(const char *pin_dir, uint32_t *id, int *afxdp, char *out, size_t len);
 
 /** Adopt or load, attach everywhere. NULL with @err on failure. */
 struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err);

@@ -3116,13 +3116,14 @@ static void print_handovers(json_t *r)
 		       "(no_link_up)\n",
 		       js(v, "group"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "links_down_in_use"), i, v)
-		printf("warning: link '%s' is down: what is steered to it directly (%s) is dropped "
-		       "(no_link_up)\n",
+		printf("warning: link '%s' is down: what is steered or mirrored to it directly "
+		       "(%s) is "
+		       "not sent (no_link_up)\n",
 		       js(v, "link"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "links_drained_alone"), i, v)
 		printf("warning: link '%s' is drained but a member of no link group: a drain only "
 		       "moves a group's flows to its other members, so it still carries what is "
-		       "steered to it directly (%s); 'link down' stops that\n",
+		       "steered or mirrored to it directly (%s); 'link down' stops that\n",
 		       js(v, "link"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "link_states_changed"), i, v)
 		printf("warning: this table sets link '%s' %s (it is %s now): a link's state is "

@@ -671,6 +671,13 @@ struct regiond {
 #ifdef REGIOND_BPF
 	struct ctl_filter *filter;
 	struct ctl_filter_claims *xdp_claims; /* the --xdp-iface interfaces, ours */
+	/* Without --xdp-iface: the filter left attached that no regiond
+	 * updates (look_for_unmanaged): its program, how many looks in a row
+	 * found it, and what the last look found, said by say_unmanaged. */
+	uint32_t unmanaged_id;
+	unsigned unmanaged_seen;
+	int unmanaged_afxdp;
+	char unmanaged[CTL_ALARM_LEN - 320];
 #endif
 	struct ctl_feed_conf feed_conf; /* --feed-*, checked at start */
 	struct ctl_feed *feed;
@@ -1307,26 +1314,45 @@ static int start_api(struct regiond *d)
 
 #ifdef REGIOND_BPF
 /* Without --xdp-iface, regiond's filter left attached (on purpose: an
- * earlier regiond's keeps filtering through a restart; or the fast path's
- * AF_XDP port's) is nobody's: it holds packets to the rules of the
- * generation it last had, whatever is applied since, and `filter status`
- * said only "regiond runs without XDP filters". An alarm names it, and
- * clears once it is gone or claimed, from the main loop's check. */
-static void check_unmanaged_filters(struct regiond *d)
+ * earlier regiond's keeps filtering through a restart) is nobody's: it
+ * holds packets to the rules of the generation it last had, whatever is
+ * applied since, and `filter status` said only "regiond runs without XDP
+ * filters". Looked for every 5 s outside the state lock (a netlink dump,
+ * /proc/net/unix), and said only when two looks in a row find it: a
+ * sibling regiond restarting on its interfaces leaves them unclaimed for
+ * a moment, which is no alarm. */
+static void look_for_unmanaged(struct regiond *d)
 {
-	char found[CTL_ALARM_LEN - 200];
-
-	if (d->o.xdp_ifaces.n ||
-	    ctl_filter_unmanaged(d->o.bpf_pin_dir, found, sizeof(found)) == 0) {
-		ctl_state_alarm(&d->st, CTL_ALARM_FILTER, NULL);
+	if (d->o.xdp_ifaces.n)
 		return;
-	}
-	ctl_state_alarm(&d->st, CTL_ALARM_FILTER,
-			"the XDP filter an earlier regiond pinned in %s is still attached to %s, "
-			"and this regiond (no --xdp-iface) does not update it: it keeps that "
-			"generation's rules; give --xdp-iface IF to take it over, or take it off "
-			"(ip link set dev IF xdp off) and remove its pins (rm -r %s)",
-			d->o.bpf_pin_dir, found, d->o.bpf_pin_dir);
+	if (ctl_filter_unmanaged(d->o.bpf_pin_dir, &d->unmanaged_id, &d->unmanaged_afxdp,
+				 d->unmanaged, sizeof(d->unmanaged)))
+		d->unmanaged_seen++;
+	else
+		d->unmanaged_seen = 0;
+}
+
+/* The state lock held: the alarm as the last look left it. */
+static void say_unmanaged(struct regiond *d)
+{
+	if (d->unmanaged_seen < 2)
+		ctl_state_alarm(&d->st, CTL_ALARM_FILTER, NULL);
+	else if (d->unmanaged_afxdp)
+		ctl_state_alarm(
+			&d->st, CTL_ALARM_FILTER,
+			"the fast path's AF_XDP program (the XDP filter) on %s is no running "
+			"regiond's, and this regiond (no --xdp-iface) does not update it: it "
+			"keeps that generation's rules; give --xdp-iface IF to take it over "
+			"(taking it off would cut regionfwd's port there)",
+			d->unmanaged);
+	else
+		ctl_state_alarm(
+			&d->st, CTL_ALARM_FILTER,
+			"an earlier regiond's XDP filter is still attached to %s, and this "
+			"regiond (no --xdp-iface) does not update it: it keeps that "
+			"generation's rules; give --xdp-iface IF to take it over, or take it "
+			"off (ip link set dev IF xdp off) and remove its pins (rm -r %s)",
+			d->unmanaged, d->o.bpf_pin_dir);
 }
 #endif
 
@@ -1336,6 +1362,9 @@ static void main_loop(struct regiond *d)
 {
 	const struct ctl_gen *cur;
 	int64_t last_sync = INT64_MIN / 2, last_kept = INT64_MIN / 2, last_check = INT64_MIN / 2;
+#ifdef REGIOND_BPF
+	int64_t last_filter_look = INT64_MIN / 2;
+#endif
 	int in_sync = -1;
 	uint64_t start_id;
 
@@ -1369,6 +1398,12 @@ static void main_loop(struct regiond *d)
 		int check = now - last_check >= 1000,
 		    disk_read = check && ctl_state_stat_disk(&d->st, &disk) == 0; /* unlocked */
 
+#ifdef REGIOND_BPF
+		if (now - last_filter_look >= 5000) {
+			look_for_unmanaged(d); /* unlocked: see there */
+			last_filter_look = now;
+		}
+#endif
 		usleep(200000);
 		said_nudge();
 		ctl_state_write_begin(&d->st);
@@ -1378,7 +1413,7 @@ static void main_loop(struct regiond *d)
 		if (check) {
 			ctl_state_check_dir(&d->st, disk_read ? &disk : NULL);
 #ifdef REGIOND_BPF
-			check_unmanaged_filters(d);
+			say_unmanaged(d);
 #endif
 			last_check = now;
 		}

@@ -1841,8 +1841,8 @@ def test_a_whole_table_says_the_link_states_it_changes(box, tmp_path):
     assert rc == 0 and "this table sets" not in out, (out, err)
     # A link down that policies steer to directly: their traffic drops,
     # said as a group left with nothing to carry is (it went unsaid).
-    assert "warning: link 'to-sg' is down: what is steered to it directly (1 policy or content " \
-        "rule) is dropped (no_link_up)" in out, out
+    assert "warning: link 'to-sg' is down: what is steered or mirrored to it directly (1 policy or " \
+        "content rule) is not sent (no_link_up)" in out, out
     down = box.gen()
     rc, v, err = box.ctl("validate", DEMO, json_out=True)
     assert rc == 0 and v["link_states_changed"] == [{"link": "to-sg", "from": "down", "to": "up"}], v
@@ -1861,8 +1861,8 @@ def test_a_whole_table_says_the_link_states_it_changes(box, tmp_path):
     assert rc == 0 and j["links_drained_alone"] == [{"link": "to-br", "users": 1}], j
     rc, out, err = box.ctl("link", "drain", "local")
     assert rc == 0 and "warning: link 'local' is drained but a member of no link group: a drain only " \
-        "moves a group's flows to its other members, so it still carries what is steered to it directly " \
-        "(6 policies or content rules); 'link down' stops that" in out, out
+        "moves a group's flows to its other members, so it still carries what is steered or mirrored to it " \
+        "directly (6 policies or content rules); 'link down' stops that" in out, out
     rc, v, err = box.ctl("validate", DEMO, json_out=True)
     assert rc == 0 and "links_drained_alone" not in v, v
     rc, out, err = box.ctl("apply", DEMO)

@@ -1131,11 +1131,12 @@ def test_a_filter_no_regiond_updates_is_an_alarm(tmp_path):
     earlier one left attached (on purpose: it filters through a restart):
     that filter kept the rules of its last generation whatever was applied
     after, and `filter status` said only that regiond runs without filters
-    (a walkthrough). Now an alarm names the interface, the program and its
-    generation, and what to do, and clears once it is gone; a filter a
-    running regiond claims is that one's, not an alarm. Where to look is
-    --bpf-pin-dir (default /sys/fs/bpf/regiond), which it now takes without
-    --xdp-iface for that."""
+    (a walkthrough). Now an alarm names the interfaces, the program and its
+    generation, and what to do, once two looks 5 s apart found it; it stays
+    while the program is attached (its pins removed first: a review), and
+    clears once it is off. A filter a running regiond claims is that
+    one's, not an alarm. --bpf-pin-dir, where the program is looked for,
+    is taken without --xdp-iface for that."""
     import json
     from test_e2e import REGIONCTL
     pin = "/sys/fs/bpf/rfwd-test-leftover"
@@ -1156,7 +1157,7 @@ def test_a_filter_no_regiond_updates_is_an_alarm(tmp_path):
             second = regiond_alone(box, tmp_path, 0, "--bpf-pin-dir", pin, "--dataplane",
                                    str(tmp_path / "nobody.sock"))
             wait_for(lambda: alarm(0)[0] is not None, timeout=60, what="the second regiond up")
-            time.sleep(2.5)  # two of its checks
+            time.sleep(11)  # three of its looks
             assert "XDP filter" not in alarm(0)[1], alarm(0)
             put_back(second)
             second = None
@@ -1164,23 +1165,21 @@ def test_a_filter_no_regiond_updates_is_an_alarm(tmp_path):
             box.rd.send_signal(signal.SIGTERM)
             box.rd.wait(60)
             assert xdp_prog("xlo0") == prog  # still filtering
-            # Without --bpf-pin-dir it looks in the default directory,
-            # where nothing is pinned: no alarm.
-            third = regiond_alone(box, tmp_path, 2)
-            wait_for(lambda: alarm(2)[0] is not None, timeout=60, what="a regiond up")
-            time.sleep(2.5)
-            assert "XDP filter" not in alarm(2)[1], alarm(2)
-            put_back(third)
             third = regiond_alone(box, tmp_path, 1, "--bpf-pin-dir", pin)
-            want = (f"the XDP filter an earlier regiond pinned in {pin} is still attached to xlo0 (program "
-                    f"{prog}, generation {gen}), and this regiond (no --xdp-iface) does not update it: it keeps "
-                    "that generation's rules; give --xdp-iface IF to take it over, or take it off (ip link set "
-                    f"dev IF xdp off) and remove its pins (rm -r {pin})")
+            want = (f"an earlier regiond's XDP filter is still attached to xlo0 (program {prog}, generation "
+                    f"{gen}), and this regiond (no --xdp-iface) does not update it: it keeps that generation's "
+                    "rules; give --xdp-iface IF to take it over, or take it off (ip link set dev IF xdp off) "
+                    f"and remove its pins (rm -r {pin})")
             wait_for(lambda: want in alarm(1)[1], timeout=60, what="the alarm")
             assert alarm(1)[0] != "healthy", alarm(1)
+            # Its pins removed first: still attached, still said.
+            subprocess.run(["rm", "-rf", pin], check=True)
+            time.sleep(11)
+            assert want in alarm(1)[1], alarm(1)
             subprocess.run(["ip", "link", "set", "dev", "xlo0", "xdp", "off"], check=True)
             wait_for(lambda: "XDP filter" not in alarm(1)[1], timeout=30, what="the alarm cleared")
             log = (tmp_path / "rd1.log").read_text()
-            assert "ALARM: the XDP filter an earlier" in log and "alarm cleared (was: the XDP filter" in log, log
+            assert "ALARM: an earlier regiond's XDP filter" in log and \
+                "alarm cleared (was: an earlier regiond's XDP filter" in log, log
         finally:
             put_back(second, third, box, ifaces=("xlo0",), pins=(pin,))
