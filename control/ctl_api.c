@@ -1509,6 +1509,16 @@ static void h_fleet(struct ctl_api *api, const struct req *q, struct reply *r)
 	r->status = 200;
 }
 
+/* The generation a write's answer names: {"generation": {"id": N}} (PUT,
+ * PATCH, rollback), or {"generation": N} (POST /v1/prefixes, whose
+ * unsaved batch was once answered as saved: a probe). 0 when none. */
+static uint64_t answer_gen_id(const json_t *body)
+{
+	const json_t *g = json_object_get(body, "generation");
+
+	return (uint64_t)json_integer_value(json_is_integer(g) ? g : json_object_get(g, "id"));
+}
+
 /* Its body, none or {} (it takes no field), checked before the filters'
  * state: a body that is not JSON, or names a field, is a 400 naming that
  * whether or not filters run (it was answered 404 no_filters). */
@@ -2614,8 +2624,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	 * before that write drops it (a hostile probe): the answer says so. */
 	if ((rt->flags & ROUTE_WRITE) && r->status < 300 && json_is_object(r->body) &&
 	    api->st->unsaved_id && !api->st->unsaved_revert &&
-	    (uint64_t)json_integer_value(json_object_get(json_object_get(r->body, "generation"),
-							 "id")) == api->st->unsaved_id)
+	    answer_gen_id(r->body) == api->st->unsaved_id)
 		json_object_set_new(r->body, "saved", json_false());
 	if ((rt->flags & ROUTE_WRITE) && r->status >= 400)
 		log_refused(api->st, q, r);

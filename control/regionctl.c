@@ -3092,6 +3092,17 @@ static const char *state_word(const char *s)
 	return strcmp(s, "drain") == 0 ? "drained" : s;
 }
 
+/* A write that runs but whose record regiond could not write yet. */
+static void print_unsaved(json_t *r, long long id)
+{
+	if (json_is_false(json_object_get(r, "saved")))
+		fprintf(stderr,
+			"regionctl: warning: generation %lld runs, but regiond could not write its "
+			"record to disk yet (it retries; status says why): a restart of regiond "
+			"and regionfwd before it is written would drop it\n",
+			id);
+}
+
 /* "N policies or content rules" of a warning's "users". */
 static const char *users_said(json_t *v, char *buf, size_t len)
 {
@@ -3512,12 +3523,7 @@ static void print_gen(json_t *r, const char *what)
 		       ji(g, "id"));
 	print_taken_back(r, what, ji(g, "id"));
 	print_handovers(r);
-	if (json_is_false(json_object_get(r, "saved")))
-		fprintf(stderr,
-			"regionctl: warning: generation %lld runs, but regiond could not write its "
-			"record to disk yet (it retries; status says why): a restart of regiond "
-			"and regionfwd before it is written would drop it\n",
-			ji(g, "id"));
+	print_unsaved(r, ji(g, "id"));
 	if (json_object_get(r, "confirm_by"))
 		printf("confirm within %lld s with 'regionctl confirm %lld', or it reverts by "
 		       "itself\n",
@@ -3985,6 +3991,7 @@ static void print_prefixes(json_t *r, const char *what)
 		       ji(r, "unchanged"));
 	print_taken_back(r, what, ji(r, "generation"));
 	print_handovers(r);
+	print_unsaved(r, ji(r, "generation"));
 }
 
 static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)

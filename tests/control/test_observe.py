@@ -73,7 +73,7 @@ def test_rates_in_counters_drops_and_links(tmp_path):
         # 0.10000000000000001.
         for args in (("drops", "--rate"), ("counters", "--rate"), ("show", "links", "--rate")):
             rc, text, err = b.ctl("-j", *args)
-            reals = re.findall(r'"([a-z_]+)": (-?[0-9]+\.[0-9]+(?:e[-+]?[0-9]+)?)', text)
+            reals = re.findall(r'"([a-z0-9_]+)": (-?[0-9]+\.[0-9]+(?:e[-+]?[0-9]+)?)', text)
             assert rc == 0 and reals, (args, text)
             for key, v in reals:
                 assert "e" not in v and len(v.split(".")[1]) <= (3 if key == "interval_s" else 2), \

@@ -777,6 +777,50 @@ def test_a_change_that_runs_unrecorded_is_said_and_written_later(tmp_path):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
+def test_a_prefix_batch_that_runs_unrecorded_is_said(tmp_path):
+    """The same for a prefix batch (POST /v1/prefixes), whose answer names
+    its generation by number: "saved": false was looked for under
+    generation.id and never added, and regionctl said a plain success (a
+    probe; a restart of both daemons then dropped the batch)."""
+    import signal
+    import threading
+    with box_on_tmpfs(tmp_path, "st-pfx-unsaved", "4m") as (b, state):
+        pfx = tmp_path / "p.txt"
+        pfx.write_text("203.0.113.0/25\n")
+        b.fwd.send_signal(signal.SIGSTOP)  # the push waits for regionfwd
+        done = {}
+        t = threading.Thread(target=lambda: done.update(r=b.ctl("prefixes", "add", "brazil", str(pfx))))
+        t.start()
+        try:
+            wait_for(lambda: json.load(open(state / "history.json")).get("pending"), timeout=20,
+                     what="the write-ahead record")
+            subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+        finally:
+            b.fwd.send_signal(signal.SIGCONT)
+        t.join(60)
+        rc, out, err = done["r"]
+        assert rc == 0 and "generation 2" in out and "1 added" in out, (rc, out, err)
+        assert "warning: generation 2 runs, but regiond could not write its record" in err, err
+        subprocess.run(["mount", "-o", "remount,rw", str(state)], check=True)
+        wait_for(lambda: b.status()["alarm"] is None, timeout=20, what="the record written")
+        # the raw answer too, once the disk refuses again
+        b.fwd.send_signal(signal.SIGSTOP)
+        t = threading.Thread(target=lambda: done.update(r=b.http("POST", "/v1/prefixes", {"changes": [
+            {"region": "brazil", "add": ["203.0.113.128/25"]}]})))
+        t.start()
+        try:
+            wait_for(lambda: json.load(open(state / "history.json")).get("pending"), timeout=20,
+                     what="the second write-ahead record")
+            subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+        finally:
+            b.fwd.send_signal(signal.SIGCONT)
+        t.join(60)
+        code, r = done["r"]
+        assert code == 200 and r["generation"] == 3 and r["saved"] is False, (code, r)
+        subprocess.run(["mount", "-o", "remount,rw", str(state)], check=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
 def test_regionfwd_that_cannot_save_what_it_runs_is_said(tmp_path):
     """regionfwd runs a push but cannot save it for a restart (pushed_table
     on a read-only disk): that was in regionfwd's log only, while status
