@@ -217,7 +217,7 @@ void ctl_confirm_tick(struct ctl_state *st)
 	/* The deadline is a whole second, armed at now + S: up to and through
 	 * that second the change may still be confirmed, so it never reverts
 	 * before S seconds have passed (at most S + 1 and a tick). */
-	if (!gen || !ctl_confirm_due(st))
+	if (!gen)
 		return;
 	/* Left pending by a crash: reverted once it is resolved as current
 	 * (a dropped one takes its confirmation with it). */
@@ -225,13 +225,17 @@ void ctl_confirm_tick(struct ctl_state *st)
 		return;
 	/* Another generation is current since (taken on from regionfwd at a
 	 * start: most often this very revert, which a full disk kept off the
-	 * record): nothing of @gen runs to go back from. With a short --keep
-	 * the adoption had pruned the target, and a false alarm ("... stays
-	 * live; apply the table you want") stood for good (a probe). */
+	 * record; or a state directory restored from a backup taken inside
+	 * the window, older than what regionfwd runs): nothing of @gen runs
+	 * to confirm or go back from. With a short --keep the adoption had
+	 * pruned the target, and a false alarm ("... stays live; apply the
+	 * table you want") stood for good; and until the deadline status said
+	 * @gen would revert and every write was refused as confirm_pending
+	 * (two probes). Dropped at once, not at the deadline. */
 	if ((cur = ctl_state_current(st)) != NULL && cur->id != gen) {
 		fwd_log(FWD_LOG_NOTICE,
-			"generation %" PRIu64 " was not confirmed in time, but generation %" PRIu64
-			" runs now: nothing to revert",
+			"generation %" PRIu64 " awaited confirmation, but generation %" PRIu64
+			" runs now: nothing to confirm or revert",
 			gen, cur->id);
 		st->confirm_gen = 0;
 		st->revert_tried_ms = 0;
@@ -244,6 +248,8 @@ void ctl_confirm_tick(struct ctl_state *st)
 			fwd_log(FWD_LOG_WARNING, "%s (retried with the next change)", e.reason);
 		return;
 	}
+	if (!ctl_confirm_due(st))
+		return;
 	/* Held back (another regiond's table runs on regionfwd, the alarm
 	 * says so): the revert would take regionfwd over from it with no
 	 * operator; it waits, due, until an operator's change here takes

@@ -954,3 +954,35 @@ def test_a_commit_confirm_change_cut_short_by_a_crash_still_reverts(tmp_path):
         if proxy:
             proxy.close()
         b.stop()
+
+
+def test_a_backup_restored_from_inside_a_confirm_window(tmp_path):
+    """A state directory restored from a backup taken while a change awaited
+    confirmation, older than what regionfwd runs: regiond took on what
+    regionfwd runs, but kept the old confirmation, so until its deadline
+    status said that generation would revert and every write was refused
+    as confirm_pending (a probe). Another generation current means nothing
+    to confirm or revert: dropped at once, and said."""
+    import shutil
+    b = Box(tmp_path, "st-bak-confirm")
+    try:
+        rc, out, err = b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL),
+                             "--confirm-timeout", "600")
+        assert rc == 0 and "confirm within" in out, (out, err)
+        shutil.copytree(b.state, tmp_path / "state.bak", symlinks=True)
+        assert b.ctl("confirm", "2")[0] == 0
+        rc, out, err = b.ctl("link", "down", "to-br")
+        assert rc == 0 and "generation 3" in out, (out, err)
+        b.rd.terminate()
+        b.rd.wait(30)
+        shutil.rmtree(b.state)
+        shutil.copytree(tmp_path / "state.bak", b.state, symlinks=True)
+        b.start_regiond()
+        wait_for(lambda: b.status()["dataplane"]["in_sync"] and b.status()["confirm"] is None, timeout=30,
+                 what="what regionfwd runs taken on, the confirmation dropped")
+        assert "generation 2 awaited confirmation, but generation 3 runs now: nothing to confirm or revert" \
+            in open(tmp_path / "regiond.log").read()
+        rc, out, err = b.ctl("link", "up", "to-br")
+        assert rc == 0, (out, err)
+    finally:
+        b.stop()
