@@ -310,6 +310,7 @@ static void read_journal(const char *path, struct dp_saved *out)
 	struct fwd_err e;
 	char *buf;
 	size_t len, off = 0;
+	int damaged = 0;
 
 	journal_path(path, jp, sizeof(jp));
 	if (fwd_read_file(jp, &buf, &len, &e)) {
@@ -331,14 +332,21 @@ static void read_journal(const char *path, struct dp_saved *out)
 		uint32_t n;
 		struct dp_saved_delta *d;
 
-		if (len - off < JOURNAL_HEAD + 8 || (get64(r) & 0xffffffffu) != JOURNAL_MAGIC)
+		if (len - off < JOURNAL_HEAD + 8)
+			break; /* a tail shorter than any record: torn */
+		if ((get64(r) & 0xffffffffu) != JOURNAL_MAGIC) {
+			damaged = 1;
 			break;
+		}
 		n = (uint32_t)r[20] | (uint32_t)r[21] << 8 | (uint32_t)r[22] << 16 |
 		    (uint32_t)r[23] << 24;
-		if (len - off - JOURNAL_HEAD - 8 < n ||
-		    fwd_hash64_update(fwd_hash64(r, JOURNAL_HEAD), r + JOURNAL_HEAD, n) !=
-			    get64(r + JOURNAL_HEAD + n))
+		if (len - off - JOURNAL_HEAD - 8 < n)
+			break; /* its bytes cut short: torn */
+		if (fwd_hash64_update(fwd_hash64(r, JOURNAL_HEAD), r + JOURNAL_HEAD, n) !=
+		    get64(r + JOURNAL_HEAD + n)) {
+			damaged = 1; /* whole, but not what was written */
 			break;
+		}
 		d = realloc(out->deltas, sizeof(*d) * (out->ndeltas + 1));
 		if (d == NULL)
 			break;
@@ -354,7 +362,16 @@ static void read_journal(const char *path, struct dp_saved *out)
 		out->ndeltas++;
 		off += JOURNAL_HEAD + n + 8;
 	}
-	if (off < len)
+	/* Which of the two, said apart (a probe): a crash cut the last write
+	 * short, or a record is there whole but damaged, and the changes from
+	 * it on, pushed and acknowledged, are lost to this start. */
+	if (off < len && damaged)
+		snprintf(out->journal_note, sizeof(out->journal_note),
+			 "%.120s: record %u is damaged (its checksum or mark does not match): it "
+			 "and the %zu bytes after it are not applied, so this start runs an older "
+			 "table than was last pushed, until regiond pushes again",
+			 jp, out->ndeltas + 1, len - off);
+	else if (off < len)
 		snprintf(out->journal_note, sizeof(out->journal_note),
 			 "%.120s: %zu bytes after record %u are not a whole record (a torn "
 			 "write?): ignored",

@@ -40,7 +40,7 @@ struct dp_saved {
 	/* The journal: deltas applied since, in order, as far as it is whole. */
 	struct dp_saved_delta *deltas;
 	uint32_t ndeltas;
-	char journal_note[256]; /* "" or why the journal's tail was not read */
+	char journal_note[384]; /* "" or why the journal's tail was not read */
 };
 
 /**

@@ -685,11 +685,16 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 	char buf[1024];
 
 	if (o->start_on == START_ON_PUSHED && start_saved(ctx) == 0) {
+		/* Part of the saved changes not applied (said above): what runs
+		 * is not the last push, and was said to be (a probe). */
+		int partial = ctx->saved_hash != ctx->pub.gen->hash;
+
 		DP_LOG(NOTICE,
-		       "starting on generation %llu, last pushed by %s (saved in %s), not on "
-		       "%s: the table is managed there (--start-on table to start on the file)",
-		       (unsigned long long)ctx->pub.gen->id, ctx->managed_by, ctx->saved_path,
-		       o->table_path);
+		       "starting on generation %llu, %s %s (saved in %s), not on %s: the table "
+		       "is managed there (--start-on table to start on the file)",
+		       (unsigned long long)ctx->pub.gen->id,
+		       partial ? "the last whole part of what was pushed by" : "last pushed by",
+		       ctx->managed_by, ctx->saved_path, o->table_path);
 		check_fallback(&ctx->node, o->table_path);
 		return 0;
 	}

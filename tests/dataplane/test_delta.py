@@ -266,6 +266,40 @@ def test_a_chain_is_one_controllers(tmp_path):
         f.stop()
 
 
+def test_a_damaged_journal_record_is_said_apart_from_a_torn_one(tmp_path):
+    """A record whole but damaged (a flipped byte) was said as "not a whole
+    record (a torn write?)", and the start line called the older generation
+    it ran "last pushed" (a probe): acknowledged changes were lost to that
+    start without a word that said so."""
+    table = tmp_path / "t.yaml"
+    table.write_text(POOL_DOC)
+    f = Fwd(tmp_path, "dl-damaged", table)
+    try:
+        r = f.ctl.call("push", document=POOL_DOC + "description: pushed\n", name="regiond", generation=10)
+        assert r["ok"], r
+        h = int(r["hash"], 16)
+        for n, (region, net) in enumerate([(3, "11.0.0.0/8"), (4, "12.0.0.0/8")]):
+            r = f.ctl.call("delta", base_hash=h, changes=[("add", region, net)], name="regiond", generation=11 + n)
+            assert r["ok"], r
+            h = int(r["hash"], 16)
+    finally:
+        f.stop()
+    journal = tmp_path / "ctl.sock.pushed.deltas"
+    data = bytearray(journal.read_bytes())
+    data[5] ^= 0xff  # inside the first record's generation id: its checksum no longer matches
+    journal.write_bytes(bytes(data))
+    f = Fwd(tmp_path, "dl-damaged", table, log="fwd2.log")
+    try:
+        assert f.ctl.call("status")["generation"]["id"] == 10
+    finally:
+        log = f.stop()
+    assert re.search(r"ctl\.sock\.pushed\.deltas: record 1 is damaged \(its checksum or mark does not match\): "
+                     r"it and the \d+ bytes after it are not applied, so this start runs an older table than was "
+                     r"last pushed, until regiond pushes again", log), log[-3000:]
+    assert "torn" not in log
+    assert "starting on generation 10, the last whole part of what was pushed by regiond" in log, log[-3000:]
+
+
 def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
     table = tmp_path / "t.yaml"
     table.write_text(POOL_DOC)
