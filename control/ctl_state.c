@@ -213,6 +213,18 @@ static const struct ctl_gen *referenced(const struct ctl_state *st, uint64_t id)
  * the files it names. A soak that killed regiond at every step found the
  * third: regiond then refused to start until the file was removed by
  * hand. */
+/* Whether @name is fwd_write_atomic()'s temporary file: ".NAME.PID.tmp". */
+static int leftover_tmp(const char *name)
+{
+	size_t n = strlen(name), d;
+
+	if (n < 8 || name[0] != '.' || strcmp(name + n - 4, ".tmp") != 0)
+		return 0;
+	for (d = n - 4; d > 1 && name[d - 1] >= '0' && name[d - 1] <= '9'; d--)
+		;
+	return d < n - 4 && d > 1 && name[d - 1] == '.';
+}
+
 static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fresh, int passes,
 			   struct fwd_err *e)
 {
@@ -233,6 +245,20 @@ static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fres
 			uint64_t id;
 			char tail[8], p[512];
 
+			/* A write a crash cut short leaves its temporary file
+			 * (fwd_write_atomic: ".NAME.PID.tmp"), never renamed and
+			 * never read; with the directory locked no writer is
+			 * left to finish one. They were kept for good, a whole
+			 * document each, and filled a small state disk (a
+			 * probe). */
+			if (pass == 1 && leftover_tmp(de->d_name)) {
+				snprintf(p, sizeof(p), "%s/%s", st->dir, de->d_name);
+				if (unlink(p) == 0)
+					fwd_log(FWD_LOG_NOTICE,
+						"%s: a write a crash cut short left it: removed",
+						p);
+				continue;
+			}
 			if (sscanf(de->d_name, "gen-%" SCNu64 ".%6s", &id, tail) != 2)
 				continue;
 			if (strcmp(tail, "owned") == 0) {

@@ -986,3 +986,27 @@ def test_a_backup_restored_from_inside_a_confirm_window(tmp_path):
         assert rc == 0, (out, err)
     finally:
         b.stop()
+
+
+def test_temporary_files_a_crash_left_are_removed_at_start(tmp_path):
+    """A write a crash cut short (kill -9 between writing a document's
+    temporary file and renaming it) left ".gen-N.doc.PID.tmp", a whole
+    document, for good: nothing removed it, and on a small state disk they
+    add up (a probe). Removed at the next start, and said; files of other
+    names stay."""
+    b = Box(tmp_path, "st-tmp")
+    try:
+        b.rd.terminate()
+        b.rd.wait(30)
+        state = tmp_path / "state"
+        left = [state / ".gen-9.doc.12345.tmp", state / ".history.json.777.tmp"]
+        kept = [state / ".notes", state / "x.tmp", state / ".gen.tmp", state / ".a.b.tmp"]
+        for p in left + kept:
+            p.write_text("x" * 100)
+        b.start_regiond()
+        assert not any(p.exists() for p in left) and all(p.exists() for p in kept)
+        log = open(tmp_path / "regiond.log").read()
+        assert f"{left[0]}: a write a crash cut short left it: removed" in log, log
+        assert b.gen() == 1 and b.status()["alarm"] is None
+    finally:
+        b.stop()
