@@ -4110,6 +4110,10 @@ static void print_history(json_t *r, const char *unused)
 		if (!strcmp(js(v, "kind"), "delta"))
 			printf("  (prefixes on %lld: +%lld -%lld)", ji(v, "parent"), ji(v, "added"),
 			       ji(v, "removed"));
+		/* a batch retention wrote whole (its table as a document): it
+		 * lost its "prefixes on" mark without a word (a probe) */
+		else if (json_is_true(json_object_get(v, "checkpoint")))
+			printf("  (prefixes: a batch kept whole since)");
 		if (json_string_length(json_object_get(v, "by")))
 			printf("  [by %s]", js(v, "by"));
 		putchar('\n');

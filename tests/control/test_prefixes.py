@@ -312,6 +312,10 @@ def test_retention_folds_checkpoints(tmp_path):
         # The oldest kept is a checkpoint: a document with the chain hash.
         assert hist[2]["kind"] == "document" and hist[2].get("checkpoint") is True, hist
         assert [g["kind"] for g in hist[:2]] == ["delta", "delta"]
+        # ... and the text says it was a batch (it lost its mark: a probe)
+        rc, out, err = b.ctl("history")
+        line = next(x for x in out.splitlines() if x.lstrip().startswith("4 "))
+        assert "(prefixes: a batch kept whole since)" in line, out
         files = sorted(f for f in os.listdir(b.state) if f.startswith("gen-"))
         assert files == ["gen-4.doc", "gen-5.delta", "gen-6.delta"], files
         # The checkpoint is written from the table's model: the regions'
