@@ -70,14 +70,14 @@ static int same_tags(const struct fwd_link *a, const struct fwd_link *b)
 	return 1;
 }
 
-/* @l's tags as "a, b", or "none". */
+/* @l's tags as "tagged a, b", or "untagged" (a tag may be named "none"). */
 static const char *tag_list(const struct fwd_link *l, char *out, size_t len)
 {
 	size_t n = 0;
 
-	snprintf(out, len, "none");
+	snprintf(out, len, "untagged");
 	for (uint8_t i = 0; i < l->ntags && n < len; i++)
-		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ", " : "", l->tags[i]);
+		n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ", " : "tagged ", l->tags[i]);
 	return out;
 }
 
@@ -251,8 +251,8 @@ int fwd_table_check_wires(const struct fwd_table *t, struct fwd_err *e)
 			snprintf(path, sizeof(path), "links.%s", lk->name);
 			fwd_err_fail(e, FWD_R_INVALID_TABLE, t->source, lk->port_line, path,
 				     "link '%s' leaves by the same port '%s', next hop and VLAN as "
-				     "link '%s' (one wire), but is tagged %s where '%s' is tagged "
-				     "%s: give both the tags of where that wire goes",
+				     "link '%s' (one wire), but is %s where '%s' is %s: give both "
+				     "the tags of where that wire goes",
 				     lk->name, lk->port, o->name, tag_list(lk, mine, sizeof(mine)),
 				     o->name, tag_list(o, theirs, sizeof(theirs)));
 			return -EINVAL;

@@ -970,7 +970,7 @@ static void test_one_wire_one_set_of_tags(void **state)
 		 "  l2:\n    port: p0\n    next_hop_mac: \"02:00:00:00:00:01\"\n",
 		 "t.yaml:12: links.l2: link 'l2' leaves by the same port 'p0', next hop and VLAN "
 		 "as "
-		 "link 'l1' (one wire), but is tagged none where 'l1' is tagged in: give both the "
+		 "link 'l1' (one wire), but is untagged where 'l1' is tagged in: give both the "
 		 "tags of where that wire goes"},
 		/* an alias: the same tags in another order, and other wires */
 		{BASE_REGIONS BASE_SERVICES
