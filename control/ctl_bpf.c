@@ -965,7 +965,11 @@ int ctl_bpf_xdp_attached(struct ctl_xdp_att *out, unsigned cap)
 		.ifi = {.ifi_family = AF_UNSPEC},
 	};
 	/* a bound on a kernel that never ends the dump: none is expected */
-	struct timeval tv = {.tv_sec = 2};
+	struct timeval tv = {.tv_sec = 1};
+	/* Connected to the kernel (port 0): another sender's unicast to this
+	 * socket is refused, and an answer is also checked for the request's
+	 * sequence number. */
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 	char buf[32768] __attribute__((aligned(4)));
 	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), rc = 0;
 	unsigned n = 0;
@@ -973,12 +977,15 @@ int ctl_bpf_xdp_attached(struct ctl_xdp_att *out, unsigned cap)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
+	if (connect(fd, (struct sockaddr *)&kernel, sizeof(kernel)) < 0 ||
+	    send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
 		rc = -errno;
 		goto out;
 	}
 	for (;;) {
-		ssize_t got = recv(fd, buf, sizeof(buf), 0);
+		struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t got = recvmsg(fd, &mh, 0);
 		int len = (int)got;
 
 		if (got < 0) {
@@ -986,6 +993,10 @@ int ctl_bpf_xdp_attached(struct ctl_xdp_att *out, unsigned cap)
 			if (rc)
 				goto out;
 			continue;
+		}
+		if (mh.msg_flags & MSG_TRUNC) { /* a message cut: the look is not whole */
+			rc = -EMSGSIZE;
+			goto out;
 		}
 		/* NLMSG_OK by hand: its unsigned compare against a length that
 		 * NLMSG_NEXT may take below 0 would read past the buffer */
@@ -998,12 +1009,16 @@ int ctl_bpf_xdp_attached(struct ctl_xdp_att *out, unsigned cap)
 			int alen;
 			struct ctl_xdp_att at = {0};
 
+			if (h->nlmsg_seq != req.nh.nlmsg_seq)
+				continue;
 			if (h->nlmsg_type == NLMSG_DONE)
 				goto out;
 			if (h->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *err = NLMSG_DATA(h);
 
-				rc = err->error ? err->error : -EIO;
+				rc = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*err)) && err->error
+					     ? err->error
+					     : -EIO;
 				goto out;
 			}
 			if (h->nlmsg_type != RTM_NEWLINK ||

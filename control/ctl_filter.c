@@ -426,64 +426,87 @@ fail:
 	return NULL;
 }
 
-/* Whether a running regiond claims interface @idx: its abstract socket in
- * this network namespace's /proc/net/unix, read rather than bound or
- * connected (a bind would be a claim; a connection sits in the holder's
- * backlog, which it never accepts). */
-static int claimed(unsigned idx)
+/* The interfaces running regionds claim: their abstract sockets in this
+ * network namespace's /proc/net/unix ("@regiond-xdp/ifN"), read once a
+ * look rather than bound or connected (a bind would be a claim; a
+ * connection sits in the holder's backlog, which it never accepts). Each
+ * of @att's interfaces claimed gets its ifindex zeroed in @claimed_idx.
+ * @return 0, or -1 when the file cannot be read (nothing is known). */
+static int read_claims(const struct ctl_xdp_att *att, int m, unsigned *claimed_idx)
 {
-	char want[40], line[512];
-	size_t wl;
-	int found = 0;
+	char line[512];
 	FILE *f = fopen("/proc/net/unix", "re");
 
 	if (f == NULL)
-		return 1; /* cannot tell: no alarm said on a guess */
-	wl = (size_t)snprintf(want, sizeof(want), " @regiond-xdp/if%u\n", idx);
-	while (!found && fgets(line, sizeof(line), f)) {
-		size_t n = strlen(line);
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		const char *at = strstr(line, " @regiond-xdp/if");
+		char *end;
+		unsigned long idx;
 
-		found = n >= wl && strcmp(line + n - wl, want) == 0;
+		if (at == NULL)
+			continue;
+		idx = strtoul(at + strlen(" @regiond-xdp/if"), &end, 10);
+		if (*end != '\n' && *end != '\0')
+			continue;
+		for (int i = 0; i < m; i++)
+			if (att[i].ifindex == idx)
+				claimed_idx[i] = 1;
 	}
 	fclose(f);
-	return found;
+	return 0;
 }
 
-unsigned ctl_filter_unmanaged(const char *pin_dir, uint32_t *id, int *afxdp, char *out, size_t len)
+int ctl_filter_unmanaged(const char *pin_dir, uint32_t *id, int *afxdp, char *out, size_t len)
 {
 	enum { CAP = 1024 };
 	struct ctl_xdp_att *att;
-	uint32_t pinned = ctl_bpf_pinned_id(pin_dir), gen = 0;
+	unsigned *claimed;
+	uint32_t pinned = ctl_bpf_pinned_id(pin_dir), want, gen = 0;
 	size_t at = 0;
-	unsigned n = 0;
-	int m;
+	int m, n = 0, attached = 0, afx = 0;
 
-	out[0] = '\0';
-	*afxdp = 0;
-	if (pinned)
-		*id = pinned;
-	if (*id == 0 || (att = calloc(CAP, sizeof(*att))) == NULL)
+	want = pinned ? pinned : *id;
+	if (want == 0) {
+		*id = 0;
 		return 0;
-	m = ctl_bpf_xdp_attached(att, CAP);
-	for (int i = 0; i < m && i < CAP && at < len; i++) {
+	}
+	att = calloc(CAP, sizeof(*att));
+	claimed = calloc(CAP, sizeof(*claimed));
+	m = att && claimed ? ctl_bpf_xdp_attached(att, CAP) : -ENOMEM;
+	if (m > CAP)
+		m = CAP;
+	/* Not looked: nothing is known, and nothing said changes (a failed
+	 * look once cleared the alarm and forgot the program: a review). */
+	if (m < 0 || read_claims(att, m, claimed) < 0) {
+		free(att);
+		free(claimed);
+		return -1;
+	}
+	out[0] = '\0';
+	for (int i = 0; i < m; i++) {
 		struct fwd_err e;
 		struct ctl_bpf *b;
 
-		if (att[i].prog_id != *id || claimed(att[i].ifindex))
+		if (att[i].prog_id != want)
+			continue;
+		attached = 1; /* claimed or not: followed while it is anywhere */
+		if (claimed[i] || at >= len)
 			continue;
 		if (n == 0 && (b = ctl_bpf_open_attached(att[i].name, &e)) != NULL) {
 			gen = ctl_bpf_generation(b);
-			*afxdp = !ctl_bpf_loaded_by_regiond(b);
+			afx = !ctl_bpf_loaded_by_regiond(b);
 			ctl_bpf_free(b);
 		}
 		at += (size_t)snprintf(out + at, len - at, "%s%s", n ? ", " : "", att[i].name);
 		n++;
 	}
 	free(att);
-	if (n == 0)
-		*id = pinned; /* gone from every interface: the pin alone, if any */
-	else if (at < len)
-		snprintf(out + at, len - at, " (program %" PRIu32 ", generation %" PRIu32 ")", *id,
+	free(claimed);
+	*id = attached ? want : pinned; /* gone from every interface: the pin, if any */
+	*afxdp = afx;
+	if (n && at < len)
+		snprintf(out + at, len - at, " (program %" PRIu32 ", generation %" PRIu32 ")", want,
 			 gen);
 	return n;
 }

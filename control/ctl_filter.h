@@ -53,9 +53,10 @@ void ctl_filter_release(struct ctl_filter_claims *c);
  * @afxdp   set when that program is the fast path's AF_XDP one, not loaded
  *          by a regiond (taking it off cuts regionfwd's port)
  * @return how many interfaces, said in @out ("eth1, eth2 (program 12,
- *         generation 3)")
+ *         generation 3)"); -1 when it could not look (the dump or the
+ *         claims unreadable), with nothing changed
  */
-unsigned ctl_filter_unmanaged(const char *pin_dir, uint32_t *id, int *afxdp, char *out, size_t len);
+int ctl_filter_unmanaged(const char *pin_dir, uint32_t *id, int *afxdp, char *out, size_t len);
 
 /** Adopt or load, attach everywhere. NULL with @err on failure. */
 struct ctl_filter *ctl_filter_start(const struct ctl_filter_conf *conf, struct fwd_err *err);

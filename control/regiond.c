@@ -1325,11 +1325,21 @@ static void look_for_unmanaged(struct regiond *d)
 {
 	if (d->o.xdp_ifaces.n)
 		return;
-	if (ctl_filter_unmanaged(d->o.bpf_pin_dir, &d->unmanaged_id, &d->unmanaged_afxdp,
-				 d->unmanaged, sizeof(d->unmanaged)))
-		d->unmanaged_seen++;
-	else
+	uint32_t id = d->unmanaged_id;
+	int afxdp = 0, n;
+	char found[sizeof(d->unmanaged)];
+
+	n = ctl_filter_unmanaged(d->o.bpf_pin_dir, &id, &afxdp, found, sizeof(found));
+	if (n < 0)
+		return; /* not looked: what was found stands */
+	d->unmanaged_id = id;
+	if (n == 0) {
 		d->unmanaged_seen = 0;
+		return;
+	}
+	d->unmanaged_seen++;
+	d->unmanaged_afxdp = afxdp;
+	snprintf(d->unmanaged, sizeof(d->unmanaged), "%s", found);
 }
 
 /* The state lock held: the alarm as the last look left it. */
