@@ -303,6 +303,27 @@ int dp_saved_append(const char *path, const uint64_t *id, const uint64_t *hash,
 	return rc;
 }
 
+/* Whether a whole, checked record starts anywhere in @p (@len bytes) past
+ * its first header: then what ends before it was damaged, not torn (a
+ * torn record is the last one; a damaged length reads as one cut short). */
+static int record_after(const uint8_t *p, size_t len)
+{
+	for (size_t o = JOURNAL_HEAD; o + JOURNAL_HEAD + 8 <= len; o++) {
+		const uint8_t *r = p + o;
+		uint32_t n;
+
+		if ((get64(r) & 0xffffffffu) != JOURNAL_MAGIC)
+			continue;
+		n = (uint32_t)r[20] | (uint32_t)r[21] << 8 | (uint32_t)r[22] << 16 |
+		    (uint32_t)r[23] << 24;
+		if (len - o - JOURNAL_HEAD - 8 >= n &&
+		    fwd_hash64_update(fwd_hash64(r, JOURNAL_HEAD), r + JOURNAL_HEAD, n) ==
+			    get64(r + JOURNAL_HEAD + n))
+			return 1;
+	}
+	return 0;
+}
+
 /* The journal's whole records; a bad one ends it (noted). */
 static void read_journal(const char *path, struct dp_saved *out)
 {
@@ -321,6 +342,8 @@ static void read_journal(const char *path, struct dp_saved *out)
 		 * start would otherwise run the document alone, an older table
 		 * than was pushed, without a word. */
 		if (lstat(jp, &st) == 0 || errno != ENOENT)
+			out->journal_lost = 1;
+		if (out->journal_lost)
 			snprintf(out->journal_note, sizeof(out->journal_note),
 				 "%.100s: %.80s: the prefix changes pushed after the document "
 				 "are not applied",
@@ -340,8 +363,12 @@ static void read_journal(const char *path, struct dp_saved *out)
 		}
 		n = (uint32_t)r[20] | (uint32_t)r[21] << 8 | (uint32_t)r[22] << 16 |
 		    (uint32_t)r[23] << 24;
-		if (len - off - JOURNAL_HEAD - 8 < n)
-			break; /* its bytes cut short: torn */
+		if (len - off - JOURNAL_HEAD - 8 < n) {
+			/* cut short: torn, unless a whole record follows (its
+			 * length damaged, which reads the same) */
+			damaged = record_after(r, len - off);
+			break;
+		}
 		if (fwd_hash64_update(fwd_hash64(r, JOURNAL_HEAD), r + JOURNAL_HEAD, n) !=
 		    get64(r + JOURNAL_HEAD + n)) {
 			damaged = 1; /* whole, but not what was written */
@@ -365,6 +392,7 @@ static void read_journal(const char *path, struct dp_saved *out)
 	/* Which of the two, said apart (a probe): a crash cut the last write
 	 * short, or a record is there whole but damaged, and the changes from
 	 * it on, pushed and acknowledged, are lost to this start. */
+	out->journal_lost |= off < len && damaged;
 	if (off < len && damaged)
 		snprintf(out->journal_note, sizeof(out->journal_note),
 			 "%.120s: record %u is damaged (its checksum or mark does not match): it "

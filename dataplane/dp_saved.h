@@ -41,6 +41,10 @@ struct dp_saved {
 	struct dp_saved_delta *deltas;
 	uint32_t ndeltas;
 	char journal_note[384]; /* "" or why the journal's tail was not read */
+	/* Changes pushed and acknowledged are not in what was read: a record
+	 * damaged, or the journal there but unreadable (a torn last record,
+	 * never published, is not: it is no such loss). */
+	int journal_lost;
 };
 
 /**

@@ -119,6 +119,20 @@ static void usage(FILE *out)
 		     "SIGINT/SIGTERM stop. Telemetry: /regionfwd/... (dpdk-telemetry.py).\n");
 }
 
+/* SIGHUP's file is a document someone wrote: the checks of a table being
+ * written (fwd_table_check_wires) that --check-table makes and a start on
+ * a file stored before them does not. A file that does not load is left
+ * to the reload to refuse as it says. @return 0 or -EINVAL with @err. */
+static int hup_check(const char *path, struct fwd_err *err)
+{
+	struct fwd_err ignore = {0};
+	struct fwd_table *t = fwd_table_load(path, &ignore);
+	int rc = t ? fwd_table_check_wires(t, err) : 0;
+
+	fwd_table_free(t);
+	return rc;
+}
+
 static int check_table(const char *path)
 {
 	struct fwd_err err = {0};
@@ -588,7 +602,7 @@ static void saved_path(struct dp_ctx *ctx)
  * with its id and its controller (SIGHUP stays refused), instead of the
  * --table file, which may be many changes old. @return 0 running it, -1 not
  * (said why, unless there is no saved table). */
-static int start_saved(struct dp_ctx *ctx)
+static int start_saved(struct dp_ctx *ctx, int *partial)
 {
 	struct dp_saved sv;
 	struct fwd_err err = {0};
@@ -629,6 +643,9 @@ static int start_saved(struct dp_ctx *ctx)
 	}
 	if (sv.journal_note[0])
 		DP_LOG(WARNING, "%s", sv.journal_note);
+	/* what runs is not the last push (a record refused or lost); a torn
+	 * last record was never published, and is no such loss */
+	*partial = applied < sv.ndeltas || sv.journal_lost;
 	snprintf(ctx->managed_by, sizeof(ctx->managed_by), "%s", sv.pushed_by);
 	ctx->controller = sv.controller;
 	/* What the files hold is what runs, unless part of the journal was
@@ -684,11 +701,11 @@ static int start_table(struct dp_ctx *ctx, const struct app_opts *o)
 	struct fwd_err err = {0};
 	char buf[1024];
 
-	if (o->start_on == START_ON_PUSHED && start_saved(ctx) == 0) {
+	int partial = 0;
+
+	if (o->start_on == START_ON_PUSHED && start_saved(ctx, &partial) == 0) {
 		/* Part of the saved changes not applied (said above): what runs
 		 * is not the last push, and was said to be (a probe). */
-		int partial = ctx->saved_hash != ctx->pub.gen->hash;
-
 		DP_LOG(NOTICE,
 		       "starting on generation %llu, %s %s (saved in %s), not on %s: the table "
 		       "is managed there (--start-on table to start on the file)",
@@ -1013,7 +1030,9 @@ int main(int argc, char **argv)
 		}
 		if (sig_hup) {
 			sig_hup = 0;
-			rc = dp_ctx_apply_file(&ctx, opts.table_path, &err);
+			rc = hup_check(opts.table_path, &err);
+			if (rc == 0)
+				rc = dp_ctx_apply_file(&ctx, opts.table_path, &err);
 			if (rc < 0)
 				DP_LOG(ERR,
 				       "reload refused: %s; still forwarding on generation %llu",

@@ -285,7 +285,8 @@ def test_a_damaged_journal_record_is_said_apart_from_a_torn_one(tmp_path):
     finally:
         f.stop()
     journal = tmp_path / "ctl.sock.pushed.deltas"
-    data = bytearray(journal.read_bytes())
+    good = journal.read_bytes()
+    data = bytearray(good)
     data[5] ^= 0xff  # inside the first record's generation id: its checksum no longer matches
     journal.write_bytes(bytes(data))
     f = Fwd(tmp_path, "dl-damaged", table, log="fwd2.log")
@@ -298,6 +299,17 @@ def test_a_damaged_journal_record_is_said_apart_from_a_torn_one(tmp_path):
                      r"last pushed, until regiond pushes again", log), log[-3000:]
     assert "torn" not in log
     assert "starting on generation 10, the last whole part of what was pushed by regiond" in log, log[-3000:]
+    # A damaged length, past the bytes left, reads like a record cut short;
+    # a whole record after it tells it apart.
+    data = bytearray(good)
+    data[23] = 0x7f  # the first record's length, now ~2 GiB
+    journal.write_bytes(bytes(data))
+    f = Fwd(tmp_path, "dl-damaged", table, log="fwd3.log")
+    try:
+        assert f.ctl.call("status")["generation"]["id"] == 10
+    finally:
+        log = f.stop()
+    assert "record 1 is damaged" in log and "torn" not in log, log[-3000:]
 
 
 def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
@@ -348,6 +360,9 @@ def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
     finally:
         log = f.stop()
     assert "not a whole record" in log
+    # a torn last record was never published: no changes lost, and the
+    # start line says the last push (it once said "the last whole part")
+    assert "starting on generation 12, last pushed by regiond" in log, log[-3000:]
     f = Fwd(tmp_path, "dl-restart", table, log="fwd4.log")
     try:
         st = f.ctl.call("status")
