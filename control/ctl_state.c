@@ -213,16 +213,26 @@ static const struct ctl_gen *referenced(const struct ctl_state *st, uint64_t id)
  * the files it names. A soak that killed regiond at every step found the
  * third: regiond then refused to start until the file was removed by
  * hand. */
-/* Whether @name is fwd_write_atomic()'s temporary file: ".NAME.PID.tmp". */
+/* Whether @name is the temporary file of a write of regiond's own into the
+ * state directory (fwd_write_atomic: ".NAME.PID.tmp", NAME history.json,
+ * gen-*, feed-owned) by another process than this one: not another
+ * program's (a regionfwd file pointed here by mistake, its write in
+ * flight), nor a write of this regiond. */
 static int leftover_tmp(const char *name)
 {
 	size_t n = strlen(name), d;
+	char me[24];
 
-	if (n < 8 || name[0] != '.' || strcmp(name + n - 4, ".tmp") != 0)
+	if (n < 8 || name[0] != '.' || strcmp(name + n - 4, ".tmp") != 0 ||
+	    (strncmp(name, ".gen-", 5) != 0 && strncmp(name, ".history.json.", 14) != 0 &&
+	     strncmp(name, ".feed-owned.", 12) != 0))
 		return 0;
 	for (d = n - 4; d > 1 && name[d - 1] >= '0' && name[d - 1] <= '9'; d--)
 		;
-	return d < n - 4 && d > 1 && name[d - 1] == '.';
+	if (!(d < n - 4 && d > 1 && name[d - 1] == '.'))
+		return 0;
+	snprintf(me, sizeof(me), ".%ld.tmp", (long)getpid());
+	return strcmp(name + d - 1, me) != 0;
 }
 
 static int check_documents(struct ctl_state *st, uint64_t disk_next_id, int fresh, int passes,
@@ -2255,6 +2265,15 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 				const char *author, const char *comment, int64_t expected,
 				int push_it, int must_run, struct fwd_err *e);
 
+/* Whether a kept generation holds the document of hash @doc_hash. */
+static int doc_in_history(const struct ctl_state *st, uint64_t doc_hash)
+{
+	for (unsigned i = 0; i < st->nhist; i++)
+		if (st->hist[i].kind == CTL_GEN_DOCUMENT && st->hist[i].doc_hash == doc_hash)
+			return 1;
+	return 0;
+}
+
 /* Where an apply's time goes (fwd_stages.h), logged with the generation. */
 static int64_t apply_gen(struct ctl_state *st, const char *doc, size_t len, uint64_t ident,
 			 const char *author, const char *comment, int64_t expected, int push_it,
@@ -2697,10 +2716,13 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	if (t == NULL)
 		return -1;
 	/* Checks newer than some tables they would refuse apply to a document
-	 * someone writes (a PUT), not to what ran before: a rollback, a
-	 * revert, a link command's PATCH of the running table, a fleet's
-	 * desired table (checked when it was put) must still go through. */
-	if (strcmp(st->request, "PUT /v1/table") == 0 && fwd_table_check_wires(t, e)) {
+	 * someone writes (a PUT; a fleet's desired table, which anyone with
+	 * the etcd credentials may have put there), not to what ran before: a
+	 * rollback, a revert, a link command's PATCH of the running table, a
+	 * fleet's way back to a table this node has run (an abort). */
+	if ((strcmp(st->request, "PUT /v1/table") == 0 ||
+	     (strncmp(st->request, "fleet ", 6) == 0 && !doc_in_history(st, doc_hash))) &&
+	    fwd_table_check_wires(t, e)) {
 		fwd_table_free(t);
 		return -1;
 	}

@@ -625,10 +625,16 @@ BAD = [
     ("unsupported_schema", lambda f: f.current, {"schema": 2}),
     ("hash_mismatch", None, {}),
     ("invalid_fleet_key", huge_manifest, {}),
+    # one wire under two names with other tags: refused as a PUT refuses
+    # it (a desired table put into etcd is a document someone wrote)
+    ("invalid_table", lambda f: f.variant("one-wire", "  to-br:\n",
+                                          "  sg-alias:\n    port: sg0\n    next_hop_mac: \"02:00:00:00:02:01\"\n"
+                                          "    vlan: 210\n    tags: [in]\n  to-br:\n"), {}),
 ]
+BAD_IDS = [b[0] for b in BAD[:-1]] + ["one_wire"]
 
 
-@pytest.mark.parametrize("reason,table,kw", BAD, ids=[b[0] for b in BAD])
+@pytest.mark.parametrize("reason,table,kw", BAD, ids=BAD_IDS)
 def test_bad_desired_is_refused_by_every_node(fleet, reason, table, kw):
     gens = settled_gens(fleet)
     if table is None:
@@ -654,7 +660,8 @@ def test_bad_desired_is_refused_by_every_node(fleet, reason, table, kw):
         # where in the table, beside the message (it was in the log only: a probe)
         if reason in ("invalid_table", "residency_violation"):
             at = rep["apply_error"]["at"]
-            assert at and at.startswith("document:") and ("regions." in at or "policies" in at), rep
+            assert at and at.startswith("document:") and ("regions." in at or "policies" in at or
+                                                          "links.sg-alias" in at), rep
             assert n.fleet()["apply_error"]["at"] == at
     # back to the good table: converges again
     etcdlab.set_desired(fleet.cluster, FAC, fleet.current)
