@@ -3128,8 +3128,8 @@ static void print_handovers(json_t *r)
 		       js(v, "group"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "links_down_in_use"), i, v)
 		printf("warning: link '%s' is down: what is steered or mirrored to it directly "
-		       "(%s) is "
-		       "not sent (no_link_up)\n",
+		       "(%s) is not sent (a steer drops as no_link_up, a mirror copy is not "
+		       "made)\n",
 		       js(v, "link"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "links_drained_alone"), i, v)
 		printf("warning: link '%s' is drained but a member of no link group: a drain only "

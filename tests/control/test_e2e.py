@@ -1842,7 +1842,7 @@ def test_a_whole_table_says_the_link_states_it_changes(box, tmp_path):
     # A link down that policies steer to directly: their traffic drops,
     # said as a group left with nothing to carry is (it went unsaid).
     assert "warning: link 'to-sg' is down: what is steered or mirrored to it directly (1 policy or " \
-        "content rule) is not sent (no_link_up)" in out, out
+        "content rule) is not sent (a steer drops as no_link_up, a mirror copy is not made)" in out, out
     down = box.gen()
     rc, v, err = box.ctl("validate", DEMO, json_out=True)
     assert rc == 0 and v["link_states_changed"] == [{"link": "to-sg", "from": "down", "to": "up"}], v
