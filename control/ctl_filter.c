@@ -429,10 +429,10 @@ fail:
 /* The interfaces running regionds claim: their abstract sockets in this
  * network namespace's /proc/net/unix ("@regiond-xdp/ifN"), read once a
  * look rather than bound or connected (a bind would be a claim; a
- * connection sits in the holder's backlog, which it never accepts). Each
- * of @att's interfaces claimed gets its ifindex zeroed in @claimed_idx.
+ * connection sits in the holder's backlog, which it never accepts).
+ * @claimed[i] is set for each of the @m interfaces of @att claimed.
  * @return 0, or -1 when the file cannot be read (nothing is known). */
-static int read_claims(const struct ctl_xdp_att *att, int m, unsigned *claimed_idx)
+static int read_claims(const struct ctl_xdp_att *att, int m, unsigned *claimed)
 {
 	char line[512];
 	FILE *f = fopen("/proc/net/unix", "re");
@@ -451,7 +451,7 @@ static int read_claims(const struct ctl_xdp_att *att, int m, unsigned *claimed_i
 			continue;
 		for (int i = 0; i < m; i++)
 			if (att[i].ifindex == idx)
-				claimed_idx[i] = 1;
+				claimed[i] = 1;
 	}
 	fclose(f);
 	return 0;

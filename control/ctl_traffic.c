@@ -604,27 +604,21 @@ static void weakened_one(json_t *out, const char *rule, const char *region, cons
 					     "change", change));
 }
 
-static const char *link_state(const struct fwd_link *l)
-{
-	return !l->up ? "down" : l->drained ? "drain" : "up";
-}
-
 json_t *ctl_link_states_changed(const struct fwd_table *old, const struct fwd_table *new)
 {
 	json_t *out = NULL;
 
 	for (uint16_t i = 0; old && new &&i < new->nlinks; i++) {
-		const struct fwd_link *n = &new->links[i], *o = NULL;
+		const struct fwd_link *n = &new->links[i];
+		int j = fwd_table_link_id(old, n->name);
+		const char *was, *is = fwd_link_state_name(n);
 
-		for (uint16_t j = 0; j < old->nlinks && o == NULL; j++)
-			if (strcmp(old->links[j].name, n->name) == 0)
-				o = &old->links[j];
-		if (o == NULL || strcmp(link_state(o), link_state(n)) == 0)
+		if (j < 0 || strcmp(was = fwd_link_state_name(&old->links[j]), is) == 0)
 			continue;
 		if (out == NULL && (out = json_array()) == NULL)
 			return NULL;
-		json_array_append_new(out, json_pack("{s:s, s:s, s:s}", "link", n->name, "from",
-						     link_state(o), "to", link_state(n)));
+		json_array_append_new(
+			out, json_pack("{s:s, s:s, s:s}", "link", n->name, "from", was, "to", is));
 	}
 	return out;
 }

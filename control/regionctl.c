@@ -3138,8 +3138,7 @@ static void print_handovers(json_t *r)
 		       js(v, "link"), users_said(v, n, sizeof(n)));
 	json_array_foreach(json_object_get(r, "link_states_changed"), i, v)
 		printf("warning: this table sets link '%s' %s (it is %s now): a link's state is "
-		       "the "
-		       "table's\n",
+		       "the table's\n",
 		       js(v, "link"), state_word(js(v, "to")), state_word(js(v, "from")));
 
 	json_array_foreach(json_object_get(r, "residency_weakened"), i, v)
