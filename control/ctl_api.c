@@ -793,18 +793,11 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 	if (need_str(b, "document", "the table, YAML or JSON text", r))
 		goto out;
 	d = json_object_get(b, "document");
-	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
-			       &e);
-	/* As a PUT of it would be (ctl_state.c, apply_gen_staged): the
-	 * running document again is a no-op there, written before the check
-	 * or not, and so valid here (a review: validate refused what a PUT
-	 * of it took). */
-	const struct ctl_gen *cur = ctl_state_current(api->st);
-	int running = cur && cur->kind == CTL_GEN_DOCUMENT &&
-		      cur->doc_hash == fwd_hash64(json_string_value(d), json_string_length(d));
-
-	if (t != NULL &&
-	    ((!running && fwd_table_check_wires(t, &e)) || port_missing(api->st, t, &e))) {
+	/* as a PUT of it would be, the running document included (a review:
+	 * validate refused what a PUT of it took as a no-op) */
+	t = ctl_state_validate_written(api->st, json_string_value(d), json_string_length(d),
+				       "document", &e);
+	if (t != NULL && port_missing(api->st, t, &e)) {
 		fwd_table_free(t);
 		t = NULL;
 	}
@@ -1816,13 +1809,9 @@ static void h_fleet_rollout_create(struct ctl_api *api, const struct req *q, str
 	/* The whole validation, residency included, before anything is
 	 * written to etcd: a table every node would refuse never leaves. */
 	pthread_mutex_lock(api->lock);
-	t = ctl_state_validate(api->st, json_string_value(d), json_string_length(d), "document",
-			       &e);
+	t = ctl_state_validate_written(api->st, json_string_value(d), json_string_length(d),
+				       "document", &e);
 	pthread_mutex_unlock(api->lock);
-	if (t != NULL && fwd_table_check_wires(t, &e)) {
-		fwd_table_free(t);
-		t = NULL;
-	}
 	if (t == NULL) {
 		reply_err(r, &e);
 		goto out;

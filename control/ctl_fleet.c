@@ -730,14 +730,10 @@ static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *so
 		/* Compiled before the lock, not under it (ctl_state_prepare). */
 		ctl_state_prepare(st, doc, len, name, 1);
 		pthread_mutex_lock(st->lock);
-		tab = ctl_state_validate(st, doc, len, name, e);
+		/* as a node applies a new desired table (ctl_state.c) */
+		tab = ctl_state_validate_written(st, doc, len, name, e);
 		pthread_mutex_unlock(st->lock);
 		ctl_state_prepared_drop(st);
-		/* as a node applies a new desired table (ctl_state.c) */
-		if (tab && fwd_table_check_wires(tab, e)) {
-			fwd_table_free(tab);
-			tab = NULL;
-		}
 		if (!tab)
 			return -1;
 		fwd_table_free(tab);

@@ -1772,6 +1772,20 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 	return t;
 }
 
+struct fwd_table *ctl_state_validate_written(const struct ctl_state *st, const char *doc,
+					     size_t len, const char *name, struct fwd_err *e)
+{
+	const struct ctl_gen *cur = ctl_state_current(st);
+	struct fwd_table *t = ctl_state_validate(st, doc, len, name, e);
+
+	if (t && !(cur && cur->kind == CTL_GEN_DOCUMENT && cur->doc_hash == fwd_hash64(doc, len)) &&
+	    fwd_table_check_wires(t, e)) {
+		fwd_table_free(t);
+		return NULL;
+	}
+	return t;
+}
+
 void ctl_state_write_begin(struct ctl_state *st)
 {
 	pthread_mutex_lock(&st->writer);

@@ -439,6 +439,17 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 				     const char *name, struct fwd_err *e);
 
 /**
+ * The same for a document someone wrote and asks about (validate, a fleet
+ * rollout, --fleet-validate-only), with the checks newer than some stored
+ * tables (fwd_table_check_wires) that a load, a rollback or a revert do
+ * not make: unless @doc is the running document, which a PUT of it takes
+ * as a no-op. apply_gen_staged() makes them for a PUT and a fleet's new
+ * desired table.
+ */
+struct fwd_table *ctl_state_validate_written(const struct ctl_state *st, const char *doc,
+					     size_t len, const char *name, struct fwd_err *e);
+
+/**
  * Without the state lock: the slow part of ctl_state_validate() of @doc
  * ahead of it. Parses and checks @doc, runs every extension's prepare
  * (the content rules' compile, up to its 30 s limit), and keeps the table
