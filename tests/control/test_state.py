@@ -729,6 +729,26 @@ def test_a_restart_across_an_unrecorded_revert_raises_no_false_alarm(tmp_path):
         assert "stays live" not in open(tmp_path / "regiond.log").read()
 
 
+def written_ahead_then_read_only(b, state, write):
+    """@write() run while regionfwd is stopped, the state disk made
+    read-only once its write-ahead record is there (so its commit record
+    is refused), regionfwd let go: what @write returned."""
+    import signal
+    import threading
+    done = {}
+    b.fwd.send_signal(signal.SIGSTOP)  # the push waits for regionfwd
+    t = threading.Thread(target=lambda: done.update(r=write()))
+    t.start()
+    try:
+        wait_for(lambda: json.load(open(state / "history.json")).get("pending"), timeout=20,
+                 what="the write-ahead record")
+        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+    finally:
+        b.fwd.send_signal(signal.SIGCONT)
+    t.join(60)
+    return done["r"]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="remounts a tmpfs read-only")
 def test_a_change_that_runs_unrecorded_is_said_and_written_later(tmp_path):
     """The disk refusing a change's commit record after its write-ahead (a
@@ -737,23 +757,10 @@ def test_a_change_that_runs_unrecorded_is_said_and_written_later(tmp_path):
     silently drop it (found by a fault probe). Now: an alarm and degraded
     health, no change stacked on it, the record written once the disk
     takes it, and a restart keeps it."""
-    import signal
-    import threading
     with box_on_tmpfs(tmp_path, "st-commit", "4m") as (b, state):
         first = dp_generation(b)
-        b.fwd.send_signal(signal.SIGSTOP)  # the push waits for regionfwd
-        done = {}
-        t = threading.Thread(target=lambda: done.update(r=b.ctl(
-            "apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL))))
-        t.start()
-        try:
-            wait_for(lambda: json.load(open(state / "history.json")).get("pending"), timeout=20,
-                     what="the write-ahead record")
-            subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
-        finally:
-            b.fwd.send_signal(signal.SIGCONT)
-        t.join(60)
-        rc, out, err = done["r"]
+        rc, out, err = written_ahead_then_read_only(
+            b, state, lambda: b.ctl("apply", demo_variant(tmp_path, "sg-local.yaml", *SG_LOCAL)))
         assert rc == 0 and "generation 2" in out, (rc, out, err)  # it runs
         # ... and the answer says it is not on disk yet (answered 200 as
         # any change, a restart of both daemons then dropped it: a probe)
@@ -782,40 +789,17 @@ def test_a_prefix_batch_that_runs_unrecorded_is_said(tmp_path):
     its generation by number: "saved": false was looked for under
     generation.id and never added, and regionctl said a plain success (a
     probe; a restart of both daemons then dropped the batch)."""
-    import signal
-    import threading
     with box_on_tmpfs(tmp_path, "st-pfx-unsaved", "4m") as (b, state):
         pfx = tmp_path / "p.txt"
         pfx.write_text("203.0.113.0/25\n")
-        b.fwd.send_signal(signal.SIGSTOP)  # the push waits for regionfwd
-        done = {}
-        t = threading.Thread(target=lambda: done.update(r=b.ctl("prefixes", "add", "brazil", str(pfx))))
-        t.start()
-        try:
-            wait_for(lambda: json.load(open(state / "history.json")).get("pending"), timeout=20,
-                     what="the write-ahead record")
-            subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
-        finally:
-            b.fwd.send_signal(signal.SIGCONT)
-        t.join(60)
-        rc, out, err = done["r"]
+        rc, out, err = written_ahead_then_read_only(b, state, lambda: b.ctl("prefixes", "add", "brazil", str(pfx)))
         assert rc == 0 and "generation 2" in out and "1 added" in out, (rc, out, err)
         assert "warning: generation 2 runs, but regiond could not write its record" in err, err
         subprocess.run(["mount", "-o", "remount,rw", str(state)], check=True)
         wait_for(lambda: b.status()["alarm"] is None, timeout=20, what="the record written")
         # the raw answer too, once the disk refuses again
-        b.fwd.send_signal(signal.SIGSTOP)
-        t = threading.Thread(target=lambda: done.update(r=b.http("POST", "/v1/prefixes", {"changes": [
-            {"region": "brazil", "add": ["203.0.113.128/25"]}]})))
-        t.start()
-        try:
-            wait_for(lambda: json.load(open(state / "history.json")).get("pending"), timeout=20,
-                     what="the second write-ahead record")
-            subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
-        finally:
-            b.fwd.send_signal(signal.SIGCONT)
-        t.join(60)
-        code, r = done["r"]
+        code, r = written_ahead_then_read_only(b, state, lambda: b.http("POST", "/v1/prefixes", {"changes": [
+            {"region": "brazil", "add": ["203.0.113.128/25"]}]}))
         assert code == 200 and r["generation"] == 3 and r["saved"] is False, (code, r)
         subprocess.run(["mount", "-o", "remount,rw", str(state)], check=True)
 

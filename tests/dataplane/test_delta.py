@@ -266,6 +266,20 @@ def test_a_chain_is_one_controllers(tmp_path):
         f.stop()
 
 
+def push_then_deltas(f, adds):
+    """POOL_DOC pushed as generation 10, then one delta a prefix of @adds
+    ((region, net), ...) as 11, 12, ...: the deltas' chain hashes."""
+    r = f.ctl.call("push", document=POOL_DOC + "description: pushed\n", name="regiond", generation=10)
+    assert r["ok"], r
+    h, hashes = int(r["hash"], 16), []
+    for n, (region, net) in enumerate(adds):
+        r = f.ctl.call("delta", base_hash=h, changes=[("add", region, net)], name="regiond", generation=11 + n)
+        assert r["ok"], r
+        h = int(r["hash"], 16)
+        hashes.append(h)
+    return hashes
+
+
 def test_a_damaged_journal_record_is_said_apart_from_a_torn_one(tmp_path):
     """A record whole but damaged (a flipped byte) was said as "not a whole
     record (a torn write?)", and the start line called the older generation
@@ -275,25 +289,27 @@ def test_a_damaged_journal_record_is_said_apart_from_a_torn_one(tmp_path):
     table.write_text(POOL_DOC)
     f = Fwd(tmp_path, "dl-damaged", table)
     try:
-        r = f.ctl.call("push", document=POOL_DOC + "description: pushed\n", name="regiond", generation=10)
-        assert r["ok"], r
-        h = int(r["hash"], 16)
-        for n, (region, net) in enumerate([(3, "11.0.0.0/8"), (4, "12.0.0.0/8")]):
-            r = f.ctl.call("delta", base_hash=h, changes=[("add", region, net)], name="regiond", generation=11 + n)
-            assert r["ok"], r
-            h = int(r["hash"], 16)
+        push_then_deltas(f, [(3, "11.0.0.0/8"), (4, "12.0.0.0/8")])
     finally:
         f.stop()
     journal = tmp_path / "ctl.sock.pushed.deltas"
     good = journal.read_bytes()
+
+    def start_on(data, log):
+        """The log of a regionfwd started on the journal @data: on the
+        document alone (generation 10), its records not applied."""
+        journal.write_bytes(bytes(data))
+        f = Fwd(tmp_path, "dl-damaged", table, log=log)
+        try:
+            gen = f.ctl.call("status")["generation"]["id"]
+        finally:
+            text = f.stop()
+        assert gen == 10, text[-3000:]
+        return text
+
     data = bytearray(good)
     data[5] ^= 0xff  # inside the first record's generation id: its checksum no longer matches
-    journal.write_bytes(bytes(data))
-    f = Fwd(tmp_path, "dl-damaged", table, log="fwd2.log")
-    try:
-        assert f.ctl.call("status")["generation"]["id"] == 10
-    finally:
-        log = f.stop()
+    log = start_on(data, "fwd2.log")
     assert re.search(r"ctl\.sock\.pushed\.deltas: record 1 is damaged \(its checksum or mark does not match\): "
                      r"it and the \d+ bytes after it are not applied, so this start runs an older table than was "
                      r"last pushed, until regiond pushes again", log), log[-3000:]
@@ -303,12 +319,7 @@ def test_a_damaged_journal_record_is_said_apart_from_a_torn_one(tmp_path):
     # a whole record after it tells it apart.
     data = bytearray(good)
     data[23] = 0x7f  # the first record's length, now ~2 GiB
-    journal.write_bytes(bytes(data))
-    f = Fwd(tmp_path, "dl-damaged", table, log="fwd3.log")
-    try:
-        assert f.ctl.call("status")["generation"]["id"] == 10
-    finally:
-        log = f.stop()
+    log = start_on(data, "fwd3.log")
     assert "record 1 is damaged" in log and "torn" not in log, log[-3000:]
 
 
@@ -316,16 +327,8 @@ def test_restart_resumes_the_last_delta_and_stops_at_a_torn_record(tmp_path):
     table = tmp_path / "t.yaml"
     table.write_text(POOL_DOC)
     f = Fwd(tmp_path, "dl-restart", table)
-    hashes = []
     try:
-        r = f.ctl.call("push", document=POOL_DOC + "description: pushed\n", name="regiond", generation=10)
-        assert r["ok"], r
-        h = int(r["hash"], 16)
-        for n, (region, net) in enumerate([(3, "11.0.0.0/8"), (4, "12.0.0.0/8"), (3, "2001:db9::/32")]):
-            r = f.ctl.call("delta", base_hash=h, changes=[("add", region, net)], name="regiond", generation=11 + n)
-            assert r["ok"], r
-            h = int(r["hash"], 16)
-            hashes.append(h)
+        hashes = push_then_deltas(f, [(3, "11.0.0.0/8"), (4, "12.0.0.0/8"), (3, "2001:db9::/32")])
         t = f.ctl.call("table")
         assert len(t["deltas"]) == 3 and b"description: pushed" in t["document"]
     finally:
