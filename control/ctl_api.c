@@ -2074,6 +2074,10 @@ enum {
 	ROUTE_FLEET = 64,
 	ROUTE_FLEET_WRITE = 128,
 };
+/* A write route and what kind of write it is (ctl_state.write_kind), in
+ * the bits above the flags. */
+#define WRITES(kind) (ROUTE_WRITE | (unsigned)(kind) << 8)
+#define ROUTE_WRITE_KIND(flags) ((enum ctl_write_kind)((flags) >> 8))
 
 /* A route's prepare, when it has one, runs before any lock is taken:
  * it checks the request's document and compiles its content rules
@@ -2099,12 +2103,13 @@ static const struct route {
 	{"GET", "/v1/status", ROUTE_VIEW, h_status, NULL},
 	{"GET", "/v1/health", ROUTE_VIEW, h_health, NULL},
 	{"GET", "/v1/table", 0, h_table, NULL},
-	{"PUT", "/v1/table", ROUTE_WRITE | ROUTE_TABLE, h_put_table, prepare_document},
-	{"PATCH", "/v1/table", ROUTE_WRITE | ROUTE_TABLE, h_patch_table, NULL},
-	{"POST", "/v1/prefixes", ROUTE_WRITE | ROUTE_TABLE, h_prefixes, NULL},
+	{"PUT", "/v1/table", WRITES(CTL_WRITE_DOCUMENT) | ROUTE_TABLE, h_put_table,
+	 prepare_document},
+	{"PATCH", "/v1/table", WRITES(CTL_WRITE_PATCH) | ROUTE_TABLE, h_patch_table, NULL},
+	{"POST", "/v1/prefixes", WRITES(CTL_WRITE_PREFIXES) | ROUTE_TABLE, h_prefixes, NULL},
 	{"POST", "/v1/validate", 0, h_validate, prepare_document},
-	{"POST", "/v1/rollback", ROUTE_WRITE | ROUTE_TABLE, h_rollback, NULL},
-	{"POST", "/v1/confirm", ROUTE_WRITE | ROUTE_TABLE, h_confirm, NULL},
+	{"POST", "/v1/rollback", WRITES(CTL_WRITE_ROLLBACK) | ROUTE_TABLE, h_rollback, NULL},
+	{"POST", "/v1/confirm", WRITES(CTL_WRITE_OTHER) | ROUTE_TABLE, h_confirm, NULL},
 	{"GET", "/v1/history", 0, h_history, NULL},
 	{"GET", "/v1/counters", ROUTE_DP, h_counters, NULL},
 	{"POST", "/v1/explain", ROUTE_DP, h_explain, NULL},
@@ -2112,7 +2117,8 @@ static const struct route {
 	{"GET", "/v1/filters", ROUTE_FILTERS, h_filters, NULL},
 	{"GET", "/v1/feed", 0, h_feed, NULL},
 	{"GET", "/v1/fleet", ROUTE_VIEW, h_fleet, NULL},
-	{"POST", "/v1/filters/detach", ROUTE_WRITE | ROUTE_FILTERS, h_filters_detach, NULL},
+	{"POST", "/v1/filters/detach", WRITES(CTL_WRITE_OTHER) | ROUTE_FILTERS, h_filters_detach,
+	 NULL},
 	{"POST", "/v1/capture", ROUTE_CAPTURE, h_capture, NULL},
 	{"POST", "/v1/capture/stop", ROUTE_CAPTURE, h_capture_stop, NULL},
 	{"GET", "/v1/fleet/nodes", ROUTE_FLEET, h_fleet_nodes, NULL},
@@ -2395,7 +2401,7 @@ static void log_refused(const struct ctl_state *st, const struct req *q, const s
 	const struct ctl_gen *cur = ctl_state_current(st);
 	/* A batch of prefixes may be 200,000 of them: its author is read by
 	 * its own scanner, not by loading the whole body into JSON values. */
-	int batch = strcmp(st->request, "POST /v1/prefixes") == 0;
+	int batch = st->write_kind == CTL_WRITE_PREFIXES;
 	json_t *b = q->len && !batch ? json_loadb(q->body, q->len, 0, NULL) : NULL;
 	json_t *err = json_object_get(json_object_get(r->body, "error"), "reason");
 	json_t *named = json_object_get(b, "author");
@@ -2580,6 +2586,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	ctl_state_write_begin(api->st);
 	snprintf(api->st->who, sizeof(api->st->who), "%s", q->who);
 	snprintf(api->st->request, sizeof(api->st->request), "%s %s", rt->method, rt->path);
+	api->st->write_kind = ROUTE_WRITE_KIND(rt->flags);
 	/* Admitted, then queued behind another write (a push waiting for a
 	 * hung regionfwd) while the stop began: it has not begun, so it does
 	 * not, and the stop waits for one push at most, not one per writer. */
@@ -2627,6 +2634,7 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 		log_refused(api->st, q, r);
 	api->st->who[0] = '\0';
 	api->st->request[0] = '\0';
+	api->st->write_kind = CTL_WRITE_OWN;
 	/* A write that ran: regionfwd just answered, so its report is fresh
 	 * to ask for and the view shows the change with what runs. */
 	if (r->status < 300)

@@ -751,11 +751,13 @@ static int apply_doc(struct ctl_fleet *f, const struct target *t, const char *so
 	snprintf(st->who, sizeof(st->who), "fleet agent (node %s, etcd %s)", f->node,
 		 ctl_etcd_endpoint(f->etcd));
 	snprintf(st->request, sizeof(st->request), "fleet %s", source);
+	st->write_kind = CTL_WRITE_FLEET;
 	gen = ctl_state_apply(st, doc, len, FLEET_AUTHOR, comment, -1, 1, e);
 	if (gen >= 0)
 		ctl_state_refresh(st);
 	st->who[0] = '\0';
 	st->request[0] = '\0';
+	st->write_kind = CTL_WRITE_OWN;
 	ctl_state_write_end(st);
 	ctl_state_prepared_drop(st);
 	if (gen > 0)

@@ -569,6 +569,16 @@ static const struct patch_op *op_of(json_t *c, const char *path, struct fwd_err 
 			     ? json_is_object(fv)
 			     : json_is_integer(fv) && json_integer_value(fv) >= pf->min &&
 				       json_integer_value(fv) <= pf->max;
+		/* A document reads "5" as 5 (its YAML or JSON scalars are text);
+		 * a PATCH is JSON the caller's code wrote, where a quoted number
+		 * is a bug there worth naming, not guessing past. */
+		if (!ok && pf->kind == PF_INT && json_is_string(fv)) {
+			fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, fp,
+				     "'%s' must be an integer %s: a JSON number, not the string "
+				     "\"%.40s\"",
+				     pf->name, pf->what, json_string_value(fv));
+			return NULL;
+		}
 		if (!ok) {
 			fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, fp,
 				     pf->kind == PF_NAME  ? "'%s' must be a string (%s)"

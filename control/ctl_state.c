@@ -2734,8 +2734,8 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	 * the etcd credentials may have put there), not to what ran before: a
 	 * rollback, a revert, a link command's PATCH of the running table, a
 	 * fleet's way back to a table this node has run (an abort). */
-	if ((strcmp(st->request, "PUT /v1/table") == 0 ||
-	     (strncmp(st->request, "fleet ", 6) == 0 && !doc_in_history(st, doc_hash))) &&
+	if ((st->write_kind == CTL_WRITE_DOCUMENT ||
+	     (st->write_kind == CTL_WRITE_FLEET && !doc_in_history(st, doc_hash))) &&
 	    fwd_table_check_wires(t, e)) {
 		fwd_table_free(t);
 		return -1;
@@ -2850,7 +2850,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	 * table (an apply, a rollback, a revert, a fleet's) does it in
 	 * passing. */
 	json_decref(st->link_states);
-	st->link_states = push_it && strcmp(st->request, "PATCH /v1/table") != 0
+	st->link_states = push_it && st->write_kind != CTL_WRITE_PATCH
 				  ? ctl_link_states_changed(st->table, t)
 				  : NULL;
 	fwd_stage("residency handovers");
@@ -2869,9 +2869,9 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	}
 	fwd_stage("commit + write history");
 	log_applied(st, id,
-		    must_run					    ? "reverted"
-		    : strcmp(st->request, "POST /v1/rollback") == 0 ? "rolled back"
-								    : "applied",
+		    must_run				   ? "reverted"
+		    : st->write_kind == CTL_WRITE_ROLLBACK ? "rolled back"
+							   : "applied",
 		    NULL);
 	say_handovers(st, id);
 	say_weakened(st, id);

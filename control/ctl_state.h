@@ -120,6 +120,17 @@ enum ctl_alarm_owner {
 };
 #define CTL_ALARM_LEN 512 /* one owner's sentence, with its NUL (a save error's path, too) */
 
+/* The kinds of write (ctl_state.write_kind). */
+enum ctl_write_kind {
+	CTL_WRITE_OWN = 0, /* regiond on its own: the initial table, a revert, an adoption */
+	CTL_WRITE_DOCUMENT, /* PUT /v1/table: a document someone wrote */
+	CTL_WRITE_PATCH, /* PATCH /v1/table: changes to the running table */
+	CTL_WRITE_PREFIXES, /* POST /v1/prefixes: a batch of prefixes */
+	CTL_WRITE_ROLLBACK, /* POST /v1/rollback: back to a kept generation */
+	CTL_WRITE_FLEET, /* a fleet's desired table (new, or one this node ran) */
+	CTL_WRITE_OTHER, /* a confirm, a filter's detach */
+};
+
 struct ctl_state {
 	char dir[256];
 	/* The state directory, open and locked (flock, exclusive) for as long
@@ -307,6 +318,10 @@ struct ctl_state {
 	char who[384];
 	/* The API request of that write ("PUT /v1/table"), for the log. */
 	char request[48];
+	/* What that write is, set with @request by whoever begins it: the
+	 * checks and words that differ between a document someone writes and
+	 * a way back to one that ran are chosen by it, not by @request's text. */
+	enum ctl_write_kind write_kind;
 	/* The last minute of regionfwd's counters, for impact previews
 	 * (ctl_traffic.h): sampled by ctl_state_sample_traffic(). */
 	struct ctl_traffic *traffic;

@@ -576,7 +576,9 @@ static void test_patch_names_what_it_refuses(void **state)
 			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": -1", 400,
 			 "'weight' must be an integer 0..1000000", "changes[0].weight"},
 			{"\"op\": \"set_weight\", \"link\": \"local\", \"weight\": \"3\"", 400,
-			 "'weight' must be an integer 0..1000000", "changes[0].weight"},
+			 "'weight' must be an integer 0..1000000: a JSON number, not the string "
+			 "\"3\"",
+			 "changes[0].weight"},
 			{"\"op\": \"set_weight\", \"group\": 1, \"link\": \"local\", \"weight\": 3",
 			 400, "'group' must be a string (a link group's name)", "changes[0].group"},
 			{"\"op\": \"set_weight\", \"group\": \"h\", \"link\": \"local\", "
