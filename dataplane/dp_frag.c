@@ -39,11 +39,29 @@ int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64
 	 * broken: which one the later fragments belong to cannot be told, and
 	 * a spoofed second first fragment must not lead a protected datagram's
 	 * rest out of region (a red team did, with one to https). The rest
-	 * is dropped as frag_invalid, with no copy, until the entry ages out;
-	 * a third agreeing with either changes nothing. */
-	if (old != NULL && (old->d.drop == 1 + FWD_DROP_FRAG_INVALID || old->proto != proto ||
-			    old->dport != dport || old->link_key != link_key ||
-			    old->mirror_key != mirror_key || old->d.drop != d->drop)) {
+	 * is dropped as frag_invalid, with no copy, until the entry ages out:
+	 * a timeout after the disagreement, not refreshed by the first
+	 * fragments that come after it (a sender whose IPv4 ids never change
+	 * sends one every datagram, and kept its datagrams' rest dropped for as
+	 * long as it sent: a probe); a third agreeing with either changes
+	 * nothing.
+	 *
+	 * Under a newer generation, one of the same protocol and port that is
+	 * given another link (the link went down, the policy changed) is the
+	 * same service decided again, not a disagreement: it replaces the
+	 * entry, so that a steady stream follows the new decision at once
+	 * rather than losing its later fragments for a timeout after every
+	 * apply. Its content alone (a content rule's verdict) could make it
+	 * another datagram's; the later fragments are held to every residency
+	 * rule of their region whatever their first fragment said
+	 * (dp_worker.c decide_slow), so a spoofed one still leads nothing out
+	 * of region. */
+	if (old != NULL && old->d.drop == 1 + FWD_DROP_FRAG_INVALID)
+		return 0;
+	if (old != NULL &&
+	    (old->proto != proto || old->dport != dport ||
+	     (old->gen == gen && (old->link_key != link_key || old->mirror_key != mirror_key ||
+				  old->d.drop != d->drop)))) {
 		e = dp_aged_insert(&ft->t, LAYOUT, key_hash(k), k, now, &evicted);
 		e->d.drop = 1 + FWD_DROP_FRAG_INVALID;
 		e->d.link = e->d.mirror = FWD_LINK_NONE;

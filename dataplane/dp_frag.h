@@ -81,7 +81,9 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
 					   const struct dp_frag_key *k, uint64_t now);
 
 /**
- * Remember a first fragment's decision (a duplicate first fragment refreshes it).
+ * Remember a first fragment's decision: a duplicate first fragment
+ * refreshes it, one of the same service under a newer generation replaces
+ * it, one that disagrees leaves frag_invalid for a timeout (dp_frag.c).
  * @return 1 when a live entry was evicted to make room, else 0
  */
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,

@@ -590,6 +590,55 @@ def test_later_fragments_across_a_swap_keep_to_residency(tmp_path, case):
     assert after["drops"]["frag_no_first"] == before["drops"]["frag_no_first"]
 
 
+def test_one_ids_stream_follows_a_new_generation_at_once(tmp_path):
+    """A sender whose IPv4 ids never change sends every datagram's first
+    fragment under one key. After a table change gave its service another
+    link, the first fragment under the new generation disagreed with the
+    entry the last one left, the entry became frag_invalid, and each first
+    fragment after refreshed it: the rest of every datagram was dropped for
+    as long as the stream went on (a probe, after a link down and up). The
+    same service decided again under a newer generation now replaces the
+    entry: the whole datagram leaves on the new link, nothing frag_invalid."""
+    head = ("regions: {in: {prefixes: [10.1.0.0/16]}}\n"
+            "services: {bulk: [udp/9000]}\n"
+            "links:\n"
+            "  local: {port: out0, next_hop_mac: '02:00:00:00:00:a1', tags: [in]}\n"
+            "  local-b: {port: out1, next_hop_mac: '02:00:00:00:00:b1', tags: [in]}\n" + KEEP_IN)
+    table = tmp_path / "t.yaml"
+    table.write_text(head + "policies: [{region: in, service: bulk, action: steer, to: local}]\n")
+    e = Ether(src="02:99:00:00:00:01", dst="02:99:00:00:00:02")
+    ip = dict(src="10.1.0.9", dst="192.0.2.1", id=4242, proto=17)
+    stream = str(tmp_path / "stream.pcap")
+    wrpcap(stream, [e / IP(flags="MF", **ip) / Raw(bytes(UDP(sport=5, dport=9000)) + b"f" * 8),
+                    e / IP(frag=2, **ip) / Raw(b"L" * 8)])
+    ports = [("in0", f'{{device: "net_pcap_in0,rx_pcap={stream},infinite_rx=1", ingress: true}}'),
+             ("out0", "{device: net_null_o0}"), ("out1", "{device: net_null_o1}")]
+    f = Served(tmp_path, "ctl-frag-oneid", ports, table, extra_node="frag_timeout_ms: 60000\n")
+
+    def until(what, cond):
+        deadline = time.time() + 30
+        while True:
+            k = f.ctl.call("counters")
+            if cond(k):
+                return k
+            assert time.time() < deadline and f.p.poll() is None, (what, f.text()[-3000:])
+            time.sleep(0.05)
+    try:
+        until("the stream followed", lambda k: k["events"]["frag_followed"] > 100)
+        r = f.ctl.call("push", document=head + "policies: [{region: in, service: bulk, action: steer, "
+                       "to: local-b}]\n", generation=2)
+        assert r["ok"] and r["generation"] == 2, r
+        before = until("the new link used", lambda k: k["ports"]["out1"]["opackets"] > 0)
+        after = until("more of it", lambda k: k["ports"]["out1"]["opackets"] > before["ports"]["out1"]["opackets"] + 1000)
+    finally:
+        log = f.stop()
+    assert f.p.returncode == 0, log
+    assert after["drops"]["frag_invalid"] == 0, after["drops"]
+    # both halves of every datagram: its later fragments follow the new link too
+    assert after["links"]["local-b"]["packets"] - before["links"]["local-b"]["packets"] >= 1000
+    assert after["events"]["frag_followed"] - before["events"]["frag_followed"] >= 490, after["events"]
+
+
 # fsync() stalls 12 s once, when the file STALL_MARKER names exists (a disk
 # that hangs on the push's save, which is made before the push is answered).
 FSYNC_STALL_SHIM = r"""

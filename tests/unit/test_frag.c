@@ -134,6 +134,70 @@ static void test_disagreeing_first_fragments(void **state)
 	assert_int_equal(dp_frag_lookup(&ft, &k, 102)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
 }
 
+/* A sender whose IPv4 ids never change sends a first fragment under the
+ * same key every datagram: once two disagreed, each one after refreshed
+ * the frag_invalid entry, and the rest of its datagrams was dropped for as
+ * long as it sent (a probe). The entry now ages out a timeout (100 here)
+ * after the disagreement, and the next first fragment's decision holds. */
+static void test_a_disagreement_ages_out_under_a_steady_stream(void **state)
+{
+	struct fwd_decision a = {.link = 2};
+	const struct dp_frag_entry *e;
+	struct dp_frag_key k;
+
+	(void)state;
+	key(&k, 4, 4242, 3);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 443, 110); /* disagrees */
+	for (uint64_t t = 120; t < 210; t += 10) /* the stream goes on */
+		dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, t);
+	e = dp_frag_lookup(&ft, &k, 205);
+	assert_non_null(e);
+	assert_int_equal(e->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+	assert_null(dp_frag_lookup(&ft, &k, 210)); /* 110 + 100: aged out */
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 210);
+	e = dp_frag_lookup(&ft, &k, 211);
+	assert_non_null(e);
+	assert_int_equal(e->d.drop, 0);
+	assert_int_equal(e->d.link, 2);
+}
+
+/* The same service decided again under a newer generation (its link went
+ * down, the policy changed) replaces the entry: a constant-id stream's
+ * later fragments were frag_invalid after every link command (a probe).
+ * Under the same generation, or with another port, it is still a
+ * disagreement. */
+static void test_a_newer_generation_decides_again(void **state)
+{
+	struct fwd_decision a = {.link = 2},
+			    down = {.drop = 1 + FWD_DROP_NO_LINK, .link = FWD_LINK_NONE},
+			    c = {.link = 5};
+	const struct dp_frag_entry *e;
+	struct dp_frag_key k;
+
+	(void)state;
+	key(&k, 4, 4242, 4);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
+	dp_frag_insert(&ft, &k, 2, &down, 0, 0, 17, 9000, 110); /* generation 2: link down */
+	e = dp_frag_lookup(&ft, &k, 111);
+	assert_non_null(e);
+	assert_int_equal(e->d.drop, 1 + FWD_DROP_NO_LINK);
+	assert_int_equal(e->gen, 2);
+	dp_frag_insert(&ft, &k, 3, &c, 0xc, 0, 17, 9000, 120); /* generation 3: up, elsewhere */
+	e = dp_frag_lookup(&ft, &k, 121);
+	assert_int_equal(e->d.drop, 0);
+	assert_int_equal(e->d.link, 5);
+	assert_true(e->gen == 3 && e->link_key == 0xc);
+	/* Same generation, another link: a disagreement. */
+	dp_frag_insert(&ft, &k, 3, &a, 0xa, 0, 17, 9000, 130);
+	assert_int_equal(dp_frag_lookup(&ft, &k, 131)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+	/* A newer generation, another port: a disagreement. */
+	key(&k, 4, 4243, 4);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
+	dp_frag_insert(&ft, &k, 2, &a, 0xa, 0, 17, 443, 110);
+	assert_int_equal(dp_frag_lookup(&ft, &k, 111)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,6 +205,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_families_distinct, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eviction_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disagreeing_first_fragments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_disagreement_ages_out_under_a_steady_stream,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_newer_generation_decides_again, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("frag", tests, NULL, NULL);
