@@ -501,7 +501,7 @@ static void doc_reset(struct fwd_doc *doc)
 	doc->nodes = 0;
 }
 
-static int parse_json_jansson(struct fwd_doc *doc, const char *buf, size_t len,
+static int parse_json_jansson(struct fwd_doc *doc, const char *buf, size_t len, size_t at,
 			      struct fwd_err *err);
 
 int fwd_doc_json_fast = 1;
@@ -511,24 +511,38 @@ static int parse_json(struct fwd_doc *doc, const char *buf, size_t len, struct f
 {
 	static const struct fwd_json_sink sink = {jsink_value, jsink_end};
 	struct jsink *s = fwd_doc_json_fast ? malloc(sizeof(*s)) : NULL;
+	size_t at = 0;
 	int rc;
 
 	if (s != NULL) {
 		s->doc = doc;
 		s->depth = 0;
-		rc = fwd_json_read(buf, len, FWD_DOC_MAX_DEPTH, 1, &sink, s);
+		s->scratch.reason[0] = '\0';
+		rc = fwd_json_read_at(buf, len, FWD_DOC_MAX_DEPTH, 1, &sink, s, &at);
+		/* Past the node bound the document is refused as it is:
+		 * jansson would build all of it first, with no bound (5 GB for
+		 * a 120 MB array: a probe). */
+		if (rc != 0 && doc->nodes > FWD_DOC_MAX_NODES) {
+			*err = s->scratch;
+			free(s);
+			doc_reset(doc);
+			return -E2BIG;
+		}
 		free(s);
 		if (rc == 0)
 			return 0;
 		doc_reset(doc);
 	}
-	return parse_json_jansson(doc, buf, len, err);
+	return parse_json_jansson(doc, buf, len, at, err);
 }
 
-static int parse_json_jansson(struct fwd_doc *doc, const char *buf, size_t len, struct fwd_err *err)
+static int parse_json_jansson(struct fwd_doc *doc, const char *buf, size_t len, size_t at,
+			      struct fwd_err *err)
 {
 	json_error_t jerr;
-	json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	json_t *j = fwd_json_slow_refused(buf, len, at, &jerr)
+			    ? NULL
+			    : json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 
 	if (j == NULL)
 		return fwd_err_set(err, doc->name, jerr.line > 0 ? (uint32_t)jerr.line : 0, NULL,

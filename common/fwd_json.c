@@ -373,15 +373,67 @@ static int read_all(struct rd *r, unsigned max_depth, int any_root,
 	}
 }
 
-int fwd_json_read(const char *buf, size_t len, unsigned max_depth, int any_root,
-		  const struct fwd_json_sink *sink, void *arg)
+int fwd_json_read_at(const char *buf, size_t len, unsigned max_depth, int any_root,
+		     const struct fwd_json_sink *sink, void *arg, size_t *at)
 {
 	struct rd r = {.p = (const unsigned char *)buf, .end = (const unsigned char *)buf + len};
 	int rc = read_all(&r, max_depth, any_root, sink, arg);
 
+	if (at)
+		*at = (size_t)((const char *)r.p - buf);
 	free(r.scratch[0]);
 	free(r.scratch[1]);
 	return rc;
+}
+
+int fwd_json_read(const char *buf, size_t len, unsigned max_depth, int any_root,
+		  const struct fwd_json_sink *sink, void *arg)
+{
+	return fwd_json_read_at(buf, len, max_depth, any_root, sink, arg, NULL);
+}
+
+int fwd_json_slow_refused(const char *buf, size_t len, size_t at, json_error_t *error)
+{
+	size_t values = 1, line = 1, col = 1;
+	int in_str = 0;
+
+	/* Outside strings, every '[', '{' and ',' begins a value (or a member). */
+	for (size_t i = 0; i < len && values <= FWD_JSON_SLOW_MAX_VALUES; i++) {
+		char ch = buf[i];
+
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = 0;
+		} else if (ch == '"') {
+			in_str = 1;
+		} else if (ch == '[' || ch == '{' || ch == ',') {
+			values++;
+		}
+	}
+	if (values <= FWD_JSON_SLOW_MAX_VALUES)
+		return 0;
+	if (at > len)
+		at = len;
+	for (size_t i = 0; i < at; i++)
+		if (buf[i] == '\n')
+			line++, col = 1;
+		else
+			col++;
+	if (error) {
+		memset(error, 0, sizeof(*error));
+		error->line = line > INT32_MAX ? -1 : (int)line;
+		error->column = col > INT32_MAX ? -1 : (int)col;
+		error->position = at > INT32_MAX ? -1 : (int)at;
+		snprintf(error->source, sizeof(error->source), "%s", "<buffer>");
+		snprintf(error->text, sizeof(error->text),
+			 "more than %u values, and at or after this point something that takes "
+			 "the slow reader (a syntax error, a duplicate key, a real number): not "
+			 "read further",
+			 FWD_JSON_SLOW_MAX_VALUES);
+	}
+	return 1;
 }
 
 /* ---- the json_t sink ------------------------------------------------------------ */
@@ -452,10 +504,11 @@ json_t *fwd_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *
 {
 	static const struct fwd_json_sink sink = {jt_value, jt_end};
 	struct jt b = {0};
+	size_t at = 0;
 
 	if ((flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)) == 0 &&
-	    fwd_json_read(buf, len, MAX_DEPTH_CAP, (flags & JSON_DECODE_ANY) != 0, &sink, &b) ==
-		    0) {
+	    fwd_json_read_at(buf, len, MAX_DEPTH_CAP, (flags & JSON_DECODE_ANY) != 0, &sink, &b,
+			     &at) == 0) {
 		if (error) {
 			memset(error, 0, sizeof(*error));
 			error->line = error->column = -1;
@@ -465,6 +518,8 @@ json_t *fwd_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *
 		return b.root;
 	}
 	json_decref(b.root);
+	if (fwd_json_slow_refused(buf, len, at, error))
+		return NULL;
 	return json_loadb(buf, len, flags, error);
 }
 
@@ -515,19 +570,22 @@ int fwd_json_check(const char *buf, size_t len, size_t flags, json_error_t *erro
 	static const struct fwd_json_sink sink = {ck_value, ck_end};
 	struct ck *c = calloc(1, sizeof(*c));
 	json_t *j;
+	size_t at = 0;
 	int rc;
 
 	if (c == NULL)
 		return -ENOMEM;
 	rc = (flags & ~(size_t)(JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)) == 0
-		     ? fwd_json_read(buf, len, MAX_DEPTH_CAP, (flags & JSON_DECODE_ANY) != 0, &sink,
-				     c)
+		     ? fwd_json_read_at(buf, len, MAX_DEPTH_CAP, (flags & JSON_DECODE_ANY) != 0,
+					&sink, c, &at)
 		     : FWD_JSON_DECLINED;
 	free(c);
 	if (rc == 0)
 		return 0;
 	if (rc < 0)
 		return rc;
+	if (fwd_json_slow_refused(buf, len, at, error))
+		return -EINVAL;
 	j = json_loadb(buf, len, flags, error);
 	json_decref(j);
 	return j ? 0 : -EINVAL;

@@ -71,6 +71,25 @@ struct fwd_json_sink {
 int fwd_json_read(const char *buf, size_t len, unsigned max_depth, int any_root,
 		  const struct fwd_json_sink *sink, void *arg);
 
+/** fwd_json_read(), and where it stopped (a byte offset in @buf) in @at. */
+int fwd_json_read_at(const char *buf, size_t len, unsigned max_depth, int any_root,
+		     const struct fwd_json_sink *sink, void *arg, size_t *at);
+
+/* The most values a text the fast reader declined may hold for jansson to
+ * read it: jansson builds the whole tree, some 100 bytes a value and no
+ * bound of its own, to say what is wrong (a 120 MB array of zeros with one
+ * thing the fast reader declines took 5 GB of a regiond, from a read-only
+ * client's validate: a probe). */
+#define FWD_JSON_SLOW_MAX_VALUES 2000000u
+
+/**
+ * Whether jansson may read @buf, which the fast reader declined at byte
+ * @at: 0 when it holds at most FWD_JSON_SLOW_MAX_VALUES values; else 1,
+ * with @error set as jansson sets a refusal (text, line, column and
+ * position of @at).
+ */
+int fwd_json_slow_refused(const char *buf, size_t len, size_t at, json_error_t *error);
+
 /**
  * json_loadb() for @flags of JSON_REJECT_DUPLICATES and JSON_DECODE_ANY only,
  * with the same result and the same errors: documents the fast reader takes

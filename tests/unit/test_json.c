@@ -8,6 +8,7 @@
  * documents at every edge the reader decides on, on random documents with
  * everything JSON allows and much it does not, and on their mutations.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -569,12 +570,55 @@ static void test_random(void **state)
 	assert_true(nerr > 1500);
 }
 
+/* A text the fast reader declines goes to jansson, which builds all of it
+ * to say what is wrong, with no bound: a 120 MB array of zeros with a real
+ * number in it took 5 GB of a regiond (a probe). Past
+ * FWD_JSON_SLOW_MAX_VALUES values jansson is not asked; the refusal says
+ * where the fast reader stopped. Under it, jansson still says it. */
+static void test_a_large_declined_text_is_not_read_slowly(void **state)
+{
+	size_t n = FWD_JSON_SLOW_MAX_VALUES + 10, len = 0, real_at;
+	char *b = malloc(2 * n + 16);
+	json_error_t je;
+	struct fwd_err e = {0};
+	struct fwd_doc *d;
+
+	(void)state;
+	assert_non_null(b);
+	b[len++] = '[';
+	for (size_t i = 0; i < n; i++) {
+		b[len++] = '0';
+		b[len++] = ',';
+	}
+	real_at = len;
+	memcpy(b + len, "1.5]", 4);
+	len += 4;
+	assert_null(fwd_json_loadb(b, len, JSON_REJECT_DUPLICATES, &je));
+	assert_non_null(strstr(je.text, "more than 2000000 values"));
+	assert_int_equal(je.line, 1);
+	assert_true(je.position >= (int)real_at && je.position <= (int)real_at + 3);
+	assert_int_equal(fwd_json_check(b, len, JSON_REJECT_DUPLICATES, &je), -EINVAL);
+	assert_non_null(strstr(je.text, "more than 2000000 values"));
+	d = fwd_doc_parse(b, len, "big.json", 1, &e);
+	assert_null(d);
+	assert_non_null(strstr(e.reason, "more than 2000000 values"));
+	/* Under the bound: jansson's own words, as before. */
+	memcpy(b + 2 * 1000 + 1, "1.5]]", 5);
+	assert_null(fwd_doc_parse(b, 2 * 1000 + 6, "small.json", 1, &e));
+	assert_non_null(strstr(e.reason, "JSON syntax: end of file expected"));
+	assert_null(strstr(e.reason, "values"));
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_edges),		cmocka_unit_test(test_depth),
-		cmocka_unit_test(test_random),		cmocka_unit_test(test_line_of),
+		cmocka_unit_test(test_edges),
+		cmocka_unit_test(test_depth),
+		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_line_of),
 		cmocka_unit_test(test_byte_order_mark),
+		cmocka_unit_test(test_a_large_declined_text_is_not_read_slowly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
