@@ -1,6 +1,7 @@
 #include "fwd_report.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +310,13 @@ json_t *fwd_report_json(const struct fwd_report *r)
 				      (json_int_t)r->packets.dropped));
 	json_object_set_new(j, "drops", drops);
 	json_object_set_new(j, "events", evts);
+	if (r->instance) {
+		char id[20];
+
+		snprintf(id, sizeof(id), "%016" PRIx64, r->instance);
+		json_object_set_new(j, "instance", json_string(id));
+		json_object_set_new(j, "uptime_ns", json_integer((json_int_t)r->uptime_ns));
+	}
 	for (int s = 0; s < FWD_RS_MAX; s++)
 		if (s != FWD_RS_PORTS)
 			json_object_set_new(j, fwd_report_sec_key((enum fwd_report_sec)s),
@@ -486,6 +494,18 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 			if (strcmp(k, fwd_evt_names[i]) == 0)
 				rc = get_u64(json_object_get(j, "events"), "events", k,
 					     &r->events[i], 1, e);
+	if (!rc && (v = json_object_get(j, "instance")) != NULL) {
+		const char *id = json_string_value(v);
+		char *end = NULL;
+
+		if (id)
+			r->instance = strtoull(id, &end, 16);
+		if (id == NULL || strlen(id) != 16 || *end || r->instance == 0)
+			rc = fwd_err_fail(e, FWD_R_INVALID, NULL, 0, "instance",
+					  "not 16 hex digits (not 0)");
+		else
+			rc = get_u64(j, "", "uptime_ns", &r->uptime_ns, 1, e);
+	}
 	if (!rc && json_is_object(mb = json_object_get(j, "mbufs"))) {
 		r->has_mbufs = 1;
 		if (!(rc = get_u64(mb, "mbufs", "pool", &r->mbuf_pool, 0, e)))
@@ -504,7 +524,8 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 
 /* ---- rates between two reports --------------------------------------------- */
 
-/* (b - a) / s, where a counter that went down restarted from 0. */
+/* (b - a) / s, where a counter that went down restarted from 0 (a
+ * regionfwd that does not say its instance). */
 static double per_s(uint64_t a, uint64_t b, double s, int *reset)
 {
 	if (b < a) {
@@ -534,11 +555,26 @@ static json_t *named_rates(const char *const *names, const uint64_t *a, const ui
 json_t *fwd_report_rates(const struct fwd_report *before, const struct fwd_report *after,
 			 double seconds)
 {
+	static const struct fwd_report none; /* a run's start: every counter 0 */
 	const struct fwd_report *a = before, *b = after;
 	int reset = 0;
 	json_t *o, *pk;
 	char key[64];
 
+	/* The time between the two sums, as regionfwd measured it: a client's
+	 * own clock also counts how long each read took to be answered (a
+	 * regiond paused 2 s under one read made 300 pkts/s read as 599). */
+	if (a->instance && a->instance == b->instance && b->uptime_ns > a->uptime_ns)
+		seconds = (double)(b->uptime_ns - a->uptime_ns) / 1e9;
+	/* Another run: its counters began at 0 when it started, however far
+	 * they got since (a restart 1 s into an 8 s window went unsaid, and
+	 * 300 pkts/s read as 119). Over its uptime, when that is shorter. */
+	if (a->instance && b->instance && a->instance != b->instance) {
+		reset = 1;
+		a = &none;
+		if (b->uptime_ns > 0 && (double)b->uptime_ns / 1e9 < seconds)
+			seconds = (double)b->uptime_ns / 1e9;
+	}
 	if (seconds <= 0)
 		return NULL;
 	o = json_object();

@@ -127,6 +127,13 @@ struct fwd_report {
 	struct fwd_report_section sec[FWD_RS_MAX];
 	int has_mbufs;
 	uint64_t mbuf_pool, mbuf_in_use;
+	/* Which run of regionfwd counted (a random id drawn at its start) and
+	 * how long it had run when they were summed (CLOCK_MONOTONIC ns): two
+	 * reports' rates are over the time between their sums, not between
+	 * two clients' reads of them, and a restart shows even when the new
+	 * run has already counted past the old one. 0: not said (an older
+	 * regionfwd). */
+	uint64_t instance, uptime_ns;
 };
 
 /** An empty report (NULL on ENOMEM). */

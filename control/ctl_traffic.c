@@ -63,11 +63,16 @@ json_t *ctl_traffic_window(const struct ctl_traffic *tr, int64_t now_ms)
 
 	if (tr->n < 2)
 		return NULL;
-	/* The oldest sample still inside the window. */
+	/* The oldest sample still inside the window, of the run of regionfwd
+	 * that counted the last one: after a restart the window is what that
+	 * run counted (fwd_report_rates says counters_reset when no sample
+	 * of it came before the last). */
 	for (unsigned k = 1; k < tr->n; k++) {
 		unsigned i = (last + SAMPLES - k) % SAMPLES;
 
 		if (now_ms - tr->s[i].ms > WINDOW_MS)
+			break;
+		if (first != last && tr->s[i].r->instance != tr->s[last].r->instance)
 			break;
 		first = i;
 	}
@@ -724,17 +729,25 @@ json_t *ctl_traffic_handovers_delta(const struct fwd_table *new, const struct fw
 /* ---- traffic on top of an impact ----------------------------------------- */
 
 /* A counter's amount over the window: its rate times the window. */
+/* A rate over the window as a count again: whole (the rates are rounded
+ * to 0.01, and 17999.95582 packets read as a count that is not one). */
+static double counted(double rate, const json_t *w)
+{
+	double n = rate * json_number_value(json_object_get(w, "interval_s"));
+
+	return n > 0 ? (double)(int64_t)(n + 0.5) : 0;
+}
+
 static double in_window(const json_t *w, const char *sec, const char *row, const char *key)
 {
-	const json_t *v = json_object_get(json_object_get(json_object_get(w, sec), row), key);
-
-	return json_number_value(v) * json_number_value(json_object_get(w, "interval_s"));
+	return counted(json_number_value(
+			       json_object_get(json_object_get(json_object_get(w, sec), row), key)),
+		       w);
 }
 
 static double total(const json_t *w, const char *key)
 {
-	return json_number_value(json_object_get(json_object_get(w, "packets"), key)) *
-	       json_number_value(json_object_get(w, "interval_s"));
+	return counted(json_number_value(json_object_get(json_object_get(w, "packets"), key)), w);
 }
 
 /* The traffic of the services (names) of a content rule in the window. */

@@ -2557,6 +2557,7 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 			else
 				json_object_set(out, "rates", all);
 			json_object_set(out, "interval_s", json_object_get(rates, "interval_s"));
+			json_object_set(out, "reset", json_object_get(rates, "reset"));
 		}
 		print_json(out);
 		json_decref(out);
@@ -2587,6 +2588,12 @@ static int cmd_show(const struct opts *o, const struct ctl_call *c)
 	} else if (!strcmp(what, FWD_KEY_NAME(DOC, LINKS))) {
 		int wn = key_width(sec, 20), wp = field_width(sec, FWD_KEY_NAME(LINK, PORT), 12);
 
+		if (rates)
+			printf("rates over %.1f s%s\n",
+			       json_number_value(json_object_get(rates, "interval_s")),
+			       json_is_true(json_object_get(rates, "reset"))
+				       ? " (regionfwd restarted in the window: since its start)"
+				       : "");
 		printf("%-*s %-*s %-18s %5s %-5s ", wn, "LINK", wp, "PORT", "NEXT HOP", "VLAN",
 		       "STATE");
 		if (rates)
@@ -2890,15 +2897,21 @@ static int counters(const struct opts *o, const struct ctl_call *cl, int drops_o
 						  json_object_get(p, "dropped_packets_per_s")),
 					  v[4], 16));
 			if (json_is_true(json_object_get(rates, "reset")))
-				printf("  (regionfwd restarted in the window)");
+				printf("  (regionfwd restarted in the window: since its start)");
 		}
 		putchar('\n');
 		for (size_t s = 0; s < sizeof(secs) / sizeof(secs[0]); s++)
 			print_counts(fwd_report_sec_key(secs[s]), c, secs[s], rates);
 	}
+	if (drops_only && rates)
+		printf("rates over %.1f s%s\n",
+		       json_number_value(json_object_get(rates, "interval_s")),
+		       json_is_true(json_object_get(rates, "reset"))
+			       ? " (regionfwd restarted in the window: since its start)"
+			       : "");
 	print_drops(c, rates);
 	if (!drops_only) {
-		printf("\n%-28s %16s\n", "events", "packets");
+		printf("\n%-28s %16s\n", "events", "count");
 		for (int i = 0; i < FWD_EVT_MAX; i++)
 			if (c->events[i])
 				printf("  %-26s %16" PRIu64 "\n", fwd_evt_names[i], c->events[i]);
@@ -3391,9 +3404,12 @@ static void print_diff(json_t *r, const char *unused)
 	if (json_is_string(json_object_get(tr, "unknown")))
 		printf("traffic: unknown, %s\n", js(tr, "unknown"));
 	else if (json_is_object(tr))
-		printf("traffic over the last %.0f s: %s packets, %sB; would change link: %s "
+		printf("traffic over the last %.0f s%s: %s packets, %sB; would change link: %s "
 		       "packets (%.2f %%)%s, at most %sB (%.2f %%) of the bytes\n",
 		       json_number_value(json_object_get(tr, "window_s")),
+		       json_is_true(json_object_get(tr, "counters_reset"))
+			       ? " (regionfwd restarted: since its start)"
+			       : "",
 		       ctl_top_si(json_number_value(json_object_get(tr, "packets")), a, 16),
 		       ctl_top_si(json_number_value(json_object_get(tr, "bytes")), b, 16),
 		       ctl_top_si(json_number_value(json_object_get(tr, "changed_packets")), c, 16),

@@ -917,6 +917,9 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 	int rc;
 
 	sum_workers(ctx, &sum);
+	/* when the counters were read, as near to it as can be */
+	uint64_t uptime_ns = fwd_mono_ns() - ctx->started_ns;
+
 	pthread_mutex_lock(&ctx->lock);
 	/* The totals of retired generations, plus the one in its grace period
 	 * and the running one: folded into a copy, the totals stay as they are. */
@@ -936,6 +939,8 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 		return NULL;
 	}
 	r->workers = ctx->nworkers;
+	r->instance = ctx->instance;
+	r->uptime_ns = ctx->instance ? uptime_ns : 0;
 	r->packets.rx = sum.rx;
 	r->packets.rx_bytes = sum.rx_bytes;
 	r->packets.tx = sum.tx;

@@ -41,6 +41,9 @@ struct dp_ctx {
 	struct dp_gen *retiring; /* unpublished, in its grace period; readers still count it */
 	pthread_mutex_t lock; /* control thread vs telemetry readers */
 	struct fwd_report *totals; /* counters of retired generations, by name (dp_fold.h) */
+	/* This run's random id and CLOCK_MONOTONIC start, said with every
+	 * report (fwd_report.instance, .uptime_ns) */
+	uint64_t instance, started_ns;
 	uint16_t nworkers;
 	struct dp_lcore *workers[DP_MAX_WORKERS];
 	struct dp_cap *cap; /* packet capture (dp_cap.h); control thread only */

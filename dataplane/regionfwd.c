@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rte_cycles.h>
@@ -34,6 +36,7 @@
 #include "dp_fib.h"
 #include "dp_log.h"
 #include "dp_saved.h"
+#include "fwd_clock.h"
 #include "fwd_hs.h"
 #include "fwd_residency.h"
 #include "fwd_table.h"
@@ -893,6 +896,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "regionfwd: out of memory\n");
 		return 1;
 	}
+	/* This run, told apart from the one before it in counter reports. */
+	ctx.started_ns = fwd_mono_ns();
+	if (getrandom(&ctx.instance, sizeof(ctx.instance), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(ctx.instance))
+		ctx.instance = ctx.started_ns ^ (uint64_t)getpid() << 40 ^ (uint64_t)time(NULL);
+	ctx.instance |= ctx.instance == 0;
 
 	n = rte_eal_init(argc, argv);
 	/* Some of EAL's refusals leave rte_errno 0 (another primary process

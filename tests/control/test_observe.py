@@ -65,7 +65,8 @@ def test_rates_in_counters_drops_and_links(tmp_path):
         assert len(rows) >= 3 and counts == sorted(counts, reverse=True), out
         assert [r[0] for r in rows[:3]] == ["policy_drop", "ipv4_truncated", "non_ip"], out
         rc, out, err = b.ctl("drops", "--rate")
-        assert rc == 0 and "pkts/s" in out.splitlines()[1], out
+        assert rc == 0 and re.match(r"rates over [0-9.]+ s$", out.splitlines()[0]), out
+        assert "pkts/s" in out.splitlines()[2], out
         rc, d, err = b.ctl("drops", "--rate", json_out=True)
         assert d["drops"]["policy_drop"] > 0 and d["rates"]["drops"]["policy_drop"] > 0, d
         # Rates are rounded to 0.01 and the window to the millisecond, and
@@ -80,10 +81,12 @@ def test_rates_in_counters_drops_and_links(tmp_path):
                     (args, key, v)
 
         rc, out, err = b.ctl("show", "links", "--rate")
-        assert rc == 0 and "PKTS/S" in out.splitlines()[0] and "BITS/S" in out.splitlines()[0], out
+        assert rc == 0 and re.match(r"rates over [0-9.]+ s$", out.splitlines()[0]), out
+        assert "PKTS/S" in out.splitlines()[1] and "BITS/S" in out.splitlines()[1], out
         rc, l, err = b.ctl("show", "links", "--rate", json_out=True)
         assert set(l["links"]) == set(l["rates"]) and l["rates"]["local"]["packets_per_s"] > 0, l
-        assert set(l) == {"links", "link_groups", "rates", "interval_s"}, l
+        assert set(l) == {"links", "link_groups", "rates", "interval_s", "reset"}, l
+        assert l["reset"] is False, l
         # With NAME: that link's rates alone, as its section (every link's
         # rates were printed once).
         rc, l, err = b.ctl("show", "links", "local", "--rate", json_out=True)
@@ -94,6 +97,45 @@ def test_rates_in_counters_drops_and_links(tmp_path):
                            (("show", "links", "--interval", "-1"), "--interval takes seconds")):
             rc, out, err = b.ctl(*args)
             assert rc == 2 and said in err, (args, rc, err)
+    finally:
+        b.stop()
+
+
+def test_rates_know_a_restart_and_time_the_reports(tmp_path):
+    """Rates were told from two reads' deltas over regionctl's own clock: a
+    regionfwd killed and restarted 1 s into an 8 s window, whose new run
+    had counted past the old one's first read, read as 119 pkts/s for 300,
+    "reset": false; and a regiond slow to answer one read doubled a rate (a
+    probe). The report now says which run counted (instance) and when
+    (uptime_ns): a restart is said wherever rates are, over the new run's
+    uptime, and the window is the time between the two reports."""
+    import subprocess
+    import time
+    from test_e2e import REGIONCTL
+    b = box_with_drops(tmp_path, "restart")
+    try:
+        first = b.fwd_counters()
+        assert re.fullmatch(r"[0-9a-f]{16}", first["instance"]) and first["uptime_ns"] > 0, first
+        again = b.fwd_counters()
+        assert again["instance"] == first["instance"] and again["uptime_ns"] > first["uptime_ns"]
+        reads = [subprocess.Popen([REGIONCTL, "-s", b.api, *args, "--interval", "10"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for args in (("-j", "counters"), ("drops",), ("show", "links"))]
+        time.sleep(1)
+        b.fwd.kill()
+        b.fwd.wait(30)
+        t0 = time.monotonic()
+        b.start_fwd()
+        outs = [p.communicate(timeout=120) for p in reads]
+        up = time.monotonic() - t0
+        assert all(p.returncode == 0 for p in reads), outs
+        r = json.loads(outs[0][0])["rates"]
+        # over the new run's uptime: not the 10 s asked, of which 1 s was the old run's
+        assert r["reset"] is True and r["interval_s"] <= min(up + 0.5, 9.5), (r["interval_s"], up)
+        assert r["packets"]["rx_packets_per_s"] > 0, r
+        assert "(regionfwd restarted in the window: since its start)" in outs[1][0], outs[1]
+        assert "(regionfwd restarted in the window: since its start)" in outs[2][0], outs[2]
+        assert b.fwd_counters()["instance"] != first["instance"]
     finally:
         b.stop()
 

@@ -160,6 +160,53 @@ static void test_rates(void **state)
 	fwd_report_free(b);
 }
 
+/* Reports that say regionfwd's run and uptime: the window is the time
+ * between the two sums, whatever the client's clock says (a regiond paused
+ * under one read doubled a rate); another run is a restart even when its
+ * counters are already past the first report's (a restart 1 s into an 8 s
+ * window went unsaid, 300 pkts/s read as 119: a probe), counted from 0
+ * over its uptime. Both survive the JSON model. */
+static void test_rates_by_instance_and_uptime(void **state)
+{
+	struct fwd_report *a = sample(), *b = fwd_report_clone(a), *back;
+	struct fwd_err e;
+	json_t *r, *j;
+
+	(void)state;
+	a->instance = b->instance = 0x1234abcd5678ef01ull;
+	a->uptime_ns = 10000000000ull;
+	b->uptime_ns = 12000000000ull; /* 2 s later */
+	b->packets.rx += 600;
+	r = fwd_report_rates(a, b, 4.0); /* the client waited 4 s */
+	assert_true(rate_at(r, "packets", "rx_packets_per_s", NULL) == 300.0);
+	assert_true(json_number_value(json_object_get(r, "interval_s")) == 2.0);
+	assert_true(json_is_false(json_object_get(r, "reset")));
+	json_decref(r);
+	/* Another run, 7 s up, already past the old run's count. */
+	b->instance = 0x77;
+	b->uptime_ns = 7000000000ull;
+	b->packets.rx = a->packets.rx + 10;
+	r = fwd_report_rates(a, b, 8.0);
+	assert_true(json_is_true(json_object_get(r, "reset")));
+	assert_true(rate_at(r, "packets", "rx_packets_per_s", NULL) ==
+		    (double)(int64_t)((double)b->packets.rx / 7.0 * 100.0 + 0.5) / 100.0);
+	assert_true(json_number_value(json_object_get(r, "interval_s")) == 7.0);
+	json_decref(r);
+	/* The model carries both; a bad instance is refused by name. */
+	j = fwd_report_json(b);
+	assert_string_equal(json_string_value(json_object_get(j, "instance")), "0000000000000077");
+	back = fwd_report_from_json(j, &e);
+	assert_non_null(back);
+	assert_true(back->instance == 0x77 && back->uptime_ns == 7000000000ull);
+	fwd_report_free(back);
+	json_object_set_new(j, "instance", json_string("77"));
+	assert_null(fwd_report_from_json(j, &e));
+	assert_string_equal(e.path, "instance");
+	json_decref(j);
+	fwd_report_free(a);
+	fwd_report_free(b);
+}
+
 static void test_refused_with_the_field(void **state)
 {
 	static const struct {
@@ -249,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_json_round_trip),
 		cmocka_unit_test(test_refused_with_the_field),
 		cmocka_unit_test(test_rates),
+		cmocka_unit_test(test_rates_by_instance_and_uptime),
 		cmocka_unit_test(test_top_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
