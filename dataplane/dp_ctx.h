@@ -44,6 +44,7 @@ struct dp_ctx {
 	/* This run's random id and CLOCK_MONOTONIC start, said with every
 	 * report (fwd_report.instance, .uptime_ns) */
 	uint64_t instance, started_ns;
+	uint64_t links_polled_ns; /* dp_ctx_poll_links() */
 	uint16_t nworkers;
 	struct dp_lcore *workers[DP_MAX_WORKERS];
 	struct dp_cap *cap; /* packet capture (dp_cap.h); control thread only */
@@ -180,6 +181,13 @@ void dp_ctx_save_retry(struct dp_ctx *ctx);
  * answered too late and taken back). Cheap when nothing is due.
  */
 void dp_ctx_fold_journal(struct dp_ctx *ctx);
+
+/**
+ * Twice a second at most, each started port's link state into
+ * ctx->pub.port_down, for the workers' drop reason (dp_worker.h). Called
+ * by regionfwd.c's loop; cheap when nothing is due.
+ */
+void dp_ctx_poll_links(struct dp_ctx *ctx);
 
 /** dp_ctx_apply() on a file (its own hash as identity). */
 int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);

@@ -241,11 +241,16 @@ static inline void stage_tx(struct dp_lcore *lc, struct rte_mbuf *m, const struc
 }
 
 /* A stage with mirror copies or a short send: account packet by packet.
- * Unsent originals are dropped as tx_full, unsent copies counted as
- * mirror_fail. */
+ * Unsent originals are dropped as tx_full (port_down while @port reports
+ * its link down), unsent copies counted as mirror_fail. */
 static __rte_noinline void flush_tx_slow(struct dp_lcore *lc, struct dp_gen_cnt *gc,
-					 struct dp_txq_stage *s, uint16_t sent)
+					 struct dp_txq_stage *s, uint16_t sent, uint16_t port)
 {
+	const enum fwd_drop unsent =
+		sent < s->n && __atomic_load_n(&lc->pub->port_down[port], __ATOMIC_RELAXED)
+			? FWD_DROP_PORT_DOWN
+			: FWD_DROP_TX_FULL;
+
 	for (uint16_t k = 0; k < s->n; k++) {
 		if (s->link[k] & DP_TX_MIRROR) {
 			if (k < sent) {
@@ -262,7 +267,7 @@ static __rte_noinline void flush_tx_slow(struct dp_lcore *lc, struct dp_gen_cnt 
 			gc->link[s->link[k]].pkts++;
 			gc->link[s->link[k]].bytes += s->len[k];
 		} else {
-			drop_pkt(lc, s->m[k], FWD_DROP_TX_FULL);
+			drop_pkt(lc, s->m[k], unsent);
 		}
 	}
 }
@@ -308,7 +313,7 @@ static inline void flush_tx(struct dp_lcore *lc, struct dp_gen_cnt *gc)
 			lc->cnt.tx += sent;
 			lc->cnt.tx_bytes += bytes;
 		} else {
-			flush_tx_slow(lc, gc, s, sent);
+			flush_tx_slow(lc, gc, s, sent, port);
 		}
 		s->nmirror = 0;
 		s->n = 0;

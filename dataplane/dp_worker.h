@@ -53,6 +53,13 @@ struct dp_pub {
 	/* The RCU QSBR variable of the workers (thread id = worker index). Set
 	 * before the workers start, never changed. */
 	struct rte_rcu_qsbr *qsv;
+	/* By ethdev id: 1 while the port reports its link down (the control
+	 * thread polls it twice a second, dp_ctx_poll_links). Read only for
+	 * the packets a send did not take, to count them as port_down rather
+	 * than tx_full ("congestion" for a cable pulled: a probe). Relaxed
+	 * both ways: a count, not a decision, and a poll late by one burst
+	 * names one burst's reason wrong at most. */
+	uint8_t port_down[RTE_MAX_ETHPORTS];
 } __rte_cache_aligned;
 
 struct dp_counters {

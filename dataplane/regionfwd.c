@@ -1013,6 +1013,7 @@ int main(int argc, char **argv)
 	while (!sig_quit) {
 		dp_ctl_poll(ctl, 10);
 		dp_ctx_fold_journal(&ctx);
+		dp_ctx_poll_links(&ctx);
 		dp_cap_poll(ctx.cap, &ctx.pub);
 		if (ctx.save_error[0] &&
 		    rte_get_timer_cycles() - save_tried > 2 * rte_get_timer_hz()) {

@@ -6,6 +6,7 @@ how long recovery took; each asserts that every packet received is accounted
 keeps answering its control socket throughout. Timings are reported, never
 asserted."""
 import os
+import subprocess
 import sys
 import time
 
@@ -40,10 +41,10 @@ def pcap(tmp, n=512):
 
 
 class Fwd(Served):
-    def __init__(self, tmp, prefix, ports, table, extra=""):
+    def __init__(self, tmp, prefix, ports, table, extra="", wrapper=()):
         t = tmp / "t0.yaml"
         t.write_text(table)
-        super().__init__(tmp, prefix, ports, t, extra)
+        super().__init__(tmp, prefix, ports, t, extra, wrapper=wrapper)
 
     def counters(self):
         c = self.ctl.call("counters")
@@ -182,6 +183,42 @@ def test_link_down_under_load(tmp_path):
             log = f.stop()
         assert f.p.returncode == 0, log
         assert "rx = tx + dropped: holds" in log
+
+
+@pytest.mark.skipif(not netns.available() or not os.path.exists("/dev/net/tun"),
+                    reason="needs root, iproute2 and /dev/net/tun")
+def test_a_port_that_reports_its_link_down_counts_port_down(tmp_path):
+    """A link whose port reports its link down (a TAP set down here; a
+    pulled cable on a NIC) lost what was steered to it as tx_full, "egress
+    queue full": congestion, for a cable (a probe). While the port reports
+    its link down, what it does not take is port_down; tx_full stays for a
+    port that is up and full; forwarding resumes when it is up again. The
+    TAP lives in a namespace of the test's own (regionfwd runs there)."""
+    ns = "rfwd-pdown"
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    netns.sh(f"ip netns add {ns}")
+    f = None
+    try:
+        f = Fwd(tmp_path, "fault-pdown", [("in0", f'{{device: "net_pcap_in0,rx_pcap={pcap(tmp_path)},infinite_rx=1", ingress: true}}'),
+                                           ("tap", '{device: "net_tap_pd0,iface=rfwpd0"}'),
+                                           ("null0", '{device: "net_null_n0"}')],
+                TABLE.format(a_port="tap", a_action="steer, to: stuck", desc="tap"),
+                wrapper=["ip", "netns", "exec", ns])
+        _, c = f.wait(lambda c: c["links"]["stuck"]["packets"] > 1000)
+        netns.sh(f"ip -n {ns} link set rfwpd0 down")
+        _, c = f.wait(lambda c: c["drops"]["port_down"] > 10000)
+        full = c["drops"]["tx_full"]
+        _, c = f.wait(lambda c: c["drops"]["port_down"] > 20000)
+        assert c["drops"]["tx_full"] == full, c["drops"]  # the port is down: none of it "full"
+        assert c["links"]["ok"]["packets"] > 0
+        netns.sh(f"ip -n {ns} link set rfwpd0 up")
+        sent = c["links"]["stuck"]["packets"]
+        _, c = f.wait(lambda c: c["links"]["stuck"]["packets"] > sent + 1000, timeout=30)
+    finally:
+        log = f.stop() if f else ""
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    assert f.p.returncode == 0, log
+    assert "rx = tx + dropped: holds" in log
 
 
 def test_a_start_short_of_memory_exits_cleanly(tmp_path):

@@ -269,7 +269,7 @@ class Served:
     ports given as (name, YAML flow mapping) pairs, its log in a file under
     tmp, `ctl` a connected tests/lib/ctlclient.Ctl."""
 
-    def __init__(self, tmp, prefix, ports, table, extra_node="", log="fwd.log", args=()):
+    def __init__(self, tmp, prefix, ports, table, extra_node="", log="fwd.log", args=(), wrapper=()):
         from ctlclient import Ctl
         self.tmp, self.prefix, self.table = tmp, prefix, table
         self.sock = str(tmp / "ctl.sock")
@@ -277,7 +277,7 @@ class Served:
         node.write_text("ports:\n" + "".join(f"  {n}: {d}\n" for n, d in ports) +
                         with_test_defaults(f"control_socket: {self.sock}\n" + extra_node))
         open(tmp / log, "w").close()
-        self.p = start_regionfwd([regionfwd_bin()] + eal_args(prefix) + [
+        self.p = start_regionfwd(list(wrapper) + [regionfwd_bin()] + eal_args(prefix) + [
             "--", "--node", str(node), "--table", str(table), *args], str(tmp / log),
             lambda: os.path.exists(self.sock))
         self.log = open(tmp / log, "a+")
