@@ -2004,14 +2004,17 @@ static int status_health(const json_t *r)
 
 /* "1,843 of 32,767 in use (5.6 %)": a pool whose use stays near its size
  * means a device holds mbufs (stuck TX ring) or the pool is too small. */
-static void status_mbufs(json_t *mb)
+/* @stale: "" for a report of a regionfwd that answers, else what says it
+ * is not (the tables below the first line once read as live: every link
+ * "up" of a regionfwd that was gone, a probe). */
+static void status_mbufs(json_t *mb, const char *stale)
 {
 	long long pool = ji(mb, "pool"), used = ji(mb, "in_use");
 
 	if (!json_is_object(mb))
 		return;
-	printf("mbufs        %lld of %lld in use (%.1f %%)\n", used, pool,
-	       pool ? 100.0 * (double)used / (double)pool : 0.0);
+	printf("mbufs        %lld of %lld in use (%.1f %%)%s\n", used, pool,
+	       pool ? 100.0 * (double)used / (double)pool : 0.0, stale);
 }
 
 /* The XDP filter's summary (GET /v1/filters without its rules). */
@@ -2207,7 +2210,7 @@ static void status_feed(json_t *f)
 
 /* Every link (admin state from the table, operational from its port) and
  * every port (its link, speed and what the device counts). */
-static void status_links_ports(json_t *s)
+static void status_links_ports(json_t *s, const char *stale)
 {
 	json_t *v, *st;
 	size_t i;
@@ -2216,15 +2219,15 @@ static void status_links_ports(json_t *s)
 		const json_t *ls = json_object_get(s, "links");
 		int wn = field_width(ls, "name", 20), wp = field_width(ls, "port", 12);
 
-		printf("\n%-*s %-*s %-6s %s\n", wn, "LINK", wp, "PORT", "ADMIN", "OPER");
+		printf("\n%-*s %-*s %-6s %s%s\n", wn, "LINK", wp, "PORT", "ADMIN", "OPER", stale);
 		json_array_foreach(json_object_get(s, "links"), i, v)
 			printf("%-*s %-*s %-6s %s\n", wn, js(v, "name"), wp, js(v, "port"),
 			       js(v, "admin"), js(v, "oper"));
 	}
 	if (json_array_size(json_object_get(s, "ports")) == 0)
 		return;
-	printf("\n%-12s %-7s %-14s %12s %12s %9s %9s %9s %9s\n", "PORT", "LINK", "SPEED",
-	       "RX PACKETS", "TX PACKETS", "RX ERRORS", "TX ERRORS", "IMISSED", "RX_NOMBUF");
+	printf("\n%-12s %-7s %-14s %12s %12s %9s %9s %9s %9s%s\n", "PORT", "LINK", "SPEED",
+	       "RX PACKETS", "TX PACKETS", "RX ERRORS", "TX ERRORS", "IMISSED", "RX_NOMBUF", stale);
 	json_array_foreach(json_object_get(s, "ports"), i, v) {
 		char speed[32] = "-";
 
@@ -2247,7 +2250,7 @@ static void status_links_ports(json_t *s)
 static int cmd_status(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *g, *dp, *cf;
-	char t[32];
+	char t[32], stale[96] = "";
 	int rc, health;
 
 	(void)c;
@@ -2307,7 +2310,11 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 			       : ji(cf, "deadline") + 1 - (long long)time(NULL));
 	if (json_is_string(json_object_get(r, "alarm")))
 		printf("ALARM        %s\n", js(r, "alarm"));
-	status_mbufs(json_object_get(json_object_get(dp, "status"), "mbufs"));
+	/* The same rule as the first line's "[report N s old]". */
+	if (!json_is_true(json_object_get(dp, "connected")) || ji(dp, "report_age_ms") > 2000)
+		snprintf(stale, sizeof(stale), "  (regionfwd's last report, %lld s old)",
+			 ji(dp, "report_age_ms") / 1000);
+	status_mbufs(json_object_get(json_object_get(dp, "status"), "mbufs"), stale);
 	status_filters(json_object_get(r, "filters"));
 	status_feed(json_object_get(r, "feed"));
 	status_fleet(json_object_get(r, "fleet"));
@@ -2316,7 +2323,7 @@ static int cmd_status(const struct opts *o, const struct ctl_call *c)
 
 		printf("health       %s: %s\n", js(h, "state"), js(h, "reason"));
 	}
-	status_links_ports(json_object_get(dp, "status"));
+	status_links_ports(json_object_get(dp, "status"), stale);
 	json_decref(r);
 	return health;
 }

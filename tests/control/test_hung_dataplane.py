@@ -67,6 +67,9 @@ def test_a_stopped_regionfwd_neither_freezes_status_nor_publishes_late(tmp_path)
             rc, out, _ = b.ctl("status")
             assert rc == 2 and re.search(r"UNREACHABLE, what it runs not known \(last report: generation 1, .*\[report \d+ s old\]",
                                        out), out
+            # and so do the tables under it: every link "up" read as live (a probe)
+            for title in (r"^mbufs .*%\)", r"^LINK .* OPER", r"^PORT .* RX_NOMBUF"):
+                assert re.search(title + r"  \(regionfwd's last report, \d+ s old\)$", out, re.M), (title, out)
             rc, j, _ = b.ctl("status", json_out=True)
             assert rc == 2 and j["dataplane"]["status"]["generation"]["id"] == 1, j
         finally:
