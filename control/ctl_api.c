@@ -786,24 +786,17 @@ static int port_missing(const struct ctl_state *st, const struct fwd_table *t, s
 	return 0;
 }
 
-static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r)
+/* validate's answer for @doc: checked as a PUT of it (@written) or as a
+ * rollback to it (not: the checks newer than some stored tables are for
+ * documents someone writes), and what it would change. */
+static void answer_validate(struct ctl_api *api, struct reply *r, const char *doc, size_t len,
+			    int written)
 {
-	static const char *const keys[] = {"document", NULL};
-	json_t *b = body_json(q, r), *d;
 	struct fwd_err e;
 	struct fwd_table *t;
 
-	if (b == NULL)
-		return;
-	if (check_keys(b, keys, r))
-		goto out;
-	if (need_str(b, "document", "the table, YAML or JSON text", r))
-		goto out;
-	d = json_object_get(b, "document");
-	/* as a PUT of it would be, the running document included (a review:
-	 * validate refused what a PUT of it took as a no-op) */
-	t = ctl_state_validate_written(api->st, json_string_value(d), json_string_length(d),
-				       "document", &e);
+	t = written ? ctl_state_validate_written(api->st, doc, len, "document", &e)
+		    : ctl_state_validate(api->st, doc, len, "document", &e);
 	if (t != NULL && port_missing(api->st, t, &e)) {
 		fwd_table_free(t);
 		t = NULL;
@@ -811,7 +804,7 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 	if (t == NULL) {
 		reply_err(r, &e);
 		json_object_set_new(r->body, "valid", json_false());
-		goto out;
+		return;
 	}
 	r->status = 200;
 	r->body = json_pack("{s:b}", "valid", 1);
@@ -844,6 +837,23 @@ static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r
 		json_decref(fs);
 	}
 	fwd_table_free(t);
+}
+
+static void h_validate(struct ctl_api *api, const struct req *q, struct reply *r)
+{
+	static const char *const keys[] = {"document", NULL};
+	json_t *b = body_json(q, r), *d;
+
+	if (b == NULL)
+		return;
+	if (check_keys(b, keys, r))
+		goto out;
+	if (need_str(b, "document", "the table, YAML or JSON text", r))
+		goto out;
+	d = json_object_get(b, "document");
+	/* as a PUT of it would be, the running document included (a review:
+	 * validate refused what a PUT of it took as a no-op) */
+	answer_validate(api, r, json_string_value(d), json_string_length(d), 1);
 out:
 	json_decref(b);
 }
@@ -862,9 +872,9 @@ static int reverted_by(const struct ctl_gen *to, const struct ctl_gen *g)
 
 static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r)
 {
-	static const char *const keys[] = {"generation", "expected_generation", "author", "comment",
-					   NULL};
-	json_t *b = q->len ? body_json(q, r) : json_object();
+	static const char *const keys[] = {
+		"generation", "expected_generation", "author", "comment", "dry_run", NULL};
+	json_t *b = q->len ? body_json(q, r) : json_object(), *dry;
 	const struct ctl_gen *cur = ctl_state_current(api->st), *to = NULL;
 	const char *author, *comment, *doc;
 	int64_t gen = 0, expected = -1;
@@ -879,7 +889,16 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 	    opt_int(b, "generation", 1, INT64_MAX, &gen, r) ||
 	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r))
 		goto out;
-	if (confirm_pending(api->st, r) || stale(api->st, expected, r))
+	/* A preview: what the rollback would run and change, as validate
+	 * answers a document (its residency rules' weakening before it runs,
+	 * not after: a walkthrough). Nothing changes, so nothing waits for a
+	 * confirm or compares the generation. */
+	dry = json_object_get(b, "dry_run");
+	if (dry && !json_is_boolean(dry)) {
+		reply_simple(r, FWD_R_BAD_REQUEST, "dry_run", "'dry_run' must be true or false");
+		goto out;
+	}
+	if (!json_is_true(dry) && (confirm_pending(api->st, r) || stale(api->st, expected, r)))
 		goto out;
 	if (gen)
 		to = ctl_state_find(api->st, (uint64_t)gen);
@@ -903,6 +922,17 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 			 "('generation': %" PRIu64 ")",
 			 to->id, cur->id, to->id);
 		reply_simple(r, FWD_R_BAD_REQUEST, "generation", why);
+		goto out;
+	}
+	if (json_is_true(dry)) {
+		if ((doc = ctl_state_doc(api->st, to, &len, &e)) == NULL) {
+			reply_err(r, &e);
+			goto out;
+		}
+		answer_validate(api, r, doc, len, 0);
+		if (json_is_object(r->body))
+			json_object_set_new(r->body, "rollback_to",
+					    json_integer((json_int_t)to->id));
 		goto out;
 	}
 	if (cur && to->id == cur->id) {

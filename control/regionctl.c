@@ -1563,7 +1563,8 @@ static const struct ans_route {
 } ans_routes[] = {
 	{"PUT", "/v1/table", ans_table_change, 0},
 	{"PATCH", "/v1/table", ans_table_change, 0},
-	{"POST", "/v1/rollback", ans_table_change, 0},
+	/* a dry run's answer is validate's (ans_check) */
+	{"POST", "/v1/rollback", ans_table_change, 1024},
 	{"POST", "/v1/confirm", ans_confirm, 0},
 	{"POST", "/v1/prefixes", ans_prefixes, 0},
 	{"POST", "/v1/filters/detach", ans_detach, 0},
@@ -1730,6 +1731,9 @@ static int ans_check(const char *method, const char *path, const json_t *r, char
 	const struct ans_route *route = ans_route_of(method, path);
 	const struct ans_field *f = route ? route->fields : NULL;
 	char at[256] = "";
+
+	if (f == ans_table_change && json_object_get(r, "rollback_to") != NULL)
+		f = ans_validate; /* rollback --dry-run */
 
 	if (!json_is_object(r)) {
 		snprintf(why, len, "the answer is %s, not an object", ans_what(r, at, sizeof(at)));
@@ -3731,6 +3735,15 @@ static int cmd_confirm(const struct opts *o, const struct ctl_call *c)
 	return show(o, "POST", "/v1/confirm", b, print_confirmed, NULL);
 }
 
+/* rollback --dry-run: what it would run, as diff shows a document. */
+static void print_rollback_preview(json_t *r, const char *unused)
+{
+	(void)unused;
+	printf("rollback to generation %lld would change (dry run, nothing changed):\n",
+	       ji(r, "rollback_to"));
+	print_diff(r, NULL);
+}
+
 static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 {
 	const char *expected = opt_val(c, "--expected-generation");
@@ -3752,6 +3765,15 @@ static int cmd_rollback(const struct opts *o, const struct ctl_call *c)
 
 		if (parse_generation(c->pos[0], &g))
 			return usage_error(c, "'%s' is not a generation", c->pos[0]);
+	}
+	if (opt_val(c, "--dry-run")) {
+		long long g;
+
+		b = json_pack("{s:b}", "dry_run", 1);
+		if (c->npos && parse_generation(c->pos[0], &g) == 0)
+			json_object_set_new(b, "generation", json_integer(g));
+		json_refusals_valid = 1;
+		return show(o, "POST", "/v1/rollback", b, print_rollback_preview, "rollback");
 	}
 	if (!expected && (rc = current_generation(o, &cur)))
 		return rc;
@@ -5736,6 +5758,8 @@ static const struct ctl_opt apply_opts[] = {
 
 static const struct ctl_opt rollback_opts[] = {
 	WHO_AND_WHY_OPTS,
+	{.name = "--dry-run",
+	 .help = "show what the rollback would change (diff, impact, warnings), change nothing"},
 	{.name = "--expected-generation",
 	 .arg = "N",
 	 .help = "refused (stale_generation) unless N is current (default: the one current "
@@ -6109,8 +6133,11 @@ static const struct ctl_cmd commands[] = {
 	 .max_args = 1,
 	 .opts = rollback_opts,
 	 .summary = "back to an earlier generation (default: the previous one)",
-	 .detail = "The old table becomes a new generation; it is validated again, so one that\n"
-		   "breaks today's residency rules is refused."},
+	 .detail = "The old table becomes a new generation; it is validated again with\n"
+		   "today's checks, so one they refuse is refused. Its own residency rules are\n"
+		   "the ones it is held to: rules it lacks that the running table has are\n"
+		   "said (warning: residency rule ... removed), not refused, as for any\n"
+		   "table; --dry-run shows that, and the whole change, before it runs."},
 	{.name = "history", .run = cmd_history, .summary = "generations kept for rollback"},
 	{.name = "link", .subs = link_cmds, .summary = "change one link: down, up, drain, weight"},
 	{.name = "prefixes",

@@ -1898,3 +1898,21 @@ def test_a_change_that_drops_or_weakens_a_residency_rule_is_said(box, tmp_path):
     # Back: nothing weakened, nothing said.
     rc, out, err = box.ctl("apply", DEMO)
     assert rc == 0 and "residency rule" not in out, (out, err)
+    # A rollback to the table without the rule is the same change: said,
+    # not refused (a table is its own rules), and it can be seen before it
+    # runs. The help once said such a rollback was refused (a walkthrough).
+    without = box.gen() - 1
+    rc, out, err = box.ctl("rollback", "--dry-run", str(without))
+    assert rc == 0 and out.startswith(f"rollback to generation {without} would change (dry run, "
+                                      "nothing changed):\n"), (out, err)
+    assert "~ residency\n  warning: residency rule 'india-personal-data' of region 'india' removed" in out, out
+    rc, j, err = box.ctl("rollback", "--dry-run", str(without), json_out=True)
+    assert rc == 0 and j["valid"] is True and j["rollback_to"] == without, j
+    assert [w["rule"] for w in j["residency_weakened"]] == ["india-personal-data"], j
+    assert box.gen() == without + 1  # nothing ran
+    code, r = box.http("POST", "/v1/rollback", {"dry_run": "yes"})
+    assert code == 400 and r["error"]["path"] == "dry_run", r
+    code, r = box.http("POST", "/v1/rollback", {"dry_run": True, "generation": 99999})
+    assert code == 404 and box.gen() == without + 1, r
+    rc, out, err = box.ctl("rollback", str(without))
+    assert rc == 0 and "warning: residency rule 'india-personal-data' of region 'india' removed" in out, out
