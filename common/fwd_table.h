@@ -180,6 +180,10 @@ struct fwd_table {
 	uint32_t npolicies; /* including the default at 0 */
 	uint32_t nranges, nprefix4, nprefix6;
 	uint16_t nresidency;
+	/* "residency:" with no value (null): its line + 1 (1 for JSON, which
+	 * has no lines); 0: not so. Read as no rules; refused when written
+	 * (fwd_table_check_written). */
+	uint32_t residency_null_line;
 	char (*region_names)[FWD_NAME_MAX];
 	char (*service_names)[FWD_NAME_MAX];
 	struct fwd_svc_range *ranges;
@@ -229,17 +233,23 @@ struct fwd_table *fwd_table_parse(const char *buf, size_t len, const char *name,
 void fwd_table_free(struct fwd_table *t);
 
 /**
- * A link's tags say where its wire goes, and residency trusts them: two
- * links leaving by the same port to the same next hop and VLAN are one
- * wire, and with other tags one of them is wrong (a rule could allow the
- * wire under one name what it refuses under the other). Same tags, in any
- * order: an alias, and fine. A check of a table being *written* (regiond's
- * validation of a new document, --check-table), not of one loaded: a
- * table stored before this check must still load, run and be replaced.
- * @return 0, or -EINVAL with @e at the later link ("links.NAME", the line
- * of its port).
+ * The checks of a table being *written* (regiond's validation of a new
+ * document, --check-table, SIGHUP), not of one loaded: a table stored
+ * before these checks must still load, run and be replaced.
+ *
+ * - "residency:" with no value: every rule commented out left it null,
+ *   which read as no section, the table's protection gone by an edit that
+ *   looks like a pause (a walkthrough); "residency: []" says none.
+ * - A link's tags say where its wire goes, and residency trusts them: two
+ *   links leaving by the same port to the same next hop and VLAN are one
+ *   wire, and with other tags one of them is wrong (a rule could allow the
+ *   wire under one name what it refuses under the other). Same tags, in
+ *   any order: an alias, and fine.
+ *
+ * @return 0, or -EINVAL with @e ("residency"; "links.NAME" at the later
+ * link, the line of its port).
  */
-int fwd_table_check_wires(const struct fwd_table *t, struct fwd_err *e);
+int fwd_table_check_written(const struct fwd_table *t, struct fwd_err *e);
 
 /** The top-level field (FWD_F_DOC_*) of the @i-th section in the order fwd_table_from_doc()
  *  validates them, FWD_SCHEMA_MAX past the last: lets the tests see that every field of

@@ -236,10 +236,18 @@ int tv_index_groups(struct vctx *c)
 				  sizeof(*t->groups), t->ngroups);
 }
 
-int fwd_table_check_wires(const struct fwd_table *t, struct fwd_err *e)
+int fwd_table_check_written(const struct fwd_table *t, struct fwd_err *e)
 {
 	char path[FWD_NAME_MAX + 16], mine[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)],
 		theirs[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)];
+
+	if (t->residency_null_line) {
+		fwd_err_fail(e, FWD_R_INVALID_TABLE, t->source, t->residency_null_line - 1,
+			     "residency",
+			     "has no value (null: every rule commented out?); write 'residency: "
+			     "[]' for a table with no residency rules, or leave the section out");
+		return -EINVAL;
+	}
 
 	for (uint16_t i = 1; i < t->nlinks; i++)
 		for (uint16_t k = 0; k < i; k++) {

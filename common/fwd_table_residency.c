@@ -18,8 +18,14 @@ int tv_parse_residency(struct vctx *c, const struct fwd_node *res)
 	char path[320];
 	int rc;
 
-	if (res == NULL || res->type == FWD_NODE_NULL)
+	if (res == NULL)
 		return 0;
+	/* Refused where a table is written (fwd_table_check_written), not
+	 * here: a table stored with it must still load. */
+	if (res->type == FWD_NODE_NULL) {
+		t->residency_null_line = res->line + 1;
+		return 0;
+	}
 	if ((rc = tv_want(c, res, sec, FWD_NODE_SEQ)))
 		return rc;
 	if (res->count > FWD_MAX_RESIDENCY)

@@ -1779,7 +1779,7 @@ struct fwd_table *ctl_state_validate_written(const struct ctl_state *st, const c
 	struct fwd_table *t = ctl_state_validate(st, doc, len, name, e);
 
 	if (t && !(cur && cur->kind == CTL_GEN_DOCUMENT && cur->doc_hash == fwd_hash64(doc, len)) &&
-	    fwd_table_check_wires(t, e)) {
+	    fwd_table_check_written(t, e)) {
 		fwd_table_free(t);
 		return NULL;
 	}
@@ -2736,7 +2736,7 @@ static int64_t apply_gen_staged(struct ctl_state *st, const char *doc, size_t le
 	 * fleet's way back to a table this node has run (an abort). */
 	if ((st->write_kind == CTL_WRITE_DOCUMENT ||
 	     (st->write_kind == CTL_WRITE_FLEET && !doc_in_history(st, doc_hash))) &&
-	    fwd_table_check_wires(t, e)) {
+	    fwd_table_check_written(t, e)) {
 		fwd_table_free(t);
 		return -1;
 	}

@@ -456,7 +456,7 @@ struct fwd_table *ctl_state_validate(const struct ctl_state *st, const char *doc
 /**
  * The same for a document someone wrote and asks about (validate, a fleet
  * rollout, --fleet-validate-only), with the checks newer than some stored
- * tables (fwd_table_check_wires) that a load, a rollback or a revert do
+ * tables (fwd_table_check_written) that a load, a rollback or a revert do
  * not make: unless @doc is the running document, which a PUT of it takes
  * as a no-op. apply_gen_staged() makes them for a PUT and a fleet's new
  * desired table.

@@ -123,14 +123,14 @@ static void usage(FILE *out)
 }
 
 /* SIGHUP's file is a document someone wrote: the checks of a table being
- * written (fwd_table_check_wires) that --check-table makes and a start on
+ * written (fwd_table_check_written) that --check-table makes and a start on
  * a file stored before them does not. A file that does not load is left
  * to the reload to refuse as it says. @return 0 or -EINVAL with @err. */
 static int hup_check(const char *path, struct fwd_err *err)
 {
 	struct fwd_err ignore = {0};
 	struct fwd_table *t = fwd_table_load(path, &ignore);
-	int rc = t ? fwd_table_check_wires(t, err) : 0;
+	int rc = t ? fwd_table_check_written(t, err) : 0;
 
 	fwd_table_free(t);
 	return rc;
@@ -148,7 +148,7 @@ static int check_table(const char *path)
 
 	/* The content rules' patterns compiled as a push compiles them, so
 	 * that "valid" here means the table would be taken. */
-	if (t == NULL || c == NULL || fwd_table_check_wires(t, &err) ||
+	if (t == NULL || c == NULL || fwd_table_check_written(t, &err) ||
 	    fwd_residency_check(t, c, &err) ||
 	    (fwd_content_patterns(t) && fwd_hs_build(t, &lim, &dbs, &err))) {
 		if (t && c == NULL)

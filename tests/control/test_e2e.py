@@ -1434,6 +1434,26 @@ def test_one_wire_with_two_tag_sets_is_refused_when_written_not_when_stored(tmp_
         assert rc == 1 and want in err and b.gen() == one + 2, (out, err)
         rc, out, err = b.ctl("rollback", str(one))
         assert rc == 0 and "sg-alias" in b.http("GET", "/v1/table")[1]["document"], (out, err)
+        # "residency:" left with no value (every rule commented out) read
+        # as no section: refused when written, as the one wire is (a
+        # walkthrough); "residency: []" says none, and is a weakening.
+        doc = open(DEMO).read()
+        start = doc.index("residency:\n")
+        null = tmp_path / "null.yaml"
+        null.write_text(doc[:start] + "residency:\n" + "".join(
+            "#" + line + "\n" for line in doc[start + len("residency:\n"):].split("\n")
+            if line.startswith(" ")))
+        line = doc[:start].count("\n") + 1
+        rc, out, err = b.ctl("validate", str(null))
+        assert rc == 1 and (f"null.yaml:{line}: residency: has no value (null: every rule commented out?); "
+                            "write 'residency: []'") in err, (out, err)
+        rc, out, err = b.ctl("apply", str(null))
+        assert rc == 1 and "has no value" in err, (out, err)
+        empty = tmp_path / "empty.yaml"
+        empty.write_text(null.read_text().replace("residency:\n", "residency: []\n"))
+        rc, out, err = b.ctl("validate", str(empty))
+        assert rc == 0 and "warning: residency rule 'india-personal-data' of region 'india' removed" in out, \
+            (out, err)
     finally:
         b.stop()
 

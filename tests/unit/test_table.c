@@ -945,9 +945,10 @@ static void test_schema_round_trip(void **state)
 /* Names within one scope are distinct (a duplicate would make lookups take
  * the first and "expected one of" list it twice). */
 /* One wire (port, next hop, VLAN) under two names with other tags: a rule
- * could allow under one name what it refuses under the other. Refused by
- * fwd_table_check_wires() (a document being written), while the table
- * still parses: one stored before the check must load and run. */
+ * could allow under one name what it refuses under the other; and a null
+ * residency section. Refused by fwd_table_check_written() (a document
+ * being written), while the table still parses: one stored before the
+ * check must load and run. */
 static void test_one_wire_one_set_of_tags(void **state)
 {
 	static const struct {
@@ -972,6 +973,13 @@ static void test_one_wire_one_set_of_tags(void **state)
 		 "as "
 		 "link 'l1' (one wire), but is untagged where 'l1' is tagged in: give both the "
 		 "tags of where that wire goes"},
+		/* "residency:" with every rule commented out: null, which read as
+		 * no section; refused when written, not when loaded */
+		{BASE_REGIONS BASE_SERVICES "residency:\n#  - {name: r, region: in, services: "
+					    "[https]}\n",
+		 "t.yaml:9: residency: has no value (null: every rule commented out?); write "
+		 "'residency: []' for a table with no residency rules, or leave the section out"},
+		{BASE_REGIONS BASE_SERVICES "residency: []\n", NULL},
 		/* an alias: the same tags in another order, and other wires */
 		{BASE_REGIONS BASE_SERVICES
 		 "links:\n  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [in, sg]}\n"
@@ -989,7 +997,7 @@ static void test_one_wire_one_set_of_tags(void **state)
 
 		if (t == NULL)
 			fail_msg("case %zu did not parse: %s", i, fwd_err_str(&err, b, sizeof(b)));
-		rc = fwd_table_check_wires(t, &err);
+		rc = fwd_table_check_written(t, &err);
 		fwd_table_free(t);
 		if (cases[i].want == NULL) {
 			if (rc)
