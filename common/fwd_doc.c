@@ -540,13 +540,15 @@ static int parse_json_jansson(struct fwd_doc *doc, const char *buf, size_t len, 
 			      struct fwd_err *err)
 {
 	json_error_t jerr;
-	json_t *j = fwd_json_slow_refused(buf, len, at, &jerr)
-			    ? NULL
-			    : json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	json_t *j =
+		fwd_json_slow_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, at, &jerr);
+
+	char said[JSON_ERROR_TEXT_LENGTH + 64];
 
 	if (j == NULL)
 		return fwd_err_set(err, doc->name, jerr.line > 0 ? (uint32_t)jerr.line : 0, NULL,
-				   "JSON syntax: %s (column %d)", jerr.text, jerr.column);
+				   "JSON syntax: %s (column %d)",
+				   fwd_json_error_text(&jerr, said, sizeof(said)), jerr.column);
 	doc->root = json_convert(doc, j, 0, err);
 	json_decref(j);
 	return doc->root ? 0 : -EINVAL;

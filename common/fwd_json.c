@@ -392,9 +392,37 @@ int fwd_json_read(const char *buf, size_t len, unsigned max_depth, int any_root,
 	return fwd_json_read_at(buf, len, max_depth, any_root, sink, arg, NULL);
 }
 
-int fwd_json_slow_refused(const char *buf, size_t len, size_t at, json_error_t *error)
+/* @error as jansson sets a refusal of @buf at byte @at, with @text. */
+static void refusal_at(const char *buf, size_t len, size_t at, const char *text,
+		       json_error_t *error)
 {
-	size_t values = 1, line = 1, col = 1;
+	size_t line = 1, col = 1;
+
+	if (error == NULL)
+		return;
+	if (at > len)
+		at = len;
+	for (size_t i = 0; i < at; i++)
+		if (buf[i] == '\n')
+			line++, col = 1;
+		else
+			col++;
+	memset(error, 0, sizeof(*error));
+	error->line = line > INT32_MAX ? -1 : (int)line;
+	error->column = col > INT32_MAX ? -1 : (int)col;
+	error->position = at > INT32_MAX ? -1 : (int)at;
+	snprintf(error->source, sizeof(error->source), "%s", "<buffer>");
+	snprintf(error->text, sizeof(error->text), "%s", text);
+}
+
+json_t *fwd_json_slow_loadb(const char *buf, size_t len, size_t flags, size_t at,
+			    json_error_t *error)
+{
+	static const char nul_text[] = "a NUL byte (JSON has none, in a string or between values)";
+	const char *nul = memchr(buf, '\0', len);
+	size_t values = 1;
+	json_error_t mine;
+	json_t *j;
 	int in_str = 0;
 
 	/* Outside strings, every '[', '{' and ',' begins a value (or a member). */
@@ -412,28 +440,29 @@ int fwd_json_slow_refused(const char *buf, size_t len, size_t at, json_error_t *
 			values++;
 		}
 	}
-	if (values <= FWD_JSON_SLOW_MAX_VALUES)
-		return 0;
-	if (at > len)
-		at = len;
-	for (size_t i = 0; i < at; i++)
-		if (buf[i] == '\n')
-			line++, col = 1;
-		else
-			col++;
-	if (error) {
-		memset(error, 0, sizeof(*error));
-		error->line = line > INT32_MAX ? -1 : (int)line;
-		error->column = col > INT32_MAX ? -1 : (int)col;
-		error->position = at > INT32_MAX ? -1 : (int)at;
-		snprintf(error->source, sizeof(error->source), "%s", "<buffer>");
-		snprintf(error->text, sizeof(error->text),
+	if (values > FWD_JSON_SLOW_MAX_VALUES) {
+		char text[JSON_ERROR_TEXT_LENGTH];
+
+		snprintf(text, sizeof(text),
 			 "more than %u values, and at or after this point something that takes "
 			 "the slow reader (a syntax error, a duplicate key, a real number): not "
 			 "read further",
 			 FWD_JSON_SLOW_MAX_VALUES);
+		refusal_at(buf, len, at, text, error);
+		return NULL;
 	}
-	return 1;
+	if (error == NULL)
+		error = &mine;
+	j = json_loadb(buf, len, flags, error);
+	/* Taken, or refused at or past the NUL: the NUL is the first thing
+	 * wrong there (a refusal before it stays jansson's). */
+	if (nul &&
+	    (j != NULL || error->position < 0 || (size_t)error->position >= (size_t)(nul - buf))) {
+		json_decref(j);
+		refusal_at(buf, len, (size_t)(nul - buf), nul_text, error);
+		return NULL;
+	}
+	return j;
 }
 
 /* ---- the json_t sink ------------------------------------------------------------ */
@@ -518,9 +547,7 @@ json_t *fwd_json_loadb(const char *buf, size_t len, size_t flags, json_error_t *
 		return b.root;
 	}
 	json_decref(b.root);
-	if (fwd_json_slow_refused(buf, len, at, error))
-		return NULL;
-	return json_loadb(buf, len, flags, error);
+	return fwd_json_slow_loadb(buf, len, flags, at, error);
 }
 
 /* ---- checking only -------------------------------------------------------------- */
@@ -584,25 +611,29 @@ int fwd_json_check(const char *buf, size_t len, size_t flags, json_error_t *erro
 		return 0;
 	if (rc < 0)
 		return rc;
-	if (fwd_json_slow_refused(buf, len, at, error))
-		return -EINVAL;
-	j = json_loadb(buf, len, flags, error);
+	j = fwd_json_slow_loadb(buf, len, flags, at, error);
 	json_decref(j);
 	return j ? 0 : -EINVAL;
 }
 
-int fwd_json_body_err(struct fwd_err *e, const json_error_t *je)
+const char *fwd_json_error_text(const json_error_t *je, char *buf, size_t len)
 {
 	/* jansson's own words name its flag, which no client sends. */
 	static const char nul[] = "\\u0000 is not allowed without JSON_ALLOW_NUL";
-	const char *text = je->text;
-	char said[JSON_ERROR_TEXT_LENGTH + 64];
 
-	if (strncmp(text, nul, sizeof(nul) - 1) == 0) {
-		snprintf(said, sizeof(said), "a string holds \\u0000 (a NUL character)%s",
-			 text + sizeof(nul) - 1);
-		text = said;
-	}
+	if (strncmp(je->text, nul, sizeof(nul) - 1) == 0)
+		snprintf(buf, len, "a string holds \\u0000 (a NUL character)%s",
+			 je->text + sizeof(nul) - 1);
+	else
+		snprintf(buf, len, "%s", je->text);
+	return buf;
+}
+
+int fwd_json_body_err(struct fwd_err *e, const json_error_t *je)
+{
+	char said[JSON_ERROR_TEXT_LENGTH + 64];
+	const char *text = fwd_json_error_text(je, said, sizeof(said));
+
 	/* file "body" and jansson's line, as a table document's errors name
 	 * their file and line (regionctl: body:1: ...). */
 	return fwd_err_fail(e, FWD_R_BAD_REQUEST, "body", je->line > 0 ? (uint32_t)je->line : 0, "",

@@ -83,12 +83,16 @@ int fwd_json_read_at(const char *buf, size_t len, unsigned max_depth, int any_ro
 #define FWD_JSON_SLOW_MAX_VALUES 2000000u
 
 /**
- * Whether jansson may read @buf, which the fast reader declined at byte
- * @at: 0 when it holds at most FWD_JSON_SLOW_MAX_VALUES values; else 1,
- * with @error set as jansson sets a refusal (text, line, column and
- * position of @at).
+ * json_loadb() of @buf, which the fast reader declined at byte @at, in
+ * bounds: past FWD_JSON_SLOW_MAX_VALUES values it is not read (NULL, with
+ * @error set as jansson sets a refusal, at @at); and a NUL byte is refused
+ * where jansson would take it (it skips one between values as a space:
+ * {"a":1<NUL>,"b":2} read as both) or refuse at or past it in other words
+ * ("end of file expected near end of file" for one after the value): "a
+ * NUL byte ..." at its position. A refusal before it is jansson's own.
  */
-int fwd_json_slow_refused(const char *buf, size_t len, size_t at, json_error_t *error);
+json_t *fwd_json_slow_loadb(const char *buf, size_t len, size_t flags, size_t at,
+			    json_error_t *error);
 
 /**
  * json_loadb() for @flags of JSON_REJECT_DUPLICATES and JSON_DECODE_ANY only,
@@ -116,5 +120,9 @@ int fwd_json_check(const char *buf, size_t len, size_t flags, json_error_t *erro
  * @return -EINVAL
  */
 int fwd_json_body_err(struct fwd_err *e, const json_error_t *je);
+
+/** jansson's error text in this project's words where jansson's name its
+ *  own flags (\u0000 ... JSON_ALLOW_NUL), into @buf. @return @buf. */
+const char *fwd_json_error_text(const json_error_t *je, char *buf, size_t len);
 
 #endif /* FWD_JSON_H */

@@ -227,9 +227,13 @@ int tv_get_name(struct vctx *c, const struct fwd_node *n, const char *path, cons
 	if ((rc = fwd_name_check(s)) == -ENAMETOOLONG)
 		return tv_fail(c, n, path, "%s name must be 1..%d characters", what,
 			       FWD_NAME_MAX - 1);
-	if (rc)
+	if (rc) {
+		char shown[256];
+
 		return tv_fail(c, n, path,
-			       "%s name '%s' may only use letters, digits, '_', '-', '.'", what, s);
+			       "%s name '%s' may only use letters, digits, '_', '-', '.'", what,
+			       fwd_name_shown(s, shown, sizeof(shown)));
+	}
 	memcpy(out, s, len + 1);
 	return 0;
 }
@@ -569,6 +573,28 @@ int fwd_name_check(const char *s)
 		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
 			return -EINVAL;
 	return 0;
+}
+
+const char *fwd_name_shown(const char *s, char *buf, size_t len)
+{
+	size_t at = 0, i;
+
+	if (len == 0)
+		return buf;
+	for (i = 0; s[i] && i < 60 && at + 5 < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			buf[at++] = (char)ch;
+		else
+			at += (size_t)snprintf(buf + at, len - at, "\\x%02x", ch);
+	}
+	if (s[i] && at + 4 < len) {
+		memcpy(buf + at, "...", 3);
+		at += 3;
+	}
+	buf[at < len ? at : len - 1] = '\0';
+	return buf;
 }
 
 int fwd_proto_by_name(const char *name)

@@ -276,6 +276,12 @@ const char *fwd_link_state_name(const struct fwd_link *l);
  *  -EINVAL for another character. */
 int fwd_name_check(const char *s);
 
+/** @s as an error message shows a name that may not be one: printable
+ *  ASCII as it is, every other byte as \xNN (a zero-width space in a
+ *  link's name was echoed raw, and the error read "'to-sg' is not a link
+ *  name": a walkthrough), cut at 60 bytes of @s with "...". @return @buf. */
+const char *fwd_name_shown(const char *s, char *buf, size_t len);
+
 /** "region/service" of policy @pid ("any" for wildcards), or "default". */
 const char *fwd_table_policy_key(const struct fwd_table *t, uint32_t pid, char *buf, size_t len);
 

@@ -352,9 +352,11 @@ static json_t *named_link(json_t *m, json_t *c, const struct patch_op *op, int f
 
 	field_path(at, op, field, path, sizeof(path));
 	if (fwd_name_check(l)) {
+		char shown[256];
+
 		fwd_err_fail(e, FWD_R_BAD_REQUEST, NULL, 0, path,
-			     "'%.60s' is not a link name (1..%d of A-Z a-z 0-9 _ - .)", l,
-			     FWD_NAME_MAX - 1);
+			     "'%s' is not a link name (1..%d of A-Z a-z 0-9 _ - .)",
+			     fwd_name_shown(l, shown, sizeof(shown)), FWD_NAME_MAX - 1);
 		return NULL;
 	}
 	lk = json_object_get(json_object_get(m, FWD_KEY_NAME(DOC, LINKS)), l);

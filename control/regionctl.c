@@ -3626,18 +3626,18 @@ static int cmd_link(const struct opts *o, const struct ctl_call *c)
 	const char *expected = opt_val(c, "--expected-generation");
 	unsigned long long ev = 0;
 	int weight = strcmp(sub, "weight") == 0;
-	char what[96], comment[160];
+	char what[96], comment[160], shown[256];
 	long confirm;
 	long long cur, w = 0;
 	json_t *b, *change;
 	int rc;
 
 	if (fwd_name_check(link))
-		return usage_error(c, "'%s' is not a link name (1..%d of A-Z a-z 0-9 _ - .)", link,
-				   FWD_NAME_MAX - 1);
+		return usage_error(c, "'%s' is not a link name (1..%d of A-Z a-z 0-9 _ - .)",
+				   fwd_name_shown(link, shown, sizeof(shown)), FWD_NAME_MAX - 1);
 	if (group && fwd_name_check(group))
 		return usage_error(c, "'%s' is not a link group name (1..%d of A-Z a-z 0-9 _ - .)",
-				   group, FWD_NAME_MAX - 1);
+				   fwd_name_shown(group, shown, sizeof(shown)), FWD_NAME_MAX - 1);
 	if (weight) {
 		unsigned long long v;
 
@@ -4042,7 +4042,7 @@ static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)
 {
 	const char *sub = cmd_of(c)->name, *region = c->pos[0],
 		   *expected = opt_val(c, "--expected-generation");
-	char what[96];
+	char what[96], shown[256];
 	long long gen = -1;
 	unsigned long long v;
 	json_t *list, *b;
@@ -4050,7 +4050,7 @@ static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)
 
 	if (fwd_name_check(region))
 		return usage_error(c, "'%s' is not a region name (1..%d of A-Z a-z 0-9 _ - .)",
-				   region, FWD_NAME_MAX - 1);
+				   fwd_name_shown(region, shown, sizeof(shown)), FWD_NAME_MAX - 1);
 	if (expected) {
 		if (whole_number(expected, 0, LLONG_MAX, &v))
 			return usage_error(
@@ -4075,9 +4075,15 @@ static int cmd_prefixes_change(const struct opts *o, const struct ctl_call *c)
 static int cmd_prefixes_list(const struct opts *o, const struct ctl_call *c)
 {
 	json_t *r, *reg, *v;
+	char shown[256];
 	size_t i;
 	int rc;
 
+	/* as add and remove: a usage error, not "no region ''" (exit 1) */
+	if (fwd_name_check(c->pos[0]))
+		return usage_error(c, "'%s' is not a region name (1..%d of A-Z a-z 0-9 _ - .)",
+				   fwd_name_shown(c->pos[0], shown, sizeof(shown)),
+				   FWD_NAME_MAX - 1);
 	if ((rc = call(o, "GET", "/v1/table", NULL, &r)))
 		return rc;
 	reg = json_object_get(json_object_get(json_object_get(r, "model"), "regions"), c->pos[0]);

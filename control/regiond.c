@@ -501,8 +501,16 @@ static int check_dataplane(const char *sock)
 	}
 	rc = fwd_unix_probe(sock);
 	if (rc != 0) {
+		struct stat sb;
+		/* connect() to what is not a socket is "refused" too: a path
+		 * given wrong read as a regionfwd down (a walkthrough). */
+		int not_sock = rc == -ECONNREFUSED && stat(sock, &sb) == 0 && !S_ISSOCK(sb.st_mode);
+
 		fprintf(stderr, "regiond: regionfwd's control socket %s: %s\n", sock,
-			rc == -ECONNREFUSED ? "nothing accepts on it" : strerror(-rc));
+			not_sock ? (S_ISDIR(sb.st_mode) ? "is a directory, not a socket"
+							: "is not a socket (a file)")
+			: rc == -ECONNREFUSED ? "nothing accepts on it (regionfwd not running?)"
+					      : strerror(-rc));
 		return 1;
 	}
 	if ((dp = ctl_dp_create(sock)) == NULL) {

@@ -1700,6 +1700,22 @@ def test_truncated_and_stalled_uploads_change_nothing(box):
     assert box.rd.poll() is None
 
 
+def test_a_nul_byte_in_a_body_is_refused_as_one(box):
+    """A NUL byte between values, which jansson skips as a space (the body
+    read as if it were not there), and one after the body, which it called
+    "end of file expected near end of file" (a walkthrough): refused as
+    what they are, where they are, changing nothing."""
+    gen = box.gen()
+    for raw, at in ((b'{"generation": 1\0, "dry_run": true}', 16), (b'{"dry_run": true}\0', 17),
+                    (b'{"document": "regions: {}"\0}', 26)):
+        for path in ("/v1/rollback", "/v1/validate"):
+            code, r = box.http("POST", path, raw=raw)
+            assert code == 400 and r["error"]["reason"] == (
+                f"body is not valid JSON: a NUL byte (JSON has none, in a string or between values) "
+                f"(column {at + 1}, byte {at})"), (path, raw, r)
+    assert box.gen() == gen
+
+
 def test_regiond_under_valgrind(tmp_path):
     """regiond under valgrind memcheck through the end-to-end operations
     (apply, PATCH, rollback, validate, explain, counters, metrics, bad

@@ -395,6 +395,26 @@ def test_check_dataplane_wants_an_answer(tmp_path, answer, rc, said):
         srv.close()
 
 
+def test_check_dataplane_names_what_is_not_a_socket(tmp_path):
+    """connect() to a file is refused as to a socket nobody accepts on: a
+    path given wrong read as "nothing accepts on it" (a walkthrough)."""
+    import socket
+    f, d, left = tmp_path / "a-file", tmp_path / "a-dir", str(tmp_path / "left.sock")
+    f.write_text("x")
+    d.mkdir()
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(left)  # bound, not listening: what a killed regionfwd leaves
+    try:
+        for path, said in ((str(f), "is not a socket (a file)"), (str(d), "is a directory, not a socket"),
+                           (left, "nothing accepts on it (regionfwd not running?)")):
+            p = subprocess.run([REGIOND, "--check-dataplane", "--dataplane", path], capture_output=True,
+                               text=True, timeout=60)
+            assert p.returncode == 1 and p.stderr == f"regiond: regionfwd's control socket {path}: {said}\n", \
+                (path, p.stderr)
+    finally:
+        s.close()
+
+
 def test_check_dataplane_passes_on_a_running_regionfwd(tmp_path):
     from test_e2e import Box
     b = Box(tmp_path, "life-check")
