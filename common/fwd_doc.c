@@ -36,7 +36,20 @@ struct fwd_doc {
 	struct fwd_node *root;
 	struct arena_chunk *chunks;
 	uint32_t nodes;
+	/* The first YAML tag other than !!str, and its line (fwd_doc_tag). */
+	char tag[64];
+	uint32_t tag_line;
 };
+
+/* A node's YAML tag noted, when it is the first other than !!str (which
+ * says what every scalar here is anyway: text). */
+static void note_tag(struct fwd_doc *doc, const unsigned char *tag, uint32_t line)
+{
+	if (tag == NULL || doc->tag_line || strcmp((const char *)tag, "tag:yaml.org,2002:str") == 0)
+		return;
+	snprintf(doc->tag, sizeof(doc->tag), "%s", (const char *)tag);
+	doc->tag_line = line ? line : 1;
+}
 
 static void *arena_alloc(struct fwd_doc *doc, size_t n)
 {
@@ -233,6 +246,7 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 						 "YAML anchors are not accepted");
 				break;
 			}
+			note_tag(doc, ev.data.scalar.tag, line);
 			if (depth >= 0 && stack[depth].node->type == FWD_NODE_MAP &&
 			    stack[depth].pending_key == NULL) {
 				stack[depth].pending_key =
@@ -284,6 +298,9 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 						 "YAML anchors are not accepted");
 				break;
 			}
+			note_tag(doc,
+				 is_map ? ev.data.mapping_start.tag : ev.data.sequence_start.tag,
+				 line);
 			if (depth >= 0 && stack[depth].node->type == FWD_NODE_MAP &&
 			    stack[depth].pending_key == NULL) {
 				rc = fwd_err_set(err, doc->name, line, NULL,
@@ -668,6 +685,12 @@ struct fwd_doc *fwd_doc_load(const char *path, struct fwd_err *err)
 const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc)
 {
 	return doc->root;
+}
+
+const char *fwd_doc_tag(const struct fwd_doc *doc, uint32_t *line)
+{
+	*line = doc->tag_line;
+	return doc->tag_line ? doc->tag : NULL;
 }
 
 const char *fwd_doc_name(const struct fwd_doc *doc)

@@ -89,6 +89,12 @@ int fwd_write_atomic_mode(const char *dir, const char *name, const struct iovec 
 
 const struct fwd_node *fwd_doc_root(const struct fwd_doc *doc);
 const char *fwd_doc_name(const struct fwd_doc *doc);
+
+/** The document's first YAML tag other than !!str ("tag:yaml.org,2002:binary",
+ *  "!foo"), and its line in *@line; NULL (line 0) when it has none. Read as
+ *  if it were not there; a table being written is refused for it
+ *  (fwd_table_check_written). */
+const char *fwd_doc_tag(const struct fwd_doc *doc, uint32_t *line);
 void fwd_doc_free(struct fwd_doc *doc);
 
 /** Value of @key in a MAP node, or NULL. */

@@ -414,6 +414,12 @@ static struct fwd_table *from_doc(const struct fwd_doc *doc, const char *dir, st
 		return NULL;
 	}
 	snprintf(t->source, sizeof(t->source), "%s", c.file);
+	{
+		const char *tag = fwd_doc_tag(doc, &t->yaml_tag_line);
+
+		if (tag)
+			snprintf(t->yaml_tag, sizeof(t->yaml_tag), "%s", tag);
+	}
 	if ((rc = tv_want(&c, root, "", FWD_NODE_MAP)) ||
 	    (rc = tv_check_keys(&c, root, "", FWD_SC_DOC)))
 		goto fail;

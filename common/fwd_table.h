@@ -184,6 +184,10 @@ struct fwd_table {
 	 * has no lines); 0: not so. Read as no rules; refused when written
 	 * (fwd_table_check_written). */
 	uint32_t residency_null_line;
+	/* The document's first YAML tag but !!str (fwd_doc_tag) and its line;
+	 * line 0: none. Ignored when read; refused when written. */
+	char yaml_tag[64];
+	uint32_t yaml_tag_line;
 	char (*region_names)[FWD_NAME_MAX];
 	char (*service_names)[FWD_NAME_MAX];
 	struct fwd_svc_range *ranges;
@@ -237,6 +241,8 @@ void fwd_table_free(struct fwd_table *t);
  * document, --check-table, SIGHUP), not of one loaded: a table stored
  * before these checks must still load, run and be replaced.
  *
+ * - A YAML tag but !!str (!!binary, !!python/object, !foo): read as if it
+ *   were not there, which its writer did not mean (a walkthrough).
  * - "residency:" with no value: every rule commented out left it null,
  *   which read as no section, the table's protection gone by an edit that
  *   looks like a pause (a walkthrough); "residency: []" says none.

@@ -241,6 +241,16 @@ int fwd_table_check_written(const struct fwd_table *t, struct fwd_err *e)
 	char path[FWD_NAME_MAX + 16], mine[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)],
 		theirs[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)];
 
+	if (t->yaml_tag_line) {
+		const char *tag = t->yaml_tag, *core = "tag:yaml.org,2002:";
+
+		fwd_err_fail(e, FWD_R_INVALID_TABLE, t->source, t->yaml_tag_line, "",
+			     "YAML tag '%s%s' is not read (every value is text, typed by its "
+			     "field): remove it",
+			     strncmp(tag, core, strlen(core)) == 0 ? "!!" : "",
+			     strncmp(tag, core, strlen(core)) == 0 ? tag + strlen(core) : tag);
+		return -EINVAL;
+	}
 	if (t->residency_null_line) {
 		fwd_err_fail(e, FWD_R_INVALID_TABLE, t->source, t->residency_null_line - 1,
 			     "residency",

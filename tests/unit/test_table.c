@@ -980,6 +980,15 @@ static void test_one_wire_one_set_of_tags(void **state)
 		 "t.yaml:9: residency: has no value (null: every rule commented out?); write "
 		 "'residency: []' for a table with no residency rules, or leave the section out"},
 		{BASE_REGIONS BASE_SERVICES "residency: []\n", NULL},
+		/* a YAML tag is read as if it were not there: refused when written
+		 * (but !!str, which says what every value is: text) */
+		{BASE_REGIONS BASE_SERVICES "description: !!binary aGVsbG8=\n",
+		 "t.yaml:9: YAML tag '!!binary' is not read (every value is text, typed by its "
+		 "field): remove it"},
+		{BASE_REGIONS "services: !!python/object:os.system\n  https: [tcp/443]\n",
+		 "t.yaml:6: YAML tag '!!python/object:os.system' is not read (every value is text, "
+		 "typed by its field): remove it"},
+		{BASE_REGIONS BASE_SERVICES "description: !!str 010\n", NULL},
 		/* an alias: the same tags in another order, and other wires */
 		{BASE_REGIONS BASE_SERVICES
 		 "links:\n  l1: {port: p0, next_hop_mac: \"02:00:00:00:00:01\", tags: [in, sg]}\n"
