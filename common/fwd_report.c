@@ -498,9 +498,10 @@ struct fwd_report *fwd_report_from_json(const json_t *j, struct fwd_err *e)
 		const char *id = json_string_value(v);
 		char *end = NULL;
 
-		if (id)
+		if (id && strspn(id, "0123456789abcdef") == 16)
 			r->instance = strtoull(id, &end, 16);
-		if (id == NULL || strlen(id) != 16 || *end || r->instance == 0)
+		if (id == NULL || strlen(id) != 16 || strspn(id, "0123456789abcdef") != 16 ||
+		    r->instance == 0)
 			rc = fwd_err_fail(e, FWD_R_INVALID, NULL, 0, "instance",
 					  "not 16 hex digits (not 0)");
 		else
@@ -569,7 +570,8 @@ json_t *fwd_report_rates(const struct fwd_report *before, const struct fwd_repor
 	/* Another run: its counters began at 0 when it started, however far
 	 * they got since (a restart 1 s into an 8 s window went unsaid, and
 	 * 300 pkts/s read as 119). Over its uptime, when that is shorter. */
-	if (a->instance && b->instance && a->instance != b->instance) {
+	/* (One side unsaid: a regionfwd upgraded in between, a run too.) */
+	if ((a->instance || b->instance) && a->instance != b->instance) {
 		reset = 1;
 		a = &none;
 		if (b->uptime_ns > 0 && (double)b->uptime_ns / 1e9 < seconds)

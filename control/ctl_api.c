@@ -925,6 +925,9 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 		goto out;
 	}
 	if (json_is_true(dry)) {
+		/* not a write: route() neither logs its refusal as a refused
+		 * change nor asks regionfwd for a fresh report after it */
+		api->st->write_kind = CTL_WRITE_PREVIEW;
 		if ((doc = ctl_state_doc(api->st, to, &len, &e)) == NULL) {
 			reply_err(r, &e);
 			goto out;
@@ -2672,15 +2675,16 @@ static void route(struct ctl_api *api, const char *url, const char *method, stru
 	    api->st->unsaved_id && !api->st->unsaved_revert &&
 	    answer_gen_id(r->body) == api->st->unsaved_id)
 		json_object_set_new(r->body, "saved", json_false());
-	if ((rt->flags & ROUTE_WRITE) && r->status >= 400)
+	if ((rt->flags & ROUTE_WRITE) && r->status >= 400 &&
+	    api->st->write_kind != CTL_WRITE_PREVIEW)
 		log_refused(api->st, q, r);
 	api->st->who[0] = '\0';
 	api->st->request[0] = '\0';
-	api->st->write_kind = CTL_WRITE_OWN;
 	/* A write that ran: regionfwd just answered, so its report is fresh
 	 * to ask for and the view shows the change with what runs. */
-	if (r->status < 300)
+	if (r->status < 300 && api->st->write_kind != CTL_WRITE_PREVIEW)
 		ctl_state_refresh(api->st);
+	api->st->write_kind = CTL_WRITE_OWN;
 	ctl_state_write_end(api->st); /* publishes the view (publish_on_write) */
 	ctl_state_prepared_drop(api->st);
 }

@@ -129,6 +129,7 @@ enum ctl_write_kind {
 	CTL_WRITE_ROLLBACK, /* POST /v1/rollback: back to a kept generation */
 	CTL_WRITE_FLEET, /* a fleet's desired table (new, or one this node ran) */
 	CTL_WRITE_OTHER, /* a confirm, a filter's detach */
+	CTL_WRITE_PREVIEW, /* a rollback's dry run, set by its handler: nothing written */
 };
 
 struct ctl_state {

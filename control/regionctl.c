@@ -1732,7 +1732,8 @@ static int ans_check(const char *method, const char *path, const json_t *r, char
 	const struct ans_field *f = route ? route->fields : NULL;
 	char at[256] = "";
 
-	if (f == ans_table_change && json_object_get(r, "rollback_to") != NULL)
+	if (route && strcmp(route->path, "/v1/rollback") == 0 &&
+	    json_object_get(r, "rollback_to") != NULL)
 		f = ans_validate; /* rollback --dry-run */
 
 	if (!json_is_object(r)) {
@@ -6139,8 +6140,9 @@ static const struct ctl_cmd commands[] = {
 	 .max_args = 1,
 	 .opts = rollback_opts,
 	 .summary = "back to an earlier generation (default: the previous one)",
-	 .detail = "The old table becomes a new generation; it is validated again with\n"
-		   "today's checks, so one they refuse is refused. Its own residency rules are\n"
+	 .detail = "The old table becomes a new generation; it is validated again as any\n"
+		   "table is loaded, so one that no longer loads is refused. Its own residency "
+		   "rules are\n"
 		   "the ones it is held to: rules it lacks that the running table has are\n"
 		   "said (warning: residency rule ... removed), not refused, as for any\n"
 		   "table; --dry-run shows that, and the whole change, before it runs."},

@@ -215,10 +215,6 @@ static int journal_add(struct dp_ctx *ctx, const uint8_t *packed, size_t len, ui
 	return 0;
 }
 
-/* The journal is folded into a document of the running generation once it
- * holds more than the document itself and at least node.delta_journal_bytes:
- * a restart replays at most that much, and memory and disk stay bounded
- * under endless churn (a BGP feed). */
 void dp_ctx_poll_links(struct dp_ctx *ctx)
 {
 	uint64_t now = fwd_mono_ns();
@@ -227,14 +223,19 @@ void dp_ctx_poll_links(struct dp_ctx *ctx)
 		return;
 	ctx->links_polled_ns = now;
 	for (uint16_t i = 0; i < ctx->ports.nports; i++) {
-		struct dp_port_health h;
+		uint8_t *flag = &ctx->pub.port_down[ctx->ports.port_id[i]];
+		uint8_t down = (uint8_t)(dp_port_link(&ctx->ports, i) == FWD_PORT_LINK_DOWN);
 
-		dp_port_health(&ctx->ports, i, &h);
-		__atomic_store_n(&ctx->pub.port_down[ctx->ports.port_id[i]],
-				 (uint8_t)(h.link == FWD_PORT_LINK_DOWN), __ATOMIC_RELAXED);
+		/* stored on a change only: workers read the line */
+		if (__atomic_load_n(flag, __ATOMIC_RELAXED) != down)
+			__atomic_store_n(flag, down, __ATOMIC_RELAXED);
 	}
 }
 
+/* The journal is folded into a document of the running generation once it
+ * holds more than the document itself and at least node.delta_journal_bytes:
+ * a restart replays at most that much, and memory and disk stay bounded
+ * under endless churn (a BGP feed). */
 void dp_ctx_fold_journal(struct dp_ctx *ctx)
 {
 	const struct dp_gen *g = ctx->pub.gen;

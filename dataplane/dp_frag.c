@@ -27,7 +27,7 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
 
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
 		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key,
-		   uint8_t proto, uint16_t dport, uint64_t now)
+		   uint8_t proto, uint16_t dport, uint8_t scoped, uint64_t now)
 {
 	const struct dp_frag_entry *old = dp_frag_lookup(ft, k, now);
 	int evicted;
@@ -51,17 +51,18 @@ int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64
 	 * same service decided again, not a disagreement: it replaces the
 	 * entry, so that a steady stream follows the new decision at once
 	 * rather than losing its later fragments for a timeout after every
-	 * apply. Its content alone (a content rule's verdict) could make it
-	 * another datagram's; the later fragments are held to every residency
-	 * rule of their region whatever their first fragment said
-	 * (dp_worker.c decide_slow), so a spoofed one still leads nothing out
-	 * of region. */
+	 * apply. Not when content rules read either (@scoped): then its
+	 * payload decided too, and a spoofed first fragment with a harmless one
+	 * would lead the rest of a datagram a rule dropped or mirrored for
+	 * inspection past the rule (a review). The later fragments are held to
+	 * every residency rule of their region whatever their first fragment
+	 * said (dp_worker.c decide_slow), so nothing leads them out of region. */
 	if (old != NULL && old->d.drop == 1 + FWD_DROP_FRAG_INVALID)
 		return 0;
-	if (old != NULL &&
-	    (old->proto != proto || old->dport != dport ||
-	     (old->gen == gen && (old->link_key != link_key || old->mirror_key != mirror_key ||
-				  old->d.drop != d->drop)))) {
+	if (old != NULL && (old->proto != proto || old->dport != dport ||
+			    ((old->gen == gen || old->scoped || scoped) &&
+			     (old->link_key != link_key || old->mirror_key != mirror_key ||
+			      old->d.drop != d->drop)))) {
 		e = dp_aged_insert(&ft->t, LAYOUT, key_hash(k), k, now, &evicted);
 		e->d.drop = 1 + FWD_DROP_FRAG_INVALID;
 		e->d.link = e->d.mirror = FWD_LINK_NONE;
@@ -75,5 +76,6 @@ int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64
 	e->d = *d;
 	e->proto = proto;
 	e->dport = dport;
+	e->scoped = scoped;
 	return evicted;
 }

@@ -43,6 +43,7 @@ struct dp_frag_entry { /* a dp_aged entry: key first, then expires */
 	struct fwd_decision d;
 	uint8_t proto; /* the first fragment's protocol and destination port: */
 	uint16_t dport; /* its service in a newer generation (dp_worker.c) */
+	uint8_t scoped; /* content rules read it: its verdict was its payload's too */
 } __attribute__((aligned(64)));
 
 struct dp_frag_table {
@@ -83,11 +84,12 @@ const struct dp_frag_entry *dp_frag_lookup(const struct dp_frag_table *ft,
 /**
  * Remember a first fragment's decision: a duplicate first fragment
  * refreshes it, one of the same service under a newer generation replaces
- * it, one that disagrees leaves frag_invalid for a timeout (dp_frag.c).
+ * it (unless content rules read either: @scoped), one that disagrees
+ * leaves frag_invalid for a timeout (dp_frag.c).
  * @return 1 when a live entry was evicted to make room, else 0
  */
 int dp_frag_insert(struct dp_frag_table *ft, const struct dp_frag_key *k, uint64_t gen,
 		   const struct fwd_decision *d, uint64_t link_key, uint64_t mirror_key,
-		   uint8_t proto, uint16_t dport, uint64_t now);
+		   uint8_t proto, uint16_t dport, uint8_t scoped, uint64_t now);
 
 #endif /* DP_FRAG_H */

@@ -27,10 +27,6 @@ static int parse_workers(const char *file, const struct fwd_node *f, struct dp_n
 	{                                                                                          \
 		.name = #f, .kind = DP_NODE_STR, MEMBER(f), .help = h                              \
 	}
-#define PATH(f, h)                                                                                 \
-	{                                                                                          \
-		.name = #f, .kind = DP_NODE_STR, MEMBER(f), .help = h, .path = 1                   \
-	}
 #define CUSTOM(f, fn, h)                                                                           \
 	{                                                                                          \
 		.name = #f, .kind = DP_NODE_CUSTOM, .parse = fn, .help = h                         \
@@ -54,21 +50,20 @@ const struct dp_node_field dp_node_fields[] = {
 	UINT(content_flow_entries, 64, 16777216, 65536,
 	     "TCP flows with a content verdict, per worker"),
 	UINT(content_flow_timeout_ms, 1, 3600000, 30000, "idle time before a verdict is forgotten"),
-	PATH(control_socket, "control socket path; default: <EAL runtime dir>/regionfwd.sock"),
+	STR(control_socket, "control socket path; default: <EAL runtime dir>/regionfwd.sock"),
 	UINT(control_frame_timeout_ms, 100, 600000, 30000,
 	     "a control frame must arrive (or its reply leave) whole within this time"),
 	UINT(control_idle_timeout_ms, 5000, 86400000, 60000,
 	     "a control connection with nothing in flight is closed after this long"),
 	STR(control_group, "group owning the control socket; default: the process's group"),
-	PATH(pushed_table,
-	     "last pushed table, run after a restart; default: control_socket.pushed"),
+	STR(pushed_table, "last pushed table, run after a restart; default: control_socket.pushed"),
 	UINT(delta_journal_bytes, 4096, 1073741824, 16777216,
 	     "delta bytes kept past the pushed table before it absorbs them"),
 	UINT(capture_ring, 64, 65536, 1024,
 	     "per worker: copies a capture holds until its writer drains them"),
 	UINT(capture_mbufs, 256, 1048575, 4095, "a capture's copies in flight, over all workers"),
 	UINT(idle_sleep_us, 0, 10000, 0, "longest nap of a worker with no packets; 0: never nap"),
-	PATH(xdp_object, "BPF object of xdp_filter ports; default: the installed one"),
+	STR(xdp_object, "BPF object of xdp_filter ports; default: the installed one"),
 	NOTE(description, "free text for the reader"),
 };
 const unsigned dp_node_nfields = sizeof(dp_node_fields) / sizeof(dp_node_fields[0]);
@@ -76,7 +71,6 @@ const unsigned dp_node_nfields = sizeof(dp_node_fields) / sizeof(dp_node_fields[
 #undef MEMBER
 #undef UINT
 #undef STR
-#undef PATH
 #undef CUSTOM
 #undef NOTE
 
@@ -275,18 +269,12 @@ static int parse_field(const char *file, const struct dp_node_field *d, const st
 		if (v->type != FWD_NODE_SCALAR || strlen(v->str) >= d->size)
 			return fwd_err_set(err, file, v->line, d->name,
 					   "expected a string shorter than %zu bytes", d->size);
-		/* '' read as the default, and a relative path as one from
-		 * wherever regionfwd was started (/ under systemd): neither is
-		 * what its writer meant (a walkthrough). */
+		/* '' was read as the default: not what its writer meant (a
+		 * walkthrough). A relative path stays one from where regionfwd
+		 * starts (a lab's build tree: filters.md). */
 		if (v->str[0] == '\0')
 			return fwd_err_set(err, file, v->line, d->name,
 					   "empty: leave %s out for its default", d->name);
-		if (d->path && v->str[0] != '/')
-			return fwd_err_set(
-				err, file, v->line, d->name,
-				"'%s' is not an absolute path (a relative one is read from "
-				"wherever regionfwd starts: / under systemd)",
-				v->str);
 		strcpy((char *)n + d->off, v->str);
 		return 0;
 	case DP_NODE_NOTE:

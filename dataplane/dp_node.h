@@ -83,7 +83,6 @@ struct dp_node_field {
 	int (*parse)(const char *file, const struct fwd_node *v, struct dp_node *n,
 		     struct fwd_err *err);
 	const char *help; /* one line */
-	int path; /* STR: a file's path, which must be absolute */
 };
 
 /* Every top-level field, in the order they are checked: with several

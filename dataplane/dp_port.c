@@ -239,6 +239,20 @@ void dp_ports_close(struct dp_ports *p)
  * calls at once read. Never taken on a worker. */
 static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
 
+int dp_port_link(const struct dp_ports *p, uint16_t i)
+{
+	struct rte_eth_link link;
+	int state = FWD_PORT_LINK_UNKNOWN;
+
+	if (i >= p->nports || !p->started[i])
+		return state;
+	pthread_mutex_lock(&health_lock);
+	if (rte_eth_link_get_nowait(p->port_id[i], &link) == 0)
+		state = link.link_status == RTE_ETH_LINK_UP ? FWD_PORT_LINK_UP : FWD_PORT_LINK_DOWN;
+	pthread_mutex_unlock(&health_lock);
+	return state;
+}
+
 void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health *h)
 {
 	struct rte_eth_link link;

@@ -45,6 +45,9 @@ struct dp_port_health {
  *  time (ethdev is not thread-safe for a port), never on the hot path. */
 void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health *h);
 
+/** Port @i's link alone (FWD_PORT_LINK_*), as dp_port_health() reads it. */
+int dp_port_link(const struct dp_ports *p, uint16_t i);
+
 /** Stop and close every started port (flushes pcap writers). NULL-safe. */
 void dp_ports_close(struct dp_ports *p);
 

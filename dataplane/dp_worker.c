@@ -605,12 +605,13 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		d->link = l;
 		return 1;
 	}
+	uint8_t fields = 0;
+
 	fwd_class_decide_pkt(g->cls, region, p, d);
 	/* Content rules before the fragment table: later fragments then follow
 	 * the content verdict of their first fragment too. */
 	if (g->content != NULL) {
-		uint8_t fields = dp_content_scope(g->content, d->region, d->service);
-
+		fields = dp_content_scope(g->content, d->region, d->service);
 		if (fields) /* a first fragment: scanned here, in order */
 			content_stage(lc, g, m, p, d, fields, *now, NULL, NULL);
 	}
@@ -630,7 +631,7 @@ static __rte_noinline int decide_slow(struct dp_lcore *lc, const struct dp_gen *
 		if (dp_frag_insert(&lc->frag, &k, g->seq, d,
 				   d->link != FWD_LINK_NONE ? g->link_keys[d->link] : 0,
 				   d->mirror != FWD_LINK_NONE ? g->link_keys[d->mirror] : 0,
-				   p->proto, p->dport, *now))
+				   p->proto, p->dport, fields != 0, *now))
 			lc->cnt.evt[FWD_EVT_FRAG_EVICTED]++;
 	}
 	return 0;

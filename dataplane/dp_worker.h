@@ -59,7 +59,7 @@ struct dp_pub {
 	 * than tx_full ("congestion" for a cable pulled: a probe). Relaxed
 	 * both ways: a count, not a decision, and a poll late by one burst
 	 * names one burst's reason wrong at most. */
-	uint8_t port_down[RTE_MAX_ETHPORTS];
+	uint8_t port_down[RTE_MAX_ETHPORTS] __rte_cache_aligned; /* not the line above */
 } __rte_cache_aligned;
 
 struct dp_counters {

@@ -78,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 
 		dp_frag_key_of(&p, &k);
 		if (p.frag == FWD_FRAG_FIRST)
-			dp_frag_insert(&frag, &k, 1, &d, 0, 0, 0, 0, ++now);
+			dp_frag_insert(&frag, &k, 1, &d, 0, 0, 0, 0, 0, ++now);
 		else
 			dp_frag_lookup(&frag, &k, ++now);
 	}

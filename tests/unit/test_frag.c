@@ -55,7 +55,7 @@ static void test_insert_lookup_expire(void **state)
 	(void)state;
 	key(&k, 4, 1, 1);
 	assert_null(dp_frag_lookup(&ft, &k, 10));
-	assert_int_equal(dp_frag_insert(&ft, &k, 5, &d, 0, 0, 0, 0, 10), 0);
+	assert_int_equal(dp_frag_insert(&ft, &k, 5, &d, 0, 0, 0, 0, 0, 10), 0);
 	e = dp_frag_lookup(&ft, &k, 50);
 	assert_non_null(e);
 	assert_int_equal(e->d.link, 7);
@@ -71,7 +71,7 @@ static void test_families_distinct(void **state)
 	(void)state;
 	key(&k4, 4, 2, 1);
 	key(&k6, 6, 2, 1);
-	dp_frag_insert(&ft, &k4, 1, &d, 0, 0, 0, 0, 1000);
+	dp_frag_insert(&ft, &k4, 1, &d, 0, 0, 0, 0, 0, 1000);
 	assert_null(dp_frag_lookup(&ft, &k6, 1001));
 	assert_non_null(dp_frag_lookup(&ft, &k4, 1001));
 }
@@ -87,7 +87,7 @@ static void test_eviction_counted(void **state)
 		struct dp_frag_key k;
 
 		key(&k, 4, i, 2);
-		evicted += dp_frag_insert(&ft, &k, 1, &d, 0, 0, 0, 0, 2000);
+		evicted += dp_frag_insert(&ft, &k, 1, &d, 0, 0, 0, 0, 0, 2000);
 	}
 	assert_int_equal(evicted, 1000 - 64);
 	/* Duplicate first fragments refresh instead of evicting. */
@@ -95,7 +95,7 @@ static void test_eviction_counted(void **state)
 		struct dp_frag_key k;
 
 		key(&k, 4, 999, 2);
-		assert_int_equal(dp_frag_insert(&ft, &k, 1, &d, 0, 0, 0, 0, 2001), 0);
+		assert_int_equal(dp_frag_insert(&ft, &k, 1, &d, 0, 0, 0, 0, 0, 2001), 0);
 	}
 }
 
@@ -111,26 +111,26 @@ static void test_disagreeing_first_fragments(void **state)
 
 	(void)state;
 	key(&k, 4, 7, 2);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 101); /* sent again */
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, 100);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, 101); /* sent again */
 	e = dp_frag_lookup(&ft, &k, 102);
 	assert_non_null(e);
 	assert_int_equal(e->d.drop, 0);
 	assert_int_equal(e->d.link, 2);
-	dp_frag_insert(&ft, &k, 1, &b, 0xb, 0, 17, 443, 103); /* another port, another link */
+	dp_frag_insert(&ft, &k, 1, &b, 0xb, 0, 17, 443, 0, 103); /* another port, another link */
 	e = dp_frag_lookup(&ft, &k, 104);
 	assert_non_null(e);
 	assert_int_equal(e->d.drop, 1 + FWD_DROP_FRAG_INVALID);
 	assert_int_equal(e->d.link, FWD_LINK_NONE);
 	assert_int_equal(e->d.mirror, FWD_LINK_NONE);
 	assert_true(e->link_key == 0 && e->mirror_key == 0);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 105); /* the first one's again */
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, 105); /* the first one's again */
 	e = dp_frag_lookup(&ft, &k, 106);
 	assert_int_equal(e->d.drop, 1 + FWD_DROP_FRAG_INVALID);
 	/* Another port alone, same link, is not the same datagram either. */
 	key(&k, 4, 8, 2);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9001, 101);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, 100);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9001, 0, 101);
 	assert_int_equal(dp_frag_lookup(&ft, &k, 102)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
 }
 
@@ -147,15 +147,15 @@ static void test_a_disagreement_ages_out_under_a_steady_stream(void **state)
 
 	(void)state;
 	key(&k, 4, 4242, 3);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 443, 110); /* disagrees */
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, 100);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 443, 0, 110); /* disagrees */
 	for (uint64_t t = 120; t < 210; t += 10) /* the stream goes on */
-		dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, t);
+		dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, t);
 	e = dp_frag_lookup(&ft, &k, 205);
 	assert_non_null(e);
 	assert_int_equal(e->d.drop, 1 + FWD_DROP_FRAG_INVALID);
 	assert_null(dp_frag_lookup(&ft, &k, 210)); /* 110 + 100: aged out */
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 210);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, 210);
 	e = dp_frag_lookup(&ft, &k, 211);
 	assert_non_null(e);
 	assert_int_equal(e->d.drop, 0);
@@ -177,24 +177,46 @@ static void test_a_newer_generation_decides_again(void **state)
 
 	(void)state;
 	key(&k, 4, 4242, 4);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
-	dp_frag_insert(&ft, &k, 2, &down, 0, 0, 17, 9000, 110); /* generation 2: link down */
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, 100);
+	dp_frag_insert(&ft, &k, 2, &down, 0, 0, 17, 9000, 0, 110); /* generation 2: link down */
 	e = dp_frag_lookup(&ft, &k, 111);
 	assert_non_null(e);
 	assert_int_equal(e->d.drop, 1 + FWD_DROP_NO_LINK);
 	assert_int_equal(e->gen, 2);
-	dp_frag_insert(&ft, &k, 3, &c, 0xc, 0, 17, 9000, 120); /* generation 3: up, elsewhere */
+	dp_frag_insert(&ft, &k, 3, &c, 0xc, 0, 17, 9000, 0, 120); /* generation 3: up, elsewhere */
 	e = dp_frag_lookup(&ft, &k, 121);
 	assert_int_equal(e->d.drop, 0);
 	assert_int_equal(e->d.link, 5);
 	assert_true(e->gen == 3 && e->link_key == 0xc);
 	/* Same generation, another link: a disagreement. */
-	dp_frag_insert(&ft, &k, 3, &a, 0xa, 0, 17, 9000, 130);
+	dp_frag_insert(&ft, &k, 3, &a, 0xa, 0, 17, 9000, 0, 130);
 	assert_int_equal(dp_frag_lookup(&ft, &k, 131)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+	/* Content rules read the first fragment (scoped): its payload decided
+	 * too, and a spoofed one with a harmless payload under a newer
+	 * generation would lead the rest of a datagram a rule dropped past the
+	 * rule (a review). A disagreement, whichever of the two was scoped. */
+	{
+		struct fwd_decision dropped = {.drop = 1 + FWD_DROP_CONTENT, .link = FWD_LINK_NONE};
+
+		key(&k, 4, 4244, 4);
+		dp_frag_insert(&ft, &k, 1, &dropped, 0, 0, 17, 9000, 1, 100);
+		dp_frag_insert(&ft, &k, 2, &a, 0xa, 0, 17, 9000, 1, 110);
+		assert_int_equal(dp_frag_lookup(&ft, &k, 111)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+		key(&k, 4, 4245, 4);
+		dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 1, 100);
+		dp_frag_insert(&ft, &k, 2, &c, 0xc, 0, 17, 9000, 0, 110);
+		assert_int_equal(dp_frag_lookup(&ft, &k, 111)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
+		/* the same decision again under a newer generation: a refresh */
+		key(&k, 4, 4246, 4);
+		dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 1, 100);
+		dp_frag_insert(&ft, &k, 2, &a, 0xa, 0, 17, 9000, 1, 110);
+		e = dp_frag_lookup(&ft, &k, 111);
+		assert_true(e->d.drop == 0 && e->gen == 2);
+	}
 	/* A newer generation, another port: a disagreement. */
 	key(&k, 4, 4243, 4);
-	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 100);
-	dp_frag_insert(&ft, &k, 2, &a, 0xa, 0, 17, 443, 110);
+	dp_frag_insert(&ft, &k, 1, &a, 0xa, 0, 17, 9000, 0, 100);
+	dp_frag_insert(&ft, &k, 2, &a, 0xa, 0, 17, 443, 0, 110);
 	assert_int_equal(dp_frag_lookup(&ft, &k, 111)->d.drop, 1 + FWD_DROP_FRAG_INVALID);
 }
 

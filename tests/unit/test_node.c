@@ -207,18 +207,11 @@ static const struct {
 	 ":3: control_socket: expected a string shorter than 108 bytes"},
 	{"control_group a map", PORTS "control_group: {a: b}\n",
 	 ":3: control_group: expected a string shorter than 64 bytes"},
-	/* '' once meant the default and a relative path one from wherever
-	 * regionfwd started (a walkthrough) */
+	/* '' once meant the default (a walkthrough) */
 	{"control_socket empty", PORTS "control_socket: ''\n",
 	 ":3: control_socket: empty: leave control_socket out for its default"},
 	{"control_group empty", PORTS "control_group: ''\n",
 	 ":3: control_group: empty: leave control_group out for its default"},
-	{"pushed_table relative", PORTS "pushed_table: var/pushed\n",
-	 ":3: pushed_table: 'var/pushed' is not an absolute path (a relative one is read from "
-	 "wherever regionfwd starts: / under systemd)"},
-	{"control_socket relative", PORTS "control_socket: ./fwd.sock\n",
-	 ":3: control_socket: './fwd.sock' is not an absolute path (a relative one is read from "
-	 "wherever regionfwd starts: / under systemd)"},
 	/* Several errors: the fields are checked in one fixed order, ports,
 	 * workers, then the numbers, then the strings; the first error wins. */
 	{"order: ports first", "mbufs: 1\nports: {}\n", ":2: ports: expected a map of port names"},

@@ -192,6 +192,11 @@ static void test_rates_by_instance_and_uptime(void **state)
 		    (double)(int64_t)((double)b->packets.rx / 7.0 * 100.0 + 0.5) / 100.0);
 	assert_true(json_number_value(json_object_get(r, "interval_s")) == 7.0);
 	json_decref(r);
+	/* A regionfwd upgraded in between: the old one said no instance. */
+	a->instance = 0;
+	r = fwd_report_rates(a, b, 8.0);
+	assert_true(json_is_true(json_object_get(r, "reset")));
+	json_decref(r);
 	/* The model carries both; a bad instance is refused by name. */
 	j = fwd_report_json(b);
 	assert_string_equal(json_string_value(json_object_get(j, "instance")), "0000000000000077");
@@ -202,6 +207,8 @@ static void test_rates_by_instance_and_uptime(void **state)
 	json_object_set_new(j, "instance", json_string("77"));
 	assert_null(fwd_report_from_json(j, &e));
 	assert_string_equal(e.path, "instance");
+	json_object_set_new(j, "instance", json_string("0x00000000000077"));
+	assert_null(fwd_report_from_json(j, &e));
 	json_decref(j);
 	fwd_report_free(a);
 	fwd_report_free(b);
