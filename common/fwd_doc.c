@@ -220,10 +220,23 @@ static int parse_yaml(struct fwd_doc *doc, const char *buf, size_t len, struct f
 		struct fwd_node *n = NULL;
 
 		if (!yaml_parser_parse(&parser, &ev)) {
-			rc = fwd_err_set(
-				err, doc->name, (uint32_t)parser.problem_mark.line + 1, NULL,
-				"YAML syntax: %s%s%s", parser.problem ? parser.problem : "error",
-				parser.context ? " " : "", parser.context ? parser.context : "");
+			uint32_t at = (uint32_t)parser.problem_mark.line + 1;
+
+			/* libyaml's reader errors (a NUL, a control character, bad
+			 * UTF-8) have no mark, only a byte offset: each was said at
+			 * line 1 wherever it was (a probe). */
+			if (parser.error == YAML_READER_ERROR) {
+				size_t off =
+					parser.problem_offset < len ? parser.problem_offset : len;
+
+				at = 1;
+				for (size_t i = 0; i < off; i++)
+					at += buf[i] == '\n';
+			}
+			rc = fwd_err_set(err, doc->name, at, NULL, "YAML syntax: %s%s%s",
+					 parser.problem ? parser.problem : "error",
+					 parser.context ? " " : "",
+					 parser.context ? parser.context : "");
 			break;
 		}
 		line = (uint32_t)ev.start_mark.line + 1;

@@ -933,9 +933,13 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 			goto out;
 		}
 		answer_validate(api, r, doc, len, 0);
-		if (json_is_object(r->body))
+		if (json_is_object(r->body)) {
 			json_object_set_new(r->body, "rollback_to",
 					    json_integer((json_int_t)to->id));
+			/* as the rollback itself answers it: no change (a probe) */
+			json_object_set_new(r->body, "runs_already",
+					    json_boolean(cur && to->id == cur->id));
+		}
 		goto out;
 	}
 	if (cur && to->id == cur->id) {

@@ -3740,6 +3740,11 @@ static int cmd_confirm(const struct opts *o, const struct ctl_call *c)
 static void print_rollback_preview(json_t *r, const char *unused)
 {
 	(void)unused;
+	if (json_is_true(json_object_get(r, "runs_already"))) {
+		printf("rollback to generation %lld: no change, it is the one running (dry run)\n",
+		       ji(r, "rollback_to"));
+		return;
+	}
 	printf("rollback to generation %lld would change (dry run, nothing changed):\n",
 	       ji(r, "rollback_to"));
 	print_diff(r, NULL);

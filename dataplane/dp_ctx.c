@@ -744,7 +744,7 @@ void dp_ctx_save_retry(struct dp_ctx *ctx)
 	save_failed(ctx, why, " (retrying)");
 }
 
-int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
+int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, int written, struct fwd_err *err)
 {
 	char *buf;
 	size_t len;
@@ -769,6 +769,19 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err)
 			free(buf);
 			buf = emb;
 			len = elen;
+		}
+	}
+	if (written) {
+		/* A text that does not load is left to dp_ctx_apply() to refuse
+		 * in its words. */
+		struct fwd_err ignore = {0};
+		struct fwd_table *t = fwd_table_parse(buf, len, path, -1, &ignore);
+
+		rc = t ? fwd_table_check_written(t, err) : 0;
+		fwd_table_free(t);
+		if (rc) {
+			free(buf);
+			return rc;
 		}
 	}
 	rc = dp_ctx_apply(ctx, buf, len, path, 0, 0, NULL, 0, NULL, err);
@@ -935,7 +948,8 @@ struct fwd_report *dp_ctx_report(struct dp_ctx *ctx)
 
 	sum_workers(ctx, &sum);
 	/* when the counters were read, as near to it as can be */
-	uint64_t uptime_ns = fwd_mono_ns() - ctx->started_ns;
+	const uint64_t started = __atomic_load_n(&ctx->started_ns, __ATOMIC_RELAXED),
+		       now_ns = fwd_mono_ns(), uptime_ns = now_ns > started ? now_ns - started : 0;
 
 	pthread_mutex_lock(&ctx->lock);
 	/* The totals of retired generations, plus the one in its grace period

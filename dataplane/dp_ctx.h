@@ -189,8 +189,12 @@ void dp_ctx_fold_journal(struct dp_ctx *ctx);
  */
 void dp_ctx_poll_links(struct dp_ctx *ctx);
 
-/** dp_ctx_apply() on a file (its own hash as identity). */
-int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, struct fwd_err *err);
+/** dp_ctx_apply() on a file (its own hash as identity). @written: a file
+ *  someone wrote (SIGHUP's): the checks of a table being written too
+ *  (fwd_table_check_written), made on the very bytes applied (checked on
+ *  one read and applied from another, a rename between the two ran a table
+ *  the check refused: a probe). */
+int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, int written, struct fwd_err *err);
 
 /* What the status op and the report share: packet totals over every worker
  * and what the running generation holds. */

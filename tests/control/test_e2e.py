@@ -1818,6 +1818,19 @@ def test_a_refused_seed_table_is_named_by_its_file_and_line(tmp_path):
     assert p.returncode != 0, p
     assert f"--table refused: {bad}:4: regions.india.prefixes[1]:" in p.stderr, p.stderr
     assert "document" not in p.stderr, p.stderr
+    # A seed is a table someone wrote: a residency section left with no
+    # value and a YAML tag, which validate and apply refuse, were seeded
+    # without a word (a probe).
+    for name, text, said in (("null.yaml", "version: 1\nregions: {india: {prefixes: [10.0.0.0/8]}}\nresidency:\n",
+                              ":3: residency: has no value"),
+                             ("tag.yaml", "version: 1\nregions: {india: {prefixes: [10.0.0.0/8]}}\n"
+                              "description: !!binary aGk=\n", ":3: YAML tag '!!binary' is not read")):
+        seed = tmp_path / name
+        seed.write_text(text)
+        p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket",
+                            str(tmp_path / "api.sock"), "--state-dir", str(tmp_path / ("st-" + name)), "--table",
+                            str(seed)], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and f"--table refused: {seed}{said}" in p.stderr, p.stderr
 
 
 def test_a_wrong_socket_says_what_it_is(box, tmp_path):
@@ -1945,7 +1958,10 @@ def test_a_change_that_drops_or_weakens_a_residency_rule_is_said(box, tmp_path):
     rc, j, err = box.ctl("rollback", "--dry-run", str(without), json_out=True)
     assert rc == 0 and j["valid"] is True and j["rollback_to"] == without, j
     assert [w["rule"] for w in j["residency_weakened"]] == ["india-personal-data"], j
-    assert box.gen() == without + 1  # nothing ran
+    assert j["runs_already"] is False and box.gen() == without + 1  # nothing ran
+    rc, out, err = box.ctl("rollback", "--dry-run", str(without + 1))
+    assert rc == 0 and out == f"rollback to generation {without + 1}: no change, it is the one running " \
+        "(dry run)\n", (out, err)
     code, r = box.http("POST", "/v1/rollback", {"dry_run": "yes"})
     assert code == 400 and r["error"]["path"] == "dry_run", r
     code, r = box.http("POST", "/v1/rollback", {"dry_run": True, "generation": 99999})

@@ -36,6 +36,17 @@ def test_example_node_and_table_agree(node, table):
     assert t.returncode == 0, t.stderr
 
 
+def test_a_yaml_reader_error_names_its_line(tmp_path):
+    """libyaml's reader errors (a NUL, a control character) carry a byte
+    offset, no mark: --check-table said line 1 wherever one was (a probe)."""
+    bad = tmp_path / "t.yaml"
+    bad.write_bytes(open(os.path.join(EX, "demo-table.yaml"), "rb").read().replace(
+        b"  singapore:", b"  singa\0pore:", 1))
+    line = next(n for n, ln in enumerate(open(os.path.join(EX, "demo-table.yaml")), 1) if ln.startswith("  singapore:"))
+    t = subprocess.run([regionfwd_bin(), "--check-table", str(bad)], capture_output=True, text=True)
+    assert t.returncode == 1 and t.stderr.startswith(f"{bad}:{line}: YAML syntax: "), (line, t.stderr)
+
+
 def test_check_node_names_a_missing_port():
     r = check_node("node-two-nic.yaml", "demo-table.yaml")
     assert r.returncode == 1
