@@ -257,6 +257,19 @@ void fwd_table_free(struct fwd_table *t);
  */
 int fwd_table_check_written(const struct fwd_table *t, struct fwd_err *e);
 
+/** The YAML tag refusal of fwd_table_check_written(), for @tag (as libyaml
+ *  names it) at @file:@line. @return -EINVAL */
+int fwd_table_refuse_tag(const char *file, uint32_t line, const char *tag, struct fwd_err *e);
+
+/**
+ * The tag check of fwd_table_check_written() on a document's own text, for
+ * a caller about to embed its names files (fwd_embed.h): the embedded form
+ * is JSON, which keeps no YAML tag (one once went through SIGHUP that way:
+ * a review). A text that does not parse is left to the caller's parse.
+ * @return 0, or -EINVAL with @e at the tag's line
+ */
+int fwd_table_written_tags(const char *buf, size_t len, const char *name, struct fwd_err *e);
+
 /** The top-level field (FWD_F_DOC_*) of the @i-th section in the order fwd_table_from_doc()
  *  validates them, FWD_SCHEMA_MAX past the last: lets the tests see that every field of
  *  the DOC scope of fwd_schema.def is some section's, once. */

@@ -236,21 +236,37 @@ int tv_index_groups(struct vctx *c)
 				  sizeof(*t->groups), t->ngroups);
 }
 
+int fwd_table_refuse_tag(const char *file, uint32_t line, const char *tag, struct fwd_err *e)
+{
+	const char *core = "tag:yaml.org,2002:";
+	const int short_form = strncmp(tag, core, strlen(core)) == 0;
+
+	fwd_err_fail(e, FWD_R_INVALID_TABLE, file, line, "",
+		     "YAML tag '%s%s' is not read (every value is text, typed by its field): "
+		     "remove it",
+		     short_form ? "!!" : "", short_form ? tag + strlen(core) : tag);
+	return -EINVAL;
+}
+
+int fwd_table_written_tags(const char *buf, size_t len, const char *name, struct fwd_err *e)
+{
+	struct fwd_err ignore = {0};
+	struct fwd_doc *doc = fwd_doc_parse(buf, len, name, -1, &ignore);
+	uint32_t line = 0;
+	const char *tag = doc ? fwd_doc_tag(doc, &line) : NULL;
+	int rc = tag ? fwd_table_refuse_tag(name, line, tag, e) : 0;
+
+	fwd_doc_free(doc);
+	return rc;
+}
+
 int fwd_table_check_written(const struct fwd_table *t, struct fwd_err *e)
 {
 	char path[FWD_NAME_MAX + 16], mine[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)],
 		theirs[FWD_MAX_TAGS * (FWD_NAME_MAX + 2)];
 
-	if (t->yaml_tag_line) {
-		const char *tag = t->yaml_tag, *core = "tag:yaml.org,2002:";
-
-		fwd_err_fail(e, FWD_R_INVALID_TABLE, t->source, t->yaml_tag_line, "",
-			     "YAML tag '%s%s' is not read (every value is text, typed by its "
-			     "field): remove it",
-			     strncmp(tag, core, strlen(core)) == 0 ? "!!" : "",
-			     strncmp(tag, core, strlen(core)) == 0 ? tag + strlen(core) : tag);
-		return -EINVAL;
-	}
+	if (t->yaml_tag_line)
+		return fwd_table_refuse_tag(t->source, t->yaml_tag_line, t->yaml_tag, e);
 	if (t->residency_null_line) {
 		fwd_err_fail(e, FWD_R_INVALID_TABLE, t->source, t->residency_null_line - 1,
 			     "residency",

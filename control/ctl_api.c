@@ -898,6 +898,9 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 		reply_simple(r, FWD_R_BAD_REQUEST, "dry_run", "'dry_run' must be true or false");
 		goto out;
 	}
+	/* a preview from here on, refused or not (route() logs no change) */
+	if (json_is_true(dry))
+		api->st->write_kind = CTL_WRITE_PREVIEW;
 	if (!json_is_true(dry) && (confirm_pending(api->st, r) || stale(api->st, expected, r)))
 		goto out;
 	if (gen)
@@ -925,9 +928,9 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 		goto out;
 	}
 	if (json_is_true(dry)) {
-		/* not a write: route() neither logs its refusal as a refused
-		 * change nor asks regionfwd for a fresh report after it */
-		api->st->write_kind = CTL_WRITE_PREVIEW;
+		/* not a write (write_kind PREVIEW, above): route() neither logs
+		 * its refusal as a refused change nor asks regionfwd for a fresh
+		 * report after it */
 		if ((doc = ctl_state_doc(api->st, to, &len, &e)) == NULL) {
 			reply_err(r, &e);
 			goto out;

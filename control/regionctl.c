@@ -3043,6 +3043,15 @@ static json_t *doc_body(const char *path, int *rc)
 			*rc = erc == -ENOMEM ? CTL_EXIT_FAILED : EXIT_REFUSED;
 			return NULL;
 		}
+		if (emb && (erc = fwd_table_written_tags(buf, len, file, &e))) {
+			/* the embedded JSON keeps no YAML tag for regiond to refuse */
+			fprintf(stderr, "regionctl: %s\n", fwd_err_str(&e, msg, sizeof(msg)));
+			json_refusal(FWD_R_INVALID_TABLE, e.file, e.line, e.path, e.reason);
+			free(emb);
+			free(buf);
+			*rc = EXIT_REFUSED;
+			return NULL;
+		}
 		if (emb) {
 			struct fwd_err ignored;
 

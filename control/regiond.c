@@ -509,7 +509,7 @@ static int check_dataplane(const char *sock)
 		fprintf(stderr, "regiond: regionfwd's control socket %s: %s\n", sock,
 			not_sock ? (S_ISDIR(sb.st_mode) ? "is a directory, not a socket"
 							: "is not a socket (a file)")
-			: rc == -ECONNREFUSED ? "nothing accepts on it (regionfwd not running?)"
+			: rc == -ECONNREFUSED ? "nothing accepts on it"
 					      : strerror(-rc));
 		return 1;
 	}
@@ -950,9 +950,10 @@ static int seed_table(struct regiond *d)
 		size_t elen;
 
 		snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - table + 1) : 0, table);
-		if (fwd_embed_names(buf, len, table, dir, NULL, &emb, &elen, &fe)) {
-			fwd_log(FWD_LOG_ERR, "%s refused: %s", table,
-				fwd_err_str(&fe, b, sizeof(b)));
+		if (fwd_embed_names(buf, len, table, dir, NULL, &emb, &elen, &fe) ||
+		    (emb && fwd_table_written_tags(buf, len, table, &fe))) {
+			fwd_log(FWD_LOG_ERR, "--table refused: %s", fwd_err_str(&fe, b, sizeof(b)));
+			free(emb);
 			free(buf);
 			return -1;
 		}

@@ -765,6 +765,11 @@ int dp_ctx_apply_file(struct dp_ctx *ctx, const char *path, int written, struct 
 			free(buf);
 			return rc;
 		}
+		if (emb && written && (rc = fwd_table_written_tags(buf, len, path, err))) {
+			free(emb);
+			free(buf);
+			return rc;
+		}
 		if (emb) {
 			free(buf);
 			buf = emb;

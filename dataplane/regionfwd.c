@@ -996,6 +996,12 @@ int main(int argc, char **argv)
 	 * EAL's, the ports' and the table's setup too, 18-26 % low (a probe). */
 	/* Relaxed: the telemetry thread may read it meanwhile, for an uptime
 	 * (a report before this one is of setup, not of forwarding). */
+	/* The devices' counters from here too: a new run's port rates are over
+	 * its uptime, and what a NIC missed while the table loaded read as a
+	 * live loss rate (a review). A PMD without a reset keeps its own. */
+	for (uint16_t i = 0; i < ctx.ports.nports; i++)
+		if (ctx.ports.started[i])
+			(void)rte_eth_stats_reset(ctx.ports.port_id[i]);
 	__atomic_store_n(&ctx.started_ns, fwd_mono_ns(), __ATOMIC_RELAXED);
 	DP_LOG(INFO, "forwarding with %u workers on %u ports", ctx.nworkers, ctx.node.nports);
 	/* A retired generation's FIBs are freed off this thread from now on:

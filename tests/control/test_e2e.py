@@ -1279,10 +1279,13 @@ def test_link_commands(steady_box, tmp_path):
         assert "in the running table" in out["error"]["reason"] and "in the running table" in err
     # A long name cut inside a character by the message's buffer: still
     # JSON, cut where a character starts (it once printed nothing).
-    for args, path in ((("show", "links", "\u00e9" * 120), "links.\u00e9"),
-                       (("prefixes", "list", "\u00e9" * 120), "regions.\u00e9")):
-        rc, out, err = box.ctl(*args, json_out=True)
-        assert rc == 1 and out["error"]["code"] == "invalid" and out["error"]["path"].startswith(path), (out, err)
+    rc, out, err = box.ctl("show", "links", "\u00e9" * 120, json_out=True)
+    assert rc == 1 and out["error"]["code"] == "invalid" and out["error"]["path"].startswith("links.\u00e9"), \
+        (out, err)
+    # prefixes list checks the name itself, as add and remove do: a usage
+    # error, the bytes shown (it once exited 1 where they exited 2)
+    rc, out, err = box.ctl("prefixes", "list", "\u00e9" * 120)
+    assert rc == 2 and "'" + "\\xc3\\xa9" * 30 + "...' is not a region name" in err, (rc, err)
     rc, out, err = box.ctl("link", "drain", "to-sg", "--expected-generation", str(gen))
     assert rc == 0 and f"generation {gen + 1} " in out, (out, err)
     rc, out, err = box.ctl("link", "down", "to-sg")
@@ -1603,6 +1606,30 @@ def test_name_sets_end_to_end(box_sni, tmp_path):
     # the document and its field first, then the names file and its line
     assert rc != 0 and "names_file: 'blocked.txt' line 3 is not a name" in err + out, (out, err)
     assert box.gen() == gen + 1
+
+
+def test_a_yaml_tag_is_refused_through_an_embedded_names_file(tmp_path):
+    """A document with a names_file travels as JSON with the file embedded,
+    which keeps no YAML tag: a tagged table went through where the same one
+    without a names_file was refused (a review). regionctl and regiond's
+    seed check the text as written before embedding it."""
+    (tmp_path / "blocked.txt").write_text("metrics.example.org\n")
+    (tmp_path / "blocked.txt").chmod(0o644)
+    doc = open(DEMO).read().replace("content_rules:\n", "content_rules:\n"
+                                    "  - {name: blocklist, field: tls_sni, names_file: blocked.txt, "
+                                    "services: [https], action: drop}\n", 1)
+    at = doc.index("\ndescription: ") + 1
+    line = doc[:at].count("\n") + 1
+    table = tmp_path / "tagged.yaml"
+    table.write_text(doc[:at] + "description: !!binary aGk=\n" + doc[doc.index("\n", at) + 1:])
+    said = f"{table}:{line}: YAML tag '!!binary' is not read (every value is text, typed by its field): remove it"
+    p = subprocess.run([REGIONCTL, "-s", str(tmp_path / "none.sock"), "validate", str(table)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and said in p.stderr, p.stderr  # refused before anything is sent
+    p = subprocess.run([REGIOND, "--dataplane", str(tmp_path / "none.sock"), "--api-socket", str(tmp_path / "api.sock"),
+                        "--state-dir", str(tmp_path / "st"), "--table", str(table)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and f"--table refused: {said}" in p.stderr, p.stderr
 
 
 def test_names_file_confined_to_the_document(tmp_path):

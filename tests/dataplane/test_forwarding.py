@@ -432,10 +432,19 @@ def test_telemetry_signals_and_hitless_reload(tmp_path):
                  in open(d.out.name).read())
         assert d.telemetry("/regionfwd/generation")["id"] == 2
 
+        # A YAML tag in a file whose names_file is embedded (as JSON, which
+        # keeps no tag) is refused as in one without (a review).
+        (tmp_path / "names.txt").write_text("metrics.example.org\n")
+        table.write_text(open(TABLE).read() + "description: !!binary aGk=\n"
+                         "content_rules:\n  - {name: nm, field: tls_sni, names_file: names.txt, action: drop}\n")
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "YAML tag '!!binary' is not read" in open(d.out.name).read())
+        assert d.telemetry("/regionfwd/generation")["id"] == 2
+
         # A broken table on SIGHUP is refused; forwarding goes on unchanged.
         table.write_text("regions: [\n")
         d.signal(signal.SIGHUP)
-        wait_for(lambda: open(d.out.name).read().count("reload refused: ") == 2)
+        wait_for(lambda: open(d.out.name).read().count("reload refused: ") == 3)
         assert d.telemetry("/regionfwd/generation")["id"] == 2
         rx = d.telemetry("/regionfwd/packets")["rx"]
         wait_for(lambda: d.telemetry("/regionfwd/packets")["rx"] > rx)
