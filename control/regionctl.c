@@ -6155,11 +6155,11 @@ static const struct ctl_cmd commands[] = {
 	 .opts = rollback_opts,
 	 .summary = "back to an earlier generation (default: the previous one)",
 	 .detail = "The old table becomes a new generation; it is validated again as any\n"
-		   "table is loaded, so one that no longer loads is refused. Its own residency "
-		   "rules are\n"
-		   "the ones it is held to: rules it lacks that the running table has are\n"
-		   "said (warning: residency rule ... removed), not refused, as for any\n"
-		   "table; --dry-run shows that, and the whole change, before it runs."},
+		   "table is loaded, so one that no longer loads is refused.\n"
+		   "Its own residency rules are the ones it is held to: rules it lacks\n"
+		   "that the running table has are said (warning: residency rule ...\n"
+		   "removed), not refused, as for any table; --dry-run shows that, and\n"
+		   "the whole change, before it runs."},
 	{.name = "history", .run = cmd_history, .summary = "generations kept for rollback"},
 	{.name = "link", .subs = link_cmds, .summary = "change one link: down, up, drain, weight"},
 	{.name = "prefixes",
