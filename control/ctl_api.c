@@ -884,23 +884,23 @@ static void h_rollback(struct ctl_api *api, const struct req *q, struct reply *r
 
 	if (b == NULL)
 		return;
+	/* A preview: what the rollback would run and change, as validate
+	 * answers a document (its residency rules' weakening before it runs,
+	 * not after: a walkthrough). Nothing changes, so nothing waits for a
+	 * confirm or compares the generation; and a preview from the first
+	 * check on, refused or not (route() logs no change for it). */
+	dry = json_object_get(b, "dry_run");
+	if (json_is_true(dry))
+		api->st->write_kind = CTL_WRITE_PREVIEW;
 	if (check_keys(b, keys, r) || opt_str(b, "author", 63, &author, r) ||
 	    opt_str(b, "comment", 255, &comment, r) ||
 	    opt_int(b, "generation", 1, INT64_MAX, &gen, r) ||
 	    opt_int(b, "expected_generation", 0, INT64_MAX, &expected, r))
 		goto out;
-	/* A preview: what the rollback would run and change, as validate
-	 * answers a document (its residency rules' weakening before it runs,
-	 * not after: a walkthrough). Nothing changes, so nothing waits for a
-	 * confirm or compares the generation. */
-	dry = json_object_get(b, "dry_run");
 	if (dry && !json_is_boolean(dry)) {
 		reply_simple(r, FWD_R_BAD_REQUEST, "dry_run", "'dry_run' must be true or false");
 		goto out;
 	}
-	/* a preview from here on, refused or not (route() logs no change) */
-	if (json_is_true(dry))
-		api->st->write_kind = CTL_WRITE_PREVIEW;
 	if (!json_is_true(dry) && (confirm_pending(api->st, r) || stale(api->st, expected, r)))
 		goto out;
 	if (gen)

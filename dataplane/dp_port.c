@@ -239,6 +239,24 @@ void dp_ports_close(struct dp_ports *p)
  * calls at once read. Never taken on a worker. */
 static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
 
+void dp_ports_stats_reset(const struct dp_ports *p)
+{
+	for (uint16_t i = 0; i < p->nports; i++) {
+		int rc;
+
+		if (!p->started[i])
+			continue;
+		pthread_mutex_lock(&health_lock);
+		rc = rte_eth_stats_reset(p->port_id[i]);
+		pthread_mutex_unlock(&health_lock);
+		if (rc)
+			DP_LOG(NOTICE,
+			       "port %u: its counters cannot be reset (%s): they count from "
+			       "the port's start, not from forwarding's",
+			       p->port_id[i], strerror(-rc));
+	}
+}
+
 int dp_port_link(const struct dp_ports *p, uint16_t i)
 {
 	struct rte_eth_link link;

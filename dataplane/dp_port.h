@@ -48,6 +48,12 @@ void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health 
 /** Port @i's link alone (FWD_PORT_LINK_*), as dp_port_health() reads it. */
 int dp_port_link(const struct dp_ports *p, uint16_t i);
 
+/** Every started port's device counters to 0, one at a time with the
+ *  readers of dp_port_health() (ethdev does not take a reset beside a
+ *  read of one port's stats); a PMD that cannot is said, and keeps its
+ *  counters. */
+void dp_ports_stats_reset(const struct dp_ports *p);
+
 /** Stop and close every started port (flushes pcap writers). NULL-safe. */
 void dp_ports_close(struct dp_ports *p);
 

@@ -993,9 +993,7 @@ int main(int argc, char **argv)
 	 * loaded read as a live loss rate (a review). A PMD without a reset
 	 * keeps its own. The store is relaxed: the telemetry thread may read
 	 * it meanwhile, for an uptime (a report before it is of setup). */
-	for (uint16_t i = 0; i < ctx.ports.nports; i++)
-		if (ctx.ports.started[i])
-			(void)rte_eth_stats_reset(ctx.ports.port_id[i]);
+	dp_ports_stats_reset(&ctx.ports);
 	__atomic_store_n(&ctx.started_ns, fwd_mono_ns(), __ATOMIC_RELAXED);
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {
 		rc = rte_eal_remote_launch(dp_worker_main, ctx.workers[w],
