@@ -203,15 +203,15 @@ def test_a_port_that_reports_its_link_down_counts_port_down(tmp_path):
                                            ("tap", '{device: "net_tap_pd0,iface=rfwpd0"}'),
                                            ("null0", '{device: "net_null_n0"}')],
                 TABLE.format(a_port="tap", a_action="steer, to: stuck", desc="tap"),
-                wrapper=["ip", "netns", "exec", ns])
+                wrapper=netns.in_ns(ns))  # not `ip netns exec`: netns.py says why
         _, c = f.wait(lambda c: c["links"]["stuck"]["packets"] > 1000)
-        netns.sh(f"ip -n {ns} link set rfwpd0 down")
+        netns.sh(" ".join(netns.in_ns(ns)) + " ip link set rfwpd0 down")
         _, c = f.wait(lambda c: c["drops"]["port_down"] > 10000)
         full = c["drops"]["tx_full"]
         _, c = f.wait(lambda c: c["drops"]["port_down"] > 20000)
         assert c["drops"]["tx_full"] == full, c["drops"]  # the port is down: none of it "full"
         assert c["links"]["ok"]["packets"] > 0
-        netns.sh(f"ip -n {ns} link set rfwpd0 up")
+        netns.sh(" ".join(netns.in_ns(ns)) + " ip link set rfwpd0 up")
         sent = c["links"]["stuck"]["packets"]
         _, c = f.wait(lambda c: c["links"]["stuck"]["packets"] > sent + 1000, timeout=30)
     finally:
