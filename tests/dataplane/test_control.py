@@ -501,6 +501,18 @@ def test_a_repeated_generation_id_is_a_new_generation(tmp_path):
 
 
 
+def counters_until(f, what, cond):
+    """The counters of Served @f once cond() holds of them (30 s at most,
+    and regionfwd alive meanwhile; @what names the wait)."""
+    deadline = time.time() + 30
+    while True:
+        k = f.ctl.call("counters")
+        if cond(k):
+            return k
+        assert time.time() < deadline and f.p.poll() is None, (what, f.text()[-3000:])
+        time.sleep(0.05)
+
+
 KEEP_IN = "residency: [{name: keep-in, region: in, services: [bulk], allowed_tags: [in]}]\n"
 FRAG_SWAPS = {
     # The first fragment left on 'local', in India; the new table gives
@@ -564,13 +576,7 @@ def test_later_fragments_across_a_swap_keep_to_residency(tmp_path, case):
     f = Served(tmp_path, "ctl-frag-res-" + case[:8], ports, table, extra_node="frag_timeout_ms: 60000\n")
 
     def until(what, cond):
-        deadline = time.time() + 30
-        while True:
-            k = f.ctl.call("counters")
-            if cond(k):
-                return k
-            assert time.time() < deadline and f.p.poll() is None, (what, f.text()[-3000:])
-            time.sleep(0.05)
+        return counters_until(f, what, cond)
 
     def sent(k, port):
         return k["ports"][port]["opackets"]
@@ -616,13 +622,7 @@ def test_one_ids_stream_follows_a_new_generation_at_once(tmp_path):
     f = Served(tmp_path, "ctl-frag-oneid", ports, table, extra_node="frag_timeout_ms: 60000\n")
 
     def until(what, cond):
-        deadline = time.time() + 30
-        while True:
-            k = f.ctl.call("counters")
-            if cond(k):
-                return k
-            assert time.time() < deadline and f.p.poll() is None, (what, f.text()[-3000:])
-            time.sleep(0.05)
+        return counters_until(f, what, cond)
     try:
         until("the stream followed", lambda k: k["events"]["frag_followed"] > 100)
         r = f.ctl.call("push", document=head + "policies: [{region: in, service: bulk, action: steer, "
