@@ -81,8 +81,23 @@ static const uint64_t *link_costs(const struct fwd_table *t, uint16_t link, uint
 	return cache[link];
 }
 
+/* Whether member @m of a group can take slots: its link up, not drained,
+ * of weight > 0; and, with @out, not on a port that is down. */
+static int member_carries(const struct fwd_table *t, const struct fwd_group_member *m,
+			  const uint8_t *out)
+{
+	const struct fwd_link *l = &t->links[m->link];
+
+	/* Down or drained members take no slot; a drained link still carries
+	 * what a policy steers to it directly. */
+	return l->up && !l->drained && m->weight != 0 && (out == NULL || !out[m->link]);
+}
+
+/* @out (NULL: none): per link, 1 when it takes no slot for its port's
+ * sake, exactly as if it were down in the table (so a port's link going
+ * down moves the flows 'link down' would move, and no other). */
 static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
-		       uint16_t slots[FWD_GROUP_SLOTS], uint64_t **cache)
+		       uint16_t slots[FWD_GROUP_SLOTS], uint64_t **cache, const uint8_t *out)
 {
 	const uint64_t *costs[FWD_MAX_GROUP_MEMBERS];
 
@@ -97,9 +112,7 @@ static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
 			const struct fwd_link *l = &t->links[m->link];
 			uint64_t cost;
 
-			/* Down or drained members take no slot; a drained link
-			 * still carries what a policy steers to it directly. */
-			if (!l->up || l->drained || m->weight == 0)
+			if (!member_carries(t, m, out))
 				continue;
 			cost = costs[i] ? costs[i][s] : fwd_class_hrw_cost(l->name, s);
 			/* w/cost > best_w/best_cost, cross-multiplied: weight <= 10^6 < 2^20
@@ -156,7 +169,8 @@ struct fwd_class *fwd_class_build(const struct fwd_table *t)
 	c->matrix = calloc(cells, sizeof(*c->matrix));
 	c->policies = calloc(t->npolicies, sizeof(*c->policies));
 	c->slots = calloc(t->ngroups ? t->ngroups : 1, sizeof(*c->slots));
-	if (!c->port_svc || !c->svc_key || !c->matrix || !c->policies || !c->slots)
+	c->link_out = calloc(t->nlinks ? t->nlinks : 1, 1);
+	if (!c->port_svc || !c->svc_key || !c->matrix || !c->policies || !c->slots || !c->link_out)
 		goto nomem;
 
 	for (uint32_t proto = 0; proto < 256; proto++) {
@@ -208,7 +222,7 @@ struct fwd_class *fwd_class_build(const struct fwd_table *t)
 		uint64_t **cache = t->ngroups ? calloc(t->nlinks, sizeof(*cache)) : NULL;
 
 		for (uint16_t g = 0; g < t->ngroups; g++)
-			fill_group(t, &t->groups[g], c->slots[g], cache);
+			fill_group(t, &t->groups[g], c->slots[g], cache, NULL);
 		for (uint32_t l = 0; cache && l < t->nlinks; l++)
 			free(cache[l]);
 		free(cache);
@@ -224,10 +238,69 @@ void fwd_class_free(struct fwd_class *c)
 {
 	if (c == NULL)
 		return;
+	free(c->link_out);
 	free(c->slots);
 	free(c->policies);
 	free(c->matrix);
 	free(c->port_svc);
 	free(c->svc_key);
 	free(c);
+}
+
+/* Whether group @g has a member @out would take out, or let back in. */
+static int group_touched(const struct fwd_class *c, const struct fwd_group *g, const uint8_t *out)
+{
+	for (uint16_t i = 0; i < g->nmembers; i++)
+		if (c->link_out[g->members[i].link] != out[g->members[i].link])
+			return 1;
+	return 0;
+}
+
+int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const uint8_t *out,
+			uint32_t *moved)
+{
+	uint16_t *fresh = NULL;
+	uint64_t **cache = NULL;
+	uint32_t n = 0;
+
+	*moved = 0;
+	for (uint16_t g = 0; g < t->ngroups; g++) {
+		const struct fwd_group *grp = &t->groups[g];
+		int some = 0;
+
+		if (!group_touched(c, grp, out))
+			continue;
+		if (fresh == NULL) {
+			fresh = malloc(FWD_GROUP_SLOTS * sizeof(*fresh));
+			cache = calloc(t->nlinks, sizeof(*cache));
+			if (fresh == NULL || cache == NULL) {
+				free(fresh);
+				free(cache);
+				return -ENOMEM; /* nothing written yet */
+			}
+		}
+		for (uint16_t i = 0; i < grp->nmembers && !some; i++)
+			some = member_carries(t, &grp->members[i], out);
+		/* A group none of whose members' ports is up keeps the slots
+		 * of its table: what it carries goes on being given to those
+		 * ports, and is counted as port_down, not as no_link_up (which
+		 * says the table left it nothing). */
+		fill_group(t, grp, fresh, cache, some ? out : NULL);
+		for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
+			if (fresh[s] == c->slots[g][s])
+				continue;
+			/* Relaxed: workers read each slot whole (fwd_class_slot)
+			 * and either link is a member the table allows; no other
+			 * memory is published with it. */
+			__atomic_store_n(&c->slots[g][s], fresh[s], __ATOMIC_RELAXED);
+			n++;
+		}
+	}
+	for (uint32_t l = 0; cache && l < t->nlinks; l++)
+		free(cache[l]);
+	free(cache);
+	free(fresh);
+	memcpy(c->link_out, out, t->nlinks);
+	*moved = n;
+	return 0;
 }

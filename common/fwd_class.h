@@ -15,7 +15,9 @@
  * removed moves only the slots that must move.
  *
  * DPDK-free: the unit tests, the fast path and the control plane's explain
- * all use this module. Built once per generation; immutable afterwards.
+ * all use this module. Built once per generation; immutable afterwards but
+ * for the group slots, which fwd_class_ports_out() refills when a member's
+ * port goes down or comes back (the dataplane's control thread only).
  */
 #ifndef FWD_CLASS_H
 #define FWD_CLASS_H
@@ -46,6 +48,9 @@ struct fwd_class {
 	uint16_t *matrix; /* nregions x nservices -> policy id */
 	struct fwd_class_policy *policies;
 	uint16_t (*slots)[FWD_GROUP_SLOTS]; /* per group: link id or FWD_LINK_NONE */
+	/* Per link: 1 when its port was down at the last fwd_class_ports_out()
+	 * (all 0 as built): the slots hold it out of its groups. */
+	uint8_t *link_out;
 };
 
 /* What the classifier decided for one packet. */
@@ -63,6 +68,22 @@ struct fwd_decision {
  */
 struct fwd_class *fwd_class_build(const struct fwd_table *t);
 void fwd_class_free(struct fwd_class *c);
+
+/**
+ * Take the links whose port is down out of their groups, and let those
+ * whose port is up again back in: each group with a member whose @out
+ * changed is filled again as if the @out links were down in @t (so only
+ * their flows move, to the members rendezvous hashing ranks next), and
+ * each slot that differs is stored whole while workers read it. A group
+ * left with no member that can carry keeps its table's slots. Only one
+ * thread may call it for @c; @t is the table @c was built from (or one
+ * with the same links and groups).
+ * @param out    per link of @t: 1 when its port is down
+ * @param moved  slots that changed
+ * @return 0, or -ENOMEM with the slots and link_out unchanged
+ */
+int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const uint8_t *out,
+			uint32_t *moved);
 
 /** Index of TCP/UDP/SCTP in port_svc, or -1. */
 static inline int fwd_class_port_index(uint8_t proto)
@@ -98,7 +119,10 @@ static inline uint32_t fwd_class_cell(const struct fwd_class *c, uint16_t region
  * its slot's link, or FWD_LINK_NONE when the slot has none. */
 static inline uint16_t fwd_class_slot(const struct fwd_class *c, uint16_t group, uint32_t hash)
 {
-	return c->slots[group][hash >> (32 - FWD_GROUP_SLOTS_LOG2)];
+	/* Relaxed: fwd_class_ports_out() may store the slot meanwhile; the
+	 * load reads it whole (the same mov as a plain load on x86-64). */
+	return __atomic_load_n(&c->slots[group][hash >> (32 - FWD_GROUP_SLOTS_LOG2)],
+			       __ATOMIC_RELAXED);
 }
 
 /* The tail of a decision once service and policy are known; @hash is used

@@ -1450,6 +1450,10 @@ static const struct ans_field ans_explain[] = {
 	{"flow_hash", AT_UINT | AT_NULL | AT_OPT},
 	{"link", AT_STR | AT_NULL},
 	{"port", AT_STR | AT_NULL | AT_OPT},
+	/* a regionfwd older than these has neither */
+	{"port_down", AT_BOOL | AT_NULL | AT_OPT},
+	{"group_ports_down", AT_ARR | AT_NULL | AT_OPT},
+	{"group_ports_down[]", AT_STR},
 	{"mirror", AT_STR | AT_NULL},
 	{"drop_reason", AT_STR | AT_NULL},
 	{"content", AT_OBJ | AT_NULL | AT_OPT},
@@ -2838,11 +2842,25 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 			       js(r, "target"));
 		else
 			printf("policy      %s: %s\n", js(r, "policy"), js(r, "action"));
-		if (!json_is_null(json_object_get(r, "group")))
+		if (!json_is_null(json_object_get(r, "group"))) {
+			json_t *out = json_object_get(r, "group_ports_down"), *v;
+			size_t i;
+
 			printf("group       %s (flow hash %lld)\n", js(r, "group"),
 			       ji(r, "flow_hash"));
+			/* Members its slots leave out while their port is down. */
+			if (json_array_size(out)) {
+				printf("            left out, their port down:");
+				json_array_foreach(out, i, v)
+					printf("%s %s", i ? "," : "", json_string_value(v));
+				printf("\n");
+			}
+		}
 		if (!json_is_null(json_object_get(r, "link")))
-			printf("leaves on   link %s, port %s\n", js(r, "link"), js(r, "port"));
+			printf("leaves on   link %s, port %s%s\n", js(r, "link"), js(r, "port"),
+			       json_is_true(json_object_get(r, "port_down"))
+				       ? " (its link is down: the NIC does not take it)"
+				       : "");
 		if (!json_is_null(json_object_get(r, "mirror")))
 			printf("mirror      %s\n", js(r, "mirror"));
 		if (!json_is_null(json_object_get(r, "drop_reason")))

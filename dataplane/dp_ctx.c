@@ -25,10 +25,80 @@
 #include "fwd_stages.h"
 #include "fwd_clock.h"
 
+/* Link groups follow their members' ports: the links of @g whose port
+ * reports its link down leave their groups, those whose port is up again
+ * come back (fwd_class_ports_out). Said in the log per link that changed
+ * and is a member of a group. A derived generation shares its
+ * classifier with the one it came from, so for it this changes nothing
+ * that was not changed already. Control thread only. */
+static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g)
+{
+	const struct fwd_table *t = g->table;
+	struct fwd_class *c = g->cls;
+	uint8_t *out = calloc(t->nlinks ? t->nlinks : 1, 1);
+	uint8_t *was = malloc(t->nlinks ? t->nlinks : 1);
+	uint32_t moved = 0;
+	int rc = -ENOMEM;
+
+	if (out != NULL && was != NULL) {
+		for (uint16_t l = 0; l < t->nlinks; l++)
+			out[l] = __atomic_load_n(&ctx->pub.port_down[g->links[l].port_id],
+						 __ATOMIC_RELAXED);
+		memcpy(was, c->link_out, t->nlinks);
+		rc = fwd_class_ports_out(c, t, out, &moved);
+	}
+	if (rc) {
+		if (!ctx->groups_behind)
+			DP_LOG(ERR, "out of memory moving link groups' flows off (or back onto) "
+				    "links whose port changed its link state; tried again every "
+				    "0.5 s, the groups meanwhile as they were");
+		ctx->groups_behind = 1;
+		free(out);
+		free(was);
+		return;
+	}
+	ctx->groups_behind = 0;
+	for (uint16_t l = 0; l < t->nlinks; l++) {
+		char groups[256];
+		size_t n = 0;
+
+		if (was[l] == out[l])
+			continue;
+		groups[0] = '\0';
+		for (uint16_t gr = 0; gr < t->ngroups; gr++)
+			for (uint16_t i = 0; i < t->groups[gr].nmembers; i++)
+				if (t->groups[gr].members[i].link == l && n < sizeof(groups))
+					n += (size_t)snprintf(groups + n, sizeof(groups) - n,
+							      "%s'%s'", n ? ", " : "",
+							      t->groups[gr].name);
+		if (n == 0)
+			continue; /* in no group: only its own drops say it */
+		if (out[l])
+			DP_LOG(WARNING,
+			       "generation %llu: link '%s' leaves its link groups (%s): its port "
+			       "'%s' reports its link down; its flows go to the groups' other "
+			       "members (%u slots moved in all; a group with no other member "
+			       "up keeps them, dropped as port_down)",
+			       (unsigned long long)g->id, t->links[l].name, groups,
+			       t->links[l].port, moved);
+		else
+			DP_LOG(NOTICE,
+			       "generation %llu: link '%s' is back in its link groups (%s): its "
+			       "port '%s' reports its link up (%u slots moved in all)",
+			       (unsigned long long)g->id, t->links[l].name, groups,
+			       t->links[l].port, moved);
+	}
+	free(out);
+	free(was);
+}
+
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 {
 	struct dp_gen *old;
 
+	/* Before workers see it: a new table's groups start without the
+	 * members whose port is down now. */
+	groups_follow_ports(ctx, g);
 	pthread_mutex_lock(&ctx->lock);
 	old = ctx->pub.gen; /* plain: this thread is its only writer */
 	ctx->retiring = old;
@@ -218,6 +288,7 @@ static int journal_add(struct dp_ctx *ctx, const uint8_t *packed, size_t len, ui
 void dp_ctx_poll_links(struct dp_ctx *ctx)
 {
 	uint64_t now = fwd_mono_ns();
+	int changed = 0;
 
 	if (now - ctx->links_polled_ns < 500000000u)
 		return;
@@ -227,9 +298,14 @@ void dp_ctx_poll_links(struct dp_ctx *ctx)
 		uint8_t down = (uint8_t)(dp_port_link(&ctx->ports, i) == FWD_PORT_LINK_DOWN);
 
 		/* stored on a change only: workers read the line */
-		if (__atomic_load_n(flag, __ATOMIC_RELAXED) != down)
+		if (__atomic_load_n(flag, __ATOMIC_RELAXED) != down) {
 			__atomic_store_n(flag, down, __ATOMIC_RELAXED);
+			changed = 1;
+		}
 	}
+	/* This thread publishes too, so pub.gen is read plainly. */
+	if ((changed || ctx->groups_behind) && ctx->pub.gen != NULL)
+		groups_follow_ports(ctx, ctx->pub.gen);
 }
 
 /* The journal is folded into a document of the running generation once it

@@ -45,6 +45,9 @@ struct dp_ctx {
 	 * report (fwd_report.instance, .uptime_ns) */
 	uint64_t instance, started_ns;
 	uint64_t links_polled_ns; /* dp_ctx_poll_links() */
+	/* 1 when the published generation's groups could not follow the
+	 * ports (out of memory): tried again at every poll */
+	uint8_t groups_behind;
 	uint16_t nworkers;
 	struct dp_lcore *workers[DP_MAX_WORKERS];
 	struct dp_cap *cap; /* packet capture (dp_cap.h); control thread only */
@@ -184,8 +187,11 @@ void dp_ctx_fold_journal(struct dp_ctx *ctx);
 
 /**
  * Twice a second at most, each started port's link state into
- * ctx->pub.port_down, for the workers' drop reason (dp_worker.h). Called
- * by regionfwd.c's loop; cheap when nothing is due.
+ * ctx->pub.port_down, for the workers' drop reason (dp_worker.h), and on a
+ * change the published generation's link groups follow it: a member whose
+ * port is down takes no slot until it is up again (fwd_class_ports_out,
+ * docs/operations.md "Link groups and ports"). Called by regionfwd.c's
+ * loop; cheap when nothing is due.
  */
 void dp_ctx_poll_links(struct dp_ctx *ctx);
 

@@ -200,12 +200,12 @@ static json_t *parser_drop(const struct dp_gen *g, int reason, struct fwd_err *e
 	json_t *r;
 
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)g->hash);
-	r = json_pack("{s:I, s:s, s:n, s:n, s:n, s:n, s:s, s:n, s:n, s:n, s:n, s:n, s:s, s:n, "
-		      "s:n}",
+	r = json_pack("{s:I, s:s, s:n, s:n, s:n, s:n, s:s, s:n, s:n, s:n, s:n, s:n, s:n, s:n, "
+		      "s:s, s:n, s:n}",
 		      "generation", (json_int_t)g->id, "hash", hash, "region", "prefix", "service",
 		      "policy", "action", FWD_WORD_NAME(POLICY_ACTION, DROP), "target", "group",
-		      "link", "port", "mirror", "drop_reason", fwd_drop_names[reason], "flow_hash",
-		      "content");
+		      "link", "port", "mirror", "port_down", "group_ports_down", "drop_reason",
+		      fwd_drop_names[reason], "flow_hash", "content");
 	if (r == NULL)
 		fwd_err_set(err, "", 0, "", "out of memory");
 	return r;
@@ -265,6 +265,27 @@ json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct 
 			    d.mirror != FWD_LINK_NONE && d.mirror != d.link
 				    ? json_string(t->links[d.mirror].name)
 				    : json_null());
+	/* A link whose port reports its link down: the NIC does not take
+	 * what is given to it (the workers count port_down). As of the
+	 * control thread's last look at the ports (every 0.5 s). */
+	json_object_set_new(r, "port_down",
+			    d.link != FWD_LINK_NONE ? json_boolean(g->cls->link_out[d.link])
+						    : json_null());
+	if (d.link != FWD_LINK_NONE && g->cls->link_out[d.link] && !d.drop)
+		d.drop = 1 + FWD_DROP_PORT_DOWN;
+	/* The group's members that its slots leave out for their port's sake. */
+	if (p->action == FWD_ACT_GROUP) {
+		const struct fwd_group *grp = &t->groups[p->target];
+		json_t *out = json_array();
+
+		for (uint16_t i = 0; i < grp->nmembers; i++)
+			if (g->cls->link_out[grp->members[i].link])
+				json_array_append_new(
+					out, json_string(t->links[grp->members[i].link].name));
+		json_object_set_new(r, "group_ports_down", out);
+	} else {
+		json_object_set_new(r, "group_ports_down", json_null());
+	}
 	json_object_set_new(r, "drop_reason",
 			    d.drop ? json_string(fwd_drop_names[d.drop - 1]) : json_null());
 	json_object_set_new(r, "flow_hash", json_integer(fwd_flow_hash(&k)));

@@ -188,9 +188,11 @@ static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
 		return 0; /* no cell counters: the fast path's general case */
 	g->cell_link =
 		rte_malloc("dp_cell_link", cells * sizeof(*g->cell_link), RTE_CACHE_LINE_SIZE);
-	/* Per group: 1 when every link its slots can pick leaves untagged, so
-	 * the plain-cell loop's 14-byte header fits whichever the flow gets (a
-	 * slot without a link drops: the general path names that). */
+	/* Per group: 1 when every member leaves untagged, so the plain-cell loop's 14-byte header fits whichever the
+	 * flow gets (a slot without a link drops: the general path names
+	 * that). Its members, not its slots as built: a member whose port is
+	 * down gives its slots to others (fwd_class_ports_out), which may be
+	 * ones that won none here. */
 	group_untagged = calloc(c->ngroups ? c->ngroups : 1, 1);
 	if (g->cell_link == NULL || group_untagged == NULL) {
 		free(group_untagged);
@@ -198,15 +200,12 @@ static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
 				   "out of memory for the cell links");
 	}
 	for (uint16_t grp = 0; grp < c->ngroups; grp++) {
-		group_untagged[grp] = 1;
-		for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
-			uint16_t l = c->slots[grp][s];
+		const struct fwd_group *gr = &g->table->groups[grp];
 
-			if (l != FWD_LINK_NONE && g->links[l].hdr_len != 14) {
+		group_untagged[grp] = 1;
+		for (uint16_t i = 0; i < gr->nmembers; i++)
+			if (g->links[gr->members[i].link].hdr_len != 14)
 				group_untagged[grp] = 0;
-				break;
-			}
-		}
 	}
 	for (uint32_t cell = 0; cell < cells; cell++) {
 		const struct fwd_class_policy *p = &c->policies[c->matrix[cell]];

@@ -211,6 +211,9 @@ def test_a_port_that_reports_its_link_down_counts_port_down(tmp_path):
         _, c = f.wait(lambda c: c["drops"]["port_down"] > 20000)
         assert c["drops"]["tx_full"] == full, c["drops"]  # the port is down: none of it "full"
         assert c["links"]["ok"]["packets"] > 0
+        r = f.ctl.call("explain", src="10.1.0.1", dst="198.51.100.1", proto="udp", dport=53)
+        assert r["link"] == "stuck" and r["port_down"] is True and r["drop_reason"] == "port_down", r
+        assert r["group_ports_down"] is None, r
         netns.sh(" ".join(netns.in_ns(ns)) + " ip link set rfwpd0 up")
         sent = c["links"]["stuck"]["packets"]
         _, c = f.wait(lambda c: c["links"]["stuck"]["packets"] > sent + 1000, timeout=30)
@@ -219,6 +222,90 @@ def test_a_port_that_reports_its_link_down_counts_port_down(tmp_path):
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     assert f.p.returncode == 0, log
     assert "rx = tx + dropped: holds" in log
+
+
+GROUP_TABLE = """
+regions: {r: {prefixes: [10.1.0.0/16]}}
+services: {a: [udp/53], b: [udp/54]}
+links:
+  ta: {port: tapa, next_hop_mac: "02:00:00:00:00:01"}
+  tb: {port: tapb, next_hop_mac: "02:00:00:00:00:02"}
+  ok: {port: null0, next_hop_mac: "02:00:00:00:00:03"}
+link_groups: {g: {members: {ta: 1, tb: 1}}}
+policies:
+  - {region: r, service: a, action: steer, to: g}
+  - {region: r, service: b, action: steer, to: ok}
+default: {action: drop}
+"""
+
+
+def explain_flow(f, i):
+    """explain of the input's i-th flow (pcap() above)."""
+    r = f.ctl.call("explain", src="10.1.0.%d" % (i % 200 + 1), dst="198.51.100.1",
+                   proto="udp", sport=1000 + i, dport=53 + i % 2)
+    assert r["ok"], r
+    return r
+
+
+def flow_on(f, link):
+    """A flow of the input that group g gives to @link now: its index."""
+    for i in range(0, 512, 2):  # service a: dport 53
+        if explain_flow(f, i)["link"] == link:
+            return i
+    raise AssertionError(f"no flow of the input on {link}")
+
+
+@pytest.mark.skipif(not netns.available() or not os.path.exists("/dev/net/tun"),
+                    reason="needs root, iproute2 and /dev/net/tun")
+def test_a_group_member_whose_port_is_down_leaves_the_group(tmp_path):
+    """A link group of two links on two TAPs: while one TAP reports its link
+    down, its flows go to the other member (once lost as port_down until
+    the port was up again or the link taken down by hand); port_down
+    stops rising, explain says where the flow goes and which member is
+    left out; when the port is up again the flows come back to it."""
+    ns = "rfwd-gdown"
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    netns.sh(f"ip netns add {ns}")
+    in_ns = " ".join(netns.in_ns(ns))
+    f = None
+    try:
+        f = Fwd(tmp_path, "fault-gdown", [("in0", f'{{device: "net_pcap_in0,rx_pcap={pcap(tmp_path)},infinite_rx=1", ingress: true}}'),
+                                           ("tapa", '{device: "net_tap_ga,iface=rfwga"}'),
+                                           ("tapb", '{device: "net_tap_gb,iface=rfwgb"}'),
+                                           ("null0", '{device: "net_null_n0"}')],
+                GROUP_TABLE, wrapper=netns.in_ns(ns))
+        _, c = f.wait(lambda c: c["links"]["ta"]["packets"] > 1000 and c["links"]["tb"]["packets"] > 1000)
+        on_a = flow_on(f, "ta")
+        r = explain_flow(f, on_a)
+        assert r["port_down"] is False and r["group_ports_down"] == [] and r["drop_reason"] is None, r
+        netns.sh(f"{in_ns} ip link set rfwga down")
+        # Within the control thread's look at the ports (0.5 s) and a
+        # burst's drain, ta is given nothing more: port_down stops.
+        t0 = time.monotonic()
+        while True:
+            c1 = f.counters()
+            time.sleep(1.0)
+            c2 = f.counters()
+            if c2["drops"]["port_down"] == c1["drops"]["port_down"] and \
+               c2["links"]["ta"]["packets"] == c1["links"]["ta"]["packets"]:
+                break
+            assert time.monotonic() - t0 < 20, (c1, c2)
+        assert c2["links"]["tb"]["packets"] > c1["links"]["tb"]["packets"] + 1000
+        moved = explain_flow(f, on_a)
+        assert moved["link"] == "tb" and moved["port_down"] is False, moved
+        assert moved["group_ports_down"] == ["ta"] and moved["drop_reason"] is None, moved
+        netns.sh(f"{in_ns} ip link set rfwga up")
+        sent = c2["links"]["ta"]["packets"]
+        _, c = f.wait(lambda c: c["links"]["ta"]["packets"] > sent + 1000, timeout=30)
+        back = explain_flow(f, on_a)
+        assert back["link"] == "ta" and back["group_ports_down"] == [], back
+    finally:
+        log = f.stop() if f else ""
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    assert f.p.returncode == 0, log
+    assert "rx = tx + dropped: holds" in log
+    assert "link 'ta' leaves its link groups ('g')" in log, log
+    assert "link 'ta' is back in its link groups ('g')" in log, log
 
 
 def test_a_start_short_of_memory_exits_cleanly(tmp_path):

@@ -289,6 +289,79 @@ static void test_group_all_down(void **state)
 	fwd_table_free(t);
 }
 
+/* A member whose port is down leaves its group exactly as 'link down'
+ * takes it out (the same slots move, to the same members), comes back to
+ * the table's slots when its port is up, and a group none of whose
+ * members' ports is up keeps its table's slots. */
+static void test_group_ports_out(void **state)
+{
+	struct fwd_table *t, *td;
+	struct fwd_class *c = group_class("a: 2, b: 5, c: 1", &t);
+	struct fwd_class *cd = group_class("a: 2, b: 5, c: 1, c-down", &td);
+	struct fwd_class *ref;
+	uint8_t out[4] = {0};
+	uint16_t c_id = fwd_table_link_id(t, "c");
+	uint32_t moved, had_c = 0;
+
+	(void)state;
+	ref = fwd_class_build(t);
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
+		had_c += c->slots[0][s] == c_id;
+	assert_true(had_c > 0);
+	out[c_id] = 1;
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	assert_int_equal(moved, had_c); /* c's slots and no other */
+	assert_int_equal(c->link_out[c_id], 1);
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
+		assert_string_equal(slot_link(t, c, s), slot_link(td, cd, s));
+	/* Again with nothing changed: nothing moves. */
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	assert_int_equal(moved, 0);
+	out[c_id] = 0;
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	assert_int_equal(moved, had_c);
+	assert_memory_equal(c->slots[0], ref->slots[0], sizeof(c->slots[0]));
+	/* Every member's port down: the table's slots stay. */
+	memset(out, 1, sizeof(out));
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	assert_int_equal(moved, 0);
+	assert_memory_equal(c->slots[0], ref->slots[0], sizeof(c->slots[0]));
+	/* One of them up again: it takes every slot. */
+	out[fwd_table_link_id(t, "b")] = 0;
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
+		assert_string_equal(slot_link(t, c, s), "b");
+	fwd_class_free(ref);
+	fwd_class_free(c);
+	fwd_class_free(cd);
+	fwd_table_free(t);
+	fwd_table_free(td);
+
+	/* A group without the link is not touched; a down member in the
+	 * table stays out whatever its port says. */
+	t = load("links:\n"
+		 "  a: {port: p0, next_hop_mac: '02:00:00:00:00:01'}\n"
+		 "  b: {port: p1, next_hop_mac: '02:00:00:00:00:02'}\n"
+		 "  c: {port: p1, next_hop_mac: '02:00:00:00:00:03', state: down}\n"
+		 "link_groups:\n  g1: {members: {a: 1, b: 1}}\n  g2: {members: {a: 1, c: 1}}\n"
+		 "  g3: {members: {b: 1, c: 1}}\n"
+		 "default: {action: steer, to: g1}\n");
+	c = fwd_class_build(t);
+	ref = fwd_class_build(t);
+	memset(out, 0, sizeof(out));
+	out[fwd_table_link_id(t, "b")] = 1;
+	out[fwd_table_link_id(t, "c")] = 1;
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
+		assert_int_equal(c->slots[0][s], fwd_table_link_id(t, "a")); /* g1: a alone */
+		assert_int_equal(c->slots[1][s], ref->slots[1][s]); /* g2: no member moved */
+		assert_int_equal(c->slots[2][s], ref->slots[2][s]); /* g3: b's port, c down */
+	}
+	fwd_class_free(ref);
+	fwd_class_free(c);
+	fwd_table_free(t);
+}
+
 /* Naive reference: longest matching prefix by scanning every prefix. */
 static uint16_t ref_region(const struct fwd_table *t, const struct fwd_pkt *p)
 {
@@ -388,6 +461,7 @@ int main(void)
 		cmocka_unit_test(test_group_drain),
 		cmocka_unit_test(test_group_deterministic),
 		cmocka_unit_test(test_group_all_down),
+		cmocka_unit_test(test_group_ports_out),
 		cmocka_unit_test(test_classify_packets),
 	};
 
