@@ -402,10 +402,13 @@ static void refusal_at(const char *buf, size_t len, size_t at, const char *text,
 		return;
 	if (at > len)
 		at = len;
+	/* Columns in characters, as jansson counts them: a UTF-8 sequence's
+	 * continuation bytes are not columns (a refusal of ours once said a
+	 * column further right than jansson's for the same place). */
 	for (size_t i = 0; i < at; i++)
 		if (buf[i] == '\n')
 			line++, col = 1;
-		else
+		else if (((unsigned char)buf[i] & 0xc0) != 0x80)
 			col++;
 	memset(error, 0, sizeof(*error));
 	error->line = line > INT32_MAX ? -1 : (int)line;

@@ -589,6 +589,37 @@ static void test_random(void **state)
  * number in it took 5 GB of a regiond (a probe). Past
  * FWD_JSON_SLOW_MAX_VALUES values jansson is not asked; the refusal says
  * where the fast reader stopped. Under it, jansson still says it. */
+/* A NUL byte's refusal (ours) names the column jansson names for another
+ * bad character at the same place: in characters, not bytes. */
+static void test_a_nul_byte_is_refused_at_janssons_column(void **state)
+{
+	static const char *const before[] = {
+		"[",
+		"[\"\xc3\xa9\", ",
+		"{\"\xe2\x82\xac\xf0\x9f\x98\x80\": ",
+		"[1,\n \"\xc3\xa9\xc3\xa9\",\n  ",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
+		char doc[64];
+		size_t n = strlen(before[i]);
+		json_error_t ours, theirs;
+		json_t *a, *b;
+
+		memcpy(doc, before[i], n);
+		memcpy(doc + n, "x]", 3);
+		b = json_loadb(doc, n + 2, 0, &theirs);
+		doc[n] = '\0';
+		a = fwd_json_loadb(doc, n + 2, 0, &ours);
+		assert_null(a);
+		assert_null(b);
+		assert_int_equal(ours.position, (int)n);
+		assert_int_equal(ours.line, theirs.line);
+		assert_int_equal(ours.column, theirs.column);
+	}
+}
+
 static void test_a_large_declined_text_is_not_read_slowly(void **state)
 {
 	size_t n = FWD_JSON_SLOW_MAX_VALUES + 10, len = 0, real_at;
@@ -633,6 +664,7 @@ int main(void)
 		cmocka_unit_test(test_line_of),
 		cmocka_unit_test(test_byte_order_mark),
 		cmocka_unit_test(test_a_large_declined_text_is_not_read_slowly),
+		cmocka_unit_test(test_a_nul_byte_is_refused_at_janssons_column),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
