@@ -247,6 +247,35 @@ void fwd_class_free(struct fwd_class *c)
 	free(c);
 }
 
+/* Whether group @g has a member that can take slots with @out taken out. */
+static int group_carries(const struct fwd_table *t, const struct fwd_group *g, const uint8_t *out)
+{
+	for (uint16_t i = 0; i < g->nmembers; i++)
+		if (member_carries(t, &g->members[i], out))
+			return 1;
+	return 0;
+}
+
+int fwd_class_member_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
+			 uint16_t i)
+{
+	const struct fwd_group *g = &t->groups[group];
+	const struct fwd_group_member *m = &g->members[i];
+
+	return member_carries(t, m, NULL) && c->link_out[m->link] &&
+	       group_carries(t, g, c->link_out);
+}
+
+int fwd_class_link_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t link)
+{
+	for (uint16_t g = 0; g < t->ngroups; g++)
+		for (uint16_t i = 0; i < t->groups[g].nmembers; i++)
+			if (t->groups[g].members[i].link == link &&
+			    fwd_class_member_out(c, t, g, i))
+				return 1;
+	return 0;
+}
+
 /* Whether group @g has a member @out would take out, or let back in. */
 static int group_touched(const struct fwd_class *c, const struct fwd_group *g, const uint8_t *out)
 {
@@ -266,7 +295,6 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
 	*moved = 0;
 	for (uint16_t g = 0; g < t->ngroups; g++) {
 		const struct fwd_group *grp = &t->groups[g];
-		int some = 0;
 
 		if (!group_touched(c, grp, out))
 			continue;
@@ -279,13 +307,11 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
 				return -ENOMEM; /* nothing written yet */
 			}
 		}
-		for (uint16_t i = 0; i < grp->nmembers && !some; i++)
-			some = member_carries(t, &grp->members[i], out);
 		/* A group none of whose members' ports is up keeps the slots
 		 * of its table: what it carries goes on being given to those
 		 * ports, and is counted as port_down, not as no_link_up (which
 		 * says the table left it nothing). */
-		fill_group(t, grp, fresh, cache, some ? out : NULL);
+		fill_group(t, grp, fresh, cache, group_carries(t, grp, out) ? out : NULL);
 		for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
 			if (fresh[s] == c->slots[g][s])
 				continue;

@@ -48,8 +48,9 @@ struct fwd_class {
 	uint16_t *matrix; /* nregions x nservices -> policy id */
 	struct fwd_class_policy *policies;
 	uint16_t (*slots)[FWD_GROUP_SLOTS]; /* per group: link id or FWD_LINK_NONE */
-	/* Per link: 1 when its port was down at the last fwd_class_ports_out()
-	 * (all 0 as built): the slots hold it out of its groups. */
+	/* Per link: the @out of the last fwd_class_ports_out() (all 0 as
+	 * built): 1 when it was held out of its groups for its port's sake
+	 * (fwd_class_member_out() says in which). */
 	uint8_t *link_out;
 };
 
@@ -84,6 +85,18 @@ void fwd_class_free(struct fwd_class *c);
  */
 int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const uint8_t *out,
 			uint32_t *moved);
+
+/**
+ * Whether member @i of @group is out of the group for its port's sake at
+ * the last fwd_class_ports_out(): it can take slots by the table, its
+ * link is out, and the group has another member that can (else the group
+ * keeps its table's slots, and nobody is out).
+ */
+int fwd_class_member_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
+			 uint16_t i);
+
+/** Whether @link is out of at least one of its groups (fwd_class_member_out). */
+int fwd_class_link_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t link);
 
 /** Index of TCP/UDP/SCTP in port_svc, or -1. */
 static inline int fwd_class_port_index(uint8_t proto)

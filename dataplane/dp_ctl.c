@@ -662,7 +662,7 @@ static uint8_t *op_explain(struct dp_ctl *ctl, const Regionfwd__Ctl__ExplainRequ
 		if (f != FWD_CF_PAYLOAD && given[f][0])
 			p.given[f] = given[f];
 	/* The control thread owns ctx->pub.gen: it alone frees generations. */
-	r = dp_explain(ctl->ctx->pub.gen, &p, &e);
+	r = dp_explain(ctl->ctx->pub.gen, ctl->ctx->pub.port_down, &p, &e);
 	if (r == NULL) {
 		e.reason_code = FWD_R_BAD_REQUEST;
 		return reply_error(REGIONFWD__CTL__OP__OP_EXPLAIN, &e, len);

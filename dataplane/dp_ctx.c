@@ -25,26 +25,41 @@
 #include "fwd_stages.h"
 #include "fwd_clock.h"
 
-/* Link groups follow their members' ports: the links of @g whose port
- * reports its link down leave their groups, those whose port is up again
- * come back (fwd_class_ports_out). Said in the log per link that changed
- * and is a member of a group. A derived generation shares its
- * classifier with the one it came from, so for it this changes nothing
- * that was not changed already. Control thread only. */
-static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g)
+/* Link groups follow their members' ports (docs/operations.md "Link groups
+ * and ports"): a link of @g whose port reports its link down, or has been
+ * up for less than node.group_port_up_ms, leaves its groups; one whose
+ * port has been up that long comes back (fwd_class_ports_out). @before is
+ * the generation the workers ran until now (@g itself on a poll; NULL at
+ * the start): what changed against it is logged, per link that may take a
+ * group's slots. A derived generation shares its classifier with the one
+ * it came from, so for it this changes nothing not changed already.
+ * Control thread only. */
+static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const struct dp_gen *before)
 {
 	const struct fwd_table *t = g->table;
 	struct fwd_class *c = g->cls;
-	uint8_t *out = calloc(t->nlinks ? t->nlinks : 1, 1);
-	uint8_t *was = malloc(t->nlinks ? t->nlinks : 1);
+	size_t n = t->nlinks ? t->nlinks : 1;
+	uint8_t *out = calloc(n, 1), *was_held = calloc(n, 1), *was_out = calloc(n, 1);
 	uint32_t moved = 0;
 	int rc = -ENOMEM;
 
-	if (out != NULL && was != NULL) {
-		for (uint16_t l = 0; l < t->nlinks; l++)
-			out[l] = __atomic_load_n(&ctx->pub.port_down[g->links[l].port_id],
-						 __ATOMIC_RELAXED);
-		memcpy(was, c->link_out, t->nlinks);
+	if (out != NULL && was_held != NULL && was_out != NULL) {
+		for (uint16_t l = 0; l < t->nlinks; l++) {
+			const uint16_t pid = g->links[l].port_id;
+			/* The same link of the generation before, by name: ids
+			 * change with the table. Read before the refill, which
+			 * may write the very class (a derived generation). */
+			const int32_t b =
+				before ? fwd_table_link_id(before->table, t->links[l].name) : -1;
+
+			out[l] = __atomic_load_n(&ctx->pub.port_down[pid], __ATOMIC_RELAXED) ||
+				 ctx->port_up_ns[pid] != 0;
+			if (b >= 0) {
+				was_held[l] = before->cls->link_out[b];
+				was_out[l] = (uint8_t)fwd_class_link_out(before->cls, before->table,
+									 (uint16_t)b);
+			}
+		}
 		rc = fwd_class_ports_out(c, t, out, &moved);
 	}
 	if (rc) {
@@ -53,43 +68,69 @@ static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g)
 				    "links whose port changed its link state; tried again every "
 				    "0.5 s, the groups meanwhile as they were");
 		ctx->groups_behind = 1;
-		free(out);
-		free(was);
-		return;
+		goto done;
 	}
 	ctx->groups_behind = 0;
 	for (uint16_t l = 0; l < t->nlinks; l++) {
-		char groups[256];
-		size_t n = 0;
+		char left[256], kept[256];
+		size_t nl = 0, nk = 0;
 
-		if (was[l] == out[l])
+		if (was_held[l] == out[l])
 			continue;
-		groups[0] = '\0';
+		left[0] = kept[0] = '\0';
+		/* Each group where it may take slots: out of it, or kept in
+		 * (no other member's port up). A link in none is not said: its
+		 * own drops say it. */
 		for (uint16_t gr = 0; gr < t->ngroups; gr++)
-			for (uint16_t i = 0; i < t->groups[gr].nmembers; i++)
-				if (t->groups[gr].members[i].link == l && n < sizeof(groups))
-					n += (size_t)snprintf(groups + n, sizeof(groups) - n,
-							      "%s'%s'", n ? ", " : "",
-							      t->groups[gr].name);
-		if (n == 0)
-			continue; /* in no group: only its own drops say it */
-		if (out[l])
+			for (uint16_t i = 0; i < t->groups[gr].nmembers; i++) {
+				const char *name = t->groups[gr].name;
+
+				if (t->groups[gr].members[i].link != l || !t->links[l].up ||
+				    t->links[l].drained || t->groups[gr].members[i].weight == 0)
+					continue;
+				if (fwd_class_member_out(c, t, gr, i)) {
+					if (nl < sizeof(left))
+						nl += (size_t)snprintf(left + nl, sizeof(left) - nl,
+								       "%s'%s'", nl ? ", " : "",
+								       name);
+				} else if (nk < sizeof(kept)) {
+					nk += (size_t)snprintf(kept + nk, sizeof(kept) - nk,
+							       "%s'%s'", nk ? ", " : "", name);
+				}
+			}
+		if (nl == 0 && nk == 0)
+			continue;
+		if (out[l] && nl)
 			DP_LOG(WARNING,
 			       "generation %llu: link '%s' leaves its link groups (%s): its port "
-			       "'%s' reports its link down; its flows go to the groups' other "
-			       "members (%u slots moved in all; a group with no other member "
-			       "up keeps them, dropped as port_down)",
-			       (unsigned long long)g->id, t->links[l].name, groups,
-			       t->links[l].port, moved);
+			       "'%s' %s; its flows go to the groups' other members%s%s%s",
+			       (unsigned long long)g->id, t->links[l].name, left, t->links[l].port,
+			       __atomic_load_n(&ctx->pub.port_down[g->links[l].port_id],
+					       __ATOMIC_RELAXED)
+				       ? "reports its link down"
+				       : "is up for less than group_port_up_ms",
+			       nk ? "; in " : "", kept,
+			       nk ? " no other member's port is up: their flows stay, dropped "
+				    "as port_down"
+				  : "");
+		else if (out[l])
+			DP_LOG(WARNING,
+			       "generation %llu: the port '%s' of link '%s' reports its link down, "
+			       "and no other member's port of its link groups (%s) is up: their "
+			       "flows stay as the table has them, dropped as port_down",
+			       (unsigned long long)g->id, t->links[l].port, t->links[l].name, kept);
 		else
 			DP_LOG(NOTICE,
 			       "generation %llu: link '%s' is back in its link groups (%s): its "
-			       "port '%s' reports its link up (%u slots moved in all)",
-			       (unsigned long long)g->id, t->links[l].name, groups,
-			       t->links[l].port, moved);
+			       "port '%s' has reported its link up for %u ms%s",
+			       (unsigned long long)g->id, t->links[l].name, kept, t->links[l].port,
+			       ctx->node.group_port_up_ms,
+			       was_out[l] ? "" : " (no other member's port was up: they kept it)");
 	}
+done:
 	free(out);
-	free(was);
+	free(was_held);
+	free(was_out);
 }
 
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
@@ -97,8 +138,9 @@ void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)
 	struct dp_gen *old;
 
 	/* Before workers see it: a new table's groups start without the
-	 * members whose port is down now. */
-	groups_follow_ports(ctx, g);
+	 * members whose port is down now. (pub.gen: this thread is its only
+	 * writer.) */
+	groups_follow_ports(ctx, g, ctx->pub.gen);
 	pthread_mutex_lock(&ctx->lock);
 	old = ctx->pub.gen; /* plain: this thread is its only writer */
 	ctx->retiring = old;
@@ -297,15 +339,25 @@ void dp_ctx_poll_links(struct dp_ctx *ctx)
 		uint8_t *flag = &ctx->pub.port_down[ctx->ports.port_id[i]];
 		uint8_t down = (uint8_t)(dp_port_link(&ctx->ports, i) == FWD_PORT_LINK_DOWN);
 
+		uint64_t *up = &ctx->port_up_ns[ctx->ports.port_id[i]];
+
 		/* stored on a change only: workers read the line */
 		if (__atomic_load_n(flag, __ATOMIC_RELAXED) != down) {
 			__atomic_store_n(flag, down, __ATOMIC_RELAXED);
+			changed = 1;
+			/* Up again: held out of its groups for
+			 * group_port_up_ms, so a flapping port does not move
+			 * its flows back and forth (down acts at once). */
+			*up = down ? 0 : now;
+		}
+		if (!down && *up && now - *up >= (uint64_t)ctx->node.group_port_up_ms * 1000000u) {
+			*up = 0;
 			changed = 1;
 		}
 	}
 	/* This thread publishes too, so pub.gen is read plainly. */
 	if ((changed || ctx->groups_behind) && ctx->pub.gen != NULL)
-		groups_follow_ports(ctx, ctx->pub.gen);
+		groups_follow_ports(ctx, ctx->pub.gen, ctx->pub.gen);
 }
 
 /* The journal is folded into a document of the running generation once it

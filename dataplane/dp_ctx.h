@@ -48,6 +48,10 @@ struct dp_ctx {
 	/* 1 when the published generation's groups could not follow the
 	 * ports (out of memory): tried again at every poll */
 	uint8_t groups_behind;
+	/* Per port id: when its link came up again (CLOCK_MONOTONIC ns), while
+	 * its links are still held out of their groups (group_port_up_ms);
+	 * 0 otherwise. */
+	uint64_t port_up_ns[RTE_MAX_ETHPORTS];
 	uint16_t nworkers;
 	struct dp_lcore *workers[DP_MAX_WORKERS];
 	struct dp_cap *cap; /* packet capture (dp_cap.h); control thread only */

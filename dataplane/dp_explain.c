@@ -211,7 +211,8 @@ static json_t *parser_drop(const struct dp_gen *g, int reason, struct fwd_err *e
 	return r;
 }
 
-json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct fwd_err *err)
+json_t *dp_explain(const struct dp_gen *g, const uint8_t *port_down, const struct dp_probe *probe,
+		   struct fwd_err *err)
 {
 	const struct fwd_table *t = g->table;
 	uint8_t frame[128];
@@ -266,20 +267,27 @@ json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct 
 				    ? json_string(t->links[d.mirror].name)
 				    : json_null());
 	/* A link whose port reports its link down: the NIC does not take
-	 * what is given to it (the workers count port_down). As of the
-	 * control thread's last look at the ports (every 0.5 s). */
-	json_object_set_new(r, "port_down",
-			    d.link != FWD_LINK_NONE ? json_boolean(g->cls->link_out[d.link])
-						    : json_null());
-	if (d.link != FWD_LINK_NONE && g->cls->link_out[d.link] && !d.drop)
-		d.drop = 1 + FWD_DROP_PORT_DOWN;
-	/* The group's members that its slots leave out for their port's sake. */
+	 * what is given to it (the workers count port_down). As the workers
+	 * read it: the control thread's last look at the ports (every 0.5 s). */
+	{
+		const int down =
+			d.link != FWD_LINK_NONE &&
+			__atomic_load_n(&port_down[g->links[d.link].port_id], __ATOMIC_RELAXED);
+
+		json_object_set_new(r, "port_down",
+				    d.link != FWD_LINK_NONE ? json_boolean(down) : json_null());
+		if (down && !d.drop)
+			d.drop = 1 + FWD_DROP_PORT_DOWN;
+	}
+	/* The policy's group's members its slots leave out for their port's
+	 * sake (none when every member's port is down: the group keeps its
+	 * table's slots). */
 	if (p->action == FWD_ACT_GROUP) {
 		const struct fwd_group *grp = &t->groups[p->target];
 		json_t *out = json_array();
 
 		for (uint16_t i = 0; i < grp->nmembers; i++)
-			if (g->cls->link_out[grp->members[i].link])
+			if (fwd_class_member_out(g->cls, t, p->target, i))
 				json_array_append_new(
 					out, json_string(t->links[grp->members[i].link].name));
 		json_object_set_new(r, "group_ports_down", out);

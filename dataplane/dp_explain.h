@@ -34,6 +34,7 @@ struct dp_probe {
  * content rules' view (null when none is in scope).
  * @return a JSON object (new reference), or NULL with @err filled
  */
-json_t *dp_explain(const struct dp_gen *g, const struct dp_probe *probe, struct fwd_err *err);
+json_t *dp_explain(const struct dp_gen *g, const uint8_t *port_down, const struct dp_probe *probe,
+		   struct fwd_err *err);
 
 #endif /* DP_EXPLAIN_H */

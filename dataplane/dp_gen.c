@@ -188,8 +188,9 @@ static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
 		return 0; /* no cell counters: the fast path's general case */
 	g->cell_link =
 		rte_malloc("dp_cell_link", cells * sizeof(*g->cell_link), RTE_CACHE_LINE_SIZE);
-	/* Per group: 1 when every member leaves untagged, so the plain-cell loop's 14-byte header fits whichever the
-	 * flow gets (a slot without a link drops: the general path names
+	/* Per group: 1 when every member that may take a slot leaves
+	 * untagged, so the plain-cell loop's 14-byte header fits whichever
+	 * the flow gets (a slot without a link drops: the general path names
 	 * that). Its members, not its slots as built: a member whose port is
 	 * down gives its slots to others (fwd_class_ports_out), which may be
 	 * ones that won none here. */
@@ -203,9 +204,15 @@ static int build_cell_links(struct dp_gen *g, struct fwd_err *err)
 		const struct fwd_group *gr = &g->table->groups[grp];
 
 		group_untagged[grp] = 1;
-		for (uint16_t i = 0; i < gr->nmembers; i++)
-			if (g->links[gr->members[i].link].hdr_len != 14)
+		for (uint16_t i = 0; i < gr->nmembers; i++) {
+			const struct fwd_group_member *m = &gr->members[i];
+			const struct fwd_link *l = &g->table->links[m->link];
+
+			/* Those that may take a slot: fwd_class.c member_carries(). */
+			if (l->up && !l->drained && m->weight != 0 &&
+			    g->links[m->link].hdr_len != 14)
 				group_untagged[grp] = 0;
+		}
 	}
 	for (uint32_t cell = 0; cell < cells; cell++) {
 		const struct fwd_class_policy *p = &c->policies[c->matrix[cell]];

@@ -47,6 +47,8 @@ const struct dp_node_field dp_node_fields[] = {
 	UINT(tx_desc, 64, 16384, 1024, "TX ring size (adjusted to what the device allows)"),
 	UINT(frag_entries, 64, 16777216, 4096, "fragment table entries per worker"),
 	UINT(frag_timeout_ms, 1, 120000, 2000, "how long a first fragment's decision is kept"),
+	UINT(group_port_up_ms, 0, 3600000, 2000,
+	     "a link group member whose port came up again takes its flows back after this"),
 	UINT(content_flow_entries, 64, 16777216, 65536,
 	     "TCP flows with a content verdict, per worker"),
 	UINT(content_flow_timeout_ms, 1, 3600000, 30000, "idle time before a verdict is forgotten"),

@@ -37,6 +37,9 @@ struct dp_node {
 	uint16_t rx_desc, tx_desc;
 	uint32_t frag_entries;
 	uint32_t frag_timeout_ms;
+	/* A link group member whose port came up again takes its slots back
+	 * once its port has been up this long (dp_ctx.c) */
+	uint32_t group_port_up_ms;
 	uint32_t content_flow_entries; /* per worker: TCP flows with a content verdict */
 	uint32_t content_flow_timeout_ms; /* idle time after which a flow verdict is forgotten */
 	char control_socket[108]; /* "" = <EAL runtime dir>/regionfwd.sock */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -299,7 +300,7 @@ static void test_group_ports_out(void **state)
 	struct fwd_class *c = group_class("a: 2, b: 5, c: 1", &t);
 	struct fwd_class *cd = group_class("a: 2, b: 5, c: 1, c-down", &td);
 	struct fwd_class *ref;
-	uint8_t out[4] = {0};
+	uint8_t *out = calloc(t->nlinks, 1);
 	uint16_t c_id = fwd_table_link_id(t, "c");
 	uint32_t moved, had_c = 0;
 
@@ -312,6 +313,10 @@ static void test_group_ports_out(void **state)
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
 	assert_int_equal(moved, had_c); /* c's slots and no other */
 	assert_int_equal(c->link_out[c_id], 1);
+	for (uint16_t i = 0; i < t->groups[0].nmembers; i++)
+		assert_int_equal(fwd_class_member_out(c, t, 0, i),
+				 t->groups[0].members[i].link == c_id);
+	assert_true(fwd_class_link_out(c, t, c_id));
 	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
 		assert_string_equal(slot_link(t, c, s), slot_link(td, cd, s));
 	/* Again with nothing changed: nothing moves. */
@@ -321,11 +326,15 @@ static void test_group_ports_out(void **state)
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
 	assert_int_equal(moved, had_c);
 	assert_memory_equal(c->slots[0], ref->slots[0], sizeof(c->slots[0]));
-	/* Every member's port down: the table's slots stay. */
-	memset(out, 1, sizeof(out));
+	/* Every member's port down: the table's slots stay, and no member is
+	 * said to be out (explain, the log). */
+	memset(out, 1, t->nlinks);
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
 	assert_int_equal(moved, 0);
 	assert_memory_equal(c->slots[0], ref->slots[0], sizeof(c->slots[0]));
+	for (uint16_t i = 0; i < t->groups[0].nmembers; i++)
+		assert_false(fwd_class_member_out(c, t, 0, i));
+	assert_false(fwd_class_link_out(c, t, c_id));
 	/* One of them up again: it takes every slot. */
 	out[fwd_table_link_id(t, "b")] = 0;
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
@@ -336,6 +345,7 @@ static void test_group_ports_out(void **state)
 	fwd_class_free(cd);
 	fwd_table_free(t);
 	fwd_table_free(td);
+	free(out);
 
 	/* A group without the link is not touched; a down member in the
 	 * table stays out whatever its port says. */
@@ -348,10 +358,13 @@ static void test_group_ports_out(void **state)
 		 "default: {action: steer, to: g1}\n");
 	c = fwd_class_build(t);
 	ref = fwd_class_build(t);
-	memset(out, 0, sizeof(out));
+	out = calloc(t->nlinks, 1);
 	out[fwd_table_link_id(t, "b")] = 1;
 	out[fwd_table_link_id(t, "c")] = 1;
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	/* c is down in the table: out of nothing for its port's sake */
+	assert_false(fwd_class_link_out(c, t, fwd_table_link_id(t, "c")));
+	assert_true(fwd_class_link_out(c, t, fwd_table_link_id(t, "b"))); /* of g1 */
 	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
 		assert_int_equal(c->slots[0][s], fwd_table_link_id(t, "a")); /* g1: a alone */
 		assert_int_equal(c->slots[1][s], ref->slots[1][s]); /* g2: no member moved */
@@ -360,6 +373,7 @@ static void test_group_ports_out(void **state)
 	fwd_class_free(ref);
 	fwd_class_free(c);
 	fwd_table_free(t);
+	free(out);
 }
 
 /* Naive reference: longest matching prefix by scanning every prefix. */

@@ -76,7 +76,7 @@ static void test_every_field(void **state)
 		 "  out0: {device: 'net_tap0,iface=rfw-out'}\n"
 		 "workers: [3, 1, 2]\n"
 		 "mbufs: 8191\nmbuf_cache: 0\nmtu: 9000\nrx_desc: 512\ntx_desc: 2048\n"
-		 "frag_entries: 64\nfrag_timeout_ms: 120000\n"
+		 "frag_entries: 64\nfrag_timeout_ms: 120000\ngroup_port_up_ms: 0\n"
 		 "content_flow_entries: 1024\ncontent_flow_timeout_ms: 3600000\n"
 		 "idle_sleep_us: 10000\n"
 		 "control_socket: /run/rfw.sock\ncontrol_group: regiond\n",
@@ -99,6 +99,7 @@ static void test_every_field(void **state)
 	assert_int_equal(n.tx_desc, 2048);
 	assert_int_equal(n.frag_entries, 64);
 	assert_int_equal(n.frag_timeout_ms, 120000);
+	assert_int_equal(n.group_port_up_ms, 0);
 	assert_int_equal(n.content_flow_entries, 1024);
 	assert_int_equal(n.content_flow_timeout_ms, 3600000);
 	assert_int_equal(n.idle_sleep_us, 10000);
@@ -119,6 +120,7 @@ static void check_defaults(const struct dp_node *n)
 	assert_int_equal(n->tx_desc, 1024);
 	assert_int_equal(n->frag_entries, 4096);
 	assert_int_equal(n->frag_timeout_ms, 2000);
+	assert_int_equal(n->group_port_up_ms, 2000);
 	assert_int_equal(n->content_flow_entries, 65536);
 	assert_int_equal(n->content_flow_timeout_ms, 30000);
 	assert_int_equal(n->idle_sleep_us, 0); /* busy polling unless asked */
