@@ -96,6 +96,49 @@ static int member_carries(const struct fwd_table *t, const struct fwd_group_memb
 /* @out (NULL: none): per link, 1 when it takes no slot for its port's
  * sake, exactly as if it were down in the table (so a port's link going
  * down moves the flows 'link down' would move, and no other). */
+/* Member @i's cost for slot @s. */
+static uint64_t member_cost(const struct fwd_table *t, const struct fwd_group *g,
+			    const uint64_t *const *costs, uint16_t i, uint32_t s)
+{
+	return costs[i] ? costs[i][s] : fwd_class_hrw_cost(t->links[g->members[i].link].name, s);
+}
+
+/* Whether (@link, @w, @cost) ranks above the best so far (@best, or
+ * FWD_LINK_NONE): the larger w/cost, then the smaller name. */
+static int ranks_above(const struct fwd_table *t, uint16_t link, uint64_t w, uint64_t cost,
+		       uint16_t best, uint64_t best_w, uint64_t best_cost)
+{
+	/* w/cost > best_w/best_cost, cross-multiplied: weight <= 10^6 < 2^20
+	 * and cost <= 52 * 2^32 < 2^38, so the products fit in 64 bits. */
+	return best == FWD_LINK_NONE || w * best_cost > best_w * cost ||
+	       (w * best_cost == best_w * cost &&
+		strcmp(t->links[link].name, t->links[best].name) < 0);
+}
+
+/* The member slot @s of @g goes to, with @out taken out (FWD_LINK_NONE:
+ * no member can take it). */
+static uint16_t slot_winner(const struct fwd_table *t, const struct fwd_group *g,
+			    const uint64_t *const *costs, uint32_t s, const uint8_t *out)
+{
+	uint16_t best = FWD_LINK_NONE;
+	uint64_t best_w = 0, best_cost = 1;
+
+	for (uint16_t i = 0; i < g->nmembers; i++) {
+		const struct fwd_group_member *m = &g->members[i];
+		uint64_t cost;
+
+		if (!member_carries(t, m, out))
+			continue;
+		cost = member_cost(t, g, costs, i, s);
+		if (ranks_above(t, m->link, m->weight, cost, best, best_w, best_cost)) {
+			best = m->link;
+			best_w = m->weight;
+			best_cost = cost;
+		}
+	}
+	return best;
+}
+
 static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
 		       uint16_t slots[FWD_GROUP_SLOTS], uint64_t **cache, const uint8_t *out)
 {
@@ -103,31 +146,8 @@ static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
 
 	for (uint16_t i = 0; i < g->nmembers; i++)
 		costs[i] = link_costs(t, g->members[i].link, cache);
-	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
-		uint16_t best = FWD_LINK_NONE;
-		uint64_t best_w = 0, best_cost = 1;
-
-		for (uint16_t i = 0; i < g->nmembers; i++) {
-			const struct fwd_group_member *m = &g->members[i];
-			const struct fwd_link *l = &t->links[m->link];
-			uint64_t cost;
-
-			if (!member_carries(t, m, out))
-				continue;
-			cost = costs[i] ? costs[i][s] : fwd_class_hrw_cost(l->name, s);
-			/* w/cost > best_w/best_cost, cross-multiplied: weight <= 10^6 < 2^20
-			 * and cost <= 52 * 2^32 < 2^38, so the products fit in 64 bits. */
-			if (best == FWD_LINK_NONE ||
-			    (uint64_t)m->weight * best_cost > best_w * cost ||
-			    ((uint64_t)m->weight * best_cost == best_w * cost &&
-			     strcmp(l->name, t->links[best].name) < 0)) {
-				best = m->link;
-				best_w = m->weight;
-				best_cost = cost;
-			}
-		}
-		slots[s] = best;
-	}
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
+		slots[s] = slot_winner(t, g, costs, s, out);
 }
 
 static void compile_policy(const struct fwd_table *t, const struct fwd_policy *p,
@@ -276,6 +296,62 @@ int fwd_class_link_out(const struct fwd_class *c, const struct fwd_table *t, uin
 	return 0;
 }
 
+/* @g's slots (group @gid of @c, as filled with c->link_out) as @out fills
+ * them, into @fresh, without ranking every member for every slot (1,024
+ * groups of 64 members took the control thread a second or more): a slot
+ * whose link stays keeps it unless a member let back in ranks above it
+ * (it ranked above every other that stays), and only a slot whose link
+ * goes out is ranked again over every member. The same result as
+ * fill_group() (a unit test compares them). @pos: per link of @t, 0. */
+static void refill_group(const struct fwd_class *c, const struct fwd_table *t, uint16_t gid,
+			 uint16_t *fresh, uint64_t **cache, const uint8_t *out, uint8_t *pos)
+{
+	const struct fwd_group *g = &t->groups[gid];
+	const uint64_t *costs[FWD_MAX_GROUP_MEMBERS];
+	uint16_t back[FWD_MAX_GROUP_MEMBERS], nback = 0;
+	const int was = group_carries(t, g, c->link_out), is = group_carries(t, g, out);
+
+	/* A group with no member that can carry keeps its table's slots. */
+	if (!was || !is) {
+		fill_group(t, g, fresh, cache, is ? out : NULL);
+		return;
+	}
+	for (uint16_t i = 0; i < g->nmembers; i++) {
+		costs[i] = link_costs(t, g->members[i].link, cache);
+		pos[g->members[i].link] = (uint8_t)(i + 1);
+		if (member_carries(t, &g->members[i], out) &&
+		    !member_carries(t, &g->members[i], c->link_out))
+			back[nback++] = i;
+	}
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
+		const uint16_t cur = c->slots[gid][s]; /* this thread is its writer */
+		const unsigned ci = cur != FWD_LINK_NONE ? pos[cur] : 0;
+		uint16_t best;
+		uint64_t best_w, best_cost;
+
+		if (ci == 0 || !member_carries(t, &g->members[ci - 1], out)) {
+			fresh[s] = slot_winner(t, g, costs, s, out);
+			continue;
+		}
+		best = cur;
+		best_w = g->members[ci - 1].weight;
+		best_cost = member_cost(t, g, costs, (uint16_t)(ci - 1), s);
+		for (uint16_t k = 0; k < nback; k++) {
+			const struct fwd_group_member *m = &g->members[back[k]];
+			const uint64_t cost = member_cost(t, g, costs, back[k], s);
+
+			if (ranks_above(t, m->link, m->weight, cost, best, best_w, best_cost)) {
+				best = m->link;
+				best_w = m->weight;
+				best_cost = cost;
+			}
+		}
+		fresh[s] = best;
+	}
+	for (uint16_t i = 0; i < g->nmembers; i++)
+		pos[g->members[i].link] = 0;
+}
+
 /* Whether group @g has a member @out would take out, or let back in. */
 static int group_touched(const struct fwd_class *c, const struct fwd_group *g, const uint8_t *out)
 {
@@ -290,6 +366,7 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
 {
 	uint16_t *fresh = NULL;
 	uint64_t **cache = NULL;
+	uint8_t *pos = NULL;
 	uint32_t n = 0;
 
 	*moved = 0;
@@ -301,9 +378,11 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
 		if (fresh == NULL) {
 			fresh = malloc(FWD_GROUP_SLOTS * sizeof(*fresh));
 			cache = calloc(t->nlinks, sizeof(*cache));
-			if (fresh == NULL || cache == NULL) {
+			pos = calloc(t->nlinks, sizeof(*pos));
+			if (fresh == NULL || cache == NULL || pos == NULL) {
 				free(fresh);
 				free(cache);
+				free(pos);
 				return -ENOMEM; /* nothing written yet */
 			}
 		}
@@ -311,7 +390,7 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
 		 * of its table: what it carries goes on being given to those
 		 * ports, and is counted as port_down, not as no_link_up (which
 		 * says the table left it nothing). */
-		fill_group(t, grp, fresh, cache, group_carries(t, grp, out) ? out : NULL);
+		refill_group(c, t, g, fresh, cache, out, pos);
 		for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
 			if (fresh[s] == c->slots[g][s])
 				continue;
@@ -326,6 +405,7 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
 		free(cache[l]);
 	free(cache);
 	free(fresh);
+	free(pos);
 	memcpy(c->link_out, out, t->nlinks);
 	*moved = n;
 	return 0;

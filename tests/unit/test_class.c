@@ -376,6 +376,79 @@ static void test_group_ports_out(void **state)
 	free(out);
 }
 
+/* A table of links l0..l7 in one group g with weights @w; @st per link: 0
+ * up, 1 down, 2 drain; @down: links also down. */
+static struct fwd_table *group_table(const int w[8], const int st[8], const uint8_t down[8])
+{
+	char doc[2048];
+	size_t n = (size_t)snprintf(doc, sizeof(doc), "links:\n");
+
+	for (int l = 0; l < 8; l++)
+		n += (size_t)snprintf(doc + n, sizeof(doc) - n,
+				      "  l%d: {port: p0, next_hop_mac: '02:00:00:00:00:0%d'%s}\n",
+				      l, l,
+				      st[l] == 1 || down[l] ? ", state: down"
+				      : st[l] == 2	    ? ", state: drain"
+							    : "");
+	n += (size_t)snprintf(doc + n, sizeof(doc) - n, "link_groups:\n  g: {members: {");
+	for (int l = 0; l < 8; l++)
+		n += (size_t)snprintf(doc + n, sizeof(doc) - n, "%sl%d: %d", l ? ", " : "", l,
+				      w[l]);
+	snprintf(doc + n, sizeof(doc) - n, "}}\ndefault: {action: steer, to: g}\n");
+	return load(doc);
+}
+
+/* 16 random tables of 8 links (weights 0-5, some down or drained in the
+ * table) in one group, each with 20 random sets of links whose port is
+ * down applied in turn to one classifier (fwd_class_ports_out ranks only
+ * the slots that must change): after each, its slots are those of the
+ * table built with those links down, or the table's own when that would
+ * leave the group no member. */
+static void test_group_ports_out_random(void **state)
+{
+	static const uint8_t none[8];
+	unsigned seed = 12345;
+
+	(void)state;
+	for (int trial = 0; trial < 16; trial++) {
+		int w[8], st[8];
+		struct fwd_table *t;
+		struct fwd_class *c;
+
+		for (int l = 0; l < 8; l++) {
+			w[l] = rand_r(&seed) % 6;
+			st[l] = rand_r(&seed) % 5 == 0 ? 1 + rand_r(&seed) % 2 : 0;
+		}
+		w[rand_r(&seed) % 8] = 1 + rand_r(&seed) % 5; /* a group weighs > 0 */
+		t = group_table(w, st, none);
+		c = fwd_class_build(t);
+		for (int step = 0; step < 20; step++) {
+			uint8_t out[8] = {0};
+			int any = 0;
+			struct fwd_table *rt;
+			struct fwd_class *rc;
+			uint32_t moved;
+
+			/* ids follow the document's order: l0..l7 are 0..7 */
+			for (int l = 0; l < 8; l++)
+				out[l] = rand_r(&seed) % 100 < (step % 4 == 3 ? 90 : 30);
+			assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+			for (int l = 0; l < 8; l++)
+				any |= !out[l] && st[l] == 0 && w[l] > 0;
+			rt = group_table(w, st, any ? out : none);
+			rc = fwd_class_build(rt);
+			for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
+				if (strcmp(slot_link(t, c, s), slot_link(rt, rc, s)) != 0)
+					fail_msg("trial %d step %d slot %u: %s, built: %s", trial,
+						 step, s, slot_link(t, c, s), slot_link(rt, rc, s));
+			fwd_class_free(rc);
+			fwd_table_free(rt);
+		}
+		fwd_class_free(c);
+		fwd_table_free(t);
+	}
+}
+
 /* Naive reference: longest matching prefix by scanning every prefix. */
 static uint16_t ref_region(const struct fwd_table *t, const struct fwd_pkt *p)
 {
@@ -476,6 +549,7 @@ int main(void)
 		cmocka_unit_test(test_group_deterministic),
 		cmocka_unit_test(test_group_all_down),
 		cmocka_unit_test(test_group_ports_out),
+		cmocka_unit_test(test_group_ports_out_random),
 		cmocka_unit_test(test_classify_packets),
 	};
 
