@@ -25,6 +25,21 @@
 #include "fwd_stages.h"
 #include "fwd_clock.h"
 
+/* "'@name'" appended to the list in @buf (@*n bytes so far), or ", ..."
+ * once it would not fit. */
+static void name_list_add(char *buf, size_t len, size_t *n, const char *name)
+{
+	int w;
+
+	if (*n >= len - 5)
+		return; /* cut already */
+	w = snprintf(buf + *n, len - 5 - *n, "%s'%s'", *n ? ", " : "", name);
+	if (w >= 0 && (size_t)w < len - 5 - *n)
+		*n += (size_t)w;
+	else
+		*n += (size_t)snprintf(buf + *n, len - *n, "%s...", *n ? ", " : ""), *n = len;
+}
+
 /* Link groups follow their members' ports (docs/operations.md "Link groups
  * and ports"): a link of @g whose port reports its link down, or has been
  * up for less than node.group_port_up_ms, leaves its groups; one whose
@@ -40,7 +55,7 @@ static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const stru
 	struct fwd_class *c = g->cls;
 	size_t n = t->nlinks ? t->nlinks : 1;
 	uint8_t *out = calloc(n, 1), *was_held = calloc(n, 1), *was_out = calloc(n, 1);
-	uint32_t moved = 0;
+	uint32_t moved = 0, said = 0, unsaid = 0;
 	int rc = -ENOMEM;
 
 	if (out != NULL && was_held != NULL && was_out != NULL) {
@@ -88,18 +103,20 @@ static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const stru
 				if (t->groups[gr].members[i].link != l || !t->links[l].up ||
 				    t->links[l].drained || t->groups[gr].members[i].weight == 0)
 					continue;
-				if (fwd_class_member_out(c, t, gr, i)) {
-					if (nl < sizeof(left))
-						nl += (size_t)snprintf(left + nl, sizeof(left) - nl,
-								       "%s'%s'", nl ? ", " : "",
-								       name);
-				} else if (nk < sizeof(kept)) {
-					nk += (size_t)snprintf(kept + nk, sizeof(kept) - nk,
-							       "%s'%s'", nk ? ", " : "", name);
-				}
+				if (fwd_class_member_out(c, t, gr, i))
+					name_list_add(left, sizeof(left), &nl, name);
+				else
+					name_list_add(kept, sizeof(kept), &nk, name);
 			}
 		if (nl == 0 && nk == 0)
 			continue;
+		/* A port with many links, or many ports at once: a few lines,
+		 * then their number (explain and status say which). */
+		if (said == 8) {
+			unsaid++;
+			continue;
+		}
+		said++;
 		if (out[l] && nl)
 			DP_LOG(WARNING,
 			       "generation %llu: link '%s' leaves its link groups (%s): its port "
@@ -127,6 +144,11 @@ static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const stru
 			       ctx->node.group_port_up_ms,
 			       was_out[l] ? "" : " (no other member's port was up: they kept it)");
 	}
+	if (unsaid)
+		DP_LOG(NOTICE,
+		       "generation %llu: %u more links left their link groups or came back "
+		       "with their port ('regionctl explain' and 'status' say which)",
+		       (unsigned long long)g->id, unsaid);
 done:
 	free(out);
 	free(was_held);

@@ -1,11 +1,18 @@
 #include "dp_port.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_ethdev.h>
+#include <rte_kvargs.h>
 
 #include "dp_log.h"
 #include "fwd_report.h"
@@ -257,6 +264,65 @@ void dp_ports_stats_reset(const struct dp_ports *p)
 	}
 }
 
+/* The value of devargs key @key in @args, read as the PMDs read them
+ * (rte_kvargs: "name,key=value,..." with [] lists), into @out; 0 when it
+ * has none, an empty one or one longer than @len allows. */
+static int devarg(const char *args, const char *key, char *out, size_t len)
+{
+	struct rte_kvargs *kv = rte_kvargs_parse(args, NULL);
+	const char *v = kv ? rte_kvargs_get(kv, key) : NULL;
+	int found = v != NULL && *v != '\0' && strlen(v) < len;
+
+	if (found)
+		snprintf(out, len, "%s", v);
+	rte_kvargs_free(kv);
+	return found;
+}
+
+int dp_iface_down(const char *args, const char *dir)
+{
+	char key[16], name[IFNAMSIZ];
+	struct ifreq ifr = {0};
+	int fd, down = 0;
+
+	snprintf(key, sizeof(key), "%s_iface", dir);
+	if (args == NULL ||
+	    (!devarg(args, key, name, sizeof(name)) && !devarg(args, "iface", name, sizeof(name))))
+		return 0;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0)
+		down = !(ifr.ifr_flags & IFF_UP) || !(ifr.ifr_flags & IFF_RUNNING);
+	else
+		down = errno == ENODEV; /* the interface is gone: nothing leaves by it */
+	close(fd);
+	return down;
+}
+
+/* A port's link as its PMD reports it, and down when the kernel interface
+ * its devargs name (net_af_packet, net_af_xdp, net_pcap's iface=) is down
+ * or has no carrier: those PMDs say up whatever the interface does (a
+ * probe: a group member on an AF_PACKET veth whose peer was down kept its
+ * flows, lost as tx_full, for as long as it lasted). Under health_lock. */
+static int port_link_locked(const struct dp_ports *p, uint16_t i, struct rte_eth_link *link)
+{
+	struct rte_eth_dev_info info;
+	const struct rte_devargs *da = NULL;
+	int state = FWD_PORT_LINK_UNKNOWN;
+
+	memset(link, 0, sizeof(*link));
+	if (rte_eth_link_get_nowait(p->port_id[i], link) == 0)
+		state = link->link_status == RTE_ETH_LINK_UP ? FWD_PORT_LINK_UP
+							     : FWD_PORT_LINK_DOWN;
+	if (state != FWD_PORT_LINK_DOWN && rte_eth_dev_info_get(p->port_id[i], &info) == 0 &&
+	    info.device != NULL && (da = rte_dev_devargs(info.device)) != NULL &&
+	    dp_iface_down(da->args, "tx"))
+		state = FWD_PORT_LINK_DOWN;
+	return state;
+}
+
 int dp_port_link(const struct dp_ports *p, uint16_t i)
 {
 	struct rte_eth_link link;
@@ -265,8 +331,7 @@ int dp_port_link(const struct dp_ports *p, uint16_t i)
 	if (i >= p->nports || !p->started[i])
 		return state;
 	pthread_mutex_lock(&health_lock);
-	if (rte_eth_link_get_nowait(p->port_id[i], &link) == 0)
-		state = link.link_status == RTE_ETH_LINK_UP ? FWD_PORT_LINK_UP : FWD_PORT_LINK_DOWN;
+	state = port_link_locked(p, i, &link);
 	pthread_mutex_unlock(&health_lock);
 	return state;
 }
@@ -280,9 +345,8 @@ void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health 
 	if (i >= p->nports || !p->started[i])
 		return;
 	pthread_mutex_lock(&health_lock);
-	if (rte_eth_link_get_nowait(p->port_id[i], &link) == 0) {
-		h->link =
-			link.link_status == RTE_ETH_LINK_UP ? FWD_PORT_LINK_UP : FWD_PORT_LINK_DOWN;
+	h->link = port_link_locked(p, i, &link);
+	if (h->link == FWD_PORT_LINK_UP) {
 		h->speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
 		h->full_duplex = link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX;
 	}

@@ -45,7 +45,16 @@ struct dp_port_health {
  *  time (ethdev is not thread-safe for a port), never on the hot path. */
 void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health *h);
 
-/** Port @i's link alone (FWD_PORT_LINK_*), as dp_port_health() reads it. */
+/**
+ * Whether the kernel interface devargs @args name for @dir ("tx" or "rx":
+ * net_pcap's tx_iface / rx_iface, else iface=, as net_af_packet,
+ * net_af_xdp, net_tap and net_pcap take) is down, has no carrier or is
+ * gone. 0 when @args name none.
+ */
+int dp_iface_down(const char *args, const char *dir);
+
+/** Port @i's link alone (FWD_PORT_LINK_*), as dp_port_health() reads it:
+ *  down also when its kernel interface is (dp_iface_down). */
 int dp_port_link(const struct dp_ports *p, uint16_t i);
 
 /** Every started port's device counters to 0, one at a time with the

@@ -953,45 +953,6 @@ static void open_ports(struct gen *g)
 		rte_exit(EXIT_FAILURE, "port setup failed (see above)\n");
 }
 
-/* The value of devargs key @key in @args, read as the PMDs read them
- * (rte_kvargs: "name,key=value,..." with [] lists), into @out; 0 when it
- * has none, an empty one or one longer than @len allows. */
-static int devarg(const char *args, const char *key, char *out, size_t len)
-{
-	struct rte_kvargs *kv = rte_kvargs_parse(args, NULL);
-	const char *v = kv ? rte_kvargs_get(kv, key) : NULL;
-	int found = v != NULL && *v != '\0' && strlen(v) < len;
-
-	if (found)
-		snprintf(out, len, "%s", v);
-	rte_kvargs_free(kv);
-	return found;
-}
-
-/* Whether the kernel interface a port's devargs @args name for @dir
- * ("tx" or "rx": net_pcap's tx_iface / rx_iface, else iface=, as
- * net_af_packet, net_af_xdp and net_tap take) is down or has no carrier:
- * those PMDs report their link up whatever the interface does. */
-static int iface_down(const char *args, const char *dir)
-{
-	char key[16], name[IFNAMSIZ];
-	struct ifreq ifr = {0};
-	int fd, down = 0;
-
-	snprintf(key, sizeof(key), "%s_iface", dir);
-	if (args == NULL ||
-	    (!devarg(args, key, name, sizeof(name)) && !devarg(args, "iface", name, sizeof(name))))
-		return 0;
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0)
-		down = !(ifr.ifr_flags & IFF_UP) || !(ifr.ifr_flags & IFF_RUNNING);
-	close(fd);
-	return down;
-}
-
 /* Whether port @i (0: the send port) is down: by its PMD's link status, or
  * by the kernel interface its devargs name (--tx/--rx's own, or an EAL
  * --vdev's when --tx/--rx is the port's name). */
@@ -1007,7 +968,7 @@ static int port_down(const struct gen *g, unsigned i)
 		da = rte_dev_devargs(info.device);
 	return (rte_eth_link_get_nowait(pid, &link) == 0 &&
 		link.link_status == RTE_ETH_LINK_DOWN) ||
-	       iface_down(own, dir) || (da && iface_down(da->args, dir));
+	       dp_iface_down(own, dir) || (da && dp_iface_down(da->args, dir));
 }
 
 /* Wait up to --link-wait (9 s, as testpmd) for every port's link: a NIC reports its

@@ -355,6 +355,46 @@ def test_a_tagged_member_that_takes_a_down_ports_flows_tags_them(tmp_path):
     assert not untagged, untagged[0].summary()
 
 
+@pytest.mark.skipif(not netns.available(), reason="needs root and iproute2")
+def test_a_group_member_on_an_af_packet_veth_whose_peer_is_down_leaves_the_group(tmp_path):
+    """net_af_packet reports its link up whatever its interface does: a
+    group member on a veth whose peer was down kept its flows, refused as
+    tx_full, for as long as it lasted (a probe). The port's link is its
+    kernel interface's too: with the peer down the member leaves its
+    group, the status says the port down, and it comes back with the
+    peer."""
+    with netns.VethLab("rfwd-gafp", [("rfgaf0", "rfgaf1")]) as lab:
+        table = GROUP_TABLE.replace("port: tapa", "port: afp").replace("port: tapb", "port: null1")
+        f = Fwd(tmp_path, "fault-gafp", [("in0", f'{{device: "net_pcap_in0,rx_pcap={pcap(tmp_path)},infinite_rx=1", ingress: true}}'),
+                                          ("afp", '{device: "net_af_packet_gaf,iface=rfgaf0"}'),
+                                          ("null1", '{device: "net_null_n1"}'),
+                                          ("null0", '{device: "net_null_n0"}')],
+                table, extra="group_port_up_ms: 0\n")
+        try:
+            _, c = f.wait(lambda c: c["links"]["ta"]["packets"] > 1000 and c["links"]["tb"]["packets"] > 1000)
+            lab.run_in_ns("ip link set rfgaf1 down")  # rfgaf0: NO-CARRIER
+            t0 = time.monotonic()
+            while True:
+                c1 = f.counters()
+                time.sleep(1.0)
+                c2 = f.counters()
+                if drops(c2) == drops(c1) and c2["links"]["ta"]["packets"] == c1["links"]["ta"]["packets"]:
+                    break
+                assert time.monotonic() - t0 < 20, (c1["drops"], c2["drops"], c1["links"], c2["links"])
+            assert c2["links"]["tb"]["packets"] > c1["links"]["tb"]["packets"] + 1000
+            port = c2["ports"]["afp"]
+            assert port["link"] == "down", port
+            assert explain_flow(f, flow_on(f, "tb"))["group_ports_down"] == ["ta"]
+            lab.run_in_ns("ip link set rfgaf1 up")
+            sent = c2["links"]["ta"]["packets"]
+            _, c = f.wait(lambda c: c["links"]["ta"]["packets"] > sent + 1000, timeout=30)
+        finally:
+            log = f.stop()
+    assert f.p.returncode == 0, log
+    assert "rx = tx + dropped: holds" in log
+    assert "link 'ta' leaves its link groups ('g'): its port 'afp' reports its link down" in log, log
+
+
 def test_a_start_short_of_memory_exits_cleanly(tmp_path):
     """EAL memory too small for the worker state: regionfwd refuses to start
     with exit status 1 and the reason, and does not crash while the standby
