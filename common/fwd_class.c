@@ -81,21 +81,42 @@ static const uint64_t *link_costs(const struct fwd_table *t, uint16_t link, uint
 	return cache[link];
 }
 
-/* Whether member @m of a group can take slots: its link up, not drained,
- * of weight > 0; and, with @out, not on a port that is down. */
-static int member_carries(const struct fwd_table *t, const struct fwd_group_member *m,
-			  const uint8_t *out)
+/* Whether member @m of a group may take slots by the table: its link up,
+ * not drained, of weight > 0. Down or drained members take no slot; a
+ * drained link still carries what a policy steers to it directly. */
+static int member_carries(const struct fwd_table *t, const struct fwd_group_member *m)
 {
 	const struct fwd_link *l = &t->links[m->link];
 
-	/* Down or drained members take no slot; a drained link still carries
-	 * what a policy steers to it directly. */
-	return l->up && !l->drained && m->weight != 0 && (out == NULL || !out[m->link]);
+	return l->up && !l->drained && m->weight != 0;
 }
 
-/* @out (NULL: none): per link, 1 when it takes no slot for its port's
- * sake, exactly as if it were down in the table (so a port's link going
- * down moves the flows 'link down' would move, and no other). */
+/* Which members of @g its slots leave out for @out (per link:
+ * FWD_PORT_IN, _HELD or _DOWN; NULL: all in), into @ex (per member):
+ * every member whose port is held or down, when another may take slots;
+ * else those whose port is down, when another may (a member whose port is
+ * up but held carries rather than let its group's flows drop); else none:
+ * the group keeps its table's slots. Each is as if down in the table, so
+ * the flows that move are those 'link down' would move, and no other. */
+static void group_excluded(const struct fwd_table *t, const struct fwd_group *g, const uint8_t *out,
+			   uint8_t ex[FWD_MAX_GROUP_MEMBERS])
+{
+	memset(ex, 0, FWD_MAX_GROUP_MEMBERS);
+	if (out == NULL)
+		return;
+	for (unsigned level = FWD_PORT_HELD; level <= FWD_PORT_DOWN; level++) {
+		int some = 0;
+
+		for (uint16_t i = 0; i < g->nmembers; i++) {
+			ex[i] = out[g->members[i].link] >= level;
+			some |= member_carries(t, &g->members[i]) && !ex[i];
+		}
+		if (some)
+			return;
+	}
+	memset(ex, 0, FWD_MAX_GROUP_MEMBERS);
+}
+
 /* Member @i's cost for slot @s. */
 static uint64_t member_cost(const struct fwd_table *t, const struct fwd_group *g,
 			    const uint64_t *const *costs, uint16_t i, uint32_t s)
@@ -115,10 +136,10 @@ static int ranks_above(const struct fwd_table *t, uint16_t link, uint64_t w, uin
 		strcmp(t->links[link].name, t->links[best].name) < 0);
 }
 
-/* The member slot @s of @g goes to, with @out taken out (FWD_LINK_NONE:
- * no member can take it). */
+/* The member slot @s of @g goes to, the members @ex names left out
+ * (FWD_LINK_NONE: no member can take it). */
 static uint16_t slot_winner(const struct fwd_table *t, const struct fwd_group *g,
-			    const uint64_t *const *costs, uint32_t s, const uint8_t *out)
+			    const uint64_t *const *costs, uint32_t s, const uint8_t *ex)
 {
 	uint16_t best = FWD_LINK_NONE;
 	uint64_t best_w = 0, best_cost = 1;
@@ -127,7 +148,7 @@ static uint16_t slot_winner(const struct fwd_table *t, const struct fwd_group *g
 		const struct fwd_group_member *m = &g->members[i];
 		uint64_t cost;
 
-		if (!member_carries(t, m, out))
+		if (!member_carries(t, m) || ex[i])
 			continue;
 		cost = member_cost(t, g, costs, i, s);
 		if (ranks_above(t, m->link, m->weight, cost, best, best_w, best_cost)) {
@@ -140,14 +161,14 @@ static uint16_t slot_winner(const struct fwd_table *t, const struct fwd_group *g
 }
 
 static void fill_group(const struct fwd_table *t, const struct fwd_group *g,
-		       uint16_t slots[FWD_GROUP_SLOTS], uint64_t **cache, const uint8_t *out)
+		       uint16_t slots[FWD_GROUP_SLOTS], uint64_t **cache, const uint8_t *ex)
 {
 	const uint64_t *costs[FWD_MAX_GROUP_MEMBERS];
 
 	for (uint16_t i = 0; i < g->nmembers; i++)
 		costs[i] = link_costs(t, g->members[i].link, cache);
 	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
-		slots[s] = slot_winner(t, g, costs, s, out);
+		slots[s] = slot_winner(t, g, costs, s, ex);
 }
 
 static void compile_policy(const struct fwd_table *t, const struct fwd_policy *p,
@@ -241,8 +262,11 @@ struct fwd_class *fwd_class_build(const struct fwd_table *t)
 	{
 		uint64_t **cache = t->ngroups ? calloc(t->nlinks, sizeof(*cache)) : NULL;
 
-		for (uint16_t g = 0; g < t->ngroups; g++)
-			fill_group(t, &t->groups[g], c->slots[g], cache, NULL);
+		for (uint16_t g = 0; g < t->ngroups; g++) {
+			uint8_t none[FWD_MAX_GROUP_MEMBERS] = {0};
+
+			fill_group(t, &t->groups[g], c->slots[g], cache, none);
+		}
 		for (uint32_t l = 0; cache && l < t->nlinks; l++)
 			free(cache[l]);
 		free(cache);
@@ -267,23 +291,13 @@ void fwd_class_free(struct fwd_class *c)
 	free(c);
 }
 
-/* Whether group @g has a member that can take slots with @out taken out. */
-static int group_carries(const struct fwd_table *t, const struct fwd_group *g, const uint8_t *out)
-{
-	for (uint16_t i = 0; i < g->nmembers; i++)
-		if (member_carries(t, &g->members[i], out))
-			return 1;
-	return 0;
-}
-
 int fwd_class_member_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
 			 uint16_t i)
 {
-	const struct fwd_group *g = &t->groups[group];
-	const struct fwd_group_member *m = &g->members[i];
+	uint8_t ex[FWD_MAX_GROUP_MEMBERS];
 
-	return member_carries(t, m, NULL) && c->link_out[m->link] &&
-	       group_carries(t, g, c->link_out);
+	group_excluded(t, &t->groups[group], c->link_out, ex);
+	return member_carries(t, &t->groups[group].members[i]) && ex[i];
 }
 
 int fwd_class_link_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t link)
@@ -309,18 +323,14 @@ static void refill_group(const struct fwd_class *c, const struct fwd_table *t, u
 	const struct fwd_group *g = &t->groups[gid];
 	const uint64_t *costs[FWD_MAX_GROUP_MEMBERS];
 	uint16_t back[FWD_MAX_GROUP_MEMBERS], nback = 0;
-	const int was = group_carries(t, g, c->link_out), is = group_carries(t, g, out);
+	uint8_t was[FWD_MAX_GROUP_MEMBERS], is[FWD_MAX_GROUP_MEMBERS];
 
-	/* A group with no member that can carry keeps its table's slots. */
-	if (!was || !is) {
-		fill_group(t, g, fresh, cache, is ? out : NULL);
-		return;
-	}
+	group_excluded(t, g, c->link_out, was);
+	group_excluded(t, g, out, is);
 	for (uint16_t i = 0; i < g->nmembers; i++) {
 		costs[i] = link_costs(t, g->members[i].link, cache);
 		pos[g->members[i].link] = (uint8_t)(i + 1);
-		if (member_carries(t, &g->members[i], out) &&
-		    !member_carries(t, &g->members[i], c->link_out))
+		if (member_carries(t, &g->members[i]) && was[i] && !is[i])
 			back[nback++] = i;
 	}
 	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
@@ -329,8 +339,9 @@ static void refill_group(const struct fwd_class *c, const struct fwd_table *t, u
 		uint16_t best;
 		uint64_t best_w, best_cost;
 
-		if (ci == 0 || !member_carries(t, &g->members[ci - 1], out)) {
-			fresh[s] = slot_winner(t, g, costs, s, out);
+		/* No link (no member could take it), or its link goes out */
+		if (ci == 0 || is[ci - 1]) {
+			fresh[s] = slot_winner(t, g, costs, s, is);
 			continue;
 		}
 		best = cur;
@@ -389,7 +400,7 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
 		/* A group none of whose members' ports is up keeps the slots
 		 * of its table: what it carries goes on being given to those
 		 * ports, and is counted as port_down, not as no_link_up (which
-		 * says the table left it nothing). */
+		 * says the table left it nothing). group_excluded(). */
 		refill_group(c, t, g, fresh, cache, out, pos);
 		for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++) {
 			if (fresh[s] == c->slots[g][s])

@@ -48,9 +48,9 @@ struct fwd_class {
 	uint16_t *matrix; /* nregions x nservices -> policy id */
 	struct fwd_class_policy *policies;
 	uint16_t (*slots)[FWD_GROUP_SLOTS]; /* per group: link id or FWD_LINK_NONE */
-	/* Per link: the @out of the last fwd_class_ports_out() (all 0 as
-	 * built): 1 when it was held out of its groups for its port's sake
-	 * (fwd_class_member_out() says in which). */
+	/* Per link: the @out of the last fwd_class_ports_out() (all
+	 * FWD_PORT_IN as built); fwd_class_member_out() says which groups
+	 * leave it out. */
 	uint8_t *link_out;
 };
 
@@ -70,16 +70,24 @@ struct fwd_decision {
 struct fwd_class *fwd_class_build(const struct fwd_table *t);
 void fwd_class_free(struct fwd_class *c);
 
+/* What fwd_class_ports_out() is told of a link's port. */
+enum {
+	FWD_PORT_IN = 0, /* up: the link takes its slots */
+	FWD_PORT_HELD = 1, /* up again, not yet for long: out while others can carry */
+	FWD_PORT_DOWN = 2, /* down: out while others can carry */
+};
+
 /**
- * Take the links whose port is down out of their groups, and let those
- * whose port is up again back in: each group with a member whose @out
- * changed is filled again as if the @out links were down in @t (so only
- * their flows move, to the members rendezvous hashing ranks next), and
- * each slot that differs is stored whole while workers read it. A group
- * left with no member that can carry keeps its table's slots. Only one
- * thread may call it for @c; @t is the table @c was built from (or one
- * with the same links and groups).
- * @param out    per link of @t: 1 when its port is down
+ * Take the links whose port is down or held out of their groups, and let
+ * those whose port is in again back: each group with a member whose @out
+ * changed is filled again as if its left-out members were down in @t (so
+ * only their flows move, to the members rendezvous hashing ranks next),
+ * and each slot that differs is stored whole while workers read it. Held
+ * members are left out only while a member whose port is in can carry,
+ * down ones while any other can; a group left with none keeps its table's
+ * slots. Only one thread may call it for @c; @t is the table @c was built
+ * from (or one with the same links and groups).
+ * @param out    per link of @t: FWD_PORT_IN, _HELD or _DOWN
  * @param moved  slots that changed
  * @return 0, or -ENOMEM with the slots and link_out unchanged
  */
@@ -88,9 +96,9 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
 
 /**
  * Whether member @i of @group is out of the group for its port's sake at
- * the last fwd_class_ports_out(): it can take slots by the table, its
- * link is out, and the group has another member that can (else the group
- * keeps its table's slots, and nobody is out).
+ * the last fwd_class_ports_out(): it can take slots by the table and the
+ * group leaves it out (see there: not when the group has no other member
+ * that can take its slots).
  */
 int fwd_class_member_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
 			 uint16_t i);

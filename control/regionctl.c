@@ -2850,7 +2850,7 @@ static int cmd_explain(const struct opts *o, const struct ctl_call *c)
 			       ji(r, "flow_hash"));
 			/* Members its slots leave out while their port is down. */
 			if (json_array_size(out)) {
-				printf("            left out, their port down:");
+				printf("            left out for their port (down, or just back):");
 				json_array_foreach(out, i, v)
 					printf("%s %s", i ? "," : "", json_string_value(v));
 				printf("\n");

@@ -67,8 +67,10 @@ static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const stru
 			const int32_t b =
 				before ? fwd_table_link_id(before->table, t->links[l].name) : -1;
 
-			out[l] = __atomic_load_n(&ctx->pub.port_down[pid], __ATOMIC_RELAXED) ||
-				 ctx->port_up_ns[pid] != 0;
+			out[l] = __atomic_load_n(&ctx->pub.port_down[pid], __ATOMIC_RELAXED)
+					 ? FWD_PORT_DOWN
+				 : ctx->port_up_ns[pid] != 0 ? FWD_PORT_HELD
+							     : FWD_PORT_IN;
 			if (b >= 0) {
 				was_held[l] = before->cls->link_out[b];
 				was_out[l] = (uint8_t)fwd_class_link_out(before->cls, before->table,
@@ -89,13 +91,16 @@ static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const stru
 	for (uint16_t l = 0; l < t->nlinks; l++) {
 		char left[256], kept[256];
 		size_t nl = 0, nk = 0;
+		const int now_out = fwd_class_link_out(c, t, l);
+		const int went_down = out[l] == FWD_PORT_DOWN && was_held[l] != FWD_PORT_DOWN;
 
-		if (was_held[l] == out[l])
+		/* Said: a link that left a group or came back, and one whose
+		 * port went down where no other member's is up. */
+		if (now_out == was_out[l] && !went_down)
 			continue;
 		left[0] = kept[0] = '\0';
-		/* Each group where it may take slots: out of it, or kept in
-		 * (no other member's port up). A link in none is not said: its
-		 * own drops say it. */
+		/* Each group where it may take slots: out of it, or kept in. A
+		 * link in none is not said: its own drops say it. */
 		for (uint16_t gr = 0; gr < t->ngroups; gr++)
 			for (uint16_t i = 0; i < t->groups[gr].nmembers; i++) {
 				const char *name = t->groups[gr].name;
@@ -108,7 +113,7 @@ static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const stru
 				else
 					name_list_add(kept, sizeof(kept), &nk, name);
 			}
-		if (nl == 0 && nk == 0)
+		if ((nl == 0 && nk == 0) || (now_out == was_out[l] && nk == 0))
 			continue;
 		/* A port with many links, or many ports at once: a few lines,
 		 * then their number (explain and status say which). */
@@ -117,32 +122,33 @@ static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const stru
 			continue;
 		}
 		said++;
-		if (out[l] && nl)
+		if (now_out && !was_out[l])
 			DP_LOG(WARNING,
 			       "generation %llu: link '%s' leaves its link groups (%s): its port "
 			       "'%s' %s; its flows go to the groups' other members%s%s%s",
 			       (unsigned long long)g->id, t->links[l].name, left, t->links[l].port,
-			       __atomic_load_n(&ctx->pub.port_down[g->links[l].port_id],
-					       __ATOMIC_RELAXED)
-				       ? "reports its link down"
-				       : "is up for less than group_port_up_ms",
+			       out[l] == FWD_PORT_DOWN ? "reports its link down"
+						       : "is up for less than group_port_up_ms",
 			       nk ? "; in " : "", kept,
-			       nk ? " no other member's port is up: their flows stay, dropped "
-				    "as port_down"
-				  : "");
-		else if (out[l])
+			       nk ? " it stays: no other member can take its flows" : "");
+		else if (!now_out && was_out[l])
+			DP_LOG(NOTICE,
+			       "generation %llu: link '%s' is back in its link groups (%s): %s",
+			       (unsigned long long)g->id, t->links[l].name, kept,
+			       out[l] == FWD_PORT_IN ? "its port has reported its link up for "
+						       "group_port_up_ms"
+			       : out[l] == FWD_PORT_HELD
+				       ? "its port is up, not yet for group_port_up_ms, and no "
+					 "other "
+					 "member's port is"
+				       : "its port is down, and so is every other member's: their "
+					 "flows stay as the table has them, dropped as port_down");
+		else
 			DP_LOG(WARNING,
 			       "generation %llu: the port '%s' of link '%s' reports its link down, "
-			       "and no other member's port of its link groups (%s) is up: their "
-			       "flows stay as the table has them, dropped as port_down",
+			       "and no other member of its link groups (%s) can take its flows: "
+			       "they stay, dropped as port_down",
 			       (unsigned long long)g->id, t->links[l].port, t->links[l].name, kept);
-		else
-			DP_LOG(NOTICE,
-			       "generation %llu: link '%s' is back in its link groups (%s): its "
-			       "port '%s' has reported its link up for %u ms%s",
-			       (unsigned long long)g->id, t->links[l].name, kept, t->links[l].port,
-			       ctx->node.group_port_up_ms,
-			       was_out[l] ? "" : " (no other member's port was up: they kept it)");
 	}
 	if (unsaid)
 		DP_LOG(NOTICE,

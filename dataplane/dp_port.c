@@ -177,6 +177,8 @@ static int port_setup(const struct dp_node *node, const struct dp_node_port *np,
 	return 0;
 }
 
+static int kernel_ifindex(const struct rte_eth_dev_info *info);
+
 int dp_ports_init(const struct dp_node *node, uint16_t nworkers, struct rte_mempool *pool,
 		  struct dp_ports *out)
 {
@@ -206,10 +208,12 @@ int dp_ports_init(const struct dp_node *node, uint16_t nworkers, struct rte_memp
 		{
 			struct rte_eth_dev_info info;
 
-			if (rte_eth_dev_info_get(out->port_id[i], &info) == 0)
+			if (rte_eth_dev_info_get(out->port_id[i], &info) == 0) {
 				ring_mbufs += (uint64_t)RTE_MIN(nworkers, info.nb_rx_queues) *
 						      node->rx_desc +
 					      (uint64_t)nworkers * node->tx_desc;
+				out->ifindex[i] = kernel_ifindex(&info);
+			}
 		}
 	}
 	/* Descriptors hold mbufs (RX rings are filled at start; TX rings until
@@ -301,24 +305,64 @@ int dp_iface_down(const char *args, const char *dir)
 	return down;
 }
 
+/* Whether the kernel interface @ifindex is down, has no carrier or is
+ * gone. By index, not name, as the PMD's socket is bound: renamed, it
+ * still sends (a probe: a rename read as down); deleted and made again
+ * by its name, it is another interface, and the socket sends nowhere (a
+ * probe: read as up, everything lost). */
+static int ifindex_down(int ifindex)
+{
+	char name[IF_NAMESIZE];
+	struct ifreq ifr = {0};
+	int fd, down = 0;
+
+	if (if_indextoname((unsigned)ifindex, name) == NULL)
+		return errno == ENXIO || errno == ENODEV; /* gone (or moved away) */
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	/* A rename between the two calls: not known, not down */
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0)
+		down = !(ifr.ifr_flags & IFF_UP) || !(ifr.ifr_flags & IFF_RUNNING);
+	close(fd);
+	return down;
+}
+
+/* The index of the kernel interface a started port sends by, for the
+ * drivers whose iface= (or tx_iface=) names one: net_af_packet,
+ * net_af_xdp, net_tap, net_pcap (net_vhost's iface= is a socket path, and
+ * other drivers' keys are theirs). 0: none. */
+static int kernel_ifindex(const struct rte_eth_dev_info *info)
+{
+	static const char *const drivers[] = {"net_af_packet", "net_af_xdp", "net_tap", "net_pcap"};
+	const struct rte_devargs *da = info->device ? rte_dev_devargs(info->device) : NULL;
+	char name[IFNAMSIZ];
+	int ours = 0;
+
+	for (size_t k = 0; k < RTE_DIM(drivers) && info->driver_name; k++)
+		ours |= strcmp(info->driver_name, drivers[k]) == 0;
+	if (!ours || da == NULL ||
+	    (!devarg(da->args, "tx_iface", name, sizeof(name)) &&
+	     !devarg(da->args, "iface", name, sizeof(name))))
+		return 0;
+	return (int)if_nametoindex(name);
+}
+
 /* A port's link as its PMD reports it, and down when the kernel interface
- * its devargs name (net_af_packet, net_af_xdp, net_pcap's iface=) is down
- * or has no carrier: those PMDs say up whatever the interface does (a
- * probe: a group member on an AF_PACKET veth whose peer was down kept its
- * flows, lost as tx_full, for as long as it lasted). Under health_lock. */
+ * it sends by (kernel_ifindex) is down, has no carrier or is gone: those
+ * PMDs say up whatever the interface does (a probe: a group member on an
+ * AF_PACKET veth whose peer was down kept its flows, lost as tx_full, for
+ * as long as it lasted). Under health_lock. */
 static int port_link_locked(const struct dp_ports *p, uint16_t i, struct rte_eth_link *link)
 {
-	struct rte_eth_dev_info info;
-	const struct rte_devargs *da = NULL;
 	int state = FWD_PORT_LINK_UNKNOWN;
 
 	memset(link, 0, sizeof(*link));
 	if (rte_eth_link_get_nowait(p->port_id[i], link) == 0)
 		state = link->link_status == RTE_ETH_LINK_UP ? FWD_PORT_LINK_UP
 							     : FWD_PORT_LINK_DOWN;
-	if (state != FWD_PORT_LINK_DOWN && rte_eth_dev_info_get(p->port_id[i], &info) == 0 &&
-	    info.device != NULL && (da = rte_dev_devargs(info.device)) != NULL &&
-	    dp_iface_down(da->args, "tx"))
+	if (state != FWD_PORT_LINK_DOWN && p->ifindex[i] > 0 && ifindex_down(p->ifindex[i]))
 		state = FWD_PORT_LINK_DOWN;
 	return state;
 }

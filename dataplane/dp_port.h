@@ -23,6 +23,10 @@ struct dp_ports {
 	 * workers take those verdicts instead of checking again (dp_worker.c).
 	 * 0 for a port that offers either not (every vdev): software checks. */
 	uint8_t verdicts[DP_MAX_PORTS];
+	/* The kernel interface a port sends by (net_af_packet, net_af_xdp,
+	 * net_tap, net_pcap iface=), by index as at its start; 0: none. Its
+	 * state is the port's link too (dp_port_link). */
+	int ifindex[DP_MAX_PORTS];
 };
 
 /**

@@ -993,6 +993,11 @@ int main(int argc, char **argv)
 	 * loaded read as a live loss rate (a review). A PMD without a reset
 	 * keeps its own. The store is relaxed: the telemetry thread may read
 	 * it meanwhile, for an uptime (a report before it is of setup). */
+	/* The ports' links before a worker sends: a link whose port is down
+	 * at the start is out of its groups, and what is steered to it counts
+	 * as port_down, from the first packet (a probe: thousands sent into a
+	 * down port first, as tx_full). */
+	dp_ctx_poll_links(&ctx);
 	dp_ports_stats_reset(&ctx.ports);
 	__atomic_store_n(&ctx.started_ns, fwd_mono_ns(), __ATOMIC_RELAXED);
 	for (uint16_t w = 0; w < ctx.nworkers; w++) {

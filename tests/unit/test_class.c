@@ -400,10 +400,11 @@ static struct fwd_table *group_table(const int w[8], const int st[8], const uint
 
 /* 16 random tables of 8 links (weights 0-5, some down or drained in the
  * table) in one group, each with 20 random sets of links whose port is
- * down applied in turn to one classifier (fwd_class_ports_out ranks only
- * the slots that must change): after each, its slots are those of the
- * table built with those links down, or the table's own when that would
- * leave the group no member. */
+ * held or down applied in turn to one classifier (fwd_class_ports_out
+ * ranks only the slots that must change): after each, its slots are those
+ * of the table built with the links it leaves out down: all of them when
+ * a member whose port is in remains, else the down ones when a held one
+ * remains, else none (the table's own slots). */
 static void test_group_ports_out_random(void **state)
 {
 	static const uint8_t none[8];
@@ -423,19 +424,30 @@ static void test_group_ports_out_random(void **state)
 		t = group_table(w, st, none);
 		c = fwd_class_build(t);
 		for (int step = 0; step < 20; step++) {
-			uint8_t out[8] = {0};
-			int any = 0;
+			uint8_t out[8] = {0}, down[8] = {0};
+			int in = 0, held = 0;
 			struct fwd_table *rt;
 			struct fwd_class *rc;
 			uint32_t moved;
 
-			/* ids follow the document's order: l0..l7 are 0..7 */
+			/* ids follow the document's order: l0..l7 are 0..7; a
+			 * port out is held or down, at random */
 			for (int l = 0; l < 8; l++)
-				out[l] = rand_r(&seed) % 100 < (step % 4 == 3 ? 90 : 30);
+				if (rand_r(&seed) % 100 < (step % 4 == 3 ? 90 : 30))
+					out[l] = rand_r(&seed) % 2 ? FWD_PORT_DOWN : FWD_PORT_HELD;
 			assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+			/* the reference: every port out is down in the table when
+			 * a member whose port is in may take slots; else only the
+			 * down ones, when a held one may; else none */
+			for (int l = 0; l < 8; l++) {
+				in |= out[l] == FWD_PORT_IN && st[l] == 0 && w[l] > 0;
+				held |= out[l] == FWD_PORT_HELD && st[l] == 0 && w[l] > 0;
+			}
 			for (int l = 0; l < 8; l++)
-				any |= !out[l] && st[l] == 0 && w[l] > 0;
-			rt = group_table(w, st, any ? out : none);
+				down[l] = in	 ? out[l] != FWD_PORT_IN
+					  : held ? out[l] == FWD_PORT_DOWN
+						 : 0;
+			rt = group_table(w, st, down);
 			rc = fwd_class_build(rt);
 			for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
 				if (strcmp(slot_link(t, c, s), slot_link(rt, rc, s)) != 0)
