@@ -92,29 +92,27 @@ static int member_carries(const struct fwd_table *t, const struct fwd_group_memb
 }
 
 /* Which members of @g its slots leave out for @out (per link:
- * FWD_PORT_IN, _HELD or _DOWN; NULL: all in), into @ex (per member):
- * every member whose port is held or down, when another may take slots;
- * else those whose port is down, when another may (a member whose port is
- * up but held carries rather than let its group's flows drop); else none:
- * the group keeps its table's slots. Each is as if down in the table, so
- * the flows that move are those 'link down' would move, and no other. */
+ * FWD_PORT_IN, a held rank or FWD_PORT_DOWN; NULL: all in), into @ex (per
+ * member): of the members that may take slots, those whose port is in
+ * carry, or when none is, those held longest (the lowest rank), and the
+ * rest are left out; when every one's port is down, none is left out: the
+ * group keeps its table's slots. Each left out is as if down in the table,
+ * so the flows that move are those 'link down' would move, and no other. */
 static void group_excluded(const struct fwd_table *t, const struct fwd_group *g, const uint8_t *out,
 			   uint8_t ex[FWD_MAX_GROUP_MEMBERS])
 {
+	unsigned best = FWD_PORT_DOWN;
+
 	memset(ex, 0, FWD_MAX_GROUP_MEMBERS);
 	if (out == NULL)
 		return;
-	for (unsigned level = FWD_PORT_HELD; level <= FWD_PORT_DOWN; level++) {
-		int some = 0;
-
-		for (uint16_t i = 0; i < g->nmembers; i++) {
-			ex[i] = out[g->members[i].link] >= level;
-			some |= member_carries(t, &g->members[i]) && !ex[i];
-		}
-		if (some)
-			return;
-	}
-	memset(ex, 0, FWD_MAX_GROUP_MEMBERS);
+	for (uint16_t i = 0; i < g->nmembers; i++)
+		if (member_carries(t, &g->members[i]) && out[g->members[i].link] < best)
+			best = out[g->members[i].link];
+	if (best == FWD_PORT_DOWN)
+		return;
+	for (uint16_t i = 0; i < g->nmembers; i++)
+		ex[i] = out[g->members[i].link] > best;
 }
 
 /* Member @i's cost for slot @s. */
@@ -291,13 +289,23 @@ void fwd_class_free(struct fwd_class *c)
 	free(c);
 }
 
+void fwd_class_group_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
+			 uint8_t out[FWD_MAX_GROUP_MEMBERS])
+{
+	const struct fwd_group *g = &t->groups[group];
+
+	group_excluded(t, g, c->link_out, out);
+	for (uint16_t i = 0; i < g->nmembers; i++)
+		out[i] = out[i] && member_carries(t, &g->members[i]);
+}
+
 int fwd_class_member_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
 			 uint16_t i)
 {
-	uint8_t ex[FWD_MAX_GROUP_MEMBERS];
+	uint8_t out[FWD_MAX_GROUP_MEMBERS];
 
-	group_excluded(t, &t->groups[group], c->link_out, ex);
-	return member_carries(t, &t->groups[group].members[i]) && ex[i];
+	fwd_class_group_out(c, t, group, out);
+	return out[i];
 }
 
 int fwd_class_link_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t link)

@@ -70,11 +70,13 @@ struct fwd_decision {
 struct fwd_class *fwd_class_build(const struct fwd_table *t);
 void fwd_class_free(struct fwd_class *c);
 
-/* What fwd_class_ports_out() is told of a link's port. */
+/* What fwd_class_ports_out() is told of a link's port: in, held (up
+ * again, not yet for long: FWD_PORT_HELD and up, the lower the longer it
+ * has been up) or down. */
 enum {
-	FWD_PORT_IN = 0, /* up: the link takes its slots */
-	FWD_PORT_HELD = 1, /* up again, not yet for long: out while others can carry */
-	FWD_PORT_DOWN = 2, /* down: out while others can carry */
+	FWD_PORT_IN = 0,
+	FWD_PORT_HELD = 1,
+	FWD_PORT_DOWN = 255,
 };
 
 /**
@@ -82,12 +84,12 @@ enum {
  * those whose port is in again back: each group with a member whose @out
  * changed is filled again as if its left-out members were down in @t (so
  * only their flows move, to the members rendezvous hashing ranks next),
- * and each slot that differs is stored whole while workers read it. Held
- * members are left out only while a member whose port is in can carry,
- * down ones while any other can; a group left with none keeps its table's
- * slots. Only one thread may call it for @c; @t is the table @c was built
- * from (or one with the same links and groups).
- * @param out    per link of @t: FWD_PORT_IN, _HELD or _DOWN
+ * and each slot that differs is stored whole while workers read it. Of
+ * the members that may take slots, those whose port is in carry, or when
+ * none is, those held longest; when every one's port is down the group
+ * keeps its table's slots. Only one thread may call it for @c; @t is the
+ * table @c was built from (or one with the same links and groups).
+ * @param out    per link of @t: FWD_PORT_IN, a held rank or FWD_PORT_DOWN
  * @param moved  slots that changed
  * @return 0, or -ENOMEM with the slots and link_out unchanged
  */
@@ -102,6 +104,10 @@ int fwd_class_ports_out(struct fwd_class *c, const struct fwd_table *t, const ui
  */
 int fwd_class_member_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
 			 uint16_t i);
+
+/** Per member of @group: fwd_class_member_out(), into @out. */
+void fwd_class_group_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
+			 uint8_t out[FWD_MAX_GROUP_MEMBERS]);
 
 /** Whether @link is out of at least one of its groups (fwd_class_member_out). */
 int fwd_class_link_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t link);

@@ -40,125 +40,178 @@ static void name_list_add(char *buf, size_t len, size_t *n, const char *name)
 		*n += (size_t)snprintf(buf + *n, len - *n, "%s...", *n ? ", " : ""), *n = len;
 }
 
+/* What the groups are told of port @pid (fwd_class.h FWD_PORT_*): down,
+ * in, or held (up again for less than group_port_up_ms), ranked by how
+ * long: 1 for the earliest up of the ports held now, and so on. */
+static uint8_t port_state(const struct dp_ctx *ctx, uint16_t pid)
+{
+	unsigned rank = FWD_PORT_HELD;
+
+	if (__atomic_load_n(&ctx->pub.port_down[pid], __ATOMIC_RELAXED))
+		return FWD_PORT_DOWN;
+	if (ctx->port_up_ns[pid] == 0)
+		return FWD_PORT_IN;
+	for (uint16_t i = 0; i < ctx->ports.nports; i++) {
+		const uint64_t up = ctx->port_up_ns[ctx->ports.port_id[i]];
+
+		rank += up != 0 && up < ctx->port_up_ns[pid];
+	}
+	return (uint8_t)(rank < FWD_PORT_DOWN ? rank : FWD_PORT_DOWN - 1);
+}
+
+/* Per member of every group of @t (FWD_MAX_GROUP_MEMBERS each) whether
+ * @c leaves it out, into @m. */
+static void members_out(const struct fwd_class *c, const struct fwd_table *t, uint8_t *m)
+{
+	for (uint16_t gr = 0; gr < t->ngroups; gr++)
+		fwd_class_group_out(c, t, gr, m + (size_t)gr * FWD_MAX_GROUP_MEMBERS);
+}
+
 /* Link groups follow their members' ports (docs/operations.md "Link groups
  * and ports"): a link of @g whose port reports its link down, or has been
- * up for less than node.group_port_up_ms, leaves its groups; one whose
- * port has been up that long comes back (fwd_class_ports_out). @before is
- * the generation the workers ran until now (@g itself on a poll; NULL at
- * the start): what changed against it is logged, per link that may take a
- * group's slots. A derived generation shares its classifier with the one
- * it came from, so for it this changes nothing not changed already.
- * Control thread only. */
+ * up for less than node.group_port_up_ms, leaves its groups while another
+ * member can carry; it comes back once its port has been up that long
+ * (fwd_class_ports_out). @before is the generation the workers ran until
+ * now (@g itself on a poll; NULL at the start): who left or came back
+ * against it is logged, by group and link name, so a push while a port is
+ * down says nothing new. A derived generation shares its classifier with
+ * the one it came from. Control thread only. */
 static void groups_follow_ports(struct dp_ctx *ctx, struct dp_gen *g, const struct dp_gen *before)
 {
 	const struct fwd_table *t = g->table;
 	struct fwd_class *c = g->cls;
-	size_t n = t->nlinks ? t->nlinks : 1;
-	uint8_t *out = calloc(n, 1), *was_held = calloc(n, 1), *was_out = calloc(n, 1);
+	const size_t n = t->nlinks ? t->nlinks : 1,
+		     nm = (size_t)(t->ngroups ? t->ngroups : 1) * FWD_MAX_GROUP_MEMBERS;
+	uint8_t *out = calloc(n, 1), *was_port = calloc(n, 1), *touched = calloc(n, 1);
+	uint8_t *was = calloc(nm, 1), *now = calloc(nm, 1), *bm = NULL;
 	uint32_t moved = 0, said = 0, unsaid = 0;
 	int rc = -ENOMEM;
 
-	if (out != NULL && was_held != NULL && was_out != NULL) {
+	if (out == NULL || was_port == NULL || touched == NULL || was == NULL || now == NULL)
+		goto failed;
+	for (uint16_t l = 0; l < t->nlinks; l++)
+		out[l] = port_state(ctx, g->links[l].port_id);
+	/* Who was out before, by name: ids change with the table. Taken
+	 * before the refill, which may write the very class. */
+	if (before != NULL && before->cls == c) {
+		memcpy(was_port, c->link_out, t->nlinks);
+		members_out(c, t, was);
+	} else if (before != NULL) {
+		const struct fwd_table *bt = before->table;
+
+		bm = calloc((size_t)(bt->ngroups ? bt->ngroups : 1) * FWD_MAX_GROUP_MEMBERS, 1);
+		if (bm == NULL)
+			goto failed;
+		members_out(before->cls, bt, bm);
 		for (uint16_t l = 0; l < t->nlinks; l++) {
-			const uint16_t pid = g->links[l].port_id;
-			/* The same link of the generation before, by name: ids
-			 * change with the table. Read before the refill, which
-			 * may write the very class (a derived generation). */
-			const int32_t b =
-				before ? fwd_table_link_id(before->table, t->links[l].name) : -1;
+			const int b = fwd_table_link_id(bt, t->links[l].name);
 
-			out[l] = __atomic_load_n(&ctx->pub.port_down[pid], __ATOMIC_RELAXED)
-					 ? FWD_PORT_DOWN
-				 : ctx->port_up_ns[pid] != 0 ? FWD_PORT_HELD
-							     : FWD_PORT_IN;
-			if (b >= 0) {
-				was_held[l] = before->cls->link_out[b];
-				was_out[l] = (uint8_t)fwd_class_link_out(before->cls, before->table,
-									 (uint16_t)b);
-			}
+			was_port[l] = b >= 0 ? before->cls->link_out[b] : FWD_PORT_IN;
 		}
-		rc = fwd_class_ports_out(c, t, out, &moved);
-	}
-	if (rc) {
-		if (!ctx->groups_behind)
-			DP_LOG(ERR, "out of memory moving link groups' flows off (or back onto) "
-				    "links whose port changed its link state; tried again every "
-				    "0.5 s, the groups meanwhile as they were");
-		ctx->groups_behind = 1;
-		goto done;
-	}
-	ctx->groups_behind = 0;
-	for (uint16_t l = 0; l < t->nlinks; l++) {
-		char left[256], kept[256];
-		size_t nl = 0, nk = 0;
-		const int now_out = fwd_class_link_out(c, t, l);
-		const int went_down = out[l] == FWD_PORT_DOWN && was_held[l] != FWD_PORT_DOWN;
+		for (uint16_t gr = 0; gr < t->ngroups; gr++) {
+			const int bg = fwd_table_group_id(bt, t->groups[gr].name);
 
-		/* Said: a link that left a group or came back, and one whose
-		 * port went down where no other member's is up. */
-		if (now_out == was_out[l] && !went_down)
+			for (uint16_t i = 0; bg >= 0 && i < t->groups[gr].nmembers; i++)
+				for (uint16_t j = 0; j < bt->groups[bg].nmembers; j++)
+					if (strcmp(bt->links[bt->groups[bg].members[j].link].name,
+						   t->links[t->groups[gr].members[i].link].name) ==
+					    0)
+						was[(size_t)gr * FWD_MAX_GROUP_MEMBERS + i] =
+							bm[(size_t)bg * FWD_MAX_GROUP_MEMBERS + j];
+		}
+	}
+	rc = fwd_class_ports_out(c, t, out, &moved);
+	if (rc)
+		goto failed;
+	ctx->groups_behind = 0;
+	members_out(c, t, now);
+	/* The links whose membership changed, in one pass: the lists below
+	 * walk every group for a link, which is for those alone (1,024 links
+	 * in 1,024 groups of 64 would otherwise cost each publish). */
+	for (uint16_t gr = 0; gr < t->ngroups; gr++)
+		for (uint16_t i = 0; i < t->groups[gr].nmembers; i++) {
+			const size_t k = (size_t)gr * FWD_MAX_GROUP_MEMBERS + i;
+
+			if (was[k] != now[k])
+				touched[t->groups[gr].members[i].link] = 1;
+		}
+	for (uint16_t l = 0; l < t->nlinks; l++) {
+		char left[256], back[256], kept[256];
+		size_t nl = 0, nb = 0, nk = 0;
+		const struct fwd_link *lk = &t->links[l];
+		const int went_down = out[l] == FWD_PORT_DOWN && was_port[l] != FWD_PORT_DOWN;
+
+		if (!touched[l] && !went_down)
 			continue;
-		left[0] = kept[0] = '\0';
-		/* Each group where it may take slots: out of it, or kept in. A
-		 * link in none is not said: its own drops say it. */
+		left[0] = back[0] = kept[0] = '\0';
 		for (uint16_t gr = 0; gr < t->ngroups; gr++)
 			for (uint16_t i = 0; i < t->groups[gr].nmembers; i++) {
+				const size_t k = (size_t)gr * FWD_MAX_GROUP_MEMBERS + i;
 				const char *name = t->groups[gr].name;
 
-				if (t->groups[gr].members[i].link != l || !t->links[l].up ||
-				    t->links[l].drained || t->groups[gr].members[i].weight == 0)
+				if (t->groups[gr].members[i].link != l)
 					continue;
-				if (fwd_class_member_out(c, t, gr, i))
+				if (now[k] && !was[k])
 					name_list_add(left, sizeof(left), &nl, name);
-				else
+				else if (!now[k] && was[k])
+					name_list_add(back, sizeof(back), &nb, name);
+				/* down where no other member can take its flows */
+				else if (went_down && !now[k] && lk->up && !lk->drained &&
+					 t->groups[gr].members[i].weight != 0)
 					name_list_add(kept, sizeof(kept), &nk, name);
 			}
-		if ((nl == 0 && nk == 0) || (now_out == was_out[l] && nk == 0))
-			continue;
 		/* A port with many links, or many ports at once: a few lines,
 		 * then their number (explain and status say which). */
-		if (said == 8) {
+		if ((nl || nb || nk) && said >= 8) {
 			unsaid++;
 			continue;
 		}
-		said++;
-		if (now_out && !was_out[l])
+		said += nl || nb || nk;
+		if (nl)
 			DP_LOG(WARNING,
 			       "generation %llu: link '%s' leaves its link groups (%s): its port "
-			       "'%s' %s; its flows go to the groups' other members%s%s%s",
-			       (unsigned long long)g->id, t->links[l].name, left, t->links[l].port,
+			       "'%s' %s; its flows go to the groups' other members",
+			       (unsigned long long)g->id, lk->name, left, lk->port,
 			       out[l] == FWD_PORT_DOWN ? "reports its link down"
-						       : "is up for less than group_port_up_ms",
-			       nk ? "; in " : "", kept,
-			       nk ? " it stays: no other member can take its flows" : "");
-		else if (!now_out && was_out[l])
+						       : "is up for less than group_port_up_ms");
+		if (nb)
 			DP_LOG(NOTICE,
 			       "generation %llu: link '%s' is back in its link groups (%s): %s",
-			       (unsigned long long)g->id, t->links[l].name, kept,
-			       out[l] == FWD_PORT_IN ? "its port has reported its link up for "
-						       "group_port_up_ms"
-			       : out[l] == FWD_PORT_HELD
-				       ? "its port is up, not yet for group_port_up_ms, and no "
-					 "other "
-					 "member's port is"
-				       : "its port is down, and so is every other member's: their "
-					 "flows stay as the table has them, dropped as port_down");
-		else
+			       (unsigned long long)g->id, lk->name, back,
+			       out[l] == FWD_PORT_IN
+				       ? "its port has reported its link up for group_port_up_ms"
+			       : out[l] == FWD_PORT_DOWN
+				       ? "its port is down, as every other member's is: their "
+					 "flows "
+					 "stay as the table has them, dropped as port_down"
+				       : "its port is up, not yet for group_port_up_ms, and no "
+					 "member up for longer can take its flows");
+		if (nk)
 			DP_LOG(WARNING,
 			       "generation %llu: the port '%s' of link '%s' reports its link down, "
 			       "and no other member of its link groups (%s) can take its flows: "
 			       "they stay, dropped as port_down",
-			       (unsigned long long)g->id, t->links[l].port, t->links[l].name, kept);
+			       (unsigned long long)g->id, lk->port, lk->name, kept);
 	}
 	if (unsaid)
 		DP_LOG(NOTICE,
 		       "generation %llu: %u more links left their link groups or came back "
 		       "with their port ('regionctl explain' and 'status' say which)",
 		       (unsigned long long)g->id, unsaid);
+	goto done;
+failed:
+	if (!ctx->groups_behind)
+		DP_LOG(ERR, "out of memory moving link groups' flows off (or back onto) "
+			    "links whose port changed its link state; tried again every "
+			    "0.5 s, the groups meanwhile as they were");
+	ctx->groups_behind = 1;
 done:
 	free(out);
-	free(was_held);
-	free(was_out);
+	free(was_port);
+	free(touched);
+	free(was);
+	free(now);
+	free(bm);
 }
 
 void dp_ctx_publish(struct dp_ctx *ctx, struct dp_gen *g)

@@ -322,9 +322,16 @@ static int ifindex_down(int ifindex)
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
-	/* A rename between the two calls: not known, not down */
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0)
+	/* The flags by name, then the name's index again: a rename between
+	 * the calls (another interface under the name) is not known, not down. */
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		struct ifreq idx = {0};
+
 		down = !(ifr.ifr_flags & IFF_UP) || !(ifr.ifr_flags & IFF_RUNNING);
+		snprintf(idx.ifr_name, sizeof(idx.ifr_name), "%s", name);
+		if (ioctl(fd, SIOCGIFINDEX, &idx) != 0 || idx.ifr_ifindex != ifindex)
+			down = 0;
+	}
 	close(fd);
 	return down;
 }

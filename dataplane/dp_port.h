@@ -58,7 +58,8 @@ void dp_port_health(const struct dp_ports *p, uint16_t i, struct dp_port_health 
 int dp_iface_down(const char *args, const char *dir);
 
 /** Port @i's link alone (FWD_PORT_LINK_*), as dp_port_health() reads it:
- *  down also when its kernel interface is (dp_iface_down). */
+ *  down also while the kernel interface it sends by (ifindex) is down,
+ *  has no carrier or is gone. */
 int dp_port_link(const struct dp_ports *p, uint16_t i);
 
 /** Every started port's device counters to 0, one at a time with the

@@ -304,7 +304,9 @@ def test_a_group_member_whose_port_is_down_leaves_the_group(tmp_path):
         rx = c2["packets"]["rx"] - c1["packets"]["rx"]
         tb = c2["links"]["tb"]["packets"] - c1["links"]["tb"]["packets"]
         ok = c2["links"]["ok"]["packets"] - c1["links"]["ok"]["packets"]
-        assert rx > 2000 and tb + ok == rx and tb > ok / 2, (rx, tb, ok)  # service a is half the input
+        # Service a is half the input; the link counters are summed apart
+        # from rx, a burst or so later (nothing is dropped: settled()).
+        assert rx > 2000 and abs(tb + ok - rx) <= 4096 and tb > ok / 2, (rx, tb, ok)
         moved = explain_flow(f, on_a)
         assert moved["link"] == "tb" and moved["port_down"] is False, moved
         assert moved["group_ports_down"] == ["ta"] and moved["drop_reason"] is None, moved
@@ -326,9 +328,9 @@ def test_a_group_member_whose_port_is_down_leaves_the_group(tmp_path):
         r = explain_flow(f, on_a)
         assert r["link"] == "ta" and r["group_ports_down"] == ["tb"] and r["drop_reason"] is None, r
         netns.sh(f"{in_ns} ip link set rfwgb up")
-        # Both back once their ports have stayed up for group_port_up_ms
-        # (tb takes the table's slots at once while ta is held too, leaves
-        # when ta's hold ends, and comes back when its own does).
+        # tb waits for its own hold, also while ta's lasts (ta, up longer,
+        # carries): it once took the table's slots at once, left when ta's
+        # hold ended and came back when its own did (a review).
         t0 = time.monotonic()
         while "link 'tb' is back in its link groups ('g'): its port has reported its link up" not in f.text():
             assert time.monotonic() - t0 < 30, f.text()
@@ -344,7 +346,8 @@ def test_a_group_member_whose_port_is_down_leaves_the_group(tmp_path):
     assert "rx = tx + dropped: holds" in log
     assert "link 'ta' leaves its link groups ('g'): its port 'tapa' reports its link down" in log, log
     assert "link 'ta' is back in its link groups ('g'): its port is up, not yet for group_port_up_ms, " \
-        "and no other member's port is" in log, log
+        "and no member up for longer can take its flows" in log, log
+    assert log.count("link 'tb' is back in its link groups") == 1, log
     assert "link 'tb' leaves its link groups ('g'): its port 'tapb' reports its link down" in log, log
     assert "link 'tb' is back in its link groups ('g'): its port has reported its link up for " \
         "group_port_up_ms" in log, log
@@ -425,6 +428,7 @@ def test_a_group_member_on_an_af_packet_veth_whose_peer_is_down_leaves_the_group
                      " && ip link set rfgaf0 up && nsenter --net=/run/netns/rfwd-gafp ip link set rfgaf1 up")
             c1, c2 = settled(f, "ta")
             assert c2["ports"]["afp"]["link"] == "down", c2["ports"]["afp"]
+            assert c2["links"]["tb"]["packets"] > c1["links"]["tb"]["packets"] + 1000
         finally:
             log = f.stop()
     assert f.p.returncode == 0, log

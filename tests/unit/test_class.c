@@ -309,10 +309,10 @@ static void test_group_ports_out(void **state)
 	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
 		had_c += c->slots[0][s] == c_id;
 	assert_true(had_c > 0);
-	out[c_id] = 1;
+	out[c_id] = FWD_PORT_DOWN;
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
 	assert_int_equal(moved, had_c); /* c's slots and no other */
-	assert_int_equal(c->link_out[c_id], 1);
+	assert_int_equal(c->link_out[c_id], FWD_PORT_DOWN);
 	for (uint16_t i = 0; i < t->groups[0].nmembers; i++)
 		assert_int_equal(fwd_class_member_out(c, t, 0, i),
 				 t->groups[0].members[i].link == c_id);
@@ -328,18 +328,33 @@ static void test_group_ports_out(void **state)
 	assert_memory_equal(c->slots[0], ref->slots[0], sizeof(c->slots[0]));
 	/* Every member's port down: the table's slots stay, and no member is
 	 * said to be out (explain, the log). */
-	memset(out, 1, t->nlinks);
+	memset(out, FWD_PORT_DOWN, t->nlinks);
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
 	assert_int_equal(moved, 0);
 	assert_memory_equal(c->slots[0], ref->slots[0], sizeof(c->slots[0]));
 	for (uint16_t i = 0; i < t->groups[0].nmembers; i++)
 		assert_false(fwd_class_member_out(c, t, 0, i));
 	assert_false(fwd_class_link_out(c, t, c_id));
-	/* One of them up again: it takes every slot. */
-	out[fwd_table_link_id(t, "b")] = 0;
+	/* One of them up again, held: it takes every slot rather than let
+	 * them drop; a second one up later, held too, waits for its hold. */
+	out[fwd_table_link_id(t, "b")] = FWD_PORT_HELD;
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
 	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
 		assert_string_equal(slot_link(t, c, s), "b");
+	out[fwd_table_link_id(t, "a")] = FWD_PORT_HELD + 1;
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	assert_int_equal(moved, 0);
+	assert_true(fwd_class_link_out(c, t, fwd_table_link_id(t, "a")));
+	/* b's hold over: a still waits for its own (b alone) */
+	out[fwd_table_link_id(t, "b")] = FWD_PORT_IN;
+	out[fwd_table_link_id(t, "a")] = FWD_PORT_HELD;
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	assert_int_equal(moved, 0);
+	/* a's hold over too: the table with c down */
+	out[fwd_table_link_id(t, "a")] = FWD_PORT_IN;
+	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
+	for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
+		assert_string_equal(slot_link(t, c, s), slot_link(td, cd, s));
 	fwd_class_free(ref);
 	fwd_class_free(c);
 	fwd_class_free(cd);
@@ -359,8 +374,8 @@ static void test_group_ports_out(void **state)
 	c = fwd_class_build(t);
 	ref = fwd_class_build(t);
 	out = calloc(t->nlinks, 1);
-	out[fwd_table_link_id(t, "b")] = 1;
-	out[fwd_table_link_id(t, "c")] = 1;
+	out[fwd_table_link_id(t, "b")] = FWD_PORT_DOWN;
+	out[fwd_table_link_id(t, "c")] = FWD_PORT_DOWN;
 	assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
 	/* c is down in the table: out of nothing for its port's sake */
 	assert_false(fwd_class_link_out(c, t, fwd_table_link_id(t, "c")));
@@ -400,11 +415,11 @@ static struct fwd_table *group_table(const int w[8], const int st[8], const uint
 
 /* 16 random tables of 8 links (weights 0-5, some down or drained in the
  * table) in one group, each with 20 random sets of links whose port is
- * held or down applied in turn to one classifier (fwd_class_ports_out
- * ranks only the slots that must change): after each, its slots are those
- * of the table built with the links it leaves out down: all of them when
- * a member whose port is in remains, else the down ones when a held one
- * remains, else none (the table's own slots). */
+ * held (ranked) or down applied in turn to one classifier
+ * (fwd_class_ports_out ranks only the slots that must change): after each,
+ * its slots are those of the table built with the links it leaves out
+ * down: all but those whose port is in, or when none is, all but those
+ * held longest; none when every port is down (the table's own slots). */
 static void test_group_ports_out_random(void **state)
 {
 	static const uint8_t none[8];
@@ -425,28 +440,27 @@ static void test_group_ports_out_random(void **state)
 		c = fwd_class_build(t);
 		for (int step = 0; step < 20; step++) {
 			uint8_t out[8] = {0}, down[8] = {0};
-			int in = 0, held = 0;
+			unsigned best = FWD_PORT_DOWN;
 			struct fwd_table *rt;
 			struct fwd_class *rc;
 			uint32_t moved;
 
 			/* ids follow the document's order: l0..l7 are 0..7; a
-			 * port out is held or down, at random */
+			 * port out is down or held (ranks 1-3), at random */
 			for (int l = 0; l < 8; l++)
 				if (rand_r(&seed) % 100 < (step % 4 == 3 ? 90 : 30))
-					out[l] = rand_r(&seed) % 2 ? FWD_PORT_DOWN : FWD_PORT_HELD;
+					out[l] = rand_r(&seed) % 2
+							 ? FWD_PORT_DOWN
+							 : FWD_PORT_HELD + rand_r(&seed) % 3;
 			assert_int_equal(fwd_class_ports_out(c, t, out, &moved), 0);
-			/* the reference: every port out is down in the table when
-			 * a member whose port is in may take slots; else only the
-			 * down ones, when a held one may; else none */
-			for (int l = 0; l < 8; l++) {
-				in |= out[l] == FWD_PORT_IN && st[l] == 0 && w[l] > 0;
-				held |= out[l] == FWD_PORT_HELD && st[l] == 0 && w[l] > 0;
-			}
+			/* the reference: the lowest state of a member that may
+			 * take slots carries, every higher one is down in the
+			 * table; none when all are down */
 			for (int l = 0; l < 8; l++)
-				down[l] = in	 ? out[l] != FWD_PORT_IN
-					  : held ? out[l] == FWD_PORT_DOWN
-						 : 0;
+				if (st[l] == 0 && w[l] > 0 && out[l] < best)
+					best = out[l];
+			for (int l = 0; l < 8; l++)
+				down[l] = best < FWD_PORT_DOWN && out[l] > best;
 			rt = group_table(w, st, down);
 			rc = fwd_class_build(rt);
 			for (uint32_t s = 0; s < FWD_GROUP_SLOTS; s++)
