@@ -117,8 +117,11 @@ static json_t *match_json(const struct dp_gen *g, const struct dp_content_verdic
 /* Content rules for explain, with the control thread's scratch: what is in
  * scope, what the extractors found, which rules matched and which decides.
  * Applies the verdict to @d as a worker would. null when nothing is scoped. */
+/* @steer_group: the group a content rule's steer took the link from, or
+ * left as it is. */
 static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *probe,
-			       const struct fwd_pkt *k, struct fwd_decision *d)
+			       const struct fwd_pkt *k, struct fwd_decision *d,
+			       uint16_t *steer_group)
 {
 	const struct dp_content *cs = g->content;
 	char names[4][FWD_X_NAME_MAX] = {{0}};
@@ -184,6 +187,13 @@ static json_t *explain_content(const struct dp_gen *g, const struct dp_probe *pr
 		      "unreadable", unread, "matches", matches, "matched", (int)v.nhits,
 		      "payload_given", probe->payload != NULL);
 	if (v.rule != DP_CONTENT_NONE) {
+		const struct fwd_content_rule *cr = &g->table->content[v.rule];
+
+		/* A steer never overrides a drop (dp_content_act); one to a
+		 * link leaves no group. */
+		if (cr->action == FWD_CA_STEER && !d->drop)
+			*steer_group =
+				cr->target_kind == FWD_ACT_GROUP ? cr->target : FWD_LINK_NONE;
 		dp_content_act(cs, g->cls, k, v.rule, d);
 		json_object_set_new(o, "verdict", json_string(g->table->content[v.rule].name));
 	} else {
@@ -219,6 +229,7 @@ json_t *dp_explain(const struct dp_gen *g, const uint8_t *port_down, const struc
 	struct fwd_pkt k;
 	struct fwd_decision d;
 	const struct fwd_policy *p;
+	uint16_t group; /* the group the link came from: the policy's or a content steer's */
 	size_t len = probe_frame(probe, frame);
 	int rc = fwd_parse(frame, frame + len, &k);
 	char pol[80], hash[20];
@@ -236,8 +247,9 @@ json_t *dp_explain(const struct dp_gen *g, const uint8_t *port_down, const struc
 	}
 	fwd_class_decide(g->cls, dp_gen_region_of(g, k.family, k.src), k.proto, k.dport,
 			 fwd_flow_hash(&k), &d);
-	content = explain_content(g, probe, &k, &d);
 	p = &t->policies[d.policy];
+	group = p->action == FWD_ACT_GROUP ? p->target : FWD_LINK_NONE;
+	content = explain_content(g, probe, &k, &d, &group);
 	fwd_table_policy_key(t, d.policy, pol, sizeof(pol));
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)g->hash);
 	r = json_pack("{s:I, s:s, s:s, s:o, s:s, s:s, s:s, s:s}", "generation", (json_int_t)g->id,
@@ -253,8 +265,8 @@ json_t *dp_explain(const struct dp_gen *g, const uint8_t *port_down, const struc
 		return NULL;
 	}
 	json_object_set_new(r, "group",
-			    p->action == FWD_ACT_GROUP ? json_string(t->groups[p->target].name)
-						       : json_null());
+			    group != FWD_LINK_NONE ? json_string(t->groups[group].name)
+						   : json_null());
 	json_object_set_new(r, "link",
 			    d.link != FWD_LINK_NONE ? json_string(t->links[d.link].name)
 						    : json_null());
@@ -279,15 +291,15 @@ json_t *dp_explain(const struct dp_gen *g, const uint8_t *port_down, const struc
 		if (down && !d.drop)
 			d.drop = 1 + FWD_DROP_PORT_DOWN;
 	}
-	/* The policy's group's members its slots leave out for their port's
-	 * sake (none when every member's port is down: the group keeps its
+	/* The group's members its slots leave out for their port's sake
+	 * (none when every member's port is down: the group keeps its
 	 * table's slots). */
-	if (p->action == FWD_ACT_GROUP) {
-		const struct fwd_group *grp = &t->groups[p->target];
+	if (group != FWD_LINK_NONE) {
+		const struct fwd_group *grp = &t->groups[group];
 		json_t *out = json_array();
 
 		for (uint16_t i = 0; i < grp->nmembers; i++)
-			if (fwd_class_member_out(g->cls, t, p->target, i))
+			if (fwd_class_member_out(g->cls, t, group, i))
 				json_array_append_new(
 					out, json_string(t->links[grp->members[i].link].name));
 		json_object_set_new(r, "group_ports_down", out);

@@ -323,6 +323,46 @@ def test_flow_table_size_and_evictions(tmp_path):
     assert len(run.outputs["out0"]) == 400 - followed
 
 
+def test_explain_names_the_group_a_content_rule_steers_to(tmp_path):
+    """A content rule that steers to a link group: explain's `group` is that
+    group (it was the policy's, null here), with the members it leaves out;
+    one that steers to a link leaves `group` null."""
+    table = tmp_path / "t.yaml"
+    table.write_text("""
+version: 1
+regions: {india: {prefixes: [10.1.0.0/16]}}
+services: {dns: [udp/53], web: [tcp/80], bulk: [udp/7000]}
+links:
+  local: {port: out0, next_hop_mac: "02:00:00:00:00:01"}
+  r1:    {port: out0, next_hop_mac: "02:00:00:00:00:02"}
+  r2:    {port: out1, next_hop_mac: "02:00:00:00:00:03"}
+link_groups: {rg: {members: {r1: 1, r2: 1}}}
+policies:
+  - {region: india, service: web, action: steer, to: rg}
+  - {region: india, service: bulk, action: steer, to: rg}
+default: {action: steer, to: local}
+content_rules:
+  - {name: dns-steer, field: dns_qname, pattern: example, literal: true, services: [dns], action: steer, to: rg}
+  - {name: bulk-steer, field: payload, pattern: hello, literal: true, services: [bulk], action: steer, to: local}
+""")
+    pcap = str(tmp_path / "in.pcap")
+    wrpcap(pcap, [Ether(src=SRC_MAC, dst=DST_MAC) / IP(src="10.9.0.1", dst="192.0.2.1") / UDP(dport=9)])
+    f = Fwd(tmp_path, "content-explain-group", pcap, str(table))
+    try:
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="udp", dport=53,
+                       dns_qname="a.example")
+        assert r["ok"] and r["content"]["verdict"] == "dns-steer", r
+        assert r["group"] == "rg" and r["link"] in ("r1", "r2") and r["group_ports_down"] == [], r
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="udp", dport=7000,
+                       payload="hello")
+        assert r["content"]["verdict"] == "bulk-steer" and r["link"] == "local", r
+        assert r["group"] is None and r["group_ports_down"] is None, r
+        r = f.ctl.call("explain", src="10.1.0.5", dst="198.51.100.1", proto="tcp", dport=80)
+        assert r["group"] == "rg" and r["link"] in ("r1", "r2"), r
+    finally:
+        f.stop()
+
+
 def test_explain_with_content(tmp_path):
     table = tmp_path / "t.yaml"
     table.write_text(TABLE)
