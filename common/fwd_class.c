@@ -308,16 +308,6 @@ int fwd_class_member_out(const struct fwd_class *c, const struct fwd_table *t, u
 	return out[i];
 }
 
-int fwd_class_link_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t link)
-{
-	for (uint16_t g = 0; g < t->ngroups; g++)
-		for (uint16_t i = 0; i < t->groups[g].nmembers; i++)
-			if (t->groups[g].members[i].link == link &&
-			    fwd_class_member_out(c, t, g, i))
-				return 1;
-	return 0;
-}
-
 /* @g's slots (group @gid of @c, as filled with c->link_out) as @out fills
  * them, into @fresh, without ranking every member for every slot (1,024
  * groups of 64 members took the control thread a second or more): a slot

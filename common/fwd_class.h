@@ -109,9 +109,6 @@ int fwd_class_member_out(const struct fwd_class *c, const struct fwd_table *t, u
 void fwd_class_group_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t group,
 			 uint8_t out[FWD_MAX_GROUP_MEMBERS]);
 
-/** Whether @link is out of at least one of its groups (fwd_class_member_out). */
-int fwd_class_link_out(const struct fwd_class *c, const struct fwd_table *t, uint16_t link);
-
 /** Index of TCP/UDP/SCTP in port_svc, or -1. */
 static inline int fwd_class_port_index(uint8_t proto)
 {

@@ -297,9 +297,11 @@ json_t *dp_explain(const struct dp_gen *g, const uint8_t *port_down, const struc
 	if (group != FWD_LINK_NONE) {
 		const struct fwd_group *grp = &t->groups[group];
 		json_t *out = json_array();
+		uint8_t left[FWD_MAX_GROUP_MEMBERS];
 
+		fwd_class_group_out(g->cls, t, group, left); /* once, not per member */
 		for (uint16_t i = 0; i < grp->nmembers; i++)
-			if (fwd_class_member_out(g->cls, t, group, i))
+			if (left[i])
 				json_array_append_new(
 					out, json_string(t->links[grp->members[i].link].name));
 		json_object_set_new(r, "group_ports_down", out);
